@@ -1,0 +1,118 @@
+# aigc — development Makefile.
+#
+# Variable names are LuaRocks' own (LUA_INCDIR, LIBFLAG, INST_LIBDIR,
+# INST_LUADIR, CURL_INCDIR, CURL_LIBDIR), all settable from the command line
+# or the environment, so `luarocks make` and this file agree.
+#
+#   make          build aigc/core.so
+#   make demo     install what is missing, build, run the scripted dialogue
+#   make test     install what is missing, build, run every suite
+#   make server   run the local OpenAI-compatible server in the foreground
+#   make bench    run the benchmarks (bench/README.md)
+#   make install  copy the module into INST_LIBDIR / INST_LUADIR
+
+LUA         ?= lua5.4
+LUA_VERSION ?= 5.4
+LUA_INCDIR  ?= /usr/include/lua$(LUA_VERSION)
+MULTIARCH   := $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null)
+CURL_INCDIR ?= $(if $(MULTIARCH),/usr/include/$(MULTIARCH),/usr/include)
+CURL_LIBDIR ?= $(if $(MULTIARCH),/usr/lib/$(MULTIARCH),/usr/lib)
+
+CC          ?= cc
+CFLAGS      ?= -O2 -g
+LIBFLAG     ?= -shared
+# The strict set from STYLE.md; WERROR=-Werror in CI turns warnings into failures.
+WARN        ?= -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
+               -Wpointer-arith -Wcast-qual -Wundef -Wformat=2 -Wvla
+WERROR      ?=
+SANITIZE    ?=
+ALL_CFLAGS   = $(CFLAGS) $(WARN) $(WERROR) $(SANITIZE) -std=c99 -D_POSIX_C_SOURCE=200809L \
+               -fPIC -fvisibility=hidden -I$(LUA_INCDIR) -I$(CURL_INCDIR) -Isrc
+
+INST_PREFIX ?= /usr/local
+INST_LIBDIR ?= $(INST_PREFIX)/lib/lua/$(LUA_VERSION)
+INST_LUADIR ?= $(INST_PREFIX)/share/lua/$(LUA_VERSION)
+
+BUILD       ?= build
+# Plain-C parts with no Lua in them: unit-tested and fuzzed on their own.
+PURE_SRC     = src/buf.c src/sse.c src/json.c src/accum.c
+CORE_SRC     = $(PURE_SRC) $(filter-out $(PURE_SRC),$(sort $(wildcard src/*.c)))
+CORE_OBJ     = $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
+HEADERS      = $(wildcard src/*.h)
+LUA_SRC      = $(sort $(wildcard lua/aigc/*.lua))
+
+.PHONY: all demo test server bench install uninstall clean lint ctest fuzz deps-demo deps-test deps-bench
+
+all: aigc/core.so
+
+aigc/core.so: $(CORE_OBJ)
+	@mkdir -p aigc
+	$(CC) $(ALL_CFLAGS) $(LIBFLAG) -o $@ $(CORE_OBJ) -L$(CURL_LIBDIR) -lcurl $(LDFLAGS)
+
+$(BUILD)/obj/%.o: src/%.c $(HEADERS) Makefile
+	@mkdir -p $(BUILD)/obj
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+deps-demo:
+	@bash scripts/deps.sh demo
+deps-test:
+	@bash scripts/deps.sh test
+deps-bench:
+	@bash scripts/deps.sh bench
+
+# The main job: a scripted dialogue through the module, against the bundled
+# local server unless OPENAI_API_KEY / OPENAI_BASE_URL point elsewhere.
+demo: deps-demo
+	@$(MAKE) --no-print-directory all
+	@bash scripts/demo.sh
+
+# Every suite; the last line printed is "N passed, N failed[, N skipped]".
+test: deps-test
+	@$(MAKE) --no-print-directory all WERROR=-Werror
+	@bash scripts/run-tests.sh
+
+server: deps-demo
+	@$(MAKE) --no-print-directory all
+	$(LUA) -e 'package.path="lua/?.lua;lua/?/init.lua;"..package.path; package.cpath="./?.so;"..package.cpath' \
+	  lua/aigc/devserver.lua $(SERVER_ARGS)
+
+bench: deps-bench
+	@$(MAKE) --no-print-directory all
+	@bash bench/run.sh
+
+# C unit tests for the pure-C parts (also run by `make test`).
+CTESTS = $(patsubst spec/c/%_test.c,$(BUILD)/ctest/%_test,$(wildcard spec/c/*_test.c))
+$(BUILD)/ctest/%_test: spec/c/%_test.c $(PURE_SRC) $(HEADERS) spec/c/ctest.h
+	@mkdir -p $(BUILD)/ctest
+	$(CC) $(CFLAGS) $(WARN) $(WERROR) $(SANITIZE) -std=c99 -D_POSIX_C_SOURCE=200809L -Isrc -Ispec/c \
+	  -o $@ $< $(PURE_SRC) -lm
+ctest: $(CTESTS)
+	@for t in $(CTESTS); do $$t || exit 1; done
+
+# libFuzzer harnesses (clang). FUZZ_SECONDS per harness.
+FUZZ_SECONDS ?= 60
+FUZZERS = $(patsubst spec/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard spec/fuzz/fuzz_*.c))
+$(BUILD)/fuzz/%: spec/fuzz/%.c $(PURE_SRC) $(HEADERS)
+	@mkdir -p $(BUILD)/fuzz
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	  -std=c99 -D_POSIX_C_SOURCE=200809L -Isrc -o $@ $< $(PURE_SRC) -lm
+fuzz: $(FUZZERS)
+	@for f in $(FUZZERS); do \
+	  mkdir -p $(BUILD)/corpus/$$(basename $$f); \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    $(BUILD)/corpus/$$(basename $$f) spec/fuzz/seeds/$$(basename $$f) || exit 1; \
+	done
+
+lint:
+	luacheck --quiet lua spec examples bench
+
+install: all
+	install -d $(DESTDIR)$(INST_LIBDIR)/aigc $(DESTDIR)$(INST_LUADIR)/aigc
+	install -m 0755 aigc/core.so $(DESTDIR)$(INST_LIBDIR)/aigc/core.so
+	install -m 0644 $(LUA_SRC) $(DESTDIR)$(INST_LUADIR)/aigc/
+
+uninstall:
+	rm -rf $(DESTDIR)$(INST_LIBDIR)/aigc $(DESTDIR)$(INST_LUADIR)/aigc
+
+clean:
+	rm -rf $(BUILD) aigc

@@ -1,0 +1,91 @@
+/*
+** accum.h — merges the chunks of a streamed completion into the one
+** completion a non-streamed call would have returned. Plain C, no Lua: it
+** works on json.h trees (each chunk parsed into an arena; the accumulated
+** completion is an owned tree).
+**
+** Rules (REFERENCE.md, "Accumulating chat chunks"):
+**   - A chunk whose "object" is a string other than the expected chunk
+**     object ("chat.completion.chunk" for chat; "text_completion" for
+**     completions) is skipped: Azure's content-filter events. A chunk
+**     without "object" is accepted (some compatible servers omit it).
+**   - Top level: "choices" is merged as below; "usage" is set when non-null
+**     (and is null until then); "object" becomes "chat.completion" or
+**     "text_completion"; "obfuscation" is dropped; any other member (id,
+**     created, model, system_fingerprint, service_tier, extras) is taken
+**     from the first chunk that has it non-null and replaced by later
+**     non-null values (never appended).
+**   - Choices are keyed by their "index" (0..127), not by position. Chat:
+**     "delta" merges into "message"; completions: "text" appends. Each
+**     choice's "finish_reason" is set when non-null; "logprobs" merges.
+**     A choice with no "index" is index 0.
+**   - Merging a delta object into an accumulated object, member by member:
+**       absent in acc          -> copied in (null too);
+**       delta value null       -> no change;
+**       key "index", "type", "id", "name", "role", "finish_reason"
+**                               -> replaced (so a server that repeats a
+**                                  tool call's id/name in every delta does
+**                                  not double them);
+**       both strings            -> appended (content, refusal, arguments,
+**                                  text, reasoning_content, ...);
+**       both objects            -> merged recursively;
+**       both arrays             -> if the delta's items are objects with an
+**                                  integer "index" (tool_calls): merged by
+**                                  that index (0..127); otherwise the items
+**                                  are appended (logprobs content/refusal,
+**                                  completion tokens/token_logprobs/...);
+**       anything else           -> replaced.
+**   - aigc_accum_finish shapes the result like a non-streamed response:
+**     choices sorted by index, each chat message has "role" ("assistant"
+**     when the stream never said) and "content" (null when no content
+**     arrived), every choice has "finish_reason" (null if never set) and
+**     "logprobs" (null if never set), tool calls sorted by index with the
+**     "index" member removed (non-streamed tool calls have none).
+*/
+#ifndef AIGC_ACCUM_H
+#define AIGC_ACCUM_H
+
+#include "json.h"
+
+typedef enum aigc_accum_kind {
+  AIGC_ACCUM_CHAT,
+  AIGC_ACCUM_COMPLETION
+} aigc_accum_kind;
+
+enum {
+  AIGC_ACCUM_OK = 0,
+  AIGC_ACCUM_NOMEM = -1,
+  AIGC_ACCUM_BADSHAPE = -2   /* not an object, "choices" not an array, an
+                                index out of 0..127, a delta not an object */
+};
+
+#define AIGC_ACCUM_MAX_INDEX 127
+
+typedef struct aigc_accum {
+  aigc_accum_kind kind;
+  aj_value root;          /* owned AJ_OBJECT: the completion so far */
+  size_t chunks;          /* chunks merged (skipped ones not counted) */
+  char error[96];         /* why the last call returned BADSHAPE */
+} aigc_accum;
+
+void aigc_accum_init (aigc_accum *a, aigc_accum_kind kind);
+
+/* Merges one parsed chunk. On an error the tree is unchanged. */
+int aigc_accum_add (aigc_accum *a, const aj_value *chunk);
+
+/*
+** Shapes the tree as described above and returns it (owned by the
+** accumulator, valid until the next add/free). May be called more than
+** once (for a partial result, then again). NULL on ENOMEM.
+*/
+const aj_value *aigc_accum_finish (aigc_accum *a);
+
+/*
+** After aigc_accum_finish: nonzero when the completion is incomplete —
+** no choice at all, or a choice without a finish_reason.
+*/
+int aigc_accum_incomplete (const aigc_accum *a);
+
+void aigc_accum_free (aigc_accum *a);
+
+#endif
