@@ -41,17 +41,25 @@ CORE_OBJ     = $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
 HEADERS      = $(wildcard src/*.h)
 LUA_SRC      = $(sort $(wildcard lua/aigc/*.lua))
 
-.PHONY: all demo test server bench install uninstall clean lint ctest fuzz deps-demo deps-test deps-bench
+.PHONY: all asan demo test server bench install uninstall clean lint ctest fuzz deps-demo deps-test deps-bench
 
 all: aigc/core.so
 
-aigc/core.so: $(CORE_OBJ)
-	@mkdir -p aigc
+MODULE ?= aigc/core.so
+$(MODULE): $(CORE_OBJ)
+	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LIBFLAG) -o $@ $(CORE_OBJ) -L$(CURL_LIBDIR) -lcurl $(LDFLAGS)
 
 $(BUILD)/obj/%.o: src/%.c $(HEADERS) Makefile
 	@mkdir -p $(BUILD)/obj
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# The module built with ASan + UBSan into build/asan/aigc/core.so (make test
+# runs the specs against it with the sanitizer runtime preloaded).
+ASAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+asan:
+	@$(MAKE) --no-print-directory BUILD=build/asan-obj SANITIZE="$(ASAN_FLAGS)" CFLAGS="-O1 -g" \
+	  MODULE=build/asan/aigc/core.so build/asan/aigc/core.so
 
 deps-demo:
 	@bash scripts/deps.sh demo

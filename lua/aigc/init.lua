@@ -1,0 +1,75 @@
+--- aigc: the chat and completion APIs of OpenAI-compatible servers, for Lua 5.4.
+--
+-- A Lua table goes in, a JSON request goes out over libcurl, and the parsed
+-- reply comes back as Lua tables. The C core (`aigc.core`) owns the bytes
+-- and sockets; this module is the public API on top of it.
+--
+-- @module aigc
+-- @usage
+-- local aigc = require "aigc"
+-- local client = aigc.client { base_url = "http://127.0.0.1:8089/v1" }
+-- local res = assert(client:chat { messages = { { role = "user", content = "Hi" } } })
+-- print(res.text)
+
+local core = require "aigc.core"
+
+local M = {
+  --- The module's version.
+  _VERSION = core._VERSION,
+  --- JSON null: send it to put a `null` in the request body; JSON nulls in
+  -- replies come back as this value (a light userdata, the same value as
+  -- `cjson.null`). Note that it is truthy: compare with `== aigc.null`.
+  null = core.null,
+  --- The version of libcurl in use.
+  curl_version = core.curl_version,
+  --- JSON encoding and decoding with aigc's rules (exact integers,
+  -- `aigc.null`, `aigc.array`, errors that name the path of a bad value).
+  -- `json.decode(s)` returns `nil, message` for malformed text.
+  json = core.json,
+}
+
+--- Marks a table as a JSON array, so that it encodes as `[]` even when empty.
+-- Arrays in decoded replies carry the same mark.
+-- @tparam[opt] table t the table to mark (a new one if absent)
+-- @treturn table t
+-- @usage client:chat { messages = msgs, stop = aigc.array {} }
+M.array = core.array
+
+--- Whether a table carries the JSON array mark.
+-- @tparam table t
+-- @treturn boolean
+M.is_array = core.is_array
+
+--- Whether a value is an aigc error object.
+-- @param v any value
+-- @treturn boolean
+function M.is_error (v)
+  return type(v) == "table" and getmetatable(v) == core.error_mt
+end
+
+--- Creates a client. Every field is optional; see `aigc.client` for them.
+-- @function client
+-- @tparam[opt] table opts
+-- @treturn aigc.client
+-- @usage local client = aigc.client { model = "gpt-4o-mini" }
+M.client = function (opts)
+  return require("aigc.client").new(opts)
+end
+
+-- Submodules load on first use: `aigc.conversation`, `aigc.strategy`, ...
+setmetatable(M, {
+  __index = function (t, name)
+    if type(name) ~= "string" or name:find("[^%w_]") then return nil end
+    local ok, mod = pcall(require, "aigc." .. name)
+    if ok then
+      rawset(t, name, mod)
+      return mod
+    end
+    if not tostring(mod):find("module 'aigc." .. name .. "' not found", 1, true) then
+      error(mod, 2)
+    end
+    return nil
+  end,
+})
+
+return M

@@ -1,0 +1,44 @@
+-- LuaRocks build of aigc: `luarocks make rockspec/aigc-scm-1.rockspec`
+-- (on Debian: add --lua-version=5.4 and
+--  CURL_INCDIR=/usr/include/$(dpkg-architecture -qDEB_HOST_MULTIARCH)).
+rockspec_format = "3.0"
+package = "aigc"
+version = "scm-1"
+source = {
+  url = "git+https://github.com/aigc-lua/aigc.git",
+}
+description = {
+  summary = "OpenAI-compatible chat and completion APIs for Lua 5.4, in C on libcurl",
+  detailed = [[
+aigc gives Lua scripts the chat and completion APIs of OpenAI-compatible
+language-model servers (OpenAI, Azure OpenAI, llama.cpp, Ollama, vLLM, LM
+Studio, TGI, OpenRouter): blocking, streaming and non-blocking requests on
+one libcurl multi engine, exact JSON marshalling, and clear errors.
+]],
+  license = "MIT",
+}
+dependencies = {
+  "lua >= 5.4",
+  "lua-cjson",   -- used by the bundled local server (aigc.devserver)
+}
+external_dependencies = {
+  CURL = { header = "curl/curl.h", library = "curl" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["aigc.core"] = {
+      sources = {
+        "src/buf.c", "src/sse.c", "src/json.c", "src/accum.c",
+        "src/jsonlua.c", "src/error.c", "src/engine.c", "src/request.c", "src/core.c",
+      },
+      defines = { "_POSIX_C_SOURCE=200809L" },
+      incdirs = { "src", "$(CURL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)" },
+      libraries = { "curl" },
+    },
+    ["aigc"] = "lua/aigc/init.lua",
+    ["aigc.client"] = "lua/aigc/client.lua",
+    ["aigc.devserver"] = "lua/aigc/devserver.lua",
+  },
+}

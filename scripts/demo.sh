@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# `make demo`: a scripted dialogue through the module. Against the bundled
+# local server (started here, stopped on exit) unless OPENAI_API_KEY or
+# OPENAI_BASE_URL point at a real endpoint.
+set -eu
+cd "$(dirname "$0")/.."
+LUA=${LUA:-lua5.4}
+export LUA_PATH="$PWD/lua/?.lua;$PWD/lua/?/init.lua;;"
+export LUA_CPATH="$PWD/?.so;;"
+
+server_pid=""
+cleanup () { if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi; }
+trap cleanup EXIT INT TERM
+
+if [ -n "${OPENAI_API_KEY:-}" ] || [ -n "${OPENAI_BASE_URL:-}" ]; then
+  echo "demo: talking to ${OPENAI_BASE_URL:-https://api.openai.com/v1} (model ${AIGC_MODEL:-gpt-4o-mini})"
+else
+  portfile=$(mktemp)
+  rm -f "$portfile"
+  # A little pause between streamed tokens, so the dialogue reads like one.
+  $LUA lua/aigc/devserver.lua --port 0 --port-file "$portfile" --pause-ms 12 --quiet &
+  server_pid=$!
+  for _ in $(seq 1 100); do [ -s "$portfile" ] && break; sleep 0.05; done
+  [ -s "$portfile" ] || { echo "demo: the local server did not start" >&2; exit 1; }
+  export OPENAI_BASE_URL="http://127.0.0.1:$(cat "$portfile")/v1"
+  rm -f "$portfile"
+  echo "demo: no OPENAI_API_KEY set: using the bundled local server at $OPENAI_BASE_URL"
+fi
+
+run () { echo; echo "---- $*"; $LUA "$@"; }
+run examples/chatbot.lua --script examples/dialogue.txt
+run examples/completion.lua
+run examples/story.lua
+for extra in npc_loop.lua service_bot.lua autoreply.lua npc_dialogue.lua story_best_of.lua; do
+  if [ -f "examples/$extra" ]; then run "examples/$extra"; fi
+done
+echo
+echo "demo: done"

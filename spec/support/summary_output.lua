@@ -1,0 +1,76 @@
+-- A busted output handler for `make test`: one line per test as it ends,
+-- failures in full, and a last line "busted <suite>: N passed, N failed, N skipped"
+-- that scripts/run-tests.sh adds to the closing total. Errors outside an
+-- `it` (a failing setup or describe) count as failures: they hide tests.
+--   busted --lua=lua5.4 -o spec/support/summary_output.lua
+local io_write, string_format = io.write, string.format
+
+return function (options)
+  local busted = require "busted"
+  local handler = require("busted.outputHandlers.base")()
+  local suite = os.getenv("AIGC_SUITE_NAME") or "lua"
+  local passed, failed, skipped = 0, 0, 0
+  local failures = {}
+
+  local function describe_failure (t)
+    local message = t.message
+    if type(message) ~= "string" then
+      message = message == nil and "nil error" or require("pl.pretty").write(message)
+    end
+    local where = t.trace and t.trace.short_src and
+                  (t.trace.short_src .. ":" .. tostring(t.trace.currentline)) or "?"
+    local text = string_format("FAIL %s\n  at %s\n  %s\n", t.name, where, message:gsub("\n", "\n  "))
+    if t.trace and t.trace.traceback and options.verbose then
+      text = text .. "  " .. t.trace.traceback:gsub("\n", "\n  ") .. "\n"
+    end
+    return text
+  end
+
+  handler.testEnd = function (element, parent, status)
+    local name = handler.getFullName(element)
+    if status == "success" then
+      passed = passed + 1
+      io_write("  ok   ", name, "\n")
+    elseif status == "pending" then
+      skipped = skipped + 1
+      local t = handler.pendings[#handler.pendings]
+      io_write("  skip ", name, (t and t.message) and (" (" .. tostring(t.message) .. ")") or "", "\n")
+    else
+      failed = failed + 1
+      local list = status == "failure" and handler.failures or handler.errors
+      local t = list[#list]
+      local text = describe_failure(t)
+      failures[#failures + 1] = text
+      io_write(text)
+    end
+    io.flush()
+    return nil, true
+  end
+
+  handler.error = function (element, parent, message, debug)
+    if element.descriptor ~= "it" then
+      failed = failed + 1
+      local t = handler.errors[#handler.errors]
+      local text = describe_failure(t)
+      failures[#failures + 1] = text
+      io_write(text)
+      io.flush()
+    end
+    return nil, true
+  end
+
+  handler.suiteEnd = function ()
+    if #failures > 0 then
+      io_write("\nFailures:\n", table.concat(failures))
+    end
+    io_write(string_format("busted %s: %d passed, %d failed, %d skipped\n", suite, passed, failed, skipped))
+    io.flush()
+    return nil, true
+  end
+
+  busted.subscribe({ "test", "end" }, handler.testEnd, { predicate = handler.cancelOnPending })
+  busted.subscribe({ "error" }, handler.error)
+  busted.subscribe({ "failure" }, handler.error)
+  busted.subscribe({ "suite", "end" }, handler.suiteEnd)
+  return handler
+end

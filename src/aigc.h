@@ -1,0 +1,292 @@
+/*
+** aigc.h — private header shared by the C files of aigc.core.
+**
+** The module is split by object, as Lua's own libraries are:
+**   core.c     luaopen_aigc_core, the module table, aigc.null / aigc.array
+**   jsonlua.c  the bridge between Lua values and JSON (json.h trees)
+**   error.c    error objects (the "aigc.error" metatable)
+**   engine.c   the engine: one libcurl multi handle, its sockets and timers,
+**              the driving loop (step / wait) and the dispatch of callbacks
+**   request.c  one request: its easy handle, libcurl callbacks (which never
+**              call Lua), its event queue, and turning a finished transfer
+**              into a result or an error
+** plus the plain-C parts with no Lua in them: buf, sse, json, accum.
+**
+** Only luaopen_aigc_core is exported (built with -fvisibility=hidden);
+** cross-file functions carry the prefix aigc_.
+*/
+#ifndef AIGC_H
+#define AIGC_H
+
+#include <poll.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <curl/curl.h>
+
+#include "lua.h"
+#include "lauxlib.h"
+
+#include "buf.h"
+#include "sse.h"
+#include "json.h"
+#include "accum.h"
+
+#define AIGC_VERSION "0.1.0"
+
+#define AIGC_ENGINE_MT  "aigc.engine"
+#define AIGC_REQUEST_MT "aigc.request"
+#define AIGC_ERROR_MT   "aigc.error"
+#define AIGC_ARRAY_MT   "aigc.array"    /* marks a table as a JSON array */
+
+#if defined(__GNUC__)
+#define AIGC_EXPORT __attribute__((visibility("default")))
+#else
+#define AIGC_EXPORT
+#endif
+
+/* Defaults from REFERENCE.md (the official SDKs' values). */
+#define AIGC_DEFAULT_TIMEOUT          600.0
+#define AIGC_DEFAULT_CONNECT_TIMEOUT  5.0
+#define AIGC_DEFAULT_MAX_RETRIES      2
+#define AIGC_DEFAULT_MAX_BYTES        ((size_t)64 << 20)
+#define AIGC_MAX_RETRY_AFTER          120.0  /* seconds; longer: do not retry */
+#define AIGC_DONE_GRACE               2.0    /* seconds a server may take to end
+                                                the response after [DONE] */
+
+typedef struct aigc_engine aigc_engine;
+typedef struct aigc_request aigc_request;
+
+/* What a request is for: decides the body's extras, parsing and streaming. */
+typedef enum aigc_kind {
+  AIGC_KIND_CHAT,        /* POST /chat/completions: choices[].message */
+  AIGC_KIND_COMPLETION,  /* POST /completions: choices[].text */
+  AIGC_KIND_JSON,        /* any other JSON POST (embeddings, ...) */
+  AIGC_KIND_GET          /* GET, no body (models) */
+} aigc_kind;
+
+typedef enum aigc_state {
+  AIGC_QUEUED,     /* submitted, waiting for a concurrency slot */
+  AIGC_RUNNING,    /* in libcurl, or waiting for a retry timer */
+  AIGC_DONE,
+  AIGC_FAILED,
+  AIGC_CANCELED
+} aigc_state;
+
+#define aigc_terminal(st) ((st) >= AIGC_DONE)
+
+/* Request user values (lua_newuserdatauv slots). */
+enum {
+  AIGC_RQ_ENGINE = 1,   /* the engine userdata: keeps it alive */
+  AIGC_RQ_STREAM,       /* stream callback (function) or nil */
+  AIGC_RQ_ON_DONE,      /* on_done callback */
+  AIGC_RQ_ON_ERROR,     /* on_error callback */
+  AIGC_RQ_NOTIFY,       /* internal: the Lua layer's waiter (coroutine scheduler) */
+  AIGC_RQ_RESULT,       /* the result table or the error object, once terminal */
+  AIGC_RQ_NSLOTS = AIGC_RQ_RESULT
+};
+
+/* Engine user values. */
+enum {
+  AIGC_EN_STRONG = 1,   /* lightuserdata(req) -> req: requests kept alive */
+  AIGC_EN_WEAK,         /* lightuserdata(req) -> req, weak values: all live */
+  AIGC_EN_LOG,          /* log function or nil */
+  AIGC_EN_ERRHANDLER,   /* handler for errors in on_done/on_error/notify */
+  AIGC_EN_WATCH_SOCKET, /* external loop: function(fd, what) */
+  AIGC_EN_WATCH_TIMER,  /* external loop: function(seconds or nil) */
+  AIGC_EN_ERRORS,       /* errors reported since the last step(), a list */
+  AIGC_EN_NSLOTS = AIGC_EN_ERRORS
+};
+
+/* Why a transfer was aborted from inside a libcurl callback. */
+typedef enum aigc_abort {
+  AIGC_ABORT_NONE,
+  AIGC_ABORT_LIMIT,      /* response or event bigger than max_bytes */
+  AIGC_ABORT_NOMEM,
+  AIGC_ABORT_IDLE,       /* no byte within the idle timeout (streams) */
+  AIGC_ABORT_TOTAL       /* total timeout (non-streamed) */
+} aigc_abort;
+
+struct aigc_request {
+  aigc_engine *engine;          /* NULL once detached (engine closed) */
+  CURL *easy;
+  aigc_kind kind;
+  aigc_state state;
+  int stream;                   /* the caller asked for a stream */
+  int mode_decided;             /* sse decided for this attempt */
+  int sse;                      /* this response is being parsed as SSE */
+  int method_get;
+
+  /* engine lists */
+  aigc_request *all_prev, *all_next;     /* every request bound to the engine */
+  aigc_request *q_next;                  /* FIFO of queued requests */
+  aigc_request *r_prev, *r_next;         /* ready list: something to dispatch */
+  int in_queue, in_ready, in_multi;
+  int has_slot;                 /* counted in engine->running */
+  int notify_pending;           /* terminal: the waiter is still to be told */
+  int in_callback;              /* a Lua callback of this request is running */
+  int strong;                   /* held in the engine's strong table */
+
+  /* what to send */
+  char *url;
+  struct curl_slist *headers;   /* owned */
+  aigc_buf body;
+
+  /* settings for this call */
+  double timeout;               /* total (non-stream) or idle (stream), seconds */
+  double connect_timeout;
+  int max_retries;
+  size_t max_bytes;
+
+  /* progress */
+  int retries;                  /* retries already taken */
+  double retry_at;              /* monotonic time of the next attempt, or 0 */
+  double idle_deadline;         /* streams: abort if no byte by then, or 0 */
+  double done_deadline;         /* after [DONE]: finish by then, or 0 */
+  int delivered;                /* stream events delivered to Lua: no retry */
+  aigc_abort abort_reason;
+
+  /* response of the current attempt */
+  long status;
+  aigc_buf resp;                /* non-SSE body */
+  aigc_buf hdrs;                /* headers: "name\0value\0"..., names lower-case */
+  size_t received;              /* body bytes of this attempt */
+  int transfer_done;            /* libcurl finished this attempt */
+  CURLcode curl_code;
+  char errbuf[CURL_ERROR_SIZE];
+
+  /* streaming */
+  aigc_sse sse_parser;
+  aigc_buf events;              /* queued events: [u32 type_len][u32 data_len][type][data] */
+  size_t events_read;           /* read offset in events */
+  int saw_done;                 /* "data: [DONE]" arrived */
+  int stream_error;             /* 0, or the kind of a stream failure found */
+  aigc_accum accum;
+  aj_arena arena;               /* per-chunk parse memory, reset each chunk */
+  int want_chunk;               /* the stream callback takes the chunk table */
+};
+
+struct aigc_engine {
+  CURLM *multi;
+  int closed;
+  int closing;                  /* close() is canceling requests */
+
+  /* config (copied from the client at creation) */
+  char *base_url;               /* no trailing '/' */
+  char *query;                  /* "" or "a=b&c=d" without '?' */
+  char *model;                  /* default model or NULL */
+  char *secret;                 /* the API key, only to scrub it from errors */
+  struct curl_slist *headers;   /* default headers */
+  double timeout, connect_timeout;
+  int max_retries;
+  int max_concurrency;          /* 0 = unlimited */
+  size_t max_bytes;
+  char *ca_file, *ca_path, *proxy;
+  int insecure;
+  int log_bodies;               /* log() may include bodies */
+  int log_enabled;              /* a log function is set */
+
+  /* sockets libcurl asked us to watch (from CURLMOPT_SOCKETFUNCTION) */
+  struct pollfd *watched;       /* exactly what poll() gets */
+  size_t nwatched, capwatched;
+  int *slot_of_fd;              /* fd -> index + 1 in watched; 0 = none */
+  size_t cap_slot_of_fd;
+  struct pollfd *ready;         /* scratch: ready sockets of one poll */
+  size_t capready;
+  double curl_deadline;         /* from CURLMOPT_TIMERFUNCTION; < 0: none */
+
+  /* an external loop's watcher (eng:watch) */
+  int watching, reporting;
+  struct aigc_sockchange *changes;   /* socket changes not yet reported */
+  size_t nchanges, capchanges;
+  double reported_deadline;     /* the deadline last reported, -1 none */
+
+  uint64_t rng;                 /* backoff jitter (xorshift64*) */
+
+  /* requests */
+  aigc_request *all;
+  aigc_request *q_head, *q_tail;
+  aigc_request *r_head, *r_tail;
+  int running;                  /* requests holding a slot (in libcurl or
+                                   between retries) */
+  int dispatching;              /* depth of nested dispatch */
+  int stepping;                 /* inside step() */
+  int in_curl;                  /* inside a libcurl call (debug guard) */
+};
+
+typedef struct aigc_sockchange {
+  curl_socket_t fd;
+  int what;                     /* CURL_POLL_IN / OUT / INOUT / REMOVE */
+} aigc_sockchange;
+
+/* core.c */
+AIGC_EXPORT int luaopen_aigc_core (lua_State *L);
+/* Pushes "file:line: " of the caller outside aigc's own code (or ""). */
+void aigc_push_where (lua_State *L);
+
+/* jsonlua.c */
+typedef struct aigc_encoder aigc_encoder;
+/*
+** Encodes the value at idx as JSON appended to out. Raises a Lua error
+** naming the path of a value JSON cannot carry. `out` must be owned by an
+** object that frees it if this raises (a request, or a box on the stack).
+*/
+void aigc_json_encode (lua_State *L, int idx, aigc_buf *out);
+/*
+** Encodes the request params table at idx as the request body: skips the
+** control keys (stream callbacks, timeouts, headers...), turns
+** `stream = function` into "stream": true, adds the default model and
+** stream_options. Raises on values JSON cannot carry.
+*/
+void aigc_json_encode_params (lua_State *L, int idx, aigc_buf *out,
+                              aigc_kind kind, const char *default_model,
+                              int stream);
+/* Pushes the Lua form of v (tables, aigc.null, integers kept exact). */
+void aigc_json_push (lua_State *L, const aj_value *v);
+int  aigc_json_decode (lua_State *L);   /* aigc.json.decode(s) */
+int  aigc_json_encodefn (lua_State *L); /* aigc.json.encode(v) */
+
+/* error.c */
+void aigc_error_open (lua_State *L);
+/* Pushes a new error object {kind=, message=} with the error metatable. */
+void aigc_error_new (lua_State *L, const char *kind, const char *message);
+void aigc_error_setint (lua_State *L, const char *field, lua_Integer v);
+void aigc_error_setstr (lua_State *L, const char *field, const char *s, size_t len);
+/* Pushes s with every occurrence of secret replaced by "[redacted]". */
+void aigc_push_scrubbed (lua_State *L, const char *s, size_t len, const char *secret);
+
+/* engine.c */
+void aigc_engine_open (lua_State *L);
+double aigc_now (void);
+aigc_engine *aigc_check_engine (lua_State *L, int idx);
+void aigc_engine_link (aigc_engine *e, aigc_request *r);
+void aigc_engine_unlink (aigc_engine *e, aigc_request *r);
+void aigc_engine_ready (aigc_engine *e, aigc_request *r);
+void aigc_engine_unready (aigc_engine *e, aigc_request *r);
+void aigc_engine_start (aigc_engine *e, aigc_request *r);
+void aigc_engine_release (aigc_engine *e, aigc_request *r);
+void aigc_engine_hold (lua_State *L, int eidx, aigc_request *r, int ridx, int strong);
+void aigc_engine_drop (lua_State *L, int eidx, aigc_request *r);
+int  aigc_engine_push_request (lua_State *L, int eidx, aigc_request *r);
+void aigc_engine_log (lua_State *L, int eidx, const char *level, const char *fmt, ...);
+void aigc_engine_report (lua_State *L, int eidx, int erridx);
+int  aigc_engine_drive (lua_State *L, int eidx, double timeout, int budget,
+                        aigc_request *until);
+int  aigc_pcall (lua_State *L, int nargs, int nresults);
+double aigc_engine_random (aigc_engine *e);
+void aigc_check_header (lua_State *L, const char *line, size_t len);
+struct curl_slist *aigc_build_headers (lua_State *L, int idx);
+
+/* request.c */
+void aigc_request_open (lua_State *L);
+aigc_request *aigc_check_request (lua_State *L, int idx);
+int  aigc_request_submit (lua_State *L);   /* engine:submit(kind, params [, opts]) */
+int  aigc_request_setup_attempt (aigc_request *r);
+void aigc_request_detach (aigc_request *r);
+/* Dispatches what is pending for r (its userdata at ridx, the engine at
+** eidx): stream events, then completion. Returns the callbacks run. */
+int  aigc_request_dispatch (lua_State *L, int eidx, int ridx, int budget);
+void aigc_request_cancel (lua_State *L, int ridx, const char *why);
+void aigc_request_abort (aigc_request *r, aigc_abort reason);
+
+#endif

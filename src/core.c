@@ -1,0 +1,122 @@
+/*
+** core.c — the module aigc.core: the C half of aigc.
+**
+** lua/aigc/init.lua is the public face; this table gives it the engine
+** constructor, the request methods, JSON, and the shared sentinels:
+**   null             JSON null: a light userdata NULL (== cjson.null)
+**   array(t)         marks t (or a new table) as a JSON array
+**   json.encode/decode
+**   engine(config)   one libcurl multi handle (engine.c)
+**   request_methods  the methods of aigc.request (the Lua layer adds some)
+**   error(t)         gives t the error metatable
+*/
+#include <string.h>
+
+#include "aigc.h"
+
+/* libcurl's global state: initialised once per process, never torn down
+   (other libraries in the host may use libcurl too). */
+static int curl_ready = 0;
+
+void aigc_push_where (lua_State *L) {
+  lua_Debug ar;
+  int level;
+  for (level = 1; lua_getstack(L, level, &ar); level++) {
+    if (!lua_getinfo(L, "Sl", &ar))
+      break;
+    if (ar.currentline > 0 && strstr(ar.short_src, "aigc/") == NULL
+        && strstr(ar.short_src, "aigc\\") == NULL) {
+      lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+      return;
+    }
+  }
+  lua_pushliteral(L, "");
+}
+
+/* aigc.array([t]) -> t, marked so that it always encodes as a JSON array. */
+static int core_array (lua_State *L) {
+  if (lua_isnoneornil(L, 1)) {
+    lua_settop(L, 0);
+    lua_newtable(L);
+  }
+  else {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+  }
+  luaL_setmetatable(L, AIGC_ARRAY_MT);
+  return 1;
+}
+
+/* aigc.is_array(t) -> whether t carries the array mark. */
+static int core_is_array (lua_State *L) {
+  int marked = 0;
+  if (lua_istable(L, 1) && lua_getmetatable(L, 1)) {
+    luaL_getmetatable(L, AIGC_ARRAY_MT);
+    marked = lua_rawequal(L, -1, -2);
+  }
+  lua_pushboolean(L, marked);
+  return 1;
+}
+
+/* core.error(t) -> t with the error metatable (for errors made in Lua). */
+static int core_error (lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  luaL_setmetatable(L, AIGC_ERROR_MT);
+  return 1;
+}
+
+/* core.now() -> monotonic seconds (for timers in the Lua layer). */
+static int core_now (lua_State *L) {
+  lua_pushnumber(L, (lua_Number)aigc_now());
+  return 1;
+}
+
+static const luaL_Reg core_funcs[] = {
+  {"now", core_now},
+  {"array", core_array},
+  {"is_array", core_is_array},
+  {"error", core_error},
+  {NULL, NULL}
+};
+
+static const luaL_Reg json_funcs[] = {
+  {"encode", aigc_json_encodefn},
+  {"decode", aigc_json_decode},
+  {NULL, NULL}
+};
+
+AIGC_EXPORT int luaopen_aigc_core (lua_State *L) {
+  curl_version_info_data *info;
+  if (!curl_ready) {
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+      return luaL_error(L, "curl_global_init failed");
+    curl_ready = 1;
+  }
+  luaL_newlib(L, core_funcs);
+
+  luaL_newmetatable(L, AIGC_ARRAY_MT);
+  lua_pushliteral(L, "aigc.array");
+  lua_setfield(L, -2, "__name");
+  lua_setfield(L, -2, "array_mt");
+
+  lua_pushlightuserdata(L, NULL);
+  lua_setfield(L, -2, "null");
+  lua_pushliteral(L, AIGC_VERSION);
+  lua_setfield(L, -2, "_VERSION");
+  info = curl_version_info(CURLVERSION_NOW);
+  lua_pushstring(L, info->version);
+  lua_setfield(L, -2, "curl_version");
+  lua_pushboolean(L, (info->features & CURL_VERSION_HTTP2) != 0);
+  lua_setfield(L, -2, "http2");
+
+  luaL_newlib(L, json_funcs);
+  lua_setfield(L, -2, "json");
+
+  aigc_error_open(L);
+  luaL_getmetatable(L, AIGC_ERROR_MT);
+  lua_setfield(L, -2, "error_mt");
+  aigc_engine_open(L);
+  aigc_request_open(L);
+  return 1;
+}

@@ -1,0 +1,1177 @@
+/*
+** engine.c — the engine behind a client: one libcurl multi handle, the
+** sockets and timer libcurl asks us to watch, and the loop that drives
+** transfers and dispatches callbacks.
+**
+** Everything runs on the Lua thread that owns the client. The engine uses
+** libcurl's socket API (CURLMOPT_SOCKETFUNCTION / TIMERFUNCTION): libcurl
+** tells us which sockets and which deadline matter, we poll() exactly
+** those, and hand ready sockets back with curl_multi_socket_action. The
+** same state serves an external event loop (luv, an engine's poller):
+** `watch` reports the sockets and the timer, `act` feeds readiness back.
+**
+** One drive of the loop (aigc_engine_drive):
+**   1. wait (poll) until a socket is ready, a deadline passes or `timeout`;
+**   2. let libcurl act on ready sockets and on its timer;
+**   3. collect finished transfers (curl_multi_info_read) and remove them;
+**   4. fire our own timers: retries, stream idle timeouts, [DONE] grace;
+**   5. start queued requests while slots are free (max_concurrency);
+**   6. dispatch: stream events and completions run their Lua callbacks.
+** libcurl callbacks never call Lua; steps 1-5 never call Lua either, so a
+** Lua error can only happen in step 6, where it is caught per callback.
+**
+** Blocking calls are "submit, then drive until this request is done": the
+** same loop as step(), never a separate easy-perform path.
+*/
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "aigc.h"
+
+double aigc_now (void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+aigc_engine *aigc_check_engine (lua_State *L, int idx) {
+  aigc_engine *e = (aigc_engine *)luaL_checkudata(L, idx, AIGC_ENGINE_MT);
+  if (e->closed || e->closing)
+    luaL_error(L, "attempt to use a closed client");
+  return e;
+}
+
+
+/*
+** {======================================================
+** Lists: every request, the FIFO queue, the ready list
+** =======================================================
+*/
+
+void aigc_engine_link (aigc_engine *e, aigc_request *r) {
+  r->engine = e;
+  r->all_prev = NULL;
+  r->all_next = e->all;
+  if (e->all)
+    e->all->all_prev = r;
+  e->all = r;
+}
+
+static void queue_remove (aigc_engine *e, aigc_request *r) {
+  aigc_request **pp = &e->q_head, *prev = NULL;
+  if (!r->in_queue)
+    return;
+  while (*pp != NULL && *pp != r) {
+    prev = *pp;
+    pp = &(*pp)->q_next;
+  }
+  if (*pp == r) {
+    *pp = r->q_next;
+    if (e->q_tail == r)
+      e->q_tail = prev;
+  }
+  r->q_next = NULL;
+  r->in_queue = 0;
+}
+
+static void queue_push (aigc_engine *e, aigc_request *r) {
+  r->q_next = NULL;
+  if (e->q_tail)
+    e->q_tail->q_next = r;
+  else
+    e->q_head = r;
+  e->q_tail = r;
+  r->in_queue = 1;
+}
+
+void aigc_engine_ready (aigc_engine *e, aigc_request *r) {
+  if (r->in_ready)
+    return;
+  r->r_next = NULL;
+  r->r_prev = e->r_tail;
+  if (e->r_tail)
+    e->r_tail->r_next = r;
+  else
+    e->r_head = r;
+  e->r_tail = r;
+  r->in_ready = 1;
+}
+
+void aigc_engine_unready (aigc_engine *e, aigc_request *r) {
+  if (!r->in_ready)
+    return;
+  if (r->r_prev)
+    r->r_prev->r_next = r->r_next;
+  else
+    e->r_head = r->r_next;
+  if (r->r_next)
+    r->r_next->r_prev = r->r_prev;
+  else
+    e->r_tail = r->r_prev;
+  r->r_prev = r->r_next = NULL;
+  r->in_ready = 0;
+}
+
+/*
+** Takes r out of everything the engine knows: libcurl, the queue, the
+** ready list, the list of all requests. Pure C: safe from __gc, which may
+** run at any allocation, even while the engine walks its lists (every walk
+** that can allocate pops from a list head instead of holding a cursor).
+*/
+void aigc_engine_unlink (aigc_engine *e, aigc_request *r) {
+  if (r->in_multi) {
+    curl_multi_remove_handle(e->multi, r->easy);
+    r->in_multi = 0;
+  }
+  queue_remove(e, r);
+  aigc_engine_unready(e, r);
+  if (r->has_slot) {
+    r->has_slot = 0;
+    e->running--;
+  }
+  if (r->all_prev)
+    r->all_prev->all_next = r->all_next;
+  else if (e->all == r)
+    e->all = r->all_next;
+  if (r->all_next)
+    r->all_next->all_prev = r->all_prev;
+  r->all_prev = r->all_next = NULL;
+  r->engine = NULL;
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Lua-side bookkeeping: which requests the engine keeps alive
+** =======================================================
+*/
+
+/*
+** Every live request is in the weak table, so the engine can find its
+** userdata from the C pointer. A request with callbacks (or a waiting
+** coroutine) is also in the strong table: someone expects to hear from it
+** even if the script kept no reference. A request without either that the
+** script dropped is unreachable, so its __gc cancels it.
+*/
+void aigc_engine_hold (lua_State *L, int eidx, aigc_request *r, int ridx, int strong) {
+  ridx = lua_absindex(L, ridx);
+  lua_getiuservalue(L, eidx, AIGC_EN_WEAK);
+  lua_pushlightuserdata(L, r);
+  lua_pushvalue(L, ridx);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  if (strong && !r->strong) {
+    lua_getiuservalue(L, eidx, AIGC_EN_STRONG);
+    lua_pushlightuserdata(L, r);
+    lua_pushvalue(L, ridx);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    r->strong = 1;
+  }
+}
+
+void aigc_engine_drop (lua_State *L, int eidx, aigc_request *r) {
+  int slot;
+  for (slot = AIGC_EN_STRONG; slot <= AIGC_EN_WEAK; slot++) {
+    lua_getiuservalue(L, eidx, slot);
+    lua_pushlightuserdata(L, r);
+    lua_pushnil(L);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+  }
+  r->strong = 0;
+}
+
+/* Pushes r's userdata; returns 0 (pushing nothing) if it is being collected. */
+int aigc_engine_push_request (lua_State *L, int eidx, aigc_request *r) {
+  lua_getiuservalue(L, eidx, AIGC_EN_WEAK);
+  lua_pushlightuserdata(L, r);
+  if (lua_rawget(L, -2) == LUA_TUSERDATA) {
+    lua_remove(L, -2);
+    return 1;
+  }
+  lua_pop(L, 2);
+  return 0;
+}
+
+static int traceback_handler (lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (msg == NULL && !lua_isnoneornil(L, 1))
+    return 1;   /* a non-string error object (an aigc error table): keep it */
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+/*
+** Calls the function below `nargs` arguments on the stack under lua_pcall
+** with a traceback handler. Returns the pcall status; on error the error
+** (message with traceback) is left on the stack.
+*/
+int aigc_pcall (lua_State *L, int nargs, int nresults) {
+  int base = lua_gettop(L) - nargs;   /* the function's index */
+  int status;
+  lua_pushcfunction(L, traceback_handler);
+  lua_insert(L, base);
+  status = lua_pcall(L, nargs, nresults, base);
+  lua_remove(L, base);
+  return status;
+}
+
+/*
+** An error from an on_done/on_error callback or a spawned coroutine: it
+** cannot fail its request any more, and must not be lost. It goes to the
+** client's error handler if there is one; otherwise it is written to
+** stderr and also returned by the next step().
+*/
+void aigc_engine_report (lua_State *L, int eidx, int erridx) {
+  erridx = lua_absindex(L, erridx);
+  if (lua_getiuservalue(L, eidx, AIGC_EN_ERRHANDLER) == LUA_TFUNCTION) {
+    lua_pushvalue(L, erridx);
+    if (aigc_pcall(L, 1, 0) == LUA_OK)
+      return;
+    /* The handler itself failed: fall through with its error too. */
+    fprintf(stderr, "aigc: error in the client's error_handler: %s\n",
+            luaL_tolstring(L, -1, NULL));
+    lua_pop(L, 2);
+  }
+  else
+    lua_pop(L, 1);
+  fprintf(stderr, "aigc: error in a callback: %s\n", luaL_tolstring(L, erridx, NULL));
+  fflush(stderr);
+  lua_pop(L, 1);
+  lua_getiuservalue(L, eidx, AIGC_EN_ERRORS);
+  lua_pushvalue(L, erridx);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  lua_pop(L, 1);
+}
+
+/* Calls the client's log function, if any, with (level, message). */
+void aigc_engine_log (lua_State *L, int eidx, const char *level, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  if (lua_getiuservalue(L, eidx, AIGC_EN_LOG) != LUA_TFUNCTION) {
+    lua_pop(L, 1);
+    return;
+  }
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  lua_pushstring(L, level);
+  lua_pushstring(L, msg);
+  if (aigc_pcall(L, 2, 0) != LUA_OK) {
+    fprintf(stderr, "aigc: error in the log function: %s\n", lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Sockets and timer, as libcurl asks for them
+** =======================================================
+*/
+
+static int watch_find (aigc_engine *e, curl_socket_t fd) {
+  if (fd < 0 || (size_t)fd >= e->cap_slot_of_fd)
+    return -1;
+  return e->slot_of_fd[fd] - 1;
+}
+
+static short poll_events (int what) {
+  short ev = 0;
+  if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+    ev |= POLLIN;
+  if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+    ev |= POLLOUT;
+  return ev;
+}
+
+static int watch_set (aigc_engine *e, curl_socket_t fd, int what) {
+  int slot = watch_find(e, fd);
+  if (fd < 0)
+    return -1;
+  if (slot < 0) {
+    if ((size_t)fd >= e->cap_slot_of_fd) {
+      size_t ncap = e->cap_slot_of_fd ? e->cap_slot_of_fd : 64;
+      int *p;
+      while (ncap <= (size_t)fd)
+        ncap *= 2;
+      p = (int *)realloc(e->slot_of_fd, ncap * sizeof *p);
+      if (p == NULL)
+        return -1;
+      memset(p + e->cap_slot_of_fd, 0, (ncap - e->cap_slot_of_fd) * sizeof *p);
+      e->slot_of_fd = p;
+      e->cap_slot_of_fd = ncap;
+    }
+    if (e->nwatched == e->capwatched) {
+      size_t ncap = e->capwatched ? e->capwatched * 2 : 16;
+      struct pollfd *p = (struct pollfd *)realloc(e->watched, ncap * sizeof *p);
+      if (p == NULL)
+        return -1;
+      e->watched = p;
+      e->capwatched = ncap;
+    }
+    slot = (int)e->nwatched++;
+    e->watched[slot].fd = fd;
+    e->slot_of_fd[fd] = slot + 1;
+  }
+  e->watched[slot].events = poll_events(what);
+  e->watched[slot].revents = 0;
+  return 0;
+}
+
+static void watch_remove (aigc_engine *e, curl_socket_t fd) {
+  int slot = watch_find(e, fd);
+  size_t last;
+  if (slot < 0)
+    return;
+  last = e->nwatched - 1;
+  if ((size_t)slot != last) {   /* move the last entry into the hole */
+    e->watched[slot] = e->watched[last];
+    e->slot_of_fd[e->watched[slot].fd] = slot + 1;
+  }
+  e->nwatched--;
+  e->slot_of_fd[fd] = 0;
+}
+
+/* Records a change for an external loop's watcher. */
+static void note_change (aigc_engine *e, curl_socket_t fd, int what) {
+  aigc_sockchange *c;
+  if (!e->watching)
+    return;
+  if (e->nchanges == e->capchanges) {
+    size_t ncap = e->capchanges ? e->capchanges * 2 : 16;
+    aigc_sockchange *p = (aigc_sockchange *)realloc(e->changes, ncap * sizeof *p);
+    if (p == NULL)
+      return;   /* the watcher will see the full set on its next sockets() */
+    e->changes = p;
+    e->capchanges = ncap;
+  }
+  c = &e->changes[e->nchanges++];
+  c->fd = fd;
+  c->what = what;
+}
+
+static int on_socket (CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
+  aigc_engine *e = (aigc_engine *)userp;
+  (void)easy; (void)socketp;
+  if (what == CURL_POLL_REMOVE)
+    watch_remove(e, fd);
+  else if (watch_set(e, fd, what) != 0)
+    return -1;   /* out of memory: libcurl fails the transfer */
+  note_change(e, fd, what);
+  return 0;
+}
+
+static int on_timer (CURLM *multi, long timeout_ms, void *userp) {
+  aigc_engine *e = (aigc_engine *)userp;
+  (void)multi;
+  e->curl_deadline = timeout_ms < 0 ? -1.0 : aigc_now() + (double)timeout_ms / 1000.0;
+  return 0;
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Driving
+** =======================================================
+*/
+
+/* The earliest moment something needs doing, or -1 if nothing is timed. */
+static double next_deadline (aigc_engine *e) {
+  double d = e->curl_deadline;
+  aigc_request *r;
+  for (r = e->all; r != NULL; r = r->all_next) {
+    if (r->state != AIGC_RUNNING)
+      continue;
+    if (r->retry_at > 0 && (d < 0 || r->retry_at < d))
+      d = r->retry_at;
+    if (r->idle_deadline > 0 && (d < 0 || r->idle_deadline < d))
+      d = r->idle_deadline;
+    if (r->done_deadline > 0 && (d < 0 || r->done_deadline < d))
+      d = r->done_deadline;
+  }
+  return d;
+}
+
+/* Gives the transfer back to libcurl for a (new) attempt. */
+static void begin_attempt (aigc_engine *e, aigc_request *r) {
+  CURLMcode mc;
+  if (aigc_request_setup_attempt(r) != 0) {
+    r->transfer_done = 1;
+    r->curl_code = CURLE_OUT_OF_MEMORY;
+    aigc_engine_ready(e, r);
+    return;
+  }
+  mc = curl_multi_add_handle(e->multi, r->easy);
+  if (mc != CURLM_OK) {
+    r->transfer_done = 1;
+    r->curl_code = CURLE_FAILED_INIT;
+    snprintf(r->errbuf, sizeof r->errbuf, "%s", curl_multi_strerror(mc));
+    aigc_engine_ready(e, r);
+    return;
+  }
+  r->in_multi = 1;
+}
+
+/* Starts r now if a slot is free, else queues it (FIFO). */
+void aigc_engine_start (aigc_engine *e, aigc_request *r) {
+  if (e->max_concurrency > 0 && e->running >= e->max_concurrency) {
+    r->state = AIGC_QUEUED;
+    queue_push(e, r);
+    return;
+  }
+  r->state = AIGC_RUNNING;
+  r->has_slot = 1;
+  e->running++;
+  begin_attempt(e, r);
+}
+
+static void start_queued (aigc_engine *e) {
+  while (e->q_head != NULL
+         && (e->max_concurrency <= 0 || e->running < e->max_concurrency)) {
+    aigc_request *r = e->q_head;
+    queue_remove(e, r);
+    aigc_engine_start(e, r);
+  }
+}
+
+/* A request no longer needs its slot: let a queued one have it. */
+void aigc_engine_release (aigc_engine *e, aigc_request *r) {
+  if (r->in_multi) {
+    curl_multi_remove_handle(e->multi, r->easy);
+    r->in_multi = 0;
+  }
+  queue_remove(e, r);
+  if (r->has_slot) {
+    r->has_slot = 0;
+    e->running--;
+  }
+  start_queued(e);
+}
+
+/* Hands finished transfers to the ready list. */
+static void collect_finished (aigc_engine *e) {
+  CURLMsg *msg;
+  int left;
+  while ((msg = curl_multi_info_read(e->multi, &left)) != NULL) {
+    aigc_request *r = NULL;
+    CURL *easy = msg->easy_handle;
+    CURLcode code = msg->data.result;
+    if (msg->msg != CURLMSG_DONE)
+      continue;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&r);
+    /* msg is invalid after remove_handle: everything is read above. */
+    curl_multi_remove_handle(e->multi, easy);
+    if (r == NULL)
+      continue;
+    r->in_multi = 0;
+    r->transfer_done = 1;
+    r->curl_code = code;
+    aigc_engine_ready(e, r);
+  }
+}
+
+/* Our own timers: retries due, idle streams, servers slow to end after [DONE]. */
+static void fire_timers (aigc_engine *e, double now) {
+  aigc_request *r;
+  for (r = e->all; r != NULL; r = r->all_next) {
+    if (r->state != AIGC_RUNNING)
+      continue;
+    if (r->retry_at > 0 && now >= r->retry_at) {
+      r->retry_at = 0;
+      begin_attempt(e, r);
+      continue;
+    }
+    if (!r->in_multi)
+      continue;
+    if (r->done_deadline > 0 && now >= r->done_deadline) {
+      /* [DONE] arrived long ago; the rest of the response does not matter. */
+      curl_multi_remove_handle(e->multi, r->easy);
+      r->in_multi = 0;
+      r->transfer_done = 1;
+      r->curl_code = CURLE_OK;
+      r->done_deadline = 0;
+      aigc_engine_ready(e, r);
+    }
+    else if (r->idle_deadline > 0 && now >= r->idle_deadline) {
+      curl_multi_remove_handle(e->multi, r->easy);
+      r->in_multi = 0;
+      r->transfer_done = 1;
+      r->curl_code = CURLE_OPERATION_TIMEDOUT;
+      r->abort_reason = AIGC_ABORT_IDLE;
+      r->idle_deadline = 0;
+      aigc_engine_ready(e, r);
+    }
+  }
+}
+
+static int curl_mask (short revents) {
+  int mask = 0;
+  if (revents & (POLLIN | POLLHUP))
+    mask |= CURL_CSELECT_IN;
+  if (revents & POLLOUT)
+    mask |= CURL_CSELECT_OUT;
+  if (revents & (POLLERR | POLLNVAL))
+    mask |= CURL_CSELECT_ERR;
+  return mask;
+}
+
+static void socket_action (aigc_engine *e, curl_socket_t fd, int mask) {
+  int running;
+  e->in_curl = 1;
+  curl_multi_socket_action(e->multi, fd, mask, &running);
+  e->in_curl = 0;
+}
+
+/* Lets libcurl act on its timer if it is due. */
+static void act_on_timer (aigc_engine *e) {
+  if (e->curl_deadline >= 0 && aigc_now() >= e->curl_deadline) {
+    e->curl_deadline = -1;
+    socket_action(e, CURL_SOCKET_TIMEOUT, 0);
+  }
+}
+
+/*
+** Waits up to `timeout` seconds (0: not at all) for a watched socket, then
+** lets libcurl act on whatever is ready and on its timer.
+*/
+static void poll_and_act (aigc_engine *e, double timeout) {
+  double d = next_deadline(e);
+  int ms, n, i, nready = 0;
+  if (e->r_head != NULL)
+    timeout = 0;       /* callbacks are waiting: do not sleep */
+  if (d >= 0) {
+    double until = d - aigc_now();
+    if (until < timeout)
+      timeout = until > 0 ? until : 0;
+  }
+  /* Round up, so that we do not wake a hair before a deadline and spin. */
+  ms = timeout <= 0 ? 0 : (int)ceil(timeout * 1000.0);
+  n = poll(e->watched, (nfds_t)e->nwatched, ms);
+  if (n > 0) {
+    /* socket_action may add or remove watched sockets: act on a copy. */
+    if (e->capready < e->nwatched) {
+      struct pollfd *p = (struct pollfd *)realloc(e->ready, e->nwatched * sizeof *p);
+      if (p != NULL) {
+        e->ready = p;
+        e->capready = e->nwatched;
+      }
+    }
+    for (i = 0; i < (int)e->nwatched && (size_t)nready < e->capready; i++)
+      if (e->watched[i].revents != 0)
+        e->ready[nready++] = e->watched[i];
+    for (i = 0; i < nready; i++)
+      socket_action(e, e->ready[i].fd, curl_mask(e->ready[i].revents));
+  }
+  act_on_timer(e);
+}
+
+/*
+** Dispatches the ready list: at most `budget` callbacks (0: no limit).
+** A request whose own callback is running (a nested drive, from a blocking
+** call made inside that callback) is skipped and stays ready, so a
+** callback is never re-entered.
+*/
+static int dispatch (lua_State *L, int eidx, aigc_engine *e, int budget) {
+  aigc_request *skipped = NULL, *r;
+  int count = 0;
+  e->dispatching++;
+  while (!e->closed && (r = e->r_head) != NULL && (budget <= 0 || count < budget)) {
+    aigc_engine_unready(e, r);
+    if (r->in_callback) {
+      r->r_next = skipped;   /* a private list until the loop ends */
+      skipped = r;
+      continue;
+    }
+    if (!aigc_engine_push_request(L, eidx, r))
+      continue;   /* being collected: its __gc unlinks it */
+    count += aigc_request_dispatch(L, eidx, lua_gettop(L), budget > 0 ? budget - count : 0);
+    lua_pop(L, 1);
+  }
+  while ((r = skipped) != NULL) {
+    skipped = r->r_next;
+    if (!e->closed && r->engine == e)
+      aigc_engine_ready(e, r);
+  }
+  e->dispatching--;
+  return count;
+}
+
+static void report_watch_changes (lua_State *L, int eidx, aigc_engine *e);
+
+/*
+** One turn of the loop (see the top of this file). Returns the number of
+** callbacks run. Never raises on a failure of a request; raises only if
+** the Lua state itself fails (memory).
+*/
+int aigc_engine_drive (lua_State *L, int eidx, double timeout, int budget,
+                       aigc_request *until) {
+  aigc_engine *e = (aigc_engine *)lua_touserdata(L, eidx);
+  int count;
+  (void)until;
+  if (e->closed)
+    return 0;
+  poll_and_act(e, timeout);
+  collect_finished(e);
+  fire_timers(e, aigc_now());
+  start_queued(e);
+  count = dispatch(L, eidx, e, budget);
+  if (!e->closed) {
+    /* Callbacks may have submitted requests: give them their first kick
+       now rather than one frame later. */
+    act_on_timer(e);
+    collect_finished(e);
+    report_watch_changes(L, eidx, e);
+  }
+  return count;
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** External event loops
+** =======================================================
+*/
+
+static const char *what_name (int what) {
+  switch (what) {
+    case CURL_POLL_IN: return "in";
+    case CURL_POLL_OUT: return "out";
+    case CURL_POLL_INOUT: return "inout";
+    case CURL_POLL_REMOVE: return "remove";
+    default: return "none";
+  }
+}
+
+/*
+** Tells the watcher what changed since the last report: each socket
+** (fd, "in" | "out" | "inout" | "remove") and the time until the next
+** deadline (seconds, or nil for none). Called only outside libcurl.
+*/
+static void report_watch_changes (lua_State *L, int eidx, aigc_engine *e) {
+  size_t i, n;
+  double d, secs;
+  if (!e->watching || e->reporting)
+    return;
+  e->reporting = 1;
+  n = e->nchanges;
+  for (i = 0; i < n && i < e->nchanges && !e->closed; i++) {
+    aigc_sockchange c = e->changes[i];
+    if (lua_getiuservalue(L, eidx, AIGC_EN_WATCH_SOCKET) == LUA_TFUNCTION) {
+      lua_pushinteger(L, (lua_Integer)c.fd);
+      lua_pushstring(L, what_name(c.what));
+      if (aigc_pcall(L, 2, 0) != LUA_OK) {
+        aigc_engine_report(L, eidx, -1);
+        lua_pop(L, 1);
+      }
+    }
+    else
+      lua_pop(L, 1);
+  }
+  e->nchanges = 0;
+  d = next_deadline(e);
+  if (e->r_head != NULL)
+    d = aigc_now();   /* callbacks pending: come back at once */
+  if (!e->closed && d != e->reported_deadline) {
+    e->reported_deadline = d;
+    if (lua_getiuservalue(L, eidx, AIGC_EN_WATCH_TIMER) == LUA_TFUNCTION) {
+      if (d < 0)
+        lua_pushnil(L);
+      else {
+        secs = d - aigc_now();
+        lua_pushnumber(L, secs > 0 ? secs : 0);
+      }
+      if (aigc_pcall(L, 1, 0) != LUA_OK) {
+        aigc_engine_report(L, eidx, -1);
+        lua_pop(L, 1);
+      }
+    }
+    else
+      lua_pop(L, 1);
+  }
+  e->reporting = 0;
+}
+
+/* eng:watch(socket_fn, timer_fn): hand the waiting to an external loop. */
+static int eng_watch (lua_State *L) {
+  aigc_engine *e = aigc_check_engine(L, 1);
+  size_t i;
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  lua_pushvalue(L, 2);
+  lua_setiuservalue(L, 1, AIGC_EN_WATCH_SOCKET);
+  lua_pushvalue(L, 3);
+  lua_setiuservalue(L, 1, AIGC_EN_WATCH_TIMER);
+  e->watching = 1;
+  /* Report what is already watched, then the timer. */
+  e->nchanges = 0;
+  for (i = 0; i < e->nwatched; i++) {
+    int what = (e->watched[i].events & POLLIN) && (e->watched[i].events & POLLOUT)
+               ? CURL_POLL_INOUT
+               : (e->watched[i].events & POLLIN) ? CURL_POLL_IN : CURL_POLL_OUT;
+    note_change(e, e->watched[i].fd, what);
+  }
+  e->reported_deadline = -2;   /* force a timer report */
+  report_watch_changes(L, 1, e);
+  return 0;
+}
+
+/*
+** eng:act([fd, events]): the external loop says socket fd is ready
+** (events: a string with 'r' and/or 'w', 'e' for an error), or, with no
+** fd, that the timer expired. Acts, dispatches callbacks, reports changes.
+*/
+static int eng_act (lua_State *L) {
+  aigc_engine *e = aigc_check_engine(L, 1);
+  if (e->dispatching)
+    return luaL_error(L, "client:act() called from inside an aigc callback");
+  if (lua_isnoneornil(L, 2)) {
+    e->curl_deadline = -1;
+    socket_action(e, CURL_SOCKET_TIMEOUT, 0);
+  }
+  else {
+    lua_Integer fd = luaL_checkinteger(L, 2);
+    const char *ev = luaL_optstring(L, 3, "r");
+    int mask = 0;
+    luaL_argcheck(L, fd >= 0 && fd <= INT32_MAX, 2, "not a file descriptor");
+    if (strchr(ev, 'r')) mask |= CURL_CSELECT_IN;
+    if (strchr(ev, 'w')) mask |= CURL_CSELECT_OUT;
+    if (strchr(ev, 'e')) mask |= CURL_CSELECT_ERR;
+    socket_action(e, (curl_socket_t)fd, mask);
+  }
+  e->stepping++;
+  aigc_engine_drive(L, 1, 0, 0, NULL);
+  e->stepping--;
+  lua_pushinteger(L, e->running + (e->q_head ? 1 : 0));
+  return 1;
+}
+
+/* eng:sockets() -> { [fd] = "in" | "out" | "inout" } */
+static int eng_sockets (lua_State *L) {
+  aigc_engine *e = aigc_check_engine(L, 1);
+  size_t i;
+  lua_createtable(L, 0, (int)e->nwatched);
+  for (i = 0; i < e->nwatched; i++) {
+    short ev = e->watched[i].events;
+    lua_pushstring(L, (ev & POLLIN) && (ev & POLLOUT) ? "inout" : (ev & POLLIN) ? "in" : "out");
+    lua_rawseti(L, -2, (lua_Integer)e->watched[i].fd);
+  }
+  return 1;
+}
+
+/* eng:timeout() -> seconds until the next deadline, or nil */
+static int eng_timeout (lua_State *L) {
+  aigc_engine *e = aigc_check_engine(L, 1);
+  double d = next_deadline(e);
+  if (e->r_head != NULL)
+    d = aigc_now();
+  if (d < 0)
+    lua_pushnil(L);
+  else {
+    double secs = d - aigc_now();
+    lua_pushnumber(L, secs > 0 ? secs : 0);
+  }
+  return 1;
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** The engine object
+** =======================================================
+*/
+
+static int count_active (aigc_engine *e) {
+  int n = e->running;
+  aigc_request *r;
+  for (r = e->q_head; r != NULL; r = r->q_next)
+    n++;
+  return n;
+}
+
+/*
+** eng:step([timeout [, budget]]) -> active, errors
+** Drives every transfer once: waits at most `timeout` seconds (default 0:
+** never blocks) for network activity, and runs at most `budget` callbacks
+** (default 0: all that are pending). Returns the number of requests still
+** queued or running, and the list of callback errors reported during this
+** step (or nil).
+*/
+static int eng_step (lua_State *L) {
+  aigc_engine *e = aigc_check_engine(L, 1);
+  lua_Number timeout = luaL_optnumber(L, 2, 0);
+  lua_Integer budget = luaL_optinteger(L, 3, 0);
+  luaL_argcheck(L, timeout >= 0 && timeout == timeout, 2, "timeout must be a number >= 0");
+  luaL_argcheck(L, budget >= 0, 3, "budget must be an integer >= 0");
+  if (timeout > 86400.0 * 365)
+    timeout = 86400.0 * 365;
+  if (e->dispatching)
+    return luaL_error(L, "client:step() called from inside an aigc callback "
+                         "(start requests with chat_async there; they run on the next step)");
+  if (e->stepping)
+    return luaL_error(L, "client:step() is already running");
+  lua_settop(L, 1);
+  lua_newtable(L);
+  lua_setiuservalue(L, 1, AIGC_EN_ERRORS);
+  e->stepping++;
+  aigc_engine_drive(L, 1, (double)timeout, budget > INT32_MAX ? INT32_MAX : (int)budget, NULL);
+  e->stepping--;
+  lua_pushinteger(L, e->closed ? 0 : count_active(e));
+  lua_getiuservalue(L, 1, AIGC_EN_ERRORS);
+  if (lua_rawlen(L, -1) == 0) {
+    lua_pop(L, 1);
+    return 1;
+  }
+  lua_pushnil(L);
+  lua_setiuservalue(L, 1, AIGC_EN_ERRORS);
+  return 2;
+}
+
+/* eng:report(err): an error from Lua code the engine ran (a spawned task). */
+static int eng_report (lua_State *L) {
+  luaL_checkudata(L, 1, AIGC_ENGINE_MT);
+  luaL_checkany(L, 2);
+  lua_settop(L, 2);
+  aigc_engine_report(L, 1, 2);
+  return 0;
+}
+
+/* eng:active() -> number of requests queued or running */
+static int eng_active (lua_State *L) {
+  aigc_engine *e = aigc_check_engine(L, 1);
+  lua_pushinteger(L, count_active(e));
+  return 1;
+}
+
+static void free_config (aigc_engine *e) {
+  free(e->base_url); e->base_url = NULL;
+  free(e->query); e->query = NULL;
+  free(e->model); e->model = NULL;
+  if (e->secret) {
+    memset(e->secret, 0, strlen(e->secret));
+    free(e->secret);
+    e->secret = NULL;
+  }
+  free(e->ca_file); e->ca_file = NULL;
+  free(e->ca_path); e->ca_path = NULL;
+  free(e->proxy); e->proxy = NULL;
+  curl_slist_free_all(e->headers); e->headers = NULL;
+}
+
+/*
+** Closes the engine: every request still pending is canceled (with Lua,
+** from close(): their waiters are told; from __gc nobody is left to tell),
+** every request is detached, then libcurl is cleaned up in its order:
+** remove each easy handle, then the multi (the easy handles are cleaned
+** up by their requests' __gc).
+*/
+static void engine_close (lua_State *L, int eidx, aigc_engine *e, int from_gc) {
+  aigc_request *r;
+  if (e->closed)
+    return;
+  if (!from_gc && !e->closing) {
+    /* Cancel with notification, one at a time since waiters run Lua (a
+       task resumed here sees its request canceled; it cannot submit new
+       ones: the engine is closing). */
+    e->closing = 1;
+    for (;;) {
+      for (r = e->all; r != NULL && aigc_terminal(r->state); r = r->all_next)
+        ;
+      if (r == NULL)
+        break;
+      if (aigc_engine_push_request(L, eidx, r)) {
+        int ridx = lua_gettop(L);
+        aigc_request_cancel(L, ridx, "the client was closed");
+        if (r->notify_pending)
+          aigc_request_dispatch(L, eidx, ridx, 0);
+        lua_pop(L, 1);
+      }
+      else
+        r->state = AIGC_CANCELED;   /* being collected */
+    }
+  }
+  e->closed = 1;
+  while ((r = e->all) != NULL) {
+    if (!aigc_terminal(r->state))
+      r->state = AIGC_CANCELED;
+    aigc_engine_unlink(e, r);
+    aigc_request_detach(r);
+  }
+  e->running = 0;
+  e->q_head = e->q_tail = NULL;
+  e->r_head = e->r_tail = NULL;
+  if (e->multi != NULL) {
+    curl_multi_cleanup(e->multi);
+    e->multi = NULL;
+  }
+  free(e->watched); e->watched = NULL; e->nwatched = e->capwatched = 0;
+  free(e->ready); e->ready = NULL; e->capready = 0;
+  free(e->slot_of_fd); e->slot_of_fd = NULL; e->cap_slot_of_fd = 0;
+  free(e->changes); e->changes = NULL; e->nchanges = e->capchanges = 0;
+  free_config(e);
+}
+
+/* eng:close(): idempotent; from a callback too (the loop sees e->closed). */
+static int eng_close (lua_State *L) {
+  aigc_engine *e = (aigc_engine *)luaL_checkudata(L, 1, AIGC_ENGINE_MT);
+  lua_settop(L, 1);
+  engine_close(L, 1, e, 0);
+  return 0;
+}
+
+static int eng_gc (lua_State *L) {
+  aigc_engine *e = (aigc_engine *)luaL_checkudata(L, 1, AIGC_ENGINE_MT);
+  engine_close(L, 1, e, 1);
+  return 0;
+}
+
+static int eng_tostring (lua_State *L) {
+  aigc_engine *e = (aigc_engine *)luaL_checkudata(L, 1, AIGC_ENGINE_MT);
+  if (e->closed)
+    lua_pushfstring(L, "aigc.engine (closed) %p", (void *)e);
+  else
+    lua_pushfstring(L, "aigc.engine (%d active) %p", count_active(e), (void *)e);
+  return 1;
+}
+
+static char *opt_strdup (lua_State *L, int t, const char *field) {
+  char *s = NULL;
+  if (lua_getfield(L, t, field) != LUA_TNIL) {
+    size_t len;
+    const char *v;
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "bad config field '%s' (string expected, got %s)", field, luaL_typename(L, -1));
+    v = lua_tolstring(L, -1, &len);
+    if (strlen(v) != len)
+      luaL_error(L, "bad config field '%s' (contains a NUL byte)", field);
+    s = (char *)malloc(len + 1);
+    if (s == NULL)
+      luaL_error(L, "not enough memory");
+    memcpy(s, v, len + 1);
+  }
+  lua_pop(L, 1);
+  return s;
+}
+
+static double opt_seconds (lua_State *L, int t, const char *field, double def) {
+  double v = def;
+  if (lua_getfield(L, t, field) != LUA_TNIL) {
+    int isnum;
+    v = (double)lua_tonumberx(L, -1, &isnum);
+    if (!isnum || !(v > 0) || v > 1e9)
+      luaL_error(L, "bad config field '%s' (a number of seconds > 0 expected)", field);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+static lua_Integer opt_count (lua_State *L, int t, const char *field, lua_Integer def,
+                              lua_Integer lo, lua_Integer hi) {
+  lua_Integer v = def;
+  if (lua_getfield(L, t, field) != LUA_TNIL) {
+    int isnum;
+    v = lua_tointegerx(L, -1, &isnum);
+    if (!isnum || v < lo || v > hi)
+      luaL_error(L, "bad config field '%s' (an integer in %I..%I expected)", field, lo, hi);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+/*
+** Validates one header line "Name: value": no CR, LF or NUL anywhere (no
+** header injection), a token name. Raises naming the header.
+*/
+void aigc_check_header (lua_State *L, const char *line, size_t len) {
+  size_t i;
+  const char *colon = (const char *)memchr(line, ':', len);
+  if (colon == NULL || colon == line)
+    luaL_error(L, "invalid header line (expected 'Name: value')");
+  for (i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)line[i];
+    if (c == '\r' || c == '\n' || c == '\0')
+      luaL_error(L, "header '%s' contains CR, LF or NUL (refused: header injection)",
+                 lua_pushlstring(L, line, (size_t)(colon - line)));
+  }
+  for (i = 0; line + i < colon; i++) {
+    unsigned char c = (unsigned char)line[i];
+    if (c <= 32 || c >= 127 || strchr("\"(),/:;<=>?@[\\]{}", c) != NULL)
+      luaL_error(L, "invalid header name '%s'", lua_pushlstring(L, line, (size_t)(colon - line)));
+  }
+}
+
+/* Builds a curl_slist from the array of "Name: value" strings at idx. */
+struct curl_slist *aigc_build_headers (lua_State *L, int idx) {
+  struct curl_slist *list = NULL;
+  lua_Integer i, n = (lua_Integer)lua_rawlen(L, idx);
+  for (i = 1; i <= n; i++) {
+    size_t len;
+    const char *line;
+    struct curl_slist *next;
+    lua_rawgeti(L, idx, i);
+    line = lua_tolstring(L, -1, &len);
+    if (line == NULL || lua_type(L, -1) != LUA_TSTRING) {
+      curl_slist_free_all(list);
+      luaL_error(L, "header %d is not a string", (int)i);
+    }
+    if (memchr(line, '\r', len) || memchr(line, '\n', len) || strlen(line) != len) {
+      curl_slist_free_all(list);
+      aigc_check_header(L, line, len);   /* raises with the header's name */
+    }
+    next = curl_slist_append(list, line);
+    lua_pop(L, 1);
+    if (next == NULL) {
+      curl_slist_free_all(list);
+      luaL_error(L, "not enough memory");
+    }
+    list = next;
+  }
+  return list;
+}
+
+/*
+** core.engine(config) -> engine. The Lua layer (aigc.client) validates and
+** fills `config`: base_url, query, model, secret, headers (an array of
+** "Name: value" lines), timeout, connect_timeout, max_retries,
+** max_concurrency, max_response_bytes, ca_file, ca_path, proxy, insecure,
+** log, error_handler.
+*/
+static int eng_new (lua_State *L) {
+  aigc_engine *e;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  /* Created closed, with its metatable, before anything is acquired: __gc
+     is safe at every step below. */
+  e = (aigc_engine *)lua_newuserdatauv(L, sizeof *e, AIGC_EN_NSLOTS);
+  memset(e, 0, sizeof *e);
+  e->closed = 1;
+  e->curl_deadline = -1;
+  e->reported_deadline = -2;
+  luaL_setmetatable(L, AIGC_ENGINE_MT);
+
+  lua_newtable(L);
+  lua_setiuservalue(L, 2, AIGC_EN_STRONG);
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "v");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_setiuservalue(L, 2, AIGC_EN_WEAK);
+  lua_newtable(L);
+  lua_setiuservalue(L, 2, AIGC_EN_ERRORS);
+
+  if (lua_getfield(L, 1, "log") != LUA_TNIL) {
+    luaL_argcheck(L, lua_isfunction(L, -1), 1, "config.log must be a function");
+    lua_setiuservalue(L, 2, AIGC_EN_LOG);
+    e->log_enabled = 1;
+  }
+  else
+    lua_pop(L, 1);
+  if (lua_getfield(L, 1, "error_handler") != LUA_TNIL) {
+    luaL_argcheck(L, lua_isfunction(L, -1), 1, "config.error_handler must be a function");
+    lua_setiuservalue(L, 2, AIGC_EN_ERRHANDLER);
+  }
+  else
+    lua_pop(L, 1);
+
+  e->timeout = opt_seconds(L, 1, "timeout", AIGC_DEFAULT_TIMEOUT);
+  e->connect_timeout = opt_seconds(L, 1, "connect_timeout", AIGC_DEFAULT_CONNECT_TIMEOUT);
+  e->max_retries = (int)opt_count(L, 1, "max_retries", AIGC_DEFAULT_MAX_RETRIES, 0, 100);
+  e->max_concurrency = (int)opt_count(L, 1, "max_concurrency", 0, 0, 1000000);
+  e->max_bytes = (size_t)opt_count(L, 1, "max_response_bytes", (lua_Integer)AIGC_DEFAULT_MAX_BYTES,
+                                   1, (lua_Integer)1 << 40);
+  lua_getfield(L, 1, "insecure");
+  e->insecure = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  lua_getfield(L, 1, "log_bodies");
+  e->log_bodies = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+
+  e->base_url = opt_strdup(L, 1, "base_url");
+  if (e->base_url == NULL)
+    return luaL_error(L, "config.base_url is required");
+  e->query = opt_strdup(L, 1, "query");
+  e->model = opt_strdup(L, 1, "model");
+  e->secret = opt_strdup(L, 1, "secret");
+  e->ca_file = opt_strdup(L, 1, "ca_file");
+  e->ca_path = opt_strdup(L, 1, "ca_path");
+  e->proxy = opt_strdup(L, 1, "proxy");
+  if (lua_getfield(L, 1, "headers") == LUA_TTABLE)
+    e->headers = aigc_build_headers(L, lua_gettop(L));
+  lua_pop(L, 1);
+
+  e->rng = (uint64_t)(uintptr_t)e ^ (uint64_t)(aigc_now() * 1e9) ^ 0x9E3779B97F4A7C15ull;
+
+  e->multi = curl_multi_init();
+  if (e->multi == NULL)
+    return luaL_error(L, "curl_multi_init failed");
+  curl_multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+  curl_multi_setopt(e->multi, CURLMOPT_SOCKETDATA, (void *)e);
+  curl_multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+  curl_multi_setopt(e->multi, CURLMOPT_TIMERDATA, (void *)e);
+  curl_multi_setopt(e->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+  e->closed = 0;
+  return 1;
+}
+
+/* A uniform random number in [0, 1) from the engine's own generator. */
+double aigc_engine_random (aigc_engine *e) {
+  /* xorshift64*: enough for backoff jitter, and no C global state. */
+  uint64_t x = e->rng;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  e->rng = x;
+  return (double)((x * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0;
+}
+
+static const luaL_Reg engine_methods[] = {
+  {"submit", aigc_request_submit},
+  {"step", eng_step},
+  {"active", eng_active},
+  {"report", eng_report},
+  {"close", eng_close},
+  {"watch", eng_watch},
+  {"act", eng_act},
+  {"sockets", eng_sockets},
+  {"timeout", eng_timeout},
+  {NULL, NULL}
+};
+
+static const luaL_Reg engine_meta[] = {
+  {"__index", NULL},
+  {"__gc", eng_gc},
+  {"__close", eng_close},
+  {"__tostring", eng_tostring},
+  {NULL, NULL}
+};
+
+void aigc_engine_open (lua_State *L) {
+  luaL_newmetatable(L, AIGC_ENGINE_MT);
+  luaL_setfuncs(L, engine_meta, 0);
+  luaL_newlibtable(L, engine_methods);
+  luaL_setfuncs(L, engine_methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, eng_new);
+  lua_setfield(L, -2, "engine");
+}
+
+/* }====================================================== */

@@ -1,0 +1,523 @@
+/*
+** jsonlua.c — Lua values <-> JSON.
+**
+** Encoding walks a Lua value and writes JSON text into a buffer owned by
+** someone with a __gc (a request, or a box on the stack), so a raised
+** error frees it. Decoding is two steps: json.c parses the text into a C
+** tree (validating everything first, no Lua involved), then
+** aigc_json_push builds the Lua tables with their exact sizes.
+**
+** The Lua side of the mapping:
+**   JSON null       <-> aigc.null (a light userdata NULL, the same value as
+**                       cjson.null, so the two libraries agree)
+**   JSON array      <-> a sequence 1..n; decoded arrays carry the aigc.array
+**                       metatable so an empty one encodes back as []
+**   JSON object     <-> a table with string keys; an empty unmarked table
+**                       encodes as {} (JSON Schema's `properties = {}` is the
+**                       common case; aigc.array{} says [])
+**   numbers          <-> integers stay integers (exact to 64 bits), floats
+**                       are written with the fewest digits that read back
+**                       exactly
+** What JSON cannot carry raises an error naming where it is:
+**   "messages[2].content: cannot encode a function".
+*/
+#include <math.h>
+#include <string.h>
+
+#include "aigc.h"
+
+#define ENCODE_MAX_DEPTH 200
+
+typedef struct path_seg {
+  const char *key;         /* NULL: an array index */
+  size_t len;
+  lua_Integer index;
+} path_seg;
+
+struct aigc_encoder {
+  lua_State *L;
+  aigc_buf *out;
+  int array_mt;            /* stack index of the aigc.array metatable */
+  int depth;
+  const void *ancestors[ENCODE_MAX_DEPTH];   /* tables being encoded */
+  path_seg path[ENCODE_MAX_DEPTH];
+  const char *what;        /* "params" or "value": the root's name */
+};
+
+
+/*
+** {======================================================
+** Errors
+** =======================================================
+*/
+
+/* Appends the path of the value being encoded, e.g. "messages[2].content". */
+static void push_path (aigc_encoder *enc) {
+  lua_State *L = enc->L;
+  luaL_Buffer b;
+  int i;
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, enc->what);
+  for (i = 0; i < enc->depth; i++) {
+    const path_seg *s = &enc->path[i];
+    if (s->key != NULL) {
+      luaL_addchar(&b, '.');
+      luaL_addlstring(&b, s->key, s->len > 64 ? 64 : s->len);
+    }
+    else {
+      char num[32];
+      snprintf(num, sizeof num, "[%lld]", (long long)s->index);
+      luaL_addstring(&b, num);
+    }
+  }
+  luaL_pushresult(&b);
+}
+
+static int encode_error (aigc_encoder *enc, const char *fmt, const char *detail) {
+  lua_State *L = enc->L;
+  aigc_push_where(L);
+  push_path(enc);
+  lua_pushfstring(L, fmt, lua_tostring(L, -1), detail);
+  lua_remove(L, -2);
+  lua_concat(L, 2);
+  return lua_error(L);
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Encoding
+** =======================================================
+*/
+
+static void out_fail (aigc_encoder *enc) {
+  luaL_error(enc->L, "not enough memory");
+}
+
+static void out_add (aigc_encoder *enc, const char *s, size_t n) {
+  if (aigc_buf_append(enc->out, s, n) != 0)
+    out_fail(enc);
+}
+
+static void out_char (aigc_encoder *enc, char c) {
+  if (aigc_buf_putc(enc->out, c) != 0)
+    out_fail(enc);
+}
+
+static void encode_string (aigc_encoder *enc, const char *s, size_t len) {
+  size_t bad = 0;
+  int rc = aj_write_string(enc->out, s, len, &bad);
+  if (rc == -1)
+    out_fail(enc);
+  else if (rc == -2) {
+    char detail[64];
+    snprintf(detail, sizeof detail, "%zu", bad);
+    encode_error(enc, "%s: invalid UTF-8 at byte %s of a string", detail);
+  }
+}
+
+static void encode_value (aigc_encoder *enc, int idx);
+
+static void push_seg_key (aigc_encoder *enc, const char *key, size_t len) {
+  enc->path[enc->depth - 1].key = key;
+  enc->path[enc->depth - 1].len = len;
+}
+
+static void push_seg_index (aigc_encoder *enc, lua_Integer i) {
+  enc->path[enc->depth - 1].key = NULL;
+  enc->path[enc->depth - 1].index = i;
+}
+
+/* Writes elements 1..n of the table at idx as a JSON array. */
+static void encode_array (aigc_encoder *enc, int idx, lua_Integer n) {
+  lua_State *L = enc->L;
+  lua_Integer i;
+  out_char(enc, '[');
+  for (i = 1; i <= n; i++) {
+    if (i > 1)
+      out_char(enc, ',');
+    push_seg_index(enc, i);
+    lua_rawgeti(L, idx, i);
+    if (lua_isnil(L, -1))
+      encode_error(enc, "%s: %s", "sparse array (a hole at this index; use aigc.null)");
+    encode_value(enc, lua_gettop(L));
+    lua_pop(L, 1);
+  }
+  out_char(enc, ']');
+}
+
+/*
+** Classifies the table at idx and writes it. A table is an array when its
+** keys are exactly 1..n (n > 0), or when it carries the aigc.array
+** metatable; an object when every key is a string; anything else (mixed
+** keys, holes, float or boolean keys) cannot be said in JSON and raises.
+*/
+static void encode_table (aigc_encoder *enc, int idx) {
+  lua_State *L = enc->L;
+  const void *self = lua_topointer(L, idx);
+  lua_Integer n;
+  int i, first = 1;
+
+  for (i = 0; i < enc->depth; i++)
+    if (enc->ancestors[i] == self)
+      encode_error(enc, "%s: %s", "cannot encode a table that contains itself (a cycle)");
+  if (enc->depth >= ENCODE_MAX_DEPTH)
+    encode_error(enc, "%s: %s", "nesting too deep (more than 200 levels)");
+  luaL_checkstack(L, 6, "JSON nesting");
+  enc->ancestors[enc->depth] = self;
+  enc->depth++;
+  enc->path[enc->depth - 1].key = NULL;
+  enc->path[enc->depth - 1].index = 0;
+
+  if (lua_getmetatable(L, idx)) {
+    int marked = lua_rawequal(L, -1, enc->array_mt);
+    lua_pop(L, 1);
+    if (marked) {
+      encode_array(enc, idx, (lua_Integer)lua_rawlen(L, idx));
+      enc->depth--;
+      return;
+    }
+  }
+
+  n = (lua_Integer)lua_rawlen(L, idx);
+  if (n > 0) {
+    /* Array candidate: the keys must be exactly 1..n. */
+    lua_Integer count = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+      lua_pop(L, 1);
+      if (lua_type(L, -1) == LUA_TNUMBER && lua_isinteger(L, -1)) {
+        lua_Integer k = lua_tointeger(L, -1);
+        if (k < 1 || k > n) {
+          enc->depth--;   /* the error names the table itself */
+          encode_error(enc, "%s: %s", "sparse array (integer keys beyond the sequence)");
+        }
+        count++;
+      }
+      else {
+        enc->depth--;
+        encode_error(enc, "%s: %s",
+                     "mixed table (both a sequence and other keys); JSON needs an array or an object");
+      }
+    }
+    if (count != n) {
+      enc->depth--;
+      encode_error(enc, "%s: %s", "sparse array");
+    }
+    encode_array(enc, idx, n);
+    enc->depth--;
+    return;
+  }
+
+  out_char(enc, '{');
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    size_t klen;
+    const char *key;
+    if (lua_type(L, -2) != LUA_TSTRING) {
+      const char *tname = luaL_typename(L, -2);
+      enc->depth--;
+      if (lua_type(L, -2) == LUA_TNUMBER)
+        encode_error(enc, "%s: %s", "sparse array or mixed keys (JSON arrays are sequences 1..n)");
+      lua_pushfstring(L, "object keys must be strings, found a %s key", tname);
+      encode_error(enc, "%s: %s", lua_tostring(L, -1));
+    }
+    key = lua_tolstring(L, -2, &klen);
+    if (!first)
+      out_char(enc, ',');
+    first = 0;
+    push_seg_key(enc, key, klen);
+    encode_string(enc, key, klen);
+    out_char(enc, ':');
+    encode_value(enc, lua_gettop(L));
+    lua_pop(L, 1);
+  }
+  out_char(enc, '}');
+  enc->depth--;
+}
+
+static void encode_value (aigc_encoder *enc, int idx) {
+  lua_State *L = enc->L;
+  switch (lua_type(L, idx)) {
+    case LUA_TSTRING: {
+      size_t len;
+      const char *s = lua_tolstring(L, idx, &len);
+      encode_string(enc, s, len);
+      break;
+    }
+    case LUA_TNUMBER: {
+      char num[40];
+      int n;
+      if (lua_isinteger(L, idx))
+        n = aj_format_int(num, (int64_t)lua_tointeger(L, idx));
+      else {
+        lua_Number d = lua_tonumber(L, idx);
+        if (d != d)
+          encode_error(enc, "%s: %s", "cannot encode NaN (JSON has no NaN)");
+        if (isinf(d))
+          encode_error(enc, "%s: %s", "cannot encode an infinite number (JSON has no infinity)");
+        n = aj_format_double(num, (double)d);
+      }
+      out_add(enc, num, (size_t)n);
+      break;
+    }
+    case LUA_TBOOLEAN:
+      if (lua_toboolean(L, idx))
+        out_add(enc, "true", 4);
+      else
+        out_add(enc, "false", 5);
+      break;
+    case LUA_TLIGHTUSERDATA:
+      if (lua_touserdata(L, idx) == NULL) {
+        out_add(enc, "null", 4);
+        break;
+      }
+      encode_error(enc, "%s: %s", "cannot encode a light userdata other than aigc.null");
+      break;
+    case LUA_TTABLE:
+      encode_table(enc, idx);
+      break;
+    case LUA_TNIL:
+      encode_error(enc, "%s: %s", "cannot encode nil (use aigc.null for JSON null)");
+      break;
+    default: {
+      lua_pushfstring(L, "cannot encode a %s", luaL_typename(L, idx));
+      encode_error(enc, "%s: %s", lua_tostring(L, -1));
+    }
+  }
+}
+
+static void encoder_init (lua_State *L, aigc_encoder *enc, aigc_buf *out,
+                          const char *what) {
+  enc->L = L;
+  enc->out = out;
+  enc->depth = 0;
+  enc->what = what;
+  luaL_getmetatable(L, AIGC_ARRAY_MT);
+  enc->array_mt = lua_gettop(L);
+}
+
+void aigc_json_encode (lua_State *L, int idx, aigc_buf *out) {
+  /* The encoder holds 200-entry arrays; keep it off the C stack of
+     deep Lua recursions by allocating it in a userdata. */
+  aigc_encoder *enc;
+  idx = lua_absindex(L, idx);
+  enc = (aigc_encoder *)lua_newuserdatauv(L, sizeof *enc, 0);
+  encoder_init(L, enc, out, "value");
+  encode_value(enc, idx);
+  lua_pop(L, 2);   /* array mt, encoder */
+}
+
+/*
+** Keys of a request's params table that configure the call and are never
+** sent in the body. The list is short and stable; it is documented in the
+** README under "Per-call options".
+*/
+static int is_control_key (const char *k, size_t len) {
+  switch (k[0]) {
+    case 'c': return len == 15 && memcmp(k, "connect_timeout", 15) == 0;
+    case 'e': return (len == 6 && memcmp(k, "engine", 6) == 0)
+                  || (len == 13 && memcmp(k, "extra_headers", 13) == 0)
+                  || (len == 11 && memcmp(k, "extra_query", 11) == 0);
+    case 'h': return len == 7 && memcmp(k, "headers", 7) == 0;
+    case 'i': return len == 15 && memcmp(k, "idempotency_key", 15) == 0;
+    case 'm': return (len == 11 && memcmp(k, "max_retries", 11) == 0)
+                  || (len == 18 && memcmp(k, "max_response_bytes", 18) == 0);
+    case 'o': return (len == 7 && memcmp(k, "on_done", 7) == 0)
+                  || (len == 8 && memcmp(k, "on_error", 8) == 0);
+    case 'q': return len == 5 && memcmp(k, "query", 5) == 0;
+    case 't': return len == 7 && memcmp(k, "timeout", 7) == 0;
+    default: return 0;
+  }
+}
+
+void aigc_json_encode_params (lua_State *L, int idx, aigc_buf *out,
+                              aigc_kind kind, const char *default_model,
+                              int stream) {
+  aigc_encoder *enc;
+  int first = 1, has_model = 0, has_stream_options = 0;
+  idx = lua_absindex(L, idx);
+  enc = (aigc_encoder *)lua_newuserdatauv(L, sizeof *enc, 0);
+  encoder_init(L, enc, out, "params");
+  out_char(enc, '{');
+
+  /* The model first: params.model, else its old name `engine`, else the
+     client's default; a server with one model may need none at all. */
+  if (lua_getfield(L, idx, "model") == LUA_TNIL) {
+    lua_pop(L, 1);
+    if (lua_getfield(L, idx, "engine") == LUA_TNIL && default_model != NULL) {
+      lua_pop(L, 1);
+      lua_pushstring(L, default_model);
+    }
+  }
+  if (!lua_isnil(L, -1)) {
+    enc->depth = 1;
+    push_seg_key(enc, "model", 5);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      encode_error(enc, "%s: %s", "the model must be a string");
+    out_add(enc, "\"model\":", 8);
+    encode_value(enc, lua_gettop(L));
+    enc->depth = 0;
+    first = 0;
+    has_model = 1;
+  }
+  lua_pop(L, 1);
+
+  enc->ancestors[0] = lua_topointer(L, idx);
+  enc->depth = 1;
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    size_t klen;
+    const char *key;
+    if (lua_type(L, -2) != LUA_TSTRING) {
+      enc->depth = 0;
+      lua_pushfstring(L, "keys must be strings, found a %s key", luaL_typename(L, -2));
+      encode_error(enc, "%s: %s", lua_tostring(L, -1));
+    }
+    key = lua_tolstring(L, -2, &klen);
+    if (is_control_key(key, klen)
+        || (has_model && klen == 5 && memcmp(key, "model", 5) == 0)
+        || (klen == 6 && memcmp(key, "stream", 6) == 0)) {
+      lua_pop(L, 1);
+      continue;
+    }
+    if (klen == 14 && memcmp(key, "stream_options", 14) == 0) {
+      has_stream_options = 1;
+      if (!stream) {          /* only meaningful with a stream */
+        lua_pop(L, 1);
+        continue;
+      }
+    }
+    if (!first)
+      out_char(enc, ',');
+    first = 0;
+    push_seg_key(enc, key, klen);
+    encode_string(enc, key, klen);
+    out_char(enc, ':');
+    encode_value(enc, lua_gettop(L));
+    lua_pop(L, 1);
+  }
+  if (stream) {
+    if (!first)
+      out_char(enc, ',');
+    first = 0;
+    out_add(enc, "\"stream\":true", 13);
+    /* Usage arrives in one last chunk only when asked for; the caller may
+       override (or send null for servers that reject the field). */
+    if (!has_stream_options && (kind == AIGC_KIND_CHAT || kind == AIGC_KIND_COMPLETION))
+      out_add(enc, ",\"stream_options\":{\"include_usage\":true}", 40);
+  }
+  out_char(enc, '}');
+  lua_pop(L, 2);   /* array mt, encoder */
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Decoding
+** =======================================================
+*/
+
+static void push_value (lua_State *L, const aj_value *v, int array_mt) {
+  size_t i;
+  switch (v->type) {
+    case AJ_NULL: lua_pushlightuserdata(L, NULL); break;
+    case AJ_FALSE: lua_pushboolean(L, 0); break;
+    case AJ_TRUE: lua_pushboolean(L, 1); break;
+    case AJ_INT: lua_pushinteger(L, (lua_Integer)v->u.i); break;
+    case AJ_FLOAT: lua_pushnumber(L, (lua_Number)v->u.d); break;
+    case AJ_STRING: lua_pushlstring(L, v->u.s, v->len); break;
+    case AJ_ARRAY:
+      luaL_checkstack(L, 3, "JSON nesting");
+      lua_createtable(L, v->len > INT32_MAX ? INT32_MAX : (int)v->len, 0);
+      for (i = 0; i < v->len; i++) {
+        push_value(L, &v->u.items[i], array_mt);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+      }
+      lua_pushvalue(L, array_mt);
+      lua_setmetatable(L, -2);
+      break;
+    case AJ_OBJECT:
+      luaL_checkstack(L, 3, "JSON nesting");
+      lua_createtable(L, 0, v->len > INT32_MAX ? INT32_MAX : (int)v->len);
+      for (i = 0; i < v->len; i++) {
+        const aj_member *m = &v->u.members[i];
+        lua_pushlstring(L, m->key, m->key_len);
+        push_value(L, &m->value, array_mt);
+        lua_rawset(L, -3);
+      }
+      break;
+  }
+}
+
+void aigc_json_push (lua_State *L, const aj_value *v) {
+  int array_mt;
+  luaL_getmetatable(L, AIGC_ARRAY_MT);
+  array_mt = lua_gettop(L);
+  push_value(L, v, array_mt);
+  lua_remove(L, array_mt);
+}
+
+/* A buffer or arena boxed in a userdata so that errors cannot leak it. */
+typedef struct json_box {
+  aigc_buf buf;
+  aj_arena arena;
+} json_box;
+
+static int box_gc (lua_State *L) {
+  json_box *box = (json_box *)lua_touserdata(L, 1);
+  aigc_buf_free(&box->buf);
+  aj_arena_free(&box->arena);
+  return 0;
+}
+
+static json_box *new_box (lua_State *L) {
+  json_box *box = (json_box *)lua_newuserdatauv(L, sizeof *box, 0);
+  memset(box, 0, sizeof *box);
+  aj_arena_init(&box->arena);
+  if (luaL_newmetatable(L, "aigc.jsonbox")) {
+    lua_pushcfunction(L, box_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  return box;
+}
+
+/*
+** aigc.json.decode(text) -> value | fail, message
+** Malformed text is a failure of the data, not misuse: it returns nil and
+** a message with the byte offset.
+*/
+int aigc_json_decode (lua_State *L) {
+  size_t len;
+  const char *text = luaL_checklstring(L, 1, &len);
+  json_box *box = new_box(L);
+  aj_value v;
+  aj_error err;
+  int rc = aj_parse(&box->arena, text, len, AJ_DEFAULT_MAX_DEPTH, &v, &err);
+  if (rc == -2)
+    return luaL_error(L, "not enough memory");
+  if (rc != 0) {
+    luaL_pushfail(L);
+    lua_pushfstring(L, "invalid JSON at byte %d: %s", (int)err.offset, err.message);
+    return 2;
+  }
+  aigc_json_push(L, &v);
+  return 1;
+}
+
+/* aigc.json.encode(value) -> string; raises naming the path of a bad value. */
+int aigc_json_encodefn (lua_State *L) {
+  json_box *box;
+  luaL_checkany(L, 1);
+  box = new_box(L);
+  aigc_json_encode(L, 1, &box->buf);
+  lua_pushlstring(L, box->buf.data ? box->buf.data : "", box->buf.len);
+  return 1;
+}
+
+/* }====================================================== */

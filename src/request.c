@@ -1,0 +1,1429 @@
+/*
+** request.c — one request: an "aigc.request" userdata.
+**
+** Life of a request:
+**   submit   checks every argument, creates the userdata (closed, with its
+**            metatable) before acquiring anything, encodes the body, sets
+**            up a libcurl easy handle and gives it to the engine;
+**   transfer libcurl callbacks (on_header, on_write, on_sse_event) append
+**            bytes, feed the SSE parser and queue events — they never call
+**            Lua;
+**   dispatch from the driving loop: each queued stream event is parsed,
+**            merged into the accumulated completion and handed to the
+**            stream callback; when the transfer is over, the response
+**            becomes a result table or an error object, or a retry is
+**            scheduled on the engine's timer;
+**   end      on_done / on_error run, a waiting coroutine is resumed, and
+**            the engine lets go of the request.
+** cancel() works in every state and delivers nothing afterwards. __gc
+** cancels a request nobody can observe any more.
+*/
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "aigc.h"
+
+static const char *const state_names[] = {
+  "queued", "running", "done", "failed", "canceled"
+};
+
+aigc_request *aigc_check_request (lua_State *L, int idx) {
+  return (aigc_request *)luaL_checkudata(L, idx, AIGC_REQUEST_MT);
+}
+
+
+/*
+** {======================================================
+** Response headers: "name\0value\0" pairs, names lower-cased
+** =======================================================
+*/
+
+static const char *find_header (const aigc_request *r, const char *name, size_t *vlen) {
+  const char *p = r->hdrs.data, *end = p + r->hdrs.len;
+  if (p == NULL)
+    return NULL;
+  while (p < end) {
+    const char *value = p + strlen(p) + 1;
+    size_t len = strlen(value);
+    if (strcmp(p, name) == 0) {
+      if (vlen)
+        *vlen = len;
+      return value;
+    }
+    p = value + len + 1;
+  }
+  return NULL;
+}
+
+/* Pushes a table of every response header (repeated ones joined by ", "). */
+static void push_headers (lua_State *L, const aigc_request *r) {
+  const char *p = r->hdrs.data, *end = p + r->hdrs.len;
+  lua_createtable(L, 0, 12);
+  if (p == NULL)
+    return;
+  while (p < end) {
+    size_t nlen = strlen(p);
+    const char *value = p + nlen + 1;
+    size_t vlen = strlen(value);
+    lua_pushlstring(L, p, nlen);
+    if (lua_rawget(L, -2) == LUA_TSTRING) {
+      lua_pushliteral(L, ", ");
+      lua_pushlstring(L, value, vlen);
+      lua_concat(L, 3);
+    }
+    else {
+      lua_pop(L, 1);
+      lua_pushlstring(L, value, vlen);
+    }
+    lua_pushlstring(L, p, nlen);
+    lua_insert(L, -2);
+    lua_rawset(L, -3);
+    p = value + vlen + 1;
+  }
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** libcurl callbacks: C only, never Lua
+** =======================================================
+*/
+
+#define MAX_HEADER_BYTES ((size_t)1 << 20)
+
+static size_t on_header (char *buf, size_t size, size_t nitems, void *ud) {
+  aigc_request *r = (aigc_request *)ud;
+  size_t len = size * nitems, nlen, i;
+  const char *colon, *v, *vend;
+  if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
+    /* A new response (after 1xx, or a retry): forget the previous one. */
+    const char *sp = (const char *)memchr(buf, ' ', len);
+    aigc_buf_clear(&r->hdrs);
+    r->status = 0;
+    if (sp != NULL) {
+      long st = 0;
+      for (sp++; sp < buf + len && *sp >= '0' && *sp <= '9'; sp++)
+        st = st * 10 + (*sp - '0');
+      r->status = st;
+    }
+    return len;
+  }
+  colon = (const char *)memchr(buf, ':', len);
+  if (colon == NULL)
+    return len;   /* the blank line ending the headers, or junk */
+  if (r->hdrs.len + len > MAX_HEADER_BYTES) {
+    r->abort_reason = AIGC_ABORT_LIMIT;
+    return 0;
+  }
+  nlen = (size_t)(colon - buf);
+  v = colon + 1;
+  vend = buf + len;
+  while (v < vend && (*v == ' ' || *v == '\t'))
+    v++;
+  while (vend > v && (vend[-1] == '\r' || vend[-1] == '\n' || vend[-1] == ' ' || vend[-1] == '\t'))
+    vend--;
+  if (aigc_buf_reserve(&r->hdrs, nlen + (size_t)(vend - v) + 2) != 0) {
+    r->abort_reason = AIGC_ABORT_NOMEM;
+    return 0;
+  }
+  for (i = 0; i < nlen; i++) {
+    char c = buf[i];
+    if (c == '\0')
+      c = ' ';
+    r->hdrs.data[r->hdrs.len++] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+  }
+  r->hdrs.data[r->hdrs.len++] = '\0';
+  for (; v < vend; v++)
+    r->hdrs.data[r->hdrs.len++] = *v == '\0' ? ' ' : *v;
+  r->hdrs.data[r->hdrs.len++] = '\0';
+  r->hdrs.data[r->hdrs.len] = '\0';
+  return len;
+}
+
+/* Appends one event to the queue: [u32 type_len][u32 data_len][type][data]. */
+static int queue_event (aigc_request *r, const char *type, size_t tlen,
+                        const char *data, size_t dlen) {
+  uint32_t lens[2];
+  if (tlen > UINT32_MAX || dlen > UINT32_MAX)
+    return -1;
+  lens[0] = (uint32_t)tlen;
+  lens[1] = (uint32_t)dlen;
+  if (aigc_buf_reserve(&r->events, sizeof lens + tlen + dlen) != 0)
+    return -1;
+  memcpy(r->events.data + r->events.len, lens, sizeof lens);
+  memcpy(r->events.data + r->events.len + sizeof lens, type, tlen);
+  memcpy(r->events.data + r->events.len + sizeof lens + tlen, data, dlen);
+  r->events.len += sizeof lens + tlen + dlen;
+  r->events.data[r->events.len] = '\0';
+  return 0;
+}
+
+static int on_sse_event (void *ud, const aigc_sse_event *ev) {
+  aigc_request *r = (aigc_request *)ud;
+  if (r->saw_done)
+    return 0;   /* nothing after [DONE] counts */
+  if ((ev->has_data && ev->data_len == 6 && memcmp(ev->data, "[DONE]", 6) == 0)
+      || (ev->type_len == 4 && memcmp(ev->type, "done", 4) == 0)) {
+    /* The end. The server should close the response right after; if it
+       does not within a grace period, the engine ends it for us. */
+    r->saw_done = 1;
+    r->idle_deadline = 0;
+    r->done_deadline = aigc_now() + AIGC_DONE_GRACE;
+    return 0;
+  }
+  if (!ev->has_data && !(ev->type_len == 5 && memcmp(ev->type, "error", 5) == 0))
+    return 0;   /* an event with a name but no data carries nothing */
+  if (queue_event(r, ev->type, ev->type_len, ev->data, ev->data_len) != 0) {
+    r->abort_reason = AIGC_ABORT_NOMEM;
+    return 1;
+  }
+  return 0;
+}
+
+/*
+** Decides, at the first body byte, how to read this response: as SSE when
+** a stream was asked for, the status is 2xx and the server says
+** text/event-stream (or says nothing and the body does not start like
+** JSON); otherwise as one body (errors, or a server that ignored `stream`).
+*/
+static void decide_mode (aigc_request *r, const char *first, size_t n) {
+  const char *ct;
+  r->mode_decided = 1;
+  r->sse = 0;
+  if (!r->stream || r->status < 200 || r->status >= 300)
+    return;
+  ct = find_header(r, "content-type", NULL);
+  if (ct != NULL && strstr(ct, "event-stream") != NULL)
+    r->sse = 1;
+  else if (ct != NULL && strstr(ct, "json") != NULL)
+    r->sse = 0;
+  else {
+    size_t i = 0;
+    while (i < n && (first[i] == ' ' || first[i] == '\n' || first[i] == '\r' || first[i] == '\t'))
+      i++;
+    r->sse = !(i < n && (first[i] == '{' || first[i] == '['));
+  }
+}
+
+static size_t on_write (char *ptr, size_t size, size_t nmemb, void *ud) {
+  aigc_request *r = (aigc_request *)ud;
+  size_t n = size * nmemb;
+  if (!r->mode_decided)
+    decide_mode(r, ptr, n);
+  r->received += n;
+  if (r->received > r->max_bytes) {
+    r->abort_reason = AIGC_ABORT_LIMIT;
+    return 0;
+  }
+  if (r->sse) {
+    int rc;
+    if (r->idle_deadline > 0)
+      r->idle_deadline = aigc_now() + r->timeout;
+    rc = aigc_sse_feed(&r->sse_parser, ptr, n, on_sse_event, r);
+    if (rc == AIGC_SSE_TOOBIG) {
+      r->abort_reason = AIGC_ABORT_LIMIT;
+      return 0;
+    }
+    if (rc == AIGC_SSE_NOMEM || (rc == AIGC_SSE_STOPPED && r->abort_reason != AIGC_ABORT_NONE)) {
+      if (r->abort_reason == AIGC_ABORT_NONE)
+        r->abort_reason = AIGC_ABORT_NOMEM;
+      return 0;
+    }
+    if (r->engine && r->events.len > r->events_read)
+      aigc_engine_ready(r->engine, r);
+  }
+  else {
+    if (r->idle_deadline > 0)
+      r->idle_deadline = aigc_now() + r->timeout;
+    if (aigc_buf_append(&r->resp, ptr, n) != 0) {
+      r->abort_reason = AIGC_ABORT_NOMEM;
+      return 0;
+    }
+  }
+  return n;
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Attempts
+** =======================================================
+*/
+
+static void free_transfer_memory (aigc_request *r) {
+  aigc_buf_free(&r->resp);
+  aigc_buf_free(&r->events);
+  r->events_read = 0;
+  aigc_sse_free(&r->sse_parser);
+  aigc_sse_init(&r->sse_parser, r->max_bytes);
+  aigc_accum_free(&r->accum);
+  aigc_accum_init(&r->accum, r->kind == AIGC_KIND_COMPLETION ? AIGC_ACCUM_COMPLETION
+                                                             : AIGC_ACCUM_CHAT);
+  aj_arena_free(&r->arena);
+  aj_arena_init(&r->arena);
+}
+
+/* Resets what one attempt leaves behind, before (re)adding the handle. */
+int aigc_request_setup_attempt (aigc_request *r) {
+  r->status = 0;
+  aigc_buf_clear(&r->resp);
+  aigc_buf_clear(&r->hdrs);
+  aigc_buf_clear(&r->events);
+  r->events_read = 0;
+  r->received = 0;
+  r->transfer_done = 0;
+  r->curl_code = CURLE_OK;
+  r->errbuf[0] = '\0';
+  r->abort_reason = AIGC_ABORT_NONE;
+  r->mode_decided = 0;
+  r->sse = 0;
+  r->saw_done = 0;
+  r->done_deadline = 0;
+  r->retry_at = 0;
+  aigc_sse_reset(&r->sse_parser);
+  if (r->accum.chunks > 0 || r->accum.root.len > 0) {
+    aigc_accum_free(&r->accum);
+    aigc_accum_init(&r->accum, r->kind == AIGC_KIND_COMPLETION ? AIGC_ACCUM_COMPLETION
+                                                               : AIGC_ACCUM_CHAT);
+  }
+  /* A stream's timeout is an idle limit between bytes, counted from now. */
+  r->idle_deadline = r->stream ? aigc_now() + r->timeout : 0;
+  return 0;
+}
+
+/*
+** Seconds the server asked us to wait (retry-after-ms, then retry-after as
+** seconds or an HTTP date), or NAN when it said nothing usable.
+*/
+static double server_retry_after (const aigc_request *r) {
+  const char *v;
+  char *end;
+  double d;
+  if ((v = find_header(r, "retry-after-ms", NULL)) != NULL) {
+    d = strtod(v, &end);
+    if (end != v && *end == '\0' && isfinite(d))
+      return d / 1000.0;
+  }
+  if ((v = find_header(r, "retry-after", NULL)) != NULL) {
+    time_t when;
+    d = strtod(v, &end);
+    if (end != v && *end == '\0')
+      return isfinite(d) ? d : NAN;
+    when = curl_getdate(v, NULL);
+    if (when != (time_t)-1)
+      return difftime(when, time(NULL));
+  }
+  return NAN;
+}
+
+/* Whether a response with this status may be retried (REFERENCE.md). */
+static int status_retryable (const aigc_request *r, long status) {
+  const char *v = find_header(r, "x-should-retry", NULL);
+  if (v != NULL && strcmp(v, "true") == 0)
+    return 1;
+  if (v != NULL && strcmp(v, "false") == 0)
+    return 0;
+  return status == 408 || status == 409 || status == 429 || status >= 500;
+}
+
+/*
+** The delay before the next attempt: the server's, when 0 < d <= 120 s;
+** none (-1: do not retry) when it asks for longer; otherwise the SDKs'
+** backoff min(0.5 * 2^n, 8) * (1 - 0.25 * rand), n = retries taken.
+*/
+static double retry_delay (aigc_request *r) {
+  double d = server_retry_after(r);
+  if (d == d) {
+    if (d > 0 && d <= AIGC_MAX_RETRY_AFTER)
+      return d;
+    if (d > AIGC_MAX_RETRY_AFTER)
+      return -1;
+  }
+  d = 0.5 * pow(2.0, (double)r->retries);
+  if (d > 8.0)
+    d = 8.0;
+  return d * (1.0 - 0.25 * aigc_engine_random(r->engine));
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Ending a request
+** =======================================================
+*/
+
+/* Calls the waiter the Lua layer registered (a coroutine scheduler). */
+static void notify (lua_State *L, int eidx, int ridx, aigc_request *r) {
+  r->notify_pending = 0;
+  if (lua_getiuservalue(L, ridx, AIGC_RQ_NOTIFY) == LUA_TFUNCTION) {
+    lua_pushnil(L);
+    lua_setiuservalue(L, ridx, AIGC_RQ_NOTIFY);   /* once */
+    lua_pushvalue(L, ridx);
+    if (aigc_pcall(L, 1, 0) != LUA_OK) {
+      aigc_engine_report(L, eidx, -1);
+      lua_pop(L, 1);
+    }
+  }
+  else
+    lua_pop(L, 1);
+  aigc_engine_drop(L, eidx, r);
+}
+
+/* Runs an on_done / on_error callback with the value at vidx. */
+static int run_final_callback (lua_State *L, int eidx, int ridx, aigc_request *r,
+                               int slot, int vidx) {
+  vidx = lua_absindex(L, vidx);
+  if (lua_getiuservalue(L, ridx, slot) != LUA_TFUNCTION) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_pushvalue(L, vidx);
+  r->in_callback = 1;
+  if (aigc_pcall(L, 1, 0) != LUA_OK) {
+    aigc_engine_report(L, eidx, -1);
+    lua_pop(L, 1);
+  }
+  r->in_callback = 0;
+  return 1;
+}
+
+static void clear_callbacks (lua_State *L, int ridx) {
+  lua_pushnil(L);
+  lua_setiuservalue(L, ridx, AIGC_RQ_STREAM);
+  lua_pushnil(L);
+  lua_setiuservalue(L, ridx, AIGC_RQ_ON_DONE);
+  lua_pushnil(L);
+  lua_setiuservalue(L, ridx, AIGC_RQ_ON_ERROR);
+}
+
+/*
+** Ends r with the value on top of the stack (popped): the result table
+** when ok, else the error object. Frees its slot (a queued request may
+** start), runs on_done or on_error, tells the waiter.
+*/
+static int end_request (lua_State *L, int eidx, int ridx, aigc_request *r, int ok) {
+  int count, vidx = lua_gettop(L);
+  aigc_engine *e = r->engine;
+  if (e != NULL) {
+    aigc_engine_release(e, r);
+    aigc_engine_unready(e, r);
+  }
+  r->state = ok ? AIGC_DONE : AIGC_FAILED;
+  lua_pushvalue(L, vidx);
+  lua_setiuservalue(L, ridx, AIGC_RQ_RESULT);
+  free_transfer_memory(r);
+  count = run_final_callback(L, eidx, ridx, r, ok ? AIGC_RQ_ON_DONE : AIGC_RQ_ON_ERROR, vidx);
+  clear_callbacks(L, ridx);
+  lua_pop(L, 1);
+  notify(L, eidx, ridx, r);
+  return count;
+}
+
+/* Adds the fields every failure carries: request id, status, retries... */
+static void decorate_error (lua_State *L, aigc_request *r) {
+  const char *rid = find_header(r, "x-request-id", NULL);
+  if (rid != NULL) {
+    lua_pushstring(L, rid);
+    lua_setfield(L, -2, "request_id");
+  }
+  if (r->status > 0) {
+    if (lua_getfield(L, -1, "status") == LUA_TNIL) {
+      lua_pop(L, 1);
+      aigc_error_setint(L, "status", (lua_Integer)r->status);
+    }
+    else
+      lua_pop(L, 1);
+  }
+  aigc_error_setint(L, "retries", r->retries);
+  if (r->hdrs.len > 0) {
+    push_headers(L, r);
+    lua_setfield(L, -2, "headers");
+  }
+}
+
+/* Adds err.partial: what a stream had accumulated before it failed. */
+static void add_partial (lua_State *L, aigc_request *r) {
+  const aj_value *acc;
+  if (!r->sse || r->accum.chunks == 0)
+    return;
+  acc = aigc_accum_finish(&r->accum);
+  if (acc == NULL)
+    return;
+  aigc_json_push(L, acc);
+  lua_setfield(L, -2, "partial");
+}
+
+/* Pushes a new error whose message is built from a server string, scrubbed. */
+static void new_error_scrubbed (lua_State *L, aigc_request *r, const char *kind,
+                                const char *msg, size_t len) {
+  aigc_error_new(L, kind, "");
+  aigc_push_scrubbed(L, msg, len, r->engine ? r->engine->secret : NULL);
+  lua_setfield(L, -2, "message");
+}
+
+/* Copies the string-or-number member `key` of object v into the error on top. */
+static void copy_member (lua_State *L, aigc_request *r, const aj_value *v, const char *key) {
+  const aj_value *m = aj_get(v, key);
+  if (m == NULL)
+    return;
+  if (m->type == AJ_STRING)
+    aigc_push_scrubbed(L, m->u.s, m->len, r->engine ? r->engine->secret : NULL);
+  else if (m->type == AJ_INT)
+    lua_pushinteger(L, (lua_Integer)m->u.i);
+  else if (m->type == AJ_FLOAT)
+    lua_pushnumber(L, (lua_Number)m->u.d);
+  else
+    return;
+  lua_setfield(L, -2, key);
+}
+
+/*
+** Pushes an error object for an API error found in a JSON value `v` (the
+** body of an HTTP error, an "error" stream event, a 200 body with an
+** "error" member): unwraps {"error": {...}} as the SDKs do, and keeps the
+** whole decoded body in err.body.
+*/
+static void push_api_error (lua_State *L, aigc_request *r, const char *kind,
+                            const aj_value *v, const char *fallback) {
+  const aj_value *inner = aj_get(v, "error");
+  aigc_error_new(L, kind, fallback);
+  if (inner != NULL && inner->type == AJ_OBJECT) {
+    copy_member(L, r, inner, "message");
+    copy_member(L, r, inner, "type");
+    copy_member(L, r, inner, "code");
+    copy_member(L, r, inner, "param");
+  }
+  else if (inner != NULL && inner->type == AJ_STRING)
+    copy_member(L, r, v, "error");   /* {"error": "text"} (some servers) */
+  else if (v->type == AJ_OBJECT) {
+    copy_member(L, r, v, "message");
+    copy_member(L, r, v, "detail");   /* FastAPI-style servers */
+    if (lua_getfield(L, -1, "detail") == LUA_TSTRING) {
+      lua_setfield(L, -2, "message");
+    }
+    else
+      lua_pop(L, 1);
+  }
+  if (inner != NULL && inner->type == AJ_STRING) {
+    lua_getfield(L, -1, "error");
+    lua_setfield(L, -2, "message");
+    lua_pushnil(L);
+    lua_setfield(L, -2, "error");
+  }
+  aigc_json_push(L, v);
+  lua_setfield(L, -2, "body");
+}
+
+/* Pushes the error for an HTTP status outside 2xx, from the body kept. */
+static void push_http_error (lua_State *L, aigc_request *r, long status) {
+  aj_value v;
+  aj_error perr;
+  char fallback[64];
+  snprintf(fallback, sizeof fallback, "HTTP status %ld", status);
+  aj_arena_reset(&r->arena);
+  if (r->resp.len > 0
+      && aj_parse(&r->arena, r->resp.data, r->resp.len, AJ_DEFAULT_MAX_DEPTH, &v, &perr) == 0
+      && (v.type == AJ_OBJECT || v.type == AJ_ARRAY)) {
+    push_api_error(L, r, "http", &v, fallback);
+  }
+  else {
+    /* Not JSON (a proxy's HTML page, plain text): keep it as text. */
+    char msg[256];
+    size_t i, n = 0;
+    int space = 0;
+    aigc_error_new(L, "http", "");
+    for (i = 0; i < r->resp.len && n < 200; i++) {   /* one line, collapsed */
+      unsigned char c = (unsigned char)r->resp.data[i];
+      if (c <= ' ') {
+        space = n > 0;
+        continue;
+      }
+      if (space && n < sizeof msg - 1)
+        msg[n++] = ' ';
+      space = 0;
+      msg[n++] = (char)c;
+    }
+    if (n == 0) {
+      lua_pushstring(L, fallback);
+      lua_setfield(L, -2, "message");
+    }
+    else {
+      lua_pushfstring(L, "%s: ", fallback);
+      aigc_push_scrubbed(L, msg, n, r->engine ? r->engine->secret : NULL);
+      lua_concat(L, 2);
+      lua_setfield(L, -2, "message");
+    }
+    if (r->resp.len > 0) {
+      aigc_push_scrubbed(L, r->resp.data, r->resp.len > 65536 ? 65536 : r->resp.len,
+                         r->engine ? r->engine->secret : NULL);
+      lua_setfield(L, -2, "body");
+    }
+  }
+  aigc_error_setint(L, "status", (lua_Integer)status);
+  {
+    double ra = server_retry_after(r);
+    if (ra == ra) {
+      lua_pushnumber(L, ra);
+      lua_setfield(L, -2, "retry_after");
+    }
+  }
+}
+
+/* The text of choices[1]: message.content for chat, text for completions. */
+static void set_text (lua_State *L, int res) {
+  if (lua_getfield(L, res, "choices") == LUA_TTABLE
+      && lua_rawgeti(L, -1, 1) == LUA_TTABLE) {
+    if (lua_getfield(L, -1, "message") == LUA_TTABLE) {
+      lua_getfield(L, -1, "content");
+      lua_remove(L, -2);
+    }
+    else {
+      lua_pop(L, 1);
+      lua_getfield(L, -1, "text");
+    }
+    if (lua_type(L, -1) == LUA_TSTRING)
+      lua_setfield(L, res, "text");
+    else
+      lua_pop(L, 1);
+    lua_pop(L, 2);
+    return;
+  }
+  lua_settop(L, res);
+}
+
+/* Adds text, request_id, headers and retries to the result on top. */
+static void decorate_result (lua_State *L, aigc_request *r) {
+  int res = lua_gettop(L);
+  const char *rid = find_header(r, "x-request-id", NULL);
+  if (r->kind == AIGC_KIND_CHAT || r->kind == AIGC_KIND_COMPLETION)
+    set_text(L, res);
+  if (rid != NULL) {
+    lua_pushstring(L, rid);
+    lua_setfield(L, res, "request_id");
+  }
+  push_headers(L, r);
+  lua_setfield(L, res, "headers");
+  lua_pushinteger(L, r->retries);
+  lua_setfield(L, res, "retries");
+}
+
+/*
+** The transfer is over and every event delivered: turn the response into
+** a result or an error, or schedule a retry. Returns callbacks run.
+*/
+static int finish_transfer (lua_State *L, int eidx, int ridx, aigc_request *r) {
+  int retryable = 0;
+  long status = 0;
+  if (r->easy != NULL)
+    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+  if (status > 0)
+    r->status = status;
+
+  if (r->abort_reason == AIGC_ABORT_LIMIT) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "the response is larger than max_response_bytes (%zu bytes)",
+             r->max_bytes);
+    aigc_error_new(L, "limit", msg);
+    add_partial(L, r);
+  }
+  else if (r->abort_reason == AIGC_ABORT_NOMEM || r->curl_code == CURLE_OUT_OF_MEMORY) {
+    aigc_error_new(L, "limit", "out of memory while receiving the response");
+  }
+  else if (r->abort_reason == AIGC_ABORT_IDLE) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "no data from the server for %g s (the stream's idle timeout)",
+             r->timeout);
+    aigc_error_new(L, r->delivered ? "timeout" : "timeout", msg);
+    add_partial(L, r);
+    retryable = !r->delivered;
+  }
+  else if (r->curl_code != CURLE_OK) {
+    const char *detail = r->errbuf[0] ? r->errbuf : curl_easy_strerror(r->curl_code);
+    const char *kind = r->curl_code == CURLE_OPERATION_TIMEDOUT ? "timeout" : "connect";
+    if (r->delivered) {
+      char msg[CURL_ERROR_SIZE + 64];
+      snprintf(msg, sizeof msg, "the stream was interrupted: %s", detail);
+      new_error_scrubbed(L, r, "stream", msg, strlen(msg));
+      add_partial(L, r);
+    }
+    else {
+      new_error_scrubbed(L, r, kind, detail, strlen(detail));
+      retryable = 1;
+    }
+    aigc_error_setint(L, "curl_code", (lua_Integer)r->curl_code);
+  }
+  else if (r->status < 200 || r->status >= 300) {
+    push_http_error(L, r, r->status);
+    retryable = status_retryable(r, r->status);
+  }
+  else if (r->sse) {
+    const aj_value *acc = aigc_accum_finish(&r->accum);
+    if (acc == NULL)
+      aigc_error_new(L, "limit", "out of memory while accumulating the stream");
+    else if (!r->saw_done) {
+      aigc_error_new(L, "stream", "the stream was incomplete: it ended before [DONE]");
+      add_partial(L, r);
+    }
+    else if ((r->kind == AIGC_KIND_CHAT || r->kind == AIGC_KIND_COMPLETION)
+             && aigc_accum_incomplete(&r->accum)) {
+      aigc_error_new(L, "stream", r->accum.chunks == 0
+                     ? "the stream was incomplete: [DONE] came before any choice"
+                     : "the stream was incomplete: a choice has no finish_reason");
+      add_partial(L, r);
+    }
+    else {
+      aigc_json_push(L, acc);
+      decorate_result(L, r);
+      return end_request(L, eidx, ridx, r, 1);
+    }
+  }
+  else {
+    aj_value v;
+    aj_error perr;
+    int rc;
+    aj_arena_reset(&r->arena);
+    rc = aj_parse(&r->arena, r->resp.data ? r->resp.data : "", r->resp.len,
+                  AJ_DEFAULT_MAX_DEPTH, &v, &perr);
+    if (rc == -2)
+      aigc_error_new(L, "limit", "out of memory while parsing the response");
+    else if (rc != 0) {
+      char msg[200];
+      if (r->resp.len == 0)
+        snprintf(msg, sizeof msg, "the response body is empty (HTTP %ld)", r->status);
+      else
+        snprintf(msg, sizeof msg, "the response is not valid JSON (at byte %zu: %s)",
+                 perr.offset, perr.message);
+      aigc_error_new(L, "parse", msg);
+      if (r->resp.len > 0) {
+        aigc_push_scrubbed(L, r->resp.data, r->resp.len > 65536 ? 65536 : r->resp.len,
+                           r->engine ? r->engine->secret : NULL);
+        lua_setfield(L, -2, "body");
+      }
+    }
+    else if (v.type != AJ_OBJECT)
+      aigc_error_new(L, "parse", "the response is not a JSON object");
+    else if (aj_get(&v, "error") != NULL && aj_get(&v, "error")->type != AJ_NULL
+             && aj_get(&v, "error")->type != AJ_FALSE)
+      push_api_error(L, r, "api", &v, "the server returned an error");
+    else if ((r->kind == AIGC_KIND_CHAT || r->kind == AIGC_KIND_COMPLETION)
+             && (aj_get(&v, "choices") == NULL || aj_get(&v, "choices")->type != AJ_ARRAY))
+      aigc_error_new(L, "parse", aj_get(&v, "choices") == NULL
+                     ? "the response has no choices"
+                     : "the response's choices is not an array");
+    else {
+      aigc_json_push(L, &v);
+      decorate_result(L, r);
+      if (r->stream && lua_getiuservalue(L, ridx, AIGC_RQ_STREAM) != LUA_TFUNCTION)
+        lua_pop(L, 1);
+      else if (r->stream) {
+        /* Asked to stream, the server answered in one piece: deliver it as
+           one delta so the callback still sees the text. */
+        int st;
+        lua_getfield(L, -2, "text");
+        lua_pushvalue(L, -3);
+        r->in_callback = 1;
+        st = aigc_pcall(L, 2, 0);
+        r->in_callback = 0;
+        if (st != LUA_OK) {
+          const char *m = luaL_tolstring(L, -1, NULL);
+          aigc_error_new(L, "callback", m);
+          lua_pushvalue(L, -3);
+          lua_setfield(L, -2, "traceback");
+          lua_replace(L, -4);
+          lua_pop(L, 2);
+          decorate_error(L, r);
+          return end_request(L, eidx, ridx, r, 0);
+        }
+      }
+      return end_request(L, eidx, ridx, r, 1);
+    }
+  }
+
+  /* An error is on top of the stack. */
+  decorate_error(L, r);
+  if (retryable && r->engine != NULL && !r->engine->closed && r->retries < r->max_retries) {
+    double delay = retry_delay(r);
+    if (delay >= 0) {
+      lua_getfield(L, -1, "kind");
+      lua_getfield(L, -2, "message");
+      aigc_engine_log(L, eidx, "warn", "retrying in %.3f s (retry %d of %d) after %s error: %s",
+                      delay, r->retries + 1, r->max_retries,
+                      lua_tostring(L, -2), lua_tostring(L, -1));
+      lua_pop(L, 3);
+      r->retries++;
+      r->retry_at = aigc_now() + (delay > 0 ? delay : 0.000001);
+      r->idle_deadline = 0;
+      r->transfer_done = 0;
+      aigc_buf_clear(&r->resp);
+      return 0;
+    }
+  }
+  aigc_error_setint(L, "retries", r->retries);
+  return end_request(L, eidx, ridx, r, 0);
+}
+
+/*
+** Fails a running request right now (an error event, malformed chunk or
+** failing stream callback) with the error on top of the stack: the
+** transfer is stopped (the connection closed) and nothing more delivered.
+*/
+static int fail_now (lua_State *L, int eidx, int ridx, aigc_request *r) {
+  add_partial(L, r);
+  decorate_error(L, r);
+  aigc_buf_clear(&r->events);
+  r->events_read = 0;
+  return end_request(L, eidx, ridx, r, 0);
+}
+
+/* The text delta of a chunk: choices[0].delta.content, or choices[0].text. */
+static const aj_value *chunk_delta (const aj_value *chunk, aigc_kind kind) {
+  const aj_value *choices = aj_get(chunk, "choices"), *c, *d;
+  if (choices == NULL || choices->type != AJ_ARRAY || choices->len == 0)
+    return NULL;
+  c = &choices->u.items[0];
+  if (kind == AIGC_KIND_COMPLETION)
+    d = aj_get(c, "text");
+  else {
+    d = aj_get(c, "delta");
+    d = d ? aj_get(d, "content") : NULL;
+  }
+  return (d != NULL && d->type == AJ_STRING) ? d : NULL;
+}
+
+/* Handles one queued stream event. Returns the callbacks run (0 or 1+). */
+static int handle_event (lua_State *L, int eidx, int ridx, aigc_request *r,
+                         const char *type, size_t tlen, const char *data, size_t dlen) {
+  aj_value chunk;
+  aj_error perr;
+  const aj_value *err, *delta;
+  size_t before;
+  int rc, st, nargs;
+  aj_arena_reset(&r->arena);
+  rc = aj_parse(&r->arena, data, dlen, AJ_DEFAULT_MAX_DEPTH, &chunk, &perr);
+  if (rc == -2) {
+    aigc_error_new(L, "limit", "out of memory while parsing a stream event");
+    return fail_now(L, eidx, ridx, r);
+  }
+  if (tlen == 5 && memcmp(type, "error", 5) == 0) {
+    if (rc == 0 && chunk.type == AJ_OBJECT)
+      push_api_error(L, r, "api", &chunk, "the server sent an error event");
+    else {
+      new_error_scrubbed(L, r, "stream", data, dlen > 500 ? 500 : dlen);
+      if (dlen == 0) {
+        lua_pushliteral(L, "the server sent an error event");
+        lua_setfield(L, -2, "message");
+      }
+    }
+    return fail_now(L, eidx, ridx, r);
+  }
+  if (rc != 0) {
+    char msg[200];
+    snprintf(msg, sizeof msg, "a stream event is not valid JSON (at byte %zu: %s)",
+             perr.offset, perr.message);
+    aigc_error_new(L, "parse", msg);
+    aigc_push_scrubbed(L, data, dlen > 65536 ? 65536 : dlen, r->engine ? r->engine->secret : NULL);
+    lua_setfield(L, -2, "body");
+    return fail_now(L, eidx, ridx, r);
+  }
+  err = aj_get(&chunk, "error");
+  if (err != NULL && err->type != AJ_NULL && err->type != AJ_FALSE) {
+    push_api_error(L, r, "api", &chunk, "the server sent an error in the stream");
+    return fail_now(L, eidx, ridx, r);
+  }
+  before = r->accum.chunks;
+  rc = aigc_accum_add(&r->accum, &chunk);
+  if (rc == AIGC_ACCUM_NOMEM) {
+    aigc_error_new(L, "limit", "out of memory while accumulating the stream");
+    return fail_now(L, eidx, ridx, r);
+  }
+  if (rc == AIGC_ACCUM_BADSHAPE) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "unexpected stream chunk: %s", r->accum.error);
+    aigc_error_new(L, "parse", msg);
+    return fail_now(L, eidx, ridx, r);
+  }
+  if (r->accum.chunks == before)
+    return 0;   /* skipped (an Azure content-filter event) */
+  r->delivered = 1;
+  if (lua_getiuservalue(L, ridx, AIGC_RQ_STREAM) != LUA_TFUNCTION) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  delta = chunk_delta(&chunk, r->kind);
+  if (delta != NULL)
+    lua_pushlstring(L, delta->u.s, delta->len);
+  else
+    lua_pushnil(L);
+  nargs = 1;
+  if (r->want_chunk) {
+    aigc_json_push(L, &chunk);
+    nargs = 2;
+  }
+  r->in_callback = 1;
+  st = aigc_pcall(L, nargs, 0);
+  r->in_callback = 0;
+  if (st != LUA_OK) {
+    if (r->state != AIGC_RUNNING) {   /* canceled or closed inside: say nothing */
+      lua_pop(L, 1);
+      return 1;
+    }
+    aigc_error_new(L, "callback", luaL_tolstring(L, -2, NULL));
+    lua_remove(L, -2);
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, "traceback");
+    lua_remove(L, -2);
+    fail_now(L, eidx, ridx, r);
+  }
+  return 1;
+}
+
+/*
+** Dispatches what is pending for the request at ridx: queued stream events
+** (at most `budget` callbacks, 0 = all), then, once the transfer is over,
+** the end of the request. A request still holding events when the budget
+** runs out goes back on the ready list.
+*/
+int aigc_request_dispatch (lua_State *L, int eidx, int ridx, int budget) {
+  aigc_request *r = (aigc_request *)lua_touserdata(L, ridx);
+  aigc_engine *e = r->engine;
+  int count = 0;
+  luaL_checkstack(L, 12, "aigc dispatch");
+  while (r->state == AIGC_RUNNING && r->events_read < r->events.len
+         && e != NULL && !e->closed) {
+    uint32_t lens[2];
+    const char *p;
+    if (budget > 0 && count >= budget) {
+      aigc_engine_ready(e, r);
+      return count;
+    }
+    p = r->events.data + r->events_read;
+    memcpy(lens, p, sizeof lens);
+    r->events_read += sizeof lens + lens[0] + lens[1];
+    /* The event's bytes stay valid: the queue only grows from libcurl,
+       and libcurl does not run while we dispatch. But a nested drive (a
+       blocking call inside the callback) can append and reallocate, so
+       handle_event must not keep `p` across the callback. */
+    count += handle_event(L, eidx, ridx, r, p + sizeof lens, lens[0],
+                          p + sizeof lens + lens[0], lens[1]);
+    e = r->engine;
+  }
+  if (r->state == AIGC_RUNNING && r->events_read >= r->events.len) {
+    aigc_buf_clear(&r->events);
+    r->events_read = 0;
+  }
+  if (r->state == AIGC_RUNNING && r->transfer_done && e != NULL && !e->closed)
+    count += finish_transfer(L, eidx, ridx, r);
+  if (aigc_terminal(r->state) && r->notify_pending)
+    notify(L, eidx, ridx, r);
+  return count;
+}
+
+/*
+** Cancels the request at ridx if it is not over: out of libcurl (closing
+** its connection), out of the queue, its callbacks forgotten. Its result
+** becomes a "canceled" error; a waiting coroutine is told on the next
+** dispatch.
+*/
+void aigc_request_cancel (lua_State *L, int ridx, const char *why) {
+  aigc_request *r = (aigc_request *)lua_touserdata(L, ridx);
+  aigc_engine *e = r->engine;
+  ridx = lua_absindex(L, ridx);
+  if (aigc_terminal(r->state))
+    return;
+  r->state = AIGC_CANCELED;
+  if (e != NULL) {
+    aigc_engine_release(e, r);
+    aigc_engine_unready(e, r);
+  }
+  free_transfer_memory(r);
+  clear_callbacks(L, ridx);
+  aigc_error_new(L, "canceled", why);
+  aigc_error_setint(L, "retries", r->retries);
+  lua_setiuservalue(L, ridx, AIGC_RQ_RESULT);
+  if (e != NULL && !e->closed) {
+    lua_getiuservalue(L, ridx, AIGC_RQ_ENGINE);
+    if (lua_getiuservalue(L, ridx, AIGC_RQ_NOTIFY) == LUA_TFUNCTION) {
+      r->notify_pending = 1;
+      aigc_engine_ready(e, r);   /* the waiter hears it from the loop */
+      lua_pop(L, 2);
+    }
+    else {
+      lua_pop(L, 1);
+      aigc_engine_drop(L, lua_gettop(L), r);
+      lua_pop(L, 1);
+    }
+  }
+}
+
+/* The engine closed: what the request holds in libcurl is gone. */
+void aigc_request_detach (aigc_request *r) {
+  r->engine = NULL;
+  free_transfer_memory(r);
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Submitting
+** =======================================================
+*/
+
+static double opt_param_seconds (lua_State *L, int t, const char *field, double def) {
+  double v = def;
+  if (lua_getfield(L, t, field) != LUA_TNIL) {
+    int isnum;
+    v = (double)lua_tonumberx(L, -1, &isnum);
+    if (!isnum || !(v > 0) || v > 1e9)
+      luaL_error(L, "bad params.%s (a number of seconds > 0 expected, got %s)",
+                 field, isnum ? lua_tostring(L, -1) : luaL_typename(L, -1));
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+static lua_Integer opt_param_int (lua_State *L, int t, const char *field, lua_Integer def,
+                                  lua_Integer lo, lua_Integer hi) {
+  lua_Integer v = def;
+  if (lua_getfield(L, t, field) != LUA_TNIL) {
+    int isnum;
+    v = lua_tointegerx(L, -1, &isnum);
+    if (!isnum || v < lo || v > hi)
+      luaL_error(L, "bad params.%s (an integer in %I..%I expected)", field, lo, hi);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+/* Reads an optional callback params[field] into the request's slot. */
+static int opt_callback (lua_State *L, int t, const char *field, int ridx, int slot) {
+  int type = lua_getfield(L, t, field);
+  if (type == LUA_TNIL) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  if (type != LUA_TFUNCTION) {
+    if (luaL_getmetafield(L, -1, "__call") == LUA_TNIL)
+      luaL_error(L, "bad params.%s (a function expected, got %s)", field, luaL_typename(L, -1));
+    lua_pop(L, 1);
+  }
+  lua_setiuservalue(L, ridx, slot);
+  return 1;
+}
+
+/* Whether the stream callback at idx declares a second parameter (chunk). */
+static int wants_chunk (lua_State *L, int idx) {
+  lua_Debug ar;
+  if (lua_type(L, idx) != LUA_TFUNCTION)
+    return 1;
+  lua_pushvalue(L, idx);
+  if (!lua_getinfo(L, ">u", &ar))
+    return 1;
+  return ar.isvararg || ar.nparams >= 2;
+}
+
+static char *dup_url (lua_State *L, const aigc_engine *e, const char *path, const char *query) {
+  size_t blen = strlen(e->base_url), plen = strlen(path), qlen = query ? strlen(query) : 0;
+  char *url = (char *)malloc(blen + plen + qlen + 3);
+  char *p;
+  if (url == NULL)
+    luaL_error(L, "not enough memory");
+  p = url;
+  memcpy(p, e->base_url, blen);
+  p += blen;
+  if (plen > 0 && path[0] != '/')
+    *p++ = '/';
+  memcpy(p, path, plen);
+  p += plen;
+  if (qlen > 0) {
+    *p++ = strchr(path, '?') ? '&' : '?';
+    memcpy(p, query, qlen);
+    p += qlen;
+  }
+  *p = '\0';
+  return url;
+}
+
+static int setup_easy (aigc_request *r, const aigc_engine *e) {
+  CURL *h = r->easy;
+  CURLcode rc = CURLE_OK;
+#define SET(opt, val) do { if (rc == CURLE_OK) rc = curl_easy_setopt(h, opt, val); } while (0)
+  SET(CURLOPT_URL, r->url);
+  SET(CURLOPT_PRIVATE, (void *)r);
+  SET(CURLOPT_WRITEFUNCTION, on_write);
+  SET(CURLOPT_WRITEDATA, (void *)r);
+  SET(CURLOPT_HEADERFUNCTION, on_header);
+  SET(CURLOPT_HEADERDATA, (void *)r);
+  SET(CURLOPT_ERRORBUFFER, r->errbuf);
+  SET(CURLOPT_NOSIGNAL, 1L);
+  SET(CURLOPT_HTTPHEADER, r->headers ? r->headers : e->headers);
+  if (r->method_get)
+    SET(CURLOPT_HTTPGET, 1L);
+  else {
+    SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body.len);
+    SET(CURLOPT_POSTFIELDS, r->body.data ? r->body.data : "");
+  }
+  SET(CURLOPT_CONNECTTIMEOUT_MS, (long)ceil(r->connect_timeout * 1000.0));
+  /* Non-streamed calls have a total deadline; a stream only an idle one
+     (the engine's own timer), never a total. */
+  if (!r->stream)
+    SET(CURLOPT_TIMEOUT_MS, (long)ceil(r->timeout * 1000.0));
+  SET(CURLOPT_FOLLOWLOCATION, 0L);   /* never replay a POST, never leak a key */
+  SET(CURLOPT_TCP_KEEPALIVE, 1L);
+  SET(CURLOPT_ACCEPT_ENCODING, "");
+  if (rc != CURLE_OK)
+    return -1;
+#if LIBCURL_VERSION_NUM >= 0x075500
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#endif
+  if (strncmp(r->url, "https:", 6) == 0)
+    curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);   /* prefer one HTTP/2 connection */
+  if (e->insecure) {
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
+  if (e->ca_file != NULL && curl_easy_setopt(h, CURLOPT_CAINFO, e->ca_file) != CURLE_OK)
+    return -1;
+  if (e->ca_path != NULL && curl_easy_setopt(h, CURLOPT_CAPATH, e->ca_path) != CURLE_OK)
+    return -1;
+  if (e->proxy != NULL && curl_easy_setopt(h, CURLOPT_PROXY, e->proxy) != CURLE_OK)
+    return -1;
+#undef SET
+  return 0;
+}
+
+static const char *const kind_names[] = { "chat", "completion", "json", "get", NULL };
+
+/*
+** eng:submit(kind, params [, opts]) -> request
+**   kind   "chat" | "completion" | "json" | "get"
+**   params the request table (nil for "get"); its control keys (stream,
+**          on_done, on_error, timeout, connect_timeout, max_retries,
+**          max_response_bytes) configure the call and are not sent
+**   opts   { path =, headers = {"Name: value", ...}, query = "a=b" } for
+**          what the Lua layer computed (Azure paths, per-call headers)
+*/
+int aigc_request_submit (lua_State *L) {
+  aigc_engine *e = aigc_check_engine(L, 1);
+  aigc_kind kind = (aigc_kind)luaL_checkoption(L, 2, NULL, kind_names);
+  int has_params = !lua_isnoneornil(L, 3), ridx, stream = 0, strong = 0;
+  const char *path = NULL, *query = e->query;
+  aigc_request *r;
+
+  if (kind != AIGC_KIND_GET || has_params)
+    luaL_checktype(L, 3, LUA_TTABLE);
+  if (!lua_isnoneornil(L, 4))
+    luaL_checktype(L, 4, LUA_TTABLE);
+  lua_settop(L, 4);
+
+  /* Everything is checked before anything is allocated. */
+  if (!lua_isnil(L, 4)) {
+    if (lua_getfield(L, 4, "path") != LUA_TNIL)
+      path = luaL_checkstring(L, -1);   /* anchored by opts until we return */
+    lua_pop(L, 1);
+    if (lua_getfield(L, 4, "query") != LUA_TNIL)
+      query = luaL_checkstring(L, -1);
+    lua_pop(L, 1);
+  }
+  if (path == NULL) {
+    if (kind == AIGC_KIND_CHAT) path = "/chat/completions";
+    else if (kind == AIGC_KIND_COMPLETION) path = "/completions";
+    else return luaL_argerror(L, 4, "opts.path is required for this kind");
+  }
+  if (has_params && (kind == AIGC_KIND_CHAT || kind == AIGC_KIND_COMPLETION)) {
+    int t = lua_getfield(L, 3, "stream");
+    if (t == LUA_TFUNCTION || (t == LUA_TBOOLEAN && lua_toboolean(L, -1)))
+      stream = 1;
+    else if (t == LUA_TTABLE && luaL_getmetafield(L, -1, "__call") != LUA_TNIL) {
+      lua_pop(L, 1);
+      stream = 1;
+    }
+    else if (t != LUA_TNIL && t != LUA_TBOOLEAN)
+      return luaL_error(L, "bad params.stream (a boolean or a function expected, got %s)",
+                        luaL_typename(L, -1));
+    lua_pop(L, 1);
+  }
+
+  r = (aigc_request *)lua_newuserdatauv(L, sizeof *r, AIGC_RQ_NSLOTS);
+  memset(r, 0, sizeof *r);
+  r->state = AIGC_CANCELED;   /* "closed" until it is handed to the engine */
+  r->kind = kind;
+  r->max_bytes = e->max_bytes;
+  aigc_sse_init(&r->sse_parser, r->max_bytes);
+  aigc_accum_init(&r->accum, kind == AIGC_KIND_COMPLETION ? AIGC_ACCUM_COMPLETION
+                                                         : AIGC_ACCUM_CHAT);
+  aj_arena_init(&r->arena);
+  luaL_setmetatable(L, AIGC_REQUEST_MT);
+  ridx = lua_gettop(L);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, ridx, AIGC_RQ_ENGINE);
+
+  r->stream = stream;
+  r->method_get = kind == AIGC_KIND_GET;
+  r->timeout = e->timeout;
+  r->connect_timeout = e->connect_timeout;
+  r->max_retries = e->max_retries;
+  if (has_params) {
+    r->timeout = opt_param_seconds(L, 3, "timeout", e->timeout);
+    r->connect_timeout = opt_param_seconds(L, 3, "connect_timeout", e->connect_timeout);
+    r->max_retries = (int)opt_param_int(L, 3, "max_retries", e->max_retries, 0, 100);
+    r->max_bytes = (size_t)opt_param_int(L, 3, "max_response_bytes", (lua_Integer)e->max_bytes,
+                                         1, (lua_Integer)1 << 40);
+    r->sse_parser.max_event = r->max_bytes;
+    if (stream && lua_getfield(L, 3, "stream") != LUA_TBOOLEAN) {
+      r->want_chunk = wants_chunk(L, -1);
+      lua_setiuservalue(L, ridx, AIGC_RQ_STREAM);
+      strong = 1;
+    }
+    else if (stream)
+      lua_pop(L, 1);
+    strong |= opt_callback(L, 3, "on_done", ridx, AIGC_RQ_ON_DONE);
+    strong |= opt_callback(L, 3, "on_error", ridx, AIGC_RQ_ON_ERROR);
+  }
+
+  r->url = dup_url(L, e, path, query);
+  if (!lua_isnil(L, 4)) {
+    if (lua_getfield(L, 4, "headers") == LUA_TTABLE)
+      r->headers = aigc_build_headers(L, lua_gettop(L));
+    lua_pop(L, 1);
+  }
+  if (!r->method_get) {
+    if (has_params)
+      aigc_json_encode_params(L, 3, &r->body, kind,
+                              kind == AIGC_KIND_GET ? NULL : e->model, stream);
+    else if (aigc_buf_append(&r->body, "{}", 2) != 0)
+      return luaL_error(L, "not enough memory");
+  }
+  r->easy = curl_easy_init();
+  if (r->easy == NULL)
+    return luaL_error(L, "curl_easy_init failed");
+  if (setup_easy(r, e) != 0)
+    return luaL_error(L, "could not configure the transfer (a bad ca_file, ca_path or proxy?)");
+
+  /* From here on nothing raises: hand it to the engine. */
+  aigc_engine_link(e, r);
+  aigc_engine_hold(L, 1, r, ridx, strong);
+  r->state = AIGC_QUEUED;
+  if (e->log_enabled)
+    aigc_engine_log(L, 1, "debug", "%s %s%s", r->method_get ? "GET" : "POST", path,
+                    stream ? " (stream)" : "");
+  aigc_engine_start(e, r);
+  lua_settop(L, ridx);
+  return 1;
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** The request object
+** =======================================================
+*/
+
+/* Pushes the request's outcome: res | nil, err | nil, nil (pending). */
+static int push_result (lua_State *L, int ridx, aigc_request *r) {
+  if (r->state == AIGC_DONE) {
+    lua_getiuservalue(L, ridx, AIGC_RQ_RESULT);
+    return 1;
+  }
+  lua_pushnil(L);
+  if (r->state == AIGC_FAILED || r->state == AIGC_CANCELED) {
+    if (lua_getiuservalue(L, ridx, AIGC_RQ_RESULT) == LUA_TNIL) {
+      lua_pop(L, 1);   /* canceled by the engine's __gc or a detach */
+      aigc_error_new(L, "canceled", "the request was canceled");
+      lua_pushvalue(L, -1);
+      lua_setiuservalue(L, ridx, AIGC_RQ_RESULT);
+    }
+  }
+  else
+    lua_pushnil(L);
+  return 2;
+}
+
+static int req_status (lua_State *L) {
+  aigc_request *r = aigc_check_request(L, 1);
+  lua_pushstring(L, state_names[r->state]);
+  return 1;
+}
+
+static int req_result (lua_State *L) {
+  aigc_request *r = aigc_check_request(L, 1);
+  return push_result(L, 1, r);
+}
+
+/*
+** req:wait([timeout]) -> res | nil, err | nil, nil (still pending after
+** `timeout` seconds). Drives the engine (every request's callbacks run)
+** until this request is over.
+*/
+static int req_wait (lua_State *L) {
+  aigc_request *r = aigc_check_request(L, 1);
+  lua_Number timeout = luaL_optnumber(L, 2, -1);
+  double until;
+  if (!lua_isnoneornil(L, 2))
+    luaL_argcheck(L, timeout >= 0 && timeout == timeout, 2, "timeout must be a number >= 0");
+  lua_settop(L, 1);
+  if (!aigc_terminal(r->state) && r->in_callback)
+    return luaL_error(L, "cannot wait for a request from inside its own callback");
+  until = timeout < 0 ? -1 : aigc_now() + (double)timeout;
+  if (!aigc_terminal(r->state) && r->engine != NULL) {
+    lua_getiuservalue(L, 1, AIGC_RQ_ENGINE);   /* index 2 */
+    while (!aigc_terminal(r->state) && r->engine != NULL && !r->engine->closed) {
+      double slice = 1.0;
+      if (until >= 0) {
+        double left = until - aigc_now();
+        if (left <= 0)
+          break;
+        if (left < slice)
+          slice = left;
+      }
+      aigc_engine_drive(L, 2, slice, 0, r);
+    }
+  }
+  return push_result(L, 1, r);
+}
+
+/*
+** req:pump([timeout]) -> status: one turn of the engine (waiting at most
+** `timeout` seconds, default 1), for an iterator waiting on its next
+** event. Like wait(), it may be called inside callbacks.
+*/
+static int req_pump (lua_State *L) {
+  aigc_request *r = aigc_check_request(L, 1);
+  lua_Number timeout = luaL_optnumber(L, 2, 1.0);
+  luaL_argcheck(L, timeout >= 0 && timeout == timeout, 2, "timeout must be a number >= 0");
+  lua_settop(L, 1);
+  if (!aigc_terminal(r->state) && r->engine != NULL && !r->engine->closed) {
+    if (r->in_callback)
+      return luaL_error(L, "cannot wait for a request from inside its own callback");
+    lua_getiuservalue(L, 1, AIGC_RQ_ENGINE);
+    aigc_engine_drive(L, 2, (double)timeout, 0, r);
+  }
+  lua_pushstring(L, state_names[r->state]);
+  return 1;
+}
+
+/* req:_engine() -> the engine it belongs to (for the Lua scheduler). */
+static int req_engine (lua_State *L) {
+  aigc_check_request(L, 1);
+  lua_getiuservalue(L, 1, AIGC_RQ_ENGINE);
+  return 1;
+}
+
+static int req_cancel (lua_State *L) {
+  aigc_request *r = aigc_check_request(L, 1);
+  int pending = !aigc_terminal(r->state);
+  const char *why = luaL_optstring(L, 2, "the request was canceled");
+  lua_settop(L, 1);
+  aigc_request_cancel(L, 1, why);
+  lua_pushboolean(L, pending);
+  return 1;
+}
+
+/* req:_notify(fn): the Lua layer's waiter, called once when r is over. */
+static int req_notify (lua_State *L) {
+  aigc_request *r = aigc_check_request(L, 1);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_settop(L, 2);
+  lua_setiuservalue(L, 1, AIGC_RQ_NOTIFY);
+  if (r->engine != NULL) {
+    lua_getiuservalue(L, 1, AIGC_RQ_ENGINE);
+    if (aigc_terminal(r->state)) {
+      r->notify_pending = 1;
+      aigc_engine_hold(L, 2, r, 1, 1);
+      aigc_engine_ready(r->engine, r);
+    }
+    else
+      aigc_engine_hold(L, 2, r, 1, 1);
+  }
+  return 0;
+}
+
+static int req_close (lua_State *L) {
+  aigc_request *r = aigc_check_request(L, 1);
+  lua_settop(L, 1);
+  if (!aigc_terminal(r->state))
+    aigc_request_cancel(L, 1, "the request was closed");
+  return 0;
+}
+
+/*
+** __gc: the request is unreachable, so nobody can read its result. If it
+** was still pending it is canceled here, in C only (this may run at any
+** allocation, even inside the engine's own loop: see aigc_engine_unlink).
+*/
+static int req_gc (lua_State *L) {
+  aigc_request *r = (aigc_request *)luaL_checkudata(L, 1, AIGC_REQUEST_MT);
+  if (r->engine != NULL)
+    aigc_engine_unlink(r->engine, r);
+  if (!aigc_terminal(r->state))
+    r->state = AIGC_CANCELED;
+  if (r->easy != NULL) {
+    curl_easy_cleanup(r->easy);
+    r->easy = NULL;
+  }
+  free(r->url);
+  r->url = NULL;
+  curl_slist_free_all(r->headers);
+  r->headers = NULL;
+  aigc_buf_free(&r->body);
+  aigc_buf_free(&r->hdrs);
+  aigc_buf_free(&r->resp);
+  aigc_buf_free(&r->events);
+  aigc_sse_free(&r->sse_parser);
+  aigc_accum_free(&r->accum);
+  aj_arena_free(&r->arena);
+  return 0;
+}
+
+static int req_tostring (lua_State *L) {
+  aigc_request *r = aigc_check_request(L, 1);
+  lua_pushfstring(L, "aigc.request (%s, %s%s) %p", state_names[r->state],
+                  kind_names[r->kind], r->stream ? ", stream" : "", (void *)r);
+  return 1;
+}
+
+static const luaL_Reg request_methods[] = {
+  {"status", req_status},
+  {"result", req_result},
+  {"wait", req_wait},
+  {"cancel", req_cancel},
+  {"pump", req_pump},
+  {"_notify", req_notify},
+  {"_engine", req_engine},
+  {NULL, NULL}
+};
+
+static const luaL_Reg request_meta[] = {
+  {"__index", NULL},
+  {"__gc", req_gc},
+  {"__close", req_close},
+  {"__tostring", req_tostring},
+  {NULL, NULL}
+};
+
+void aigc_request_open (lua_State *L) {
+  luaL_newmetatable(L, AIGC_REQUEST_MT);
+  luaL_setfuncs(L, request_meta, 0);
+  luaL_newlibtable(L, request_methods);
+  luaL_setfuncs(L, request_methods, 0);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, "__index");
+  /* The Lua layer adds to (and may wrap) these methods. */
+  lua_setfield(L, -3, "request_methods");
+  lua_pop(L, 1);
+}
+
+/* }====================================================== */
