@@ -177,6 +177,7 @@ struct aigc_engine {
   char *model;                  /* default model or NULL */
   char *secret;                 /* the API key, only to scrub it from errors */
   struct curl_slist *headers;   /* default headers */
+  struct curl_slist *stream_headers;  /* the same, Accept: text/event-stream */
   double timeout, connect_timeout;
   int max_retries;
   int max_concurrency;          /* 0 = unlimited */

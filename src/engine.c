@@ -873,6 +873,7 @@ static void free_config (aigc_engine *e) {
   free(e->ca_path); e->ca_path = NULL;
   free(e->proxy); e->proxy = NULL;
   curl_slist_free_all(e->headers); e->headers = NULL;
+  curl_slist_free_all(e->stream_headers); e->stream_headers = NULL;
 }
 
 /*
@@ -1049,7 +1050,7 @@ struct curl_slist *aigc_build_headers (lua_State *L, int idx) {
 /*
 ** core.engine(config) -> engine. The Lua layer (aigc.client) validates and
 ** fills `config`: base_url, query, model, secret, headers (an array of
-** "Name: value" lines), timeout, connect_timeout, max_retries,
+** "Name: value" lines), stream_headers (the same for streams), timeout, connect_timeout, max_retries,
 ** max_concurrency, max_response_bytes, ca_file, ca_path, proxy, insecure,
 ** log, error_handler.
 */
@@ -1115,6 +1116,9 @@ static int eng_new (lua_State *L) {
   e->proxy = opt_strdup(L, 1, "proxy");
   if (lua_getfield(L, 1, "headers") == LUA_TTABLE)
     e->headers = aigc_build_headers(L, lua_gettop(L));
+  lua_pop(L, 1);
+  if (lua_getfield(L, 1, "stream_headers") == LUA_TTABLE)
+    e->stream_headers = aigc_build_headers(L, lua_gettop(L));
   lua_pop(L, 1);
 
   e->rng = (uint64_t)(uintptr_t)e ^ (uint64_t)(aigc_now() * 1e9) ^ 0x9E3779B97F4A7C15ull;

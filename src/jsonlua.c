@@ -228,8 +228,10 @@ static void encode_table (aigc_encoder *enc, int idx) {
     if (!first)
       out_char(enc, ',');
     first = 0;
-    push_seg_key(enc, key, klen);
+    enc->depth--;            /* a bad key is reported at its table's path */
     encode_string(enc, key, klen);
+    enc->depth++;
+    push_seg_key(enc, key, klen);
     out_char(enc, ':');
     encode_value(enc, lua_gettop(L));
     lua_pop(L, 1);
@@ -393,8 +395,10 @@ void aigc_json_encode_params (lua_State *L, int idx, aigc_buf *out,
     if (!first)
       out_char(enc, ',');
     first = 0;
-    push_seg_key(enc, key, klen);
+    enc->depth = 0;
     encode_string(enc, key, klen);
+    enc->depth = 1;
+    push_seg_key(enc, key, klen);
     out_char(enc, ':');
     encode_value(enc, lua_gettop(L));
     lua_pop(L, 1);

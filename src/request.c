@@ -1066,7 +1066,8 @@ static int setup_easy (aigc_request *r, const aigc_engine *e) {
   SET(CURLOPT_HEADERDATA, (void *)r);
   SET(CURLOPT_ERRORBUFFER, r->errbuf);
   SET(CURLOPT_NOSIGNAL, 1L);
-  SET(CURLOPT_HTTPHEADER, r->headers ? r->headers : e->headers);
+  SET(CURLOPT_HTTPHEADER, r->headers ? r->headers
+                          : (r->stream && e->stream_headers) ? e->stream_headers : e->headers);
   if (r->method_get)
     SET(CURLOPT_HTTPGET, 1L);
   else {

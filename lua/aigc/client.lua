@@ -224,9 +224,12 @@ function M.new (opts)
       end
     end
   end
-  local header_list = {}
+  local header_list, stream_list = {}, {}
   for _, key in ipairs(names) do
-    if lines[key] then header_list[#header_list + 1] = lines[key] end
+    if lines[key] then
+      header_list[#header_list + 1] = lines[key]
+      stream_list[#stream_list + 1] = key == "accept" and "Accept: text/event-stream" or lines[key]
+    end
   end
   if opts.query then
     check_query(opts.query, "client")
@@ -244,6 +247,7 @@ function M.new (opts)
     model = opts.model,
     secret = api_key or opts.azure_ad_token,
     headers = header_list,
+    stream_headers = stream_list,
     timeout = opts.timeout,
     connect_timeout = opts.connect_timeout,
     max_retries = opts.max_retries and math.tointeger(opts.max_retries),
@@ -311,6 +315,9 @@ local function call_opts (self, kind, params, path)
       end
       if lines["idempotency-key"] == nil then extra[#extra + 1] = "idempotency-key" end
       lines["idempotency-key"] = "Idempotency-Key: " .. check_header("Idempotency-Key", key or random_key(), kind)
+    end
+    if params.stream and lines.accept == self._hlines.accept then
+      lines.accept = "Accept: text/event-stream"
     end
     local list = {}
     for _, k in ipairs(names) do list[#list + 1] = lines[k] end
