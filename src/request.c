@@ -470,6 +470,24 @@ static void new_error_scrubbed (lua_State *L, aigc_request *r, const char *kind,
   lua_setfield(L, -2, "message");
 }
 
+/*
+** Replaces the error a callback raised (on top, with its traceback appended
+** by the handler) by an error object of kind "callback": message = what
+** the callback raised, traceback = where.
+*/
+static void push_callback_error (lua_State *L) {
+  size_t len;
+  const char *full = luaL_tolstring(L, -1, &len);
+  const char *tb = strstr(full, "\nstack traceback:");
+  aigc_error_new(L, "callback", "");
+  lua_pushlstring(L, full, tb ? (size_t)(tb - full) : len);
+  lua_setfield(L, -2, "message");
+  lua_pushvalue(L, -2);
+  lua_setfield(L, -2, "traceback");
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+}
+
 /* Copies the string-or-number member `key` of object v into the error on top. */
 static void copy_member (lua_State *L, aigc_request *r, const aj_value *v, const char *key) {
   const aj_value *m = aj_get(v, key);
@@ -734,12 +752,8 @@ static int finish_transfer (lua_State *L, int eidx, int ridx, aigc_request *r) {
         st = aigc_pcall(L, 2, 0);
         r->in_callback = 0;
         if (st != LUA_OK) {
-          const char *m = luaL_tolstring(L, -1, NULL);
-          aigc_error_new(L, "callback", m);
-          lua_pushvalue(L, -3);
-          lua_setfield(L, -2, "traceback");
-          lua_replace(L, -4);
-          lua_pop(L, 2);
+          push_callback_error(L);
+          lua_replace(L, -2);   /* replaces the result */
           decorate_error(L, r);
           return end_request(L, eidx, ridx, r, 0);
         }
@@ -876,11 +890,7 @@ static int handle_event (lua_State *L, int eidx, int ridx, aigc_request *r,
       lua_pop(L, 1);
       return 1;
     }
-    aigc_error_new(L, "callback", luaL_tolstring(L, -2, NULL));
-    lua_remove(L, -2);
-    lua_pushvalue(L, -2);
-    lua_setfield(L, -2, "traceback");
-    lua_remove(L, -2);
+    push_callback_error(L);
     fail_now(L, eidx, ridx, r);
   }
   return 1;

@@ -1,0 +1,322 @@
+-- Streaming: deltas delivered live, the accumulated result shaped exactly
+-- like the non-streamed one, and every way a stream can go wrong reported.
+local aigc = require "aigc"
+local devserver = require "devserver"
+
+warn("@on")
+
+local USER = { { role = "user", content = "Generate a short story about a robot that learns to paint." } }
+
+-- Compares two responses field by field, ignoring what differs between two
+-- requests (id, created) and what aigc adds from the transport.
+local IGNORED = { id = true, created = true, request_id = true, headers = true, retries = true }
+local function comparable (res)
+  local t = {}
+  for k, v in pairs(res) do
+    if not IGNORED[k] then t[k] = v end
+  end
+  -- Tool call ids are unique per request too.
+  for _, choice in ipairs(t.choices or {}) do
+    for _, call in ipairs(choice.message and type(choice.message.tool_calls) == "table"
+                          and choice.message.tool_calls or {}) do
+      call.id = call.id and "call_*"
+    end
+  end
+  return t
+end
+
+local TOOLS = {
+  { type = "function", ["function"] = { name = "get_weather", description = "Weather for a city",
+    parameters = { type = "object", properties = { city = { type = "string" } }, required = { "city" } } } },
+  { type = "function", ["function"] = { name = "get_time", description = "Time in a city",
+    parameters = { type = "object", properties = { city = { type = "string" } }, required = { "city" } } } },
+}
+
+describe("streaming", function ()
+  local srv, client
+
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+  before_each(function ()
+    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", max_retries = 0 }
+  end)
+  after_each(function () client:close() end)
+
+  local function fault (spec, extra)
+    local p = { messages = USER, headers = { ["x-aigc-fault"] = spec } }
+    for k, v in pairs(extra or {}) do p[k] = v end
+    return p
+  end
+
+  describe("chat", function ()
+    it("delivers deltas that concatenate to the final text", function ()
+      local deltas, chunks = {}, 0
+      local res, err = client:chat { messages = USER, stream = function (delta, chunk)
+        if delta then deltas[#deltas + 1] = delta end
+        assert.equal("chat.completion.chunk", chunk.object)
+        chunks = chunks + 1
+      end }
+      assert.is_nil(err)
+      assert.truthy(#deltas > 20)
+      assert.equal(res.text, table.concat(deltas))
+      assert.equal(res.choices[1].message.content, res.text)
+      assert.equal("chat.completion", res.object)
+      assert.truthy(chunks > #deltas)   -- the role chunk, the finish chunk, the usage chunk
+      assert.is_table(res.usage)
+    end)
+
+    it("sends stream true, include_usage by default and Accept: text/event-stream", function ()
+      assert(client:chat { messages = USER, stream = true })
+      local last = srv:last()
+      assert.is_true(last.body_json.stream)
+      assert.same({ include_usage = true }, last.body_json.stream_options)
+      assert.equal("text/event-stream", last.headers.accept)
+    end)
+
+    it("lets the caller override stream_options", function ()
+      local res = assert(client:chat { messages = USER, stream = true, stream_options = { include_usage = false } })
+      assert.same({ include_usage = false }, srv:last().body_json.stream_options)
+      assert.equal(aigc.null, res.usage)
+    end)
+
+    for _, n in ipairs { 1, 3 } do
+      it("accumulates exactly the non-streamed response, n = " .. n, function ()
+        local params = { messages = USER, n = n, seed = 42, logprobs = true, top_logprobs = 2 }
+        local plain = assert(client:chat(params))
+        params.stream = true
+        local streamed = assert(client:chat(params))
+        assert.same(comparable(plain), comparable(streamed))
+        assert.equal(n, #streamed.choices)
+      end)
+    end
+
+    it("accumulates two parallel tool calls exactly as the non-streamed response", function ()
+      local params = { messages = { { role = "user", content = 'Use get_weather({"city":"Paris"}) and get_time({"city":"Tokyo"})' } },
+                       tools = TOOLS }
+      local plain = assert(client:chat(params))
+      params.stream = true
+      local streamed = assert(client:chat(params))
+      assert.same(comparable(plain), comparable(streamed))
+      local calls = streamed.choices[1].message.tool_calls
+      assert.equal(2, #calls)
+      assert.equal("get_weather", calls[1]["function"].name)
+      assert.equal('{"city":"Paris"}', calls[1]["function"].arguments)
+      assert.equal("get_time", calls[2]["function"].name)
+      assert.equal('{"city":"Tokyo"}', calls[2]["function"].arguments)
+      assert.equal("tool_calls", streamed.choices[1].finish_reason)
+      assert.is_nil(calls[1].index)
+    end)
+
+    it("does not double ids and names a server repeats in every delta", function ()
+      local params = { messages = { { role = "user", content = 'Use get_weather({"city":"Paris"})' } }, tools = TOOLS }
+      local plain = assert(client:chat(params))
+      params.stream = true
+      params.headers = { ["x-aigc-fault"] = "repeat-ids" }
+      local streamed = assert(client:chat(params))
+      local a, b = plain.choices[1].message.tool_calls[1], streamed.choices[1].message.tool_calls[1]
+      assert.equal(a["function"].name, b["function"].name)
+      assert.equal(a["function"].arguments, b["function"].arguments)
+      assert.matches("^call_", b.id)
+      assert.is_nil(b.id:find("call_.*call_"))
+    end)
+
+    it("skips Azure content-filter events", function ()
+      local seen = 0
+      local res = assert(client:chat(fault("content-filter", { stream = function (_, chunk)
+        seen = seen + 1
+        assert.equal("chat.completion.chunk", chunk.object)
+      end })))
+      assert.truthy(seen > 0)
+      assert.is_nil(res.prompt_filter_results)
+      assert.equal("chat.completion", res.object)
+    end)
+
+    for _, wire in ipairs { "crlf", "cr", "comments", "no-space", "multiline", "byte-writes" } do
+      it("reads the same stream with " .. wire, function ()
+        local plain = assert(client:chat { messages = USER, stream = true })
+        local odd = assert(client:chat(fault(wire, { stream = true })))
+        assert.same(comparable(plain), comparable(odd))
+      end)
+    end
+
+    it("passes the chunk only to callbacks that take it", function ()
+      local got_one, got_two
+      assert(client:chat { messages = USER, stream = function (...) got_one = select("#", ...) end })
+      assert(client:chat { messages = USER, stream = function (_, chunk) got_two = chunk end })
+      assert.equal(2, got_one)   -- a vararg function is given both
+      assert.is_table(got_two)
+    end)
+
+    it("streams with stream = true and no function", function ()
+      local res = assert(client:chat { messages = USER, stream = true })
+      assert.matches("robot", res.text:lower())
+      assert.is_true(srv:last().body_json.stream)
+    end)
+  end)
+
+  describe("completions", function ()
+    for _, n in ipairs { 1, 3 } do
+      it("accumulates exactly the non-streamed response, n = " .. n, function ()
+        local params = { prompt = "Generate a short story about a robot that learns to paint.",
+                         max_tokens = 40, n = n, seed = 3 }
+        local plain = assert(client:complete(params))
+        local deltas = {}
+        params.stream = function (delta) deltas[#deltas + 1] = delta end
+        local streamed = assert(client:complete(params))
+        assert.same(comparable(plain), comparable(streamed))
+        assert.equal("text_completion", streamed.object)
+        if n == 1 then assert.equal(streamed.text, table.concat(deltas)) end
+      end)
+    end
+  end)
+
+  describe("the iterator form", function ()
+    it("yields deltas and keeps the result", function ()
+      local s = client:stream { messages = USER }
+      local parts = {}
+      for delta, chunk in s do
+        parts[#parts + 1] = delta
+        assert.is_table(chunk)
+      end
+      local res = assert(s:result())
+      assert.equal(res.text, table.concat(parts))
+    end)
+
+    it("streams completions when given a prompt", function ()
+      local parts = {}
+      for delta in client:stream { prompt = "Once upon a time", max_tokens = 8 } do parts[#parts + 1] = delta end
+      assert.truthy(#table.concat(parts) > 0)
+      assert.equal("/v1/completions", srv:last().path)
+    end)
+
+    it("cancels the request when the loop is left early", function ()
+      srv:reset()
+      for _ in client:stream(fault("pause=20")) do break end
+      local deadline = os.time() + 5
+      while srv:stats().client_closed_total < 1 and os.time() < deadline do end
+      assert.equal(1, srv:stats().client_closed_total)
+    end)
+
+    it("cancels the request when a <close> stream goes out of scope", function ()
+      local kept
+      do
+        local s <close> = client:stream(fault("pause=20"))
+        kept = s
+        for _ in s do break end
+        assert.equal("running", s.request:status())
+      end
+      assert.equal("canceled", kept.request:status())
+      local _, err = kept:result()
+      assert.equal("canceled", err.kind)
+    end)
+
+    it("raises the error object when the stream fails", function ()
+      local ok, err = pcall(function ()
+        for _ in client:stream(fault("error-event")) do end
+      end)
+      assert.is_false(ok)
+      assert.truthy(aigc.is_error(err))
+      assert.equal("api", err.kind)
+    end)
+  end)
+
+  describe("failures", function ()
+    local function stream_fails (spec, extra)
+      local p = fault(spec, extra)
+      if p.stream == nil then p.stream = true end
+      local res, err = client:chat(p)
+      assert.is_nil(res)
+      assert.truthy(aigc.is_error(err), tostring(err))
+      -- the client stays usable
+      assert(client:chat { messages = USER, stream = true })
+      return err
+    end
+
+    it("reports an error event (kind api) with its message and request id", function ()
+      local err = stream_fails("error-event")
+      assert.equal("api", err.kind)
+      assert.equal("The server had an error while processing your request.", err.message)
+      assert.equal("server_error", err.type)
+      assert.matches("^req_", err.request_id)
+      assert.is_table(err.partial)
+    end)
+
+    it("reports a data object with an error member (kind api)", function ()
+      local err = stream_fails("error-data")
+      assert.equal("api", err.kind)
+      assert.is_string(err.message)
+    end)
+
+    it("reports a stream that ends without [DONE] as incomplete, with the partial result", function ()
+      local err = stream_fails("no-done")
+      assert.equal("stream", err.kind)
+      assert.matches("incomplete", err.message)
+      assert.matches("robot", err.partial.choices[1].message.content:lower())
+    end)
+
+    it("reports a dropped connection mid-stream", function ()
+      local err = stream_fails("drop-after=5")
+      assert.equal("stream", err.kind)
+      assert.is_table(err.partial)
+      assert.is_string(err.partial.choices[1].message.content)
+    end)
+
+    it("reports a choice without finish_reason as incomplete", function ()
+      local err = stream_fails("no-finish-reason")
+      assert.equal("stream", err.kind)
+      assert.matches("finish_reason", err.message)
+      assert.is_table(err.partial)
+    end)
+
+    it("reports a malformed chunk (kind parse)", function ()
+      local err = stream_fails("malformed-chunk")
+      assert.equal("parse", err.kind)
+      assert.matches("not valid JSON", err.message)
+    end)
+
+    it("fails with kind callback when the callback raises, keeping the traceback", function ()
+      local calls = 0
+      local err = stream_fails("pause=1", { stream = function ()
+        calls = calls + 1
+        if calls == 3 then error("boom in my callback") end
+      end })
+      assert.equal("callback", err.kind)
+      assert.matches("boom in my callback", err.message)
+      assert.matches("stack traceback", err.traceback)
+      assert.equal(3, calls)   -- nothing delivered after the error
+    end)
+
+    it("closes the connection when a callback fails mid-stream", function ()
+      srv:reset()
+      local _, err = client:chat(fault("pause=20", { stream = function () error("stop") end }))
+      assert.equal("callback", err.kind)
+      local deadline = os.time() + 5
+      while srv:stats().client_closed_total < 1 and os.time() < deadline do end
+      assert.equal(1, srv:stats().client_closed_total)
+    end)
+  end)
+
+  describe("callbacks", function ()
+    it("may start another request, blocking or not", function ()
+      local inner, inner_async
+      local res = assert(client:chat { messages = USER, stream = function (delta)
+        if delta and not inner then
+          inner = assert(client:chat "What is the capital of France?")
+          inner_async = client:chat_async "Hello"
+        end
+      end })
+      assert.matches("robot", res.text:lower())
+      assert.equal("The capital of France is Paris.", inner.text)
+      local r2 = assert(inner_async:wait())
+      assert.is_string(r2.text)
+    end)
+
+    it("may close the client", function ()
+      local res, err = client:chat(fault("pause=5", { stream = function () client:close() end }))
+      assert.is_nil(res)
+      assert.equal("canceled", err.kind)
+      assert.has_error(function () client:chat "x" end, "attempt to use a closed client")
+      client = aigc.client { base_url = srv.base_url }
+    end)
+  end)
+end)
