@@ -752,7 +752,7 @@ function Client:step (timeout, budget)
     if soonest - t < timeout then timeout = soonest > t and soonest - t or 0 end
   end
   local n, errors = self._engine:step(timeout, budget)
-  if nsleep > 0 then
+  if #sleepers > 0 then   -- (tasks may have gone to sleep during the step)
     wake_sleepers(self)
     n = n + #sleepers
   end

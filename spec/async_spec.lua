@@ -1,0 +1,412 @@
+-- Non-blocking requests: chat_async + step, tasks, cancel from anywhere,
+-- concurrency proven by the server's own count of open requests (never by
+-- timing).
+local aigc = require "aigc"
+local devserver = require "devserver"
+
+warn("@on")
+
+local HI = { { role = "user", content = "Hi" } }
+
+local function params (fault, extra)
+  local p = { messages = HI }
+  if fault then p.headers = { ["x-aigc-fault"] = fault } end
+  for k, v in pairs(extra or {}) do p[k] = v end
+  return p
+end
+
+local function pending (req)
+  local s = req:status()
+  return s == "queued" or s == "running"
+end
+
+-- Steps until every request is over (bounded, so a bug cannot hang the suite).
+local function run_all (client, reqs, seconds)
+  local deadline = os.time() + (seconds or 20)
+  while os.time() < deadline do
+    local any = false
+    for _, r in ipairs(reqs) do any = any or pending(r) end
+    if not any then return end
+    client:step(0.05)
+  end
+  error("requests still pending after " .. (seconds or 20) .. " s")
+end
+
+local function wait_for (cond, seconds)
+  local deadline = os.time() + (seconds or 5)
+  while not cond() do
+    assert(os.time() < deadline, "condition not met in time")
+  end
+end
+
+describe("non-blocking requests", function ()
+  local srv, client
+
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+  before_each(function ()
+    srv:reset()
+    client = aigc.client { base_url = srv.base_url, max_retries = 0 }
+  end)
+  after_each(function () client:close() end)
+
+  it("runs 64 requests at once: the server saw 64 open", function ()
+    local reqs = {}
+    for i = 1, 64 do
+      reqs[i] = client:chat_async(params("delay=400", { messages = { { role = "user", content = "Echo: n" .. i } } }))
+    end
+    run_all(client, reqs)
+    for i, r in ipairs(reqs) do
+      local res = assert(r:result())
+      assert.equal("n" .. i, res.text)
+    end
+    assert.equal(64, srv:stats().max_open)
+  end)
+
+  it("returns from step(0) while the server still holds the reply", function ()
+    local req = client:chat_async(params("delay=300"))
+    local before = os.clock()
+    for _ = 1, 5 do client:step(0) end
+    assert.truthy(os.clock() - before < 1)
+    assert.equal("running", req:status())
+    assert.is_nil(req:result())
+    assert.is_nil(select(2, req:result()))
+    assert.matches("^aigc.request %(running, chat%)", tostring(req))
+    assert(req:wait())
+    assert.equal("done", req:status())
+    assert.matches("^aigc.request %(done, chat%)", tostring(req))
+  end)
+
+  it("step returns the number of requests still active", function ()
+    local a = client:chat_async(params("delay=200"))
+    local b = client:chat_async(params("delay=200"))
+    assert.equal(2, client:step(0))
+    assert.equal(2, client:active())
+    run_all(client, { a, b })
+    assert.equal(0, client:step(0))
+  end)
+
+  it("runs on_done and on_error from step", function ()
+    local done, failed
+    local a = client:chat_async(params(nil, { on_done = function (res) done = res end }))
+    local b = client:chat_async(params("status=400", { on_error = function (err) failed = err end }))
+    assert.is_nil(done)
+    run_all(client, { a, b })
+    assert.equal(a:result(), done)
+    assert.equal("http", failed.kind)
+    assert.equal(400, failed.status)
+  end)
+
+  it("keeps a request with callbacks alive when the script dropped it", function ()
+    local done
+    client:chat_async(params("delay=100", { on_done = function (res) done = res.text end }))
+    collectgarbage()
+    collectgarbage()
+    local deadline = os.time() + 10
+    while not done and os.time() < deadline do client:step(0.05) end
+    assert.is_string(done)
+  end)
+
+  it("delivers at most `budget` callbacks per step", function ()
+    local deltas = 0
+    local req = client:chat_async(params(nil, { stream = function () deltas = deltas + 1 end }))
+    local deadline = os.time() + 10
+    while deltas == 0 and os.time() < deadline do client:step(0.05, 1) end
+    assert.equal(1, deltas)
+    client:step(0, 3)
+    assert.truthy(deltas <= 4)
+    run_all(client, { req })
+    assert.truthy(deltas > 4)
+  end)
+
+  it("refuses step() from inside a callback", function ()
+    local raised
+    local req = client:chat_async(params(nil, { on_done = function ()
+      raised = select(2, pcall(client.step, client))
+    end }))
+    run_all(client, { req })
+    assert.matches("inside an aigc callback", raised)
+  end)
+
+  it("isolates an error in one request's callback from the others", function ()
+    local errors = {}
+    local c = aigc.client { base_url = srv.base_url, error_handler = function (e) errors[#errors + 1] = e end }
+    local bad = c:chat_async(params(nil, { stream = function () error("bad callback") end }))
+    local bad_done = c:chat_async(params(nil, { on_done = function () error("bad on_done") end }))
+    local good = c:chat_async(params(nil, { stream = function () end }))
+    run_all(c, { bad, bad_done, good })
+    local _, err = bad:result()
+    assert.equal("callback", err.kind)
+    assert.truthy(bad_done:result())   -- on_done failing does not fail the request
+    assert.truthy(good:result())
+    assert.equal(1, #errors)
+    assert.matches("bad on_done", tostring(errors[1].message or errors[1]))
+    c:close()
+  end)
+
+  it("returns callback errors from step when there is no error_handler", function ()
+    local req = client:chat_async(params(nil, { on_done = function () error("lost?") end }))
+    local found
+    local deadline = os.time() + 10
+    while not found and os.time() < deadline do
+      local _, errors = client:step(0.05)
+      if errors then found = errors end
+    end
+    assert.truthy(found)
+    assert.matches("lost%?", tostring(found[1]))
+    assert.equal("done", req:status())
+  end)
+
+  describe("max_concurrency", function ()
+    it("queues beyond the cap, first in first out", function ()
+      local c = aigc.client { base_url = srv.base_url, max_concurrency = 2 }
+      local order, reqs = {}, {}
+      for i = 1, 6 do
+        reqs[i] = c:chat_async(params("delay=100", { on_done = function () order[#order + 1] = i end }))
+      end
+      assert.equal("running", reqs[1]:status())
+      assert.equal("running", reqs[2]:status())
+      assert.equal("queued", reqs[3]:status())
+      run_all(c, reqs)
+      assert.equal(2, srv:stats().max_open)
+      -- FIFO: request i starts before request i + 2 (pairs may finish in either order)
+      local pos = {}
+      for k, i in ipairs(order) do pos[i] = k end
+      for i = 1, 4 do assert.truthy(pos[i] < pos[i + 2]) end
+      c:close()
+    end)
+  end)
+
+  describe("cancel", function ()
+    it("cancels a queued request before it starts", function ()
+      local c = aigc.client { base_url = srv.base_url, max_concurrency = 1 }
+      local first = c:chat_async(params("delay=200"))
+      local called = false
+      local second = c:chat_async(params(nil, { on_done = function () called = true end,
+                                                on_error = function () called = true end }))
+      assert.equal("queued", second:status())
+      assert.is_true(second:cancel())
+      assert.equal("canceled", second:status())
+      local res, err = second:result()
+      assert.is_nil(res)
+      assert.equal("canceled", err.kind)
+      run_all(c, { first })
+      c:step(0)
+      assert.is_false(called)
+      assert.equal(1, srv:stats().requests_total)
+      assert.is_false(second:cancel())   -- already over
+      c:close()
+    end)
+
+    it("cancels while connecting, before any step", function ()
+      local req = client:chat_async(params())
+      req:cancel()
+      client:step(0.05)
+      assert.equal("canceled", req:status())
+      assert.equal(0, srv:stats().requests_total)
+    end)
+
+    it("cancels while the server holds the reply, closing the connection", function ()
+      local req = client:chat_async(params("delay=500"))
+      wait_for(function () client:step(0.01); return srv:stats().open_now == 1 end)
+      req:cancel()
+      wait_for(function () return srv:stats().client_closed_total == 1 end)
+      assert.equal("canceled", select(2, req:result()).kind)
+    end)
+
+    it("cancels while streaming; nothing is delivered after", function ()
+      local deltas, after = 0, 0
+      local req
+      req = client:chat_async(params("pause=20", { stream = function ()
+        deltas = deltas + 1
+        if req:status() == "canceled" then after = after + 1 end
+      end }))
+      wait_for(function () client:step(0.01); return deltas >= 2 end, 10)
+      req:cancel()
+      local seen = deltas
+      for _ = 1, 20 do client:step(0.01) end
+      assert.equal(seen, deltas)
+      assert.equal(0, after)
+      wait_for(function () return srv:stats().client_closed_total == 1 end)
+    end)
+
+    it("cancels inside its own stream callback", function ()
+      local deltas, req = 0, nil
+      local errored = false
+      req = client:chat_async(params("pause=5", {
+        stream = function () deltas = deltas + 1; if deltas == 2 then req:cancel() end end,
+        on_error = function () errored = true end,
+      }))
+      run_all(client, { req })
+      assert.equal(2, deltas)
+      assert.equal("canceled", req:status())
+      assert.is_false(errored)   -- canceling is not an error to report
+    end)
+
+    it("cancels one request inside another's callback", function ()
+      local victim = client:chat_async(params("pause=20", { stream = function () end }))
+      local killer = client:chat_async(params(nil, { on_done = function () victim:cancel() end }))
+      run_all(client, { victim, killer })
+      assert.equal("canceled", victim:status())
+      assert.equal("done", killer:status())
+    end)
+
+    it("cancels when a <close> variable goes out of scope", function ()
+      local kept
+      do
+        local req <close> = client:chat_async(params("delay=300"))
+        kept = req
+        client:step(0)
+      end
+      assert.equal("canceled", kept:status())
+    end)
+
+    it("cancels a dropped request when it is collected", function ()
+      do
+        local _ = client:chat_async(params("delay=500"))
+      end
+      wait_for(function () client:step(0.01); return srv:stats().open_now == 1 end)
+      collectgarbage()
+      collectgarbage()
+      wait_for(function () client:step(0.01); return srv:stats().client_closed_total == 1 end)
+      assert.equal(0, client:active())
+    end)
+
+    it("fails every pending request with kind canceled when the client closes", function ()
+      local c = aigc.client { base_url = srv.base_url, max_concurrency = 2 }
+      local reqs = {}
+      for i = 1, 4 do reqs[i] = c:chat_async(params("delay=500")) end
+      c:step(0)
+      c:close()
+      for _, r in ipairs(reqs) do
+        assert.equal("canceled", r:status())
+        assert.equal("canceled", select(2, r:result()).kind)
+      end
+      assert.has_error(function () c:step() end, "attempt to use a closed client")
+    end)
+  end)
+
+  describe("tasks", function ()
+    it("overlaps two tasks making three sequential calls each", function ()
+      local results = { {}, {} }
+      for t = 1, 2 do
+        client:spawn(function ()
+          for i = 1, 3 do
+            local res = assert(client:chat(params("delay=150", {
+              messages = { { role = "user", content = ("Echo: t%d-%d"):format(t, i) } } })))
+            results[t][i] = res.text
+          end
+        end)
+      end
+      local deadline = os.time() + 20
+      while client:step(0.05) > 0 and os.time() < deadline do end
+      assert.same({ "t1-1", "t1-2", "t1-3" }, results[1])
+      assert.same({ "t2-1", "t2-2", "t2-3" }, results[2])
+      assert.equal(2, srv:stats().max_open)
+      assert.equal(6, srv:stats().requests_total)
+    end)
+
+    it("blocks as before outside a task", function ()
+      local res = assert(client:chat "Echo: plain")
+      assert.equal("plain", res.text)
+    end)
+
+    it("yields in req:wait() and client:sleep() inside a task", function ()
+      local log = {}
+      client:spawn(function ()
+        local req = client:chat_async(params("delay=100", { messages = { { role = "user", content = "Echo: w" } } }))
+        log[#log + 1] = "waiting"
+        local res = assert(req:wait())
+        log[#log + 1] = res.text
+        client:sleep(0.05)
+        log[#log + 1] = "slept"
+      end)
+      assert.same({ "waiting" }, log)
+      local deadline = os.time() + 10
+      while client:step(0.02) > 0 and os.time() < deadline do end
+      assert.same({ "waiting", "w", "slept" }, log)
+    end)
+
+    it("streams with the iterator inside a task without blocking the loop", function ()
+      local parts, ticks = {}, 0
+      client:spawn(function ()
+        for delta in client:stream(params("pause=10")) do parts[#parts + 1] = delta end
+      end)
+      local deadline = os.time() + 10
+      while client:step(0.005) > 0 and os.time() < deadline do ticks = ticks + 1 end
+      assert.equal("Hello! How can I help you today?", table.concat(parts))
+      assert.truthy(ticks > #parts)
+    end)
+
+    it("reports an error in a task", function ()
+      local errors = {}
+      local c = aigc.client { base_url = srv.base_url, error_handler = function (e) errors[#errors + 1] = e end }
+      c:spawn(function ()
+        assert(c:chat "Hi")
+        error("task failed")
+      end)
+      local deadline = os.time() + 10
+      while #errors == 0 and os.time() < deadline do c:step(0.02) end
+      assert.equal(1, #errors)
+      assert.equal("callback", errors[1].kind)
+      assert.matches("task failed", errors[1].message)
+      assert.matches("stack traceback", errors[1].traceback)
+      c:close()
+    end)
+
+    it("resumes a waiting task with kind canceled when the client closes", function ()
+      local c = aigc.client { base_url = srv.base_url }
+      local got
+      c:spawn(function ()
+        local _, err = c:chat(params("delay=1000"))
+        got = err
+      end)
+      c:step(0)
+      c:close()
+      assert.equal("canceled", got.kind)
+    end)
+  end)
+
+  describe("an external event loop", function ()
+    it("reports sockets and a timer, and acts on readiness", function ()
+      local uv = require "luv"
+      local polls, timer = {}, uv.new_timer()
+      local c = aigc.client { base_url = srv.base_url }
+      local function on_socket (fd, what)
+        local p = polls[fd]
+        if what == "remove" then
+          if p then p:stop(); p:close(); polls[fd] = nil end
+          return
+        end
+        if not p then p = uv.new_socket_poll(fd); polls[fd] = p end
+        local events = what == "in" and "r" or what == "out" and "w" or "rw"
+        p:start(events, function (_, ev) c:act(fd, ev) end)
+      end
+      local timer_calls = 0
+      local function on_timer (seconds)
+        timer_calls = timer_calls + 1
+        timer:stop()
+        if seconds then timer:start(math.ceil(seconds * 1000), 0, function () c:act() end) end
+      end
+      c:watch(on_socket, on_timer)
+      local results = {}
+      for i = 1, 4 do
+        c:chat_async(params("delay=50", { messages = { { role = "user", content = "Echo: e" .. i } },
+                                          on_done = function (res) results[#results + 1] = res.text end }))
+      end
+      c:act()   -- kick: the loop takes over from here
+      local guard = uv.new_timer()
+      guard:start(10000, 0, function () uv.stop() end)
+      local check = uv.new_check()
+      check:start(function () if #results == 4 then uv.stop() end end)
+      uv.run()
+      guard:close(); check:close(); timer:close()
+      for _, p in pairs(polls) do p:close() end
+      uv.run("nowait")
+      table.sort(results)
+      assert.same({ "e1", "e2", "e3", "e4" }, results)
+      assert.truthy(timer_calls > 0)
+      c:close()
+    end)
+  end)
+end)
