@@ -22,9 +22,13 @@
 **   - a leading UTF-8 BOM at the very start of the stream is skipped.
 **
 ** The parser has no size limit of its own. `max_event` (0 = none) bounds the
-** bytes held for one event (the partial line plus the data so far); going
-** over it makes aigc_sse_feed return AIGC_SSE_TOOBIG. Recognising "[DONE]"
-** is the caller's job: it is just an event whose data is "[DONE]".
+** bytes held for one event: at every line, the length of the line (without
+** its line end) plus the data and type gathered so far. Every line counts,
+** comments too, whether it arrived in one feed or in many, so the outcome
+** does not depend on how the stream is cut. Going over makes aigc_sse_feed
+** return AIGC_SSE_TOOBIG; the event being built and the rest of that feed
+** are dropped. Recognising "[DONE]" is the caller's job: it is just an event
+** whose data is "[DONE]".
 */
 #ifndef AIGC_SSE_H
 #define AIGC_SSE_H
@@ -63,7 +67,7 @@ typedef struct aigc_sse {
   aigc_buf type;           /* event type of the event being built */
   aigc_buf id;             /* last event id */
   size_t max_event;        /* 0 = unlimited */
-  size_t consumed;         /* total bytes fed (for the BOM check) */
+  size_t consumed;         /* total bytes fed since init or reset */
   int pending_cr;          /* the last feed ended in CR: skip one leading LF */
   int seen_data;           /* a data field was seen since the last dispatch */
   int seen_type;           /* an event field was seen since the last dispatch */
@@ -84,7 +88,10 @@ int aigc_sse_feed (aigc_sse *p, const char *bytes, size_t len,
 */
 int aigc_sse_pending (const aigc_sse *p);
 
-/* Forget everything held (start of a new response); keeps the memory. */
+/*
+** Forget everything held, the last event id included, and look for a BOM
+** again (start of a new response); keeps the memory.
+*/
 void aigc_sse_reset (aigc_sse *p);
 
 void aigc_sse_free (aigc_sse *p);
