@@ -139,6 +139,7 @@ struct aigc_request {
   size_t max_bytes;
 
   /* progress */
+  double started;               /* monotonic time of submit (for logs) */
   int retries;                  /* retries already taken */
   double retry_at;              /* monotonic time of the next attempt, or 0 */
   double idle_deadline;         /* streams: abort if no byte by then, or 0 */

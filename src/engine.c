@@ -255,7 +255,7 @@ void aigc_engine_report (lua_State *L, int eidx, int erridx) {
 
 /* Calls the client's log function, if any, with (level, message). */
 void aigc_engine_log (lua_State *L, int eidx, const char *level, const char *fmt, ...) {
-  char msg[512];
+  char msg[1024];
   va_list ap;
   if (lua_getiuservalue(L, eidx, AIGC_EN_LOG) != LUA_TFUNCTION) {
     lua_pop(L, 1);

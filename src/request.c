@@ -361,6 +361,47 @@ static double retry_delay (aigc_request *r) {
 ** =======================================================
 */
 
+/*
+** The path of a request's URL for log lines: no scheme, host or query
+** (a query may carry credentials some providers put there).
+*/
+static const char *log_path (const aigc_request *r, char *buf, size_t size) {
+  const char *p = strstr(r->url, "://");
+  size_t n;
+  p = p ? strchr(p + 3, '/') : NULL;
+  if (p == NULL)
+    p = "/";
+  n = strcspn(p, "?#");
+  if (n >= size)
+    n = size - 1;
+  memcpy(buf, p, n);
+  buf[n] = '\0';
+  return buf;
+}
+
+/* Logs how a request ended: "POST /v1/chat/completions -> 200 in 0.123 s". */
+static void log_end (lua_State *L, int eidx, aigc_request *r, int vidx, int ok) {
+  char path[256];
+  const char *rid;
+  if (r->engine == NULL || !r->engine->log_enabled)
+    return;
+  rid = find_header(r, "x-request-id", NULL);
+  if (ok)
+    aigc_engine_log(L, eidx, "info", "%s %s -> %ld in %.3f s%s%s%s",
+                    r->method_get ? "GET" : "POST", log_path(r, path, sizeof path), r->status,
+                    aigc_now() - r->started, rid ? " [request " : "", rid ? rid : "", rid ? "]" : "");
+  else {
+    lua_getfield(L, vidx, "kind");
+    lua_getfield(L, vidx, "message");
+    aigc_engine_log(L, eidx, "warn", "%s %s -> %s error after %.3f s: %s%s%s%s",
+                    r->method_get ? "GET" : "POST", log_path(r, path, sizeof path),
+                    lua_tostring(L, -2) ? lua_tostring(L, -2) : "?", aigc_now() - r->started,
+                    lua_tostring(L, -1) ? lua_tostring(L, -1) : "", rid ? " [request " : "",
+                    rid ? rid : "", rid ? "]" : "");
+    lua_pop(L, 2);
+  }
+}
+
 /* Calls the waiter the Lua layer registered (a coroutine scheduler). */
 static void notify (lua_State *L, int eidx, int ridx, aigc_request *r) {
   r->notify_pending = 0;
@@ -420,6 +461,7 @@ static int end_request (lua_State *L, int eidx, int ridx, aigc_request *r, int o
   r->state = ok ? AIGC_DONE : AIGC_FAILED;
   lua_pushvalue(L, vidx);
   lua_setiuservalue(L, ridx, AIGC_RQ_RESULT);
+  log_end(L, eidx, r, vidx, ok);
   free_transfer_memory(r);
   count = run_final_callback(L, eidx, ridx, r, ok ? AIGC_RQ_ON_DONE : AIGC_RQ_ON_ERROR, vidx);
   clear_callbacks(L, ridx);
@@ -1226,9 +1268,17 @@ int aigc_request_submit (lua_State *L) {
   aigc_engine_link(e, r);
   aigc_engine_hold(L, 1, r, ridx, strong);
   r->state = AIGC_QUEUED;
-  if (e->log_enabled)
-    aigc_engine_log(L, 1, "debug", "%s %s%s", r->method_get ? "GET" : "POST", path,
-                    stream ? " (stream)" : "");
+  r->started = aigc_now();
+  if (e->log_enabled) {
+    char lpath[256];
+    if (e->log_bodies && !r->method_get)
+      aigc_engine_log(L, 1, "debug", "%s %s%s body: %.*s", "POST", log_path(r, lpath, sizeof lpath),
+                      stream ? " (stream)" : "", (int)(r->body.len > 800 ? 800 : r->body.len),
+                      r->body.data ? r->body.data : "");
+    else
+      aigc_engine_log(L, 1, "debug", "%s %s%s", r->method_get ? "GET" : "POST",
+                      log_path(r, lpath, sizeof lpath), stream ? " (stream)" : "");
+  }
   aigc_engine_start(e, r);
   lua_settop(L, ridx);
   return 1;

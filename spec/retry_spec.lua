@@ -1,0 +1,202 @@
+-- Retries, exactly as REFERENCE.md says the official SDKs do them: what is
+-- retried, how long to wait, what the server may say about it.
+local aigc = require "aigc"
+local core = require "aigc.core"
+local devserver = require "devserver"
+
+warn("@on")
+
+local HI = { { role = "user", content = "Hi" } }
+local counter = 0
+
+-- A fault that applies to the first `times` attempts of this call only.
+local function flaky (spec, times, extra)
+  counter = counter + 1
+  local p = { messages = HI, headers = { ["x-aigc-fault"] = ("%s,times=%d,key=k%d"):format(spec, times, counter) } }
+  for k, v in pairs(extra or {}) do p[k] = v end
+  return p
+end
+
+describe("retries", function ()
+  local srv, client, logs
+
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+  before_each(function ()
+    srv:reset()
+    logs = {}
+    client = aigc.client { base_url = srv.base_url, api_key = "sk-retry-secret-0000",
+                           log = function (level, msg) logs[#logs + 1] = level .. ": " .. msg end }
+  end)
+  after_each(function () client:close() end)
+
+  local function attempts () return srv:stats().requests_total end
+
+  it("retries 500 twice by default, then succeeds (res.retries = 2)", function ()
+    local res = assert(client:chat(flaky("status=500,retry-after-ms=10", 2)))
+    assert.equal(2, res.retries)
+    assert.equal(3, attempts())
+    local retried = 0
+    for _, line in ipairs(logs) do
+      if line:find("^warn: retrying") then retried = retried + 1 end
+      assert.is_nil(line:find("sk-retry-secret", 1, true))
+    end
+    assert.equal(2, retried)
+  end)
+
+  it("gives up after max_retries with err.retries", function ()
+    local _, err = client:chat(flaky("status=503,retry-after-ms=10", 5))
+    assert.equal("http", err.kind)
+    assert.equal(503, err.status)
+    assert.equal(2, err.retries)
+    assert.equal(3, attempts())
+  end)
+
+  for _, status in ipairs { 408, 409, 429, 500, 502, 504 } do
+    it("retries HTTP " .. status, function ()
+      local res = assert(client:chat(flaky("status=" .. status .. ",retry-after-ms=5", 1)))
+      assert.equal(1, res.retries)
+      assert.equal(2, attempts())
+    end)
+  end
+
+  for _, status in ipairs { 400, 401, 403, 404, 422 } do
+    it("never retries HTTP " .. status, function ()
+      local _, err = client:chat(flaky("status=" .. status .. ",retry-after-ms=5", 1))
+      assert.equal(status, err.status)
+      assert.equal(0, err.retries)
+      assert.equal(1, attempts())
+    end)
+  end
+
+  it("obeys x-should-retry: false over the status", function ()
+    local _, err = client:chat(flaky("status=500,should-retry=false", 1))
+    assert.equal(0, err.retries)
+    assert.equal(1, attempts())
+  end)
+
+  it("obeys x-should-retry: true over the status", function ()
+    local res = assert(client:chat(flaky("status=400,should-retry=true,retry-after-ms=5", 1)))
+    assert.equal(1, res.retries)
+  end)
+
+  it("honours max_retries per call and 0 disables", function ()
+    local _, err = client:chat(flaky("status=500,retry-after-ms=5", 3, { max_retries = 0 }))
+    assert.equal(0, err.retries)
+    assert.equal(1, attempts())
+    srv:reset()
+    local res = assert(client:chat(flaky("status=500,retry-after-ms=5", 3, { max_retries = 3 })))
+    assert.equal(3, res.retries)
+    local c = aigc.client { base_url = srv.base_url, max_retries = 1 }
+    srv:reset()
+    local _, err2 = c:chat(flaky("status=500,retry-after-ms=5", 3))
+    assert.equal(1, err2.retries)
+    assert.equal(2, attempts())
+    c:close()
+  end)
+
+  it("waits the SDKs' backoff when the server gives no delay", function ()
+    local t0 = core.now()
+    local res = assert(client:chat(flaky("status=500", 2)))
+    local elapsed = core.now() - t0
+    assert.equal(2, res.retries)
+    -- 0.5 s then 1 s, each shortened by at most 25% jitter
+    assert.truthy(elapsed >= 0.375 + 0.75, "waited only " .. elapsed)
+  end)
+
+  it("waits retry-after-ms, then retry-after seconds", function ()
+    local t0 = core.now()
+    assert(client:chat(flaky("status=429,retry-after-ms=300", 1)))
+    assert.truthy(core.now() - t0 >= 0.3)
+    t0 = core.now()
+    assert(client:chat(flaky("status=429,retry-after=1", 1)))
+    assert.truthy(core.now() - t0 >= 1)
+  end)
+
+  it("reads retry-after as an HTTP date", function ()
+    local _, err = client:chat(flaky("status=429,retry-after=date+30", 1, { max_retries = 0 }))
+    assert.truthy(err.retry_after > 25 and err.retry_after <= 31, tostring(err.retry_after))
+  end)
+
+  it("does not retry when the server asks for more than 120 s", function ()
+    local _, err = client:chat(flaky("status=429,retry-after=121", 1))
+    assert.equal(429, err.status)
+    assert.equal(0, err.retries)
+    assert.equal(121, err.retry_after)
+    assert.equal(1, attempts())
+  end)
+
+  it("falls back to the backoff for retry-after 0, negative or malformed", function ()
+    for _, value in ipairs { "0", "-5", "soon" } do
+      srv:reset()
+      local t0 = core.now()
+      local res = assert(client:chat(flaky("status=503,retry-after=" .. value, 1)))
+      assert.equal(1, res.retries)
+      assert.truthy(core.now() - t0 >= 0.375, value)
+    end
+  end)
+
+  it("retries a refused connection, then reports kind connect", function ()
+    local c = aigc.client { base_url = "http://127.0.0.1:9/v1", max_retries = 1 }
+    local t0 = core.now()
+    local _, err = c:chat "Hi"
+    assert.equal("connect", err.kind)
+    assert.equal(1, err.retries)
+    assert.truthy(core.now() - t0 >= 0.375)
+    c:close()
+  end)
+
+  it("retries a timeout, then reports kind timeout", function ()
+    local _, err = client:chat(flaky("hang", 5, { timeout = 0.2, max_retries = 1 }))
+    assert.equal("timeout", err.kind)
+    assert.equal(1, err.retries)
+    assert.equal(2, attempts())
+  end)
+
+  it("never retries once a 2xx stream has started", function ()
+    local _, err = client:chat(flaky("drop-after=3", 5, { stream = true }))
+    assert.equal("stream", err.kind)
+    assert.equal(0, err.retries)
+    assert.equal(1, attempts())
+  end)
+
+  it("retries a stream that failed before it started", function ()
+    local res = assert(client:chat(flaky("status=500,retry-after-ms=5", 1, { stream = true })))
+    assert.equal(1, res.retries)
+    assert.is_string(res.text)
+  end)
+
+  it("sends one Idempotency-Key per logical call, the same on its retries", function ()
+    local c = aigc.client { base_url = srv.base_url, idempotency = true }
+    assert(c:chat(flaky("status=500,retry-after-ms=5", 2)))
+    assert(c:chat "again")
+    local reqs = srv:requests()
+    assert.equal(4, #reqs)
+    local k1 = reqs[1].headers["idempotency-key"]
+    assert.is_string(k1)
+    assert.equal(k1, reqs[2].headers["idempotency-key"])
+    assert.equal(k1, reqs[3].headers["idempotency-key"])
+    assert.are_not.equal(k1, reqs[4].headers["idempotency-key"])
+    c:close()
+  end)
+
+  it("takes an idempotency key per call", function ()
+    assert(client:chat { messages = HI, idempotency_key = "my-key-1" })
+    assert.equal("my-key-1", srv:last().headers["idempotency-key"])
+  end)
+
+  it("waits between attempts on the engine's timer: step(0) never sleeps", function ()
+    local req = client:chat_async(flaky("status=500,retry-after=1", 1))
+    local deadline = core.now() + 5
+    while attempts() < 1 and core.now() < deadline do client:step(0.01) end
+    assert.equal(1, attempts())
+    -- Twenty steps that do not sleep end long before the 1 s wait is over,
+    -- so the second attempt cannot have happened yet.
+    for _ = 1, 20 do client:step(0) end
+    assert.equal("running", req:status())
+    assert.equal(1, attempts())
+    local res = assert(req:wait())
+    assert.equal(1, res.retries)
+    assert.equal(2, attempts())
+  end)
+end)
