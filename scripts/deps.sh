@@ -15,7 +15,8 @@ profile=${1:-test}
 build_pkgs=(gcc make libc6-dev pkg-config ca-certificates
             lua5.4 liblua5.4-dev libcurl4-openssl-dev lua-cjson lua-luv)
 test_pkgs=(lua-busted lua-check luarocks lua-socket valgrind
-           clang libclang-rt-14-dev curl nodejs npm git procps)
+           clang libclang-rt-14-dev curl nodejs npm git procps
+           nginx-light openssl)
 bench_pkgs=(nginx-light wrk hyperfine lua-socket valgrind util-linux
             nodejs npm procps time)
 

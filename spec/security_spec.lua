@@ -1,0 +1,217 @@
+-- Security and the network around the client: TLS verification on by
+-- default (against a real nginx with certificates made here by openssl),
+-- `insecure` warning once, redirects never followed, proxies honoured,
+-- header injection refused.
+local aigc = require "aigc"
+local devserver = require "devserver"
+local socket = require "socket"
+
+warn("@on")
+
+local function sh (cmd)
+  local p = assert(io.popen(cmd .. " 2>&1"))
+  local out = p:read("a")
+  local ok = p:close()
+  return ok, out
+end
+
+local function free_port ()
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
+end
+
+local REPLY = [[{"id":"x","object":"chat.completion","created":1,"model":"m",]]
+  .. [["choices":[{"index":0,"message":{"role":"assistant","content":"over TLS"},"finish_reason":"stop"}]}]]
+
+-- nginx with three servers: TLS with a certificate for 127.0.0.1, TLS with
+-- one for another name, and plain HTTP that redirects or forwards (a proxy).
+local function start_nginx (dev_port)
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(sh("mkdir -p " .. dir .. "/tmp"))
+  for _, cert in ipairs { { "good", "IP:127.0.0.1,DNS:localhost" }, { "wrong", "DNS:wrong.example" } } do
+    local ok, out = sh(("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=%s "
+      .. "-addext subjectAltName=%s -keyout %s/%s.key -out %s/%s.pem"):format(cert[1], cert[2], dir, cert[1], dir, cert[1]))
+    assert(ok, out)
+  end
+  local ports = { tls = free_port(), wrong = free_port(), plain = free_port() }
+  local conf = ([[
+daemon off; master_process off; worker_processes 1;
+pid DIR/nginx.pid; error_log DIR/error.log;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path DIR/tmp; proxy_temp_path DIR/tmp; fastcgi_temp_path DIR/tmp;
+  uwsgi_temp_path DIR/tmp; scgi_temp_path DIR/tmp;
+  server { listen 127.0.0.1:TLS ssl; ssl_certificate DIR/good.pem; ssl_certificate_key DIR/good.key;
+           location / { default_type application/json; return 200 'REPLY'; } }
+  server { listen 127.0.0.1:WRONG ssl; ssl_certificate DIR/wrong.pem; ssl_certificate_key DIR/wrong.key;
+           location / { default_type application/json; return 200 'REPLY'; } }
+  server { listen 127.0.0.1:PLAIN;
+           location /redirect/ { return 307 http://127.0.0.1:DEV/v1/chat/completions; }
+           location / { proxy_pass http://127.0.0.1:DEV; proxy_set_header X-Via-Proxy yes; } }
+}]]):gsub("DIR", dir):gsub("TLS", ports.tls):gsub("WRONG", ports.wrong):gsub("PLAIN", ports.plain)
+    :gsub("DEV", dev_port):gsub("REPLY", REPLY)
+  local f = assert(io.open(dir .. "/nginx.conf", "w"))
+  f:write(conf)
+  f:close()
+  local p = assert(io.popen("nginx -p " .. dir .. " -c " .. dir .. "/nginx.conf >/dev/null 2>&1 & echo $!"))
+  local pid = tonumber(p:read("a"):match("%d+"))
+  p:close()
+  local deadline = socket.gettime() + 10
+  while socket.gettime() < deadline do
+    local c = socket.tcp()
+    c:settimeout(0.2)
+    if c:connect("127.0.0.1", ports.plain) then c:close(); break end
+    c:close()
+    socket.sleep(0.02)
+  end
+  return { dir = dir, pid = pid, ports = ports, stop = function ()
+    os.execute("kill " .. pid .. " 2>/dev/null; sleep 0.1; rm -rf " .. dir)
+  end }
+end
+
+describe("security", function ()
+  local srv, nginx
+
+  setup(function ()
+    srv = devserver.start()
+    nginx = start_nginx(srv.port)
+  end)
+  teardown(function ()
+    if nginx then nginx.stop() end
+    srv:stop()
+  end)
+  before_each(function () srv:reset() end)
+
+  describe("TLS", function ()
+    it("verifies the peer by default: a self-signed certificate is refused", function ()
+      local c = aigc.client { base_url = "https://127.0.0.1:" .. nginx.ports.tls .. "/v1", max_retries = 0 }
+      local res, err = c:chat "Hi"
+      c:close()
+      assert.is_nil(res)
+      assert.equal("connect", err.kind)
+      assert.matches("certificate", err.message:lower())
+    end)
+
+    it("trusts a certificate given with ca_file", function ()
+      local c = aigc.client { base_url = "https://127.0.0.1:" .. nginx.ports.tls .. "/v1",
+                              ca_file = nginx.dir .. "/good.pem", max_retries = 0 }
+      local res = assert(c:chat "Hi")
+      c:close()
+      assert.equal("over TLS", res.text)
+    end)
+
+    it("verifies the host name: a trusted certificate for another name is refused", function ()
+      local c = aigc.client { base_url = "https://127.0.0.1:" .. nginx.ports.wrong .. "/v1",
+                              ca_file = nginx.dir .. "/wrong.pem", max_retries = 0 }
+      local res, err = c:chat "Hi"
+      c:close()
+      assert.is_nil(res)
+      assert.equal("connect", err.kind)
+      assert.matches("127%.0%.0%.1", err.message)
+    end)
+
+    it("connects without verification only with insecure = true, warning once", function ()
+      local script = os.tmpname()
+      local f = assert(io.open(script, "w"))
+      f:write(([[
+        package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
+        package.cpath = "./?.so;" .. package.cpath
+        local aigc = require "aigc"
+        for _ = 1, 2 do
+          local c = aigc.client { base_url = "https://127.0.0.1:%d/v1", insecure = true, max_retries = 0 }
+          print(assert(c:chat "Hi").text)
+          c:close()
+        end]]):format(nginx.ports.tls))
+      f:close()
+      local ok, out = sh("lua5.4 " .. script)
+      os.remove(script)
+      assert(ok, out)
+      local _, warnings = out:gsub("insecure = true", "")
+      assert.equal(1, warnings)
+      local _, replies = out:gsub("over TLS", "")
+      assert.equal(2, replies)
+    end)
+  end)
+
+  it("never follows a redirect (no POST replayed, no key sent elsewhere)", function ()
+    local c = aigc.client { base_url = "http://127.0.0.1:" .. nginx.ports.plain .. "/redirect",
+                            api_key = "sk-never-forwarded-123", max_retries = 0 }
+    local res, err = c:chat "Hi"
+    c:close()
+    assert.is_nil(res)
+    assert.equal("http", err.kind)
+    assert.equal(307, err.status)
+    assert.equal(0, srv:stats().requests_total)
+  end)
+
+  it("goes through the proxy given with `proxy`", function ()
+    -- The host does not resolve: only the proxy can reach the server.
+    local c = aigc.client { base_url = "http://aigc-nowhere.invalid/v1",
+                            proxy = "http://127.0.0.1:" .. nginx.ports.plain, max_retries = 0 }
+    local res = assert(c:chat "Echo: proxied")
+    c:close()
+    assert.equal("proxied", res.text)
+    assert.equal("yes", srv:last().headers["x-via-proxy"])
+  end)
+
+  it("honours libcurl's proxy environment variables", function ()
+    local ok, out = sh(("http_proxy=http://127.0.0.1:%d lua5.4 -e '"
+      .. "package.path=\"lua/?.lua;lua/?/init.lua;\"..package.path; package.cpath=\"./?.so;\"..package.cpath;"
+      .. "local c = require(\"aigc\").client { base_url = \"http://aigc-nowhere.invalid/v1\", max_retries = 0 };"
+      .. "print(assert(c:chat \"Echo: via env\").text)'"):format(nginx.ports.plain))
+    assert(ok, out)
+    assert.matches("via env", out)
+    assert.equal("yes", srv:last().headers["x-via-proxy"])
+  end)
+
+  describe("header injection", function ()
+    it("refuses CR, LF or NUL in header names and values", function ()
+      for _, h in ipairs {
+        { ["X-A"] = "v\r\nX-Injected: 1" }, { ["X-A"] = "v\nx" }, { ["X-A"] = "v\0x" },
+        { ["X-A\r\nB"] = "v" }, { ["X A"] = "v" }, { [""] = "v" },
+      } do
+        assert.has_error(function () aigc.client { base_url = srv.base_url, headers = h } end)
+        local c = aigc.client { base_url = srv.base_url }
+        local ok, err = pcall(c.chat, c, { messages = { { role = "user", content = "x" } }, headers = h })
+        assert.is_false(ok)
+        assert.matches("header", err)
+        c:close()
+      end
+      assert.equal(0, srv:stats().requests_total)
+    end)
+
+    it("refuses an API key with CR or LF", function ()
+      assert.has_error(function () aigc.client { base_url = srv.base_url, api_key = "sk-x\r\nX-Evil: 1" } end,
+                       "bad argument #1 to 'client' (api_key contains CR, LF or NUL)")
+    end)
+
+    it("sends a model name with CR/LF inside the JSON body, escaped", function ()
+      local c = aigc.client { base_url = srv.base_url }
+      assert(c:chat { model = "m\r\nX-Evil: 1", messages = { { role = "user", content = "x" } } })
+      c:close()
+      local last = srv:last()
+      assert.is_nil(last.headers["x-evil"])
+      assert.equal("m\r\nX-Evil: 1", last.body_json.model)
+    end)
+
+    it("escapes an Azure deployment name in the URL path", function ()
+      local c = aigc.client { azure = true, endpoint = srv.url, api_version = "2024-06-01", api_key = "az-key-123456" }
+      assert(c:chat { model = "dep/../x y", messages = { { role = "user", content = "x" } } })
+      c:close()
+      local last = srv:last()
+      assert.equal("/openai/deployments/dep%2F..%2Fx%20y/chat/completions", last.path)
+    end)
+  end)
+
+  it("accepts only http and https base URLs", function ()
+    for _, url in ipairs { "ftp://x/v1", "file:///etc/passwd", "javascript:alert(1)", "127.0.0.1:8089/v1", "" } do
+      assert.has_error(function () aigc.client { base_url = url } end,
+                       "bad argument #1 to 'client' (base_url must be an http:// or https:// URL)")
+    end
+    assert.truthy(aigc.client { base_url = "HTTPS://Example.com/v1" })
+  end)
+end)
