@@ -1,0 +1,196 @@
+--- Test helper: start the bundled devserver (lua/aigc/devserver.lua) as a
+-- separate process and talk to its control endpoints.
+--
+-- The server runs in its own process so that the module under test and the
+-- server never share a luv loop or a Lua state, and the control endpoints are
+-- fetched with LuaSocket rather than with aigc, so the server's view of what
+-- was sent is independent of the code being tested.
+--
+-- No orphans: the server is started with `--parent-pid <this process>` (it
+-- exits within 0.5 s of that process disappearing, zombie included) and with
+-- `--exit-after` (default 3600 s) as a backstop, so a crashed or killed test
+-- run never leaves a server behind.
+--
+-- @usage
+-- local devserver = require "devserver"
+-- local srv = devserver.start { pause_ms = 0 }
+-- -- point the client at srv.base_url ...
+-- local last = srv:last()          -- what the server received
+-- srv:stop()
+
+local http = require "socket.http"
+local ltn12 = require "ltn12"
+local socket = require "socket"
+local cjson = require "cjson"
+
+local M = {}
+
+local function shell_quote (s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+local function read_file (path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- Is process `pid` still alive (a zombie counts as gone)?
+local function alive (pid)
+  local stat = read_file("/proc/" .. pid .. "/stat")
+  if stat then return stat:match("%) (%a)") ~= "Z" end
+  return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true
+end
+
+--- Plain HTTP request with LuaSocket (never through aigc).
+-- @tparam string method
+-- @tparam string url
+-- @tparam[opt] string body
+-- @tparam[opt] table headers
+-- @treturn string body
+-- @treturn number status
+-- @treturn table response headers (lower-case names)
+-- @usage local body, status = devserver.http("GET", srv.url .. "/_aigc/stats")
+function M.http (method, url, body, headers)
+  local out = {}
+  local h = {}
+  for k, v in pairs(headers or {}) do h[k:lower()] = v end
+  if body or method == "POST" then
+    body = body or ""
+    h["content-length"] = tostring(#body)
+    h["content-type"] = h["content-type"] or "application/json"
+  end
+  local saved = http.TIMEOUT
+  http.TIMEOUT = 10
+  local ok, status, rh = http.request {
+    url = url, method = method, headers = h, sink = ltn12.sink.table(out),
+    source = body and ltn12.source.string(body) or nil,
+  }
+  http.TIMEOUT = saved
+  if not ok then error("devserver http " .. method .. " " .. url .. ": " .. tostring(status), 2) end
+  return table.concat(out), status, rh
+end
+
+local Server = {}
+Server.__index = Server
+
+local function control (self, method, path)
+  local body, status = M.http(method, self.url .. path)
+  if status ~= 200 then error(("devserver %s %s: HTTP %s: %s"):format(method, path, status, body), 3) end
+  return cjson.decode(body)
+end
+
+--- Counters: requests_total, open_now, max_open, connections_total,
+-- connections_open, max_connections_open, client_closed_total.
+-- @treturn table
+-- @usage assert.equal(1, srv:stats().connections_total)
+function Server:stats () return control(self, "GET", "/_aigc/stats") end
+
+--- Zero the counters, forget recorded requests and `times` fault counters.
+-- @usage srv:reset()
+function Server:reset () return control(self, "POST", "/_aigc/reset") end
+
+--- The last 200 API requests, oldest first (see the devserver header for the fields).
+-- @treturn table
+-- @usage for _, r in ipairs(srv:requests()) do print(r.path) end
+function Server:requests () return control(self, "GET", "/_aigc/requests") end
+
+--- The last API request (or cjson.null when there is none).
+-- @treturn table
+-- @usage assert.equal("Bearer", srv:last().authorization_prefix)
+function Server:last () return control(self, "GET", "/_aigc/last") end
+
+--- The server's stderr so far (its log when started with `quiet = false`).
+-- @treturn string
+-- @usage print(srv:log())
+function Server:log () return self.err_file and read_file(self.err_file) or "" end
+
+--- Stop the server (SIGTERM, then SIGKILL after 5 s) and wait until it is gone.
+-- Idempotent; a no-op for servers attached with `connect`.
+-- @usage srv:stop()
+function Server:stop ()
+  if self.stopped or not self.pid then self.stopped = true; return end
+  self.stopped = true
+  os.execute("kill -TERM " .. self.pid .. " 2>/dev/null")
+  local deadline = socket.gettime() + 5
+  while alive(self.pid) and socket.gettime() < deadline do socket.sleep(0.02) end
+  if alive(self.pid) then
+    os.execute("kill -KILL " .. self.pid .. " 2>/dev/null")
+    while alive(self.pid) do socket.sleep(0.02) end
+  end
+  if self.port_file then os.remove(self.port_file) end
+  if self.err_file then os.remove(self.err_file) end
+end
+
+Server.__close = Server.stop
+Server.__gc = Server.stop
+
+--- Start a server in a separate process on a free port.
+-- Options: `pause_ms`, `api_key`, `quiet` (default true), `args` (extra
+-- command-line arguments), `exit_after` (seconds, default 3600), `lua`
+-- (interpreter, default $LUA or "lua5.4"), `timeout` (seconds to wait, 10).
+-- @tparam[opt] table opts
+-- @treturn table server with `port`, `base_url`, `url`, `pid`, `stop`, `stats`,
+-- `reset`, `requests`, `last`, `log`
+-- @usage local srv = devserver.start { pause_ms = 5 }; ...; srv:stop()
+function M.start (opts)
+  opts = opts or {}
+  local script = package.searchpath("aigc.devserver", package.path)
+    or assert(io.open("lua/aigc/devserver.lua") and "lua/aigc/devserver.lua", "devserver.lua not found")
+  local port_file = os.tmpname()
+  local err_file = os.tmpname()
+  os.remove(port_file)
+  local argv = { opts.lua or os.getenv("LUA") or "lua5.4", script, "--port", "0", "--port-file", port_file,
+                 "--exit-after", opts.exit_after or 3600 }
+  if opts.quiet ~= false then argv[#argv + 1] = "--quiet" end
+  if opts.pause_ms then argv[#argv + 1] = "--pause-ms"; argv[#argv + 1] = opts.pause_ms end
+  if opts.api_key then argv[#argv + 1] = "--api-key"; argv[#argv + 1] = opts.api_key end
+  for _, a in ipairs(opts.args or {}) do argv[#argv + 1] = a end
+  local quoted = {}
+  for i, a in ipairs(argv) do quoted[i] = shell_quote(a) end
+  -- $PPID in this shell is the Lua process running the tests.
+  local cmd = table.concat(quoted, " ") .. " --parent-pid $PPID </dev/null >/dev/null 2>" .. shell_quote(err_file)
+    .. " & echo $!"
+  local p = assert(io.popen(cmd, "r"))
+  local pid = tonumber(p:read("a"):match("%d+"))
+  p:close()
+  if not pid then error("devserver: could not start: " .. cmd) end
+  local self = setmetatable({ pid = pid, port_file = port_file, err_file = err_file }, Server)
+  local deadline = socket.gettime() + (opts.timeout or 10)
+  while true do
+    local s = read_file(port_file)
+    local port = s and tonumber(s:match("^(%d+)\n"))
+    if port then self.port = port; break end
+    if not alive(pid) or socket.gettime() > deadline then
+      local log = read_file(err_file) or ""
+      self:stop()
+      error("devserver did not start (" .. (alive(pid) and "timeout" or "exited") .. "): " .. log, 2)
+    end
+    socket.sleep(0.01)
+  end
+  self.url = "http://127.0.0.1:" .. self.port
+  self.base_url = self.url .. "/v1"
+  return self
+end
+
+--- Attach to a server that is already running (e.g. `make server`).
+-- @tparam string base_url like "http://127.0.0.1:8089/v1"
+-- @treturn table the same object as `start` returns; `stop` does nothing
+-- @usage local srv = devserver.connect(devserver.running_url())
+function M.connect (base_url)
+  local root = base_url:gsub("/+$", ""):gsub("/v1$", "")
+  return setmetatable({ url = root, base_url = root .. "/v1", port = tonumber(root:match(":(%d+)$")) }, Server)
+end
+
+--- The base URL of an externally started server, from $AIGC_TEST_BASE_URL.
+-- @treturn string|nil
+-- @usage local url = devserver.running_url() or devserver.start().base_url
+function M.running_url ()
+  local u = os.getenv("AIGC_TEST_BASE_URL")
+  if u and u ~= "" then return u end
+  return nil
+end
+
+return M
