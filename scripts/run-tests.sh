@@ -95,9 +95,9 @@ if skipped rockspec; then record rockspec 0 0 1; else
   multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
   if luarocks --lua-version=5.4 --tree "$tree" make --deps-mode=none rockspec/aigc-scm-1.rockspec \
        CURL_INCDIR=/usr/include/$multiarch CURL_LIBDIR=/usr/lib/$multiarch > build/rockspec.log 2>&1 \
-     && (cd /tmp && $LUA -e "
-          package.path = '$PWD/$tree/share/lua/5.4/?.lua;$PWD/$tree/share/lua/5.4/?/init.lua;' .. package.path
-          package.cpath = '$PWD/$tree/lib/lua/5.4/?.so;' .. package.cpath
+     && (root=$PWD; cd /tmp && $LUA -e "
+          package.path = '$root/$tree/share/lua/5.4/?.lua;$root/$tree/share/lua/5.4/?/init.lua;' .. package.path
+          package.cpath = '$root/$tree/lib/lua/5.4/?.so;' .. package.cpath
           local aigc = require 'aigc'
           assert(package.searchpath('aigc.core', package.cpath):find('$tree', 1, true), 'aigc.core not from the rock tree')
           assert(aigc.client { base_url = 'http://127.0.0.1:9/v1' })

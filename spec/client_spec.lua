@@ -278,7 +278,8 @@ describe("client", function ()
 
     it("takes OPENAI_BASE_URL, OPENAI_API_KEY, OPENAI_ORG_ID, OPENAI_PROJECT_ID", function ()
       local out = run_with_env(
-        ("OPENAI_BASE_URL=%s OPENAI_API_KEY=%s OPENAI_ORG_ID=org-env OPENAI_PROJECT_ID=proj-env"):format(srv.base_url, SECRET),
+        ("OPENAI_BASE_URL=%s OPENAI_API_KEY=%s OPENAI_ORG_ID=org-env OPENAI_PROJECT_ID=proj-env")
+          :format(srv.base_url, SECRET),
         [[local aigc = require "aigc"
           local c = aigc.client()
           local res = assert(c:chat "Hi")
@@ -402,11 +403,14 @@ describe("client", function ()
     end)
 
     it("raises for misuse, naming the argument", function ()
-      assert.has_error(function () client:chat(42) end, "bad argument #1 to 'chat' (table or string expected, got number)")
-      assert.has_error(function () client:chat {} end, "bad argument #1 to 'chat' (params.messages must be a list of messages)")
+      assert.has_error(function () client:chat(42) end,
+                       "bad argument #1 to 'chat' (table or string expected, got number)")
+      assert.has_error(function () client:chat {} end,
+                       "bad argument #1 to 'chat' (params.messages must be a list of messages)")
       assert.has_error(function () client:complete {} end)
       assert.has_error(function () aigc.client { base_url = "ftp://x" } end)
-      assert.has_error(function () aigc.client { bogus = 1 } end, "bad argument #1 to 'client' (unknown option 'bogus')")
+      assert.has_error(function () aigc.client { bogus = 1 } end,
+                       "bad argument #1 to 'client' (unknown option 'bogus')")
       local ok, err = pcall(client.chat, client, { messages = { { role = "user", content = print } } })
       assert.is_false(ok)
       assert.matches("params.messages%[1%]%.content: cannot encode a function", err)

@@ -33,7 +33,8 @@ local function start_nginx (dev_port)
   assert(sh("mkdir -p " .. dir .. "/tmp"))
   for _, cert in ipairs { { "good", "IP:127.0.0.1,DNS:localhost" }, { "wrong", "DNS:wrong.example" } } do
     local ok, out = sh(("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=%s "
-      .. "-addext subjectAltName=%s -keyout %s/%s.key -out %s/%s.pem"):format(cert[1], cert[2], dir, cert[1], dir, cert[1]))
+      .. "-addext subjectAltName=%s -keyout %s/%s.key -out %s/%s.pem")
+      :format(cert[1], cert[2], dir, cert[1], dir, cert[1]))
     assert(ok, out)
   end
   local ports = { tls = free_port(), wrong = free_port(), plain = free_port() }

@@ -91,8 +91,8 @@ describe("streaming", function ()
     end
 
     it("accumulates two parallel tool calls exactly as the non-streamed response", function ()
-      local params = { messages = { { role = "user", content = 'Use get_weather({"city":"Paris"}) and get_time({"city":"Tokyo"})' } },
-                       tools = TOOLS }
+      local ask = 'Use get_weather({"city":"Paris"}) and get_time({"city":"Tokyo"})'
+      local params = { messages = { { role = "user", content = ask } }, tools = TOOLS }
       local plain = assert(client:chat(params))
       params.stream = true
       local streamed = assert(client:chat(params))
@@ -191,7 +191,7 @@ describe("streaming", function ()
 
     it("cancels the request when the loop is left early", function ()
       srv:reset()
-      for _ in client:stream(fault("pause=20")) do break end
+      for _ in client:stream(fault("pause=20")) do break end   -- luacheck: ignore 512
       local deadline = os.time() + 5
       while srv:stats().client_closed_total < 1 and os.time() < deadline do end
       assert.equal(1, srv:stats().client_closed_total)
@@ -202,7 +202,7 @@ describe("streaming", function ()
       do
         local s <close> = client:stream(fault("pause=20"))
         kept = s
-        for _ in s do break end
+        for _ in s do break end   -- luacheck: ignore 512
         assert.equal("running", s.request:status())
       end
       assert.equal("canceled", kept.request:status())

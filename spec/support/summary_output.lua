@@ -26,7 +26,7 @@ return function (options)
     return text
   end
 
-  handler.testEnd = function (element, parent, status)
+  handler.testEnd = function (element, _, status)
     local name = handler.getFullName(element)
     if status == "success" then
       passed = passed + 1
@@ -47,7 +47,7 @@ return function (options)
     return nil, true
   end
 
-  handler.error = function (element, parent, message, debug)
+  handler.error = function (element)
     if element.descriptor ~= "it" then
       failed = failed + 1
       local t = handler.errors[#handler.errors]
