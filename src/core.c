@@ -10,7 +10,9 @@
 **   request_methods  the methods of aigc.request (the Lua layer adds some)
 **   error(t)         gives t the error metatable
 */
+#include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "aigc.h"
 
@@ -66,6 +68,21 @@ static int core_error (lua_State *L) {
   return 1;
 }
 
+/*
+** core.sleep(seconds): blocks the thread, driving nothing (for frame-loop
+** examples and benchmarks that need to idle without an event loop).
+*/
+static int core_sleep (lua_State *L) {
+  lua_Number s = luaL_checknumber(L, 1);
+  struct timespec ts;
+  luaL_argcheck(L, s >= 0 && s <= 86400 && s == s, 1, "seconds must be in 0..86400");
+  ts.tv_sec = (time_t)s;
+  ts.tv_nsec = (long)((s - (lua_Number)ts.tv_sec) * 1e9);
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+    ;
+  return 0;
+}
+
 /* core.now() -> monotonic seconds (for timers in the Lua layer). */
 static int core_now (lua_State *L) {
   lua_pushnumber(L, (lua_Number)aigc_now());
@@ -74,6 +91,7 @@ static int core_now (lua_State *L) {
 
 static const luaL_Reg core_funcs[] = {
   {"now", core_now},
+  {"sleep", core_sleep},
   {"array", core_array},
   {"is_array", core_is_array},
   {"error", core_error},

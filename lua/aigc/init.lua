@@ -40,6 +40,17 @@ M.array = core.array
 -- @treturn boolean
 M.is_array = core.is_array
 
+--- Seconds on a monotonic clock (for measuring; not wall-clock time).
+-- @function now
+-- @treturn number
+M.now = core.now
+
+--- Blocks the calling thread for `seconds`, driving nothing: for a frame
+-- loop's idle time. (Inside tasks use `client:sleep`, which yields.)
+-- @function sleep
+-- @tparam number seconds
+M.sleep = core.sleep
+
 --- Whether a value is an aigc error object.
 -- @param v any value
 -- @treturn boolean
