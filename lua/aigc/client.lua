@@ -520,6 +520,15 @@ end
 -- Calls
 -- =======================================================
 
+-- Params that need the dialogue layer above a single request: a toolset
+-- (the tool-call loop) or a schema (structured output, validated). That
+-- layer (lua/aigc/dialogue.lua) loads only when first needed.
+local function layered (params)
+  if params.schema ~= nil then return true end
+  local mt = getmetatable(params.tools)
+  return mt ~= nil and type(mt) == "table" and mt.__name == "aigc.toolset"
+end
+
 --- Chat completion.
 -- `params` is the request body as a table (unknown fields pass through),
 -- plus per-call options that are not sent: `stream` (a function receiving
@@ -537,6 +546,7 @@ end
 -- if not res then print(err.kind, err.message) else print(res.text) end
 function Client:chat (params)
   params = chat_params(params, "chat")
+  if layered(params) then return require("aigc.dialogue").chat(self, params) end
   return await(self, submit(self, "chat", params))
 end
 
@@ -563,6 +573,7 @@ end
 -- while req:status() == "running" or req:status() == "queued" do client:step(0.016) end
 function Client:chat_async (params)
   params = chat_params(params, "chat_async")
+  if layered(params) then return require("aigc.dialogue").chat_async(self, params) end
   return submit(self, "chat", params)
 end
 
@@ -814,5 +825,10 @@ end
 
 M.Client = Client
 M.is_error = is_error
+-- For the layers above (aigc.dialogue): submit without the layer check, and
+-- wait the way the client waits (yield in tasks, block elsewhere).
+M.submit = submit
+M.await = await
+M.is_task_of = function (client) return tasks[coroutine_running()] == client end
 
 return M
