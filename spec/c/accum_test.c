@@ -1,0 +1,821 @@
+/*
+** accum_test.c — unit tests for src/accum.c.
+**
+** Streams are written as the chunks a server sends; each is parsed into an
+** arena that is reset before the next (as the request does), so the
+** accumulator must copy everything it keeps. Results are compared as the
+** compact JSON aj_write produces.
+*/
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctest.h"
+#include "accum.h"
+
+
+/* {====================================================================
+** Allocation failures on demand (see json_test.c)
+** ===================================================================== */
+
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__)
+#define FAULTS 1
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
+#undef FAULTS
+#define FAULTS 0
+#endif
+#endif
+#else
+#define FAULTS 0
+#endif
+
+static long fault_after = -1;   /* allocations left before one fails; -1 never */
+static long live = 0;           /* blocks allocated and not yet freed */
+static long calls = 0;          /* malloc, realloc and calloc calls */
+
+#if FAULTS
+extern void *__libc_malloc (size_t n);
+extern void *__libc_realloc (void *p, size_t n);
+extern void *__libc_calloc (size_t n, size_t m);
+extern void __libc_free (void *p);
+
+static int fault_now (void) {
+  calls++;
+  if (fault_after < 0)
+    return 0;
+  return fault_after-- == 0;
+}
+
+void *malloc (size_t n) {
+  void *p = fault_now() ? NULL : __libc_malloc(n);
+  live += (p != NULL);
+  return p;
+}
+
+void *realloc (void *p, size_t n) {
+  void *np = fault_now() ? NULL : __libc_realloc(p, n);
+  live += (p == NULL && np != NULL);
+  return np;
+}
+
+void *calloc (size_t n, size_t m) {
+  void *p = fault_now() ? NULL : __libc_calloc(n, m);
+  live += (p != NULL);
+  return p;
+}
+
+void free (void *p) {
+  live -= (p != NULL);
+  __libc_free(p);
+}
+#endif
+
+/* Are failures really injected? (Not when a tool such as valgrind
+** replaces malloc itself.) */
+static int faults_work (void) {
+  void *(*volatile alloc) (size_t) = malloc;   /* not elided by the compiler */
+  void *p;
+  if (!FAULTS)
+    return 0;
+  fault_after = 0;
+  p = alloc(16);
+  fault_after = -1;
+  free(p);
+  return p == NULL;
+}
+
+/* }==================================================================== */
+
+
+/* {====================================================================
+** Helpers
+** ===================================================================== */
+
+/* a failed check that later checks depend on ends the test */
+#define REQUIRE(cond) do { \
+    if (!(cond)) { \
+      ctest_current_failed = 1; \
+      fprintf(stderr, "  %s:%d: required: %s\n", __FILE__, __LINE__, #cond); \
+      return; \
+    } \
+  } while (0)
+
+static aj_arena arena;
+static aigc_buf out = AIGC_BUF_INIT;
+
+/* Parses one chunk into the (reset) arena and adds it. */
+static int add (aigc_accum *a, const char *chunk) {
+  aj_value v;
+  aj_error err;
+  aj_arena_reset(&arena);
+  if (aj_parse(&arena, chunk, strlen(chunk), 0, &v, &err) != 0) {
+    fprintf(stderr, "  bad test chunk (%s at %zu): %s\n", err.message,
+            err.offset, chunk);
+    return 99;
+  }
+  return aigc_accum_add(a, &v);
+}
+
+/* Adds every chunk; 1 if all were accepted. */
+static int add_all (aigc_accum *a, const char *const *chunks) {
+  int ok = 1;
+  for (; *chunks != NULL; chunks++) {
+    int rc = add(a, *chunks);
+    if (rc != AIGC_ACCUM_OK) {
+      fprintf(stderr, "  add returned %d (%s) for %s\n", rc, a->error, *chunks);
+      ok = 0;
+    }
+  }
+  return ok;
+}
+
+static const char *json (const aj_value *v) {
+  aigc_buf_clear(&out);
+  if (v == NULL)
+    return "<NULL>";
+  if (aj_write(&out, v) != 0)
+    return "<ENOMEM>";
+  return out.data;
+}
+
+/* aigc_accum_finish's result as JSON (valid until the next json()). */
+static const char *finished (aigc_accum *a) {
+  return json(aigc_accum_finish(a));
+}
+
+static int same (const char *got, const char *want) {
+  if (strcmp(got, want) == 0)
+    return 1;
+  fprintf(stderr, "  got:    %s\n  wanted: %s\n", got, want);
+  return 0;
+}
+
+/* Feeds a whole stream into a new accumulator and checks the result. */
+static int stream_gives (aigc_accum_kind kind, const char *const *chunks,
+                         const char *want) {
+  aigc_accum a;
+  int ok;
+  aigc_accum_init(&a, kind);
+  ok = add_all(&a, chunks) && same(finished(&a), want);
+  aigc_accum_free(&a);
+  return ok;
+}
+
+#define HEAD "\"id\":\"chatcmpl-A1\",\"object\":\"chat.completion.chunk\"," \
+             "\"created\":1718000000,\"model\":\"gpt-4o-mini-2024-07-18\"," \
+             "\"system_fingerprint\":\"fp_44709d6fcb\""
+#define OUTHEAD "\"id\":\"chatcmpl-A1\",\"object\":\"chat.completion\"," \
+                "\"created\":1718000000,\"model\":\"gpt-4o-mini-2024-07-18\"," \
+                "\"system_fingerprint\":\"fp_44709d6fcb\""
+#define CHUNK(choices) "{" HEAD ",\"choices\":[" choices "],\"usage\":null}"
+#define DELTA(i, d) "{\"index\":" #i ",\"delta\":" d \
+                    ",\"logprobs\":null,\"finish_reason\":null}"
+#define STOP(i, why) "{\"index\":" #i ",\"delta\":{},\"logprobs\":null," \
+                     "\"finish_reason\":\"" why "\"}"
+
+/* }==================================================================== */
+
+
+static const char *const chat_stream[] = {
+  CHUNK(DELTA(0, "{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null}")),
+  CHUNK(DELTA(0, "{\"content\":\"Hello\"}")),
+  CHUNK(DELTA(0, "{\"content\":\"!\"}")),
+  CHUNK(DELTA(0, "{\"content\":\" How can I help?\"}")),
+  CHUNK(STOP(0, "stop")),
+  "{" HEAD ",\"choices\":[],\"usage\":{\"prompt_tokens\":9,"
+  "\"completion_tokens\":6,\"total_tokens\":15}}",
+  NULL
+};
+
+#define CHAT_RESULT \
+  "{" OUTHEAD ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\"," \
+  "\"content\":\"Hello! How can I help?\",\"refusal\":null},\"logprobs\":null," \
+  "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":9," \
+  "\"completion_tokens\":6,\"total_tokens\":15}}"
+
+TEST(test_chat_stream) {
+  aigc_accum a;
+  size_t i;
+  aigc_accum_init(&a, AIGC_ACCUM_CHAT);
+  CHECK(a.chunks == 0 && aigc_accum_incomplete(&a));
+  for (i = 0; chat_stream[i] != NULL; i++) {
+    CHECK_EQ_INT(add(&a, chat_stream[i]), AIGC_ACCUM_OK);
+    if (i == 3) {   /* before the finish chunk: incomplete, usage null */
+      CHECK(aigc_accum_incomplete(&a));
+      CHECK(same(finished(&a),
+                 "{" OUTHEAD ",\"choices\":[{\"index\":0,\"message\":"
+                 "{\"role\":\"assistant\",\"content\":\"Hello! How can I help?\","
+                 "\"refusal\":null},\"logprobs\":null,\"finish_reason\":null}],"
+                 "\"usage\":null}"));
+    }
+    if (i == 4) {   /* finished, but the usage chunk has not come yet */
+      CHECK(!aigc_accum_incomplete(&a));
+      CHECK(strstr(finished(&a), "\"usage\":null}") != NULL);
+    }
+  }
+  CHECK_EQ_INT(a.chunks, 6);
+  CHECK(same(finished(&a), CHAT_RESULT));
+  CHECK(!aigc_accum_incomplete(&a));
+  CHECK(a.error[0] == '\0');
+  aigc_accum_free(&a);
+  CHECK(a.root.type == AJ_OBJECT && a.root.len == 0 && a.chunks == 0);
+}
+
+TEST(test_interleaved_choices) {
+  static const char *const chunks[] = {
+    CHUNK(DELTA(2, "{\"role\":\"assistant\",\"content\":\"C\"}")),
+    CHUNK(DELTA(0, "{\"role\":\"assistant\",\"content\":\"A\"}")),
+    CHUNK(DELTA(1, "{\"role\":\"assistant\",\"content\":\"B\"}") ","
+          DELTA(2, "{\"content\":\"c\"}")),
+    CHUNK(DELTA(0, "{\"content\":\"a\"}")),
+    CHUNK(STOP(2, "length") "," DELTA(1, "{\"content\":\"b\"}")),
+    CHUNK(STOP(1, "stop")),
+    CHUNK(STOP(0, "stop")),
+    NULL
+  };
+  aigc_accum a;
+  aigc_accum_init(&a, AIGC_ACCUM_CHAT);
+  CHECK(add_all(&a, chunks));
+  CHECK(same(finished(&a),
+    "{" OUTHEAD ",\"choices\":["
+    "{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"Aa\"},"
+    "\"logprobs\":null,\"finish_reason\":\"stop\"},"
+    "{\"index\":1,\"message\":{\"role\":\"assistant\",\"content\":\"Bb\"},"
+    "\"logprobs\":null,\"finish_reason\":\"stop\"},"
+    "{\"index\":2,\"message\":{\"role\":\"assistant\",\"content\":\"Cc\"},"
+    "\"logprobs\":null,\"finish_reason\":\"length\"}],\"usage\":null}"));
+  CHECK(!aigc_accum_incomplete(&a));
+  aigc_accum_free(&a);
+  /* the same without the last chunk: choice 0 never finishes */
+  aigc_accum_init(&a, AIGC_ACCUM_CHAT);
+  {
+    size_t i;
+    for (i = 0; i < 6; i++)
+      CHECK_EQ_INT(add(&a, chunks[i]), AIGC_ACCUM_OK);
+  }
+  CHECK(aigc_accum_incomplete(&a));
+  CHECK(strstr(finished(&a), "{\"index\":0,\"message\":{\"role\":\"assistant\","
+                             "\"content\":\"Aa\"},\"logprobs\":null,"
+                             "\"finish_reason\":null}") != NULL);
+  CHECK(add(&a, CHUNK(DELTA(2, "{\"content\":\"late\"}"))) == AIGC_ACCUM_OK);
+  CHECK(strstr(finished(&a), "\"content\":\"Cclate\"},\"logprobs\":null,"
+                             "\"finish_reason\":\"length\"") != NULL);
+  aigc_accum_free(&a);
+}
+
+#define TOOL_RESULT(content) \
+  "{" OUTHEAD ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\"," \
+  "\"content\":" content ",\"tool_calls\":[" \
+  "{\"id\":\"call_a\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\"," \
+  "\"arguments\":\"{\\\"city\\\": \\\"Paris\\\"}\"}}," \
+  "{\"id\":\"call_b\",\"type\":\"function\",\"function\":{\"name\":\"get_time\"," \
+  "\"arguments\":\"{\\\"tz\\\":\\\"CET\\\"}\"}}]},\"logprobs\":null," \
+  "\"finish_reason\":\"tool_calls\"}],\"usage\":null}"
+
+TEST(test_parallel_tool_calls) {
+  static const char *const chunks[] = {
+    CHUNK(DELTA(0, "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":["
+                   "{\"index\":0,\"id\":\"call_a\",\"type\":\"function\",\"function\":"
+                   "{\"name\":\"get_weather\",\"arguments\":\"\"}}]}")),
+    CHUNK(DELTA(0, "{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\\\"ci\"}}]}")),
+    CHUNK(DELTA(0, "{\"tool_calls\":[{\"index\":1,\"id\":\"call_b\",\"type\":\"function\","
+                   "\"function\":{\"name\":\"get_time\",\"arguments\":\"\"}}]}")),
+    CHUNK(DELTA(0, "{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":"
+                   "\"ty\\\": \\\"Paris\\\"}\"}}]}")),
+    CHUNK(DELTA(0, "{\"tool_calls\":[{\"index\":1,\"function\":{\"arguments\":"
+                   "\"{\\\"tz\\\":\"}},{\"index\":1,\"function\":{\"arguments\":"
+                   "\"\\\"CET\\\"}\"}}]}")),
+    CHUNK(STOP(0, "tool_calls")),
+    NULL
+  };
+  /* the second call's pieces first: output is still in index order */
+  static const char *const reversed[] = {
+    CHUNK(DELTA(0, "{\"role\":\"assistant\",\"tool_calls\":["
+                   "{\"index\":1,\"id\":\"call_b\",\"type\":\"function\",\"function\":"
+                   "{\"name\":\"get_time\",\"arguments\":\"{\\\"tz\\\":\\\"CET\\\"}\"}},"
+                   "{\"index\":0,\"id\":\"call_a\",\"type\":\"function\",\"function\":"
+                   "{\"name\":\"get_weather\",\"arguments\":\"{\\\"city\\\": \"}}]}")),
+    CHUNK(DELTA(0, "{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":"
+                   "\"\\\"Paris\\\"}\"}}]}")),
+    CHUNK(STOP(0, "tool_calls")),
+    NULL
+  };
+  CHECK(stream_gives(AIGC_ACCUM_CHAT, chunks, TOOL_RESULT("null")));
+  CHECK(stream_gives(AIGC_ACCUM_CHAT, reversed, TOOL_RESULT("null")));
+}
+
+/* A server that repeats id, type and name in every tool delta (some
+** compatible servers do) must not see them doubled. */
+TEST(test_repeated_tool_ids) {
+  static const char *const chunks[] = {
+    CHUNK(DELTA(0, "{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":["
+                   "{\"index\":0,\"id\":\"call_a\",\"type\":\"function\",\"function\":"
+                   "{\"name\":\"get_weather\",\"arguments\":\"{\\\"city\\\"\"}}]}")),
+    CHUNK(DELTA(0, "{\"role\":\"assistant\",\"tool_calls\":["
+                   "{\"index\":0,\"id\":\"call_a\",\"type\":\"function\",\"function\":"
+                   "{\"name\":\"get_weather\",\"arguments\":\": \\\"Paris\\\"}\"}}]}")),
+    CHUNK(DELTA(0, "{\"tool_calls\":[{\"index\":1,\"id\":\"call_b\",\"type\":\"function\","
+                   "\"function\":{\"name\":\"get_time\",\"arguments\":\"{\\\"tz\\\"\"}}]}")),
+    CHUNK(DELTA(0, "{\"tool_calls\":[{\"index\":1,\"id\":\"call_b\",\"type\":\"function\","
+                   "\"function\":{\"name\":\"get_time\",\"arguments\":\":\\\"CET\\\"}\"}}]}")),
+    CHUNK(STOP(0, "tool_calls")),
+    NULL
+  };
+  CHECK(stream_gives(AIGC_ACCUM_CHAT, chunks, TOOL_RESULT("\"\"")));
+}
+
+TEST(test_logprobs_and_refusal) {
+  static const char *const chunks[] = {
+    CHUNK("{\"index\":0,\"delta\":{\"role\":\"assistant\",\"refusal\":\"I can\"},"
+          "\"logprobs\":{\"content\":null,\"refusal\":[{\"token\":\"I\",\"logprob\":-0.5,"
+          "\"bytes\":[73],\"top_logprobs\":[]}]},\"finish_reason\":null}"),
+    CHUNK("{\"index\":0,\"delta\":{\"refusal\":\"'t help.\"},"
+          "\"logprobs\":{\"content\":null,\"refusal\":[{\"token\":\" can\",\"logprob\":-0.25,"
+          "\"bytes\":[32,99,97,110],\"top_logprobs\":[]}]},\"finish_reason\":\"stop\"}"),
+    NULL
+  };
+  static const char *const content[] = {
+    CHUNK("{\"index\":0,\"delta\":{\"content\":\"Hel\"},\"logprobs\":{\"content\":"
+          "[{\"token\":\"Hel\",\"logprob\":-0.1,\"bytes\":[72,101,108],"
+          "\"top_logprobs\":[{\"token\":\"Hel\",\"logprob\":-0.1,\"bytes\":null}]}],"
+          "\"refusal\":null},\"finish_reason\":null}"),
+    CHUNK("{\"index\":0,\"delta\":{\"content\":\"lo\"},\"logprobs\":{\"content\":"
+          "[{\"token\":\"lo\",\"logprob\":-0.2,\"bytes\":[108,111],\"top_logprobs\":[]}],"
+          "\"refusal\":null},\"finish_reason\":null}"),
+    CHUNK(STOP(0, "stop")),
+    NULL
+  };
+  CHECK(stream_gives(AIGC_ACCUM_CHAT, chunks,
+    "{" OUTHEAD ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+    "\"content\":null,\"refusal\":\"I can't help.\"},\"logprobs\":{\"content\":null,"
+    "\"refusal\":[{\"token\":\"I\",\"logprob\":-0.5,\"bytes\":[73],\"top_logprobs\":[]},"
+    "{\"token\":\" can\",\"logprob\":-0.25,\"bytes\":[32,99,97,110],\"top_logprobs\":[]}]},"
+    "\"finish_reason\":\"stop\"}],\"usage\":null}"));
+  CHECK(stream_gives(AIGC_ACCUM_CHAT, content,
+    "{" OUTHEAD ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+    "\"content\":\"Hello\"},\"logprobs\":{\"content\":[{\"token\":\"Hel\",\"logprob\":-0.1,"
+    "\"bytes\":[72,101,108],\"top_logprobs\":[{\"token\":\"Hel\",\"logprob\":-0.1,"
+    "\"bytes\":null}]},{\"token\":\"lo\",\"logprob\":-0.2,\"bytes\":[108,111],"
+    "\"top_logprobs\":[]}],\"refusal\":null},\"finish_reason\":\"stop\"}],\"usage\":null}"));
+}
+
+TEST(test_completion_stream) {
+  static const char *const chunks[] = {
+    "{\"id\":\"cmpl-9\",\"object\":\"text_completion\",\"created\":1718000001,"
+    "\"model\":\"gpt-3.5-turbo-instruct\",\"choices\":[{\"text\":\"Par\",\"index\":0,"
+    "\"logprobs\":{\"tokens\":[\"Par\"],\"token_logprobs\":[-0.01],"
+    "\"top_logprobs\":[{\"Par\":-0.01}],\"text_offset\":[0]},\"finish_reason\":null}]}",
+    "{\"id\":\"cmpl-9\",\"object\":\"text_completion\",\"created\":1718000001,"
+    "\"model\":\"gpt-3.5-turbo-instruct\",\"choices\":[{\"text\":\"is.\",\"index\":0,"
+    "\"logprobs\":{\"tokens\":[\"is\",\".\"],\"token_logprobs\":[-0.02,-0.5],"
+    "\"top_logprobs\":[{\"is\":-0.02},{\".\":-0.5}],\"text_offset\":[3,5]},"
+    "\"finish_reason\":\"length\"}]}",
+    "{\"id\":\"cmpl-9\",\"object\":\"text_completion\",\"created\":1718000001,"
+    "\"model\":\"gpt-3.5-turbo-instruct\",\"choices\":[],\"usage\":"
+    "{\"prompt_tokens\":5,\"completion_tokens\":3,\"total_tokens\":8}}",
+    NULL
+  };
+  static const char *const two[] = {
+    "{\"object\":\"text_completion\",\"choices\":[{\"text\":\"b\",\"index\":1,"
+    "\"finish_reason\":null}]}",
+    "{\"object\":\"text_completion\",\"choices\":[{\"text\":\"a\",\"index\":0,"
+    "\"finish_reason\":\"stop\"},{\"text\":\"B\",\"index\":1,\"finish_reason\":\"stop\"}]}",
+    "{\"object\":\"chat.completion.chunk\",\"choices\":[{\"text\":\"wrong kind\"}]}",
+    NULL
+  };
+  aigc_accum a;
+  CHECK(stream_gives(AIGC_ACCUM_COMPLETION, chunks,
+    "{\"id\":\"cmpl-9\",\"object\":\"text_completion\",\"created\":1718000001,"
+    "\"model\":\"gpt-3.5-turbo-instruct\",\"choices\":[{\"text\":\"Paris.\",\"index\":0,"
+    "\"logprobs\":{\"tokens\":[\"Par\",\"is\",\".\"],\"token_logprobs\":[-0.01,-0.02,-0.5],"
+    "\"top_logprobs\":[{\"Par\":-0.01},{\"is\":-0.02},{\".\":-0.5}],"
+    "\"text_offset\":[0,3,5]},\"finish_reason\":\"length\"}],"
+    "\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":3,\"total_tokens\":8}}"));
+  aigc_accum_init(&a, AIGC_ACCUM_COMPLETION);
+  CHECK(add_all(&a, two));
+  CHECK_EQ_INT(a.chunks, 2);   /* the chat chunk was skipped */
+  CHECK(same(finished(&a),
+    "{\"object\":\"text_completion\",\"choices\":[{\"text\":\"a\",\"index\":0,"
+    "\"logprobs\":null,\"finish_reason\":\"stop\"},{\"text\":\"bB\",\"index\":1,"
+    "\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":null}"));
+  aigc_accum_free(&a);
+}
+
+/* Azure OpenAI sends content-filter results as chunks of another object
+** type (here its real first chunk, "object": ""); they are skipped. */
+TEST(test_azure_filter_skipped) {
+  static const char *const chunks[] = {
+    "{\"choices\":[],\"created\":0,\"id\":\"\",\"model\":\"\",\"object\":\"\","
+    "\"prompt_filter_results\":[{\"prompt_index\":0,\"content_filter_results\":"
+    "{\"hate\":{\"filtered\":false,\"severity\":\"safe\"}}}]}",
+    CHUNK(DELTA(0, "{\"role\":\"assistant\",\"content\":\"Hi\"}")),
+    "{\"choices\":[{\"index\":0,\"finish_reason\":null,\"delta\":{},"
+    "\"content_filter_offsets\":{\"check_offset\":1,\"start_offset\":1,\"end_offset\":2},"
+    "\"content_filter_results\":{}}],\"created\":0,\"id\":\"\",\"model\":\"\","
+    "\"object\":\"content_filter\"}",
+    CHUNK(STOP(0, "stop")),
+    NULL
+  };
+  aigc_accum a;
+  aigc_accum_init(&a, AIGC_ACCUM_CHAT);
+  CHECK_EQ_INT(add(&a, chunks[0]), AIGC_ACCUM_OK);
+  CHECK(a.chunks == 0 && a.root.len == 0);
+  CHECK(add_all(&a, chunks + 1));
+  CHECK_EQ_INT(a.chunks, 2);
+  CHECK(same(finished(&a),
+    "{" OUTHEAD ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+    "\"content\":\"Hi\"},\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":null}"));
+  aigc_accum_free(&a);
+}
+
+TEST(test_obfuscation_dropped) {
+  static const char *const chunks[] = {
+    "{" HEAD ",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\","
+    "\"content\":\"Hi\",\"obfuscation\":\"xYz\"},\"obfuscation\":\"q\",\"finish_reason\":null}],"
+    "\"usage\":null,\"obfuscation\":\"aBcD\"}",
+    "{" HEAD ",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"!\"},"
+    "\"finish_reason\":\"stop\"}],\"usage\":null,\"obfuscation\":\"e\"}",
+    NULL
+  };
+  aigc_accum a;
+  aigc_accum_init(&a, AIGC_ACCUM_CHAT);
+  CHECK(add_all(&a, chunks));
+  CHECK(same(finished(&a),
+    "{" OUTHEAD ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+    "\"content\":\"Hi!\"},\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":null}"));
+  CHECK(strstr(json(&a.root), "obfuscation") == NULL);
+  aigc_accum_free(&a);
+}
+
+/*
+** The generic member rules: null never erases, absent nulls are kept,
+** identifiers replace, strings append, objects merge, other values replace,
+** top-level members are replaced by later non-null values.
+*/
+TEST(test_member_rules) {
+  static const char *const chunks[] = {
+    "{\"id\":\"a\",\"model\":null,\"extra\":{\"n\":1},\"choices\":[{\"delta\":"
+    "{\"content\":\"Hi\",\"refusal\":null,\"x\":1,\"parts\":[1],\"meta\":{\"k\":\"v\"},"
+    "\"reasoning_content\":\"think\"}}]}",
+    "{\"id\":\"b\",\"model\":\"m2\",\"extra\":{\"o\":2},\"choices\":[{\"index\":null,"
+    "\"delta\":{\"content\":null,\"x\":\"one\",\"parts\":[2,3],\"meta\":{\"k\":\"w\","
+    "\"j\":true},\"reasoning_content\":\"ing\",\"role\":\"assistant\"}}]}",
+    "{\"id\":null,\"model\":null,\"choices\":null,\"usage\":null}",
+    "{\"choices\":[{\"delta\":null,\"finish_reason\":\"stop\"}]}",
+    "{\"choices\":[{\"delta\":{\"role\":\"tool\"},\"finish_reason\":null}]}",
+    NULL
+  };
+  CHECK(stream_gives(AIGC_ACCUM_CHAT, chunks,
+    "{\"id\":\"b\",\"object\":\"chat.completion\",\"model\":\"m2\",\"extra\":{\"o\":2},"
+    "\"choices\":[{\"index\":0,\"message\":{\"role\":\"tool\",\"content\":\"Hi\","
+    "\"refusal\":null,\"x\":\"one\",\"parts\":[1,2,3],\"meta\":{\"k\":\"vw\",\"j\":true},"
+    "\"reasoning_content\":\"thinking\"},\"logprobs\":null,\"finish_reason\":\"stop\"}],"
+    "\"usage\":null}"));
+}
+
+TEST(test_defaults) {
+  static const char *const no_role[] = {
+    "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"c\","
+    "\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]}}]}",
+    NULL
+  };
+  static const char *const nothing[] = {"{}", "{\"id\":\"x\"}", NULL};
+  aigc_accum a;
+  CHECK(stream_gives(AIGC_ACCUM_CHAT, no_role,
+    "{\"object\":\"chat.completion\",\"choices\":[{\"index\":0,\"message\":"
+    "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c\","
+    "\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]},\"logprobs\":null,"
+    "\"finish_reason\":null}],\"usage\":null}"));
+  CHECK(stream_gives(AIGC_ACCUM_CHAT, nothing,
+    "{\"id\":\"x\",\"object\":\"chat.completion\",\"choices\":[],\"usage\":null}"));
+  aigc_accum_init(&a, AIGC_ACCUM_COMPLETION);
+  CHECK(same(finished(&a),
+             "{\"object\":\"text_completion\",\"choices\":[],\"usage\":null}"));
+  CHECK(aigc_accum_incomplete(&a));
+  aigc_accum_free(&a);
+}
+
+/* The JSON of the merged state and of the finished result. */
+static char *snapshot (aigc_accum *a) {
+  size_t n;
+  char *s, *r;
+  s = strdup(json(&a->root));
+  r = strdup(finished(a));
+  if (s == NULL || r == NULL) {
+    free(s);
+    free(r);
+    return NULL;
+  }
+  n = strlen(s);
+  s = (char *)realloc(s, n + strlen(r) + 2);
+  if (s != NULL) {
+    s[n] = '\n';
+    strcpy(s + n + 1, r);
+  }
+  free(r);
+  return s;
+}
+
+/*
+** Malformed chunks are refused with the tree exactly as it was, even when
+** the problem is found after part of the chunk was merged.
+*/
+TEST(test_badshape_unchanged) {
+  static const char *const bad[] = {
+    "[]", "\"chunk\"", "null",
+    "{\"choices\":{}}", "{\"choices\":\"x\"}", "{\"choices\":1}",
+    "{\"choices\":[1]}", "{\"choices\":[null]}",
+    "{\"choices\":[{\"index\":128,\"delta\":{\"content\":\"x\"}}]}",
+    "{\"choices\":[{\"index\":-1,\"delta\":{}}]}",
+    "{\"choices\":[{\"index\":\"0\",\"delta\":{}}]}",
+    "{\"choices\":[{\"index\":0.0,\"delta\":{}}]}",
+    "{\"choices\":[{\"index\":0,\"delta\":\"text\"}]}",
+    "{\"choices\":[{\"index\":0,\"delta\":[]}]}",
+    /* found late: after other choices and members were merged */
+    "{\"id\":\"new\",\"usage\":{\"total_tokens\":1},\"choices\":["
+    "{\"index\":0,\"delta\":{\"content\":\" more\",\"refusal\":\"r\",\"tool_calls\":"
+    "[{\"index\":0,\"function\":{\"arguments\":\"x\"}},{\"index\":5,\"id\":\"c5\"}]}},"
+    "{\"index\":7,\"delta\":{\"role\":\"assistant\",\"content\":\"new choice\"}},"
+    "{\"index\":128,\"delta\":{}}]}",
+    "{\"model\":\"other\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"y\","
+    "\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"z\"}},"
+    "{\"index\":128,\"function\":{\"arguments\":\"z\"}}]}}]}",
+    "{\"choices\":[{\"index\":3,\"delta\":{\"content\":\"new\",\"tool_calls\":"
+    "[{\"index\":200}]}}]}",
+    "{\"choices\":[{\"index\":0,\"logprobs\":{\"content\":[{\"token\":\"t\"}]},"
+    "\"delta\":{\"role\":\"x\"}},\"oops\"]}",
+    "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"q\"}},{\"index\":1,"
+    "\"delta\":7}]}",
+    NULL
+  };
+  static const char *const good[] = {
+    CHUNK(DELTA(0, "{\"role\":\"assistant\",\"content\":\"Hi\",\"tool_calls\":"
+                   "[{\"index\":0,\"id\":\"c\",\"type\":\"function\",\"function\":"
+                   "{\"name\":\"f\",\"arguments\":\"{\"}}]}")),
+    CHUNK(DELTA(1, "{\"role\":\"assistant\",\"content\":\"Yo\"}")),
+    NULL
+  };
+  aigc_accum a;
+  char *before, *after;
+  size_t i, chunks;
+  aigc_accum_init(&a, AIGC_ACCUM_CHAT);
+  CHECK(add_all(&a, good));
+  before = snapshot(&a);
+  chunks = a.chunks;
+  for (i = 0; bad[i] != NULL; i++) {
+    int rc = add(&a, bad[i]);
+    if (rc != AIGC_ACCUM_BADSHAPE)
+      fprintf(stderr, "  accepted (%d): %s\n", rc, bad[i]);
+    CHECK_EQ_INT(rc, AIGC_ACCUM_BADSHAPE);
+    CHECK(a.error[0] != '\0');
+    CHECK_EQ_INT(a.chunks, chunks);
+    after = snapshot(&a);
+    CHECK(before != NULL && after != NULL && strcmp(before, after) == 0);
+    if (before != NULL && after != NULL && strcmp(before, after) != 0)
+      fprintf(stderr, "  after %s:\n  %s\n  %s\n", bad[i], before, after);
+    free(after);
+  }
+  CHECK(add(&a, "{\"choices\":[{\"index\":128}]}") == AIGC_ACCUM_BADSHAPE &&
+        strcmp(a.error, "choice \"index\" out of 0..127") == 0);
+  CHECK(add(&a, "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":128}]}}]}")
+        == AIGC_ACCUM_BADSHAPE &&
+        strcmp(a.error, "array item \"index\" out of 0..127") == 0);
+  CHECK(add(&a, "{\"choices\":5}") == AIGC_ACCUM_BADSHAPE &&
+        strcmp(a.error, "\"choices\" is not an array") == 0);
+  CHECK(add(&a, "{\"choices\":[{\"delta\":5}]}") == AIGC_ACCUM_BADSHAPE &&
+        strcmp(a.error, "\"delta\" is not an object") == 0);
+  CHECK(add(&a, "[1]") == AIGC_ACCUM_BADSHAPE &&
+        strcmp(a.error, "chunk is not an object") == 0);
+  CHECK(aigc_accum_add(&a, NULL) == AIGC_ACCUM_BADSHAPE);
+  /* still usable, and 127 is a valid index */
+  CHECK(add(&a, CHUNK(DELTA(0, "{\"content\":\"!\"}"))) == AIGC_ACCUM_OK &&
+        a.error[0] == '\0');
+  CHECK(add(&a, CHUNK(DELTA(127, "{\"content\":\"last\"}"))) == AIGC_ACCUM_OK);
+  CHECK(strstr(finished(&a), "\"content\":\"Hi!\"") != NULL);
+  CHECK(strstr(finished(&a), "{\"index\":127,\"message\":{\"role\":\"assistant\","
+                             "\"content\":\"last\"}") != NULL);
+  free(before);
+  aigc_accum_free(&a);
+}
+
+/*
+** finish may be called at any time: twice in a row, and between adds,
+** without changing what later chunks do or what the end result is.
+*/
+TEST(test_finish_repeatable) {
+  static const char *const chunks[] = {
+    CHUNK(DELTA(1, "{\"role\":\"assistant\",\"tool_calls\":[{\"index\":2,\"id\":\"c2\","
+                   "\"type\":\"function\",\"function\":{\"name\":\"g\",\"arguments\":\"[\"}}]}")),
+    CHUNK(DELTA(0, "{\"role\":\"assistant\",\"content\":\"zero\"}")),
+    CHUNK(DELTA(1, "{\"tool_calls\":[{\"index\":0,\"id\":\"c0\",\"type\":\"function\","
+                   "\"function\":{\"name\":\"f\",\"arguments\":\"{\"}}]}")),
+    CHUNK(DELTA(1, "{\"tool_calls\":[{\"index\":2,\"function\":{\"arguments\":\"]\"}}]}")),
+    CHUNK(DELTA(1, "{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"}\"}}]}")),
+    CHUNK(STOP(1, "tool_calls") "," STOP(0, "stop")),
+    "{" HEAD ",\"choices\":[],\"usage\":{\"total_tokens\":3}}",
+    NULL
+  };
+  aigc_accum once, often;
+  const aj_value *r1, *r2;
+  long before;
+  char *want;
+  size_t i;
+  aigc_accum_init(&once, AIGC_ACCUM_CHAT);
+  CHECK(add_all(&once, chunks));
+  want = strdup(finished(&once));
+  CHECK(want != NULL && strstr(want, "\"tool_calls\":[{\"id\":\"c0\",\"type\":"
+                                     "\"function\",\"function\":{\"name\":\"f\","
+                                     "\"arguments\":\"{}\"}},{\"id\":\"c2\"") != NULL);
+  r1 = aigc_accum_finish(&once);
+  before = calls;
+  r2 = aigc_accum_finish(&once);
+  CHECK(r1 != NULL && r1 == r2);   /* nothing added: the same tree, */
+  if (faults_work())
+    CHECK_EQ_INT(calls - before, 1);   /* not rebuilt (1: the probe) */
+  CHECK(want != NULL && same(json(r2), want));
+  aigc_accum_init(&often, AIGC_ACCUM_CHAT);
+  CHECK(aigc_accum_finish(&often) != NULL);
+  for (i = 0; chunks[i] != NULL; i++) {
+    CHECK_EQ_INT(add(&often, chunks[i]), AIGC_ACCUM_OK);
+    CHECK(aigc_accum_finish(&often) != NULL);
+    CHECK(aigc_accum_finish(&often) != NULL);
+  }
+  CHECK(want != NULL && same(finished(&often), want));
+  {   /* the merged states agree too, not only the results */
+    char *s = strdup(json(&once.root));
+    CHECK(s != NULL && same(json(&often.root), s));
+    free(s);
+  }
+  free(want);
+  aigc_accum_free(&once);
+  aigc_accum_free(&often);
+}
+
+TEST(test_incomplete) {
+  aigc_accum a;
+  aigc_accum_init(&a, AIGC_ACCUM_CHAT);
+  CHECK(aigc_accum_incomplete(&a));
+  CHECK(add(&a, "{" HEAD ",\"choices\":[],\"usage\":null}") == AIGC_ACCUM_OK);
+  CHECK(aigc_accum_incomplete(&a));   /* no choice at all */
+  CHECK(add(&a, CHUNK(DELTA(0, "{\"content\":\"a\"}") "," DELTA(1, "{\"content\":\"b\"}")))
+        == AIGC_ACCUM_OK);
+  CHECK(aigc_accum_incomplete(&a));
+  CHECK(add(&a, CHUNK(STOP(0, "stop"))) == AIGC_ACCUM_OK);
+  CHECK(aigc_accum_incomplete(&a));   /* choice 1 still open */
+  CHECK(add(&a, CHUNK("{\"index\":1,\"delta\":{},\"finish_reason\":null}")) ==
+        AIGC_ACCUM_OK);
+  CHECK(aigc_accum_incomplete(&a));   /* null does not finish it */
+  CHECK(add(&a, CHUNK(STOP(1, "length"))) == AIGC_ACCUM_OK);
+  CHECK(!aigc_accum_incomplete(&a));
+  CHECK(aigc_accum_finish(&a) != NULL && !aigc_accum_incomplete(&a));
+  aigc_accum_free(&a);
+}
+
+/*
+** Ten thousand content deltas: the text is exact, and (where allocations
+** can be counted) they cost amortized O(1): no allocation per chunk, only
+** the doublings of the growing string.
+*/
+TEST(test_append_amortized) {
+  static const char piece[] = CHUNK(DELTA(0, "{\"content\":\"word \"}"));
+  static const char tool[] =
+    CHUNK(DELTA(0, "{\"role\":\"assistant\",\"tool_calls\":[{\"index\":0,"
+                   "\"id\":\"call_a\",\"type\":\"function\",\"function\":"
+                   "{\"name\":\"f\",\"arguments\":\"xy\"}}]}"));
+  aigc_accum a;
+  aj_value v;
+  aj_error err;
+  const aj_value *content;
+  long before;
+  size_t i;
+  aj_arena_reset(&arena);
+  CHECK(aj_parse(&arena, piece, sizeof(piece) - 1, 0, &v, &err) == 0);
+  aigc_accum_init(&a, AIGC_ACCUM_CHAT);
+  CHECK(aigc_accum_add(&a, &v) == AIGC_ACCUM_OK);
+  before = calls;
+  for (i = 1; i < 10000; i++)
+    CHECK(aigc_accum_add(&a, &v) == AIGC_ACCUM_OK);
+  if (FAULTS && faults_work())
+    CHECK(calls - before < 40);
+  content = aj_get(&a.root, "choices");
+  REQUIRE(content != NULL && content->type == AJ_ARRAY && content->len == 1);
+  content = aj_get(aj_get(&content->u.items[0], "message"), "content");
+  CHECK(content != NULL && content->len == 50000 &&
+        memcmp(content->u.s + 49995, "word ", 6) == 0);
+  aigc_accum_free(&a);
+  /* tool-call arguments from a server repeating id, type and name */
+  aj_arena_reset(&arena);
+  CHECK(aj_parse(&arena, tool, sizeof(tool) - 1, 0, &v, &err) == 0);
+  aigc_accum_init(&a, AIGC_ACCUM_CHAT);
+  CHECK(aigc_accum_add(&a, &v) == AIGC_ACCUM_OK);
+  before = calls;
+  for (i = 1; i < 10000; i++)
+    CHECK(aigc_accum_add(&a, &v) == AIGC_ACCUM_OK);
+  if (FAULTS && faults_work())
+    CHECK(calls - before < 40);
+  CHECK(strstr(finished(&a), "\"id\":\"call_a\",\"type\":\"function\","
+                             "\"function\":{\"name\":\"f\",\"arguments\":\"xyxy") != NULL);
+  aigc_accum_free(&a);
+}
+
+/*
+** Every allocation an add makes fails in turn: the add reports NOMEM with
+** the tree exactly as before and nothing leaked; the same for finish.
+*/
+TEST(test_nomem) {
+  static const char *const chunks[] = {
+    CHUNK(DELTA(0, "{\"role\":\"assistant\",\"content\":\"Hi\",\"tool_calls\":"
+                   "[{\"index\":0,\"id\":\"c\",\"type\":\"function\",\"function\":"
+                   "{\"name\":\"f\",\"arguments\":\"{\"}}]}")),
+    CHUNK(DELTA(1, "{\"role\":\"assistant\",\"content\":\"Yo\"}") ","
+          DELTA(0, "{\"content\":\" there\",\"tool_calls\":[{\"index\":0,\"function\":"
+                   "{\"arguments\":\"}\"}},{\"index\":1,\"id\":\"d\",\"function\":"
+                   "{\"name\":\"g\",\"arguments\":\"[]\"}}]}")),
+    "{\"usage\":{\"total_tokens\":5},\"object\":\"chat.completion.chunk\","
+    "\"choices\":[{\"index\":2,\"delta\":{\"content\":\"new\"},\"logprobs\":"
+    "{\"content\":[{\"token\":\"new\"}]},\"finish_reason\":\"stop\"}]}",
+    CHUNK(STOP(0, "stop") "," STOP(1, "stop")),
+    NULL
+  };
+  aigc_accum a;
+  size_t i;
+  if (!faults_work()) {
+    printf("note: allocation-failure tests need glibc's malloc (no ASan, no "
+           "valgrind); not run\n");
+    return;
+  }
+  aigc_accum_init(&a, AIGC_ACCUM_CHAT);
+  for (i = 0; chunks[i] != NULL; i++) {
+    aj_value v;
+    aj_error err;
+    char *before = snapshot(&a);
+    long n, live_before;
+    int rc = AIGC_ACCUM_NOMEM, failures = 0;
+    aj_arena_reset(&arena);
+    CHECK(aj_parse(&arena, chunks[i], strlen(chunks[i]), 0, &v, &err) == 0);
+    for (n = 0; rc == AIGC_ACCUM_NOMEM && n < 10000; n++) {
+      char *after;
+      live_before = live;
+      fault_after = n;
+      rc = aigc_accum_add(&a, &v);
+      fault_after = -1;
+      if (rc != AIGC_ACCUM_NOMEM)
+        break;
+      failures++;
+      CHECK_EQ_INT(live, live_before);
+      CHECK_EQ_INT(a.chunks, i);
+      CHECK(strcmp(a.error, "not enough memory") == 0);
+      after = snapshot(&a);
+      CHECK(before != NULL && after != NULL && strcmp(before, after) == 0);
+      free(after);
+    }
+    CHECK_EQ_INT(rc, AIGC_ACCUM_OK);
+    CHECK(failures > 0);
+    free(before);
+    /* finish: NULL on failure, no leak, then the right tree */
+    for (n = 0; n < 10000; n++) {
+      const aj_value *r;
+      live_before = live;
+      fault_after = n;
+      r = aigc_accum_finish(&a);
+      fault_after = -1;
+      if (r != NULL)
+        break;
+      CHECK_EQ_INT(live, live_before);
+    }
+    CHECK(n > 0 && n < 10000);
+  }
+  CHECK(same(finished(&a),
+    "{" OUTHEAD ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+    "\"content\":\"Hi there\",\"tool_calls\":[{\"id\":\"c\",\"type\":\"function\","
+    "\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}},{\"id\":\"d\",\"function\":"
+    "{\"name\":\"g\",\"arguments\":\"[]\"}}]},\"logprobs\":null,\"finish_reason\":\"stop\"},"
+    "{\"index\":1,\"message\":{\"role\":\"assistant\",\"content\":\"Yo\"},\"logprobs\":null,"
+    "\"finish_reason\":\"stop\"},{\"index\":2,\"message\":{\"role\":\"assistant\","
+    "\"content\":\"new\"},\"logprobs\":{\"content\":[{\"token\":\"new\"}]},"
+    "\"finish_reason\":\"stop\"}],\"usage\":{\"total_tokens\":5}}"));
+  aigc_accum_free(&a);
+}
+
+int main (void) {
+  aj_arena_init(&arena);
+  RUN(test_chat_stream);
+  RUN(test_interleaved_choices);
+  RUN(test_parallel_tool_calls);
+  RUN(test_repeated_tool_ids);
+  RUN(test_logprobs_and_refusal);
+  RUN(test_completion_stream);
+  RUN(test_azure_filter_skipped);
+  RUN(test_obfuscation_dropped);
+  RUN(test_member_rules);
+  RUN(test_defaults);
+  RUN(test_badshape_unchanged);
+  RUN(test_finish_repeatable);
+  RUN(test_incomplete);
+  RUN(test_append_amortized);
+  RUN(test_nomem);
+  aj_arena_free(&arena);
+  aigc_buf_free(&out);
+  return ctest_report("accum");
+}

@@ -1,0 +1,1288 @@
+/*
+** json.c — see json.h.
+**
+** The parser is a loop over an explicit stack of open containers, so the C
+** stack stays flat however deep the input nests; max_depth bounds that
+** explicit stack. Children of an open container are collected on a scratch
+** stack (a few KiB on the C stack, spilling to the heap for big documents)
+** and copied into contiguous arena memory when the container closes, so the
+** arena only ever receives final, exactly sized arrays.
+*/
+#include <locale.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+
+
+/* {====================================================================
+** Arena
+** ===================================================================== */
+
+struct aj_block {
+  aj_block *prev;    /* the block filled before this one */
+  size_t size;       /* usable bytes after the header */
+};
+
+#define AJ_ALIGN       ((size_t)8)
+#define ALIGN_UP(n)    (((n) + (AJ_ALIGN - 1)) & ~(AJ_ALIGN - 1))
+#define BLOCK_HEADER   ALIGN_UP(sizeof(aj_block))
+#define BLOCK_DATA(b)  ((char *)(b) + BLOCK_HEADER)
+#define BLOCK_MIN      ((size_t)4096)
+/* aj_arena_reset keeps a block only up to this size, so one huge document
+** does not pin its memory for the life of the arena */
+#define BLOCK_KEEP_MAX ((size_t)1 << 20)
+
+void aj_arena_init (aj_arena *a) {
+  a->head = NULL;
+  a->used = 0;
+}
+
+/*
+** Keeps the memory for the next parse: one block, freed of its contents.
+** If the last parse needed a chain of blocks, they are replaced by one
+** block as big as the whole chain, so repeating a parse of that size
+** allocates nothing. Past BLOCK_KEEP_MAX everything is released.
+*/
+void aj_arena_reset (aj_arena *a) {
+  aj_block *b = a->head, *merged = NULL;
+  size_t total = 0;
+  if (b == NULL)
+    return;
+  if (b->prev != NULL) {
+    for (; b != NULL && total <= BLOCK_KEEP_MAX; b = b->prev)
+      total += b->size;
+    if (total <= BLOCK_KEEP_MAX &&
+        (merged = (aj_block *)malloc(BLOCK_HEADER + total)) != NULL) {
+      merged->prev = NULL;
+      merged->size = total;
+    }
+    b = a->head;
+    if (merged == NULL) {   /* keep the newest, the largest */
+      b = b->prev;
+      a->head->prev = NULL;
+      merged = a->head;
+    }
+    while (b != NULL) {
+      aj_block *older = b->prev;
+      free(b);
+      b = older;
+    }
+    a->head = merged;
+  }
+  if (a->head->size > BLOCK_KEEP_MAX) {
+    free(a->head);
+    a->head = NULL;
+  }
+  a->used = 0;
+}
+
+void aj_arena_free (aj_arena *a) {
+  aj_block *b = a->head;
+  while (b != NULL) {
+    aj_block *older = b->prev;
+    free(b);
+    b = older;
+  }
+  a->head = NULL;
+  a->used = 0;
+}
+
+static void *arena_newblock (aj_arena *a, size_t n) {
+  size_t size = BLOCK_MIN;
+  aj_block *b;
+  if (a->head != NULL && a->head->size <= ((size_t)-1 - BLOCK_HEADER) / 2)
+    size = a->head->size * 2;
+  if (size < n)
+    size = n;
+  if (size > (size_t)-1 - BLOCK_HEADER)
+    return NULL;
+  b = (aj_block *)malloc(BLOCK_HEADER + size);
+  if (b == NULL)
+    return NULL;
+  b->prev = a->head;
+  b->size = size;
+  a->head = b;
+  a->used = n;
+  return BLOCK_DATA(b);
+}
+
+/* n bytes aligned for any aj_value; NULL on ENOMEM */
+static inline void *arena_alloc (aj_arena *a, size_t n) {
+  if (n > (size_t)-1 - AJ_ALIGN)
+    return NULL;
+  n = ALIGN_UP(n);
+  if (a->head != NULL && n <= a->head->size - a->used) {
+    void *p = BLOCK_DATA(a->head) + a->used;
+    a->used += n;
+    return p;
+  }
+  return arena_newblock(a, n);
+}
+
+/*
+** Gives back the tail of the most recent allocation p, keeping its first n
+** bytes: a string is allocated at its worst-case size, then trimmed.
+*/
+static void arena_trim (aj_arena *a, void *p, size_t n) {
+  a->used = (size_t)((char *)p - BLOCK_DATA(a->head)) + ALIGN_UP(n);
+}
+
+/* }==================================================================== */
+
+
+/* {====================================================================
+** UTF-8
+** ===================================================================== */
+
+/*
+** Length of the well-formed UTF-8 sequence starting at s[0] (a byte
+** >= 0x80) within the n available bytes, or 0 if it is ill-formed:
+** a stray continuation byte, an overlong form (C0, C1, E0 80..9F,
+** F0 80..8F), a UTF-16 surrogate (ED A0..BF), a code point above U+10FFFF
+** (F4 90.., F5..FF) or a sequence cut short. Never reads s[n] or beyond.
+*/
+static size_t utf8_seq (const unsigned char *s, size_t n) {
+  unsigned c = s[0];
+  unsigned lo = 0x80, hi = 0xBF;
+  if (c < 0xC2)
+    return 0;
+  if (c < 0xE0)
+    return (n >= 2 && (s[1] & 0xC0) == 0x80) ? 2 : 0;
+  if (c < 0xF0) {
+    if (c == 0xE0) lo = 0xA0;
+    else if (c == 0xED) hi = 0x9F;
+    if (n < 3 || s[1] < lo || s[1] > hi || (s[2] & 0xC0) != 0x80)
+      return 0;
+    return 3;
+  }
+  if (c < 0xF5) {
+    if (c == 0xF0) lo = 0x90;
+    else if (c == 0xF4) hi = 0x8F;
+    if (n < 4 || s[1] < lo || s[1] > hi || (s[2] & 0xC0) != 0x80 ||
+        (s[3] & 0xC0) != 0x80)
+      return 0;
+    return 4;
+  }
+  return 0;
+}
+
+int aj_utf8_valid (const char *str, size_t len, size_t *bad_offset) {
+  const unsigned char *s = (const unsigned char *)str;
+  size_t i = 0;
+  while (i < len) {
+    if (len - i >= 8) {   /* ASCII runs eight bytes at a time */
+      uint64_t w;
+      memcpy(&w, s + i, 8);
+      if ((w & UINT64_C(0x8080808080808080)) == 0) {
+        i += 8;
+        continue;
+      }
+    }
+    if (s[i] < 0x80)
+      i++;
+    else {
+      size_t n = utf8_seq(s + i, len - i);
+      if (n == 0) {
+        if (bad_offset != NULL)
+          *bad_offset = i;
+        return 0;
+      }
+      i += n;
+    }
+  }
+  return 1;
+}
+
+/* Writes code point cp (<= 0x10FFFF, not a surrogate) as UTF-8 at d. */
+static unsigned char *utf8_put (unsigned char *d, unsigned long cp) {
+  if (cp < 0x80)
+    *d++ = (unsigned char)cp;
+  else if (cp < 0x800) {
+    *d++ = (unsigned char)(0xC0 | (cp >> 6));
+    *d++ = (unsigned char)(0x80 | (cp & 0x3F));
+  }
+  else if (cp < 0x10000) {
+    *d++ = (unsigned char)(0xE0 | (cp >> 12));
+    *d++ = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+    *d++ = (unsigned char)(0x80 | (cp & 0x3F));
+  }
+  else {
+    *d++ = (unsigned char)(0xF0 | (cp >> 18));
+    *d++ = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+    *d++ = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+    *d++ = (unsigned char)(0x80 | (cp & 0x3F));
+  }
+  return d;
+}
+
+/* }==================================================================== */
+
+
+/* {====================================================================
+** Parser
+** ===================================================================== */
+
+/*
+** Byte classes inside a string: 0 plain ASCII (copied as is), 1 '"',
+** 2 '\\', 3 a control character (< 0x20, rejected), 4 a byte >= 0x80
+** (the start of a UTF-8 sequence to validate).
+*/
+#define C3 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3
+#define C4 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4
+static const unsigned char strclass[256] = {
+  C3, C3,
+  0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,     /* 0x20: '"' */
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0,     /* 0x50: '\\' */
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  C4, C4, C4, C4, C4, C4, C4, C4
+};
+#undef C3
+#undef C4
+
+#define IS_DIGIT(c)  ((unsigned)((c) - '0') < 10u)
+#define IS_WS(c)     ((c) == ' ' || (c) == '\n' || (c) == '\r' || (c) == '\t')
+
+/*
+** Eight bytes at a time: nonzero when any byte of w (read in memory
+** order) is '"', '\\', below 0x20 or at least 0x80 — any byte that is not
+** plain ASCII to copy. The borrow tricks can also flag a byte above a
+** flagged one, never a byte when none is, which is all a "stop here and
+** look byte by byte" test needs; the lowest flagged byte is always exact.
+*/
+#define ONES           UINT64_C(0x0101010101010101)
+#define HIGHS          UINT64_C(0x8080808080808080)
+#define HAS_ZERO(x)    (((x) - ONES) & ~(x) & HIGHS)
+#define STR_SPECIAL(w) \
+  ((((w) - ONES * 0x20) | HAS_ZERO((w) ^ (ONES * '"')) | \
+    HAS_ZERO((w) ^ (ONES * '\\')) | (w)) & HIGHS)
+
+/* index of the lowest flagged byte of a STR_SPECIAL mask, where cheap */
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define HAS_FIRST_BYTE 1
+#define FIRST_BYTE(m)  ((size_t)__builtin_ctzll(m) / 8)
+#else
+#define HAS_FIRST_BYTE 0
+#endif
+
+/* the scratch stacks start on the C stack; only big documents spill */
+#define SLOTS_LOCAL  48
+#define FRAMES_LOCAL 32
+
+typedef struct frame {
+  size_t base;       /* first scratch slot of this container's children */
+  int parent_is_object;
+} frame;
+
+/*
+** What the helpers share. The cursor itself is not here: parse_value keeps
+** it in a local and the helpers take and return it, so it can live in a
+** register (stores into the tree could otherwise alias it).
+*/
+typedef struct parser {
+  const unsigned char *begin, *end;
+  aj_arena *arena;
+  aj_error *err;
+  int status;                  /* what a failure returns: -1 or -2 */
+  aj_member *slots;            /* children of the open containers */
+  size_t cslots;
+  frame *frames;               /* the open containers, innermost last */
+  size_t cframes;
+  aj_member slots_local[SLOTS_LOCAL];
+  frame frames_local[FRAMES_LOCAL];
+} parser;
+
+static const unsigned char *fail (parser *P, const unsigned char *at,
+                                  const char *msg) {
+  size_t n = strlen(msg);
+  if (n >= sizeof(P->err->message))
+    n = sizeof(P->err->message) - 1;
+  P->err->offset = (size_t)(at - P->begin);
+  memcpy(P->err->message, msg, n);
+  P->err->message[n] = '\0';
+  P->status = -1;
+  return NULL;
+}
+
+static const unsigned char *fail_nomem (parser *P, const unsigned char *at) {
+  fail(P, at, "not enough memory");
+  P->status = -2;
+  return NULL;
+}
+
+static const unsigned char *fail_char (parser *P, const unsigned char *at) {
+  char msg[40];
+  if (at >= P->end)
+    return fail(P, P->end, "unexpected end of input");
+  if (*at > 0x20 && *at < 0x7F)
+    snprintf(msg, sizeof(msg), "unexpected character '%c'", *at);
+  else
+    snprintf(msg, sizeof(msg), "unexpected byte 0x%02X", *at);
+  return fail(P, at, msg);
+}
+
+/*
+** Grows one of the scratch stacks (*p, holding *cap items of size elem,
+** initially the parser's local array `local`) to twice its size.
+*/
+static int scratch_grow (void **p, size_t *cap, size_t elem, void *local) {
+  size_t ncap;
+  void *np;
+  if (*cap > ((size_t)-1 / 2) / elem)
+    return -1;
+  ncap = *cap * 2;
+  if (*p == local) {
+    np = malloc(ncap * elem);
+    if (np != NULL)
+      memcpy(np, *p, *cap * elem);
+  }
+  else
+    np = realloc(*p, ncap * elem);
+  if (np == NULL)
+    return -1;
+  *p = np;
+  *cap = ncap;
+  return 0;
+}
+
+static int hexval (unsigned c) {
+  if (IS_DIGIT(c)) return (int)(c - '0');
+  c |= 0x20;
+  if (c >= 'a' && c <= 'f') return (int)(c - 'a' + 10);
+  return -1;
+}
+
+/* The 4 hex digits at s, all before lim, or -1. */
+static long hex4 (const unsigned char *s, const unsigned char *lim) {
+  long v = 0;
+  int i;
+  if (lim - s < 4)
+    return -1;
+  for (i = 0; i < 4; i++) {
+    int h = hexval(s[i]);
+    if (h < 0)
+      return -1;
+    v = (v << 4) | h;
+  }
+  return v;
+}
+
+/*
+** The string slow path, entered at the first backslash `s` of the string
+** whose contents start at `start`. Finds the closing quote first, so the
+** string can be decoded straight into an arena allocation of its raw size
+** (decoding never grows a string: an escape of n bytes yields at most n
+** bytes of UTF-8), which is then trimmed.
+*/
+static const unsigned char *string_escaped (parser *P,
+                                            const unsigned char *start,
+                                            const unsigned char *s,
+                                            char **out, size_t *outlen) {
+  const unsigned char *q = s, *end = P->end;
+  unsigned char *dst, *d;
+  for (;;) {       /* q: the closing quote */
+    if (q >= end)
+      return fail(P, end, "unterminated string");
+    if (*q == '"')
+      break;
+    if (*q == '\\') {
+      if (end - q < 2)
+        return fail(P, end, "unterminated string");
+      q += 2;
+    }
+    else
+      q++;
+  }
+  dst = (unsigned char *)arena_alloc(P->arena, (size_t)(q - start) + 1);
+  if (dst == NULL)
+    return fail_nomem(P, start);
+  memcpy(dst, start, (size_t)(s - start));
+  d = dst + (s - start);
+  while (s < q) {
+    unsigned c = *s;
+    if (c == '\\') {
+      long cp;
+      switch (s[1]) {   /* s + 1 < q: no backslash right before q */
+        case '"': *d++ = '"'; break;
+        case '\\': *d++ = '\\'; break;
+        case '/': *d++ = '/'; break;
+        case 'b': *d++ = '\b'; break;
+        case 'f': *d++ = '\f'; break;
+        case 'n': *d++ = '\n'; break;
+        case 'r': *d++ = '\r'; break;
+        case 't': *d++ = '\t'; break;
+        case 'u':
+          cp = hex4(s + 2, q);
+          if (cp < 0)
+            return fail(P, s, "invalid \\u escape");
+          s += 4;   /* with the += 2 below: past the 6-byte escape */
+          if (cp >= 0xD800 && cp <= 0xDBFF) {
+            long lo = (q - s >= 8 && s[2] == '\\' && s[3] == 'u')
+                      ? hex4(s + 4, q) : -1;
+            if (lo >= 0xDC00 && lo <= 0xDFFF) {
+              cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+              s += 6;
+            }
+            else
+              cp = 0xFFFD;   /* a lone high surrogate has no UTF-8 form */
+          }
+          else if (cp >= 0xDC00 && cp <= 0xDFFF)
+            cp = 0xFFFD;     /* a lone low surrogate */
+          d = utf8_put(d, (unsigned long)cp);
+          break;
+        default:
+          return fail(P, s, "invalid escape in string");
+      }
+      s += 2;
+    }
+    else if (c < 0x20)
+      return fail(P, s, "control character in string");
+    else if (c < 0x80)
+      *d++ = *s++;
+    else {
+      size_t n = utf8_seq(s, (size_t)(q - s));
+      if (n == 0)
+        return fail(P, s, "invalid UTF-8 in string");
+      memcpy(d, s, n);
+      d += n;
+      s += n;
+    }
+  }
+  *d = '\0';
+  *out = (char *)dst;
+  *outlen = (size_t)(d - dst);
+  arena_trim(P->arena, dst, *outlen + 1);
+  return q + 1;
+}
+
+/*
+** The rest of the string whose contents start at `start`, the bytes
+** before s being known plain. Multibyte characters are validated here and
+** still copied with one memcpy; at the first backslash string_escaped
+** takes over.
+*/
+static const unsigned char *string_rest (parser *P,
+                                         const unsigned char *start,
+                                         const unsigned char *s,
+                                         char **out, size_t *outlen) {
+  const unsigned char *end = P->end;
+  char *dst;
+  size_t n;
+  for (;;) {
+    while (end - s >= 8) {
+      uint64_t w;
+      memcpy(&w, s, 8);
+      w = STR_SPECIAL(w);
+      if (w != 0) {
+#if HAS_FIRST_BYTE
+        s += FIRST_BYTE(w);
+#endif
+        break;
+      }
+      s += 8;
+    }
+    while (s < end && strclass[*s] == 0)
+      s++;
+    if (s >= end)
+      return fail(P, end, "unterminated string");
+    switch (strclass[*s]) {
+      case 1:
+        goto closed;
+      case 2:
+        return string_escaped(P, start, s, out, outlen);
+      case 3:
+        return fail(P, s, "control character in string");
+      default:
+        n = utf8_seq(s, (size_t)(end - s));
+        if (n == 0)
+          return fail(P, s, "invalid UTF-8 in string");
+        s += n;
+        break;
+    }
+  }
+closed:
+  n = (size_t)(s - start);
+  dst = (char *)arena_alloc(P->arena, n + 1);
+  if (dst == NULL)
+    return fail_nomem(P, start);
+  memcpy(dst, start, n);
+  dst[n] = '\0';
+  *out = dst;
+  *outlen = n;
+  return s + 1;
+}
+
+/*
+** Parses the string whose opening quote is at p; returns the position
+** after its closing quote, or NULL. Inline, the common case: plain ASCII
+** shorter than 16 bytes (keys, roles, ids, most streamed deltas), found
+** with two word tests and copied with two word moves.
+*/
+static inline const unsigned char *parse_string (parser *P,
+                                                 const unsigned char *p,
+                                                 char **out, size_t *outlen) {
+  const unsigned char *start = p + 1;
+#if HAS_FIRST_BYTE
+  if (P->end - start >= 16) {
+    uint64_t w0, w1, m;
+    size_t n;
+    char *dst;
+    memcpy(&w0, start, 8);
+    memcpy(&w1, start + 8, 8);
+    if ((m = STR_SPECIAL(w0)) != 0)
+      n = FIRST_BYTE(m);
+    else if ((m = STR_SPECIAL(w1)) != 0)
+      n = 8 + FIRST_BYTE(m);
+    else
+      return string_rest(P, start, start + 16, out, outlen);
+    if (start[n] != '"')
+      return string_rest(P, start, start + n, out, outlen);
+    dst = (char *)arena_alloc(P->arena, 16);
+    if (dst == NULL)
+      return fail_nomem(P, start);
+    memcpy(dst, &w0, 8);
+    memcpy(dst + 8, &w1, 8);
+    dst[n] = '\0';
+    arena_trim(P->arena, dst, n + 1);
+    *out = dst;
+    *outlen = n;
+    return start + n + 1;
+  }
+#endif
+  return string_rest(P, start, start, out, outlen);
+}
+
+/*
+** Converts the JSON float text s[0..n) (grammar already checked) with
+** strtod. strtod obeys the C locale's decimal point; if it stops short,
+** the locale's decimal point replaces '.' and the conversion is retried.
+*/
+static const unsigned char *to_double (parser *P, const unsigned char *s,
+                                       size_t n, double *d) {
+  char local[64];
+  char *buf = local, *endp;
+  const char *dp;
+  size_t dplen, i, j;
+  const unsigned char *rc = s + n;
+  if (n + 8 > sizeof(local)) {   /* + room for a multibyte decimal point */
+    buf = (char *)malloc(n + 8);
+    if (buf == NULL)
+      return fail_nomem(P, s);
+  }
+  memcpy(buf, s, n);
+  buf[n] = '\0';
+  *d = strtod(buf, &endp);
+  if (endp != buf + n) {
+    dp = localeconv()->decimal_point;
+    dplen = strlen(dp);
+    for (i = 0; i < n && buf[i] != '.'; i++) ;
+    if (i < n && dplen >= 1 && dplen <= 8) {
+      memmove(buf + i + dplen, buf + i + 1, n - i);   /* with the NUL */
+      for (j = 0; j < dplen; j++)
+        buf[i + j] = dp[j];
+      *d = strtod(buf, &endp);
+    }
+    if (*endp != '\0')
+      rc = fail(P, s, "invalid number");
+  }
+  if (rc != NULL && isinf(*d))
+    rc = fail(P, s, "number out of range");
+  if (buf != local)
+    free(buf);
+  return rc;
+}
+
+/*
+** Numbers: the exact JSON grammar. Integers are accumulated exactly in a
+** uint64 so every int64, INT64_MIN included, is exact; anything with a
+** fraction or exponent, or beyond int64, goes to strtod.
+*/
+static const unsigned char *parse_number (parser *P, const unsigned char *s,
+                                          aj_value *v) {
+  const unsigned char *start = s, *end = P->end;
+  uint64_t u = 0;
+  int neg = 0, isfloat = 0, overflow = 0;
+  if (*s == '-') {
+    neg = 1;
+    s++;
+    if (s >= end || !IS_DIGIT(*s))
+      return fail_char(P, s);
+  }
+  if (*s == '0') {
+    s++;
+    if (s < end && IS_DIGIT(*s))
+      return fail(P, s, "leading zero in number");
+  }
+  else {
+    do {
+      unsigned dg = (unsigned)(*s - '0');
+      if (u < UINT64_C(1844674407370955161) ||
+          (u == UINT64_C(1844674407370955161) && dg <= 5))
+        u = u * 10 + dg;
+      else
+        overflow = 1;
+      s++;
+    } while (s < end && IS_DIGIT(*s));
+  }
+  if (s < end && *s == '.') {
+    s++;
+    if (s >= end || !IS_DIGIT(*s))
+      return fail_char(P, s);
+    while (s < end && IS_DIGIT(*s))
+      s++;
+    isfloat = 1;
+  }
+  if (s < end && (*s == 'e' || *s == 'E')) {
+    s++;
+    if (s < end && (*s == '+' || *s == '-'))
+      s++;
+    if (s >= end || !IS_DIGIT(*s))
+      return fail_char(P, s);
+    while (s < end && IS_DIGIT(*s))
+      s++;
+    isfloat = 1;
+  }
+  v->len = v->cap = 0;
+  if (!isfloat && !overflow) {
+    if (!neg && u <= (uint64_t)INT64_MAX) {
+      v->type = AJ_INT;
+      v->u.i = (int64_t)u;
+      return s;
+    }
+    if (neg && u <= (uint64_t)INT64_MAX + 1) {
+      v->type = AJ_INT;
+      v->u.i = (u == (uint64_t)INT64_MAX + 1) ? INT64_MIN : -(int64_t)u;
+      return s;
+    }
+  }
+  v->type = AJ_FLOAT;
+  return to_double(P, start, (size_t)(s - start), &v->u.d);
+}
+
+/* p starts neither "null", "true" nor "false" (whichever `word` is). */
+static const unsigned char *bad_literal (parser *P, const unsigned char *p,
+                                         const char *word) {
+  size_t avail = (size_t)(P->end - p), n = strlen(word);
+  if (avail < n && memcmp(p, word, avail) == 0)
+    return fail(P, P->end, "unexpected end of input");
+  return fail(P, p, "invalid literal");
+}
+
+/*
+** Moves the children of the container being closed, scratch slots
+** [base, nslots), into one exactly sized arena array at v.
+*/
+static int close_container (parser *P, aj_value *v, int is_object,
+                            const aj_member *src, size_t n) {
+  size_t i;
+  v->len = n;
+  v->cap = 0;
+  if (is_object) {
+    aj_member *m = NULL;
+    v->type = AJ_OBJECT;
+    if (n > 0) {
+      if (n > (size_t)-1 / sizeof(aj_member) ||
+          (m = (aj_member *)arena_alloc(P->arena, n * sizeof(aj_member))) == NULL)
+        return -1;
+      memcpy(m, src, n * sizeof(aj_member));
+    }
+    v->u.members = m;
+  }
+  else {
+    aj_value *items = NULL;
+    v->type = AJ_ARRAY;
+    if (n > 0) {
+      if (n > (size_t)-1 / sizeof(aj_value) ||
+          (items = (aj_value *)arena_alloc(P->arena, n * sizeof(aj_value))) == NULL)
+        return -1;
+      for (i = 0; i < n; i++)
+        items[i] = src[i].value;
+    }
+    v->u.items = items;
+  }
+  return 0;
+}
+
+#define SKIP_WS  while (p < end && IS_WS(*p)) p++
+
+/* a new scratch slot at slots[nslots - 1] */
+#define PUSH_SLOT do { \
+    if (nslots == P->cslots) { \
+      if (scratch_grow((void **)&P->slots, &P->cslots, sizeof(aj_member), \
+                       P->slots_local) != 0) { \
+        fail_nomem(P, p); \
+        return -2; \
+      } \
+      slots = P->slots; \
+    } \
+    nslots++; \
+  } while (0)
+
+#define CHECK(e)  do { if ((p = (e)) == NULL) return P->status; } while (0)
+
+/*
+** The value loop. Every value is parsed straight into its final place:
+** *out at the top level, else the scratch slot of its parent's child —
+** pushed here for an array item, pushed with the key for an object member.
+** So a container's own slot is always the one just below its children
+** (base - 1), where it is written when it closes. `done` reads what
+** follows a finished value: ',' leads to the next child, a closing bracket
+** completes the parent, which is in turn a finished value. The cursor and
+** the stack tops are locals, so they stay in registers.
+*/
+static int parse_value (parser *P, int max_depth, aj_value *out) {
+  const unsigned char *p = P->begin, *end = P->end;
+  aj_member *slots = P->slots;
+  size_t nslots = 0, nframes = 0;
+  int in_object = 0;     /* the innermost open container is an object */
+  aj_value *v;
+  SKIP_WS;
+  if (p >= end) {
+    fail(P, p, "empty input");
+    return -1;
+  }
+value:
+  SKIP_WS;
+  if (p >= end) {
+    fail(P, p, "unexpected end of input");
+    return -1;
+  }
+  if (nframes == 0)
+    v = out;
+  else {
+    if (!in_object)
+      PUSH_SLOT;
+    v = &slots[nslots - 1].value;
+  }
+  switch (*p) {
+    case '{': case '[':
+      if (nframes >= (size_t)max_depth) {
+        char msg[48];
+        snprintf(msg, sizeof(msg), "nesting deeper than %d", max_depth);
+        fail(P, p, msg);
+        return -1;
+      }
+      if (nframes == P->cframes &&
+          scratch_grow((void **)&P->frames, &P->cframes, sizeof(frame),
+                       P->frames_local) != 0) {
+        fail_nomem(P, p);
+        return -2;
+      }
+      P->frames[nframes].base = nslots;
+      P->frames[nframes].parent_is_object = in_object;
+      nframes++;
+      in_object = (*p++ == '{');
+      SKIP_WS;
+      if (p < end && *p == (in_object ? '}' : ']')) {
+        p++;
+        goto close;
+      }
+      if (in_object)
+        goto key;
+      goto value;
+    case '"':
+      v->type = AJ_STRING;
+      v->cap = 0;
+      CHECK(parse_string(P, p, &v->u.s, &v->len));
+      goto done;
+    case 'n':
+      if (end - p < 4 || memcmp(p, "null", 4) != 0)
+        CHECK(bad_literal(P, p, "null"));
+      p += 4;
+      v->type = AJ_NULL;
+      break;
+    case 't':
+      if (end - p < 4 || memcmp(p, "true", 4) != 0)
+        CHECK(bad_literal(P, p, "true"));
+      p += 4;
+      v->type = AJ_TRUE;
+      break;
+    case 'f':
+      if (end - p < 5 || memcmp(p, "false", 5) != 0)
+        CHECK(bad_literal(P, p, "false"));
+      p += 5;
+      v->type = AJ_FALSE;
+      break;
+    case '-': case '0': case '1': case '2': case '3': case '4':
+    case '5': case '6': case '7': case '8': case '9':
+      CHECK(parse_number(P, p, v));
+      goto done;
+    default:
+      fail_char(P, p);
+      return -1;
+  }
+  v->len = v->cap = 0;
+  v->u.i = 0;
+done:
+  SKIP_WS;
+  if (nframes == 0) {
+    if (p < end) {
+      fail(P, p, "trailing characters after JSON value");
+      return -1;
+    }
+    return 0;
+  }
+  if (p < end) {
+    if (*p == ',') {
+      p++;
+      SKIP_WS;
+      if (in_object)
+        goto key;
+      goto value;
+    }
+    if (*p == (in_object ? '}' : ']')) {
+      p++;
+      goto close;
+    }
+  }
+  fail_char(P, p);
+  return -1;
+close: {
+    const frame *f = &P->frames[--nframes];
+    size_t base = f->base;
+    if (close_container(P, nframes > 0 ? &slots[base - 1].value : out,
+                        in_object, slots + base, nslots - base) != 0) {
+      fail_nomem(P, p);
+      return -2;
+    }
+    nslots = base;
+    in_object = f->parent_is_object;
+    goto done;
+  }
+key:   /* p: where an object key must start, whitespace skipped */
+  if (p >= end || *p != '"') {
+    fail_char(P, p);
+    return -1;
+  }
+  PUSH_SLOT;
+  CHECK(parse_string(P, p, &slots[nslots - 1].key, &slots[nslots - 1].key_len));
+  SKIP_WS;
+  if (p >= end || *p != ':') {
+    fail_char(P, p);
+    return -1;
+  }
+  p++;
+  goto value;
+}
+
+#undef SKIP_WS
+#undef PUSH_SLOT
+#undef CHECK
+
+int aj_parse (aj_arena *a, const char *text, size_t len, int max_depth,
+              aj_value *out, aj_error *err) {
+  parser P;
+  int rc;
+  if (text == NULL) {   /* only sensible with len 0: "empty input" */
+    text = "";
+    len = 0;
+  }
+  P.begin = (const unsigned char *)text;
+  P.end = P.begin + len;
+  P.arena = a;
+  P.err = err;
+  P.status = 0;
+  P.slots = P.slots_local;
+  P.cslots = SLOTS_LOCAL;
+  P.frames = P.frames_local;
+  P.cframes = FRAMES_LOCAL;
+  if (max_depth <= 0)
+    max_depth = AJ_DEFAULT_MAX_DEPTH;
+  rc = parse_value(&P, max_depth, out);
+  if (P.slots != P.slots_local)
+    free(P.slots);
+  if (P.frames != P.frames_local)
+    free(P.frames);
+  if (rc != 0) {
+    out->type = AJ_NULL;
+    out->len = out->cap = 0;
+    out->u.i = 0;
+  }
+  return rc;
+}
+
+/* }==================================================================== */
+
+
+/* {====================================================================
+** Access
+** ===================================================================== */
+
+const aj_value *aj_get (const aj_value *obj, const char *key) {
+  size_t n, i;
+  if (obj == NULL || obj->type != AJ_OBJECT)
+    return NULL;
+  n = strlen(key);
+  for (i = obj->len; i-- > 0; ) {
+    const aj_member *m = &obj->u.members[i];
+    if (m->key_len == n && memcmp(m->key, key, n) == 0)
+      return &m->value;
+  }
+  return NULL;
+}
+
+const char *aj_str (const aj_value *v, size_t *len) {
+  if (v == NULL || v->type != AJ_STRING) {
+    if (len != NULL)
+      *len = 0;
+    return NULL;
+  }
+  if (len != NULL)
+    *len = v->len;
+  return v->u.s;
+}
+
+/* }==================================================================== */
+
+
+/* {====================================================================
+** Writer
+** ===================================================================== */
+
+/*
+** What aj_write_string does with each byte: 0 copy, 1 a short escape,
+** 2 a \u00XX escape, 3 the start of a multibyte sequence (validated, then
+** copied).
+*/
+#define W2 2, 2, 2, 2, 2, 2, 2, 2
+#define W0 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+#define W3 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3
+static const unsigned char wrclass[256] = {
+  2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 2, 1, 1, 2, 2,   /* \b \t \n \f \r */
+  W2, W2,
+  0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,   /* '"' */
+  W0,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,   /* '\\' */
+  W0, W0,
+  W3, W3, W3, W3, W3, W3, W3, W3
+};
+#undef W0
+#undef W2
+#undef W3
+
+/*
+** One pass: runs of bytes that need no escaping (valid UTF-8 sequences
+** included) are appended whole. On invalid UTF-8 the buffer's length is
+** put back, so nothing appears to have been appended.
+*/
+int aj_write_string (aigc_buf *out, const char *str, size_t len,
+                     size_t *bad_offset) {
+  static const char hex[] = "0123456789abcdef";
+  const unsigned char *s = (const unsigned char *)str;
+  size_t start_len = out->len, i = 0, run = 0;
+  if (len > (size_t)-1 - 3 || aigc_buf_reserve(out, len + 2) != 0)
+    return -1;
+  out->data[out->len++] = '"';
+  while (i < len) {
+    unsigned c = s[i];
+    char esc[6];
+    size_t n;
+    switch (wrclass[c]) {
+      case 0:
+        i++;
+        continue;
+      case 3:
+        n = utf8_seq(s + i, len - i);
+        if (n == 0) {
+          out->len = start_len;
+          out->data[start_len] = '\0';
+          if (bad_offset != NULL)
+            *bad_offset = i;
+          return -2;
+        }
+        i += n;
+        continue;
+      case 1:
+        esc[0] = '\\';
+        switch (c) {
+          case '\b': esc[1] = 'b'; break;
+          case '\t': esc[1] = 't'; break;
+          case '\n': esc[1] = 'n'; break;
+          case '\f': esc[1] = 'f'; break;
+          case '\r': esc[1] = 'r'; break;
+          default: esc[1] = (char)c; break;   /* '"' and '\\' */
+        }
+        n = 2;
+        break;
+      default:
+        memcpy(esc, "\\u00", 4);
+        esc[4] = hex[c >> 4];
+        esc[5] = hex[c & 15];
+        n = 6;
+        break;
+    }
+    if (aigc_buf_append(out, s + run, i - run) != 0 ||
+        aigc_buf_append(out, esc, n) != 0)
+      goto nomem;
+    run = ++i;
+  }
+  if (aigc_buf_append(out, s + run, i - run) != 0 ||
+      aigc_buf_putc(out, '"') != 0)
+    goto nomem;
+  return 0;
+nomem:
+  out->len = start_len;
+  out->data[start_len] = '\0';
+  return -1;
+}
+
+/*
+** A string that is not valid UTF-8 (only a hand-built tree can hold one)
+** is written with each bad byte replaced by U+FFFD, so the output is
+** always valid JSON.
+*/
+static int write_str (aigc_buf *out, const char *s, size_t len) {
+  aigc_buf tmp = AIGC_BUF_INIT;
+  size_t bad = 0, i = 0;
+  int rc = aj_write_string(out, s, len, &bad);
+  if (rc != -2)
+    return rc;
+  while (i < len) {
+    if (!aj_utf8_valid(s + i, len - i, &bad))
+      bad += i;
+    else
+      bad = len;
+    if (aigc_buf_append(&tmp, s + i, bad - i) != 0 ||
+        (bad < len && aigc_buf_append(&tmp, "\xEF\xBF\xBD", 3) != 0)) {
+      aigc_buf_free(&tmp);
+      return -1;
+    }
+    i = bad + 1;
+  }
+  rc = aj_write_string(out, tmp.data, tmp.len, NULL);
+  aigc_buf_free(&tmp);
+  return rc;
+}
+
+static int write_value (aigc_buf *out, const aj_value *v) {
+  char num[32];
+  size_t i;
+  switch (v->type) {
+    case AJ_NULL: return aigc_buf_append(out, "null", 4);
+    case AJ_FALSE: return aigc_buf_append(out, "false", 5);
+    case AJ_TRUE: return aigc_buf_append(out, "true", 4);
+    case AJ_INT:
+      return aigc_buf_append(out, num, (size_t)aj_format_int(num, v->u.i));
+    case AJ_FLOAT:
+      if (!isfinite(v->u.d))   /* JSON has no form for these */
+        return aigc_buf_append(out, "null", 4);
+      return aigc_buf_append(out, num, (size_t)aj_format_double(num, v->u.d));
+    case AJ_STRING:
+      return write_str(out, v->u.s, v->len);
+    case AJ_ARRAY:
+      if (aigc_buf_putc(out, '[') != 0)
+        return -1;
+      for (i = 0; i < v->len; i++) {
+        if ((i > 0 && aigc_buf_putc(out, ',') != 0) ||
+            write_value(out, &v->u.items[i]) != 0)
+          return -1;
+      }
+      return aigc_buf_putc(out, ']');
+    case AJ_OBJECT:
+      if (aigc_buf_putc(out, '{') != 0)
+        return -1;
+      for (i = 0; i < v->len; i++) {
+        const aj_member *m = &v->u.members[i];
+        if ((i > 0 && aigc_buf_putc(out, ',') != 0) ||
+            write_str(out, m->key, m->key_len) != 0 ||
+            aigc_buf_putc(out, ':') != 0 ||
+            write_value(out, &m->value) != 0)
+          return -1;
+      }
+      return aigc_buf_putc(out, '}');
+  }
+  return -1;
+}
+
+int aj_write (aigc_buf *out, const aj_value *v) {
+  size_t start_len = out->len;
+  if (write_value(out, v) != 0) {
+    out->len = start_len;
+    if (out->data != NULL)
+      out->data[start_len] = '\0';
+    return -1;
+  }
+  return 0;
+}
+
+/*
+** %.15g first: it reads back exactly for almost every value people write
+** (0.7, 1e-5), and only the rest need 16 or 17 digits. snprintf and strtod
+** agree on the locale, so the round-trip test holds in any locale; the
+** locale's decimal point is then replaced by '.'.
+*/
+int aj_format_double (char *buf, double d) {
+  char tmp[40];
+  int prec, n = 0, i, j, dot = 0;
+  for (prec = 15; prec <= 17; prec++) {
+    n = snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
+    if (prec == 17 || strtod(tmp, NULL) == d)
+      break;
+  }
+  for (i = j = 0; i < n; ) {   /* copy, normalising the decimal point */
+    unsigned char c = (unsigned char)tmp[i];
+    if (IS_DIGIT(c) || c == '-' || c == '+' || c == 'e' || c == 'E' ||
+        c == 'i' || c == 'n' || c == 'f' || c == 'a') {
+      if (c == 'e' || c == 'n')
+        dot = 1;   /* an exponent, or inf/nan: no ".0" to add */
+      buf[j++] = (char)c;
+      i++;
+    }
+    else {
+      buf[j++] = '.';
+      dot = 1;
+      while (i < n && !IS_DIGIT((unsigned char)tmp[i]))
+        i++;
+    }
+  }
+  if (!dot) {
+    buf[j++] = '.';
+    buf[j++] = '0';
+  }
+  buf[j] = '\0';
+  return j;
+}
+
+int aj_format_int (char *buf, int64_t i) {
+  static const char pairs[] =
+    "00010203040506070809101112131415161718192021222324252627282930313233"
+    "34353637383940414243444546474849505152535455565758596061626364656667"
+    "6869707172737475767778798081828384858687888990919293949596979899";
+  char tmp[24];
+  char *p = tmp + sizeof(tmp);
+  uint64_t u = (i < 0) ? (uint64_t)0 - (uint64_t)i : (uint64_t)i;
+  int n;
+  while (u >= 100) {
+    unsigned r = (unsigned)(u % 100);
+    u /= 100;
+    p -= 2;
+    memcpy(p, pairs + 2 * r, 2);
+  }
+  if (u >= 10) {
+    p -= 2;
+    memcpy(p, pairs + 2 * u, 2);
+  }
+  else
+    *--p = (char)('0' + u);
+  if (i < 0)
+    *--p = '-';
+  n = (int)(tmp + sizeof(tmp) - p);
+  memcpy(buf, p, (size_t)n);
+  buf[n] = '\0';
+  return n;
+}
+
+/* }==================================================================== */
+
+
+/* {====================================================================
+** Owned trees
+** ===================================================================== */
+
+/*
+** Copies src into dst. On failure dst is still a well-formed owned tree
+** holding what was copied so far (so aj_free can release it): len only
+** ever counts fully initialised children.
+*/
+static int copy_value (aj_value *dst, const aj_value *src) {
+  size_t i, n = src->len;
+  dst->type = src->type;
+  dst->len = dst->cap = 0;
+  dst->u = src->u;
+  switch (src->type) {
+    case AJ_STRING:
+      dst->u.s = (n < (size_t)-1) ? (char *)malloc(n + 1) : NULL;
+      if (dst->u.s == NULL)
+        return -1;
+      if (n > 0)
+        memcpy(dst->u.s, src->u.s, n);
+      dst->u.s[n] = '\0';
+      dst->len = n;
+      dst->cap = n + 1;
+      return 0;
+    case AJ_ARRAY:
+      dst->u.items = NULL;
+      if (n == 0)
+        return 0;
+      if (n > (size_t)-1 / sizeof(aj_value) ||
+          (dst->u.items = (aj_value *)malloc(n * sizeof(aj_value))) == NULL)
+        return -1;
+      dst->cap = n;
+      for (i = 0; i < n; i++) {
+        dst->len = i + 1;
+        if (copy_value(&dst->u.items[i], &src->u.items[i]) != 0)
+          return -1;
+      }
+      return 0;
+    case AJ_OBJECT:
+      dst->u.members = NULL;
+      if (n == 0)
+        return 0;
+      if (n > (size_t)-1 / sizeof(aj_member) ||
+          (dst->u.members = (aj_member *)malloc(n * sizeof(aj_member))) == NULL)
+        return -1;
+      dst->cap = n;
+      for (i = 0; i < n; i++) {
+        const aj_member *sm = &src->u.members[i];
+        aj_member *dm = &dst->u.members[i];
+        dm->key_len = sm->key_len;
+        dm->key = (sm->key_len < (size_t)-1) ? (char *)malloc(sm->key_len + 1)
+                                             : NULL;
+        if (dm->key == NULL)
+          return -1;
+        if (sm->key_len > 0)
+          memcpy(dm->key, sm->key, sm->key_len);
+        dm->key[sm->key_len] = '\0';
+        dm->value.type = AJ_NULL;
+        dst->len = i + 1;
+        if (copy_value(&dm->value, &sm->value) != 0)
+          return -1;
+      }
+      return 0;
+    default:
+      return 0;
+  }
+}
+
+int aj_copy (aj_value *dst, const aj_value *src) {
+  if (copy_value(dst, src) != 0) {
+    aj_free(dst);
+    return -1;
+  }
+  return 0;
+}
+
+void aj_free (aj_value *v) {
+  size_t i;
+  switch (v->type) {
+    case AJ_STRING:
+      free(v->u.s);
+      break;
+    case AJ_ARRAY:
+      for (i = 0; i < v->len; i++)
+        aj_free(&v->u.items[i]);
+      free(v->u.items);
+      break;
+    case AJ_OBJECT:
+      for (i = 0; i < v->len; i++) {
+        free(v->u.members[i].key);
+        aj_free(&v->u.members[i].value);
+      }
+      free(v->u.members);
+      break;
+    default:
+      break;
+  }
+  v->type = AJ_NULL;
+  v->len = v->cap = 0;
+  v->u.i = 0;
+}
+
+/* }==================================================================== */
