@@ -63,20 +63,32 @@ enum {
 
 typedef struct aigc_accum {
   aigc_accum_kind kind;
-  aj_value root;          /* owned AJ_OBJECT: the completion so far */
+  aj_value root;          /* owned AJ_OBJECT: the completion so far, as
+                             merged (choices in arrival order, tool calls
+                             still with their "index"); read the result
+                             through aigc_accum_finish and release it with
+                             aigc_accum_free, never aj_free */
   size_t chunks;          /* chunks merged (skipped ones not counted) */
   char error[96];         /* why the last call returned BADSHAPE */
 } aigc_accum;
 
 void aigc_accum_init (aigc_accum *a, aigc_accum_kind kind);
 
-/* Merges one parsed chunk. On an error the tree is unchanged. */
+/*
+** Merges one parsed chunk (which it only reads: the chunk's arena may be
+** reset right after). On an error, BADSHAPE or NOMEM alike, the tree is
+** unchanged and a->error says why. A skipped chunk returns OK without
+** counting in a->chunks.
+*/
 int aigc_accum_add (aigc_accum *a, const aj_value *chunk);
 
 /*
 ** Shapes the tree as described above and returns it (owned by the
 ** accumulator, valid until the next add/free). May be called more than
-** once (for a partial result, then again). NULL on ENOMEM.
+** once (for a partial result, then again): shaping builds a separate tree
+** and leaves the merge state alone, so chunks added after a finish merge
+** exactly as if it had not been called. Cheap to repeat with no add in
+** between (the same tree is returned). NULL on ENOMEM.
 */
 const aj_value *aigc_accum_finish (aigc_accum *a);
 

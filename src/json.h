@@ -40,8 +40,10 @@ struct aj_value {
   aj_type type;
   size_t len;        /* string bytes, array items or object members */
   size_t cap;        /* owned trees (aj_copy, the accumulator): allocated
-                        capacity of u.s / u.items / u.members, every pointer
-                        malloc'ed or NULL; arena trees: always 0 */
+                        capacity of u.s (in bytes, counting the NUL; an owned
+                        string always has one) / u.items / u.members (in
+                        elements), every pointer malloc'ed or NULL; arena
+                        trees: always 0 */
   union {
     int64_t i;       /* AJ_INT */
     double d;        /* AJ_FLOAT */
@@ -59,8 +61,10 @@ struct aj_member {
 
 /*
 ** An arena: a chain of blocks, freed all at once. A parse allocates its whole
-** tree here; aj_arena_reset keeps the first block for reuse so parsing one
-** SSE chunk after another allocates nothing in the steady state.
+** tree here; aj_arena_reset keeps one block for reuse (a chain left by a big
+** document is merged into one block of its total size, up to 1 MiB; beyond
+** that everything is released) so parsing one SSE chunk after another
+** allocates nothing in the steady state.
 */
 typedef struct aj_block aj_block;
 typedef struct aj_arena {
@@ -83,7 +87,9 @@ typedef struct aj_error {
 ** Parses text[0..len) into *out (tree memory from the arena).
 ** Returns 0 on success; -1 on a syntax, UTF-8, range or depth error
 ** (err filled in); -2 when memory ran out. Never reads past len; text need
-** not be NUL-terminated. Uses no recursion deeper than max_depth.
+** not be NUL-terminated. Uses no recursion at all (an explicit stack bounded
+** by max_depth); max_depth <= 0 means AJ_DEFAULT_MAX_DEPTH. On failure *out
+** is AJ_NULL.
 */
 int aj_parse (aj_arena *a, const char *text, size_t len, int max_depth,
               aj_value *out, aj_error *err);
@@ -96,7 +102,11 @@ const char *aj_str (const aj_value *v, size_t *len);
 
 /*
 ** Writes v as compact JSON (no spaces) appended to out.
-** 0 on success, -1 on ENOMEM. Strings are written with aj_write_string.
+** 0 on success, -1 on ENOMEM (out then as it was). Strings are written with
+** aj_write_string; only a hand-built tree can hold a string that is not
+** valid UTF-8, and its bad bytes are written as U+FFFD; a non-finite
+** AJ_FLOAT is written as null. aj_write, aj_copy and aj_free recurse once
+** per level of the tree (at most max_depth for a parsed tree).
 */
 int aj_write (aigc_buf *out, const aj_value *v);
 
@@ -128,6 +138,7 @@ int aj_format_int (char *buf, int64_t i);
 /*
 ** Owned (malloc'ed) trees, as built by the accumulator: deep copy and free.
 ** aj_copy returns 0 or -1 on ENOMEM (then *dst is AJ_NULL and nothing leaks).
+** Never call aj_free on an arena tree.
 */
 int aj_copy (aj_value *dst, const aj_value *src);
 void aj_free (aj_value *v);   /* frees an owned tree; leaves v as AJ_NULL */
