@@ -53,6 +53,7 @@
 #define AIGC_MAX_RETRY_AFTER          120.0  /* seconds; longer: do not retry */
 #define AIGC_DONE_GRACE               2.0    /* seconds a server may take to end
                                                 the response after [DONE] */
+#define AIGC_EASY_POOL                32     /* idle easy handles an engine keeps */
 
 typedef struct aigc_engine aigc_engine;
 typedef struct aigc_request aigc_request;
@@ -205,6 +206,12 @@ struct aigc_engine {
 
   uint64_t rng;                 /* backoff jitter (xorshift64*) */
 
+  /* Easy handles of ended requests, kept for the next ones: a reused
+     handle keeps its buffers and parsed options, where a new one costs
+     an allocation of ~25 KiB and its setup (libcurl's own advice). */
+  CURL *easy_pool[AIGC_EASY_POOL];
+  int neasy_pool;
+
   /* requests */
   aigc_request *all;
   aigc_request *q_head, *q_tail;
@@ -267,6 +274,8 @@ void aigc_engine_ready (aigc_engine *e, aigc_request *r);
 void aigc_engine_unready (aigc_engine *e, aigc_request *r);
 void aigc_engine_start (aigc_engine *e, aigc_request *r);
 void aigc_engine_release (aigc_engine *e, aigc_request *r);
+CURL *aigc_engine_take_easy (aigc_engine *e);
+void aigc_engine_recycle_easy (aigc_engine *e, CURL *easy);
 void aigc_engine_hold (lua_State *L, int eidx, aigc_request *r, int ridx, int strong);
 void aigc_engine_drop (lua_State *L, int eidx, aigc_request *r);
 int  aigc_engine_push_request (lua_State *L, int eidx, aigc_request *r);

@@ -462,6 +462,25 @@ void aigc_engine_release (aigc_engine *e, aigc_request *r) {
   start_queued(e);
 }
 
+/* An easy handle for a new request: an idle one, else a new one (or NULL). */
+CURL *aigc_engine_take_easy (aigc_engine *e) {
+  if (e->neasy_pool > 0)
+    return e->easy_pool[--e->neasy_pool];
+  return curl_easy_init();
+}
+
+/*
+** Takes back the handle of a request that has ended (out of libcurl). Its
+** options stay as they were: the next request's setup sets every one that
+** can differ between requests.
+*/
+void aigc_engine_recycle_easy (aigc_engine *e, CURL *easy) {
+  if (e->closed || e->neasy_pool == AIGC_EASY_POOL)
+    curl_easy_cleanup(easy);
+  else
+    e->easy_pool[e->neasy_pool++] = easy;
+}
+
 /* Hands finished transfers to the ready list. */
 static void collect_finished (aigc_engine *e) {
   CURLMsg *msg;
@@ -560,7 +579,9 @@ static void poll_and_act (aigc_engine *e, double timeout) {
   }
   /* Round up, so that we do not wake a hair before a deadline and spin. */
   ms = timeout <= 0 ? 0 : (int)ceil(timeout * 1000.0);
-  n = poll(e->watched, (nfds_t)e->nwatched, ms);
+  /* Nothing to watch and no time to wait (a request just added, before
+     libcurl has a socket for it): a system call for nothing, skipped. */
+  n = e->nwatched == 0 && ms == 0 ? 0 : poll(e->watched, (nfds_t)e->nwatched, ms);
   if (n > 0) {
     /* socket_action may add or remove watched sockets: act on a copy. */
     if (e->capready < e->nwatched) {
@@ -918,6 +939,8 @@ static void engine_close (lua_State *L, int eidx, aigc_engine *e, int from_gc) {
   e->running = 0;
   e->q_head = e->q_tail = NULL;
   e->r_head = e->r_tail = NULL;
+  while (e->neasy_pool > 0)
+    curl_easy_cleanup(e->easy_pool[--e->neasy_pool]);
   if (e->multi != NULL) {
     curl_multi_cleanup(e->multi);
     e->multi = NULL;

@@ -446,6 +446,14 @@ static void clear_callbacks (lua_State *L, int ridx) {
   lua_setiuservalue(L, ridx, AIGC_RQ_ON_ERROR);
 }
 
+/* The transfer is over for good: its easy handle goes back to the engine. */
+static void recycle_easy (aigc_engine *e, aigc_request *r) {
+  if (r->easy != NULL && !r->in_multi) {
+    aigc_engine_recycle_easy(e, r->easy);
+    r->easy = NULL;
+  }
+}
+
 /*
 ** Ends r with the value on top of the stack (popped): the result table
 ** when ok, else the error object. Frees its slot (a queued request may
@@ -457,6 +465,7 @@ static int end_request (lua_State *L, int eidx, int ridx, aigc_request *r, int o
   if (e != NULL) {
     aigc_engine_release(e, r);
     aigc_engine_unready(e, r);
+    recycle_easy(e, r);   /* before on_done: the next request may take it */
   }
   r->state = ok ? AIGC_DONE : AIGC_FAILED;
   lua_pushvalue(L, vidx);
@@ -995,6 +1004,7 @@ void aigc_request_cancel (lua_State *L, int ridx, const char *why) {
   if (e != NULL) {
     aigc_engine_release(e, r);
     aigc_engine_unready(e, r);
+    recycle_easy(e, r);
   }
   free_transfer_memory(r);
   clear_callbacks(L, ridx);
@@ -1106,6 +1116,12 @@ static char *dup_url (lua_State *L, const aigc_engine *e, const char *path, cons
   return url;
 }
 
+/*
+** Sets every option of the transfer. The handle may have served an earlier
+** request of this engine (aigc_engine_take_easy), so every option that can
+** differ between two requests is set here each time, never left to the
+** default.
+*/
 static int setup_easy (aigc_request *r, const aigc_engine *e) {
   CURL *h = r->easy;
   CURLcode rc = CURLE_OK;
@@ -1120,8 +1136,10 @@ static int setup_easy (aigc_request *r, const aigc_engine *e) {
   SET(CURLOPT_NOSIGNAL, 1L);
   SET(CURLOPT_HTTPHEADER, r->headers ? r->headers
                           : (r->stream && e->stream_headers) ? e->stream_headers : e->headers);
-  if (r->method_get)
+  if (r->method_get) {
+    SET(CURLOPT_POSTFIELDS, NULL);   /* a reused handle may have posted */
     SET(CURLOPT_HTTPGET, 1L);
+  }
   else {
     SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body.len);
     SET(CURLOPT_POSTFIELDS, r->body.data ? r->body.data : "");
@@ -1129,8 +1147,7 @@ static int setup_easy (aigc_request *r, const aigc_engine *e) {
   SET(CURLOPT_CONNECTTIMEOUT_MS, (long)ceil(r->connect_timeout * 1000.0));
   /* Non-streamed calls have a total deadline; a stream only an idle one
      (the engine's own timer), never a total. */
-  if (!r->stream)
-    SET(CURLOPT_TIMEOUT_MS, (long)ceil(r->timeout * 1000.0));
+  SET(CURLOPT_TIMEOUT_MS, r->stream ? 0L : (long)ceil(r->timeout * 1000.0));
   SET(CURLOPT_FOLLOWLOCATION, 0L);   /* never replay a POST, never leak a key */
   SET(CURLOPT_TCP_KEEPALIVE, 1L);
   SET(CURLOPT_ACCEPT_ENCODING, "");
@@ -1258,7 +1275,7 @@ int aigc_request_submit (lua_State *L) {
     else if (aigc_buf_append(&r->body, "{}", 2) != 0)
       return luaL_error(L, "not enough memory");
   }
-  r->easy = curl_easy_init();
+  r->easy = aigc_engine_take_easy(e);
   if (r->easy == NULL)
     return luaL_error(L, "curl_easy_init failed");
   if (setup_easy(r, e) != 0)
