@@ -1,0 +1,70 @@
+-- One client's requests share libcurl easy handles (the engine keeps those
+-- of ended requests for the next ones): nothing of one request may leak
+-- into the next (its method, its body, its total timeout), whatever way
+-- the earlier one ended.
+local aigc = require "aigc"
+local devserver = require "devserver"
+
+local HI = { { role = "user", content = "Echo: reused" } }
+
+describe("reused transfers", function ()
+  local srv, client
+
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+  before_each(function ()
+    srv:reset()
+    client = aigc.client { base_url = srv.base_url, max_retries = 0 }
+  end)
+  after_each(function () client:close() end)
+
+  it("a GET after a POST is a GET with no body, and a POST after it has its body", function ()
+    assert(client:chat { messages = HI })
+    assert(client:models())
+    local get = srv:last()
+    assert.equal("GET", get.method)
+    assert.equal("", get.body)
+    assert.equal("reused", assert(client:chat { messages = HI }).text)
+    local post = srv:last()
+    assert.equal("POST", post.method)
+    assert.equal("Echo: reused", post.body_json.messages[1].content)
+  end)
+
+  it("a stream after a call with a short total timeout is not cut by that timeout", function ()
+    assert(client:chat { messages = HI, timeout = 0.4 })
+    local deltas = 0
+    local t0 = aigc.now()
+    local res, err = client:chat {
+      messages = { { role = "user", content = "Echo: one two three four five six seven eight" } },
+      headers = { ["x-aigc-fault"] = "pause=100" },
+      timeout = 0.4,   -- for a stream: the idle limit between bytes, never a total
+      stream = function () deltas = deltas + 1 end,
+    }
+    assert.is_nil(err)
+    assert.equal("one two three four five six seven eight", res.text)
+    assert.is_true(aigc.now() - t0 > 0.4, "the stream should outlast the earlier total timeout")
+    assert.is_true(deltas > 4)
+  end)
+
+  it("a call after a stream has a total timeout again", function ()
+    assert(client:chat { messages = HI, stream = function () end })
+    local res, err = client:chat { messages = HI, timeout = 0.3,
+                                   headers = { ["x-aigc-fault"] = "delay=1500" } }
+    assert.is_nil(res)
+    assert.equal("timeout", err.kind)
+  end)
+
+  it("requests after a cancel, a failure and a limit abort all succeed", function ()
+    local req = client:chat_async { messages = HI, headers = { ["x-aigc-fault"] = "delay=2000" } }
+    client:step(0.05)
+    req:cancel()
+    local _, err = client:chat { messages = HI, headers = { ["x-aigc-fault"] = "status=400" } }
+    assert.equal("http", err.kind)
+    _, err = client:chat { messages = HI, max_response_bytes = 10 }
+    assert.equal("limit", err.kind)
+    for i = 1, 40 do
+      local res = assert(client:chat { messages = { { role = "user", content = "Echo: n" .. i } } })
+      assert.equal("n" .. i, res.text)
+    end
+  end)
+end)
