@@ -24,6 +24,7 @@
 ** chunk may move the array that holds it; positions of existing children
 ** never change, so the path stays valid.
 */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -495,10 +496,115 @@ static int replace (merge *M, aj_value *slot, aj_value *val) {
 
 
 /* {====================================================================
+** Key lookup for big merges
+** ===================================================================== */
+
+/*
+** Merging a delta object looks up each of its keys in the accumulated
+** object. A linear search is the fastest thing for the handful of members
+** real chunks have, but a hostile chunk with n keys would cost O(n^2); so
+** from KI_MIN delta members on, the accumulated object gets a temporary
+** hash index (open addressing, member position + 1 per slot, at most half
+** full: each delta member adds at most one member). It lives for one merge
+** of one object, so it never has to survive a rollback.
+*/
+#define KI_MIN 16
+
+typedef struct keyindex {
+  size_t *slot;      /* NULL: no index, search linearly */
+  size_t mask;
+} keyindex;
+
+static size_t key_hash (const char *key, size_t n) {
+  uint64_t h = UINT64_C(14695981039346656037);   /* FNV-1a */
+  size_t i;
+  for (i = 0; i < n; i++)
+    h = (h ^ (unsigned char)key[i]) * UINT64_C(1099511628211);
+  return (size_t)(h ^ (h >> 32));
+}
+
+/* Records member pos of obj; a later position wins, as in find(). */
+static void ki_add (keyindex *ix, const aj_value *obj, size_t pos) {
+  const aj_member *m = &obj->u.members[pos];
+  size_t h;
+  if (ix == NULL || ix->slot == NULL)
+    return;
+  for (h = key_hash(m->key, m->key_len) & ix->mask; ix->slot[h] != 0;
+       h = (h + 1) & ix->mask) {
+    const aj_member *o = &obj->u.members[ix->slot[h] - 1];
+    if (o->key_len == m->key_len && memcmp(o->key, m->key, m->key_len) == 0)
+      break;
+  }
+  ix->slot[h] = pos + 1;
+}
+
+/* Prepares to merge `more` delta members into obj. */
+static int ki_open (keyindex *ix, const aj_value *obj, size_t more) {
+  size_t want, cap = 32, i;
+  ix->slot = NULL;
+  if (more < KI_MIN)
+    return AIGC_ACCUM_OK;
+  if (more > ((size_t)-1 / 4) - obj->len)
+    return AIGC_ACCUM_NOMEM;
+  want = 2 * (obj->len + more);
+  while (cap < want)
+    cap *= 2;
+  if (cap > (size_t)-1 / sizeof(size_t) ||
+      (ix->slot = (size_t *)calloc(cap, sizeof(size_t))) == NULL)
+    return AIGC_ACCUM_NOMEM;
+  ix->mask = cap - 1;
+  for (i = 0; i < obj->len; i++)
+    ki_add(ix, obj, i);
+  return AIGC_ACCUM_OK;
+}
+
+static void ki_close (keyindex *ix) {
+  free(ix->slot);
+  ix->slot = NULL;
+}
+
+/* find(), through the index when there is one. */
+static size_t ki_find (const keyindex *ix, const aj_value *obj,
+                       const char *key, size_t n) {
+  size_t h;
+  if (ix == NULL || ix->slot == NULL)
+    return find(obj, key, n);
+  for (h = key_hash(key, n) & ix->mask; ix->slot[h] != 0;
+       h = (h + 1) & ix->mask) {
+    const aj_member *o = &obj->u.members[ix->slot[h] - 1];
+    if (o->key_len == n && memcmp(o->key, key, n) == 0)
+      return ix->slot[h] - 1;
+  }
+  return NOPOS;
+}
+
+/* }==================================================================== */
+
+
+/* {====================================================================
 ** Merging
 ** ===================================================================== */
 
-static int merge_member (merge *M, aj_value *obj, const aj_member *dm);
+static int merge_member (merge *M, aj_value *obj, const aj_member *dm,
+                         keyindex *ix);
+
+/*
+** Merges every member of the delta object into the object at the current
+** path; drop_obfuscation at the delta level (the "obfuscation" padding).
+*/
+static int merge_object (merge *M, aj_value *obj, const aj_value *delta,
+                         int drop_obfuscation) {
+  keyindex ix;
+  size_t i;
+  int rc = ki_open(&ix, obj, delta->len);
+  for (i = 0; i < delta->len && rc == AIGC_ACCUM_OK; i++) {
+    const aj_member *dm = &delta->u.members[i];
+    if (!(drop_obfuscation && key_is(dm, "obfuscation")))
+      rc = merge_member(M, obj, dm, &ix);
+  }
+  ki_close(&ix);
+  return rc;
+}
 
 /*
 ** The value a delta value starts as where nothing was accumulated yet.
@@ -523,13 +629,9 @@ static int merge_indexed (merge *M, aj_value *arr, const aj_value *dv);
 /* Merges dv into the empty node that fresh() made for it, at the current
 ** path. */
 static int fill (merge *M, aj_value *v, const aj_value *dv) {
-  size_t i;
-  int rc = AIGC_ACCUM_OK;
   if (dv->type == AJ_ARRAY)
     return merge_indexed(M, v, dv);
-  for (i = 0; i < dv->len && rc == AIGC_ACCUM_OK; i++)
-    rc = merge_member(M, v, &dv->u.members[i]);
-  return rc;
+  return merge_object(M, v, dv, 0);
 }
 
 /* Replaces the node at the current path with a fresh value for dv. */
@@ -550,7 +652,7 @@ static int set (merge *M, aj_value *slot, const aj_value *dv) {
 */
 static int merge_indexed (merge *M, aj_value *arr, const aj_value *dv) {
   size_t map[AIGC_ACCUM_MAX_INDEX + 1];
-  size_t i, j, pos;
+  size_t i, pos;
   int rc;
   for (i = 0; i <= AIGC_ACCUM_MAX_INDEX; i++)
     map[i] = NOPOS;
@@ -575,8 +677,7 @@ static int merge_indexed (merge *M, aj_value *arr, const aj_value *dv) {
     if ((rc = push(M, map[k])) != AIGC_ACCUM_OK)
       return rc;
     item = &arr->u.items[map[k]];
-    for (j = 0; j < d->len && rc == AIGC_ACCUM_OK; j++)
-      rc = merge_member(M, item, &d->u.members[j]);
+    rc = merge_object(M, item, d, 0);
     pop(M);
     if (rc != AIGC_ACCUM_OK)
       return rc;
@@ -606,9 +707,10 @@ static int merge_array (merge *M, aj_value *arr, const aj_value *dv) {
 ** replaced; strings -> appended; objects -> merged; arrays -> merged by
 ** index or appended; anything else -> replaced.
 */
-static int merge_member (merge *M, aj_value *obj, const aj_member *dm) {
+static int merge_member (merge *M, aj_value *obj, const aj_member *dm,
+                         keyindex *ix) {
   const aj_value *dv = &dm->value;
-  size_t pos = find(obj, dm->key, dm->key_len), i;
+  size_t pos = ki_find(ix, obj, dm->key, dm->key_len);
   aj_value *av;
   int rc;
   if (pos == NOPOS) {
@@ -618,6 +720,7 @@ static int merge_member (merge *M, aj_value *obj, const aj_member *dm) {
         (rc = obj_append(M, obj, dm->key, dm->key_len, &nv, &pos))
           != AIGC_ACCUM_OK)
       return rc;
+    ki_add(ix, obj, pos);
     if (!want_fill)
       return AIGC_ACCUM_OK;
     if ((rc = push(M, pos)) != AIGC_ACCUM_OK)
@@ -635,10 +738,8 @@ static int merge_member (merge *M, aj_value *obj, const aj_member *dm) {
     rc = same_scalar(av, dv) ? AIGC_ACCUM_OK : set(M, av, dv);
   else if (av->type == AJ_STRING && dv->type == AJ_STRING)
     rc = str_append(M, av, dv->u.s, dv->len);
-  else if (av->type == AJ_OBJECT && dv->type == AJ_OBJECT) {
-    for (i = 0; i < dv->len && rc == AIGC_ACCUM_OK; i++)
-      rc = merge_member(M, av, &dv->u.members[i]);
-  }
+  else if (av->type == AJ_OBJECT && dv->type == AJ_OBJECT)
+    rc = merge_object(M, av, dv, 0);
   else if (av->type == AJ_ARRAY && dv->type == AJ_ARRAY)
     rc = merge_array(M, av, dv);
   else
@@ -648,8 +749,9 @@ static int merge_member (merge *M, aj_value *obj, const aj_member *dm) {
 }
 
 /* A chat delta merges into the choice's "message" (an object). */
-static int merge_delta (merge *M, aj_value *choice, const aj_value *delta) {
-  size_t pos = FIND(choice, "message"), i;
+static int merge_delta (merge *M, aj_value *choice, const aj_value *delta,
+                        keyindex *cix) {
+  size_t pos = ki_find(cix, choice, "message", 7);
   aj_value *msg;
   int rc = AIGC_ACCUM_OK;
   if (pos == NOPOS) {
@@ -657,6 +759,7 @@ static int merge_delta (merge *M, aj_value *choice, const aj_value *delta) {
     empty(&nv, AJ_OBJECT);
     if ((rc = obj_append(M, choice, "message", 7, &nv, &pos)) != AIGC_ACCUM_OK)
       return rc;
+    ki_add(cix, choice, pos);
   }
   if ((rc = push(M, pos)) != AIGC_ACCUM_OK)
     return rc;
@@ -666,11 +769,8 @@ static int merge_delta (merge *M, aj_value *choice, const aj_value *delta) {
     empty(&nv, AJ_OBJECT);
     rc = replace(M, msg, &nv);
   }
-  for (i = 0; i < delta->len && rc == AIGC_ACCUM_OK; i++) {
-    const aj_member *dm = &delta->u.members[i];
-    if (!key_is(dm, "obfuscation"))
-      rc = merge_member(M, msg, dm);
-  }
+  if (rc == AIGC_ACCUM_OK)
+    rc = merge_object(M, msg, delta, 1);
   pop(M);
   return rc;
 }
@@ -716,6 +816,7 @@ static int merge_choices (merge *M, aj_value *acc, const aj_value *choices) {
   for (i = 0; i < choices->len; i++) {
     const aj_value *ch = &choices->u.items[i];
     aj_value *c;
+    keyindex cix;
     int k;
     if (ch->type != AJ_OBJECT)
       return badshape(M, "choice is not an object");
@@ -731,9 +832,10 @@ static int merge_choices (merge *M, aj_value *acc, const aj_value *choices) {
           (rc = arr_append(M, acc, &nv, &pos)) != AIGC_ACCUM_OK)
         return rc;
     }
-    if ((rc = push(M, pos)) != AIGC_ACCUM_OK)
-      return rc;
     c = &acc->u.items[pos];
+    if ((rc = push(M, pos)) != AIGC_ACCUM_OK ||
+        (rc = ki_open(&cix, c, ch->len)) != AIGC_ACCUM_OK)
+      return rc;
     for (j = 0; j < ch->len && rc == AIGC_ACCUM_OK; j++) {
       const aj_member *m = &ch->u.members[j];
       if (key_is(m, "index") || key_is(m, "obfuscation"))
@@ -744,11 +846,12 @@ static int merge_choices (merge *M, aj_value *acc, const aj_value *choices) {
         if (m->value.type != AJ_OBJECT)
           rc = badshape(M, "\"delta\" is not an object");
         else
-          rc = merge_delta(M, c, &m->value);
+          rc = merge_delta(M, c, &m->value, &cix);
       }
       else
-        rc = merge_member(M, c, m);
+        rc = merge_member(M, c, m, &cix);
     }
+    ki_close(&cix);
     pop(M);
     if (rc != AIGC_ACCUM_OK)
       return rc;
@@ -759,8 +862,9 @@ static int merge_choices (merge *M, aj_value *acc, const aj_value *choices) {
 /* The top level: choices merged, other members replaced whole. */
 static int merge_chunk (merge *M, const aj_value *chunk) {
   aj_value *root = &M->a->root;
+  keyindex rix;
   size_t i, pos;
-  int rc = AIGC_ACCUM_OK;
+  int rc = ki_open(&rix, root, chunk->len);
   for (i = 0; i < chunk->len && rc == AIGC_ACCUM_OK; i++) {
     const aj_member *m = &chunk->u.members[i];
     const aj_value *dv = &m->value;
@@ -770,36 +874,44 @@ static int merge_chunk (merge *M, const aj_value *chunk) {
     if (key_is(m, "choices")) {
       if (dv->type == AJ_NULL)
         continue;
-      if (dv->type != AJ_ARRAY)
-        return badshape(M, "\"choices\" is not an array");
-      pos = FIND(root, "choices");
+      if (dv->type != AJ_ARRAY) {
+        rc = badshape(M, "\"choices\" is not an array");
+        break;
+      }
+      pos = ki_find(&rix, root, "choices", 7);
       if (pos == NOPOS) {
         empty(&nv, AJ_ARRAY);
         if ((rc = obj_append(M, root, "choices", 7, &nv, &pos))
               != AIGC_ACCUM_OK)
-          return rc;
+          break;
+        ki_add(&rix, root, pos);
       }
       if ((rc = push(M, pos)) != AIGC_ACCUM_OK)
-        return rc;
+        break;
       rc = merge_choices(M, &root->u.members[pos].value, dv);
       pop(M);
     }
     else if (key_is(m, "object")) {
-      if (FIND(root, "object") == NOPOS) {
+      if (ki_find(&rix, root, "object", 6) == NOPOS) {
         if (new_string(&nv, result_object(M->a->kind)) != 0)
-          return AIGC_ACCUM_NOMEM;
-        rc = obj_append(M, root, "object", 6, &nv, &pos);
+          rc = AIGC_ACCUM_NOMEM;
+        else if ((rc = obj_append(M, root, "object", 6, &nv, &pos))
+                   == AIGC_ACCUM_OK)
+          ki_add(&rix, root, pos);
       }
     }
     else {
-      pos = find(root, m->key, m->key_len);
+      pos = ki_find(&rix, root, m->key, m->key_len);
       if (pos != NOPOS && (dv->type == AJ_NULL ||
                            same_scalar(&root->u.members[pos].value, dv)))
         continue;
       if (aj_copy(&nv, dv) != 0)
-        return AIGC_ACCUM_NOMEM;
-      if (pos == NOPOS)
-        rc = obj_append(M, root, m->key, m->key_len, &nv, &pos);
+        rc = AIGC_ACCUM_NOMEM;
+      else if (pos == NOPOS) {
+        if ((rc = obj_append(M, root, m->key, m->key_len, &nv, &pos))
+              == AIGC_ACCUM_OK)
+          ki_add(&rix, root, pos);
+      }
       else if ((rc = push(M, pos)) == AIGC_ACCUM_OK) {
         rc = replace(M, &root->u.members[pos].value, &nv);
         pop(M);
@@ -808,6 +920,7 @@ static int merge_chunk (merge *M, const aj_value *chunk) {
         aj_free(&nv);
     }
   }
+  ki_close(&rix);
   return rc;
 }
 

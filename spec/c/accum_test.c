@@ -719,6 +719,75 @@ TEST(test_append_amortized) {
   aigc_accum_free(&a);
 }
 
+/* Appends printf-style text to b (test chunks built in a loop). */
+static void put (aigc_buf *b, const char *s) {
+  if (aigc_buf_append(b, s, strlen(s)) != 0)
+    abort();
+}
+
+static void putn (aigc_buf *b, const char *pre, int i, const char *post) {
+  char num[16];
+  snprintf(num, sizeof(num), "%d", i);
+  put(b, pre);
+  put(b, num);
+  put(b, post);
+}
+
+/*
+** Objects with many members (merged through a temporary hash index past a
+** few keys): same results as the rules say, duplicates within a chunk
+** included, at the top level, in a choice and in a delta.
+*/
+TEST(test_many_keys) {
+  aigc_buf c1 = AIGC_BUF_INIT, c2 = AIGC_BUF_INIT, want = AIGC_BUF_INIT;
+  aigc_accum a;
+  int i;
+  /* chunk 1: top-level t0..t39, a choice with x0..x19 and a delta
+  ** with k0..k99, all new */
+  put(&c1, "{");
+  for (i = 0; i < 40; i++)
+    putn(&c1, "\"t", i, "\":1,");
+  put(&c1, "\"choices\":[{\"index\":0,");
+  for (i = 0; i < 20; i++)
+    putn(&c1, "\"x", i, "\":\"a\",");
+  put(&c1, "\"delta\":{");
+  for (i = 0; i < 100; i++)
+    putn(&c1, i ? ",\"k" : "\"k", i, "\":\"a\"");
+  put(&c1, "}}]}");
+  /* chunk 2: the same keys again, plus repeats inside the chunk */
+  put(&c2, "{");
+  for (i = 0; i < 40; i++)
+    putn(&c2, "\"t", i, "\":2,");
+  put(&c2, "\"t3\":3,\"choices\":[{\"index\":0,");
+  for (i = 0; i < 20; i++)
+    putn(&c2, "\"x", i, "\":\"b\",");
+  put(&c2, "\"x5\":\"c\",\"delta\":{");
+  for (i = 0; i < 100; i++)
+    putn(&c2, i ? ",\"k" : "\"k", i, "\":\"b\"");
+  put(&c2, ",\"k7\":\"c\",\"new\":\"n\",\"new\":\"m\"}}]}");
+  aigc_accum_init(&a, AIGC_ACCUM_CHAT);
+  CHECK(add(&a, c1.data) == AIGC_ACCUM_OK);
+  CHECK(add(&a, c2.data) == AIGC_ACCUM_OK);
+  /* expected: top level replaced (t3 last 3; "object" first, as no
+  ** "id" came), strings appended */
+  put(&want, "{\"object\":\"chat.completion\"");
+  for (i = 0; i < 40; i++)
+    putn(&want, ",\"t", i, i == 3 ? "\":3" : "\":2");
+  put(&want, ",\"choices\":[{\"index\":0,"
+             "\"message\":{\"role\":\"assistant\",\"content\":null");
+  for (i = 0; i < 100; i++)
+    putn(&want, ",\"k", i, i == 7 ? "\":\"abc\"" : "\":\"ab\"");
+  put(&want, ",\"new\":\"nm\"},\"logprobs\":null,\"finish_reason\":null");
+  for (i = 0; i < 20; i++)
+    putn(&want, ",\"x", i, i == 5 ? "\":\"abc\"" : "\":\"ab\"");
+  put(&want, "}],\"usage\":null}");
+  CHECK(same(finished(&a), want.data));
+  aigc_accum_free(&a);
+  aigc_buf_free(&c1);
+  aigc_buf_free(&c2);
+  aigc_buf_free(&want);
+}
+
 /*
 ** Every allocation an add makes fails in turn: the add reports NOMEM with
 ** the tree exactly as before and nothing leaked; the same for finish.
@@ -814,6 +883,7 @@ int main (void) {
   RUN(test_finish_repeatable);
   RUN(test_incomplete);
   RUN(test_append_amortized);
+  RUN(test_many_keys);
   RUN(test_nomem);
   aj_arena_free(&arena);
   aigc_buf_free(&out);
