@@ -1,0 +1,200 @@
+-- aigc's side of the benchmark: the same work as floor.c, through the
+-- public API (a params table per request, res.choices[1].message.content
+-- checked).
+--
+--   lua5.4 bench/aigc_bench.lua seq    URL N EXPECT      blocking client:chat
+--   lua5.4 bench/aigc_bench.lua stream URL N EXPECT      client:chat{stream = fn}
+--   lua5.4 bench/aigc_bench.lua multi  URL N EXPECT K    K in flight: chat_async + step
+--   lua5.4 bench/aigc_bench.lua steps  URL N EXPECT K    the same, timing every step(0)
+--   lua5.4 bench/aigc_bench.lua idle   -   N -      K    step(0) with K waiting on a
+--                                                       server that never answers
+--   lua5.4 bench/aigc_bench.lua rss    URL N EXPECT      RSS growth over N requests
+--
+-- Prints one line "ok n=... wall=... cpu=... rss_kb=..." like floor.c
+-- (CPU: os.clock(), user+sys of the process, of the timed part only).
+
+-- BENCH_ROOT: another build of aigc to measure (a baseline checkout).
+local root = os.getenv("BENCH_ROOT") or "."
+package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
+package.cpath = root .. "/?.so;" .. package.cpath
+
+local aigc = require "aigc"
+
+local mode, url, n, expect_file, k = arg[1], arg[2], tonumber(arg[3]), arg[4], tonumber(arg[5] or 64)
+local now, clock = aigc.now, os.clock
+local WARMUP = 50
+
+local expect
+if expect_file and expect_file ~= "-" then
+  local f = assert(io.open(expect_file, "rb"))
+  expect = f:read("a")
+  f:close()
+end
+
+local function status_kb (field)
+  local f = assert(io.open("/proc/self/status"))
+  local v = f:read("a"):match(field .. ":%s*(%d+)")
+  f:close()
+  return tonumber(v)
+end
+
+local function report (count, wall, cpu, extra)
+  io.write(("ok n=%d wall=%.6f cpu=%.6f rss_kb=%d"):format(count, wall, cpu, status_kb("VmHWM")))
+  for _, kv in ipairs(extra or {}) do io.write((" %s=%s"):format(kv[1], kv[2])) end
+  io.write("\n")
+end
+
+-- The request every client sends.
+local function params (i)
+  return {
+    model = "gpt-4o-mini",
+    messages = {
+      { role = "system", content = "You are a helpful assistant." },
+      { role = "user", content = "Say hello to request " .. i .. "." },
+    },
+    temperature = 0.7,
+    max_tokens = 128,
+  }
+end
+
+local function check (res, err)
+  if not res then error("request failed: " .. tostring(err and err.message)) end
+  if res.choices[1].message.content ~= expect then error("unexpected response content") end
+end
+
+local function percentile (sorted, p)
+  return sorted[math.max(1, math.ceil(#sorted * p))]
+end
+
+local modes = {}
+
+function modes.seq ()
+  local client = aigc.client { base_url = url, api_key = "sk-bench", max_retries = 0 }
+  for i = 1, WARMUP do check(client:chat(params(i))) end
+  local t0, c0 = now(), clock()
+  for i = 1, n do check(client:chat(params(i))) end
+  report(n, now() - t0, clock() - c0)
+end
+
+function modes.stream ()
+  local client = aigc.client { base_url = url, api_key = "sk-bench", max_retries = 0 }
+  local chunks, bytes = 0, 0
+  local function on_delta (delta)
+    chunks = chunks + 1
+    if delta then bytes = bytes + #delta end
+  end
+  local function one (i)
+    local p = params(i)
+    p.stream = on_delta
+    local res, err = client:chat(p)
+    if not res then error("request failed: " .. tostring(err and err.message)) end
+    if res.choices[1].message.content ~= expect then error("unexpected stream content") end
+  end
+  for i = 1, WARMUP // 10 do one(i) end
+  chunks, bytes = 0, 0
+  local t0, c0 = now(), clock()
+  for i = 1, n do one(i) end
+  report(n, now() - t0, clock() - c0, { { "chunks", chunks } })
+end
+
+-- K in flight: each on_done checks and starts the next request.
+local function inflight (client, total, on_step)
+  local started, done = 0, 0
+  local on_done
+  local function start ()
+    started = started + 1
+    local p = params(started)
+    p.on_done = on_done
+    p.on_error = function (err) error("request failed: " .. tostring(err.message)) end
+    client:chat_async(p)
+  end
+  on_done = function (res)
+    check(res)
+    done = done + 1
+    if started < total then start() end
+  end
+  for _ = 1, math.min(k, total) do start() end
+  while done < total do
+    local _, errors = on_step()
+    if errors then error(tostring(errors[1])) end
+  end
+end
+
+function modes.multi ()
+  local client = aigc.client { base_url = url, api_key = "sk-bench", max_retries = 0 }
+  local function step () return client:step(1) end
+  inflight(client, 2 * k, step)   -- warm-up: every connection opened and used
+  local t0, c0 = now(), clock()
+  inflight(client, n, step)
+  report(n, now() - t0, clock() - c0)
+end
+
+-- The cost of one client:step(0) while K requests are in flight, in a
+-- frame loop that never blocks (each step handles whatever is ready).
+function modes.steps ()
+  local client = aigc.client { base_url = url, api_key = "sk-bench", max_retries = 0 }
+  inflight(client, 2 * k, function () return client:step(1) end)
+  local times, ns = {}, 0
+  local function step ()
+    local t = now()
+    local a, b = client:step(0)
+    ns = ns + 1
+    times[ns] = now() - t
+    return a, b
+  end
+  local t0, c0 = now(), clock()
+  inflight(client, n, step)
+  local wall, cpu = now() - t0, clock() - c0
+  table.sort(times)
+  report(n, wall, cpu, { { "steps", ns }, { "step_med_us", ("%.2f"):format(percentile(times, 0.5) * 1e6) },
+                         { "step_p99_us", ("%.2f"):format(percentile(times, 0.99) * 1e6) } })
+end
+
+-- The same with nothing ever ready: K requests sent to a server that
+-- accepts them (the kernel's backlog) and never answers, as a frame loop
+-- sees K requests waiting on a slow LLM. The fixed cost of one step.
+function modes.idle ()
+  local socket = require "socket"
+  local srv = assert(socket.bind("127.0.0.1", 0, k + 64))
+  local _, port = srv:getsockname()
+  local client = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1",
+                               api_key = "sk-bench", max_retries = 0, timeout = 600 }
+  local reqs = {}   -- kept: a request nobody holds is canceled by its __gc
+  for i = 1, k do reqs[i] = client:chat_async(params(i)) end
+  -- Let every connection be made and every request be sent.
+  local deadline = now() + 1
+  while now() < deadline do client:step(0.01) end
+  local times = {}
+  local t0, c0 = now(), clock()
+  for i = 1, n do
+    local t = now()
+    local active = client:step(0)
+    times[i] = now() - t
+    if active ~= k then error("expected " .. k .. " requests in flight, got " .. active) end
+  end
+  local wall, cpu = now() - t0, clock() - c0
+  table.sort(times)
+  client:close()
+  srv:close()
+  assert(#reqs == k)
+  report(n, wall, cpu, { { "step_med_us", ("%.2f"):format(percentile(times, 0.5) * 1e6) },
+                         { "step_p99_us", ("%.2f"):format(percentile(times, 0.99) * 1e6) } })
+end
+
+-- RSS after a warm-up and after N more requests, each after a full GC.
+function modes.rss ()
+  local client = aigc.client { base_url = url, api_key = "sk-bench", max_retries = 0 }
+  for i = 1, 5000 do check(client:chat(params(i))) end
+  collectgarbage("collect")
+  collectgarbage("collect")
+  local rss0 = status_kb("VmRSS")
+  local t0, c0 = now(), clock()
+  for i = 1, n do check(client:chat(params(i))) end
+  local wall, cpu = now() - t0, clock() - c0
+  collectgarbage("collect")
+  collectgarbage("collect")
+  local rss1 = status_kb("VmRSS")
+  report(n, wall, cpu, { { "rss0_kb", rss0 }, { "rss1_kb", rss1 }, { "growth_kb", rss1 - rss0 } })
+end
+
+assert(modes[mode], "unknown mode " .. tostring(mode))(mode)

@@ -1,0 +1,431 @@
+-- The benchmark driver (bench/run.sh runs it from the repo root, after
+-- installing what it needs and building the floor).
+--
+-- Starts the canned nginx pinned to one CPU, runs every client in several
+-- alternating rounds (the order reverses each round, so a drift of the
+-- machine's load does not favour one side), and prints each figure as the
+-- median of the rounds beside its ratio to the C floor of the same round,
+-- then the targets as met / missed. Benchmarks only: nothing here is a
+-- test, nothing fails on a missed target.
+--
+-- Environment: BENCH_QUICK=1 (a fast pass: 2 rounds, a quarter of the
+-- work), BENCH_ROUNDS=N, BENCH_CPU (the CPU for nginx and the client,
+-- default 0), BENCH_SPLIT_CPU (the client's CPU in the split placement,
+-- default 1; "none" skips it), BENCH_OUT (also write the report there).
+
+package.path = "bench/?.lua;" .. package.path
+
+local fixtures = require "fixtures"
+local server = require "server"
+local socket = require "socket"
+
+local QUICK = os.getenv("BENCH_QUICK") == "1"
+local ROUNDS = tonumber(os.getenv("BENCH_ROUNDS") or "") or (QUICK and 2 or 5)
+local SCALE = QUICK and 0.25 or 1
+local CPU = os.getenv("BENCH_CPU") or "0"
+local SPLIT_CPU = os.getenv("BENCH_SPLIT_CPU") or "1"
+local OUT = os.getenv("BENCH_OUT")
+local DIR = "build/bench"
+local LOG = DIR .. "/clients.log"
+
+local function count (n) return math.max(1, math.floor(n * SCALE)) end
+
+local function sh (cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  p:close()
+  return out
+end
+
+local function write (path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+local report_lines = {}
+local function say (fmt, ...)
+  local line = select("#", ...) > 0 and fmt:format(...) or fmt
+  io.write(line, "\n")
+  io.flush()
+  report_lines[#report_lines + 1] = line
+end
+
+local TTY = os.execute("[ -t 2 ]")
+local function progress (msg)
+  if not TTY then return end
+  io.stderr:write("\r\27[K", msg)
+  io.stderr:flush()
+end
+
+-- Runs one client; returns its figures { n=, wall=, cpu=, rss_kb=, ... }
+-- or nil and the tail of its log.
+local function run (cpu, cmd)
+  local full = ("taskset -c %s %s 2>>%s"):format(cpu, cmd, LOG)
+  local f = io.open(LOG, "a")
+  if f then f:write("$ ", full, "\n"); f:close() end
+  local out = sh(full)
+  local line = out:match("ok [^\n]*")
+  if not line then
+    return nil, (sh("tail -n 5 " .. LOG):gsub("\n", " | "))
+  end
+  local r = {}
+  for k, v in line:gmatch("([%w_]+)=(%S+)") do r[k] = tonumber(v) or v end
+  return r
+end
+
+local function median (list)
+  if #list == 0 then return nil end
+  local t = {}
+  for i, v in ipairs(list) do t[i] = v end
+  table.sort(t)
+  local m = (#t + 1) // 2
+  if #t % 2 == 1 then return t[m] end
+  return (t[m] + t[m + 1]) / 2
+end
+
+-- {======================================================
+-- The clients
+-- =======================================================
+
+local E_CHAT, E_STREAM = DIR .. "/expect_chat.txt", DIR .. "/expect_stream.txt"
+
+-- Each client of a scenario: a name, and how to run it against srv.
+local function floor (mode, n, k)
+  return function (srv)
+    local url = (mode == "stream" and srv.sse_url or srv.url) .. "/chat/completions"
+    return ("build/bench/floor %s %s %d %s %s"):format(mode, url, n, mode == "stream" and E_STREAM or E_CHAT, k or "")
+  end
+end
+
+local function aigc (mode, n, k)
+  return function (srv)
+    return ("lua5.4 bench/aigc_bench.lua %s %s %d %s %s"):format(mode, mode == "stream" and srv.sse_url or srv.url, n,
+      mode == "stream" and E_STREAM or E_CHAT, k or "")
+  end
+end
+
+local function node (mode, n, k)
+  return function (srv)
+    return ("node bench/node_bench.mjs %s %s %d %s %s"):format(mode, mode == "stream" and srv.sse_url or srv.url, n,
+      mode == "stream" and E_STREAM or E_CHAT, k or "")
+  end
+end
+
+local function luasocket (n)
+  return function (srv)
+    return ("lua5.4 bench/luasocket_bench.lua seq %s %d %s"):format(srv.url, n, E_CHAT)
+  end
+end
+
+-- Scenarios: the first client is the floor the others are compared with.
+-- `per` is what a figure counts: requests or stream chunks.
+local SCENARIOS = {
+  { id = "seq", title = "Sequential: one request at a time, keep-alive", per = "req",
+    clients = {
+      { id = "floor", name = "C floor (libcurl, one easy handle)", cmd = floor("seq", count(20000)) },
+      { id = "aigc", name = "aigc client:chat", cmd = aigc("seq", count(20000)) },
+      { id = "luasocket", name = "socket.http + cjson (pure Lua)", cmd = luasocket(count(3000)) },
+      { id = "node", name = "OpenAI Node SDK (await)", cmd = node("seq", count(3000)) },
+    } },
+  { id = "multi64", title = "64 in flight", per = "req",
+    clients = {
+      { id = "floor", name = "C floor (curl-multi, 64 handles)", cmd = floor("multi", count(20000), 64) },
+      { id = "aigc", name = "aigc chat_async + step", cmd = aigc("multi", count(20000), 64) },
+      { id = "node", name = "OpenAI Node SDK (Promise.all of 64)", cmd = node("all", count(64 * 40), 64) },
+    } },
+  { id = "multi256", title = "256 in flight", per = "req",
+    clients = {
+      { id = "floor", name = "C floor (curl-multi, 256 handles)", cmd = floor("multi", count(20000), 256) },
+      { id = "aigc", name = "aigc chat_async + step", cmd = aigc("multi", count(20000), 256) },
+      { id = "steps", name = "aigc, step(0) loop, each step timed", cmd = aigc("steps", count(20000), 256) },
+    } },
+  { id = "stream", title = "Streaming: 200 chunks per response", per = "chunk",
+    clients = {
+      { id = "floor", name = "C floor (SSE split in the write callback)", cmd = floor("stream", count(1000)) },
+      { id = "aigc", name = "aigc client:chat{stream = fn}", cmd = aigc("stream", count(1000)) },
+      { id = "node", name = "OpenAI Node SDK (for await)", cmd = node("stream", count(100)) },
+    } },
+}
+
+-- The split placement: the figures that matter most, fewer rounds.
+local SPLIT = {
+  { id = "seq", title = "Sequential", per = "req", clients = {
+      { id = "floor", name = "C floor", cmd = floor("seq", count(5000)) },
+      { id = "aigc", name = "aigc", cmd = aigc("seq", count(5000)) } } },
+  { id = "multi64", title = "64 in flight", per = "req", clients = {
+      { id = "floor", name = "C floor", cmd = floor("multi", count(20000), 64) },
+      { id = "aigc", name = "aigc", cmd = aigc("multi", count(20000), 64) } } },
+  { id = "stream", title = "Streaming", per = "chunk", clients = {
+      { id = "floor", name = "C floor", cmd = floor("stream", count(1000)) },
+      { id = "aigc", name = "aigc", cmd = aigc("stream", count(1000)) } } },
+}
+
+-- }======================================================
+
+
+-- {======================================================
+-- Rounds
+-- =======================================================
+
+-- Per-run figures: rate (requests or chunks per second), CPU per unit (us).
+local function figures (r, per)
+  local units = per == "chunk" and r.chunks or r.n
+  return { rate = units / r.wall, cpu = r.cpu / units * 1e6, rss = r.rss_kb, raw = r }
+end
+
+-- Runs `rounds` alternating rounds of every scenario on `cpu`. Returns
+-- results[scenario][client] = { runs = {figures...}, ratio_cpu = {...}, ratio_rate = {...} }.
+local function rounds (srv, scenarios, cpu, nrounds, label)
+  local results = {}
+  for _, sc in ipairs(scenarios) do
+    results[sc.id] = {}
+    for _, c in ipairs(sc.clients) do
+      results[sc.id][c.id] = { runs = {}, ratio_cpu = {}, ratio_rate = {}, failed = nil }
+    end
+  end
+  for round = 1, nrounds do
+    for _, sc in ipairs(scenarios) do
+      local order = {}
+      for i, c in ipairs(sc.clients) do order[i] = c end
+      if round % 2 == 0 then   -- alternate: reversed every other round
+        local rev = {}
+        for i = #order, 1, -1 do rev[#rev + 1] = order[i] end
+        order = rev
+      end
+      local this = {}
+      for _, c in ipairs(order) do
+        progress(("%s round %d/%d: %s / %s"):format(label, round, nrounds, sc.id, c.id))
+        local r, err = run(cpu, c.cmd(srv))
+        if r then
+          this[c.id] = figures(r, sc.per)
+          table.insert(results[sc.id][c.id].runs, this[c.id])
+        else
+          results[sc.id][c.id].failed = err
+        end
+      end
+      local fl = this.floor
+      for id, f in pairs(this) do
+        if fl then
+          table.insert(results[sc.id][id].ratio_cpu, f.cpu / fl.cpu)
+          table.insert(results[sc.id][id].ratio_rate, f.rate / fl.rate)
+        end
+      end
+    end
+  end
+  progress("")
+  return results
+end
+
+local function med (res, field)
+  local t = {}
+  for i, f in ipairs(res.runs) do t[i] = f[field] end
+  return median(t)
+end
+
+local function med_raw (res, field)
+  local t = {}
+  for _, f in ipairs(res.runs) do t[#t + 1] = tonumber(f.raw[field]) end
+  return median(t)
+end
+
+-- }======================================================
+
+
+-- {======================================================
+-- Printing
+-- =======================================================
+
+local function fmt_rate (x)
+  if not x then return "-" end
+  local s = ("%.0f"):format(x)
+  return (s:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", ""))
+end
+
+local function fmt_num (x, digits)
+  if not x then return "-" end
+  return ("%." .. (digits or 2) .. "f"):format(x)
+end
+
+local function print_scenario (sc, res)
+  local unit = sc.per == "chunk" and "chunk" or "req"
+  say("")
+  say("%s", sc.title)
+  say("  %-44s %12s %9s %8s %8s %9s", "client", unit .. "/s", "CPU/" .. unit, "x floor", "rate x", "peak RSS")
+  say("  %-44s %12s %9s %8s %8s %9s", "", "", "(us)", "(CPU)", "floor", "(MiB)")
+  for _, c in ipairs(sc.clients) do
+    local r = res[sc.id][c.id]
+    if #r.runs == 0 then
+      say("  %-44s failed: %s", c.name, tostring(r.failed))
+    else
+      say("  %-44s %12s %9s %8s %8s %9s", c.name, fmt_rate(med(r, "rate")), fmt_num(med(r, "cpu"), sc.per == "chunk" and 3 or 2),
+          fmt_num(median(r.ratio_cpu)), fmt_num(median(r.ratio_rate)), fmt_num(med(r, "rss") and med(r, "rss") / 1024, 1))
+    end
+  end
+end
+
+-- }======================================================
+
+
+local function main ()
+  os.execute("mkdir -p " .. DIR)
+  write(LOG, "")
+  write(E_CHAT, fixtures.content)
+  write(E_STREAM, fixtures.stream_content)
+
+  local ncpu = tonumber(sh("nproc")) or 1
+  local split = SPLIT_CPU ~= "none" and ncpu > 1 and SPLIT_CPU ~= CPU
+
+  local srv = server.start(DIR .. "/nginx", CPU)
+  local ok, err = pcall(function ()
+    local t_start = socket.gettime()
+    local machine = sh("lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1"):gsub("%s+$", "")
+    say("aigc benchmarks, %s", os.date("!%Y-%m-%d %H:%M UTC"))
+    say("machine: %s, %d CPUs, %s; Linux %s", machine ~= "" and machine or "?", ncpu,
+        (sh("free -g | awk '/Mem:/ {print $2 \" GiB\"}'"):gsub("%s+$", "")), (sh("uname -r"):gsub("%s+$", "")))
+    say("versions: %s, Lua %s, node %s, openai %s (Node SDK), nginx %s; aigc at %s",
+        (sh("curl-config --version 2>/dev/null"):gsub("%s+$", "")),
+        sh("lua5.4 -v 2>&1"):match("Lua (%S+)") or "?",
+        (sh("node --version"):gsub("%s+$", "")),
+        (sh("node -p \"require('./bench/node_modules/openai/package.json').version\""):gsub("%s+$", "")),
+        sh("nginx -v 2>&1"):match("nginx/(%S+)") or "?",
+        (sh("git rev-parse --short HEAD 2>/dev/null"):gsub("%s+$", ""))
+          .. (sh("git status --porcelain src lua 2>/dev/null") ~= "" and " (+ uncommitted changes)" or ""))
+    say("placement: nginx (one worker) and every client pinned to CPU %s (same CPU); %d alternating rounds%s",
+        CPU, ROUNDS, QUICK and " (BENCH_QUICK: a quarter of the work)" or "")
+    say("figures: medians of the rounds; 'x floor' = the median of each round's ratio to the C floor run beside it")
+
+    local res = rounds(srv, SCENARIOS, CPU, ROUNDS, "same CPU")
+    for _, sc in ipairs(SCENARIOS) do print_scenario(sc, res) end
+
+    -- step() cost, with 256 in flight.
+    local steps = res.multi256.steps
+    local step_med, step_p99 = med_raw(steps, "step_med_us"), med_raw(steps, "step_p99_us")
+    progress("step() with 256 waiting")
+    local idle = {}
+    for _ = 1, ROUNDS do
+      local r = run(CPU, ("lua5.4 bench/aigc_bench.lua idle - %d - 256"):format(count(20000)))
+      if r then idle[#idle + 1] = r end
+    end
+    local idle_med = median((function () local t = {} for i, r in ipairs(idle) do t[i] = r.step_med_us end return t end)())
+    local idle_p99 = median((function () local t = {} for i, r in ipairs(idle) do t[i] = r.step_p99_us end return t end)())
+    say("")
+    say("client:step(0) with 256 requests in flight (us per call)")
+    say("  %-58s %9s %9s", "", "median", "p99")
+    say("  %-58s %9s %9s", "against nginx, a step(0) loop (each handles what is ready)", fmt_num(step_med), fmt_num(step_p99))
+    say("  %-58s %9s %9s", "all 256 waiting (a server that has not answered yet)", fmt_num(idle_med), fmt_num(idle_p99))
+
+    -- Memory: RSS growth over 100,000 requests.
+    progress("RSS growth")
+    local nrss = QUICK and 20000 or 100000
+    local rss = run(CPU, ("lua5.4 bench/aigc_bench.lua rss %s %d %s"):format(srv.url, nrss, E_CHAT))
+    local growth_per_100k = rss and rss.growth_kb * 100000 / nrss
+    say("")
+    say("Memory")
+    if rss then
+      say("  aigc RSS after 5,000 requests %.1f MiB, after %s more %.1f MiB: growth %+d KiB (%+.0f KiB per 100,000)",
+          rss.rss0_kb / 1024, fmt_rate(nrss), rss.rss1_kb / 1024, rss.growth_kb, growth_per_100k)
+    else
+      say("  RSS run failed")
+    end
+
+    -- Start-up.
+    progress("start-up (hyperfine)")
+    local hf = DIR .. "/hyperfine.json"
+    os.execute(("taskset -c %s hyperfine -N --warmup 20 --runs %d --export-json %s "
+      .. "\"lua5.4 -e ''\" \"lua5.4 -e 'package.path=[[lua/?.lua;lua/?/init.lua;]]..package.path "
+      .. "package.cpath=[[./?.so;]]..package.cpath require [[aigc]]'\" "
+      .. "\"lua5.4 -e 'package.path=[[lua/?.lua;lua/?/init.lua;]]..package.path "
+      .. "package.cpath=[[./?.so;]]..package.cpath require([[aigc]]).client{base_url=[[http://127.0.0.1:1/v1]]}'\" "
+      .. ">/dev/null 2>>%s"):format(CPU, QUICK and 50 or 200, hf, LOG))
+    local hj = io.open(hf) and io.open(hf):read("a") or ""
+    local means = {}
+    for m in hj:gmatch('"median":%s*([%d.e+-]+)') do means[#means + 1] = tonumber(m) end
+    say("")
+    say("Start-up (hyperfine, median of %d runs)", QUICK and 50 or 200)
+    if #means >= 3 then
+      say("  lua5.4 -e ''                        %7.2f ms", means[1] * 1e3)
+      say("  require \"aigc\"                      %7.2f ms  (+%.2f ms)", means[2] * 1e3, (means[2] - means[1]) * 1e3)
+      say("  require \"aigc\" + aigc.client{...}   %7.2f ms  (+%.2f ms)", means[3] * 1e3, (means[3] - means[1]) * 1e3)
+    else
+      say("  hyperfine failed (see %s)", LOG)
+    end
+
+    -- Instructions per request under callgrind: the difference between a
+    -- run of N+1000 and one of N requests, so start-up cancels out.
+    progress("callgrind")
+    local function instructions (cmd)
+      local out = sh(("valgrind --tool=callgrind --callgrind-out-file=/dev/null %s 2>&1 >/dev/null"):format(cmd))
+      return tonumber((out:match("Collected : (%d+)")))
+    end
+    local cg = {}
+    for _, c in ipairs {
+      { "C floor, sequential", function (n) return floor("seq", n)(srv) end },
+      { "aigc, sequential", function (n) return aigc("seq", n)(srv) end },
+      { "C floor, stream (per chunk)", function (n) return floor("stream", n)(srv) end, 200 },
+      { "aigc, stream (per chunk)", function (n) return aigc("stream", n)(srv) end, 200 },
+    } do
+      local k = c[3] or 1
+      local n0, n1 = 200 // k, 1200 // k
+      local a, b = instructions(c[2](n0)), instructions(c[2](n1))
+      cg[#cg + 1] = { c[1], a and b and (b - a) / ((n1 - n0) * k) }
+    end
+    say("")
+    say("Instructions (callgrind; the difference of runs of 1,200 and 200 requests, start-up cancelled)")
+    for i, c in ipairs(cg) do
+      local ratio = ""
+      if i % 2 == 0 and cg[i - 1][2] and c[2] then ratio = ("  %.2fx the floor"):format(c[2] / cg[i - 1][2]) end
+      say("  %-32s %10s per %s%s", c[1], c[2] and fmt_rate(c[2]) or "failed", i > 2 and "chunk" or "request", ratio)
+    end
+
+    -- Split placement.
+    local sres
+    if split then
+      os.execute("mkdir -p " .. DIR)
+      sres = rounds(srv, SPLIT, SPLIT_CPU, math.max(2, ROUNDS // 2), "split")
+      say("")
+      say("Split placement: nginx on CPU %s, the client on CPU %s (%d rounds; a cross-CPU wake-up per request)",
+          CPU, SPLIT_CPU, math.max(2, ROUNDS // 2))
+      for _, sc in ipairs(SPLIT) do print_scenario(sc, sres) end
+    end
+
+    -- Targets.
+    local function ratio (sc, id, field) return median(res[sc][id][field]) end
+    local aigc_cpu = med(res.seq.aigc, "cpu")
+    local targets = {
+      { "CPU per request <= 1.25x the C floor (full decode into Lua tables)",
+        ratio("seq", "aigc", "ratio_cpu"), function (v) return v <= 1.25 end, "%.2fx" },
+      { ">= 5x less CPU per request than socket.http + cjson",
+        med(res.seq.luasocket, "cpu") and aigc_cpu and med(res.seq.luasocket, "cpu") / aigc_cpu,
+        function (v) return v >= 5 end, "%.1fx less" },
+      { ">= 60x less CPU per request than the OpenAI Node SDK",
+        med(res.seq.node, "cpu") and aigc_cpu and med(res.seq.node, "cpu") / aigc_cpu,
+        function (v) return v >= 60 end, "%.1fx less" },
+      { "streaming: <= 1 us CPU per chunk delivered to a Lua callback",
+        med(res.stream.aigc, "cpu"), function (v) return v <= 1 end, "%.3f us" },
+      { "64 in flight: >= 0.8x the curl-multi floor's throughput",
+        ratio("multi64", "aigc", "ratio_rate"), function (v) return v >= 0.8 end, "%.2fx" },
+      { "step() with 256 in flight: <= 50 us median (all 256 waiting)",
+        idle_med, function (v) return v <= 50 end, "%.1f us" },
+      { "RSS growth <= 1 MiB per 100,000 requests",
+        growth_per_100k, function (v) return v <= 1024 end, "%+.0f KiB" },
+    }
+    say("")
+    say("Targets")
+    for _, t in ipairs(targets) do
+      local v = t[2]
+      local mark = v == nil and "n/a   " or (t[3](v) and "met   " or "MISSED")
+      say("  [%s] %-72s %s", mark, t[1], v and t[4]:format(v) or "-")
+    end
+    say("")
+    say("(%.0f s; client logs in %s)", socket.gettime() - t_start, LOG)
+  end)
+  srv.stop()
+  if OUT then write(OUT, table.concat(report_lines, "\n") .. "\n") end
+  if not ok then
+    io.stderr:write("bench: ", tostring(err), "\n")
+    os.exit(1)
+  end
+end
+
+main()

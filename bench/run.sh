@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# make bench: installs what is missing (scripts/deps.sh bench has run
+# already under make), the Node SDK from bench/package-lock.json, builds
+# the C floor, then runs bench/run.lua from the repo root.
+#
+#   BENCH_QUICK=1 make bench     a fast pass (2 rounds, a quarter of the work)
+#   BENCH_ROUNDS=7 make bench    more rounds
+#   BENCH_OUT=file make bench    also write the report to file
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command -v node >/dev/null && command -v npm >/dev/null || bash scripts/deps.sh bench
+
+# The Node SDK, exactly as locked (again only when the lockfile changed).
+stamp=bench/node_modules/.aigc-lock
+if [ ! -f "$stamp" ] || ! cmp -s bench/package-lock.json "$stamp"; then
+  echo "bench: npm ci (openai, as locked in bench/package-lock.json)" >&2
+  (cd bench && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  cp bench/package-lock.json "$stamp"
+fi
+
+# The C floor.
+mkdir -p build/bench
+CURL_CFLAGS=$(curl-config --cflags 2>/dev/null || true)
+CURL_LIBS=$(curl-config --libs 2>/dev/null || echo -lcurl)
+if [ ! -x build/bench/floor ] || [ bench/floor.c -nt build/bench/floor ]; then
+  ${CC:-cc} -O2 -g -std=c99 -Wall -Wextra $CURL_CFLAGS -o build/bench/floor bench/floor.c $CURL_LIBS
+fi
+
+# Stop our nginx if we are interrupted (run.lua stops it otherwise): by
+# the pid it wrote, never by name.
+cleanup() {
+  if [ -f build/bench/nginx/nginx.pid ]; then
+    kill "$(cat build/bench/nginx/nginx.pid)" 2>/dev/null || true
+  fi
+}
+trap cleanup INT TERM
+
+lua5.4 bench/run.lua
