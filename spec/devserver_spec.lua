@@ -678,6 +678,113 @@ describe("devserver", function ()
     end)
   end)
 
+  describe("dialogue-layer support", function ()
+    local tools = {
+      { type = "function", ["function"] = { name = "track_order", parameters = {
+        type = "object", properties = { order_id = { type = "string" }, carrier = { type = "string",
+          enum = { "ups", "dhl" } } }, required = { "order_id", "carrier" } } } },
+      { type = "function", ["function"] = { name = "refund_policy", parameters = { type = "object" } } },
+    }
+    local NPC = { type = "object", additionalProperties = false, required = { "say", "action", "mood" },
+      properties = { say = { type = "string" }, action = { type = "string", enum = { "wave", "attack", "flee" } },
+                     mood = { type = "string", enum = { "calm", "angry", "afraid" } } } }
+    local function rf (schema) return { type = "json_schema", json_schema = { name = "x", schema = schema } } end
+
+    it("calls tools whose names are written as words, with arguments derived from the message", function ()
+      local r = chat { tools = tools,
+        messages = user "Hi! Please Track Order #A-1042 via DHL, and your refund policy?" }
+      local calls = r.choices[1].message.tool_calls
+      assert.equal(2, #calls)
+      assert.equal("track_order", calls[1]["function"].name)
+      assert.same({ order_id = "A-1042", carrier = "dhl" }, cjson.decode(calls[1]["function"].arguments))
+      assert.equal("refund_policy", calls[2]["function"].name)
+      assert.equal("{}", calls[2]["function"].arguments)
+      local once = chat { tools = tools, messages = user 'track_order({"order_id":"B7"}) -- track order B7' }
+      assert.equal(1, #once.choices[1].message.tool_calls)
+      assert.equal('{"order_id":"B7"}', once.choices[1].message.tool_calls[1]["function"].arguments)
+      local none = chat { tools = tools, messages = user "The policy on refunds is unclear to me." }
+      assert.is_nil(none.choices[1].message.tool_calls)
+    end)
+
+    it("picks enum values named in the message, else by seed, else the first", function ()
+      local named = chat { messages = user "I attack you, and I am angry!", response_format = rf(NPC) }
+      local v = cjson.decode(named.choices[1].message.content)
+      assert.same({ say = v.say, action = "attack", mood = "angry" }, v)
+      local plain = cjson.decode(chat { messages = user "Hello", response_format = rf(NPC) }.choices[1].message.content)
+      assert.same({ say = "Hello! How can I help you today?", action = "wave", mood = "calm" }, plain)
+      local seen = {}
+      for seed = 1, 12 do
+        local c = chat { messages = user "Hello", seed = seed, response_format = rf(NPC) }.choices[1].message.content
+        local x = cjson.decode(c)
+        seen[x.action .. "/" .. x.mood] = true
+        assert.equal(c, chat { messages = user "Hello", seed = seed, response_format = rf(NPC) }
+          .choices[1].message.content)
+      end
+      local n = 0
+      for _ in pairs(seen) do n = n + 1 end
+      assert.is_true(n >= 3, "distinct enum picks: " .. n)
+    end)
+
+    it("json_object follows a schema given in a message after `JSON schema:`", function ()
+      local r = chat { response_format = { type = "json_object" }, messages = {
+        { role = "system", content = "Reply in JSON. It must conform to this JSON schema: " .. cjson.encode(NPC) },
+        { role = "user", content = "Hello, I flee" } } }
+      assert.same({ say = "Hello! How can I help you today?", action = "flee", mood = "calm" },
+        cjson.decode(r.choices[1].message.content))
+    end)
+
+    it("classifies: `Categories:` lines get the category named earliest in the input, else the last", function ()
+      local function classify (input)
+        return chat { messages = user("Classify the input.\nCategories: billing, order_status, other\nInput: "
+          .. input) }.choices[1].message.content
+      end
+      assert.equal("order_status", classify "What is the ORDER STATUS of A-12? Also billing.")
+      assert.equal("billing", classify "A billing question")
+      assert.equal("other", classify "Tell me a joke")
+      assert.equal("billing", chat { messages = user "Categories: refunds, billing\nI was billed twice" }
+        .choices[1].message.content)
+      assert.equal("refunds", chat { messages = user "Categories: refunds, billing\nInput: one refund please" }
+        .choices[1].message.content)
+    end)
+
+    it("tells stories of three lengths, so judges can choose", function ()
+      local lengths = {}
+      for seed = 1, 30 do
+        local c = chat { messages = user "Tell me a story about a robot that learns to paint.", seed = seed }
+        lengths[c.usage.completion_tokens] = true
+      end
+      local n = 0
+      for _ in pairs(lengths) do n = n + 1 end
+      assert.equal(3, n)
+    end)
+
+    it("faults schema=violate, schema=not-json and no-json-schema", function ()
+      local body = { messages = user "Hello", response_format = rf(NPC) }
+      local bad = cjson.decode(chat(body, { ["x-aigc-fault"] = "schema=violate" }).choices[1].message.content)
+      assert.same({ action = 42, mood = 42, unexpected = true }, bad)
+      local nested = { type = "object", required = { "a", "b" },
+        properties = { a = { type = "integer" }, b = { type = "array", items = { type = "object",
+          required = { "x" }, properties = { x = { type = "boolean" }, y = { type = "number" } } } } } }
+      local v = cjson.decode(chat({ messages = user "Hi", response_format = rf(nested) },
+        { ["x-aigc-fault"] = "schema=violate" }).choices[1].message.content)
+      assert.same({ b = { { y = "NaN" } } }, v)
+      local prose = chat(body, { ["x-aigc-fault"] = "schema=not-json" })
+      assert.equal("Sure! Here is the JSON you asked for.", prose.choices[1].message.content)
+      local jo = chat({ messages = user "Hello", response_format = { type = "json_object" } },
+        { ["x-aigc-fault"] = "schema=violate" })
+      assert.same({ reply = 42 }, cjson.decode(jo.choices[1].message.content))
+      local refused = post("/v1/chat/completions", body, { ["x-aigc-fault"] = "no-json-schema" })
+      assert.equal(400, refused.status)
+      assert.equal("response_format", refused.json.error.param)
+      assert.equal(200, post("/v1/chat/completions", { messages = user "Hi", response_format = {
+        type = "json_object" } }, { ["x-aigc-fault"] = "no-json-schema" }).status)
+      assert.equal(400, post("/v1/chat/completions", body, { ["x-aigc-fault"] = "schema=maybe" }).status)
+      local cut = chat { messages = user "Hello", response_format = rf(NPC), max_tokens = 2 }
+      assert.equal("length", cut.choices[1].finish_reason)
+      assert.is_nil(safe.decode(cut.choices[1].message.content))
+    end)
+  end)
+
   describe("streaming", function ()
     it("streams chat chunks byte-exactly like OpenAI", function ()
       local s = stream("/v1/chat/completions", { messages = user "What is the capital of France?" })

@@ -75,15 +75,27 @@ REPLIES (deterministic: same model, messages, seed, temperature, choice index ->
     the number N of the candidate with the most words (ties: lowest N), e.g. "2";
   * it contains `Score the candidate` -> the reply is min(10, words // 10 + 1)
     counted in the text after `Candidate:` (else after the first `Candidate N:`).
+  Classify contract (after the judge's): a line `Categories: a, b, c` -> the reply is
+  the category named earliest in the text after `Input:` (else in the rest of the
+  message), as a word, case-insensitive, `_` as a space, a final `s` optional;
+  none named -> the last category.
   Tools: with `tools`, every `name(ARGS)` in the last user message is a call
   with arguments = ARGS verbatim (to the matching parenthesis, may be invalid
-  JSON); a bare `name` is a call with a minimal valid instance of its parameters.
+  JSON); a bare `name` -- or the name with `_`/`-` as spaces, any case ("track
+  order" for track_order) -- is a call with a minimal valid instance of its
+  parameters, derived from the message: string properties named *id, *number or
+  *code take the first word of the message that has a digit ("A-1042"); enum
+  values named in the message win (see below).
   tool_choice "none" -> no calls, "required" -> the first tool if none is named,
   {type="function", function={name=X}} -> X. parallel_tool_calls=false keeps one.
   If the last message is role "tool": "Here is what I found: <contents joined by '; '>".
   response_format json_schema -> compact JSON of a deterministic valid instance
   (all properties; strings named say/text/answer/reply/message/content carry the
-  reply); json_object -> {"reply": "<reply>"}. logprobs: deterministic values.
+  reply; an enum takes the first of its values named as a word in the last user
+  message, else with a seed one chosen by a hash of (seed, property), else the
+  first); json_object -> the instance of the schema that a message gives after the
+  words `JSON schema:` (the rest of that message), else {"reply": "<reply>"}.
+  logprobs: deterministic values.
   Embeddings: unit vectors from a hash of the input (1536 dims, 3072 for
   *-large, or `dimensions`), float32-exact; encoding_format "base64" gives
   little-endian float32.
@@ -149,6 +161,14 @@ FAULTS -- header `x-aigc-fault: <spec>` or model `fault:<spec>` (both: merged, h
                          line end, then close
     event-bytes=BYTES    after the first event, one valid chunk whose content
                          (text) delta is BYTES long
+  Structured output (chat with response_format json_schema / json_object):
+    schema=violate       the instance breaks its schema, deterministically: in every
+                         object the first required property is left out and, when
+                         additionalProperties is false, "unexpected": true is added;
+                         strings become 42, numbers "NaN", booleans "yes"
+    schema=not-json      the reply is prose, not JSON: "Sure! Here is the JSON you asked for."
+    no-json-schema       response_format json_schema is refused with a 400 (param
+                         "response_format"), as servers without structured outputs do
 ]]
 
 local uv = require "luv"
@@ -198,6 +218,12 @@ local function oset (o, k, v)
   for i = 1, #keys do if keys[i] == k then seen = true; break end end
   if not seen then keys[#keys + 1] = k end
   o[k] = v
+end
+
+local function odel (o, k)
+  local keys = o[KEYS]
+  for i = #keys, 1, -1 do if keys[i] == k then table.remove(keys, i) end end
+  o[k] = nil
 end
 
 local function A (t) return setmetatable(t or {}, ARRAY) end
@@ -422,6 +448,38 @@ local function judge (text)
   return nil
 end
 
+-- `Categories: a, b, c` classification; nil when the message is not one.
+local function classify (text)
+  local list
+  for line in gmatch_lines(text) do
+    local l = match(line, "^%s*[Cc]ategories%s*:%s*(.-)%s*$")
+    if l then list = l end
+  end
+  if not list or list == "" then return nil end
+  local cats = {}
+  for c in string.gmatch(list, "[^,]+") do
+    c = trim(c)
+    if c ~= "" then cats[#cats + 1] = c end
+  end
+  if #cats == 0 then return nil end
+  local input = match(text, "[Ii]nput%s*:%s*(.*)$")
+  if not input then
+    input = gsub(text, "[^\n]*[Cc]ategories%s*:[^\n]*", "")
+  end
+  input = lower(input)
+  local best, at
+  for _, c in ipairs(cats) do
+    local stem = lower(gsub(c, "[_%-]", " "))
+    local forms = { stem }
+    if sub(stem, -1) == "s" and #stem > 1 then forms[2] = sub(stem, 1, -2) end
+    for _, f in ipairs(forms) do
+      local pos = find(input, "%f[%w]" .. gsub(f, "%p", "%%%0") .. "%f[%W]")
+      if pos and (not at or pos < at) then best, at = c, pos end
+    end
+  end
+  return best or cats[#cats]
+end
+
 local COUNTRIES = {
   france = { "France", "Paris" }, germany = { "Germany", "Berlin" }, italy = { "Italy", "Rome" },
   spain = { "Spain", "Madrid" }, japan = { "Japan", "Tokyo" }, portugal = { "Portugal", "Lisbon" },
@@ -467,6 +525,9 @@ local RULES = {
     if find(l, "story", 1, true) and find(l, "robot", 1, true) then
       local out = {}
       for i, name in ipairs { "Pixel", "Rusty", "Nova" } do out[i] = format(STORY, name, name, name, name, name) end
+      -- Three lengths, so that judges that count words have a choice.
+      out[2] = out[2] .. " Rusty still paints every evening, and the little workshop has never looked so bright."
+      out[3] = gsub(out[3], " It noticed how shadows.- at all%.", "")
       return out
     end
   end,
@@ -622,7 +683,7 @@ end
 -- The reply text for a conversation context (also used inside structured output).
 local function reply_text (ctx)
   if ctx.tool_results then return "Here is what I found: " .. concat(ctx.tool_results, "; ") end
-  local j = judge(ctx.last_text)
+  local j = judge(ctx.last_text) or classify(ctx.last_text)
   if j then return j end
   local l = lower(ctx.last_text)
   local text
@@ -681,12 +742,38 @@ local function resolve (schema, root, depth)
   return schema
 end
 
+-- An enum value: the first named in the last user message, else one chosen
+-- by the seed, else the first.
+local function pick_enum (values, name, ctx)
+  local text = ctx and lower(ctx.last_text or "") or ""
+  for _, v in ipairs(values) do
+    if type(v) == "string" and v ~= "" and find(text, "%f[%w]" .. gsub(lower(v), "%p", "%%%0") .. "%f[%W]") then
+      return v
+    end
+  end
+  if ctx and ctx.seed ~= nil then
+    return values[fnv(concat({ tostring(ctx.seed), tostring(name), tostring(ctx.index) }, "\0")) % #values + 1]
+  end
+  return values[1]
+end
+
+-- The first word of the message that has a digit, without punctuation around it.
+local function id_word (text)
+  for w in string.gmatch(text or "", "%S+") do
+    if find(w, "%d") then
+      w = gsub(gsub(w, "^[^%w]+", ""), "[^%w]+$", "")
+      if w ~= "" then return w end
+    end
+  end
+  return nil
+end
+
 local function instance (schema, root, name, ctx, depth)
   depth = depth or 0
   schema = resolve(schema, root, depth)
   if type(schema) ~= "table" or depth > 24 then return NULL end
   if schema.const ~= nil then return schema.const end
-  if type(schema.enum) == "table" and schema.enum[1] ~= nil then return schema.enum[1] end
+  if type(schema.enum) == "table" and schema.enum[1] ~= nil then return pick_enum(schema.enum, name, ctx) end
   local alt = schema.anyOf or schema.oneOf or schema.allOf
   if type(alt) == "table" and alt[1] ~= nil then return instance(alt[1], root, name, ctx, depth + 1) end
   local ty = schema.type
@@ -725,6 +812,9 @@ local function instance (schema, root, name, ctx, depth)
   elseif ty == "string" then
     local s
     if name and TEXT_NAMES[lower(name)] then s = reply_text(ctx)
+    elseif ctx and ctx.derive and name and (find(lower(name), "id$") or find(lower(name), "number$")
+        or find(lower(name), "code$")) and id_word(ctx.last_text) then
+      s = id_word(ctx.last_text)
     elseif STRING_FORMATS[schema.format] then s = STRING_FORMATS[schema.format]
     elseif name and NAMED[lower(name)] then s = NAMED[lower(name)]
     else s = "sample " .. (name or "text") end
@@ -745,6 +835,44 @@ local function instance (schema, root, name, ctx, depth)
   elseif ty == "boolean" then return true
   end
   return NULL
+end
+
+-- The `schema=violate` fault: break an instance of `schema` (see the header).
+local function violate (v, schema, root, depth)
+  depth = depth or 0
+  schema = resolve(schema, root, depth)
+  if type(schema) ~= "table" or depth > 24 then schema = {} end
+  local t = type(v)
+  if t == "string" then return 42
+  elseif t == "number" then return "NaN"
+  elseif t == "boolean" then return "yes"
+  elseif t == "table" and getmetatable(v) == ARRAY then
+    for i = 1, #v do v[i] = violate(v[i], schema.items or {}, root, depth + 1) end
+  elseif t == "table" and v[KEYS] then
+    local props = type(schema.properties) == "table" and schema.properties or {}
+    local keys = {}
+    for i, k in ipairs(v[KEYS]) do keys[i] = k end
+    for _, k in ipairs(keys) do v[k] = violate(v[k], props[k] or {}, root, depth + 1) end
+    local first = type(schema.required) == "table" and schema.required[1]
+    if first ~= nil and v[first] ~= nil then odel(v, first) end
+    if schema.additionalProperties == false then oset(v, "unexpected", true) end
+  end
+  return v
+end
+
+-- The schema a message gives after the words `JSON schema:` (json_object mode).
+local function schema_in_messages (msgs)
+  local found
+  for _, m in ipairs(msgs) do
+    local text = content_text(m.content)
+    local _, e = find(text, "JSON schema:", 1, true)
+    if e then
+      local open = find(text, "{", e + 1, true)
+      local v = open and cjson.decode(sub(text, open))
+      if type(v) == "table" then found = v end
+    end
+  end
+  return found
 end
 
 -- Tool calls named in `text`: { {name =, arguments =} ... } in order of appearance.
@@ -768,8 +896,16 @@ local function matching_paren (text, open)
   return n + 1
 end
 
+local function minimal_args (tool, ctx)
+  if ctx then ctx.derive = true end
+  local args = json(instance(tool.parameters or { type = "object" }, tool.parameters, nil, ctx))
+  if ctx then ctx.derive = nil end
+  return args
+end
+
 local function find_calls (text, tools)
   local found = {}
+  local taken = {}
   for _, tool in ipairs(tools) do
     local pat = "%f[%w_%-]" .. gsub(tool.name, "%p", "%%%0") .. "%f[^%w_%-]"
     local pos = 1
@@ -782,10 +918,27 @@ local function find_calls (text, tools)
         args = sub(text, e + 2, close - 1)
         pos = close + 1
       else
-        args = json(instance(tool.parameters or { type = "object" }, tool.parameters, nil, tool.ctx))
+        args = minimal_args(tool, tool.ctx)
         pos = e + 1
       end
       found[#found + 1] = { pos = s, name = tool.name, arguments = args }
+      taken[#taken + 1] = { s, pos - 1 }
+    end
+  end
+  -- Names written as words ("track order" for track_order), once per tool.
+  local ltext = lower(text)
+  for _, tool in ipairs(tools) do
+    local words_of_name = trim(gsub(lower(tool.name), "[_%-]+", " "))
+    if find(words_of_name, " ", 1, true) or words_of_name ~= lower(tool.name) then
+      local pat = "%f[%w]" .. gsub(gsub(words_of_name, "%p", "%%%0"), " ", "[%%s_%%-]+") .. "%f[%W]"
+      local s, e = find(ltext, pat)
+      local overlaps = false
+      for _, r in ipairs(taken) do if s and s <= r[2] and e >= r[1] then overlaps = true end end
+      local already = false
+      for _, f in ipairs(found) do if f.name == tool.name then already = true end end
+      if s and not overlaps and not already then
+        found[#found + 1] = { pos = s, name = tool.name, arguments = minimal_args(tool, tool.ctx) }
+      end
     end
   end
   sort(found, function (a, b) return a.pos < b.pos end)
@@ -800,7 +953,7 @@ local function plan_calls (ctx, body, tools)
   local calls = find_calls(ctx.last_text, tools)
   local forced = type(tc) == "table" and type(tc["function"]) == "table" and tc["function"].name
   local function minimal (t)
-    return { name = t.name, arguments = json(instance(t.parameters or { type = "object" }, t.parameters, nil, ctx)) }
+    return { name = t.name, arguments = minimal_args(t, ctx) }
   end
   if forced then
     local only = {}
@@ -1068,6 +1221,10 @@ local function chat (body, model, fault)
   local want_lp = body.logprobs == true
   top = top or 0
   local rf = type(body.response_format) == "table" and body.response_format or nil
+  if rf and rf.type == "json_schema" and fault["no-json-schema"] then
+    return error_resp(400, "Invalid parameter: 'response_format' of type 'json_schema' is not supported with "
+      .. "this model.", "invalid_request_error", "response_format", "unsupported_value")
+  end
   local seed = body.seed
   if type(seed) == "number" then seed = tointeger(seed) or seed else seed = nil end
   local msgs = body.messages
@@ -1086,12 +1243,23 @@ local function chat (body, model, fault)
       for _, c in ipairs(ch.calls) do completion_tokens = completion_tokens + 1 + #c.pieces end
     else
       local text
+      local schema
       if rf and rf.type == "json_schema" then
         local js = type(rf.json_schema) == "table" and rf.json_schema or {}
-        local schema = type(js.schema) == "table" and js.schema or { type = "object" }
-        text = json(instance(schema, schema, nil, ctx))
+        schema = type(js.schema) == "table" and js.schema or { type = "object" }
       elseif rf and rf.type == "json_object" then
-        text = json(O("reply", reply_text(ctx)))
+        schema = schema_in_messages(msgs)
+      end
+      if rf and fault.schema == "not-json" and (rf.type == "json_schema" or rf.type == "json_object") then
+        text = "Sure! Here is the JSON you asked for."
+      elseif schema then
+        local v = instance(schema, schema, nil, ctx)
+        if fault.schema == "violate" then v = violate(v, schema, schema) end
+        text = json(v)
+      elseif rf and rf.type == "json_object" then
+        local v = O("reply", reply_text(ctx))
+        if fault.schema == "violate" then v = O("reply", 42) end
+        text = json(v)
       else
         text = reply_text(ctx)
       end
@@ -1378,7 +1546,7 @@ end
 local FLAG = { hang = true, ["close-mid-body"] = true, ["long-body"] = true, reset = true, ["garbage-status"] = true,
   ["no-done"] = true, ["error-event"] = true, ["error-data"] = true, crlf = true, cr = true, comments = true,
   ["no-space"] = true, multiline = true, ["byte-writes"] = true, ["no-finish-reason"] = true,
-  ["malformed-chunk"] = true, ["repeat-ids"] = true, ["content-filter"] = true }
+  ["malformed-chunk"] = true, ["repeat-ids"] = true, ["content-filter"] = true, ["no-json-schema"] = true }
 local INT = { status = true, ["retry-after-ms"] = true, times = true, delay = true, drip = true, pause = true,
   ["drop-after"] = true, ["huge-line"] = true, ["event-bytes"] = true, size = true }
 local TEXT = { ["retry-after"] = true, ["should-retry"] = true, key = true }
@@ -1402,6 +1570,7 @@ local function parse_fault (spec)
       f[k] = i
     elseif TEXT[k] and v ~= true then f[k] = v
     elseif k == "body" and BODIES[v] then f.body = v
+    elseif k == "schema" and (v == "violate" or v == "not-json") then f.schema = v
     else return nil, format("unknown fault '%s'", item) end
   end
   if f.status and (f.status < 100 or f.status > 599) then return nil, "invalid value for fault 'status'" end
