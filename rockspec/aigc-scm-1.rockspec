@@ -40,5 +40,8 @@ build = {
     ["aigc"] = "lua/aigc/init.lua",
     ["aigc.client"] = "lua/aigc/client.lua",
     ["aigc.devserver"] = "lua/aigc/devserver.lua",
+    ["aigc.dialogue"] = "lua/aigc/dialogue.lua",
+    ["aigc.schema"] = "lua/aigc/schema.lua",
+    ["aigc.tools"] = "lua/aigc/tools.lua",
   },
 }

@@ -1,0 +1,279 @@
+--- Toolsets: Lua functions a model can call.
+--
+-- `aigc.tools { ... }` makes a toolset from tool definitions. Passed as
+-- `tools` to `client:chat` (or `chat_async`, `stream` through a
+-- conversation), it runs the tool-call loop (see `aigc.dialogue`): each
+-- call the model makes runs as a Lua function with its decoded arguments,
+-- the result goes back as a `role = "tool"` message, and the model is asked
+-- again until it answers. A plain array of tool definitions is not a
+-- toolset and passes through to the API untouched.
+--
+-- A tool function receives `(args, call)`: the decoded arguments (a table,
+-- already validated against `parameters`) and the call
+-- `{ id =, name =, arguments = <raw JSON text>, round =, client =, messages = }`.
+-- It returns the result: a string goes to the model as it is, any other
+-- value JSON-encoded (`nil` as `null`). Returning `nil, message` or raising
+-- an error sends `{"error": "<message>"}` to the model instead, so that it
+-- can recover; so do arguments that are not JSON or do not match the
+-- schema, and calls to tools that do not exist. A tool may call the client
+-- itself: inside a task (and inside `chat_async`) those calls yield.
+--
+-- @module aigc.tools
+-- @usage
+-- local tools = aigc.tools {
+--   { name = "get_weather", description = "Current weather in a city",
+--     parameters = { type = "object", properties = { city = { type = "string" } }, required = { "city" } },
+--     fn = function (args) return { city = args.city, sky = "sunny", celsius = 21 } end },
+-- }
+-- local res = assert(client:chat { messages = msgs, tools = tools })
+-- print(res.text, #res.tool_calls_made)
+
+local core = require "aigc.core"
+local schema = require "aigc.schema"
+
+local json_encode, json_decode = core.json.encode, core.json.decode
+local array, is_array = core.array, core.is_array
+local error, getmetatable, ipairs, pairs, pcall, setmetatable, tostring, type, xpcall =
+  error, getmetatable, ipairs, pairs, pcall, setmetatable, tostring, type, xpcall
+local string_format = string.format
+local traceback = debug.traceback
+
+local M = {}
+
+local Toolset = {}
+Toolset.__index = Toolset
+Toolset.__name = "aigc.toolset"
+
+local function argerror (fname, msg, level)
+  error(string_format("bad argument #1 to '%s' (%s)", fname, msg), level + 1)
+end
+
+local EMPTY_PARAMS = { type = "object", properties = {} }
+
+-- Checks one tool definition; returns the normalized tool.
+local function check_tool (t, i, fname, level)
+  local where = "tool " .. i
+  if type(t) ~= "table" then argerror(fname, where .. ": table expected, got " .. type(t), level) end
+  local name = t.name
+  if type(name) ~= "string" or not name:find("^[%w_%-]+$") or #name > 64 then
+    argerror(fname, where .. ": name must be 1 to 64 letters, digits, '_' or '-'", level)
+  end
+  where = "tool '" .. name .. "'"
+  if type(t.fn) ~= "function" then
+    argerror(fname, where .. ": fn must be a function, got " .. type(t.fn), level)
+  end
+  if t.description ~= nil and type(t.description) ~= "string" then
+    argerror(fname, where .. ": description must be a string", level)
+  end
+  if t.parameters ~= nil and type(t.parameters) ~= "table" then
+    argerror(fname, where .. ": parameters must be a JSON schema table", level)
+  end
+  if t.strict ~= nil and type(t.strict) ~= "boolean" then
+    argerror(fname, where .. ": strict must be a boolean", level)
+  end
+  return {
+    name = name, description = t.description, parameters = t.parameters, fn = t.fn, strict = t.strict,
+  }
+end
+
+--- Makes a toolset.
+-- @tparam table list tool definitions `{ name =, description =, parameters =, fn =, strict = }`:
+-- `name` (letters, digits, `_`, `-`), `fn` required; `parameters` a JSON
+-- schema table (default: an object with no properties)
+-- @tparam[opt] table opts `validate = false` skips checking arguments
+-- against `parameters`
+-- @treturn aigc.toolset
+-- @usage
+-- local ts = aigc.tools {
+--   { name = "add", parameters = { type = "object", properties = { a = { type = "number" },
+--       b = { type = "number" } }, required = { "a", "b" } },
+--     fn = function (args) return args.a + args.b end },
+-- }
+local function new (list, opts, level)
+  if type(list) ~= "table" then argerror("tools", "table expected, got " .. type(list), level) end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #2 to 'tools' (table expected, got " .. type(opts) .. ")", level)
+  end
+  local self = setmetatable({ _list = {}, _by_name = {}, _validate = not (opts and opts.validate == false) }, Toolset)
+  for k in pairs(list) do
+    if math.type(k) ~= "integer" then
+      argerror("tools", "unexpected key '" .. tostring(k) .. "' (a list of tools expected)", level)
+    end
+  end
+  for i, t in ipairs(list) do self:_add(t, i, "tools", level + 1) end
+  return self
+end
+
+function M.new (list, opts)
+  local ts = new(list, opts, 3)
+  return ts
+end
+
+function Toolset:_add (t, i, fname, level)
+  local tool = check_tool(t, i, fname, level + 1)
+  if self._by_name[tool.name] then
+    argerror(fname, "duplicate tool name '" .. tool.name .. "'", level)
+  end
+  self._list[#self._list + 1] = tool
+  self._by_name[tool.name] = tool
+  self._wire = nil
+end
+
+--- Adds a tool.
+-- @tparam table tool `{ name =, description =, parameters =, fn = }`
+-- @treturn aigc.toolset self
+-- @usage ts:add { name = "now", fn = function () return os.date("!%H:%M") end }
+function Toolset:add (tool)
+  self:_add(tool, #self._list + 1, "add", 3)
+  return self
+end
+
+--- The tool named `name`, or nil.
+-- @tparam string name
+-- @treturn table|nil `{ name =, description =, parameters =, fn = }`
+-- @usage assert(ts:get("add"))
+function Toolset:get (name)
+  return self._by_name[name]
+end
+
+--- The tools' names, in order.
+-- @treturn table
+-- @usage print(table.concat(ts:names(), ", "))
+function Toolset:names ()
+  local out = {}
+  for i, t in ipairs(self._list) do out[i] = t.name end
+  return out
+end
+
+--- The tool definitions as the API wants them in `tools`.
+-- @treturn table an array of `{ type = "function", ["function"] = { name, description, parameters, strict } }`
+-- @usage client:chat { messages = msgs, tools = ts:definitions() }  -- no loop: plain definitions
+function Toolset:definitions ()
+  if self._wire == nil then
+    local wire = array {}
+    for i, t in ipairs(self._list) do
+      wire[i] = { type = "function", ["function"] = {
+        name = t.name, description = t.description, parameters = t.parameters or EMPTY_PARAMS, strict = t.strict,
+      } }
+    end
+    self._wire = wire
+  end
+  return self._wire
+end
+
+function Toolset:__len ()
+  return #self._list
+end
+
+function Toolset:__tostring ()
+  return "aigc.toolset (" .. table.concat(self:names(), ", ") .. ")"
+end
+
+local function error_content (message)
+  return json_encode { error = message }
+end
+
+local function message_of (e)
+  if type(e) == "table" and e.message ~= nil then return tostring(e.message) end
+  return tostring(e)
+end
+
+-- Decodes a call's arguments into a table: nil and a message when they are
+-- not a JSON object.
+local function decode_args (raw)
+  if raw == nil or raw == core.null or (type(raw) == "string" and not raw:find("%S")) then
+    return {}
+  end
+  if type(raw) ~= "string" then return nil, "arguments must be a JSON string, got " .. type(raw) end
+  local v, err = json_decode(raw)
+  if v == nil then return nil, "arguments are not valid JSON (" .. tostring(err) .. ")" end
+  if type(v) ~= "table" or is_array(v) then return nil, "arguments must be a JSON object" end
+  return v
+end
+
+--- Runs one tool call the model made.
+-- Never raises for the tool's own failures: they become an error result.
+-- @tparam table call a tool call from a reply (`{ id =, type = "function", ["function"] = { name, arguments } }`)
+-- @tparam[opt] table ctx extra fields for the tool's `call` argument (`round`, `client`, `messages`)
+-- @treturn string the content for the `role = "tool"` message
+-- @treturn table the record: `{ id =, name =, arguments =, raw_arguments =, ok =, result =, error =,
+-- traceback = }`
+-- @usage
+-- for _, call in ipairs(res.choices[1].message.tool_calls) do
+--   local content = ts:call(call)
+--   msgs[#msgs + 1] = { role = "tool", tool_call_id = call.id, content = content }
+-- end
+function Toolset:call (call, ctx)
+  if type(call) ~= "table" then
+    error("bad argument #1 to 'call' (tool call table expected, got " .. type(call) .. ")", 2)
+  end
+  local f = type(call["function"]) == "table" and call["function"] or call
+  local name, raw = f.name, f.arguments
+  local rec = { id = call.id, name = name, raw_arguments = raw, ok = false }
+  if ctx then rec.round = ctx.round end
+  local tool = self._by_name[name]
+  if tool == nil then
+    rec.error = string_format("unknown tool '%s' (available: %s)", tostring(name), table.concat(self:names(), ", "))
+    return error_content(rec.error), rec
+  end
+  local args, aerr = decode_args(raw)
+  if args == nil then
+    rec.error = string_format("invalid arguments for %s: %s", name, aerr)
+    return error_content(rec.error), rec
+  end
+  rec.arguments = args
+  if self._validate and tool.parameters then
+    local ok, violations = schema.validate(args, tool.parameters)
+    if not ok then
+      rec.violations = violations
+      rec.error = string_format("invalid arguments for %s: %s", name, schema.describe(violations))
+      return error_content(rec.error), rec
+    end
+  end
+  local info = { id = call.id, name = name, arguments = raw }
+  if ctx then for k, v in pairs(ctx) do if info[k] == nil then info[k] = v end end end
+  local tb
+  local packed = table.pack(xpcall(tool.fn, function (e)
+    tb = traceback(message_of(e), 2)
+    return e
+  end, args, info))
+  if not packed[1] then
+    rec.error = message_of(packed[2])
+    rec.traceback = tb
+    return error_content(rec.error), rec
+  end
+  local result, rerr = packed[2], packed[3]
+  if result == nil and packed.n >= 3 and rerr ~= nil then
+    rec.error = message_of(rerr)
+    return error_content(rec.error), rec
+  end
+  rec.ok = true
+  rec.result = result
+  if type(result) == "string" then return result, rec end
+  if result == nil then return "null", rec end
+  local ok, s = pcall(json_encode, result)
+  if not ok then
+    rec.ok = false
+    rec.error = string_format("the result of %s is not JSON-encodable: %s", name, message_of(s))
+    return error_content(rec.error), rec
+  end
+  return s, rec
+end
+
+--- Whether a value is a toolset.
+-- @param v
+-- @treturn boolean
+-- @usage if tools.is_toolset(params.tools) then ... end
+function M.is_toolset (v)
+  local mt = getmetatable(v)
+  return type(mt) == "table" and mt.__name == "aigc.toolset"
+end
+
+M.Toolset = Toolset
+M.error_content = error_content
+
+-- `aigc.tools { ... }` calls M.new.
+return setmetatable(M, { __call = function (_, list, opts)
+  local ts = new(list, opts, 3)
+  return ts
+end })

@@ -1,0 +1,331 @@
+-- aigc.schema: the validator behind structured output and tool arguments,
+-- then structured output end to end against the bundled server (json_schema,
+-- json_object fallback, violations with paths, cut replies).
+local aigc = require "aigc"
+local schema = require "aigc.schema"
+local devserver = require "devserver"
+
+warn("@on")
+
+local json = aigc.json
+
+local function violations (value, s)
+  local ok, v = schema.validate(value, s)
+  local out = {}
+  for _, x in ipairs(v) do out[#out + 1] = x.path .. ": " .. x.message end
+  return ok, out
+end
+
+local NPC = {
+  type = "object",
+  properties = {
+    say = { type = "string" },
+    action = { type = "string", enum = { "wave", "attack", "flee", "trade" } },
+    mood = { type = "string", enum = { "calm", "angry", "afraid", "cheerful" } },
+  },
+  required = { "say", "action", "mood" },
+  additionalProperties = false,
+}
+
+describe("aigc.schema", function ()
+  describe("validate", function ()
+    it("accepts a valid nested value and reports nothing", function ()
+      local s = {
+        type = "object",
+        properties = {
+          name = { type = "string", minLength = 1, maxLength = 5 },
+          tags = { type = "array", items = { type = "string" }, minItems = 1, uniqueItems = true },
+          pos = { type = "object", properties = { x = { type = "number" }, y = { type = "integer" } },
+                  required = { "x", "y" }, additionalProperties = false },
+          maybe = { type = { "string", "null" } },
+        },
+        required = { "name", "tags", "pos", "maybe" },
+      }
+      local v = json.decode('{"name":"Ada","tags":["a","b"],"pos":{"x":1.5,"y":2},"maybe":null}')
+      local ok, list = schema.validate(v, s)
+      assert.is_true(ok)
+      assert.same({}, list)
+    end)
+
+    it("lists every violation with its JSONPath", function ()
+      local v = json.decode('{"action":"dance","mood":42,"extra":true,"items":[{"n":1},{"n":"x"}]}')
+      local s = {
+        type = "object",
+        properties = {
+          say = { type = "string" }, action = NPC.properties.action, mood = NPC.properties.mood,
+          items = { type = "array", items = { type = "object", properties = { n = { type = "integer" } } } },
+        },
+        required = { "say", "action", "mood" },
+        additionalProperties = false,
+      }
+      local ok, list = violations(v, s)
+      assert.is_false(ok)
+      assert.same({
+        '$.say: required property is missing',
+        '$.action: expected one of "wave", "attack", "flee", "trade", got "dance"',
+        '$.extra: property is not allowed (additionalProperties is false)',
+        '$.items[1].n: expected integer, got string',
+        '$.mood: expected string, got integer',
+      }, list)
+    end)
+
+    it("checks types the JSON way: integers, arrays, objects, null", function ()
+      assert.is_true(schema.validate(3, { type = "integer" }))
+      assert.is_true(schema.validate(3.0, { type = "integer" }))
+      assert.is_false(schema.validate(3.5, { type = "integer" }))
+      assert.is_true(schema.validate(3, { type = "number" }))
+      assert.is_true(schema.validate(aigc.null, { type = "null" }))
+      assert.is_false(schema.validate(aigc.null, { type = "string" }))
+      assert.is_true(schema.validate(json.decode("[]"), { type = "array" }))
+      assert.is_false(schema.validate(json.decode("[]"), { type = "object" }))
+      -- decoded objects carry no mark: an empty one passes as an array too
+      assert.is_true(schema.validate(json.decode("{}"), { type = "array" }))
+      assert.is_false(schema.validate(json.decode('{"a":1}'), { type = "array" }))
+      assert.is_true(schema.validate({}, { type = "array" }))     -- unmarked empty: either
+      assert.is_true(schema.validate({}, { type = "object" }))
+      assert.is_true(schema.validate({ 1, 2 }, { type = "array" }))
+      assert.is_false(schema.validate({ 1, 2 }, { type = "object" }))
+      assert.is_false(schema.validate(print, { type = "string" }))
+      local _, list = violations(print, {})
+      assert.same({ "$: expected a JSON value, got function" }, list)
+    end)
+
+    it("checks numbers, strings (in characters), arrays and objects' sizes", function ()
+      local _, list = violations(json.decode('[0, 11, 2.5, 10, 3]'), {
+        type = "array", maxItems = 4,
+        items = { type = "number", minimum = 1, maximum = 10, exclusiveMaximum = 10, multipleOf = 0.5 },
+      })
+      assert.same({
+        "$[0]: 0 is less than the minimum 1",
+        "$[1]: 11 is more than the maximum 10",
+        "$[1]: 11 must be less than 10",
+        "$[3]: 10 must be less than 10",
+        "$: expected at most 4 items, got 5",
+      }, list)
+      assert.is_true(schema.validate("日本語", { type = "string", maxLength = 3 }))
+      local _, l2 = violations("日本語です", { type = "string", maxLength = 3 })
+      assert.same({ "$: expected at most 3 characters, got 5" }, l2)
+      local _, l3 = violations(json.decode('{"a":1}'), { type = "object", minProperties = 2 })
+      assert.same({ "$: expected at least 2 properties, got 1" }, l3)
+      local _, l4 = violations(json.decode('[1, 2, 1]'), { type = "array", uniqueItems = true })
+      assert.same({ "$[2]: duplicate of item 0 (uniqueItems)" }, l4)
+    end)
+
+    it("follows $ref, anyOf, oneOf, allOf, not, const and prefixItems", function ()
+      local s = {
+        ["$defs"] = { point = { type = "object", properties = { x = { type = "number" } }, required = { "x" } } },
+        type = "object",
+        properties = {
+          p = { ["$ref"] = "#/$defs/point" },
+          id = { anyOf = { { type = "string" }, { type = "integer" } } },
+          one = { oneOf = { { type = "number" }, { type = "integer" } } },
+          both = { allOf = { { type = "string" }, { minLength = 3 } } },
+          never = { ["not"] = { type = "string" } },
+          k = { const = "K" },
+          pair = { type = "array", prefixItems = { { type = "string" }, { type = "integer" } } },
+        },
+      }
+      local ok = schema.validate(json.decode('{"p":{"x":1},"id":"a","one":1.5,"both":"abc","never":1,"k":"K",'
+                                             .. '"pair":["a",1]}'), s)
+      assert.is_true(ok)
+      local _, list = violations(json.decode('{"p":{},"id":true,"one":2,"both":"ab","never":"s","k":"J",'
+                                             .. '"pair":[1,"a"]}'), s)
+      assert.same({
+        '$.both: expected at least 3 characters, got 2',
+        '$.id: matches none of the 2 alternatives (anyOf): closest: $.id: expected string, got boolean',
+        '$.k: expected "K", got "J"',
+        "$.never: must not match the 'not' schema",
+        "$.one: matches 2 of the oneOf alternatives, expected exactly one",
+        "$.p.x: required property is missing",
+        "$.pair[0]: expected string, got integer",
+        "$.pair[1]: expected integer, got string",
+      }, list)
+      local _, bad = violations(1, { ["$ref"] = "#/$defs/nope" })
+      assert.same({ '$: unresolvable $ref "#/$defs/nope"' }, bad)
+    end)
+
+    it("quotes odd keys in paths and raises on a schema that is not a table", function ()
+      local _, list = violations(json.decode('{"a b":1}'), {
+        properties = { ["a b"] = { type = "string" } } })
+      assert.same({ '$["a b"]: expected string, got integer' }, list)
+      assert.has_error(function () schema.validate(1, "string") end,
+        "bad argument #2 to 'validate' (schema must be a table, got string)")
+    end)
+  end)
+
+  describe("check and parse", function ()
+    it("parse decodes and validates; errors are kind schema with violations and the text", function ()
+      assert.same({ say = "hi", action = "wave", mood = "calm" },
+        schema.parse('{"say":"hi","action":"wave","mood":"calm"}', NPC))
+      local v, err = schema.parse('{"say":1,"action":"wave"}', NPC)
+      assert.is_nil(v)
+      assert.is_true(aigc.is_error(err))
+      assert.equal("schema", err.kind)
+      assert.equal('{"say":1,"action":"wave"}', err.text)
+      assert.equal(2, #err.violations)
+      assert.equal("$.mood", err.violations[1].path)
+      assert.equal("aigc: schema error: reply does not match the schema: $.mood: required property is missing; "
+        .. "$.say: expected string, got integer", tostring(err))
+      local v2, err2 = schema.parse("Sure! {", NPC)
+      assert.is_nil(v2)
+      assert.equal("schema", err2.kind)
+      assert.equal("$", err2.violations[1].path)
+      assert.matches("^not valid JSON", err2.violations[1].message)
+      local _, err3 = schema.parse(aigc.null, NPC)
+      assert.equal("no content (got null)", err3.violations[1].message)
+    end)
+
+    it("check returns the value or a schema error; describe caps the list", function ()
+      assert.equal(5, schema.check(5, { type = "integer" }))
+      local _, err = schema.check("x", { type = "integer" }, "arguments")
+      assert.equal("arguments does not match the schema: $: expected integer, got string", err.message)
+      local many = {}
+      for i = 1, 12 do many[i] = { path = "$[" .. i .. "]", message = "m" } end
+      assert.matches("; and 2 more$", schema.describe(many))
+    end)
+  end)
+
+  describe("structured output", function ()
+    local srv, client
+
+    setup(function () srv = devserver.start() end)
+    teardown(function () srv:stop() end)
+    before_each(function ()
+      srv:reset()
+      client = aigc.client { base_url = srv.base_url, max_retries = 0 }
+    end)
+    after_each(function () client:close() end)
+
+    local function ask (text, extra)
+      local p = { messages = { { role = "user", content = text } }, schema = NPC, schema_name = "npc_turn" }
+      for k, v in pairs(extra or {}) do p[k] = v end
+      return client:chat(p)
+    end
+
+    it("sends a strict json_schema response_format and returns res.parsed", function ()
+      local res = assert(ask "Hello, traveller! Will you trade with me?")
+      assert.same({ say = "Hello! How can I help you today?", action = "trade", mood = "calm" }, res.parsed)
+      assert.same(res.parsed, res.choices[1].parsed)
+      assert.equal("json_schema", res.schema_mode)
+      local body = srv:last().body_json
+      assert.same({ type = "json_schema", json_schema = { name = "npc_turn", schema = NPC, strict = true } },
+        body.response_format)
+      assert.is_nil(body.schema)
+      assert.is_nil(body.schema_name)
+    end)
+
+    it("schema_strict = false leaves strict out", function ()
+      assert(ask("Hi", { schema_strict = false }))
+      assert.is_nil(srv:last().body_json.response_format.json_schema.strict)
+    end)
+
+    it("reports a reply that breaks the schema, each violation with its path", function ()
+      local res, err = ask("Hi", { headers = { ["x-aigc-fault"] = "schema=violate" } })
+      assert.is_nil(res)
+      assert.equal("schema", err.kind)
+      local paths = {}
+      for i, v in ipairs(err.violations) do paths[i] = v.path .. ": " .. v.message end
+      assert.same({
+        "$.say: required property is missing",
+        "$.action: expected string, got integer",
+        "$.mood: expected string, got integer",
+        "$.unexpected: property is not allowed (additionalProperties is false)",
+      }, paths)
+      assert.matches("$.say: required property is missing", err.message, 1, true)
+      assert.equal("chat.completion", err.response.object)
+      assert.is_string(err.text)
+    end)
+
+    it("reports nested violations in arrays of objects", function ()
+      local s = { type = "object", required = { "items" }, properties = {
+        items = { type = "array", minItems = 2, items = { type = "object", required = { "id", "qty" },
+          properties = { id = { type = "string" }, qty = { type = "integer" } } } } } }
+      local _, err = client:chat { messages = { { role = "user", content = "list" } }, schema = s,
+                                   headers = { ["x-aigc-fault"] = "schema=violate" } }
+      assert.same({ { path = "$.items", message = "required property is missing" } }, err.violations)
+      assert(client:chat { messages = { { role = "user", content = "list" } }, schema = s })
+      local _, err2 = client:chat { messages = { { role = "user", content = "list" } }, schema = s.properties.items,
+                                    headers = { ["x-aigc-fault"] = "schema=violate" } }
+      local paths = {}
+      for i, v in ipairs(err2.violations) do paths[i] = v.path .. ": " .. v.message end
+      assert.same({ "$[0].id: required property is missing", "$[0].qty: expected integer, got string",
+                    "$[1].id: required property is missing", "$[1].qty: expected integer, got string" }, paths)
+    end)
+
+    it("a reply that is not JSON is kind schema; a cut reply is kind incomplete", function ()
+      local _, err = ask("Hi", { headers = { ["x-aigc-fault"] = "schema=not-json" } })
+      assert.equal("schema", err.kind)
+      assert.equal("Sure! Here is the JSON you asked for.", err.text)
+      assert.matches("reply is not valid JSON", err.message, 1, true)
+      local _, err2 = ask("Hi", { max_tokens = 2 })
+      assert.equal("incomplete", err2.kind)
+      assert.equal("length", err2.response.choices[1].finish_reason)
+      assert.matches("finish_reason \"length\"", tostring(err2), 1, true)
+    end)
+
+    it("json_object mode puts the schema in a system message and validates the same", function ()
+      local res = assert(client:chat {
+        messages = { { role = "system", content = "You are a guard." }, { role = "user", content = "Hello. I flee!" } },
+        schema = NPC, schema_mode = "json_object" })
+      assert.same({ say = "Hello! How can I help you today?", action = "flee", mood = "calm" }, res.parsed)
+      assert.equal("json_object", res.schema_mode)
+      local body = srv:last().body_json
+      assert.same({ type = "json_object" }, body.response_format)
+      assert.equal("You are a guard.", body.messages[1].content)
+      assert.equal("system", body.messages[2].role)
+      assert.matches("JSON schema: {", body.messages[2].content, 1, true)
+      assert.equal("Hello. I flee!", body.messages[3].content)
+      local _, err = client:chat { messages = { { role = "user", content = "x" } }, schema = NPC,
+        schema_mode = "json_object", headers = { ["x-aigc-fault"] = "schema=violate" } }
+      assert.equal("schema", err.kind)
+    end)
+
+    it("auto mode falls back to json_object when the server refuses json_schema", function ()
+      local res = assert(client:chat { messages = { { role = "user", content = "Hi" } }, schema = NPC,
+        schema_mode = "auto", headers = { ["x-aigc-fault"] = "no-json-schema" } })
+      assert.equal("json_object", res.schema_mode)
+      assert.equal("Hello! How can I help you today?", res.parsed.say)
+      local reqs = srv:requests()
+      assert.equal(2, #reqs)
+      assert.equal(400, reqs[1].status)
+      assert.equal("json_schema", reqs[1].body_json.response_format.type)
+      assert.equal("json_object", reqs[2].body_json.response_format.type)
+      -- without auto, the refusal is the answer
+      local _, err = client:chat { messages = { { role = "user", content = "Hi" } }, schema = NPC,
+        headers = { ["x-aigc-fault"] = "no-json-schema" } }
+      assert.equal(400, err.status)
+      assert.equal("response_format", err.param)
+    end)
+
+    it("parses every choice with n > 1; streaming gives the same parsed value", function ()
+      local res = assert(ask("Hi", { n = 3, seed = 5 }))
+      for i = 1, 3 do assert.is_table(res.choices[i].parsed) end
+      local deltas = {}
+      local sres = assert(ask("Hi", { stream = function (d) deltas[#deltas + 1] = d end }))
+      assert.same(assert(ask "Hi").parsed, sres.parsed)
+      assert.equal(sres.text, table.concat(deltas))
+    end)
+
+    it("works through chat_async and inside tasks", function ()
+      local req = client:chat_async { messages = { { role = "user", content = "I attack!" } }, schema = NPC }
+      local res = assert(req:wait())
+      assert.equal("attack", res.parsed.action)
+      local got
+      client:spawn(function () got = client:chat { messages = { { role = "user", content = "Hi" } }, schema = NPC } end)
+      while client:step(0.01) > 0 do end
+      assert.equal("calm", got.parsed.mood)
+    end)
+
+    it("raises on misuse, naming the argument", function ()
+      assert.has_error(function () client:chat { messages = {}, schema = "x" } end,
+        "bad argument #1 to 'chat' (params.schema must be a JSON schema table, got string)")
+      assert.has_error(function () client:chat { messages = {}, schema = NPC, schema_name = "a b" } end,
+        "bad argument #1 to 'chat' (params.schema_name must be 1 to 64 letters, digits, '_' or '-')")
+      assert.has_error(function () client:chat_async { messages = {}, schema = NPC, schema_mode = "xml" } end,
+        "bad argument #1 to 'chat_async' (params.schema_mode must be 'json_schema', 'json_object' or 'auto')")
+      assert.has_error(function ()
+        client:chat { messages = {}, schema = NPC, response_format = { type = "json_object" } }
+      end, "bad argument #1 to 'chat' (params.schema and params.response_format exclude each other)")
+    end)
+  end)
+end)

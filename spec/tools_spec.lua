@@ -1,0 +1,344 @@
+-- aigc.tools and the tool-call loop (aigc.dialogue) against the bundled
+-- server: parallel calls, failing tools, bad arguments, rounds, streaming,
+-- chat_async in a frame loop, cancel, conversations.
+local aigc = require "aigc"
+local devserver = require "devserver"
+
+warn("@on")
+
+local json = aigc.json
+
+local WEATHER = {
+  type = "object",
+  properties = { city = { type = "string" }, days = { type = "integer", minimum = 1 } },
+  required = { "city" },
+}
+
+local function user (text) return { { role = "user", content = text } } end
+
+local function pending (req)
+  local s = req:status()
+  return s == "queued" or s == "running"
+end
+
+describe("aigc.tools", function ()
+  describe("toolsets", function ()
+    local function noop () end
+
+    it("builds the API's tool definitions, in order", function ()
+      local ts = aigc.tools {
+        { name = "get_weather", description = "Weather in a city", parameters = WEATHER, fn = noop, strict = true },
+        { name = "now", fn = noop },
+      }
+      assert.equal(2, #ts)
+      assert.same({ "get_weather", "now" }, ts:names())
+      assert.equal("aigc.toolset (get_weather, now)", tostring(ts))
+      local defs = ts:definitions()
+      assert.is_true(aigc.is_array(defs))
+      assert.same({
+        { type = "function", ["function"] = { name = "get_weather", description = "Weather in a city",
+                                              parameters = WEATHER, strict = true } },
+        { type = "function", ["function"] = { name = "now", parameters = { type = "object", properties = {} } } },
+      }, defs)
+      assert.equal(noop, ts:get("now").fn)
+      assert.is_nil(ts:get("nope"))
+      ts:add { name = "later", fn = noop }
+      assert.equal("later", ts:definitions()[3]["function"].name)
+      assert.is_true(aigc.tools.is_toolset(ts))
+      assert.is_false(aigc.tools.is_toolset(defs))
+    end)
+
+    it("raises on misuse, naming the argument and the tool", function ()
+      assert.has_error(function () aigc.tools "x" end, "bad argument #1 to 'tools' (table expected, got string)")
+      assert.has_error(function () aigc.tools { { name = "a b", fn = noop } } end,
+        "bad argument #1 to 'tools' (tool 1: name must be 1 to 64 letters, digits, '_' or '-')")
+      assert.has_error(function () aigc.tools { { name = "a" } } end,
+        "bad argument #1 to 'tools' (tool 'a': fn must be a function, got nil)")
+      assert.has_error(function () aigc.tools { { name = "a", fn = noop, parameters = "{}" } } end,
+        "bad argument #1 to 'tools' (tool 'a': parameters must be a JSON schema table)")
+      assert.has_error(function () aigc.tools { { name = "a", fn = noop }, { name = "a", fn = noop } } end,
+        "bad argument #1 to 'tools' (duplicate tool name 'a')")
+      assert.has_error(function () aigc.tools { name = "a" } end,
+        "bad argument #1 to 'tools' (unexpected key 'name' (a list of tools expected))")
+      assert.has_error(function () aigc.tools({}, 1) end, "bad argument #2 to 'tools' (table expected, got number)")
+      local ts = aigc.tools {}
+      assert.has_error(function () ts:add { name = "x", fn = 1 } end,
+        "bad argument #1 to 'add' (tool 'x': fn must be a function, got number)")
+    end)
+
+    it("call: results as text or JSON, errors and bad arguments as error results", function ()
+      local seen
+      local ts = aigc.tools {
+        { name = "get_weather", parameters = WEATHER, fn = function (args, call)
+            seen = call
+            return { city = args.city, sky = "sunny", empty = aigc.array {} }
+          end },
+        { name = "say", fn = function () return "plain text" end },
+        { name = "nothing", fn = function () end },
+        { name = "boom", fn = function () error("the tool broke", 0) end },
+        { name = "missing", fn = function () return nil, "no such order" end },
+        { name = "weird", fn = function () return { f = print } end },
+      }
+      local function call (name, args)
+        return ts:call({ id = "call_1", type = "function", ["function"] = { name = name, arguments = args } },
+                       { round = 2 })
+      end
+      local content, rec = call("get_weather", '{"city":"Oslo"}')
+      assert.same({ city = "Oslo", sky = "sunny", empty = {} }, json.decode(content))
+      assert.truthy(content:find('"empty":[]', 1, true))
+      assert.is_true(rec.ok)
+      assert.same({ city = "Oslo" }, rec.arguments)
+      assert.equal('{"city":"Oslo"}', rec.raw_arguments)
+      assert.same({ id = "call_1", name = "get_weather", arguments = '{"city":"Oslo"}', round = 2 }, seen)
+      assert.equal("plain text", (call("say", "{}")))
+      assert.equal("null", (call("nothing", "")))
+      local c2, r2 = call("boom", "{}")
+      assert.equal('{"error":"the tool broke"}', c2)
+      assert.is_false(r2.ok)
+      assert.matches("the tool broke", r2.traceback, 1, true)
+      assert.equal('{"error":"no such order"}', (call("missing", "{}")))
+      local c3, r3 = call("get_weather", '{"city":')
+      assert.matches('^{"error":"invalid arguments for get_weather: arguments are not valid JSON', c3)
+      assert.is_nil(r3.arguments)
+      local c4, r4 = call("get_weather", '{"days":0}')
+      assert.equal('{"error":"invalid arguments for get_weather: $.city: required property is missing; '
+                   .. '$.days: 0 is less than the minimum 1"}', c4)
+      assert.equal(2, #r4.violations)
+      assert.matches("arguments must be a JSON object", (call("get_weather", "[1]")), 1, true)
+      assert.equal('{"error":"unknown tool \'nope\' (available: get_weather, say, nothing, boom, missing, weird)"}',
+        (call("nope", "{}")))
+      assert.matches("is not JSON%-encodable", (call("weird", "{}")))
+      -- validate = false: the function sees what came
+      local loose = aigc.tools({ { name = "t", parameters = WEATHER, fn = function (a) return a.days end } },
+                               { validate = false })
+      assert.equal("0", (loose:call { ["function"] = { name = "t", arguments = '{"days":0}' } }))
+    end)
+  end)
+
+  describe("the tool loop", function ()
+    local srv, client, ran
+    local ts
+
+    setup(function () srv = devserver.start() end)
+    teardown(function () srv:stop() end)
+    before_each(function ()
+      srv:reset()
+      client = aigc.client { base_url = srv.base_url, max_retries = 0 }
+      ran = {}
+      ts = aigc.tools {
+        { name = "get_weather", parameters = WEATHER, fn = function (args)
+            ran[#ran + 1] = "get_weather " .. args.city
+            return { city = args.city, sky = "sunny", celsius = 21 }
+          end },
+        { name = "get_time", fn = function () ran[#ran + 1] = "get_time"; return "12:00" end },
+        { name = "explode", fn = function () ran[#ran + 1] = "explode"; error("disk on fire", 0) end },
+      }
+    end)
+    after_each(function () client:close() end)
+
+    it("runs two parallel calls and a failing tool, and the model answers from the results", function ()
+      local res = assert(client:chat { tools = ts,
+        messages = user 'Please get_weather({"city":"Oslo"}) and get_time, then explode' })
+      assert.same({ "get_weather Oslo", "get_time", "explode" }, ran)
+      local first = res.text:match('^Here is what I found: (%b{}); 12:00; {"error":"disk on fire"}$')
+      assert.same({ city = "Oslo", sky = "sunny", celsius = 21 }, json.decode(first))
+      assert.equal(1, res.tool_rounds)
+      assert.equal(3, #res.tool_calls_made)
+      assert.same({ true, true, false }, { res.tool_calls_made[1].ok, res.tool_calls_made[2].ok,
+                                           res.tool_calls_made[3].ok })
+      assert.equal("disk on fire", res.tool_calls_made[3].error)
+      local reqs = srv:requests()
+      assert.equal(2, #reqs)
+      local second = reqs[2].body_json.messages
+      assert.equal(5, #second)
+      assert.equal("assistant", second[2].role)
+      assert.equal(3, #second[2].tool_calls)
+      for i = 1, 3 do
+        assert.equal("tool", second[2 + i].role)
+        assert.equal(second[2].tool_calls[i].id, second[2 + i].tool_call_id)
+        assert.equal(res.tool_calls_made[i].id, second[2 + i].tool_call_id)
+      end
+      assert.equal('{"error":"disk on fire"}', second[5].content)
+      assert.equal("function", reqs[1].body_json.tools[1].type)
+      assert.equal("get_weather", reqs[1].body_json.tools[1]["function"].name)
+      -- the history to keep: the assistant's calls and the three results
+      assert.equal(4, #res.tool_messages)
+      assert.equal("assistant", res.tool_messages[1].role)
+    end)
+
+    it("sends arguments that are not JSON, or break the schema, back to the model", function ()
+      local res = assert(client:chat { tools = ts,
+        messages = user 'get_weather({"city": ) and get_weather({"days": 3})' })
+      assert.same({}, ran)
+      local made = res.tool_calls_made
+      assert.matches("arguments are not valid JSON", made[1].error, 1, true)
+      assert.equal('{"city": ', made[1].raw_arguments)
+      assert.equal("invalid arguments for get_weather: $.city: required property is missing", made[2].error)
+      assert.matches("^Here is what I found: {\"error\":\"invalid arguments for get_weather", res.text)
+    end)
+
+    it("tool_errors = 'fail' ends the call with kind 'tool'", function ()
+      local res, err = client:chat { tools = ts, tool_errors = "fail", messages = user "get_time and explode" }
+      assert.is_nil(res)
+      assert.equal("tool", err.kind)
+      assert.equal("explode", err.tool)
+      assert.equal("tool explode failed: disk on fire", err.message)
+      assert.equal(2, #err.tool_calls_made)
+      assert.equal(1, #srv:requests())
+    end)
+
+    it("max_tool_rounds = 0 asks for an answer without tools; tool_choice applies to the first round", function ()
+      local res = assert(client:chat { tools = ts, max_tool_rounds = 0, messages = user "get_time" })
+      assert.same({}, ran)
+      assert.equal(0, #res.tool_calls_made)
+      assert.equal("none", srv:last().body_json.tool_choice)
+      srv:reset()
+      local r2 = assert(client:chat { tools = ts, tool_choice = "required", messages = user "anything at all" })
+      assert.same({ "get_weather Paris" }, ran)
+      local reqs = srv:requests()
+      assert.equal("required", reqs[1].body_json.tool_choice)
+      assert.is_nil(reqs[2].body_json.tool_choice)
+      assert.matches("Paris", r2.text)
+    end)
+
+    it("a reply without tool calls returns at once; a plain list of definitions passes through", function ()
+      local res = assert(client:chat { tools = ts, messages = user "Hello" })
+      assert.equal("Hello! How can I help you today?", res.text)
+      assert.equal(0, res.tool_rounds)
+      local raw = assert(client:chat { tools = ts:definitions(), messages = user "get_time" })
+      assert.same({}, ran)
+      assert.is_nil(raw.tool_calls_made)
+      assert.equal("tool_calls", raw.choices[1].finish_reason)
+      assert.equal(1, #srv:requests() - 1)
+    end)
+
+    it("derives arguments from the message when the name is written as words", function ()
+      local orders = aigc.tools { { name = "track_order",
+        parameters = { type = "object", properties = { order_id = { type = "string" } }, required = { "order_id" } },
+        fn = function (args) return "Order " .. args.order_id .. " ships tomorrow." end } }
+      local res = assert(client:chat { tools = orders, messages = user "Can you track order A-1042 for me?" })
+      assert.equal("A-1042", res.tool_calls_made[1].arguments.order_id)
+      assert.equal("Here is what I found: Order A-1042 ships tomorrow.", res.text)
+    end)
+
+    it("streams the answer through the loop", function ()
+      local deltas = {}
+      local res = assert(client:chat { tools = ts, messages = user 'get_weather({"city":"Rome"})',
+        stream = function (d) if d then deltas[#deltas + 1] = d end end })
+      assert.equal(res.text, table.concat(deltas))
+      assert.matches("Rome", res.text)
+      assert.equal(1, #res.tool_calls_made)
+      assert.is_true(srv:requests()[1].stream)
+      assert.is_true(srv:requests()[2].stream)
+    end)
+
+    it("gives the tool its call and lets it use the client (yielding inside chat_async)", function ()
+      local inner_text, info
+      local nested = aigc.tools { { name = "ask_friend", fn = function (_, call)
+        info = call
+        inner_text = assert(client:chat { messages = user "What is the capital of Italy?" }).text
+        return inner_text
+      end } }
+      local req = client:chat_async { tools = nested, messages = user "ask_friend please" }
+      local frames = 0
+      while pending(req) do client:step(0); frames = frames + 1 end
+      assert.is_true(frames > 1)
+      local res = assert(req:result())
+      assert.equal("The capital of Italy is Rome.", inner_text)
+      assert.equal("Here is what I found: The capital of Italy is Rome.", res.text)
+      assert.equal("ask_friend", info.name)
+      assert.equal(1, info.round)
+      assert.equal(client, info.client)
+      assert.equal(3, #srv:requests())
+    end)
+
+    it("chat_async gives an aigc.request-like object driven by step()", function ()
+      local done_with
+      local req = client:chat_async { tools = ts, messages = user "get_time",
+        headers = { ["x-aigc-fault"] = "delay=50" }, on_done = function (r) done_with = r end }
+      assert.equal("running", req:status())
+      assert.is_nil(req:result())
+      assert.matches("^aigc.dialogue_request %(running, chat%)", tostring(req))
+      while pending(req) do client:step(0.01) end
+      assert.equal("done", req:status())
+      local res = assert(req:result())
+      assert.equal(res, done_with)
+      assert.equal("Here is what I found: 12:00", res.text)
+      assert.equal(res, (req:wait()))
+      local failed
+      local bad = client:chat_async { tools = ts, messages = user "get_time",
+        headers = { ["x-aigc-fault"] = "status=400" }, on_error = function (e) failed = e end }
+      local r2, e2 = bad:wait()
+      assert.is_nil(r2)
+      assert.equal("failed", bad:status())
+      assert.equal(400, e2.status)
+      assert.equal(e2, failed)
+    end)
+
+    it("cancel stops the loop: the request in flight is closed, no tool runs", function ()
+      local req = client:chat_async { tools = ts, messages = user "get_time",
+        headers = { ["x-aigc-fault"] = "delay=5000" } }
+      local t0 = aigc.now()
+      while srv:stats().open_now < 1 and aigc.now() - t0 < 5 do client:step(0.01) end
+      assert.is_true(req:cancel("changed my mind"))
+      assert.equal("canceled", req:status())
+      local _, err = req:result()
+      assert.equal("canceled", err.kind)
+      assert.equal("changed my mind", err.message)
+      assert.is_false(req:cancel())
+      t0 = aigc.now()
+      while srv:stats().client_closed_total < 1 and aigc.now() - t0 < 5 do client:step(0.01) end
+      assert.equal(1, srv:stats().client_closed_total)
+      for _ = 1, 5 do client:step(0.01) end
+      assert.same({}, ran)
+      do
+        local closing <close> = client:chat_async { tools = ts, messages = user "get_time",
+          headers = { ["x-aigc-fault"] = "delay=5000" } }
+        assert.equal("running", closing:status())
+        t0 = aigc.now()
+        while srv:stats().open_now < 1 and aigc.now() - t0 < 5 do client:step(0.01) end
+      end
+      t0 = aigc.now()
+      while srv:stats().client_closed_total < 2 and aigc.now() - t0 < 5 do client:step(0.01) end
+      assert.equal(2, srv:stats().client_closed_total)
+    end)
+
+    it("a task waiting on it wakes when it ends, also when it is canceled", function ()
+      local got, got_err
+      local req = client:chat_async { tools = ts, messages = user "get_time" }
+      client:spawn(function () got = req:wait() end)
+      local req2 = client:chat_async { tools = ts, messages = user "get_time",
+        headers = { ["x-aigc-fault"] = "delay=5000" } }
+      client:spawn(function () local _; _, got_err = req2:wait() end)
+      while pending(req) do client:step(0.01) end
+      for _ = 1, 3 do client:step(0.01) end
+      assert.equal("Here is what I found: 12:00", got.text)
+      assert.is_nil(got_err)
+      req2:cancel()
+      for _ = 1, 3 do client:step(0.01) end
+      assert.equal("canceled", got_err.kind)
+    end)
+
+    it("a finished dialogue request is garbage", function ()
+      local weak = setmetatable({}, { __mode = "v" })
+      do
+        local req = client:chat_async { tools = ts, messages = user "get_time" }
+        assert(req:wait())
+        weak[1] = req
+      end
+      for _ = 1, 3 do client:step(0) end
+      collectgarbage()
+      collectgarbage()
+      assert.is_nil(weak[1])
+    end)
+
+    it("raises on misuse", function ()
+      assert.has_error(function () client:chat { tools = ts, messages = user "x", max_tool_rounds = -1 } end,
+        "bad argument #1 to 'chat' (params.max_tool_rounds must be an integer >= 0)")
+      assert.has_error(function () client:chat_async { tools = ts, messages = user "x", tool_errors = "x" } end,
+        "bad argument #1 to 'chat_async' (params.tool_errors must be 'report' or 'fail')")
+      assert.has_error(function () client:chat { tools = ts, messages = user "x", on_done = 1 } end,
+        "bad argument #1 to 'chat' (params.on_done must be a function)")
+    end)
+  end)
+end)
