@@ -146,6 +146,7 @@ struct aigc_request {
   double idle_deadline;         /* streams: abort if no byte by then, or 0 */
   double done_deadline;         /* after [DONE]: finish by then, or 0 */
   int delivered;                /* stream events delivered to Lua: no retry */
+  int stale;                    /* restarts on a new connection (not retries) */
   aigc_abort abort_reason;
 
   /* response of the current attempt */

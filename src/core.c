@@ -44,6 +44,11 @@ static int core_array (lua_State *L) {
   else {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
+    if (lua_getmetatable(L, 1)) {   /* never replace (or bypass) another's metatable */
+      luaL_getmetatable(L, AIGC_ARRAY_MT);
+      luaL_argcheck(L, lua_rawequal(L, -1, -2), 1, "the table already has another metatable");
+      lua_pop(L, 2);
+    }
   }
   luaL_setmetatable(L, AIGC_ARRAY_MT);
   return 1;

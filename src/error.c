@@ -79,18 +79,25 @@ void aigc_push_scrubbed (lua_State *L, const char *s, size_t len, const char *se
   luaL_pushresult(&b);
 }
 
-/* Adds field `name` of the error at idx, if it is a string or number. */
-static int add_field (lua_State *L, luaL_Buffer *b, int idx, const char *name,
-                      const char *before, const char *after) {
+/*
+** Pushes field `name` of the error at idx on one line (CR and LF become
+** spaces) and returns 1, if it is a string or a number; else pushes
+** nothing and returns 0. The copy is made in a buffer of its own, with the
+** field's value anchored below it: a luaL_Buffer must not have values
+** pushed above it between its operations (that corrupts it once it grows
+** past LUAL_BUFFERSIZE, e.g. with a server's 2 kB error message).
+*/
+static int push_field (lua_State *L, int idx, const char *name) {
   int t = lua_getfield(L, idx, name);
   if (t == LUA_TSTRING || t == LUA_TNUMBER) {
     size_t len, i;
     const char *s = lua_tolstring(L, -1, &len);
-    luaL_addstring(b, before);
-    for (i = 0; i < len; i++)   /* one line: newlines become spaces */
-      luaL_addchar(b, (s[i] == '\n' || s[i] == '\r') ? ' ' : s[i]);
-    luaL_addstring(b, after);
-    lua_pop(L, 1);
+    luaL_Buffer b;
+    char *p = luaL_buffinitsize(L, &b, len);
+    for (i = 0; i < len; i++)
+      p[i] = (s[i] == '\n' || s[i] == '\r') ? ' ' : s[i];
+    luaL_pushresultsize(&b, len);
+    lua_remove(L, -2);
     return 1;
   }
   lua_pop(L, 1);
@@ -99,32 +106,57 @@ static int add_field (lua_State *L, luaL_Buffer *b, int idx, const char *name,
 
 /*
 ** __tostring: "aigc: <kind> error[ <status>]: <message>[ (code <code>)][ [request <id>]]".
-** The message is cut at its first line (a callback's traceback stays in
-** err.traceback).
+** The message is cut at its first line end, CR or LF (a callback's
+** traceback stays in err.traceback). Built as pieces on the stack, then
+** one concat.
 */
 static int error_tostring (lua_State *L) {
-  luaL_Buffer b;
-  size_t len;
-  const char *msg;
+  int n = 1;
   luaL_checktype(L, 1, LUA_TTABLE);
-  luaL_buffinit(L, &b);
-  luaL_addstring(&b, "aigc: ");
-  if (!add_field(L, &b, 1, "kind", "", " error"))
-    luaL_addstring(&b, "error");
-  add_field(L, &b, 1, "status", " ", "");
-  luaL_addstring(&b, ": ");
-  if (lua_getfield(L, 1, "message") == LUA_TSTRING) {
-    const char *nl;
-    msg = lua_tolstring(L, -1, &len);
-    nl = (const char *)memchr(msg, '\n', len);
-    luaL_addlstring(&b, msg, nl ? (size_t)(nl - msg) : len);
+  lua_settop(L, 1);
+  luaL_checkstack(L, 16, "aigc error tostring");
+  lua_pushliteral(L, "aigc: ");
+  if (push_field(L, 1, "kind")) {
+    lua_pushliteral(L, " error");
+    n += 2;
   }
-  else
-    luaL_addstring(&b, "(no message)");
-  lua_pop(L, 1);
-  add_field(L, &b, 1, "code", " (code ", ")");
-  add_field(L, &b, 1, "request_id", " [request ", "]");
-  luaL_pushresult(&b);
+  else {
+    lua_pushliteral(L, "error");
+    n++;
+  }
+  if (push_field(L, 1, "status")) {
+    lua_pushliteral(L, " ");
+    lua_insert(L, -2);
+    n += 2;
+  }
+  lua_pushliteral(L, ": ");
+  n++;
+  if (lua_getfield(L, 1, "message") == LUA_TSTRING) {
+    size_t len, cut = 0;
+    const char *msg = lua_tolstring(L, -1, &len);
+    while (cut < len && msg[cut] != '\n' && msg[cut] != '\r')
+      cut++;
+    lua_pushlstring(L, msg, cut);
+    lua_remove(L, -2);
+  }
+  else {
+    lua_pop(L, 1);
+    lua_pushliteral(L, "(no message)");
+  }
+  n++;
+  if (push_field(L, 1, "code")) {
+    lua_pushliteral(L, " (code ");
+    lua_insert(L, -2);
+    lua_pushliteral(L, ")");
+    n += 3;
+  }
+  if (push_field(L, 1, "request_id")) {
+    lua_pushliteral(L, " [request ");
+    lua_insert(L, -2);
+    lua_pushliteral(L, "]");
+    n += 3;
+  }
+  lua_concat(L, n);
   return 1;
 }
 

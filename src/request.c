@@ -100,6 +100,10 @@ static size_t on_header (char *buf, size_t size, size_t nitems, void *ud) {
   aigc_request *r = (aigc_request *)ud;
   size_t len = size * nitems, nlen, i;
   const char *colon, *v, *vend;
+  /* Header bytes are bytes: a stream's idle limit counts from the last
+     one (libcurl hands us whole lines, the finest grain it offers). */
+  if (r->idle_deadline > 0)
+    r->idle_deadline = aigc_now() + r->timeout;
   if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
     /* A new response (after 1xx, or a retry): forget the previous one. */
     const char *sp = (const char *)memchr(buf, ' ', len);
@@ -423,7 +427,7 @@ static void notify (lua_State *L, int eidx, int ridx, aigc_request *r) {
 static int run_final_callback (lua_State *L, int eidx, int ridx, aigc_request *r,
                                int slot, int vidx) {
   vidx = lua_absindex(L, vidx);
-  if (lua_getiuservalue(L, ridx, slot) != LUA_TFUNCTION) {
+  if (lua_getiuservalue(L, ridx, slot) == LUA_TNIL) {   /* else a function or callable */
     lua_pop(L, 1);
     return 0;
   }
@@ -697,6 +701,29 @@ static int finish_transfer (lua_State *L, int eidx, int ridx, aigc_request *r) {
   if (status > 0)
     r->status = status;
 
+  /* A reused keep-alive connection that answers with something that is
+     not HTTP at all was carrying bytes from before this request (a server
+     that sent more than its Content-Length; libcurl before 8.x reuses such
+     a connection). The connection was at fault, not the request: start
+     again once on a new connection, as libcurl does for a reused
+     connection found dead. */
+  if ((r->curl_code == CURLE_UNSUPPORTED_PROTOCOL || r->curl_code == CURLE_WEIRD_SERVER_REPLY)
+      && r->status == 0 && !r->delivered && r->stale == 0 && r->easy != NULL
+      && r->engine != NULL && !r->engine->closed) {
+    long connects = 1;
+    if (curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK && connects == 0) {
+      aigc_engine_log(L, eidx, "warn", "a reused connection answered with garbage (%s): "
+                      "starting again on a new connection", r->errbuf[0] ? r->errbuf : "not HTTP");
+      r->stale++;
+      curl_easy_setopt(r->easy, CURLOPT_FRESH_CONNECT, 1L);
+      r->retry_at = aigc_now() + 0.000001;
+      r->idle_deadline = 0;
+      r->transfer_done = 0;
+      aigc_buf_clear(&r->resp);
+      return 0;
+    }
+  }
+
   if (r->abort_reason == AIGC_ABORT_LIMIT) {
     char msg[128];
     snprintf(msg, sizeof msg, "the response is larger than max_response_bytes (%zu bytes)",
@@ -791,7 +818,7 @@ static int finish_transfer (lua_State *L, int eidx, int ridx, aigc_request *r) {
     else {
       aigc_json_push(L, &v);
       decorate_result(L, r);
-      if (r->stream && lua_getiuservalue(L, ridx, AIGC_RQ_STREAM) != LUA_TFUNCTION)
+      if (r->stream && lua_getiuservalue(L, ridx, AIGC_RQ_STREAM) == LUA_TNIL)
         lua_pop(L, 1);
       else if (r->stream) {
         /* Asked to stream, the server answered in one piece: deliver it as
@@ -919,7 +946,7 @@ static int handle_event (lua_State *L, int eidx, int ridx, aigc_request *r,
   if (r->accum.chunks == before)
     return 0;   /* skipped (an Azure content-filter event) */
   r->delivered = 1;
-  if (lua_getiuservalue(L, ridx, AIGC_RQ_STREAM) != LUA_TFUNCTION) {
+  if (lua_getiuservalue(L, ridx, AIGC_RQ_STREAM) == LUA_TNIL) {   /* else a function or callable */
     lua_pop(L, 1);
     return 0;
   }

@@ -17,7 +17,7 @@ local coroutine_running, coroutine_status = coroutine.running, coroutine.status
 local coroutine_yield = coroutine.yield
 local error, getenv, pairs, ipairs, next = error, os.getenv, pairs, ipairs, next
 local getmetatable, setmetatable, tostring, type = getmetatable, setmetatable, tostring, type
-local math_type, string_format = math.type, string.format
+local string_format = string.format
 local table_concat, table_remove, table_sort = table.concat, table.remove, table.sort
 
 local M = {}
@@ -52,6 +52,21 @@ local function argerror (fname, msg, level)
   error(string_format("bad argument #1 to '%s' (%s)", fname, msg), level + 1)
 end
 
+--- The type name of v for messages: its metatable's __name, else type(v).
+local function typename (v)
+  local mt = getmetatable(v)
+  if type(mt) == "table" and type(rawget(mt, "__name")) == "string" then return mt.__name end
+  return type(v)
+end
+
+--- Raises, as luaL_checkudata would, unless `self` is a client: a method
+-- called with `.` instead of `:`, or on another object.
+local function check_client (self, fname)
+  if type(self) ~= "table" or type(rawget(self, "_engine")) ~= "userdata" then
+    error(string_format("calling '%s' on bad self (aigc.client expected, got %s)", fname, typename(self)), 3)
+  end
+end
+
 --- An environment variable, with "" meaning unset.
 local function env (name)
   local v = getenv(name)
@@ -62,7 +77,7 @@ end
 --- Refuses CR, LF and NUL in header names and values: no header injection.
 local function check_header (name, value, fname)
   if type(name) ~= "string" or name == "" or name:find("[%c%s:\128-\255]") then
-    argerror(fname, "invalid header name " .. string_format("%q", tostring(name)), 3)
+    argerror(fname, "invalid header name " .. (string_format("%q", tostring(name)):gsub("\\\n", "\\n")), 3)
   end
   if type(value) == "number" then value = tostring(value) end
   if type(value) ~= "string" then
@@ -170,6 +185,9 @@ function M.new (opts)
   if not base_url:lower():find("^https?://[^/]") then
     argerror("client", "base_url must be an http:// or https:// URL", 3)
   end
+  if base_url:find("[%c%s]") then
+    argerror("client", "base_url contains a space or a control character (CR, LF, NUL...)", 3)
+  end
   base_url = base_url:gsub("/+$", "")
 
   for _, field in ipairs { "timeout", "connect_timeout" } do
@@ -180,10 +198,9 @@ function M.new (opts)
   end
   for _, field in ipairs { "max_retries", "max_concurrency", "max_response_bytes" } do
     local v = opts[field]
-    if v ~= nil and (math_type(v) ~= "integer" or v < 0) then
-      if not (math_type(v) == "float" and v == v // 1 and v >= 0) then
-        argerror("client", field .. " must be an integer >= 0", 3)
-      end
+    -- (1e300 and inf are floats with no integer value: refused, not defaulted)
+    if v ~= nil and (math.tointeger(v) == nil or v < 0) then
+      argerror("client", field .. " must be an integer >= 0", 3)
     end
   end
   if opts.max_response_bytes == 0 then
@@ -193,9 +210,10 @@ function M.new (opts)
   -- Default headers, in order; names are merged case-insensitively.
   local names, lines = {}, {}
   local function set (name, value)
+    value = check_header(name, value, "client")
     local key = name:lower()
     if lines[key] == nil then names[#names + 1] = key end
-    lines[key] = name .. ": " .. check_header(name, value, "client")
+    lines[key] = name .. ": " .. value
   end
   set("Accept", "application/json")
   set("Content-Type", "application/json")
@@ -436,8 +454,21 @@ local function await (self, req)
 end
 
 -- req:wait() inside a task yields too (the C wait blocks).
-local c_wait = core.request_methods.wait
+local request_methods = core.request_methods
+local c_wait = request_methods.wait
 core.request_methods.wait = function (req, timeout)
+  local mt = type(req) == "userdata" and getmetatable(req)
+  if not mt or mt.__index ~= request_methods then
+    error(string_format("calling 'wait' on bad self (aigc.request expected, got %s)", typename(req)), 2)
+  end
+  if timeout ~= nil then
+    local t = tonumber(timeout)
+    if t == nil then
+      error(string_format("bad argument #1 to 'wait' (number expected, got %s)", typename(timeout)), 2)
+    elseif t ~= t or t < 0 then   -- (NaN too)
+      error("bad argument #1 to 'wait' (timeout must be a number >= 0)", 2)
+    end
+  end
   local co = coroutine_running()
   local client = tasks[co]
   if client == nil or timeout ~= nil or client._engine ~= req:_engine() then
@@ -466,6 +497,7 @@ end
 -- end)
 -- while client:step(0.01) > 0 do end
 function Client:spawn (fn, ...)
+  check_client(self, "spawn")
   if type(fn) ~= "function" then
     argerror("spawn", "function expected, got " .. type(fn), 2)
   end
@@ -480,6 +512,7 @@ end
 -- elsewhere it drives the engine meanwhile.
 -- @tparam number seconds
 function Client:sleep (seconds)
+  check_client(self, "sleep")
   if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then
     argerror("sleep", "seconds must be a number >= 0", 2)
   end
@@ -545,6 +578,7 @@ end
 -- local res, err = client:chat { messages = { { role = "user", content = "Hi" } }, temperature = 0.7 }
 -- if not res then print(err.kind, err.message) else print(res.text) end
 function Client:chat (params)
+  check_client(self, "chat")
   params = chat_params(params, "chat")
   if layered(params) then return require("aigc.dialogue").chat(self, params) end
   return await(self, submit(self, "chat", params))
@@ -559,6 +593,7 @@ end
 -- local res = client:complete { prompt = "What is the capital of France?", max_tokens = 10 }
 -- print(res.choices[1].text)
 function Client:complete (params)
+  check_client(self, "complete")
   params = completion_params(params, "complete")
   return await(self, submit(self, "completion", params))
 end
@@ -572,6 +607,7 @@ end
 -- local req = client:chat_async { messages = msgs, stream = function (d) io.write(d or "") end }
 -- while req:status() == "running" or req:status() == "queued" do client:step(0.016) end
 function Client:chat_async (params)
+  check_client(self, "chat_async")
   params = chat_params(params, "chat_async")
   if layered(params) then return require("aigc.dialogue").chat_async(self, params) end
   return submit(self, "chat", params)
@@ -581,6 +617,7 @@ end
 -- @tparam table|string params
 -- @treturn aigc.request
 function Client:complete_async (params)
+  check_client(self, "complete_async")
   params = completion_params(params, "complete_async")
   return submit(self, "completion", params)
 end
@@ -591,6 +628,7 @@ end
 -- @treturn[2] aigc.error err
 -- @usage for _, m in ipairs(assert(client:models()).data) do print(m.id) end
 function Client:models ()
+  check_client(self, "models")
   return await(self, submit(self, "get", nil, "/models"))
 end
 
@@ -601,6 +639,7 @@ end
 -- @treturn[2] aigc.error err
 -- @usage local res = client:embeddings { input = "hello", model = "text-embedding-3-small" }
 function Client:embeddings (params)
+  check_client(self, "embeddings")
   if type(params) ~= "table" then
     argerror("embeddings", "table expected, got " .. type(params), 2)
   end
@@ -616,11 +655,15 @@ end
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
 function Client:request (method, path, body)
+  check_client(self, "request")
   if method ~= "GET" and method ~= "POST" then
     argerror("request", "method must be 'GET' or 'POST'", 2)
   end
   if type(path) ~= "string" then
     error("bad argument #2 to 'request' (path must be a string)", 2)
+  end
+  if path:find("[%c%s]") then
+    error("bad argument #2 to 'request' (path contains a space or a control character: percent-encode it)", 2)
   end
   if method == "GET" then
     return await(self, submit(self, "get", nil, path))
@@ -663,6 +706,7 @@ end
 -- for delta in s do io.write(delta) end
 -- print(s:result().usage.total_tokens)
 function Client:stream (params)
+  check_client(self, "stream")
   local kind = "chat"
   if type(params) == "table" and params.messages == nil and params.prompt ~= nil then
     kind = "completion"
@@ -753,6 +797,7 @@ end
 -- @usage
 -- function love.update(dt) client:step(0) end
 function Client:step (timeout, budget)
+  check_client(self, "step")
   local sleepers = self._sleepers
   local nsleep = #sleepers
   if nsleep > 0 and type(timeout) == "number" and timeout > 0 then
@@ -773,12 +818,14 @@ end
 --- The number of requests queued or running.
 -- @treturn integer
 function Client:active ()
+  check_client(self, "active")
   return self._engine:active()
 end
 
 --- Closes the client: pending requests fail with kind "canceled", tasks
 -- waiting on them are resumed, connections are closed. Idempotent.
 function Client:close ()
+  check_client(self, "close")
   self._engine:close()
 end
 
@@ -793,6 +840,7 @@ Client.__close = Client.close
 -- @tparam function socket_fn
 -- @tparam function timer_fn
 function Client:watch (socket_fn, timer_fn)
+  check_client(self, "watch")
   return self._engine:watch(socket_fn, timer_fn)
 end
 
@@ -801,18 +849,21 @@ end
 -- @tparam[opt] string events
 -- @treturn integer
 function Client:act (fd, events)
+  check_client(self, "act")
   return self._engine:act(fd, events)
 end
 
 --- The sockets libcurl waits on now: `{ [fd] = "in" | "out" | "inout" }`.
 -- @treturn table
 function Client:sockets ()
+  check_client(self, "sockets")
   return self._engine:sockets()
 end
 
 --- Seconds until the engine next needs `act()` (or `step()`), or nil.
 -- @treturn number|nil
 function Client:timeout ()
+  check_client(self, "timeout")
   return self._engine:timeout()
 end
 
