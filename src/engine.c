@@ -999,6 +999,7 @@ static double opt_seconds (lua_State *L, int t, const char *field, double def) {
   if (lua_getfield(L, t, field) != LUA_TNIL) {
     int isnum;
     v = (double)lua_tonumberx(L, -1, &isnum);
+    isnum = isnum && lua_type(L, -1) == LUA_TNUMBER;   /* not "1" */
     if (!isnum || !(v > 0) || v > 1e9)
       luaL_error(L, "bad config field '%s' (a number of seconds > 0 expected)", field);
   }
@@ -1012,6 +1013,7 @@ static lua_Integer opt_count (lua_State *L, int t, const char *field, lua_Intege
   if (lua_getfield(L, t, field) != LUA_TNIL) {
     int isnum;
     v = lua_tointegerx(L, -1, &isnum);
+    isnum = isnum && lua_type(L, -1) == LUA_TNUMBER;   /* not "1" */
     if (!isnum || v < lo || v > hi)
       luaL_error(L, "bad config field '%s' (an integer in %I..%I expected)", field, lo, hi);
   }

@@ -1073,6 +1073,7 @@ static double opt_param_seconds (lua_State *L, int t, const char *field, double 
   if (lua_getfield(L, t, field) != LUA_TNIL) {
     int isnum;
     v = (double)lua_tonumberx(L, -1, &isnum);
+    isnum = isnum && lua_type(L, -1) == LUA_TNUMBER;   /* not "1" */
     if (!isnum || !(v > 0) || v > 1e9)
       luaL_error(L, "bad params.%s (a number of seconds > 0 expected, got %s)",
                  field, isnum ? lua_tostring(L, -1) : luaL_typename(L, -1));
@@ -1087,6 +1088,7 @@ static lua_Integer opt_param_int (lua_State *L, int t, const char *field, lua_In
   if (lua_getfield(L, t, field) != LUA_TNIL) {
     int isnum;
     v = lua_tointegerx(L, -1, &isnum);
+    isnum = isnum && lua_type(L, -1) == LUA_TNUMBER;   /* not "1" */
     if (!isnum || v < lo || v > hi)
       luaL_error(L, "bad params.%s (an integer in %I..%I expected)", field, lo, hi);
   }

@@ -516,6 +516,7 @@ function Client:sleep (seconds)
   if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then
     argerror("sleep", "seconds must be a number >= 0", 2)
   end
+  self._engine:active()   -- raises on a closed client, as every method does
   local co = coroutine_running()
   if tasks[co] == self then
     local sleepers = self._sleepers
