@@ -123,13 +123,26 @@ static void check (const sink *s) {
     die("unexpected response content");
 }
 
+/*
+** The same request headers as aigc sends, in its order (a User-Agent of
+** the same length, Accept-Encoding from CURLOPT_ACCEPT_ENCODING): the
+** floor does the same work on the wire, libcurl formats the same bytes.
+*/
 static struct curl_slist *headers (int stream) {
   struct curl_slist *h = NULL;
-  h = curl_slist_append(h, "Content-Type: application/json");
   h = curl_slist_append(h, stream ? "Accept: text/event-stream" : "Accept: application/json");
+  h = curl_slist_append(h, "Content-Type: application/json");
+  h = curl_slist_append(h, "User-Agent: floor/0.1.0 Lua/5.4 libcurl/" LIBCURL_VERSION);
   h = curl_slist_append(h, "Authorization: Bearer sk-bench");
   h = curl_slist_append(h, "Expect:");
   return h;
+}
+
+/* What every handle of the floor sets once, as aigc does for its own. */
+static void common_options (CURL *h, struct curl_slist *hdr) {
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
 }
 
 static void report (int n, double wall, double cpu_s, long chunks) {
@@ -149,10 +162,9 @@ static void run_seq (const char *url, int n) {
   int i, total = WARMUP + n;
   double t0 = 0, c0 = 0;
   curl_easy_setopt(h, CURLOPT_URL, url);
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+  common_options(h, hdr);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   for (i = 0; i < total; i++) {
     int blen;
     long status = 0;
@@ -208,11 +220,10 @@ static void run_multi (const char *url, int n, int k) {
     CURL *h = curl_easy_init();
     slots[i].h = h;
     curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    common_options(h, hdr);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &slots[i].s);
     curl_easy_setopt(h, CURLOPT_PRIVATE, (void *)&slots[i]);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     start_slot(m, &slots[i], started++);
   }
   while (done < total) {
@@ -325,10 +336,9 @@ static void run_stream (const char *url, int n) {
   long chunks = 0;
   double t0 = 0, c0 = 0;
   curl_easy_setopt(h, CURLOPT_URL, url);
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+  common_options(h, hdr);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_sse);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &st);
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   for (i = 0; i < total; i++) {
     int blen;
     if (i == WARMUP / 10) {

@@ -275,7 +275,7 @@ void aigc_engine_ready (aigc_engine *e, aigc_request *r);
 void aigc_engine_unready (aigc_engine *e, aigc_request *r);
 void aigc_engine_start (aigc_engine *e, aigc_request *r);
 void aigc_engine_release (aigc_engine *e, aigc_request *r);
-CURL *aigc_engine_take_easy (aigc_engine *e);
+CURL *aigc_engine_take_easy (aigc_engine *e, int *fresh);
 void aigc_engine_recycle_easy (aigc_engine *e, CURL *easy);
 void aigc_engine_hold (lua_State *L, int eidx, aigc_request *r, int ridx, int strong);
 void aigc_engine_drop (lua_State *L, int eidx, aigc_request *r);

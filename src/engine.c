@@ -462,8 +462,12 @@ void aigc_engine_release (aigc_engine *e, aigc_request *r) {
   start_queued(e);
 }
 
-/* An easy handle for a new request: an idle one, else a new one (or NULL). */
-CURL *aigc_engine_take_easy (aigc_engine *e) {
+/*
+** An easy handle for a new request: an idle one (*fresh = 0: it has the
+** engine's options already), else a new one (*fresh = 1), or NULL.
+*/
+CURL *aigc_engine_take_easy (aigc_engine *e, int *fresh) {
+  *fresh = e->neasy_pool == 0;
   if (e->neasy_pool > 0)
     return e->easy_pool[--e->neasy_pool];
   return curl_easy_init();

@@ -58,28 +58,54 @@ static const char *find_header (const aigc_request *r, const char *name, size_t 
   return NULL;
 }
 
-/* Pushes a table of every response header (repeated ones joined by ", "). */
+/* Whether the header name at p (of length nlen) appears before p in r->hdrs. */
+static int seen_before (const aigc_request *r, const char *p, size_t nlen) {
+  const char *q = r->hdrs.data;
+  while (q < p) {
+    size_t qlen = strlen(q);
+    const char *value = q + qlen + 1;
+    if (qlen == nlen && memcmp(q, p, nlen) == 0)
+      return 1;
+    q = value + strlen(value) + 1;
+  }
+  return 0;
+}
+
+/*
+** Pushes a table of every response header (repeated ones joined by ", ").
+** Each name is made a Lua string once and the table is sized exactly: a
+** lookup in the table per header (for the rare repeated name) cost a fifth
+** of building it, so repeats are found in C first.
+*/
 static void push_headers (lua_State *L, const aigc_request *r) {
-  const char *p = r->hdrs.data, *end = p + r->hdrs.len;
-  lua_createtable(L, 0, 12);
-  if (p == NULL)
+  const char *p = r->hdrs.data, *end = p + r->hdrs.len, *q;
+  uint64_t seen = 0;
+  int n = 0;
+  if (p == NULL) {
+    lua_createtable(L, 0, 0);
     return;
+  }
+  for (q = p; q < end; q++)   /* two NULs per header */
+    n += *q == '\0';
+  lua_createtable(L, 0, n / 2);
   while (p < end) {
     size_t nlen = strlen(p);
     const char *value = p + nlen + 1;
     size_t vlen = strlen(value);
+    /* A 64-bit filter of the names so far: most names skip the scan. */
+    uint64_t bit = (uint64_t)1 << ((nlen * 7 + (unsigned char)p[0] + (nlen ? (unsigned char)p[nlen - 1] : 0)) & 63);
+    int again = (seen & bit) != 0 && seen_before(r, p, nlen);
+    seen |= bit;
     lua_pushlstring(L, p, nlen);
-    if (lua_rawget(L, -2) == LUA_TSTRING) {
+    if (again) {
+      lua_pushvalue(L, -1);
+      lua_rawget(L, -3);
       lua_pushliteral(L, ", ");
       lua_pushlstring(L, value, vlen);
       lua_concat(L, 3);
     }
-    else {
-      lua_pop(L, 1);
+    else
       lua_pushlstring(L, value, vlen);
-    }
-    lua_pushlstring(L, p, nlen);
-    lua_insert(L, -2);
     lua_rawset(L, -3);
     p = value + vlen + 1;
   }
@@ -453,6 +479,8 @@ static void clear_callbacks (lua_State *L, int ridx) {
 /* The transfer is over for good: its easy handle goes back to the engine. */
 static void recycle_easy (aigc_engine *e, aigc_request *r) {
   if (r->easy != NULL && !r->in_multi) {
+    if (r->stale)   /* the only per-attempt option: not for the next request */
+      curl_easy_setopt(r->easy, CURLOPT_FRESH_CONNECT, 0L);
     aigc_engine_recycle_easy(e, r->easy);
     r->easy = NULL;
   }
@@ -1146,23 +1174,23 @@ static char *dup_url (lua_State *L, const aigc_engine *e, const char *path, cons
 }
 
 /*
-** Sets every option of the transfer. The handle may have served an earlier
-** request of this engine (aigc_engine_take_easy), so every option that can
-** differ between two requests is set here each time, never left to the
-** default.
+** Sets the options of the transfer. A handle fresh from curl_easy_init gets
+** every option; one that served an earlier request of this engine (see
+** aigc_engine_take_easy) already has those that depend on the engine only,
+** so it gets just the ones that can differ between two requests, every
+** one of them, never left to the default (setting the rest again cost
+** ~2% of a request: libcurl copies and parses the strings each time).
 */
-static int setup_easy (aigc_request *r, const aigc_engine *e) {
+static int setup_easy (aigc_request *r, const aigc_engine *e, int fresh) {
   CURL *h = r->easy;
   CURLcode rc = CURLE_OK;
 #define SET(opt, val) do { if (rc == CURLE_OK) rc = curl_easy_setopt(h, opt, val); } while (0)
+  /* Per request. */
+  SET(CURLOPT_ERRORBUFFER, r->errbuf);
   SET(CURLOPT_URL, r->url);
   SET(CURLOPT_PRIVATE, (void *)r);
-  SET(CURLOPT_WRITEFUNCTION, on_write);
   SET(CURLOPT_WRITEDATA, (void *)r);
-  SET(CURLOPT_HEADERFUNCTION, on_header);
   SET(CURLOPT_HEADERDATA, (void *)r);
-  SET(CURLOPT_ERRORBUFFER, r->errbuf);
-  SET(CURLOPT_NOSIGNAL, 1L);
   SET(CURLOPT_HTTPHEADER, r->headers ? r->headers
                           : (r->stream && e->stream_headers) ? e->stream_headers : e->headers);
   if (r->method_get) {
@@ -1177,6 +1205,15 @@ static int setup_easy (aigc_request *r, const aigc_engine *e) {
   /* Non-streamed calls have a total deadline; a stream only an idle one
      (the engine's own timer), never a total. */
   SET(CURLOPT_TIMEOUT_MS, r->stream ? 0L : (long)ceil(r->timeout * 1000.0));
+  if (rc != CURLE_OK)
+    return -1;
+  if (!fresh)
+    return 0;
+
+  /* Per engine: the same for every request of this client. */
+  SET(CURLOPT_WRITEFUNCTION, on_write);
+  SET(CURLOPT_HEADERFUNCTION, on_header);
+  SET(CURLOPT_NOSIGNAL, 1L);
   SET(CURLOPT_FOLLOWLOCATION, 0L);   /* never replay a POST, never leak a key */
   SET(CURLOPT_TCP_KEEPALIVE, 1L);
   SET(CURLOPT_ACCEPT_ENCODING, "");
@@ -1186,7 +1223,7 @@ static int setup_easy (aigc_request *r, const aigc_engine *e) {
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 #endif
-  if (strncmp(r->url, "https:", 6) == 0)
+  if (strncmp(e->base_url, "https:", 6) == 0)
     curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);   /* prefer one HTTP/2 connection */
   if (e->insecure) {
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
@@ -1216,7 +1253,7 @@ static const char *const kind_names[] = { "chat", "completion", "json", "get", N
 int aigc_request_submit (lua_State *L) {
   aigc_engine *e = aigc_check_engine(L, 1);
   aigc_kind kind = (aigc_kind)luaL_checkoption(L, 2, NULL, kind_names);
-  int has_params = !lua_isnoneornil(L, 3), ridx, stream = 0, strong = 0;
+  int has_params = !lua_isnoneornil(L, 3), ridx, stream = 0, strong = 0, fresh;
   const char *path = NULL, *query = e->query;
   aigc_request *r;
 
@@ -1304,10 +1341,10 @@ int aigc_request_submit (lua_State *L) {
     else if (aigc_buf_append(&r->body, "{}", 2) != 0)
       return luaL_error(L, "not enough memory");
   }
-  r->easy = aigc_engine_take_easy(e);
+  r->easy = aigc_engine_take_easy(e, &fresh);
   if (r->easy == NULL)
     return luaL_error(L, "curl_easy_init failed");
-  if (setup_easy(r, e) != 0)
+  if (setup_easy(r, e, fresh) != 0)
     return luaL_error(L, "could not configure the transfer (a bad ca_file, ca_path or proxy?)");
 
   /* From here on nothing raises: hand it to the engine. */
