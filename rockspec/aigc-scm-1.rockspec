@@ -40,8 +40,10 @@ build = {
     ["aigc"] = "lua/aigc/init.lua",
     ["aigc.client"] = "lua/aigc/client.lua",
     ["aigc.devserver"] = "lua/aigc/devserver.lua",
+    ["aigc.conversation"] = "lua/aigc/conversation.lua",
     ["aigc.dialogue"] = "lua/aigc/dialogue.lua",
     ["aigc.schema"] = "lua/aigc/schema.lua",
+    ["aigc.strategy"] = "lua/aigc/strategy.lua",
     ["aigc.tools"] = "lua/aigc/tools.lua",
   },
 }

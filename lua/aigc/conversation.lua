@@ -1,0 +1,778 @@
+--- Conversations: a dialogue's history, kept to a token budget.
+--
+-- A conversation records the user's inputs and the model's replies (the
+-- system message first) and sends them with each new input. Before each
+-- request it trims the history to `max_context_tokens` as estimated by a
+-- pluggable token estimator: the system message, the first `keep_first`
+-- and the last `keep_last` turns always stay; the turns between go oldest
+-- first. A turn is a user message and everything after it up to the next
+-- one (replies, tool calls and their results), so a tool call is never
+-- separated from its result. With `summarize`, the dropped turns are
+-- condensed (by the model, or by a function) into a system message sent
+-- in their place. `conv.messages` always keeps the whole history.
+--
+-- Params in `params` (and per call) go with every request: a toolset in
+-- `tools` runs the tool loop and records its messages; a `schema` makes
+-- every reply structured (`res.parsed`); `stream` streams.
+--
+-- @classmod aigc.conversation
+-- @usage
+-- local conv = aigc.conversation { client = client, system = "You are a helpful tutor.",
+--                                  max_context_tokens = 3000, keep_last = 4 }
+-- print(assert(conv:say "What is a monad?"))
+-- print(assert(conv:say("Shorter, please.", { stream = function (d) io.write(d or "") end })))
+
+local core = require "aigc.core"
+local client_mod = require "aigc.client"
+local dialogue = require "aigc.dialogue"
+
+local null, array = core.null, core.array
+local json_encode, json_decode = core.json.encode, core.json.decode
+local error, getmetatable, ipairs, pairs, pcall, setmetatable, tostring, type =
+  error, getmetatable, ipairs, pairs, pcall, setmetatable, tostring, type
+local math_ceil, math_type = math.ceil, math.type
+local string_format = string.format
+local table_concat = table.concat
+local utf8_codes, utf8_len = utf8.codes, utf8.len
+local await = client_mod.await
+
+local M = {}
+
+local Conversation = {}
+Conversation.__index = Conversation
+Conversation.__name = "aigc.conversation"
+
+--- Default tokens added per message (role, separators), as OpenAI counts.
+M.MESSAGE_OVERHEAD = 4
+--- Default token budget for a summary of dropped turns.
+M.SUMMARY_TOKENS = 200
+--- The prompt the default summarizer sends as its system message.
+M.SUMMARY_PROMPT = "Condense the conversation below into a short summary for your own memory. Keep names, "
+  .. "facts, numbers, decisions and open questions; drop greetings and small talk. Reply with the summary only."
+--- The prefix of the system message that carries a summary.
+M.SUMMARY_PREFIX = "Summary of the earlier conversation: "
+
+local function argerror (fname, msg, level)
+  error(string_format("bad argument #1 to '%s' (%s)", fname, msg), level + 1)
+end
+
+
+-- {======================================================
+-- Token estimates
+-- =======================================================
+
+-- Scripts written without spaces between words, where tokenizers give
+-- about one token per character: CJK ideographs, kana, Hangul, and
+-- full-width forms.
+local function is_cjk (c)
+  return (c >= 0x2E80 and c <= 0x9FFF) or (c >= 0xAC00 and c <= 0xD7AF) or (c >= 0x1100 and c <= 0x11FF)
+      or (c >= 0xF900 and c <= 0xFAFF) or (c >= 0xFF00 and c <= 0xFFEF) or (c >= 0x20000 and c <= 0x3FFFF)
+end
+
+--- The default token estimate of a text: about 4 characters per token for
+-- ASCII (English, code), 1 token per CJK character, 2 characters per token
+-- for other scripts (accented Latin, Cyrillic, Greek, Arabic...), rounded up.
+-- Bytes that are not UTF-8 count as 4 per token.
+-- @tparam string text
+-- @treturn integer
+-- @usage conversation.estimate_text("Hello, world") --> 3
+-- conversation.estimate_text("你好世界") --> 4
+function M.estimate_text (text)
+  if text == "" then return 0 end
+  if not utf8_len(text) then return math_ceil(#text / 4) end
+  local ascii, wide, other = 0, 0, 0
+  for _, c in utf8_codes(text) do
+    if c < 0x80 then ascii = ascii + 1
+    elseif is_cjk(c) then wide = wide + 1
+    else other = other + 1 end
+  end
+  return math_ceil(ascii / 4 + other / 2) + wide
+end
+
+local estimate_text = M.estimate_text
+
+-- Tokens of a content value (a string, a list of parts, or null).
+local function content_tokens (content, est)
+  if type(content) == "string" then return est(content) end
+  if type(content) ~= "table" then return 0 end
+  local n = 0
+  for _, part in ipairs(content) do
+    if type(part) == "string" then n = n + est(part)
+    elseif type(part) == "table" then
+      if type(part.text) == "string" then n = n + est(part.text)
+      elseif part.type == "image_url" or part.image_url ~= nil then n = n + 85   -- a low-detail image
+      elseif part.type == "input_audio" then n = n + 100
+      else
+        local ok, s = pcall(json_encode, part)
+        if ok then n = n + est(s) end
+      end
+    end
+  end
+  return n
+end
+
+--- The estimated tokens of one message with a text estimator.
+-- @tparam table msg
+-- @tparam[opt] function est text -> tokens (default `estimate_text`)
+-- @tparam[opt] integer overhead per message (default `MESSAGE_OVERHEAD`)
+-- @treturn integer
+-- @usage conversation.estimate_message { role = "user", content = "Hi" } --> 5
+function M.estimate_message (msg, est, overhead)
+  est = est or estimate_text
+  local n = (overhead or M.MESSAGE_OVERHEAD) + content_tokens(msg.content, est)
+  if type(msg.name) == "string" then n = n + est(msg.name) + 1 end
+  if type(msg.tool_calls) == "table" then
+    for _, call in ipairs(msg.tool_calls) do
+      local f = type(call) == "table" and call["function"] or nil
+      if type(f) == "table" then
+        n = n + 3 + (type(f.name) == "string" and est(f.name) or 0)
+          + (type(f.arguments) == "string" and est(f.arguments) or 0)
+      end
+    end
+  end
+  return n
+end
+
+-- }======================================================
+
+
+-- {======================================================
+-- Construction
+-- =======================================================
+
+local OPTIONS = {
+  client = "table", model = "string", system = "string", params = "table", messages = "table",
+  max_context_tokens = "number", keep_first = "number", keep_last = "number",
+  estimate = "function", message_overhead = "number",
+  summarize = true, summary_tokens = "number",
+}
+
+local function is_client (v)
+  local mt = getmetatable(v)
+  return type(mt) == "table" and mt.__name == "aigc.client"
+end
+
+local function deep_copy (v)
+  if type(v) ~= "table" then return v end
+  local t = {}
+  for k, x in pairs(v) do t[k] = deep_copy(x) end
+  return setmetatable(t, getmetatable(v))
+end
+
+local function check_options (opts, fname, level)
+  for k, v in pairs(opts) do
+    local want = OPTIONS[k]
+    if want == nil then argerror(fname, "unknown option '" .. tostring(k) .. "'", level) end
+    if want ~= true and type(v) ~= want then
+      argerror(fname, string_format("option '%s' must be a %s, got %s", k, want, type(v)), level)
+    end
+  end
+  if opts.client ~= nil and not is_client(opts.client) then
+    argerror(fname, "option 'client' must be an aigc.client", level)
+  end
+  for _, k in ipairs { "max_context_tokens", "keep_first", "keep_last", "message_overhead", "summary_tokens" } do
+    local v = opts[k]
+    if v ~= nil and (math_type(v) ~= "integer" or v < 0) then
+      argerror(fname, "option '" .. k .. "' must be an integer >= 0", level)
+    end
+  end
+  local s = opts.summarize
+  if s ~= nil and s ~= true and s ~= false and type(s) ~= "function" then
+    argerror(fname, "option 'summarize' must be true, false or a function", level)
+  end
+end
+
+local function new (opts, fname, level)
+  if type(opts) ~= "table" then argerror(fname, "table expected, got " .. type(opts), level) end
+  check_options(opts, fname, level + 1)
+  if opts.client == nil then argerror(fname, "option 'client' is required", level) end
+  local self = setmetatable({
+    --- The client requests go to.
+    client = opts.client,
+    --- The model (nil: the client's default).
+    model = opts.model,
+    --- The system prompt (nil: none).
+    system = opts.system,
+    --- Params sent with every request (per-call params override them).
+    params = opts.params or {},
+    --- The whole history, the system message first.
+    messages = array {},
+    max_context_tokens = opts.max_context_tokens,
+    keep_first = opts.keep_first or 0,
+    keep_last = opts.keep_last or 1,
+    message_overhead = opts.message_overhead or M.MESSAGE_OVERHEAD,
+    estimate = opts.estimate or estimate_text,
+    summarize = opts.summarize or nil,
+    summary_tokens = opts.summary_tokens or M.SUMMARY_TOKENS,
+    --- The summary of dropped turns: `{ text =, from =, to = }` (history indexes), or nil.
+    summary = nil,
+    --- What the last request sent: `{ tokens =, messages =, dropped =, summarized = }`.
+    last_context = nil,
+  }, Conversation)
+  if opts.messages then
+    for i, m in ipairs(opts.messages) do
+      if type(m) ~= "table" or type(m.role) ~= "string" then
+        argerror(fname, "option 'messages': message " .. i .. " must be a table with a role", level)
+      end
+      self.messages[i] = m
+    end
+  elseif self.system then
+    self.messages[1] = { role = "system", content = self.system }
+  end
+  return self
+end
+
+--- Creates a conversation. Also `aigc.conversation { ... }`.
+-- @tparam table opts
+--
+--  - `client` (required), `model`, `system` (the system prompt),
+--  - `params`: sent with every request (`temperature`, `tools`, `schema`, ...),
+--  - `messages`: a history to start from (instead of `system`),
+--  - `max_context_tokens`: the prompt's token budget (nil: no trimming),
+--  - `keep_first` (0), `keep_last` (1): turns never dropped; the new turn always stays,
+--  - `estimate = function(text) -> tokens` (default `estimate_text`),
+--    `message_overhead` (4 per message),
+--  - `summarize`: `true` (the model condenses the dropped turns) or
+--    `function(messages, previous_summary, conv) -> text | nil, err`;
+--    `summary_tokens` (200): the room kept for it, and the model's max_tokens.
+-- @treturn aigc.conversation
+-- @usage
+-- local conv = aigc.conversation { client = client, system = "Be brief.", max_context_tokens = 2000,
+--                                  keep_first = 1, keep_last = 3, summarize = true }
+function M.new (opts)
+  local conv = new(opts, "conversation", 3)
+  return conv
+end
+
+-- }======================================================
+
+
+-- {======================================================
+-- Turns and trimming
+-- =======================================================
+
+local function user_message (input, fname, level)
+  local t = type(input)
+  if t == "string" then return { role = "user", content = input } end
+  if t == "table" then
+    if input.role ~= nil then
+      if type(input.role) ~= "string" then argerror(fname, "message role must be a string", level) end
+      return input
+    end
+    if input[1] ~= nil then return { role = "user", content = input } end   -- content parts
+  end
+  argerror(fname, "string, content parts or message expected, got " .. t, level)
+end
+
+-- The number of leading system/developer messages.
+local function head_count (msgs)
+  local h = 0
+  while msgs[h + 1] and (msgs[h + 1].role == "system" or msgs[h + 1].role == "developer") do h = h + 1 end
+  return h
+end
+
+-- Turns after the head: { {from =, to =}, ... } (message indexes). A turn
+-- starts at each user message; what comes before the first one is a turn
+-- of its own.
+local function turns_of (msgs, h)
+  local turns = {}
+  for i = h + 1, #msgs do
+    if msgs[i].role == "user" or #turns == 0 then
+      turns[#turns + 1] = { from = i, to = i }
+    else
+      turns[#turns].to = i
+    end
+  end
+  return turns
+end
+
+function Conversation:_cost (msg)
+  return M.estimate_message(msg, self.estimate, self.message_overhead)
+end
+
+--- The estimated prompt tokens of a list of messages (default: the history).
+-- @tparam[opt] table messages
+-- @treturn integer
+-- @usage print(conv:tokens())
+function Conversation:tokens (messages)
+  local n = 0
+  for _, m in ipairs(messages or self.messages) do n = n + self:_cost(m) end
+  return n
+end
+
+-- The plan for `msgs` within the budget: which turns stay. `reserve` is
+-- room kept for a summary message.
+local function plan (self, msgs, reserve)
+  local cost = {}
+  local total = 0
+  for i, m in ipairs(msgs) do
+    cost[i] = self:_cost(m)
+    total = total + cost[i]
+  end
+  local h = head_count(msgs)
+  local turns = turns_of(msgs, h)
+  local budget = self.max_context_tokens
+  local nt = #turns
+  local p = { h = h, turns = turns, cost = cost, total = total, keep_from = 1, drop_to = 0 }
+  if budget == nil or total <= budget or nt == 0 then return p end
+  local function turn_cost (t)
+    local n = 0
+    for i = t.from, t.to do n = n + cost[i] end
+    return n
+  end
+  local kf = math.min(self.keep_first, nt - 1)
+  local kl = math.max(1, math.min(self.keep_last, nt - kf))
+  local required = 0
+  for i = 1, h do required = required + cost[i] end
+  for t = 1, kf do required = required + turn_cost(turns[t]) end
+  for t = nt - kl + 1, nt do required = required + turn_cost(turns[t]) end
+  local avail = budget - required - (reserve or 0)
+  local keep_from = nt - kl + 1
+  for t = nt - kl, kf + 1, -1 do
+    local c = turn_cost(turns[t])
+    if c > avail then break end
+    avail = avail - c
+    keep_from = t
+  end
+  p.kf, p.keep_from = kf, keep_from
+  if keep_from > kf + 1 then
+    p.drop_from, p.drop_to = turns[kf + 1].from, turns[keep_from - 1].to
+  end
+  return p
+end
+
+-- The messages a plan sends, with the summary message (if any) in place of
+-- the dropped turns.
+local function assemble (msgs, p, summary_msg)
+  local out = array {}
+  if not p.drop_from then
+    for i, m in ipairs(msgs) do out[i] = m end
+    return out
+  end
+  for i = 1, p.drop_from - 1 do out[#out + 1] = msgs[i] end
+  if summary_msg then out[#out + 1] = summary_msg end
+  for i = p.drop_to + 1, #msgs do out[#out + 1] = msgs[i] end
+  return out
+end
+
+local function transcript (msgs, from, to)
+  local lines = {}
+  for i = from, to do
+    local m = msgs[i]
+    local text = m.content
+    if type(text) == "table" then
+      local parts = {}
+      for _, part in ipairs(text) do
+        if type(part) == "table" and type(part.text) == "string" then parts[#parts + 1] = part.text end
+      end
+      text = table_concat(parts, " ")
+    elseif type(text) ~= "string" then
+      text = ""
+    end
+    if type(m.tool_calls) == "table" then
+      for _, call in ipairs(m.tool_calls) do
+        local f = call["function"] or {}
+        text = text .. string_format(" [calls %s(%s)]", tostring(f.name), tostring(f.arguments))
+      end
+    end
+    lines[#lines + 1] = m.role .. ": " .. text
+  end
+  return table_concat(lines, "\n")
+end
+
+-- The default summarizer: asks the model.
+local function model_summary (self, msgs, from, to, previous, job)
+  local text = transcript(msgs, from, to)
+  if previous then text = "Earlier summary: " .. previous .. "\n\nThen:\n" .. text end
+  local client = self.client
+  local p = {
+    model = self.model or self.params.model,
+    messages = {
+      { role = "system", content = M.SUMMARY_PROMPT },
+      { role = "user", content = text },
+    },
+    max_tokens = self.summary_tokens,
+  }
+  local req = client_mod.submit(client, "chat", p)
+  if job then job:track(req) end
+  local res, err = await(client, req)
+  if not res then return nil, err end
+  if type(res.text) ~= "string" then
+    return nil, core.error { kind = "parse", message = "the summary reply has no text" }
+  end
+  return res.text
+end
+
+-- The summary text covering messages [from, to] of msgs, reusing the
+-- cached summary when it covers a prefix of them.
+local function summary_for (self, msgs, from, to, job)
+  local s = self.summary
+  if s and s.from == from and s.to == to then return s.text end
+  local previous, start = nil, from
+  if s and s.from == from and s.to < to then previous, start = s.text, s.to + 1 end
+  local text, err
+  if type(self.summarize) == "function" then
+    local part = {}
+    for i = start, to do part[#part + 1] = msgs[i] end
+    text, err = self.summarize(part, previous, self)
+    if text ~= nil and type(text) ~= "string" then
+      text, err = nil, core.error { kind = "callback", message = "summarize must return a string, got " .. type(text) }
+    end
+  else
+    text, err = model_summary(self, msgs, start, to, previous, job)
+  end
+  if text == nil then
+    return nil, err or core.error { kind = "callback", message = "summarize returned no text" }
+  end
+  self.summary = { text = text, from = from, to = to }
+  return text
+end
+
+-- The messages to send for `msgs` (history plus the new turn): trimmed,
+-- summarized. Returns the list and the info, or nil, err.
+function Conversation:_context (msgs, job)
+  local reserve = self.summarize and self.summary_tokens or 0
+  local p = plan(self, msgs, reserve)
+  local summary_msg
+  for _ = 1, 3 do
+    if not (p.drop_from and self.summarize) then break end
+    local text, err = summary_for(self, msgs, p.drop_from, p.drop_to, job)
+    if not text then return nil, err end
+    summary_msg = { role = "system", content = M.SUMMARY_PREFIX .. text }
+    -- The summary may be longer than the room kept for it: drop more if so.
+    local again = plan(self, msgs, self:_cost(summary_msg))
+    if (again.drop_to or 0) <= p.drop_to then break end
+    p = again
+    summary_msg = nil
+  end
+  local out = assemble(msgs, p, summary_msg)
+  local info = {
+    tokens = self:tokens(out), messages = #out,
+    dropped = p.drop_from and (p.drop_to - p.drop_from + 1) or 0,
+    summarized = summary_msg ~= nil,
+  }
+  return out, info
+end
+
+--- The messages the next request would send (trimmed; summarized, which
+-- may ask the model), with `input` as the new user turn.
+-- @tparam[opt] string|table input
+-- @treturn[1] table messages
+-- @treturn[1] table info `{ tokens =, messages =, dropped =, summarized = }`
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err (from the summarizer)
+-- @usage local msgs, info = conv:context "next question"; print(info.tokens, info.dropped)
+function Conversation:context (input)
+  local msgs = {}
+  for i, m in ipairs(self.messages) do msgs[i] = m end
+  if input ~= nil then msgs[#msgs + 1] = user_message(input, "context", 3) end
+  return self:_context(msgs)
+end
+
+-- }======================================================
+
+
+-- {======================================================
+-- Saying
+-- =======================================================
+
+local function merged_params (self, params, msgs)
+  local p = {}
+  for k, v in pairs(self.params) do p[k] = v end
+  if params then for k, v in pairs(params) do p[k] = v end end
+  if p.model == nil then p.model = self.model end
+  p.messages = msgs
+  return p
+end
+
+local function assistant_message (res)
+  local choice = res.choices and res.choices[1]
+  local msg = choice and choice.message or {}
+  local m = { role = msg.role or "assistant", content = msg.content }
+  if m.content == nil then m.content = null end
+  if type(msg.tool_calls) == "table" and msg.tool_calls[1] ~= nil then m.tool_calls = msg.tool_calls end
+  return m
+end
+
+-- One exchange; commits it to the history only on success.
+function Conversation:_say (user, params, job)
+  local hist = self.messages
+  local msgs = {}
+  for i, m in ipairs(hist) do msgs[i] = m end
+  msgs[#msgs + 1] = user
+  local context, info = self:_context(msgs, job)
+  if not context then return nil, info end
+  if job and job:canceled() then return nil, job._err end
+  local client = self.client
+  local req = client:chat_async(merged_params(self, params, context))
+  if job then job:track(req) end
+  local res, err = await(client, req)
+  if job and job:canceled() then return nil, job._err end
+  if not res then return nil, err end
+  if self.messages ~= hist or #hist ~= #msgs - 1 then
+    return nil, core.error { kind = "callback", message = "the history changed while say() waited for the reply" }
+  end
+  hist[#hist + 1] = user
+  if type(res.tool_messages) == "table" then
+    for _, m in ipairs(res.tool_messages) do hist[#hist + 1] = m end
+  end
+  hist[#hist + 1] = assistant_message(res)
+  self.last_context = info
+  return res
+end
+
+function Conversation:_guarded (fn, ...)
+  if self._busy then
+    error("bad argument #1 to 'say' (the conversation is busy with another say; wait for it, or fork)", 3)
+  end
+  self._busy = true
+  local ok, res, err = pcall(fn, ...)
+  self._busy = nil
+  if not ok then error(res, 0) end
+  return res, err
+end
+
+--- Sends `input` as the next user turn and records the exchange.
+-- @tparam string|table input text, a list of content parts, or a whole message
+-- @tparam[opt] table params per-call params (override `conv.params`): `stream`, `temperature`, `tools`,
+-- `schema`...
+-- @treturn[1] string the reply's text (`""` when it has none)
+-- @treturn[1] table res the response (`res.parsed` with a schema, `res.tool_calls_made` with tools)
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err; the history is unchanged
+-- @usage
+-- local reply, res = conv:say("Where is my order A-1042?", { stream = function (d) io.write(d or "") end })
+function Conversation:say (input, params)
+  local user = user_message(input, "say", 3)
+  if params ~= nil and type(params) ~= "table" then
+    error("bad argument #2 to 'say' (table expected, got " .. type(params) .. ")", 2)
+  end
+  local res, err = self:_guarded(self._say, self, user, params, nil)
+  if not res then return nil, err end
+  return type(res.text) == "string" and res.text or "", res
+end
+
+--- Like `say`, without waiting: returns an `aigc.dialogue_request` whose
+-- result is the response (`res.text`); driven by `client:step()`. The
+-- history changes when it succeeds. One say at a time per conversation.
+-- @tparam string|table input
+-- @tparam[opt] table params
+-- @treturn aigc.dialogue_request
+-- @usage
+-- local req = conv:say_async "Hello!"
+-- while req:status() == "running" do client:step(0.016) end
+-- print(req:result().text)
+function Conversation:say_async (input, params)
+  local user = user_message(input, "say_async", 3)
+  if params ~= nil and type(params) ~= "table" then
+    error("bad argument #2 to 'say_async' (table expected, got " .. type(params) .. ")", 2)
+  end
+  if self._busy then
+    error("bad argument #1 to 'say_async' (the conversation is busy with another say; wait for it, or fork)", 2)
+  end
+  self._busy = true
+  local req = dialogue.spawn(self.client, function (job)
+    local ok, res, err = pcall(self._say, self, user, params, job)
+    self._busy = nil
+    if not ok then error(res, 0) end
+    return res, err
+  end, { kind = "say" })
+  return req
+end
+
+--- Appends a message to the history as it is (an assistant greeting, a
+-- note, a tool result).
+-- @tparam table msg
+-- @treturn aigc.conversation self
+-- @usage conv:add { role = "assistant", content = "Welcome back! How can I help?" }
+function Conversation:add (msg)
+  if type(msg) ~= "table" or type(msg.role) ~= "string" then
+    argerror("add", "message table with a role expected", 2)
+  end
+  self.messages[#self.messages + 1] = msg
+  return self
+end
+
+--- The text of the last assistant message, or nil.
+-- @treturn string|nil
+-- @usage print(conv:last_reply())
+function Conversation:last_reply ()
+  local msgs = self.messages
+  for i = #msgs, 1, -1 do
+    if msgs[i].role == "assistant" and type(msgs[i].content) == "string" then return msgs[i].content end
+  end
+  return nil
+end
+
+-- }======================================================
+
+
+-- {======================================================
+-- Branching and storage
+-- =======================================================
+
+--- An independent copy: same client, options and params, a deep copy of
+-- the history and summary. For "regenerate" and "what if".
+-- @treturn aigc.conversation
+-- @usage
+-- local what_if = conv:fork()
+-- what_if:say "And if I had said no?"   -- conv is unchanged
+function Conversation:fork ()
+  local c = setmetatable({}, Conversation)
+  for k, v in pairs(self) do c[k] = v end
+  c._busy = nil
+  local p = {}
+  for k, v in pairs(self.params) do p[k] = v end
+  c.params = p
+  c.messages = deep_copy(self.messages)
+  c.summary = deep_copy(self.summary)
+  c.last_context = deep_copy(self.last_context)
+  return c
+end
+
+--- Removes the last turn (the last user message and all after it).
+-- @treturn table|nil the removed messages, or nil when there is no turn
+-- @usage conv:undo(); conv:say "Let me rephrase that."
+function Conversation:undo ()
+  local msgs = self.messages
+  local h = head_count(msgs)
+  local u
+  for i = #msgs, h + 1, -1 do
+    if msgs[i].role == "user" then u = i; break end
+  end
+  if not u then return nil end
+  local removed = array {}
+  for i = u, #msgs do removed[#removed + 1] = msgs[i] end
+  for i = #msgs, u, -1 do msgs[i] = nil end
+  if self.summary and self.summary.to >= u then self.summary = nil end
+  return removed
+end
+
+--- Forgets everything but the system message.
+-- @treturn aigc.conversation self
+-- @usage conv:reset()
+function Conversation:reset ()
+  local msgs = array {}
+  local h = head_count(self.messages)
+  for i = 1, h do msgs[i] = self.messages[i] end
+  self.messages = msgs
+  self.summary = nil
+  self.last_context = nil
+  return self
+end
+
+local FORMAT = "aigc.conversation"
+
+-- Params that survive JSON (no functions, no toolsets, no stream).
+local function saved_params (params)
+  local out = {}
+  for k, v in pairs(params) do
+    if type(k) == "string" and k ~= "stream" and k ~= "on_done" and k ~= "on_error" and type(v) ~= "function" then
+      local mt = getmetatable(v)
+      if not (type(mt) == "table" and mt.__name == "aigc.toolset") then
+        local ok = pcall(json_encode, v)
+        if ok then out[k] = v end
+      end
+    end
+  end
+  return out
+end
+
+--- The conversation as a JSON string: history (exactly: tool calls,
+-- content parts, `aigc.null`, empty arrays, integers and floats), summary,
+-- system prompt, model, budget options and the JSON-able params. Functions
+-- (stream, estimate, summarize, tool functions) are not saved: give them
+-- again to `load`.
+-- @treturn string
+-- @usage io.open("conv.json", "w"):write(conv:save())
+function Conversation:save ()
+  local msgs = array {}
+  for i, m in ipairs(self.messages) do msgs[i] = m end
+  return json_encode {
+    format = FORMAT, version = 1,
+    model = self.model, system = self.system,
+    params = saved_params(self.params),
+    max_context_tokens = self.max_context_tokens, keep_first = self.keep_first, keep_last = self.keep_last,
+    message_overhead = self.message_overhead, summary_tokens = self.summary_tokens,
+    summarize = self.summarize == true or nil,
+    summary = self.summary,
+    messages = msgs,
+  }
+end
+
+--- Restores a conversation saved with `save`.
+-- @tparam string json
+-- @tparam aigc.client client
+-- @tparam[opt] table opts options that are not saved or that override
+-- the saved ones (`params` are merged: `tools`, `stream`, `estimate`, `summarize`...)
+-- @treturn[1] aigc.conversation
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err of kind "parse" when the text is not a saved conversation
+-- @usage
+-- local text = io.open("conv.json"):read("a")
+-- local conv = assert(aigc.conversation.load(text, client, { params = { tools = ts } }))
+function M.load (json, client, opts)
+  if type(json) ~= "string" then argerror("load", "string expected, got " .. type(json), 2) end
+  if not is_client(client) then
+    error("bad argument #2 to 'load' (aigc.client expected, got " .. type(client) .. ")", 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #3 to 'load' (table expected, got " .. type(opts) .. ")", 2)
+  end
+  local t, jerr = json_decode(json)
+  if type(t) ~= "table" or t.format ~= FORMAT or type(t.messages) ~= "table" then
+    return nil, core.error { kind = "parse",
+      message = "not a saved conversation: " .. (t == nil and tostring(jerr) or "missing format or messages") }
+  end
+  if t.version ~= 1 then
+    return nil, core.error { kind = "parse",
+                             message = "unsupported saved conversation version " .. tostring(t.version) }
+  end
+  local o = { client = client }
+  for _, k in ipairs { "model", "system", "max_context_tokens", "keep_first", "keep_last", "message_overhead",
+                       "summary_tokens" } do
+    local v = t[k]
+    if v ~= nil and v ~= null then o[k] = v end
+  end
+  if t.summarize == true then o.summarize = true end
+  local params = {}
+  if type(t.params) == "table" then for k, v in pairs(t.params) do params[k] = v end end
+  for k, v in pairs(opts or {}) do
+    if k == "params" then
+      if type(v) ~= "table" then error("bad argument #3 to 'load' (option 'params' must be a table)", 2) end
+      for pk, pv in pairs(v) do params[pk] = pv end
+    else
+      o[k] = v
+    end
+  end
+  o.params = params
+  if opts then check_options(opts, "load", 3) end
+  local ok, conv = pcall(new, o, "load", 1)
+  if not ok then
+    return nil, core.error { kind = "parse", message = "not a valid saved conversation: " .. tostring(conv) }
+  end
+  local msgs = array {}
+  for i, m in ipairs(t.messages) do
+    if type(m) ~= "table" or type(m.role) ~= "string" then
+      return nil, core.error { kind = "parse", message = "saved message " .. i .. " has no role" }
+    end
+    msgs[i] = m
+  end
+  conv.messages = msgs
+  if type(t.summary) == "table" and type(t.summary.text) == "string" then conv.summary = t.summary end
+  return conv
+end
+
+function Conversation:__tostring ()
+  return string_format("aigc.conversation (%d messages, ~%d tokens)", #self.messages, self:tokens())
+end
+
+M.Conversation = Conversation
+
+-- }======================================================
+
+-- `aigc.conversation { ... }` calls M.new.
+return setmetatable(M, { __call = function (_, opts)
+  local conv = new(opts, "conversation", 3)
+  return conv
+end })

@@ -1,0 +1,856 @@
+--- Dialogue strategies: generate, evaluate, select.
+--
+-- Each strategy is a function of one table that returns its result and the
+-- evidence behind it (the candidates, the votes, the steps, the attempts),
+-- or `nil, err` and whatever evidence there is. They block like
+-- `client:chat`; inside a task (`client:spawn`) their waits yield, so a
+-- frame loop keeps running. Requests that can go together go together:
+-- `best_of` and `vote` send their candidates at once (n non-blocking
+-- requests, or one request with `n =` when `use_n = true`), `race` starts
+-- every entry and cancels the losers.
+--
+-- `params` are chat params (a string is one user message) and may hold a
+-- toolset or a schema: the candidates then run the tool loop or come back
+-- structured.
+--
+-- @module aigc.strategy
+-- @usage
+-- local strategy = aigc.strategy
+-- local best, candidates = strategy.best_of {
+--   client = client, n = 4, params = "Write a haiku about autumn.",
+--   judge = { prompt = "Which haiku is the most vivid?" },
+-- }
+-- print(best.text, best.score)
+
+local core = require "aigc.core"
+local client_mod = require "aigc.client"
+
+local json_encode = core.json.encode
+local await, is_task_of = client_mod.await, client_mod.is_task_of
+local error, getmetatable, ipairs, next, pairs, pcall, select, setmetatable, tonumber, tostring, type =
+  error, getmetatable, ipairs, next, pairs, pcall, select, setmetatable, tonumber, tostring, type
+local math_type = math.type
+local string_format, string_lower = string.format, string.lower
+local table_concat, table_sort = table.concat, table.sort
+
+local M = {}
+
+--- The judge's instruction when ranking (the candidates follow it).
+M.RANK_PROMPT = "You are judging candidate answers to a task. Pick the best candidate: the most helpful, "
+  .. "accurate, complete and well written."
+--- The judge's instruction when scoring one candidate.
+M.SCORE_PROMPT = "You are judging an answer to a task for helpfulness, accuracy, completeness and style."
+--- The critic's instruction in `refine`.
+M.CRITIQUE_PROMPT = "Review the answer below for errors, omissions and unclear wording. List each problem "
+  .. "briefly, or reply exactly NO ISSUES if it needs no change."
+--- The instruction that asks for a revision in `refine`.
+M.REVISE_PROMPT = "Revise your answer to address this critique. Reply with the revised answer only."
+--- The classifier's instruction in `route` (the labels follow it).
+M.CLASSIFY_PROMPT = "Classify the input into exactly one of the categories. Reply with the category name only."
+
+
+-- {======================================================
+-- Helpers
+-- =======================================================
+
+local function argerror (fname, msg, level)
+  error(string_format("bad argument #1 to '%s' (%s)", fname, msg), level + 1)
+end
+
+local function is_client (v)
+  local mt = getmetatable(v)
+  return type(mt) == "table" and mt.__name == "aigc.client"
+end
+
+local function is_conversation (v)
+  local mt = getmetatable(v)
+  return type(mt) == "table" and mt.__name == "aigc.conversation"
+end
+
+local function check_spec (spec, fname, level)
+  if type(spec) ~= "table" then argerror(fname, "table expected, got " .. type(spec), level + 1) end
+end
+
+local function need_client (c, fname, what, level)
+  if not is_client(c) then argerror(fname, (what or "client") .. " must be an aigc.client", level + 1) end
+  return c
+end
+
+-- Chat params from a string or a table (copied, one level).
+local function chat_params (p, fname, what, level)
+  if type(p) == "string" then return { messages = { { role = "user", content = p } } } end
+  if type(p) ~= "table" or type(p.messages) ~= "table" then
+    argerror(fname, (what or "params") .. " must be a string or chat params with messages", level + 1)
+  end
+  local out = {}
+  for k, v in pairs(p) do out[k] = v end
+  return out
+end
+
+local function merge (...)
+  local out = {}
+  for i = 1, select("#", ...) do
+    local t = select(i, ...)
+    if t then for k, v in pairs(t) do out[k] = v end end
+  end
+  return out
+end
+
+local function positive_int (v, default, fname, what, level)
+  if v == nil then return default end
+  if math_type(v) ~= "integer" or v < 1 then argerror(fname, what .. " must be an integer >= 1", level + 1) end
+  return v
+end
+
+-- The text of a message's content (parts joined).
+local function content_text (c)
+  if type(c) == "string" then return c end
+  if type(c) ~= "table" then return "" end
+  local parts = {}
+  for _, p in ipairs(c) do
+    if type(p) == "table" and type(p.text) == "string" then parts[#parts + 1] = p.text
+    elseif type(p) == "string" then parts[#parts + 1] = p end
+  end
+  return table_concat(parts, " ")
+end
+
+-- The task the params ask for: the last user message's text.
+local function task_of (params)
+  local msgs = params.messages
+  for i = #msgs, 1, -1 do
+    if msgs[i].role == "user" then return content_text(msgs[i].content) end
+  end
+  return ""
+end
+
+local function text_of (res)
+  if type(res) ~= "table" then return nil end
+  if type(res.text) == "string" then return res.text end
+  local c = res.choices and res.choices[1]
+  if c and c.message and type(c.message.content) == "string" then return c.message.content end
+  return nil
+end
+
+local function strategy_error (kind, message, fields)
+  local t = { kind = kind, message = message }
+  for k, v in pairs(fields or {}) do t[k] = v end
+  return core.error(t)
+end
+
+-- One blocking chat (yields inside a task).
+local function chat (client, p)
+  local req = client:chat_async(p)
+  return await(client, req)
+end
+
+-- Starts n candidate requests at once and waits for them all.
+-- Returns the candidates { index =, text =, res =, err = }.
+local function generate (client, params, n, use_n, vary)
+  local cands = {}
+  if use_n then
+    local p = merge(params, { n = n })
+    local res, err = chat(client, p)
+    for i = 1, n do
+      local c = { index = i }
+      if res then
+        local choice = res.choices and res.choices[i]
+        if choice then
+          c.res = res
+          c.choice = choice
+          c.text = choice.message and type(choice.message.content) == "string" and choice.message.content or ""
+          c.parsed = choice.parsed
+        else
+          c.err = strategy_error("parse", "the server returned fewer than " .. n .. " choices")
+        end
+      else
+        c.err = err
+      end
+      cands[i] = c
+    end
+    return cands
+  end
+  local reqs = {}
+  local base_seed = math_type(params.seed) == "integer" and params.seed or 0
+  for i = 1, n do
+    local p = merge(params, { seed = base_seed + i })
+    if vary then p = vary(i, p) or p end
+    reqs[i] = client:chat_async(p)
+  end
+  for i = 1, n do
+    local res, err = await(client, reqs[i])
+    cands[i] = { index = i, res = res, err = err, text = res and (text_of(res) or "") or nil,
+                 parsed = res and res.parsed or nil }
+  end
+  return cands
+end
+
+local function first_error (cands)
+  for _, c in ipairs(cands) do if c.err then return c.err end end
+  return strategy_error("parse", "no candidate")
+end
+
+-- }======================================================
+
+
+-- {======================================================
+-- best_of
+-- =======================================================
+
+local function judge_params (spec, judge, content)
+  local p = merge({ temperature = 0 }, judge.params, { messages = { { role = "user", content = content } } })
+  if p.model == nil then p.model = spec.params.model end
+  return p
+end
+
+-- Asks one judge to name the best candidate; sets scores 1 (chosen) / 0.
+local function judge_rank (spec, judge, task, ok)
+  local lines = { judge.prompt or M.RANK_PROMPT,
+                  "Reply with the number of the best candidate only.", "", "Task:", task, "" }
+  for _, c in ipairs(ok) do
+    lines[#lines + 1] = "Candidate " .. c.index .. ":"
+    lines[#lines + 1] = c.text
+    lines[#lines + 1] = ""
+  end
+  local res, err = chat(judge.client, judge_params(spec, judge, table_concat(lines, "\n")))
+  if not res then return nil, err end
+  local reply = text_of(res) or ""
+  local chosen
+  for num in reply:gmatch("%d+") do
+    local n = tonumber(num)
+    for _, c in ipairs(ok) do if c.index == n then chosen = c end end
+    if chosen then break end
+  end
+  if not chosen then
+    return nil, strategy_error("parse", "the judge's reply names no candidate: "
+                               .. string_format("%q", reply:sub(1, 80)), { response = res })
+  end
+  for _, c in ipairs(ok) do c.score = c == chosen and 1 or 0 end
+  return { text = reply, res = res }
+end
+
+-- Asks the judge to score every candidate, all at once.
+local function judge_score (spec, judge, task, ok)
+  local reqs = {}
+  for i, c in ipairs(ok) do
+    local content = table_concat({ judge.prompt or M.SCORE_PROMPT, "", "Task:", task, "",
+      "Score the candidate from 1 to 10. Reply with the number only.", "", "Candidate:", c.text }, "\n")
+    reqs[i] = judge.client:chat_async(judge_params(spec, judge, content))
+  end
+  local scored = 0
+  local last_err
+  for i, c in ipairs(ok) do
+    local res, err = await(judge.client, reqs[i])
+    if res then
+      local reply = text_of(res) or ""
+      c.judge = { text = reply, res = res }
+      c.score = tonumber(reply:match("%-?%d+%.?%d*"))
+      if c.score then scored = scored + 1
+      else
+        last_err = strategy_error("parse", "the judge's score is not a number: "
+                                  .. string_format("%q", reply:sub(1, 80)))
+      end
+    else
+      c.judge = { err = err }
+      last_err = err
+    end
+  end
+  if scored == 0 then return nil, last_err end
+  return true
+end
+
+--- Generates `n` candidates at once and keeps the best.
+-- @tparam table spec
+--
+--  - `client` (required), `n` (default 4), `params` (chat params or a string),
+--  - `score = function(text, res, candidate) -> number`: scores each candidate, or
+--  - `judge = { client =, prompt =, params =, mode = "rank" | "score" }`: an LLM
+--    judge (client defaults to `client`); "rank" (default) asks once for the
+--    best candidate (score 1, the others 0), "score" asks for a 1-10 score per
+--    candidate, all at once,
+--  - `use_n = true`: one request with `n =` instead of n requests;
+--    otherwise candidate i gets `seed = (params.seed or 0) + i`,
+--    and `vary = function(i, params) -> params` can change more.
+-- @treturn[1] table best: the winning candidate `{ index =, text =, score =, res = }`
+-- (ties go to the lowest index)
+-- @treturn[1] table candidates: all of them, each with `score` (or `err`);
+-- `candidates.judge` holds the rank judge's reply
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+-- @treturn[2] table candidates
+-- @usage
+-- local best, all = strategy.best_of { client = client, n = 3, params = "Name a color.",
+--   score = function (text) return -#text end }   -- the shortest
+-- for _, c in ipairs(all) do print(c.index, c.score, c.text) end
+function M.best_of (spec)
+  check_spec(spec, "best_of", 2)
+  local client = need_client(spec.client, "best_of", "client", 2)
+  local params = chat_params(spec.params, "best_of", "params", 2)
+  local n = positive_int(spec.n, 4, "best_of", "n", 2)
+  local score, judge = spec.score, spec.judge
+  if score == nil and judge == nil then argerror("best_of", "score or judge is required", 2) end
+  if score ~= nil and type(score) ~= "function" then argerror("best_of", "score must be a function", 2) end
+  if judge ~= nil then
+    if type(judge) ~= "table" then argerror("best_of", "judge must be a table", 2) end
+    judge = merge(judge)
+    judge.client = judge.client or client
+    need_client(judge.client, "best_of", "judge.client", 2)
+    if judge.mode ~= nil and judge.mode ~= "rank" and judge.mode ~= "score" then
+      argerror("best_of", "judge.mode must be 'rank' or 'score'", 2)
+    end
+  end
+  if spec.vary ~= nil and type(spec.vary) ~= "function" then argerror("best_of", "vary must be a function", 2) end
+  local s = { params = params }
+
+  local cands = generate(client, params, n, spec.use_n, spec.vary)
+  local ok = {}
+  for _, c in ipairs(cands) do if not c.err then ok[#ok + 1] = c end end
+  if #ok == 0 then return nil, first_error(cands), cands end
+
+  if score then
+    for _, c in ipairs(ok) do
+      local v = score(c.text, c.res, c)
+      if v ~= nil and type(v) ~= "number" then
+        error("best_of: score must return a number, got " .. type(v), 2)
+      end
+      c.score = v
+    end
+  elseif judge.mode == "score" then
+    local done, err = judge_score(s, judge, task_of(params), ok)
+    if not done then return nil, err, cands end
+  else
+    local verdict, err = judge_rank(s, judge, task_of(params), ok)
+    if not verdict then return nil, err, cands end
+    cands.judge = verdict
+  end
+  local best
+  for _, c in ipairs(ok) do
+    if c.score ~= nil and (best == nil or c.score > best.score) then best = c end
+  end
+  if not best then return nil, strategy_error("parse", "no candidate got a score"), cands end
+  return best, cands
+end
+
+-- }======================================================
+
+
+-- {======================================================
+-- vote
+-- =======================================================
+
+--- The default answer of a candidate for `vote`: its last non-empty line,
+-- trimmed, lower-cased, without a final period.
+-- @tparam string text
+-- @treturn string|nil
+-- @usage strategy.default_extract("Let me think.\nThe answer is 4.") --> "the answer is 4"
+function M.default_extract (text)
+  local last
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    if line:find("%S") then last = line end
+  end
+  if not last then return nil end
+  last = string_lower(last:match("^%s*(.-)%s*$")):gsub("[%.!]+$", "")
+  return last
+end
+
+local function answer_key (v)
+  local t = type(v)
+  if t == "table" then
+    local ok, s = pcall(json_encode, v)
+    return "json:" .. (ok and s or tostring(v))
+  end
+  return t .. ":" .. tostring(v)
+end
+
+--- Self-consistency: asks `n` times at once and takes the majority answer.
+-- @tparam table spec `client`, `n` (default 5), `params`, `extract =
+-- function(text, res) -> answer | nil` (nil abstains; default
+-- `default_extract`), `use_n`, `vary` as in `best_of`
+-- @treturn[1] table the winner `{ answer =, count =, total =, share =, text =, index =, tally = }`:
+-- `total` counts the votes cast, `tally` lists `{ answer =, count = }` most votes first
+-- (ties: the answer seen first wins)
+-- @treturn[1] table candidates, each with its `answer`
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+-- @treturn[2] table candidates
+-- @usage
+-- local win = strategy.vote { client = client, n = 5, params = "What is 17 * 3? End with the number.",
+--   extract = function (text) return text:match("(%d+)%D*$") end }
+-- print(win.answer, win.count .. "/" .. win.total)
+function M.vote (spec)
+  check_spec(spec, "vote", 2)
+  local client = need_client(spec.client, "vote", "client", 2)
+  local params = chat_params(spec.params, "vote", "params", 2)
+  local n = positive_int(spec.n, 5, "vote", "n", 2)
+  local extract = spec.extract or M.default_extract
+  if type(extract) ~= "function" then argerror("vote", "extract must be a function", 2) end
+  if spec.vary ~= nil and type(spec.vary) ~= "function" then argerror("vote", "vary must be a function", 2) end
+  local cands = generate(client, params, n, spec.use_n, spec.vary)
+  local tally, order, total = {}, {}, 0
+  for _, c in ipairs(cands) do
+    if not c.err then
+      local a = extract(c.text, c.res)
+      if a ~= nil then
+        c.answer = a
+        total = total + 1
+        local key = answer_key(a)
+        local entry = tally[key]
+        if not entry then
+          entry = { answer = a, count = 0, first = c }
+          tally[key] = entry
+          order[#order + 1] = entry
+        end
+        entry.count = entry.count + 1
+      end
+    end
+  end
+  if total == 0 then
+    local err = first_error(cands)
+    if err.kind == "parse" or not err then err = strategy_error("parse", "no candidate gave an answer") end
+    return nil, err, cands
+  end
+  local list = {}
+  for i, e in ipairs(order) do list[i] = { answer = e.answer, count = e.count, rank = i } end
+  table_sort(list, function (a, b)
+    if a.count ~= b.count then return a.count > b.count end
+    return a.rank < b.rank
+  end)
+  for _, e in ipairs(list) do e.rank = nil end
+  local top = tally[answer_key(list[1].answer)]
+  return {
+    answer = top.answer, count = top.count, total = total, share = top.count / total,
+    text = top.first.text, index = top.first.index, tally = list,
+  }, cands
+end
+
+-- }======================================================
+
+
+-- {======================================================
+-- refine
+-- =======================================================
+
+local function default_done (critique)
+  local l = string_lower(critique)
+  return l:find("no issues", 1, true) ~= nil or l:find("^%s*lgtm") ~= nil
+end
+
+--- Draft, critique, revise: up to `rounds` critique/revision rounds, until
+-- the critic finds nothing to change.
+-- @tparam table spec
+--
+--  - `client` (required), `params` (the task, as chat params or a string),
+--  - `rounds` (default 2),
+--  - `critique`: the critic's instruction (a string, default `CRITIQUE_PROMPT`), or
+--    `function(task, draft) -> string | params`,
+--  - `revise`: the revision instruction (a string, default `REVISE_PROMPT`), or
+--    `function(task, draft, critique) -> string | params`,
+--  - `critic = { client =, params = }` another model for the critique,
+--  - `done = function(critique_text) -> boolean` (default: it says "no issues" or "LGTM").
+-- @treturn[1] table final `{ text =, res =, rounds = }` (rounds: revisions made)
+-- @treturn[1] table steps `{ {kind = "draft" | "critique" | "revision", text =, res = }, ... }`
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+-- @treturn[2] table steps so far
+-- @usage
+-- local final, steps = strategy.refine { client = client, params = "Explain TCP slow start in 3 sentences.",
+--                                        rounds = 2 }
+-- print(final.text, #steps)
+function M.refine (spec)
+  check_spec(spec, "refine", 2)
+  local client = need_client(spec.client, "refine", "client", 2)
+  local params = chat_params(spec.params, "refine", "params", 2)
+  local rounds = spec.rounds
+  if rounds == nil then rounds = 2 end
+  if math_type(rounds) ~= "integer" or rounds < 0 then argerror("refine", "rounds must be an integer >= 0", 2) end
+  local critique, revise = spec.critique or M.CRITIQUE_PROMPT, spec.revise or M.REVISE_PROMPT
+  if type(critique) ~= "string" and type(critique) ~= "function" then
+    argerror("refine", "critique must be a string or a function", 2)
+  end
+  if type(revise) ~= "string" and type(revise) ~= "function" then
+    argerror("refine", "revise must be a string or a function", 2)
+  end
+  local done = spec.done or default_done
+  if type(done) ~= "function" then argerror("refine", "done must be a function", 2) end
+  local critic = spec.critic or {}
+  if type(critic) ~= "table" then argerror("refine", "critic must be a table", 2) end
+  local critic_client = critic.client or client
+  need_client(critic_client, "refine", "critic.client", 2)
+
+  local steps = {}
+  local task = task_of(params)
+  local res, err = chat(client, params)
+  if not res then return nil, err, steps end
+  local draft = text_of(res) or ""
+  steps[1] = { kind = "draft", text = draft, res = res }
+  local made = 0
+  for _ = 1, rounds do
+    local cp
+    if type(critique) == "function" then
+      local v = critique(task, draft)
+      cp = type(v) == "table" and chat_params(v, "refine", "critique's result", 2)
+        or { messages = { { role = "user", content = tostring(v) } } }
+    else
+      cp = { messages = { { role = "user", content =
+        table_concat({ critique, "", "Task:", task, "", "Answer:", draft }, "\n") } } }
+    end
+    cp = merge({ model = params.model }, critic.params, cp)
+    local cres, cerr = chat(critic_client, cp)
+    if not cres then return nil, cerr, steps end
+    local ctext = text_of(cres) or ""
+    steps[#steps + 1] = { kind = "critique", text = ctext, res = cres }
+    if done(ctext) then break end
+    local rp
+    if type(revise) == "function" then
+      local v = revise(task, draft, ctext)
+      rp = type(v) == "table" and merge(params, chat_params(v, "refine", "revise's result", 2))
+        or nil
+      if not rp then
+        rp = merge(params)
+        local msgs = {}
+        for i, m in ipairs(params.messages) do msgs[i] = m end
+        msgs[#msgs + 1] = { role = "assistant", content = draft }
+        msgs[#msgs + 1] = { role = "user", content = tostring(v) }
+        rp.messages = msgs
+      end
+    else
+      rp = merge(params)
+      local msgs = {}
+      for i, m in ipairs(params.messages) do msgs[i] = m end
+      msgs[#msgs + 1] = { role = "assistant", content = draft }
+      msgs[#msgs + 1] = { role = "user", content = revise .. "\n\nCritique:\n" .. ctext }
+      rp.messages = msgs
+    end
+    local rres, rerr = chat(client, rp)
+    if not rres then return nil, rerr, steps end
+    draft, res = text_of(rres) or "", rres
+    made = made + 1
+    steps[#steps + 1] = { kind = "revision", text = draft, res = rres }
+  end
+  return { text = draft, res = res, rounds = made }, steps
+end
+
+-- }======================================================
+
+
+-- {======================================================
+-- fallback and race
+-- =======================================================
+
+-- The entries of a fallback/race spec: { client =, params = } each.
+local function entries_of (spec, fname, level)
+  local common = spec.params ~= nil and chat_params(spec.params, fname, "params", level + 1) or nil
+  local list = {}
+  for i, e in ipairs(spec) do
+    local entry
+    if is_client(e) then
+      entry = { client = e }
+    elseif type(e) == "table" then
+      entry = { client = e.client or spec.client, model = e.model, params = e.params, name = e.name }
+    else
+      argerror(fname, "entry " .. i .. " must be an aigc.client or a table", level + 1)
+    end
+    need_client(entry.client, fname, "entry " .. i .. "'s client", level + 1)
+    local p = merge(common, entry.params ~= nil and chat_params(entry.params, fname, "entry " .. i .. "'s params",
+                                                                 level + 1) or nil)
+    if entry.model then p.model = entry.model end
+    if type(p.messages) ~= "table" then argerror(fname, "entry " .. i .. " has no messages (params)", level + 1) end
+    entry.params, entry.index = p, i
+    list[i] = entry
+  end
+  if #list == 0 then argerror(fname, "at least one entry (a client or { client =, params = }) expected", level + 1) end
+  return list
+end
+
+--- Tries each entry in order until one succeeds: clients, models or
+-- providers as fallbacks for each other.
+-- @tparam table spec a list of entries (each an `aigc.client` or
+-- `{ client =, model =, params = }`), plus `params` (common to all),
+-- `client` (for entries that name none) and `should_fallback = function(err, entry) -> boolean`
+-- (default: always; return false to stop at errors such as a bad request)
+-- @treturn[1] table res the first success (`res.attempt` is its entry's index)
+-- @treturn[1] table attempts `{ {index =, ok =, err =, model =}, ... }` in order
+-- @treturn[2] nil
+-- @treturn[2] aigc.error the last error
+-- @treturn[2] table attempts
+-- @usage
+-- local res, attempts = strategy.fallback {
+--   params = { messages = msgs },
+--   { client = primary, model = "gpt-4o" },
+--   { client = backup, model = "llama-3.1-8b" },
+-- }
+function M.fallback (spec)
+  check_spec(spec, "fallback", 2)
+  local list = entries_of(spec, "fallback", 2)
+  local should = spec.should_fallback
+  if should ~= nil and type(should) ~= "function" then argerror("fallback", "should_fallback must be a function", 2) end
+  local attempts = {}
+  local last_err
+  for i, e in ipairs(list) do
+    local res, err = chat(e.client, e.params)
+    attempts[i] = { index = i, ok = res ~= nil, err = err, model = e.params.model, name = e.name }
+    if res then
+      res.attempt = i
+      return res, attempts
+    end
+    last_err = err
+    if should and not should(err, e) then break end
+  end
+  return nil, last_err, attempts
+end
+
+-- A one-shot signal with the shape client_mod.await expects.
+local Signal = {}
+Signal.__index = Signal
+function Signal:status () return self.fired and "done" or "running" end
+function Signal.result () return true end
+function Signal:_notify (fn) self.fn = fn end
+function Signal:fire ()
+  if self.fired then return end
+  self.fired = true
+  local fn = self.fn
+  self.fn = nil
+  if fn then fn(self) end
+end
+
+--- Starts every entry at once; the first success wins and the others are
+-- canceled. Failures do not win: the race goes on until an entry succeeds
+-- or all have failed.
+-- @tparam table spec entries and `params`, `client` as in `fallback`
+-- @treturn[1] table res the winner's response (`res.attempt` is its index)
+-- @treturn[1] table outcomes `{ {index =, status = "won" | "canceled" | "failed" | "done", err =}, ... }`,
+-- `outcomes.winner` the winner's index
+-- @treturn[2] nil
+-- @treturn[2] aigc.error the last error
+-- @treturn[2] table outcomes
+-- @usage
+-- local res, outcomes = strategy.race { params = "Hi", { client = a }, { client = b } }
+-- print(res.text, "from entry", outcomes.winner)
+function M.race (spec)
+  check_spec(spec, "race", 2)
+  local list = entries_of(spec, "race", 2)
+  local outcomes = {}
+  local reqs = {}
+  local signal = setmetatable({}, Signal)
+  local left = #list
+  local winner, last_err
+  local clients, seen = {}, {}
+  for i, e in ipairs(list) do
+    outcomes[i] = { index = i, status = "running", model = e.params.model, name = e.name }
+    if not seen[e.client] then seen[e.client] = true; clients[#clients + 1] = e.client end
+  end
+  for i, e in ipairs(list) do
+    local p = merge(e.params)
+    local user_done, user_error = p.on_done, p.on_error
+    p.on_done = function (res)
+      if winner == nil then
+        winner = i
+        outcomes[i].status = "won"
+        res.attempt = i
+        outcomes.winner = i
+        for j, r in ipairs(reqs) do
+          if j ~= i and r:cancel("lost the race") then outcomes[j].status = "canceled" end
+        end
+        signal:fire()
+      elseif outcomes[i].status == "running" then
+        outcomes[i].status = "done"
+      end
+      if user_done then user_done(res) end
+    end
+    p.on_error = function (err)
+      if outcomes[i].status == "running" then
+        outcomes[i].status, outcomes[i].err = "failed", err
+        last_err = err
+        left = left - 1
+        if left == 0 and winner == nil then signal:fire() end
+      end
+      if user_error then user_error(err) end
+    end
+    reqs[i] = e.client:chat_async(p)
+    if winner ~= nil or signal.fired then break end
+  end
+  -- Entries never started (the race was over early) count as canceled.
+  for i = #reqs + 1, #list do outcomes[i].status = "canceled" end
+  if not signal.fired then
+    local c1 = clients[1]
+    if #clients == 1 and is_task_of(c1) then
+      await(c1, signal)
+    else
+      local slice = #clients == 1 and 0.05 or 0.005
+      while not signal.fired do
+        for _, c in ipairs(clients) do c:step(slice) end
+      end
+    end
+  end
+  if winner then
+    return reqs[winner]:result(), outcomes
+  end
+  return nil, last_err, outcomes
+end
+
+-- }======================================================
+
+
+-- {======================================================
+-- route
+-- =======================================================
+
+local function escape (s) return (s:gsub("%p", "%%%0")) end
+
+-- The label a classifier reply names: the exact reply, else the first label
+-- that occurs in it as a word.
+local function find_label (reply, labels)
+  local r = string_lower(reply:match("^%s*(.-)[%s%.!]*$"))
+  for _, l in ipairs(labels) do if string_lower(l) == r then return l end end
+  local best, at
+  for _, l in ipairs(labels) do
+    local s = string_lower(reply):find("%f[%w_]" .. escape(string_lower(l)) .. "%f[^%w_]")
+    if s and (at == nil or s < at) then best, at = l, s end
+  end
+  return best
+end
+
+local function llm_classify (c, labels, input)
+  local content = table_concat({ c.prompt or M.CLASSIFY_PROMPT,
+    "Categories: " .. table_concat(labels, ", "), "Input: " .. input }, "\n")
+  local p = merge({ temperature = 0 }, c.params, { messages = { { role = "user", content = content } } })
+  local res, err = chat(c.client, p)
+  if not res then return nil, err end
+  local reply = text_of(res) or ""
+  return find_label(reply, labels), reply, res
+end
+
+local function make_router (spec, fname, level)
+  check_spec(spec, fname, level + 1)
+  local routes = spec.routes
+  if type(routes) ~= "table" or next(routes) == nil then
+    argerror(fname, "routes must be a non-empty table", level + 1)
+  end
+  local labels = {}
+  if spec.labels ~= nil then
+    if type(spec.labels) ~= "table" then argerror(fname, "labels must be a list", level + 1) end
+    for i, l in ipairs(spec.labels) do
+      if routes[l] == nil then argerror(fname, "label '" .. tostring(l) .. "' has no route", level + 1) end
+      labels[i] = l
+    end
+  else
+    for k in pairs(routes) do
+      if type(k) ~= "string" then argerror(fname, "route names must be strings", level + 1) end
+      labels[#labels + 1] = k
+    end
+    table_sort(labels)
+  end
+  for name, h in pairs(routes) do
+    if type(h) ~= "function" and not is_conversation(h) and type(h) ~= "table" then
+      argerror(fname, "route '" .. tostring(name) .. "' must be a function, a conversation or chat params", level + 1)
+    end
+    if type(h) == "table" and not is_conversation(h) and h.client ~= nil then
+      need_client(h.client, fname, "route '" .. tostring(name) .. "'s client", level + 1)
+    end
+  end
+  local classify = spec.classify
+  if type(classify) == "table" then
+    classify = merge(classify)
+    classify.client = classify.client or spec.client
+    need_client(classify.client, fname, "classify.client", level + 1)
+  elseif type(classify) ~= "function" then
+    argerror(fname, "classify must be a function or { client =, prompt =, params = }", level + 1)
+  end
+  if spec.default ~= nil and routes[spec.default] == nil then
+    argerror(fname, "default '" .. tostring(spec.default) .. "' is not a route", level + 1)
+  end
+
+  return function (input)
+    local info = {}
+    local label, err
+    if type(classify) == "function" then
+      label, err = classify(input)
+      if label == nil and err ~= nil then return nil, err, info end
+    else
+      local reply, res
+      label, reply, res = llm_classify(classify, labels, input)
+      if label == nil and res == nil then return nil, reply, info end
+      info.label, info.response = reply, res
+    end
+    local name = label
+    if name == nil or routes[name] == nil then name = spec.default end
+    if name == nil then
+      return nil, strategy_error("route", "no route for " .. string_format("%q", tostring(label))), info
+    end
+    info.route = name
+    local h = routes[name]
+    if type(h) == "function" then
+      local out, herr = h(input, info)
+      if out == nil and herr ~= nil then return nil, herr, info end
+      return out, info
+    elseif is_conversation(h) then
+      local text, res = h:say(input)
+      if not text then return nil, res, info end
+      info.res = res
+      return text, info
+    else
+      local p = merge(h)
+      local c = p.client or spec.client
+      p.client = nil
+      local msgs = {}
+      for i, m in ipairs(p.messages or {}) do msgs[i] = m end
+      if p.system then table.insert(msgs, 1, { role = "system", content = p.system }); p.system = nil end
+      msgs[#msgs + 1] = { role = "user", content = input }
+      p.messages = msgs
+      if not is_client(c) then
+        error(string_format("route: route '%s' has no client (set it, or spec.client)", name), 2)
+      end
+      local res, rerr = chat(c, p)
+      if not res then return nil, rerr, info end
+      return res, info
+    end
+  end
+end
+
+--- Classifies the input and hands it to the matching route.
+-- @tparam table spec
+--
+--  - `input` (required for `route`),
+--  - `classify = function(input) -> route_name | nil, err`, or
+--    `classify = { client =, prompt =, params = }`: the model picks one of the
+--    route names (the reply's exact label, else the first label it mentions),
+--  - `routes = { name = handler, ... }`: a handler is
+--    `function(input, info) -> result`, a conversation (`conv:say(input)`,
+--    the result is the reply text), or chat params `{ client =, system =,
+--    messages =, ... }` (the input is appended as the user message; the
+--    result is the response),
+--  - `default`: the route when the label matches none, `labels`: the order
+--    of the labels shown to the model, `client`: for handlers that name none.
+-- @return[1] the handler's result
+-- @treturn[1] table info `{ route =, label = (the classifier's reply), response = }`
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err (kind "route" when no route matches and there is no default)
+-- @treturn[2] table info
+-- @usage
+-- local res, info = strategy.route {
+--   input = "My parcel never arrived", client = client,
+--   classify = { client = client },
+--   routes = { orders = { system = "You handle orders." }, other = { system = "You are helpful." } },
+--   default = "other",
+-- }
+-- print(info.route, res.text)
+function M.route (spec)
+  check_spec(spec, "route", 2)
+  if spec.input == nil then argerror("route", "input is required", 2) end
+  local router = make_router(spec, "route", 2)
+  return router(spec.input)
+end
+
+--- A reusable `route`: returns `function(input) -> result, info`.
+-- @tparam table spec as `route`, without `input`
+-- @treturn function
+-- @usage
+-- local handle = strategy.router { classify = classify, routes = routes, default = "other" }
+-- local out, info = handle "How do I reset my password?"
+function M.router (spec)
+  local router = make_router(spec, "router", 2)
+  return router
+end
+
+-- }======================================================
+
+return M

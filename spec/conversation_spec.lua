@@ -1,0 +1,475 @@
+-- aigc.conversation against the bundled server: history, trimming to a
+-- token budget, summaries, fork/undo/reset, save/load, tools and schemas
+-- inside conversations, the non-blocking form.
+local aigc = require "aigc"
+local conversation = require "aigc.conversation"
+local devserver = require "devserver"
+
+warn("@on")
+
+local json = aigc.json
+
+-- Structural equality that also checks array marks, aigc.null and number subtypes.
+local function exact (a, b, path)
+  path = path or "$"
+  if type(a) ~= type(b) then return false, path .. ": " .. type(a) .. " vs " .. type(b) end
+  if type(a) == "number" then
+    if math.type(a) ~= math.type(b) or a ~= b then return false, path .. ": " .. a .. " vs " .. b end
+    return true
+  end
+  if type(a) ~= "table" then
+    if a ~= b then return false, path .. ": " .. tostring(a) .. " vs " .. tostring(b) end
+    return true
+  end
+  -- JSON kinds: a marked table or a non-empty sequence is an array
+  local function kind (t) return (aigc.is_array(t) or #t > 0) and "array" or "object" end
+  if kind(a) ~= kind(b) then return false, path .. ": " .. kind(a) .. " vs " .. kind(b) end
+  for k, v in pairs(a) do
+    local ok, why = exact(v, b[k], path .. "." .. tostring(k))
+    if not ok then return false, why end
+  end
+  for k in pairs(b) do
+    if a[k] == nil then return false, path .. "." .. tostring(k) .. ": missing" end
+  end
+  return true
+end
+
+local function roles (msgs)
+  local out = {}
+  for i, m in ipairs(msgs) do out[i] = m.role end
+  return table.concat(out, " ")
+end
+
+local function contents (msgs)
+  local out = {}
+  for i, m in ipairs(msgs) do out[i] = type(m.content) == "string" and m.content or json.encode(m.content) end
+  return out
+end
+
+describe("aigc.conversation", function ()
+  local srv, client
+
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+  before_each(function ()
+    srv:reset()
+    client = aigc.client { base_url = srv.base_url, max_retries = 0 }
+  end)
+  after_each(function () client:close() end)
+
+  describe("saying", function ()
+    it("records both turns after the system message and sends the whole history", function ()
+      local conv = aigc.conversation { client = client, system = "You are terse.", model = "aigc-dev" }
+      assert.equal("aigc.conversation", getmetatable(conv).__name)
+      local reply, res = conv:say "Hello"
+      assert.equal("Hello! How can I help you today?", reply)
+      assert.equal(reply, res.text)
+      local reply2 = assert(conv:say "What is the capital of France?")
+      assert.equal("The capital of France is Paris.", reply2)
+      assert.equal("system user assistant user assistant", roles(conv.messages))
+      assert.equal("You are terse.", conv.messages[1].content)
+      local body = srv:last().body_json
+      assert.equal("aigc-dev", body.model)
+      assert.same({ "You are terse.", "Hello", "Hello! How can I help you today?",
+                    "What is the capital of France?" }, contents(body.messages))
+      assert.equal(reply2, conv:last_reply())
+      assert.matches("^aigc.conversation %(5 messages, ~%d+ tokens%)$", tostring(conv))
+    end)
+
+    it("leaves the history unchanged when a say fails", function ()
+      local conv = aigc.conversation { client = client, system = "S" }
+      assert(conv:say "Hello")
+      local before = json.encode(conv.messages)
+      local reply, err = conv:say("Are you there?", { headers = { ["x-aigc-fault"] = "status=503" } })
+      assert.is_nil(reply)
+      assert.equal(503, err.status)
+      assert.equal(before, json.encode(conv.messages))
+      assert.equal(3, #conv.messages)
+      assert(conv:say "Hello again")
+      assert.equal(5, #conv.messages)
+    end)
+
+    it("passes params (conversation-wide and per call) and streams", function ()
+      local conv = aigc.conversation { client = client, params = { temperature = 0, max_tokens = 50 } }
+      local deltas = {}
+      local reply = assert(conv:say("Tell me a joke", { max_tokens = 5,
+        stream = function (d) if d then deltas[#deltas + 1] = d end end }))
+      assert.equal(reply, table.concat(deltas))
+      local body = srv:last().body_json
+      assert.equal(0, body.temperature)
+      assert.equal(5, body.max_tokens)
+      assert.is_true(body.stream)
+      assert.equal("user assistant", roles(conv.messages))
+    end)
+
+    it("takes content parts and whole messages as input", function ()
+      local conv = aigc.conversation { client = client }
+      assert(conv:say { { type = "text", text = "Hello" },
+                        { type = "image_url", image_url = { url = "data:image/png;base64,AAAA" } } })
+      assert.matches("1 image", conv:last_reply(), 1, true)
+      assert(conv:say { role = "user", name = "ada", content = "Echo: named" })
+      assert.equal("ada", srv:last().body_json.messages[3].name)
+      assert.equal("named", conv:last_reply())
+    end)
+
+    it("say_async returns a request; the history changes when it succeeds", function ()
+      local conv = aigc.conversation { client = client }
+      local req = conv:say_async "Hello"
+      assert.equal(0, #conv.messages)
+      assert.has_error(function () conv:say "again" end,
+        "bad argument #1 to 'say' (the conversation is busy with another say; wait for it, or fork)")
+      local res = assert(req:wait())
+      assert.equal("Hello! How can I help you today?", res.text)
+      assert.equal(2, #conv.messages)
+      local slow = conv:say_async("Hi", { headers = { ["x-aigc-fault"] = "delay=3000" } })
+      for _ = 1, 3 do client:step(0.01) end
+      slow:cancel()
+      assert.equal("canceled", slow:status())
+      for _ = 1, 3 do client:step(0.01) end
+      assert.equal(2, #conv.messages)
+      assert(conv:say "Goodbye")   -- not busy any more
+      assert.equal(4, #conv.messages)
+    end)
+
+    it("works inside a task while a frame loop steps", function ()
+      local conv = aigc.conversation { client = client }
+      local replies = {}
+      client:spawn(function ()
+        replies[1] = conv:say "Hello"
+        replies[2] = conv:say "Tell me a joke"
+      end)
+      local frames = 0
+      while client:step(0) > 0 do frames = frames + 1 end
+      assert.is_true(frames > 1)
+      assert.equal(2, #replies)
+      assert.equal(4, #conv.messages)
+    end)
+
+    it("raises on misuse, naming the argument", function ()
+      assert.has_error(function () aigc.conversation "x" end,
+        "bad argument #1 to 'conversation' (table expected, got string)")
+      assert.has_error(function () aigc.conversation {} end,
+        "bad argument #1 to 'conversation' (option 'client' is required)")
+      assert.has_error(function () aigc.conversation { client = {} } end,
+        "bad argument #1 to 'conversation' (option 'client' must be an aigc.client)")
+      assert.has_error(function () aigc.conversation { client = client, keep_last = -1 } end,
+        "bad argument #1 to 'conversation' (option 'keep_last' must be an integer >= 0)")
+      assert.has_error(function () aigc.conversation { client = client, colour = 1 } end,
+        "bad argument #1 to 'conversation' (unknown option 'colour')")
+      assert.has_error(function () aigc.conversation { client = client, summarize = "yes" } end,
+        "bad argument #1 to 'conversation' (option 'summarize' must be true, false or a function)")
+      local conv = aigc.conversation { client = client }
+      assert.has_error(function () conv:say(42) end,
+        "bad argument #1 to 'say' (string, content parts or message expected, got number)")
+      assert.has_error(function () conv:say("x", "y") end, "bad argument #2 to 'say' (table expected, got string)")
+      assert.has_error(function () conv:add "x" end, "bad argument #1 to 'add' (message table with a role expected)")
+    end)
+  end)
+
+  describe("token estimates", function ()
+    it("counts ~4 ASCII characters, 1 CJK character, 2 other characters per token", function ()
+      assert.equal(0, conversation.estimate_text(""))
+      assert.equal(3, conversation.estimate_text("Hello, world"))
+      assert.equal(25, conversation.estimate_text(string.rep("word ", 20)))
+      assert.equal(4, conversation.estimate_text("你好世界"))
+      assert.equal(6, conversation.estimate_text("こんにちは、"))
+      assert.equal(5, conversation.estimate_text("안녕하세요"))
+      assert.equal(3, conversation.estimate_text("привет"))
+      assert.equal(5, conversation.estimate_text("Hi 你好世界"))   -- 3 ASCII -> 1, plus 4
+      assert.equal(1, conversation.estimate_text("\xff\xfe"))
+    end)
+
+    it("counts messages with overhead, names, tool calls and images", function ()
+      assert.equal(5, conversation.estimate_message { role = "user", content = "Hi" })
+      assert.equal(4, conversation.estimate_message { role = "assistant", content = aigc.null })
+      assert.equal(4 + 1 + 1 + 1, conversation.estimate_message { role = "user", content = "Hi", name = "ada" })
+      local call = { id = "c", type = "function", ["function"] = { name = "get_time", arguments = '{"tz":1}' } }
+      assert.equal(4 + 3 + 2 + 2,
+        conversation.estimate_message { role = "assistant", content = aigc.null, tool_calls = { call } })
+      assert.equal(4 + 1 + 85, conversation.estimate_message { role = "user", content = {
+        { type = "text", text = "Hi" }, { type = "image_url", image_url = { url = "x" } } } })
+      assert.equal(10 + 1, conversation.estimate_message({ role = "user", content = "Hi" }, nil, 10))
+    end)
+
+    it("is pluggable: estimate and message_overhead", function ()
+      local seen = {}
+      local conv = aigc.conversation { client = client, message_overhead = 1,
+        estimate = function (text) seen[#seen + 1] = text; return 100 end }
+      conv:add { role = "user", content = "a" }
+      assert.equal(101, conv:tokens())
+      assert.same({ "a" }, seen)
+    end)
+  end)
+
+  describe("trimming", function ()
+    -- Turn i: "question i" / "answer i", padded to 10 tokens each (40 chars).
+    local function history (conv, n)
+      for i = 1, n do
+        conv:add { role = "user", content = ("question %02d "):format(i) .. string.rep("q", 28) }
+        conv:add { role = "assistant", content = ("answer %02d "):format(i) .. string.rep("a", 30) }
+      end
+    end
+
+    it("keeps the budget, the system message, the first and last turns; drops the oldest middle", function ()
+      local conv = aigc.conversation { client = client, system = "System prompt.", max_context_tokens = 100,
+                                       keep_first = 1, keep_last = 2 }
+      history(conv, 10)
+      assert.equal(8 + 10 * 28, conv:tokens())
+      assert(conv:say "Echo: now")
+      local sent = srv:last().body_json.messages
+      local info = conv.last_context
+      assert.is_true(info.tokens <= 100, "tokens " .. info.tokens)
+      assert.equal(info.tokens, conv:tokens(sent))
+      assert.equal(#sent, info.messages)
+      assert.equal("System prompt.", sent[1].content)
+      assert.matches("^question 01", sent[2].content)
+      assert.matches("^answer 01", sent[3].content)
+      assert.equal("Echo: now", sent[#sent].content)
+      assert.matches("^question 10", sent[#sent - 2].content)
+      assert.matches("^question 09", sent[#sent - 4].content)
+      -- what is kept is contiguous from the end: the newest middle turns
+      local firsts = {}
+      for _, m in ipairs(sent) do
+        local n = m.role == "user" and m.content:match("^question (%d+)")
+        if n then firsts[#firsts + 1] = tonumber(n) end
+      end
+      assert.same({ 1, 9, 10 }, firsts)
+      assert.equal(14, info.dropped)
+      assert.is_false(info.summarized)
+      -- the history itself keeps everything
+      assert.equal(1 + 20 + 2, #conv.messages)
+    end)
+
+    it("sends everything when it fits, and required turns even when they alone exceed the budget", function ()
+      local conv = aigc.conversation { client = client, max_context_tokens = 1000 }
+      history(conv, 3)
+      assert(conv:say "Hello")
+      assert.equal(7, #srv:last().body_json.messages)
+      assert.equal(0, conv.last_context.dropped)
+      local tight = aigc.conversation { client = client, max_context_tokens = 5, keep_last = 2 }
+      history(tight, 3)
+      assert(tight:say "Hello")
+      local sent = srv:last().body_json.messages
+      assert.equal(3, #sent)
+      assert.matches("^question 03", sent[1].content)
+    end)
+
+    it("never separates a tool call from its results", function ()
+      local conv = aigc.conversation { client = client, max_context_tokens = 60 }
+      conv:add { role = "user", content = "old question " .. string.rep("x", 60) }
+      conv:add { role = "assistant", content = "old answer " .. string.rep("y", 60) }
+      conv:add { role = "user", content = "check the weather" }
+      conv:add { role = "assistant", content = aigc.null, tool_calls = aigc.array {
+        { id = "call_a", type = "function", ["function"] = { name = "get_weather", arguments = '{"city":"Oslo"}' } },
+        { id = "call_b", type = "function", ["function"] = { name = "get_time", arguments = "{}" } } } }
+      conv:add { role = "tool", tool_call_id = "call_a", content = "sunny " .. string.rep("s", 40) }
+      conv:add { role = "tool", tool_call_id = "call_b", content = "noon" }
+      conv:add { role = "assistant", content = "Sunny at noon." }
+      for budget = 20, 200, 5 do
+        conv.max_context_tokens = budget
+        local sent = conv:context "and tomorrow?"
+        local pending = {}
+        for _, m in ipairs(sent) do
+          if m.tool_calls then
+            for _, c in ipairs(m.tool_calls) do pending[c.id] = true end
+          elseif m.role == "tool" then
+            assert.is_true(pending[m.tool_call_id], "a result without its call at budget " .. budget)
+            pending[m.tool_call_id] = nil
+          end
+        end
+        assert.is_nil(next(pending), "a call without its result at budget " .. budget)
+      end
+      conv.max_context_tokens = 70
+      local sent, info = conv:context "and tomorrow?"
+      assert.equal("user assistant tool tool assistant user", roles(sent))
+      assert.equal(2, info.dropped)
+    end)
+
+    it("summarizes the dropped turns with a function, incrementally", function ()
+      local calls = {}
+      local conv = aigc.conversation { client = client, system = "S", max_context_tokens = 90, keep_last = 1,
+        summary_tokens = 20,
+        summarize = function (msgs, previous)
+          calls[#calls + 1] = { n = #msgs, previous = previous, first = msgs[1].content }
+          return (previous and previous .. " + " or "") .. #msgs .. " messages"
+        end }
+      history(conv, 6)
+      assert(conv:say "Echo: one")
+      local sent = srv:last().body_json.messages
+      assert.equal("S", sent[1].content)
+      assert.equal("system", sent[2].role)
+      assert.equal(conversation.SUMMARY_PREFIX .. calls[1].n .. " messages", sent[2].content)
+      assert.matches("^question 01", calls[1].first)
+      assert.is_nil(calls[1].previous)
+      assert.is_true(conv.last_context.summarized)
+      assert.is_true(conv.last_context.tokens <= 90)
+      -- the next say drops more: only the new turns go to the summarizer, with the old summary
+      assert(conv:say("Echo: two " .. string.rep("z", 80)))
+      assert.equal(2, #calls)
+      assert.equal(calls[1].n .. " messages", calls[2].previous)
+      assert.is_true(calls[2].n >= 2)
+      assert.equal(conversation.SUMMARY_PREFIX .. calls[1].n .. " messages + " .. calls[2].n .. " messages",
+        srv:last().body_json.messages[2].content)
+      -- the same range again: the cached summary, no call
+      conv:context "Echo: three"
+      local n = #calls
+      conv:context "Echo: three"
+      assert.equal(n, #calls)
+    end)
+
+    it("summarize = true asks the model, and a failed summary fails the say", function ()
+      local conv = aigc.conversation { client = client, max_context_tokens = 60, summarize = true,
+                                       summary_tokens = 30 }
+      history(conv, 4)
+      assert(conv:say "Echo: done")
+      local reqs = srv:requests()
+      assert.equal(2, #reqs)
+      local ask = reqs[1].body_json
+      assert.equal(conversation.SUMMARY_PROMPT, ask.messages[1].content)
+      assert.equal(30, ask.max_tokens)
+      assert.matches("user: question 01", ask.messages[2].content, 1, true)
+      local sent = reqs[2].body_json.messages
+      assert.equal("system", sent[1].role)
+      assert.matches("^" .. conversation.SUMMARY_PREFIX:gsub("%p", "%%%0"), sent[1].content)
+      assert.equal("done", conv:last_reply())
+      local fresh = aigc.conversation { client = client, max_context_tokens = 60, summarize = true,
+                                        model = "fault:status=500" }
+      history(fresh, 4)
+      local before = #fresh.messages
+      local reply, err = fresh:say "Echo: x"
+      assert.is_nil(reply)
+      assert.equal(500, err.status)
+      assert.equal(before, #fresh.messages)
+    end)
+  end)
+
+  describe("branching", function ()
+    it("fork is independent of the original", function ()
+      local conv = aigc.conversation { client = client, system = "S", params = { temperature = 0 } }
+      assert(conv:say "Hello")
+      local what_if = conv:fork()
+      assert(what_if:say "Tell me a joke")
+      assert.equal(3, #conv.messages)
+      assert.equal(5, #what_if.messages)
+      what_if.messages[2].content = "changed"
+      what_if.params.temperature = 1
+      assert.equal("Hello", conv.messages[2].content)
+      assert.equal(0, conv.params.temperature)
+      assert.equal(client, what_if.client)
+      assert(conv:say "Goodbye")
+      assert.equal("Goodbye", conv.messages[4].content)
+      assert.equal("Tell me a joke", what_if.messages[4].content)
+    end)
+
+    it("undo removes the last turn with its tool messages; reset keeps the system message", function ()
+      local conv = aigc.conversation { client = client, system = "S" }
+      assert.is_nil(conv:undo())
+      assert(conv:say "Hello")
+      conv:add { role = "user", content = "get_time" }
+      conv:add { role = "assistant", content = aigc.null, tool_calls = aigc.array {
+        { id = "c1", type = "function", ["function"] = { name = "get_time", arguments = "{}" } } } }
+      conv:add { role = "tool", tool_call_id = "c1", content = "noon" }
+      conv:add { role = "assistant", content = "It is noon." }
+      local removed = conv:undo()
+      assert.equal("user assistant tool assistant", roles(removed))
+      assert.equal("system user assistant", roles(conv.messages))
+      assert.equal("user assistant", roles(conv:undo()))
+      assert.equal("system", roles(conv.messages))
+      assert(conv:say "Hello")
+      conv:reset()
+      assert.equal("system", roles(conv.messages))
+      assert.equal("S", conv.messages[1].content)
+    end)
+  end)
+
+  describe("save and load", function ()
+    it("round-trips exactly: tool calls, content parts, nulls, empty arrays, floats", function ()
+      local conv = aigc.conversation { client = client, system = "S", model = "aigc-dev",
+        max_context_tokens = 500, keep_first = 1, keep_last = 3, params = { temperature = 0.5, stop = aigc.array {},
+          stream = function () end, tools = aigc.tools { { name = "t", fn = print } } } }
+      conv:add { role = "user", content = { { type = "text", text = "look" },
+        { type = "image_url", image_url = { url = "data:image/png;base64,AAAA", detail = "low" } } } }
+      conv:add { role = "assistant", content = aigc.null, refusal = aigc.null, tool_calls = aigc.array {
+        { id = "call_1", type = "function", ["function"] = { name = "get_weather", arguments = '{"city":"Oslo"}' } } } }
+      conv:add { role = "tool", tool_call_id = "call_1", content = '{"t":21.0,"tags":[]}' }
+      conv:add { role = "assistant", content = "It is 21 degrees.", annotations = aigc.array {},
+                 meta = { score = 1.0, count = 3, big = 9007199254740993, none = aigc.null, list = { 1, 2.5 } } }
+      assert(conv:say "Thanks!")
+      conv.summary = { text = "earlier", from = 2, to = 3 }
+      local saved = conv:save()
+      assert.is_string(saved)
+      local back = assert(conversation.load(saved, client))
+      assert.is_true(exact(conv.messages, back.messages))
+      local ok, why = exact(json.decode(saved), json.decode(back:save()))
+      assert.is_true(ok, why)
+      assert.equal(aigc.null, back.messages[3].content)
+      assert.is_true(aigc.is_array(back.messages[5].annotations))
+      assert.equal("float", math.type(back.messages[5].meta.score))
+      assert.equal(9007199254740993, back.messages[5].meta.big)
+      assert.equal("S", back.system)
+      assert.equal("aigc-dev", back.model)
+      assert.equal(500, back.max_context_tokens)
+      assert.equal(1, back.keep_first)
+      assert.equal(3, back.keep_last)
+      assert.same({ text = "earlier", from = 2, to = 3 }, back.summary)
+      assert.same({ temperature = 0.5, stop = {} }, back.params)   -- functions and toolsets are not saved
+      assert.is_true(aigc.is_array(back.params.stop))
+      assert.equal(client, back.client)
+      -- and it carries on
+      assert(back:say "Echo: again")
+      assert.equal(#conv.messages + 2, #back.messages)
+    end)
+
+    it("load takes what is not saved again, and reports what is not a saved conversation", function ()
+      local ts = aigc.tools { { name = "get_time", fn = function () return "noon" end } }
+      local conv = aigc.conversation { client = client }
+      assert(conv:say "Hello")
+      local back = assert(conversation.load(conv:save(), client, { params = { tools = ts }, keep_last = 4 }))
+      assert.equal(4, back.keep_last)
+      local reply = assert(back:say "get_time")
+      assert.equal("Here is what I found: noon", reply)
+      local none, err = conversation.load("{nope", client)
+      assert.is_nil(none)
+      assert.equal("parse", err.kind)
+      local _, err2 = conversation.load('{"messages":[]}', client)
+      assert.matches("not a saved conversation", err2.message)
+      local _, err3 = conversation.load('{"format":"aigc.conversation","version":9,"messages":[]}', client)
+      assert.matches("version 9", err3.message)
+      local _, err4 = conversation.load('{"format":"aigc.conversation","version":1,"messages":[],"keep_last":-2}',
+                                        client)
+      assert.equal("parse", err4.kind)
+      assert.has_error(function () conversation.load(1, client) end,
+        "bad argument #1 to 'load' (string expected, got number)")
+      assert.has_error(function () conversation.load("{}", {}) end,
+        "bad argument #2 to 'load' (aigc.client expected, got table)")
+    end)
+  end)
+
+  describe("with tools and schemas", function ()
+    it("records the tool loop's messages and sends them with the next turn", function ()
+      local ts = aigc.tools { { name = "track_order",
+        parameters = { type = "object", properties = { order_id = { type = "string" } }, required = { "order_id" } },
+        fn = function (args) return "Order " .. args.order_id .. " left the warehouse." end } }
+      local conv = aigc.conversation { client = client, system = "You help customers.", params = { tools = ts } }
+      local reply, res = conv:say "Please track order B-77"
+      assert.equal("Here is what I found: Order B-77 left the warehouse.", reply)
+      assert.equal(1, #res.tool_calls_made)
+      assert.equal("system user assistant tool assistant", roles(conv.messages))
+      assert.equal("track_order", conv.messages[3].tool_calls[1]["function"].name)
+      assert.equal(conv.messages[3].tool_calls[1].id, conv.messages[4].tool_call_id)
+      assert(conv:say "Thanks")
+      local sent = srv:last().body_json.messages
+      assert.equal("system user assistant tool assistant user", roles(sent))
+    end)
+
+    it("gives structured replies with a schema", function ()
+      local conv = aigc.conversation { client = client, params = { schema = { type = "object",
+        properties = { say = { type = "string" }, mood = { type = "string", enum = { "calm", "angry" } } },
+        required = { "say", "mood" }, additionalProperties = false } } }
+      local reply, res = conv:say "Hello! Why so angry?"
+      assert.same({ say = "Hello! How can I help you today?", mood = "angry" }, res.parsed)
+      assert.same(res.parsed, json.decode(reply))
+      assert.same(res.parsed, json.decode(conv:last_reply()))
+    end)
+  end)
+end)
