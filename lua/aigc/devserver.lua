@@ -92,8 +92,8 @@ REPLIES (deterministic: same model, messages, seed, temperature, choice index ->
   response_format json_schema -> compact JSON of a deterministic valid instance
   (all properties; strings named say/text/answer/reply/message/content carry the
   reply; an enum takes the first of its values named as a word in the last user
-  message, else with a seed one chosen by a hash of (seed, property), else the
-  first); json_object -> the instance of the schema that a message gives after the
+  message (`_` as a space), else with a seed one chosen by a hash of (seed,
+  property, turn), else the first); json_object -> the instance of the schema that a message gives after the
   words `JSON schema:` (the rest of that message), else {"reply": "<reply>"}.
   logprobs: deterministic values.
   Embeddings: unit vectors from a hash of the input (1536 dims, 3072 for
@@ -747,12 +747,14 @@ end
 local function pick_enum (values, name, ctx)
   local text = ctx and lower(ctx.last_text or "") or ""
   for _, v in ipairs(values) do
-    if type(v) == "string" and v ~= "" and find(text, "%f[%w]" .. gsub(lower(v), "%p", "%%%0") .. "%f[%W]") then
+    local words_of_v = type(v) == "string" and gsub(gsub(lower(v), "[_%-]+", " "), "%p", "%%%0") or ""
+    if words_of_v ~= "" and find(text, "%f[%w]" .. gsub(words_of_v, " ", "[%%s_%%-]+") .. "%f[%W]") then
       return v
     end
   end
   if ctx and ctx.seed ~= nil then
-    return values[fnv(concat({ tostring(ctx.seed), tostring(name), tostring(ctx.index) }, "\0")) % #values + 1]
+    return values[fnv(concat({ tostring(ctx.seed), tostring(name), tostring(ctx.index), tostring(ctx.turn) }, "\0"))
+      % #values + 1]
   end
   return values[1]
 end
