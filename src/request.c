@@ -124,8 +124,9 @@ static void push_headers (lua_State *L, const aigc_request *r) {
 
 static size_t on_header (char *buf, size_t size, size_t nitems, void *ud) {
   aigc_request *r = (aigc_request *)ud;
-  size_t len = size * nitems, nlen, i;
+  size_t len = size * nitems, nlen, vlen, i;
   const char *colon, *v, *vend;
+  char *o;
   /* Header bytes are bytes: a stream's idle limit counts from the last
      one (libcurl hands us whole lines, the finest grain it offers). */
   if (r->idle_deadline > 0)
@@ -157,21 +158,31 @@ static size_t on_header (char *buf, size_t size, size_t nitems, void *ud) {
     v++;
   while (vend > v && (vend[-1] == '\r' || vend[-1] == '\n' || vend[-1] == ' ' || vend[-1] == '\t'))
     vend--;
-  if (aigc_buf_reserve(&r->hdrs, nlen + (size_t)(vend - v) + 2) != 0) {
+  /* Room for a typical response's headers at once, not by doublings. */
+  vlen = nlen + (size_t)(vend - v) + 2;
+  if (aigc_buf_reserve(&r->hdrs, r->hdrs.cap == 0 && vlen < 1024 ? 1024 : vlen) != 0) {
     r->abort_reason = AIGC_ABORT_NOMEM;
     return 0;
   }
+  /* Through a local pointer: stores through r->hdrs.data could alias r
+     itself, which kept the compiler reloading it at every byte. */
+  o = r->hdrs.data + r->hdrs.len;
   for (i = 0; i < nlen; i++) {
     char c = buf[i];
     if (c == '\0')
       c = ' ';
-    r->hdrs.data[r->hdrs.len++] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+    *o++ = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
   }
-  r->hdrs.data[r->hdrs.len++] = '\0';
-  for (; v < vend; v++)
-    r->hdrs.data[r->hdrs.len++] = *v == '\0' ? ' ' : *v;
-  r->hdrs.data[r->hdrs.len++] = '\0';
-  r->hdrs.data[r->hdrs.len] = '\0';
+  *o++ = '\0';
+  vlen = (size_t)(vend - v);
+  memcpy(o, v, vlen);
+  for (i = 0; i < vlen; i++)   /* a NUL would cut the value short */
+    if (o[i] == '\0')
+      o[i] = ' ';
+  o += vlen;
+  *o++ = '\0';
+  *o = '\0';
+  r->hdrs.len = (size_t)(o - r->hdrs.data);
   return len;
 }
 
