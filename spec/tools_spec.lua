@@ -212,6 +212,22 @@ describe("aigc.tools", function ()
       assert.equal(1, #srv:requests() - 1)
     end)
 
+    it("combines with a schema: tools first, then a structured answer (json_schema and json_object)", function ()
+      local answer = { type = "object", properties = { answer = { type = "string" } }, required = { "answer" },
+                       additionalProperties = false }
+      for _, mode in ipairs { "json_schema", "json_object" } do
+        srv:reset()
+        local res = assert(client:chat { tools = ts, schema = answer, schema_mode = mode,
+                                         messages = user "What is the time? get_time" })
+        assert.same({ answer = "Here is what I found: 12:00" }, res.parsed)
+        assert.equal(1, #res.tool_calls_made)
+        local reqs = srv:requests()
+        assert.equal(2, #reqs)
+        assert.equal(mode, reqs[2].body_json.response_format.type)
+        assert.equal("tool", reqs[2].body_json.messages[#reqs[2].body_json.messages].role)
+      end
+    end)
+
     it("derives arguments from the message when the name is written as words", function ()
       local orders = aigc.tools { { name = "track_order",
         parameters = { type = "object", properties = { order_id = { type = "string" } }, required = { "order_id" } },

@@ -169,6 +169,7 @@ end
 --- Records the request the task is waiting for now (for `cancel`).
 -- @tparam aigc.request inner
 -- @treturn aigc.request inner
+-- @usage local r = req:track(client:chat_async(p)); local res, err = client_mod.await(client, r)
 function Request:track (inner)
   self._inner = inner
   if self._state == "canceled" then inner:cancel(self._err.message) end
@@ -177,6 +178,7 @@ end
 
 --- Whether the request was canceled (for the task to stop early).
 -- @treturn boolean
+-- @usage if req:canceled() then return nil, "stopped" end
 function Request:canceled ()
   return self._state == "canceled"
 end
@@ -195,6 +197,7 @@ end
 -- @treturn[1] table res
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
+-- @usage local res, err = req:result(); if res then print(res.text) elseif err then print(err) end
 function Request:result ()
   if self._state == "done" then return self._res end
   if pending(self._state) then return nil, nil end
@@ -237,6 +240,7 @@ end
 -- Safe anywhere, like `aigc.request:cancel`.
 -- @tparam[opt] string why the error message
 -- @treturn boolean whether it was pending
+-- @usage if player_left then req:cancel("the player walked away") end
 function Request:cancel (why)
   if not pending(self._state) then return false end
   self._state = "canceled"
@@ -446,11 +450,11 @@ end
 -- `job` is the dialogue request when run by chat_async.
 local function run (client, wire, o, job)
   local toolset = o.toolset
-  local messages = wire.messages
+  if o.schema then set_mode(wire, o, o.mode == "json_object" and "json_object" or "json_schema") end
+  local messages = wire.messages   -- (json_object mode has its own copy, with the schema)
   local made, added = array {}, array {}
   local rounds = 0
   local first_choice = wire.tool_choice
-  if o.schema then set_mode(wire, o, o.mode == "json_object" and "json_object" or "json_schema") end
 
   local function fail (err)
     if toolset and is_error(err) and err.tool_calls_made == nil then

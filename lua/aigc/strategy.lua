@@ -604,12 +604,18 @@ Signal.__index = Signal
 function Signal:status () return self.fired and "done" or "running" end
 function Signal.result () return true end
 function Signal:_notify (fn) self.fn = fn end
+-- Fired from a request's callback: the waiting task resumes from the loop
+-- (a task of its own), not inside that callback.
 function Signal:fire ()
   if self.fired then return end
   self.fired = true
   local fn = self.fn
   self.fn = nil
-  if fn then fn(self) end
+  if fn then
+    local client = self.client
+    local ok = pcall(client.spawn, client, function () client:sleep(0); fn(self) end)
+    if not ok then fn(self) end
+  end
 end
 
 --- Starts every entry at once; the first success wins and the others are
@@ -673,6 +679,7 @@ function M.race (spec)
   if not signal.fired then
     local c1 = clients[1]
     if #clients == 1 and is_task_of(c1) then
+      signal.client = c1
       await(c1, signal)
     else
       local slice = #clients == 1 and 0.05 or 0.005
