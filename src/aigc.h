@@ -253,6 +253,8 @@ void aigc_json_encode_params (lua_State *L, int idx, aigc_buf *out,
                               int stream);
 /* Pushes the Lua form of v (tables, aigc.null, integers kept exact). */
 void aigc_json_push (lua_State *L, const aj_value *v);
+/* The same, an object getting `extra` more slots for fields added after. */
+void aigc_json_push_room (lua_State *L, const aj_value *v, int extra);
 int  aigc_json_decode (lua_State *L);   /* aigc.json.decode(s) */
 int  aigc_json_encodefn (lua_State *L); /* aigc.json.encode(v) */
 

@@ -503,7 +503,8 @@ void aigc_json_encode_params (lua_State *L, int idx, aigc_buf *out,
 ** =======================================================
 */
 
-static void push_value (lua_State *L, const aj_value *v, int array_mt) {
+/* `extra`: more hash slots for the object itself (not its members). */
+static void push_value (lua_State *L, const aj_value *v, int array_mt, int extra) {
   size_t i;
   switch (v->type) {
     case AJ_NULL: lua_pushlightuserdata(L, NULL); break;
@@ -516,7 +517,7 @@ static void push_value (lua_State *L, const aj_value *v, int array_mt) {
       luaL_checkstack(L, 3, "JSON nesting");
       lua_createtable(L, v->len > INT32_MAX ? INT32_MAX : (int)v->len, 0);
       for (i = 0; i < v->len; i++) {
-        push_value(L, &v->u.items[i], array_mt);
+        push_value(L, &v->u.items[i], array_mt, 0);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
       }
       lua_pushvalue(L, array_mt);
@@ -524,23 +525,27 @@ static void push_value (lua_State *L, const aj_value *v, int array_mt) {
       break;
     case AJ_OBJECT:
       luaL_checkstack(L, 3, "JSON nesting");
-      lua_createtable(L, 0, v->len > INT32_MAX ? INT32_MAX : (int)v->len);
+      lua_createtable(L, 0, v->len > (size_t)(INT32_MAX - extra) ? INT32_MAX : (int)v->len + extra);
       for (i = 0; i < v->len; i++) {
         const aj_member *m = &v->u.members[i];
         lua_pushlstring(L, m->key, m->key_len);
-        push_value(L, &m->value, array_mt);
+        push_value(L, &m->value, array_mt, 0);
         lua_rawset(L, -3);
       }
       break;
   }
 }
 
-void aigc_json_push (lua_State *L, const aj_value *v) {
+void aigc_json_push_room (lua_State *L, const aj_value *v, int extra) {
   int array_mt;
   luaL_getmetatable(L, AIGC_ARRAY_MT);
   array_mt = lua_gettop(L);
-  push_value(L, v, array_mt);
+  push_value(L, v, array_mt, extra);
   lua_remove(L, array_mt);
+}
+
+void aigc_json_push (lua_State *L, const aj_value *v) {
+  aigc_json_push_room(L, v, 0);
 }
 
 /* A buffer or arena boxed in a userdata so that errors cannot leak it. */

@@ -712,6 +712,10 @@ static void set_text (lua_State *L, int res) {
   lua_settop(L, res);
 }
 
+/* The fields decorate_result adds: the table is made with room for them
+   (adding them to an exactly sized table rehashed it twice). */
+#define RESULT_FIELDS 4
+
 /* Adds text, request_id, headers and retries to the result on top. */
 static void decorate_result (lua_State *L, aigc_request *r) {
   int res = lua_gettop(L);
@@ -816,7 +820,7 @@ static int finish_transfer (lua_State *L, int eidx, int ridx, aigc_request *r) {
       add_partial(L, r);
     }
     else {
-      aigc_json_push(L, acc);
+      aigc_json_push_room(L, acc, RESULT_FIELDS);
       decorate_result(L, r);
       return end_request(L, eidx, ridx, r, 1);
     }
@@ -855,7 +859,7 @@ static int finish_transfer (lua_State *L, int eidx, int ridx, aigc_request *r) {
                      ? "the response has no choices"
                      : "the response's choices is not an array");
     else {
-      aigc_json_push(L, &v);
+      aigc_json_push_room(L, &v, RESULT_FIELDS);
       decorate_result(L, r);
       if (r->stream && lua_getiuservalue(L, ridx, AIGC_RQ_STREAM) == LUA_TNIL)
         lua_pop(L, 1);
