@@ -111,6 +111,18 @@ describe("aigc.strategy", function ()
       assert.same({ 0.1, 0.2 }, temps)
     end)
 
+    it("takes params with a schema: candidates come back parsed, and are still concurrent", function ()
+      local mood = { type = "object", properties = { mood = { type = "string", enum = { "calm", "angry", "sad" } } },
+                     required = { "mood" }, additionalProperties = false }
+      local best, cands = strategy.best_of { client = client, n = 3,
+        params = { messages = { { role = "user", content = "How do you feel?" } }, schema = mood,
+                   headers = fault "delay=200" },
+        score = function (_, _, c) return c.parsed.mood == "angry" and 1 or 0 end }
+      assert.equal(3, srv:stats().max_open)
+      for _, c in ipairs(cands) do assert.same(c.parsed, aigc.json.decode(c.text)) end
+      assert.equal(best.parsed.mood == "angry" and 1 or 0, best.score)
+    end)
+
     it("keeps going when some candidates fail; fails when all do or the judge says nothing", function ()
       local best, cands = strategy.best_of { client = client, n = 3,
         params = { messages = { { role = "user", content = "Hello" } }, headers = fault "status=500,times=1" },
@@ -202,6 +214,9 @@ describe("aigc.strategy", function ()
       assert.equal("parse", err.kind)
       assert.equal("no candidate gave an answer", err.message)
       assert.equal(2, #cands)
+      local _, nerr = strategy.vote { client = client, n = 2,
+        params = { messages = { { role = "user", content = "Hi" } }, headers = fault "status=502" } }
+      assert.equal(502, nerr.status)
     end)
   end)
 

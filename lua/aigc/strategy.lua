@@ -404,8 +404,9 @@ function M.vote (spec)
     end
   end
   if total == 0 then
-    local err = first_error(cands)
-    if err.kind == "parse" or not err then err = strategy_error("parse", "no candidate gave an answer") end
+    local answered = false
+    for _, c in ipairs(cands) do if not c.err then answered = true end end
+    local err = answered and strategy_error("parse", "no candidate gave an answer") or first_error(cands)
     return nil, err, cands
   end
   local list = {}
