@@ -41,9 +41,10 @@ CONTROL (no auth; not counted, not recorded)
                         gauges), forget recorded requests and `times` fault counters
   GET  /_aigc/requests  the last 200 API requests, oldest first:
                         {id, method, path, query, headers, body, body_json, status,
-                         stream, client_closed, fault, auth_header,
+                         stream, client_closed, fault, writes, auth_header,
                          authorization_prefix, authorization_len, authorization_ok}
   GET  /_aigc/last      the last one (null if none)
+  `writes` counts the socket writes of the response (byte-writes: one per byte).
   `body` is the raw body exactly as received (cjson cannot keep 64-bit integers;
   body_json is cjson's view). Header names are lower case; the values of
   `authorization` and `api-key` are replaced by "<redacted len=N>".
@@ -1708,6 +1709,7 @@ local function record_obj (r)
   return O("id", r.id, "method", r.method, "path", r.path, "query", r.query, "headers", r.headers,
     "body", r.body, "body_json", r.body_json == nil and NULL or r.body_json, "status", r.status or NULL,
     "stream", r.stream or false, "client_closed", r.client_closed, "fault", r.fault or NULL,
+    "writes", r.writes or 0,
     "auth_header", r.auth_header or NULL, "authorization_prefix", r.authorization_prefix or NULL,
     "authorization_len", r.authorization_len or NULL,
     "authorization_ok", r.authorization_ok == nil and NULL or r.authorization_ok)
@@ -1947,7 +1949,10 @@ end
 local function cwrite (conn, data)
   if conn.closed then error(CLOSED, 0) end
   local job = conn.job
-  if job then job.bytes = (job.bytes or 0) + (type(data) == "table" and #data[1] + #data[2] or #data) end
+  if job then
+    job.bytes = (job.bytes or 0) + (type(data) == "table" and #data[1] + #data[2] or #data)
+    if job.rec then job.rec.writes = (job.rec.writes or 0) + 1 end   -- for byte-writes checks
+  end
   local ok = conn.tcp:write(data, function (err)
     if conn.closed then return end
     if err then close_conn(conn, true); return end
