@@ -57,9 +57,14 @@ $(BUILD)/obj/%.o: src/%.c $(HEADERS) Makefile
 # The module built with ASan + UBSan into build/asan/aigc/core.so (make test
 # runs the specs against it with the sanitizer runtime preloaded).
 ASAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-asan:
+asan: build/asan/lua
 	@$(MAKE) --no-print-directory BUILD=build/asan-obj SANITIZE="$(ASAN_FLAGS)" CFLAGS="-O1 -g" \
 	  MODULE=build/asan/aigc/core.so build/asan/aigc/core.so
+
+# A Lua interpreter with the sanitizer runtime linked in (spec/support/lua_host.c).
+build/asan/lua: spec/support/lua_host.c
+	@mkdir -p build/asan
+	$(CC) -O1 -g $(ASAN_FLAGS) -I$(LUA_INCDIR) -o $@ $< -llua$(LUA_VERSION) -lm -ldl
 
 deps-demo:
 	@bash scripts/deps.sh demo

@@ -910,8 +910,12 @@ static void free_config (aigc_engine *e) {
 */
 static void engine_close (lua_State *L, int eidx, aigc_engine *e, int from_gc) {
   aigc_request *r;
-  if (e->closed)
+  if (e->closed) {
+    /* Already closed, or never opened: eng_new may have raised after
+       copying part of the config (a bad header, say). */
+    free_config(e);
     return;
+  }
   if (!from_gc && !e->closing) {
     /* Cancel with notification, one at a time since waiters run Lua (a
        task resumed here sees its request canceled; it cannot submit new
