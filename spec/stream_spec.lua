@@ -210,6 +210,14 @@ describe("streaming", function ()
       assert.equal("canceled", err.kind)
     end)
 
+    it("refuses a toolset or a schema, which need client:chat", function ()
+      local tools = aigc.tools { { name = "t", fn = function () return 1 end } }
+      assert.has_error(function () client:stream { messages = USER, tools = tools } end,
+        "bad argument #1 to 'stream' (a toolset or a schema needs client:chat { ..., stream = function (delta) end })")
+      assert.has_error(function () client:stream { messages = USER, schema = { type = "object" } } end)
+      assert.equal(0, client:active())
+    end)
+
     it("raises the error object when the stream fails", function ()
       local ok, err = pcall(function ()
         for _ in client:stream(fault("error-event")) do end

@@ -440,6 +440,9 @@ local function resume_task (self, co, ...)
 end
 
 --- Waits for a request: yields inside a task of this client, blocks elsewhere.
+-- `req` may be any object with the aigc.request interface that await uses:
+-- status(), result(), wait() and _notify(fn) (the dialogue layer's requests
+-- are such objects).
 local function await (self, req)
   local co = coroutine_running()
   if tasks[co] ~= self then
@@ -714,6 +717,11 @@ function Client:stream (params)
     params = completion_params(params, "stream")
   else
     params = chat_params(params, "stream")
+  end
+  if layered(params) then
+    -- The iterator streams one request; a toolset or a schema needs the
+    -- dialogue layer's loop around several.
+    argerror("stream", "a toolset or a schema needs client:chat { ..., stream = function (delta) end }", 2)
   end
   local s = setmetatable({ _client = self, _deltas = {}, _chunks = {}, _first = 1, _last = 0 }, Stream)
   local user_stream = params.stream
