@@ -54,6 +54,36 @@ describe("reused transfers", function ()
     assert.equal("timeout", err.kind)
   end)
 
+  -- On Linux the engine keeps sockets in an epoll set and leaves a
+  -- keep-alive socket registered between requests: a closed socket's
+  -- number taken by a new one must be watched again, and a parked socket
+  -- that turns readable must not be handed to libcurl.
+  it("watches new sockets that reuse the numbers of closed ones", function ()
+    local other <close> = aigc.client { base_url = srv.base_url, max_retries = 0, timeout = 5 }
+    for i = 1, 30 do
+      -- A new connection each time (the server closes it after answering).
+      local res = assert(client:chat { messages = { { role = "user", content = "Echo: c" .. i } },
+                                       headers = { Connection = "close" }, timeout = 5 })
+      assert.equal("c" .. i, res.text)
+      assert.equal("k" .. i, assert(other:chat("Echo: k" .. i)).text)
+      if i % 10 == 0 then
+        local reqs = {}
+        for j = 1, 16 do
+          reqs[j] = client:chat_async { messages = { { role = "user", content = "Echo: a" .. j } },
+                                        headers = j % 2 == 0 and { Connection = "close" } or nil, timeout = 5 }
+        end
+        for j, req in ipairs(reqs) do assert.equal("a" .. j, assert(req:wait()).text) end
+      end
+    end
+  end)
+
+  it("a pooled connection that turns readable between requests does not disturb the next", function ()
+    assert(client:chat { messages = HI, headers = { ["x-aigc-fault"] = "long-body" } })
+    for _ = 1, 5 do client:step(0.02) end   -- the parked socket is readable: junk after the body
+    local res = assert(client:chat { messages = HI, timeout = 5 })
+    assert.equal("reused", res.text)
+  end)
+
   it("requests after a cancel, a failure and a limit abort all succeed", function ()
     local req = client:chat_async { messages = HI, headers = { ["x-aigc-fault"] = "delay=2000" } }
     client:step(0.05)

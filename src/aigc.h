@@ -197,6 +197,14 @@ struct aigc_engine {
   size_t cap_slot_of_fd;
   struct pollfd *ready;         /* scratch: ready sockets of one poll */
   size_t capready;
+  /* Linux: the watched sockets also in an epoll set, so that a wait costs
+     what is ready, not what is watched (poll() over 256 idle sockets was
+     nearly all of a step's cost). -1: poll() only. */
+  int epfd;
+  unsigned char *ep_fd;         /* fd -> AIGC_EP_* flags */
+  size_t cap_ep_fd;
+  void *ep_out;                 /* epoll_wait's output (struct epoll_event) */
+  size_t cap_ep_out;
   double curl_deadline;         /* from CURLMOPT_TIMERFUNCTION; < 0: none */
 
   /* an external loop's watcher (eng:watch) */
@@ -278,6 +286,8 @@ void aigc_engine_unready (aigc_engine *e, aigc_request *r);
 void aigc_engine_start (aigc_engine *e, aigc_request *r);
 void aigc_engine_release (aigc_engine *e, aigc_request *r);
 CURL *aigc_engine_take_easy (aigc_engine *e, int *fresh);
+/* Sets the engine's socket open/close callbacks on a new easy handle. */
+void aigc_engine_socket_options (aigc_engine *e, CURL *easy);
 void aigc_engine_recycle_easy (aigc_engine *e, CURL *easy);
 void aigc_engine_hold (lua_State *L, int eidx, aigc_request *r, int ridx, int strong);
 void aigc_engine_drop (lua_State *L, int eidx, aigc_request *r);

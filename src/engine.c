@@ -5,13 +5,14 @@
 **
 ** Everything runs on the Lua thread that owns the client. The engine uses
 ** libcurl's socket API (CURLMOPT_SOCKETFUNCTION / TIMERFUNCTION): libcurl
-** tells us which sockets and which deadline matter, we poll() exactly
-** those, and hand ready sockets back with curl_multi_socket_action. The
-** same state serves an external event loop (luv, an engine's poller):
-** `watch` reports the sockets and the timer, `act` feeds readiness back.
+** tells us which sockets and which deadline matter, we wait on exactly
+** those (epoll on Linux, poll() elsewhere), and hand ready sockets back
+** with curl_multi_socket_action. The same state serves an external event
+** loop (luv, an engine's poller): `watch` reports the sockets and the
+** timer, `act` feeds readiness back.
 **
 ** One drive of the loop (aigc_engine_drive):
-**   1. wait (poll) until a socket is ready, a deadline passes or `timeout`;
+**   1. wait (epoll / poll) until a socket is ready, a deadline passes or `timeout`;
 **   2. let libcurl act on ready sockets and on its timer;
 **   3. collect finished transfers (curl_multi_info_read) and remove them;
 **   4. fire our own timers: retries, stream idle timeouts, [DONE] grace;
@@ -31,6 +32,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#if defined(__linux__)
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#define AIGC_EPOLL 1
+#endif
 
 #include "aigc.h"
 
@@ -296,6 +304,9 @@ static short poll_events (int what) {
   return ev;
 }
 
+static void ep_want (aigc_engine *e, curl_socket_t fd, short ev);
+static void ep_unwatch (aigc_engine *e, curl_socket_t fd);
+
 static int watch_set (aigc_engine *e, curl_socket_t fd, int what) {
   int slot = watch_find(e, fd);
   if (fd < 0)
@@ -327,6 +338,7 @@ static int watch_set (aigc_engine *e, curl_socket_t fd, int what) {
   }
   e->watched[slot].events = poll_events(what);
   e->watched[slot].revents = 0;
+  ep_want(e, fd, e->watched[slot].events);
   return 0;
 }
 
@@ -342,7 +354,156 @@ static void watch_remove (aigc_engine *e, curl_socket_t fd) {
   }
   e->nwatched--;
   e->slot_of_fd[fd] = 0;
+  ep_unwatch(e, fd);
 }
+
+/*
+** {------------------------------------------------------
+** The epoll set (Linux)
+**
+** It mirrors what libcurl asks to watch, with one difference: a socket
+** libcurl stops watching (its transfer is over, the connection goes back
+** to the pool) stays registered, parked, since the next request on that
+** connection asks for it again at once: keep-alive costs no epoll_ctl per
+** request. A parked socket that turns readable (the server closed it) is
+** taken out when epoll reports it. Parking is safe only for sockets whose
+** closing we hear of, so libcurl opens and closes its sockets through our
+** callbacks (AIGC_EP_OWN); any other socket (a resolver's) is removed at
+** once. On any epoll error the engine falls back to poll() for good: the
+** watched array is always complete.
+** -------------------------------------------------------
+*/
+
+#define AIGC_EP_IN   1   /* registered for reading */
+#define AIGC_EP_OUT  2   /* registered for writing */
+#define AIGC_EP_OWN  4   /* opened by on_open_socket, closed by on_close_socket */
+
+#ifdef AIGC_EPOLL
+
+static void ep_disable (aigc_engine *e) {
+  if (e->epfd >= 0)
+    close(e->epfd);
+  e->epfd = -1;
+}
+
+static int ep_grow (aigc_engine *e, curl_socket_t fd) {
+  if ((size_t)fd >= e->cap_ep_fd) {
+    size_t ncap = e->cap_ep_fd ? e->cap_ep_fd : 64;
+    unsigned char *p;
+    while (ncap <= (size_t)fd)
+      ncap *= 2;
+    p = (unsigned char *)realloc(e->ep_fd, ncap);
+    if (p == NULL)
+      return -1;
+    memset(p + e->cap_ep_fd, 0, ncap - e->cap_ep_fd);
+    e->ep_fd = p;
+    e->cap_ep_fd = ncap;
+  }
+  return 0;
+}
+
+/* Registers fd for the poll events `ev` (POLLIN / POLLOUT). */
+static void ep_want (aigc_engine *e, curl_socket_t fd, short ev) {
+  struct epoll_event ee;
+  int want = ((ev & POLLIN) ? AIGC_EP_IN : 0) | ((ev & POLLOUT) ? AIGC_EP_OUT : 0);
+  int cur, op, rc;
+  if (e->epfd < 0 || fd < 0)
+    return;
+  if (ep_grow(e, fd) != 0) {
+    ep_disable(e);
+    return;
+  }
+  cur = e->ep_fd[fd] & (AIGC_EP_IN | AIGC_EP_OUT);
+  /* Ours, and registered as wanted: nothing to do (a parked keep-alive
+     socket asked for again). Another socket is registered again each
+     time: its owner may have closed it and made another under the same
+     number without telling us. */
+  if (cur == want && (e->ep_fd[fd] & AIGC_EP_OWN))
+    return;
+  memset(&ee, 0, sizeof ee);
+  ee.events = ((want & AIGC_EP_IN) ? EPOLLIN : 0u) | ((want & AIGC_EP_OUT) ? EPOLLOUT : 0u);
+  ee.data.fd = fd;
+  op = cur ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+  rc = epoll_ctl(e->epfd, op, fd, &ee);
+  if (rc != 0 && op == EPOLL_CTL_MOD && errno == ENOENT)
+    rc = epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ee);
+  else if (rc != 0 && op == EPOLL_CTL_ADD && errno == EEXIST)
+    rc = epoll_ctl(e->epfd, EPOLL_CTL_MOD, fd, &ee);
+  if (rc != 0) {
+    ep_disable(e);
+    return;
+  }
+  e->ep_fd[fd] = (unsigned char)((e->ep_fd[fd] & AIGC_EP_OWN) | want);
+}
+
+/* Takes fd out of the epoll set. */
+static void ep_drop (aigc_engine *e, curl_socket_t fd) {
+  if (fd < 0 || (size_t)fd >= e->cap_ep_fd || !(e->ep_fd[fd] & (AIGC_EP_IN | AIGC_EP_OUT)))
+    return;
+  if (e->epfd >= 0)
+    epoll_ctl(e->epfd, EPOLL_CTL_DEL, fd, NULL);
+  e->ep_fd[fd] &= AIGC_EP_OWN;
+}
+
+/* libcurl no longer watches fd: park it if we will hear of its closing. */
+static void ep_unwatch (aigc_engine *e, curl_socket_t fd) {
+  if (fd >= 0 && (size_t)fd < e->cap_ep_fd && !(e->ep_fd[fd] & AIGC_EP_OWN))
+    ep_drop(e, fd);
+}
+
+static curl_socket_t on_open_socket (void *clientp, curlsocktype purpose,
+                                     struct curl_sockaddr *addr) {
+  aigc_engine *e = (aigc_engine *)clientp;
+  curl_socket_t fd = socket(addr->family, addr->socktype, addr->protocol);
+  (void)purpose;
+  /* A new socket is in no epoll set, whatever a closed one with the same
+     number was. */
+  if (fd >= 0 && e->ep_fd != NULL && (size_t)fd < e->cap_ep_fd)
+    e->ep_fd[fd] = 0;
+  if (fd >= 0 && e->epfd >= 0 && ep_grow(e, fd) == 0)
+    e->ep_fd[fd] = AIGC_EP_OWN;
+  return fd < 0 ? CURL_SOCKET_BAD : fd;
+}
+
+static int on_close_socket (void *clientp, curl_socket_t fd) {
+  aigc_engine *e = (aigc_engine *)clientp;
+  /* Closing takes it out of the epoll set (the kernel's doing). */
+  if (fd >= 0 && e->ep_fd != NULL && (size_t)fd < e->cap_ep_fd)
+    e->ep_fd[fd] = 0;
+  return close(fd);
+}
+
+#else
+
+static void ep_want (aigc_engine *e, curl_socket_t fd, short ev) { (void)e; (void)fd; (void)ev; }
+static void ep_unwatch (aigc_engine *e, curl_socket_t fd) { (void)e; (void)fd; }
+
+#endif
+
+void aigc_engine_socket_options (aigc_engine *e, CURL *easy) {
+#ifdef AIGC_EPOLL
+  curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+  curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, (void *)e);
+  curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+  curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, (void *)e);
+#else
+  (void)e; (void)easy;
+#endif
+}
+
+/* A handle that outlives its engine must not call back into it. */
+static void forget_socket_options (CURL *easy) {
+#ifdef AIGC_EPOLL
+  curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, NULL);
+  curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, NULL);
+  curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, NULL);
+  curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, NULL);
+#else
+  (void)easy;
+#endif
+}
+
+/* }------------------------------------------------------ */
 
 /* Records a change for an external loop's watcher. */
 static void note_change (aigc_engine *e, curl_socket_t fd, int what) {
@@ -583,24 +744,60 @@ static void poll_and_act (aigc_engine *e, double timeout) {
   }
   /* Round up, so that we do not wake a hair before a deadline and spin. */
   ms = timeout <= 0 ? 0 : (int)ceil(timeout * 1000.0);
-  /* Nothing to watch and no time to wait (a request just added, before
-     libcurl has a socket for it): a system call for nothing, skipped. */
-  n = e->nwatched == 0 && ms == 0 ? 0 : poll(e->watched, (nfds_t)e->nwatched, ms);
-  if (n > 0) {
-    /* socket_action may add or remove watched sockets: act on a copy. */
-    if (e->capready < e->nwatched) {
-      struct pollfd *p = (struct pollfd *)realloc(e->ready, e->nwatched * sizeof *p);
+  /* socket_action may add or remove watched sockets: act on a copy. */
+  if (e->capready < e->nwatched) {
+    struct pollfd *p = (struct pollfd *)realloc(e->ready, e->nwatched * sizeof *p);
+    if (p != NULL) {
+      e->ready = p;
+      e->capready = e->nwatched;
+    }
+  }
+#ifdef AIGC_EPOLL
+  if (e->epfd >= 0) {
+    size_t want = e->capready > 16 ? e->capready : 16;
+    if (e->cap_ep_out < want) {
+      void *p = realloc(e->ep_out, want * sizeof(struct epoll_event));
       if (p != NULL) {
-        e->ready = p;
-        e->capready = e->nwatched;
+        e->ep_out = p;
+        e->cap_ep_out = want;
+      }
+      else if (e->ep_out == NULL)
+        ep_disable(e);   /* out of memory: poll() below */
+    }
+  }
+  if (e->epfd >= 0) {
+    struct epoll_event *out = (struct epoll_event *)e->ep_out;
+    n = e->nwatched == 0 && ms == 0 ? 0 : epoll_wait(e->epfd, out, (int)e->cap_ep_out, ms);
+    for (i = 0; i < n; i++) {
+      int fd = out[i].data.fd, slot = watch_find(e, fd);
+      short rev = 0;
+      if (slot < 0) {   /* parked, and the server closed it (or sent junk) */
+        ep_drop(e, fd);
+        continue;
+      }
+      if (out[i].events & EPOLLIN) rev |= POLLIN;
+      if (out[i].events & EPOLLOUT) rev |= POLLOUT;
+      if (out[i].events & EPOLLHUP) rev |= POLLHUP;
+      if (out[i].events & EPOLLERR) rev |= POLLERR;
+      if ((size_t)nready < e->capready) {
+        e->ready[nready].fd = fd;
+        e->ready[nready].revents = rev;
+        nready++;
       }
     }
-    for (i = 0; i < (int)e->nwatched && (size_t)nready < e->capready; i++)
+  }
+  else
+#endif
+  {
+    /* Nothing to watch and no time to wait (a request just added, before
+       libcurl has a socket for it): a system call for nothing, skipped. */
+    n = e->nwatched == 0 && ms == 0 ? 0 : poll(e->watched, (nfds_t)e->nwatched, ms);
+    for (i = 0; n > 0 && i < (int)e->nwatched && (size_t)nready < e->capready; i++)
       if (e->watched[i].revents != 0)
         e->ready[nready++] = e->watched[i];
-    for (i = 0; i < nready; i++)
-      socket_action(e, e->ready[i].fd, curl_mask(e->ready[i].revents));
   }
+  for (i = 0; i < nready; i++)
+    socket_action(e, e->ready[i].fd, curl_mask(e->ready[i].revents));
   act_on_timer(e);
 }
 
@@ -942,6 +1139,8 @@ static void engine_close (lua_State *L, int eidx, aigc_engine *e, int from_gc) {
     if (!aigc_terminal(r->state))
       r->state = AIGC_CANCELED;
     aigc_engine_unlink(e, r);
+    if (r->easy != NULL)
+      forget_socket_options(r->easy);
     aigc_request_detach(r);
   }
   e->running = 0;
@@ -953,6 +1152,13 @@ static void engine_close (lua_State *L, int eidx, aigc_engine *e, int from_gc) {
     curl_multi_cleanup(e->multi);
     e->multi = NULL;
   }
+  /* After curl_multi_cleanup: closing the pool's connections calls
+     on_close_socket, which reads ep_fd. */
+#ifdef AIGC_EPOLL
+  ep_disable(e);
+#endif
+  free(e->ep_fd); e->ep_fd = NULL; e->cap_ep_fd = 0;
+  free(e->ep_out); e->ep_out = NULL; e->cap_ep_out = 0;
   free(e->watched); e->watched = NULL; e->nwatched = e->capwatched = 0;
   free(e->ready); e->ready = NULL; e->capready = 0;
   free(e->slot_of_fd); e->slot_of_fd = NULL; e->cap_slot_of_fd = 0;
@@ -1096,6 +1302,7 @@ static int eng_new (lua_State *L) {
   e = (aigc_engine *)lua_newuserdatauv(L, sizeof *e, AIGC_EN_NSLOTS);
   memset(e, 0, sizeof *e);
   e->closed = 1;
+  e->epfd = -1;
   e->curl_deadline = -1;
   e->reported_deadline = -2;
   luaL_setmetatable(L, AIGC_ENGINE_MT);
@@ -1164,6 +1371,9 @@ static int eng_new (lua_State *L) {
   curl_multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION, on_timer);
   curl_multi_setopt(e->multi, CURLMOPT_TIMERDATA, (void *)e);
   curl_multi_setopt(e->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+#ifdef AIGC_EPOLL
+  e->epfd = epoll_create1(EPOLL_CLOEXEC);   /* -1: poll() it is */
+#endif
   e->closed = 0;
   return 1;
 }

@@ -1196,7 +1196,7 @@ static char *dup_url (lua_State *L, const aigc_engine *e, const char *path, cons
 ** one of them, never left to the default (setting the rest again cost
 ** ~2% of a request: libcurl copies and parses the strings each time).
 */
-static int setup_easy (aigc_request *r, const aigc_engine *e, int fresh) {
+static int setup_easy (aigc_request *r, aigc_engine *e, int fresh) {
   CURL *h = r->easy;
   CURLcode rc = CURLE_OK;
 #define SET(opt, val) do { if (rc == CURLE_OK) rc = curl_easy_setopt(h, opt, val); } while (0)
@@ -1234,6 +1234,7 @@ static int setup_easy (aigc_request *r, const aigc_engine *e, int fresh) {
   SET(CURLOPT_ACCEPT_ENCODING, "");
   if (rc != CURLE_OK)
     return -1;
+  aigc_engine_socket_options(e, h);
 #if LIBCURL_VERSION_NUM >= 0x075500
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
