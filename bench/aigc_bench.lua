@@ -122,11 +122,13 @@ end
 
 function modes.multi ()
   local client = aigc.client { base_url = url, api_key = "sk-bench", max_retries = 0 }
-  local function step () return client:step(1) end
+  local steps = 0
+  local function step () steps = steps + 1 return client:step(1) end
   inflight(client, 2 * k, step)   -- warm-up: every connection opened and used
+  steps = 0
   local t0, c0 = now(), clock()
   inflight(client, n, step)
-  report(n, now() - t0, clock() - c0)
+  report(n, now() - t0, clock() - c0, { { "steps", steps } })
 end
 
 -- The cost of one client:step(0) while K requests are in flight, in a

@@ -22,8 +22,20 @@ local socket = require "socket"
 local QUICK = os.getenv("BENCH_QUICK") == "1"
 local ROUNDS = tonumber(os.getenv("BENCH_ROUNDS") or "") or (QUICK and 2 or 5)
 local SCALE = QUICK and 0.25 or 1
-local CPU = os.getenv("BENCH_CPU") or "0"
-local SPLIT_CPU = os.getenv("BENCH_SPLIT_CPU") or "1"
+-- The CPUs this process may use (a container may not offer CPU 0).
+local function allowed_cpus ()
+  local f = io.open("/proc/self/status")
+  local list = f and f:read("a"):match("Cpus_allowed_list:%s*(%S+)") or "0"
+  if f then f:close() end
+  local cpus = {}
+  for a, b in list:gmatch("(%d+)%-?(%d*)") do
+    for c = tonumber(a), tonumber(b ~= "" and b or a) do cpus[#cpus + 1] = tostring(c) end
+  end
+  return cpus
+end
+local CPUS = allowed_cpus()
+local CPU = os.getenv("BENCH_CPU") or CPUS[1] or "0"
+local SPLIT_CPU = os.getenv("BENCH_SPLIT_CPU") or CPUS[2] or "none"
 local OUT = os.getenv("BENCH_OUT")
 local DIR = "build/bench"
 local LOG = DIR .. "/clients.log"
@@ -258,8 +270,10 @@ local function print_scenario (sc, res)
     if #r.runs == 0 then
       say("  %-44s failed: %s", c.name, tostring(r.failed))
     else
-      say("  %-44s %12s %9s %8s %8s %9s", c.name, fmt_rate(med(r, "rate")), fmt_num(med(r, "cpu"), sc.per == "chunk" and 3 or 2),
-          fmt_num(median(r.ratio_cpu)), fmt_num(median(r.ratio_rate)), fmt_num(med(r, "rss") and med(r, "rss") / 1024, 1))
+      local rss = med(r, "rss")
+      say("  %-44s %12s %9s %8s %8s %9s", c.name, fmt_rate(med(r, "rate")),
+          fmt_num(med(r, "cpu"), sc.per == "chunk" and 3 or 2), fmt_num(median(r.ratio_cpu)),
+          fmt_num(median(r.ratio_rate)), fmt_num(rss and rss / 1024, 1))
     end
   end
 end
@@ -273,8 +287,8 @@ local function main ()
   write(E_CHAT, fixtures.content)
   write(E_STREAM, fixtures.stream_content)
 
-  local ncpu = tonumber(sh("nproc")) or 1
-  local split = SPLIT_CPU ~= "none" and ncpu > 1 and SPLIT_CPU ~= CPU
+  local ncpu = tonumber(sh("nproc --all")) or 1
+  local split = SPLIT_CPU ~= "none" and SPLIT_CPU ~= CPU
 
   local srv = server.start(DIR .. "/nginx", CPU)
   local ok, err = pcall(function ()
@@ -298,22 +312,31 @@ local function main ()
     local res = rounds(srv, SCENARIOS, CPU, ROUNDS, "same CPU")
     for _, sc in ipairs(SCENARIOS) do print_scenario(sc, res) end
 
-    -- step() cost, with 256 in flight.
+    -- step() cost, with 256 in flight: the fixed cost of a step while
+    -- every request waits (what a frame loop pays per frame), then a
+    -- step(0) loop against nginx (each step delivers what is ready, so its
+    -- time grows with the responses it hands over).
     local steps = res.multi256.steps
-    local step_med, step_p99 = med_raw(steps, "step_med_us"), med_raw(steps, "step_p99_us")
+    local loop_med, loop_p99 = med_raw(steps, "step_med_us"), med_raw(steps, "step_p99_us")
+    local loop_steps = med_raw(steps, "steps")
     progress("step() with 256 waiting")
-    local idle = {}
+    local idle_meds, idle_p99s = {}, {}
     for _ = 1, ROUNDS do
       local r = run(CPU, ("lua5.4 bench/aigc_bench.lua idle - %d - 256"):format(count(20000)))
-      if r then idle[#idle + 1] = r end
+      if r then
+        idle_meds[#idle_meds + 1] = r.step_med_us
+        idle_p99s[#idle_p99s + 1] = r.step_p99_us
+      end
     end
-    local idle_med = median((function () local t = {} for i, r in ipairs(idle) do t[i] = r.step_med_us end return t end)())
-    local idle_p99 = median((function () local t = {} for i, r in ipairs(idle) do t[i] = r.step_p99_us end return t end)())
+    local idle_med, idle_p99 = median(idle_meds), median(idle_p99s)
     say("")
     say("client:step(0) with 256 requests in flight (us per call)")
-    say("  %-58s %9s %9s", "", "median", "p99")
-    say("  %-58s %9s %9s", "against nginx, a step(0) loop (each handles what is ready)", fmt_num(step_med), fmt_num(step_p99))
-    say("  %-58s %9s %9s", "all 256 waiting (a server that has not answered yet)", fmt_num(idle_med), fmt_num(idle_p99))
+    say("  %-62s %8s %9s", "", "median", "p99")
+    say("  %-62s %8s %9s", "all 256 waiting (sent, the server has not answered yet)",
+        fmt_num(idle_med), fmt_num(idle_p99))
+    say("  %-62s %8s %9s", ("a step(0) loop against nginx (%s responses per step on average)")
+        :format(loop_steps and fmt_num(count(20000) / loop_steps, 0) or "-"),
+        fmt_num(loop_med, 1), fmt_num(loop_p99, 1))
 
     -- Memory: RSS growth over 100,000 requests.
     progress("RSS growth")
@@ -366,12 +389,12 @@ local function main ()
       { "aigc, stream (per chunk)", function (n) return aigc("stream", n)(srv) end, 200 },
     } do
       local k = c[3] or 1
-      local n0, n1 = 200 // k, 1200 // k
+      local n0, n1 = 500 // k, 3000 // k   -- enough to average over GC cycles
       local a, b = instructions(c[2](n0)), instructions(c[2](n1))
       cg[#cg + 1] = { c[1], a and b and (b - a) / ((n1 - n0) * k) }
     end
     say("")
-    say("Instructions (callgrind; the difference of runs of 1,200 and 200 requests, start-up cancelled)")
+    say("Instructions (callgrind; the difference of runs of 3,000 and 500 requests, start-up cancelled)")
     for i, c in ipairs(cg) do
       local ratio = ""
       if i % 2 == 0 and cg[i - 1][2] and c[2] then ratio = ("  %.2fx the floor"):format(c[2] / cg[i - 1][2]) end
