@@ -380,10 +380,20 @@ static void watch_remove (aigc_engine *e, curl_socket_t fd) {
 
 #ifdef AIGC_EPOLL
 
+#define AIGC_EP_UNSET (-2)   /* epfd before the first socket: made then */
+
 static void ep_disable (aigc_engine *e) {
   if (e->epfd >= 0)
     close(e->epfd);
   e->epfd = -1;
+}
+
+/* Whether the epoll set is there, making it at the first socket (a client
+   that never sends holds no descriptor for it). */
+static int ep_on (aigc_engine *e) {
+  if (e->epfd == AIGC_EP_UNSET)
+    e->epfd = epoll_create1(EPOLL_CLOEXEC);   /* -1: poll() it is */
+  return e->epfd >= 0;
 }
 
 static int ep_grow (aigc_engine *e, curl_socket_t fd) {
@@ -407,7 +417,7 @@ static void ep_want (aigc_engine *e, curl_socket_t fd, short ev) {
   struct epoll_event ee;
   int want = ((ev & POLLIN) ? AIGC_EP_IN : 0) | ((ev & POLLOUT) ? AIGC_EP_OUT : 0);
   int cur, op, rc;
-  if (e->epfd < 0 || fd < 0)
+  if (fd < 0 || !ep_on(e))
     return;
   if (ep_grow(e, fd) != 0) {
     ep_disable(e);
@@ -460,7 +470,7 @@ static curl_socket_t on_open_socket (void *clientp, curlsocktype purpose,
      number was. */
   if (fd >= 0 && e->ep_fd != NULL && (size_t)fd < e->cap_ep_fd)
     e->ep_fd[fd] = 0;
-  if (fd >= 0 && e->epfd >= 0 && ep_grow(e, fd) == 0)
+  if (fd >= 0 && ep_on(e) && ep_grow(e, fd) == 0)
     e->ep_fd[fd] = AIGC_EP_OWN;
   return fd < 0 ? CURL_SOCKET_BAD : fd;
 }
@@ -1372,7 +1382,7 @@ static int eng_new (lua_State *L) {
   curl_multi_setopt(e->multi, CURLMOPT_TIMERDATA, (void *)e);
   curl_multi_setopt(e->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
 #ifdef AIGC_EPOLL
-  e->epfd = epoll_create1(EPOLL_CLOEXEC);   /* -1: poll() it is */
+  e->epfd = AIGC_EP_UNSET;
 #endif
   e->closed = 0;
   return 1;
