@@ -101,11 +101,12 @@ end
 local function inflight (client, total, on_step)
   local started, done = 0, 0
   local on_done
+  local function on_error (err) error("request failed: " .. tostring(err.message)) end
   local function start ()
     started = started + 1
     local p = params(started)
     p.on_done = on_done
-    p.on_error = function (err) error("request failed: " .. tostring(err.message)) end
+    p.on_error = on_error
     client:chat_async(p)
   end
   on_done = function (res)
