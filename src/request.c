@@ -298,7 +298,18 @@ static size_t on_write (char *ptr, size_t size, size_t nmemb, void *ud) {
 ** =======================================================
 */
 
+/*
+** Frees what only a pending request needs, once it is over. Lua cannot see
+** this memory, so it must not wait for the request's __gc: results are
+** often dropped in bulk long after, and the heap would fragment between.
+*/
 static void free_transfer_memory (aigc_request *r) {
+  aigc_buf_free(&r->hdrs);
+  aigc_buf_free(&r->body);
+  free(r->url);
+  r->url = NULL;
+  curl_slist_free_all(r->headers);
+  r->headers = NULL;
   aigc_buf_free(&r->resp);
   aigc_buf_free(&r->events);
   r->events_read = 0;
@@ -407,7 +418,7 @@ static double retry_delay (aigc_request *r) {
 ** (a query may carry credentials some providers put there).
 */
 static const char *log_path (const aigc_request *r, char *buf, size_t size) {
-  const char *p = strstr(r->url, "://");
+  const char *p = r->url ? strstr(r->url, "://") : NULL;
   size_t n;
   p = p ? strchr(p + 3, '/') : NULL;
   if (p == NULL)
