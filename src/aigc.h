@@ -299,6 +299,10 @@ int  aigc_engine_drive (lua_State *L, int eidx, double timeout, int budget,
 int  aigc_pcall (lua_State *L, int nargs, int nresults);
 double aigc_engine_random (aigc_engine *e);
 void aigc_check_header (lua_State *L, const char *line, size_t len);
+double aigc_opt_seconds (lua_State *L, int t, const char *what, const char *field,
+                         double def);
+lua_Integer aigc_opt_integer (lua_State *L, int t, const char *what, const char *field,
+                              lua_Integer def, lua_Integer lo, lua_Integer hi);
 struct curl_slist *aigc_build_headers (lua_State *L, int idx);
 
 /* request.c */

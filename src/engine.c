@@ -1218,28 +1218,36 @@ static char *opt_strdup (lua_State *L, int t, const char *field) {
   return s;
 }
 
-static double opt_seconds (lua_State *L, int t, const char *field, double def) {
+/*
+** Optional numeric fields of a table (the client's config, a call's
+** params): a number of seconds > 0, or an integer in lo..hi. A string
+** that looks like a number is refused, as it is in the Lua layer. `what`
+** names the table in the message: "bad params.timeout (...)".
+*/
+double aigc_opt_seconds (lua_State *L, int t, const char *what, const char *field,
+                         double def) {
   double v = def;
   if (lua_getfield(L, t, field) != LUA_TNIL) {
     int isnum;
     v = (double)lua_tonumberx(L, -1, &isnum);
     isnum = isnum && lua_type(L, -1) == LUA_TNUMBER;   /* not "1" */
     if (!isnum || !(v > 0) || v > 1e9)
-      luaL_error(L, "bad config field '%s' (a number of seconds > 0 expected)", field);
+      luaL_error(L, "bad %s.%s (a number of seconds > 0 expected, got %s)", what, field,
+                 isnum ? lua_tostring(L, -1) : luaL_typename(L, -1));
   }
   lua_pop(L, 1);
   return v;
 }
 
-static lua_Integer opt_count (lua_State *L, int t, const char *field, lua_Integer def,
-                              lua_Integer lo, lua_Integer hi) {
+lua_Integer aigc_opt_integer (lua_State *L, int t, const char *what, const char *field,
+                              lua_Integer def, lua_Integer lo, lua_Integer hi) {
   lua_Integer v = def;
   if (lua_getfield(L, t, field) != LUA_TNIL) {
     int isnum;
     v = lua_tointegerx(L, -1, &isnum);
     isnum = isnum && lua_type(L, -1) == LUA_TNUMBER;   /* not "1" */
     if (!isnum || v < lo || v > hi)
-      luaL_error(L, "bad config field '%s' (an integer in %I..%I expected)", field, lo, hi);
+      luaL_error(L, "bad %s.%s (an integer in %I..%I expected)", what, field, lo, hi);
   }
   lua_pop(L, 1);
   return v;
@@ -1342,12 +1350,14 @@ static int eng_new (lua_State *L) {
   else
     lua_pop(L, 1);
 
-  e->timeout = opt_seconds(L, 1, "timeout", AIGC_DEFAULT_TIMEOUT);
-  e->connect_timeout = opt_seconds(L, 1, "connect_timeout", AIGC_DEFAULT_CONNECT_TIMEOUT);
-  e->max_retries = (int)opt_count(L, 1, "max_retries", AIGC_DEFAULT_MAX_RETRIES, 0, 100);
-  e->max_concurrency = (int)opt_count(L, 1, "max_concurrency", 0, 0, 1000000);
-  e->max_bytes = (size_t)opt_count(L, 1, "max_response_bytes", (lua_Integer)AIGC_DEFAULT_MAX_BYTES,
-                                   1, (lua_Integer)1 << 40);
+  e->timeout = aigc_opt_seconds(L, 1, "config", "timeout", AIGC_DEFAULT_TIMEOUT);
+  e->connect_timeout = aigc_opt_seconds(L, 1, "config", "connect_timeout",
+                                        AIGC_DEFAULT_CONNECT_TIMEOUT);
+  e->max_retries = (int)aigc_opt_integer(L, 1, "config", "max_retries",
+                                         AIGC_DEFAULT_MAX_RETRIES, 0, 100);
+  e->max_concurrency = (int)aigc_opt_integer(L, 1, "config", "max_concurrency", 0, 0, 1000000);
+  e->max_bytes = (size_t)aigc_opt_integer(L, 1, "config", "max_response_bytes",
+                                          (lua_Integer)AIGC_DEFAULT_MAX_BYTES, 1, (lua_Integer)1 << 40);
   lua_getfield(L, 1, "insecure");
   e->insecure = lua_toboolean(L, -1);
   lua_pop(L, 1);

@@ -1122,34 +1122,6 @@ void aigc_request_detach (aigc_request *r) {
 ** =======================================================
 */
 
-static double opt_param_seconds (lua_State *L, int t, const char *field, double def) {
-  double v = def;
-  if (lua_getfield(L, t, field) != LUA_TNIL) {
-    int isnum;
-    v = (double)lua_tonumberx(L, -1, &isnum);
-    isnum = isnum && lua_type(L, -1) == LUA_TNUMBER;   /* not "1" */
-    if (!isnum || !(v > 0) || v > 1e9)
-      luaL_error(L, "bad params.%s (a number of seconds > 0 expected, got %s)",
-                 field, isnum ? lua_tostring(L, -1) : luaL_typename(L, -1));
-  }
-  lua_pop(L, 1);
-  return v;
-}
-
-static lua_Integer opt_param_int (lua_State *L, int t, const char *field, lua_Integer def,
-                                  lua_Integer lo, lua_Integer hi) {
-  lua_Integer v = def;
-  if (lua_getfield(L, t, field) != LUA_TNIL) {
-    int isnum;
-    v = lua_tointegerx(L, -1, &isnum);
-    isnum = isnum && lua_type(L, -1) == LUA_TNUMBER;   /* not "1" */
-    if (!isnum || v < lo || v > hi)
-      luaL_error(L, "bad params.%s (an integer in %I..%I expected)", field, lo, hi);
-  }
-  lua_pop(L, 1);
-  return v;
-}
-
 /* Reads an optional callback params[field] into the request's slot. */
 static int opt_callback (lua_State *L, int t, const char *field, int ridx, int slot) {
   int type = lua_getfield(L, t, field);
@@ -1338,11 +1310,12 @@ int aigc_request_submit (lua_State *L) {
   r->connect_timeout = e->connect_timeout;
   r->max_retries = e->max_retries;
   if (has_params) {
-    r->timeout = opt_param_seconds(L, 3, "timeout", e->timeout);
-    r->connect_timeout = opt_param_seconds(L, 3, "connect_timeout", e->connect_timeout);
-    r->max_retries = (int)opt_param_int(L, 3, "max_retries", e->max_retries, 0, 100);
-    r->max_bytes = (size_t)opt_param_int(L, 3, "max_response_bytes", (lua_Integer)e->max_bytes,
-                                         1, (lua_Integer)1 << 40);
+    r->timeout = aigc_opt_seconds(L, 3, "params", "timeout", e->timeout);
+    r->connect_timeout = aigc_opt_seconds(L, 3, "params", "connect_timeout",
+                                          e->connect_timeout);
+    r->max_retries = (int)aigc_opt_integer(L, 3, "params", "max_retries", e->max_retries, 0, 100);
+    r->max_bytes = (size_t)aigc_opt_integer(L, 3, "params", "max_response_bytes",
+                                            (lua_Integer)e->max_bytes, 1, (lua_Integer)1 << 40);
     r->sse_parser.max_event = r->max_bytes;
     if (stream && lua_getfield(L, 3, "stream") != LUA_TBOOLEAN) {
       r->want_chunk = wants_chunk(L, -1);
