@@ -25,7 +25,10 @@ end
 local REPLY = [[{"id":"x","object":"chat.completion","created":1,"model":"m",]]
   .. [["choices":[{"index":0,"message":{"role":"assistant","content":"over TLS"},"finish_reason":"stop"}]}]]
 
--- nginx with three servers: TLS with a certificate for 127.0.0.1, TLS with
+-- The reply names nginx's connection serial number: which requests shared one.
+local CONN_REPLY = REPLY:gsub("over TLS", "connection $connection over $server_protocol")
+
+-- nginx with four servers: TLS over HTTP/2 answering with its connection, TLS with a certificate for 127.0.0.1, TLS with
 -- one for another name, and plain HTTP that redirects or forwards (a proxy).
 local function start_nginx (dev_port)
   local dir = os.tmpname()
@@ -37,7 +40,7 @@ local function start_nginx (dev_port)
       :format(cert[1], cert[2], dir, cert[1], dir, cert[1]))
     assert(ok, out)
   end
-  local ports = { tls = free_port(), wrong = free_port(), plain = free_port() }
+  local ports = { tls = free_port(), wrong = free_port(), plain = free_port(), h2 = free_port() }
   local conf = ([[
 daemon off; master_process off; worker_processes 1;
 pid DIR/nginx.pid; error_log DIR/error.log;
@@ -50,11 +53,13 @@ http {
            location / { default_type application/json; return 200 'REPLY'; } }
   server { listen 127.0.0.1:WRONG ssl; ssl_certificate DIR/wrong.pem; ssl_certificate_key DIR/wrong.key;
            location / { default_type application/json; return 200 'REPLY'; } }
+  server { listen 127.0.0.1:H2 ssl http2; ssl_certificate DIR/good.pem; ssl_certificate_key DIR/good.key;
+           location / { default_type application/json; return 200 'CONNREPLY'; } }
   server { listen 127.0.0.1:PLAIN;
            location /redirect/ { return 307 http://127.0.0.1:DEV/v1/chat/completions; }
            location / { proxy_pass http://127.0.0.1:DEV; proxy_set_header X-Via-Proxy yes; } }
 }]]):gsub("DIR", dir):gsub("TLS", ports.tls):gsub("WRONG", ports.wrong):gsub("PLAIN", ports.plain)
-    :gsub("DEV", dev_port):gsub("REPLY", REPLY)
+    :gsub("H2", ports.h2):gsub("DEV", dev_port):gsub("CONNREPLY", CONN_REPLY):gsub("REPLY", REPLY)
   local f = assert(io.open(dir .. "/nginx.conf", "w"))
   f:write(conf)
   f:close()
@@ -136,6 +141,24 @@ describe("security", function ()
       local _, replies = out:gsub("over TLS", "")
       assert.equal(2, replies)
     end)
+  end)
+
+  it("multiplexes concurrent requests over one HTTP/2 connection where the server offers it", function ()
+    local c = aigc.client { base_url = "https://127.0.0.1:" .. nginx.ports.h2 .. "/v1",
+                            ca_file = nginx.dir .. "/good.pem", max_retries = 0 }
+    local reqs = {}
+    for i = 1, 8 do reqs[i] = c:chat_async "Hi" end
+    local seen = {}
+    for i = 1, 8 do
+      local res = assert(reqs[i]:wait(10))
+      local conn, proto = res.text:match("^connection (%d+) over (%S+)$")
+      assert.equal("HTTP/2.0", proto)
+      seen[conn] = true
+    end
+    c:close()
+    local n = 0
+    for _ in pairs(seen) do n = n + 1 end
+    assert.equal(1, n)
   end)
 
   it("never follows a redirect (no POST replayed, no key sent elsewhere)", function ()
