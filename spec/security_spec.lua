@@ -28,8 +28,9 @@ local REPLY = [[{"id":"x","object":"chat.completion","created":1,"model":"m",]]
 -- The reply names nginx's connection serial number: which requests shared one.
 local CONN_REPLY = REPLY:gsub("over TLS", "connection $connection over $server_protocol")
 
--- nginx with four servers: TLS over HTTP/2 naming its connection, TLS with a certificate for 127.0.0.1, TLS with
--- one for another name, and plain HTTP that redirects or forwards (a proxy).
+-- nginx with four servers: TLS with a certificate for 127.0.0.1, TLS with one
+-- for another name, TLS over HTTP/2 naming its connection, and plain HTTP
+-- that redirects or forwards (a proxy).
 local function start_nginx (dev_port)
   local dir = os.tmpname()
   os.remove(dir)
