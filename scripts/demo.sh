@@ -31,7 +31,7 @@ run () { echo; echo "---- $*"; $LUA "$@"; }
 run examples/chatbot.lua --script examples/dialogue.txt
 run examples/completion.lua
 run examples/story.lua
-for extra in npc_loop.lua service_bot.lua autoreply.lua npc_dialogue.lua story_best_of.lua; do
+for extra in npc_loop.lua luv_loop.lua service_bot.lua autoreply.lua npc_dialogue.lua story_best_of.lua; do
   if [ -f "examples/$extra" ]; then run "examples/$extra"; fi
 done
 echo
