@@ -25,6 +25,15 @@ static int ctest_passed, ctest_failed, ctest_current_failed;
     } \
   } while (0)
 
+/* A failed check that later checks depend on ends the test. */
+#define REQUIRE(cond) do { \
+    if (!(cond)) { \
+      ctest_current_failed = 1; \
+      fprintf(stderr, "  %s:%d: required: %s\n", __FILE__, __LINE__, #cond); \
+      return; \
+    } \
+  } while (0)
+
 #define CHECK_EQ_INT(a, b) do { \
     long long ctest_a_ = (long long)(a), ctest_b_ = (long long)(b); \
     if (ctest_a_ != ctest_b_) { \

@@ -14,93 +14,13 @@
 #include <string.h>
 
 #include "ctest.h"
+#include "faultalloc.h"
 #include "json.h"
-
-
-/* {====================================================================
-** Allocation failures on demand
-** ===================================================================== */
-
-#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__)
-#define FAULTS 1
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
-#undef FAULTS
-#define FAULTS 0
-#endif
-#endif
-#else
-#define FAULTS 0
-#endif
-
-static long fault_after = -1;   /* allocations left before one fails; -1 never */
-static long live = 0;           /* blocks allocated and not yet freed */
-
-#if FAULTS
-extern void *__libc_malloc (size_t n);
-extern void *__libc_realloc (void *p, size_t n);
-extern void *__libc_calloc (size_t n, size_t m);
-extern void __libc_free (void *p);
-
-static int fault_now (void) {
-  if (fault_after < 0)
-    return 0;
-  return fault_after-- == 0;
-}
-
-void *malloc (size_t n) {
-  void *p = fault_now() ? NULL : __libc_malloc(n);
-  live += (p != NULL);
-  return p;
-}
-
-void *realloc (void *p, size_t n) {
-  void *np = fault_now() ? NULL : __libc_realloc(p, n);
-  live += (p == NULL && np != NULL);
-  return np;
-}
-
-void *calloc (size_t n, size_t m) {
-  void *p = fault_now() ? NULL : __libc_calloc(n, m);
-  live += (p != NULL);
-  return p;
-}
-
-void free (void *p) {
-  live -= (p != NULL);
-  __libc_free(p);
-}
-#endif
-
-/* Are failures really injected? (Not when a tool such as valgrind
-** replaces malloc itself.) */
-static int faults_work (void) {
-  void *(*volatile alloc) (size_t) = malloc;   /* not elided by the compiler */
-  void *p;
-  if (!FAULTS)
-    return 0;
-  fault_after = 0;
-  p = alloc(16);
-  fault_after = -1;
-  free(p);
-  return p == NULL;
-}
-
-/* }==================================================================== */
 
 
 /* {====================================================================
 ** Helpers
 ** ===================================================================== */
-
-/* a failed check that later checks depend on ends the test */
-#define REQUIRE(cond) do { \
-    if (!(cond)) { \
-      ctest_current_failed = 1; \
-      fprintf(stderr, "  %s:%d: required: %s\n", __FILE__, __LINE__, #cond); \
-      return; \
-    } \
-  } while (0)
 
 static aj_arena arena;
 static aj_error err;
