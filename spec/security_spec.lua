@@ -8,19 +8,8 @@ local socket = require "socket"
 
 warn("@on")
 
-local function sh (cmd)
-  local p = assert(io.popen(cmd .. " 2>&1"))
-  local out = p:read("a")
-  local ok = p:close()
-  return ok, out
-end
-
-local function free_port ()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
+local proc = require "procutil"
+local sh, free_port = proc.sh, proc.free_port
 
 local REPLY = [[{"id":"x","object":"chat.completion","created":1,"model":"m",]]
   .. [["choices":[{"index":0,"message":{"role":"assistant","content":"over TLS"},"finish_reason":"stop"}]}]]

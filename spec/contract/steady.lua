@@ -24,23 +24,8 @@ local ltn12 = require "ltn12"
 
 local M = {}
 
-local function shell_quote (s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function read_file (path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function exists (path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
+local proc = require "procutil"
+local shell_quote, read_file, exists, alive = proc.quote, proc.read_file, proc.exists, proc.alive
 
 --- The last `n` lines of a text, for error messages.
 local function tail (text, n)
@@ -50,13 +35,6 @@ local function tail (text, n)
   return table.concat(lines, "\n", first)
 end
 M.tail = tail
-
--- Is process `pid` still alive (a zombie counts as gone)?
-local function alive (pid)
-  local stat = read_file("/proc/" .. pid .. "/stat")
-  if stat then return stat:match("%) (%a)") ~= "Z" end
-  return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true
-end
 
 --- Runs a shell command; returns true, or false and its output.
 local function run (cmd)
@@ -109,12 +87,7 @@ function M.install (dir)
   return bin
 end
 
-local function free_port ()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
+local free_port = proc.free_port
 
 --- A plain HTTP GET with LuaSocket: status and lower-case headers, or nil.
 local function probe (url)
@@ -140,13 +113,7 @@ end
 function Server:stop ()
   if self.stopped then return end
   self.stopped = true
-  os.execute("kill -TERM " .. self.pid .. " 2>/dev/null")
-  local deadline = socket.gettime() + 5
-  while alive(self.pid) and socket.gettime() < deadline do socket.sleep(0.02) end
-  if alive(self.pid) then
-    os.execute("kill -KILL " .. self.pid .. " 2>/dev/null")
-    while alive(self.pid) do socket.sleep(0.02) end
-  end
+  proc.stop(self.pid)
   if self.watchdog then os.execute("kill -TERM " .. self.watchdog .. " 2>/dev/null") end
   os.remove(self.log_file)
 end

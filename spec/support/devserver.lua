@@ -25,24 +25,8 @@ local cjson = require "cjson"
 
 local M = {}
 
-local function shell_quote (s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function read_file (path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
--- Is process `pid` still alive (a zombie counts as gone)?
-local function alive (pid)
-  local stat = read_file("/proc/" .. pid .. "/stat")
-  if stat then return stat:match("%) (%a)") ~= "Z" end
-  return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true
-end
+local proc = require "procutil"
+local shell_quote, read_file, alive = proc.quote, proc.read_file, proc.alive
 
 --- Plain HTTP request with LuaSocket (never through aigc).
 -- @tparam string method
@@ -113,13 +97,7 @@ function Server:log () return self.err_file and read_file(self.err_file) or "" e
 function Server:stop ()
   if self.stopped or not self.pid then self.stopped = true; return end
   self.stopped = true
-  os.execute("kill -TERM " .. self.pid .. " 2>/dev/null")
-  local deadline = socket.gettime() + 5
-  while alive(self.pid) and socket.gettime() < deadline do socket.sleep(0.02) end
-  if alive(self.pid) then
-    os.execute("kill -KILL " .. self.pid .. " 2>/dev/null")
-    while alive(self.pid) do socket.sleep(0.02) end
-  end
+  proc.stop(self.pid)
   if self.port_file then os.remove(self.port_file) end
   if self.err_file then os.remove(self.err_file) end
 end
