@@ -456,7 +456,9 @@ local function await (self, req)
   return req:result()
 end
 
--- req:wait() inside a task yields too (the C wait blocks).
+-- req:wait() inside a task yields too (the C wait blocks). With a timeout
+-- it blocks, in a task as elsewhere: a task that must not block waits
+-- without one (or polls req:status() between client:sleep calls).
 local request_methods = core.request_methods
 local c_wait = request_methods.wait
 core.request_methods.wait = function (req, timeout)
@@ -514,6 +516,7 @@ end
 --- Sleeps for `seconds`: inside a task it yields (other work goes on);
 -- elsewhere it drives the engine meanwhile.
 -- @tparam number seconds
+-- @usage client:spawn(function () while true do npc:think(); client:sleep(2) end end)
 function Client:sleep (seconds)
   check_client(self, "sleep")
   if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then
@@ -620,6 +623,7 @@ end
 --- Starts a completion request without waiting; see `chat_async`.
 -- @tparam table|string params
 -- @treturn aigc.request
+-- @usage local req = client:complete_async { prompt = "Once upon a time", max_tokens = 30 }
 function Client:complete_async (params)
   check_client(self, "complete_async")
   params = completion_params(params, "complete_async")
@@ -658,6 +662,7 @@ end
 -- @treturn[1] table the decoded response
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
+-- @usage local img = assert(client:request("POST", "/images/generations", { prompt = "a robot painting" }))
 function Client:request (method, path, body)
   check_client(self, "request")
   if method ~= "GET" and method ~= "POST" then
@@ -772,11 +777,13 @@ end
 -- @treturn[1] table res
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
+-- @usage for d in s do io.write(d) end; print(assert(s:result()).usage.total_tokens)
 function Stream:result ()
   return self.request:result()
 end
 
 --- Cancels the stream.
+-- @usage if player_left then s:cancel() end
 function Stream:cancel ()
   return self.request:cancel()
 end
@@ -826,6 +833,7 @@ end
 
 --- The number of requests queued or running.
 -- @treturn integer
+-- @usage if client:active() == 0 then hide_spinner() end
 function Client:active ()
   check_client(self, "active")
   return self._engine:active()
@@ -833,6 +841,7 @@ end
 
 --- Closes the client: pending requests fail with kind "canceled", tasks
 -- waiting on them are resumed, connections are closed. Idempotent.
+-- @usage local client <close> = aigc.client()   -- or client:close() when done
 function Client:close ()
   check_client(self, "close")
   self._engine:close()
@@ -848,6 +857,7 @@ Client.__close = Client.close
 -- fires. See examples/luv_loop.lua.
 -- @tparam function socket_fn
 -- @tparam function timer_fn
+-- @usage client:watch(function (fd, what) watch_fd(fd, what) end, function (s) set_timer(s) end)
 function Client:watch (socket_fn, timer_fn)
   check_client(self, "watch")
   return self._engine:watch(socket_fn, timer_fn)
@@ -857,6 +867,7 @@ end
 -- @tparam[opt] integer fd
 -- @tparam[opt] string events
 -- @treturn integer
+-- @usage poll:start("r", function (_, ev) client:act(fd, ev) end)
 function Client:act (fd, events)
   check_client(self, "act")
   return self._engine:act(fd, events)
@@ -864,6 +875,7 @@ end
 
 --- The sockets libcurl waits on now: `{ [fd] = "in" | "out" | "inout" }`.
 -- @treturn table
+-- @usage for fd, what in pairs(client:sockets()) do print(fd, what) end
 function Client:sockets ()
   check_client(self, "sockets")
   return self._engine:sockets()
@@ -871,6 +883,7 @@ end
 
 --- Seconds until the engine next needs `act()` (or `step()`), or nil.
 -- @treturn number|nil
+-- @usage local s = client:timeout(); if s then timer:start(math.ceil(s * 1000), 0, on_timer) end
 function Client:timeout ()
   check_client(self, "timeout")
   return self._engine:timeout()
