@@ -42,13 +42,7 @@ end
 describe("non-blocking requests", function ()
   local srv, client
 
-  setup(function () srv = devserver.start() end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    srv:reset()
-    client = aigc.client { base_url = srv.base_url, max_retries = 0 }
-  end)
-  after_each(function () client:close() end)
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end)
 
   it("runs 64 requests at once: the server saw 64 open", function ()
     local reqs = {}

@@ -49,13 +49,7 @@ end
 describe("aigc.conversation", function ()
   local srv, client
 
-  setup(function () srv = devserver.start() end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    srv:reset()
-    client = aigc.client { base_url = srv.base_url, max_retries = 0 }
-  end)
-  after_each(function () client:close() end)
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end)
 
   describe("saying", function ()
     it("records both turns after the system message and sends the whole history", function ()

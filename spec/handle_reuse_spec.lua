@@ -10,13 +10,7 @@ local HI = { { role = "user", content = "Echo: reused" } }
 describe("reused transfers", function ()
   local srv, client
 
-  setup(function () srv = devserver.start() end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    srv:reset()
-    client = aigc.client { base_url = srv.base_url, max_retries = 0 }
-  end)
-  after_each(function () client:close() end)
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end)
 
   it("a GET after a POST is a GET with no body, and a POST after it has its body", function ()
     assert(client:chat { messages = HI })

@@ -188,13 +188,7 @@ describe("aigc.schema", function ()
   describe("structured output", function ()
     local srv, client
 
-    setup(function () srv = devserver.start() end)
-    teardown(function () srv:stop() end)
-    before_each(function ()
-      srv:reset()
-      client = aigc.client { base_url = srv.base_url, max_retries = 0 }
-    end)
-    after_each(function () client:close() end)
+    devserver.fixture(_ENV, function (s, c) srv, client = s, c end)
 
     local function ask (text, extra)
       local p = { messages = { { role = "user", content = text } }, schema = NPC, schema_name = "npc_turn" }

@@ -25,13 +25,7 @@ end
 describe("aigc.strategy", function ()
   local srv, client
 
-  setup(function () srv = devserver.start() end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    srv:reset()
-    client = aigc.client { base_url = srv.base_url, max_retries = 0 }
-  end)
-  after_each(function () client:close() end)
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end)
 
   describe("best_of", function ()
     it("generates the candidates concurrently and an LLM judge picks the best", function ()

@@ -153,6 +153,36 @@ function M.start (opts)
   return self
 end
 
+--- Registers the usual busted fixture in the enclosing `describe`: one
+-- server for the block (started in setup, stopped in teardown), and before
+-- each test the server's counters reset and a fresh client (closed after
+-- it). `assign(srv, client)` receives both, to keep them in the spec's locals.
+-- busted's block functions live in the spec file's environment, so the
+-- spec passes it (`_ENV`).
+-- @tparam table env the spec's _ENV (setup, teardown, before_each, after_each)
+-- @tparam function assign
+-- @tparam[opt] table client_opts merged over `{ base_url = srv.base_url, max_retries = 0 }`
+-- @usage
+-- local srv, client
+-- devserver.fixture(_ENV, function (s, c) srv, client = s, c end)
+function M.fixture (env, assign, client_opts)
+  local setup, teardown, before_each, after_each = env.setup, env.teardown, env.before_each, env.after_each
+  local srv, client
+  setup(function ()
+    srv = M.start()
+    assign(srv, nil)
+  end)
+  teardown(function () srv:stop() end)
+  before_each(function ()
+    srv:reset()
+    local opts = { base_url = srv.base_url, max_retries = 0 }
+    for k, v in pairs(client_opts or {}) do opts[k] = v end
+    client = require("aigc").client(opts)
+    assign(srv, client)
+  end)
+  after_each(function () client:close() end)
+end
+
 --- Attach to a server that is already running (e.g. `make server`).
 -- @tparam string base_url like "http://127.0.0.1:8089/v1"
 -- @treturn table the same object as `start` returns; `stop` does nothing
