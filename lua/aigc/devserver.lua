@@ -128,6 +128,18 @@ FAULTS -- header `x-aigc-fault: <spec>` or model `fault:<spec>` (both: merged, h
   delay=MS               wait before the status line
   hang                   never answer; keep the connection until the client goes
   drip=MS                the whole response one byte every MS ms (headers too)
+  Headers (any response, errors included):
+    headers=N            N extra headers `x-f-1: a` ... `x-f-N: a` (N <= 1000000)
+    raw-header=TEXT      one extra header line TEXT verbatim, after the normal ones
+                         (e.g. `raw-header=HTTP/1.1-x: 1`); `%2C` in TEXT is a comma;
+                         repeatable
+    bad-gzip             `Content-Encoding: gzip` on a body (JSON or SSE) that is not gzip
+    echo-key             echo the request's credential (the Bearer value or `api-key`)
+                         in `x-echo: KEY` and `x-request-id: req_KEY`; with status=CODE
+                         the error body carries it in `message`, `error.details.key` and
+                         `error.details.list` (2nd of 3); a 200 reply's text ends with
+                         "Your API key is KEY."; a stream sends one chunk, then
+                         `event: error` with that error JSON, then ends
   Bodies of a 200 reply (always non-streamed application/json):
     body=malformed       {"id":"x","choices":[         (truncated JSON)
     body=empty           Content-Length: 0
@@ -138,6 +150,12 @@ FAULTS -- header `x-aigc-fault: <spec>` or model `fault:<spec>` (both: merged, h
     body=huge-number     the normal reply with "created": 1e400
     body=invalid-utf8    the reply text followed by the raw bytes \xff\xfe
     body=huge,size=BYTES the text/content is BYTES long (default 1 MiB)
+    body=empty-arrays[,size=BYTES]  the normal reply plus `"x":[[],[],...]`, the value
+                         about BYTES long (default 1 MiB): a JSON value flood
+    tool-calls=hostile   chat: the message has `"tool_calls":[1]`, content null,
+                         finish_reason "tool_calls" (streamed: a `{"tool_calls":[1]}` delta)
+    plain-for-stream     a stream request gets the one plain application/json reply
+                         (as a server that ignores `stream` does)
   Connection:
     close-mid-body       promise the whole body, send half, close (FIN)
     long-body            send the body then extra garbage; the connection stays open
@@ -162,6 +180,10 @@ FAULTS -- header `x-aigc-fault: <spec>` or model `fault:<spec>` (both: merged, h
                          line end, then close
     event-bytes=BYTES    after the first event, one valid chunk whose content
                          (text) delta is BYTES long
+    dup-key              chat: the 2nd content delta (the first token's; the role delta
+                         is the 1st) is exactly `{"content":"a","content":"b"}`
+    comment-drip=MS      (any request) headers of an SSE stream, then one comment line
+                         `:` every MS ms forever, never data, until the client goes
   Structured output (chat with response_format json_schema / json_object):
     schema=violate       the instance breaks its schema, deterministically: in every
                          object the first required property is left out and, when
@@ -1266,6 +1288,7 @@ local function chat (body, model, fault)
       else
         text = reply_text(ctx)
       end
+      if fault["echo-key"] then text = text .. " Your API key is " .. fault.echo_value .. "." end
       ch.tokens, ch.finish = limit(text, stops, mt)
       ch.content = concat(ch.tokens)
       completion_tokens = completion_tokens + #ch.tokens
@@ -1274,16 +1297,19 @@ local function chat (body, model, fault)
         for p, tok in ipairs(ch.tokens) do ch.lp[p] = chat_logprob(tok, p, top) end
       end
     end
+    if fault["tool-calls"] then -- a hostile reply: tool_calls holds a number
+      ch.calls, ch.tokens, ch.content, ch.lp, ch.hostile, ch.finish = nil, {}, nil, nil, true, "tool_calls"
+    end
     choices[#choices + 1] = ch
   end
   local usage = usage_obj(prompt_tokens, completion_tokens)
   local id, created = "chatcmpl-" .. uid(), os.time()
   local resp = { status = 200, headers = {}, tokens = prompt_tokens + completion_tokens }
 
-  if body.stream ~= true or fault.body then
+  if body.stream ~= true or fault.body or fault["plain-for-stream"] then
     local out = A()
     for i, ch in ipairs(choices) do
-      local calls
+      local calls = ch.hostile and RAW("[1]") or nil
       if ch.calls then
         calls = A()
         for k, c in ipairs(ch.calls) do
@@ -1326,10 +1352,16 @@ local function chat (body, model, fault)
           list[#list + 1] = cobj(ch.index, O("tool_calls", A { tc }))
         end
       end
+    elseif ch.hostile then
+      list[1] = cobj(ch.index, O("role", "assistant", "content", NULL, "refusal", NULL))
+      list[2] = cobj(ch.index, O("tool_calls", RAW("[1]")))
     else
       list[1] = cobj(ch.index, O("role", "assistant", "content", "", "refusal", NULL))
       for p, tok in ipairs(ch.tokens) do
         list[#list + 1] = cobj(ch.index, O("content", tok), ch.lp and O("content", A { ch.lp[p] }, "refusal", NULL))
+      end
+      if fault["dup-key"] and ci == 1 and list[2] then -- the 2nd content delta (the role delta has content "")
+        list[2].delta = RAW('{"content":"a","content":"b"}')
       end
     end
     list[#list + 1] = cobj(ch.index, O(), nil, not fault["no-finish-reason"] and ch.finish or nil)
@@ -1403,7 +1435,9 @@ local function completions (body, model, fault)
     local ctx = conversation(model, { { role = "user", content = p.text } }, seed, temperature)
     for j = 0, n - 1 do
       ctx.index = j
-      local toks, finish = limit(" " .. reply_text(ctx), stops, mt)
+      local text = " " .. reply_text(ctx)
+      if fault["echo-key"] then text = text .. " Your API key is " .. fault.echo_value .. "." end
+      local toks, finish = limit(text, stops, mt)
       local ch = { index = (pi - 1) * n + j, tokens = toks, finish = finish, prompt = p.text }
       ch.text = (echo and p.text or "") .. concat(toks)
       completion_tokens = completion_tokens + #toks
@@ -1423,7 +1457,7 @@ local function completions (body, model, fault)
   local usage = usage_obj(prompt_tokens, completion_tokens)
   local id, created = "cmpl-" .. uid(), os.time()
   local resp = { status = 200, headers = {}, tokens = prompt_tokens + completion_tokens }
-  if body.stream ~= true or fault.body then
+  if body.stream ~= true or fault.body or fault["plain-for-stream"] then
     local out = A()
     for i, ch in ipairs(choices) do
       out[i] = O("text", ch.text, "index", ch.index, "logprobs", ch.lp or NULL, "finish_reason", ch.finish)
@@ -1549,13 +1583,16 @@ end
 local FLAG = { hang = true, ["close-mid-body"] = true, ["long-body"] = true, reset = true, ["garbage-status"] = true,
   ["no-done"] = true, ["error-event"] = true, ["error-data"] = true, crlf = true, cr = true, comments = true,
   ["no-space"] = true, multiline = true, ["byte-writes"] = true, ["no-finish-reason"] = true,
-  ["malformed-chunk"] = true, ["repeat-ids"] = true, ["content-filter"] = true, ["no-json-schema"] = true }
+  ["malformed-chunk"] = true, ["repeat-ids"] = true, ["content-filter"] = true, ["no-json-schema"] = true,
+  ["echo-key"] = true, ["bad-gzip"] = true, ["plain-for-stream"] = true, ["dup-key"] = true }
 local INT = { status = true, ["retry-after-ms"] = true, times = true, delay = true, drip = true, pause = true,
-  ["drop-after"] = true, ["huge-line"] = true, ["event-bytes"] = true, size = true }
+  ["drop-after"] = true, ["huge-line"] = true, ["event-bytes"] = true, size = true, headers = true,
+  ["comment-drip"] = true }
 local TEXT = { ["retry-after"] = true, ["should-retry"] = true, key = true }
+local MAX_FAULT_HEADERS = 1000000
 local BODIES = { text = true, nokey = true, malformed = true, empty = true, ["not-object"] = true,
   ["no-choices"] = true, ["choices-not-array"] = true, deep = true, ["huge-number"] = true,
-  ["invalid-utf8"] = true, huge = true }
+  ["invalid-utf8"] = true, huge = true, ["empty-arrays"] = true }
 
 -- Parse a fault spec; returns the fault table or nil and a message.
 local function parse_fault (spec)
@@ -1574,9 +1611,16 @@ local function parse_fault (spec)
     elseif TEXT[k] and v ~= true then f[k] = v
     elseif k == "body" and BODIES[v] then f.body = v
     elseif k == "schema" and (v == "violate" or v == "not-json") then f.schema = v
+    elseif k == "tool-calls" and v == "hostile" then f["tool-calls"] = v
+    elseif k == "raw-header" and v ~= true and v ~= "" then
+      -- a comma separates fault items, so a comma inside the line is written %2C
+      f.raw_headers = f.raw_headers or {}
+      f.raw_headers[#f.raw_headers + 1] = gsub(v, "%%2[Cc]", ",")
     else return nil, format("unknown fault '%s'", item) end
   end
   if f.status and (f.status < 100 or f.status > 599) then return nil, "invalid value for fault 'status'" end
+  if f.headers and f.headers > MAX_FAULT_HEADERS then return nil, "invalid value for fault 'headers'" end
+  if f["comment-drip"] == 0 then return nil, "invalid value for fault 'comment-drip'" end
   return f
 end
 
@@ -1589,7 +1633,19 @@ local function fault_headers (f)
   end
   if f["retry-after-ms"] then h[#h + 1] = { "retry-after-ms", tostring(f["retry-after-ms"]) } end
   if f["should-retry"] then h[#h + 1] = { "x-should-retry", f["should-retry"] } end
+  if f["echo-key"] then h[#h + 1] = { "x-echo", f.echo_value } end
+  if f["bad-gzip"] then h[#h + 1] = { "Content-Encoding", "gzip" } end
+  for i = 1, f.headers or 0 do h[#h + 1] = { "x-f-" .. i, "a" } end
+  for _, line in ipairs(f.raw_headers or {}) do h[#h + 1] = { raw = line } end
   return h
+end
+
+-- The error object of `echo-key`: the credential in the message, a nested
+-- field and an array element, as a careless proxy might send it back.
+local function echo_error (f, etype, code)
+  local key = f.echo_value
+  return O("error", O("message", "Incorrect API key provided: " .. key .. ".", "type", etype or "server_error",
+    "param", NULL, "code", code or NULL, "details", O("key", key, "list", A { "first", key, "last" })))
 end
 
 -- The response for a `status=` fault (>= 400).
@@ -1605,6 +1661,10 @@ local function fault_status (f)
     return { status = st, ctype = "application/json", headers = h, body = json(O("detail", REASONS[st] or "Error")) }
   end
   local r = status_error(st, h)
+  if f["echo-key"] then
+    local e = STATUS_ERRORS[st] or {}
+    r.body = json(echo_error(f, e[1] or (st >= 500 and "server_error" or "invalid_request_error"), e[2]))
+  end
   if st == 429 then r.ratelimited = true end
   return r
 end
@@ -1620,6 +1680,11 @@ local function fault_body (resp, f)
     resp.ctype = "text/html"
     resp.body = "<html><body><h1>It works!</h1></body></html>\n"
   elseif kind == "nokey" then resp.body = json(O("detail", "OK"))
+  elseif kind == "empty-arrays" and o then
+    -- a JSON value flood: many tiny values, each costing a decoder a table
+    local count = math.max(1, ((f.size or 1048576) - 1) // 3)
+    oset(o, "x", RAW("[" .. rep("[],", count - 1) .. "[]]"))
+    resp.body = json(o)
   elseif o then
     local first = o.choices and o.choices[1]
     local function set_text (fn)
@@ -1656,7 +1721,10 @@ local function stream_faults (events, f)
     local d = events[2].data
     events[2] = { data = sub(d, 1, #d // 2) }
   end
-  if f["error-event"] or f["error-data"] then
+  if f["echo-key"] then
+    for i = #events, 2, -1 do events[i] = nil end
+    events[#events + 1] = { event = "error", data = json(echo_error(f)) }
+  elseif f["error-event"] or f["error-data"] then
     for i = #events, 3, -1 do events[i] = nil end
     events[#events + 1] = { event = f["error-event"] and "error" or nil, data = ERROR_JSON }
   elseif not f["no-done"] then
@@ -1853,6 +1921,7 @@ local function api (srv, job)
       applies = c <= f.times
     end
     if applies then fault = f; rec.fault = spec end
+    fault.echo_value = rec.credential or ""
   end
   if fault.status and fault.status >= 400 then return fault_status(fault), fault end
   if body_err then return body_err, fault end
@@ -1984,7 +2053,7 @@ local function response_head (conn, job, resp, opts)
   if resp.events then h[#h + 1] = "Cache-Control: no-cache"
   else h[#h + 1] = "Content-Length: " .. #resp.body end
   h[#h + 1] = "Connection: " .. (opts.keep and "keep-alive" or "close")
-  h[#h + 1] = "x-request-id: " .. job.id
+  h[#h + 1] = "x-request-id: " .. (opts.request_id or job.id)
   h[#h + 1] = "openai-version: 2020-10-01"
   h[#h + 1] = format("openai-processing-ms: %d", (uv.hrtime() - job.t0) // 1000000)
   local limit_req, limit_tok = 10000, 2000000
@@ -1995,7 +2064,7 @@ local function response_head (conn, job, resp, opts)
   h[#h + 1] = "x-ratelimit-limit-tokens: " .. limit_tok
   h[#h + 1] = "x-ratelimit-remaining-tokens: " .. math.max(0, limit_tok - (resp.tokens or 0))
   h[#h + 1] = "x-ratelimit-reset-tokens: " .. (resp.tokens and resp.tokens > 0 and "1ms" or "0s")
-  for _, kv in ipairs(resp.headers or {}) do h[#h + 1] = kv[1] .. ": " .. kv[2] end
+  for _, kv in ipairs(resp.headers or {}) do h[#h + 1] = kv.raw or kv[1] .. ": " .. kv[2] end
   return concat(h, "\r\n") .. "\r\n\r\n"
 end
 
@@ -2037,7 +2106,18 @@ local function send (conn, job, resp, fault)
     return fin_close(conn)
   end
   local emit = emitter(conn, fault)
-  local head = response_head(conn, job, resp, { chunked = chunked, keep = keep })
+  local request_id = fault["echo-key"] and "req_" .. fault.echo_value or nil
+  if fault["comment-drip"] and resp.status < 400 then
+    -- an SSE stream that only ever sends comments: alive, never progressing
+    resp = { status = 200, ctype = "text/event-stream", headers = resp.headers, events = {} }
+    chunked = job.version == "1.1"
+    emit(response_head(conn, job, resp, { chunked = chunked, keep = false, request_id = request_id }))
+    while true do
+      csleep(conn, fault["comment-drip"])
+      emit(frame(":\n", chunked))
+    end
+  end
+  local head = response_head(conn, job, resp, { chunked = chunked, keep = keep, request_id = request_id })
   local conn_fault = fault["close-mid-body"] or fault.reset or fault["long-body"]
   local body = resp.body
   if stream and conn_fault then
