@@ -38,6 +38,17 @@ struct aj_block {
 void aj_arena_init (aj_arena *a) {
   a->head = NULL;
   a->used = 0;
+  a->limits.max_values = 0;
+  a->limits.max_containers = 0;
+}
+
+aj_limits aj_limits_of (const aj_limits *l) {
+  aj_limits r;
+  r.max_values = (l != NULL && l->max_values > 0) ? l->max_values
+                                                  : AJ_DEFAULT_MAX_VALUES;
+  r.max_containers = (l != NULL && l->max_containers > 0)
+                     ? l->max_containers : AJ_DEFAULT_MAX_CONTAINERS;
+  return r;
 }
 
 /*
@@ -289,7 +300,8 @@ typedef struct parser {
   const unsigned char *begin, *end;
   aj_arena *arena;
   aj_error *err;
-  int status;                  /* what a failure returns: -1 or -2 */
+  int status;                  /* what a failure returns: AJ_E* */
+  aj_limits limits;            /* the arena's, defaults filled in */
   aj_member *slots;            /* children of the open containers */
   size_t cslots;
   frame *frames;               /* the open containers, innermost last */
@@ -314,6 +326,20 @@ static const unsigned char *fail_nomem (parser *P, const unsigned char *at) {
   fail(P, at, "not enough memory");
   P->status = -2;
   return NULL;
+}
+
+/* The value at `at` is one too many: past limits.max_values (containers
+   == 0) or limits.max_containers. */
+static int fail_limit (parser *P, const unsigned char *at, int containers) {
+  char msg[80];
+  if (containers)
+    snprintf(msg, sizeof(msg), "more than %zu arrays and objects",
+             P->limits.max_containers);
+  else
+    snprintf(msg, sizeof(msg), "more than %zu values", P->limits.max_values);
+  fail(P, at, msg);
+  P->status = AJ_ELIMIT;
+  return AJ_ELIMIT;
 }
 
 static const unsigned char *fail_char (parser *P, const unsigned char *at) {
@@ -740,6 +766,9 @@ static int parse_value (parser *P, int max_depth, aj_value *out) {
   const unsigned char *p = P->begin, *end = P->end;
   aj_member *slots = P->slots;
   size_t nslots = 0, nframes = 0;
+  /* values and containers the document may still hold (aj_limits) */
+  size_t values_left = P->limits.max_values;
+  size_t containers_left = P->limits.max_containers;
   int in_object = 0;     /* the innermost open container is an object */
   aj_value *v;
   SKIP_WS;
@@ -753,6 +782,8 @@ value:
     fail(P, p, "unexpected end of input");
     return -1;
   }
+  if (values_left-- == 0)   /* counted before it costs a scratch slot */
+    return fail_limit(P, p, 0);
   if (nframes == 0)
     v = out;
   else {
@@ -762,6 +793,8 @@ value:
   }
   switch (*p) {
     case '{': case '[':
+      if (containers_left-- == 0)
+        return fail_limit(P, p, 1);
       if (nframes >= (size_t)max_depth) {
         char msg[48];
         snprintf(msg, sizeof(msg), "nesting deeper than %d", max_depth);
@@ -888,6 +921,7 @@ int aj_parse (aj_arena *a, const char *text, size_t len, int max_depth,
   P.arena = a;
   P.err = err;
   P.status = 0;
+  P.limits = aj_limits_of(&a->limits);
   P.slots = P.slots_local;
   P.cslots = SLOTS_LOCAL;
   P.frames = P.frames_local;

@@ -60,21 +60,68 @@ struct aj_member {
 };
 
 /*
+** How much one document may build. The bytes of a reply are bounded by the
+** caller (max_response_bytes); the values are not, and they are what costs:
+** `[],[],[]...` is 3 bytes per value in the text and over a hundred once it
+** is a tree and then Lua tables (a 63 MB reply of them peaked at 2.3 GB).
+** So a parse counts its values and stops at these bounds. A zero field
+** means the default.
+**
+**   max_values      values of every kind, containers and scalars alike
+**                   (an object member counts once, for its value; keys are
+**                   not counted: a key cannot come without its value)
+**   max_containers  arrays and objects, the costliest values
+**
+** The defaults let the largest legitimate replies through with room: an
+** embeddings batch of 2048 inputs at 3072 dimensions is 6.3 M values (and
+** ~80 MB of text, over the default max_response_bytes anyway); a 16k-token
+** chat reply with logprobs and top_logprobs = 20 is about 0.7 M containers.
+**
+** Memory bound. Parsing a document of B bytes holding V values, C of them
+** containers, peaks at under B + 80 V bytes (the tree: 32 bytes a value
+** plus the text of its strings; the scratch stack of open containers' children:
+** 48 bytes a value at most, freed when the parse ends). aigc then turns
+** the tree into Lua tables, which under Lua 5.4 add about 16 bytes a value
+** in an array, 32 in an object, and 64 a container (Lua's Table and its
+** allocation), plus each distinct string (~25 bytes + its length). So a
+** reply within the limits costs at most about B + 112 V + 64 C bytes, twice
+** its size in the tree for a stream's accumulated result (it is shaped into
+** a copy); measured in bench/json_flood.lua (README, "Limits").
+*/
+typedef struct aj_limits {
+  size_t max_values;
+  size_t max_containers;
+} aj_limits;
+
+#define AJ_DEFAULT_MAX_VALUES     ((size_t)1 << 23)   /* 8,388,608 */
+#define AJ_DEFAULT_MAX_CONTAINERS ((size_t)1 << 20)   /* 1,048,576 */
+
+/*
 ** An arena: a chain of blocks, freed all at once. A parse allocates its whole
 ** tree here; aj_arena_reset keeps one block for reuse (a chain left by a big
 ** document is merged into one block of its total size, up to 1 MiB; beyond
 ** that everything is released) so parsing one SSE chunk after another
 ** allocates nothing in the steady state.
+**
+** The arena also carries the limits of what one parse into it may build
+** (`limits`, zero fields: the defaults): the owner of the memory sets its
+** budget once, and every parse into that arena (a reply, an error body, each
+** stream event) obeys it. aj_arena_init sets the defaults; reset and free
+** keep the limits.
 */
 typedef struct aj_block aj_block;
 typedef struct aj_arena {
   aj_block *head;
   size_t used;       /* bytes used in head */
+  aj_limits limits;  /* per parse; zero fields: AJ_DEFAULT_MAX_* */
 } aj_arena;
 
 void aj_arena_init (aj_arena *a);
 void aj_arena_reset (aj_arena *a);
 void aj_arena_free (aj_arena *a);
+
+/* The effective limits of l (zero fields replaced by the defaults). */
+aj_limits aj_limits_of (const aj_limits *l);
 
 typedef struct aj_error {
   size_t offset;     /* byte offset in the input where parsing stopped */
@@ -83,13 +130,23 @@ typedef struct aj_error {
 
 #define AJ_DEFAULT_MAX_DEPTH 512
 
+/* What aj_parse returns. */
+enum {
+  AJ_OK = 0,
+  AJ_ESYNTAX = -1,   /* syntax, UTF-8, number range or nesting depth */
+  AJ_ENOMEM = -2,
+  AJ_ELIMIT = -3     /* more values or containers than the arena's limits */
+};
+
 /*
 ** Parses text[0..len) into *out (tree memory from the arena).
-** Returns 0 on success; -1 on a syntax, UTF-8, range or depth error
-** (err filled in); -2 when memory ran out. Never reads past len; text need
-** not be NUL-terminated. Uses no recursion at all (an explicit stack bounded
-** by max_depth); max_depth <= 0 means AJ_DEFAULT_MAX_DEPTH. On failure *out
-** is AJ_NULL.
+** Returns AJ_OK (0) on success; AJ_ESYNTAX (-1) on a syntax, UTF-8, range
+** or depth error; AJ_ENOMEM (-2) when memory ran out; AJ_ELIMIT (-3) at the
+** first value past a->limits ("more than N values" / "more than N arrays
+** and objects"), before that value costs anything. err is filled in on
+** every failure. Never reads past len; text need not be NUL-terminated.
+** Uses no recursion at all (an explicit stack bounded by max_depth);
+** max_depth <= 0 means AJ_DEFAULT_MAX_DEPTH. On failure *out is AJ_NULL.
 */
 int aj_parse (aj_arena *a, const char *text, size_t len, int max_depth,
               aj_value *out, aj_error *err);

@@ -916,6 +916,73 @@ TEST(test_nomem) {
   CHECK(done);
 }
 
+/* Fails with AJ_ELIMIT, this message, at this offset, leaving AJ_NULL? */
+static int limited (const char *text, const char *msg, size_t offset) {
+  aj_value v;
+  int rc = parse_n(text, strlen(text), 0, &v);
+  if (rc != AJ_ELIMIT || strcmp(err.message, msg) != 0 || err.offset != offset) {
+    fprintf(stderr, "  input %.40s: rc %d, \"%s\" at %zu; wanted \"%s\" at %zu\n",
+            text, rc, rc ? err.message : "", rc ? err.offset : 0, msg, offset);
+    return 0;
+  }
+  return v.type == AJ_NULL;
+}
+
+/*
+** The arena's limits bound what one parse builds: values of every kind
+** and containers, counted before the value costs anything; zero means
+** the defaults; reset and free keep the limits.
+*/
+TEST(test_limits) {
+  aj_value v;
+  aj_limits d = aj_limits_of(NULL);
+  aigc_buf flood = AIGC_BUF_INIT;
+  size_t i;
+  CHECK_EQ_INT(d.max_values, AJ_DEFAULT_MAX_VALUES);
+  CHECK_EQ_INT(d.max_containers, AJ_DEFAULT_MAX_CONTAINERS);
+  CHECK_EQ_INT(arena.limits.max_values, 0);   /* init: the defaults */
+  arena.limits.max_values = 5;
+  CHECK(parse("[1,2,3,4]", &v) == 0 && v.len == 4);      /* 5 values */
+  CHECK(limited("[1,2,3,4,5]", "more than 5 values", 9));
+  CHECK(parse("{\"a\":1,\"b\":[2,3]}", &v) == 0);        /* keys not counted */
+  CHECK(limited("{\"a\":1,\"b\":[2,3,{}]}", "more than 5 values", 16));
+  CHECK(limited("[[[[[[]]]]]]", "more than 5 values", 5));
+  CHECK(parse("\"one\"", &v) == 0);
+  aj_arena_reset(&arena);
+  CHECK_EQ_INT(arena.limits.max_values, 5);   /* kept */
+  arena.limits.max_values = 0;
+  arena.limits.max_containers = 2;
+  CHECK(parse("[[1,2,3,4,5,6,7,8,9]]", &v) == 0);
+  CHECK(limited("[[],[]]", "more than 2 arrays and objects", 4));
+  CHECK(limited("{\"a\":{},\"b\":{}}", "more than 2 arrays and objects", 12));
+  CHECK(fails("[[], x", "unexpected character 'x'", 5));   /* syntax first */
+  /* the defaults: the value flood of issue 10 stops at the first array
+     past AJ_DEFAULT_MAX_CONTAINERS, the one at offset 1 + 3 * that */
+  arena.limits.max_containers = 0;
+  CHECK(aigc_buf_putc(&flood, '[') == 0);
+  for (i = 0; i < AJ_DEFAULT_MAX_CONTAINERS + 10; i++)
+    CHECK(aigc_buf_append(&flood, i ? ",[]" : "[]", i ? 3 : 2) == 0);
+  CHECK(aigc_buf_putc(&flood, ']') == 0);
+  CHECK(parse_n(flood.data, flood.len, 0, &v) == AJ_ELIMIT);
+  CHECK(strcmp(err.message, "more than 1048576 arrays and objects") == 0);
+  CHECK_EQ_INT(err.offset, 1 + 3 * (AJ_DEFAULT_MAX_CONTAINERS - 1));
+  /* the same flood of numbers stops at the values limit only when longer */
+  aigc_buf_clear(&flood);
+  CHECK(aigc_buf_putc(&flood, '[') == 0);
+  for (i = 0; i < AJ_DEFAULT_MAX_VALUES; i++)
+    CHECK(aigc_buf_append(&flood, i ? ",0" : "0", i ? 2 : 1) == 0);
+  CHECK(aigc_buf_putc(&flood, ']') == 0);
+  CHECK(parse_n(flood.data, flood.len, 0, &v) == AJ_ELIMIT);
+  CHECK(strcmp(err.message, "more than 8388608 values") == 0);
+  CHECK(parse_n(flood.data + 2, flood.len - 2, 0, &v) == AJ_ESYNTAX);
+  flood.data[flood.len - 3] = ']';   /* one value fewer: within the limit */
+  CHECK(parse_n(flood.data, flood.len - 2, 0, &v) == 0 &&
+        v.len == AJ_DEFAULT_MAX_VALUES - 1);
+  aigc_buf_free(&flood);
+  aj_arena_free(&arena);
+  aj_arena_init(&arena);
+}
+
 int main (void) {
   aj_arena_init(&arena);
   RUN(test_literals);
@@ -943,6 +1010,7 @@ int main (void) {
   RUN(test_arena_reuse);
   RUN(test_locale);
   RUN(test_nomem);
+  RUN(test_limits);
   aj_arena_free(&arena);
   aigc_buf_free(&out);
   return ctest_report("json");
