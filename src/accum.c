@@ -23,10 +23,20 @@
 ** and item positions), not by pointer, because a later append in the same
 ** chunk may move the array that holds it; positions of existing children
 ** never change, so the path stays valid.
+**
+** Every add is also linear in its chunk, however long the stream was
+** before it (a hostile server may send a million tiny chunks within
+** max_response_bytes): accumulated objects are searched through a
+** persistent hash table once they are big (see "Where members are"), a
+** chunk's own duplicate keys through a temporary one, choices and indexed
+** items through 128-entry maps. And the tree counts its values, so that a
+** stream cannot build more than the limits allow (accum.h).
 */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "accum.h"
 
@@ -277,11 +287,16 @@ typedef struct merge {
   aigc_accum *a;
   size_t *path;
   size_t depth, cpath;
+  uint64_t *ph;      /* ph[d]: hash of the path path[0..d), for the key
+                        table; cph entries (one more than path's) */
+  size_t cph;
+  size_t added_values, added_containers;   /* nodes this add put in */
   undo *log;
   size_t nlog, clog;
   size_t *paths;
   size_t npaths, cpaths;
   size_t path_local[PATH_LOCAL];
+  uint64_t ph_local[PATH_LOCAL + 1];
   undo log_local[LOG_LOCAL];
   size_t paths_local[PATHS_LOCAL];
 } merge;
@@ -309,11 +324,17 @@ static int grow (void **p, size_t *cap, size_t need, size_t elem,
   return 0;
 }
 
+static uint64_t mix64 (uint64_t x);
+
 static void merge_init (merge *M, aigc_accum *a) {
   M->a = a;
   M->path = M->path_local;
   M->depth = 0;
   M->cpath = PATH_LOCAL;
+  M->ph = M->ph_local;
+  M->cph = PATH_LOCAL + 1;
+  M->ph[0] = mix64(a->seed);
+  M->added_values = M->added_containers = 0;
   M->log = M->log_local;
   M->nlog = 0;
   M->clog = LOG_LOCAL;
@@ -324,14 +345,23 @@ static void merge_init (merge *M, aigc_accum *a) {
 
 static void merge_release (merge *M) {
   if (M->path != M->path_local) free(M->path);
+  if (M->ph != M->ph_local) free(M->ph);
   if (M->log != M->log_local) free(M->log);
   if (M->paths != M->paths_local) free(M->paths);
 }
 
+/* The hash of the path to child `pos` of the node whose path hashes to h. */
+static uint64_t child_hash (uint64_t h, size_t pos) {
+  return mix64(h ^ (UINT64_C(0x9E3779B97F4A7C15) * ((uint64_t)pos + 1)));
+}
+
 static int push (merge *M, size_t pos) {
   if (grow((void **)&M->path, &M->cpath, M->depth + 1, sizeof(size_t),
-           M->path_local) != 0)
+           M->path_local) != 0 ||
+      grow((void **)&M->ph, &M->cph, M->depth + 2, sizeof(uint64_t),
+           M->ph_local) != 0)
     return AIGC_ACCUM_NOMEM;
+  M->ph[M->depth + 1] = child_hash(M->ph[M->depth], pos);
   M->path[M->depth++] = pos;
   return AIGC_ACCUM_OK;
 }
@@ -437,8 +467,32 @@ static int badshape (merge *M, const char *msg) {
 
 /* {====================================================================
 ** Logged changes. Each acts on the node at the current path; those that
-** add a value take ownership of it (freeing it if they fail).
+** add a value take ownership of it (freeing it if they fail) and count
+** its nodes.
 ** ===================================================================== */
+
+/* Adds the values and containers of the tree v (v included) to the counts. */
+static void count_nodes (const aj_value *v, size_t *values,
+                         size_t *containers) {
+  size_t i;
+  *values += 1;
+  if (v->type == AJ_ARRAY) {
+    *containers += 1;
+    for (i = 0; i < v->len; i++)
+      count_nodes(&v->u.items[i], values, containers);
+  }
+  else if (v->type == AJ_OBJECT) {
+    *containers += 1;
+    for (i = 0; i < v->len; i++)
+      count_nodes(&v->u.members[i].value, values, containers);
+  }
+}
+
+static void count_added (merge *M, const aj_value *v) {
+  count_nodes(v, &M->added_values, &M->added_containers);
+}
+
+static int keys_note (merge *M, const aj_value *obj, size_t pos);
 
 static int obj_append (merge *M, aj_value *obj, const char *key,
                        size_t key_len, aj_value *val, size_t *pos) {
@@ -458,7 +512,8 @@ static int obj_append (merge *M, aj_value *obj, const char *key,
   m->key_len = key_len;
   m->value = *val;
   *pos = obj->len++;
-  return AIGC_ACCUM_OK;
+  count_added(M, val);
+  return keys_note(M, obj, *pos);   /* on failure the log undoes the append */
 }
 
 static int arr_append (merge *M, aj_value *arr, aj_value *val, size_t *pos) {
@@ -469,6 +524,7 @@ static int arr_append (merge *M, aj_value *arr, aj_value *val, size_t *pos) {
   }
   arr->u.items[arr->len] = *val;
   *pos = arr->len++;
+  count_added(M, val);
   return AIGC_ACCUM_OK;
 }
 
@@ -483,12 +539,15 @@ static int str_append (merge *M, aj_value *str, const char *s, size_t n) {
   return AIGC_ACCUM_OK;
 }
 
+/* The replaced value goes to the log; its nodes stop counting when the
+   add commits (see aigc_accum_add). */
 static int replace (merge *M, aj_value *slot, aj_value *val) {
   if (log_change(M, U_REPLACE, 0, slot) != 0) {
     aj_free(val);
     return AIGC_ACCUM_NOMEM;
   }
   *slot = *val;
+  count_added(M, val);
   return AIGC_ACCUM_OK;
 }
 
@@ -496,86 +555,185 @@ static int replace (merge *M, aj_value *slot, aj_value *val) {
 
 
 /* {====================================================================
-** Key lookup for big merges
+** Where members are
 ** ===================================================================== */
 
 /*
-** Merging a delta object looks up each of its keys in the accumulated
-** object. A linear search is the fastest thing for the handful of members
-** real chunks have, but a hostile chunk with n keys would cost O(n^2); so
-** from KI_MIN delta members on, the accumulated object gets a temporary
-** hash index (open addressing, member position + 1 per slot, at most half
-** full: each delta member adds at most one member). It lives for one merge
-** of one object, so it never has to survive a rollback.
+** Merging looks up each delta key in the accumulated object at the same
+** place. A linear search is the fastest thing for the handful of members
+** real objects have, but an object that gains one member per chunk would
+** make n chunks cost O(n^2). So every member appended to an accumulated
+** object is also recorded in one hash table that lives as long as the
+** accumulator, keyed by a hash of (the path of the object from the root,
+** the key), and objects of KEYS_LINEAR members or more are searched
+** through it.
+**
+** An entry is only a hint: a hit is checked against the object itself
+** (the member at that position has that key). So entries never need
+** removing: those left by a rolled-back add, or by an object since
+** replaced by another at the same path, just fail the check. Keys are
+** unique in an accumulated object (merging looks before it appends), so a
+** checked hit is the answer. Every object a merge searches was built by
+** appends, each recorded (see fresh() and index_mode()), so a miss is a
+** miss. The hashes are seeded per accumulator: a server cannot choose keys
+** that all fall in one bucket.
 */
-#define KI_MIN 16
+#define KEYS_LINEAR 16
 
-typedef struct keyindex {
-  size_t *slot;      /* NULL: no index, search linearly */
-  size_t mask;
-} keyindex;
+struct aigc_accum_key {
+  uint64_t h;        /* hash of (object path, key) */
+  size_t pos1;       /* the member's position + 1; 0: empty slot */
+};
 
-static size_t key_hash (const char *key, size_t n) {
-  uint64_t h = UINT64_C(14695981039346656037);   /* FNV-1a */
+/* splitmix64's finalizer: every input bit affects every output bit. */
+static uint64_t mix64 (uint64_t x) {
+  x ^= x >> 30;
+  x *= UINT64_C(0xBF58476D1CE4E5B9);
+  x ^= x >> 27;
+  x *= UINT64_C(0x94D049BB133111EB);
+  x ^= x >> 31;
+  return x;
+}
+
+/* A seed nobody outside this process can know (ASLR, the clock). */
+static uint64_t new_seed (const aigc_accum *a) {
+  static uint64_t counter;
+  uint64_t x = (uint64_t)(uintptr_t)a ^ (uint64_t)(uintptr_t)&counter;
+  x ^= (uint64_t)time(NULL) << 20 ^ (uint64_t)clock();
+  return mix64(x + ++counter * UINT64_C(0x9E3779B97F4A7C15));
+}
+
+static uint64_t key_hash (uint64_t seed, const char *key, size_t n) {
+  uint64_t h = seed ^ UINT64_C(14695981039346656037);   /* FNV-1a, seeded */
   size_t i;
   for (i = 0; i < n; i++)
     h = (h ^ (unsigned char)key[i]) * UINT64_C(1099511628211);
-  return (size_t)(h ^ (h >> 32));
+  return mix64(h ^ n);
 }
 
-/* Records member pos of obj; a later position wins, as in find(). */
-static void ki_add (keyindex *ix, const aj_value *obj, size_t pos) {
-  const aj_member *m = &obj->u.members[pos];
-  size_t h;
-  if (ix == NULL || ix->slot == NULL)
-    return;
-  for (h = key_hash(m->key, m->key_len) & ix->mask; ix->slot[h] != 0;
-       h = (h + 1) & ix->mask) {
-    const aj_member *o = &obj->u.members[ix->slot[h] - 1];
-    if (o->key_len == m->key_len && memcmp(o->key, m->key, m->key_len) == 0)
-      break;
+static int has_key (const aj_value *obj, size_t pos, const char *key,
+                    size_t n) {
+  const aj_member *m;
+  if (pos >= obj->len)
+    return 0;
+  m = &obj->u.members[pos];
+  return m->key_len == n && memcmp(m->key, key, n) == 0;
+}
+
+/* Position of key[0..n) in the accumulated object obj whose path hashes to
+   ph, or NOPOS. */
+static size_t find_at (const aigc_accum *a, const aj_value *obj, uint64_t ph,
+                       const char *key, size_t n) {
+  uint64_t h;
+  size_t i, mask;
+  if (obj->len < KEYS_LINEAR || a->keys == NULL)
+    return find(obj, key, n);
+  h = mix64(ph ^ key_hash(a->seed, key, n));
+  mask = a->keys_cap - 1;
+  for (i = (size_t)h & mask; a->keys[i].pos1 != 0; i = (i + 1) & mask)
+    if (a->keys[i].h == h && has_key(obj, a->keys[i].pos1 - 1, key, n))
+      return a->keys[i].pos1 - 1;
+  return NOPOS;
+}
+
+/* find_at for the object at the current path. */
+static size_t acc_find (const merge *M, const aj_value *obj, const char *key,
+                        size_t n) {
+  return find_at(M->a, obj, M->ph[M->depth], key, n);
+}
+
+static int keys_grow (aigc_accum *a) {
+  size_t ncap = a->keys_cap ? a->keys_cap * 2 : 64, i, j;
+  aigc_accum_key *nk;
+  if (ncap > (size_t)-1 / sizeof(aigc_accum_key) ||
+      (nk = (aigc_accum_key *)calloc(ncap, sizeof(aigc_accum_key))) == NULL)
+    return -1;
+  for (i = 0; i < a->keys_cap; i++) {
+    if (a->keys[i].pos1 == 0)
+      continue;
+    for (j = (size_t)a->keys[i].h & (ncap - 1); nk[j].pos1 != 0;
+         j = (j + 1) & (ncap - 1))
+      ;
+    nk[j] = a->keys[i];
   }
-  ix->slot[h] = pos + 1;
+  free(a->keys);
+  a->keys = nk;
+  a->keys_cap = ncap;
+  return 0;
 }
 
-/* Prepares to merge `more` delta members into obj. */
-static int ki_open (keyindex *ix, const aj_value *obj, size_t more) {
-  size_t want, cap = 32, i;
-  ix->slot = NULL;
-  if (more < KI_MIN)
-    return AIGC_ACCUM_OK;
-  if (more > ((size_t)-1 / 4) - obj->len)
+/* Records that member pos of the object at the current path is there. */
+static int keys_note (merge *M, const aj_value *obj, size_t pos) {
+  aigc_accum *a = M->a;
+  const aj_member *m = &obj->u.members[pos];
+  uint64_t h;
+  size_t i, mask;
+  if ((a->keys_used + 1) * 2 > a->keys_cap && keys_grow(a) != 0)
     return AIGC_ACCUM_NOMEM;
-  want = 2 * (obj->len + more);
-  while (cap < want)
-    cap *= 2;
-  if (cap > (size_t)-1 / sizeof(size_t) ||
-      (ix->slot = (size_t *)calloc(cap, sizeof(size_t))) == NULL)
-    return AIGC_ACCUM_NOMEM;
-  ix->mask = cap - 1;
-  for (i = 0; i < obj->len; i++)
-    ki_add(ix, obj, i);
+  h = mix64(M->ph[M->depth] ^ key_hash(a->seed, m->key, m->key_len));
+  mask = a->keys_cap - 1;
+  for (i = (size_t)h & mask; a->keys[i].pos1 != 0; i = (i + 1) & mask)
+    if (a->keys[i].h == h && a->keys[i].pos1 == pos + 1)
+      return AIGC_ACCUM_OK;   /* noted before a rollback: the same entry */
+  a->keys[i].h = h;
+  a->keys[i].pos1 = pos + 1;
+  a->keys_used++;
   return AIGC_ACCUM_OK;
 }
 
-static void ki_close (keyindex *ix) {
-  free(ix->slot);
-  ix->slot = NULL;
+/*
+** The last occurrence of each key of one delta object (JSON's duplicate
+** keys: the last one wins). Small objects are searched from the end;
+** from KEYS_LINEAR members on, a temporary table (open addressing,
+** member position + 1 per slot, at most a quarter full) holds the last
+** position of each key. It lives for one merge of one object.
+*/
+typedef struct lastkeys {
+  size_t *slot;      /* NULL: search linearly */
+  size_t mask;
+  uint64_t seed;
+} lastkeys;
+
+static int lk_open (lastkeys *lk, const aj_value *obj, uint64_t seed) {
+  size_t cap = 64, i, h;
+  lk->slot = NULL;
+  lk->seed = seed;
+  if (obj->len < KEYS_LINEAR)
+    return AIGC_ACCUM_OK;
+  if (obj->len > ((size_t)-1 / 8) / sizeof(size_t))
+    return AIGC_ACCUM_NOMEM;
+  while (cap < 4 * obj->len)
+    cap *= 2;
+  if ((lk->slot = (size_t *)calloc(cap, sizeof(size_t))) == NULL)
+    return AIGC_ACCUM_NOMEM;
+  lk->mask = cap - 1;
+  for (i = 0; i < obj->len; i++) {
+    const aj_member *m = &obj->u.members[i];
+    for (h = (size_t)key_hash(seed, m->key, m->key_len) & lk->mask;
+         lk->slot[h] != 0; h = (h + 1) & lk->mask)
+      if (has_key(obj, lk->slot[h] - 1, m->key, m->key_len))
+        break;
+    lk->slot[h] = i + 1;   /* a later position replaces an earlier one */
+  }
+  return AIGC_ACCUM_OK;
 }
 
-/* find(), through the index when there is one. */
-static size_t ki_find (const keyindex *ix, const aj_value *obj,
-                       const char *key, size_t n) {
+/* Is member i of obj the last with its key? */
+static int lk_last (const lastkeys *lk, const aj_value *obj, size_t i) {
+  const aj_member *m = &obj->u.members[i];
   size_t h;
-  if (ix == NULL || ix->slot == NULL)
-    return find(obj, key, n);
-  for (h = key_hash(key, n) & ix->mask; ix->slot[h] != 0;
-       h = (h + 1) & ix->mask) {
-    const aj_member *o = &obj->u.members[ix->slot[h] - 1];
-    if (o->key_len == n && memcmp(o->key, key, n) == 0)
-      return ix->slot[h] - 1;
-  }
-  return NOPOS;
+  if (lk->slot == NULL)
+    return find(obj, m->key, m->key_len) == i;
+  for (h = (size_t)key_hash(lk->seed, m->key, m->key_len) & lk->mask;
+       lk->slot[h] != 0; h = (h + 1) & lk->mask)
+    if (has_key(obj, lk->slot[h] - 1, m->key, m->key_len))
+      return lk->slot[h] - 1 == i;
+  return 1;
+}
+
+static void lk_close (lastkeys *lk) {
+  free(lk->slot);
+  lk->slot = NULL;
 }
 
 /* }==================================================================== */
@@ -585,24 +743,25 @@ static size_t ki_find (const keyindex *ix, const aj_value *obj,
 ** Merging
 ** ===================================================================== */
 
-static int merge_member (merge *M, aj_value *obj, const aj_member *dm,
-                         keyindex *ix);
+static int merge_member (merge *M, aj_value *obj, const aj_member *dm);
 
 /*
 ** Merges every member of the delta object into the object at the current
-** path; drop_obfuscation at the delta level (the "obfuscation" padding).
+** path, a repeated key once, with its last value; drop_obfuscation at the
+** delta level (the "obfuscation" padding).
 */
 static int merge_object (merge *M, aj_value *obj, const aj_value *delta,
                          int drop_obfuscation) {
-  keyindex ix;
+  lastkeys lk;
   size_t i;
-  int rc = ki_open(&ix, obj, delta->len);
+  int rc = lk_open(&lk, delta, M->a->seed);
   for (i = 0; i < delta->len && rc == AIGC_ACCUM_OK; i++) {
     const aj_member *dm = &delta->u.members[i];
-    if (!(drop_obfuscation && key_is(dm, "obfuscation")))
-      rc = merge_member(M, obj, dm, &ix);
+    if (!(drop_obfuscation && key_is(dm, "obfuscation")) &&
+        lk_last(&lk, delta, i))
+      rc = merge_member(M, obj, dm);
   }
-  ki_close(&ix);
+  lk_close(&lk);
   return rc;
 }
 
@@ -612,7 +771,9 @@ static int merge_object (merge *M, aj_value *obj, const aj_value *delta,
 ** merging (*fill set), so what they hold obeys the same rules as later
 ** deltas: a tool call index out of range is refused on the first chunk
 ** too, and two items with one index in a delta become one. Anything else
-** is a deep copy.
+** is a deep copy. So every object that merging later searches was built
+** member by member (each recorded in the key table): the objects inside a
+** copied array are never merged into (index_mode() sees to that).
 */
 static int fresh (const aj_value *dv, aj_value *out, int *fill) {
   if (dv->type == AJ_OBJECT || indexed_array(dv)) {
@@ -644,11 +805,45 @@ static int set (merge *M, aj_value *slot, const aj_value *dv) {
   return want_fill ? fill(M, slot, dv) : AIGC_ACCUM_OK;
 }
 
+/* The index of item i of the accumulated array at the current path, as
+   index_of() reads it, found through the key table when the item is big. */
+static int acc_index (const merge *M, const aj_value *arr, size_t i) {
+  const aj_value *item = &arr->u.items[i], *iv;
+  size_t pos;
+  if (item->type != AJ_OBJECT)
+    return -2;
+  pos = find_at(M->a, item, child_hash(M->ph[M->depth], i), "index", 5);
+  if (pos == NOPOS)
+    return -1;
+  iv = &item->u.members[pos].value;
+  if (iv->type != AJ_INT || iv->u.i < 0 || iv->u.i > AIGC_ACCUM_MAX_INDEX)
+    return -2;
+  return (int)iv->u.i;
+}
+
+/*
+** Whether the accumulated array at the current path is merged by index:
+** every item it holds is an object with a valid "index". Only
+** merge_indexed() makes such items (an appended delta that was not all
+** indexed brought at least one item that is not), so there are at most
+** 128 of them, each built member by member.
+*/
+static int index_mode (const merge *M, const aj_value *arr) {
+  size_t i;
+  if (arr->len > AIGC_ACCUM_MAX_INDEX + 1)
+    return 0;
+  for (i = 0; i < arr->len; i++)
+    if (acc_index(M, arr, i) < 0)
+      return 0;
+  return 1;
+}
+
 /*
 ** Arrays whose delta items carry an integer "index" (tool calls) merge
 ** item by item: the accumulated item with the same index, or a new one.
 ** The map is built once per merge; appending never moves existing items'
-** positions, so it stays right as items are added.
+** positions, so it stays right as items are added. The caller made sure
+** the array is in index mode (or empty).
 */
 static int merge_indexed (merge *M, aj_value *arr, const aj_value *dv) {
   size_t map[AIGC_ACCUM_MAX_INDEX + 1];
@@ -657,8 +852,8 @@ static int merge_indexed (merge *M, aj_value *arr, const aj_value *dv) {
   for (i = 0; i <= AIGC_ACCUM_MAX_INDEX; i++)
     map[i] = NOPOS;
   for (i = 0; i < arr->len; i++) {
-    int k = index_of(&arr->u.items[i]);
-    if (arr->u.items[i].type == AJ_OBJECT && k >= 0 && map[k] == NOPOS)
+    int k = acc_index(M, arr, i);
+    if (k >= 0 && map[k] == NOPOS)
       map[k] = i;
   }
   for (i = 0; i < dv->len; i++) {
@@ -689,7 +884,7 @@ static int merge_indexed (merge *M, aj_value *arr, const aj_value *dv) {
 static int merge_array (merge *M, aj_value *arr, const aj_value *dv) {
   size_t i, pos;
   int rc;
-  if (indexed_array(dv))
+  if (indexed_array(dv) && index_mode(M, arr))
     return merge_indexed(M, arr, dv);
   for (i = 0; i < dv->len; i++) {
     aj_value nv;
@@ -707,10 +902,9 @@ static int merge_array (merge *M, aj_value *arr, const aj_value *dv) {
 ** replaced; strings -> appended; objects -> merged; arrays -> merged by
 ** index or appended; anything else -> replaced.
 */
-static int merge_member (merge *M, aj_value *obj, const aj_member *dm,
-                         keyindex *ix) {
+static int merge_member (merge *M, aj_value *obj, const aj_member *dm) {
   const aj_value *dv = &dm->value;
-  size_t pos = ki_find(ix, obj, dm->key, dm->key_len);
+  size_t pos = acc_find(M, obj, dm->key, dm->key_len);
   aj_value *av;
   int rc;
   if (pos == NOPOS) {
@@ -720,7 +914,6 @@ static int merge_member (merge *M, aj_value *obj, const aj_member *dm,
         (rc = obj_append(M, obj, dm->key, dm->key_len, &nv, &pos))
           != AIGC_ACCUM_OK)
       return rc;
-    ki_add(ix, obj, pos);
     if (!want_fill)
       return AIGC_ACCUM_OK;
     if ((rc = push(M, pos)) != AIGC_ACCUM_OK)
@@ -748,10 +941,10 @@ static int merge_member (merge *M, aj_value *obj, const aj_member *dm,
   return rc;
 }
 
-/* A chat delta merges into the choice's "message" (an object). */
-static int merge_delta (merge *M, aj_value *choice, const aj_value *delta,
-                        keyindex *cix) {
-  size_t pos = ki_find(cix, choice, "message", 7);
+/* A chat delta merges into the choice's "message" (an object); the choice
+   is at the current path. */
+static int merge_delta (merge *M, aj_value *choice, const aj_value *delta) {
+  size_t pos = acc_find(M, choice, "message", 7);
   aj_value *msg;
   int rc = AIGC_ACCUM_OK;
   if (pos == NOPOS) {
@@ -759,7 +952,6 @@ static int merge_delta (merge *M, aj_value *choice, const aj_value *delta,
     empty(&nv, AJ_OBJECT);
     if ((rc = obj_append(M, choice, "message", 7, &nv, &pos)) != AIGC_ACCUM_OK)
       return rc;
-    ki_add(cix, choice, pos);
   }
   if ((rc = push(M, pos)) != AIGC_ACCUM_OK)
     return rc;
@@ -775,18 +967,7 @@ static int merge_delta (merge *M, aj_value *choice, const aj_value *delta,
   return rc;
 }
 
-/* Position of the accumulated choice with index k, or NOPOS. Every
-** accumulated choice is an object whose first member is its "index". */
-static size_t find_choice (const aj_value *choices, int k) {
-  size_t i;
-  for (i = 0; i < choices->len; i++) {
-    const aj_value *c = &choices->u.items[i];
-    if (c->u.members[0].value.u.i == k)
-      return i;
-  }
-  return NOPOS;
-}
-
+/* An accumulated choice: an object whose first member is its "index". */
 static int new_choice (aj_value *v, int k) {
   aj_member *m = (aj_member *)malloc(4 * sizeof(aj_member));
   char *key = (char *)malloc(sizeof("index"));
@@ -808,16 +989,25 @@ static int new_choice (aj_value *v, int k) {
   return AIGC_ACCUM_OK;
 }
 
-/* The chunk's "choices" into the accumulated array at the current path. */
+/*
+** The chunk's "choices" into the accumulated array at the current path.
+** The accumulated choices (at most 128, one per index) are found through
+** a map built once per chunk, so a chunk of many choices costs its size.
+*/
 static int merge_choices (merge *M, aj_value *acc, const aj_value *choices) {
   int chat = (M->a->kind == AIGC_ACCUM_CHAT);
+  size_t at[AIGC_ACCUM_MAX_INDEX + 1];
   size_t i, j, pos;
   int rc;
+  for (i = 0; i <= AIGC_ACCUM_MAX_INDEX; i++)
+    at[i] = NOPOS;
+  for (i = 0; i < acc->len; i++)
+    at[acc->u.items[i].u.members[0].value.u.i] = i;
   for (i = 0; i < choices->len; i++) {
     const aj_value *ch = &choices->u.items[i];
     aj_value *c;
-    keyindex cix;
-    int k;
+    lastkeys lk;
+    int k, created = 0;
     if (ch->type != AJ_OBJECT)
       return badshape(M, "choice is not an object");
     k = index_of(ch);
@@ -825,33 +1015,40 @@ static int merge_choices (merge *M, aj_value *acc, const aj_value *choices) {
       return badshape(M, "choice \"index\" out of 0..127");
     if (k == -1)
       k = 0;
-    pos = find_choice(acc, k);
+    pos = at[k];
     if (pos == NOPOS) {
       aj_value nv;
       if ((rc = new_choice(&nv, k)) != AIGC_ACCUM_OK ||
           (rc = arr_append(M, acc, &nv, &pos)) != AIGC_ACCUM_OK)
         return rc;
+      at[k] = pos;
+      created = 1;
     }
     c = &acc->u.items[pos];
-    if ((rc = push(M, pos)) != AIGC_ACCUM_OK ||
-        (rc = ki_open(&cix, c, ch->len)) != AIGC_ACCUM_OK)
+    if ((rc = push(M, pos)) != AIGC_ACCUM_OK)
+      return rc;
+    if (created && (rc = keys_note(M, c, 0)) != AIGC_ACCUM_OK)
+      return rc;
+    if ((rc = lk_open(&lk, ch, M->a->seed)) != AIGC_ACCUM_OK)
       return rc;
     for (j = 0; j < ch->len && rc == AIGC_ACCUM_OK; j++) {
       const aj_member *m = &ch->u.members[j];
-      if (key_is(m, "index") || key_is(m, "obfuscation"))
+      if (key_is(m, "index") || key_is(m, "obfuscation") ||
+          !lk_last(&lk, ch, j))
         continue;
+      c = &acc->u.items[pos];
       if (chat && key_is(m, "delta")) {
         if (m->value.type == AJ_NULL)
           continue;
         if (m->value.type != AJ_OBJECT)
           rc = badshape(M, "\"delta\" is not an object");
         else
-          rc = merge_delta(M, c, &m->value, &cix);
+          rc = merge_delta(M, c, &m->value);
       }
       else
-        rc = merge_member(M, c, m, &cix);
+        rc = merge_member(M, c, m);
     }
-    ki_close(&cix);
+    lk_close(&lk);
     pop(M);
     if (rc != AIGC_ACCUM_OK)
       return rc;
@@ -862,14 +1059,14 @@ static int merge_choices (merge *M, aj_value *acc, const aj_value *choices) {
 /* The top level: choices merged, other members replaced whole. */
 static int merge_chunk (merge *M, const aj_value *chunk) {
   aj_value *root = &M->a->root;
-  keyindex rix;
+  lastkeys lk;
   size_t i, pos;
-  int rc = ki_open(&rix, root, chunk->len);
+  int rc = lk_open(&lk, chunk, M->a->seed);
   for (i = 0; i < chunk->len && rc == AIGC_ACCUM_OK; i++) {
     const aj_member *m = &chunk->u.members[i];
     const aj_value *dv = &m->value;
     aj_value nv;
-    if (key_is(m, "obfuscation"))
+    if (key_is(m, "obfuscation") || !lk_last(&lk, chunk, i))
       continue;
     if (key_is(m, "choices")) {
       if (dv->type == AJ_NULL)
@@ -878,13 +1075,12 @@ static int merge_chunk (merge *M, const aj_value *chunk) {
         rc = badshape(M, "\"choices\" is not an array");
         break;
       }
-      pos = ki_find(&rix, root, "choices", 7);
+      pos = acc_find(M, root, "choices", 7);
       if (pos == NOPOS) {
         empty(&nv, AJ_ARRAY);
         if ((rc = obj_append(M, root, "choices", 7, &nv, &pos))
               != AIGC_ACCUM_OK)
           break;
-        ki_add(&rix, root, pos);
       }
       if ((rc = push(M, pos)) != AIGC_ACCUM_OK)
         break;
@@ -892,26 +1088,22 @@ static int merge_chunk (merge *M, const aj_value *chunk) {
       pop(M);
     }
     else if (key_is(m, "object")) {
-      if (ki_find(&rix, root, "object", 6) == NOPOS) {
+      if (acc_find(M, root, "object", 6) == NOPOS) {
         if (new_string(&nv, result_object(M->a->kind)) != 0)
           rc = AIGC_ACCUM_NOMEM;
-        else if ((rc = obj_append(M, root, "object", 6, &nv, &pos))
-                   == AIGC_ACCUM_OK)
-          ki_add(&rix, root, pos);
+        else
+          rc = obj_append(M, root, "object", 6, &nv, &pos);
       }
     }
     else {
-      pos = ki_find(&rix, root, m->key, m->key_len);
+      pos = acc_find(M, root, m->key, m->key_len);
       if (pos != NOPOS && (dv->type == AJ_NULL ||
                            same_scalar(&root->u.members[pos].value, dv)))
         continue;
       if (aj_copy(&nv, dv) != 0)
         rc = AIGC_ACCUM_NOMEM;
-      else if (pos == NOPOS) {
-        if ((rc = obj_append(M, root, m->key, m->key_len, &nv, &pos))
-              == AIGC_ACCUM_OK)
-          ki_add(&rix, root, pos);
-      }
+      else if (pos == NOPOS)
+        rc = obj_append(M, root, m->key, m->key_len, &nv, &pos);
       else if ((rc = push(M, pos)) == AIGC_ACCUM_OK) {
         rc = replace(M, &root->u.members[pos].value, &nv);
         pop(M);
@@ -920,7 +1112,7 @@ static int merge_chunk (merge *M, const aj_value *chunk) {
         aj_free(&nv);
     }
   }
-  ki_close(&rix);
+  lk_close(&lk);
   return rc;
 }
 
@@ -1214,14 +1406,48 @@ nomem:
 
 void aigc_accum_init (aigc_accum *a, aigc_accum_kind kind) {
   a->kind = kind;
+  a->limits.max_values = a->limits.max_containers = 0;
+  a->values = a->containers = 0;
   empty(&a->root, AJ_OBJECT);
   a->chunks = 0;
   a->error[0] = '\0';
+  a->keys = NULL;
+  a->keys_cap = a->keys_used = 0;
+  a->seed = new_seed(a);
+}
+
+/*
+** The nodes an add would leave in the tree: those it put in, less the
+** replaced ones it would free. Refuses (LIMIT, a->error set) past the
+** limits.
+*/
+static int check_limits (merge *M, size_t *values, size_t *containers) {
+  aigc_accum *a = M->a;
+  aj_limits lim = aj_limits_of(&a->limits);
+  size_t gone_values = 0, gone_containers = 0, i;
+  for (i = 0; i < M->nlog; i++)
+    if (M->log[i].kind == U_REPLACE)
+      count_nodes(&M->log[i].old, &gone_values, &gone_containers);
+  *values = a->values + M->added_values - gone_values;
+  *containers = a->containers + M->added_containers - gone_containers;
+  if (*values > lim.max_values) {
+    snprintf(a->error, sizeof(a->error),
+             "the streamed reply holds more than %zu values", lim.max_values);
+    return AIGC_ACCUM_LIMIT;
+  }
+  if (*containers > lim.max_containers) {
+    snprintf(a->error, sizeof(a->error),
+             "the streamed reply holds more than %zu arrays and objects",
+             lim.max_containers);
+    return AIGC_ACCUM_LIMIT;
+  }
+  return AIGC_ACCUM_OK;
 }
 
 int aigc_accum_add (aigc_accum *a, const aj_value *chunk) {
   merge M;
   const aj_value *ov;
+  size_t values = 0, containers = 0, keys_before = a->keys_used;
   int rc;
   a->error[0] = '\0';
   if (chunk == NULL || chunk->type != AJ_OBJECT) {
@@ -1235,13 +1461,23 @@ int aigc_accum_add (aigc_accum *a, const aj_value *chunk) {
     return AIGC_ACCUM_OK;   /* e.g. Azure's content-filter results */
   merge_init(&M, a);
   rc = merge_chunk(&M, chunk);
+  if (rc == AIGC_ACCUM_OK)
+    rc = check_limits(&M, &values, &containers);
   if (rc == AIGC_ACCUM_OK) {
     commit(&M);
+    a->values = values;
+    a->containers = containers;
     shaped_clear(a);
     a->chunks++;
   }
   else {
     rollback(&M);
+    if (keys_before == 0 && a->keys != NULL) {
+      /* made by this add: it holds only entries the rollback made stale */
+      free(a->keys);
+      a->keys = NULL;
+      a->keys_cap = a->keys_used = 0;
+    }
     if (rc == AIGC_ACCUM_NOMEM)
       strcpy(a->error, "not enough memory");
   }
@@ -1280,7 +1516,10 @@ int aigc_accum_incomplete (const aigc_accum *a) {
 }
 
 void aigc_accum_free (aigc_accum *a) {
+  aj_limits limits = a->limits;
   shaped_clear(a);
   aj_free(&a->root);
+  free(a->keys);
   aigc_accum_init(a, a->kind);
+  a->limits = limits;
 }

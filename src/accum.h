@@ -35,15 +35,37 @@
 **                                  are appended (logprobs content/refusal,
 **                                  completion tokens/token_logprobs/...);
 **       anything else           -> replaced.
+**   - A key repeated inside one object of a chunk counts once, with its
+**     last value, as JSON decoders (aigc's Lua tables, the SDKs) read it:
+**     {"content":"a","content":"b"} merges "b", the text the stream
+**     callback was given.
+**   - An array is merged by "index" only while every item it holds came
+**     that way (at most 128 items, each an object with its index); once a
+**     delta without indexes was appended to it, later deltas are appended.
 **   - aigc_accum_finish shapes the result like a non-streamed response:
 **     choices sorted by index, each chat message has "role" ("assistant"
 **     when the stream never said) and "content" (null when no content
 **     arrived), every choice has "finish_reason" (null if never set) and
 **     "logprobs" (null if never set), tool calls sorted by index with the
 **     "index" member removed (non-streamed tool calls have none).
+**
+** Cost: every add is linear in the chunk (plus the strings it appends to),
+** whatever the chunks before it held: keys are found in big accumulated
+** objects through a hash table that lives as long as the accumulator
+** (seeded per accumulator, so a server cannot aim keys at one bucket),
+** choices and indexed items through 128-entry maps.
+**
+** Limits: the merged tree may hold at most limits.max_values values and
+** limits.max_containers arrays and objects (json.h's aj_limits; zero
+** fields: the defaults), counted as the tree holds them (a replaced value
+** stops counting). A chunk that would pass them is refused whole with
+** AIGC_ACCUM_LIMIT. aigc_accum_finish builds its result as a copy: a
+** finished accumulator holds the tree twice.
 */
 #ifndef AIGC_ACCUM_H
 #define AIGC_ACCUM_H
+
+#include <stdint.h>
 
 #include "json.h"
 
@@ -55,30 +77,40 @@ typedef enum aigc_accum_kind {
 enum {
   AIGC_ACCUM_OK = 0,
   AIGC_ACCUM_NOMEM = -1,
-  AIGC_ACCUM_BADSHAPE = -2   /* not an object, "choices" not an array, an
+  AIGC_ACCUM_BADSHAPE = -2,  /* not an object, "choices" not an array, an
                                 index out of 0..127, a delta not an object */
+  AIGC_ACCUM_LIMIT = -3      /* the merged tree would pass a->limits */
 };
 
 #define AIGC_ACCUM_MAX_INDEX 127
 
+/* Private to accum.c: the table of where the members of merged objects are. */
+typedef struct aigc_accum_key aigc_accum_key;
+
 typedef struct aigc_accum {
   aigc_accum_kind kind;
+  aj_limits limits;       /* set by the owner after init (init: defaults) */
+  size_t values;          /* values in root's tree (root not counted) */
+  size_t containers;      /* arrays and objects among them */
   aj_value root;          /* owned AJ_OBJECT: the completion so far, as
                              merged (choices in arrival order, tool calls
                              still with their "index"); read the result
                              through aigc_accum_finish and release it with
                              aigc_accum_free, never aj_free */
   size_t chunks;          /* chunks merged (skipped ones not counted) */
-  char error[96];         /* why the last call returned BADSHAPE */
+  char error[96];         /* why the last call returned BADSHAPE or LIMIT */
+  aigc_accum_key *keys;   /* private: member positions, by hash */
+  size_t keys_cap, keys_used;
+  uint64_t seed;          /* private: the hashes' seed */
 } aigc_accum;
 
 void aigc_accum_init (aigc_accum *a, aigc_accum_kind kind);
 
 /*
 ** Merges one parsed chunk (which it only reads: the chunk's arena may be
-** reset right after). On an error, BADSHAPE or NOMEM alike, the tree is
-** unchanged and a->error says why. A skipped chunk returns OK without
-** counting in a->chunks.
+** reset right after). On an error, BADSHAPE, LIMIT or NOMEM alike, the
+** tree is unchanged and a->error says why. A skipped chunk returns OK
+** without counting in a->chunks.
 */
 int aigc_accum_add (aigc_accum *a, const aj_value *chunk);
 
@@ -98,6 +130,8 @@ const aj_value *aigc_accum_finish (aigc_accum *a);
 */
 int aigc_accum_incomplete (const aigc_accum *a);
 
+/* Frees everything; the accumulator is then as aigc_accum_init left it,
+   its kind and limits kept. */
 void aigc_accum_free (aigc_accum *a);
 
 #endif

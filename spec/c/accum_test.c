@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ctest.h"
 #include "faultalloc.h"
@@ -652,9 +653,10 @@ static void putn (aigc_buf *b, const char *pre, int i, const char *post) {
 }
 
 /*
-** Objects with many members (merged through a temporary hash index past a
-** few keys): same results as the rules say, duplicates within a chunk
-** included, at the top level, in a choice and in a delta.
+** Objects with many members (searched through the key table past a few
+** keys): same results as the rules say, duplicates within a chunk
+** included (the last one counts), at the top level, in a choice and in a
+** delta.
 */
 TEST(test_many_keys) {
   aigc_buf c1 = AIGC_BUF_INIT, c2 = AIGC_BUF_INIT, want = AIGC_BUF_INIT;
@@ -694,10 +696,10 @@ TEST(test_many_keys) {
   put(&want, ",\"choices\":[{\"index\":0,"
              "\"message\":{\"role\":\"assistant\",\"content\":null");
   for (i = 0; i < 100; i++)
-    putn(&want, ",\"k", i, i == 7 ? "\":\"abc\"" : "\":\"ab\"");
-  put(&want, ",\"new\":\"nm\"},\"logprobs\":null,\"finish_reason\":null");
+    putn(&want, ",\"k", i, i == 7 ? "\":\"ac\"" : "\":\"ab\"");
+  put(&want, ",\"new\":\"m\"},\"logprobs\":null,\"finish_reason\":null");
   for (i = 0; i < 20; i++)
-    putn(&want, ",\"x", i, i == 5 ? "\":\"abc\"" : "\":\"ab\"");
+    putn(&want, ",\"x", i, i == 5 ? "\":\"ac\"" : "\":\"ab\"");
   put(&want, "}],\"usage\":null}");
   CHECK(same(finished(&a), want.data));
   aigc_accum_free(&a);
@@ -785,6 +787,216 @@ TEST(test_nomem) {
   aigc_accum_free(&a);
 }
 
+/*
+** Defect 15 of issue 10: a key repeated inside one object of a chunk
+** counts once, with its last value, as the stream callback saw it (a JSON
+** decoder keeps the last). Before, both values were appended ("ab").
+*/
+TEST(test_duplicate_keys_last_wins) {
+  static const char *const chat[] = {
+    CHUNK(DELTA(0, "{\"role\":\"assistant\",\"content\":\"\"}")),
+    CHUNK(DELTA(0, "{\"content\":\"a\",\"content\":\"b\"}")),
+    CHUNK(DELTA(0, "{\"tool_calls\":[{\"index\":0,\"id\":\"c\",\"function\":"
+                   "{\"name\":\"f\",\"arguments\":\"1\",\"arguments\":\"2\"}}]}")),
+    CHUNK(STOP(0, "length") "," STOP(0, "stop")),
+    NULL
+  };
+  static const char *const text[] = {
+    "{\"id\":\"x\",\"choices\":[{\"index\":0,\"text\":\"x\",\"text\":\"y\","
+    "\"finish_reason\":null}],\"choices\":[{\"index\":0,\"text\":\"z\"}]}",
+    "{\"choices\":[{\"index\":0,\"text\":\"!\",\"finish_reason\":\"stop\"}],"
+    "\"model\":\"a\",\"model\":\"b\"}",
+    NULL
+  };
+  CHECK(stream_gives(AIGC_ACCUM_CHAT, chat,
+    "{" OUTHEAD ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+    "\"content\":\"b\",\"tool_calls\":[{\"id\":\"c\",\"function\":{\"name\":\"f\","
+    "\"arguments\":\"2\"}}]},\"logprobs\":null,\"finish_reason\":\"stop\"}],"
+    "\"usage\":null}"));
+  /* completions: a repeated "text" in a choice, a repeated "choices" and
+     "model" at the top level */
+  CHECK(stream_gives(AIGC_ACCUM_COMPLETION, text,
+    "{\"id\":\"x\",\"object\":\"text_completion\",\"choices\":[{\"text\":\"z!\","
+    "\"index\":0,\"logprobs\":null,\"finish_reason\":\"stop\"}],\"model\":\"b\","
+    "\"usage\":null}"));
+}
+
+/*
+** The merged tree counts its values and containers (replaced ones stop
+** counting) and refuses a chunk that would pass the limits, whole.
+*/
+TEST(test_limits) {
+  static const char first[] =
+    CHUNK(DELTA(0, "{\"role\":\"assistant\",\"content\":\"\"}"));
+  static const char usage[] =
+    "{\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2,"
+    "\"details\":{\"a\":[1,2,3]}}}";
+  static const char five_logprobs[] =
+    CHUNK("{\"index\":0,\"delta\":{\"content\":\"x\"},\"logprobs\":{\"content\":"
+          "[{\"t\":1},{\"t\":2},{\"t\":3},{\"t\":4},{\"t\":5}]}}");
+  aigc_accum a;
+  size_t values, containers;
+  char *before, *after;
+  int i;
+  aigc_accum_init(&a, AIGC_ACCUM_CHAT);
+  CHECK_EQ_INT(a.limits.max_values, 0);
+  CHECK(add(&a, first) == AIGC_ACCUM_OK);
+  /* id object created model system_fingerprint choices [choice index
+     message role content logprobs finish_reason] usage */
+  CHECK_EQ_INT(a.values, 14);
+  CHECK_EQ_INT(a.containers, 3);
+  /* a value replaced in every chunk is counted once */
+  for (i = 0; i < 1000; i++)
+    CHECK(add(&a, usage) == AIGC_ACCUM_OK);
+  CHECK_EQ_INT(a.values, 14 + 8 - 1);   /* the null usage replaced */
+  CHECK_EQ_INT(a.containers, 3 + 3);
+  values = a.values;
+  containers = a.containers;
+  /* 5 logprob items of 2 values each, a logprobs object and its array,
+     in place of the null logprobs: exactly at the limit */
+  a.limits.max_values = values + 11;
+  CHECK(add(&a, five_logprobs) == AIGC_ACCUM_OK);
+  CHECK_EQ_INT(a.values, values + 12 - 1);
+  CHECK_EQ_INT(a.containers, containers + 7);
+  before = snapshot(&a);
+  CHECK(add(&a, five_logprobs) == AIGC_ACCUM_LIMIT);
+  CHECK(strcmp(a.error, "the streamed reply holds more than 32 values") == 0);
+  after = snapshot(&a);
+  CHECK(before != NULL && after != NULL && strcmp(before, after) == 0);
+  free(after);
+  CHECK_EQ_INT(a.values, values + 11);
+  CHECK_EQ_INT(a.chunks, 1002);
+  a.limits.max_values = 0;   /* the default */
+  a.limits.max_containers = a.containers + 4;
+  CHECK(add(&a, five_logprobs) == AIGC_ACCUM_LIMIT);
+  CHECK(strstr(a.error, "arrays and objects") != NULL);
+  after = snapshot(&a);
+  CHECK(before != NULL && after != NULL && strcmp(before, after) == 0);
+  free(before);
+  free(after);
+  a.limits.max_containers = a.containers + 5;
+  CHECK(add(&a, five_logprobs) == AIGC_ACCUM_OK);
+  /* free keeps the limits */
+  containers = a.limits.max_containers;
+  aigc_accum_free(&a);
+  CHECK_EQ_INT(a.limits.max_containers, containers);
+  CHECK_EQ_INT(a.values, 0);
+  aigc_accum_free(&a);
+}
+
+/*
+** An array is merged by "index" only while all it holds came that way:
+** after items without an index were appended, indexed items are appended
+** too (and merging never looks into the objects of a copied array). The
+** result lists the items with an index first (by index, in order), then
+** the rest.
+*/
+TEST(test_index_mode) {
+  static const char *const chunks[] = {
+    CHUNK(DELTA(0, "{\"role\":\"assistant\",\"tool_calls\":[{\"index\":0,"
+                   "\"function\":{\"arguments\":\"a\"}}]}")),
+    CHUNK(DELTA(0, "{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"b\"}}]}")),
+    CHUNK(DELTA(0, "{\"tool_calls\":[7]}")),
+    CHUNK(DELTA(0, "{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"c\"}}]}")),
+    CHUNK(STOP(0, "tool_calls")),
+    NULL
+  };
+  CHECK(stream_gives(AIGC_ACCUM_CHAT, chunks,
+    "{" OUTHEAD ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+    "\"content\":null,\"tool_calls\":[{\"function\":{\"arguments\":\"ab\"}},"
+    "{\"function\":{\"arguments\":\"c\"}},7]},\"logprobs\":null,"
+    "\"finish_reason\":\"tool_calls\"}],\"usage\":null}"));
+}
+
+/* CPU seconds for feeding `n` chunks made by make(i) (best of 3). */
+static double stream_cpu (void (*make) (aigc_buf *, int), int n) {
+  double best = 1e9;
+  int round, i;
+  aigc_buf c = AIGC_BUF_INIT;
+  for (round = 0; round < 3; round++) {
+    aigc_accum a;
+    clock_t t0 = clock();
+    aigc_accum_init(&a, AIGC_ACCUM_CHAT);
+    for (i = 0; i < n; i++) {
+      aigc_buf_clear(&c);
+      make(&c, i);
+      if (add(&a, c.data) != AIGC_ACCUM_OK) {
+        fprintf(stderr, "  chunk %d refused: %s\n", i, a.error);
+        break;
+      }
+    }
+    aigc_accum_free(&a);
+    if ((double)(clock() - t0) / CLOCKS_PER_SEC < best)
+      best = (double)(clock() - t0) / CLOCKS_PER_SEC;
+  }
+  aigc_buf_free(&c);
+  return best;
+}
+
+/* a new key per chunk in the message, in the choice, at the top level */
+static void new_delta_key (aigc_buf *b, int i) {
+  putn(b, "{\"choices\":[{\"index\":0,\"delta\":{\"k", i, "\":\"x\"}}]}");
+}
+static void new_choice_key (aigc_buf *b, int i) {
+  putn(b, "{\"choices\":[{\"index\":0,\"k", i, "\":\"x\"}]}");
+}
+static void new_top_key (aigc_buf *b, int i) {
+  putn(b, "{\"k", i, "\":1}");
+}
+/* long keys that differ only at their end */
+static void long_key (aigc_buf *b, int i) {
+  static char pad[301];
+  memset(pad, 'p', 300);
+  put(b, "{\"choices\":[{\"delta\":{\"");
+  put(b, pad);
+  putn(b, "", i, "\":\"x\"}}]}");
+}
+/* items without an index, then with one, in turn, into one array */
+static void mixed_array (aigc_buf *b, int i) {
+  if (i % 2)
+    put(b, "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"f\":\"a\"}]}}]}");
+  else
+    put(b, "{\"choices\":[{\"delta\":{\"tool_calls\":[5]}}]}");
+}
+/* many choices in one chunk, many chunks */
+static void many_choices (aigc_buf *b, int i) {
+  int k;
+  put(b, "{\"choices\":[");
+  for (k = 0; k < 128; k++)
+    putn(b, k ? ",{\"index\":" : "{\"index\":", (k * 37 + i) % 128, ",\"text\":\"t\"}");
+  put(b, "]}");
+}
+
+/*
+** Merging is linear in the stream: 4 times the chunks cost about 4 times
+** the CPU time, not 16 (hostile streams that made it quadratic before:
+** a new key per chunk in one object, long keys, mixed arrays: x12 to x16
+** at these sizes). Measured as a ratio of CPU times in one run, best of
+** three (robust to a loaded machine), with a wide margin; ACCUM_TIMES=1
+** prints the figures.
+*/
+TEST(test_linear) {
+  static const struct { const char *name; void (*make) (aigc_buf *, int); int n; } cases[] = {
+    {"a new delta key per chunk", new_delta_key, 20000},
+    {"a new choice key per chunk", new_choice_key, 20000},
+    {"a new top-level key per chunk", new_top_key, 20000},
+    {"long keys", long_key, 8000},
+    {"mixed array", mixed_array, 20000},
+    {"many choices", many_choices, 1000},
+  };
+  size_t i;
+  for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    double t1 = stream_cpu(cases[i].make, cases[i].n);
+    double t4 = stream_cpu(cases[i].make, 4 * cases[i].n);
+    double ratio = t4 / (t1 > 1e-4 ? t1 : 1e-4);
+    if (getenv("ACCUM_TIMES") != NULL || !(ratio < 10.0)) {
+      fprintf(stderr, "  %s: %d chunks %.4f s, %d chunks %.4f s (x%.1f)\n",
+              cases[i].name, cases[i].n, t1, 4 * cases[i].n, t4, ratio);
+      CHECK(ratio < 10.0);
+    }
+  }
+}
+
 int main (void) {
   aj_arena_init(&arena);
   RUN(test_chat_stream);
@@ -803,6 +1015,10 @@ int main (void) {
   RUN(test_append_amortized);
   RUN(test_many_keys);
   RUN(test_nomem);
+  RUN(test_duplicate_keys_last_wins);
+  RUN(test_limits);
+  RUN(test_index_mode);
+  RUN(test_linear);
   aj_arena_free(&arena);
   aigc_buf_free(&out);
   return ctest_report("accum");
