@@ -612,8 +612,8 @@ describe("a hostile caller", function ()
         for _, n in ipairs { 1000, 2000, 65536, 1 << 20 } do
           local big = ("x"):rep(n)
           local e = core.error { kind = "api", message = big, code = big, request_id = big, status = big }
-          local line = tostring(e)
-          assert(#line > 4 * n, "truncated")
+          local line = tostring(e)   -- bounded since issue 10: fields cut with "…"
+          assert(#line > 600 and #line < 1000, "not bounded: " .. #line)
           collectgarbage()
         end
         io.write("ok")

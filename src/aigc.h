@@ -178,13 +178,15 @@ struct aigc_engine {
   char *base_url;               /* no trailing '/' */
   char *query;                  /* "" or "a=b&c=d" without '?' */
   char *model;                  /* default model or NULL */
-  char *secret;                 /* the API key, only to scrub it from errors */
+  char *secret;                 /* the secrets, only to scrub them: a block
+                                   "s1\0s2\0\0" (error.c), kept until __gc */
   struct curl_slist *headers;   /* default headers */
   struct curl_slist *stream_headers;  /* the same, Accept: text/event-stream */
   double timeout, connect_timeout;
   int max_retries;
   int max_concurrency;          /* 0 = unlimited */
   size_t max_bytes;
+  aj_limits json_limits;        /* max_json_values, max_json_containers */
   char *ca_file, *ca_path, *proxy;
   int insecure;
   int log_bodies;               /* log() may include bodies */
@@ -272,8 +274,20 @@ void aigc_error_open (lua_State *L);
 void aigc_error_new (lua_State *L, const char *kind, const char *message);
 void aigc_error_setint (lua_State *L, const char *field, lua_Integer v);
 void aigc_error_setstr (lua_State *L, const char *field, const char *s, size_t len);
-/* Pushes s with every occurrence of secret replaced by "[redacted]". */
-void aigc_push_scrubbed (lua_State *L, const char *s, size_t len, const char *secret);
+/* Pushes s with every secret of the block (an engine's e->secret, or
+   NULL) replaced by "[redacted]". */
+void aigc_push_scrubbed (lua_State *L, const char *s, size_t len, const char *secrets);
+/* Pushes a "limit" error: "<what> holds <detail> (the limit is max_json_...)". */
+void aigc_error_json_limit (lua_State *L, const char *what, const char *detail);
+/* The secrets block of an engine config (secret, secrets, auth headers). */
+char *aigc_secrets_from_config (lua_State *L, int idx);
+void aigc_secrets_free (char *secrets);
+/* Scrubs the value at idx (string replaced, table walked in place) against
+   the secrets of the engine at eidx. */
+void aigc_engine_scrub (lua_State *L, int eidx, int idx);
+int  aigc_engine_scrub_method (lua_State *L);   /* engine:scrub(v) -> v */
+/* Pushes a log line scrubbed against the secrets of the engine at eidx. */
+void aigc_engine_push_log_line (lua_State *L, int eidx, const char *msg, size_t len);
 
 /* engine.c */
 void aigc_engine_open (lua_State *L);

@@ -241,6 +241,7 @@ int aigc_pcall (lua_State *L, int nargs, int nresults) {
 */
 void aigc_engine_report (lua_State *L, int eidx, int erridx) {
   erridx = lua_absindex(L, erridx);
+  aigc_engine_scrub(L, eidx, erridx);   /* no secret on stderr or in step()'s list */
   if (lua_getiuservalue(L, eidx, AIGC_EN_ERRHANDLER) == LUA_TFUNCTION) {
     lua_pushvalue(L, erridx);
     if (aigc_pcall(L, 1, 0) == LUA_OK)
@@ -265,6 +266,7 @@ void aigc_engine_report (lua_State *L, int eidx, int erridx) {
 void aigc_engine_log (lua_State *L, int eidx, const char *level, const char *fmt, ...) {
   char msg[1024];
   va_list ap;
+  eidx = lua_absindex(L, eidx);
   if (lua_getiuservalue(L, eidx, AIGC_EN_LOG) != LUA_TFUNCTION) {
     lua_pop(L, 1);
     return;
@@ -273,7 +275,7 @@ void aigc_engine_log (lua_State *L, int eidx, const char *level, const char *fmt
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
   lua_pushstring(L, level);
-  lua_pushstring(L, msg);
+  aigc_engine_push_log_line(L, eidx, msg, strlen(msg));   /* no secret in a log line */
   if (aigc_pcall(L, 2, 0) != LUA_OK) {
     fprintf(stderr, "aigc: error in the log function: %s\n", lua_tostring(L, -1));
     lua_pop(L, 1);
@@ -1096,11 +1098,6 @@ static void free_config (aigc_engine *e) {
   free(e->base_url); e->base_url = NULL;
   free(e->query); e->query = NULL;
   free(e->model); e->model = NULL;
-  if (e->secret) {
-    memset(e->secret, 0, strlen(e->secret));
-    free(e->secret);
-    e->secret = NULL;
-  }
   free(e->ca_file); e->ca_file = NULL;
   free(e->ca_path); e->ca_path = NULL;
   free(e->proxy); e->proxy = NULL;
@@ -1187,6 +1184,8 @@ static int eng_close (lua_State *L) {
 static int eng_gc (lua_State *L) {
   aigc_engine *e = (aigc_engine *)luaL_checkudata(L, 1, AIGC_ENGINE_MT);
   engine_close(L, 1, e, 1);
+  aigc_secrets_free(e->secret);   /* kept until now: error.c scrubs with them */
+  e->secret = NULL;
   return 0;
 }
 
@@ -1370,7 +1369,11 @@ static int eng_new (lua_State *L) {
     return luaL_error(L, "config.base_url is required");
   e->query = opt_strdup(L, 1, "query");
   e->model = opt_strdup(L, 1, "model");
-  e->secret = opt_strdup(L, 1, "secret");
+  e->secret = aigc_secrets_from_config(L, 1);
+  e->json_limits.max_values = (size_t)aigc_opt_integer(L, 1, "config", "max_json_values",
+      (lua_Integer)AJ_DEFAULT_MAX_VALUES, 1, (lua_Integer)1 << 40);
+  e->json_limits.max_containers = (size_t)aigc_opt_integer(L, 1, "config", "max_json_containers",
+      (lua_Integer)AJ_DEFAULT_MAX_CONTAINERS, 1, (lua_Integer)1 << 40);
   e->ca_file = opt_strdup(L, 1, "ca_file");
   e->ca_path = opt_strdup(L, 1, "ca_path");
   e->proxy = opt_strdup(L, 1, "proxy");
@@ -1419,6 +1422,7 @@ static const luaL_Reg engine_methods[] = {
   {"act", eng_act},
   {"sockets", eng_sockets},
   {"timeout", eng_timeout},
+  {"scrub", aigc_engine_scrub_method},
   {NULL, NULL}
 };
 

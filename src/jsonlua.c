@@ -403,7 +403,9 @@ static int is_control_key (const char *k, size_t len) {
     case 'h': return len == 7 && memcmp(k, "headers", 7) == 0;
     case 'i': return len == 15 && memcmp(k, "idempotency_key", 15) == 0;
     case 'm': return (len == 11 && memcmp(k, "max_retries", 11) == 0)
-                  || (len == 18 && memcmp(k, "max_response_bytes", 18) == 0);
+                  || (len == 18 && memcmp(k, "max_response_bytes", 18) == 0)
+                  || (len == 15 && memcmp(k, "max_json_values", 15) == 0)
+                  || (len == 19 && memcmp(k, "max_json_containers", 19) == 0);
     case 'o': return (len == 7 && memcmp(k, "on_done", 7) == 0)
                   || (len == 8 && memcmp(k, "on_error", 8) == 0);
     case 'q': return len == 5 && memcmp(k, "query", 5) == 0;

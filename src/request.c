@@ -516,6 +516,8 @@ static void recycle_easy (aigc_engine *e, aigc_request *r) {
 static int end_request (lua_State *L, int eidx, int ridx, aigc_request *r, int ok) {
   int count, vidx = lua_gettop(L);
   aigc_engine *e = r->engine;
+  if (!ok)   /* codec lane: no secret in any string of an error (error.c) */
+    aigc_engine_scrub(L, eidx, vidx);
   if (e != NULL) {
     aigc_engine_release(e, r);
     aigc_engine_unready(e, r);
@@ -845,6 +847,8 @@ static int finish_transfer (lua_State *L, int eidx, int ridx, aigc_request *r) {
                   AJ_DEFAULT_MAX_DEPTH, &v, &perr);
     if (rc == -2)
       aigc_error_new(L, "limit", "out of memory while parsing the response");
+    else if (rc == AJ_ELIMIT)   /* codec lane: max_json_values / containers */
+      aigc_error_json_limit(L, "the response", perr.message);
     else if (rc != 0) {
       char msg[200];
       if (r->resp.len == 0)
@@ -955,8 +959,11 @@ static int handle_event (lua_State *L, int eidx, int ridx, aigc_request *r,
   int rc, st, nargs;
   aj_arena_reset(&r->arena);
   rc = aj_parse(&r->arena, data, dlen, AJ_DEFAULT_MAX_DEPTH, &chunk, &perr);
-  if (rc == -2) {
-    aigc_error_new(L, "limit", "out of memory while parsing a stream event");
+  if (rc == -2 || rc == AJ_ELIMIT) {
+    if (rc == AJ_ELIMIT)   /* codec lane: max_json_values / containers */
+      aigc_error_json_limit(L, "a stream event", perr.message);
+    else
+      aigc_error_new(L, "limit", "out of memory while parsing a stream event");
     return fail_now(L, eidx, ridx, r);
   }
   if (tlen == 5 && memcmp(type, "error", 5) == 0) {
@@ -989,6 +996,10 @@ static int handle_event (lua_State *L, int eidx, int ridx, aigc_request *r,
   rc = aigc_accum_add(&r->accum, &chunk);
   if (rc == AIGC_ACCUM_NOMEM) {
     aigc_error_new(L, "limit", "out of memory while accumulating the stream");
+    return fail_now(L, eidx, ridx, r);
+  }
+  if (rc == AIGC_ACCUM_LIMIT) {   /* codec lane */
+    aigc_error_json_limit(L, "the streamed reply", r->accum.error);
     return fail_now(L, eidx, ridx, r);
   }
   if (rc == AIGC_ACCUM_BADSHAPE) {
@@ -1327,6 +1338,16 @@ int aigc_request_submit (lua_State *L) {
     strong |= opt_callback(L, 3, "on_done", ridx, AIGC_RQ_ON_DONE);
     strong |= opt_callback(L, 3, "on_error", ridx, AIGC_RQ_ON_ERROR);
   }
+
+  /* codec lane: what decoding one reply (or stream event) may build */
+  r->arena.limits = e->json_limits;
+  if (has_params) {
+    r->arena.limits.max_values = (size_t)aigc_opt_integer(L, 3, "params", "max_json_values",
+        (lua_Integer)e->json_limits.max_values, 1, (lua_Integer)1 << 40);
+    r->arena.limits.max_containers = (size_t)aigc_opt_integer(L, 3, "params", "max_json_containers",
+        (lua_Integer)e->json_limits.max_containers, 1, (lua_Integer)1 << 40);
+  }
+  r->accum.limits = r->arena.limits;
 
   r->url = dup_url(L, e, path, query);
   if (!lua_isnil(L, 4)) {

@@ -37,6 +37,7 @@ local KNOWN_OPTIONS = {
   organization = "string", project = "string",
   timeout = "number", connect_timeout = "number", max_retries = "number",
   max_concurrency = "number", max_response_bytes = "number",
+  max_json_values = "number", max_json_containers = "number",
   headers = "table", query = "table", idempotency = "boolean",
   ca_file = "string", ca_path = "string", proxy = "string", insecure = "boolean",
   log = "function", log_bodies = "boolean", error_handler = "function",
@@ -196,15 +197,16 @@ function M.new (opts)
       argerror("client", field .. " must be a number of seconds > 0", 3)
     end
   end
-  for _, field in ipairs { "max_retries", "max_concurrency", "max_response_bytes" } do
+  for _, field in ipairs { "max_retries", "max_concurrency", "max_response_bytes",
+                           "max_json_values", "max_json_containers" } do
     local v = opts[field]
     -- (1e300 and inf are floats with no integer value: refused, not defaulted)
     if v ~= nil and (math.tointeger(v) == nil or v < 0) then
       argerror("client", field .. " must be an integer >= 0", 3)
     end
   end
-  if opts.max_response_bytes == 0 then
-    argerror("client", "max_response_bytes must be > 0", 3)
+  for _, field in ipairs { "max_response_bytes", "max_json_values", "max_json_containers" } do
+    if opts[field] == 0 then argerror("client", field .. " must be > 0", 3) end
   end
 
   -- Default headers, in order; names are merged case-insensitively.
@@ -263,7 +265,9 @@ function M.new (opts)
     base_url = base_url,
     query = next(query) and encode_query(query) or nil,
     model = opts.model,
-    secret = api_key or opts.azure_ad_token,
+    secrets = { api_key, opts.azure_ad_token },   -- scrubbed from errors and logs
+    max_json_values = opts.max_json_values and math.tointeger(opts.max_json_values),
+    max_json_containers = opts.max_json_containers and math.tointeger(opts.max_json_containers),
     headers = header_list,
     stream_headers = stream_list,
     timeout = opts.timeout,

@@ -1,0 +1,253 @@
+-- Redaction of everything (issue 10, item 6 / defect 12): a server that
+-- echoes the credential everywhere it can (the devserver's `echo-key`
+-- fault: in the error message, a nested field, an array element, a
+-- header, the request id, a stream's error event, a 200's text) must not
+-- get it into any string reachable from an error object, into
+-- tostring(err), or into a log line -- blocking, streamed and async, for
+-- the API key and for Azure's key and AD token.
+local aigc = require "aigc"
+local core = require "aigc.core"
+local devserver = require "devserver"
+
+-- Realistic credentials: long, random-looking, distinct.
+local KEY = "sk-proj-" .. ("Zx81QwErTy7uIoPaSdFgHjKl3ZxCvBnM0qWeRtYuIoP"):rep(2)
+local AZURE_KEY = "0123456789abcdef0123456789abcdef"
+local AD_TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL2NvZ25pdGl2ZSJ9.c2lnbmF0dXJlX2hlcmU"
+local SECRETS = { KEY, AZURE_KEY, AD_TOKEN }
+
+-- Every string reachable from v: values and keys, at any depth, through
+-- cycles (metatables too, but the error metatable holds no secret).
+local function strings_of (v, out, seen)
+  out, seen = out or {}, seen or {}
+  local t = type(v)
+  if t == "string" then
+    out[#out + 1] = v
+  elseif t == "table" and not seen[v] then
+    seen[v] = true
+    for k, x in next, v do
+      strings_of(k, out, seen)
+      strings_of(x, out, seen)
+    end
+    strings_of(getmetatable(v), out, seen)
+  end
+  return out
+end
+
+-- Whether s holds a secret, whole or a good part of it (16 bytes of its
+-- start or of its end: a secret cut by a truncation still leaks).
+local function leaks (s)
+  for _, secret in ipairs(SECRETS) do
+    if s:find(secret, 1, true) or s:find(secret:sub(1, 16), 1, true)
+       or s:find(secret:sub(-16), 1, true) then
+      return secret
+    end
+  end
+end
+
+-- Fails naming the first leaking string reachable from v (the secret
+-- itself masked in the message: not even a test prints one).
+local function assert_clean (v, what)
+  for _, s in ipairs(strings_of(v)) do
+    local secret = leaks(s)
+    if secret then
+      local shown = s:sub(1, 300)
+      for _, x in ipairs(SECRETS) do
+        shown = shown:gsub(x:gsub("%p", "%%%0"), "<SECRET>")
+                     :gsub(x:sub(1, 16):gsub("%p", "%%%0"), "<SECRET START>")
+                     :gsub(x:sub(-16):gsub("%p", "%%%0"), "<SECRET END>")
+      end
+      error(("%s leaks the secret %s...: %q"):format(what, secret:sub(1, 4), shown), 2)
+    end
+  end
+end
+
+-- The error and every line the client logged are clean; tostring too.
+local function assert_all_clean (err, lines)
+  assert.is_table(err)
+  assert_clean(err, "err")
+  assert_clean(tostring(err), "tostring(err)")
+  assert_clean(lines, "a log line")
+end
+
+describe("redaction", function ()
+  local srv
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+
+  local lines, client
+  before_each(function ()
+    lines = {}
+    client = aigc.client {
+      base_url = srv.base_url, api_key = KEY, max_retries = 0,
+      log = function (level, msg) lines[#lines + 1] = level .. ": " .. msg end,
+    }
+  end)
+  after_each(function () client:close() end)
+
+  local function ask (fault, extra)
+    local params = { model = "m", messages = { { role = "user", content = "Hi" } },
+                     headers = { ["x-aigc-fault"] = fault } }
+    for k, v in pairs(extra or {}) do params[k] = v end
+    return params
+  end
+
+  it("an HTTP error that echoes the key: message, nested body, headers, request id", function ()
+    local res, err = client:chat(ask("echo-key,status=401"))
+    assert.is_nil(res)
+    assert.equal("http", err.kind)
+    assert_all_clean(err, lines)
+    -- the key was there, and was replaced where it was
+    assert.equal("[redacted]", err.body.error.details.key)
+    assert.equal("[redacted]", err.body.error.details.list[2])
+    assert.equal("first", err.body.error.details.list[1])
+    assert.equal("req_[redacted]", err.request_id)
+    assert.equal("[redacted]", err.headers["x-echo"])
+    assert.matches("Incorrect API key provided: %[redacted%]%.", err.message)
+    assert.matches("%[request req_%[redacted%]%]", tostring(err))
+    assert.is_true(#lines > 0)
+  end)
+
+  it("the same for a 500 that is retried: every retry's log line is clean", function ()
+    client:close()
+    client = aigc.client { base_url = srv.base_url, api_key = KEY, max_retries = 2,
+                           log = function (level, msg) lines[#lines + 1] = level .. ": " .. msg end }
+    local params = ask("echo-key,status=500,retry-after-ms=1")
+    local res, err = client:chat(params)
+    assert.is_nil(res)
+    assert.equal(2, err.retries)
+    assert_all_clean(err, lines)
+    local retried = 0
+    for _, l in ipairs(lines) do if l:find("retrying") then retried = retried + 1 end end
+    assert.equal(2, retried)
+  end)
+
+  it("a stream whose error event echoes the key", function ()
+    local deltas = {}
+    local res, err = client:chat(ask("echo-key", { stream = function (d) deltas[#deltas + 1] = d end }))
+    assert.is_nil(res)
+    assert.equal("api", err.kind)
+    assert_all_clean(err, lines)
+    assert_clean(deltas, "a delta")
+    assert.equal("[redacted]", err.body.error.details.key)
+    assert.equal("req_[redacted]", err.request_id)
+  end)
+
+  it("async: the error given to on_error and kept in the request", function ()
+    local seen
+    local req = client:chat_async(ask("echo-key,status=403", { on_error = function (e) seen = e end }))
+    while req:status() == "running" or req:status() == "queued" do client:step(0.05) end
+    local _, err = req:result()
+    assert.equal(err, seen)
+    assert_all_clean(err, lines)
+  end)
+
+  it("a 200 whose text holds the key: the log lines are clean, the reply is the user's", function ()
+    local res = assert(client:chat(ask("echo-key")))
+    assert.truthy(res.text:find(KEY, 1, true))   -- what the model said is not altered
+    assert_clean(lines, "a log line")
+    local found = false
+    for _, l in ipairs(lines) do if l:find("req_[redacted]", 1, true) then found = true end end
+    assert.is_true(found)
+  end)
+
+  it("a callback error carrying the key, reported by step(), is scrubbed", function ()
+    local req = client:chat_async(ask("echo-key", { on_done = function (res) error("saw " .. res.text) end }))
+    local errors
+    while req:status() == "running" or req:status() == "queued" or not errors do
+      local _, errs = client:step(0.05)
+      errors = errors or errs
+    end
+    assert.is_table(errors)
+    assert.matches("Your API key is %[redacted%]", errors[1])
+    assert_clean(errors, "a reported callback error")
+  end)
+
+  it("a stream callback that raises the key: the callback error is scrubbed", function ()
+    local res, err = client:chat(ask("echo-key", { stream = function () error("leak " .. KEY) end }))
+    assert.is_nil(res)
+    assert.equal("callback", err.kind)
+    assert_all_clean(err, lines)
+    assert.matches("leak %[redacted%]", err.message)
+  end)
+
+  it("Azure: the api-key and the AD token are both secrets", function ()
+    for _, both in ipairs { false, true } do
+      local azure = aigc.client {
+        provider = "azure", endpoint = srv.url, api_version = "2024-06-01", api_key = AZURE_KEY,
+        azure_ad_token = both and AD_TOKEN or nil, max_retries = 0,
+        log = function (level, msg) lines[#lines + 1] = level .. ": " .. msg end,
+      }
+      local res, err = azure:chat(ask("echo-key,status=401"))
+      assert.is_nil(res)
+      assert_all_clean(err, lines)
+      assert.equal("[redacted]", err.body.error.details.key)
+      azure:close()
+    end
+  end)
+
+  it("a credential in a custom Authorization header is a secret too", function ()
+    local c = aigc.client { base_url = srv.base_url, headers = { Authorization = "Bearer " .. KEY },
+                            max_retries = 0 }
+    local _, err = c:chat(ask("echo-key,status=401"))
+    assert_all_clean(err, {})
+    assert.equal("[redacted]", err.body.error.details.key)
+    c:close()
+  end)
+
+  it("engine:scrub for errors the Lua layer builds: any depth, keys, cycles, repeats, a cut secret", function ()
+    local deep = {}
+    local node = deep
+    for _ = 1, 3000 do node.next = {}; node = node.next end
+    node.leaf = "deep " .. KEY
+    local err = core.error {
+      kind = "schema", message = KEY .. " and " .. KEY .. KEY,
+      response = { choices = { { message = { content = "your key: " .. KEY .. "!" } } } },
+      [KEY] = "a key as a key", deep = deep,
+      cut = ("x"):rep(50) .. KEY:sub(1, 20),
+    }
+    err.response.self = err.response
+    local same = client._engine:scrub(err)
+    assert.equal(err, same)
+    assert_clean(err, "a scrubbed Lua error")
+    assert.equal("[redacted] and [redacted][redacted]", err.message)
+    assert.equal("your key: [redacted]!", err.response.choices[1].message.content)
+    assert.equal("a key as a key", err["[redacted]"])
+    assert.equal(("x"):rep(50) .. "[redacted]", err.cut)
+    assert.equal(err.response, err.response.self)
+    assert.equal("deep [redacted]", node.leaf)
+    -- a string in, a string out; other values as they are
+    assert.equal("k=[redacted]", client._engine:scrub("k=" .. KEY))
+    assert.equal(42, client._engine:scrub(42))
+    -- a closed client still scrubs (its secrets live as long as it does)
+    client:close()
+    assert.equal("[redacted]", client._engine:scrub(KEY))
+  end)
+
+  it("short secrets are not searched for (they would blank ordinary words)", function ()
+    local c = aigc.client { base_url = srv.base_url, api_key = "abc", max_retries = 0 }
+    assert.equal("abcdef", c._engine:scrub("abcdef"))
+    c:close()
+  end)
+end)
+
+describe("tostring(err)", function ()
+  it("is one bounded line: 400 bytes of message, then an ellipsis; err.message stays whole", function ()
+    local long = ("é"):rep(300000)   -- 600 kB, two bytes a character
+    local err = core.error { kind = "api", status = 500, message = long, code = ("c"):rep(1000),
+                             request_id = ("r"):rep(1000) }
+    local line = tostring(err)
+    assert.is_true(#line < 800, #line)
+    assert.equal(long, err.message)
+    assert.truthy(line:find("…", 1, true))
+    assert.truthy(utf8.len(line), "the cut is at a character boundary")
+    local msg = line:match("^aigc: api error 500: (.-)… %(code c+…%) %[request r+…%]$")
+    assert.is_string(msg)
+    assert.equal(("é"):rep(#msg // 2), msg)
+    assert.is_true(#msg <= 400 and #msg >= 398)
+  end)
+
+  it("keeps a short message whole, cut at its first line end", function ()
+    assert.equal("aigc: http error 429: slow down (code rate)",
+                 tostring(core.error { kind = "http", status = 429, message = "slow down\nmore", code = "rate" }))
+  end)
+end)
