@@ -31,7 +31,6 @@ local res, err = client:chat { model = "fault:" .. fault, messages = { { role = 
 local t1 = aigc.now and aigc.now() or os.clock()
 local after = peak_kib()
 local outcome = res and ("ok, #x = " .. #(res.x or {})) or tostring(err)
-res, err = nil, nil
 client:close()
 srv:stop()
 print(string.format("flood %d bytes: %.2f s, peak RSS %.0f MiB (%.0f MiB before the call): %s",
