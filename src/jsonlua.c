@@ -20,6 +20,23 @@
 **                       exactly
 ** What JSON cannot carry raises an error naming where it is:
 **   "messages[2].content: cannot encode a function".
+**
+** Tables with a metatable (the README's "Marshalling"). aigc sends what the
+** script would see, or refuses; it never sends less without saying so:
+**   - no metatable, the aigc.array mark, or a metatable with none of
+**     __len, __pairs, __index (a __tostring, a __name, a __gc...): the raw
+**     table, as above;
+**   - __len: an array of #t items, each read as t[i] (so __index is
+**     honoured): a proxy list;
+**   - __pairs (and no __len): what pairs(t) gives, classified as a raw
+**     table would be (1..n keys: an array; string keys: an object);
+**   - __index and neither: refused with the path. Its fields may come
+**     through __index (a message whose `content` is inherited from a
+**     prototype), and nothing can list them: sending the raw table would
+**     drop them silently, which is the one thing a marshaller must not do.
+**     Give the metatable __pairs, or pass a plain table.
+** Why not honour __index alone: it answers "what is t.k?" for a k you
+** already know, and an encoder must ask the opposite question.
 */
 #include <math.h>
 #include <string.h>
@@ -179,8 +196,9 @@ static void push_seg_index (aigc_encoder *enc, lua_Integer i) {
   enc->path[enc->depth - 1].index = i;
 }
 
-/* Writes elements 1..n of the table at idx as a JSON array. */
-static void encode_array (aigc_encoder *enc, int idx, lua_Integer n) {
+/* Writes elements 1..n of the table at idx as a JSON array, read raw or,
+   for a proxy (`meta`), as t[i] through __index. */
+static void encode_array (aigc_encoder *enc, int idx, lua_Integer n, int meta) {
   lua_State *L = enc->L;
   lua_Integer i;
   out_char(enc, '[');
@@ -188,7 +206,10 @@ static void encode_array (aigc_encoder *enc, int idx, lua_Integer n) {
     if (i > 1)
       out_char(enc, ',');
     push_seg_index(enc, i);
-    lua_rawgeti(L, idx, i);
+    if (meta)
+      lua_geti(L, idx, i);
+    else
+      lua_rawgeti(L, idx, i);
     if (lua_isnil(L, -1))
       encode_error(enc, "%s: %s", "sparse array (a hole at this index; use aigc.null)");
     encode_value(enc, lua_gettop(L));
@@ -197,38 +218,140 @@ static void encode_array (aigc_encoder *enc, int idx, lua_Integer n) {
   out_char(enc, ']');
 }
 
+/* How the table at idx is read (see the top of this file). */
+enum { READ_RAW, READ_MARKED, READ_LEN, READ_PAIRS, READ_REFUSED };
+
+static int has_metafield (lua_State *L, int idx, const char *name) {
+  if (luaL_getmetafield(L, idx, name) == LUA_TNIL)   /* raw: no __index chain */
+    return 0;
+  lua_pop(L, 1);
+  return 1;
+}
+
+static int read_mode (aigc_encoder *enc, int idx) {
+  lua_State *L = enc->L;
+  int marked;
+  if (!lua_getmetatable(L, idx))
+    return READ_RAW;
+  marked = lua_rawequal(L, -1, enc->array_mt);
+  lua_pop(L, 1);
+  if (marked)
+    return READ_MARKED;
+  if (has_metafield(L, idx, "__len"))
+    return READ_LEN;
+  if (has_metafield(L, idx, "__pairs"))
+    return READ_PAIRS;
+  if (has_metafield(L, idx, "__index"))
+    return READ_REFUSED;
+  return READ_RAW;
+}
+
+static void refuse_index (aigc_encoder *enc) {
+  encode_error(enc, "%s: %s",
+               "cannot encode a table whose metatable has __index but no __pairs "
+               "(its inherited fields cannot be listed: give the metatable __pairs, "
+               "or pass a plain table)");
+}
+
+/* At most this many entries from one __pairs iteration (an endless
+   iterator is a bug to report, not memory to exhaust). */
+#define PAIRS_MAX ((lua_Integer)1 << 24)
+
 /*
-** Classifies the table at idx and writes it. A table is an array when its
-** keys are exactly 1..n (n > 0), or when it carries the aigc.array
-** metatable; an object when every key is a string; anything else (mixed
-** keys, holes, float or boolean keys) cannot be said in JSON and raises.
+** Pushes a plain table holding what pairs(t) gives for the table at idx
+** (its __pairs called as Lua's pairs does). The encoder then reads that
+** snapshot, so the classification and the writing see the same entries.
+*/
+static void push_pairs_snapshot (aigc_encoder *enc, int idx) {
+  lua_State *L = enc->L;
+  lua_Integer count = 0;
+  int snap, iter;
+  lua_newtable(L);
+  snap = lua_gettop(L);
+  luaL_getmetafield(L, idx, "__pairs");
+  lua_pushvalue(L, idx);
+  lua_call(L, 1, 3);                  /* next, state, control */
+  iter = snap + 1;
+  for (;;) {
+    lua_pushvalue(L, iter);
+    lua_pushvalue(L, iter + 1);
+    lua_pushvalue(L, iter + 2);
+    lua_call(L, 2, 2);                /* key, value */
+    if (lua_isnil(L, -2)) {
+      lua_pop(L, 2);
+      break;
+    }
+    if (++count > PAIRS_MAX)
+      encode_error(enc, "%s: %s", "its __pairs gave more than 16777216 entries");
+    lua_pushvalue(L, -2);
+    lua_replace(L, iter + 2);         /* the next control value */
+    if (lua_isnil(L, -1) || (lua_type(L, -2) == LUA_TNUMBER && lua_tonumber(L, -2) != lua_tonumber(L, -2)))
+      lua_pop(L, 2);                  /* a nil value is no entry; a NaN key is none either */
+    else
+      lua_rawset(L, snap);
+  }
+  lua_settop(L, snap);
+}
+
+static void encode_raw_table (aigc_encoder *enc, int idx);
+
+/*
+** Writes the table at idx after checking for a cycle and the depth, by the
+** rules of its metatable (see the top of this file).
 */
 static void encode_table (aigc_encoder *enc, int idx) {
   lua_State *L = enc->L;
   const void *self = lua_topointer(L, idx);
-  lua_Integer n;
-  int i, first = 1;
+  int i, mode;
 
   for (i = 0; i < enc->depth; i++)
     if (enc->ancestors[i] == self)
       encode_error(enc, "%s: %s", "cannot encode a table that contains itself (a cycle)");
   if (enc->depth >= ENCODE_MAX_DEPTH)
     encode_error(enc, "%s: %s", "nesting too deep (more than 200 levels)");
-  luaL_checkstack(L, 6, "JSON nesting");
+  luaL_checkstack(L, 8, "JSON nesting");
+  mode = read_mode(enc, idx);
+  if (mode == READ_REFUSED)
+    refuse_index(enc);
   enc->ancestors[enc->depth] = self;
   enc->depth++;
   enc->path[enc->depth - 1].key = NULL;
   enc->path[enc->depth - 1].index = 0;
-
-  if (lua_getmetatable(L, idx)) {
-    int marked = lua_rawequal(L, -1, enc->array_mt);
-    lua_pop(L, 1);
-    if (marked) {
-      encode_array(enc, idx, (lua_Integer)lua_rawlen(L, idx));
-      enc->depth--;
-      return;
+  switch (mode) {
+    case READ_MARKED:
+      encode_array(enc, idx, (lua_Integer)lua_rawlen(L, idx), 0);
+      break;
+    case READ_LEN: {
+      lua_Integer n = luaL_len(L, idx);   /* __len; raises if not an integer */
+      if (n < 0) {
+        enc->depth--;
+        encode_error(enc, "%s: %s", "its __len gave a negative length");
+      }
+      encode_array(enc, idx, n, 1);
+      break;
     }
+    case READ_PAIRS:
+      push_pairs_snapshot(enc, idx);
+      encode_raw_table(enc, lua_gettop(L));
+      lua_pop(L, 1);
+      break;
+    default:
+      encode_raw_table(enc, idx);
+      break;
   }
+  enc->depth--;
+}
+
+/*
+** Classifies the raw table at idx (its entry on the path already made) and
+** writes it. A table is an array when its keys are exactly 1..n (n > 0);
+** an object when every key is a string; anything else (mixed keys, holes,
+** float or boolean keys) cannot be said in JSON and raises.
+*/
+static void encode_raw_table (aigc_encoder *enc, int idx) {
+  lua_State *L = enc->L;
+  lua_Integer n;
+  int first = 1;
 
   n = (lua_Integer)lua_rawlen(L, idx);
   if (n > 0) {
@@ -255,8 +378,7 @@ static void encode_table (aigc_encoder *enc, int idx) {
       enc->depth--;
       encode_error(enc, "%s: %s", "sparse array");
     }
-    encode_array(enc, idx, n);
-    enc->depth--;
+    encode_array(enc, idx, n, 0);
     return;
   }
 
@@ -286,7 +408,6 @@ static void encode_table (aigc_encoder *enc, int idx) {
     lua_pop(L, 1);
   }
   out_char(enc, '}');
-  enc->depth--;
 }
 
 static void encode_value (aigc_encoder *enc, int idx) {
@@ -418,10 +539,21 @@ void aigc_json_encode_params (lua_State *L, int idx, aigc_buf *out,
                               aigc_kind kind, const char *default_model,
                               int stream) {
   aigc_encoder *enc;
-  int first = 1, has_model = 0, has_stream_options = 0;
+  int first = 1, has_model = 0, has_stream_options = 0, mode;
+  const void *self;
   idx = lua_absindex(L, idx);
   enc = take_encoder(L);
   encoder_init(L, enc, out, "params");
+  /* The params table itself obeys the metatable rules (an object: __len
+     says nothing here); with __pairs, its entries are what pairs gives. */
+  self = lua_topointer(L, idx);
+  mode = read_mode(enc, idx);
+  if (mode == READ_REFUSED)
+    refuse_index(enc);
+  if (mode == READ_PAIRS) {   /* read from a snapshot, popped at the end */
+    push_pairs_snapshot(enc, idx);
+    idx = lua_gettop(L);
+  }
   out_char(enc, '{');
 
   /* The model first: params.model, else its old name `engine`, else the
@@ -446,7 +578,7 @@ void aigc_json_encode_params (lua_State *L, int idx, aigc_buf *out,
   }
   lua_pop(L, 1);
 
-  enc->ancestors[0] = lua_topointer(L, idx);
+  enc->ancestors[0] = self;
   enc->depth = 1;
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
@@ -493,6 +625,8 @@ void aigc_json_encode_params (lua_State *L, int idx, aigc_buf *out,
       out_add(enc, ",\"stream_options\":{\"include_usage\":true}", 40);
   }
   out_char(enc, '}');
+  if (mode == READ_PAIRS)
+    lua_pop(L, 1);   /* the snapshot */
   give_back_encoder(L);
 }
 

@@ -1,0 +1,115 @@
+-- Tables with metatables in requests (issue 10, defect 18): they were
+-- encoded raw, so a message whose `content` came through __index was sent
+-- without it and a proxy `messages` list was sent as `{}`. The rule now
+-- (README, "Marshalling"): __len makes an array read through __index,
+-- __pairs gives the entries, __index alone is refused with the path; a
+-- metatable with none of the three (a __tostring, the aigc.array mark)
+-- changes nothing.
+local aigc = require "aigc"
+local cjson = require "cjson"
+local devserver = require "devserver"
+
+local encode = aigc.json.encode
+
+-- A read-only proxy over t: no raw fields, everything through metamethods.
+local function proxy (t, with)
+  local mt = { __index = t, __newindex = function () error("read-only") end }
+  if with.len then mt.__len = function () return #t end end
+  if with.pairs then mt.__pairs = function () return next, t, nil end end
+  return setmetatable({}, mt)
+end
+
+describe("encoding tables with metatables", function ()
+  it("__len: an array of #t items read through __index", function ()
+    assert.equal('[1,"two",{"x":3}]', encode(proxy({ 1, "two", { x = 3 } }, { len = true })))
+    assert.equal("[]", encode(proxy({}, { len = true })))
+    -- a hole is refused as in a raw table
+    local holey = setmetatable({}, { __len = function () return 2 end, __index = { [1] = 1 } })
+    assert.has_error(function () encode(holey) end,
+                     "value[2]: sparse array (a hole at this index; use aigc.null)")
+  end)
+
+  it("__pairs: what pairs gives, as an object or an array", function ()
+    assert.same({ a = 1, b = { c = true } }, cjson.decode(encode(proxy({ a = 1, b = { c = true } }, { pairs = true }))))
+    assert.equal("[10,20]", encode(proxy({ 10, 20 }, { pairs = true })))
+    assert.equal("{}", encode(proxy({}, { pairs = true })))
+  end)
+
+  it("__index without __pairs or __len is refused with the path", function ()
+    local base = { role = "user", content = "inherited" }
+    local msg = setmetatable({ name = "n" }, { __index = base })
+    assert.has_error(function () encode({ messages = { msg } }) end,
+      "value.messages[1]: cannot encode a table whose metatable has __index but no __pairs "
+      .. "(its inherited fields cannot be listed: give the metatable __pairs, or pass a plain table)")
+    -- a class instance: methods through __index, so refused too
+    local Class = {}
+    Class.__index = Class
+    function Class.describe () end
+    assert.has_error(function () encode(setmetatable({ role = "user" }, Class)) end)
+  end)
+
+  it("a metatable with none of the three changes nothing; the array mark still works", function ()
+    local t = setmetatable({ a = 1 }, { __tostring = function () return "T" end, __name = "thing" })
+    assert.equal('{"a":1}', encode(t))
+    assert.equal("[]", encode(aigc.array {}))
+    local decoded = aigc.json.decode('{"list":[],"x":[1,2]}')
+    assert.equal('{"list":[]}', encode({ list = decoded.list }))
+    assert.equal("[1,2]", encode(decoded.x))
+  end)
+
+  it("__len must give an integer >= 0; __pairs may raise", function ()
+    assert.has_error(function () encode(setmetatable({}, { __len = function () return 1.5 end })) end)
+    assert.has_error(function () encode(setmetatable({}, { __len = function () return -1 end })) end,
+                     "value: its __len gave a negative length")
+    assert.has_error(function () encode(setmetatable({}, { __pairs = function () error("nope") end })) end)
+  end)
+
+  it("a proxy that contains itself is a cycle, not an endless recursion", function ()
+    local inner = {}
+    local p = proxy(inner, { pairs = true })
+    inner.self = p
+    assert.has_error(function () encode(p) end)
+  end)
+end)
+
+describe("requests with metatables", function ()
+  local srv, client
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end)
+
+  local function sent () return cjson.decode(srv:last().body) end
+
+  it("a proxy messages list is sent as its items, not as {}", function ()
+    local msgs = proxy({ { role = "user", content = "Hi" } }, { len = true })
+    assert(client:chat { model = "m", messages = msgs })
+    assert.same({ { role = "user", content = "Hi" } }, sent().messages)
+  end)
+
+  it("a message whose content comes through __index is refused, naming it, before anything is sent", function ()
+    local msg = setmetatable({ role = "user" }, { __index = { content = "Hi" } })
+    local before = srv:stats().requests_total
+    assert.has_error(function () client:chat { model = "m", messages = { msg } } end)
+    local ok, e = pcall(client.chat, client, { model = "m", messages = { msg } })
+    assert.is_false(ok)
+    assert.matches("params%.messages%[1%]: cannot encode a table whose metatable has __index but no __pairs", e)
+    assert.equal(before, srv:stats().requests_total)
+  end)
+
+  it("the same message with __pairs is sent whole", function ()
+    local fields = { role = "user", content = "Hi" }
+    local msg = setmetatable({}, { __index = fields, __pairs = function () return next, fields, nil end })
+    assert(client:chat { model = "m", messages = { msg } })
+    assert.same({ { role = "user", content = "Hi" } }, sent().messages)
+  end)
+
+  it("params with __pairs: the body is what pairs gives; __index alone is refused", function ()
+    local fields = { model = "m", messages = { { role = "user", content = "Hi" } }, temperature = 0.5 }
+    local params = setmetatable({}, { __index = fields, __pairs = function () return next, fields, nil end })
+    assert(client:chat(params))
+    local body = sent()
+    assert.equal(0.5, body.temperature)
+    assert.equal("m", body.model)
+    local defaults = setmetatable({ messages = { { role = "user", content = "Hi" } } },
+                                  { __index = { model = "m", temperature = 0.5 } })
+    assert.has_error(function () client:chat(defaults) end)
+  end)
+end)
