@@ -1432,13 +1432,12 @@ static int check_limits (merge *M, size_t *values, size_t *containers) {
   *containers = a->containers + M->added_containers - gone_containers;
   if (*values > lim.max_values) {
     snprintf(a->error, sizeof(a->error),
-             "the streamed reply holds more than %zu values", lim.max_values);
+             "more than %zu values", lim.max_values);
     return AIGC_ACCUM_LIMIT;
   }
   if (*containers > lim.max_containers) {
     snprintf(a->error, sizeof(a->error),
-             "the streamed reply holds more than %zu arrays and objects",
-             lim.max_containers);
+             "more than %zu arrays and objects", lim.max_containers);
     return AIGC_ACCUM_LIMIT;
   }
   return AIGC_ACCUM_OK;

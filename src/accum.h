@@ -98,7 +98,9 @@ typedef struct aigc_accum {
                              through aigc_accum_finish and release it with
                              aigc_accum_free, never aj_free */
   size_t chunks;          /* chunks merged (skipped ones not counted) */
-  char error[96];         /* why the last call returned BADSHAPE or LIMIT */
+  char error[96];         /* why the last call returned BADSHAPE or LIMIT
+                             (LIMIT: "more than N values", or "more than N
+                             arrays and objects", as aj_parse says it) */
   aigc_accum_key *keys;   /* private: member positions, by hash */
   size_t keys_cap, keys_used;
   uint64_t seed;          /* private: the hashes' seed */

@@ -77,16 +77,20 @@ struct aj_member {
 ** ~80 MB of text, over the default max_response_bytes anyway); a 16k-token
 ** chat reply with logprobs and top_logprobs = 20 is about 0.7 M containers.
 **
-** Memory bound. Parsing a document of B bytes holding V values, C of them
-** containers, peaks at under B + 80 V bytes (the tree: 32 bytes a value
-** plus the text of its strings; the scratch stack of open containers' children:
-** 48 bytes a value at most, freed when the parse ends). aigc then turns
-** the tree into Lua tables, which under Lua 5.4 add about 16 bytes a value
-** in an array, 32 in an object, and 64 a container (Lua's Table and its
-** allocation), plus each distinct string (~25 bytes + its length). So a
-** reply within the limits costs at most about B + 112 V + 64 C bytes, twice
-** its size in the tree for a stream's accumulated result (it is shaped into
-** a copy); measured in bench/json_flood.lua (README, "Limits").
+** Memory bound. Parsing a document of V values, C of them containers,
+** peaks at about 80 bytes a value: the tree keeps 32 (48 for an object
+** member, plus its key's text), and while a container is open its
+** children also sit on the scratch stack (48 bytes each, freed when the
+** parse ends). Strings add their text once more, rounded up to 8 bytes.
+** aigc then makes the tree into Lua tables (Lua 5.4: 16 bytes a value in
+** an array, about 32 in an object, 64 a container, ~25 + its length a
+** distinct string) while the tree is still there. In all, a reply within
+** the limits costs at most about 80 V + 40 C bytes plus twice its string
+** text: 36 to 40 times its size for the densest documents (`[0,0,...]`,
+** `[[],[],...]`), 4 to 6 times for text-heavy ones. At the default
+** limits the worst case measured is 633 MiB (8 M zeros, a 17 MB reply;
+** bench/json_flood.lua); a stream's accumulated result holds its tree
+** twice (it is shaped into a copy). Lower the limits to bound it further.
 */
 typedef struct aj_limits {
   size_t max_values;
