@@ -223,6 +223,36 @@ describe("redaction", function ()
     assert.equal("[redacted]", client._engine:scrub(KEY))
   end)
 
+  it("engine:scrub survives finalizers that close the client at any allocation of the walk", function ()
+    -- A finalizer that closes the client and arms the next one, while the
+    -- collector works all the time: finalizers run at allocations of the
+    -- walk. When they run depends on the heap, so walks are repeated until
+    -- one has run during a walk (it takes one or two).
+    local closed, during, err = 0, 0, nil
+    local armed = true
+    local function arm ()
+      if not armed then return end
+      setmetatable({}, { __gc = function () closed = closed + 1; client:close(); arm() end })
+    end
+    arm()
+    collectgarbage("incremental", 0, 1000)
+    for _ = 1, 100 do
+      err = core.error { kind = "api", message = "x" }
+      for i = 1, 5000 do err[i] = { text = KEY .. i, [KEY .. i] = i } end
+      local before = closed
+      client._engine:scrub(err)
+      during = during + (closed - before)
+      if during > 0 then break end
+    end
+    armed = false
+    collectgarbage("incremental", 200, 100)
+    collectgarbage()
+    assert.is_true(during > 0, "no finalizer ran during a walk")
+    assert_clean(err, "an error scrubbed while its client closed")
+    assert.equal("[redacted]1", err[1].text)
+    assert.equal(1, err[1]["[redacted]1"])
+  end)
+
   it("short secrets are not searched for (they would blank ordinary words)", function ()
     local c = aigc.client { base_url = srv.base_url, api_key = "abc", max_retries = 0 }
     assert.equal("abcdef", c._engine:scrub("abcdef"))

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ctest.h"
 #include "sse.h"
@@ -969,6 +970,85 @@ TEST(many_small_feeds_match_whole_on_openai_stream) {
   CHECK_EQ_INT(split_mismatches(s, sizeof s - 1, 0, 0), 0);
 }
 
+/* {{{ linear in the stream */
+
+static int size_count_handler (void *ud, const aigc_sse_event *e) {
+  (void)e;
+  ++*(size_t *)ud;
+  return 0;
+}
+
+/* CPU seconds to feed s[0..n) in pieces of `piece` bytes (best of 3). */
+static double feed_cpu (const char *s, size_t n, size_t piece, size_t *events) {
+  double best = 1e9;
+  int round;
+  for (round = 0; round < 3; round++) {
+    aigc_sse p;
+    size_t i;
+    clock_t t0 = clock();
+    *events = 0;
+    aigc_sse_init(&p, 0);
+    for (i = 0; i < n; i += piece)
+      aigc_sse_feed(&p, s + i, n - i < piece ? n - i : piece, size_count_handler, events);
+    aigc_sse_free(&p);
+    if ((double)(clock() - t0) / CLOCKS_PER_SEC < best)
+      best = (double)(clock() - t0) / CLOCKS_PER_SEC;
+  }
+  return best;
+}
+
+/* `unit` repeated k times, then "\n\n" (so a held line is dispatched). */
+static char *repeat (const char *unit, size_t k, size_t *n) {
+  size_t u = strlen(unit), i;
+  char *s = (char *)malloc(u * k + 3);
+  if (s == NULL)
+    return NULL;
+  for (i = 0; i < k; i++)
+    memcpy(s + i * u, unit, u);
+  memcpy(s + u * k, "\n\n", 3);
+  *n = u * k + 2;
+  return s;
+}
+
+/*
+** Issue 10: per-response work is linear. The parser's cost for 4 times
+** the stream is about 4 times the CPU time, however the stream is made
+** and cut: many tiny events, comments, CR-only line ends, one long line
+** or many data lines arriving a byte at a time. A ratio in one run, best
+** of three, with a wide margin (quadratic would be 16).
+*/
+TEST(linear_in_the_stream) {
+  static const struct { const char *name, *unit; size_t k; size_t piece; } cases[] = {
+    {"tiny events, one feed", "data:x\n\n", 200000, (size_t)-1},
+    {"tiny events, 1-byte feeds", "data:x\n\n", 100000, 1},
+    {"comments", ":\n", 300000, 7},
+    {"CR line ends", "data:x\r\r", 200000, 5},
+    {"one long line, 1-byte feeds", "a", 400000, 1},
+    {"data lines of one event, 3-byte feeds", "data:yy\n", 100000, 3},
+  };
+  size_t i;
+  for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    size_t n1, n4, e1, e4;
+    char *s1 = repeat(cases[i].unit, cases[i].k, &n1);
+    char *s4 = repeat(cases[i].unit, 4 * cases[i].k, &n4);
+    double t1, t4, ratio;
+    REQUIRE(s1 != NULL && s4 != NULL);
+    t1 = feed_cpu(s1, n1, cases[i].piece, &e1);
+    t4 = feed_cpu(s4, n4, cases[i].piece, &e4);
+    ratio = t4 / (t1 > 1e-4 ? t1 : 1e-4);
+    CHECK(e4 >= e1);
+    if (getenv("SSE_TIMES") != NULL || !(ratio < 10.0)) {
+      fprintf(stderr, "  %s: %zu bytes %.4f s, %zu bytes %.4f s (x%.1f)\n",
+              cases[i].name, n1, t1, n4, t4, ratio);
+      CHECK(ratio < 10.0);
+    }
+    free(s1);
+    free(s4);
+  }
+}
+
+/* }}} */
+
 int main (void) {
   RUN(stream_whole);
   RUN(stream_byte_by_byte);
@@ -1001,5 +1081,6 @@ int main (void) {
   RUN(handler_stop);
   RUN(reset_reuses_memory);
   RUN(many_small_feeds_match_whole_on_openai_stream);
+  RUN(linear_in_the_stream);
   return ctest_report("sse");
 }

@@ -9,8 +9,12 @@
 **   - as a stream for both accumulator kinds (an object is one chunk, fed
 **     twice; an array is a stream of chunks): a refused chunk leaves the
 **     merged state unchanged, finish works and is repeatable, and calling
-**     finish between adds changes nothing about the end result.
-** Independently, the raw bytes go through aj_utf8_valid and
+**     finish between adds changes nothing about the end result; with
+**     small value limits, a chunk refused for them (LIMIT) leaves the state
+**     unchanged too, and the live counts never pass the limits.
+** The same input parsed under small limits fails cleanly (AJ_ELIMIT with an
+** offset and a message) or succeeds. Independently, the raw bytes go
+** through aj_utf8_valid and
 ** aj_write_string: both must agree, and a written string must parse back
 ** to exactly the original bytes.
 */
@@ -51,14 +55,18 @@ static const aj_value *chunk_at (const aj_value *v, size_t i) {
   return v->type == AJ_ARRAY ? &v->u.items[i] : v;
 }
 
-static void check_stream (const aj_value *v, aigc_accum_kind kind) {
-  aigc_accum plain, eager;
+static void check_stream (const aj_value *v, aigc_accum_kind kind,
+                          size_t small) {
+  aigc_accum plain, eager, tight;
   aigc_buf before = AIGC_BUF_INIT, after = AIGC_BUF_INIT;
   aigc_buf r1 = AIGC_BUF_INIT, r2 = AIGC_BUF_INIT;
   const aj_value *res, *again;
   size_t i, n = nchunks(v);
   aigc_accum_init(&plain, kind);
   aigc_accum_init(&eager, kind);
+  aigc_accum_init(&tight, kind);
+  tight.limits.max_values = 8 + small % 64;
+  tight.limits.max_containers = 2 + small % 16;
   for (i = 0; i < n; i++) {
     const aj_value *chunk = chunk_at(v, i);
     size_t count = plain.chunks;
@@ -80,6 +88,20 @@ static void check_stream (const aj_value *v, aigc_accum_kind kind) {
       fail("finish between adds changed whether a chunk is accepted");
     if (aigc_accum_finish(&eager) == NULL)
       fail("finish ran out of memory");
+    /* the same chunk under small limits: refused whole, or within them */
+    count = tight.chunks;
+    write_or_die(&before, &tight.root);
+    rc = aigc_accum_add(&tight, chunk);
+    if (rc == AIGC_ACCUM_NOMEM)
+      fail("accumulator ran out of memory");
+    if (rc == AIGC_ACCUM_LIMIT) {
+      write_or_die(&after, &tight.root);
+      if (!same_text(&before, &after) || tight.chunks != count || tight.error[0] == '\0')
+        fail("a chunk refused for the limits changed the merged state");
+    }
+    if (tight.values > tight.limits.max_values ||
+        tight.containers > tight.limits.max_containers)
+      fail("the merged tree passed its limits");
   }
   res = aigc_accum_finish(&plain);
   again = aigc_accum_finish(&plain);
@@ -99,6 +121,7 @@ static void check_stream (const aj_value *v, aigc_accum_kind kind) {
     fail("a finished result lacks choices, usage or object");
   aigc_accum_free(&plain);
   aigc_accum_free(&eager);
+  aigc_accum_free(&tight);
   aigc_buf_free(&before);
   aigc_buf_free(&after);
   aigc_buf_free(&r1);
@@ -162,14 +185,25 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size) {
     aj_free(&c);
     if (c.type != AJ_NULL)
       fail("aj_free did not reset the value");
-    check_stream(&v, AIGC_ACCUM_CHAT);
-    check_stream(&v, AIGC_ACCUM_COMPLETION);
+    check_stream(&v, AIGC_ACCUM_CHAT, size);
+    check_stream(&v, AIGC_ACCUM_COMPLETION, size / 3);
   }
   /* a shallow depth limit on the same input: clean either way */
   aj_arena_reset(&a);
   rc = aj_parse(&a, text, size, 3, &v, &err);
   if (rc == -2 || (rc == -1 && (err.offset > size || err.message[0] == '\0')))
     fail("a depth-limited parse did not end cleanly");
+  /* small value limits on the same input: clean either way */
+  aj_arena_reset(&a);
+  a.limits.max_values = 1 + size % 23;
+  a.limits.max_containers = 1 + size % 7;
+  rc = aj_parse(&a, text, size, 0, &v, &err);
+  if (rc == -2 || (rc < 0 && (err.offset > size || err.message[0] == '\0' ||
+                              v.type != AJ_NULL)))
+    fail("a parse under small limits did not end cleanly");
+  if (rc == 0 && aj_parse(&b, text, size, 0, &v2, &err) != 0)
+    fail("a document within small limits fails with the defaults");
+  a.limits.max_values = a.limits.max_containers = 0;
   check_string(text, size);
   aj_arena_free(&a);
   aj_arena_free(&b);
