@@ -287,16 +287,12 @@ typedef struct merge {
   aigc_accum *a;
   size_t *path;
   size_t depth, cpath;
-  uint64_t *ph;      /* ph[d]: hash of the path path[0..d), for the key
-                        table; cph entries (one more than path's) */
-  size_t cph;
   size_t added_values, added_containers;   /* nodes this add put in */
   undo *log;
   size_t nlog, clog;
   size_t *paths;
   size_t npaths, cpaths;
   size_t path_local[PATH_LOCAL];
-  uint64_t ph_local[PATH_LOCAL + 1];
   undo log_local[LOG_LOCAL];
   size_t paths_local[PATHS_LOCAL];
 } merge;
@@ -331,9 +327,6 @@ static void merge_init (merge *M, aigc_accum *a) {
   M->path = M->path_local;
   M->depth = 0;
   M->cpath = PATH_LOCAL;
-  M->ph = M->ph_local;
-  M->cph = PATH_LOCAL + 1;
-  M->ph[0] = mix64(a->seed);
   M->added_values = M->added_containers = 0;
   M->log = M->log_local;
   M->nlog = 0;
@@ -345,7 +338,6 @@ static void merge_init (merge *M, aigc_accum *a) {
 
 static void merge_release (merge *M) {
   if (M->path != M->path_local) free(M->path);
-  if (M->ph != M->ph_local) free(M->ph);
   if (M->log != M->log_local) free(M->log);
   if (M->paths != M->paths_local) free(M->paths);
 }
@@ -355,13 +347,20 @@ static uint64_t child_hash (uint64_t h, size_t pos) {
   return mix64(h ^ (UINT64_C(0x9E3779B97F4A7C15) * ((uint64_t)pos + 1)));
 }
 
+/* The hash of the current path (for the key table: computed only when a
+   big object is searched or a member noted, so paths stay cheap). */
+static uint64_t path_hash (const merge *M) {
+  uint64_t h = mix64(M->a->seed);
+  size_t i;
+  for (i = 0; i < M->depth; i++)
+    h = child_hash(h, M->path[i]);
+  return h;
+}
+
 static int push (merge *M, size_t pos) {
   if (grow((void **)&M->path, &M->cpath, M->depth + 1, sizeof(size_t),
-           M->path_local) != 0 ||
-      grow((void **)&M->ph, &M->cph, M->depth + 2, sizeof(uint64_t),
-           M->ph_local) != 0)
+           M->path_local) != 0)
     return AIGC_ACCUM_NOMEM;
-  M->ph[M->depth + 1] = child_hash(M->ph[M->depth], pos);
   M->path[M->depth++] = pos;
   return AIGC_ACCUM_OK;
 }
@@ -620,15 +619,19 @@ static int has_key (const aj_value *obj, size_t pos, const char *key,
   return m->key_len == n && memcmp(m->key, key, n) == 0;
 }
 
-/* Position of key[0..n) in the accumulated object obj whose path hashes to
-   ph, or NOPOS. */
-static size_t find_at (const aigc_accum *a, const aj_value *obj, uint64_t ph,
+/* Position of key[0..n) in the accumulated object obj, or NOPOS: obj is
+   at the current path, or its child `child` (NOPOS: itself). */
+static size_t find_at (const merge *M, const aj_value *obj, size_t child,
                        const char *key, size_t n) {
+  const aigc_accum *a = M->a;
   uint64_t h;
   size_t i, mask;
   if (obj->len < KEYS_LINEAR || a->keys == NULL)
     return find(obj, key, n);
-  h = mix64(ph ^ key_hash(a->seed, key, n));
+  h = path_hash(M);
+  if (child != NOPOS)
+    h = child_hash(h, child);
+  h = mix64(h ^ key_hash(a->seed, key, n));
   mask = a->keys_cap - 1;
   for (i = (size_t)h & mask; a->keys[i].pos1 != 0; i = (i + 1) & mask)
     if (a->keys[i].h == h && has_key(obj, a->keys[i].pos1 - 1, key, n))
@@ -639,7 +642,7 @@ static size_t find_at (const aigc_accum *a, const aj_value *obj, uint64_t ph,
 /* find_at for the object at the current path. */
 static size_t acc_find (const merge *M, const aj_value *obj, const char *key,
                         size_t n) {
-  return find_at(M->a, obj, M->ph[M->depth], key, n);
+  return find_at(M, obj, NOPOS, key, n);
 }
 
 static int keys_grow (aigc_accum *a) {
@@ -670,7 +673,7 @@ static int keys_note (merge *M, const aj_value *obj, size_t pos) {
   size_t i, mask;
   if ((a->keys_used + 1) * 2 > a->keys_cap && keys_grow(a) != 0)
     return AIGC_ACCUM_NOMEM;
-  h = mix64(M->ph[M->depth] ^ key_hash(a->seed, m->key, m->key_len));
+  h = mix64(path_hash(M) ^ key_hash(a->seed, m->key, m->key_len));
   mask = a->keys_cap - 1;
   for (i = (size_t)h & mask; a->keys[i].pos1 != 0; i = (i + 1) & mask)
     if (a->keys[i].h == h && a->keys[i].pos1 == pos + 1)
@@ -692,14 +695,40 @@ typedef struct lastkeys {
   size_t *slot;      /* NULL: search linearly */
   size_t mask;
   uint64_t seed;
+  int unique;        /* no two keys can be equal: every member is the last */
 } lastkeys;
+
+/*
+** Whether a small object's keys are surely all different: no two share a
+** bit of a 64-bit mask of (length, first byte, last byte). A shared bit
+** only means "look closer"; real chunks (id, object, created, model...)
+** almost never do, and then cost no key comparison at all.
+*/
+static int surely_unique (const aj_value *obj) {
+  uint64_t seen = 0;
+  size_t i;
+  for (i = 0; i < obj->len; i++) {
+    const aj_member *m = &obj->u.members[i];
+    size_t n = m->key_len;
+    unsigned sig = (unsigned)(n * 7 + (n ? (unsigned char)m->key[0] * 3 +
+                                           (unsigned char)m->key[n - 1] : 0));
+    uint64_t bit = (uint64_t)1 << (sig & 63);
+    if (seen & bit)
+      return 0;
+    seen |= bit;
+  }
+  return 1;
+}
 
 static int lk_open (lastkeys *lk, const aj_value *obj, uint64_t seed) {
   size_t cap = 64, i, h;
   lk->slot = NULL;
   lk->seed = seed;
-  if (obj->len < KEYS_LINEAR)
+  lk->unique = 0;
+  if (obj->len < KEYS_LINEAR) {
+    lk->unique = surely_unique(obj);
     return AIGC_ACCUM_OK;
+  }
   if (obj->len > ((size_t)-1 / 8) / sizeof(size_t))
     return AIGC_ACCUM_NOMEM;
   while (cap < 4 * obj->len)
@@ -722,6 +751,8 @@ static int lk_open (lastkeys *lk, const aj_value *obj, uint64_t seed) {
 static int lk_last (const lastkeys *lk, const aj_value *obj, size_t i) {
   const aj_member *m = &obj->u.members[i];
   size_t h;
+  if (lk->unique)
+    return 1;
   if (lk->slot == NULL)
     return find(obj, m->key, m->key_len) == i;
   for (h = (size_t)key_hash(lk->seed, m->key, m->key_len) & lk->mask;
@@ -812,7 +843,7 @@ static int acc_index (const merge *M, const aj_value *arr, size_t i) {
   size_t pos;
   if (item->type != AJ_OBJECT)
     return -2;
-  pos = find_at(M->a, item, child_hash(M->ph[M->depth], i), "index", 5);
+  pos = find_at(M, item, i, "index", 5);
   if (pos == NOPOS)
     return -1;
   iv = &item->u.members[pos].value;
@@ -989,20 +1020,37 @@ static int new_choice (aj_value *v, int k) {
   return AIGC_ACCUM_OK;
 }
 
+/* Position of the accumulated choice with index k, or NOPOS. Every
+** accumulated choice is an object whose first member is its "index". */
+static size_t find_choice (const aj_value *choices, int k) {
+  size_t i;
+  for (i = 0; i < choices->len; i++)
+    if (choices->u.items[i].u.members[0].value.u.i == k)
+      return i;
+  return NOPOS;
+}
+
+/* Chunks with more choices than this find them through a map. */
+#define CHOICES_LINEAR 4
+
 /*
 ** The chunk's "choices" into the accumulated array at the current path.
-** The accumulated choices (at most 128, one per index) are found through
-** a map built once per chunk, so a chunk of many choices costs its size.
+** The accumulated choices (at most 128, one per index) are searched
+** linearly for the usual one or few choices of a chunk, through a map
+** built once per chunk for more, so a chunk of many choices costs its size.
 */
 static int merge_choices (merge *M, aj_value *acc, const aj_value *choices) {
   int chat = (M->a->kind == AIGC_ACCUM_CHAT);
+  int mapped = choices->len > CHOICES_LINEAR;
   size_t at[AIGC_ACCUM_MAX_INDEX + 1];
   size_t i, j, pos;
   int rc;
-  for (i = 0; i <= AIGC_ACCUM_MAX_INDEX; i++)
-    at[i] = NOPOS;
-  for (i = 0; i < acc->len; i++)
-    at[acc->u.items[i].u.members[0].value.u.i] = i;
+  if (mapped) {
+    for (i = 0; i <= AIGC_ACCUM_MAX_INDEX; i++)
+      at[i] = NOPOS;
+    for (i = 0; i < acc->len; i++)
+      at[acc->u.items[i].u.members[0].value.u.i] = i;
+  }
   for (i = 0; i < choices->len; i++) {
     const aj_value *ch = &choices->u.items[i];
     aj_value *c;
@@ -1015,13 +1063,14 @@ static int merge_choices (merge *M, aj_value *acc, const aj_value *choices) {
       return badshape(M, "choice \"index\" out of 0..127");
     if (k == -1)
       k = 0;
-    pos = at[k];
+    pos = mapped ? at[k] : find_choice(acc, k);
     if (pos == NOPOS) {
       aj_value nv;
       if ((rc = new_choice(&nv, k)) != AIGC_ACCUM_OK ||
           (rc = arr_append(M, acc, &nv, &pos)) != AIGC_ACCUM_OK)
         return rc;
-      at[k] = pos;
+      if (mapped)
+        at[k] = pos;
       created = 1;
     }
     c = &acc->u.items[pos];
