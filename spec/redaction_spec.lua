@@ -132,13 +132,17 @@ describe("redaction", function ()
     assert.equal("req_[redacted]", err.request_id)
   end)
 
-  it("async: the error given to on_error and kept in the request", function ()
-    local seen
-    local req = client:chat_async(ask("echo-key,status=403", { on_error = function (e) seen = e end }))
-    while req:status() == "running" or req:status() == "queued" do client:step(0.05) end
-    local _, err = req:result()
-    assert.equal(err, seen)
-    assert_all_clean(err, lines)
+  it("async, plain and streamed: the error given to on_error and kept in the request", function ()
+    for _, fault in ipairs { "echo-key,status=403", "echo-key" } do
+      local seen
+      local req = client:chat_async(ask(fault, { on_error = function (e) seen = e end,
+                                                 stream = fault == "echo-key" or nil }))
+      while req:status() == "running" or req:status() == "queued" do client:step(0.05) end
+      local _, err = req:result()
+      assert.equal(err, seen)
+      assert_all_clean(err, lines)
+      assert.equal("[redacted]", err.body.error.details.key)
+    end
   end)
 
   it("a 200 whose text holds the key: the log lines are clean, the reply is the user's", function ()

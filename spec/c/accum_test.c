@@ -958,6 +958,15 @@ static void mixed_array (aigc_buf *b, int i) {
   else
     put(b, "{\"choices\":[{\"delta\":{\"tool_calls\":[5]}}]}");
 }
+/* 128 tool calls in every chunk, their arguments growing */
+static void many_tool_calls (aigc_buf *b, int i) {
+  int k;
+  put(b, "{\"choices\":[{\"delta\":{\"tool_calls\":[");
+  for (k = 0; k < 128; k++)
+    putn(b, k ? ",{\"index\":" : "{\"index\":", (k + i) % 128,
+         ",\"function\":{\"arguments\":\"a\"}}");
+  put(b, "]}}]}");
+}
 /* many choices in one chunk, many chunks */
 static void many_choices (aigc_buf *b, int i) {
   int k;
@@ -983,6 +992,7 @@ TEST(test_linear) {
     {"long keys", long_key, 8000},
     {"mixed array", mixed_array, 20000},
     {"many choices", many_choices, 1000},
+    {"many tool calls", many_tool_calls, 300},
   };
   size_t i;
   for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
