@@ -518,6 +518,7 @@ void aigc_json_encode (lua_State *L, int idx, aigc_buf *out) {
 static int is_control_key (const char *k, size_t len) {
   switch (k[0]) {
     case 'c': return len == 15 && memcmp(k, "connect_timeout", 15) == 0;
+    case 'd': return len == 8 && memcmp(k, "deadline", 8) == 0;   /* the core lane's */
     case 'e': return (len == 6 && memcmp(k, "engine", 6) == 0)
                   || (len == 13 && memcmp(k, "extra_headers", 13) == 0)
                   || (len == 11 && memcmp(k, "extra_query", 11) == 0);
