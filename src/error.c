@@ -381,7 +381,7 @@ static void scrub_walk (lua_State *L, int idx, int sidx) {
   int seen, work, renames;
   lua_Integer nwork = 0, head = 0;
   const char *secrets = lua_tostring(L, sidx);
-  luaL_checkstack(L, 12, "aigc scrub");
+  luaL_checkstack(L, 24, "aigc scrub");
   if (lua_type(L, idx) == LUA_TSTRING) {
     size_t len;
     const char *s = lua_tolstring(L, idx, &len);
