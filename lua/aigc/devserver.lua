@@ -8,13 +8,23 @@ pauses, and every transport fault a client must survive, on request.
 USAGE
   lua5.4 lua/aigc/devserver.lua [--host 127.0.0.1] [--port 8089] [--port-file PATH]
       [--pause-ms N] [--api-key KEY] [--quiet] [--parent-pid PID] [--exit-after SECONDS]
-  require("aigc.devserver").run{ host =, port =, port_file =, pause_ms =, api_key =, quiet = }
+      [--idle-timeout SECONDS]
+  require("aigc.devserver").run{ host =, port =, port_file =, pause_ms =, api_key =, quiet =,
+                                 idle_timeout = }
 
   --port 0 picks a free port. When ready, exactly one line goes to stdout:
   `aigc devserver listening on http://HOST:PORT/v1`, and PORT is written to
   --port-file (temp name, then rename: a reader never sees a partial file).
   One log line per request goes to stderr unless --quiet; no header values,
-  no query strings, so no secrets. SIGTERM/SIGINT stop it cleanly.
+  no query strings, so no secrets. SIGTERM/SIGINT stop it at once, whatever is
+  in flight (every connection is dropped; run() returns).
+  --idle-timeout S (default 60; 0 = never): a keep-alive connection with no
+  request in progress and no byte received for S seconds is closed.
+  API requests start from an idle handle a few milliseconds' worth at a time,
+  never inside a read callback, so a storm of requests cannot starve the loop:
+  departures, control requests and signals are seen between them; a request
+  whose client left before it started costs nothing. A client that goes
+  takes its timers, coroutine and descriptor with it.
   --parent-pid PID: exit when that process is gone (polled every 0.5 s; a
   zombie counts as gone). --exit-after S: exit after S seconds whatever happens.
   The test helper (spec/support/devserver.lua) passes both, so a crashed test
@@ -36,7 +46,10 @@ ENDPOINTS (paths without /v1 are 404; wrong method 405; errors in OpenAI's wire 
 
 CONTROL (no auth; not counted, not recorded)
   GET  /_aigc/stats     {requests_total, open_now, max_open, connections_total,
-                         connections_open, max_connections_open, client_closed_total}
+                         connections_open, max_connections_open, client_closed_total,
+                         idle_closed_total, timers_active, jobs_active, jobs_waiting}
+                        (the last three: live connection timers, API responses in
+                        progress, API requests read but not started)
   POST /_aigc/reset     zero the counters and high-water marks (to the current
                         gauges), forget recorded requests and `times` fault counters
   GET  /_aigc/requests  the last 200 API requests, oldest first:
@@ -401,9 +414,29 @@ local function pieces (s, size)
   return out
 end
 
+-- The last few big strings made, by key: a storm of `body=huge` requests
+-- costs one string, not one each.
+local big_cache, big_order = {}, {}
+local function cached (key, make)
+  local s = big_cache[key]
+  if s then return s end
+  s = make()
+  big_order[#big_order + 1] = key
+  big_cache[key] = s
+  if #big_order > 6 then big_cache[table.remove(big_order, 1)] = nil end
+  return s
+end
+
+-- n bytes of "lorem ipsum ": the body of the size faults.
 local function filler (n)
   local unit = "lorem ipsum "
-  return sub(rep(unit, n // #unit + 1), 1, n)
+  if n < 4096 then return sub(rep(unit, n // #unit + 1), 1, n) end
+  return cached(n, function () return sub(rep(unit, n // #unit + 1), 1, n) end)
+end
+
+-- The filler as a JSON string (it needs no escapes): skips scanning megabytes.
+local function filler_json (n)
+  return RAW(cached("json" .. n, function () return '"' .. filler(n) .. '"' end))
 end
 
 local function float32 (x) return (sunpack("<f", spack("<f", x))) end
@@ -1370,7 +1403,7 @@ local function chat (body, model, fault)
   local events = {}
   for _, c in ipairs(round_robin(per)) do events[#events + 1] = { data = json(chunk { c }) } end
   if fault["event-bytes"] then
-    table.insert(events, 2, { data = json(chunk { cobj(0, O("content", filler(fault["event-bytes"]))) }) })
+    table.insert(events, 2, { data = json(chunk { cobj(0, O("content", filler_json(fault["event-bytes"]))) }) })
   end
   if so.include_usage then
     events[#events + 1] = { data = json(O("id", id, "object", "chat.completion.chunk", "created", created,
@@ -1495,7 +1528,7 @@ local function completions (body, model, fault)
   local events = {}
   for _, c in ipairs(round_robin(per)) do events[#events + 1] = { data = json(c) } end
   if fault["event-bytes"] then
-    table.insert(events, 2, { data = json(chunk(filler(fault["event-bytes"]), 0)) })
+    table.insert(events, 2, { data = json(chunk(filler_json(fault["event-bytes"]), 0)) })
   end
   if so.include_usage then
     events[#events + 1] = { data = json(O("id", id, "object", "text_completion", "created", created,
@@ -1698,7 +1731,7 @@ local function fault_body (resp, f)
     elseif kind == "invalid-utf8" then set_text(function (s) return s .. " \xff\xfe" end)
     elseif kind == "huge" then
       local size = f.size or 1048576
-      set_text(function () return filler(size) end)
+      set_text(function () return filler_json(size) end)
     end
     resp.body = json(o)
   end
@@ -1764,13 +1797,17 @@ end
 
 local function new_stats ()
   return { requests_total = 0, open_now = 0, max_open = 0, connections_total = 0, connections_open = 0,
-           max_connections_open = 0, client_closed_total = 0 }
+           max_connections_open = 0, client_closed_total = 0, idle_closed_total = 0 }
 end
 
-local function stats_obj (s)
+local function stats_obj (srv)
+  local s = srv.stats
   return O("requests_total", s.requests_total, "open_now", s.open_now, "max_open", s.max_open,
     "connections_total", s.connections_total, "connections_open", s.connections_open,
-    "max_connections_open", s.max_connections_open, "client_closed_total", s.client_closed_total)
+    "max_connections_open", s.max_connections_open, "client_closed_total", s.client_closed_total,
+    "idle_closed_total", s.idle_closed_total,
+    "timers_active", srv.live_timers, "jobs_active", srv.live_jobs,
+    "jobs_waiting", srv.ready.last - srv.ready.first + 1)
 end
 
 local function record_obj (r)
@@ -1795,9 +1832,9 @@ local function control (srv, job)
       { { "Allow", want } })
   end
   local s = srv.stats
-  if p == "/_aigc/stats" then return ok(stats_obj(s)) end
+  if p == "/_aigc/stats" then return ok(stats_obj(srv)) end
   if p == "/_aigc/reset" then
-    s.requests_total, s.connections_total, s.client_closed_total = 0, 0, 0
+    s.requests_total, s.connections_total, s.client_closed_total, s.idle_closed_total = 0, 0, 0, 0
     s.max_open, s.max_connections_open = s.open_now, s.connections_open
     srv.records, srv.fault_counts = {}, {}
     srv.epoch = srv.epoch + 1
@@ -1976,12 +2013,37 @@ local function finish_job (conn, job, client_gone)
   log_line(conn, job, client_gone)
 end
 
+-- A timer owned by a connection, counted in stats.timers_active until closed.
+local function conn_timer (conn)
+  local t = uv.new_timer()
+  conn.srv.live_timers = conn.srv.live_timers + 1
+  return t
+end
+
+local function close_timer (conn, t)
+  if t and not t:is_closing() then
+    t:close()
+    conn.srv.live_timers = conn.srv.live_timers - 1
+  end
+end
+
+-- Forget the connection's coroutine: a hang, a drip or a paused stream whose
+-- client went away is never resumed again, so nothing of it may stay alive.
+local function drop_job (conn)
+  local co = conn.co
+  if not co then return end
+  conn.co = nil
+  if conn.co_counted then conn.srv.live_jobs = conn.srv.live_jobs - 1 end
+  if cstatus(co) == "suspended" then coroutine.close(co) end
+end
+
 local function close_conn (conn, client_gone, reset)
   if conn.closed then return end
   conn.closed = true
   for job in pairs(conn.live) do finish_job(conn, job, client_gone) end
-  if conn.timer and not conn.timer:is_closing() then conn.timer:close() end
-  if conn.linger and not conn.linger:is_closing() then conn.linger:close() end
+  close_timer(conn, conn.timer)
+  close_timer(conn, conn.linger)
+  drop_job(conn)
   if not conn.tcp:is_closing() then
     if reset then
       if not pcall(conn.tcp.close_reset, conn.tcp) then conn.tcp:close() end
@@ -2001,7 +2063,7 @@ local function fin_close (conn)
   conn.no_more = true
   local ok = pcall(conn.tcp.shutdown, conn.tcp, function ()
     if conn.closed then return end
-    conn.linger = uv.new_timer()
+    conn.linger = conn_timer(conn)
     conn.linger:start(2000, 0, function () close_conn(conn, false) end)
   end)
   if not ok then close_conn(conn, false) end
@@ -2009,10 +2071,18 @@ end
 
 local step
 
-local function suspend (conn)
-  conn.waiting = true
+-- The connection's coroutine waits for one thing at a time; `conn.waiting`
+-- is that wait's token, so a late callback of an earlier wait never resumes it.
+local function suspend (conn, token)
+  conn.waiting = token
   local ok = cyield()
   if not ok then error(CLOSED, 0) end
+end
+
+local function wake (conn, token)
+  if conn.closed or conn.waiting ~= token then return end
+  conn.waiting = nil
+  step(conn, true)
 end
 
 local function cwrite (conn, data)
@@ -2022,24 +2092,26 @@ local function cwrite (conn, data)
     job.bytes = (job.bytes or 0) + (type(data) == "table" and #data[1] + #data[2] or #data)
     if job.rec then job.rec.writes = (job.rec.writes or 0) + 1 end   -- for byte-writes checks
   end
+  local token, done = {}, false
   local ok = conn.tcp:write(data, function (err)
+    done = true
     if conn.closed then return end
     if err then close_conn(conn, true); return end
-    if conn.waiting then conn.waiting = false; step(conn, true) end
+    wake(conn, token)
   end)
   if not ok then close_conn(conn, true); error(CLOSED, 0) end
-  suspend(conn)
+  -- Already in the kernel: go on at once. A response then ends (and stops
+  -- counting as open) before the loop reads the client's next request.
+  if done or conn.tcp:get_write_queue_size() == 0 then return end
+  suspend(conn, token)
 end
 
 local function csleep (conn, ms)
   if not ms or ms <= 0 then return end
-  conn.timer = conn.timer or uv.new_timer()
-  conn.timer:start(ms, 0, function ()
-    if conn.closed or not conn.waiting then return end
-    conn.waiting = false
-    step(conn, true)
-  end)
-  suspend(conn)
+  conn.timer = conn.timer or conn_timer(conn)
+  local token = {}
+  conn.timer:start(ms, 0, function () wake(conn, token) end)
+  suspend(conn, token)
 end
 
 local function response_head (conn, job, resp, opts)
@@ -2095,7 +2167,7 @@ local function send (conn, job, resp, fault)
   local keep = job.keep_alive and not resp.close and (chunked or not stream)
   csleep(conn, fault.delay)
   if fault.hang then
-    conn.waiting = false
+    conn.waiting = nil
     cyield() -- nobody resumes us: the client's close ends this response
     error(CLOSED, 0)
   end
@@ -2202,9 +2274,48 @@ function step (conn, ...)
     return
   end
   if cstatus(co) == "dead" then
-    conn.co, conn.job, conn.busy = nil, nil, false
+    if conn.co == co then
+      conn.co = nil
+      if conn.co_counted then conn.srv.live_jobs = conn.srv.live_jobs - 1 end
+    end
+    conn.job, conn.busy = nil, false
+    conn.last_active = uv.now()
     if not conn.closed and not conn.shut then pump(conn) end
   end
+end
+
+local function start_job (conn)
+  if conn.closed then return end -- the client went away while the job waited
+  conn.co = ccreate(run_job)
+  conn.co_counted = conn.job.rec ~= nil -- API jobs; not the control request reading the count
+  if conn.co_counted then conn.srv.live_jobs = conn.srv.live_jobs + 1 end
+  step(conn, conn, conn.job)
+end
+
+-- API jobs start from an idle handle, a few milliseconds' worth per loop
+-- iteration, never from inside a read callback: a burst of a thousand
+-- requests (big replies included) then cannot hold the loop, so departures,
+-- control requests and SIGTERM are seen between them, and a job whose client
+-- left before it started costs nothing.
+local SLICE_NS = 5 * 1000000
+
+local function run_ready (srv)
+  local ready, t0 = srv.ready, uv.hrtime()
+  while ready.first <= ready.last and uv.hrtime() - t0 < SLICE_NS and not srv.closed do
+    local conn = ready[ready.first]
+    ready[ready.first] = nil
+    ready.first = ready.first + 1
+    start_job(conn)
+  end
+  if ready.first > ready.last and srv.runner:is_active() then srv.runner:stop() end
+end
+
+local function schedule (conn)
+  local srv = conn.srv
+  local ready = srv.ready
+  ready.last = ready.last + 1
+  ready[ready.last] = conn
+  if not srv.runner:is_active() then srv.runner:start(function () run_ready(srv) end) end
 end
 
 function pump (conn)
@@ -2219,8 +2330,7 @@ function pump (conn)
     conn.tcp:read_start(conn.on_read)
   end
   conn.busy, conn.job = true, job
-  conn.co = ccreate(run_job)
-  step(conn, conn, job)
+  if job.rec then schedule(conn) else start_job(conn) end -- control and 4xx replies are cheap: at once
 end
 
 -- Request parsing -----------------------------------------------------------
@@ -2384,7 +2494,8 @@ end
 local function on_connection (srv, server)
   local tcp = uv.new_tcp()
   if not pcall(server.accept, server, tcp) then tcp:close(); return end
-  local conn = { srv = srv, tcp = tcp, queue = {}, live = {}, hbuf = "", pstate = "head", reading = true }
+  local conn = { srv = srv, tcp = tcp, queue = {}, live = {}, hbuf = "", pstate = "head", reading = true,
+                 last_active = uv.now() }
   local peer = tcp:getpeername()
   conn.peer = peer and peer.ip or "?"
   srv.conns[conn] = true
@@ -2394,6 +2505,7 @@ local function on_connection (srv, server)
       close_conn(conn, not conn.shut and (conn.busy or #conn.queue > 0))
       return
     end
+    conn.last_active = uv.now()
     if conn.shut or conn.no_more then return end
     local ok, e = pcall(feed, conn, data)
     if not ok then
@@ -2431,7 +2543,9 @@ function M.start (opts)
   opts = opts or {}
   local host = opts.host or "127.0.0.1"
   local srv = { pause_ms = tointeger(opts.pause_ms) or 0, api_key = opts.api_key, quiet = opts.quiet,
-                stats = new_stats(), records = {}, fault_counts = {}, conns = {}, epoch = 1, handles = {} }
+                stats = new_stats(), records = {}, fault_counts = {}, conns = {}, epoch = 1, handles = {},
+                ready = { first = 1, last = 0 }, runner = uv.new_idle(), live_timers = 0, live_jobs = 0 }
+  srv.handles[#srv.handles + 1] = srv.runner
   local server = uv.new_tcp()
   local ok, err = server:bind(host, tointeger(opts.port) or 8089)
   if not ok then server:close(); return nil, "bind: " .. tostring(err) end
@@ -2451,6 +2565,29 @@ function M.start (opts)
     for conn in pairs(srv.conns) do close_conn(conn, false) end
     for _, h in ipairs(srv.handles) do if not h:is_closing() then h:close() end end
     if not server:is_closing() then server:close() end
+    srv.ready = { first = 1, last = 0 }
+    -- run(): stop now; whatever was in flight (a storm of drips, queued big
+    -- replies) went with its connections
+    if srv.owns_loop then uv.stop() end
+  end
+
+  -- Keep-alive connections idle (no request in progress, nothing received)
+  -- for idle_timeout seconds are closed, as nginx's keepalive_timeout does:
+  -- clients that leak their connections cannot pile up descriptors.
+  local idle_ms = floor((tonumber(opts.idle_timeout) or 60) * 1000)
+  if idle_ms > 0 then
+    local sweep = uv.new_timer()
+    srv.handles[#srv.handles + 1] = sweep
+    local every = math.max(20, math.min(1000, idle_ms // 4))
+    sweep:start(every, every, function ()
+      local now = uv.now()
+      for conn in pairs(srv.conns) do
+        if not conn.busy and #conn.queue == 0 and not conn.shut and now - conn.last_active >= idle_ms then
+          srv.stats.idle_closed_total = srv.stats.idle_closed_total + 1
+          close_conn(conn, false)
+        end
+      end
+    end)
   end
 
   if opts.parent_pid then
@@ -2494,6 +2631,7 @@ end
 -- @usage require("aigc.devserver").run{ port = 8089, pause_ms = 20 }
 function M.run (opts)
   local srv = assert(M.start(opts))
+  srv.owns_loop = true
   for _, name in ipairs { "sigint", "sigterm" } do
     local sig = uv.new_signal()
     srv.handles[#srv.handles + 1] = sig
@@ -2509,6 +2647,7 @@ end
 local USAGE = [[
 usage: lua5.4 lua/aigc/devserver.lua [--host 127.0.0.1] [--port 8089] [--port-file PATH]
          [--pause-ms N] [--api-key KEY] [--quiet] [--parent-pid PID] [--exit-after SECONDS]
+         [--idle-timeout SECONDS]
 ]]
 
 --- Parse command-line arguments into `run` options.
@@ -2519,8 +2658,8 @@ function M.parse_args (argv)
   local opts, i = {}, 1
   local names = { ["--host"] = "host", ["--port"] = "port", ["--port-file"] = "port_file",
     ["--pause-ms"] = "pause_ms", ["--api-key"] = "api_key", ["--parent-pid"] = "parent_pid",
-    ["--exit-after"] = "exit_after" }
-  local numeric = { port = true, pause_ms = true, parent_pid = true, exit_after = true }
+    ["--exit-after"] = "exit_after", ["--idle-timeout"] = "idle_timeout" }
+  local numeric = { port = true, pause_ms = true, parent_pid = true, exit_after = true, idle_timeout = true }
   while argv[i] do
     local a = argv[i]
     local k, v = match(a, "^(%-%-[%w%-]+)=(.*)$")
