@@ -46,6 +46,8 @@ ENDPOINTS (paths without /v1 are 404; wrong method 405; errors in OpenAI's wire 
   GET  /v1/models             GET  /v1/models/{id}
   POST /openai/deployments/{deployment}/{chat/completions|completions|embeddings}?api-version=...
        (Azure style: model = deployment; the key may come in `api-key`)
+  POST /v1/responses          GET|DELETE /v1/responses/{id}
+  POST /v1/responses/{id}/cancel          GET /v1/responses/{id}/input_items  (see RESPONSES)
   --api-key KEY: API requests need `Authorization: Bearer KEY` or `api-key: KEY`,
   else 401 invalid_api_key with the key masked.
   Every response: x-request-id (req_<hex>), openai-version, openai-processing-ms,
@@ -132,6 +134,64 @@ STREAMING (stream: true): text/event-stream, chunked, `data: <json>\n\n` events,
   header delta per call, then argument pieces of <= 8 bytes. The accumulated
   stream equals the non-streamed response except id and created.
   --pause-ms N (or fault pause=MS) sleeps between events.
+
+RESPONSES (the Responses API; shapes of ../shared/openapi/openapi.yaml, checked by
+  spec/devserver_openapi_spec.lua)
+  `input`: a string (one user message) or a list of items: messages {role, content:
+  string | parts (input_text, input_image...)}, function_call, function_call_output.
+  `instructions` is a developer message (counted in usage, not carried over a chain).
+  The reply follows the chat rules above on the last user message (turns counted
+  across the chain); function tools {type="function", name, parameters} are called as
+  in chat (`name(ARGS)`, bare names, tool_choice "none" | "required" |
+  {type="function", name=X}, parallel_tool_calls); function_call_output items last
+  -> "Here is what I found: <outputs joined by '; '>". text.format json_schema /
+  json_object -> the same instances as chat's response_format. max_output_tokens
+  cuts the text: status "incomplete", incomplete_details {reason="max_output_tokens"}.
+  Output items: a reasoning item first when the model name contains "reason" or
+  `reasoning` is given (its summary: one summary_text part, two with summary
+  "detailed"; none with summary "none" or when reasoning is given without summary on
+  a model without "reason"), then a message (output_text) or the function_calls.
+  Ids: resp_, msg_, rs_, fc_ (item), call_ (call_id). usage {input_tokens,
+  input_tokens_details {cached_tokens=0, cache_write_tokens=0}, output_tokens
+  (reasoning included), output_tokens_details {reasoning_tokens}, total_tokens}.
+  Stored unless store=false (forgotten by /_aigc/reset): previous_response_id
+  chains (unknown id -> 400, param previous_response_id), GET, DELETE ({id,
+  object="response", deleted=true}; then 404), input_items ({object="list", data,
+  first_id, last_id, has_more}; order desc by default, limit 1..100 (20), after).
+  background=true: answered "queued" at once, "in_progress" 10 ms later, done after
+  (pause=MS or --pause-ms, at least 20) ms x (4 x items + 4); POST .../cancel ->
+  "cancelled" (400 for a response without background, or one already finished;
+  idempotent once cancelled). background with store=false is a 400.
+  Streaming: `event: <type>` + `data: <json>` per event, every event with
+  sequence_number 0, 1, 2...; no [DONE]: response.created and response.in_progress
+  (status in_progress, output [], no usage), then per output item:
+  response.output_item.added (empty item), reasoning:
+  response.reasoning_summary_part.added, response.reasoning_summary_text.delta
+  (one per token), .._text.done, .._part.done; message: response.content_part.added,
+  response.output_text.delta (one per token, logprobs []) | response.refusal.delta,
+  response.output_text.done | response.refusal.done, response.content_part.done;
+  function call: response.function_call_arguments.delta (pieces <= 8 bytes),
+  response.function_call_arguments.done (with name); then response.output_item.done;
+  last response.completed (or response.incomplete) whose payload equals what the
+  events accumulate to, and the blocking reply (ids and times aside).
+  Faults of this API (with the transport and stream faults above):
+    seq-gap              the 5th event and later are numbered one too high (a gap)
+    seq-disorder         the 5th and 6th events are sent in swapped order
+    failed-mid           after the 2nd delta: response.failed (status "failed", error
+                         {code="server_error", message}, output []), then the end;
+                         blocking: the reply has status "failed" and that error
+    truncate             every event but the last (response.completed): the HTTP
+                         response itself ends properly
+    incomplete           the text cut at half its tokens: status incomplete,
+                         reason max_output_tokens (response.incomplete)
+    refusal              the message is a refusal part "I'm sorry, but I can't help
+                         with that." (response.refusal.delta/done)
+    error-event / error-data / echo-key   an `error` event {type="error", code,
+                         message, param, sequence_number} (+ details with echo-key)
+
+TOKENIZER (usage counts, all endpoints): --tokenizer words (default: a token per word,
+  4 per message) | words2 (2 per word, 3 per message: unlike a 4-characters-per-token
+  estimate, for clients that calibrate); per request the fault tokenizer=words2.
 
 FAULTS -- header `x-aigc-fault: <spec>` or model `fault:<spec>` (both: merged, header
   last); <spec> = comma-separated `name` or `name=value` items, combinable.

@@ -20,6 +20,7 @@ local multipart = require "aigc.devserver.multipart"
 local chat = require "aigc.devserver.chat"
 local completions = require "aigc.devserver.completions"
 local embeddings = require "aigc.devserver.embeddings"
+local responses = require "aigc.devserver.responses"
 
 local find, format, lower, match, sub = string.find, string.format, string.lower, string.match, string.sub
 local concat = table.concat
@@ -39,6 +40,7 @@ local ROUTES = {
   { "POST", "^/openai/deployments/([^/]+)/completions$", completions.completions, azure = true },
   { "POST", "^/openai/deployments/([^/]+)/embeddings$", embeddings.embeddings, azure = true },
 }
+for _, r in ipairs(responses.routes) do ROUTES[#ROUTES + 1] = r end
 
 --- Add routes (the endpoint modules of later stages register here).
 function M.add_routes (list)

@@ -49,6 +49,9 @@ local GRAMMAR = {
   schema = words_set("violate", "not-json"), ["no-json-schema"] = "flag",
   -- usage counts
   tokenizer = words_set("words", "words2"),
+  -- the Responses API
+  ["seq-gap"] = "flag", ["seq-disorder"] = "flag", ["failed-mid"] = "flag", truncate = "flag",
+  incomplete = "flag", refusal = "flag",
 }
 local MAX_FAULT_HEADERS = 1000000
 
@@ -192,13 +195,17 @@ local function stream_faults (events, f)
     local d = events[2].data
     events[2] = { data = sub(d, 1, #d // 2) }
   end
+  -- An endpoint may say how its error event reads (events.error_json(f,
+  -- echo, position)) and that its stream has no [DONE] (events.done == false).
+  local error_json = events.error_json
+    or function (_, echo) return echo and json.encode(echo_error(f)) or ERROR_JSON end
   if f["echo-key"] then
     for i = #events, 2, -1 do events[i] = nil end
-    events[#events + 1] = { event = "error", data = json.encode(echo_error(f)) }
+    events[#events + 1] = { event = "error", data = error_json(f, true, 1) }
   elseif f["error-event"] or f["error-data"] then
     for i = #events, 3, -1 do events[i] = nil end
-    events[#events + 1] = { event = f["error-event"] and "error" or nil, data = ERROR_JSON }
-  elseif not f["no-done"] then
+    events[#events + 1] = { event = f["error-event"] and "error" or nil, data = error_json(f, false, 2) }
+  elseif not f["no-done"] and events.done ~= false then
     events[#events + 1] = { data = "[DONE]" }
   end
   return events

@@ -67,7 +67,7 @@ local function control (srv, job)
     s.requests_total, s.connections_total, s.client_closed_total, s.idle_closed_total = 0, 0, 0, 0
     s.max_open, s.max_connections_open = s.open_now, s.connections_open
     srv.records, srv.fault_counts = {}, {}
-    if srv.on_reset then srv.on_reset(srv) end
+    for _, hook in ipairs(srv.reset_hooks) do hook(srv) end
     srv.epoch = srv.epoch + 1
     return ok(O("ok", true))
   end

@@ -135,7 +135,8 @@ function M.start (opts)
   local srv = { pause_ms = tointeger(opts.pause_ms) or 0, api_key = opts.api_key, quiet = opts.quiet,
                 tokenizer = opts.tokenizer, stats = records.new_stats(), records = {}, fault_counts = {},
                 conns = {}, epoch = 1, handles = {}, ready = { first = 1, last = 0 }, runner = uv.new_idle(),
-                live_timers = 0, live_jobs = 0, opts = opts }
+                live_timers = 0, live_jobs = 0, opts = opts,
+                reset_hooks = {}, close_hooks = {} } -- endpoints' state: forgotten on reset, closed with us
   srv.handles[#srv.handles + 1] = srv.runner
   local server = uv.new_tcp()
   local ok, err = server:bind(host, tointeger(opts.port) or 8089)
@@ -156,7 +157,7 @@ function M.start (opts)
     for _, h in ipairs(srv.handles) do if not h:is_closing() then h:close() end end
     if not server:is_closing() then server:close() end
     srv.ready = { first = 1, last = 0 }
-    if srv.on_close then srv.on_close(srv) end
+    for _, hook in ipairs(srv.close_hooks) do hook(srv) end
     -- run(): stop now; whatever was in flight (a storm of drips, queued big
     -- replies) went with its connections
     if srv.owns_loop then uv.stop() end

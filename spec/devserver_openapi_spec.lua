@@ -1,0 +1,135 @@
+-- luacheck: std +busted
+-- What the devserver sends, validated against ../shared/openapi/openapi.yaml
+-- (or $AIGC_OPENAPI) with Python's jsonschema (spec/support/oas_check.py):
+-- each reply and each streamed event of the endpoints added for issues 14,
+-- 15 and 16, against its component schema. Independent of aigc and of the
+-- devserver's own code. Pending, saying why, where python3-yaml /
+-- python3-jsonschema or the spec file are missing.
+
+local cjson = require "cjson"
+local devserver = require "devserver"
+local raw = require "rawhttp"
+local proc = require "procutil"
+
+local OPENAPI = os.getenv("AIGC_OPENAPI")
+if not OPENAPI or OPENAPI == "" then OPENAPI = "../shared/openapi/openapi.yaml" end
+
+local function tools_missing ()
+  if not proc.exists(OPENAPI) then return "no OpenAPI file at " .. OPENAPI end
+  local ok = proc.sh("python3 -c 'import yaml, jsonschema'")
+  if not ok then return "python3 with yaml and jsonschema (python3-yaml, python3-jsonschema) is not installed" end
+  return nil
+end
+
+-- Validate docs = { {label =, schema =, instance = (JSON text)} ... }; returns the failures.
+local function validate (docs)
+  local input = os.tmpname()
+  local f = assert(io.open(input, "w"))
+  for _, d in ipairs(docs) do
+    f:write('{"label":', cjson.encode(d.label), ',"schema":', cjson.encode(d.schema), ',"instance":', d.instance,
+      "}\n")
+  end
+  f:close()
+  local _, out = proc.sh("python3 spec/support/oas_check.py " .. proc.quote(OPENAPI) .. " < " .. input)
+  os.remove(input)
+  local fails, oks = {}, 0
+  for line in out:gmatch("[^\n]+") do
+    if line:match("^ok ") then oks = oks + 1 else fails[#fails + 1] = line end
+  end
+  return fails, oks
+end
+
+-- The schema of each Responses stream event type.
+local EVENT_SCHEMAS = {
+  ["response.created"] = "ResponseCreatedEvent", ["response.in_progress"] = "ResponseInProgressEvent",
+  ["response.output_item.added"] = "ResponseOutputItemAddedEvent",
+  ["response.output_item.done"] = "ResponseOutputItemDoneEvent",
+  ["response.content_part.added"] = "ResponseContentPartAddedEvent",
+  ["response.content_part.done"] = "ResponseContentPartDoneEvent",
+  ["response.output_text.delta"] = "ResponseTextDeltaEvent", ["response.output_text.done"] = "ResponseTextDoneEvent",
+  ["response.refusal.delta"] = "ResponseRefusalDeltaEvent", ["response.refusal.done"] = "ResponseRefusalDoneEvent",
+  ["response.function_call_arguments.delta"] = "ResponseFunctionCallArgumentsDeltaEvent",
+  ["response.function_call_arguments.done"] = "ResponseFunctionCallArgumentsDoneEvent",
+  ["response.reasoning_summary_part.added"] = "ResponseReasoningSummaryPartAddedEvent",
+  ["response.reasoning_summary_part.done"] = "ResponseReasoningSummaryPartDoneEvent",
+  ["response.reasoning_summary_text.delta"] = "ResponseReasoningSummaryTextDeltaEvent",
+  ["response.reasoning_summary_text.done"] = "ResponseReasoningSummaryTextDoneEvent",
+  ["response.completed"] = "ResponseCompletedEvent", ["response.failed"] = "ResponseFailedEvent",
+  ["response.incomplete"] = "ResponseIncompleteEvent", error = "ResponseErrorEvent",
+}
+
+local WEATHER = { type = "function", name = "get_weather", strict = false,
+  parameters = { type = "object", properties = { city = { type = "string" } }, required = { "city" } } }
+
+describe("devserver replies against the OpenAPI description", function ()
+  local srv, missing
+  setup(function ()
+    missing = tools_missing()
+    if not missing then srv = devserver.start() end
+  end)
+  teardown(function () if srv then srv:stop() end end)
+
+  local docs
+  before_each(function () docs = {} end)
+
+  local function add (label, schema, instance)
+    docs[#docs + 1] = { label = label, schema = schema, instance = instance }
+  end
+
+  local function post (path, body, headers)
+    local res = raw.call(srv.port, "POST", path, body, headers)
+    assert.equal(200, res.status, res.body)
+    return res
+  end
+
+  local function check ()
+    local fails, oks = validate(docs)
+    assert.same({}, fails)
+    assert.equal(#docs, oks)
+  end
+
+  it("Responses: blocking replies, every stream event, retrieve, delete, input_items", function ()
+    if missing then pending(missing); return end
+    local bodies = {
+      { input = "What is the capital of France?" },
+      { model = "o-reasoner", input = "Hi", reasoning = { summary = "detailed" }, instructions = "Be kind." },
+      { input = 'get_weather({"city":"Paris"})', tools = { WEATHER } },
+      { input = "Hi", text = { format = { type = "json_schema", name = "x", schema = { type = "object",
+        properties = { answer = { type = "string" } }, required = { "answer" }, additionalProperties = false } } } },
+      { input = "Generate a short story about a robot that learns to paint.", max_output_tokens = 16 },
+    }
+    local last_id
+    for i, b in ipairs(bodies) do
+      local res = post("/v1/responses", b)
+      add("response " .. i, "Response", res.body)
+      last_id = res.json.id
+      b.stream = true
+      local s = raw.stream(srv.port, "/v1/responses", b)
+      for k, ev in ipairs(s.events) do
+        add(("stream %d event %d %s"):format(i, k, ev.event), EVENT_SCHEMAS[ev.event] or "?", ev.data)
+      end
+    end
+    for _, spec in ipairs { "refusal", "failed-mid", "error-event", "incomplete" } do
+      local s = raw.stream(srv.port, "/v1/responses", { input = "Hi" }, { ["x-aigc-fault"] = spec })
+      for k, ev in ipairs(s.events) do
+        add(("%s event %d %s"):format(spec, k, ev.event), EVENT_SCHEMAS[ev.event] or "?", ev.data)
+      end
+    end
+    add("retrieve", "Response", raw.call(srv.port, "GET", "/v1/responses/" .. last_id).body)
+    add("input_items", "ResponseItemList",
+      raw.call(srv.port, "GET", "/v1/responses/" .. last_id .. "/input_items").body)
+    local bg = post("/v1/responses", { input = "Hi", background = true })
+    add("background", "Response", bg.body)
+    add("cancel", "Response", raw.call(srv.port, "POST", "/v1/responses/" .. bg.json.id .. "/cancel").body)
+    check()
+  end)
+
+  it("the checker rejects a reply that breaks the schema", function ()
+    if missing then pending(missing); return end
+    add("bad", "Response", '{"id":"resp_1","object":"response"}')
+    add("bad event", "ResponseTextDeltaEvent", '{"type":"response.output_text.delta","delta":"x"}')
+    local fails = validate(docs)
+    assert.equal(2, #fails)
+    assert.matches("^fail bad:", fails[1])
+  end)
+end)
