@@ -16,6 +16,8 @@ end
 
 -- { {name =, first =, lines =} ... } of the named functions of a source text.
 local function functions (text)
+  -- a block comment (the contract) keeps its line count but none of its words
+  text = text:gsub("%-%-%[%[.-%]%]", function (c) return (c:gsub("[^\n]", "")) end)
   local lines = {}
   for l in (text .. "\n"):gmatch("(.-)\n") do lines[#lines + 1] = l end
   local found = {}

@@ -21,6 +21,19 @@ local function tools_missing ()
   return nil
 end
 
+local function b64decode (s)
+  local map, A = {}, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+  for i = 1, 64 do map[A:byte(i)] = i - 1 end
+  local out = {}
+  s = s:gsub("=", "")
+  for i = 1, #s, 4 do
+    local a, b, c, d = s:byte(i, i + 3)
+    local n = (map[a] << 18) | (map[b] << 12) | ((c and map[c] or 0) << 6) | (d and map[d] or 0)
+    out[#out + 1] = string.char(n >> 16, (n >> 8) & 255, n & 255):sub(1, d and 3 or c and 2 or 1)
+  end
+  return table.concat(out)
+end
+
 -- Validate docs = { {label =, schema =, instance = (JSON text)} ... }; returns the failures.
 local function validate (docs)
   local input = os.tmpname()
@@ -121,6 +134,68 @@ describe("devserver replies against the OpenAPI description", function ()
     local bg = post("/v1/responses", { input = "Hi", background = true })
     add("background", "Response", bg.body)
     add("cancel", "Response", raw.call(srv.port, "POST", "/v1/responses/" .. bg.json.id .. "/cancel").body)
+    check()
+  end)
+
+  it("media: images, speech events, transcriptions, translations, moderations, files", function ()
+    if missing then pending(missing); return end
+    local function form (path, fields)
+      local body, ctype = raw.multipart(fields)
+      local res = raw.call(srv.port, "POST", path, body, { ["Content-Type"] = ctype })
+      assert.equal(200, res.status, res.body)
+      return res
+    end
+    add("images b64", "ImagesResponse", post("/v1/images/generations", { prompt = "a", size = "32x32",
+      response_format = "b64_json", n = 2 }).body)
+    add("images url", "ImagesResponse", post("/v1/images/generations", { prompt = "a", size = "32x32" }).body)
+    add("images gpt", "ImagesResponse", post("/v1/images/generations", { model = "gpt-image-1", prompt = "a",
+      size = "1024x1024", quality = "high", background = "opaque" }).body)
+    local s = raw.stream(srv.port, "/v1/images/generations", { model = "gpt-image-1", prompt = "a",
+      size = "1024x1536", partial_images = 1 })
+    add("image partial", "ImageGenPartialImageEvent", s.events[1].data)
+    add("image completed", "ImageGenCompletedEvent", s.events[2].data)
+    local png = cjson.decode(post("/v1/images/generations", { prompt = "a", size = "16x16",
+      response_format = "b64_json" }).body).data[1].b64_json
+    local bytes = b64decode(png)
+    local ebody, ectype = raw.multipart { { name = "prompt", value = "x" },
+      { name = "image", filename = "a.png", value = bytes }, { name = "stream", value = "true" },
+      { name = "partial_images", value = "1" } }
+    local estream = raw.sse_events(raw.call(srv.port, "POST", "/v1/images/edits", ebody,
+      { ["Content-Type"] = ectype }).body)
+    add("edit partial", "ImageEditPartialImageEvent", estream[1].data)
+    add("edit completed", "ImageEditCompletedEvent", estream[2].data)
+    add("edit", "ImagesResponse", form("/v1/images/edits", { { name = "prompt", value = "x" },
+      { name = "image", filename = "a.png", value = bytes } }).body)
+    add("variation", "ImagesResponse", form("/v1/images/variations",
+      { { name = "image", filename = "a.png", value = bytes } }).body)
+    local sp = raw.stream(srv.port, "/v1/audio/speech", { input = "Hello", voice = "alloy", response_format = "pcm",
+      stream_format = "sse" })
+    add("speech delta", "SpeechAudioDeltaEvent", sp.events[1].data)
+    add("speech done", "SpeechAudioDoneEvent", sp.events[#sp.events].data)
+    local file = { name = "file", filename = "a.wav", value = "AIGC-TEXT:Hello there. Bye." }
+    for _, model in ipairs { "whisper-1", "gpt-4o-transcribe" } do
+      add("transcription json " .. model, "CreateTranscriptionResponseJson", form("/v1/audio/transcriptions",
+        { file, { name = "model", value = model }, { name = "include[]", value = "logprobs" } }).body)
+    end
+    add("transcription verbose", "CreateTranscriptionResponseVerboseJson", form("/v1/audio/transcriptions",
+      { file, { name = "model", value = "whisper-1" }, { name = "response_format", value = "verbose_json" },
+        { name = "timestamp_granularities[]", value = "word" } }).body)
+    local ts = raw.sse_events(form("/v1/audio/transcriptions", { file, { name = "model", value = "m" },
+      { name = "stream", value = "true" } }).body)
+    add("transcript delta", "TranscriptTextDeltaEvent", ts[1].data)
+    add("transcript done", "TranscriptTextDoneEvent", ts[#ts].data)
+    add("translation json", "CreateTranslationResponseJson", form("/v1/audio/translations",
+      { file, { name = "model", value = "whisper-1" } }).body)
+    add("translation verbose", "CreateTranslationResponseVerboseJson", form("/v1/audio/translations",
+      { file, { name = "model", value = "whisper-1" }, { name = "response_format", value = "verbose_json" } }).body)
+    add("moderation", "CreateModerationResponse", post("/v1/moderations", { input = { "kill", "hi" } }).body)
+    add("moderation image", "CreateModerationResponse", post("/v1/moderations", { input = {
+      { type = "text", text = "x" }, { type = "image_url", image_url = { url = "https://e.com/gore.png" } } } }).body)
+    local up = form("/v1/files", { { name = "purpose", value = "batch" }, { name = "file", filename = "a.jsonl",
+      value = "{}\n" } })
+    add("file", "OpenAIFile", up.body)
+    add("files", "ListFilesResponse", raw.call(srv.port, "GET", "/v1/files").body)
+    add("file deleted", "DeleteFileResponse", raw.call(srv.port, "DELETE", "/v1/files/" .. up.json.id).body)
     check()
   end)
 

@@ -48,6 +48,14 @@ ENDPOINTS (paths without /v1 are 404; wrong method 405; errors in OpenAI's wire 
        (Azure style: model = deployment; the key may come in `api-key`)
   POST /v1/responses          GET|DELETE /v1/responses/{id}
   POST /v1/responses/{id}/cancel          GET /v1/responses/{id}/input_items  (see RESPONSES)
+  POST /v1/images/generations   POST /v1/images/edits*   POST /v1/images/variations*
+  POST /v1/audio/speech   POST /v1/audio/transcriptions*   POST /v1/audio/translations*
+  POST /v1/moderations    POST /v1/files*   GET /v1/files   GET|DELETE /v1/files/{id}
+  GET  /v1/files/{id}/content                                         (see MEDIA)
+  (* multipart/form-data: boundary required, every part with Content-Disposition
+  form-data and a name, the closing delimiter; else 400 code invalid_multipart.
+  Recorded with `parts` instead of `body`: name, filename, content_type, size,
+  crc32, and value for text fields <= 4 KiB.)
   --api-key KEY: API requests need `Authorization: Bearer KEY` or `api-key: KEY`,
   else 401 invalid_api_key with the key masked.
   Every response: x-request-id (req_<hex>), openai-version, openai-processing-ms,
@@ -188,6 +196,50 @@ RESPONSES (the Responses API; shapes of ../shared/openapi/openapi.yaml, checked 
                          with that." (response.refusal.delta/done)
     error-event / error-data / echo-key   an `error` event {type="error", code,
                          message, param, sequence_number} (+ details with echo-key)
+
+MEDIA (shapes of openapi.yaml, checked by spec/devserver_openapi_spec.lua)
+  Images: real PNG files (4-colour palette, 2 bits per pixel, zlib stored blocks,
+  CRC-32 and Adler-32 right) of `size` "WxH" (1..4096 a side; "auto" -> 1024x1024,
+  edits: the input's size), n 1..10, 32-pixel blocks in a pattern and palette from a
+  hash of (prompt | uploaded bytes, index): the same request, the same bytes;
+  background="transparent" -> colour 0 transparent (tRNS). response_format b64_json,
+  or url (default except for gpt-image-* models): http://HOST/_aigc/files/img_<id>.png,
+  HOST the request's Host (plus our port when it has none), served by this server
+  (GET, no auth, not recorded; the last 64 images). output_format other than png ->
+  400 (PNG only). gpt-image-* replies add size (when 1024x1024, 1024x1536 or
+  1536x1024), quality, background, output_format and usage; dall-e-3 adds
+  revised_prompt "A picture of <prompt>". stream=true (+ partial_images 0..3):
+  `event: image_generation.partial_image` (edits: image_edit.*) events with
+  partial_image_index and an image whose rows below the progress are plain, then
+  .completed with usage; no [DONE]. Edits: image or image[] (<= 16, PNG/JPEG/WebP/
+  GIF bytes), mask (a PNG of the image's size, else 400 param "mask"), prompt.
+  Variations: image; no stream.
+  Speech: input (<= 4096 chars), voice (a built-in name, each its own pitch, or
+  {id="voice_..."}), speed 0.25..4, response_format: wav (RIFF 24 kHz 16-bit mono,
+  a tone per letter and silence per whitespace, 50 ms / speed each, at least 200 ms;
+  a LIST/INFO/ICMT chunk holds "AIGC-TEXT:<input>"), pcm (those samples raw), mp3 (the
+  default: valid MPEG-2 Layer III frames of silence, 32 kbit/s 24 kHz mono -- no MP3
+  encoder here), opus/aac/flac -> 400 unsupported_value. Chunked transfer in 100 ms
+  pieces, pause=MS (or --pause-ms) between them; drop-after=N cuts after N pieces;
+  header x-aigc-audio-seconds. stream_format "sse": `event: speech.audio.delta`
+  {type, audio (base64)} per piece, then speech.audio.done {type, usage}.
+  Transcriptions / translations: file (extension flac m4a mp3 mp4 mpeg mpga oga ogg
+  wav webm, else 400), model. The text: what follows "AIGC-TEXT:" in the file (to a
+  NUL or the end -- speech's WAVs round-trip), else `prompt`, else "Audio file
+  NAME, N bytes."; duration from a WAV header, else 0.4 s per word. response_format
+  json ({text, usage}: whisper-1 {type="duration", seconds}, others {type="tokens"};
+  logprobs with include[]=logprobs), text, srt, vtt, verbose_json (task, language
+  "english", duration, segments per sentence, words with
+  timestamp_granularities[]=word). Transcriptions with stream=true: `data:` events
+  transcript.text.delta (per word) then transcript.text.done {text, usage}.
+  Moderations: input a string, strings (one result each) or text/image_url parts (one
+  result); the 13 categories, flagged by keywords (moderations.lua CATEGORIES, whole
+  words, any case; an image by its URL or the AIGC-TEXT in a base64 data URL); scores
+  0.9.. when flagged, < 0.01 else, deterministic; category_applied_input_types.
+  Files: upload (file, purpose in assistants batch fine-tune vision user_data evals,
+  expires_after[seconds] 3600..2592000), list (purpose, order desc|asc, limit
+  1..10000, after, has_more), retrieve, content (the bytes, the upload's
+  Content-Type), delete; in memory, forgotten by /_aigc/reset.
 
 TOKENIZER (usage counts, all endpoints): --tokenizer words (default: a token per word,
   4 per message) | words2 (2 per word, 3 per message: unlike a 4-characters-per-token

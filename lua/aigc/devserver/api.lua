@@ -21,6 +21,11 @@ local chat = require "aigc.devserver.chat"
 local completions = require "aigc.devserver.completions"
 local embeddings = require "aigc.devserver.embeddings"
 local responses = require "aigc.devserver.responses"
+local images = require "aigc.devserver.images"
+local speech = require "aigc.devserver.speech"
+local transcribe = require "aigc.devserver.transcribe"
+local moderations = require "aigc.devserver.moderations"
+local files = require "aigc.devserver.files"
 
 local find, format, lower, match, sub = string.find, string.format, string.lower, string.match, string.sub
 local concat = table.concat
@@ -40,7 +45,9 @@ local ROUTES = {
   { "POST", "^/openai/deployments/([^/]+)/completions$", completions.completions, azure = true },
   { "POST", "^/openai/deployments/([^/]+)/embeddings$", embeddings.embeddings, azure = true },
 }
-for _, r in ipairs(responses.routes) do ROUTES[#ROUTES + 1] = r end
+for _, m in ipairs { responses, images, speech, transcribe, moderations, files } do
+  for _, r in ipairs(m.routes) do ROUTES[#ROUTES + 1] = r end
+end
 
 --- Add routes (the endpoint modules of later stages register here).
 function M.add_routes (list)
@@ -170,7 +177,11 @@ end
 --- Answer a job: a control request or an API request. Returns the response
 -- and the fault applied ({} when none).
 function M.dispatch (srv, job)
-  if not job.rec then return records.control(srv, job), {} end
+  if not job.rec then
+    local blob = match(job.path, "^/_aigc/files/([^/]+)$")
+    if blob and job.method == "GET" then return images.serve_blob(srv, blob), {} end
+    return records.control(srv, job), {}
+  end
   return api(srv, job)
 end
 

@@ -5,6 +5,7 @@
 
 local json = require "aigc.devserver.json"
 local errors = require "aigc.devserver.errors"
+local util = require "aigc.devserver.util"
 
 local format, match, rep, sub = string.format, string.match, string.rep, string.sub
 local O, A, NULL = json.O, json.A, json.NULL
@@ -34,7 +35,9 @@ local function parts_obj (parts)
   local list = A()
   for i, p in ipairs(parts) do
     list[i] = O("name", p.name, "filename", p.filename or NULL, "content_type", p.content_type or NULL,
-      "size", #p.data, "crc32", p.crc32, "value", p.filename == nil and #p.data <= 4096 and p.data or nil)
+      "size", #p.data, "crc32", p.crc32 or util.crc32(p.data),
+      "value", p.filename == nil and #p.data <= 4096 and p.data or nil)
+    p.crc32 = list[i].crc32
   end
   return list
 end

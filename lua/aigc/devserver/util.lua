@@ -150,6 +150,44 @@ local function unbase64 (s)
   return concat(out)
 end
 
+-- CRC-32 (IEEE, as zlib, PNG and gzip use it) and Adler-32 (zlib).
+local CRC_TABLE = {}
+for i = 0, 255 do
+  local c = i
+  for _ = 1, 8 do c = (c & 1) ~= 0 and (0xEDB88320 ~ (c >> 1)) or (c >> 1) end
+  CRC_TABLE[i] = c
+end
+local function crc32 (s, crc)
+  crc = (crc or 0) ~ 0xFFFFFFFF
+  local n = #s
+  for i = 1, n - 7, 8 do
+    local a, b, c, d, e, f, g, h = byte(s, i, i + 7)
+    crc = CRC_TABLE[(crc ~ a) & 255] ~ (crc >> 8)
+    crc = CRC_TABLE[(crc ~ b) & 255] ~ (crc >> 8)
+    crc = CRC_TABLE[(crc ~ c) & 255] ~ (crc >> 8)
+    crc = CRC_TABLE[(crc ~ d) & 255] ~ (crc >> 8)
+    crc = CRC_TABLE[(crc ~ e) & 255] ~ (crc >> 8)
+    crc = CRC_TABLE[(crc ~ f) & 255] ~ (crc >> 8)
+    crc = CRC_TABLE[(crc ~ g) & 255] ~ (crc >> 8)
+    crc = CRC_TABLE[(crc ~ h) & 255] ~ (crc >> 8)
+  end
+  for i = n - n % 8 + 1, n do crc = CRC_TABLE[(crc ~ byte(s, i)) & 255] ~ (crc >> 8) end
+  return crc ~ 0xFFFFFFFF
+end
+
+local function adler32 (s)
+  local a, b, n = 1, 0, #s
+  local i = 1
+  while i <= n do -- sums stay far below 2^63 over 4 KiB blocks: reduce once per block
+    local last = math.min(n, i + 4095)
+    for k = i, last do a = a + byte(s, k); b = b + a end
+    a, b = a % 65521, b % 65521
+    i = last + 1
+  end
+  return (b << 16) | a
+end
+
+M.crc32, M.adler32 = crc32, adler32
 M.fnv, M.base64, M.unbase64, M.http_date, M.words, M.trim, M.url_decode = fnv, base64, unbase64, http_date, words,
   trim, url_decode
 M.uid, M.tokenize, M.pieces, M.cached, M.filler, M.filler_json, M.float32 = uid, tokenize, pieces, cached, filler,
