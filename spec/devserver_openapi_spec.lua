@@ -199,6 +199,42 @@ describe("devserver replies against the OpenAPI description", function ()
     check()
   end)
 
+  it("batches, and the error bodies (429 of the rate limiter among them)", function ()
+    if missing then pending(missing); return end
+    local body, ctype = raw.multipart { { name = "purpose", value = "batch" }, { name = "file", filename = "b.jsonl",
+      value = cjson.encode { custom_id = "a", method = "POST", url = "/v1/chat/completions",
+        body = { messages = { { role = "user", content = "Hi" } } } } .. "\n" } }
+    local fid = raw.call(srv.port, "POST", "/v1/files", body, { ["Content-Type"] = ctype }).json.id
+    local b = post("/v1/batches", { input_file_id = fid, endpoint = "/v1/chat/completions", completion_window = "24h",
+      metadata = { k = "v" } })
+    add("batch validating", "Batch", b.body)
+    local done = raw.wait_until(function ()
+      local g = raw.call(srv.port, "GET", "/v1/batches/" .. b.json.id)
+      return g.json.status == "completed" and g
+    end, 5)
+    add("batch completed", "Batch", done.body)
+    local bid = raw.call(srv.port, "POST", "/v1/files", { purpose = "batch" }) -- JSON, not multipart
+    assert.equal(400, bid.status)
+    add("error 400", "ErrorResponse", bid.body)
+    local bad2, ctype2 = raw.multipart { { name = "purpose", value = "batch" }, { name = "file", filename = "b.jsonl",
+      value = "nope\n" } }
+    local fid2 = raw.call(srv.port, "POST", "/v1/files", bad2, { ["Content-Type"] = ctype2 }).json.id
+    add("batch failed", "Batch", post("/v1/batches", { input_file_id = fid2, endpoint = "/v1/chat/completions",
+      completion_window = "24h" }).body)
+    local c = post("/v1/batches", { input_file_id = fid, endpoint = "/v1/chat/completions", completion_window = "24h" })
+    add("batch cancelling", "Batch", raw.call(srv.port, "POST", "/v1/batches/" .. c.json.id .. "/cancel").body)
+    add("batches", "ListBatchesResponse", raw.call(srv.port, "GET", "/v1/batches").body)
+    local limited = raw.call(srv.port, "POST", "/v1/chat/completions", { messages = { { role = "user",
+      content = "Hi" } } }, { ["x-aigc-fault"] = "rate-limit=1,key=oas" })
+    assert.equal(200, limited.status)
+    limited = raw.call(srv.port, "POST", "/v1/chat/completions", { messages = { { role = "user", content = "Hi" } } },
+      { ["x-aigc-fault"] = "rate-limit=1,key=oas" })
+    assert.equal(429, limited.status)
+    add("error 429", "ErrorResponse", limited.body)
+    add("error 404", "ErrorResponse", raw.call(srv.port, "GET", "/v1/nothing").body)
+    check()
+  end)
+
   it("the checker rejects a reply that breaks the schema", function ()
     if missing then pending(missing); return end
     add("bad", "Response", '{"id":"resp_1","object":"response"}')

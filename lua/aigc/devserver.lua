@@ -9,8 +9,10 @@ lua/aigc/devserver/*.lua -- server (socket, scheduler), parser (HTTP
 requests), conn (a connection's life), respond (writing responses and wire
 faults), api (routes, auth, bodies, faults), records (stats, recorded
 requests, control endpoints), faults (the grammar), json (ordered writer),
-multipart, util, and the endpoints: chat, completions, embeddings, with
-replies (the rule data), schema (structured output), tools, tokens.
+multipart, util, ratelimit, and the endpoints: chat, completions, embeddings
+(with models), responses (+ responses_build, responses_stream), images (+ png),
+speech, transcribe, moderations, files, batches; their reply rules in replies
+(the rule data), schema (structured output), tools, tokens.
 
 It backs `make demo`, the module's transport tests and anyone's own scripts
 or CI: deterministic replies, real sockets, keep-alive, streaming with real
@@ -19,9 +21,10 @@ pauses, and every transport fault a client must survive, on request.
 USAGE
   lua5.4 lua/aigc/devserver.lua [--host 127.0.0.1] [--port 8089] [--port-file PATH]
       [--pause-ms N] [--api-key KEY] [--quiet] [--parent-pid PID] [--exit-after SECONDS]
-      [--idle-timeout SECONDS]
+      [--idle-timeout SECONDS] [--tokenizer words|words2] [--rate-limit RPM or RPM,TPM]
+      [--batch-delay-ms N]
   require("aigc.devserver").run{ host =, port =, port_file =, pause_ms =, api_key =, quiet =,
-                                 idle_timeout = }
+                                 idle_timeout =, tokenizer =, rate_limit = "RPM,TPM", batch_delay_ms = }
 
   --port 0 picks a free port. When ready, exactly one line goes to stdout:
   `aigc devserver listening on http://HOST:PORT/v1`, and PORT is written to
@@ -52,6 +55,8 @@ ENDPOINTS (paths without /v1 are 404; wrong method 405; errors in OpenAI's wire 
   POST /v1/audio/speech   POST /v1/audio/transcriptions*   POST /v1/audio/translations*
   POST /v1/moderations    POST /v1/files*   GET /v1/files   GET|DELETE /v1/files/{id}
   GET  /v1/files/{id}/content                                         (see MEDIA)
+  POST /v1/batches   GET /v1/batches   GET /v1/batches/{id}   POST /v1/batches/{id}/cancel
+                                                                      (see BATCHES)
   (* multipart/form-data: boundary required, every part with Content-Disposition
   form-data and a name, the closing delimiter; else 400 code invalid_multipart.
   Recorded with `parts` instead of `body`: name, filename, content_type, size,
@@ -59,8 +64,9 @@ ENDPOINTS (paths without /v1 are 404; wrong method 405; errors in OpenAI's wire 
   --api-key KEY: API requests need `Authorization: Bearer KEY` or `api-key: KEY`,
   else 401 invalid_api_key with the key masked.
   Every response: x-request-id (req_<hex>), openai-version, openai-processing-ms,
-  x-ratelimit-{limit,remaining,reset}-{requests,tokens}, Content-Type and, unless
-  streamed, Content-Length. Keep-alive by default; `Connection: close` honoured.
+  x-ratelimit-{limit,remaining,reset}-{requests,tokens} (constants unless a rate
+  limiter applies: see RATE LIMITS), Content-Type and, unless streamed,
+  Content-Length. Keep-alive by default; `Connection: close` honoured.
   Requests: Content-Length or chunked bodies, pipelining, `Expect: 100-continue`,
   64 MiB limit (413). A client that closes (or half-closes) its side while its
   request is pending counts as gone: `client_closed` (like nginx's 499).
@@ -68,16 +74,21 @@ ENDPOINTS (paths without /v1 are 404; wrong method 405; errors in OpenAI's wire 
 CONTROL (no auth; not counted, not recorded)
   GET  /_aigc/stats     {requests_total, open_now, max_open, connections_total,
                          connections_open, max_connections_open, client_closed_total,
-                         idle_closed_total, timers_active, jobs_active, jobs_waiting}
+                         idle_closed_total, rate_limited_total, timers_active,
+                         jobs_active, jobs_waiting}
                         (the last three: live connection timers, API responses in
                         progress, API requests read but not started)
   POST /_aigc/reset     zero the counters and high-water marks (to the current
-                        gauges), forget recorded requests and `times` fault counters
+                        gauges), forget recorded requests, `times` fault counters,
+                        stored responses, files, batches (stopped), image URLs, and
+                        refill the rate limiters
   GET  /_aigc/requests  the last 200 API requests, oldest first:
-                        {id, method, path, query, headers, body, body_json, status,
-                         stream, client_closed, fault, writes, auth_header,
-                         authorization_prefix, authorization_len, authorization_ok}
+                        {id, method, path, query, headers, body, body_bytes, parts,
+                         body_json, status, stream, client_closed, fault, writes,
+                         auth_header, authorization_prefix, authorization_len,
+                         authorization_ok}
   GET  /_aigc/last      the last one (null if none)
+  GET  /_aigc/files/NAME  an image a `url` result names (see MEDIA)
   `writes` counts the socket writes of the response (byte-writes: one per byte).
   `body` is the raw body exactly as received (cjson cannot keep 64-bit integers;
   body_json is cjson's view). Header names are lower case; the values of
@@ -241,6 +252,42 @@ MEDIA (shapes of openapi.yaml, checked by spec/devserver_openapi_spec.lua)
   1..10000, after, has_more), retrieve, content (the bytes, the upload's
   Content-Type), delete; in memory, forgotten by /_aigc/reset.
 
+BATCHES (shapes of openapi.yaml: Batch, ListBatchesResponse)
+  POST /v1/batches {input_file_id (a file with purpose "batch"; else 404 / 400),
+  endpoint (/v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses,
+  /v1/moderations, /v1/images/generations), completion_window "24h", metadata}.
+  Input lines: {"custom_id", "method": "POST", "url": <the endpoint>, "body"}; an
+  invalid file (bad JSON, missing or duplicate custom_id, other method or url, no
+  body, no lines) makes the batch "failed" at once, errors {object="list", data=
+  [{code, message, param, line}]}. Else: validating -> in_progress, then one line per
+  tick of --batch-delay-ms (20) or metadata.aigc_delay_ms ("100"), answered by this
+  server's own endpoint (not recorded, not rate-limited; a body model `fault:SPEC`
+  applies its status= / body faults: `fault:status=500` fails that line), then
+  finalizing -> completed. Output file (<id>_output.jsonl, purpose batch_output):
+  the 2xx lines {id "batch_req_..", custom_id, response {status_code, request_id,
+  body}, error null}; error file (<id>_error.jsonl): the others, same shape.
+  request_counts {total, completed, failed}; usage sums the lines' usage; model = the
+  first line's. POST .../cancel: "cancelling" now, "cancelled" at the next tick with
+  the files of the lines done (again: no change; a finished batch: 409). GET
+  /v1/batches: newest first, limit 1..100 (20), after, has_more. /_aigc/reset
+  forgets batches and stops them.
+
+RATE LIMITS: --rate-limit RPM or RPM,TPM (the server's), or per request the faults
+  rate-limit=RPM [rate-limit-tpm=TPM] [key=K] (one limiter per key; reset forgets).
+  Token buckets as OpenAI's: full at start (a minute's worth: RPM requests, TPM
+  tokens), refilled continuously (RPM/60 a second); a request costs 1 request and
+  (body bytes / 4 + max_tokens | max_completion_tokens | max_output_tokens | 16)
+  tokens. Short of either: 429 {error: {message "Rate limit reached for MODEL in
+  organization org-aigc-dev on requests per min (RPM): Limit L, Used U, Requested R.
+  Please try again in D. Visit https://platform.openai.com/account/rate-limits to
+  learn more.", type "requests" | "tokens", param null, code
+  "rate_limit_exceeded"}}, retry-after (whole seconds, >= 1), retry-after-ms, and
+  stats.rate_limited_total + 1. Every response under a limiter carries
+  x-ratelimit-limit-*, x-ratelimit-remaining-* (whole units left) and
+  x-ratelimit-reset-* (until the bucket is full again) for requests and, with a
+  TPM, tokens; durations as OpenAI writes them: 0s, 20ms, 1.5s, 6m0s, 1h2m3s.
+  Control requests and batch lines are never limited.
+
 TOKENIZER (usage counts, all endpoints): --tokenizer words (default: a token per word,
   4 per message) | words2 (2 per word, 3 per message: unlike a 4-characters-per-token
   estimate, for clients that calibrate); per request the fault tokenizer=words2.
@@ -320,6 +367,9 @@ FAULTS -- header `x-aigc-fault: <spec>` or model `fault:<spec>` (both: merged, h
                          is the 1st) is exactly `{"content":"a","content":"b"}`
     comment-drip=MS      (any request) headers of an SSE stream, then one comment line
                          `:` every MS ms forever, never data, until the client goes
+  Endpoint faults: the Responses API's (seq-gap, seq-disorder, failed-mid, truncate,
+  incomplete, refusal: see RESPONSES), tokenizer=words2 (TOKENIZER), rate-limit=RPM,
+  rate-limit-tpm=TPM (RATE LIMITS).
   Structured output (chat with response_format json_schema / json_object):
     schema=violate       the instance breaks its schema, deterministically: in every
                          object the first required property is left out and, when
@@ -392,17 +442,21 @@ function M.run (opts)
   return true
 end
 
-local USAGE = [[
+local USAGE = [==[
 usage: lua5.4 lua/aigc/devserver.lua [--host 127.0.0.1] [--port 8089] [--port-file PATH]
          [--pause-ms N] [--api-key KEY] [--quiet] [--parent-pid PID] [--exit-after SECONDS]
-         [--idle-timeout SECONDS] [--tokenizer words|words2]
-]]
+         [--idle-timeout SECONDS] [--tokenizer words|words2] [--rate-limit RPM[,TPM]]
+         [--batch-delay-ms N]
+]==]
 
 local OPTIONS = { ["--host"] = "host", ["--port"] = "port", ["--port-file"] = "port_file",
   ["--pause-ms"] = "pause_ms", ["--api-key"] = "api_key", ["--parent-pid"] = "parent_pid",
-  ["--exit-after"] = "exit_after", ["--idle-timeout"] = "idle_timeout", ["--tokenizer"] = "tokenizer" }
-local NUMERIC = { port = true, pause_ms = true, parent_pid = true, exit_after = true, idle_timeout = true }
+  ["--exit-after"] = "exit_after", ["--idle-timeout"] = "idle_timeout", ["--tokenizer"] = "tokenizer",
+  ["--rate-limit"] = "rate_limit", ["--batch-delay-ms"] = "batch_delay_ms" }
+local NUMERIC = { port = true, pause_ms = true, parent_pid = true, exit_after = true, idle_timeout = true,
+                  batch_delay_ms = true }
 local CHOICES = { tokenizer = { words = true, words2 = true } }
+local PATTERNS = { rate_limit = "^[1-9]%d*,?%d*$" }
 
 --- Parse command-line arguments into `run` options.
 -- @tparam table argv the script's arguments
@@ -423,7 +477,7 @@ function M.parse_args (argv)
       if NUMERIC[key] then
         v = tonumber(v)
         if not v then return nil, "invalid number for " .. k .. "\n" .. USAGE end
-      elseif CHOICES[key] and not CHOICES[key][v] then
+      elseif (CHOICES[key] and not CHOICES[key][v]) or (PATTERNS[key] and not match(v, PATTERNS[key])) then
         return nil, "invalid value for " .. k .. ": " .. v .. "\n" .. USAGE
       end
       opts[key] = v

@@ -26,6 +26,8 @@ local speech = require "aigc.devserver.speech"
 local transcribe = require "aigc.devserver.transcribe"
 local moderations = require "aigc.devserver.moderations"
 local files = require "aigc.devserver.files"
+local ratelimit = require "aigc.devserver.ratelimit"
+local batches = require "aigc.devserver.batches"
 
 local find, format, lower, match, sub = string.find, string.format, string.lower, string.match, string.sub
 local concat = table.concat
@@ -45,7 +47,7 @@ local ROUTES = {
   { "POST", "^/openai/deployments/([^/]+)/completions$", completions.completions, azure = true },
   { "POST", "^/openai/deployments/([^/]+)/embeddings$", embeddings.embeddings, azure = true },
 }
-for _, m in ipairs { responses, images, speech, transcribe, moderations, files } do
+for _, m in ipairs { responses, images, speech, transcribe, moderations, files, batches } do
   for _, r in ipairs(m.routes) do ROUTES[#ROUTES + 1] = r end
 end
 
@@ -167,11 +169,45 @@ local function api (srv, job)
   rec.stream = req.body.stream == true or req.body.stream == "true"
   local fault, ferr = read_fault(srv, req)
   if not fault then return ferr, {} end
-  if fault.status and fault.status >= 400 then return faults.status(fault), fault end
-  if body_err then return body_err, fault end
+  local limiter, limit_headers = ratelimit.for_request(srv, fault), nil
+  if limiter then
+    local limited
+    limit_headers, limited = ratelimit.admit(limiter, ratelimit.estimate(job.body, req.body),
+      req.model or M.DEFAULT_MODEL)
+    if limited then
+      srv.stats.rate_limited_total = srv.stats.rate_limited_total + 1
+      return limited, fault
+    end
+  end
+  local resp
+  if fault.status and fault.status >= 400 then resp = faults.status(fault)
+  elseif body_err then resp = body_err
+  else
+    req.model, req.fault, req.call = req.model or M.DEFAULT_MODEL, fault, M.call
+    if fault.tokenizer then req.tokenizer = fault.tokenizer end
+    resp = finish_reply(r[3](req), fault)
+  end
+  resp.ratelimit = resp.ratelimit or limit_headers
+  return resp, fault
+end
+
+--- Answer a request made inside the server (a batch's line): no socket, no
+-- record, no auth, no rate limit; the model's `fault:` spec applies (its
+-- status= and body faults; wire faults have no wire here). Returns the response.
+function M.call (srv, method, path, body)
+  local r, caps = route(method, path)
+  if not r then return error_resp(404, format("Invalid URL (%s %s)", method, path)) end
+  local job = { headers = {}, query = {}, body = json.encode(body), method = method, path = path }
+  local req = { srv = srv, job = job, rec = {}, captures = caps, query = {}, tokenizer = srv.tokenizer, body = body,
+                call = M.call }
+  local err = read_model(req, r)
+  if err then return err end
+  local fault, ferr = read_fault(srv, req)
+  if not fault then return ferr end
+  if fault.status and fault.status >= 400 then return faults.status(fault) end
   req.model, req.fault = req.model or M.DEFAULT_MODEL, fault
   if fault.tokenizer then req.tokenizer = fault.tokenizer end
-  return finish_reply(r[3](req), fault), fault
+  return finish_reply(r[3](req), fault)
 end
 
 --- Answer a job: a control request or an API request. Returns the response

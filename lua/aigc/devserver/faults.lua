@@ -52,6 +52,8 @@ local GRAMMAR = {
   -- the Responses API
   ["seq-gap"] = "flag", ["seq-disorder"] = "flag", ["failed-mid"] = "flag", truncate = "flag",
   incomplete = "flag", refusal = "flag",
+  -- rate limits (aigc.devserver.ratelimit)
+  ["rate-limit"] = "int", ["rate-limit-tpm"] = "int",
 }
 local MAX_FAULT_HEADERS = 1000000
 
@@ -65,6 +67,8 @@ local CHECKS = {
   status = function (v) if v < 100 or v > 599 then return "invalid value for fault 'status'" end end,
   headers = function (v) if v > MAX_FAULT_HEADERS then return "invalid value for fault 'headers'" end end,
   ["comment-drip"] = function (v) if v == 0 then return "invalid value for fault 'comment-drip'" end end,
+  ["rate-limit"] = function (v) if v == 0 then return "invalid value for fault 'rate-limit'" end end,
+  ["rate-limit-tpm"] = function (v) if v == 0 then return "invalid value for fault 'rate-limit-tpm'" end end,
 }
 
 --- Parse a fault spec; returns the fault table or nil and a message.

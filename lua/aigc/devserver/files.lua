@@ -18,11 +18,7 @@ local M = {}
 M.PURPOSES = { assistants = true, batch = true, ["fine-tune"] = true, vision = true, user_data = true, evals = true }
 
 local function store (srv)
-  if not srv.files then
-    srv.files = { list = {}, by_id = {} }
-    srv.reset_hooks[#srv.reset_hooks + 1] = function () srv.files = nil end
-  end
-  return srv.files
+  return srv.keep("files", function () return { list = {}, by_id = {} } end)
 end
 
 --- Keep a file; returns its record {id, bytes = data, filename, purpose, created_at, ctype}.

@@ -23,12 +23,7 @@ local QUALITIES = { low = "low", medium = "medium", high = "high", hd = "high", 
 
 -- Blobs served at /_aigc/files/NAME: the last MAX_BLOBS made.
 local function keep_blob (srv, bytes, ctype, ext)
-  local blobs = srv.blobs
-  if not blobs then
-    blobs = { order = {}, by_name = {} }
-    srv.blobs = blobs
-    srv.reset_hooks[#srv.reset_hooks + 1] = function () srv.blobs = nil end
-  end
+  local blobs = srv.keep("blobs", function () return { order = {}, by_name = {} } end)
   local name = "img_" .. uid() .. "." .. ext
   blobs.by_name[name] = { bytes = bytes, ctype = ctype }
   blobs.order[#blobs.order + 1] = name
@@ -38,7 +33,7 @@ end
 
 --- GET /_aigc/files/NAME (no auth, not recorded): a blob an image URL names.
 function M.serve_blob (srv, name)
-  local b = srv.blobs and srv.blobs.by_name[name]
+  local b = srv.kept.blobs and srv.kept.blobs.by_name[name]
   if not b then return errors.error_resp(404, format("No file named '%s'.", name)) end
   return { status = 200, ctype = b.ctype, headers = {}, body = b.bytes }
 end

@@ -17,7 +17,7 @@ local MAX_RECORDS = 200
 
 local function new_stats ()
   return { requests_total = 0, open_now = 0, max_open = 0, connections_total = 0, connections_open = 0,
-           max_connections_open = 0, client_closed_total = 0, idle_closed_total = 0 }
+           max_connections_open = 0, client_closed_total = 0, idle_closed_total = 0, rate_limited_total = 0 }
 end
 
 local function stats_obj (srv)
@@ -25,7 +25,7 @@ local function stats_obj (srv)
   return O("requests_total", s.requests_total, "open_now", s.open_now, "max_open", s.max_open,
     "connections_total", s.connections_total, "connections_open", s.connections_open,
     "max_connections_open", s.max_connections_open, "client_closed_total", s.client_closed_total,
-    "idle_closed_total", s.idle_closed_total,
+    "idle_closed_total", s.idle_closed_total, "rate_limited_total", s.rate_limited_total,
     "timers_active", srv.live_timers, "jobs_active", srv.live_jobs,
     "jobs_waiting", srv.ready.last - srv.ready.first + 1)
 end
@@ -68,6 +68,7 @@ local function control (srv, job)
   if p == "/_aigc/stats" then return ok(stats_obj(srv)) end
   if p == "/_aigc/reset" then
     s.requests_total, s.connections_total, s.client_closed_total, s.idle_closed_total = 0, 0, 0, 0
+    s.rate_limited_total = 0
     s.max_open, s.max_connections_open = s.open_now, s.connections_open
     srv.records, srv.fault_counts = {}, {}
     for _, hook in ipairs(srv.reset_hooks) do hook(srv) end

@@ -19,16 +19,11 @@ local error_resp, bad_param, isnull = errors.error_resp, errors.bad_param, error
 
 local M = {}
 
+-- Stored responses by id; `timers` the background ones' (closed by reset and close).
 local function store_of (srv)
-  if not srv.responses then
-    srv.responses, srv.bg_timers = {}, {}
-    srv.reset_hooks[#srv.reset_hooks + 1] = function () srv.responses = {} end
-    srv.close_hooks[#srv.close_hooks + 1] = function ()
-      for t in pairs(srv.bg_timers) do if not t:is_closing() then t:close() end end
-      srv.bg_timers = {}
-    end
-  end
-  return srv.responses
+  return srv.keep("responses", function () return { by_id = {}, timers = {} } end, function (s)
+    for t in pairs(s.timers) do if not t:is_closing() then t:close() end end
+  end)
 end
 
 -- The input items as input_items lists them (each with an id).
@@ -76,15 +71,16 @@ local function run_background (srv, r, fault)
   local per = math.max(20, fault.pause or srv.pause_ms or 0)
   local total = per * (#r.plan.items * 4 + 4)
   local t = uv.new_timer()
-  srv.bg_timers[t] = true
+  local timers = store_of(srv).timers
+  timers[t] = true
   local steps = { { 10, "in_progress" }, { total, nil } }
   local k = 0
   local function next_step ()
     k = k + 1
     local s = steps[k]
-    if not s then srv.bg_timers[t] = nil; t:close(); return end
+    if not s then timers[t] = nil; t:close(); return end
     t:start(s[1], 0, function ()
-      if r.state == "cancelled" then srv.bg_timers[t] = nil; t:close(); return end
+      if r.state == "cancelled" then timers[t] = nil; t:close(); return end
       r.state = s[2]
       if not s[2] then r.completed_at = os.time() end
       next_step()
@@ -97,7 +93,7 @@ end
 --- POST /v1/responses
 function M.create (req)
   local body, srv, fault = req.body, req.srv, req.fault
-  local store = store_of(srv)
+  local store = store_of(srv).by_id
   local p, err = build.params(body, srv)
   if not p then return err end
   if body.background == true and body.store == false then
@@ -127,7 +123,7 @@ end
 
 local function find_response (req)
   local id = util.url_decode(req.captures[1])
-  local r = store_of(req.srv)[id]
+  local r = store_of(req.srv).by_id[id]
   if not r then
     return nil, error_resp(404, format("Response with id '%s' not found.", id), "invalid_request_error", NULL, NULL)
   end
@@ -152,8 +148,9 @@ end
 function M.delete (req)
   local r, err = find_response(req)
   if not r then return err end
-  store_of(req.srv)[r.id] = nil
-  if r.timer and not r.timer:is_closing() then req.srv.bg_timers[r.timer] = nil; r.timer:close() end
+  local s = store_of(req.srv)
+  s.by_id[r.id] = nil
+  if r.timer and not r.timer:is_closing() then s.timers[r.timer] = nil; r.timer:close() end
   return { status = 200, headers = {}, object = O("id", r.id, "object", "response", "deleted", true) }
 end
 

@@ -135,7 +135,8 @@ function M.params (body, srv)
   end
   local prev = body.previous_response_id
   if not isnull(prev) then
-    local stored = type(prev) == "string" and srv.responses and srv.responses[prev]
+    local kept = srv.kept.responses
+    local stored = type(prev) == "string" and kept and kept.by_id[prev]
     if not stored then
       return nil, errors.error_resp(400, format("Previous response with id '%s' not found.", tostring(prev)),
         "invalid_request_error", "previous_response_id", "previous_response_not_found")

@@ -7,6 +7,7 @@ local conn_ = require "aigc.devserver.conn"
 local parser = require "aigc.devserver.parser"
 local respond = require "aigc.devserver.respond"
 local records = require "aigc.devserver.records"
+local ratelimit = require "aigc.devserver.ratelimit"
 
 local format, match = string.format, string.match
 local ccreate = coroutine.create
@@ -133,11 +134,28 @@ end
 function M.start (opts)
   local host = opts.host or "127.0.0.1"
   local srv = { pause_ms = tointeger(opts.pause_ms) or 0, api_key = opts.api_key, quiet = opts.quiet,
-                tokenizer = opts.tokenizer, stats = records.new_stats(), records = {}, fault_counts = {},
+                tokenizer = opts.tokenizer, batch_delay_ms = tointeger(opts.batch_delay_ms),
+                stats = records.new_stats(), records = {}, fault_counts = {},
                 conns = {}, epoch = 1, handles = {}, ready = { first = 1, last = 0 }, runner = uv.new_idle(),
                 live_timers = 0, live_jobs = 0, opts = opts,
-                reset_hooks = {}, close_hooks = {} } -- endpoints' state: forgotten on reset, closed with us
+                reset_hooks = {}, close_hooks = {}, kept = {}, stoppers = {} }
   srv.handles[#srv.handles + 1] = srv.runner
+
+  --- An endpoint's state, made on first use, forgotten by /_aigc/reset and
+  -- stopped (timers...) by `stop` then and when the server closes.
+  function srv.keep (name, make, stop)
+    local v = srv.kept[name]
+    if v == nil then v = make(); srv.kept[name] = v; srv.stoppers[name] = stop end
+    return v
+  end
+  local function drop_kept ()
+    for name, v in pairs(srv.kept) do
+      if srv.stoppers[name] then srv.stoppers[name](v) end
+    end
+    srv.kept, srv.stoppers = {}, {}
+  end
+  srv.reset_hooks[#srv.reset_hooks + 1] = drop_kept
+  srv.close_hooks[#srv.close_hooks + 1] = drop_kept
   local server = uv.new_tcp()
   local ok, err = server:bind(host, tointeger(opts.port) or 8089)
   if not ok then server:close(); srv.runner:close(); return nil, "bind: " .. tostring(err) end
@@ -161,6 +179,15 @@ function M.start (opts)
     -- run(): stop now; whatever was in flight (a storm of drips, queued big
     -- replies) went with its connections
     if srv.owns_loop then uv.stop() end
+  end
+
+  -- --rate-limit RPM[,TPM]: full buckets at start and after /_aigc/reset
+  local rpm, tpm = match(tostring(opts.rate_limit or ""), "^(%d+),?(%d*)$")
+  rpm, tpm = tointeger(tonumber(rpm)), tointeger(tonumber(tpm))
+  if rpm and rpm > 0 then srv.limiter = ratelimit.new(rpm, tpm and tpm > 0 and tpm or nil) end
+  srv.reset_hooks[#srv.reset_hooks + 1] = function ()
+    srv.fault_limiters = nil
+    if srv.limiter then srv.limiter = ratelimit.new(srv.limiter.rpm, srv.limiter.tpm) end
   end
 
   local idle_ms = floor((tonumber(opts.idle_timeout) or 60) * 1000)
