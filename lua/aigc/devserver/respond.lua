@@ -138,7 +138,7 @@ end
 
 -- Binary chunks (speech audio) with pauses between them, chunked on HTTP/1.1.
 local function send_chunks (conn, job, resp, fault, emit, chunked)
-  local pause = fault.pause or resp.pause_ms or 0
+  local pause = fault.pause or conn.srv.pause_ms or 0
   for i, c in ipairs(resp.chunks) do
     if fault["drop-after"] and i > fault["drop-after"] then
       finish_job(conn, job, false)
