@@ -62,7 +62,7 @@ describe("devserver under a storm of abandoned requests", function ()
     local t0 = socket.gettime()
     assert.equal(1000, raw.wait_until(function () return srv:stats().requests_total == 1000 and 1000 end, 10))
     local waited = socket.gettime() - t0
-    assert.is_true(waited < 2, ("the control endpoint answered after %.2f s"):format(waited))
+    assert.is_true(waited < 3, ("the control endpoint answered after %.2f s"):format(waited))
     socket.sleep(0.3)
     abandon(conns)
     -- the server notices every departure: nothing open, descriptors back to baseline
