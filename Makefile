@@ -123,6 +123,8 @@ install: all
 	install -d $(DESTDIR)$(INST_LIBDIR)/aigc $(DESTDIR)$(INST_LUADIR)/aigc
 	install -m 0755 aigc/core.so $(DESTDIR)$(INST_LIBDIR)/aigc/core.so
 	install -m 0644 $(LUA_SRC) $(DESTDIR)$(INST_LUADIR)/aigc/
+	install -d $(DESTDIR)$(INST_LUADIR)/aigc/devserver
+	install -m 0644 $(wildcard lua/aigc/devserver/*.lua) $(DESTDIR)$(INST_LUADIR)/aigc/devserver/
 
 uninstall:
 	rm -rf $(DESTDIR)$(INST_LIBDIR)/aigc $(DESTDIR)$(INST_LUADIR)/aigc

@@ -20,6 +20,8 @@ one libcurl multi engine, exact JSON marshalling, and clear errors.
 dependencies = {
   "lua >= 5.4",
   "lua-cjson",   -- used by the bundled local server (aigc.devserver)
+  -- aigc.devserver also needs "luv" (Debian: lua-luv); it is an optional
+  -- development module, so luv is not a hard dependency of aigc.
 }
 external_dependencies = {
   CURL = { header = "curl/curl.h", library = "curl" },
@@ -39,7 +41,28 @@ build = {
     },
     ["aigc"] = "lua/aigc/init.lua",
     ["aigc.client"] = "lua/aigc/client.lua",
+    -- aigc.devserver: the bundled test/demo server, an optional development
+    -- module (aigc never loads it); Lua 5.4 with luv and lua-cjson, run as
+    -- its own process: lua5.4 .../aigc/devserver.lua --port 8089
     ["aigc.devserver"] = "lua/aigc/devserver.lua",
+    ["aigc.devserver.api"] = "lua/aigc/devserver/api.lua",
+    ["aigc.devserver.chat"] = "lua/aigc/devserver/chat.lua",
+    ["aigc.devserver.completions"] = "lua/aigc/devserver/completions.lua",
+    ["aigc.devserver.conn"] = "lua/aigc/devserver/conn.lua",
+    ["aigc.devserver.embeddings"] = "lua/aigc/devserver/embeddings.lua",
+    ["aigc.devserver.errors"] = "lua/aigc/devserver/errors.lua",
+    ["aigc.devserver.faults"] = "lua/aigc/devserver/faults.lua",
+    ["aigc.devserver.json"] = "lua/aigc/devserver/json.lua",
+    ["aigc.devserver.multipart"] = "lua/aigc/devserver/multipart.lua",
+    ["aigc.devserver.parser"] = "lua/aigc/devserver/parser.lua",
+    ["aigc.devserver.records"] = "lua/aigc/devserver/records.lua",
+    ["aigc.devserver.replies"] = "lua/aigc/devserver/replies.lua",
+    ["aigc.devserver.respond"] = "lua/aigc/devserver/respond.lua",
+    ["aigc.devserver.schema"] = "lua/aigc/devserver/schema.lua",
+    ["aigc.devserver.server"] = "lua/aigc/devserver/server.lua",
+    ["aigc.devserver.tokens"] = "lua/aigc/devserver/tokens.lua",
+    ["aigc.devserver.tools"] = "lua/aigc/devserver/tools.lua",
+    ["aigc.devserver.util"] = "lua/aigc/devserver/util.lua",
     ["aigc.conversation"] = "lua/aigc/conversation.lua",
     ["aigc.dialogue"] = "lua/aigc/dialogue.lua",
     ["aigc.schema"] = "lua/aigc/schema.lua",

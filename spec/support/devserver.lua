@@ -67,7 +67,9 @@ local function control (self, method, path)
 end
 
 --- Counters: requests_total, open_now, max_open, connections_total,
--- connections_open, max_connections_open, client_closed_total.
+-- connections_open, max_connections_open, client_closed_total,
+-- idle_closed_total, rate_limited_total, timers_active, jobs_active,
+-- jobs_waiting (see the devserver header, CONTROL).
 -- @treturn table
 -- @usage assert.equal(1, srv:stats().connections_total)
 function Server:stats () return control(self, "GET", "/_aigc/stats") end
@@ -107,7 +109,8 @@ Server.__gc = Server.stop
 
 --- Start a server in a separate process on a free port.
 -- Options: `pause_ms`, `api_key`, `quiet` (default true), `args` (extra
--- command-line arguments), `exit_after` (seconds, default 3600), `lua`
+-- command-line arguments: `{ "--rate-limit", "60", "--tokenizer", "words2" }`...),
+-- `exit_after` (seconds, default 3600), `lua`
 -- (interpreter, default $LUA or "lua5.4"), `timeout` (seconds to wait, 10).
 -- @tparam[opt] table opts
 -- @treturn table server with `port`, `base_url`, `url`, `pid`, `stop`, `stats`,

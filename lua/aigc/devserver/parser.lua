@@ -1,0 +1,179 @@
+--- aigc devserver: HTTP/1.1 request parsing, incremental: Content-Length
+-- and chunked bodies, pipelining, `Expect: 100-continue`, limits (64 KiB of
+-- headers, 64 MiB of body). A complete request becomes a job in the
+-- connection's queue (aigc.devserver.conn runs them). Part of the devserver
+-- package.
+
+local uv = require "luv"
+local util = require "aigc.devserver.util"
+local records = require "aigc.devserver.records"
+
+local find, gsub, lower, match, sub = string.find, string.gsub, string.lower, string.match, string.sub
+local concat = table.concat
+local uid, url_decode, gmatch_lines = util.uid, util.url_decode, util.gmatch_lines
+local new_record = records.new_record
+
+local M = {}
+
+local MAX_BODY = 64 * 1024 * 1024
+local MAX_HEAD = 64 * 1024
+
+local function parse_target (target)
+  target = gsub(target, "^%a[%w+.-]*://[^/]*", "")
+  local path, q = match(target, "^([^?#]*)%??([^#]*)")
+  local query = {}
+  for pair in string.gmatch(q or "", "[^&]+") do
+    local k, v = match(pair, "^([^=]*)=?(.*)$")
+    query[url_decode(k)] = url_decode(v)
+  end
+  return path, query
+end
+
+local function parse_head (head)
+  local lines = {}
+  for line in gmatch_lines(head) do lines[#lines + 1] = line end
+  local method, target, version = match(lines[1] or "", "^([!#$%%&'*+%-.^_`|~%w]+) (%S+) HTTP/(%d%.%d)$")
+  if not method then return nil, 400, "Malformed HTTP request line." end
+  if version ~= "1.1" and version ~= "1.0" then return nil, 505, "HTTP version not supported." end
+  if sub(target, 1, 1) ~= "/" and not match(target, "^https?://") then
+    return nil, 400, "Malformed request target."
+  end
+  local headers = {}
+  for i = 2, #lines do
+    local name, value = match(lines[i], "^([!#$%%&'*+%-.^_`|~%w]+):[ \t]*(.-)[ \t]*$")
+    if not name then return nil, 400, "Malformed HTTP header line." end
+    name = lower(name)
+    local old = headers[name]
+    if old and name == "content-length" and old ~= value then return nil, 400, "Conflicting Content-Length." end
+    headers[name] = (old and name ~= "content-length") and old .. ", " .. value or value
+  end
+  local path, query = parse_target(target)
+  local req = { method = method, target = target, path = path, query = query, version = version, headers = headers }
+  local te, cl = headers["transfer-encoding"], headers["content-length"]
+  if te then
+    if not find(lower(te), "chunked%s*$") then return nil, 501, "Unsupported Transfer-Encoding." end
+    req.chunked = true
+  elseif cl then
+    if not match(cl, "^%d+$") or #cl > 15 then return nil, 400, "Invalid Content-Length." end
+    req.length = tonumber(cl)
+    if req.length > MAX_BODY then return nil, 413, "Request body too large (limit 64 MiB)." end
+  else
+    req.length = 0
+  end
+  local c = lower(headers.connection or "")
+  if version == "1.1" then req.keep_alive = not find(c, "close", 1, true)
+  else req.keep_alive = find(c, "keep-alive", 1, true) ~= nil end
+  return req
+end
+
+local function bad_request (conn, status, message)
+  conn.no_more = true
+  conn.pstate = "dead"
+  local job = { id = "req_" .. uid(), t0 = uv.hrtime(), bad = true, bad_status = status, bad_message = message,
+                method = "-", path = "-", version = "1.1", keep_alive = false }
+  conn.live[job] = true
+  conn.queue[#conn.queue + 1] = job
+end
+
+local function request_done (conn)
+  local srv, req = conn.srv, conn.req
+  req.body = concat(conn.parts)
+  conn.parts, conn.req, conn.pstate = nil, nil, "head"
+  req.id = "req_" .. uid()
+  req.t0 = uv.hrtime()
+  if sub(req.path, 1, 7) ~= "/_aigc/" then
+    req.rec = new_record(srv, req)
+    local s = srv.stats
+    if not conn.counted then
+      conn.counted = true
+      s.connections_open = s.connections_open + 1
+      if s.connections_open > s.max_connections_open then s.max_connections_open = s.connections_open end
+    end
+    if conn.epoch ~= srv.epoch then conn.epoch = srv.epoch; s.connections_total = s.connections_total + 1 end
+  end
+  conn.live[req] = true
+  conn.queue[#conn.queue + 1] = req
+  if not req.keep_alive then conn.no_more = true; conn.pstate = "dead" end
+end
+
+local function take_body (conn, data, pos)
+  local n = #data
+  local take = math.min(conn.need, n - pos + 1)
+  if take > 0 then
+    conn.parts[#conn.parts + 1] = sub(data, pos, pos + take - 1)
+    conn.need = conn.need - take
+    conn.total = conn.total + take
+  end
+  return pos + take
+end
+
+-- Take one line (up to LF) from data at pos; nil if incomplete (kept in conn.lbuf).
+local function take_line (conn, data, pos)
+  local nl = find(data, "\n", pos, true)
+  if not nl then
+    conn.lbuf = conn.lbuf .. sub(data, pos)
+    if #conn.lbuf > 4096 then return nil, #data + 1, true end
+    return nil, #data + 1
+  end
+  local line = gsub(conn.lbuf .. sub(data, pos, nl - 1), "\r$", "")
+  conn.lbuf = ""
+  return line, nl + 1
+end
+
+local function feed (conn, data)
+  local pos = 1
+  while pos <= #data and not conn.no_more do
+    local st = conn.pstate
+    if st == "head" then
+      local buf = conn.hbuf .. (pos > 1 and sub(data, pos) or data)
+      buf = gsub(buf, "^[\r\n]+", "")
+      local s, e = find(buf, "\r?\n\r?\n")
+      if not s then
+        conn.hbuf = buf
+        if #buf > MAX_HEAD then return bad_request(conn, 431, "Request header fields too large.") end
+        return
+      end
+      conn.hbuf = ""
+      if s > MAX_HEAD then return bad_request(conn, 431, "Request header fields too large.") end
+      local req, status, msg = parse_head(sub(buf, 1, s - 1))
+      if not req then return bad_request(conn, status, msg) end
+      data, pos = buf, e + 1
+      conn.req, conn.parts, conn.total = req, {}, 0
+      if req.chunked then conn.pstate, conn.lbuf = "size", ""
+      else conn.pstate, conn.need = "body", req.length end
+      if lower(req.headers.expect or "") == "100-continue" and pos > #data and (req.chunked or req.length > 0)
+        and not conn.busy and #conn.queue == 0 then
+        conn.tcp:write("HTTP/1.1 100 Continue\r\n\r\n")
+      end
+      if conn.pstate == "body" and conn.need == 0 then request_done(conn) end
+    elseif st == "body" or st == "data" then
+      pos = take_body(conn, data, pos)
+      if conn.need == 0 then
+        if st == "body" then request_done(conn) else conn.pstate = "crlf" end
+      end
+    else -- chunked framing: size line, data, CRLF, trailers
+      local line, np, too_long = take_line(conn, data, pos)
+      pos = np
+      if too_long then return bad_request(conn, 400, "Chunk line too long.") end
+      if line then
+        if st == "size" then
+          local size = tonumber(match(line, "^%s*(%x+)%s*;?.*$") or "", 16)
+          if not size then return bad_request(conn, 400, "Malformed chunk size.") end
+          if conn.total + size > MAX_BODY then
+            return bad_request(conn, 413, "Request body too large (limit 64 MiB).")
+          end
+          if size == 0 then conn.pstate = "trailer" else conn.pstate, conn.need = "data", size end
+        elseif st == "crlf" then
+          if line ~= "" then return bad_request(conn, 400, "Malformed chunk.") end
+          conn.pstate = "size"
+        elseif st == "trailer" then
+          if line == "" then request_done(conn) end
+        end
+      end
+    end
+  end
+end
+
+M.feed, M.bad_request, M.MAX_BODY = feed, bad_request, MAX_BODY
+
+return M

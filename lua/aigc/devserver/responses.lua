@@ -1,0 +1,210 @@
+--- aigc devserver: the Responses API -- POST /v1/responses (blocking,
+-- streamed, or `background`), GET / DELETE /v1/responses/{id},
+-- POST /v1/responses/{id}/cancel, GET /v1/responses/{id}/input_items.
+-- Responses with `store` (the default) are kept in memory for
+-- previous_response_id chains and retrieval (forgotten by /_aigc/reset).
+-- Part of the devserver package.
+
+local uv = require "luv"
+local json = require "aigc.devserver.json"
+local util = require "aigc.devserver.util"
+local errors = require "aigc.devserver.errors"
+local build = require "aigc.devserver.responses_build"
+local stream = require "aigc.devserver.responses_stream"
+
+local format = string.format
+local O, A, NULL = json.O, json.A, json.NULL
+local uid = util.uid
+local error_resp, bad_param, isnull = errors.error_resp, errors.bad_param, errors.isnull
+
+local M = {}
+
+-- Stored responses by id; `timers` the background ones' (closed by reset and close).
+local function store_of (srv)
+  return srv.keep("responses", function () return { by_id = {}, timers = {} } end, function (s)
+    for t in pairs(s.timers) do if not t:is_closing() then t:close() end end
+  end)
+end
+
+-- The input items as input_items lists them (each with an id).
+local function listed_items (items)
+  local out = {}
+  for i, it in ipairs(items) do
+    local t = it.type or "message"
+    if t == "message" then
+      local content = it.content
+      if type(content) == "string" then
+        content = A { O("type", it.role == "assistant" and "output_text" or "input_text", "text", content) }
+      end
+      out[i] = O("id", it.id or "msg_" .. uid(), "type", "message", "role", it.role, "content", content,
+        "status", "completed")
+    elseif t == "function_call_output" then
+      out[i] = O("id", it.id or "fco_" .. uid(), "type", t, "call_id", it.call_id or NULL, "output", it.output,
+        "status", "completed")
+    elseif t == "function_call" then
+      out[i] = O("id", it.id or "fc_" .. uid(), "type", t, "call_id", it.call_id or NULL, "name", it.name or NULL,
+        "arguments", it.arguments or "", "status", "completed")
+    else
+      out[i] = it
+    end
+  end
+  return out
+end
+
+-- What a later response chained to r sees: r's history, input and output.
+local function history_of (r, p)
+  local h = {}
+  for _, m in ipairs(p.previous and p.previous.history or {}) do h[#h + 1] = m end
+  for _, m in ipairs(build.messages_of(p.items)) do h[#h + 1] = m end
+  local text = {}
+  for _, it in ipairs(r.plan.items) do
+    if it.type == "message" then text[#text + 1] = it.text or it.refusal or "" end
+  end
+  h[#h + 1] = { role = "assistant", content = table.concat(text, " ") }
+  return h
+end
+
+-- A background response: queued, in progress after 10 ms, done after
+-- (pause=MS or --pause-ms, at least 20) ms per event.
+local function run_background (srv, r, fault)
+  r.state = "queued"
+  local per = math.max(20, fault.pause or srv.pause_ms or 0)
+  local total = per * (#r.plan.items * 4 + 4)
+  local t = uv.new_timer()
+  local timers = store_of(srv).timers
+  timers[t] = true
+  local steps = { { 10, "in_progress" }, { total, nil } }
+  local k = 0
+  local function next_step ()
+    k = k + 1
+    local s = steps[k]
+    if not s then timers[t] = nil; t:close(); return end
+    t:start(s[1], 0, function ()
+      if r.state == "cancelled" then timers[t] = nil; t:close(); return end
+      r.state = s[2]
+      if not s[2] then r.completed_at = os.time() end
+      next_step()
+    end)
+  end
+  next_step()
+  r.timer = t
+end
+
+--- POST /v1/responses
+function M.create (req)
+  local body, srv, fault = req.body, req.srv, req.fault
+  local store = store_of(srv).by_id
+  local p, err = build.params(body, srv)
+  if not p then return err end
+  if body.background == true and body.store == false then
+    return bad_param("background", "Background mode requires store=true.", "invalid_value")
+  end
+  local r = { id = "resp_" .. uid(), body = body, model = req.model, created_at = os.time() }
+  r.plan = build.plan(req, p)
+  r.completed_at = os.time()
+  if fault["failed-mid"] and body.stream ~= true then
+    r.error = O("code", "server_error", "message", "The server had an error while processing your request.")
+    r.state = "failed"
+  end
+  r.items = listed_items(p.items)
+  r.history = history_of(r, p)
+  if body.store ~= false then store[r.id] = r end
+  local resp = { status = 200, headers = {}, tokens = r.plan.usage.total_tokens }
+  if body.background == true and body.stream ~= true then
+    run_background(srv, r, fault)
+    resp.object = build.response_obj(r, "queued")
+  elseif body.stream == true and not fault.body and not fault["plain-for-stream"] then
+    resp.events = stream.events(r, fault)
+  else
+    resp.object = build.response_obj(r, r.state, r.state == "failed" and A() or nil)
+  end
+  return resp
+end
+
+local function find_response (req)
+  local id = util.url_decode(req.captures[1])
+  local r = store_of(req.srv).by_id[id]
+  if not r then
+    return nil, error_resp(404, format("Response with id '%s' not found.", id), "invalid_request_error", NULL, NULL)
+  end
+  return r
+end
+
+local function current (r)
+  if r.state == "queued" or r.state == "in_progress" or r.state == "cancelled" then
+    return build.response_obj(r, r.state, A())
+  end
+  return build.response_obj(r, r.state, r.state == "failed" and A() or nil)
+end
+
+--- GET /v1/responses/{id}
+function M.get (req)
+  local r, err = find_response(req)
+  if not r then return err end
+  return { status = 200, headers = {}, object = current(r) }
+end
+
+--- DELETE /v1/responses/{id}
+function M.delete (req)
+  local r, err = find_response(req)
+  if not r then return err end
+  local s = store_of(req.srv)
+  s.by_id[r.id] = nil
+  if r.timer and not r.timer:is_closing() then s.timers[r.timer] = nil; r.timer:close() end
+  return { status = 200, headers = {}, object = O("id", r.id, "object", "response", "deleted", true) }
+end
+
+--- POST /v1/responses/{id}/cancel (background responses only)
+function M.cancel (req)
+  local r, err = find_response(req)
+  if not r then return err end
+  if r.body.background ~= true then
+    return bad_param(NULL, "Only responses created with background=true can be cancelled.", "invalid_value")
+  end
+  if r.state == "queued" or r.state == "in_progress" then
+    r.state = "cancelled"
+  elseif r.state ~= "cancelled" then
+    return bad_param(NULL, format("Cannot cancel a response with status '%s'.", r.state or r.plan.status),
+      "invalid_value")
+  end
+  return { status = 200, headers = {}, object = current(r) }
+end
+
+--- GET /v1/responses/{id}/input_items?limit=&order=&after=
+function M.input_items (req)
+  local r, err = find_response(req)
+  if not r then return err end
+  local q = req.query or {}
+  local limit = math.tointeger(tonumber(q.limit or "20"))
+  if not limit or limit < 1 or limit > 100 then
+    return bad_param("limit", "Invalid 'limit': integer between 1 and 100 expected.", "integer_out_of_range")
+  end
+  local order = q.order or "desc"
+  if order ~= "asc" and order ~= "desc" then
+    return bad_param("order", "Invalid 'order': expected 'asc' or 'desc'.", "invalid_value")
+  end
+  local all = {}
+  for i, it in ipairs(r.items) do all[order == "asc" and i or #r.items - i + 1] = it end
+  local start = 1
+  if not isnull(q.after) and q.after then
+    start = nil
+    for i, it in ipairs(all) do if it.id == q.after then start = i + 1 end end
+    if not start then return bad_param("after", format("No item with id '%s' in this response.", q.after),
+      "invalid_value") end
+  end
+  local data = A()
+  for i = start, math.min(#all, start + limit - 1) do data[#data + 1] = all[i] end
+  return { status = 200, headers = {}, object = O("object", "list", "data", data,
+    "first_id", data[1] and data[1].id or NULL, "last_id", data[#data] and data[#data].id or NULL,
+    "has_more", start + limit - 1 < #all) }
+end
+
+M.routes = {
+  { "POST", "^/v1/responses$", M.create },
+  { "GET", "^/v1/responses/([^/]+)$", M.get },
+  { "DELETE", "^/v1/responses/([^/]+)$", M.delete },
+  { "POST", "^/v1/responses/([^/]+)/cancel$", M.cancel, body = "none" },
+  { "GET", "^/v1/responses/([^/]+)/input_items$", M.input_items },
+}
+
+return M
