@@ -302,6 +302,8 @@ local function prepare (params, fname, level)
   local s = params.schema
   if s ~= nil then
     if type(s) ~= "table" then argerror(fname, "params.schema must be a JSON schema table, got " .. type(s), level) end
+    local ok, why = schema_mod.check_schema(s)
+    if not ok then argerror(fname, "params.schema: " .. why, level) end
     o.schema = s
     local name = params.schema_name
     if name == nil then name = "response" end
