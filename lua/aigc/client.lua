@@ -14,7 +14,7 @@ local null = core.null
 local now = core.now
 local coroutine_create, coroutine_resume = coroutine.create, coroutine.resume
 local coroutine_running, coroutine_status = coroutine.running, coroutine.status
-local coroutine_yield = coroutine.yield
+local coroutine_yield, coroutine_close = coroutine.yield, coroutine.close
 local error, getenv, pairs, ipairs, next = error, os.getenv, pairs, ipairs, next
 local getmetatable, setmetatable, tostring, type = getmetatable, setmetatable, tostring, type
 local string_format = string.format
@@ -122,6 +122,10 @@ local function random_key ()
 end
 
 local insecure_warned = false
+
+-- engine -> its client (weak keys: an ephemeron, the client lives as long
+-- as its engine), to find who drives a request that only knows its engine.
+local client_of_engine = setmetatable({}, { __mode = "k" })
 
 --- Creates a client.
 -- @tparam[opt] table opts every field optional:
@@ -276,19 +280,25 @@ function M.new (opts)
     error_handler = opts.error_handler,
   }
 
-  return setmetatable({
+  local client = setmetatable({
     _engine = engine,
     _azure = azure or nil,
     _hnames = names,
     _hlines = lines,
     _query = query,
     _idempotency = opts.idempotency or nil,
-    _sleepers = {},
+    _sleepers = {},      -- tasks in client:sleep: { at =, co = }
+    _posted = {},        -- functions the next step() runs (deliveries "from the loop")
+    _guests = {},        -- other clients this one's step() drives: client -> tasks waiting on them
+    _guest_waits = 0,    -- tasks of this client waiting on another client's request
+    _closables = setmetatable({}, { __mode = "k" }),   -- Lua-level requests canceled by close()
     --- The base URL requests go to (read-only).
     base_url = base_url,
     --- The default model (read-only).
     model = opts.model,
   }, Client)
+  client_of_engine[engine] = client
+  return client
 end
 
 
@@ -412,53 +422,166 @@ end
 local tasks = setmetatable({}, { __mode = "k" })
 local AWAIT = setmetatable({}, { __name = "aigc.await" })   -- our yield token
 
-local function task_error (co, err)
+-- coroutine -> functions to run if the task is abandoned (see on_abandon).
+local abandon_hooks = setmetatable({}, { __mode = "k" })
+
+local function task_error (co, err, what)
   if is_error(err) then return err end
   return core.error {
     kind = "callback",
-    message = "error in a task started with client:spawn: " .. tostring(err),
+    message = "error in " .. (what or "a task started with client:spawn") .. ": " .. tostring(err),
     traceback = debug.traceback(co, tostring(err)),
   }
+end
+
+-- A task that yields outside aigc (its own coroutine.yield) cannot be
+-- resumed by anyone who knows what it waits for: it is abandoned, and
+-- whatever it was doing must end. The hooks registered for it run (last
+-- first): a dialogue request fails with the error (the hook returns true:
+-- the error is delivered, not reported again), a conversation stops being
+-- busy. Then the error is reported unless a hook delivered it.
+local function abandon (self, co)
+  tasks[co] = nil
+  local err = core.error {
+    kind = "callback",
+    message = "a task yielded outside aigc (its own coroutine.yield, not an aigc wait): it is abandoned",
+    traceback = debug.traceback(co),
+  }
+  local hooks = abandon_hooks[co]
+  abandon_hooks[co] = nil
+  if coroutine_close then coroutine_close(co) end   -- (5.4: nobody resumes it half-way later)
+  local delivered = false
+  for i = #(hooks or {}), 1, -1 do
+    local ok, took = pcall(hooks[i], err)
+    if not ok then self._engine:report(task_error(co, took, "a hook of an abandoned task"))
+    elseif took then delivered = true end
+  end
+  if not delivered then self._engine:report(err) end
 end
 
 --- Resumes a task; reports its error if it fails. Never raises.
 local function resume_task (self, co, ...)
   local ok, v = coroutine_resume(co, ...)
   if not ok then
-    tasks[co] = nil
-    self._engine:report(task_error(co, v))
+    tasks[co], abandon_hooks[co] = nil, nil
+    self._engine:report(task_error(co, v, self._task_names and self._task_names[co]))
   elseif coroutine_status(co) == "dead" then
-    tasks[co] = nil
+    tasks[co], abandon_hooks[co] = nil, nil
   elseif v ~= AWAIT then
-    tasks[co] = nil
-    self._engine:report(core.error {
-      kind = "callback",
-      message = "a task started with client:spawn yielded outside aigc (its own coroutine.yield); "
-             .. "it is abandoned",
-    })
+    abandon(self, co)
   end
 end
 
---- Waits for a request: yields inside a task of this client, blocks elsewhere.
+--- Starts `fn(...)` as a task of `self` at once (runs until its first wait).
+-- `what` names it in the error an uncaught error becomes.
+local function start_task (self, fn, what, ...)
+  local co = coroutine_create(fn)
+  tasks[co] = self
+  if what then
+    self._task_names = self._task_names or setmetatable({}, { __mode = "k" })
+    self._task_names[co] = what
+  end
+  resume_task(self, co, ...)
+  return co
+end
+
+--- Runs `fn` from the loop: at the end of the next `client:step()` (at
+-- once when the client is closed: no step will come). For deliveries that
+-- must not happen inside the call that causes them (cancel) or inside a
+-- finalizer. An error in fn is reported.
+local function delivery_error (e)
+  return core.error { kind = "callback", message = "error in a delivery: " .. tostring(e) }
+end
+
+local function post (self, fn)
+  if self._closed then
+    local ok, e = pcall(fn)
+    if not ok then self._engine:report(delivery_error(e)) end
+    return
+  end
+  local posted = self._posted
+  posted[#posted + 1] = fn
+end
+
+local function run_posted (self)
+  local list = self._posted
+  if #list == 0 then return end
+  self._posted = {}
+  for _, fn in ipairs(list) do
+    local ok, e = pcall(fn)
+    if not ok then self._engine:report(delivery_error(e)) end
+  end
+end
+
+-- request -> the functions waiting for it to end. A C request has one
+-- notify slot; this lets several tasks wait on the same request.
+local waiters = setmetatable({}, { __mode = "k" })
+
+--- Calls fn(req) once when `req` is over (from the loop). `req` is an
+-- aigc.request or any object with `_notify(fn)` that calls each fn given
+-- to it once (the dialogue layer's requests).
+local function when_over (req, fn)
+  if type(req) ~= "userdata" then return req:_notify(fn) end
+  local list = waiters[req]
+  if list then
+    list[#list + 1] = fn
+    return
+  end
+  list = { fn }
+  waiters[req] = list
+  req:_notify(function (r)
+    waiters[req] = nil
+    for _, f in ipairs(list) do f(r) end
+  end)
+end
+
+-- While a task of `owner` waits on a request of `guest` (another client),
+-- owner's step() drives guest too: the task yields instead of blocking the
+-- loop, and the loop that drives the task drives what it waits for.
+local function add_guest (owner, guest)
+  owner._guests[guest] = (owner._guests[guest] or 0) + 1
+  owner._guest_waits = owner._guest_waits + 1
+end
+
+local function remove_guest (owner, guest)
+  local n = owner._guests[guest]
+  if n == nil then return end
+  owner._guests[guest] = n > 1 and n - 1 or nil
+  owner._guest_waits = owner._guest_waits - 1
+end
+
+--- Waits for a request: yields inside a task, blocks elsewhere.
+-- `self` is the client that drives `req`; `drivers` (optional) lists every
+-- client whose loop the request needs (default: `self`). Inside a task of
+-- another client, those clients are driven by the task's client meanwhile.
 -- `req` may be any object with the aigc.request interface that await uses:
 -- status(), result(), wait() and _notify(fn) (the dialogue layer's requests
 -- are such objects).
-local function await (self, req)
+local function await (self, req, drivers)
   local co = coroutine_running()
-  if tasks[co] ~= self then
+  local owner = tasks[co]
+  if owner == nil then
     return req:wait()
   end
   local status = req:status()
   if status == "queued" or status == "running" then
-    req:_notify(function () resume_task(self, co) end)
+    local guests = {}
+    for _, c in ipairs(drivers or { self }) do
+      if c ~= owner then guests[#guests + 1] = c; add_guest(owner, c) end
+    end
+    when_over(req, function ()
+      for _, c in ipairs(guests) do remove_guest(owner, c) end
+      resume_task(owner, co)
+    end)
     coroutine_yield(AWAIT)
   end
   return req:result()
 end
 
--- req:wait() inside a task yields too (the C wait blocks). With a timeout
--- it blocks, in a task as elsewhere: a task that must not block waits
--- without one (or polls req:status() between client:sleep calls).
+-- req:wait() inside a task yields too (the C wait blocks), also for a
+-- request of another client. With a timeout it blocks, in a task as
+-- elsewhere: a task that must not block waits without one (or polls
+-- req:status() between client:sleep calls).
 local request_methods = core.request_methods
 local c_wait = request_methods.wait
 core.request_methods.wait = function (req, timeout)
@@ -474,17 +597,11 @@ core.request_methods.wait = function (req, timeout)
       error("bad argument #1 to 'wait' (timeout must be a number >= 0)", 2)
     end
   end
-  local co = coroutine_running()
-  local client = tasks[co]
-  if client == nil or timeout ~= nil or client._engine ~= req:_engine() then
+  local driver = tasks[coroutine_running()] and timeout == nil and client_of_engine[req:_engine()]
+  if not driver then
     return c_wait(req, timeout)
   end
-  local status = req:status()
-  if status == "queued" or status == "running" then
-    req:_notify(function () resume_task(client, co) end)
-    coroutine_yield(AWAIT)
-  end
-  return req:result()
+  return await(driver, req)
 end
 
 --- Runs `fn(...)` as a task: inside it, `client:chat`, `client:complete`,
@@ -507,10 +624,7 @@ function Client:spawn (fn, ...)
     argerror("spawn", "function expected, got " .. type(fn), 2)
   end
   self._engine:active()   -- raises on a closed client
-  local co = coroutine_create(fn)
-  tasks[co] = self
-  resume_task(self, co, ...)
-  return co
+  return start_task(self, fn, nil, ...)
 end
 
 --- Sleeps for `seconds`: inside a task it yields (other work goes on);
@@ -524,18 +638,18 @@ function Client:sleep (seconds)
   end
   self._engine:active()   -- raises on a closed client, as every method does
   local co = coroutine_running()
-  if tasks[co] == self then
-    local sleepers = self._sleepers
+  local owner = tasks[co]
+  if owner then   -- (a task of another client sleeps in its own client's loop)
+    local sleepers = owner._sleepers
     sleepers[#sleepers + 1] = { at = now() + seconds, co = co }
     coroutine_yield(AWAIT)
     return
   end
   local deadline = now() + seconds
-  local engine = self._engine
   while true do
     local left = deadline - now()
     if left <= 0 then return end
-    engine:step(left)
+    self:step(left)
   end
 end
 
@@ -698,21 +812,32 @@ local function stream_wake (s)
   local co = s._waiting
   if co then
     s._waiting = nil
-    resume_task(s._client, co)
+    local owner = s._owner
+    if owner ~= s._client then remove_guest(owner, s._client) end
+    resume_task(owner, co)
   end
 end
 
 --- Streams a chat (or, with `prompt` and no `messages`, a completion) as an
--- iterator: `for delta, chunk in client:stream{...} do ... end`. Each step
--- gives the chunk's text delta ("" when a chunk carries no text) and the
--- decoded chunk. A failure raises the error object from the loop (as the
--- official SDKs' iterators do); breaking out of the loop cancels the request.
+-- iterator. Each step gives the chunk's text delta ("" when a chunk carries
+-- no text) and the decoded chunk. A failure raises the error object from
+-- the loop (as the official SDKs' iterators do).
+--
+-- Leaving the loop early must cancel the request, or it downloads to the
+-- end. Lua 5.4 closes the generic for's fourth value when the loop is left
+-- (break, return, error): `s:deltas()` and `client:stream{...}` itself put
+-- the stream there, so
+-- `for delta, chunk in s:deltas() do ... break end` and
+-- `for delta in client:stream{...} do ... break end` cancel on break.
+-- `for delta in s do` iterates too but has no closing value: after a break
+-- call `s:close()` (Lua 5.1 to 5.3 and LuaJIT have no closing values: there,
+-- always close explicitly).
 -- Keep the object to read the accumulated result after the loop.
 -- @tparam table|string params
 -- @treturn aigc.stream iterable; `s:result()` gives `res` or `nil, err` at the end
 -- @usage
 -- local s = client:stream { messages = msgs }
--- for delta in s do io.write(delta) end
+-- for delta in s:deltas() do io.write(delta) end
 -- print(s:result().usage.total_tokens)
 function Client:stream (params)
   check_client(self, "stream")
@@ -744,23 +869,32 @@ function Client:stream (params)
     stream_wake(s)
   end
   s.request = submit(self, kind, p)
-  s.request:_notify(function () stream_wake(s) end)
+  when_over(s.request, function () stream_wake(s) end)
   return s, nil, nil, s
 end
 
 function Stream:__call ()
   local req = self.request
-  while self._first > self._last do
+  while true do
     local status = req:status()
+    if status == "canceled" then
+      -- Nothing after cancel, not even what had arrived before it.
+      self._deltas, self._chunks, self._first, self._last = {}, {}, 1, 0
+      local _, err = req:result()
+      error(err, 0)
+    end
+    if self._first <= self._last then break end
     if status == "done" then
       return nil
-    elseif status == "failed" or status == "canceled" then
+    elseif status == "failed" then
       local _, err = req:result()
       error(err, 0)
     end
     local co = coroutine_running()
-    if tasks[co] == self._client then
-      self._waiting = co
+    local owner = tasks[co]
+    if owner then
+      self._waiting, self._owner = co, owner
+      if owner ~= self._client then add_guest(owner, self._client) end
       coroutine_yield(AWAIT)
     else
       req:pump(1.0)
@@ -773,24 +907,41 @@ function Stream:__call ()
   return delta, chunk
 end
 
+--- The iterator with the stream as the generic for's closing value: on Lua
+-- 5.4, leaving the loop early (break, return, an error) cancels the
+-- request. At the loop's normal end the request is already over and
+-- nothing happens.
+-- @treturn aigc.stream the iterator, nil, nil, and the closing value
+-- @usage for delta in s:deltas() do io.write(delta); if done then break end end
+function Stream:deltas ()
+  return self, nil, nil, self
+end
+
 --- The outcome once the loop ended: the accumulated response, or nil, err.
 -- @treturn[1] table res
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
--- @usage for d in s do io.write(d) end; print(assert(s:result()).usage.total_tokens)
+-- @usage for d in s:deltas() do io.write(d) end; print(assert(s:result()).usage.total_tokens)
 function Stream:result ()
   return self.request:result()
 end
 
---- Cancels the stream.
+--- Cancels the stream (kind "canceled"); nothing is delivered after.
+-- @tparam[opt] string why the error message
+-- @treturn boolean whether it was still going
 -- @usage if player_left then s:cancel() end
-function Stream:cancel ()
-  return self.request:cancel()
+function Stream:cancel (why)
+  return self.request:cancel(why)
 end
 
-function Stream:__close ()
+--- Closes the stream: cancels it if it is still going (the explicit form of
+-- leaving the loop; `local s <close>` does it at the end of the scope).
+-- @usage for d in s do if d == "" then break end end; s:close()
+function Stream:close ()
   self.request:cancel("the stream was closed")
 end
+
+Stream.__close = Stream.close
 
 function Stream:__tostring ()
   return "aigc.stream (" .. self.request:status() .. ")"
@@ -802,6 +953,10 @@ end
 -- {======================================================
 -- Driving and lifecycle
 -- =======================================================
+
+-- The longest step() waits on its own sockets while tasks wait on another
+-- client's requests (that client is then stepped without waiting).
+local GUEST_SLICE = 0.005
 
 --- Drives every request once: waits at most `timeout` seconds (default 0,
 -- never blocks) for network activity, runs pending callbacks (at most
@@ -823,12 +978,34 @@ function Client:step (timeout, budget)
     end
     if soonest - t < timeout then timeout = soonest > t and soonest - t or 0 end
   end
+  local guests = self._guests
+  if next(guests) ~= nil and type(timeout) == "number" and timeout > GUEST_SLICE then
+    timeout = GUEST_SLICE   -- (the guests' sockets are not in this wait)
+  end
   local n, errors = self._engine:step(timeout, budget)
+  if next(guests) ~= nil and not self._driving_guests then
+    -- Drive the clients that tasks of this one wait on. A guest does not
+    -- drive back a client that is driving it (no recursion); one that
+    -- cannot be stepped (closed, or inside its own callback) is left.
+    self._driving_guests = true
+    local list = {}
+    for g in pairs(guests) do list[#list + 1] = g end
+    for _, g in ipairs(list) do
+      if not g._driving_guests then
+        local ok, _, gerrors = pcall(Client.step, g, 0)
+        if ok and gerrors then
+          errors = errors or {}
+          for _, e in ipairs(gerrors) do errors[#errors + 1] = e end
+        end
+      end
+    end
+    self._driving_guests = nil
+  end
+  run_posted(self)
   if #sleepers > 0 then   -- (tasks may have gone to sleep during the step)
     wake_sleepers(self)
-    n = n + #sleepers
   end
-  return n, errors
+  return n + #sleepers + #self._posted + self._guest_waits, errors
 end
 
 --- The number of requests queued or running.
@@ -845,6 +1022,14 @@ end
 function Client:close ()
   check_client(self, "close")
   self._engine:close()
+  if self._closed then return end
+  self._closed = true
+  -- The Lua-level requests (dialogue requests) end too, and what was posted
+  -- for the next step is delivered now: no step will come.
+  local list = {}
+  for r in pairs(self._closables) do list[#list + 1] = r end
+  for _, r in ipairs(list) do pcall(r.cancel, r, "the client was closed") end
+  run_posted(self)
 end
 
 Client.__close = Client.close
@@ -903,5 +1088,36 @@ M.is_error = is_error
 M.submit = submit
 M.await = await
 M.is_task_of = function (client) return tasks[coroutine_running()] == client end
+--- The client whose task is running (nil outside tasks).
+M.task_owner = function () return tasks[coroutine_running()] end
+M.post = post
+M.start_task = start_task
+M.when_over = when_over
+M.add_guest, M.remove_guest = add_guest, remove_guest
+
+--- For the layers above: `fn(err)` runs if the running task is abandoned
+-- (it yielded outside aigc); it returns true when it delivered the error
+-- (failed a request with it), which then is not reported again. Returns a
+-- handle for `forget_abandon`, or nil outside tasks.
+M.on_abandon = function (fn)
+  local co = coroutine_running()
+  if tasks[co] == nil then return nil end
+  local list = abandon_hooks[co]
+  if list == nil then list = {}; abandon_hooks[co] = list end
+  list[#list + 1] = fn
+  return fn
+end
+
+M.forget_abandon = function (fn)
+  local list = fn and abandon_hooks[coroutine_running()]
+  if not list then return end
+  for i = #list, 1, -1 do
+    if list[i] == fn then table_remove(list, i); return end
+  end
+end
+
+--- Registers a Lua-level request (with `cancel(why)`) that `client:close()`
+-- cancels if it is still pending.
+M.closable = function (client, r) client._closables[r] = true end
 
 return M
