@@ -361,6 +361,47 @@ describe("non-blocking requests", function ()
     end)
   end)
 
+  -- Issue 10: tasks that wait on what another client drives, several tasks
+  -- waiting on one request, and tasks that yield outside aigc.
+  describe("tasks and other clients", function ()
+    it("a task waiting on another client's request yields; the task's loop drives that client", function ()
+      local other = aigc.client { base_url = srv.base_url, max_retries = 0 }
+      local got, frames = nil, 0
+      client:spawn(function ()
+        got = assert(other:chat(params("delay=200", { messages = { { role = "user", content = "Echo: other" } } })))
+      end)
+      assert.is_nil(got)   -- (spawn returned at the task's first wait: the loop was not blocked)
+      local deadline = os.time() + 10
+      while client:step(0.01) > 0 and os.time() < deadline do frames = frames + 1 end
+      assert.equal("other", got.text)
+      assert.is_true(frames > 1)
+      -- req:wait() and the iterator on the other client yield too
+      local log = {}
+      client:spawn(function ()
+        local r = other:chat_async(params("delay=100", { messages = { { role = "user", content = "Echo: w" } } }))
+        log[#log + 1] = assert(r:wait()).text
+        for d in other:stream(params("pause=5")) do log[#log + 1] = d end
+      end)
+      assert.same({}, log)
+      deadline = os.time() + 10
+      while client:step(0.01) > 0 and os.time() < deadline do end
+      assert.equal("w", log[1])
+      assert.equal("Hello! How can I help you today?", table.concat(log, "", 2))
+      other:close()
+    end)
+
+    it("two tasks waiting on the same request both wake", function ()
+      local req = client:chat_async(params("delay=50", { messages = { { role = "user", content = "Echo: both" } } }))
+      local a, b
+      client:spawn(function () a = req:wait() end)
+      client:spawn(function () b = req:wait() end)
+      local deadline = os.time() + 10
+      while (a == nil or b == nil) and os.time() < deadline do client:step(0.01) end
+      assert.equal("both", a.text)
+      assert.equal(a, b)
+    end)
+  end)
+
   describe("an external event loop", function ()
     it("reports sockets and a timer, and acts on readiness", function ()
       local uv = require "luv"

@@ -456,7 +456,7 @@ describe("aigc.tools", function ()
       local ts = aigc.tools {
         { name = "boom", fn = function () line = debug.getinfo(1, "l").currentline + 1
             error("the spell fizzled") end },
-        { name = "index", fn = function () local npc; return npc.name end },
+        { name = "index", fn = function () local npc = nil; return npc.name end },
         { name = "nested", fn = assert(load("local function deep () error('no such door') end\n"
                                             .. "return function () deep() end", "=/home/ada/game/npc.lua"))() },
         { name = "returned", fn = function ()
@@ -508,6 +508,76 @@ describe("aigc.tools", function ()
       assert.equal("tool", err.kind)
       assert.equal(1, #err.usage_rounds)
       assert.same(err.usage_rounds[1], err.usage)
+    end)
+
+    it("cancel: on_error once with kind 'canceled', from the loop, and nothing after", function ()
+      local heard = {}
+      local ts = tool("get_time", function () heard[#heard + 1] = "tool"; return "12:00" end)
+      local req = client:chat_async { tools = ts, messages = user "get_time",
+        headers = { ["x-aigc-fault"] = "delay=5000" }, stream = function () heard[#heard + 1] = "delta" end,
+        on_error = function (e) heard[#heard + 1] = e end, on_done = function () heard[#heard + 1] = "done" end }
+      local t0 = aigc.now()
+      while srv:stats().open_now < 1 and aigc.now() - t0 < 5 do client:step(0.01) end
+      assert.is_true(req:cancel("the player left"))
+      assert.same({}, heard)   -- not from inside cancel()
+      client:step(0)
+      assert.equal(1, #heard)
+      assert.equal("canceled", heard[1].kind)
+      assert.equal("the player left", heard[1].message)
+      for _ = 1, 5 do client:step(0.01) end
+      assert.equal(1, #heard)
+      -- a task waiting on it wakes with the same error
+      local r2 = client:chat_async { tools = ts, messages = user "get_time",
+                                     headers = { ["x-aigc-fault"] = "delay=5000" },
+                                     on_error = function (e) heard[#heard + 1] = e end }
+      local woke
+      client:spawn(function () woke = select(2, r2:wait()) end)
+      r2:cancel()
+      client:step(0)
+      assert.equal("canceled", woke.kind)
+      assert.equal(woke, heard[2])
+    end)
+
+    it("close: pending dialogue requests get on_error once (kind 'canceled'); wait() returns", function ()
+      local c2 = aigc.client { base_url = srv.base_url, max_retries = 0 }
+      local heard = {}
+      local ts = tool("get_time", function () return "12:00" end)
+      local req = c2:chat_async { tools = ts, messages = user "get_time", headers = { ["x-aigc-fault"] = "delay=5000" },
+                                  on_error = function (e) heard[#heard + 1] = e end }
+      c2:step(0.01)
+      c2:close()
+      assert.equal(1, #heard)
+      assert.equal("canceled", heard[1].kind)
+      local res, err = req:wait()
+      assert.is_nil(res)
+      assert.equal(heard[1], err)
+      assert.equal("canceled", req:status())
+      assert.equal("the client was closed", err.message)
+    end)
+
+    it("on_done that raises or yields is reported once, and waiters still wake", function ()
+      local reported = {}
+      local c2 = aigc.client { base_url = srv.base_url, max_retries = 0,
+                               error_handler = function (e) reported[#reported + 1] = e end }
+      local ts = tool("get_time", function () return "12:00" end)
+      local r1 = c2:chat_async { tools = ts, messages = user "get_time", on_done = function () error("oops", 0) end }
+      local r2 = c2:chat_async { tools = ts, messages = user "get_time", on_done = function () coroutine.yield() end }
+      local woke = {}
+      c2:spawn(function () woke[1] = r1:wait() end)
+      c2:spawn(function () woke[2] = r2:wait() end)
+      local deadline = os.time() + 10
+      while (woke[1] == nil or woke[2] == nil) and os.time() < deadline do c2:step(0.01) end
+      assert.equal("done", r1:status())
+      assert.equal("done", r2:status())
+      assert.is_table(woke[1])
+      assert.is_table(woke[2])
+      for _ = 1, 3 do c2:step(0.01) end
+      assert.equal(2, #reported)
+      local msgs = { reported[1].message, reported[2].message }
+      table.sort(msgs)
+      assert.matches("oops", msgs[2], 1, true)
+      assert.matches("yielded outside aigc", msgs[1], 1, true)
+      c2:close()
     end)
 
     it("checks a tool's parameters schema when the toolset is made", function ()

@@ -1021,15 +1021,17 @@ end
 -- @usage local client <close> = aigc.client()   -- or client:close() when done
 function Client:close ()
   check_client(self, "close")
+  if not self._closed then
+    -- The Lua-level requests (dialogue requests) are canceled first, so that
+    -- their tasks, resumed by the engine's close, see it and stop.
+    local list = {}
+    for r in pairs(self._closables) do list[#list + 1] = r end
+    for _, r in ipairs(list) do pcall(r.cancel, r, "the client was closed") end
+  end
   self._engine:close()
   if self._closed then return end
   self._closed = true
-  -- The Lua-level requests (dialogue requests) end too, and what was posted
-  -- for the next step is delivered now: no step will come.
-  local list = {}
-  for r in pairs(self._closables) do list[#list + 1] = r end
-  for _, r in ipairs(list) do pcall(r.cancel, r, "the client was closed") end
-  run_posted(self)
+  run_posted(self)   -- (what was posted for the next step: no step will come)
 end
 
 Client.__close = Client.close
@@ -1114,6 +1116,40 @@ M.forget_abandon = function (fn)
   for i = #list, 1, -1 do
     if list[i] == fn then table_remove(list, i); return end
   end
+end
+
+-- Per-call options the C core reads, with what it accepts (request.c).
+local SECONDS_OPTIONS = { "timeout", "connect_timeout", "deadline" }
+local INTEGER_OPTIONS = { { "max_retries", 0, 100 }, { "max_response_bytes", 1, 1 << 40 } }
+
+--- Checks the per-call options of chat params as a call would, without
+-- calling (for params that come from outside the program, e.g. a saved
+-- conversation): `true`, or `nil` and a message naming the option.
+M.check_params = function (client, kind, params)
+  for _, k in ipairs(SECONDS_OPTIONS) do
+    local v = params[k]
+    if v ~= nil and not (type(v) == "number" and v > 0 and v <= 1e9) then
+      return nil, string_format("params.%s must be a number of seconds > 0", k)
+    end
+  end
+  for _, o in ipairs(INTEGER_OPTIONS) do
+    local v = params[o[1]]
+    if v ~= nil and not (math.type(v) == "integer" and v >= o[2] and v <= o[3]) then
+      return nil, string_format("params.%s must be an integer in %d..%d", o[1], o[2], o[3])
+    end
+  end
+  local st = params.stream
+  if st ~= nil and type(st) ~= "boolean" and type(st) ~= "function" then
+    return nil, "params.stream must be a boolean or a function, got " .. type(st)
+  end
+  for _, k in ipairs { "on_done", "on_error" } do
+    if params[k] ~= nil and type(params[k]) ~= "function" then
+      return nil, string_format("params.%s must be a function, got %s", k, type(params[k]))
+    end
+  end
+  local ok, e = pcall(call_opts, client, kind, params)
+  if not ok then return nil, tostring(e):match("%((.*)%)$") or tostring(e) end
+  return true
 end
 
 --- Registers a Lua-level request (with `cancel(why)`) that `client:close()`

@@ -91,20 +91,31 @@ end
 
 local estimate_text = M.estimate_text
 
+-- est(text), checked: an estimate that is not a finite number >= 0 would
+-- raise from the arithmetic below or, NaN, silently disable trimming.
+local function tokens_of (est, text)
+  local n = est(text)
+  if type(n) ~= "number" or not (n >= 0 and n < math.huge) then
+    local got = type(n) ~= "number" and type(n) or n ~= n and "NaN" or n == math.huge and "inf" or tostring(n)
+    error("conversation option 'estimate' must return a number of tokens >= 0, got " .. got, 0)
+  end
+  return n
+end
+
 -- Tokens of a content value (a string, a list of parts, or null).
 local function content_tokens (content, est)
-  if type(content) == "string" then return est(content) end
+  if type(content) == "string" then return tokens_of(est, content) end
   if type(content) ~= "table" then return 0 end
   local n = 0
   for _, part in ipairs(content) do
-    if type(part) == "string" then n = n + est(part)
+    if type(part) == "string" then n = n + tokens_of(est, part)
     elseif type(part) == "table" then
-      if type(part.text) == "string" then n = n + est(part.text)
+      if type(part.text) == "string" then n = n + tokens_of(est, part.text)
       elseif part.type == "image_url" or part.image_url ~= nil then n = n + 85   -- a low-detail image
       elseif part.type == "input_audio" then n = n + 100
       else
         local ok, s = pcall(json_encode, part)
-        if ok then n = n + est(s) end
+        if ok then n = n + tokens_of(est, s) end
       end
     end
   end
@@ -120,13 +131,13 @@ end
 function M.estimate_message (msg, est, overhead)
   est = est or estimate_text
   local n = (overhead or M.MESSAGE_OVERHEAD) + content_tokens(msg.content, est)
-  if type(msg.name) == "string" then n = n + est(msg.name) + 1 end
+  if type(msg.name) == "string" then n = n + tokens_of(est, msg.name) + 1 end
   if type(msg.tool_calls) == "table" then
     for _, call in ipairs(msg.tool_calls) do
       local f = type(call) == "table" and call["function"] or nil
       if type(f) == "table" then
-        n = n + 3 + (type(f.name) == "string" and est(f.name) or 0)
-          + (type(f.arguments) == "string" and est(f.arguments) or 0)
+        n = n + 3 + (type(f.name) == "string" and tokens_of(est, f.name) or 0)
+          + (type(f.arguments) == "string" and tokens_of(est, f.arguments) or 0)
       end
     end
   end
@@ -369,13 +380,13 @@ local function transcript (msgs, from, to)
     elseif type(text) ~= "string" then
       text = ""
     end
-    if type(m.tool_calls) == "table" then
+    if type(m.tool_calls) == "table" then   -- (a loaded history may hold anything here)
       for _, call in ipairs(m.tool_calls) do
-        local f = call["function"] or {}
+        local f = type(call) == "table" and type(call["function"]) == "table" and call["function"] or {}
         text = text .. string_format(" [calls %s(%s)]", tostring(f.name), tostring(f.arguments))
       end
     end
-    lines[#lines + 1] = m.role .. ": " .. text
+    lines[#lines + 1] = tostring(m.role) .. ": " .. text
   end
   return table_concat(lines, "\n")
 end
@@ -526,7 +537,11 @@ function Conversation:_guarded (fn, ...)
     error("bad argument #1 to 'say' (the conversation is busy with another say; wait for it, or fork)", 3)
   end
   self._busy = true
+  -- If the task this runs in is abandoned (something yielded outside aigc),
+  -- the conversation must not stay busy.
+  local hook = client_mod.on_abandon(function () self._busy = nil end)
   local ok, res, err = pcall(fn, ...)
+  client_mod.forget_abandon(hook)
   self._busy = nil
   if not ok then error(res, 0) end
   return res, err
@@ -572,6 +587,7 @@ function Conversation:say_async (input, params)
   end
   self._busy = true
   local req = dialogue.spawn(self.client, function (job)
+    client_mod.on_abandon(function () self._busy = nil end)
     local ok, res, err = pcall(self._say, self, user, params, job)
     self._busy = nil
     if not ok then error(res, 0) end
@@ -759,7 +775,22 @@ function M.load (json, client, opts)
     msgs[i] = m
   end
   conv.messages = msgs
-  if type(t.summary) == "table" and type(t.summary.text) == "string" then conv.summary = t.summary end
+  -- What every say() will send must be what a call accepts: a saved file
+  -- may come from anywhere, and its params must not make say() raise.
+  local ok_params, why = client_mod.check_params(client, "chat", params)
+  if ok_params then ok_params, why = dialogue.check_params(params) end
+  if not ok_params then
+    return nil, core.error { kind = "parse", message = "not a valid saved conversation: " .. why }
+  end
+  local s = t.summary
+  if s ~= nil and s ~= null then
+    if type(s) ~= "table" or type(s.text) ~= "string" or math_type(s.from) ~= "integer"
+       or math_type(s.to) ~= "integer" or s.from < 1 or s.to < s.from or s.to > #msgs then
+      return nil, core.error { kind = "parse", message = "not a valid saved conversation: the summary must be "
+                                                          .. "{ text =, from =, to = } within the messages" }
+    end
+    conv.summary = s
+  end
   return conv
 end
 

@@ -384,6 +384,22 @@ local function prepare (params, fname, level)
   return wire, o
 end
 
+--- Checks the dialogue layer's options in params as a call would, without
+-- calling (for params from outside the program): `true`, or `nil` and the
+-- message.
+-- @tparam table params
+-- @treturn boolean|nil
+-- @treturn[opt] string
+-- @usage local ok, why = dialogue.check_params(saved.params)
+function M.check_params (params)
+  local p = {}
+  for k, v in pairs(params) do p[k] = v end
+  p.messages = {}
+  local ok, e = pcall(prepare, p, "check", 1)
+  if ok then return true end
+  return nil, tostring(e):match("%((.*)%)$") or tostring(e)
+end
+
 -- The system message that carries the schema in json_object mode.
 local function schema_instruction (o)
   return {
