@@ -605,10 +605,15 @@ core.request_methods.wait = function (req, timeout)
 end
 
 --- Runs `fn(...)` as a task: inside it, `client:chat`, `client:complete`,
--- `req:wait()` and `client:sleep` yield to the loop instead of blocking, and
--- `client:step()` resumes it when what it waits for is ready. It starts
--- running at once, until its first wait. An error in the task goes to the
--- client's `error_handler` (else stderr and `step()`'s second result).
+-- `req:wait()`, the stream iterator and `client:sleep` yield to the loop
+-- instead of blocking, and `client:step()` resumes it when what it waits
+-- for is ready. It starts running at once, until its first wait. Waiting on
+-- another client's request yields too: this client's `step()` then drives
+-- that client as well (and counts the wait in its result). An error in the
+-- task goes to the client's `error_handler` (else stderr and `step()`'s
+-- second result). A task must not yield outside aigc (its own
+-- `coroutine.yield`): it is then abandoned, with an error of kind
+-- "callback" (reported, or given to the dialogue request it ran).
 -- @tparam function fn
 -- @param ... arguments for fn
 -- @treturn thread the task's coroutine

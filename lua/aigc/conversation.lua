@@ -241,7 +241,8 @@ end
 --  - `messages`: a history to start from (instead of `system`),
 --  - `max_context_tokens`: the prompt's token budget (nil: no trimming),
 --  - `keep_first` (0), `keep_last` (1): turns never dropped; the new turn always stays,
---  - `estimate = function(text) -> tokens` (default `estimate_text`),
+--  - `estimate = function(text) -> tokens` (default `estimate_text`; it must
+--    return a number >= 0, anything else raises from the call that estimates),
 --    `message_overhead` (4 per message),
 --  - `summarize`: `true` (the model condenses the dropped turns) or
 --    `function(messages, previous_summary, conv) -> text | nil, err`;
@@ -716,14 +717,17 @@ function Conversation:save ()
   }
 end
 
---- Restores a conversation saved with `save`.
+--- Restores a conversation saved with `save`. The text may come from
+-- anywhere (a game's save file): everything in it is checked as a call
+-- would check it (options, params, the summary), so that what loads cannot
+-- make the next `say()` raise; what does not pass is `nil, err`.
 -- @tparam string json
 -- @tparam aigc.client client
 -- @tparam[opt] table opts options that are not saved or that override
 -- the saved ones (`params` are merged: `tools`, `stream`, `estimate`, `summarize`...)
 -- @treturn[1] aigc.conversation
 -- @treturn[2] nil
--- @treturn[2] aigc.error err of kind "parse" when the text is not a saved conversation
+-- @treturn[2] aigc.error err of kind "parse" when the text is not a valid saved conversation
 -- @usage
 -- local text = io.open("conv.json"):read("a")
 -- local conv = assert(aigc.conversation.load(text, client, { params = { tools = ts } }))

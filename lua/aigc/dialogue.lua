@@ -14,9 +14,12 @@
 -- applies to the first request only (a forced call would repeat forever).
 -- The result gains `res.tool_calls_made` (one record per call, see
 -- `aigc.tools`), `res.tool_messages` (the messages the loop added, in
--- order, for a history to keep) and `res.tool_rounds`. A failing tool
--- goes back to the model as an error message; with
--- `tool_errors = "fail"` it ends the call with `nil, err` (kind "tool").
+-- order, for a history to keep), `res.tool_rounds`, and `res.usage_rounds`
+-- (each reply's usage, `aigc.null` when it had none); `res.usage` is their
+-- sum (errors after some rounds carry both too). A failing tool goes back
+-- to the model as an error message; with `tool_errors = "fail"` it ends
+-- the call with `nil, err` (kind "tool"). A reply whose `tool_calls` holds
+-- something that is not a tool call is `nil, err` of kind "parse".
 --
 -- **Structured output.** `schema = <JSON schema table>` sends
 -- `response_format = { type = "json_schema", json_schema = { name =
@@ -38,7 +41,14 @@
 -- Both work with `stream` (deltas of every round reach the function),
 -- `n` (each choice gets `parsed`; the first decides success), inside tasks
 -- (waits yield) and through `chat_async`, which returns an
--- `aigc.dialogue_request` with the interface of `aigc.request`.
+-- `aigc.dialogue_request` with the interface of `aigc.request` and its
+-- lifecycle: exactly one of `on_done`/`on_error` runs, from the loop;
+-- cancel and `client:close()` give `on_error` an error of kind "canceled"
+-- (from the loop, never from inside `cancel()`), and nothing is delivered
+-- after; an error in a callback is reported once (the client's
+-- `error_handler`, else `step()`'s second result and stderr); a task that
+-- yields outside aigc (a tool's own `coroutine.yield`) fails the request
+-- with kind "callback"; `wait()` returns once the request is over.
 --
 -- @module aigc.dialogue
 -- @usage

@@ -19,6 +19,15 @@
 -- Paths name where a violation is, JSONPath style with 0-based indexes
 -- as in the JSON text: `$`, `$.items[0].name`, `$["odd key"]`.
 --
+-- A schema is checked before it is used: a keyword of the wrong type
+-- (`minimum = "5"`), a `$ref` that does not resolve, or a loop of `$ref`,
+-- `allOf`, `anyOf`, `oneOf` or `not` that never descends into the value
+-- raises, naming its place (`#/properties/age/minimum`). Validation then
+-- terminates on any schema and value: each place in the value is checked
+-- against each schema node at most once (work bounded by value size times
+-- schema size), `anyOf` stops at the first match, `uniqueItems` hashes.
+-- Recursive schemas take data as deep as JSON nests (`MAX_DEPTH` levels).
+--
 -- @module aigc.schema
 -- @usage
 -- local schema = require "aigc.schema"
