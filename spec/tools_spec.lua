@@ -427,6 +427,10 @@ describe("aigc.tools", function ()
       local r2, e2 = req:wait()
       assert.is_nil(r2)
       assert.equal("parse", e2.kind)
+      -- streamed, the hostile call arrives as a delta: the same
+      local r3, e3 = client:chat { tools = ts, messages = user "get_time", headers = fault, stream = function () end }
+      assert.is_nil(r3)
+      assert.equal("parse", e3.kind)
     end)
 
     it("invalid UTF-8 in a tool's output or error is replaced by U+FFFD and the loop goes on", function ()

@@ -1157,6 +1157,19 @@ M.check_params = function (client, kind, params)
   return true
 end
 
+--- An error the Lua layer built, with every string in it scrubbed of the
+-- client's secrets (a server may echo the key in a reply that ends up in
+-- err.response, err.text, a violation...), when the engine can scrub
+-- (`engine:scrub`, from the C core); else the error as it is.
+M.scrub = function (client, err)
+  local engine = client._engine
+  local scrub = engine.scrub
+  if scrub == nil or not is_error(err) then return err end
+  local ok, v = pcall(scrub, engine, err)
+  if ok and v ~= nil then return v end
+  return err
+end
+
 --- Registers a Lua-level request (with `cancel(why)`) that `client:close()`
 -- cancels if it is still pending.
 M.closable = function (client, r) client._closables[r] = true end

@@ -574,7 +574,8 @@ local function run (client, wire, o, job)
         err.usage_rounds, err.usage = usage_rounds, total_usage(usage_rounds)
       end
     end
-    return nil, err
+    -- (it may hold the reply: err.response, err.text, tool arguments)
+    return nil, client_mod.scrub(client, err)
   end
 
   while true do

@@ -221,8 +221,8 @@ local function judge_rank (spec, judge, task, ok)
     if chosen then break end
   end
   if not chosen then
-    return nil, strategy_error("parse", "the judge's reply names no candidate: "
-                               .. string_format("%q", reply:sub(1, 80)), { response = res })
+    return nil, client_mod.scrub(judge.client, strategy_error("parse", "the judge's reply names no candidate: "
+                               .. string_format("%q", reply:sub(1, 80)), { response = res }))
   end
   for _, c in ipairs(ok) do c.score = c == chosen and 1 or 0 end
   return { text = reply, res = res }
@@ -246,8 +246,8 @@ local function judge_score (spec, judge, task, ok)
       c.score = tonumber(reply:match("%-?%d+%.?%d*"))
       if c.score then scored = scored + 1
       else
-        last_err = strategy_error("parse", "the judge's score is not a number: "
-                                  .. string_format("%q", reply:sub(1, 80)))
+        last_err = client_mod.scrub(judge.client, strategy_error("parse", "the judge's score is not a number: "
+                                  .. string_format("%q", reply:sub(1, 80))))
       end
     else
       c.judge = { err = err }
