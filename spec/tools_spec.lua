@@ -584,6 +584,26 @@ describe("aigc.tools", function ()
       c2:close()
     end)
 
+    it("without an error_handler, a dialogue callback's error comes back from step(), once", function ()
+      local ts = tool("get_time", function () return "12:00" end)
+      local req = client:chat_async { tools = ts, messages = user "get_time",
+                                      on_done = function () error("late trouble", 0) end }
+      local errs = {}
+      local function step ()
+        local _, e = client:step(0.01)
+        for _, x in ipairs(e or {}) do errs[#errs + 1] = x end
+      end
+      for _ = 1, 200 do
+        if not pending(req) then break end
+        step()
+      end
+      for _ = 1, 3 do step() end
+      assert.equal("done", req:status())
+      assert.equal(1, #errs)
+      assert.equal("callback", errs[1].kind)
+      assert.matches("late trouble", errs[1].message, 1, true)
+    end)
+
     it("checks a tool's parameters schema when the toolset is made", function ()
       assert.has_error(function ()
         aigc.tools { { name = "heal", fn = function () end,
