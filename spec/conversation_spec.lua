@@ -507,6 +507,34 @@ describe("aigc.conversation", function ()
       c2:close()
     end)
 
+    it("on_done/on_error hear the say's end (history changed), once; cancel after on_done is a no-op", function ()
+      local conv = aigc.conversation { client = client }
+      local seen, req = {}, nil
+      req = conv:say_async("Hello", { on_done = function (res)
+        seen[#seen + 1] = { status = req:status(), n = #conv.messages, canceled = req:cancel(), text = res.text }
+      end })
+      for _ = 1, 200 do
+        if req:status() ~= "running" then break end
+        client:step(0.01)
+      end
+      for _ = 1, 3 do client:step(0.01) end
+      assert.equal(1, #seen)
+      assert.same({ status = "done", n = 2, canceled = false, text = "Hello! How can I help you today?" }, seen[1])
+      assert.equal("done", req:status())
+      -- a failing say: on_error once, the history unchanged; the blocking form too
+      local errs = {}
+      local r2 = conv:say_async("Hi", { headers = { ["x-aigc-fault"] = "status=500" },
+                                        on_error = function (e) errs[#errs + 1] = { e.status, #conv.messages } end })
+      r2:wait()
+      for _ = 1, 3 do client:step(0.01) end
+      assert.same({ { 500, 2 } }, errs)
+      local done_n
+      assert(conv:say("Again", { on_done = function () done_n = #conv.messages end }))
+      assert.equal(4, done_n)
+      assert.has_error(function () conv:say("x", { on_done = 5 }) end,
+        "bad argument #2 to 'say' (params.on_done must be a function)")
+    end)
+
     it("an estimate that returns nil, NaN, a negative number or a string is a clear error", function ()
       for _, case in ipairs {
         { function () return nil end, "nil" },

@@ -494,7 +494,24 @@ local function merged_params (self, params, msgs)
   if params then for k, v in pairs(params) do p[k] = v end end
   if p.model == nil then p.model = self.model end
   p.messages = msgs
+  p.on_done, p.on_error = nil, nil   -- (they hear the say's end: see say_callbacks)
   return p
+end
+
+-- The say's on_done(res) / on_error(err) (per call, else conversation-wide):
+-- they hear the end of the say -- after the history changed -- not the end
+-- of the request inside it.
+local function say_callbacks (self, params, fname)
+  local cbs = {}
+  for _, k in ipairs { "on_done", "on_error" } do
+    local v = self.params[k]
+    if params and params[k] ~= nil then v = params[k] end
+    if v ~= nil and type(v) ~= "function" then
+      error(string_format("bad argument #2 to '%s' (params.%s must be a function)", fname, k), 3)
+    end
+    cbs[k] = v
+  end
+  return cbs.on_done, cbs.on_error
 end
 
 local function assistant_message (res)
@@ -563,7 +580,16 @@ function Conversation:say (input, params)
   if params ~= nil and type(params) ~= "table" then
     error("bad argument #2 to 'say' (table expected, got " .. type(params) .. ")", 2)
   end
+  local on_done, on_error = say_callbacks(self, params, "say")
   local res, err = self:_guarded(self._say, self, user, params, nil)
+  local cb, what = on_done, "on_done"
+  if not res then cb, what = on_error, "on_error" end
+  if cb then
+    local ok, e = pcall(cb, res or err)
+    if not ok then
+      self.client._engine:report(core.error { kind = "callback", message = "error in " .. what .. ": " .. tostring(e) })
+    end
+  end
   if not res then return nil, err end
   return type(res.text) == "string" and res.text or "", res
 end
@@ -586,6 +612,7 @@ function Conversation:say_async (input, params)
   if self._busy then
     error("bad argument #1 to 'say_async' (the conversation is busy with another say; wait for it, or fork)", 2)
   end
+  local on_done, on_error = say_callbacks(self, params, "say_async")
   self._busy = true
   local req = dialogue.spawn(self.client, function (job)
     client_mod.on_abandon(function () self._busy = nil end)
@@ -593,7 +620,7 @@ function Conversation:say_async (input, params)
     self._busy = nil
     if not ok then error(res, 0) end
     return res, err
-  end, { kind = "say" })
+  end, { kind = "say", on_done = on_done, on_error = on_error })
   return req
 end
 
