@@ -390,6 +390,37 @@ describe("non-blocking requests", function ()
       other:close()
     end)
 
+    it("a wait in code that cannot yield (called from C) inside a task blocks there, and wakes nothing later",
+       function ()
+      local inner, outer
+      client:spawn(function ()
+        string.gsub("x", "x", function ()   -- (a C function calling Lua: no yield across it)
+          inner = assert(client:chat(params(nil, { messages = { { role = "user", content = "Echo: inner" } } }))).text
+        end)
+        outer = assert(client:chat(params("delay=100", { messages = { { role = "user", content = "Echo: outer" } } })))
+      end)
+      assert.equal("inner", inner)   -- (it blocked: done before spawn returned)
+      assert.is_nil(outer)
+      local deadline = os.time() + 10
+      while outer == nil and os.time() < deadline do client:step(0.01) end
+      assert.equal("outer", outer.text)
+    end)
+
+    it("active(), step() and act() count the tasks still waiting, and agree", function ()
+      local other = aigc.client { base_url = srv.base_url, max_retries = 0 }
+      client:spawn(function () client:sleep(0.2) end)
+      client:spawn(function () other:chat(params("delay=100")) end)
+      assert.equal(2, client:active())       -- one asleep, one waiting on the other client
+      assert.equal(2, client:act())          -- (a timer tick: nothing to act on)
+      local n = client:step(0)
+      assert.equal(client:active(), n)
+      assert.equal(n, client:act())
+      local deadline = os.time() + 10
+      while client:step(0.01) > 0 and os.time() < deadline do end
+      assert.equal(0, client:active())
+      other:close()
+    end)
+
     it("two tasks waiting on the same request both wake", function ()
       local req = client:chat_async(params("delay=50", { messages = { { role = "user", content = "Echo: both" } } }))
       local a, b

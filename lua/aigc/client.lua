@@ -15,6 +15,7 @@ local now = core.now
 local coroutine_create, coroutine_resume = coroutine.create, coroutine.resume
 local coroutine_running, coroutine_status = coroutine.running, coroutine.status
 local coroutine_yield, coroutine_close = coroutine.yield, coroutine.close
+local coroutine_isyieldable = coroutine.isyieldable
 local error, getenv, pairs, ipairs, next = error, os.getenv, pairs, ipairs, next
 local getmetatable, setmetatable, tostring, type = getmetatable, setmetatable, tostring, type
 local string_format = string.format
@@ -425,6 +426,38 @@ local AWAIT = setmetatable({}, { __name = "aigc.await" })   -- our yield token
 -- coroutine -> functions to run if the task is abandoned (see on_abandon).
 local abandon_hooks = setmetatable({}, { __mode = "k" })
 
+local resume_task_ref   -- (resume_task, defined below)
+
+-- coroutine -> what it waits for now (a fresh table per wait): a waker
+-- resumes the task only if it still waits for that, so that a waker that
+-- outlived its wait can never resume the task in the middle of another.
+local waiting_for = setmetatable({}, { __mode = "k" })
+
+--- The client whose task is running, when the running code can yield to
+-- that task's loop; nil elsewhere -- outside tasks, and also inside a task
+-- in code called from C that cannot yield (a callback the engine runs, a
+-- log hook): there, waits block as they do outside tasks.
+local function current_owner ()
+  local co, main = coroutine_running()
+  if main then return nil end
+  local owner = tasks[co]
+  if owner == nil or (coroutine_isyieldable and not coroutine_isyieldable()) then return nil end
+  return owner, co
+end
+
+--- Suspends the running task until `wake` (returned by `prepare_wait`)
+-- is called; `prepare_wait` must come before whatever may call it.
+local function prepare_wait (owner, co, on_wake)
+  local token = {}
+  waiting_for[co] = token
+  return function ()
+    if waiting_for[co] ~= token then return end
+    waiting_for[co] = nil
+    if on_wake then on_wake() end
+    resume_task_ref(owner, co)
+  end
+end
+
 local function task_error (co, err, what)
   if is_error(err) then return err end
   return core.error {
@@ -471,6 +504,8 @@ local function resume_task (self, co, ...)
     abandon(self, co)
   end
 end
+
+function resume_task_ref (self, co) return resume_task(self, co) end
 
 --- Starts `fn(...)` as a task of `self` at once (runs until its first wait).
 -- `what` names it in the error an uncaught error becomes.
@@ -558,8 +593,7 @@ end
 -- status(), result(), wait() and _notify(fn) (the dialogue layer's requests
 -- are such objects).
 local function await (self, req, drivers)
-  local co = coroutine_running()
-  local owner = tasks[co]
+  local owner, co = current_owner()
   if owner == nil then
     return req:wait()
   end
@@ -569,10 +603,9 @@ local function await (self, req, drivers)
     for _, c in ipairs(drivers or { self }) do
       if c ~= owner then guests[#guests + 1] = c; add_guest(owner, c) end
     end
-    when_over(req, function ()
+    when_over(req, prepare_wait(owner, co, function ()
       for _, c in ipairs(guests) do remove_guest(owner, c) end
-      resume_task(owner, co)
-    end)
+    end))
     coroutine_yield(AWAIT)
   end
   return req:result()
@@ -597,7 +630,7 @@ core.request_methods.wait = function (req, timeout)
       error("bad argument #1 to 'wait' (timeout must be a number >= 0)", 2)
     end
   end
-  local driver = tasks[coroutine_running()] and timeout == nil and client_of_engine[req:_engine()]
+  local driver = current_owner() and timeout == nil and client_of_engine[req:_engine()]
   if not driver then
     return c_wait(req, timeout)
   end
@@ -642,11 +675,10 @@ function Client:sleep (seconds)
     argerror("sleep", "seconds must be a number >= 0", 2)
   end
   self._engine:active()   -- raises on a closed client, as every method does
-  local co = coroutine_running()
-  local owner = tasks[co]
+  local owner, co = current_owner()
   if owner then   -- (a task of another client sleeps in its own client's loop)
     local sleepers = owner._sleepers
-    sleepers[#sleepers + 1] = { at = now() + seconds, co = co }
+    sleepers[#sleepers + 1] = { at = now() + seconds, wake = prepare_wait(owner, co) }
     coroutine_yield(AWAIT)
     return
   end
@@ -665,7 +697,7 @@ local function wake_sleepers (self)
     local s = sleepers[i]
     if s.at <= t then
       table_remove(sleepers, i)
-      resume_task(self, s.co)
+      s.wake()
     else
       i = i + 1
     end
@@ -814,12 +846,10 @@ Stream.__index = Stream
 Stream.__name = "aigc.stream"
 
 local function stream_wake (s)
-  local co = s._waiting
-  if co then
-    s._waiting = nil
-    local owner = s._owner
-    if owner ~= s._client then remove_guest(owner, s._client) end
-    resume_task(owner, co)
+  local wake = s._wake
+  if wake then
+    s._wake = nil
+    wake()
   end
 end
 
@@ -895,11 +925,13 @@ function Stream:__call ()
       local _, err = req:result()
       error(err, 0)
     end
-    local co = coroutine_running()
-    local owner = tasks[co]
+    local owner, co = current_owner()
     if owner then
-      self._waiting, self._owner = co, owner
-      if owner ~= self._client then add_guest(owner, self._client) end
+      local client = self._client
+      if owner ~= client then add_guest(owner, client) end
+      self._wake = prepare_wait(owner, co, function ()
+        if owner ~= client then remove_guest(owner, client) end
+      end)
       coroutine_yield(AWAIT)
     else
       req:pump(1.0)
@@ -963,12 +995,21 @@ end
 -- client's requests (that client is then stepped without waiting).
 local GUEST_SLICE = 0.005
 
+-- What this client's loop still has to do besides its requests: tasks
+-- asleep or waiting on another client's requests, deliveries to run. step(),
+-- act() and active() count it, so that `while client:step() > 0` runs
+-- until every task of the client is over, and the three always agree.
+local function lua_pending (self)
+  return #self._sleepers + #self._posted + self._guest_waits
+end
+
 --- Drives every request once: waits at most `timeout` seconds (default 0,
 -- never blocks) for network activity, runs pending callbacks (at most
--- `budget` of them, default all) and resumes tasks whose wait is over.
+-- `budget` of them, default all), drives the clients that tasks of this one
+-- wait on, and resumes tasks whose wait is over.
 -- @tparam[opt=0] number timeout seconds
 -- @tparam[opt=0] integer budget the most callbacks to run (0: no limit)
--- @treturn integer requests still queued or running, plus sleeping tasks
+-- @treturn integer what `active()` counts after the step
 -- @treturn[opt] table errors reported by callbacks and tasks during this step
 -- @usage
 -- function love.update(dt) client:step(0) end
@@ -1010,15 +1051,18 @@ function Client:step (timeout, budget)
   if #sleepers > 0 then   -- (tasks may have gone to sleep during the step)
     wake_sleepers(self)
   end
-  return n + #sleepers + #self._posted + self._guest_waits, errors
+  return n + lua_pending(self), errors
 end
 
---- The number of requests queued or running.
+--- The number of requests queued or running, plus the tasks of this
+-- client still waiting (asleep, or on another client's request) and the
+-- deliveries its loop has still to run: 0 when the client has nothing
+-- left to do.
 -- @treturn integer
 -- @usage if client:active() == 0 then hide_spinner() end
 function Client:active ()
   check_client(self, "active")
-  return self._engine:active()
+  return self._engine:active() + lua_pending(self)
 end
 
 --- Closes the client: pending requests fail with kind "canceled", tasks
@@ -1055,14 +1099,19 @@ function Client:watch (socket_fn, timer_fn)
   return self._engine:watch(socket_fn, timer_fn)
 end
 
---- See `watch`. Returns the number of requests still active.
+--- See `watch`. Returns what `active()` counts.
 -- @tparam[opt] integer fd
 -- @tparam[opt] string events
 -- @treturn integer
 -- @usage poll:start("r", function (_, ev) client:act(fd, ev) end)
 function Client:act (fd, events)
   check_client(self, "act")
-  return self._engine:act(fd, events)
+  local n = self._engine:act(fd, events)
+  -- The external loop is this client's loop: deliveries and sleeping
+  -- tasks are its work too.
+  run_posted(self)
+  if #self._sleepers > 0 then wake_sleepers(self) end
+  return n + lua_pending(self)
 end
 
 --- The sockets libcurl waits on now: `{ [fd] = "in" | "out" | "inout" }`.
@@ -1094,9 +1143,9 @@ M.is_error = is_error
 -- wait the way the client waits (yield in tasks, block elsewhere).
 M.submit = submit
 M.await = await
-M.is_task_of = function (client) return tasks[coroutine_running()] == client end
---- The client whose task is running (nil outside tasks).
-M.task_owner = function () return tasks[coroutine_running()] end
+M.is_task_of = function (client) return current_owner() == client end
+--- The client whose task is running and can yield (nil elsewhere).
+M.task_owner = function () return (current_owner()) end
 M.post = post
 M.start_task = start_task
 M.when_over = when_over
