@@ -375,6 +375,20 @@ describe("aigc.strategy", function ()
       judge_client:close()
     end)
 
+    it("race: a client closed by a callback during the race fails its entries, it does not raise", function ()
+      local other = aigc.client { base_url = srv.base_url, max_retries = 0 }
+      local ok, res, err, outcomes = pcall(strategy.race, { params = "Hello",
+        { client = client, params = { messages = { { role = "user", content = "Hello" } },
+                                      on_error = function () other:close() end }, model = "fault:status=500" },
+        { client = other, model = "fault:hang" } })
+      assert.is_true(ok, tostring(res))
+      assert.is_nil(res)
+      assert.is_table(err)
+      assert.equal("failed", outcomes[1].status)
+      assert.equal("failed", outcomes[2].status)
+      assert.equal("canceled", outcomes[2].err.kind)
+    end)
+
     it("race across two clients inside a task yields to the loop", function ()
       local other = aigc.client { base_url = srv.base_url, max_retries = 0 }
       local res, outcomes

@@ -690,14 +690,35 @@ function M.race (spec)
     else
       local slice = #clients == 1 and 0.05 or 0.005
       while not signal.fired do
-        for _, c in ipairs(clients) do c:step(slice) end
+        local open = 0
+        for _, c in ipairs(clients) do
+          -- (a callback may close a client meanwhile: its entries then
+          -- fail, kind "canceled", and it is not stepped any more)
+          if not c._closed then
+            open = open + 1
+            c:step(slice)
+          end
+        end
+        -- An entry that ended without a word (canceled by someone else)
+        -- is a failure all the same.
+        for i, r in ipairs(reqs) do
+          local st = r:status()
+          if outcomes[i].status == "running" and (st == "failed" or st == "canceled") then
+            local _, err = r:result()
+            outcomes[i].status, outcomes[i].err = "failed", err
+            last_err = err
+            left = left - 1
+            if left == 0 and winner == nil then signal:fire() end
+          end
+        end
+        if open == 0 then break end
       end
     end
   end
   if winner then
     return reqs[winner]:result(), outcomes
   end
-  return nil, last_err, outcomes
+  return nil, last_err or strategy_error("canceled", "every client of the race was closed"), outcomes
 end
 
 -- }======================================================
