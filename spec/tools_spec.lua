@@ -530,6 +530,16 @@ describe("aigc.tools", function ()
       assert.equal("the player left", heard[1].message)
       for _ = 1, 5 do client:step(0.01) end
       assert.equal(1, #heard)
+      -- wait() is a driving call: a canceled request's on_error is delivered before it returns
+      local r3 = client:chat_async { tools = ts, messages = user "get_time",
+                                     headers = { ["x-aigc-fault"] = "delay=5000" },
+                                     on_error = function (e) heard[#heard + 1] = e end }
+      r3:cancel("by wait")
+      assert.equal(1, #heard)
+      select(2, r3:wait())
+      assert.equal(2, #heard)
+      assert.equal("by wait", heard[2].message)
+      table.remove(heard)
       -- a task waiting on it wakes with the same error
       local r2 = client:chat_async { tools = ts, messages = user "get_time",
                                      headers = { ["x-aigc-fault"] = "delay=5000" },

@@ -1147,6 +1147,7 @@ M.is_task_of = function (client) return current_owner() == client end
 --- The client whose task is running and can yield (nil elsewhere).
 M.task_owner = function () return (current_owner()) end
 M.post = post
+M.run_posted = run_posted
 M.start_task = start_task
 M.when_over = when_over
 M.add_guest, M.remove_guest = add_guest, remove_guest

@@ -264,6 +264,9 @@ function Request:wait (timeout)
     end
     client:step(slice)
   end
+  -- wait() drives the loop: a canceled request's on_error, posted for the
+  -- next step, is delivered before wait() returns.
+  if self._end_posted then client_mod.run_posted(client) end
   return self:result()
 end
 
@@ -286,7 +289,9 @@ function Request:cancel (why)
   local inner = self._inner
   self._inner = nil
   if inner then inner:cancel(why) end
+  self._end_posted = true
   post(client, function ()
+    self._end_posted = nil
     if on_error then run_callback(client, on_error, self._err, "on_error") end
     fire(self)
   end)
