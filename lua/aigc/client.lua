@@ -427,6 +427,7 @@ local AWAIT = setmetatable({}, { __name = "aigc.await" })   -- our yield token
 local abandon_hooks = setmetatable({}, { __mode = "k" })
 
 local resume_task_ref   -- (resume_task, defined below)
+local drive             -- (defined with the client's methods)
 
 -- coroutine -> what it waits for now (a fresh table per wait): a waker
 -- resumes the task only if it still waits for that, so that a waker that
@@ -665,6 +666,18 @@ function Client:spawn (fn, ...)
   return start_task(self, fn, nil, ...)
 end
 
+--- One step of `client` for a loop inside aigc (a blocking wait, a
+-- race): the callback errors the step returns are the user's, for the
+-- user's next step(): they are reported again (to the list the next step()
+-- returns), never dropped here.
+function drive (client, timeout)
+  local n, errors = client:step(timeout)
+  if errors then
+    for _, e in ipairs(errors) do client._engine:report(e) end
+  end
+  return n
+end
+
 --- Sleeps for `seconds`: inside a task it yields (other work goes on);
 -- elsewhere it drives the engine meanwhile.
 -- @tparam number seconds
@@ -686,7 +699,7 @@ function Client:sleep (seconds)
   while true do
     local left = deadline - now()
     if left <= 0 then return end
-    self:step(left)
+    drive(self, left)
   end
 end
 
@@ -1148,6 +1161,7 @@ M.is_task_of = function (client) return current_owner() == client end
 M.task_owner = function () return (current_owner()) end
 M.post = post
 M.run_posted = run_posted
+M.drive = function (client, timeout) return drive(client, timeout) end
 M.start_task = start_task
 M.when_over = when_over
 M.add_guest, M.remove_guest = add_guest, remove_guest

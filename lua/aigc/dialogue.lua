@@ -262,7 +262,7 @@ function Request:wait (timeout)
       if left <= 0 then break end
       if left < slice then slice = left end
     end
-    client:step(slice)
+    client_mod.drive(client, slice)
   end
   -- wait() drives the loop: a canceled request's on_error, posted for the
   -- next step, is delivered before wait() returns.

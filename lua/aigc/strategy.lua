@@ -696,7 +696,7 @@ function M.race (spec)
           -- fail, kind "canceled", and it is not stepped any more)
           if not c._closed then
             open = open + 1
-            c:step(slice)
+            client_mod.drive(c, slice)
           end
         end
         -- An entry that ended without a word (canceled by someone else)
