@@ -419,6 +419,16 @@ describe("non-blocking requests", function ()
       while client:step(0.01) > 0 and os.time() < deadline do end
       assert.equal(0, client:active())
       other:close()
+      -- counted at the end of the step: a task it woke may have submitted a request
+      local submitted
+      client:spawn(function () client:sleep(0.02); submitted = client:chat_async(params("delay=200")) end)
+      deadline = os.time() + 10
+      while submitted == nil and os.time() < deadline do
+        local k = client:step(0.01)
+        assert.equal(client:active(), k)
+      end
+      assert.equal(1, client:active())
+      submitted:cancel()
     end)
 
     it("two tasks waiting on the same request both wake", function ()

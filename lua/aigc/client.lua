@@ -1016,6 +1016,15 @@ local function lua_pending (self)
   return #self._sleepers + #self._posted + self._guest_waits
 end
 
+-- The count step() and act() return, taken at their very end: what they
+-- ran (deliveries, woken tasks) may have submitted requests meanwhile.
+local function pending_count (self)
+  if self._closed then return 0 end
+  local ok, n = pcall(self._engine.active, self._engine)   -- (raises once closed)
+  if not ok then return 0 end
+  return n + lua_pending(self)
+end
+
 --- Drives every request once: waits at most `timeout` seconds (default 0,
 -- never blocks) for network activity, runs pending callbacks (at most
 -- `budget` of them, default all), drives the clients that tasks of this one
@@ -1041,7 +1050,7 @@ function Client:step (timeout, budget)
   if next(guests) ~= nil and type(timeout) == "number" and timeout > GUEST_SLICE then
     timeout = GUEST_SLICE   -- (the guests' sockets are not in this wait)
   end
-  local n, errors = self._engine:step(timeout, budget)
+  local _, errors = self._engine:step(timeout, budget)
   if next(guests) ~= nil and not self._driving_guests then
     -- Drive the clients that tasks of this one wait on. A guest does not
     -- drive back a client that is driving it (no recursion); one that
@@ -1064,7 +1073,7 @@ function Client:step (timeout, budget)
   if #sleepers > 0 then   -- (tasks may have gone to sleep during the step)
     wake_sleepers(self)
   end
-  return n + lua_pending(self), errors
+  return pending_count(self), errors
 end
 
 --- The number of requests queued or running, plus the tasks of this
@@ -1119,12 +1128,12 @@ end
 -- @usage poll:start("r", function (_, ev) client:act(fd, ev) end)
 function Client:act (fd, events)
   check_client(self, "act")
-  local n = self._engine:act(fd, events)
+  self._engine:act(fd, events)
   -- The external loop is this client's loop: deliveries and sleeping
   -- tasks are its work too.
   run_posted(self)
   if #self._sleepers > 0 then wake_sleepers(self) end
-  return n + lua_pending(self)
+  return pending_count(self)
 end
 
 --- The sockets libcurl waits on now: `{ [fd] = "in" | "out" | "inout" }`.
