@@ -1198,7 +1198,7 @@ end
 
 -- Per-call options the C core reads, with what it accepts (request.c).
 local SECONDS_OPTIONS = { "timeout", "connect_timeout", "deadline" }
-local INTEGER_OPTIONS = { { "max_retries", 0, 100 }, { "max_response_bytes", 1, 1 << 40 } }
+local INTEGER_OPTIONS = { { "max_retries", 0, 100 }, { "max_response_bytes", 1, 1099511627776 } }   -- (2^40)
 
 --- Checks the per-call options of chat params as a call would, without
 -- calling (for params that come from outside the program, e.g. a saved
