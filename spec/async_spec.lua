@@ -361,6 +361,88 @@ describe("non-blocking requests", function ()
     end)
   end)
 
+  -- Issue 10: tasks that wait on what another client drives, several tasks
+  -- waiting on one request, and tasks that yield outside aigc.
+  describe("tasks and other clients", function ()
+    it("a task waiting on another client's request yields; the task's loop drives that client", function ()
+      local other = aigc.client { base_url = srv.base_url, max_retries = 0 }
+      local got, frames = nil, 0
+      client:spawn(function ()
+        got = assert(other:chat(params("delay=200", { messages = { { role = "user", content = "Echo: other" } } })))
+      end)
+      assert.is_nil(got)   -- (spawn returned at the task's first wait: the loop was not blocked)
+      local deadline = os.time() + 10
+      while client:step(0.01) > 0 and os.time() < deadline do frames = frames + 1 end
+      assert.equal("other", got.text)
+      assert.is_true(frames > 1)
+      -- req:wait() and the iterator on the other client yield too
+      local log = {}
+      client:spawn(function ()
+        local r = other:chat_async(params("delay=100", { messages = { { role = "user", content = "Echo: w" } } }))
+        log[#log + 1] = assert(r:wait()).text
+        for d in other:stream(params("pause=5")) do log[#log + 1] = d end
+      end)
+      assert.same({}, log)
+      deadline = os.time() + 10
+      while client:step(0.01) > 0 and os.time() < deadline do end
+      assert.equal("w", log[1])
+      assert.equal("Hello! How can I help you today?", table.concat(log, "", 2))
+      other:close()
+    end)
+
+    it("a wait in code that cannot yield (called from C) inside a task blocks there, and wakes nothing later",
+       function ()
+      local inner, outer
+      client:spawn(function ()
+        string.gsub("x", "x", function ()   -- (a C function calling Lua: no yield across it)
+          inner = assert(client:chat(params(nil, { messages = { { role = "user", content = "Echo: inner" } } }))).text
+        end)
+        outer = assert(client:chat(params("delay=100", { messages = { { role = "user", content = "Echo: outer" } } })))
+      end)
+      assert.equal("inner", inner)   -- (it blocked: done before spawn returned)
+      assert.is_nil(outer)
+      local deadline = os.time() + 10
+      while outer == nil and os.time() < deadline do client:step(0.01) end
+      assert.equal("outer", outer.text)
+    end)
+
+    it("active(), step() and act() count the tasks still waiting, and agree", function ()
+      local other = aigc.client { base_url = srv.base_url, max_retries = 0 }
+      client:spawn(function () client:sleep(0.2) end)
+      client:spawn(function () other:chat(params("delay=100")) end)
+      assert.equal(2, client:active())       -- one asleep, one waiting on the other client
+      assert.equal(2, client:act())          -- (a timer tick: nothing to act on)
+      local n = client:step(0)
+      assert.equal(client:active(), n)
+      assert.equal(n, client:act())
+      local deadline = os.time() + 10
+      while client:step(0.01) > 0 and os.time() < deadline do end
+      assert.equal(0, client:active())
+      other:close()
+      -- counted at the end of the step: a task it woke may have submitted a request
+      local submitted
+      client:spawn(function () client:sleep(0.02); submitted = client:chat_async(params("delay=200")) end)
+      deadline = os.time() + 10
+      while submitted == nil and os.time() < deadline do
+        local k = client:step(0.01)
+        assert.equal(client:active(), k)
+      end
+      assert.equal(1, client:active())
+      submitted:cancel()
+    end)
+
+    it("two tasks waiting on the same request both wake", function ()
+      local req = client:chat_async(params("delay=50", { messages = { { role = "user", content = "Echo: both" } } }))
+      local a, b
+      client:spawn(function () a = req:wait() end)
+      client:spawn(function () b = req:wait() end)
+      local deadline = os.time() + 10
+      while (a == nil or b == nil) and os.time() < deadline do client:step(0.01) end
+      assert.equal("both", a.text)
+      assert.equal(a, b)
+    end)
+  end)
+
   describe("an external event loop", function ()
     it("reports sockets and a timer, and acts on readiness", function ()
       local uv = require "luv"

@@ -439,6 +439,160 @@ describe("aigc.conversation", function ()
     end)
   end)
 
+  -- Issue 10: what a tool, an estimator or a saved file can do to a
+  -- conversation. Each case here raised from inside the module, left the
+  -- conversation busy forever, or was accepted and broke the next say().
+  describe("trust", function ()
+    local function yielding_tools ()
+      return aigc.tools { { name = "get_time", fn = function () coroutine.yield(); return "noon" end } }
+    end
+
+    it("a tool that yields in say_async fails the say (kind 'callback'); the conversation is free", function ()
+      local conv = aigc.conversation { client = client, system = "S", params = { tools = yielding_tools() } }
+      local req = conv:say_async "get_time"
+      for _ = 1, 200 do
+        if req:status() ~= "running" then break end
+        client:step(0.01)
+      end
+      assert.equal("failed", req:status())
+      local _, err = req:result()
+      assert.equal("callback", err.kind)
+      assert.matches("yielded outside aigc", err.message, 1, true)
+      assert.equal("system", roles(conv.messages))   -- the history is unchanged
+      conv.params = {}
+      assert.equal("Hello! How can I help you today?", assert(conv:say "Hello"))
+    end)
+
+    it("a tool that yields in a blocking say inside a task: the say fails, the conversation is free", function ()
+      local conv = aigc.conversation { client = client, params = { tools = yielding_tools() } }
+      local reply, err
+      client:spawn(function () reply, err = conv:say "get_time" end)
+      for _ = 1, 100 do if client:step(0.01) == 0 then break end end
+      assert.is_nil(reply)
+      assert.equal("callback", err.kind)
+      conv.params = {}
+      assert(conv:say "Hello")
+      assert.equal("user assistant", roles(conv.messages))
+    end)
+
+    it("a summarize function that yields: the say fails or its task is abandoned; never busy", function ()
+      local function conv_with_yielding_summary (c)
+        local conv = aigc.conversation { client = c, max_context_tokens = 30, keep_last = 1,
+                                         summarize = function () coroutine.yield(); return "s" end }
+        for i = 1, 4 do conv:add { role = "user", content = "question " .. i .. string.rep(" word", 20) } end
+        return conv
+      end
+      local conv = conv_with_yielding_summary(client)
+      local req = conv:say_async "Hello"
+      for _ = 1, 100 do
+        if req:status() ~= "running" then break end
+        client:step(0.01)
+      end
+      assert.equal("failed", req:status())
+      assert.equal("callback", select(2, req:result()).kind)
+      assert.equal(4, #conv.messages)
+      conv.summarize = nil
+      assert(conv:say "Hello")
+      -- the blocking form inside a task: the task is abandoned, reported once
+      local reported = {}
+      local c2 = aigc.client { base_url = srv.base_url, max_retries = 0,
+                               error_handler = function (e) reported[#reported + 1] = e end }
+      local conv2 = conv_with_yielding_summary(c2)
+      c2:spawn(function () conv2:say "Hello" end)
+      for _ = 1, 100 do if c2:step(0.01) == 0 then break end end
+      assert.equal(1, #reported)
+      assert.matches("yielded outside aigc", reported[1].message, 1, true)
+      conv2.summarize = nil
+      assert(conv2:say "Hello")
+      c2:close()
+    end)
+
+    it("on_done/on_error hear the say's end (history changed), once; cancel after on_done is a no-op", function ()
+      local conv = aigc.conversation { client = client }
+      local seen, req = {}, nil
+      req = conv:say_async("Hello", { on_done = function (res)
+        seen[#seen + 1] = { status = req:status(), n = #conv.messages, canceled = req:cancel(), text = res.text }
+      end })
+      for _ = 1, 200 do
+        if req:status() ~= "running" then break end
+        client:step(0.01)
+      end
+      for _ = 1, 3 do client:step(0.01) end
+      assert.equal(1, #seen)
+      assert.same({ status = "done", n = 2, canceled = false, text = "Hello! How can I help you today?" }, seen[1])
+      assert.equal("done", req:status())
+      -- a failing say: on_error once, the history unchanged; the blocking form too
+      local errs = {}
+      local r2 = conv:say_async("Hi", { headers = { ["x-aigc-fault"] = "status=500" },
+                                        on_error = function (e) errs[#errs + 1] = { e.status, #conv.messages } end })
+      r2:wait()
+      for _ = 1, 3 do client:step(0.01) end
+      assert.same({ { 500, 2 } }, errs)
+      local done_n
+      assert(conv:say("Again", { on_done = function () done_n = #conv.messages end }))
+      assert.equal(4, done_n)
+      assert.has_error(function () conv:say("x", { on_done = 5 }) end,
+        "bad argument #2 to 'say' (params.on_done must be a function)")
+    end)
+
+    it("an estimate that returns nil, NaN, a negative number or a string is a clear error", function ()
+      for _, case in ipairs {
+        { function () return nil end, "nil" },
+        { function () return 0 / 0 end, "NaN" },
+        { function () return -1 end, "-1" },
+        { function () return "3" end, "string" },
+        { function () return math.huge end, "inf" },
+      } do
+        local conv = aigc.conversation { client = client, max_context_tokens = 100, estimate = case[1] }
+        local msg = "conversation option 'estimate' must return a number of tokens >= 0, got " .. case[2]
+        assert.has_error(function () conv:say "Hi" end, msg)
+        assert.has_error(function () conv:context "Hi" end, msg)
+        assert.has_error(function () conv:tokens { { role = "user", content = "Hi" } } end, msg)
+        assert.equal(0, #conv.messages)
+        assert.is_nil(conv._busy)
+      end
+      assert.equal(0, #srv:requests())
+    end)
+
+    it("load refuses hostile params and summaries with nil, err; what it accepts says without raising", function ()
+      local conv = aigc.conversation { client = client, system = "S", max_context_tokens = 40, summarize = true }
+      assert(conv:say "Hello")
+      local saved = conv:save()
+      local cases = {
+        { "params.stream", function (t) t.params.stream = 5 end },
+        { "params.on_done", function (t) t.params.on_done = "x" end },
+        { "params.timeout", function (t) t.params.timeout = "x" end },
+        { "params.max_retries", function (t) t.params.max_retries = -1 end },
+        { "params.headers", function (t) t.params.headers = 5 end },
+        { "header", function (t) t.params.headers = { ["X-Evil"] = "a\r\nb" } end },
+        { "query value 'q'", function (t) t.params.query = { q = { 1 } } end },
+        { "params.schema", function (t) t.params.schema = 5 end },
+        { "params.schema", function (t) t.params.schema = { type = "object", minimum = "5" } end },
+        { "params.schema_mode", function (t) t.params.schema = { type = "object" }; t.params.schema_mode = "xml" end },
+        { "params.idempotency_key", function (t) t.params.idempotency_key = 7 end },
+        { "summary", function (t) t.summary = { text = "x", from = "a", to = {} } end },
+        { "summary", function (t) t.summary = { text = "x", from = 2, to = 99 } end },
+      }
+      for _, case in ipairs(cases) do
+        local t = json.decode(saved)
+        case[2](t)
+        local back, err = conversation.load(json.encode(t), client)
+        assert.is_nil(back, case[1])
+        assert.equal("parse", err.kind)
+        assert.matches(case[1], err.message, 1, true)
+      end
+      -- messages the model would refuse are sent (the server says no: nil, err), never a raise
+      local t = json.decode(saved)
+      t.messages[#t.messages + 1] = { role = "assistant", content = 5, tool_calls = { 1, "x", { ["function"] = 2 } } }
+      t.messages[#t.messages + 1] = { role = "user", content = { 1, { text = 2 } }, name = {} }
+      for _ = 1, 4 do t.messages[#t.messages + 1] = { role = "user", content = string.rep("word ", 30) } end
+      local back = assert(conversation.load(json.encode(t), client))
+      local ok, res, err = pcall(back.say, back, "Hello again")
+      assert.is_true(ok, tostring(res))
+      assert.is_true(res ~= nil or err ~= nil)
+    end)
+  end)
+
   describe("with tools and schemas", function ()
     it("records the tool loop's messages and sends them with the next turn", function ()
       local ts = aigc.tools { { name = "track_order",

@@ -339,6 +339,73 @@ describe("aigc.strategy", function ()
     end)
   end)
 
+  -- Issue 10: scores that cannot rank, and strategies in a task that wait
+  -- on another client.
+  describe("trust", function ()
+    it("best_of: NaN and non-number scores rank last and are reported on the candidate", function ()
+      local scores = { 0 / 0, 2, "high", 1 }
+      local best, cands = strategy.best_of { client = client, n = 4, params = "Tell me a joke",
+        score = function (_, _, c) return scores[c.index] end }
+      assert.equal(2, best.index)
+      assert.equal(2, best.score)
+      assert.is_nil(cands[1].score)
+      assert.equal("the score is NaN", cands[1].score_error)
+      assert.is_nil(cands[3].score)
+      assert.equal("the score is a string, not a number", cands[3].score_error)
+      assert.equal(1, cands[4].score)
+      local none, err = strategy.best_of { client = client, n = 2, params = "Hi",
+                                           score = function () return 0 / 0 end }
+      assert.is_nil(none)
+      assert.equal("parse", err.kind)
+      assert.equal("no candidate got a score", err.message)
+    end)
+
+    it("best_of in a task with a judge on another client: the loop keeps running", function ()
+      local judge_client = aigc.client { base_url = srv.base_url, max_retries = 0 }
+      local best
+      client:spawn(function ()
+        best = strategy.best_of { client = client, n = 2, params = STORY,
+          judge = { client = judge_client, params = { headers = fault "delay=200" } } }
+      end)
+      local frames = 0
+      local deadline = aigc.now() + 20
+      while best == nil and aigc.now() < deadline do client:step(0.005); frames = frames + 1 end
+      assert.is_string(best.text)
+      assert.is_true(frames > 10)
+      judge_client:close()
+    end)
+
+    it("race: a client closed by a callback during the race fails its entries, it does not raise", function ()
+      local other = aigc.client { base_url = srv.base_url, max_retries = 0 }
+      local ok, res, err, outcomes = pcall(strategy.race, { params = "Hello",
+        { client = client, params = { messages = { { role = "user", content = "Hello" } },
+                                      on_error = function () other:close() end }, model = "fault:status=500" },
+        { client = other, model = "fault:hang" } })
+      assert.is_true(ok, tostring(res))
+      assert.is_nil(res)
+      assert.is_table(err)
+      assert.equal("failed", outcomes[1].status)
+      assert.equal("failed", outcomes[2].status)
+      assert.equal("canceled", outcomes[2].err.kind)
+    end)
+
+    it("race across two clients inside a task yields to the loop", function ()
+      local other = aigc.client { base_url = srv.base_url, max_retries = 0 }
+      local res, outcomes
+      client:spawn(function ()
+        res, outcomes = strategy.race { params = "Hello", { client = client, model = "fault:hang" },
+                                        { client = other, model = "fault:delay=200" } }
+      end)
+      assert.is_nil(res)   -- (spawn returned at the task's first wait)
+      local deadline = aigc.now() + 20
+      while res == nil and aigc.now() < deadline do client:step(0.005) end
+      assert.equal(2, res.attempt)
+      assert.equal("canceled", outcomes[1].status)
+      assert.is_true(wait_for(function () return srv:stats().client_closed_total == 1 end))
+      other:close()
+    end)
+  end)
+
   describe("route", function ()
     local routes
 

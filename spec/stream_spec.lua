@@ -210,6 +210,63 @@ describe("streaming", function ()
       assert.equal("canceled", err.kind)
     end)
 
+    -- Issue 10, defect 16: the README's form must cancel on break. It is
+    -- tested here exactly as the README writes it.
+    it("the README's form: `for delta, chunk in s:deltas()` cancels the request on break", function ()
+      srv:reset()
+      local msgs = USER
+      local seen = {}
+      local io = { write = function (d) seen[#seen + 1] = d end }   -- (the README writes to stdout)
+      local s = client:stream { messages = msgs, headers = { ["x-aigc-fault"] = "pause=20" } }
+      for delta, chunk in s:deltas() do io.write(delta) break end   -- luacheck: ignore 512 213
+      assert.equal(1, #seen)
+      assert.equal("canceled", s.request:status())
+      local res, err = s:result()
+      assert.is_nil(res)
+      assert.equal("canceled", err.kind)
+      local deadline = os.time() + 5
+      while srv:stats().client_closed_total < 1 and os.time() < deadline do end
+      assert.equal(1, srv:stats().client_closed_total)
+      -- run to its end, the same form gives the accumulated result
+      local s2 = client:stream { messages = USER }
+      local parts = {}
+      for delta in s2:deltas() do parts[#parts + 1] = delta end
+      assert.equal(table.concat(parts), assert(s2:result()).text)
+    end)
+
+    it("`for d in s` has no closing value: after a break, s:close() cancels", function ()
+      srv:reset()
+      local s = client:stream(fault("pause=20"))
+      for _ in s do break end   -- luacheck: ignore 512
+      assert.equal("running", s.request:status())   -- (what the README says: this form needs close)
+      s:close()
+      assert.equal("canceled", s.request:status())
+      local deadline = os.time() + 5
+      while srv:stats().client_closed_total < 1 and os.time() < deadline do end
+      assert.equal(1, srv:stats().client_closed_total)
+      local s2 = client:stream(fault("pause=20"))
+      assert.is_true(s2:cancel("enough"))
+      assert.is_false(s2:cancel())
+      assert.equal("enough", select(2, s2:result()).message)
+    end)
+
+    it("delivers nothing after cancel, not even deltas that had arrived", function ()
+      local s = client:stream(fault("pause=5"))
+      local got = {}
+      local ok, err = pcall(function ()
+        for d in s:deltas() do
+          got[#got + 1] = d
+          if #got == 1 then
+            client:step(0.2)   -- (more deltas arrive and wait in the iterator's buffer)
+            s:cancel()
+          end
+        end
+      end)
+      assert.is_false(ok)
+      assert.equal("canceled", err.kind)
+      assert.equal(1, #got)
+    end)
+
     it("refuses a toolset or a schema, which need client:chat", function ()
       local tools = aigc.tools { { name = "t", fn = function () return 1 end } }
       assert.has_error(function () client:stream { messages = USER, tools = tools } end,

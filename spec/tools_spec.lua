@@ -7,6 +7,8 @@ local devserver = require "devserver"
 warn("@on")
 
 local json = aigc.json
+local function core_error (msg) return require("aigc.core").error { kind = "callback", message = msg } end
+local function strategy_race (spec) return require("aigc.strategy").race(spec) end
 
 local WEATHER = {
   type = "object",
@@ -355,6 +357,300 @@ describe("aigc.tools", function ()
         "bad argument #1 to 'chat_async' (params.tool_errors must be 'report' or 'fail')")
       assert.has_error(function () client:chat { tools = ts, messages = user "x", on_done = 1 } end,
         "bad argument #1 to 'chat' (params.on_done must be a function)")
+    end)
+  end)
+  -- Issue 10: what a tool, a hostile server or a careless caller can do to
+  -- the loop. Each case here failed before the fix (raised, hung, or sent
+  -- the user's file paths to the model).
+  describe("trust", function ()
+    local srv, client
+    devserver.fixture(_ENV, function (s, c) srv, client = s, c end)
+
+    local function tool (name, fn) return aigc.tools { { name = name, fn = fn } } end
+
+    local function drive (req, frames)
+      for _ = 1, frames or 200 do
+        if not pending(req) then return true end
+        client:step(0.01)
+      end
+      return not pending(req)
+    end
+
+    it("a tool that yields outside aigc fails its chat_async with kind 'callback', once", function ()
+      local errors, ran_after = {}, false
+      local ts = tool("get_time", function () coroutine.yield("not an aigc wait"); ran_after = true; return "12:00" end)
+      local req = client:chat_async { tools = ts, messages = user "get_time",
+                                      on_error = function (e) errors[#errors + 1] = e end,
+                                      on_done = function () errors[#errors + 1] = "on_done" end }
+      assert.is_true(drive(req))
+      assert.equal("failed", req:status())
+      local res, err = req:wait()
+      assert.is_nil(res)
+      assert.equal("callback", err.kind)
+      assert.matches("yielded outside aigc", err.message, 1, true)
+      assert.equal(1, #errors)
+      assert.equal(err, errors[1])
+      assert.is_false(ran_after)
+      for _ = 1, 3 do client:step(0.01) end
+      assert.equal(1, #errors)
+      -- the client goes on
+      assert.equal("Here is what I found: 12:00", assert(client:chat { tools = tool("get_time", function ()
+        return "12:00" end), messages = user "get_time" }).text)
+    end)
+
+    it("a tool that yields in a task's blocking chat abandons the task and reports it once", function ()
+      local reported = {}
+      local c2 = aigc.client { base_url = srv.base_url, max_retries = 0,
+                               error_handler = function (e) reported[#reported + 1] = e end }
+      local finished = false
+      c2:spawn(function ()
+        c2:chat { tools = tool("t", function () coroutine.yield() end), messages = user "t" }
+        finished = true
+      end)
+      for _ = 1, 100 do if c2:step(0.01) == 0 then break end end
+      assert.is_false(finished)
+      assert.equal(1, #reported)
+      assert.equal("callback", reported[1].kind)
+      assert.matches("yielded outside aigc", reported[1].message, 1, true)
+      c2:close()
+    end)
+
+    it("a hostile reply (tool_calls: [1]) is nil, err of kind 'parse', not a raise", function ()
+      local ran = false
+      local ts = tool("get_time", function () ran = true; return "12:00" end)
+      local fault = { ["x-aigc-fault"] = "tool-calls=hostile" }
+      local res, err = client:chat { tools = ts, messages = user "get_time", headers = fault }
+      assert.is_nil(res)
+      assert.equal("parse", err.kind)
+      assert.equal("the reply's tool call 1 is not a tool call object (got number)", err.message)
+      assert.is_table(err.response)
+      assert.is_false(ran)
+      local req = client:chat_async { tools = ts, messages = user "get_time", headers = fault }
+      local r2, e2 = req:wait()
+      assert.is_nil(r2)
+      assert.equal("parse", e2.kind)
+      -- streamed, the hostile call arrives as a delta: the same
+      local r3, e3 = client:chat { tools = ts, messages = user "get_time", headers = fault, stream = function () end }
+      assert.is_nil(r3)
+      assert.equal("parse", e3.kind)
+    end)
+
+    it("invalid UTF-8 in a tool's output or error is replaced by U+FFFD and the loop goes on", function ()
+      local ts = aigc.tools {
+        { name = "raw", fn = function () return "caf\233 \255" end },
+        { name = "fails", fn = function () error("bad \192 byte", 0) end },
+        { name = "nil_msg", fn = function () return nil, "no \254 way" end },
+        { name = "table_out", fn = function () return { name = "\237\160\128" } end },
+      }
+      local res = assert(client:chat { tools = ts, messages = user "raw and fails and nil_msg and table_out" })
+      local sent = srv:requests()[2].body_json.messages
+      assert.equal("caf\u{FFFD} \u{FFFD}", sent[3].content)
+      assert.equal('{"error":"bad \u{FFFD} byte"}', sent[4].content)
+      assert.equal('{"error":"no \u{FFFD} way"}', sent[5].content)
+      assert.matches("not JSON%-encodable", sent[6].content)
+      assert.truthy(utf8.len(sent[6].content))
+      -- the records keep what the tool gave
+      local made = res.tool_calls_made
+      assert.equal("caf\233 \255", made[1].result)
+      assert.equal("bad \192 byte", made[2].error)
+      assert.equal("no \254 way", made[3].error)
+      assert.equal(4, #made)
+    end)
+
+    it("a tool's error goes to the model without the file and line; the record keeps them", function ()
+      local line
+      local ts = aigc.tools {
+        { name = "boom", fn = function () line = debug.getinfo(1, "l").currentline + 1
+            error("the spell fizzled") end },
+        { name = "index", fn = function () local npc = nil; return npc.name end },
+        { name = "nested", fn = assert(load("local function deep () error('no such door') end\n"
+                                            .. "return function () deep() end", "=/home/ada/game/npc.lua"))() },
+        { name = "returned", fn = function ()
+            local _, e = pcall(assert(load("error('lost the map')", "@/home/ada/game/quest.lua")))
+            return nil, e
+          end },
+        { name = "colons", fn = function () error("retry at 10:30: later", 0) end },
+      }
+      local res = assert(client:chat { tools = ts,
+                                       messages = user "boom and index and nested and returned and colons" })
+      local sent = srv:requests()[2].body_json.messages
+      assert.equal('{"error":"the spell fizzled"}', sent[3].content)
+      assert.equal([[{"error":"attempt to index a nil value (local 'npc')"}]], sent[4].content)
+      assert.equal('{"error":"no such door"}', sent[5].content)
+      assert.equal('{"error":"lost the map"}', sent[6].content)
+      assert.equal('{"error":"retry at 10:30: later"}', sent[7].content)
+      for i = 3, 7 do assert.is_nil(sent[i].content:find("%.lua"), sent[i].content) end
+      local made = res.tool_calls_made
+      assert.equal("spec/tools_spec.lua:" .. line .. ": the spell fizzled", made[1].error)
+      assert.matches("the spell fizzled", made[1].traceback, 1, true)
+      assert.matches("spec/tools_spec.lua:", made[1].traceback, 1, true)
+      assert.matches("^spec/tools_spec.lua:%d+: attempt to index", made[2].error)
+      assert.equal("/home/ada/game/npc.lua:1: no such door", made[3].error)
+      assert.equal("/home/ada/game/quest.lua:1: lost the map", made[4].error)
+      -- tool_errors = "fail": the caller is local, it gets the whole message
+      local _, err = client:chat { tools = ts, tool_errors = "fail", messages = user "boom" }
+      assert.equal("tool boom failed: spec/tools_spec.lua:" .. line .. ": the spell fizzled", err.message)
+    end)
+
+    it("sums the usage of every round into res.usage and keeps each round's", function ()
+      local ts = tool("get_time", function () return "12:00" end)
+      local res = assert(client:chat { tools = ts, messages = user "get_time" })
+      assert.equal(2, #res.usage_rounds)
+      local sum = { prompt_tokens = 0, completion_tokens = 0, total_tokens = 0 }
+      for _, u in ipairs(res.usage_rounds) do
+        for k in pairs(sum) do
+          assert.is_true(u[k] > 0)
+          sum[k] = sum[k] + u[k]
+        end
+      end
+      assert.same(sum, res.usage)
+      -- streamed rounds report usage too (stream_options.include_usage)
+      local sres = assert(client:chat { tools = ts, messages = user "get_time", stream = function () end })
+      assert.equal(2, #sres.usage_rounds)
+      assert.equal(sres.usage_rounds[1].total_tokens + sres.usage_rounds[2].total_tokens, sres.usage.total_tokens)
+      -- a failure after some rounds says what they cost
+      local boom = tool("get_time", function () error("no clock", 0) end)
+      local _, err = client:chat { tools = boom, tool_errors = "fail", messages = user "get_time" }
+      assert.equal("tool", err.kind)
+      assert.equal(1, #err.usage_rounds)
+      assert.same(err.usage_rounds[1], err.usage)
+    end)
+
+    it("cancel: on_error once with kind 'canceled', from the loop, and nothing after", function ()
+      local heard = {}
+      local ts = tool("get_time", function () heard[#heard + 1] = "tool"; return "12:00" end)
+      local req = client:chat_async { tools = ts, messages = user "get_time",
+        headers = { ["x-aigc-fault"] = "delay=5000" }, stream = function () heard[#heard + 1] = "delta" end,
+        on_error = function (e) heard[#heard + 1] = e end, on_done = function () heard[#heard + 1] = "done" end }
+      local t0 = aigc.now()
+      while srv:stats().open_now < 1 and aigc.now() - t0 < 5 do client:step(0.01) end
+      assert.is_true(req:cancel("the player left"))
+      assert.same({}, heard)   -- not from inside cancel()
+      client:step(0)
+      assert.equal(1, #heard)
+      assert.equal("canceled", heard[1].kind)
+      assert.equal("the player left", heard[1].message)
+      for _ = 1, 5 do client:step(0.01) end
+      assert.equal(1, #heard)
+      -- wait() is a driving call: a canceled request's on_error is delivered before it returns
+      local r3 = client:chat_async { tools = ts, messages = user "get_time",
+                                     headers = { ["x-aigc-fault"] = "delay=5000" },
+                                     on_error = function (e) heard[#heard + 1] = e end }
+      r3:cancel("by wait")
+      assert.equal(1, #heard)
+      select(2, r3:wait())
+      assert.equal(2, #heard)
+      assert.equal("by wait", heard[2].message)
+      table.remove(heard)
+      -- a task waiting on it wakes with the same error
+      local r2 = client:chat_async { tools = ts, messages = user "get_time",
+                                     headers = { ["x-aigc-fault"] = "delay=5000" },
+                                     on_error = function (e) heard[#heard + 1] = e end }
+      local woke
+      client:spawn(function () woke = select(2, r2:wait()) end)
+      r2:cancel()
+      client:step(0)
+      assert.equal("canceled", woke.kind)
+      assert.equal(woke, heard[2])
+    end)
+
+    it("close: pending dialogue requests get on_error once (kind 'canceled'); wait() returns", function ()
+      local c2 = aigc.client { base_url = srv.base_url, max_retries = 0 }
+      local heard = {}
+      local ts = tool("get_time", function () return "12:00" end)
+      local req = c2:chat_async { tools = ts, messages = user "get_time", headers = { ["x-aigc-fault"] = "delay=5000" },
+                                  on_error = function (e) heard[#heard + 1] = e end }
+      c2:step(0.01)
+      c2:close()
+      assert.equal(1, #heard)
+      assert.equal("canceled", heard[1].kind)
+      local res, err = req:wait()
+      assert.is_nil(res)
+      assert.equal(heard[1], err)
+      assert.equal("canceled", req:status())
+      assert.equal("the client was closed", err.message)
+    end)
+
+    it("on_done that raises or yields is reported once, and waiters still wake", function ()
+      local reported = {}
+      local c2 = aigc.client { base_url = srv.base_url, max_retries = 0,
+                               error_handler = function (e) reported[#reported + 1] = e end }
+      local ts = tool("get_time", function () return "12:00" end)
+      local r1 = c2:chat_async { tools = ts, messages = user "get_time", on_done = function () error("oops", 0) end }
+      local r2 = c2:chat_async { tools = ts, messages = user "get_time", on_done = function () coroutine.yield() end }
+      local woke = {}
+      c2:spawn(function () woke[1] = r1:wait() end)
+      c2:spawn(function () woke[2] = r2:wait() end)
+      local deadline = os.time() + 10
+      while (woke[1] == nil or woke[2] == nil) and os.time() < deadline do c2:step(0.01) end
+      assert.equal("done", r1:status())
+      assert.equal("done", r2:status())
+      assert.is_table(woke[1])
+      assert.is_table(woke[2])
+      for _ = 1, 3 do c2:step(0.01) end
+      assert.equal(2, #reported)
+      local msgs = { reported[1].message, reported[2].message }
+      table.sort(msgs)
+      assert.matches("oops", msgs[2], 1, true)
+      assert.matches("yielded outside aigc", msgs[1], 1, true)
+      c2:close()
+    end)
+
+    it("without an error_handler, a dialogue callback's error comes back from step(), once", function ()
+      local ts = tool("get_time", function () return "12:00" end)
+      local req = client:chat_async { tools = ts, messages = user "get_time",
+                                      on_done = function () error("late trouble", 0) end }
+      local errs = {}
+      local function step ()
+        local _, e = client:step(0.01)
+        for _, x in ipairs(e or {}) do errs[#errs + 1] = x end
+      end
+      for _ = 1, 200 do
+        if not pending(req) then break end
+        step()
+      end
+      for _ = 1, 3 do step() end
+      assert.equal("done", req:status())
+      assert.equal(1, #errs)
+      assert.equal("callback", errs[1].kind)
+      assert.matches("late trouble", errs[1].message, 1, true)
+    end)
+
+    it("callback errors met while wait() or race drive the loop come back from the next step()", function ()
+      -- (needs the core's rule that an error reported between steps waits
+      -- for the next step(): issue 10, defect 1)
+      local probe = aigc.client { base_url = srv.base_url }
+      probe._engine:report(core_error("probe"))
+      local _, kept = probe:step(0)
+      probe:close()
+      if not kept then
+        _ENV.pending("needs the core keeping errors reported between steps for the next step() (defect 1)")
+        return
+      end
+      local ts = tool("get_time", function () return "12:00" end)
+      client:chat_async { messages = user "Hi", on_done = function () error("met in wait", 0) end }
+      assert(client:chat_async { tools = ts, messages = user "get_time" }:wait())
+      local _, errs = client:step(0)
+      assert.is_table(errs)
+      local msgs = {}
+      for i, e in ipairs(errs) do msgs[i] = tostring(e) end
+      assert.equal(1, #errs, table.concat(msgs, " | "))
+      assert.matches("met in wait", tostring(errs[1]), 1, true)
+      client:chat_async { messages = user "Hi", on_done = function () error("met in race", 0) end }
+      assert(strategy_race { params = "Hi", client, { client = client, model = "fault:delay=100" } })
+      local _, errs2 = client:step(0)
+      assert.is_table(errs2)
+      assert.matches("met in race", tostring(errs2[1]), 1, true)
+    end)
+
+    it("checks a tool's parameters schema when the toolset is made", function ()
+      assert.has_error(function ()
+        aigc.tools { { name = "heal", fn = function () end,
+                       parameters = { type = "object", properties = { hp = { type = "integer", maximum = {} } } } } }
+      end, "bad argument #1 to 'tools' (tool 'heal': parameters: #/properties/hp/maximum must be a number, got table)")
+      -- validate = false: not checked, not validated
+      assert.is_true(aigc.tools.is_toolset(aigc.tools({ { name = "heal", fn = function () end,
+        parameters = { type = "object", properties = { hp = { maximum = {} } } } } }, { validate = false })))
     end)
   end)
 end)

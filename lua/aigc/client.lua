@@ -14,7 +14,8 @@ local null = core.null
 local now = core.now
 local coroutine_create, coroutine_resume = coroutine.create, coroutine.resume
 local coroutine_running, coroutine_status = coroutine.running, coroutine.status
-local coroutine_yield = coroutine.yield
+local coroutine_yield, coroutine_close = coroutine.yield, coroutine.close
+local coroutine_isyieldable = coroutine.isyieldable
 local error, getenv, pairs, ipairs, next = error, os.getenv, pairs, ipairs, next
 local getmetatable, setmetatable, tostring, type = getmetatable, setmetatable, tostring, type
 local string_format = string.format
@@ -123,6 +124,10 @@ local function random_key ()
 end
 
 local insecure_warned = false
+
+-- engine -> its client (weak keys: an ephemeron, the client lives as long
+-- as its engine), to find who drives a request that only knows its engine.
+local client_of_engine = setmetatable({}, { __mode = "k" })
 
 --- Creates a client.
 -- @tparam[opt] table opts every field optional:
@@ -280,19 +285,25 @@ function M.new (opts)
     error_handler = opts.error_handler,
   }
 
-  return setmetatable({
+  local client = setmetatable({
     _engine = engine,
     _azure = azure or nil,
     _hnames = names,
     _hlines = lines,
     _query = query,
     _idempotency = opts.idempotency or nil,
-    _sleepers = {},
+    _sleepers = {},      -- tasks in client:sleep: { at =, co = }
+    _posted = {},        -- functions the next step() runs (deliveries "from the loop")
+    _guests = {},        -- other clients this one's step() drives: client -> tasks waiting on them
+    _guest_waits = 0,    -- tasks of this client waiting on another client's request
+    _closables = setmetatable({}, { __mode = "k" }),   -- Lua-level requests canceled by close()
     --- The base URL requests go to (read-only).
     base_url = base_url,
     --- The default model (read-only).
     model = opts.model,
   }, Client)
+  client_of_engine[engine] = client
+  return client
 end
 
 
@@ -416,53 +427,199 @@ end
 local tasks = setmetatable({}, { __mode = "k" })
 local AWAIT = setmetatable({}, { __name = "aigc.await" })   -- our yield token
 
-local function task_error (co, err)
+-- coroutine -> functions to run if the task is abandoned (see on_abandon).
+local abandon_hooks = setmetatable({}, { __mode = "k" })
+
+local resume_task_ref   -- (resume_task, defined below)
+local drive             -- (defined with the client's methods)
+
+-- coroutine -> what it waits for now (a fresh table per wait): a waker
+-- resumes the task only if it still waits for that, so that a waker that
+-- outlived its wait can never resume the task in the middle of another.
+local waiting_for = setmetatable({}, { __mode = "k" })
+
+--- The client whose task is running, when the running code can yield to
+-- that task's loop; nil elsewhere -- outside tasks, and also inside a task
+-- in code called from C that cannot yield (a callback the engine runs, a
+-- log hook): there, waits block as they do outside tasks.
+local function current_owner ()
+  local co, main = coroutine_running()
+  if main then return nil end
+  local owner = tasks[co]
+  if owner == nil or (coroutine_isyieldable and not coroutine_isyieldable()) then return nil end
+  return owner, co
+end
+
+--- Suspends the running task until `wake` (returned by `prepare_wait`)
+-- is called; `prepare_wait` must come before whatever may call it.
+local function prepare_wait (owner, co, on_wake)
+  local token = {}
+  waiting_for[co] = token
+  return function ()
+    if waiting_for[co] ~= token then return end
+    waiting_for[co] = nil
+    if on_wake then on_wake() end
+    resume_task_ref(owner, co)
+  end
+end
+
+local function task_error (co, err, what)
   if is_error(err) then return err end
   return core.error {
     kind = "callback",
-    message = "error in a task started with client:spawn: " .. tostring(err),
+    message = "error in " .. (what or "a task started with client:spawn") .. ": " .. tostring(err),
     traceback = debug.traceback(co, tostring(err)),
   }
+end
+
+-- A task that yields outside aigc (its own coroutine.yield) cannot be
+-- resumed by anyone who knows what it waits for: it is abandoned, and
+-- whatever it was doing must end. The hooks registered for it run (last
+-- first): a dialogue request fails with the error (the hook returns true:
+-- the error is delivered, not reported again), a conversation stops being
+-- busy. Then the error is reported unless a hook delivered it.
+local function abandon (self, co)
+  tasks[co] = nil
+  local err = core.error {
+    kind = "callback",
+    message = "a task yielded outside aigc (its own coroutine.yield, not an aigc wait): it is abandoned",
+    traceback = debug.traceback(co),
+  }
+  local hooks = abandon_hooks[co]
+  abandon_hooks[co] = nil
+  if coroutine_close then coroutine_close(co) end   -- (5.4: nobody resumes it half-way later)
+  local delivered = false
+  for i = #(hooks or {}), 1, -1 do
+    local ok, took = pcall(hooks[i], err)
+    if not ok then self._engine:report(task_error(co, took, "a hook of an abandoned task"))
+    elseif took then delivered = true end
+  end
+  if not delivered then self._engine:report(err) end
 end
 
 --- Resumes a task; reports its error if it fails. Never raises.
 local function resume_task (self, co, ...)
   local ok, v = coroutine_resume(co, ...)
   if not ok then
-    tasks[co] = nil
-    self._engine:report(task_error(co, v))
+    tasks[co], abandon_hooks[co] = nil, nil
+    self._engine:report(task_error(co, v, self._task_names and self._task_names[co]))
   elseif coroutine_status(co) == "dead" then
-    tasks[co] = nil
+    tasks[co], abandon_hooks[co] = nil, nil
   elseif v ~= AWAIT then
-    tasks[co] = nil
-    self._engine:report(core.error {
-      kind = "callback",
-      message = "a task started with client:spawn yielded outside aigc (its own coroutine.yield); "
-             .. "it is abandoned",
-    })
+    abandon(self, co)
   end
 end
 
---- Waits for a request: yields inside a task of this client, blocks elsewhere.
+function resume_task_ref (self, co) return resume_task(self, co) end
+
+--- Starts `fn(...)` as a task of `self` at once (runs until its first wait).
+-- `what` names it in the error an uncaught error becomes.
+local function start_task (self, fn, what, ...)
+  local co = coroutine_create(fn)
+  tasks[co] = self
+  if what then
+    self._task_names = self._task_names or setmetatable({}, { __mode = "k" })
+    self._task_names[co] = what
+  end
+  resume_task(self, co, ...)
+  return co
+end
+
+--- Runs `fn` from the loop: at the end of the next `client:step()` (at
+-- once when the client is closed: no step will come). For deliveries that
+-- must not happen inside the call that causes them (cancel) or inside a
+-- finalizer. An error in fn is reported.
+local function delivery_error (e)
+  return core.error { kind = "callback", message = "error in a delivery: " .. tostring(e) }
+end
+
+local function post (self, fn)
+  if self._closed then
+    local ok, e = pcall(fn)
+    if not ok then self._engine:report(delivery_error(e)) end
+    return
+  end
+  local posted = self._posted
+  posted[#posted + 1] = fn
+end
+
+local function run_posted (self)
+  local list = self._posted
+  if #list == 0 then return end
+  self._posted = {}
+  for _, fn in ipairs(list) do
+    local ok, e = pcall(fn)
+    if not ok then self._engine:report(delivery_error(e)) end
+  end
+end
+
+-- request -> the functions waiting for it to end. A C request has one
+-- notify slot; this lets several tasks wait on the same request.
+local waiters = setmetatable({}, { __mode = "k" })
+
+--- Calls fn(req) once when `req` is over (from the loop). `req` is an
+-- aigc.request or any object with `_notify(fn)` that calls each fn given
+-- to it once (the dialogue layer's requests).
+local function when_over (req, fn)
+  if type(req) ~= "userdata" then return req:_notify(fn) end
+  local list = waiters[req]
+  if list then
+    list[#list + 1] = fn
+    return
+  end
+  list = { fn }
+  waiters[req] = list
+  req:_notify(function (r)
+    waiters[req] = nil
+    for _, f in ipairs(list) do f(r) end
+  end)
+end
+
+-- While a task of `owner` waits on a request of `guest` (another client),
+-- owner's step() drives guest too: the task yields instead of blocking the
+-- loop, and the loop that drives the task drives what it waits for.
+local function add_guest (owner, guest)
+  owner._guests[guest] = (owner._guests[guest] or 0) + 1
+  owner._guest_waits = owner._guest_waits + 1
+end
+
+local function remove_guest (owner, guest)
+  local n = owner._guests[guest]
+  if n == nil then return end
+  owner._guests[guest] = n > 1 and n - 1 or nil
+  owner._guest_waits = owner._guest_waits - 1
+end
+
+--- Waits for a request: yields inside a task, blocks elsewhere.
+-- `self` is the client that drives `req`; `drivers` (optional) lists every
+-- client whose loop the request needs (default: `self`). Inside a task of
+-- another client, those clients are driven by the task's client meanwhile.
 -- `req` may be any object with the aigc.request interface that await uses:
 -- status(), result(), wait() and _notify(fn) (the dialogue layer's requests
 -- are such objects).
-local function await (self, req)
-  local co = coroutine_running()
-  if tasks[co] ~= self then
+local function await (self, req, drivers)
+  local owner, co = current_owner()
+  if owner == nil then
     return req:wait()
   end
   local status = req:status()
   if status == "queued" or status == "running" then
-    req:_notify(function () resume_task(self, co) end)
+    local guests = {}
+    for _, c in ipairs(drivers or { self }) do
+      if c ~= owner then guests[#guests + 1] = c; add_guest(owner, c) end
+    end
+    when_over(req, prepare_wait(owner, co, function ()
+      for _, c in ipairs(guests) do remove_guest(owner, c) end
+    end))
     coroutine_yield(AWAIT)
   end
   return req:result()
 end
 
--- req:wait() inside a task yields too (the C wait blocks). With a timeout
--- it blocks, in a task as elsewhere: a task that must not block waits
--- without one (or polls req:status() between client:sleep calls).
+-- req:wait() inside a task yields too (the C wait blocks), also for a
+-- request of another client. With a timeout it blocks, in a task as
+-- elsewhere: a task that must not block waits without one (or polls
+-- req:status() between client:sleep calls).
 local request_methods = core.request_methods
 local c_wait = request_methods.wait
 core.request_methods.wait = function (req, timeout)
@@ -478,24 +635,23 @@ core.request_methods.wait = function (req, timeout)
       error("bad argument #1 to 'wait' (timeout must be a number >= 0)", 2)
     end
   end
-  local co = coroutine_running()
-  local client = tasks[co]
-  if client == nil or timeout ~= nil or client._engine ~= req:_engine() then
+  local driver = current_owner() and timeout == nil and client_of_engine[req:_engine()]
+  if not driver then
     return c_wait(req, timeout)
   end
-  local status = req:status()
-  if status == "queued" or status == "running" then
-    req:_notify(function () resume_task(client, co) end)
-    coroutine_yield(AWAIT)
-  end
-  return req:result()
+  return await(driver, req)
 end
 
 --- Runs `fn(...)` as a task: inside it, `client:chat`, `client:complete`,
--- `req:wait()` and `client:sleep` yield to the loop instead of blocking, and
--- `client:step()` resumes it when what it waits for is ready. It starts
--- running at once, until its first wait. An error in the task goes to the
--- client's `error_handler` (else stderr and `step()`'s second result).
+-- `req:wait()`, the stream iterator and `client:sleep` yield to the loop
+-- instead of blocking, and `client:step()` resumes it when what it waits
+-- for is ready. It starts running at once, until its first wait. Waiting on
+-- another client's request yields too: this client's `step()` then drives
+-- that client as well (and counts the wait in its result). An error in the
+-- task goes to the client's `error_handler` (else stderr and `step()`'s
+-- second result). A task must not yield outside aigc (its own
+-- `coroutine.yield`): it is then abandoned, with an error of kind
+-- "callback" (reported, or given to the dialogue request it ran).
 -- @tparam function fn
 -- @param ... arguments for fn
 -- @treturn thread the task's coroutine
@@ -511,10 +667,19 @@ function Client:spawn (fn, ...)
     argerror("spawn", "function expected, got " .. type(fn), 2)
   end
   self._engine:active()   -- raises on a closed client
-  local co = coroutine_create(fn)
-  tasks[co] = self
-  resume_task(self, co, ...)
-  return co
+  return start_task(self, fn, nil, ...)
+end
+
+--- One step of `client` for a loop inside aigc (a blocking wait, a
+-- race): the callback errors the step returns are the user's, for the
+-- user's next step(): they are reported again (to the list the next step()
+-- returns), never dropped here.
+function drive (client, timeout)
+  local n, errors = client:step(timeout)
+  if errors then
+    for _, e in ipairs(errors) do client._engine:report(e) end
+  end
+  return n
 end
 
 --- Sleeps for `seconds`: inside a task it yields (other work goes on);
@@ -527,19 +692,18 @@ function Client:sleep (seconds)
     argerror("sleep", "seconds must be a number >= 0", 2)
   end
   self._engine:active()   -- raises on a closed client, as every method does
-  local co = coroutine_running()
-  if tasks[co] == self then
-    local sleepers = self._sleepers
-    sleepers[#sleepers + 1] = { at = now() + seconds, co = co }
+  local owner, co = current_owner()
+  if owner then   -- (a task of another client sleeps in its own client's loop)
+    local sleepers = owner._sleepers
+    sleepers[#sleepers + 1] = { at = now() + seconds, wake = prepare_wait(owner, co) }
     coroutine_yield(AWAIT)
     return
   end
   local deadline = now() + seconds
-  local engine = self._engine
   while true do
     local left = deadline - now()
     if left <= 0 then return end
-    engine:step(left)
+    drive(self, left)
   end
 end
 
@@ -550,7 +714,7 @@ local function wake_sleepers (self)
     local s = sleepers[i]
     if s.at <= t then
       table_remove(sleepers, i)
-      resume_task(self, s.co)
+      s.wake()
     else
       i = i + 1
     end
@@ -699,24 +863,33 @@ Stream.__index = Stream
 Stream.__name = "aigc.stream"
 
 local function stream_wake (s)
-  local co = s._waiting
-  if co then
-    s._waiting = nil
-    resume_task(s._client, co)
+  local wake = s._wake
+  if wake then
+    s._wake = nil
+    wake()
   end
 end
 
 --- Streams a chat (or, with `prompt` and no `messages`, a completion) as an
--- iterator: `for delta, chunk in client:stream{...} do ... end`. Each step
--- gives the chunk's text delta ("" when a chunk carries no text) and the
--- decoded chunk. A failure raises the error object from the loop (as the
--- official SDKs' iterators do); breaking out of the loop cancels the request.
+-- iterator. Each step gives the chunk's text delta ("" when a chunk carries
+-- no text) and the decoded chunk. A failure raises the error object from
+-- the loop (as the official SDKs' iterators do).
+--
+-- Leaving the loop early must cancel the request, or it downloads to the
+-- end. Lua 5.4 closes the generic for's fourth value when the loop is left
+-- (break, return, error): `s:deltas()` and `client:stream{...}` itself put
+-- the stream there, so
+-- `for delta, chunk in s:deltas() do ... break end` and
+-- `for delta in client:stream{...} do ... break end` cancel on break.
+-- `for delta in s do` iterates too but has no closing value: after a break
+-- call `s:close()` (Lua 5.1 to 5.3 and LuaJIT have no closing values: there,
+-- always close explicitly).
 -- Keep the object to read the accumulated result after the loop.
 -- @tparam table|string params
 -- @treturn aigc.stream iterable; `s:result()` gives `res` or `nil, err` at the end
 -- @usage
 -- local s = client:stream { messages = msgs }
--- for delta in s do io.write(delta) end
+-- for delta in s:deltas() do io.write(delta) end
 -- print(s:result().usage.total_tokens)
 function Client:stream (params)
   check_client(self, "stream")
@@ -748,23 +921,34 @@ function Client:stream (params)
     stream_wake(s)
   end
   s.request = submit(self, kind, p)
-  s.request:_notify(function () stream_wake(s) end)
+  when_over(s.request, function () stream_wake(s) end)
   return s, nil, nil, s
 end
 
 function Stream:__call ()
   local req = self.request
-  while self._first > self._last do
+  while true do
     local status = req:status()
-    if status == "done" then
-      return nil
-    elseif status == "failed" or status == "canceled" then
+    if status == "canceled" then
+      -- Nothing after cancel, not even what had arrived before it.
+      self._deltas, self._chunks, self._first, self._last = {}, {}, 1, 0
       local _, err = req:result()
       error(err, 0)
     end
-    local co = coroutine_running()
-    if tasks[co] == self._client then
-      self._waiting = co
+    if self._first <= self._last then break end
+    if status == "done" then
+      return nil
+    elseif status == "failed" then
+      local _, err = req:result()
+      error(err, 0)
+    end
+    local owner, co = current_owner()
+    if owner then
+      local client = self._client
+      if owner ~= client then add_guest(owner, client) end
+      self._wake = prepare_wait(owner, co, function ()
+        if owner ~= client then remove_guest(owner, client) end
+      end)
       coroutine_yield(AWAIT)
     else
       req:pump(1.0)
@@ -777,24 +961,41 @@ function Stream:__call ()
   return delta, chunk
 end
 
+--- The iterator with the stream as the generic for's closing value: on Lua
+-- 5.4, leaving the loop early (break, return, an error) cancels the
+-- request. At the loop's normal end the request is already over and
+-- nothing happens.
+-- @treturn aigc.stream the iterator, nil, nil, and the closing value
+-- @usage for delta in s:deltas() do io.write(delta); if done then break end end
+function Stream:deltas ()
+  return self, nil, nil, self
+end
+
 --- The outcome once the loop ended: the accumulated response, or nil, err.
 -- @treturn[1] table res
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
--- @usage for d in s do io.write(d) end; print(assert(s:result()).usage.total_tokens)
+-- @usage for d in s:deltas() do io.write(d) end; print(assert(s:result()).usage.total_tokens)
 function Stream:result ()
   return self.request:result()
 end
 
---- Cancels the stream.
+--- Cancels the stream (kind "canceled"); nothing is delivered after.
+-- @tparam[opt] string why the error message
+-- @treturn boolean whether it was still going
 -- @usage if player_left then s:cancel() end
-function Stream:cancel ()
-  return self.request:cancel()
+function Stream:cancel (why)
+  return self.request:cancel(why)
 end
 
-function Stream:__close ()
+--- Closes the stream: cancels it if it is still going (the explicit form of
+-- leaving the loop; `local s <close>` does it at the end of the scope).
+-- @usage for d in s do if d == "" then break end end; s:close()
+function Stream:close ()
   self.request:cancel("the stream was closed")
 end
+
+Stream.__close = Stream.close
 
 function Stream:__tostring ()
   return "aigc.stream (" .. self.request:status() .. ")"
@@ -807,12 +1008,34 @@ end
 -- Driving and lifecycle
 -- =======================================================
 
+-- The longest step() waits on its own sockets while tasks wait on another
+-- client's requests (that client is then stepped without waiting).
+local GUEST_SLICE = 0.005
+
+-- What this client's loop still has to do besides its requests: tasks
+-- asleep or waiting on another client's requests, deliveries to run. step(),
+-- act() and active() count it, so that `while client:step() > 0` runs
+-- until every task of the client is over, and the three always agree.
+local function lua_pending (self)
+  return #self._sleepers + #self._posted + self._guest_waits
+end
+
+-- The count step() and act() return, taken at their very end: what they
+-- ran (deliveries, woken tasks) may have submitted requests meanwhile.
+local function pending_count (self)
+  if self._closed then return 0 end
+  local ok, n = pcall(self._engine.active, self._engine)   -- (raises once closed)
+  if not ok then return 0 end
+  return n + lua_pending(self)
+end
+
 --- Drives every request once: waits at most `timeout` seconds (default 0,
 -- never blocks) for network activity, runs pending callbacks (at most
--- `budget` of them, default all) and resumes tasks whose wait is over.
+-- `budget` of them, default all), drives the clients that tasks of this one
+-- wait on, and resumes tasks whose wait is over.
 -- @tparam[opt=0] number timeout seconds
 -- @tparam[opt=0] integer budget the most callbacks to run (0: no limit)
--- @treturn integer requests still queued or running, plus sleeping tasks
+-- @treturn integer what `active()` counts after the step
 -- @treturn[opt] table errors reported by callbacks and tasks during this step
 -- @usage
 -- function love.update(dt) client:step(0) end
@@ -827,20 +1050,45 @@ function Client:step (timeout, budget)
     end
     if soonest - t < timeout then timeout = soonest > t and soonest - t or 0 end
   end
-  local n, errors = self._engine:step(timeout, budget)
+  local guests = self._guests
+  if next(guests) ~= nil and type(timeout) == "number" and timeout > GUEST_SLICE then
+    timeout = GUEST_SLICE   -- (the guests' sockets are not in this wait)
+  end
+  local _, errors = self._engine:step(timeout, budget)
+  if next(guests) ~= nil and not self._driving_guests then
+    -- Drive the clients that tasks of this one wait on. A guest does not
+    -- drive back a client that is driving it (no recursion); one that
+    -- cannot be stepped (closed, or inside its own callback) is left.
+    self._driving_guests = true
+    local list = {}
+    for g in pairs(guests) do list[#list + 1] = g end
+    for _, g in ipairs(list) do
+      if not g._driving_guests then
+        local ok, _, gerrors = pcall(Client.step, g, 0)
+        if ok and gerrors then
+          errors = errors or {}
+          for _, e in ipairs(gerrors) do errors[#errors + 1] = e end
+        end
+      end
+    end
+    self._driving_guests = nil
+  end
+  run_posted(self)
   if #sleepers > 0 then   -- (tasks may have gone to sleep during the step)
     wake_sleepers(self)
-    n = n + #sleepers
   end
-  return n, errors
+  return pending_count(self), errors
 end
 
---- The number of requests queued or running.
+--- The number of requests queued or running, plus the tasks of this
+-- client still waiting (asleep, or on another client's request) and the
+-- deliveries its loop has still to run: 0 when the client has nothing
+-- left to do.
 -- @treturn integer
 -- @usage if client:active() == 0 then hide_spinner() end
 function Client:active ()
   check_client(self, "active")
-  return self._engine:active()
+  return self._engine:active() + lua_pending(self)
 end
 
 --- Closes the client: pending requests fail with kind "canceled", tasks
@@ -848,7 +1096,17 @@ end
 -- @usage local client <close> = aigc.client()   -- or client:close() when done
 function Client:close ()
   check_client(self, "close")
+  if not self._closed then
+    -- The Lua-level requests (dialogue requests) are canceled first, so that
+    -- their tasks, resumed by the engine's close, see it and stop.
+    local list = {}
+    for r in pairs(self._closables) do list[#list + 1] = r end
+    for _, r in ipairs(list) do pcall(r.cancel, r, "the client was closed") end
+  end
   self._engine:close()
+  if self._closed then return end
+  self._closed = true
+  run_posted(self)   -- (what was posted for the next step: no step will come)
 end
 
 Client.__close = Client.close
@@ -867,14 +1125,19 @@ function Client:watch (socket_fn, timer_fn)
   return self._engine:watch(socket_fn, timer_fn)
 end
 
---- See `watch`. Returns the number of requests still active.
+--- See `watch`. Returns what `active()` counts.
 -- @tparam[opt] integer fd
 -- @tparam[opt] string events
 -- @treturn integer
 -- @usage poll:start("r", function (_, ev) client:act(fd, ev) end)
 function Client:act (fd, events)
   check_client(self, "act")
-  return self._engine:act(fd, events)
+  self._engine:act(fd, events)
+  -- The external loop is this client's loop: deliveries and sleeping
+  -- tasks are its work too.
+  run_posted(self)
+  if #self._sleepers > 0 then wake_sleepers(self) end
+  return pending_count(self)
 end
 
 --- The sockets libcurl waits on now: `{ [fd] = "in" | "out" | "inout" }`.
@@ -906,6 +1169,86 @@ M.is_error = is_error
 -- wait the way the client waits (yield in tasks, block elsewhere).
 M.submit = submit
 M.await = await
-M.is_task_of = function (client) return tasks[coroutine_running()] == client end
+M.is_task_of = function (client) return current_owner() == client end
+--- The client whose task is running and can yield (nil elsewhere).
+M.task_owner = function () return (current_owner()) end
+M.post = post
+M.run_posted = run_posted
+M.drive = function (client, timeout) return drive(client, timeout) end
+M.start_task = start_task
+M.when_over = when_over
+M.add_guest, M.remove_guest = add_guest, remove_guest
+
+--- For the layers above: `fn(err)` runs if the running task is abandoned
+-- (it yielded outside aigc); it returns true when it delivered the error
+-- (failed a request with it), which then is not reported again. Returns a
+-- handle for `forget_abandon`, or nil outside tasks.
+M.on_abandon = function (fn)
+  local co = coroutine_running()
+  if tasks[co] == nil then return nil end
+  local list = abandon_hooks[co]
+  if list == nil then list = {}; abandon_hooks[co] = list end
+  list[#list + 1] = fn
+  return fn
+end
+
+M.forget_abandon = function (fn)
+  local list = fn and abandon_hooks[coroutine_running()]
+  if not list then return end
+  for i = #list, 1, -1 do
+    if list[i] == fn then table_remove(list, i); return end
+  end
+end
+
+-- Per-call options the C core reads, with what it accepts (request.c).
+local SECONDS_OPTIONS = { "timeout", "connect_timeout", "deadline" }
+local INTEGER_OPTIONS = { { "max_retries", 0, 100 }, { "max_response_bytes", 1, 1099511627776 } }   -- (2^40)
+
+--- Checks the per-call options of chat params as a call would, without
+-- calling (for params that come from outside the program, e.g. a saved
+-- conversation): `true`, or `nil` and a message naming the option.
+M.check_params = function (client, kind, params)
+  for _, k in ipairs(SECONDS_OPTIONS) do
+    local v = params[k]
+    if v ~= nil and not (type(v) == "number" and v > 0 and v <= 1e9) then
+      return nil, string_format("params.%s must be a number of seconds > 0", k)
+    end
+  end
+  for _, o in ipairs(INTEGER_OPTIONS) do
+    local v = params[o[1]]
+    if v ~= nil and not (math.type(v) == "integer" and v >= o[2] and v <= o[3]) then
+      return nil, string_format("params.%s must be an integer in %d..%d", o[1], o[2], o[3])
+    end
+  end
+  local st = params.stream
+  if st ~= nil and type(st) ~= "boolean" and type(st) ~= "function" then
+    return nil, "params.stream must be a boolean or a function, got " .. type(st)
+  end
+  for _, k in ipairs { "on_done", "on_error" } do
+    if params[k] ~= nil and type(params[k]) ~= "function" then
+      return nil, string_format("params.%s must be a function, got %s", k, type(params[k]))
+    end
+  end
+  local ok, e = pcall(call_opts, client, kind, params)
+  if not ok then return nil, tostring(e):match("%((.*)%)$") or tostring(e) end
+  return true
+end
+
+--- An error the Lua layer built, with every string in it scrubbed of the
+-- client's secrets (a server may echo the key in a reply that ends up in
+-- err.response, err.text, a violation...), when the engine can scrub
+-- (`engine:scrub`, from the C core); else the error as it is.
+M.scrub = function (client, err)
+  local engine = client._engine
+  local scrub = engine.scrub
+  if scrub == nil or not is_error(err) then return err end
+  local ok, v = pcall(scrub, engine, err)
+  if ok and v ~= nil then return v end
+  return err
+end
+
+--- Registers a Lua-level request (with `cancel(why)`) that `client:close()`
+-- cancels if it is still pending.
+M.closable = function (client, r) client._closables[r] = true end
 
 return M

@@ -91,20 +91,31 @@ end
 
 local estimate_text = M.estimate_text
 
+-- est(text), checked: an estimate that is not a finite number >= 0 would
+-- raise from the arithmetic below or, NaN, silently disable trimming.
+local function tokens_of (est, text)
+  local n = est(text)
+  if type(n) ~= "number" or not (n >= 0 and n < math.huge) then
+    local got = type(n) ~= "number" and type(n) or n ~= n and "NaN" or n == math.huge and "inf" or tostring(n)
+    error("conversation option 'estimate' must return a number of tokens >= 0, got " .. got, 0)
+  end
+  return n
+end
+
 -- Tokens of a content value (a string, a list of parts, or null).
 local function content_tokens (content, est)
-  if type(content) == "string" then return est(content) end
+  if type(content) == "string" then return tokens_of(est, content) end
   if type(content) ~= "table" then return 0 end
   local n = 0
   for _, part in ipairs(content) do
-    if type(part) == "string" then n = n + est(part)
+    if type(part) == "string" then n = n + tokens_of(est, part)
     elseif type(part) == "table" then
-      if type(part.text) == "string" then n = n + est(part.text)
+      if type(part.text) == "string" then n = n + tokens_of(est, part.text)
       elseif part.type == "image_url" or part.image_url ~= nil then n = n + 85   -- a low-detail image
       elseif part.type == "input_audio" then n = n + 100
       else
         local ok, s = pcall(json_encode, part)
-        if ok then n = n + est(s) end
+        if ok then n = n + tokens_of(est, s) end
       end
     end
   end
@@ -120,13 +131,13 @@ end
 function M.estimate_message (msg, est, overhead)
   est = est or estimate_text
   local n = (overhead or M.MESSAGE_OVERHEAD) + content_tokens(msg.content, est)
-  if type(msg.name) == "string" then n = n + est(msg.name) + 1 end
+  if type(msg.name) == "string" then n = n + tokens_of(est, msg.name) + 1 end
   if type(msg.tool_calls) == "table" then
     for _, call in ipairs(msg.tool_calls) do
       local f = type(call) == "table" and call["function"] or nil
       if type(f) == "table" then
-        n = n + 3 + (type(f.name) == "string" and est(f.name) or 0)
-          + (type(f.arguments) == "string" and est(f.arguments) or 0)
+        n = n + 3 + (type(f.name) == "string" and tokens_of(est, f.name) or 0)
+          + (type(f.arguments) == "string" and tokens_of(est, f.arguments) or 0)
       end
     end
   end
@@ -230,7 +241,8 @@ end
 --  - `messages`: a history to start from (instead of `system`),
 --  - `max_context_tokens`: the prompt's token budget (nil: no trimming),
 --  - `keep_first` (0), `keep_last` (1): turns never dropped; the new turn always stays,
---  - `estimate = function(text) -> tokens` (default `estimate_text`),
+--  - `estimate = function(text) -> tokens` (default `estimate_text`; it must
+--    return a number >= 0, anything else raises from the call that estimates),
 --    `message_overhead` (4 per message),
 --  - `summarize`: `true` (the model condenses the dropped turns) or
 --    `function(messages, previous_summary, conv) -> text | nil, err`;
@@ -369,13 +381,13 @@ local function transcript (msgs, from, to)
     elseif type(text) ~= "string" then
       text = ""
     end
-    if type(m.tool_calls) == "table" then
+    if type(m.tool_calls) == "table" then   -- (a loaded history may hold anything here)
       for _, call in ipairs(m.tool_calls) do
-        local f = call["function"] or {}
+        local f = type(call) == "table" and type(call["function"]) == "table" and call["function"] or {}
         text = text .. string_format(" [calls %s(%s)]", tostring(f.name), tostring(f.arguments))
       end
     end
-    lines[#lines + 1] = m.role .. ": " .. text
+    lines[#lines + 1] = tostring(m.role) .. ": " .. text
   end
   return table_concat(lines, "\n")
 end
@@ -482,7 +494,24 @@ local function merged_params (self, params, msgs)
   if params then for k, v in pairs(params) do p[k] = v end end
   if p.model == nil then p.model = self.model end
   p.messages = msgs
+  p.on_done, p.on_error = nil, nil   -- (they hear the say's end: see say_callbacks)
   return p
+end
+
+-- The say's on_done(res) / on_error(err) (per call, else conversation-wide):
+-- they hear the end of the say -- after the history changed -- not the end
+-- of the request inside it.
+local function say_callbacks (self, params, fname)
+  local cbs = {}
+  for _, k in ipairs { "on_done", "on_error" } do
+    local v = self.params[k]
+    if params and params[k] ~= nil then v = params[k] end
+    if v ~= nil and type(v) ~= "function" then
+      error(string_format("bad argument #2 to '%s' (params.%s must be a function)", fname, k), 3)
+    end
+    cbs[k] = v
+  end
+  return cbs.on_done, cbs.on_error
 end
 
 local function assistant_message (res)
@@ -526,7 +555,11 @@ function Conversation:_guarded (fn, ...)
     error("bad argument #1 to 'say' (the conversation is busy with another say; wait for it, or fork)", 3)
   end
   self._busy = true
+  -- If the task this runs in is abandoned (something yielded outside aigc),
+  -- the conversation must not stay busy.
+  local hook = client_mod.on_abandon(function () self._busy = nil end)
   local ok, res, err = pcall(fn, ...)
+  client_mod.forget_abandon(hook)
   self._busy = nil
   if not ok then error(res, 0) end
   return res, err
@@ -547,7 +580,16 @@ function Conversation:say (input, params)
   if params ~= nil and type(params) ~= "table" then
     error("bad argument #2 to 'say' (table expected, got " .. type(params) .. ")", 2)
   end
+  local on_done, on_error = say_callbacks(self, params, "say")
   local res, err = self:_guarded(self._say, self, user, params, nil)
+  local cb, what = on_done, "on_done"
+  if not res then cb, what = on_error, "on_error" end
+  if cb then
+    local ok, e = pcall(cb, res or err)
+    if not ok then
+      self.client._engine:report(core.error { kind = "callback", message = "error in " .. what .. ": " .. tostring(e) })
+    end
+  end
   if not res then return nil, err end
   return type(res.text) == "string" and res.text or "", res
 end
@@ -570,13 +612,15 @@ function Conversation:say_async (input, params)
   if self._busy then
     error("bad argument #1 to 'say_async' (the conversation is busy with another say; wait for it, or fork)", 2)
   end
+  local on_done, on_error = say_callbacks(self, params, "say_async")
   self._busy = true
   local req = dialogue.spawn(self.client, function (job)
+    client_mod.on_abandon(function () self._busy = nil end)
     local ok, res, err = pcall(self._say, self, user, params, job)
     self._busy = nil
     if not ok then error(res, 0) end
     return res, err
-  end, { kind = "say" })
+  end, { kind = "say", on_done = on_done, on_error = on_error })
   return req
 end
 
@@ -700,14 +744,17 @@ function Conversation:save ()
   }
 end
 
---- Restores a conversation saved with `save`.
+--- Restores a conversation saved with `save`. The text may come from
+-- anywhere (a game's save file): everything in it is checked as a call
+-- would check it (options, params, the summary), so that what loads cannot
+-- make the next `say()` raise; what does not pass is `nil, err`.
 -- @tparam string json
 -- @tparam aigc.client client
 -- @tparam[opt] table opts options that are not saved or that override
 -- the saved ones (`params` are merged: `tools`, `stream`, `estimate`, `summarize`...)
 -- @treturn[1] aigc.conversation
 -- @treturn[2] nil
--- @treturn[2] aigc.error err of kind "parse" when the text is not a saved conversation
+-- @treturn[2] aigc.error err of kind "parse" when the text is not a valid saved conversation
 -- @usage
 -- local text = io.open("conv.json"):read("a")
 -- local conv = assert(aigc.conversation.load(text, client, { params = { tools = ts } }))
@@ -759,7 +806,22 @@ function M.load (json, client, opts)
     msgs[i] = m
   end
   conv.messages = msgs
-  if type(t.summary) == "table" and type(t.summary.text) == "string" then conv.summary = t.summary end
+  -- What every say() will send must be what a call accepts: a saved file
+  -- may come from anywhere, and its params must not make say() raise.
+  local ok_params, why = client_mod.check_params(client, "chat", params)
+  if ok_params then ok_params, why = dialogue.check_params(params) end
+  if not ok_params then
+    return nil, core.error { kind = "parse", message = "not a valid saved conversation: " .. why }
+  end
+  local s = t.summary
+  if s ~= nil and s ~= null then
+    if type(s) ~= "table" or type(s.text) ~= "string" or math_type(s.from) ~= "integer"
+       or math_type(s.to) ~= "integer" or s.from < 1 or s.to < s.from or s.to > #msgs then
+      return nil, core.error { kind = "parse", message = "not a valid saved conversation: the summary must be "
+                                                          .. "{ text =, from =, to = } within the messages" }
+    end
+    conv.summary = s
+  end
   return conv
 end
 

@@ -14,9 +14,12 @@
 -- applies to the first request only (a forced call would repeat forever).
 -- The result gains `res.tool_calls_made` (one record per call, see
 -- `aigc.tools`), `res.tool_messages` (the messages the loop added, in
--- order, for a history to keep) and `res.tool_rounds`. A failing tool
--- goes back to the model as an error message; with
--- `tool_errors = "fail"` it ends the call with `nil, err` (kind "tool").
+-- order, for a history to keep), `res.tool_rounds`, and `res.usage_rounds`
+-- (each reply's usage, `aigc.null` when it had none); `res.usage` is their
+-- sum (errors after some rounds carry both too). A failing tool goes back
+-- to the model as an error message; with `tool_errors = "fail"` it ends
+-- the call with `nil, err` (kind "tool"). A reply whose `tool_calls` holds
+-- something that is not a tool call is `nil, err` of kind "parse".
 --
 -- **Structured output.** `schema = <JSON schema table>` sends
 -- `response_format = { type = "json_schema", json_schema = { name =
@@ -38,7 +41,14 @@
 -- Both work with `stream` (deltas of every round reach the function),
 -- `n` (each choice gets `parsed`; the first decides success), inside tasks
 -- (waits yield) and through `chat_async`, which returns an
--- `aigc.dialogue_request` with the interface of `aigc.request`.
+-- `aigc.dialogue_request` with the interface of `aigc.request` and its
+-- lifecycle: exactly one of `on_done`/`on_error` runs, from the loop;
+-- cancel and `client:close()` give `on_error` an error of kind "canceled"
+-- (from the loop, never from inside `cancel()`), and nothing is delivered
+-- after; an error in a callback is reported once (the client's
+-- `error_handler`, else `step()`'s second result and stderr); a task that
+-- yields outside aigc (a tool's own `coroutine.yield`) fails the request
+-- with kind "callback"; `wait()` returns once the request is over.
 --
 -- @module aigc.dialogue
 -- @usage
@@ -60,7 +70,8 @@ local null, array, now = core.null, core.array, core.now
 local error, ipairs, pairs, pcall, setmetatable, tostring, type =
   error, ipairs, pairs, pcall, setmetatable, tostring, type
 local math_type, string_format = math.type, string.format
-local submit, await, is_task_of = client_mod.submit, client_mod.await, client_mod.is_task_of
+local submit, await, task_owner = client_mod.submit, client_mod.await, client_mod.task_owner
+local post, start_task = client_mod.post, client_mod.start_task
 
 local M = {}
 
@@ -82,14 +93,10 @@ local function is_error (v)
 end
 
 -- Reports an error from a callback the way the engine does (error_handler,
--- else stderr and step()'s second result).
+-- else step()'s second result and stderr): once.
 local function report (client, err)
-  local engine = client._engine
-  if engine and engine.report then
-    pcall(engine.report, engine, err)
-  else
-    io.stderr:write("aigc: ", tostring(err), "\n")
-  end
+  local ok = pcall(client._engine.report, client._engine, err)
+  if not ok then io.stderr:write("aigc: ", tostring(err), "\n") end
 end
 
 local function callback_error (what, e)
@@ -108,13 +115,22 @@ Request.__name = "aigc.dialogue_request"
 
 local function pending (state) return state == "running" end
 
+-- Runs a request's on_done/on_error as a task of its own: it may wait
+-- (its waits yield), and whatever it does -- raise, yield outside aigc --
+-- is reported once and cannot stall the request's own task.
+local function run_callback (client, cb, value, what)
+  start_task(client, cb, what, value)
+end
+
 --- Runs `fn(req)` as a task of `client` and returns the request object
 -- that stands for it: `status`, `result`, `wait`, `cancel` and `__close`
 -- as on `aigc.request`. `fn` returns `res` or `nil, err`; an error it
 -- raises fails the request (kind "callback"). Inside `fn`, call
 -- `req:track(inner)` with each request it submits, so that `cancel`
 -- reaches it, and check `req:canceled()` after its own waits.
--- `opts.on_done(res)` / `opts.on_error(err)` run when it ends (not on cancel).
+-- `opts.on_done(res)` / `opts.on_error(err)`: exactly one runs when it ends,
+-- as a task of the client (cancel and close included: on_error gets the
+-- "canceled" error from the loop).
 -- @tparam aigc.client client
 -- @tparam function fn
 -- @tparam[opt] table opts `kind` (shown by tostring), `on_done`, `on_error`
@@ -129,9 +145,17 @@ function M.spawn (client, fn, opts)
   opts = opts or {}
   local req = setmetatable({
     _client = client, _state = "running", _kind = opts.kind or "task",
-    _on_done = opts.on_done, _on_error = opts.on_error,
+    _on_done = opts.on_done, _on_error = opts.on_error, _waiters = {},
   }, Request)
+  client_mod.closable(client, req)
   client:spawn(function ()
+    -- If the task is abandoned (something in it yielded outside aigc), the
+    -- request fails with that error instead of staying "running" forever.
+    client_mod.on_abandon(function (err)
+      local inner = req._inner
+      if inner then pcall(inner.cancel, inner, "the dialogue task was abandoned") end
+      return req:_finish(nil, err)
+    end)
     local ok, res, err = pcall(fn, req)
     if not ok then res, err = nil, callback_error("a dialogue task", res) end
     if res == nil and err == nil then
@@ -142,28 +166,32 @@ function M.spawn (client, fn, opts)
   return req
 end
 
--- Tells the coroutine waiting in client_mod.await, if any.
+-- Tells every waiter (tasks in client_mod.await) that the request is over.
 local function fire (req)
-  local fn = req._waiter
-  req._waiter = nil
-  if fn then fn(req) end
+  local list = req._waiters
+  req._waiters = {}
+  for _, fn in ipairs(list) do
+    local ok, e = pcall(fn, req)
+    if not ok then report(req._client, callback_error("a waiter", e)) end
+  end
 end
 
+-- Ends the request (once): done with res, or failed with err. Returns
+-- whether it did (false when it had already ended, canceled included).
 function Request:_finish (res, err)
-  if not pending(self._state) then return end
+  if not pending(self._state) then return false end
   self._inner = nil
-  local cb, val
+  self._client._closables[self] = nil
+  local cb, val, what
   if res ~= nil then
-    self._state, self._res, cb, val = "done", res, self._on_done, res
+    self._state, self._res, cb, val, what = "done", res, self._on_done, res, "on_done"
   else
-    self._state, self._err, cb, val = "failed", err, self._on_error, err
+    self._state, self._err, cb, val, what = "failed", err, self._on_error, err, "on_error"
   end
   self._on_done, self._on_error = nil, nil
-  if cb then
-    local ok, e = pcall(cb, val)
-    if not ok then report(self._client, callback_error(res and "on_done" or "on_error", e)) end
-  end
+  if cb then run_callback(self._client, cb, val, what) end
   fire(self)
+  return true
 end
 
 --- Records the request the task is waiting for now (for `cancel`).
@@ -204,8 +232,9 @@ function Request:result ()
   return nil, self._err
 end
 
---- Waits until the request is over: yields inside a task of its client,
--- else drives the client (`client:step`) meanwhile.
+--- Waits until the request is over: yields inside a task (of any client:
+-- the task's client then drives this request's client meanwhile), else
+-- drives the client (`client:step`) meanwhile.
 -- @tparam[opt] number timeout seconds; then `nil, nil` if still pending
 -- @treturn[1] table res
 -- @treturn[2] nil
@@ -216,55 +245,67 @@ function Request:wait (timeout)
     error("bad argument #1 to 'wait' (timeout must be a number >= 0)", 2)
   end
   local client = self._client
-  if pending(self._state) and is_task_of(client) then
+  local owner = task_owner()
+  if pending(self._state) and owner then
     if timeout == nil then return await(client, self) end
     local deadline = now() + timeout
-    while pending(self._state) and now() < deadline do client:sleep(math.min(0.01, deadline - now())) end
+    if owner ~= client then client_mod.add_guest(owner, client) end
+    while pending(self._state) and now() < deadline do owner:sleep(math.min(0.01, deadline - now())) end
+    if owner ~= client then client_mod.remove_guest(owner, client) end
     return self:result()
   end
   local deadline = timeout and now() + timeout
-  while pending(self._state) do
+  while pending(self._state) and not client._closed do
     local slice = 0.05
     if deadline then
       local left = deadline - now()
       if left <= 0 then break end
       if left < slice then slice = left end
     end
-    client:step(slice)
+    client_mod.drive(client, slice)
   end
+  -- wait() drives the loop: a canceled request's on_error, posted for the
+  -- next step, is delivered before wait() returns.
+  if self._end_posted then client_mod.run_posted(client) end
   return self:result()
 end
 
 --- Cancels: the request becomes "canceled" at once, with an error of kind
 -- "canceled"; the request in flight is canceled and the loop stops.
+-- `on_error` gets that error once, from the loop (the next `client:step()`
+-- or wait), never from inside `cancel()`; nothing else is delivered after.
 -- Safe anywhere, like `aigc.request:cancel`.
 -- @tparam[opt] string why the error message
 -- @treturn boolean whether it was pending
 -- @usage if player_left then req:cancel("the player walked away") end
 function Request:cancel (why)
   if not pending(self._state) then return false end
+  local client = self._client
   self._state = "canceled"
   self._err = core.error { kind = "canceled", message = why or "the request was canceled" }
+  client._closables[self] = nil
+  local on_error = self._on_error
   self._on_done, self._on_error = nil, nil
   local inner = self._inner
   self._inner = nil
   if inner then inner:cancel(why) end
-  if self._waiter then
-    -- Like the C core, the waiter hears it from the loop, not from inside cancel().
-    local client = self._client
-    local ok = pcall(client.spawn, client, function () client:sleep(0); fire(self) end)
-    if not ok then fire(self) end
-  end
+  self._end_posted = true
+  post(client, function ()
+    self._end_posted = nil
+    if on_error then run_callback(client, on_error, self._err, "on_error") end
+    fire(self)
+  end)
   return true
 end
 
--- client_mod.await's hook: called once when the request is over.
+-- client_mod.await's hook: fn(self) is called once when the request is
+-- over (from the loop); several waiters may wait.
 function Request:_notify (fn)
   if pending(self._state) then
-    self._waiter = fn
+    local w = self._waiters
+    w[#w + 1] = fn
   else
-    local client = self._client
-    client:spawn(function () client:sleep(0); fn(self) end)
+    post(self._client, function () fn(self) end)
   end
 end
 
@@ -302,6 +343,8 @@ local function prepare (params, fname, level)
   local s = params.schema
   if s ~= nil then
     if type(s) ~= "table" then argerror(fname, "params.schema must be a JSON schema table, got " .. type(s), level) end
+    local ok, why = schema_mod.check_schema(s)
+    if not ok then argerror(fname, "params.schema: " .. why, level) end
     o.schema = s
     local name = params.schema_name
     if name == nil then name = "response" end
@@ -356,6 +399,22 @@ local function prepare (params, fname, level)
   return wire, o
 end
 
+--- Checks the dialogue layer's options in params as a call would, without
+-- calling (for params from outside the program): `true`, or `nil` and the
+-- message.
+-- @tparam table params
+-- @treturn boolean|nil
+-- @treturn[opt] string
+-- @usage local ok, why = dialogue.check_params(saved.params)
+function M.check_params (params)
+  local p = {}
+  for k, v in pairs(params) do p[k] = v end
+  p.messages = {}
+  local ok, e = pcall(prepare, p, "check", 1)
+  if ok then return true end
+  return nil, tostring(e):match("%((.*)%)$") or tostring(e)
+end
+
 -- The system message that carries the schema in json_object mode.
 local function schema_instruction (o)
   return {
@@ -408,8 +467,10 @@ end
 
 local function parse_choices (res, o)
   local first_err
-  for i, choice in ipairs(res.choices or {}) do
-    local msg = choice.message or {}
+  local choices = type(res.choices) == "table" and res.choices or {}
+  for i, choice in ipairs(choices) do
+    if type(choice) ~= "table" then choice = {} end
+    local msg = type(choice.message) == "table" and choice.message or {}
     local err
     if type(msg.refusal) == "string" and msg.refusal ~= "" then
       err = core.error { kind = "refusal", message = "the model refused: " .. msg.refusal, refusal = msg.refusal }
@@ -428,7 +489,7 @@ local function parse_choices (res, o)
       if i == 1 then first_err = err end
     end
   end
-  if res.choices == nil or res.choices[1] == nil then
+  if type(choices[1]) ~= "table" then
     first_err = core.error { kind = "schema", message = "the response has no choices",
                              violations = { { path = "$", message = "no choices" } } }
   end
@@ -436,7 +497,7 @@ local function parse_choices (res, o)
     first_err.response = res
     return nil, first_err
   end
-  res.parsed = res.choices[1].parsed
+  res.parsed = choices[1].parsed
   return res
 end
 
@@ -448,19 +509,78 @@ end
 
 -- Runs the dialogue for `params` (already checked): returns res or nil, err.
 -- `job` is the dialogue request when run by chat_async.
+local function parse_error (fmt, ...)
+  return core.error { kind = "parse", message = string_format(fmt, ...) }
+end
+
+-- The tool calls of a reply's first choice: the list and the message, nil
+-- when there are none, or nil, nil and an error when the reply holds
+-- something that is not a tool call (a hostile or broken server).
+local function reply_tool_calls (res)
+  local choices = res.choices
+  local choice = type(choices) == "table" and choices[1] or nil
+  local msg = type(choice) == "table" and choice.message or nil
+  if type(msg) ~= "table" then return nil end
+  local calls = msg.tool_calls
+  if calls == nil or calls == null then return nil end
+  if type(calls) ~= "table" then
+    return nil, nil, parse_error("the reply's tool_calls is not a list (got %s)", type(calls))
+  end
+  if calls[1] == nil then return nil end
+  for i, call in ipairs(calls) do
+    if type(call) ~= "table" then
+      return nil, nil, parse_error("the reply's tool call %d is not a tool call object (got %s)", i, type(call))
+    end
+    local f = call["function"]
+    if type(f) ~= "table" or type(f.name) ~= "string" then
+      return nil, nil, parse_error("the reply's tool call %d has no function name", i)
+    end
+  end
+  return calls, msg
+end
+
+-- Adds usage u into sum (numbers added, nested details too; other fields
+-- kept from the first round that has them). sum is a fresh table.
+local function add_usage (sum, u)
+  for k, v in pairs(u) do
+    if type(v) == "number" then
+      sum[k] = (type(sum[k]) == "number" and sum[k] or 0) + v
+    elseif type(v) == "table" then
+      sum[k] = add_usage(type(sum[k]) == "table" and sum[k] or {}, v)
+    elseif sum[k] == nil then
+      sum[k] = v
+    end
+  end
+  return sum
+end
+
+-- The usage of every round summed, or nil when no round reported any.
+local function total_usage (rounds)
+  local sum
+  for _, u in ipairs(rounds) do
+    if type(u) == "table" then sum = add_usage(sum or {}, u) end
+  end
+  return sum
+end
+
 local function run (client, wire, o, job)
   local toolset = o.toolset
   if o.schema then set_mode(wire, o, o.mode == "json_object" and "json_object" or "json_schema") end
   local messages = wire.messages   -- (json_object mode has its own copy, with the schema)
   local made, added = array {}, array {}
+  local usage_rounds = array {}   -- each successful reply's usage (aigc.null when it had none)
   local rounds = 0
   local first_choice = wire.tool_choice
 
   local function fail (err)
     if toolset and is_error(err) and err.tool_calls_made == nil then
       err.tool_calls_made, err.tool_messages = made, added
+      if usage_rounds[1] ~= nil then
+        err.usage_rounds, err.usage = usage_rounds, total_usage(usage_rounds)
+      end
     end
-    return nil, err
+    -- (it may hold the reply: err.response, err.text, tool arguments)
+    return nil, client_mod.scrub(client, err)
   end
 
   while true do
@@ -483,10 +603,13 @@ local function run (client, wire, o, job)
         return fail(err)
       end
     else
-      local choice = res.choices and res.choices[1]
-      local msg = choice and choice.message
-      local calls = toolset and msg and msg.tool_calls
-      if type(calls) == "table" and calls[1] ~= nil then
+      usage_rounds[#usage_rounds + 1] = res.usage ~= nil and res.usage or null
+      local calls, msg, bad
+      if toolset then calls, msg, bad = reply_tool_calls(res) end
+      if bad then
+        bad.response = res
+        return fail(bad)
+      elseif calls then
         if rounds >= o.max_rounds then
           return fail(tool_error(string_format("the model still calls tools after max_tool_rounds (%d)",
                                                o.max_rounds), { response = res }))
@@ -511,6 +634,9 @@ local function run (client, wire, o, job)
       else
         if toolset then
           res.tool_calls_made, res.tool_messages, res.tool_rounds = made, added, rounds
+          -- Every round cost tokens: res.usage is their sum, each round's is kept.
+          res.usage_rounds = usage_rounds
+          res.usage = total_usage(usage_rounds) or res.usage
         end
         if o.schema then
           res.schema_mode = o.current_mode

@@ -26,7 +26,7 @@ local core = require "aigc.core"
 local client_mod = require "aigc.client"
 
 local json_encode = core.json.encode
-local await, is_task_of = client_mod.await, client_mod.is_task_of
+local await, task_owner = client_mod.await, client_mod.task_owner
 local error, getmetatable, ipairs, next, pairs, pcall, select, setmetatable, tonumber, tostring, type =
   error, getmetatable, ipairs, next, pairs, pcall, select, setmetatable, tonumber, tostring, type
 local math_type = math.type
@@ -221,8 +221,8 @@ local function judge_rank (spec, judge, task, ok)
     if chosen then break end
   end
   if not chosen then
-    return nil, strategy_error("parse", "the judge's reply names no candidate: "
-                               .. string_format("%q", reply:sub(1, 80)), { response = res })
+    return nil, client_mod.scrub(judge.client, strategy_error("parse", "the judge's reply names no candidate: "
+                               .. string_format("%q", reply:sub(1, 80)), { response = res }))
   end
   for _, c in ipairs(ok) do c.score = c == chosen and 1 or 0 end
   return { text = reply, res = res }
@@ -246,8 +246,8 @@ local function judge_score (spec, judge, task, ok)
       c.score = tonumber(reply:match("%-?%d+%.?%d*"))
       if c.score then scored = scored + 1
       else
-        last_err = strategy_error("parse", "the judge's score is not a number: "
-                                  .. string_format("%q", reply:sub(1, 80)))
+        last_err = client_mod.scrub(judge.client, strategy_error("parse", "the judge's score is not a number: "
+                                  .. string_format("%q", reply:sub(1, 80))))
       end
     else
       c.judge = { err = err }
@@ -273,6 +273,8 @@ end
 -- @treturn[1] table best: the winning candidate `{ index =, text =, score =, res = }`
 -- (ties go to the lowest index)
 -- @treturn[1] table candidates: all of them, each with `score` (or `err`);
+-- a score function's result that is not a number, or NaN, ranks last: the
+-- candidate has no `score` and `score_error` says why;
 -- `candidates.judge` holds the rank judge's reply
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
@@ -309,10 +311,15 @@ function M.best_of (spec)
   if score then
     for _, c in ipairs(ok) do
       local v = score(c.text, c.res, c)
+      -- A score that cannot be compared (NaN compares false with anything,
+      -- so the first candidate would win) ranks last: no score, and why.
       if v ~= nil and type(v) ~= "number" then
-        error("best_of: score must return a number, got " .. type(v), 2)
+        c.score_error = "the score is a " .. type(v) .. ", not a number"
+      elseif v ~= v then
+        c.score_error = "the score is NaN"
+      else
+        c.score = v
       end
-      c.score = v
     end
   elseif judge.mode == "score" then
     local done, err = judge_score(s, judge, task_of(params), ok)
@@ -606,17 +613,13 @@ function Signal:status () return self.fired and "done" or "running" end
 function Signal.result () return true end
 function Signal:_notify (fn) self.fn = fn end
 -- Fired from a request's callback: the waiting task resumes from the loop
--- (a task of its own), not inside that callback.
+-- (the next step), not inside that callback.
 function Signal:fire ()
   if self.fired then return end
   self.fired = true
   local fn = self.fn
   self.fn = nil
-  if fn then
-    local client = self.client
-    local ok = pcall(client.spawn, client, function () client:sleep(0); fn(self) end)
-    if not ok then fn(self) end
-  end
+  if fn then client_mod.post(self.client, function () fn(self) end) end
 end
 
 --- Starts every entry at once; the first success wins and the others are
@@ -678,21 +681,44 @@ function M.race (spec)
   -- Entries never started (the race was over early) count as canceled.
   for i = #reqs + 1, #list do outcomes[i].status = "canceled" end
   if not signal.fired then
-    local c1 = clients[1]
-    if #clients == 1 and is_task_of(c1) then
-      signal.client = c1
-      await(c1, signal)
+    local owner = task_owner()
+    if owner then
+      -- Yield to the loop of the task's client, which drives every client
+      -- of the race meanwhile.
+      signal.client = owner
+      await(owner, signal, clients)
     else
       local slice = #clients == 1 and 0.05 or 0.005
       while not signal.fired do
-        for _, c in ipairs(clients) do c:step(slice) end
+        local open = 0
+        for _, c in ipairs(clients) do
+          -- (a callback may close a client meanwhile: its entries then
+          -- fail, kind "canceled", and it is not stepped any more)
+          if not c._closed then
+            open = open + 1
+            client_mod.drive(c, slice)
+          end
+        end
+        -- An entry that ended without a word (canceled by someone else)
+        -- is a failure all the same.
+        for i, r in ipairs(reqs) do
+          local st = r:status()
+          if outcomes[i].status == "running" and (st == "failed" or st == "canceled") then
+            local _, err = r:result()
+            outcomes[i].status, outcomes[i].err = "failed", err
+            last_err = err
+            left = left - 1
+            if left == 0 and winner == nil then signal:fire() end
+          end
+        end
+        if open == 0 then break end
       end
     end
   end
   if winner then
     return reqs[winner]:result(), outcomes
   end
-  return nil, last_err, outcomes
+  return nil, last_err or strategy_error("canceled", "every client of the race was closed"), outcomes
 end
 
 -- }======================================================

@@ -18,6 +18,14 @@
 -- schema, and calls to tools that do not exist. A tool may call the client
 -- itself: inside a task (and inside `chat_async`) those calls yield.
 --
+-- What goes to the model is a third party's to read: an error message goes
+-- without the position Lua puts in front of it (`/home/ada/npc.lua:12: `),
+-- and bytes that are not UTF-8 in an output or error are replaced by U+FFFD
+-- (JSON text must be UTF-8; the call goes on). The call's record keeps
+-- what the tool gave: the whole message, the traceback, the raw result.
+-- A tool must not yield outside aigc (its own `coroutine.yield`): the
+-- dialogue it runs in then fails with kind "callback".
+--
 -- @module aigc.tools
 -- @usage
 -- local tools = aigc.tools {
@@ -32,6 +40,9 @@ local core = require "aigc.core"
 local schema = require "aigc.schema"
 
 local json_encode, json_decode = core.json.encode, core.json.decode
+local getinfo = debug.getinfo
+local table_concat = table.concat
+local utf8_len = utf8.len
 local array, is_array = core.array, core.is_array
 local error, getmetatable, ipairs, pairs, pcall, setmetatable, tostring, type, xpcall =
   error, getmetatable, ipairs, pairs, pcall, setmetatable, tostring, type, xpcall
@@ -111,6 +122,10 @@ end
 
 function Toolset:_add (t, i, fname, level)
   local tool = check_tool(t, i, fname, level + 1)
+  if self._validate and tool.parameters then
+    local ok, why = schema.check_schema(tool.parameters)
+    if not ok then argerror(fname, "tool '" .. tool.name .. "': parameters: " .. why, level) end
+  end
   if self._by_name[tool.name] then
     argerror(fname, "duplicate tool name '" .. tool.name .. "'", level)
   end
@@ -169,14 +184,84 @@ function Toolset:__tostring ()
   return "aigc.toolset (" .. table.concat(self:names(), ", ") .. ")"
 end
 
-local function error_content (message)
-  return json_encode { error = message }
+-- {======================================================
+-- What goes back to the model
+-- =======================================================
+
+-- A tool's output and errors go to a third party and into the next
+-- request's JSON: they must be valid UTF-8 (JSON text is), and an error
+-- must not carry the user's file layout.
+
+--- Replaces each byte that is not part of well-formed UTF-8 by U+FFFD (the
+-- replacement character): the text still says what it said, and encodes.
+-- @tparam string s
+-- @treturn string
+-- @usage tools.repair_utf8("caf\233") --> "caf\u{FFFD}"
+local function repair_utf8 (s)
+  if utf8_len(s) then return s end
+  local out, i = {}, 1
+  while true do
+    local ok, bad = utf8_len(s, i)
+    if ok then
+      out[#out + 1] = s:sub(i)
+      break
+    end
+    out[#out + 1] = s:sub(i, bad - 1)
+    out[#out + 1] = "\u{FFFD}"
+    i = bad + 1
+  end
+  return table_concat(out)
+end
+
+-- Whether `prefix` (what comes before ":<line>: " in an error message) is
+-- a chunk name: a file path, a "[string ...]" chunk, a truncated source.
+local function looks_like_chunk (prefix, sources)
+  if prefix:find("\n", 1, true) then return false end
+  if sources and sources[prefix] then return true end
+  if prefix:find("^%[string \".*\"%]$") then return true end
+  if prefix:find(": ", 1, true) then return false end   -- (a sentence, not a file name)
+  return prefix:find("^%.%.%.") ~= nil or prefix:find("[/\\]") ~= nil or prefix:find("%.%w+$") ~= nil
+end
+
+--- An error message without the position Lua puts in front of it
+-- (`/home/ada/game/npc.lua:12: the door is locked` -> `the door is
+-- locked`), nested positions included. `sources` (a set of chunk names, as
+-- `debug.getinfo` gives them in `short_src`) are stripped whatever they
+-- look like; other prefixes only when they look like a file or a chunk.
+-- @tparam string message
+-- @tparam[opt] table sources
+-- @treturn string
+-- @usage tools.strip_position("npc.lua:12: locked") --> "locked"
+local function strip_position (message, sources)
+  while true do
+    local prefix, rest = message:match("^(.-):%d+: (.*)$")
+    if not prefix or not looks_like_chunk(prefix, sources) then return message end
+    message = rest
+  end
+end
+
+-- The chunk names of the Lua functions on the stack, from `level` up (what
+-- positions in an error raised there can name).
+local function stack_sources (level, into)
+  into = into or {}
+  while true do
+    local info = getinfo(level + 1, "S")
+    if info == nil then return into end
+    if info.what ~= "C" then into[info.short_src] = true end
+    level = level + 1
+  end
+end
+
+local function error_content (message, sources)
+  return json_encode { error = strip_position(repair_utf8(message), sources) }
 end
 
 local function message_of (e)
   if type(e) == "table" and e.message ~= nil then return tostring(e.message) end
   return tostring(e)
 end
+
+-- }======================================================
 
 -- Decodes a call's arguments into a table: nil and a message when they are
 -- not a JSON object.
@@ -232,29 +317,33 @@ function Toolset:call (call, ctx)
   end
   local info = { id = call.id, name = name, arguments = raw }
   if ctx then for k, v in pairs(ctx) do if info[k] == nil then info[k] = v end end end
+  -- The model gets error messages without positions; the record keeps
+  -- them whole, with the traceback.
   local tb
+  local sources = { [getinfo(tool.fn, "S").short_src] = true }
   local packed = table.pack(xpcall(tool.fn, function (e)
     tb = traceback(message_of(e), 2)
+    stack_sources(2, sources)   -- (the stack is still where the error was raised)
     return e
   end, args, info))
   if not packed[1] then
     rec.error = message_of(packed[2])
     rec.traceback = tb
-    return error_content(rec.error), rec
+    return error_content(rec.error, sources), rec
   end
   local result, rerr = packed[2], packed[3]
   if result == nil and packed.n >= 3 and rerr ~= nil then
     rec.error = message_of(rerr)
-    return error_content(rec.error), rec
+    return error_content(rec.error, sources), rec
   end
   rec.ok = true
   rec.result = result
-  if type(result) == "string" then return result, rec end
+  if type(result) == "string" then return repair_utf8(result), rec end
   if result == nil then return "null", rec end
   local ok, s = pcall(json_encode, result)
   if not ok then
     rec.ok = false
-    rec.error = string_format("the result of %s is not JSON-encodable: %s", name, message_of(s))
+    rec.error = string_format("the result of %s is not JSON-encodable: %s", name, strip_position(message_of(s)))
     return error_content(rec.error), rec
   end
   return s, rec
@@ -271,6 +360,8 @@ end
 
 M.Toolset = Toolset
 M.error_content = error_content
+M.repair_utf8 = repair_utf8
+M.strip_position = strip_position
 
 -- `aigc.tools { ... }` calls M.new.
 return setmetatable(M, { __call = function (_, list, opts)
