@@ -303,7 +303,12 @@ end
 -- =======================================================
 
 local function replay_command (seq, keep)
-  local parts = { "lua5.4 spec/lifecycle/run.lua --seed", tostring(seed), "--sequence", tostring(seq) }
+  local parts
+  if seq then
+    parts = { "lua5.4 spec/lifecycle/run.lua --seed", tostring(seed), "--sequence", tostring(seq) }
+  else
+    parts = { "lua5.4 spec/lifecycle/run.lua --ops", proc.quote(args.ops) }
+  end
   if keep then parts[#parts + 1] = "--keep " .. keep end
   if args.lua ~= "lua5.4" then parts[#parts + 1] = "--lua " .. proc.quote(args.lua) end
   if args.cpath ~= "./?.so" then parts[#parts + 1] = "--cpath " .. proc.quote(args.cpath) end
@@ -362,11 +367,11 @@ local function handle_failure (seq, ops, idx, r)
   local keep = #kept < #ops and ranges(kept) or nil
   printf("  shrunk to %d of %d operations in %d runs (fails again %d of 2 times):\n%s\n  symptom: %s\n"
     .. "  replay: %s\n", #kept, #ops, runs, again, table.concat(lines, "\n"), tostring(best.detail):gsub("\n", "\n  "),
-    seq and replay_command(seq, keep) or ("lua5.4 spec/lifecycle/run.lua --ops " .. tostring(args.ops)))
+    replay_command(seq, keep))
   append_finding(string.format("\n## %s — %s (owner, guess: %s)\n\n- build: `%s` cpath `%s` path `%s`\n"
     .. "- replay: `%s`\n- reproduced %d of 2 re-runs after shrinking\n- symptom:\n\n```\n%s\n```\n- operations (%d of %d):\n\n```lua\n%s\n```\n",
     os.date("!%Y-%m-%d %H:%M UTC"), best.fail, best.owner or r.owner or "?", args.lua, args.cpath, args.path,
-    seq and replay_command(seq, keep) or "(op file)", again, tostring(best.detail), #kept, #ops,
+    replay_command(seq, keep), again, tostring(best.detail), #kept, #ops,
     table.concat(lines, "\n")))
 end
 
