@@ -223,7 +223,8 @@ local function count_reports (errs, where)
       if tag then
         tag.reports = tag.reports + 1
         if tag.reports > tag.allowed then
-          violation("error-reported-twice", string.format("LCTAG#%d (raised by a %s callback at op %d) reported %d times (%s)",
+          violation("error-reported-twice", string.format(
+            "LCTAG#%d (raised by a %s callback at op %d) reported %d times (%s)",
             id, tag.kind, tag.op, tag.reports, where))
         end
       end
@@ -438,7 +439,8 @@ local function wrap_error (rec, list)
     rec.error_calls = rec.error_calls + 1
     rec.error_ev = tick()
     if S.in_cancel > 0 then
-      violation("callback-inside-cancel", string.format("request %s (%s): on_error ran inside cancel()", rec.id, rec.api))
+      violation("callback-inside-cancel", string.format("request %s (%s): on_error ran inside cancel()",
+        rec.id, rec.api))
     end
     if rec.done_calls + rec.error_calls > 1 then
       violation("callback-twice", string.format("request %s (%s): on_error after %d on_done and %d on_error",
@@ -466,7 +468,8 @@ local function wrap_handler (crec, list)
       if tag then
         tag.reports = tag.reports + 1
         if tag.reports > tag.allowed then
-          violation("error-reported-twice", string.format("LCTAG#%d (raised by a %s callback at op %d) reported %d times",
+          violation("error-reported-twice", string.format(
+            "LCTAG#%d (raised by a %s callback at op %d) reported %d times",
             id, tag.kind, tag.op, tag.reports))
         end
       end
@@ -514,7 +517,10 @@ end
 -- Submitting and calling
 -- =======================================================
 
+-- A stream dripped byte by byte (its `timeout` is an idle limit) takes as
+-- long as it is long: such requests get the short question.
 local function base_params (op, content)
+  if op.fault and op.fault:find("drip", 1, true) then content = MSG_SHORT end
   local p = { messages = { { role = "user", content = content } } }
   if op.fault then p.headers = { ["x-aigc-fault"] = op.fault } end
   if op.tmo then p.timeout = op.tmo end
@@ -653,9 +659,11 @@ function blocking_call (crec, op, nested)
     local id = call.stream_tags[1]
     local canceled = is_error(err) and err.kind == "canceled"
     if a ~= nil then
-      violation("stream-error-lost", string.format("a blocking %s whose stream callback raised LCTAG#%d returned a result",
+      violation("stream-error-lost", string.format(
+        "a blocking %s whose stream callback raised LCTAG#%d returned a result",
         api, id))
-    elseif not canceled and not (is_error(err) and err.kind == "callback" and tostring(err.message):find("LCTAG#" .. id .. "#", 1, true)) then
+    elseif not canceled and not (is_error(err) and err.kind == "callback"
+                                 and tostring(err.message):find("LCTAG#" .. id .. "#", 1, true)) then
       violation("stream-error-lost", string.format("a blocking %s whose stream callback raised LCTAG#%d returned %s",
         api, id, tostring(err)))
     end
@@ -663,7 +671,8 @@ function blocking_call (crec, op, nested)
   -- Per-call on_done / on_error of a blocking chat or completion: exactly one, before it returns.
   if api == "chat" or api == "complete" or api == "stream_cb" then
     if a ~= nil and call.has_done and call.done_calls ~= 1 then
-      violation("callback-missing", string.format("a blocking %s returned a result; on_done ran %d times", api, call.done_calls))
+      violation("callback-missing", string.format("a blocking %s returned a result; on_done ran %d times",
+        api, call.done_calls))
     elseif a == nil and call.has_error and call.error_calls ~= 1 then
       violation("callback-missing", string.format("a blocking %s returned nil, err (%s); on_error ran %d times",
         api, is_error(b) and b.kind or "?", call.error_calls))
@@ -691,7 +700,8 @@ function iterate (op, nested)
     local function body (delta, chunk)
       n = n + 1
       if type(delta) ~= "string" then
-        violation("iterator-inconsistent", "the iterator gave a " .. type(delta) .. " delta (a string expected, \"\" without text)")
+        violation("iterator-inconsistent", "the iterator gave a " .. type(delta)
+          .. " delta (a string expected, \"\" without text)")
       end
       if chunk ~= nil and type(chunk) ~= "table" then
         violation("iterator-inconsistent", "the iterator gave a " .. type(chunk) .. " chunk")
@@ -731,14 +741,16 @@ function iterate (op, nested)
   elseif how == "error" then
     local _, err = rec.req:result()
     if not TERMINAL[st] or st == "done" then
-      violation("iterator-inconsistent", string.format("request %s: the iterator raised %s, status %s", rec.id, tostring(e), st))
+      violation("iterator-inconsistent", string.format("request %s: the iterator raised %s, status %s",
+        rec.id, tostring(e), st))
     elseif is_error(err) and err.kind ~= e.kind then
       violation("iterator-inconsistent", string.format("request %s: the iterator raised kind %s, result() says %s",
         rec.id, tostring(e.kind), tostring(err.kind)))
     end
   elseif (how == "break" or how == "body-error") and PENDING[last_status or "done"] then
     if st ~= "canceled" then
-      violation("stream-break-not-canceled", string.format("request %s: left the loop early (%s) while %s; status now %s",
+      violation("stream-break-not-canceled", string.format(
+        "request %s: left the loop early (%s) while %s; status now %s",
         rec.id, how, tostring(last_status), st))
     elseif not rec.cancel_ev and not rec.close_ev then
       rec.cancel_ev = tick()
@@ -760,7 +772,8 @@ local function check_rec (rec, final)
     violation("state-invalid", string.format("request %s (%s): status %s", rec.id, rec.api, tostring(st)))
   end
   if rec.last_st and TERMINAL[rec.last_st] and st ~= rec.last_st then
-    violation("state-changed-after-end", string.format("request %s (%s): %s, then %s", rec.id, rec.api, rec.last_st, st))
+    violation("state-changed-after-end", string.format("request %s (%s): %s, then %s",
+      rec.id, rec.api, rec.last_st, st))
   end
   rec.last_st = st
   if TERMINAL[st] and not rec.term_ev then
@@ -779,7 +792,8 @@ local function check_rec (rec, final)
       violation("result-inconsistent", string.format("request %s (%s): %s, result() = %s, %s", rec.id, rec.api, st,
         type(res), type(err)))
     elseif st == "canceled" and err.kind ~= "canceled" then
-      violation("result-inconsistent", string.format("request %s (%s): canceled with kind %s", rec.id, rec.api, tostring(err.kind)))
+      violation("result-inconsistent", string.format("request %s (%s): canceled with kind %s",
+        rec.id, rec.api, tostring(err.kind)))
     end
     check_error_secret(err, "result()'s err")
   elseif res ~= nil or err ~= nil then
@@ -788,7 +802,8 @@ local function check_rec (rec, final)
   end
   if rec.cancel_ev or rec.close_ev then
     if rec.kind ~= "d" or final then
-      local canceled = st == "canceled" or (rec.kind == "d" and TERMINAL[st] and is_error(err) and err.kind == "canceled")
+      local canceled = st == "canceled"
+        or (rec.kind == "d" and TERMINAL[st] and is_error(err) and err.kind == "canceled")
       if not canceled then
         violation(rec.cancel_ev and "cancel-not-canceled" or "close-not-canceled", string.format(
           "request %s (%s): %s after %s (kind %s)", rec.id, rec.api, st,
@@ -811,7 +826,8 @@ local function check_rec (rec, final)
     elseif st ~= "done" and rec.has_error and rec.error_calls == 0 then
       violation("callback-missing", string.format("request %s (%s): %s (kind %s), on_error never ran%s%s", rec.id,
         rec.api, st, is_error(err) and err.kind or "-", rec.close_ev and " after client:close()" or
-        (rec.cancel_ev and " after cancel()" or ""), final and " (end of sequence)" or " (the client was stepped since)"))
+        (rec.cancel_ev and " after cancel()" or ""),
+        final and " (end of sequence)" or " (the client was stepped since)"))
     end
   end
   -- A stream callback's error fails its request with kind "callback".
@@ -820,7 +836,8 @@ local function check_rec (rec, final)
     local canceled_first = is_error(err) and err.kind == "canceled"
     if not canceled_first and not (st == "failed" and is_error(err) and err.kind == "callback"
                                    and tostring(err.message):find("LCTAG#" .. id .. "#", 1, true)) then
-      violation("stream-error-lost", string.format("request %s (%s): its stream callback raised LCTAG#%d; it ended %s (%s)",
+      violation("stream-error-lost", string.format(
+        "request %s (%s): its stream callback raised LCTAG#%d; it ended %s (%s)",
         rec.id, rec.api, id, st, is_error(err) and (err.kind .. ": " .. tostring(err.message):sub(1, 120)) or "-"))
     end
   end

@@ -108,7 +108,8 @@ local function run_lua_snippet (code)
   os.remove(file)
   return ok == true
 end
-local has_deadline = run_lua_snippet("assert(require('aigc').client { base_url = 'http://127.0.0.1:9/v1', deadline = 1 })")
+local has_deadline = run_lua_snippet(
+  "assert(require('aigc').client { base_url = 'http://127.0.0.1:9/v1', deadline = 1 })")
 
 -- }======================================================
 
@@ -369,7 +370,8 @@ local function handle_failure (seq, ops, idx, r)
     .. "  replay: %s\n", #kept, #ops, runs, again, table.concat(lines, "\n"), tostring(best.detail):gsub("\n", "\n  "),
     replay_command(seq, keep))
   append_finding(string.format("\n## %s — %s (owner, guess: %s)\n\n- build: `%s` cpath `%s` path `%s`\n"
-    .. "- replay: `%s`\n- reproduced %d of 2 re-runs after shrinking\n- symptom:\n\n```\n%s\n```\n- operations (%d of %d):\n\n```lua\n%s\n```\n",
+    .. "- replay: `%s`\n- reproduced %d of 2 re-runs after shrinking\n- symptom:\n\n```\n%s\n```\n"
+    .. "- operations (%d of %d):\n\n```lua\n%s\n```\n",
     os.date("!%Y-%m-%d %H:%M UTC"), best.fail, best.owner or r.owner or "?", args.lua, args.cpath, args.path,
     replay_command(seq, keep), again, tostring(best.detail), #kept, #ops,
     table.concat(lines, "\n")))
