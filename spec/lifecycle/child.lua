@@ -720,8 +720,20 @@ function iterate (op, nested)
       for delta, chunk in v[1], v[2], v[3], v[4] do
         if body(delta, chunk) == "break" then how = "break"; break end
       end
+    elseif op.form == "close_after" then
+      -- The plain form has no closing value: the loop's owner closes the stream.
+      local ok_, e_ = pcall(function ()
+        for delta, chunk in s do
+          if body(delta, chunk) == "break" then how = "break"; break end
+        end
+      end)
+      local close = rawget(getmetatable(s) or {}, "close") or rawget(getmetatable(s) or {}, "__close")
+      if close then close(s) end
+      if not ok_ then error(e_, 0) end
     else
-      for delta, chunk in s do
+      -- The form the README documents as canceling when the loop is left.
+      local iter = type(s.deltas) == "function" and { s:deltas() } or { s }
+      for delta, chunk in iter[1], iter[2], iter[3], iter[4] do
         if body(delta, chunk) == "break" then how = "break"; break end
       end
     end

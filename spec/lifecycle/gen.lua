@@ -17,8 +17,11 @@
 --                                      chat_async / complete_async / say_async (api:
 --                                      chat, complete, stream_cb, tools, schema, say)
 --   stream  c, fault?, tmo?            client:stream{...} kept for `iter` (not iterated yet)
---   iter    k?, c?, stop?, body=ACT?   iterate stream k (the README's `for d in s` form), or a
---                                      fresh `for d in client:stream{...}` when k is absent
+--   iter    k?, c?, stop?, form?, body=ACT?   iterate stream k, or a fresh
+--                                      `for d in client:stream{...}` when k is absent; form
+--                                      "closing": `for d in s:deltas()` (`for d in s` where the
+--                                      stream has no deltas()), "close_after": `for d in s`, then
+--                                      s:close() (its __close where there is no close())
 --   call    c, api, fault?, tmo?, stream=ACT?, tool=ACT?, score=ACT?, on_done=ACT?, on_error=ACT?
 --                                      a blocking call (api: chat, complete, stream_cb, tools,
 --                                      schema, say, best_of, race, models)
@@ -243,7 +246,7 @@ function M.sequence (seed, opts)
       nreq = nreq + 1
     elseif kind == "iter" then
       if r.chance(0.5) and nreq > 0 then
-        op = { op = "iter", k = req_ref(false) }
+        op = { op = "iter", k = req_ref(false), form = r.pick { "closing", "close_after" } }
       else
         op = with_fault { op = "iter", c = client_slot() }
         nreq = nreq + 1
