@@ -429,6 +429,15 @@ local function wrap_done (rec, list)
         rec.id, rec.api, rec.done_calls - 1, rec.error_calls))
     end
     if type(res) ~= "table" then violation("bad-callback-args", "on_done got a " .. type(res)) end
+    if rec.req then
+      -- The request has ended when its on_done runs: status() says so, and
+      -- cancel() or close() from inside on_done change nothing.
+      local st = rec_status(rec)
+      if st ~= "done" then
+        violation("callback-before-end", string.format("request %s (%s): status %s while its on_done runs",
+          rec.id, rec.api, st))
+      end
+    end
     rec.res_arg = res
     return run_act(list, 1, { kind = "on_done", rec = rec, crec = rec.crec })
   end
@@ -450,6 +459,13 @@ local function wrap_error (rec, list)
       violation("bad-callback-args", "on_error got " .. type(err) .. ": " .. tostring(err))
     end
     check_error_secret(err, "on_error's err")
+    if rec.req then
+      local st = rec_status(rec)
+      if not TERMINAL[st] or st == "done" then
+        violation("callback-before-end", string.format("request %s (%s): status %s while its on_error runs",
+          rec.id, rec.api, st))
+      end
+    end
     if (rec.cancel_ev or rec.close_ev) and is_error(err) and err.kind ~= "canceled" then
       violation("wrong-kind-after-cancel", string.format("request %s (%s): on_error with kind %s after %s",
         rec.id, rec.api, tostring(err.kind), rec.cancel_ev and "cancel()" or "close()"))
