@@ -1165,14 +1165,21 @@ end
 -- Drain: drive every client until every request has ended.
 S.opi = "end"
 io.stdout:write("op ", #ops + 1, " (drain)\n")
+-- The bound is on time without progress: a queue (max_concurrency) of
+-- slow requests may take longer in all, but one must end every `drain` s.
 local deadline = core.now() + drain
+local last_pending = math.huge
 while core.now() < deadline do
-  local pending = false
+  local pending = 0
   for k = 1, #S.reqs do
     local rec = S.reqs[k]
-    if rec and not rec.abandoned and rec.req and PENDING[rec_status(rec)] then pending = true; break end
+    if rec and not rec.abandoned and rec.req and PENDING[rec_status(rec)] then pending = pending + 1 end
   end
-  if not pending then break end
+  if pending == 0 then break end
+  if pending < last_pending then
+    last_pending = pending
+    deadline = core.now() + drain
+  end
   for c = 1, 3 do
     local crec = S.crecs[c]
     if crec and crec.client and not crec.closed then

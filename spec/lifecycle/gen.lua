@@ -294,6 +294,9 @@ function M.sequence (seed, opts)
     elseif kind == "burst" then
       local n = r.pick { 8, 20, 40 }
       op = with_fault { op = "burst", c = client_slot(), n = n }
+      -- (forty requests that each hold the connection until a timeout, one at a
+      -- time under max_concurrency, would outlast the child's time limit)
+      if op.fault and M.SLOW_FAULTS[op.fault] then op.n = 8 end
       nreq = nreq + n
     else
       op = { op = "pause", t = r.pick { 0.01, 0.05, 0.2 } }
