@@ -51,6 +51,12 @@
 
 local M = {}
 
+--- The generator's version: a seed names the same sequence only with the
+-- same version (bump it whenever a change draws differently). The runner
+-- prints it; a replay line from another version needs that version's
+-- tester (v1: lane/test ddea640..686477a).
+M.VERSION = 2
+
 --- A small deterministic PRNG (xorshift64*), independent of math.random,
 -- so that a seed means the same sequence in every Lua and build.
 local function rng (seed)

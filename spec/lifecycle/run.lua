@@ -343,8 +343,8 @@ end
 -- The run
 -- =======================================================
 
-printf("lifecycle: seed %d, %s s, build %s (cpath %s), server %s\n", seed, args.seconds, args.lua, args.cpath,
-  srv.base_url)
+printf("lifecycle: seed %d, %s s, generator v%d, build %s (cpath %s), server %s\n", seed, args.seconds,
+  gen.VERSION, args.lua, args.cpath, srv.base_url)
 if #missing > 0 then
   printf("lifecycle: the server does not know these faults yet, not drawn: %s\n", table.concat(missing, " "))
 end
@@ -379,7 +379,8 @@ local function handle_failure (seq, ops, idx, r)
   printf("  shrunk to %d of %d operations in %d runs (fails again %d of 2 times):\n%s\n  symptom: %s\n"
     .. "  replay: %s\n", #kept, #ops, runs, again, table.concat(lines, "\n"), tostring(best.detail):gsub("\n", "\n  "),
     replay_command(seq, keep))
-  append_finding(string.format("\n## %s — %s (owner, guess: %s)\n\n- build: `%s` cpath `%s` path `%s`\n"
+  append_finding(string.format("\n## %s — %s (owner, guess: %s)\n\n- generator v" .. gen.VERSION
+    .. ", build: `%s` cpath `%s` path `%s`\n"
     .. "- replay: `%s`\n- reproduced %d of 2 re-runs after shrinking\n- symptom:\n\n```\n%s\n```\n"
     .. "- operations (%d of %d):\n\n```lua\n%s\n```\n",
     os.date("!%Y-%m-%d %H:%M UTC"), best.fail, best.owner or r.owner or "?", args.lua, args.cpath, args.path,
