@@ -200,6 +200,10 @@ local function run_child (ops, counted)
     r.fail = "crash:" .. (SIGNALS[sig] or ("signal " .. sig))
   elseif violation then
     r.fail = "invariant:" .. violation
+  elseif err:find("LeakSanitizer has encountered a fatal error", 1, true) then
+    -- LSan's own tracer failed at exit ("Tracer caught signal 11"): no
+    -- verdict on leaks, nothing about aigc. The caller runs it again.
+    r.fail = "lsan-internal"
   elseif err:find("ERROR: LeakSanitizer", 1, true) then
     r.fail = "leak"
   elseif not finished or code ~= 0 then
@@ -420,6 +424,10 @@ else
     for i = 1, #ops do idx[i] = i end
     sequences = sequences + 1
     local r = run_child(ops, true)
+    if r.fail == "lsan-internal" then
+      printf("note: sequence %d: LeakSanitizer failed internally at exit; running it again\n", seq)
+      r = run_child(ops, false)
+    end
     if flags.verbose then
       printf("sequence %d: %d operations, %s\n", seq, #ops, r.fail or "ok")
     end
