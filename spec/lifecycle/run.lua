@@ -137,6 +137,7 @@ local SIGNALS = { [4] = "SIGILL", [6] = "SIGABRT", [7] = "SIGBUS", [8] = "SIGFPE
 
 local nchild = 0
 local total_ops = 0
+local slowest = 0   -- the longest a passing sequence took (to size --child-timeout)
 
 -- The guessed owner lane of a failure, from the first frame of aigc's own
 -- code in a sanitizer's stack, or from the failing operation.
@@ -176,16 +177,21 @@ local function run_child (ops, counted)
     args.ignore and ("--ignore " .. proc.quote(args.ignore)) or "",
     ">", proc.quote(out_file), "2>", proc.quote(err_file), "</dev/null",
   }, " ")
+  local started = socket.gettime()
   local _, how, code = os.execute(cmd)
+  local took = socket.gettime() - started
   local out = proc.read_file(out_file) or ""
   local err = proc.read_file(err_file) or ""
-  local r = { out = out, err = err, code = code, how = how }
+  local r = { out = out, err = err, code = code, how = how, took = took }
   local last_op
   for i, line in out:gmatch("op (%d+) ([^\n]*)") do r.ops_run = tonumber(i); last_op = line end
   r.last_op = last_op
   local finished = out:match("\ndone ops=") or out:match("^done ops=")
   if finished then r.ops_run = #ops end
-  if counted then total_ops = total_ops + math.min(r.ops_run or 0, #ops) end
+  if counted then
+    total_ops = total_ops + math.min(r.ops_run or 0, #ops)
+    if finished and took > slowest then slowest = took end
+  end
 
   local asan = err:match("ERROR: AddressSanitizer: ([%w%-]+)")
   local violation = out:match("\nviolation ([%w%-]+)") or out:match("^violation ([%w%-]+)")
@@ -442,5 +448,7 @@ if failures > 0 then
   table.sort(list)
   printf("\nfailure classes: %s\n", table.concat(list, ", "))
 end
+printf("lifecycle: the slowest finished sequence took %.1f s (a sequence is a hang after %d s)\n", slowest,
+  child_timeout)
 printf("lifecycle: %d sequences, %d operations, %d failures\n", sequences, total_ops, failures)
 os.exit(failures == 0 and 0 or 1)
