@@ -401,10 +401,14 @@ end
 if args.ops then
   local ops = gen.read(args.ops)
   local idx = {}
-  for i = 1, #ops do idx[i] = i end
+  local keep = args.keep and parse_ranges(args.keep)
+  for i = 1, #ops do if not keep or keep[i] then idx[#idx + 1] = i end end
   sequences = 1
-  local r = run_child(ops, true)
-  if r.fail then handle_failure(nil, ops, idx, r) end
+  local r = run_child(select(ops, idx), true)
+  if r.fail then
+    if args.keep then flags["no-shrink"] = true end
+    handle_failure(nil, ops, idx, r)
+  end
 elseif args.sequence then
   local seq = tonumber(args.sequence)
   local ops = gen.sequence(gen.sequence_seed(seed, seq), gen_opts)
