@@ -600,10 +600,12 @@ end
 
 -- A raise from a call that was not misuse: the client closed before or
 -- during the call is misuse (and says so); anything else is a finding.
-local function check_raise (crec, what, e, close_before)
+local function check_raise (crec, what, e, close_before, other)
   local text = tostring(e)
-  local closed = crec.closed or (crec.close_ev and crec.close_ev > close_before)
-  if closed and text:find("closed", 1, true) then return end
+  local function closed (c)
+    return c and (c.closed or (c.close_ev and c.close_ev > close_before))
+  end
+  if (closed(crec) or closed(other)) and text:find("closed", 1, true) then return end
   -- A conversation takes one say at a time: documented misuse.
   if text:find("the conversation is busy", 1, true) then return end
   -- A function the call runs synchronously (best_of's score) raises through it, as
@@ -664,7 +666,8 @@ function blocking_call (crec, op, nested)
   end
   S.in_cancel = saved
   if not ok then
-    if not nested then check_raise(crec, "a blocking " .. api, a, start_ev) end
+    -- (race's second entry may be another client, closed before or during it)
+    if not nested then check_raise(crec, "a blocking " .. api, a, start_ev, op.c2 and S.crecs[op.c2]) end
     return
   end
   check_return(api, ok, a, b, c3)

@@ -7,7 +7,7 @@
 --   lua5.4 spec/lifecycle/run.lua [--seconds 60] [--seed N] [--max-ops 40]
 --       [--lua lua5.4] [--cpath './?.so'] [--path 'lua/?.lua;lua/?/init.lua']
 --       [--devserver FILE] [--ignore name,name] [--findings FILE] [--no-shrink]
---       [--shrink-runs 40] [--child-timeout 90] [--verbose]
+--       [--shrink-runs 40] [--child-timeout 60] [--verbose]
 --   lua5.4 spec/lifecycle/run.lua --seed N --sequence I [--keep 1,3,5-9] ...   one sequence
 --   lua5.4 spec/lifecycle/run.lua --ops FILE ...                             an op list file
 --
@@ -33,7 +33,7 @@ local here = arg[0]:match("^(.*)/[^/]*$") or "."
 local root = here .. "/../.."
 
 local args = { seconds = "60", ["max-ops"] = "40", lua = "lua5.4", cpath = "./?.so",
-               path = "lua/?.lua;lua/?/init.lua", ["shrink-runs"] = "40", ["child-timeout"] = "90" }
+               path = "lua/?.lua;lua/?/init.lua", ["shrink-runs"] = "40", ["child-timeout"] = "60" }
 local flags = {}
 do
   local i = 1
