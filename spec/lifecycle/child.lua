@@ -1031,8 +1031,9 @@ function OPS.step (op)
   local step_ev = tick()
   local ok, n, errs = pcall(client.step, client, op.t)
   if not ok then return check_raise(crec, "client:step", n, step_ev) end
-  if crec.closed then return end
+  -- (a closed client with callbacks still to run accepts step(): its errors count)
   count_reports(errs, "step()'s second result")
+  if crec.closed then return end
   check_counts(crec, "step()", n)
   crec.steps = crec.steps + 1
   check_reports_after_step(crec, step_ev)
@@ -1165,9 +1166,40 @@ for i, op in ipairs(ops) do
   check_all(false)
 end
 
--- Drain: drive every client until every request has ended.
+-- Drain: drive every client until every request has ended and every end
+-- (on_done / on_error) has run. A canceled or closed request's on_error runs
+-- from the next driving call, so the drain goes on while a request still
+-- owes its callback or a client's active() is above 0 (it counts requests
+-- whose end is still to run); closed clients are stepped too (a closed
+-- client with ends to run accepts step()), and a request of a replaced or
+-- closed client is driven by its own wait().
 S.opi = "end"
 io.stdout:write("op ", #ops + 1, " (drain)\n")
+
+-- Requests not over: still running, or over with their callback still owed.
+local function owed (rec)
+  local st = rec_status(rec)
+  if PENDING[st] then return true end
+  if rec.done_calls + rec.error_calls > 0 then return false end
+  return (st == "done" and rec.has_done) or (st ~= "done" and rec.has_error) or false
+end
+
+local function all_crecs ()
+  local list, seen = {}, {}
+  for k = 1, #S.reqs do
+    local rec = S.reqs[k]
+    if rec and not rec.abandoned and rec.crec and rec.crec.client and not seen[rec.crec] then
+      seen[rec.crec] = true
+      list[#list + 1] = rec.crec
+    end
+  end
+  for c = 1, 3 do
+    local crec = S.crecs[c]
+    if crec and crec.client and not seen[crec] then seen[crec] = true; list[#list + 1] = crec end
+  end
+  return list
+end
+
 -- The bound is on time without progress: a queue (max_concurrency) of
 -- slow requests may take longer in all, but one must end every `drain` s.
 local deadline = core.now() + drain
@@ -1176,36 +1208,45 @@ while core.now() < deadline do
   local pending = 0
   for k = 1, #S.reqs do
     local rec = S.reqs[k]
-    if rec and not rec.abandoned and rec.req and PENDING[rec_status(rec)] then pending = pending + 1 end
+    if rec and not rec.abandoned and rec.req and owed(rec) then pending = pending + 1 end
+  end
+  local crecs = all_crecs()
+  for _, crec in ipairs(crecs) do
+    local ok, n = pcall(crec.client.active, crec.client)
+    if ok and type(n) == "number" then pending = pending + n end
   end
   if pending == 0 then break end
   if pending < last_pending then
     last_pending = pending
     deadline = core.now() + drain
   end
-  for c = 1, 3 do
-    local crec = S.crecs[c]
-    if crec and crec.client and not crec.closed then
-      local step_ev = tick()
-      local ok, n, errs = pcall(crec.client.step, crec.client, 0.02)
-      if ok then
-        count_reports(errs, "step()'s second result (drain)")
+  for _, crec in ipairs(crecs) do
+    local step_ev = tick()
+    local ok, n, errs = pcall(crec.client.step, crec.client, 0.02)
+    if ok then
+      count_reports(errs, "step()'s second result (drain)")
+      if not crec.closed then
         check_counts(crec, "step() (drain)", n)
         crec.steps = crec.steps + 1
         check_reports_after_step(crec, step_ev)
       end
     end
   end
-  -- Requests of clients that were replaced or closed: their own wait drives them.
   for k = 1, #S.reqs do
     local rec = S.reqs[k]
-    if rec and not rec.abandoned and rec.req and (rec.crec.replaced or rec.crec.closed)
-       and PENDING[rec_status(rec)] then
+    if rec and not rec.abandoned and rec.req and (rec.crec.replaced or rec.crec.closed) and owed(rec) then
       pcall(rec.req.wait, rec.req, 0.02)
     end
   end
 end
 check_all(true)
+for _, crec in ipairs(all_crecs()) do
+  local ok, n = pcall(crec.client.active, crec.client)
+  if ok and n ~= 0 and not crec.closed then
+    violation("active-after-drain", string.format("every request has ended, yet client %d's active() = %s",
+      crec.slot, tostring(n)))
+  end
+end
 
 for id, tag in pairs(S.tags) do
   if (tag.class == "report" or tag.class == "any") and tag.reports == 0 then
