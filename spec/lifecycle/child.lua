@@ -22,21 +22,25 @@
 --     canceled: err.kind "canceled"; pending: nil, nil);
 --   * a request given on_done/on_error gets exactly one of them, from the
 --     driving loop: at most one ever, and the right one once it ended and
---     the client was stepped; cancel and close give on_error with kind
---     "canceled", never from inside cancel();
+--     the client was stepped (at the latest after the drain, which also
+--     steps closed clients); cancel and close give on_error with kind
+--     "canceled", never from inside cancel(); when on_done/on_error runs,
+--     status() already says the request ended;
 --   * nothing (stream delta, on_done) is delivered after a cancel() that
 --     returned true or a close() while the request was pending, and no
 --     delta after the request ended;
 --   * a cancel() that returns true leaves the request "canceled" at once;
 --     leaving an iterator loop early cancels its stream;
 --   * step()'s count = active() right after it; act()'s count = active();
+--     active() is 0 once everything ended and every callback ran;
 --   * every error raised by on_done, on_error or a task body is reported
 --     exactly once: to error_handler, else in the second result of the
 --     first step() that starts after it (else, the client closed, stderr);
 --     a stream callback's error fails its request with kind "callback";
 --   * calls return what they document (res, or nil and an error object)
 --     and do not raise unless misused (a closed client);
---   * every request ends (after a drain of the longest possible timeout);
+--   * every request ends: the drain fails when nothing progresses for the
+--     longest a request may take (its timeouts and retries) plus 6 s;
 --   * no secret in an error, its fields or a log line;
 --   * no descriptor growth: after every client is closed and collected the
 --     process holds what it held before the first one.
