@@ -5,6 +5,8 @@
 # or the environment, so `luarocks make` and this file agree.
 #
 #   make          build aigc/core.so
+#   eval "$$(make env)"   then `lua5.4 any.lua` finds aigc in this checkout (after `make`)
+#   make version  print the version (AIGC_VERSION in src/aigc.h, its one source)
 #   make demo     install what is missing, build, run the scripted dialogue
 #   make test     install what is missing, build, run every suite
 #   make server   run the local OpenAI-compatible server in the foreground
@@ -41,7 +43,13 @@ CORE_OBJ     = $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
 HEADERS      = $(wildcard src/*.h)
 LUA_SRC      = $(sort $(wildcard lua/aigc/*.lua))
 
-.PHONY: all asan demo test server bench install uninstall clean lint ctest fuzz deps-demo deps-test deps-bench
+# The version's one source; the rockspec's name and the README repeat it
+# (spec/version_spec.lua checks that they agree).
+VERSION     := $(shell sed -n 's/^\#define AIGC_VERSION "\(.*\)"/\1/p' src/aigc.h)
+ROCKSPEC     = rockspec/aigc-$(VERSION)-1.rockspec
+
+.PHONY: all asan demo test server bench install uninstall clean lint ctest fuzz deps-demo deps-test deps-bench \
+        env version
 
 all: aigc/core.so
 
@@ -65,6 +73,18 @@ asan: build/asan/lua
 build/asan/lua: spec/support/lua_host.c
 	@mkdir -p build/asan
 	$(CC) -O1 -g $(ASAN_FLAGS) -I$(LUA_INCDIR) -o $@ $< -llua$(LUA_VERSION) -lm -ldl
+
+# Shell lines that let `lua5.4 script.lua` (any script, the examples too)
+# `require "aigc"` from this checkout: eval "$$(make env)". Lua 5.4 reads
+# LUA_PATH_5_4 / LUA_CPATH_5_4 before LUA_PATH / LUA_CPATH; whatever was
+# there stays after this checkout's entries (";;" is Lua's default path).
+env:
+	@if [ ! -f aigc/core.so ]; then echo "make env: run make first (aigc/core.so is not built)" >&2; fi
+	@printf "export LUA_PATH_5_4='%s/lua/?.lua;%s/lua/?/init.lua;'\"\$${LUA_PATH_5_4:-;}\"\n" "$(CURDIR)" "$(CURDIR)"
+	@printf "export LUA_CPATH_5_4='%s/?.so;'\"\$${LUA_CPATH_5_4:-;}\"\n" "$(CURDIR)"
+
+version:
+	@echo $(VERSION)
 
 deps-demo:
 	@bash scripts/deps.sh demo

@@ -3,7 +3,9 @@
 #
 #   scripts/deps.sh demo    build the module and run the demo (and the dev server)
 #   scripts/deps.sh test    everything `make test` runs: busted, luacheck,
-#                           sanitizers, valgrind, the contract tests' Node
+#                           sanitizers, valgrind, the contract tests' Node,
+#                           and a comma-decimal locale (de_DE.UTF-8) for the
+#                           JSON C test of number formatting
 #   scripts/deps.sh bench   what `make bench` adds: nginx, wrk, lua-socket...
 #
 # Only missing packages are installed, with one `apt-get update` first; a
@@ -16,7 +18,7 @@ build_pkgs=(gcc make libc6-dev pkg-config ca-certificates
             lua5.4 liblua5.4-dev libcurl4-openssl-dev lua-cjson lua-luv)
 test_pkgs=(lua-busted lua-check luarocks lua-socket valgrind
            clang libclang-rt-14-dev curl nodejs npm git procps
-           nginx-light openssl)
+           nginx-light openssl locales)
 bench_pkgs=(nginx-light wrk hyperfine lua-socket valgrind util-linux
             nodejs npm procps time)
 
@@ -44,13 +46,25 @@ for p in "${wanted[@]}"; do
   fi
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
-fi
-
-echo "deps: installing ${missing[*]}" >&2
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -q >/dev/null
-$sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -q >/dev/null
+  $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# spec/c/json_test.c checks that numbers parse and print with '.' under a
+# comma-decimal locale; without one that test is reported as skipped.
+# Debian's `locales` ships none generated: generate de_DE.UTF-8 once.
+if [ "$profile" = test ] && ! locale -a 2>/dev/null | grep -qiE '^de_DE\.utf-?8$'; then
+  echo "deps: generating the de_DE.UTF-8 locale" >&2
+  if grep -qE '^# *de_DE\.UTF-8 UTF-8' /etc/locale.gen 2>/dev/null; then
+    $sudo sed -i -E 's/^# *(de_DE\.UTF-8 UTF-8)/\1/' /etc/locale.gen
+  elif ! grep -qE '^de_DE\.UTF-8 UTF-8' /etc/locale.gen 2>/dev/null; then
+    echo 'de_DE.UTF-8 UTF-8' | $sudo tee -a /etc/locale.gen >/dev/null
+  fi
+  $sudo locale-gen >/dev/null
+fi

@@ -3,18 +3,24 @@
 #   N passed, N failed[, N skipped]
 # summing them all. Called by `make test` (after the module is built).
 #
-# Suites, in order (cheap first):
-#   lint       luacheck over lua/ spec/ examples/ bench/ (a file is a test)
-#   ctest      C unit tests of the plain-C parts (SSE parser, JSON, accumulator)
+# Suites, in order (cheap first); each line of the closing sum is what ran:
+#   lint       luacheck over lua/ spec/ examples/ bench/: one result (clean or not)
+#   ctest      C unit tests of the plain-C parts (SSE parser, JSON, accumulator):
+#              one result per test; a test that cannot run here is skipped
 #   busted     the Lua specs, against real local servers they start themselves
 #   rockspec   `luarocks make` into a scratch tree, then require "aigc" from it
 #   fuzz       libFuzzer on the SSE parser (60 s) and the JSON parser (30 s)
+#   lifecycle  the random lifecycle tester (spec/lifecycle/run.lua), 90 s: one result
 #   asan       the busted specs again, the module built with ASan + UBSan
+#   lifecycle-asan  the lifecycle tester again under ASan + UBSan, 120 s: one result
 #   valgrind   the busted specs under valgrind memcheck: no definite leak, no error
 #   soak       20,000 mixed requests through one client: RSS growth < 1 MiB
 #
 # Environment knobs: AIGC_SKIP="fuzz valgrind" skips suites (reported as
-# skipped), FUZZ_SSE_SECONDS / FUZZ_JSON_SECONDS shorten the fuzz runs.
+# skipped; "lifecycle" skips both lifecycle runs), FUZZ_SSE_SECONDS /
+# FUZZ_JSON_SECONDS shorten the fuzz runs, LIFECYCLE_SECONDS /
+# LIFECYCLE_ASAN_SECONDS the lifecycle runs, LIFECYCLE_SEED fixes their seed
+# (default: a new one each run, printed, so a failure can be replayed).
 set -u
 cd "$(dirname "$0")/.."
 
@@ -59,7 +65,21 @@ run_busted () {
   record "$name" "$p" "$f" "$s"
 }
 
-# ---- lint
+# Runs the lifecycle tester for $2 seconds as suite $1, the rest being its
+# build arguments; one result.
+run_lifecycle () {
+  local name=$1 secs=$2; shift 2
+  local seed=${LIFECYCLE_SEED:-$(( $(date +%s) % 1000000 ))}
+  local log=build/$name.log
+  AIGC_LIFECYCLE_DIR=build/$name $LUA spec/lifecycle/run.lua --seconds "$secs" --seed "$seed" "$@" 2>&1 | tee "$log"
+  if grep -qE '^lifecycle: [0-9]+ sequences, [0-9]+ operations, 0 failures$' "$log"; then
+    record "$name" 1 0 0
+  else
+    record "$name" 0 1 0
+  fi
+}
+
+# ---- lint: one result, however many files (a clean file is not a test)
 banner lint
 if skipped lint; then record lint 0 0 1; else
   files=$(find lua spec examples bench -name '*.lua' 2>/dev/null | sort)
@@ -67,7 +87,8 @@ if skipped lint; then record lint 0 0 1; else
   luacheck --formatter plain --codes $files > build/lint.log 2>&1
   cat build/lint.log
   bad=$(cut -d: -f1 build/lint.log | grep -E '\.lua$' | sort -u | wc -l)
-  record lint $((nfiles - bad)) "$bad" 0
+  echo "lint: $nfiles files, $bad with warnings"
+  if [ "$bad" -eq 0 ] && [ "$nfiles" -gt 0 ]; then record lint 1 0 0; else record lint 0 1 0; fi
 fi
 
 # ---- ctest
@@ -93,12 +114,15 @@ if skipped rockspec; then record rockspec 0 0 1; else
   tree=build/rocktree
   rm -rf "$tree"
   multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
-  if luarocks --lua-version=5.4 --tree "$tree" make --deps-mode=none rockspec/aigc-scm-1.rockspec \
+  version=$(make --no-print-directory -s version)
+  rockspec=rockspec/aigc-$version-1.rockspec
+  if luarocks --lua-version=5.4 --tree "$tree" make --deps-mode=none "$rockspec" \
        CURL_INCDIR=/usr/include/$multiarch CURL_LIBDIR=/usr/lib/$multiarch > build/rockspec.log 2>&1 \
      && (root=$PWD; cd /tmp && $LUA -e "
           package.path = '$root/$tree/share/lua/5.4/?.lua;$root/$tree/share/lua/5.4/?/init.lua;' .. package.path
           package.cpath = '$root/$tree/lib/lua/5.4/?.so;' .. package.cpath
           local aigc = require 'aigc'
+          assert(aigc._VERSION == '$version', 'the rock says $version, aigc._VERSION is ' .. aigc._VERSION)
           assert(package.searchpath('aigc.core', package.cpath):find('$tree', 1, true), 'aigc.core not from the rock tree')
           assert(aigc.client { base_url = 'http://127.0.0.1:9/v1' })
           print('rockspec: require \"aigc\" ' .. aigc._VERSION .. ' from ' .. package.searchpath('aigc', package.path))
@@ -129,6 +153,12 @@ if skipped fuzz; then record fuzz 0 0 2; else
   record fuzz "$fp" "$ff" 0
 fi
 
+# ---- lifecycle: random call sequences against the contract (normal build)
+banner lifecycle
+if skipped lifecycle; then record lifecycle 0 0 1; else
+  run_lifecycle lifecycle "${LIFECYCLE_SECONDS:-90}"
+fi
+
 # ---- asan: the module built with ASan + UBSan, run by a Lua interpreter linked with them
 banner asan
 if skipped asan; then record asan 0 0 1; else
@@ -147,6 +177,15 @@ if skipped asan; then record asan 0 0 1; else
   else
     cat build/asan-build.log; record asan 0 1 0
   fi
+fi
+
+# ---- lifecycle-asan: the same tester, the module and the interpreter under ASan + UBSan
+banner lifecycle-asan
+if skipped lifecycle || skipped asan; then record lifecycle-asan 0 0 1
+elif [ -x build/asan/lua ] && [ -f build/asan/aigc/core.so ]; then
+  run_lifecycle lifecycle-asan "${LIFECYCLE_ASAN_SECONDS:-120}" --lua build/asan/lua --cpath 'build/asan/?.so'
+else
+  echo "lifecycle-asan: no ASan build (see the asan suite)"; record lifecycle-asan 0 1 0
 fi
 
 # ---- valgrind

@@ -1,11 +1,17 @@
--- LuaRocks build of aigc: `luarocks make rockspec/aigc-scm-1.rockspec`
+-- LuaRocks build of aigc: `luarocks make rockspec/aigc-0.1.0-1.rockspec`
 -- (on Debian: add --lua-version=5.4 and
 --  CURL_INCDIR=/usr/include/$(dpkg-architecture -qDEB_HOST_MULTIARCH)).
+--
+-- The version's one source is AIGC_VERSION in src/aigc.h (the module's
+-- _VERSION); this file's name and `version` repeat it, as LuaRocks needs,
+-- and spec/version_spec.lua fails if they (or the README, or the bundled
+-- server's _VERSION) drift from it. `make version` prints it.
 rockspec_format = "3.0"
 package = "aigc"
-version = "scm-1"
+version = "0.1.0-1"
 source = {
   url = "git+https://github.com/aigc-lua/aigc.git",
+  tag = "v0.1.0",
 }
 description = {
   summary = "OpenAI-compatible chat and completion APIs for Lua 5.4, in C on libcurl",
