@@ -394,7 +394,7 @@ local server = require "aigc.devserver.server"
 
 local match = string.match
 
-local M = { _VERSION = "1.1" }
+local M = { _VERSION = "0.1.0" }   -- aigc's version (spec/version_spec.lua)
 
 --- Start a server on the current luv loop (does not run the loop).
 -- Options: `host` ("127.0.0.1"), `port` (8089; 0 = any free port), `port_file`,
