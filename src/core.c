@@ -9,6 +9,11 @@
 **   engine(config)   one libcurl multi handle (engine.c)
 **   request_methods  the methods of aigc.request (the Lua layer adds some)
 **   error(t)         gives t the error metatable
+**
+** The re-entrancy rule and the lifecycle contract that engine.c and
+** request.c follow are in aigc.h and docs/ARCHITECTURE.md. Here: sleep()
+** ends early when a signal installs a debug hook (Ctrl-C), and the module
+** prepares the interrupt probe (engine.c) once.
 */
 #include <errno.h>
 #include <string.h>

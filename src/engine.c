@@ -23,6 +23,18 @@
 **
 ** Blocking calls are "submit, then drive until this request is done": the
 ** same loop as step(), never a separate easy-perform path.
+**
+** THE RE-ENTRANCY RULE (aigc.h, docs/ARCHITECTURE.md): any Lua allocation
+** may run a finalizer that calls any aigc function. Here that means: every
+** walk of a request list that can allocate pops from a list head or
+** re-reads its cursor (a finalizer may unlink anything); the Lua part of a
+** drive (step 6) runs under lua_pcall, so an escaping error restores the
+** counters (dispatching, stepping, reporting, current) and ends the
+** request being delivered before it is raised again; step() and close()
+** re-check e->closed after anything that runs Lua.
+** THE LIFECYCLE CONTRACT: ends (on_done/on_error, waiters) run only here,
+** in the dispatch of a drive or in close() (not in a finalizer); counts are
+** aigc_engine_count(); callback errors go through aigc_engine_report.
 */
 #include <errno.h>
 #include <math.h>

@@ -15,8 +15,18 @@
 **            scheduled on the engine's timer;
 **   end      on_done / on_error run, a waiting coroutine is resumed, and
 **            the engine lets go of the request.
-** cancel() works in every state and delivers nothing afterwards. __gc
-** cancels a request nobody can observe any more.
+** cancel() works in every state and delivers nothing afterwards: its
+** on_error (kind "canceled") and waiter run from the loop, never from
+** cancel() itself. __gc cancels a request nobody can observe any more.
+**
+** THE RE-ENTRANCY RULE (aigc.h, docs/ARCHITECTURE.md): any Lua allocation
+** may run a finalizer that cancels this request, closes its client or
+** drives the loop. So aigc_request_dispatch pins the request (`delivering`:
+** frees deferred, the events read from `draining`, the loop skips it), and
+** after every Lua allocation the code re-checks r->state / r->engine
+** before it acts; end_request drops a value made for a request that ended
+** meanwhile. cancel() allocates nothing. submit reads nothing of the
+** engine across an allocation and re-checks it before it links the request.
 */
 #include <math.h>
 #include <stdio.h>
@@ -1708,12 +1718,37 @@ static int wait_failed (lua_State *L, aigc_request *r) {
 ** over or `until` (>= 0) passes. Wakes at least every second to check, and
 ** gives a newly installed debug hook (Ctrl-C) its chance at once.
 */
+/*
+** Whether the queued request r can never start: every slot is held by a
+** request being delivered further up the stack (a blocking call inside a
+** stream callback under max_concurrency = 1: the callback waits for r, r
+** waits for the slot its caller holds until the callback returns).
+*/
+static int cannot_start (const aigc_request *r) {
+  const aigc_engine *e = r->engine;
+  const aigc_request *o;
+  int blocked = 0;
+  if (r->state != AIGC_QUEUED || e == NULL || e->max_concurrency <= 0
+      || e->running < e->max_concurrency)
+    return 0;
+  for (o = e->all; o != NULL; o = o->all_next)
+    if (o->has_slot && o->delivering)
+      blocked++;
+  return blocked >= e->running;
+}
+
 static void wait_for (lua_State *L, aigc_request *r, double until) {
   aigc_hooks hooks;
   int status;
   aigc_hooks_snap(L, &hooks);
   while (!aigc_terminal(r->state) && r->engine != NULL && !r->engine->closed) {
     double slice = 1.0;
+    if (cannot_start(r)) {
+      aigc_request_end_static(r, AIGC_FAILED, "limit", "the request cannot start: every slot "
+                              "of max_concurrency is held by a request whose callback is waiting "
+                              "for this one (start it with chat_async instead)");
+      break;
+    }
     if (until >= 0) {
       double left = until - aigc_now();
       if (left <= 0)
@@ -1770,6 +1805,10 @@ static int req_pump (lua_State *L) {
     int status;
     if (r->in_callback)
       return luaL_error(L, "cannot wait for a request from inside its own callback");
+    if (cannot_start(r))
+      aigc_request_end_static(r, AIGC_FAILED, "limit", "the request cannot start: every slot "
+                              "of max_concurrency is held by a request whose callback is waiting "
+                              "for this one (start it with chat_async instead)");
     lua_getiuservalue(L, 1, AIGC_RQ_ENGINE);
     aigc_hooks_snap(L, &hooks);
     aigc_engine_drive(L, 2, (double)timeout, 0, &hooks, &status);
