@@ -138,6 +138,7 @@ enum {
 typedef enum aigc_abort {
   AIGC_ABORT_NONE,
   AIGC_ABORT_LIMIT,      /* response or event bigger than max_bytes */
+  AIGC_ABORT_HEADERS,    /* more header bytes than MAX_HEADER_BYTES */
   AIGC_ABORT_NOMEM,
   AIGC_ABORT_IDLE,       /* no byte within the idle timeout (streams) */
   AIGC_ABORT_TOTAL,      /* total timeout (non-streamed) */
@@ -420,11 +421,12 @@ int  aigc_request_dispatch (lua_State *L, int eidx, int ridx, int budget);
 */
 void aigc_request_cancel (lua_State *L, int ridx, const char *why, int why_idx);
 /*
-** Ends r now with a failure decided without Lua (kind and msg: static
-** strings): used when an error escaped a delivery. Allocates nothing.
+** Ends r now with a failure decided without a Lua allocation (kind and
+** msg: static strings): when an error escaped a delivery, or a wait finds
+** the request can never start. The engine's userdata is at eidx.
 */
-void aigc_request_end_static (aigc_request *r, aigc_state state, const char *kind,
-                              const char *msg);
+void aigc_request_end_static (lua_State *L, int eidx, aigc_request *r, aigc_state state,
+                              const char *kind, const char *msg);
 /* Runs r's pending end: on_done/on_error, then the waiter. Returns callbacks run. */
 int  aigc_request_deliver_end (lua_State *L, int eidx, int ridx);
 /* Ends every pending delivery of r's memory (after an escaped error). */

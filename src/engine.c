@@ -1204,10 +1204,10 @@ int aigc_engine_drive (lua_State *L, int eidx, double timeout, int budget,
     aigc_request_unpin(r);
     if (!aigc_terminal(r->state)) {
       if (st == LUA_ERRMEM)
-        aigc_request_end_static(r, AIGC_FAILED, "limit",
+        aigc_request_end_static(L, eidx, r, AIGC_FAILED, "limit",
                                 "not enough memory (Lua) to deliver the response");
       else
-        aigc_request_end_static(r, AIGC_CANCELED, "canceled", aigc_is_interrupt(L, -1)
+        aigc_request_end_static(L, eidx, r, AIGC_CANCELED, "canceled", aigc_is_interrupt(L, -1)
                                 ? "interrupted" : "an error escaped while the response was delivered");
     }
   }

@@ -193,7 +193,10 @@ static void push_headers (lua_State *L, const aigc_request *r) {
 ** =======================================================
 */
 
-#define MAX_HEADER_BYTES ((size_t)1 << 20)
+/* The most header bytes a response may have: below libcurl's own limit
+   (300 KB on the wire in 7.88 and 8.x), so a flood ends here, as a "limit"
+   error, not in libcurl as a receive error taken for a connection fault. */
+#define MAX_HEADER_BYTES ((size_t)200 << 10)
 
 static size_t on_header (char *buf, size_t size, size_t nitems, void *ud) {
   aigc_request *r = (aigc_request *)ud;
@@ -231,7 +234,7 @@ static size_t on_header (char *buf, size_t size, size_t nitems, void *ud) {
     return len;
   }
   if (r->hdrs.len + len > MAX_HEADER_BYTES) {
-    r->abort_reason = AIGC_ABORT_LIMIT;
+    r->abort_reason = AIGC_ABORT_HEADERS;
     return 0;
   }
   nlen = (size_t)(colon - buf);
@@ -941,6 +944,12 @@ static int finish_transfer (lua_State *L, int eidx, int ridx, aigc_request *r) {
     aigc_error_new(L, "timeout", msg);
     add_partial(L, r);
   }
+  else if (r->abort_reason == AIGC_ABORT_HEADERS) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "the response headers are larger than %zu KiB",
+             MAX_HEADER_BYTES >> 10);
+    aigc_error_new(L, "limit", msg);
+  }
   else if (r->abort_reason == AIGC_ABORT_LIMIT) {
     char msg[128];
     snprintf(msg, sizeof msg, "the response is larger than max_response_bytes (%zu bytes)",
@@ -1357,9 +1366,13 @@ void aigc_request_cancel (lua_State *L, int ridx, const char *why, int why_idx) 
   }
 }
 
-/* Ends r with a failure decided where Lua may not allocate (static strings). */
-void aigc_request_end_static (aigc_request *r, aigc_state state, const char *kind,
-                              const char *msg) {
+/*
+** Ends r with a failure decided where Lua may not allocate (static strings;
+** the error object is made when first asked for). Its on_error and waiter,
+** if any, run from the loop; the stream callback and on_done never again.
+*/
+void aigc_request_end_static (lua_State *L, int eidx, aigc_request *r, aigc_state state,
+                              const char *kind, const char *msg) {
   aigc_engine *e = r->engine;
   if (aigc_terminal(r->state))
     return;
@@ -1370,9 +1383,23 @@ void aigc_request_end_static (aigc_request *r, aigc_state state, const char *kin
     aigc_engine_release(e, r);
     aigc_engine_unready(e, r);
     recycle_easy(e, r);
-    aigc_engine_set_end(e, r);   /* on_error, the waiter; the stream callback is not called again */
   }
   free_transfer_memory(r);
+  if (e != NULL && aigc_engine_push_request(L, eidx, r)) {   /* (allocates nothing) */
+    int ridx = lua_gettop(L), listening;
+    lua_pushnil(L);
+    lua_setiuservalue(L, ridx, AIGC_RQ_STREAM);
+    lua_pushnil(L);
+    lua_setiuservalue(L, ridx, AIGC_RQ_ON_DONE);
+    listening = lua_getiuservalue(L, ridx, AIGC_RQ_ON_ERROR) != LUA_TNIL;
+    listening |= lua_getiuservalue(L, ridx, AIGC_RQ_NOTIFY) != LUA_TNIL;
+    lua_pop(L, 2);
+    if (listening)
+      aigc_engine_set_end(e, r);
+    else
+      aigc_engine_drop(L, eidx, r);
+    lua_pop(L, 1);
+  }
 }
 
 /* The engine closed: what the request holds in libcurl is gone. */
@@ -1744,7 +1771,7 @@ static void wait_for (lua_State *L, aigc_request *r, double until) {
   while (!aigc_terminal(r->state) && r->engine != NULL && !r->engine->closed) {
     double slice = 1.0;
     if (cannot_start(r)) {
-      aigc_request_end_static(r, AIGC_FAILED, "limit", "the request cannot start: every slot "
+      aigc_request_end_static(L, 2, r, AIGC_FAILED, "limit", "the request cannot start: every slot "
                               "of max_concurrency is held by a request whose callback is waiting "
                               "for this one (start it with chat_async instead)");
       break;
@@ -1805,11 +1832,11 @@ static int req_pump (lua_State *L) {
     int status;
     if (r->in_callback)
       return luaL_error(L, "cannot wait for a request from inside its own callback");
+    lua_getiuservalue(L, 1, AIGC_RQ_ENGINE);   /* index 2 */
     if (cannot_start(r))
-      aigc_request_end_static(r, AIGC_FAILED, "limit", "the request cannot start: every slot "
+      aigc_request_end_static(L, 2, r, AIGC_FAILED, "limit", "the request cannot start: every slot "
                               "of max_concurrency is held by a request whose callback is waiting "
                               "for this one (start it with chat_async instead)");
-    lua_getiuservalue(L, 1, AIGC_RQ_ENGINE);
     aigc_hooks_snap(L, &hooks);
     aigc_engine_drive(L, 2, (double)timeout, 0, &hooks, &status);
     if (status != LUA_OK)

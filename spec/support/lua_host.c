@@ -14,7 +14,11 @@
 ** memory" error, not a simulated one):
 **   aigc_host_memlimit(bytes)   Lua may hold at most `bytes` (nil or 0:
 **                               no limit); returns the bytes in use now
+**
+** Ctrl-C (SIGINT) works as in lua.c: the handler installs a debug hook
+** that raises "interrupted!" (the interrupt specs send it).
 */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -38,6 +42,29 @@ static void *limited_alloc (void *ud, void *ptr, size_t osize, size_t nsize) {
   if (p != NULL || nsize == 0)
     in_use = (in_use > old ? in_use - old : 0) + nsize;
   return p;
+}
+
+/* SIGINT as lua.c handles it (lstop / laction / setsignal there). */
+static lua_State *globalL;
+
+static void lstop (lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+  luaL_error(L, "interrupted!");
+}
+
+static void setsignal (int sig, void (*handler)(int)) {
+  struct sigaction sa;
+  sa.sa_handler = handler;
+  sa.sa_flags = 0;
+  sigemptyset(&sa.sa_mask);
+  sigaction(sig, &sa, NULL);
+}
+
+static void laction (int i) {
+  int flag = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
+  setsignal(i, SIG_DFL);   /* a second Ctrl-C ends the process */
+  lua_sethook(globalL, lstop, flag, 1);
 }
 
 static int host_memlimit (lua_State *L) {
@@ -82,7 +109,10 @@ int main (int argc, char **argv) {
   if (status == LUA_OK) {
     for (i = 2; i < argc; i++)
       lua_pushstring(L, argv[i]);
+    globalL = L;
+    setsignal(SIGINT, laction);
     status = lua_pcall(L, argc - 2, 0, 1);
+    setsignal(SIGINT, SIG_DFL);
   }
   if (status != LUA_OK)
     fprintf(stderr, "%s: %s\n", argv[0], lua_tostring(L, -1));
