@@ -71,8 +71,10 @@
 
 #if defined(__GNUC__)
 #define AIGC_EXPORT __attribute__((visibility("default")))
+#define AIGC_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 #else
 #define AIGC_EXPORT
+#define AIGC_PRINTF(fmt, args)
 #endif
 
 /* Defaults from REFERENCE.md (the official SDKs' values). */
@@ -356,7 +358,8 @@ void aigc_engine_recycle_easy (aigc_engine *e, CURL *easy);
 void aigc_engine_hold (lua_State *L, int eidx, aigc_request *r, int ridx, int strong);
 void aigc_engine_drop (lua_State *L, int eidx, aigc_request *r);
 int  aigc_engine_push_request (lua_State *L, int eidx, aigc_request *r);
-void aigc_engine_log (lua_State *L, int eidx, const char *level, const char *fmt, ...);
+void aigc_engine_log (lua_State *L, int eidx, const char *level, const char *fmt, ...)
+  AIGC_PRINTF(4, 5);
 void aigc_engine_report (lua_State *L, int eidx, int erridx);
 /*
 ** One turn of the loop. Never raises: returns the number of callbacks run,

@@ -1283,6 +1283,13 @@ static void report_watch_changes (lua_State *L, int eidx, aigc_engine *e) {
   e->reporting = 0;
 }
 
+/* report_watch_changes under lua_pcall (engine at 1): e->reporting is
+   restored if an error escapes. */
+static int watch_report_lua (lua_State *L) {
+  report_watch_changes(L, 1, (aigc_engine *)lua_touserdata(L, 1));
+  return 0;
+}
+
 /* eng:watch(socket_fn, timer_fn): hand the waiting to an external loop. */
 static int eng_watch (lua_State *L) {
   aigc_engine *e = aigc_check_engine(L, 1);
@@ -1303,7 +1310,13 @@ static int eng_watch (lua_State *L) {
     note_change(e, e->watched[i].fd, what);
   }
   e->reported_deadline = -2;   /* force a timer report */
-  report_watch_changes(L, 1, e);
+  lua_settop(L, 1);
+  lua_pushcfunction(L, watch_report_lua);
+  lua_pushvalue(L, 1);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {   /* an interrupt, out of memory */
+    e->reporting = 0;
+    return lua_error(L);
+  }
   return 0;
 }
 
