@@ -45,8 +45,10 @@ local function show (row)
   lines[#lines + 1] = quote_lines(row.prompt or "")
   lines[#lines + 1] = ""
   if row.response and row.response ~= "" then lines[#lines + 1] = row.response; lines[#lines + 1] = "" end
-  if row.status ~= "ok" then lines[#lines + 1] = "[" .. tostring(row.status) .. "] " .. tostring(row.error or "")
-    lines[#lines + 1] = "" end
+  if row.status ~= "ok" then
+    lines[#lines + 1] = "[" .. tostring(row.status) .. "] " .. tostring(row.error or "")
+    lines[#lines + 1] = ""
+  end
   common.out(table.concat(lines, "\n") .. "\n")
 end
 
@@ -57,7 +59,9 @@ function M.run (args)
   local config = common.config()
   local path = args.log_db or config.log_db or promptlog.default_path()
   if args.action == "path" then common.out(path .. "\n"); return 0 end
-  if args.action ~= nil and args.action ~= "list" then common.usage("aigc logs: unknown action '" .. args.action .. "'") end
+  if args.action ~= nil and args.action ~= "list" then
+    common.usage("aigc logs: unknown action '" .. args.action .. "'")
+  end
   local log, err = promptlog.open(path)
   if not log then common.fail("aigc: " .. tostring(err.message)) end
   local cid = args.cid
