@@ -472,8 +472,8 @@ function Log:record (entry, info)
     if s then cols[#cols + 1] = x[1]; vals[#vals + 1] = sql(clean(s)) end
   end
   if e.leaf and e.conversation_id then
-    local ok, err = self:conversation_start { id = e.conversation_id, name = e.prompt and e.prompt:sub(1, 60),
-                                              model = e.model }
+    local name = type(e.prompt) == "string" and clean(e.prompt):sub(1, 60) or nil
+    local ok, err = self:conversation_start { id = e.conversation_id, name = name, model = e.model }
     if not ok then return nil, err end
   end
   local ok, err = exec(self, "INSERT INTO responses (" .. table_concat(cols, ", ") .. ") VALUES ("

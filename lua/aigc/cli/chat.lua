@@ -97,7 +97,7 @@ function Session:say_line (text)
   else
     if #streamed > 0 then common.out("\n") end
     if canceled then common.out("[canceled]\n")
-    else common.note("aigc: " .. tostring(err)) end
+    else common.note(tostring(err)) end
   end
   if self.log then
     local choice = res and type(res.choices) == "table" and res.choices[1] or nil
@@ -173,7 +173,7 @@ function Session:command (line)
     local text, rerr = template.read_file(rest)
     if not text then common.note("aigc: " .. tostring(rerr)); return end
     local loaded, err = aigc.conversation.load(text, self.client, { params = self.params })
-    if not loaded then common.note("aigc: " .. tostring(err)); return end
+    if not loaded then common.note(tostring(err)); return end
     self.conv = loaded
     self:new_conversation()
     common.out(string.format("loaded %d messages; conversation %s\n", #loaded.messages, self.cid))

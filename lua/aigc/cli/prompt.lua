@@ -190,7 +190,7 @@ function M.run (args)
   if not res then
     if #streamed > 0 then common.out("\n") end
     client:close()
-    common.fail("aigc: " .. tostring(err))
+    common.fail(tostring(err))
   end
   if #streamed > 0 then
     if not table.concat(streamed):find("\n$") then common.out("\n") end
