@@ -131,6 +131,8 @@ function M.terminal (args, opts)
   local ok, out = tmux("new-session -d -s " .. name .. " -x 120 -y 40 " .. quote(M.command(args, opts)))
   assert(ok, "tmux new-session: " .. tostring(out))
   tmux("set-option -t " .. name .. " remain-on-exit on")
+  local _, pid = tmux("display -p -t " .. name .. " '#{pane_pid}'")
+  self.pid = tonumber(pid:match("%d+"))
   return self
 end
 
@@ -146,11 +148,20 @@ function Term:keys (...)
   assert(tmux("send-keys -t " .. self.name .. " " .. table.concat(names, " ")))
 end
 
---- What the screen shows (with the scroll-back), lines joined.
+--- What the screen shows (with the scroll-back), lines joined, without
+-- the empty lines below the cursor (tmux trims each line's trailing spaces).
 -- @treturn string
 function Term:screen ()
   local _, out = tmux("capture-pane -p -J -S -200 -t " .. self.name)
-  return out
+  return (out:gsub("\n+$", ""))
+end
+
+--- Waits until the last line is the REPL's empty prompt: readline reads
+-- keys from then on (a key sent before may be taken by the terminal's
+-- cooked mode: a Ctrl-D there is lost).
+-- @treturn string the screen
+function Term:wait_prompt (timeout)
+  return self:wait_for("\n>%s*$", timeout)
 end
 
 --- Waits until the screen shows `pattern` (a Lua pattern), or `timeout`
@@ -168,13 +179,20 @@ function Term:wait_for (pattern, timeout, plain)
   end
 end
 
---- Whether the command ended, and its exit status.
+--- Whether the command ended (its process is gone: tmux itself may take
+-- a while to mark the pane dead), and its exit status when tmux tells it
+-- ("Pane is dead (status N, ...)"; a signal N gives 128 + N).
 -- @treturn boolean
 -- @treturn number|nil
 function Term:dead ()
-  local _, out = tmux("list-panes -t " .. self.name .. " -F '#{pane_dead} #{pane_dead_status}'")
-  local dead, status = out:match("^(%d) ?(%d*)")
-  return dead == "1", tonumber(status)
+  if not self.pid then
+    local _, out = tmux("display -p -t " .. self.name .. " '#{pane_pid}'")
+    self.pid = tonumber(out:match("%d+"))
+  end
+  local s = self:screen()
+  local how, n = s:match("Pane is dead %((%a+) (%d+)")
+  if how then return true, how == "signal" and 128 + tonumber(n) or tonumber(n) end
+  return not (self.pid and proc.alive(self.pid)), nil
 end
 
 --- Ends the session.

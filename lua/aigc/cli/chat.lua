@@ -1,6 +1,7 @@
 --- `aigc chat`: an interactive conversation with line editing, history,
 -- streaming, slash commands, and Ctrl-C that cancels the reply in progress
--- (the session goes on; the history is as before the canceled turn).
+-- (the session goes on; the history is as before the canceled turn; at the
+-- prompt Ctrl-C does nothing, see aigc.cli.lineinput).
 --
 -- Every turn is logged (unless logging is off) as a chain of replies, so
 -- `aigc -c` and `aigc chat -c` continue where a session stopped, undone
@@ -32,10 +33,7 @@ Commands:
   /cid             the conversation id (aigc -c / --cid continue it)
   /help, /quit     (Ctrl-D quits too)
 Multi-line input: end a line with \ to go on, or type """ alone, the lines, then """.
-Ctrl-C cancels the reply in progress; at the prompt it clears the line.]]
-
-local COMPLETIONS = { "/system", "/model", "/save", "/load", "/retry", "/undo", "/fork", "/history", "/reset",
-                      "/cid", "/help", "/quit", "/exit" }
+Ctrl-C cancels the reply in progress (at the prompt it does nothing: Ctrl-U clears the line).]]
 
 --- The parser of `aigc chat`.
 -- @treturn table argparse parser
@@ -216,17 +214,16 @@ function Session:command (line)
   end
 end
 
--- Reads one input: a line, a \-continued line, or a """ block. nil at EOF,
--- false after Ctrl-C.
+-- Reads one input: a line, a \-continued line, or a """ block; nil at EOF.
 function Session:read_input ()
   local reader = self.reader
   local line = reader:read("> ")
-  if type(line) ~= "string" then return line end
+  if line == nil then return nil end
   if line:match("^%s*\"\"\"%s*$") then
     local parts = {}
     while true do
       local l = reader:read("... ")
-      if type(l) ~= "string" then return l end
+      if l == nil then return nil end
       if l:match("^%s*\"\"\"%s*$") then break end
       parts[#parts + 1] = l
     end
@@ -236,7 +233,7 @@ function Session:read_input ()
   while line:find("\\$") do
     parts[#parts + 1] = line:sub(1, -2)
     local l = reader:read("... ")
-    if type(l) ~= "string" then return l end
+    if l == nil then return nil end
     line = l
   end
   parts[#parts + 1] = line
@@ -275,7 +272,7 @@ function M.run (args)
 
   local tty = common.isatty(io.stdin)
   config_mod.mkdir(config_mod.home())
-  local reader = lineinput.new { tty = tty, histfile = config_mod.home() .. "/history", completions = COMPLETIONS }
+  local reader = lineinput.new { tty = tty, histfile = config_mod.home() .. "/history" }
   local session = setmetatable({ client = client, conv = conv, log = log, cid = cid, leaf = leaf, reader = reader,
                                  secrets = secrets, params = params, no_stream = args.no_stream,
                                  template_name = args.template }, Session)

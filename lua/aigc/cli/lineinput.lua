@@ -1,14 +1,13 @@
---- Line input for the REPL: GNU Readline (line editing, history) through
--- lua-readline's callback interface, with Ctrl-C caught by a luv signal
--- handler, so that Ctrl-C can cancel a reply in progress instead of
--- ending the process.
+--- Line input for the REPL: GNU Readline (line editing, history), with
+-- Ctrl-C caught by a luv signal handler for the whole session, so that
+-- Ctrl-C cancels a reply in progress instead of ending the process.
 --
--- Why the callback interface and luv: the blocking `readline()` leaves
--- Ctrl-C to the process's SIGINT disposition, and Lua 5.4 has no signal
--- API (luaposix is not built for it on Debian 12). libuv's handler only
--- notes the signal; the REPL asks `interrupted()` between steps of its
--- request and between keys. Without a terminal (stdin a pipe or a file),
--- lines are read plainly and Ctrl-C keeps its default.
+-- Why luv: Lua 5.4 has no signal API (luaposix is not built for it on
+-- Debian 12), and the standalone interpreter's own SIGINT handler raises
+-- "interrupted!" once and then restores the default (the next Ctrl-C
+-- kills). libuv's handler only notes the signal; the REPL asks
+-- `interrupted()` between steps of its request. Without a terminal (stdin
+-- a pipe or a file) lines are read plainly.
 --
 -- @module aigc.cli.lineinput
 
@@ -18,8 +17,7 @@ local Reader = {}
 Reader.__index = Reader
 
 --- Makes a reader.
--- @tparam table opts `tty` (use readline and the signal handler),
--- `histfile` (the history file), `completions` (words Tab completes)
+-- @tparam table opts `tty` (use readline), `histfile` (the history file)
 -- @treturn table reader
 function M.new (opts)
   local self = setmetatable({ tty = opts.tty, pending_interrupt = false }, Reader)
@@ -31,11 +29,11 @@ function M.new (opts)
   end
   if self.tty then
     local ok_rl, readline = pcall(require, "readline")
-    if ok_rl and ok_uv then
+    if ok_rl then
       self.rl = readline
+      -- (completion off: lua-readline's readline() then strips a trailing space)
       readline.set_options { histfile = opts.histfile or "", keeplines = 1000, auto_add = false,
-                             completion = opts.completions ~= nil }
-      if opts.completions then readline.set_complete_list(opts.completions) end
+                             completion = false }
     end
   end
   return self
@@ -51,38 +49,29 @@ function Reader:interrupted ()
   return v
 end
 
---- Reads a line: the line (without its newline), nil at end of input
--- (Ctrl-D), or false when Ctrl-C abandoned it.
+--- Reads a line: the line (without its newline), or nil at the end of
+-- input (Ctrl-D on an empty line).
+--
+-- GNU Readline's own blocking call reads it: Readline catches SIGINT
+-- while it reads, cleans its line state, hands the signal on to libuv's
+-- handler (which only notes it) and goes on reading. So Ctrl-C at the
+-- prompt changes nothing and never ends the session (a Ctrl-C meant for
+-- a reply that just ended costs nothing); Ctrl-U clears the line.
+-- (Readline's callback interface would let Ctrl-C abandon the line, but
+-- through lua-readline it cannot free the line's state — rl_free_line_state
+-- is not exposed — and history navigation then crashes.)
 -- @tparam string prompt
--- @treturn string|nil|false
+-- @treturn string|nil
 function Reader:read (prompt)
-  self:interrupted()            -- a Ctrl-C from before the prompt is stale
-  if not self.rl then
+  local line
+  if self.rl then
+    line = self.rl.readline(prompt)
+  else
     if self.tty then io.stdout:write(prompt); io.stdout:flush() end
-    return io.stdin:read("*l")
+    line = io.stdin:read("*l")
   end
-  local rl, uv = self.rl, self.uv
-  local line, finished = nil, false
-  rl.handler_install(prompt, function (l)
-    line, finished = l, true
-    rl.handler_remove()
-  end)
-  local poll = uv.new_poll(0)
-  poll:start("r", function () rl.read_char() end)
-  while not finished do
-    uv.run("once")
-    if self.pending_interrupt then
-      self.pending_interrupt = false
-      if rl.sigcleanup then rl.sigcleanup() end
-      rl.handler_remove()
-      io.stdout:write("^C\n")
-      io.stdout:flush()
-      line, finished = false, true
-    end
-  end
-  poll:stop()
-  poll:close()
-  if type(line) == "string" and line:find("%S") then rl.add_history(line) end
+  self:interrupted()            -- a Ctrl-C at the prompt is not for the next reply
+  if self.rl and type(line) == "string" and line:find("%S") then self.rl.add_history(line) end
   return line
 end
 
