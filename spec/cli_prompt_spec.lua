@@ -69,8 +69,8 @@ describe("aigc (one-shot prompts)", function ()
   end)
 
   it("--no-stream waits for the whole reply", function ()
-    local out = cli.spawn({ "--no-stream", "-m", "fault:pause=40", "Tell me a story about a robot that learns to paint" },
-                          { home = home, base_url = srv.base_url })
+    local story = "Tell me a story about a robot that learns to paint"
+    local out = cli.spawn({ "--no-stream", "-m", "fault:pause=40", story }, { home = home, base_url = srv.base_url })
     local first = out:read(8)
     assert.equal(0, srv:stats().open_now)
     out:read("a")
