@@ -334,3 +334,28 @@ describe("aigc run (the command)", function ()
     assert.equal(n, count)
   end)
 end)
+
+describe("aigc.runner stops cleanly", function ()
+  local srv, client
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+  before_each(function () client = aigc.client { base_url = srv.base_url } end)
+  after_each(function () client:close() end)
+
+  it("when on_result raises: run raises that error instead of waiting forever", function ()
+    local cases = {}
+    for i = 1, 5 do cases[i] = { id = i, prompt = "Hi" } end
+    assert.has_error(function ()
+      runner.run { client = client, cases = cases, on_result = function () error("stop here", 0) end }
+    end, "stop here")
+  end)
+
+  it("when the results file cannot be opened: nil and an error", function ()
+    local dir = cli.home()
+    local none, err = runner.run { client = client, cases = { { id = 1, prompt = "Hi" } },
+                                   out = dir .. "/no/such/dir/r" }
+    assert.is_nil(none)
+    assert.matches("cannot open .*no/such/dir/r", err.message)
+    cli.rmdir(dir)
+  end)
+end)

@@ -523,7 +523,8 @@ end
 --  - `max_attempts` (default 6), `pace` (default true: follow the rate-limit
 --    headers), `rpm`, `tpm` (known limits)
 --  - `on_result = function(result, case)`, `on_progress = function(progress)`
---    (about every `progress_interval` seconds, default 0.2, and at the end)
+--    (about every `progress_interval` seconds, default 0.2, and at the end);
+--    a callback that raises stops the run, and `run` raises its error
 --  - `log`: an `aigc.promptlog` to log each call into (source "run")
 --  - `judge_client`: the client of judge assertions (default `client`)
 --  - `backend`: "direct" (the default; "batch" is not built yet)
@@ -573,6 +574,7 @@ function M.run (spec)
   end
   local remaining = #queue
   local running = 0
+  local fatal          -- an error that stops the run (see start)
   local strategy_requests = 1
   if type(run.strategy) == "table" then
     strategy_requests = (run.strategy.best_of or run.strategy.vote) + (run.strategy.best_of and 1 or 0)
@@ -597,8 +599,9 @@ function M.run (spec)
         result.parsed = nil
         line = json_encode(result)
       end
-      out:write(line, "\n")
-      out:flush()
+      local wok, werr = out:write(line, "\n")
+      if wok then wok, werr = out:flush() end
+      if not wok then error(run_error("cannot write " .. spec.out .. ": " .. tostring(werr)), 0) end
     end
     if spec.on_result then spec.on_result(result, job.case) end
   end
@@ -636,7 +639,11 @@ function M.run (spec)
     client:spawn(function ()
       local ok, e = pcall(attempt, run, job)
       if not ok then job.check_error = e end
-      settle(job)
+      -- settle writes the result and runs on_result: if that fails (a full
+      -- disk, a callback that raises) the run stops with the error, rather
+      -- than waiting forever for a case that will not finish.
+      local sok, serr = pcall(settle, job)
+      if not sok and not fatal then fatal = serr end
     end)
   end
 
@@ -690,7 +697,12 @@ function M.run (spec)
       end
     end
     progress(false)
-    if remaining > 0 then client:step(wait > 0 and wait or 0) end
+    if remaining > 0 and not fatal then client:step(wait > 0 and wait or 0) end
+    if fatal then
+      if out then out:close() end
+      if type(fatal) == "table" and getmetatable(fatal) == getmetatable(run_error("")) then return nil, fatal end
+      error(fatal, 0)        -- an on_result or log callback raised: so does run
+    end
   end
   if out then out:close() end
   summary.elapsed = now() - started
