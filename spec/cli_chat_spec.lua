@@ -198,6 +198,39 @@ describe_tty("aigc chat (in a terminal)", function ()
   end)
 end)
 
+describe_tty("aigc one-shot (in a terminal)", function ()
+  local srv, home, term
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+  before_each(function () srv:reset(); home = cli.home() end)
+  after_each(function ()
+    if term then term:close(); term = nil end
+    cli.rmdir(home)
+  end)
+
+  it("Ctrl-C cancels the reply: what came stays, exit 130, logged as canceled", function ()
+    term = cli.terminal({ "-m", "fault:pause=60", "Tell me a story about a robot that learns to paint" },
+                        { home = home, base_url = srv.base_url })
+    term:wait_for("Once upon a time", 10, true)
+    assert.equal(1, srv:stats().open_now)
+    term:keys("C-c")
+    term:wait_for("aigc: canceled", 10, true)
+    local deadline = socket.gettime() + 10
+    while not term:dead() do
+      assert.is_true(socket.gettime() < deadline, "aigc did not end")
+      socket.sleep(0.02)
+    end
+    -- (tmux may take a while to tell the status; when it has, it is 130)
+    local _, status = term:dead()
+    if status then assert.equal(130, status) end
+    assert.equal(0, srv:stats().open_now)
+    local r = cli.run({ "logs", "--json" }, { home = home })
+    local e = cjson.decode(r.stdout)[1]
+    assert.equal("canceled", e.status)
+    assert.matches("^Once upon a time", e.response)
+  end)
+end)
+
 describe("aigc chat (stdin not a terminal)", function ()
   local srv, home
   setup(function () srv = devserver.start() end)
@@ -211,5 +244,15 @@ describe("aigc chat (stdin not a terminal)", function ()
     assert.equal(0, r.code, r.stderr)
     assert.equal("The capital of France is Paris.\nundone: What is the capital of France?\n2 + 2 = 4.\n", r.stdout)
     assert.equal(1, #body_of(srv:last()).messages)
+  end)
+
+  it("reports a failed reply and goes on, the history unchanged", function ()
+    local r = cli.run({ "chat" }, { home = home, base_url = srv.base_url,
+      stdin = "What is the capital of France?\n/model fault:status=500,should-retry=false\nHi\n/model m\nAnd?\n" })
+    assert.equal(0, r.code, r.stderr)
+    assert.matches("aigc: http error 500", r.stderr)
+    local msgs = body_of(srv:last()).messages
+    assert.equal(3, #msgs)                 -- the failed turn is not in the history
+    assert.equal("And?", msgs[3].content)
   end)
 end)

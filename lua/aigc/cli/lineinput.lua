@@ -7,7 +7,9 @@
 -- "interrupted!" once and then restores the default (the next Ctrl-C
 -- kills). libuv's handler only notes the signal; the REPL asks
 -- `interrupted()` between steps of its request. Without a terminal (stdin
--- a pipe or a file) lines are read plainly.
+-- a pipe or a file) lines are read plainly. Without luv, Ctrl-C keeps the
+-- interpreter's behaviour (the reply fails with "interrupted!", and a
+-- second Ctrl-C ends the process).
 --
 -- @module aigc.cli.lineinput
 

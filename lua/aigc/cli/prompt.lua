@@ -6,6 +6,7 @@ local aigc = require "aigc"
 local argparse = require "argparse"
 local common = require "aigc.cli.common"
 local config_mod = require "aigc.cli.config"
+local lineinput = require "aigc.cli.lineinput"
 local promptlog = require "aigc.promptlog"
 
 local M = {}
@@ -135,6 +136,26 @@ local function run_strategy (args, client, params)
     extra
 end
 
+-- A chat that Ctrl-C cancels (the reply so far stays printed and is
+-- logged with status "canceled"): res, err, canceled.
+local function chat_interruptible (client, params)
+  local signals = lineinput.new { tty = false }   -- (only its SIGINT handler)
+  local req = client:chat_async(params)
+  local canceled = false
+  while true do
+    local st = req:status()
+    if st ~= "queued" and st ~= "running" then break end
+    client:step(0.05)
+    if not canceled and signals:interrupted() then
+      canceled = true
+      req:cancel()
+    end
+  end
+  signals:close()
+  local res, err = req:result()
+  return res, err, canceled and not res
+end
+
 --- Runs the prompt command.
 -- @tparam table args parsed arguments
 -- @treturn integer exit code
@@ -158,7 +179,7 @@ function M.run (args)
   local t0 = aigc.now()
   local strategy_run = args.best_of or args.vote
   local streamed = {}
-  local res, err, shown, extra
+  local res, err, shown, extra, canceled
   if strategy_run then
     if params.n then common.usage("-n and --best-of/--vote exclude each other") end
     res, shown, extra = run_strategy(args, client, params)
@@ -173,7 +194,7 @@ function M.run (args)
         end
       end
     end
-    res, err = client:chat(params)
+    res, err, canceled = chat_interruptible(client, params)
     params.stream = nil
   end
 
@@ -190,6 +211,7 @@ function M.run (args)
   if not res then
     if #streamed > 0 then common.out("\n") end
     client:close()
+    if canceled then common.fail("aigc: canceled", 130) end
     common.fail(tostring(err))
   end
   if #streamed > 0 then
