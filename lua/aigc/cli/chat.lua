@@ -39,6 +39,7 @@ Ctrl-C cancels the reply in progress (at the prompt it does nothing: Ctrl-U clea
 -- @treturn table argparse parser
 function M.parser ()
   local p = argparse("aigc chat", "An interactive conversation (/help inside for its commands).")
+  p:help_max_width(100):help_description_margin(28)
   common.model_options(p)
   p:flag("-c --continue", "Continue the last conversation.")
   p:option("--cid", "Continue the conversation with this id (or a unique prefix).")

@@ -12,6 +12,7 @@ local M = {}
 -- @treturn table argparse parser
 function M.parser ()
   local p = argparse("aigc logs", "Show the prompt log (newest last), or search it.")
+  p:help_max_width(100):help_description_margin(28)
   p:epilog([[Examples:
   aigc logs                 the last 3 entries
   aigc logs -n 10 -q paris  the last 10 whose prompt, reply or system prompt has "paris"

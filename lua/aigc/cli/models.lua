@@ -11,6 +11,7 @@ local M = {}
 -- @treturn table argparse parser
 function M.parser ()
   local p = argparse("aigc models", "List the models of the endpoint (GET /models).")
+  p:help_max_width(100):help_description_margin(28)
   p:option("-e --endpoint", "A named endpoint (config file; built in: local, openai).")
   p:flag("--json", "The whole response as JSON.")
   return p

@@ -16,6 +16,7 @@ local M = {}
 -- @treturn table argparse parser
 function M.parser (name)
   local p = argparse(name or "aigc", "Send a prompt to an OpenAI-compatible server; the reply streams to stdout.")
+  p:help_max_width(100):help_description_margin(28)
   p:epilog([[Other commands: aigc chat | models | logs | templates | run   (aigc COMMAND --help)
 Examples:
   aigc "What is the capital of France?"

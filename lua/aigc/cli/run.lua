@@ -15,6 +15,7 @@ local M = {}
 -- @treturn table argparse parser
 function M.parser ()
   local p = argparse("aigc run", "Run a template over a JSONL file of cases; one result line per case.")
+  p:help_max_width(100):help_description_margin(28)
   p:epilog([[Cases, one JSON object a line:
   {"id": "fr", "vars": {"country": "France"}, "assert": [{"type": "contains", "value": "Paris"}]}
 Assertions: contains, icontains, not-contains, equals, starts-with, regex, pattern, is-json,

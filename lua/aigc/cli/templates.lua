@@ -28,6 +28,7 @@ M.SKELETON = [[
 -- @treturn table argparse parser
 function M.parser ()
   local p = argparse("aigc templates", "Prompt templates: files in $AIGC_HOME/templates (NAME.lua or NAME.json).")
+  p:help_max_width(100):help_description_margin(28)
   p:argument("action", "list | show NAME | edit NAME | path"):args("?")
   p:argument("name", "The template."):args("?")
   return p
