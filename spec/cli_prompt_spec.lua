@@ -135,7 +135,7 @@ describe("aigc (one-shot prompts)", function ()
     local first_cid = logs()[1].conversation_id
 
     assert.equal(0, aigc({ "A new conversation." }).code)          -- the last one is now this
-    r = aigc { "--cid", first_cid:sub(1, 8), "And again?" }           -- a unique prefix is enough
+    r = aigc { "--cid", first_cid:sub(1, 13), "And again?" }           -- a unique prefix is enough
     assert.equal(0, r.code, r.stderr)
     msgs = body_of(srv:last()).messages
     assert.equal(6, #msgs)

@@ -386,12 +386,19 @@ local function encode_or_nil (v)
   return nil
 end
 
---- A new conversation id: "c" and 16 hex digits.
+local id_counter = 0
+
+--- A new conversation id: "c" and 16 hex digits (the time first, so ids
+-- sort roughly by creation). Lua 5.1's generator starts unseeded in every
+-- process, so a table's address, the CPU clock and a counter are mixed in
+-- (the caller's math.randomseed is left alone).
 -- @treturn string
 -- @usage local cid = promptlog.new_id()
 function M.new_id ()
-  return string_format("c%08x%08x", math_random(0, 0x7fffffff) + (os.time() % 2) * 0x80000000,
-                       math_random(0, 0x7fffffff))
+  id_counter = id_counter + 1
+  local addr = tonumber((tostring({}):match("0x(%x+)") or "0"):sub(-6), 16) or 0
+  local mix = (addr + math_floor(os.clock() * 1e6) + id_counter * 7919) % 0x10000
+  return string_format("c%08x%04x%04x", os.time() % 0x100000000, math_random(0, 0xffff), mix)
 end
 
 --- Creates (or touches) a conversation.
