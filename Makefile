@@ -11,7 +11,8 @@
 #   make test     install what is missing, build, run every suite
 #   make server   run the local OpenAI-compatible server in the foreground
 #   make bench    run the benchmarks (bench/README.md)
-#   make install  copy the module into INST_LIBDIR / INST_LUADIR
+#   make install  copy the module into INST_LIBDIR / INST_LUADIR, the aigc command into INST_BINDIR
+#   make docs     the API reference (LDoc) into build/docs
 
 LUA         ?= lua5.4
 LUA_VERSION ?= 5.4
@@ -34,6 +35,7 @@ ALL_CFLAGS   = $(CFLAGS) $(WARN) $(WERROR) $(SANITIZE) -std=c99 -D_POSIX_C_SOURC
 INST_PREFIX ?= /usr/local
 INST_LIBDIR ?= $(INST_PREFIX)/lib/lua/$(LUA_VERSION)
 INST_LUADIR ?= $(INST_PREFIX)/share/lua/$(LUA_VERSION)
+INST_BINDIR ?= $(INST_PREFIX)/bin
 
 BUILD       ?= build
 # Plain-C parts with no Lua in them: unit-tested and fuzzed on their own.
@@ -49,7 +51,7 @@ VERSION     := $(shell sed -n 's/^\#define AIGC_VERSION "\(.*\)"/\1/p' src/aigc.
 ROCKSPEC     = rockspec/aigc-$(VERSION)-1.rockspec
 
 .PHONY: all asan demo test server bench install uninstall clean lint ctest fuzz deps-demo deps-test deps-bench \
-        env version
+        env version docs
 
 all: aigc/core.so
 
@@ -145,9 +147,20 @@ install: all
 	install -m 0644 $(LUA_SRC) $(DESTDIR)$(INST_LUADIR)/aigc/
 	install -d $(DESTDIR)$(INST_LUADIR)/aigc/devserver
 	install -m 0644 $(wildcard lua/aigc/devserver/*.lua) $(DESTDIR)$(INST_LUADIR)/aigc/devserver/
+	install -d $(DESTDIR)$(INST_LUADIR)/aigc/cli $(DESTDIR)$(INST_BINDIR)
+	install -m 0644 $(wildcard lua/aigc/cli/*.lua) $(DESTDIR)$(INST_LUADIR)/aigc/cli/
+	sed '1s|.*|#!/usr/bin/env $(LUA)|' bin/aigc > $(DESTDIR)$(INST_BINDIR)/aigc
+	chmod 0755 $(DESTDIR)$(INST_BINDIR)/aigc
+
+# The API reference of every public module (config.ld), with Debian's lua-ldoc.
+# spec/docs_spec.lua fails on any LDoc warning. Run under Lua 5.1: Debian's
+# LDoc has no built-in Markdown, and lua-markdown exists for 5.1 only.
+LDOC ?= lua5.1 $(shell command -v ldoc)
+docs:
+	$(LDOC) .
 
 uninstall:
-	rm -rf $(DESTDIR)$(INST_LIBDIR)/aigc $(DESTDIR)$(INST_LUADIR)/aigc
+	rm -rf $(DESTDIR)$(INST_LIBDIR)/aigc $(DESTDIR)$(INST_LUADIR)/aigc $(DESTDIR)$(INST_BINDIR)/aigc
 
 clean:
 	rm -rf $(BUILD) aigc
