@@ -8,8 +8,6 @@
 local proc = require "procutil"
 
 local KNOWN = {
-  ["lua/aigc/tools.lua: new: undocumented formal argument: 'level'"] =
-    "requested from lane lua in /work/notes/requests.md (2026-12-03, flow -> lua)",
 }
 
 local have_ldoc = proc.sh("command -v ldoc >/dev/null && command -v lua5.1 >/dev/null")
