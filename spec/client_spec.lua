@@ -406,11 +406,11 @@ describe("client", function ()
       assert.has_error(function () client:chat(42) end,
                        "bad argument #1 to 'chat' (table or string expected, got number)")
       assert.has_error(function () client:chat {} end,
-                       "bad argument #1 to 'chat' (params.messages must be a list of messages)")
+                       "bad argument #1 to 'chat' (params.messages: list of messages expected, got nil)")
       assert.has_error(function () client:complete {} end)
       assert.has_error(function () aigc.client { base_url = "ftp://x" } end)
       assert.has_error(function () aigc.client { bogus = 1 } end,
-                       "bad argument #1 to 'client' (unknown option 'bogus')")
+                       "bad argument #1 to 'client' (opts.bogus: unknown option)")
       local ok, err = pcall(client.chat, client, { messages = { { role = "user", content = print } } })
       assert.is_false(ok)
       assert.matches("params.messages%[1%]%.content: cannot encode a function", err)

@@ -111,7 +111,7 @@ describe("aigc.conversation", function ()
       local req = conv:say_async "Hello"
       assert.equal(0, #conv.messages)
       assert.has_error(function () conv:say "again" end,
-        "bad argument #1 to 'say' (the conversation is busy with another say; wait for it, or fork)")
+        "attempt to say: the conversation is busy with another say (wait for it, or fork)")
       local res = assert(req:wait())
       assert.equal("Hello! How can I help you today?", res.text)
       assert.equal(2, #conv.messages)
@@ -143,20 +143,21 @@ describe("aigc.conversation", function ()
       assert.has_error(function () aigc.conversation "x" end,
         "bad argument #1 to 'conversation' (table expected, got string)")
       assert.has_error(function () aigc.conversation {} end,
-        "bad argument #1 to 'conversation' (option 'client' is required)")
+        "bad argument #1 to 'conversation' (opts.client: aigc.client expected, got nil)")
       assert.has_error(function () aigc.conversation { client = {} } end,
-        "bad argument #1 to 'conversation' (option 'client' must be an aigc.client)")
+        "bad argument #1 to 'conversation' (opts.client: aigc.client expected, got table)")
       assert.has_error(function () aigc.conversation { client = client, keep_last = -1 } end,
-        "bad argument #1 to 'conversation' (option 'keep_last' must be an integer >= 0)")
+        "bad argument #1 to 'conversation' (opts.keep_last: an integer >= 0 expected, got -1)")
       assert.has_error(function () aigc.conversation { client = client, colour = 1 } end,
-        "bad argument #1 to 'conversation' (unknown option 'colour')")
+        "bad argument #1 to 'conversation' (opts.colour: unknown option)")
       assert.has_error(function () aigc.conversation { client = client, summarize = "yes" } end,
-        "bad argument #1 to 'conversation' (option 'summarize' must be true, false or a function)")
+        "bad argument #1 to 'conversation' (opts.summarize: true, false or function expected, got string)")
       local conv = aigc.conversation { client = client }
       assert.has_error(function () conv:say(42) end,
         "bad argument #1 to 'say' (string, content parts or message expected, got number)")
       assert.has_error(function () conv:say("x", "y") end, "bad argument #2 to 'say' (table expected, got string)")
-      assert.has_error(function () conv:add "x" end, "bad argument #1 to 'add' (message table with a role expected)")
+      assert.has_error(function () conv:add "x" end,
+        "bad argument #1 to 'add' (msg: message table expected, got string)")
     end)
   end)
 
@@ -532,7 +533,7 @@ describe("aigc.conversation", function ()
       assert(conv:say("Again", { on_done = function () done_n = #conv.messages end }))
       assert.equal(4, done_n)
       assert.has_error(function () conv:say("x", { on_done = 5 }) end,
-        "bad argument #2 to 'say' (params.on_done must be a function)")
+        "bad argument #2 to 'say' (params.on_done: function expected, got number)")
     end)
 
     it("an estimate that returns nil, NaN, a negative number or a string is a clear error", function ()
@@ -565,7 +566,7 @@ describe("aigc.conversation", function ()
         { "params.max_retries", function (t) t.params.max_retries = -1 end },
         { "params.headers", function (t) t.params.headers = 5 end },
         { "header", function (t) t.params.headers = { ["X-Evil"] = "a\r\nb" } end },
-        { "query value 'q'", function (t) t.params.query = { q = { 1 } } end },
+        { "params.query.q", function (t) t.params.query = { q = { 1 } } end },
         { "params.schema", function (t) t.params.schema = 5 end },
         { "params.schema", function (t) t.params.schema = { type = "object", minimum = "5" } end },
         { "params.schema_mode", function (t) t.params.schema = { type = "object" }; t.params.schema_mode = "xml" end },

@@ -137,8 +137,8 @@ for _, v in ipairs { { "a number", 5 }, { "a string", "http://127.0.0.1:1/v1" },
     return aigc.client(v[2])
   end)
 end
-raises("aigc.client with an unknown option", "unknown option 'bogus'", client_with { bogus = 1 })
-raises("aigc.client with an array part", "unknown option '1'", client_with { [1] = "x" })
+raises("aigc.client with an unknown option", "%(opts.bogus: unknown option%)", client_with { bogus = 1 })
+raises("aigc.client with an array part", "%(opts%[1%]: unknown option%)", client_with { [1] = "x" })
 
 for _, field in ipairs { "timeout", "connect_timeout" } do
   for _, v in ipairs { { "-1", -1 }, { "0", 0 }, { "NaN", NAN }, { "inf", INF }, { "-inf", -INF },
@@ -353,9 +353,9 @@ for _, v in ipairs {
   { "('DELETE', '/models')", { "DELETE", "/models" }, "method" },
   { "('get', '/models')", { "get", "/models" }, "method" },
   { "(5)", { 5 }, "method" },
-  { "('GET', nil)", { "GET", nil }, "path" },
-  { "('GET', 5)", { "GET", 5 }, "path" },
-  { "('GET', {})", { "GET", {} }, "path" },
+  { "('GET', nil)", { "GET", nil }, "bad argument #2 to 'request' %(string expected, got nil%)" },
+  { "('GET', 5)", { "GET", 5 }, "bad argument #2 to 'request' %(string expected, got number%)" },
+  { "('GET', {})", { "GET", {} }, "bad argument #2 to 'request' %(string expected, got table%)" },
   { "('POST', '/x', 'body')", { "POST", "/embeddings", "body" }, "bad argument #3" },
   { "('POST', '/x')", { "POST", "/embeddings" }, "bad argument #3" },
   { "('GET', path with CR/LF)", { "GET", "/models\r\nX-Evil: 1" }, "path" },
@@ -369,10 +369,10 @@ end
 for _, v in ipairs {
   { "('soon')", { "soon" }, "bad argument #1 to 'step'" },
   { "({})", { {} }, "bad argument #1 to 'step'" },
-  { "(-1)", { -1 }, "timeout" },
-  { "(NaN)", { NAN }, "timeout" },
-  { "(-inf)", { -INF }, "timeout" },
-  { "(0, -1)", { 0, -1 }, "budget" },
+  { "(-1)", { -1 }, "bad argument #1 to 'step' %(a number of seconds >= 0 expected, got %-1%)" },
+  { "(NaN)", { NAN }, "bad argument #1 to 'step' %(a number of seconds >= 0 expected, got NaN%)" },
+  { "(-inf)", { -INF }, "bad argument #1 to 'step' %(a number of seconds >= 0 expected, got %-inf%)" },
+  { "(0, -1)", { 0, -1 }, "bad argument #2 to 'step' %(an integer >= 0 expected, got %-1%)" },
   { "(0, 1.5)", { 0, 1.5 }, "bad argument #2 to 'step'" },
   { "(0, NaN)", { 0, NAN }, "bad argument #2 to 'step'" },
   { "(0, inf)", { 0, INF }, "bad argument #2 to 'step'" },

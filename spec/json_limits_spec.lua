@@ -102,9 +102,11 @@ describe("decoded JSON limits", function ()
 
   it("the options are checked", function ()
     assert.has_error(function () aigc.client { base_url = srv.base_url, max_json_values = 0 } end,
-                     "bad argument #1 to 'client' (max_json_values must be > 0)")
+                     "bad argument #1 to 'client' (opts.max_json_values: "
+                     .. "an integer in 1..1099511627776 expected, got 0)")
     assert.has_error(function () aigc.client { base_url = srv.base_url, max_json_containers = 1.5 } end,
-                     "bad argument #1 to 'client' (max_json_containers must be an integer >= 0)")
+                     "bad argument #1 to 'client' (opts.max_json_containers: "
+                     .. "an integer in 1..1099511627776 expected, got 1.5)")
     assert.has_error(function () client:chat(ask(nil, { max_json_values = "5" })) end)
     assert.has_error(function () client:chat(ask(nil, { max_json_containers = 0 })) end)
   end)

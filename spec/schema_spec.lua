@@ -497,14 +497,15 @@ describe("aigc.schema", function ()
 
     it("raises on misuse, naming the argument", function ()
       assert.has_error(function () client:chat { messages = {}, schema = "x" } end,
-        "bad argument #1 to 'chat' (params.schema must be a JSON schema table, got string)")
+        "bad argument #1 to 'chat' (params.schema: table expected, got string)")
       assert.has_error(function () client:chat { messages = {}, schema = NPC, schema_name = "a b" } end,
-        "bad argument #1 to 'chat' (params.schema_name must be 1 to 64 letters, digits, '_' or '-')")
+        "bad argument #1 to 'chat' (params.schema_name: 1 to 64 letters, digits, '_' or '-' expected)")
       assert.has_error(function () client:chat_async { messages = {}, schema = NPC, schema_mode = "xml" } end,
-        "bad argument #1 to 'chat_async' (params.schema_mode must be 'json_schema', 'json_object' or 'auto')")
+        "bad argument #1 to 'chat_async' (params.schema_mode: "
+        .. "'json_schema', 'json_object' or 'auto' expected, got string)")
       assert.has_error(function ()
         client:chat { messages = {}, schema = NPC, response_format = { type = "json_object" } }
-      end, "bad argument #1 to 'chat' (params.schema and params.response_format exclude each other)")
+      end, "bad argument #1 to 'chat' (params.response_format: not with params.schema (the schema sets it))")
       -- a schema keyword of the wrong type: named with its path, before anything is sent
       assert.has_error(function ()
         client:chat { messages = {},

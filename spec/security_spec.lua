@@ -200,7 +200,7 @@ describe("security", function ()
 
     it("refuses an API key with CR or LF", function ()
       assert.has_error(function () aigc.client { base_url = srv.base_url, api_key = "sk-x\r\nX-Evil: 1" } end,
-                       "bad argument #1 to 'client' (api_key contains CR, LF or NUL)")
+                       "bad argument #1 to 'client' (opts.api_key: contains CR, LF or NUL)")
     end)
 
     it("sends a model name with CR/LF inside the JSON body, escaped", function ()
@@ -224,7 +224,7 @@ describe("security", function ()
   it("accepts only http and https base URLs", function ()
     for _, url in ipairs { "ftp://x/v1", "file:///etc/passwd", "javascript:alert(1)", "127.0.0.1:8089/v1", "" } do
       assert.has_error(function () aigc.client { base_url = url } end,
-                       "bad argument #1 to 'client' (base_url must be an http:// or https:// URL)")
+                       "bad argument #1 to 'client' (opts.base_url: an http:// or https:// URL expected)")
     end
     assert.truthy(aigc.client { base_url = "HTTPS://Example.com/v1" })
   end)

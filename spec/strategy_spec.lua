@@ -155,15 +155,15 @@ describe("aigc.strategy", function ()
 
     it("raises on misuse", function ()
       assert.has_error(function () strategy.best_of { n = 2, params = "x", judge = {} } end,
-        "bad argument #1 to 'best_of' (client must be an aigc.client)")
+        "bad argument #1 to 'best_of' (spec.client: aigc.client expected, got nil)")
       assert.has_error(function () strategy.best_of { client = client, params = "x" } end,
-        "bad argument #1 to 'best_of' (score or judge is required)")
+        "bad argument #1 to 'best_of' (spec.score: a function (or spec.judge) expected, got nil)")
       assert.has_error(function () strategy.best_of { client = client, n = 0, params = "x", judge = {} } end,
-        "bad argument #1 to 'best_of' (n must be an integer >= 1)")
+        "bad argument #1 to 'best_of' (spec.n: an integer >= 1 expected, got 0)")
       assert.has_error(function () strategy.best_of { client = client, params = {}, judge = {} } end,
-        "bad argument #1 to 'best_of' (params must be a string or chat params with messages)")
+        "bad argument #1 to 'best_of' (spec.params.messages: list of messages expected, got nil)")
       assert.has_error(function () strategy.best_of { client = client, params = "x", judge = { mode = "x" } } end,
-        "bad argument #1 to 'best_of' (judge.mode must be 'rank' or 'score')")
+        "bad argument #1 to 'best_of' (spec.judge.mode: 'rank' or 'score' expected, got string)")
     end)
   end)
 
@@ -331,11 +331,11 @@ describe("aigc.strategy", function ()
       assert.has_error(function () strategy.race { params = "x" } end,
         "bad argument #1 to 'race' (at least one entry (a client or { client =, params = }) expected)")
       assert.has_error(function () strategy.fallback { params = "x", { model = "m" } } end,
-        "bad argument #1 to 'fallback' (entry 1's client must be an aigc.client)")
+        "bad argument #1 to 'fallback' (spec[1].client: aigc.client expected, got nil)")
       assert.has_error(function () strategy.fallback { params = "x", client, 42 } end,
-        "bad argument #1 to 'fallback' (entry 2 must be an aigc.client or a table)")
+        "bad argument #1 to 'fallback' (spec[2]: aigc.client or table expected, got number)")
       assert.has_error(function () strategy.fallback { client } end,
-        "bad argument #1 to 'fallback' (entry 1 has no messages (params))")
+        "bad argument #1 to 'fallback' (spec[1].params.messages: list of messages (or spec.params) expected, got nil)")
     end)
   end)
 
@@ -470,15 +470,16 @@ describe("aigc.strategy", function ()
 
     it("raises on misuse", function ()
       assert.has_error(function () strategy.route { routes = routes, classify = print } end,
-        "bad argument #1 to 'route' (input is required)")
+        "bad argument #1 to 'route' (spec.input: string expected, got nil)")
       assert.has_error(function () strategy.router { routes = {}, classify = print } end,
-        "bad argument #1 to 'router' (routes must be a non-empty table)")
+        "bad argument #1 to 'router' (spec.routes: non-empty table expected, got table)")
       assert.has_error(function () strategy.router { routes = routes, classify = "x" } end,
-        "bad argument #1 to 'router' (classify must be a function or { client =, prompt =, params = })")
+        "bad argument #1 to 'router' (spec.classify: "
+        .. "function or { client =, prompt =, params = } expected, got string)")
       assert.has_error(function () strategy.router { routes = routes, classify = print, default = "nope" } end,
-        "bad argument #1 to 'router' (default 'nope' is not a route)")
+        "bad argument #1 to 'router' (spec.default: 'nope' is not a route)")
       assert.has_error(function () strategy.router { routes = { a = 1 }, classify = print } end,
-        "bad argument #1 to 'router' (route 'a' must be a function, a conversation or chat params)")
+        "bad argument #1 to 'router' (spec.routes.a: function, conversation or chat params expected, got number)")
     end)
   end)
 end)

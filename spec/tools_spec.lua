@@ -276,7 +276,7 @@ describe("aigc.tools", function ()
         headers = { ["x-aigc-fault"] = "delay=50" }, on_done = function (r) done_with = r end }
       assert.equal("running", req:status())
       assert.is_nil(req:result())
-      assert.matches("^aigc.dialogue_request %(running, chat%)", tostring(req))
+      assert.matches("^aigc.future %(running, chat%)", tostring(req))
       while pending(req) do client:step(0.01) end
       assert.equal("done", req:status())
       local res = assert(req:result())
@@ -352,11 +352,11 @@ describe("aigc.tools", function ()
 
     it("raises on misuse", function ()
       assert.has_error(function () client:chat { tools = ts, messages = user "x", max_tool_rounds = -1 } end,
-        "bad argument #1 to 'chat' (params.max_tool_rounds must be an integer >= 0)")
+        "bad argument #1 to 'chat' (params.max_tool_rounds: an integer >= 0 expected, got -1)")
       assert.has_error(function () client:chat_async { tools = ts, messages = user "x", tool_errors = "x" } end,
-        "bad argument #1 to 'chat_async' (params.tool_errors must be 'report' or 'fail')")
+        "bad argument #1 to 'chat_async' (params.tool_errors: 'report' or 'fail' expected, got string)")
       assert.has_error(function () client:chat { tools = ts, messages = user "x", on_done = 1 } end,
-        "bad argument #1 to 'chat' (params.on_done must be a function)")
+        "bad argument #1 to 'chat' (params.on_done: function expected, got number)")
     end)
   end)
   -- Issue 10: what a tool, a hostile server or a careless caller can do to

@@ -23,18 +23,24 @@
 -- print(assert(conv:say("Shorter, please.", { stream = function (d) io.write(d or "") end })))
 
 local core = require "aigc.core"
-local client_mod = require "aigc.client"
+local compat = require "aigc.compat"
+local util = require "aigc.util"
+local check = require "aigc.check"
+local task = require "aigc.task"
+local future = require "aigc.future"
 local dialogue = require "aigc.dialogue"
 
 local null, array = core.null, core.array
 local json_encode, json_decode = core.json.encode, core.json.decode
 local error, getmetatable, ipairs, pairs, pcall, setmetatable, tostring, type =
   error, getmetatable, ipairs, pairs, pcall, setmetatable, tostring, type
-local math_ceil, math_type = math.ceil, math.type
+local math_ceil = math.ceil
 local string_format = string.format
 local table_concat = table.concat
-local utf8_codes, utf8_len = utf8.codes, utf8.len
-local await = client_mod.await
+local utf8_codes, utf8_len, is_integer = compat.utf8_codes, compat.utf8_len, compat.is_integer
+local await, argerror, expected, field_error = task.await, util.argerror, util.expected, util.field_error
+
+util.own_module()
 
 local M = {}
 
@@ -51,10 +57,6 @@ M.SUMMARY_PROMPT = "Condense the conversation below into a short summary for you
   .. "facts, numbers, decisions and open questions; drop greetings and small talk. Reply with the summary only."
 --- The prefix of the system message that carries a summary.
 M.SUMMARY_PREFIX = "Summary of the earlier conversation: "
-
-local function argerror (fname, msg, level)
-  error(string_format("bad argument #1 to '%s' (%s)", fname, msg), level + 1)
-end
 
 
 -- {======================================================
@@ -151,17 +153,12 @@ end
 -- Construction
 -- =======================================================
 
+local INT0 = { type = "integer", min = 0 }
 local OPTIONS = {
-  client = "table", model = "string", system = "string", params = "table", messages = "table",
-  max_context_tokens = "number", keep_first = "number", keep_last = "number",
-  estimate = "function", message_overhead = "number",
-  summarize = true, summary_tokens = "number",
+  client = { type = "table" }, model = { type = "string" }, system = { type = "string" }, params = { type = "table" },
+  messages = { type = "table" }, max_context_tokens = INT0, keep_first = INT0, keep_last = INT0,
+  message_overhead = INT0, summary_tokens = INT0, estimate = { type = "function" }, summarize = true,
 }
-
-local function is_client (v)
-  local mt = getmetatable(v)
-  return type(mt) == "table" and mt.__name == "aigc.client"
-end
 
 local function deep_copy (v)
   if type(v) ~= "table" then return v end
@@ -170,33 +167,31 @@ local function deep_copy (v)
   return setmetatable(t, getmetatable(v))
 end
 
-local function check_options (opts, fname, level)
+-- Checks a conversation's options (argument `argn` of `fname`).
+local function check_options (opts, fname, argn)
   for k, v in pairs(opts) do
-    local want = OPTIONS[k]
-    if want == nil then argerror(fname, "unknown option '" .. tostring(k) .. "'", level) end
-    if want ~= true and type(v) ~= want then
-      argerror(fname, string_format("option '%s' must be a %s, got %s", k, want, type(v)), level)
+    local rule, path, why = OPTIONS[k], util.path("opts", k), nil
+    if rule == nil then
+      local known = check.likely_typo(k, OPTIONS)
+      field_error(fname, argn, path, "unknown option" .. (known and " (did you mean " .. known .. "?)" or ""))
+    elseif k == "client" then
+      if not util.is_a(v, "aigc.client") then why = expected("aigc.client", v) end
+    elseif k == "summarize" then
+      if v ~= true and v ~= false and not check.is_callable(v) then why = expected("true, false or function", v) end
+    else
+      why = check.rule_problem(rule, v)
     end
+    if why then field_error(fname, argn, path, why) end
   end
-  if opts.client ~= nil and not is_client(opts.client) then
-    argerror(fname, "option 'client' must be an aigc.client", level)
-  end
-  for _, k in ipairs { "max_context_tokens", "keep_first", "keep_last", "message_overhead", "summary_tokens" } do
-    local v = opts[k]
-    if v ~= nil and (math_type(v) ~= "integer" or v < 0) then
-      argerror(fname, "option '" .. k .. "' must be an integer >= 0", level)
-    end
-  end
-  local s = opts.summarize
-  if s ~= nil and s ~= true and s ~= false and type(s) ~= "function" then
-    argerror(fname, "option 'summarize' must be true, false or a function", level)
-  end
+  local why = opts.params and check.call_problem(opts.client, "chat", opts.params, "opts.params", true)
+    or opts.messages and check.CHAT_FIELDS.messages(opts.messages, "opts.messages")
+  if why then argerror(fname, argn, why) end
 end
 
-local function new (opts, fname, level)
-  if type(opts) ~= "table" then argerror(fname, "table expected, got " .. type(opts), level) end
-  check_options(opts, fname, level + 1)
-  if opts.client == nil then argerror(fname, "option 'client' is required", level) end
+local function new (opts, fname, argn)
+  if type(opts) ~= "table" then argerror(fname, argn, expected("table", opts)) end
+  check_options(opts, fname, argn)
+  if opts.client == nil then field_error(fname, argn, "opts.client", expected("aigc.client", nil)) end
   local self = setmetatable({
     --- The client requests go to.
     client = opts.client,
@@ -221,12 +216,7 @@ local function new (opts, fname, level)
     last_context = nil,
   }, Conversation)
   if opts.messages then
-    for i, m in ipairs(opts.messages) do
-      if type(m) ~= "table" or type(m.role) ~= "string" then
-        argerror(fname, "option 'messages': message " .. i .. " must be a table with a role", level)
-      end
-      self.messages[i] = m
-    end
+    for i, m in ipairs(opts.messages) do self.messages[i] = m end
   elseif self.system then
     self.messages[1] = { role = "system", content = self.system }
   end
@@ -252,7 +242,7 @@ end
 -- local conv = aigc.conversation { client = client, system = "Be brief.", max_context_tokens = 2000,
 --                                  keep_first = 1, keep_last = 3, summarize = true }
 function M.new (opts)
-  local conv = new(opts, "conversation", 3)
+  local conv = new(opts, "conversation", 1)
   return conv
 end
 
@@ -263,17 +253,17 @@ end
 -- Turns and trimming
 -- =======================================================
 
-local function user_message (input, fname, level)
+local function user_message (input, fname)
   local t = type(input)
   if t == "string" then return { role = "user", content = input } end
   if t == "table" then
     if input.role ~= nil then
-      if type(input.role) ~= "string" then argerror(fname, "message role must be a string", level) end
+      if type(input.role) ~= "string" then field_error(fname, 1, "input.role", expected("string", input.role)) end
       return input
     end
     if input[1] ~= nil then return { role = "user", content = input } end   -- content parts
   end
-  argerror(fname, "string, content parts or message expected, got " .. t, level)
+  argerror(fname, 1, expected("string, content parts or message", input))
 end
 
 -- The number of leading system/developer messages.
@@ -393,7 +383,7 @@ local function transcript (msgs, from, to)
 end
 
 -- The default summarizer: asks the model.
-local function model_summary (self, msgs, from, to, previous, job)
+local function model_summary (self, msgs, from, to, previous, fut)
   local text = transcript(msgs, from, to)
   if previous then text = "Earlier summary: " .. previous .. "\n\nThen:\n" .. text end
   local client = self.client
@@ -405,9 +395,9 @@ local function model_summary (self, msgs, from, to, previous, job)
     },
     max_tokens = self.summary_tokens,
   }
-  local req = client_mod.submit(client, "chat", p)
-  if job then job:track(req) end
-  local res, err = await(client, req)
+  local req = client:chat_async(p)
+  if fut then fut:track(req) end
+  local res, err = await(req)
   if not res then return nil, err end
   if type(res.text) ~= "string" then
     return nil, core.error { kind = "parse", message = "the summary reply has no text" }
@@ -417,7 +407,7 @@ end
 
 -- The summary text covering messages [from, to] of msgs, reusing the
 -- cached summary when it covers a prefix of them.
-local function summary_for (self, msgs, from, to, job)
+local function summary_for (self, msgs, from, to, fut)
   local s = self.summary
   if s and s.from == from and s.to == to then return s.text end
   local previous, start = nil, from
@@ -431,7 +421,7 @@ local function summary_for (self, msgs, from, to, job)
       text, err = nil, core.error { kind = "callback", message = "summarize must return a string, got " .. type(text) }
     end
   else
-    text, err = model_summary(self, msgs, start, to, previous, job)
+    text, err = model_summary(self, msgs, start, to, previous, fut)
   end
   if text == nil then
     return nil, err or core.error { kind = "callback", message = "summarize returned no text" }
@@ -442,13 +432,13 @@ end
 
 -- The messages to send for `msgs` (history plus the new turn): trimmed,
 -- summarized. Returns the list and the info, or nil, err.
-function Conversation:_context (msgs, job)
+function Conversation:_context (msgs, fut)
   local reserve = self.summarize and self.summary_tokens or 0
   local p = plan(self, msgs, reserve)
   local summary_msg
   for _ = 1, 3 do
     if not (p.drop_from and self.summarize) then break end
-    local text, err = summary_for(self, msgs, p.drop_from, p.drop_to, job)
+    local text, err = summary_for(self, msgs, p.drop_from, p.drop_to, fut)
     if not text then return nil, err end
     summary_msg = { role = "system", content = M.SUMMARY_PREFIX .. text }
     -- The summary may be longer than the room kept for it: drop more if so.
@@ -477,7 +467,7 @@ end
 function Conversation:context (input)
   local msgs = {}
   for i, m in ipairs(self.messages) do msgs[i] = m end
-  if input ~= nil then msgs[#msgs + 1] = user_message(input, "context", 3) end
+  if input ~= nil then msgs[#msgs + 1] = user_message(input, "context") end
   return self:_context(msgs)
 end
 
@@ -494,49 +484,51 @@ local function merged_params (self, params, msgs)
   if params then for k, v in pairs(params) do p[k] = v end end
   if p.model == nil then p.model = self.model end
   p.messages = msgs
-  p.on_done, p.on_error = nil, nil   -- (they hear the say's end: see say_callbacks)
+  p.on_done, p.on_error = nil, nil   -- (they hear the say's end: see check_say)
   return p
 end
 
--- The say's on_done(res) / on_error(err) (per call, else conversation-wide):
--- they hear the end of the say -- after the history changed -- not the end
--- of the request inside it.
-local function say_callbacks (self, params, fname)
-  local cbs = {}
-  for _, k in ipairs { "on_done", "on_error" } do
-    local v = self.params[k]
-    if params and params[k] ~= nil then v = params[k] end
-    if v ~= nil and type(v) ~= "function" then
-      error(string_format("bad argument #2 to '%s' (params.%s must be a function)", fname, k), 3)
-    end
-    cbs[k] = v
-  end
-  return cbs.on_done, cbs.on_error
+-- Checks a say's arguments as the call would check them (misuse raises
+-- here, at the user's line, not inside the say's task). Returns the user
+-- message and the say's on_done(res) / on_error(err) (per call, else the
+-- conversation's): they hear the end of the say -- after the history
+-- changed -- not the end of the request inside it.
+local function check_say (self, input, params, fname)
+  local user = user_message(input, fname)
+  if params ~= nil and type(params) ~= "table" then argerror(fname, 2, expected("table", params)) end
+  if self._busy then util.raise("attempt to say: the conversation is busy with another say (wait for it, or fork)") end
+  local on_done, on_error = self.params.on_done, self.params.on_error
+  if params and params.on_done ~= nil then on_done = params.on_done end
+  if params and params.on_error ~= nil then on_error = params.on_error end
+  local p = merged_params(self, params, nil)
+  p.on_done, p.on_error = on_done, on_error
+  local why = check.call_problem(self.client, "chat", p) or dialogue.params_problem(p)
+  if why then argerror(fname, 2, why) end
+  return user, on_done, on_error
 end
 
 local function assistant_message (res)
   local choice = res.choices and res.choices[1]
   local msg = choice and choice.message or {}
-  local m = { role = msg.role or "assistant", content = msg.content }
+  local m = { role = type(msg.role) == "string" and msg.role or "assistant", content = msg.content }
   if m.content == nil then m.content = null end
   if type(msg.tool_calls) == "table" and msg.tool_calls[1] ~= nil then m.tool_calls = msg.tool_calls end
   return m
 end
 
 -- One exchange; commits it to the history only on success.
-function Conversation:_say (user, params, job)
+function Conversation:_say (user, params, fut)
   local hist = self.messages
   local msgs = {}
   for i, m in ipairs(hist) do msgs[i] = m end
   msgs[#msgs + 1] = user
-  local context, info = self:_context(msgs, job)
+  local context, info = self:_context(msgs, fut)
   if not context then return nil, info end
-  if job and job:canceled() then return nil, job._err end
-  local client = self.client
-  local req = client:chat_async(merged_params(self, params, context))
-  if job then job:track(req) end
-  local res, err = await(client, req)
-  if job and job:canceled() then return nil, job._err end
+  if fut and fut:canceled() then return fut:result() end
+  local req = self.client:chat_async(merged_params(self, params, context))
+  if fut then fut:track(req) end
+  local res, err = await(req)
+  if fut and fut:canceled() then return fut:result() end
   if not res then return nil, err end
   if self.messages ~= hist or #hist ~= #msgs - 1 then
     return nil, core.error { kind = "callback", message = "the history changed while say() waited for the reply" }
@@ -550,16 +542,13 @@ function Conversation:_say (user, params, job)
   return res
 end
 
-function Conversation:_guarded (fn, ...)
-  if self._busy then
-    error("bad argument #1 to 'say' (the conversation is busy with another say; wait for it, or fork)", 3)
-  end
+-- Runs fn(...) with the conversation busy; not busy after, whatever
+-- happens (an error, the task it runs in abandoned).
+function Conversation:_busy_with (fn, ...)
   self._busy = true
-  -- If the task this runs in is abandoned (something yielded outside aigc),
-  -- the conversation must not stay busy.
-  local hook = client_mod.on_abandon(function () self._busy = nil end)
-  local ok, res, err = pcall(fn, ...)
-  client_mod.forget_abandon(hook)
+  local hook = task.on_abandon(function () self._busy = nil end)
+  local ok, res, err = task.pcall(fn, ...)
+  task.forget_abandon(hook)
   self._busy = nil
   if not ok then error(res, 0) end
   return res, err
@@ -568,7 +557,7 @@ end
 --- Sends `input` as the next user turn and records the exchange.
 -- @tparam string|table input text, a list of content parts, or a whole message
 -- @tparam[opt] table params per-call params (override `conv.params`): `stream`, `temperature`, `tools`,
--- `schema`...
+-- `schema`, `on_done`, `on_error`...
 -- @treturn[1] string the reply's text (`""` when it has none)
 -- @treturn[1] table res the response (`res.parsed` with a schema, `res.tool_calls_made` with tools)
 -- @treturn[2] nil
@@ -576,52 +565,35 @@ end
 -- @usage
 -- local reply, res = conv:say("Where is my order A-1042?", { stream = function (d) io.write(d or "") end })
 function Conversation:say (input, params)
-  local user = user_message(input, "say", 3)
-  if params ~= nil and type(params) ~= "table" then
-    error("bad argument #2 to 'say' (table expected, got " .. type(params) .. ")", 2)
-  end
-  local on_done, on_error = say_callbacks(self, params, "say")
-  local res, err = self:_guarded(self._say, self, user, params, nil)
+  local user, on_done, on_error = check_say(self, input, params, "say")
+  local res, err = self:_busy_with(self._say, self, user, params, nil)
   local cb, what = on_done, "on_done"
   if not res then cb, what = on_error, "on_error" end
   if cb then
     local ok, e = pcall(cb, res or err)
-    if not ok then
-      self.client._engine:report(core.error { kind = "callback", message = "error in " .. what .. ": " .. tostring(e) })
-    end
+    if not ok then util.report(self.client, util.callback_error(what, e)) end
   end
   if not res then return nil, err end
   return type(res.text) == "string" and res.text or "", res
 end
 
---- Like `say`, without waiting: returns an `aigc.dialogue_request` whose
--- result is the response (`res.text`); driven by `client:step()`. The
--- history changes when it succeeds. One say at a time per conversation.
+--- Like `say`, without waiting: returns a future (`aigc.future`, the
+-- interface of `aigc.request`) whose result is the response (`res.text`);
+-- driven by `client:step()`. The history changes when it succeeds. One
+-- say at a time per conversation.
 -- @tparam string|table input
 -- @tparam[opt] table params
--- @treturn aigc.dialogue_request
+-- @treturn aigc.future
 -- @usage
 -- local req = conv:say_async "Hello!"
 -- while req:status() == "running" do client:step(0.016) end
 -- print(req:result().text)
 function Conversation:say_async (input, params)
-  local user = user_message(input, "say_async", 3)
-  if params ~= nil and type(params) ~= "table" then
-    error("bad argument #2 to 'say_async' (table expected, got " .. type(params) .. ")", 2)
-  end
-  if self._busy then
-    error("bad argument #1 to 'say_async' (the conversation is busy with another say; wait for it, or fork)", 2)
-  end
-  local on_done, on_error = say_callbacks(self, params, "say_async")
-  self._busy = true
-  local req = dialogue.spawn(self.client, function (job)
-    client_mod.on_abandon(function () self._busy = nil end)
-    local ok, res, err = pcall(self._say, self, user, params, job)
-    self._busy = nil
-    if not ok then error(res, 0) end
-    return res, err
-  end, { kind = "say", on_done = on_done, on_error = on_error })
-  return req
+  local user, on_done, on_error = check_say(self, input, params, "say_async")
+  self._busy = true   -- (at once: a second say_async before the task runs is refused)
+  return future.run(self.client._loop, function (fut)
+    return self:_busy_with(self._say, self, user, params, fut)
+  end, { label = "say", on_done = on_done, on_error = on_error, what = "a conversation's say" })
 end
 
 --- Appends a message to the history as it is (an assistant greeting, a
@@ -630,9 +602,8 @@ end
 -- @treturn aigc.conversation self
 -- @usage conv:add { role = "assistant", content = "Welcome back! How can I help?" }
 function Conversation:add (msg)
-  if type(msg) ~= "table" or type(msg.role) ~= "string" then
-    argerror("add", "message table with a role expected", 2)
-  end
+  local why = check.CHAT_FIELDS.messages({ msg }, "msg")
+  if why then argerror("add", 1, (why:gsub("^msg%[1%]", "msg"))) end
   self.messages[#self.messages + 1] = msg
   return self
 end
@@ -744,6 +715,25 @@ function Conversation:save ()
   }
 end
 
+local function parse_error (message)
+  return core.error { kind = "parse", message = message }
+end
+
+-- What a raised misuse said, without "bad argument #1 to 'load' (...)".
+local function reason (e)
+  e = tostring(e)
+  return e:match("%((.*)%)$") or e
+end
+
+-- The summary of a saved conversation, or nil and why it is not one.
+local function saved_summary (s, nmsgs)
+  if type(s) ~= "table" or type(s.text) ~= "string" or not is_integer(s.from) or not is_integer(s.to)
+     or s.from < 1 or s.to < s.from or s.to > nmsgs then
+    return nil, "the summary must be { text =, from =, to = } within the messages"
+  end
+  return s
+end
+
 --- Restores a conversation saved with `save`. The text may come from
 -- anywhere (a game's save file): everything in it is checked as a call
 -- would check it (options, params, the summary), so that what loads cannot
@@ -759,67 +749,45 @@ end
 -- local text = io.open("conv.json"):read("a")
 -- local conv = assert(aigc.conversation.load(text, client, { params = { tools = ts } }))
 function M.load (json, client, opts)
-  if type(json) ~= "string" then argerror("load", "string expected, got " .. type(json), 2) end
-  if not is_client(client) then
-    error("bad argument #2 to 'load' (aigc.client expected, got " .. type(client) .. ")", 2)
-  end
-  if opts ~= nil and type(opts) ~= "table" then
-    error("bad argument #3 to 'load' (table expected, got " .. type(opts) .. ")", 2)
-  end
+  if type(json) ~= "string" then argerror("load", 1, expected("string", json)) end
+  if not util.is_a(client, "aigc.client") then argerror("load", 2, expected("aigc.client", client)) end
+  if opts ~= nil and type(opts) ~= "table" then argerror("load", 3, expected("table", opts)) end
+  if opts then check_options(opts, "load", 3) end
   local t, jerr = json_decode(json)
   if type(t) ~= "table" or t.format ~= FORMAT or type(t.messages) ~= "table" then
-    return nil, core.error { kind = "parse",
-      message = "not a saved conversation: " .. (t == nil and tostring(jerr) or "missing format or messages") }
+    return nil, parse_error("not a saved conversation: "
+                            .. (t == nil and tostring(jerr) or "missing format or messages"))
   end
-  if t.version ~= 1 then
-    return nil, core.error { kind = "parse",
-                             message = "unsupported saved conversation version " .. tostring(t.version) }
-  end
+  if t.version ~= 1 then return nil, parse_error("unsupported saved conversation version " .. tostring(t.version)) end
   local o = { client = client }
   for _, k in ipairs { "model", "system", "max_context_tokens", "keep_first", "keep_last", "message_overhead",
                        "summary_tokens" } do
-    local v = t[k]
-    if v ~= nil and v ~= null then o[k] = v end
+    if t[k] ~= nil and t[k] ~= null then o[k] = t[k] end
   end
   if t.summarize == true then o.summarize = true end
   local params = {}
   if type(t.params) == "table" then for k, v in pairs(t.params) do params[k] = v end end
   for k, v in pairs(opts or {}) do
     if k == "params" then
-      if type(v) ~= "table" then error("bad argument #3 to 'load' (option 'params' must be a table)", 2) end
       for pk, pv in pairs(v) do params[pk] = pv end
     else
       o[k] = v
     end
   end
   o.params = params
-  if opts then check_options(opts, "load", 3) end
+  -- Everything is checked as a call would check it: a saved file may come
+  -- from anywhere, and what it holds must not make the next say() raise.
   local ok, conv = pcall(new, o, "load", 1)
-  if not ok then
-    return nil, core.error { kind = "parse", message = "not a valid saved conversation: " .. tostring(conv) }
-  end
+  if not ok then return nil, parse_error("not a valid saved conversation: " .. reason(conv)) end
+  local why = check.CHAT_FIELDS.messages(t.messages, "messages")
+    or check.call_problem(client, "chat", params) or dialogue.params_problem(params)
+  if why then return nil, parse_error("not a valid saved conversation: " .. why) end
   local msgs = array {}
-  for i, m in ipairs(t.messages) do
-    if type(m) ~= "table" or type(m.role) ~= "string" then
-      return nil, core.error { kind = "parse", message = "saved message " .. i .. " has no role" }
-    end
-    msgs[i] = m
-  end
+  for i, m in ipairs(t.messages) do msgs[i] = m end
   conv.messages = msgs
-  -- What every say() will send must be what a call accepts: a saved file
-  -- may come from anywhere, and its params must not make say() raise.
-  local ok_params, why = client_mod.check_params(client, "chat", params)
-  if ok_params then ok_params, why = dialogue.check_params(params) end
-  if not ok_params then
-    return nil, core.error { kind = "parse", message = "not a valid saved conversation: " .. why }
-  end
-  local s = t.summary
-  if s ~= nil and s ~= null then
-    if type(s) ~= "table" or type(s.text) ~= "string" or math_type(s.from) ~= "integer"
-       or math_type(s.to) ~= "integer" or s.from < 1 or s.to < s.from or s.to > #msgs then
-      return nil, core.error { kind = "parse", message = "not a valid saved conversation: the summary must be "
-                                                          .. "{ text =, from =, to = } within the messages" }
-    end
+  if t.summary ~= nil and t.summary ~= null then
+    local s, serr = saved_summary(t.summary, #msgs)
+    if not s then return nil, parse_error("not a valid saved conversation: " .. serr) end
     conv.summary = s
   end
   return conv
@@ -835,6 +803,6 @@ M.Conversation = Conversation
 
 -- `aigc.conversation { ... }` calls M.new.
 return setmetatable(M, { __call = function (_, opts)
-  local conv = new(opts, "conversation", 3)
+  local conv = new(opts, "conversation", 1)
   return conv
 end })

@@ -23,15 +23,20 @@
 -- print(best.text, best.score)
 
 local core = require "aigc.core"
-local client_mod = require "aigc.client"
+local compat = require "aigc.compat"
+local util = require "aigc.util"
+local check = require "aigc.check"
+local scheduler = require "aigc.task"
+local future = require "aigc.future"
 
 local json_encode = core.json.encode
-local await, task_owner = client_mod.await, client_mod.task_owner
-local error, getmetatable, ipairs, next, pairs, pcall, select, setmetatable, tonumber, tostring, type =
-  error, getmetatable, ipairs, next, pairs, pcall, select, setmetatable, tonumber, tostring, type
-local math_type = math.type
+local ipairs, next, pairs, pcall, tonumber, tostring, type = ipairs, next, pairs, pcall, tonumber, tostring, type
 local string_format, string_lower = string.format, string.lower
 local table_concat, table_sort = table.concat, table.sort
+local await, merge, is_a, is_integer = scheduler.await, util.merge, util.is_a, compat.is_integer
+local expected, field_error = util.expected, util.field_error
+
+util.own_module()
 
 local M = {}
 
@@ -53,52 +58,40 @@ M.CLASSIFY_PROMPT = "Classify the input into exactly one of the categories. Repl
 -- Helpers
 -- =======================================================
 
-local function argerror (fname, msg, level)
-  error(string_format("bad argument #1 to '%s' (%s)", fname, msg), level + 1)
+-- Misuse of a strategy: `bad argument #1 to 'best_of' (spec.n: ...)`.
+local function spec_error (fname, path, msg)
+  local sep = path and path:sub(1, 1) ~= "[" and "." or ""
+  field_error(fname, 1, "spec" .. sep .. (path or ""), msg)
 end
 
-local function is_client (v)
-  local mt = getmetatable(v)
-  return type(mt) == "table" and mt.__name == "aigc.client"
+local function check_spec (spec, fname)
+  if type(spec) ~= "table" then util.argerror(fname, 1, expected("table", spec)) end
 end
 
-local function is_conversation (v)
-  local mt = getmetatable(v)
-  return type(mt) == "table" and mt.__name == "aigc.conversation"
-end
-
-local function check_spec (spec, fname, level)
-  if type(spec) ~= "table" then argerror(fname, "table expected, got " .. type(spec), level + 1) end
-end
-
-local function need_client (c, fname, what, level)
-  if not is_client(c) then argerror(fname, (what or "client") .. " must be an aigc.client", level + 1) end
+local function need_client (c, fname, path)
+  if not is_a(c, "aigc.client") then spec_error(fname, path, expected("aigc.client", c)) end
   return c
 end
 
--- Chat params from a string or a table (copied, one level).
-local function chat_params (p, fname, what, level)
+local function need_function (v, fname, path)
+  if v ~= nil and not check.is_callable(v) then spec_error(fname, path, expected("function", v)) end
+  return v
+end
+
+-- Chat params from a string or a table (copied, one level), checked as a
+-- call checks them.
+local function chat_params (p, fname, path, client)
   if type(p) == "string" then return { messages = { { role = "user", content = p } } } end
-  if type(p) ~= "table" or type(p.messages) ~= "table" then
-    argerror(fname, (what or "params") .. " must be a string or chat params with messages", level + 1)
-  end
-  local out = {}
-  for k, v in pairs(p) do out[k] = v end
-  return out
+  if type(p) ~= "table" then spec_error(fname, path, expected("string or chat params", p)) end
+  if p.messages == nil then spec_error(fname, path .. ".messages", expected("list of messages", nil)) end
+  local why = check.call_problem(client, "chat", p, "spec." .. path)
+  if why then util.argerror(fname, 1, why) end
+  return merge(p)
 end
 
-local function merge (...)
-  local out = {}
-  for i = 1, select("#", ...) do
-    local t = select(i, ...)
-    if t then for k, v in pairs(t) do out[k] = v end end
-  end
-  return out
-end
-
-local function positive_int (v, default, fname, what, level)
+local function count_of (v, default, min, fname, path)
   if v == nil then return default end
-  if math_type(v) ~= "integer" or v < 1 then argerror(fname, what .. " must be an integer >= 1", level + 1) end
+  if not is_integer(v) or v < min then spec_error(fname, path, expected("an integer >= " .. min, v)) end
   return v
 end
 
@@ -139,8 +132,7 @@ end
 
 -- One blocking chat (yields inside a task).
 local function chat (client, p)
-  local req = client:chat_async(p)
-  return await(client, req)
+  return await(client:chat_async(p))
 end
 
 -- Starts n candidate requests at once and waits for them all.
@@ -170,14 +162,14 @@ local function generate (client, params, n, use_n, vary)
     return cands
   end
   local reqs = {}
-  local base_seed = math_type(params.seed) == "integer" and params.seed or 0
+  local base_seed = is_integer(params.seed) and params.seed or 0
   for i = 1, n do
     local p = merge(params, { seed = base_seed + i })
     if vary then p = vary(i, p) or p end
     reqs[i] = client:chat_async(p)
   end
   for i = 1, n do
-    local res, err = await(client, reqs[i])
+    local res, err = await(reqs[i])
     cands[i] = { index = i, res = res, err = err, text = res and (text_of(res) or "") or nil,
                  parsed = res and res.parsed or nil }
   end
@@ -221,7 +213,7 @@ local function judge_rank (spec, judge, task, ok)
     if chosen then break end
   end
   if not chosen then
-    return nil, client_mod.scrub(judge.client, strategy_error("parse", "the judge's reply names no candidate: "
+    return nil, util.scrub(judge.client, strategy_error("parse", "the judge's reply names no candidate: "
                                .. string_format("%q", reply:sub(1, 80)), { response = res }))
   end
   for _, c in ipairs(ok) do c.score = c == chosen and 1 or 0 end
@@ -239,14 +231,14 @@ local function judge_score (spec, judge, task, ok)
   local scored = 0
   local last_err
   for i, c in ipairs(ok) do
-    local res, err = await(judge.client, reqs[i])
+    local res, err = await(reqs[i])
     if res then
       local reply = text_of(res) or ""
       c.judge = { text = reply, res = res }
       c.score = tonumber(reply:match("%-?%d+%.?%d*"))
       if c.score then scored = scored + 1
       else
-        last_err = client_mod.scrub(judge.client, strategy_error("parse", "the judge's score is not a number: "
+        last_err = util.scrub(judge.client, strategy_error("parse", "the judge's score is not a number: "
                                   .. string_format("%q", reply:sub(1, 80))))
       end
     else
@@ -284,23 +276,26 @@ end
 --   score = function (text) return -#text end }   -- the shortest
 -- for _, c in ipairs(all) do print(c.index, c.score, c.text) end
 function M.best_of (spec)
-  check_spec(spec, "best_of", 2)
-  local client = need_client(spec.client, "best_of", "client", 2)
-  local params = chat_params(spec.params, "best_of", "params", 2)
-  local n = positive_int(spec.n, 4, "best_of", "n", 2)
-  local score, judge = spec.score, spec.judge
-  if score == nil and judge == nil then argerror("best_of", "score or judge is required", 2) end
-  if score ~= nil and type(score) ~= "function" then argerror("best_of", "score must be a function", 2) end
+  check_spec(spec, "best_of")
+  local client = need_client(spec.client, "best_of", "client")
+  local params = chat_params(spec.params, "best_of", "params", client)
+  local n = count_of(spec.n, 4, 1, "best_of", "n")
+  local score, judge = need_function(spec.score, "best_of", "score"), spec.judge
+  if score == nil and judge == nil then
+    spec_error("best_of", "score", "a function (or spec.judge) expected, got nil")
+  end
   if judge ~= nil then
-    if type(judge) ~= "table" then argerror("best_of", "judge must be a table", 2) end
+    if type(judge) ~= "table" then spec_error("best_of", "judge", expected("table", judge)) end
     judge = merge(judge)
-    judge.client = judge.client or client
-    need_client(judge.client, "best_of", "judge.client", 2)
+    judge.client = need_client(judge.client or client, "best_of", "judge.client")
     if judge.mode ~= nil and judge.mode ~= "rank" and judge.mode ~= "score" then
-      argerror("best_of", "judge.mode must be 'rank' or 'score'", 2)
+      spec_error("best_of", "judge.mode", "'rank' or 'score' expected, got " .. util.describe(judge.mode))
+    end
+    if judge.params ~= nil and type(judge.params) ~= "table" then
+      spec_error("best_of", "judge.params", expected("table", judge.params))
     end
   end
-  if spec.vary ~= nil and type(spec.vary) ~= "function" then argerror("best_of", "vary must be a function", 2) end
+  need_function(spec.vary, "best_of", "vary")
   local s = { params = params }
 
   local cands = generate(client, params, n, spec.use_n, spec.vary)
@@ -384,13 +379,12 @@ end
 --   extract = function (text) return text:match("(%d+)%D*$") end }
 -- print(win.answer, win.count .. "/" .. win.total)
 function M.vote (spec)
-  check_spec(spec, "vote", 2)
-  local client = need_client(spec.client, "vote", "client", 2)
-  local params = chat_params(spec.params, "vote", "params", 2)
-  local n = positive_int(spec.n, 5, "vote", "n", 2)
-  local extract = spec.extract or M.default_extract
-  if type(extract) ~= "function" then argerror("vote", "extract must be a function", 2) end
-  if spec.vary ~= nil and type(spec.vary) ~= "function" then argerror("vote", "vary must be a function", 2) end
+  check_spec(spec, "vote")
+  local client = need_client(spec.client, "vote", "client")
+  local params = chat_params(spec.params, "vote", "params", client)
+  local n = count_of(spec.n, 5, 1, "vote", "n")
+  local extract = need_function(spec.extract, "vote", "extract") or M.default_extract
+  need_function(spec.vary, "vote", "vary")
   local cands = generate(client, params, n, spec.use_n, spec.vary)
   local tally, order, total = {}, {}, 0
   for _, c in ipairs(cands) do
@@ -464,25 +458,20 @@ end
 --                                        rounds = 2 }
 -- print(final.text, #steps)
 function M.refine (spec)
-  check_spec(spec, "refine", 2)
-  local client = need_client(spec.client, "refine", "client", 2)
-  local params = chat_params(spec.params, "refine", "params", 2)
-  local rounds = spec.rounds
-  if rounds == nil then rounds = 2 end
-  if math_type(rounds) ~= "integer" or rounds < 0 then argerror("refine", "rounds must be an integer >= 0", 2) end
+  check_spec(spec, "refine")
+  local client = need_client(spec.client, "refine", "client")
+  local params = chat_params(spec.params, "refine", "params", client)
+  local rounds = count_of(spec.rounds, 2, 0, "refine", "rounds")
   local critique, revise = spec.critique or M.CRITIQUE_PROMPT, spec.revise or M.REVISE_PROMPT
-  if type(critique) ~= "string" and type(critique) ~= "function" then
-    argerror("refine", "critique must be a string or a function", 2)
+  for path, v in pairs { critique = critique, revise = revise } do
+    if type(v) ~= "string" and type(v) ~= "function" then
+      spec_error("refine", path, expected("string or function", v))
+    end
   end
-  if type(revise) ~= "string" and type(revise) ~= "function" then
-    argerror("refine", "revise must be a string or a function", 2)
-  end
-  local done = spec.done or default_done
-  if type(done) ~= "function" then argerror("refine", "done must be a function", 2) end
+  local done = need_function(spec.done, "refine", "done") or default_done
   local critic = spec.critic or {}
-  if type(critic) ~= "table" then argerror("refine", "critic must be a table", 2) end
-  local critic_client = critic.client or client
-  need_client(critic_client, "refine", "critic.client", 2)
+  if type(critic) ~= "table" then spec_error("refine", "critic", expected("table", critic)) end
+  local critic_client = need_client(critic.client or client, "refine", "critic.client")
 
   local steps = {}
   local task = task_of(params)
@@ -495,7 +484,7 @@ function M.refine (spec)
     local cp
     if type(critique) == "function" then
       local v = critique(task, draft)
-      cp = type(v) == "table" and chat_params(v, "refine", "critique's result", 2)
+      cp = type(v) == "table" and chat_params(v, "refine", "critique", critic_client)
         or { messages = { { role = "user", content = tostring(v) } } }
     else
       cp = { messages = { { role = "user", content =
@@ -510,7 +499,8 @@ function M.refine (spec)
     local rp
     if type(revise) == "function" then
       local v = revise(task, draft, ctext)
-      rp = type(v) == "table" and merge(params, chat_params(v, "refine", "revise's result", 2))
+      rp = type(v) == "table" and merge(params, chat_params(v, "refine", "revise", client))
+
         or nil
       if not rp then
         rp = merge(params)
@@ -545,27 +535,29 @@ end
 -- =======================================================
 
 -- The entries of a fallback/race spec: { client =, params = } each.
-local function entries_of (spec, fname, level)
-  local common = spec.params ~= nil and chat_params(spec.params, fname, "params", level + 1) or nil
+local function entries_of (spec, fname)
+  local common = spec.params ~= nil and chat_params(spec.params, fname, "params", spec.client) or nil
   local list = {}
   for i, e in ipairs(spec) do
-    local entry
-    if is_client(e) then
+    local entry, path = nil, "[" .. i .. "]"
+    if is_a(e, "aigc.client") then
       entry = { client = e }
     elseif type(e) == "table" then
       entry = { client = e.client or spec.client, model = e.model, params = e.params, name = e.name }
     else
-      argerror(fname, "entry " .. i .. " must be an aigc.client or a table", level + 1)
+      spec_error(fname, path, expected("aigc.client or table", e))
     end
-    need_client(entry.client, fname, "entry " .. i .. "'s client", level + 1)
-    local p = merge(common, entry.params ~= nil and chat_params(entry.params, fname, "entry " .. i .. "'s params",
-                                                                 level + 1) or nil)
+    need_client(entry.client, fname, path .. ".client")
+    local own = entry.params ~= nil and chat_params(entry.params, fname, path .. ".params", entry.client) or nil
+    local p = merge(common, own)
     if entry.model then p.model = entry.model end
-    if type(p.messages) ~= "table" then argerror(fname, "entry " .. i .. " has no messages (params)", level + 1) end
+    if p.messages == nil then
+      spec_error(fname, path .. ".params.messages", expected("list of messages (or spec.params)", nil))
+    end
     entry.params, entry.index = p, i
     list[i] = entry
   end
-  if #list == 0 then argerror(fname, "at least one entry (a client or { client =, params = }) expected", level + 1) end
+  if #list == 0 then util.argerror(fname, 1, "at least one entry (a client or { client =, params = }) expected") end
   return list
 end
 
@@ -587,10 +579,9 @@ end
 --   { client = backup, model = "llama-3.1-8b" },
 -- }
 function M.fallback (spec)
-  check_spec(spec, "fallback", 2)
-  local list = entries_of(spec, "fallback", 2)
-  local should = spec.should_fallback
-  if should ~= nil and type(should) ~= "function" then argerror("fallback", "should_fallback must be a function", 2) end
+  check_spec(spec, "fallback")
+  local list = entries_of(spec, "fallback")
+  local should = need_function(spec.should_fallback, "fallback", "should_fallback")
   local attempts = {}
   local last_err
   for i, e in ipairs(list) do
@@ -604,22 +595,6 @@ function M.fallback (spec)
     if should and not should(err, e) then break end
   end
   return nil, last_err, attempts
-end
-
--- A one-shot signal with the shape client_mod.await expects.
-local Signal = {}
-Signal.__index = Signal
-function Signal:status () return self.fired and "done" or "running" end
-function Signal.result () return true end
-function Signal:_notify (fn) self.fn = fn end
--- Fired from a request's callback: the waiting task resumes from the loop
--- (the next step), not inside that callback.
-function Signal:fire ()
-  if self.fired then return end
-  self.fired = true
-  local fn = self.fn
-  self.fn = nil
-  if fn then client_mod.post(self.client, function () fn(self) end) end
 end
 
 --- Starts every entry at once; the first success wins and the others are
@@ -636,31 +611,30 @@ end
 -- local res, outcomes = strategy.race { params = "Hi", { client = a }, { client = b } }
 -- print(res.text, "from entry", outcomes.winner)
 function M.race (spec)
-  check_spec(spec, "race", 2)
-  local list = entries_of(spec, "race", 2)
-  local outcomes = {}
-  local reqs = {}
-  local signal = setmetatable({}, Signal)
-  local left = #list
-  local winner, last_err
-  local clients, seen = {}, {}
+  check_spec(spec, "race")
+  local list = entries_of(spec, "race")
+  local outcomes, reqs, loops, seen = {}, {}, {}, {}
   for i, e in ipairs(list) do
     outcomes[i] = { index = i, status = "running", model = e.params.model, name = e.name }
-    if not seen[e.client] then seen[e.client] = true; clients[#clients + 1] = e.client end
+    if not seen[e.client] then seen[e.client] = true; loops[#loops + 1] = e.client._loop end
   end
+  -- Settled by the entries' callbacks; waited for in the loop of the task
+  -- this runs in (which drives every client of the race meanwhile), else
+  -- by turning every client's loop.
+  local home = scheduler.current_client() or list[1].client
+  local over = future.new(home._loop, { label = "race", drivers = loops })
+  local left, winner, last_err = #list, nil, nil
   for i, e in ipairs(list) do
     local p = merge(e.params)
     local user_done, user_error = p.on_done, p.on_error
     p.on_done = function (res)
       if winner == nil then
         winner = i
-        outcomes[i].status = "won"
-        res.attempt = i
-        outcomes.winner = i
+        outcomes[i].status, outcomes.winner, res.attempt = "won", i, i
         for j, r in ipairs(reqs) do
           if j ~= i and r:cancel("lost the race") then outcomes[j].status = "canceled" end
         end
-        signal:fire()
+        over:resolve(i)
       elseif outcomes[i].status == "running" then
         outcomes[i].status = "done"
       end
@@ -668,53 +642,16 @@ function M.race (spec)
     end
     p.on_error = function (err)
       if outcomes[i].status == "running" then
-        outcomes[i].status, outcomes[i].err = "failed", err
-        last_err = err
+        outcomes[i].status, outcomes[i].err, last_err = "failed", err, err
         left = left - 1
-        if left == 0 and winner == nil then signal:fire() end
+        if left == 0 and winner == nil then over:reject(err) end
       end
       if user_error then user_error(err) end
     end
     reqs[i] = e.client:chat_async(p)
-    if winner ~= nil or signal.fired then break end
   end
-  -- Entries never started (the race was over early) count as canceled.
-  for i = #reqs + 1, #list do outcomes[i].status = "canceled" end
-  if not signal.fired then
-    local owner = task_owner()
-    if owner then
-      -- Yield to the loop of the task's client, which drives every client
-      -- of the race meanwhile.
-      signal.client = owner
-      await(owner, signal, clients)
-    else
-      local slice = #clients == 1 and 0.05 or 0.005
-      while not signal.fired do
-        local open = 0
-        for _, c in ipairs(clients) do
-          -- (a callback may close a client meanwhile: its entries then
-          -- fail, kind "canceled", and it is not stepped any more)
-          if not c._closed then
-            open = open + 1
-            client_mod.drive(c, slice)
-          end
-        end
-        -- An entry that ended without a word (canceled by someone else)
-        -- is a failure all the same.
-        for i, r in ipairs(reqs) do
-          local st = r:status()
-          if outcomes[i].status == "running" and (st == "failed" or st == "canceled") then
-            local _, err = r:result()
-            outcomes[i].status, outcomes[i].err = "failed", err
-            last_err = err
-            left = left - 1
-            if left == 0 and winner == nil then signal:fire() end
-          end
-        end
-        if open == 0 then break end
-      end
-    end
-  end
+  over:wait()
+  over:cancel()   -- (pending only if every client was closed meanwhile)
   if winner then
     return reqs[winner]:result(), outcomes
   end
@@ -753,46 +690,80 @@ local function llm_classify (c, labels, input)
   return find_label(reply, labels), reply, res
 end
 
-local function make_router (spec, fname, level)
-  check_spec(spec, fname, level + 1)
+-- Checks a router's spec: returns its routes' labels (in the order shown
+-- to the model) and the classifier.
+local function check_router (spec, fname)
+  check_spec(spec, fname)
   local routes = spec.routes
   if type(routes) ~= "table" or next(routes) == nil then
-    argerror(fname, "routes must be a non-empty table", level + 1)
+    spec_error(fname, "routes", expected("non-empty table", routes))
   end
   local labels = {}
   if spec.labels ~= nil then
-    if type(spec.labels) ~= "table" then argerror(fname, "labels must be a list", level + 1) end
+    if type(spec.labels) ~= "table" then spec_error(fname, "labels", expected("list", spec.labels)) end
     for i, l in ipairs(spec.labels) do
-      if routes[l] == nil then argerror(fname, "label '" .. tostring(l) .. "' has no route", level + 1) end
+      if routes[l] == nil then spec_error(fname, "labels[" .. i .. "]", "'" .. tostring(l) .. "' has no route") end
       labels[i] = l
     end
   else
     for k in pairs(routes) do
-      if type(k) ~= "string" then argerror(fname, "route names must be strings", level + 1) end
+      if type(k) ~= "string" then
+        spec_error(fname, "routes", "route names must be strings, got " .. util.describe(k))
+      end
       labels[#labels + 1] = k
     end
     table_sort(labels)
   end
-  for name, h in pairs(routes) do
-    if type(h) ~= "function" and not is_conversation(h) and type(h) ~= "table" then
-      argerror(fname, "route '" .. tostring(name) .. "' must be a function, a conversation or chat params", level + 1)
-    end
-    if type(h) == "table" and not is_conversation(h) and h.client ~= nil then
-      need_client(h.client, fname, "route '" .. tostring(name) .. "'s client", level + 1)
-    end
-  end
   local classify = spec.classify
   if type(classify) == "table" then
     classify = merge(classify)
-    classify.client = classify.client or spec.client
-    need_client(classify.client, fname, "classify.client", level + 1)
+    classify.client = need_client(classify.client or spec.client, fname, "classify.client")
   elseif type(classify) ~= "function" then
-    argerror(fname, "classify must be a function or { client =, prompt =, params = }", level + 1)
+    spec_error(fname, "classify", expected("function or { client =, prompt =, params = }", classify))
   end
   if spec.default ~= nil and routes[spec.default] == nil then
-    argerror(fname, "default '" .. tostring(spec.default) .. "' is not a route", level + 1)
+    spec_error(fname, "default", "'" .. tostring(spec.default) .. "' is not a route")
   end
+  for name, h in pairs(routes) do
+    local path = "routes." .. tostring(name)
+    if type(h) ~= "function" and type(h) ~= "table" then
+      spec_error(fname, path, expected("function, conversation or chat params", h))
+    end
+    if type(h) == "table" and not is_a(h, "aigc.conversation") then
+      need_client(h.client or spec.client, fname, h.client and path .. ".client" or "client")
+    end
+  end
+  return labels, classify
+end
 
+-- Hands `input` to the route `h`: returns its result and info, or nil, err, info.
+local function run_route (spec, h, input, info)
+  if type(h) == "function" then
+    local out, herr = h(input, info)
+    if out == nil and herr ~= nil then return nil, herr, info end
+    return out, info
+  elseif is_a(h, "aigc.conversation") then
+    local text, res = h:say(input)
+    if not text then return nil, res, info end
+    info.res = res
+    return text, info
+  end
+  local p = merge(h)
+  local c = p.client or spec.client
+  p.client = nil
+  local msgs = {}
+  for i, m in ipairs(p.messages or {}) do msgs[i] = m end
+  if p.system then table.insert(msgs, 1, { role = "system", content = p.system }); p.system = nil end
+  msgs[#msgs + 1] = { role = "user", content = input }
+  p.messages = msgs
+  local res, rerr = chat(c, p)
+  if not res then return nil, rerr, info end
+  return res, info
+end
+
+local function make_router (spec, fname)
+  local labels, classify = check_router(spec, fname)
+  local routes = spec.routes
   return function (input)
     local info = {}
     local label, err
@@ -811,32 +782,7 @@ local function make_router (spec, fname, level)
       return nil, strategy_error("route", "no route for " .. string_format("%q", tostring(label))), info
     end
     info.route = name
-    local h = routes[name]
-    if type(h) == "function" then
-      local out, herr = h(input, info)
-      if out == nil and herr ~= nil then return nil, herr, info end
-      return out, info
-    elseif is_conversation(h) then
-      local text, res = h:say(input)
-      if not text then return nil, res, info end
-      info.res = res
-      return text, info
-    else
-      local p = merge(h)
-      local c = p.client or spec.client
-      p.client = nil
-      local msgs = {}
-      for i, m in ipairs(p.messages or {}) do msgs[i] = m end
-      if p.system then table.insert(msgs, 1, { role = "system", content = p.system }); p.system = nil end
-      msgs[#msgs + 1] = { role = "user", content = input }
-      p.messages = msgs
-      if not is_client(c) then
-        error(string_format("route: route '%s' has no client (set it, or spec.client)", name), 2)
-      end
-      local res, rerr = chat(c, p)
-      if not res then return nil, rerr, info end
-      return res, info
-    end
+    return run_route(spec, routes[name], input, info)
   end
 end
 
@@ -868,9 +814,9 @@ end
 -- }
 -- print(info.route, res.text)
 function M.route (spec)
-  check_spec(spec, "route", 2)
-  if spec.input == nil then argerror("route", "input is required", 2) end
-  local router = make_router(spec, "route", 2)
+  check_spec(spec, "route")
+  if spec.input == nil then spec_error("route", "input", expected("string", nil)) end
+  local router = make_router(spec, "route")
   return router(spec.input)
 end
 
@@ -881,7 +827,7 @@ end
 -- local handle = strategy.router { classify = classify, routes = routes, default = "other" }
 -- local out, info = handle "How do I reset my password?"
 function M.router (spec)
-  local router = make_router(spec, "router", 2)
+  local router = make_router(spec, "router")
   return router
 end
 

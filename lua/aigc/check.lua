@@ -1,0 +1,465 @@
+--- The one place that knows what a call may hold, and the rules misuse
+-- is judged by.
+--
+-- Internal: not part of the API. Every public function of the Lua layer
+-- checks its arguments here before anything happens, so a misuse raises
+-- `bad argument #N to 'FN' (PATH: MESSAGE)` at the caller's line
+-- (`aigc.util`), whichever path the call takes (blocking, `chat_async`,
+-- the stream iterator, a conversation, a strategy).
+--
+-- What a chat or completion call holds, top level:
+--
+-- - **per-call options** (`call_options`): configure the call, never sent.
+--   The list and each option's rule are the C core's (`core.call_options`):
+--   the encoder leaves out exactly these names;
+-- - **dialogue options** (`DIALOGUE_OPTIONS`): consumed by the dialogue
+--   layer (`schema`, `max_tool_rounds`...), never sent;
+-- - **known request fields** (`CHAT_FIELDS`, `COMPLETION_FIELDS`): sent,
+--   their types checked (`temperature = "hot"` raises; `messages` must be
+--   a list of messages, each a table with a string `role`); `aigc.null`
+--   passes for any of them (it sends JSON null);
+-- - anything else: sent as it is (new API fields, a server's extras). One
+--   edit away from a known name (`max_token`), it is logged once as a
+--   likely typo: through the client's `log` (level "warn"), else once per
+--   process on stderr.
+--
+-- @module aigc.check
+-- @local
+
+local core = require "aigc.core"
+local compat = require "aigc.compat"
+local util = require "aigc.util"
+
+local getmetatable, ipairs, next, pairs, select, tostring, type =
+  getmetatable, ipairs, next, pairs, select, tostring, type
+local string_format = string.format
+local is_integer = compat.is_integer
+local expected, field_error = util.expected, util.field_error
+local null = core.null
+
+util.own_module()
+
+local M = {}
+
+-- {======================================================
+-- Rules: what a value must be, as data (the C core exports its options
+-- in this shape)
+-- =======================================================
+
+-- A rule is { type = T[, min =, max =, false_ok = true] } with T one of
+-- "seconds", "integer", "number", "string", "boolean", "table", "function"
+-- (anything callable), "stream" (a boolean or a callable).
+
+--- Whether `v` can be called: a function, or a value whose metatable has `__call`.
+-- @param v
+-- @treturn boolean
+function M.is_callable (v)
+  if type(v) == "function" then return true end
+  local mt = getmetatable(v)
+  return type(mt) == "table" and mt.__call ~= nil
+end
+local is_callable = M.is_callable
+
+local function range (rule)
+  return string_format("%.14g..%.14g", rule.min, rule.max)
+end
+
+--- Why `v` breaks `rule`, or nil when it does not.
+-- @tparam table rule
+-- @param v
+-- @treturn string|nil
+function M.rule_problem (rule, v)
+  local t = rule.type
+  if t == "seconds" then
+    if v == false and rule.false_ok then return nil end
+    if type(v) ~= "number" or not (v > 0 and v <= 1e9) then
+      return expected(rule.false_ok and "a number of seconds > 0 or false" or "a number of seconds > 0", v)
+    end
+  elseif t == "integer" then
+    if not is_integer(v) or (rule.min and v < rule.min) or (rule.max and v > rule.max) then
+      local what = "an integer"
+      if rule.max then what = "an integer in " .. range(rule)
+      elseif rule.min then what = string_format("an integer >= %.14g", rule.min) end
+      return expected(what, v)
+    end
+  elseif t == "function" then
+    if not is_callable(v) then return expected("function", v) end
+  elseif t == "stream" then
+    if type(v) ~= "boolean" and not is_callable(v) then return expected("boolean or function", v) end
+  elseif type(v) ~= t then
+    return expected(t, v)
+  end
+  return nil
+end
+local rule_problem = M.rule_problem
+
+-- The rules of the C core's per-call options and engine options, until
+-- the core exports them (lane/c2: core.call_options, core.engine_options).
+local BYTES = { type = "integer", min = 1, max = 2 ^ 40 }
+local FALLBACK_CALL_OPTIONS = {
+  stream = { type = "stream" }, on_done = { type = "function" }, on_error = { type = "function" },
+  timeout = { type = "seconds" }, connect_timeout = { type = "seconds" },
+  deadline = { type = "seconds", false_ok = true },
+  max_retries = { type = "integer", min = 0, max = 100 },
+  max_response_bytes = BYTES, max_json_values = BYTES, max_json_containers = BYTES,
+  headers = { type = "table" }, extra_headers = { type = "table" },
+  query = { type = "table" }, extra_query = { type = "table" },
+  idempotency_key = { type = "string" },
+}
+local FALLBACK_ENGINE_OPTIONS = {
+  timeout = { type = "seconds" }, connect_timeout = { type = "seconds" }, deadline = { type = "seconds" },
+  max_retries = { type = "integer", min = 0, max = 100 },
+  max_concurrency = { type = "integer", min = 0, max = 1000000 },
+  max_response_bytes = BYTES, max_json_values = BYTES, max_json_containers = BYTES,
+}
+
+--- The per-call options: name -> rule (never sent in the body).
+M.call_options = core.call_options or FALLBACK_CALL_OPTIONS
+local call_options = M.call_options
+
+-- The client's options: name -> rule. The engine's own (timeouts,
+-- limits) are the core's; the rest are the Lua layer's.
+local CLIENT_OPTIONS = {
+  base_url = { type = "string" }, api_key = { type = "string" }, model = { type = "string" },
+  organization = { type = "string" }, project = { type = "string" },
+  headers = { type = "table" }, query = { type = "table" }, idempotency = { type = "boolean" },
+  ca_file = { type = "string" }, ca_path = { type = "string" }, proxy = { type = "string" },
+  insecure = { type = "boolean" }, log = { type = "function" }, log_bodies = { type = "boolean" },
+  error_handler = { type = "function" },
+  azure = { type = "boolean" }, provider = { type = "string" }, endpoint = { type = "string" },
+  api_version = { type = "string" }, azure_ad_token = { type = "string" },
+}
+for name, rule in pairs(core.engine_options or FALLBACK_ENGINE_OPTIONS) do CLIENT_OPTIONS[name] = rule end
+M.CLIENT_OPTIONS = CLIENT_OPTIONS
+
+--- The options the dialogue layer consumes (never sent), with the params
+-- field each one needs: a schema or a toolset.
+M.DIALOGUE_OPTIONS = {
+  schema = { type = "table" }, schema_name = { type = "string", needs = "schema" },
+  schema_mode = { type = "string", needs = "schema" }, schema_strict = { type = "boolean", needs = "schema" },
+  max_tool_rounds = { type = "integer", min = 0, needs = "tools" },
+  tool_errors = { type = "string", needs = "tools" },
+}
+local DIALOGUE_OPTIONS = M.DIALOGUE_OPTIONS
+
+-- }======================================================
+
+
+-- {======================================================
+-- Request fields
+-- =======================================================
+
+local function is_list (v)   -- (a table whose first item is set, or an empty one)
+  return type(v) == "table" and (v[1] ~= nil or next(v) == nil or core.is_array(v))
+end
+
+-- Field rules: a type name, or a function (v, path) -> problem | nil.
+local function list_of_strings (v, path)
+  if type(v) == "string" then return nil end
+  if not is_list(v) then return path .. ": " .. expected("string or list of strings", v) end
+  local i = 1
+  while v[i] ~= nil do
+    if type(v[i]) ~= "string" then return string_format("%s[%d]: %s", path, i, expected("string", v[i])) end
+    i = i + 1
+  end
+  return nil
+end
+
+-- A message: a table with a string role. (What it holds besides is the
+-- server's to judge: a history may hold whatever a server sent.)
+local function message_problem (m, path)
+  if type(m) ~= "table" then return path .. ": " .. expected("message table", m) end
+  if type(m.role) ~= "string" then return path .. ".role: " .. expected("string", m.role) end
+  return nil
+end
+
+-- `messages`: a list of tables with a string role. A single message given
+-- as the list (`messages = { role = "user", content = "Hi" }`) says so.
+local function messages_problem (v, path)
+  if type(v) ~= "table" then return path .. ": " .. expected("list of messages", v) end
+  if v[1] == nil and v.role ~= nil then
+    return path .. ": a list of messages expected, got one message (write messages = { { role = ..., content = ... } })"
+  end
+  if not is_list(v) then
+    return path .. ": a list of messages expected, got a table with key '" .. tostring(next(v)) .. "'"
+  end
+  local i = 1
+  while v[i] ~= nil do
+    local why = message_problem(v[i], path .. "[" .. i .. "]")
+    if why then return why end
+    i = i + 1
+  end
+  return nil
+end
+
+local function prompt_problem (v, path)
+  if type(v) == "string" then return nil end
+  if not is_list(v) then return path .. ": " .. expected("string or list", v) end
+  return nil
+end
+
+local function tools_problem (v, path)
+  if util.is_a(v, "aigc.toolset") then return nil end
+  if not is_list(v) then return path .. ": " .. expected("list of tool definitions or an aigc.toolset", v) end
+  local i = 1
+  while v[i] ~= nil do
+    if type(v[i]) ~= "table" then
+      return string_format("%s[%d]: %s", path, i, expected("tool definition table", v[i]))
+    end
+    i = i + 1
+  end
+  return nil
+end
+
+local function string_or_table (v, path)
+  if type(v) == "string" or type(v) == "table" then return nil end
+  return path .. ": " .. expected("string or table", v)
+end
+
+local SAMPLING = {
+  model = "string", engine = "string", temperature = "number", top_p = "number", n = "integer", max_tokens = "integer",
+  presence_penalty = "number", frequency_penalty = "number", stop = list_of_strings, logit_bias = "table",
+  user = "string", seed = "integer", stream_options = "table",
+}
+
+--- The known fields of a chat completion request: name -> rule.
+M.CHAT_FIELDS = util.merge(SAMPLING, {
+  messages = messages_problem, max_completion_tokens = "integer", logprobs = "boolean",
+  top_logprobs = "integer", tools = tools_problem, tool_choice = string_or_table,
+  parallel_tool_calls = "boolean", response_format = "table", service_tier = "string", store = "boolean",
+  metadata = "table", reasoning_effort = "string", modalities = list_of_strings, audio = "table",
+  prediction = "table", web_search_options = "table", functions = "table", function_call = string_or_table,
+  verbosity = "string", prompt_cache_key = "string", safety_identifier = "string",
+})
+
+--- The known fields of a (legacy) completion request: name -> rule.
+M.COMPLETION_FIELDS = util.merge(SAMPLING, {
+  prompt = prompt_problem, suffix = "string", logprobs = "integer", echo = "boolean", best_of = "integer",
+})
+
+local FIELDS = { chat = M.CHAT_FIELDS, completion = M.COMPLETION_FIELDS }
+
+local function field_problem (rule, v, path)
+  if v == null then return nil end
+  if type(rule) == "function" then return rule(v, path) end
+  if rule == "integer" then
+    if not is_integer(v) then return path .. ": " .. expected("integer", v) end
+  elseif rule == "number" then
+    if type(v) ~= "number" or v ~= v then return path .. ": " .. expected("number", v) end
+  elseif type(v) ~= rule then
+    return path .. ": " .. expected(rule, v)
+  end
+  return nil
+end
+
+-- }======================================================
+
+
+-- {======================================================
+-- Headers and query strings
+-- =======================================================
+
+--- Why a header is refused, or nil: the name must be an HTTP token (the
+-- C core's rule), the value a string (or a number) without CR, LF or NUL.
+-- @param name
+-- @param value
+-- @treturn string|nil
+function M.header_problem (name, value)
+  if type(name) ~= "string" or name == "" or name:find("[^%w!#%$%%&'%*%+%-%.%^_`|~]") then
+    return "invalid header name " .. (string_format("%q", tostring(name)):gsub("\\\n", "\\n"))
+  end
+  if value == null then return nil end
+  if type(value) ~= "string" and type(value) ~= "number" then
+    return "header '" .. name .. "': " .. expected("string, number or aigc.null", value)
+  end
+  if tostring(value):find("[\r\n%z]") then
+    return "header '" .. name .. "' contains CR, LF or NUL (refused: header injection)"
+  end
+  return nil
+end
+local header_problem = M.header_problem
+
+local function headers_problem (h, path)
+  if type(h) ~= "table" then return path .. ": " .. expected("table", h) end
+  for name, value in pairs(h) do
+    local why = header_problem(name, value)
+    if why then return path .. ": " .. why end
+  end
+  return nil
+end
+M.headers_problem = headers_problem
+
+local function query_problem (q, path)
+  if type(q) ~= "table" then return path .. ": " .. expected("table", q) end
+  for k, v in pairs(q) do
+    if type(k) ~= "string" then return path .. ": keys must be strings, got " .. util.describe(k) end
+    local tv = type(v)
+    if v ~= null and tv ~= "string" and tv ~= "number" and tv ~= "boolean" then
+      return path .. "." .. k .. ": " .. expected("string, number, boolean or aigc.null", v)
+    end
+  end
+  return nil
+end
+M.query_problem = query_problem
+
+-- }======================================================
+
+
+-- {======================================================
+-- Likely typos
+-- =======================================================
+
+-- Whether a and b are one edit apart: one character inserted, deleted,
+-- replaced, or two neighbours swapped.
+local function one_edit (a, b)
+  local la, lb = #a, #b
+  if la > lb then a, b, la, lb = b, a, lb, la end
+  if lb - la > 1 or a == b then return false end
+  local i = 1
+  while i <= la and a:byte(i) == b:byte(i) do i = i + 1 end
+  if la == lb then
+    if a:sub(i + 1) == b:sub(i + 1) then return true end   -- replaced
+    return a:sub(i, i) == b:sub(i + 1, i + 1) and a:sub(i + 1, i + 1) == b:sub(i, i)
+       and a:sub(i + 2) == b:sub(i + 2)                     -- swapped
+  end
+  return a:sub(i) == b:sub(i + 1)                           -- inserted
+end
+M.one_edit = one_edit
+
+--- The known name `key` is one edit away from, or nil. Names of fewer
+-- than 4 characters are never taken for typos (`n`, `top`...).
+-- @tparam string key
+-- @tparam table ... sets of known names
+-- @treturn string|nil
+function M.likely_typo (key, ...)
+  if type(key) ~= "string" or #key < 4 then return nil end
+  for i = 1, select("#", ...) do
+    for name in pairs((select(i, ...))) do
+      if one_edit(key, name) then return name end
+    end
+  end
+  return nil
+end
+local likely_typo = M.likely_typo
+
+local warned_on_stderr = {}
+
+-- Tells once that `key` looks like a typo of `known`.
+local function warn_typo (client, path, key, known)
+  local msg = string_format("%s is not a known field (did you mean %s?): sent as it is", path, known)
+  local log = client and client._log
+  if log then
+    local warned = client._typos
+    if warned[key] then return end
+    warned[key] = true
+    local ok, e = pcall(log, "warn", msg)
+    if not ok then util.report(client, util.callback_error("the log function", e)) end
+  elseif not warned_on_stderr[key] then
+    warned_on_stderr[key] = true
+    io.stderr:write("aigc: warning: ", msg, "\n")
+  end
+end
+
+-- }======================================================
+
+
+-- {======================================================
+-- Checks
+-- =======================================================
+
+--- Why a call's params break a rule, or nil: per-call options, dialogue
+-- options, known request fields of `api` ("chat", "completion"; others
+-- check options only), headers and query. Also warns of likely typos
+-- (through `client`'s log, else stderr).
+-- @tparam table|nil client
+-- @tparam string api
+-- @tparam table params
+-- @tparam[opt="params"] string root the name of params in messages
+-- @tparam[opt] boolean partial params that will be merged with others
+-- before the call (a conversation's): a dialogue option's field may come
+-- from the others
+-- @treturn string|nil
+function M.call_problem (client, api, params, root, partial)
+  root = root or "params"
+  local fields = FIELDS[api]
+  for key, v in pairs(params) do
+    local rule = call_options[key]
+    local why
+    if rule then
+      why = rule_problem(rule, v)
+      if why then why = root .. "." .. tostring(key) .. ": " .. why end
+    elseif DIALOGUE_OPTIONS[key] and api == "chat" then
+      local d = DIALOGUE_OPTIONS[key]
+      why = rule_problem(d, v)
+      if why then why = root .. "." .. key .. ": " .. why
+      elseif d.needs == "schema" and not partial and params.schema == nil then
+        why = root .. "." .. key .. ": only with " .. root .. ".schema"
+      elseif d.needs == "tools" and not partial and not util.is_a(params.tools, "aigc.toolset") then
+        why = root .. "." .. key .. ": only with a toolset in " .. root .. ".tools"
+      end
+    elseif fields and fields[key] then
+      why = field_problem(fields[key], v, root .. "." .. key)
+    elseif fields and key ~= "engine" then
+      local known = likely_typo(key, fields, call_options, api == "chat" and DIALOGUE_OPTIONS or {})
+      if known then warn_typo(client, root .. "." .. key, key, known) end
+    end
+    if why then return why end
+  end
+  for _, k in ipairs { "headers", "extra_headers" } do
+    if params[k] ~= nil then
+      local why = headers_problem(params[k], root .. "." .. k)
+      if why then return why end
+    end
+  end
+  for _, k in ipairs { "query", "extra_query" } do
+    if params[k] ~= nil then
+      local why = query_problem(params[k], root .. "." .. k)
+      if why then return why end
+    end
+  end
+  return nil
+end
+
+--- Checks a call's params (see `call_problem`); raises
+-- `bad argument #argn to 'fname' (params.X: ...)` at the caller's line.
+-- @tparam table|nil client
+-- @tparam string fname
+-- @tparam integer argn
+-- @tparam string api
+-- @tparam table params
+function M.call (client, fname, argn, api, params)
+  local why = M.call_problem(client, api, params)
+  if why then util.argerror(fname, argn, why) end
+end
+
+--- Checks the client's options; raises `bad argument #1 to 'client'
+-- (opts.X: ...)` at the caller's line. Returns the integer options as
+-- integers (the C core reads them so on every version).
+-- @tparam table opts
+function M.client_options (opts)
+  for k, v in pairs(opts) do
+    local rule = CLIENT_OPTIONS[k]
+    if rule == nil then
+      local known = likely_typo(k, CLIENT_OPTIONS)
+      field_error("client", 1, util.path("opts", k),
+                  "unknown option" .. (known and " (did you mean " .. known .. "?)" or ""))
+    end
+    local why = rule_problem(rule, v)
+    if why then field_error("client", 1, "opts." .. k, why) end
+  end
+  if opts.provider ~= nil and opts.provider ~= "azure" and opts.provider ~= "openai" then
+    field_error("client", 1, "opts.provider", "'openai' or 'azure' expected, got " .. util.describe(opts.provider))
+  end
+  if opts.headers ~= nil then
+    local why = headers_problem(opts.headers, "opts.headers")
+    if why then util.argerror("client", 1, why) end
+  end
+  if opts.query ~= nil then
+    local why = query_problem(opts.query, "opts.query")
+    if why then util.argerror("client", 1, why) end
+  end
+end
+
+-- }======================================================
+
+return M

@@ -1,0 +1,218 @@
+--- Futures: the Lua implementation of the request interface.
+--
+-- A future stands for work that is not one C request: a dialogue (the
+-- tool-call loop, structured output: `client:chat_async` with a toolset or
+-- a schema), a conversation's `say_async`, a race, the stream iterator's
+-- next event. It has the interface and the lifecycle of `aigc.request`:
+-- `status`, `result`, `wait`, `cancel`, `<close>` (Lua 5.4; `cancel()`
+-- everywhere), `__tostring`. Exactly one of its `on_done`/`on_error` runs
+-- when it ends, as a task of its client, from the client's loop (never
+-- from inside `cancel()`); `cancel` and `client:close()` give `on_error`
+-- an error of kind "canceled", and nothing else is delivered after.
+-- Whoever makes one settles it with `resolve(res)` or `reject(err)`; its
+-- end is delivered from its client's loop, never from inside them.
+--
+-- @classmod aigc.future
+
+local core = require "aigc.core"
+local task = require "aigc.task"
+local util = require "aigc.util"
+
+local ipairs, pcall, setmetatable, type = ipairs, pcall, setmetatable, type
+local string_format = string.format
+local now = core.now
+
+util.own_module()
+
+local M = {}
+
+local Future = {}
+Future.__index = Future
+Future.__name = "aigc.future"
+M.Future = Future
+
+local function pending_state (s) return s == "running" end
+
+--- A new pending future.
+-- @tparam table loop the loop its end is delivered from
+-- @tparam[opt] table opts `label` (for tostring: "chat", "say", "race"...),
+-- `on_done`, `on_error` (one of them runs, as a task, when it ends), `drivers`
+-- (the loops a blocking wait turns; default `{ loop }`), `request` (a C
+-- request whose events settle it: a blocking wait pumps it), `what` (names
+-- the work in the error it raises, for `run`: "a dialogue task")
+-- @treturn aigc.future
+-- @local
+function M.new (loop, opts)
+  opts = opts or {}
+  local f = setmetatable({
+    _loop = loop, _state = "running", _label = opts.label or "future",
+    _on_done = opts.on_done, _on_error = opts.on_error, _waiters = {},
+    _drivers = opts.drivers or { loop }, _request = opts.request,
+  }, Future)
+  loop.futures[f] = true
+  return f
+end
+
+-- Ends f (once). Its end -- on_done/on_error as a task, then the waiters --
+-- is posted to the loop; wait() runs it earlier if it comes first.
+local function settle (f, state, res, err)
+  if not pending_state(f._state) then return false end
+  f._state, f._res, f._err, f._inner = state, res, err, nil
+  f._loop.futures[f] = nil
+  local cb, value, what = f._on_done, res, "on_done"
+  if state ~= "done" then cb, value, what = f._on_error, err, "on_error" end
+  f._on_done, f._on_error = nil, nil
+  local function deliver ()
+    if f._deliver ~= deliver then return end
+    f._deliver = nil
+    if cb then task.spawn(f._loop, cb, what, value) end
+    local list = f._waiters
+    f._waiters = {}
+    for _, fn in ipairs(list) do
+      local ok, e = pcall(fn, f)
+      if not ok then util.report(f._loop.client, util.callback_error("a waiter", e)) end
+    end
+  end
+  f._deliver = deliver
+  task.post(f._loop, deliver)
+  return true
+end
+
+--- Settles the future with a result (done). Returns whether it was pending.
+-- @param res
+-- @treturn boolean
+function Future:resolve (res)
+  return settle(self, "done", res, nil)
+end
+
+--- Settles the future with an error (failed). Returns whether it was pending.
+-- @param err
+-- @treturn boolean
+function Future:reject (err)
+  return settle(self, "failed", nil, err)
+end
+
+--- Records the request the future's work waits for now, so that `cancel`
+-- reaches it (and `status` says "queued" while it is). Returns it.
+-- @param inner an `aigc.request` or a future
+-- @return inner
+function Future:track (inner)
+  self._inner = inner
+  if self._state == "canceled" then inner:cancel(self._err.message) end
+  return inner
+end
+
+--- Whether the future was canceled (for its work to stop early).
+-- @treturn boolean
+function Future:canceled ()
+  return self._state == "canceled"
+end
+
+--- "queued", "running", "done", "failed" or "canceled"; "queued" while the
+-- request its work waits for is queued (a client's `max_concurrency`).
+-- @treturn string
+function Future:status ()
+  local s = self._state
+  if s == "running" and self._inner and self._inner:status() == "queued" then return "queued" end
+  return s
+end
+
+--- The outcome: `res`, or `nil, err`; `nil, nil` while pending.
+-- @return res
+-- @return err
+function Future:result ()
+  local s = self._state
+  if s == "done" then return self._res end
+  if pending_state(s) then return nil, nil end
+  return nil, self._err
+end
+
+--- Waits until the future is over: yields inside a task (of any client:
+-- the task's client then drives this future's clients meanwhile), else
+-- turns its clients' loops. Then runs its end if the loop has not yet.
+-- @tparam[opt] number timeout seconds; then `nil, nil` if still pending
+-- @return res
+-- @return err
+function Future:wait (timeout)
+  if timeout ~= nil and not util.is_duration(timeout) then
+    util.argerror("wait", 1, util.expected("a number of seconds >= 0", timeout))
+  end
+  if pending_state(self._state) then
+    local rec = task.in_task()
+    if rec then
+      local waiters = self._waiters
+      task.wait_in_task(rec, function (wake) waiters[#waiters + 1] = wake end, self._drivers, timeout)
+    else
+      task.block(function () return not pending_state(self._state) end, self._drivers,
+            timeout and now() + timeout, self._request or self._inner)
+    end
+  end
+  if self._deliver then self._deliver() end
+  return self:result()
+end
+
+--- Calls `fn(f)` once when the future is over, from the loop (internal:
+-- the stream iterator, the strategies).
+-- @tparam function fn
+function Future:on_end (fn)
+  if pending_state(self._state) then
+    local w = self._waiters
+    w[#w + 1] = fn
+  else
+    task.post(self._loop, function () fn(self) end)
+  end
+end
+
+--- Cancels: the future becomes "canceled" at once, with an error of kind
+-- "canceled", and the request its work waits for is canceled. `on_error`
+-- gets that error once, from the loop, never from inside `cancel()`.
+-- @tparam[opt] string why the error message
+-- @treturn boolean whether it was pending
+function Future:cancel (why)
+  if not pending_state(self._state) then return false end
+  if why ~= nil and type(why) ~= "string" then util.argerror("cancel", 1, util.expected("string", why)) end
+  local inner = self._inner
+  settle(self, "canceled", nil, core.error { kind = "canceled", message = why or "the request was canceled" })
+  if inner then inner:cancel(why) end
+  return true
+end
+
+--- Lua 5.4's `local f <close>`: cancels the future if it is still pending.
+function Future:__close ()
+  self:cancel("the request was closed")
+end
+
+function Future:__tostring ()
+  return string_format("aigc.future (%s, %s)", self:status(), self._label)
+end
+
+--- Runs `fn(f)` as a task of `loop`'s client and returns the future `f`
+-- that stands for it: `fn` returns `res` or `nil, err`; an error it raises
+-- rejects `f` (kind "callback"), and so does the task being abandoned.
+-- Inside `fn`, `f:track(inner)` each request it waits for, and check
+-- `f:canceled()` after each wait.
+-- @tparam table loop
+-- @tparam function fn
+-- @tparam[opt] table opts as `new`
+-- @treturn aigc.future
+-- @local
+function M.run (loop, fn, opts)
+  local f = M.new(loop, opts)
+  local what = opts and opts.what or "a task"
+  task.spawn(loop, function ()
+    task.on_abandon(function (err)
+      local inner = f._inner
+      if inner then pcall(inner.cancel, inner, "the task was abandoned") end
+      return f:reject(err)
+    end)
+    local ok, res, err = task.pcall(fn, f)
+    if not ok then res, err = nil, util.callback_error(what, res) end
+    if res ~= nil then f:resolve(res)
+    else
+      f:reject(err or core.error { kind = "callback", message = what .. " returned neither a result nor an error" })
+    end
+  end, what)
+  return f
+end
+
+return M

@@ -1,0 +1,639 @@
+--- Tasks, the scheduler and futures: how the Lua layer waits.
+--
+-- Internal: the client's `spawn`, `sleep`, `step`, `act`, `active` and
+-- `close` are built on it, and futures wait through it. Not part of the API.
+--
+-- **Tasks.** A task is a coroutine the scheduler runs for a client
+-- (`client:spawn`). A wait inside a task — an `aigc.request`'s `wait()`,
+-- a future's `wait()`, `client:sleep` — yields `TOKEN` to the scheduler
+-- instead of blocking; the loop of the task's client resumes it when what
+-- it waits for is over. The C core takes part through
+-- `engine:set_scheduler(SCHED)`: its `req:wait()` inside a task registers
+-- the task and yields `TOKEN, req`; when the request ends, the core calls
+-- `SCHED.resume(co, req)` from its loop and the task resumes with
+-- `req:result()`. Every client has the same scheduler, so a task may wait
+-- on another client's request or future: its client's loop then drives
+-- that client too (a "guest" of the loop) while the task waits. A task
+-- that yields anything else (its own `coroutine.yield`) is abandoned: its
+-- abandon hooks run, and the error (kind "callback") is reported.
+--
+-- **Loops.** Each client has a loop: its engine, the tasks asleep in it,
+-- the deliveries posted to it, its guests. `step` is the user's turn of
+-- it; `turn` is one turn for a blocking wait (usable inside callbacks);
+-- `block` is the one place where the Lua layer blocks: it turns the loops
+-- a wait needs until the wait is over.
+--
+-- Futures (`aigc.future`) wait through `in_task`, `wait_in_task` and
+-- `block`.
+--
+-- @module aigc.task
+-- @local
+
+local core = require "aigc.core"
+local compat = require "aigc.compat"
+local util = require "aigc.util"
+
+local coroutine_create, coroutine_resume = coroutine.create, coroutine.resume
+local coroutine_status, coroutine_yield = coroutine.status, coroutine.yield
+local error, getmetatable, ipairs, next, pairs, pcall, setmetatable, tostring, type =
+  error, getmetatable, ipairs, next, pairs, pcall, setmetatable, tostring, type
+local math_huge, math_min = math.huge, math.min
+local string_format = string.format
+local table_remove = table.remove
+local now = core.now
+local pack, unpack = compat.pack, compat.unpack
+
+util.own_module()
+
+local M = {}
+
+-- {======================================================
+-- The scheduler
+-- =======================================================
+
+--- What a task yields to the scheduler when it waits.
+M.TOKEN = setmetatable({}, { __name = "aigc.task.token", __tostring = function () return "aigc.task.token" end })
+local TOKEN = M.TOKEN
+
+-- coroutine -> its task's record { co =, loop =, name =, waiting =, hooks = }.
+-- `co` is the task's own coroutine; on Lua 5.1 the coroutines `M.pcall`
+-- runs inside a task map to the same record.
+local tasks = setmetatable({}, { __mode = "k" })
+
+-- engine -> its client's loop (weak values too: no cycle through the key).
+local loop_of_engine = setmetatable({}, { __mode = "kv" })
+
+-- Whether a wait here may yield: the C core's rule when it has one (it
+-- knows when it runs a callback), else the language's.
+local yieldable = core.yieldable or compat.isyieldable
+
+-- The running task's record, when the running code may yield to it.
+local function current ()
+  local co, main = compat.running()
+  if main then return nil end
+  local rec = tasks[co]
+  if rec == nil or not yieldable() then return nil end
+  return rec
+end
+
+--- The client whose task is running, when the running code can yield to
+-- it (nil elsewhere, and inside a callback the core runs in a task).
+-- @treturn table|nil
+function M.current_client ()
+  local rec = current()
+  return rec and rec.loop.client
+end
+
+local function add_guest (loop, guest)
+  loop.guests[guest] = (loop.guests[guest] or 0) + 1
+  loop.guest_waits = loop.guest_waits + 1
+end
+
+local function remove_guest (loop, guest)
+  local n = loop.guests[guest]
+  if n == nil then return end
+  loop.guests[guest] = n > 1 and n - 1 or nil
+  loop.guest_waits = loop.guest_waits - 1
+end
+
+local resume_task   -- (defined below)
+
+-- Suspends the task until wake(rec, w): `w` is what it waits for now (a
+-- fresh table per wait: a waker of an older wait can never resume it in
+-- the middle of another). Returns what the waker passed.
+local function suspend (rec, w)
+  rec.waiting = w
+  return coroutine_yield(TOKEN)
+end
+
+local function wake (rec, w, ...)
+  if rec.waiting ~= w then return end
+  rec.waiting = nil
+  for _, g in ipairs(w.guests or {}) do remove_guest(rec.loop, g) end
+  local s = w.sleeper
+  if s then
+    local list = rec.loop.sleepers
+    for i = #list, 1, -1 do
+      if list[i] == s then table_remove(list, i); break end
+    end
+  end
+  resume_task(rec, ...)
+end
+
+-- A waker for `w` (a function of no arguments).
+local function waker (rec, w)
+  return function () wake(rec, w) end
+end
+
+-- A wait the C core started (`req:wait()` yielded TOKEN, req): the task's
+-- loop drives the request's client meanwhile if it is another one.
+local function core_wait_started (rec, req)
+  local w = { request = req }
+  local ok, engine = pcall(req._engine, req)
+  local guest = ok and loop_of_engine[engine] or nil
+  if guest and guest ~= rec.loop then
+    add_guest(rec.loop, guest)
+    w.guests = { guest }
+  end
+  rec.waiting = w
+end
+
+-- SCHED.resume: the core's request ended; resume the task that waits on it.
+local function resume_from_core (co, req)
+  local rec = tasks[co]
+  local w = rec and rec.waiting
+  if w == nil or w.request ~= req then return end
+  wake(rec, w, req:result())
+end
+
+--- The scheduler the C core is given (`engine:set_scheduler`).
+M.SCHED = { tasks = tasks, token = TOKEN, resume = resume_from_core }
+
+-- Whether the core's req:wait() yields inside tasks (lane/c2's
+-- set_scheduler). Until then, the transitional code at the end of this
+-- file waits for the core's requests in Lua.
+local core_yields = false
+
+local function task_error (co, err, what)
+  return util.callback_error(what or "a task started with client:spawn", err, debug.traceback(co, tostring(err)))
+end
+
+-- A task that yields outside aigc cannot be resumed by anyone who knows
+-- what it waits for: it is abandoned, and what it was doing must end. Its
+-- hooks run (last first): one that returns true delivered the error (it
+-- failed a future with it), which is then not reported again.
+local function abandon (rec)
+  tasks[rec.co] = nil
+  local err = core.error {
+    kind = "callback",
+    message = "a task yielded outside aigc (its own coroutine.yield, not an aigc wait): it is abandoned",
+    traceback = debug.traceback(rec.co),
+  }
+  local hooks = rec.hooks or {}
+  rec.hooks = nil
+  compat.close_coroutine(rec.co)
+  local delivered = false
+  for i = #hooks, 1, -1 do
+    local ok, took = pcall(hooks[i], err)
+    if not ok then util.report(rec.loop.client, task_error(rec.co, took, "a hook of an abandoned task"))
+    elseif took then delivered = true end
+  end
+  if not delivered then util.report(rec.loop.client, err) end
+end
+
+-- Resumes a task; reports its error if it fails. Never raises.
+function resume_task (rec, ...)
+  local co = rec.co
+  local ok, a, b = coroutine_resume(co, ...)
+  if not ok then
+    tasks[co] = nil
+    util.report(rec.loop.client, task_error(co, a, rec.name))
+  elseif coroutine_status(co) == "dead" then
+    tasks[co] = nil
+  elseif a ~= TOKEN then
+    abandon(rec)
+  elseif b ~= nil then
+    core_wait_started(rec, b)
+  end
+end
+
+--- Starts `fn(...)` as a task of `loop`'s client, at once (it runs until
+-- its first wait). `name` says what it is in the error an uncaught error
+-- becomes ("a task started with client:spawn" by default).
+-- @tparam table loop
+-- @tparam function fn
+-- @tparam[opt] string name
+-- @treturn thread the task's coroutine
+function M.spawn (loop, fn, name, ...)
+  local co = coroutine_create(fn)
+  local rec = { co = co, loop = loop, name = name }
+  tasks[co] = rec
+  resume_task(rec, ...)
+  return co
+end
+
+--- Registers `fn(err)` to run if the running task is abandoned; it
+-- returns true when it delivered the error. Returns a handle for
+-- `forget_abandon`, or nil outside tasks.
+-- @tparam function fn
+-- @return handle
+function M.on_abandon (fn)
+  local co = compat.running()
+  local rec = co and tasks[co]
+  if rec == nil then return nil end
+  rec.hooks = rec.hooks or {}
+  rec.hooks[#rec.hooks + 1] = fn
+  return fn
+end
+
+--- Removes a hook `on_abandon` registered.
+-- @param handle
+function M.forget_abandon (handle)
+  local co = compat.running()
+  local rec = handle and co and tasks[co]
+  local list = rec and rec.hooks
+  if not list then return end
+  for i = #list, 1, -1 do
+    if list[i] == handle then table_remove(list, i); return end
+  end
+end
+
+--- `pcall` that a wait inside it may yield across. Every Lua but PUC 5.1
+-- yields across pcall; there, inside a task, `f` runs in a coroutine of
+-- its own that counts as the task, and its yields pass through.
+-- @function pcall
+--- `xpcall(f, handler, ...)` likewise; on 5.1 the handler gets the
+-- coroutine where the error was raised as a second argument (the stack
+-- is there, not under the handler).
+-- @function xpcall
+if compat.yield_across_pcall then
+  M.pcall, M.xpcall = pcall, compat.xpcall
+else
+  local function run (f, handler, ...)
+    local co = compat.running()
+    local rec = co and tasks[co]
+    if rec == nil then
+      if handler then return compat.xpcall(f, handler, ...) end
+      return pcall(f, ...)
+    end
+    local inner = coroutine_create(f)
+    tasks[inner] = rec   -- its waits are the task's
+    local r = pack(coroutine_resume(inner, ...))
+    while true do
+      if not r[1] then
+        tasks[inner] = nil
+        if handler then return false, handler(r[2], inner) end
+        return false, r[2]
+      end
+      if coroutine_status(inner) == "dead" then
+        tasks[inner] = nil
+        return true, unpack(r, 2, r.n)
+      end
+      r = pack(coroutine_resume(inner, coroutine_yield(unpack(r, 2, r.n))))
+    end
+  end
+  M.pcall = function (f, ...) return run(f, nil, ...) end
+  M.xpcall = function (f, handler, ...) return run(f, handler, ...) end
+end
+
+-- }======================================================
+
+
+-- {======================================================
+-- Loops
+-- =======================================================
+
+--- A client's loop.
+-- @tparam table client
+-- @param engine its `aigc.core` engine
+-- @treturn table the loop
+function M.new_loop (client, engine)
+  local loop = {
+    client = client, engine = engine,
+    sleepers = {},     -- tasks asleep: { at =, rec =, w = }
+    posted = {},       -- functions the next turn runs (deliveries "from the loop")
+    guests = {},       -- loops this one drives for its tasks: loop -> tasks waiting there
+    guest_waits = 0,   -- tasks of this client waiting on another client
+    futures = setmetatable({}, { __mode = "k" }),   -- pending futures close() cancels
+    closed = false,
+  }
+  loop_of_engine[engine] = loop
+  if engine.set_scheduler then
+    engine:set_scheduler(M.SCHED)
+    core_yields = true
+  end
+  return loop
+end
+
+local function delivery_error (e)
+  return util.callback_error("a delivery", e)
+end
+
+--- Runs `fn` from the loop: at the end of its next turn (at once when the
+-- client is closed: no turn will come). For deliveries that must not
+-- happen inside the call that causes them (cancel) or in a finalizer.
+-- An error in fn is reported.
+-- @tparam table loop
+-- @tparam function fn
+function M.post (loop, fn)
+  if loop.closed then
+    local ok, e = pcall(fn)
+    if not ok then util.report(loop.client, delivery_error(e)) end
+    return
+  end
+  local posted = loop.posted
+  posted[#posted + 1] = fn
+end
+
+local function run_posted (loop)
+  local list = loop.posted
+  if #list == 0 then return end
+  loop.posted = {}
+  for _, fn in ipairs(list) do
+    local ok, e = pcall(fn)
+    if not ok then util.report(loop.client, delivery_error(e)) end
+  end
+end
+
+local function add_sleeper (loop, at, rec, w)
+  local s = { at = at, rec = rec, w = w }
+  w.sleeper = s
+  local list = loop.sleepers
+  list[#list + 1] = s
+end
+
+local function wake_sleepers (loop)
+  local list, t = loop.sleepers, now()
+  local i = 1
+  while i <= #list do
+    local s = list[i]
+    if s.at <= t then
+      table_remove(list, i)
+      s.w.sleeper = nil
+      wake(s.rec, s.w)
+    else
+      i = i + 1
+    end
+  end
+end
+
+--- What the loop has to do besides its engine's requests: tasks asleep
+-- or waiting on another client, deliveries to run.
+-- @tparam table loop
+-- @treturn integer
+function M.pending (loop)
+  return #loop.sleepers + #loop.posted + loop.guest_waits
+end
+local pending = M.pending
+
+-- The longest a turn waits on its own sockets while tasks wait on another
+-- client (whose sockets are not in this wait).
+local GUEST_SLICE = 0.005
+
+-- `timeout`, shortened to the soonest sleeper and, with guests, to GUEST_SLICE.
+local function wait_bound (loop, timeout)
+  if type(timeout) ~= "number" or timeout <= 0 then return timeout end
+  local t, soonest = now(), math_huge
+  for _, s in ipairs(loop.sleepers) do
+    if s.at < soonest then soonest = s.at end
+  end
+  if soonest - t < timeout then timeout = soonest > t and soonest - t or 0 end
+  if next(loop.guests) ~= nil and timeout > GUEST_SLICE then timeout = GUEST_SLICE end
+  return timeout
+end
+
+-- A guest that cannot be driven now (closed, or busy in a callback of its
+-- own further up the stack) is left for the next turn.
+local function refused (e)
+  return type(e) == "string" and (e:find("closed client", 1, true) or e:find("inside an aigc callback", 1, true)
+                                  or e:find("already running", 1, true))
+end
+
+-- Drives the loops this one's tasks wait on (no recursion: a guest does
+-- not drive back a loop that is driving it). Returns the errors their
+-- steps gave, added to `errors`.
+local function drive_guests (loop, errors)
+  if next(loop.guests) == nil or loop.driving_guests then return errors end
+  loop.driving_guests = true
+  local list = {}
+  for g in pairs(loop.guests) do list[#list + 1] = g end
+  for _, g in ipairs(list) do
+    if not g.driving_guests and not g.closed then
+      local ok, _, gerrors = pcall(M.step, g, 0)
+      if not ok and not refused(_) then
+        loop.driving_guests = nil
+        error(_, 0)
+      end
+      if ok and gerrors then
+        errors = errors or {}
+        for _, e in ipairs(gerrors) do errors[#errors + 1] = e end
+      end
+    end
+  end
+  loop.driving_guests = nil
+  return errors
+end
+
+--- The count `step()`, `act()` and `active()` agree on: the engine's
+-- requests (queued, running, ends to deliver) plus `pending`.
+-- @tparam table loop
+-- @treturn integer
+function M.count (loop)
+  if loop.closed then return 0 end
+  local ok, n = pcall(loop.engine.active, loop.engine)   -- (raises once closed)
+  if not ok then return 0 end
+  return n + pending(loop)
+end
+
+--- The user's turn of the loop (`client:step`): waits at most `timeout`
+-- for the network, runs callbacks (at most `budget`), drives the guests,
+-- runs what was posted and wakes the tasks whose sleep is over.
+-- @tparam table loop
+-- @tparam[opt] number timeout
+-- @tparam[opt] integer budget
+-- @treturn integer what `count` counts after the turn
+-- @treturn[opt] table the callback errors reported meanwhile
+function M.step (loop, timeout, budget)
+  local _, errors = loop.engine:step(wait_bound(loop, timeout), budget)
+  errors = drive_guests(loop, errors)
+  run_posted(loop)
+  if #loop.sleepers > 0 then wake_sleepers(loop) end
+  return M.count(loop), errors
+end
+
+--- The Lua part of a turn, after the engine acted on its own (an external
+-- loop's `client:act()`).
+-- @tparam table loop
+function M.after_act (loop)
+  run_posted(loop)
+  if #loop.sleepers > 0 then wake_sleepers(loop) end
+end
+
+-- One turn for a blocking wait: like step, but usable inside callbacks
+-- (with the core's nested drive), and callback errors stay with the
+-- engine for the user's next step(). `request`: a C request the wait is
+-- for, pumped if pending (its own turn checks that it can ever start).
+local function turn (loop, timeout, request)
+  timeout = wait_bound(loop, timeout)
+  local engine = loop.engine
+  local status = type(request) == "userdata" and request:status()
+  if status == "queued" or status == "running" then
+    request:pump(timeout)
+  elseif engine.drive then
+    engine:drive(timeout)
+  else   -- (until lane/c2's engine:drive: step, and give its errors back)
+    local _, errors = engine:step(timeout)
+    for _, e in ipairs(errors or {}) do engine:report(e) end
+  end
+  for _, e in ipairs(drive_guests(loop, nil) or {}) do engine:report(e) end
+  run_posted(loop)
+  if #loop.sleepers > 0 then wake_sleepers(loop) end
+end
+
+--- Blocks until `done()` or the deadline, turning `loops` meanwhile: the
+-- one loop in which the Lua layer blocks. Returns whether `done()`.
+-- @tparam function done
+-- @tparam table loops
+-- @tparam[opt] number deadline on `aigc.now()`'s clock
+-- @param[opt] request a C request the wait is for
+-- @treturn boolean
+function M.block (done, loops, deadline, request)
+  local slice = #loops > 1 and GUEST_SLICE or 0.05
+  while not done() do
+    local left = deadline and deadline - now()
+    if left and left <= 0 then return false end
+    local open = 0
+    for _, loop in ipairs(loops) do
+      if not loop.closed then
+        open = open + 1
+        turn(loop, left and math_min(slice, left) or slice, request)
+        if done() then return true end
+      end
+    end
+    if open == 0 then return done() end
+  end
+  return true
+end
+local block = M.block
+
+--- Sleeps `seconds`: inside a task it yields (the task's own client's
+-- loop wakes it); elsewhere it turns `loop` meanwhile.
+-- @tparam table loop
+-- @tparam number seconds
+function M.sleep (loop, seconds)
+  local rec = current()
+  if rec then
+    local w = {}
+    add_sleeper(rec.loop, now() + seconds, rec, w)
+    suspend(rec, w)
+    return
+  end
+  local deadline = now() + seconds
+  block(function () return now() >= deadline end, { loop }, deadline)
+end
+
+--- Closes the loop's client: its pending futures are canceled, then the
+-- engine is closed (its requests end, kind "canceled"; their waiters are
+-- resumed); what was posted runs. Idempotent.
+-- @tparam table loop
+function M.close (loop)
+  if not loop.closed then
+    local list = {}
+    for f in pairs(loop.futures) do list[#list + 1] = f end
+    for _, f in ipairs(list) do pcall(f.cancel, f, "the client was closed") end
+  end
+  loop.engine:close()
+  if loop.closed then return end
+  loop.closed = true
+  run_posted(loop)
+end
+
+-- }======================================================
+
+
+-- {======================================================
+-- Waiting
+-- =======================================================
+
+--- The running task's record when the running code may yield to it
+-- (else nil): for `wait_in_task`.
+-- @treturn table|nil
+M.in_task = current
+
+--- Waits in the task of `rec` (from `in_task`) until `register`'s waker
+-- is called or `timeout` seconds pass: `register(wake)` must arrange for
+-- `wake()` to be called (from the loop) when the wait is over. Meanwhile
+-- the task's loop drives `loops` (the loops what it waits for needs) that
+-- are not its own.
+-- @tparam table rec
+-- @tparam function register
+-- @tparam table loops
+-- @tparam[opt] number timeout
+function M.wait_in_task (rec, register, loops, timeout)
+  local w = { guests = {} }
+  for _, loop in ipairs(loops) do
+    if loop ~= rec.loop then
+      add_guest(rec.loop, loop)
+      w.guests[#w.guests + 1] = loop
+    end
+  end
+  register(waker(rec, w))
+  if timeout then add_sleeper(rec.loop, now() + timeout, rec, w) end
+  suspend(rec, w)
+end
+
+--- Waits for `x` (an `aigc.request` or a future) as `x:wait()` does:
+-- yields inside a task, blocks elsewhere.
+-- @param x
+-- @return res
+-- @return err
+function M.await (x)
+  if core_yields or type(x) ~= "userdata" then return x:wait() end
+  return M.await_core_request(x)
+end
+
+-- }======================================================
+
+
+-- {======================================================
+-- TRANSITIONAL, until lane/c2's engine:set_scheduler (issue 11): the core's
+-- req:wait() blocks, so a task waits for a core request here, through the
+-- request's `_notify` hook; and `req:wait()` itself is wrapped so that it
+-- yields inside a task. Delete this section when the core yields.
+-- =======================================================
+
+local c_wait = core.request_methods and core.request_methods.wait
+
+-- request -> the functions waiting for it (a core request has one slot).
+local notified = setmetatable({}, { __mode = "k" })
+
+local function when_over (req, fn)
+  local list = notified[req]
+  if list then list[#list + 1] = fn; return end
+  list = { fn }
+  notified[req] = list
+  req:_notify(function ()
+    notified[req] = nil
+    for _, g in ipairs(list) do g() end
+  end)
+end
+
+function M.await_core_request (req)
+  local rec = current()
+  if rec == nil then return c_wait(req) end
+  local st = req:status()
+  if st == "queued" or st == "running" then
+    local w = { request = req }
+    local guest = loop_of_engine[req:_engine()]
+    if guest and guest ~= rec.loop then
+      add_guest(rec.loop, guest)
+      w.guests = { guest }
+    end
+    when_over(req, waker(rec, w))
+    suspend(rec, w)
+  end
+  return req:result()
+end
+
+if c_wait and not core.yieldable then
+  local request_methods = core.request_methods
+  request_methods.wait = function (req, timeout)
+    local mt = type(req) == "userdata" and getmetatable(req)
+    if not mt or mt.__index ~= request_methods then
+      error(string_format("calling 'wait' on bad self (aigc.request expected, got %s)", util.typename(req)), 2)
+    end
+    if timeout ~= nil then
+      if type(timeout) ~= "number" then
+        error(string_format("bad argument #1 to 'wait' (number expected, got %s)", util.typename(timeout)), 2)
+      elseif not util.is_duration(timeout) then
+        error("bad argument #1 to 'wait' (timeout must be a number >= 0)", 2)
+      end
+    end
+    if core_yields or timeout ~= nil or current() == nil then return c_wait(req, timeout) end
+    return M.await_core_request(req)
+  end
+end
+
+-- }======================================================
+
+return M
