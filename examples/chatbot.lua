@@ -34,7 +34,7 @@ else
   input = function ()
     io.write("you> ")
     io.flush()
-    return io.read("l")
+    return io.read("*l")
   end
 end
 

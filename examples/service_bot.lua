@@ -80,7 +80,7 @@ if interactive then
   input = function ()
     io.write("you> ")
     io.flush()
-    local line = io.read("l")
+    local line = io.read("*l")
     if line == "/quit" then return nil end
     return line
   end

@@ -210,14 +210,15 @@ describe("aigc.runner", function ()
     assert.is_nil(none)
     assert.matches("two cases have the id 1", err.message)
     assert.has_error(function () runner.run { client = client, cases = {}, backend = "batch" } end,
-      "bad argument #1 to 'run' (the Batch API backend is not available yet: it needs file uploads (issue 15); "
+      "bad argument #1 to 'run' (spec.backend: the Batch API backend is not available yet: it needs file uploads "
+      .. "(issue 15); "
       .. "use the direct backend)")
     assert.has_error(function () runner.run { client = client, cases = {}, concurency = 3 } end,
-      "bad argument #1 to 'run' (unknown option 'concurency')")
+      "bad argument #1 to 'run' (spec.concurency: unknown option (did you mean concurrency?))")
     assert.has_error(function () runner.run { cases = {} } end,
-      "bad argument #1 to 'run' (client must be an aigc.client)")
+      "bad argument #1 to 'run' (spec.client: aigc.client expected, got nil)")
     assert.has_error(function () runner.run { client = client, cases = {}, assert = { { type = "nope" } } } end,
-      "bad argument #1 to 'run' (assert: unknown assertion nope)")
+      "bad argument #1 to 'run' (spec.assert[1]: unknown assertion nope)")
   end)
 end)
 

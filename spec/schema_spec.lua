@@ -147,7 +147,7 @@ describe("aigc.schema", function ()
         properties = { ["a b"] = { type = "string" } } })
       assert.same({ '$["a b"]: expected string, got integer' }, list)
       assert.has_error(function () schema.validate(1, "string") end,
-        "bad argument #2 to 'validate' (schema must be a table, got string)")
+        "bad argument #2 to 'validate' (table expected, got string)")
     end)
   end)
 
@@ -281,18 +281,18 @@ describe("aigc.schema", function ()
     it("a $ref loop that never descends into the value is a misuse error, not a hang", function ()
       assert.has_error(function ()
         within_budget(2e6, schema.validate, 1, { anyOf = { { ["$ref"] = "#" }, { ["$ref"] = "#" } } })
-      end, "bad argument #2 to 'validate' (schema #/anyOf/0/$ref: \"#\" leads back to # without descending "
+      end, "bad argument #2 to 'validate' (schema: #/anyOf/0/$ref: \"#\" leads back to # without descending "
            .. "into the value: it would recurse forever)")
       assert.has_error(function ()
         within_budget(2e6, schema.validate, 1, { ["$defs"] = { a = { allOf = { { ["$ref"] = "#/$defs/b" } } },
                                                                b = { ["not"] = { ["$ref"] = "#/$defs/a" } } },
                                                   ["$ref"] = "#/$defs/a" })
-      end, "bad argument #2 to 'validate' (schema #/$defs/b/not/$ref: \"#/$defs/a\" leads back to #/$defs/a "
+      end, "bad argument #2 to 'validate' (schema: #/$defs/b/not/$ref: \"#/$defs/a\" leads back to #/$defs/a "
            .. "without descending into the value: it would recurse forever)")
       local s = {}
       s.allOf = { s }                               -- the same loop through Lua table identity
       assert.has_error(function () within_budget(2e6, schema.validate, 1, s) end,
-        "bad argument #2 to 'validate' (schema #/allOf/0 leads back to # without descending into the value: "
+        "bad argument #2 to 'validate' (schema: #/allOf/0 leads back to # without descending into the value: "
         .. "it would recurse forever)")
       local ok = within_budget(2e6, schema.validate, { 1, { 2, { 3 } } }, (function ()
         local t = { type = { "array", "integer" } }
@@ -304,7 +304,7 @@ describe("aigc.schema", function ()
 
     it("a keyword of the wrong type is a misuse error naming its schema path", function ()
       local function raises (s, msg)
-        assert.has_error(function () schema.validate(5, s) end, "bad argument #2 to 'validate' (schema " .. msg .. ")")
+        assert.has_error(function () schema.validate(5, s) end, "bad argument #2 to 'validate' (schema: " .. msg .. ")")
       end
       raises({ minimum = "5" }, "#/minimum must be a number, got string")
       raises({ type = "object", properties = { age = { type = "integer", minimum = "5" } } },

@@ -219,9 +219,9 @@ describe("aigc.strategy", function ()
       local final, steps = strategy.refine { client = client, rounds = 2,
         params = { messages = { { role = "system", content = "Be brief." },
                                 { role = "user", content = "Explain tides." } } } }
-      local kinds = {}
-      for i, s in ipairs(steps) do kinds[i] = s.kind; assert.is_string(s.text) end
-      assert.same({ "draft", "critique", "revision", "critique", "revision" }, kinds)
+      local stages = {}
+      for i, s in ipairs(steps) do stages[i] = s.stage; assert.is_string(s.text) end
+      assert.same({ "draft", "critique", "revision", "critique", "revision" }, stages)
       assert.equal(2, final.rounds)
       assert.equal(steps[5].text, final.text)
       local reqs = srv:requests()

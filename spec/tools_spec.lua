@@ -53,19 +53,19 @@ describe("aigc.tools", function ()
     it("raises on misuse, naming the argument and the tool", function ()
       assert.has_error(function () aigc.tools "x" end, "bad argument #1 to 'tools' (table expected, got string)")
       assert.has_error(function () aigc.tools { { name = "a b", fn = noop } } end,
-        "bad argument #1 to 'tools' (tool 1: name must be 1 to 64 letters, digits, '_' or '-')")
+        "bad argument #1 to 'tools' (tools[1].name: 1 to 64 letters, digits, '_' or '-' expected, got string)")
       assert.has_error(function () aigc.tools { { name = "a" } } end,
-        "bad argument #1 to 'tools' (tool 'a': fn must be a function, got nil)")
+        "bad argument #1 to 'tools' (tools[1].fn: function expected, got nil)")
       assert.has_error(function () aigc.tools { { name = "a", fn = noop, parameters = "{}" } } end,
-        "bad argument #1 to 'tools' (tool 'a': parameters must be a JSON schema table)")
+        "bad argument #1 to 'tools' (tools[1].parameters: table expected, got string)")
       assert.has_error(function () aigc.tools { { name = "a", fn = noop }, { name = "a", fn = noop } } end,
-        "bad argument #1 to 'tools' (duplicate tool name 'a')")
+        "bad argument #1 to 'tools' (tools[2].name: duplicate tool name 'a')")
       assert.has_error(function () aigc.tools { name = "a" } end,
-        "bad argument #1 to 'tools' (unexpected key 'name' (a list of tools expected))")
+        "bad argument #1 to 'tools' (tools.name: a list of tools expected)")
       assert.has_error(function () aigc.tools({}, 1) end, "bad argument #2 to 'tools' (table expected, got number)")
       local ts = aigc.tools {}
       assert.has_error(function () ts:add { name = "x", fn = 1 } end,
-        "bad argument #1 to 'add' (tool 'x': fn must be a function, got number)")
+        "bad argument #1 to 'add' (tool.fn: function expected, got number)")
     end)
 
     it("call: results as text or JSON, errors and bad arguments as error results", function ()
@@ -647,7 +647,7 @@ describe("aigc.tools", function ()
       assert.has_error(function ()
         aigc.tools { { name = "heal", fn = function () end,
                        parameters = { type = "object", properties = { hp = { type = "integer", maximum = {} } } } } }
-      end, "bad argument #1 to 'tools' (tool 'heal': parameters: #/properties/hp/maximum must be a number, got table)")
+      end, "bad argument #1 to 'tools' (tools[1].parameters: #/properties/hp/maximum must be a number, got table)")
       -- validate = false: not checked, not validated
       assert.is_true(aigc.tools.is_toolset(aigc.tools({ { name = "heal", fn = function () end,
         parameters = { type = "object", properties = { hp = { maximum = {} } } } } }, { validate = false })))

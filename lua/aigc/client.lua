@@ -633,4 +633,8 @@ end
 
 M.Client = Client
 
-return M
+-- `aigc.client(opts)` calls M.new.
+return setmetatable(M, { __call = function (_, opts)
+  local client = M.new(opts)
+  return client
+end })

@@ -242,8 +242,7 @@ end
 -- local conv = aigc.conversation { client = client, system = "Be brief.", max_context_tokens = 2000,
 --                                  keep_first = 1, keep_last = 3, summarize = true }
 function M.new (opts)
-  local conv = new(opts, "conversation", 1)
-  return conv
+  return new(opts, "conversation", 1)   -- (a tail call: misuse is still located at the caller, see aigc.util)
 end
 
 -- }======================================================
@@ -719,12 +718,6 @@ local function parse_error (message)
   return core.error { kind = "parse", message = message }
 end
 
--- What a raised misuse said, without "bad argument #1 to 'load' (...)".
-local function reason (e)
-  e = tostring(e)
-  return e:match("%((.*)%)$") or e
-end
-
 -- The summary of a saved conversation, or nil and why it is not one.
 local function saved_summary (s, nmsgs)
   if type(s) ~= "table" or type(s.text) ~= "string" or not is_integer(s.from) or not is_integer(s.to)
@@ -746,7 +739,7 @@ end
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err of kind "parse" when the text is not a valid saved conversation
 -- @usage
--- local text = io.open("conv.json"):read("a")
+-- local text = io.open("conv.json"):read("*a")
 -- local conv = assert(aigc.conversation.load(text, client, { params = { tools = ts } }))
 function M.load (json, client, opts)
   if type(json) ~= "string" then argerror("load", 1, expected("string", json)) end
@@ -778,7 +771,9 @@ function M.load (json, client, opts)
   -- Everything is checked as a call would check it: a saved file may come
   -- from anywhere, and what it holds must not make the next say() raise.
   local ok, conv = pcall(new, o, "load", 1)
-  if not ok then return nil, parse_error("not a valid saved conversation: " .. reason(conv)) end
+  if not ok then   -- (what the misuse said, without "bad argument #1 to 'load' (...)")
+    return nil, parse_error("not a valid saved conversation: " .. (tostring(conv):match("%((.*)%)$") or tostring(conv)))
+  end
   local why = check.CHAT_FIELDS.messages(t.messages, "messages")
     or check.call_problem(client, "chat", params) or dialogue.params_problem(params)
   if why then return nil, parse_error("not a valid saved conversation: " .. why) end
@@ -802,7 +797,4 @@ M.Conversation = Conversation
 -- }======================================================
 
 -- `aigc.conversation { ... }` calls M.new.
-return setmetatable(M, { __call = function (_, opts)
-  local conv = new(opts, "conversation", 1)
-  return conv
-end })
+return setmetatable(M, { __call = function (_, opts) return new(opts, "conversation", 1) end })

@@ -302,22 +302,64 @@ local function total_usage (rounds)
   return sum
 end
 
+-- Runs the tool calls of one reply (round `d.rounds`), appending the
+-- messages. Returns an error when a failing tool ends the call
+-- (tool_errors = "fail"), or true when the future was canceled meanwhile.
+local function run_tools (d, calls, msg)
+  local am = copy_message(msg)
+  d.messages[#d.messages + 1] = am
+  d.added[#d.added + 1] = am
+  for _, call in ipairs(calls) do
+    local content, rec = d.o.toolset:call(call, { round = d.rounds, client = d.client, messages = d.messages })
+    rec.round = d.rounds
+    d.made[#d.made + 1] = rec
+    local tm = { role = "tool", tool_call_id = call.id, content = content }
+    d.messages[#d.messages + 1] = tm
+    d.added[#d.added + 1] = tm
+    if not rec.ok and d.o.tool_errors == "fail" then
+      return tool_error(string_format("tool %s failed: %s", tostring(rec.name), rec.error),
+                        { tool = rec.name, call = rec, traceback = rec.traceback })
+    end
+    if d.fut and d.fut:canceled() then return true end
+  end
+  return nil
+end
+
+-- The end of a dialogue: its last reply `res`, with what the rounds made.
+local function finish (d, res)
+  local o = d.o
+  if o.toolset then
+    res.tool_calls_made, res.tool_messages, res.tool_rounds = d.made, d.added, d.rounds
+    -- Every round cost tokens: res.usage is their sum, each round's is kept.
+    res.usage_rounds = d.usage_rounds
+    res.usage = total_usage(d.usage_rounds) or res.usage
+  end
+  if o.schema then
+    res.schema_mode = o.current_mode
+    local ok, perr = parse_choices(res, o)
+    if not ok then return nil, perr end
+  end
+  return res
+end
+
 -- Runs the dialogue for `params` (already checked): returns res or nil, err.
 -- `fut` is the future that stands for it when run by chat_async.
 local function run (client, wire, o, fut)
   local toolset = o.toolset
   if o.schema then set_mode(wire, o, o.mode == "json_object" and "json_object" or "json_schema") end
-  local messages = wire.messages   -- (json_object mode has its own copy, with the schema)
-  local made, added = array {}, array {}
-  local usage_rounds = array {}   -- each successful reply's usage (aigc.null when it had none)
-  local rounds = 0
+  local d = {
+    client = client, o = o, fut = fut, rounds = 0,
+    messages = wire.messages,   -- (json_object mode has its own copy, with the schema)
+    made = array {}, added = array {},
+    usage_rounds = array {},    -- each successful reply's usage (aigc.null when it had none)
+  }
   local first_choice = wire.tool_choice
 
   local function fail (err)
     if toolset and is_error(err) and err.tool_calls_made == nil then
-      err.tool_calls_made, err.tool_messages = made, added
-      if usage_rounds[1] ~= nil then
-        err.usage_rounds, err.usage = usage_rounds, total_usage(usage_rounds)
+      err.tool_calls_made, err.tool_messages = d.made, d.added
+      if d.usage_rounds[1] ~= nil then
+        err.usage_rounds, err.usage = d.usage_rounds, total_usage(d.usage_rounds)
       end
     end
     -- (it may hold the reply: err.response, err.text, tool arguments)
@@ -329,63 +371,38 @@ local function run (client, wire, o, fut)
     local p = {}
     for k, v in pairs(wire) do p[k] = v end
     if toolset then
-      p.tool_choice = rounds == 0 and first_choice or nil
-      if rounds >= o.max_rounds then p.tool_choice = "none" end
+      p.tool_choice = d.rounds == 0 and first_choice or nil
+      if d.rounds >= o.max_rounds then p.tool_choice = "none" end
     end
     local req = client:chat_async(p)
     if fut then fut:track(req) end
     local res, err = await(req)
     if fut and fut:canceled() then return fut:result() end
     if res == nil then
-      if o.schema and o.mode == "auto" and o.current_mode == "json_schema" and refuses_json_schema(err) then
-        set_mode(wire, o, "json_object")
-        messages = wire.messages
-      else
+      if not (o.schema and o.mode == "auto" and o.current_mode == "json_schema" and refuses_json_schema(err)) then
         return fail(err)
       end
+      set_mode(wire, o, "json_object")
+      d.messages = wire.messages
     else
-      usage_rounds[#usage_rounds + 1] = res.usage ~= nil and res.usage or null
+      d.usage_rounds[#d.usage_rounds + 1] = res.usage ~= nil and res.usage or null
       local calls, msg, bad
       if toolset then calls, msg, bad = reply_tool_calls(res) end
       if bad then
         bad.response = res
         return fail(bad)
-      elseif calls then
-        if rounds >= o.max_rounds then
-          return fail(tool_error(string_format("the model still calls tools after max_tool_rounds (%d)",
-                                               o.max_rounds), { response = res }))
-        end
-        rounds = rounds + 1
-        local am = copy_message(msg)
-        messages[#messages + 1] = am
-        added[#added + 1] = am
-        for _, call in ipairs(calls) do
-          local content, rec = toolset:call(call, { round = rounds, client = client, messages = messages })
-          rec.round = rounds
-          made[#made + 1] = rec
-          local tm = { role = "tool", tool_call_id = call.id, content = content }
-          messages[#messages + 1] = tm
-          added[#added + 1] = tm
-          if not rec.ok and o.tool_errors == "fail" then
-            return fail(tool_error(string_format("tool %s failed: %s", tostring(rec.name), rec.error),
-                                   { tool = rec.name, call = rec, traceback = rec.traceback }))
-          end
-          if fut and fut:canceled() then return fut:result() end
-        end
-      else
-        if toolset then
-          res.tool_calls_made, res.tool_messages, res.tool_rounds = made, added, rounds
-          -- Every round cost tokens: res.usage is their sum, each round's is kept.
-          res.usage_rounds = usage_rounds
-          res.usage = total_usage(usage_rounds) or res.usage
-        end
-        if o.schema then
-          res.schema_mode = o.current_mode
-          local ok, perr = parse_choices(res, o)
-          if not ok then return fail(perr) end
-        end
-        return res
+      elseif not calls then
+        local done, ferr = finish(d, res)
+        if not done then return fail(ferr) end
+        return done
+      elseif d.rounds >= o.max_rounds then
+        return fail(tool_error(string_format("the model still calls tools after max_tool_rounds (%d)",
+                                             o.max_rounds), { response = res }))
       end
+      d.rounds = d.rounds + 1
+      local stop = run_tools(d, calls, msg)
+      if stop == true then return fut:result() end
+      if stop then return fail(stop) end
     end
   end
 end

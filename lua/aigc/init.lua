@@ -1,4 +1,4 @@
---- aigc: the chat and completion APIs of OpenAI-compatible servers, for Lua 5.4.
+--- aigc: the chat and completion APIs of OpenAI-compatible servers, for Lua 5.1-5.4 and LuaJIT.
 --
 -- A Lua table goes in, a JSON request goes out over libcurl, and the parsed
 -- reply comes back as Lua tables. The C core (`aigc.core`) owns the bytes
@@ -52,22 +52,17 @@ M.now = core.now
 M.sleep = core.sleep
 
 --- Whether a value is an aigc error object.
+-- @function is_error
 -- @param v any value
 -- @treturn boolean
-function M.is_error (v)
-  return type(v) == "table" and getmetatable(v) == core.error_mt
-end
+M.is_error = require("aigc.util").is_error
 
---- Creates a client. Every field is optional; see `aigc.client` for them.
--- @function client
--- @tparam[opt] table opts
--- @treturn aigc.client
--- @usage local client = aigc.client { model = "gpt-4o-mini" }
-M.client = function (opts)
-  return require("aigc.client").new(opts)
-end
+-- The constructors: `aigc.client(opts)`, `aigc.conversation(opts)` and
+-- `aigc.tools(list, opts)` -- each module is callable, the same as its
+-- `new` (`aigc.client.new(opts)`...), and is what `require "aigc.client"`
+-- gives.
 
--- Submodules load on first use: `aigc.conversation`, `aigc.strategy`, ...
+-- Submodules load on first use: `aigc.client`, `aigc.conversation`, `aigc.strategy`, ...
 setmetatable(M, {
   __index = function (t, name)
     if type(name) ~= "string" or name:find("[^%w_]") then return nil end

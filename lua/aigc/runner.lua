@@ -47,16 +47,21 @@
 -- print(summary.passed .. "/" .. summary.total .. " passed")
 
 local core = require "aigc.core"
+local util = require "aigc.util"
+local check_mod = require "aigc.check"
+local task = require "aigc.task"
 local ratelimit = require "aigc.ratelimit"
 local template_mod = require "aigc.template"
 
 local json_encode, json_decode = core.json.encode, core.json.decode
 local now = core.now
-local error, getmetatable, ipairs, pairs, pcall, tonumber, tostring, type = error, getmetatable, ipairs, pairs,
-  pcall, tonumber, tostring, type
+local error, getmetatable, ipairs, pairs, pcall, setmetatable, tonumber, tostring, type = error, getmetatable,
+  ipairs, pairs, pcall, setmetatable, tonumber, tostring, type
 local math_floor, math_min, math_random = math.floor, math.min, math.random
 local string_format = string.format
 local table_concat, table_remove, table_sort = table.concat, table.remove, table.sort
+
+util.own_module()
 
 local M = {}
 
@@ -69,9 +74,6 @@ M.MAX_ATTEMPTS = 6
 --- The judge's instruction for `judge` assertions (criteria and reply follow).
 M.JUDGE_PROMPT = "You are grading an answer against criteria."
 
-local function argerror (fname, msg, level)
-  error(string_format("bad argument #1 to '%s' (%s)", fname, msg), level + 1)
-end
 
 local function run_error (message, fields)
   local t = { kind = "runner", message = message }
@@ -79,10 +81,6 @@ local function run_error (message, fields)
   return core.error(t)
 end
 
-local function is_client (v)
-  local mt = getmetatable(v)
-  return type(mt) == "table" and mt.__name == "aigc.client"
-end
 
 
 -- {======================================================
@@ -426,37 +424,46 @@ local OPTIONS = {
   resume = "boolean", rpm = "number", tpm = "number", progress_interval = "number",
 }
 
+-- Misuse of run: `bad argument #1 to 'run' (spec.X: ...)`.
+local function spec_error (path, msg)
+  util.field_error("run", 1, "spec." .. path, msg)
+end
+
 local function check_spec (spec)
-  if type(spec) ~= "table" then argerror("run", "table expected, got " .. type(spec), 3) end
+  if type(spec) ~= "table" then util.argerror("run", 1, util.expected("table", spec)) end
   for k, v in pairs(spec) do
     local want = OPTIONS[k]
-    if want == nil then argerror("run", "unknown option '" .. tostring(k) .. "'", 3) end
-    if want ~= true and type(v) ~= want then
-      argerror("run", string_format("option '%s' must be a %s, got %s", k, want, type(v)), 3)
+    if want == nil then
+      local known = check_mod.likely_typo(k, OPTIONS)
+      spec_error(tostring(k), "unknown option" .. (known and " (did you mean " .. known .. "?)" or ""))
     end
+    if want ~= true and type(v) ~= want then spec_error(k, util.expected(want, v)) end
   end
-  if not is_client(spec.client) then argerror("run", "client must be an aigc.client", 3) end
-  if spec.judge_client ~= nil and not is_client(spec.judge_client) then
-    argerror("run", "judge_client must be an aigc.client", 3)
+  for _, k in ipairs { "client", "judge_client" } do
+    if (k == "client" or spec[k] ~= nil) and not util.is_a(spec[k], "aigc.client") then
+      spec_error(k, util.expected("aigc.client", spec[k]))
+    end
   end
   local backend = spec.backend or "direct"
   if backend == "batch" then
-    argerror("run", "the Batch API backend is not available yet: it needs file uploads (issue 15); "
-             .. "use the direct backend", 3)
+    spec_error("backend", "the Batch API backend is not available yet: it needs file uploads (issue 15); "
+               .. "use the direct backend")
   end
-  if not M.BACKENDS[backend] then argerror("run", "unknown backend '" .. backend .. "'", 3) end
+  if not M.BACKENDS[backend] then spec_error("backend", "unknown backend '" .. backend .. "'") end
   local n = spec.concurrency
-  if n ~= nil and (n < 1 or n ~= math_floor(n)) then argerror("run", "concurrency must be an integer >= 1", 3) end
+  if n ~= nil and (n < 1 or n ~= math_floor(n)) then spec_error("concurrency", util.expected("an integer >= 1", n)) end
   local s = spec.strategy
-  if s ~= nil and type(s) ~= "function" then
-    if type(s) ~= "table" or (s.best_of == nil and s.vote == nil) then
-      argerror("run", "strategy must be a function or { best_of = N [, judge = ...] } or { vote = N }", 3)
+  if s ~= nil and not check_mod.is_callable(s) and (type(s) ~= "table" or (s.best_of == nil and s.vote == nil)) then
+    spec_error("strategy", "a function, { best_of = N [, judge = ...] } or { vote = N } expected")
+  end
+  for i, a in ipairs(spec.assert or {}) do
+    if type(a) ~= "table" or not ASSERTION_TYPES[a.type] then
+      spec_error("assert[" .. i .. "]", "unknown assertion " .. tostring(type(a) == "table" and a.type or a))
     end
   end
-  for _, a in ipairs(spec.assert or {}) do
-    if type(a) ~= "table" or not ASSERTION_TYPES[a.type] then
-      argerror("run", "assert: unknown assertion " .. tostring(type(a) == "table" and a.type or a), 3)
-    end
+  local tpl = spec.template
+  if tpl ~= nil and getmetatable(tpl) ~= template_mod.Template and type(tpl) ~= "table" then
+    spec_error("template", util.expected("aigc.template or table", tpl))
   end
 end
 
@@ -468,7 +475,7 @@ local function load_cases (spec)
     if not list then return nil, err end
     cases = list
   elseif type(cases) ~= "table" then
-    argerror("run", "cases must be a JSONL path or a list of case tables", 4)
+    spec_error("cases", util.expected("JSONL path or list of case tables", cases))
   end
   local seen = {}
   for i, c in ipairs(cases) do
@@ -505,6 +512,161 @@ local function open_out (spec)
   return f, done or {}
 end
 
+-- A run in progress: the spec, the queue of jobs (cases in order; a
+-- retried job goes back with a time), the counts, the limiter.
+local Run = {}
+Run.__index = Run
+
+local function new_run (spec, cases, tpl, out, done)
+  local client = spec.client
+  local r = setmetatable({
+    spec = spec, out = out, client = client, judge_client = spec.judge_client or client, template = tpl,
+    params = spec.params or {}, strategy = spec.strategy, prices = spec.prices or {}, assertions = spec.assert or {},
+    max_attempts = spec.max_attempts or M.MAX_ATTEMPTS,
+    limiter = ratelimit.new { concurrency = spec.concurrency or 4, pace = spec.pace, rpm = spec.rpm, tpm = spec.tpm },
+    summary = { total = #cases, skipped = 0, ok = 0, failed = 0, passed = 0, usage = {}, cost = nil, requests = 0,
+                retries = 0, rate_limited = 0, assertions = {}, by_assertion = {}, results = {} },
+    started = now(), queue = {}, running = 0, fatal = nil, strategy_requests = 1, global_judges = 0,
+    last_progress = -1, interval = spec.progress_interval or 0.2,
+  }, Run)
+  for _, c in ipairs(cases) do
+    local prev = done[id_key(c.id)]
+    if prev then
+      r.summary.skipped = r.summary.skipped + 1
+      r.summary.results[id_key(c.id)] = prev
+      tally(r.summary, prev)
+    else
+      r.queue[#r.queue + 1] = { case = c, attempt = 0, not_before = 0 }
+    end
+  end
+  r.remaining = #r.queue
+  if type(r.strategy) == "table" then
+    r.strategy_requests = (r.strategy.best_of or r.strategy.vote) + (r.strategy.best_of and 1 or 0)
+  end
+  -- Judge assertions make requests too: the limiter counts them.
+  for _, a in ipairs(r.assertions) do if a.type == "judge" then r.global_judges = r.global_judges + 1 end end
+  return r
+end
+
+function Run:judges_of (c)
+  local n = self.global_judges
+  for _, a in ipairs(type(c.assert) == "table" and c.assert or {}) do if a.type == "judge" then n = n + 1 end end
+  return n
+end
+
+-- A job is over: its result is written, counted and told.
+function Run:finish (job, result)
+  local summary, out = self.summary, self.out
+  self.remaining = self.remaining - 1
+  summary.results[id_key(job.case.id)] = result
+  tally(summary, result)
+  if out then
+    local ok, line = pcall(json_encode, result)
+    if not ok then
+      result.parsed = nil
+      line = json_encode(result)
+    end
+    local wok, werr = out:write(line, "\n")
+    if wok then wok, werr = out:flush() end
+    if not wok then error(run_error("cannot write " .. self.spec.out .. ": " .. tostring(werr)), 0) end
+  end
+  if self.spec.on_result then self.spec.on_result(result, job.case) end
+end
+
+-- An attempt ended: the job is finished, or goes back to the queue for a retry.
+function Run:settle (job)
+  self.running = self.running - 1
+  self.limiter:observe(job.ticket, job.res, job.err)
+  if self.spec.log then
+    self.spec.log:record_call(job.params, job.res, job.err, { latency_ms = (job.latency or 0) * 1000,
+      source = "run", client = self.client, extra = { case_id = job.case.id, attempt = job.attempt } })
+  end
+  if job.res and job.result then return self:finish(job, job.result) end
+  if job.res and not job.result then   -- the assertions raised
+    job.err = run_error("checking the assertions failed: " .. tostring(job.check_error))
+    return self:finish(job, failure_result(job))
+  end
+  local summary = self.summary
+  if type(job.err) == "table" and job.err.status == 429 then summary.rate_limited = summary.rate_limited + 1 end
+  if retryable(job.err) and job.attempt < self.max_attempts then
+    summary.retries = summary.retries + 1
+    local wait = tonumber(job.err.retry_after)
+      or math_min(0.5 * 2 ^ (job.attempt - 1), 8) * (1 - 0.25 * math_random())
+    job.not_before = now() + wait
+    job.res, job.err, job.result = nil, nil, nil
+    table.insert(self.queue, 1, job)
+    return
+  end
+  return self:finish(job, failure_result(job))
+end
+
+-- Starts an attempt of a job, as a task of the client.
+function Run:start (job)
+  job.attempt = job.attempt + 1
+  self.running = self.running + 1
+  self.summary.requests = self.summary.requests + 1
+  job.ticket = self.limiter:sent(job.cost, job.requests)
+  self.client:spawn(function ()
+    local ok, e = task.pcall(attempt, self, job)
+    if not ok then job.check_error = e end
+    -- settle writes the result and runs on_result: if that fails (a full
+    -- disk, a callback that raises) the run stops with the error, rather
+    -- than waiting forever for a case that will not finish.
+    local sok, serr = task.pcall(self.settle, self, job)
+    if not sok and not self.fatal then self.fatal = serr end
+  end)
+end
+
+function Run:progress (final)
+  local spec, summary = self.spec, self.summary
+  if not spec.on_progress then return end
+  local t = now()
+  if not final and t - self.last_progress < self.interval then return end
+  self.last_progress = t
+  local elapsed = t - self.started
+  local finished = summary.ok + summary.failed - summary.skipped
+  local rate = elapsed > 0 and finished / elapsed or 0
+  local st = self.limiter:state()
+  spec.on_progress {
+    total = summary.total, done = summary.ok + summary.failed, skipped = summary.skipped,
+    ok = summary.ok, failed = summary.failed, passed = summary.passed, running = self.running,
+    rate = rate, eta = rate > 0 and self.remaining / rate or nil, elapsed = elapsed,
+    tokens = summary.usage.total_tokens or 0, cost = summary.cost, retries = summary.retries,
+    rate_limited = summary.rate_limited, concurrency = st.concurrency, final = final or false,
+  }
+end
+
+-- Admits what the limiter lets go, oldest first; jobs waiting for a retry
+-- time are passed over. Returns how long the loop may wait.
+function Run:admit ()
+  local wait, queue, i = 0.05, self.queue, 1
+  while i <= #queue do
+    local job = queue[i]
+    local t = now()
+    if job.not_before > t then
+      wait = math_min(wait, job.not_before - t)
+      i = i + 1
+    elseif not job.params then
+      local params, perr = case_params(self, job.case)
+      if params then
+        job.params = params
+        job.requests = self.strategy_requests + self:judges_of(job.case)
+        job.cost = ratelimit.estimate(params, job.requests)
+      else
+        table_remove(queue, i)
+        job.attempt, job.err = 1, perr
+        self:finish(job, failure_result(job))
+      end
+    else
+      local ok, w = self.limiter:reserve(job.cost, job.requests)
+      if not ok then return math_min(wait, w) end
+      table_remove(queue, i)
+      self:start(job)
+    end
+  end
+  return wait
+end
+
 --- Runs the cases.
 -- @tparam table spec
 --
@@ -539,178 +701,28 @@ function M.run (spec)
   local cases, cerr = load_cases(spec)
   if not cases then return nil, cerr end
   local tpl = spec.template
-  if tpl ~= nil and getmetatable(tpl) ~= template_mod.Template then
-    if type(tpl) ~= "table" then argerror("run", "template must be an aigc.template or a table", 2) end
-    tpl = template_mod.new(tpl)
-  end
+  if tpl ~= nil and getmetatable(tpl) ~= template_mod.Template then tpl = template_mod.new(tpl) end
   local out, done, oerr = open_out(spec)
   if oerr then return nil, oerr end
-
-  local client = spec.client
-  local run = {
-    client = client, judge_client = spec.judge_client or client, template = tpl, params = spec.params or {},
-    strategy = spec.strategy, prices = spec.prices or {}, assertions = spec.assert or {},
-  }
-  local max_attempts = spec.max_attempts or M.MAX_ATTEMPTS
-  local limiter = ratelimit.new { concurrency = spec.concurrency or 4, pace = spec.pace, rpm = spec.rpm,
-                                  tpm = spec.tpm }
-  local summary = {
-    total = #cases, skipped = 0, ok = 0, failed = 0, passed = 0, usage = {}, cost = nil,
-    requests = 0, retries = 0, rate_limited = 0, assertions = {}, by_assertion = {}, results = {},
-  }
-  local started = now()
-
-  -- The queue: jobs in case order; a retried job goes back with a time.
-  local queue = {}
-  for _, c in ipairs(cases) do
-    local prev = done[id_key(c.id)]
-    if prev then
-      summary.skipped = summary.skipped + 1
-      summary.results[id_key(c.id)] = prev
-      tally(summary, prev)
-    else
-      queue[#queue + 1] = { case = c, attempt = 0, not_before = 0 }
-    end
-  end
-  local remaining = #queue
-  local running = 0
-  local fatal          -- an error that stops the run (see start)
-  local strategy_requests = 1
-  if type(run.strategy) == "table" then
-    strategy_requests = (run.strategy.best_of or run.strategy.vote) + (run.strategy.best_of and 1 or 0)
-  end
-
-  -- Judge assertions make requests too: the limiter counts them.
-  local global_judges = 0
-  for _, a in ipairs(run.assertions) do if a.type == "judge" then global_judges = global_judges + 1 end end
-  local function judges_of (c)
-    local n = global_judges
-    for _, a in ipairs(type(c.assert) == "table" and c.assert or {}) do if a.type == "judge" then n = n + 1 end end
-    return n
-  end
-
-  local function finish (job, result)
-    remaining = remaining - 1
-    summary.results[id_key(job.case.id)] = result
-    tally(summary, result)
-    if out then
-      local ok, line = pcall(json_encode, result)
-      if not ok then
-        result.parsed = nil
-        line = json_encode(result)
-      end
-      local wok, werr = out:write(line, "\n")
-      if wok then wok, werr = out:flush() end
-      if not wok then error(run_error("cannot write " .. spec.out .. ": " .. tostring(werr)), 0) end
-    end
-    if spec.on_result then spec.on_result(result, job.case) end
-  end
-
-  local function settle (job)
-    running = running - 1
-    limiter:observe(job.ticket, job.res, job.err)
-    if spec.log then
-      spec.log:record_call(job.params, job.res, job.err, { latency_ms = (job.latency or 0) * 1000,
-        source = "run", client = client, extra = { case_id = job.case.id, attempt = job.attempt } })
-    end
-    if job.res and job.result then return finish(job, job.result) end
-    if job.res and not job.result then   -- the assertions raised
-      job.err = run_error("checking the assertions failed: " .. tostring(job.check_error))
-      return finish(job, failure_result(job))
-    end
-    if type(job.err) == "table" and job.err.status == 429 then summary.rate_limited = summary.rate_limited + 1 end
-    if retryable(job.err) and job.attempt < max_attempts then
-      summary.retries = summary.retries + 1
-      local wait = tonumber(job.err.retry_after)
-        or math_min(0.5 * 2 ^ (job.attempt - 1), 8) * (1 - 0.25 * math_random())
-      job.not_before = now() + wait
-      job.res, job.err, job.result = nil, nil, nil
-      table.insert(queue, 1, job)
-      return
-    end
-    return finish(job, failure_result(job))
-  end
-
-  local function start (job)
-    job.attempt = job.attempt + 1
-    running = running + 1
-    summary.requests = summary.requests + 1
-    job.ticket = limiter:sent(job.cost, job.requests)
-    client:spawn(function ()
-      local ok, e = pcall(attempt, run, job)
-      if not ok then job.check_error = e end
-      -- settle writes the result and runs on_result: if that fails (a full
-      -- disk, a callback that raises) the run stops with the error, rather
-      -- than waiting forever for a case that will not finish.
-      local sok, serr = pcall(settle, job)
-      if not sok and not fatal then fatal = serr end
-    end)
-  end
-
-  local last_progress = -1
-  local interval = spec.progress_interval or 0.2
-  local function progress (final)
-    if not spec.on_progress then return end
-    local t = now()
-    if not final and t - last_progress < interval then return end
-    last_progress = t
-    local elapsed = t - started
-    local finished = summary.ok + summary.failed - summary.skipped
-    local rate = elapsed > 0 and finished / elapsed or 0
-    local st = limiter:state()
-    spec.on_progress {
-      total = summary.total, done = summary.ok + summary.failed, skipped = summary.skipped,
-      ok = summary.ok, failed = summary.failed, passed = summary.passed, running = running,
-      rate = rate, eta = rate > 0 and remaining / rate or nil, elapsed = elapsed,
-      tokens = summary.usage.total_tokens or 0, cost = summary.cost, retries = summary.retries,
-      rate_limited = summary.rate_limited, concurrency = st.concurrency, final = final or false,
-    }
-  end
-
-  while remaining > 0 do
-    local wait = 0.05
-    -- Admit what the limiter lets go, oldest first; jobs waiting for a
-    -- retry time are passed over.
-    local i = 1
-    while i <= #queue do
-      local job = queue[i]
-      local t = now()
-      if job.not_before > t then
-        wait = math_min(wait, job.not_before - t)
-        i = i + 1
-      elseif not job.params then
-        local params, perr = case_params(run, job.case)
-        if params then
-          job.params = params
-          job.requests = strategy_requests + judges_of(job.case)
-          job.cost = ratelimit.estimate(params, job.requests)
-        else
-          table_remove(queue, i)
-          job.attempt, job.err = 1, perr
-          finish(job, failure_result(job))
-        end
-      else
-        local ok, w = limiter:reserve(job.cost, job.requests)
-        if not ok then wait = math_min(wait, w); break end
-        table_remove(queue, i)
-        start(job)
-      end
-    end
-    progress(false)
-    if remaining > 0 and not fatal then client:step(wait > 0 and wait or 0) end
-    if fatal then
+  local r = new_run(spec, cases, tpl, out, done)
+  while r.remaining > 0 do
+    local wait = r:admit()
+    r:progress(false)
+    if r.remaining > 0 and not r.fatal then r.client:step(wait > 0 and wait or 0) end
+    if r.fatal then
       if out then out:close() end
-      if type(fatal) == "table" and getmetatable(fatal) == getmetatable(run_error("")) then return nil, fatal end
-      error(fatal, 0)        -- an on_result or log callback raised: so does run
+      if type(r.fatal) == "table" and getmetatable(r.fatal) == getmetatable(run_error("")) then return nil, r.fatal end
+      error(r.fatal, 0)        -- an on_result or log callback raised: so does run
     end
   end
   if out then out:close() end
-  summary.elapsed = now() - started
-  summary.rate_limited = math.max(summary.rate_limited, limiter.rate_limited)
+  local summary = r.summary
+  summary.elapsed = now() - r.started
+  summary.rate_limited = math.max(summary.rate_limited, r.limiter.rate_limited)
   summary.pass_rate = summary.total > 0 and summary.passed / summary.total or 0
   table_sort(summary.assertions, function (a, b) return a.name < b.name end)
   summary.by_assertion = nil
-  progress(true)
+  r:progress(true)
   return summary
 end
 

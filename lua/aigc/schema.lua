@@ -7,9 +7,8 @@
 -- `maxItems`, `uniqueItems`, `minLength`, `maxLength` (in characters),
 -- `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum`,
 -- `multipleOf`, `anyOf`, `oneOf`, `allOf`, `not`, and `$ref` to `#`,
--- `#/$defs/...` or `#/definitions/...`. Not checked: `pattern` and
--- `format` (Lua patterns are not regular expressions; a wrong check would
--- be worse than none).
+-- `#/$defs/...` or `#/definitions/...`. Not checked: `pattern` and `format`
+-- (Lua patterns are not regular expressions: a wrong check is worse than none).
 --
 -- Values are Lua values as `aigc.json.decode` gives them: `aigc.null` is
 -- null, tables carrying the array mark are arrays. An unmarked table is an
@@ -36,16 +35,19 @@
 -- -- ok == false; violations[1].path == "$.mood"
 
 local core = require "aigc.core"
+local compat = require "aigc.compat"
+local util = require "aigc.util"
 
 local null = core.null
 local is_array = core.is_array
 local json_decode = core.json.decode
 local error, getmetatable, ipairs, next, pairs, pcall, select, setmetatable, tonumber, tostring, type =
   error, getmetatable, ipairs, next, pairs, pcall, select, setmetatable, tonumber, tostring, type
-local math_type, math_floor, math_abs = math.type, math.floor, math.abs
+local math_floor, math_abs = math.floor, math.abs
 local string_format, string_match = string.format, string.match
 local table_concat, table_sort = table.concat, table.sort
-local utf8_len = utf8.len
+local utf8_len = compat.utf8_len
+util.own_module()
 
 local M = {}
 
@@ -63,7 +65,7 @@ local function json_type (v)
   local t = type(v)
   if t == "string" then return "string"
   elseif t == "number" then
-    if math_type(v) == "integer" or (v == math_floor(v) and v - v == 0) then return "integer" end
+    if v == math_floor(v) and v - v == 0 then return "integer" end
     return "number"
   elseif t == "boolean" then return "boolean"
   elseif v == null then return "null"
@@ -195,30 +197,13 @@ end
 
 local function check_count_keyword (s, where, k)
   local v = s[k]
-  if v ~= nil and (type(v) ~= "number" or v < 0 or v ~= math_floor(v) or v == math.huge) then
+  if v ~= nil and not compat.is_integer(v) or (v or 0) < 0 then
     bad(where .. "/" .. k, "must be an integer >= 0, got %s", value_name(v))
   end
 end
 
--- Checks node s (a table) found at `where`; records its in-place edges.
-function walk (c, s, where)
-  if type(s) ~= "table" or c.seen[s] then return end
-  c.seen[s] = where
-  c.order[#c.order + 1] = s
-  local edges = {}
-  c.edges[s] = edges
-
-  local ref = s["$ref"]
-  if ref ~= nil then
-    if type(ref) ~= "string" then bad(where .. "/$ref", "must be a string, got %s", type(ref)) end
-    local target, why = resolve_pointer(c.root, ref)
-    if target == nil then bad(where .. "/$ref:", "%s %s", show(ref), why) end
-    c.refs[s] = target
-    -- (the keywords beside a $ref are not applied: the node stands for its target)
-    edges[1] = { target, where .. "/$ref", ref }
-    walk(c, target, ref)
-  end
-
+-- Checks the keywords of node s that hold values, not schemas.
+local function check_keywords (s, where)
   local t = s.type
   if type(t) == "string" then
     if not TYPE_NAMES[t] then
@@ -259,6 +244,28 @@ function walk (c, s, where)
       if type(k) ~= "string" then bad(where .. "/required/" .. (i - 1), "must be a string, got %s", type(k)) end
     end
   end
+end
+
+-- Checks node s (a table) found at `where`; records its in-place edges.
+function walk (c, s, where)
+  if type(s) ~= "table" or c.seen[s] then return end
+  c.seen[s] = where
+  c.order[#c.order + 1] = s
+  local edges = {}
+  c.edges[s] = edges
+
+  local ref = s["$ref"]
+  if ref ~= nil then
+    if type(ref) ~= "string" then bad(where .. "/$ref", "must be a string, got %s", type(ref)) end
+    local target, why = resolve_pointer(c.root, ref)
+    if target == nil then bad(where .. "/$ref:", "%s %s", show(ref), why) end
+    c.refs[s] = target
+    -- (the keywords beside a $ref are not applied: the node stands for its target)
+    edges[1] = { target, where .. "/$ref", ref }
+    walk(c, target, ref)
+  end
+
+  check_keywords(s, where)
 
   local props = s.properties
   if props ~= nil then
@@ -671,15 +678,12 @@ end
 
 -- Validates; raises a misuse error (`bad argument #argn to 'fname'`) for a
 -- broken schema.
-local function validate (value, schema, fname, argn, level)
+local function validate (value, schema, fname, argn)
   if type(schema) ~= "table" and type(schema) ~= "boolean" then
-    error(string_format("bad argument #%d to '%s' (schema must be a table, got %s)", argn, fname, type(schema)),
-          level + 1)
+    util.argerror(fname, argn, util.expected("table", schema))
   end
   local c, msg = compile(schema)
-  if c == nil then
-    error(string_format("bad argument #%d to '%s' (schema %s)", argn, fname, msg), level + 1)
-  end
+  if c == nil then util.field_error(fname, argn, "schema", msg) end
   local out = flatten(check(value, schema, position(nil), c))
   return #out == 0, out
 end
@@ -700,7 +704,7 @@ end
 -- -- $.m   required property is missing
 -- -- $.n   expected integer, got string
 function M.validate (value, schema)
-  return validate(value, schema, "validate", 2, 2)
+  return validate(value, schema, "validate", 2)
 end
 
 --- Checks a schema without validating anything: `true`, or `false` and
@@ -737,6 +741,12 @@ function M.describe (violations)
   return table_concat(parts, "; ")
 end
 
+-- The error of kind "schema" for a value (`what`) that breaks the schema.
+local function mismatch (what, violations, text)
+  return core.error { kind = "schema", violations = violations, text = text,
+                      message = string_format("%s does not match the schema: %s", what, M.describe(violations)) }
+end
+
 --- Validates, returning the value or an aigc error of kind "schema".
 -- @param value
 -- @tparam table schema
@@ -746,13 +756,9 @@ end
 -- @treturn[2] aigc.error err with `err.violations`
 -- @usage local v = assert(schema.check(args, tool.parameters, "arguments"))
 function M.check (value, schema, what)
-  local ok, violations = validate(value, schema, "check", 2, 2)
+  local ok, violations = validate(value, schema, "check", 2)
   if ok then return value end
-  return nil, core.error {
-    kind = "schema",
-    message = string_format("%s does not match the schema: %s", what or "value", M.describe(violations)),
-    violations = violations,
-  }
+  return nil, mismatch(what or "value", violations)
 end
 
 --- Decodes JSON text and validates it.
@@ -781,14 +787,9 @@ function M.parse (text, schema, what)
       text = text,
     }
   end
-  local ok, violations = validate(v, schema, "parse", 2, 2)
+  local ok, violations = validate(v, schema, "parse", 2)
   if ok then return v end
-  return nil, core.error {
-    kind = "schema",
-    message = string_format("%s does not match the schema: %s", what, M.describe(violations)),
-    violations = violations,
-    text = text,
-  }
+  return nil, mismatch(what, violations, text)
 end
 
 M.json_type = json_type

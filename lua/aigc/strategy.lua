@@ -28,9 +28,10 @@ local util = require "aigc.util"
 local check = require "aigc.check"
 local scheduler = require "aigc.task"
 local future = require "aigc.future"
+local judge_mod = require "aigc.judge"
 
 local json_encode = core.json.encode
-local ipairs, next, pairs, pcall, tonumber, tostring, type = ipairs, next, pairs, pcall, tonumber, tostring, type
+local ipairs, next, pairs, pcall, tostring, type = ipairs, next, pairs, pcall, tostring, type
 local string_format, string_lower = string.format, string.lower
 local table_concat, table_sort = table.concat, table.sort
 local await, merge, is_a, is_integer = scheduler.await, util.merge, util.is_a, compat.is_integer
@@ -95,45 +96,7 @@ local function count_of (v, default, min, fname, path)
   return v
 end
 
--- The text of a message's content (parts joined).
-local function content_text (c)
-  if type(c) == "string" then return c end
-  if type(c) ~= "table" then return "" end
-  local parts = {}
-  for _, p in ipairs(c) do
-    if type(p) == "table" and type(p.text) == "string" then parts[#parts + 1] = p.text
-    elseif type(p) == "string" then parts[#parts + 1] = p end
-  end
-  return table_concat(parts, " ")
-end
-
--- The task the params ask for: the last user message's text.
-local function task_of (params)
-  local msgs = params.messages
-  for i = #msgs, 1, -1 do
-    if msgs[i].role == "user" then return content_text(msgs[i].content) end
-  end
-  return ""
-end
-
-local function text_of (res)
-  if type(res) ~= "table" then return nil end
-  if type(res.text) == "string" then return res.text end
-  local c = res.choices and res.choices[1]
-  if c and c.message and type(c.message.content) == "string" then return c.message.content end
-  return nil
-end
-
-local function strategy_error (kind, message, fields)
-  local t = { kind = kind, message = message }
-  for k, v in pairs(fields or {}) do t[k] = v end
-  return core.error(t)
-end
-
--- One blocking chat (yields inside a task).
-local function chat (client, p)
-  return await(client:chat_async(p))
-end
+local chat, text_of, task_of, strategy_error = judge_mod.chat, judge_mod.text_of, judge_mod.task_of, judge_mod.error
 
 -- Starts n candidate requests at once and waits for them all.
 -- Returns the candidates { index =, text =, res =, err = }.
@@ -188,68 +151,6 @@ end
 -- best_of
 -- =======================================================
 
-local function judge_params (spec, judge, content)
-  local p = merge({ temperature = 0 }, judge.params, { messages = { { role = "user", content = content } } })
-  if p.model == nil then p.model = spec.params.model end
-  return p
-end
-
--- Asks one judge to name the best candidate; sets scores 1 (chosen) / 0.
-local function judge_rank (spec, judge, task, ok)
-  local lines = { judge.prompt or M.RANK_PROMPT,
-                  "Reply with the number of the best candidate only.", "", "Task:", task, "" }
-  for _, c in ipairs(ok) do
-    lines[#lines + 1] = "Candidate " .. c.index .. ":"
-    lines[#lines + 1] = c.text
-    lines[#lines + 1] = ""
-  end
-  local res, err = chat(judge.client, judge_params(spec, judge, table_concat(lines, "\n")))
-  if not res then return nil, err end
-  local reply = text_of(res) or ""
-  local chosen
-  for num in reply:gmatch("%d+") do
-    local n = tonumber(num)
-    for _, c in ipairs(ok) do if c.index == n then chosen = c end end
-    if chosen then break end
-  end
-  if not chosen then
-    return nil, util.scrub(judge.client, strategy_error("parse", "the judge's reply names no candidate: "
-                               .. string_format("%q", reply:sub(1, 80)), { response = res }))
-  end
-  for _, c in ipairs(ok) do c.score = c == chosen and 1 or 0 end
-  return { text = reply, res = res }
-end
-
--- Asks the judge to score every candidate, all at once.
-local function judge_score (spec, judge, task, ok)
-  local reqs = {}
-  for i, c in ipairs(ok) do
-    local content = table_concat({ judge.prompt or M.SCORE_PROMPT, "", "Task:", task, "",
-      "Score the candidate from 1 to 10. Reply with the number only.", "", "Candidate:", c.text }, "\n")
-    reqs[i] = judge.client:chat_async(judge_params(spec, judge, content))
-  end
-  local scored = 0
-  local last_err
-  for i, c in ipairs(ok) do
-    local res, err = await(reqs[i])
-    if res then
-      local reply = text_of(res) or ""
-      c.judge = { text = reply, res = res }
-      c.score = tonumber(reply:match("%-?%d+%.?%d*"))
-      if c.score then scored = scored + 1
-      else
-        last_err = util.scrub(judge.client, strategy_error("parse", "the judge's score is not a number: "
-                                  .. string_format("%q", reply:sub(1, 80))))
-      end
-    else
-      c.judge = { err = err }
-      last_err = err
-    end
-  end
-  if scored == 0 then return nil, last_err end
-  return true
-end
-
 --- Generates `n` candidates at once and keeps the best.
 -- @tparam table spec
 --
@@ -296,7 +197,6 @@ function M.best_of (spec)
     end
   end
   need_function(spec.vary, "best_of", "vary")
-  local s = { params = params }
 
   local cands = generate(client, params, n, spec.use_n, spec.vary)
   local ok = {}
@@ -317,10 +217,10 @@ function M.best_of (spec)
       end
     end
   elseif judge.mode == "score" then
-    local done, err = judge_score(s, judge, task_of(params), ok)
+    local done, err = judge_mod.score(judge, params.model, task_of(params), ok, M.SCORE_PROMPT)
     if not done then return nil, err, cands end
   else
-    local verdict, err = judge_rank(s, judge, task_of(params), ok)
+    local verdict, err = judge_mod.rank(judge, params.model, task_of(params), ok, M.RANK_PROMPT)
     if not verdict then return nil, err, cands end
     cands.judge = verdict
   end
@@ -436,6 +336,17 @@ local function default_done (critique)
   return l:find("no issues", 1, true) ~= nil or l:find("^%s*lgtm") ~= nil
 end
 
+-- The task's params continued: the draft as the assistant's answer, then `text`.
+local function follow_up (params, draft, text)
+  local p = merge(params)
+  local msgs = {}
+  for i, m in ipairs(params.messages) do msgs[i] = m end
+  msgs[#msgs + 1] = { role = "assistant", content = draft }
+  msgs[#msgs + 1] = { role = "user", content = text }
+  p.messages = msgs
+  return p
+end
+
 --- Draft, critique, revise: up to `rounds` critique/revision rounds, until
 -- the critic finds nothing to change.
 -- @tparam table spec
@@ -449,7 +360,7 @@ end
 --  - `critic = { client =, params = }` another model for the critique,
 --  - `done = function(critique_text) -> boolean` (default: it says "no issues" or "LGTM").
 -- @treturn[1] table final `{ text =, res =, rounds = }` (rounds: revisions made)
--- @treturn[1] table steps `{ {kind = "draft" | "critique" | "revision", text =, res = }, ... }`
+-- @treturn[1] table steps `{ {stage = "draft" | "critique" | "revision", text =, res = }, ... }`
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
 -- @treturn[2] table steps so far
@@ -478,7 +389,7 @@ function M.refine (spec)
   local res, err = chat(client, params)
   if not res then return nil, err, steps end
   local draft = text_of(res) or ""
-  steps[1] = { kind = "draft", text = draft, res = res }
+  steps[1] = { stage = "draft", text = draft, res = res }
   local made = 0
   for _ = 1, rounds do
     local cp
@@ -494,35 +405,21 @@ function M.refine (spec)
     local cres, cerr = chat(critic_client, cp)
     if not cres then return nil, cerr, steps end
     local ctext = text_of(cres) or ""
-    steps[#steps + 1] = { kind = "critique", text = ctext, res = cres }
+    steps[#steps + 1] = { stage = "critique", text = ctext, res = cres }
     if done(ctext) then break end
     local rp
     if type(revise) == "function" then
       local v = revise(task, draft, ctext)
       rp = type(v) == "table" and merge(params, chat_params(v, "refine", "revise", client))
-
-        or nil
-      if not rp then
-        rp = merge(params)
-        local msgs = {}
-        for i, m in ipairs(params.messages) do msgs[i] = m end
-        msgs[#msgs + 1] = { role = "assistant", content = draft }
-        msgs[#msgs + 1] = { role = "user", content = tostring(v) }
-        rp.messages = msgs
-      end
+        or follow_up(params, draft, tostring(v))
     else
-      rp = merge(params)
-      local msgs = {}
-      for i, m in ipairs(params.messages) do msgs[i] = m end
-      msgs[#msgs + 1] = { role = "assistant", content = draft }
-      msgs[#msgs + 1] = { role = "user", content = revise .. "\n\nCritique:\n" .. ctext }
-      rp.messages = msgs
+      rp = follow_up(params, draft, revise .. "\n\nCritique:\n" .. ctext)
     end
     local rres, rerr = chat(client, rp)
     if not rres then return nil, rerr, steps end
     draft, res = text_of(rres) or "", rres
     made = made + 1
-    steps[#steps + 1] = { kind = "revision", text = draft, res = rres }
+    steps[#steps + 1] = { stage = "revision", text = draft, res = rres }
   end
   return { text = draft, res = res, rounds = made }, steps
 end
@@ -665,31 +562,6 @@ end
 -- route
 -- =======================================================
 
-local function escape (s) return (s:gsub("%p", "%%%0")) end
-
--- The label a classifier reply names: the exact reply, else the first label
--- that occurs in it as a word.
-local function find_label (reply, labels)
-  local r = string_lower(reply:match("^%s*(.-)[%s%.!]*$"))
-  for _, l in ipairs(labels) do if string_lower(l) == r then return l end end
-  local best, at
-  for _, l in ipairs(labels) do
-    local s = string_lower(reply):find("%f[%w_]" .. escape(string_lower(l)) .. "%f[^%w_]")
-    if s and (at == nil or s < at) then best, at = l, s end
-  end
-  return best
-end
-
-local function llm_classify (c, labels, input)
-  local content = table_concat({ c.prompt or M.CLASSIFY_PROMPT,
-    "Categories: " .. table_concat(labels, ", "), "Input: " .. input }, "\n")
-  local p = merge({ temperature = 0 }, c.params, { messages = { { role = "user", content = content } } })
-  local res, err = chat(c.client, p)
-  if not res then return nil, err end
-  local reply = text_of(res) or ""
-  return find_label(reply, labels), reply, res
-end
-
 -- Checks a router's spec: returns its routes' labels (in the order shown
 -- to the model) and the classifier.
 local function check_router (spec, fname)
@@ -772,7 +644,7 @@ local function make_router (spec, fname)
       if label == nil and err ~= nil then return nil, err, info end
     else
       local reply, res
-      label, reply, res = llm_classify(classify, labels, input)
+      label, reply, res = judge_mod.classify(classify, labels, input, M.CLASSIFY_PROMPT)
       if label == nil and res == nil then return nil, reply, info end
       info.label, info.response = reply, res
     end

@@ -37,17 +37,24 @@
 -- print(res.text, #res.tool_calls_made)
 
 local core = require "aigc.core"
+local check = require "aigc.check"
+local compat = require "aigc.compat"
+local util = require "aigc.util"
+local task = require "aigc.task"
 local schema = require "aigc.schema"
 
 local json_encode, json_decode = core.json.encode, core.json.decode
 local getinfo = debug.getinfo
 local table_concat = table.concat
-local utf8_len = utf8.len
+local utf8_len, pack = compat.utf8_len, compat.pack
 local array, is_array = core.array, core.is_array
-local error, getmetatable, ipairs, pairs, pcall, setmetatable, tostring, type, xpcall =
-  error, getmetatable, ipairs, pairs, pcall, setmetatable, tostring, type, xpcall
+local getmetatable, ipairs, pairs, pcall, setmetatable, tostring, type =
+  getmetatable, ipairs, pairs, pcall, setmetatable, tostring, type
 local string_format = string.format
 local traceback = debug.traceback
+local argerror, expected, field_error = util.argerror, util.expected, util.field_error
+
+util.own_module()
 
 local M = {}
 
@@ -55,55 +62,26 @@ local Toolset = {}
 Toolset.__index = Toolset
 Toolset.__name = "aigc.toolset"
 
-local function argerror (fname, msg, level)
-  error(string_format("bad argument #1 to '%s' (%s)", fname, msg), level + 1)
-end
-
 local EMPTY_PARAMS = { type = "object", properties = {} }
 
--- Checks one tool definition; returns the normalized tool.
-local function check_tool (t, i, fname, level)
-  local where = "tool " .. i
-  if type(t) ~= "table" then argerror(fname, where .. ": table expected, got " .. type(t), level) end
+-- Checks one tool definition (at `path` of argument #1 of `fname`);
+-- returns the normalized tool.
+local function check_tool (t, path, fname)
+  if type(t) ~= "table" then field_error(fname, 1, path, expected("tool definition table", t)) end
   local name = t.name
   if type(name) ~= "string" or not name:find("^[%w_%-]+$") or #name > 64 then
-    argerror(fname, where .. ": name must be 1 to 64 letters, digits, '_' or '-'", level)
+    field_error(fname, 1, path .. ".name", "1 to 64 letters, digits, '_' or '-' expected, got " .. util.describe(name))
   end
-  where = "tool '" .. name .. "'"
-  if type(t.fn) ~= "function" then
-    argerror(fname, where .. ": fn must be a function, got " .. type(t.fn), level)
-  end
-  if t.description ~= nil and type(t.description) ~= "string" then
-    argerror(fname, where .. ": description must be a string", level)
-  end
-  if t.parameters ~= nil and type(t.parameters) ~= "table" then
-    argerror(fname, where .. ": parameters must be a JSON schema table", level)
-  end
-  if t.strict ~= nil and type(t.strict) ~= "boolean" then
-    argerror(fname, where .. ": strict must be a boolean", level)
+  if not check.is_callable(t.fn) then field_error(fname, 1, path .. ".fn", expected("function", t.fn)) end
+  for k, want in pairs { description = "string", parameters = "table", strict = "boolean" } do
+    if t[k] ~= nil and type(t[k]) ~= want then field_error(fname, 1, path .. "." .. k, expected(want, t[k])) end
   end
   return {
     name = name, description = t.description, parameters = t.parameters, fn = t.fn, strict = t.strict,
   }
 end
 
--- Makes a toolset; `level` is where misuse errors point (see M.new).
-local function new (list, opts, level)
-  if type(list) ~= "table" then argerror("tools", "table expected, got " .. type(list), level) end
-  if opts ~= nil and type(opts) ~= "table" then
-    error("bad argument #2 to 'tools' (table expected, got " .. type(opts) .. ")", level)
-  end
-  local self = setmetatable({ _list = {}, _by_name = {}, _validate = not (opts and opts.validate == false) }, Toolset)
-  for k in pairs(list) do
-    if math.type(k) ~= "integer" then
-      argerror("tools", "unexpected key '" .. tostring(k) .. "' (a list of tools expected)", level)
-    end
-  end
-  for i, t in ipairs(list) do self:_add(t, i, "tools", level + 1) end
-  return self
-end
-
---- Makes a toolset.
+--- Makes a toolset. Also `aigc.tools(list, opts)`.
 -- @tparam table list tool definitions `{ name =, description =, parameters =, fn =, strict = }`:
 -- `name` (letters, digits, `_`, `-`), `fn` required; `parameters` a JSON
 -- schema table (default: an object with no properties)
@@ -117,18 +95,27 @@ end
 --     fn = function (args) return args.a + args.b end },
 -- }
 function M.new (list, opts)
-  local ts = new(list, opts, 3)
-  return ts
+  if type(list) ~= "table" then argerror("tools", 1, expected("table", list)) end
+  if opts ~= nil and type(opts) ~= "table" then argerror("tools", 2, expected("table", opts)) end
+  if opts and opts.validate ~= nil and type(opts.validate) ~= "boolean" then
+    field_error("tools", 2, "opts.validate", expected("boolean", opts.validate))
+  end
+  local self = setmetatable({ _list = {}, _by_name = {}, _validate = not (opts and opts.validate == false) }, Toolset)
+  for k in pairs(list) do
+    if not compat.is_integer(k) then field_error("tools", 1, util.path("tools", k), "a list of tools expected") end
+  end
+  for i, t in ipairs(list) do self:_add(t, "tools[" .. i .. "]", "tools") end
+  return self
 end
 
-function Toolset:_add (t, i, fname, level)
-  local tool = check_tool(t, i, fname, level + 1)
+function Toolset:_add (t, path, fname)
+  local tool = check_tool(t, path, fname)
   if self._validate and tool.parameters then
     local ok, why = schema.check_schema(tool.parameters)
-    if not ok then argerror(fname, "tool '" .. tool.name .. "': parameters: " .. why, level) end
+    if not ok then field_error(fname, 1, path .. ".parameters", why) end
   end
   if self._by_name[tool.name] then
-    argerror(fname, "duplicate tool name '" .. tool.name .. "'", level)
+    field_error(fname, 1, path .. ".name", "duplicate tool name '" .. tool.name .. "'")
   end
   self._list[#self._list + 1] = tool
   self._by_name[tool.name] = tool
@@ -140,7 +127,8 @@ end
 -- @treturn aigc.toolset self
 -- @usage ts:add { name = "now", fn = function () return os.date("!%H:%M") end }
 function Toolset:add (tool)
-  self:_add(tool, #self._list + 1, "add", 3)
+  if getmetatable(self) ~= Toolset then util.bad_self("add", "aigc.toolset", self) end
+  self:_add(tool, "tool", "add")
   return self
 end
 
@@ -177,9 +165,15 @@ function Toolset:definitions ()
   return self._wire
 end
 
-function Toolset:__len ()
+--- The number of tools (also `#ts` on Lua 5.2+; 5.1 and LuaJIT ignore
+-- `__len` on tables).
+-- @treturn integer
+-- @usage print(ts:count())
+function Toolset:count ()
   return #self._list
 end
+
+Toolset.__len = Toolset.count
 
 function Toolset:__tostring ()
   return "aigc.toolset (" .. table.concat(self:names(), ", ") .. ")"
@@ -197,7 +191,7 @@ end
 -- replacement character): the text still says what it said, and encodes.
 -- @tparam string s
 -- @treturn string
--- @usage tools.repair_utf8("caf\233") --> "caf\u{FFFD}"
+-- @usage tools.repair_utf8("caf\233") --> "caf\239\191\189"
 local function repair_utf8 (s)
   if utf8_len(s) then return s end
   local out, i = {}, 1
@@ -208,7 +202,7 @@ local function repair_utf8 (s)
       break
     end
     out[#out + 1] = s:sub(i, bad - 1)
-    out[#out + 1] = "\u{FFFD}"
+    out[#out + 1] = "\239\191\189"   -- U+FFFD
     i = bad + 1
   end
   return table_concat(out)
@@ -243,10 +237,11 @@ end
 
 -- The chunk names of the Lua functions on the stack, from `level` up (what
 -- positions in an error raised there can name).
-local function stack_sources (level, into)
+local function stack_sources (level, into, co)
   into = into or {}
   while true do
-    local info = getinfo(level + 1, "S")
+    local info
+    if co then info = getinfo(co, level, "S") else info = getinfo(level + 1, "S") end
     if info == nil then return into end
     if info.what ~= "C" then into[info.short_src] = true end
     level = level + 1
@@ -290,9 +285,9 @@ end
 --   msgs[#msgs + 1] = { role = "tool", tool_call_id = call.id, content = content }
 -- end
 function Toolset:call (call, ctx)
-  if type(call) ~= "table" then
-    error("bad argument #1 to 'call' (tool call table expected, got " .. type(call) .. ")", 2)
-  end
+  if getmetatable(self) ~= Toolset then util.bad_self("call", "aigc.toolset", self) end
+  if type(call) ~= "table" then argerror("call", 1, expected("tool call table", call)) end
+  if ctx ~= nil and type(ctx) ~= "table" then argerror("call", 2, expected("table", ctx)) end
   local f = type(call["function"]) == "table" and call["function"] or call
   local name, raw = f.name, f.arguments
   local rec = { id = call.id, name = name, raw_arguments = raw, ok = false }
@@ -321,10 +316,18 @@ function Toolset:call (call, ctx)
   -- The model gets error messages without positions; the record keeps
   -- them whole, with the traceback.
   local tb
-  local sources = { [getinfo(tool.fn, "S").short_src] = true }
-  local packed = table.pack(xpcall(tool.fn, function (e)
-    tb = traceback(message_of(e), 2)
-    stack_sources(2, sources)   -- (the stack is still where the error was raised)
+  local sources = {}
+  if type(tool.fn) == "function" then sources[getinfo(tool.fn, "S").short_src] = true end
+  -- (task.xpcall: a tool may wait, inside a task, on Lua 5.1 too; there the
+  -- handler gets the coroutine where the error was raised)
+  local packed = pack(task.xpcall(tool.fn, function (e, co)
+    if co then
+      tb = traceback(co, message_of(e))
+      stack_sources(0, sources, co)
+    else
+      tb = traceback(message_of(e), 2)
+      stack_sources(2, sources)   -- (the stack is still where the error was raised)
+    end
     return e
   end, args, info))
   if not packed[1] then
@@ -366,6 +369,6 @@ M.strip_position = strip_position
 
 -- `aigc.tools { ... }` calls M.new.
 return setmetatable(M, { __call = function (_, list, opts)
-  local ts = new(list, opts, 3)
+  local ts = M.new(list, opts)
   return ts
 end })

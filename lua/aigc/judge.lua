@@ -1,0 +1,158 @@
+--- Asking a model to judge: rank or score candidates, classify an input.
+--
+-- Internal: the LLM calls the strategies (`aigc.strategy`) make, and the
+-- helpers they share. Not part of the API.
+--
+-- @module aigc.judge
+-- @local
+
+local core = require "aigc.core"
+local util = require "aigc.util"
+local scheduler = require "aigc.task"
+
+local ipairs, pairs, tonumber, type = ipairs, pairs, tonumber, type
+local string_format, string_lower = string.format, string.lower
+local table_concat = table.concat
+local await, merge = scheduler.await, util.merge
+
+util.own_module()
+
+local M = {}
+
+-- The text of a message's content (parts joined).
+local function content_text (c)
+  if type(c) == "string" then return c end
+  if type(c) ~= "table" then return "" end
+  local parts = {}
+  for _, p in ipairs(c) do
+    if type(p) == "table" and type(p.text) == "string" then parts[#parts + 1] = p.text
+    elseif type(p) == "string" then parts[#parts + 1] = p end
+  end
+  return table_concat(parts, " ")
+end
+
+--- The task the params ask for: the last user message's text.
+function M.task_of (params)
+  local msgs = params.messages
+  for i = #msgs, 1, -1 do
+    if msgs[i].role == "user" then return content_text(msgs[i].content) end
+  end
+  return ""
+end
+
+--- The text of a response's first choice, or nil.
+function M.text_of (res)
+  if type(res) ~= "table" then return nil end
+  if type(res.text) == "string" then return res.text end
+  local c = res.choices and res.choices[1]
+  if c and c.message and type(c.message.content) == "string" then return c.message.content end
+  return nil
+end
+
+--- An error of kind `kind` with `message` and `fields`.
+function M.error (kind, message, fields)
+  local t = { kind = kind, message = message }
+  for k, v in pairs(fields or {}) do t[k] = v end
+  return core.error(t)
+end
+local strategy_error = M.error
+
+--- One blocking chat (yields inside a task).
+function M.chat (client, p)
+  return await(client:chat_async(p))
+end
+
+-- The judge's params: its own, with the task's model unless it names one.
+local function judge_params (judge, model, content)
+  local p = merge({ temperature = 0 }, judge.params, { messages = { { role = "user", content = content } } })
+  if p.model == nil then p.model = model end
+  return p
+end
+
+--- Asks one judge to name the best candidate among `ok` for `task`; sets
+-- their scores 1 (chosen) / 0. Returns the verdict, or nil, err.
+function M.rank (judge, model, task, ok, prompt)
+  local lines = { judge.prompt or prompt,
+                  "Reply with the number of the best candidate only.", "", "Task:", task, "" }
+  for _, c in ipairs(ok) do
+    lines[#lines + 1] = "Candidate " .. c.index .. ":"
+    lines[#lines + 1] = c.text
+    lines[#lines + 1] = ""
+  end
+  local res, err = M.chat(judge.client, judge_params(judge, model, table_concat(lines, "\n")))
+  if not res then return nil, err end
+  local reply = M.text_of(res) or ""
+  local chosen
+  for num in reply:gmatch("%d+") do
+    local n = tonumber(num)
+    for _, c in ipairs(ok) do if c.index == n then chosen = c end end
+    if chosen then break end
+  end
+  if not chosen then
+    return nil, util.scrub(judge.client, strategy_error("parse", "the judge's reply names no candidate: "
+                               .. string_format("%q", reply:sub(1, 80)), { response = res }))
+  end
+  for _, c in ipairs(ok) do c.score = c == chosen and 1 or 0 end
+  return { text = reply, res = res }
+end
+
+--- Asks the judge to score every candidate of `ok`, all at once. Returns
+-- true, or nil, err when none got a score.
+function M.score (judge, model, task, ok, prompt)
+  local reqs = {}
+  for i, c in ipairs(ok) do
+    local content = table_concat({ judge.prompt or prompt, "", "Task:", task, "",
+      "Score the candidate from 1 to 10. Reply with the number only.", "", "Candidate:", c.text }, "\n")
+    reqs[i] = judge.client:chat_async(judge_params(judge, model, content))
+  end
+  local scored = 0
+  local last_err
+  for i, c in ipairs(ok) do
+    local res, err = await(reqs[i])
+    if res then
+      local reply = M.text_of(res) or ""
+      c.judge = { text = reply, res = res }
+      c.score = tonumber(reply:match("%-?%d+%.?%d*"))
+      if c.score then scored = scored + 1
+      else
+        last_err = util.scrub(judge.client, strategy_error("parse", "the judge's score is not a number: "
+                                  .. string_format("%q", reply:sub(1, 80))))
+      end
+    else
+      c.judge = { err = err }
+      last_err = err
+    end
+  end
+  if scored == 0 then return nil, last_err end
+  return true
+end
+
+local function escape (s) return (s:gsub("%p", "%%%0")) end
+
+-- The label a classifier reply names: the exact reply, else the first label
+-- that occurs in it as a word.
+local function find_label (reply, labels)
+  local r = string_lower(reply:match("^%s*(.-)[%s%.!]*$"))
+  for _, l in ipairs(labels) do if string_lower(l) == r then return l end end
+  local best, at
+  for _, l in ipairs(labels) do
+    local s = string_lower(reply):find("%f[%w_]" .. escape(string_lower(l)) .. "%f[^%w_]")
+    if s and (at == nil or s < at) then best, at = l, s end
+  end
+  return best
+end
+
+--- Asks the classifier `c` (`{ client =, prompt =, params = }`) which of
+-- `labels` the input is: the label (or nil), the reply and the response;
+-- or nil, err.
+function M.classify (c, labels, input, prompt)
+  local content = table_concat({ c.prompt or prompt,
+    "Categories: " .. table_concat(labels, ", "), "Input: " .. input }, "\n")
+  local p = merge({ temperature = 0 }, c.params, { messages = { { role = "user", content = content } } })
+  local res, err = M.chat(c.client, p)
+  if not res then return nil, err end
+  local reply = M.text_of(res) or ""
+  return find_label(reply, labels), reply, res
+end
+
+return M
