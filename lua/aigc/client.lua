@@ -43,7 +43,7 @@ end
 
 -- The core's messages for misuse (anything else -- an interrupt, out of
 -- memory -- is not one).
-local MISUSE = { "^bad argument", "^calling '", "^attempt to use a closed client", "^client:step%(%)", "^cannot " }
+local MISUSE = { "^bad argument", "^calling '", "^attempt to use a closed client", "^client:%a+%(%)", "^cannot " }
 
 -- Relays what a call into the engine returned; an error it raised is
 -- misuse (a bad argument, a closed client: raised again at the caller's
@@ -53,15 +53,21 @@ local function relay (fname, ok, ...)
   if ok then return ... end
   local e = ...
   if type(e) ~= "string" then error(e, 0) end
-  -- (a position in aigc's own code: the core's luaL_error called from it)
-  local msg = util.strip_own_position(e) or e
+  local rest = e:match("^[^\n]-:%d+: (.*)$")
+  -- An encoder error names the value's path: misuse of the call's params
+  -- (the core located it at the caller already; the format is the one).
+  local msg = rest or e
   if msg:find("^params[%.%[:]") then argerror(fname, 1, msg) end
   -- (called through pcall, the core cannot name the method nor skip self)
   msg = msg:gsub("^bad argument #(%d+) to '%?'", function (n)
     return string_format("bad argument #%d to '%s'", n - 1, fname)
   end)
-  for _, misuse in ipairs(MISUSE) do
-    if msg:find(misuse) then util.raise(msg) end
+  -- Other misuse is relocated when the core put no position, or one in
+  -- aigc's own code (its luaL_error called from it).
+  if rest == nil or util.strip_own_position(e) then
+    for _, misuse in ipairs(MISUSE) do
+      if msg:find(misuse) then util.raise(msg) end
+    end
   end
   error(e, 0)
 end
@@ -602,6 +608,10 @@ end
 -- @usage poll:start("r", function (_, ev) client:act(fd, ev) end)
 function Client:act (fd, events)
   check_self(self, "act")
+  if fd ~= nil and not (compat.is_integer(fd) and fd >= 0 and fd < 2 ^ 31) then
+    argerror("act", 1, expected("a file descriptor (an integer >= 0)", fd))
+  end
+  if events ~= nil and type(events) ~= "string" then argerror("act", 2, expected("string", events)) end
   engine_call(self, "act", "act", fd, events)
   -- The external loop is this client's loop: deliveries and sleeping
   -- tasks are its work too.

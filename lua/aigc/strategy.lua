@@ -59,10 +59,14 @@ M.CLASSIFY_PROMPT = "Classify the input into exactly one of the categories. Repl
 -- Helpers
 -- =======================================================
 
+-- The path of `path` in the spec: "spec.n", "spec[1].client".
+local function spec_path (path)
+  return "spec" .. (path:sub(1, 1) == "[" and "" or ".") .. path
+end
+
 -- Misuse of a strategy: `bad argument #1 to 'best_of' (spec.n: ...)`.
 local function spec_error (fname, path, msg)
-  local sep = path and path:sub(1, 1) ~= "[" and "." or ""
-  field_error(fname, 1, "spec" .. sep .. (path or ""), msg)
+  field_error(fname, 1, spec_path(path), msg)
 end
 
 local function check_spec (spec, fname)
@@ -85,7 +89,7 @@ local function chat_params (p, fname, path, client)
   if type(p) == "string" then return { messages = { { role = "user", content = p } } } end
   if type(p) ~= "table" then spec_error(fname, path, expected("string or chat params", p)) end
   if p.messages == nil then spec_error(fname, path .. ".messages", expected("list of messages", nil)) end
-  local why = check.call_problem(client, "chat", p, "spec." .. path)
+  local why = check.call_problem(client, "chat", p, spec_path(path))
   if why then util.argerror(fname, 1, why) end
   return merge(p)
 end

@@ -107,6 +107,19 @@ end
 Server.__close = Server.stop
 Server.__gc = Server.stop
 
+-- package.searchpath (Lua 5.1 has none; LuaJIT and 5.2+ do).
+local function searchpath (name, path)
+  local native = rawget(package, "searchpath")
+  if native then return native(name, path) end
+  local file = name:gsub("%.", "/")
+  for template in path:gmatch("[^;]+") do
+    local candidate = template:gsub("%?", file)
+    local f = io.open(candidate, "r")
+    if f then f:close(); return candidate end
+  end
+  return nil
+end
+
 --- Start a server in a separate process on a free port.
 -- Options: `pause_ms`, `api_key`, `quiet` (default true), `args` (extra
 -- command-line arguments: `{ "--rate-limit", "60", "--tokenizer", "words2" }`...),
@@ -118,7 +131,7 @@ Server.__gc = Server.stop
 -- @usage local srv = devserver.start { pause_ms = 5 }; ...; srv:stop()
 function M.start (opts)
   opts = opts or {}
-  local script = package.searchpath("aigc.devserver", package.path)
+  local script = searchpath("aigc.devserver", package.path)
     or assert(io.open("lua/aigc/devserver.lua") and "lua/aigc/devserver.lua", "devserver.lua not found")
   local port_file = os.tmpname()
   local err_file = os.tmpname()
@@ -135,7 +148,7 @@ function M.start (opts)
   local cmd = table.concat(quoted, " ") .. " --parent-pid $PPID </dev/null >/dev/null 2>" .. shell_quote(err_file)
     .. " & echo $!"
   local p = assert(io.popen(cmd, "r"))
-  local pid = tonumber(p:read("a"):match("%d+"))
+  local pid = tonumber(p:read("*a"):match("%d+"))
   p:close()
   if not pid then error("devserver: could not start: " .. cmd) end
   local self = setmetatable({ pid = pid, port_file = port_file, err_file = err_file }, Server)
@@ -162,13 +175,15 @@ end
 -- it). `assign(srv, client)` receives both, to keep them in the spec's locals.
 -- busted's block functions live in the spec file's environment, so the
 -- spec passes it (`_ENV`).
--- @tparam table env the spec's _ENV (setup, teardown, before_each, after_each)
+-- @tparam table env the spec's _ENV (setup, teardown, before_each, after_each); nil on Lua 5.1
 -- @tparam function assign
 -- @tparam[opt] table client_opts merged over `{ base_url = srv.base_url, max_retries = 0 }`
 -- @usage
 -- local srv, client
 -- devserver.fixture(_ENV, function (s, c) srv, client = s, c end)
 function M.fixture (env, assign, client_opts)
+  -- (Lua 5.1 has no _ENV: the spec passes nil, and its environment is the caller's)
+  env = env or rawget(_G, "getfenv")(2)
   local setup, teardown, before_each, after_each = env.setup, env.teardown, env.before_each, env.after_each
   local srv, client
   setup(function ()
