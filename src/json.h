@@ -16,10 +16,26 @@
 ** surrogates encoded in UTF-8, nothing above U+10FFFF). "\u" escapes are
 ** decoded to UTF-8, surrogate pairs combined; a lone surrogate escape becomes
 ** U+FFFD (it is valid JSON syntax but has no UTF-8 form). Numbers without a
-** fraction or exponent that fit in int64 are AIGC_JSON_INT; every other number is
-** AIGC_JSON_FLOAT; a number whose magnitude overflows a double (1e400) is an error.
-** Objects keep members in document order; duplicate keys are kept (the Lua
-** bridge lets the last one win, as most decoders do).
+** fraction or exponent that fit in int64 are AIGC_JSON_INT; every other
+** number is AIGC_JSON_FLOAT; a number whose magnitude overflows a double
+** (1e400) is an error. Objects keep members in document order; duplicate
+** keys are kept (the Lua bridge lets the last one win, as most decoders do).
+**
+** Numbers in Lua (jsonlua.c, compat.h). The tree keeps every integer exact
+** in 64 bits; what Lua makes of it depends on the version:
+**   - Lua 5.3 and 5.4: an AIGC_JSON_INT becomes a Lua integer, exact; a Lua
+**     integer is written as one, a float as a float (2^53 + 2 as a float is
+**     written 9007199254740994.0);
+**   - Lua 5.1, 5.2 and LuaJIT, where every number is a double: integers are
+**     exact up to +-2^53 (9007199254740992). A reply's integer beyond that
+**     becomes the nearest double (9007199254740993 reads as
+**     9007199254740992: the loss is documented, not an error: no API field
+**     aigc reads is that large). A Lua number sent that is integer-valued
+**     and beyond +-2^53 (a seed of 2^60, 1e300) raises "the integer ... is
+**     beyond 2^53, ...: send it as a string", naming its path: it may
+**     already be a rounded value, and sending it would round silently.
+**     Integer-valued numbers within +-2^53 are written without a fraction
+**     ("128"), others as floats.
 */
 #ifndef AIGC_JSON_H
 #define AIGC_JSON_H

@@ -492,15 +492,6 @@ static void encode_raw_table (encoder *enc, int idx) {
     return;
   }
 
-  lua_pushnil(L);
-  if (lua_next(L, idx) == 0) {   /* empty: {}, or [] where the API wants a list */
-    if (known_array(enc))
-      out_add(enc, "[]", 2);
-    else
-      out_add(enc, "{}", 2);
-    return;
-  }
-  lua_pop(L, 2);
   out_char(enc, '{');
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
@@ -526,7 +517,12 @@ static void encode_raw_table (encoder *enc, int idx) {
     encode_value(enc, lua_gettop(L));
     lua_pop(L, 1);
   }
-  out_char(enc, '}');
+  if (first && known_array(enc)) {   /* empty, where the API wants a list: [] */
+    enc->out->data[enc->out->len - 1] = '[';
+    out_char(enc, ']');
+  }
+  else
+    out_char(enc, '}');
 }
 
 static void encode_value (encoder *enc, int idx) {
@@ -547,7 +543,7 @@ static void encode_value (encoder *enc, int idx) {
       if (cls == AIGC_NUM_INT)
         n = aigc_json_format_int(num, i);
       else if (cls == AIGC_NUM_BIGINT) {
-        snprintf(num, sizeof num, "%.17g", d);
+        snprintf(num, sizeof num, fabs(d) < 1e21 ? "%.0f" : "%.17g", d);
         lua_pushfstring(L, "the integer %s is beyond 2^53, where this Lua's numbers (doubles) are "
                         "no longer exact: send it as a string", num);
         encode_error(enc, "%s: %s", lua_tostring(L, -1));

@@ -67,37 +67,41 @@ int aigc_argerror (lua_State *L, int arg, const char *fname, const char *fmt, ..
 ** =======================================================
 */
 
+#define OPT(name, reader) { name, sizeof(name) - 1, reader }
+
 const aigc_call_option aigc_call_options[] = {
   /* read by the engine (request.c, submit) */
-  {"timeout", "engine"},
-  {"connect_timeout", "engine"},
-  {"deadline", "engine"},
-  {"max_retries", "engine"},
-  {"max_response_bytes", "engine"},
-  {"max_json_values", "engine"},
-  {"max_json_containers", "engine"},
-  {"on_done", "engine"},
-  {"on_error", "engine"},
+  OPT("timeout", "engine"),
+  OPT("connect_timeout", "engine"),
+  OPT("deadline", "engine"),
+  OPT("max_retries", "engine"),
+  OPT("max_response_bytes", "engine"),
+  OPT("max_json_values", "engine"),
+  OPT("max_json_containers", "engine"),
+  OPT("on_done", "engine"),
+  OPT("on_error", "engine"),
   /* read by the client (lua/aigc/client.lua: headers and query) */
-  {"headers", "client"},
-  {"extra_headers", "client"},
-  {"query", "client"},
-  {"extra_query", "client"},
-  {"idempotency_key", "client"},
+  OPT("headers", "client"),
+  OPT("extra_headers", "client"),
+  OPT("query", "client"),
+  OPT("extra_query", "client"),
+  OPT("idempotency_key", "client"),
   /* read by the dialogue layer (tools, schema) */
-  {"schema", "dialogue"},
-  {"schema_name", "dialogue"},
-  {"schema_mode", "dialogue"},
-  {"schema_strict", "dialogue"},
-  {"max_tool_rounds", "dialogue"},
-  {"tool_errors", "dialogue"},
-  {NULL, NULL}
+  OPT("schema", "dialogue"),
+  OPT("schema_name", "dialogue"),
+  OPT("schema_mode", "dialogue"),
+  OPT("schema_strict", "dialogue"),
+  OPT("max_tool_rounds", "dialogue"),
+  OPT("tool_errors", "dialogue"),
+  {NULL, 0, NULL}
 };
+
+#undef OPT
 
 int aigc_is_call_option (const char *k, size_t len) {
   const aigc_call_option *o;
   for (o = aigc_call_options; o->name != NULL; o++)
-    if (o->name[0] == k[0] && strlen(o->name) == len && memcmp(o->name, k, len) == 0)
+    if (o->len == len && o->name[0] == k[0] && memcmp(o->name, k, len) == 0)
       return 1;
   return 0;
 }

@@ -64,6 +64,7 @@ char *aigc_opt_strdup (lua_State *L, int t, const aigc_argctx *cx, const char *f
 /* Each with who reads it: "engine", "client" or "dialogue". */
 typedef struct aigc_call_option {
   const char *name;
+  size_t len;                   /* strlen(name) */
   const char *reader;
 } aigc_call_option;
 /* NULL-terminated; core.call_options is made from it. */
