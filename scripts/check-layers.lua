@@ -10,6 +10,9 @@
 --     shared definitions, static inline helpers);
 --   - a file whose calls go to a layer above its own (LAYERS below);
 --   - a cross-file symbol without the prefix aigc_ (luaopen_aigc_core aside);
+--   - dead code: a function a header declares and no file defines; a
+--     function a Lua-facing file exports that no other file uses (make it
+--     static; the plain-C files' APIs are their unit tests' too);
 --   - a file of src/ over 1,300 lines, a function over 80 lines (the JSON
 --     parser's one switch over value kinds excepted).
 --
@@ -137,6 +140,37 @@ for m, syms in pairs(needs) do
     if d and d ~= m then
       uses[m][d] = uses[m][d] or {}
       table.insert(uses[m][d], sym)
+    end
+  end
+end
+
+-- Dead code.
+local PLAIN_C = { buf = true, sse = true, json = true, jsonout = true, accum = true,
+                  accum_shape = true, poller = true, roster = true }
+local used_elsewhere = {}
+for m, syms in pairs(needs) do
+  for sym in pairs(syms) do
+    if defined_in[sym] and defined_in[sym] ~= m then used_elsewhere[sym] = true end
+  end
+end
+for sym, m in pairs(defined_in) do
+  if not used_elsewhere[sym] and not PLAIN_C[m] and sym ~= "luaopen_aigc_core" then
+    problem("%s.c exports %s, which no other file uses (make it static)", m, sym)
+  end
+end
+for _, name in ipairs(sources) do
+  if name:match("%.h$") then
+    local t, i = lines_of("src/" .. name), 1
+    while i <= #t do   -- a prototype: a declaration at column 0 ending in ");"
+      local fname = t[i]:match("^[%a_][%w_ %*]-[ %*](aigc_[%w_]+) %(")
+      if fname and not t[i]:match("^static") and not t[i]:match("^AIGC_COMPAT_FN") then
+        local j = i
+        while j < #t and not t[j]:match("[;{]") do j = j + 1 end
+        if t[j]:match("%)[^{]-;%s*$") and not defined_in[fname] then
+          problem("src/%s declares %s, which no file defines", name, fname)
+        end
+      end
+      i = i + 1
     end
   end
 end

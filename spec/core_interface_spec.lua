@@ -218,6 +218,24 @@ describe("the C core's interfaces", function ()
     end)
   end)
 
+  it("one rule for headers: core.header_problem, and the core applies it to every line", function ()
+    assert.is_nil(core.header_problem("X-Good_name.1~", "any value: with colons"))
+    assert.matches("invalid name", core.header_problem("X(Y)", "v"))
+    assert.matches("invalid name", core.header_problem("X Y", "v"))
+    assert.matches("empty name", core.header_problem("", "v"))
+    assert.matches("header injection", core.header_problem("X", "a\r\nEvil: 1"))
+    assert.matches("header injection", core.header_problem("X", "a\0b"))
+    assert.has_error(function () core.engine { base_url = "http://x", headers = { "X(Y): v" } } end,
+                     "header 'X(Y)' has an invalid name (a token: letters, digits and !#$%&'*+-.^_`|~)")
+    assert.has_error(function () core.engine { base_url = "http://x", headers = { "no colon" } } end,
+                     "invalid header line (expected 'Name: value')")
+    local req
+    assert.has_error(function ()
+      req = engine:submit("chat", ask(), { headers = { "X: a\nEvil: 1" } })
+    end, "header 'X' contains CR, LF or NUL (refused: header injection)")
+    assert.is_nil(req)
+  end)
+
   it("no C method table is left for Lua to patch; wait is C", function ()
     assert.is_nil(core.request_methods)
     local req = engine:submit("chat", ask())

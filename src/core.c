@@ -9,6 +9,7 @@
 **   engine(config)   one libcurl multi handle (engine.c)
 **   call_options     the per-call options that are never sent (name -> reader)
 **   error(t)         gives t the error metatable
+**   header_problem(name, value)   nil, or what is wrong with a header
 **
 ** The layers below it, the re-entrancy rule and the lifecycle contract are
 ** in aigc.h and docs/ARCHITECTURE.md. Here: sleep() ends early when a
@@ -22,6 +23,7 @@
 
 #include "engine.h"
 #include "error.h"
+#include "headers.h"
 #include "jsonlua.h"
 #include "util.h"
 
@@ -39,6 +41,22 @@ static void push_call_options (lua_State *L) {
     lua_pushstring(L, o->reader);
     lua_setfield(L, -2, o->name);
   }
+}
+
+/*
+** core.header_problem(name, value) -> nil | what is wrong: the one rule for
+** headers (headers.c), for the Lua layer to check a client's or a call's
+** headers with before it builds its "Name: value" lines.
+*/
+static int core_header_problem (lua_State *L) {
+  size_t nlen, vlen;
+  const char *name = luaL_checklstring(L, 1, &nlen);
+  const char *value = luaL_checklstring(L, 2, &vlen);
+  const char *problem = aigc_headers_problem(name, nlen, value, vlen);
+  if (problem == NULL)
+    return 0;
+  lua_pushstring(L, problem);
+  return 1;
 }
 
 /* aigc.array([t]) -> t, marked so that it always encodes as a JSON array. */
@@ -111,6 +129,7 @@ static const luaL_Reg core_funcs[] = {
   {"array", core_array},
   {"is_array", core_is_array},
   {"error", core_error},
+  {"header_problem", core_header_problem},
   {NULL, NULL}
 };
 

@@ -16,26 +16,33 @@
 ** =======================================================
 */
 
-/*
-** Validates one header line "Name: value": no CR, LF or NUL anywhere (no
-** header injection), a token name. Raises naming the header.
-*/
-void aigc_check_header (lua_State *L, const char *line, size_t len) {
+const char *aigc_headers_problem (const char *name, size_t nlen, const char *value, size_t vlen) {
   size_t i;
-  const char *colon = (const char *)memchr(line, ':', len);
-  if (colon == NULL || colon == line)
-    luaL_error(L, "invalid header line (expected 'Name: value')");
-  for (i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)line[i];
-    if (c == '\r' || c == '\n' || c == '\0')
-      luaL_error(L, "header '%s' contains CR, LF or NUL (refused: header injection)",
-                 lua_pushlstring(L, line, (size_t)(colon - line)));
-  }
-  for (i = 0; line + i < colon; i++) {
-    unsigned char c = (unsigned char)line[i];
+  if (nlen == 0)
+    return "has an empty name";
+  for (i = 0; i < nlen; i++) {
+    unsigned char c = (unsigned char)name[i];
     if (c <= 32 || c >= 127 || strchr("\"(),/:;<=>?@[\\]{}", c) != NULL)
-      luaL_error(L, "invalid header name '%s'", lua_pushlstring(L, line, (size_t)(colon - line)));
+      return "has an invalid name (a token: letters, digits and !#$%&'*+-.^_`|~)";
   }
+  for (i = 0; i < vlen; i++) {
+    unsigned char c = (unsigned char)value[i];
+    if (c == '\r' || c == '\n' || c == '\0')
+      return "contains CR, LF or NUL (refused: header injection)";
+  }
+  return NULL;
+}
+
+/* The problem of a "Name: value" line, or NULL; *nlen: its name's length
+   (0: no name at all). */
+static const char *line_problem (const char *line, size_t len, size_t *nlen) {
+  const char *colon = (const char *)memchr(line, ':', len), *v;
+  *nlen = colon ? (size_t)(colon - line) : 0;
+  if (*nlen == 0)
+    return "is not a 'Name: value' line";
+  for (v = colon + 1; v < line + len && (*v == ' ' || *v == '\t'); v++)
+    ;
+  return aigc_headers_problem(line, *nlen, v, (size_t)(line + len - v));
 }
 
 /* Builds a curl_slist from the array of "Name: value" strings at idx. */
@@ -43,8 +50,8 @@ struct curl_slist *aigc_build_headers (lua_State *L, int idx) {
   struct curl_slist *list = NULL;
   lua_Integer i, n = (lua_Integer)lua_rawlen(L, idx);
   for (i = 1; i <= n; i++) {
-    size_t len;
-    const char *line;
+    size_t len, nlen;
+    const char *line, *problem;
     struct curl_slist *next;
     lua_rawgeti(L, idx, i);
     line = lua_tolstring(L, -1, &len);
@@ -52,9 +59,12 @@ struct curl_slist *aigc_build_headers (lua_State *L, int idx) {
       curl_slist_free_all(list);
       luaL_error(L, "header %d is not a string", (int)i);
     }
-    if (memchr(line, '\r', len) || memchr(line, '\n', len) || strlen(line) != len) {
+    problem = line_problem(line, len, &nlen);
+    if (problem != NULL) {
       curl_slist_free_all(list);
-      aigc_check_header(L, line, len);   /* raises with the header's name */
+      if (nlen == 0)
+        luaL_error(L, "invalid header line (expected 'Name: value')");
+      luaL_error(L, "header '%s' %s", lua_pushlstring(L, line, nlen), problem);
     }
     next = curl_slist_append(list, line);
     lua_pop(L, 1);

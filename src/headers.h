@@ -21,11 +21,14 @@
 /* Request headers */
 
 /*
-** Validates one header line "Name: value": no CR, LF or NUL anywhere (no
-** header injection), a token name. Raises naming the header.
+** What is wrong with a header, or NULL: the name must be a token (RFC 9110:
+** no spaces, controls or separators), the value must hold no CR, LF or NUL
+** (no header injection). The one rule: the Lua layer asks it through
+** core.header_problem(name, value).
 */
-void aigc_check_header (lua_State *L, const char *line, size_t len);
-/* A curl_slist of the array of "Name: value" strings at idx (checked). */
+const char *aigc_headers_problem (const char *name, size_t nlen, const char *value, size_t vlen);
+/* A curl_slist of the array of "Name: value" strings at idx; raises
+   naming a bad header. */
 struct curl_slist *aigc_build_headers (lua_State *L, int idx);
 
 

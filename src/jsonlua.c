@@ -625,7 +625,7 @@ static void encoder_init (lua_State *L, encoder *enc, aigc_buf *out,
   enc->array_mt = lua_gettop(L);
 }
 
-void aigc_jsonlua_encode (lua_State *L, int idx, aigc_buf *out, const aigc_argctx *cx) {
+static void encode_root (lua_State *L, int idx, aigc_buf *out, const aigc_argctx *cx) {
   /* The encoder holds 200-entry arrays; keep it off the C stack of
      deep Lua recursions by allocating it in a userdata. */
   encoder *enc;
@@ -858,7 +858,7 @@ int aigc_jsonlua_encodefn (lua_State *L) {
   json_box *box;
   luaL_checkany(L, 1);
   box = new_box(L);
-  aigc_jsonlua_encode(L, 1, &box->buf, &cx);
+  encode_root(L, 1, &box->buf, &cx);
   lua_pushlstring(L, box->buf.data ? box->buf.data : "", box->buf.len);
   return 1;
 }

@@ -11,13 +11,6 @@
 #include "util.h"
 
 /*
-** Encodes the value at idx as JSON appended to out. Raises "bad argument
-** #arg to 'fname' (what.path: ...)" for a value JSON cannot carry. `out`
-** must be owned by an object that frees it if this raises (a request, or
-** a box on the stack).
-*/
-void aigc_jsonlua_encode (lua_State *L, int idx, aigc_buf *out, const aigc_argctx *cx);
-/*
 ** Encodes the request params table at idx as the request body: leaves out
 ** the per-call options (util.h) and `stream`, writes the model first
 ** (params.model, its old name `engine`, or default_model), then

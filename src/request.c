@@ -49,7 +49,7 @@ aigc_request *aigc_check_request (lua_State *L, int idx) {
 ** =======================================================
 */
 
-void aigc_request_hold (lua_State *L, int eidx, aigc_request *r, int ridx, int strong) {
+static void hold (lua_State *L, int eidx, aigc_request *r, int ridx, int strong) {
   ridx = lua_absindex(L, ridx);
   lua_getiuservalue(L, eidx, AIGC_EN_WEAK);
   lua_pushlightuserdata(L, r);
@@ -713,7 +713,7 @@ aigc_request *aigc_request_new (lua_State *L, aigc_roster *ro, const aigc_submit
   else if (s->kind != AIGC_KIND_GET && aigc_buf_append(&r->body, "{}", 2) != 0)
     luaL_error(L, "not enough memory");
   /* The last Lua allocation (it may grow the engine's tables). */
-  aigc_request_hold(L, 1, r, ridx, strong);
+  hold(L, 1, r, ridx, strong);
   return r;
 }
 
@@ -748,7 +748,7 @@ static int add_waiter (lua_State *L, int ridx, aigc_request *r) {
   lua_pop(L, 1);
   lua_getiuservalue(L, ridx, AIGC_RQ_ENGINE);
   if (r->roster != NULL)
-    aigc_request_hold(L, lua_gettop(L), r, ridx, 1);   /* allocates */
+    hold(L, lua_gettop(L), r, ridx, 1);   /* allocates */
   lua_pop(L, 1);
   if (r->roster == NULL) {   /* detached: no loop will ever run its end */
     lua_pushnil(L);

@@ -53,7 +53,7 @@ typedef struct aigc_submit {
 void aigc_request_read_args (lua_State *L, aigc_submit *s);
 /*
 ** Makes the request userdata (pushed) for the engine at 1: its per-call
-** options, callbacks, body; held by the engine (aigc_request_hold). Runs
+** options, callbacks, body; held by the engine (its tables, below). Runs
 ** Lua (metamethods, allocations): the engine may close meanwhile, which
 ** the caller checks after. Not yet linked: the caller finishes with
 ** aigc_transfer_prepare and aigc_transfer_link.
@@ -64,10 +64,9 @@ aigc_request *aigc_request_new (lua_State *L, aigc_roster *ro, const aigc_submit
 ** The engine's tables of requests (its user values): every live request is
 ** in the weak one, so the engine finds its userdata from the C pointer; one
 ** that someone expects to hear from (callbacks, waiters) is in the strong
-** one too. Pushing the userdata returns 0 (pushing nothing) when it is
-** being collected.
+** one too (request.c holds it there). Pushing the userdata returns 0
+** (pushing nothing) when it is being collected.
 */
-void aigc_request_hold (lua_State *L, int eidx, aigc_request *r, int ridx, int strong);
 void aigc_request_drop (lua_State *L, int eidx, aigc_request *r);
 int  aigc_request_push (lua_State *L, int eidx, aigc_request *r);
 

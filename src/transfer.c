@@ -355,7 +355,7 @@ static void attempt_over (aigc_request *r, CURLcode code, aigc_abort why) {
     aigc_roster_ready(r->roster, &r->entry);
 }
 
-void aigc_transfer_begin (aigc_request *r) {
+static void begin_attempt (aigc_request *r) {
   CURLMcode mc;
   setup_attempt(r);
   mc = curl_multi_add_handle(r->roster->multi, r->easy);
@@ -370,7 +370,7 @@ void aigc_transfer_begin (aigc_request *r) {
 void aigc_transfer_start (aigc_request *r) {
   r->state = AIGC_RUNNING;
   aigc_roster_take_slot(r->roster, &r->entry);
-  aigc_transfer_begin(r);
+  begin_attempt(r);
 }
 
 void aigc_transfer_queue (aigc_request *r) {
@@ -418,7 +418,7 @@ void aigc_transfer_tick (aigc_request *r, double now) {
     return;
   if (r->retry_at > 0 && now >= r->retry_at && !r->delivering) {
     r->retry_at = 0;
-    aigc_transfer_begin(r);
+    begin_attempt(r);
     return;
   }
   if (!r->in_multi)

@@ -151,8 +151,6 @@ void aigc_transfer_link (aigc_request *r);
 /* The engine gives r a slot and starts its first attempt, or queues it. */
 void aigc_transfer_start (aigc_request *r);
 void aigc_transfer_queue (aigc_request *r);
-/* Gives the transfer to libcurl for an attempt (a new one after a retry). */
-void aigc_transfer_begin (aigc_request *r);
 /* libcurl finished the current attempt with `code`. */
 void aigc_transfer_done (aigc_request *r, CURLcode code);
 /* Fires r's own timers due at `now`: the call's deadline, a retry, the

@@ -24,7 +24,7 @@ double aigc_now (void) {
 ** =======================================================
 */
 
-void aigc_push_where (lua_State *L) {
+static void push_where (lua_State *L) {
   lua_Debug ar;
   int level;
   for (level = 1; lua_getstack(L, level, &ar); level++) {
@@ -42,7 +42,7 @@ void aigc_push_where (lua_State *L) {
 int aigc_argerror (lua_State *L, int arg, const char *fname, const char *fmt, ...) {
   va_list ap;
   luaL_checkstack(L, 4, "aigc argerror");
-  aigc_push_where(L);
+  push_where(L);
   lua_pushfstring(L, "bad argument #%d to '%s' (", arg, fname);
   va_start(ap, fmt);
   lua_pushvfstring(L, fmt, ap);

@@ -20,13 +20,10 @@ double aigc_now (void);
 ** Misuse: "bad argument #N to 'FN' (what.field: ...)" at the caller
 ** ======================================================= */
 
-/* Pushes "file:line: " of the caller outside aigc's own code (or ""). */
-void aigc_push_where (lua_State *L);
-
 /*
 ** Raises "bad argument #arg to 'fname' (<message>)", located at the
-** caller outside aigc's own code (aigc_push_where): the one format of
-** misuse. The message's formats are lua_pushfstring's (%s %d %f %p %c).
+** caller outside aigc's own code ("file:line: " of the first stack level
+** whose source is not under an aigc/ folder): the one format of misuse. The message's formats are lua_pushfstring's (%s %d %f %p %c).
 */
 int aigc_argerror (lua_State *L, int arg, const char *fname, const char *fmt, ...)
   AIGC_PRINTF(4, 5);
