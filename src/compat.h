@@ -29,7 +29,10 @@
 **                        aigc_frame_is_finalizer, aigc_frame_is_hook,
 **                        aigc_gc_refused: how a finalizer and a debug hook
 **                        show on the stack, where they show at all
-**       misc             luaL_pushfail, LUA_GCISRUNNING
+**       misc             luaL_pushfail; lua_pushfstring has only %s %d %f
+**                        %p %c %% before 5.3 (aigc uses no other); warn:
+**                        aigc writes its reports to stderr itself (no
+**                        lua_warning), so nothing to shim
 ** No `#if` on LUA_VERSION_NUM outside this header.
 */
 #ifndef AIGC_COMPAT_H

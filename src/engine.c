@@ -484,8 +484,10 @@ static void let_go (aigc_engine *e, int keep_ends) {
     next = en->all_next;
     if (!aigc_terminal(r->state))
       r->state = AIGC_CANCELED;
-    if (keep_ends && en->end_pending)
+    if (keep_ends && en->end_pending) {
       aigc_transfer_release(r);   /* (starts nothing: the engine is closed) */
+      aigc_transfer_recycle(r);   /* (cleaned up: the engine is closed) */
+    }
     else
       aigc_transfer_detach(r);
   }
