@@ -7,37 +7,56 @@
 **   array(t)         marks t (or a new table) as a JSON array
 **   json.encode/decode
 **   engine(config)   one libcurl multi handle (engine.c)
-**   request_methods  the methods of aigc.request (the Lua layer adds some)
+**   call_options     the per-call options that are never sent (name -> reader)
 **   error(t)         gives t the error metatable
+**   header_problem(name, value)   nil, or what is wrong with a header
 **
-** The re-entrancy rule and the lifecycle contract that engine.c and
-** request.c follow are in aigc.h and docs/ARCHITECTURE.md. Here: sleep()
-** ends early when a signal installs a debug hook (Ctrl-C), and the module
-** prepares the interrupt probe (engine.c) once.
+** The layers below it, the re-entrancy rule and the lifecycle contract are
+** in aigc.h and docs/ARCHITECTURE.md. Here: sleep() ends early when a
+** signal installs a debug hook (Ctrl-C), and the module prepares the
+** interrupt probe (util.c) once.
 */
 #include <errno.h>
-#include <string.h>
 #include <time.h>
 
-#include "aigc.h"
+#include <curl/curl.h>
+
+#include "engine.h"
+#include "error.h"
+#include "headers.h"
+#include "jsonlua.h"
+#include "util.h"
+
+AIGC_EXPORT int luaopen_aigc_core (lua_State *L);
 
 /* libcurl's global state: initialised once per process, never torn down
    (other libraries in the host may use libcurl too). */
 static int curl_ready = 0;
 
-void aigc_push_where (lua_State *L) {
-  lua_Debug ar;
-  int level;
-  for (level = 1; lua_getstack(L, level, &ar); level++) {
-    if (!lua_getinfo(L, "Sl", &ar))
-      break;
-    if (ar.currentline > 0 && strstr(ar.short_src, "aigc/") == NULL
-        && strstr(ar.short_src, "aigc\\") == NULL) {
-      lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
-      return;
-    }
+/* core.call_options: { name = reader, ... } (util.c has the list). */
+static void push_call_options (lua_State *L) {
+  const aigc_call_option *o;
+  lua_newtable(L);
+  for (o = aigc_call_options; o->name != NULL; o++) {
+    lua_pushstring(L, o->reader);
+    lua_setfield(L, -2, o->name);
   }
-  lua_pushliteral(L, "");
+}
+
+/*
+** core.header_problem(name, value) -> nil | what is wrong: the one rule for
+** headers (headers.c), for the Lua layer to check a client's or a call's
+** headers with before it builds its "Name: value" lines.
+*/
+static int core_header_problem (lua_State *L) {
+  size_t nlen, vlen;
+  const char *name = luaL_checklstring(L, 1, &nlen);
+  const char *value = luaL_checklstring(L, 2, &vlen);
+  const char *problem = aigc_headers_problem(name, nlen, value, vlen);
+  if (problem == NULL)
+    return 0;
+  lua_pushstring(L, problem);
+  return 1;
 }
 
 /* aigc.array([t]) -> t, marked so that it always encodes as a JSON array. */
@@ -110,12 +129,13 @@ static const luaL_Reg core_funcs[] = {
   {"array", core_array},
   {"is_array", core_is_array},
   {"error", core_error},
+  {"header_problem", core_header_problem},
   {NULL, NULL}
 };
 
 static const luaL_Reg json_funcs[] = {
-  {"encode", aigc_json_encodefn},
-  {"decode", aigc_json_decode},
+  {"encode", aigc_jsonlua_encodefn},
+  {"decode", aigc_jsonlua_decode},
   {NULL, NULL}
 };
 
@@ -126,6 +146,7 @@ AIGC_EXPORT int luaopen_aigc_core (lua_State *L) {
       return luaL_error(L, "curl_global_init failed");
     curl_ready = 1;
   }
+  aigc_note_main_thread(L);
   luaL_newlib(L, core_funcs);
 
   luaL_newmetatable(L, AIGC_ARRAY_MT);
@@ -145,12 +166,13 @@ AIGC_EXPORT int luaopen_aigc_core (lua_State *L) {
 
   luaL_newlib(L, json_funcs);
   lua_setfield(L, -2, "json");
+  push_call_options(L);
+  lua_setfield(L, -2, "call_options");
 
   aigc_interrupt_open(L);
   aigc_error_open(L);
   luaL_getmetatable(L, AIGC_ERROR_MT);
   lua_setfield(L, -2, "error_mt");
   aigc_engine_open(L);
-  aigc_request_open(L);
   return 1;
 }

@@ -15,39 +15,40 @@
 #include <string.h>
 
 #include "json.h"
+#include "utf8.h"
 
 
 /* {====================================================================
 ** Arena
 ** ===================================================================== */
 
-struct aj_block {
-  aj_block *prev;    /* the block filled before this one */
+struct aigc_json_block {
+  aigc_json_block *prev;    /* the block filled before this one */
   size_t size;       /* usable bytes after the header */
 };
 
-#define AJ_ALIGN       ((size_t)8)
-#define ALIGN_UP(n)    (((n) + (AJ_ALIGN - 1)) & ~(AJ_ALIGN - 1))
-#define BLOCK_HEADER   ALIGN_UP(sizeof(aj_block))
+#define AIGC_JSON_ALIGN       ((size_t)8)
+#define ALIGN_UP(n)    (((n) + (AIGC_JSON_ALIGN - 1)) & ~(AIGC_JSON_ALIGN - 1))
+#define BLOCK_HEADER   ALIGN_UP(sizeof(aigc_json_block))
 #define BLOCK_DATA(b)  ((char *)(b) + BLOCK_HEADER)
 #define BLOCK_MIN      ((size_t)4096)
-/* aj_arena_reset keeps a block only up to this size, so one huge document
+/* aigc_json_arena_reset keeps a block only up to this size, so one huge document
 ** does not pin its memory for the life of the arena */
 #define BLOCK_KEEP_MAX ((size_t)1 << 20)
 
-void aj_arena_init (aj_arena *a) {
+void aigc_json_arena_init (aigc_json_arena *a) {
   a->head = NULL;
   a->used = 0;
   a->limits.max_values = 0;
   a->limits.max_containers = 0;
 }
 
-aj_limits aj_limits_of (const aj_limits *l) {
-  aj_limits r;
+aigc_json_limits aigc_json_limits_of (const aigc_json_limits *l) {
+  aigc_json_limits r;
   r.max_values = (l != NULL && l->max_values > 0) ? l->max_values
-                                                  : AJ_DEFAULT_MAX_VALUES;
+                                                  : AIGC_JSON_DEFAULT_MAX_VALUES;
   r.max_containers = (l != NULL && l->max_containers > 0)
-                     ? l->max_containers : AJ_DEFAULT_MAX_CONTAINERS;
+                     ? l->max_containers : AIGC_JSON_DEFAULT_MAX_CONTAINERS;
   return r;
 }
 
@@ -57,8 +58,8 @@ aj_limits aj_limits_of (const aj_limits *l) {
 ** block as big as the whole chain, so repeating a parse of that size
 ** allocates nothing. Past BLOCK_KEEP_MAX everything is released.
 */
-void aj_arena_reset (aj_arena *a) {
-  aj_block *b = a->head, *merged = NULL;
+void aigc_json_arena_reset (aigc_json_arena *a) {
+  aigc_json_block *b = a->head, *merged = NULL;
   size_t total = 0;
   if (b == NULL)
     return;
@@ -66,7 +67,7 @@ void aj_arena_reset (aj_arena *a) {
     for (; b != NULL && total <= BLOCK_KEEP_MAX; b = b->prev)
       total += b->size;
     if (total <= BLOCK_KEEP_MAX &&
-        (merged = (aj_block *)malloc(BLOCK_HEADER + total)) != NULL) {
+        (merged = (aigc_json_block *)malloc(BLOCK_HEADER + total)) != NULL) {
       merged->prev = NULL;
       merged->size = total;
     }
@@ -77,7 +78,7 @@ void aj_arena_reset (aj_arena *a) {
       merged = a->head;
     }
     while (b != NULL) {
-      aj_block *older = b->prev;
+      aigc_json_block *older = b->prev;
       free(b);
       b = older;
     }
@@ -90,10 +91,10 @@ void aj_arena_reset (aj_arena *a) {
   a->used = 0;
 }
 
-void aj_arena_free (aj_arena *a) {
-  aj_block *b = a->head;
+void aigc_json_arena_free (aigc_json_arena *a) {
+  aigc_json_block *b = a->head;
   while (b != NULL) {
-    aj_block *older = b->prev;
+    aigc_json_block *older = b->prev;
     free(b);
     b = older;
   }
@@ -101,16 +102,16 @@ void aj_arena_free (aj_arena *a) {
   a->used = 0;
 }
 
-static void *arena_newblock (aj_arena *a, size_t n) {
+static void *arena_newblock (aigc_json_arena *a, size_t n) {
   size_t size = BLOCK_MIN;
-  aj_block *b;
+  aigc_json_block *b;
   if (a->head != NULL && a->head->size <= ((size_t)-1 - BLOCK_HEADER) / 2)
     size = a->head->size * 2;
   if (size < n)
     size = n;
   if (size > (size_t)-1 - BLOCK_HEADER)
     return NULL;
-  b = (aj_block *)malloc(BLOCK_HEADER + size);
+  b = (aigc_json_block *)malloc(BLOCK_HEADER + size);
   if (b == NULL)
     return NULL;
   b->prev = a->head;
@@ -120,9 +121,9 @@ static void *arena_newblock (aj_arena *a, size_t n) {
   return BLOCK_DATA(b);
 }
 
-/* n bytes aligned for any aj_value; NULL on ENOMEM */
-static inline void *arena_alloc (aj_arena *a, size_t n) {
-  if (n > (size_t)-1 - AJ_ALIGN)
+/* n bytes aligned for any aigc_json_value; NULL on ENOMEM */
+static inline void *arena_alloc (aigc_json_arena *a, size_t n) {
+  if (n > (size_t)-1 - AIGC_JSON_ALIGN)
     return NULL;
   n = ALIGN_UP(n);
   if (a->head != NULL && n <= a->head->size - a->used) {
@@ -137,7 +138,7 @@ static inline void *arena_alloc (aj_arena *a, size_t n) {
 ** Gives back the tail of the most recent allocation p, keeping its first n
 ** bytes: a string is allocated at its worst-case size, then trimmed.
 */
-static void arena_trim (aj_arena *a, void *p, size_t n) {
+static void arena_trim (aigc_json_arena *a, void *p, size_t n) {
   a->used = (size_t)((char *)p - BLOCK_DATA(a->head)) + ALIGN_UP(n);
 }
 
@@ -148,39 +149,7 @@ static void arena_trim (aj_arena *a, void *p, size_t n) {
 ** UTF-8
 ** ===================================================================== */
 
-/*
-** Length of the well-formed UTF-8 sequence starting at s[0] (a byte
-** >= 0x80) within the n available bytes, or 0 if it is ill-formed:
-** a stray continuation byte, an overlong form (C0, C1, E0 80..9F,
-** F0 80..8F), a UTF-16 surrogate (ED A0..BF), a code point above U+10FFFF
-** (F4 90.., F5..FF) or a sequence cut short. Never reads s[n] or beyond.
-*/
-static size_t utf8_seq (const unsigned char *s, size_t n) {
-  unsigned c = s[0];
-  unsigned lo = 0x80, hi = 0xBF;
-  if (c < 0xC2)
-    return 0;
-  if (c < 0xE0)
-    return (n >= 2 && (s[1] & 0xC0) == 0x80) ? 2 : 0;
-  if (c < 0xF0) {
-    if (c == 0xE0) lo = 0xA0;
-    else if (c == 0xED) hi = 0x9F;
-    if (n < 3 || s[1] < lo || s[1] > hi || (s[2] & 0xC0) != 0x80)
-      return 0;
-    return 3;
-  }
-  if (c < 0xF5) {
-    if (c == 0xF0) lo = 0x90;
-    else if (c == 0xF4) hi = 0x8F;
-    if (n < 4 || s[1] < lo || s[1] > hi || (s[2] & 0xC0) != 0x80 ||
-        (s[3] & 0xC0) != 0x80)
-      return 0;
-    return 4;
-  }
-  return 0;
-}
-
-int aj_utf8_valid (const char *str, size_t len, size_t *bad_offset) {
+int aigc_json_utf8_valid (const char *str, size_t len, size_t *bad_offset) {
   const unsigned char *s = (const unsigned char *)str;
   size_t i = 0;
   while (i < len) {
@@ -195,7 +164,7 @@ int aj_utf8_valid (const char *str, size_t len, size_t *bad_offset) {
     if (s[i] < 0x80)
       i++;
     else {
-      size_t n = utf8_seq(s + i, len - i);
+      size_t n = aigc_utf8_seq(s + i, len - i);
       if (n == 0) {
         if (bad_offset != NULL)
           *bad_offset = i;
@@ -298,15 +267,15 @@ typedef struct frame {
 */
 typedef struct parser {
   const unsigned char *begin, *end;
-  aj_arena *arena;
-  aj_error *err;
-  int status;                  /* what a failure returns: AJ_E* */
-  aj_limits limits;            /* the arena's, defaults filled in */
-  aj_member *slots;            /* children of the open containers */
+  aigc_json_arena *arena;
+  aigc_json_error *err;
+  int status;                  /* what a failure returns: AIGC_JSON_E* */
+  aigc_json_limits limits;            /* the arena's, defaults filled in */
+  aigc_json_member *slots;            /* children of the open containers */
   size_t cslots;
   frame *frames;               /* the open containers, innermost last */
   size_t cframes;
-  aj_member slots_local[SLOTS_LOCAL];
+  aigc_json_member slots_local[SLOTS_LOCAL];
   frame frames_local[FRAMES_LOCAL];
 } parser;
 
@@ -338,8 +307,8 @@ static int fail_limit (parser *P, const unsigned char *at, int containers) {
   else
     snprintf(msg, sizeof(msg), "more than %zu values", P->limits.max_values);
   fail(P, at, msg);
-  P->status = AJ_ELIMIT;
-  return AJ_ELIMIT;
+  P->status = AIGC_JSON_ELIMIT;
+  return AIGC_JSON_ELIMIT;
 }
 
 static const unsigned char *fail_char (parser *P, const unsigned char *at) {
@@ -472,7 +441,7 @@ static const unsigned char *string_escaped (parser *P,
     else if (c < 0x80)
       *d++ = *s++;
     else {
-      size_t n = utf8_seq(s, (size_t)(q - s));
+      size_t n = aigc_utf8_seq(s, (size_t)(q - s));
       if (n == 0)
         return fail(P, s, "invalid UTF-8 in string");
       memcpy(d, s, n);
@@ -525,7 +494,7 @@ static const unsigned char *string_rest (parser *P,
       case 3:
         return fail(P, s, "control character in string");
       default:
-        n = utf8_seq(s, (size_t)(end - s));
+        n = aigc_utf8_seq(s, (size_t)(end - s));
         if (n == 0)
           return fail(P, s, "invalid UTF-8 in string");
         s += n;
@@ -630,7 +599,7 @@ static const unsigned char *to_double (parser *P, const unsigned char *s,
 ** fraction or exponent, or beyond int64, goes to strtod.
 */
 static const unsigned char *parse_number (parser *P, const unsigned char *s,
-                                          aj_value *v) {
+                                          aigc_json_value *v) {
   const unsigned char *start = s, *end = P->end;
   uint64_t u = 0;
   int neg = 0, isfloat = 0, overflow = 0;
@@ -677,17 +646,17 @@ static const unsigned char *parse_number (parser *P, const unsigned char *s,
   v->len = v->cap = 0;
   if (!isfloat && !overflow) {
     if (!neg && u <= (uint64_t)INT64_MAX) {
-      v->type = AJ_INT;
+      v->type = AIGC_JSON_INT;
       v->u.i = (int64_t)u;
       return s;
     }
     if (neg && u <= (uint64_t)INT64_MAX + 1) {
-      v->type = AJ_INT;
+      v->type = AIGC_JSON_INT;
       v->u.i = (u == (uint64_t)INT64_MAX + 1) ? INT64_MIN : -(int64_t)u;
       return s;
     }
   }
-  v->type = AJ_FLOAT;
+  v->type = AIGC_JSON_FLOAT;
   return to_double(P, start, (size_t)(s - start), &v->u.d);
 }
 
@@ -704,28 +673,28 @@ static const unsigned char *bad_literal (parser *P, const unsigned char *p,
 ** Moves the children of the container being closed, scratch slots
 ** [base, nslots), into one exactly sized arena array at v.
 */
-static int close_container (parser *P, aj_value *v, int is_object,
-                            const aj_member *src, size_t n) {
+static int close_container (parser *P, aigc_json_value *v, int is_object,
+                            const aigc_json_member *src, size_t n) {
   size_t i;
   v->len = n;
   v->cap = 0;
   if (is_object) {
-    aj_member *m = NULL;
-    v->type = AJ_OBJECT;
+    aigc_json_member *m = NULL;
+    v->type = AIGC_JSON_OBJECT;
     if (n > 0) {
-      if (n > (size_t)-1 / sizeof(aj_member) ||
-          (m = (aj_member *)arena_alloc(P->arena, n * sizeof(aj_member))) == NULL)
+      if (n > (size_t)-1 / sizeof(aigc_json_member) ||
+          (m = (aigc_json_member *)arena_alloc(P->arena, n * sizeof(aigc_json_member))) == NULL)
         return -1;
-      memcpy(m, src, n * sizeof(aj_member));
+      memcpy(m, src, n * sizeof(aigc_json_member));
     }
     v->u.members = m;
   }
   else {
-    aj_value *items = NULL;
-    v->type = AJ_ARRAY;
+    aigc_json_value *items = NULL;
+    v->type = AIGC_JSON_ARRAY;
     if (n > 0) {
-      if (n > (size_t)-1 / sizeof(aj_value) ||
-          (items = (aj_value *)arena_alloc(P->arena, n * sizeof(aj_value))) == NULL)
+      if (n > (size_t)-1 / sizeof(aigc_json_value) ||
+          (items = (aigc_json_value *)arena_alloc(P->arena, n * sizeof(aigc_json_value))) == NULL)
         return -1;
       for (i = 0; i < n; i++)
         items[i] = src[i].value;
@@ -740,7 +709,7 @@ static int close_container (parser *P, aj_value *v, int is_object,
 /* a new scratch slot at slots[nslots - 1] */
 #define PUSH_SLOT do { \
     if (nslots == P->cslots) { \
-      if (scratch_grow((void **)&P->slots, &P->cslots, sizeof(aj_member), \
+      if (scratch_grow((void **)&P->slots, &P->cslots, sizeof(aigc_json_member), \
                        P->slots_local) != 0) { \
         fail_nomem(P, p); \
         return -2; \
@@ -762,15 +731,15 @@ static int close_container (parser *P, aj_value *v, int is_object,
 ** completes the parent, which is in turn a finished value. The cursor and
 ** the stack tops are locals, so they stay in registers.
 */
-static int parse_value (parser *P, int max_depth, aj_value *out) {
+static int parse_value (parser *P, int max_depth, aigc_json_value *out) {
   const unsigned char *p = P->begin, *end = P->end;
-  aj_member *slots = P->slots;
+  aigc_json_member *slots = P->slots;
   size_t nslots = 0, nframes = 0;
-  /* values and containers the document may still hold (aj_limits) */
+  /* values and containers the document may still hold (aigc_json_limits) */
   size_t values_left = P->limits.max_values;
   size_t containers_left = P->limits.max_containers;
   int in_object = 0;     /* the innermost open container is an object */
-  aj_value *v;
+  aigc_json_value *v;
   SKIP_WS;
   if (p >= end) {
     fail(P, p, "empty input");
@@ -820,7 +789,7 @@ value:
         goto key;
       goto value;
     case '"':
-      v->type = AJ_STRING;
+      v->type = AIGC_JSON_STRING;
       v->cap = 0;
       CHECK(parse_string(P, p, &v->u.s, &v->len));
       goto done;
@@ -828,19 +797,19 @@ value:
       if (end - p < 4 || memcmp(p, "null", 4) != 0)
         CHECK(bad_literal(P, p, "null"));
       p += 4;
-      v->type = AJ_NULL;
+      v->type = AIGC_JSON_NULL;
       break;
     case 't':
       if (end - p < 4 || memcmp(p, "true", 4) != 0)
         CHECK(bad_literal(P, p, "true"));
       p += 4;
-      v->type = AJ_TRUE;
+      v->type = AIGC_JSON_TRUE;
       break;
     case 'f':
       if (end - p < 5 || memcmp(p, "false", 5) != 0)
         CHECK(bad_literal(P, p, "false"));
       p += 5;
-      v->type = AJ_FALSE;
+      v->type = AIGC_JSON_FALSE;
       break;
     case '-': case '0': case '1': case '2': case '3': case '4':
     case '5': case '6': case '7': case '8': case '9':
@@ -908,8 +877,8 @@ key:   /* p: where an object key must start, whitespace skipped */
 #undef PUSH_SLOT
 #undef CHECK
 
-int aj_parse (aj_arena *a, const char *text, size_t len, int max_depth,
-              aj_value *out, aj_error *err) {
+int aigc_json_parse (aigc_json_arena *a, const char *text, size_t len, int max_depth,
+              aigc_json_value *out, aigc_json_error *err) {
   parser P;
   int rc;
   if (text == NULL) {   /* only sensible with len 0: "empty input" */
@@ -921,20 +890,20 @@ int aj_parse (aj_arena *a, const char *text, size_t len, int max_depth,
   P.arena = a;
   P.err = err;
   P.status = 0;
-  P.limits = aj_limits_of(&a->limits);
+  P.limits = aigc_json_limits_of(&a->limits);
   P.slots = P.slots_local;
   P.cslots = SLOTS_LOCAL;
   P.frames = P.frames_local;
   P.cframes = FRAMES_LOCAL;
   if (max_depth <= 0)
-    max_depth = AJ_DEFAULT_MAX_DEPTH;
+    max_depth = AIGC_JSON_DEFAULT_MAX_DEPTH;
   rc = parse_value(&P, max_depth, out);
   if (P.slots != P.slots_local)
     free(P.slots);
   if (P.frames != P.frames_local)
     free(P.frames);
   if (rc != 0) {
-    out->type = AJ_NULL;
+    out->type = AIGC_JSON_NULL;
     out->len = out->cap = 0;
     out->u.i = 0;
   }
@@ -948,21 +917,21 @@ int aj_parse (aj_arena *a, const char *text, size_t len, int max_depth,
 ** Access
 ** ===================================================================== */
 
-const aj_value *aj_get (const aj_value *obj, const char *key) {
+const aigc_json_value *aigc_json_get (const aigc_json_value *obj, const char *key) {
   size_t n, i;
-  if (obj == NULL || obj->type != AJ_OBJECT)
+  if (obj == NULL || obj->type != AIGC_JSON_OBJECT)
     return NULL;
   n = strlen(key);
   for (i = obj->len; i-- > 0; ) {
-    const aj_member *m = &obj->u.members[i];
+    const aigc_json_member *m = &obj->u.members[i];
     if (m->key_len == n && memcmp(m->key, key, n) == 0)
       return &m->value;
   }
   return NULL;
 }
 
-const char *aj_str (const aj_value *v, size_t *len) {
-  if (v == NULL || v->type != AJ_STRING) {
+const char *aigc_json_str (const aigc_json_value *v, size_t *len) {
+  if (v == NULL || v->type != AIGC_JSON_STRING) {
     if (len != NULL)
       *len = 0;
     return NULL;
@@ -970,353 +939,6 @@ const char *aj_str (const aj_value *v, size_t *len) {
   if (len != NULL)
     *len = v->len;
   return v->u.s;
-}
-
-/* }==================================================================== */
-
-
-/* {====================================================================
-** Writer
-** ===================================================================== */
-
-/*
-** What aj_write_string does with each byte: 0 copy, 1 a short escape,
-** 2 a \u00XX escape, 3 the start of a multibyte sequence (validated, then
-** copied).
-*/
-#define W2 2, 2, 2, 2, 2, 2, 2, 2
-#define W0 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
-#define W3 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3
-static const unsigned char wrclass[256] = {
-  2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 2, 1, 1, 2, 2,   /* \b \t \n \f \r */
-  W2, W2,
-  0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,   /* '"' */
-  W0,
-  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,   /* '\\' */
-  W0, W0,
-  W3, W3, W3, W3, W3, W3, W3, W3
-};
-#undef W0
-#undef W2
-#undef W3
-
-/*
-** One pass: runs of bytes that need no escaping (valid UTF-8 sequences
-** included) are appended whole. On invalid UTF-8 the buffer's length is
-** put back, so nothing appears to have been appended.
-*/
-int aj_write_string (aigc_buf *out, const char *str, size_t len,
-                     size_t *bad_offset) {
-  static const char hex[] = "0123456789abcdef";
-  const unsigned char *s = (const unsigned char *)str;
-  size_t start_len = out->len, i = 0, run = 0;
-  if (len > (size_t)-1 - 3 || aigc_buf_reserve(out, len + 2) != 0)
-    return -1;
-  out->data[out->len++] = '"';
-  while (i < len) {
-    unsigned c = s[i];
-    char esc[6];
-    size_t n;
-    switch (wrclass[c]) {
-      case 0:
-        i++;
-        continue;
-      case 3:
-        n = utf8_seq(s + i, len - i);
-        if (n == 0) {
-          out->len = start_len;
-          out->data[start_len] = '\0';
-          if (bad_offset != NULL)
-            *bad_offset = i;
-          return -2;
-        }
-        i += n;
-        continue;
-      case 1:
-        esc[0] = '\\';
-        switch (c) {
-          case '\b': esc[1] = 'b'; break;
-          case '\t': esc[1] = 't'; break;
-          case '\n': esc[1] = 'n'; break;
-          case '\f': esc[1] = 'f'; break;
-          case '\r': esc[1] = 'r'; break;
-          default: esc[1] = (char)c; break;   /* '"' and '\\' */
-        }
-        n = 2;
-        break;
-      default:
-        memcpy(esc, "\\u00", 4);
-        esc[4] = hex[c >> 4];
-        esc[5] = hex[c & 15];
-        n = 6;
-        break;
-    }
-    if (aigc_buf_append(out, s + run, i - run) != 0 ||
-        aigc_buf_append(out, esc, n) != 0)
-      goto nomem;
-    run = ++i;
-  }
-  if (aigc_buf_append(out, s + run, i - run) != 0 ||
-      aigc_buf_putc(out, '"') != 0)
-    goto nomem;
-  return 0;
-nomem:
-  out->len = start_len;
-  out->data[start_len] = '\0';
-  return -1;
-}
-
-/*
-** A string that is not valid UTF-8 (only a hand-built tree can hold one)
-** is written with each bad byte replaced by U+FFFD, so the output is
-** always valid JSON.
-*/
-static int write_str (aigc_buf *out, const char *s, size_t len) {
-  aigc_buf tmp = AIGC_BUF_INIT;
-  size_t bad = 0, i = 0;
-  int rc = aj_write_string(out, s, len, &bad);
-  if (rc != -2)
-    return rc;
-  while (i < len) {
-    if (!aj_utf8_valid(s + i, len - i, &bad))
-      bad += i;
-    else
-      bad = len;
-    if (aigc_buf_append(&tmp, s + i, bad - i) != 0 ||
-        (bad < len && aigc_buf_append(&tmp, "\xEF\xBF\xBD", 3) != 0)) {
-      aigc_buf_free(&tmp);
-      return -1;
-    }
-    i = bad + 1;
-  }
-  rc = aj_write_string(out, tmp.data, tmp.len, NULL);
-  aigc_buf_free(&tmp);
-  return rc;
-}
-
-static int write_value (aigc_buf *out, const aj_value *v) {
-  char num[32];
-  size_t i;
-  switch (v->type) {
-    case AJ_NULL: return aigc_buf_append(out, "null", 4);
-    case AJ_FALSE: return aigc_buf_append(out, "false", 5);
-    case AJ_TRUE: return aigc_buf_append(out, "true", 4);
-    case AJ_INT:
-      return aigc_buf_append(out, num, (size_t)aj_format_int(num, v->u.i));
-    case AJ_FLOAT:
-      if (!isfinite(v->u.d))   /* JSON has no form for these */
-        return aigc_buf_append(out, "null", 4);
-      return aigc_buf_append(out, num, (size_t)aj_format_double(num, v->u.d));
-    case AJ_STRING:
-      return write_str(out, v->u.s, v->len);
-    case AJ_ARRAY:
-      if (aigc_buf_putc(out, '[') != 0)
-        return -1;
-      for (i = 0; i < v->len; i++) {
-        if ((i > 0 && aigc_buf_putc(out, ',') != 0) ||
-            write_value(out, &v->u.items[i]) != 0)
-          return -1;
-      }
-      return aigc_buf_putc(out, ']');
-    case AJ_OBJECT:
-      if (aigc_buf_putc(out, '{') != 0)
-        return -1;
-      for (i = 0; i < v->len; i++) {
-        const aj_member *m = &v->u.members[i];
-        if ((i > 0 && aigc_buf_putc(out, ',') != 0) ||
-            write_str(out, m->key, m->key_len) != 0 ||
-            aigc_buf_putc(out, ':') != 0 ||
-            write_value(out, &m->value) != 0)
-          return -1;
-      }
-      return aigc_buf_putc(out, '}');
-  }
-  return -1;
-}
-
-int aj_write (aigc_buf *out, const aj_value *v) {
-  size_t start_len = out->len;
-  if (write_value(out, v) != 0) {
-    out->len = start_len;
-    if (out->data != NULL)
-      out->data[start_len] = '\0';
-    return -1;
-  }
-  return 0;
-}
-
-/*
-** %.15g first: it reads back exactly for almost every value people write
-** (0.7, 1e-5), and only the rest need 16 or 17 digits. snprintf and strtod
-** agree on the locale, so the round-trip test holds in any locale; the
-** locale's decimal point is then replaced by '.'.
-*/
-int aj_format_double (char *buf, double d) {
-  char tmp[40];
-  int prec, n = 0, i, j, dot = 0;
-  for (prec = 15; prec <= 17; prec++) {
-    n = snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
-    if (prec == 17 || strtod(tmp, NULL) == d)
-      break;
-  }
-  for (i = j = 0; i < n; ) {   /* copy, normalising the decimal point */
-    unsigned char c = (unsigned char)tmp[i];
-    if (IS_DIGIT(c) || c == '-' || c == '+' || c == 'e' || c == 'E' ||
-        c == 'i' || c == 'n' || c == 'f' || c == 'a') {
-      if (c == 'e' || c == 'n')
-        dot = 1;   /* an exponent, or inf/nan: no ".0" to add */
-      buf[j++] = (char)c;
-      i++;
-    }
-    else {
-      buf[j++] = '.';
-      dot = 1;
-      while (i < n && !IS_DIGIT((unsigned char)tmp[i]))
-        i++;
-    }
-  }
-  if (!dot) {
-    buf[j++] = '.';
-    buf[j++] = '0';
-  }
-  buf[j] = '\0';
-  return j;
-}
-
-int aj_format_int (char *buf, int64_t i) {
-  static const char pairs[] =
-    "00010203040506070809101112131415161718192021222324252627282930313233"
-    "34353637383940414243444546474849505152535455565758596061626364656667"
-    "6869707172737475767778798081828384858687888990919293949596979899";
-  char tmp[24];
-  char *p = tmp + sizeof(tmp);
-  uint64_t u = (i < 0) ? (uint64_t)0 - (uint64_t)i : (uint64_t)i;
-  int n;
-  while (u >= 100) {
-    unsigned r = (unsigned)(u % 100);
-    u /= 100;
-    p -= 2;
-    memcpy(p, pairs + 2 * r, 2);
-  }
-  if (u >= 10) {
-    p -= 2;
-    memcpy(p, pairs + 2 * u, 2);
-  }
-  else
-    *--p = (char)('0' + u);
-  if (i < 0)
-    *--p = '-';
-  n = (int)(tmp + sizeof(tmp) - p);
-  memcpy(buf, p, (size_t)n);
-  buf[n] = '\0';
-  return n;
-}
-
-/* }==================================================================== */
-
-
-/* {====================================================================
-** Owned trees
-** ===================================================================== */
-
-/*
-** Copies src into dst. On failure dst is still a well-formed owned tree
-** holding what was copied so far (so aj_free can release it): len only
-** ever counts fully initialised children.
-*/
-static int copy_value (aj_value *dst, const aj_value *src) {
-  size_t i, n = src->len;
-  dst->type = src->type;
-  dst->len = dst->cap = 0;
-  dst->u = src->u;
-  switch (src->type) {
-    case AJ_STRING:
-      dst->u.s = (n < (size_t)-1) ? (char *)malloc(n + 1) : NULL;
-      if (dst->u.s == NULL)
-        return -1;
-      if (n > 0)
-        memcpy(dst->u.s, src->u.s, n);
-      dst->u.s[n] = '\0';
-      dst->len = n;
-      dst->cap = n + 1;
-      return 0;
-    case AJ_ARRAY:
-      dst->u.items = NULL;
-      if (n == 0)
-        return 0;
-      if (n > (size_t)-1 / sizeof(aj_value) ||
-          (dst->u.items = (aj_value *)malloc(n * sizeof(aj_value))) == NULL)
-        return -1;
-      dst->cap = n;
-      for (i = 0; i < n; i++) {
-        dst->len = i + 1;
-        if (copy_value(&dst->u.items[i], &src->u.items[i]) != 0)
-          return -1;
-      }
-      return 0;
-    case AJ_OBJECT:
-      dst->u.members = NULL;
-      if (n == 0)
-        return 0;
-      if (n > (size_t)-1 / sizeof(aj_member) ||
-          (dst->u.members = (aj_member *)malloc(n * sizeof(aj_member))) == NULL)
-        return -1;
-      dst->cap = n;
-      for (i = 0; i < n; i++) {
-        const aj_member *sm = &src->u.members[i];
-        aj_member *dm = &dst->u.members[i];
-        dm->key_len = sm->key_len;
-        dm->key = (sm->key_len < (size_t)-1) ? (char *)malloc(sm->key_len + 1)
-                                             : NULL;
-        if (dm->key == NULL)
-          return -1;
-        if (sm->key_len > 0)
-          memcpy(dm->key, sm->key, sm->key_len);
-        dm->key[sm->key_len] = '\0';
-        dm->value.type = AJ_NULL;
-        dst->len = i + 1;
-        if (copy_value(&dm->value, &sm->value) != 0)
-          return -1;
-      }
-      return 0;
-    default:
-      return 0;
-  }
-}
-
-int aj_copy (aj_value *dst, const aj_value *src) {
-  if (copy_value(dst, src) != 0) {
-    aj_free(dst);
-    return -1;
-  }
-  return 0;
-}
-
-void aj_free (aj_value *v) {
-  size_t i;
-  switch (v->type) {
-    case AJ_STRING:
-      free(v->u.s);
-      break;
-    case AJ_ARRAY:
-      for (i = 0; i < v->len; i++)
-        aj_free(&v->u.items[i]);
-      free(v->u.items);
-      break;
-    case AJ_OBJECT:
-      for (i = 0; i < v->len; i++) {
-        free(v->u.members[i].key);
-        aj_free(&v->u.members[i].value);
-      }
-      free(v->u.members);
-      break;
-    default:
-      break;
-  }
-  v->type = AJ_NULL;
-  v->len = v->cap = 0;
-  v->u.i = 0;
 }
 
 /* }==================================================================== */

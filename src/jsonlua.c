@@ -5,7 +5,7 @@
 ** someone with a __gc (a request, or a box on the stack), so a raised
 ** error frees it. Decoding is two steps: json.c parses the text into a C
 ** tree (validating everything first, no Lua involved), then
-** aigc_json_push builds the Lua tables with their exact sizes.
+** aigc_jsonlua_push builds the Lua tables with their exact sizes.
 **
 ** The Lua side of the mapping:
 **   JSON null       <-> aigc.null (a light userdata NULL, the same value as
@@ -30,18 +30,26 @@
 **     honoured): a proxy list;
 **   - __pairs (and no __len): what pairs(t) gives, classified as a raw
 **     table would be (1..n keys: an array; string keys: an object);
-**   - __index and neither: refused with the path. Its fields may come
-**     through __index (a message whose `content` is inherited from a
-**     prototype), and nothing can list them: sending the raw table would
-**     drop them silently, which is the one thing a marshaller must not do.
-**     Give the metatable __pairs, or pass a plain table.
-** Why not honour __index alone: it answers "what is t.k?" for a k you
-** already know, and an encoder must ask the opposite question.
+**   - __index and neither, __index a table: the table's own fields, plus
+**     the fields it inherits through the chain of __index tables (its
+**     metatable's __index, that table's metatable's __index...) that it
+**     does not override, leaving out functions (methods) and keys that
+**     start with "__" (metamethods): a class instance, or a message whose
+**     `content` comes from a prototype, is sent as the script sees it;
+**     a chain that comes back to a table already in it is refused;
+**   - __index a function (anywhere in the chain) and no __pairs: refused
+**     with the path. Nothing can list what a function answers: sending the
+**     raw table could drop fields silently, which is the one thing a
+**     marshaller must not do. Give the metatable __pairs, or pass a plain
+**     table.
+** Numbers on the Luas whose numbers are doubles (5.1, 5.2, LuaJIT): see
+** compat.h (integers exact to 2^53; beyond, refused with the path).
 */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
-#include "aigc.h"
+#include "jsonlua.h"
 
 #define ENCODE_MAX_DEPTH 200
 
@@ -51,7 +59,7 @@ typedef struct path_seg {
   lua_Integer index;
 } path_seg;
 
-struct aigc_encoder {
+typedef struct encoder {
   lua_State *L;
   aigc_buf *out;
   int array_mt;            /* stack index of the aigc.array metatable */
@@ -59,7 +67,10 @@ struct aigc_encoder {
   const void *ancestors[ENCODE_MAX_DEPTH];   /* tables being encoded */
   path_seg path[ENCODE_MAX_DEPTH];
   const char *what;        /* "params" or "value": the root's name */
-};
+  const char *fname;       /* misuse is reported as argument `arg` of `fname` */
+  int arg;
+  int request;             /* a request's params: known array fields say [] */
+} encoder;
 
 
 /*
@@ -69,7 +80,7 @@ struct aigc_encoder {
 */
 
 /* Appends the path of the value being encoded, e.g. "messages[2].content". */
-static void push_path (aigc_encoder *enc) {
+static void push_path (encoder *enc) {
   lua_State *L = enc->L;
   luaL_Buffer b;
   int i;
@@ -90,14 +101,12 @@ static void push_path (aigc_encoder *enc) {
   luaL_pushresult(&b);
 }
 
-static int encode_error (aigc_encoder *enc, const char *fmt, const char *detail) {
+/* Raises "bad argument #N to 'FN' (<path>: <detail>)" at the caller's line. */
+static int encode_error (encoder *enc, const char *fmt, const char *detail) {
   lua_State *L = enc->L;
-  aigc_push_where(L);
   push_path(enc);
   lua_pushfstring(L, fmt, lua_tostring(L, -1), detail);
-  lua_remove(L, -2);
-  lua_concat(L, 2);
-  return lua_error(L);
+  return aigc_argerror(L, enc->arg, enc->fname, "%s", lua_tostring(L, -1));
 }
 
 /* }====================================================== */
@@ -109,23 +118,23 @@ static int encode_error (aigc_encoder *enc, const char *fmt, const char *detail)
 ** =======================================================
 */
 
-static void out_fail (aigc_encoder *enc) {
+static void out_fail (encoder *enc) {
   luaL_error(enc->L, "not enough memory");
 }
 
-static void out_add (aigc_encoder *enc, const char *s, size_t n) {
+static void out_add (encoder *enc, const char *s, size_t n) {
   if (aigc_buf_append(enc->out, s, n) != 0)
     out_fail(enc);
 }
 
-static void out_char (aigc_encoder *enc, char c) {
+static void out_char (encoder *enc, char c) {
   if (aigc_buf_putc(enc->out, c) != 0)
     out_fail(enc);
 }
 
-static void encode_string (aigc_encoder *enc, const char *s, size_t len) {
+static void encode_string (encoder *enc, const char *s, size_t len) {
   size_t bad = 0;
-  int rc = aj_write_string(enc->out, s, len, &bad);
+  int rc = aigc_json_write_string(enc->out, s, len, &bad);
   if (rc == -1)
     out_fail(enc);
   else if (rc == -2) {
@@ -135,18 +144,18 @@ static void encode_string (aigc_encoder *enc, const char *s, size_t len) {
   }
 }
 
-static void encode_value (aigc_encoder *enc, int idx);
+static void encode_value (encoder *enc, int idx);
 
 /*
 ** The floats of a request body are nearly always a few decimals
-** (temperature = 0.7, top_p = 0.95), and aj_format_double finds their
+** (temperature = 0.7, top_p = 0.95), and aigc_json_format_double finds their
 ** text with snprintf and strtod (1.5% of a request). If, for the least
 ** k <= 6, m = round(|d| * 10^k) is below 10^15 and m / 10^k == |d| in
 ** double arithmetic, then the decimal m / 10^k reads back as d (m and 10^k
 ** are exact, and division and strtod both round correctly), it has at
 ** most 15 significant digits and no trailing zero, and it is within half
 ** an ulp of d, so it is exactly what "%.15g" prints, and what
-** aj_format_double returns. Returns its length, or 0 to fall back.
+** aigc_json_format_double returns. Returns its length, or 0 to fall back.
 */
 static int format_short_double (char *buf, double d) {
   static const double p10[] = { 1, 10, 100, 1e3, 1e4, 1e5, 1e6 };
@@ -166,10 +175,10 @@ static int format_short_double (char *buf, double d) {
         scale *= 10;
       if (d < 0)
         buf[n++] = '-';
-      n += aj_format_int(buf + n, (int64_t)(u / scale));
+      n += aigc_json_format_int(buf + n, (int64_t)(u / scale));
       buf[n++] = '.';
       if (k == 0)
-        buf[n++] = '0';   /* as aj_format_double: a float keeps its ".0" */
+        buf[n++] = '0';   /* as aigc_json_format_double: a float keeps its ".0" */
       else {
         u %= scale;
         for (i = 0; i < k; i++) {
@@ -186,19 +195,19 @@ static int format_short_double (char *buf, double d) {
   return 0;
 }
 
-static void push_seg_key (aigc_encoder *enc, const char *key, size_t len) {
+static void push_seg_key (encoder *enc, const char *key, size_t len) {
   enc->path[enc->depth - 1].key = key;
   enc->path[enc->depth - 1].len = len;
 }
 
-static void push_seg_index (aigc_encoder *enc, lua_Integer i) {
+static void push_seg_index (encoder *enc, lua_Integer i) {
   enc->path[enc->depth - 1].key = NULL;
   enc->path[enc->depth - 1].index = i;
 }
 
 /* Writes elements 1..n of the table at idx as a JSON array, read raw or,
    for a proxy (`meta`), as t[i] through __index. */
-static void encode_array (aigc_encoder *enc, int idx, lua_Integer n, int meta) {
+static void encode_array (encoder *enc, int idx, lua_Integer n, int meta) {
   lua_State *L = enc->L;
   lua_Integer i;
   out_char(enc, '[');
@@ -219,7 +228,7 @@ static void encode_array (aigc_encoder *enc, int idx, lua_Integer n, int meta) {
 }
 
 /* How the table at idx is read (see the top of this file). */
-enum { READ_RAW, READ_MARKED, READ_LEN, READ_PAIRS, READ_REFUSED };
+enum { READ_RAW, READ_MARKED, READ_LEN, READ_PAIRS, READ_CHAIN };
 
 static int has_metafield (lua_State *L, int idx, const char *name) {
   if (luaL_getmetafield(L, idx, name) == LUA_TNIL)   /* raw: no __index chain */
@@ -228,7 +237,7 @@ static int has_metafield (lua_State *L, int idx, const char *name) {
   return 1;
 }
 
-static int read_mode (aigc_encoder *enc, int idx) {
+static int read_mode (encoder *enc, int idx) {
   lua_State *L = enc->L;
   int marked;
   if (!lua_getmetatable(L, idx))
@@ -242,15 +251,72 @@ static int read_mode (aigc_encoder *enc, int idx) {
   if (has_metafield(L, idx, "__pairs"))
     return READ_PAIRS;
   if (has_metafield(L, idx, "__index"))
-    return READ_REFUSED;
+    return READ_CHAIN;
   return READ_RAW;
 }
 
-static void refuse_index (aigc_encoder *enc) {
-  encode_error(enc, "%s: %s",
-               "cannot encode a table whose metatable has __index but no __pairs "
-               "(its inherited fields cannot be listed: give the metatable __pairs, "
-               "or pass a plain table)");
+/* The longest chain of __index tables followed (a cycle is caught first;
+   this bounds a chain of distinct tables built on purpose). */
+#define CHAIN_MAX 100
+
+/*
+** Pushes a plain table of what the table at idx shows through its chain
+** of __index tables (see the top of this file): its own raw fields, then,
+** level by level, the inherited ones it does not have yet, neither
+** functions nor keys starting with "__". Raises, with the path, on a
+** function __index or a cycle.
+*/
+static void push_chain_snapshot (encoder *enc, int idx) {
+  lua_State *L = enc->L;
+  int snap, seen, level = 0;
+  luaL_checkstack(L, 8, "aigc __index chain");
+  lua_newtable(L);
+  snap = lua_gettop(L);
+  lua_newtable(L);                    /* tables of the chain met so far */
+  seen = snap + 1;
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {     /* own fields: all of them */
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, snap);
+  }
+  lua_pushvalue(L, idx);
+  for (;;) {                          /* the table at the top: the last level */
+    int type = luaL_getmetafield(L, -1, "__index");
+    if (type == LUA_TNIL)
+      break;
+    if (type != LUA_TTABLE)
+      encode_error(enc, "%s: %s", "cannot encode a table whose __index is a function and whose "
+                   "metatable has no __pairs (its fields cannot be listed: give the metatable "
+                   "__pairs, or pass a plain table)");
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, seen) != LUA_TNIL || lua_rawequal(L, -1, idx) || ++level > CHAIN_MAX)
+      encode_error(enc, "%s: %s", "its __index chain comes back to a table already in it "
+                   "(a cycle), or is longer than 100 tables");
+    lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, seen);
+    lua_replace(L, -2);               /* the next level replaces this one */
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) {    /* key, value */
+      const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+      if (lua_type(L, -1) == LUA_TFUNCTION || (k != NULL && k[0] == '_' && k[1] == '_')) {
+        lua_pop(L, 1);
+        continue;
+      }
+      lua_pushvalue(L, -2);
+      if (lua_rawget(L, snap) != LUA_TNIL) {   /* overridden nearer */
+        lua_pop(L, 2);
+        continue;
+      }
+      lua_pop(L, 1);
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, snap);
+    }
+  }
+  lua_settop(L, snap);
 }
 
 /* At most this many entries from one __pairs iteration (an endless
@@ -262,7 +328,7 @@ static void refuse_index (aigc_encoder *enc) {
 ** (its __pairs called as Lua's pairs does). The encoder then reads that
 ** snapshot, so the classification and the writing see the same entries.
 */
-static void push_pairs_snapshot (aigc_encoder *enc, int idx) {
+static void push_pairs_snapshot (encoder *enc, int idx) {
   lua_State *L = enc->L;
   lua_Integer count = 0;
   int snap, iter;
@@ -293,13 +359,13 @@ static void push_pairs_snapshot (aigc_encoder *enc, int idx) {
   lua_settop(L, snap);
 }
 
-static void encode_raw_table (aigc_encoder *enc, int idx);
+static void encode_raw_table (encoder *enc, int idx);
 
 /*
 ** Writes the table at idx after checking for a cycle and the depth, by the
 ** rules of its metatable (see the top of this file).
 */
-static void encode_table (aigc_encoder *enc, int idx) {
+static void encode_table (encoder *enc, int idx) {
   lua_State *L = enc->L;
   const void *self = lua_topointer(L, idx);
   int i, mode;
@@ -311,8 +377,6 @@ static void encode_table (aigc_encoder *enc, int idx) {
     encode_error(enc, "%s: %s", "nesting too deep (more than 200 levels)");
   luaL_checkstack(L, 8, "JSON nesting");
   mode = read_mode(enc, idx);
-  if (mode == READ_REFUSED)
-    refuse_index(enc);
   enc->ancestors[enc->depth] = self;
   enc->depth++;
   enc->path[enc->depth - 1].key = NULL;
@@ -331,7 +395,13 @@ static void encode_table (aigc_encoder *enc, int idx) {
       break;
     }
     case READ_PAIRS:
-      push_pairs_snapshot(enc, idx);
+    case READ_CHAIN:
+      enc->depth--;   /* an error in the metatable's chain names the table */
+      if (mode == READ_PAIRS)
+        push_pairs_snapshot(enc, idx);
+      else
+        push_chain_snapshot(enc, idx);
+      enc->depth++;
       encode_raw_table(enc, lua_gettop(L));
       lua_pop(L, 1);
       break;
@@ -343,12 +413,52 @@ static void encode_table (aigc_encoder *enc, int idx) {
 }
 
 /*
+** Whether the table being written (its path: enc->path[0 .. depth - 2])
+** is, in a request's params, a field the API defines as an array: an
+** empty table there is written [] (an empty table is {} elsewhere). The
+** top-level lists, a message's content parts and tool calls, and the
+** list-valued keywords of a JSON Schema (under `parameters` or `schema`).
+*/
+static int known_array (const encoder *enc) {
+  static const char *const top[] = {
+    "messages", "stop", "tools", "functions", "input", "modalities", "prompt", "include", NULL
+  };
+  static const char *const schema_lists[] = {
+    "required", "enum", "anyOf", "oneOf", "allOf", "prefixItems", "examples", NULL
+  };
+  const path_seg *p = enc->path;
+  int n = enc->depth - 1, i, k;
+  if (!enc->request || n < 1 || p[n - 1].key == NULL)
+    return 0;
+#define SEG_IS(seg, word) ((seg).key != NULL && (seg).len == strlen(word) \
+                           && memcmp((seg).key, (word), (seg).len) == 0)
+  if (n == 1) {
+    for (k = 0; top[k] != NULL; k++)
+      if (SEG_IS(p[0], top[k]))
+        return 1;
+    return 0;
+  }
+  if (n == 3 && SEG_IS(p[0], "messages") && p[1].key == NULL
+      && (SEG_IS(p[2], "content") || SEG_IS(p[2], "tool_calls")))
+    return 1;
+  for (k = 0; schema_lists[k] != NULL; k++) {
+    if (!SEG_IS(p[n - 1], schema_lists[k]))
+      continue;
+    for (i = 0; i < n - 1; i++)
+      if (SEG_IS(p[i], "parameters") || SEG_IS(p[i], "schema"))
+        return 1;
+  }
+#undef SEG_IS
+  return 0;
+}
+
+/*
 ** Classifies the raw table at idx (its entry on the path already made) and
 ** writes it. A table is an array when its keys are exactly 1..n (n > 0);
 ** an object when every key is a string; anything else (mixed keys, holes,
 ** float or boolean keys) cannot be said in JSON and raises.
 */
-static void encode_raw_table (aigc_encoder *enc, int idx) {
+static void encode_raw_table (encoder *enc, int idx) {
   lua_State *L = enc->L;
   lua_Integer n;
   int first = 1;
@@ -407,10 +517,15 @@ static void encode_raw_table (aigc_encoder *enc, int idx) {
     encode_value(enc, lua_gettop(L));
     lua_pop(L, 1);
   }
-  out_char(enc, '}');
+  if (first && known_array(enc)) {   /* empty, where the API wants a list: [] */
+    enc->out->data[enc->out->len - 1] = '[';
+    out_char(enc, ']');
+  }
+  else
+    out_char(enc, '}');
 }
 
-static void encode_value (aigc_encoder *enc, int idx) {
+static void encode_value (encoder *enc, int idx) {
   lua_State *L = enc->L;
   switch (lua_type(L, idx)) {
     case LUA_TSTRING: {
@@ -421,18 +536,26 @@ static void encode_value (aigc_encoder *enc, int idx) {
     }
     case LUA_TNUMBER: {
       char num[40];
-      int n;
-      if (lua_isinteger(L, idx))
-        n = aj_format_int(num, (int64_t)lua_tointeger(L, idx));
+      int n = 0;
+      int64_t i = 0;
+      double d = 0;
+      int cls = aigc_number_of(L, idx, &i, &d);
+      if (cls == AIGC_NUM_INT)
+        n = aigc_json_format_int(num, i);
+      else if (cls == AIGC_NUM_BIGINT) {
+        snprintf(num, sizeof num, fabs(d) < 1e21 ? "%.0f" : "%.17g", d);
+        lua_pushfstring(L, "the integer %s is beyond 2^53, where this Lua's numbers (doubles) are "
+                        "no longer exact: send it as a string", num);
+        encode_error(enc, "%s: %s", lua_tostring(L, -1));
+      }
       else {
-        lua_Number d = lua_tonumber(L, idx);
         if (d != d)
           encode_error(enc, "%s: %s", "cannot encode NaN (JSON has no NaN)");
         if (isinf(d))
           encode_error(enc, "%s: %s", "cannot encode an infinite number (JSON has no infinity)");
-        n = format_short_double(num, (double)d);
+        n = format_short_double(num, d);
         if (n == 0)
-          n = aj_format_double(num, (double)d);
+          n = aigc_json_format_double(num, d);
       }
       out_add(enc, num, (size_t)n);
       break;
@@ -472,14 +595,14 @@ static void encode_value (aigc_encoder *enc, int idx) {
 */
 static const char encoder_key = 'e';
 
-static aigc_encoder *take_encoder (lua_State *L) {
+static encoder *take_encoder (lua_State *L) {
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &encoder_key) == LUA_TUSERDATA) {
     lua_pushnil(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &encoder_key);
-    return (aigc_encoder *)lua_touserdata(L, -1);
+    return (encoder *)lua_touserdata(L, -1);
   }
   lua_pop(L, 1);
-  return (aigc_encoder *)lua_newuserdatauv(L, sizeof(aigc_encoder), 0);
+  return (encoder *)lua_newuserdatauv(L, sizeof(encoder), 0);
 }
 
 /* Pops the array metatable (pushed by encoder_init), and the encoder below
@@ -489,76 +612,38 @@ static void give_back_encoder (lua_State *L) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &encoder_key);
 }
 
-static void encoder_init (lua_State *L, aigc_encoder *enc, aigc_buf *out,
-                          const char *what) {
+static void encoder_init (lua_State *L, encoder *enc, aigc_buf *out,
+                          const aigc_argctx *cx, int request) {
   enc->L = L;
   enc->out = out;
   enc->depth = 0;
-  enc->what = what;
+  enc->what = cx->what;
+  enc->fname = cx->fname;
+  enc->arg = cx->arg;
+  enc->request = request;
   luaL_getmetatable(L, AIGC_ARRAY_MT);
   enc->array_mt = lua_gettop(L);
 }
 
-void aigc_json_encode (lua_State *L, int idx, aigc_buf *out) {
+static void encode_root (lua_State *L, int idx, aigc_buf *out, const aigc_argctx *cx) {
   /* The encoder holds 200-entry arrays; keep it off the C stack of
      deep Lua recursions by allocating it in a userdata. */
-  aigc_encoder *enc;
+  encoder *enc;
   idx = lua_absindex(L, idx);
   enc = take_encoder(L);
-  encoder_init(L, enc, out, "value");
+  encoder_init(L, enc, out, cx, 0);
   encode_value(enc, idx);
   give_back_encoder(L);
 }
 
 /*
-** Keys of a request's params table that configure the call and are never
-** sent in the body. The list is short and stable; it is documented in the
-** README under "Per-call options".
+** Writes the model first: params.model, else its old name `engine`, else
+** the client's default; a server with one model may need none at all.
+** Returns whether it wrote one.
 */
-static int is_control_key (const char *k, size_t len) {
-  switch (k[0]) {
-    case 'c': return len == 15 && memcmp(k, "connect_timeout", 15) == 0;
-    case 'd': return len == 8 && memcmp(k, "deadline", 8) == 0;   /* the core lane's */
-    case 'e': return (len == 6 && memcmp(k, "engine", 6) == 0)
-                  || (len == 13 && memcmp(k, "extra_headers", 13) == 0)
-                  || (len == 11 && memcmp(k, "extra_query", 11) == 0);
-    case 'h': return len == 7 && memcmp(k, "headers", 7) == 0;
-    case 'i': return len == 15 && memcmp(k, "idempotency_key", 15) == 0;
-    case 'm': return (len == 11 && memcmp(k, "max_retries", 11) == 0)
-                  || (len == 18 && memcmp(k, "max_response_bytes", 18) == 0)
-                  || (len == 15 && memcmp(k, "max_json_values", 15) == 0)
-                  || (len == 19 && memcmp(k, "max_json_containers", 19) == 0);
-    case 'o': return (len == 7 && memcmp(k, "on_done", 7) == 0)
-                  || (len == 8 && memcmp(k, "on_error", 8) == 0);
-    case 'q': return len == 5 && memcmp(k, "query", 5) == 0;
-    case 't': return len == 7 && memcmp(k, "timeout", 7) == 0;
-    default: return 0;
-  }
-}
-
-void aigc_json_encode_params (lua_State *L, int idx, aigc_buf *out,
-                              aigc_kind kind, const char *default_model,
-                              int stream) {
-  aigc_encoder *enc;
-  int first = 1, has_model = 0, has_stream_options = 0, mode;
-  const void *self;
-  idx = lua_absindex(L, idx);
-  enc = take_encoder(L);
-  encoder_init(L, enc, out, "params");
-  /* The params table itself obeys the metatable rules (an object: __len
-     says nothing here); with __pairs, its entries are what pairs gives. */
-  self = lua_topointer(L, idx);
-  mode = read_mode(enc, idx);
-  if (mode == READ_REFUSED)
-    refuse_index(enc);
-  if (mode == READ_PAIRS) {   /* read from a snapshot, popped at the end */
-    push_pairs_snapshot(enc, idx);
-    idx = lua_gettop(L);
-  }
-  out_char(enc, '{');
-
-  /* The model first: params.model, else its old name `engine`, else the
-     client's default; a server with one model may need none at all. */
+static int encode_model (encoder *enc, int idx, const char *default_model) {
+  lua_State *L = enc->L;
+  int written = 0;
   if (lua_getfield(L, idx, "model") == LUA_TNIL) {
     lua_pop(L, 1);
     if (lua_getfield(L, idx, "engine") == LUA_TNIL && default_model != NULL) {
@@ -574,12 +659,28 @@ void aigc_json_encode_params (lua_State *L, int idx, aigc_buf *out,
     out_add(enc, "\"model\":", 8);
     encode_value(enc, lua_gettop(L));
     enc->depth = 0;
-    first = 0;
-    has_model = 1;
+    written = 1;
   }
   lua_pop(L, 1);
+  return written;
+}
 
-  enc->ancestors[0] = self;
+/* Whether the params key k[0..len) is left out of the body. */
+static int not_sent (const char *k, size_t len, int has_model, int stream) {
+  return aigc_is_call_option(k, len)   /* per-call options (util.c) */
+         || (len == 6 && memcmp(k, "engine", 6) == 0)   /* the model's old name */
+         || (has_model && len == 5 && memcmp(k, "model", 5) == 0)
+         || (len == 6 && memcmp(k, "stream", 6) == 0)   /* written by the caller's will */
+         || (!stream && len == 14 && memcmp(k, "stream_options", 14) == 0);
+}
+
+/*
+** Writes the entries of the params table at idx after the model (`first`:
+** nothing written yet); returns whether the params had stream_options.
+*/
+static int encode_entries (encoder *enc, int idx, int first, int has_model, int stream) {
+  lua_State *L = enc->L;
+  int has_stream_options = 0;
   enc->depth = 1;
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
@@ -591,18 +692,11 @@ void aigc_json_encode_params (lua_State *L, int idx, aigc_buf *out,
       encode_error(enc, "%s: %s", lua_tostring(L, -1));
     }
     key = lua_tolstring(L, -2, &klen);
-    if (is_control_key(key, klen)
-        || (has_model && klen == 5 && memcmp(key, "model", 5) == 0)
-        || (klen == 6 && memcmp(key, "stream", 6) == 0)) {
+    if (klen == 14 && memcmp(key, "stream_options", 14) == 0)
+      has_stream_options = 1;
+    if (not_sent(key, klen, has_model, stream)) {
       lua_pop(L, 1);
       continue;
-    }
-    if (klen == 14 && memcmp(key, "stream_options", 14) == 0) {
-      has_stream_options = 1;
-      if (!stream) {          /* only meaningful with a stream */
-        lua_pop(L, 1);
-        continue;
-      }
     }
     if (!first)
       out_char(enc, ',');
@@ -618,15 +712,40 @@ void aigc_json_encode_params (lua_State *L, int idx, aigc_buf *out,
   if (stream) {
     if (!first)
       out_char(enc, ',');
-    first = 0;
     out_add(enc, "\"stream\":true", 13);
-    /* Usage arrives in one last chunk only when asked for; the caller may
-       override (or send null for servers that reject the field). */
-    if (!has_stream_options && (kind == AIGC_KIND_CHAT || kind == AIGC_KIND_COMPLETION))
-      out_add(enc, ",\"stream_options\":{\"include_usage\":true}", 40);
   }
+  return has_stream_options;
+}
+
+void aigc_jsonlua_encode_params (lua_State *L, int idx, aigc_buf *out, const char *default_model,
+                                 int stream, int usage, const aigc_argctx *cx) {
+  encoder *enc;
+  int has_model, mode;
+  const void *self;
+  idx = lua_absindex(L, idx);
+  enc = take_encoder(L);
+  encoder_init(L, enc, out, cx, 1);
+  /* The params table itself obeys the metatable rules (an object: __len
+     says nothing here); with __pairs or an __index chain, its entries are
+     read from a snapshot, popped at the end. */
+  self = lua_topointer(L, idx);
+  mode = read_mode(enc, idx);
+  if (mode == READ_PAIRS || mode == READ_CHAIN) {
+    if (mode == READ_PAIRS)
+      push_pairs_snapshot(enc, idx);
+    else
+      push_chain_snapshot(enc, idx);
+    idx = lua_gettop(L);
+  }
+  out_char(enc, '{');
+  has_model = encode_model(enc, idx, default_model);
+  enc->ancestors[0] = self;
+  /* Usage arrives in one last chunk only when asked for; the caller may
+     override (or send null for servers that reject the field). */
+  if (!encode_entries(enc, idx, !has_model, has_model, stream) && stream && usage)
+    out_add(enc, ",\"stream_options\":{\"include_usage\":true}", 40);
   out_char(enc, '}');
-  if (mode == READ_PAIRS)
+  if (mode == READ_PAIRS || mode == READ_CHAIN)
     lua_pop(L, 1);   /* the snapshot */
   give_back_encoder(L);
 }
@@ -641,16 +760,16 @@ void aigc_json_encode_params (lua_State *L, int idx, aigc_buf *out,
 */
 
 /* `extra`: more hash slots for the object itself (not its members). */
-static void push_value (lua_State *L, const aj_value *v, int array_mt, int extra) {
+static void push_value (lua_State *L, const aigc_json_value *v, int array_mt, int extra) {
   size_t i;
   switch (v->type) {
-    case AJ_NULL: lua_pushlightuserdata(L, NULL); break;
-    case AJ_FALSE: lua_pushboolean(L, 0); break;
-    case AJ_TRUE: lua_pushboolean(L, 1); break;
-    case AJ_INT: lua_pushinteger(L, (lua_Integer)v->u.i); break;
-    case AJ_FLOAT: lua_pushnumber(L, (lua_Number)v->u.d); break;
-    case AJ_STRING: lua_pushlstring(L, v->u.s, v->len); break;
-    case AJ_ARRAY:
+    case AIGC_JSON_NULL: lua_pushlightuserdata(L, NULL); break;
+    case AIGC_JSON_FALSE: lua_pushboolean(L, 0); break;
+    case AIGC_JSON_TRUE: lua_pushboolean(L, 1); break;
+    case AIGC_JSON_INT: aigc_push_int64(L, v->u.i); break;
+    case AIGC_JSON_FLOAT: lua_pushnumber(L, (lua_Number)v->u.d); break;
+    case AIGC_JSON_STRING: lua_pushlstring(L, v->u.s, v->len); break;
+    case AIGC_JSON_ARRAY:
       luaL_checkstack(L, 3, "JSON nesting");
       lua_createtable(L, v->len > INT32_MAX ? INT32_MAX : (int)v->len, 0);
       for (i = 0; i < v->len; i++) {
@@ -660,11 +779,11 @@ static void push_value (lua_State *L, const aj_value *v, int array_mt, int extra
       lua_pushvalue(L, array_mt);
       lua_setmetatable(L, -2);
       break;
-    case AJ_OBJECT:
+    case AIGC_JSON_OBJECT:
       luaL_checkstack(L, 3, "JSON nesting");
       lua_createtable(L, 0, v->len > (size_t)(INT32_MAX - extra) ? INT32_MAX : (int)v->len + extra);
       for (i = 0; i < v->len; i++) {
-        const aj_member *m = &v->u.members[i];
+        const aigc_json_member *m = &v->u.members[i];
         lua_pushlstring(L, m->key, m->key_len);
         push_value(L, &m->value, array_mt, 0);
         lua_rawset(L, -3);
@@ -673,7 +792,7 @@ static void push_value (lua_State *L, const aj_value *v, int array_mt, int extra
   }
 }
 
-void aigc_json_push_room (lua_State *L, const aj_value *v, int extra) {
+void aigc_jsonlua_push_room (lua_State *L, const aigc_json_value *v, int extra) {
   int array_mt;
   luaL_getmetatable(L, AIGC_ARRAY_MT);
   array_mt = lua_gettop(L);
@@ -681,27 +800,27 @@ void aigc_json_push_room (lua_State *L, const aj_value *v, int extra) {
   lua_remove(L, array_mt);
 }
 
-void aigc_json_push (lua_State *L, const aj_value *v) {
-  aigc_json_push_room(L, v, 0);
+void aigc_jsonlua_push (lua_State *L, const aigc_json_value *v) {
+  aigc_jsonlua_push_room(L, v, 0);
 }
 
 /* A buffer or arena boxed in a userdata so that errors cannot leak it. */
 typedef struct json_box {
   aigc_buf buf;
-  aj_arena arena;
+  aigc_json_arena arena;
 } json_box;
 
 static int box_gc (lua_State *L) {
   json_box *box = (json_box *)lua_touserdata(L, 1);
   aigc_buf_free(&box->buf);
-  aj_arena_free(&box->arena);
+  aigc_json_arena_free(&box->arena);
   return 0;
 }
 
 static json_box *new_box (lua_State *L) {
   json_box *box = (json_box *)lua_newuserdatauv(L, sizeof *box, 0);
   memset(box, 0, sizeof *box);
-  aj_arena_init(&box->arena);
+  aigc_json_arena_init(&box->arena);
   if (luaL_newmetatable(L, "aigc.jsonbox")) {
     lua_pushcfunction(L, box_gc);
     lua_setfield(L, -2, "__gc");
@@ -715,13 +834,13 @@ static json_box *new_box (lua_State *L) {
 ** Malformed text is a failure of the data, not misuse: it returns nil and
 ** a message with the byte offset.
 */
-int aigc_json_decode (lua_State *L) {
+int aigc_jsonlua_decode (lua_State *L) {
   size_t len;
   const char *text = luaL_checklstring(L, 1, &len);
   json_box *box = new_box(L);
-  aj_value v;
-  aj_error err;
-  int rc = aj_parse(&box->arena, text, len, AJ_DEFAULT_MAX_DEPTH, &v, &err);
+  aigc_json_value v;
+  aigc_json_error err;
+  int rc = aigc_json_parse(&box->arena, text, len, AIGC_JSON_DEFAULT_MAX_DEPTH, &v, &err);
   if (rc == -2)
     return luaL_error(L, "not enough memory");
   if (rc != 0) {
@@ -729,16 +848,17 @@ int aigc_json_decode (lua_State *L) {
     lua_pushfstring(L, "invalid JSON at byte %d: %s", (int)err.offset, err.message);
     return 2;
   }
-  aigc_json_push(L, &v);
+  aigc_jsonlua_push(L, &v);
   return 1;
 }
 
 /* aigc.json.encode(value) -> string; raises naming the path of a bad value. */
-int aigc_json_encodefn (lua_State *L) {
+int aigc_jsonlua_encodefn (lua_State *L) {
+  static const aigc_argctx cx = { "encode", 1, "value" };
   json_box *box;
   luaL_checkany(L, 1);
   box = new_box(L);
-  aigc_json_encode(L, 1, &box->buf);
+  encode_root(L, 1, &box->buf, &cx);
   lua_pushlstring(L, box->buf.data ? box->buf.data : "", box->buf.len);
   return 1;
 }

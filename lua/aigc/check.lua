@@ -93,28 +93,47 @@ function M.rule_problem (rule, v)
 end
 local rule_problem = M.rule_problem
 
--- The rules of the C core's per-call options and engine options, until
--- the core exports them (lane/c2: core.call_options, core.engine_options).
+-- The value rules of the options the C core reads, in the core's terms
+-- (request.c / engine.c read them with the same bounds; spec/check_spec.lua
+-- holds the two to each other).
 local BYTES = { type = "integer", min = 1, max = 2 ^ 40 }
-local FALLBACK_CALL_OPTIONS = {
-  stream = { type = "stream" }, on_done = { type = "function" }, on_error = { type = "function" },
+local ENGINE_RULES = {
   timeout = { type = "seconds" }, connect_timeout = { type = "seconds" },
   deadline = { type = "seconds", false_ok = true },
   max_retries = { type = "integer", min = 0, max = 100 },
+  max_concurrency = { type = "integer", min = 0, max = 1000000 },
   max_response_bytes = BYTES, max_json_values = BYTES, max_json_containers = BYTES,
+  on_done = { type = "function" }, on_error = { type = "function" },
+}
+local CLIENT_RULES = {   -- (per-call options the Lua layer reads)
   headers = { type = "table" }, extra_headers = { type = "table" },
   query = { type = "table" }, extra_query = { type = "table" },
   idempotency_key = { type = "string" },
 }
-local FALLBACK_ENGINE_OPTIONS = {
-  timeout = { type = "seconds" }, connect_timeout = { type = "seconds" }, deadline = { type = "seconds" },
-  max_retries = { type = "integer", min = 0, max = 100 },
-  max_concurrency = { type = "integer", min = 0, max = 1000000 },
-  max_response_bytes = BYTES, max_json_values = BYTES, max_json_containers = BYTES,
-}
 
---- The per-call options: name -> rule (never sent in the body).
-M.call_options = core.call_options or FALLBACK_CALL_OPTIONS
+--- The options the dialogue layer consumes (never sent), with the params
+-- field each one needs: a schema or a toolset.
+M.DIALOGUE_OPTIONS = {
+  schema = { type = "table" }, schema_name = { type = "string", needs = "schema" },
+  schema_mode = { type = "string", needs = "schema" }, schema_strict = { type = "boolean", needs = "schema" },
+  max_tool_rounds = { type = "integer", min = 0, needs = "tools" },
+  tool_errors = { type = "string", needs = "tools" },
+}
+local DIALOGUE_OPTIONS = M.DIALOGUE_OPTIONS
+
+--- The per-call options, never sent in the body: name -> rule. The list
+-- is the C core's (`core.call_options`: the encoder leaves out exactly
+-- these names, and `stream`); each option's rule is its reader's.
+M.call_options = { stream = { type = "stream" } }
+for name, reader in pairs(core.call_options) do
+  local rule = (reader == "engine" and ENGINE_RULES or reader == "client" and CLIENT_RULES
+                or DIALOGUE_OPTIONS)[name]
+  if rule == nil then error("aigc.check: no rule for the per-call option " .. name .. " (" .. reader .. ")") end
+  if reader ~= "dialogue" then M.call_options[name] = rule end
+end
+for name in pairs(DIALOGUE_OPTIONS) do
+  if core.call_options[name] ~= "dialogue" then error("aigc.check: the core sends the dialogue option " .. name) end
+end
 local call_options = M.call_options
 
 -- The client's options: name -> rule. The engine's own (timeouts,
@@ -129,18 +148,13 @@ local CLIENT_OPTIONS = {
   azure = { type = "boolean" }, provider = { type = "string" }, endpoint = { type = "string" },
   api_version = { type = "string" }, azure_ad_token = { type = "string" },
 }
-for name, rule in pairs(core.engine_options or FALLBACK_ENGINE_OPTIONS) do CLIENT_OPTIONS[name] = rule end
+for _, name in ipairs { "timeout", "connect_timeout", "max_retries", "max_concurrency", "max_response_bytes",
+                       "max_json_values", "max_json_containers" } do
+  CLIENT_OPTIONS[name] = ENGINE_RULES[name]
+end
+CLIENT_OPTIONS.deadline = { type = "seconds" }   -- (false only turns a client's default off in a call)
 M.CLIENT_OPTIONS = CLIENT_OPTIONS
 
---- The options the dialogue layer consumes (never sent), with the params
--- field each one needs: a schema or a toolset.
-M.DIALOGUE_OPTIONS = {
-  schema = { type = "table" }, schema_name = { type = "string", needs = "schema" },
-  schema_mode = { type = "string", needs = "schema" }, schema_strict = { type = "boolean", needs = "schema" },
-  max_tool_rounds = { type = "integer", min = 0, needs = "tools" },
-  tool_errors = { type = "string", needs = "tools" },
-}
-local DIALOGUE_OPTIONS = M.DIALOGUE_OPTIONS
 
 -- }======================================================
 
@@ -259,22 +273,21 @@ end
 -- Headers and query strings
 -- =======================================================
 
---- Why a header is refused, or nil: the name must be an HTTP token (the
--- C core's rule), the value a string (or a number) without CR, LF or NUL.
+--- Why a header is refused, or nil: the C core's rule (`core.header_problem`:
+-- the name an HTTP token, no CR, LF or NUL), for a value that is a string,
+-- a number or `aigc.null` (which removes a default).
 -- @param name
 -- @param value
 -- @treturn string|nil
 function M.header_problem (name, value)
-  if type(name) ~= "string" or name == "" or name:find("[^%w!#%$%%&'%*%+%-%.%^_`|~]") then
-    return "invalid header name " .. (string_format("%q", tostring(name)):gsub("\\\n", "\\n"))
-  end
-  if value == null then return nil end
+  if type(name) ~= "string" then return "header names must be strings, got " .. util.describe(name) end
+  local shown = (string_format("%q", name):gsub("\\\n", "\\n"))   -- (one line, whatever the name holds)
+  if value == null then value = "" end
   if type(value) ~= "string" and type(value) ~= "number" then
-    return "header '" .. name .. "': " .. expected("string, number or aigc.null", value)
+    return "header " .. shown .. ": " .. expected("string, number or aigc.null", value)
   end
-  if tostring(value):find("[\r\n%z]") then
-    return "header '" .. name .. "' contains CR, LF or NUL (refused: header injection)"
-  end
+  local why = core.header_problem(name, tostring(value))
+  if why then return "header " .. shown .. " " .. why end
   return nil
 end
 local header_problem = M.header_problem

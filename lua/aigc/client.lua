@@ -282,9 +282,9 @@ local function call_headers (self, params)
 end
 
 -- The per-call options the C core cannot know: merged headers and query,
--- Azure's deployment paths. nil when there are none.
-local function call_opts (self, api, params, path, fname)
-  local opts = { path = path }
+-- Azure's deployment paths; the name of the user's call.
+local function call_opts (self, api, params, path, fname, argn)
+  local opts = { path = path, fname = fname, arg = argn }   -- (the core's misuse errors name the user's call)
   if self._azure and (api == "chat" or api == "completion" or path == "/embeddings") then
     local model = params.model or params.engine or self.model
     if type(model) ~= "string" then
@@ -304,14 +304,14 @@ local function call_opts (self, api, params, path, fname)
     end
     opts.query = encode_query(merged)
   end
-  if next(opts) == nil then return nil end
   return opts
 end
 
 -- Submits a request ("chat", "completion", "json" or "get" api) whose
--- params were checked; `fname` names the user's call in errors.
-local function submit (self, api, params, path, fname)
-  local opts = call_opts(self, api, params or {}, path, fname)
+-- params were checked; `fname` and `argn` name the user's call and its
+-- params in errors.
+local function submit (self, api, params, path, fname, argn)
+  local opts = call_opts(self, api, params or {}, path, fname, argn or 1)
   return engine_call(self, fname, "submit", api, params, opts)
 end
 
@@ -456,7 +456,7 @@ function Client:request (method, path, body)
   if method == "GET" then return task.await(submit(self, "get", nil, path, "request")) end
   if type(body) ~= "table" then argerror("request", 3, expected("table (the body of a POST)", body)) end
   check.call(self, "request", 3, "json", body)
-  return task.await(submit(self, "json", body, path, "request"))
+  return task.await(submit(self, "json", body, path, "request", 3))
 end
 
 --- Streams a chat (or, with `prompt` and no `messages`, a completion) as an

@@ -35,10 +35,9 @@ local util = require "aigc.util"
 
 local coroutine_create, coroutine_resume = coroutine.create, coroutine.resume
 local coroutine_status, coroutine_yield = coroutine.status, coroutine.yield
-local error, getmetatable, ipairs, next, pairs, pcall, setmetatable, tostring, type =
-  error, getmetatable, ipairs, next, pairs, pcall, setmetatable, tostring, type
+local error, ipairs, next, pairs, pcall, setmetatable, tostring, type =
+  error, ipairs, next, pairs, pcall, setmetatable, tostring, type
 local math_huge, math_min = math.huge, math.min
-local string_format = string.format
 local table_remove = table.remove
 local now = core.now
 local pack, unpack = compat.pack, compat.unpack
@@ -148,11 +147,6 @@ end
 
 --- The scheduler the C core is given (`engine:set_scheduler`).
 M.SCHED = { tasks = tasks, token = TOKEN, resume = resume_from_core }
-
--- Whether the core's req:wait() yields inside tasks (lane/c2's
--- set_scheduler). Until then, the transitional code at the end of this
--- file waits for the core's requests in Lua.
-local core_yields = false
 
 local function task_error (co, err, what)
   return util.callback_error(what or "a task started with client:spawn", err, debug.traceback(co, tostring(err)))
@@ -298,10 +292,7 @@ function M.new_loop (client, engine)
     closed = false,
   }
   loop_of_engine[engine] = loop
-  if engine.set_scheduler then
-    engine:set_scheduler(M.SCHED)
-    core_yields = true
-  end
+  engine:set_scheduler(M.SCHED)
   return loop
 end
 
@@ -568,70 +559,7 @@ end
 -- @return res
 -- @return err
 function M.await (x)
-  if core_yields or type(x) ~= "userdata" then return x:wait() end
-  return M.await_core_request(x)
-end
-
--- }======================================================
-
-
--- {======================================================
--- TRANSITIONAL, until lane/c2's engine:set_scheduler (issue 11): the core's
--- req:wait() blocks, so a task waits for a core request here, through the
--- request's `_notify` hook; and `req:wait()` itself is wrapped so that it
--- yields inside a task. Delete this section when the core yields.
--- =======================================================
-
-local c_wait = core.request_methods and core.request_methods.wait
-
--- request -> the functions waiting for it (a core request has one slot).
-local notified = setmetatable({}, { __mode = "k" })
-
-local function when_over (req, fn)
-  local list = notified[req]
-  if list then list[#list + 1] = fn; return end
-  list = { fn }
-  notified[req] = list
-  req:_notify(function ()
-    notified[req] = nil
-    for _, g in ipairs(list) do g() end
-  end)
-end
-
-function M.await_core_request (req)
-  local rec = current()
-  if rec == nil then return c_wait(req) end
-  local st = req:status()
-  if st == "queued" or st == "running" then
-    local w = { request = req }
-    local guest = loop_of_engine[req:_engine()]
-    if guest and guest ~= rec.loop then
-      add_guest(rec.loop, guest)
-      w.guests = { guest }
-    end
-    when_over(req, waker(rec, w))
-    suspend(rec, w)
-  end
-  return req:result()
-end
-
-if c_wait and not core.yieldable then
-  local request_methods = core.request_methods
-  request_methods.wait = function (req, timeout)
-    local mt = type(req) == "userdata" and getmetatable(req)
-    if not mt or mt.__index ~= request_methods then
-      error(string_format("calling 'wait' on bad self (aigc.request expected, got %s)", util.typename(req)), 2)
-    end
-    if timeout ~= nil then
-      if type(timeout) ~= "number" then
-        error(string_format("bad argument #1 to 'wait' (number expected, got %s)", util.typename(timeout)), 2)
-      elseif not util.is_duration(timeout) then
-        error("bad argument #1 to 'wait' (timeout must be a number >= 0)", 2)
-      end
-    end
-    if core_yields or timeout ~= nil or current() == nil then return c_wait(req, timeout) end
-    return M.await_core_request(req)
-  end
+  return x:wait()
 end
 
 -- }======================================================

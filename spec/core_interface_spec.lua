@@ -1,0 +1,245 @@
+-- The C core's side of issue 11's interfaces with the Lua layer, through
+-- aigc.core alone (no aigc.client): the one list of per-call options (never
+-- sent), the one misuse format located at the caller, empty tables at the
+-- fields the API defines as arrays, the scheduler hook that makes
+-- req:wait() yield inside a task, req:_notify with several waiters, and no
+-- C method table left for Lua to patch.
+local core = require "aigc.core"
+local cjson = require "cjson"
+local devserver = require "devserver"
+
+local HERE = "spec/core_interface_spec%.lua:%d+: "
+
+describe("the C core's interfaces", function ()
+  local srv, engine
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+  before_each(function ()
+    srv:reset()
+    engine = core.engine { base_url = srv.base_url, max_retries = 0 }
+  end)
+  after_each(function () engine:close() end)
+
+  local function ask (extra)
+    local p = { model = "m", messages = { { role = "user", content = "Hi" } } }
+    for k, v in pairs(extra or {}) do p[k] = v end
+    return p
+  end
+
+  local function sent () return cjson.decode(srv:last().body) end
+
+  describe("per-call options", function ()
+    it("core.call_options is the one list, each with who reads it", function ()
+      assert.same({
+        timeout = "engine", connect_timeout = "engine", deadline = "engine", max_retries = "engine",
+        max_response_bytes = "engine", max_json_values = "engine", max_json_containers = "engine",
+        on_done = "engine", on_error = "engine",
+        headers = "client", extra_headers = "client", query = "client", extra_query = "client",
+        idempotency_key = "client",
+        schema = "dialogue", schema_name = "dialogue", schema_mode = "dialogue", schema_strict = "dialogue",
+        max_tool_rounds = "dialogue", tool_errors = "dialogue",
+      }, core.call_options)
+    end)
+
+    it("none of them is sent, whatever its value; unknown fields are", function ()
+      local p = ask { temperature = 0.5, my_field = "x" }
+      for name in pairs(core.call_options) do
+        if p[name] == nil then p[name] = ({ on_done = print, on_error = print, timeout = 5, deadline = 9,
+          connect_timeout = 5, max_retries = 1, max_response_bytes = 1000000, max_json_values = 100000,
+          max_json_containers = 10000 })[name] or { "anything" } end
+      end
+      assert(engine:submit("chat", p):wait())
+      local body = sent()
+      for name in pairs(core.call_options) do assert.is_nil(body[name], name) end
+      assert.equal(0.5, body.temperature)
+      assert.equal("x", body.my_field)
+    end)
+  end)
+
+  describe("misuse", function ()
+    local function raises (pattern, fn)
+      local ok, e = pcall(fn)
+      assert.is_false(ok)
+      assert.matches("^" .. HERE .. pattern, e)
+    end
+
+    it("one format, bad argument #N to 'FN' (params.X: ...), at the caller's line", function ()
+      local opts = { fname = "chat", arg = 1 }
+      raises("bad argument #1 to 'chat' %(params%.timeout: a number of seconds > 0 expected, got %-1%)$",
+        function () return engine:submit("chat", ask { timeout = -1 }, opts) end)
+      raises("bad argument #1 to 'chat' %(params%.deadline: a number of seconds > 0 expected, got string%)$",
+        function () return engine:submit("chat", ask { deadline = "soon" }, opts) end)
+      raises("bad argument #1 to 'chat' %(params%.max_retries: an integer in 0%.%.100 expected%)$",
+        function () return engine:submit("chat", ask { max_retries = 1.5 }, opts) end)
+      raises("bad argument #1 to 'chat' %(params%.on_done: a function expected, got number%)$",
+        function () return engine:submit("chat", ask { on_done = 5 }, opts) end)
+      raises("bad argument #1 to 'chat' %(params%.stream: a boolean or a function expected, got number%)$",
+        function () return engine:submit("chat", ask { stream = 5 }, opts) end)
+      raises("bad argument #1 to 'chat' %(params%.messages%[1%]%.content: cannot encode a function%)$",
+        function () return engine:submit("chat", { messages = { { role = "user", content = print } } }, opts) end)
+      -- without opts: the engine's own method, params being its argument #2
+      raises("bad argument #2 to 'submit' %(params%.timeout: a number of seconds > 0 expected, got 0%)$",
+        function () return engine:submit("chat", ask { timeout = 0 }) end)
+      raises("bad argument #1 to 'encode' %(value%.x: cannot encode a function%)$",
+        function () return core.json.encode { x = print } end)
+      raises("bad argument #1 to 'engine' %(config%.timeout: a number of seconds > 0 expected, got %-1%)$",
+        function () return core.engine { base_url = "http://x", timeout = -1 } end)
+    end)
+
+    it("nothing is sent for a call refused", function ()
+      local before = srv:stats().requests_total
+      pcall(engine.submit, engine, "chat", ask { timeout = -1 })
+      assert.equal(before, srv:stats().requests_total)
+    end)
+  end)
+
+  describe("empty tables at the API's array fields", function ()
+    it("encode as [] (elsewhere an empty table stays {})", function ()
+      local p = ask { stop = {}, tools = {}, metadata = {},
+        messages = { { role = "user", content = {} }, { role = "assistant", content = "x", tool_calls = {} } },
+        response_format = { type = "json_schema", json_schema = { name = "s",
+          schema = { type = "object", properties = {}, required = {}, anyOf = { { enum = {} } } } } } }
+      engine:submit("chat", p):wait()
+      local body = srv:last().body
+      assert.matches('"stop":%[%]', body)
+      assert.matches('"tools":%[%]', body)
+      assert.matches('"metadata":{}', body)
+      assert.matches('"content":%[%]', body)
+      assert.matches('"tool_calls":%[%]', body)
+      assert.matches('"properties":{}', body)
+      assert.matches('"required":%[%]', body)
+      assert.matches('"enum":%[%]', body)
+      -- aigc.json.encode knows no API: {} there
+      assert.equal('{"stop":{}}', core.json.encode { stop = {} })
+    end)
+  end)
+
+  describe("the scheduler hook", function ()
+    local function scheduler ()
+      local s = { tasks = setmetatable({}, { __mode = "k" }), token = {}, resumed = {} }
+      s.resume = function (co, req)
+        s.resumed[#s.resumed + 1] = co
+        local ok, e = coroutine.resume(co, req:result())
+        if not ok then error(e, 0) end
+      end
+      engine:set_scheduler(s)
+      return s
+    end
+
+    local function task (s, fn)
+      local co = coroutine.create(fn)
+      s.tasks[co] = true
+      return co
+    end
+
+    local function drive () while engine:step(0.01) > 0 do end end
+
+    it("set_scheduler checks its argument", function ()
+      assert.has_error(function () engine:set_scheduler {} end)
+      assert.has_error(function () engine:set_scheduler { tasks = {} } end)
+      assert.has_no_error(function () engine:set_scheduler(nil) end)
+    end)
+
+    it("wait() in a task yields the token and the request; resume gives wait() its results", function ()
+      local s = scheduler()
+      local got
+      local co = task(s, function () got = { engine:submit("chat", ask()):wait() } end)
+      local ok, token, req = coroutine.resume(co)
+      assert.is_true(ok)
+      assert.equal(s.token, token)
+      assert.equal("userdata", type(req))
+      assert.equal("suspended", coroutine.status(co))
+      drive()
+      assert.equal("dead", coroutine.status(co))
+      assert.same({ co }, s.resumed)
+      assert.equal("table", type(got[1]))
+      assert.equal("assistant", got[1].choices[1].message.role)
+    end)
+
+    it("every task waiting on one request is resumed once, in order; a canceled one with its error", function ()
+      local s = scheduler()
+      local req = engine:submit("chat", ask())
+      local results = {}
+      local a = task(s, function () results.a = { req:wait() } end)
+      local b = task(s, function () results.b = { req:wait() } end)
+      coroutine.resume(a)
+      coroutine.resume(b)
+      req:cancel()
+      drive()
+      assert.same({ a, b }, s.resumed)
+      assert.is_nil(results.a[1])
+      assert.equal("canceled", results.a[2].kind)
+      assert.equal(results.a[2], results.b[2])
+    end)
+
+    it("wait(timeout), a coroutine that is not a task, and no scheduler all block", function ()
+      local s = scheduler()
+      local co = task(s, function () return engine:submit("chat", ask()):wait(30) end)
+      local ok, res = coroutine.resume(co)
+      assert.is_true(ok)
+      assert.equal("table", type(res))
+      local other = coroutine.create(function () return engine:submit("chat", ask()):wait() end)
+      ok, res = coroutine.resume(other)
+      assert.is_true(ok)
+      assert.equal("table", type(res))
+      engine:set_scheduler(nil)
+      co = task(s, function () return engine:submit("chat", ask()):wait() end)
+      ok, res = coroutine.resume(co)
+      assert.is_true(ok)
+      assert.equal("table", type(res))
+      assert.same({}, s.resumed)
+    end)
+
+    it("an error raised by resume is a callback error, reported once", function ()
+      local co = coroutine.create(function () return engine:submit("chat", ask()):wait() end)
+      engine:set_scheduler { tasks = { [co] = true }, token = 1,
+                             resume = function () error("scheduler broke") end }
+      coroutine.resume(co)
+      local errors = {}
+      while true do
+        local n, errs = engine:step(0.01)
+        for _, e in ipairs(errs or {}) do errors[#errors + 1] = e end
+        if n == 0 then break end
+      end
+      assert.equal(1, #errors)
+      assert.matches("scheduler broke", tostring(errors[1]))
+    end)
+
+    it("req:_notify takes several functions, each called once after on_done", function ()
+      local order = {}
+      local req = engine:submit("chat", ask { on_done = function () order[#order + 1] = "on_done" end })
+      req:_notify(function (r) order[#order + 1] = "first"; assert.equal(req, r) end)
+      req:_notify(function () order[#order + 1] = "second" end)
+      drive()
+      assert.same({ "on_done", "first", "second" }, order)
+      req:_notify(function () order[#order + 1] = "late" end)   -- over already: the next turn
+      engine:step(0)
+      assert.same({ "on_done", "first", "second", "late" }, order)
+    end)
+  end)
+
+  it("one rule for headers: core.header_problem, and the core applies it to every line", function ()
+    assert.is_nil(core.header_problem("X-Good_name.1~", "any value: with colons"))
+    assert.matches("invalid name", core.header_problem("X(Y)", "v"))
+    assert.matches("invalid name", core.header_problem("X Y", "v"))
+    assert.matches("empty name", core.header_problem("", "v"))
+    assert.matches("header injection", core.header_problem("X", "a\r\nEvil: 1"))
+    assert.matches("header injection", core.header_problem("X", "a\0b"))
+    assert.has_error(function () core.engine { base_url = "http://x", headers = { "X(Y): v" } } end,
+                     "header 'X(Y)' has an invalid name (a token: letters, digits and !#$%&'*+-.^_`|~)")
+    assert.has_error(function () core.engine { base_url = "http://x", headers = { "no colon" } } end,
+                     "invalid header line (expected 'Name: value')")
+    local req
+    assert.has_error(function ()
+      req = engine:submit("chat", ask(), { headers = { "X: a\nEvil: 1" } })
+    end, "header 'X' contains CR, LF or NUL (refused: header injection)")
+    assert.is_nil(req)
+  end)
+
+  it("no C method table is left for Lua to patch; wait is C", function ()
+    assert.is_nil(core.request_methods)
+    local req = engine:submit("chat", ask())
+    assert.equal("C", debug.getinfo(req.wait, "S").what)
+    req:wait()
+  end)
+end)
