@@ -4,6 +4,18 @@
 local aigc = require "aigc"
 local devserver = require "devserver"
 
+-- Lua 5.4's `local x <close> = obj` around `body(x)`, compiled only on 5.4
+-- (older versions cannot parse it); elsewhere the explicit equivalent the
+-- README gives, obj[explicit](obj), at the end of the scope.
+local HAS_CLOSE = _VERSION == "Lua 5.4"
+local function with_close (obj, explicit, body)
+  if HAS_CLOSE then
+    return assert(load("local obj, body = ...; do local x <close> = obj; body(x) end", "=<close> scope"))(obj, body)
+  end
+  body(obj)
+  obj[explicit](obj)
+end
+
 warn("@on")
 
 local HI = { { role = "user", content = "Hi" } }
@@ -252,13 +264,12 @@ describe("non-blocking requests", function ()
       assert.equal("done", killer:status())
     end)
 
-    it("cancels when a <close> variable goes out of scope", function ()
+    it("cancels when a <close> variable goes out of scope (Lua 5.4; req:cancel() elsewhere)", function ()
       local kept
-      do
-        local req <close> = client:chat_async(params("delay=300"))
+      with_close(client:chat_async(params("delay=300")), "cancel", function (req)
         kept = req
         client:step(0)
-      end
+      end)
       assert.equal("canceled", kept:status())
     end)
 

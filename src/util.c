@@ -4,6 +4,7 @@
 ** optional fields, the per-call options (util.h).
 */
 #include <stdarg.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,8 +176,13 @@ int64_t aigc_opt_integer (lua_State *L, int t, const aigc_argctx *cx, const char
   int64_t v = def;
   if (lua_getfield(L, t, field) != LUA_TNIL) {
     double d;
-    int ok = lua_type(L, -1) == LUA_TNUMBER   /* not "1" */
-             && aigc_number_of(L, -1, &v, &d) == AIGC_NUM_INT;
+    int ok = lua_type(L, -1) == LUA_TNUMBER;   /* not "1" */
+    /* A float with an integer value (2^20 on 5.3+) counts as that
+       integer, as it does in the Lua layer's check and on 5.1. */
+    if (ok && aigc_number_of(L, -1, &v, &d) == AIGC_NUM_FLOAT) {
+      ok = d == floor(d) && d >= (double)lo && d <= (double)hi;
+      if (ok) v = (int64_t)d;
+    }
     if (!ok || v < lo || v > hi) {
       char range[64];
       snprintf(range, sizeof range, "%lld..%lld", (long long)lo, (long long)hi);
