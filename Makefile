@@ -155,7 +155,7 @@ fuzz: $(FUZZERS)
 	done
 
 lint:
-	luacheck --quiet lua spec examples bench
+	luacheck --quiet lua spec examples bench scripts
 
 # Every Lua file of the package, subfolders (the devserver's) included.
 LUA_TREE     = $(sort $(shell find lua/aigc -name '*.lua' 2>/dev/null))

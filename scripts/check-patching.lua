@@ -22,7 +22,10 @@ do
   local i = 1
   while arg[i] do
     local k = arg[i]:match("^%-%-(%a+)$")
-    if not k or not arg[i + 1] then io.stderr:write("usage: check-patching.lua [--cpath P] [--path P]\n"); os.exit(2) end
+    if not k or not arg[i + 1] then
+      io.stderr:write("usage: check-patching.lua [--cpath P] [--path P]\n")
+      os.exit(2)
+    end
     opts[k] = arg[i + 1]
     i = i + 2
   end

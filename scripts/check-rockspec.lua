@@ -33,6 +33,7 @@ do
   local text = f:read("*a")
   f:close()
   local chunk, err
+  local setfenv, loadstring = rawget(_G, "setfenv"), rawget(_G, "loadstring")   -- 5.1, LuaJIT
   if setfenv then
     chunk, err = loadstring(text, "@" .. path)
     if chunk then setfenv(chunk, spec) end

@@ -270,7 +270,9 @@ end
 local function self_test ()
   local problems = {}
   local function expect (what, got, want)
-    if got ~= want then problems[#problems + 1] = ("%s: got %s, want %s"):format(what, tostring(got), tostring(want)) end
+    if got ~= want then
+      problems[#problems + 1] = ("%s: got %s, want %s"):format(what, tostring(got), tostring(want))
+    end
   end
   local body77, body78 = {}, {}
   for i = 1, 77 do body77[i] = "  x = x + 1;" end
@@ -294,8 +296,11 @@ local function self_test ()
   }, "\n") .. "\n"
   local fns = c_functions(c_src)
   expect("C functions found", #fns, 2)
-  if fns[1] then expect("C first name", fns[1].name, "long_one"); expect("C first length", fns[1].last - fns[1].first + 1, 81) end
-  if fns[2] then expect("C second name", fns[2].name, "short_one"); expect("C second length", fns[2].last - fns[2].first + 1, 80) end
+  local function length (f) return f and f.last - f.first + 1 end
+  expect("C first name", fns[1] and fns[1].name, "long_one")
+  expect("C first length", length(fns[1]), 81)
+  expect("C second name", fns[2] and fns[2].name, "short_one")
+  expect("C second length", length(fns[2]), 80)
   -- Lua: `end` inside strings, comments and long strings; a repeat/until; a
   -- nested function; an anonymous one in a table.
   local lua_body = {}
@@ -367,7 +372,8 @@ for _, path in ipairs(files) do
         if EXCEPTIONS[key] then
           used_exceptions[key] = length
         else
-          over[#over + 1] = ("%s:%d: function %s: %d lines (limit %d)"):format(path, f.first, f.name, length, LIMITS.func)
+          over[#over + 1] = ("%s:%d: function %s: %d lines (limit %d)")
+            :format(path, f.first, f.name, length, LIMITS.func)
         end
       end
       if verbose then print(("%5d  %s:%d %s"):format(length, path, f.first, f.name)) end

@@ -9,7 +9,10 @@
 # summary (busted-5.1: ..., examples-jit: ...), and all of them add up in the
 # closing line. Suites, in order (cheap first); a line of the summary per
 # suite (and per interpreter), with the seconds it took:
-#   lint       luacheck over lua/ spec/ examples/ bench/: one result (clean or not)
+#   lint       luacheck over lua/ spec/ examples/ bench/ scripts/: one result (clean or not)
+#   subset     the library, the test harness and the examples parse (and read
+#              right) under every other interpreter of the matrix
+#              (scripts/check-subset.lua; luacheck accepts 5.4 syntax): one result
 #   size       issue 11's limits (scripts/check-size.lua): src/ files <= 1,300
 #              lines, lua/ files <= 800, functions <= 80 (C and Lua): one result
 #   layers     issue 11's C layering: no cycle among src/ files in who calls
@@ -234,7 +237,7 @@ run_examples () {
 # ---- lint: one result, however many files (a clean file is not a test)
 banner lint
 if skipped lint; then record lint 0 0 1; else
-  files=$(find lua spec examples bench -name '*.lua' 2>/dev/null | sort)
+  files=$(find lua spec examples bench scripts -name '*.lua' 2>/dev/null | sort)
   nfiles=$(echo "$files" | grep -c . || true)
   # shellcheck disable=SC2086
   luacheck --formatter plain --codes $files > build/lint.log 2>&1
@@ -242,6 +245,21 @@ if skipped lint; then record lint 0 0 1; else
   bad=$(cut -d: -f1 build/lint.log | grep -E '\.lua$' | sort -u | wc -l)
   echo "lint: $nfiles files, $bad with warnings"
   if [ "$bad" -eq 0 ] && [ "$nfiles" -gt 0 ]; then record lint 1 0 0 "$(elapsed)"; else record lint 0 1 0 "$(elapsed)"; fi
+fi
+
+# ---- subset: what must run everywhere parses everywhere
+banner subset
+if skipped subset; then record subset 0 0 1; else
+  subset_fail=0
+  : > build/subset.log
+  for v in $VERSIONS; do
+    [ "$v" = 5.4 ] && continue
+    lua=$(interp_of "$v")
+    if ! command -v "$lua" > /dev/null; then echo "subset: $lua is not installed" | tee -a build/subset.log; subset_fail=1; continue; fi
+    "$lua" scripts/check-subset.lua 2>&1 | tee -a build/subset.log
+    [ "${PIPESTATUS[0]}" -eq 0 ] || subset_fail=1
+  done
+  if [ $subset_fail -eq 0 ]; then record subset 1 0 0 "$(elapsed)"; else record subset 0 1 0 "$(elapsed)"; fi
 fi
 
 # ---- size: issue 11's file and function limits
@@ -352,11 +370,13 @@ for v in 5.4 5.3 5.1 jit; do
     continue
   fi
   rm -rf "$tree"
+  # (LuaRocks compiles into src/*.o; the Makefile never does: they are removed after)
   if luarocks --lua-version="$abi" --tree "$tree" make --deps-mode=none "$rockspec" \
        CURL_INCDIR="/usr/include/$multiarch" CURL_LIBDIR="/usr/lib/$multiarch" > "$log" 2>&1 \
-     && rock_require "$lua" "$abi" "$tree" >> "$log" 2>&1; then
+     && rm -f src/*.o && rock_require "$lua" "$abi" "$tree" >> "$log" 2>&1; then
     tail -n 3 "$log"; record "$name" 1 0 0 "$(elapsed)"
   else
+    rm -f src/*.o
     tail -n 60 "$log"; echo "$name: failed (all of it in $log)"; record "$name" 0 1 0 "$(elapsed)"
   fi
 done
