@@ -41,7 +41,8 @@
 #
 # Knobs (environment):
 #   AIGC_LUA_VERSIONS="5.4 jit"   the interpreters of the matrix (default all five)
-#   AIGC_HEAVY_VERSIONS="5.4"     those that also get the heavy suites (default "5.4 jit")
+#   AIGC_HEAVY_VERSIONS="5.4"     those that also get the heavy suites (default "5.4 jit";
+#                                 empty: none)
 #   AIGC_SKIP="fuzz valgrind"     skips suites, reported as skipped; a base name
 #                                 skips every interpreter's ("busted"), a full one
 #                                 only that one ("busted-5.2"); "lifecycle" skips
@@ -61,8 +62,8 @@ export AIGC_SPEC_ROOT=$PWD
 # The bundled server needs Lua 5.4 whatever the interpreter under test
 # (spec/support/devserver.lua starts it with $LUA, else lua5.4).
 DEVSERVER_LUA=lua5.4
-VERSIONS=${AIGC_LUA_VERSIONS:-5.4 5.1 5.2 5.3 jit}
-HEAVY_VERSIONS=${AIGC_HEAVY_VERSIONS:-5.4 jit}
+VERSIONS=${AIGC_LUA_VERSIONS-5.4 5.1 5.2 5.3 jit}
+HEAVY_VERSIONS=${AIGC_HEAVY_VERSIONS-5.4 jit}
 # busted's runner started by the interpreter itself (what `busted --lua=lua5.4`
 # does through a re-exec), so that valgrind and LD_PRELOAD see the right process.
 BUSTED_RUNNER=$(command -v busted)
@@ -370,13 +371,15 @@ for v in 5.4 5.3 5.1 jit; do
     continue
   fi
   rm -rf "$tree"
-  # (LuaRocks compiles into src/*.o; the Makefile never does: they are removed after)
-  if luarocks --lua-version="$abi" --tree "$tree" make --deps-mode=none "$rockspec" \
-       CURL_INCDIR="/usr/include/$multiarch" CURL_LIBDIR="/usr/lib/$multiarch" > "$log" 2>&1 \
-     && rm -f src/*.o && rock_require "$lua" "$abi" "$tree" >> "$log" 2>&1; then
+  # LuaRocks builds in the directory it runs in (src/*.o, and the module at
+  # ./aigc/core.so, where the Makefile's 5.4 build is): so in a copy.
+  copy=build/rocksrc-$abi
+  rm -rf "$copy"; mkdir -p "$copy"; cp -r src lua rockspec "$copy"/
+  if (cd "$copy" && luarocks --lua-version="$abi" --tree "$PWD/../../$tree" make --deps-mode=none "$rockspec" \
+        CURL_INCDIR="/usr/include/$multiarch" CURL_LIBDIR="/usr/lib/$multiarch") > "$log" 2>&1 \
+     && rock_require "$lua" "$abi" "$tree" >> "$log" 2>&1; then
     tail -n 3 "$log"; record "$name" 1 0 0 "$(elapsed)"
   else
-    rm -f src/*.o
     tail -n 60 "$log"; echo "$name: failed (all of it in $log)"; record "$name" 0 1 0 "$(elapsed)"
   fi
 done
