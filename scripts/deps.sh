@@ -32,12 +32,15 @@ test_pkgs=("${matrix_pkgs[@]}"
            clang libclang-rt-14-dev curl nodejs npm git procps
            nginx-light openssl locales
            python3-yaml python3-jsonschema
-           lua-argparse lua-readline lua-term lua-sql-sqlite3 lua-ldoc tmux)
+           lua-argparse lua-readline lua-term lua-sql-sqlite3 sqlite3 lua-rex-pcre2
+           lua-ldoc lua-markdown tmux)
 # python3-yaml / python3-jsonschema: spec/support/oas_check.py, run by
 # /usr/bin/python3 (Debian's, which has them) whatever python3 is first on PATH.
 # lua-argparse, lua-readline, lua-term, lua-sql-sqlite3: the `aigc` command
-# (bin/aigc) and its prompt logs; lua-ldoc: `make docs` and its warning check;
-# tmux: the REPL driven through a real terminal.
+# (bin/aigc) and its prompt logs (sqlite3: one check reads them with it);
+# lua-rex-pcre2: the dataset runner's `regex` assertion; lua-ldoc and
+# lua-markdown (Debian's LDoc has no Markdown of its own; lua5.1 runs it):
+# `make docs` and its warning check; tmux: the REPL driven through a real terminal.
 bench_pkgs=(nginx-light wrk hyperfine lua-socket valgrind util-linux
             nodejs npm procps time
             luajit libluajit-5.1-dev lua-compat53-dev)

@@ -38,6 +38,8 @@
 #   valgrind-V       the busted specs under valgrind memcheck: no definite leak, no error
 #   soak-V           20,000 mixed requests through one client: RSS growth < 1 MiB
 # The heavy suites (lifecycle, asan, valgrind, soak) run under 5.4 and LuaJIT.
+# The ASan and valgrind suites run beside the others (two lanes for two
+# cores; their output is printed when the rest is done, from build/lane2.log).
 #
 # Knobs (environment):
 #   AIGC_LUA_VERSIONS="5.4 jit"   the interpreters of the matrix (default all five)
@@ -51,6 +53,7 @@
 #   LIFECYCLE_SECONDS / LIFECYCLE_ASAN_SECONDS   the lifecycle runs' length
 #   LIFECYCLE_SEED   fixes their seed (default: a new one each run, printed,
 #                    so a failure can be replayed)
+#   AIGC_JOBS=1      one suite at a time (default 2: the two lanes side by side)
 set -u
 cd "$(dirname "$0")/.." || exit 2
 
@@ -235,9 +238,13 @@ run_examples () {
   record "$name" "$p" "$f" "$s" "$(elapsed)"
 }
 
-# ---- lint: one result, however many files (a clean file is not a test)
-banner lint
-if skipped lint; then record lint 0 0 1; else
+# ---- the suites, one function each
+
+# lint: one result, however many files (a clean file is not a test)
+suite_lint () {
+  banner lint
+  if skipped lint; then record lint 0 0 1; return; fi
+  local files nfiles bad
   files=$(find lua spec examples bench scripts -name '*.lua' 2>/dev/null | sort)
   nfiles=$(echo "$files" | grep -c . || true)
   # shellcheck disable=SC2086
@@ -246,148 +253,160 @@ if skipped lint; then record lint 0 0 1; else
   bad=$(cut -d: -f1 build/lint.log | grep -E '\.lua$' | sort -u | wc -l)
   echo "lint: $nfiles files, $bad with warnings"
   if [ "$bad" -eq 0 ] && [ "$nfiles" -gt 0 ]; then record lint 1 0 0 "$(elapsed)"; else record lint 0 1 0 "$(elapsed)"; fi
-fi
+}
 
-# ---- subset: what must run everywhere parses everywhere
-banner subset
-if skipped subset; then record subset 0 0 1; else
-  subset_fail=0
+# subset: what must run everywhere parses everywhere
+suite_subset () {
+  banner subset
+  if skipped subset; then record subset 0 0 1; return; fi
+  local fail=0 ran=0 v lua
   : > build/subset.log
   for v in $VERSIONS; do
     [ "$v" = 5.4 ] && continue
+    ran=$((ran + 1))
     lua=$(interp_of "$v")
-    if ! command -v "$lua" > /dev/null; then echo "subset: $lua is not installed" | tee -a build/subset.log; subset_fail=1; continue; fi
+    if ! command -v "$lua" > /dev/null; then echo "subset: $lua is not installed" | tee -a build/subset.log; fail=1; continue; fi
     "$lua" scripts/check-subset.lua 2>&1 | tee -a build/subset.log
-    [ "${PIPESTATUS[0]}" -eq 0 ] || subset_fail=1
+    [ "${PIPESTATUS[0]}" -eq 0 ] || fail=1
   done
-  if [ $subset_fail -eq 0 ]; then record subset 1 0 0 "$(elapsed)"; else record subset 0 1 0 "$(elapsed)"; fi
-fi
+  if [ $ran -eq 0 ]; then echo "subset: no interpreter but 5.4 in the matrix"; record subset 0 0 1
+  elif [ $fail -eq 0 ]; then record subset 1 0 0 "$(elapsed)"; else record subset 0 1 0 "$(elapsed)"; fi
+}
 
-# ---- size: issue 11's file and function limits
-banner size
-if skipped size; then record size 0 0 1; else
-  if lua5.4 scripts/check-size.lua 2>&1 | tee build/size.log; [ "${PIPESTATUS[0]}" -eq 0 ]; then
-    record size 1 0 0 "$(elapsed)"
-  else record size 0 1 0 "$(elapsed)"; fi
-fi
+# run_check NAME CMD...: a check script as a one-result suite.
+run_check () {
+  local name=$1; shift
+  banner "$name"
+  if skipped "$name"; then record "$name" 0 0 1; return; fi
+  if "$@" 2>&1 | tee "build/$name.log"; [ "${PIPESTATUS[0]}" -eq 0 ]; then
+    record "$name" 1 0 0 "$(elapsed)"
+  else record "$name" 0 1 0 "$(elapsed)"; fi
+}
 
-# ---- layers: issue 11's acyclic C layers (the check is the C lane's)
-banner layers
-if skipped layers; then record layers 0 0 1; else
-  layers_check=$(ls scripts/check-layers.* 2>/dev/null | head -n 1)
-  case $layers_check in
-    *.lua) layers_cmd=(lua5.4 "$layers_check") ;;
-    *.sh) layers_cmd=(bash "$layers_check") ;;
-    *.py) layers_cmd=(/usr/bin/python3 "$layers_check") ;;
-    *) layers_cmd=() ;;
+# layers: issue 11's acyclic C layers (the check is the C lane's)
+suite_layers () {
+  local check cmd=()
+  check=$(ls scripts/check-layers.* 2>/dev/null | head -n 1)
+  case $check in
+    *.lua) cmd=(lua5.4 "$check") ;;
+    *.sh) cmd=(bash "$check") ;;
+    *.py) cmd=(/usr/bin/python3 "$check") ;;
   esac
-  if [ ${#layers_cmd[@]} -eq 0 ]; then
+  if [ ${#cmd[@]} -eq 0 ]; then
+    banner layers
+    if skipped layers; then record layers 0 0 1; return; fi
     echo "layers: no cycle check (scripts/check-layers.*) in this tree"; record layers 0 1 0 "$(elapsed)"
-  elif "${layers_cmd[@]}" 2>&1 | tee build/layers.log; [ "${PIPESTATUS[0]}" -eq 0 ]; then
-    record layers 1 0 0 "$(elapsed)"
-  else record layers 0 1 0 "$(elapsed)"; fi
-fi
+  else
+    run_check layers "${cmd[@]}"
+  fi
+}
 
-# ---- patching: no Lua assignment into a C method table
-banner patching
-if skipped patching; then record patching 0 0 1; else
-  if lua5.4 scripts/check-patching.lua 2>&1 | tee build/patching.log; [ "${PIPESTATUS[0]}" -eq 0 ]; then
-    record patching 1 0 0 "$(elapsed)"
-  else record patching 0 1 0 "$(elapsed)"; fi
-fi
-
-# ---- ctest
-banner ctest
-if skipped ctest; then record ctest 0 0 1; else
+suite_ctest () {
+  banner ctest
+  if skipped ctest; then record ctest 0 0 1; return; fi
+  local p f s n nexpected
   $MAKE ctest WERROR=-Werror > build/ctest.log 2>&1
   cat build/ctest.log
   read -r p f s n < <(sum_counts build/ctest.log "^ctest ")
   nexpected=$(ls spec/c/*_test.c 2>/dev/null | wc -l)
   if [ "$n" -lt "$nexpected" ]; then f=$((f + nexpected - n)); echo "ctest: $((nexpected - n)) test program(s) did not build or run"; fi
   record ctest "$p" "$f" "$s" "$(elapsed)"
-fi
+}
 
-# ---- busted-V and examples-V: the specs and the examples under every interpreter
-for v in $VERSIONS; do
+# cannot_run SUITE V: true (having recorded SUITE as failed, saying why)
+# when V's interpreter or build is missing.
+cannot_run () {
+  local name=$1 v=$2 lua
   lua=$(interp_of "$v")
+  if ! command -v "$lua" > /dev/null; then echo "$name: $lua is not installed"; record "$name" 0 1 0; return 0; fi
+  if ! built "$v"; then echo "$name: $WHY"; record "$name" 0 1 0 "$(elapsed)"; return 0; fi
+  return 1
+}
+
+suite_busted () {
+  local v=$1 lua; lua=$(interp_of "$v")
   banner "busted-$v ($lua)"
-  if skipped "busted-$v"; then record "busted-$v" 0 0 1
-  elif ! command -v "$lua" > /dev/null; then echo "busted-$v: $lua is not installed"; record "busted-$v" 0 1 0
-  elif ! built "$v"; then echo "busted-$v: $WHY"; record "busted-$v" 0 1 0 "$(elapsed)"
-  else run_busted "busted-$v" "$lua" "$(cpath_of "$v")"
-  fi
+  if skipped "busted-$v"; then record "busted-$v" 0 0 1; return; fi
+  cannot_run "busted-$v" "$v" && return
+  run_busted "busted-$v" "$lua" "$(cpath_of "$v")"
+}
 
+suite_examples () {
+  local v=$1 lua; lua=$(interp_of "$v")
   banner "examples-$v ($lua)"
-  if skipped "examples-$v"; then record "examples-$v" 0 0 1
-  elif ! command -v "$lua" > /dev/null; then echo "examples-$v: $lua is not installed"; record "examples-$v" 0 1 0
-  elif ! built "$v"; then echo "examples-$v: $WHY"; record "examples-$v" 0 1 0 "$(elapsed)"
-  else run_examples "examples-$v" "$lua" "$(cpath_of "$v")" "$v"
-  fi
-done
+  if skipped "examples-$v"; then record "examples-$v" 0 0 1; return; fi
+  cannot_run "examples-$v" "$v" && return
+  run_examples "examples-$v" "$lua" "$(cpath_of "$v")" "$v"
+}
 
-# ---- rockspec: the rock builds and loads for each Lua LuaRocks knows here
-banner rockspec-files
-version=$($MAKE -s version)
-rockspec=rockspec/aigc-$version-1.rockspec
-if skipped rockspec-files; then record rockspec-files 0 0 1; else
-  if lua5.4 scripts/check-rockspec.lua "$rockspec" 2>&1 | tee build/rockspec-files.log; [ "${PIPESTATUS[0]}" -eq 0 ]; then
-    record rockspec-files 1 0 0 "$(elapsed)"
-  else record rockspec-files 0 1 0 "$(elapsed)"; fi
-fi
+# rockspec: the rock builds and loads for each Lua LuaRocks knows here
+suite_rockspec () {
+  local version rockspec multiarch v name abi lua tree log copy
+  version=$($MAKE -s version)
+  rockspec=rockspec/aigc-$version-1.rockspec
+  run_check rockspec-files lua5.4 scripts/check-rockspec.lua "$rockspec"
+  multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
+  for v in 5.4 5.3 5.1 jit; do
+    name=rockspec-$v
+    banner "$name"
+    if skipped "$name"; then record "$name" 0 0 1; continue; fi
+    abi=$(abi_of "$v"); lua=$(interp_of "$v")
+    tree=build/rocktree-$abi
+    log=build/$name.log
+    if [ "$v" = jit ]; then
+      # LuaJIT loads what LuaRocks built for 5.1 (the tree of rockspec-5.1).
+      if [ -f "$tree/lib/lua/5.1/aigc/core.so" ] && rock_require "$lua" 5.1 "$tree" "$version" > "$log" 2>&1; then
+        cat "$log"; record "$name" 1 0 0 "$(elapsed)"
+      else
+        echo "$name: luajit could not require aigc from the 5.1 rock tree ($tree)"; cat "$log" 2>/dev/null
+        record "$name" 0 1 0 "$(elapsed)"
+      fi
+      continue
+    fi
+    rm -rf "$tree"
+    # LuaRocks builds in the directory it runs in (src/*.o, and the module at
+    # ./aigc/core.so, where the Makefile's 5.4 build is): so in a copy.
+    copy=build/rocksrc-$abi
+    rm -rf "$copy"; mkdir -p "$copy"; cp -r src lua rockspec "$copy"/
+    if (cd "$copy" && luarocks --lua-version="$abi" --tree "$PWD/../../$tree" make --deps-mode=none "$rockspec" \
+          CURL_INCDIR="/usr/include/$multiarch" CURL_LIBDIR="/usr/lib/$multiarch") > "$log" 2>&1 \
+       && rock_require "$lua" "$abi" "$tree" "$version" >> "$log" 2>&1; then
+      tail -n 3 "$log"; record "$name" 1 0 0 "$(elapsed)"
+    else
+      tail -n 60 "$log"; echo "$name: failed (all of it in $log)"; record "$name" 0 1 0 "$(elapsed)"
+    fi
+  done
+}
 
-multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
-# rock_require LUA ABI TREE: require "aigc" from the rock tree TREE with
-# interpreter LUA (from /tmp, so nothing of the checkout is on the path).
+# rock_require LUA ABI TREE VERSION: require "aigc" from the rock tree TREE
+# with interpreter LUA (from /tmp, so nothing of the checkout is on the path).
 rock_require () {
-  local lua=$1 abi=$2 tree=$3 root=$PWD
+  local lua=$1 abi=$2 tree=$3 version=$4 root=$PWD
   (cd /tmp && "$lua" -e "
     package.path = '$root/$tree/share/lua/$abi/?.lua;$root/$tree/share/lua/$abi/?/init.lua;' .. package.path
     package.cpath = '$root/$tree/lib/lua/$abi/?.so;' .. package.cpath
     local aigc = require 'aigc'
     assert(aigc._VERSION == '$version', 'the rock says $version, aigc._VERSION is ' .. tostring(aigc._VERSION))
-    local so = package.searchpath and package.searchpath('aigc.core', package.cpath) or package.loaded['aigc.core'] and '?'
     assert(package.loaded['aigc.core'], 'aigc.core not loaded')
-    assert(not package.searchpath or so:find('$tree', 1, true), 'aigc.core not from the rock tree: ' .. tostring(so))
+    local function searchpath (name, path)   -- (5.1 has no package.searchpath)
+      for t in path:gmatch('[^;]+') do
+        local f = t:gsub('%?', (name:gsub('%.', '/')))
+        local h = io.open(f) if h then h:close() return f end
+      end
+    end
+    local so = searchpath('aigc.core', package.cpath)
+    assert(so and so:find('$tree', 1, true), 'aigc.core not from the rock tree: ' .. tostring(so))
     assert(aigc.client { base_url = 'http://127.0.0.1:9/v1' })
-    print('rockspec: ' .. _VERSION .. (jit and (' (' .. jit.version .. ')') or '') .. ': require \"aigc\" ' .. aigc._VERSION
-      .. ' from $tree')
+    print('rockspec: ' .. _VERSION .. (jit and (' (' .. jit.version .. ')') or '') .. ': require \"aigc\" '
+      .. aigc._VERSION .. ' from $tree')
   ")
 }
-for v in 5.4 5.3 5.1 jit; do
-  name=rockspec-$v
-  banner "$name"
-  if skipped "$name"; then record "$name" 0 0 1; continue; fi
-  abi=$(abi_of "$v"); lua=$(interp_of "$v")
-  tree=build/rocktree-$abi
-  log=build/$name.log
-  if [ "$v" = jit ]; then
-    # LuaJIT loads what LuaRocks built for 5.1 (the tree of rockspec-5.1).
-    if [ -f "$tree/lib/lua/5.1/aigc/core.so" ] && rock_require "$lua" 5.1 "$tree" > "$log" 2>&1; then
-      cat "$log"; record "$name" 1 0 0 "$(elapsed)"
-    else
-      echo "$name: luajit could not require aigc from the 5.1 rock tree ($tree)"; cat "$log" 2>/dev/null
-      record "$name" 0 1 0 "$(elapsed)"
-    fi
-    continue
-  fi
-  rm -rf "$tree"
-  # LuaRocks builds in the directory it runs in (src/*.o, and the module at
-  # ./aigc/core.so, where the Makefile's 5.4 build is): so in a copy.
-  copy=build/rocksrc-$abi
-  rm -rf "$copy"; mkdir -p "$copy"; cp -r src lua rockspec "$copy"/
-  if (cd "$copy" && luarocks --lua-version="$abi" --tree "$PWD/../../$tree" make --deps-mode=none "$rockspec" \
-        CURL_INCDIR="/usr/include/$multiarch" CURL_LIBDIR="/usr/lib/$multiarch") > "$log" 2>&1 \
-     && rock_require "$lua" "$abi" "$tree" >> "$log" 2>&1; then
-    tail -n 3 "$log"; record "$name" 1 0 0 "$(elapsed)"
-  else
-    tail -n 60 "$log"; echo "$name: failed (all of it in $log)"; record "$name" 0 1 0 "$(elapsed)"
-  fi
-done
 
-# ---- fuzz (plain C: the same for every interpreter)
-banner fuzz
-if skipped fuzz; then record fuzz 0 0 2; else
-  fp=0; ff=0
+# fuzz (plain C: the same for every interpreter)
+suite_fuzz () {
+  banner fuzz
+  if skipped fuzz; then record fuzz 0 0 2; return; fi
+  local fp=0 ff=0 h name secs
   for h in fuzz_sse:${FUZZ_SSE_SECONDS:-60} fuzz_json:${FUZZ_JSON_SECONDS:-30}; do
     name=${h%%:*}; secs=${h##*:}
     if [ ! -f "spec/fuzz/$name.c" ]; then echo "$name: no harness"; ff=$((ff + 1)); continue; fi
@@ -402,33 +421,44 @@ if skipped fuzz; then record fuzz 0 0 2; else
     fi
   done
   record fuzz "$fp" "$ff" 0 "$(elapsed)"
-fi
+}
 
-# ---- the heavy suites, under 5.4 and LuaJIT
-for v in $HEAVY_VERSIONS; do
-  lua=$(interp_of "$v")
-  in_list "$v" "$VERSIONS" || VERSIONS="$VERSIONS $v"
-
-  # lifecycle-V: random call sequences against the contract (normal build)
+# lifecycle-V: random call sequences against the contract (normal build)
+suite_lifecycle () {
+  local v=$1 lua; lua=$(interp_of "$v")
   banner "lifecycle-$v ($lua)"
-  if skipped "lifecycle-$v"; then record "lifecycle-$v" 0 0 1
-  elif ! built "$v"; then echo "lifecycle-$v: $WHY"; record "lifecycle-$v" 0 1 0 "$(elapsed)"
-  else run_lifecycle "lifecycle-$v" "${LIFECYCLE_SECONDS:-90}" --lua "$lua" --cpath "$(cpath_of "$v")"
-  fi
+  if skipped "lifecycle-$v"; then record "lifecycle-$v" 0 0 1; return; fi
+  cannot_run "lifecycle-$v" "$v" && return
+  run_lifecycle "lifecycle-$v" "${LIFECYCLE_SECONDS:-90}" --lua "$lua" --cpath "$(cpath_of "$v")"
+}
 
-  # asan-V: the module built with ASan + UBSan, run by a host interpreter linked with them
-  adir=$(asan_dir_of "$v")
+# soak-V
+suite_soak () {
+  local v=$1 lua; lua=$(interp_of "$v")
+  banner "soak-$v ($lua)"
+  if skipped "soak-$v"; then record "soak-$v" 0 0 1; return; fi
+  if [ ! -f spec/soak.lua ]; then echo "soak-$v: spec/soak.lua is missing"; record "soak-$v" 0 1 0; return; fi
+  cannot_run "soak-$v" "$v" && return
+  if AIGC_CPATH=$(cpath_of "$v") "$lua" spec/soak.lua 2>&1 | tee "build/soak-$v.log" | tail -n 5 \
+     && grep -q '^soak: ok' "build/soak-$v.log"; then
+    record "soak-$v" 1 0 0 "$(elapsed)"
+  else record "soak-$v" 0 1 0 "$(elapsed)"; fi
+}
+
+# asan-V: the module built with ASan + UBSan, run by a host interpreter
+# linked with them; then lifecycle-asan-V, the tester on that build.
+suite_asan () {
+  local v=$1 lua adir ok=0; lua=$(interp_of "$v"); adir=$(asan_dir_of "$v")
   banner "asan-$v"
-  asan_ok=0
   if skipped "asan-$v"; then record "asan-$v" 0 0 1
-  elif ! built "$v"; then echo "asan-$v: $WHY"; record "asan-$v" 0 1 0 "$(elapsed)"
+  elif cannot_run "asan-$v" "$v"; then :
   elif ! $MAKE -s asan LUA_VERSION="$v" > "build/asan-build-$v.log" 2>&1 \
        || [ ! -x "$adir/lua" ] || [ ! -f "$adir/aigc/core.so" ]; then
     cat "build/asan-build-$v.log"
     echo "asan-$v: \`make asan LUA_VERSION=$v\` did not produce $adir/lua and $adir/aigc/core.so"
     record "asan-$v" 0 1 0 "$(elapsed)"
   else
-    asan_ok=1
+    ok=1
     # The host interpreter carries the sanitizer runtime (spec/support/lua_host.c);
     # children and the servers the specs start run uninstrumented, as usual.
     AIGC_CHILD_LUA=$lua AIGC_CHILD_CPATH=$(cpath_of "$v") run_busted "asan-$v" "$adir/lua" "$adir/?.so" env \
@@ -442,51 +472,81 @@ for v in $HEAVY_VERSIONS; do
     fi
   fi
 
-  # lifecycle-asan-V: the same tester on that build
   banner "lifecycle-asan-$v"
   if skipped "lifecycle-$v" || skipped "asan-$v" || skipped "lifecycle-asan-$v"; then record "lifecycle-asan-$v" 0 0 1
-  elif [ $asan_ok -eq 1 ]; then
+  elif [ $ok -eq 1 ]; then
     run_lifecycle "lifecycle-asan-$v" "${LIFECYCLE_ASAN_SECONDS:-120}" --lua "$adir/lua" --cpath "$adir/?.so"
   else
     echo "lifecycle-asan-$v: no ASan build for $v (see asan-$v)"; record "lifecycle-asan-$v" 0 1 0
   fi
+}
 
-  # valgrind-V
-  banner "valgrind-$v"
-  if skipped "valgrind-$v"; then record "valgrind-$v" 0 0 1
-  elif ! built "$v"; then echo "valgrind-$v: $WHY"; record "valgrind-$v" 0 1 0 "$(elapsed)"
-  else
-    vdir=build/valgrind-$v
-    rm -rf "$vdir"; mkdir -p "$vdir"
-    run_busted "valgrind-$v" "$lua" "$(cpath_of "$v")" env AIGC_VALGRIND=1 AIGC_TIMEOUT_SCALE=4 \
-      valgrind --quiet --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite \
-        --error-exitcode=0 --log-file="$vdir/%p.txt" --trace-children=no \
-        --suppressions=spec/support/valgrind.supp
-    # One log per process; the busted process is the one that loaded aigc.
-    vfail=0
-    for f in "$vdir"/*.txt; do
-      [ -f "$f" ] || continue
-      if grep -qE 'definitely lost: [1-9]|Invalid (read|write)|uninitialised|Mismatched free|invalid free' "$f"; then
-        echo "valgrind-$v: problems in $f:"; cat "$f"; vfail=1
-      fi
-    done
-    grep -h -E 'definitely lost' "$vdir"/*.txt 2>/dev/null | head -n 3
-    if [ $vfail -eq 0 ]; then echo "valgrind-$v: definitely lost: 0 bytes, no invalid accesses"; record "valgrind-memcheck-$v" 1 0 0
-    else record "valgrind-memcheck-$v" 0 1 0; fi
-  fi
+# valgrind-V: the specs under memcheck
+suite_valgrind () {
+  local v=$1 lua vdir vfail=0 f; lua=$(interp_of "$v")
+  banner "valgrind-$v ($lua)"
+  if skipped "valgrind-$v"; then record "valgrind-$v" 0 0 1; return; fi
+  cannot_run "valgrind-$v" "$v" && return
+  vdir=build/valgrind-$v
+  rm -rf "$vdir"; mkdir -p "$vdir"
+  run_busted "valgrind-$v" "$lua" "$(cpath_of "$v")" env AIGC_VALGRIND=1 AIGC_TIMEOUT_SCALE=4 \
+    valgrind --quiet --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite \
+      --error-exitcode=0 --log-file="$vdir/%p.txt" --trace-children=no \
+      --suppressions=spec/support/valgrind.supp
+  # One log per process; the busted process is the one that loaded aigc.
+  for f in "$vdir"/*.txt; do
+    [ -f "$f" ] || continue
+    if grep -qE 'definitely lost: [1-9]|Invalid (read|write)|uninitialised|Mismatched free|invalid free' "$f"; then
+      echo "valgrind-$v: problems in $f:"; cat "$f"; vfail=1
+    fi
+  done
+  grep -h -E 'definitely lost' "$vdir"/*.txt 2>/dev/null | head -n 3
+  if [ $vfail -eq 0 ]; then echo "valgrind-$v: definitely lost: 0 bytes, no invalid accesses"; record "valgrind-memcheck-$v" 1 0 0
+  else record "valgrind-memcheck-$v" 0 1 0; fi
+}
 
-  # soak-V
-  banner "soak-$v"
-  if skipped "soak-$v"; then record "soak-$v" 0 0 1
-  elif [ ! -f spec/soak.lua ]; then echo "soak-$v: spec/soak.lua is missing"; record "soak-$v" 0 1 0
-  elif ! built "$v"; then echo "soak-$v: $WHY"; record "soak-$v" 0 1 0 "$(elapsed)"
-  else
-    if AIGC_CPATH=$(cpath_of "$v") "$lua" spec/soak.lua 2>&1 | tee "build/soak-$v.log" | tail -n 5 \
-       && grep -q '^soak: ok' "build/soak-$v.log"; then
-      record "soak-$v" 1 0 0 "$(elapsed)"
-    else record "soak-$v" 0 1 0 "$(elapsed)"; fi
-  fi
-done
+# ---- the run
+
+# Every interpreter's module first (the two lanes below both use them).
+for v in $VERSIONS $HEAVY_VERSIONS; do built "$v" || true; done
+
+# Two lanes side by side (AIGC_JOBS=1: one after the other): the first
+# prints as it goes; the second (sanitizers, valgrind: mostly CPU of one
+# process each) writes its output to build/lane2.log, printed when the first
+# is done. Each records into its own results file; the summary joins them.
+lane1 () {
+  suite_lint; suite_subset
+  run_check size lua5.4 scripts/check-size.lua
+  suite_layers
+  run_check patching lua5.4 scripts/check-patching.lua
+  suite_ctest
+  local v
+  for v in $VERSIONS; do suite_busted "$v"; suite_examples "$v"; done
+  suite_rockspec
+  suite_fuzz
+  for v in $HEAVY_VERSIONS; do suite_lifecycle "$v"; suite_soak "$v"; done
+}
+lane2 () {
+  local v
+  for v in $HEAVY_VERSIONS; do suite_asan "$v"; done
+  for v in $HEAVY_VERSIONS; do suite_valgrind "$v"; done
+}
+
+RESULTS2=build/suite-results-2
+: > "$RESULTS2"
+if [ "${AIGC_JOBS:-2}" -ge 2 ]; then
+  ( RESULTS=$RESULTS2; lane2 ) > build/lane2.log 2>&1 &
+  lane2_pid=$!
+  echo "(the sanitizer and valgrind suites run beside these; their output follows at the end: build/lane2.log)"
+  lane1
+  wait "$lane2_pid"
+  printf '\n==== the sanitizer and valgrind suites (run beside the others) ====\n'
+  cat build/lane2.log
+else
+  lane1
+  RESULTS=$RESULTS2 lane2
+fi
+cat "$RESULTS2" >> "$RESULTS"
 
 banner summary
 cat "$RESULTS"
