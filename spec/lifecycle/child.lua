@@ -67,6 +67,7 @@ gen = require "gen"
 io.stdout:setvbuf("no")
 -- An error in a __gc metamethod shows on stderr (Lua 5.4's warnings; 5.1-5.3
 -- and LuaJIT have no warn() and drop such errors silently).
+local warn = rawget(_G, "warn")
 if warn then warn("@on") end
 
 -- {======================================================
@@ -88,7 +89,7 @@ local function close_value (v)
   if close then close(v) end
 end
 
-local pack = table.pack or function (...) return { n = select("#", ...), ... } end
+local pack = rawget(table, "pack") or function (...) return { n = select("#", ...), ... } end
 
 -- collectgarbage's incremental mode with `pause` and `stepmul`.
 local function gc_incremental (pause, stepmul)

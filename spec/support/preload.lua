@@ -5,4 +5,5 @@
 pcall(require, "luv")
 -- Errors in __gc metamethods must show, not vanish (Lua 5.4's warnings;
 -- 5.1-5.3 and LuaJIT have no warn() and print nothing for them).
+local warn = rawget(_G, "warn")
 if warn then warn("@on") end
