@@ -15,7 +15,9 @@
 #   make server   run the local OpenAI-compatible server in the foreground
 #   make bench    run the benchmarks (bench/README.md)
 #   make install  copy the module into INST_LIBDIR / INST_LUADIR (with
-#                 LUA_VERSION=...: that version's; LuaJIT uses 5.1's)
+#                 LUA_VERSION=...: that version's; LuaJIT uses 5.1's), the aigc
+#                 command into INST_BINDIR
+#   make docs     the API reference (LDoc) into build/docs
 
 LUA         ?= lua5.4
 LUA_VERSION ?= 5.4
@@ -38,9 +40,12 @@ ALL_CFLAGS   = $(CFLAGS) $(WARN) $(WERROR) $(SANITIZE) -std=c99 -D_POSIX_C_SOURC
 # Where `make install` puts the module: Lua's own default search paths for
 # the version (LuaJIT reads 5.1's, like Debian's lua-* packages for it).
 LUA_ABI      = $(if $(filter jit,$(LUA_VERSION)),5.1,$(LUA_VERSION))
+# The interpreter of that version (the installed aigc command's #! line).
+LUA_INTERP   = $(if $(filter jit,$(LUA_VERSION)),luajit,lua$(LUA_VERSION))
 INST_PREFIX ?= /usr/local
 INST_LIBDIR ?= $(INST_PREFIX)/lib/lua/$(LUA_ABI)
 INST_LUADIR ?= $(INST_PREFIX)/share/lua/$(LUA_ABI)
+INST_BINDIR ?= $(INST_PREFIX)/bin
 
 BUILD       ?= build
 # Plain-C parts with no Lua in them: unit-tested and fuzzed on their own.
@@ -56,7 +61,7 @@ VERSION     := $(shell sed -n 's/^\#define AIGC_VERSION "\(.*\)"/\1/p' src/aigc.
 ROCKSPEC     = rockspec/aigc-$(VERSION)-1.rockspec
 
 .PHONY: all asan demo test server bench install uninstall clean lint ctest fuzz deps-demo deps-test deps-bench \
-        env version cpath
+        env version cpath docs
 
 all: aigc/core.so
 
@@ -166,9 +171,19 @@ install: $(MODULE)
 	  echo "install -D -m 0644 lua/$$f $(DESTDIR)$(INST_LUADIR)/$$f"; \
 	  install -D -m 0644 "lua/$$f" "$(DESTDIR)$(INST_LUADIR)/$$f" || exit 1; \
 	done
+	install -d $(DESTDIR)$(INST_BINDIR)
+	sed '1s|.*|#!/usr/bin/env $(LUA_INTERP)|' bin/aigc > $(DESTDIR)$(INST_BINDIR)/aigc
+	chmod 0755 $(DESTDIR)$(INST_BINDIR)/aigc
+
+# The API reference of every public module (config.ld), with Debian's lua-ldoc.
+# spec/docs_spec.lua fails on any LDoc warning. Run under Lua 5.1: Debian's
+# LDoc has no built-in Markdown, and lua-markdown exists for 5.1 only.
+LDOC ?= lua5.1 $(shell command -v ldoc)
+docs:
+	$(LDOC) .
 
 uninstall:
-	rm -rf $(DESTDIR)$(INST_LIBDIR)/aigc $(DESTDIR)$(INST_LUADIR)/aigc
+	rm -rf $(DESTDIR)$(INST_LIBDIR)/aigc $(DESTDIR)$(INST_LUADIR)/aigc $(DESTDIR)$(INST_BINDIR)/aigc
 
 clean:
 	rm -rf $(BUILD) aigc

@@ -175,18 +175,21 @@ describe("non-blocking requests", function ()
     it("cancels a queued request before it starts", function ()
       local c = aigc.client { base_url = srv.base_url, max_concurrency = 1 }
       local first = c:chat_async(params("delay=200"))
-      local called = false
-      local second = c:chat_async(params(nil, { on_done = function () called = true end,
-                                                on_error = function () called = true end }))
+      local done, errors = 0, {}
+      local second = c:chat_async(params(nil, { on_done = function () done = done + 1 end,
+                                                on_error = function (e) errors[#errors + 1] = e end }))
       assert.equal("queued", second:status())
       assert.is_true(second:cancel())
       assert.equal("canceled", second:status())
       local res, err = second:result()
       assert.is_nil(res)
       assert.equal("canceled", err.kind)
+      assert.equal(0, #errors)   -- not from inside cancel(): from the loop
       run_all(c, { first })
       c:step(0)
-      assert.is_false(called)
+      assert.equal(0, done)
+      assert.equal(1, #errors)   -- the lifecycle contract: on_error once, kind "canceled"
+      assert.equal(err, errors[1])
       assert.equal(1, srv:stats().requests_total)
       assert.is_false(second:cancel())   -- already over
       c:close()
@@ -226,15 +229,19 @@ describe("non-blocking requests", function ()
 
     it("cancels inside its own stream callback", function ()
       local deltas, req = 0, nil
-      local errored = false
+      local errors, done = {}, 0
       req = client:chat_async(params("pause=5", {
         stream = function () deltas = deltas + 1; if deltas == 2 then req:cancel() end end,
-        on_error = function () errored = true end,
+        on_done = function () done = done + 1 end,
+        on_error = function (e) errors[#errors + 1] = e end,
       }))
       run_all(client, { req })
+      for _ = 1, 5 do client:step(0.01) end
       assert.equal(2, deltas)
       assert.equal("canceled", req:status())
-      assert.is_false(errored)   -- canceling is not an error to report
+      assert.equal(0, done)
+      assert.equal(1, #errors)   -- once, kind "canceled", and no callback error
+      assert.equal("canceled", errors[1].kind)
     end)
 
     it("cancels one request inside another's callback", function ()

@@ -5,6 +5,8 @@
 -- so that a function's `end` sits at its `function`'s indentation).
 
 local proc = require "procutil"
+-- aigc's version, which the devserver carries (spec/version_spec.lua checks the source).
+local VERSION = assert(io.open("src/aigc.h")):read("a"):match('#define AIGC_VERSION "([^"]+)"')
 
 local function files ()
   local list = { "lua/aigc/devserver.lua" }
@@ -80,6 +82,6 @@ describe("the devserver package", function ()
       srv.close(); uv.run()' 2>&1]])
     local out = p:read("a")
     p:close()
-    assert.equal("function\tfunction\tfunction\t1.1\n0\twords2\t5\ttrue\nnumber\ttrue\n", out)
+    assert.equal("function\tfunction\tfunction\t" .. VERSION .. "\n0\twords2\t5\ttrue\nnumber\ttrue\n", out)
   end)
 end)

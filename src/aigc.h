@@ -12,6 +12,36 @@
 **              into a result or an error
 ** plus the plain-C parts with no Lua in them: buf, sse, json, accum.
 **
+** Two rules govern engine.c, request.c and core.c (docs/ARCHITECTURE.md
+** has them in full, with the reasons):
+**
+** THE RE-ENTRANCY RULE. Any Lua allocation (lua_push*, lua_createtable,
+** lua_newuserdatauv, luaL_Buffer growth, lua_setfield on a new key...) may
+** run a __gc finalizer, and a finalizer may call any aigc function: cancel,
+** close, chat (a nested drive), step. So C code
+**   - never holds a raw pointer into request- or engine-owned memory across
+**     a Lua allocation unless that memory is pinned: a request being
+**     delivered has `delivering` set, and free_transfer_memory() then only
+**     notes `free_deferred` (the events being delivered sit in `draining`,
+**     which libcurl never touches);
+**   - re-checks state after its allocations (r->state, r->engine,
+**     e->closed) before acting on what it computed;
+**   - restores its counters (stepping, dispatching, reporting, delivering,
+**     in_callback) when an error escapes: the Lua part of a drive runs under
+**     lua_pcall, and the error is raised again only once the engine is
+**     consistent.
+**
+** THE LIFECYCLE CONTRACT. Every request ends exactly once (done, failed or
+** canceled). A request given on_done/on_error gets exactly one of them, and
+** a waiter (the Lua layer's _notify) is told exactly once; a canceled or
+** closed request gets on_error(err) with err.kind == "canceled", run by the
+** driving loop (step, act, wait, a blocking call, or close() itself), never
+** from inside cancel() or a finalizer. Nothing else (a stream delta,
+** on_done) runs after cancel. Every error a callback raises is reported
+** exactly once: to the client's error_handler, else kept for the next
+** step()'s second result, else (the client closed or collected with errors
+** nobody collected) written to stderr.
+**
 ** Only luaopen_aigc_core is exported (built with -fvisibility=hidden);
 ** cross-file functions carry the prefix aigc_.
 */
@@ -41,8 +71,10 @@
 
 #if defined(__GNUC__)
 #define AIGC_EXPORT __attribute__((visibility("default")))
+#define AIGC_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 #else
 #define AIGC_EXPORT
+#define AIGC_PRINTF(fmt, args)
 #endif
 
 /* Defaults from REFERENCE.md (the official SDKs' values). */
@@ -54,6 +86,10 @@
 #define AIGC_DONE_GRACE               2.0    /* seconds a server may take to end
                                                 the response after [DONE] */
 #define AIGC_EASY_POOL                32     /* idle easy handles an engine keeps */
+#define AIGC_MAX_KEPT_ERRORS          1000   /* callback errors kept for step();
+                                                more go to stderr */
+#define AIGC_WAIT_SLICE               0.1    /* seconds: the longest a wait sleeps
+                                                before it looks for an interrupt */
 
 typedef struct aigc_engine aigc_engine;
 typedef struct aigc_request aigc_request;
@@ -95,7 +131,8 @@ enum {
   AIGC_EN_ERRHANDLER,   /* handler for errors in on_done/on_error/notify */
   AIGC_EN_WATCH_SOCKET, /* external loop: function(fd, what) */
   AIGC_EN_WATCH_TIMER,  /* external loop: function(seconds or nil) */
-  AIGC_EN_ERRORS,       /* errors reported since the last step(), a list */
+  AIGC_EN_ERRORS,       /* errors reported and not yet returned by step(): a
+                           list, always a table (never nil) */
   AIGC_EN_NSLOTS = AIGC_EN_ERRORS
 };
 
@@ -103,9 +140,11 @@ enum {
 typedef enum aigc_abort {
   AIGC_ABORT_NONE,
   AIGC_ABORT_LIMIT,      /* response or event bigger than max_bytes */
+  AIGC_ABORT_HEADERS,    /* more header bytes than MAX_HEADER_BYTES */
   AIGC_ABORT_NOMEM,
   AIGC_ABORT_IDLE,       /* no byte within the idle timeout (streams) */
-  AIGC_ABORT_TOTAL       /* total timeout (non-streamed) */
+  AIGC_ABORT_TOTAL,      /* total timeout (non-streamed) */
+  AIGC_ABORT_DEADLINE    /* the whole call's deadline passed */
 } aigc_abort;
 
 struct aigc_request {
@@ -124,9 +163,20 @@ struct aigc_request {
   aigc_request *r_prev, *r_next;         /* ready list: something to dispatch */
   int in_queue, in_ready, in_multi;
   int has_slot;                 /* counted in engine->running */
-  int notify_pending;           /* terminal: the waiter is still to be told */
+  int end_pending;              /* terminal, and its end (on_done/on_error,
+                                   the waiter) is still to be run by the loop;
+                                   counted in engine->ends */
   int in_callback;              /* a Lua callback of this request is running */
+  int delivering;               /* aigc_request_dispatch is working on it:
+                                   its memory is pinned (frees deferred), the
+                                   loop does not dispatch it again meanwhile */
+  int free_deferred;            /* free_transfer_memory asked while delivering */
+  unsigned skip_pass;           /* the dispatch pass that last skipped it */
   int strong;                   /* held in the engine's strong table */
+  /* An end decided where no Lua allocation is allowed: the error object
+     is made from these when first asked for (static strings). */
+  const char *end_kind;
+  const char *end_msg;
 
   /* what to send */
   char *url;
@@ -134,8 +184,11 @@ struct aigc_request {
   aigc_buf body;
 
   /* settings for this call */
-  double timeout;               /* total (non-stream) or idle (stream), seconds */
-  double connect_timeout;
+  double timeout;               /* per attempt: total (non-stream) or idle
+                                   between bytes (stream), seconds */
+  double connect_timeout;       /* per attempt */
+  double deadline;              /* the whole call, seconds; 0: none */
+  double deadline_at;           /* monotonic time it passes, or 0 */
   int max_retries;
   size_t max_bytes;
 
@@ -153,6 +206,8 @@ struct aigc_request {
   long status;
   aigc_buf resp;                /* non-SSE body */
   aigc_buf hdrs;                /* headers: "name\0value\0"..., names lower-case */
+  size_t nhdrs;                 /* headers in hdrs */
+  int want_status_line;         /* the next header line starts a response */
   size_t received;              /* body bytes of this attempt */
   int transfer_done;            /* libcurl finished this attempt */
   CURLcode curl_code;
@@ -160,8 +215,12 @@ struct aigc_request {
 
   /* streaming */
   aigc_sse sse_parser;
-  aigc_buf events;              /* queued events: [u32 type_len][u32 data_len][type][data] */
-  size_t events_read;           /* read offset in events */
+  aigc_buf events;              /* queued events: [u32 type_len][u32 data_len][type][data];
+                                   libcurl appends here */
+  aigc_buf draining;            /* events being delivered (swapped in from
+                                   `events`): libcurl never touches it, so a
+                                   nested drive cannot move it under us */
+  size_t draining_read;         /* read offset in draining */
   int saw_done;                 /* "data: [DONE]" arrived */
   int stream_error;             /* 0, or the kind of a stream failure found */
   aigc_accum accum;
@@ -183,6 +242,7 @@ struct aigc_engine {
   struct curl_slist *headers;   /* default headers */
   struct curl_slist *stream_headers;  /* the same, Accept: text/event-stream */
   double timeout, connect_timeout;
+  double deadline;              /* default for calls; 0: none */
   int max_retries;
   int max_concurrency;          /* 0 = unlimited */
   size_t max_bytes;
@@ -229,9 +289,15 @@ struct aigc_engine {
   aigc_request *r_head, *r_tail;
   int running;                  /* requests holding a slot (in libcurl or
                                    between retries) */
+  int queued;                   /* requests in the FIFO queue */
+  int ends;                     /* requests with end_pending */
   int dispatching;              /* depth of nested dispatch */
-  int stepping;                 /* inside step() */
+  int stepping;                 /* inside step() or act() */
   int in_curl;                  /* inside a libcurl call (debug guard) */
+  unsigned pass;                /* dispatch passes so far (see skip_pass) */
+  aigc_request *current;        /* the request being dispatched, innermost */
+  int ends_deferred;            /* close() ran in a finalizer: the ends of its
+                                   canceled requests wait for a step()/wait() */
 };
 
 typedef struct aigc_sockchange {
@@ -306,12 +372,49 @@ void aigc_engine_recycle_easy (aigc_engine *e, CURL *easy);
 void aigc_engine_hold (lua_State *L, int eidx, aigc_request *r, int ridx, int strong);
 void aigc_engine_drop (lua_State *L, int eidx, aigc_request *r);
 int  aigc_engine_push_request (lua_State *L, int eidx, aigc_request *r);
-void aigc_engine_log (lua_State *L, int eidx, const char *level, const char *fmt, ...);
+void aigc_engine_log (lua_State *L, int eidx, const char *level, const char *fmt, ...)
+  AIGC_PRINTF(4, 5);
 void aigc_engine_report (lua_State *L, int eidx, int erridx);
+/*
+** One turn of the loop. Never raises: returns the number of callbacks run,
+** or, when an error escaped the Lua part (out of memory, an interrupt), sets
+** *status to its code and leaves the error on the stack, with the engine
+** consistent again (counters restored, the request being delivered ended).
+** The caller raises it (lua_error) after its own clean-up.
+*/
+typedef struct aigc_hooks aigc_hooks;
 int  aigc_engine_drive (lua_State *L, int eidx, double timeout, int budget,
-                        aigc_request *until);
+                        aigc_hooks *hooks, int *status);
 int  aigc_pcall (lua_State *L, int nargs, int nresults);
+/* Request end bookkeeping (engine->ends). */
+void aigc_engine_set_end (aigc_engine *e, aigc_request *r);
+void aigc_engine_clear_end (aigc_engine *e, aigc_request *r);
+/* Requests queued, running, or with an end still to deliver. */
+int  aigc_engine_count (const aigc_engine *e);
+/*
+** Interrupts (Ctrl-C in the standalone interpreter installs a debug hook
+** from its signal handler; so do hosts that stop runaway scripts).
+*/
+struct aigc_hooks {   /* the debug hooks a wait started with */
+  lua_Hook hook, main_hook;
+  int mask, count, main_mask;
+};
+void aigc_hooks_snap (lua_State *L, aigc_hooks *h);
+int  aigc_hooks_changed (lua_State *L, const aigc_hooks *h);
+/*
+** Gives a newly installed hook its chance to run: returns LUA_OK (the hook
+** did not raise; *h is updated) or the error status with the error on the
+** stack, marked as an interrupt.
+*/
+int  aigc_interrupt_probe (lua_State *L, aigc_hooks *h);
+/* Whether the value at idx is the error of an interrupt (raised in a hook). */
+int  aigc_is_interrupt (lua_State *L, int idx);
+void aigc_interrupt_forget (lua_State *L);   /* at an outermost call */
+void aigc_interrupt_open (lua_State *L);     /* once, at luaopen */
+/* Whether we run inside a __gc finalizer. */
+int  aigc_in_finalizer (lua_State *L);
 double aigc_engine_random (aigc_engine *e);
+double aigc_opt_deadline (lua_State *L, int t, const char *what, double def);
 void aigc_check_header (lua_State *L, const char *line, size_t len);
 double aigc_opt_seconds (lua_State *L, int t, const char *what, const char *field,
                          double def);
@@ -328,7 +431,22 @@ void aigc_request_detach (aigc_request *r);
 /* Dispatches what is pending for r (its userdata at ridx, the engine at
 ** eidx): stream events, then completion. Returns the callbacks run. */
 int  aigc_request_dispatch (lua_State *L, int eidx, int ridx, int budget);
-void aigc_request_cancel (lua_State *L, int ridx, const char *why);
-void aigc_request_abort (aigc_request *r, aigc_abort reason);
+/*
+** Cancels the request at ridx if it is not over. Allocates nothing: the
+** error object is made later (from `why`, a static string, or the string
+** at why_idx when why_idx != 0). Its on_error and waiter run from the loop.
+*/
+void aigc_request_cancel (lua_State *L, int ridx, const char *why, int why_idx);
+/*
+** Ends r now with a failure decided without a Lua allocation (kind and
+** msg: static strings): when an error escaped a delivery, or a wait finds
+** the request can never start. The engine's userdata is at eidx.
+*/
+void aigc_request_end_static (lua_State *L, int eidx, aigc_request *r, aigc_state state,
+                              const char *kind, const char *msg);
+/* Runs r's pending end: on_done/on_error, then the waiter. Returns callbacks run. */
+int  aigc_request_deliver_end (lua_State *L, int eidx, int ridx);
+/* Ends every pending delivery of r's memory (after an escaped error). */
+void aigc_request_unpin (aigc_request *r);
 
 #endif

@@ -9,6 +9,11 @@
 **   engine(config)   one libcurl multi handle (engine.c)
 **   request_methods  the methods of aigc.request (the Lua layer adds some)
 **   error(t)         gives t the error metatable
+**
+** The re-entrancy rule and the lifecycle contract that engine.c and
+** request.c follow are in aigc.h and docs/ARCHITECTURE.md. Here: sleep()
+** ends early when a signal installs a debug hook (Ctrl-C), and the module
+** prepares the interrupt probe (engine.c) once.
 */
 #include <errno.h>
 #include <string.h>
@@ -75,16 +80,21 @@ static int core_error (lua_State *L) {
 
 /*
 ** core.sleep(seconds): blocks the thread, driving nothing (for frame-loop
-** examples and benchmarks that need to idle without an event loop).
+** examples and benchmarks that need to idle without an event loop). A
+** signal that installs a debug hook (Ctrl-C in the standalone interpreter)
+** ends the sleep early, so that the hook runs as soon as Lua code does.
 */
 static int core_sleep (lua_State *L) {
   lua_Number s = luaL_checknumber(L, 1);
   struct timespec ts;
+  aigc_hooks hooks;
   luaL_argcheck(L, s >= 0 && s <= 86400 && s == s, 1, "seconds must be in 0..86400");
+  aigc_hooks_snap(L, &hooks);
   ts.tv_sec = (time_t)s;
   ts.tv_nsec = (long)((s - (lua_Number)ts.tv_sec) * 1e9);
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-    ;
+    if (aigc_hooks_changed(L, &hooks))
+      break;
   return 0;
 }
 
@@ -136,6 +146,7 @@ AIGC_EXPORT int luaopen_aigc_core (lua_State *L) {
   luaL_newlib(L, json_funcs);
   lua_setfield(L, -2, "json");
 
+  aigc_interrupt_open(L);
   aigc_error_open(L);
   luaL_getmetatable(L, AIGC_ERROR_MT);
   lua_setfield(L, -2, "error_mt");

@@ -23,6 +23,18 @@
 **
 ** Blocking calls are "submit, then drive until this request is done": the
 ** same loop as step(), never a separate easy-perform path.
+**
+** THE RE-ENTRANCY RULE (aigc.h, docs/ARCHITECTURE.md): any Lua allocation
+** may run a finalizer that calls any aigc function. Here that means: every
+** walk of a request list that can allocate pops from a list head or
+** re-reads its cursor (a finalizer may unlink anything); the Lua part of a
+** drive (step 6) runs under lua_pcall, so an escaping error restores the
+** counters (dispatching, stepping, reporting, current) and ends the
+** request being delivered before it is raised again; step() and close()
+** re-check e->closed after anything that runs Lua.
+** THE LIFECYCLE CONTRACT: ends (on_done/on_error, waiters) run only here,
+** in the dispatch of a drive or in close() (not in a finalizer); counts are
+** aigc_engine_count(); callback errors go through aigc_engine_report.
 */
 #include <errno.h>
 #include <math.h>
@@ -83,6 +95,7 @@ static void queue_remove (aigc_engine *e, aigc_request *r) {
     *pp = r->q_next;
     if (e->q_tail == r)
       e->q_tail = prev;
+    e->queued--;
   }
   r->q_next = NULL;
   r->in_queue = 0;
@@ -96,6 +109,7 @@ static void queue_push (aigc_engine *e, aigc_request *r) {
     e->q_head = r;
   e->q_tail = r;
   r->in_queue = 1;
+  e->queued++;
 }
 
 void aigc_engine_ready (aigc_engine *e, aigc_request *r) {
@@ -143,6 +157,9 @@ void aigc_engine_unlink (aigc_engine *e, aigc_request *r) {
     r->has_slot = 0;
     e->running--;
   }
+  aigc_engine_clear_end(e, r);
+  if (e->current == r)
+    e->current = NULL;
   if (r->all_prev)
     r->all_prev->all_next = r->all_next;
   else if (e->all == r)
@@ -151,6 +168,36 @@ void aigc_engine_unlink (aigc_engine *e, aigc_request *r) {
     r->all_next->all_prev = r->all_prev;
   r->all_prev = r->all_next = NULL;
   r->engine = NULL;
+}
+
+/* A request's end is now to be delivered by the loop. */
+void aigc_engine_set_end (aigc_engine *e, aigc_request *r) {
+  if (!r->end_pending) {
+    r->end_pending = 1;
+    if (e != NULL)
+      e->ends++;
+  }
+  if (e != NULL)
+    aigc_engine_ready(e, r);
+}
+
+void aigc_engine_clear_end (aigc_engine *e, aigc_request *r) {
+  if (r->end_pending) {
+    r->end_pending = 0;
+    if (e != NULL)
+      e->ends--;
+  }
+}
+
+/*
+** What step(), act() and active() count: requests queued or running, and
+** those whose end (on_done/on_error, a waiter) the loop has still to run —
+** so that `while client:step() > 0 do end` delivers everything.
+*/
+int aigc_engine_count (const aigc_engine *e) {
+  if (e->closed)
+    return e->ends;
+  return e->running + e->queued + e->ends;
 }
 
 /* }====================================================== */
@@ -210,8 +257,146 @@ int aigc_engine_push_request (lua_State *L, int eidx, aigc_request *r) {
   return 0;
 }
 
+/*
+** {------------------------------------------------------
+** Interrupts
+**
+** The standalone interpreter's Ctrl-C installs a debug hook from its
+** signal handler (lua.c: lua_sethook(L, lstop, ...)); the hook raises
+** "interrupted!" at the next Lua instruction or call. Hosts that stop a
+** runaway script do the same. aigc must let that error through, not
+** swallow it as a callback error, and must not sleep through it: waits
+** wake on EINTR and at least every AIGC_WAIT_SLICE to look for a newly
+** installed hook, and give it a Lua call to fire in (the probe).
+** -------------------------------------------------------
+*/
+
+/* Registry keys (their addresses). */
+static const char interrupt_key = 'i';   /* the last error raised in a hook */
+static const char probe_key = 'p';       /* a Lua function of one instruction */
+
+void aigc_hooks_snap (lua_State *L, aigc_hooks *h) {
+  lua_State *main;
+  h->hook = lua_gethook(L);
+  h->mask = lua_gethookmask(L);
+  h->count = lua_gethookcount(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  main = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  if (main != NULL && main != L) {
+    h->main_hook = lua_gethook(main);
+    h->main_mask = lua_gethookmask(main);
+  }
+  else {
+    h->main_hook = NULL;
+    h->main_mask = 0;
+  }
+}
+
+int aigc_hooks_changed (lua_State *L, const aigc_hooks *h) {
+  aigc_hooks now;
+  aigc_hooks_snap(L, &now);
+  if (now.hook != h->hook || now.mask != h->mask || now.count != h->count)
+    return now.hook != NULL;   /* a hook removed is no interrupt */
+  return now.main_hook != h->main_hook && now.main_hook != NULL;
+}
+
+static void mark_interrupt (lua_State *L, int idx) {
+  lua_pushvalue(L, idx);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &interrupt_key);
+}
+
+/* At an outermost call (no drive under way): an old interrupt is history. */
+void aigc_interrupt_forget (lua_State *L) {
+  lua_pushboolean(L, 0);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &interrupt_key);
+}
+
+/* Loads the probe and makes the registry slots (so that setting them later
+   allocates nothing). Called once by luaopen_aigc_core. */
+void aigc_interrupt_open (lua_State *L) {
+  aigc_interrupt_forget(L);
+  if (luaL_loadstring(L, "return") != LUA_OK)
+    lua_error(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &probe_key);
+}
+
+int aigc_is_interrupt (lua_State *L, int idx) {
+  int yes;
+  idx = lua_absindex(L, idx);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &interrupt_key) == LUA_TBOOLEAN) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  yes = lua_rawequal(L, idx, -1);
+  lua_pop(L, 1);
+  return yes;
+}
+
+int aigc_interrupt_probe (lua_State *L, aigc_hooks *h) {
+  aigc_hooks now;
+  int status;
+  aigc_hooks_snap(L, &now);
+  if (now.hook != NULL) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &probe_key);
+    status = lua_pcall(L, 0, 0, 0);   /* the hook runs at the call and its instruction */
+    if (status != LUA_OK) {
+      mark_interrupt(L, -1);
+      return status;
+    }
+  }
+  if (now.main_hook != h->main_hook && now.main_hook != NULL) {
+    /* In a coroutine, the hook went to the main thread (lua.c sets it on
+       the state it runs): stop here, the main thread's code will see it. */
+    lua_pushliteral(L, "interrupted!");
+    mark_interrupt(L, -1);
+    return LUA_ERRRUN;
+  }
+  aigc_hooks_snap(L, h);
+  return LUA_OK;
+}
+
+/*
+** Whether we run inside a __gc finalizer. Lua 5.4.4+ refuses lua_gc there
+** (it returns -1); otherwise (and as a check) a finalizer shows on the
+** stack as the metamethod "__gc".
+*/
+int aigc_in_finalizer (lua_State *L) {
+  lua_Debug ar;
+  int level;
+  if (lua_gc(L, LUA_GCISRUNNING) == -1)
+    return 1;
+  for (level = 0; lua_getstack(L, level, &ar); level++) {
+    if (lua_getinfo(L, "n", &ar) && ar.namewhat != NULL && ar.name != NULL
+        && strcmp(ar.namewhat, "metamethod") == 0 && strcmp(ar.name, "__gc") == 0)
+      return 1;
+  }
+  return 0;
+}
+
+/* }------------------------------------------------------ */
+
+/*
+** The message handler of aigc_pcall: adds a traceback, except to an error
+** object (a table) and to an error raised inside a debug hook — an
+** interrupt, which is marked and passed through untouched so that it can
+** propagate as it would from any Lua code.
+*/
 static int traceback_handler (lua_State *L) {
-  const char *msg = lua_tostring(L, 1);
+  lua_Debug ar;
+  const char *msg;
+  int level;
+  /* A frame called by the hook mechanism is named "hook": the handler
+     itself when a C hook (lua.c's) raised, the Lua function given to
+     debug.sethook (or what it called) otherwise. */
+  for (level = 0; level < 4 && lua_getstack(L, level, &ar); level++) {
+    if (lua_getinfo(L, "n", &ar) && ar.namewhat != NULL && strcmp(ar.namewhat, "hook") == 0) {
+      lua_settop(L, 1);
+      mark_interrupt(L, 1);
+      return 1;
+    }
+  }
+  msg = lua_tostring(L, 1);
   if (msg == NULL && !lua_isnoneornil(L, 1))
     return 1;   /* a non-string error object (an aigc error table): keep it */
   luaL_traceback(L, L, msg, 1);
@@ -221,7 +406,9 @@ static int traceback_handler (lua_State *L) {
 /*
 ** Calls the function below `nargs` arguments on the stack under lua_pcall
 ** with a traceback handler. Returns the pcall status; on error the error
-** (message with traceback) is left on the stack.
+** (message with traceback) is left on the stack. An interrupt is not
+** returned: it is raised again at once (see engine drive for who restores
+** what on the way out).
 */
 int aigc_pcall (lua_State *L, int nargs, int nresults) {
   int base = lua_gettop(L) - nargs;   /* the function's index */
@@ -230,35 +417,70 @@ int aigc_pcall (lua_State *L, int nargs, int nresults) {
   lua_insert(L, base);
   status = lua_pcall(L, nargs, nresults, base);
   lua_remove(L, base);
+  if (status != LUA_OK && aigc_is_interrupt(L, -1))
+    lua_error(L);
   return status;
 }
 
+/* Writes the error at idx to stderr, one report. */
+static void write_error (lua_State *L, int idx, const char *why) {
+  fprintf(stderr, "aigc: %s: %s\n", why, luaL_tolstring(L, idx, NULL));
+  fflush(stderr);
+  lua_pop(L, 1);
+}
+
 /*
-** An error from an on_done/on_error callback or a spawned coroutine: it
-** cannot fail its request any more, and must not be lost. It goes to the
-** client's error handler if there is one; otherwise it is written to
-** stderr and also returned by the next step().
+** An error raised by Lua code the engine ran, where it cannot fail a
+** request: on_done/on_error, a waiter, a spawned task, the log function,
+** the watch callbacks. Reported exactly once: to the client's
+** error_handler if it has one (if the handler itself raises, both errors
+** go to stderr); else kept in the engine's list, which the next step()
+** returns (beyond AIGC_MAX_KEPT_ERRORS kept, to stderr instead). What is
+** still kept when the client is closed or collected goes to stderr.
 */
 void aigc_engine_report (lua_State *L, int eidx, int erridx) {
+  lua_Integer n;
   erridx = lua_absindex(L, erridx);
   aigc_engine_scrub(L, eidx, erridx);   /* no secret on stderr or in step()'s list */
   if (lua_getiuservalue(L, eidx, AIGC_EN_ERRHANDLER) == LUA_TFUNCTION) {
     lua_pushvalue(L, erridx);
     if (aigc_pcall(L, 1, 0) == LUA_OK)
       return;
-    /* The handler itself failed: fall through with its error too. */
-    fprintf(stderr, "aigc: error in the client's error_handler: %s\n",
-            luaL_tolstring(L, -1, NULL));
-    lua_pop(L, 2);
-  }
-  else
+    write_error(L, -1, "error in the client's error_handler");
     lua_pop(L, 1);
-  fprintf(stderr, "aigc: error in a callback: %s\n", luaL_tolstring(L, erridx, NULL));
-  fflush(stderr);
+    write_error(L, erridx, "error in a callback, given to the error_handler that failed");
+    return;
+  }
   lua_pop(L, 1);
-  lua_getiuservalue(L, eidx, AIGC_EN_ERRORS);
+  if (lua_getiuservalue(L, eidx, AIGC_EN_ERRORS) != LUA_TTABLE) {   /* cannot be: kept a table */
+    lua_pop(L, 1);
+    write_error(L, erridx, "error in a callback");
+    return;
+  }
+  n = (lua_Integer)lua_rawlen(L, -1);
+  if (n >= AIGC_MAX_KEPT_ERRORS) {
+    lua_pop(L, 1);
+    write_error(L, erridx, "error in a callback (too many kept for step() already)");
+    return;
+  }
   lua_pushvalue(L, erridx);
-  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  lua_rawseti(L, -2, n + 1);
+  lua_pop(L, 1);
+}
+
+/* Writes what no step() collected to stderr (the client closes). */
+static void flush_errors (lua_State *L, int eidx) {
+  lua_Integer i, n;
+  if (lua_getiuservalue(L, eidx, AIGC_EN_ERRORS) == LUA_TTABLE) {
+    n = (lua_Integer)lua_rawlen(L, -1);
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, -1, i);
+      write_error(L, -1, "error in a callback (no step() collected it before the client closed)");
+      lua_pop(L, 1);
+      lua_pushnil(L);
+      lua_rawseti(L, -2, i);
+    }
+  }
   lua_pop(L, 1);
 }
 
@@ -277,7 +499,7 @@ void aigc_engine_log (lua_State *L, int eidx, const char *level, const char *fmt
   lua_pushstring(L, level);
   aigc_engine_push_log_line(L, eidx, msg, strlen(msg));   /* no secret in a log line */
   if (aigc_pcall(L, 2, 0) != LUA_OK) {
-    fprintf(stderr, "aigc: error in the log function: %s\n", lua_tostring(L, -1));
+    aigc_engine_report(L, eidx, -1);
     lua_pop(L, 1);
   }
 }
@@ -567,6 +789,9 @@ static double next_deadline (aigc_engine *e) {
   double d = e->curl_deadline;
   aigc_request *r;
   for (r = e->all; r != NULL; r = r->all_next) {
+    if (r->deadline_at > 0 && !r->transfer_done && !aigc_terminal(r->state)
+        && (d < 0 || r->deadline_at < d))
+      d = r->deadline_at;
     if (r->state != AIGC_RUNNING)
       continue;
     if (r->retry_at > 0 && (d < 0 || r->retry_at < d))
@@ -613,11 +838,26 @@ void aigc_engine_start (aigc_engine *e, aigc_request *r) {
 }
 
 static void start_queued (aigc_engine *e) {
+  if (e->closing || e->closed)
+    return;
   while (e->q_head != NULL
          && (e->max_concurrency <= 0 || e->running < e->max_concurrency)) {
     aigc_request *r = e->q_head;
     queue_remove(e, r);
     aigc_engine_start(e, r);
+  }
+}
+
+/* Takes r out of libcurl, the queue and its slot, starting nothing. */
+static void release_quiet (aigc_engine *e, aigc_request *r) {
+  if (r->in_multi) {
+    curl_multi_remove_handle(e->multi, r->easy);
+    r->in_multi = 0;
+  }
+  queue_remove(e, r);
+  if (r->has_slot) {
+    r->has_slot = 0;
+    e->running--;
   }
 }
 
@@ -681,12 +921,40 @@ static void collect_finished (aigc_engine *e) {
 }
 
 /* Our own timers: retries due, idle streams, servers slow to end after [DONE]. */
+/*
+** The whole call's deadline passed: the transfer ends here (whatever it
+** was doing: queued, connecting, between retries, streaming) and the
+** dispatch turns it into a "timeout" error.
+*/
+static void deadline_passed (aigc_engine *e, aigc_request *r) {
+  if (r->in_queue) {
+    queue_remove(e, r);
+    r->state = AIGC_RUNNING;   /* without a slot: it never had one */
+  }
+  if (r->in_multi) {
+    curl_multi_remove_handle(e->multi, r->easy);
+    r->in_multi = 0;
+  }
+  r->retry_at = 0;
+  r->idle_deadline = 0;
+  r->done_deadline = 0;
+  r->transfer_done = 1;
+  r->curl_code = CURLE_OPERATION_TIMEDOUT;
+  r->abort_reason = AIGC_ABORT_DEADLINE;
+  aigc_engine_ready(e, r);
+}
+
 static void fire_timers (aigc_engine *e, double now) {
   aigc_request *r;
   for (r = e->all; r != NULL; r = r->all_next) {
+    if (r->deadline_at > 0 && now >= r->deadline_at && !r->transfer_done
+        && (r->state == AIGC_RUNNING || r->state == AIGC_QUEUED)) {
+      deadline_passed(e, r);
+      continue;
+    }
     if (r->state != AIGC_RUNNING)
       continue;
-    if (r->retry_at > 0 && now >= r->retry_at) {
+    if (r->retry_at > 0 && now >= r->retry_at && !r->delivering) {
       r->retry_at = 0;
       begin_attempt(e, r);
       continue;
@@ -744,18 +1012,27 @@ static void act_on_timer (aigc_engine *e) {
 ** Waits up to `timeout` seconds (0: not at all) for a watched socket, then
 ** lets libcurl act on whatever is ready and on its timer.
 */
-static void poll_and_act (aigc_engine *e, double timeout) {
-  double d = next_deadline(e);
+/* Whether the ready list holds a request the next dispatch will run (one
+   being delivered further up the stack is skipped: waiting is right then). */
+static int dispatch_due (const aigc_engine *e) {
+  const aigc_request *r;
+  for (r = e->r_head; r != NULL; r = r->r_next)
+    if (!r->delivering)
+      return 1;
+  return 0;
+}
+
+static void poll_and_act (lua_State *L, aigc_engine *e, double timeout, const aigc_hooks *hooks) {
+  double d = next_deadline(e), end;
   int ms, n, i, nready = 0;
-  if (e->r_head != NULL)
+  if (dispatch_due(e))
     timeout = 0;       /* callbacks are waiting: do not sleep */
   if (d >= 0) {
     double until = d - aigc_now();
     if (until < timeout)
       timeout = until > 0 ? until : 0;
   }
-  /* Round up, so that we do not wake a hair before a deadline and spin. */
-  ms = timeout <= 0 ? 0 : (int)ceil(timeout * 1000.0);
+  end = aigc_now() + timeout;
   /* socket_action may add or remove watched sockets: act on a copy. */
   if (e->capready < e->nwatched) {
     struct pollfd *p = (struct pollfd *)realloc(e->ready, e->nwatched * sizeof *p);
@@ -777,6 +1054,19 @@ static void poll_and_act (aigc_engine *e, double timeout) {
         ep_disable(e);   /* out of memory: poll() below */
     }
   }
+#endif
+again:
+  /* Sleep in slices: a wait notices an interrupt (a newly installed debug
+     hook) within AIGC_WAIT_SLICE even when the signal went to another
+     thread (libcurl's resolver) and did not break the wait with EINTR. */
+  {
+    double left = end - aigc_now();
+    if (left > AIGC_WAIT_SLICE)
+      left = AIGC_WAIT_SLICE;
+    /* Round up, so that we do not wake a hair before a deadline and spin. */
+    ms = left <= 0 ? 0 : (int)ceil(left * 1000.0);
+  }
+#ifdef AIGC_EPOLL
   if (e->epfd >= 0) {
     struct epoll_event *out = (struct epoll_event *)e->ep_out;
     n = e->nwatched == 0 && ms == 0 ? 0 : epoll_wait(e->epfd, out, (int)e->cap_ep_out, ms);
@@ -808,6 +1098,9 @@ static void poll_and_act (aigc_engine *e, double timeout) {
       if (e->watched[i].revents != 0)
         e->ready[nready++] = e->watched[i];
   }
+  /* Nothing yet (n < 0 is EINTR: a signal, perhaps Ctrl-C: go and see). */
+  if (n == 0 && ms > 0 && aigc_now() < end && (hooks == NULL || !aigc_hooks_changed(L, hooks)))
+    goto again;
   for (i = 0; i < nready; i++)
     socket_action(e, e->ready[i].fd, curl_mask(e->ready[i].revents));
   act_on_timer(e);
@@ -815,30 +1108,34 @@ static void poll_and_act (aigc_engine *e, double timeout) {
 
 /*
 ** Dispatches the ready list: at most `budget` callbacks (0: no limit).
-** A request whose own callback is running (a nested drive, from a blocking
-** call made inside that callback) is skipped and stays ready, so a
-** callback is never re-entered.
+** A request being delivered further up the stack (a nested drive, from a
+** blocking call made inside its callback or a finalizer) is skipped and
+** goes to the tail of the list, marked with this pass: when the head is a
+** request this pass skipped, the pass is over. Every skipped request stays
+** in the list, so an error escaping this function loses none.
 */
 static int dispatch (lua_State *L, int eidx, aigc_engine *e, int budget) {
-  aigc_request *skipped = NULL, *r;
+  aigc_request *r, *outer = e->current;
+  unsigned pass = ++e->pass;
   int count = 0;
   e->dispatching++;
-  while (!e->closed && (r = e->r_head) != NULL && (budget <= 0 || count < budget)) {
+  while ((r = e->r_head) != NULL && (budget <= 0 || count < budget)) {
     aigc_engine_unready(e, r);
-    if (r->in_callback) {
-      r->r_next = skipped;   /* a private list until the loop ends */
-      skipped = r;
+    if (r->delivering) {
+      if (r->skip_pass == pass) {   /* around once: the rest waits */
+        aigc_engine_ready(e, r);
+        break;
+      }
+      r->skip_pass = pass;
+      aigc_engine_ready(e, r);
       continue;
     }
     if (!aigc_engine_push_request(L, eidx, r))
       continue;   /* being collected: its __gc unlinks it */
+    e->current = r;
     count += aigc_request_dispatch(L, eidx, lua_gettop(L), budget > 0 ? budget - count : 0);
+    e->current = outer;
     lua_pop(L, 1);
-  }
-  while ((r = skipped) != NULL) {
-    skipped = r->r_next;
-    if (!e->closed && r->engine == e)
-      aigc_engine_ready(e, r);
   }
   e->dispatching--;
   return count;
@@ -846,31 +1143,78 @@ static int dispatch (lua_State *L, int eidx, aigc_engine *e, int budget) {
 
 static void report_watch_changes (lua_State *L, int eidx, aigc_engine *e);
 
-/*
-** One turn of the loop (see the top of this file). Returns the number of
-** callbacks run. Never raises on a failure of a request; raises only if
-** the Lua state itself fails (memory).
-*/
-int aigc_engine_drive (lua_State *L, int eidx, double timeout, int budget,
-                       aigc_request *until) {
-  aigc_engine *e = (aigc_engine *)lua_touserdata(L, eidx);
-  int count;
-  (void)until;
-  if (e->closed)
-    return 0;
-  poll_and_act(e, timeout);
-  collect_finished(e);
-  fire_timers(e, aigc_now());
-  start_queued(e);
-  count = dispatch(L, eidx, e, budget);
+/* The Lua part of one turn, run under lua_pcall: engine at 1, budget at 2. */
+static int drive_lua (lua_State *L) {
+  aigc_engine *e = (aigc_engine *)lua_touserdata(L, 1);
+  int count = dispatch(L, 1, e, (int)lua_tointeger(L, 2));
   if (!e->closed) {
     /* Callbacks may have submitted requests: give them their first kick
        now rather than one frame later. */
     act_on_timer(e);
     collect_finished(e);
-    report_watch_changes(L, eidx, e);
+    report_watch_changes(L, 1, e);
   }
-  return count;
+  lua_pushinteger(L, count);
+  return 1;
+}
+
+/*
+** One turn of the loop (see the top of this file and aigc.h). Steps 1-5
+** are C only; step 6 (dispatch) runs under lua_pcall, so that an error
+** escaping it — Lua out of memory while a reply becomes tables, an
+** interrupt — finds the engine consistent: the counters are restored, the
+** request being delivered is unpinned and ended (kind "limit" for memory,
+** "canceled" otherwise), every other request stays where it was. The
+** error is then left to the caller to raise.
+*/
+int aigc_engine_drive (lua_State *L, int eidx, double timeout, int budget,
+                       aigc_hooks *hooks, int *status) {
+  aigc_engine *e = (aigc_engine *)lua_touserdata(L, eidx);
+  aigc_hooks own;
+  aigc_request *saved_current = e->current, *r;
+  int saved_dispatching = e->dispatching, saved_reporting = e->reporting;
+  int st, count;
+  *status = LUA_OK;
+  if (!e->closed) {
+    if (hooks == NULL) {
+      aigc_hooks_snap(L, &own);
+      hooks = &own;
+    }
+    poll_and_act(L, e, timeout, hooks);
+    collect_finished(e);
+    fire_timers(e, aigc_now());
+    start_queued(e);
+  }
+  if (e->r_head == NULL && (e->closed || !e->watching))
+    return 0;   /* nothing to dispatch, no watcher to tell */
+  e->stepping++;
+  lua_pushcfunction(L, drive_lua);
+  lua_pushvalue(L, eidx);
+  lua_pushinteger(L, budget);
+  st = lua_pcall(L, 2, 1, 0);
+  e->stepping--;
+  if (st == LUA_OK) {
+    count = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    return count;
+  }
+  e->dispatching = saved_dispatching;
+  e->reporting = saved_reporting;
+  r = e->current;
+  e->current = saved_current;
+  if (r != NULL && r != saved_current) {
+    aigc_request_unpin(r);
+    if (!aigc_terminal(r->state)) {
+      if (st == LUA_ERRMEM)
+        aigc_request_end_static(L, eidx, r, AIGC_FAILED, "limit",
+                                "not enough memory (Lua) to deliver the response");
+      else
+        aigc_request_end_static(L, eidx, r, AIGC_CANCELED, "canceled", aigc_is_interrupt(L, -1)
+                                ? "interrupted" : "an error escaped while the response was delivered");
+    }
+  }
+  *status = st;
+  return 0;
 }
 
 /* }====================================================== */
@@ -941,6 +1285,13 @@ static void report_watch_changes (lua_State *L, int eidx, aigc_engine *e) {
   e->reporting = 0;
 }
 
+/* report_watch_changes under lua_pcall (engine at 1): e->reporting is
+   restored if an error escapes. */
+static int watch_report_lua (lua_State *L) {
+  report_watch_changes(L, 1, (aigc_engine *)lua_touserdata(L, 1));
+  return 0;
+}
+
 /* eng:watch(socket_fn, timer_fn): hand the waiting to an external loop. */
 static int eng_watch (lua_State *L) {
   aigc_engine *e = aigc_check_engine(L, 1);
@@ -961,7 +1312,13 @@ static int eng_watch (lua_State *L) {
     note_change(e, e->watched[i].fd, what);
   }
   e->reported_deadline = -2;   /* force a timer report */
-  report_watch_changes(L, 1, e);
+  lua_settop(L, 1);
+  lua_pushcfunction(L, watch_report_lua);
+  lua_pushvalue(L, 1);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {   /* an interrupt, out of memory */
+    e->reporting = 0;
+    return lua_error(L);
+  }
   return 0;
 }
 
@@ -972,6 +1329,7 @@ static int eng_watch (lua_State *L) {
 */
 static int eng_act (lua_State *L) {
   aigc_engine *e = aigc_check_engine(L, 1);
+  int status;
   if (e->dispatching)
     return luaL_error(L, "client:act() called from inside an aigc callback");
   if (lua_isnoneornil(L, 2)) {
@@ -988,10 +1346,11 @@ static int eng_act (lua_State *L) {
     if (strchr(ev, 'e')) mask |= CURL_CSELECT_ERR;
     socket_action(e, (curl_socket_t)fd, mask);
   }
-  e->stepping++;
-  aigc_engine_drive(L, 1, 0, 0, NULL);
-  e->stepping--;
-  lua_pushinteger(L, e->running + (e->q_head ? 1 : 0));
+  lua_settop(L, 1);
+  aigc_engine_drive(L, 1, 0, 0, NULL, &status);
+  if (status != LUA_OK)
+    return lua_error(L);
+  lua_pushinteger(L, aigc_engine_count(e));
   return 1;
 }
 
@@ -1012,7 +1371,7 @@ static int eng_sockets (lua_State *L) {
 static int eng_timeout (lua_State *L) {
   aigc_engine *e = aigc_check_engine(L, 1);
   double d = next_deadline(e);
-  if (e->r_head != NULL)
+  if (dispatch_due(e))
     d = aigc_now();
   if (d < 0)
     lua_pushnil(L);
@@ -1032,26 +1391,24 @@ static int eng_timeout (lua_State *L) {
 ** =======================================================
 */
 
-static int count_active (aigc_engine *e) {
-  int n = e->running;
-  aigc_request *r;
-  for (r = e->q_head; r != NULL; r = r->q_next)
-    n++;
-  return n;
-}
-
 /*
 ** eng:step([timeout [, budget]]) -> active, errors
 ** Drives every transfer once: waits at most `timeout` seconds (default 0:
 ** never blocks) for network activity, and runs at most `budget` callbacks
 ** (default 0: all that are pending). Returns the number of requests still
-** queued or running, and the list of callback errors reported during this
-** step (or nil).
+** queued, running or with an end to deliver (aigc_engine_count), and the
+** list of callback errors reported since the last step() (or nil).
+** On a closed client it raises, except while the ends of requests that a
+** close() in a finalizer canceled are still to be delivered: it delivers
+** them (and returns 0 and their errors).
 */
 static int eng_step (lua_State *L) {
-  aigc_engine *e = aigc_check_engine(L, 1);
+  aigc_engine *e = (aigc_engine *)luaL_checkudata(L, 1, AIGC_ENGINE_MT);
   lua_Number timeout = luaL_optnumber(L, 2, 0);
   lua_Integer budget = luaL_optinteger(L, 3, 0);
+  int status;
+  if (e->closing || (e->closed && e->ends == 0))
+    return luaL_error(L, "attempt to use a closed client");
   luaL_argcheck(L, timeout >= 0 && timeout == timeout, 2, "timeout must be a number >= 0");
   luaL_argcheck(L, budget >= 0, 3, "budget must be an integer >= 0");
   if (timeout > 86400.0 * 365)
@@ -1062,18 +1419,18 @@ static int eng_step (lua_State *L) {
   if (e->stepping)
     return luaL_error(L, "client:step() is already running");
   lua_settop(L, 1);
-  lua_newtable(L);
-  lua_setiuservalue(L, 1, AIGC_EN_ERRORS);
-  e->stepping++;
-  aigc_engine_drive(L, 1, (double)timeout, budget > INT32_MAX ? INT32_MAX : (int)budget, NULL);
-  e->stepping--;
-  lua_pushinteger(L, e->closed ? 0 : count_active(e));
-  lua_getiuservalue(L, 1, AIGC_EN_ERRORS);
-  if (lua_rawlen(L, -1) == 0) {
+  aigc_interrupt_forget(L);   /* a new outermost call (checked above) */
+  aigc_engine_drive(L, 1, (double)timeout, budget > INT32_MAX ? INT32_MAX : (int)budget,
+                    NULL, &status);
+  if (status != LUA_OK)
+    return lua_error(L);
+  lua_pushinteger(L, aigc_engine_count(e));
+  if (lua_getiuservalue(L, 1, AIGC_EN_ERRORS) != LUA_TTABLE || lua_rawlen(L, -1) == 0) {
     lua_pop(L, 1);
     return 1;
   }
-  lua_pushnil(L);
+  /* A fresh list first: if making it fails, the errors stay kept. */
+  lua_newtable(L);
   lua_setiuservalue(L, 1, AIGC_EN_ERRORS);
   return 2;
 }
@@ -1087,10 +1444,10 @@ static int eng_report (lua_State *L) {
   return 0;
 }
 
-/* eng:active() -> number of requests queued or running */
+/* eng:active() -> requests queued, running or with an end to deliver */
 static int eng_active (lua_State *L) {
   aigc_engine *e = aigc_check_engine(L, 1);
-  lua_pushinteger(L, count_active(e));
+  lua_pushinteger(L, aigc_engine_count(e));
   return 1;
 }
 
@@ -1105,54 +1462,86 @@ static void free_config (aigc_engine *e) {
   curl_slist_free_all(e->stream_headers); e->stream_headers = NULL;
 }
 
+/* Delivers the ends close() left (engine at 1), under lua_pcall. */
+static int close_deliver_lua (lua_State *L) {
+  aigc_engine *e = (aigc_engine *)lua_touserdata(L, 1);
+  dispatch(L, 1, e, 0);
+  return 0;
+}
+
 /*
-** Closes the engine: every request still pending is canceled (with Lua,
-** from close(): their waiters are told; from __gc nobody is left to tell),
-** every request is detached, then libcurl is cleaned up in its order:
-** remove each easy handle, then the multi (the easy handles are cleaned
-** up by their requests' __gc).
+** Closes the engine. From close(): every request still pending is
+** canceled, then their ends run — on_error(err) with kind "canceled", the
+** tasks waiting on them resumed — as the client's last turn of the loop,
+** unless close() was called inside a __gc finalizer: then they wait for
+** the next step() (which a closed client accepts for that) or the
+** request's wait(). From __gc (the client itself collected): nothing can
+** drive it any more, so requests are canceled without callbacks.
+** Then every request is detached (but one whose end is still to run: it
+** stays in the ready list until it is delivered), and libcurl is cleaned
+** up in its order: remove each easy handle, then the multi (the easy
+** handles are cleaned up by their requests' __gc). Errors no step()
+** collected go to stderr.
 */
 static void engine_close (lua_State *L, int eidx, aigc_engine *e, int from_gc) {
-  aigc_request *r;
+  aigc_request *r, *next;
+  int status = LUA_OK, keep_ends = 0;
   if (e->closed) {
     /* Already closed, or never opened: eng_new may have raised after
        copying part of the config (a bad header, say). */
+    if (from_gc) {
+      while ((r = e->all) != NULL) {   /* ends left undelivered: nobody can now */
+        aigc_engine_unlink(e, r);
+        aigc_request_detach(r);
+      }
+      flush_errors(L, eidx);
+    }
     free_config(e);
     return;
   }
-  if (!from_gc && !e->closing) {
-    /* Cancel with notification, one at a time since waiters run Lua (a
-       task resumed here sees its request canceled; it cannot submit new
-       ones: the engine is closing). */
-    e->closing = 1;
-    for (;;) {
-      for (r = e->all; r != NULL && aigc_terminal(r->state); r = r->all_next)
-        ;
-      if (r == NULL)
-        break;
+  if (e->closing)
+    return;   /* close() inside close() (a callback it runs): the outer one ends it */
+  e->closing = 1;
+  if (!from_gc) {
+    /* Canceling allocates nothing and runs no Lua: one walk does. */
+    for (r = e->all; r != NULL; r = r->all_next) {
+      if (aigc_terminal(r->state))
+        continue;
       if (aigc_engine_push_request(L, eidx, r)) {
-        int ridx = lua_gettop(L);
-        aigc_request_cancel(L, ridx, "the client was closed");
-        if (r->notify_pending)
-          aigc_request_dispatch(L, eidx, ridx, 0);
+        aigc_request_cancel(L, lua_gettop(L), "the client was closed", 0);
         lua_pop(L, 1);
       }
       else
         r->state = AIGC_CANCELED;   /* being collected */
     }
+    keep_ends = 1;
+    if (!aigc_in_finalizer(L) && e->r_head != NULL) {
+      int saved_dispatching = e->dispatching;
+      aigc_request *saved_current = e->current;
+      lua_pushcfunction(L, close_deliver_lua);
+      lua_pushvalue(L, eidx);
+      status = lua_pcall(L, 1, 0, 0);   /* an error is raised below, once closed */
+      if (status != LUA_OK) {
+        e->dispatching = saved_dispatching;
+        e->current = saved_current;
+      }
+    }
   }
   e->closed = 1;
-  while ((r = e->all) != NULL) {
+  e->closing = 0;
+  for (r = e->all; r != NULL; r = next) {
+    next = r->all_next;
     if (!aigc_terminal(r->state))
       r->state = AIGC_CANCELED;
-    aigc_engine_unlink(e, r);
     if (r->easy != NULL)
       forget_socket_options(r->easy);
+    if (keep_ends && r->end_pending) {   /* still to be told: stays findable */
+      release_quiet(e, r);
+      continue;
+    }
+    aigc_engine_unlink(e, r);
     aigc_request_detach(r);
   }
-  e->running = 0;
-  e->q_head = e->q_tail = NULL;
-  e->r_head = e->r_tail = NULL;
   while (e->neasy_pool > 0)
     curl_easy_cleanup(e->easy_pool[--e->neasy_pool]);
   if (e->multi != NULL) {
@@ -1170,7 +1559,11 @@ static void engine_close (lua_State *L, int eidx, aigc_engine *e, int from_gc) {
   free(e->ready); e->ready = NULL; e->capready = 0;
   free(e->slot_of_fd); e->slot_of_fd = NULL; e->cap_slot_of_fd = 0;
   free(e->changes); e->changes = NULL; e->nchanges = e->capchanges = 0;
+  if (e->ends == 0)
+    flush_errors(L, eidx);   /* else the step() that delivers them returns them */
   free_config(e);
+  if (status != LUA_OK)
+    lua_error(L);
 }
 
 /* eng:close(): idempotent; from a callback too (the loop sees e->closed). */
@@ -1194,7 +1587,7 @@ static int eng_tostring (lua_State *L) {
   if (e->closed)
     lua_pushfstring(L, "aigc.engine (closed) %p", (void *)e);
   else
-    lua_pushfstring(L, "aigc.engine (%d active) %p", count_active(e), (void *)e);
+    lua_pushfstring(L, "aigc.engine (%d active) %p", aigc_engine_count(e), (void *)e);
   return 1;
 }
 
@@ -1236,6 +1629,19 @@ double aigc_opt_seconds (lua_State *L, int t, const char *what, const char *fiel
   }
   lua_pop(L, 1);
   return v;
+}
+
+/*
+** The optional `deadline` field of a table: seconds > 0 for the whole
+** call, or false to turn off a client's default for one call. 0: none.
+*/
+double aigc_opt_deadline (lua_State *L, int t, const char *what, double def) {
+  if (lua_getfield(L, t, "deadline") == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_pop(L, 1);
+  return aigc_opt_seconds(L, t, what, "deadline", def);
 }
 
 lua_Integer aigc_opt_integer (lua_State *L, int t, const char *what, const char *field,
@@ -1352,6 +1758,7 @@ static int eng_new (lua_State *L) {
   e->timeout = aigc_opt_seconds(L, 1, "config", "timeout", AIGC_DEFAULT_TIMEOUT);
   e->connect_timeout = aigc_opt_seconds(L, 1, "config", "connect_timeout",
                                         AIGC_DEFAULT_CONNECT_TIMEOUT);
+  e->deadline = aigc_opt_deadline(L, 1, "config", 0);
   e->max_retries = (int)aigc_opt_integer(L, 1, "config", "max_retries",
                                          AIGC_DEFAULT_MAX_RETRIES, 0, 100);
   e->max_concurrency = (int)aigc_opt_integer(L, 1, "config", "max_concurrency", 0, 0, 1000000);

@@ -15,8 +15,18 @@
 **            scheduled on the engine's timer;
 **   end      on_done / on_error run, a waiting coroutine is resumed, and
 **            the engine lets go of the request.
-** cancel() works in every state and delivers nothing afterwards. __gc
-** cancels a request nobody can observe any more.
+** cancel() works in every state and delivers nothing afterwards: its
+** on_error (kind "canceled") and waiter run from the loop, never from
+** cancel() itself. __gc cancels a request nobody can observe any more.
+**
+** THE RE-ENTRANCY RULE (aigc.h, docs/ARCHITECTURE.md): any Lua allocation
+** may run a finalizer that cancels this request, closes its client or
+** drives the loop. So aigc_request_dispatch pins the request (`delivering`:
+** frees deferred, the events read from `draining`, the loop skips it), and
+** after every Lua allocation the code re-checks r->state / r->engine
+** before it acts; end_request drops a value made for a request that ended
+** meanwhile. cancel() allocates nothing. submit reads nothing of the
+** engine across an allocation and re-checks it before it links the request.
 */
 #include <math.h>
 #include <stdio.h>
@@ -71,43 +81,106 @@ static int seen_before (const aigc_request *r, const char *p, size_t nlen) {
   return 0;
 }
 
+/* Headers up to this many find repeats by a scan; beyond, by the table. */
+#define FEW_HEADERS 32
+
 /*
-** Pushes a table of every response header (repeated ones joined by ", ").
-** Each name is made a Lua string once and the table is sized exactly: a
-** lookup in the table per header (for the rare repeated name) cost a fifth
-** of building it, so repeats are found in C first.
+** Pushes a table of every response header (repeated ones joined by ", "),
+** in time linear in the headers whatever a server sends (50,000 of them, or
+** one name 50,000 times). Each name is made a Lua string once and the table
+** is sized exactly. A typical response has a dozen headers: repeats are
+** found in C (a 64-bit filter of the names, then a scan), which costs less
+** than a table lookup per header; many headers look up the table instead,
+** and the values of a name repeated in a long response are gathered in a
+** list and joined once at the end (joining as they come would copy the
+** growing value each time).
+** Reads r->hdrs across allocations: r must be pinned (delivering).
 */
 static void push_headers (lua_State *L, const aigc_request *r) {
-  const char *p = r->hdrs.data, *end = p + r->hdrs.len, *q;
+  const char *p = r->hdrs.data, *end = p + r->hdrs.len;
   uint64_t seen = 0;
-  int n = 0;
+  int few = r->nhdrs <= FEW_HEADERS, t, lists = 0;
   if (p == NULL) {
     lua_createtable(L, 0, 0);
     return;
   }
-  for (q = p; q < end; q++)   /* two NULs per header */
-    n += *q == '\0';
-  lua_createtable(L, 0, n / 2);
+  lua_createtable(L, 0, r->nhdrs > INT32_MAX ? INT32_MAX : (int)r->nhdrs);
+  t = lua_gettop(L);
   while (p < end) {
     size_t nlen = strlen(p);
     const char *value = p + nlen + 1;
     size_t vlen = strlen(value);
-    /* A 64-bit filter of the names so far: most names skip the scan. */
-    uint64_t bit = (uint64_t)1 << ((nlen * 7 + (unsigned char)p[0] + (nlen ? (unsigned char)p[nlen - 1] : 0)) & 63);
-    int again = (seen & bit) != 0 && seen_before(r, p, nlen);
-    seen |= bit;
-    lua_pushlstring(L, p, nlen);
-    if (again) {
-      lua_pushvalue(L, -1);
-      lua_rawget(L, -3);
-      lua_pushliteral(L, ", ");
-      lua_pushlstring(L, value, vlen);
-      lua_concat(L, 3);
+    int again;
+    if (few) {
+      uint64_t bit = (uint64_t)1 << ((nlen * 7 + (unsigned char)p[0]
+                                      + (nlen ? (unsigned char)p[nlen - 1] : 0)) & 63);
+      again = (seen & bit) != 0 && seen_before(r, p, nlen);
+      seen |= bit;
+      lua_pushlstring(L, p, nlen);
+      if (again) {
+        lua_pushvalue(L, -1);
+        lua_rawget(L, t);
+        lua_pushliteral(L, ", ");
+        lua_pushlstring(L, value, vlen);
+        lua_concat(L, 3);
+      }
+      else
+        lua_pushlstring(L, value, vlen);
+      lua_rawset(L, t);
     }
-    else
-      lua_pushlstring(L, value, vlen);
-    lua_rawset(L, -3);
+    else {
+      lua_pushlstring(L, p, nlen);
+      lua_pushvalue(L, -1);
+      again = lua_rawget(L, t) != LUA_TNIL;
+      lua_pop(L, 1);
+      if (!again) {
+        lua_pushlstring(L, value, vlen);
+        lua_rawset(L, t);
+      }
+      else {
+        /* lists[name] = { first value, ... } */
+        if (!lists) {
+          lua_newtable(L);
+          lua_insert(L, t + 1);
+          lists = t + 1;
+        }
+        lua_pushvalue(L, -1);
+        if (lua_rawget(L, lists) == LUA_TNIL) {
+          lua_pop(L, 1);
+          lua_createtable(L, 4, 0);
+          lua_pushvalue(L, -2);
+          lua_rawget(L, t);
+          lua_rawseti(L, -2, 1);
+          lua_pushvalue(L, -2);
+          lua_pushvalue(L, -2);
+          lua_rawset(L, lists);
+        }
+        lua_pushlstring(L, value, vlen);
+        lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+        lua_pop(L, 2);
+      }
+    }
     p = value + vlen + 1;
+  }
+  if (lists) {
+    lua_pushnil(L);
+    while (lua_next(L, lists) != 0) {   /* name, list */
+      luaL_Buffer b;
+      lua_Integer i, n = (lua_Integer)lua_rawlen(L, -1);
+      int list = lua_gettop(L);
+      lua_pushvalue(L, -2);   /* the name, for the rawset below */
+      luaL_buffinit(L, &b);
+      for (i = 1; i <= n; i++) {
+        if (i > 1)
+          luaL_addstring(&b, ", ");
+        lua_rawgeti(L, list, i);
+        luaL_addvalue(&b);
+      }
+      luaL_pushresult(&b);
+      lua_rawset(L, t);
+      lua_pop(L, 1);   /* the list; the name stays for lua_next */
+    }
+    lua_remove(L, lists);
   }
 }
 
@@ -120,7 +193,10 @@ static void push_headers (lua_State *L, const aigc_request *r) {
 ** =======================================================
 */
 
-#define MAX_HEADER_BYTES ((size_t)1 << 20)
+/* The most header bytes a response may have: below libcurl's own limit
+   (300 KB on the wire in 7.88 and 8.x), so a flood ends here, as a "limit"
+   error, not in libcurl as a receive error taken for a connection fault. */
+#define MAX_HEADER_BYTES ((size_t)200 << 10)
 
 static size_t on_header (char *buf, size_t size, size_t nitems, void *ud) {
   aigc_request *r = (aigc_request *)ud;
@@ -131,24 +207,34 @@ static size_t on_header (char *buf, size_t size, size_t nitems, void *ud) {
      one (libcurl hands us whole lines, the finest grain it offers). */
   if (r->idle_deadline > 0)
     r->idle_deadline = aigc_now() + r->timeout;
-  if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
-    /* A new response (after 1xx, or a retry): forget the previous one. */
+  if (r->want_status_line && len >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
+    /* A new response (the first, or the real one after a 1xx): forget
+       the previous one. Only here: a header line that happens to start
+       with "HTTP/" in the middle of the headers is just a header. */
     const char *sp = (const char *)memchr(buf, ' ', len);
+    r->want_status_line = 0;
     aigc_buf_clear(&r->hdrs);
+    r->nhdrs = 0;
     r->status = 0;
     if (sp != NULL) {
       long st = 0;
-      for (sp++; sp < buf + len && *sp >= '0' && *sp <= '9'; sp++)
+      for (sp++; sp < buf + len && *sp >= '0' && *sp <= '9' && st < 100000; sp++)
         st = st * 10 + (*sp - '0');
       r->status = st;
     }
     return len;
   }
+  r->want_status_line = 0;
   colon = (const char *)memchr(buf, ':', len);
-  if (colon == NULL)
-    return len;   /* the blank line ending the headers, or junk */
+  if (colon == NULL) {
+    /* The blank line ending the headers (or junk): a status line may
+       follow (after a 1xx response). */
+    if (len <= 2 && (len == 0 || buf[0] == '\r' || buf[0] == '\n'))
+      r->want_status_line = 1;
+    return len;
+  }
   if (r->hdrs.len + len > MAX_HEADER_BYTES) {
-    r->abort_reason = AIGC_ABORT_LIMIT;
+    r->abort_reason = AIGC_ABORT_HEADERS;
     return 0;
   }
   nlen = (size_t)(colon - buf);
@@ -183,6 +269,7 @@ static size_t on_header (char *buf, size_t size, size_t nitems, void *ud) {
   *o++ = '\0';
   *o = '\0';
   r->hdrs.len = (size_t)(o - r->hdrs.data);
+  r->nhdrs++;
   return len;
 }
 
@@ -275,7 +362,7 @@ static size_t on_write (char *ptr, size_t size, size_t nmemb, void *ud) {
         r->abort_reason = AIGC_ABORT_NOMEM;
       return 0;
     }
-    if (r->engine && r->events.len > r->events_read)
+    if (r->engine && r->events.len > 0)
       aigc_engine_ready(r->engine, r);
   }
   else {
@@ -302,8 +389,15 @@ static size_t on_write (char *ptr, size_t size, size_t nmemb, void *ud) {
 ** Frees what only a pending request needs, once it is over. Lua cannot see
 ** this memory, so it must not wait for the request's __gc: results are
 ** often dropped in bulk long after, and the heap would fragment between.
+** While the request is being delivered its memory is pinned: the free
+** waits for the delivery to end (aigc_request_dispatch, aigc_request_unpin).
 */
 static void free_transfer_memory (aigc_request *r) {
+  if (r->delivering) {
+    r->free_deferred = 1;
+    return;
+  }
+  r->nhdrs = 0;
   aigc_buf_free(&r->hdrs);
   aigc_buf_free(&r->body);
   free(r->url);
@@ -312,7 +406,8 @@ static void free_transfer_memory (aigc_request *r) {
   r->headers = NULL;
   aigc_buf_free(&r->resp);
   aigc_buf_free(&r->events);
-  r->events_read = 0;
+  aigc_buf_free(&r->draining);
+  r->draining_read = 0;
   aigc_sse_free(&r->sse_parser);
   aigc_sse_init(&r->sse_parser, r->max_bytes);
   aigc_accum_free(&r->accum);
@@ -327,8 +422,11 @@ int aigc_request_setup_attempt (aigc_request *r) {
   r->status = 0;
   aigc_buf_clear(&r->resp);
   aigc_buf_clear(&r->hdrs);
+  r->nhdrs = 0;
+  r->want_status_line = 1;
   aigc_buf_clear(&r->events);
-  r->events_read = 0;
+  aigc_buf_clear(&r->draining);
+  r->draining_read = 0;
   r->received = 0;
   r->transfer_done = 0;
   r->curl_code = CURLE_OK;
@@ -358,19 +456,23 @@ static double server_retry_after (const aigc_request *r) {
   const char *v;
   char *end;
   double d;
+  /* Never negative: a negative number is not a wait (ignored, as if not
+     sent); a date in the past means now (0). */
   if ((v = find_header(r, "retry-after-ms", NULL)) != NULL) {
     d = strtod(v, &end);
-    if (end != v && *end == '\0' && isfinite(d))
+    if (end != v && *end == '\0' && isfinite(d) && d >= 0)
       return d / 1000.0;
   }
   if ((v = find_header(r, "retry-after", NULL)) != NULL) {
     time_t when;
     d = strtod(v, &end);
     if (end != v && *end == '\0')
-      return isfinite(d) ? d : NAN;
+      return isfinite(d) && d >= 0 ? d : NAN;
     when = curl_getdate(v, NULL);
-    if (when != (time_t)-1)
-      return difftime(when, time(NULL));
+    if (when != (time_t)-1) {
+      d = difftime(when, time(NULL));
+      return d > 0 ? d : 0;
+    }
   }
   return NAN;
 }
@@ -454,41 +556,6 @@ static void log_end (lua_State *L, int eidx, aigc_request *r, int vidx, int ok) 
   }
 }
 
-/* Calls the waiter the Lua layer registered (a coroutine scheduler). */
-static void notify (lua_State *L, int eidx, int ridx, aigc_request *r) {
-  r->notify_pending = 0;
-  if (lua_getiuservalue(L, ridx, AIGC_RQ_NOTIFY) == LUA_TFUNCTION) {
-    lua_pushnil(L);
-    lua_setiuservalue(L, ridx, AIGC_RQ_NOTIFY);   /* once */
-    lua_pushvalue(L, ridx);
-    if (aigc_pcall(L, 1, 0) != LUA_OK) {
-      aigc_engine_report(L, eidx, -1);
-      lua_pop(L, 1);
-    }
-  }
-  else
-    lua_pop(L, 1);
-  aigc_engine_drop(L, eidx, r);
-}
-
-/* Runs an on_done / on_error callback with the value at vidx. */
-static int run_final_callback (lua_State *L, int eidx, int ridx, aigc_request *r,
-                               int slot, int vidx) {
-  vidx = lua_absindex(L, vidx);
-  if (lua_getiuservalue(L, ridx, slot) == LUA_TNIL) {   /* else a function or callable */
-    lua_pop(L, 1);
-    return 0;
-  }
-  lua_pushvalue(L, vidx);
-  r->in_callback = 1;
-  if (aigc_pcall(L, 1, 0) != LUA_OK) {
-    aigc_engine_report(L, eidx, -1);
-    lua_pop(L, 1);
-  }
-  r->in_callback = 0;
-  return 1;
-}
-
 static void clear_callbacks (lua_State *L, int ridx) {
   lua_pushnil(L);
   lua_setiuservalue(L, ridx, AIGC_RQ_STREAM);
@@ -509,30 +576,127 @@ static void recycle_easy (aigc_engine *e, aigc_request *r) {
 }
 
 /*
-** Ends r with the value on top of the stack (popped): the result table
-** when ok, else the error object. Frees its slot (a queued request may
-** start), runs on_done or on_error, tells the waiter.
+** Pushes the request's outcome value: the result table (done), else the
+** error object, made now if the end was decided where nothing could be
+** allocated (a cancel keeps its reason as a string, or none; an escaped
+** error leaves end_kind/end_msg). Made once: later calls get the same one.
+*/
+static void push_outcome (lua_State *L, int ridx, aigc_request *r) {
+  int t = lua_getiuservalue(L, ridx, AIGC_RQ_RESULT);
+  if (t == LUA_TTABLE || r->state == AIGC_DONE)
+    return;
+  aigc_error_new(L, r->end_kind ? r->end_kind : "canceled",
+                 r->end_msg ? r->end_msg : "the request was canceled");
+  if (t == LUA_TSTRING) {   /* cancel(why) */
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, "message");
+  }
+  aigc_error_setint(L, "retries", r->retries);
+  lua_remove(L, -2);
+  /* A finalizer run by the allocations above may have made it already. */
+  if (lua_getiuservalue(L, ridx, AIGC_RQ_RESULT) == LUA_TTABLE) {
+    lua_remove(L, -2);
+    return;
+  }
+  lua_pop(L, 1);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, ridx, AIGC_RQ_RESULT);
+}
+
+/*
+** Runs r's end, exactly once: on_done(res) or on_error(err), then the
+** waiter the Lua layer registered, then the engine lets go of it. Called
+** by the loop (aigc_request_dispatch), by close() and by wait(); never by
+** cancel() or a finalizer. Returns the callbacks run.
+*/
+int aigc_request_deliver_end (lua_State *L, int eidx, int ridx) {
+  aigc_request *r = (aigc_request *)lua_touserdata(L, ridx);
+  aigc_engine *e = r->engine;
+  int count = 0, vidx;
+  ridx = lua_absindex(L, ridx);
+  eidx = lua_absindex(L, eidx);
+  if (!r->end_pending || !aigc_terminal(r->state))
+    return 0;
+  aigc_engine_clear_end(e, r);
+  if (e != NULL)
+    aigc_engine_unready(e, r);
+  luaL_checkstack(L, 8, "aigc end");
+  push_outcome(L, ridx, r);
+  vidx = lua_gettop(L);
+  if (lua_getiuservalue(L, ridx, r->state == AIGC_DONE ? AIGC_RQ_ON_DONE : AIGC_RQ_ON_ERROR)
+      != LUA_TNIL) {   /* a function or a callable */
+    clear_callbacks(L, ridx);   /* once */
+    lua_pushvalue(L, vidx);
+    r->in_callback = 1;
+    if (aigc_pcall(L, 1, 0) != LUA_OK) {
+      aigc_engine_report(L, eidx, -1);
+      lua_pop(L, 1);
+    }
+    r->in_callback = 0;
+    count = 1;
+  }
+  else {
+    lua_pop(L, 1);
+    clear_callbacks(L, ridx);
+  }
+  if (lua_getiuservalue(L, ridx, AIGC_RQ_NOTIFY) == LUA_TFUNCTION) {
+    lua_pushnil(L);
+    lua_setiuservalue(L, ridx, AIGC_RQ_NOTIFY);   /* once */
+    lua_pushvalue(L, ridx);
+    if (aigc_pcall(L, 1, 0) != LUA_OK) {
+      aigc_engine_report(L, eidx, -1);
+      lua_pop(L, 1);
+    }
+  }
+  else
+    lua_pop(L, 1);
+  lua_pop(L, 1);   /* the outcome */
+  if (r->end_pending)   /* a new waiter came meanwhile (req:_notify in a callback) */
+    return count;
+  aigc_engine_drop(L, eidx, r);
+  e = r->engine;
+  if (e != NULL && e->closed) {   /* kept by close() until now */
+    aigc_engine_unlink(e, r);
+    aigc_request_detach(r);
+  }
+  return count;
+}
+
+/*
+** Ends r (running) with the value on top of the stack (popped): the result
+** table when ok, else the error object. Frees its slot (a queued request
+** may start) and schedules its end (aigc_request_dispatch runs it next).
+** A request canceled or closed while the value was being made (by a
+** finalizer) keeps that end: the value is dropped.
 */
 static int end_request (lua_State *L, int eidx, int ridx, aigc_request *r, int ok) {
-  int count, vidx = lua_gettop(L);
+  int vidx = lua_gettop(L);
   aigc_engine *e = r->engine;
-  if (!ok)   /* codec lane: no secret in any string of an error (error.c) */
-    aigc_engine_scrub(L, eidx, vidx);
-  if (e != NULL) {
-    aigc_engine_release(e, r);
-    aigc_engine_unready(e, r);
-    recycle_easy(e, r);   /* before on_done: the next request may take it */
+  if (r->state != AIGC_RUNNING || e == NULL) {
+    lua_pop(L, 1);
+    return 0;
   }
+  if (!ok) {   /* codec lane: no secret in any string of an error (error.c) */
+    aigc_engine_scrub(L, eidx, vidx);
+    e = r->engine;   /* the walk allocates: a finalizer may have ended r */
+    if (r->state != AIGC_RUNNING || e == NULL) {
+      lua_pop(L, 1);
+      return 0;
+    }
+  }
+  aigc_engine_release(e, r);
+  aigc_engine_unready(e, r);
+  recycle_easy(e, r);   /* before on_done: the next request may take it */
   r->state = ok ? AIGC_DONE : AIGC_FAILED;
   lua_pushvalue(L, vidx);
   lua_setiuservalue(L, ridx, AIGC_RQ_RESULT);
+  lua_pushnil(L);
+  lua_setiuservalue(L, ridx, AIGC_RQ_STREAM);
+  aigc_engine_set_end(e, r);
   log_end(L, eidx, r, vidx, ok);
   free_transfer_memory(r);
-  count = run_final_callback(L, eidx, ridx, r, ok ? AIGC_RQ_ON_DONE : AIGC_RQ_ON_ERROR, vidx);
-  clear_callbacks(L, ridx);
   lua_pop(L, 1);
-  notify(L, eidx, ridx, r);
-  return count;
+  return 0;
 }
 
 /* Adds the fields every failure carries: request id, status, retries... */
@@ -770,6 +934,8 @@ static int finish_transfer (lua_State *L, int eidx, int ridx, aigc_request *r) {
     if (curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK && connects == 0) {
       aigc_engine_log(L, eidx, "warn", "a reused connection answered with garbage (%s): "
                       "starting again on a new connection", r->errbuf[0] ? r->errbuf : "not HTTP");
+      if (r->state != AIGC_RUNNING || r->easy == NULL)   /* the log function canceled it */
+        return 0;
       r->stale++;
       curl_easy_setopt(r->easy, CURLOPT_FRESH_CONNECT, 1L);
       r->retry_at = aigc_now() + 0.000001;
@@ -780,7 +946,19 @@ static int finish_transfer (lua_State *L, int eidx, int ridx, aigc_request *r) {
     }
   }
 
-  if (r->abort_reason == AIGC_ABORT_LIMIT) {
+  if (r->abort_reason == AIGC_ABORT_DEADLINE) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "the call's deadline (%g s) passed", r->deadline);
+    aigc_error_new(L, "timeout", msg);
+    add_partial(L, r);
+  }
+  else if (r->abort_reason == AIGC_ABORT_HEADERS) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "the response headers are larger than %zu KiB",
+             MAX_HEADER_BYTES >> 10);
+    aigc_error_new(L, "limit", msg);
+  }
+  else if (r->abort_reason == AIGC_ABORT_LIMIT) {
     char msg[128];
     snprintf(msg, sizeof msg, "the response is larger than max_response_bytes (%zu bytes)",
              r->max_bytes);
@@ -797,6 +975,18 @@ static int finish_transfer (lua_State *L, int eidx, int ridx, aigc_request *r) {
     aigc_error_new(L, r->delivered ? "timeout" : "timeout", msg);
     add_partial(L, r);
     retryable = !r->delivered;
+  }
+  else if (r->curl_code == CURLE_BAD_CONTENT_ENCODING && r->status >= 200 && r->status < 300) {
+    /* The server answered, and what it sent cannot be decoded (a body
+       that is not the gzip it says): not a connection failure, and
+       sending the POST again would only get the same. */
+    const char *detail = r->errbuf[0] ? r->errbuf : curl_easy_strerror(r->curl_code);
+    char msg[CURL_ERROR_SIZE + 64];
+    const char *ce = find_header(r, "content-encoding", NULL);
+    snprintf(msg, sizeof msg, "the response body could not be decoded (Content-Encoding: %s): %s",
+             ce ? ce : "?", detail);
+    new_error_scrubbed(L, r, "parse", msg, strlen(msg));
+    aigc_error_setint(L, "curl_code", (lua_Integer)r->curl_code);
   }
   else if (r->curl_code != CURLE_OK) {
     const char *detail = r->errbuf[0] ? r->errbuf : curl_easy_strerror(r->curl_code);
@@ -884,9 +1074,17 @@ static int finish_transfer (lua_State *L, int eidx, int ridx, aigc_request *r) {
         int st;
         lua_getfield(L, -2, "text");
         lua_pushvalue(L, -3);
+        if (r->state != AIGC_RUNNING) {   /* canceled by a finalizer meanwhile */
+          lua_pop(L, 4);
+          return 0;
+        }
         r->in_callback = 1;
         st = aigc_pcall(L, 2, 0);
         r->in_callback = 0;
+        if (r->state != AIGC_RUNNING) {   /* canceled or closed inside: that end wins */
+          lua_pop(L, st != LUA_OK ? 2 : 1);
+          return 0;
+        }
         if (st != LUA_OK) {
           push_callback_error(L);
           lua_replace(L, -2);   /* replaces the result */
@@ -900,15 +1098,24 @@ static int finish_transfer (lua_State *L, int eidx, int ridx, aigc_request *r) {
 
   /* An error is on top of the stack. */
   decorate_error(L, r);
-  if (retryable && r->engine != NULL && !r->engine->closed && r->retries < r->max_retries) {
+  if (retryable && r->state == AIGC_RUNNING && r->engine != NULL && !r->engine->closed
+      && r->retries < r->max_retries) {
     double delay = retry_delay(r);
-    if (delay >= 0) {
+    if (delay >= 0 && r->deadline_at > 0 && aigc_now() + delay >= r->deadline_at) {
+      /* The wait would pass the deadline: this error is the call's. */
+      aigc_engine_log(L, eidx, "warn", "not retrying: waiting %.3f s would pass the call's "
+                      "deadline (%g s)", delay, r->deadline);
+      delay = -1;
+    }
+    if (delay >= 0 && r->state == AIGC_RUNNING) {
       lua_getfield(L, -1, "kind");
       lua_getfield(L, -2, "message");
       aigc_engine_log(L, eidx, "warn", "retrying in %.3f s (retry %d of %d) after %s error: %s",
                       delay, r->retries + 1, r->max_retries,
                       lua_tostring(L, -2), lua_tostring(L, -1));
       lua_pop(L, 3);
+      if (r->state != AIGC_RUNNING)   /* the log function canceled it */
+        return 0;
       r->retries++;
       r->retry_at = aigc_now() + (delay > 0 ? delay : 0.000001);
       r->idle_deadline = 0;
@@ -929,17 +1136,28 @@ static int finish_transfer (lua_State *L, int eidx, int ridx, aigc_request *r) {
 static int fail_now (lua_State *L, int eidx, int ridx, aigc_request *r) {
   add_partial(L, r);
   decorate_error(L, r);
-  aigc_buf_clear(&r->events);
-  r->events_read = 0;
-  return end_request(L, eidx, ridx, r, 0);
+  return end_request(L, eidx, ridx, r, 0);   /* the request is over: no more events */
 }
 
-/* The text delta of a chunk: choices[0].delta.content, or choices[0].text. */
+/*
+** The text delta of a chunk for the stream callback: choice 0's
+** delta.content (chat) or text (completions). Choice 0 is the one with
+** "index": 0 (or no index), wherever it sits in "choices": with n > 1 a
+** server sends each choice's pieces in chunks of their own, and a
+** one-parameter callback must not get the choices' words interleaved.
+*/
 static const aj_value *chunk_delta (const aj_value *chunk, aigc_kind kind) {
-  const aj_value *choices = aj_get(chunk, "choices"), *c, *d;
-  if (choices == NULL || choices->type != AJ_ARRAY || choices->len == 0)
+  const aj_value *choices = aj_get(chunk, "choices"), *c = NULL, *d;
+  size_t i;
+  if (choices == NULL || choices->type != AJ_ARRAY)
     return NULL;
-  c = &choices->u.items[0];
+  for (i = 0; i < choices->len && c == NULL; i++) {
+    const aj_value *idx = aj_get(&choices->u.items[i], "index");
+    if (idx == NULL || (idx->type == AJ_INT && idx->u.i == 0))
+      c = &choices->u.items[i];
+  }
+  if (c == NULL)
+    return NULL;
   if (kind == AIGC_KIND_COMPLETION)
     d = aj_get(c, "text");
   else {
@@ -1022,8 +1240,19 @@ static int handle_event (lua_State *L, int eidx, int ridx, aigc_request *r,
     lua_pushnil(L);
   nargs = 1;
   if (r->want_chunk) {
+    const aj_value *usage = aj_get(&chunk, "usage");
     aigc_json_push(L, &chunk);
+    /* include_usage (sent by default) puts "usage": null in every chunk
+       but the last: leave it out, so that `if chunk.usage then` works. */
+    if (usage != NULL && usage->type == AJ_NULL) {
+      lua_pushnil(L);
+      lua_setfield(L, -2, "usage");
+    }
     nargs = 2;
+  }
+  if (r->state != AIGC_RUNNING) {   /* canceled by a finalizer while the args were made */
+    lua_pop(L, nargs + 1);
+    return 0;
   }
   r->in_callback = 1;
   st = aigc_pcall(L, nargs, 0);
@@ -1042,79 +1271,151 @@ static int handle_event (lua_State *L, int eidx, int ridx, aigc_request *r,
 /*
 ** Dispatches what is pending for the request at ridx: queued stream events
 ** (at most `budget` callbacks, 0 = all), then, once the transfer is over,
-** the end of the request. A request still holding events when the budget
-** runs out goes back on the ready list.
+** the end of the request, then its end's callbacks. A request still
+** holding events when the budget runs out goes back on the ready list.
+**
+** The request is pinned meanwhile (`delivering`): a finalizer that cancels
+** it or closes the client defers the frees until we are done, and every
+** step below re-checks the state. The events delivered are swapped out of
+** `events` (where libcurl appends, and a nested drive may reallocate) into
+** `draining`, which only this function touches.
 */
 int aigc_request_dispatch (lua_State *L, int eidx, int ridx, int budget) {
   aigc_request *r = (aigc_request *)lua_touserdata(L, ridx);
   aigc_engine *e = r->engine;
   int count = 0;
-  luaL_checkstack(L, 12, "aigc dispatch");
-  while (r->state == AIGC_RUNNING && r->events_read < r->events.len
-         && e != NULL && !e->closed) {
+  luaL_checkstack(L, 16, "aigc dispatch");
+  r->delivering++;
+  while (r->state == AIGC_RUNNING && e != NULL && !e->closed
+         && r->abort_reason != AIGC_ABORT_DEADLINE) {
     uint32_t lens[2];
     const char *p;
+    if (r->draining_read >= r->draining.len) {
+      aigc_buf t;
+      if (r->events.len == 0)
+        break;
+      t = r->draining;
+      r->draining = r->events;
+      r->events = t;
+      aigc_buf_clear(&r->events);
+      r->draining_read = 0;
+    }
     if (budget > 0 && count >= budget) {
       aigc_engine_ready(e, r);
-      return count;
+      break;
     }
-    p = r->events.data + r->events_read;
+    p = r->draining.data + r->draining_read;
     memcpy(lens, p, sizeof lens);
-    r->events_read += sizeof lens + lens[0] + lens[1];
-    /* The event's bytes stay valid: the queue only grows from libcurl,
-       and libcurl does not run while we dispatch. But a nested drive (a
-       blocking call inside the callback) can append and reallocate, so
-       handle_event must not keep `p` across the callback. */
+    r->draining_read += sizeof lens + lens[0] + lens[1];
     count += handle_event(L, eidx, ridx, r, p + sizeof lens, lens[0],
                           p + sizeof lens + lens[0], lens[1]);
     e = r->engine;
   }
-  if (r->state == AIGC_RUNNING && r->events_read >= r->events.len) {
-    aigc_buf_clear(&r->events);
-    r->events_read = 0;
+  if (r->state == AIGC_RUNNING && r->draining_read >= r->draining.len) {
+    aigc_buf_clear(&r->draining);
+    r->draining_read = 0;
   }
-  if (r->state == AIGC_RUNNING && r->transfer_done && e != NULL && !e->closed)
+  if (r->state == AIGC_RUNNING && r->transfer_done && e != NULL && !e->closed
+      && ((r->draining.len == 0 && r->events.len == 0) || r->abort_reason == AIGC_ABORT_DEADLINE))
     count += finish_transfer(L, eidx, ridx, r);
-  if (aigc_terminal(r->state) && r->notify_pending)
-    notify(L, eidx, ridx, r);
+  if (--r->delivering == 0 && r->free_deferred) {
+    r->free_deferred = 0;
+    free_transfer_memory(r);
+  }
+  if (r->end_pending && (budget <= 0 || count < budget))
+    count += aigc_request_deliver_end(L, eidx, ridx);
   return count;
+}
+
+/* After an error escaped a delivery (see aigc_engine_drive): not pinned. */
+void aigc_request_unpin (aigc_request *r) {
+  r->delivering = 0;
+  r->in_callback = 0;
+  if (r->free_deferred) {
+    r->free_deferred = 0;
+    free_transfer_memory(r);
+  }
 }
 
 /*
 ** Cancels the request at ridx if it is not over: out of libcurl (closing
-** its connection), out of the queue, its callbacks forgotten. Its result
-** becomes a "canceled" error; a waiting coroutine is told on the next
-** dispatch.
+** its connection), out of the queue; its stream callback and on_done are
+** forgotten at once (nothing is delivered after a cancel); its on_error
+** and waiter run from the loop with the "canceled" error. No Lua
+** allocation here (see aigc.h): cancel() may run in any finalizer, and the
+** error object is made when first needed (push_outcome).
 */
-void aigc_request_cancel (lua_State *L, int ridx, const char *why) {
+void aigc_request_cancel (lua_State *L, int ridx, const char *why, int why_idx) {
   aigc_request *r = (aigc_request *)lua_touserdata(L, ridx);
   aigc_engine *e = r->engine;
+  int listening;
   ridx = lua_absindex(L, ridx);
   if (aigc_terminal(r->state))
     return;
   r->state = AIGC_CANCELED;
+  r->end_kind = "canceled";
+  r->end_msg = why;
+  if (why_idx != 0) {
+    lua_pushvalue(L, why_idx);
+    lua_setiuservalue(L, ridx, AIGC_RQ_RESULT);
+  }
   if (e != NULL) {
     aigc_engine_release(e, r);
     aigc_engine_unready(e, r);
     recycle_easy(e, r);
   }
   free_transfer_memory(r);
-  clear_callbacks(L, ridx);
-  aigc_error_new(L, "canceled", why);
-  aigc_error_setint(L, "retries", r->retries);
-  lua_setiuservalue(L, ridx, AIGC_RQ_RESULT);
-  if (e != NULL && !e->closed) {
+  lua_pushnil(L);
+  lua_setiuservalue(L, ridx, AIGC_RQ_STREAM);
+  lua_pushnil(L);
+  lua_setiuservalue(L, ridx, AIGC_RQ_ON_DONE);
+  listening = lua_getiuservalue(L, ridx, AIGC_RQ_ON_ERROR) != LUA_TNIL;
+  listening |= lua_getiuservalue(L, ridx, AIGC_RQ_NOTIFY) != LUA_TNIL;
+  lua_pop(L, 2);
+  if (e == NULL)
+    return;
+  if (listening)
+    aigc_engine_set_end(e, r);   /* the waiter hears it from the loop */
+  else {
     lua_getiuservalue(L, ridx, AIGC_RQ_ENGINE);
-    if (lua_getiuservalue(L, ridx, AIGC_RQ_NOTIFY) == LUA_TFUNCTION) {
-      r->notify_pending = 1;
-      aigc_engine_ready(e, r);   /* the waiter hears it from the loop */
-      lua_pop(L, 2);
-    }
-    else {
-      lua_pop(L, 1);
-      aigc_engine_drop(L, lua_gettop(L), r);
-      lua_pop(L, 1);
-    }
+    aigc_engine_drop(L, lua_gettop(L), r);
+    lua_pop(L, 1);
+  }
+}
+
+/*
+** Ends r with a failure decided where Lua may not allocate (static strings;
+** the error object is made when first asked for). Its on_error and waiter,
+** if any, run from the loop; the stream callback and on_done never again.
+*/
+void aigc_request_end_static (lua_State *L, int eidx, aigc_request *r, aigc_state state,
+                              const char *kind, const char *msg) {
+  aigc_engine *e = r->engine;
+  if (aigc_terminal(r->state))
+    return;
+  r->state = state;
+  r->end_kind = kind;
+  r->end_msg = msg;
+  if (e != NULL) {
+    aigc_engine_release(e, r);
+    aigc_engine_unready(e, r);
+    recycle_easy(e, r);
+  }
+  free_transfer_memory(r);
+  if (e != NULL && aigc_engine_push_request(L, eidx, r)) {   /* (allocates nothing) */
+    int ridx = lua_gettop(L), listening;
+    lua_pushnil(L);
+    lua_setiuservalue(L, ridx, AIGC_RQ_STREAM);
+    lua_pushnil(L);
+    lua_setiuservalue(L, ridx, AIGC_RQ_ON_DONE);
+    listening = lua_getiuservalue(L, ridx, AIGC_RQ_ON_ERROR) != LUA_TNIL;
+    listening |= lua_getiuservalue(L, ridx, AIGC_RQ_NOTIFY) != LUA_TNIL;
+    lua_pop(L, 2);
+    if (listening)
+      aigc_engine_set_end(e, r);
+    else
+      aigc_engine_drop(L, eidx, r);
+    lua_pop(L, 1);
   }
 }
 
@@ -1264,7 +1565,7 @@ int aigc_request_submit (lua_State *L) {
   aigc_engine *e = aigc_check_engine(L, 1);
   aigc_kind kind = (aigc_kind)luaL_checkoption(L, 2, NULL, kind_names);
   int has_params = !lua_isnoneornil(L, 3), ridx, stream = 0, strong = 0, fresh;
-  const char *path = NULL, *query = e->query;
+  const char *path = NULL, *query = NULL;   /* NULL query: the engine's */
   aigc_request *r;
 
   if (kind != AIGC_KIND_GET || has_params)
@@ -1301,6 +1602,13 @@ int aigc_request_submit (lua_State *L) {
     lua_pop(L, 1);
   }
 
+  /* The default model as a Lua string (index 5), read before any
+     allocation could run a finalizer that closes the client and frees it. */
+  if (e->model != NULL && kind != AIGC_KIND_GET)
+    lua_pushstring(L, e->model);
+  else
+    lua_pushnil(L);
+
   r = (aigc_request *)lua_newuserdatauv(L, sizeof *r, AIGC_RQ_NSLOTS);
   memset(r, 0, sizeof *r);
   r->state = AIGC_CANCELED;   /* "closed" until it is handed to the engine */
@@ -1319,11 +1627,15 @@ int aigc_request_submit (lua_State *L) {
   r->method_get = kind == AIGC_KIND_GET;
   r->timeout = e->timeout;
   r->connect_timeout = e->connect_timeout;
+  r->deadline = e->deadline;
   r->max_retries = e->max_retries;
+  if (!lua_isnil(L, 4))   /* the Lua layer passes a per-call deadline here */
+    r->deadline = aigc_opt_deadline(L, 4, "params", r->deadline);
   if (has_params) {
     r->timeout = aigc_opt_seconds(L, 3, "params", "timeout", e->timeout);
     r->connect_timeout = aigc_opt_seconds(L, 3, "params", "connect_timeout",
                                           e->connect_timeout);
+    r->deadline = aigc_opt_deadline(L, 3, "params", r->deadline);
     r->max_retries = (int)aigc_opt_integer(L, 3, "params", "max_retries", e->max_retries, 0, 100);
     r->max_bytes = (size_t)aigc_opt_integer(L, 3, "params", "max_response_bytes",
                                             (lua_Integer)e->max_bytes, 1, (lua_Integer)1 << 40);
@@ -1349,31 +1661,50 @@ int aigc_request_submit (lua_State *L) {
   }
   r->accum.limits = r->arena.limits;
 
-  r->url = dup_url(L, e, path, query);
   if (!lua_isnil(L, 4)) {
     if (lua_getfield(L, 4, "headers") == LUA_TTABLE)
       r->headers = aigc_build_headers(L, lua_gettop(L));
     lua_pop(L, 1);
   }
   if (!r->method_get) {
+    /* May run Lua (metamethods) and allocates: anything may happen to the
+       engine meanwhile, which is why nothing of it was read before. */
     if (has_params)
-      aigc_json_encode_params(L, 3, &r->body, kind,
-                              kind == AIGC_KIND_GET ? NULL : e->model, stream);
+      aigc_json_encode_params(L, 3, &r->body, kind, lua_tostring(L, 5), stream);
     else if (aigc_buf_append(&r->body, "{}", 2) != 0)
       return luaL_error(L, "not enough memory");
   }
-  r->easy = aigc_engine_take_easy(e, &fresh);
-  if (r->easy == NULL)
-    return luaL_error(L, "curl_easy_init failed");
-  if (setup_easy(r, e, fresh) != 0)
-    return luaL_error(L, "could not configure the transfer (a bad ca_file, ca_path or proxy?)");
-
-  /* From here on nothing raises: hand it to the engine. */
-  aigc_engine_link(e, r);
+  /* The last Lua allocation (it may grow the engine's tables). */
   aigc_engine_hold(L, 1, r, ridx, strong);
+
+  /* A finalizer run by any allocation above may have closed the client:
+     from here on there are no Lua allocations until the request is in the
+     engine's lists (where close() would find and cancel it). */
+  if (e->closed || e->closing) {
+    aigc_engine_drop(L, 1, r);
+    return luaL_error(L, "attempt to use a closed client (it was closed while the request was made)");
+  }
+  r->url = dup_url(L, e, path, query != NULL ? query : e->query);
+  r->easy = aigc_engine_take_easy(e, &fresh);
+  if (r->easy == NULL) {
+    aigc_engine_drop(L, 1, r);
+    return luaL_error(L, "curl_easy_init failed");
+  }
+  if (setup_easy(r, e, fresh) != 0) {
+    aigc_engine_drop(L, 1, r);
+    return luaL_error(L, "could not configure the transfer (a bad ca_file, ca_path or proxy?)");
+  }
+
+  /* Hand it to the engine. */
+  aigc_engine_link(e, r);
   r->state = AIGC_QUEUED;
   r->started = aigc_now();
-  if (e->log_enabled) {
+  if (r->deadline > 0)
+    r->deadline_at = r->started + r->deadline;
+  aigc_engine_start(e, r);
+  /* Logged once it is in the engine: the log function may close the client
+     or cancel (a close then cancels this request like any other). */
+  if (e->log_enabled && !e->closed) {
     char lpath[256];
     if (e->log_bodies && !r->method_get)
       aigc_engine_log(L, 1, "debug", "%s %s%s body: %.*s", "POST", log_path(r, lpath, sizeof lpath),
@@ -1383,7 +1714,6 @@ int aigc_request_submit (lua_State *L) {
       aigc_engine_log(L, 1, "debug", "%s %s%s", r->method_get ? "GET" : "POST",
                       log_path(r, lpath, sizeof lpath), stream ? " (stream)" : "");
   }
-  aigc_engine_start(e, r);
   lua_settop(L, ridx);
   return 1;
 }
@@ -1404,14 +1734,8 @@ static int push_result (lua_State *L, int ridx, aigc_request *r) {
     return 1;
   }
   lua_pushnil(L);
-  if (r->state == AIGC_FAILED || r->state == AIGC_CANCELED) {
-    if (lua_getiuservalue(L, ridx, AIGC_RQ_RESULT) == LUA_TNIL) {
-      lua_pop(L, 1);   /* canceled by the engine's __gc or a detach */
-      aigc_error_new(L, "canceled", "the request was canceled");
-      lua_pushvalue(L, -1);
-      lua_setiuservalue(L, ridx, AIGC_RQ_RESULT);
-    }
-  }
+  if (aigc_terminal(r->state))
+    push_outcome(L, ridx, r);
   else
     lua_pushnil(L);
   return 2;
@@ -1429,34 +1753,94 @@ static int req_result (lua_State *L) {
 }
 
 /*
+** An error escaped the drive (or the interrupt probe) while this call
+** waited for the request at 1: unless it is over, the request is canceled
+** (an interrupted call leaves nothing running), and the error goes on.
+*/
+static int wait_failed (lua_State *L, aigc_request *r) {
+  lua_pushvalue(L, -1);   /* the error */
+  lua_replace(L, 3);
+  lua_settop(L, 3);
+  if (!aigc_terminal(r->state))
+    aigc_request_cancel(L, 1, aigc_is_interrupt(L, 3) ? "interrupted"
+                                                      : "the call waiting for it raised an error", 0);
+  return lua_error(L);
+}
+
+/*
+** Drives the engine of the request at 1 (pushed at 2) until the request is
+** over or `until` (>= 0) passes. Wakes at least every second to check, and
+** gives a newly installed debug hook (Ctrl-C) its chance at once.
+*/
+/*
+** Whether the queued request r can never start: every slot is held by a
+** request being delivered further up the stack (a blocking call inside a
+** stream callback under max_concurrency = 1: the callback waits for r, r
+** waits for the slot its caller holds until the callback returns).
+*/
+static int cannot_start (const aigc_request *r) {
+  const aigc_engine *e = r->engine;
+  const aigc_request *o;
+  int blocked = 0;
+  if (r->state != AIGC_QUEUED || e == NULL || e->max_concurrency <= 0
+      || e->running < e->max_concurrency)
+    return 0;
+  for (o = e->all; o != NULL; o = o->all_next)
+    if (o->has_slot && o->delivering)
+      blocked++;
+  return blocked >= e->running;
+}
+
+static void wait_for (lua_State *L, aigc_request *r, double until) {
+  aigc_hooks hooks;
+  int status;
+  aigc_hooks_snap(L, &hooks);
+  while (!aigc_terminal(r->state) && r->engine != NULL && !r->engine->closed) {
+    double slice = 1.0;
+    if (cannot_start(r)) {
+      aigc_request_end_static(L, 2, r, AIGC_FAILED, "limit", "the request cannot start: every slot "
+                              "of max_concurrency is held by a request whose callback is waiting "
+                              "for this one (start it with chat_async instead)");
+      break;
+    }
+    if (until >= 0) {
+      double left = until - aigc_now();
+      if (left <= 0)
+        break;
+      if (left < slice)
+        slice = left;
+    }
+    aigc_engine_drive(L, 2, slice, 0, &hooks, &status);
+    if (status != LUA_OK)
+      wait_failed(L, r);
+    if (aigc_hooks_changed(L, &hooks) && aigc_interrupt_probe(L, &hooks) != LUA_OK)
+      wait_failed(L, r);
+  }
+}
+
+/*
 ** req:wait([timeout]) -> res | nil, err | nil, nil (still pending after
 ** `timeout` seconds). Drives the engine (every request's callbacks run)
-** until this request is over.
+** until this request is over, then runs its own end if the loop has not
+** yet (its on_done/on_error, its waiter): wait() is a driving call.
 */
 static int req_wait (lua_State *L) {
   aigc_request *r = aigc_check_request(L, 1);
   lua_Number timeout = luaL_optnumber(L, 2, -1);
-  double until;
+  aigc_engine *e;
   if (!lua_isnoneornil(L, 2))
     luaL_argcheck(L, timeout >= 0 && timeout == timeout, 2, "timeout must be a number >= 0");
   lua_settop(L, 1);
   if (!aigc_terminal(r->state) && r->in_callback)
     return luaL_error(L, "cannot wait for a request from inside its own callback");
-  until = timeout < 0 ? -1 : aigc_now() + (double)timeout;
-  if (!aigc_terminal(r->state) && r->engine != NULL) {
-    lua_getiuservalue(L, 1, AIGC_RQ_ENGINE);   /* index 2 */
-    while (!aigc_terminal(r->state) && r->engine != NULL && !r->engine->closed) {
-      double slice = 1.0;
-      if (until >= 0) {
-        double left = until - aigc_now();
-        if (left <= 0)
-          break;
-        if (left < slice)
-          slice = left;
-      }
-      aigc_engine_drive(L, 2, slice, 0, r);
-    }
-  }
+  lua_getiuservalue(L, 1, AIGC_RQ_ENGINE);   /* index 2 */
+  e = (aigc_engine *)lua_touserdata(L, 2);
+  if (e != NULL && !e->dispatching && !e->stepping)
+    aigc_interrupt_forget(L);   /* an outermost call */
+  if (!aigc_terminal(r->state) && r->engine != NULL)
+    wait_for(L, r, timeout < 0 ? -1 : aigc_now() + (double)timeout);
+  if (r->end_pending && !r->in_callback && !r->delivering && r->engine != NULL)
+    aigc_request_deliver_end(L, 2, 1);
   return push_result(L, 1, r);
 }
 
@@ -1471,10 +1855,22 @@ static int req_pump (lua_State *L) {
   luaL_argcheck(L, timeout >= 0 && timeout == timeout, 2, "timeout must be a number >= 0");
   lua_settop(L, 1);
   if (!aigc_terminal(r->state) && r->engine != NULL && !r->engine->closed) {
+    aigc_hooks hooks;
+    int status;
     if (r->in_callback)
       return luaL_error(L, "cannot wait for a request from inside its own callback");
-    lua_getiuservalue(L, 1, AIGC_RQ_ENGINE);
-    aigc_engine_drive(L, 2, (double)timeout, 0, r);
+    lua_getiuservalue(L, 1, AIGC_RQ_ENGINE);   /* index 2 */
+    if (cannot_start(r))
+      aigc_request_end_static(L, 2, r, AIGC_FAILED, "limit", "the request cannot start: every slot "
+                              "of max_concurrency is held by a request whose callback is waiting "
+                              "for this one (start it with chat_async instead)");
+    aigc_hooks_snap(L, &hooks);
+    aigc_engine_drive(L, 2, (double)timeout, 0, &hooks, &status);
+    if (status != LUA_OK)
+      wait_failed(L, r);
+    if (aigc_hooks_changed(L, &hooks) && aigc_interrupt_probe(L, &hooks) != LUA_OK)
+      wait_failed(L, r);
+    lua_settop(L, 1);
   }
   lua_pushstring(L, state_names[r->state]);
   return 1;
@@ -1487,12 +1883,21 @@ static int req_engine (lua_State *L) {
   return 1;
 }
 
+/*
+** req:cancel([why]) -> whether it was pending. Safe anywhere: in its own
+** callbacks, in a finalizer. Its on_error (kind "canceled") and waiter run
+** from the loop, not from here.
+*/
 static int req_cancel (lua_State *L) {
   aigc_request *r = aigc_check_request(L, 1);
-  int pending = !aigc_terminal(r->state);
-  const char *why = luaL_optstring(L, 2, "the request was canceled");
-  lua_settop(L, 1);
-  aigc_request_cancel(L, 1, why);
+  int pending, why_idx = 0;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checkstring(L, 2);   /* (may allocate: a number becomes a string) */
+    why_idx = 2;
+  }
+  lua_settop(L, 2);
+  pending = !aigc_terminal(r->state);
+  aigc_request_cancel(L, 1, "the request was canceled", why_idx);
   lua_pushboolean(L, pending);
   return 1;
 }
@@ -1503,15 +1908,11 @@ static int req_notify (lua_State *L) {
   luaL_checktype(L, 2, LUA_TFUNCTION);
   lua_settop(L, 2);
   lua_setiuservalue(L, 1, AIGC_RQ_NOTIFY);
-  if (r->engine != NULL) {
-    lua_getiuservalue(L, 1, AIGC_RQ_ENGINE);
-    if (aigc_terminal(r->state)) {
-      r->notify_pending = 1;
-      aigc_engine_hold(L, 2, r, 1, 1);
-      aigc_engine_ready(r->engine, r);
-    }
-    else
-      aigc_engine_hold(L, 2, r, 1, 1);
+  lua_getiuservalue(L, 1, AIGC_RQ_ENGINE);
+  if (r->engine != NULL && lua_touserdata(L, 2) != NULL) {
+    aigc_engine_hold(L, 2, r, 1, 1);   /* allocates: the engine may close meanwhile */
+    if (r->engine != NULL && aigc_terminal(r->state))
+      aigc_engine_set_end(r->engine, r);   /* ended already: told on the next turn */
   }
   return 0;
 }
@@ -1520,14 +1921,16 @@ static int req_close (lua_State *L) {
   aigc_request *r = aigc_check_request(L, 1);
   lua_settop(L, 1);
   if (!aigc_terminal(r->state))
-    aigc_request_cancel(L, 1, "the request was closed");
+    aigc_request_cancel(L, 1, "the request was closed", 0);
   return 0;
 }
 
 /*
-** __gc: the request is unreachable, so nobody can read its result. If it
-** was still pending it is canceled here, in C only (this may run at any
-** allocation, even inside the engine's own loop: see aigc_engine_unlink).
+** __gc: the request is unreachable, so nobody can read its result or hear
+** of its end (a request with callbacks or a waiter is held by the engine).
+** If it was still pending it is canceled here, in C only (this may run at
+** any allocation, even inside the engine's own loop: see
+** aigc_engine_unlink).
 */
 static int req_gc (lua_State *L) {
   aigc_request *r = (aigc_request *)luaL_checkudata(L, 1, AIGC_REQUEST_MT);
@@ -1539,14 +1942,13 @@ static int req_gc (lua_State *L) {
     curl_easy_cleanup(r->easy);
     r->easy = NULL;
   }
+  r->delivering = 0;   /* cannot be: it is on the stack while delivered */
+  free_transfer_memory(r);
+  aigc_buf_free(&r->body);
   free(r->url);
   r->url = NULL;
   curl_slist_free_all(r->headers);
   r->headers = NULL;
-  aigc_buf_free(&r->body);
-  aigc_buf_free(&r->hdrs);
-  aigc_buf_free(&r->resp);
-  aigc_buf_free(&r->events);
   aigc_sse_free(&r->sse_parser);
   aigc_accum_free(&r->accum);
   aj_arena_free(&r->arena);

@@ -87,19 +87,7 @@ local function check_tool (t, i, fname, level)
   }
 end
 
---- Makes a toolset.
--- @tparam table list tool definitions `{ name =, description =, parameters =, fn =, strict = }`:
--- `name` (letters, digits, `_`, `-`), `fn` required; `parameters` a JSON
--- schema table (default: an object with no properties)
--- @tparam[opt] table opts `validate = false` skips checking arguments
--- against `parameters`
--- @treturn aigc.toolset
--- @usage
--- local ts = aigc.tools {
---   { name = "add", parameters = { type = "object", properties = { a = { type = "number" },
---       b = { type = "number" } }, required = { "a", "b" } },
---     fn = function (args) return args.a + args.b end },
--- }
+-- Makes a toolset; `level` is where misuse errors point (see M.new).
 local function new (list, opts, level)
   if type(list) ~= "table" then argerror("tools", "table expected, got " .. type(list), level) end
   if opts ~= nil and type(opts) ~= "table" then
@@ -115,6 +103,19 @@ local function new (list, opts, level)
   return self
 end
 
+--- Makes a toolset.
+-- @tparam table list tool definitions `{ name =, description =, parameters =, fn =, strict = }`:
+-- `name` (letters, digits, `_`, `-`), `fn` required; `parameters` a JSON
+-- schema table (default: an object with no properties)
+-- @tparam[opt] table opts `validate = false` skips checking arguments
+-- against `parameters`
+-- @treturn aigc.toolset
+-- @usage
+-- local ts = aigc.tools {
+--   { name = "add", parameters = { type = "object", properties = { a = { type = "number" },
+--       b = { type = "number" } }, required = { "a", "b" } },
+--     fn = function (args) return args.a + args.b end },
+-- }
 function M.new (list, opts)
   local ts = new(list, opts, 3)
   return ts

@@ -8,13 +8,71 @@
 ** node), whose own reports would then be mixed with ours.
 **
 **   build/asan/lua SCRIPT [ARGS...]      like `lua5.4 SCRIPT ARGS...`
+**
+** It also gives scripts a memory limit on Lua's allocator, for the specs
+** that make Lua run out of memory at a chosen point (a real "not enough
+** memory" error, not a simulated one):
+**   aigc_host_memlimit(bytes)   Lua may hold at most `bytes` (nil or 0:
+**                               no limit); returns the bytes in use now
+**
+** Ctrl-C (SIGINT) works as in lua.c: the handler installs a debug hook
+** that raises "interrupted!" (the interrupt specs send it).
 */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "lua.h"
 #include "lauxlib.h"
 #include "lualib.h"
+
+/* Lua's own allocator, wrapped: counts what Lua holds, refuses growth
+   beyond the limit (Lua then collects and raises "not enough memory"). */
+static lua_Alloc base_alloc;
+static void *base_ud;
+static size_t in_use, limit;
+
+static void *limited_alloc (void *ud, void *ptr, size_t osize, size_t nsize) {
+  void *p;
+  size_t old = ptr != NULL ? osize : 0;
+  (void)ud;
+  if (nsize > old && limit > 0 && in_use - old + nsize > limit)
+    return NULL;
+  p = base_alloc(base_ud, ptr, osize, nsize);
+  if (p != NULL || nsize == 0)
+    in_use = (in_use > old ? in_use - old : 0) + nsize;
+  return p;
+}
+
+/* SIGINT as lua.c handles it (lstop / laction / setsignal there). */
+static lua_State *globalL;
+
+static void lstop (lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+  luaL_error(L, "interrupted!");
+}
+
+static void setsignal (int sig, void (*handler)(int)) {
+  struct sigaction sa;
+  sa.sa_handler = handler;
+  sa.sa_flags = 0;
+  sigemptyset(&sa.sa_mask);
+  sigaction(sig, &sa, NULL);
+}
+
+static void laction (int i) {
+  int flag = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
+  setsignal(i, SIG_DFL);   /* a second Ctrl-C ends the process */
+  lua_sethook(globalL, lstop, flag, 1);
+}
+
+static int host_memlimit (lua_State *L) {
+  lua_Integer n = luaL_optinteger(L, 1, 0);
+  limit = n > 0 ? (size_t)n : 0;
+  lua_pushinteger(L, (lua_Integer)in_use);
+  return 1;
+}
 
 static int traceback (lua_State *L) {
   const char *msg = lua_tostring(L, 1);
@@ -34,7 +92,11 @@ int main (int argc, char **argv) {
   L = luaL_newstate();
   if (L == NULL)
     return 1;
+  base_alloc = lua_getallocf(L, &base_ud);
+  in_use = (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB, 0);
+  lua_setallocf(L, limited_alloc, NULL);
   luaL_openlibs(L);
+  lua_register(L, "aigc_host_memlimit", host_memlimit);
   /* arg, as lua.c builds it: arg[0] is the script, arg[-1] the interpreter */
   lua_createtable(L, argc, 2);
   for (i = 0; i < argc; i++) {
@@ -47,7 +109,10 @@ int main (int argc, char **argv) {
   if (status == LUA_OK) {
     for (i = 2; i < argc; i++)
       lua_pushstring(L, argv[i]);
+    globalL = L;
+    setsignal(SIGINT, laction);
     status = lua_pcall(L, argc - 2, 0, 1);
+    setsignal(SIGINT, SIG_DFL);
   }
   if (status != LUA_OK)
     fprintf(stderr, "%s: %s\n", argv[0], lua_tostring(L, -1));

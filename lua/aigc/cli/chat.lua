@@ -1,0 +1,302 @@
+--- `aigc chat`: an interactive conversation with line editing, history,
+-- streaming, slash commands, and Ctrl-C that cancels the reply in progress
+-- (the session goes on; the history is as before the canceled turn; at the
+-- prompt Ctrl-C does nothing, see aigc.cli.lineinput).
+--
+-- Every turn is logged (unless logging is off) as a chain of replies, so
+-- `aigc -c` and `aigc chat -c` continue where a session stopped, undone
+-- and retried turns included.
+--
+-- @module aigc.cli.chat
+
+local aigc = require "aigc"
+local argparse = require "argparse"
+local common = require "aigc.cli.common"
+local config_mod = require "aigc.cli.config"
+local lineinput = require "aigc.cli.lineinput"
+local promptlog = require "aigc.promptlog"
+local template = require "aigc.template"
+
+local M = {}
+
+M.HELP = [[
+Commands:
+  /system [TEXT]   show or set the system prompt
+  /model [NAME]    show or set the model
+  /save FILE       save the conversation (JSON)
+  /load FILE       load a saved conversation (a new conversation in the log)
+  /retry           ask the last question again (a new reply)
+  /undo            forget the last turn
+  /fork            continue in a new conversation (the old one stays as it is)
+  /history         show the conversation
+  /reset           start afresh (keeps the system prompt)
+  /cid             the conversation id (aigc -c / --cid continue it)
+  /help, /quit     (Ctrl-D quits too)
+Multi-line input: end a line with \ to go on, or type """ alone, the lines, then """.
+Ctrl-C cancels the reply in progress (at the prompt it does nothing: Ctrl-U clears the line).]]
+
+--- The parser of `aigc chat`.
+-- @treturn table argparse parser
+function M.parser ()
+  local p = argparse("aigc chat", "An interactive conversation (/help inside for its commands).")
+  p:help_max_width(100):help_description_margin(28)
+  common.model_options(p)
+  p:flag("-c --continue", "Continue the last conversation.")
+  p:option("--cid", "Continue the conversation with this id (or a unique prefix).")
+  p:flag("--no-stream", "Wait for whole replies instead of streaming them.")
+  return p
+end
+
+local Session = {}
+Session.__index = Session
+
+function Session:say_line (text)
+  local client, conv = self.client, self.conv
+  local streamed = {}
+  local per_call = {}
+  if not self.no_stream then
+    per_call.stream = function (delta)
+      if delta and delta ~= "" then
+        streamed[#streamed + 1] = delta
+        common.out(delta)
+      end
+    end
+  end
+  local context
+  if self.log and self.leaf == nil then
+    -- a first turn after /load or a continued file: the log needs what came before
+    context = {}
+    for _, m in ipairs(conv.messages) do if m.role ~= "system" then context[#context + 1] = m end end
+    if #context == 0 then context = nil end
+  end
+  local t0 = aigc.now()
+  local req = conv:say_async(text, per_call)
+  local canceled = false
+  while true do
+    local st = req:status()
+    if st ~= "queued" and st ~= "running" then break end
+    client:step(0.05)
+    if not canceled and self.reader:interrupted() then
+      canceled = true
+      req:cancel()
+    end
+  end
+  local res, err = req:result()
+  if canceled then
+    -- A fresh copy of the unchanged history: on main, a canceled say_async
+    -- leaves its conversation marked busy forever (fixed on lane/lua by
+    -- on_abandon); a fork is never busy, whichever code is in.
+    self.conv = conv:fork()
+  end
+  local latency = (aigc.now() - t0) * 1000
+  local reply = res and (type(res.text) == "string" and res.text or "") or nil
+  if res then
+    if #streamed == 0 then common.out(reply) end
+    if not reply:find("\n$") then common.out("\n") end
+  else
+    if #streamed > 0 then common.out("\n") end
+    if canceled then common.out("[canceled]\n")
+    else common.note(tostring(err)) end
+  end
+  if self.log then
+    local choice = res and type(res.choices) == "table" and res.choices[1] or nil
+    local id, lerr = self.log:record({
+      conversation_id = self.cid, parent_id = self.leaf, leaf = res ~= nil, source = "chat",
+      model = (res and type(res.model) == "string" and res.model) or conv.model,
+      system = conv.system, prompt = text, response = reply or (#streamed > 0 and table.concat(streamed) or nil),
+      context = context, params = conv.params, usage = res and res.usage, latency_ms = latency,
+      status = res and "ok" or (canceled and "canceled" or (type(err) == "table" and err.kind or "error")),
+      error = not res and tostring(err) or nil, request_id = res and res.request_id,
+      finish_reason = choice and type(choice.finish_reason) == "string" and choice.finish_reason or nil,
+      template = self.template_name,
+    }, { client = client, secrets = self.secrets })
+    if id and res then self.leaf = id end
+    if lerr then common.note("aigc: warning: not logged: " .. tostring(lerr.message)) end
+  end
+  return res ~= nil
+end
+
+-- Moves the log's leaf one turn back (after conv:undo()).
+function Session:leaf_back ()
+  if not self.log or not self.leaf then return end
+  local row = self.log:get(self.leaf)
+  self.leaf = row and row.parent_id or nil
+  self.log:set_leaf(self.cid, self.leaf)
+end
+
+function Session:new_conversation ()
+  self.cid = promptlog.new_id()
+  self.leaf = nil
+  if self.log then self.log:conversation_start { id = self.cid, model = self.conv.model } end
+end
+
+local function last_user_text (conv)
+  for i = #conv.messages, 1, -1 do
+    local m = conv.messages[i]
+    if m.role == "user" then return type(m.content) == "string" and m.content or nil end
+  end
+  return nil
+end
+
+function Session:set_system (text)
+  local conv = self.conv
+  conv.system = text
+  local msgs = conv.messages
+  if msgs[1] and msgs[1].role == "system" then
+    if text then msgs[1].content = text else table.remove(msgs, 1) end
+  elseif text then
+    table.insert(msgs, 1, { role = "system", content = text })
+  end
+end
+
+function Session:command (line)
+  local cmd, rest = line:match("^/(%S+)%s*(.-)%s*$")
+  local conv = self.conv
+  if cmd == "help" or cmd == "?" then common.out(M.HELP .. "\n")
+  elseif cmd == "quit" or cmd == "exit" or cmd == "q" then return "quit"
+  elseif cmd == "system" then
+    if rest == "" then common.out((conv.system or "(no system prompt)") .. "\n")
+    else self:set_system(rest); common.out("system prompt set\n") end
+  elseif cmd == "model" then
+    if rest == "" then common.out(tostring(conv.model) .. "\n")
+    else conv.model = rest; common.out("model " .. rest .. "\n") end
+  elseif cmd == "save" then
+    if rest == "" then common.out("usage: /save FILE\n"); return end
+    local f, err = io.open(rest, "wb")
+    if not f then common.note("aigc: " .. tostring(err)); return end
+    f:write(conv:save())
+    f:close()
+    common.out("saved to " .. rest .. "\n")
+  elseif cmd == "load" then
+    if rest == "" then common.out("usage: /load FILE\n"); return end
+    local text, rerr = template.read_file(rest)
+    if not text then common.note("aigc: " .. tostring(rerr)); return end
+    local loaded, err = aigc.conversation.load(text, self.client, { params = self.params })
+    if not loaded then common.note(tostring(err)); return end
+    self.conv = loaded
+    self:new_conversation()
+    common.out(string.format("loaded %d messages; conversation %s\n", #loaded.messages, self.cid))
+  elseif cmd == "retry" then
+    local text = last_user_text(conv)
+    if not text then common.out("nothing to retry\n"); return end
+    conv:undo()
+    self:leaf_back()
+    self:say_line(text)
+  elseif cmd == "undo" then
+    local removed = conv:undo()
+    if not removed then common.out("nothing to undo\n"); return end
+    self:leaf_back()
+    local t = removed[1] and removed[1].content
+    common.out("undone: " .. (type(t) == "string" and t:sub(1, 60) or "the last turn") .. "\n")
+  elseif cmd == "fork" then
+    local old = self.cid
+    self.conv = conv:fork()
+    local leaf = self.leaf
+    self.cid = promptlog.new_id()
+    if self.log then
+      self.log:conversation_start { id = self.cid, model = self.conv.model }
+      if leaf then self.log:set_leaf(self.cid, leaf) end
+    end
+    self.leaf = leaf
+    common.out("forked: conversation " .. self.cid .. " (from " .. old .. ")\n")
+  elseif cmd == "history" then
+    for _, m in ipairs(conv.messages) do
+      local c = m.content
+      common.out(m.role .. ": " .. (type(c) == "string" and c or aigc.json.encode(c)) .. "\n")
+    end
+  elseif cmd == "reset" or cmd == "clear" then
+    conv:reset()
+    self:new_conversation()
+    common.out("new conversation " .. self.cid .. "\n")
+  elseif cmd == "cid" then
+    common.out(self.cid .. "\n")
+  else
+    common.out("unknown command /" .. tostring(cmd) .. " (/help)\n")
+  end
+end
+
+-- Reads one input: a line, a \-continued line, or a """ block; nil at EOF.
+function Session:read_input ()
+  local reader = self.reader
+  local line = reader:read("> ")
+  if line == nil then return nil end
+  if line:match("^%s*\"\"\"%s*$") then
+    local parts = {}
+    while true do
+      local l = reader:read("... ")
+      if l == nil then return nil end
+      if l:match("^%s*\"\"\"%s*$") then break end
+      parts[#parts + 1] = l
+    end
+    return table.concat(parts, "\n")
+  end
+  local parts = {}
+  while line:find("\\$") do
+    parts[#parts + 1] = line:sub(1, -2)
+    local l = reader:read("... ")
+    if l == nil then return nil end
+    line = l
+  end
+  parts[#parts + 1] = line
+  return table.concat(parts, "\n")
+end
+
+--- Runs `aigc chat`.
+-- @tparam table args
+-- @treturn integer exit code
+function M.run (args)
+  local config = common.config()
+  local client, secrets, endpoint = common.client(config, args.endpoint)
+  local log = common.open_log(config, args)
+  local params = common.options_table(args.options)
+  local system, tpl_model
+  if args.template then
+    local tpl = common.template(args.template)
+    system, tpl_model = tpl.system, tpl.model
+    for k, v in pairs(tpl.params) do if params[k] == nil then params[k] = v end end
+  end
+  local history, cid, leaf
+  if args.continue or args.cid then
+    if not log then common.usage("-c and --cid continue a conversation from the prompt log, and logging is off") end
+    cid = args.cid or log:last_conversation()
+    if not cid then common.fail("aigc: no conversation to continue in " .. log.path) end
+    local c, err = log:conversation(cid)
+    if not c then common.fail("aigc: " .. tostring(err.message)) end
+    cid, leaf, history = c.id, c.leaf_id, c.messages
+    system = system or c.system
+    tpl_model = tpl_model or c.model
+  end
+  system = args.system or system
+  local conv = aigc.conversation { client = client, system = system, params = params,
+                                   model = config_mod.model(config, endpoint, args.model, tpl_model) }
+  for _, m in ipairs(history or {}) do if m.role ~= "system" then conv:add(m) end end
+
+  local tty = common.isatty(io.stdin)
+  config_mod.mkdir(config_mod.home())
+  local reader = lineinput.new { tty = tty, histfile = config_mod.home() .. "/history" }
+  local session = setmetatable({ client = client, conv = conv, log = log, cid = cid, leaf = leaf, reader = reader,
+                                 secrets = secrets, params = params, no_stream = args.no_stream,
+                                 template_name = args.template }, Session)
+  if not cid then session:new_conversation() end
+  if tty then
+    common.out(string.format("aigc chat: %s at %s, conversation %s%s. /help for commands, Ctrl-D to quit.\n",
+      tostring(conv.model), client.base_url, session.cid, history and (" (" .. #history .. " messages)") or ""))
+  end
+  while true do
+    local input = session:read_input()
+    if input == nil then if tty then common.out("\n") end break end
+    if input and input:find("%S") then
+      if input:match("^/%a") then
+        if session:command(input) == "quit" then break end
+      else
+        session:say_line(input)
+      end
+    end
+  end
+  reader:close()
+  if log then log:close() end
+  client:close()
+  return 0
+end
+
+return M

@@ -1,0 +1,250 @@
+--- Helpers shared by the `aigc` command's parts: failing with an exit
+-- code, key=value options, terminals, JSON output, the client and the log
+-- of an invocation.
+--
+-- @module aigc.cli.common
+
+local aigc = require "aigc"
+local config_mod = require "aigc.cli.config"
+local promptlog = require "aigc.promptlog"
+local template = require "aigc.template"
+
+local json = aigc.json
+
+local M = {}
+
+-- The error a command raises to stop with a message and an exit code;
+-- aigc.cli.main catches it.
+local Exit = { __name = "aigc.cli.exit" }
+Exit.__index = Exit
+Exit.__tostring = function (e) return e.message end
+M.Exit = Exit
+
+--- Stops the command: `message` on stderr (if any) and exit `code`
+-- (default 1: a failure; 2: a usage error).
+-- @tparam string|nil message
+-- @tparam[opt=1] integer code
+function M.fail (message, code)
+  error(setmetatable({ message = message, code = code or 1 }, Exit), 0)
+end
+
+--- Stops with a usage error (exit 2).
+-- @tparam string message
+function M.usage (message)
+  M.fail(message, 2)
+end
+
+--- `key=value` split; the value is JSON when it parses as JSON (numbers,
+-- true, false, null, arrays, objects), else the string as it is.
+-- @tparam string s
+-- @tparam string what the option, for the error message
+-- @treturn string key
+-- @return value
+function M.key_value (s, what)
+  local k, v = s:match("^([^=]+)=(.*)$")
+  if not k then M.usage(what .. " expects KEY=VALUE, got '" .. s .. "'") end
+  k = k:match("^%s*(.-)%s*$")
+  local first = v:match("^%s*(.)")
+  if first and (first:find("[%d%-%[{\"]") or v == "true" or v == "false" or v == "null") then
+    local decoded = json.decode(v)
+    if decoded ~= nil then return k, decoded end
+  end
+  return k, v
+end
+
+--- Whether a file (io.stdin, io.stdout, io.stderr) is a terminal.
+-- @tparam file f
+-- @treturn boolean
+local term_ok, term = pcall(require, "term")
+function M.isatty (f)
+  if config_mod.env("AIGC_FORCE_TTY") == "1" then return true end
+  if term_ok and term.isatty then
+    local ok, r = pcall(term.isatty, f)
+    if ok then return r and true or false end
+  end
+  local fd = f == io.stdin and 0 or f == io.stdout and 1 or 2
+  local r = os.execute("test -t " .. fd)   -- true (5.2+) or 0 (5.1) when it is
+  return r == true or r == 0
+end
+
+--- The options every prompting command shares (`aigc`, `aigc chat`, `aigc run`).
+-- @tparam table parser an argparse parser
+function M.model_options (parser)
+  parser:option("-m --model", "The model.")
+  parser:option("-s --system", "The system prompt.")
+  parser:option("-o --option", "A request param KEY=VALUE (VALUE as JSON when it parses: -o temperature=0).")
+    :count("*"):target("options")
+  parser:option("-t --template", "A template by name (aigc templates list).")
+  parser:option("-p --param", "A template variable NAME=VALUE."):count("*"):target("params")
+  parser:option("-e --endpoint", "A named endpoint (config file; built in: local, openai).")
+  parser:flag("--no-log", "Do not log (also AIGC_NO_LOG=1).")
+  parser:option("--log-db", "The log database (default $AIGC_LOG_DB or ~/.local/share/aigc/logs.db).")
+end
+
+--- The request params of `-o` options.
+-- @tparam table list the `-o` values
+-- @treturn table
+function M.options_table (list)
+  local t = {}
+  for _, s in ipairs(list or {}) do
+    local k, v = M.key_value(s, "-o")
+    t[k] = v
+  end
+  return t
+end
+
+--- The template variables of `-p` options.
+-- @tparam table list the `-p` values
+-- @treturn table
+function M.params_table (list)
+  local t = {}
+  for _, s in ipairs(list or {}) do
+    local k = s:match("^([^=]+)=")
+    if not k then M.usage("-p expects NAME=VALUE, got '" .. s .. "'") end
+    t[k] = s:sub(#k + 2)    -- template values stay text
+  end
+  return t
+end
+
+--- Loads a template by name from the templates directory, or exits.
+-- @tparam string name
+-- @treturn aigc.template
+function M.template (name)
+  local t, err = template.find(config_mod.templates_dir(), name)
+  if not t then M.usage(tostring(err.message or err)) end
+  return t
+end
+
+--- Writes and flushes (a stream's deltas appear as they arrive).
+-- @tparam string s
+function M.out (s)
+  io.stdout:write(s)
+  io.stdout:flush()
+end
+
+--- A line on stderr.
+-- @tparam string s
+function M.note (s)
+  io.stderr:write(s, "\n")
+  io.stderr:flush()
+end
+
+--- Prints a value as one line of JSON.
+-- @param v
+function M.print_json (v)
+  M.out(json.encode(v) .. "\n")
+end
+
+--- The config file, or exit 2 with its error.
+-- @treturn table
+function M.config ()
+  local c, err = config_mod.load()
+  if not c then M.usage(err) end
+  return c
+end
+
+--- Makes the client of an invocation (`-e NAME` and the config), or exits.
+-- @tparam table config
+-- @tparam[opt] string endpoint_name
+-- @tparam[opt] table extra client options
+-- @treturn aigc.client
+-- @treturn table secrets (for the log's redaction)
+-- @treturn table|nil the endpoint
+function M.client (config, endpoint_name, extra)
+  local opts, secrets, endpoint = config_mod.client_options(config, endpoint_name)
+  if not opts then M.usage(secrets) end
+  for k, v in pairs(extra or {}) do opts[k] = v end
+  local ok, client = pcall(aigc.client, opts)
+  if not ok then M.usage("cannot make the client: " .. tostring(client)) end
+  return client, secrets, endpoint
+end
+
+--- Opens the prompt log unless logging is off (`--no-log`, `AIGC_NO_LOG`,
+-- `log = false` in the config). A log that cannot open is a warning: the
+-- prompt still runs.
+-- @tparam table config
+-- @tparam table args the parsed arguments (`no_log`, `log_db`)
+-- @treturn aigc.promptlog|nil
+function M.open_log (config, args)
+  if args.no_log or promptlog.disabled() or config.log == false then return nil end
+  local log, err = promptlog.open(args.log_db or config.log_db)
+  if not log then M.note("aigc: warning: not logging: " .. tostring(err.message or err)) end
+  return log
+end
+
+--- Reads all of stdin when it is not a terminal (a pipe or a file), else nil.
+-- @treturn string|nil
+function M.piped_stdin ()
+  if M.isatty(io.stdin) then return nil end
+  local s = io.stdin:read("*a")
+  if s == nil or s == "" then return nil end
+  return s
+end
+
+local TYPES = {
+  str = "string", string = "string", int = "integer", integer = "integer", float = "number",
+  number = "number", num = "number", bool = "boolean", boolean = "boolean",
+}
+
+--- A JSON schema from `--schema`: a file (JSON or a Lua table), inline JSON,
+-- or the concise form `name, age int, bio: a short bio` (fields separated
+-- by commas or newlines; each `NAME [TYPE][: description]`, TYPE one of
+-- str, int, float, bool; every field required).
+-- @tparam string s
+-- @treturn table schema
+function M.parse_schema (s)
+  local text = template.read_file(s)
+  if text then
+    local t, err = template.load_data(text, s)
+    if not t then M.usage("--schema: " .. err) end
+    return t
+  end
+  if s:match("^%s*{") then
+    local t, err = json.decode(s)
+    if type(t) ~= "table" then M.usage("--schema: not a JSON object: " .. tostring(err)) end
+    return t
+  end
+  local props, required = {}, {}
+  local sep = s:find("\n", 1, true) and "\n" or ","
+  for field in (s .. sep):gmatch("(.-)" .. sep) do
+    field = field:match("^%s*(.-)%s*$")
+    if field ~= "" then
+      local head, desc = field:match("^([^:]*):%s*(.*)$")
+      head = head or field
+      local name, ty = head:match("^([%w_]+)%s*(%w*)%s*$")
+      if not name then M.usage("--schema: cannot read the field '" .. field .. "'") end
+      local jt = ty == "" and "string" or TYPES[ty:lower()]
+      if not jt then M.usage("--schema: unknown type '" .. ty .. "' (str, int, float, bool)") end
+      props[name] = { type = jt, description = desc ~= "" and desc or nil }
+      required[#required + 1] = name
+    end
+  end
+  if #required == 0 then M.usage("--schema: no fields") end
+  return { type = "object", properties = props, required = aigc.array(required), additionalProperties = false }
+end
+
+--- A number of seconds as "1.2s", "3m04s".
+-- @tparam number s
+-- @treturn string
+function M.duration (s)
+  if s ~= s or s == math.huge then return "?" end
+  if s < 60 then return string.format("%.1fs", s) end
+  if s < 3600 then return string.format("%dm%02ds", math.floor(s / 60), math.floor(s % 60)) end
+  return string.format("%dh%02dm", math.floor(s / 3600), math.floor(s % 3600 / 60))
+end
+
+--- The usage of a list of responses, summed.
+-- @tparam table list responses (nil entries skipped)
+-- @treturn table usage
+function M.sum_usage (list)
+  local u = { prompt_tokens = 0, completion_tokens = 0, total_tokens = 0 }
+  for _, res in pairs(list) do
+    local x = type(res) == "table" and res.usage
+    if type(x) == "table" then
+      for k in pairs(u) do u[k] = u[k] + (tonumber(x[k]) or 0) end
+    end
+  end
+  return u
+end
+
+return M

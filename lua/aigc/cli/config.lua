@@ -1,0 +1,197 @@
+--- The `aigc` command's configuration: where its files live, the config
+-- file, named endpoints, and the client an invocation talks to.
+--
+-- Files live in `$AIGC_HOME` (default `${XDG_CONFIG_HOME:-~/.config}/aigc`):
+-- `config.lua` (or `$AIGC_CONFIG`), `templates/`, `history` (the REPL's);
+-- the log database is `aigc.promptlog.default_path()`.
+--
+-- config.lua is a Lua table (data only: no globals) or a JSON object:
+--
+--     {
+--       model = "gpt-4o-mini",             -- the default model
+--       endpoint = "openai",               -- the default endpoint (else $OPENAI_* decide)
+--       endpoints = {
+--         ["local"] = { base_url = "http://127.0.0.1:8089/v1", model = "aigc-dev" },
+--         ollama = { base_url = "http://127.0.0.1:11434/v1", model = "llama3.2" },
+--         work = { base_url = "https://llm.example.com/v1", api_key_env = "WORK_KEY" },
+--       },
+--       prices = { ["gpt-4o-mini"] = { input = 0.15, output = 0.60 } },   -- $ per 1M tokens
+--       log = true,                        -- false: no prompt logs
+--       client = { timeout = 120 },        -- any aigc.client option but secrets
+--     }
+--
+-- An endpoint holds `aigc.client` options (`base_url`, `model`, `headers`,
+-- `timeout`, Azure's...) and `api_key_env`, the variable that holds its key
+-- (keys belong in the environment, not in files). `local` is built in: the
+-- bundled server on its default port, sent no key.
+--
+-- @module aigc.cli.config
+
+local aigc = require "aigc"
+local template = require "aigc.template"
+
+local M = {}
+
+--- The built-in endpoints (a config file's endpoints override them).
+M.BUILTIN_ENDPOINTS = {
+  ["local"] = { base_url = "http://127.0.0.1:8089/v1", model = "aigc-dev", no_key = true },
+  openai = { base_url = "https://api.openai.com/v1", api_key_env = "OPENAI_API_KEY" },
+}
+
+--- The model when nothing names one.
+M.DEFAULT_MODEL = "gpt-4o-mini"
+
+local function env (name)
+  local v = os.getenv(name)
+  if v == "" then return nil end
+  return v
+end
+M.env = env
+
+--- The directory of the command's files.
+-- @treturn string
+function M.home ()
+  local h = env("AIGC_HOME")
+  if h then return h end
+  local base = env("XDG_CONFIG_HOME") or ((env("HOME") or ".") .. "/.config")
+  return base .. "/aigc"
+end
+
+--- The directory of templates: `$AIGC_TEMPLATES`, else `HOME/templates`.
+-- @treturn string
+function M.templates_dir ()
+  return env("AIGC_TEMPLATES") or (M.home() .. "/templates")
+end
+
+--- The config file's path.
+-- @treturn string
+function M.path ()
+  return env("AIGC_CONFIG") or (M.home() .. "/config.lua")
+end
+
+--- mkdir -p.
+-- @tparam string dir
+function M.mkdir (dir)
+  os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
+end
+
+local CONFIG_FIELDS = {
+  model = "string", endpoint = "string", endpoints = "table", prices = "table", log = "boolean",
+  client = "table", params = "table", log_db = "string",
+}
+
+--- Loads the config file (none is an empty config).
+-- @treturn[1] table config
+-- @treturn[2] nil
+-- @treturn[2] string message
+function M.load ()
+  local path = M.path()
+  local text = template.read_file(path)
+  if text == nil then return { path = path, endpoints = {}, prices = {} } end
+  local t, err = template.load_data(text, path)
+  if not t then return nil, "bad config file " .. err end
+  for k, v in pairs(t) do
+    local want = CONFIG_FIELDS[k]
+    if want == nil then return nil, path .. ": unknown setting '" .. tostring(k) .. "'" end
+    if type(v) ~= want then return nil, path .. ": '" .. k .. "' must be a " .. want .. ", got " .. type(v) end
+  end
+  for name, e in pairs(t.endpoints or {}) do
+    if type(e) ~= "table" then return nil, path .. ": endpoint '" .. tostring(name) .. "' must be a table" end
+    if e.api_key ~= nil then
+      return nil, path .. ": endpoint '" .. tostring(name) .. "' has an api_key: put the key in the "
+        .. "environment and name the variable with api_key_env"
+    end
+  end
+  t.path = path
+  t.endpoints = t.endpoints or {}
+  t.prices = t.prices or {}
+  return t
+end
+
+--- The endpoint named `name` (config first, then built in), or nil, message.
+-- @tparam table config
+-- @tparam string name
+-- @treturn table|nil
+-- @treturn[opt] string
+function M.endpoint (config, name)
+  local e = config.endpoints[name] or M.BUILTIN_ENDPOINTS[name]
+  if not e then
+    local names = {}
+    for n in pairs(M.BUILTIN_ENDPOINTS) do names[#names + 1] = n end
+    for n in pairs(config.endpoints) do if not M.BUILTIN_ENDPOINTS[n] then names[#names + 1] = n end end
+    table.sort(names)
+    return nil, "no endpoint named '" .. name .. "' (known: " .. table.concat(names, ", ") .. ")"
+  end
+  return e
+end
+
+--- The client options of an invocation: the config's `client` settings,
+-- the endpoint's (`-e NAME`, else the config's `endpoint`, else the
+-- environment's OPENAI_* as aigc.client reads them), and the secrets to
+-- scrub from logs.
+-- @tparam table config
+-- @tparam[opt] string endpoint_name
+-- @treturn[1] table opts for aigc.client
+-- @treturn[1] table secrets
+-- @treturn[1] table|nil the endpoint
+-- @treturn[2] nil
+-- @treturn[2] string message
+function M.client_options (config, endpoint_name)
+  local opts, secrets = {}, {}
+  for k, v in pairs(config.client or {}) do
+    if k == "api_key" or k == "azure_ad_token" then
+      return nil, config.path .. ": client." .. k .. " is a secret: put it in the environment"
+    end
+    opts[k] = v
+  end
+  local name = endpoint_name or env("AIGC_ENDPOINT") or config.endpoint
+  local e
+  if name then
+    local err
+    e, err = M.endpoint(config, name)
+    if not e then return nil, err end
+    for k, v in pairs(e) do
+      if k ~= "api_key_env" and k ~= "no_key" and k ~= "model" then opts[k] = v end
+    end
+    if e.no_key then
+      local h = {}
+      for k, v in pairs(opts.headers or {}) do h[k] = v end
+      h.Authorization = aigc.null
+      opts.headers = h
+    elseif e.api_key_env then
+      local key = env(e.api_key_env)
+      if key then opts.api_key = key end
+    end
+  end
+  local key = opts.api_key or env("OPENAI_API_KEY")
+  if key and not (e and e.no_key) then secrets[#secrets + 1] = key end
+  for _, v in ipairs { "AZURE_OPENAI_API_KEY" } do
+    if env(v) then secrets[#secrets + 1] = env(v) end
+  end
+  return opts, secrets, e
+end
+
+--- The model of an invocation: `-m`, else the template's, else the
+-- endpoint's, else the config's, else $AIGC_MODEL, else DEFAULT_MODEL.
+-- @treturn string
+function M.model (config, endpoint, explicit, template_model)
+  return explicit or template_model or (endpoint and endpoint.model) or config.model or env("AIGC_MODEL")
+    or M.DEFAULT_MODEL
+end
+
+--- The price of a model: `{ input =, output = }` in $ per 1M tokens, or nil.
+-- A price named by a prefix of the model applies too ("gpt-4o" for "gpt-4o-2024-08-06").
+-- @tparam table prices
+-- @tparam string model
+-- @treturn table|nil
+function M.price (prices, model)
+  if type(model) ~= "string" then return nil end
+  if prices[model] then return prices[model] end
+  local best, best_len = nil, 0
+  for name, p in pairs(prices) do
+    if type(name) == "string" and model:sub(1, #name) == name and #name > best_len then best, best_len = p, #name end
+  end
+  return best
+end
+
+return M

@@ -1,0 +1,91 @@
+--- Line input for the REPL: GNU Readline (line editing, history), with
+-- Ctrl-C caught by a luv signal handler for the whole session, so that
+-- Ctrl-C cancels a reply in progress instead of ending the process.
+--
+-- Why luv: Lua 5.4 has no signal API (luaposix is not built for it on
+-- Debian 12), and the standalone interpreter's own SIGINT handler raises
+-- "interrupted!" once and then restores the default (the next Ctrl-C
+-- kills). libuv's handler only notes the signal; the REPL asks
+-- `interrupted()` between steps of its request. Without a terminal (stdin
+-- a pipe or a file) lines are read plainly. Without luv, Ctrl-C keeps the
+-- interpreter's behaviour (the reply fails with "interrupted!", and a
+-- second Ctrl-C ends the process).
+--
+-- @module aigc.cli.lineinput
+
+local M = {}
+
+local Reader = {}
+Reader.__index = Reader
+
+--- Makes a reader.
+-- @tparam table opts `tty` (use readline), `histfile` (the history file)
+-- @treturn table reader
+function M.new (opts)
+  local self = setmetatable({ tty = opts.tty, pending_interrupt = false }, Reader)
+  local ok_uv, uv = pcall(require, "luv")
+  if ok_uv then
+    self.uv = uv
+    self.signal = uv.new_signal()
+    self.signal:start("sigint", function () self.pending_interrupt = true end)
+  end
+  if self.tty then
+    local ok_rl, readline = pcall(require, "readline")
+    if ok_rl then
+      self.rl = readline
+      -- (completion off: lua-readline's readline() then strips a trailing space)
+      readline.set_options { histfile = opts.histfile or "", keeplines = 1000, auto_add = false,
+                             completion = false }
+    end
+  end
+  return self
+end
+
+--- Whether Ctrl-C was pressed since the last call (drives luv's loop once
+-- without blocking to hear it).
+-- @treturn boolean
+function Reader:interrupted ()
+  if self.uv then self.uv.run("nowait") end
+  local v = self.pending_interrupt
+  self.pending_interrupt = false
+  return v
+end
+
+--- Reads a line: the line (without its newline), or nil at the end of
+-- input (Ctrl-D on an empty line).
+--
+-- GNU Readline's own blocking call reads it: Readline catches SIGINT
+-- while it reads, cleans its line state, hands the signal on to libuv's
+-- handler (which only notes it) and goes on reading. So Ctrl-C at the
+-- prompt changes nothing and never ends the session (a Ctrl-C meant for
+-- a reply that just ended costs nothing); Ctrl-U clears the line.
+-- (Readline's callback interface would let Ctrl-C abandon the line, but
+-- through lua-readline it cannot free the line's state — rl_free_line_state
+-- is not exposed — and history navigation then crashes.)
+-- @tparam string prompt
+-- @treturn string|nil
+function Reader:read (prompt)
+  local line
+  if self.rl then
+    line = self.rl.readline(prompt)
+  else
+    if self.tty then io.stdout:write(prompt); io.stdout:flush() end
+    line = io.stdin:read("*l")
+  end
+  self:interrupted()            -- a Ctrl-C at the prompt is not for the next reply
+  if self.rl and type(line) == "string" and line:find("%S") then self.rl.add_history(line) end
+  return line
+end
+
+--- Saves the history and releases the signal handler.
+function Reader:close ()
+  if self.rl then pcall(self.rl.save_history) end
+  if self.signal then
+    self.signal:stop()
+    self.signal:close()
+    self.signal = nil
+    self.uv.run("nowait")
+  end
+end
+
+return M

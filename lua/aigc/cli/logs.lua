@@ -1,0 +1,95 @@
+--- `aigc logs`: the prompt log, newest last; `-q` searches it.
+--
+-- @module aigc.cli.logs
+
+local argparse = require "argparse"
+local common = require "aigc.cli.common"
+local promptlog = require "aigc.promptlog"
+
+local M = {}
+
+--- The parser of `aigc logs`.
+-- @treturn table argparse parser
+function M.parser ()
+  local p = argparse("aigc logs", "Show the prompt log (newest last), or search it.")
+  p:help_max_width(100):help_description_margin(28)
+  p:epilog([[Examples:
+  aigc logs                 the last 3 entries
+  aigc logs -n 10 -q paris  the last 10 whose prompt, reply or system prompt has "paris"
+  aigc logs -c --json       the last conversation, as JSON
+  aigc logs path            where the log is]])
+  p:argument("action", "'list' (default) or 'path'."):args("?")
+  p:option("-n --count", "How many entries (0: all).", "3", tonumber):target("count")
+  p:option("-q --query", "Full-text search: entries with every word.")
+  p:option("--cid", "Only this conversation (id or unique prefix).")
+  p:flag("-c --conversation", "Only the last conversation.")
+  p:option("--source", "Only entries from this source (cli, chat, run, script...).")
+  p:flag("--json", "As JSON: an array of entries.")
+  p:option("--log-db", "The log database.")
+  return p
+end
+
+local function quote_lines (s)
+  return "> " .. s:gsub("\n", "\n> ")
+end
+
+local function show (row)
+  local head = { "## " .. tostring(row.created_at), "#" .. row.id }
+  if row.model then head[#head + 1] = row.model end
+  if row.conversation_id then head[#head + 1] = "conversation " .. row.conversation_id end
+  if row.total_tokens then head[#head + 1] = row.total_tokens .. " tokens" end
+  if row.latency_ms then head[#head + 1] = row.latency_ms .. " ms" end
+  if row.template then head[#head + 1] = "template " .. row.template end
+  if row.source and row.source ~= "cli" then head[#head + 1] = "from " .. row.source end
+  local lines = { table.concat(head, "  "), "" }
+  if row.system then lines[#lines + 1] = "system: " .. row.system:gsub("\n", "\n        "); lines[#lines + 1] = "" end
+  lines[#lines + 1] = quote_lines(row.prompt or "")
+  lines[#lines + 1] = ""
+  if row.response and row.response ~= "" then lines[#lines + 1] = row.response; lines[#lines + 1] = "" end
+  if row.status ~= "ok" then
+    lines[#lines + 1] = "[" .. tostring(row.status) .. "] " .. tostring(row.error or "")
+    lines[#lines + 1] = ""
+  end
+  common.out(table.concat(lines, "\n") .. "\n")
+end
+
+--- Runs `aigc logs`.
+-- @tparam table args
+-- @treturn integer exit code
+function M.run (args)
+  local config = common.config()
+  local path = args.log_db or config.log_db or promptlog.default_path()
+  if args.action == "path" then common.out(path .. "\n"); return 0 end
+  if args.action ~= nil and args.action ~= "list" then
+    common.usage("aigc logs: unknown action '" .. args.action .. "'")
+  end
+  local log, err = promptlog.open(path)
+  if not log then common.fail("aigc: " .. tostring(err.message)) end
+  local cid = args.cid
+  if args.conversation then
+    cid = log:last_conversation()
+    if not cid then log:close(); common.fail("aigc: no conversation in " .. path) end
+  end
+  if cid then
+    local conv, cerr = log:conversation(cid)
+    if not conv then log:close(); common.fail("aigc: " .. tostring(cerr.message)) end
+    cid = conv.id
+  end
+  local n = args.count
+  if not n or n < 0 or n ~= math.floor(n) then log:close(); common.usage("-n must be a whole number >= 0") end
+  local rows, lerr = log:list { n = n, query = args.query, conversation_id = cid, source = args.source }
+  log:close()
+  if not rows then common.fail("aigc: " .. tostring(lerr.message)) end
+  local ordered = {}
+  for i = #rows, 1, -1 do ordered[#ordered + 1] = rows[i] end
+  if args.json then
+    local aigc = require "aigc"
+    for _, r in ipairs(ordered) do r.context_json, r.params_json, r.extra_json = nil, nil, nil end
+    common.print_json(aigc.array(ordered))
+    return 0
+  end
+  for _, r in ipairs(ordered) do show(r) end
+  return 0
+end
+
+return M

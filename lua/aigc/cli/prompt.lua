@@ -1,0 +1,241 @@
+--- `aigc "prompt"`: one prompt, its reply streamed to the terminal, logged.
+--
+-- @module aigc.cli.prompt
+
+local aigc = require "aigc"
+local argparse = require "argparse"
+local common = require "aigc.cli.common"
+local config_mod = require "aigc.cli.config"
+local lineinput = require "aigc.cli.lineinput"
+local promptlog = require "aigc.promptlog"
+
+local M = {}
+
+--- The parser of the prompt command.
+-- @tparam[opt="aigc"] string name
+-- @treturn table argparse parser
+function M.parser (name)
+  local p = argparse(name or "aigc", "Send a prompt to an OpenAI-compatible server; the reply streams to stdout.")
+  p:help_max_width(100):help_description_margin(28)
+  p:epilog([[Other commands: aigc chat | models | logs | templates | run   (aigc COMMAND --help)
+Examples:
+  aigc "What is the capital of France?"
+  cat doc.txt | aigc -s "You are terse." "Summarise this."
+  aigc -c "And of Spain?"                  continue the last conversation
+  aigc -t summary -p lang=French < doc.txt
+  aigc --schema 'name, age int' "Invent a person."
+  aigc --best-of 3 --judge "Which is the most vivid?" "Write a one-line story."
+  aigc -e local "Hi"                        the bundled server (make server)]])
+  p:argument("prompt", "The prompt (words are joined; stdin, if piped, comes first)."):args("*")
+  common.model_options(p)
+  p:flag("-c --continue", "Continue the last conversation.")
+  p:option("--cid", "Continue the conversation with this id (or a unique prefix).")
+  p:flag("--json", "Print the whole response as JSON.")
+  p:option("--schema", "Structured output: a JSON schema file, inline JSON, or 'name, age int, ...'; "
+           .. "prints the parsed reply as JSON.")
+  p:option("-n", "Number of choices.", nil, tonumber)
+  p:option("--best-of", "Generate N candidates and keep the best (a judge ranks them).", nil, tonumber)
+  p:option("--judge", "The judge's instruction for --best-of.")
+  p:option("--vote", "Ask N times and print the majority answer.", nil, tonumber)
+  p:flag("--no-stream", "Wait for the whole reply instead of streaming it.")
+  return p
+end
+
+local function join_input (stdin, text)
+  if stdin then stdin = stdin:gsub("%s+$", "") end
+  if stdin and stdin ~= "" and text ~= "" then return stdin .. "\n\n" .. text end
+  if stdin and stdin ~= "" then return stdin end
+  return text
+end
+
+local function positive (v, what)
+  if v == nil then return nil end
+  if v ~= math.floor(v) or v < 1 then common.usage(what .. " must be a whole number >= 1") end
+  return math.floor(v)
+end
+
+--- Builds the chat params of an invocation: template or prompt, -o params,
+-- the system prompt, the continued conversation's history, the model.
+-- @tparam table args parsed arguments
+-- @tparam table config
+-- @tparam table|nil endpoint
+-- @tparam string|nil stdin
+-- @tparam table|nil history the continued conversation's messages
+-- @treturn table params
+function M.build_params (args, config, endpoint, stdin, history)
+  local text = table.concat(args.prompt or {}, " ")
+  local extra = common.options_table(args.options)
+  local input = join_input(stdin, text)
+  local params
+  if args.template then
+    local tpl = common.template(args.template)
+    local vars = common.params_table(args.params)
+    if input ~= "" and vars.input == nil then vars.input = input end
+    local err
+    params, err = tpl:render(vars, extra)
+    if not params then common.usage(tostring(err.message) .. " (give it with -p NAME=VALUE)") end
+  else
+    if #(args.params or {}) > 0 then common.usage("-p sets template variables: it needs -t TEMPLATE") end
+    if input == "" then common.usage("no prompt: give one as an argument or on stdin (aigc --help)") end
+    params = extra
+    params.messages = { { role = "user", content = input } }
+  end
+  local system
+  for _, m in ipairs(params.messages) do if m.role == "system" then system = m.content end end
+  if history and not system then
+    for _, m in ipairs(history) do if m.role == "system" then system = m.content end end
+  end
+  system = args.system or system
+  local msgs = {}
+  if system then msgs[1] = { role = "system", content = system } end
+  for _, m in ipairs(history or {}) do if m.role ~= "system" then msgs[#msgs + 1] = m end end
+  for _, m in ipairs(params.messages) do if m.role ~= "system" then msgs[#msgs + 1] = m end end
+  params.messages = msgs
+  params.model = config_mod.model(config, endpoint, args.model, params.model)
+  if args.schema then params.schema = common.parse_schema(args.schema) end
+  if args.n then params.n = positive(args.n, "-n") end
+  return params
+end
+
+-- The candidates' and judges' responses of a strategy's evidence.
+local function evidence_responses (cands)
+  local list = {}
+  for _, c in ipairs(cands or {}) do
+    if c.res then list[#list + 1] = c.res end
+    if c.judge and c.judge.res then list[#list + 1] = c.judge.res end
+  end
+  if cands and cands.judge and cands.judge.res then list[#list + 1] = cands.judge.res end
+  return list
+end
+
+local function run_strategy (args, client, params)
+  local strategy = aigc.strategy
+  local best_of, vote = positive(args.best_of, "--best-of"), positive(args.vote, "--vote")
+  if best_of and vote then common.usage("--best-of and --vote exclude each other") end
+  if best_of then
+    local best, cands = strategy.best_of { client = client, n = best_of, params = params,
+                                           judge = { prompt = args.judge } }
+    local extra = { strategy = "best_of", n = best_of }
+    if not best then return nil, cands, extra end    -- (cands: the error)
+    extra.chosen = best.index
+    local res = { text = best.text, model = best.res and best.res.model,
+                  usage = common.sum_usage(evidence_responses(cands)) }
+    extra.scores = {}
+    for i, c in ipairs(cands) do extra.scores[i] = c.score or aigc.null end
+    local out = { text = best.text, index = best.index, score = best.score, candidates = {} }
+    for i, c in ipairs(cands) do
+      out.candidates[i] = { index = c.index, score = c.score, text = c.text, error = c.err and tostring(c.err) }
+    end
+    return res, out, extra
+  end
+  local win, cands = strategy.vote { client = client, n = vote, params = params }
+  local extra = { strategy = "vote", n = vote }
+  if not win then return nil, cands, extra end      -- (cands: the error)
+  extra.answer, extra.count, extra.total = win.answer, win.count, win.total
+  local res = { text = win.text, usage = common.sum_usage(evidence_responses(cands)) }
+  return res, { text = win.text, answer = win.answer, count = win.count, total = win.total, tally = win.tally },
+    extra
+end
+
+-- A chat that Ctrl-C cancels (the reply so far stays printed and is
+-- logged with status "canceled"): res, err, canceled.
+local function chat_interruptible (client, params)
+  local signals = lineinput.new { tty = false }   -- (only its SIGINT handler)
+  local req = client:chat_async(params)
+  local canceled = false
+  while true do
+    local st = req:status()
+    if st ~= "queued" and st ~= "running" then break end
+    client:step(0.05)
+    if not canceled and signals:interrupted() then
+      canceled = true
+      req:cancel()
+    end
+  end
+  signals:close()
+  local res, err = req:result()
+  return res, err, canceled and not res
+end
+
+--- Runs the prompt command.
+-- @tparam table args parsed arguments
+-- @treturn integer exit code
+function M.run (args)
+  local config = common.config()
+  local client, secrets, endpoint = common.client(config, args.endpoint)
+  local log = common.open_log(config, args)
+  local stdin = common.piped_stdin()
+
+  local cid, parent, history
+  if args.continue or args.cid then
+    if not log then common.usage("-c and --cid continue a conversation from the prompt log, and logging is off") end
+    cid = args.cid or log:last_conversation()
+    if not cid then common.fail("aigc: no conversation to continue in " .. log.path) end
+    local conv, err = log:conversation(cid)
+    if not conv then common.fail("aigc: " .. tostring(err.message)) end
+    cid, parent, history = conv.id, conv.leaf_id, conv.messages
+  end
+  local params = M.build_params(args, config, endpoint, stdin, history)
+
+  local t0 = aigc.now()
+  local strategy_run = args.best_of or args.vote
+  local streamed = {}
+  local res, err, shown, extra, canceled
+  if strategy_run then
+    if params.n then common.usage("-n and --best-of/--vote exclude each other") end
+    res, shown, extra = run_strategy(args, client, params)
+    if not res then err = shown end
+  else
+    local stream = not (args.no_stream or args.json or params.schema or (params.n and params.n > 1))
+    if stream then
+      params.stream = function (delta)
+        if delta and delta ~= "" then
+          streamed[#streamed + 1] = delta
+          common.out(delta)
+        end
+      end
+    end
+    res, err, canceled = chat_interruptible(client, params)
+    params.stream = nil
+  end
+
+  if log then
+    local _, lerr = log:record_call(params, res, err, {
+      started = t0, conversation_id = cid or promptlog.new_id(), parent_id = parent, leaf = true,
+      source = "cli", template = args.template, client = client, secrets = secrets, extra = extra,
+      partial = #streamed > 0 and table.concat(streamed) or nil,
+    })
+    if lerr then common.note("aigc: warning: not logged: " .. tostring(lerr.message)) end
+    log:close()
+  end
+
+  if not res then
+    if #streamed > 0 then common.out("\n") end
+    client:close()
+    if canceled then common.fail("aigc: canceled", 130) end
+    common.fail(tostring(err))
+  end
+  if #streamed > 0 then
+    if not table.concat(streamed):find("\n$") then common.out("\n") end
+  elseif strategy_run then
+    if args.json then common.print_json(shown) else common.out(shown.text .. "\n") end
+  elseif args.json then
+    common.print_json(res)
+  elseif params.schema then
+    common.print_json(res.parsed)
+  elseif params.n and params.n > 1 then
+    for i, choice in ipairs(res.choices) do
+      if i > 1 then common.out("---\n") end
+      local text = choice.message and choice.message.content
+      text = type(text) == "string" and text or ""
+      common.out(text .. (text:find("\n$") and "" or "\n"))
+    end
+  else
+    local text = res.text or ""
+    common.out(text .. (text:find("\n$") and "" or "\n"))
+  end
+  client:close()
+  return 0
+end
+
+return M

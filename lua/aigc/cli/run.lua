@@ -1,0 +1,172 @@
+--- `aigc run CASES -t TEMPLATE`: the dataset runner on the command line,
+-- with a progress bar and a pass-rate table.
+--
+-- @module aigc.cli.run
+
+local argparse = require "argparse"
+local common = require "aigc.cli.common"
+local config_mod = require "aigc.cli.config"
+local runner = require "aigc.runner"
+local template = require "aigc.template"
+
+local M = {}
+
+--- The parser of `aigc run`.
+-- @treturn table argparse parser
+function M.parser ()
+  local p = argparse("aigc run", "Run a template over a JSONL file of cases; one result line per case.")
+  p:help_max_width(100):help_description_margin(28)
+  p:epilog([[Cases, one JSON object a line:
+  {"id": "fr", "vars": {"country": "France"}, "assert": [{"type": "contains", "value": "Paris"}]}
+Assertions: contains, icontains, not-contains, equals, starts-with, regex, pattern, is-json,
+json-schema, judge (value: criteria; threshold, default 7). An existing --out file is resumed:
+cases with a result there are skipped. Exit: 0 all passed, 1 some case failed, 3 some assertion failed.
+Example:
+  aigc run cases.jsonl -t capital --out results.jsonl --concurrency 8]])
+  p:argument("cases", "The cases (JSONL).")
+  common.model_options(p)
+  p:option("--out", "The results file (JSONL; resumed when it exists).")
+  p:option("--concurrency", "The most cases in flight (adaptive below it).", "4", tonumber)
+  p:option("--best-of", "Each case: N candidates, the best kept.", nil, tonumber)
+  p:option("--judge", "The judge's instruction for --best-of.")
+  p:option("--vote", "Each case: N answers, the majority kept.", nil, tonumber)
+  p:option("--assert", "An assertion for every case: TYPE:VALUE (contains:Paris).")
+    :count("*"):target("asserts")
+  p:option("--max-attempts", "Attempts per case (429, 5xx, connection errors are retried).", nil, tonumber)
+  p:flag("--no-pace", "Do not pace by the x-ratelimit headers (the concurrency and 429s still apply).")
+  p:flag("--batch", "Through the Batch API (not available yet).")
+  p:flag("--json", "Print the summary as JSON (stdout).")
+  p:flag("-q --quiet", "No progress display.")
+  return p
+end
+
+local function human (n)
+  if n >= 1e6 then return string.format("%.1fM", n / 1e6) end
+  if n >= 1e4 then return string.format("%.1fk", n / 1e3) end
+  return tostring(math.floor(n))
+end
+
+--- One progress line: bar, count, rate, ETA, tokens, cost.
+-- @tparam table p the runner's progress table
+-- @tparam[opt=24] integer width of the bar
+-- @treturn string
+function M.progress_line (p, width)
+  width = width or 24
+  local frac = p.total > 0 and p.done / p.total or 1
+  local filled = math.floor(frac * width + 0.5)
+  local parts = {
+    string.format("%d/%d", p.done, p.total),
+    "[" .. string.rep("#", filled) .. string.rep("-", width - filled) .. "]",
+    string.format("%3d%%", math.floor(frac * 100)),
+    string.format("%.1f/s", p.rate or 0),
+    "ETA " .. (p.eta and common.duration(p.eta) or "?"),
+    "tok " .. human(p.tokens or 0),
+  }
+  if p.cost then parts[#parts + 1] = string.format("$%.4f", p.cost) end
+  parts[#parts + 1] = "ok " .. p.ok
+  if p.failed > 0 then parts[#parts + 1] = "failed " .. p.failed end
+  if p.retries and p.retries > 0 then parts[#parts + 1] = "retries " .. p.retries end
+  parts[#parts + 1] = "x" .. tostring(p.concurrency)
+  return table.concat(parts, "  ")
+end
+
+--- The final report: totals and the pass-rate table.
+-- @tparam table s the runner's summary
+-- @treturn string
+function M.report (s)
+  local lines = {}
+  local u = s.usage or {}
+  lines[#lines + 1] = string.format("cases %d (%d from an earlier run): ok %d, failed %d; passed %d/%d (%.1f%%)",
+    s.total, s.skipped, s.ok, s.failed, s.passed, s.total, 100 * (s.pass_rate or 0))
+  lines[#lines + 1] = string.format("tokens %s (prompt %s, completion %s)%s; %s, %d requests, %d retries, "
+    .. "%d rate-limited", human(u.total_tokens or 0), human(u.prompt_tokens or 0), human(u.completion_tokens or 0),
+    s.cost and string.format("; cost $%.4f", s.cost) or "", common.duration(s.elapsed or 0), s.requests,
+    s.retries, s.rate_limited)
+  if #s.assertions > 0 then
+    local w = 9
+    for _, a in ipairs(s.assertions) do if #a.name > w then w = math.min(#a.name, 48) end end
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = string.format("%-" .. w .. "s  %7s  %6s  %6s", "assertion", "passed", "total", "rate")
+    for _, a in ipairs(s.assertions) do
+      lines[#lines + 1] = string.format("%-" .. w .. "s  %7d  %6d  %5.1f%%", a.name:sub(1, w), a.passed, a.total,
+        a.total > 0 and 100 * a.passed / a.total or 0)
+    end
+  end
+  return table.concat(lines, "\n") .. "\n"
+end
+
+local function parse_assert (s)
+  local ty, value = s:match("^([%w%-]+):(.*)$")
+  ty = ty or s
+  if not runner.ASSERTION_TYPES[ty] then common.usage("--assert: unknown assertion type '" .. ty .. "'") end
+  if ty == "json-schema" then value = common.parse_schema(value) end
+  return { type = ty, value = value }
+end
+
+--- Runs `aigc run`.
+-- @tparam table args
+-- @treturn integer exit code
+function M.run (args)
+  if args.batch then
+    common.usage("aigc run --batch: the Batch API backend is not available yet: it needs file uploads "
+                 .. "(issue 15). Run without --batch (the direct backend).")
+  end
+  local config = common.config()
+  local client, _, endpoint = common.client(config, args.endpoint)
+  local params = common.options_table(args.options)
+  local tpl
+  if args.template then
+    tpl = common.template(args.template)
+    local vars = common.params_table(args.params)
+    if next(vars) then
+      local spec = {}
+      for k, v in pairs(tpl) do spec[k] = v end
+      spec.defaults = {}
+      for k, v in pairs(tpl.defaults) do spec.defaults[k] = v end
+      for k, v in pairs(vars) do spec.defaults[k] = v end
+      tpl = template.new(spec)
+    end
+    if args.system then tpl.system = args.system end
+  elseif args.system then
+    tpl = template.new { system = args.system, prompt = "{{prompt}}" }
+  end
+  params.model = config_mod.model(config, endpoint, args.model, tpl and tpl.model)
+  local strategy
+  if args.best_of then strategy = { best_of = math.floor(args.best_of), judge = args.judge }
+  elseif args.vote then strategy = { vote = math.floor(args.vote) } end
+  local asserts = {}
+  for _, s in ipairs(args.asserts or {}) do asserts[#asserts + 1] = parse_assert(s) end
+  local log = common.open_log(config, args)   -- (calls are scrubbed by the client's engine)
+
+  local tty = not args.quiet and common.isatty(io.stderr)
+  local last_plain = 0
+  local summary, err = runner.run {
+    client = client, cases = args.cases, template = tpl, params = params, out = args.out,
+    concurrency = args.concurrency and math.floor(args.concurrency), strategy = strategy, assert = asserts,
+    prices = config.prices, max_attempts = args.max_attempts, pace = not args.no_pace, log = log,
+    on_progress = not args.quiet and function (p)
+      if tty then
+        io.stderr:write("\r\27[K", M.progress_line(p))
+        if p.final then io.stderr:write("\n") end
+        io.stderr:flush()
+      elseif p.final or p.elapsed - last_plain >= 5 then
+        last_plain = p.elapsed
+        common.note(M.progress_line(p))
+      end
+    end or nil,
+  }
+  if log then log:close() end
+  client:close()
+  if not summary then common.fail("aigc run: " .. tostring(err.message or err)) end
+  if args.json then
+    summary.results = nil
+    common.print_json(summary)
+  else
+    io.stderr:write(M.report(summary))
+  end
+  if summary.failed > 0 then return 1 end
+  if summary.passed < summary.ok then return 3 end
+  return 0
+end
+
+return M

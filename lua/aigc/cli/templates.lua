@@ -1,0 +1,81 @@
+--- `aigc templates`: list, show and edit prompt templates.
+--
+-- @module aigc.cli.templates
+
+local argparse = require "argparse"
+local common = require "aigc.cli.common"
+local config_mod = require "aigc.cli.config"
+local template = require "aigc.template"
+
+local M = {}
+
+--- A new template's text (what `edit` opens for a name that has none).
+M.SKELETON = [[
+-- aigc template (a Lua table; data only). {{name}} is a variable: aigc -t NAME -p name=value.
+-- {{input}} is the prompt's text (its arguments and stdin).
+{
+  description = "Summarise a text",
+  system = "You are a concise assistant.",
+  prompt = "Summarise in {{lang}}:\n\n{{input}}",
+  defaults = { lang = "English" },
+  -- model = "gpt-4o-mini",
+  -- params = { temperature = 0.2 },
+  -- schema = { type = "object", properties = { summary = { type = "string" } }, required = { "summary" } },
+}
+]]
+
+--- The parser of `aigc templates`.
+-- @treturn table argparse parser
+function M.parser ()
+  local p = argparse("aigc templates", "Prompt templates: files in $AIGC_HOME/templates (NAME.lua or NAME.json).")
+  p:help_max_width(100):help_description_margin(28)
+  p:argument("action", "list | show NAME | edit NAME | path"):args("?")
+  p:argument("name", "The template."):args("?")
+  return p
+end
+
+local function edit (dir, name)
+  if not template.valid_name(name) then common.usage("invalid template name '" .. name .. "'") end
+  config_mod.mkdir(dir)
+  local path = template.path_of(dir, name)
+  local f = io.open(path, "rb")
+  if f then f:close() else
+    f = assert(io.open(path, "wb"))
+    f:write(M.SKELETON)
+    f:close()
+  end
+  local editor = config_mod.env("VISUAL") or config_mod.env("EDITOR") or "vi"
+  local ok = os.execute(editor .. " '" .. path:gsub("'", "'\\''") .. "'")
+  if ok ~= true and ok ~= 0 then common.fail("aigc: the editor (" .. editor .. ") failed") end
+  local t, err = template.load(path)
+  if not t then common.fail("aigc: " .. tostring(err.message) .. "\n(the file is kept: aigc templates edit "
+                            .. name .. " again)") end
+  common.note("aigc: template '" .. name .. "' saved: " .. path)
+  return 0
+end
+
+--- Runs `aigc templates`.
+-- @tparam table args
+-- @treturn integer exit code
+function M.run (args)
+  local dir = config_mod.templates_dir()
+  local action = args.action or "list"
+  if action == "path" then common.out(dir .. "\n"); return 0 end
+  if action == "list" then
+    for _, t in ipairs(template.list(dir)) do
+      common.out(t.name .. (t.description and ("  " .. t.description) or "")
+                 .. (t.error and ("  [broken: " .. t.error .. "]") or "") .. "\n")
+    end
+    return 0
+  end
+  if not args.name then common.usage("aigc templates " .. action .. " needs a NAME") end
+  if action == "edit" then return edit(dir, args.name) end
+  if action == "show" then
+    local t = common.template(args.name)
+    common.out(template.read_file(t.path))
+    return 0
+  end
+  common.usage("aigc templates: unknown action '" .. action .. "' (list, show, edit, path)")
+end
+
+return M

@@ -1,0 +1,707 @@
+--- Prompt logs in SQLite: every prompt, reply, model, params, usage,
+-- latency, conversation and error, searchable with full-text search.
+--
+-- The `aigc` command logs every call here (unless `--no-log` or
+-- `AIGC_NO_LOG=1`); scripts can log into the same database, so the command
+-- and scripts share one history (`aigc logs`). Needs LuaSQL's SQLite driver
+-- (Debian's `lua-sql-sqlite3`) and an SQLite with FTS5 (Debian's has it).
+--
+-- Nothing secret is written: per-call options that are not sent (`headers`,
+-- `query`, `stream`, callbacks...) are left out, params whose name says
+-- key, token, secret or password are replaced by `"[redacted]"`, and every
+-- string of an entry goes through the client's scrubber when the client is
+-- given (`info.client`), or through the secrets given in `info.secrets`.
+--
+-- **Schema** (version 1; `PRAGMA user_version` holds it):
+--
+--     conversations(id TEXT PRIMARY KEY,   -- "c" and 16 hex digits
+--                   name TEXT,             -- the first prompt, cut to 60 characters
+--                   model TEXT,
+--                   created_at TEXT, updated_at TEXT,  -- ISO 8601, UTC
+--                   leaf_id INTEGER)       -- the reply the conversation continues from
+--     responses(id INTEGER PRIMARY KEY,    -- grows: the newest has the largest
+--               conversation_id TEXT,      -- NULL for a call outside a conversation
+--               parent_id INTEGER,         -- the reply this turn continued (NULL: first turn)
+--               created_at TEXT,           -- ISO 8601, UTC
+--               source TEXT,               -- "cli", "chat", "run", "script"...
+--               model TEXT, system TEXT, prompt TEXT, response TEXT,
+--               context_json TEXT,         -- messages before this turn that parent_id cannot give
+--               params_json TEXT,          -- the request params but messages (JSON object)
+--               extra_json TEXT,           -- anything else (strategy evidence, case id...)
+--               prompt_tokens INTEGER, completion_tokens INTEGER, total_tokens INTEGER,
+--               latency_ms INTEGER,
+--               status TEXT,               -- "ok", or the error's kind ("http", "canceled"...)
+--               error TEXT,                -- tostring(err)
+--               request_id TEXT, finish_reason TEXT, template TEXT)
+--     responses_fts                        -- FTS5 over system, prompt, response
+--
+-- A conversation's history is the chain of replies from its leaf up the
+-- `parent_id` links: undoing a turn moves the leaf back, retrying makes a
+-- sibling, forking starts a new conversation whose first turn's parent is
+-- in the old one. Failed and canceled calls are logged with their error and
+-- never become a leaf.
+--
+-- The client's automatic logging (a later client option) is meant to be one
+-- line after each call: `log:record_call(params, res, err, { started = t0, client = self })`.
+--
+-- @module aigc.promptlog
+-- @usage
+-- local promptlog = require "aigc.promptlog"
+-- local log = assert(promptlog.open())            -- the command's database
+-- local t0 = aigc.now()
+-- local res, err = client:chat(params)
+-- log:record_call(params, res, err, { started = t0, client = client, source = "my-script" })
+-- for _, row in ipairs(log:list { query = "capital", n = 5 }) do print(row.id, row.prompt, row.response) end
+
+local core = require "aigc.core"
+
+local json_encode, json_decode = core.json.encode, core.json.decode
+local null = core.null
+local error, getmetatable, ipairs, next, pairs, pcall, setmetatable, tonumber, tostring, type =
+  error, getmetatable, ipairs, next, pairs, pcall, setmetatable, tonumber, tostring, type
+local math_floor, math_random = math.floor, math.random
+local string_format = string.format
+local table_concat = table.concat
+
+local M = {}
+
+--- The schema version this module writes.
+M.SCHEMA_VERSION = 1
+
+local Log = {}
+Log.__index = Log
+Log.__name = "aigc.promptlog"
+
+local function argerror (fname, msg, level)
+  error(string_format("bad argument #1 to '%s' (%s)", fname, msg), level + 1)
+end
+
+local function env (name)
+  local v = os.getenv(name)
+  if v == "" then return nil end
+  return v
+end
+
+--- Whether logging is turned off by the environment: `AIGC_NO_LOG` set to
+-- anything but "" or "0".
+-- @treturn boolean
+-- @usage if not promptlog.disabled() then log = promptlog.open() end
+function M.disabled ()
+  local v = env("AIGC_NO_LOG")
+  return v ~= nil and v ~= "0"
+end
+
+--- The database the command uses: `$AIGC_LOG_DB`, else `logs.db` in
+-- `$AIGC_HOME`, else in `${XDG_DATA_HOME:-~/.local/share}/aigc`.
+-- @treturn string
+-- @usage print(promptlog.default_path())
+function M.default_path ()
+  local p = env("AIGC_LOG_DB")
+  if p then return p end
+  local home = env("AIGC_HOME")
+  if home then return home .. "/logs.db" end
+  local data = env("XDG_DATA_HOME") or ((env("HOME") or ".") .. "/.local/share")
+  return data .. "/aigc/logs.db"
+end
+
+
+-- {======================================================
+-- SQL values
+-- =======================================================
+
+-- A string as an SQL literal. LuaSQL passes SQL as a C string, so text
+-- with NUL bytes goes in as a hex blob cast to text.
+local function sql_string (s)
+  if s:find("\0", 1, true) then
+    return "CAST(X'" .. s:gsub(".", function (c) return string_format("%02x", c:byte()) end) .. "' AS TEXT)"
+  end
+  return "'" .. s:gsub("'", "''") .. "'"
+end
+
+local function sql (v)
+  if v == nil or v == null then return "NULL" end
+  local t = type(v)
+  if t == "number" then
+    if v ~= v or v == math.huge or v == -math.huge then return "NULL" end
+    if v == math_floor(v) and v > -2^53 and v < 2^53 then return string_format("%d", v) end
+    return string_format("%.17g", v)
+  end
+  if t == "boolean" then return v and "1" or "0" end
+  return sql_string(tostring(v))
+end
+
+local function now_iso ()
+  return os.date("!%Y-%m-%dT%H:%M:%SZ")
+end
+
+local function to_int (v)
+  v = tonumber(v)
+  if v == nil then return nil end
+  return math_floor(v)
+end
+
+-- }======================================================
+
+
+-- {======================================================
+-- Opening
+-- =======================================================
+
+local SCHEMA = {
+  [[CREATE TABLE IF NOT EXISTS conversations (
+      id TEXT PRIMARY KEY, name TEXT, model TEXT,
+      created_at TEXT NOT NULL, updated_at TEXT NOT NULL, leaf_id INTEGER)]],
+  [[CREATE TABLE IF NOT EXISTS responses (
+      id INTEGER PRIMARY KEY, conversation_id TEXT, parent_id INTEGER,
+      created_at TEXT NOT NULL, source TEXT,
+      model TEXT, system TEXT, prompt TEXT, response TEXT,
+      context_json TEXT, params_json TEXT, extra_json TEXT,
+      prompt_tokens INTEGER, completion_tokens INTEGER, total_tokens INTEGER,
+      latency_ms INTEGER, status TEXT, error TEXT,
+      request_id TEXT, finish_reason TEXT, template TEXT)]],
+  [[CREATE INDEX IF NOT EXISTS responses_conversation ON responses (conversation_id, id)]],
+  [[CREATE INDEX IF NOT EXISTS conversations_updated ON conversations (updated_at)]],
+  [[CREATE VIRTUAL TABLE IF NOT EXISTS responses_fts USING fts5 (
+      system, prompt, response, content = 'responses', content_rowid = 'id')]],
+  [[CREATE TRIGGER IF NOT EXISTS responses_ai AFTER INSERT ON responses BEGIN
+      INSERT INTO responses_fts (rowid, system, prompt, response)
+        VALUES (new.id, new.system, new.prompt, new.response);
+    END]],
+  [[CREATE TRIGGER IF NOT EXISTS responses_ad AFTER DELETE ON responses BEGIN
+      INSERT INTO responses_fts (responses_fts, rowid, system, prompt, response)
+        VALUES ('delete', old.id, old.system, old.prompt, old.response);
+    END]],
+}
+
+-- Runs a statement; a cursor it returns (PRAGMA journal_mode gives one) is
+-- closed at once, since LuaSQL refuses to close a connection with one open.
+local function exec (self, q)
+  local r, err = self.con:execute(q)
+  if r == nil then return nil, err end
+  if type(r) ~= "number" then r:close(); return 0 end
+  return r
+end
+
+local function query_rows (self, q)
+  local cur, err = self.con:execute(q)
+  if not cur then return nil, err end
+  local rows = {}
+  while true do
+    local row = cur:fetch({}, "a")
+    if not row then break end
+    rows[#rows + 1] = row
+  end
+  cur:close()
+  return rows
+end
+
+local function log_error (message)
+  return core.error { kind = "log", message = message }
+end
+
+-- mkdir -p of the database's directory (no lfs needed).
+local function ensure_dir (path)
+  local dir = path:match("^(.*)/[^/]*$")
+  if not dir or dir == "" then return end
+  local f = io.open(dir .. "/.", "rb")
+  if f then f:close(); return end
+  os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
+end
+
+--- Opens (and creates, with its directory and schema) a log database.
+-- @tparam[opt] string path default `default_path()`; ":memory:" for a scratch log
+-- @treturn[1] aigc.promptlog
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err of kind "log"
+-- @usage local log = assert(promptlog.open "/tmp/test-logs.db")
+function M.open (path)
+  if path ~= nil and type(path) ~= "string" then argerror("open", "string expected, got " .. type(path), 2) end
+  path = path or M.default_path()
+  local ok, driver = pcall(require, "luasql.sqlite3")
+  if not ok then
+    return nil, log_error("prompt logs need LuaSQL's SQLite driver (Debian: apt-get install lua-sql-sqlite3)")
+  end
+  if path ~= ":memory:" then ensure_dir(path) end
+  local sqlenv = driver.sqlite3()
+  local con, cerr = sqlenv:connect(path)
+  if not con then
+    sqlenv:close()
+    return nil, log_error("cannot open the log database " .. path .. ": " .. tostring(cerr))
+  end
+  local self = setmetatable({ con = con, env = sqlenv, path = path }, Log)
+  exec(self, "PRAGMA busy_timeout = 10000")
+  if path ~= ":memory:" then exec(self, "PRAGMA journal_mode = WAL") end
+  local rows = query_rows(self, "PRAGMA user_version")
+  local version = rows and rows[1] and to_int(rows[1].user_version) or 0
+  if version > M.SCHEMA_VERSION then
+    self:close()
+    return nil, log_error(path .. " has log schema version " .. version .. "; this aigc knows "
+                          .. M.SCHEMA_VERSION .. " (upgrade aigc)")
+  end
+  if version < M.SCHEMA_VERSION then
+    for _, q in ipairs(SCHEMA) do
+      local r, err = exec(self, q)
+      if not r then
+        self:close()
+        local hint = tostring(err):find("fts5") and " (this SQLite has no FTS5)" or ""
+        return nil, log_error("cannot create the log schema in " .. path .. ": " .. tostring(err) .. hint)
+      end
+    end
+    exec(self, "PRAGMA user_version = " .. M.SCHEMA_VERSION)
+  end
+  return self
+end
+
+--- Closes the database. Idempotent.
+-- @usage log:close()
+function Log:close ()
+  if self.con then
+    self.con:close()
+    self.env:close()
+    self.con, self.env = nil, nil
+  end
+end
+
+local function check_open (self, fname)
+  if getmetatable(self) ~= Log then
+    error(string_format("calling '%s' on bad self (aigc.promptlog expected)", fname), 3)
+  end
+  if not self.con then error(string_format("calling '%s' on a closed aigc.promptlog", fname), 3) end
+end
+
+-- }======================================================
+
+
+-- {======================================================
+-- Secrets
+-- =======================================================
+
+local SECRET_NAME = { "key", "token", "secret", "password", "authorization" }
+
+local function secret_name (k)
+  if type(k) ~= "string" then return false end
+  local lk = k:lower()
+  for _, w in ipairs(SECRET_NAME) do
+    if lk:find(w, 1, true) and not lk:find("tokens", 1, true) then return true end
+  end
+  return false
+end
+
+-- Replaces each secret (8 bytes or more) in a string.
+local function redact (v, secrets)
+  for _, s in ipairs(secrets) do
+    if #s >= 8 and v:find(s, 1, true) then
+      local parts, i = {}, 1
+      while true do
+        local first, last = v:find(s, i, true)
+        if not first then break end
+        parts[#parts + 1] = v:sub(i, first - 1)
+        parts[#parts + 1] = "[redacted]"
+        i = last + 1
+      end
+      parts[#parts + 1] = v:sub(i)
+      v = table_concat(parts)
+    end
+  end
+  return v
+end
+
+-- A function that scrubs one string: through the client's engine (aigc's
+-- own redaction, which knows every secret of the client) and the secrets
+-- given. Strings only: the caller's tables are never changed.
+local function scrubber (info)
+  local client = info and info.client
+  local engine = type(client) == "table" and rawget(client, "_engine") or nil
+  local engine_scrub
+  if engine then
+    local ok, f = pcall(function () return engine.scrub end)
+    if ok and type(f) == "function" then engine_scrub = f end
+  end
+  local secrets = {}
+  for _, s in ipairs(info and info.secrets or {}) do
+    if type(s) == "string" then secrets[#secrets + 1] = s end
+  end
+  if type(client) == "table" and type(rawget(client, "api_key")) == "string" then
+    secrets[#secrets + 1] = client.api_key
+  end
+  return function (s)
+    if engine_scrub then
+      local ok, r = pcall(engine_scrub, engine, s)
+      if ok and type(r) == "string" then s = r end
+    end
+    if #secrets > 0 then s = redact(s, secrets) end
+    return s
+  end
+end
+
+-- Per-call options that are never sent, and so never logged.
+local NOT_LOGGED = {
+  messages = true, stream = true, on_done = true, on_error = true, headers = true, extra_headers = true,
+  query = true, extra_query = true, idempotency_key = true, timeout = true, connect_timeout = true,
+  max_retries = true, max_response_bytes = true, max_json_values = true, max_json_containers = true,
+  deadline = true, api_key = true,
+}
+
+--- The params of a call as they are logged: JSON-able fields but messages
+-- and the per-call options, secret-looking names redacted, a toolset as
+-- its tools' names.
+-- @tparam table params
+-- @treturn table
+-- @usage print(aigc.json.encode(promptlog.loggable_params(params)))
+function M.loggable_params (params)
+  local out = {}
+  if type(params) ~= "table" then return out end
+  for k, v in pairs(params) do
+    if type(k) == "string" and not NOT_LOGGED[k] and type(v) ~= "function" then
+      local mt = getmetatable(v)
+      if type(mt) == "table" and mt.__name == "aigc.toolset" then
+        local names = {}
+        for _, t in ipairs(v) do
+          local f = type(t) == "table" and t["function"]
+          names[#names + 1] = type(f) == "table" and f.name or "?"
+        end
+        out[k] = { toolset = names }
+      elseif secret_name(k) then
+        out[k] = "[redacted]"
+      elseif pcall(json_encode, v) then
+        out[k] = v
+      end
+    end
+  end
+  return out
+end
+
+-- }======================================================
+
+
+-- {======================================================
+-- Writing
+-- =======================================================
+
+local function encode_or_nil (v)
+  if v == nil then return nil end
+  if type(v) == "table" and next(v) == nil then return nil end
+  local ok, s = pcall(json_encode, v)
+  if ok then return s end
+  return nil
+end
+
+local id_counter = 0
+
+--- A new conversation id: "c" and 16 hex digits (the time first, so ids
+-- sort roughly by creation). Lua 5.1's generator starts unseeded in every
+-- process, so a table's address, the CPU clock and a counter are mixed in
+-- (the caller's math.randomseed is left alone).
+-- @treturn string
+-- @usage local cid = promptlog.new_id()
+function M.new_id ()
+  id_counter = id_counter + 1
+  local addr = tonumber((tostring({}):match("0x(%x+)") or "0"):sub(-6), 16) or 0
+  local mix = (addr + math_floor(os.clock() * 1e6) + id_counter * 7919) % 0x10000
+  return string_format("c%08x%04x%04x", os.time() % 0x100000000, math_random(0, 0xffff), mix)
+end
+
+--- Creates (or touches) a conversation.
+-- @tparam[opt] table fields `id` (default a new one), `name`, `model`
+-- @treturn[1] string the conversation id
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+-- @usage local cid = log:conversation_start { name = "planning", model = "gpt-4o-mini" }
+function Log:conversation_start (fields)
+  check_open(self, "conversation_start")
+  fields = fields or {}
+  local id = fields.id or M.new_id()
+  local t = now_iso()
+  local ok, err = exec(self, string_format(
+    "INSERT INTO conversations (id, name, model, created_at, updated_at) VALUES (%s, %s, %s, %s, %s) "
+    .. "ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at",
+    sql(id), sql(fields.name), sql(fields.model), sql(t), sql(t)))
+  if not ok then return nil, log_error("log: " .. tostring(err)) end
+  return id
+end
+
+--- Moves a conversation's leaf (after an undo, a retry or a new turn).
+-- @tparam string cid
+-- @tparam integer|nil leaf_id the reply to continue from (nil: the start)
+-- @treturn boolean|nil true, or nil, err
+-- @usage log:set_leaf(cid, row.parent_id)   -- undo
+function Log:set_leaf (cid, leaf_id)
+  check_open(self, "set_leaf")
+  local ok, err = exec(self, string_format("UPDATE conversations SET leaf_id = %s, updated_at = %s WHERE id = %s",
+                                           sql(leaf_id), sql(now_iso()), sql(cid)))
+  if not ok then return nil, log_error("log: " .. tostring(err)) end
+  return true
+end
+
+local ENTRY_FIELDS = {
+  "conversation_id", "parent_id", "source", "model", "system", "prompt", "response",
+  "prompt_tokens", "completion_tokens", "total_tokens", "latency_ms", "status", "error",
+  "request_id", "finish_reason", "template",
+}
+
+--- Records one entry. Fields: `conversation_id`, `parent_id`, `source`,
+-- `model`, `system`, `prompt`, `response`, `context` (messages before this
+-- turn, when `parent_id` cannot give them), `params` (logged as
+-- `loggable_params` gives them), `extra` (a JSON-able table), `usage`
+-- (`prompt_tokens`, `completion_tokens`, `total_tokens`), `latency_ms`,
+-- `status` ("ok" or an error kind), `error` (text), `request_id`,
+-- `finish_reason`, `template`. With `leaf = true` and a conversation, the
+-- entry becomes the conversation's leaf (creating the conversation if needed).
+-- @tparam table entry
+-- @tparam[opt] table info `client` and/or `secrets` for redaction
+-- @treturn[1] integer the entry's id
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err of kind "log"
+-- @usage local id = log:record { prompt = "Hi", response = "Hello!", model = "m", status = "ok" }
+function Log:record (entry, info)
+  check_open(self, "record")
+  if type(entry) ~= "table" then argerror("record", "table expected, got " .. type(entry), 2) end
+  local e = {}
+  for k, v in pairs(entry) do e[k] = v end
+  e.params = M.loggable_params(entry.params)
+  local usage = type(e.usage) == "table" and e.usage or {}
+  e.prompt_tokens = e.prompt_tokens or to_int(usage.prompt_tokens or usage.input_tokens)
+  e.completion_tokens = e.completion_tokens or to_int(usage.completion_tokens or usage.output_tokens)
+  e.total_tokens = e.total_tokens or to_int(usage.total_tokens)
+  e.usage = nil
+  local clean = scrubber(info)
+  local cols, vals = {}, {}
+  for _, f in ipairs(ENTRY_FIELDS) do
+    local v = e[f]
+    if f == "latency_ms" or f == "parent_id" then v = to_int(v) end
+    if type(v) == "string" then v = clean(v) end
+    if v ~= nil then cols[#cols + 1] = f; vals[#vals + 1] = sql(v) end
+  end
+  cols[#cols + 1] = "created_at"; vals[#vals + 1] = sql(now_iso())
+  local extra = { { "context_json", e.context }, { "params_json", e.params }, { "extra_json", e.extra } }
+  for _, x in ipairs(extra) do
+    local s = encode_or_nil(x[2])
+    if s then cols[#cols + 1] = x[1]; vals[#vals + 1] = sql(clean(s)) end
+  end
+  if e.leaf and e.conversation_id then
+    local name = type(e.prompt) == "string" and clean(e.prompt):sub(1, 60) or nil
+    local ok, err = self:conversation_start { id = e.conversation_id, name = name, model = e.model }
+    if not ok then return nil, err end
+  end
+  local ok, err = exec(self, "INSERT INTO responses (" .. table_concat(cols, ", ") .. ") VALUES ("
+                       .. table_concat(vals, ", ") .. ")")
+  if not ok then return nil, log_error("log: " .. tostring(err)) end
+  local id = to_int(self.con:getlastautoid())
+  if e.leaf and e.conversation_id then
+    local lok, lerr = self:set_leaf(e.conversation_id, id)
+    if not lok then return nil, lerr end
+  end
+  return id
+end
+
+-- The text of a message's content (parts joined).
+local function content_text (c)
+  if type(c) == "string" then return c end
+  if type(c) ~= "table" then return nil end
+  local parts = {}
+  for _, p in ipairs(c) do
+    if type(p) == "table" and type(p.text) == "string" then parts[#parts + 1] = p.text
+    elseif type(p) == "string" then parts[#parts + 1] = p end
+  end
+  return table_concat(parts, "\n")
+end
+
+--- Records a chat call from what the caller has after it: the params sent,
+-- and the result or the error. The prompt is the last user message, the
+-- system prompt the first system message, the messages between them the
+-- context (unless `info.parent_id` links the turn to an earlier entry).
+-- @tparam table params the chat params (a string: one user message)
+-- @tparam table|nil res the response
+-- @tparam[opt] aigc.error err the error when `res` is nil
+-- @tparam[opt] table info `started` (an `aigc.now()` from before the call) or
+-- `latency_ms`; `conversation_id`, `parent_id`, `leaf`, `source` (default
+-- "script"), `template`, `extra`, `partial` (text received before a failure);
+-- `client` or `secrets` for redaction
+-- @treturn[1] integer the entry's id
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+-- @usage log:record_call(params, res, err, { started = t0, client = client })
+function Log:record_call (params, res, err, info)
+  check_open(self, "record_call")
+  if type(params) == "string" then params = { messages = { { role = "user", content = params } } } end
+  if type(params) ~= "table" then argerror("record_call", "table or string expected, got " .. type(params), 2) end
+  info = info or {}
+  local msgs = type(params.messages) == "table" and params.messages or {}
+  local system, prompt, first, last_user = nil, nil, 1, nil
+  if msgs[1] and msgs[1].role == "system" then system = content_text(msgs[1].content); first = 2 end
+  for i = #msgs, first, -1 do
+    if type(msgs[i]) == "table" and msgs[i].role == "user" then last_user = i; break end
+  end
+  if last_user then prompt = content_text(msgs[last_user].content) end
+  if prompt == nil and type(params.prompt) == "string" then prompt = params.prompt end   -- completions
+  local context
+  if info.parent_id == nil and last_user and last_user > first then
+    context = {}
+    for i = first, last_user - 1 do context[#context + 1] = msgs[i] end
+  end
+  local latency = info.latency_ms
+  if latency == nil and type(info.started) == "number" then latency = (core.now() - info.started) * 1000 end
+  local entry = {
+    conversation_id = info.conversation_id, parent_id = info.parent_id, leaf = info.leaf and res ~= nil,
+    source = info.source or "script", template = info.template, extra = info.extra,
+    model = params.model, system = system, prompt = prompt, context = context, params = params,
+    latency_ms = latency,
+  }
+  if res then
+    local choice = type(res.choices) == "table" and res.choices[1] or nil
+    entry.response = type(res.text) == "string" and res.text
+      or (choice and choice.message and content_text(choice.message.content))
+      or (choice and type(choice.text) == "string" and choice.text) or nil
+    entry.model = type(res.model) == "string" and res.model or entry.model
+    entry.usage = res.usage
+    entry.request_id = res.request_id
+    entry.finish_reason = choice and type(choice.finish_reason) == "string" and choice.finish_reason or nil
+    entry.status = "ok"
+  else
+    entry.status = type(err) == "table" and type(err.kind) == "string" and err.kind or "error"
+    entry.error = err ~= nil and tostring(err) or "unknown error"
+    entry.request_id = type(err) == "table" and type(err.request_id) == "string" and err.request_id or nil
+    entry.response = info.partial
+  end
+  return self:record(entry, info)
+end
+
+-- }======================================================
+
+
+-- {======================================================
+-- Reading
+-- =======================================================
+
+local function decode_row (row)
+  for _, k in ipairs { "id", "parent_id", "prompt_tokens", "completion_tokens", "total_tokens", "latency_ms" } do
+    if row[k] ~= nil then row[k] = to_int(row[k]) end
+  end
+  for _, k in ipairs { "context", "params", "extra" } do
+    local s = row[k .. "_json"]
+    if type(s) == "string" then row[k] = json_decode(s) end
+  end
+  return row
+end
+
+--- One entry by id.
+-- @tparam integer id
+-- @treturn table|nil the row (`params`, `context`, `extra` decoded)
+-- @usage local row = log:get(42)
+function Log:get (id)
+  check_open(self, "get")
+  local rows = query_rows(self, "SELECT * FROM responses WHERE id = " .. sql(to_int(id)))
+  return rows and rows[1] and decode_row(rows[1]) or nil
+end
+
+-- An FTS5 query matching every word of a user's text: each word a quoted
+-- phrase, so punctuation and FTS operators in it are plain text.
+local function fts_query (text)
+  local terms = {}
+  for word in text:gmatch("%S+") do terms[#terms + 1] = '"' .. word:gsub('"', '""') .. '"' end
+  return table_concat(terms, " ")
+end
+M.fts_query = fts_query
+
+--- Entries, newest first.
+-- @tparam[opt] table opts `n` (default 3; 0: all), `query` (full-text search:
+-- every word must appear in the prompt, reply or system prompt),
+-- `conversation_id`, `source`, `status`
+-- @treturn[1] table rows, newest first
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+-- @usage for _, r in ipairs(log:list { n = 10, query = "refund" }) do print(r.id, r.prompt) end
+function Log:list (opts)
+  check_open(self, "list")
+  opts = opts or {}
+  local where = {}
+  local from = "responses"
+  if type(opts.query) == "string" and opts.query:find("%S") then
+    from = "responses JOIN responses_fts ON responses_fts.rowid = responses.id"
+    where[#where + 1] = "responses_fts MATCH " .. sql(fts_query(opts.query))
+  end
+  if opts.conversation_id then where[#where + 1] = "responses.conversation_id = " .. sql(opts.conversation_id) end
+  if opts.source then where[#where + 1] = "responses.source = " .. sql(opts.source) end
+  if opts.status then where[#where + 1] = "responses.status = " .. sql(opts.status) end
+  local n = to_int(opts.n or 3)
+  local q = "SELECT responses.* FROM " .. from
+    .. (#where > 0 and (" WHERE " .. table_concat(where, " AND ")) or "")
+    .. " ORDER BY responses.id DESC" .. (n > 0 and (" LIMIT " .. n) or "")
+  local rows, err = query_rows(self, q)
+  if not rows then return nil, log_error("log: " .. tostring(err)) end
+  for _, r in ipairs(rows) do decode_row(r) end
+  return rows
+end
+
+--- The number of entries.
+-- @treturn integer
+-- @usage print(log:count())
+function Log:count ()
+  check_open(self, "count")
+  local rows = query_rows(self, "SELECT count(*) AS n FROM responses")
+  return rows and to_int(rows[1].n) or 0
+end
+
+--- The most recently used conversation's id, or nil.
+-- @treturn string|nil
+-- @usage local cid = log:last_conversation()
+function Log:last_conversation ()
+  check_open(self, "last_conversation")
+  local rows = query_rows(self, "SELECT id FROM conversations ORDER BY updated_at DESC, rowid DESC LIMIT 1")
+  return rows and rows[1] and rows[1].id or nil
+end
+
+--- A conversation: its row (`id`, `name`, `model`, `leaf_id`...) with
+-- `messages` (system first, then the turns from the first to the leaf)
+-- and `system`.
+-- @tparam string cid a conversation id (or a unique prefix of one)
+-- @treturn[1] table
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err (no such conversation)
+-- @usage local conv = assert(log:conversation(log:last_conversation()))
+function Log:conversation (cid)
+  check_open(self, "conversation")
+  if type(cid) ~= "string" then argerror("conversation", "string expected, got " .. type(cid), 2) end
+  local rows = query_rows(self, "SELECT * FROM conversations WHERE id = " .. sql(cid))
+  if rows and not rows[1] and cid:find("^[%w]+$") then
+    rows = query_rows(self, "SELECT * FROM conversations WHERE id LIKE " .. sql(cid .. "%") .. " LIMIT 2")
+    if rows and rows[2] then return nil, log_error("conversation id prefix '" .. cid .. "' is ambiguous") end
+  end
+  local conv = rows and rows[1]
+  if not conv then return nil, log_error("no conversation '" .. cid .. "' in " .. self.path) end
+  conv.leaf_id = to_int(conv.leaf_id)
+  local chain, id, steps = {}, conv.leaf_id, 0
+  while id and steps < 100000 do
+    local row = self:get(id)
+    if not row then break end
+    chain[#chain + 1] = row
+    id = row.parent_id
+    steps = steps + 1
+  end
+  local messages, system = {}, nil
+  local leaf = chain[1]
+  if leaf then system = leaf.system end
+  if system then messages[1] = { role = "system", content = system } end
+  local root = chain[#chain]
+  if root and type(root.context) == "table" then
+    for _, m in ipairs(root.context) do messages[#messages + 1] = m end
+  end
+  for i = #chain, 1, -1 do
+    local row = chain[i]
+    if row.prompt then messages[#messages + 1] = { role = "user", content = row.prompt } end
+    messages[#messages + 1] = { role = "assistant", content = row.response or "" }
+  end
+  conv.messages, conv.system, conv.turns = messages, system, #chain
+  conv.model = (leaf and leaf.model) or conv.model
+  return conv
+end
+
+function Log:__tostring ()
+  return "aigc.promptlog (" .. tostring(self.path) .. (self.con and "" or ", closed") .. ")"
+end
+
+-- }======================================================
+
+M.Log = Log
+
+return M

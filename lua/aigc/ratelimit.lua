@@ -1,0 +1,283 @@
+--- A client-side rate limiter that keeps a client inside the server's
+-- limits: token buckets mirrored from the `x-ratelimit-*` headers, and an
+-- adaptive concurrency that halves on a 429 (or a 503) and grows back by
+-- one per round of successes.
+--
+-- OpenAI-style servers send, with every response, the limit, what remains
+-- and the time until the bucket is full again, for requests and for
+-- tokens: `x-ratelimit-limit-requests`, `x-ratelimit-remaining-requests`,
+-- `x-ratelimit-reset-requests` (a duration: "20ms", "1.5s", "6m0s") and
+-- the same with `-tokens`. The limiter keeps a local copy of both buckets,
+-- refilled at the rate those headers imply, and deducts each request it
+-- admits (one request, and an estimate of its tokens computed as the
+-- servers do: the body's characters / 4 plus the output it asks for).
+-- A response's `remaining` is the server's count when it admitted that
+-- request; requests sent after it may or may not be counted yet, so the
+-- limiter subtracts them all: its copy never holds more than the server's
+-- bucket, and a client alone on a key gets no 429.
+--
+-- Until the first response tells the limits, one request at a time goes
+-- (a probe); a server that sends no such headers is not paced at all (only
+-- the concurrency cap and 429s apply).
+--
+-- @module aigc.ratelimit
+-- @usage
+-- local ratelimit = require "aigc.ratelimit"
+-- local limiter = ratelimit.new { concurrency = 8 }
+-- local cost = ratelimit.estimate(params)
+-- if limiter:reserve(cost) then
+--   local ticket = limiter:sent(cost)
+--   local res, err = client:chat(params)
+--   limiter:observe(ticket, res, err)
+-- end
+
+local core = require "aigc.core"
+
+local json_encode = core.json.encode
+local now = core.now
+local error, ipairs, pairs, pcall, setmetatable, tonumber, type = error, ipairs, pairs, pcall, setmetatable,
+  tonumber, type
+local math_ceil, math_floor, math_huge, math_max, math_min = math.ceil, math.floor, math.huge, math.max, math.min
+
+local M = {}
+
+local Limiter = {}
+Limiter.__index = Limiter
+Limiter.__name = "aigc.ratelimit"
+
+--- Seconds of a duration as OpenAI writes them: "20ms", "1.5s", "6m0s",
+-- "1h2m3s", or a bare number of seconds.
+-- @tparam string s
+-- @treturn number|nil seconds
+-- @usage ratelimit.duration("6m0.5s") --> 360.5
+function M.duration (s)
+  if type(s) == "number" then return s end
+  if type(s) ~= "string" then return nil end
+  local n = tonumber(s)
+  if n then return n end
+  local total, matched = 0, false
+  local rest = s:gsub("%s", "")
+  while rest ~= "" do
+    local num, unit, tail = rest:match("^(%d*%.?%d+)(%a+)(.*)$")
+    if not num then return nil end
+    local v = tonumber(num)
+    if unit == "ms" then v = v / 1000
+    elseif unit == "s" then v = v * 1
+    elseif unit == "m" then v = v * 60
+    elseif unit == "h" then v = v * 3600
+    elseif unit == "d" then v = v * 86400
+    else return nil end
+    total, matched, rest = total + v, true, tail
+  end
+  return matched and total or nil
+end
+
+--- The tokens a request is expected to cost, as rate limiters count them:
+-- the JSON body's bytes / 4 (plus a margin) and the output it may ask for
+-- (`max_completion_tokens`, `max_tokens`, `max_output_tokens`, else 16).
+-- @tparam table params the request params
+-- @tparam[opt=1] integer n requests of these params (a strategy's candidates)
+-- @treturn integer
+-- @usage local cost = ratelimit.estimate { messages = msgs, max_tokens = 100 }
+function M.estimate (params, n)
+  local body = {}
+  for k, v in pairs(params) do
+    if type(v) ~= "function" then body[k] = v end
+  end
+  local ok, text = pcall(json_encode, body)
+  local bytes = ok and #text or 1000
+  local out = tonumber(params.max_completion_tokens) or tonumber(params.max_tokens)
+    or tonumber(params.max_output_tokens) or 16
+  local choices = tonumber(params.n) or 1
+  -- 10 % and 16 bytes of margin: the encoder of the core may write the
+  -- body a little longer (added fields, number formats).
+  return (math_ceil((bytes * 1.1 + 16) / 4) + out * choices) * (n or 1)
+end
+
+--- Makes a limiter.
+-- @tparam[opt] table opts
+--
+--  - `concurrency` (default 8): the most requests in flight; the adaptive
+--    concurrency moves between 1 and this
+--  - `pace` (default true): follow the x-ratelimit headers; false: only
+--    the concurrency (and 429s) limit
+--  - `rpm`, `tpm`: known limits to start with (else learned from the headers)
+-- @treturn aigc.ratelimit
+-- @usage local limiter = ratelimit.new { concurrency = 16 }
+function M.new (opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then error("bad argument #1 to 'new' (table expected)", 2) end
+  local max = opts.concurrency or 8
+  if type(max) ~= "number" or max < 1 or max ~= math_floor(max) then
+    error("bad argument #1 to 'new' (concurrency must be an integer >= 1)", 2)
+  end
+  local self = setmetatable({
+    max_concurrency = max,
+    concurrency = max,              -- the adaptive limit (a float; floor it)
+    in_flight = 0,
+    pace = opts.pace ~= false,
+    sent_requests = 0, sent_tokens = 0,   -- running totals, for the in-flight correction
+    paused_until = 0,
+    rate_limited = 0,               -- 429s seen
+    known = false,                  -- limits learned (or given)
+    probing = opts.pace ~= false,   -- one request until the first response
+    buckets = {},
+  }, Limiter)
+  if opts.rpm then self:_set_bucket("requests", opts.rpm, opts.rpm, opts.rpm / 60) end
+  if opts.tpm then self:_set_bucket("tokens", opts.tpm, opts.tpm, opts.tpm / 60) end
+  if opts.rpm or opts.tpm then self.known, self.probing = true, false end
+  return self
+end
+
+function Limiter:_set_bucket (name, capacity, level, rate)
+  local b = self.buckets[name]
+  local t = now()
+  if not b then
+    b = { capacity = capacity, level = level, rate = rate, at = t }
+    self.buckets[name] = b
+    return b
+  end
+  self:_refill(b, t)
+  b.capacity, b.rate = capacity, rate
+  if level < b.level then b.level = level end
+  return b
+end
+
+function Limiter._refill (_, b, t)
+  t = t or now()
+  local dt = t - b.at
+  if dt > 0 then
+    b.level = math_min(b.capacity, b.level + dt * b.rate)
+    b.at = t
+  end
+end
+
+-- The seconds until bucket b holds `need`.
+local function wait_for (b, need)
+  if b.level >= need then return 0 end
+  if need > b.capacity then need = b.capacity end   -- a request bigger than the bucket waits for a full one
+  if b.rate <= 0 then return math_huge end
+  return (need - b.level) / b.rate
+end
+
+--- Whether a request of `cost` tokens may go now. When it may, nothing is
+-- deducted yet: call `sent` when it goes.
+-- @tparam[opt=0] number cost estimated tokens (see `estimate`)
+-- @tparam[opt=1] number requests how many requests it makes
+-- @treturn boolean may go
+-- @treturn number seconds to wait before asking again (0 when it may go)
+-- @usage local ok, wait = limiter:reserve(cost)
+function Limiter:reserve (cost, requests)
+  cost, requests = cost or 0, requests or 1
+  local t = now()
+  if self.in_flight >= math_max(1, math_floor(self.concurrency)) then return false, 0.05 end
+  if t < self.paused_until then return false, self.paused_until - t end
+  if not self.pace then return true, 0 end
+  if self.probing then
+    if self.in_flight > 0 then return false, 0.05 end
+    return true, 0
+  end
+  local wait = 0
+  local rb, tb = self.buckets.requests, self.buckets.tokens
+  if rb then self:_refill(rb, t); wait = math_max(wait, wait_for(rb, requests)) end
+  if tb then self:_refill(tb, t); wait = math_max(wait, wait_for(tb, cost)) end
+  if wait > 0 then return false, wait end
+  return true, 0
+end
+
+--- Records that a request went: deducts it from the buckets and returns
+-- the ticket to give `observe` with its outcome.
+-- @tparam[opt=0] number cost
+-- @tparam[opt=1] number requests
+-- @treturn table ticket
+-- @usage local ticket = limiter:sent(cost)
+function Limiter:sent (cost, requests)
+  cost, requests = cost or 0, requests or 1
+  self.in_flight = self.in_flight + 1
+  self.sent_requests = self.sent_requests + requests
+  self.sent_tokens = self.sent_tokens + cost
+  local rb, tb = self.buckets.requests, self.buckets.tokens
+  if rb then self:_refill(rb); rb.level = rb.level - requests end
+  if tb then self:_refill(tb); tb.level = tb.level - cost end
+  return { requests = self.sent_requests, tokens = self.sent_tokens, cost = cost, count = requests }
+end
+
+local function header (h, name)
+  if type(h) ~= "table" then return nil end
+  return h[name]
+end
+
+-- Mirrors one bucket from a response's headers.
+function Limiter:_learn (h, kind, ticket)
+  local limit = tonumber(header(h, "x-ratelimit-limit-" .. kind))
+  local remaining = tonumber(header(h, "x-ratelimit-remaining-" .. kind))
+  if not limit or not remaining or limit <= 0 then return false end
+  local reset = M.duration(header(h, "x-ratelimit-reset-" .. kind))
+  local rate = limit / 60                       -- limits are per minute
+  if reset and reset > 0 and limit > remaining then rate = math_min(rate, (limit - remaining) / reset) end
+  -- Requests sent after this one may not be counted in `remaining` yet.
+  local since = kind == "requests" and (self.sent_requests - ticket.requests) or (self.sent_tokens - ticket.tokens)
+  self:_set_bucket(kind, limit, remaining - since, rate)
+  return true
+end
+
+--- Records a request's outcome: learns the limits from its headers, and
+-- adapts the concurrency (a 429 or 503 halves it and pauses every request
+-- for the `retry-after` the server gave; a success adds 1/concurrency).
+-- @tparam table ticket from `sent`
+-- @tparam[opt] table res the response (its `headers`)
+-- @tparam[opt] table err the error (its `status`, `headers`, `retry_after`)
+-- @usage limiter:observe(ticket, res, err)
+function Limiter:observe (ticket, res, err)
+  self.in_flight = math_max(0, self.in_flight - 1)
+  local h = (res and res.headers) or (err and type(err) == "table" and err.headers) or nil
+  if self.pace and h then
+    local learned = self:_learn(h, "requests", ticket)
+    learned = self:_learn(h, "tokens", ticket) or learned
+    if learned then self.known = true end
+  end
+  if self.probing and (res or (err and err.status)) then self.probing = false end
+  local status = err and type(err) == "table" and err.status
+  if status == 429 or status == 503 then
+    if status == 429 then self.rate_limited = self.rate_limited + 1 end
+    self.concurrency = math_max(1, self.concurrency / 2)
+    local wait = tonumber(err.retry_after)
+    if not wait then wait = 1 end
+    self.paused_until = math_max(self.paused_until, now() + wait)
+    -- The bucket the server found short is empty, whatever the copy says.
+    local which = type(err.type) == "string" and err.type or "requests"
+    local b = self.buckets[which]
+    if b then self:_refill(b); b.level = math_min(b.level, 0) end
+  elseif res then
+    self.concurrency = math_min(self.max_concurrency, self.concurrency + 1 / math_max(1, self.concurrency))
+  end
+end
+
+--- The limiter's state for a progress line.
+-- @treturn table `{ concurrency =, in_flight =, requests =, tokens =, rate_limited = }`
+-- (`requests`/`tokens`: the local buckets' levels, nil when unknown)
+-- @usage local s = limiter:state(); print(s.concurrency, s.requests)
+function Limiter:state ()
+  local rb, tb = self.buckets.requests, self.buckets.tokens
+  if rb then self:_refill(rb) end
+  if tb then self:_refill(tb) end
+  return {
+    concurrency = math_floor(self.concurrency), in_flight = self.in_flight,
+    requests = rb and math_floor(rb.level), tokens = tb and math_floor(tb.level),
+    rate_limited = self.rate_limited,
+  }
+end
+
+for _, f in ipairs { "reserve", "sent", "observe", "state" } do
+  local fn = Limiter[f]
+  Limiter[f] = function (self, ...)
+    if type(self) ~= "table" or self.buckets == nil then
+      error("calling '" .. f .. "' on bad self (aigc.ratelimit expected)", 2)
+    end
+    return fn(self, ...)
+  end
+end
+
+M.Limiter = Limiter
+
+return M

@@ -1,0 +1,719 @@
+--- The dataset runner: a template over a table of cases, concurrently,
+-- inside the server's rate limits, with assertions and a results file
+-- that a killed run resumes from.
+--
+-- Cases are JSON objects, one per line of a JSONL file (or Lua tables):
+--
+--     {"id": "fr", "vars": {"country": "France"}, "assert": [{"type": "contains", "value": "Paris"}]}
+--
+-- `id` (default: the line number) names the case in the results; `vars`
+-- are the template's variables (without `vars`, every field but `id`,
+-- `assert` and `messages` is a variable); a case may give `messages`
+-- (or a `prompt` string) instead of using a template. Assertions, each
+-- `{type =, value =}`:
+--
+--  - `contains`, `icontains` (any case), `not-contains`, `equals`, `starts-with`;
+--  - `regex` (PCRE, with Debian's lua-rex-pcre2), `pattern` (a Lua pattern);
+--  - `is-json`, `json-schema` (`value` a JSON schema; the reply parsed as JSON);
+--  - `judge` (`value` the criteria; an LLM scores the reply 1 to 10 and it
+--    passes at `threshold`, default 7).
+--
+-- Each case gives one line of the results file (JSONL), as it finishes:
+--
+--     {"id": "fr", "ok": true, "text": "...", "model": "...", "usage": {...}, "latency_ms": 412,
+--      "attempts": 1, "cost": 0.00002, "pass": true, "assertions": [{"type": "contains", ...,
+--      "pass": true}], "finished_at": "2026-..."}
+--
+-- (`ok = false` with `error = {kind, message, status}` when the call
+-- failed after its attempts.) A results file that exists is resumed: cases
+-- whose id has an `ok` line there are not run again (a partial last line
+-- from a killed run is dropped); failed cases run again. The runner paces
+-- itself with `aigc.ratelimit` (x-ratelimit headers, 429s, adaptive
+-- concurrency) and retries what can be retried (429, 408, 409, 5xx,
+-- connection errors, timeouts) itself, honouring `retry-after`.
+--
+-- Backends: "direct" (requests from this process) is the one there is; the
+-- Batch API backend ("batch": upload the JSONL of requests, create a batch,
+-- poll, map the output back) needs file uploads and is not built yet.
+--
+-- @module aigc.runner
+-- @usage
+-- local runner = require "aigc.runner"
+-- local summary = assert(runner.run {
+--   client = client, cases = "cases.jsonl", out = "results.jsonl", concurrency = 8,
+--   template = aigc.template.new { prompt = "What is the capital of {{country}}?" },
+--   params = { model = "gpt-4o-mini", temperature = 0 },
+-- })
+-- print(summary.passed .. "/" .. summary.total .. " passed")
+
+local core = require "aigc.core"
+local ratelimit = require "aigc.ratelimit"
+local template_mod = require "aigc.template"
+
+local json_encode, json_decode = core.json.encode, core.json.decode
+local now = core.now
+local error, getmetatable, ipairs, pairs, pcall, tonumber, tostring, type = error, getmetatable, ipairs, pairs,
+  pcall, tonumber, tostring, type
+local math_floor, math_min, math_random = math.floor, math.min, math.random
+local string_format = string.format
+local table_concat, table_remove, table_sort = table.concat, table.remove, table.sort
+
+local M = {}
+
+--- The backends there are.
+M.BACKENDS = { direct = true }
+
+--- Attempts per case before its failure is final.
+M.MAX_ATTEMPTS = 6
+
+--- The judge's instruction for `judge` assertions (criteria and reply follow).
+M.JUDGE_PROMPT = "You are grading an answer against criteria."
+
+local function argerror (fname, msg, level)
+  error(string_format("bad argument #1 to '%s' (%s)", fname, msg), level + 1)
+end
+
+local function run_error (message, fields)
+  local t = { kind = "runner", message = message }
+  for k, v in pairs(fields or {}) do t[k] = v end
+  return core.error(t)
+end
+
+local function is_client (v)
+  local mt = getmetatable(v)
+  return type(mt) == "table" and mt.__name == "aigc.client"
+end
+
+
+-- {======================================================
+-- Cases and results files
+-- =======================================================
+
+local function read_lines (path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+
+--- Reads a JSONL file of cases.
+-- @tparam string path
+-- @treturn[1] table cases (each with `id`; numbered from 1 by line when absent)
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err (a line that is not a JSON object names its line)
+-- @usage local cases = assert(runner.read_cases "cases.jsonl")
+function M.read_cases (path)
+  local text, err = read_lines(path)
+  if not text then return nil, run_error("cannot read the cases: " .. tostring(err)) end
+  local cases, n = {}, 0
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    n = n + 1
+    if line:find("%S") then
+      local c, jerr = json_decode(line)
+      if type(c) ~= "table" then
+        return nil, run_error(string_format("%s:%d: not a JSON object (%s)", path, n, tostring(jerr or type(c))))
+      end
+      if c.id == nil then c.id = n end
+      cases[#cases + 1] = c
+    end
+  end
+  return cases
+end
+
+local function id_key (id)
+  return type(id) == "number" and string_format("%.17g", id) or tostring(id)
+end
+
+--- Reads a results file: the last `ok` result of each case id, and whether
+-- the file ends with a partial line (a killed run's last write).
+-- @tparam string path
+-- @treturn table|nil results by id (nil when the file does not exist)
+-- @treturn boolean|nil partial
+-- @treturn string|nil the complete lines' text
+-- @usage local done = runner.read_results "results.jsonl"
+function M.read_results (path)
+  local text = read_lines(path)
+  if not text then return nil end
+  local done = {}
+  local complete = text:match("^(.*\n)") or ""
+  local partial = #complete < #text
+  for line in complete:gmatch("([^\n]*)\n") do
+    local r = json_decode(line)
+    if type(r) == "table" and r.id ~= nil then
+      if r.ok == true then done[id_key(r.id)] = r end
+    end
+  end
+  return done, partial, complete
+end
+
+-- }======================================================
+
+
+-- {======================================================
+-- Assertions
+-- =======================================================
+
+local rex_ok, rex = pcall(require, "rex_pcre2")
+
+local function describe_assertion (a)
+  local v = a.value
+  if type(v) == "table" then v = "…" end
+  if v == nil then return a.type end
+  v = tostring(v)
+  if #v > 40 then v = v:sub(1, 37) .. "..." end
+  return a.type .. " " .. v
+end
+
+local function parse_json_reply (text)
+  local s = text:match("^%s*```%w*%s*\n(.-)\n%s*```%s*$") or text
+  local v = json_decode(s)
+  return v
+end
+
+-- Checks one assertion: pass, reason. Judges chat (inside the case's task).
+local function check (a, text, ctx)
+  local ty, v = a.type, a.value
+  if ty == "contains" then return text:find(tostring(v), 1, true) ~= nil
+  elseif ty == "icontains" then return text:lower():find(tostring(v):lower(), 1, true) ~= nil
+  elseif ty == "not-contains" then return text:find(tostring(v), 1, true) == nil
+  elseif ty == "equals" then return text:match("^%s*(.-)%s*$") == tostring(v)
+  elseif ty == "starts-with" then return text:sub(1, #tostring(v)) == tostring(v)
+  elseif ty == "pattern" then
+    local ok, r = pcall(string.find, text, tostring(v))
+    if not ok then return false, "bad pattern: " .. tostring(r) end
+    return r ~= nil
+  elseif ty == "regex" then
+    if not rex_ok then return false, "regex needs lua-rex-pcre2 (apt-get install lua-rex-pcre2)" end
+    local ok, r = pcall(rex.find, text, tostring(v))
+    if not ok then return false, "bad regex: " .. tostring(r) end
+    return r ~= nil
+  elseif ty == "is-json" then
+    return parse_json_reply(text) ~= nil, "the reply is not JSON"
+  elseif ty == "json-schema" then
+    local value = ctx.parsed
+    if value == nil then value = parse_json_reply(text) end
+    if value == nil then return false, "the reply is not JSON" end
+    local ok, violations = require("aigc.schema").validate(value, v)
+    if ok then return true end
+    local first = violations and violations[1]
+    return false, first and (first.path .. ": " .. first.message) or "invalid"
+  elseif ty == "judge" then
+    local threshold = tonumber(a.threshold) or 7
+    local content = table_concat({ M.JUDGE_PROMPT, "", "Criteria:", tostring(v), "",
+      "Score the candidate from 1 to 10. Reply with the number only.", "", "Candidate:", text }, "\n")
+    local p = { messages = { { role = "user", content = content } }, temperature = 0, max_retries = 2 }
+    p.model = a.model or ctx.model
+    local res, err = ctx.client:chat(p)
+    if not res then return false, "judge failed: " .. tostring(err) end
+    ctx.judge_usage[#ctx.judge_usage + 1] = res
+    local score = tonumber(tostring(res.text or ""):match("%-?%d+%.?%d*"))
+    if not score then return false, "the judge gave no score: " .. tostring(res.text):sub(1, 60) end
+    return score >= threshold, "score " .. score .. (score >= threshold and " >= " or " < ") .. threshold, score
+  end
+  return false, "unknown assertion type '" .. tostring(ty) .. "'"
+end
+
+local ASSERTION_TYPES = {
+  contains = true, icontains = true, ["not-contains"] = true, equals = true, ["starts-with"] = true,
+  pattern = true, regex = true, ["is-json"] = true, ["json-schema"] = true, judge = true,
+}
+M.ASSERTION_TYPES = ASSERTION_TYPES
+
+--- Checks a reply against assertions (a judge assertion calls the client,
+-- so call this where a chat may run: a task, or plain code).
+-- @tparam table assertions list of `{type =, value =}`
+-- @tparam string text the reply
+-- @tparam[opt] table ctx `client` and `model` (for judges), `parsed` (a structured reply)
+-- @treturn boolean all pass
+-- @treturn table results `{ type =, value =, pass =, reason = }` each
+-- @usage local pass, results = runner.check({ { type = "contains", value = "Paris" } }, res.text)
+function M.check (assertions, text, ctx)
+  ctx = ctx or {}
+  ctx.judge_usage = ctx.judge_usage or {}
+  local all, out = true, {}
+  for i, a in ipairs(assertions or {}) do
+    local pass, reason, score = check(a, text or "", ctx)
+    pass = pass and true or false
+    out[i] = { type = a.type, value = a.value, pass = pass, reason = (not pass or score) and reason or nil,
+               score = score }
+    if not pass then all = false end
+  end
+  return all, out
+end
+
+-- }======================================================
+
+
+-- {======================================================
+-- Cost
+-- =======================================================
+
+--- The cost of a usage at a price (`{ input =, output = }` in $ per 1M
+-- tokens; `cached_input` for cached prompt tokens if the usage has them).
+-- @tparam table usage
+-- @tparam table|nil price
+-- @treturn number|nil dollars (nil without a price)
+-- @usage runner.cost({ prompt_tokens = 1000, completion_tokens = 500 }, { input = 0.15, output = 0.6 })
+function M.cost (usage, price)
+  if type(price) ~= "table" or type(usage) ~= "table" then return nil end
+  local p = tonumber(usage.prompt_tokens or usage.input_tokens) or 0
+  local c = tonumber(usage.completion_tokens or usage.output_tokens) or 0
+  local cached = 0
+  local d = usage.prompt_tokens_details
+  if type(d) == "table" and price.cached_input then cached = tonumber(d.cached_tokens) or 0 end
+  return ((p - cached) * (tonumber(price.input) or 0) + cached * (tonumber(price.cached_input) or 0)
+          + c * (tonumber(price.output) or 0)) / 1e6
+end
+
+--- The price of a model in a price table (exact name, else the longest
+-- name that is a prefix of the model).
+-- @tparam table prices
+-- @tparam string model
+-- @treturn table|nil
+-- @usage local price = runner.price(prices, "gpt-4o-mini-2024-07-18")
+function M.price (prices, model)
+  if type(prices) ~= "table" or type(model) ~= "string" then return nil end
+  if prices[model] then return prices[model] end
+  local best, len = nil, 0
+  for name, p in pairs(prices) do
+    if type(name) == "string" and #name > len and model:sub(1, #name) == name then best, len = p, #name end
+  end
+  return best
+end
+
+-- }======================================================
+
+
+-- {======================================================
+-- Running
+-- =======================================================
+
+local function case_vars (c)
+  if type(c.vars) == "table" then return c.vars end
+  local vars = {}
+  for k, v in pairs(c) do
+    if k ~= "id" and k ~= "assert" and k ~= "messages" then vars[k] = v end
+  end
+  return vars
+end
+
+-- The chat params of a case, or nil, err.
+local function case_params (run, c)
+  local params, err
+  if run.template then
+    params, err = run.template:render(case_vars(c), run.params)
+    if not params then return nil, err end
+  else
+    params = {}
+    for k, v in pairs(run.params) do params[k] = v end
+    if type(c.messages) == "table" then params.messages = c.messages
+    elseif type(c.prompt) == "string" then params.messages = { { role = "user", content = c.prompt } }
+    else return nil, run_error("case " .. tostring(c.id) .. " has no messages or prompt, and there is no template") end
+  end
+  params.max_retries = 0    -- the runner retries, paced by its limiter
+  return params
+end
+
+local function retryable (err)
+  if type(err) ~= "table" then return false end
+  local k, s = err.kind, err.status
+  if k == "connect" or k == "timeout" then return true end
+  return s == 408 or s == 409 or s == 429 or (type(s) == "number" and s >= 500)
+end
+
+local function iso_now ()
+  return os.date("!%Y-%m-%dT%H:%M:%SZ")
+end
+
+-- Runs a case's request (or strategy): res-like table or nil, err.
+local function call (run, params, c)
+  local s = run.strategy
+  if s == nil then return run.client:chat(params) end
+  if type(s) == "function" then return s(run.client, params, c) end
+  local strategy = require "aigc.strategy"
+  if s.best_of then
+    local best, cands = strategy.best_of { client = run.client, n = s.best_of, params = params,
+                                           judge = { prompt = s.judge } }
+    if not best then return nil, cands end
+    local list = {}
+    for _, x in ipairs(cands) do list[#list + 1] = x.res; if x.judge then list[#list + 1] = x.judge.res end end
+    if cands.judge then list[#list + 1] = cands.judge.res end
+    return { text = best.text, model = best.res and best.res.model, usage_list = list,
+             headers = best.res and best.res.headers, strategy = { chosen = best.index, score = best.score } }
+  end
+  local win, cands = strategy.vote { client = run.client, n = s.vote, params = params }
+  if not win then return nil, cands end
+  local list = {}
+  for _, x in ipairs(cands) do list[#list + 1] = x.res end
+  return { text = win.text, usage_list = list, headers = cands[1] and cands[1].res and cands[1].res.headers,
+           strategy = { answer = win.answer, count = win.count, total = win.total } }
+end
+
+local function add_usage (into, u)
+  if type(u) ~= "table" then return end
+  for _, k in ipairs { "prompt_tokens", "completion_tokens", "total_tokens" } do
+    into[k] = (into[k] or 0) + (tonumber(u[k]) or 0)
+  end
+end
+
+-- One attempt of one job, inside a task: fills job.res / job.err and the
+-- result line.
+local function attempt (run, job)
+  local c = job.case
+  local t0 = now()
+  local res, err = call(run, job.params, c)
+  job.latency = now() - t0
+  job.res, job.err = res, err
+  if not res then return end
+  local usage = {}
+  if res.usage_list then for _, r in ipairs(res.usage_list) do add_usage(usage, r and r.usage) end
+  else add_usage(usage, res.usage) end
+  local text = type(res.text) == "string" and res.text or ""
+  local ctx = { client = run.judge_client, model = job.params.model, parsed = res.parsed, judge_usage = {} }
+  local assertions = {}
+  for _, a in ipairs(run.assertions) do assertions[#assertions + 1] = a end
+  for _, a in ipairs(type(c.assert) == "table" and c.assert or {}) do assertions[#assertions + 1] = a end
+  local pass, checked = M.check(assertions, text, ctx)
+  for _, r in ipairs(ctx.judge_usage) do add_usage(usage, r.usage) end
+  local model = type(res.model) == "string" and res.model or job.params.model
+  job.result = {
+    id = c.id, ok = true, text = text, parsed = res.parsed, model = model,
+    usage = usage, latency_ms = math_floor(job.latency * 1000 + 0.5), attempts = job.attempt,
+    cost = M.cost(usage, M.price(run.prices, model)),
+    pass = pass, assertions = #checked > 0 and checked or nil, strategy = res.strategy,
+    finished_at = iso_now(),
+  }
+end
+
+local function failure_result (job)
+  local err = job.err
+  return {
+    id = job.case.id, ok = false, attempts = job.attempt, pass = false, finished_at = iso_now(),
+    latency_ms = job.latency and math_floor(job.latency * 1000 + 0.5) or nil,
+    error = { kind = type(err) == "table" and err.kind or "error", message = type(err) == "table" and err.message
+              or tostring(err), status = type(err) == "table" and err.status or nil },
+  }
+end
+
+-- Tallies a result into the summary.
+local function tally (summary, r)
+  if r.ok then
+    summary.ok = summary.ok + 1
+    if r.pass then summary.passed = summary.passed + 1 end
+    add_usage(summary.usage, r.usage)
+    if type(r.cost) == "number" then summary.cost = (summary.cost or 0) + r.cost end
+    for _, a in ipairs(type(r.assertions) == "table" and r.assertions or {}) do
+      local name = describe_assertion(a)
+      local row = summary.by_assertion[name]
+      if not row then
+        row = { name = name, type = a.type, passed = 0, total = 0 }
+        summary.by_assertion[name] = row
+        summary.assertions[#summary.assertions + 1] = row
+      end
+      row.total = row.total + 1
+      if a.pass then row.passed = row.passed + 1 end
+    end
+  else
+    summary.failed = summary.failed + 1
+  end
+end
+
+local OPTIONS = {
+  client = "table", cases = true, template = true, params = "table", out = "string", concurrency = "number",
+  strategy = true, prices = "table", max_attempts = "number", pace = "boolean", on_result = "function",
+  on_progress = "function", log = "table", backend = "string", assert = "table", judge_client = "table",
+  resume = "boolean", rpm = "number", tpm = "number", progress_interval = "number",
+}
+
+local function check_spec (spec)
+  if type(spec) ~= "table" then argerror("run", "table expected, got " .. type(spec), 3) end
+  for k, v in pairs(spec) do
+    local want = OPTIONS[k]
+    if want == nil then argerror("run", "unknown option '" .. tostring(k) .. "'", 3) end
+    if want ~= true and type(v) ~= want then
+      argerror("run", string_format("option '%s' must be a %s, got %s", k, want, type(v)), 3)
+    end
+  end
+  if not is_client(spec.client) then argerror("run", "client must be an aigc.client", 3) end
+  if spec.judge_client ~= nil and not is_client(spec.judge_client) then
+    argerror("run", "judge_client must be an aigc.client", 3)
+  end
+  local backend = spec.backend or "direct"
+  if backend == "batch" then
+    argerror("run", "the Batch API backend is not available yet: it needs file uploads (issue 15); "
+             .. "use the direct backend", 3)
+  end
+  if not M.BACKENDS[backend] then argerror("run", "unknown backend '" .. backend .. "'", 3) end
+  local n = spec.concurrency
+  if n ~= nil and (n < 1 or n ~= math_floor(n)) then argerror("run", "concurrency must be an integer >= 1", 3) end
+  local s = spec.strategy
+  if s ~= nil and type(s) ~= "function" then
+    if type(s) ~= "table" or (s.best_of == nil and s.vote == nil) then
+      argerror("run", "strategy must be a function or { best_of = N [, judge = ...] } or { vote = N }", 3)
+    end
+  end
+  for _, a in ipairs(spec.assert or {}) do
+    if type(a) ~= "table" or not ASSERTION_TYPES[a.type] then
+      argerror("run", "assert: unknown assertion " .. tostring(type(a) == "table" and a.type or a), 3)
+    end
+  end
+end
+
+-- Reads and checks the cases: list, or nil, err.
+local function load_cases (spec)
+  local cases = spec.cases
+  if type(cases) == "string" then
+    local list, err = M.read_cases(cases)
+    if not list then return nil, err end
+    cases = list
+  elseif type(cases) ~= "table" then
+    argerror("run", "cases must be a JSONL path or a list of case tables", 4)
+  end
+  local seen = {}
+  for i, c in ipairs(cases) do
+    if type(c) ~= "table" then return nil, run_error("case " .. i .. " is not a table") end
+    if c.id == nil then c.id = i end
+    local key = id_key(c.id)
+    if seen[key] then return nil, run_error("two cases have the id " .. key .. ": ids must be unique") end
+    seen[key] = true
+    for _, a in ipairs(type(c.assert) == "table" and c.assert or {}) do
+      if type(a) ~= "table" or not ASSERTION_TYPES[a.type] then
+        return nil, run_error("case " .. key .. ": unknown assertion " .. tostring(type(a) == "table" and a.type or a))
+      end
+    end
+  end
+  return cases
+end
+
+-- Opens the results file for appending, dropping a killed run's partial
+-- last line first. Returns the file and the done results by id.
+local function open_out (spec)
+  if not spec.out then return nil, {} end
+  local done, partial, complete = M.read_results(spec.out)
+  if done and spec.resume == false then
+    return nil, nil, run_error(spec.out .. " exists: remove it, or resume from it")
+  end
+  if partial then
+    local f, err = io.open(spec.out, "wb")
+    if not f then return nil, nil, run_error("cannot rewrite " .. spec.out .. ": " .. tostring(err)) end
+    f:write(complete)
+    f:close()
+  end
+  local f, err = io.open(spec.out, "ab")
+  if not f then return nil, nil, run_error("cannot open " .. spec.out .. ": " .. tostring(err)) end
+  return f, done or {}
+end
+
+--- Runs the cases.
+-- @tparam table spec
+--
+--  - `client` (required): the client requests go to
+--  - `cases` (required): a JSONL path, or a list of case tables
+--  - `template`: an `aigc.template` (or a table for `aigc.template.new`); without
+--    one, cases give `messages` or `prompt`
+--  - `params`: request params over the template's (`model`, `temperature`...)
+--  - `out`: the results file (JSONL, appended; resumed when it exists unless
+--    `resume = false`, which refuses an existing file)
+--  - `concurrency` (default 4): the most cases in flight
+--  - `strategy`: `{ best_of = N, judge = "criteria" }`, `{ vote = N }`, or
+--    `function(client, params, case) -> res | nil, err` (run inside a task)
+--  - `assert`: assertions for every case (the cases' own are added)
+--  - `prices`: `{ [model] = { input =, output = } }` in $ per 1M tokens
+--  - `max_attempts` (default 6), `pace` (default true: follow the rate-limit
+--    headers), `rpm`, `tpm` (known limits)
+--  - `on_result = function(result, case)`, `on_progress = function(progress)`
+--    (about every `progress_interval` seconds, default 0.2, and at the end);
+--    a callback that raises stops the run, and `run` raises its error
+--  - `log`: an `aigc.promptlog` to log each call into (source "run")
+--  - `judge_client`: the client of judge assertions (default `client`)
+--  - `backend`: "direct" (the default; "batch" is not built yet)
+-- @treturn[1] table summary: `total`, `skipped` (done before), `ok`, `failed`, `passed`,
+-- `pass_rate`, `usage`, `cost`, `elapsed`, `requests`, `retries`, `rate_limited`,
+-- `assertions` (list of `{ name =, type =, passed =, total = }`), `results` (by id)
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err (unreadable cases or results file)
+-- @usage local summary = assert(runner.run { client = c, cases = cases, template = t, out = "r.jsonl" })
+function M.run (spec)
+  check_spec(spec)
+  local cases, cerr = load_cases(spec)
+  if not cases then return nil, cerr end
+  local tpl = spec.template
+  if tpl ~= nil and getmetatable(tpl) ~= template_mod.Template then
+    if type(tpl) ~= "table" then argerror("run", "template must be an aigc.template or a table", 2) end
+    tpl = template_mod.new(tpl)
+  end
+  local out, done, oerr = open_out(spec)
+  if oerr then return nil, oerr end
+
+  local client = spec.client
+  local run = {
+    client = client, judge_client = spec.judge_client or client, template = tpl, params = spec.params or {},
+    strategy = spec.strategy, prices = spec.prices or {}, assertions = spec.assert or {},
+  }
+  local max_attempts = spec.max_attempts or M.MAX_ATTEMPTS
+  local limiter = ratelimit.new { concurrency = spec.concurrency or 4, pace = spec.pace, rpm = spec.rpm,
+                                  tpm = spec.tpm }
+  local summary = {
+    total = #cases, skipped = 0, ok = 0, failed = 0, passed = 0, usage = {}, cost = nil,
+    requests = 0, retries = 0, rate_limited = 0, assertions = {}, by_assertion = {}, results = {},
+  }
+  local started = now()
+
+  -- The queue: jobs in case order; a retried job goes back with a time.
+  local queue = {}
+  for _, c in ipairs(cases) do
+    local prev = done[id_key(c.id)]
+    if prev then
+      summary.skipped = summary.skipped + 1
+      summary.results[id_key(c.id)] = prev
+      tally(summary, prev)
+    else
+      queue[#queue + 1] = { case = c, attempt = 0, not_before = 0 }
+    end
+  end
+  local remaining = #queue
+  local running = 0
+  local fatal          -- an error that stops the run (see start)
+  local strategy_requests = 1
+  if type(run.strategy) == "table" then
+    strategy_requests = (run.strategy.best_of or run.strategy.vote) + (run.strategy.best_of and 1 or 0)
+  end
+
+  -- Judge assertions make requests too: the limiter counts them.
+  local global_judges = 0
+  for _, a in ipairs(run.assertions) do if a.type == "judge" then global_judges = global_judges + 1 end end
+  local function judges_of (c)
+    local n = global_judges
+    for _, a in ipairs(type(c.assert) == "table" and c.assert or {}) do if a.type == "judge" then n = n + 1 end end
+    return n
+  end
+
+  local function finish (job, result)
+    remaining = remaining - 1
+    summary.results[id_key(job.case.id)] = result
+    tally(summary, result)
+    if out then
+      local ok, line = pcall(json_encode, result)
+      if not ok then
+        result.parsed = nil
+        line = json_encode(result)
+      end
+      local wok, werr = out:write(line, "\n")
+      if wok then wok, werr = out:flush() end
+      if not wok then error(run_error("cannot write " .. spec.out .. ": " .. tostring(werr)), 0) end
+    end
+    if spec.on_result then spec.on_result(result, job.case) end
+  end
+
+  local function settle (job)
+    running = running - 1
+    limiter:observe(job.ticket, job.res, job.err)
+    if spec.log then
+      spec.log:record_call(job.params, job.res, job.err, { latency_ms = (job.latency or 0) * 1000,
+        source = "run", client = client, extra = { case_id = job.case.id, attempt = job.attempt } })
+    end
+    if job.res and job.result then return finish(job, job.result) end
+    if job.res and not job.result then   -- the assertions raised
+      job.err = run_error("checking the assertions failed: " .. tostring(job.check_error))
+      return finish(job, failure_result(job))
+    end
+    if type(job.err) == "table" and job.err.status == 429 then summary.rate_limited = summary.rate_limited + 1 end
+    if retryable(job.err) and job.attempt < max_attempts then
+      summary.retries = summary.retries + 1
+      local wait = tonumber(job.err.retry_after)
+        or math_min(0.5 * 2 ^ (job.attempt - 1), 8) * (1 - 0.25 * math_random())
+      job.not_before = now() + wait
+      job.res, job.err, job.result = nil, nil, nil
+      table.insert(queue, 1, job)
+      return
+    end
+    return finish(job, failure_result(job))
+  end
+
+  local function start (job)
+    job.attempt = job.attempt + 1
+    running = running + 1
+    summary.requests = summary.requests + 1
+    job.ticket = limiter:sent(job.cost, job.requests)
+    client:spawn(function ()
+      local ok, e = pcall(attempt, run, job)
+      if not ok then job.check_error = e end
+      -- settle writes the result and runs on_result: if that fails (a full
+      -- disk, a callback that raises) the run stops with the error, rather
+      -- than waiting forever for a case that will not finish.
+      local sok, serr = pcall(settle, job)
+      if not sok and not fatal then fatal = serr end
+    end)
+  end
+
+  local last_progress = -1
+  local interval = spec.progress_interval or 0.2
+  local function progress (final)
+    if not spec.on_progress then return end
+    local t = now()
+    if not final and t - last_progress < interval then return end
+    last_progress = t
+    local elapsed = t - started
+    local finished = summary.ok + summary.failed - summary.skipped
+    local rate = elapsed > 0 and finished / elapsed or 0
+    local st = limiter:state()
+    spec.on_progress {
+      total = summary.total, done = summary.ok + summary.failed, skipped = summary.skipped,
+      ok = summary.ok, failed = summary.failed, passed = summary.passed, running = running,
+      rate = rate, eta = rate > 0 and remaining / rate or nil, elapsed = elapsed,
+      tokens = summary.usage.total_tokens or 0, cost = summary.cost, retries = summary.retries,
+      rate_limited = summary.rate_limited, concurrency = st.concurrency, final = final or false,
+    }
+  end
+
+  while remaining > 0 do
+    local wait = 0.05
+    -- Admit what the limiter lets go, oldest first; jobs waiting for a
+    -- retry time are passed over.
+    local i = 1
+    while i <= #queue do
+      local job = queue[i]
+      local t = now()
+      if job.not_before > t then
+        wait = math_min(wait, job.not_before - t)
+        i = i + 1
+      elseif not job.params then
+        local params, perr = case_params(run, job.case)
+        if params then
+          job.params = params
+          job.requests = strategy_requests + judges_of(job.case)
+          job.cost = ratelimit.estimate(params, job.requests)
+        else
+          table_remove(queue, i)
+          job.attempt, job.err = 1, perr
+          finish(job, failure_result(job))
+        end
+      else
+        local ok, w = limiter:reserve(job.cost, job.requests)
+        if not ok then wait = math_min(wait, w); break end
+        table_remove(queue, i)
+        start(job)
+      end
+    end
+    progress(false)
+    if remaining > 0 and not fatal then client:step(wait > 0 and wait or 0) end
+    if fatal then
+      if out then out:close() end
+      if type(fatal) == "table" and getmetatable(fatal) == getmetatable(run_error("")) then return nil, fatal end
+      error(fatal, 0)        -- an on_result or log callback raised: so does run
+    end
+  end
+  if out then out:close() end
+  summary.elapsed = now() - started
+  summary.rate_limited = math.max(summary.rate_limited, limiter.rate_limited)
+  summary.pass_rate = summary.total > 0 and summary.passed / summary.total or 0
+  table_sort(summary.assertions, function (a, b) return a.name < b.name end)
+  summary.by_assertion = nil
+  progress(true)
+  return summary
+end
+
+-- }======================================================
+
+return M

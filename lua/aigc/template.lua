@@ -1,0 +1,377 @@
+--- Prompt templates: a prompt with `{{variables}}`, a system prompt, a
+-- default model and params, kept in a file and rendered into chat params.
+--
+-- A template file is a Lua table (data only: it is evaluated with no
+-- globals, so it can call nothing) or a JSON object, with the fields:
+--
+--  - `prompt` (string): the user message, with `{{name}}` placeholders;
+--  - `system` (string, optional): the system prompt, placeholders allowed;
+--  - `model` (string, optional): the default model;
+--  - `params` (table, optional): request params (`temperature`, `max_tokens`, ...);
+--  - `defaults` (table, optional): default values of variables;
+--  - `schema` (table, optional): a JSON schema for structured output;
+--  - `description` (string, optional): one line for `aigc templates list`.
+--
+-- A placeholder is `{{name}}` or `{{ name }}`; `name` is letters, digits,
+-- `_` and `-`, and dots walk into tables (`{{user.name}}`). Strings are
+-- inserted as they are, numbers and booleans as `tostring` writes them
+-- (integers without `.0`), tables as JSON. Text between `{{` and `}}` that
+-- is not a name is left alone. A variable with no value is an error that
+-- names every missing variable — never an empty string sent by surprise.
+--
+-- @module aigc.template
+-- @usage
+-- local template = require "aigc.template"
+-- local t = template.new { system = "You are terse.", prompt = "Summarise: {{input}}",
+--                          model = "gpt-4o-mini", params = { temperature = 0 } }
+-- local params = assert(t:render { input = "a long text" })
+-- local res = client:chat(params)
+
+local core = require "aigc.core"
+
+local json_encode, json_decode = core.json.encode, core.json.decode
+local error, ipairs, pairs, pcall, setmetatable, tostring, type = error, ipairs, pairs, pcall, setmetatable,
+  tostring, type
+local math_floor = math.floor
+local string_format = string.format
+local table_concat, table_sort = table.concat, table.sort
+
+local M = {}
+
+local Template = {}
+Template.__index = Template
+Template.__name = "aigc.template"
+
+local PLACEHOLDER = "{{%s*([%w_%-%.]+)%s*}}"
+
+local function argerror (fname, msg, level)
+  error(string_format("bad argument #1 to '%s' (%s)", fname, msg), level + 1)
+end
+
+local function template_error (message, fields)
+  local t = { kind = "template", message = message }
+  for k, v in pairs(fields or {}) do t[k] = v end
+  return core.error(t)
+end
+
+-- A value as template text: strings as they are, integral numbers without
+-- ".0" (on every Lua), tables as JSON.
+local function as_text (v)
+  local t = type(v)
+  if t == "string" then return v end
+  if t == "number" then
+    if v == math_floor(v) and v > -2^53 and v < 2^53 then return string_format("%d", v) end
+    return tostring(v)
+  end
+  if t == "table" then
+    local ok, s = pcall(json_encode, v)
+    if ok then return s end
+  end
+  return tostring(v)
+end
+
+-- The value of a dotted name in vars, or nil.
+local function lookup (vars, name)
+  local v = vars[name]
+  if v ~= nil or not name:find(".", 1, true) then return v end
+  v = vars
+  for part in name:gmatch("[^%.]+") do
+    if type(v) ~= "table" then return nil end
+    v = v[part]
+  end
+  return v
+end
+
+--- The names of the variables a text uses, in order of first use.
+-- @tparam string text
+-- @treturn table list of names
+-- @usage template.variables("{{a}} and {{ b }} and {{a}}") --> { "a", "b" }
+function M.variables (text)
+  if type(text) ~= "string" then argerror("variables", "string expected, got " .. type(text), 2) end
+  local seen, list = {}, {}
+  for name in text:gmatch(PLACEHOLDER) do
+    if not seen[name] then seen[name] = true; list[#list + 1] = name end
+  end
+  return list
+end
+
+--- Substitutes `{{name}}` placeholders.
+-- @tparam string text
+-- @tparam table vars name -> value
+-- @treturn[1] string the text with every placeholder replaced
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err of kind "template" with `missing` (the names without a value)
+-- @usage template.render("Hello {{name}}!", { name = "Ada" }) --> "Hello Ada!"
+function M.render (text, vars)
+  if type(text) ~= "string" then argerror("render", "string expected, got " .. type(text), 2) end
+  if vars ~= nil and type(vars) ~= "table" then
+    error("bad argument #2 to 'render' (table expected, got " .. type(vars) .. ")", 2)
+  end
+  vars = vars or {}
+  local missing, seen = {}, {}
+  local out = text:gsub(PLACEHOLDER, function (name)
+    local v = lookup(vars, name)
+    if v == nil then
+      if not seen[name] then seen[name] = true; missing[#missing + 1] = name end
+      return nil
+    end
+    return as_text(v)
+  end)
+  if #missing > 0 then
+    return nil, template_error("missing template variable" .. (#missing > 1 and "s" or "") .. ": "
+                               .. table_concat(missing, ", "), { missing = missing })
+  end
+  return out
+end
+
+
+-- {======================================================
+-- Data files (templates and configuration)
+-- =======================================================
+
+-- Compiles text as a chunk with the given environment, on 5.1 and later
+-- (5.1 and LuaJIT have setfenv and a load that takes no mode).
+local setfenv, loadstring = rawget(_G, "setfenv"), rawget(_G, "loadstring")
+local function load_in (text, chunkname, env)
+  if setfenv then
+    if text:byte(1) == 27 then return nil, "binary chunks are not accepted" end
+    local f, err = loadstring(text, chunkname)
+    if f then setfenv(f, env) end
+    return f, err
+  end
+  return load(text, chunkname, "t", env)
+end
+
+--- Parses the text of a data file: a Lua table constructor (with or
+-- without a leading `return`), evaluated with no globals, or a JSON object.
+-- @tparam string text
+-- @tparam[opt="data"] string name for error messages
+-- @treturn[1] table
+-- @treturn[2] nil
+-- @treturn[2] string message
+-- @usage local t = assert(template.load_data('{ prompt = "Hi {{name}}" }'))
+function M.load_data (text, name)
+  if type(text) ~= "string" then argerror("load_data", "string expected, got " .. type(text), 2) end
+  name = name or "data"
+  local first = text:match("^%s*(.)")
+  if first == nil then return nil, name .. ": empty file" end
+  if first == "{" or first == "[" then
+    -- JSON first: a JSON object is not always a valid Lua table constructor.
+    local t = json_decode(text)
+    if type(t) == "table" then return t end
+  end
+  local chunk = text
+  if not text:find("^%s*return[%s{]") and not text:find("\n%s*return[%s{]") then chunk = "return " .. text end
+  local f, err = load_in(chunk, "=" .. name, {})
+  if not f then return nil, tostring(err) end
+  local ok, v = pcall(f)
+  if not ok then return nil, tostring(v) end
+  if type(v) ~= "table" then return nil, name .. ": must be a table, got " .. type(v) end
+  return v
+end
+
+local function read_file (path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+M.read_file = read_file
+
+-- }======================================================
+
+
+-- {======================================================
+-- Templates
+-- =======================================================
+
+local FIELDS = {
+  name = "string", prompt = "string", system = "string", model = "string", params = "table",
+  defaults = "table", schema = "table", description = "string", path = "string",
+}
+
+--- Makes a template from a table (see the module's fields).
+-- @tparam table spec
+-- @treturn aigc.template
+-- @usage local t = template.new { prompt = "Translate to French: {{input}}" }
+function M.new (spec)
+  if type(spec) ~= "table" then argerror("new", "table expected, got " .. type(spec), 2) end
+  for k, v in pairs(spec) do
+    local want = FIELDS[k]
+    if want == nil then argerror("new", "unknown template field '" .. tostring(k) .. "'", 2) end
+    if type(v) ~= want then
+      argerror("new", string_format("template field '%s' must be a %s, got %s", k, want, type(v)), 2)
+    end
+  end
+  if spec.prompt == nil and spec.system == nil then
+    argerror("new", "a template needs a prompt or a system prompt", 2)
+  end
+  local t = {}
+  for k, v in pairs(spec) do t[k] = v end
+  t.params, t.defaults = t.params or {}, t.defaults or {}
+  return setmetatable(t, Template)
+end
+
+--- The variables the template uses (system prompt first), without those
+-- that have defaults unless `all` is true.
+-- @tparam[opt] boolean all
+-- @treturn table names
+-- @usage for _, v in ipairs(t:variables()) do print(v) end
+function Template:variables (all)
+  local seen, list = {}, {}
+  for _, text in ipairs { self.system or "", self.prompt or "" } do
+    for _, name in ipairs(M.variables(text)) do
+      if not seen[name] and (all or self.defaults[name] == nil) then
+        seen[name] = true
+        list[#list + 1] = name
+      end
+    end
+  end
+  return list
+end
+
+--- Renders the template into chat params: `messages` (system, then user),
+-- the model, the params, and `schema` when the template has one. Params in
+-- `extra` override the template's (a `model` there too).
+-- @tparam[opt] table vars variable values (over the template's `defaults`)
+-- @tparam[opt] table extra params
+-- @treturn[1] table chat params for `client:chat`
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err of kind "template" (`err.missing` lists the variables without a value)
+-- @usage local params = assert(t:render({ input = text }, { temperature = 0.2 }))
+function Template:render (vars, extra)
+  if vars ~= nil and type(vars) ~= "table" then argerror("render", "table expected, got " .. type(vars), 2) end
+  if extra ~= nil and type(extra) ~= "table" then
+    error("bad argument #2 to 'render' (table expected, got " .. type(extra) .. ")", 2)
+  end
+  local all = {}
+  for k, v in pairs(self.defaults) do all[k] = v end
+  for k, v in pairs(vars or {}) do all[k] = v end
+  local messages, missing, errs = {}, {}, nil
+  for _, part in ipairs { { "system", self.system }, { "user", self.prompt } } do
+    if part[2] then
+      local text, err = M.render(part[2], all)
+      if text then
+        messages[#messages + 1] = { role = part[1], content = text }
+      else
+        errs = err
+        for _, name in ipairs(err.missing) do
+          local dup = false
+          for _, m in ipairs(missing) do if m == name then dup = true end end
+          if not dup then missing[#missing + 1] = name end
+        end
+      end
+    end
+  end
+  if errs then
+    return nil, template_error((self.name and ("template '" .. self.name .. "': ") or "")
+      .. "missing variable" .. (#missing > 1 and "s" or "") .. ": " .. table_concat(missing, ", "),
+      { missing = missing })
+  end
+  local params = {}
+  for k, v in pairs(self.params) do params[k] = v end
+  params.model = self.model
+  if self.schema then params.schema = self.schema end
+  for k, v in pairs(extra or {}) do params[k] = v end
+  params.messages = messages
+  return params
+end
+
+function Template:__tostring ()
+  return "aigc.template (" .. (self.name or "unnamed") .. ")"
+end
+
+--- Loads a template file (`.lua` table or `.json` object).
+-- @tparam string path
+-- @treturn[1] aigc.template
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err of kind "template"
+-- @usage local t = assert(template.load("templates/summary.lua"))
+function M.load (path)
+  if type(path) ~= "string" then argerror("load", "string expected, got " .. type(path), 2) end
+  local text, rerr = read_file(path)
+  if not text then return nil, template_error("cannot read template: " .. tostring(rerr)) end
+  local data, derr = M.load_data(text, path)
+  if not data then return nil, template_error("bad template " .. derr) end
+  data.name = data.name or path:match("([^/\\]+)%.%w+$") or path
+  data.path = path
+  local ok, t = pcall(M.new, data)
+  if not ok then
+    return nil, template_error("bad template " .. path .. ": " .. tostring(t):gsub("^.-%((.*)%)$", "%1"))
+  end
+  return t
+end
+
+-- A template name is a file name: no directories, no dots first.
+local function valid_name (name)
+  return type(name) == "string" and name:find("^[%w_][%w_%-%.]*$") ~= nil
+end
+M.valid_name = valid_name
+
+--- The path of a template by name in a directory: `DIR/NAME.lua`, else
+-- `DIR/NAME.json` if that exists.
+-- @tparam string dir
+-- @tparam string name
+-- @treturn string|nil path (nil for an invalid name)
+-- @usage print(template.path_of(dir, "summary"))
+function M.path_of (dir, name)
+  if not valid_name(name) then return nil end
+  local lua_path = dir .. "/" .. name .. ".lua"
+  local json_path = dir .. "/" .. name .. ".json"
+  local f = io.open(json_path, "rb")
+  if f and not io.open(lua_path, "rb") then f:close(); return json_path end
+  if f then f:close() end
+  return lua_path
+end
+
+--- Finds and loads a template by name in a directory.
+-- @tparam string dir
+-- @tparam string name
+-- @treturn[1] aigc.template
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+-- @usage local t = assert(template.find(os.getenv("HOME") .. "/.config/aigc/templates", "summary"))
+function M.find (dir, name)
+  if not valid_name(name) then
+    return nil, template_error("invalid template name '" .. tostring(name) .. "' (letters, digits, _ - .)")
+  end
+  local path = M.path_of(dir, name)
+  local f = io.open(path, "rb")
+  if not f then return nil, template_error("no template named '" .. name .. "' in " .. dir) end
+  f:close()
+  local t, err = M.load(path)
+  if t then t.name = name end
+  return t, err
+end
+
+--- The templates of a directory, sorted by name: `{ name =, path =,
+-- description = }` (a file that does not load has `error` instead).
+-- @tparam string dir
+-- @treturn table
+-- @usage for _, t in ipairs(template.list(dir)) do print(t.name, t.description) end
+function M.list (dir)
+  local names = {}
+  local p = io.popen("ls -1 " .. string_format("'%s'", dir:gsub("'", "'\\''")) .. " 2>/dev/null")
+  if p then
+    for line in p:lines() do
+      local name = line:match("^(.+)%.lua$") or line:match("^(.+)%.json$")
+      if name and valid_name(name) then names[name] = true end
+    end
+    p:close()
+  end
+  local list = {}
+  for name in pairs(names) do
+    local t, err = M.find(dir, name)
+    list[#list + 1] = t and { name = name, path = t.path, description = t.description }
+                      or { name = name, error = tostring(err) }
+  end
+  table_sort(list, function (a, b) return a.name < b.name end)
+  return list
+end
+
+-- }======================================================
+
+M.Template = Template
+
+return M

@@ -1,0 +1,156 @@
+-- Costs bounded by the input and hostile response headers (issue 10
+-- defects 7, 15 and 18, the C parts): header work linear in the headers,
+-- a header that looks like a status line, a body that cannot be decoded,
+-- Retry-After values that are not waits.
+local aigc = require "aigc"
+local devserver = require "devserver"
+
+local HI = { { role = "user", content = "Hi" } }
+
+local function params (fault, extra)
+  local p = { messages = HI }
+  if fault then p.headers = { ["x-aigc-fault"] = fault } end
+  for k, v in pairs(extra or {}) do p[k] = v end
+  return p
+end
+
+describe("response headers", function ()
+  local srv, client
+
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end)
+
+  -- CPU seconds of this process for one call (os.clock: what aigc spends,
+  -- not the server's time or the machine's load).
+  local function cpu_of (fault)
+    local t0 = os.clock()
+    local res = assert(client:chat(params(fault)))
+    return os.clock() - t0, res
+  end
+
+  it("cost time linear in their number (15,000 tiny headers, defect 7)", function ()
+    cpu_of "headers=500"   -- warm up (connection, allocator)
+    local small, small_res = cpu_of "headers=1500"
+    local big, big_res = cpu_of "headers=15000"
+    assert.equal("a", small_res.headers["x-f-1500"])
+    assert.equal("a", big_res.headers["x-f-15000"])
+    -- Ten times the headers: about ten times the work (the quadratic work
+    -- before was a hundred times). A ratio, not a time: the bound is loose
+    -- (30) so that a loaded machine cannot fail it.
+    assert.truthy(big / math.max(small, 1e-4) < 30, ("%.4f s for 1,500, %.4f s for 15,000"):format(small, big))
+  end)
+
+  it("beyond 200 KiB are a limit error, not a connection fault retried (50,000 headers)", function ()
+    local c = aigc.client { base_url = srv.base_url, max_retries = 2 }
+    local res, err = c:chat(params "headers=50000")
+    assert.is_nil(res)
+    assert.equal("limit", err.kind)
+    assert.equal("the response headers are larger than 200 KiB", err.message)
+    assert.equal(0, err.retries)
+    assert.equal(1, srv:stats().requests_total)
+    c:close()
+  end)
+
+  -- The devserver sends each name once: a server of a few lines (in a
+  -- child, LuaSocket) repeats one name as many times as asked.
+  local REPEATER = [[
+    local socket = require "socket"
+    local n = tonumber(arg[1])
+    local server = assert(socket.bind("127.0.0.1", 0))
+    io.write(select(2, server:getsockname()), "\n"); io.flush()
+    for _ = 1, 3 do
+      local c = assert(server:accept())
+      c:settimeout(5)
+      local len = 0
+      repeat
+        local line = assert(c:receive("*l"))
+        len = tonumber(line:match("^[Cc]ontent%-[Ll]ength: *(%d+)")) or len
+      until line == ""
+      c:receive(len)
+      local body = '{"choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]}'
+      local h = { "HTTP/1.1 200 OK", "Content-Type: application/json", "Content-Length: " .. #body,
+                  "Connection: close" }
+      for i = 1, n do h[#h + 1] = "x-rep: v" .. i end
+      c:send(table.concat(h, "\r\n") .. "\r\n\r\n" .. body)
+      c:close()
+      n = n * 10
+    end
+  ]]
+
+  it("join a name repeated 10,000 times in linear time, every value kept in order", function ()
+    local luachild = require "luachild"
+    local child = luachild.run(REPEATER, { lua = os.getenv("LUA") or "lua5.4", args = { "100" }, background = true })
+    local port
+    for _ = 1, 500 do
+      port = tonumber((io.open(child.stdout_path) or io.open("/dev/null")):read("a"):match("%d+"))
+      if port then break end
+      os.execute("sleep 0.01")
+    end
+    local c = aigc.client { base_url = "http://127.0.0.1:" .. assert(port, "no port") .. "/v1", max_retries = 0 }
+    local cpu = {}
+    for i, n in ipairs { 100, 1000, 10000 } do
+      local t0 = os.clock()
+      local res = assert(c:chat(params()))
+      cpu[i] = os.clock() - t0
+      local values = {}
+      for k = 1, n do values[k] = "v" .. k end
+      assert.equal(table.concat(values, ", "), res.headers["x-rep"])
+    end
+    c:close()
+    child:wait(10)
+    assert.truthy(cpu[3] / math.max(cpu[2], 1e-4) < 30, ("%.4f s for 1,000, %.4f s for 10,000"):format(cpu[2], cpu[3]))
+  end)
+
+  it("named like a status line in the middle of the headers do not reset them (defect 15)", function ()
+    local res = assert(client:chat(params "raw-header=HTTP/1.1-x: 1"))
+    assert.equal("application/json", res.headers["content-type"])
+    assert.equal("1", res.headers["http/1.1-x"])
+    assert.truthy(res.request_id)
+  end)
+end)
+
+describe("a 2xx body that cannot be decoded (bad gzip, defect 15)", function ()
+  local srv, client
+
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end, { max_retries = 2 })
+
+  it("is a parse error, and the POST is not sent again", function ()
+    local res, err = client:chat(params "bad-gzip")
+    assert.is_nil(res)
+    assert.equal("parse", err.kind)
+    assert.matches("could not be decoded %(Content%-Encoding: gzip%)", err.message)
+    assert.equal(0, err.retries)
+    assert.equal(1, srv:stats().requests_total)
+  end)
+
+  it("in a stream too", function ()
+    local res, err = client:chat(params("bad-gzip", { stream = function () end }))
+    assert.is_nil(res)
+    assert.equal("parse", err.kind)
+    assert.equal(1, srv:stats().requests_total)
+  end)
+end)
+
+describe("err.retry_after (defect 18)", function ()
+  local client
+
+  devserver.fixture(_ENV, function (_, c) client = c end)
+
+  local function retry_after (header)
+    local _, err = client:chat(params("status=429,raw-header=" .. header))
+    assert.equal(429, err.status)
+    return err.retry_after
+  end
+
+  it("is never negative: a negative value is no wait, a past date is now", function ()
+    assert.is_nil(retry_after "Retry-After-Ms: -5")
+    assert.is_nil(retry_after "Retry-After: -3")
+    assert.equal(0, retry_after "Retry-After: Wed%2C 21 Oct 2015 07:28:00 GMT")
+    assert.equal(2, retry_after "Retry-After: 2")
+    assert.equal(0.25, retry_after "Retry-After-Ms: 250")
+  end)
+
+  it("a negative retry-after-ms falls back to retry-after", function ()
+    local _, err = client:chat(params "status=429,retry-after=2,raw-header=Retry-After-Ms: -5")
+    assert.equal(2, err.retry_after)
+  end)
+end)

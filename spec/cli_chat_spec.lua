@@ -1,0 +1,258 @@
+-- `aigc chat` driven through a real terminal: tmux runs it, the spec types
+-- and reads the screen. Streaming shows incrementally, Ctrl-C cancels the
+-- reply in progress and keeps the session, Ctrl-C at the prompt is harmless,
+-- history recalls lines, slash commands work, and the turns land in
+-- the log so that `aigc -c` continues them.
+
+local cjson = require "cjson"
+local cli = require "cli"
+local devserver = require "devserver"
+local socket = require "socket"
+
+local has_tmux = cli.has_tmux()
+
+local function body_of (req)
+  return cjson.decode(req.body)
+end
+
+local describe_tty = has_tmux and describe or pending
+
+describe_tty("aigc chat (in a terminal)", function ()
+  local srv, home, term
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+  before_each(function ()
+    srv:reset()
+    home = cli.home()
+  end)
+  after_each(function ()
+    if term then term:close(); term = nil end
+    cli.rmdir(home)
+  end)
+
+  local function chat (args, env)
+    local a = { "chat" }
+    for _, x in ipairs(args or {}) do a[#a + 1] = x end
+    term = cli.terminal(a, { home = home, base_url = srv.base_url, env = env })
+    term:wait_for("Ctrl-D to quit.", 10, true)
+    term:wait_prompt()
+    return term
+  end
+
+  local function logs ()
+    local r = cli.run({ "logs", "--json", "-n", "0" }, { home = home, base_url = srv.base_url })
+    assert.equal(0, r.code, r.stderr)
+    return cjson.decode(r.stdout)
+  end
+
+  local function wait_until (fn, what)
+    local deadline = socket.gettime() + 10
+    while not fn() do
+      if socket.gettime() > deadline then
+        error("timed out waiting for " .. what .. (term and ("; the terminal shows:\n" .. term:screen()) or ""), 2)
+      end
+      socket.sleep(0.02)
+    end
+  end
+
+  it("streams a reply as it arrives, and Ctrl-C cancels it but not the session", function ()
+    local t = chat { "-m", "fault:pause=60" }
+    t:type("Tell me a story about a robot that learns to paint")
+    t:keys("Enter")
+    -- part of the story is on the screen while the server is still sending it
+    local screen = t:wait_for("Once upon a time", 10, true)
+    assert.equal(1, srv:stats().open_now)
+    assert.is_nil(screen:find("paying attention", 1, true))
+    t:keys("C-c")
+    t:wait_for("[canceled]", 10, true)
+    wait_until(function () return srv:stats().open_now == 0 end, "the canceled request to close")
+    assert.is_false((t:dead()))
+    -- the session goes on, and the canceled turn is not in its history
+    t:type("What is the capital of France?")
+    t:keys("Enter")
+    t:wait_for("The capital of France is Paris.", 10, true)
+    local msgs = body_of(srv:last()).messages
+    assert.equal(1, #msgs)
+    assert.equal("What is the capital of France?", msgs[1].content)
+    t:wait_prompt()
+    t:keys("C-d")
+    wait_until(function () return (t:dead()) end, "aigc chat to end on Ctrl-D")
+    -- the log has the canceled turn (with its partial reply) and the answered one
+    local entries = logs()
+    assert.equal(2, #entries)
+    assert.equal("canceled", entries[1].status)
+    assert.matches("^Once upon a time", entries[1].response)
+    assert.equal("ok", entries[2].status)
+    assert.is_nil(entries[2].parent_id)
+  end)
+
+  it("Ctrl-C at the prompt changes nothing (Ctrl-U clears); Up recalls history, also in the next session", function ()
+    local t = chat()
+    t:type("What is 2 + 2?")
+    t:keys("Enter")
+    t:wait_for("2 + 2 = 4.", 10, true)
+    t:wait_prompt()
+    t:type("half a line")
+    t:keys("C-c")
+    t:wait_for("> half a line%^C$", 10)       -- readline shows the ^C and keeps the line
+    t:keys("C-u")
+    t:wait_prompt()
+    t:keys("Up")
+    t:wait_for("> What is 2 %+ 2%?$", 10)
+    t:keys("C-u")
+    t:wait_prompt()
+    t:type("/quit")
+    t:keys("Enter")
+    wait_until(function () return (t:dead()) end, "the end")
+    t:close()
+    assert.equal(1, #srv:requests())
+    t = chat()
+    t:keys("Up")
+    t:wait_for("> /quit$", 10)
+    t:keys("Up")
+    t:wait_for("> What is 2 %+ 2%?$", 10)
+  end)
+
+  it("/system, /model, /undo, /retry, /history, multi-line input, /fork and /save /load", function ()
+    local t = chat()
+    -- each line is typed at a prompt (keys typed ahead of it go to the terminal's cooked mode)
+    local function line (text, continued)
+      if continued then t:wait_for("\n%.%.%.%s*$") else t:wait_prompt() end
+      t:type(text)
+      t:keys("Enter")
+    end
+    line("/system You are Sam.")
+    t:wait_for("system prompt set", 10, true)
+    line("/model other-model")
+    t:wait_for("model other-model", 10, true)
+    line("What is the capital of France?")
+    t:wait_for("Paris.", 10, true)
+    local body = body_of(srv:last())
+    assert.equal("other-model", body.model)
+    assert.same({ role = "system", content = "You are Sam." }, body.messages[1])
+
+    line("What is 2 + 2?")
+    t:wait_for("= 4.", 10, true)
+    line("/undo")
+    t:wait_for("undone: What is 2 + 2?", 10, true)
+    line("/retry")
+    wait_until(function () return #srv:requests() == 3 end, "the retry")
+    body = body_of(srv:last())
+    assert.equal(2, #body.messages)                     -- the system message and the retried question
+    assert.equal("What is the capital of France?", body.messages[2].content)
+
+    -- multi-line: a trailing backslash, then a """ block
+    line("Repeat after me: one \\")
+    line("two", true)
+    wait_until(function () return #srv:requests() == 4 end, "the continued line")
+    local msgs = body_of(srv:last()).messages
+    assert.equal("Repeat after me: one \ntwo", msgs[#msgs].content)
+    line('"""')
+    line("Repeat after me: alpha", true)
+    line("beta", true)
+    line('"""', true)
+    wait_until(function () return #srv:requests() == 5 end, "the block")
+    msgs = body_of(srv:last()).messages
+    assert.equal("Repeat after me: alpha\nbeta", msgs[#msgs].content)
+
+    line("/history")
+    t:wait_for("system: You are Sam.", 10, true)
+
+    local saved = home .. "/conv.json"
+    line("/save " .. saved)
+    t:wait_for("saved to " .. saved, 10, true)
+    line("/fork")
+    t:wait_for("forked: conversation c%x+ %(from c%x+%)", 10)
+    line("/load " .. saved)
+    t:wait_for("loaded 7 messages", 10, true)
+    line("And then?")
+    wait_until(function () return #srv:requests() == 6 end, "the turn after /load")
+    msgs = body_of(srv:last()).messages
+    assert.equal(8, #msgs)
+    line("/quit")
+    wait_until(function () return (t:dead()) end, "/quit")
+
+    -- aigc -c continues the last conversation (the loaded one) with its whole history
+    local r = cli.run({ "-c", "One more." }, { home = home, base_url = srv.base_url })
+    assert.equal(0, r.code, r.stderr)
+    msgs = body_of(srv:last()).messages
+    assert.equal(10, #msgs)
+    assert.equal("You are Sam.", msgs[1].content)
+    assert.equal("And then?", msgs[8].content)
+    assert.equal("One more.", msgs[10].content)
+  end)
+
+  it("aigc chat -c continues the conversation a one-shot prompt began", function ()
+    local r = cli.run({ "-s", "You are terse.", "What is the capital of France?" },
+                      { home = home, base_url = srv.base_url })
+    assert.equal(0, r.code, r.stderr)
+    local t = chat { "-c" }
+    t:wait_for("(3 messages)", 10, true)
+    t:type("What is 2 + 2?")
+    t:keys("Enter")
+    t:wait_for("= 4.", 10, true)
+    local msgs = body_of(srv:last()).messages
+    assert.equal(4, #msgs)
+    assert.equal("You are terse.", msgs[1].content)
+    assert.equal("The capital of France is Paris.", msgs[3].content)
+  end)
+end)
+
+describe_tty("aigc one-shot (in a terminal)", function ()
+  local srv, home, term
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+  before_each(function () srv:reset(); home = cli.home() end)
+  after_each(function ()
+    if term then term:close(); term = nil end
+    cli.rmdir(home)
+  end)
+
+  it("Ctrl-C cancels the reply: what came stays, exit 130, logged as canceled", function ()
+    term = cli.terminal({ "-m", "fault:pause=60", "Tell me a story about a robot that learns to paint" },
+                        { home = home, base_url = srv.base_url })
+    term:wait_for("Once upon a time", 10, true)
+    assert.equal(1, srv:stats().open_now)
+    term:keys("C-c")
+    term:wait_for("aigc: canceled", 10, true)
+    local deadline = socket.gettime() + 10
+    while not term:dead() do
+      assert.is_true(socket.gettime() < deadline, "aigc did not end")
+      socket.sleep(0.02)
+    end
+    -- (tmux may take a while to tell the status; when it has, it is 130)
+    local _, status = term:dead()
+    if status then assert.equal(130, status) end
+    assert.equal(0, srv:stats().open_now)
+    local r = cli.run({ "logs", "--json" }, { home = home })
+    local e = cjson.decode(r.stdout)[1]
+    assert.equal("canceled", e.status)
+    assert.matches("^Once upon a time", e.response)
+  end)
+end)
+
+describe("aigc chat (stdin not a terminal)", function ()
+  local srv, home
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+  before_each(function () srv:reset(); home = cli.home() end)
+  after_each(function () cli.rmdir(home) end)
+
+  it("reads lines from a pipe, with no prompts, and ends at the end of input", function ()
+    local r = cli.run({ "chat" }, { home = home, base_url = srv.base_url,
+                                    stdin = "What is the capital of France?\n/undo\nWhat is 2 + 2?\n" })
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("The capital of France is Paris.\nundone: What is the capital of France?\n2 + 2 = 4.\n", r.stdout)
+    assert.equal(1, #body_of(srv:last()).messages)
+  end)
+
+  it("reports a failed reply and goes on, the history unchanged", function ()
+    local r = cli.run({ "chat" }, { home = home, base_url = srv.base_url,
+      stdin = "What is the capital of France?\n/model fault:status=500,should-retry=false\nHi\n/model m\nAnd?\n" })
+    assert.equal(0, r.code, r.stderr)
+    assert.matches("aigc: http error 500", r.stderr)
+    local msgs = body_of(srv:last()).messages
+    assert.equal(3, #msgs)                 -- the failed turn is not in the history
+    assert.equal("And?", msgs[3].content)
+  end)
+end)

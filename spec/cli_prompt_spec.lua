@@ -1,0 +1,428 @@
+-- The `aigc` command as a process (bin/aigc), against the bundled server:
+-- one-shot prompts, stdin, streaming, -c/--cid, --json, --schema, -n,
+-- strategies, templates, the config file, models, logs in SQLite and
+-- `aigc logs -q`, secrets kept out of the log, errors and exit codes.
+
+local cjson = require "cjson"
+local cli = require "cli"
+local devserver = require "devserver"
+local proc = require "procutil"
+
+local function body_of (req)
+  return cjson.decode(req.body)
+end
+
+describe("aigc (one-shot prompts)", function ()
+  local srv, home
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+  before_each(function ()
+    srv:reset()
+    home = cli.home()
+  end)
+  after_each(function () cli.rmdir(home) end)
+
+  local function aigc (args, opts)
+    opts = opts or {}
+    opts.home = opts.home or home
+    opts.base_url = opts.base_url or srv.base_url
+    return cli.run(args, opts)
+  end
+
+  local function logs (extra)
+    local args = { "logs", "--json", "-n", "0" }
+    for _, a in ipairs(extra or {}) do args[#args + 1] = a end
+    local r = aigc(args)
+    assert.equal(0, r.code, r.stderr)
+    return cjson.decode(r.stdout)
+  end
+
+  it("prints the reply of a prompt given as arguments, and exits 0", function ()
+    local r = aigc { "What", "is", "the", "capital", "of", "France?" }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("The capital of France is Paris.\n", r.stdout)
+    local body = body_of(srv:last())
+    assert.equal("What is the capital of France?", body.messages[1].content)
+    assert.is_true(body.stream)
+  end)
+
+  it("reads the prompt from stdin, and puts stdin before the arguments", function ()
+    local r = aigc({}, { stdin = "Repeat after me: a piped line\n" })
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("a piped line\n", r.stdout)
+    r = aigc({ "Summarise", "this." }, { stdin = "A document.\nTwo lines.\n" })
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("A document.\nTwo lines.\n\nSummarise this.", body_of(srv:last()).messages[1].content)
+  end)
+
+  it("streams: the first bytes reach stdout while the server is still sending", function ()
+    local out = cli.spawn({ "-m", "fault:pause=40", "Tell me a story about a robot that learns to paint" },
+                          { home = home, base_url = srv.base_url })
+    local first = out:read(8)
+    assert.equal(8, #first)
+    -- the reply (about 150 tokens, 40 ms apart) is still being sent
+    assert.equal(1, srv:stats().open_now)
+    local rest = out:read("*a")
+    assert.is_true(out:close())
+    assert.matches("^Once upon a time", first .. rest)
+    assert.equal(0, srv:stats().open_now)
+  end)
+
+  it("SIGINT (Ctrl-C) cancels a streamed reply: what came stays printed, exit 130, logged as canceled", function ()
+    local out, pidfile, codefile = os.tmpname(), os.tmpname(), os.tmpname()
+    os.remove(pidfile); os.remove(codefile)
+    local cmd = cli.command({ "-m", "fault:pause=60", "Tell me a story about a robot that learns to paint" },
+                            { home = home, base_url = srv.base_url })
+    -- (a background job of sh ignores SIGINT; aigc's own handler takes it all the same)
+    os.execute("sh -c " .. proc.quote(cmd .. " </dev/null >" .. out .. " 2>/dev/null & echo $! >" .. pidfile
+                                      .. "; wait $!; echo $? >" .. codefile) .. " &")
+    local socket = require "socket"
+    local deadline = socket.gettime() + 10
+    local function wait (fn, what)
+      while not fn() do
+        assert.is_true(socket.gettime() < deadline, "timed out: " .. what)
+        socket.sleep(0.02)
+      end
+    end
+    wait(function () return (proc.read_file(out) or ""):find("Once upon", 1, true) end, "the first words")
+    local pid = tonumber(proc.read_file(pidfile))
+    assert.equal(1, srv:stats().open_now)
+    os.execute("kill -INT " .. pid)
+    wait(function () return proc.read_file(codefile) end, "the exit")
+    assert.equal("130\n", proc.read_file(codefile))
+    assert.matches("^Once upon", proc.read_file(out))
+    wait(function () return srv:stats().open_now == 0 end, "the request to close")
+    local e = logs()[1]
+    assert.equal("canceled", e.status)
+    assert.matches("^Once upon", e.response)
+    os.remove(out); os.remove(pidfile); os.remove(codefile)
+  end)
+
+  it("--no-stream waits for the whole reply", function ()
+    local story = "Tell me a story about a robot that learns to paint"
+    local out = cli.spawn({ "--no-stream", "-m", "fault:pause=40", story }, { home = home, base_url = srv.base_url })
+    local first = out:read(8)
+    assert.equal(0, srv:stats().open_now)
+    out:read("*a")
+    out:close()
+    assert.is_nil(body_of(srv:last()).stream)
+    assert.equal(8, #first)
+  end)
+
+  it("sends -m, -s and -o params (values as JSON when they parse)", function ()
+    local r = aigc { "-m", "my-model", "-s", "You are terse.", "-o", "temperature=0", "-o", "max_tokens=50",
+                     "-o", "stop=[\"zzz\"]", "-o", "user=alice", "Hi" }
+    assert.equal(0, r.code, r.stderr)
+    local req = srv:last()
+    local body = body_of(req)
+    assert.equal("my-model", body.model)
+    assert.same({ role = "system", content = "You are terse." }, body.messages[1])
+    assert.matches('"temperature":0[,}]', req.body)
+    assert.equal(50, body.max_tokens)
+    assert.same({ "zzz" }, body.stop)
+    assert.equal("alice", body.user)
+  end)
+
+  it("-c continues the last conversation, --cid a given one", function ()
+    assert.equal(0, aigc({ "-s", "You are Sam.", "What is the capital of France?" }).code)
+    local r = aigc { "-c", "What is 2 + 2?" }
+    assert.equal(0, r.code, r.stderr)
+    local msgs = body_of(srv:last()).messages
+    assert.same({ "system", "user", "assistant", "user" }, { msgs[1].role, msgs[2].role, msgs[3].role, msgs[4].role })
+    assert.equal("You are Sam.", msgs[1].content)
+    assert.equal("The capital of France is Paris.", msgs[3].content)
+    assert.equal("What is 2 + 2?", msgs[4].content)
+    local first_cid = logs()[1].conversation_id
+
+    assert.equal(0, aigc({ "A new conversation." }).code)          -- the last one is now this
+    r = aigc { "--cid", first_cid:sub(1, 13), "And again?" }           -- a unique prefix is enough
+    assert.equal(0, r.code, r.stderr)
+    msgs = body_of(srv:last()).messages
+    assert.equal(6, #msgs)
+    assert.equal("What is 2 + 2?", msgs[4].content)
+    assert.equal("And again?", msgs[6].content)
+    local entries = logs()
+    assert.equal(4, #entries)
+    assert.equal(first_cid, entries[4].conversation_id)
+    assert.equal(entries[2].id, entries[4].parent_id)
+
+    r = aigc { "--cid", "cnothere", "x" }
+    assert.equal(1, r.code)
+    assert.matches("no conversation 'cnothere'", r.stderr)
+  end)
+
+  it("--json prints the whole response", function ()
+    local r = aigc { "--json", "Hi" }
+    assert.equal(0, r.code, r.stderr)
+    local res = cjson.decode(r.stdout)
+    assert.equal("chat.completion", res.object)
+    assert.equal("stop", res.choices[1].finish_reason)
+    assert.is_number(res.usage.total_tokens)
+  end)
+
+  it("--schema (concise, inline JSON, or a file) prints the parsed reply as JSON", function ()
+    local r = aigc { "--schema", "name, age int, tall bool: whether tall", "Invent a person." }
+    assert.equal(0, r.code, r.stderr)
+    local v = cjson.decode(r.stdout)
+    assert.is_string(v.name)
+    assert.equal(math.floor(v.age), v.age)
+    assert.is_boolean(v.tall)
+    local rf = body_of(srv:last()).response_format
+    assert.equal("json_schema", rf.type)
+    assert.same({ "name", "age", "tall" }, rf.json_schema.schema.required)
+
+    local path = home .. "/schema.json"
+    cli.write(path, '{"type":"object","properties":{"mood":{"enum":["happy","sad"]}},"required":["mood"]}')
+    r = aigc { "--schema", path, "I am sad today." }
+    assert.equal(0, r.code, r.stderr)
+    assert.same({ mood = "sad" }, cjson.decode(r.stdout))
+    r = aigc { "--schema", '{"type":"object","properties":{"ok":{"type":"boolean"}},"required":["ok"]}', "Hi" }
+    assert.equal(0, r.code, r.stderr)
+    assert.is_boolean(cjson.decode(r.stdout).ok)
+    r = aigc { "--schema", "age whatever", "Hi" }
+    assert.equal(2, r.code)
+    assert.matches("unknown type 'whatever'", r.stderr)
+  end)
+
+  it("-n prints each choice", function ()
+    local r = aigc { "-n", "2", "Tell me a joke" }
+    assert.equal(0, r.code, r.stderr)
+    local a, b = r.stdout:match("^(.-)\n%-%-%-\n(.-)\n$")
+    assert.truthy(a, r.stdout)
+    assert.not_equal(a, b)
+    assert.equal(2, body_of(srv:last()).n)
+  end)
+
+  it("--best-of N --judge generates N candidates and prints the one the judge picks", function ()
+    local r = aigc { "--best-of", "3", "--judge", "Which is the most vivid?", "Tell me a joke" }
+    assert.equal(0, r.code, r.stderr)
+    local reqs = srv:requests()
+    assert.equal(4, #reqs)                       -- 3 candidates, 1 judge
+    local judge = body_of(reqs[4]).messages[1].content .. "\n\n"
+    assert.matches("Which is the most vivid%?", judge)
+    -- the bundled judge picks the candidate with the most words
+    local best, most = nil, -1
+    for i = 1, 3 do
+      local text = judge:match("Candidate " .. i .. ":\n(.-)\n\n")
+      local words = select(2, text:gsub("%S+", ""))
+      if words > most then best, most = text, words end
+    end
+    assert.equal(best .. "\n", r.stdout)
+    local entry = logs()[1]
+    assert.equal("best_of", entry.extra.strategy)
+    assert.equal(best, entry.response)
+    assert.equal(3, entry.extra.n)
+  end)
+
+  it("--vote N prints the majority answer", function ()
+    local r = aigc { "--vote", "3", "What is 2 + 2?" }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal(3, #srv:requests())
+    assert.matches("4", r.stdout)
+  end)
+
+  it("logs every prompt, reply, model, params, usage, latency and conversation in SQLite", function ()
+    assert.equal(0, aigc({ "-o", "temperature=0", "What is the capital of France?" }).code)
+    assert.equal(0, aigc({ "What is 2 + 2?" }).code)
+    local entries = logs()
+    assert.equal(2, #entries)
+    local e = entries[1]                                  -- oldest first
+    assert.equal("What is the capital of France?", e.prompt)
+    assert.equal("The capital of France is Paris.", e.response)
+    assert.equal("gpt-4o-mini", e.model)
+    assert.same({ model = "gpt-4o-mini", temperature = 0 }, e.params)
+    assert.is_true(e.prompt_tokens > 0 and e.completion_tokens > 0 and e.total_tokens > 0)
+    assert.is_number(e.latency_ms)
+    assert.equal("ok", e.status)
+    assert.equal("cli", e.source)
+    assert.matches("^c%x+$", e.conversation_id)
+    assert.not_equal(e.conversation_id, entries[2].conversation_id)
+    -- the database is SQLite, readable by anything
+    local ok, out = proc.sh("sqlite3 " .. proc.quote(home .. "/logs.db")
+                            .. " 'SELECT prompt FROM responses ORDER BY id'")
+    if ok then assert.equal("What is the capital of France?\nWhat is 2 + 2?\n", out) end
+  end)
+
+  it("aigc logs -q finds entries by full-text search; -n limits; text output shows them", function ()
+    assert.equal(0, aigc({ "What is the capital of France?" }).code)
+    assert.equal(0, aigc({ "What is 2 + 2?" }).code)
+    assert.equal(0, aigc({ "Repeat after me: don't (panic) \"now\"" }).code)
+    local found = logs { "-q", "capital" }
+    assert.equal(1, #found)
+    assert.equal("What is the capital of France?", found[1].prompt)
+    found = logs { "-q", "paris france" }                 -- every word, prompt or reply
+    assert.equal(1, #found)
+    assert.equal(1, #logs { "-q", "don't (panic) \"now\"" })   -- FTS syntax in a query is plain text
+    assert.equal(0, #logs { "-q", "madrid" })
+    assert.equal(2, #logs { "-n", "2" })
+    local r = aigc { "logs", "-q", "capital" }
+    assert.equal(0, r.code, r.stderr)
+    assert.matches("> What is the capital of France%?\n\nThe capital of France is Paris%.", r.stdout)
+    assert.not_matches("2 %+ 2", r.stdout)
+  end)
+
+  it("does not log with --no-log or AIGC_NO_LOG=1", function ()
+    assert.equal(0, aigc({ "--no-log", "Hi" }).code)
+    assert.equal(0, aigc({ "Hi" }, { env = { AIGC_NO_LOG = "1" } }).code)
+    assert.is_nil(proc.read_file(home .. "/logs.db"))
+    assert.equal(0, aigc({ "Hi" }, { env = { AIGC_NO_LOG = "0" } }).code)
+    assert.equal(1, #logs())
+  end)
+
+  it("logs failures with their error, prints them on stderr and exits 1", function ()
+    local r = aigc { "-m", "fault:status=500,should-retry=false", "Hi" }
+    assert.equal(1, r.code)
+    assert.equal("", r.stdout)
+    assert.matches("^aigc: http error 500", r.stderr)
+    local e = logs()[1]
+    assert.equal("http", e.status)
+    assert.matches("500", e.error)
+    r = aigc({ "Hi" }, { base_url = "http://127.0.0.1:1/v1" })
+    assert.equal(1, r.code)
+    assert.matches("aigc: connect error", r.stderr)
+  end)
+
+  it("never writes the API key into the log, even when the server echoes it", function ()
+    local key = "sk-flow-secret-0123456789abcdef"
+    local ksrv = devserver.start { api_key = key }
+    local env = { OPENAI_API_KEY = key }
+    local r = aigc({ "--no-stream", "-m", "fault:echo-key", "Hi" }, { base_url = ksrv.base_url, env = env })
+    assert.equal(0, r.code, r.stderr)
+    assert.matches(key, r.stdout, 1, true)               -- the reply is the user's, shown as it came
+    r = aigc({ "-m", "fault:status=500,echo-key,should-retry=false", "Hi" }, { base_url = ksrv.base_url, env = env })
+    assert.equal(1, r.code)
+    assert.not_matches(key, r.stderr, 1, true)
+    r = aigc({ "Repeat after me: " .. key }, { base_url = ksrv.base_url, env = env })
+    assert.equal(0, r.code, r.stderr)
+    ksrv:stop()
+    local entries = logs()
+    assert.equal(3, #entries)
+    assert.matches("[redacted]", entries[1].response, 1, true)
+    for _, suffix in ipairs { "", "-wal", "-shm" } do
+      local bytes = proc.read_file(home .. "/logs.db" .. suffix) or ""
+      assert.is_nil(bytes:find(key, 1, true), "the key is in logs.db" .. suffix)
+      assert.is_nil(bytes:find(key:sub(1, 16), 1, true), "a part of the key is in logs.db" .. suffix)
+    end
+  end)
+
+  it("templates: -t NAME with -p variables, system prompt, model and params", function ()
+    cli.write(home .. "/templates/capital.lua", [[
+      { description = "The capital of a country", system = "You are a {{role}}.",
+        prompt = "What is the capital of {{country}}?", model = "tpl-model",
+        params = { temperature = 0, max_tokens = 20 }, defaults = { role = "geographer" } }]])
+    local r = aigc { "-t", "capital", "-p", "country=France" }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("The capital of France is Paris.\n", r.stdout)
+    local body = body_of(srv:last())
+    assert.equal("tpl-model", body.model)
+    assert.equal(20, body.max_tokens)
+    assert.same({ role = "system", content = "You are a geographer." }, body.messages[1])
+    assert.equal("What is the capital of France?", body.messages[2].content)
+    r = aigc { "-t", "capital", "-p", "country=Spain", "-m", "other", "-p", "role=pirate" }
+    assert.equal(0, r.code, r.stderr)
+    body = body_of(srv:last())
+    assert.equal("other", body.model)
+    assert.equal("You are a pirate.", body.messages[1].content)
+    assert.equal("capital", logs()[2].template)
+
+    r = aigc { "-t", "capital" }
+    assert.equal(2, r.code)
+    assert.matches("missing variable: country", r.stderr)
+    r = aigc { "-t", "nope" }
+    assert.equal(2, r.code)
+    assert.matches("no template named 'nope'", r.stderr)
+    -- {{input}} is the prompt's text
+    cli.write(home .. "/templates/echo.json", '{"prompt": "Repeat after me: {{input}}"}')
+    r = aigc({ "-t", "echo" }, { stdin = "from stdin" })
+    assert.equal("from stdin\n", r.stdout)
+  end)
+
+  it("aigc templates list / show / edit / path", function ()
+    cli.write(home .. "/templates/a.lua", '{ prompt = "A {{x}}", description = "first" }')
+    cli.write(home .. "/templates/b.json", '{"prompt": "B"}')
+    cli.write(home .. "/templates/broken.lua", '{ prompt = ')
+    local r = aigc { "templates", "list" }
+    assert.equal(0, r.code, r.stderr)
+    assert.matches("^a  first\nb\nbroken  %[broken: ", r.stdout)
+    r = aigc { "templates", "show", "a" }
+    assert.equal('{ prompt = "A {{x}}", description = "first" }', r.stdout)
+    r = aigc { "templates", "path" }
+    assert.equal(home .. "/templates\n", r.stdout)
+    -- edit: a new name gets the skeleton, checked after the editor
+    r = aigc({ "templates", "edit", "fresh" }, { env = { EDITOR = "true" } })
+    assert.equal(0, r.code, r.stderr)
+    assert.matches("description = \"Summarise a text\"", proc.read_file(home .. "/templates/fresh.lua"))
+    r = aigc({ "-t", "fresh" }, { stdin = "Some text." })
+    assert.equal(0, r.code, r.stderr)
+    r = aigc({ "templates", "edit", "fresh" }, { env = { EDITOR = "sh -c 'echo \"{ prompt = \" > \"$0\"'" } })
+    assert.equal(1, r.code)
+    assert.matches("bad template", r.stderr)
+  end)
+
+  it("reads the config file: default model, named endpoints, -e", function ()
+    local other = devserver.start()
+    cli.write(home .. "/config.lua", string.format([[
+      -- a comment
+      { model = "cfg-model",
+        endpoints = { mine = { base_url = %q, model = "ep-model" } } }]], other.base_url))
+    local r = aigc { "Hi" }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("cfg-model", body_of(srv:last()).model)
+    r = aigc { "-e", "mine", "Hi" }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("ep-model", body_of(other:last()).model)
+    assert.equal(1, #srv:requests())
+    r = aigc { "-e", "nowhere", "Hi" }
+    assert.equal(2, r.code)
+    assert.matches("no endpoint named 'nowhere' %(known: local, mine, openai%)", r.stderr)
+    other:stop()
+    cli.write(home .. "/config.lua", '{ endpoints = { x = { api_key = "sk-in-a-file" } } }')
+    r = aigc { "Hi" }
+    assert.equal(2, r.code)
+    assert.matches("put the key in the environment", r.stderr)
+    cli.write(home .. "/config.lua", '{ modle = "typo" }')
+    r = aigc { "Hi" }
+    assert.equal(2, r.code)
+    assert.matches("unknown setting 'modle'", r.stderr)
+  end)
+
+  it("-e local talks to the bundled server's default port and sends no key", function ()
+    -- (the bundled server is not on 8089 here: the connection is refused, which names the URL's port)
+    local r = aigc({ "-e", "local", "Hi" }, { env = { OPENAI_API_KEY = "sk-not-for-local-0123" } })
+    if r.code == 0 then return end   -- a developer's `make server` answered
+    assert.equal(1, r.code)
+    assert.matches("connect", r.stderr)
+  end)
+
+  it("aigc models lists the endpoint's models", function ()
+    local r = aigc { "models" }
+    assert.equal(0, r.code, r.stderr)
+    assert.matches("\ngpt%-4o%-mini\n", "\n" .. r.stdout)
+    r = aigc { "models", "--json" }
+    assert.equal("list", cjson.decode(r.stdout).object)
+  end)
+
+  it("refuses what is not built yet, and usage errors, with exit 2", function ()
+    for _, cmd in ipairs { "image", "speak" } do
+      local r = aigc { cmd, "a robot painting" }
+      assert.equal(2, r.code)
+      assert.matches("not available yet", r.stderr)
+    end
+    local r = aigc {}
+    assert.equal(2, r.code)
+    assert.matches("no prompt", r.stderr)
+    r = aigc { "-o", "novalue", "Hi" }
+    assert.equal(2, r.code)
+    assert.matches("%-o expects KEY=VALUE", r.stderr)
+    r = aigc { "--bogus" }
+    assert.equal(2, r.code)
+    assert.matches("unknown option '%-%-bogus'", r.stderr)
+    r = aigc { "-p", "x=1", "Hi" }
+    assert.equal(2, r.code)
+    assert.matches("needs %-t", r.stderr)
+    r = aigc { "run", "cases.jsonl", "--batch" }
+    assert.equal(2, r.code)
+    assert.matches("not available yet", r.stderr)
+    assert.equal(0, #srv:requests())
+  end)
+end)

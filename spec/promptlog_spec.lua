@@ -1,0 +1,208 @@
+-- aigc.promptlog: the SQLite schema, recording calls, full-text search,
+-- conversations as chains of replies, and no secret ever written.
+
+local aigc = require "aigc"
+local cli = require "cli"
+local devserver = require "devserver"
+local proc = require "procutil"
+local promptlog = require "aigc.promptlog"
+
+describe("aigc.promptlog", function ()
+  local dir, log
+  before_each(function ()
+    dir = cli.home()
+    log = assert(promptlog.open(dir .. "/sub/dir/logs.db"))   -- directories are made
+  end)
+  after_each(function ()
+    log:close()
+    cli.rmdir(dir)
+  end)
+
+  local function call (prompt, reply, info, extra_params)
+    local params = { model = "m1", messages = { { role = "user", content = prompt } } }
+    for k, v in pairs(extra_params or {}) do params[k] = v end
+    return assert(log:record_call(params, { text = reply, model = "m1-2024", request_id = "req_1",
+      usage = { prompt_tokens = 3, completion_tokens = 5, total_tokens = 8 },
+      choices = { { finish_reason = "stop", message = { content = reply } } } }, nil, info))
+  end
+
+  it("creates the documented schema, version 1, with FTS5", function ()
+    if not proc.sh("command -v sqlite3 >/dev/null") then pending("no sqlite3 command") return end
+    local ok, out = proc.sh("sqlite3 " .. proc.quote(dir .. "/sub/dir/logs.db") .. " 'PRAGMA user_version' '.tables'")
+    assert.is_true(ok, out)
+    assert.matches("^1\n", out)
+    for _, t in ipairs { "conversations", "responses", "responses_fts" } do assert.matches(t, out) end
+  end)
+
+  it("records a call: prompt, system, reply, model, params, usage, latency, status", function ()
+    local t0 = aigc.now()
+    local params = { model = "m1", temperature = 0, max_tokens = 9, stream = function () end,
+                     headers = { Authorization = "Bearer sk-never-logged-123" }, on_done = print,
+                     messages = { { role = "system", content = "Be brief." }, { role = "user", content = "Hi" } } }
+    local id = assert(log:record_call(params, { text = "Hello!", model = "m1-x", usage = { prompt_tokens = 3,
+      completion_tokens = 2, total_tokens = 5 }, choices = { { finish_reason = "stop" } }, request_id = "req_9" },
+      nil, { started = t0, source = "test", template = "greet", extra = { case = 7 } }))
+    local row = log:get(id)
+    assert.equal("Hi", row.prompt)
+    assert.equal("Be brief.", row.system)
+    assert.equal("Hello!", row.response)
+    assert.equal("m1-x", row.model)
+    assert.same({ model = "m1", temperature = 0, max_tokens = 9 }, row.params)
+    assert.equal(3, row.prompt_tokens)
+    assert.equal(2, row.completion_tokens)
+    assert.equal(5, row.total_tokens)
+    assert.is_true(row.latency_ms >= 0)
+    assert.equal("ok", row.status)
+    assert.equal("stop", row.finish_reason)
+    assert.equal("req_9", row.request_id)
+    assert.equal("test", row.source)
+    assert.equal("greet", row.template)
+    assert.same({ case = 7 }, row.extra)
+    assert.is_nil(row.context)
+    assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ$", row.created_at)
+  end)
+
+  it("records a failure with its kind, message and partial text", function ()
+    local res, e = aigc.client({ base_url = "http://127.0.0.1:1/v1", max_retries = 0 }):chat "Hi"
+    assert.is_nil(res)
+    local id = assert(log:record_call("Hi", nil, e, { partial = "Hel" }))
+    local row = log:get(id)
+    assert.equal("connect", row.status)
+    assert.matches("connect error", row.error)
+    assert.equal("Hel", row.response)
+  end)
+
+  it("lists newest first, searches with FTS5 (every word; punctuation is text)", function ()
+    call("What is the capital of France?", "Paris.")
+    call("What is 2 + 2?", "4.")
+    call("Quote: \"don't\" (panic) OR NOT", "Fine.")
+    local rows = log:list { n = 0 }
+    assert.equal(3, #rows)
+    assert.is_true(rows[1].id > rows[2].id)
+    assert.equal(2, #log:list { n = 2 })
+    assert.equal(3, #log:list())                          -- default 3
+    assert.equal("What is the capital of France?", log:list({ query = "capital" })[1].prompt)
+    assert.equal(1, #log:list { query = "france paris" })
+    assert.equal(0, #log:list { query = "france madrid" })
+    assert.equal(1, #log:list { query = "\"don't\" (panic) OR NOT" })
+    assert.equal(3, log:count())
+  end)
+
+  it("keeps conversations as chains: leaf, undo, fork, context", function ()
+    local cid = "cabc123"
+    local a = call("one", "1", { conversation_id = cid, leaf = true })
+    local b = call("two", "2", { conversation_id = cid, parent_id = a, leaf = true })
+    local conv = assert(log:conversation("cabc"))          -- a unique prefix
+    assert.equal(cid, conv.id)
+    assert.equal(b, conv.leaf_id)
+    assert.equal(2, conv.turns)
+    assert.same({ "one", "1", "two", "2" }, { conv.messages[1].content, conv.messages[2].content,
+                                               conv.messages[3].content, conv.messages[4].content })
+    assert.equal("one", conv.name)
+    -- undo: the leaf goes back; a retry is a sibling
+    assert(log:set_leaf(cid, a))
+    local b2 = call("two again", "2!", { conversation_id = cid, parent_id = a, leaf = true })
+    conv = log:conversation(cid)
+    assert.equal(b2, conv.leaf_id)
+    assert.equal("two again", conv.messages[3].content)
+    assert.equal(4, #conv.messages)
+    -- a failed call never becomes the leaf
+    local failure = require("aigc.core").error { kind = "http", status = 500, message = "boom" }
+    assert(log:record_call("three", nil, failure, { conversation_id = cid, parent_id = b2, leaf = true }))
+    assert.equal(b2, log:conversation(cid).leaf_id)
+    -- a first turn after a loaded history keeps that history as its context
+    local params = { model = "m", messages = { { role = "system", content = "S" }, { role = "user", content = "u1" },
+                     { role = "assistant", content = "a1" }, { role = "user", content = "u2" } } }
+    local c = assert(log:record_call(params, { text = "a2" }, nil, { conversation_id = "cother", leaf = true }))
+    conv = log:conversation("cother")
+    assert.equal(c, conv.leaf_id)
+    assert.same({ "S", "u1", "a1", "u2", "a2" }, { conv.messages[1].content, conv.messages[2].content,
+      conv.messages[3].content, conv.messages[4].content, conv.messages[5].content })
+    assert.equal("cother", log:last_conversation())
+    local none, err = log:conversation("czzz")
+    assert.is_nil(none)
+    assert.matches("no conversation 'czzz'", err.message)
+    call("x", "y", { conversation_id = "cab999", leaf = true })
+    none, err = log:conversation("cab")
+    assert.is_nil(none)
+    assert.matches("ambiguous", err.message)
+  end)
+
+  it("stores any bytes: quotes, NUL, invalid UTF-8", function ()
+    local s = "it's a \"test\"\0with NUL and \255\254 bytes; DROP TABLE responses; --"
+    local id = call(s, s)
+    local row = log:get(id)
+    assert.equal(s, row.prompt)
+    assert.equal(s, row.response)
+  end)
+
+  it("never writes a secret: the client's (scrubbed by its engine) or given ones, key-like params", function ()
+    local key = "sk-promptlog-secret-0123456789"
+    local client = aigc.client { base_url = "http://127.0.0.1:1/v1", api_key = key }
+    local params = { model = "m", messages = { { role = "user", content = "my key is " .. key } },
+                     api_key = key, user_token = "tok-abcdefgh-12345678", max_tokens = 5 }
+    local id = assert(log:record_call(params, { text = "it is " .. key }, nil,
+                                      { client = client, conversation_id = "c1", leaf = true }))
+    local other = "sk-another-secret-987654321"
+    local id2 = assert(log:record_call("Say " .. other, { text = other }, nil, { secrets = { other } }))
+    client:close()
+    local row, row2 = log:get(id), log:get(id2)
+    assert.equal("my key is [redacted]", row.prompt)
+    assert.equal("it is [redacted]", row.response)
+    assert.same({ model = "m", max_tokens = 5, user_token = "[redacted]" }, row.params)
+    assert.equal("Say [redacted]", row2.prompt)
+    assert.equal("[redacted]", row2.response)
+    log:close()
+    for _, suffix in ipairs { "", "-wal", "-shm" } do
+      local bytes = proc.read_file(dir .. "/sub/dir/logs.db" .. suffix) or ""
+      assert.is_nil(bytes:find(key, 1, true))
+      assert.is_nil(bytes:find(other, 1, true))
+      assert.is_nil(bytes:find("tok-abcdefgh-12345678", 1, true))
+    end
+    log = assert(promptlog.open(dir .. "/sub/dir/logs.db"))
+  end)
+
+  it("logs what a real call gives, as a script would", function ()
+    local srv = devserver.start()
+    local client = aigc.client { base_url = srv.base_url }
+    local params = { model = "gpt-4o-mini", messages = { { role = "user", content = "What is 2 + 2?" } } }
+    local t0 = aigc.now()
+    local res, err = client:chat(params)
+    local id = assert(log:record_call(params, res, err, { started = t0, client = client }))
+    local row = log:get(id)
+    assert.equal("2 + 2 = 4.", row.response)
+    assert.equal(res.usage.total_tokens, row.total_tokens)
+    assert.equal(res.request_id, row.request_id)
+    assert.equal("script", row.source)
+    client:close()
+    srv:stop()
+  end)
+
+  it("fails clearly: unwritable path, a newer schema, misuse, a closed log", function ()
+    local none, err = promptlog.open("/proc/no/such/dir/logs.db")
+    assert.is_nil(none)
+    assert.equal("log", err.kind)
+    assert.matches("cannot open the log database", err.message)
+    local path = dir .. "/new.db"
+    local l2 = assert(promptlog.open(path))
+    l2.con:execute("PRAGMA user_version = 99")
+    l2:close()
+    none, err = promptlog.open(path)
+    assert.is_nil(none)
+    assert.matches("schema version 99", err.message)
+    assert.has_error(function () log:record_call(42) end,
+      "bad argument #1 to 'record_call' (table or string expected, got number)")
+    assert.has_error(function () log.record({}, {}) end, "calling 'record' on bad self (aigc.promptlog expected)")
+    local l3 = assert(promptlog.open(":memory:"))
+    l3:close()
+    l3:close()                                            -- idempotent
+    assert.has_error(function () l3:list() end, "calling 'list' on a closed aigc.promptlog")
+    assert.matches("closed", tostring(l3))
+  end)
+
+  it("is off when AIGC_NO_LOG says so; its default path follows AIGC_LOG_DB / AIGC_HOME / XDG", function ()
+    assert.is_boolean(promptlog.disabled())
+    assert.is_string(promptlog.default_path())
+    assert.matches("logs%.db$", promptlog.default_path())
+  end)
+end)

@@ -1,0 +1,118 @@
+-- aigc.ratelimit: durations as OpenAI writes them, the token estimate,
+-- the buckets mirrored from x-ratelimit headers (with the in-flight
+-- correction), the probe, 429s, and a server's real headers.
+
+local aigc = require "aigc"
+local devserver = require "devserver"
+local ratelimit = require "aigc.ratelimit"
+
+local function headers (limit, remaining, reset, tlimit, tremaining, treset)
+  return {
+    ["x-ratelimit-limit-requests"] = tostring(limit), ["x-ratelimit-remaining-requests"] = tostring(remaining),
+    ["x-ratelimit-reset-requests"] = reset,
+    ["x-ratelimit-limit-tokens"] = tlimit and tostring(tlimit), ["x-ratelimit-remaining-tokens"] = tremaining
+      and tostring(tremaining), ["x-ratelimit-reset-tokens"] = treset,
+  }
+end
+
+describe("aigc.ratelimit", function ()
+  it("reads durations as OpenAI writes them", function ()
+    assert.equal(0, ratelimit.duration("0s"))
+    assert.equal(0.02, ratelimit.duration("20ms"))
+    assert.equal(1.5, ratelimit.duration("1.5s"))
+    assert.equal(360, ratelimit.duration("6m0s"))
+    assert.equal(3723, ratelimit.duration("1h2m3s"))
+    assert.equal(7, ratelimit.duration("7"))
+    assert.is_nil(ratelimit.duration("soon"))
+    assert.is_nil(ratelimit.duration("5x"))
+    assert.is_nil(ratelimit.duration(nil))
+  end)
+
+  it("estimates at least what a server counts (body / 4 + the output asked for)", function ()
+    local params = { model = "m", messages = { { role = "user", content = string.rep("x", 400) } } }
+    local body = aigc.json.encode(params)
+    assert.is_true(ratelimit.estimate(params) >= math.floor(#body / 4) + 16)
+    params.max_tokens = 100
+    assert.is_true(ratelimit.estimate(params) >= math.floor(#aigc.json.encode(params) / 4) + 100)
+    params.stream = function () end                       -- functions are not in the body
+    assert.is_true(ratelimit.estimate(params) < ratelimit.estimate(params, 2))
+  end)
+
+  it("sends one request until the first answer tells the limits (a probe)", function ()
+    local l = ratelimit.new { concurrency = 4 }
+    assert.is_true((l:reserve(10)))
+    local t = l:sent(10)
+    assert.is_false((l:reserve(10)))
+    l:observe(t, { headers = headers(100, 99, "600ms") })
+    assert.is_true((l:reserve(10)))
+  end)
+
+  it("mirrors the request bucket, subtracting what was sent since", function ()
+    local l = ratelimit.new { concurrency = 100 }
+    local first = l:sent(1)
+    for _ = 1, 3 do l:sent(1) end                         -- three more went before the first answer
+    -- the server had 5 left after the first request: maybe 2 after the others
+    l:observe(first, { headers = headers(600, 5, "6s") })
+    assert.equal(2, l:state().requests)
+    assert.is_true((l:reserve(1)))
+    l:sent(1); l:sent(1)
+    local ok, wait = l:reserve(1)
+    assert.is_false(ok)
+    -- refilled at 600 a minute (the reset says 595 in 6 s: the slower rate wins, 10 a second)
+    assert.is_true(wait > 0 and wait <= 0.1 + 1e-9, tostring(wait))
+  end)
+
+  it("mirrors the token bucket and waits for enough tokens", function ()
+    local l = ratelimit.new { concurrency = 100 }
+    local t = l:sent(100)
+    l:observe(t, { headers = headers(1000, 900, "6s", 6000, 500, "5.5s") })
+    assert.equal(500, l:state().tokens)
+    assert.is_true((l:reserve(400)))
+    local ok, wait = l:reserve(600)
+    assert.is_false(ok)
+    assert.is_true(wait > 0)
+  end)
+
+  it("halves the concurrency and pauses on a 429, grows back on successes", function ()
+    local l = ratelimit.new { concurrency = 8, pace = false }
+    local tickets = {}
+    for i = 1, 8 do assert.is_true((l:reserve(1))); tickets[i] = l:sent(1) end
+    assert.is_false((l:reserve(1)))                       -- 8 in flight
+    l:observe(tickets[1], nil, { status = 429, retry_after = 0.2, type = "requests" })
+    assert.equal(4, l:state().concurrency)
+    assert.equal(1, l:state().rate_limited)
+    for i = 2, 8 do l:observe(tickets[i], { headers = {} }) end
+    local ok, wait = l:reserve(1)
+    assert.is_false(ok)                                   -- paused for the retry-after
+    assert.is_true(wait > 0 and wait <= 0.2)
+    assert.is_true(l:state().concurrency >= 5)           -- 7 successes added about 1.5
+  end)
+
+  it("does not pace a server that sends no rate-limit headers", function ()
+    local l = ratelimit.new { concurrency = 3 }
+    l:observe(l:sent(1), { headers = { ["content-type"] = "application/json" } })
+    for _ = 1, 3 do assert.is_true((l:reserve(1))); l:sent(1) end
+    assert.is_false((l:reserve(1)))
+  end)
+
+  it("learns from the bundled server's limiter", function ()
+    local srv = devserver.start { args = { "--rate-limit", "60,6000" } }
+    local client = aigc.client { base_url = srv.base_url }
+    local l = ratelimit.new { concurrency = 2 }
+    local t = l:sent(ratelimit.estimate { messages = { { role = "user", content = "Hi" } } })
+    local res = assert(client:chat "Hi")
+    l:observe(t, res)
+    local s = l:state()
+    assert.equal(59, s.requests)
+    assert.is_true(s.tokens > 5900 and s.tokens < 6000)
+    client:close()
+    srv:stop()
+  end)
+
+  it("refuses bad arguments", function ()
+    assert.has_error(function () ratelimit.new { concurrency = 0 } end,
+      "bad argument #1 to 'new' (concurrency must be an integer >= 1)")
+    assert.has_error(function () ratelimit.Limiter.reserve({}, 1) end,
+      "calling 'reserve' on bad self (aigc.ratelimit expected)")
+  end)
+end)

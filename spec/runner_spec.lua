@@ -1,0 +1,361 @@
+-- aigc.runner against the bundled server: results lines, assertions and
+-- their pass-rate table, retries, strategies, resuming (also of a run
+-- killed with SIGKILL), and 1,000 cases under a server rate limit with no
+-- 429 and no failed case. Also `aigc run` as a process.
+
+local aigc = require "aigc"
+local cjson = require "cjson"
+local cli = require "cli"
+local devserver = require "devserver"
+local proc = require "procutil"
+local runner = require "aigc.runner"
+local socket = require "socket"
+
+local function write_cases (path, n, extra)
+  local f = assert(io.open(path, "wb"))
+  local countries = { "France", "Spain", "Italy", "Germany", "Japan" }
+  for i = 1, n do
+    local c = { id = "c" .. i, vars = { country = countries[(i - 1) % 5 + 1] } }
+    if extra then extra(c, i) end
+    f:write(cjson.encode(c), "\n")
+  end
+  f:close()
+end
+
+local function read_lines (path)
+  local list = {}
+  for line in (proc.read_file(path) or ""):gmatch("[^\n]+") do list[#list + 1] = cjson.decode(line) end
+  return list
+end
+
+local capital = aigc.template.new { prompt = "What is the capital of {{country}}?", params = { temperature = 0 } }
+
+describe("aigc.runner", function ()
+  local srv, client, dir
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+  before_each(function ()
+    srv:reset()
+    client = aigc.client { base_url = srv.base_url }
+    dir = cli.home()
+  end)
+  after_each(function ()
+    client:close()
+    cli.rmdir(dir)
+  end)
+
+  it("writes one result line per case with text, usage, timing, cost and assertions", function ()
+    local cases = {
+      { id = "fr", vars = { country = "France" }, assert = { { type = "contains", value = "Paris" } } },
+      { id = "es", vars = { country = "Spain" }, assert = { { type = "contains", value = "Paris" } } },
+      { id = 3, country = "Italy" },                       -- variables without `vars`
+    }
+    local out = dir .. "/results.jsonl"
+    local seen = {}
+    local summary = assert(runner.run {
+      client = client, cases = cases, template = capital, out = out, params = { model = "gpt-4o-mini" },
+      prices = { ["gpt-4o"] = { input = 2.5, output = 10 }, ["gpt-4o-mini"] = { input = 0.15, output = 0.6 } },
+      assert = { { type = "icontains", value = "THE CAPITAL" } },
+      on_result = function (r) seen[#seen + 1] = r.id end,
+    })
+    assert.equal(3, #seen)
+    local lines = read_lines(out)
+    assert.equal(3, #lines)
+    local by = {}
+    for _, r in ipairs(lines) do by[r.id] = r end
+    local fr = by.fr
+    assert.is_true(fr.ok)
+    assert.equal("The capital of France is Paris.", fr.text)
+    assert.equal("gpt-4o-mini", fr.model)
+    assert.is_true(fr.usage.prompt_tokens > 0 and fr.usage.completion_tokens > 0)
+    assert.is_number(fr.latency_ms)
+    assert.equal(1, fr.attempts)
+    -- the longest matching price name wins: gpt-4o-mini, not gpt-4o
+    local want = (fr.usage.prompt_tokens * 0.15 + fr.usage.completion_tokens * 0.6) / 1e6
+    assert.near(want, fr.cost, 1e-12)
+    assert.is_true(fr.pass)
+    assert.is_false(by.es.pass)
+    assert.equal("The capital of Italy is Rome.", by[3].text)
+    assert.equal(3, summary.total)
+    assert.equal(3, summary.ok)
+    assert.equal(2, summary.passed)
+    assert.near(2 / 3, summary.pass_rate, 1e-9)
+    assert.same({ { name = "contains Paris", type = "contains", passed = 1, total = 2 },
+                  { name = "icontains THE CAPITAL", type = "icontains", passed = 3, total = 3 } },
+                summary.assertions)
+    assert.equal(3, #srv:requests())
+    assert.is_nil(srv:requests()[1].body_json.max_retries)   -- a per-call option: never sent
+  end)
+
+  it("checks every kind of assertion", function ()
+    local text = 'The answer is {"city": "Paris", "rank": 1}'
+    local function check (a, t) return (runner.check({ a }, t or text, { client = client })) end
+    assert.is_true(check { type = "contains", value = "Paris" })
+    assert.is_false(check { type = "contains", value = "paris" })
+    assert.is_true(check { type = "icontains", value = "paris" })
+    assert.is_true(check { type = "not-contains", value = "Rome" })
+    assert.is_true(check({ type = "equals", value = "Paris" }, "  Paris\n"))
+    assert.is_true(check { type = "starts-with", value = "The answer" })
+    assert.is_true(check { type = "pattern", value = "rank\": %d" })
+    assert.is_false(check { type = "pattern", value = "[" })      -- a bad pattern fails, it does not raise
+    if pcall(require, "rex_pcre2") then
+      assert.is_true(check { type = "regex", value = [[\{"city": "\w+"]] })
+      assert.is_false(check { type = "regex", value = [[^Paris]] })
+    end
+    local json = '{"city": "Paris", "rank": 1}'
+    assert.is_true(check({ type = "is-json" }, json))
+    assert.is_true(check({ type = "is-json" }, "```json\n" .. json .. "\n```"))
+    assert.is_false(check { type = "is-json" })
+    local schema = { type = "object", properties = { city = { type = "string" }, rank = { type = "integer" } },
+                     required = { "city", "rank" } }
+    assert.is_true(check({ type = "json-schema", value = schema }, json))
+    local pass, results = runner.check({ { type = "json-schema", value = schema } }, '{"city": 3, "rank": 1}')
+    assert.is_false(pass)
+    assert.matches("%$%.city", results[1].reason)
+    -- judge: the bundled server scores min(10, words // 10 + 1)
+    local long = string.rep("word ", 65)
+    pass, results = runner.check({ { type = "judge", value = "Is it thorough?", threshold = 7 } }, long,
+                                 { client = client, model = "gpt-4o-mini" })
+    assert.is_true(pass)
+    assert.equal(7, results[1].score)
+    assert.matches("Is it thorough%?", cjson.decode(srv:last().body).messages[1].content)
+    assert.is_false((runner.check({ { type = "judge", value = "x", threshold = 8 } }, long, { client = client })))
+    assert.is_false(check { type = "no-such-thing" })
+  end)
+
+  it("retries 429s and 5xx itself, honouring retry-after; failures that cannot be retried are final", function ()
+    local cases = {
+      { id = "flaky", prompt = "Hi" },
+      { id = "bad", prompt = "Hi" },
+    }
+    local summary = assert(runner.run {
+      client = client, cases = cases, concurrency = 2,
+      strategy = function (c, params, case)
+        params.model = case.id == "flaky" and "fault:status=503,retry-after-ms=10,times=2,key=flaky"
+                       or "fault:status=400"
+        return c:chat(params)
+      end,
+    })
+    assert.equal(1, summary.ok)
+    assert.equal(1, summary.failed)
+    assert.equal(2, summary.retries)
+    assert.equal(3, summary.results.flaky.attempts)
+    assert.is_false(summary.results.bad.ok)
+    assert.equal(400, summary.results.bad.error.status)
+    assert.equal(1, summary.results.bad.attempts)
+    assert.equal(4, #srv:requests())
+  end)
+
+  it("runs a strategy per case: best_of with a judge, vote", function ()
+    local cases = { { id = 1, prompt = "Tell me a joke" } }
+    local s = assert(runner.run { client = client, cases = cases, strategy = { best_of = 3 } })
+    assert.equal(4, #srv:requests())
+    local r = s.results["1"]
+    assert.is_true(r.ok)
+    assert.is_number(r.strategy.chosen)
+    assert.is_true(r.usage.total_tokens > 0)
+    srv:reset()
+    s = assert(runner.run { client = client, cases = { { id = 1, prompt = "What is 2 + 2?" } },
+                            strategy = { vote = 3 } })
+    assert.equal(3, #srv:requests())
+    assert.equal(3, s.results["1"].strategy.total)
+  end)
+
+  it("a case whose template lacks a variable fails without a request", function ()
+    local s = assert(runner.run { client = client, template = capital, cases = { { id = "x", vars = {} } } })
+    assert.equal(1, s.failed)
+    assert.equal("template", s.results.x.error.kind)
+    assert.matches("country", s.results.x.error.message)
+    assert.equal(0, #srv:requests())
+  end)
+
+  it("resumes from the results file: done cases are skipped, a killed run's partial line is dropped", function ()
+    local cases_path, out = dir .. "/cases.jsonl", dir .. "/results.jsonl"
+    write_cases(cases_path, 10)
+    local f = assert(io.open(out, "wb"))
+    for i = 1, 4 do
+      f:write(cjson.encode { id = "c" .. i, ok = true, text = "earlier", pass = true,
+                             usage = { total_tokens = 1 } }, "\n")
+    end
+    f:write(cjson.encode { id = "c5", ok = false, error = { kind = "http" } }, "\n")   -- failed: runs again
+    f:write('{"id": "c6", "ok": tr')                                                    -- cut by a kill
+    f:close()
+    local s = assert(runner.run { client = client, cases = cases_path, template = capital, out = out })
+    assert.equal(6, #srv:requests())
+    assert.equal(4, s.skipped)
+    assert.equal(10, s.ok)
+    local lines = read_lines(out)                          -- every line decodes: the partial one is gone
+    assert.equal(11, #lines)
+    local ok_ids = {}
+    for _, r in ipairs(lines) do if r.ok then ok_ids[#ok_ids + 1] = r.id end end
+    assert.equal(10, #ok_ids)
+    -- run again: nothing left to do
+    srv:reset()
+    s = assert(runner.run { client = client, cases = cases_path, template = capital, out = out })
+    assert.equal(0, #srv:requests())
+    assert.equal(10, s.skipped)
+    -- resume = false refuses an existing file
+    local none, err = runner.run { client = client, cases = cases_path, template = capital, out = out, resume = false }
+    assert.is_nil(none)
+    assert.matches("exists", err.message)
+  end)
+
+  it("refuses bad input clearly", function ()
+    local path = dir .. "/bad.jsonl"
+    cli.write(path, '{"id": 1}\nnot json\n')
+    local none, err = runner.run { client = client, cases = path, template = capital }
+    assert.is_nil(none)
+    assert.matches("bad.jsonl:2: not a JSON object", err.message)
+    none, err = runner.run { client = client, cases = { { id = 1 }, { id = 1 } }, template = capital }
+    assert.is_nil(none)
+    assert.matches("two cases have the id 1", err.message)
+    assert.has_error(function () runner.run { client = client, cases = {}, backend = "batch" } end,
+      "bad argument #1 to 'run' (the Batch API backend is not available yet: it needs file uploads (issue 15); "
+      .. "use the direct backend)")
+    assert.has_error(function () runner.run { client = client, cases = {}, concurency = 3 } end,
+      "bad argument #1 to 'run' (unknown option 'concurency')")
+    assert.has_error(function () runner.run { cases = {} } end,
+      "bad argument #1 to 'run' (client must be an aigc.client)")
+    assert.has_error(function () runner.run { client = client, cases = {}, assert = { { type = "nope" } } } end,
+      "bad argument #1 to 'run' (assert: unknown assertion nope)")
+  end)
+end)
+
+describe("aigc.runner under a rate limit", function ()
+  it("runs 1,000 cases with no failed case and no 429 (the server counts them)", function ()
+    -- 900 requests a minute: a burst of 900, then 15 a second; 60,000 tokens a minute
+    -- (a case costs about 30): the runner must pace the last hundred cases itself.
+    local srv = devserver.start { args = { "--rate-limit", "900,60000" } }
+    local client = aigc.client { base_url = srv.base_url }
+    local dir = cli.home()
+    local cases_path, out = dir .. "/cases.jsonl", dir .. "/results.jsonl"
+    write_cases(cases_path, 1000)
+    local progress = {}
+    local s = assert(runner.run { client = client, cases = cases_path, template = capital, out = out,
+                                  concurrency = 16, on_progress = function (p) progress[#progress + 1] = p end })
+    local stats = srv:stats()
+    assert.equal(0, stats.rate_limited_total)
+    assert.equal(1000, stats.requests_total)
+    assert.equal(0, s.failed)
+    assert.equal(1000, s.ok)
+    assert.equal(0, s.rate_limited)
+    assert.equal(1000, #read_lines(out))
+    local last = progress[#progress]
+    assert.is_true(last.final)
+    assert.equal(1000, last.done)
+    assert.is_true(last.tokens > 0)
+    client:close()
+    srv:stop()
+    cli.rmdir(dir)
+  end)
+
+  it("without pacing the same run meets 429s, and still finishes every case by retrying", function ()
+    local srv = devserver.start { args = { "--rate-limit", "120" } }
+    local client = aigc.client { base_url = srv.base_url }
+    local cases = {}
+    for i = 1, 125 do cases[i] = { id = i, prompt = "Hi" } end
+    local s = assert(runner.run { client = client, cases = cases, concurrency = 8, pace = false })
+    assert.equal(125, s.ok)
+    assert.is_true(srv:stats().rate_limited_total > 0)
+    assert.is_true(s.rate_limited > 0)
+    client:close()
+    srv:stop()
+  end)
+end)
+
+describe("aigc run (the command)", function ()
+  local srv, home
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+  before_each(function () srv:reset(); home = cli.home() end)
+  after_each(function () cli.rmdir(home) end)
+
+  it("runs a template over the cases, prints the pass-rate table, exits 3 when assertions fail", function ()
+    cli.write(home .. "/templates/capital.lua", '{ prompt = "What is the capital of {{country}}?" }')
+    write_cases(home .. "/cases.jsonl", 5, function (c, i)
+      c.assert = { { type = "contains", value = i == 2 and "Paris" or "capital" } }
+    end)
+    local r = cli.run({ "run", home .. "/cases.jsonl", "-t", "capital", "--out", home .. "/r.jsonl",
+                        "--assert", "icontains:THE" }, { home = home, base_url = srv.base_url })
+    assert.equal(3, r.code, r.stderr)
+    assert.matches("5/5 .* 100%%", r.stderr)                              -- the final progress line
+    assert.matches("cases 5 %(0 from an earlier run%): ok 5, failed 0; passed 4/5 %(80.0%%%)", r.stderr)
+    assert.matches("contains Paris +0 +1 +0.0%%", r.stderr)
+    assert.matches("icontains THE +5 +5 +100.0%%", r.stderr)
+    assert.equal(5, #read_lines(home .. "/r.jsonl"))
+    -- every call is in the prompt log, from "run"
+    local logs = cjson.decode(cli.run({ "logs", "--json", "-n", "0", "--source", "run" }, { home = home }).stdout)
+    assert.equal(5, #logs)
+    -- again: everything is done
+    r = cli.run({ "run", home .. "/cases.jsonl", "-t", "capital", "--out", home .. "/r.jsonl", "--json" },
+                { home = home, base_url = srv.base_url })
+    local summary = cjson.decode(r.stdout)
+    assert.equal(5, summary.skipped)
+    assert.equal(5, #srv:requests())
+  end)
+
+  it("a run killed with SIGKILL resumes without redoing the cases it had done", function ()
+    cli.write(home .. "/templates/capital.lua", '{ prompt = "What is the capital of {{country}}?" }')
+    local n = 300
+    write_cases(home .. "/cases.jsonl", n)
+    local out = home .. "/r.jsonl"
+    -- each reply takes 20 ms: the run lasts about 1.5 s at 4 in flight
+    local args = { "run", home .. "/cases.jsonl", "-t", "capital", "--out", out, "--concurrency", "4", "-q",
+                   "--no-log", "-m", "fault:delay=20" }
+    local cmd = cli.command(args, { home = home, base_url = srv.base_url })
+    local p = assert(io.popen("sh -c " .. proc.quote("exec " .. cmd .. " >/dev/null 2>&1") .. " & echo $!"))
+    local pid = tonumber(p:read("*a"):match("%d+"))
+    p:close()
+    local deadline = socket.gettime() + 20
+    while #((proc.read_file(out) or ""):gsub("[^\n]", "")) < 60 do
+      assert.is_true(socket.gettime() < deadline, "the run wrote too little")
+      socket.sleep(0.01)
+    end
+    os.execute("kill -9 " .. pid)
+    while proc.alive(pid) do socket.sleep(0.01) end
+    local text = proc.read_file(out)
+    local done = select(2, text:gsub("\n", ""))
+    assert.is_true(done < n, "the run finished before the kill")
+    local before = srv:stats().requests_total
+    srv:reset()
+    local r = cli.run(args, { home = home, base_url = srv.base_url })
+    assert.equal(0, r.code, r.stderr)
+    -- the second run asked for exactly the cases without a complete line
+    assert.equal(n - done, srv:stats().requests_total)
+    assert.is_true(before >= done)
+    local ids = {}
+    for _, line in ipairs(read_lines(out)) do
+      assert.is_true(line.ok)
+      assert.is_nil(ids[line.id], "case " .. tostring(line.id) .. " twice")
+      ids[line.id] = true
+    end
+    local count = 0
+    for _ in pairs(ids) do count = count + 1 end
+    assert.equal(n, count)
+  end)
+end)
+
+describe("aigc.runner stops cleanly", function ()
+  local srv, client
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+  before_each(function () client = aigc.client { base_url = srv.base_url } end)
+  after_each(function () client:close() end)
+
+  it("when on_result raises: run raises that error instead of waiting forever", function ()
+    local cases = {}
+    for i = 1, 5 do cases[i] = { id = i, prompt = "Hi" } end
+    assert.has_error(function ()
+      runner.run { client = client, cases = cases, on_result = function () error("stop here", 0) end }
+    end, "stop here")
+  end)
+
+  it("when the results file cannot be opened: nil and an error", function ()
+    local dir = cli.home()
+    local none, err = runner.run { client = client, cases = { { id = 1, prompt = "Hi" } },
+                                   out = dir .. "/no/such/dir/r" }
+    assert.is_nil(none)
+    assert.matches("cannot open .*no/such/dir/r", err.message)
+    cli.rmdir(dir)
+  end)
+end)

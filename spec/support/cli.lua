@@ -1,0 +1,205 @@
+--- Test helper: run the `aigc` command (bin/aigc) as a process, and drive
+-- it through a real terminal (tmux) for the REPL.
+--
+-- Every run gets its own AIGC_HOME (config, templates, history, log) unless
+-- the test passes one, and an environment without the caller's OPENAI_*
+-- and AIGC_* variables, so a developer's key or config never leaks in.
+--
+-- @usage
+-- local cli = require "cli"
+-- local home = cli.home()
+-- local r = cli.run({ "What is 2 + 2?" }, { home = home, base_url = srv.base_url })
+-- assert.equal(0, r.code); assert.matches("4", r.stdout)
+
+local proc = require "procutil"
+local socket = require "socket"
+
+local quote, read_file = proc.quote, proc.read_file
+
+local M = {}
+
+--- The interpreter that runs bin/aigc ($LUA, else lua5.4).
+M.LUA = os.getenv("LUA") or "lua5.4"
+
+local ROOT = (function ()
+  local f = io.open("bin/aigc", "rb")
+  if f then f:close(); return "." end
+  error("run the specs from the repository's root (bin/aigc not found)")
+end)()
+
+--- A fresh AIGC_HOME directory.
+-- @treturn string
+function M.home ()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir -p " .. quote(dir .. "/templates")))
+  return dir
+end
+
+--- Removes a directory made by `home`.
+function M.rmdir (dir)
+  if dir and dir:find("^/tmp/") then os.execute("rm -rf " .. quote(dir)) end
+end
+
+--- Writes a file.
+function M.write (path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+local CLEARED = { "OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "AIGC_HOME",
+                  "AIGC_LOG_DB", "AIGC_NO_LOG", "AIGC_MODEL", "AIGC_ENDPOINT", "AIGC_CONFIG", "AIGC_TEMPLATES",
+                  "AZURE_OPENAI_API_KEY", "XDG_CONFIG_HOME", "XDG_DATA_HOME" }
+
+--- The `env ...` prefix of a command: cleared variables, then `vars`.
+-- @tparam table opts `home`, `base_url`, `env` (more variables)
+-- @treturn string
+function M.env_prefix (opts)
+  local parts = { "env" }
+  for _, v in ipairs(CLEARED) do parts[#parts + 1] = "-u " .. v end
+  if opts.home then parts[#parts + 1] = "AIGC_HOME=" .. quote(opts.home) end
+  if opts.base_url then parts[#parts + 1] = "OPENAI_BASE_URL=" .. quote(opts.base_url) end
+  local keys = {}
+  for k in pairs(opts.env or {}) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for _, k in ipairs(keys) do parts[#parts + 1] = k .. "=" .. quote(opts.env[k]) end
+  return table.concat(parts, " ")
+end
+
+--- The shell command line of `aigc ARGS`.
+-- @tparam table args
+-- @tparam table opts as `env_prefix`
+-- @treturn string
+function M.command (args, opts)
+  local q = {}
+  for i, a in ipairs(args) do q[i] = quote(a) end
+  return M.env_prefix(opts) .. " " .. M.LUA .. " " .. ROOT .. "/bin/aigc " .. table.concat(q, " ")
+end
+
+--- Runs `aigc ARGS` to the end.
+-- @tparam table args
+-- @tparam[opt] table opts `home`, `base_url`, `env`, `stdin` (text; default: none, /dev/null)
+-- @treturn table `{ code =, stdout =, stderr = }`
+function M.run (args, opts)
+  opts = opts or {}
+  local out, err, inp = os.tmpname(), os.tmpname(), os.tmpname()
+  M.write(inp, opts.stdin or "")
+  local cmd = M.command(args, opts) .. " <" .. quote(inp) .. " >" .. quote(out) .. " 2>" .. quote(err)
+  local ok, how, code = os.execute(cmd)
+  if type(ok) == "number" then code = ok / 256 end   -- (Lua 5.1)
+  if how == "signal" then code = 128 + code end
+  local r = { code = code, stdout = read_file(out) or "", stderr = read_file(err) or "", cmd = cmd }
+  os.remove(out); os.remove(err); os.remove(inp)
+  return r
+end
+
+--- Starts `aigc ARGS` with its stdout as a pipe to read as it comes.
+-- @treturn file the pipe (read it; close it to wait for the end)
+function M.spawn (args, opts)
+  return assert(io.popen(M.command(args, opts) .. " </dev/null 2>/dev/null", "r"))
+end
+
+
+-- {======================================================
+-- A real terminal: tmux
+-- =======================================================
+
+local Term = {}
+Term.__index = Term
+
+local function tmux (args)
+  local ok, out = proc.sh("tmux -L aigc-spec " .. args)
+  return ok, out
+end
+
+--- Whether tmux is installed.
+function M.has_tmux ()
+  return proc.sh("command -v tmux >/dev/null")
+end
+
+local term_count = 0
+
+--- Starts `aigc ARGS` in a new tmux session of its own server
+-- (`-L aigc-spec`), 120 columns by 40 rows; the pane stays after the
+-- command ends, so its exit status can be read.
+-- @treturn table terminal with `send`, `keys`, `screen`, `wait_for`, `dead`, `close`
+function M.terminal (args, opts)
+  term_count = term_count + 1
+  local name = "t" .. term_count .. "_" .. tostring(os.time())
+  local self = setmetatable({ name = name }, Term)
+  local ok, out = tmux("new-session -d -s " .. name .. " -x 120 -y 40 " .. quote(M.command(args, opts)))
+  assert(ok, "tmux new-session: " .. tostring(out))
+  tmux("set-option -t " .. name .. " remain-on-exit on")
+  local _, pid = tmux("display -p -t " .. name .. " '#{pane_pid}'")
+  self.pid = tonumber(pid:match("%d+"))
+  return self
+end
+
+--- Types text (literally; no Enter).
+function Term:type (text)
+  assert(tmux("send-keys -t " .. self.name .. " -l " .. quote(text)))
+end
+
+--- Presses keys by tmux name: "Enter", "C-c", "C-d", "Up"...
+function Term:keys (...)
+  local names = {}
+  for i = 1, select("#", ...) do names[i] = select(i, ...) end
+  assert(tmux("send-keys -t " .. self.name .. " " .. table.concat(names, " ")))
+end
+
+--- What the screen shows (with the scroll-back), lines joined, without
+-- the empty lines below the cursor (tmux trims each line's trailing spaces).
+-- @treturn string
+function Term:screen ()
+  local _, out = tmux("capture-pane -p -J -S -200 -t " .. self.name)
+  return (out:gsub("\n+$", ""))
+end
+
+--- Waits until the last line is the REPL's empty prompt: readline reads
+-- keys from then on (a key sent before may be taken by the terminal's
+-- cooked mode: a Ctrl-D there is lost).
+-- @treturn string the screen
+function Term:wait_prompt (timeout)
+  return self:wait_for("\n>%s*$", timeout)
+end
+
+--- Waits until the screen shows `pattern` (a Lua pattern), or `timeout`
+-- seconds (default 10) pass. Returns the screen, or raises with it.
+-- @treturn string
+function Term:wait_for (pattern, timeout, plain)
+  local deadline = socket.gettime() + (timeout or 10)
+  while true do
+    local s = self:screen()
+    if s:find(pattern, 1, plain) then return s end
+    if socket.gettime() > deadline then
+      error("the terminal never showed " .. pattern .. "; it shows:\n" .. s, 2)
+    end
+    socket.sleep(0.05)
+  end
+end
+
+--- Whether the command ended (its process is gone: tmux itself may take
+-- a while to mark the pane dead), and its exit status when tmux tells it
+-- ("Pane is dead (status N, ...)"; a signal N gives 128 + N).
+-- @treturn boolean
+-- @treturn number|nil
+function Term:dead ()
+  if not self.pid then
+    local _, out = tmux("display -p -t " .. self.name .. " '#{pane_pid}'")
+    self.pid = tonumber(out:match("%d+"))
+  end
+  local s = self:screen()
+  local how, n = s:match("Pane is dead %((%a+) (%d+)")
+  if how then return true, how == "signal" and 128 + tonumber(n) or tonumber(n) end
+  return not (self.pid and proc.alive(self.pid)), nil
+end
+
+--- Ends the session.
+function Term:close ()
+  tmux("kill-session -t " .. self.name)
+end
+
+-- }======================================================
+
+return M

@@ -1,0 +1,122 @@
+--- Runs a Lua script in a child interpreter with this checkout's aigc, for
+-- the specs whose failure would be a crash (a crash in the child is a
+-- failed assertion, not a dead test run), that need a signal sent to the
+-- process (Ctrl-C), or that need the test host's allocator limit.
+--
+-- The child uses the same build as the specs: the ASan suite runs with
+-- `--cpath=build/asan/?.so` and its interpreter build/asan/lua, so a child
+-- gets those too; otherwise lua5.4 and ./aigc/core.so.
+--
+-- @usage
+-- local luachild = require "luachild"
+-- local r = luachild.run([[ local aigc = require "aigc" ... print("ok") ]], { args = { url } })
+-- assert.equal(0, r.status, r.stderr)
+
+local proc = require "procutil"
+
+local M = {}
+
+local function asan_build ()
+  return package.cpath:find("build/asan/", 1, true) ~= nil
+end
+
+--- The interpreter for children: the sanitizer host under the ASan suite,
+-- else $LUA or lua5.4.
+-- @treturn string
+-- @usage local lua = luachild.interpreter()
+function M.interpreter ()
+  if asan_build() then return "build/asan/lua" end
+  return os.getenv("LUA") or "lua5.4"
+end
+
+--- The test host (spec/support/lua_host.c) with `aigc_host_memlimit`: the
+-- ASan one under the ASan suite, else a plain build made on first use in
+-- build/host/lua. Returns nil and why when it cannot be built.
+-- @treturn string|nil
+-- @usage local host = assert(luachild.host())
+function M.host ()
+  if asan_build() then return "build/asan/lua" end
+  local out = "build/host/lua"
+  local src = "spec/support/lua_host.c"
+  local ok = os.execute("mkdir -p build/host && test " .. out .. " -nt " .. src .. " || cc -O1 -g "
+                        .. "-I/usr/include/lua5.4 -o " .. out .. " " .. src .. " -llua5.4 -lm -ldl 2>/dev/null")
+  if not ok then return nil, "cc could not build " .. src end
+  return out
+end
+
+--- Writes `script` to a file and runs it: `opts.args` (strings) as its
+-- arguments, `opts.lua` as the interpreter, `opts.env` (a table) added to
+-- the environment, `opts.timeout` seconds (default 60) before it is killed.
+-- With `opts.background`, returns at once: `{ pid =, wait = function () }`.
+-- @tparam string script
+-- @tparam[opt] table opts
+-- @treturn table `{ status = exit code (or 128 + signal, or 124 when killed
+-- by the timeout), stdout =, stderr = }`
+-- @usage local r = luachild.run("print(1)"); assert.equal("1\n", r.stdout)
+function M.run (script, opts)
+  opts = opts or {}
+  local file = os.tmpname()
+  local out, err = os.tmpname(), os.tmpname()
+  local f = assert(io.open(file, "w"))
+  -- The child finds aigc as the specs do.
+  f:write(("package.path = %q .. package.path\npackage.cpath = %q .. package.cpath\n")
+          :format("lua/?.lua;lua/?/init.lua;spec/support/?.lua;", (package.cpath:match("^[^;]*aigc[^;]*;")
+                  or (asan_build() and "build/asan/?.so;" or "./?.so;"))))
+  f:write(script)
+  f:close()
+  local env = ""
+  for k, v in pairs(opts.env or {}) do env = env .. k .. "=" .. proc.quote(v) .. " " end
+  local argv = {}
+  for i, a in ipairs(opts.args or {}) do argv[i] = proc.quote(a) end
+  local cmd = ("%s timeout -s KILL %d %s %s %s >%s 2>%s"):format(env, opts.timeout or 60,
+    proc.quote(opts.lua or M.interpreter()), proc.quote(file), table.concat(argv, " "), out, err)
+  local function collect (ok, how, code)
+    local r = { stdout = proc.read_file(out) or "", stderr = proc.read_file(err) or "" }
+    if how == "exit" then r.status = code else r.status = 128 + (code or 0) end
+    if r.status == 137 then r.status = 124 end
+    os.remove(file); os.remove(out); os.remove(err)
+    r.ok = ok
+    return r
+  end
+  if opts.background then
+    -- `exec`: the pid written is the interpreter's own (signals go to it).
+    local pidfile = out .. ".pid"
+    local bg = ("%s sh -c 'echo $$ >%s; exec \"$@\"' sh %s %s %s >%s 2>%s; echo $? >%s.rc"):format(
+      env, pidfile, proc.quote(opts.lua or M.interpreter()), proc.quote(file), table.concat(argv, " "),
+      out, err, out)
+    local p = assert(io.popen("(" .. bg .. ") </dev/null >/dev/null 2>&1 & echo $!", "r"))
+    p:read("*a")   -- (closing unread made the shell's echo fail: "I/O error")
+    p:close()
+    local pid
+    for _ = 1, 500 do
+      pid = tonumber((proc.read_file(pidfile) or ""):match("%d+"))
+      if pid then break end
+      os.execute("sleep 0.01")
+    end
+    os.remove(pidfile)
+    return {
+      pid = pid,
+      stdout_path = out,   -- (what it wrote so far can be read there)
+      --- Waits for the child's end (at most `seconds`, then kills it);
+      -- returns run()'s table (status 124 when it had to be killed).
+      wait = function (_, seconds)
+        local deadline = os.time() + (seconds or 60)
+        while os.time() <= deadline do
+          local rc = proc.read_file(out .. ".rc")
+          if rc and rc:match("%d+") then
+            os.remove(out .. ".rc")
+            return collect(true, "exit", tonumber(rc:match("%d+")))
+          end
+          os.execute("sleep 0.02")
+        end
+        if pid then os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
+        os.execute("sleep 0.2")
+        os.remove(out .. ".rc")
+        return collect(true, "exit", 124)
+      end,
+    }
+  end
+  return collect(os.execute(cmd))
+end
+
+return M
