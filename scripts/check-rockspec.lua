@@ -4,7 +4,8 @@
 --     a split and not listed would be missing from the rock: undefined
 --     symbols at `require`, on the user's machine, not here);
 --   * every .lua file under lua/aigc is a module of the rock under its
---     require name, and every module the rock lists exists;
+--     require name, and every module the rock lists exists; every file of
+--     bin/ is a command the rock installs;
 --   * the rock says it runs on Lua 5.1 to 5.4 (issue 12): `lua >= 5.1, < 5.5`;
 --   * its version is the module's (src/aigc.h's AIGC_VERSION), with "-1".
 --
@@ -102,6 +103,13 @@ for _, f in ipairs(lua_files) do
   local want = f:gsub("^lua/", ""):gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", ".")
   if not by_file[f] then report("%s is not in the rock (want [\"%s\"] = \"%s\")", f, want, f)
   elseif by_file[f] ~= want then report("%s is listed as %s, but require finds it as %s", f, by_file[f], want) end
+end
+
+-- Every command in bin/ installed.
+local bins = {}
+for _, f in pairs(spec.build and spec.build.install and spec.build.install.bin or {}) do bins[f] = true end
+for _, f in ipairs(lines_of("ls bin/* 2>/dev/null")) do
+  if not bins[f] then report("%s is not in build.install.bin", f) end
 end
 
 for _, p in ipairs(problems) do print("rockspec-files: " .. p) end

@@ -390,7 +390,7 @@ suite_rockspec () {
     # LuaRocks builds in the directory it runs in (src/*.o, and the module at
     # ./aigc/core.so, where the Makefile's 5.4 build is): so in a copy.
     copy=build/rocksrc-$abi
-    rm -rf "$copy"; mkdir -p "$copy"; cp -r src lua rockspec "$copy"/
+    rm -rf "$copy"; mkdir -p "$copy"; cp -r src lua rockspec "$copy"/; if [ -d bin ]; then cp -r bin "$copy"/; fi
     if (cd "$copy" && luarocks --lua-version="$abi" --tree "$PWD/../../$tree" make --deps-mode=none "$rockspec" \
           CURL_INCDIR="/usr/include/$multiarch" CURL_LIBDIR="/usr/lib/$multiarch") > "$log" 2>&1 \
        && rock_require "$lua" "$abi" "$tree" "$version" >> "$log" 2>&1; then
