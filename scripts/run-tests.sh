@@ -143,8 +143,9 @@ $(tail -n 30 "build/build-$v.log")"
 
 # Runs busted over the specs as suite $1 under interpreter $2 with module
 # cpath $3; the rest, if any, is a wrapper command (env settings, valgrind...)
-# put in front of the interpreter. The interpreter under test and its cpath
-# are exported (AIGC_LUA, AIGC_CPATH) for specs that start a child Lua
+# put in front of the interpreter. The interpreter under test, its cpath and
+# its version (the suite name's suffix: 5.1 ... jit) are exported (AIGC_LUA,
+# AIGC_CPATH, AIGC_LUA_VERSION) for specs that start a child Lua
 # (spec/support/procutil.lua: proc.lua_command()); AIGC_CHILD_LUA /
 # AIGC_CHILD_CPATH override them where the busted process is special (the
 # ASan host: its children run the plain interpreter and build).
@@ -152,6 +153,7 @@ run_busted () {
   local name=$1 lua=$2 cpath=$3; shift 3
   local log=build/$name.log
   env AIGC_SUITE_NAME="$name" AIGC_LUA="${AIGC_CHILD_LUA:-$lua}" AIGC_CPATH="${AIGC_CHILD_CPATH:-$cpath}" \
+    AIGC_LUA_VERSION="${name##*-}" \
     "$@" "$lua" "$BUSTED_RUNNER" --cpath="$cpath" -o spec/support/summary_output.lua \
     ${SPEC_FILES[@]+"${SPEC_FILES[@]}"} 2>&1 | tee "$log"
   local p f s n

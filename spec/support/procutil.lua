@@ -50,13 +50,24 @@ function M.sh (cmd)
   return status == 0, out
 end
 
---- Runs a shell command with os.execute: true when it exited with status 0
--- (5.1 and LuaJIT return a number, 5.2+ true/nil).
+--- Runs a shell command with os.execute and returns what 5.2+ returns, on
+-- every Lua: true or nil, "exit" or "signal", and the code (5.1 and LuaJIT
+-- return the raw wait status, a number).
+-- @usage local ok, how, code = proc.execute3("exit 3")   -- nil, "exit", 3
+function M.execute3 (cmd)
+  local a, how, code = os.execute(cmd)
+  if type(a) ~= "number" then return a, how, code end
+  if a % 256 == 0 then
+    code = math.floor(a / 256)
+    return code == 0 or nil, "exit", code
+  end
+  return nil, "signal", a % 128
+end
+
+--- Runs a shell command with os.execute: true when it exited with status 0.
 -- @usage if proc.execute("kill -0 " .. pid) then ... end
 function M.execute (cmd)
-  local r = os.execute(cmd)
-  if type(r) == "number" then return r == 0 end
-  return r == true
+  return M.execute3(cmd) == true
 end
 
 --- The root of this checkout: $AIGC_SPEC_ROOT (set by scripts/run-tests.sh),
