@@ -27,6 +27,8 @@
 #              counts as one skipped result elsewhere)
 #   examples-V every examples/*.lua under V against the bundled server: one
 #              result each (an example marked "-- needs: Lua 5.4" is skipped elsewhere)
+#   install-V  `make install LUA_VERSION=V` into a scratch DESTDIR, and `make env`,
+#              each then required by V's interpreter: one result
 #   rockspec-V `luarocks --lua-version=V make` into a scratch tree, then
 #              require "aigc" from it (5.4, 5.3, 5.1; rockspec-jit: LuaJIT loads
 #              the 5.1 tree, as Debian's 5.1 modules serve LuaJIT); rockspec-files:
@@ -131,7 +133,7 @@ built () {
     if [ "$v" = 5.4 ]; then BUILD_STATE[$v]=ok
     elif [ -z "$(cpath_of "$v")" ]; then
       BUILD_STATE[$v]="no per-version build: \`make cpath LUA_VERSION=$v\` names no folder of its own (the Makefile's LUA_VERSION layout)"
-    elif $MAKE LUA_VERSION="$v" WERROR=-Werror > "build/build-$v.log" 2>&1; then BUILD_STATE[$v]=ok
+    elif $MAKE -j2 LUA_VERSION="$v" WERROR=-Werror > "build/build-$v.log" 2>&1; then BUILD_STATE[$v]=ok
     else BUILD_STATE[$v]="\`make LUA_VERSION=$v WERROR=-Werror\` failed (build/build-$v.log):
 $(tail -n 30 "build/build-$v.log")"
     fi
@@ -364,6 +366,47 @@ suite_examples () {
   run_examples "examples-$v" "$lua" "$(cpath_of "$v")" "$v"
 }
 
+# install-V: `make install LUA_VERSION=V` into a scratch DESTDIR puts the
+# module where that interpreter looks by default (LuaJIT: 5.1's folders),
+# the aigc command beside; and `eval "$(make env LUA_VERSION=V)"` lets the
+# interpreter require the checkout's build. One result each.
+suite_install () {
+  local v=$1 lua abi dest root=$PWD log; lua=$(interp_of "$v"); abi=$(abi_of "$v")
+  banner "install-$v ($lua)"
+  if skipped "install-$v"; then record "install-$v" 0 0 1; return; fi
+  cannot_run "install-$v" "$v" && return
+  dest=$PWD/build/install-$v; log=build/install-$v.log
+  rm -rf "$dest"
+  # (from /tmp with only the installed folders on the path; the prefix's own
+  # default paths are /usr/local/..., which DESTDIR sits in front of)
+  if $MAKE install LUA_VERSION="$v" DESTDIR="$dest" > "$log" 2>&1 \
+     && (cd /tmp && env -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_2 -u LUA_CPATH_5_2 -u LUA_PATH_5_3 -u LUA_CPATH_5_3 \
+           -u LUA_PATH_5_4 -u LUA_CPATH_5_4 "$lua" -e "
+          package.path = '$dest/usr/local/share/lua/$abi/?.lua;$dest/usr/local/share/lua/$abi/?/init.lua;'
+          package.cpath = '$dest/usr/local/lib/lua/$abi/?.so'
+          local aigc = require 'aigc'
+          assert(aigc.client { base_url = 'http://127.0.0.1:9/v1' })
+          print('install-$v: ' .. _VERSION .. ' requires aigc ' .. aigc._VERSION .. ' from $dest/usr/local/lib/lua/$abi')
+        ") >> "$log" 2>&1 \
+     && [ -x "$dest/usr/local/bin/aigc" ] \
+     && (eval "$($MAKE -s env LUA_VERSION="$v")" && cd /tmp && "$lua" -e "
+          local aigc = require 'aigc'
+          assert(package.loaded['aigc.core'] and aigc._VERSION)
+          local so   -- the file require found (5.1 has no package.searchpath)
+          for t in package.cpath:gmatch('[^;]+') do
+            local f = t:gsub('%?', 'aigc/core')
+            local h = io.open(f)
+            if h then h:close(); so = f; break end
+          end
+          assert(so and so:find('$root', 1, true), 'aigc.core is not the checkout build: ' .. tostring(so))
+          print('install-$v: after make env LUA_VERSION=$v, $lua requires aigc from ' .. so)
+        ") >> "$log" 2>&1; then
+    tail -n 2 "$log"; record "install-$v" 1 0 0 "$(elapsed)"
+  else
+    tail -n 30 "$log"; echo "install-$v: failed (all of it in $log)"; record "install-$v" 0 1 0 "$(elapsed)"
+  fi
+}
+
 # rockspec: the rock builds and loads for each Lua LuaRocks knows here
 suite_rockspec () {
   local version rockspec multiarch v name abi lua tree log copy
@@ -548,7 +591,7 @@ lane1 () {
   run_check patching lua5.4 scripts/check-patching.lua
   suite_ctest
   local v
-  for v in $VERSIONS; do suite_busted "$v"; suite_examples "$v"; done
+  for v in $VERSIONS; do suite_busted "$v"; suite_examples "$v"; suite_install "$v"; done
   suite_rockspec
   suite_fuzz
   for v in $HEAVY_VERSIONS; do suite_lifecycle "$v"; suite_soak "$v"; done
