@@ -21,7 +21,19 @@
 
 LUA         ?= lua5.4
 LUA_VERSION ?= 5.4
+# The Lua the module is built for: 5.1, 5.2, 5.3, 5.4 or jit (LuaJIT 2.1).
+# Its headers; compat-5.3.h (Debian's lua-compat53-dev) for 5.1, 5.2 and
+# LuaJIT comes from LUA_INCDIR, or for LuaJIT from the 5.1 folder, searched
+# after LuaJIT's own so that <lua.h> stays LuaJIT's.
+ifeq ($(LUA_VERSION),jit)
+LUA_INCDIR  ?= /usr/include/luajit-2.1
+COMPAT_INCDIR ?= /usr/include/lua5.1
+LUA_LIB     ?= -lluajit-5.1
+else
 LUA_INCDIR  ?= /usr/include/lua$(LUA_VERSION)
+COMPAT_INCDIR ?=
+LUA_LIB     ?= -llua$(LUA_VERSION)
+endif
 MULTIARCH   := $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null)
 CURL_INCDIR ?= $(if $(MULTIARCH),/usr/include/$(MULTIARCH),/usr/include)
 CURL_LIBDIR ?= $(if $(MULTIARCH),/usr/lib/$(MULTIARCH),/usr/lib)
@@ -35,7 +47,8 @@ WARN        ?= -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
 WERROR      ?=
 SANITIZE    ?=
 ALL_CFLAGS   = $(CFLAGS) $(WARN) $(WERROR) $(SANITIZE) -std=c99 -D_POSIX_C_SOURCE=200809L \
-               -fPIC -fvisibility=hidden -I$(LUA_INCDIR) -I$(CURL_INCDIR) -Isrc
+               -fPIC -fvisibility=hidden $(LUA_CFLAGS) -I$(CURL_INCDIR) -Isrc
+LUA_CFLAGS   = -I$(LUA_INCDIR) $(if $(COMPAT_INCDIR),-idirafter $(COMPAT_INCDIR))
 
 # Where `make install` puts the module: Lua's own default search paths for
 # the version (LuaJIT reads 5.1's, like Debian's lua-* packages for it).
@@ -47,7 +60,17 @@ INST_LIBDIR ?= $(INST_PREFIX)/lib/lua/$(LUA_ABI)
 INST_LUADIR ?= $(INST_PREFIX)/share/lua/$(LUA_ABI)
 INST_BINDIR ?= $(INST_PREFIX)/bin
 
+# Each Lua's build in its own folder: 5.4 (the default) keeps the module at
+# aigc/core.so (`.busted` and the specs load it from there) and its objects
+# in build/obj; any other version builds into build/V/ (objects build/V/obj,
+# module build/V/aigc/core.so).
+ifeq ($(LUA_VERSION),5.4)
 BUILD       ?= build
+MODULE      ?= aigc/core.so
+else
+BUILD       ?= build/$(LUA_VERSION)
+MODULE      ?= build/$(LUA_VERSION)/aigc/core.so
+endif
 # Plain-C parts with no Lua in them: unit-tested and fuzzed on their own.
 PURE_SRC     = src/buf.c src/sse.c src/json.c src/accum.c
 CORE_SRC     = $(PURE_SRC) $(filter-out $(PURE_SRC),$(sort $(wildcard src/*.c)))
@@ -63,9 +86,8 @@ ROCKSPEC     = rockspec/aigc-$(VERSION)-1.rockspec
 .PHONY: all asan demo test server bench install uninstall clean lint ctest fuzz deps-demo deps-test deps-bench \
         env version cpath docs
 
-all: aigc/core.so
+all: $(MODULE)
 
-MODULE ?= aigc/core.so
 $(MODULE): $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LIBFLAG) -o $@ $(CORE_OBJ) -L$(CURL_LIBDIR) -lcurl $(LDFLAGS)
@@ -74,17 +96,20 @@ $(BUILD)/obj/%.o: src/%.c $(HEADERS) Makefile
 	@mkdir -p $(BUILD)/obj
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-# The module built with ASan + UBSan into build/asan/aigc/core.so (make test
-# runs the specs against it with the sanitizer runtime preloaded).
+# The module built with ASan + UBSan into build/asan/aigc/core.so, and a
+# Lua interpreter with the sanitizer runtime linked in, build/asan/lua
+# (spec/support/lua_host.c): make test runs the specs with them. Another
+# LUA_VERSION: build/asan-V/lua and build/asan-V/aigc/core.so.
 ASAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-asan: build/asan/lua
-	@$(MAKE) --no-print-directory BUILD=build/asan-obj SANITIZE="$(ASAN_FLAGS)" CFLAGS="-O1 -g" \
-	  MODULE=build/asan/aigc/core.so build/asan/aigc/core.so
+ASAN_DIR   = $(if $(filter 5.4,$(LUA_VERSION)),build/asan,build/asan-$(LUA_VERSION))
+ASAN_OBJ   = $(if $(filter 5.4,$(LUA_VERSION)),build/asan-obj,build/asan-$(LUA_VERSION)/obj)
+asan: $(ASAN_DIR)/lua
+	@$(MAKE) --no-print-directory BUILD=$(ASAN_OBJ) SANITIZE="$(ASAN_FLAGS)" CFLAGS="-O1 -g" \
+	  MODULE=$(ASAN_DIR)/aigc/core.so $(ASAN_DIR)/aigc/core.so
 
-# A Lua interpreter with the sanitizer runtime linked in (spec/support/lua_host.c).
-build/asan/lua: spec/support/lua_host.c
-	@mkdir -p build/asan
-	$(CC) -O1 -g $(ASAN_FLAGS) -I$(LUA_INCDIR) -o $@ $< -llua$(LUA_VERSION) -lm -ldl
+$(ASAN_DIR)/lua: spec/support/lua_host.c
+	@mkdir -p $(ASAN_DIR)
+	$(CC) -O1 -g $(ASAN_FLAGS) $(LUA_CFLAGS) -o $@ $< $(LUA_LIB) -lm -ldl
 
 # The package.cpath template of the module built for LUA_VERSION
 # (scripts/run-tests.sh asks it, so the folder is decided here only).

@@ -2,9 +2,11 @@
 -- encoded raw, so a message whose `content` came through __index was sent
 -- without it and a proxy `messages` list was sent as `{}`. The rule now
 -- (README, "Marshalling"): __len makes an array read through __index,
--- __pairs gives the entries, __index alone is refused with the path; a
--- metatable with none of the three (a __tostring, the aigc.array mark)
--- changes nothing.
+-- __pairs gives the entries, a chain of __index tables gives the table's
+-- own fields plus the inherited ones that are not functions or "__" keys
+-- (class instances, prototypes), a function __index without __pairs is
+-- refused with the path, and so is a cycle in the chain; a metatable with
+-- none of the three (a __tostring, the aigc.array mark) changes nothing.
 local aigc = require "aigc"
 local cjson = require "cjson"
 local devserver = require "devserver"
@@ -26,7 +28,7 @@ describe("encoding tables with metatables", function ()
     -- a hole is refused as in a raw table
     local holey = setmetatable({}, { __len = function () return 2 end, __index = { [1] = 1 } })
     assert.has_error(function () encode(holey) end,
-                     "value[2]: sparse array (a hole at this index; use aigc.null)")
+                     "bad argument #1 to 'encode' (value[2]: sparse array (a hole at this index; use aigc.null))")
   end)
 
   it("__pairs: what pairs gives, as an object or an array", function ()
@@ -35,17 +37,50 @@ describe("encoding tables with metatables", function ()
     assert.equal("{}", encode(proxy({}, { pairs = true })))
   end)
 
-  it("__index without __pairs or __len is refused with the path", function ()
+  it("a chain of __index tables: own fields, then inherited ones that are not methods", function ()
     local base = { role = "user", content = "inherited" }
     local msg = setmetatable({ name = "n" }, { __index = base })
-    assert.has_error(function () encode({ messages = { msg } }) end,
-      "value.messages[1]: cannot encode a table whose metatable has __index but no __pairs "
-      .. "(its inherited fields cannot be listed: give the metatable __pairs, or pass a plain table)")
-    -- a class instance: methods through __index, so refused too
+    assert.same({ messages = { { name = "n", role = "user", content = "inherited" } } },
+                cjson.decode(encode({ messages = { msg } })))
+    -- a class instance: methods and metamethods through __index are left out
     local Class = {}
     Class.__index = Class
+    Class.__tostring = function () return "an instance" end
+    Class.kind = "message"   -- a field of the class, not a method: inherited
     function Class.describe () end
-    assert.has_error(function () encode(setmetatable({ role = "user" }, Class)) end)
+    assert.same({ role = "user", kind = "message" }, cjson.decode(encode(setmetatable({ role = "user" }, Class))))
+    -- two levels, the nearer one wins, the instance's own field wins over both
+    local Base = { role = "system", content = "base", __secret = "x" }
+    Base.__index = Base
+    local Derived = setmetatable({ role = "assistant" }, Base)
+    Derived.__index = Derived
+    assert.same({ role = "assistant", content = "own" },
+                cjson.decode(encode(setmetatable({ content = "own" }, Derived))))
+    assert.same({ role = "assistant", content = "base" }, cjson.decode(encode(setmetatable({}, Derived))))
+  end)
+
+  it("a function __index without __pairs, or a cycle in the chain, is refused with the path", function ()
+    local msg = setmetatable({ role = "user" }, { __index = function (_, k) return k end })
+    assert.has_error(function () encode({ messages = { msg } }) end,
+      "bad argument #1 to 'encode' (value.messages[1]: cannot encode a table whose __index is a function "
+      .. "and whose metatable has no __pairs (its fields cannot be listed: give the metatable __pairs, "
+      .. "or pass a plain table))")
+    -- a function deeper in the chain too
+    local proto = setmetatable({ content = "x" }, { __index = function () return "?" end })
+    assert.has_error(function () encode({ m = setmetatable({}, { __index = proto }) }) end,
+      "bad argument #1 to 'encode' (value.m: cannot encode a table whose __index is a function "
+      .. "and whose metatable has no __pairs (its fields cannot be listed: give the metatable __pairs, "
+      .. "or pass a plain table))")
+    local a, b = {}, {}
+    setmetatable(a, { __index = b })
+    setmetatable(b, { __index = a })
+    local ok, e = pcall(encode, { x = { setmetatable({}, { __index = a }) } })
+    assert.is_false(ok)
+    assert.matches("value%.x%[1%]: its __index chain comes back to a table already in it %(a cycle%)", e)
+    local self_mt = {}
+    self_mt.__index = self_mt
+    setmetatable(self_mt, self_mt)   -- an endless chain in Lua too (t.missing raises there)
+    assert.has_error(function () encode(setmetatable({}, self_mt)) end)
   end)
 
   it("a metatable with none of the three changes nothing; the array mark still works", function ()
@@ -60,7 +95,7 @@ describe("encoding tables with metatables", function ()
   it("__len must give an integer >= 0; __pairs may raise", function ()
     assert.has_error(function () encode(setmetatable({}, { __len = function () return 1.5 end })) end)
     assert.has_error(function () encode(setmetatable({}, { __len = function () return -1 end })) end,
-                     "value: its __len gave a negative length")
+                     "bad argument #1 to 'encode' (value: its __len gave a negative length)")
     assert.has_error(function () encode(setmetatable({}, { __pairs = function () error("nope") end })) end)
   end)
 
@@ -84,13 +119,18 @@ describe("requests with metatables", function ()
     assert.same({ { role = "user", content = "Hi" } }, sent().messages)
   end)
 
-  it("a message whose content comes through __index is refused, naming it, before anything is sent", function ()
+  it("a message whose content comes through __index is sent with it", function ()
     local msg = setmetatable({ role = "user" }, { __index = { content = "Hi" } })
+    assert(client:chat { model = "m", messages = { msg } })
+    assert.same({ { role = "user", content = "Hi" } }, sent().messages)
+  end)
+
+  it("a message with a function __index is refused, naming it, before anything is sent", function ()
+    local msg = setmetatable({ role = "user" }, { __index = function () return "Hi" end })
     local before = srv:stats().requests_total
-    assert.has_error(function () client:chat { model = "m", messages = { msg } } end)
     local ok, e = pcall(client.chat, client, { model = "m", messages = { msg } })
     assert.is_false(ok)
-    assert.matches("params%.messages%[1%]: cannot encode a table whose metatable has __index but no __pairs", e)
+    assert.matches("params%.messages%[1%]: cannot encode a table whose __index is a function", e)
     assert.equal(before, srv:stats().requests_total)
   end)
 
@@ -101,7 +141,7 @@ describe("requests with metatables", function ()
     assert.same({ { role = "user", content = "Hi" } }, sent().messages)
   end)
 
-  it("params with __pairs: the body is what pairs gives; __index alone is refused", function ()
+  it("params with __pairs: the body is what pairs gives; an __index table gives its defaults", function ()
     local fields = { model = "m", messages = { { role = "user", content = "Hi" } }, temperature = 0.5 }
     local params = setmetatable({}, { __index = fields, __pairs = function () return next, fields, nil end })
     assert(client:chat(params))
@@ -109,7 +149,13 @@ describe("requests with metatables", function ()
     assert.equal(0.5, body.temperature)
     assert.equal("m", body.model)
     local defaults = setmetatable({ messages = { { role = "user", content = "Hi" } } },
-                                  { __index = { model = "m", temperature = 0.5 } })
-    assert.has_error(function () client:chat(defaults) end)
+                                  { __index = { model = "m2", temperature = 0.25 } })
+    assert(client:chat(defaults))
+    body = sent()
+    assert.equal(0.25, body.temperature)
+    assert.equal("m2", body.model)
+    local computed = setmetatable({ messages = { { role = "user", content = "Hi" } } },
+                                  { __index = function () return 1 end })
+    assert.has_error(function () client:chat(computed) end)
   end)
 end)

@@ -33,7 +33,8 @@
 **
 ** THE LIFECYCLE CONTRACT. Every request ends exactly once (done, failed or
 ** canceled). A request given on_done/on_error gets exactly one of them, and
-** a waiter (the Lua layer's _notify) is told exactly once; a canceled or
+** each of its waiters (req:_notify functions, tasks waiting in wait()) is
+** told exactly once; a canceled or
 ** closed request gets on_error(err) with err.kind == "canceled", run by the
 ** driving loop (step, act, wait, a blocking call, or close() itself), never
 ** from inside cancel() or a finalizer. Nothing else (a stream delta,
@@ -54,8 +55,7 @@
 
 #include <curl/curl.h>
 
-#include "lua.h"
-#include "lauxlib.h"
+#include "compat.h"
 
 #include "buf.h"
 #include "sse.h"
@@ -118,7 +118,10 @@ enum {
   AIGC_RQ_STREAM,       /* stream callback (function) or nil */
   AIGC_RQ_ON_DONE,      /* on_done callback */
   AIGC_RQ_ON_ERROR,     /* on_error callback */
-  AIGC_RQ_NOTIFY,       /* internal: the Lua layer's waiter (coroutine scheduler) */
+  AIGC_RQ_WAITERS,      /* what runs once at its end, after on_done/on_error: a
+                           list of functions fn(req) (req:_notify(fn), and a
+                           closure calling the scheduler's resume(co, req)
+                           for each task waiting in wait()), or nil */
   AIGC_RQ_RESULT,       /* the result table or the error object, once terminal */
   AIGC_RQ_NSLOTS = AIGC_RQ_RESULT
 };
@@ -133,7 +136,10 @@ enum {
   AIGC_EN_WATCH_TIMER,  /* external loop: function(seconds or nil) */
   AIGC_EN_ERRORS,       /* errors reported and not yet returned by step(): a
                            list, always a table (never nil) */
-  AIGC_EN_NSLOTS = AIGC_EN_ERRORS
+  AIGC_EN_TASKS,        /* the scheduler (engine:set_scheduler): its tasks table */
+  AIGC_EN_TOKEN,        /* the value a task yields to it */
+  AIGC_EN_RESUME,       /* resume(co, req) */
+  AIGC_EN_NSLOTS = AIGC_EN_RESUME
 };
 
 /* Why a transfer was aborted from inside a libcurl callback. */
@@ -309,15 +315,38 @@ typedef struct aigc_sockchange {
 AIGC_EXPORT int luaopen_aigc_core (lua_State *L);
 /* Pushes "file:line: " of the caller outside aigc's own code (or ""). */
 void aigc_push_where (lua_State *L);
+/*
+** Raises "bad argument #arg to 'fname' (<message>)", located at the
+** caller outside aigc's own code (aigc_push_where): the one format of
+** misuse. The message's formats are lua_pushfstring's (%s %d %f %p %c).
+*/
+int aigc_argerror (lua_State *L, int arg, const char *fname, const char *fmt, ...)
+  AIGC_PRINTF(4, 5);
+/* Who is being called, for the messages of the option readers: argument
+   `arg` of function `fname`, a table called `what` ("params", "config"). */
+typedef struct aigc_argctx {
+  const char *fname;
+  int arg;
+  const char *what;
+} aigc_argctx;
+/* The per-call options that are never sent: NULL-terminated, each with
+   who reads it ("engine", "client", "dialogue"). */
+typedef struct aigc_call_option {
+  const char *name;
+  const char *reader;
+} aigc_call_option;
+extern const aigc_call_option aigc_call_options[];
+/* Whether k[0..len) is a per-call option (never sent). */
+int aigc_is_call_option (const char *k, size_t len);
 
 /* jsonlua.c */
 typedef struct aigc_encoder aigc_encoder;
 /*
-** Encodes the value at idx as JSON appended to out. Raises a Lua error
-** naming the path of a value JSON cannot carry. `out` must be owned by an
+** Encodes the value at idx as JSON appended to out. Raises "bad argument
+** #arg to 'fname' (what.path: ...)" for a value JSON cannot carry. `out` must be owned by an
 ** object that frees it if this raises (a request, or a box on the stack).
 */
-void aigc_json_encode (lua_State *L, int idx, aigc_buf *out);
+void aigc_json_encode (lua_State *L, int idx, aigc_buf *out, const aigc_argctx *cx);
 /*
 ** Encodes the request params table at idx as the request body: skips the
 ** control keys (stream callbacks, timeouts, headers...), turns
@@ -326,7 +355,7 @@ void aigc_json_encode (lua_State *L, int idx, aigc_buf *out);
 */
 void aigc_json_encode_params (lua_State *L, int idx, aigc_buf *out,
                               aigc_kind kind, const char *default_model,
-                              int stream);
+                              int stream, const aigc_argctx *cx);
 /* Pushes the Lua form of v (tables, aigc.null, integers kept exact). */
 void aigc_json_push (lua_State *L, const aj_value *v);
 /* The same, an object getting `extra` more slots for fields added after. */
@@ -414,12 +443,12 @@ void aigc_interrupt_open (lua_State *L);     /* once, at luaopen */
 /* Whether we run inside a __gc finalizer. */
 int  aigc_in_finalizer (lua_State *L);
 double aigc_engine_random (aigc_engine *e);
-double aigc_opt_deadline (lua_State *L, int t, const char *what, double def);
+double aigc_opt_deadline (lua_State *L, int t, const aigc_argctx *cx, double def);
 void aigc_check_header (lua_State *L, const char *line, size_t len);
-double aigc_opt_seconds (lua_State *L, int t, const char *what, const char *field,
+double aigc_opt_seconds (lua_State *L, int t, const aigc_argctx *cx, const char *field,
                          double def);
-lua_Integer aigc_opt_integer (lua_State *L, int t, const char *what, const char *field,
-                              lua_Integer def, lua_Integer lo, lua_Integer hi);
+int64_t aigc_opt_integer (lua_State *L, int t, const aigc_argctx *cx, const char *field,
+                          int64_t def, int64_t lo, int64_t hi);
 struct curl_slist *aigc_build_headers (lua_State *L, int idx);
 
 /* request.c */

@@ -280,9 +280,7 @@ void aigc_hooks_snap (lua_State *L, aigc_hooks *h) {
   h->hook = lua_gethook(L);
   h->mask = lua_gethookmask(L);
   h->count = lua_gethookcount(L);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
-  main = lua_tothread(L, -1);
-  lua_pop(L, 1);
+  main = aigc_main_thread(L);
   if (main != NULL && main != L) {
     h->main_hook = lua_gethook(main);
     h->main_mask = lua_gethookmask(main);
@@ -364,11 +362,10 @@ int aigc_interrupt_probe (lua_State *L, aigc_hooks *h) {
 int aigc_in_finalizer (lua_State *L) {
   lua_Debug ar;
   int level;
-  if (lua_gc(L, LUA_GCISRUNNING) == -1)
+  if (aigc_gc_refused(L))
     return 1;
   for (level = 0; lua_getstack(L, level, &ar); level++) {
-    if (lua_getinfo(L, "n", &ar) && ar.namewhat != NULL && ar.name != NULL
-        && strcmp(ar.namewhat, "metamethod") == 0 && strcmp(ar.name, "__gc") == 0)
+    if (lua_getinfo(L, "n", &ar) && aigc_frame_is_finalizer(&ar))
       return 1;
   }
   return 0;
@@ -390,11 +387,16 @@ static int traceback_handler (lua_State *L) {
      itself when a C hook (lua.c's) raised, the Lua function given to
      debug.sethook (or what it called) otherwise. */
   for (level = 0; level < 4 && lua_getstack(L, level, &ar); level++) {
-    if (lua_getinfo(L, "n", &ar) && ar.namewhat != NULL && strcmp(ar.namewhat, "hook") == 0) {
+    if (lua_getinfo(L, "n", &ar) && aigc_frame_is_hook(&ar)) {
       lua_settop(L, 1);
       mark_interrupt(L, 1);
       return 1;
     }
+  }
+  if (aigc_hook_error(L, 1)) {
+    lua_settop(L, 1);
+    mark_interrupt(L, 1);
+    return 1;
   }
   msg = lua_tostring(L, 1);
   if (msg == NULL && !lua_isnoneornil(L, 1))
@@ -1444,6 +1446,41 @@ static int eng_report (lua_State *L) {
   return 0;
 }
 
+/*
+** eng:set_scheduler(sched | nil): the Lua layer's task scheduler, for
+** req:wait() in a task (request.c, wait_in_task): sched.tasks (a table
+** whose keys are the task coroutines: a truthy value marks one),
+** sched.token (what a task yields to the scheduler) and sched.resume (a
+** function resume(co, req), called once from the loop when the request a
+** task waits on ends). The three are read now: later changes to `sched`
+** itself are not seen (the tasks table is kept, so its contents are).
+*/
+static int eng_set_scheduler (lua_State *L) {
+  int slot;
+  luaL_checkudata(L, 1, AIGC_ENGINE_MT);
+  lua_settop(L, 2);
+  if (lua_isnil(L, 2)) {
+    for (slot = AIGC_EN_TASKS; slot <= AIGC_EN_RESUME; slot++) {
+      lua_pushnil(L);
+      lua_setiuservalue(L, 1, slot);
+    }
+    return 0;
+  }
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_pushliteral(L, "tasks");
+  if (lua_rawget(L, 2) != LUA_TTABLE)
+    aigc_argerror(L, 1, "set_scheduler", "sched.tasks: a table expected, got %s", luaL_typename(L, -1));
+  lua_pushliteral(L, "resume");
+  if (lua_rawget(L, 2) != LUA_TFUNCTION)
+    aigc_argerror(L, 1, "set_scheduler", "sched.resume: a function expected, got %s", luaL_typename(L, -1));
+  lua_pushliteral(L, "token");
+  lua_rawget(L, 2);
+  lua_setiuservalue(L, 1, AIGC_EN_TOKEN);
+  lua_setiuservalue(L, 1, AIGC_EN_RESUME);
+  lua_setiuservalue(L, 1, AIGC_EN_TASKS);
+  return 0;
+}
+
 /* eng:active() -> requests queued, running or with an end to deliver */
 static int eng_active (lua_State *L) {
   aigc_engine *e = aigc_check_engine(L, 1);
@@ -1613,19 +1650,19 @@ static char *opt_strdup (lua_State *L, int t, const char *field) {
 /*
 ** Optional numeric fields of a table (the client's config, a call's
 ** params): a number of seconds > 0, or an integer in lo..hi. A string
-** that looks like a number is refused, as it is in the Lua layer. `what`
-** names the table in the message: "bad params.timeout (...)".
+** that looks like a number is refused, as it is in the Lua layer. The
+** message names the field in its table: "bad argument #1 to 'chat'
+** (params.timeout: ...)".
 */
-double aigc_opt_seconds (lua_State *L, int t, const char *what, const char *field,
+double aigc_opt_seconds (lua_State *L, int t, const aigc_argctx *cx, const char *field,
                          double def) {
   double v = def;
   if (lua_getfield(L, t, field) != LUA_TNIL) {
-    int isnum;
-    v = (double)lua_tonumberx(L, -1, &isnum);
-    isnum = isnum && lua_type(L, -1) == LUA_TNUMBER;   /* not "1" */
+    int isnum = lua_type(L, -1) == LUA_TNUMBER;   /* not "1" */
+    v = isnum ? (double)lua_tonumber(L, -1) : 0;
     if (!isnum || !(v > 0) || v > 1e9)
-      luaL_error(L, "bad %s.%s (a number of seconds > 0 expected, got %s)", what, field,
-                 isnum ? lua_tostring(L, -1) : luaL_typename(L, -1));
+      aigc_argerror(L, cx->arg, cx->fname, "%s.%s: a number of seconds > 0 expected, got %s",
+                    cx->what, field, isnum ? lua_tostring(L, -1) : luaL_typename(L, -1));
   }
   lua_pop(L, 1);
   return v;
@@ -1635,24 +1672,28 @@ double aigc_opt_seconds (lua_State *L, int t, const char *what, const char *fiel
 ** The optional `deadline` field of a table: seconds > 0 for the whole
 ** call, or false to turn off a client's default for one call. 0: none.
 */
-double aigc_opt_deadline (lua_State *L, int t, const char *what, double def) {
+double aigc_opt_deadline (lua_State *L, int t, const aigc_argctx *cx, double def) {
   if (lua_getfield(L, t, "deadline") == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
     lua_pop(L, 1);
     return 0;
   }
   lua_pop(L, 1);
-  return aigc_opt_seconds(L, t, what, "deadline", def);
+  return aigc_opt_seconds(L, t, cx, "deadline", def);
 }
 
-lua_Integer aigc_opt_integer (lua_State *L, int t, const char *what, const char *field,
-                              lua_Integer def, lua_Integer lo, lua_Integer hi) {
-  lua_Integer v = def;
+int64_t aigc_opt_integer (lua_State *L, int t, const aigc_argctx *cx, const char *field,
+                          int64_t def, int64_t lo, int64_t hi) {
+  int64_t v = def;
   if (lua_getfield(L, t, field) != LUA_TNIL) {
-    int isnum;
-    v = lua_tointegerx(L, -1, &isnum);
-    isnum = isnum && lua_type(L, -1) == LUA_TNUMBER;   /* not "1" */
-    if (!isnum || v < lo || v > hi)
-      luaL_error(L, "bad %s.%s (an integer in %I..%I expected)", what, field, lo, hi);
+    double d;
+    int ok = lua_type(L, -1) == LUA_TNUMBER   /* not "1" */
+             && aigc_number_of(L, -1, &v, &d) == AIGC_NUM_INT;
+    if (!ok || v < lo || v > hi) {
+      char range[64];
+      snprintf(range, sizeof range, "%lld..%lld", (long long)lo, (long long)hi);
+      aigc_argerror(L, cx->arg, cx->fname, "%s.%s: an integer in %s expected", cx->what, field,
+                    range);
+    }
   }
   lua_pop(L, 1);
   return v;
@@ -1717,6 +1758,7 @@ struct curl_slist *aigc_build_headers (lua_State *L, int idx) {
 ** log, error_handler.
 */
 static int eng_new (lua_State *L) {
+  static const aigc_argctx cx = { "engine", 1, "config" };
   aigc_engine *e;
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
@@ -1755,15 +1797,15 @@ static int eng_new (lua_State *L) {
   else
     lua_pop(L, 1);
 
-  e->timeout = aigc_opt_seconds(L, 1, "config", "timeout", AIGC_DEFAULT_TIMEOUT);
-  e->connect_timeout = aigc_opt_seconds(L, 1, "config", "connect_timeout",
+  e->timeout = aigc_opt_seconds(L, 1, &cx, "timeout", AIGC_DEFAULT_TIMEOUT);
+  e->connect_timeout = aigc_opt_seconds(L, 1, &cx, "connect_timeout",
                                         AIGC_DEFAULT_CONNECT_TIMEOUT);
-  e->deadline = aigc_opt_deadline(L, 1, "config", 0);
-  e->max_retries = (int)aigc_opt_integer(L, 1, "config", "max_retries",
+  e->deadline = aigc_opt_deadline(L, 1, &cx, 0);
+  e->max_retries = (int)aigc_opt_integer(L, 1, &cx, "max_retries",
                                          AIGC_DEFAULT_MAX_RETRIES, 0, 100);
-  e->max_concurrency = (int)aigc_opt_integer(L, 1, "config", "max_concurrency", 0, 0, 1000000);
-  e->max_bytes = (size_t)aigc_opt_integer(L, 1, "config", "max_response_bytes",
-                                          (lua_Integer)AIGC_DEFAULT_MAX_BYTES, 1, (lua_Integer)1 << 40);
+  e->max_concurrency = (int)aigc_opt_integer(L, 1, &cx, "max_concurrency", 0, 0, 1000000);
+  e->max_bytes = (size_t)aigc_opt_integer(L, 1, &cx, "max_response_bytes",
+                                          (int64_t)AIGC_DEFAULT_MAX_BYTES, 1, (int64_t)1 << 40);
   lua_getfield(L, 1, "insecure");
   e->insecure = lua_toboolean(L, -1);
   lua_pop(L, 1);
@@ -1777,10 +1819,10 @@ static int eng_new (lua_State *L) {
   e->query = opt_strdup(L, 1, "query");
   e->model = opt_strdup(L, 1, "model");
   e->secret = aigc_secrets_from_config(L, 1);
-  e->json_limits.max_values = (size_t)aigc_opt_integer(L, 1, "config", "max_json_values",
-      (lua_Integer)AJ_DEFAULT_MAX_VALUES, 1, (lua_Integer)1 << 40);
-  e->json_limits.max_containers = (size_t)aigc_opt_integer(L, 1, "config", "max_json_containers",
-      (lua_Integer)AJ_DEFAULT_MAX_CONTAINERS, 1, (lua_Integer)1 << 40);
+  e->json_limits.max_values = (size_t)aigc_opt_integer(L, 1, &cx, "max_json_values",
+      (int64_t)AJ_DEFAULT_MAX_VALUES, 1, (int64_t)1 << 40);
+  e->json_limits.max_containers = (size_t)aigc_opt_integer(L, 1, &cx, "max_json_containers",
+      (int64_t)AJ_DEFAULT_MAX_CONTAINERS, 1, (int64_t)1 << 40);
   e->ca_file = opt_strdup(L, 1, "ca_file");
   e->ca_path = opt_strdup(L, 1, "ca_path");
   e->proxy = opt_strdup(L, 1, "proxy");
@@ -1830,6 +1872,7 @@ static const luaL_Reg engine_methods[] = {
   {"sockets", eng_sockets},
   {"timeout", eng_timeout},
   {"scrub", aigc_engine_scrub_method},
+  {"set_scheduler", eng_set_scheduler},
   {NULL, NULL}
 };
 

@@ -30,15 +30,23 @@
 **     honoured): a proxy list;
 **   - __pairs (and no __len): what pairs(t) gives, classified as a raw
 **     table would be (1..n keys: an array; string keys: an object);
-**   - __index and neither: refused with the path. Its fields may come
-**     through __index (a message whose `content` is inherited from a
-**     prototype), and nothing can list them: sending the raw table would
-**     drop them silently, which is the one thing a marshaller must not do.
-**     Give the metatable __pairs, or pass a plain table.
-** Why not honour __index alone: it answers "what is t.k?" for a k you
-** already know, and an encoder must ask the opposite question.
+**   - __index and neither, __index a table: the table's own fields, plus
+**     the fields it inherits through the chain of __index tables (its
+**     metatable's __index, that table's metatable's __index...) that it
+**     does not override, leaving out functions (methods) and keys that
+**     start with "__" (metamethods): a class instance, or a message whose
+**     `content` comes from a prototype, is sent as the script sees it;
+**     a chain that comes back to a table already in it is refused;
+**   - __index a function (anywhere in the chain) and no __pairs: refused
+**     with the path. Nothing can list what a function answers: sending the
+**     raw table could drop fields silently, which is the one thing a
+**     marshaller must not do. Give the metatable __pairs, or pass a plain
+**     table.
+** Numbers on the Luas whose numbers are doubles (5.1, 5.2, LuaJIT): see
+** compat.h (integers exact to 2^53; beyond, refused with the path).
 */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "aigc.h"
@@ -59,6 +67,9 @@ struct aigc_encoder {
   const void *ancestors[ENCODE_MAX_DEPTH];   /* tables being encoded */
   path_seg path[ENCODE_MAX_DEPTH];
   const char *what;        /* "params" or "value": the root's name */
+  const char *fname;       /* misuse is reported as argument `arg` of `fname` */
+  int arg;
+  int request;             /* a request's params: known array fields say [] */
 };
 
 
@@ -90,14 +101,12 @@ static void push_path (aigc_encoder *enc) {
   luaL_pushresult(&b);
 }
 
+/* Raises "bad argument #N to 'FN' (<path>: <detail>)" at the caller's line. */
 static int encode_error (aigc_encoder *enc, const char *fmt, const char *detail) {
   lua_State *L = enc->L;
-  aigc_push_where(L);
   push_path(enc);
   lua_pushfstring(L, fmt, lua_tostring(L, -1), detail);
-  lua_remove(L, -2);
-  lua_concat(L, 2);
-  return lua_error(L);
+  return aigc_argerror(L, enc->arg, enc->fname, "%s", lua_tostring(L, -1));
 }
 
 /* }====================================================== */
@@ -219,7 +228,7 @@ static void encode_array (aigc_encoder *enc, int idx, lua_Integer n, int meta) {
 }
 
 /* How the table at idx is read (see the top of this file). */
-enum { READ_RAW, READ_MARKED, READ_LEN, READ_PAIRS, READ_REFUSED };
+enum { READ_RAW, READ_MARKED, READ_LEN, READ_PAIRS, READ_CHAIN };
 
 static int has_metafield (lua_State *L, int idx, const char *name) {
   if (luaL_getmetafield(L, idx, name) == LUA_TNIL)   /* raw: no __index chain */
@@ -242,15 +251,72 @@ static int read_mode (aigc_encoder *enc, int idx) {
   if (has_metafield(L, idx, "__pairs"))
     return READ_PAIRS;
   if (has_metafield(L, idx, "__index"))
-    return READ_REFUSED;
+    return READ_CHAIN;
   return READ_RAW;
 }
 
-static void refuse_index (aigc_encoder *enc) {
-  encode_error(enc, "%s: %s",
-               "cannot encode a table whose metatable has __index but no __pairs "
-               "(its inherited fields cannot be listed: give the metatable __pairs, "
-               "or pass a plain table)");
+/* The longest chain of __index tables followed (a cycle is caught first;
+   this bounds a chain of distinct tables built on purpose). */
+#define CHAIN_MAX 100
+
+/*
+** Pushes a plain table of what the table at idx shows through its chain
+** of __index tables (see the top of this file): its own raw fields, then,
+** level by level, the inherited ones it does not have yet, neither
+** functions nor keys starting with "__". Raises, with the path, on a
+** function __index or a cycle.
+*/
+static void push_chain_snapshot (aigc_encoder *enc, int idx) {
+  lua_State *L = enc->L;
+  int snap, seen, level = 0;
+  luaL_checkstack(L, 8, "aigc __index chain");
+  lua_newtable(L);
+  snap = lua_gettop(L);
+  lua_newtable(L);                    /* tables of the chain met so far */
+  seen = snap + 1;
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {     /* own fields: all of them */
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, snap);
+  }
+  lua_pushvalue(L, idx);
+  for (;;) {                          /* the table at the top: the last level */
+    int type = luaL_getmetafield(L, -1, "__index");
+    if (type == LUA_TNIL)
+      break;
+    if (type != LUA_TTABLE)
+      encode_error(enc, "%s: %s", "cannot encode a table whose __index is a function and whose "
+                   "metatable has no __pairs (its fields cannot be listed: give the metatable "
+                   "__pairs, or pass a plain table)");
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, seen) != LUA_TNIL || lua_rawequal(L, -1, idx) || ++level > CHAIN_MAX)
+      encode_error(enc, "%s: %s", "its __index chain comes back to a table already in it "
+                   "(a cycle), or is longer than 100 tables");
+    lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, seen);
+    lua_replace(L, -2);               /* the next level replaces this one */
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) {    /* key, value */
+      const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+      if (lua_type(L, -1) == LUA_TFUNCTION || (k != NULL && k[0] == '_' && k[1] == '_')) {
+        lua_pop(L, 1);
+        continue;
+      }
+      lua_pushvalue(L, -2);
+      if (lua_rawget(L, snap) != LUA_TNIL) {   /* overridden nearer */
+        lua_pop(L, 2);
+        continue;
+      }
+      lua_pop(L, 1);
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, snap);
+    }
+  }
+  lua_settop(L, snap);
 }
 
 /* At most this many entries from one __pairs iteration (an endless
@@ -311,8 +377,6 @@ static void encode_table (aigc_encoder *enc, int idx) {
     encode_error(enc, "%s: %s", "nesting too deep (more than 200 levels)");
   luaL_checkstack(L, 8, "JSON nesting");
   mode = read_mode(enc, idx);
-  if (mode == READ_REFUSED)
-    refuse_index(enc);
   enc->ancestors[enc->depth] = self;
   enc->depth++;
   enc->path[enc->depth - 1].key = NULL;
@@ -331,7 +395,13 @@ static void encode_table (aigc_encoder *enc, int idx) {
       break;
     }
     case READ_PAIRS:
-      push_pairs_snapshot(enc, idx);
+    case READ_CHAIN:
+      enc->depth--;   /* an error in the metatable's chain names the table */
+      if (mode == READ_PAIRS)
+        push_pairs_snapshot(enc, idx);
+      else
+        push_chain_snapshot(enc, idx);
+      enc->depth++;
       encode_raw_table(enc, lua_gettop(L));
       lua_pop(L, 1);
       break;
@@ -340,6 +410,46 @@ static void encode_table (aigc_encoder *enc, int idx) {
       break;
   }
   enc->depth--;
+}
+
+/*
+** Whether the table being written (its path: enc->path[0 .. depth - 2])
+** is, in a request's params, a field the API defines as an array: an
+** empty table there is written [] (an empty table is {} elsewhere). The
+** top-level lists, a message's content parts and tool calls, and the
+** list-valued keywords of a JSON Schema (under `parameters` or `schema`).
+*/
+static int known_array (const aigc_encoder *enc) {
+  static const char *const top[] = {
+    "messages", "stop", "tools", "functions", "input", "modalities", "prompt", "include", NULL
+  };
+  static const char *const schema_lists[] = {
+    "required", "enum", "anyOf", "oneOf", "allOf", "prefixItems", "examples", NULL
+  };
+  const path_seg *p = enc->path;
+  int n = enc->depth - 1, i, k;
+  if (!enc->request || n < 1 || p[n - 1].key == NULL)
+    return 0;
+#define SEG_IS(seg, word) ((seg).key != NULL && (seg).len == strlen(word) \
+                           && memcmp((seg).key, (word), (seg).len) == 0)
+  if (n == 1) {
+    for (k = 0; top[k] != NULL; k++)
+      if (SEG_IS(p[0], top[k]))
+        return 1;
+    return 0;
+  }
+  if (n == 3 && SEG_IS(p[0], "messages") && p[1].key == NULL
+      && (SEG_IS(p[2], "content") || SEG_IS(p[2], "tool_calls")))
+    return 1;
+  for (k = 0; schema_lists[k] != NULL; k++) {
+    if (!SEG_IS(p[n - 1], schema_lists[k]))
+      continue;
+    for (i = 0; i < n - 1; i++)
+      if (SEG_IS(p[i], "parameters") || SEG_IS(p[i], "schema"))
+        return 1;
+  }
+#undef SEG_IS
+  return 0;
 }
 
 /*
@@ -382,6 +492,15 @@ static void encode_raw_table (aigc_encoder *enc, int idx) {
     return;
   }
 
+  lua_pushnil(L);
+  if (lua_next(L, idx) == 0) {   /* empty: {}, or [] where the API wants a list */
+    if (known_array(enc))
+      out_add(enc, "[]", 2);
+    else
+      out_add(enc, "{}", 2);
+    return;
+  }
+  lua_pop(L, 2);
   out_char(enc, '{');
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
@@ -421,18 +540,26 @@ static void encode_value (aigc_encoder *enc, int idx) {
     }
     case LUA_TNUMBER: {
       char num[40];
-      int n;
-      if (lua_isinteger(L, idx))
-        n = aj_format_int(num, (int64_t)lua_tointeger(L, idx));
+      int n = 0;
+      int64_t i = 0;
+      double d = 0;
+      int cls = aigc_number_of(L, idx, &i, &d);
+      if (cls == AIGC_NUM_INT)
+        n = aj_format_int(num, i);
+      else if (cls == AIGC_NUM_BIGINT) {
+        snprintf(num, sizeof num, "%.17g", d);
+        lua_pushfstring(L, "the integer %s is beyond 2^53, where this Lua's numbers (doubles) are "
+                        "no longer exact: send it as a string", num);
+        encode_error(enc, "%s: %s", lua_tostring(L, -1));
+      }
       else {
-        lua_Number d = lua_tonumber(L, idx);
         if (d != d)
           encode_error(enc, "%s: %s", "cannot encode NaN (JSON has no NaN)");
         if (isinf(d))
           encode_error(enc, "%s: %s", "cannot encode an infinite number (JSON has no infinity)");
-        n = format_short_double(num, (double)d);
+        n = format_short_double(num, d);
         if (n == 0)
-          n = aj_format_double(num, (double)d);
+          n = aj_format_double(num, d);
       }
       out_add(enc, num, (size_t)n);
       break;
@@ -490,69 +617,47 @@ static void give_back_encoder (lua_State *L) {
 }
 
 static void encoder_init (lua_State *L, aigc_encoder *enc, aigc_buf *out,
-                          const char *what) {
+                          const aigc_argctx *cx, int request) {
   enc->L = L;
   enc->out = out;
   enc->depth = 0;
-  enc->what = what;
+  enc->what = cx->what;
+  enc->fname = cx->fname;
+  enc->arg = cx->arg;
+  enc->request = request;
   luaL_getmetatable(L, AIGC_ARRAY_MT);
   enc->array_mt = lua_gettop(L);
 }
 
-void aigc_json_encode (lua_State *L, int idx, aigc_buf *out) {
+void aigc_json_encode (lua_State *L, int idx, aigc_buf *out, const aigc_argctx *cx) {
   /* The encoder holds 200-entry arrays; keep it off the C stack of
      deep Lua recursions by allocating it in a userdata. */
   aigc_encoder *enc;
   idx = lua_absindex(L, idx);
   enc = take_encoder(L);
-  encoder_init(L, enc, out, "value");
+  encoder_init(L, enc, out, cx, 0);
   encode_value(enc, idx);
   give_back_encoder(L);
 }
 
-/*
-** Keys of a request's params table that configure the call and are never
-** sent in the body. The list is short and stable; it is documented in the
-** README under "Per-call options".
-*/
-static int is_control_key (const char *k, size_t len) {
-  switch (k[0]) {
-    case 'c': return len == 15 && memcmp(k, "connect_timeout", 15) == 0;
-    case 'd': return len == 8 && memcmp(k, "deadline", 8) == 0;   /* the core lane's */
-    case 'e': return (len == 6 && memcmp(k, "engine", 6) == 0)
-                  || (len == 13 && memcmp(k, "extra_headers", 13) == 0)
-                  || (len == 11 && memcmp(k, "extra_query", 11) == 0);
-    case 'h': return len == 7 && memcmp(k, "headers", 7) == 0;
-    case 'i': return len == 15 && memcmp(k, "idempotency_key", 15) == 0;
-    case 'm': return (len == 11 && memcmp(k, "max_retries", 11) == 0)
-                  || (len == 18 && memcmp(k, "max_response_bytes", 18) == 0)
-                  || (len == 15 && memcmp(k, "max_json_values", 15) == 0)
-                  || (len == 19 && memcmp(k, "max_json_containers", 19) == 0);
-    case 'o': return (len == 7 && memcmp(k, "on_done", 7) == 0)
-                  || (len == 8 && memcmp(k, "on_error", 8) == 0);
-    case 'q': return len == 5 && memcmp(k, "query", 5) == 0;
-    case 't': return len == 7 && memcmp(k, "timeout", 7) == 0;
-    default: return 0;
-  }
-}
-
 void aigc_json_encode_params (lua_State *L, int idx, aigc_buf *out,
                               aigc_kind kind, const char *default_model,
-                              int stream) {
+                              int stream, const aigc_argctx *cx) {
   aigc_encoder *enc;
   int first = 1, has_model = 0, has_stream_options = 0, mode;
   const void *self;
   idx = lua_absindex(L, idx);
   enc = take_encoder(L);
-  encoder_init(L, enc, out, "params");
+  encoder_init(L, enc, out, cx, 1);
   /* The params table itself obeys the metatable rules (an object: __len
      says nothing here); with __pairs, its entries are what pairs gives. */
   self = lua_topointer(L, idx);
   mode = read_mode(enc, idx);
-  if (mode == READ_REFUSED)
-    refuse_index(enc);
-  if (mode == READ_PAIRS) {   /* read from a snapshot, popped at the end */
-    push_pairs_snapshot(enc, idx);
+  if (mode == READ_PAIRS || mode == READ_CHAIN) {   /* read from a snapshot, popped at the end */
+    if (mode == READ_PAIRS)
+      push_pairs_snapshot(enc, idx);
+    else
+      push_chain_snapshot(enc, idx);
     idx = lua_gettop(L);
   }
   out_char(enc, '{');
@@ -591,7 +696,8 @@ void aigc_json_encode_params (lua_State *L, int idx, aigc_buf *out,
       encode_error(enc, "%s: %s", lua_tostring(L, -1));
     }
     key = lua_tolstring(L, -2, &klen);
-    if (is_control_key(key, klen)
+    if (aigc_is_call_option(key, klen)   /* never sent (core.c) */
+        || (klen == 6 && memcmp(key, "engine", 6) == 0)   /* the model's old name */
         || (has_model && klen == 5 && memcmp(key, "model", 5) == 0)
         || (klen == 6 && memcmp(key, "stream", 6) == 0)) {
       lua_pop(L, 1);
@@ -626,7 +732,7 @@ void aigc_json_encode_params (lua_State *L, int idx, aigc_buf *out,
       out_add(enc, ",\"stream_options\":{\"include_usage\":true}", 40);
   }
   out_char(enc, '}');
-  if (mode == READ_PAIRS)
+  if (mode == READ_PAIRS || mode == READ_CHAIN)
     lua_pop(L, 1);   /* the snapshot */
   give_back_encoder(L);
 }
@@ -647,7 +753,7 @@ static void push_value (lua_State *L, const aj_value *v, int array_mt, int extra
     case AJ_NULL: lua_pushlightuserdata(L, NULL); break;
     case AJ_FALSE: lua_pushboolean(L, 0); break;
     case AJ_TRUE: lua_pushboolean(L, 1); break;
-    case AJ_INT: lua_pushinteger(L, (lua_Integer)v->u.i); break;
+    case AJ_INT: aigc_push_int64(L, v->u.i); break;
     case AJ_FLOAT: lua_pushnumber(L, (lua_Number)v->u.d); break;
     case AJ_STRING: lua_pushlstring(L, v->u.s, v->len); break;
     case AJ_ARRAY:
@@ -735,10 +841,11 @@ int aigc_json_decode (lua_State *L) {
 
 /* aigc.json.encode(value) -> string; raises naming the path of a bad value. */
 int aigc_json_encodefn (lua_State *L) {
+  static const aigc_argctx cx = { "encode", 1, "value" };
   json_box *box;
   luaL_checkany(L, 1);
   box = new_box(L);
-  aigc_json_encode(L, 1, &box->buf);
+  aigc_json_encode(L, 1, &box->buf, &cx);
   lua_pushlstring(L, box->buf.data ? box->buf.data : "", box->buf.len);
   return 1;
 }

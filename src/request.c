@@ -604,6 +604,34 @@ static void push_outcome (lua_State *L, int ridx, aigc_request *r) {
 }
 
 /*
+** Runs the waiters of the request at ridx, each once, in the order they
+** came: the list is taken out of its slot first, so a waiter added by one
+** of them (req:_notify inside a waiter) goes to a new list, run on the next
+** turn. An error a waiter raises is reported (aigc_engine_report).
+*/
+static void run_waiters (lua_State *L, int eidx, int ridx) {
+  lua_Integer i, n;
+  int list;
+  if (lua_getiuservalue(L, ridx, AIGC_RQ_WAITERS) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return;
+  }
+  list = lua_gettop(L);
+  lua_pushnil(L);
+  lua_setiuservalue(L, ridx, AIGC_RQ_WAITERS);   /* once */
+  n = (lua_Integer)lua_rawlen(L, list);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, list, i);
+    lua_pushvalue(L, ridx);
+    if (aigc_pcall(L, 1, 0) != LUA_OK) {
+      aigc_engine_report(L, eidx, -1);
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+}
+
+/*
 ** Runs r's end, exactly once: on_done(res) or on_error(err), then the
 ** waiter the Lua layer registered, then the engine lets go of it. Called
 ** by the loop (aigc_request_dispatch), by close() and by wait(); never by
@@ -639,17 +667,7 @@ int aigc_request_deliver_end (lua_State *L, int eidx, int ridx) {
     lua_pop(L, 1);
     clear_callbacks(L, ridx);
   }
-  if (lua_getiuservalue(L, ridx, AIGC_RQ_NOTIFY) == LUA_TFUNCTION) {
-    lua_pushnil(L);
-    lua_setiuservalue(L, ridx, AIGC_RQ_NOTIFY);   /* once */
-    lua_pushvalue(L, ridx);
-    if (aigc_pcall(L, 1, 0) != LUA_OK) {
-      aigc_engine_report(L, eidx, -1);
-      lua_pop(L, 1);
-    }
-  }
-  else
-    lua_pop(L, 1);
+  run_waiters(L, eidx, ridx);
   lua_pop(L, 1);   /* the outcome */
   if (r->end_pending)   /* a new waiter came meanwhile (req:_notify in a callback) */
     return count;
@@ -767,7 +785,7 @@ static void copy_member (lua_State *L, aigc_request *r, const aj_value *v, const
   if (m->type == AJ_STRING)
     aigc_push_scrubbed(L, m->u.s, m->len, r->engine ? r->engine->secret : NULL);
   else if (m->type == AJ_INT)
-    lua_pushinteger(L, (lua_Integer)m->u.i);
+    aigc_push_int64(L, m->u.i);
   else if (m->type == AJ_FLOAT)
     lua_pushnumber(L, (lua_Number)m->u.d);
   else
@@ -1370,7 +1388,7 @@ void aigc_request_cancel (lua_State *L, int ridx, const char *why, int why_idx) 
   lua_pushnil(L);
   lua_setiuservalue(L, ridx, AIGC_RQ_ON_DONE);
   listening = lua_getiuservalue(L, ridx, AIGC_RQ_ON_ERROR) != LUA_TNIL;
-  listening |= lua_getiuservalue(L, ridx, AIGC_RQ_NOTIFY) != LUA_TNIL;
+  listening |= lua_getiuservalue(L, ridx, AIGC_RQ_WAITERS) != LUA_TNIL;
   lua_pop(L, 2);
   if (e == NULL)
     return;
@@ -1409,7 +1427,7 @@ void aigc_request_end_static (lua_State *L, int eidx, aigc_request *r, aigc_stat
     lua_pushnil(L);
     lua_setiuservalue(L, ridx, AIGC_RQ_ON_DONE);
     listening = lua_getiuservalue(L, ridx, AIGC_RQ_ON_ERROR) != LUA_TNIL;
-    listening |= lua_getiuservalue(L, ridx, AIGC_RQ_NOTIFY) != LUA_TNIL;
+    listening |= lua_getiuservalue(L, ridx, AIGC_RQ_WAITERS) != LUA_TNIL;
     lua_pop(L, 2);
     if (listening)
       aigc_engine_set_end(e, r);
@@ -1435,7 +1453,8 @@ void aigc_request_detach (aigc_request *r) {
 */
 
 /* Reads an optional callback params[field] into the request's slot. */
-static int opt_callback (lua_State *L, int t, const char *field, int ridx, int slot) {
+static int opt_callback (lua_State *L, int t, const aigc_argctx *cx, const char *field,
+                         int ridx, int slot) {
   int type = lua_getfield(L, t, field);
   if (type == LUA_TNIL) {
     lua_pop(L, 1);
@@ -1443,7 +1462,8 @@ static int opt_callback (lua_State *L, int t, const char *field, int ridx, int s
   }
   if (type != LUA_TFUNCTION) {
     if (luaL_getmetafield(L, -1, "__call") == LUA_TNIL)
-      luaL_error(L, "bad params.%s (a function expected, got %s)", field, luaL_typename(L, -1));
+      aigc_argerror(L, cx->arg, cx->fname, "%s.%s: a function expected, got %s", cx->what, field,
+                    luaL_typename(L, -1));
     lua_pop(L, 1);
   }
   lua_setiuservalue(L, ridx, slot);
@@ -1452,13 +1472,10 @@ static int opt_callback (lua_State *L, int t, const char *field, int ridx, int s
 
 /* Whether the stream callback at idx declares a second parameter (chunk). */
 static int wants_chunk (lua_State *L, int idx) {
-  lua_Debug ar;
-  if (lua_type(L, idx) != LUA_TFUNCTION)
-    return 1;
-  lua_pushvalue(L, idx);
-  if (!lua_getinfo(L, ">u", &ar))
-    return 1;
-  return ar.isvararg || ar.nparams >= 2;
+  int nparams, isvararg;
+  if (lua_type(L, idx) != LUA_TFUNCTION || !aigc_nparams(L, idx, &nparams, &isvararg))
+    return 1;   /* a callable, or a Lua that cannot tell: give it the chunk */
+  return isvararg || nparams >= 2;
 }
 
 static char *dup_url (lua_State *L, const aigc_engine *e, const char *path, const char *query) {
@@ -1566,6 +1583,7 @@ int aigc_request_submit (lua_State *L) {
   aigc_kind kind = (aigc_kind)luaL_checkoption(L, 2, NULL, kind_names);
   int has_params = !lua_isnoneornil(L, 3), ridx, stream = 0, strong = 0, fresh;
   const char *path = NULL, *query = NULL;   /* NULL query: the engine's */
+  aigc_argctx cx = { "submit", 2, "params" };
   aigc_request *r;
 
   if (kind != AIGC_KIND_GET || has_params)
@@ -1582,6 +1600,13 @@ int aigc_request_submit (lua_State *L) {
     if (lua_getfield(L, 4, "query") != LUA_TNIL)
       query = luaL_checkstring(L, -1);
     lua_pop(L, 1);
+    /* Who the user called (client:chat...): misuse is reported as theirs. */
+    if (lua_getfield(L, 4, "fname") == LUA_TSTRING)
+      cx.fname = lua_tostring(L, -1);   /* anchored by opts */
+    lua_pop(L, 1);
+    if (lua_getfield(L, 4, "arg") == LUA_TNUMBER)
+      cx.arg = (int)lua_tonumber(L, -1);
+    lua_pop(L, 1);
   }
   if (path == NULL) {
     if (kind == AIGC_KIND_CHAT) path = "/chat/completions";
@@ -1597,8 +1622,8 @@ int aigc_request_submit (lua_State *L) {
       stream = 1;
     }
     else if (t != LUA_TNIL && t != LUA_TBOOLEAN)
-      return luaL_error(L, "bad params.stream (a boolean or a function expected, got %s)",
-                        luaL_typename(L, -1));
+      return aigc_argerror(L, cx.arg, cx.fname, "params.stream: a boolean or a function "
+                           "expected, got %s", luaL_typename(L, -1));
     lua_pop(L, 1);
   }
 
@@ -1630,15 +1655,15 @@ int aigc_request_submit (lua_State *L) {
   r->deadline = e->deadline;
   r->max_retries = e->max_retries;
   if (!lua_isnil(L, 4))   /* the Lua layer passes a per-call deadline here */
-    r->deadline = aigc_opt_deadline(L, 4, "params", r->deadline);
+    r->deadline = aigc_opt_deadline(L, 4, &cx, r->deadline);
   if (has_params) {
-    r->timeout = aigc_opt_seconds(L, 3, "params", "timeout", e->timeout);
-    r->connect_timeout = aigc_opt_seconds(L, 3, "params", "connect_timeout",
+    r->timeout = aigc_opt_seconds(L, 3, &cx, "timeout", e->timeout);
+    r->connect_timeout = aigc_opt_seconds(L, 3, &cx, "connect_timeout",
                                           e->connect_timeout);
-    r->deadline = aigc_opt_deadline(L, 3, "params", r->deadline);
-    r->max_retries = (int)aigc_opt_integer(L, 3, "params", "max_retries", e->max_retries, 0, 100);
-    r->max_bytes = (size_t)aigc_opt_integer(L, 3, "params", "max_response_bytes",
-                                            (lua_Integer)e->max_bytes, 1, (lua_Integer)1 << 40);
+    r->deadline = aigc_opt_deadline(L, 3, &cx, r->deadline);
+    r->max_retries = (int)aigc_opt_integer(L, 3, &cx, "max_retries", e->max_retries, 0, 100);
+    r->max_bytes = (size_t)aigc_opt_integer(L, 3, &cx, "max_response_bytes",
+                                            (int64_t)e->max_bytes, 1, (int64_t)1 << 40);
     r->sse_parser.max_event = r->max_bytes;
     if (stream && lua_getfield(L, 3, "stream") != LUA_TBOOLEAN) {
       r->want_chunk = wants_chunk(L, -1);
@@ -1647,17 +1672,17 @@ int aigc_request_submit (lua_State *L) {
     }
     else if (stream)
       lua_pop(L, 1);
-    strong |= opt_callback(L, 3, "on_done", ridx, AIGC_RQ_ON_DONE);
-    strong |= opt_callback(L, 3, "on_error", ridx, AIGC_RQ_ON_ERROR);
+    strong |= opt_callback(L, 3, &cx, "on_done", ridx, AIGC_RQ_ON_DONE);
+    strong |= opt_callback(L, 3, &cx, "on_error", ridx, AIGC_RQ_ON_ERROR);
   }
 
   /* codec lane: what decoding one reply (or stream event) may build */
   r->arena.limits = e->json_limits;
   if (has_params) {
-    r->arena.limits.max_values = (size_t)aigc_opt_integer(L, 3, "params", "max_json_values",
-        (lua_Integer)e->json_limits.max_values, 1, (lua_Integer)1 << 40);
-    r->arena.limits.max_containers = (size_t)aigc_opt_integer(L, 3, "params", "max_json_containers",
-        (lua_Integer)e->json_limits.max_containers, 1, (lua_Integer)1 << 40);
+    r->arena.limits.max_values = (size_t)aigc_opt_integer(L, 3, &cx, "max_json_values",
+        (int64_t)e->json_limits.max_values, 1, (int64_t)1 << 40);
+    r->arena.limits.max_containers = (size_t)aigc_opt_integer(L, 3, &cx, "max_json_containers",
+        (int64_t)e->json_limits.max_containers, 1, (int64_t)1 << 40);
   }
   r->accum.limits = r->arena.limits;
 
@@ -1670,7 +1695,7 @@ int aigc_request_submit (lua_State *L) {
     /* May run Lua (metamethods) and allocates: anything may happen to the
        engine meanwhile, which is why nothing of it was read before. */
     if (has_params)
-      aigc_json_encode_params(L, 3, &r->body, kind, lua_tostring(L, 5), stream);
+      aigc_json_encode_params(L, 3, &r->body, kind, lua_tostring(L, 5), stream, &cx);
     else if (aigc_buf_append(&r->body, "{}", 2) != 0)
       return luaL_error(L, "not enough memory");
   }
@@ -1819,10 +1844,90 @@ static void wait_for (lua_State *L, aigc_request *r, double until) {
 }
 
 /*
+** Adds the function on top of the stack to the waiters of the request at
+** ridx (popping it), and has the engine hold the request (someone expects
+** to hear from it). Returns 0 when the request can no longer run its end
+** (its client closed and let go of it): the function is then dropped.
+** Allocates, so anything may happen meanwhile: the state is read after.
+*/
+static int add_waiter (lua_State *L, int ridx, aigc_request *r) {
+  lua_Integer n;
+  ridx = lua_absindex(L, ridx);
+  if (lua_getiuservalue(L, ridx, AIGC_RQ_WAITERS) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_createtable(L, 1, 0);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, ridx, AIGC_RQ_WAITERS);
+  }
+  n = (lua_Integer)lua_rawlen(L, -1);
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, n + 1);
+  lua_pop(L, 1);
+  lua_getiuservalue(L, ridx, AIGC_RQ_ENGINE);
+  if (r->engine != NULL)
+    aigc_engine_hold(L, lua_gettop(L), r, ridx, 1);   /* allocates */
+  lua_pop(L, 1);
+  if (r->engine == NULL) {   /* detached: no loop will ever run its end */
+    lua_pushnil(L);
+    lua_setiuservalue(L, ridx, AIGC_RQ_WAITERS);
+    return 0;
+  }
+  if (aigc_terminal(r->state))
+    aigc_engine_set_end(r->engine, r);   /* ended already: told on the next turn */
+  return 1;
+}
+
+/* A task's waiter: the scheduler's resume(co, req) (upvalues 1 and 2). */
+static int resume_task (lua_State *L) {
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_pushvalue(L, 1);
+  lua_call(L, 2, 0);
+  return 0;
+}
+
+/*
+** Whether the running thread is a task of the scheduler of the engine at
+** eidx (engine:set_scheduler: sched.tasks[co] is truthy) that can yield.
+*/
+static int in_task (lua_State *L, int eidx) {
+  int yes;
+  if (lua_getiuservalue(L, eidx, AIGC_EN_TASKS) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_pushthread(L);
+  lua_rawget(L, -2);
+  yes = lua_toboolean(L, -1) && aigc_isyieldable(L);
+  lua_pop(L, 2);
+  return yes;
+}
+
+/*
+** wait() in a task (request at 1, engine at 2): registers the task as a
+** waiter and yields the scheduler's token and the request; the scheduler's
+** resume(co, req) runs from the loop when the request ends and resumes the
+** task with req:result(), which wait() then returns.
+*/
+static int wait_in_task (lua_State *L, aigc_request *r) {
+  lua_getiuservalue(L, 2, AIGC_EN_RESUME);
+  lua_pushthread(L);
+  lua_pushcclosure(L, resume_task, 2);
+  if (!add_waiter(L, 1, r))   /* its client closed meanwhile: it is over */
+    return push_result(L, 1, r);
+  lua_settop(L, 2);
+  lua_getiuservalue(L, 2, AIGC_EN_TOKEN);
+  lua_pushvalue(L, 1);
+  return lua_yield(L, 2);
+}
+
+/*
 ** req:wait([timeout]) -> res | nil, err | nil, nil (still pending after
 ** `timeout` seconds). Drives the engine (every request's callbacks run)
 ** until this request is over, then runs its own end if the loop has not
-** yet (its on_done/on_error, its waiter): wait() is a driving call.
+** yet (its on_done/on_error, its waiters): wait() is a driving call. In a
+** task of the client's scheduler, wait() with no timeout yields instead
+** (wait_in_task).
 */
 static int req_wait (lua_State *L) {
   aigc_request *r = aigc_check_request(L, 1);
@@ -1835,6 +1940,8 @@ static int req_wait (lua_State *L) {
     return luaL_error(L, "cannot wait for a request from inside its own callback");
   lua_getiuservalue(L, 1, AIGC_RQ_ENGINE);   /* index 2 */
   e = (aigc_engine *)lua_touserdata(L, 2);
+  if (timeout < 0 && !aigc_terminal(r->state) && r->engine != NULL && in_task(L, 2))
+    return wait_in_task(L, r);
   if (e != NULL && !e->dispatching && !e->stepping)
     aigc_interrupt_forget(L);   /* an outermost call */
   if (!aigc_terminal(r->state) && r->engine != NULL)
@@ -1902,18 +2009,16 @@ static int req_cancel (lua_State *L) {
   return 1;
 }
 
-/* req:_notify(fn): the Lua layer's waiter, called once when r is over. */
+/*
+** req:_notify(fn): fn(req) is called once when the request is over, from
+** the loop, after on_done/on_error (any number of them, in order). For the
+** Lua layer (a Future tracking this request).
+*/
 static int req_notify (lua_State *L) {
   aigc_request *r = aigc_check_request(L, 1);
   luaL_checktype(L, 2, LUA_TFUNCTION);
   lua_settop(L, 2);
-  lua_setiuservalue(L, 1, AIGC_RQ_NOTIFY);
-  lua_getiuservalue(L, 1, AIGC_RQ_ENGINE);
-  if (r->engine != NULL && lua_touserdata(L, 2) != NULL) {
-    aigc_engine_hold(L, 2, r, 1, 1);   /* allocates: the engine may close meanwhile */
-    if (r->engine != NULL && aigc_terminal(r->state))
-      aigc_engine_set_end(r->engine, r);   /* ended already: told on the next turn */
-  }
+  add_waiter(L, 1, r);
   return 0;
 }
 
@@ -1986,10 +2091,7 @@ void aigc_request_open (lua_State *L) {
   luaL_setfuncs(L, request_meta, 0);
   luaL_newlibtable(L, request_methods);
   luaL_setfuncs(L, request_methods, 0);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, -3, "__index");
-  /* The Lua layer adds to (and may wrap) these methods. */
-  lua_setfield(L, -3, "request_methods");
+  lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
 }
 

@@ -128,6 +128,7 @@ local insecure_warned = false
 -- engine -> its client (weak keys: an ephemeron, the client lives as long
 -- as its engine), to find who drives a request that only knows its engine.
 local client_of_engine = setmetatable({}, { __mode = "k" })
+local set_scheduler   -- (c2 lane bridge, defined with the tasks)
 
 --- Creates a client.
 -- @tparam[opt] table opts every field optional:
@@ -306,6 +307,7 @@ function M.new (opts)
     model = opts.model,
   }, Client)
   client_of_engine[engine] = client
+  set_scheduler(engine)
   return client
 end
 
@@ -509,9 +511,35 @@ local function abandon (self, co)
   if not delivered then self._engine:report(err) end
 end
 
+-- While a task of `owner` waits on a request of `guest` (another client),
+-- owner's step() drives guest too: the task yields instead of blocking the
+-- loop, and the loop that drives the task drives what it waits for.
+local function add_guest (owner, guest)
+  owner._guests[guest] = (owner._guests[guest] or 0) + 1
+  owner._guest_waits = owner._guest_waits + 1
+end
+
+local function remove_guest (owner, guest)
+  local n = owner._guests[guest]
+  if n == nil then return end
+  owner._guests[guest] = n > 1 and n - 1 or nil
+  owner._guest_waits = owner._guest_waits - 1
+end
+
+-- c2 lane bridge (until lane/lua2's scheduler): the C req:wait() in a task
+-- yields AWAIT and the request, and the engine calls resume_waiting(co,
+-- req) from its loop when the request ends. coroutine -> the request it
+-- waits on in C.
+local waiting_c = setmetatable({}, { __mode = "k" })
+
 --- Resumes a task; reports its error if it fails. Never raises.
 local function resume_task (self, co, ...)
-  local ok, v = coroutine_resume(co, ...)
+  local ok, v, req = coroutine_resume(co, ...)
+  if ok and v == AWAIT and req ~= nil then   -- a C wait: drive its client too
+    waiting_c[co] = req
+    local guest = client_of_engine[req:_engine()]
+    if guest and guest ~= self then add_guest(self, guest) end
+  end
   if not ok then
     tasks[co], abandon_hooks[co] = nil, nil
     self._engine:report(task_error(co, v, self._task_names and self._task_names[co]))
@@ -523,6 +551,19 @@ local function resume_task (self, co, ...)
 end
 
 function resume_task_ref (self, co) return resume_task(self, co) end
+
+local function resume_waiting (co, req)
+  local owner = tasks[co]
+  if owner == nil or waiting_c[co] ~= req then return end   -- no longer waiting on it
+  waiting_c[co] = nil
+  local guest = client_of_engine[req:_engine()]
+  if guest and guest ~= owner then remove_guest(owner, guest) end
+  resume_task(owner, co, req:result())
+end
+
+function set_scheduler (engine)
+  engine:set_scheduler { tasks = tasks, token = AWAIT, resume = resume_waiting }
+end
 
 --- Starts `fn(...)` as a task of `self` at once (runs until its first wait).
 -- `what` names it in the error an uncaught error becomes.
@@ -587,21 +628,6 @@ local function when_over (req, fn)
   end)
 end
 
--- While a task of `owner` waits on a request of `guest` (another client),
--- owner's step() drives guest too: the task yields instead of blocking the
--- loop, and the loop that drives the task drives what it waits for.
-local function add_guest (owner, guest)
-  owner._guests[guest] = (owner._guests[guest] or 0) + 1
-  owner._guest_waits = owner._guest_waits + 1
-end
-
-local function remove_guest (owner, guest)
-  local n = owner._guests[guest]
-  if n == nil then return end
-  owner._guests[guest] = n > 1 and n - 1 or nil
-  owner._guest_waits = owner._guest_waits - 1
-end
-
 --- Waits for a request: yields inside a task, blocks elsewhere.
 -- `self` is the client that drives `req`; `drivers` (optional) lists every
 -- client whose loop the request needs (default: `self`). Inside a task of
@@ -626,32 +652,6 @@ local function await (self, req, drivers)
     coroutine_yield(AWAIT)
   end
   return req:result()
-end
-
--- req:wait() inside a task yields too (the C wait blocks), also for a
--- request of another client. With a timeout it blocks, in a task as
--- elsewhere: a task that must not block waits without one (or polls
--- req:status() between client:sleep calls).
-local request_methods = core.request_methods
-local c_wait = request_methods.wait
-core.request_methods.wait = function (req, timeout)
-  local mt = type(req) == "userdata" and getmetatable(req)
-  if not mt or mt.__index ~= request_methods then
-    error(string_format("calling 'wait' on bad self (aigc.request expected, got %s)", typename(req)), 2)
-  end
-  if timeout ~= nil then
-    local t = tonumber(timeout)
-    if t == nil then
-      error(string_format("bad argument #1 to 'wait' (number expected, got %s)", typename(timeout)), 2)
-    elseif t ~= t or t < 0 then   -- (NaN too)
-      error("bad argument #1 to 'wait' (timeout must be a number >= 0)", 2)
-    end
-  end
-  local driver = current_owner() and timeout == nil and client_of_engine[req:_engine()]
-  if not driver then
-    return c_wait(req, timeout)
-  end
-  return await(driver, req)
 end
 
 --- Runs `fn(...)` as a task: inside it, `client:chat`, `client:complete`,

@@ -1,5 +1,8 @@
 /*
-** lua_host.c — a minimal Lua 5.4 interpreter for the sanitizer suite.
+** lua_host.c — a minimal Lua interpreter for the sanitizer suite, for
+** whichever Lua `make asan LUA_VERSION=...` builds (5.1 to 5.4, LuaJIT 2.1:
+** below 5.3, Debian's compat-5.3.h gives it the few newer functions it
+** uses; it needs nothing from src/, so it builds with the Lua headers alone).
 **
 ** `make asan` links it with -fsanitize=address,undefined, so the sanitizer
 ** runtime lives in the main program and the instrumented aigc/core.so can
@@ -25,6 +28,9 @@
 #include "lua.h"
 #include "lauxlib.h"
 #include "lualib.h"
+#if LUA_VERSION_NUM < 503
+#include "compat-5.3.h"   /* LUA_OK, luaL_tolstring, luaL_traceback */
+#endif
 
 /* Lua's own allocator, wrapped: counts what Lua holds, refuses growth
    beyond the limit (Lua then collects and raises "not enough memory"). */

@@ -1,0 +1,305 @@
+/*
+** compat.h — the one place where the Lua versions differ.
+**
+** aigc.core builds against Lua 5.1, 5.2, 5.3, 5.4 and LuaJIT 2.1 (whose C
+** API is 5.1's). Every C file includes this header instead of lua.h and
+** lauxlib.h, and writes to the Lua 5.4 API; what older versions lack comes
+** from two places:
+**
+**   - Debian's lua-compat53 (compat-5.3.h, included for LUA_VERSION_NUM <
+**     503 with its default settings: its functions are static, nothing to
+**     link, no -D needed): lua_absindex, lua_rawgetp/rawsetp, lua_rawlen,
+**     luaL_setfuncs, luaL_newlib, luaL_setmetatable, luaL_tolstring,
+**     luaL_traceback, luaL_len, lua_geti, lua_tointegerx, lua_getfield and
+**     lua_rawget(i) returning the type, luaL_Buffer's 5.3 API...
+**   - this header, for what compat-5.3 does not cover, each shim below
+**     with why:
+**       user values      lua_newuserdatauv, lua_getiuservalue,
+**                        lua_setiuservalue (several per userdata in 5.4;
+**                        elsewhere one table of them)
+**       to-be-closed     nothing to do: `__close` only exists on 5.4; the
+**                        metatables keep it, older Luas ignore it, and the
+**                        methods it calls (cancel, close) stay
+**       integers         aigc_push_int64, aigc_number_of (5.3+: 64-bit
+**                        integers; 5.1, 5.2, LuaJIT: every number is a
+**                        double, exact up to 2^53)
+**       yield            aigc_isyieldable
+**       threads          aigc_main_thread (no LUA_RIDX_MAINTHREAD in 5.1)
+**       debug info       aigc_nparams (no "u" of nparams in 5.1/LuaJIT),
+**                        aigc_frame_is_finalizer, aigc_frame_is_hook,
+**                        aigc_gc_refused: how a finalizer and a debug hook
+**                        show on the stack, where they show at all
+**       misc             luaL_pushfail, LUA_GCISRUNNING
+** No `#if` on LUA_VERSION_NUM outside this header.
+*/
+#ifndef AIGC_COMPAT_H
+#define AIGC_COMPAT_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "lua.h"
+#include "lauxlib.h"
+
+#if LUA_VERSION_NUM < 503
+/* Its source is compiled into each file that includes it (static
+   functions); it is not written for aigc's warning set. */
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wcast-qual"
+#pragma GCC diagnostic ignored "-Wshadow"
+#pragma GCC diagnostic ignored "-Wmissing-prototypes"
+#endif
+#include "compat-5.3.h"
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+#endif
+
+#if defined(__GNUC__)
+#define AIGC_COMPAT_FN __attribute__((__unused__)) static
+#else
+#define AIGC_COMPAT_FN static
+#endif
+
+
+/*
+** {======================================================
+** User values
+**
+** Lua 5.4 gives a userdata any number of user values; 5.2 and 5.3 one
+** (lua_setuservalue), 5.1 and LuaJIT one environment table. Below 5.4 a
+** userdata made with user values gets one table of them, sized at once:
+** setting a slot later is a rawseti into its array part, which allocates
+** nothing (the re-entrancy rule counts on that: cancel() sets slots).
+** =======================================================
+*/
+
+#if LUA_VERSION_NUM < 504
+
+AIGC_COMPAT_FN void *aigc_newuserdatauv (lua_State *L, size_t size, int nuv) {
+  void *p = lua_newuserdata(L, size);
+  if (nuv > 0) {
+    lua_createtable(L, nuv, 0);
+    lua_setuservalue(L, -2);
+  }
+  return p;
+}
+
+AIGC_COMPAT_FN int aigc_getiuservalue (lua_State *L, int idx, int n) {
+  idx = lua_absindex(L, idx);
+  lua_getuservalue(L, idx);
+  if (lua_type(L, -1) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    return LUA_TNONE;
+  }
+  lua_rawgeti(L, -1, n);
+  lua_remove(L, -2);
+  return lua_type(L, -1);
+}
+
+AIGC_COMPAT_FN int aigc_setiuservalue (lua_State *L, int idx, int n) {
+  idx = lua_absindex(L, idx);
+  lua_getuservalue(L, idx);
+  if (lua_type(L, -1) != LUA_TTABLE) {
+    lua_pop(L, 2);
+    return 0;
+  }
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, n);
+  lua_pop(L, 1);
+  return 1;
+}
+
+#define lua_newuserdatauv aigc_newuserdatauv
+#define lua_getiuservalue aigc_getiuservalue
+#define lua_setiuservalue aigc_setiuservalue
+
+#endif
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Numbers
+**
+** Lua 5.3 and 5.4 have 64-bit integers: a JSON integer stays exact. On
+** 5.1, 5.2 and LuaJIT every number is a double, exact for integers of
+** magnitude up to 2^53 only (lua_Integer is ptrdiff_t there, but
+** lua_pushinteger stores a double). So:
+**   - a reply's integer beyond +-2^53 becomes the nearest double (json.h
+**     and the README say so);
+**   - a Lua number that is integer-valued and within +-2^53 is written as
+**     an integer ("128", not "128.0"); one beyond +-2^53 is refused with
+**     the path (AIGC_NUM_BIGINT): it may already be a rounded value, and
+**     sending it would be a silent rounding.
+** =======================================================
+*/
+
+#if LUA_VERSION_NUM >= 503
+#define AIGC_EXACT_INTEGERS 1
+#else
+#define AIGC_EXACT_INTEGERS 0
+#endif
+
+#define AIGC_MAX_EXACT_DOUBLE 9007199254740992.0   /* 2^53 */
+
+AIGC_COMPAT_FN void aigc_push_int64 (lua_State *L, int64_t v) {
+#if LUA_VERSION_NUM >= 503
+  lua_pushinteger(L, (lua_Integer)v);
+#else
+  lua_pushnumber(L, (lua_Number)v);
+#endif
+}
+
+enum {
+  AIGC_NUM_INT,      /* an exact integer: *i */
+  AIGC_NUM_FLOAT,    /* a float: *d */
+  AIGC_NUM_BIGINT    /* doubles only: integer-valued beyond 2^53: *d */
+};
+
+/* Classifies the number at idx (which must be a number). */
+AIGC_COMPAT_FN int aigc_number_of (lua_State *L, int idx, int64_t *i, double *d) {
+#if LUA_VERSION_NUM >= 503
+  if (lua_isinteger(L, idx)) {
+    *i = (int64_t)lua_tointeger(L, idx);
+    return AIGC_NUM_INT;
+  }
+  *d = (double)lua_tonumber(L, idx);
+  return AIGC_NUM_FLOAT;
+#else
+  double v = (double)lua_tonumber(L, idx);
+  *d = v;
+  if (!(v == floor(v)))   /* a fraction, NaN or an infinity */
+    return AIGC_NUM_FLOAT;
+  if (fabs(v) > AIGC_MAX_EXACT_DOUBLE)
+    return AIGC_NUM_BIGINT;
+  *i = (int64_t)v;
+  return AIGC_NUM_INT;
+#endif
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Threads, yields, debug information
+** =======================================================
+*/
+
+/* Whether the running thread may yield here (5.1, 5.2, LuaJIT: whether it
+   is a coroutine at all; lua_yield itself then raises across a C call
+   boundary). */
+AIGC_COMPAT_FN int aigc_isyieldable (lua_State *L) {
+#if LUA_VERSION_NUM >= 503
+  return lua_isyieldable(L);
+#else
+  int main = lua_pushthread(L);
+  lua_pop(L, 1);
+  return !main;
+#endif
+}
+
+#if LUA_VERSION_NUM < 502
+/* 5.1 and LuaJIT keep no main thread in the registry: aigc notes it when
+   it is opened on it (aigc_note_main_thread), the usual case. */
+static const char aigc_main_thread_key = 'm';
+#endif
+
+/* At luaopen: remembers the main thread where the registry lacks it. */
+AIGC_COMPAT_FN void aigc_note_main_thread (lua_State *L) {
+#if LUA_VERSION_NUM < 502
+  if (lua_pushthread(L))
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &aigc_main_thread_key);
+  else
+    lua_pop(L, 1);
+#else
+  (void)L;
+#endif
+}
+
+/* The main thread, or NULL when it is not known (5.1: aigc was first
+   opened in a coroutine). */
+AIGC_COMPAT_FN lua_State *aigc_main_thread (lua_State *L) {
+  lua_State *main;
+#if LUA_VERSION_NUM >= 502
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+#else
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &aigc_main_thread_key);
+#endif
+  main = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  return main;
+}
+
+/* The number of fixed parameters of the Lua function at idx and whether
+   it is vararg; 0 when the version cannot tell (5.1, LuaJIT). */
+AIGC_COMPAT_FN int aigc_nparams (lua_State *L, int idx, int *nparams, int *isvararg) {
+#if LUA_VERSION_NUM >= 502
+  lua_Debug ar;
+  lua_pushvalue(L, idx);
+  if (!lua_getinfo(L, ">u", &ar))
+    return 0;
+  *nparams = ar.nparams;
+  *isvararg = ar.isvararg;
+  return 1;
+#else
+  (void)L; (void)idx; (void)nparams; (void)isvararg;
+  return 0;
+#endif
+}
+
+/*
+** Whether the frame ar (filled with "n") is a __gc metamethod. Only 5.4
+** names it; elsewhere a finalizer cannot be told from any other call, and
+** this is 0 (docs/ARCHITECTURE.md: close() in a finalizer).
+*/
+AIGC_COMPAT_FN int aigc_frame_is_finalizer (const lua_Debug *ar) {
+  return ar->namewhat != NULL && ar->name != NULL
+         && strcmp(ar->namewhat, "metamethod") == 0 && strcmp(ar->name, "__gc") == 0;
+}
+
+/* Whether the frame ar (filled with "n") was called by the hook mechanism
+   (5.3+ name it "hook"; 5.1, 5.2 and LuaJIT do not: see aigc_hook_error). */
+AIGC_COMPAT_FN int aigc_frame_is_hook (const lua_Debug *ar) {
+  return ar->namewhat != NULL && strcmp(ar->namewhat, "hook") == 0;
+}
+
+/*
+** Where frames cannot tell (5.1, 5.2, LuaJIT), an error raised in a debug
+** hook is recognised by the message the standalone interpreters' Ctrl-C
+** handler raises: exactly "interrupted!" (lua.c and luajit.c alike; the
+** handler removes itself first, so no hook is left to look at).
+*/
+AIGC_COMPAT_FN int aigc_hook_error (lua_State *L, int idx) {
+#if LUA_VERSION_NUM >= 503
+  (void)L; (void)idx;
+  return 0;
+#else
+  const char *msg = lua_type(L, idx) == LUA_TSTRING ? lua_tostring(L, idx) : NULL;
+  return msg != NULL && strcmp(msg, "interrupted!") == 0;
+#endif
+}
+
+/* Whether the collector refuses to be asked (Lua 5.4.4+ inside a
+   finalizer: lua_gc returns -1). */
+AIGC_COMPAT_FN int aigc_gc_refused (lua_State *L) {
+#if LUA_VERSION_NUM >= 504
+  return lua_gc(L, LUA_GCISRUNNING) == -1;
+#else
+  (void)L;
+  return 0;
+#endif
+}
+
+#if LUA_VERSION_NUM < 504
+#define luaL_pushfail(L) lua_pushnil(L)
+#endif
+
+/* }====================================================== */
+
+#endif
