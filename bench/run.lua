@@ -506,14 +506,17 @@ local function main ()
       say("LuaJIT next to Lua 5.4 (same-CPU rounds; CPU ratio < 1: LuaJIT spends less)")
       say("  %-44s %12s %12s %10s %10s", "scenario", "5.4 x floor", "JIT x floor", "JIT/5.4", "JIT/5.4")
       say("  %-44s %12s %12s %10s %10s", "", "(CPU)", "(CPU)", "(CPU)", "(rate)")
+      local shown = 0
       for _, sc in ipairs(SCENARIOS) do
         local a, j = res[sc.id].aigc, res[sc.id].aigc_jit
         if a and j and #a.runs > 0 and #j.runs > 0 then
+          shown = shown + 1
           say("  %-44s %12s %12s %10s %10s", (sc.title:gsub(":.*", "")), fmt_num(median(a.ratio_cpu)),
               fmt_num(median(j.ratio_cpu)), fmt_num(med(j, "cpu") / med(a, "cpu")),
               fmt_num(med(j, "rate") / med(a, "rate")))
         end
       end
+      if shown == 0 then say("  (no scenario has figures from both: see the failed rows above)") end
     else
       say("LuaJIT: not measured (%s)", JIT_MISSING)
     end
