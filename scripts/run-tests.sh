@@ -620,6 +620,7 @@ cat "$RESULTS2" >> "$RESULTS"
 
 banner summary
 cat "$RESULTS"
+echo "(make test's suites took $((SECONDS / 60)) min $((SECONDS % 60)) s of wall time, AIGC_JOBS=${AIGC_JOBS:-2})"
 read -r total_pass total_fail total_skip _ < <(sum_counts "$RESULTS" ".")
 line="$total_pass passed, $total_fail failed"
 if [ "$total_skip" -gt 0 ]; then line="$line, $total_skip skipped"; fi
