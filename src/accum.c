@@ -50,16 +50,16 @@ static const char *result_object (aigc_accum_kind kind) {
   return kind == AIGC_ACCUM_CHAT ? "chat.completion" : "text_completion";
 }
 
-static int key_is (const aj_member *m, const char *key) {
+static int key_is (const aigc_json_member *m, const char *key) {
   size_t n = strlen(key);
   return m->key_len == n && memcmp(m->key, key, n) == 0;
 }
 
 /* Position of the last member named key[0..n), or NOPOS. */
-static size_t find (const aj_value *obj, const char *key, size_t n) {
+static size_t find (const aigc_json_value *obj, const char *key, size_t n) {
   size_t i;
   for (i = obj->len; i-- > 0; ) {
-    const aj_member *m = &obj->u.members[i];
+    const aigc_json_member *m = &obj->u.members[i];
     if (m->key_len == n && memcmp(m->key, key, n) == 0)
       return i;
   }
@@ -73,11 +73,11 @@ static size_t find (const aj_value *obj, const char *key, size_t n) {
 ** -1 if it is absent or null (the caller decides the default), -2 if it
 ** is anything else.
 */
-static int index_of (const aj_value *obj) {
-  const aj_value *iv = aj_get(obj, "index");
-  if (iv == NULL || iv->type == AJ_NULL)
+static int index_of (const aigc_json_value *obj) {
+  const aigc_json_value *iv = aigc_json_get(obj, "index");
+  if (iv == NULL || iv->type == AIGC_JSON_NULL)
     return -1;
-  if (iv->type != AJ_INT || iv->u.i < 0 || iv->u.i > AIGC_ACCUM_MAX_INDEX)
+  if (iv->type != AIGC_JSON_INT || iv->u.i < 0 || iv->u.i > AIGC_ACCUM_MAX_INDEX)
     return -2;
   return (int)iv->u.i;
 }
@@ -86,7 +86,7 @@ static int index_of (const aj_value *obj) {
 ** Members whose delta value replaces the accumulated one instead of being
 ** appended: identifiers and enumerations a server may repeat per chunk.
 */
-static int replaces (const aj_member *m) {
+static int replaces (const aigc_json_member *m) {
   switch (m->key_len) {
     case 2: return key_is(m, "id");
     case 4: return key_is(m, "type") || key_is(m, "name") || key_is(m, "role");
@@ -98,13 +98,13 @@ static int replaces (const aj_member *m) {
 
 /* An array merged item by item on "index": non-empty, every item an
 ** object with an integer "index". */
-static int indexed_array (const aj_value *v) {
+static int indexed_array (const aigc_json_value *v) {
   size_t i;
-  if (v->type != AJ_ARRAY || v->len == 0)
+  if (v->type != AIGC_JSON_ARRAY || v->len == 0)
     return 0;
   for (i = 0; i < v->len; i++) {
-    const aj_value *iv = aj_get(&v->u.items[i], "index");
-    if (iv == NULL || iv->type != AJ_INT)
+    const aigc_json_value *iv = aigc_json_get(&v->u.items[i], "index");
+    if (iv == NULL || iv->type != AIGC_JSON_INT)
       return 0;
   }
   return 1;
@@ -115,17 +115,17 @@ static int indexed_array (const aj_value *v) {
 ** skipped: servers repeat id, model, created, role... in every chunk, and
 ** copying them each time would cost allocations on every chunk.
 */
-static int same_scalar (const aj_value *a, const aj_value *b) {
+static int same_scalar (const aigc_json_value *a, const aigc_json_value *b) {
   if (a->type != b->type)
     return 0;
   switch (a->type) {
-    case AJ_NULL: case AJ_FALSE: case AJ_TRUE:
+    case AIGC_JSON_NULL: case AIGC_JSON_FALSE: case AIGC_JSON_TRUE:
       return 1;
-    case AJ_INT:
+    case AIGC_JSON_INT:
       return a->u.i == b->u.i;
-    case AJ_FLOAT:
+    case AIGC_JSON_FLOAT:
       return memcmp(&a->u.d, &b->u.d, sizeof(double)) == 0;
-    case AJ_STRING:
+    case AIGC_JSON_STRING:
       return a->len == b->len && memcmp(a->u.s, b->u.s, a->len) == 0;
     default:
       return 0;
@@ -133,24 +133,24 @@ static int same_scalar (const aj_value *a, const aj_value *b) {
 }
 
 /* An empty value of the type: {}, [] or a scalar with no payload. */
-static void empty (aj_value *v, aj_type type) {
+static void empty (aigc_json_value *v, aigc_json_type type) {
   v->type = type;
   v->len = v->cap = 0;
-  if (type == AJ_OBJECT)
+  if (type == AIGC_JSON_OBJECT)
     v->u.members = NULL;
-  else if (type == AJ_ARRAY)
+  else if (type == AIGC_JSON_ARRAY)
     v->u.items = NULL;
   else
     v->u.i = 0;
 }
 
-static int new_string (aj_value *v, const char *s) {
+static int new_string (aigc_json_value *v, const char *s) {
   size_t n = strlen(s);
-  empty(v, AJ_NULL);
+  empty(v, AIGC_JSON_NULL);
   if ((v->u.s = (char *)malloc(n + 1)) == NULL)
     return -1;
   memcpy(v->u.s, s, n + 1);
-  v->type = AJ_STRING;
+  v->type = AIGC_JSON_STRING;
   v->len = n;
   v->cap = n + 1;
   return 0;
@@ -180,18 +180,18 @@ static int next_cap (size_t cap, size_t need, size_t elem, size_t *ncap) {
 ** more slot is kept at the very end, the shaped-result slot, which moves to
 ** the new end when the array grows (and is created empty the first time).
 */
-static int members_reserve (aigc_accum *a, aj_value *obj, size_t extra) {
+static int members_reserve (aigc_accum *a, aigc_json_value *obj, size_t extra) {
   int is_root = (obj == &a->root);
   size_t need, ncap;
-  aj_member *m;
+  aigc_json_member *m;
   if (extra > (size_t)-1 - obj->len - 1)
     return -1;
   need = obj->len + extra + (size_t)is_root;
   if (need <= obj->cap)
     return 0;
-  if (next_cap(obj->cap, need, sizeof(aj_member), &ncap) != 0)
+  if (next_cap(obj->cap, need, sizeof(aigc_json_member), &ncap) != 0)
     return -1;
-  m = (aj_member *)realloc(obj->u.members, ncap * sizeof(aj_member));
+  m = (aigc_json_member *)realloc(obj->u.members, ncap * sizeof(aigc_json_member));
   if (m == NULL)
     return -1;
   if (is_root) {
@@ -200,7 +200,7 @@ static int members_reserve (aigc_accum *a, aj_value *obj, size_t extra) {
     else {
       m[ncap - 1].key = NULL;
       m[ncap - 1].key_len = 0;
-      empty(&m[ncap - 1].value, AJ_NULL);
+      empty(&m[ncap - 1].value, AIGC_JSON_NULL);
     }
   }
   obj->u.members = m;
@@ -208,16 +208,16 @@ static int members_reserve (aigc_accum *a, aj_value *obj, size_t extra) {
   return 0;
 }
 
-static int items_reserve (aj_value *arr, size_t extra) {
+static int items_reserve (aigc_json_value *arr, size_t extra) {
   size_t ncap;
-  aj_value *items;
+  aigc_json_value *items;
   if (extra > (size_t)-1 - arr->len)
     return -1;
   if (arr->len + extra <= arr->cap)
     return 0;
-  if (next_cap(arr->cap, arr->len + extra, sizeof(aj_value), &ncap) != 0)
+  if (next_cap(arr->cap, arr->len + extra, sizeof(aigc_json_value), &ncap) != 0)
     return -1;
-  items = (aj_value *)realloc(arr->u.items, ncap * sizeof(aj_value));
+  items = (aigc_json_value *)realloc(arr->u.items, ncap * sizeof(aigc_json_value));
   if (items == NULL)
     return -1;
   arr->u.items = items;
@@ -227,7 +227,7 @@ static int items_reserve (aj_value *arr, size_t extra) {
 
 /* Room for `extra` more bytes (and the NUL) in an owned string. Doubling
 ** keeps appending deltas amortized O(1) per chunk. */
-static int bytes_reserve (aj_value *str, size_t extra) {
+static int bytes_reserve (aigc_json_value *str, size_t extra) {
   size_t ncap;
   char *s;
   if (extra > (size_t)-1 - str->len - 1)
@@ -245,16 +245,16 @@ static int bytes_reserve (aj_value *str, size_t extra) {
 }
 
 /* The shaped-result slot, or NULL before root has a member array. */
-static aj_value *shaped_slot (aigc_accum *a) {
+static aigc_json_value *shaped_slot (aigc_accum *a) {
   if (a->root.cap == 0)
     return NULL;
   return &a->root.u.members[a->root.cap - 1].value;
 }
 
 static void shaped_clear (aigc_accum *a) {
-  aj_value *sh = shaped_slot(a);
+  aigc_json_value *sh = shaped_slot(a);
   if (sh != NULL)
-    aj_free(sh);
+    aigc_json_free(sh);
 }
 
 /* }==================================================================== */
@@ -271,7 +271,7 @@ typedef struct undo {
   size_t path;       /* where its path starts in merge.paths */
   size_t depth;      /* the path's length */
   size_t old_len;    /* U_LEN: the length to cut the target back to */
-  aj_value old;      /* U_REPLACE: the replaced value (owned by the log) */
+  aigc_json_value old;      /* U_REPLACE: the replaced value (owned by the log) */
 } undo;
 
 #define PATH_LOCAL  16
@@ -371,7 +371,7 @@ static void pop (merge *M) {
 
 /* Records a change about to be made to the node at the current path. */
 static int log_change (merge *M, int kind, size_t old_len,
-                       const aj_value *old) {
+                       const aigc_json_value *old) {
   undo *u;
   if (grow((void **)&M->log, &M->clog, M->nlog + 1, sizeof(undo),
            M->log_local) != 0 ||
@@ -389,36 +389,36 @@ static int log_change (merge *M, int kind, size_t old_len,
   if (old != NULL)
     u->old = *old;
   else
-    empty(&u->old, AJ_NULL);
+    empty(&u->old, AIGC_JSON_NULL);
   return 0;
 }
 
-static aj_value *resolve (aigc_accum *a, const size_t *path, size_t depth) {
-  aj_value *v = &a->root;
+static aigc_json_value *resolve (aigc_accum *a, const size_t *path, size_t depth) {
+  aigc_json_value *v = &a->root;
   size_t i;
   for (i = 0; i < depth; i++)
-    v = (v->type == AJ_OBJECT) ? &v->u.members[path[i]].value
+    v = (v->type == AIGC_JSON_OBJECT) ? &v->u.members[path[i]].value
                                : &v->u.items[path[i]];
   return v;
 }
 
 /* Cuts an appended-to node back to n bytes, items or members. */
-static void truncate_to (aj_value *v, size_t n) {
+static void truncate_to (aigc_json_value *v, size_t n) {
   size_t i;
   switch (v->type) {
-    case AJ_STRING:
+    case AIGC_JSON_STRING:
       v->len = n;
       v->u.s[n] = '\0';
       break;
-    case AJ_ARRAY:
+    case AIGC_JSON_ARRAY:
       for (i = n; i < v->len; i++)
-        aj_free(&v->u.items[i]);
+        aigc_json_free(&v->u.items[i]);
       v->len = n;
       break;
-    case AJ_OBJECT:
+    case AIGC_JSON_OBJECT:
       for (i = n; i < v->len; i++) {
         free(v->u.members[i].key);
-        aj_free(&v->u.members[i].value);
+        aigc_json_free(&v->u.members[i].value);
       }
       v->len = n;
       break;
@@ -434,9 +434,9 @@ static void truncate_to (aj_value *v, size_t n) {
 static void rollback (merge *M) {
   while (M->nlog > 0) {
     undo *u = &M->log[--M->nlog];
-    aj_value *v = resolve(M->a, M->paths + u->path, u->depth);
+    aigc_json_value *v = resolve(M->a, M->paths + u->path, u->depth);
     if (u->kind == U_REPLACE) {
-      aj_free(v);
+      aigc_json_free(v);
       *v = u->old;
     }
     else
@@ -448,7 +448,7 @@ static void commit (merge *M) {
   size_t i;
   for (i = 0; i < M->nlog; i++)
     if (M->log[i].kind == U_REPLACE)
-      aj_free(&M->log[i].old);
+      aigc_json_free(&M->log[i].old);
   M->nlog = 0;
 }
 
@@ -471,36 +471,36 @@ static int badshape (merge *M, const char *msg) {
 ** ===================================================================== */
 
 /* Adds the values and containers of the tree v (v included) to the counts. */
-static void count_nodes (const aj_value *v, size_t *values,
+static void count_nodes (const aigc_json_value *v, size_t *values,
                          size_t *containers) {
   size_t i;
   *values += 1;
-  if (v->type == AJ_ARRAY) {
+  if (v->type == AIGC_JSON_ARRAY) {
     *containers += 1;
     for (i = 0; i < v->len; i++)
       count_nodes(&v->u.items[i], values, containers);
   }
-  else if (v->type == AJ_OBJECT) {
+  else if (v->type == AIGC_JSON_OBJECT) {
     *containers += 1;
     for (i = 0; i < v->len; i++)
       count_nodes(&v->u.members[i].value, values, containers);
   }
 }
 
-static void count_added (merge *M, const aj_value *v) {
+static void count_added (merge *M, const aigc_json_value *v) {
   count_nodes(v, &M->added_values, &M->added_containers);
 }
 
-static int keys_note (merge *M, const aj_value *obj, size_t pos);
+static int keys_note (merge *M, const aigc_json_value *obj, size_t pos);
 
-static int obj_append (merge *M, aj_value *obj, const char *key,
-                       size_t key_len, aj_value *val, size_t *pos) {
+static int obj_append (merge *M, aigc_json_value *obj, const char *key,
+                       size_t key_len, aigc_json_value *val, size_t *pos) {
   char *k = (key_len < (size_t)-1) ? (char *)malloc(key_len + 1) : NULL;
-  aj_member *m;
+  aigc_json_member *m;
   if (k == NULL || log_change(M, U_LEN, obj->len, NULL) != 0 ||
       members_reserve(M->a, obj, 1) != 0) {
     free(k);
-    aj_free(val);
+    aigc_json_free(val);
     return AIGC_ACCUM_NOMEM;
   }
   if (key_len > 0)
@@ -515,10 +515,10 @@ static int obj_append (merge *M, aj_value *obj, const char *key,
   return keys_note(M, obj, *pos);   /* on failure the log undoes the append */
 }
 
-static int arr_append (merge *M, aj_value *arr, aj_value *val, size_t *pos) {
+static int arr_append (merge *M, aigc_json_value *arr, aigc_json_value *val, size_t *pos) {
   if (log_change(M, U_LEN, arr->len, NULL) != 0 ||
       items_reserve(arr, 1) != 0) {
-    aj_free(val);
+    aigc_json_free(val);
     return AIGC_ACCUM_NOMEM;
   }
   arr->u.items[arr->len] = *val;
@@ -527,7 +527,7 @@ static int arr_append (merge *M, aj_value *arr, aj_value *val, size_t *pos) {
   return AIGC_ACCUM_OK;
 }
 
-static int str_append (merge *M, aj_value *str, const char *s, size_t n) {
+static int str_append (merge *M, aigc_json_value *str, const char *s, size_t n) {
   if (n == 0)
     return AIGC_ACCUM_OK;
   if (log_change(M, U_LEN, str->len, NULL) != 0 || bytes_reserve(str, n) != 0)
@@ -540,9 +540,9 @@ static int str_append (merge *M, aj_value *str, const char *s, size_t n) {
 
 /* The replaced value goes to the log; its nodes stop counting when the
    add commits (see aigc_accum_add). */
-static int replace (merge *M, aj_value *slot, aj_value *val) {
+static int replace (merge *M, aigc_json_value *slot, aigc_json_value *val) {
   if (log_change(M, U_REPLACE, 0, slot) != 0) {
-    aj_free(val);
+    aigc_json_free(val);
     return AIGC_ACCUM_NOMEM;
   }
   *slot = *val;
@@ -610,9 +610,9 @@ static uint64_t key_hash (uint64_t seed, const char *key, size_t n) {
   return mix64(h ^ n);
 }
 
-static int has_key (const aj_value *obj, size_t pos, const char *key,
+static int has_key (const aigc_json_value *obj, size_t pos, const char *key,
                     size_t n) {
-  const aj_member *m;
+  const aigc_json_member *m;
   if (pos >= obj->len)
     return 0;
   m = &obj->u.members[pos];
@@ -621,7 +621,7 @@ static int has_key (const aj_value *obj, size_t pos, const char *key,
 
 /* Position of key[0..n) in the accumulated object obj, or NOPOS: obj is
    at the current path, or its child `child` (NOPOS: itself). */
-static size_t find_at (const merge *M, const aj_value *obj, size_t child,
+static size_t find_at (const merge *M, const aigc_json_value *obj, size_t child,
                        const char *key, size_t n) {
   const aigc_accum *a = M->a;
   uint64_t h;
@@ -640,7 +640,7 @@ static size_t find_at (const merge *M, const aj_value *obj, size_t child,
 }
 
 /* find_at for the object at the current path. */
-static size_t acc_find (const merge *M, const aj_value *obj, const char *key,
+static size_t acc_find (const merge *M, const aigc_json_value *obj, const char *key,
                         size_t n) {
   return find_at(M, obj, NOPOS, key, n);
 }
@@ -666,9 +666,9 @@ static int keys_grow (aigc_accum *a) {
 }
 
 /* Records that member pos of the object at the current path is there. */
-static int keys_note (merge *M, const aj_value *obj, size_t pos) {
+static int keys_note (merge *M, const aigc_json_value *obj, size_t pos) {
   aigc_accum *a = M->a;
-  const aj_member *m = &obj->u.members[pos];
+  const aigc_json_member *m = &obj->u.members[pos];
   uint64_t h;
   size_t i, mask;
   if ((a->keys_used + 1) * 2 > a->keys_cap && keys_grow(a) != 0)
@@ -704,11 +704,11 @@ typedef struct lastkeys {
 ** only means "look closer"; real chunks (id, object, created, model...)
 ** almost never do, and then cost no key comparison at all.
 */
-static int surely_unique (const aj_value *obj) {
+static int surely_unique (const aigc_json_value *obj) {
   uint64_t seen = 0;
   size_t i;
   for (i = 0; i < obj->len; i++) {
-    const aj_member *m = &obj->u.members[i];
+    const aigc_json_member *m = &obj->u.members[i];
     size_t n = m->key_len;
     unsigned sig = (unsigned)(n * 7 + (n ? (unsigned char)m->key[0] * 3 +
                                            (unsigned char)m->key[n - 1] : 0));
@@ -720,7 +720,7 @@ static int surely_unique (const aj_value *obj) {
   return 1;
 }
 
-static int lk_open (lastkeys *lk, const aj_value *obj, uint64_t seed) {
+static int lk_open (lastkeys *lk, const aigc_json_value *obj, uint64_t seed) {
   size_t cap = 64, i, h;
   lk->slot = NULL;
   lk->seed = seed;
@@ -737,7 +737,7 @@ static int lk_open (lastkeys *lk, const aj_value *obj, uint64_t seed) {
     return AIGC_ACCUM_NOMEM;
   lk->mask = cap - 1;
   for (i = 0; i < obj->len; i++) {
-    const aj_member *m = &obj->u.members[i];
+    const aigc_json_member *m = &obj->u.members[i];
     for (h = (size_t)key_hash(seed, m->key, m->key_len) & lk->mask;
          lk->slot[h] != 0; h = (h + 1) & lk->mask)
       if (has_key(obj, lk->slot[h] - 1, m->key, m->key_len))
@@ -748,8 +748,8 @@ static int lk_open (lastkeys *lk, const aj_value *obj, uint64_t seed) {
 }
 
 /* Is member i of obj the last with its key? */
-static int lk_last (const lastkeys *lk, const aj_value *obj, size_t i) {
-  const aj_member *m = &obj->u.members[i];
+static int lk_last (const lastkeys *lk, const aigc_json_value *obj, size_t i) {
+  const aigc_json_member *m = &obj->u.members[i];
   size_t h;
   if (lk->unique)
     return 1;
@@ -774,20 +774,20 @@ static void lk_close (lastkeys *lk) {
 ** Merging
 ** ===================================================================== */
 
-static int merge_member (merge *M, aj_value *obj, const aj_member *dm);
+static int merge_member (merge *M, aigc_json_value *obj, const aigc_json_member *dm);
 
 /*
 ** Merges every member of the delta object into the object at the current
 ** path, a repeated key once, with its last value; drop_obfuscation at the
 ** delta level (the "obfuscation" padding).
 */
-static int merge_object (merge *M, aj_value *obj, const aj_value *delta,
+static int merge_object (merge *M, aigc_json_value *obj, const aigc_json_value *delta,
                          int drop_obfuscation) {
   lastkeys lk;
   size_t i;
   int rc = lk_open(&lk, delta, M->a->seed);
   for (i = 0; i < delta->len && rc == AIGC_ACCUM_OK; i++) {
-    const aj_member *dm = &delta->u.members[i];
+    const aigc_json_member *dm = &delta->u.members[i];
     if (!(drop_obfuscation && key_is(dm, "obfuscation")) &&
         lk_last(&lk, delta, i))
       rc = merge_member(M, obj, dm);
@@ -806,29 +806,29 @@ static int merge_object (merge *M, aj_value *obj, const aj_value *delta,
 ** member by member (each recorded in the key table): the objects inside a
 ** copied array are never merged into (index_mode() sees to that).
 */
-static int fresh (const aj_value *dv, aj_value *out, int *fill) {
-  if (dv->type == AJ_OBJECT || indexed_array(dv)) {
+static int fresh (const aigc_json_value *dv, aigc_json_value *out, int *fill) {
+  if (dv->type == AIGC_JSON_OBJECT || indexed_array(dv)) {
     empty(out, dv->type);
     *fill = 1;
     return AIGC_ACCUM_OK;
   }
   *fill = 0;
-  return aj_copy(out, dv) == 0 ? AIGC_ACCUM_OK : AIGC_ACCUM_NOMEM;
+  return aigc_json_copy(out, dv) == 0 ? AIGC_ACCUM_OK : AIGC_ACCUM_NOMEM;
 }
 
-static int merge_indexed (merge *M, aj_value *arr, const aj_value *dv);
+static int merge_indexed (merge *M, aigc_json_value *arr, const aigc_json_value *dv);
 
 /* Merges dv into the empty node that fresh() made for it, at the current
 ** path. */
-static int fill (merge *M, aj_value *v, const aj_value *dv) {
-  if (dv->type == AJ_ARRAY)
+static int fill (merge *M, aigc_json_value *v, const aigc_json_value *dv) {
+  if (dv->type == AIGC_JSON_ARRAY)
     return merge_indexed(M, v, dv);
   return merge_object(M, v, dv, 0);
 }
 
 /* Replaces the node at the current path with a fresh value for dv. */
-static int set (merge *M, aj_value *slot, const aj_value *dv) {
-  aj_value nv;
+static int set (merge *M, aigc_json_value *slot, const aigc_json_value *dv) {
+  aigc_json_value nv;
   int want_fill, rc;
   if ((rc = fresh(dv, &nv, &want_fill)) != AIGC_ACCUM_OK ||
       (rc = replace(M, slot, &nv)) != AIGC_ACCUM_OK)
@@ -838,16 +838,16 @@ static int set (merge *M, aj_value *slot, const aj_value *dv) {
 
 /* The index of item i of the accumulated array at the current path, as
    index_of() reads it, found through the key table when the item is big. */
-static int acc_index (const merge *M, const aj_value *arr, size_t i) {
-  const aj_value *item = &arr->u.items[i], *iv;
+static int acc_index (const merge *M, const aigc_json_value *arr, size_t i) {
+  const aigc_json_value *item = &arr->u.items[i], *iv;
   size_t pos;
-  if (item->type != AJ_OBJECT)
+  if (item->type != AIGC_JSON_OBJECT)
     return -2;
   pos = find_at(M, item, i, "index", 5);
   if (pos == NOPOS)
     return -1;
   iv = &item->u.members[pos].value;
-  if (iv->type != AJ_INT || iv->u.i < 0 || iv->u.i > AIGC_ACCUM_MAX_INDEX)
+  if (iv->type != AIGC_JSON_INT || iv->u.i < 0 || iv->u.i > AIGC_ACCUM_MAX_INDEX)
     return -2;
   return (int)iv->u.i;
 }
@@ -859,7 +859,7 @@ static int acc_index (const merge *M, const aj_value *arr, size_t i) {
 ** indexed brought at least one item that is not), so there are at most
 ** 128 of them, each built member by member.
 */
-static int index_mode (const merge *M, const aj_value *arr) {
+static int index_mode (const merge *M, const aigc_json_value *arr) {
   size_t i;
   if (arr->len > AIGC_ACCUM_MAX_INDEX + 1)
     return 0;
@@ -876,7 +876,7 @@ static int index_mode (const merge *M, const aj_value *arr) {
 ** positions, so it stays right as items are added. The caller made sure
 ** the array is in index mode (or empty).
 */
-static int merge_indexed (merge *M, aj_value *arr, const aj_value *dv) {
+static int merge_indexed (merge *M, aigc_json_value *arr, const aigc_json_value *dv) {
   size_t map[AIGC_ACCUM_MAX_INDEX + 1];
   size_t i, pos;
   int rc;
@@ -888,14 +888,14 @@ static int merge_indexed (merge *M, aj_value *arr, const aj_value *dv) {
       map[k] = i;
   }
   for (i = 0; i < dv->len; i++) {
-    const aj_value *d = &dv->u.items[i];
-    aj_value *item;
+    const aigc_json_value *d = &dv->u.items[i];
+    aigc_json_value *item;
     int k = index_of(d);
     if (k < 0)
       return badshape(M, "array item \"index\" out of 0..127");
     if (map[k] == NOPOS) {
-      aj_value nv;
-      empty(&nv, AJ_OBJECT);
+      aigc_json_value nv;
+      empty(&nv, AIGC_JSON_OBJECT);
       if ((rc = arr_append(M, arr, &nv, &pos)) != AIGC_ACCUM_OK)
         return rc;
       map[k] = pos;
@@ -912,14 +912,14 @@ static int merge_indexed (merge *M, aj_value *arr, const aj_value *dv) {
 }
 
 /* Both arrays: merged by index, or the delta's items appended. */
-static int merge_array (merge *M, aj_value *arr, const aj_value *dv) {
+static int merge_array (merge *M, aigc_json_value *arr, const aigc_json_value *dv) {
   size_t i, pos;
   int rc;
   if (indexed_array(dv) && index_mode(M, arr))
     return merge_indexed(M, arr, dv);
   for (i = 0; i < dv->len; i++) {
-    aj_value nv;
-    if (aj_copy(&nv, &dv->u.items[i]) != 0)
+    aigc_json_value nv;
+    if (aigc_json_copy(&nv, &dv->u.items[i]) != 0)
       return AIGC_ACCUM_NOMEM;
     if ((rc = arr_append(M, arr, &nv, &pos)) != AIGC_ACCUM_OK)
       return rc;
@@ -933,13 +933,13 @@ static int merge_array (merge *M, aj_value *arr, const aj_value *dv) {
 ** replaced; strings -> appended; objects -> merged; arrays -> merged by
 ** index or appended; anything else -> replaced.
 */
-static int merge_member (merge *M, aj_value *obj, const aj_member *dm) {
-  const aj_value *dv = &dm->value;
+static int merge_member (merge *M, aigc_json_value *obj, const aigc_json_member *dm) {
+  const aigc_json_value *dv = &dm->value;
   size_t pos = acc_find(M, obj, dm->key, dm->key_len);
-  aj_value *av;
+  aigc_json_value *av;
   int rc;
   if (pos == NOPOS) {
-    aj_value nv;
+    aigc_json_value nv;
     int want_fill;
     if ((rc = fresh(dv, &nv, &want_fill)) != AIGC_ACCUM_OK ||
         (rc = obj_append(M, obj, dm->key, dm->key_len, &nv, &pos))
@@ -953,18 +953,18 @@ static int merge_member (merge *M, aj_value *obj, const aj_member *dm) {
     pop(M);
     return rc;
   }
-  if (dv->type == AJ_NULL)
+  if (dv->type == AIGC_JSON_NULL)
     return AIGC_ACCUM_OK;
   if ((rc = push(M, pos)) != AIGC_ACCUM_OK)
     return rc;
   av = &obj->u.members[pos].value;
   if (replaces(dm))
     rc = same_scalar(av, dv) ? AIGC_ACCUM_OK : set(M, av, dv);
-  else if (av->type == AJ_STRING && dv->type == AJ_STRING)
+  else if (av->type == AIGC_JSON_STRING && dv->type == AIGC_JSON_STRING)
     rc = str_append(M, av, dv->u.s, dv->len);
-  else if (av->type == AJ_OBJECT && dv->type == AJ_OBJECT)
+  else if (av->type == AIGC_JSON_OBJECT && dv->type == AIGC_JSON_OBJECT)
     rc = merge_object(M, av, dv, 0);
-  else if (av->type == AJ_ARRAY && dv->type == AJ_ARRAY)
+  else if (av->type == AIGC_JSON_ARRAY && dv->type == AIGC_JSON_ARRAY)
     rc = merge_array(M, av, dv);
   else
     rc = set(M, av, dv);
@@ -974,22 +974,22 @@ static int merge_member (merge *M, aj_value *obj, const aj_member *dm) {
 
 /* A chat delta merges into the choice's "message" (an object); the choice
    is at the current path. */
-static int merge_delta (merge *M, aj_value *choice, const aj_value *delta) {
+static int merge_delta (merge *M, aigc_json_value *choice, const aigc_json_value *delta) {
   size_t pos = acc_find(M, choice, "message", 7);
-  aj_value *msg;
+  aigc_json_value *msg;
   int rc = AIGC_ACCUM_OK;
   if (pos == NOPOS) {
-    aj_value nv;
-    empty(&nv, AJ_OBJECT);
+    aigc_json_value nv;
+    empty(&nv, AIGC_JSON_OBJECT);
     if ((rc = obj_append(M, choice, "message", 7, &nv, &pos)) != AIGC_ACCUM_OK)
       return rc;
   }
   if ((rc = push(M, pos)) != AIGC_ACCUM_OK)
     return rc;
   msg = &choice->u.members[pos].value;
-  if (msg->type != AJ_OBJECT) {
-    aj_value nv;
-    empty(&nv, AJ_OBJECT);
+  if (msg->type != AIGC_JSON_OBJECT) {
+    aigc_json_value nv;
+    empty(&nv, AIGC_JSON_OBJECT);
     rc = replace(M, msg, &nv);
   }
   if (rc == AIGC_ACCUM_OK)
@@ -999,8 +999,8 @@ static int merge_delta (merge *M, aj_value *choice, const aj_value *delta) {
 }
 
 /* An accumulated choice: an object whose first member is its "index". */
-static int new_choice (aj_value *v, int k) {
-  aj_member *m = (aj_member *)malloc(4 * sizeof(aj_member));
+static int new_choice (aigc_json_value *v, int k) {
+  aigc_json_member *m = (aigc_json_member *)malloc(4 * sizeof(aigc_json_member));
   char *key = (char *)malloc(sizeof("index"));
   if (m == NULL || key == NULL) {
     free(m);
@@ -1010,10 +1010,10 @@ static int new_choice (aj_value *v, int k) {
   memcpy(key, "index", sizeof("index"));
   m[0].key = key;
   m[0].key_len = 5;
-  m[0].value.type = AJ_INT;
+  m[0].value.type = AIGC_JSON_INT;
   m[0].value.len = m[0].value.cap = 0;
   m[0].value.u.i = k;
-  v->type = AJ_OBJECT;
+  v->type = AIGC_JSON_OBJECT;
   v->len = 1;
   v->cap = 4;
   v->u.members = m;
@@ -1022,7 +1022,7 @@ static int new_choice (aj_value *v, int k) {
 
 /* Position of the accumulated choice with index k, or NOPOS. Every
 ** accumulated choice is an object whose first member is its "index". */
-static size_t find_choice (const aj_value *choices, int k) {
+static size_t find_choice (const aigc_json_value *choices, int k) {
   size_t i;
   for (i = 0; i < choices->len; i++)
     if (choices->u.items[i].u.members[0].value.u.i == k)
@@ -1039,7 +1039,7 @@ static size_t find_choice (const aj_value *choices, int k) {
 ** linearly for the usual one or few choices of a chunk, through a map
 ** built once per chunk for more, so a chunk of many choices costs its size.
 */
-static int merge_choices (merge *M, aj_value *acc, const aj_value *choices) {
+static int merge_choices (merge *M, aigc_json_value *acc, const aigc_json_value *choices) {
   int chat = (M->a->kind == AIGC_ACCUM_CHAT);
   int mapped = choices->len > CHOICES_LINEAR;
   size_t at[AIGC_ACCUM_MAX_INDEX + 1];
@@ -1052,11 +1052,11 @@ static int merge_choices (merge *M, aj_value *acc, const aj_value *choices) {
       at[acc->u.items[i].u.members[0].value.u.i] = i;
   }
   for (i = 0; i < choices->len; i++) {
-    const aj_value *ch = &choices->u.items[i];
-    aj_value *c;
+    const aigc_json_value *ch = &choices->u.items[i];
+    aigc_json_value *c;
     lastkeys lk;
     int k, created = 0;
-    if (ch->type != AJ_OBJECT)
+    if (ch->type != AIGC_JSON_OBJECT)
       return badshape(M, "choice is not an object");
     k = index_of(ch);
     if (k == -2)
@@ -1065,7 +1065,7 @@ static int merge_choices (merge *M, aj_value *acc, const aj_value *choices) {
       k = 0;
     pos = mapped ? at[k] : find_choice(acc, k);
     if (pos == NOPOS) {
-      aj_value nv;
+      aigc_json_value nv;
       if ((rc = new_choice(&nv, k)) != AIGC_ACCUM_OK ||
           (rc = arr_append(M, acc, &nv, &pos)) != AIGC_ACCUM_OK)
         return rc;
@@ -1081,15 +1081,15 @@ static int merge_choices (merge *M, aj_value *acc, const aj_value *choices) {
     if ((rc = lk_open(&lk, ch, M->a->seed)) != AIGC_ACCUM_OK)
       return rc;
     for (j = 0; j < ch->len && rc == AIGC_ACCUM_OK; j++) {
-      const aj_member *m = &ch->u.members[j];
+      const aigc_json_member *m = &ch->u.members[j];
       if (key_is(m, "index") || key_is(m, "obfuscation") ||
           !lk_last(&lk, ch, j))
         continue;
       c = &acc->u.items[pos];
       if (chat && key_is(m, "delta")) {
-        if (m->value.type == AJ_NULL)
+        if (m->value.type == AIGC_JSON_NULL)
           continue;
-        if (m->value.type != AJ_OBJECT)
+        if (m->value.type != AIGC_JSON_OBJECT)
           rc = badshape(M, "\"delta\" is not an object");
         else
           rc = merge_delta(M, c, &m->value);
@@ -1106,27 +1106,27 @@ static int merge_choices (merge *M, aj_value *acc, const aj_value *choices) {
 }
 
 /* The top level: choices merged, other members replaced whole. */
-static int merge_chunk (merge *M, const aj_value *chunk) {
-  aj_value *root = &M->a->root;
+static int merge_chunk (merge *M, const aigc_json_value *chunk) {
+  aigc_json_value *root = &M->a->root;
   lastkeys lk;
   size_t i, pos;
   int rc = lk_open(&lk, chunk, M->a->seed);
   for (i = 0; i < chunk->len && rc == AIGC_ACCUM_OK; i++) {
-    const aj_member *m = &chunk->u.members[i];
-    const aj_value *dv = &m->value;
-    aj_value nv;
+    const aigc_json_member *m = &chunk->u.members[i];
+    const aigc_json_value *dv = &m->value;
+    aigc_json_value nv;
     if (key_is(m, "obfuscation") || !lk_last(&lk, chunk, i))
       continue;
     if (key_is(m, "choices")) {
-      if (dv->type == AJ_NULL)
+      if (dv->type == AIGC_JSON_NULL)
         continue;
-      if (dv->type != AJ_ARRAY) {
+      if (dv->type != AIGC_JSON_ARRAY) {
         rc = badshape(M, "\"choices\" is not an array");
         break;
       }
       pos = acc_find(M, root, "choices", 7);
       if (pos == NOPOS) {
-        empty(&nv, AJ_ARRAY);
+        empty(&nv, AIGC_JSON_ARRAY);
         if ((rc = obj_append(M, root, "choices", 7, &nv, &pos))
               != AIGC_ACCUM_OK)
           break;
@@ -1146,10 +1146,10 @@ static int merge_chunk (merge *M, const aj_value *chunk) {
     }
     else {
       pos = acc_find(M, root, m->key, m->key_len);
-      if (pos != NOPOS && (dv->type == AJ_NULL ||
+      if (pos != NOPOS && (dv->type == AIGC_JSON_NULL ||
                            same_scalar(&root->u.members[pos].value, dv)))
         continue;
-      if (aj_copy(&nv, dv) != 0)
+      if (aigc_json_copy(&nv, dv) != 0)
         rc = AIGC_ACCUM_NOMEM;
       else if (pos == NOPOS)
         rc = obj_append(M, root, m->key, m->key_len, &nv, &pos);
@@ -1158,7 +1158,7 @@ static int merge_chunk (merge *M, const aj_value *chunk) {
         pop(M);
       }
       else
-        aj_free(&nv);
+        aigc_json_free(&nv);
     }
   }
   lk_close(&lk);
@@ -1173,17 +1173,17 @@ static int merge_chunk (merge *M, const aj_value *chunk) {
 ** ===================================================================== */
 
 /* Appends (key, *val) to an owned object; takes *val. */
-static int put (aj_value *obj, const char *key, size_t key_len,
-                aj_value *val) {
+static int put (aigc_json_value *obj, const char *key, size_t key_len,
+                aigc_json_value *val) {
   char *k = (key_len < (size_t)-1) ? (char *)malloc(key_len + 1) : NULL;
   size_t ncap;
   if (k == NULL)
     goto nomem;
   if (obj->len == obj->cap) {
-    aj_member *m;
-    if (next_cap(obj->cap, obj->len + 1, sizeof(aj_member), &ncap) != 0 ||
-        (m = (aj_member *)realloc(obj->u.members,
-                                  ncap * sizeof(aj_member))) == NULL)
+    aigc_json_member *m;
+    if (next_cap(obj->cap, obj->len + 1, sizeof(aigc_json_member), &ncap) != 0 ||
+        (m = (aigc_json_member *)realloc(obj->u.members,
+                                  ncap * sizeof(aigc_json_member))) == NULL)
       goto nomem;
     obj->u.members = m;
     obj->cap = ncap;
@@ -1198,27 +1198,27 @@ static int put (aj_value *obj, const char *key, size_t key_len,
   return 0;
 nomem:
   free(k);
-  aj_free(val);
+  aigc_json_free(val);
   return -1;
 }
 
 #define PUT(obj, lit, val)  put((obj), (lit), sizeof(lit) - 1, (val))
 
-static int put_copy (aj_value *obj, const aj_member *m) {
-  aj_value nv;
-  if (aj_copy(&nv, &m->value) != 0)
+static int put_copy (aigc_json_value *obj, const aigc_json_member *m) {
+  aigc_json_value nv;
+  if (aigc_json_copy(&nv, &m->value) != 0)
     return -1;
   return put(obj, m->key, m->key_len, &nv);
 }
 
 /* Copies obj's member `key` (when present and not null) or else *dflt. */
-static int put_or (aj_value *out, const aj_value *obj, const char *key,
-                   aj_value *dflt) {
-  const aj_value *v = aj_get(obj, key);
-  aj_value nv;
-  if (v != NULL && v->type != AJ_NULL) {
-    aj_free(dflt);
-    if (aj_copy(&nv, v) != 0)
+static int put_or (aigc_json_value *out, const aigc_json_value *obj, const char *key,
+                   aigc_json_value *dflt) {
+  const aigc_json_value *v = aigc_json_get(obj, key);
+  aigc_json_value nv;
+  if (v != NULL && v->type != AIGC_JSON_NULL) {
+    aigc_json_free(dflt);
+    if (aigc_json_copy(&nv, v) != 0)
       return -1;
   }
   else
@@ -1227,7 +1227,7 @@ static int put_or (aj_value *out, const aj_value *obj, const char *key,
 }
 
 /* Is m one of the NULL-terminated keys? */
-static int among (const aj_member *m, const char *const *keys) {
+static int among (const aigc_json_member *m, const char *const *keys) {
   for (; *keys != NULL; keys++)
     if (key_is(m, *keys))
       return 1;
@@ -1235,9 +1235,9 @@ static int among (const aj_member *m, const char *const *keys) {
 }
 
 /* Appends items[order] to an owned array; takes *val. */
-static int push_item (aj_value *arr, aj_value *val) {
+static int push_item (aigc_json_value *arr, aigc_json_value *val) {
   if (items_reserve(arr, 1) != 0) {
-    aj_free(val);
+    aigc_json_free(val);
     return -1;
   }
   arr->u.items[arr->len++] = *val;
@@ -1254,12 +1254,12 @@ static int push_item (aj_value *arr, aj_value *val) {
 ** the "index" member. Items without a valid index keep their order after
 ** the rest (a stable counting sort on index, 128 standing for "none").
 */
-static int shape_tool_calls (const aj_value *tc, aj_value *out) {
+static int shape_tool_calls (const aigc_json_value *tc, aigc_json_value *out) {
   size_t count[AIGC_ACCUM_MAX_INDEX + 3];
   size_t *order = NULL, i, j;
-  if (tc->type != AJ_ARRAY)
-    return aj_copy(out, tc);
-  empty(out, AJ_ARRAY);
+  if (tc->type != AIGC_JSON_ARRAY)
+    return aigc_json_copy(out, tc);
+  empty(out, AIGC_JSON_ARRAY);
   if (tc->len == 0)
     return 0;
   if (tc->len > (size_t)-1 / sizeof(size_t) ||
@@ -1277,18 +1277,18 @@ static int shape_tool_calls (const aj_value *tc, aj_value *out) {
     order[count[k < 0 ? AIGC_ACCUM_MAX_INDEX + 1 : k]++] = i;
   }
   for (i = 0; i < tc->len; i++) {
-    const aj_value *item = &tc->u.items[order[i]];
-    aj_value nv;
-    if (item->type != AJ_OBJECT) {
-      if (aj_copy(&nv, item) != 0)
+    const aigc_json_value *item = &tc->u.items[order[i]];
+    aigc_json_value nv;
+    if (item->type != AIGC_JSON_OBJECT) {
+      if (aigc_json_copy(&nv, item) != 0)
         goto nomem;
     }
     else {
-      empty(&nv, AJ_OBJECT);
+      empty(&nv, AIGC_JSON_OBJECT);
       for (j = 0; j < item->len; j++) {
         if (!key_is(&item->u.members[j], "index") &&
             put_copy(&nv, &item->u.members[j]) != 0) {
-          aj_free(&nv);
+          aigc_json_free(&nv);
           goto nomem;
         }
       }
@@ -1300,25 +1300,25 @@ static int shape_tool_calls (const aj_value *tc, aj_value *out) {
   return 0;
 nomem:
   free(order);
-  aj_free(out);
+  aigc_json_free(out);
   return -1;
 }
 
 /* A chat message: "role" and "content" first, always present. */
-static int shape_message (const aj_value *msg, aj_value *out) {
+static int shape_message (const aigc_json_value *msg, aigc_json_value *out) {
   static const char *const fixed[] = {"role", "content", NULL};
-  aj_value nv;
+  aigc_json_value nv;
   size_t i;
-  empty(out, AJ_OBJECT);
+  empty(out, AIGC_JSON_OBJECT);
   if (new_string(&nv, "assistant") != 0 || put_or(out, msg, "role", &nv) != 0)
     goto nomem;
-  empty(&nv, AJ_NULL);
+  empty(&nv, AIGC_JSON_NULL);
   if (put_or(out, msg, "content", &nv) != 0)
     goto nomem;
-  if (msg == NULL || msg->type != AJ_OBJECT)
+  if (msg == NULL || msg->type != AIGC_JSON_OBJECT)
     return 0;
   for (i = 0; i < msg->len; i++) {
-    const aj_member *m = &msg->u.members[i];
+    const aigc_json_member *m = &msg->u.members[i];
     if (among(m, fixed))
       continue;
     if (key_is(m, "tool_calls")) {
@@ -1331,7 +1331,7 @@ static int shape_message (const aj_value *msg, aj_value *out) {
   }
   return 0;
 nomem:
-  aj_free(out);
+  aigc_json_free(out);
   return -1;
 }
 
@@ -1341,18 +1341,18 @@ nomem:
 ** finish_reason — then anything else the stream carried. Its first member
 ** is its "index" (see merge_choices).
 */
-static int shape_choice (aigc_accum_kind kind, const aj_value *ch,
-                         aj_value *out) {
+static int shape_choice (aigc_accum_kind kind, const aigc_json_value *ch,
+                         aigc_json_value *out) {
   static const char *const fixed_chat[] =
     {"index", "message", "logprobs", "finish_reason", NULL};
   static const char *const fixed_text[] =
     {"text", "index", "logprobs", "finish_reason", NULL};
-  aj_value nv;
+  aigc_json_value nv;
   size_t i;
-  empty(out, AJ_OBJECT);
+  empty(out, AIGC_JSON_OBJECT);
   if (kind == AIGC_ACCUM_CHAT) {
     if (put_copy(out, &ch->u.members[0]) != 0 ||
-        shape_message(aj_get(ch, "message"), &nv) != 0 ||
+        shape_message(aigc_json_get(ch, "message"), &nv) != 0 ||
         PUT(out, "message", &nv) != 0)
       goto nomem;
   }
@@ -1361,41 +1361,41 @@ static int shape_choice (aigc_accum_kind kind, const aj_value *ch,
         put_copy(out, &ch->u.members[0]) != 0)
       goto nomem;
   }
-  empty(&nv, AJ_NULL);
+  empty(&nv, AIGC_JSON_NULL);
   if (put_or(out, ch, "logprobs", &nv) != 0)
     goto nomem;
-  empty(&nv, AJ_NULL);
+  empty(&nv, AIGC_JSON_NULL);
   if (put_or(out, ch, "finish_reason", &nv) != 0)
     goto nomem;
   for (i = 0; i < ch->len; i++) {
-    const aj_member *m = &ch->u.members[i];
+    const aigc_json_member *m = &ch->u.members[i];
     if (!among(m, kind == AIGC_ACCUM_CHAT ? fixed_chat : fixed_text) &&
         put_copy(out, m) != 0)
       goto nomem;
   }
   return 0;
 nomem:
-  aj_free(out);
+  aigc_json_free(out);
   return -1;
 }
 
 /* Choices in index order (indexes are unique in root). */
-static int shape_choices (aigc_accum_kind kind, const aj_value *choices,
-                          aj_value *out) {
+static int shape_choices (aigc_accum_kind kind, const aigc_json_value *choices,
+                          aigc_json_value *out) {
   size_t at[AIGC_ACCUM_MAX_INDEX + 1];
   size_t i;
-  empty(out, AJ_ARRAY);
+  empty(out, AIGC_JSON_ARRAY);
   for (i = 0; i <= AIGC_ACCUM_MAX_INDEX; i++)
     at[i] = NOPOS;
   for (i = 0; i < choices->len; i++)
     at[choices->u.items[i].u.members[0].value.u.i] = i;
   for (i = 0; i <= AIGC_ACCUM_MAX_INDEX; i++) {
-    aj_value nv;
+    aigc_json_value nv;
     if (at[i] == NOPOS)
       continue;
     if (shape_choice(kind, &choices->u.items[at[i]], &nv) != 0 ||
         push_item(out, &nv) != 0) {
-      aj_free(out);
+      aigc_json_free(out);
       return -1;
     }
   }
@@ -1406,12 +1406,12 @@ static int shape_choices (aigc_accum_kind kind, const aj_value *choices,
 ** The whole response: root's members in order, "object" right after "id"
 ** when no chunk named it, "choices" and "usage" always present.
 */
-static int shape (const aigc_accum *a, aj_value *out) {
-  const aj_value *root = &a->root;
+static int shape (const aigc_accum *a, aigc_json_value *out) {
+  const aigc_json_value *root = &a->root;
   int need_object = FIND(root, "object") == NOPOS;
-  aj_value nv;
+  aigc_json_value nv;
   size_t i;
-  empty(out, AJ_OBJECT);
+  empty(out, AIGC_JSON_OBJECT);
   if (need_object && FIND(root, "id") == NOPOS) {
     if (new_string(&nv, result_object(a->kind)) != 0 ||
         PUT(out, "object", &nv) != 0)
@@ -1419,7 +1419,7 @@ static int shape (const aigc_accum *a, aj_value *out) {
     need_object = 0;
   }
   for (i = 0; i < root->len; i++) {
-    const aj_member *m = &root->u.members[i];
+    const aigc_json_member *m = &root->u.members[i];
     if (key_is(m, "choices")) {
       if (shape_choices(a->kind, &m->value, &nv) != 0 ||
           put(out, m->key, m->key_len, &nv) != 0)
@@ -1435,18 +1435,18 @@ static int shape (const aigc_accum *a, aj_value *out) {
     }
   }
   if (FIND(root, "choices") == NOPOS) {
-    empty(&nv, AJ_ARRAY);
+    empty(&nv, AIGC_JSON_ARRAY);
     if (PUT(out, "choices", &nv) != 0)
       goto nomem;
   }
   if (FIND(root, "usage") == NOPOS) {
-    empty(&nv, AJ_NULL);
+    empty(&nv, AIGC_JSON_NULL);
     if (PUT(out, "usage", &nv) != 0)
       goto nomem;
   }
   return 0;
 nomem:
-  aj_free(out);
+  aigc_json_free(out);
   return -1;
 }
 
@@ -1457,7 +1457,7 @@ void aigc_accum_init (aigc_accum *a, aigc_accum_kind kind) {
   a->kind = kind;
   a->limits.max_values = a->limits.max_containers = 0;
   a->values = a->containers = 0;
-  empty(&a->root, AJ_OBJECT);
+  empty(&a->root, AIGC_JSON_OBJECT);
   a->chunks = 0;
   a->error[0] = '\0';
   a->keys = NULL;
@@ -1472,7 +1472,7 @@ void aigc_accum_init (aigc_accum *a, aigc_accum_kind kind) {
 */
 static int check_limits (merge *M, size_t *values, size_t *containers) {
   aigc_accum *a = M->a;
-  aj_limits lim = aj_limits_of(&a->limits);
+  aigc_json_limits lim = aigc_json_limits_of(&a->limits);
   size_t gone_values = 0, gone_containers = 0, i;
   for (i = 0; i < M->nlog; i++)
     if (M->log[i].kind == U_REPLACE)
@@ -1492,18 +1492,18 @@ static int check_limits (merge *M, size_t *values, size_t *containers) {
   return AIGC_ACCUM_OK;
 }
 
-int aigc_accum_add (aigc_accum *a, const aj_value *chunk) {
+int aigc_accum_add (aigc_accum *a, const aigc_json_value *chunk) {
   merge M;
-  const aj_value *ov;
+  const aigc_json_value *ov;
   size_t values = 0, containers = 0, keys_before = a->keys_used;
   int rc;
   a->error[0] = '\0';
-  if (chunk == NULL || chunk->type != AJ_OBJECT) {
+  if (chunk == NULL || chunk->type != AIGC_JSON_OBJECT) {
     strcpy(a->error, "chunk is not an object");
     return AIGC_ACCUM_BADSHAPE;
   }
-  ov = aj_get(chunk, "object");
-  if (ov != NULL && ov->type == AJ_STRING &&
+  ov = aigc_json_get(chunk, "object");
+  if (ov != NULL && ov->type == AIGC_JSON_STRING &&
       (ov->len != strlen(chunk_object(a->kind)) ||
        memcmp(ov->u.s, chunk_object(a->kind), ov->len) != 0))
     return AIGC_ACCUM_OK;   /* e.g. Azure's content-filter results */
@@ -1538,12 +1538,12 @@ int aigc_accum_add (aigc_accum *a, const aj_value *chunk) {
 ** calling finish again without an add in between costs nothing. (A
 ** refused add leaves root, hence the cache, as it was.)
 */
-const aj_value *aigc_accum_finish (aigc_accum *a) {
-  aj_value *sh;
+const aigc_json_value *aigc_accum_finish (aigc_accum *a) {
+  aigc_json_value *sh;
   if (members_reserve(a, &a->root, 0) != 0)
     return NULL;
   sh = shaped_slot(a);
-  if (sh->type == AJ_OBJECT)
+  if (sh->type == AIGC_JSON_OBJECT)
     return sh;
   if (shape(a, sh) != 0)
     return NULL;
@@ -1551,22 +1551,22 @@ const aj_value *aigc_accum_finish (aigc_accum *a) {
 }
 
 int aigc_accum_incomplete (const aigc_accum *a) {
-  const aj_value *choices = aj_get(&a->root, "choices");
+  const aigc_json_value *choices = aigc_json_get(&a->root, "choices");
   size_t i;
-  if (choices == NULL || choices->type != AJ_ARRAY || choices->len == 0)
+  if (choices == NULL || choices->type != AIGC_JSON_ARRAY || choices->len == 0)
     return 1;
   for (i = 0; i < choices->len; i++) {
-    const aj_value *fr = aj_get(&choices->u.items[i], "finish_reason");
-    if (fr == NULL || fr->type == AJ_NULL)
+    const aigc_json_value *fr = aigc_json_get(&choices->u.items[i], "finish_reason");
+    if (fr == NULL || fr->type == AIGC_JSON_NULL)
       return 1;
   }
   return 0;
 }
 
 void aigc_accum_free (aigc_accum *a) {
-  aj_limits limits = a->limits;
+  aigc_json_limits limits = a->limits;
   shaped_clear(a);
-  aj_free(&a->root);
+  aigc_json_free(&a->root);
   free(a->keys);
   aigc_accum_init(a, a->kind);
   a->limits = limits;

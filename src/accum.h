@@ -56,7 +56,7 @@
 ** choices and indexed items through 128-entry maps.
 **
 ** Limits: the merged tree may hold at most limits.max_values values and
-** limits.max_containers arrays and objects (json.h's aj_limits; zero
+** limits.max_containers arrays and objects (json.h's aigc_json_limits; zero
 ** fields: the defaults), counted as the tree holds them (a replaced value
 ** stops counting). A chunk that would pass them is refused whole with
 ** AIGC_ACCUM_LIMIT. aigc_accum_finish builds its result as a copy: a
@@ -89,18 +89,18 @@ typedef struct aigc_accum_key aigc_accum_key;
 
 typedef struct aigc_accum {
   aigc_accum_kind kind;
-  aj_limits limits;       /* set by the owner after init (init: defaults) */
+  aigc_json_limits limits;       /* set by the owner after init (init: defaults) */
   size_t values;          /* values in root's tree (root not counted) */
   size_t containers;      /* arrays and objects among them */
-  aj_value root;          /* owned AJ_OBJECT: the completion so far, as
+  aigc_json_value root;          /* owned AIGC_JSON_OBJECT: the completion so far, as
                              merged (choices in arrival order, tool calls
                              still with their "index"); read the result
                              through aigc_accum_finish and release it with
-                             aigc_accum_free, never aj_free */
+                             aigc_accum_free, never aigc_json_free */
   size_t chunks;          /* chunks merged (skipped ones not counted) */
   char error[96];         /* why the last call returned BADSHAPE or LIMIT
                              (LIMIT: "more than N values", or "more than N
-                             arrays and objects", as aj_parse says it) */
+                             arrays and objects", as aigc_json_parse says it) */
   aigc_accum_key *keys;   /* private: member positions, by hash */
   size_t keys_cap, keys_used;
   uint64_t seed;          /* private: the hashes' seed */
@@ -114,7 +114,7 @@ void aigc_accum_init (aigc_accum *a, aigc_accum_kind kind);
 ** tree is unchanged and a->error says why. A skipped chunk returns OK
 ** without counting in a->chunks.
 */
-int aigc_accum_add (aigc_accum *a, const aj_value *chunk);
+int aigc_accum_add (aigc_accum *a, const aigc_json_value *chunk);
 
 /*
 ** Shapes the tree as described above and returns it (owned by the
@@ -124,7 +124,7 @@ int aigc_accum_add (aigc_accum *a, const aj_value *chunk);
 ** exactly as if it had not been called. Cheap to repeat with no add in
 ** between (the same tree is returned). NULL on ENOMEM.
 */
-const aj_value *aigc_accum_finish (aigc_accum *a);
+const aigc_json_value *aigc_accum_finish (aigc_accum *a);
 
 /*
 ** After aigc_accum_finish: nonzero when the completion is incomplete —

@@ -230,7 +230,7 @@ struct aigc_request {
   int saw_done;                 /* "data: [DONE]" arrived */
   int stream_error;             /* 0, or the kind of a stream failure found */
   aigc_accum accum;
-  aj_arena arena;               /* per-chunk parse memory, reset each chunk */
+  aigc_json_arena arena;               /* per-chunk parse memory, reset each chunk */
   int want_chunk;               /* the stream callback takes the chunk table */
 };
 
@@ -252,7 +252,7 @@ struct aigc_engine {
   int max_retries;
   int max_concurrency;          /* 0 = unlimited */
   size_t max_bytes;
-  aj_limits json_limits;        /* max_json_values, max_json_containers */
+  aigc_json_limits json_limits;        /* max_json_values, max_json_containers */
   char *ca_file, *ca_path, *proxy;
   int insecure;
   int log_bodies;               /* log() may include bodies */
@@ -346,22 +346,22 @@ typedef struct aigc_encoder aigc_encoder;
 ** #arg to 'fname' (what.path: ...)" for a value JSON cannot carry. `out` must be owned by an
 ** object that frees it if this raises (a request, or a box on the stack).
 */
-void aigc_json_encode (lua_State *L, int idx, aigc_buf *out, const aigc_argctx *cx);
+void aigc_jsonlua_encode (lua_State *L, int idx, aigc_buf *out, const aigc_argctx *cx);
 /*
 ** Encodes the request params table at idx as the request body: skips the
 ** control keys (stream callbacks, timeouts, headers...), turns
 ** `stream = function` into "stream": true, adds the default model and
 ** stream_options. Raises on values JSON cannot carry.
 */
-void aigc_json_encode_params (lua_State *L, int idx, aigc_buf *out,
+void aigc_jsonlua_encode_params (lua_State *L, int idx, aigc_buf *out,
                               aigc_kind kind, const char *default_model,
                               int stream, const aigc_argctx *cx);
 /* Pushes the Lua form of v (tables, aigc.null, integers kept exact). */
-void aigc_json_push (lua_State *L, const aj_value *v);
+void aigc_jsonlua_push (lua_State *L, const aigc_json_value *v);
 /* The same, an object getting `extra` more slots for fields added after. */
-void aigc_json_push_room (lua_State *L, const aj_value *v, int extra);
-int  aigc_json_decode (lua_State *L);   /* aigc.json.decode(s) */
-int  aigc_json_encodefn (lua_State *L); /* aigc.json.encode(v) */
+void aigc_jsonlua_push_room (lua_State *L, const aigc_json_value *v, int extra);
+int  aigc_jsonlua_decode (lua_State *L);   /* aigc.json.decode(s) */
+int  aigc_jsonlua_encodefn (lua_State *L); /* aigc.json.encode(v) */
 
 /* error.c */
 void aigc_error_open (lua_State *L);

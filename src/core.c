@@ -189,8 +189,8 @@ static const luaL_Reg core_funcs[] = {
 };
 
 static const luaL_Reg json_funcs[] = {
-  {"encode", aigc_json_encodefn},
-  {"decode", aigc_json_decode},
+  {"encode", aigc_jsonlua_encodefn},
+  {"decode", aigc_jsonlua_decode},
   {NULL, NULL}
 };
 

@@ -1820,9 +1820,9 @@ static int eng_new (lua_State *L) {
   e->model = opt_strdup(L, 1, "model");
   e->secret = aigc_secrets_from_config(L, 1);
   e->json_limits.max_values = (size_t)aigc_opt_integer(L, 1, &cx, "max_json_values",
-      (int64_t)AJ_DEFAULT_MAX_VALUES, 1, (int64_t)1 << 40);
+      (int64_t)AIGC_JSON_DEFAULT_MAX_VALUES, 1, (int64_t)1 << 40);
   e->json_limits.max_containers = (size_t)aigc_opt_integer(L, 1, &cx, "max_json_containers",
-      (int64_t)AJ_DEFAULT_MAX_CONTAINERS, 1, (int64_t)1 << 40);
+      (int64_t)AIGC_JSON_DEFAULT_MAX_CONTAINERS, 1, (int64_t)1 << 40);
   e->ca_file = opt_strdup(L, 1, "ca_file");
   e->ca_path = opt_strdup(L, 1, "ca_path");
   e->proxy = opt_strdup(L, 1, "proxy");

@@ -71,7 +71,7 @@ void aigc_error_setstr (lua_State *L, const char *field, const char *s, size_t l
 
 /*
 ** Pushes a "limit" error for a JSON document past the decoding limits:
-** `what` names the document ("the response"), `detail` is what aj_parse or
+** `what` names the document ("the response"), `detail` is what aigc_json_parse or
 ** the accumulator said ("more than N values"); the message names the
 ** option that raises the limit.
 */

@@ -21,33 +21,33 @@
 ** Arena
 ** ===================================================================== */
 
-struct aj_block {
-  aj_block *prev;    /* the block filled before this one */
+struct aigc_json_block {
+  aigc_json_block *prev;    /* the block filled before this one */
   size_t size;       /* usable bytes after the header */
 };
 
-#define AJ_ALIGN       ((size_t)8)
-#define ALIGN_UP(n)    (((n) + (AJ_ALIGN - 1)) & ~(AJ_ALIGN - 1))
-#define BLOCK_HEADER   ALIGN_UP(sizeof(aj_block))
+#define AIGC_JSON_ALIGN       ((size_t)8)
+#define ALIGN_UP(n)    (((n) + (AIGC_JSON_ALIGN - 1)) & ~(AIGC_JSON_ALIGN - 1))
+#define BLOCK_HEADER   ALIGN_UP(sizeof(aigc_json_block))
 #define BLOCK_DATA(b)  ((char *)(b) + BLOCK_HEADER)
 #define BLOCK_MIN      ((size_t)4096)
-/* aj_arena_reset keeps a block only up to this size, so one huge document
+/* aigc_json_arena_reset keeps a block only up to this size, so one huge document
 ** does not pin its memory for the life of the arena */
 #define BLOCK_KEEP_MAX ((size_t)1 << 20)
 
-void aj_arena_init (aj_arena *a) {
+void aigc_json_arena_init (aigc_json_arena *a) {
   a->head = NULL;
   a->used = 0;
   a->limits.max_values = 0;
   a->limits.max_containers = 0;
 }
 
-aj_limits aj_limits_of (const aj_limits *l) {
-  aj_limits r;
+aigc_json_limits aigc_json_limits_of (const aigc_json_limits *l) {
+  aigc_json_limits r;
   r.max_values = (l != NULL && l->max_values > 0) ? l->max_values
-                                                  : AJ_DEFAULT_MAX_VALUES;
+                                                  : AIGC_JSON_DEFAULT_MAX_VALUES;
   r.max_containers = (l != NULL && l->max_containers > 0)
-                     ? l->max_containers : AJ_DEFAULT_MAX_CONTAINERS;
+                     ? l->max_containers : AIGC_JSON_DEFAULT_MAX_CONTAINERS;
   return r;
 }
 
@@ -57,8 +57,8 @@ aj_limits aj_limits_of (const aj_limits *l) {
 ** block as big as the whole chain, so repeating a parse of that size
 ** allocates nothing. Past BLOCK_KEEP_MAX everything is released.
 */
-void aj_arena_reset (aj_arena *a) {
-  aj_block *b = a->head, *merged = NULL;
+void aigc_json_arena_reset (aigc_json_arena *a) {
+  aigc_json_block *b = a->head, *merged = NULL;
   size_t total = 0;
   if (b == NULL)
     return;
@@ -66,7 +66,7 @@ void aj_arena_reset (aj_arena *a) {
     for (; b != NULL && total <= BLOCK_KEEP_MAX; b = b->prev)
       total += b->size;
     if (total <= BLOCK_KEEP_MAX &&
-        (merged = (aj_block *)malloc(BLOCK_HEADER + total)) != NULL) {
+        (merged = (aigc_json_block *)malloc(BLOCK_HEADER + total)) != NULL) {
       merged->prev = NULL;
       merged->size = total;
     }
@@ -77,7 +77,7 @@ void aj_arena_reset (aj_arena *a) {
       merged = a->head;
     }
     while (b != NULL) {
-      aj_block *older = b->prev;
+      aigc_json_block *older = b->prev;
       free(b);
       b = older;
     }
@@ -90,10 +90,10 @@ void aj_arena_reset (aj_arena *a) {
   a->used = 0;
 }
 
-void aj_arena_free (aj_arena *a) {
-  aj_block *b = a->head;
+void aigc_json_arena_free (aigc_json_arena *a) {
+  aigc_json_block *b = a->head;
   while (b != NULL) {
-    aj_block *older = b->prev;
+    aigc_json_block *older = b->prev;
     free(b);
     b = older;
   }
@@ -101,16 +101,16 @@ void aj_arena_free (aj_arena *a) {
   a->used = 0;
 }
 
-static void *arena_newblock (aj_arena *a, size_t n) {
+static void *arena_newblock (aigc_json_arena *a, size_t n) {
   size_t size = BLOCK_MIN;
-  aj_block *b;
+  aigc_json_block *b;
   if (a->head != NULL && a->head->size <= ((size_t)-1 - BLOCK_HEADER) / 2)
     size = a->head->size * 2;
   if (size < n)
     size = n;
   if (size > (size_t)-1 - BLOCK_HEADER)
     return NULL;
-  b = (aj_block *)malloc(BLOCK_HEADER + size);
+  b = (aigc_json_block *)malloc(BLOCK_HEADER + size);
   if (b == NULL)
     return NULL;
   b->prev = a->head;
@@ -120,9 +120,9 @@ static void *arena_newblock (aj_arena *a, size_t n) {
   return BLOCK_DATA(b);
 }
 
-/* n bytes aligned for any aj_value; NULL on ENOMEM */
-static inline void *arena_alloc (aj_arena *a, size_t n) {
-  if (n > (size_t)-1 - AJ_ALIGN)
+/* n bytes aligned for any aigc_json_value; NULL on ENOMEM */
+static inline void *arena_alloc (aigc_json_arena *a, size_t n) {
+  if (n > (size_t)-1 - AIGC_JSON_ALIGN)
     return NULL;
   n = ALIGN_UP(n);
   if (a->head != NULL && n <= a->head->size - a->used) {
@@ -137,7 +137,7 @@ static inline void *arena_alloc (aj_arena *a, size_t n) {
 ** Gives back the tail of the most recent allocation p, keeping its first n
 ** bytes: a string is allocated at its worst-case size, then trimmed.
 */
-static void arena_trim (aj_arena *a, void *p, size_t n) {
+static void arena_trim (aigc_json_arena *a, void *p, size_t n) {
   a->used = (size_t)((char *)p - BLOCK_DATA(a->head)) + ALIGN_UP(n);
 }
 
@@ -180,7 +180,7 @@ static size_t utf8_seq (const unsigned char *s, size_t n) {
   return 0;
 }
 
-int aj_utf8_valid (const char *str, size_t len, size_t *bad_offset) {
+int aigc_json_utf8_valid (const char *str, size_t len, size_t *bad_offset) {
   const unsigned char *s = (const unsigned char *)str;
   size_t i = 0;
   while (i < len) {
@@ -298,15 +298,15 @@ typedef struct frame {
 */
 typedef struct parser {
   const unsigned char *begin, *end;
-  aj_arena *arena;
-  aj_error *err;
-  int status;                  /* what a failure returns: AJ_E* */
-  aj_limits limits;            /* the arena's, defaults filled in */
-  aj_member *slots;            /* children of the open containers */
+  aigc_json_arena *arena;
+  aigc_json_error *err;
+  int status;                  /* what a failure returns: AIGC_JSON_E* */
+  aigc_json_limits limits;            /* the arena's, defaults filled in */
+  aigc_json_member *slots;            /* children of the open containers */
   size_t cslots;
   frame *frames;               /* the open containers, innermost last */
   size_t cframes;
-  aj_member slots_local[SLOTS_LOCAL];
+  aigc_json_member slots_local[SLOTS_LOCAL];
   frame frames_local[FRAMES_LOCAL];
 } parser;
 
@@ -338,8 +338,8 @@ static int fail_limit (parser *P, const unsigned char *at, int containers) {
   else
     snprintf(msg, sizeof(msg), "more than %zu values", P->limits.max_values);
   fail(P, at, msg);
-  P->status = AJ_ELIMIT;
-  return AJ_ELIMIT;
+  P->status = AIGC_JSON_ELIMIT;
+  return AIGC_JSON_ELIMIT;
 }
 
 static const unsigned char *fail_char (parser *P, const unsigned char *at) {
@@ -630,7 +630,7 @@ static const unsigned char *to_double (parser *P, const unsigned char *s,
 ** fraction or exponent, or beyond int64, goes to strtod.
 */
 static const unsigned char *parse_number (parser *P, const unsigned char *s,
-                                          aj_value *v) {
+                                          aigc_json_value *v) {
   const unsigned char *start = s, *end = P->end;
   uint64_t u = 0;
   int neg = 0, isfloat = 0, overflow = 0;
@@ -677,17 +677,17 @@ static const unsigned char *parse_number (parser *P, const unsigned char *s,
   v->len = v->cap = 0;
   if (!isfloat && !overflow) {
     if (!neg && u <= (uint64_t)INT64_MAX) {
-      v->type = AJ_INT;
+      v->type = AIGC_JSON_INT;
       v->u.i = (int64_t)u;
       return s;
     }
     if (neg && u <= (uint64_t)INT64_MAX + 1) {
-      v->type = AJ_INT;
+      v->type = AIGC_JSON_INT;
       v->u.i = (u == (uint64_t)INT64_MAX + 1) ? INT64_MIN : -(int64_t)u;
       return s;
     }
   }
-  v->type = AJ_FLOAT;
+  v->type = AIGC_JSON_FLOAT;
   return to_double(P, start, (size_t)(s - start), &v->u.d);
 }
 
@@ -704,28 +704,28 @@ static const unsigned char *bad_literal (parser *P, const unsigned char *p,
 ** Moves the children of the container being closed, scratch slots
 ** [base, nslots), into one exactly sized arena array at v.
 */
-static int close_container (parser *P, aj_value *v, int is_object,
-                            const aj_member *src, size_t n) {
+static int close_container (parser *P, aigc_json_value *v, int is_object,
+                            const aigc_json_member *src, size_t n) {
   size_t i;
   v->len = n;
   v->cap = 0;
   if (is_object) {
-    aj_member *m = NULL;
-    v->type = AJ_OBJECT;
+    aigc_json_member *m = NULL;
+    v->type = AIGC_JSON_OBJECT;
     if (n > 0) {
-      if (n > (size_t)-1 / sizeof(aj_member) ||
-          (m = (aj_member *)arena_alloc(P->arena, n * sizeof(aj_member))) == NULL)
+      if (n > (size_t)-1 / sizeof(aigc_json_member) ||
+          (m = (aigc_json_member *)arena_alloc(P->arena, n * sizeof(aigc_json_member))) == NULL)
         return -1;
-      memcpy(m, src, n * sizeof(aj_member));
+      memcpy(m, src, n * sizeof(aigc_json_member));
     }
     v->u.members = m;
   }
   else {
-    aj_value *items = NULL;
-    v->type = AJ_ARRAY;
+    aigc_json_value *items = NULL;
+    v->type = AIGC_JSON_ARRAY;
     if (n > 0) {
-      if (n > (size_t)-1 / sizeof(aj_value) ||
-          (items = (aj_value *)arena_alloc(P->arena, n * sizeof(aj_value))) == NULL)
+      if (n > (size_t)-1 / sizeof(aigc_json_value) ||
+          (items = (aigc_json_value *)arena_alloc(P->arena, n * sizeof(aigc_json_value))) == NULL)
         return -1;
       for (i = 0; i < n; i++)
         items[i] = src[i].value;
@@ -740,7 +740,7 @@ static int close_container (parser *P, aj_value *v, int is_object,
 /* a new scratch slot at slots[nslots - 1] */
 #define PUSH_SLOT do { \
     if (nslots == P->cslots) { \
-      if (scratch_grow((void **)&P->slots, &P->cslots, sizeof(aj_member), \
+      if (scratch_grow((void **)&P->slots, &P->cslots, sizeof(aigc_json_member), \
                        P->slots_local) != 0) { \
         fail_nomem(P, p); \
         return -2; \
@@ -762,15 +762,15 @@ static int close_container (parser *P, aj_value *v, int is_object,
 ** completes the parent, which is in turn a finished value. The cursor and
 ** the stack tops are locals, so they stay in registers.
 */
-static int parse_value (parser *P, int max_depth, aj_value *out) {
+static int parse_value (parser *P, int max_depth, aigc_json_value *out) {
   const unsigned char *p = P->begin, *end = P->end;
-  aj_member *slots = P->slots;
+  aigc_json_member *slots = P->slots;
   size_t nslots = 0, nframes = 0;
-  /* values and containers the document may still hold (aj_limits) */
+  /* values and containers the document may still hold (aigc_json_limits) */
   size_t values_left = P->limits.max_values;
   size_t containers_left = P->limits.max_containers;
   int in_object = 0;     /* the innermost open container is an object */
-  aj_value *v;
+  aigc_json_value *v;
   SKIP_WS;
   if (p >= end) {
     fail(P, p, "empty input");
@@ -820,7 +820,7 @@ value:
         goto key;
       goto value;
     case '"':
-      v->type = AJ_STRING;
+      v->type = AIGC_JSON_STRING;
       v->cap = 0;
       CHECK(parse_string(P, p, &v->u.s, &v->len));
       goto done;
@@ -828,19 +828,19 @@ value:
       if (end - p < 4 || memcmp(p, "null", 4) != 0)
         CHECK(bad_literal(P, p, "null"));
       p += 4;
-      v->type = AJ_NULL;
+      v->type = AIGC_JSON_NULL;
       break;
     case 't':
       if (end - p < 4 || memcmp(p, "true", 4) != 0)
         CHECK(bad_literal(P, p, "true"));
       p += 4;
-      v->type = AJ_TRUE;
+      v->type = AIGC_JSON_TRUE;
       break;
     case 'f':
       if (end - p < 5 || memcmp(p, "false", 5) != 0)
         CHECK(bad_literal(P, p, "false"));
       p += 5;
-      v->type = AJ_FALSE;
+      v->type = AIGC_JSON_FALSE;
       break;
     case '-': case '0': case '1': case '2': case '3': case '4':
     case '5': case '6': case '7': case '8': case '9':
@@ -908,8 +908,8 @@ key:   /* p: where an object key must start, whitespace skipped */
 #undef PUSH_SLOT
 #undef CHECK
 
-int aj_parse (aj_arena *a, const char *text, size_t len, int max_depth,
-              aj_value *out, aj_error *err) {
+int aigc_json_parse (aigc_json_arena *a, const char *text, size_t len, int max_depth,
+              aigc_json_value *out, aigc_json_error *err) {
   parser P;
   int rc;
   if (text == NULL) {   /* only sensible with len 0: "empty input" */
@@ -921,20 +921,20 @@ int aj_parse (aj_arena *a, const char *text, size_t len, int max_depth,
   P.arena = a;
   P.err = err;
   P.status = 0;
-  P.limits = aj_limits_of(&a->limits);
+  P.limits = aigc_json_limits_of(&a->limits);
   P.slots = P.slots_local;
   P.cslots = SLOTS_LOCAL;
   P.frames = P.frames_local;
   P.cframes = FRAMES_LOCAL;
   if (max_depth <= 0)
-    max_depth = AJ_DEFAULT_MAX_DEPTH;
+    max_depth = AIGC_JSON_DEFAULT_MAX_DEPTH;
   rc = parse_value(&P, max_depth, out);
   if (P.slots != P.slots_local)
     free(P.slots);
   if (P.frames != P.frames_local)
     free(P.frames);
   if (rc != 0) {
-    out->type = AJ_NULL;
+    out->type = AIGC_JSON_NULL;
     out->len = out->cap = 0;
     out->u.i = 0;
   }
@@ -948,21 +948,21 @@ int aj_parse (aj_arena *a, const char *text, size_t len, int max_depth,
 ** Access
 ** ===================================================================== */
 
-const aj_value *aj_get (const aj_value *obj, const char *key) {
+const aigc_json_value *aigc_json_get (const aigc_json_value *obj, const char *key) {
   size_t n, i;
-  if (obj == NULL || obj->type != AJ_OBJECT)
+  if (obj == NULL || obj->type != AIGC_JSON_OBJECT)
     return NULL;
   n = strlen(key);
   for (i = obj->len; i-- > 0; ) {
-    const aj_member *m = &obj->u.members[i];
+    const aigc_json_member *m = &obj->u.members[i];
     if (m->key_len == n && memcmp(m->key, key, n) == 0)
       return &m->value;
   }
   return NULL;
 }
 
-const char *aj_str (const aj_value *v, size_t *len) {
-  if (v == NULL || v->type != AJ_STRING) {
+const char *aigc_json_str (const aigc_json_value *v, size_t *len) {
+  if (v == NULL || v->type != AIGC_JSON_STRING) {
     if (len != NULL)
       *len = 0;
     return NULL;
@@ -980,7 +980,7 @@ const char *aj_str (const aj_value *v, size_t *len) {
 ** ===================================================================== */
 
 /*
-** What aj_write_string does with each byte: 0 copy, 1 a short escape,
+** What aigc_json_write_string does with each byte: 0 copy, 1 a short escape,
 ** 2 a \u00XX escape, 3 the start of a multibyte sequence (validated, then
 ** copied).
 */
@@ -1006,7 +1006,7 @@ static const unsigned char wrclass[256] = {
 ** included) are appended whole. On invalid UTF-8 the buffer's length is
 ** put back, so nothing appears to have been appended.
 */
-int aj_write_string (aigc_buf *out, const char *str, size_t len,
+int aigc_json_write_string (aigc_buf *out, const char *str, size_t len,
                      size_t *bad_offset) {
   static const char hex[] = "0123456789abcdef";
   const unsigned char *s = (const unsigned char *)str;
@@ -1075,11 +1075,11 @@ nomem:
 static int write_str (aigc_buf *out, const char *s, size_t len) {
   aigc_buf tmp = AIGC_BUF_INIT;
   size_t bad = 0, i = 0;
-  int rc = aj_write_string(out, s, len, &bad);
+  int rc = aigc_json_write_string(out, s, len, &bad);
   if (rc != -2)
     return rc;
   while (i < len) {
-    if (!aj_utf8_valid(s + i, len - i, &bad))
+    if (!aigc_json_utf8_valid(s + i, len - i, &bad))
       bad += i;
     else
       bad = len;
@@ -1090,27 +1090,27 @@ static int write_str (aigc_buf *out, const char *s, size_t len) {
     }
     i = bad + 1;
   }
-  rc = aj_write_string(out, tmp.data, tmp.len, NULL);
+  rc = aigc_json_write_string(out, tmp.data, tmp.len, NULL);
   aigc_buf_free(&tmp);
   return rc;
 }
 
-static int write_value (aigc_buf *out, const aj_value *v) {
+static int write_value (aigc_buf *out, const aigc_json_value *v) {
   char num[32];
   size_t i;
   switch (v->type) {
-    case AJ_NULL: return aigc_buf_append(out, "null", 4);
-    case AJ_FALSE: return aigc_buf_append(out, "false", 5);
-    case AJ_TRUE: return aigc_buf_append(out, "true", 4);
-    case AJ_INT:
-      return aigc_buf_append(out, num, (size_t)aj_format_int(num, v->u.i));
-    case AJ_FLOAT:
+    case AIGC_JSON_NULL: return aigc_buf_append(out, "null", 4);
+    case AIGC_JSON_FALSE: return aigc_buf_append(out, "false", 5);
+    case AIGC_JSON_TRUE: return aigc_buf_append(out, "true", 4);
+    case AIGC_JSON_INT:
+      return aigc_buf_append(out, num, (size_t)aigc_json_format_int(num, v->u.i));
+    case AIGC_JSON_FLOAT:
       if (!isfinite(v->u.d))   /* JSON has no form for these */
         return aigc_buf_append(out, "null", 4);
-      return aigc_buf_append(out, num, (size_t)aj_format_double(num, v->u.d));
-    case AJ_STRING:
+      return aigc_buf_append(out, num, (size_t)aigc_json_format_double(num, v->u.d));
+    case AIGC_JSON_STRING:
       return write_str(out, v->u.s, v->len);
-    case AJ_ARRAY:
+    case AIGC_JSON_ARRAY:
       if (aigc_buf_putc(out, '[') != 0)
         return -1;
       for (i = 0; i < v->len; i++) {
@@ -1119,11 +1119,11 @@ static int write_value (aigc_buf *out, const aj_value *v) {
           return -1;
       }
       return aigc_buf_putc(out, ']');
-    case AJ_OBJECT:
+    case AIGC_JSON_OBJECT:
       if (aigc_buf_putc(out, '{') != 0)
         return -1;
       for (i = 0; i < v->len; i++) {
-        const aj_member *m = &v->u.members[i];
+        const aigc_json_member *m = &v->u.members[i];
         if ((i > 0 && aigc_buf_putc(out, ',') != 0) ||
             write_str(out, m->key, m->key_len) != 0 ||
             aigc_buf_putc(out, ':') != 0 ||
@@ -1135,7 +1135,7 @@ static int write_value (aigc_buf *out, const aj_value *v) {
   return -1;
 }
 
-int aj_write (aigc_buf *out, const aj_value *v) {
+int aigc_json_write (aigc_buf *out, const aigc_json_value *v) {
   size_t start_len = out->len;
   if (write_value(out, v) != 0) {
     out->len = start_len;
@@ -1152,7 +1152,7 @@ int aj_write (aigc_buf *out, const aj_value *v) {
 ** agree on the locale, so the round-trip test holds in any locale; the
 ** locale's decimal point is then replaced by '.'.
 */
-int aj_format_double (char *buf, double d) {
+int aigc_json_format_double (char *buf, double d) {
   char tmp[40];
   int prec, n = 0, i, j, dot = 0;
   for (prec = 15; prec <= 17; prec++) {
@@ -1184,7 +1184,7 @@ int aj_format_double (char *buf, double d) {
   return j;
 }
 
-int aj_format_int (char *buf, int64_t i) {
+int aigc_json_format_int (char *buf, int64_t i) {
   static const char pairs[] =
     "00010203040506070809101112131415161718192021222324252627282930313233"
     "34353637383940414243444546474849505152535455565758596061626364656667"
@@ -1222,16 +1222,16 @@ int aj_format_int (char *buf, int64_t i) {
 
 /*
 ** Copies src into dst. On failure dst is still a well-formed owned tree
-** holding what was copied so far (so aj_free can release it): len only
+** holding what was copied so far (so aigc_json_free can release it): len only
 ** ever counts fully initialised children.
 */
-static int copy_value (aj_value *dst, const aj_value *src) {
+static int copy_value (aigc_json_value *dst, const aigc_json_value *src) {
   size_t i, n = src->len;
   dst->type = src->type;
   dst->len = dst->cap = 0;
   dst->u = src->u;
   switch (src->type) {
-    case AJ_STRING:
+    case AIGC_JSON_STRING:
       dst->u.s = (n < (size_t)-1) ? (char *)malloc(n + 1) : NULL;
       if (dst->u.s == NULL)
         return -1;
@@ -1241,12 +1241,12 @@ static int copy_value (aj_value *dst, const aj_value *src) {
       dst->len = n;
       dst->cap = n + 1;
       return 0;
-    case AJ_ARRAY:
+    case AIGC_JSON_ARRAY:
       dst->u.items = NULL;
       if (n == 0)
         return 0;
-      if (n > (size_t)-1 / sizeof(aj_value) ||
-          (dst->u.items = (aj_value *)malloc(n * sizeof(aj_value))) == NULL)
+      if (n > (size_t)-1 / sizeof(aigc_json_value) ||
+          (dst->u.items = (aigc_json_value *)malloc(n * sizeof(aigc_json_value))) == NULL)
         return -1;
       dst->cap = n;
       for (i = 0; i < n; i++) {
@@ -1255,17 +1255,17 @@ static int copy_value (aj_value *dst, const aj_value *src) {
           return -1;
       }
       return 0;
-    case AJ_OBJECT:
+    case AIGC_JSON_OBJECT:
       dst->u.members = NULL;
       if (n == 0)
         return 0;
-      if (n > (size_t)-1 / sizeof(aj_member) ||
-          (dst->u.members = (aj_member *)malloc(n * sizeof(aj_member))) == NULL)
+      if (n > (size_t)-1 / sizeof(aigc_json_member) ||
+          (dst->u.members = (aigc_json_member *)malloc(n * sizeof(aigc_json_member))) == NULL)
         return -1;
       dst->cap = n;
       for (i = 0; i < n; i++) {
-        const aj_member *sm = &src->u.members[i];
-        aj_member *dm = &dst->u.members[i];
+        const aigc_json_member *sm = &src->u.members[i];
+        aigc_json_member *dm = &dst->u.members[i];
         dm->key_len = sm->key_len;
         dm->key = (sm->key_len < (size_t)-1) ? (char *)malloc(sm->key_len + 1)
                                              : NULL;
@@ -1274,7 +1274,7 @@ static int copy_value (aj_value *dst, const aj_value *src) {
         if (sm->key_len > 0)
           memcpy(dm->key, sm->key, sm->key_len);
         dm->key[sm->key_len] = '\0';
-        dm->value.type = AJ_NULL;
+        dm->value.type = AIGC_JSON_NULL;
         dst->len = i + 1;
         if (copy_value(&dm->value, &sm->value) != 0)
           return -1;
@@ -1285,36 +1285,36 @@ static int copy_value (aj_value *dst, const aj_value *src) {
   }
 }
 
-int aj_copy (aj_value *dst, const aj_value *src) {
+int aigc_json_copy (aigc_json_value *dst, const aigc_json_value *src) {
   if (copy_value(dst, src) != 0) {
-    aj_free(dst);
+    aigc_json_free(dst);
     return -1;
   }
   return 0;
 }
 
-void aj_free (aj_value *v) {
+void aigc_json_free (aigc_json_value *v) {
   size_t i;
   switch (v->type) {
-    case AJ_STRING:
+    case AIGC_JSON_STRING:
       free(v->u.s);
       break;
-    case AJ_ARRAY:
+    case AIGC_JSON_ARRAY:
       for (i = 0; i < v->len; i++)
-        aj_free(&v->u.items[i]);
+        aigc_json_free(&v->u.items[i]);
       free(v->u.items);
       break;
-    case AJ_OBJECT:
+    case AIGC_JSON_OBJECT:
       for (i = 0; i < v->len; i++) {
         free(v->u.members[i].key);
-        aj_free(&v->u.members[i].value);
+        aigc_json_free(&v->u.members[i].value);
       }
       free(v->u.members);
       break;
     default:
       break;
   }
-  v->type = AJ_NULL;
+  v->type = AIGC_JSON_NULL;
   v->len = v->cap = 0;
   v->u.i = 0;
 }

@@ -16,8 +16,8 @@
 ** surrogates encoded in UTF-8, nothing above U+10FFFF). "\u" escapes are
 ** decoded to UTF-8, surrogate pairs combined; a lone surrogate escape becomes
 ** U+FFFD (it is valid JSON syntax but has no UTF-8 form). Numbers without a
-** fraction or exponent that fit in int64 are AJ_INT; every other number is
-** AJ_FLOAT; a number whose magnitude overflows a double (1e400) is an error.
+** fraction or exponent that fit in int64 are AIGC_JSON_INT; every other number is
+** AIGC_JSON_FLOAT; a number whose magnitude overflows a double (1e400) is an error.
 ** Objects keep members in document order; duplicate keys are kept (the Lua
 ** bridge lets the last one win, as most decoders do).
 */
@@ -29,34 +29,34 @@
 
 #include "buf.h"
 
-typedef enum aj_type {
-  AJ_NULL, AJ_FALSE, AJ_TRUE, AJ_INT, AJ_FLOAT, AJ_STRING, AJ_ARRAY, AJ_OBJECT
-} aj_type;
+typedef enum aigc_json_type {
+  AIGC_JSON_NULL, AIGC_JSON_FALSE, AIGC_JSON_TRUE, AIGC_JSON_INT, AIGC_JSON_FLOAT, AIGC_JSON_STRING, AIGC_JSON_ARRAY, AIGC_JSON_OBJECT
+} aigc_json_type;
 
-typedef struct aj_member aj_member;
-typedef struct aj_value aj_value;
+typedef struct aigc_json_member aigc_json_member;
+typedef struct aigc_json_value aigc_json_value;
 
-struct aj_value {
-  aj_type type;
+struct aigc_json_value {
+  aigc_json_type type;
   size_t len;        /* string bytes, array items or object members */
-  size_t cap;        /* owned trees (aj_copy, the accumulator): allocated
+  size_t cap;        /* owned trees (aigc_json_copy, the accumulator): allocated
                         capacity of u.s (in bytes, counting the NUL; an owned
                         string always has one) / u.items / u.members (in
                         elements), every pointer malloc'ed or NULL; arena
                         trees: always 0 */
   union {
-    int64_t i;       /* AJ_INT */
-    double d;        /* AJ_FLOAT */
-    char *s;         /* AJ_STRING: NUL-terminated, may contain NULs */
-    aj_value *items; /* AJ_ARRAY */
-    aj_member *members; /* AJ_OBJECT */
+    int64_t i;       /* AIGC_JSON_INT */
+    double d;        /* AIGC_JSON_FLOAT */
+    char *s;         /* AIGC_JSON_STRING: NUL-terminated, may contain NULs */
+    aigc_json_value *items; /* AIGC_JSON_ARRAY */
+    aigc_json_member *members; /* AIGC_JSON_OBJECT */
   } u;
 };
 
-struct aj_member {
+struct aigc_json_member {
   char *key;         /* NUL-terminated, may contain NULs */
   size_t key_len;
-  aj_value value;
+  aigc_json_value value;
 };
 
 /*
@@ -92,17 +92,17 @@ struct aj_member {
 ** bench/json_flood.lua); a stream's accumulated result holds its tree
 ** twice (it is shaped into a copy). Lower the limits to bound it further.
 */
-typedef struct aj_limits {
+typedef struct aigc_json_limits {
   size_t max_values;
   size_t max_containers;
-} aj_limits;
+} aigc_json_limits;
 
-#define AJ_DEFAULT_MAX_VALUES     ((size_t)1 << 23)   /* 8,388,608 */
-#define AJ_DEFAULT_MAX_CONTAINERS ((size_t)1 << 20)   /* 1,048,576 */
+#define AIGC_JSON_DEFAULT_MAX_VALUES     ((size_t)1 << 23)   /* 8,388,608 */
+#define AIGC_JSON_DEFAULT_MAX_CONTAINERS ((size_t)1 << 20)   /* 1,048,576 */
 
 /*
 ** An arena: a chain of blocks, freed all at once. A parse allocates its whole
-** tree here; aj_arena_reset keeps one block for reuse (a chain left by a big
+** tree here; aigc_json_arena_reset keeps one block for reuse (a chain left by a big
 ** document is merged into one block of its total size, up to 1 MiB; beyond
 ** that everything is released) so parsing one SSE chunk after another
 ** allocates nothing in the steady state.
@@ -110,66 +110,66 @@ typedef struct aj_limits {
 ** The arena also carries the limits of what one parse into it may build
 ** (`limits`, zero fields: the defaults): the owner of the memory sets its
 ** budget once, and every parse into that arena (a reply, an error body, each
-** stream event) obeys it. aj_arena_init sets the defaults; reset and free
+** stream event) obeys it. aigc_json_arena_init sets the defaults; reset and free
 ** keep the limits.
 */
-typedef struct aj_block aj_block;
-typedef struct aj_arena {
-  aj_block *head;
+typedef struct aigc_json_block aigc_json_block;
+typedef struct aigc_json_arena {
+  aigc_json_block *head;
   size_t used;       /* bytes used in head */
-  aj_limits limits;  /* per parse; zero fields: AJ_DEFAULT_MAX_* */
-} aj_arena;
+  aigc_json_limits limits;  /* per parse; zero fields: AIGC_JSON_DEFAULT_MAX_* */
+} aigc_json_arena;
 
-void aj_arena_init (aj_arena *a);
-void aj_arena_reset (aj_arena *a);
-void aj_arena_free (aj_arena *a);
+void aigc_json_arena_init (aigc_json_arena *a);
+void aigc_json_arena_reset (aigc_json_arena *a);
+void aigc_json_arena_free (aigc_json_arena *a);
 
 /* The effective limits of l (zero fields replaced by the defaults). */
-aj_limits aj_limits_of (const aj_limits *l);
+aigc_json_limits aigc_json_limits_of (const aigc_json_limits *l);
 
-typedef struct aj_error {
+typedef struct aigc_json_error {
   size_t offset;     /* byte offset in the input where parsing stopped */
   char message[96];  /* e.g. "unexpected character 'x'", "nesting deeper than 512" */
-} aj_error;
+} aigc_json_error;
 
-#define AJ_DEFAULT_MAX_DEPTH 512
+#define AIGC_JSON_DEFAULT_MAX_DEPTH 512
 
-/* What aj_parse returns. */
+/* What aigc_json_parse returns. */
 enum {
-  AJ_OK = 0,
-  AJ_ESYNTAX = -1,   /* syntax, UTF-8, number range or nesting depth */
-  AJ_ENOMEM = -2,
-  AJ_ELIMIT = -3     /* more values or containers than the arena's limits */
+  AIGC_JSON_OK = 0,
+  AIGC_JSON_ESYNTAX = -1,   /* syntax, UTF-8, number range or nesting depth */
+  AIGC_JSON_ENOMEM = -2,
+  AIGC_JSON_ELIMIT = -3     /* more values or containers than the arena's limits */
 };
 
 /*
 ** Parses text[0..len) into *out (tree memory from the arena).
-** Returns AJ_OK (0) on success; AJ_ESYNTAX (-1) on a syntax, UTF-8, range
-** or depth error; AJ_ENOMEM (-2) when memory ran out; AJ_ELIMIT (-3) at the
+** Returns AIGC_JSON_OK (0) on success; AIGC_JSON_ESYNTAX (-1) on a syntax, UTF-8, range
+** or depth error; AIGC_JSON_ENOMEM (-2) when memory ran out; AIGC_JSON_ELIMIT (-3) at the
 ** first value past a->limits ("more than N values" / "more than N arrays
 ** and objects"), before that value costs anything. err is filled in on
 ** every failure. Never reads past len; text need not be NUL-terminated.
 ** Uses no recursion at all (an explicit stack bounded by max_depth);
-** max_depth <= 0 means AJ_DEFAULT_MAX_DEPTH. On failure *out is AJ_NULL.
+** max_depth <= 0 means AIGC_JSON_DEFAULT_MAX_DEPTH. On failure *out is AIGC_JSON_NULL.
 */
-int aj_parse (aj_arena *a, const char *text, size_t len, int max_depth,
-              aj_value *out, aj_error *err);
+int aigc_json_parse (aigc_json_arena *a, const char *text, size_t len, int max_depth,
+              aigc_json_value *out, aigc_json_error *err);
 
 /* Object member lookup (last match wins); NULL if absent or not an object. */
-const aj_value *aj_get (const aj_value *obj, const char *key);
+const aigc_json_value *aigc_json_get (const aigc_json_value *obj, const char *key);
 
-/* The string's bytes if v is an AJ_STRING, else NULL. */
-const char *aj_str (const aj_value *v, size_t *len);
+/* The string's bytes if v is an AIGC_JSON_STRING, else NULL. */
+const char *aigc_json_str (const aigc_json_value *v, size_t *len);
 
 /*
 ** Writes v as compact JSON (no spaces) appended to out.
 ** 0 on success, -1 on ENOMEM (out then as it was). Strings are written with
-** aj_write_string; only a hand-built tree can hold a string that is not
+** aigc_json_write_string; only a hand-built tree can hold a string that is not
 ** valid UTF-8, and its bad bytes are written as U+FFFD; a non-finite
-** AJ_FLOAT is written as null. aj_write, aj_copy and aj_free recurse once
+** AIGC_JSON_FLOAT is written as null. aigc_json_write, aigc_json_copy and aigc_json_free recurse once
 ** per level of the tree (at most max_depth for a parsed tree).
 */
-int aj_write (aigc_buf *out, const aj_value *v);
+int aigc_json_write (aigc_buf *out, const aigc_json_value *v);
 
 /*
 ** Appends s[0..len) as a quoted JSON string: escapes '"', '\\' and control
@@ -178,11 +178,11 @@ int aj_write (aigc_buf *out, const aj_value *v);
 ** Returns 0, -1 on ENOMEM, or -2 if s is not valid UTF-8 (then *bad_offset,
 ** if not NULL, is the offset of the first bad byte and nothing is appended).
 */
-int aj_write_string (aigc_buf *out, const char *s, size_t len,
+int aigc_json_write_string (aigc_buf *out, const char *s, size_t len,
                      size_t *bad_offset);
 
 /* Nonzero if s[0..len) is valid UTF-8 (the same rules as the parser). */
-int aj_utf8_valid (const char *s, size_t len, size_t *bad_offset);
+int aigc_json_utf8_valid (const char *s, size_t len, size_t *bad_offset);
 
 /*
 ** Formats a finite double as the shortest decimal that reads back to the
@@ -191,17 +191,17 @@ int aj_utf8_valid (const char *s, size_t len, size_t *bad_offset);
 ** 1e300 -> "1e+300". buf needs 32 bytes. Returns the length written.
 ** The caller rejects NaN and infinities before calling.
 */
-int aj_format_double (char *buf, double d);
+int aigc_json_format_double (char *buf, double d);
 
 /* Formats an int64 in decimal; buf needs 21 bytes. Returns the length. */
-int aj_format_int (char *buf, int64_t i);
+int aigc_json_format_int (char *buf, int64_t i);
 
 /*
 ** Owned (malloc'ed) trees, as built by the accumulator: deep copy and free.
-** aj_copy returns 0 or -1 on ENOMEM (then *dst is AJ_NULL and nothing leaks).
-** Never call aj_free on an arena tree.
+** aigc_json_copy returns 0 or -1 on ENOMEM (then *dst is AIGC_JSON_NULL and nothing leaks).
+** Never call aigc_json_free on an arena tree.
 */
-int aj_copy (aj_value *dst, const aj_value *src);
-void aj_free (aj_value *v);   /* frees an owned tree; leaves v as AJ_NULL */
+int aigc_json_copy (aigc_json_value *dst, const aigc_json_value *src);
+void aigc_json_free (aigc_json_value *v);   /* frees an owned tree; leaves v as AIGC_JSON_NULL */
 
 #endif

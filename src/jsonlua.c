@@ -5,7 +5,7 @@
 ** someone with a __gc (a request, or a box on the stack), so a raised
 ** error frees it. Decoding is two steps: json.c parses the text into a C
 ** tree (validating everything first, no Lua involved), then
-** aigc_json_push builds the Lua tables with their exact sizes.
+** aigc_jsonlua_push builds the Lua tables with their exact sizes.
 **
 ** The Lua side of the mapping:
 **   JSON null       <-> aigc.null (a light userdata NULL, the same value as
@@ -134,7 +134,7 @@ static void out_char (aigc_encoder *enc, char c) {
 
 static void encode_string (aigc_encoder *enc, const char *s, size_t len) {
   size_t bad = 0;
-  int rc = aj_write_string(enc->out, s, len, &bad);
+  int rc = aigc_json_write_string(enc->out, s, len, &bad);
   if (rc == -1)
     out_fail(enc);
   else if (rc == -2) {
@@ -148,14 +148,14 @@ static void encode_value (aigc_encoder *enc, int idx);
 
 /*
 ** The floats of a request body are nearly always a few decimals
-** (temperature = 0.7, top_p = 0.95), and aj_format_double finds their
+** (temperature = 0.7, top_p = 0.95), and aigc_json_format_double finds their
 ** text with snprintf and strtod (1.5% of a request). If, for the least
 ** k <= 6, m = round(|d| * 10^k) is below 10^15 and m / 10^k == |d| in
 ** double arithmetic, then the decimal m / 10^k reads back as d (m and 10^k
 ** are exact, and division and strtod both round correctly), it has at
 ** most 15 significant digits and no trailing zero, and it is within half
 ** an ulp of d, so it is exactly what "%.15g" prints, and what
-** aj_format_double returns. Returns its length, or 0 to fall back.
+** aigc_json_format_double returns. Returns its length, or 0 to fall back.
 */
 static int format_short_double (char *buf, double d) {
   static const double p10[] = { 1, 10, 100, 1e3, 1e4, 1e5, 1e6 };
@@ -175,10 +175,10 @@ static int format_short_double (char *buf, double d) {
         scale *= 10;
       if (d < 0)
         buf[n++] = '-';
-      n += aj_format_int(buf + n, (int64_t)(u / scale));
+      n += aigc_json_format_int(buf + n, (int64_t)(u / scale));
       buf[n++] = '.';
       if (k == 0)
-        buf[n++] = '0';   /* as aj_format_double: a float keeps its ".0" */
+        buf[n++] = '0';   /* as aigc_json_format_double: a float keeps its ".0" */
       else {
         u %= scale;
         for (i = 0; i < k; i++) {
@@ -545,7 +545,7 @@ static void encode_value (aigc_encoder *enc, int idx) {
       double d = 0;
       int cls = aigc_number_of(L, idx, &i, &d);
       if (cls == AIGC_NUM_INT)
-        n = aj_format_int(num, i);
+        n = aigc_json_format_int(num, i);
       else if (cls == AIGC_NUM_BIGINT) {
         snprintf(num, sizeof num, "%.17g", d);
         lua_pushfstring(L, "the integer %s is beyond 2^53, where this Lua's numbers (doubles) are "
@@ -559,7 +559,7 @@ static void encode_value (aigc_encoder *enc, int idx) {
           encode_error(enc, "%s: %s", "cannot encode an infinite number (JSON has no infinity)");
         n = format_short_double(num, d);
         if (n == 0)
-          n = aj_format_double(num, d);
+          n = aigc_json_format_double(num, d);
       }
       out_add(enc, num, (size_t)n);
       break;
@@ -629,7 +629,7 @@ static void encoder_init (lua_State *L, aigc_encoder *enc, aigc_buf *out,
   enc->array_mt = lua_gettop(L);
 }
 
-void aigc_json_encode (lua_State *L, int idx, aigc_buf *out, const aigc_argctx *cx) {
+void aigc_jsonlua_encode (lua_State *L, int idx, aigc_buf *out, const aigc_argctx *cx) {
   /* The encoder holds 200-entry arrays; keep it off the C stack of
      deep Lua recursions by allocating it in a userdata. */
   aigc_encoder *enc;
@@ -640,7 +640,7 @@ void aigc_json_encode (lua_State *L, int idx, aigc_buf *out, const aigc_argctx *
   give_back_encoder(L);
 }
 
-void aigc_json_encode_params (lua_State *L, int idx, aigc_buf *out,
+void aigc_jsonlua_encode_params (lua_State *L, int idx, aigc_buf *out,
                               aigc_kind kind, const char *default_model,
                               int stream, const aigc_argctx *cx) {
   aigc_encoder *enc;
@@ -747,16 +747,16 @@ void aigc_json_encode_params (lua_State *L, int idx, aigc_buf *out,
 */
 
 /* `extra`: more hash slots for the object itself (not its members). */
-static void push_value (lua_State *L, const aj_value *v, int array_mt, int extra) {
+static void push_value (lua_State *L, const aigc_json_value *v, int array_mt, int extra) {
   size_t i;
   switch (v->type) {
-    case AJ_NULL: lua_pushlightuserdata(L, NULL); break;
-    case AJ_FALSE: lua_pushboolean(L, 0); break;
-    case AJ_TRUE: lua_pushboolean(L, 1); break;
-    case AJ_INT: aigc_push_int64(L, v->u.i); break;
-    case AJ_FLOAT: lua_pushnumber(L, (lua_Number)v->u.d); break;
-    case AJ_STRING: lua_pushlstring(L, v->u.s, v->len); break;
-    case AJ_ARRAY:
+    case AIGC_JSON_NULL: lua_pushlightuserdata(L, NULL); break;
+    case AIGC_JSON_FALSE: lua_pushboolean(L, 0); break;
+    case AIGC_JSON_TRUE: lua_pushboolean(L, 1); break;
+    case AIGC_JSON_INT: aigc_push_int64(L, v->u.i); break;
+    case AIGC_JSON_FLOAT: lua_pushnumber(L, (lua_Number)v->u.d); break;
+    case AIGC_JSON_STRING: lua_pushlstring(L, v->u.s, v->len); break;
+    case AIGC_JSON_ARRAY:
       luaL_checkstack(L, 3, "JSON nesting");
       lua_createtable(L, v->len > INT32_MAX ? INT32_MAX : (int)v->len, 0);
       for (i = 0; i < v->len; i++) {
@@ -766,11 +766,11 @@ static void push_value (lua_State *L, const aj_value *v, int array_mt, int extra
       lua_pushvalue(L, array_mt);
       lua_setmetatable(L, -2);
       break;
-    case AJ_OBJECT:
+    case AIGC_JSON_OBJECT:
       luaL_checkstack(L, 3, "JSON nesting");
       lua_createtable(L, 0, v->len > (size_t)(INT32_MAX - extra) ? INT32_MAX : (int)v->len + extra);
       for (i = 0; i < v->len; i++) {
-        const aj_member *m = &v->u.members[i];
+        const aigc_json_member *m = &v->u.members[i];
         lua_pushlstring(L, m->key, m->key_len);
         push_value(L, &m->value, array_mt, 0);
         lua_rawset(L, -3);
@@ -779,7 +779,7 @@ static void push_value (lua_State *L, const aj_value *v, int array_mt, int extra
   }
 }
 
-void aigc_json_push_room (lua_State *L, const aj_value *v, int extra) {
+void aigc_jsonlua_push_room (lua_State *L, const aigc_json_value *v, int extra) {
   int array_mt;
   luaL_getmetatable(L, AIGC_ARRAY_MT);
   array_mt = lua_gettop(L);
@@ -787,27 +787,27 @@ void aigc_json_push_room (lua_State *L, const aj_value *v, int extra) {
   lua_remove(L, array_mt);
 }
 
-void aigc_json_push (lua_State *L, const aj_value *v) {
-  aigc_json_push_room(L, v, 0);
+void aigc_jsonlua_push (lua_State *L, const aigc_json_value *v) {
+  aigc_jsonlua_push_room(L, v, 0);
 }
 
 /* A buffer or arena boxed in a userdata so that errors cannot leak it. */
 typedef struct json_box {
   aigc_buf buf;
-  aj_arena arena;
+  aigc_json_arena arena;
 } json_box;
 
 static int box_gc (lua_State *L) {
   json_box *box = (json_box *)lua_touserdata(L, 1);
   aigc_buf_free(&box->buf);
-  aj_arena_free(&box->arena);
+  aigc_json_arena_free(&box->arena);
   return 0;
 }
 
 static json_box *new_box (lua_State *L) {
   json_box *box = (json_box *)lua_newuserdatauv(L, sizeof *box, 0);
   memset(box, 0, sizeof *box);
-  aj_arena_init(&box->arena);
+  aigc_json_arena_init(&box->arena);
   if (luaL_newmetatable(L, "aigc.jsonbox")) {
     lua_pushcfunction(L, box_gc);
     lua_setfield(L, -2, "__gc");
@@ -821,13 +821,13 @@ static json_box *new_box (lua_State *L) {
 ** Malformed text is a failure of the data, not misuse: it returns nil and
 ** a message with the byte offset.
 */
-int aigc_json_decode (lua_State *L) {
+int aigc_jsonlua_decode (lua_State *L) {
   size_t len;
   const char *text = luaL_checklstring(L, 1, &len);
   json_box *box = new_box(L);
-  aj_value v;
-  aj_error err;
-  int rc = aj_parse(&box->arena, text, len, AJ_DEFAULT_MAX_DEPTH, &v, &err);
+  aigc_json_value v;
+  aigc_json_error err;
+  int rc = aigc_json_parse(&box->arena, text, len, AIGC_JSON_DEFAULT_MAX_DEPTH, &v, &err);
   if (rc == -2)
     return luaL_error(L, "not enough memory");
   if (rc != 0) {
@@ -835,17 +835,17 @@ int aigc_json_decode (lua_State *L) {
     lua_pushfstring(L, "invalid JSON at byte %d: %s", (int)err.offset, err.message);
     return 2;
   }
-  aigc_json_push(L, &v);
+  aigc_jsonlua_push(L, &v);
   return 1;
 }
 
 /* aigc.json.encode(value) -> string; raises naming the path of a bad value. */
-int aigc_json_encodefn (lua_State *L) {
+int aigc_jsonlua_encodefn (lua_State *L) {
   static const aigc_argctx cx = { "encode", 1, "value" };
   json_box *box;
   luaL_checkany(L, 1);
   box = new_box(L);
-  aigc_json_encode(L, 1, &box->buf, &cx);
+  aigc_jsonlua_encode(L, 1, &box->buf, &cx);
   lua_pushlstring(L, box->buf.data ? box->buf.data : "", box->buf.len);
   return 1;
 }

@@ -413,8 +413,8 @@ static void free_transfer_memory (aigc_request *r) {
   aigc_accum_free(&r->accum);
   aigc_accum_init(&r->accum, r->kind == AIGC_KIND_COMPLETION ? AIGC_ACCUM_COMPLETION
                                                              : AIGC_ACCUM_CHAT);
-  aj_arena_free(&r->arena);
-  aj_arena_init(&r->arena);
+  aigc_json_arena_free(&r->arena);
+  aigc_json_arena_init(&r->arena);
 }
 
 /* Resets what one attempt leaves behind, before (re)adding the handle. */
@@ -741,13 +741,13 @@ static void decorate_error (lua_State *L, aigc_request *r) {
 
 /* Adds err.partial: what a stream had accumulated before it failed. */
 static void add_partial (lua_State *L, aigc_request *r) {
-  const aj_value *acc;
+  const aigc_json_value *acc;
   if (!r->sse || r->accum.chunks == 0)
     return;
   acc = aigc_accum_finish(&r->accum);
   if (acc == NULL)
     return;
-  aigc_json_push(L, acc);
+  aigc_jsonlua_push(L, acc);
   lua_setfield(L, -2, "partial");
 }
 
@@ -778,15 +778,15 @@ static void push_callback_error (lua_State *L) {
 }
 
 /* Copies the string-or-number member `key` of object v into the error on top. */
-static void copy_member (lua_State *L, aigc_request *r, const aj_value *v, const char *key) {
-  const aj_value *m = aj_get(v, key);
+static void copy_member (lua_State *L, aigc_request *r, const aigc_json_value *v, const char *key) {
+  const aigc_json_value *m = aigc_json_get(v, key);
   if (m == NULL)
     return;
-  if (m->type == AJ_STRING)
+  if (m->type == AIGC_JSON_STRING)
     aigc_push_scrubbed(L, m->u.s, m->len, r->engine ? r->engine->secret : NULL);
-  else if (m->type == AJ_INT)
+  else if (m->type == AIGC_JSON_INT)
     aigc_push_int64(L, m->u.i);
-  else if (m->type == AJ_FLOAT)
+  else if (m->type == AIGC_JSON_FLOAT)
     lua_pushnumber(L, (lua_Number)m->u.d);
   else
     return;
@@ -800,18 +800,18 @@ static void copy_member (lua_State *L, aigc_request *r, const aj_value *v, const
 ** whole decoded body in err.body.
 */
 static void push_api_error (lua_State *L, aigc_request *r, const char *kind,
-                            const aj_value *v, const char *fallback) {
-  const aj_value *inner = aj_get(v, "error");
+                            const aigc_json_value *v, const char *fallback) {
+  const aigc_json_value *inner = aigc_json_get(v, "error");
   aigc_error_new(L, kind, fallback);
-  if (inner != NULL && inner->type == AJ_OBJECT) {
+  if (inner != NULL && inner->type == AIGC_JSON_OBJECT) {
     copy_member(L, r, inner, "message");
     copy_member(L, r, inner, "type");
     copy_member(L, r, inner, "code");
     copy_member(L, r, inner, "param");
   }
-  else if (inner != NULL && inner->type == AJ_STRING)
+  else if (inner != NULL && inner->type == AIGC_JSON_STRING)
     copy_member(L, r, v, "error");   /* {"error": "text"} (some servers) */
-  else if (v->type == AJ_OBJECT) {
+  else if (v->type == AIGC_JSON_OBJECT) {
     copy_member(L, r, v, "message");
     copy_member(L, r, v, "detail");   /* FastAPI-style servers */
     if (lua_getfield(L, -1, "detail") == LUA_TSTRING) {
@@ -820,26 +820,26 @@ static void push_api_error (lua_State *L, aigc_request *r, const char *kind,
     else
       lua_pop(L, 1);
   }
-  if (inner != NULL && inner->type == AJ_STRING) {
+  if (inner != NULL && inner->type == AIGC_JSON_STRING) {
     lua_getfield(L, -1, "error");
     lua_setfield(L, -2, "message");
     lua_pushnil(L);
     lua_setfield(L, -2, "error");
   }
-  aigc_json_push(L, v);
+  aigc_jsonlua_push(L, v);
   lua_setfield(L, -2, "body");
 }
 
 /* Pushes the error for an HTTP status outside 2xx, from the body kept. */
 static void push_http_error (lua_State *L, aigc_request *r, long status) {
-  aj_value v;
-  aj_error perr;
+  aigc_json_value v;
+  aigc_json_error perr;
   char fallback[64];
   snprintf(fallback, sizeof fallback, "HTTP status %ld", status);
-  aj_arena_reset(&r->arena);
+  aigc_json_arena_reset(&r->arena);
   if (r->resp.len > 0
-      && aj_parse(&r->arena, r->resp.data, r->resp.len, AJ_DEFAULT_MAX_DEPTH, &v, &perr) == 0
-      && (v.type == AJ_OBJECT || v.type == AJ_ARRAY)) {
+      && aigc_json_parse(&r->arena, r->resp.data, r->resp.len, AIGC_JSON_DEFAULT_MAX_DEPTH, &v, &perr) == 0
+      && (v.type == AIGC_JSON_OBJECT || v.type == AIGC_JSON_ARRAY)) {
     push_api_error(L, r, "http", &v, fallback);
   }
   else {
@@ -1026,7 +1026,7 @@ static int finish_transfer (lua_State *L, int eidx, int ridx, aigc_request *r) {
     retryable = status_retryable(r, r->status);
   }
   else if (r->sse) {
-    const aj_value *acc = aigc_accum_finish(&r->accum);
+    const aigc_json_value *acc = aigc_accum_finish(&r->accum);
     if (acc == NULL)
       aigc_error_new(L, "limit", "out of memory while accumulating the stream");
     else if (!r->saw_done) {
@@ -1041,21 +1041,21 @@ static int finish_transfer (lua_State *L, int eidx, int ridx, aigc_request *r) {
       add_partial(L, r);
     }
     else {
-      aigc_json_push_room(L, acc, RESULT_FIELDS);
+      aigc_jsonlua_push_room(L, acc, RESULT_FIELDS);
       decorate_result(L, r);
       return end_request(L, eidx, ridx, r, 1);
     }
   }
   else {
-    aj_value v;
-    aj_error perr;
+    aigc_json_value v;
+    aigc_json_error perr;
     int rc;
-    aj_arena_reset(&r->arena);
-    rc = aj_parse(&r->arena, r->resp.data ? r->resp.data : "", r->resp.len,
-                  AJ_DEFAULT_MAX_DEPTH, &v, &perr);
+    aigc_json_arena_reset(&r->arena);
+    rc = aigc_json_parse(&r->arena, r->resp.data ? r->resp.data : "", r->resp.len,
+                  AIGC_JSON_DEFAULT_MAX_DEPTH, &v, &perr);
     if (rc == -2)
       aigc_error_new(L, "limit", "out of memory while parsing the response");
-    else if (rc == AJ_ELIMIT)   /* codec lane: max_json_values / containers */
+    else if (rc == AIGC_JSON_ELIMIT)   /* codec lane: max_json_values / containers */
       aigc_error_json_limit(L, "the response", perr.message);
     else if (rc != 0) {
       char msg[200];
@@ -1071,18 +1071,18 @@ static int finish_transfer (lua_State *L, int eidx, int ridx, aigc_request *r) {
         lua_setfield(L, -2, "body");
       }
     }
-    else if (v.type != AJ_OBJECT)
+    else if (v.type != AIGC_JSON_OBJECT)
       aigc_error_new(L, "parse", "the response is not a JSON object");
-    else if (aj_get(&v, "error") != NULL && aj_get(&v, "error")->type != AJ_NULL
-             && aj_get(&v, "error")->type != AJ_FALSE)
+    else if (aigc_json_get(&v, "error") != NULL && aigc_json_get(&v, "error")->type != AIGC_JSON_NULL
+             && aigc_json_get(&v, "error")->type != AIGC_JSON_FALSE)
       push_api_error(L, r, "api", &v, "the server returned an error");
     else if ((r->kind == AIGC_KIND_CHAT || r->kind == AIGC_KIND_COMPLETION)
-             && (aj_get(&v, "choices") == NULL || aj_get(&v, "choices")->type != AJ_ARRAY))
-      aigc_error_new(L, "parse", aj_get(&v, "choices") == NULL
+             && (aigc_json_get(&v, "choices") == NULL || aigc_json_get(&v, "choices")->type != AIGC_JSON_ARRAY))
+      aigc_error_new(L, "parse", aigc_json_get(&v, "choices") == NULL
                      ? "the response has no choices"
                      : "the response's choices is not an array");
     else {
-      aigc_json_push_room(L, &v, RESULT_FIELDS);
+      aigc_jsonlua_push_room(L, &v, RESULT_FIELDS);
       decorate_result(L, r);
       if (r->stream && lua_getiuservalue(L, ridx, AIGC_RQ_STREAM) == LUA_TNIL)
         lua_pop(L, 1);
@@ -1164,46 +1164,46 @@ static int fail_now (lua_State *L, int eidx, int ridx, aigc_request *r) {
 ** server sends each choice's pieces in chunks of their own, and a
 ** one-parameter callback must not get the choices' words interleaved.
 */
-static const aj_value *chunk_delta (const aj_value *chunk, aigc_kind kind) {
-  const aj_value *choices = aj_get(chunk, "choices"), *c = NULL, *d;
+static const aigc_json_value *chunk_delta (const aigc_json_value *chunk, aigc_kind kind) {
+  const aigc_json_value *choices = aigc_json_get(chunk, "choices"), *c = NULL, *d;
   size_t i;
-  if (choices == NULL || choices->type != AJ_ARRAY)
+  if (choices == NULL || choices->type != AIGC_JSON_ARRAY)
     return NULL;
   for (i = 0; i < choices->len && c == NULL; i++) {
-    const aj_value *idx = aj_get(&choices->u.items[i], "index");
-    if (idx == NULL || (idx->type == AJ_INT && idx->u.i == 0))
+    const aigc_json_value *idx = aigc_json_get(&choices->u.items[i], "index");
+    if (idx == NULL || (idx->type == AIGC_JSON_INT && idx->u.i == 0))
       c = &choices->u.items[i];
   }
   if (c == NULL)
     return NULL;
   if (kind == AIGC_KIND_COMPLETION)
-    d = aj_get(c, "text");
+    d = aigc_json_get(c, "text");
   else {
-    d = aj_get(c, "delta");
-    d = d ? aj_get(d, "content") : NULL;
+    d = aigc_json_get(c, "delta");
+    d = d ? aigc_json_get(d, "content") : NULL;
   }
-  return (d != NULL && d->type == AJ_STRING) ? d : NULL;
+  return (d != NULL && d->type == AIGC_JSON_STRING) ? d : NULL;
 }
 
 /* Handles one queued stream event. Returns the callbacks run (0 or 1+). */
 static int handle_event (lua_State *L, int eidx, int ridx, aigc_request *r,
                          const char *type, size_t tlen, const char *data, size_t dlen) {
-  aj_value chunk;
-  aj_error perr;
-  const aj_value *err, *delta;
+  aigc_json_value chunk;
+  aigc_json_error perr;
+  const aigc_json_value *err, *delta;
   size_t before;
   int rc, st, nargs;
-  aj_arena_reset(&r->arena);
-  rc = aj_parse(&r->arena, data, dlen, AJ_DEFAULT_MAX_DEPTH, &chunk, &perr);
-  if (rc == -2 || rc == AJ_ELIMIT) {
-    if (rc == AJ_ELIMIT)   /* codec lane: max_json_values / containers */
+  aigc_json_arena_reset(&r->arena);
+  rc = aigc_json_parse(&r->arena, data, dlen, AIGC_JSON_DEFAULT_MAX_DEPTH, &chunk, &perr);
+  if (rc == -2 || rc == AIGC_JSON_ELIMIT) {
+    if (rc == AIGC_JSON_ELIMIT)   /* codec lane: max_json_values / containers */
       aigc_error_json_limit(L, "a stream event", perr.message);
     else
       aigc_error_new(L, "limit", "out of memory while parsing a stream event");
     return fail_now(L, eidx, ridx, r);
   }
   if (tlen == 5 && memcmp(type, "error", 5) == 0) {
-    if (rc == 0 && chunk.type == AJ_OBJECT)
+    if (rc == 0 && chunk.type == AIGC_JSON_OBJECT)
       push_api_error(L, r, "api", &chunk, "the server sent an error event");
     else {
       new_error_scrubbed(L, r, "stream", data, dlen > 500 ? 500 : dlen);
@@ -1223,8 +1223,8 @@ static int handle_event (lua_State *L, int eidx, int ridx, aigc_request *r,
     lua_setfield(L, -2, "body");
     return fail_now(L, eidx, ridx, r);
   }
-  err = aj_get(&chunk, "error");
-  if (err != NULL && err->type != AJ_NULL && err->type != AJ_FALSE) {
+  err = aigc_json_get(&chunk, "error");
+  if (err != NULL && err->type != AIGC_JSON_NULL && err->type != AIGC_JSON_FALSE) {
     push_api_error(L, r, "api", &chunk, "the server sent an error in the stream");
     return fail_now(L, eidx, ridx, r);
   }
@@ -1258,11 +1258,11 @@ static int handle_event (lua_State *L, int eidx, int ridx, aigc_request *r,
     lua_pushnil(L);
   nargs = 1;
   if (r->want_chunk) {
-    const aj_value *usage = aj_get(&chunk, "usage");
-    aigc_json_push(L, &chunk);
+    const aigc_json_value *usage = aigc_json_get(&chunk, "usage");
+    aigc_jsonlua_push(L, &chunk);
     /* include_usage (sent by default) puts "usage": null in every chunk
        but the last: leave it out, so that `if chunk.usage then` works. */
-    if (usage != NULL && usage->type == AJ_NULL) {
+    if (usage != NULL && usage->type == AIGC_JSON_NULL) {
       lua_pushnil(L);
       lua_setfield(L, -2, "usage");
     }
@@ -1642,7 +1642,7 @@ int aigc_request_submit (lua_State *L) {
   aigc_sse_init(&r->sse_parser, r->max_bytes);
   aigc_accum_init(&r->accum, kind == AIGC_KIND_COMPLETION ? AIGC_ACCUM_COMPLETION
                                                          : AIGC_ACCUM_CHAT);
-  aj_arena_init(&r->arena);
+  aigc_json_arena_init(&r->arena);
   luaL_setmetatable(L, AIGC_REQUEST_MT);
   ridx = lua_gettop(L);
   lua_pushvalue(L, 1);
@@ -1695,7 +1695,7 @@ int aigc_request_submit (lua_State *L) {
     /* May run Lua (metamethods) and allocates: anything may happen to the
        engine meanwhile, which is why nothing of it was read before. */
     if (has_params)
-      aigc_json_encode_params(L, 3, &r->body, kind, lua_tostring(L, 5), stream, &cx);
+      aigc_jsonlua_encode_params(L, 3, &r->body, kind, lua_tostring(L, 5), stream, &cx);
     else if (aigc_buf_append(&r->body, "{}", 2) != 0)
       return luaL_error(L, "not enough memory");
   }
@@ -2056,7 +2056,7 @@ static int req_gc (lua_State *L) {
   r->headers = NULL;
   aigc_sse_free(&r->sse_parser);
   aigc_accum_free(&r->accum);
-  aj_arena_free(&r->arena);
+  aigc_json_arena_free(&r->arena);
   return 0;
 }
 

@@ -4,7 +4,7 @@
 ** Streams are written as the chunks a server sends; each is parsed into an
 ** arena that is reset before the next (as the request does), so the
 ** accumulator must copy everything it keeps. Results are compared as the
-** compact JSON aj_write produces.
+** compact JSON aigc_json_write produces.
 */
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,15 +20,15 @@
 ** Helpers
 ** ===================================================================== */
 
-static aj_arena arena;
+static aigc_json_arena arena;
 static aigc_buf out = AIGC_BUF_INIT;
 
 /* Parses one chunk into the (reset) arena and adds it. */
 static int add (aigc_accum *a, const char *chunk) {
-  aj_value v;
-  aj_error err;
-  aj_arena_reset(&arena);
-  if (aj_parse(&arena, chunk, strlen(chunk), 0, &v, &err) != 0) {
+  aigc_json_value v;
+  aigc_json_error err;
+  aigc_json_arena_reset(&arena);
+  if (aigc_json_parse(&arena, chunk, strlen(chunk), 0, &v, &err) != 0) {
     fprintf(stderr, "  bad test chunk (%s at %zu): %s\n", err.message,
             err.offset, chunk);
     return 99;
@@ -49,11 +49,11 @@ static int add_all (aigc_accum *a, const char *const *chunks) {
   return ok;
 }
 
-static const char *json (const aj_value *v) {
+static const char *json (const aigc_json_value *v) {
   aigc_buf_clear(&out);
   if (v == NULL)
     return "<NULL>";
-  if (aj_write(&out, v) != 0)
+  if (aigc_json_write(&out, v) != 0)
     return "<ENOMEM>";
   return out.data;
 }
@@ -138,7 +138,7 @@ TEST(test_chat_stream) {
   CHECK(!aigc_accum_incomplete(&a));
   CHECK(a.error[0] == '\0');
   aigc_accum_free(&a);
-  CHECK(a.root.type == AJ_OBJECT && a.root.len == 0 && a.chunks == 0);
+  CHECK(a.root.type == AIGC_JSON_OBJECT && a.root.len == 0 && a.chunks == 0);
 }
 
 TEST(test_interleaved_choices) {
@@ -536,7 +536,7 @@ TEST(test_finish_repeatable) {
     NULL
   };
   aigc_accum once, often;
-  const aj_value *r1, *r2;
+  const aigc_json_value *r1, *r2;
   long before;
   char *want;
   size_t i;
@@ -603,13 +603,13 @@ TEST(test_append_amortized) {
                    "\"id\":\"call_a\",\"type\":\"function\",\"function\":"
                    "{\"name\":\"f\",\"arguments\":\"xy\"}}]}"));
   aigc_accum a;
-  aj_value v;
-  aj_error err;
-  const aj_value *content;
+  aigc_json_value v;
+  aigc_json_error err;
+  const aigc_json_value *content;
   long before;
   size_t i;
-  aj_arena_reset(&arena);
-  CHECK(aj_parse(&arena, piece, sizeof(piece) - 1, 0, &v, &err) == 0);
+  aigc_json_arena_reset(&arena);
+  CHECK(aigc_json_parse(&arena, piece, sizeof(piece) - 1, 0, &v, &err) == 0);
   aigc_accum_init(&a, AIGC_ACCUM_CHAT);
   CHECK(aigc_accum_add(&a, &v) == AIGC_ACCUM_OK);
   before = calls;
@@ -617,15 +617,15 @@ TEST(test_append_amortized) {
     CHECK(aigc_accum_add(&a, &v) == AIGC_ACCUM_OK);
   if (FAULTS && faults_work())
     CHECK(calls - before < 40);
-  content = aj_get(&a.root, "choices");
-  REQUIRE(content != NULL && content->type == AJ_ARRAY && content->len == 1);
-  content = aj_get(aj_get(&content->u.items[0], "message"), "content");
+  content = aigc_json_get(&a.root, "choices");
+  REQUIRE(content != NULL && content->type == AIGC_JSON_ARRAY && content->len == 1);
+  content = aigc_json_get(aigc_json_get(&content->u.items[0], "message"), "content");
   CHECK(content != NULL && content->len == 50000 &&
         memcmp(content->u.s + 49995, "word ", 6) == 0);
   aigc_accum_free(&a);
   /* tool-call arguments from a server repeating id, type and name */
-  aj_arena_reset(&arena);
-  CHECK(aj_parse(&arena, tool, sizeof(tool) - 1, 0, &v, &err) == 0);
+  aigc_json_arena_reset(&arena);
+  CHECK(aigc_json_parse(&arena, tool, sizeof(tool) - 1, 0, &v, &err) == 0);
   aigc_accum_init(&a, AIGC_ACCUM_CHAT);
   CHECK(aigc_accum_add(&a, &v) == AIGC_ACCUM_OK);
   before = calls;
@@ -736,13 +736,13 @@ TEST(test_nomem) {
   }
   aigc_accum_init(&a, AIGC_ACCUM_CHAT);
   for (i = 0; chunks[i] != NULL; i++) {
-    aj_value v;
-    aj_error err;
+    aigc_json_value v;
+    aigc_json_error err;
     char *before = snapshot(&a);
     long n, live_before;
     int rc = AIGC_ACCUM_NOMEM, failures = 0;
-    aj_arena_reset(&arena);
-    CHECK(aj_parse(&arena, chunks[i], strlen(chunks[i]), 0, &v, &err) == 0);
+    aigc_json_arena_reset(&arena);
+    CHECK(aigc_json_parse(&arena, chunks[i], strlen(chunks[i]), 0, &v, &err) == 0);
     for (n = 0; rc == AIGC_ACCUM_NOMEM && n < 10000; n++) {
       char *after;
       live_before = live;
@@ -764,7 +764,7 @@ TEST(test_nomem) {
     free(before);
     /* finish: NULL on failure, no leak, then the right tree */
     for (n = 0; n < 10000; n++) {
-      const aj_value *r;
+      const aigc_json_value *r;
       live_before = live;
       fault_after = n;
       r = aigc_accum_finish(&a);
@@ -1008,7 +1008,7 @@ TEST(test_linear) {
 }
 
 int main (void) {
-  aj_arena_init(&arena);
+  aigc_json_arena_init(&arena);
   RUN(test_chat_stream);
   RUN(test_interleaved_choices);
   RUN(test_parallel_tool_calls);
@@ -1029,7 +1029,7 @@ int main (void) {
   RUN(test_limits);
   RUN(test_index_mode);
   RUN(test_linear);
-  aj_arena_free(&arena);
+  aigc_json_arena_free(&arena);
   aigc_buf_free(&out);
   return ctest_report("accum");
 }

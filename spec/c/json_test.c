@@ -22,37 +22,37 @@
 ** Helpers
 ** ===================================================================== */
 
-static aj_arena arena;
-static aj_error err;
+static aigc_json_arena arena;
+static aigc_json_error err;
 static aigc_buf out = AIGC_BUF_INIT;
 
 /* Parses text[0..len) from a heap copy of exactly len bytes, into `arena`. */
-static int parse_n (const char *text, size_t len, int max_depth, aj_value *v) {
+static int parse_n (const char *text, size_t len, int max_depth, aigc_json_value *v) {
   char *copy = (char *)malloc(len > 0 ? len : 1);
   int rc;
   if (copy == NULL)
     return -2;
   memcpy(copy, text, len);
-  rc = aj_parse(&arena, copy, len, max_depth, v, &err);
+  rc = aigc_json_parse(&arena, copy, len, max_depth, v, &err);
   free(copy);   /* the tree must not point into the input */
   return rc;
 }
 
-static int parse (const char *text, aj_value *v) {
+static int parse (const char *text, aigc_json_value *v) {
   return parse_n(text, strlen(text), 0, v);
 }
 
 /* Does text[0..len) fail with exactly this message at this offset? */
 static int fails_n (const char *text, size_t len, const char *msg,
                     size_t offset) {
-  aj_value v;
+  aigc_json_value v;
   int rc = parse_n(text, len, 0, &v);
   if (rc != -1 || strcmp(err.message, msg) != 0 || err.offset != offset) {
     fprintf(stderr, "  input %.*s: rc %d, \"%s\" at %zu; wanted \"%s\" at %zu\n",
             (int)(len < 40 ? len : 40), text, rc, rc ? err.message : "", rc ? err.offset : 0, msg, offset);
     return 0;
   }
-  return v.type == AJ_NULL;
+  return v.type == AIGC_JSON_NULL;
 }
 
 static int fails (const char *text, const char *msg, size_t offset) {
@@ -60,9 +60,9 @@ static int fails (const char *text, const char *msg, size_t offset) {
 }
 
 /* v written as JSON (valid until the next call). */
-static const char *w (const aj_value *v) {
+static const char *w (const aigc_json_value *v) {
   aigc_buf_clear(&out);
-  if (aj_write(&out, v) != 0)
+  if (aigc_json_write(&out, v) != 0)
     return "<ENOMEM>";
   return out.data != NULL ? out.data : "";
 }
@@ -70,7 +70,7 @@ static const char *w (const aj_value *v) {
 /* Parses text, which must succeed and write back as `expect`; then the
 ** written form must parse and write to itself (a fixed point). */
 static int writes_as (const char *text, const char *expect) {
-  aj_value v;
+  aigc_json_value v;
   char *first;
   int ok;
   if (parse(text, &v) != 0) {
@@ -90,13 +90,13 @@ static int writes_as (const char *text, const char *expect) {
 
 /* Parses a string literal's JSON and checks its decoded bytes. */
 static int string_is (const char *json, const char *bytes, size_t n) {
-  aj_value v;
+  aigc_json_value v;
   if (parse(json, &v) != 0) {
     fprintf(stderr, "  parse of %s failed: %s at %zu\n", json, err.message,
             err.offset);
     return 0;
   }
-  return v.type == AJ_STRING && v.len == n && memcmp(v.u.s, bytes, n) == 0 &&
+  return v.type == AIGC_JSON_STRING && v.len == n && memcmp(v.u.s, bytes, n) == 0 &&
          v.u.s[n] == '\0';
 }
 
@@ -104,16 +104,16 @@ static int string_is (const char *json, const char *bytes, size_t n) {
 
 
 TEST(test_literals) {
-  aj_value v;
-  CHECK(parse("null", &v) == 0 && v.type == AJ_NULL);
-  CHECK(parse("true", &v) == 0 && v.type == AJ_TRUE);
-  CHECK(parse("false", &v) == 0 && v.type == AJ_FALSE);
-  CHECK(parse(" \t\r\n null \t\r\n", &v) == 0 && v.type == AJ_NULL);
+  aigc_json_value v;
+  CHECK(parse("null", &v) == 0 && v.type == AIGC_JSON_NULL);
+  CHECK(parse("true", &v) == 0 && v.type == AIGC_JSON_TRUE);
+  CHECK(parse("false", &v) == 0 && v.type == AIGC_JSON_FALSE);
+  CHECK(parse(" \t\r\n null \t\r\n", &v) == 0 && v.type == AIGC_JSON_NULL);
   REQUIRE(parse("[true,false,null]", &v) == 0);
-  CHECK(v.type == AJ_ARRAY && v.len == 3 && v.cap == 0);
-  CHECK(v.u.items[0].type == AJ_TRUE);
-  CHECK(v.u.items[1].type == AJ_FALSE);
-  CHECK(v.u.items[2].type == AJ_NULL);
+  CHECK(v.type == AIGC_JSON_ARRAY && v.len == 3 && v.cap == 0);
+  CHECK(v.u.items[0].type == AIGC_JSON_TRUE);
+  CHECK(v.u.items[1].type == AIGC_JSON_FALSE);
+  CHECK(v.u.items[2].type == AIGC_JSON_NULL);
   CHECK(fails("nul", "unexpected end of input", 3));
   CHECK(fails("tru", "unexpected end of input", 3));
   CHECK(fails("fals", "unexpected end of input", 4));
@@ -128,31 +128,31 @@ TEST(test_literals) {
 }
 
 TEST(test_integers) {
-  aj_value v;
-  CHECK(parse("0", &v) == 0 && v.type == AJ_INT && v.u.i == 0);
-  CHECK(parse("-0", &v) == 0 && v.type == AJ_INT && v.u.i == 0);
-  CHECK(parse("7", &v) == 0 && v.type == AJ_INT && v.u.i == 7);
-  CHECK(parse("-42", &v) == 0 && v.type == AJ_INT && v.u.i == -42);
-  CHECK(parse("1718000000", &v) == 0 && v.type == AJ_INT && v.u.i == 1718000000);
+  aigc_json_value v;
+  CHECK(parse("0", &v) == 0 && v.type == AIGC_JSON_INT && v.u.i == 0);
+  CHECK(parse("-0", &v) == 0 && v.type == AIGC_JSON_INT && v.u.i == 0);
+  CHECK(parse("7", &v) == 0 && v.type == AIGC_JSON_INT && v.u.i == 7);
+  CHECK(parse("-42", &v) == 0 && v.type == AIGC_JSON_INT && v.u.i == -42);
+  CHECK(parse("1718000000", &v) == 0 && v.type == AIGC_JSON_INT && v.u.i == 1718000000);
   CHECK(parse("9223372036854775807", &v) == 0);
-  CHECK(v.type == AJ_INT && v.u.i == INT64_MAX);
+  CHECK(v.type == AIGC_JSON_INT && v.u.i == INT64_MAX);
   CHECK(parse("-9223372036854775808", &v) == 0);
-  CHECK(v.type == AJ_INT && v.u.i == INT64_MIN);
+  CHECK(v.type == AIGC_JSON_INT && v.u.i == INT64_MIN);
   CHECK(parse("9007199254740993", &v) == 0);   /* 2^53 + 1: not a double */
-  CHECK(v.type == AJ_INT && v.u.i == INT64_C(9007199254740993));
+  CHECK(v.type == AIGC_JSON_INT && v.u.i == INT64_C(9007199254740993));
   CHECK(parse("-9007199254740993", &v) == 0);
-  CHECK(v.type == AJ_INT && v.u.i == -INT64_C(9007199254740993));
+  CHECK(v.type == AIGC_JSON_INT && v.u.i == -INT64_C(9007199254740993));
   /* just past int64: floats */
   CHECK(parse("9223372036854775808", &v) == 0);
-  CHECK(v.type == AJ_FLOAT && v.u.d == 9223372036854775808.0);
+  CHECK(v.type == AIGC_JSON_FLOAT && v.u.d == 9223372036854775808.0);
   CHECK(parse("-9223372036854775809", &v) == 0);
-  CHECK(v.type == AJ_FLOAT && v.u.d == -9223372036854775808.0);
+  CHECK(v.type == AIGC_JSON_FLOAT && v.u.d == -9223372036854775808.0);
   CHECK(parse("18446744073709551615", &v) == 0);
-  CHECK(v.type == AJ_FLOAT && v.u.d == 18446744073709551615.0);
+  CHECK(v.type == AIGC_JSON_FLOAT && v.u.d == 18446744073709551615.0);
   CHECK(parse("18446744073709551616", &v) == 0);   /* past uint64 too */
-  CHECK(v.type == AJ_FLOAT && v.u.d == 18446744073709551616.0);
+  CHECK(v.type == AIGC_JSON_FLOAT && v.u.d == 18446744073709551616.0);
   CHECK(parse("123456789012345678901234567890", &v) == 0);
-  CHECK(v.type == AJ_FLOAT && v.u.d == 123456789012345678901234567890.0);
+  CHECK(v.type == AIGC_JSON_FLOAT && v.u.d == 123456789012345678901234567890.0);
   CHECK(writes_as("[9223372036854775807,-9223372036854775808,9007199254740993]",
                   "[9223372036854775807,-9223372036854775808,9007199254740993]"));
   CHECK(writes_as("9223372036854775808", "9.223372036854776e+18"));
@@ -160,19 +160,19 @@ TEST(test_integers) {
 }
 
 TEST(test_floats) {
-  aj_value v;
-  CHECK(parse("0.5", &v) == 0 && v.type == AJ_FLOAT && v.u.d == 0.5);
-  CHECK(parse("1.0", &v) == 0 && v.type == AJ_FLOAT && v.u.d == 1.0);
-  CHECK(parse("-0.0", &v) == 0 && v.type == AJ_FLOAT && v.u.d == 0.0 &&
+  aigc_json_value v;
+  CHECK(parse("0.5", &v) == 0 && v.type == AIGC_JSON_FLOAT && v.u.d == 0.5);
+  CHECK(parse("1.0", &v) == 0 && v.type == AIGC_JSON_FLOAT && v.u.d == 1.0);
+  CHECK(parse("-0.0", &v) == 0 && v.type == AIGC_JSON_FLOAT && v.u.d == 0.0 &&
         signbit(v.u.d));
-  CHECK(parse("1e10", &v) == 0 && v.type == AJ_FLOAT && v.u.d == 1e10);
-  CHECK(parse("1E-5", &v) == 0 && v.type == AJ_FLOAT && v.u.d == 1e-5);
-  CHECK(parse("-2.5e+3", &v) == 0 && v.type == AJ_FLOAT && v.u.d == -2500.0);
-  CHECK(parse("0e0", &v) == 0 && v.type == AJ_FLOAT && v.u.d == 0.0);
+  CHECK(parse("1e10", &v) == 0 && v.type == AIGC_JSON_FLOAT && v.u.d == 1e10);
+  CHECK(parse("1E-5", &v) == 0 && v.type == AIGC_JSON_FLOAT && v.u.d == 1e-5);
+  CHECK(parse("-2.5e+3", &v) == 0 && v.type == AIGC_JSON_FLOAT && v.u.d == -2500.0);
+  CHECK(parse("0e0", &v) == 0 && v.type == AIGC_JSON_FLOAT && v.u.d == 0.0);
   CHECK(parse("0.1", &v) == 0 && v.u.d == 0.1);
   CHECK(parse("1.7976931348623157e308", &v) == 0 && v.u.d == DBL_MAX);
   CHECK(parse("4.9406564584124654e-324", &v) == 0 && v.u.d == 5e-324);
-  CHECK(parse("1e-400", &v) == 0 && v.type == AJ_FLOAT && v.u.d == 0.0);
+  CHECK(parse("1e-400", &v) == 0 && v.type == AIGC_JSON_FLOAT && v.u.d == 0.0);
   CHECK(fails("1e400", "number out of range", 0));
   CHECK(fails("[1,-1e400]", "number out of range", 3));
   CHECK(fails("1.8e308", "number out of range", 0));
@@ -183,11 +183,11 @@ TEST(test_floats) {
     big[1] = '.';
     big[198] = '5';
     big[199] = '\0';
-    CHECK(parse(big, &v) == 0 && v.type == AJ_FLOAT && v.u.d == 5e-197);
+    CHECK(parse(big, &v) == 0 && v.type == AIGC_JSON_FLOAT && v.u.d == 5e-197);
     big[0] = '1';   /* a 199-digit integer: past int64, a float */
     big[1] = '0';
     big[198] = '0';
-    CHECK(parse(big, &v) == 0 && v.type == AJ_FLOAT && v.u.d == 1e198);
+    CHECK(parse(big, &v) == 0 && v.type == AIGC_JSON_FLOAT && v.u.d == 1e198);
   }
   CHECK(writes_as("[0.5,1.0,-0.0,1e10,1E-5,2.5e+3]",
                   "[0.5,1.0,-0.0,10000000000.0,1e-05,2500.0]"));
@@ -218,7 +218,7 @@ TEST(test_number_grammar) {
 TEST(test_strings_plain) {
   char json[80], want[80];
   size_t n, tail;
-  aj_value v;
+  aigc_json_value v;
   CHECK(string_is("\"\"", "", 0));
   CHECK(string_is("\"abc\"", "abc", 3));
   CHECK(string_is("\"a\x7f" "b\"", "a\x7f" "b", 3));
@@ -235,7 +235,7 @@ TEST(test_strings_plain) {
       json[n + 1] = '"';
       memset(json + n + 2, ' ', tail);
       CHECK(parse_n(json, n + 2 + tail, 0, &v) == 0);
-      CHECK(v.type == AJ_STRING && v.len == n && memcmp(v.u.s, want, n) == 0 &&
+      CHECK(v.type == AIGC_JSON_STRING && v.len == n && memcmp(v.u.s, want, n) == 0 &&
             v.u.s[n] == '\0');
       /* and unterminated at each length */
       CHECK(fails_n(json, n + 1, "unterminated string", n + 1));
@@ -247,7 +247,7 @@ TEST(test_strings_plain) {
     big[0] = '"';
     big[5001] = '"';
     CHECK(parse_n(big, sizeof(big), 0, &v) == 0);
-    CHECK(v.type == AJ_STRING && v.len == 5000 && v.u.s[4999] == 'x' &&
+    CHECK(v.type == AIGC_JSON_STRING && v.len == 5000 && v.u.s[4999] == 'x' &&
           v.u.s[5000] == '\0');
   }
 }
@@ -347,7 +347,7 @@ TEST(test_control_chars) {
 TEST(test_deep_nesting) {
   size_t n = 100000, i;
   char *deep = (char *)malloc(2 * n + 1);
-  aj_value v;
+  aigc_json_value v;
   CHECK(deep != NULL);
   if (deep == NULL)
     return;
@@ -357,15 +357,15 @@ TEST(test_deep_nesting) {
   CHECK(fails_n(deep, 2 * n, "nesting deeper than 512", 512));
   CHECK(fails_n(deep, n, "nesting deeper than 512", 512));
   /* exactly at the limit is fine, one more is not */
-  CHECK(parse_n(deep + n - 512, 1024, 0, &v) == 0 && v.type == AJ_ARRAY);
+  CHECK(parse_n(deep + n - 512, 1024, 0, &v) == 0 && v.type == AIGC_JSON_ARRAY);
   CHECK(fails_n(deep + n - 513, 1026, "nesting deeper than 512", 512));
   CHECK(parse_n(deep + n - 3, 6, 3, &v) == 0);
   CHECK(parse_n(deep + n - 4, 8, 3, &v) == -1 &&
         strcmp(err.message, "nesting deeper than 3") == 0);
   CHECK(parse_n(deep + n - 600, 1200, 1000, &v) == 0);
   for (i = 0; i < 600; i++)   /* the tree really is 600 deep */
-    v = v.type == AJ_ARRAY && v.len == 1 ? v.u.items[0] : v;
-  CHECK(v.type == AJ_ARRAY && v.len == 0);
+    v = v.type == AIGC_JSON_ARRAY && v.len == 1 ? v.u.items[0] : v;
+  CHECK(v.type == AIGC_JSON_ARRAY && v.len == 0);
   /* objects too */
   for (i = 0; i < n / 5; i++)
     memcpy(deep + 5 * i, "{\"a\":", 5);
@@ -374,7 +374,7 @@ TEST(test_deep_nesting) {
 }
 
 TEST(test_trailing_and_empty) {
-  aj_value v;
+  aigc_json_value v;
   CHECK(fails("", "empty input", 0));
   CHECK(fails("   \n\t\r ", "empty input", 7));
   CHECK(fails("{}x", "trailing characters after JSON value", 2));
@@ -382,7 +382,7 @@ TEST(test_trailing_and_empty) {
   CHECK(fails("\"a\"\"b\"", "trailing characters after JSON value", 3));
   CHECK(fails("{} {}", "trailing characters after JSON value", 3));
   CHECK(fails_n("1\0", 2, "trailing characters after JSON value", 1));
-  CHECK(parse(" \n{ \"a\" : [ 1 , 2 ] } \r\n\t", &v) == 0 && v.type == AJ_OBJECT);
+  CHECK(parse(" \n{ \"a\" : [ 1 , 2 ] } \r\n\t", &v) == 0 && v.type == AIGC_JSON_OBJECT);
   CHECK(fails("\xEF\xBB\xBF{}", "unexpected byte 0xEF", 0));   /* no BOM */
   CHECK(fails("\f1", "unexpected byte 0x0C", 0));
   CHECK(fails("\v1", "unexpected byte 0x0B", 0));
@@ -438,67 +438,67 @@ TEST(test_prefixes) {
     "\"o\":{\"k\":\"caf\xC3\xA9\",\"e\":{},\"a\":[]},\"big\":9223372036854775807}";
   size_t len = sizeof(doc) - 1, n;
   int ok = 1;
-  aj_value v;
+  aigc_json_value v;
   for (n = 0; n < len; n++) {
     int rc = parse_n(doc, n, 0, &v);
     if (rc != -1 || err.offset > n || err.message[0] == '\0')
       ok = 0;
   }
   CHECK(ok);
-  CHECK(parse_n(doc, len, 0, &v) == 0 && v.type == AJ_OBJECT && v.len == 4);
+  CHECK(parse_n(doc, len, 0, &v) == 0 && v.type == AIGC_JSON_OBJECT && v.len == 4);
 }
 
 TEST(test_objects) {
-  aj_value v;
-  const aj_value *x;
+  aigc_json_value v;
+  const aigc_json_value *x;
   size_t n;
-  CHECK(parse("{}", &v) == 0 && v.type == AJ_OBJECT && v.len == 0);
+  CHECK(parse("{}", &v) == 0 && v.type == AIGC_JSON_OBJECT && v.len == 0);
   REQUIRE(parse("{\"b\":1,\"a\":2,\"b\":3}", &v) == 0);
-  CHECK(v.type == AJ_OBJECT && v.len == 3 && v.cap == 0);   /* duplicates kept */
+  CHECK(v.type == AIGC_JSON_OBJECT && v.len == 3 && v.cap == 0);   /* duplicates kept */
   CHECK(strcmp(v.u.members[0].key, "b") == 0 && v.u.members[0].key_len == 1);
   CHECK(strcmp(v.u.members[1].key, "a") == 0);
-  x = aj_get(&v, "b");
-  CHECK(x != NULL && x->type == AJ_INT && x->u.i == 3);   /* last one wins */
-  x = aj_get(&v, "a");
+  x = aigc_json_get(&v, "b");
+  CHECK(x != NULL && x->type == AIGC_JSON_INT && x->u.i == 3);   /* last one wins */
+  x = aigc_json_get(&v, "a");
   CHECK(x != NULL && x->u.i == 2);
-  CHECK(aj_get(&v, "c") == NULL);
-  CHECK(aj_get(&v, "") == NULL);
-  CHECK(aj_get(NULL, "a") == NULL);
+  CHECK(aigc_json_get(&v, "c") == NULL);
+  CHECK(aigc_json_get(&v, "") == NULL);
+  CHECK(aigc_json_get(NULL, "a") == NULL);
   CHECK(writes_as("{\"b\":1,\"a\":2,\"b\":3}", "{\"b\":1,\"a\":2,\"b\":3}"));
-  /* keys may hold NUL; aj_get compares whole keys */
+  /* keys may hold NUL; aigc_json_get compares whole keys */
   REQUIRE(parse("{\"a\\u0000b\":1,\"\":2}", &v) == 0);
   CHECK(v.u.members[0].key_len == 3 && memcmp(v.u.members[0].key, "a\0b", 4) == 0);
-  CHECK(aj_get(&v, "a") == NULL);
-  x = aj_get(&v, "");
+  CHECK(aigc_json_get(&v, "a") == NULL);
+  x = aigc_json_get(&v, "");
   CHECK(x != NULL && x->u.i == 2);
   CHECK(writes_as("{\"a\\u0000b\":1,\"\":2}", "{\"a\\u0000b\":1,\"\":2}"));
-  /* aj_get and aj_str on other types */
+  /* aigc_json_get and aigc_json_str on other types */
   REQUIRE(parse("[\"s\"]", &v) == 0);
-  CHECK(aj_get(&v, "s") == NULL);
-  CHECK(aj_str(&v, &n) == NULL && n == 0);
-  CHECK(aj_str(&v.u.items[0], &n) != NULL && n == 1 &&
-        strcmp(aj_str(&v.u.items[0], NULL), "s") == 0);
-  CHECK(aj_str(NULL, &n) == NULL && n == 0);
+  CHECK(aigc_json_get(&v, "s") == NULL);
+  CHECK(aigc_json_str(&v, &n) == NULL && n == 0);
+  CHECK(aigc_json_str(&v.u.items[0], &n) != NULL && n == 1 &&
+        strcmp(aigc_json_str(&v.u.items[0], NULL), "s") == 0);
+  CHECK(aigc_json_str(NULL, &n) == NULL && n == 0);
   /* nesting and document order */
   REQUIRE(parse("{\"z\":{\"y\":[{\"x\":null}]},\"w\":[[],{}]}", &v) == 0);
-  x = aj_get(aj_get(&v, "z"), "y");
-  CHECK(x != NULL && x->type == AJ_ARRAY && x->len == 1);
-  CHECK(x != NULL && aj_get(&x->u.items[0], "x") != NULL &&
-        aj_get(&x->u.items[0], "x")->type == AJ_NULL);
+  x = aigc_json_get(aigc_json_get(&v, "z"), "y");
+  CHECK(x != NULL && x->type == AIGC_JSON_ARRAY && x->len == 1);
+  CHECK(x != NULL && aigc_json_get(&x->u.items[0], "x") != NULL &&
+        aigc_json_get(&x->u.items[0], "x")->type == AIGC_JSON_NULL);
   CHECK(strcmp(v.u.members[1].key, "w") == 0);
 }
 
 TEST(test_arrays) {
-  aj_value v;
+  aigc_json_value v;
   size_t i;
   char big[4000];
-  CHECK(parse("[]", &v) == 0 && v.type == AJ_ARRAY && v.len == 0);
-  REQUIRE(parse("[[]]", &v) == 0 && v.len == 1 && v.u.items[0].type == AJ_ARRAY &&
+  CHECK(parse("[]", &v) == 0 && v.type == AIGC_JSON_ARRAY && v.len == 0);
+  REQUIRE(parse("[[]]", &v) == 0 && v.len == 1 && v.u.items[0].type == AIGC_JSON_ARRAY &&
         v.u.items[0].len == 0);
   REQUIRE(parse("[1,\"two\",3.0,[4],{\"five\":5}]", &v) == 0 && v.len == 5);
-  CHECK(v.u.items[0].type == AJ_INT && v.u.items[1].type == AJ_STRING &&
-        v.u.items[2].type == AJ_FLOAT && v.u.items[3].type == AJ_ARRAY &&
-        v.u.items[4].type == AJ_OBJECT);
+  CHECK(v.u.items[0].type == AIGC_JSON_INT && v.u.items[1].type == AIGC_JSON_STRING &&
+        v.u.items[2].type == AIGC_JSON_FLOAT && v.u.items[3].type == AIGC_JSON_ARRAY &&
+        v.u.items[4].type == AIGC_JSON_OBJECT);
   /* more children than the on-stack scratch holds */
   big[0] = '[';
   {
@@ -508,8 +508,8 @@ TEST(test_arrays) {
       p += 3;
       big[p++] = (i < 899) ? ',' : ']';
     }
-    REQUIRE(parse_n(big, p, 0, &v) == 0 && v.type == AJ_ARRAY && v.len == 900);
-    CHECK(v.u.items[899].type == AJ_ARRAY && v.u.items[899].u.items[0].u.i == 7);
+    REQUIRE(parse_n(big, p, 0, &v) == 0 && v.type == AIGC_JSON_ARRAY && v.len == 900);
+    CHECK(v.u.items[899].type == AIGC_JSON_ARRAY && v.u.items[899].u.items[0].u.i == 7);
   }
 }
 
@@ -526,7 +526,7 @@ TEST(test_write_roundtrip) {
   };
   size_t i;
   for (i = 0; docs[i] != NULL; i++) {
-    aj_value v;
+    aigc_json_value v;
     char *a;
     CHECK(parse(docs[i], &v) == 0);
     a = strdup(w(&v));
@@ -542,44 +542,44 @@ TEST(test_write_roundtrip) {
 
 TEST(test_write_special) {
   /* hand-built trees: non-finite floats and invalid UTF-8 still give JSON */
-  aj_value items[4], arr;
+  aigc_json_value items[4], arr;
   char bad[] = "a\xFF" "b\xC3";
-  aj_member m;
-  aj_value obj;
+  aigc_json_member m;
+  aigc_json_value obj;
   memset(items, 0, sizeof(items));
   memset(&arr, 0, sizeof(arr));
   memset(&m, 0, sizeof(m));
   memset(&obj, 0, sizeof(obj));
-  items[0].type = AJ_FLOAT;
+  items[0].type = AIGC_JSON_FLOAT;
   items[0].u.d = HUGE_VAL;
-  items[1].type = AJ_FLOAT;
+  items[1].type = AIGC_JSON_FLOAT;
   items[1].u.d = -HUGE_VAL;
-  items[2].type = AJ_FLOAT;
+  items[2].type = AIGC_JSON_FLOAT;
   items[2].u.d = NAN;
-  items[3].type = AJ_STRING;
+  items[3].type = AIGC_JSON_STRING;
   items[3].u.s = bad;
   items[3].len = 4;
-  arr.type = AJ_ARRAY;
+  arr.type = AIGC_JSON_ARRAY;
   arr.len = 4;
   arr.u.items = items;
   CHECK_EQ_STR(w(&arr), "[null,null,null,\"a\xEF\xBF\xBD" "b\xEF\xBF\xBD\"]");
   m.key = bad;
   m.key_len = 4;
-  m.value.type = AJ_TRUE;
-  obj.type = AJ_OBJECT;
+  m.value.type = AIGC_JSON_TRUE;
+  obj.type = AIGC_JSON_OBJECT;
   obj.len = 1;
   obj.u.members = &m;
   CHECK_EQ_STR(w(&obj), "{\"a\xEF\xBF\xBD" "b\xEF\xBF\xBD\":true}");
-  /* aj_write appends */
+  /* aigc_json_write appends */
   aigc_buf_clear(&out);
-  CHECK(aigc_buf_append(&out, "x=", 2) == 0 && aj_write(&out, &m.value) == 0);
+  CHECK(aigc_buf_append(&out, "x=", 2) == 0 && aigc_json_write(&out, &m.value) == 0);
   CHECK_EQ_STR(out.data, "x=true");
 }
 
-/* aj_format_double's text must read back to exactly d. */
+/* aigc_json_format_double's text must read back to exactly d. */
 static int double_is (double d, const char *want) {
   char buf[32];
-  int n = aj_format_double(buf, d);
+  int n = aigc_json_format_double(buf, d);
   int ok = (size_t)n == strlen(buf) && strtod(buf, NULL) == d &&
            (strchr(buf, '.') != NULL || strchr(buf, 'e') != NULL) &&
            signbit(strtod(buf, NULL)) == signbit(d);
@@ -621,7 +621,7 @@ TEST(test_format_double) {
 
 static int int_is (int64_t i, const char *want) {
   char buf[21];
-  int n = aj_format_int(buf, i);
+  int n = aigc_json_format_int(buf, i);
   return (size_t)n == strlen(want) && strcmp(buf, want) == 0;
 }
 
@@ -641,17 +641,17 @@ TEST(test_format_int) {
   CHECK(int_is(INT64_MIN + 1, "-9223372036854775807"));
   for (i = 1; i < INT64_MAX / 3; i = i * 3 + 1) {
     snprintf(ref, sizeof(ref), "%lld", (long long)i);
-    CHECK(aj_format_int(buf, i) == (int)strlen(ref) && strcmp(buf, ref) == 0);
+    CHECK(aigc_json_format_int(buf, i) == (int)strlen(ref) && strcmp(buf, ref) == 0);
     snprintf(ref, sizeof(ref), "%lld", (long long)-i);
-    CHECK(aj_format_int(buf, -i) == (int)strlen(ref) && strcmp(buf, ref) == 0);
+    CHECK(aigc_json_format_int(buf, -i) == (int)strlen(ref) && strcmp(buf, ref) == 0);
   }
 }
 
-/* aj_write_string of s[0..n) gives exactly want. */
+/* aigc_json_write_string of s[0..n) gives exactly want. */
 static int escapes_as (const char *s, size_t n, const char *want) {
   size_t bad = 12345;
   aigc_buf_clear(&out);
-  if (aj_write_string(&out, s, n, &bad) != 0 || bad != 12345)
+  if (aigc_json_write_string(&out, s, n, &bad) != 0 || bad != 12345)
     return 0;
   if (strcmp(out.data, want) != 0) {
     fprintf(stderr, "  escaped as %s, wanted %s\n", out.data, want);
@@ -693,44 +693,44 @@ TEST(test_write_string) {
   /* invalid UTF-8: -2, the offset, and nothing appended */
   aigc_buf_clear(&out);
   CHECK(aigc_buf_append(&out, "keep", 4) == 0);
-  CHECK(aj_write_string(&out, "ok\n\xC0\x80", 5, &bad) == -2 && bad == 3);
+  CHECK(aigc_json_write_string(&out, "ok\n\xC0\x80", 5, &bad) == -2 && bad == 3);
   CHECK(out.len == 4 && strcmp(out.data, "keep") == 0);
-  CHECK(aj_write_string(&out, "\xED\xA0\x80", 3, &bad) == -2 && bad == 0);
-  CHECK(aj_write_string(&out, "abc\xF0\x9F\x98", 6, NULL) == -2);
-  CHECK(aj_write_string(&out, "\xF4\x90\x80\x80", 4, &bad) == -2 && bad == 0);
+  CHECK(aigc_json_write_string(&out, "\xED\xA0\x80", 3, &bad) == -2 && bad == 0);
+  CHECK(aigc_json_write_string(&out, "abc\xF0\x9F\x98", 6, NULL) == -2);
+  CHECK(aigc_json_write_string(&out, "\xF4\x90\x80\x80", 4, &bad) == -2 && bad == 0);
   CHECK(out.len == 4 && strcmp(out.data, "keep") == 0);
 }
 
 TEST(test_utf8_valid) {
   size_t bad = 99;
-  CHECK(aj_utf8_valid("", 0, &bad) && bad == 99);
-  CHECK(aj_utf8_valid("hello, world: plain ascii", 25, NULL));
-  CHECK(aj_utf8_valid("a\0b", 3, NULL));
-  CHECK(aj_utf8_valid("\xC2\x80\xDF\xBF\xE0\xA0\x80\xEF\xBF\xBF\xF0\x90\x80\x80"
+  CHECK(aigc_json_utf8_valid("", 0, &bad) && bad == 99);
+  CHECK(aigc_json_utf8_valid("hello, world: plain ascii", 25, NULL));
+  CHECK(aigc_json_utf8_valid("a\0b", 3, NULL));
+  CHECK(aigc_json_utf8_valid("\xC2\x80\xDF\xBF\xE0\xA0\x80\xEF\xBF\xBF\xF0\x90\x80\x80"
                       "\xF4\x8F\xBF\xBF", 18, NULL));
-  CHECK(!aj_utf8_valid("0123456789abc\x80" "def", 17, &bad) && bad == 13);
-  CHECK(!aj_utf8_valid("\xC0\xAF", 2, &bad) && bad == 0);
-  CHECK(!aj_utf8_valid("xx\xE0\x80\x80", 5, &bad) && bad == 2);
-  CHECK(!aj_utf8_valid("\xED\xA0\x80", 3, &bad) && bad == 0);
-  CHECK(!aj_utf8_valid("\xF4\x90\x80\x80", 4, &bad) && bad == 0);
-  CHECK(!aj_utf8_valid("abcdefgh\xE2\x82", 10, &bad) && bad == 8);
-  CHECK(!aj_utf8_valid("\xFE", 1, NULL));
+  CHECK(!aigc_json_utf8_valid("0123456789abc\x80" "def", 17, &bad) && bad == 13);
+  CHECK(!aigc_json_utf8_valid("\xC0\xAF", 2, &bad) && bad == 0);
+  CHECK(!aigc_json_utf8_valid("xx\xE0\x80\x80", 5, &bad) && bad == 2);
+  CHECK(!aigc_json_utf8_valid("\xED\xA0\x80", 3, &bad) && bad == 0);
+  CHECK(!aigc_json_utf8_valid("\xF4\x90\x80\x80", 4, &bad) && bad == 0);
+  CHECK(!aigc_json_utf8_valid("abcdefgh\xE2\x82", 10, &bad) && bad == 8);
+  CHECK(!aigc_json_utf8_valid("\xFE", 1, NULL));
 }
 
 TEST(test_copy_free) {
   static const char doc[] =
     "{\"s\":\"caf\xC3\xA9\",\"e\":\"\",\"a\":[1,2.5,true,null,[]],"
     "\"o\":{\"k\\u0000\":{}},\"n\":-9223372036854775808}";
-  aj_value v, c, s;
+  aigc_json_value v, c, s;
   char *text;
   REQUIRE(parse(doc, &v) == 0);
   text = strdup(w(&v));
   CHECK(text != NULL);
-  CHECK(aj_copy(&c, &v) == 0);
-  aj_arena_reset(&arena);   /* the copy owns everything */
+  CHECK(aigc_json_copy(&c, &v) == 0);
+  aigc_json_arena_reset(&arena);   /* the copy owns everything */
   CHECK(parse("[\"overwrite the arena with something else\"]", &s) == 0);
   CHECK(text != NULL && strcmp(w(&c), text) == 0);
-  CHECK(c.type == AJ_OBJECT && c.len == 5 && c.cap == 5);
+  CHECK(c.type == AIGC_JSON_OBJECT && c.len == 5 && c.cap == 5);
   CHECK(c.u.members[0].value.len == 5 && c.u.members[0].value.cap == 6);
   CHECK(c.u.members[1].value.len == 0 && c.u.members[1].value.cap == 1 &&
         c.u.members[1].value.u.s != NULL && c.u.members[1].value.u.s[0] == '\0');
@@ -738,12 +738,12 @@ TEST(test_copy_free) {
   CHECK(c.u.members[2].value.u.items[4].u.items == NULL &&
         c.u.members[2].value.u.items[4].cap == 0);
   CHECK(c.u.members[3].key_len == 1 && c.u.members[3].value.u.members[0].key_len == 2);
-  aj_free(&c);
-  CHECK(c.type == AJ_NULL && c.len == 0 && c.cap == 0);
-  aj_free(&c);   /* harmless twice */
-  CHECK(parse("42", &v) == 0 && aj_copy(&c, &v) == 0 && c.type == AJ_INT &&
+  aigc_json_free(&c);
+  CHECK(c.type == AIGC_JSON_NULL && c.len == 0 && c.cap == 0);
+  aigc_json_free(&c);   /* harmless twice */
+  CHECK(parse("42", &v) == 0 && aigc_json_copy(&c, &v) == 0 && c.type == AIGC_JSON_INT &&
         c.u.i == 42);
-  aj_free(&c);
+  aigc_json_free(&c);
   free(text);
 }
 
@@ -752,20 +752,20 @@ TEST(test_arena_reuse) {
     "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,"
     "\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},"
     "\"finish_reason\":null}]}";
-  aj_arena a;
-  aj_value v;
-  aj_block *head;
+  aigc_json_arena a;
+  aigc_json_value v;
+  aigc_json_block *head;
   char *big;
   size_t i;
-  aj_arena_init(&a);
+  aigc_json_arena_init(&a);
   CHECK(a.head == NULL && a.used == 0);
-  CHECK(aj_parse(&a, chunk, sizeof(chunk) - 1, 0, &v, &err) == 0);
+  CHECK(aigc_json_parse(&a, chunk, sizeof(chunk) - 1, 0, &v, &err) == 0);
   head = a.head;
   CHECK(head != NULL && a.used > 0);
   for (i = 0; i < 100; i++) {   /* steady state: the same block, reused */
-    aj_arena_reset(&a);
+    aigc_json_arena_reset(&a);
     CHECK(a.used == 0);
-    CHECK(aj_parse(&a, chunk, sizeof(chunk) - 1, 0, &v, &err) == 0);
+    CHECK(aigc_json_parse(&a, chunk, sizeof(chunk) - 1, 0, &v, &err) == 0);
     CHECK(a.head == head);
   }
   /* a document bigger than one block chains blocks; reset merges them
@@ -778,19 +778,19 @@ TEST(test_arena_reuse) {
   for (i = 0; i < 1999; i++)
     memcpy(big + 1 + 10 * i, "\"abcdefg\",", 10);
   memcpy(big + 1 + 10 * i, "\"abcdefg\"]", 10);
-  REQUIRE(aj_parse(&a, big, 20001, 0, &v, &err) == 0 && v.len == 2000);
+  REQUIRE(aigc_json_parse(&a, big, 20001, 0, &v, &err) == 0 && v.len == 2000);
   CHECK(a.head != head && strcmp(v.u.items[1999].u.s, "abcdefg") == 0);
-  aj_arena_reset(&a);
+  aigc_json_arena_reset(&a);
   CHECK(a.head != NULL && a.used == 0);
   head = a.head;
-  REQUIRE(aj_parse(&a, big, 20001, 0, &v, &err) == 0 && a.head == head);
+  REQUIRE(aigc_json_parse(&a, big, 20001, 0, &v, &err) == 0 && a.head == head);
   CHECK(strcmp(v.u.items[1234].u.s, "abcdefg") == 0);
-  aj_arena_reset(&a);
+  aigc_json_arena_reset(&a);
   CHECK(a.head == head);
-  CHECK(aj_parse(&a, chunk, sizeof(chunk) - 1, 0, &v, &err) == 0 && a.head == head);
-  aj_arena_free(&a);
+  CHECK(aigc_json_parse(&a, chunk, sizeof(chunk) - 1, 0, &v, &err) == 0 && a.head == head);
+  aigc_json_arena_free(&a);
   CHECK(a.head == NULL && a.used == 0);
-  aj_arena_free(&a);
+  aigc_json_arena_free(&a);
   free(big);
 }
 
@@ -800,14 +800,14 @@ TEST(test_arena_reuse) {
 */
 static void locale_checks (void) {
   char buf[32];
-  aj_value v;
+  aigc_json_value v;
   CHECK(localeconv()->decimal_point[0] == ',');
   REQUIRE(parse("[0.5,-2.25e2,1e-3]", &v) == 0);
   CHECK(v.u.items[0].u.d == 0.5 && v.u.items[1].u.d == -225.0 &&
         v.u.items[2].u.d == 0.001);
-  CHECK(aj_format_double(buf, 0.7) == 3 && strcmp(buf, "0.7") == 0);
-  CHECK(aj_format_double(buf, 2.0) == 3 && strcmp(buf, "2.0") == 0);
-  CHECK(aj_format_double(buf, 0.1 + 0.2) == 19 &&
+  CHECK(aigc_json_format_double(buf, 0.7) == 3 && strcmp(buf, "0.7") == 0);
+  CHECK(aigc_json_format_double(buf, 2.0) == 3 && strcmp(buf, "2.0") == 0);
+  CHECK(aigc_json_format_double(buf, 0.1 + 0.2) == 19 &&
         strcmp(buf, "0.30000000000000004") == 0);
   CHECK(writes_as("[0.5,1e300]", "[0.5,1e+300]"));
 }
@@ -836,7 +836,7 @@ TEST(test_locale) {
 TEST(test_nomem) {
   static const char doc[] =
     "{\"a\":[\"x\",\"y\\n\",1.5,{\"b\":[[[]]]}],\"long\":\"0123456789012345678901234567890123456789\"}";
-  aj_value v, c;
+  aigc_json_value v, c;
   long n;
   int saw_fail = 0, done = 0;
   if (!faults_work()) {
@@ -845,21 +845,21 @@ TEST(test_nomem) {
     return;
   }
   for (n = 0; n < 1000 && !done; n++) {
-    aj_arena a;
+    aigc_json_arena a;
     long before = live;
     int rc;
-    aj_arena_init(&a);
+    aigc_json_arena_init(&a);
     fault_after = n;
-    rc = aj_parse(&a, doc, sizeof(doc) - 1, 0, &v, &err);
+    rc = aigc_json_parse(&a, doc, sizeof(doc) - 1, 0, &v, &err);
     fault_after = -1;
     if (rc == 0)
       done = 1;
     else {
-      CHECK(rc == -2 && v.type == AJ_NULL);
+      CHECK(rc == -2 && v.type == AIGC_JSON_NULL);
       CHECK_EQ_STR(err.message, "not enough memory");
       saw_fail = 1;
     }
-    aj_arena_free(&a);
+    aigc_json_arena_free(&a);
     CHECK_EQ_INT(live, before);
   }
   CHECK(done && saw_fail);
@@ -872,16 +872,16 @@ TEST(test_nomem) {
       deep[199 - i] = ']';
     }
     for (n = 0, done = 0; n < 1000 && !done; n++) {
-      aj_arena a;
+      aigc_json_arena a;
       long before = live;
       int rc;
-      aj_arena_init(&a);
+      aigc_json_arena_init(&a);
       fault_after = n;
-      rc = aj_parse(&a, deep, 200, 0, &v, &err);
+      rc = aigc_json_parse(&a, deep, 200, 0, &v, &err);
       fault_after = -1;
       done = (rc == 0);
       CHECK(rc == 0 || (rc == -2 && strcmp(err.message, "not enough memory") == 0));
-      aj_arena_free(&a);
+      aigc_json_arena_free(&a);
       CHECK_EQ_INT(live, before);
     }
     CHECK(done);
@@ -890,22 +890,22 @@ TEST(test_nomem) {
   for (n = 0, done = 0; n < 1000 && !done; n++) {
     long before = live;
     fault_after = n;
-    if (aj_copy(&c, &v) == 0)
+    if (aigc_json_copy(&c, &v) == 0)
       done = 1;
     else {
-      CHECK(c.type == AJ_NULL);
+      CHECK(c.type == AIGC_JSON_NULL);
       CHECK_EQ_INT(live, before);
     }
     fault_after = -1;
   }
   CHECK(done);
   CHECK_EQ_STR(w(&c), w(&v));
-  aj_free(&c);
+  aigc_json_free(&c);
   for (n = 0, done = 0; n < 1000 && !done; n++) {
     aigc_buf b = AIGC_BUF_INIT;
     long before = live;
     fault_after = n;
-    if (aj_write(&b, &v) == 0)
+    if (aigc_json_write(&b, &v) == 0)
       done = 1;
     else
       CHECK(b.len == 0);
@@ -916,16 +916,16 @@ TEST(test_nomem) {
   CHECK(done);
 }
 
-/* Fails with AJ_ELIMIT, this message, at this offset, leaving AJ_NULL? */
+/* Fails with AIGC_JSON_ELIMIT, this message, at this offset, leaving AIGC_JSON_NULL? */
 static int limited (const char *text, const char *msg, size_t offset) {
-  aj_value v;
+  aigc_json_value v;
   int rc = parse_n(text, strlen(text), 0, &v);
-  if (rc != AJ_ELIMIT || strcmp(err.message, msg) != 0 || err.offset != offset) {
+  if (rc != AIGC_JSON_ELIMIT || strcmp(err.message, msg) != 0 || err.offset != offset) {
     fprintf(stderr, "  input %.40s: rc %d, \"%s\" at %zu; wanted \"%s\" at %zu\n",
             text, rc, rc ? err.message : "", rc ? err.offset : 0, msg, offset);
     return 0;
   }
-  return v.type == AJ_NULL;
+  return v.type == AIGC_JSON_NULL;
 }
 
 /*
@@ -934,12 +934,12 @@ static int limited (const char *text, const char *msg, size_t offset) {
 ** the defaults; reset and free keep the limits.
 */
 TEST(test_limits) {
-  aj_value v;
-  aj_limits d = aj_limits_of(NULL);
+  aigc_json_value v;
+  aigc_json_limits d = aigc_json_limits_of(NULL);
   aigc_buf flood = AIGC_BUF_INIT;
   size_t i;
-  CHECK_EQ_INT(d.max_values, AJ_DEFAULT_MAX_VALUES);
-  CHECK_EQ_INT(d.max_containers, AJ_DEFAULT_MAX_CONTAINERS);
+  CHECK_EQ_INT(d.max_values, AIGC_JSON_DEFAULT_MAX_VALUES);
+  CHECK_EQ_INT(d.max_containers, AIGC_JSON_DEFAULT_MAX_CONTAINERS);
   CHECK_EQ_INT(arena.limits.max_values, 0);   /* init: the defaults */
   arena.limits.max_values = 5;
   CHECK(parse("[1,2,3,4]", &v) == 0 && v.len == 4);      /* 5 values */
@@ -948,7 +948,7 @@ TEST(test_limits) {
   CHECK(limited("{\"a\":1,\"b\":[2,3,{}]}", "more than 5 values", 16));
   CHECK(limited("[[[[[[]]]]]]", "more than 5 values", 5));
   CHECK(parse("\"one\"", &v) == 0);
-  aj_arena_reset(&arena);
+  aigc_json_arena_reset(&arena);
   CHECK_EQ_INT(arena.limits.max_values, 5);   /* kept */
   arena.limits.max_values = 0;
   arena.limits.max_containers = 2;
@@ -957,34 +957,34 @@ TEST(test_limits) {
   CHECK(limited("{\"a\":{},\"b\":{}}", "more than 2 arrays and objects", 12));
   CHECK(fails("[[], x", "unexpected character 'x'", 5));   /* syntax first */
   /* the defaults: the value flood of issue 10 stops at the first array
-     past AJ_DEFAULT_MAX_CONTAINERS, the one at offset 1 + 3 * that */
+     past AIGC_JSON_DEFAULT_MAX_CONTAINERS, the one at offset 1 + 3 * that */
   arena.limits.max_containers = 0;
   CHECK(aigc_buf_putc(&flood, '[') == 0);
-  for (i = 0; i < AJ_DEFAULT_MAX_CONTAINERS + 10; i++)
+  for (i = 0; i < AIGC_JSON_DEFAULT_MAX_CONTAINERS + 10; i++)
     CHECK(aigc_buf_append(&flood, i ? ",[]" : "[]", i ? 3 : 2) == 0);
   CHECK(aigc_buf_putc(&flood, ']') == 0);
-  CHECK(parse_n(flood.data, flood.len, 0, &v) == AJ_ELIMIT);
+  CHECK(parse_n(flood.data, flood.len, 0, &v) == AIGC_JSON_ELIMIT);
   CHECK(strcmp(err.message, "more than 1048576 arrays and objects") == 0);
-  CHECK_EQ_INT(err.offset, 1 + 3 * (AJ_DEFAULT_MAX_CONTAINERS - 1));
+  CHECK_EQ_INT(err.offset, 1 + 3 * (AIGC_JSON_DEFAULT_MAX_CONTAINERS - 1));
   /* the same flood of numbers stops at the values limit only when longer */
   aigc_buf_clear(&flood);
   CHECK(aigc_buf_putc(&flood, '[') == 0);
-  for (i = 0; i < AJ_DEFAULT_MAX_VALUES; i++)
+  for (i = 0; i < AIGC_JSON_DEFAULT_MAX_VALUES; i++)
     CHECK(aigc_buf_append(&flood, i ? ",0" : "0", i ? 2 : 1) == 0);
   CHECK(aigc_buf_putc(&flood, ']') == 0);
-  CHECK(parse_n(flood.data, flood.len, 0, &v) == AJ_ELIMIT);
+  CHECK(parse_n(flood.data, flood.len, 0, &v) == AIGC_JSON_ELIMIT);
   CHECK(strcmp(err.message, "more than 8388608 values") == 0);
-  CHECK(parse_n(flood.data + 2, flood.len - 2, 0, &v) == AJ_ESYNTAX);
+  CHECK(parse_n(flood.data + 2, flood.len - 2, 0, &v) == AIGC_JSON_ESYNTAX);
   flood.data[flood.len - 3] = ']';   /* one value fewer: within the limit */
   CHECK(parse_n(flood.data, flood.len - 2, 0, &v) == 0 &&
-        v.len == AJ_DEFAULT_MAX_VALUES - 1);
+        v.len == AIGC_JSON_DEFAULT_MAX_VALUES - 1);
   aigc_buf_free(&flood);
-  aj_arena_free(&arena);
-  aj_arena_init(&arena);
+  aigc_json_arena_free(&arena);
+  aigc_json_arena_init(&arena);
 }
 
 int main (void) {
-  aj_arena_init(&arena);
+  aigc_json_arena_init(&arena);
   RUN(test_literals);
   RUN(test_integers);
   RUN(test_floats);
@@ -1011,7 +1011,7 @@ int main (void) {
   RUN(test_locale);
   RUN(test_nomem);
   RUN(test_limits);
-  aj_arena_free(&arena);
+  aigc_json_arena_free(&arena);
   aigc_buf_free(&out);
   return ctest_report("json");
 }

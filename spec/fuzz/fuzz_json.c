@@ -12,10 +12,10 @@
 **     finish between adds changes nothing about the end result; with
 **     small value limits, a chunk refused for them (LIMIT) leaves the state
 **     unchanged too, and the live counts never pass the limits.
-** The same input parsed under small limits fails cleanly (AJ_ELIMIT with an
+** The same input parsed under small limits fails cleanly (AIGC_JSON_ELIMIT with an
 ** offset and a message) or succeeds. Independently, the raw bytes go
-** through aj_utf8_valid and
-** aj_write_string: both must agree, and a written string must parse back
+** through aigc_json_utf8_valid and
+** aigc_json_write_string: both must agree, and a written string must parse back
 ** to exactly the original bytes.
 */
 #include <stdint.h>
@@ -33,10 +33,10 @@ static void fail (const char *what) {
   abort();
 }
 
-static void write_or_die (aigc_buf *b, const aj_value *v) {
+static void write_or_die (aigc_buf *b, const aigc_json_value *v) {
   aigc_buf_clear(b);
-  if (aj_write(b, v) != 0)
-    fail("aj_write ran out of memory");
+  if (aigc_json_write(b, v) != 0)
+    fail("aigc_json_write ran out of memory");
 }
 
 static int same_text (const aigc_buf *x, const aigc_buf *y) {
@@ -45,22 +45,22 @@ static int same_text (const aigc_buf *x, const aigc_buf *y) {
 
 /* The chunks of a stream: an object is one chunk given twice, an array's
 ** items are the chunks, anything else is one (refused) chunk. */
-static size_t nchunks (const aj_value *v) {
-  if (v->type == AJ_ARRAY)
+static size_t nchunks (const aigc_json_value *v) {
+  if (v->type == AIGC_JSON_ARRAY)
     return v->len;
-  return v->type == AJ_OBJECT ? 2 : 1;
+  return v->type == AIGC_JSON_OBJECT ? 2 : 1;
 }
 
-static const aj_value *chunk_at (const aj_value *v, size_t i) {
-  return v->type == AJ_ARRAY ? &v->u.items[i] : v;
+static const aigc_json_value *chunk_at (const aigc_json_value *v, size_t i) {
+  return v->type == AIGC_JSON_ARRAY ? &v->u.items[i] : v;
 }
 
-static void check_stream (const aj_value *v, aigc_accum_kind kind,
+static void check_stream (const aigc_json_value *v, aigc_accum_kind kind,
                           size_t small) {
   aigc_accum plain, eager, tight;
   aigc_buf before = AIGC_BUF_INIT, after = AIGC_BUF_INIT;
   aigc_buf r1 = AIGC_BUF_INIT, r2 = AIGC_BUF_INIT;
-  const aj_value *res, *again;
+  const aigc_json_value *res, *again;
   size_t i, n = nchunks(v);
   aigc_accum_init(&plain, kind);
   aigc_accum_init(&eager, kind);
@@ -68,7 +68,7 @@ static void check_stream (const aj_value *v, aigc_accum_kind kind,
   tight.limits.max_values = 8 + small % 64;
   tight.limits.max_containers = 2 + small % 16;
   for (i = 0; i < n; i++) {
-    const aj_value *chunk = chunk_at(v, i);
+    const aigc_json_value *chunk = chunk_at(v, i);
     size_t count = plain.chunks;
     int rc, rc2;
     write_or_die(&before, &plain.root);
@@ -105,7 +105,7 @@ static void check_stream (const aj_value *v, aigc_accum_kind kind,
   }
   res = aigc_accum_finish(&plain);
   again = aigc_accum_finish(&plain);
-  if (res == NULL || again != res || res->type != AJ_OBJECT)
+  if (res == NULL || again != res || res->type != AIGC_JSON_OBJECT)
     fail("finish is not repeatable");
   write_or_die(&r1, res);
   write_or_die(&r2, aigc_accum_finish(&eager));
@@ -116,8 +116,8 @@ static void check_stream (const aj_value *v, aigc_accum_kind kind,
   if (!same_text(&before, &after))
     fail("finish between adds changed the merged state");
   (void)aigc_accum_incomplete(&plain);
-  if (aj_get(res, "choices") == NULL || aj_get(res, "usage") == NULL ||
-      aj_get(res, "object") == NULL)
+  if (aigc_json_get(res, "choices") == NULL || aigc_json_get(res, "usage") == NULL ||
+      aigc_json_get(res, "object") == NULL)
     fail("a finished result lacks choices, usage or object");
   aigc_accum_free(&plain);
   aigc_accum_free(&eager);
@@ -131,82 +131,82 @@ static void check_stream (const aj_value *v, aigc_accum_kind kind,
 /* The raw bytes as a string: validation and escaping agree and invert. */
 static void check_string (const char *s, size_t size) {
   aigc_buf out = AIGC_BUF_INIT;
-  aj_arena a;
-  aj_value v;
-  aj_error err;
+  aigc_json_arena a;
+  aigc_json_value v;
+  aigc_json_error err;
   size_t bad1 = 0, bad2 = 0;
-  int valid = aj_utf8_valid(s, size, &bad1);
-  int rc = aj_write_string(&out, s, size, &bad2);
+  int valid = aigc_json_utf8_valid(s, size, &bad1);
+  int rc = aigc_json_write_string(&out, s, size, &bad2);
   if (rc == -1)
-    fail("aj_write_string ran out of memory");
+    fail("aigc_json_write_string ran out of memory");
   if (valid != (rc == 0) || (!valid && bad1 != bad2) || (!valid && out.len != 0))
-    fail("aj_utf8_valid and aj_write_string disagree");
+    fail("aigc_json_utf8_valid and aigc_json_write_string disagree");
   if (valid) {
-    aj_arena_init(&a);
-    if (aj_parse(&a, out.data, out.len, 0, &v, &err) != 0)
+    aigc_json_arena_init(&a);
+    if (aigc_json_parse(&a, out.data, out.len, 0, &v, &err) != 0)
       fail("an escaped string does not parse");
-    if (v.type != AJ_STRING || v.len != size ||
+    if (v.type != AIGC_JSON_STRING || v.len != size ||
         (size > 0 && memcmp(v.u.s, s, size) != 0))
       fail("an escaped string does not read back as the original bytes");
-    aj_arena_free(&a);
+    aigc_json_arena_free(&a);
   }
   aigc_buf_free(&out);
 }
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size) {
   const char *text = (const char *)data;
-  aj_arena a, b;
-  aj_value v, v2, c;
-  aj_error err;
+  aigc_json_arena a, b;
+  aigc_json_value v, v2, c;
+  aigc_json_error err;
   aigc_buf w1 = AIGC_BUF_INIT, w2 = AIGC_BUF_INIT;
   int rc;
-  aj_arena_init(&a);
-  aj_arena_init(&b);
-  rc = aj_parse(&a, text, size, 0, &v, &err);
+  aigc_json_arena_init(&a);
+  aigc_json_arena_init(&b);
+  rc = aigc_json_parse(&a, text, size, 0, &v, &err);
   if (rc == -2)
     fail("parser ran out of memory");
   if (rc != 0) {
     if (rc != -1 || err.offset > size || err.message[0] == '\0' ||
-        v.type != AJ_NULL)
+        v.type != AIGC_JSON_NULL)
       fail("a parse error is not reported cleanly");
   }
   else {
     write_or_die(&w1, &v);
-    if (aj_parse(&b, w1.data, w1.len, 0, &v2, &err) != 0)
+    if (aigc_json_parse(&b, w1.data, w1.len, 0, &v2, &err) != 0)
       fail("written JSON does not parse");
     write_or_die(&w2, &v2);
     if (!same_text(&w1, &w2))
       fail("write -> parse -> write is not a fixed point");
-    if (aj_copy(&c, &v) != 0)
-      fail("aj_copy ran out of memory");
+    if (aigc_json_copy(&c, &v) != 0)
+      fail("aigc_json_copy ran out of memory");
     write_or_die(&w2, &c);
     if (!same_text(&w1, &w2))
       fail("a copy writes differently");
-    aj_free(&c);
-    if (c.type != AJ_NULL)
-      fail("aj_free did not reset the value");
+    aigc_json_free(&c);
+    if (c.type != AIGC_JSON_NULL)
+      fail("aigc_json_free did not reset the value");
     check_stream(&v, AIGC_ACCUM_CHAT, size);
     check_stream(&v, AIGC_ACCUM_COMPLETION, size / 3);
   }
   /* a shallow depth limit on the same input: clean either way */
-  aj_arena_reset(&a);
-  rc = aj_parse(&a, text, size, 3, &v, &err);
+  aigc_json_arena_reset(&a);
+  rc = aigc_json_parse(&a, text, size, 3, &v, &err);
   if (rc == -2 || (rc == -1 && (err.offset > size || err.message[0] == '\0')))
     fail("a depth-limited parse did not end cleanly");
   /* small value limits on the same input: clean either way */
-  aj_arena_reset(&a);
+  aigc_json_arena_reset(&a);
   a.limits.max_values = 1 + size % 23;
   a.limits.max_containers = 1 + size % 7;
-  rc = aj_parse(&a, text, size, 0, &v, &err);
+  rc = aigc_json_parse(&a, text, size, 0, &v, &err);
   if (rc == -2 || (rc < 0 && (err.offset > size || err.message[0] == '\0' ||
-                              v.type != AJ_NULL)))
+                              v.type != AIGC_JSON_NULL)))
     fail("a parse under small limits did not end cleanly");
-  if (rc == 0 && aj_parse(&b, text, size, 0, &v2, &err) != 0)
+  if (rc == 0 && aigc_json_parse(&b, text, size, 0, &v2, &err) != 0)
     fail("a document within small limits fails with the defaults");
   a.limits.max_values = a.limits.max_containers = 0;
   check_string(text, size);
-  aj_arena_free(&a);
-  aj_arena_free(&b);
+  aigc_json_arena_free(&a);
+  aigc_json_arena_free(&b);
   aigc_buf_free(&w1);
   aigc_buf_free(&w2);
   return 0;
