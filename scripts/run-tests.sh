@@ -58,6 +58,8 @@
 #   LIFECYCLE_SEED   fixes their seed (default: a new one each run, printed,
 #                    so a failure can be replayed)
 #   AIGC_JOBS=1      one suite at a time (default 2: the two lanes side by side)
+#   AIGC_SUITE_TIMEOUT=S   a busted run (any cell, ASan, valgrind) still going
+#                    after S seconds (default 1500) is stopped and counts as failed
 set -u
 cd "$(dirname "$0")/.." || exit 2
 
@@ -154,14 +156,17 @@ $(tail -n 30 "build/build-$v.log")"
 run_busted () {
   local name=$1 lua=$2 cpath=$3; shift 3
   local log=build/$name.log
+  # (a cell that hangs is stopped after AIGC_SUITE_TIMEOUT seconds, 25 min:
+  # its summary is then missing and it counts as failed)
+  timeout -k 30 "${AIGC_SUITE_TIMEOUT:-1500}" \
   env AIGC_SUITE_NAME="$name" AIGC_LUA="${AIGC_CHILD_LUA:-$lua}" AIGC_CPATH="${AIGC_CHILD_CPATH:-$cpath}" \
     AIGC_LUA_VERSION="${name##*-}" \
     "$@" "$lua" "$BUSTED_RUNNER" --cpath="$cpath" -o spec/support/summary_output.lua \
     ${SPEC_FILES[@]+"${SPEC_FILES[@]}"} 2>&1 | tee "$log"
   local p f s n
   read -r p f s n < <(sum_counts "$log" "^busted $name:")
-  if [ "$n" -eq 0 ]; then   # busted died before its summary
-    echo "$name: busted did not finish"; f=$((f + 1))
+  if [ "$n" -eq 0 ]; then   # busted died (or was stopped) before its summary
+    echo "$name: busted did not finish (see $log)"; f=$((f + 1))
   fi
   record "$name" "$p" "$f" "$((s + ${NSKIPPED_FILES:-0}))" "$(elapsed)"
 }
