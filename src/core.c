@@ -10,99 +10,28 @@
 **   call_options     the per-call options that are never sent (name -> reader)
 **   error(t)         gives t the error metatable
 **
-** The re-entrancy rule and the lifecycle contract that engine.c and
-** request.c follow are in aigc.h and docs/ARCHITECTURE.md. Here: sleep()
-** ends early when a signal installs a debug hook (Ctrl-C), and the module
-** prepares the interrupt probe (engine.c) once.
+** The layers below it, the re-entrancy rule and the lifecycle contract are
+** in aigc.h and docs/ARCHITECTURE.md. Here: sleep() ends early when a
+** signal installs a debug hook (Ctrl-C), and the module prepares the
+** interrupt probe (util.c) once.
 */
 #include <errno.h>
-#include <stdarg.h>
-#include <string.h>
 #include <time.h>
 
-#include "aigc.h"
+#include <curl/curl.h>
+
+#include "engine.h"
+#include "error.h"
+#include "jsonlua.h"
+#include "util.h"
+
+AIGC_EXPORT int luaopen_aigc_core (lua_State *L);
 
 /* libcurl's global state: initialised once per process, never torn down
    (other libraries in the host may use libcurl too). */
 static int curl_ready = 0;
 
-void aigc_push_where (lua_State *L) {
-  lua_Debug ar;
-  int level;
-  for (level = 1; lua_getstack(L, level, &ar); level++) {
-    if (!lua_getinfo(L, "Sl", &ar))
-      break;
-    if (ar.currentline > 0 && strstr(ar.short_src, "aigc/") == NULL
-        && strstr(ar.short_src, "aigc\\") == NULL) {
-      lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
-      return;
-    }
-  }
-  lua_pushliteral(L, "");
-}
-
-int aigc_argerror (lua_State *L, int arg, const char *fname, const char *fmt, ...) {
-  va_list ap;
-  luaL_checkstack(L, 4, "aigc argerror");
-  aigc_push_where(L);
-  lua_pushfstring(L, "bad argument #%d to '%s' (", arg, fname);
-  va_start(ap, fmt);
-  lua_pushvfstring(L, fmt, ap);
-  va_end(ap);
-  lua_pushliteral(L, ")");
-  lua_concat(L, 4);
-  return lua_error(L);
-}
-
-
-/*
-** {======================================================
-** Per-call options
-**
-** The keys of a call's params that configure the call and are never sent
-** in the body: one list, which the encoder skips (jsonlua.c) and the Lua
-** layer reads as core.call_options (key -> who reads it). `stream` is not
-** here (it is sent, as "stream": true), nor `engine` (the old name of
-** `model`, sent as the model).
-** =======================================================
-*/
-
-const aigc_call_option aigc_call_options[] = {
-  /* read by the engine (request.c, submit) */
-  {"timeout", "engine"},
-  {"connect_timeout", "engine"},
-  {"deadline", "engine"},
-  {"max_retries", "engine"},
-  {"max_response_bytes", "engine"},
-  {"max_json_values", "engine"},
-  {"max_json_containers", "engine"},
-  {"on_done", "engine"},
-  {"on_error", "engine"},
-  /* read by the client (lua/aigc/client.lua: headers and query) */
-  {"headers", "client"},
-  {"extra_headers", "client"},
-  {"query", "client"},
-  {"extra_query", "client"},
-  {"idempotency_key", "client"},
-  /* read by the dialogue layer (tools, schema) */
-  {"schema", "dialogue"},
-  {"schema_name", "dialogue"},
-  {"schema_mode", "dialogue"},
-  {"schema_strict", "dialogue"},
-  {"max_tool_rounds", "dialogue"},
-  {"tool_errors", "dialogue"},
-  {NULL, NULL}
-};
-
-int aigc_is_call_option (const char *k, size_t len) {
-  const aigc_call_option *o;
-  for (o = aigc_call_options; o->name != NULL; o++)
-    if (o->name[0] == k[0] && strlen(o->name) == len && memcmp(o->name, k, len) == 0)
-      return 1;
-  return 0;
-}
-
-/* core.call_options: { name = reader, ... }. */
+/* core.call_options: { name = reader, ... } (util.c has the list). */
 static void push_call_options (lua_State *L) {
   const aigc_call_option *o;
   lua_newtable(L);
@@ -111,9 +40,6 @@ static void push_call_options (lua_State *L) {
     lua_setfield(L, -2, o->name);
   }
 }
-
-/* }====================================================== */
-
 
 /* aigc.array([t]) -> t, marked so that it always encodes as a JSON array. */
 static int core_array (lua_State *L) {
@@ -229,6 +155,5 @@ AIGC_EXPORT int luaopen_aigc_core (lua_State *L) {
   luaL_getmetatable(L, AIGC_ERROR_MT);
   lua_setfield(L, -2, "error_mt");
   aigc_engine_open(L);
-  aigc_request_open(L);
   return 1;
 }

@@ -17,11 +17,11 @@
 ** anywhere: in an error message, deep inside a JSON error body, in a
 ** header, in the request id, in a stream's error event, in a 200's text that
 ** a callback then raises. So redaction is not done field by field but on the
-** finished object: aigc_engine_scrub walks every string reachable from it
+** finished object: aigc_error_scrub walks every string reachable from it
 ** (keys too, at any depth, cycles and all) and replaces each occurrence of
 ** each of the engine's secrets by "[redacted]"; the engine's log function
-** only ever sees scrubbed lines. The Lua layer scrubs the errors it builds
-** itself with engine:scrub(err).
+** only ever sees scrubbed lines (aigc_error_log). The Lua layer scrubs the
+** errors it builds itself with engine:scrub(err).
 **
 ** The secrets of an engine (the API key, an Azure key, an Azure AD token,
 ** the credential of a custom Authorization or api-key header) are kept as
@@ -39,10 +39,12 @@
 ** secret split across two values, or transformed (escaped, encoded), is
 ** not found.
 */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "aigc.h"
+#include "error.h"
 
 #define SECRET_MIN 8                 /* shorter secrets are not searched */
 #define AIGC_MAX_SECRETS 16          /* more in one block are not searched */
@@ -61,11 +63,6 @@ void aigc_error_new (lua_State *L, const char *kind, const char *message) {
 
 void aigc_error_setint (lua_State *L, const char *field, lua_Integer v) {
   lua_pushinteger(L, v);
-  lua_setfield(L, -2, field);
-}
-
-void aigc_error_setstr (lua_State *L, const char *field, const char *s, size_t len) {
-  lua_pushlstring(L, s, len);
   lua_setfield(L, -2, field);
 }
 
@@ -165,7 +162,7 @@ char *aigc_secrets_from_config (lua_State *L, int idx) {
   if (lua_getfield(L, idx, "secret") == LUA_TSTRING)
     lua_rawseti(L, list, ++n);
   else if (!lua_isnil(L, -1))
-    luaL_error(L, "bad config field 'secret' (string expected, got %s)", luaL_typename(L, -1));
+    aigc_argerror(L, 1, "engine", "config.secret: a string expected, got %s", luaL_typename(L, -1));
   else
     lua_pop(L, 1);
   if (lua_getfield(L, idx, "secrets") == LUA_TTABLE) {
@@ -173,14 +170,14 @@ char *aigc_secrets_from_config (lua_State *L, int idx) {
     lua_pushnil(L);
     while (lua_next(L, t) != 0) {
       if (lua_type(L, -1) != LUA_TSTRING)
-        luaL_error(L, "bad config field 'secrets' (a list of strings expected, found a %s)",
-                   luaL_typename(L, -1));
+        aigc_argerror(L, 1, "engine", "config.secrets: a list of strings expected, found a %s",
+                      luaL_typename(L, -1));
       lua_rawseti(L, list, ++n);
     }
   }
   else if (!lua_isnil(L, -1))
-    luaL_error(L, "bad config field 'secrets' (a list of strings expected, got %s)",
-               luaL_typename(L, -1));
+    aigc_argerror(L, 1, "engine", "config.secrets: a list of strings expected, got %s",
+                  luaL_typename(L, -1));
   lua_pop(L, 1);
   for (f = 0; f < 2; f++) {
     if (lua_getfield(L, idx, header_fields[f]) == LUA_TTABLE) {
@@ -353,7 +350,7 @@ static void scrub_top (lua_State *L) {
 ** (valid while the engine userdata lives) or NULL. s is copied into Lua
 ** first, so the caller's memory is not read after an allocation.
 */
-void aigc_push_scrubbed (lua_State *L, const char *s, size_t len, const char *secrets) {
+void aigc_error_push_scrubbed (lua_State *L, const char *s, size_t len, const char *secrets) {
   lua_pushlstring(L, s, len);   /* copied before any collection step */
   s = lua_tolstring(L, -1, &len);
   if (!has_secret(s, len, secrets))
@@ -364,7 +361,7 @@ void aigc_push_scrubbed (lua_State *L, const char *s, size_t len, const char *se
 }
 
 /*
-** The walk behind aigc_engine_scrub. The value at idx, when a string, is
+** The walk behind aigc_error_scrub. The value at idx, when a string, is
 ** replaced; a table is changed in place: every string value and key in it
 ** and in every table reachable from it (values and keys; not metatables).
 ** Iterative, each table once (a set of those seen), so depth and cycles
@@ -377,15 +374,80 @@ void aigc_push_scrubbed (lua_State *L, const char *s, size_t len, const char *se
 ** a script built can be reached by one) may make the walk miss or repeat
 ** entries of it, or raise "invalid key to 'next'", never crash.
 */
+typedef struct scrub_walk_state {
+  int sidx;                     /* the secrets, a string on the stack */
+  const char *secrets;          /* its bytes (anchored there) */
+  int seen, work, renames;      /* tables on the stack: those met, those to
+                                   walk (a queue), keys to rename */
+  lua_Integer nwork;
+} scrub_walk_state;
+
+/* One side (key at t + 1 or value at t + 2) of an entry of the table at t. */
+static void scrub_side (lua_State *L, scrub_walk_state *W, int t, int side, lua_Integer *nren) {
+  int type = lua_type(L, side);
+  if (type == LUA_TSTRING) {
+    size_t len;
+    const char *s = lua_tolstring(L, side, &len);
+    if (!has_secret(s, len, W->secrets))
+      return;
+    if (side == t + 2) {        /* a value: assign the existing field */
+      lua_pushvalue(L, t + 1);
+      lua_pushvalue(L, W->sidx);
+      lua_pushvalue(L, side);
+      scrub_top(L);
+      lua_rawset(L, t);
+    }
+    else {                      /* a key: renamed after the traversal */
+      lua_pushvalue(L, side);
+      lua_rawseti(L, W->renames, ++*nren);
+    }
+  }
+  else if (type == LUA_TTABLE) {
+    lua_pushvalue(L, side);
+    if (lua_rawget(L, W->seen) == LUA_TNIL) {
+      lua_pushvalue(L, side);
+      lua_pushboolean(L, 1);
+      lua_rawset(L, W->seen);
+      lua_pushvalue(L, side);
+      lua_rawseti(L, W->work, ++W->nwork);
+    }
+    lua_pop(L, 1);
+  }
+}
+
+/* Scrubs the entries of the table at t, then renames its keys. */
+static void scrub_table (lua_State *L, scrub_walk_state *W, int t) {
+  lua_Integer nren = 0, k;
+  lua_pushnil(L);
+  while (lua_next(L, t) != 0) {   /* key at t + 1, value at t + 2 */
+    scrub_side(L, W, t, t + 2, &nren);
+    scrub_side(L, W, t, t + 1, &nren);
+    lua_settop(L, t + 1);
+  }
+  for (k = 1; k <= nren; k++) {   /* t[scrubbed key] = t[key]; t[key] = nil */
+    lua_rawgeti(L, W->renames, k);
+    lua_pushvalue(L, W->sidx);
+    lua_pushvalue(L, -2);
+    scrub_top(L);                   /* key, new key */
+    lua_pushvalue(L, -2);
+    lua_rawget(L, t);               /* key, new key, value */
+    lua_rawset(L, t);
+    lua_pushnil(L);
+    lua_rawset(L, t);
+  }
+}
+
 static void scrub_walk (lua_State *L, int idx, int sidx) {
-  int seen, work, renames;
-  lua_Integer nwork = 0, head = 0;
-  const char *secrets = lua_tostring(L, sidx);
+  scrub_walk_state W;
+  lua_Integer head = 0;
+  W.sidx = sidx;
+  W.secrets = lua_tostring(L, sidx);
+  W.nwork = 0;
   luaL_checkstack(L, 24, "aigc scrub");
   if (lua_type(L, idx) == LUA_TSTRING) {
     size_t len;
     const char *s = lua_tolstring(L, idx, &len);
-    if (has_secret(s, len, secrets)) {
+    if (has_secret(s, len, W.secrets)) {
       lua_pushvalue(L, sidx);
       lua_pushvalue(L, idx);
       scrub_top(L);
@@ -396,111 +458,121 @@ static void scrub_walk (lua_State *L, int idx, int sidx) {
   if (lua_type(L, idx) != LUA_TTABLE)
     return;
   lua_newtable(L);
-  seen = lua_gettop(L);
+  W.seen = lua_gettop(L);
   lua_newtable(L);
-  work = lua_gettop(L);
+  W.work = lua_gettop(L);
   lua_newtable(L);
-  renames = lua_gettop(L);
+  W.renames = lua_gettop(L);
   lua_pushvalue(L, idx);
   lua_pushboolean(L, 1);
-  lua_rawset(L, seen);
+  lua_rawset(L, W.seen);
   lua_pushvalue(L, idx);
-  lua_rawseti(L, work, ++nwork);
-  while (head < nwork) {
-    lua_Integer nren = 0, k;
+  lua_rawseti(L, W.work, ++W.nwork);
+  while (head < W.nwork) {
     int t;
-    lua_rawgeti(L, work, ++head);
+    lua_rawgeti(L, W.work, ++head);
     t = lua_gettop(L);
-    lua_pushnil(L);
-    while (lua_next(L, t) != 0) {   /* key at t + 1, value at t + 2 */
-      int side;
-      for (side = t + 2; side >= t + 1; side--) {
-        int type = lua_type(L, side);
-        if (type == LUA_TSTRING) {
-          size_t len;
-          const char *s = lua_tolstring(L, side, &len);
-          if (!has_secret(s, len, secrets))
-            continue;
-          if (side == t + 2) {        /* a value: assign the existing field */
-            lua_pushvalue(L, t + 1);
-            lua_pushvalue(L, sidx);
-            lua_pushvalue(L, side);
-            scrub_top(L);
-            lua_rawset(L, t);
-          }
-          else {                      /* a key: renamed after the traversal */
-            lua_pushvalue(L, side);
-            lua_rawseti(L, renames, ++nren);
-          }
-        }
-        else if (type == LUA_TTABLE) {
-          lua_pushvalue(L, side);
-          if (lua_rawget(L, seen) == LUA_TNIL) {
-            lua_pushvalue(L, side);
-            lua_pushboolean(L, 1);
-            lua_rawset(L, seen);
-            lua_pushvalue(L, side);
-            lua_rawseti(L, work, ++nwork);
-          }
-          lua_pop(L, 1);
-        }
-      }
-      lua_settop(L, t + 1);
-    }
-    for (k = 1; k <= nren; k++) {   /* t[scrubbed key] = t[key]; t[key] = nil */
-      lua_rawgeti(L, renames, k);
-      lua_pushvalue(L, sidx);
-      lua_pushvalue(L, -2);
-      scrub_top(L);                   /* key, new key */
-      lua_pushvalue(L, -2);
-      lua_rawget(L, t);               /* key, new key, value */
-      lua_rawset(L, t);
-      lua_pushnil(L);
-      lua_rawset(L, t);
-    }
+    scrub_table(L, &W, t);
     lua_settop(L, t - 1);
     lua_pushnil(L);                   /* let the walked table go */
-    lua_rawseti(L, work, head);
+    lua_rawseti(L, W.work, head);
   }
-  lua_settop(L, seen - 1);
+  lua_settop(L, W.seen - 1);
 }
 
-/*
-** Scrubs the value at idx against the secrets of the engine at eidx (an
-** engine userdata, closed or not): a string is replaced by its scrubbed
-** form, a table is scrubbed in place (scrub_walk). Does nothing when the
-** engine has no secret.
-*/
-void aigc_engine_scrub (lua_State *L, int eidx, int idx) {
-  const aigc_engine *e = (const aigc_engine *)lua_touserdata(L, eidx);
+void aigc_error_scrub (lua_State *L, int idx, const char *secrets) {
   idx = lua_absindex(L, idx);
-  if (e == NULL || e->secret == NULL)
+  if (secrets == NULL)
     return;
-  lua_pushlstring(L, e->secret, block_len(e->secret));
+  lua_pushlstring(L, secrets, block_len(secrets));
   scrub_walk(L, idx, lua_gettop(L));
   lua_pop(L, 1);
 }
 
+/* }====================================================== */
+
+
 /*
-** engine:scrub(v) -> v: for errors the Lua layer builds (a dialogue error
-** holding a whole response, a tool's error): every string reachable from v
-** with the engine's secrets replaced by "[redacted]", a table in place.
+** {======================================================
+** Callback errors and log lines
+** =======================================================
 */
-int aigc_engine_scrub_method (lua_State *L) {
-  luaL_checkudata(L, 1, AIGC_ENGINE_MT);
-  luaL_checkany(L, 2);
-  lua_settop(L, 2);
-  aigc_engine_scrub(L, 1, 2);
-  return 1;
+
+/* Writes the error at idx to stderr, one report. */
+static void write_error (lua_State *L, int idx, const char *why) {
+  fprintf(stderr, "aigc: %s: %s\n", why, luaL_tolstring(L, idx, NULL));
+  fflush(stderr);
+  lua_pop(L, 1);
 }
 
 /*
-** Pushes the log line msg[0..len) scrubbed against the secrets of the
-** engine at eidx (msg is the caller's own buffer).
+** Reported exactly once (error.h). What is still kept when the client is
+** closed or collected goes to stderr (aigc_error_flush).
 */
-void aigc_engine_push_log_line (lua_State *L, int eidx, const char *msg, size_t len) {
-  const aigc_engine *e = (const aigc_engine *)lua_touserdata(L, eidx);
-  aigc_push_scrubbed(L, msg, len, e != NULL ? e->secret : NULL);
+void aigc_error_report (lua_State *L, int eidx, int erridx, const char *secrets) {
+  lua_Integer n;
+  erridx = lua_absindex(L, erridx);
+  eidx = lua_absindex(L, eidx);
+  aigc_error_scrub(L, erridx, secrets);   /* no secret on stderr or in step()'s list */
+  if (lua_getiuservalue(L, eidx, AIGC_EN_ERRHANDLER) == LUA_TFUNCTION) {
+    lua_pushvalue(L, erridx);
+    if (aigc_pcall(L, 1, 0) == LUA_OK)
+      return;
+    write_error(L, -1, "error in the client's error_handler");
+    lua_pop(L, 1);
+    write_error(L, erridx, "error in a callback, given to the error_handler that failed");
+    return;
+  }
+  lua_pop(L, 1);
+  if (lua_getiuservalue(L, eidx, AIGC_EN_ERRORS) != LUA_TTABLE) {   /* cannot be: kept a table */
+    lua_pop(L, 1);
+    write_error(L, erridx, "error in a callback");
+    return;
+  }
+  n = (lua_Integer)lua_rawlen(L, -1);
+  if (n >= AIGC_MAX_KEPT_ERRORS) {
+    lua_pop(L, 1);
+    write_error(L, erridx, "error in a callback (too many kept for step() already)");
+    return;
+  }
+  lua_pushvalue(L, erridx);
+  lua_rawseti(L, -2, n + 1);
+  lua_pop(L, 1);
+}
+
+void aigc_error_flush (lua_State *L, int eidx) {
+  lua_Integer i, n;
+  if (lua_getiuservalue(L, eidx, AIGC_EN_ERRORS) == LUA_TTABLE) {
+    n = (lua_Integer)lua_rawlen(L, -1);
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, -1, i);
+      write_error(L, -1, "error in a callback (no step() collected it before the client closed)");
+      lua_pop(L, 1);
+      lua_pushnil(L);
+      lua_rawseti(L, -2, i);
+    }
+  }
+  lua_pop(L, 1);
+}
+
+void aigc_error_log (lua_State *L, int eidx, const char *secrets, const char *level,
+                     const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  eidx = lua_absindex(L, eidx);
+  if (lua_getiuservalue(L, eidx, AIGC_EN_LOG) != LUA_TFUNCTION) {
+    lua_pop(L, 1);
+    return;
+  }
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  lua_pushstring(L, level);
+  aigc_error_push_scrubbed(L, msg, strlen(msg), secrets);   /* no secret in a log line */
+  if (aigc_pcall(L, 2, 0) != LUA_OK) {
+    aigc_error_report(L, eidx, -1, secrets);
+    lua_pop(L, 1);
+  }
 }
 
 /* }====================================================== */

@@ -49,7 +49,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "aigc.h"
+#include "jsonlua.h"
 
 #define ENCODE_MAX_DEPTH 200
 
@@ -59,7 +59,7 @@ typedef struct path_seg {
   lua_Integer index;
 } path_seg;
 
-struct aigc_encoder {
+typedef struct encoder {
   lua_State *L;
   aigc_buf *out;
   int array_mt;            /* stack index of the aigc.array metatable */
@@ -70,7 +70,7 @@ struct aigc_encoder {
   const char *fname;       /* misuse is reported as argument `arg` of `fname` */
   int arg;
   int request;             /* a request's params: known array fields say [] */
-};
+} encoder;
 
 
 /*
@@ -80,7 +80,7 @@ struct aigc_encoder {
 */
 
 /* Appends the path of the value being encoded, e.g. "messages[2].content". */
-static void push_path (aigc_encoder *enc) {
+static void push_path (encoder *enc) {
   lua_State *L = enc->L;
   luaL_Buffer b;
   int i;
@@ -102,7 +102,7 @@ static void push_path (aigc_encoder *enc) {
 }
 
 /* Raises "bad argument #N to 'FN' (<path>: <detail>)" at the caller's line. */
-static int encode_error (aigc_encoder *enc, const char *fmt, const char *detail) {
+static int encode_error (encoder *enc, const char *fmt, const char *detail) {
   lua_State *L = enc->L;
   push_path(enc);
   lua_pushfstring(L, fmt, lua_tostring(L, -1), detail);
@@ -118,21 +118,21 @@ static int encode_error (aigc_encoder *enc, const char *fmt, const char *detail)
 ** =======================================================
 */
 
-static void out_fail (aigc_encoder *enc) {
+static void out_fail (encoder *enc) {
   luaL_error(enc->L, "not enough memory");
 }
 
-static void out_add (aigc_encoder *enc, const char *s, size_t n) {
+static void out_add (encoder *enc, const char *s, size_t n) {
   if (aigc_buf_append(enc->out, s, n) != 0)
     out_fail(enc);
 }
 
-static void out_char (aigc_encoder *enc, char c) {
+static void out_char (encoder *enc, char c) {
   if (aigc_buf_putc(enc->out, c) != 0)
     out_fail(enc);
 }
 
-static void encode_string (aigc_encoder *enc, const char *s, size_t len) {
+static void encode_string (encoder *enc, const char *s, size_t len) {
   size_t bad = 0;
   int rc = aigc_json_write_string(enc->out, s, len, &bad);
   if (rc == -1)
@@ -144,7 +144,7 @@ static void encode_string (aigc_encoder *enc, const char *s, size_t len) {
   }
 }
 
-static void encode_value (aigc_encoder *enc, int idx);
+static void encode_value (encoder *enc, int idx);
 
 /*
 ** The floats of a request body are nearly always a few decimals
@@ -195,19 +195,19 @@ static int format_short_double (char *buf, double d) {
   return 0;
 }
 
-static void push_seg_key (aigc_encoder *enc, const char *key, size_t len) {
+static void push_seg_key (encoder *enc, const char *key, size_t len) {
   enc->path[enc->depth - 1].key = key;
   enc->path[enc->depth - 1].len = len;
 }
 
-static void push_seg_index (aigc_encoder *enc, lua_Integer i) {
+static void push_seg_index (encoder *enc, lua_Integer i) {
   enc->path[enc->depth - 1].key = NULL;
   enc->path[enc->depth - 1].index = i;
 }
 
 /* Writes elements 1..n of the table at idx as a JSON array, read raw or,
    for a proxy (`meta`), as t[i] through __index. */
-static void encode_array (aigc_encoder *enc, int idx, lua_Integer n, int meta) {
+static void encode_array (encoder *enc, int idx, lua_Integer n, int meta) {
   lua_State *L = enc->L;
   lua_Integer i;
   out_char(enc, '[');
@@ -237,7 +237,7 @@ static int has_metafield (lua_State *L, int idx, const char *name) {
   return 1;
 }
 
-static int read_mode (aigc_encoder *enc, int idx) {
+static int read_mode (encoder *enc, int idx) {
   lua_State *L = enc->L;
   int marked;
   if (!lua_getmetatable(L, idx))
@@ -266,7 +266,7 @@ static int read_mode (aigc_encoder *enc, int idx) {
 ** functions nor keys starting with "__". Raises, with the path, on a
 ** function __index or a cycle.
 */
-static void push_chain_snapshot (aigc_encoder *enc, int idx) {
+static void push_chain_snapshot (encoder *enc, int idx) {
   lua_State *L = enc->L;
   int snap, seen, level = 0;
   luaL_checkstack(L, 8, "aigc __index chain");
@@ -328,7 +328,7 @@ static void push_chain_snapshot (aigc_encoder *enc, int idx) {
 ** (its __pairs called as Lua's pairs does). The encoder then reads that
 ** snapshot, so the classification and the writing see the same entries.
 */
-static void push_pairs_snapshot (aigc_encoder *enc, int idx) {
+static void push_pairs_snapshot (encoder *enc, int idx) {
   lua_State *L = enc->L;
   lua_Integer count = 0;
   int snap, iter;
@@ -359,13 +359,13 @@ static void push_pairs_snapshot (aigc_encoder *enc, int idx) {
   lua_settop(L, snap);
 }
 
-static void encode_raw_table (aigc_encoder *enc, int idx);
+static void encode_raw_table (encoder *enc, int idx);
 
 /*
 ** Writes the table at idx after checking for a cycle and the depth, by the
 ** rules of its metatable (see the top of this file).
 */
-static void encode_table (aigc_encoder *enc, int idx) {
+static void encode_table (encoder *enc, int idx) {
   lua_State *L = enc->L;
   const void *self = lua_topointer(L, idx);
   int i, mode;
@@ -419,7 +419,7 @@ static void encode_table (aigc_encoder *enc, int idx) {
 ** top-level lists, a message's content parts and tool calls, and the
 ** list-valued keywords of a JSON Schema (under `parameters` or `schema`).
 */
-static int known_array (const aigc_encoder *enc) {
+static int known_array (const encoder *enc) {
   static const char *const top[] = {
     "messages", "stop", "tools", "functions", "input", "modalities", "prompt", "include", NULL
   };
@@ -458,7 +458,7 @@ static int known_array (const aigc_encoder *enc) {
 ** an object when every key is a string; anything else (mixed keys, holes,
 ** float or boolean keys) cannot be said in JSON and raises.
 */
-static void encode_raw_table (aigc_encoder *enc, int idx) {
+static void encode_raw_table (encoder *enc, int idx) {
   lua_State *L = enc->L;
   lua_Integer n;
   int first = 1;
@@ -529,7 +529,7 @@ static void encode_raw_table (aigc_encoder *enc, int idx) {
   out_char(enc, '}');
 }
 
-static void encode_value (aigc_encoder *enc, int idx) {
+static void encode_value (encoder *enc, int idx) {
   lua_State *L = enc->L;
   switch (lua_type(L, idx)) {
     case LUA_TSTRING: {
@@ -599,14 +599,14 @@ static void encode_value (aigc_encoder *enc, int idx) {
 */
 static const char encoder_key = 'e';
 
-static aigc_encoder *take_encoder (lua_State *L) {
+static encoder *take_encoder (lua_State *L) {
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &encoder_key) == LUA_TUSERDATA) {
     lua_pushnil(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &encoder_key);
-    return (aigc_encoder *)lua_touserdata(L, -1);
+    return (encoder *)lua_touserdata(L, -1);
   }
   lua_pop(L, 1);
-  return (aigc_encoder *)lua_newuserdatauv(L, sizeof(aigc_encoder), 0);
+  return (encoder *)lua_newuserdatauv(L, sizeof(encoder), 0);
 }
 
 /* Pops the array metatable (pushed by encoder_init), and the encoder below
@@ -616,7 +616,7 @@ static void give_back_encoder (lua_State *L) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &encoder_key);
 }
 
-static void encoder_init (lua_State *L, aigc_encoder *enc, aigc_buf *out,
+static void encoder_init (lua_State *L, encoder *enc, aigc_buf *out,
                           const aigc_argctx *cx, int request) {
   enc->L = L;
   enc->out = out;
@@ -632,7 +632,7 @@ static void encoder_init (lua_State *L, aigc_encoder *enc, aigc_buf *out,
 void aigc_jsonlua_encode (lua_State *L, int idx, aigc_buf *out, const aigc_argctx *cx) {
   /* The encoder holds 200-entry arrays; keep it off the C stack of
      deep Lua recursions by allocating it in a userdata. */
-  aigc_encoder *enc;
+  encoder *enc;
   idx = lua_absindex(L, idx);
   enc = take_encoder(L);
   encoder_init(L, enc, out, cx, 0);
@@ -640,30 +640,14 @@ void aigc_jsonlua_encode (lua_State *L, int idx, aigc_buf *out, const aigc_argct
   give_back_encoder(L);
 }
 
-void aigc_jsonlua_encode_params (lua_State *L, int idx, aigc_buf *out,
-                              aigc_kind kind, const char *default_model,
-                              int stream, const aigc_argctx *cx) {
-  aigc_encoder *enc;
-  int first = 1, has_model = 0, has_stream_options = 0, mode;
-  const void *self;
-  idx = lua_absindex(L, idx);
-  enc = take_encoder(L);
-  encoder_init(L, enc, out, cx, 1);
-  /* The params table itself obeys the metatable rules (an object: __len
-     says nothing here); with __pairs, its entries are what pairs gives. */
-  self = lua_topointer(L, idx);
-  mode = read_mode(enc, idx);
-  if (mode == READ_PAIRS || mode == READ_CHAIN) {   /* read from a snapshot, popped at the end */
-    if (mode == READ_PAIRS)
-      push_pairs_snapshot(enc, idx);
-    else
-      push_chain_snapshot(enc, idx);
-    idx = lua_gettop(L);
-  }
-  out_char(enc, '{');
-
-  /* The model first: params.model, else its old name `engine`, else the
-     client's default; a server with one model may need none at all. */
+/*
+** Writes the model first: params.model, else its old name `engine`, else
+** the client's default; a server with one model may need none at all.
+** Returns whether it wrote one.
+*/
+static int encode_model (encoder *enc, int idx, const char *default_model) {
+  lua_State *L = enc->L;
+  int written = 0;
   if (lua_getfield(L, idx, "model") == LUA_TNIL) {
     lua_pop(L, 1);
     if (lua_getfield(L, idx, "engine") == LUA_TNIL && default_model != NULL) {
@@ -679,12 +663,28 @@ void aigc_jsonlua_encode_params (lua_State *L, int idx, aigc_buf *out,
     out_add(enc, "\"model\":", 8);
     encode_value(enc, lua_gettop(L));
     enc->depth = 0;
-    first = 0;
-    has_model = 1;
+    written = 1;
   }
   lua_pop(L, 1);
+  return written;
+}
 
-  enc->ancestors[0] = self;
+/* Whether the params key k[0..len) is left out of the body. */
+static int not_sent (const char *k, size_t len, int has_model, int stream) {
+  return aigc_is_call_option(k, len)   /* per-call options (util.c) */
+         || (len == 6 && memcmp(k, "engine", 6) == 0)   /* the model's old name */
+         || (has_model && len == 5 && memcmp(k, "model", 5) == 0)
+         || (len == 6 && memcmp(k, "stream", 6) == 0)   /* written by the caller's will */
+         || (!stream && len == 14 && memcmp(k, "stream_options", 14) == 0);
+}
+
+/*
+** Writes the entries of the params table at idx after the model (`first`:
+** nothing written yet); returns whether the params had stream_options.
+*/
+static int encode_entries (encoder *enc, int idx, int first, int has_model, int stream) {
+  lua_State *L = enc->L;
+  int has_stream_options = 0;
   enc->depth = 1;
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
@@ -696,19 +696,11 @@ void aigc_jsonlua_encode_params (lua_State *L, int idx, aigc_buf *out,
       encode_error(enc, "%s: %s", lua_tostring(L, -1));
     }
     key = lua_tolstring(L, -2, &klen);
-    if (aigc_is_call_option(key, klen)   /* never sent (core.c) */
-        || (klen == 6 && memcmp(key, "engine", 6) == 0)   /* the model's old name */
-        || (has_model && klen == 5 && memcmp(key, "model", 5) == 0)
-        || (klen == 6 && memcmp(key, "stream", 6) == 0)) {
+    if (klen == 14 && memcmp(key, "stream_options", 14) == 0)
+      has_stream_options = 1;
+    if (not_sent(key, klen, has_model, stream)) {
       lua_pop(L, 1);
       continue;
-    }
-    if (klen == 14 && memcmp(key, "stream_options", 14) == 0) {
-      has_stream_options = 1;
-      if (!stream) {          /* only meaningful with a stream */
-        lua_pop(L, 1);
-        continue;
-      }
     }
     if (!first)
       out_char(enc, ',');
@@ -724,13 +716,38 @@ void aigc_jsonlua_encode_params (lua_State *L, int idx, aigc_buf *out,
   if (stream) {
     if (!first)
       out_char(enc, ',');
-    first = 0;
     out_add(enc, "\"stream\":true", 13);
-    /* Usage arrives in one last chunk only when asked for; the caller may
-       override (or send null for servers that reject the field). */
-    if (!has_stream_options && (kind == AIGC_KIND_CHAT || kind == AIGC_KIND_COMPLETION))
-      out_add(enc, ",\"stream_options\":{\"include_usage\":true}", 40);
   }
+  return has_stream_options;
+}
+
+void aigc_jsonlua_encode_params (lua_State *L, int idx, aigc_buf *out, const char *default_model,
+                                 int stream, int usage, const aigc_argctx *cx) {
+  encoder *enc;
+  int has_model, mode;
+  const void *self;
+  idx = lua_absindex(L, idx);
+  enc = take_encoder(L);
+  encoder_init(L, enc, out, cx, 1);
+  /* The params table itself obeys the metatable rules (an object: __len
+     says nothing here); with __pairs or an __index chain, its entries are
+     read from a snapshot, popped at the end. */
+  self = lua_topointer(L, idx);
+  mode = read_mode(enc, idx);
+  if (mode == READ_PAIRS || mode == READ_CHAIN) {
+    if (mode == READ_PAIRS)
+      push_pairs_snapshot(enc, idx);
+    else
+      push_chain_snapshot(enc, idx);
+    idx = lua_gettop(L);
+  }
+  out_char(enc, '{');
+  has_model = encode_model(enc, idx, default_model);
+  enc->ancestors[0] = self;
+  /* Usage arrives in one last chunk only when asked for; the caller may
+     override (or send null for servers that reject the field). */
+  if (!encode_entries(enc, idx, !has_model, has_model, stream) && stream && usage)
+    out_add(enc, ",\"stream_options\":{\"include_usage\":true}", 40);
   out_char(enc, '}');
   if (mode == READ_PAIRS || mode == READ_CHAIN)
     lua_pop(L, 1);   /* the snapshot */

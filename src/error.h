@@ -1,0 +1,52 @@
+/*
+** error.h — error objects (the "aigc.error" metatable), the redaction of
+** secrets from them and from log lines, and where the errors of callbacks
+** and the client's log lines go (the client's error_handler, step()'s list,
+** stderr; its log function).
+**
+** A secrets block is "s1\0s2\0...\0\0" (aigc_secrets_from_config), owned by
+** an engine and valid as long as the engine userdata lives; NULL: none.
+** Every function that takes one copies it into Lua before any allocation
+** could run a finalizer.
+*/
+#ifndef AIGC_ERROR_H
+#define AIGC_ERROR_H
+
+#include <stddef.h>
+
+#include "util.h"
+
+void aigc_error_open (lua_State *L);
+/* Pushes a new error object {kind=, message=} with the error metatable. */
+void aigc_error_new (lua_State *L, const char *kind, const char *message);
+/* Sets err[field] = v on the error on top. */
+void aigc_error_setint (lua_State *L, const char *field, lua_Integer v);
+/* Pushes a "limit" error: "<what> holds <detail> (the limit is max_json_...)". */
+void aigc_error_json_limit (lua_State *L, const char *what, const char *detail);
+
+/* The secrets block of an engine config (secret, secrets, auth headers),
+   malloc'ed, or NULL; raises on a value of the wrong type. */
+char *aigc_secrets_from_config (lua_State *L, int idx);
+void aigc_secrets_free (char *secrets);
+/* Pushes s[0..len) with every secret replaced by "[redacted]". */
+void aigc_error_push_scrubbed (lua_State *L, const char *s, size_t len, const char *secrets);
+/* Scrubs the value at idx: a string is replaced by its scrubbed form, a
+   table is scrubbed in place (every string value and key, any depth). */
+void aigc_error_scrub (lua_State *L, int idx, const char *secrets);
+
+/*
+** An error raised by Lua code the engine ran, where it cannot fail a
+** request (on_done/on_error, a waiter, a spawned task, the log function,
+** the watch callbacks), the engine userdata at eidx: scrubbed, then given
+** to the client's error_handler if it has one (if the handler itself
+** raises, both errors go to stderr), else kept in the engine's list for
+** the next step() (beyond AIGC_MAX_KEPT_ERRORS kept, stderr instead).
+*/
+void aigc_error_report (lua_State *L, int eidx, int erridx, const char *secrets);
+/* Writes what no step() collected to stderr (the client closes). */
+void aigc_error_flush (lua_State *L, int eidx);
+/* Calls the client's log function, if any, with (level, the line scrubbed). */
+void aigc_error_log (lua_State *L, int eidx, const char *secrets, const char *level,
+                     const char *fmt, ...) AIGC_PRINTF(5, 6);
+
+#endif

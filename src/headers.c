@@ -1,0 +1,354 @@
+/*
+** headers.c — request headers built and checked, the response header
+** store, and what a server says about retrying (headers.h).
+*/
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "headers.h"
+
+
+/*
+** {======================================================
+** Request headers
+** =======================================================
+*/
+
+/*
+** Validates one header line "Name: value": no CR, LF or NUL anywhere (no
+** header injection), a token name. Raises naming the header.
+*/
+void aigc_check_header (lua_State *L, const char *line, size_t len) {
+  size_t i;
+  const char *colon = (const char *)memchr(line, ':', len);
+  if (colon == NULL || colon == line)
+    luaL_error(L, "invalid header line (expected 'Name: value')");
+  for (i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)line[i];
+    if (c == '\r' || c == '\n' || c == '\0')
+      luaL_error(L, "header '%s' contains CR, LF or NUL (refused: header injection)",
+                 lua_pushlstring(L, line, (size_t)(colon - line)));
+  }
+  for (i = 0; line + i < colon; i++) {
+    unsigned char c = (unsigned char)line[i];
+    if (c <= 32 || c >= 127 || strchr("\"(),/:;<=>?@[\\]{}", c) != NULL)
+      luaL_error(L, "invalid header name '%s'", lua_pushlstring(L, line, (size_t)(colon - line)));
+  }
+}
+
+/* Builds a curl_slist from the array of "Name: value" strings at idx. */
+struct curl_slist *aigc_build_headers (lua_State *L, int idx) {
+  struct curl_slist *list = NULL;
+  lua_Integer i, n = (lua_Integer)lua_rawlen(L, idx);
+  for (i = 1; i <= n; i++) {
+    size_t len;
+    const char *line;
+    struct curl_slist *next;
+    lua_rawgeti(L, idx, i);
+    line = lua_tolstring(L, -1, &len);
+    if (line == NULL || lua_type(L, -1) != LUA_TSTRING) {
+      curl_slist_free_all(list);
+      luaL_error(L, "header %d is not a string", (int)i);
+    }
+    if (memchr(line, '\r', len) || memchr(line, '\n', len) || strlen(line) != len) {
+      curl_slist_free_all(list);
+      aigc_check_header(L, line, len);   /* raises with the header's name */
+    }
+    next = curl_slist_append(list, line);
+    lua_pop(L, 1);
+    if (next == NULL) {
+      curl_slist_free_all(list);
+      luaL_error(L, "not enough memory");
+    }
+    list = next;
+  }
+  return list;
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Response headers: "name\0value\0" pairs, names lower-cased
+** =======================================================
+*/
+
+void aigc_headers_start (aigc_headers *h) {
+  aigc_buf_clear(&h->buf);
+  h->n = 0;
+  h->want_status_line = 1;
+}
+
+void aigc_headers_free (aigc_headers *h) {
+  aigc_buf_free(&h->buf);
+  h->n = 0;
+}
+
+/* A status line: what came before is forgotten (a 1xx response). */
+static void status_line (aigc_headers *h, const char *line, size_t len, long *status) {
+  const char *sp = (const char *)memchr(line, ' ', len);
+  long st = 0;
+  h->want_status_line = 0;
+  aigc_buf_clear(&h->buf);
+  h->n = 0;
+  if (sp != NULL)
+    for (sp++; sp < line + len && *sp >= '0' && *sp <= '9' && st < 100000; sp++)
+      st = st * 10 + (*sp - '0');
+  *status = st;
+}
+
+int aigc_headers_line (aigc_headers *h, const char *line, size_t len, long *status) {
+  size_t nlen, vlen, i;
+  const char *colon, *v, *vend;
+  char *o;
+  if (h->want_status_line && len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
+    /* Only here: a header line that happens to start with "HTTP/" in the
+       middle of the headers is just a header. */
+    status_line(h, line, len, status);
+    return AIGC_HEADERS_OK;
+  }
+  h->want_status_line = 0;
+  colon = (const char *)memchr(line, ':', len);
+  if (colon == NULL) {
+    /* The blank line ending the headers (or junk): a status line may
+       follow (after a 1xx response). */
+    if (len <= 2 && (len == 0 || line[0] == '\r' || line[0] == '\n'))
+      h->want_status_line = 1;
+    return AIGC_HEADERS_OK;
+  }
+  if (h->buf.len + len > AIGC_MAX_HEADER_BYTES)
+    return AIGC_HEADERS_TOOBIG;
+  nlen = (size_t)(colon - line);
+  v = colon + 1;
+  vend = line + len;
+  while (v < vend && (*v == ' ' || *v == '\t'))
+    v++;
+  while (vend > v && (vend[-1] == '\r' || vend[-1] == '\n' || vend[-1] == ' ' || vend[-1] == '\t'))
+    vend--;
+  /* Room for a typical response's headers at once, not by doublings. */
+  vlen = nlen + (size_t)(vend - v) + 2;
+  if (aigc_buf_reserve(&h->buf, h->buf.cap == 0 && vlen < 1024 ? 1024 : vlen) != 0)
+    return AIGC_HEADERS_NOMEM;
+  /* Through a local pointer: stores through h->buf.data could alias h
+     itself, which kept the compiler reloading it at every byte. */
+  o = h->buf.data + h->buf.len;
+  for (i = 0; i < nlen; i++) {
+    char c = line[i];
+    if (c == '\0')
+      c = ' ';
+    *o++ = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+  }
+  *o++ = '\0';
+  vlen = (size_t)(vend - v);
+  memcpy(o, v, vlen);
+  for (i = 0; i < vlen; i++)   /* a NUL would cut the value short */
+    if (o[i] == '\0')
+      o[i] = ' ';
+  o += vlen;
+  *o++ = '\0';
+  *o = '\0';
+  h->buf.len = (size_t)(o - h->buf.data);
+  h->n++;
+  return AIGC_HEADERS_OK;
+}
+
+const char *aigc_headers_find (const aigc_headers *h, const char *name, size_t *vlen) {
+  const char *p = h->buf.data, *end = p + h->buf.len;
+  if (p == NULL)
+    return NULL;
+  while (p < end) {
+    const char *value = p + strlen(p) + 1;
+    size_t len = strlen(value);
+    if (strcmp(p, name) == 0) {
+      if (vlen)
+        *vlen = len;
+      return value;
+    }
+    p = value + len + 1;
+  }
+  return NULL;
+}
+
+/* Whether the header name at p (of length nlen) appears before p. */
+static int seen_before (const aigc_headers *h, const char *p, size_t nlen) {
+  const char *q = h->buf.data;
+  while (q < p) {
+    size_t qlen = strlen(q);
+    const char *value = q + qlen + 1;
+    if (qlen == nlen && memcmp(q, p, nlen) == 0)
+      return 1;
+    q = value + strlen(value) + 1;
+  }
+  return 0;
+}
+
+/* Headers up to this many find repeats by a scan; beyond, by the table. */
+#define FEW_HEADERS 32
+
+/*
+** A typical response has a dozen headers: repeats are found in C (a 64-bit
+** filter of the names, then a scan), which costs less than a table lookup
+** per header; a repeat is joined to the value at once. The table is at t.
+*/
+static void push_few (lua_State *L, const aigc_headers *h, int t) {
+  const char *p = h->buf.data, *end = p + h->buf.len;
+  uint64_t seen = 0;
+  while (p < end) {
+    size_t nlen = strlen(p);
+    const char *value = p + nlen + 1;
+    size_t vlen = strlen(value);
+    uint64_t bit = (uint64_t)1 << ((nlen * 7 + (unsigned char)p[0]
+                                    + (nlen ? (unsigned char)p[nlen - 1] : 0)) & 63);
+    int again = (seen & bit) != 0 && seen_before(h, p, nlen);
+    seen |= bit;
+    lua_pushlstring(L, p, nlen);
+    if (again) {
+      lua_pushvalue(L, -1);
+      lua_rawget(L, t);
+      lua_pushliteral(L, ", ");
+      lua_pushlstring(L, value, vlen);
+      lua_concat(L, 3);
+    }
+    else
+      lua_pushlstring(L, value, vlen);
+    lua_rawset(L, t);
+    p = value + vlen + 1;
+  }
+}
+
+/* Joins each list of values at `lists` (name -> { v1, v2, ... }) into t. */
+static void join_lists (lua_State *L, int t, int lists) {
+  lua_pushnil(L);
+  while (lua_next(L, lists) != 0) {   /* name, list */
+    luaL_Buffer b;
+    lua_Integer i, n = (lua_Integer)lua_rawlen(L, -1);
+    int list = lua_gettop(L);
+    lua_pushvalue(L, -2);   /* the name, for the rawset below */
+    luaL_buffinit(L, &b);
+    for (i = 1; i <= n; i++) {
+      if (i > 1)
+        luaL_addstring(&b, ", ");
+      lua_rawgeti(L, list, i);
+      luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    lua_rawset(L, t);
+    lua_pop(L, 1);   /* the list; the name stays for lua_next */
+  }
+}
+
+/*
+** Many headers: each name is looked up in the table; the values of a name
+** repeated are gathered in a list and joined once at the end (joining as
+** they come would copy the growing value each time: quadratic).
+*/
+static void push_many (lua_State *L, const aigc_headers *h, int t) {
+  const char *p = h->buf.data, *end = p + h->buf.len;
+  int lists = 0;
+  while (p < end) {
+    size_t nlen = strlen(p);
+    const char *value = p + nlen + 1;
+    size_t vlen = strlen(value);
+    lua_pushlstring(L, p, nlen);
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, t) == LUA_TNIL) {
+      lua_pop(L, 1);
+      lua_pushlstring(L, value, vlen);
+      lua_rawset(L, t);
+    }
+    else {
+      lua_pop(L, 1);
+      if (!lists) {            /* lists[name] = { first value, ... } */
+        lua_newtable(L);
+        lua_insert(L, t + 1);
+        lists = t + 1;
+      }
+      lua_pushvalue(L, -1);
+      if (lua_rawget(L, lists) == LUA_TNIL) {
+        lua_pop(L, 1);
+        lua_createtable(L, 4, 0);
+        lua_pushvalue(L, -2);
+        lua_rawget(L, t);
+        lua_rawseti(L, -2, 1);
+        lua_pushvalue(L, -2);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, lists);
+      }
+      lua_pushlstring(L, value, vlen);
+      lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+      lua_pop(L, 2);
+    }
+    p = value + vlen + 1;
+  }
+  if (lists) {
+    join_lists(L, t, lists);
+    lua_remove(L, lists);
+  }
+}
+
+/*
+** Each name is made a Lua string once and the table is sized exactly:
+** time linear in the headers whatever a server sends (50,000 of them, or
+** one name 50,000 times).
+*/
+void aigc_headers_push (lua_State *L, const aigc_headers *h) {
+  int t;
+  if (h->buf.data == NULL) {
+    lua_createtable(L, 0, 0);
+    return;
+  }
+  lua_createtable(L, 0, h->n > INT32_MAX ? INT32_MAX : (int)h->n);
+  t = lua_gettop(L);
+  if (h->n <= FEW_HEADERS)
+    push_few(L, h, t);
+  else
+    push_many(L, h, t);
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Retrying, as the server says
+** =======================================================
+*/
+
+double aigc_headers_retry_after (const aigc_headers *h) {
+  const char *v;
+  char *end;
+  double d;
+  /* Never negative: a negative number is not a wait (ignored, as if not
+     sent); a date in the past means now (0). */
+  if ((v = aigc_headers_find(h, "retry-after-ms", NULL)) != NULL) {
+    d = strtod(v, &end);
+    if (end != v && *end == '\0' && isfinite(d) && d >= 0)
+      return d / 1000.0;
+  }
+  if ((v = aigc_headers_find(h, "retry-after", NULL)) != NULL) {
+    time_t when;
+    d = strtod(v, &end);
+    if (end != v && *end == '\0')
+      return isfinite(d) && d >= 0 ? d : NAN;
+    when = curl_getdate(v, NULL);
+    if (when != (time_t)-1) {
+      d = difftime(when, time(NULL));
+      return d > 0 ? d : 0;
+    }
+  }
+  return NAN;
+}
+
+int aigc_headers_should_retry (const aigc_headers *h) {
+  const char *v = aigc_headers_find(h, "x-should-retry", NULL);
+  if (v != NULL && strcmp(v, "true") == 0)
+    return 1;
+  if (v != NULL && strcmp(v, "false") == 0)
+    return 0;
+  return -1;
+}
+
+/* }====================================================== */

@@ -1,0 +1,75 @@
+/*
+** headers.h — HTTP headers: the request's (built from Lua, checked
+** against header injection) and the response's (stored as libcurl hands
+** them over, found by name, made into a Lua table), and what a server says
+** about retrying (Retry-After, x-should-retry).
+*/
+#ifndef AIGC_HEADERS_H
+#define AIGC_HEADERS_H
+
+#include <curl/curl.h>
+
+#include "buf.h"
+#include "util.h"
+
+/* The most header bytes a response may have: below libcurl's own limit
+   (300 KB on the wire in 7.88 and 8.x), so a flood ends here, as a "limit"
+   error, not in libcurl as a receive error taken for a connection fault. */
+#define AIGC_MAX_HEADER_BYTES ((size_t)200 << 10)
+
+
+/* Request headers */
+
+/*
+** Validates one header line "Name: value": no CR, LF or NUL anywhere (no
+** header injection), a token name. Raises naming the header.
+*/
+void aigc_check_header (lua_State *L, const char *line, size_t len);
+/* A curl_slist of the array of "Name: value" strings at idx (checked). */
+struct curl_slist *aigc_build_headers (lua_State *L, int idx);
+
+
+/* Response headers */
+
+typedef struct aigc_headers {
+  aigc_buf buf;                 /* "name\0value\0"..., names lower-case */
+  size_t n;                     /* headers in buf */
+  int want_status_line;         /* the next line may start a response */
+} aigc_headers;
+
+enum {
+  AIGC_HEADERS_OK = 0,
+  AIGC_HEADERS_TOOBIG,          /* more than AIGC_MAX_HEADER_BYTES */
+  AIGC_HEADERS_NOMEM
+};
+
+/* A new attempt: nothing stored, a status line expected. Keeps the memory. */
+void aigc_headers_start (aigc_headers *h);
+void aigc_headers_free (aigc_headers *h);
+/*
+** Takes one line as libcurl's header callback gives it (with its line
+** end). A status line ("HTTP/1.1 200 OK", the first or the real one after
+** a 1xx) forgets what came before and sets *status; a blank line ends the
+** headers; "Name: value" is stored, the name lower-cased, a NUL in either
+** made a space. Returns AIGC_HEADERS_*; plain C.
+*/
+int aigc_headers_line (aigc_headers *h, const char *line, size_t len, long *status);
+/* The value of header `name` (lower-case), or NULL; *vlen its length. */
+const char *aigc_headers_find (const aigc_headers *h, const char *name, size_t *vlen);
+/*
+** Pushes a table of every header (repeated ones joined by ", "), in time
+** linear in the headers whatever a server sends. Reads h across Lua
+** allocations: its owner must be pinned (a request being delivered).
+*/
+void aigc_headers_push (lua_State *L, const aigc_headers *h);
+
+/*
+** Seconds the server asked us to wait (retry-after-ms, then retry-after as
+** seconds or an HTTP date), never negative, or NAN when it said nothing
+** usable.
+*/
+double aigc_headers_retry_after (const aigc_headers *h);
+/* x-should-retry: 1 ("true"), 0 ("false"), -1 (absent or anything else). */
+int aigc_headers_should_retry (const aigc_headers *h);
+
+#endif

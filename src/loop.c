@@ -1,0 +1,438 @@
+/*
+** loop.c — the engine's loop (loop.h): libcurl's sockets and timer, one
+** turn of the loop, the dispatch of callbacks, the reports to an external
+** loop's watcher.
+*/
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "loop.h"
+
+
+/*
+** {======================================================
+** Sockets and timer, as libcurl asks for them
+** =======================================================
+*/
+
+/* Records a change for an external loop's watcher. */
+static void note_change (aigc_engine *e, curl_socket_t fd, int what) {
+  aigc_sockchange *c;
+  if (!e->watching)
+    return;
+  if (e->nchanges == e->capchanges) {
+    size_t ncap = e->capchanges ? e->capchanges * 2 : 16;
+    aigc_sockchange *p = (aigc_sockchange *)realloc(e->changes, ncap * sizeof *p);
+    if (p == NULL)
+      return;   /* the watcher will see the full set on its next sockets() */
+    e->changes = p;
+    e->capchanges = ncap;
+  }
+  c = &e->changes[e->nchanges++];
+  c->fd = fd;
+  c->what = what;
+}
+
+static short poll_events (int what) {
+  short ev = 0;
+  if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+    ev |= POLLIN;
+  if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+    ev |= POLLOUT;
+  return ev;
+}
+
+static int on_socket (CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
+  aigc_engine *e = (aigc_engine *)userp;
+  (void)easy; (void)socketp;
+  if (what == CURL_POLL_REMOVE)
+    aigc_poller_unwatch(&e->poller, fd);
+  else if (aigc_poller_watch(&e->poller, fd, poll_events(what)) != 0)
+    return -1;   /* out of memory: libcurl fails the transfer */
+  note_change(e, fd, what);
+  return 0;
+}
+
+static int on_timer (CURLM *multi, long timeout_ms, void *userp) {
+  aigc_engine *e = (aigc_engine *)userp;
+  (void)multi;
+  e->curl_deadline = timeout_ms < 0 ? -1.0 : aigc_now() + (double)timeout_ms / 1000.0;
+  return 0;
+}
+
+/* libcurl opens and closes its sockets through the engine, so that the
+   poller knows which sockets it may keep registered (poller.h). */
+static curl_socket_t on_open_socket (void *clientp, curlsocktype purpose,
+                                     struct curl_sockaddr *addr) {
+  aigc_engine *e = (aigc_engine *)clientp;
+  curl_socket_t fd = socket(addr->family, addr->socktype, addr->protocol);
+  (void)purpose;
+  if (fd < 0)
+    return CURL_SOCKET_BAD;
+  aigc_poller_opened(&e->poller, fd);
+  return fd;
+}
+
+static int on_close_socket (void *clientp, curl_socket_t fd) {
+  aigc_engine *e = (aigc_engine *)clientp;
+  aigc_poller_closing(&e->poller, fd);
+  return close(fd);
+}
+
+int aigc_loop_init (aigc_engine *e) {
+  CURLM *multi = curl_multi_init();
+  if (multi == NULL)
+    return -1;
+  e->roster.multi = multi;
+  curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+  curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, (void *)e);
+  curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_timer);
+  curl_multi_setopt(multi, CURLMOPT_TIMERDATA, (void *)e);
+  curl_multi_setopt(multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+  e->roster.open_socket = on_open_socket;
+  e->roster.close_socket = on_close_socket;
+  e->roster.socket_data = e;
+  return 0;
+}
+
+void aigc_loop_free (aigc_engine *e) {
+  aigc_poller_free(&e->poller);
+  free(e->changes);
+  e->changes = NULL;
+  e->nchanges = e->capchanges = 0;
+}
+
+void aigc_loop_start (aigc_engine *e, aigc_request *r) {
+  if (aigc_roster_slot_free(&e->roster))
+    aigc_transfer_start(r);
+  else
+    aigc_transfer_queue(r);
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Steps 1 to 5: C only
+** =======================================================
+*/
+
+/* Whether the ready list holds a request the next dispatch will run (one
+   being delivered further up the stack is skipped: waiting is right then). */
+static int dispatch_due (const aigc_engine *e) {
+  const aigc_roster_entry *en;
+  for (en = e->roster.r_head; en != NULL; en = en->r_next)
+    if (!aigc_const_request_of(en)->delivering)
+      return 1;
+  return 0;
+}
+
+/* The earliest moment a timer needs doing: libcurl's, the requests'. */
+static double timers_deadline (aigc_engine *e) {
+  double d = e->curl_deadline;
+  aigc_roster_entry *en;
+  for (en = e->roster.all; en != NULL; en = en->all_next)
+    d = aigc_transfer_next_deadline(aigc_request_of(en), d);
+  return d;
+}
+
+double aigc_loop_next_deadline (aigc_engine *e) {
+  if (dispatch_due(e))
+    return aigc_now();
+  return timers_deadline(e);
+}
+
+void aigc_loop_socket_action (aigc_engine *e, curl_socket_t fd, int mask) {
+  int running;
+  curl_multi_socket_action(e->roster.multi, fd, mask, &running);
+}
+
+/* Lets libcurl act on its timer if it is due. */
+static void act_on_timer (aigc_engine *e) {
+  if (e->curl_deadline >= 0 && aigc_now() >= e->curl_deadline) {
+    e->curl_deadline = -1;
+    aigc_loop_socket_action(e, CURL_SOCKET_TIMEOUT, 0);
+  }
+}
+
+static int curl_mask (short revents) {
+  int mask = 0;
+  if (revents & (POLLIN | POLLHUP))
+    mask |= CURL_CSELECT_IN;
+  if (revents & POLLOUT)
+    mask |= CURL_CSELECT_OUT;
+  if (revents & (POLLERR | POLLNVAL))
+    mask |= CURL_CSELECT_ERR;
+  return mask;
+}
+
+/*
+** Waits up to `timeout` seconds (0: not at all, nor when callbacks are
+** waiting) for a watched socket, in slices: a wait notices an interrupt (a
+** newly installed debug hook) within AIGC_WAIT_SLICE even when the signal
+** went to another thread (libcurl's resolver) and did not break the wait
+** with EINTR. Then lets libcurl act on what is ready and on its timer.
+*/
+static void poll_and_act (lua_State *L, aigc_engine *e, double timeout, const aigc_hooks *hooks) {
+  double d = aigc_loop_next_deadline(e), end;
+  size_t i;
+  int n;
+  if (d >= 0) {
+    double until = d - aigc_now();
+    if (until < timeout)
+      timeout = until > 0 ? until : 0;
+  }
+  end = aigc_now() + timeout;
+  for (;;) {
+    double left = end - aigc_now();
+    int ms;
+    if (left > AIGC_WAIT_SLICE)
+      left = AIGC_WAIT_SLICE;
+    /* Round up, so that we do not wake a hair before a deadline and spin. */
+    ms = left <= 0 ? 0 : (int)ceil(left * 1000.0);
+    n = aigc_poller_wait(&e->poller, ms);
+    /* Nothing yet (n < 0 is EINTR: a signal, perhaps Ctrl-C: go and see). */
+    if (!(n == 0 && ms > 0 && aigc_now() < end && (hooks == NULL || !aigc_hooks_changed(L, hooks))))
+      break;
+  }
+  for (i = 0; i < e->poller.nready; i++)
+    aigc_loop_socket_action(e, e->poller.ready[i].fd, curl_mask(e->poller.ready[i].revents));
+  act_on_timer(e);
+}
+
+/* Hands finished transfers to their requests (and the ready list). */
+static void collect_finished (aigc_engine *e) {
+  CURLMsg *msg;
+  int left;
+  while ((msg = curl_multi_info_read(e->roster.multi, &left)) != NULL) {
+    aigc_request *r = NULL;
+    CURL *easy = msg->easy_handle;
+    CURLcode code = msg->data.result;
+    if (msg->msg != CURLMSG_DONE)
+      continue;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&r);
+    /* msg is invalid after remove_handle: everything is read above. */
+    curl_multi_remove_handle(e->roster.multi, easy);
+    if (r != NULL)
+      aigc_transfer_done(r, code);
+  }
+}
+
+/* The requests' own timers: retries due, idle streams, servers slow to end
+   after [DONE], deadlines. */
+static void fire_timers (aigc_engine *e, double now) {
+  aigc_roster_entry *en;
+  for (en = e->roster.all; en != NULL; en = en->all_next)
+    aigc_transfer_tick(aigc_request_of(en), now);
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Step 6: Lua
+** =======================================================
+*/
+
+/*
+** Dispatches the ready list: at most `budget` callbacks (0: no limit).
+** A request being delivered further up the stack (a nested drive, from a
+** blocking call made inside its callback or a finalizer) is skipped and
+** goes to the tail of the list, marked with this pass: when the head is a
+** request this pass skipped, the pass is over. Every skipped request stays
+** in the list, so an error escaping this function loses none.
+*/
+int aigc_loop_dispatch (lua_State *L, int eidx, aigc_engine *e, int budget) {
+  aigc_roster *ro = &e->roster;
+  aigc_roster_entry *en, *outer = ro->current;
+  unsigned pass = ++e->pass;
+  int count = 0;
+  e->dispatching++;
+  while ((en = ro->r_head) != NULL && (budget <= 0 || count < budget)) {
+    aigc_request *r = aigc_request_of(en);
+    aigc_roster_unready(ro, en);
+    if (r->delivering) {
+      aigc_roster_ready(ro, en);
+      if (en->skip_pass == pass)   /* around once: the rest waits */
+        break;
+      en->skip_pass = pass;
+      continue;
+    }
+    if (!aigc_request_push(L, eidx, r))
+      continue;   /* being collected: its __gc unlinks it */
+    ro->current = en;
+    count += aigc_request_dispatch(L, eidx, lua_gettop(L), budget > 0 ? budget - count : 0);
+    ro->current = outer;
+    lua_pop(L, 1);
+  }
+  e->dispatching--;
+  return count;
+}
+
+static const char *what_name (int what) {
+  switch (what) {
+    case CURL_POLL_IN: return "in";
+    case CURL_POLL_OUT: return "out";
+    case CURL_POLL_INOUT: return "inout";
+    case CURL_POLL_REMOVE: return "remove";
+    default: return "none";
+  }
+}
+
+/* Calls the watcher's function in engine slot `slot` with the `nargs`
+   values on top; its error is reported. */
+static void call_watcher (lua_State *L, int eidx, aigc_engine *e, int slot, int nargs) {
+  if (lua_getiuservalue(L, eidx, slot) != LUA_TFUNCTION) {
+    lua_pop(L, nargs + 1);
+    return;
+  }
+  lua_insert(L, -(nargs + 1));
+  if (aigc_pcall(L, nargs, 0) != LUA_OK) {
+    aigc_error_report(L, eidx, -1, e->roster.config.secret);
+    lua_pop(L, 1);
+  }
+}
+
+/*
+** Tells the watcher what changed since the last report: each socket
+** (fd, "in" | "out" | "inout" | "remove") and the time until the next
+** deadline (seconds, or nil for none). Called only outside libcurl.
+*/
+static void report_watch_changes (lua_State *L, int eidx, aigc_engine *e) {
+  size_t i, n;
+  double d;
+  if (!e->watching || e->reporting)
+    return;
+  e->reporting = 1;
+  n = e->nchanges;
+  for (i = 0; i < n && i < e->nchanges && !e->roster.closed; i++) {
+    aigc_sockchange c = e->changes[i];
+    lua_pushinteger(L, (lua_Integer)c.fd);
+    lua_pushstring(L, what_name(c.what));
+    call_watcher(L, eidx, e, AIGC_EN_WATCH_SOCKET, 2);
+  }
+  e->nchanges = 0;
+  /* Callbacks pending (even one being delivered): come back at once. */
+  d = e->roster.r_head != NULL ? aigc_now() : timers_deadline(e);
+  if (!e->roster.closed && d != e->reported_deadline) {
+    e->reported_deadline = d;
+    if (d < 0)
+      lua_pushnil(L);
+    else {
+      double secs = d - aigc_now();
+      lua_pushnumber(L, secs > 0 ? secs : 0);
+    }
+    call_watcher(L, eidx, e, AIGC_EN_WATCH_TIMER, 1);
+  }
+  e->reporting = 0;
+}
+
+/* The Lua part of one turn, run under lua_pcall: engine at 1, budget at 2. */
+static int drive_lua (lua_State *L) {
+  aigc_engine *e = (aigc_engine *)lua_touserdata(L, 1);
+  int count = aigc_loop_dispatch(L, 1, e, (int)lua_tointeger(L, 2));
+  if (!e->roster.closed) {
+    /* Callbacks may have submitted requests: give them their first kick
+       now rather than one frame later. */
+    act_on_timer(e);
+    collect_finished(e);
+    report_watch_changes(L, 1, e);
+  }
+  lua_pushinteger(L, count);
+  return 1;
+}
+
+/*
+** An error escaped the Lua part of a turn: the counters are restored, and
+** the request being delivered is unpinned and ended (kind "limit" for
+** memory, "canceled" otherwise); every other request stays where it was.
+*/
+static void recover (lua_State *L, int eidx, aigc_engine *e, int st, aigc_roster_entry *saved_current,
+                     int saved_dispatching, int saved_reporting) {
+  aigc_roster_entry *en = e->roster.current;
+  e->dispatching = saved_dispatching;
+  e->reporting = saved_reporting;
+  e->roster.current = saved_current;
+  if (en != NULL && en != saved_current) {
+    aigc_request *r = aigc_request_of(en);
+    aigc_request_unpin(r);
+    if (!aigc_terminal(r->state)) {
+      if (st == LUA_ERRMEM)
+        aigc_request_end_static(L, eidx, r, AIGC_FAILED, "limit",
+                                "not enough memory (Lua) to deliver the response");
+      else
+        aigc_request_end_static(L, eidx, r, AIGC_CANCELED, "canceled", aigc_is_interrupt(L, -1)
+                                ? "interrupted" : "an error escaped while the response was delivered");
+    }
+  }
+}
+
+int aigc_loop_drive (lua_State *L, int eidx, double timeout, int budget,
+                     aigc_hooks *hooks, int *status) {
+  aigc_engine *e = (aigc_engine *)lua_touserdata(L, eidx);
+  aigc_hooks own;
+  aigc_roster_entry *saved_current = e->roster.current;
+  int saved_dispatching = e->dispatching, saved_reporting = e->reporting;
+  int st, count;
+  *status = LUA_OK;
+  if (!e->roster.closed) {
+    if (hooks == NULL) {
+      aigc_hooks_snap(L, &own);
+      hooks = &own;
+    }
+    poll_and_act(L, e, timeout, hooks);
+    collect_finished(e);
+    fire_timers(e, aigc_now());
+    aigc_transfer_start_queued(&e->roster);
+  }
+  if (e->roster.r_head == NULL && (e->roster.closed || !e->watching))
+    return 0;   /* nothing to dispatch, no watcher to tell */
+  e->stepping++;
+  lua_pushcfunction(L, drive_lua);
+  lua_pushvalue(L, eidx);
+  lua_pushinteger(L, budget);
+  st = lua_pcall(L, 2, 1, 0);
+  e->stepping--;
+  if (st == LUA_OK) {
+    count = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    return count;
+  }
+  recover(L, eidx, e, st, saved_current, saved_dispatching, saved_reporting);
+  *status = st;
+  return 0;
+}
+
+/* report_watch_changes under lua_pcall (engine at 1): e->reporting is
+   restored if an error escapes. */
+static int watch_report_lua (lua_State *L) {
+  report_watch_changes(L, 1, (aigc_engine *)lua_touserdata(L, 1));
+  return 0;
+}
+
+void aigc_loop_watch (lua_State *L, int eidx, aigc_engine *e) {
+  size_t i;
+  e->watching = 1;
+  /* Report what is already watched, then the timer. */
+  e->nchanges = 0;
+  for (i = 0; i < e->poller.nwatched; i++) {
+    short ev = e->poller.watched[i].events;
+    note_change(e, e->poller.watched[i].fd, (ev & POLLIN) && (ev & POLLOUT) ? CURL_POLL_INOUT
+                                            : (ev & POLLIN) ? CURL_POLL_IN : CURL_POLL_OUT);
+  }
+  e->reported_deadline = -2;   /* force a timer report */
+  lua_pushcfunction(L, watch_report_lua);
+  lua_pushvalue(L, eidx);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {   /* an interrupt, out of memory */
+    e->reporting = 0;
+    lua_error(L);
+  }
+}
+
+/* }====================================================== */

@@ -1,0 +1,527 @@
+/*
+** response.c — a request's transfer made into Lua values (response.h):
+** result tables, error objects, stream events.
+**
+** Strings a server sent are scrubbed of the client's secrets as they are
+** made into an error (and the whole error object is scrubbed again when
+** the request ends, request.c).
+*/
+#include <stdio.h>
+#include <string.h>
+
+#include "error.h"
+#include "jsonlua.h"
+#include "response.h"
+
+/* Kept bodies and echoed data: at most this many bytes in an error. */
+#define KEPT_BODY_MAX 65536
+
+static int is_chat_like (const aigc_request *r) {
+  return r->kind == AIGC_KIND_CHAT || r->kind == AIGC_KIND_COMPLETION;
+}
+
+
+/*
+** {======================================================
+** Errors
+** =======================================================
+*/
+
+void aigc_response_decorate_error (lua_State *L, aigc_request *r) {
+  const char *rid = aigc_headers_find(&r->hdrs, "x-request-id", NULL);
+  if (rid != NULL) {
+    lua_pushstring(L, rid);
+    lua_setfield(L, -2, "request_id");
+  }
+  if (r->status > 0) {
+    if (lua_getfield(L, -1, "status") == LUA_TNIL) {
+      lua_pop(L, 1);
+      aigc_error_setint(L, "status", (lua_Integer)r->status);
+    }
+    else
+      lua_pop(L, 1);
+  }
+  aigc_error_setint(L, "retries", r->retries);
+  if (r->hdrs.buf.len > 0) {
+    aigc_headers_push(L, &r->hdrs);
+    lua_setfield(L, -2, "headers");
+  }
+}
+
+void aigc_response_add_partial (lua_State *L, aigc_request *r) {
+  const aigc_json_value *acc;
+  if (!r->sse || r->accum.chunks == 0)
+    return;
+  acc = aigc_accum_finish(&r->accum);
+  if (acc == NULL)
+    return;
+  aigc_jsonlua_push(L, acc);
+  lua_setfield(L, -2, "partial");
+}
+
+/* Pushes a new error whose message is built from a server string, scrubbed. */
+static void new_error_scrubbed (lua_State *L, aigc_request *r, const char *kind,
+                                const char *msg, size_t len) {
+  aigc_error_new(L, kind, "");
+  aigc_error_push_scrubbed(L, msg, len, r->secrets);
+  lua_setfield(L, -2, "message");
+}
+
+/* Sets err.body on the error on top: at most KEPT_BODY_MAX bytes, scrubbed. */
+static void set_body_text (lua_State *L, aigc_request *r, const char *s, size_t len) {
+  aigc_error_push_scrubbed(L, s, len > KEPT_BODY_MAX ? KEPT_BODY_MAX : len, r->secrets);
+  lua_setfield(L, -2, "body");
+}
+
+void aigc_response_callback_error (lua_State *L) {
+  size_t len;
+  const char *full = luaL_tolstring(L, -1, &len);
+  const char *tb = strstr(full, "\nstack traceback:");
+  aigc_error_new(L, "callback", "");
+  lua_pushlstring(L, full, tb ? (size_t)(tb - full) : len);
+  lua_setfield(L, -2, "message");
+  lua_pushvalue(L, -2);
+  lua_setfield(L, -2, "traceback");
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+}
+
+/* Copies the string-or-number member `key` of object v into the error on top. */
+static void copy_member (lua_State *L, aigc_request *r, const aigc_json_value *v, const char *key) {
+  const aigc_json_value *m = aigc_json_get(v, key);
+  if (m == NULL)
+    return;
+  if (m->type == AIGC_JSON_STRING)
+    aigc_error_push_scrubbed(L, m->u.s, m->len, r->secrets);
+  else if (m->type == AIGC_JSON_INT)
+    aigc_push_int64(L, m->u.i);
+  else if (m->type == AIGC_JSON_FLOAT)
+    lua_pushnumber(L, (lua_Number)m->u.d);
+  else
+    return;
+  lua_setfield(L, -2, key);
+}
+
+/*
+** Pushes an error object for an API error found in a JSON value `v` (the
+** body of an HTTP error, an "error" stream event, a 200 body with an
+** "error" member): unwraps {"error": {...}} as the SDKs do, and keeps the
+** whole decoded body in err.body.
+*/
+static void push_api_error (lua_State *L, aigc_request *r, const char *kind,
+                            const aigc_json_value *v, const char *fallback) {
+  const aigc_json_value *inner = aigc_json_get(v, "error");
+  aigc_error_new(L, kind, fallback);
+  if (inner != NULL && inner->type == AIGC_JSON_OBJECT) {
+    copy_member(L, r, inner, "message");
+    copy_member(L, r, inner, "type");
+    copy_member(L, r, inner, "code");
+    copy_member(L, r, inner, "param");
+  }
+  else if (inner != NULL && inner->type == AIGC_JSON_STRING)
+    copy_member(L, r, v, "error");   /* {"error": "text"} (some servers) */
+  else if (v->type == AIGC_JSON_OBJECT) {
+    copy_member(L, r, v, "message");
+    copy_member(L, r, v, "detail");   /* FastAPI-style servers */
+    if (lua_getfield(L, -1, "detail") == LUA_TSTRING) {
+      lua_setfield(L, -2, "message");
+    }
+    else
+      lua_pop(L, 1);
+  }
+  if (inner != NULL && inner->type == AIGC_JSON_STRING) {
+    lua_getfield(L, -1, "error");
+    lua_setfield(L, -2, "message");
+    lua_pushnil(L);
+    lua_setfield(L, -2, "error");
+  }
+  aigc_jsonlua_push(L, v);
+  lua_setfield(L, -2, "body");
+}
+
+/* Pushes the error for an HTTP status outside 2xx, from the body kept. */
+static void push_http_error (lua_State *L, aigc_request *r, long status) {
+  aigc_json_value v;
+  aigc_json_error perr;
+  char fallback[64];
+  snprintf(fallback, sizeof fallback, "HTTP status %ld", status);
+  aigc_json_arena_reset(&r->arena);
+  if (r->resp.len > 0
+      && aigc_json_parse(&r->arena, r->resp.data, r->resp.len, AIGC_JSON_DEFAULT_MAX_DEPTH, &v, &perr) == 0
+      && (v.type == AIGC_JSON_OBJECT || v.type == AIGC_JSON_ARRAY)) {
+    push_api_error(L, r, "http", &v, fallback);
+  }
+  else {
+    /* Not JSON (a proxy's HTML page, plain text): keep it as text. */
+    char msg[256];
+    size_t i, n = 0;
+    int space = 0;
+    aigc_error_new(L, "http", "");
+    for (i = 0; i < r->resp.len && n < 200; i++) {   /* one line, collapsed */
+      unsigned char c = (unsigned char)r->resp.data[i];
+      if (c <= ' ') {
+        space = n > 0;
+        continue;
+      }
+      if (space && n < sizeof msg - 1)
+        msg[n++] = ' ';
+      space = 0;
+      msg[n++] = (char)c;
+    }
+    if (n == 0) {
+      lua_pushstring(L, fallback);
+      lua_setfield(L, -2, "message");
+    }
+    else {
+      lua_pushfstring(L, "%s: ", fallback);
+      aigc_error_push_scrubbed(L, msg, n, r->secrets);
+      lua_concat(L, 2);
+      lua_setfield(L, -2, "message");
+    }
+    if (r->resp.len > 0)
+      set_body_text(L, r, r->resp.data, r->resp.len);
+  }
+  aigc_error_setint(L, "status", (lua_Integer)status);
+  {
+    double ra = aigc_headers_retry_after(&r->hdrs);
+    if (ra == ra) {
+      lua_pushnumber(L, ra);
+      lua_setfield(L, -2, "retry_after");
+    }
+  }
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Outcomes
+** =======================================================
+*/
+
+/* The text of choices[1]: message.content for chat, text for completions. */
+static void set_text (lua_State *L, int res) {
+  if (lua_getfield(L, res, "choices") == LUA_TTABLE
+      && lua_rawgeti(L, -1, 1) == LUA_TTABLE) {
+    if (lua_getfield(L, -1, "message") == LUA_TTABLE) {
+      lua_getfield(L, -1, "content");
+      lua_remove(L, -2);
+    }
+    else {
+      lua_pop(L, 1);
+      lua_getfield(L, -1, "text");
+    }
+    if (lua_type(L, -1) == LUA_TSTRING)
+      lua_setfield(L, res, "text");
+    else
+      lua_pop(L, 1);
+    lua_pop(L, 2);
+    return;
+  }
+  lua_settop(L, res);
+}
+
+/* The fields decorate_result adds: the table is made with room for them
+   (adding them to an exactly sized table rehashed it twice). */
+#define RESULT_FIELDS 4
+
+/* Adds text, request_id, headers and retries to the result on top. */
+static void decorate_result (lua_State *L, aigc_request *r) {
+  int res = lua_gettop(L);
+  const char *rid = aigc_headers_find(&r->hdrs, "x-request-id", NULL);
+  if (r->kind == AIGC_KIND_CHAT || r->kind == AIGC_KIND_COMPLETION)
+    set_text(L, res);
+  if (rid != NULL) {
+    lua_pushstring(L, rid);
+    lua_setfield(L, res, "request_id");
+  }
+  aigc_headers_push(L, &r->hdrs);
+  lua_setfield(L, res, "headers");
+  lua_pushinteger(L, r->retries);
+  lua_setfield(L, res, "retries");
+}
+
+/*
+** The error of an attempt aigc cut short (a limit, a timer): pushes it and
+** returns 1; returns 0 when the attempt was not cut short.
+*/
+static int push_abort_error (lua_State *L, aigc_request *r, int *retryable) {
+  char msg[CURL_ERROR_SIZE + 128];
+  switch (r->abort_reason) {
+    case AIGC_ABORT_DEADLINE:
+      snprintf(msg, sizeof msg, "the call's deadline (%g s) passed", r->deadline);
+      aigc_error_new(L, "timeout", msg);
+      aigc_response_add_partial(L, r);
+      return 1;
+    case AIGC_ABORT_HEADERS:
+      snprintf(msg, sizeof msg, "the response headers are larger than %zu KiB",
+               AIGC_MAX_HEADER_BYTES >> 10);
+      aigc_error_new(L, "limit", msg);
+      return 1;
+    case AIGC_ABORT_LIMIT:
+      snprintf(msg, sizeof msg, "the response is larger than max_response_bytes (%zu bytes)",
+               r->max_bytes);
+      aigc_error_new(L, "limit", msg);
+      aigc_response_add_partial(L, r);
+      return 1;
+    case AIGC_ABORT_NOMEM:
+      aigc_error_new(L, "limit", "out of memory while receiving the response");
+      return 1;
+    case AIGC_ABORT_IDLE:
+      snprintf(msg, sizeof msg, "no data from the server for %g s (the stream's idle timeout)",
+               r->timeout);
+      aigc_error_new(L, "timeout", msg);
+      aigc_response_add_partial(L, r);
+      *retryable = !r->delivered;
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+/* The error of a libcurl failure (r->curl_code != CURLE_OK). */
+static void push_curl_error (lua_State *L, aigc_request *r, int *retryable) {
+  const char *detail = r->errbuf[0] ? r->errbuf : curl_easy_strerror(r->curl_code);
+  char msg[CURL_ERROR_SIZE + 128];
+  if (r->curl_code == CURLE_OUT_OF_MEMORY) {
+    aigc_error_new(L, "limit", "out of memory while receiving the response");
+    return;
+  }
+  if (r->curl_code == CURLE_BAD_CONTENT_ENCODING && r->status >= 200 && r->status < 300) {
+    /* The server answered, and what it sent cannot be decoded (a body
+       that is not the gzip it says): not a connection failure, and
+       sending the POST again would only get the same. */
+    const char *ce = aigc_headers_find(&r->hdrs, "content-encoding", NULL);
+    snprintf(msg, sizeof msg, "the response body could not be decoded (Content-Encoding: %s): %s",
+             ce ? ce : "?", detail);
+    new_error_scrubbed(L, r, "parse", msg, strlen(msg));
+  }
+  else if (r->delivered) {
+    snprintf(msg, sizeof msg, "the stream was interrupted: %s", detail);
+    new_error_scrubbed(L, r, "stream", msg, strlen(msg));
+    aigc_response_add_partial(L, r);
+  }
+  else {
+    new_error_scrubbed(L, r, r->curl_code == CURLE_OPERATION_TIMEDOUT ? "timeout" : "connect",
+                       detail, strlen(detail));
+    *retryable = 1;
+  }
+  aigc_error_setint(L, "curl_code", (lua_Integer)r->curl_code);
+}
+
+/* A stream that ended: its accumulated reply, or why it is incomplete. */
+static int push_stream_outcome (lua_State *L, aigc_request *r) {
+  const aigc_json_value *acc = aigc_accum_finish(&r->accum);
+  if (acc == NULL)
+    aigc_error_new(L, "limit", "out of memory while accumulating the stream");
+  else if (!r->saw_done) {
+    aigc_error_new(L, "stream", "the stream was incomplete: it ended before [DONE]");
+    aigc_response_add_partial(L, r);
+  }
+  else if (is_chat_like(r) && aigc_accum_incomplete(&r->accum)) {
+    aigc_error_new(L, "stream", r->accum.chunks == 0
+                   ? "the stream was incomplete: [DONE] came before any choice"
+                   : "the stream was incomplete: a choice has no finish_reason");
+    aigc_response_add_partial(L, r);
+  }
+  else {
+    aigc_jsonlua_push_room(L, acc, RESULT_FIELDS);
+    decorate_result(L, r);
+    return 1;
+  }
+  return 0;
+}
+
+/* Whether a JSON value is present and not null or false (an "error"). */
+static int truthy (const aigc_json_value *v) {
+  return v != NULL && v->type != AIGC_JSON_NULL && v->type != AIGC_JSON_FALSE;
+}
+
+/* A 2xx body read whole: the result, or why it is not one. */
+static int push_body_outcome (lua_State *L, aigc_request *r) {
+  aigc_json_value v;
+  aigc_json_error perr;
+  const aigc_json_value *choices;
+  int rc;
+  aigc_json_arena_reset(&r->arena);
+  rc = aigc_json_parse(&r->arena, r->resp.data ? r->resp.data : "", r->resp.len,
+                       AIGC_JSON_DEFAULT_MAX_DEPTH, &v, &perr);
+  if (rc == AIGC_JSON_ENOMEM)
+    aigc_error_new(L, "limit", "out of memory while parsing the response");
+  else if (rc == AIGC_JSON_ELIMIT)   /* max_json_values / containers */
+    aigc_error_json_limit(L, "the response", perr.message);
+  else if (rc != AIGC_JSON_OK) {
+    char msg[200];
+    if (r->resp.len == 0)
+      snprintf(msg, sizeof msg, "the response body is empty (HTTP %ld)", r->status);
+    else
+      snprintf(msg, sizeof msg, "the response is not valid JSON (at byte %zu: %s)",
+               perr.offset, perr.message);
+    aigc_error_new(L, "parse", msg);
+    if (r->resp.len > 0)
+      set_body_text(L, r, r->resp.data, r->resp.len);
+  }
+  else if (v.type != AIGC_JSON_OBJECT)
+    aigc_error_new(L, "parse", "the response is not a JSON object");
+  else if (truthy(aigc_json_get(&v, "error")))
+    push_api_error(L, r, "api", &v, "the server returned an error");
+  else if (is_chat_like(r) && ((choices = aigc_json_get(&v, "choices")) == NULL
+                               || choices->type != AIGC_JSON_ARRAY))
+    aigc_error_new(L, "parse", choices == NULL ? "the response has no choices"
+                                               : "the response's choices is not an array");
+  else {
+    aigc_jsonlua_push_room(L, &v, RESULT_FIELDS);
+    decorate_result(L, r);
+    return 1;
+  }
+  return 0;
+}
+
+int aigc_response_outcome (lua_State *L, aigc_request *r, int *retryable) {
+  int ok = 0;
+  *retryable = 0;
+  if (push_abort_error(L, r, retryable))
+    ;
+  else if (r->curl_code != CURLE_OK)
+    push_curl_error(L, r, retryable);
+  else if (r->status < 200 || r->status >= 300) {
+    push_http_error(L, r, r->status);
+    *retryable = aigc_transfer_status_retryable(r, r->status);
+  }
+  else if (r->sse)
+    ok = push_stream_outcome(L, r);
+  else
+    ok = push_body_outcome(L, r);
+  if (!ok)
+    aigc_response_decorate_error(L, r);
+  return ok;
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Stream events
+** =======================================================
+*/
+
+/*
+** The text delta of a chunk for the stream callback: choice 0's
+** delta.content (chat) or text (completions). Choice 0 is the one with
+** "index": 0 (or no index), wherever it sits in "choices": with n > 1 a
+** server sends each choice's pieces in chunks of their own, and a
+** one-parameter callback must not get the choices' words interleaved.
+*/
+static const aigc_json_value *chunk_delta (const aigc_json_value *chunk, aigc_kind kind) {
+  const aigc_json_value *choices = aigc_json_get(chunk, "choices"), *c = NULL, *d;
+  size_t i;
+  if (choices == NULL || choices->type != AIGC_JSON_ARRAY)
+    return NULL;
+  for (i = 0; i < choices->len && c == NULL; i++) {
+    const aigc_json_value *idx = aigc_json_get(&choices->u.items[i], "index");
+    if (idx == NULL || (idx->type == AIGC_JSON_INT && idx->u.i == 0))
+      c = &choices->u.items[i];
+  }
+  if (c == NULL)
+    return NULL;
+  if (kind == AIGC_KIND_COMPLETION)
+    d = aigc_json_get(c, "text");
+  else {
+    d = aigc_json_get(c, "delta");
+    d = d ? aigc_json_get(d, "content") : NULL;
+  }
+  return (d != NULL && d->type == AIGC_JSON_STRING) ? d : NULL;
+}
+
+/* An "error" event: the server's error object, or its text. */
+static void push_error_event (lua_State *L, aigc_request *r, int parsed,
+                              const aigc_json_value *chunk, const char *data, size_t dlen) {
+  if (parsed && chunk->type == AIGC_JSON_OBJECT)
+    push_api_error(L, r, "api", chunk, "the server sent an error event");
+  else {
+    new_error_scrubbed(L, r, "stream", data, dlen > 500 ? 500 : dlen);
+    if (dlen == 0) {
+      lua_pushliteral(L, "the server sent an error event");
+      lua_setfield(L, -2, "message");
+    }
+  }
+}
+
+/* Merges a parsed chunk; pushes an error on failure (returns 0). */
+static int merge_chunk (lua_State *L, aigc_request *r, const aigc_json_value *chunk) {
+  int rc = aigc_accum_add(&r->accum, chunk);
+  if (rc == AIGC_ACCUM_OK)
+    return 1;
+  if (rc == AIGC_ACCUM_NOMEM)
+    aigc_error_new(L, "limit", "out of memory while accumulating the stream");
+  else if (rc == AIGC_ACCUM_LIMIT)
+    aigc_error_json_limit(L, "the streamed reply", r->accum.error);
+  else {
+    char msg[160];
+    snprintf(msg, sizeof msg, "unexpected stream chunk: %s", r->accum.error);
+    aigc_error_new(L, "parse", msg);
+  }
+  return 0;
+}
+
+int aigc_response_event (lua_State *L, aigc_request *r, const char *type, size_t tlen,
+                         const char *data, size_t dlen, aigc_json_value *chunk) {
+  aigc_json_error perr;
+  size_t before;
+  int rc;
+  aigc_json_arena_reset(&r->arena);
+  rc = aigc_json_parse(&r->arena, data, dlen, AIGC_JSON_DEFAULT_MAX_DEPTH, chunk, &perr);
+  if (rc == AIGC_JSON_ENOMEM || rc == AIGC_JSON_ELIMIT) {
+    if (rc == AIGC_JSON_ELIMIT)   /* max_json_values / containers */
+      aigc_error_json_limit(L, "a stream event", perr.message);
+    else
+      aigc_error_new(L, "limit", "out of memory while parsing a stream event");
+    return AIGC_EVENT_ERROR;
+  }
+  if (tlen == 5 && memcmp(type, "error", 5) == 0) {
+    push_error_event(L, r, rc == AIGC_JSON_OK, chunk, data, dlen);
+    return AIGC_EVENT_ERROR;
+  }
+  if (rc != AIGC_JSON_OK) {
+    char msg[200];
+    snprintf(msg, sizeof msg, "a stream event is not valid JSON (at byte %zu: %s)",
+             perr.offset, perr.message);
+    aigc_error_new(L, "parse", msg);
+    set_body_text(L, r, data, dlen);
+    return AIGC_EVENT_ERROR;
+  }
+  if (truthy(aigc_json_get(chunk, "error"))) {
+    push_api_error(L, r, "api", chunk, "the server sent an error in the stream");
+    return AIGC_EVENT_ERROR;
+  }
+  before = r->accum.chunks;
+  if (!merge_chunk(L, r, chunk))
+    return AIGC_EVENT_ERROR;
+  if (r->accum.chunks == before)
+    return AIGC_EVENT_SKIP;   /* skipped (an Azure content-filter event) */
+  r->delivered = 1;
+  return AIGC_EVENT_CHUNK;
+}
+
+int aigc_response_push_delta (lua_State *L, aigc_request *r, const aigc_json_value *chunk) {
+  const aigc_json_value *delta = chunk_delta(chunk, r->kind), *usage;
+  if (delta != NULL)
+    lua_pushlstring(L, delta->u.s, delta->len);
+  else
+    lua_pushnil(L);
+  if (!r->want_chunk)
+    return 1;
+  usage = aigc_json_get(chunk, "usage");
+  aigc_jsonlua_push(L, chunk);
+  /* include_usage (sent by default) puts "usage": null in every chunk
+     but the last: leave it out, so that `if chunk.usage then` works. */
+  if (usage != NULL && usage->type == AIGC_JSON_NULL) {
+    lua_pushnil(L);
+    lua_setfield(L, -2, "usage");
+  }
+  return 2;
+}
+
+/* }====================================================== */

@@ -1,0 +1,175 @@
+/*
+** roster.c — an engine's lists of requests, slots and idle easy handles
+** (roster.h): plain C, allocation-free.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include "roster.h"
+
+void aigc_roster_init (aigc_roster *ro, uint64_t seed) {
+  memset(ro, 0, sizeof *ro);
+  ro->rng = seed ? seed : 0x9E3779B97F4A7C15ull;
+}
+
+void aigc_roster_link (aigc_roster *ro, aigc_roster_entry *en) {
+  en->all_prev = NULL;
+  en->all_next = ro->all;
+  if (ro->all)
+    ro->all->all_prev = en;
+  ro->all = en;
+}
+
+void aigc_roster_enqueue (aigc_roster *ro, aigc_roster_entry *en) {
+  if (en->in_queue)
+    return;
+  en->q_next = NULL;
+  if (ro->q_tail)
+    ro->q_tail->q_next = en;
+  else
+    ro->q_head = en;
+  ro->q_tail = en;
+  en->in_queue = 1;
+  ro->queued++;
+}
+
+void aigc_roster_dequeue (aigc_roster *ro, aigc_roster_entry *en) {
+  aigc_roster_entry **pp = &ro->q_head, *prev = NULL;
+  if (!en->in_queue)
+    return;
+  while (*pp != NULL && *pp != en) {
+    prev = *pp;
+    pp = &(*pp)->q_next;
+  }
+  if (*pp == en) {
+    *pp = en->q_next;
+    if (ro->q_tail == en)
+      ro->q_tail = prev;
+    ro->queued--;
+  }
+  en->q_next = NULL;
+  en->in_queue = 0;
+}
+
+void aigc_roster_ready (aigc_roster *ro, aigc_roster_entry *en) {
+  if (en->in_ready)
+    return;
+  en->r_next = NULL;
+  en->r_prev = ro->r_tail;
+  if (ro->r_tail)
+    ro->r_tail->r_next = en;
+  else
+    ro->r_head = en;
+  ro->r_tail = en;
+  en->in_ready = 1;
+}
+
+void aigc_roster_unready (aigc_roster *ro, aigc_roster_entry *en) {
+  if (!en->in_ready)
+    return;
+  if (en->r_prev)
+    en->r_prev->r_next = en->r_next;
+  else
+    ro->r_head = en->r_next;
+  if (en->r_next)
+    en->r_next->r_prev = en->r_prev;
+  else
+    ro->r_tail = en->r_prev;
+  en->r_prev = en->r_next = NULL;
+  en->in_ready = 0;
+}
+
+int aigc_roster_slot_free (const aigc_roster *ro) {
+  return ro->config.max_concurrency <= 0 || ro->running < ro->config.max_concurrency;
+}
+
+void aigc_roster_take_slot (aigc_roster *ro, aigc_roster_entry *en) {
+  if (!en->has_slot) {
+    en->has_slot = 1;
+    ro->running++;
+  }
+}
+
+void aigc_roster_give_slot (aigc_roster *ro, aigc_roster_entry *en) {
+  if (en->has_slot) {
+    en->has_slot = 0;
+    ro->running--;
+  }
+}
+
+void aigc_roster_set_end (aigc_roster *ro, aigc_roster_entry *en) {
+  if (!en->end_pending) {
+    en->end_pending = 1;
+    ro->ends++;
+  }
+  aigc_roster_ready(ro, en);
+}
+
+void aigc_roster_clear_end (aigc_roster *ro, aigc_roster_entry *en) {
+  if (en->end_pending) {
+    en->end_pending = 0;
+    ro->ends--;
+  }
+}
+
+void aigc_roster_unlink (aigc_roster *ro, aigc_roster_entry *en) {
+  aigc_roster_dequeue(ro, en);
+  aigc_roster_unready(ro, en);
+  aigc_roster_give_slot(ro, en);
+  aigc_roster_clear_end(ro, en);
+  if (ro->current == en)
+    ro->current = NULL;
+  if (en->all_prev)
+    en->all_prev->all_next = en->all_next;
+  else if (ro->all == en)
+    ro->all = en->all_next;
+  if (en->all_next)
+    en->all_next->all_prev = en->all_prev;
+  en->all_prev = en->all_next = NULL;
+}
+
+int aigc_roster_count (const aigc_roster *ro) {
+  if (ro->closed)
+    return ro->ends;
+  return ro->running + ro->queued + ro->ends;
+}
+
+CURL *aigc_roster_take_easy (aigc_roster *ro, int *fresh) {
+  *fresh = ro->neasy_pool == 0;
+  if (ro->neasy_pool > 0)
+    return ro->easy_pool[--ro->neasy_pool];
+  return curl_easy_init();
+}
+
+void aigc_roster_give_easy (aigc_roster *ro, CURL *easy) {
+  if (ro->closed || ro->neasy_pool == AIGC_EASY_POOL)
+    curl_easy_cleanup(easy);
+  else
+    ro->easy_pool[ro->neasy_pool++] = easy;
+}
+
+void aigc_roster_drain_easy (aigc_roster *ro) {
+  while (ro->neasy_pool > 0)
+    curl_easy_cleanup(ro->easy_pool[--ro->neasy_pool]);
+}
+
+double aigc_roster_random (aigc_roster *ro) {
+  /* xorshift64*: enough for backoff jitter, and no C global state. */
+  uint64_t x = ro->rng;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  ro->rng = x;
+  return (double)((x * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0;
+}
+
+void aigc_config_free (aigc_config *c) {
+  free(c->base_url); c->base_url = NULL;
+  free(c->query); c->query = NULL;
+  free(c->model); c->model = NULL;
+  free(c->ca_file); c->ca_file = NULL;
+  free(c->ca_path); c->ca_path = NULL;
+  free(c->proxy); c->proxy = NULL;
+  curl_slist_free_all(c->headers); c->headers = NULL;
+  curl_slist_free_all(c->stream_headers); c->stream_headers = NULL;
+}

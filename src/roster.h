@@ -1,0 +1,134 @@
+/*
+** roster.h — the part of an engine its requests see, in plain C (no Lua):
+** the lists of its requests, its concurrency slots, its idle easy handles,
+** and the client's configuration a request reads.
+**
+** A request is on up to three lists, through the aigc_roster_entry that is
+** its first member:
+**   all      every request bound to the engine (its own; a closed engine
+**            keeps only those whose end is still to be delivered);
+**   queue    FIFO of requests waiting for a slot (max_concurrency);
+**   ready    requests with something for the loop to deliver: stream
+**            events, a finished transfer, an end (on_done / on_error /
+**            waiters).
+** `running` counts the requests holding a slot (in libcurl, or waiting
+** for a retry), `queued` those in the queue, `ends` those whose end is
+** still to be delivered: what step() counts (aigc_roster_count).
+**
+** Every function here is plain C and allocates nothing, so it is safe
+** anywhere, __gc included (a finalizer may unlink a request while the
+** engine walks its lists: every walk that can run Lua pops from a list
+** head or re-reads its cursor).
+*/
+#ifndef AIGC_ROSTER_H
+#define AIGC_ROSTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <curl/curl.h>
+
+#include "json.h"
+
+#define AIGC_EASY_POOL 32    /* idle easy handles an engine keeps */
+
+typedef struct aigc_roster_entry aigc_roster_entry;
+struct aigc_roster_entry {
+  aigc_roster_entry *all_prev, *all_next;
+  aigc_roster_entry *q_next;
+  aigc_roster_entry *r_prev, *r_next;
+  int in_queue, in_ready;
+  int has_slot;                 /* counted in running */
+  int end_pending;              /* its end is still to be delivered: in ends */
+  unsigned skip_pass;           /* the dispatch pass that last skipped it */
+};
+
+/* What the client was created with (a copy, freed with the engine). */
+typedef struct aigc_config {
+  char *base_url;               /* no trailing '/' */
+  char *query;                  /* "" or "a=b&c=d" without '?' */
+  char *model;                  /* default model or NULL */
+  struct curl_slist *headers;   /* default headers */
+  struct curl_slist *stream_headers;  /* the same, Accept: text/event-stream */
+  double timeout, connect_timeout;
+  double deadline;              /* default for calls; 0: none */
+  int max_retries;
+  int max_concurrency;          /* 0 = unlimited */
+  size_t max_bytes;
+  aigc_json_limits json_limits; /* max_json_values, max_json_containers */
+  char *ca_file, *ca_path, *proxy;
+  int insecure;
+  int log_bodies;               /* log() may include bodies */
+  int log_enabled;              /* a log function is set */
+  char *secret;                 /* the secrets, only to scrub them: a block
+                                   "s1\0s2\0\0" (error.c), kept until the
+                                   engine is collected (not freed by close) */
+} aigc_config;
+
+typedef struct aigc_roster {
+  CURLM *multi;
+  int closed;
+  int closing;                  /* close() is canceling requests */
+  aigc_config config;
+  aigc_roster_entry *all;
+  aigc_roster_entry *q_head, *q_tail;
+  aigc_roster_entry *r_head, *r_tail;
+  int running, queued, ends;
+  aigc_roster_entry *current;   /* the request being dispatched, innermost */
+  CURL *easy_pool[AIGC_EASY_POOL];   /* easy handles of ended requests, kept
+                                   for the next ones: a reused handle keeps
+                                   its buffers and parsed options, where a new
+                                   one costs ~25 KiB and its setup */
+  int neasy_pool;
+  uint64_t rng;                 /* retry jitter (xorshift64*) */
+  /* How the engine's easy handles open and close their sockets (set on
+     every new handle: the engine's poller hears of each socket). */
+  curl_opensocket_callback open_socket;
+  curl_closesocket_callback close_socket;
+  void *socket_data;
+} aigc_roster;
+
+void aigc_roster_init (aigc_roster *ro, uint64_t seed);
+
+void aigc_roster_link (aigc_roster *ro, aigc_roster_entry *en);
+/* Takes en off every list (and its slot, its end): the request is no longer
+   the engine's. */
+void aigc_roster_unlink (aigc_roster *ro, aigc_roster_entry *en);
+
+void aigc_roster_enqueue (aigc_roster *ro, aigc_roster_entry *en);
+void aigc_roster_dequeue (aigc_roster *ro, aigc_roster_entry *en);
+void aigc_roster_ready (aigc_roster *ro, aigc_roster_entry *en);
+void aigc_roster_unready (aigc_roster *ro, aigc_roster_entry *en);
+
+/* Whether a slot is free (max_concurrency), and taking / giving one back. */
+int  aigc_roster_slot_free (const aigc_roster *ro);
+void aigc_roster_take_slot (aigc_roster *ro, aigc_roster_entry *en);
+void aigc_roster_give_slot (aigc_roster *ro, aigc_roster_entry *en);
+
+/* The request's end is to be delivered (it goes on the ready list), or was. */
+void aigc_roster_set_end (aigc_roster *ro, aigc_roster_entry *en);
+void aigc_roster_clear_end (aigc_roster *ro, aigc_roster_entry *en);
+
+/*
+** What step(), act() and active() count: requests queued or running, and
+** those whose end the loop has still to deliver (a closed engine: only
+** those), so that `while client:step() > 0 do end` delivers everything.
+*/
+int aigc_roster_count (const aigc_roster *ro);
+
+/* An easy handle for a new request: an idle one (*fresh = 0: it has the
+   engine's options already), else a new one (*fresh = 1), or NULL. */
+CURL *aigc_roster_take_easy (aigc_roster *ro, int *fresh);
+/* Takes back the handle of an ended request (out of libcurl): kept while
+   the pool has room and the engine is open, else cleaned up. */
+void aigc_roster_give_easy (aigc_roster *ro, CURL *easy);
+/* Cleans up every idle handle. */
+void aigc_roster_drain_easy (aigc_roster *ro);
+
+/* A uniform random number in [0, 1) (retry jitter). */
+double aigc_roster_random (aigc_roster *ro);
+
+/* Frees the configuration's copies, but the secrets (see aigc_config). */
+void aigc_config_free (aigc_config *c);
+
+#endif

@@ -1,0 +1,648 @@
+/*
+** transfer.c — one request's transfer in C (transfer.h): the libcurl
+** callbacks (on_header, on_write, on_sse_event: they append bytes, feed the
+** SSE parser and queue events, never call Lua), the easy handle's options,
+** attempts, the request's own timers, retries, and the request's moves
+** between the engine's lists (roster.h).
+*/
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "transfer.h"
+
+static aigc_accum_kind accum_kind (aigc_kind kind) {
+  return kind == AIGC_KIND_COMPLETION ? AIGC_ACCUM_COMPLETION : AIGC_ACCUM_CHAT;
+}
+
+void aigc_transfer_init (aigc_request *r, aigc_roster *ro, aigc_kind kind, int stream) {
+  const aigc_config *c = &ro->config;
+  r->roster = ro;
+  r->secrets = c->secret;
+  r->state = AIGC_CANCELED;   /* "closed" until it is handed to the engine */
+  r->kind = kind;
+  r->stream = stream;
+  r->timeout = c->timeout;
+  r->connect_timeout = c->connect_timeout;
+  r->deadline = c->deadline;
+  r->max_retries = c->max_retries;
+  r->max_bytes = c->max_bytes;
+  aigc_sse_init(&r->sse_parser, r->max_bytes);
+  aigc_accum_init(&r->accum, accum_kind(kind));
+  aigc_json_arena_init(&r->arena);
+  r->arena.limits = c->json_limits;
+  r->accum.limits = c->json_limits;
+}
+
+
+/*
+** {======================================================
+** libcurl callbacks: C only, never Lua
+** =======================================================
+*/
+
+static size_t on_header (char *buf, size_t size, size_t nitems, void *ud) {
+  aigc_request *r = (aigc_request *)ud;
+  size_t len = size * nitems;
+  int rc;
+  /* Header bytes are bytes: a stream's idle limit counts from the last
+     one (libcurl hands us whole lines, the finest grain it offers). */
+  if (r->idle_deadline > 0)
+    r->idle_deadline = aigc_now() + r->timeout;
+  rc = aigc_headers_line(&r->hdrs, buf, len, &r->status);
+  if (rc == AIGC_HEADERS_OK)
+    return len;
+  r->abort_reason = rc == AIGC_HEADERS_TOOBIG ? AIGC_ABORT_HEADERS : AIGC_ABORT_NOMEM;
+  return 0;
+}
+
+/* Appends one event to the queue: [u32 type_len][u32 data_len][type][data]. */
+static int queue_event (aigc_request *r, const char *type, size_t tlen,
+                        const char *data, size_t dlen) {
+  uint32_t lens[2];
+  if (tlen > UINT32_MAX || dlen > UINT32_MAX)
+    return -1;
+  lens[0] = (uint32_t)tlen;
+  lens[1] = (uint32_t)dlen;
+  if (aigc_buf_reserve(&r->events, sizeof lens + tlen + dlen) != 0)
+    return -1;
+  memcpy(r->events.data + r->events.len, lens, sizeof lens);
+  memcpy(r->events.data + r->events.len + sizeof lens, type, tlen);
+  memcpy(r->events.data + r->events.len + sizeof lens + tlen, data, dlen);
+  r->events.len += sizeof lens + tlen + dlen;
+  r->events.data[r->events.len] = '\0';
+  return 0;
+}
+
+static int on_sse_event (void *ud, const aigc_sse_event *ev) {
+  aigc_request *r = (aigc_request *)ud;
+  if (r->saw_done)
+    return 0;   /* nothing after [DONE] counts */
+  if ((ev->has_data && ev->data_len == 6 && memcmp(ev->data, "[DONE]", 6) == 0)
+      || (ev->type_len == 4 && memcmp(ev->type, "done", 4) == 0)) {
+    /* The end. The server should close the response right after; if it
+       does not within a grace period, the engine ends it for us. */
+    r->saw_done = 1;
+    r->idle_deadline = 0;
+    r->done_deadline = aigc_now() + AIGC_DONE_GRACE;
+    return 0;
+  }
+  if (!ev->has_data && !(ev->type_len == 5 && memcmp(ev->type, "error", 5) == 0))
+    return 0;   /* an event with a name but no data carries nothing */
+  if (queue_event(r, ev->type, ev->type_len, ev->data, ev->data_len) != 0) {
+    r->abort_reason = AIGC_ABORT_NOMEM;
+    return 1;
+  }
+  return 0;
+}
+
+/*
+** Decides, at the first body byte, how to read this response: as SSE when
+** a stream was asked for, the status is 2xx and the server says
+** text/event-stream (or says nothing and the body does not start like
+** JSON); otherwise as one body (errors, or a server that ignored `stream`).
+*/
+static void decide_mode (aigc_request *r, const char *first, size_t n) {
+  const char *ct;
+  r->mode_decided = 1;
+  r->sse = 0;
+  if (!r->stream || r->status < 200 || r->status >= 300)
+    return;
+  ct = aigc_headers_find(&r->hdrs, "content-type", NULL);
+  if (ct != NULL && strstr(ct, "event-stream") != NULL)
+    r->sse = 1;
+  else if (ct != NULL && strstr(ct, "json") != NULL)
+    r->sse = 0;
+  else {
+    size_t i = 0;
+    while (i < n && (first[i] == ' ' || first[i] == '\n' || first[i] == '\r' || first[i] == '\t'))
+      i++;
+    r->sse = !(i < n && (first[i] == '{' || first[i] == '['));
+  }
+}
+
+/* SSE bytes: parsed into events, queued for the loop. */
+static size_t write_sse (aigc_request *r, char *ptr, size_t n) {
+  int rc;
+  if (r->idle_deadline > 0)
+    r->idle_deadline = aigc_now() + r->timeout;
+  rc = aigc_sse_feed(&r->sse_parser, ptr, n, on_sse_event, r);
+  if (rc == AIGC_SSE_TOOBIG) {
+    r->abort_reason = AIGC_ABORT_LIMIT;
+    return 0;
+  }
+  if (rc == AIGC_SSE_NOMEM || (rc == AIGC_SSE_STOPPED && r->abort_reason != AIGC_ABORT_NONE)) {
+    if (r->abort_reason == AIGC_ABORT_NONE)
+      r->abort_reason = AIGC_ABORT_NOMEM;
+    return 0;
+  }
+  if (r->roster != NULL && r->events.len > 0)
+    aigc_roster_ready(r->roster, &r->entry);
+  return n;
+}
+
+static size_t on_write (char *ptr, size_t size, size_t nmemb, void *ud) {
+  aigc_request *r = (aigc_request *)ud;
+  size_t n = size * nmemb;
+  if (!r->mode_decided)
+    decide_mode(r, ptr, n);
+  r->received += n;
+  if (r->received > r->max_bytes) {
+    r->abort_reason = AIGC_ABORT_LIMIT;
+    return 0;
+  }
+  if (r->sse)
+    return write_sse(r, ptr, n);
+  if (r->idle_deadline > 0)
+    r->idle_deadline = aigc_now() + r->timeout;
+  if (aigc_buf_append(&r->resp, ptr, n) != 0) {
+    r->abort_reason = AIGC_ABORT_NOMEM;
+    return 0;
+  }
+  return n;
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** The easy handle
+** =======================================================
+*/
+
+static char *dup_url (const aigc_config *c, const char *path, const char *query) {
+  size_t blen = strlen(c->base_url), plen = strlen(path), qlen = query ? strlen(query) : 0;
+  char *url = (char *)malloc(blen + plen + qlen + 3);
+  char *p = url;
+  if (url == NULL)
+    return NULL;
+  memcpy(p, c->base_url, blen);
+  p += blen;
+  if (plen > 0 && path[0] != '/')
+    *p++ = '/';
+  memcpy(p, path, plen);
+  p += plen;
+  if (qlen > 0) {
+    *p++ = strchr(path, '?') ? '&' : '?';
+    memcpy(p, query, qlen);
+    p += qlen;
+  }
+  *p = '\0';
+  return url;
+}
+
+#define SET(opt, val) do { if (rc == CURLE_OK) rc = curl_easy_setopt(h, opt, val); } while (0)
+
+/* The options every request of the client shares: set once per handle. */
+static int setup_fresh (CURL *h, const aigc_roster *ro) {
+  const aigc_config *c = &ro->config;
+  CURLcode rc = CURLE_OK;
+  SET(CURLOPT_WRITEFUNCTION, on_write);
+  SET(CURLOPT_HEADERFUNCTION, on_header);
+  SET(CURLOPT_NOSIGNAL, 1L);
+  SET(CURLOPT_FOLLOWLOCATION, 0L);   /* never replay a POST, never leak a key */
+  SET(CURLOPT_TCP_KEEPALIVE, 1L);
+  SET(CURLOPT_ACCEPT_ENCODING, "");
+  SET(CURLOPT_OPENSOCKETFUNCTION, ro->open_socket);
+  SET(CURLOPT_OPENSOCKETDATA, ro->socket_data);
+  SET(CURLOPT_CLOSESOCKETFUNCTION, ro->close_socket);
+  SET(CURLOPT_CLOSESOCKETDATA, ro->socket_data);
+  if (rc != CURLE_OK)
+    return -1;
+#if LIBCURL_VERSION_NUM >= 0x075500
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#endif
+  if (strncmp(c->base_url, "https:", 6) == 0)
+    curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);   /* prefer one HTTP/2 connection */
+  if (c->insecure) {
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
+  if (c->ca_file != NULL)
+    SET(CURLOPT_CAINFO, c->ca_file);
+  if (c->ca_path != NULL)
+    SET(CURLOPT_CAPATH, c->ca_path);
+  if (c->proxy != NULL)
+    SET(CURLOPT_PROXY, c->proxy);
+  return rc == CURLE_OK ? 0 : -1;
+}
+
+/*
+** Sets the options of the transfer. A handle fresh from curl_easy_init gets
+** every option; one that served an earlier request of this engine (see
+** aigc_roster_take_easy) already has those that depend on the engine only,
+** so it gets just the ones that can differ between two requests, every
+** one of them, never left to the default (setting the rest again cost
+** ~2% of a request: libcurl copies and parses the strings each time).
+*/
+static int setup_easy (aigc_request *r, const aigc_roster *ro, int fresh) {
+  const aigc_config *c = &ro->config;
+  CURL *h = r->easy;
+  CURLcode rc = CURLE_OK;
+  SET(CURLOPT_ERRORBUFFER, r->errbuf);
+  SET(CURLOPT_URL, r->url);
+  SET(CURLOPT_PRIVATE, (void *)r);
+  SET(CURLOPT_WRITEDATA, (void *)r);
+  SET(CURLOPT_HEADERDATA, (void *)r);
+  SET(CURLOPT_HTTPHEADER, r->headers ? r->headers
+                          : (r->stream && c->stream_headers) ? c->stream_headers : c->headers);
+  if (r->kind == AIGC_KIND_GET) {
+    SET(CURLOPT_POSTFIELDS, NULL);   /* a reused handle may have posted */
+    SET(CURLOPT_HTTPGET, 1L);
+  }
+  else {
+    SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body.len);
+    SET(CURLOPT_POSTFIELDS, r->body.data ? r->body.data : "");
+  }
+  SET(CURLOPT_CONNECTTIMEOUT_MS, (long)ceil(r->connect_timeout * 1000.0));
+  /* Non-streamed calls have a total deadline; a stream only an idle one
+     (the request's own timer), never a total. */
+  SET(CURLOPT_TIMEOUT_MS, r->stream ? 0L : (long)ceil(r->timeout * 1000.0));
+#undef SET
+  if (rc != CURLE_OK)
+    return -1;
+  return fresh ? setup_fresh(h, ro) : 0;
+}
+
+int aigc_transfer_prepare (aigc_request *r, const char *path, const char *query) {
+  aigc_roster *ro = r->roster;
+  int fresh;
+  r->url = dup_url(&ro->config, path, query != NULL ? query : ro->config.query);
+  if (r->url == NULL)
+    return AIGC_PREPARE_NOMEM;
+  r->easy = aigc_roster_take_easy(ro, &fresh);
+  if (r->easy == NULL)
+    return AIGC_PREPARE_NOHANDLE;
+  if (setup_easy(r, ro, fresh) != 0)
+    return AIGC_PREPARE_OPTIONS;
+  return AIGC_PREPARE_OK;
+}
+
+/* A handle that outlives its engine must not call back into it. */
+static void forget_engine (CURL *easy) {
+  curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, NULL);
+  curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, NULL);
+  curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, NULL);
+  curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, NULL);
+}
+
+const char *aigc_transfer_path (const aigc_request *r, char *buf, size_t size) {
+  const char *p = r->url ? strstr(r->url, "://") : NULL;
+  size_t n;
+  p = p ? strchr(p + 3, '/') : NULL;
+  if (p == NULL)
+    p = "/";
+  n = strcspn(p, "?#");   /* a query may carry credentials some providers put there */
+  if (n >= size)
+    n = size - 1;
+  memcpy(buf, p, n);
+  buf[n] = '\0';
+  return buf;
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Attempts, and the engine's lists
+** =======================================================
+*/
+
+void aigc_transfer_link (aigc_request *r) {
+  aigc_roster_link(r->roster, &r->entry);
+  r->state = AIGC_QUEUED;
+  r->started = aigc_now();
+  if (r->deadline > 0)
+    r->deadline_at = r->started + r->deadline;
+}
+
+/* Resets what one attempt leaves behind, before (re)adding the handle. */
+static void setup_attempt (aigc_request *r) {
+  r->status = 0;
+  aigc_buf_clear(&r->resp);
+  aigc_headers_start(&r->hdrs);
+  aigc_buf_clear(&r->events);
+  aigc_buf_clear(&r->draining);
+  r->draining_read = 0;
+  r->received = 0;
+  r->transfer_done = 0;
+  r->curl_code = CURLE_OK;
+  r->errbuf[0] = '\0';
+  r->abort_reason = AIGC_ABORT_NONE;
+  r->mode_decided = 0;
+  r->sse = 0;
+  r->saw_done = 0;
+  r->done_deadline = 0;
+  r->retry_at = 0;
+  aigc_sse_reset(&r->sse_parser);
+  if (r->accum.chunks > 0 || r->accum.root.len > 0)
+    aigc_accum_free(&r->accum);   /* (keeps its kind and limits) */
+  /* A stream's timeout is an idle limit between bytes, counted from now. */
+  r->idle_deadline = r->stream ? aigc_now() + r->timeout : 0;
+}
+
+/* The attempt is over (libcurl, a timer): the loop turns it into an outcome. */
+static void attempt_over (aigc_request *r, CURLcode code, aigc_abort why) {
+  r->transfer_done = 1;
+  r->curl_code = code;
+  if (why != AIGC_ABORT_NONE)
+    r->abort_reason = why;
+  if (r->roster != NULL)
+    aigc_roster_ready(r->roster, &r->entry);
+}
+
+void aigc_transfer_begin (aigc_request *r) {
+  CURLMcode mc;
+  setup_attempt(r);
+  mc = curl_multi_add_handle(r->roster->multi, r->easy);
+  if (mc != CURLM_OK) {
+    snprintf(r->errbuf, sizeof r->errbuf, "%s", curl_multi_strerror(mc));
+    attempt_over(r, CURLE_FAILED_INIT, AIGC_ABORT_NONE);
+    return;
+  }
+  r->in_multi = 1;
+}
+
+void aigc_transfer_start (aigc_request *r) {
+  r->state = AIGC_RUNNING;
+  aigc_roster_take_slot(r->roster, &r->entry);
+  aigc_transfer_begin(r);
+}
+
+void aigc_transfer_queue (aigc_request *r) {
+  r->state = AIGC_QUEUED;
+  aigc_roster_enqueue(r->roster, &r->entry);
+}
+
+void aigc_transfer_done (aigc_request *r, CURLcode code) {
+  r->in_multi = 0;   /* libcurl took it out */
+  attempt_over(r, code, AIGC_ABORT_NONE);
+}
+
+/* Out of libcurl (a timer ended the attempt, a cancel, the end). */
+static void leave_multi (aigc_request *r) {
+  if (r->in_multi) {
+    curl_multi_remove_handle(r->roster->multi, r->easy);
+    r->in_multi = 0;
+  }
+}
+
+/*
+** The whole call's deadline passed: the transfer ends here (whatever it
+** was doing: queued, connecting, between retries, streaming) and the
+** loop turns it into a "timeout" error.
+*/
+static void deadline_passed (aigc_request *r) {
+  if (r->entry.in_queue) {
+    aigc_roster_dequeue(r->roster, &r->entry);
+    r->state = AIGC_RUNNING;   /* without a slot: it never had one */
+  }
+  leave_multi(r);
+  r->retry_at = 0;
+  r->idle_deadline = 0;
+  r->done_deadline = 0;
+  attempt_over(r, CURLE_OPERATION_TIMEDOUT, AIGC_ABORT_DEADLINE);
+}
+
+void aigc_transfer_tick (aigc_request *r, double now) {
+  if (r->deadline_at > 0 && now >= r->deadline_at && !r->transfer_done
+      && (r->state == AIGC_RUNNING || r->state == AIGC_QUEUED)) {
+    deadline_passed(r);
+    return;
+  }
+  if (r->state != AIGC_RUNNING)
+    return;
+  if (r->retry_at > 0 && now >= r->retry_at && !r->delivering) {
+    r->retry_at = 0;
+    aigc_transfer_begin(r);
+    return;
+  }
+  if (!r->in_multi)
+    return;
+  if (r->done_deadline > 0 && now >= r->done_deadline) {
+    /* [DONE] arrived long ago; the rest of the response does not matter. */
+    leave_multi(r);
+    r->done_deadline = 0;
+    attempt_over(r, CURLE_OK, AIGC_ABORT_NONE);
+  }
+  else if (r->idle_deadline > 0 && now >= r->idle_deadline) {
+    leave_multi(r);
+    r->idle_deadline = 0;
+    attempt_over(r, CURLE_OPERATION_TIMEDOUT, AIGC_ABORT_IDLE);
+  }
+}
+
+double aigc_transfer_next_deadline (const aigc_request *r, double d) {
+  if (r->deadline_at > 0 && !r->transfer_done && !aigc_terminal(r->state)
+      && (d < 0 || r->deadline_at < d))
+    d = r->deadline_at;
+  if (r->state != AIGC_RUNNING)
+    return d;
+  if (r->retry_at > 0 && (d < 0 || r->retry_at < d))
+    d = r->retry_at;
+  if (r->idle_deadline > 0 && (d < 0 || r->idle_deadline < d))
+    d = r->idle_deadline;
+  if (r->done_deadline > 0 && (d < 0 || r->done_deadline < d))
+    d = r->done_deadline;
+  return d;
+}
+
+int aigc_transfer_next_event (aigc_request *r, const char **type, size_t *tlen,
+                              const char **data, size_t *dlen) {
+  uint32_t lens[2];
+  const char *p;
+  if (r->draining_read >= r->draining.len) {
+    aigc_buf t;
+    if (r->events.len == 0)
+      return 0;
+    t = r->draining;
+    r->draining = r->events;
+    r->events = t;
+    aigc_buf_clear(&r->events);
+    r->draining_read = 0;
+  }
+  p = r->draining.data + r->draining_read;
+  memcpy(lens, p, sizeof lens);
+  r->draining_read += sizeof lens + lens[0] + lens[1];
+  *type = p + sizeof lens;
+  *tlen = lens[0];
+  *data = p + sizeof lens + lens[0];
+  *dlen = lens[1];
+  return 1;
+}
+
+int aigc_transfer_drained (const aigc_request *r) {
+  return r->draining_read >= r->draining.len && r->events.len == 0;
+}
+
+void aigc_transfer_start_queued (aigc_roster *ro) {
+  if (ro->closing || ro->closed)
+    return;
+  while (ro->q_head != NULL && aigc_roster_slot_free(ro)) {
+    aigc_request *next = aigc_request_of(ro->q_head);
+    aigc_roster_dequeue(ro, &next->entry);
+    aigc_transfer_start(next);
+  }
+}
+
+void aigc_transfer_release (aigc_request *r) {
+  aigc_roster *ro = r->roster;
+  if (ro == NULL)
+    return;
+  leave_multi(r);
+  aigc_roster_dequeue(ro, &r->entry);
+  aigc_roster_give_slot(ro, &r->entry);
+  aigc_transfer_start_queued(ro);
+}
+
+void aigc_transfer_recycle (aigc_request *r) {
+  if (r->easy != NULL && !r->in_multi && r->roster != NULL) {
+    if (r->stale)   /* the only per-attempt option: not for the next request */
+      curl_easy_setopt(r->easy, CURLOPT_FRESH_CONNECT, 0L);
+    aigc_roster_give_easy(r->roster, r->easy);
+    r->easy = NULL;
+  }
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Retries
+** =======================================================
+*/
+
+/*
+** The server's delay, when 0 < d <= 120 s; none (-1: do not retry) when it
+** asks for longer; otherwise the SDKs' backoff min(0.5 * 2^n, 8) *
+** (1 - 0.25 * rand), n = retries taken.
+*/
+double aigc_transfer_retry_delay (aigc_request *r) {
+  double d = aigc_headers_retry_after(&r->hdrs);
+  if (d == d) {
+    if (d > 0 && d <= AIGC_MAX_RETRY_AFTER)
+      return d;
+    if (d > AIGC_MAX_RETRY_AFTER)
+      return -1;
+  }
+  d = 0.5 * pow(2.0, (double)r->retries);
+  if (d > 8.0)
+    d = 8.0;
+  return d * (1.0 - 0.25 * aigc_roster_random(r->roster));
+}
+
+int aigc_transfer_status_retryable (const aigc_request *r, long status) {
+  int says = aigc_headers_should_retry(&r->hdrs);
+  if (says >= 0)
+    return says;
+  return status == 408 || status == 409 || status == 429 || status >= 500;
+}
+
+void aigc_transfer_schedule_retry (aigc_request *r, double delay) {
+  r->retries++;
+  r->retry_at = aigc_now() + (delay > 0 ? delay : 0.000001);
+  r->idle_deadline = 0;
+  r->transfer_done = 0;
+  aigc_buf_clear(&r->resp);
+}
+
+/*
+** A reused keep-alive connection that answers with something that is not
+** HTTP at all was carrying bytes from before this request (a server that
+** sent more than its Content-Length; libcurl before 8.x reuses such a
+** connection). The connection was at fault, not the request: start again
+** once on a new connection, as libcurl does for a reused connection found
+** dead.
+*/
+void aigc_transfer_take_status (aigc_request *r) {
+  long status = 0;
+  if (r->easy != NULL)
+    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+  if (status > 0)
+    r->status = status;
+}
+
+int aigc_transfer_stale (const aigc_request *r) {
+  long connects = 1;
+  return (r->curl_code == CURLE_UNSUPPORTED_PROTOCOL || r->curl_code == CURLE_WEIRD_SERVER_REPLY)
+         && r->status == 0 && !r->delivered && r->stale == 0 && r->easy != NULL
+         && r->roster != NULL && !r->roster->closed
+         && curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK
+         && connects == 0;
+}
+
+void aigc_transfer_restart_fresh (aigc_request *r) {
+  r->stale++;
+  curl_easy_setopt(r->easy, CURLOPT_FRESH_CONNECT, 1L);
+  r->retry_at = aigc_now() + 0.000001;
+  r->idle_deadline = 0;
+  r->transfer_done = 0;
+  aigc_buf_clear(&r->resp);
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Memory
+** =======================================================
+*/
+
+/*
+** Frees what only a pending request needs, once it is over. Lua cannot see
+** this memory, so it must not wait for the request's __gc: results are
+** often dropped in bulk long after, and the heap would fragment between.
+** While the request is being delivered its memory is pinned: the free
+** waits for the delivery to end (request.c).
+*/
+void aigc_transfer_free_memory (aigc_request *r) {
+  if (r->delivering) {
+    r->free_deferred = 1;
+    return;
+  }
+  aigc_headers_free(&r->hdrs);
+  aigc_buf_free(&r->body);
+  free(r->url);
+  r->url = NULL;
+  curl_slist_free_all(r->headers);
+  r->headers = NULL;
+  aigc_buf_free(&r->resp);
+  aigc_buf_free(&r->events);
+  aigc_buf_free(&r->draining);
+  r->draining_read = 0;
+  aigc_sse_free(&r->sse_parser);
+  aigc_sse_init(&r->sse_parser, r->max_bytes);
+  aigc_accum_free(&r->accum);
+  aigc_json_arena_free(&r->arena);
+}
+
+void aigc_transfer_detach (aigc_request *r) {
+  aigc_roster *ro = r->roster;
+  if (ro != NULL) {
+    leave_multi(r);
+    aigc_roster_unlink(ro, &r->entry);
+  }
+  if (r->easy != NULL)
+    forget_engine(r->easy);
+  r->roster = NULL;
+  aigc_transfer_free_memory(r);
+}
+
+void aigc_transfer_free (aigc_request *r) {
+  aigc_transfer_detach(r);
+  if (r->easy != NULL) {
+    curl_easy_cleanup(r->easy);
+    r->easy = NULL;
+  }
+  r->delivering = 0;   /* cannot be: it is on the stack while delivered */
+  aigc_transfer_free_memory(r);
+  aigc_sse_free(&r->sse_parser);
+}
+
+/* }====================================================== */

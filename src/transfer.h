@@ -1,0 +1,203 @@
+/*
+** transfer.h — one request's transfer, in C (no Lua): the request's state,
+** the libcurl callbacks (they never call Lua), its attempts, its timers,
+** its retries. The Lua side of a request is in response.h (a finished
+** transfer made into Lua values) and request.h (its life and methods).
+**
+** THE RE-ENTRANCY RULE (aigc.h): nothing here allocates Lua memory, so
+** nothing here can run a finalizer; but a finalizer run elsewhere may call
+** the functions below at any moment (cancel, close), which is why the
+** transfer's memory is freed only when the request is not being delivered
+** (aigc_transfer_free_memory defers it while `delivering`).
+*/
+#ifndef AIGC_TRANSFER_H
+#define AIGC_TRANSFER_H
+
+#include <stdint.h>
+
+#include <curl/curl.h>
+
+#include "accum.h"
+#include "buf.h"
+#include "headers.h"
+#include "json.h"
+#include "roster.h"
+#include "sse.h"
+
+/* What a request is for: decides the body's extras, parsing and streaming. */
+typedef enum aigc_kind {
+  AIGC_KIND_CHAT,        /* POST /chat/completions: choices[].message */
+  AIGC_KIND_COMPLETION,  /* POST /completions: choices[].text */
+  AIGC_KIND_JSON,        /* any other JSON POST (embeddings, ...) */
+  AIGC_KIND_GET          /* GET, no body (models) */
+} aigc_kind;
+
+typedef enum aigc_state {
+  AIGC_QUEUED,     /* submitted, waiting for a concurrency slot */
+  AIGC_RUNNING,    /* in libcurl, or waiting for a retry timer */
+  AIGC_DONE,
+  AIGC_FAILED,
+  AIGC_CANCELED
+} aigc_state;
+
+#define aigc_terminal(st) ((st) >= AIGC_DONE)
+
+/* Why a transfer was aborted from inside a libcurl callback or a timer. */
+typedef enum aigc_abort {
+  AIGC_ABORT_NONE,
+  AIGC_ABORT_LIMIT,      /* response or event bigger than max_bytes */
+  AIGC_ABORT_HEADERS,    /* more header bytes than AIGC_MAX_HEADER_BYTES */
+  AIGC_ABORT_NOMEM,
+  AIGC_ABORT_IDLE,       /* no byte within the idle timeout (streams) */
+  AIGC_ABORT_DEADLINE    /* the whole call's deadline passed */
+} aigc_abort;
+
+typedef struct aigc_request aigc_request;
+struct aigc_request {
+  aigc_roster_entry entry;      /* first: its place in the engine's lists */
+  aigc_roster *roster;          /* its engine's; NULL once detached (closed) */
+  const char *secrets;          /* the engine's secrets block (error.h): valid
+                                   while the request lives, which holds its
+                                   engine's userdata */
+  CURL *easy;
+  aigc_kind kind;
+  aigc_state state;
+  int stream;                   /* the caller asked for a stream */
+  int mode_decided;             /* sse decided for this attempt */
+  int sse;                      /* this response is being parsed as SSE */
+  int in_multi;                 /* its easy handle is in libcurl */
+  int in_callback;              /* a Lua callback of this request is running */
+  int delivering;               /* the loop is delivering it (request.c): its
+                                   memory is pinned (frees deferred), the loop
+                                   does not dispatch it again meanwhile */
+  int free_deferred;            /* aigc_transfer_free_memory asked meanwhile */
+  int strong;                   /* held in the engine's strong table */
+  int want_chunk;               /* the stream callback takes the chunk table */
+  /* An end decided where no Lua allocation is allowed: the error object
+     is made from these when first asked for (static strings). */
+  const char *end_kind;
+  const char *end_msg;
+
+  /* what to send */
+  char *url;
+  struct curl_slist *headers;   /* owned: the call's own, or NULL */
+  aigc_buf body;
+
+  /* settings for this call */
+  double timeout;               /* per attempt: total (non-stream) or idle
+                                   between bytes (stream), seconds */
+  double connect_timeout;       /* per attempt */
+  double deadline;              /* the whole call, seconds; 0: none */
+  double deadline_at;           /* monotonic time it passes, or 0 */
+  int max_retries;
+  size_t max_bytes;
+
+  /* progress */
+  double started;               /* monotonic time of submit (for logs) */
+  int retries;                  /* retries already taken */
+  double retry_at;              /* monotonic time of the next attempt, or 0 */
+  double idle_deadline;         /* streams: abort if no byte by then, or 0 */
+  double done_deadline;         /* after [DONE]: finish by then, or 0 */
+  int delivered;                /* stream events delivered to Lua: no retry */
+  int stale;                    /* restarts on a new connection (not retries) */
+  aigc_abort abort_reason;
+
+  /* response of the current attempt */
+  long status;
+  aigc_buf resp;                /* non-SSE body */
+  aigc_headers hdrs;
+  size_t received;              /* body bytes of this attempt */
+  int transfer_done;            /* libcurl finished this attempt */
+  CURLcode curl_code;
+  char errbuf[CURL_ERROR_SIZE];
+
+  /* streaming */
+  aigc_sse sse_parser;
+  aigc_buf events;              /* queued events: [u32 type_len][u32 data_len][type][data];
+                                   libcurl appends here */
+  aigc_buf draining;            /* events being delivered (swapped in from
+                                   `events`): libcurl never touches it, so a
+                                   nested drive cannot move it under us */
+  size_t draining_read;         /* read offset in draining */
+  int saw_done;                 /* "data: [DONE]" arrived */
+  aigc_accum accum;
+  aigc_json_arena arena;        /* per-chunk parse memory, reset each chunk */
+};
+
+/* The request whose roster entry is en (the entry is its first member). */
+#define aigc_request_of(en) ((aigc_request *)(void *)(en))
+#define aigc_const_request_of(en) ((const aigc_request *)(const void *)(en))
+
+/*
+** A new request's C half, in memory the caller zeroed: settings from the
+** client's configuration, parsers and limits ready. Bound to the engine
+** only by aigc_transfer_link.
+*/
+void aigc_transfer_init (aigc_request *r, aigc_roster *ro, aigc_kind kind, int stream);
+
+/* Results of aigc_transfer_prepare. */
+enum {
+  AIGC_PREPARE_OK = 0,
+  AIGC_PREPARE_NOMEM,
+  AIGC_PREPARE_NOHANDLE,        /* curl_easy_init failed */
+  AIGC_PREPARE_OPTIONS          /* an option was refused (ca_file, proxy...) */
+};
+/* Builds the URL (base URL, path, the query or the client's), takes an
+   easy handle and sets its options. */
+int aigc_transfer_prepare (aigc_request *r, const char *path, const char *query);
+/* Binds r to its engine's lists, queued, the call's clock started. */
+void aigc_transfer_link (aigc_request *r);
+
+/* The engine gives r a slot and starts its first attempt, or queues it. */
+void aigc_transfer_start (aigc_request *r);
+void aigc_transfer_queue (aigc_request *r);
+/* Gives the transfer to libcurl for an attempt (a new one after a retry). */
+void aigc_transfer_begin (aigc_request *r);
+/* libcurl finished the current attempt with `code`. */
+void aigc_transfer_done (aigc_request *r, CURLcode code);
+/* Fires r's own timers due at `now`: the call's deadline, a retry, the
+   stream's idle limit, the grace after [DONE]. */
+void aigc_transfer_tick (aigc_request *r, double now);
+/* The earliest of r's timers, or d if it comes first (d < 0: none). */
+double aigc_transfer_next_deadline (const aigc_request *r, double d);
+
+/* The next queued stream event (moved to `draining` as needed): 1 and its
+   parts, or 0 when there is none. */
+int aigc_transfer_next_event (aigc_request *r, const char **type, size_t *tlen,
+                              const char **data, size_t *dlen);
+/* Whether every queued event was delivered. */
+int aigc_transfer_drained (const aigc_request *r);
+
+/* The attempt is over: its HTTP status as libcurl saw it. */
+void aigc_transfer_take_status (aigc_request *r);
+/* The delay before the next attempt, or -1: do not retry. */
+double aigc_transfer_retry_delay (aigc_request *r);
+/* Whether a response with this status may be retried (REFERENCE.md). */
+int aigc_transfer_status_retryable (const aigc_request *r, long status);
+/* Schedules the next attempt in `delay` seconds (a retry). */
+void aigc_transfer_schedule_retry (aigc_request *r, double delay);
+/* Whether the failed attempt was a stale keep-alive connection answering
+   with bytes from before (see transfer.c): then start again once. */
+int aigc_transfer_stale (const aigc_request *r);
+void aigc_transfer_restart_fresh (aigc_request *r);
+
+/* Starts queued requests while slots are free (FIFO), unless the engine
+   is closing. */
+void aigc_transfer_start_queued (aigc_roster *ro);
+/* Out of libcurl, the queue and its slot (its end or a cancel): queued
+   requests start in the slot it frees. */
+void aigc_transfer_release (aigc_request *r);
+/* The transfer is over for good: its easy handle goes back to the engine. */
+void aigc_transfer_recycle (aigc_request *r);
+/* Frees what only a pending request needs (deferred while delivering). */
+void aigc_transfer_free_memory (aigc_request *r);
+/* The engine closed, or the request is collected: off every list, out of
+   libcurl, detached; the handle's callbacks forget the engine. */
+void aigc_transfer_detach (aigc_request *r);
+/* Everything the request owns, for its __gc. */
+void aigc_transfer_free (aigc_request *r);
+
+/* The path of the URL for log lines: no scheme, host or query. */
+const char *aigc_transfer_path (const aigc_request *r, char *buf, size_t size);
+
+#endif

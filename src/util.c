@@ -1,0 +1,355 @@
+/*
+** util.c — the clock, the protected call of Lua callbacks and interrupts,
+** the caller's position and the one misuse format, the readers of
+** optional fields, the per-call options (util.h).
+*/
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util.h"
+
+double aigc_now (void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+
+/*
+** {======================================================
+** Misuse
+** =======================================================
+*/
+
+void aigc_push_where (lua_State *L) {
+  lua_Debug ar;
+  int level;
+  for (level = 1; lua_getstack(L, level, &ar); level++) {
+    if (!lua_getinfo(L, "Sl", &ar))
+      break;
+    if (ar.currentline > 0 && strstr(ar.short_src, "aigc/") == NULL
+        && strstr(ar.short_src, "aigc\\") == NULL) {
+      lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+      return;
+    }
+  }
+  lua_pushliteral(L, "");
+}
+
+int aigc_argerror (lua_State *L, int arg, const char *fname, const char *fmt, ...) {
+  va_list ap;
+  luaL_checkstack(L, 4, "aigc argerror");
+  aigc_push_where(L);
+  lua_pushfstring(L, "bad argument #%d to '%s' (", arg, fname);
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  lua_pushliteral(L, ")");
+  lua_concat(L, 4);
+  return lua_error(L);
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Per-call options
+**
+** The keys of a call's params that configure the call and are never sent
+** in the body: one list, which the encoder skips (jsonlua.c) and the Lua
+** layer reads as core.call_options (key -> who reads it). `stream` is not
+** here (it is sent, as "stream": true), nor `engine` (the old name of
+** `model`, sent as the model).
+** =======================================================
+*/
+
+const aigc_call_option aigc_call_options[] = {
+  /* read by the engine (request.c, submit) */
+  {"timeout", "engine"},
+  {"connect_timeout", "engine"},
+  {"deadline", "engine"},
+  {"max_retries", "engine"},
+  {"max_response_bytes", "engine"},
+  {"max_json_values", "engine"},
+  {"max_json_containers", "engine"},
+  {"on_done", "engine"},
+  {"on_error", "engine"},
+  /* read by the client (lua/aigc/client.lua: headers and query) */
+  {"headers", "client"},
+  {"extra_headers", "client"},
+  {"query", "client"},
+  {"extra_query", "client"},
+  {"idempotency_key", "client"},
+  /* read by the dialogue layer (tools, schema) */
+  {"schema", "dialogue"},
+  {"schema_name", "dialogue"},
+  {"schema_mode", "dialogue"},
+  {"schema_strict", "dialogue"},
+  {"max_tool_rounds", "dialogue"},
+  {"tool_errors", "dialogue"},
+  {NULL, NULL}
+};
+
+int aigc_is_call_option (const char *k, size_t len) {
+  const aigc_call_option *o;
+  for (o = aigc_call_options; o->name != NULL; o++)
+    if (o->name[0] == k[0] && strlen(o->name) == len && memcmp(o->name, k, len) == 0)
+      return 1;
+  return 0;
+}
+
+/* }====================================================== */
+
+
+
+/*
+** {======================================================
+** Optional fields
+** =======================================================
+*/
+
+char *aigc_opt_strdup (lua_State *L, int t, const aigc_argctx *cx, const char *field) {
+  char *s = NULL;
+  if (lua_getfield(L, t, field) != LUA_TNIL) {
+    size_t len;
+    const char *v;
+    if (lua_type(L, -1) != LUA_TSTRING)
+      aigc_argerror(L, cx->arg, cx->fname, "%s.%s: a string expected, got %s", cx->what, field,
+                    luaL_typename(L, -1));
+    v = lua_tolstring(L, -1, &len);
+    if (strlen(v) != len)
+      aigc_argerror(L, cx->arg, cx->fname, "%s.%s: contains a NUL byte", cx->what, field);
+    s = (char *)malloc(len + 1);
+    if (s == NULL)
+      luaL_error(L, "not enough memory");
+    memcpy(s, v, len + 1);
+  }
+  lua_pop(L, 1);
+  return s;
+}
+
+/*
+** Optional numeric fields of a table (the client's config, a call's
+** params): a number of seconds > 0, or an integer in lo..hi. A string
+** that looks like a number is refused, as it is in the Lua layer. The
+** message names the field in its table: "bad argument #1 to 'chat'
+** (params.timeout: ...)".
+*/
+double aigc_opt_seconds (lua_State *L, int t, const aigc_argctx *cx, const char *field,
+                         double def) {
+  double v = def;
+  if (lua_getfield(L, t, field) != LUA_TNIL) {
+    int isnum = lua_type(L, -1) == LUA_TNUMBER;   /* not "1" */
+    v = isnum ? (double)lua_tonumber(L, -1) : 0;
+    if (!isnum || !(v > 0) || v > 1e9)
+      aigc_argerror(L, cx->arg, cx->fname, "%s.%s: a number of seconds > 0 expected, got %s",
+                    cx->what, field, isnum ? lua_tostring(L, -1) : luaL_typename(L, -1));
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+/*
+** The optional `deadline` field of a table: seconds > 0 for the whole
+** call, or false to turn off a client's default for one call. 0: none.
+*/
+double aigc_opt_deadline (lua_State *L, int t, const aigc_argctx *cx, double def) {
+  if (lua_getfield(L, t, "deadline") == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_pop(L, 1);
+  return aigc_opt_seconds(L, t, cx, "deadline", def);
+}
+
+int64_t aigc_opt_integer (lua_State *L, int t, const aigc_argctx *cx, const char *field,
+                          int64_t def, int64_t lo, int64_t hi) {
+  int64_t v = def;
+  if (lua_getfield(L, t, field) != LUA_TNIL) {
+    double d;
+    int ok = lua_type(L, -1) == LUA_TNUMBER   /* not "1" */
+             && aigc_number_of(L, -1, &v, &d) == AIGC_NUM_INT;
+    if (!ok || v < lo || v > hi) {
+      char range[64];
+      snprintf(range, sizeof range, "%lld..%lld", (long long)lo, (long long)hi);
+      aigc_argerror(L, cx->arg, cx->fname, "%s.%s: an integer in %s expected", cx->what, field,
+                    range);
+    }
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Interrupts
+**
+** The standalone interpreter's Ctrl-C installs a debug hook from its
+** signal handler (lua.c: lua_sethook(L, lstop, ...)); the hook raises
+** "interrupted!" at the next Lua instruction or call. Hosts that stop a
+** runaway script do the same. aigc must let that error through, not
+** swallow it as a callback error, and must not sleep through it: waits
+** wake on EINTR and at least every AIGC_WAIT_SLICE to look for a newly
+** installed hook, and give it a Lua call to fire in (the probe).
+** =======================================================
+*/
+
+/* Registry keys (their addresses). */
+static const char interrupt_key = 'i';   /* the last error raised in a hook */
+static const char probe_key = 'p';       /* a Lua function of one instruction */
+
+void aigc_hooks_snap (lua_State *L, aigc_hooks *h) {
+  lua_State *main;
+  h->hook = lua_gethook(L);
+  h->mask = lua_gethookmask(L);
+  h->count = lua_gethookcount(L);
+  main = aigc_main_thread(L);
+  if (main != NULL && main != L) {
+    h->main_hook = lua_gethook(main);
+    h->main_mask = lua_gethookmask(main);
+  }
+  else {
+    h->main_hook = NULL;
+    h->main_mask = 0;
+  }
+}
+
+int aigc_hooks_changed (lua_State *L, const aigc_hooks *h) {
+  aigc_hooks now;
+  aigc_hooks_snap(L, &now);
+  if (now.hook != h->hook || now.mask != h->mask || now.count != h->count)
+    return now.hook != NULL;   /* a hook removed is no interrupt */
+  return now.main_hook != h->main_hook && now.main_hook != NULL;
+}
+
+static void mark_interrupt (lua_State *L, int idx) {
+  lua_pushvalue(L, idx);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &interrupt_key);
+}
+
+/* At an outermost call (no drive under way): an old interrupt is history. */
+void aigc_interrupt_forget (lua_State *L) {
+  lua_pushboolean(L, 0);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &interrupt_key);
+}
+
+/* Loads the probe and makes the registry slots (so that setting them later
+   allocates nothing). Called once by luaopen_aigc_core. */
+void aigc_interrupt_open (lua_State *L) {
+  aigc_interrupt_forget(L);
+  if (luaL_loadstring(L, "return") != LUA_OK)
+    lua_error(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &probe_key);
+}
+
+int aigc_is_interrupt (lua_State *L, int idx) {
+  int yes;
+  idx = lua_absindex(L, idx);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &interrupt_key) == LUA_TBOOLEAN) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  yes = lua_rawequal(L, idx, -1);
+  lua_pop(L, 1);
+  return yes;
+}
+
+int aigc_interrupt_probe (lua_State *L, aigc_hooks *h) {
+  aigc_hooks now;
+  int status;
+  aigc_hooks_snap(L, &now);
+  if (now.hook != NULL) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &probe_key);
+    status = lua_pcall(L, 0, 0, 0);   /* the hook runs at the call and its instruction */
+    if (status != LUA_OK) {
+      mark_interrupt(L, -1);
+      return status;
+    }
+  }
+  if (now.main_hook != h->main_hook && now.main_hook != NULL) {
+    /* In a coroutine, the hook went to the main thread (lua.c sets it on
+       the state it runs): stop here, the main thread's code will see it. */
+    lua_pushliteral(L, "interrupted!");
+    mark_interrupt(L, -1);
+    return LUA_ERRRUN;
+  }
+  aigc_hooks_snap(L, h);
+  return LUA_OK;
+}
+
+/*
+** Whether we run inside a __gc finalizer. Lua 5.4.4+ refuses lua_gc there
+** (it returns -1); otherwise (and as a check) a finalizer shows on the
+** stack as the metamethod "__gc".
+*/
+int aigc_in_finalizer (lua_State *L) {
+  lua_Debug ar;
+  int level;
+  if (aigc_gc_refused(L))
+    return 1;
+  for (level = 0; lua_getstack(L, level, &ar); level++) {
+    if (lua_getinfo(L, "n", &ar) && aigc_frame_is_finalizer(&ar))
+      return 1;
+  }
+  return 0;
+}
+
+/*
+** The message handler of aigc_pcall: adds a traceback, except to an error
+** object (a table) and to an error raised inside a debug hook — an
+** interrupt, which is marked and passed through untouched so that it can
+** propagate as it would from any Lua code.
+*/
+static int traceback_handler (lua_State *L) {
+  lua_Debug ar;
+  const char *msg;
+  int level;
+  /* A frame called by the hook mechanism is named "hook": the handler
+     itself when a C hook (lua.c's) raised, the Lua function given to
+     debug.sethook (or what it called) otherwise. */
+  for (level = 0; level < 4 && lua_getstack(L, level, &ar); level++) {
+    if (lua_getinfo(L, "n", &ar) && aigc_frame_is_hook(&ar)) {
+      lua_settop(L, 1);
+      mark_interrupt(L, 1);
+      return 1;
+    }
+  }
+  if (aigc_hook_error(L, 1)) {
+    lua_settop(L, 1);
+    mark_interrupt(L, 1);
+    return 1;
+  }
+  msg = lua_tostring(L, 1);
+  if (msg == NULL && !lua_isnoneornil(L, 1))
+    return 1;   /* a non-string error object (an aigc error table): keep it */
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+/*
+** Calls the function below `nargs` arguments on the stack under lua_pcall
+** with a traceback handler. Returns the pcall status; on error the error
+** (message with traceback) is left on the stack. An interrupt is not
+** returned: it is raised again at once (see engine drive for who restores
+** what on the way out).
+*/
+int aigc_pcall (lua_State *L, int nargs, int nresults) {
+  int base = lua_gettop(L) - nargs;   /* the function's index */
+  int status;
+  lua_pushcfunction(L, traceback_handler);
+  lua_insert(L, base);
+  status = lua_pcall(L, nargs, nresults, base);
+  lua_remove(L, base);
+  if (status != LUA_OK && aigc_is_interrupt(L, -1))
+    lua_error(L);
+  return status;
+}
+
+/* }====================================================== */
