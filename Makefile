@@ -4,14 +4,19 @@
 # INST_LUADIR, CURL_INCDIR, CURL_LIBDIR), all settable from the command line
 # or the environment, so `luarocks make` and this file agree.
 #
-#   make          build aigc/core.so
-#   eval "$$(make env)"   then `lua5.4 any.lua` finds aigc in this checkout (after `make`)
+#   make          build aigc/core.so (Lua 5.4)
+#   make LUA_VERSION=5.1|5.2|5.3|5.4|jit   build for that Lua (LuaJIT: jit) into
+#                 its own folder (`make cpath LUA_VERSION=...` prints it)
+#   eval "$$(make env)"   then `lua5.4 any.lua` finds aigc in this checkout (after `make`;
+#                 with LUA_VERSION=..., the variables that interpreter reads)
 #   make version  print the version (AIGC_VERSION in src/aigc.h, its one source)
 #   make demo     install what is missing, build, run the scripted dialogue
 #   make test     install what is missing, build, run every suite
 #   make server   run the local OpenAI-compatible server in the foreground
 #   make bench    run the benchmarks (bench/README.md)
-#   make install  copy the module into INST_LIBDIR / INST_LUADIR, the aigc command into INST_BINDIR
+#   make install  copy the module into INST_LIBDIR / INST_LUADIR (with
+#                 LUA_VERSION=...: that version's; LuaJIT uses 5.1's), the aigc
+#                 command into INST_BINDIR
 #   make docs     the API reference (LDoc) into build/docs
 
 LUA         ?= lua5.4
@@ -45,9 +50,14 @@ ALL_CFLAGS   = $(CFLAGS) $(WARN) $(WERROR) $(SANITIZE) -std=c99 -D_POSIX_C_SOURC
                -fPIC -fvisibility=hidden $(LUA_CFLAGS) -I$(CURL_INCDIR) -Isrc
 LUA_CFLAGS   = -I$(LUA_INCDIR) $(if $(COMPAT_INCDIR),-idirafter $(COMPAT_INCDIR))
 
+# Where `make install` puts the module: Lua's own default search paths for
+# the version (LuaJIT reads 5.1's, like Debian's lua-* packages for it).
+LUA_ABI      = $(if $(filter jit,$(LUA_VERSION)),5.1,$(LUA_VERSION))
+# The interpreter of that version (the installed aigc command's #! line).
+LUA_INTERP   = $(if $(filter jit,$(LUA_VERSION)),luajit,lua$(LUA_VERSION))
 INST_PREFIX ?= /usr/local
-INST_LIBDIR ?= $(INST_PREFIX)/lib/lua/$(LUA_VERSION)
-INST_LUADIR ?= $(INST_PREFIX)/share/lua/$(LUA_VERSION)
+INST_LIBDIR ?= $(INST_PREFIX)/lib/lua/$(LUA_ABI)
+INST_LUADIR ?= $(INST_PREFIX)/share/lua/$(LUA_ABI)
 INST_BINDIR ?= $(INST_PREFIX)/bin
 
 # Each Lua's build in its own folder: 5.4 (the default) keeps the module at
@@ -74,7 +84,7 @@ VERSION     := $(shell sed -n 's/^\#define AIGC_VERSION "\(.*\)"/\1/p' src/aigc.
 ROCKSPEC     = rockspec/aigc-$(VERSION)-1.rockspec
 
 .PHONY: all asan demo test server bench install uninstall clean lint ctest fuzz deps-demo deps-test deps-bench \
-        env version docs
+        env version cpath docs
 
 all: $(MODULE)
 
@@ -101,14 +111,23 @@ $(ASAN_DIR)/lua: spec/support/lua_host.c
 	@mkdir -p $(ASAN_DIR)
 	$(CC) -O1 -g $(ASAN_FLAGS) $(LUA_CFLAGS) -o $@ $< $(LUA_LIB) -lm -ldl
 
+# The package.cpath template of the module built for LUA_VERSION
+# (scripts/run-tests.sh asks it, so the folder is decided here only).
+MODULE_ROOT  = $(or $(patsubst %/aigc/core.so,%,$(filter %/aigc/core.so,$(MODULE))),.)
+cpath:
+	@echo '$(MODULE_ROOT)/?.so'
+
 # Shell lines that let `lua5.4 script.lua` (any script, the examples too)
-# `require "aigc"` from this checkout: eval "$$(make env)". Lua 5.4 reads
-# LUA_PATH_5_4 / LUA_CPATH_5_4 before LUA_PATH / LUA_CPATH; whatever was
-# there stays after this checkout's entries (";;" is Lua's default path).
+# `require "aigc"` from this checkout: eval "$$(make env)" (another Lua:
+# eval "$$(make env LUA_VERSION=5.1)", then lua5.1 or, for jit, luajit).
+# Lua 5.2-5.4 read LUA_PATH_5_x / LUA_CPATH_5_x before LUA_PATH / LUA_CPATH;
+# 5.1 and LuaJIT read only LUA_PATH / LUA_CPATH. Whatever was there stays
+# after this checkout's entries (";;" is Lua's default path).
+ENV_SUFFIX   = $(if $(filter 5.2 5.3 5.4,$(LUA_VERSION)),_$(subst .,_,$(LUA_VERSION)))
 env:
-	@if [ ! -f aigc/core.so ]; then echo "make env: run make first (aigc/core.so is not built)" >&2; fi
-	@printf "export LUA_PATH_5_4='%s/lua/?.lua;%s/lua/?/init.lua;'\"\$${LUA_PATH_5_4:-;}\"\n" "$(CURDIR)" "$(CURDIR)"
-	@printf "export LUA_CPATH_5_4='%s/?.so;'\"\$${LUA_CPATH_5_4:-;}\"\n" "$(CURDIR)"
+	@if [ ! -f $(MODULE) ]; then echo "make env: run make$(if $(filter-out 5.4,$(LUA_VERSION)), LUA_VERSION=$(LUA_VERSION)) first ($(MODULE) is not built)" >&2; fi
+	@printf "export LUA_PATH$(ENV_SUFFIX)='%s/lua/?.lua;%s/lua/?/init.lua;'\"\$${LUA_PATH$(ENV_SUFFIX):-;}\"\n" "$(CURDIR)" "$(CURDIR)"
+	@printf "export LUA_CPATH$(ENV_SUFFIX)='%s/?.so;'\"\$${LUA_CPATH$(ENV_SUFFIX):-;}\"\n" "$(abspath $(MODULE_ROOT))"
 
 version:
 	@echo $(VERSION)
@@ -131,9 +150,11 @@ test: deps-test
 	@$(MAKE) --no-print-directory all WERROR=-Werror
 	@bash scripts/run-tests.sh
 
+# The bundled server needs Lua 5.4 (with luv and lua-cjson), whatever Lua
+# the module is built for.
+DEVSERVER_LUA ?= lua5.4
 server: deps-demo
-	@$(MAKE) --no-print-directory all
-	$(LUA) -e 'package.path="lua/?.lua;lua/?/init.lua;"..package.path; package.cpath="./?.so;"..package.cpath' \
+	$(DEVSERVER_LUA) -e 'package.path="lua/?.lua;lua/?/init.lua;"..package.path; package.cpath="./?.so;"..package.cpath' \
 	  lua/aigc/devserver.lua $(SERVER_ARGS)
 
 bench: deps-bench
@@ -164,17 +185,19 @@ fuzz: $(FUZZERS)
 	done
 
 lint:
-	luacheck --quiet lua spec examples bench
+	luacheck --quiet lua spec examples bench scripts
 
-install: all
+# Every Lua file of the package, subfolders (the devserver's) included.
+LUA_TREE     = $(sort $(shell find lua/aigc -name '*.lua' 2>/dev/null))
+install: $(MODULE)
 	install -d $(DESTDIR)$(INST_LIBDIR)/aigc $(DESTDIR)$(INST_LUADIR)/aigc
-	install -m 0755 aigc/core.so $(DESTDIR)$(INST_LIBDIR)/aigc/core.so
-	install -m 0644 $(LUA_SRC) $(DESTDIR)$(INST_LUADIR)/aigc/
-	install -d $(DESTDIR)$(INST_LUADIR)/aigc/devserver
-	install -m 0644 $(wildcard lua/aigc/devserver/*.lua) $(DESTDIR)$(INST_LUADIR)/aigc/devserver/
-	install -d $(DESTDIR)$(INST_LUADIR)/aigc/cli $(DESTDIR)$(INST_BINDIR)
-	install -m 0644 $(wildcard lua/aigc/cli/*.lua) $(DESTDIR)$(INST_LUADIR)/aigc/cli/
-	sed '1s|.*|#!/usr/bin/env $(LUA)|' bin/aigc > $(DESTDIR)$(INST_BINDIR)/aigc
+	install -m 0755 $(MODULE) $(DESTDIR)$(INST_LIBDIR)/aigc/core.so
+	@for f in $(LUA_TREE:lua/%=%); do \
+	  echo "install -D -m 0644 lua/$$f $(DESTDIR)$(INST_LUADIR)/$$f"; \
+	  install -D -m 0644 "lua/$$f" "$(DESTDIR)$(INST_LUADIR)/$$f" || exit 1; \
+	done
+	install -d $(DESTDIR)$(INST_BINDIR)
+	sed '1s|.*|#!/usr/bin/env $(LUA_INTERP)|' bin/aigc > $(DESTDIR)$(INST_BINDIR)/aigc
 	chmod 0755 $(DESTDIR)$(INST_BINDIR)/aigc
 
 # The API reference of every public module (config.ld), with Debian's lua-ldoc.

@@ -9,14 +9,20 @@
 --   lua5.4 bench/aigc_bench.lua idle   -   N -      K    step(0) with K waiting on a
 --                                                       server that never answers
 --   lua5.4 bench/aigc_bench.lua rss    URL N EXPECT      RSS growth over N requests
+--   BENCH_CPATH='build/jit/?.so' luajit bench/aigc_bench.lua ...   the same under LuaJIT
 --
 -- Prints one line "ok n=... wall=... cpu=... rss_kb=..." like floor.c
 -- (CPU: os.clock(), user+sys of the process, of the timed part only).
+-- Runs on Lua 5.4 and LuaJIT (and 5.1-5.3): no 5.4-only syntax here.
 
--- BENCH_ROOT: another build of aigc to measure (a baseline checkout).
+-- BENCH_ROOT: another build of aigc to measure (a baseline checkout);
+-- BENCH_CPATH: the module's cpath template under it (default ./?.so, the
+-- 5.4 build; `make cpath LUA_VERSION=jit` prints LuaJIT's).
 local root = os.getenv("BENCH_ROOT") or "."
+local cpath = os.getenv("BENCH_CPATH") or "./?.so"
+if cpath:sub(1, 1) ~= "/" then cpath = root .. "/" .. cpath:gsub("^%./", "") end
 package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
-package.cpath = root .. "/?.so;" .. package.cpath
+package.cpath = cpath .. ";" .. package.cpath
 
 local aigc = require "aigc"
 
@@ -90,7 +96,7 @@ function modes.stream ()
     if not res then error("request failed: " .. tostring(err and err.message)) end
     if res.choices[1].message.content ~= expect then error("unexpected stream content") end
   end
-  for i = 1, WARMUP // 10 do one(i) end
+  for i = 1, math.floor(WARMUP / 10) do one(i) end
   chunks, bytes = 0, 0
   local t0, c0 = now(), clock()
   for i = 1, n do one(i) end

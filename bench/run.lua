@@ -11,7 +11,13 @@
 -- Environment: BENCH_QUICK=1 (a fast pass: 2 rounds, a quarter of the
 -- work), BENCH_ROUNDS=N, BENCH_CPU (the CPU for nginx and the client,
 -- default 0), BENCH_SPLIT_CPU (the client's CPU in the split placement,
--- default 1; "none" skips it), BENCH_OUT (also write the report there).
+-- default 1; "none" skips it), BENCH_OUT (also write the report there),
+-- BENCH_JIT=0 (leave LuaJIT out).
+--
+-- aigc runs twice in each scenario: under Lua 5.4 (./aigc/core.so) and
+-- under LuaJIT 2.1 (the module `make LUA_VERSION=jit` built, found with
+-- `make cpath LUA_VERSION=jit`), each with its ratio to the same C floor;
+-- a last table puts LuaJIT's figures over 5.4's.
 
 package.path = "bench/?.lua;" .. package.path
 
@@ -47,6 +53,17 @@ local function sh (cmd)
   local out = p:read("a")
   p:close()
   return out
+end
+
+-- LuaJIT's build of aigc: its cpath template, or nil (and why) when there is none.
+local JIT_CPATH, JIT_MISSING
+do
+  local c = sh("make -s --no-print-directory cpath LUA_VERSION=jit 2>/dev/null"):gsub("%s+$", "")
+  if os.getenv("BENCH_JIT") == "0" then JIT_MISSING = "BENCH_JIT=0"
+  elseif sh("command -v luajit") == "" then JIT_MISSING = "luajit is not installed"
+  elseif c == "" or c == "./?.so" then JIT_MISSING = "no per-version build (make cpath LUA_VERSION=jit)"
+  elseif not io.open((c:gsub("%?", "aigc/core"))) then JIT_MISSING = "not built (make LUA_VERSION=jit)"
+  else JIT_CPATH = c end
 end
 
 local function write (path, text)
@@ -110,10 +127,16 @@ local function floor (mode, n, k)
   end
 end
 
-local function aigc (mode, n, k)
+-- The aigc client under Lua 5.4, or under LuaJIT when `jit` is true.
+local function aigc_lua (jit)
+  if jit then return ("env BENCH_CPATH='%s' luajit"):format(JIT_CPATH) end
+  return "lua5.4"
+end
+
+local function aigc (mode, n, k, jit)
   return function (srv)
-    return ("lua5.4 bench/aigc_bench.lua %s %s %d %s %s"):format(mode, mode == "stream" and srv.sse_url or srv.url, n,
-      mode == "stream" and E_STREAM or E_CHAT, k or "")
+    return ("%s bench/aigc_bench.lua %s %s %d %s %s"):format(aigc_lua(jit), mode,
+      mode == "stream" and srv.sse_url or srv.url, n, mode == "stream" and E_STREAM or E_CHAT, k or "")
   end
 end
 
@@ -161,6 +184,14 @@ local SCENARIOS = {
 }
 
 -- The split placement: the figures that matter most, fewer rounds.
+-- LuaJIT's rows, under 5.4's in each scenario (when LuaJIT's build is there).
+local JIT_ROWS = {
+  seq = { id = "aigc_jit", name = "aigc client:chat, LuaJIT", mode = "seq", n = 20000 },
+  multi64 = { id = "aigc_jit", name = "aigc chat_async + step, LuaJIT", mode = "multi", n = 20000, k = 64 },
+  multi256 = { id = "aigc_jit", name = "aigc chat_async + step, LuaJIT", mode = "multi", n = 20000, k = 256 },
+  stream = { id = "aigc_jit", name = "aigc client:chat{stream = fn}, LuaJIT", mode = "stream", n = 1000 },
+}
+
 local SPLIT = {
   { id = "seq", title = "Sequential", per = "req", clients = {
       { id = "floor", name = "C floor", cmd = floor("seq", count(5000)) },
@@ -172,6 +203,25 @@ local SPLIT = {
       { id = "floor", name = "C floor", cmd = floor("stream", count(1000)) },
       { id = "aigc", name = "aigc", cmd = aigc("stream", count(1000)) } } },
 }
+
+if JIT_CPATH then
+  local function add (scenarios, name_of, n_of)
+    for _, sc in ipairs(scenarios) do
+      local row = JIT_ROWS[sc.id]
+      if row then
+        for i, c in ipairs(sc.clients) do
+          if c.id == "aigc" then
+            table.insert(sc.clients, i + 1, { id = row.id, name = name_of(row),
+              cmd = aigc(row.mode, count(n_of(row)), row.k, true) })
+            break
+          end
+        end
+      end
+    end
+  end
+  add(SCENARIOS, function (row) return row.name end, function (row) return row.n end)
+  add(SPLIT, function () return "aigc, LuaJIT" end, function (row) return row.mode == "seq" and 5000 or row.n end)
+end
 
 -- }======================================================
 
@@ -297,9 +347,10 @@ local function main ()
     say("aigc benchmarks, %s", os.date("!%Y-%m-%d %H:%M UTC"))
     say("machine: %s, %d CPUs, %s; Linux %s", machine ~= "" and machine or "?", ncpu,
         (sh("free -g | awk '/Mem:/ {print $2 \" GiB\"}'"):gsub("%s+$", "")), (sh("uname -r"):gsub("%s+$", "")))
-    say("versions: %s, Lua %s, node %s, openai %s (Node SDK), nginx %s; aigc at %s",
+    say("versions: %s, Lua %s, %s, node %s, openai %s (Node SDK), nginx %s; aigc at %s",
         (sh("curl-config --version 2>/dev/null"):gsub("%s+$", "")),
         sh("lua5.4 -v 2>&1"):match("Lua (%S+)") or "?",
+        JIT_CPATH and (sh("luajit -v 2>&1"):match("(LuaJIT %S+)") or "LuaJIT ?") or ("no LuaJIT: " .. JIT_MISSING),
         (sh("node --version"):gsub("%s+$", "")),
         (sh("node -p \"require('./bench/node_modules/openai/package.json').version\""):gsub("%s+$", "")),
         sh("nginx -v 2>&1"):match("nginx/(%S+)") or "?",
@@ -320,20 +371,28 @@ local function main ()
     local loop_med, loop_p99 = med_raw(steps, "step_med_us"), med_raw(steps, "step_p99_us")
     local loop_steps = med_raw(steps, "steps")
     progress("step() with 256 waiting")
-    local idle_meds, idle_p99s = {}, {}
-    for _ = 1, ROUNDS do
-      local r = run(CPU, ("lua5.4 bench/aigc_bench.lua idle - %d - 256"):format(count(20000)))
-      if r then
-        idle_meds[#idle_meds + 1] = r.step_med_us
-        idle_p99s[#idle_p99s + 1] = r.step_p99_us
+    local function idle_steps (jit)
+      local meds, p99s = {}, {}
+      for _ = 1, ROUNDS do
+        local r = run(CPU, ("%s bench/aigc_bench.lua idle - %d - 256"):format(aigc_lua(jit), count(20000)))
+        if r then
+          meds[#meds + 1] = r.step_med_us
+          p99s[#p99s + 1] = r.step_p99_us
+        end
       end
+      return median(meds), median(p99s)
     end
-    local idle_med, idle_p99 = median(idle_meds), median(idle_p99s)
+    local idle_med, idle_p99 = idle_steps(false)
+    local jit_idle_med, jit_idle_p99
+    if JIT_CPATH then jit_idle_med, jit_idle_p99 = idle_steps(true) end
     say("")
     say("client:step(0) with 256 requests in flight (us per call)")
     say("  %-62s %8s %9s", "", "median", "p99")
     say("  %-62s %8s %9s", "all 256 waiting (sent, the server has not answered yet)",
         fmt_num(idle_med), fmt_num(idle_p99))
+    if JIT_CPATH then
+      say("  %-62s %8s %9s", "the same, LuaJIT", fmt_num(jit_idle_med), fmt_num(jit_idle_p99))
+    end
     say("  %-62s %8s %9s", ("a step(0) loop against nginx (%s responses per step on average)")
         :format(loop_steps and fmt_num(count(20000) / loop_steps, 0) or "-"),
         fmt_num(loop_med, 1), fmt_num(loop_p99, 1))
@@ -343,13 +402,18 @@ local function main ()
     local nrss = QUICK and 20000 or 100000
     local rss = run(CPU, ("lua5.4 bench/aigc_bench.lua rss %s %d %s"):format(srv.url, nrss, E_CHAT))
     local growth_per_100k = rss and rss.growth_kb * 100000 / nrss
+    local jit_rss = JIT_CPATH and run(CPU, ("%s bench/aigc_bench.lua rss %s %d %s"):format(aigc_lua(true), srv.url,
+      nrss, E_CHAT))
     say("")
     say("Memory")
-    if rss then
-      say("  aigc RSS after 5,000 requests %.1f MiB, after %s more %.1f MiB: growth %+d KiB (%+.0f KiB per 100,000)",
-          rss.rss0_kb / 1024, fmt_rate(nrss), rss.rss1_kb / 1024, rss.growth_kb, growth_per_100k)
-    else
-      say("  RSS run failed")
+    for _, m in ipairs { { "aigc", rss }, { "aigc on LuaJIT", jit_rss, not JIT_CPATH } } do
+      local r = m[2]
+      if r then
+        say("  %s RSS after 5,000 requests %.1f MiB, after %s more %.1f MiB: growth %+d KiB (%+.0f KiB per 100,000)",
+            m[1], r.rss0_kb / 1024, fmt_rate(nrss), r.rss1_kb / 1024, r.growth_kb, r.growth_kb * 100000 / nrss)
+      elseif not m[3] then
+        say("  %s: RSS run failed", m[1])
+      end
     end
 
     -- Start-up.
@@ -364,14 +428,29 @@ local function main ()
     local hj = io.open(hf) and io.open(hf):read("a") or ""
     local means = {}
     for m in hj:gmatch('"median":%s*([%d.e+-]+)') do means[#means + 1] = tonumber(m) end
+    local jit_means = {}
+    if JIT_CPATH then
+      local jhf = DIR .. "/hyperfine-jit.json"
+      local setup = ("package.path=[[lua/?.lua;lua/?/init.lua;]]..package.path package.cpath=[[%s;]]..package.cpath")
+        :format(JIT_CPATH)
+      os.execute(("taskset -c %s hyperfine -N --warmup 20 --runs %d --export-json %s "
+        .. "\"luajit -e ''\" \"luajit -e '%s require [[aigc]]'\" "
+        .. "\"luajit -e '%s require([[aigc]]).client{base_url=[[http://127.0.0.1:1/v1]]}'\" "
+        .. ">/dev/null 2>>%s"):format(CPU, QUICK and 50 or 200, jhf, setup, setup, LOG))
+      local jj = io.open(jhf) and io.open(jhf):read("a") or ""
+      for m in jj:gmatch('"median":%s*([%d.e+-]+)') do jit_means[#jit_means + 1] = tonumber(m) end
+    end
     say("")
     say("Start-up (hyperfine, median of %d runs)", QUICK and 50 or 200)
-    if #means >= 3 then
-      say("  lua5.4 -e ''                        %7.2f ms", means[1] * 1e3)
-      say("  require \"aigc\"                      %7.2f ms  (+%.2f ms)", means[2] * 1e3, (means[2] - means[1]) * 1e3)
-      say("  require \"aigc\" + aigc.client{...}   %7.2f ms  (+%.2f ms)", means[3] * 1e3, (means[3] - means[1]) * 1e3)
-    else
-      say("  hyperfine failed (see %s)", LOG)
+    for _, set in ipairs { { "lua5.4", means }, { "luajit", jit_means, not JIT_CPATH } } do
+      local lua, ms = set[1], set[2]
+      if #ms >= 3 then
+        say("  %-35s %7.2f ms", lua .. " -e ''", ms[1] * 1e3)
+        say("  %-35s %7.2f ms  (+%.2f ms)", lua .. ": require \"aigc\"", ms[2] * 1e3, (ms[2] - ms[1]) * 1e3)
+        say("  %-35s %7.2f ms  (+%.2f ms)", lua .. ": + aigc.client{...}", ms[3] * 1e3, (ms[3] - ms[1]) * 1e3)
+      elseif not set[3] then
+        say("  %s: hyperfine failed (see %s)", lua, LOG)
+      end
     end
 
     -- Instructions per request under callgrind: the difference between a
@@ -382,12 +461,20 @@ local function main ()
       return tonumber((out:match("Collected : (%d+)")))
     end
     local cg = {}
-    for _, c in ipairs {
+    local cg_runs = {
       { "C floor, sequential", function (n) return floor("seq", n)(srv) end },
       { "aigc, sequential", function (n) return aigc("seq", n)(srv) end },
       { "C floor, stream (per chunk)", function (n) return floor("stream", n)(srv) end, 200 },
       { "aigc, stream (per chunk)", function (n) return aigc("stream", n)(srv) end, 200 },
-    } do
+    }
+    if JIT_CPATH then   -- (pairs with the floor above them: the ratio column)
+      table.insert(cg_runs, { "C floor, sequential", cg_runs[1][2] })
+      table.insert(cg_runs, { "aigc on LuaJIT, sequential", function (n) return aigc("seq", n, nil, true)(srv) end })
+      table.insert(cg_runs, { "C floor, stream (per chunk)", cg_runs[3][2], 200 })
+      table.insert(cg_runs, { "aigc on LuaJIT, stream (per chunk)",
+                              function (n) return aigc("stream", n, nil, true)(srv) end, 200 })
+    end
+    for _, c in ipairs(cg_runs) do
       local k = c[3] or 1
       local n0, n1 = 500 // k, 3000 // k   -- enough to average over GC cycles
       local a, b = instructions(c[2](n0)), instructions(c[2](n1))
@@ -398,7 +485,8 @@ local function main ()
     for i, c in ipairs(cg) do
       local ratio = ""
       if i % 2 == 0 and cg[i - 1][2] and c[2] then ratio = ("  %.2fx the floor"):format(c[2] / cg[i - 1][2]) end
-      say("  %-32s %10s per %s%s", c[1], c[2] and fmt_rate(c[2]) or "failed", i > 2 and "chunk" or "request", ratio)
+      say("  %-34s %10s per %s%s", c[1], c[2] and fmt_rate(c[2]) or "failed",
+          c[1]:find("chunk", 1, true) and "chunk" or "request", ratio)
     end
 
     -- Split placement.
@@ -410,6 +498,27 @@ local function main ()
       say("Split placement: nginx on CPU %s, the client on CPU %s (%d rounds; a cross-CPU wake-up per request)",
           CPU, SPLIT_CPU, math.max(2, ROUNDS // 2))
       for _, sc in ipairs(SPLIT) do print_scenario(sc, sres) end
+    end
+
+    -- LuaJIT next to Lua 5.4: each figure of the same-CPU rounds, as a ratio.
+    say("")
+    if JIT_CPATH then
+      say("LuaJIT next to Lua 5.4 (same-CPU rounds; CPU ratio < 1: LuaJIT spends less)")
+      say("  %-44s %12s %12s %10s %10s", "scenario", "5.4 x floor", "JIT x floor", "JIT/5.4", "JIT/5.4")
+      say("  %-44s %12s %12s %10s %10s", "", "(CPU)", "(CPU)", "(CPU)", "(rate)")
+      local shown = 0
+      for _, sc in ipairs(SCENARIOS) do
+        local a, j = res[sc.id].aigc, res[sc.id].aigc_jit
+        if a and j and #a.runs > 0 and #j.runs > 0 then
+          shown = shown + 1
+          say("  %-44s %12s %12s %10s %10s", (sc.title:gsub(":.*", "")), fmt_num(median(a.ratio_cpu)),
+              fmt_num(median(j.ratio_cpu)), fmt_num(med(j, "cpu") / med(a, "cpu")),
+              fmt_num(med(j, "rate") / med(a, "rate")))
+        end
+      end
+      if shown == 0 then say("  (no scenario has figures from both: see the failed rows above)") end
+    else
+      say("LuaJIT: not measured (%s)", JIT_MISSING)
     end
 
     -- Targets.
@@ -430,6 +539,12 @@ local function main ()
         ratio("multi64", "aigc", "ratio_rate"), function (v) return v >= 0.8 end, "%.2fx" },
       { "step() with 256 in flight: <= 50 us median (all 256 waiting)",
         idle_med, function (v) return v <= 50 end, "%.1f us" },
+      { "LuaJIT: CPU per request <= 1.25x the C floor",
+        JIT_CPATH and ratio("seq", "aigc_jit", "ratio_cpu") or nil, function (v) return v <= 1.25 end, "%.2fx" },
+      { "LuaJIT: streaming <= 1 us CPU per chunk",
+        JIT_CPATH and med(res.stream.aigc_jit, "cpu") or nil, function (v) return v <= 1 end, "%.3f us" },
+      { "LuaJIT: step() with 256 in flight <= 50 us median",
+        jit_idle_med, function (v) return v <= 50 end, "%.1f us" },
       { "RSS growth <= 1 MiB per 100,000 requests",
         growth_per_100k, function (v) return v <= 1024 end, "%+.0f KiB" },
     }

@@ -6,6 +6,8 @@
 #   BENCH_QUICK=1 make bench     a fast pass (2 rounds, a quarter of the work)
 #   BENCH_ROUNDS=7 make bench    more rounds
 #   BENCH_OUT=file make bench    also write the report to file
+#   BENCH_JIT=0 make bench       leave LuaJIT out (by default its build is
+#                                made here and measured beside Lua 5.4's)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +19,17 @@ if [ ! -f "$stamp" ] || ! cmp -s bench/package-lock.json "$stamp"; then
   echo "bench: npm ci (openai, as locked in bench/package-lock.json)" >&2
   (cd bench && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
   cp bench/package-lock.json "$stamp"
+fi
+
+# LuaJIT's build of the module (its rows in the report), when the Makefile
+# builds per version (a folder of its own: never over ./aigc/core.so).
+if [ "${BENCH_JIT:-1}" != 0 ] && command -v luajit >/dev/null; then
+  jit_cpath=$(make -s --no-print-directory cpath LUA_VERSION=jit 2>/dev/null || true)
+  if [ -n "$jit_cpath" ] && [ "$jit_cpath" != "./?.so" ]; then
+    make --no-print-directory LUA_VERSION=jit >&2 || echo "bench: the LuaJIT build failed; its rows are left out" >&2
+  else
+    echo "bench: no per-version build in this Makefile; LuaJIT is left out" >&2
+  fi
 fi
 
 # The C floor.

@@ -1,6 +1,15 @@
 -- LuaRocks build of aigc: `luarocks make rockspec/aigc-0.1.0-1.rockspec`
--- (on Debian: add --lua-version=5.4 and
+-- (on Debian: add --lua-version=5.1|5.2|5.3|5.4 and
 --  CURL_INCDIR=/usr/include/$(dpkg-architecture -qDEB_HOST_MULTIARCH)).
+--
+-- Lua 5.1 to 5.4, and LuaJIT 2.1 (a 5.1 for LuaRocks: the rock built for
+-- 5.1 loads in LuaJIT, as Debian's 5.1 modules do). On 5.1 and 5.2 the C
+-- core uses compat-5.3 (its C API of 5.3) from compat-5.3.h, found beside
+-- lua.h in $(LUA_INCDIR): Debian's lua-compat53-dev puts it in
+-- /usr/include/lua5.1 and /usr/include/lua5.2; elsewhere copy compat-5.3.h
+-- and compat-5.3.c (github.com/lunarmodules/lua-compat-5.3, c-api/) there.
+-- scripts/check-rockspec.lua (suite rockspec-files of `make test`) fails when
+-- the C sources or Lua modules listed here differ from the tree.
 --
 -- The version's one source is AIGC_VERSION in src/aigc.h (the module's
 -- _VERSION); this file's name and `version` repeat it, as LuaRocks needs,
@@ -14,7 +23,7 @@ source = {
   tag = "v0.1.0",
 }
 description = {
-  summary = "OpenAI-compatible chat and completion APIs for Lua 5.4, in C on libcurl",
+  summary = "OpenAI-compatible chat and completion APIs for Lua 5.1-5.4 and LuaJIT, in C on libcurl",
   detailed = [[
 aigc gives Lua scripts the chat and completion APIs of OpenAI-compatible
 language-model servers (OpenAI, Azure OpenAI, llama.cpp, Ollama, vLLM, LM
@@ -24,7 +33,7 @@ one libcurl multi engine, exact JSON marshalling, and clear errors.
   license = "MIT",
 }
 dependencies = {
-  "lua >= 5.4",
+  "lua >= 5.1, < 5.5",
   "lua-cjson",   -- used by the bundled local server (aigc.devserver)
   -- aigc.devserver also needs "luv" (Debian: lua-luv); it is an optional
   -- development module, so luv is not a hard dependency of aigc.
@@ -37,8 +46,12 @@ build = {
   modules = {
     ["aigc.core"] = {
       sources = {
-        "src/buf.c", "src/sse.c", "src/json.c", "src/accum.c",
-        "src/jsonlua.c", "src/error.c", "src/engine.c", "src/request.c", "src/core.c",
+        -- the plain-C parts (no Lua), then the layers over them (src/*.c:
+        -- scripts/check-rockspec.lua fails when this list and the folder differ)
+        "src/buf.c", "src/sse.c", "src/json.c", "src/jsonout.c", "src/accum_shape.c",
+        "src/accum.c", "src/poller.c", "src/core.c", "src/engine.c", "src/error.c",
+        "src/headers.c", "src/jsonlua.c", "src/loop.c", "src/request.c", "src/response.c",
+        "src/roster.c", "src/transfer.c", "src/util.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       incdirs = { "src", "$(CURL_INCDIR)" },
@@ -48,31 +61,62 @@ build = {
     ["aigc"] = "lua/aigc/init.lua",
     ["aigc.client"] = "lua/aigc/client.lua",
     -- aigc.devserver: the bundled test/demo server, an optional development
-    -- module (aigc never loads it); Lua 5.4 with luv and lua-cjson, run as
-    -- its own process: lua5.4 .../aigc/devserver.lua --port 8089
+    -- module (aigc never loads it); Lua 5.4 only (whatever Lua the rock is
+    -- for), with luv and lua-cjson, run as its own process:
+    -- lua5.4 .../aigc/devserver.lua --port 8089
     ["aigc.devserver"] = "lua/aigc/devserver.lua",
     ["aigc.devserver.api"] = "lua/aigc/devserver/api.lua",
+    ["aigc.devserver.batches"] = "lua/aigc/devserver/batches.lua",
     ["aigc.devserver.chat"] = "lua/aigc/devserver/chat.lua",
     ["aigc.devserver.completions"] = "lua/aigc/devserver/completions.lua",
     ["aigc.devserver.conn"] = "lua/aigc/devserver/conn.lua",
     ["aigc.devserver.embeddings"] = "lua/aigc/devserver/embeddings.lua",
     ["aigc.devserver.errors"] = "lua/aigc/devserver/errors.lua",
     ["aigc.devserver.faults"] = "lua/aigc/devserver/faults.lua",
+    ["aigc.devserver.files"] = "lua/aigc/devserver/files.lua",
+    ["aigc.devserver.images"] = "lua/aigc/devserver/images.lua",
     ["aigc.devserver.json"] = "lua/aigc/devserver/json.lua",
+    ["aigc.devserver.moderations"] = "lua/aigc/devserver/moderations.lua",
     ["aigc.devserver.multipart"] = "lua/aigc/devserver/multipart.lua",
     ["aigc.devserver.parser"] = "lua/aigc/devserver/parser.lua",
+    ["aigc.devserver.png"] = "lua/aigc/devserver/png.lua",
+    ["aigc.devserver.ratelimit"] = "lua/aigc/devserver/ratelimit.lua",
     ["aigc.devserver.records"] = "lua/aigc/devserver/records.lua",
     ["aigc.devserver.replies"] = "lua/aigc/devserver/replies.lua",
     ["aigc.devserver.respond"] = "lua/aigc/devserver/respond.lua",
+    ["aigc.devserver.responses"] = "lua/aigc/devserver/responses.lua",
+    ["aigc.devserver.responses_build"] = "lua/aigc/devserver/responses_build.lua",
+    ["aigc.devserver.responses_stream"] = "lua/aigc/devserver/responses_stream.lua",
     ["aigc.devserver.schema"] = "lua/aigc/devserver/schema.lua",
     ["aigc.devserver.server"] = "lua/aigc/devserver/server.lua",
+    ["aigc.devserver.speech"] = "lua/aigc/devserver/speech.lua",
     ["aigc.devserver.tokens"] = "lua/aigc/devserver/tokens.lua",
     ["aigc.devserver.tools"] = "lua/aigc/devserver/tools.lua",
+    ["aigc.devserver.transcribe"] = "lua/aigc/devserver/transcribe.lua",
     ["aigc.devserver.util"] = "lua/aigc/devserver/util.lua",
+    -- the `aigc` command's parts (bin/aigc); they need lua-argparse,
+    -- lua-readline, lua-term and luasql-sqlite3 (optional for the library)
+    ["aigc.cli"] = "lua/aigc/cli/init.lua",
+    ["aigc.cli.chat"] = "lua/aigc/cli/chat.lua",
+    ["aigc.cli.common"] = "lua/aigc/cli/common.lua",
+    ["aigc.cli.config"] = "lua/aigc/cli/config.lua",
+    ["aigc.cli.lineinput"] = "lua/aigc/cli/lineinput.lua",
+    ["aigc.cli.logs"] = "lua/aigc/cli/logs.lua",
+    ["aigc.cli.models"] = "lua/aigc/cli/models.lua",
+    ["aigc.cli.prompt"] = "lua/aigc/cli/prompt.lua",
+    ["aigc.cli.run"] = "lua/aigc/cli/run.lua",
+    ["aigc.cli.templates"] = "lua/aigc/cli/templates.lua",
     ["aigc.conversation"] = "lua/aigc/conversation.lua",
     ["aigc.dialogue"] = "lua/aigc/dialogue.lua",
+    ["aigc.promptlog"] = "lua/aigc/promptlog.lua",
+    ["aigc.ratelimit"] = "lua/aigc/ratelimit.lua",
+    ["aigc.runner"] = "lua/aigc/runner.lua",
     ["aigc.schema"] = "lua/aigc/schema.lua",
     ["aigc.strategy"] = "lua/aigc/strategy.lua",
+    ["aigc.template"] = "lua/aigc/template.lua",
     ["aigc.tools"] = "lua/aigc/tools.lua",
+  },
+  install = {
+    bin = { aigc = "bin/aigc" },   -- the command (issue 16)
   },
 }

@@ -31,8 +31,25 @@ run () { echo; echo "---- $*"; $LUA "$@"; }
 run examples/chatbot.lua --script examples/dialogue.txt
 run examples/completion.lua
 run examples/story.lua
-for extra in npc_loop.lua luv_loop.lua service_bot.lua autoreply.lua npc_dialogue.lua story_best_of.lua; do
+for extra in npc_loop.lua luv_loop.lua service_bot.lua autoreply.lua npc_dialogue.lua story_best_of.lua \
+             prompt_workflow.lua; do
   if [ -f "examples/$extra" ]; then run "examples/$extra"; fi
 done
+
+# The `aigc` command (issue 16), where this tree has it: a one-shot prompt,
+# its continuation, a dataset run from a template, then the prompt log
+# searched. Its state (conversations, logs) in a scratch AIGC_HOME.
+if [ -x bin/aigc ]; then
+  AIGC_HOME=$(mktemp -d)
+  export AIGC_HOME
+  trap 'cleanup; rm -rf "$AIGC_HOME"' EXIT INT TERM
+  cmd () { echo; echo "---- aigc $*"; bin/aigc "$@"; }
+  cmd "What is the capital of France?"
+  cmd -c "And of Spain?"
+  if [ -f examples/workflow/cases.jsonl ]; then
+    AIGC_TEMPLATES=examples/workflow cmd run examples/workflow/cases.jsonl -t capital
+  fi
+  cmd logs -q capital
+fi
 echo
 echo "demo: done"

@@ -2,11 +2,16 @@
 # The one place that knows which system packages aigc needs.
 #
 #   scripts/deps.sh demo    build the module and run the demo (and the dev server)
-#   scripts/deps.sh test    everything `make test` runs: busted, luacheck,
+#   scripts/deps.sh test    everything `make test` runs: every interpreter of
+#                           the matrix (Lua 5.1, 5.2, 5.3, 5.4, LuaJIT 2.1)
+#                           with its headers and compat-5.3, busted, luacheck,
 #                           sanitizers, valgrind, the contract tests' Node,
-#                           and a comma-decimal locale (de_DE.UTF-8) for the
-#                           JSON C test of number formatting
-#   scripts/deps.sh bench   what `make bench` adds: nginx, wrk, lua-socket...
+#                           Python's yaml + jsonschema (the devserver's OpenAPI
+#                           check), the `aigc` command's libraries and tmux
+#                           (its REPL tests), and a comma-decimal locale
+#                           (de_DE.UTF-8) for the JSON C test of number formatting
+#   scripts/deps.sh bench   what `make bench` adds: nginx, wrk, lua-socket,
+#                           LuaJIT (its column of the report)...
 #
 # Only missing packages are installed, with one `apt-get update` first; a
 # machine that already has them all is not touched (and needs no network).
@@ -16,11 +21,29 @@ profile=${1:-test}
 
 build_pkgs=(gcc make libc6-dev pkg-config ca-certificates
             lua5.4 liblua5.4-dev libcurl4-openssl-dev lua-cjson lua-luv)
-test_pkgs=(lua-busted lua-check luarocks lua-socket valgrind
+# The other interpreters of the matrix (issue 12) and their headers; compat-5.3
+# gives 5.1/5.2 (and LuaJIT) the 5.3 C API (its headers live in
+# /usr/include/lua5.1 and /usr/include/lua5.2). Debian's Lua libraries
+# (busted, cjson, luv, socket...) install for every version at once.
+matrix_pkgs=(lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev
+             luajit libluajit-5.1-dev lua-compat53 lua-compat53-dev)
+test_pkgs=("${matrix_pkgs[@]}"
+           lua-busted lua-check luarocks lua-socket valgrind
            clang libclang-rt-14-dev curl nodejs npm git procps
-           nginx-light openssl locales)
+           nginx-light openssl locales
+           python3-yaml python3-jsonschema
+           lua-argparse lua-readline lua-term lua-sql-sqlite3 sqlite3 lua-rex-pcre2
+           lua-ldoc lua-markdown tmux)
+# python3-yaml / python3-jsonschema: spec/support/oas_check.py, run by
+# /usr/bin/python3 (Debian's, which has them) whatever python3 is first on PATH.
+# lua-argparse, lua-readline, lua-term, lua-sql-sqlite3: the `aigc` command
+# (bin/aigc) and its prompt logs (sqlite3: one check reads them with it);
+# lua-rex-pcre2: the dataset runner's `regex` assertion; lua-ldoc and
+# lua-markdown (Debian's LDoc has no Markdown of its own; lua5.1 runs it):
+# `make docs` and its warning check; tmux: the REPL driven through a real terminal.
 bench_pkgs=(nginx-light wrk hyperfine lua-socket valgrind util-linux
-            nodejs npm procps time)
+            nodejs npm procps time
+            luajit libluajit-5.1-dev lua-compat53-dev)
 
 case "$profile" in
   demo)  wanted=("${build_pkgs[@]}") ;;

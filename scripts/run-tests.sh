@@ -1,45 +1,117 @@
 #!/usr/bin/env bash
-# Runs every suite of aigc and prints, last, one line:
+# Runs every suite of aigc, under every interpreter of the matrix, and prints,
+# last, one line:
 #   N passed, N failed[, N skipped]
-# summing them all. Called by `make test` (after the module is built).
+# summing them all. Called by `make test` (after the 5.4 module is built).
 #
-# Suites, in order (cheap first); each line of the closing sum is what ran:
-#   lint       luacheck over lua/ spec/ examples/ bench/: one result (clean or not)
+# The matrix (issue 12): Lua 5.4 (the primary target), 5.1, 5.2, 5.3 and
+# LuaJIT 2.1 ("jit"). Each interpreter's results are their own lines of the
+# summary (busted-5.1: ..., examples-jit: ...), and all of them add up in the
+# closing line. Suites, in order (cheap first); a line of the summary per
+# suite (and per interpreter), with the seconds it took:
+#   lint       luacheck over lua/ spec/ examples/ bench/ scripts/: one result (clean or not)
+#   subset     the library, the test harness and the examples parse (and read
+#              right) under every other interpreter of the matrix
+#              (scripts/check-subset.lua; luacheck accepts 5.4 syntax): one result
+#   size       issue 11's limits (scripts/check-size.lua): src/ files <= 1,300
+#              lines, lua/ files <= 800, functions <= 80 (C and Lua): one result
+#   layers     issue 11's C layering: no cycle among src/ files in who calls
+#              whom (scripts/check-layers.lua, the C lane's): one result
+#   patching   issue 11: nothing in lua/ patches a C method table
+#              (scripts/check-patching.lua): one result
 #   ctest      C unit tests of the plain-C parts (SSE parser, JSON, accumulator):
 #              one result per test; a test that cannot run here is skipped
-#   busted     the Lua specs, against real local servers they start themselves
-#   rockspec   `luarocks make` into a scratch tree, then require "aigc" from it
+#   busted-V   the Lua specs under interpreter V, the module built for V, against
+#              real local servers they start themselves; V = 5.4 5.1 5.2 5.3 jit
+#              (a spec file marked "-- needs: Lua 5.4 (why)" in its first lines
+#              counts as one skipped result elsewhere)
+#   examples-V every examples/*.lua under V against the bundled server: one
+#              result each (an example marked "-- needs: Lua 5.4" is skipped elsewhere)
+#   install-V  `make install LUA_VERSION=V` into a scratch DESTDIR, and `make env`,
+#              each then required by V's interpreter: one result
+#   rockspec-V `luarocks --lua-version=V make` into a scratch tree, then
+#              require "aigc" from it (5.4, 5.3, 5.1; rockspec-jit: LuaJIT loads
+#              the 5.1 tree, as Debian's 5.1 modules serve LuaJIT); rockspec-files:
+#              the rockspec lists every src/*.c and lua/**/*.lua
 #   fuzz       libFuzzer on the SSE parser (60 s) and the JSON parser (30 s)
-#   lifecycle  the random lifecycle tester (spec/lifecycle/run.lua), 90 s: one result
-#   asan       the busted specs again, the module built with ASan + UBSan
-#   lifecycle-asan  the lifecycle tester again under ASan + UBSan, 120 s: one result
-#   valgrind   the busted specs under valgrind memcheck: no definite leak, no error
-#   soak       20,000 mixed requests through one client: RSS growth < 1 MiB
+#   lifecycle-V      the random lifecycle tester (spec/lifecycle/run.lua) with
+#                    its children under V, 90 s: one result
+#   asan-V           the busted specs again under V, the module and a host
+#                    interpreter built with ASan + UBSan
+#   lifecycle-asan-V the lifecycle tester again on that build, 120 s: one result
+#   valgrind-V       the busted specs under valgrind memcheck: no definite leak, no error
+#   soak-V           20,000 mixed requests through one client: RSS growth < 1 MiB
+# The heavy suites (lifecycle, asan, valgrind, soak) run under 5.4 and LuaJIT.
+# The ASan and valgrind suites run beside the others (two lanes for two
+# cores; their output is printed when the rest is done, from build/lane2.log).
 #
-# Environment knobs: AIGC_SKIP="fuzz valgrind" skips suites (reported as
-# skipped; "lifecycle" skips both lifecycle runs), FUZZ_SSE_SECONDS /
-# FUZZ_JSON_SECONDS shorten the fuzz runs, LIFECYCLE_SECONDS /
-# LIFECYCLE_ASAN_SECONDS the lifecycle runs, LIFECYCLE_SEED fixes their seed
-# (default: a new one each run, printed, so a failure can be replayed).
+# Knobs (environment):
+#   AIGC_LUA_VERSIONS="5.4 jit"   the interpreters of the matrix (default all five)
+#   AIGC_HEAVY_VERSIONS="5.4"     those that also get the heavy suites (default "5.4 jit";
+#                                 empty: none)
+#   AIGC_SKIP="fuzz valgrind"     skips suites, reported as skipped; a base name
+#                                 skips every interpreter's ("busted"), a full one
+#                                 only that one ("busted-5.2"); "lifecycle" skips
+#                                 both lifecycle runs
+#   FUZZ_SSE_SECONDS / FUZZ_JSON_SECONDS   shorten the fuzz runs
+#   LIFECYCLE_SECONDS / LIFECYCLE_ASAN_SECONDS   the lifecycle runs' length
+#   LIFECYCLE_SEED   fixes their seed (default: a new one each run, printed,
+#                    so a failure can be replayed)
+#   AIGC_JOBS=1      one suite at a time (default 2: the two lanes side by side)
+#   AIGC_SUITE_TIMEOUT=S   a busted run (any cell, ASan, valgrind) still going
+#                    after S seconds (default 1500) is stopped and counts as failed
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 
 mkdir -p build
+RESULTS=build/suite-results
 SUMMARY=build/test-summary
-: > build/suite-results
+: > "$RESULTS"
 export AIGC_SPEC_ROOT=$PWD
-LUA=${LUA:-lua5.4}
-# busted's runner started by lua5.4 itself (what `busted --lua=lua5.4` does
-# through a re-exec), so that valgrind and LD_PRELOAD see the right process.
+# The bundled server needs Lua 5.4 whatever the interpreter under test
+# (spec/support/devserver.lua starts it with $LUA, else lua5.4).
+DEVSERVER_LUA=lua5.4
+VERSIONS=${AIGC_LUA_VERSIONS-5.4 5.1 5.2 5.3 jit}
+HEAVY_VERSIONS=${AIGC_HEAVY_VERSIONS-5.4 jit}
+# busted's runner started by the interpreter itself (what `busted --lua=lua5.4`
+# does through a re-exec), so that valgrind and LD_PRELOAD see the right process.
 BUSTED_RUNNER=$(command -v busted)
+MAKE="make --no-print-directory"
 
-total_pass=0; total_fail=0; total_skip=0
-record () {   # suite passed failed skipped
-  echo "$1: $2 passed, $3 failed, $4 skipped" >> build/suite-results
-  total_pass=$((total_pass + $2)); total_fail=$((total_fail + $3)); total_skip=$((total_skip + $4))
+# ---- helpers
+
+# record SUITE PASSED FAILED SKIPPED [SECONDS]: one line of the summary.
+record () {
+  local took=${5:-}
+  echo "$1: $2 passed, $3 failed, $4 skipped${took:+ (${took} s)}" >> "$RESULTS"
 }
-banner () { printf '\n==== %s ====\n' "$1"; }
-skipped () { case " ${AIGC_SKIP:-} " in *" $1 "*) return 0 ;; esac; return 1; }
+suite_start=0
+banner () { printf '\n==== %s ====\n' "$1"; suite_start=$SECONDS; }
+elapsed () { echo $((SECONDS - suite_start)); }
+# skipped NAME: whether AIGC_SKIP names the suite (NAME, or NAME's base before "-V").
+skipped () {
+  local base=${1%-5.[1-4]}; base=${base%-jit}
+  case " ${AIGC_SKIP:-} " in *" $1 "*|*" $base "*) return 0 ;; esac
+  return 1
+}
+in_list () { case " $2 " in *" $1 "*) return 0 ;; esac; return 1; }
+
+interp_of () { case $1 in jit) echo luajit ;; *) echo "lua$1" ;; esac; }
+# The Lua ABI of version V (LuaJIT is a 5.1), for LuaRocks and install paths.
+abi_of () { case $1 in jit) echo 5.1 ;; *) echo "$1" ;; esac; }
+
+# The package.cpath template of the module built for V (`make cpath`, so the
+# folder stays the Makefile's business); empty when V has no folder of its
+# own (the per-version build is not there), so that V's build cannot
+# overwrite the 5.4 module at ./aigc/core.so.
+cpath_of () {
+  local c
+  c=$($MAKE -s cpath LUA_VERSION="$1" 2>/dev/null) || return 0
+  if [ "$1" != 5.4 ] && [ "$c" = "./?.so" ]; then return 0; fi
+  echo "$c"
+}
+# The ASan build of V: its host interpreter and its module's folder.
+asan_dir_of () { if [ "$1" = 5.4 ]; then echo build/asan; else echo "build/asan-$1"; fi; }
 
 # Sums "... N passed, N failed[, N skipped]" lines matching $2 in file $1.
 sum_counts () {
@@ -51,97 +123,362 @@ sum_counts () {
     } END { printf "%d %d %d %d\n", p, f, s, n }' "$1"
 }
 
-# Runs busted over the specs with $1 as the suite name; the rest, if any, is
-# a wrapper command (env settings, valgrind ...) put in front of lua5.4.
-run_busted () {
-  local name=$1; shift
-  local log=build/$name.log
-  env AIGC_SUITE_NAME="$name" "$@" "${BUSTED_LUA:-$LUA}" "$BUSTED_RUNNER" -o spec/support/summary_output.lua \
-    ${BUSTED_ARGS:-} 2>&1 | tee "$log"
-  read -r p f s n < <(sum_counts "$log" "^busted $name:")
-  if [ "$n" -eq 0 ]; then   # busted died before its summary
-    echo "$name: busted did not finish"; f=$((f + 1))
+# built V: builds the module for V once (5.4 is built by `make test`);
+# false, with the reason in WHY, when it cannot be. (Not to be called
+# inside $(...): the state of the builds lives in this shell.)
+declare -A BUILD_STATE=()
+WHY=""
+built () {
+  local v=$1
+  WHY=""
+  if [ -z "${BUILD_STATE[$v]:-}" ]; then
+    if [ "$v" = 5.4 ]; then BUILD_STATE[$v]=ok
+    elif [ -z "$(cpath_of "$v")" ]; then
+      BUILD_STATE[$v]="no per-version build: \`make cpath LUA_VERSION=$v\` names no folder of its own (the Makefile's LUA_VERSION layout)"
+    elif $MAKE -j2 LUA_VERSION="$v" WERROR=-Werror > "build/build-$v.log" 2>&1; then BUILD_STATE[$v]=ok
+    else BUILD_STATE[$v]="\`make LUA_VERSION=$v WERROR=-Werror\` failed (build/build-$v.log):
+$(tail -n 30 "build/build-$v.log")"
+    fi
   fi
-  record "$name" "$p" "$f" "$s"
+  [ "${BUILD_STATE[$v]}" = ok ] && return 0
+  WHY=${BUILD_STATE[$v]}
+  return 1
+}
+
+# Runs busted over the specs as suite $1 under interpreter $2 with module
+# cpath $3; the rest, if any, is a wrapper command (env settings, valgrind...)
+# put in front of the interpreter. The interpreter under test, its cpath and
+# its version (the suite name's suffix: 5.1 ... jit) are exported (AIGC_LUA,
+# AIGC_CPATH, AIGC_LUA_VERSION) for specs that start a child Lua
+# (spec/support/procutil.lua: proc.lua_command()); AIGC_CHILD_LUA /
+# AIGC_CHILD_CPATH override them where the busted process is special (the
+# ASan host: its children run the plain interpreter and build).
+run_busted () {
+  local name=$1 lua=$2 cpath=$3; shift 3
+  local log=build/$name.log
+  # (a cell that hangs is stopped after AIGC_SUITE_TIMEOUT seconds, 25 min:
+  # its summary is then missing and it counts as failed)
+  timeout -k 30 "${AIGC_SUITE_TIMEOUT:-1500}" \
+  env AIGC_SUITE_NAME="$name" AIGC_LUA="${AIGC_CHILD_LUA:-$lua}" AIGC_CPATH="${AIGC_CHILD_CPATH:-$cpath}" \
+    AIGC_LUA_VERSION="${name##*-}" \
+    "$@" "$lua" "$BUSTED_RUNNER" --cpath="$cpath" -o spec/support/summary_output.lua \
+    ${SPEC_FILES[@]+"${SPEC_FILES[@]}"} 2>&1 | tee "$log"
+  local p f s n
+  read -r p f s n < <(sum_counts "$log" "^busted $name:")
+  if [ "$n" -eq 0 ]; then   # busted died (or was stopped) before its summary
+    echo "$name: busted did not finish (see $log)"; f=$((f + 1))
+  fi
+  record "$name" "$p" "$f" "$((s + ${NSKIPPED_FILES:-0}))" "$(elapsed)"
 }
 
 # Runs the lifecycle tester for $2 seconds as suite $1, the rest being its
-# build arguments; one result.
+# arguments (--lua, --cpath); one result. Its driver runs on Lua 5.4.
 run_lifecycle () {
   local name=$1 secs=$2; shift 2
   local seed=${LIFECYCLE_SEED:-$(( $(date +%s) % 1000000 ))}
   local log=build/$name.log
-  AIGC_LIFECYCLE_DIR=build/$name $LUA spec/lifecycle/run.lua --seconds "$secs" --seed "$seed" "$@" 2>&1 | tee "$log"
+  AIGC_LIFECYCLE_DIR=build/$name lua5.4 spec/lifecycle/run.lua --seconds "$secs" --seed "$seed" "$@" 2>&1 | tee "$log"
   if grep -qE '^lifecycle: [0-9]+ sequences, [0-9]+ operations, 0 failures$' "$log"; then
-    record "$name" 1 0 0
+    record "$name" 1 0 0 "$(elapsed)"
   else
-    record "$name" 0 1 0
+    record "$name" 0 1 0 "$(elapsed)"
   fi
 }
 
-# ---- lint: one result, however many files (a clean file is not a test)
-banner lint
-if skipped lint; then record lint 0 0 1; else
-  files=$(find lua spec examples bench -name '*.lua' 2>/dev/null | sort)
+# Starts the bundled server on a free port (stopped by stop_devserver, by
+# its pid); sets DEVSERVER_PID and DEVSERVER_URL.
+DEVSERVER_PID=""
+start_devserver () {
+  local portfile
+  portfile=$(mktemp); rm -f "$portfile"
+  $DEVSERVER_LUA lua/aigc/devserver.lua --port 0 --port-file "$portfile" --pause-ms 1 --quiet \
+    --exit-after 1800 --parent-pid $$ > /dev/null 2>&1 &
+  DEVSERVER_PID=$!
+  for _ in $(seq 1 200); do [ -s "$portfile" ] && break; sleep 0.05; done
+  if [ ! -s "$portfile" ]; then stop_devserver; rm -f "$portfile"; return 1; fi
+  DEVSERVER_URL="http://127.0.0.1:$(head -n 1 "$portfile")/v1"
+  rm -f "$portfile"
+}
+stop_devserver () {
+  if [ -n "$DEVSERVER_PID" ]; then kill "$DEVSERVER_PID" 2>/dev/null; wait "$DEVSERVER_PID" 2>/dev/null; fi
+  DEVSERVER_PID=""
+}
+trap stop_devserver EXIT
+
+# The arguments an example runs with here (the ones `make demo` gives it).
+example_args () {
+  case $1 in
+    chatbot.lua) echo "--script examples/dialogue.txt" ;;
+    *) echo "" ;;
+  esac
+}
+
+# Runs every examples/*.lua under interpreter $2 (module cpath $3) as suite
+# $1: one result each, passed when it exits 0 having printed something.
+run_examples () {
+  local name=$1 lua=$2 cpath=$3 v=$4
+  local p=0 f=0 s=0 log=build/$name.log
+  : > "$log"
+  if ! start_devserver; then
+    echo "$name: the bundled server did not start"; record "$name" 0 1 0 "$(elapsed)"; return
+  fi
+  local abs_cpath=$cpath
+  case $abs_cpath in /*) ;; *) abs_cpath=$PWD/${cpath#./} ;; esac
+  for ex in examples/*.lua; do
+    local base; base=$(basename "$ex")
+    if [ "$v" != 5.4 ] && head -n 20 "$ex" | grep -qE '^-- *needs: *Lua 5\.4'; then
+      echo "  skip $base ($(head -n 20 "$ex" | grep -m1 -E '^-- *needs: *Lua 5\.4' | sed 's/^-- *//'))" | tee -a "$log"
+      s=$((s + 1)); continue
+    fi
+    local out rc
+    # shellcheck disable=SC2046
+    out=$(timeout -k 5 120 env -u OPENAI_API_KEY -u AIGC_MODEL -u LUA_PATH_5_2 -u LUA_PATH_5_3 -u LUA_PATH_5_4 \
+            -u LUA_CPATH_5_2 -u LUA_CPATH_5_3 -u LUA_CPATH_5_4 \
+            LUA_PATH="$PWD/lua/?.lua;$PWD/lua/?/init.lua;;" LUA_CPATH="$abs_cpath;;" \
+            OPENAI_BASE_URL="$DEVSERVER_URL" "$lua" "$ex" $(example_args "$base") < /dev/null 2>&1)
+    rc=$?
+    if [ $rc -eq 0 ] && [ -n "$out" ]; then
+      echo "  ok   $base" | tee -a "$log"; p=$((p + 1))
+    else
+      { echo "FAIL $base (exit $rc$([ $rc -eq 124 ] && echo ': timed out after 120 s'))"
+        echo "$out" | tail -n 25 | sed 's/^/  /'; } | tee -a "$log"
+      f=$((f + 1))
+    fi
+  done
+  stop_devserver
+  echo "$name: $p passed, $f failed, $s skipped"
+  record "$name" "$p" "$f" "$s" "$(elapsed)"
+}
+
+# ---- the suites, one function each
+
+# lint: one result, however many files (a clean file is not a test)
+suite_lint () {
+  banner lint
+  if skipped lint; then record lint 0 0 1; return; fi
+  local files nfiles bad
+  files=$(find lua spec examples bench scripts -name '*.lua' 2>/dev/null | sort)
   nfiles=$(echo "$files" | grep -c . || true)
+  # shellcheck disable=SC2086
   luacheck --formatter plain --codes $files > build/lint.log 2>&1
   cat build/lint.log
   bad=$(cut -d: -f1 build/lint.log | grep -E '\.lua$' | sort -u | wc -l)
   echo "lint: $nfiles files, $bad with warnings"
-  if [ "$bad" -eq 0 ] && [ "$nfiles" -gt 0 ]; then record lint 1 0 0; else record lint 0 1 0; fi
-fi
+  if [ "$bad" -eq 0 ] && [ "$nfiles" -gt 0 ]; then record lint 1 0 0 "$(elapsed)"; else record lint 0 1 0 "$(elapsed)"; fi
+}
 
-# ---- ctest
-banner ctest
-if skipped ctest; then record ctest 0 0 1; else
-  if make --no-print-directory ctest WERROR=-Werror > build/ctest.log 2>&1; then :; fi
+# subset: what must run everywhere parses everywhere
+suite_subset () {
+  banner subset
+  if skipped subset; then record subset 0 0 1; return; fi
+  local fail=0 ran=0 v lua
+  : > build/subset.log
+  for v in $VERSIONS; do
+    [ "$v" = 5.4 ] && continue
+    ran=$((ran + 1))
+    lua=$(interp_of "$v")
+    if ! command -v "$lua" > /dev/null; then echo "subset: $lua is not installed" | tee -a build/subset.log; fail=1; continue; fi
+    "$lua" scripts/check-subset.lua 2>&1 | tee -a build/subset.log
+    [ "${PIPESTATUS[0]}" -eq 0 ] || fail=1
+  done
+  if [ $ran -eq 0 ]; then echo "subset: no interpreter but 5.4 in the matrix"; record subset 0 0 1
+  elif [ $fail -eq 0 ]; then record subset 1 0 0 "$(elapsed)"; else record subset 0 1 0 "$(elapsed)"; fi
+}
+
+# run_check NAME CMD...: a check script as a one-result suite.
+run_check () {
+  local name=$1; shift
+  banner "$name"
+  if skipped "$name"; then record "$name" 0 0 1; return; fi
+  if "$@" 2>&1 | tee "build/$name.log"; [ "${PIPESTATUS[0]}" -eq 0 ]; then
+    record "$name" 1 0 0 "$(elapsed)"
+  else record "$name" 0 1 0 "$(elapsed)"; fi
+}
+
+# layers: issue 11's acyclic C layers (the check is the C lane's: it reads
+# src/*.c and nm's the 5.4 build's objects, built by `make test` before this)
+suite_layers () {
+  if [ -f scripts/check-layers.lua ]; then
+    run_check layers lua5.4 scripts/check-layers.lua
+  else
+    banner layers
+    if skipped layers; then record layers 0 0 1; return; fi
+    echo "layers: no cycle check (scripts/check-layers.lua) in this tree"; record layers 0 1 0 "$(elapsed)"
+  fi
+}
+
+suite_ctest () {
+  banner ctest
+  if skipped ctest; then record ctest 0 0 1; return; fi
+  local p f s n nexpected
+  $MAKE ctest WERROR=-Werror > build/ctest.log 2>&1
   cat build/ctest.log
   read -r p f s n < <(sum_counts build/ctest.log "^ctest ")
   nexpected=$(ls spec/c/*_test.c 2>/dev/null | wc -l)
   if [ "$n" -lt "$nexpected" ]; then f=$((f + nexpected - n)); echo "ctest: $((nexpected - n)) test program(s) did not build or run"; fi
-  record ctest "$p" "$f" "$s"
-fi
+  record ctest "$p" "$f" "$s" "$(elapsed)"
+}
 
-# ---- busted
-banner busted
-if skipped busted; then record busted 0 0 1; else
-  run_busted busted
-fi
+# cannot_run SUITE V: true (having recorded SUITE as failed, saying why)
+# when V's interpreter or build is missing.
+cannot_run () {
+  local name=$1 v=$2 lua
+  lua=$(interp_of "$v")
+  if ! command -v "$lua" > /dev/null; then echo "$name: $lua is not installed"; record "$name" 0 1 0; return 0; fi
+  if ! built "$v"; then echo "$name: $WHY"; record "$name" 0 1 0 "$(elapsed)"; return 0; fi
+  return 1
+}
 
-# ---- rockspec
-banner rockspec
-if skipped rockspec; then record rockspec 0 0 1; else
-  tree=build/rocktree
-  rm -rf "$tree"
-  multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
-  version=$(make --no-print-directory -s version)
-  rockspec=rockspec/aigc-$version-1.rockspec
-  if luarocks --lua-version=5.4 --tree "$tree" make --deps-mode=none "$rockspec" \
-       CURL_INCDIR=/usr/include/$multiarch CURL_LIBDIR=/usr/lib/$multiarch > build/rockspec.log 2>&1 \
-     && (root=$PWD; cd /tmp && $LUA -e "
-          package.path = '$root/$tree/share/lua/5.4/?.lua;$root/$tree/share/lua/5.4/?/init.lua;' .. package.path
-          package.cpath = '$root/$tree/lib/lua/5.4/?.so;' .. package.cpath
+# The spec files under V: all of them, except on V != 5.4 those whose first
+# 20 lines say "-- needs: Lua 5.4 (why)" (the bundled server's own specs may:
+# that server is a Lua 5.4 program, whatever Lua the caller runs); each such
+# file is printed and counted as one skipped result. Sets SPEC_FILES (empty:
+# busted's own list, .busted's ROOT) and NSKIPPED_FILES.
+select_specs () {
+  local v=$1 f reason
+  SPEC_FILES=(); NSKIPPED_FILES=0
+  [ "$v" = 5.4 ] && return
+  local all=() excluded=0
+  while IFS= read -r f; do
+    reason=$(head -n 20 "$f" | grep -m1 -E '^-- *needs: *Lua 5\.4' | sed 's/^-- *//')
+    if [ -n "$reason" ]; then
+      echo "  skip $f ($reason)"; excluded=$((excluded + 1))
+    else all+=("$f"); fi
+  done < <(find spec -name '*_spec.lua' | sort)
+  if [ $excluded -gt 0 ]; then SPEC_FILES=("${all[@]}"); NSKIPPED_FILES=$excluded; fi
+}
+
+suite_busted () {
+  local v=$1 lua; lua=$(interp_of "$v")
+  banner "busted-$v ($lua)"
+  if skipped "busted-$v"; then record "busted-$v" 0 0 1; return; fi
+  cannot_run "busted-$v" "$v" && return
+  select_specs "$v"
+  run_busted "busted-$v" "$lua" "$(cpath_of "$v")"
+}
+
+suite_examples () {
+  local v=$1 lua; lua=$(interp_of "$v")
+  banner "examples-$v ($lua)"
+  if skipped "examples-$v"; then record "examples-$v" 0 0 1; return; fi
+  cannot_run "examples-$v" "$v" && return
+  run_examples "examples-$v" "$lua" "$(cpath_of "$v")" "$v"
+}
+
+# install-V: `make install LUA_VERSION=V` into a scratch DESTDIR puts the
+# module where that interpreter looks by default (LuaJIT: 5.1's folders),
+# the aigc command beside; and `eval "$(make env LUA_VERSION=V)"` lets the
+# interpreter require the checkout's build. One result each.
+suite_install () {
+  local v=$1 lua abi dest root=$PWD log; lua=$(interp_of "$v"); abi=$(abi_of "$v")
+  banner "install-$v ($lua)"
+  if skipped "install-$v"; then record "install-$v" 0 0 1; return; fi
+  cannot_run "install-$v" "$v" && return
+  dest=$PWD/build/install-$v; log=build/install-$v.log
+  rm -rf "$dest"
+  # (from /tmp with only the installed folders on the path; the prefix's own
+  # default paths are /usr/local/..., which DESTDIR sits in front of)
+  if $MAKE install LUA_VERSION="$v" DESTDIR="$dest" > "$log" 2>&1 \
+     && (cd /tmp && env -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_2 -u LUA_CPATH_5_2 -u LUA_PATH_5_3 -u LUA_CPATH_5_3 \
+           -u LUA_PATH_5_4 -u LUA_CPATH_5_4 "$lua" -e "
+          package.path = '$dest/usr/local/share/lua/$abi/?.lua;$dest/usr/local/share/lua/$abi/?/init.lua;'
+          package.cpath = '$dest/usr/local/lib/lua/$abi/?.so'
           local aigc = require 'aigc'
-          assert(aigc._VERSION == '$version', 'the rock says $version, aigc._VERSION is ' .. aigc._VERSION)
-          assert(package.searchpath('aigc.core', package.cpath):find('$tree', 1, true), 'aigc.core not from the rock tree')
           assert(aigc.client { base_url = 'http://127.0.0.1:9/v1' })
-          print('rockspec: require \"aigc\" ' .. aigc._VERSION .. ' from ' .. package.searchpath('aigc', package.path))
-        ") >> build/rockspec.log 2>&1; then
-    tail -n 3 build/rockspec.log; record rockspec 1 0 0
+          print('install-$v: ' .. _VERSION .. ' requires aigc ' .. aigc._VERSION .. ' from $dest/usr/local/lib/lua/$abi')
+        ") >> "$log" 2>&1 \
+     && [ -x "$dest/usr/local/bin/aigc" ] \
+     && (eval "$($MAKE -s env LUA_VERSION="$v")" && cd /tmp && "$lua" -e "
+          local aigc = require 'aigc'
+          assert(package.loaded['aigc.core'] and aigc._VERSION)
+          local so   -- the file require found (5.1 has no package.searchpath)
+          for t in package.cpath:gmatch('[^;]+') do
+            local f = t:gsub('%?', 'aigc/core')
+            local h = io.open(f)
+            if h then h:close(); so = f; break end
+          end
+          assert(so and so:find('$root', 1, true), 'aigc.core is not the checkout build: ' .. tostring(so))
+          print('install-$v: after make env LUA_VERSION=$v, $lua requires aigc from ' .. so)
+        ") >> "$log" 2>&1; then
+    tail -n 2 "$log"; record "install-$v" 1 0 0 "$(elapsed)"
   else
-    cat build/rockspec.log; record rockspec 0 1 0
+    tail -n 30 "$log"; echo "install-$v: failed (all of it in $log)"; record "install-$v" 0 1 0 "$(elapsed)"
   fi
-fi
+}
 
-# ---- fuzz
-banner fuzz
-if skipped fuzz; then record fuzz 0 0 2; else
-  fp=0; ff=0
+# rockspec: the rock builds and loads for each Lua LuaRocks knows here
+suite_rockspec () {
+  local version rockspec multiarch v name abi lua tree log copy
+  version=$($MAKE -s version)
+  rockspec=rockspec/aigc-$version-1.rockspec
+  run_check rockspec-files lua5.4 scripts/check-rockspec.lua "$rockspec"
+  multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
+  for v in 5.4 5.3 5.1 jit; do
+    name=rockspec-$v
+    banner "$name"
+    if skipped "$name"; then record "$name" 0 0 1; continue; fi
+    abi=$(abi_of "$v"); lua=$(interp_of "$v")
+    tree=build/rocktree-$abi
+    log=build/$name.log
+    if [ "$v" = jit ]; then
+      # LuaJIT loads what LuaRocks built for 5.1 (the tree of rockspec-5.1).
+      if [ -f "$tree/lib/lua/5.1/aigc/core.so" ] && rock_require "$lua" 5.1 "$tree" "$version" > "$log" 2>&1; then
+        cat "$log"; record "$name" 1 0 0 "$(elapsed)"
+      else
+        echo "$name: luajit could not require aigc from the 5.1 rock tree ($tree)"; cat "$log" 2>/dev/null
+        record "$name" 0 1 0 "$(elapsed)"
+      fi
+      continue
+    fi
+    rm -rf "$tree"
+    # LuaRocks builds in the directory it runs in (src/*.o, and the module at
+    # ./aigc/core.so, where the Makefile's 5.4 build is): so in a copy.
+    copy=build/rocksrc-$abi
+    rm -rf "$copy"; mkdir -p "$copy"; cp -r src lua rockspec "$copy"/; if [ -d bin ]; then cp -r bin "$copy"/; fi
+    if (cd "$copy" && luarocks --lua-version="$abi" --tree "$PWD/../../$tree" make --deps-mode=none "$rockspec" \
+          CURL_INCDIR="/usr/include/$multiarch" CURL_LIBDIR="/usr/lib/$multiarch") > "$log" 2>&1 \
+       && rock_require "$lua" "$abi" "$tree" "$version" >> "$log" 2>&1; then
+      tail -n 3 "$log"; record "$name" 1 0 0 "$(elapsed)"
+    else
+      tail -n 60 "$log"; echo "$name: failed (all of it in $log)"; record "$name" 0 1 0 "$(elapsed)"
+    fi
+  done
+}
+
+# rock_require LUA ABI TREE VERSION: require "aigc" from the rock tree TREE
+# with interpreter LUA (from /tmp, so nothing of the checkout is on the path).
+rock_require () {
+  local lua=$1 abi=$2 tree=$3 version=$4 root=$PWD
+  (cd /tmp && "$lua" -e "
+    package.path = '$root/$tree/share/lua/$abi/?.lua;$root/$tree/share/lua/$abi/?/init.lua;' .. package.path
+    package.cpath = '$root/$tree/lib/lua/$abi/?.so;' .. package.cpath
+    local aigc = require 'aigc'
+    assert(aigc._VERSION == '$version', 'the rock says $version, aigc._VERSION is ' .. tostring(aigc._VERSION))
+    assert(package.loaded['aigc.core'], 'aigc.core not loaded')
+    local function searchpath (name, path)   -- (5.1 has no package.searchpath)
+      for t in path:gmatch('[^;]+') do
+        local f = t:gsub('%?', (name:gsub('%.', '/')))
+        local h = io.open(f) if h then h:close() return f end
+      end
+    end
+    local so = searchpath('aigc.core', package.cpath)
+    assert(so and so:find('$tree', 1, true), 'aigc.core not from the rock tree: ' .. tostring(so))
+    assert(aigc.client { base_url = 'http://127.0.0.1:9/v1' })
+    print('rockspec: ' .. _VERSION .. (jit and (' (' .. jit.version .. ')') or '') .. ': require \"aigc\" '
+      .. aigc._VERSION .. ' from $tree')
+  ")
+}
+
+# fuzz (plain C: the same for every interpreter)
+suite_fuzz () {
+  banner fuzz
+  if skipped fuzz; then record fuzz 0 0 2; return; fi
+  local fp=0 ff=0 h name secs
   for h in fuzz_sse:${FUZZ_SSE_SECONDS:-60} fuzz_json:${FUZZ_JSON_SECONDS:-30}; do
     name=${h%%:*}; secs=${h##*:}
     if [ ! -f "spec/fuzz/$name.c" ]; then echo "$name: no harness"; ff=$((ff + 1)); continue; fi
     mkdir -p "build/corpus/$name"
-    if make --no-print-directory "build/fuzz/$name" > "build/$name.log" 2>&1 \
+    if $MAKE "build/fuzz/$name" > "build/$name.log" 2>&1 \
        && "build/fuzz/$name" -max_total_time="$secs" -print_final_stats=1 \
             "build/corpus/$name" "spec/fuzz/seeds/$name" >> "build/$name.log" 2>&1; then
       echo "$name: $(grep -E 'stat::number_of_executed_units' "build/$name.log" | awk '{print $2}') runs in ${secs}s, nothing found"
@@ -150,75 +487,140 @@ if skipped fuzz; then record fuzz 0 0 2; else
       tail -n 40 "build/$name.log"; ff=$((ff + 1))
     fi
   done
-  record fuzz "$fp" "$ff" 0
-fi
+  record fuzz "$fp" "$ff" 0 "$(elapsed)"
+}
 
-# ---- lifecycle: random call sequences against the contract (normal build)
-banner lifecycle
-if skipped lifecycle; then record lifecycle 0 0 1; else
-  run_lifecycle lifecycle "${LIFECYCLE_SECONDS:-90}"
-fi
+# lifecycle-V: random call sequences against the contract (normal build)
+suite_lifecycle () {
+  local v=$1 lua; lua=$(interp_of "$v")
+  banner "lifecycle-$v ($lua)"
+  if skipped "lifecycle-$v"; then record "lifecycle-$v" 0 0 1; return; fi
+  cannot_run "lifecycle-$v" "$v" && return
+  run_lifecycle "lifecycle-$v" "${LIFECYCLE_SECONDS:-90}" --lua "$lua" --cpath "$(cpath_of "$v")"
+}
 
-# ---- asan: the module built with ASan + UBSan, run by a Lua interpreter linked with them
-banner asan
-if skipped asan; then record asan 0 0 1; else
-  if make --no-print-directory -s asan > build/asan-build.log 2>&1; then
-    # The interpreter itself carries the sanitizer runtime (spec/support/lua_host.c):
-    # the servers the specs start run uninstrumented, as usual.
-    BUSTED_LUA=build/asan/lua BUSTED_ARGS="--cpath=build/asan/?.so" run_busted asan env \
+# soak-V
+suite_soak () {
+  local v=$1 lua; lua=$(interp_of "$v")
+  banner "soak-$v ($lua)"
+  if skipped "soak-$v"; then record "soak-$v" 0 0 1; return; fi
+  if [ ! -f spec/soak.lua ]; then echo "soak-$v: spec/soak.lua is missing"; record "soak-$v" 0 1 0; return; fi
+  cannot_run "soak-$v" "$v" && return
+  if AIGC_CPATH=$(cpath_of "$v") "$lua" spec/soak.lua 2>&1 | tee "build/soak-$v.log" | tail -n 5 \
+     && grep -q '^soak: ok' "build/soak-$v.log"; then
+    record "soak-$v" 1 0 0 "$(elapsed)"
+  else record "soak-$v" 0 1 0 "$(elapsed)"; fi
+}
+
+# asan-V: the module built with ASan + UBSan, run by a host interpreter
+# linked with them; then lifecycle-asan-V, the tester on that build.
+suite_asan () {
+  local v=$1 lua adir ok=0; lua=$(interp_of "$v"); adir=$(asan_dir_of "$v")
+  banner "asan-$v"
+  if skipped "asan-$v"; then record "asan-$v" 0 0 1
+  elif cannot_run "asan-$v" "$v"; then :
+  elif ! $MAKE -s asan LUA_VERSION="$v" > "build/asan-build-$v.log" 2>&1 \
+       || [ ! -x "$adir/lua" ] || [ ! -f "$adir/aigc/core.so" ]; then
+    cat "build/asan-build-$v.log"
+    echo "asan-$v: \`make asan LUA_VERSION=$v\` did not produce $adir/lua and $adir/aigc/core.so"
+    record "asan-$v" 0 1 0 "$(elapsed)"
+  else
+    ok=1
+    # The host interpreter carries the sanitizer runtime (spec/support/lua_host.c);
+    # children and the servers the specs start run uninstrumented, as usual.
+    select_specs "$v"
+    AIGC_CHILD_LUA=$lua AIGC_CHILD_CPATH=$(cpath_of "$v") run_busted "asan-$v" "$adir/lua" "$adir/?.so" env \
       ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23:detect_stack_use_after_return=0 \
       LSAN_OPTIONS=suppressions=$PWD/spec/support/lsan.supp:print_suppressions=0 \
       UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-    if grep -qE '^(=+[0-9]+=+ *)?ERROR: (Address|Leak)Sanitizer|runtime error:' build/asan.log; then
-      echo "asan: the sanitizers reported problems (see build/asan.log)"; record asan-reports 0 1 0
+    if grep -qE '^(=+[0-9]+=+ *)?ERROR: (Address|Leak)Sanitizer|runtime error:' "build/asan-$v.log"; then
+      echo "asan-$v: the sanitizers reported problems (see build/asan-$v.log)"; record "asan-reports-$v" 0 1 0
     else
-      record asan-reports 1 0 0
+      record "asan-reports-$v" 1 0 0
     fi
-  else
-    cat build/asan-build.log; record asan 0 1 0
   fi
-fi
 
-# ---- lifecycle-asan: the same tester, the module and the interpreter under ASan + UBSan
-banner lifecycle-asan
-if skipped lifecycle || skipped asan; then record lifecycle-asan 0 0 1
-elif [ -x build/asan/lua ] && [ -f build/asan/aigc/core.so ]; then
-  run_lifecycle lifecycle-asan "${LIFECYCLE_ASAN_SECONDS:-120}" --lua build/asan/lua --cpath 'build/asan/?.so'
-else
-  echo "lifecycle-asan: no ASan build (see the asan suite)"; record lifecycle-asan 0 1 0
-fi
+  banner "lifecycle-asan-$v"
+  if skipped "lifecycle-$v" || skipped "asan-$v" || skipped "lifecycle-asan-$v"; then record "lifecycle-asan-$v" 0 0 1
+  elif [ $ok -eq 1 ]; then
+    run_lifecycle "lifecycle-asan-$v" "${LIFECYCLE_ASAN_SECONDS:-120}" --lua "$adir/lua" --cpath "$adir/?.so"
+  else
+    echo "lifecycle-asan-$v: no ASan build for $v (see asan-$v)"; record "lifecycle-asan-$v" 0 1 0
+  fi
+}
 
-# ---- valgrind
-banner valgrind
-if skipped valgrind; then record valgrind 0 0 1; else
-  run_busted valgrind env AIGC_VALGRIND=1 AIGC_TIMEOUT_SCALE=4 \
+# valgrind-V: the specs under memcheck
+suite_valgrind () {
+  local v=$1 lua vdir vfail=0 f; lua=$(interp_of "$v")
+  banner "valgrind-$v ($lua)"
+  if skipped "valgrind-$v"; then record "valgrind-$v" 0 0 1; return; fi
+  cannot_run "valgrind-$v" "$v" && return
+  vdir=build/valgrind-$v
+  rm -rf "$vdir"; mkdir -p "$vdir"
+  select_specs "$v"
+  run_busted "valgrind-$v" "$lua" "$(cpath_of "$v")" env AIGC_VALGRIND=1 AIGC_TIMEOUT_SCALE=4 \
     valgrind --quiet --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite \
-      --error-exitcode=0 --log-file=build/valgrind-%p.txt --trace-children=no \
+      --error-exitcode=0 --log-file="$vdir/%p.txt" --trace-children=no \
       --suppressions=spec/support/valgrind.supp
   # One log per process; the busted process is the one that loaded aigc.
-  vfail=0
-  for f in build/valgrind-*.txt; do
+  for f in "$vdir"/*.txt; do
     [ -f "$f" ] || continue
     if grep -qE 'definitely lost: [1-9]|Invalid (read|write)|uninitialised|Mismatched free|invalid free' "$f"; then
-      echo "valgrind: problems in $f:"; cat "$f"; vfail=1
+      echo "valgrind-$v: problems in $f:"; cat "$f"; vfail=1
     fi
   done
-  grep -h -E 'definitely lost' build/valgrind-*.txt 2>/dev/null | head -n 3
-  if [ $vfail -eq 0 ]; then echo "valgrind: definitely lost: 0 bytes, no invalid accesses"; record valgrind-memcheck 1 0 0
-  else record valgrind-memcheck 0 1 0; fi
-  rm -f build/valgrind-*.txt
-fi
+  grep -h -E 'definitely lost' "$vdir"/*.txt 2>/dev/null | head -n 3
+  if [ $vfail -eq 0 ]; then echo "valgrind-$v: definitely lost: 0 bytes, no invalid accesses"; record "valgrind-memcheck-$v" 1 0 0
+  else record "valgrind-memcheck-$v" 0 1 0; fi
+}
 
-# ---- soak
-banner soak
-if skipped soak; then record soak 0 0 1; elif [ -f spec/soak.lua ]; then
-  if $LUA spec/soak.lua 2>&1 | tee build/soak.log | tail -n 5 && grep -q '^soak: ok' build/soak.log; then
-    record soak 1 0 0
-  else record soak 0 1 0; fi
+# ---- the run
+
+# Every interpreter's module first (the two lanes below both use them).
+for v in $VERSIONS $HEAVY_VERSIONS; do built "$v" || true; done
+
+# Two lanes side by side (AIGC_JOBS=1: one after the other): the first
+# prints as it goes; the second (sanitizers, valgrind: mostly CPU of one
+# process each) writes its output to build/lane2.log, printed when the first
+# is done. Each records into its own results file; the summary joins them.
+lane1 () {
+  suite_lint; suite_subset
+  run_check size lua5.4 scripts/check-size.lua
+  suite_layers
+  run_check patching lua5.4 scripts/check-patching.lua
+  suite_ctest
+  local v
+  for v in $VERSIONS; do suite_busted "$v"; suite_examples "$v"; suite_install "$v"; done
+  suite_rockspec
+  suite_fuzz
+  for v in $HEAVY_VERSIONS; do suite_lifecycle "$v"; suite_soak "$v"; done
+}
+lane2 () {
+  local v
+  for v in $HEAVY_VERSIONS; do suite_asan "$v"; done
+  for v in $HEAVY_VERSIONS; do suite_valgrind "$v"; done
+}
+
+RESULTS2=build/suite-results-2
+: > "$RESULTS2"
+if [ "${AIGC_JOBS:-2}" -ge 2 ]; then
+  ( RESULTS=$RESULTS2; lane2 ) > build/lane2.log 2>&1 &
+  lane2_pid=$!
+  echo "(the sanitizer and valgrind suites run beside these; their output follows at the end: build/lane2.log)"
+  lane1
+  wait "$lane2_pid"
+  printf '\n==== the sanitizer and valgrind suites (run beside the others) ====\n'
+  cat build/lane2.log
+else
+  lane1
+  RESULTS=$RESULTS2 lane2
 fi
+cat "$RESULTS2" >> "$RESULTS"
 
 banner summary
-cat build/suite-results
+cat "$RESULTS"
+echo "(make test's suites took $((SECONDS / 60)) min $((SECONDS % 60)) s of wall time, AIGC_JOBS=${AIGC_JOBS:-2})"
+read -r total_pass total_fail total_skip _ < <(sum_counts "$RESULTS" ".")
 line="$total_pass passed, $total_fail failed"
 if [ "$total_skip" -gt 0 ]; then line="$line, $total_skip skipped"; fi
 echo "$line" > "$SUMMARY"

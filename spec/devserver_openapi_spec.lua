@@ -13,11 +13,15 @@ local proc = require "procutil"
 
 local OPENAPI = os.getenv("AIGC_OPENAPI")
 if not OPENAPI or OPENAPI == "" then OPENAPI = "../shared/openapi/openapi.yaml" end
+-- Debian's python3 (which has python3-yaml and python3-jsonschema), not a
+-- pyenv/venv python3 that may come first on PATH without them; $AIGC_PYTHON wins.
+local PYTHON = os.getenv("AIGC_PYTHON")
+if not PYTHON or PYTHON == "" then PYTHON = proc.exists("/usr/bin/python3") and "/usr/bin/python3" or "python3" end
 
 local function tools_missing ()
   if not proc.exists(OPENAPI) then return "no OpenAPI file at " .. OPENAPI end
-  local ok = proc.sh("python3 -c 'import yaml, jsonschema'")
-  if not ok then return "python3 with yaml and jsonschema (python3-yaml, python3-jsonschema) is not installed" end
+  local ok = proc.sh(PYTHON .. " -c 'import yaml, jsonschema'")
+  if not ok then return PYTHON .. " with yaml and jsonschema (python3-yaml, python3-jsonschema) is not installed" end
   return nil
 end
 
@@ -43,7 +47,7 @@ local function validate (docs)
       "}\n")
   end
   f:close()
-  local _, out = proc.sh("python3 spec/support/oas_check.py " .. proc.quote(OPENAPI) .. " < " .. input)
+  local _, out = proc.sh(PYTHON .. " spec/support/oas_check.py " .. proc.quote(OPENAPI) .. " < " .. input)
   os.remove(input)
   local fails, oks = {}, 0
   for line in out:gmatch("[^\n]+") do

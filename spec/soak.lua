@@ -8,8 +8,10 @@
 -- requests of this mix, then stays flat to 100,000); a leak keeps growing.
 --
 --   lua5.4 spec/soak.lua [requests [warmup]]   (run by `make test`; prints "soak: ok")
+--   AIGC_CPATH='build/jit/?.so' luajit spec/soak.lua   another interpreter and its build
 package.path = "lua/?.lua;lua/?/init.lua;spec/support/?.lua;" .. package.path
-package.cpath = "./?.so;" .. package.cpath
+local cpath = os.getenv("AIGC_CPATH")
+package.cpath = ((cpath and cpath ~= "") and cpath or "./?.so") .. ";" .. package.cpath
 
 local aigc = require "aigc"
 local devserver = require "devserver"
@@ -21,7 +23,7 @@ local LIMIT_KIB = 1024
 
 local function rss_kib ()
   local f = assert(io.open("/proc/self/status"))
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return tonumber(s:match("VmRSS:%s*(%d+)"))
 end

@@ -65,7 +65,56 @@ if args.cpath then package.cpath = args.cpath .. ";" .. package.cpath end
 gen = require "gen"
 
 io.stdout:setvbuf("no")
-warn("@on")   -- an error in a __gc metamethod shows on stderr
+-- An error in a __gc metamethod shows on stderr (Lua 5.4's warnings; 5.1-5.3
+-- and LuaJIT have no warn() and drop such errors silently).
+local warn = rawget(_G, "warn")
+if warn then warn("@on") end
+
+-- {======================================================
+-- What differs between the Lua versions the child runs under (5.4, LuaJIT,
+-- 5.1-5.3): the runner is always 5.4, the child the interpreter under test.
+-- =======================================================
+
+-- A generic `for` closes its 4th value when the loop is left (break, error,
+-- end) only on 5.4 (to-be-closed variables); elsewhere the loop's owner calls
+-- the documented explicit equivalent, close_value, right after the loop.
+local FOR_CLOSES = _VERSION == "Lua 5.4"
+
+local function close_value (v)
+  if v == nil then return end
+  local mt = getmetatable(v)
+  local close = type(v) == "table" and type(rawget(v, "close")) == "function" and rawget(v, "close")
+    or type(mt) == "table" and type(mt.__index) == "table" and rawget(mt.__index, "close")
+    or type(mt) == "table" and (rawget(mt, "close") or rawget(mt, "__close"))
+  if close then close(v) end
+end
+
+local pack = rawget(table, "pack") or function (...) return { n = select("#", ...), ... } end
+
+-- collectgarbage's incremental mode with `pause` and `stepmul`.
+local function gc_incremental (pause, stepmul)
+  if _VERSION == "Lua 5.4" then
+    collectgarbage("incremental", pause, stepmul)
+  else
+    collectgarbage("setpause", pause)
+    collectgarbage("setstepmul", stepmul)
+  end
+end
+
+-- An object whose finalizer runs fin(data) when it is collected: a table
+-- with __gc on 5.2+, a newproxy userdata on 5.1 and LuaJIT (whose tables
+-- have no finalizers).
+local newproxy = rawget(_G, "newproxy")
+local function finalized (data, fin)
+  if newproxy then
+    local u = newproxy(true)
+    getmetatable(u).__gc = function () fin(data) end
+    return u
+  end
+  return setmetatable(data, { __gc = fin })
+end
+
+-- }======================================================
 
 local aigc = require "aigc"
 local core = require "aigc.core"
@@ -737,12 +786,16 @@ function iterate (op, nested)
       -- The README's direct form, `for d in client:stream{...} do`: the
       -- call's values (the stream is the 4th, closed when the loop is left)
       -- exactly as the generic for receives them.
-      local v = table.pack(rec.crec.client:stream(base_params(op, MSG_LONG)))
+      local v = pack(rec.crec.client:stream(base_params(op, MSG_LONG)))
       rec.obj, rec.cancel_obj = v[1], v[1]
       rec.req = type(v[1]) == "table" and rawget(v[1], "request") or v[1]
-      for delta, chunk in v[1], v[2], v[3], v[4] do
-        if body(delta, chunk) == "break" then how = "break"; break end
-      end
+      local ok_, e_ = pcall(function ()
+        for delta, chunk in v[1], v[2], v[3], v[4] do
+          if body(delta, chunk) == "break" then how = "break"; break end
+        end
+      end)
+      if not FOR_CLOSES then close_value(v[4]) end
+      if not ok_ then error(e_, 0) end
     elseif op.form == "close_after" then
       -- The plain form has no closing value: the loop's owner closes the stream.
       local ok_, e_ = pcall(function ()
@@ -755,10 +808,14 @@ function iterate (op, nested)
       if not ok_ then error(e_, 0) end
     else
       -- The form the README documents as canceling when the loop is left.
-      local iter = type(s.deltas) == "function" and { s:deltas() } or { s }
-      for delta, chunk in iter[1], iter[2], iter[3], iter[4] do
-        if body(delta, chunk) == "break" then how = "break"; break end
-      end
+      local iter = type(s.deltas) == "function" and pack(s:deltas()) or { s }
+      local ok_, e_ = pcall(function ()
+        for delta, chunk in iter[1], iter[2], iter[3], iter[4] do
+          if body(delta, chunk) == "break" then how = "break"; break end
+        end
+      end)
+      if not FOR_CLOSES then close_value(iter[4]) end
+      if not ok_ then error(e_, 0) end
     end
   end)
   if not ok then
@@ -919,7 +976,7 @@ end
 -- Descriptors
 -- =======================================================
 
-local PID = io.open("/proc/self/stat"):read("l"):match("^(%d+)")
+local PID = io.open("/proc/self/stat"):read("*l"):match("^(%d+)")
 
 -- (Listed by a shell into a file, not through io.popen: a pipe of our own
 -- would be in the list, and popen's two ends race with the listing.)
@@ -929,7 +986,7 @@ local function fd_list ()
   local list = {}
   local f = io.open(FD_FILE, "r")
   if not f then return list end
-  local text = f:read("a")
+  local text = f:read("*a")
   f:close()
   for line in text:gmatch("[^\n]+") do
     local fd, target = line:match("(%d+) %-> (.*)$")
@@ -1086,18 +1143,18 @@ function OPS.gc (op)
 end
 
 function OPS.arm (op)
-  collectgarbage("incremental", op.pause, 100)
+  gc_incremental(op.pause, 100)
   local act = op.act
-  local mt = {}
-  mt.__gc = function (o)
+  local fin
+  fin = function (o)
     if o.acts then
       -- (an error raised here is Lua's warning, not aigc's: swallowed)
       pcall(run_act, act, 1, { kind = "gc" })
     end
-    if o.left > 0 then setmetatable({ left = o.left - 1, acts = o.acts }, mt) end
+    if o.left > 0 then finalized({ left = o.left - 1, acts = o.acts }, fin) end
   end
   for i = 1, op.n do
-    setmetatable({ left = op.chain, acts = i <= 4 }, mt)
+    finalized({ left = op.chain, acts = i <= 4 }, fin)
   end
 end
 
@@ -1109,9 +1166,9 @@ function OPS.npc (op)
                                               on_done = op.on_done, on_error = op.on_error })
   if not ok then return check_raise(crec, "chat_async", rec, start_ev) end
   -- The game's pattern: the NPC cancels its pending request when collected.
-  setmetatable({ rec = rec }, { __gc = function (npc)
+  finalized({ rec = rec }, function (npc)
     if not npc.rec.abandoned and npc.rec.req then do_cancel(npc.rec) end
-  end })
+  end)
 end
 
 function OPS.burst (op)
@@ -1265,7 +1322,7 @@ for c = 1, 3 do
 end
 local nreqs = #S.reqs
 S.reqs, S.crecs, S.tags = {}, {}, {}
-collectgarbage("incremental", 200, 100)
+gc_incremental(200, 100)
 for _ = 1, 4 do collectgarbage("collect") end
 local after = fd_list()
 if #after > #baseline then

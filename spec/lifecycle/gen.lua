@@ -57,53 +57,17 @@ local M = {}
 -- tester (v1: lane/test ddea640..686477a).
 M.VERSION = 2
 
---- A small deterministic PRNG (xorshift64*), independent of math.random,
--- so that a seed means the same sequence in every Lua and build.
-local function rng (seed)
-  local s = seed ~ 0x2545F4914F6CDD1D
-  if s == 0 then s = 1 end
-  local r = {}
-  local function next64 ()
-    s = s ~ (s >> 12)
-    s = s ~ (s << 25)
-    s = s ~ (s >> 27)
-    return s * 0x2545F4914F6CDD1D
-  end
-  --- An integer in [lo, hi].
-  function r.int (lo, hi)
-    return lo + ((next64() >> 1) % (hi - lo + 1))
-  end
-  --- true with probability p.
-  function r.chance (p)
-    return ((next64() >> 11) / 9007199254740992.0) < p
-  end
-  --- One of the list's values.
-  function r.pick (list)
-    return list[r.int(1, #list)]
-  end
-  --- A key of `weights` ({ name = weight }), drawn by weight; keys in sorted
-  -- order so that the draw does not depend on table iteration order.
-  function r.weighted (weights)
-    local names, total = {}, 0
-    for k, w in pairs(weights) do
-      if w > 0 then names[#names + 1] = k; total = total + w end
-    end
-    table.sort(names)
-    local x = r.int(1, total)
-    for _, k in ipairs(names) do
-      x = x - weights[k]
-      if x <= 0 then return k end
-    end
-    return names[#names]
-  end
-  return r
+--- The PRNG and the per-sequence seeds live in spec/lifecycle/rng.lua:
+-- 64-bit integer arithmetic, so Lua 5.3+ only (the runner, on 5.4, draws
+-- the sequences). Everything else here runs on Lua 5.1-5.4 and LuaJIT,
+-- where the child (spec/lifecycle/child.lua) reads and prints op lists.
+function M.rng (seed)
+  return require("rng").new(seed)
 end
-M.rng = rng
 
 --- The seed of sequence `i` of a run started with `seed`.
 function M.sequence_seed (seed, i)
-  local h = (seed * 0x9E3779B1 + i * 0x85EBCA77) & 0x7fffffffffff
-  return h ~ (h >> 17)
+  return require("rng").sequence_seed(seed, i)
 end
 
 -- Faults of the bundled server that every build has (lua/aigc/devserver.lua
@@ -139,7 +103,7 @@ local CALL_APIS = { chat = 5, complete = 2, stream_cb = 5, tools = 3, schema = 2
 -- @treturn table list of operations
 function M.sequence (seed, opts)
   opts = opts or {}
-  local r = rng(seed)
+  local r = M.rng(seed)
   local faults = opts.faults or M.BASE_FAULTS
   local nops = r.int(opts.min_ops or 4, opts.max_ops or 40)
   local ops = {}

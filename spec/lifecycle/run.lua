@@ -6,6 +6,7 @@
 --
 --   lua5.4 spec/lifecycle/run.lua [--seconds 60] [--seed N] [--max-ops 40]
 --       [--lua lua5.4] [--cpath './?.so'] [--path 'lua/?.lua;lua/?/init.lua']
+--       (--lua luajit, lua5.1...: --cpath defaults to that Lua's build, build/jit/?.so...)
 --       [--devserver FILE] [--ignore name,name] [--findings FILE] [--no-shrink]
 --       [--shrink-runs 40] [--child-timeout 60] [--verbose]
 --   lua5.4 spec/lifecycle/run.lua --seed N --sequence I [--keep 1,3,5-9] ...   one sequence
@@ -32,7 +33,7 @@
 local here = arg[0]:match("^(.*)/[^/]*$") or "."
 local root = here .. "/../.."
 
-local args = { seconds = "60", ["max-ops"] = "40", lua = "lua5.4", cpath = "./?.so",
+local args = { seconds = "60", ["max-ops"] = "40", lua = "lua5.4",
                path = "lua/?.lua;lua/?/init.lua", ["shrink-runs"] = "40", ["child-timeout"] = "60" }
 local flags = {}
 do
@@ -49,6 +50,14 @@ do
       i = i + 2
     end
   end
+end
+
+-- The build the children load, by default the one `make LUA_VERSION=V` made
+-- for --lua: ./?.so for lua5.4, build/V/?.so for lua5.1-5.3 and luajit.
+if not args.cpath then
+  local name = args.lua:match("([^/]+)$")
+  local v = name == "luajit" and "jit" or name:match("^lua(5%.%d)$")
+  args.cpath = (v == nil or v == "5.4") and "./?.so" or ("build/" .. v .. "/?.so")
 end
 
 package.path = here .. "/?.lua;" .. root .. "/spec/support/?.lua;" .. args.path .. ";" .. package.path

@@ -18,8 +18,10 @@ local quote, read_file = proc.quote, proc.read_file
 
 local M = {}
 
---- The interpreter that runs bin/aigc ($LUA, else lua5.4).
-M.LUA = os.getenv("LUA") or "lua5.4"
+--- The interpreter that runs bin/aigc: the one under test in `make test`'s
+-- matrix ($AIGC_LUA), else $LUA, else lua5.4.
+M.LUA = (os.getenv("AIGC_LUA") ~= "" and os.getenv("AIGC_LUA")) or (os.getenv("LUA") ~= "" and os.getenv("LUA"))
+  or "lua5.4"
 
 local ROOT = (function ()
   local f = io.open("bin/aigc", "rb")
@@ -32,7 +34,7 @@ end)()
 function M.home ()
   local dir = os.tmpname()
   os.remove(dir)
-  assert(os.execute("mkdir -p " .. quote(dir .. "/templates")))
+  assert(proc.execute("mkdir -p " .. quote(dir .. "/templates")))
   return dir
 end
 
@@ -86,8 +88,7 @@ function M.run (args, opts)
   local out, err, inp = os.tmpname(), os.tmpname(), os.tmpname()
   M.write(inp, opts.stdin or "")
   local cmd = M.command(args, opts) .. " <" .. quote(inp) .. " >" .. quote(out) .. " 2>" .. quote(err)
-  local ok, how, code = os.execute(cmd)
-  if type(ok) == "number" then code = ok / 256 end   -- (Lua 5.1)
+  local _, how, code = proc.execute3(cmd)
   if how == "signal" then code = 128 + code end
   local r = { code = code, stdout = read_file(out) or "", stderr = read_file(err) or "", cmd = cmd }
   os.remove(out); os.remove(err); os.remove(inp)

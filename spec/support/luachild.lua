@@ -3,9 +3,13 @@
 -- failed assertion, not a dead test run), that need a signal sent to the
 -- process (Ctrl-C), or that need the test host's allocator limit.
 --
--- The child uses the same build as the specs: the ASan suite runs with
--- `--cpath=build/asan/?.so` and its interpreter build/asan/lua, so a child
--- gets those too; otherwise lua5.4 and ./aigc/core.so.
+-- The child uses the same Lua and build as the specs: the ASan suites run
+-- with `--cpath=build/asan/?.so` (LuaJIT's: build/asan-jit/?.so) and the
+-- interpreter beside it (build/asan/lua), so a child gets those too;
+-- otherwise the interpreter under test and its build, which `make test`
+-- exports for each cell of its matrix ($AIGC_LUA, $AIGC_CPATH,
+-- $AIGC_LUA_VERSION), else $LUA or lua5.4 and ./aigc/core.so. Runs on Lua
+-- 5.1-5.4 and LuaJIT.
 --
 -- @usage
 -- local luachild = require "luachild"
@@ -16,18 +20,42 @@ local proc = require "procutil"
 
 local M = {}
 
-local function asan_build ()
-  return package.cpath:find("build/asan/", 1, true) ~= nil
+local function getenv (name)
+  local v = os.getenv(name)
+  if v ~= nil and v ~= "" then return v end
+  return nil
 end
 
---- The interpreter for children: the sanitizer host under the ASan suite,
--- else $LUA or lua5.4.
+-- The folder of the ASan build this process loads aigc from (build/asan,
+-- build/asan-jit...), or nil.
+local function asan_build ()
+  return package.cpath:match("(build/asan[%w.%-]*)/%?%.so")
+end
+
+--- The interpreter for children: the sanitizer host under an ASan suite,
+-- else the interpreter under test ($AIGC_LUA), else $LUA or lua5.4.
 -- @treturn string
 -- @usage local lua = luachild.interpreter()
 function M.interpreter ()
-  if asan_build() then return "build/asan/lua" end
-  return os.getenv("LUA") or "lua5.4"
+  local asan = asan_build()
+  if asan then return asan .. "/lua" end
+  return getenv("AIGC_LUA") or getenv("LUA") or "lua5.4"
 end
+
+-- The cpath entry of the build children load: the ASan one, else the one
+-- under test, else ./?.so.
+local function child_cpath ()
+  local asan = asan_build()
+  if asan then return asan .. "/?.so" end
+  return getenv("AIGC_CPATH") or "./?.so"
+end
+
+-- How to compile and link spec/support/lua_host.c for the Lua under test.
+local HOST_FLAGS = {
+  ["5.1"] = "-I/usr/include/lua5.1 %s -llua5.1", ["5.2"] = "-I/usr/include/lua5.2 %s -llua5.2",
+  ["5.3"] = "-I/usr/include/lua5.3 %s -llua5.3", ["5.4"] = "-I/usr/include/lua5.4 %s -llua5.4",
+  jit = "-I/usr/include/luajit-2.1 -I/usr/include/lua5.1 %s -lluajit-5.1",
+}
 
 --- The test host (spec/support/lua_host.c) with `aigc_host_memlimit`: the
 -- ASan one under the ASan suite, else a plain build made on first use in
@@ -35,12 +63,17 @@ end
 -- @treturn string|nil
 -- @usage local host = assert(luachild.host())
 function M.host ()
-  if asan_build() then return "build/asan/lua" end
-  local out = "build/host/lua"
+  local asan = asan_build()
+  if asan then return asan .. "/lua" end
+  local v = getenv("AIGC_LUA_VERSION") or "5.4"
+  local flags = HOST_FLAGS[v]
+  if not flags then return nil, "no host build for Lua " .. v end
+  local dir = v == "5.4" and "build/host" or ("build/host-" .. v)
+  local out = dir .. "/lua"
   local src = "spec/support/lua_host.c"
-  local ok = os.execute("mkdir -p build/host && test " .. out .. " -nt " .. src .. " || cc -O1 -g "
-                        .. "-I/usr/include/lua5.4 -o " .. out .. " " .. src .. " -llua5.4 -lm -ldl 2>/dev/null")
-  if not ok then return nil, "cc could not build " .. src end
+  local ok = proc.execute("mkdir -p " .. dir .. " && test " .. out .. " -nt " .. src .. " || cc -O1 -g "
+                          .. flags:format("-o " .. out .. " " .. src) .. " -lm -ldl 2>/dev/null")
+  if not ok then return nil, "cc could not build " .. src .. " for Lua " .. v end
   return out
 end
 
@@ -60,8 +93,7 @@ function M.run (script, opts)
   local f = assert(io.open(file, "w"))
   -- The child finds aigc as the specs do.
   f:write(("package.path = %q .. package.path\npackage.cpath = %q .. package.cpath\n")
-          :format("lua/?.lua;lua/?/init.lua;spec/support/?.lua;", (package.cpath:match("^[^;]*aigc[^;]*;")
-                  or (asan_build() and "build/asan/?.so;" or "./?.so;"))))
+          :format("lua/?.lua;lua/?/init.lua;spec/support/?.lua;", child_cpath() .. ";"))
   f:write(script)
   f:close()
   local env = ""
@@ -116,7 +148,7 @@ function M.run (script, opts)
       end,
     }
   end
-  return collect(os.execute(cmd))
+  return collect(proc.execute3(cmd))
 end
 
 return M

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Validate JSON documents against component schemas of an OpenAPI file.
 
 Used by spec/devserver_openapi_spec.lua to check what the bundled devserver
@@ -10,7 +10,10 @@ stdin: one JSON object per line, {"label": ..., "schema": "ComponentName",
 "fail LABEL: message at path". Exit status 0 when all pass, 1 otherwise,
 2 when the tools are missing (python3-yaml, python3-jsonschema).
 
-Usage: python3 spec/support/oas_check.py OPENAPI.yaml < docs.jsonl
+Usage: /usr/bin/python3 spec/support/oas_check.py OPENAPI.yaml < docs.jsonl
+(Debian's interpreter, which python3-yaml and python3-jsonschema serve; a
+pyenv or venv python3 first on PATH usually lacks them. The spec uses
+$AIGC_PYTHON, else /usr/bin/python3.)
 """
 import json
 import sys

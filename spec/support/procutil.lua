@@ -1,6 +1,10 @@
 --- Process helpers shared by the test harnesses that start servers (the
--- bundled devserver, Steady, nginx): quoting, files, free ports, and
--- stopping a process for sure. LuaSocket for time and sockets; no aigc.
+-- bundled devserver, Steady, nginx): quoting, files, free ports, stopping a
+-- process for sure, and the command that runs a child Lua under the
+-- interpreter being tested. LuaSocket for time and sockets; no aigc.
+-- Runs on Lua 5.1-5.4 and LuaJIT (the matrix of `make test`): no read("a")
+-- (5.1/5.2 want "*a"), and exit statuses taken from the shell, since 5.1's
+-- os.execute returns a number and its popen:close() always true.
 --
 -- @usage
 -- local proc = require "procutil"
@@ -22,7 +26,7 @@ end
 function M.read_file (path)
   local f = io.open(path, "rb")
   if not f then return nil end
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return s
 end
@@ -38,10 +42,58 @@ end
 --- Runs a shell command: true or false, and what it printed (stdout and stderr).
 -- @usage local ok, out = proc.sh("nginx -t")
 function M.sh (cmd)
-  local p = assert(io.popen(cmd .. " 2>&1"))
-  local out = p:read("a")
-  local ok = p:close()
-  return ok == true, out
+  local p = assert(io.popen("( " .. cmd .. "\n) 2>&1; echo \"aigc-exit-status:$?\""))
+  local out = p:read("*a")
+  p:close()
+  local status
+  out = out:gsub("aigc%-exit%-status:(%d+)\n$", function (n) status = tonumber(n); return "" end)
+  return status == 0, out
+end
+
+--- Runs a shell command with os.execute and returns what 5.2+ returns, on
+-- every Lua: true or nil, "exit" or "signal", and the code (5.1 and LuaJIT
+-- return the raw wait status, a number).
+-- @usage local ok, how, code = proc.execute3("exit 3")   -- nil, "exit", 3
+function M.execute3 (cmd)
+  local a, how, code = os.execute(cmd)
+  if type(a) ~= "number" then return a, how, code end
+  if a % 256 == 0 then
+    code = math.floor(a / 256)
+    return code == 0 or nil, "exit", code
+  end
+  return nil, "signal", a % 128
+end
+
+--- Runs a shell command with os.execute: true when it exited with status 0.
+-- @usage if proc.execute("kill -0 " .. pid) then ... end
+function M.execute (cmd)
+  return M.execute3(cmd) == true
+end
+
+--- The root of this checkout: $AIGC_SPEC_ROOT (set by scripts/run-tests.sh),
+-- else the current directory (busted runs from the root).
+function M.root ()
+  local r = os.getenv("AIGC_SPEC_ROOT")
+  if r and r ~= "" then return r end
+  return "."
+end
+
+--- The shell words that start a child Lua under the interpreter being
+-- tested ($AIGC_LUA, default lua5.4) with package.path/cpath pointing at this
+-- checkout's lua/ and the module built for that interpreter ($AIGC_CPATH,
+-- default ./?.so), ready for a script name or `-e CODE` after them. The
+-- bundled server is not run with it: it needs Lua 5.4 (spec/support/devserver.lua).
+-- @usage local ok, out = proc.sh(proc.lua_command() .. " " .. proc.quote(script))
+function M.lua_command ()
+  local lua = os.getenv("AIGC_LUA")
+  if not lua or lua == "" then lua = "lua5.4" end
+  local cpath = os.getenv("AIGC_CPATH")
+  if not cpath or cpath == "" then cpath = "./?.so" end
+  local root = M.root()
+  local function rooted (p) return p:sub(1, 1) == "/" and p or (root .. "/" .. p:gsub("^%./", "")) end
+  local setup = ("package.path = %q .. package.path; package.cpath = %q .. package.cpath")
+    :format(rooted("lua/?.lua") .. ";" .. rooted("lua/?/init.lua") .. ";", rooted(cpath) .. ";")
+  return lua .. " -e " .. M.quote(setup)
 end
 
 --- A TCP port free on 127.0.0.1 right now.
@@ -59,7 +111,7 @@ end
 function M.alive (pid)
   local stat = M.read_file("/proc/" .. pid .. "/stat")
   if stat then return stat:match("%) (%a)") ~= "Z" end
-  return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true
+  return M.execute("kill -0 " .. pid .. " 2>/dev/null")
 end
 
 --- Stops process `pid`: SIGTERM, then SIGKILL after `grace` seconds (5);
