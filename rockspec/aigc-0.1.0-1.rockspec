@@ -112,6 +112,7 @@ build = {
     ["aigc.ratelimit"] = "lua/aigc/ratelimit.lua",
     ["aigc.runner"] = "lua/aigc/runner.lua",
     ["aigc.schema"] = "lua/aigc/schema.lua",
+    ["aigc.sentences"] = "lua/aigc/sentences.lua",
     ["aigc.strategy"] = "lua/aigc/strategy.lua",
     ["aigc.template"] = "lua/aigc/template.lua",
     ["aigc.tools"] = "lua/aigc/tools.lua",

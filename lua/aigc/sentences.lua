@@ -1,0 +1,417 @@
+--- Sentence streaming: a stream of text deltas turned into whole sentences
+-- (and, optionally, clauses), for speech bubbles, subtitles and
+-- text-to-speech.
+--
+-- A splitter keeps the text that has not made a whole sentence yet and
+-- gives out each sentence once it is sure it is whole. "Sure" means that no
+-- text still to come could change the answer: after `Dr.` it waits for the
+-- next word (`Dr. Watson` is one sentence, `I saw him. Then` two), after
+-- `。` it waits for one more character (a closing `」` belongs to the
+-- sentence). So the sentences depend on the text only, never on how it was
+-- cut into deltas: fed whole, one byte at a time or in random pieces, a
+-- text gives the same sentences (the spec checks it). `finish()` gives the
+-- rest at the end.
+--
+-- The rules, in order, at each stop (`.`, `!`, `?`, `…`, `。`, `！`, `？`, `．`):
+--
+-- - a run of stops counts as one (`?!`, `...`, `。。`), and the closing
+--   quotes and brackets right after it belong to the sentence (`."`, `!)`,
+--   `。」`, `？』`);
+-- - a CJK stop (`。！？．`) ends the sentence there, no space needed, unless
+--   a closing quote follows and then `と`, `っ` or a comma (`「本当？」と言った`);
+-- - an ASCII stop or an ellipsis ends it only before white space (so
+--   `3.14`, `e.g.`, `file.txt`, `Yahoo!Inc` go on), or before a CJK
+--   character (`すごい!次は`) for `!` and `?`;
+-- - ... and only if the next word does not start with a lower-case letter
+--   (`Wait... what?`, `"Go!" she said.`, `etc. and so on` stay whole);
+-- - a single `.` after a title or a Latin abbreviation that always goes on
+--   (`Dr.`, `Mrs.`, `St.`, `e.g.`, `i.e.`, `vs.`...: `ABBREVIATIONS`), after an
+--   initial (`J. R. R. Tolkien`) or after a list number at the start of a
+--   sentence (`1. First`) does not end it.
+--
+-- A newline always ends a sentence (lists, paragraphs). With
+-- `clauses = true`, `,` `;` `:` before white space and `，` `、` `；` `：` also
+-- end a piece (a clause). Every piece is given out without the white space
+-- around it; empty pieces are not given out.
+--
+-- Three ways to use it, one per form of streaming:
+--
+--     -- the callback form (blocking or chat_async, a conversation's say):
+--     client:chat_async(sentences.stream({ messages = msgs, on_done = f }, function (s) bubble:add(s) end))
+--     -- the iterator form (also inside a task, where it yields):
+--     for s in sentences.iter(client:stream { messages = msgs }) do print(s) end
+--     -- by hand, with any source of text:
+--     local sp = sentences.new(); for _, s in ipairs(sp:push(delta)) do ... end; sp:finish()
+--
+-- @module aigc.sentences
+
+local check = require "aigc.check"
+local util = require "aigc.util"
+
+local getmetatable, ipairs, pairs, setmetatable, tostring, type =
+  getmetatable, ipairs, pairs, setmetatable, tostring, type
+local string_byte, string_find, string_sub = string.byte, string.find, string.sub
+
+util.own_module()
+
+local M = {}
+
+--- Words that a single `.` never ends a sentence after (lower case, without
+-- the dot): titles and Latin abbreviations that always go on. Add to it
+-- (or pass `abbreviations` to `new`) for your game's own.
+M.ABBREVIATIONS = {
+  dr = true, mr = true, mrs = true, ms = true, prof = true, st = true, sr = true, jr = true,
+  capt = true, gen = true, lt = true, col = true, sgt = true, rev = true, hon = true,
+  mt = true, ft = true, fig = true, vs = true, ["e.g"] = true, ["i.e"] = true, cf = true,
+  viz = true, approx = true, lit = true,
+}
+
+-- Characters (as strings: UTF-8) by their part in a sentence.
+local STOPS_CJK = { ["。"] = true, ["！"] = true, ["？"] = true, ["．"] = true, ["｡"] = true }
+local STOPS = { ["."] = true, ["!"] = true, ["?"] = true, ["…"] = true }
+for c in pairs(STOPS_CJK) do STOPS[c] = true end
+local CLOSERS = {
+  ['"'] = true, ["'"] = true, [")"] = true, ["]"] = true, ["}"] = true, ["”"] = true, ["’"] = true,
+  ["»"] = true, ["」"] = true, ["』"] = true, ["）"] = true, ["】"] = true, ["》"] = true,
+  ["〉"] = true, ["〕"] = true, ["］"] = true, ["｝"] = true, ["〞"] = true, ["＂"] = true, ["｣"] = true,
+}
+-- After a CJK quote closed by a stop, these go on with the same sentence
+-- (Japanese quotative と / って, a comma): 「本当？」と彼は言った。
+local QUOTATIVE = { ["と"] = true, ["っ"] = true, ["、"] = true, ["，"] = true }
+local OPENERS = '^[%(%["\'{]+'   -- stripped from the word before a dot
+local CLAUSE_ASCII = { [","] = true, [";"] = true, [":"] = true }
+local CLAUSE_CJK = { ["，"] = true, ["、"] = true, ["；"] = true, ["："] = true }
+local SPACE = { [" "] = true, ["\t"] = true, ["\r"] = true, ["\f"] = true, ["\v"] = true,
+                ["\194\160"] = true, ["\227\128\128"] = true }   -- NBSP, ideographic space
+
+-- The character at byte i of s: the character and the index after it, or
+-- nil if s ends inside it (the rest of a UTF-8 sequence is still to come).
+-- A byte that cannot start a sequence counts as a character of its own.
+local function char_at (s, i)
+  local b = string_byte(s, i)
+  if b == nil then return nil end
+  local n = (b < 0xC0) and 1 or (b < 0xE0) and 2 or (b < 0xF0) and 3 or 4
+  if i + n - 1 > #s then return nil end
+  return string_sub(s, i, i + n - 1), i + n
+end
+
+local function trim (s)
+  return (s:gsub("^[%s]+", ""):gsub("[%s]+$", ""):gsub("^\227\128\128+", ""):gsub("\227\128\128+$", ""))
+end
+
+-- Whether the character is a CJK one (U+3000 and above, below the surrogates' area
+-- and the fullwidth forms included): what may follow `!`/`?` without a space.
+local function is_wide (c)
+  return #c >= 3 and string_byte(c, 1) >= 0xE3
+end
+
+-- Whether a single `.` at i (after piece text `s`) is part of the word before it.
+local function dot_goes_on (self, s, i)
+  local from = i - 1
+  while from >= 1 and not string_find(string_sub(s, from, from), "^[%s]$") do from = from - 1 end
+  local word = string_sub(s, from + 1, i - 1):gsub(OPENERS, "")
+  if word == "" then return false end
+  if self.abbreviations[word:lower()] then return true end
+  if string_find(word, "^%u$") and word ~= "I" then return true end      -- an initial
+  if string_find(word, "^%d+$") and not string_find(string_sub(s, 1, from), "%S") then
+    return true                                                           -- "1. First"
+  end
+  return false
+end
+
+-- The decision at the stop at byte i of the buffer: the index of the
+-- sentence's last byte; false if it is no end (and the index to scan on
+-- from); nil if the text to come decides (then scanning waits).
+local function stop_end (self, s, i, final)
+  local j, run, cjk = i, 0, false
+  local c, nxt
+  while true do                                   -- the run of stops
+    c, nxt = char_at(s, j)
+    if c == nil or not STOPS[c] then break end
+    run = run + 1
+    if STOPS_CJK[c] then cjk = true end
+    j = nxt
+  end
+  local single_dot = run == 1 and string_sub(s, i, i) == "."
+  local after_run = j
+  if c == nil and j <= #s then return nil end     -- inside a UTF-8 sequence
+  while c ~= nil and CLOSERS[c] do                -- closing quotes and brackets
+    j = nxt
+    c, nxt = char_at(s, j)
+  end
+  if j > #s then return final and #s or nil end
+  if c == nil then return nil end
+  if cjk then
+    if j > after_run and QUOTATIVE[c] then return false, j end   -- 「本当？」と言った
+    return j - 1
+  end
+  if not SPACE[c] and c ~= "\n" then
+    local bang = string_find(string_sub(s, i, after_run - 1), "^[!?]+$")
+    if bang and is_wide(c) then return j - 1 end
+    return false, after_run
+  end
+  local k = j                                     -- the next word's first character
+  while true do
+    c, nxt = char_at(s, k)
+    if c == nil or not (SPACE[c] or c == "\n") then break end
+    k = nxt
+  end
+  if k > #s then return final and j - 1 or nil end
+  if c == nil then return nil end
+  if string_find(c, "^%l$") then return false, after_run end
+  if single_dot and dot_goes_on(self, s, i) then return false, after_run end
+  return j - 1
+end
+
+-- The decision at a clause mark at byte i: as `stop_end`.
+local function clause_end (s, i, c, nxt, final)
+  if CLAUSE_CJK[c] then return nxt - 1 end
+  if nxt > #s then return final and #s or nil end
+  local d = char_at(s, nxt)
+  if d == nil then return nil end
+  if SPACE[d] or d == "\n" then return i end
+  return false, nxt
+end
+
+local Splitter = {}
+Splitter.__index = Splitter
+Splitter.__name = "aigc.sentences"
+
+-- Gives out the buffer's first `n` bytes as a piece (if not blank), keeps the rest.
+local function cut (self, n, whole, out)
+  local piece = trim(string_sub(self.buf, 1, n))
+  self.buf = string_sub(self.buf, n + 1)
+  self.pos = 1
+  if piece ~= "" then
+    out[#out + 1] = piece
+    self.ends[#out] = whole
+  end
+end
+
+-- Scans the buffer from where the last scan stopped, cutting the pieces it is sure of.
+local function scan (self, final, out)
+  local i = self.pos
+  while i <= #self.buf do
+    local s = self.buf
+    local c, nxt = char_at(s, i)
+    if c == nil then break end
+    local e, on = false, nxt
+    if c == "\n" then
+      e = i
+    elseif STOPS[c] then
+      e, on = stop_end(self, s, i, final)
+    elseif self.clauses and (CLAUSE_ASCII[c] or CLAUSE_CJK[c]) then
+      e, on = clause_end(s, i, c, nxt, final)
+      if e then
+        cut(self, e, false, out)
+        on = 1
+      end
+    end
+    if e == nil then break end
+    if e and (c == "\n" or STOPS[c]) then
+      cut(self, e, true, out)
+      i = 1
+    elseif e then
+      i = on
+    else
+      i = on or nxt
+    end
+  end
+  self.pos = i
+end
+
+--- The sentences (or clauses) that `delta` completed: a list, often empty.
+-- `nil` and `""` are no text (a stream callback's delta may be nil).
+-- After each call, `sp.ends[k]` is true when piece k ends a sentence and
+-- false when it ends only a clause.
+-- @tparam string|nil delta
+-- @treturn {string,...}
+-- @usage for _, s in ipairs(sp:push(delta)) do bubble:add(s) end
+function Splitter:push (delta)
+  if delta ~= nil and type(delta) ~= "string" then
+    util.argerror("push", 1, util.expected("string", delta))
+  end
+  local out = {}
+  self.ends = {}
+  if delta and delta ~= "" then
+    self.buf = self.buf .. delta
+    scan(self, false, out)
+  end
+  return out
+end
+
+--- The rest at the end of the text: every piece still held (the last one
+-- whole, though it ends with no stop). The splitter is then empty, ready
+-- for another text.
+-- @treturn {string,...}
+function Splitter:finish ()
+  local out = {}
+  self.ends = {}
+  scan(self, true, out)
+  if self.buf ~= "" then cut(self, #self.buf, true, out) end
+  self.buf, self.pos = "", 1
+  return out
+end
+
+--- The text received and not given out yet.
+-- @treturn string
+function Splitter:pending ()
+  return self.buf
+end
+
+-- Checks `new`'s options (argument argn of fname).
+local function options (opts, fname, argn)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then util.argerror(fname, argn, util.expected("table", opts)) end
+  for k, v in pairs(opts) do
+    if k == "clauses" then
+      if type(v) ~= "boolean" then util.field_error(fname, argn, "opts.clauses", util.expected("boolean", v)) end
+    elseif k == "abbreviations" then
+      if type(v) ~= "table" then util.field_error(fname, argn, "opts.abbreviations", util.expected("table", v)) end
+    else
+      util.field_error(fname, argn, "opts." .. tostring(k), "unknown option (clauses, abbreviations)")
+    end
+  end
+  return opts
+end
+
+local function new (opts, fname, argn)
+  opts = options(opts, fname, argn)
+  local abbreviations = M.ABBREVIATIONS
+  if opts.abbreviations then
+    abbreviations = {}
+    for k in pairs(M.ABBREVIATIONS) do abbreviations[k] = true end
+    for k, v in pairs(opts.abbreviations) do
+      if type(k) == "number" then abbreviations[v:lower():gsub("%.$", "")] = true
+      else abbreviations[k:lower():gsub("%.$", "")] = v and true or nil end
+    end
+  end
+  return setmetatable({ buf = "", pos = 1, ends = {}, clauses = opts.clauses or false,
+                        abbreviations = abbreviations }, Splitter)
+end
+
+--- A new splitter.
+-- @tparam[opt] table opts `clauses` (boolean: also end pieces at `,` `;`
+-- `:` `，` `、`...), `abbreviations` (a list of extra words, or a set whose
+-- `false` values remove one of `ABBREVIATIONS`)
+-- @treturn aigc.sentences a splitter: `push(delta)`, `finish()`, `pending()`
+-- @usage local sp = sentences.new { clauses = true }
+function M.new (opts)
+  return new(opts, "new", 1)
+end
+
+--- A whole text split at once.
+-- @tparam string text
+-- @tparam[opt] table opts as `new`'s
+-- @treturn {string,...}
+-- @usage sentences.split("Dr. Watson arrived. He sat.")  --> {"Dr. Watson arrived.", "He sat."}
+function M.split (text, opts)
+  if type(text) ~= "string" then util.argerror("split", 1, util.expected("string", text)) end
+  local sp = new(opts, "split", 2)
+  local out = sp:push(text)
+  for _, s in ipairs(sp:finish()) do out[#out + 1] = s end
+  return out
+end
+
+-- Calls each piece of `list` with on_piece(piece, ends_sentence).
+local function give (sp, list, on_piece)
+  local ends = sp.ends
+  for k = 1, #list do on_piece(list[k], ends[k]) end
+end
+
+local function check_fn (fn, fname, argn)
+  if not check.is_callable(fn) then util.argerror(fname, argn, util.expected("function", fn)) end
+end
+
+--- A stream callback that gives `on_sentence(sentence, ends_sentence)` each
+-- whole piece, and a function that gives the rest (call it when the stream
+-- is over: `stream` below does).
+-- @tparam function on_sentence
+-- @tparam[opt] table opts as `new`'s
+-- @treturn function the stream callback `function (delta)`
+-- @treturn function flush
+-- @usage local on_delta, flush = sentences.callback(speak)
+function M.callback (on_sentence, opts)
+  check_fn(on_sentence, "callback", 1)
+  local sp = new(opts, "callback", 2)
+  local function on_delta (delta)
+    if delta then give(sp, sp:push(delta), on_sentence) end
+  end
+  local function flush ()
+    give(sp, sp:finish(), on_sentence)
+  end
+  return on_delta, flush
+end
+
+--- `params` with a stream callback that gives each whole sentence to
+-- `on_sentence(sentence, ends_sentence)`, the rest before `on_done`: for
+-- `client:chat`, `client:chat_async`, a conversation's `say` and
+-- `say_async`. A `stream` function already in `params` still gets every
+-- delta; after a failure or a cancel (`on_error`) the unfinished rest is
+-- dropped (an NPC cut off does not finish its sentence).
+-- @tparam table params (a copy is returned; `params` is not changed)
+-- @tparam function on_sentence
+-- @tparam[opt] table opts as `new`'s
+-- @treturn table
+-- @usage local req = client:chat_async(sentences.stream({ messages = msgs }, function (s) bubble:add(s) end))
+function M.stream (params, on_sentence, opts)
+  if type(params) ~= "table" then util.argerror("stream", 1, util.expected("table", params)) end
+  check_fn(on_sentence, "stream", 2)
+  local on_delta, flush = M.callback(on_sentence, opts)
+  local p = {}
+  for k, v in pairs(params) do p[k] = v end
+  local user_stream, user_done = params.stream, params.on_done
+  if user_stream ~= nil and type(user_stream) ~= "boolean" then
+    check_fn(user_stream, "stream", 1)
+    -- (vararg: the chunk is passed on when the user's callback wants it)
+    p.stream = function (delta, ...) user_stream(delta, ...); on_delta(delta) end
+  else
+    p.stream = on_delta
+  end
+  p.on_done = function (...)
+    flush()
+    if user_done then return user_done(...) end
+  end
+  return p
+end
+
+--- An iterator over the sentences of an iterator over deltas (`client:stream`,
+-- or any function that returns the next delta, nil at the end): in a generic
+-- `for`, inside a task too (the stream yields there). On Lua 5.4 the source
+-- is the loop's closing value when it has one, so leaving the loop early
+-- cancels the stream (elsewhere call `s:close()`).
+-- @param deltas the source: callable, returns a string (or "") per chunk, nil at the end
+-- @tparam[opt] table opts as `new`'s
+-- @treturn function the iterator: the next sentence and whether it ends a sentence
+-- @usage for s in sentences.iter(client:stream { messages = msgs }) do print(s) end
+function M.iter (deltas, opts)
+  check_fn(deltas, "iter", 1)
+  local sp = new(opts, "iter", 2)
+  local queue, ends, first, last, over = {}, {}, 1, 0, false
+  local function nxt ()
+    while queue[first] == nil and not over do
+      local delta = deltas()
+      local list
+      if delta == nil then
+        over = true
+        list = sp:finish()
+      else
+        list = sp:push(delta)
+      end
+      for k = 1, #list do
+        last = last + 1
+        queue[last], ends[last] = list[k], sp.ends[k]
+      end
+    end
+    local s, e = queue[first], ends[first]
+    if s == nil then return nil end
+    queue[first], ends[first] = nil, nil
+    first = first + 1
+    return s, e
+  end
+  local mt = type(deltas) == "table" and getmetatable(deltas)
+  if type(mt) == "table" and mt.__close then return nxt, nil, nil, deltas end
+  return nxt
+end
+
+return M

@@ -1,0 +1,250 @@
+-- Sentence streaming (aigc.sentences): deltas -> whole sentences, the same
+-- sentences however the text is cut into deltas, in English, Chinese and
+-- Japanese; and the three forms of streaming (callback, iterator, async)
+-- against the bundled server.
+local aigc = require "aigc"
+local sentences = require "aigc.sentences"
+local devserver = require "devserver"
+
+-- Each case: a text and the sentences it must give (clauses: with clauses = true).
+local CASES = {
+  { "Hello there. How are you?", { "Hello there.", "How are you?" } },
+  { "Dr. Watson arrived at 3.14 p.m. He sat down.",
+    { "Dr. Watson arrived at 3.14 p.m.", "He sat down." } },
+  { "Mrs. Hudson and Mr. Holmes live on Baker St. in London.",
+    { "Mrs. Hudson and Mr. Holmes live on Baker St. in London." } },
+  { "Bring tools, e.g. a hammer. Also i.e. nails. Done.",
+    { "Bring tools, e.g. a hammer.", "Also i.e. nails.", "Done." } },
+  { "Pi is 3.14159 and e is 2.718. Version 1.2.3 is out.",
+    { "Pi is 3.14159 and e is 2.718.", "Version 1.2.3 is out." } },
+  { "I read J. R. R. Tolkien. Then I slept. So did I. The end",
+    { "I read J. R. R. Tolkien.", "Then I slept.", "So did I.", "The end" } },
+  { "Wait... what? I waited... Then he came.", { "Wait... what?", "I waited...", "Then he came." } },
+  { "Well\226\128\166 Fine\226\128\166 ok\226\128\166",   -- U+2026, the one-character ellipsis
+    { "Well\226\128\166", "Fine\226\128\166 ok\226\128\166" } },
+  { 'He said "Go home." Then he left.', { 'He said "Go home."', "Then he left." } },
+  { '"Wait!" she cried. "Why?" he asked.', { '"Wait!" she cried.', '"Why?" he asked.' } },
+  { "(It was late.) We left. Really?! Yes!!", { "(It was late.)", "We left.", "Really?!", "Yes!!" } },
+  { "Visit example.com today. Or yahoo!Inc tomorrow.", { "Visit example.com today.", "Or yahoo!Inc tomorrow." } },
+  { "1. Draw your sword\n2. Charge\nThe end", { "1. Draw your sword", "2. Charge", "The end" } },
+  { "First line\n\n  Second line.  \r\nThird", { "First line", "Second line.", "Third" } },
+  { "No stop at the end", { "No stop at the end" } },
+  { "   ", {} },
+  { "", {} },
+  { "It costs $4.50. That is all.", { "It costs $4.50.", "That is all." } },
+  -- Chinese
+  { "你好。我是小明！你呢？", { "你好。", "我是小明！", "你呢？" } },
+  { "他说：“我们走吧。”然后就走了。", { "他说：“我们走吧。”", "然后就走了。" } },
+  { "价格是3.5元。好的……再见。", { "价格是3.5元。", "好的……再见。" } },
+  { "第一行\n第二行。", { "第一行", "第二行。" } },
+  -- Japanese
+  { "今日は晴れです。明日は雨でしょう！", { "今日は晴れです。", "明日は雨でしょう！" } },
+  { "「本当？」と彼は言った。行きましょう！", { "「本当？」と彼は言った。", "行きましょう！" } },
+  { "「行こう。」「うん！」", { "「行こう。」", "「うん！」" } },
+  { "すごい!次は何?", { "すごい!", "次は何?" } },
+  { "ＡＩです．よろしく。", { "ＡＩです．", "よろしく。" } },
+  -- mixed
+  { "Dr. Tanaka said: 東京は大きい。Right? Yes.", { "Dr. Tanaka said: 東京は大きい。", "Right?", "Yes." } },
+}
+
+local CLAUSE_CASES = {
+  { "Well, I think so; maybe: yes. Next.", { "Well,", "I think so;", "maybe:", "yes.", "Next." },
+    { false, false, false, true, true } },
+  { "It costs 1,000 gold, friend.", { "It costs 1,000 gold,", "friend." }, { false, true } },
+  { "你好，世界、再见。好！", { "你好，", "世界、", "再见。", "好！" }, { false, false, true, true } },
+}
+
+-- The text fed in `pieces`, through push/finish: the pieces and their ends.
+local function feed (pieces, opts)
+  local sp = sentences.new(opts)
+  local out, ends = {}, {}
+  local function take (list)
+    for k, s in ipairs(list) do
+      out[#out + 1], ends[#ends + 1] = s, sp.ends[k]
+    end
+  end
+  for _, p in ipairs(pieces) do take(sp:push(p)) end
+  take(sp:finish())
+  return out, ends
+end
+
+local function bytes (text)
+  local t = {}
+  for i = 1, #text do t[i] = text:sub(i, i) end
+  return t
+end
+
+local function utf8_chars (text)
+  local t = {}
+  for c in text:gmatch("[%z\1-\127\194-\244][\128-\191]*") do t[#t + 1] = c end
+  return t
+end
+
+local function random_pieces (text, rng)
+  local t, i = {}, 1
+  while i <= #text do
+    local n = rng(0, 6)               -- empty deltas too
+    t[#t + 1] = text:sub(i, i + n - 1)
+    i = i + n
+  end
+  return t
+end
+
+-- A small seeded generator (math.random differs across Lua versions).
+local function lcg (seed)
+  local state = seed
+  return function (lo, hi)
+    state = (state * 1103515245 + 12345) % 2147483648
+    return lo + state % (hi - lo + 1)
+  end
+end
+
+describe("sentences", function ()
+  describe("split points", function ()
+    for n, case in ipairs(CASES) do
+      local text, want = case[1], case[2]
+      it(("case %d fed whole, byte by byte, char by char and in random pieces: %q"):format(n, text), function ()
+        assert.same(want, (feed { text }))
+        assert.same(want, sentences.split(text))
+        assert.same(want, (feed(bytes(text))))
+        assert.same(want, (feed(utf8_chars(text))))
+        local rng = lcg(n)
+        for _ = 1, 50 do
+          assert.same(want, (feed(random_pieces(text, rng))))
+        end
+      end)
+    end
+
+    for n, case in ipairs(CLAUSE_CASES) do
+      it(("clauses, case %d, however it is cut: %q"):format(n, case[1]), function ()
+        local got, ends = feed({ case[1] }, { clauses = true })
+        assert.same(case[2], got)
+        assert.same(case[3], ends)
+        local rng = lcg(100 + n)
+        for _ = 1, 50 do
+          got, ends = feed(random_pieces(case[1], rng), { clauses = true })
+          assert.same(case[2], got)
+          assert.same(case[3], ends)
+        end
+      end)
+    end
+
+    it("gives a sentence as soon as what follows decides it", function ()
+      local sp = sentences.new()
+      assert.same({}, sp:push("Dr."))           -- Dr. what?
+      assert.same({}, sp:push(" Who left."))    -- the next word decides
+      assert.same({ "Dr. Who left." }, sp:push(" Then"))
+      assert.equal(" Then", sp:pending())
+      assert.same({}, sp:push("。"))            -- a 」 may follow
+      assert.same({ "Then。" }, sp:push("x"))
+      assert.same({ "x" }, sp:finish())
+      assert.equal("", sp:pending())
+      assert.same({}, sp:push("Again. "), "ready for another text")
+      assert.same({ "Again." }, sp:push("X"))
+    end)
+
+    it("takes extra abbreviations and removes some", function ()
+      assert.same({ "Capt. Hook.", "Ye.", "Arr." }, sentences.split("Capt. Hook. Ye. Arr."))
+      assert.same({ "Ye. Arr." }, sentences.split("Ye. Arr.", { abbreviations = { "ye." } }))
+      assert.same({ "Capt.", "Hook." },
+                  sentences.split("Capt. Hook.", { abbreviations = { capt = false } }))
+      assert.is_true(sentences.ABBREVIATIONS.capt, "the module's list is unchanged")
+    end)
+
+    it("raises on misuse, at the caller's line", function ()
+      local ok, err = pcall(sentences.split, 42)
+      assert.is_false(ok)
+      local _
+      assert.matches("bad argument #1 to 'split' %(string expected, got number%)", err)
+      _, err = pcall(sentences.new, { clause = true })
+      assert.matches("bad argument #1 to 'new' %(opts.clause: unknown option", err)
+      _, err = pcall(sentences.stream, {}, "speak")
+      assert.matches("bad argument #2 to 'stream' %(function expected, got string%)", err)
+      local line
+      _, err = pcall(function () line = debug.getinfo(1, "l").currentline; sentences.new():push({}) end)
+      assert.matches("sentences_spec.lua:" .. line .. ": bad argument #1 to 'push' %(string expected, got table%)", err)
+    end)
+  end)
+
+  describe("with a server", function ()
+    local srv, client
+    setup(function () srv = devserver.start { pause_ms = 2 } end)
+    teardown(function () srv:stop() end)
+    before_each(function ()
+      client = aigc.client { base_url = srv.base_url, model = "aigc-dev", max_retries = 0 }
+    end)
+    after_each(function () client:close() end)
+
+    local LINE = "Dr. Watson arrived at 3.14 p.m. He sat down. Was it late? Yes! The end"
+    local WANT = { "Dr. Watson arrived at 3.14 p.m.", "He sat down.", "Was it late?", "Yes!", "The end" }
+    local function msgs (text)
+      return { { role = "user", content = "Repeat after me: " .. text } }
+    end
+
+    it("the callback form, blocking: every sentence, the user's stream and on_done too", function ()
+      local got, deltas, done_after = {}, {}, nil
+      local res = assert(client:chat(sentences.stream({
+        messages = msgs(LINE),
+        stream = function (d, chunk) deltas[#deltas + 1] = d or ""; assert.is_table(chunk) end,
+        on_done = function () done_after = #got end,
+      }, function (s, whole) got[#got + 1] = s; assert.is_true(whole) end)))
+      assert.equal(LINE, res.text)
+      assert.same(WANT, got)
+      assert.equal(LINE, table.concat(deltas))
+      assert.equal(#WANT, done_after, "the rest is flushed before on_done")
+    end)
+
+    it("the callback form, async in a frame loop: sentences arrive while the reply streams", function ()
+      local got, first_at, done = {}, nil, false
+      local req = client:chat_async(sentences.stream({ messages = msgs(LINE),
+        on_done = function () done = true end }, function (s)
+        got[#got + 1] = s
+        first_at = first_at or #got
+      end))
+      local frames_with_sentences = 0
+      while client:step(0.005) > 0 do
+        if #got > 0 and not done then frames_with_sentences = frames_with_sentences + 1 end
+      end
+      assert.equal("done", req:status())
+      assert.is_true(done)
+      assert.same(WANT, got)
+      assert.is_true(frames_with_sentences > 0, "a sentence came before the reply ended")
+    end)
+
+    it("the iterator form, blocking and inside a task", function ()
+      local got = {}
+      for s in sentences.iter(client:stream { messages = msgs(LINE) }) do got[#got + 1] = s end
+      assert.same(WANT, got)
+      local in_task = {}
+      client:spawn(function ()
+        for s, whole in sentences.iter(client:stream { messages = msgs("你好。我是小明！你呢？") }) do
+          in_task[#in_task + 1] = s
+          assert.is_true(whole)
+        end
+      end)
+      while client:step(0.01) > 0 do end
+      assert.same({ "你好。", "我是小明！", "你呢？" }, in_task)
+    end)
+
+    it("a conversation's say_async, with clauses", function ()
+      local conv = aigc.conversation { client = client }
+      local got = {}
+      local req = conv:say_async("Repeat after me: Well, hello there. Bye.",
+        sentences.stream({}, function (s, whole) got[#got + 1] = { s, whole } end, { clauses = true }))
+      while client:step(0.01) > 0 do end
+      assert.equal("done", req:status())
+      assert.same({ { "Well,", false }, { "hello there.", true }, { "Bye.", true } }, got)
+    end)
+
+    it("a canceled request gives no half sentence", function ()
+      local got = {}
+      local req
+      req = client:chat_async(sentences.stream({ messages = msgs(LINE),
+        stream = function (d) if d and d:find("sat") then req:cancel() end end,
+        on_error = function () end }, function (s) got[#got + 1] = s end))
+      while client:step(0.01) > 0 do end
+      assert.equal("canceled", req:status())
+      assert.same({ "Dr. Watson arrived at 3.14 p.m." }, got)
+    end)
+  end)
+end)
