@@ -13,6 +13,7 @@
 #   make demo     install what is missing, build, run the scripted dialogue
 #   make test     install what is missing, build, run every suite
 #   make server   run the local OpenAI-compatible server in the foreground
+#   make love     the LÖVE tavern (examples/love) against the bundled server
 #   make bench    run the benchmarks (bench/README.md)
 #   make install  copy the module into INST_LIBDIR / INST_LUADIR (with
 #                 LUA_VERSION=...: that version's; LuaJIT uses 5.1's), the aigc
@@ -83,7 +84,7 @@ LUA_SRC      = $(sort $(wildcard lua/aigc/*.lua))
 VERSION     := $(shell sed -n 's/^\#define AIGC_VERSION "\(.*\)"/\1/p' src/aigc.h)
 ROCKSPEC     = rockspec/aigc-$(VERSION)-1.rockspec
 
-.PHONY: all asan demo test server bench install uninstall clean lint ctest fuzz deps-demo deps-test deps-bench \
+.PHONY: all asan demo love test server bench install uninstall clean lint ctest fuzz deps-demo deps-test deps-bench \
         env version cpath docs
 
 all: $(MODULE)
@@ -144,6 +145,12 @@ deps-bench:
 demo: deps-demo
 	@$(MAKE) --no-print-directory all
 	@bash scripts/demo.sh
+
+# The LÖVE game (issue 13): LuaJIT's build of the module, then the launcher
+# (the bundled server unless OPENAI_API_KEY / OPENAI_BASE_URL are set).
+love: deps-demo
+	@$(MAKE) --no-print-directory all LUA_VERSION=jit
+	@bash examples/love/run.sh
 
 # Every suite; the last line printed is "N passed, N failed[, N skipped]".
 test: deps-test
