@@ -148,7 +148,8 @@ demo: deps-demo
 
 # The LÖVE game (issue 13): LuaJIT's build of the module, then the launcher
 # (the bundled server unless OPENAI_API_KEY / OPENAI_BASE_URL are set).
-love: deps-demo
+love:
+	@bash scripts/deps.sh love
 	@$(MAKE) --no-print-directory all LUA_VERSION=jit
 	@bash examples/love/run.sh
 

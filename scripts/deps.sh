@@ -10,6 +10,7 @@
 #                           check), the `aigc` command's libraries and tmux
 #                           (its REPL tests), and a comma-decimal locale
 #                           (de_DE.UTF-8) for the JSON C test of number formatting
+#   scripts/deps.sh love    what `make love` adds: LuaJIT's headers, LÖVE
 #   scripts/deps.sh bench   what `make bench` adds: nginx, wrk, lua-socket,
 #                           LuaJIT (its column of the report)...
 #
@@ -33,7 +34,8 @@ test_pkgs=("${matrix_pkgs[@]}"
            nginx-light openssl locales
            python3-yaml python3-jsonschema
            lua-argparse lua-readline lua-term lua-sql-sqlite3 sqlite3 lua-rex-pcre2
-           lua-ldoc lua-markdown tmux)
+           lua-ldoc lua-markdown tmux
+           love xvfb xauth libgl1-mesa-dri imagemagick)
 # python3-yaml / python3-jsonschema: spec/support/oas_check.py, run by
 # /usr/bin/python3 (Debian's, which has them) whatever python3 is first on PATH.
 # lua-argparse, lua-readline, lua-term, lua-sql-sqlite3: the `aigc` command
@@ -41,15 +43,18 @@ test_pkgs=("${matrix_pkgs[@]}"
 # lua-rex-pcre2: the dataset runner's `regex` assertion; lua-ldoc and
 # lua-markdown (Debian's LDoc has no Markdown of its own; lua5.1 runs it):
 # `make docs` and its warning check; tmux: the REPL driven through a real terminal.
+# love, xvfb, xauth, libgl1-mesa-dri (software OpenGL), imagemagick: the LÖVE
+# game played under xvfb-run and its screenshot checked (spec/love_spec.lua).
 bench_pkgs=(nginx-light wrk hyperfine lua-socket valgrind util-linux
             nodejs npm procps time
             luajit libluajit-5.1-dev lua-compat53-dev)
 
 case "$profile" in
   demo)  wanted=("${build_pkgs[@]}") ;;
+  love)  wanted=("${build_pkgs[@]}" luajit libluajit-5.1-dev lua-compat53-dev love) ;;
   test)  wanted=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
   bench) wanted=("${build_pkgs[@]}" "${bench_pkgs[@]}") ;;
-  *) echo "usage: $0 demo|test|bench" >&2; exit 2 ;;
+  *) echo "usage: $0 demo|love|test|bench" >&2; exit 2 ;;
 esac
 
 # Node 20 and npm may come from outside Debian (nodesource, nvm); a working

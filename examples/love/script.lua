@@ -9,8 +9,9 @@
 -- love.textinput and the Enter key, as a player would). It runs at least N
 -- frames, and on until every scripted reply has arrived (at most 4 N frames).
 --
--- The report: frames, seconds, frame_ms and step_ms (median, p99, max: the
--- whole frame, and the time inside client:step(0)), replies, expected (each
+-- The report: frames, seconds, frame_ms, step_ms and step_cpu_ms (median,
+-- p99, max: the whole frame, the wall time inside client:step(0), and the
+-- thread's CPU time inside it), replies, expected (each
 -- scripted reply and whether it arrived), cancels, sentences, quest
 -- (the judge's choice), errors, error (a Lua error that ended the run).
 -- luacheck: globals love
@@ -61,6 +62,7 @@ local function write_report (game, extra)
   local report = {
     frames = game.frame, seconds = love.timer.getTime() - game.started,
     frame_ms = summary(game.frame_ms), step_ms = summary(game.step_ms),
+    step_cpu_ms = summary(game.step_cpu_ms),
     replies = game.stats.replies, expected = list, all_arrived = all,
     cancels = game.stats.cancels, sentences = game.stats.sentences, quest = game.stats.quest,
     errors = game.stats.errors, screenshot = game.test.shot,
