@@ -23,9 +23,10 @@ local FRAMES = 300
 -- engines"), not asserted tightly. CPU time, because the wall time of a
 -- frame on a loaded machine includes the time the OS gave other processes;
 -- the wall time gets a looser bound that still catches any blocking call (a
--- reply takes at least 10 tokens x 30 ms from this server).
+-- reply takes at least 12 tokens x PAUSE_MS = 600 ms from this server).
 local STEP_BUDGET_MS = 8
-local STEP_WALL_LIMIT_MS = 100
+local STEP_WALL_LIMIT_MS = 250
+local PAUSE_MS = 50
 -- Unique colours in the screenshot: the tavern with its text drawn has about
 -- 1,000 (antialiased glyphs); the same frame with every print left out, 170
 -- (the circles' edges; measured); a blank frame, 1.
@@ -59,7 +60,7 @@ describe("the LÖVE tavern under xvfb-run", function ()
   local report_path, shot_path = dir .. ".json", dir .. ".png"
 
   setup(function ()
-    srv = devserver.start { pause_ms = 30 }
+    srv = devserver.start { pause_ms = PAUSE_MS }
     local root = proc.root()
     local env = table.concat({
       "env -u OPENAI_API_KEY",
@@ -125,15 +126,15 @@ describe("the LÖVE tavern under xvfb-run", function ()
     assert.is_true(judged, "no judge request")
   end)
 
-  it("spent at most " .. STEP_BUDGET_MS .. " ms inside client:step(0) in any frame, and never blocked", function ()
+  it("spent at most " .. STEP_BUDGET_MS .. " ms (CPU) inside client:step(0) in any frame; step(0) never blocked", function ()
     local function show (t) return ("median %.3f ms, p99 %.3f, max %.3f"):format(t.median, t.p99, t.max) end
     assert.is_true(report.step_cpu_ms.max < STEP_BUDGET_MS, "client:step(0), CPU: " .. show(report.step_cpu_ms))
     assert.is_true(report.step_ms.max < STEP_WALL_LIMIT_MS, "client:step(0), wall: " .. show(report.step_ms))
     for _, t in ipairs { report.frame_ms, report.step_ms, report.step_cpu_ms } do
       assert.is_true(t.median > 0 and t.median <= t.p99 and t.p99 <= t.max, show(t))
     end
-    -- The frame loop ran at its 60 fps cap most of the time.
-    assert.is_true(report.frame_ms.median < 40, "frame time: " .. show(report.frame_ms))
+    -- (No bound on the frame time: under xvfb, Mesa draws in software, and
+    -- on a loaded machine that, not aigc, sets it; it is in the report.)
   end)
 
   it("wrote a screenshot of the drawn tavern, text included", function ()
