@@ -126,7 +126,8 @@ describe("the LÖVE tavern under xvfb-run", function ()
     assert.is_true(judged, "no judge request")
   end)
 
-  it("spent at most " .. STEP_BUDGET_MS .. " ms (CPU) inside client:step(0) in any frame; step(0) never blocked", function ()
+  it("spent at most " .. STEP_BUDGET_MS .. " ms (CPU) inside client:step(0) in any frame; step(0) never blocked",
+     function ()
     local function show (t) return ("median %.3f ms, p99 %.3f, max %.3f"):format(t.median, t.p99, t.max) end
     assert.is_true(report.step_cpu_ms.max < STEP_BUDGET_MS, "client:step(0), CPU: " .. show(report.step_cpu_ms))
     assert.is_true(report.step_ms.max < STEP_WALL_LIMIT_MS, "client:step(0), wall: " .. show(report.step_ms))
