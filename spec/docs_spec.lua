@@ -25,7 +25,8 @@ describe_docs("make docs", function ()
     -- (modules/ or classes/, as each file's @module or @classmod says;
     -- the devserver's file names no module, so LDoc calls it "devserver")
     for _, m in ipairs { "aigc", "aigc.client", "aigc.conversation", "aigc.strategy", "aigc.tools", "aigc.schema",
-                         "aigc.template", "aigc.promptlog", "aigc.runner", "aigc.ratelimit", "devserver" } do
+                         "aigc.template", "aigc.promptlog", "aigc.runner", "aigc.ratelimit", "aigc.sentences",
+                         "devserver" } do
       local found = proc.exists("build/docs/modules/" .. m .. ".html")
                     or proc.exists("build/docs/classes/" .. m .. ".html")
       assert.is_true(found, m .. " is missing:\n" .. out)
