@@ -73,7 +73,13 @@ function love.load ()
   game.font = love.graphics.newFont(14)
   game.small = love.graphics.newFont(12)
   game.test = script.parse(os.getenv("AIGC_LOVE_TEST"))
-  if game.test then script.start(game) else game.tavern:chatter(); game.tavern:quest() end
+  if game.test then
+    script.start(game)
+  else
+    game.tavern:chatter()
+    game.tavern:quest()
+    game.tavern:tom_rambles()
+  end
   game.frame_start = love.timer.getTime()
 end
 
@@ -115,9 +121,13 @@ function love.update (dt)
   game.step_ms[#game.step_ms + 1] = (aigc.now() - t0) * 1000
   game.tavern:update(dt)
   if game.test then script.update(game) end
-  if not game.test and game.tavern.chatter_done == game.tavern.chatter_turn
-     and game.tavern.time - (game.tavern.npcs.lyra.said_at or 0) > 4 then
-    game.tavern:chatter()             -- the next round of chatter, a while after the last
+  if not game.test then
+    local tavern = game.tavern
+    if tavern.chatter_done == tavern.chatter_turn and tavern.time - (tavern.npcs.lyra.said_at or 0) > 4 then
+      tavern:chatter()                -- the next round of chatter, a while after the last
+    end
+    local tom = tavern.npcs.tom
+    if (tom.spoken or 0) >= 2 and not tom.leaving then tavern:tom_leaves() end   -- mid-story
   end
   -- A frame cap (60 fps) where vsync does not pace the loop (xvfb): idle, not spin.
   local now = love.timer.getTime()
