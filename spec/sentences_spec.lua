@@ -217,13 +217,34 @@ describe("sentences", function ()
       assert.same(WANT, got)
       local in_task = {}
       client:spawn(function ()
-        for s, whole in sentences.iter(client:stream { messages = msgs("你好。我是小明！你呢？") }) do
+        -- (a while loop: PUC Lua 5.1 cannot yield inside a generic for's iterator)
+        local nxt = sentences.iter(client:stream { messages = msgs("你好。我是小明！你呢？") })
+        while true do
+          local s, whole = nxt()
+          if s == nil then break end
           in_task[#in_task + 1] = s
           assert.is_true(whole)
         end
       end)
       while client:step(0.01) > 0 do end
       assert.same({ "你好。", "我是小明！", "你呢？" }, in_task)
+    end)
+
+    it("the iterator form: leaving the loop early cancels the stream (Lua 5.4; elsewhere s:close())", function ()
+      local s = client:stream { messages = msgs(LINE) }
+      local first
+      for sentence in sentences.iter(s) do  -- luacheck: ignore 512
+        first = sentence
+        break
+      end
+      assert.equal(WANT[1], first)
+      if _VERSION == "Lua 5.4" and not rawget(_G, "jit") then
+        assert.equal("canceled", s.request:status())
+      else
+        assert.equal("running", s.request:status())
+        s:close()
+        assert.equal("canceled", s.request:status())
+      end
     end)
 
     it("a conversation's say_async, with clauses", function ()

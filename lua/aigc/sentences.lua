@@ -379,7 +379,8 @@ end
 -- or any function that returns the next delta, nil at the end): in a generic
 -- `for`, inside a task too (the stream yields there). On Lua 5.4 the source
 -- is the loop's closing value when it has one, so leaving the loop early
--- cancels the stream (elsewhere call `s:close()`).
+-- cancels the stream (elsewhere call `s:close()`). (PUC Lua 5.1 cannot yield
+-- inside a generic `for`'s iterator: in a task there, call it in a while loop.)
 -- @param deltas the source: callable, returns a string (or "") per chunk, nil at the end
 -- @tparam[opt] table opts as `new`'s
 -- @treturn function the iterator: the next sentence and whether it ends a sentence
