@@ -138,6 +138,46 @@ describe("the LÖVE tavern under xvfb-run", function ()
     -- on a loaded machine that, not aigc, sets it; it is in the report.)
   end)
 
+  it("runs the README's LÖVE frame loop as written", function ()
+    -- The block after the README's `readme: skip runs inside LÖVE` mark, as
+    -- a game's main.lua, with a harness appended (same chunk: it sees the
+    -- block's locals) that quits when the reply is over and writes the bubble.
+    local readme = assert(proc.read_file(proc.root() .. "/README.md"))
+    local block = readme:match("<!%-%- readme: skip runs inside LÖVE[^\n]*\n```lua\n(.-)\n```")
+    assert.is_string(block, "the README's LÖVE block is missing")
+    local game = dir .. "-readme"
+    assert(proc.execute("mkdir -p " .. proc.quote(game)))
+    local main = assert(io.open(game .. "/main.lua", "w"))
+    main:write(block, "\n", [[
+local update, frames = love.update, 0
+function love.update (dt)
+  update(dt)
+  frames = frames + 1
+  if npc.req and npc.req:status() ~= "running" or frames > 3000 then
+    local f = assert(io.open(os.getenv("AIGC_README_OUT"), "w"))
+    f:write(npc.req and npc.req:status() or "none", "\n", table.concat(npc.bubble, "\n"))
+    f:close()
+    love.event.quit(0)
+  end
+end
+]])
+    main:close()
+    local root = proc.root()
+    local ok, log = proc.sh(table.concat({
+      "env -u OPENAI_API_KEY OPENAI_BASE_URL=" .. proc.quote(srv.base_url),
+      "AIGC_README_OUT=" .. proc.quote(game .. "/out.txt"),
+      "LUA_PATH=" .. proc.quote(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;"),
+      "LUA_CPATH=" .. proc.quote(root .. "/build/jit/?.so;;"),
+      "timeout 120 xvfb-run -a love " .. proc.quote(game),
+    }, " "))
+    local text = proc.read_file(game .. "/out.txt")
+    proc.execute("rm -rf " .. proc.quote(game))
+    assert(ok and text, "the README's LÖVE block failed:\n" .. log)
+    local status, bubble = text:match("^(%a+)\n(.*)$")
+    assert.equal("done", status)
+    assert.equal("I'm aigc-dev, a local test model that speaks the OpenAI API.", bubble)
+  end)
+
   it("wrote a screenshot of the drawn tavern, text included", function ()
     local ok, info = proc.sh("identify -format '%m %w %h %k' " .. proc.quote(shot_path))
     assert.is_true(ok, info)
