@@ -8,6 +8,7 @@
 -- sentence, and the player typing two lines to Greta (through
 -- love.textinput and the Enter key, as a player would). It runs at least N
 -- frames, and on until every scripted reply has arrived (at most 4 N frames).
+-- The screenshot is of the last frame, or of frame K with shot_frame:K.
 --
 -- The report: frames, seconds, frame_ms, step_ms and step_cpu_ms (median,
 -- p99, max: the whole frame, the wall time inside client:step(0), and the
@@ -30,7 +31,7 @@ local EXPECTED = {
 function M.parse (text)
   if text == nil or text == "" then return nil end
   local t = { frames = 600 }
-  for key, value in text:gmatch("(%w+):([^,]+)") do
+  for key, value in text:gmatch("([%w_]+):([^,]+)") do
     t[key] = key == "frames" and assert(tonumber(value), "AIGC_LOVE_TEST: frames:N") or value
   end
   return t
@@ -137,6 +138,15 @@ end
 --- One frame of the script (called from love.update, after client:step(0)).
 function M.update (game)
   game.frame = game.frame + 1
+  if game.frame == tonumber(game.test.shot_frame) and game.test.shot then
+    local path = game.test.shot
+    love.graphics.captureScreenshot(function (image)      -- a shot mid-session (the README's)
+      local f = assert(io.open(path, "wb"))
+      f:write(image:encode("png"):getString())
+      f:close()
+    end)
+    game.test.shot = nil                                   -- (not again at the end)
+  end
   if game.shot_taken then
     write_report(game)
     love.event.quit(0)
