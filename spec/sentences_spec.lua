@@ -129,6 +129,26 @@ describe("sentences", function ()
       end)
     end
 
+    it("random texts of tricky pieces: the same sentences however cut, and no text lost or doubled", function ()
+      local FRAGMENTS = { "Dr.", " ", " ", " ", "3.14", "。", "」", "「", "...", "\n", "e.g.", "Hi", "!", "?",
+                          '"', "a", "A", "你好", "\226\128\166", ",", "、", "J.", "1.", "と", "?!", ")", "x.y" }
+      local rng = lcg(7)
+      for _ = 1, 300 do
+        local parts = {}
+        for k = 1, rng(1, 30) do parts[k] = FRAGMENTS[rng(1, #FRAGMENTS)] end
+        local text = table.concat(parts)
+        for _, opts in ipairs { {}, { clauses = true } } do
+          local want = feed({ text }, opts)
+          assert.same(want, (feed(bytes(text), opts)), text)
+          assert.same(want, (feed(random_pieces(text, rng), opts)), text)
+          assert.equal(text:gsub("%s", ""), (table.concat(want):gsub("%s", "")), text)
+          for _, piece in ipairs(want) do
+            assert.is_true(piece ~= "" and not piece:find("^%s") and not piece:find("%s$"), text)
+          end
+        end
+      end
+    end)
+
     it("gives a sentence as soon as what follows decides it", function ()
       local sp = sentences.new()
       assert.same({}, sp:push("Dr."))           -- Dr. what?
