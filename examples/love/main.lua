@@ -91,11 +91,8 @@ function game.say (line)
   if id == "mara" then
     if npc.thinking then game.note = npc.name .. " is thinking." return end
     game.tavern:quest(line)
-  elseif npc.req then
-    game.note = npc.name .. " is still talking."
-    return
   else
-    game.tavern:ask(npc, line, "player")
+    game.tavern:ask(npc, line, "player")   -- (interrupts what the NPC was saying)
   end
   game.player_line, game.note = line, ""
 end

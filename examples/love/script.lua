@@ -5,8 +5,9 @@
 --
 -- The session: three rounds of background chatter, Captain Mara's best-of
 -- quest, Old Tom's story canceled when he walks out after his first
--- sentence, and the player typing two lines to Greta (through
--- love.textinput and the Enter key, as a player would). It runs at least N
+-- sentence, the player typing two lines to Greta (through love.textinput
+-- and the Enter key, as a player would) and interrupting Borin's story
+-- (chatter 2) with a question: that story is canceled, the question answered. It runs at least N
 -- frames, and on until every scripted reply has arrived (at most 4 N frames).
 -- The screenshot is of the last frame, or of frame K with shot_frame:K.
 --
@@ -22,10 +23,12 @@ local M = {}
 
 local PLAYER_LINES = { "Hello! Who are you?", "Tell me a joke" }
 local EXPECTED = {
-  { who = "lyra", what = "chatter 1" }, { who = "borin", what = "chatter 2" },
+  { who = "lyra", what = "chatter 1" }, { who = "borin", what = "player" },
   { who = "lyra", what = "chatter 3" }, { who = "mara", what = "quest" },
   { who = "greta", what = "player", n = 1 }, { who = "greta", what = "player", n = 2 },
 }
+-- (chatter 2, Borin's story, is interrupted by the player: a cancel)
+local INTERRUPT = "What is 2 + 2?"
 
 --- The test mode's settings from the variable's text, or nil when it is not set.
 function M.parse (text)
@@ -115,8 +118,16 @@ local function events (game)
   if plan.waiting_for_greta and not tavern.npcs.greta.req then
     plan.waiting_for_greta, plan.next_line_at = false, f + 30
   end
-  if tavern.chatter_turn < 3 and f >= plan.chatter_at then
-    tavern:chatter()
+  -- The player interrupts Borin's story (chatter 2) once it has begun.
+  local borin = tavern.npcs.borin
+  if tavern.chatter_turn == 2 and borin.req and #borin.bubble > 0 and not plan.interrupted then
+    plan.interrupted = true
+    local target = game.target
+    game.target = 3                                   -- Borin (Tab twice)
+    game.say(INTERRUPT)
+    game.target = target
+  end
+  if tavern.chatter_turn < 3 and f >= plan.chatter_at and tavern:chatter() then
     plan.chatter_at = math.huge
   elseif plan.chatter_at == math.huge and tavern.chatter_done == tavern.chatter_turn then
     plan.chatter_at = f + 20
@@ -156,7 +167,7 @@ function M.update (game)
   type_lines(game)
   events(game)
   local _, all = expected(game.stats)
-  local done = all and game.stats.cancels >= 1 and game.client:active() == 0
+  local done = all and game.stats.cancels >= 2 and game.client:active() == 0
   if (game.frame >= game.test.frames and done) or game.frame >= 4 * game.test.frames then
     finish(game)
   end

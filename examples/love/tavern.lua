@@ -35,7 +35,7 @@ local CAST = {
 -- What the chatterers ask each other, in turn.
 local CHATTER = {
   { asker = "borin", answerer = "lyra", line = "Tell me a joke" },
-  { asker = "lyra", answerer = "borin", line = "How are you today?" },
+  { asker = "lyra", answerer = "borin", line = "Tell me your story about a robot that learns to paint." },
   { asker = "borin", answerer = "lyra", line = "What is the weather like today?" },
 }
 
@@ -65,14 +65,15 @@ local function show (t, npc, s)
   t.stats.sentences = t.stats.sentences + 1
 end
 
--- The callbacks of one reply of `npc` (`what` names it in the stats).
-local function reply_params (t, npc, what, on_reply)
+-- The callbacks of one reply of `npc` (`what` names it in the stats);
+-- on_end(text or nil) when it is over, whichever way.
+local function reply_params (t, npc, what, on_end)
   return sentences.stream({
     on_done = function (reply)
       npc.req, npc.thinking = nil, false
       t.stats.replies = t.stats.replies + 1
       t.stats.heard[#t.stats.heard + 1] = { who = npc.id, what = what, text = reply.text }
-      if on_reply then on_reply(reply.text) end
+      if on_end then on_end(reply.text) end
     end,
     on_error = function (err)
       npc.req, npc.thinking = nil, false
@@ -82,30 +83,43 @@ local function reply_params (t, npc, what, on_reply)
         t.stats.errors[#t.stats.errors + 1] = npc.id .. ": " .. tostring(err)
         show(t, npc, "(" .. err.kind .. " error)")
       end
+      if on_end then on_end(nil) end
     end,
   }, function (s) show(t, npc, s) end)
 end
 
 --- `npc` answers `line` (from the player or another NPC): streamed, sentence by sentence.
-function M:ask (npc, line, what, on_reply, max_tokens)
-  if npc.req then npc.req:cancel() end
+-- An NPC still answering something else drops it (the player interrupts
+-- the chatter); the new line starts once the canceled say has ended (a
+-- conversation holds one say at a time; the cancel ends it at the next
+-- client:step, and `update` starts the line then).
+function M:ask (npc, line, what, on_end, max_tokens)
+  if npc.req then
+    npc.req:cancel()
+    npc.queued = { line, what, on_end, max_tokens }
+    return
+  end
   npc.bubble, npc.thinking = {}, true
-  local params = reply_params(self, npc, what or "reply", on_reply)
+  local params = reply_params(self, npc, what or "reply", on_end)
   params.max_tokens = max_tokens
   npc.req = npc.conv:say_async(line, params)
   return npc.req
 end
 
---- The next round of background chatter (the asker's line at once, the answer streamed).
+--- The next round of background chatter (the asker's line at once, the
+-- answer streamed); false (nothing starts) while either of them is busy:
+-- the chatter never interrupts the player's conversations.
 function M:chatter ()
-  self.chatter_turn = self.chatter_turn + 1
-  local round = CHATTER[(self.chatter_turn - 1) % #CHATTER + 1]
+  local round = CHATTER[self.chatter_turn % #CHATTER + 1]
   local asker, answerer = self.npcs[round.asker], self.npcs[round.answerer]
+  if asker.req or answerer.req or asker.queued or answerer.queued then return false end
+  self.chatter_turn = self.chatter_turn + 1
   asker.bubble = { round.line .. (round.line:find("%?$") and "" or "!") }
   asker.said_at = self.time
   self:ask(answerer, round.line, "chatter " .. self.chatter_turn, function ()
-    self.chatter_done = self.chatter_turn
+    self.chatter_done = self.chatter_turn           -- (answered or interrupted)
   end)
+  return true
 end
 
 --- Old Tom starts his story (he will walk out in the middle of it).
@@ -167,6 +181,11 @@ function M:update (dt)
   self.time = self.time + dt
   for _, npc in ipairs(self.order) do
     walk(npc, dt)
+    local q = npc.queued
+    if q and not npc.req then                      -- (the canceled say has ended)
+      npc.queued = nil
+      self:ask(npc, q[1], q[2], q[3], q[4])
+    end
     if npc.pending[1] and self.time >= npc.reveal_at then
       show(self, npc, table.remove(npc.pending, 1))
       npc.reveal_at = self.time + 0.6
