@@ -186,9 +186,9 @@ local function draw_hud ()
   love.graphics.setFont(game.font)
   love.graphics.print(("You -> %s: %s_   %s"):format(target.name, game.input, game.note), 12, 510)
   love.graphics.setFont(game.small)
-  local n = #game.step_ms
-  love.graphics.print(("%d fps   client:step(0) %.2f ms (max %.2f)   requests %d   sentences %d   cancels %d")
-    :format(love.timer.getFPS(), game.step_ms[n] or 0, percentile(game.step_ms, 1), game.client:active(),
+  local cpu = game.step_cpu_ms
+  love.graphics.print(("%d fps   client:step(0) CPU %.2f ms (max %.2f)   requests %d   sentences %d   cancels %d")
+    :format(love.timer.getFPS(), cpu[#cpu] or 0, percentile(cpu, 1), game.client:active(),
             game.stats.sentences, game.stats.cancels), 12, 30)
 end
 

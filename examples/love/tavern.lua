@@ -114,7 +114,7 @@ function M:chatter ()
   local asker, answerer = self.npcs[round.asker], self.npcs[round.answerer]
   if asker.req or answerer.req or asker.queued or answerer.queued then return false end
   self.chatter_turn = self.chatter_turn + 1
-  asker.bubble = { round.line .. (round.line:find("%?$") and "" or "!") }
+  asker.bubble = { round.line .. (round.line:find("[%.!?]$") and "" or "!") }
   asker.said_at = self.time
   self:ask(answerer, round.line, "chatter " .. self.chatter_turn, function ()
     self.chatter_done = self.chatter_turn           -- (answered or interrupted)
