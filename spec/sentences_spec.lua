@@ -277,6 +277,18 @@ describe("sentences", function ()
       assert.same({ { "Well,", false }, { "hello there.", true }, { "Bye.", true } }, got)
     end)
 
+    it("an error in on_sentence is the stream callback's: the request fails with kind callback", function ()
+      local seen = 0
+      local res, err = client:chat(sentences.stream({ messages = msgs(LINE) }, function ()
+        seen = seen + 1
+        error("the bubble is full")
+      end))
+      assert.is_nil(res)
+      assert.equal("callback", err.kind)
+      assert.matches("the bubble is full", err.message)
+      assert.equal(1, seen)
+    end)
+
     it("a canceled request gives no half sentence", function ()
       local got = {}
       local req
