@@ -52,6 +52,7 @@ local check_mod = require "aigc.check"
 local task = require "aigc.task"
 local ratelimit = require "aigc.ratelimit"
 local template_mod = require "aigc.template"
+local usage_mod = require "aigc.usage"
 
 local json_encode, json_decode = core.json.encode, core.json.decode
 local now = core.now
@@ -247,38 +248,12 @@ end
 -- Cost
 -- =======================================================
 
---- The cost of a usage at a price (`{ input =, output = }` in $ per 1M
--- tokens; `cached_input` for cached prompt tokens if the usage has them).
--- @tparam table usage
--- @tparam table|nil price
--- @treturn number|nil dollars (nil without a price)
--- @usage runner.cost({ prompt_tokens = 1000, completion_tokens = 500 }, { input = 0.15, output = 0.6 })
-function M.cost (usage, price)
-  if type(price) ~= "table" or type(usage) ~= "table" then return nil end
-  local p = tonumber(usage.prompt_tokens or usage.input_tokens) or 0
-  local c = tonumber(usage.completion_tokens or usage.output_tokens) or 0
-  local cached = 0
-  local d = usage.prompt_tokens_details
-  if type(d) == "table" and price.cached_input then cached = tonumber(d.cached_tokens) or 0 end
-  return ((p - cached) * (tonumber(price.input) or 0) + cached * (tonumber(price.cached_input) or 0)
-          + c * (tonumber(price.output) or 0)) / 1e6
-end
+--- The cost of a usage at a price: `aigc.usage.cost` (kept here by its
+-- old name). @function cost
+M.cost = usage_mod.cost
 
---- The price of a model in a price table (exact name, else the longest
--- name that is a prefix of the model).
--- @tparam table prices
--- @tparam string model
--- @treturn table|nil
--- @usage local price = runner.price(prices, "gpt-4o-mini-2024-07-18")
-function M.price (prices, model)
-  if type(prices) ~= "table" or type(model) ~= "string" then return nil end
-  if prices[model] then return prices[model] end
-  local best, len = nil, 0
-  for name, p in pairs(prices) do
-    if type(name) == "string" and #name > len and model:sub(1, #name) == name then best, len = p, #name end
-  end
-  return best
-end
+--- The price of a model in a price table: `aigc.usage.price`. @function price
+M.price = usage_mod.price
 
 -- }======================================================
 
@@ -545,7 +520,44 @@ local function new_run (spec, cases, tpl, out, done)
   end
   -- Judge assertions make requests too: the limiter counts them.
   for _, a in ipairs(r.assertions) do if a.type == "judge" then r.global_judges = r.global_judges + 1 end end
+  r.usage_before = r:usage_snapshots()
   return r
+end
+
+-- The usage totals of the run's clients now (the judge client's when it
+-- is another client): nil for a client that keeps none.
+function Run:usage_snapshots ()
+  local function of (c) return type(c) == "table" and type(c.usage) == "function" and c:usage() or nil end
+  return { of(self.client), self.judge_client ~= self.client and of(self.judge_client) or nil }
+end
+
+local TOTAL_FIELDS = { "requests", "errors", "retries", "cache_hits", "prompt_tokens", "completion_tokens",
+                       "total_tokens" }
+
+-- What the run's own requests used since it started, from its clients'
+-- usage totals (failed attempts, strategy candidates and judges included;
+-- cases done by an earlier run are not), the cost at the run's prices
+-- (else the client's); nil when the client keeps no totals.
+function Run:totals ()
+  local after, before = self:usage_snapshots(), self.usage_before
+  if not (after[1] and before[1]) then return nil end
+  local t = { models = {} }
+  for _, k in ipairs(TOTAL_FIELDS) do t[k] = 0 end
+  for i = 1, 2 do
+    if after[i] and before[i] then
+      local d = usage_mod.diff(after[i], before[i])
+      for _, k in ipairs(TOTAL_FIELDS) do t[k] = t[k] + d[k] end
+      for name, m in pairs(d.models) do
+        local cost = usage_mod.cost(m, usage_mod.price(self.prices, name)) or m.cost
+        local into = t.models[name] or { requests = 0, prompt_tokens = 0, completion_tokens = 0, total_tokens = 0 }
+        t.models[name] = into
+        into.requests = into.requests + m.requests
+        usage_mod.add_tokens(into, m)
+        if cost then into.cost, t.cost = (into.cost or 0) + cost, (t.cost or 0) + cost end
+      end
+    end
+  end
+  return t
 end
 
 function Run:judges_of (c)
@@ -627,11 +639,12 @@ function Run:progress (final)
   local finished = summary.ok + summary.failed - summary.skipped
   local rate = elapsed > 0 and finished / elapsed or 0
   local st = self.limiter:state()
+  local totals = self:totals() or { total_tokens = summary.usage.total_tokens, cost = summary.cost }
   spec.on_progress {
     total = summary.total, done = summary.ok + summary.failed, skipped = summary.skipped,
     ok = summary.ok, failed = summary.failed, passed = summary.passed, running = self.running,
     rate = rate, eta = rate > 0 and self.remaining / rate or nil, elapsed = elapsed,
-    tokens = summary.usage.total_tokens or 0, cost = summary.cost, retries = summary.retries,
+    tokens = totals.total_tokens or 0, cost = totals.cost, retries = summary.retries,
     rate_limited = summary.rate_limited, concurrency = st.concurrency, final = final or false,
   }
 end
@@ -691,7 +704,9 @@ end
 --  - `judge_client`: the client of judge assertions (default `client`)
 --  - `backend`: "direct" (the default; "batch" is not built yet)
 -- @treturn[1] table summary: `total`, `skipped` (done before), `ok`, `failed`, `passed`,
--- `pass_rate`, `usage`, `cost`, `elapsed`, `requests`, `retries`, `rate_limited`,
+-- `pass_rate`, `usage` and `cost` (this run's requests, from the client's totals: failed
+-- attempts and judges included), `totals` (`requests`, `errors`, `retries`, `cache_hits`,
+-- tokens, `models`: see `client:usage()`), `elapsed`, `requests` (attempts), `retries`, `rate_limited`,
 -- `assertions` (list of `{ name =, type =, passed =, total = }`), `results` (by id)
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err (unreadable cases or results file)
@@ -720,6 +735,12 @@ function M.run (spec)
   summary.elapsed = now() - r.started
   summary.rate_limited = math.max(summary.rate_limited, r.limiter.rate_limited)
   summary.pass_rate = summary.total > 0 and summary.passed / summary.total or 0
+  local totals = r:totals()
+  if totals then   -- the clients' own counts: what the run really sent and used
+    summary.totals, summary.cost = totals, totals.cost
+    summary.usage = { prompt_tokens = totals.prompt_tokens, completion_tokens = totals.completion_tokens,
+                      total_tokens = totals.total_tokens }
+  end
   table_sort(summary.assertions, function (a, b) return a.name < b.name end)
   summary.by_assertion = nil
   r:progress(true)

@@ -1,0 +1,148 @@
+-- Cassettes (issue 16 item 3): record against the bundled server, stop it,
+-- replay offline -- blocking, streaming (callback and iterator) and
+-- non-blocking calls, byte-identical streams, misses that name the request.
+
+local aigc = require "aigc"
+local cassette = require "aigc.cassette"
+local devserver = require "devserver"
+local cli = require "cli"
+
+local function read (path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+-- The conversation a workflow's test would make: a blocking call, a stream
+-- with a callback, a stream through the iterator, a non-blocking call
+-- polled by step(), and an error the server sent.
+local function workflow (c)
+  local out = {}
+  out.blocking = assert(c:chat { messages = { { role = "user", content = "Capital of France?" } }, temperature = 0 })
+  local deltas, chunks = {}, {}
+  out.streamed = assert(c:chat { messages = { { role = "user", content = "Tell me a short story" } },
+    stream = function (delta, chunk) deltas[#deltas + 1] = delta or false; chunks[#chunks + 1] = chunk end })
+  out.deltas, out.chunks = deltas, chunks
+  local iter = {}
+  local s = c:stream { messages = { { role = "user", content = "Count to five" } } }
+  for d in s:deltas() do iter[#iter + 1] = d end
+  out.iter = iter
+  local req = c:chat_async { messages = { { role = "user", content = "Echo: async" } } }
+  while req:status() == "queued" or req:status() == "running" do c:step(0.01) end
+  out.async = assert(req:result())
+  out.failed = select(2, c:chat { model = "fault:status=400", messages = { { role = "user", content = "bad" } } })
+  return out
+end
+
+local function strip (res)   -- what differs per request whatever is served
+  local t = {}
+  for k, v in pairs(res) do if k ~= "headers" and k ~= "retries" then t[k] = v end end
+  return t
+end
+
+describe("cassettes", function ()
+  local dir
+  before_each(function () dir = cli.home() end)
+  after_each(function () cli.rmdir(dir) end)
+
+  it("replays a recording with the server stopped: same replies, byte-identical streams", function ()
+    local path = dir .. "/wf.jsonl"
+    local srv = devserver.start { pause_ms = 5 }
+    local rec = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "sk-cassette-secret-77",
+                              cassette = { path = path, mode = "record" } }
+    local live = workflow(rec)
+    rec:close()
+    local requests = #srv:requests()
+    srv:stop()
+    assert.equal(5, requests)
+    local tape = read(path)
+    assert.is_nil(tape:find("sk-cassette-secret-77", 1, true))   -- no key in the cassette
+    assert.equal(5, select(2, tape:gsub("\n", "")))
+
+    local served = {}
+    for pass = 1, 2 do
+      local c = aigc.client { base_url = "http://127.0.0.1:9/v1", model = "aigc-dev",
+                              cassette = { path = path, mode = "replay" } }
+      local again = workflow(c)
+      c:close()
+      assert.same(strip(live.blocking), strip(again.blocking))
+      assert.equal(live.blocking.request_id, again.blocking.request_id)
+      assert.same(live.deltas, again.deltas)
+      assert.same(live.chunks, again.chunks)
+      assert.same(strip(live.streamed), strip(again.streamed))
+      assert.same(live.iter, again.iter)
+      assert.same(strip(live.async), strip(again.async))
+      assert.equal(live.failed.kind, again.failed.kind)
+      assert.equal(live.failed.status, again.failed.status)
+      assert.equal(live.failed.message, again.failed.message)
+      served[pass] = again
+    end
+    -- the cassette holds the stream's bytes; a replay serves exactly them
+    local x = aigc.json.decode(select(2, tape:match("([^\n]*)\n([^\n]*)\n")))   -- line 2: the stream
+    assert.is_table(x.events)
+    assert.equal("data: [DONE]\n\n", x.events[#x.events].data)
+    for i, ev in ipairs(x.events) do
+      if i < #x.events then
+        assert.same(aigc.json.decode(ev.data:match("^data: (.*)\n\n$")), served[1].chunks[i])
+      end
+    end
+    assert.same(served[1].chunks, served[2].chunks)
+  end)
+
+  it("a replay miss is an error naming the request, for blocking, streaming and async calls", function ()
+    local path = dir .. "/empty.jsonl"
+    cli.write(path, "")
+    local c = aigc.client { base_url = "http://127.0.0.1:9/v1", model = "aigc-dev",
+                            cassette = { path = path, mode = "replay" } }
+    local res, err = c:chat "never recorded"
+    assert.is_nil(res)
+    assert.equal(404, err.status)
+    assert.matches("cassette miss", err.message, 1, true)
+    assert.matches("POST /chat/completions", err.message, 1, true)
+    assert.matches("never recorded", err.message, 1, true)
+    local ok, e = pcall(function ()
+      for _ in c:stream { messages = { { role = "user", content = "nor this" } } } do end
+    end)
+    assert.is_false(ok)
+    assert.matches("nor this", tostring(e.message or e), 1, true)
+    local req = c:chat_async "async miss"
+    local r2, e2 = req:wait()
+    assert.is_nil(r2)
+    assert.matches("async miss", e2.message, 1, true)
+    c:close()
+  end)
+
+  it("auto records when the cassette is missing and replays when it exists", function ()
+    local path = dir .. "/auto.jsonl"
+    local srv = devserver.start { pause_ms = 0 }
+    local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", cassette = { path = path } }
+    local first = assert(c:chat "Echo: hello tape")
+    c:close()
+    srv:stop()
+    local c2 = aigc.client { base_url = srv.base_url, model = "aigc-dev", cassette = { path = path } }
+    local second = assert(c2:chat "Echo: hello tape")
+    assert.equal(first.text, second.text)
+    assert.equal(1, c2:usage().replayed)
+    c2:close()
+  end)
+
+  it("keys: canonical JSON of what is sent, per-call options and callbacks left out", function ()
+    local a = cassette.key("chat", { model = "m", temperature = 0, messages = { { content = "x", role = "user" } },
+                                     timeout = 5, headers = { Authorization = "Bearer sk-1" }, on_done = print,
+                                     stream = function () end })
+    local b = cassette.key("chat", { messages = { { role = "user", content = "x" } }, temperature = 0.0, model = "m",
+                                     stream = true })
+    assert.equal(a, b)
+    assert.is_nil(a:find("sk-1", 1, true))
+    local unstreamed = { model = "m", temperature = 0, messages = { { role = "user", content = "x" } } }
+    assert.not_equal(a, cassette.key("chat", unstreamed))
+    assert.equal("GET /models", cassette.key("get", nil, "/models"))
+  end)
+
+  it("bad cassette options raise in the one format", function ()
+    assert.error_matches(function () aigc.client { cassette = { path = dir .. "/x", mode = "play" } } end,
+      "bad argument #1 to 'client' %(opts.cassette.mode: 'record', 'replay' or 'auto' expected")
+    assert.error_matches(function () aigc.client { cassette = {} } end, "opts.cassette.path")
+  end)
+end)
