@@ -6,6 +6,7 @@ local aigc = require "aigc"
 local cassette = require "aigc.cassette"
 local devserver = require "devserver"
 local cli = require "cli"
+local socket = require "socket"
 
 local function read (path)
   local f = assert(io.open(path, "rb"))
@@ -32,6 +33,7 @@ local function workflow (c)
   while req:status() == "queued" or req:status() == "running" do c:step(0.01) end
   out.async = assert(req:result())
   out.failed = select(2, c:chat { model = "fault:status=400", messages = { { role = "user", content = "bad" } } })
+  out.models = assert(c:models())
   return out
 end
 
@@ -55,19 +57,19 @@ describe("cassettes", function ()
     rec:close()
     local requests = #srv:requests()
     srv:stop()
-    assert.equal(5, requests)
+    assert.equal(6, requests)
     local tape = read(path)
     assert.is_nil(tape:find("sk-cassette-secret-77", 1, true))   -- no key in the cassette
-    assert.equal(5, select(2, tape:gsub("\n", "")))
+    assert.equal(6, select(2, tape:gsub("\n", "")))
 
-    local served = {}
-    for pass = 1, 2 do
+    for _ = 1, 2 do
       local c = aigc.client { base_url = "http://127.0.0.1:9/v1", model = "aigc-dev",
                               cassette = { path = path, mode = "replay" } }
       local again = workflow(c)
       c:close()
       assert.same(strip(live.blocking), strip(again.blocking))
       assert.equal(live.blocking.request_id, again.blocking.request_id)
+      assert.same(live.blocking.headers, again.blocking.headers)
       assert.same(live.deltas, again.deltas)
       assert.same(live.chunks, again.chunks)
       assert.same(strip(live.streamed), strip(again.streamed))
@@ -76,18 +78,54 @@ describe("cassettes", function ()
       assert.equal(live.failed.kind, again.failed.kind)
       assert.equal(live.failed.status, again.failed.status)
       assert.equal(live.failed.message, again.failed.message)
-      served[pass] = again
+      assert.same(strip(live.models), strip(again.models))
     end
-    -- the cassette holds the stream's bytes; a replay serves exactly them
+    -- The cassette holds the server's wire bytes (recorded by the proxy as
+    -- they came: status line, headers, chunked framing, SSE): a replay
+    -- serves exactly them, read here from a plain socket.
     local x = aigc.json.decode(select(2, tape:match("([^\n]*)\n([^\n]*)\n")))   -- line 2: the stream
-    assert.is_table(x.events)
-    assert.equal("data: [DONE]\n\n", x.events[#x.events].data)
-    for i, ev in ipairs(x.events) do
-      if i < #x.events then
-        assert.same(aigc.json.decode(ev.data:match("^data: (.*)\n\n$")), served[1].chunks[i])
-      end
+    assert.is_true(x.raw)
+    local recorded = {}
+    for _, ev in ipairs(x.events) do recorded[#recorded + 1] = ev.data end
+    recorded = table.concat(recorded)
+    assert.matches("^HTTP/1.1 200", recorded)
+    assert.matches("data: [DONE]", recorded, 1, true)
+    local c = aigc.client { base_url = "http://127.0.0.1:9/v1", cassette = { path = path, mode = "replay" } }
+    local port = tonumber(c._cassette.base_url:match(":(%d+)/"))
+    local function fetch ()
+      local sock = assert(socket.connect("127.0.0.1", port))
+      sock:send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nx-aigc-cassette: 2\r\nContent-Length: 2\r\n\r\n{}")
+      local got = sock:receive("*a")
+      sock:close()
+      return got
     end
-    assert.same(served[1].chunks, served[2].chunks)
+    assert.equal(recorded, fetch())
+    assert.equal(recorded, fetch())
+    c:close()
+  end)
+
+  it("records in the client with proxy = false (as for https): replies and events replay the same", function ()
+    local path = dir .. "/decoded.jsonl"
+    local srv = devserver.start { pause_ms = 5 }
+    local rec = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "sk-cassette-secret-78",
+                              cassette = { path = path, mode = "record", proxy = false } }
+    local live = workflow(rec)
+    rec:close()
+    srv:stop()
+    local tape = read(path)
+    assert.is_nil(tape:find("sk-cassette-secret-78", 1, true))
+    assert.is_nil(tape:find('"raw"', 1, true))
+    local c = aigc.client { base_url = "http://127.0.0.1:9/v1", model = "aigc-dev",
+                            cassette = { path = path, mode = "replay", timing = false } }
+    local again = workflow(c)
+    c:close()
+    assert.same(strip(live.blocking), strip(again.blocking))
+    assert.same(live.deltas, again.deltas)
+    assert.same(live.chunks, again.chunks)
+    assert.same(live.iter, again.iter)
+    assert.same(strip(live.async), strip(again.async))
+    assert.equal(live.failed.status, again.failed.status)
+    assert.equal(live.failed.message, again.failed.message)
   end)
 
   it("a replay miss is an error naming the request, for blocking, streaming and async calls", function ()

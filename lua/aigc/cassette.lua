@@ -17,13 +17,20 @@
 -- The same key recorded several times is replayed in the recorded order
 -- (the last one again after that).
 --
--- **What is stored** (one JSON object per line): the key, status, response
--- headers, the body (the reply as JSON) or, for a stream, the SSE events'
--- bytes (`data: ...\n\n`, then `data: [DONE]`) with their offsets in ms from
--- the call's start. The bytes are the decoded events written again as JSON
--- (the engine hands the Lua layer decoded events, not the wire), so they
--- match what the server sent event for event, not byte for byte; a replay
--- serves the cassette's bytes exactly, every time.
+-- **What is stored** (one JSON object per line, with the key):
+--
+--  - from a plain-http server (the bundled one, llama.cpp, a local proxy):
+--    the wire bytes of the response -- status line, headers, body framing,
+--    SSE events -- with their offsets in ms from the request, as recorded
+--    by the recording proxy the client then talks through (`raw = true`).
+--    A replay sends exactly these bytes: byte-identical streams.
+--  - from an https server (or with `proxy = false`): what the client
+--    received, recorded in the client -- status, response headers, the body
+--    (the reply as JSON) or, for a stream, the events written again as
+--    `data: ...` lines with their offsets. The engine hands the Lua layer
+--    decoded events, not the wire (and a proxy cannot see inside TLS), so
+--    these match the server's event for event, not byte for byte; a replay
+--    serves the cassette's bytes exactly, every time.
 --
 -- **Why a replay goes through a local server.** A replayed call must behave
 -- as a live one for every way of calling: blocking, streaming (the
@@ -183,14 +190,16 @@ local function shell_quote (s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
--- Starts the replay server: its base URL, its pid and the pipe to it.
-local function start_server (path, timing)
+-- Starts the replay server (with `upstream`: the recording proxy): its
+-- base URL, its pid and the pipe to it.
+local function start_server (path, timing, upstream)
   local script = package.searchpath("aigc.cassette_server", package.path)
   if not script then error("aigc.cassette: aigc/cassette_server.lua is not on package.path", 0) end
   local lua = os.getenv("AIGC_CASSETTE_LUA") or "lua5.4"
   local ppid = own_pid()
-  local cmd = string_format("exec %s %s %s%s%s", shell_quote(lua), shell_quote(script), shell_quote(path),
-                            ppid and (" --parent-pid " .. ppid) or "", timing and "" or " --no-timing")
+  local cmd = string_format("exec %s %s %s%s%s%s", shell_quote(lua), shell_quote(script), shell_quote(path),
+                            ppid and (" --parent-pid " .. ppid) or "", timing and "" or " --no-timing",
+                            upstream and (" --record " .. shell_quote(upstream)) or "")
   local pipe = io.popen(cmd, "r")
   local line = pipe and pipe:read("*l")
   local port, pid = (line or ""):match("^aigc cassette server (%d+) (%d+)$")
@@ -198,7 +207,8 @@ local function start_server (path, timing)
     if pipe then pipe:close() end
     error("aigc.cassette: the replay server did not start (needs " .. lua .. " with luv and lua-cjson)", 0)
   end
-  return "http://127.0.0.1:" .. port .. "/v1", pid, pipe
+  local prefix = upstream and upstream:match("^https?://[^/]+(/.*)$") or "/v1"
+  return "http://127.0.0.1:" .. port .. prefix, pid, pipe
 end
 
 -- }======================================================
@@ -225,18 +235,24 @@ function M.check (spec)
     util.field_error("client", 1, "opts.cassette.mode", "'record', 'replay' or 'auto' expected, got "
                      .. util.describe(spec.mode))
   end
-  if spec.timing ~= nil and type(spec.timing) ~= "boolean" then
-    util.field_error("client", 1, "opts.cassette.timing", util.expected("boolean", spec.timing))
+  for _, name in ipairs { "timing", "proxy" } do
+    if spec[name] ~= nil and type(spec[name]) ~= "boolean" then
+      util.field_error("client", 1, "opts.cassette." .. name, util.expected("boolean", spec[name]))
+    end
   end
 end
 
 --- Opens a client's cassette (checked by `check`). In replay mode it
--- starts the replay server: `cassette.base_url` is where the client must
--- send its requests.
+-- starts the replay server, and to record from a plain-http server the
+-- recording proxy: `cassette.base_url` is then where the client must send
+-- its requests.
 -- @tparam table spec `path`, `mode` ("auto"), `timing` (true: streams
--- replay at their recorded pace)
+-- replay at their recorded pace), `proxy` (true: record a plain-http
+-- server's wire bytes through the proxy; false: the decoded replies, as
+-- for https)
+-- @tparam string base_url the client's
 -- @treturn table the cassette
-function M.open (spec)
+function M.open (spec, base_url)
   local mode = spec.mode or "auto"
   if mode == "auto" then mode = file_exists(spec.path) and "replay" or "record" end
   local self = setmetatable({ path = spec.path, mode = mode, cursor = {} }, Cassette)
@@ -244,6 +260,12 @@ function M.open (spec)
     local f, why = io.open(spec.path, "wb")
     if not f then error("aigc.cassette: cannot write " .. tostring(why), 0) end
     f:close()
+    -- A plain-http server (the bundled one, llama.cpp...): the proxy keeps
+    -- the wire bytes. An https one: the client keeps the decoded reply.
+    if spec.proxy ~= false and base_url:lower():find("^http://") then
+      self.proxy = true
+      self.base_url, self.pid, self.pipe = start_server(spec.path, true, base_url)
+    end
   else
     local index, why = read_index(spec.path)
     if not index then error("aigc.cassette: cannot read " .. tostring(why), 0) end
@@ -270,6 +292,13 @@ function Cassette:before (call, api, params, path)
   local key = M.key(api, params, path)
   local p = call.params
   call.key = key
+  if self.proxy then   -- recording through the proxy: it stores the exchange under this key
+    local headers = {}
+    for k, v in pairs(type(p.headers) == "table" and p.headers or {}) do headers[k] = v end
+    headers["x-aigc-cassette-key"] = key
+    p.headers = headers
+    return
+  end
   if self.mode == "replay" then
     local headers = {}
     for k, v in pairs(type(p.headers) == "table" and p.headers or {}) do headers[k] = v end
@@ -310,7 +339,7 @@ end
 -- @param res
 -- @param err
 function Cassette:ended (call, res, err)
-  if self.mode ~= "record" then return end
+  if self.mode ~= "record" or self.proxy then return end
   local x = { key = call.key }
   if res then
     x.status = 200

@@ -68,7 +68,7 @@ end
 -- @treturn string
 function M.base_url (ext, base_url)
   if ext and ext.cassette then
-    ext.opened_cassette = cassette.open(ext.cassette)
+    ext.opened_cassette = cassette.open(ext.cassette, base_url)
     return ext.opened_cassette.base_url or base_url
   end
   return base_url
