@@ -193,7 +193,9 @@ local function on_connection (server)
     need = need or (hend + 3 + (tonumber(headers["content-length"]) or 0))
     if #buf < need then return end
     sock:read_stop()
-    if upstream then return proxy(sock, buf:sub(1, hend - 1), buf:sub(hend + 4, need), headers["x-aigc-cassette-key"]) end
+    if upstream then
+      return proxy(sock, buf:sub(1, hend - 1), buf:sub(hend + 4, need), headers["x-aigc-cassette-key"])
+    end
     local which = headers["x-aigc-cassette"]
     local x = exchanges[tonumber(which or "")]
     if x then return play(sock, x) end
