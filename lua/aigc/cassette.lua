@@ -52,6 +52,8 @@ local core = require "aigc.core"
 local check = require "aigc.check"
 local util = require "aigc.util"
 
+util.own_module()
+
 local json, null = core.json, core.null
 local error, ipairs, next, pairs, setmetatable, tonumber, tostring, type =
   error, ipairs, next, pairs, setmetatable, tonumber, tostring, type
@@ -126,19 +128,20 @@ end
 -- @tparam string api "chat", "completion", "json" or "get"
 -- @tparam table|nil params
 -- @tparam[opt] string path
+-- @tparam[opt] string model the client's default model (for params that name none)
 -- @treturn string
-function M.key (api, params, path)
+function M.key (api, params, path, model)
   path = path or DEFAULT_PATH[api] or "?"
   if api == "get" or params == nil then return "GET " .. path end
   local sent = {}
   for k, v in pairs(params) do
     if k == "stream" then
       if v then sent.stream = true end
-    elseif core.call_options[k] == nil then
+    elseif core.call_options[k] == nil and k ~= "cache" then
       sent[k] = v
     end
   end
-  if sent.model == nil and params.engine ~= nil then sent.model, sent.engine = params.engine, nil end
+  if sent.model == nil then sent.model, sent.engine = params.engine or model, nil end
   return "POST " .. path .. " " .. M.canonical(sent)
 end
 
@@ -289,8 +292,8 @@ end
 -- @tparam table|nil params the caller's
 -- @tparam string|nil path
 function Cassette:before (call, api, params, path)
-  local key = M.key(api, params, path)
   local p = call.params
+  local key = M.key(api, params and p, path, call.model)   -- (the copy: without the `cache` mark)
   call.key = key
   if self.proxy then   -- recording through the proxy: it stores the exchange under this key
     local headers = {}

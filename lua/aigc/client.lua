@@ -322,7 +322,10 @@ end
 local function submit (self, api, params, path, fname, argn)
   local hook = self._hook   -- usage totals, prompt_log, cassette (aigc.hooks: submits a copy of params)
   local call = hook and hook.before(self, api, params, path)
-  if call then params = call.params end
+  if call then
+    if call.hit then return hook.settled(self, call) end   -- the response cache answered
+    params = call.params
+  end
   local opts = call_opts(self, api, call and call.options or params or {}, path, fname, argn or 1)
   local req = engine_call(self, fname, "submit", api, params, opts)
   if call then hook.after(self, req, call) end

@@ -18,6 +18,7 @@ local core = require "aigc.core"
 local util = require "aigc.util"
 local usage = require "aigc.usage"
 local cassette = require "aigc.cassette"
+local cache = require "aigc.cache"
 
 local pairs, pcall, setmetatable, type = pairs, pcall, setmetatable, type
 local now = core.now
@@ -27,7 +28,7 @@ util.own_module()
 local M = {}
 
 --- The options this module owns.
-M.OPTIONS = { prices = true, prompt_log = true, cassette = true, usage = true }
+M.OPTIONS = { prices = true, prompt_log = true, cassette = true, usage = true, cache = true }
 
 local function check_options (ext)
   if ext.prices ~= nil and type(ext.prices) ~= "table" then
@@ -43,6 +44,7 @@ local function check_options (ext)
     util.field_error("client", 1, "opts.usage", util.expected("boolean", ext.usage))
   end
   if ext.cassette ~= nil then cassette.check(ext.cassette) end
+  if ext.cache ~= nil then cache.check(ext.cache) end
 end
 
 --- Takes this module's options out of the client's options.
@@ -94,7 +96,8 @@ function M.attach (client, ext)
     client._owns_log = type(ext.prompt_log) ~= "table"   -- (a log the caller opened, the caller closes)
   end
   client._cassette = ext.opened_cassette
-  if client._usage or client._promptlog or client._cassette then client._hook = M end
+  if ext.cache then client._cache = cache.new(ext.cache) end
+  if client._usage or client._promptlog or client._cassette or client._cache then client._hook = M end
 end
 
 -- A request has ended: counts it, logs it, records it. Nothing here may
@@ -102,6 +105,7 @@ end
 local function ended (client, call, res, err)
   local c = client._cassette
   if client._usage then client._usage:record(res, err, c and c.mode == "replay" and "replay" or nil) end
+  if res and call.cache_key and client._cache then pcall(client._cache.put, client._cache, call.cache_key, res) end
   if c then pcall(c.ended, c, call, res, err) end
   local log = client._promptlog
   if log and call.api == "chat" and type(call.user_params) == "table" then
@@ -146,7 +150,13 @@ function M.before (client, api, params, path)
   sweep(client)
   local p = {}
   for k, v in pairs(params or {}) do p[k] = v end
-  local call = { api = api, started = now(), user_params = params, params = p, options = p }
+  local call = { api = api, started = now(), user_params = params, params = p, options = p, model = client.model }
+  p.cache = nil   -- (the cache mark is never sent)
+  if client._cache and cache.cacheable(api, params) then
+    call.cache_key = client.base_url .. " " .. cassette.key(api, p, path, client.model)
+    call.hit = client._cache:get(call.cache_key)
+    if call.hit then return call end
+  end
   if has_callbacks(params) then
     local user_done, user_error = p.on_done, p.on_error
     p.on_done = function (res, ...)
@@ -171,6 +181,17 @@ function M.after (client, req, call)
   if not call.unheld then return end
   client._unheld = client._unheld or setmetatable({}, { __mode = "k" })
   client._unheld[req] = call
+end
+
+--- A call answered from the cache: a future that is already done (its
+-- `on_done` runs from the loop, as any request's).
+function M.settled (client, call)
+  if client._usage then client._usage:record(call.hit, nil, "cache") end
+  local params = call.user_params
+  local f = require("aigc.future").new(client._loop, { label = "cached", on_done = params.on_done,
+                                                       on_error = params.on_error })
+  f:resolve(call.hit)
+  return f
 end
 
 --- A blocking call's request returned `res` or `nil, err`: heard now.
@@ -209,6 +230,13 @@ function M.install (Client)
   function Client:usage ()
     sweep(self)
     return self._usage and self._usage:snapshot() or nil
+  end
+
+  --- The response cache's counts: `hits`, `misses`, `stores`,
+  -- `evictions`, `entries`, `bytes` (see `aigc.cache`); nil without a cache.
+  -- @treturn table|nil
+  function Client:cache_stats ()
+    return self._cache and self._cache:stats() or nil
   end
 
   --- Starts the totals afresh.
