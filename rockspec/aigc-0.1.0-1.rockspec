@@ -106,6 +106,7 @@ build = {
     ["aigc.cli.prompt"] = "lua/aigc/cli/prompt.lua",
     ["aigc.cli.run"] = "lua/aigc/cli/run.lua",
     ["aigc.cli.templates"] = "lua/aigc/cli/templates.lua",
+    ["aigc.batch"] = "lua/aigc/batch.lua",
     ["aigc.cache"] = "lua/aigc/cache.lua",
     ["aigc.cassette"] = "lua/aigc/cassette.lua",
     -- the cassette replay server: run as its own process, Lua 5.4 + luv + lua-cjson (as aigc.devserver)

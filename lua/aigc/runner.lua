@@ -32,9 +32,9 @@
 -- concurrency) and retries what can be retried (429, 408, 409, 5xx,
 -- connection errors, timeouts) itself, honouring `retry-after`.
 --
--- Backends: "direct" (requests from this process) is the one there is; the
--- Batch API backend ("batch": upload the JSONL of requests, create a batch,
--- poll, map the output back) needs file uploads and is not built yet.
+-- Backends: "direct" (requests from this process) and "batch" (the Batch
+-- API: upload the JSONL of requests, create a batch, poll, map the output
+-- back to the same result lines: `aigc.batch`).
 --
 -- @module aigc.runner
 -- @usage
@@ -67,7 +67,7 @@ util.own_module()
 local M = {}
 
 --- The backends there are.
-M.BACKENDS = { direct = true }
+M.BACKENDS = { direct = true, batch = true }
 
 --- Attempts per case before its failure is final.
 M.MAX_ATTEMPTS = 6
@@ -332,13 +332,9 @@ end
 
 -- One attempt of one job, inside a task: fills job.res / job.err and the
 -- result line.
-local function attempt (run, job)
+-- The result line of a job whose call gave `res`: usage, assertions, cost.
+local function result_of (run, job, res)
   local c = job.case
-  local t0 = now()
-  local res, err = call(run, job.params, c)
-  job.latency = now() - t0
-  job.res, job.err = res, err
-  if not res then return end
   local usage = {}
   if res.usage_list then for _, r in ipairs(res.usage_list) do add_usage(usage, r and r.usage) end
   else add_usage(usage, res.usage) end
@@ -352,11 +348,19 @@ local function attempt (run, job)
   local model = type(res.model) == "string" and res.model or job.params.model
   job.result = {
     id = c.id, ok = true, text = text, parsed = res.parsed, model = model,
-    usage = usage, latency_ms = math_floor(job.latency * 1000 + 0.5), attempts = job.attempt,
+    usage = usage, latency_ms = job.latency and math_floor(job.latency * 1000 + 0.5), attempts = job.attempt,
     cost = M.cost(usage, M.price(run.prices, model)),
     pass = pass, assertions = #checked > 0 and checked or nil, strategy = res.strategy,
     finished_at = iso_now(),
   }
+end
+
+local function attempt (run, job)
+  local t0 = now()
+  local res, err = call(run, job.params, job.case)
+  job.latency = now() - t0
+  job.res, job.err = res, err
+  if res then result_of(run, job, res) end
 end
 
 local function failure_result (job)
@@ -397,6 +401,8 @@ local OPTIONS = {
   strategy = true, prices = "table", max_attempts = "number", pace = "boolean", on_result = "function",
   on_progress = "function", log = "table", backend = "string", assert = "table", judge_client = "table",
   resume = "boolean", rpm = "number", tpm = "number", progress_interval = "number",
+  batch_id = "string", batch_interval = "number", batch_metadata = "table", batch_endpoint = "string",
+  batch_price_factor = "number",
 }
 
 -- Misuse of run: `bad argument #1 to 'run' (spec.X: ...)`.
@@ -420,9 +426,8 @@ local function check_spec (spec)
     end
   end
   local backend = spec.backend or "direct"
-  if backend == "batch" then
-    spec_error("backend", "the Batch API backend is not available yet: it needs file uploads (issue 15); "
-               .. "use the direct backend")
+  if backend == "batch" and spec.strategy ~= nil then
+    spec_error("strategy", "strategies run on the direct backend only (a batch line is one request)")
   end
   if not M.BACKENDS[backend] then spec_error("backend", "unknown backend '" .. backend .. "'") end
   local n = spec.concurrency
@@ -680,6 +685,8 @@ function Run:admit ()
   return wait
 end
 
+local INTERNAL   -- (set below)
+
 --- Runs the cases.
 -- @tparam table spec
 --
@@ -702,7 +709,12 @@ end
 --    a callback that raises stops the run, and `run` raises its error
 --  - `log`: an `aigc.promptlog` to log each call into (source "run")
 --  - `judge_client`: the client of judge assertions (default `client`)
---  - `backend`: "direct" (the default; "batch" is not built yet)
+--  - `backend`: "direct" (the default) or "batch": the Batch API (`aigc.batch`): the cases
+--    that are not done go as one batch, polled every `batch_interval` s (default 1),
+--    mapped back to the same result lines (no `latency_ms`; `cost` at `batch_price_factor`
+--    times the prices, default 0.5); with `out`, the batch id is kept in `out .. ".batch"`
+--    until its results are written, so a run that stops resumes the same batch;
+--    `batch_id` resumes a given one; `batch_metadata`, `batch_endpoint`
 -- @treturn[1] table summary: `total`, `skipped` (done before), `ok`, `failed`, `passed`,
 -- `pass_rate`, `usage` and `cost` (this run's requests, from the client's totals: failed
 -- attempts and judges included), `totals` (`requests`, `errors`, `retries`, `cache_hits`,
@@ -720,6 +732,14 @@ function M.run (spec)
   local out, done, oerr = open_out(spec)
   if oerr then return nil, oerr end
   local r = new_run(spec, cases, tpl, out, done)
+  if (spec.backend or "direct") == "batch" then
+    local ok, done_ok, berr = pcall(require("aigc.batch").backend, r, INTERNAL)
+    if not (ok and done_ok) then
+      if out then out:close() end
+      if not ok then error(done_ok, 0) end   -- an on_result callback raised: so does run
+      return nil, berr
+    end
+  end
   while r.remaining > 0 do
     local wait = r:admit()
     r:progress(false)
@@ -736,7 +756,7 @@ function M.run (spec)
   summary.rate_limited = math.max(summary.rate_limited, r.limiter.rate_limited)
   summary.pass_rate = summary.total > 0 and summary.passed / summary.total or 0
   local totals = r:totals()
-  if totals then   -- the clients' own counts: what the run really sent and used
+  if totals and not r.batch then   -- the clients' own counts: what the run really sent and used
     summary.totals, summary.cost = totals, totals.cost
     summary.usage = { prompt_tokens = totals.prompt_tokens, completion_tokens = totals.completion_tokens,
                       total_tokens = totals.total_tokens }
@@ -746,6 +766,10 @@ function M.run (spec)
   r:progress(true)
   return summary
 end
+
+-- What the batch backend (aigc.batch) shares with the direct one.
+INTERNAL = { case_params = case_params, result_of = result_of, failure_result = failure_result,
+             run_error = run_error }
 
 -- }======================================================
 
