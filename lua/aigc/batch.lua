@@ -391,12 +391,18 @@ function M.backend (run, internal)
   if #jobs == 0 then return true end
   local b, err = run_batch(run, requests)
   if not b then return nil, err end
-  run.summary.batch_id = b.id
+  run.summary.batch_id, run.summary.requests = b.id, #requests
   b, err = M.wait(client, b.id, { interval = spec.batch_interval, on_progress = function (x) progress(run, x) end })
   if not b then return nil, err end
   local results, rerr = M.results(client, b)
   if not results then return nil, rerr end
   local factor = spec.batch_price_factor or 0.5
+  local function log (job, res, e)   -- into the prompt log like the direct backend's calls, source "batch"
+    if spec.log then
+      pcall(spec.log.record_call, spec.log, job.params, res, e, { latency_ms = 0, source = "batch", client = client,
+            extra = { case_id = job.case.id, batch_id = b.id } })
+    end
+  end
   for _, job in ipairs(jobs) do
     local r = results[tostring(job.case.id)]
     if r and r.ok then
@@ -405,6 +411,7 @@ function M.backend (run, internal)
       internal.result_of(run, job, res)
       if job.result.cost then job.result.cost = job.result.cost * factor end
       job.result.batch_id = b.id
+      log(job, res, nil)
       run:finish(job, job.result)
     else
       local e = r and (type(r.error) == "table" and r.error
@@ -412,6 +419,7 @@ function M.backend (run, internal)
       job.err = util.scrub(client, util.new_error { kind = r and "http" or "batch", status = r and r.status_code,
         message = type(e.message) == "string" and e.message or r and "status " .. tostring(r.status_code)
                   or "batch " .. b.id .. " ended " .. tostring(b.status) .. " without this case" })
+      log(job, nil, job.err)
       run:finish(job, internal.failure_result(job))
     end
   end

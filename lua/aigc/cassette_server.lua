@@ -31,7 +31,9 @@ cut after each newline (so no UTF-8 character is split), t in ms from the
 request. The key comes from the client in `x-aigc-cassette-key`. Nothing
 of the request (its Authorization header) is stored.
 It exits when its parent is gone
-(polled every 0.5 s), on SIGTERM, or when its stdout closes.
+(polled every 0.5 s) or on SIGTERM; a
+recording proxy's SIGTERM first lets the exchanges in flight finish and be
+written (at most 5 s).
 ]]
 
 local uv = require "luv"
@@ -142,10 +144,18 @@ local function upstream_request (request_head, body)
   return table.concat(lines, "\r\n") .. "\r\n\r\n" .. body
 end
 
+-- Exchanges being recorded; a SIGTERM waits for them (the client may have
+-- its whole response before this process has seen the upstream close and
+-- written the line), at most DRAIN_MS.
+local recording, draining, DRAIN_MS = 0, false, 5000
+
 -- Forwards one request, relays and records the response.
 local function proxy (sock, request_head, body, key)
   local up, t0, events, pending = uv.new_tcp(), uv.now(), {}, ""
+  recording = recording + 1
   local function finish ()
+    recording = recording - 1
+    if draining and recording == 0 then uv.stop() end
     if not sock:is_closing() then sock:shutdown(function () sock:close() end) end
   end
   up:connect(up_addr, up_port, function (cerr)
@@ -212,7 +222,12 @@ io.stdout:flush()
 
 local function stop () uv.stop() end
 local sigterm = uv.new_signal()
-sigterm:start("sigterm", stop)
+sigterm:start("sigterm", function ()
+  if recording == 0 then return stop() end
+  draining = true
+  server:close()
+  uv.new_timer():start(DRAIN_MS, 0, stop)
+end)
 if parent then
   local poll = uv.new_timer()
   poll:start(500, 500, function ()

@@ -88,6 +88,7 @@ function M.report (s)
     .. "%d rate-limited", human(u.total_tokens or 0), human(u.prompt_tokens or 0), human(u.completion_tokens or 0),
     s.cost and string.format("; cost $%.4f", s.cost) or "", common.duration(s.elapsed or 0), s.requests,
     s.retries, s.rate_limited)
+  if s.batch_id then lines[#lines + 1] = "through the Batch API: batch " .. s.batch_id end
   if #s.assertions > 0 then
     local w = 9
     for _, a in ipairs(s.assertions) do if #a.name > w then w = math.min(#a.name, 48) end end
