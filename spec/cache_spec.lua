@@ -116,3 +116,14 @@ describe("the response cache", function ()
     assert.error_matches(function () aigc.client { cache = "yes" } end, "opts.cache")
   end)
 end)
+
+describe("the response cache's keys", function ()
+  it("include the defaults an __index table gives (the encoder sends them)", function ()
+    local cassette = require "aigc.cassette"
+    local msgs = { { role = "user", content = "x" } }
+    local a = setmetatable({ messages = msgs }, { __index = { model = "m1", temperature = 0 } })
+    local b = setmetatable({ messages = msgs }, { __index = { model = "m2", temperature = 0 } })
+    assert.not_equal(cassette.key("chat", a), cassette.key("chat", b))
+    assert.equal(cassette.key("chat", a), cassette.key("chat", { messages = msgs, model = "m1", temperature = 0 }))
+  end)
+end)

@@ -55,8 +55,8 @@ local util = require "aigc.util"
 util.own_module()
 
 local json, null = core.json, core.null
-local error, ipairs, next, pairs, setmetatable, tonumber, tostring, type =
-  error, ipairs, next, pairs, setmetatable, tonumber, tostring, type
+local error, getmetatable, ipairs, next, pairs, rawget, setmetatable, tonumber, tostring, type =
+  error, getmetatable, ipairs, next, pairs, rawget, setmetatable, tonumber, tostring, type
 local string_format, table_concat, table_sort = string.format, table.concat, table.sort
 local math_floor = math.floor
 
@@ -134,13 +134,18 @@ function M.key (api, params, path, model)
   path = path or DEFAULT_PATH[api] or "?"
   if api == "get" or params == nil then return "GET " .. path end
   local sent = {}
-  for k, v in pairs(params) do
+  local function add (k, v)
     if k == "stream" then
       if v then sent.stream = true end
-    elseif core.call_options[k] == nil and k ~= "cache" then
+    elseif core.call_options[k] == nil and k ~= "cache" and sent[k] == nil then
       sent[k] = v
     end
   end
+  for k, v in pairs(params) do add(k, v) end
+  -- an `__index` table gives defaults the encoder sends: they are in the key too
+  local mt = getmetatable(params)
+  local defaults = type(mt) == "table" and rawget(mt, "__index")
+  if type(defaults) == "table" then for k, v in pairs(defaults) do add(k, v) end end
   if sent.model == nil then sent.model, sent.engine = params.engine or model, nil end
   return "POST " .. path .. " " .. M.canonical(sent)
 end

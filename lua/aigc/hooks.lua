@@ -20,7 +20,8 @@ local usage = require "aigc.usage"
 local cassette = require "aigc.cassette"
 local cache = require "aigc.cache"
 
-local pairs, pcall, setmetatable, type = pairs, pcall, setmetatable, type
+local error, getmetatable, pairs, pcall, setmetatable, tostring, type =
+  error, getmetatable, pairs, pcall, setmetatable, tostring, type
 local now = core.now
 
 util.own_module()
@@ -100,16 +101,24 @@ function M.attach (client, ext)
   if client._usage or client._promptlog or client._cassette or client._cache then client._hook = M end
 end
 
+-- Calls f(...), dropping what it raises -- except an interrupt (Ctrl-C:
+-- lua.c's hook raises "interrupted!"), which must reach the caller as it
+-- does everywhere in aigc.
+local function quietly (f, ...)
+  local ok, e = pcall(f, ...)
+  if not ok and tostring(e):find("interrupted!$") then error(e, 0) end
+end
+
 -- A request has ended: counts it, logs it, records it. Nothing here may
 -- raise into the engine's end (a failing log write is dropped).
 local function ended (client, call, res, err)
   local c = client._cassette
   if client._usage then client._usage:record(res, err, c and c.mode == "replay" and "replay" or nil) end
-  if res and call.cache_key and client._cache then pcall(client._cache.put, client._cache, call.cache_key, res) end
-  if c then pcall(c.ended, c, call, res, err) end
+  if res and call.cache_key and client._cache then quietly(client._cache.put, client._cache, call.cache_key, res) end
+  if c then quietly(c.ended, c, call, res, err) end
   local log = client._promptlog
   if log and call.api == "chat" and type(call.user_params) == "table" then
-    pcall(log.record_call, log, call.user_params, res, err, { started = call.started, client = client })
+    quietly(log.record_call, log, call.user_params, res, err, { started = call.started, client = client })
   end
 end
 
@@ -136,7 +145,7 @@ local function sweep (client)
     if TERMINAL[req:status()] then
       t[req] = nil
       local res, err = req:result()
-      pcall(ended, client, call, res, err)
+      quietly(ended, client, call, res, err)
     end
   end
 end
@@ -150,6 +159,10 @@ function M.before (client, api, params, path)
   sweep(client)
   local p = {}
   for k, v in pairs(params or {}) do p[k] = v end
+  -- The copy keeps the params' metatable: the encoder reads an `__index`
+  -- table as defaults and refuses an `__index` function, as for the original.
+  local mt = params and getmetatable(params)
+  if type(mt) == "table" then setmetatable(p, mt) end
   local call = { api = api, started = now(), user_params = params, params = p, options = p, model = client.model }
   p.cache = nil   -- (the cache mark is never sent)
   if client._cache and cache.cacheable(api, params) then
@@ -160,11 +173,11 @@ function M.before (client, api, params, path)
   if has_callbacks(params) then
     local user_done, user_error = p.on_done, p.on_error
     p.on_done = function (res, ...)
-      pcall(ended, client, call, res, nil)
+      quietly(ended, client, call, res, nil)
       if user_done then return user_done(res, ...) end
     end
     p.on_error = function (err, ...)
-      pcall(ended, client, call, nil, err)
+      quietly(ended, client, call, nil, err)
       if user_error then return user_error(err, ...) end
     end
   else
@@ -200,7 +213,7 @@ function M.await (client, req, res, err)
   local call = t and t[req]
   if call then
     t[req] = nil
-    pcall(ended, client, call, res, err)
+    quietly(ended, client, call, res, err)
   end
   return res, err
 end
