@@ -110,6 +110,21 @@ describe("the response cache", function ()
     assert.is_true(small:stats().bytes <= 40)
   end)
 
+  it("max_disk_bytes: the oldest files go", function ()
+    local cc = cache.new { dir = dir .. "/d", max_disk_bytes = 400 }
+    for i = 1, 10 do
+      cc:put("k" .. i, { text = string.rep("z", 60) .. i })
+      os.execute("sleep 0.01")
+    end
+    local p = io.popen("du -cb " .. dir .. "/d/*.json | tail -1")
+    local total = tonumber(p:read("*l"):match("^(%d+)"))
+    p:close()
+    assert.is_true(total <= 400, total)
+    cc:clear()                                  -- memory emptied: what remains is on disk
+    assert.equal(string.rep("z", 60) .. 10, cc:get("k10").text)
+    assert.is_nil(cc:get("k1"))
+  end)
+
   it("bad cache options raise in the one format", function ()
     assert.error_matches(function () aigc.client { cache = { ttl = -1 } } end,
       "bad argument #1 to 'client' %(opts.cache.ttl: a number > 0 expected")

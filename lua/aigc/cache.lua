@@ -22,8 +22,9 @@
 -- (named by a hash of the key, which the file repeats and a read checks),
 -- written atomically (temporary name, then rename), read on a memory miss;
 -- an expired file is removed when read. `ttl` (seconds; default none)
--- applies to both. The disk has no size cap of its own: delete the folder
--- to empty it.
+-- applies to both. `max_disk_bytes` (default none) caps the folder: after
+-- each write the oldest files go until it holds no more (listed with GNU
+-- find).
 --
 -- @module aigc.cache
 
@@ -47,7 +48,7 @@ local DEFAULTS = { max_entries = 1000, max_bytes = 32 * 1024 * 1024 }
 function M.check (spec)
   if spec == true or spec == false then return end
   if type(spec) ~= "table" then util.field_error("client", 1, "opts.cache", util.expected("true or table", spec)) end
-  for _, name in ipairs { "ttl", "max_entries", "max_bytes" } do
+  for _, name in ipairs { "ttl", "max_entries", "max_bytes", "max_disk_bytes" } do
     local v = spec[name]
     if v ~= nil and not (type(v) == "number" and v > 0) then
       util.field_error("client", 1, "opts.cache." .. name, util.expected("a number > 0", v))
@@ -91,7 +92,7 @@ function M.new (spec)
   if spec == true then spec = {} end
   local self = setmetatable({
     ttl = spec.ttl, max_entries = spec.max_entries or DEFAULTS.max_entries,
-    max_bytes = spec.max_bytes or DEFAULTS.max_bytes, dir = spec.dir,
+    max_bytes = spec.max_bytes or DEFAULTS.max_bytes, dir = spec.dir, max_disk_bytes = spec.max_disk_bytes,
     entries = {}, count = 0, bytes = 0, head = nil, tail = nil,
     hits = 0, misses = 0, stores = 0, evictions = 0,
   }, Cache)
@@ -152,6 +153,35 @@ local function write_disk (self, key, value, time)
   local ok = f:write(json.encode { key = key, time = time, value = value })
   f:close()
   if ok then os.rename(tmp, path) else os.remove(tmp) end
+  if ok and self.max_disk_bytes then self:prune_disk() end
+end
+
+-- The disk entries, oldest first: { { path =, size = } } (GNU find: no
+-- file-system library needed).
+local function disk_entries (dir)
+  local list = {}
+  local q = "'" .. dir:gsub("'", "'\\''") .. "'"
+  local p = io.popen("find " .. q .. " -maxdepth 1 -name '*.json' -printf '%T@ %s %p\\n' 2>/dev/null")
+  if not p then return list end
+  for line in p:lines() do
+    local t, size, path = line:match("^(%S+) (%d+) (.+)$")
+    if path then list[#list + 1] = { t = tonumber(t), size = tonumber(size), path = path } end
+  end
+  p:close()
+  table.sort(list, function (a, b) return a.t < b.t end)
+  return list
+end
+
+--- Removes the oldest disk entries while they hold more than
+-- `max_disk_bytes`.
+function Cache:prune_disk ()
+  local list, total = disk_entries(self.dir), 0
+  for _, e in ipairs(list) do total = total + e.size end
+  local i = 1
+  while total > self.max_disk_bytes and list[i] do
+    os.remove(list[i].path)
+    total, i = total - list[i].size, i + 1
+  end
 end
 
 local function remember (self, key, value, time)
