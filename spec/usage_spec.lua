@@ -41,6 +41,19 @@ describe("client:usage()", function ()
     c:close()
   end)
 
+  it("counts a chat_async request the frame loop polled, read and dropped", function ()
+    local c = aigc.client { base_url = srv.base_url, model = "aigc-dev" }
+    do
+      local req = c:chat_async "polled by a frame loop"
+      while req:status() == "queued" or req:status() == "running" do c:step(0.01) end
+      assert(req:result())
+    end
+    collectgarbage()
+    collectgarbage()
+    assert.equal(1, c:usage().requests)
+    c:close()
+  end)
+
   it("counts errors by kind and retries; no price, no cost", function ()
     local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", max_retries = 2 }
     local res, err = c:chat { model = "fault:status=400", messages = { { role = "user", content = "x" } } }

@@ -587,7 +587,9 @@ function Client:step (timeout, budget)
   if budget ~= nil and not (compat.is_integer(budget) and budget >= 0) then
     argerror("step", 2, expected("an integer >= 0", budget))
   end
-  return relay("step", pcall(task.step, self._loop, timeout, budget))
+  local n, errors = relay("step", pcall(task.step, self._loop, timeout, budget))
+  if self._hook then self._hook.sweep(self) end   -- (requests that ended in this step: counted before dropped)
+  return n, errors
 end
 
 --- The number of requests queued or running, plus the tasks of this
@@ -641,6 +643,7 @@ function Client:act (fd, events)
   -- The external loop is this client's loop: deliveries and sleeping
   -- tasks are its work too.
   task.after_act(self._loop)
+  if self._hook then self._hook.sweep(self) end
   return task.count(self._loop)
 end
 

@@ -136,8 +136,9 @@ end
 local TERMINAL = { done = true, failed = true, canceled = true }
 
 -- The ends of requests without callbacks (see `has_callbacks`): a weak
--- table, swept when the client submits, reports usage or closes. One the
--- caller dropped is collected, canceled and never counted.
+-- table, swept at the end of each `step()`/`act()` (where requests end),
+-- and when the client submits, reports usage or closes. One the caller
+-- dropped before it ended is collected, canceled and never counted.
 local function sweep (client)
   local t = client._unheld
   if not t then return end
