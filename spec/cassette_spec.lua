@@ -32,6 +32,11 @@ local function workflow (c)
   local req = c:chat_async { messages = { { role = "user", content = "Echo: async" } } }
   while req:status() == "queued" or req:status() == "running" do c:step(0.01) end
   out.async = assert(req:result())
+  local adeltas = {}
+  local sreq = c:chat_async { messages = { { role = "user", content = "Tell me about the sea" } },
+                              stream = function (delta) adeltas[#adeltas + 1] = delta or false end }
+  while sreq:status() == "queued" or sreq:status() == "running" do c:step(0.01) end
+  out.async_stream, out.adeltas = assert(sreq:result()), adeltas
   out.failed = select(2, c:chat { model = "fault:status=400", messages = { { role = "user", content = "bad" } } })
   out.models = assert(c:models())
   return out
@@ -55,12 +60,13 @@ describe("cassettes", function ()
                               cassette = { path = path, mode = "record" } }
     local live = workflow(rec)
     rec:close()
+    assert.is_true(#live.adeltas > 2 and #live.deltas > 2)   -- real streams
     local requests = #srv:requests()
     srv:stop()
-    assert.equal(6, requests)
+    assert.equal(7, requests)
     local tape = read(path)
     assert.is_nil(tape:find("sk-cassette-secret-77", 1, true))   -- no key in the cassette
-    assert.equal(6, select(2, tape:gsub("\n", "")))
+    assert.equal(7, select(2, tape:gsub("\n", "")))
 
     for _ = 1, 2 do
       local c = aigc.client { base_url = "http://127.0.0.1:9/v1", model = "aigc-dev",
@@ -75,6 +81,8 @@ describe("cassettes", function ()
       assert.same(strip(live.streamed), strip(again.streamed))
       assert.same(live.iter, again.iter)
       assert.same(strip(live.async), strip(again.async))
+      assert.same(live.adeltas, again.adeltas)
+      assert.same(strip(live.async_stream), strip(again.async_stream))
       assert.equal(live.failed.kind, again.failed.kind)
       assert.equal(live.failed.status, again.failed.status)
       assert.equal(live.failed.message, again.failed.message)
