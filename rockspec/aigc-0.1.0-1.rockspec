@@ -106,8 +106,14 @@ build = {
     ["aigc.cli.prompt"] = "lua/aigc/cli/prompt.lua",
     ["aigc.cli.run"] = "lua/aigc/cli/run.lua",
     ["aigc.cli.templates"] = "lua/aigc/cli/templates.lua",
+    ["aigc.batch"] = "lua/aigc/batch.lua",
+    ["aigc.cache"] = "lua/aigc/cache.lua",
+    ["aigc.cassette"] = "lua/aigc/cassette.lua",
+    -- the cassette replay server: run as its own process, Lua 5.4 + luv + lua-cjson (as aigc.devserver)
+    ["aigc.cassette_server"] = "lua/aigc/cassette_server.lua",
     ["aigc.conversation"] = "lua/aigc/conversation.lua",
     ["aigc.dialogue"] = "lua/aigc/dialogue.lua",
+    ["aigc.hooks"] = "lua/aigc/hooks.lua",
     ["aigc.promptlog"] = "lua/aigc/promptlog.lua",
     ["aigc.ratelimit"] = "lua/aigc/ratelimit.lua",
     ["aigc.runner"] = "lua/aigc/runner.lua",
@@ -116,6 +122,7 @@ build = {
     ["aigc.strategy"] = "lua/aigc/strategy.lua",
     ["aigc.template"] = "lua/aigc/template.lua",
     ["aigc.tools"] = "lua/aigc/tools.lua",
+    ["aigc.usage"] = "lua/aigc/usage.lua",
   },
   install = {
     bin = { aigc = "bin/aigc" },   -- the command (issue 16)

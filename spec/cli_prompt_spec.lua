@@ -420,9 +420,12 @@ describe("aigc (one-shot prompts)", function ()
     r = aigc { "-p", "x=1", "Hi" }
     assert.equal(2, r.code)
     assert.matches("needs %-t", r.stderr)
-    r = aigc { "run", "cases.jsonl", "--batch" }
+    r = aigc { "run", "cases.jsonl", "--batch", "--vote", "3" }
     assert.equal(2, r.code)
-    assert.matches("not available yet", r.stderr)
+    assert.matches("no %-%-best%-of/%-%-vote", r.stderr)
+    r = aigc { "run", "cases.jsonl", "--cancel" }
+    assert.equal(2, r.code)
+    assert.matches("go with %-%-batch", r.stderr)
     assert.equal(0, #srv:requests())
   end)
 end)

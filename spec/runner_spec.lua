@@ -209,10 +209,12 @@ describe("aigc.runner", function ()
     none, err = runner.run { client = client, cases = { { id = 1 }, { id = 1 } }, template = capital }
     assert.is_nil(none)
     assert.matches("two cases have the id 1", err.message)
-    assert.has_error(function () runner.run { client = client, cases = {}, backend = "batch" } end,
-      "bad argument #1 to 'run' (spec.backend: the Batch API backend is not available yet: it needs file uploads "
-      .. "(issue 15); "
-      .. "use the direct backend)")
+    assert.has_error(function () runner.run { client = client, cases = {}, backend = "batch",
+                                              strategy = { vote = 3 } } end,
+      "bad argument #1 to 'run' (spec.strategy: strategies run on the direct backend only "
+      .. "(a batch line is one request))")
+    assert.has_error(function () runner.run { client = client, cases = {}, backend = "remote" } end,
+      "bad argument #1 to 'run' (spec.backend: unknown backend 'remote')")
     assert.has_error(function () runner.run { client = client, cases = {}, concurency = 3 } end,
       "bad argument #1 to 'run' (spec.concurency: unknown option (did you mean concurrency?))")
     assert.has_error(function () runner.run { cases = {} } end,

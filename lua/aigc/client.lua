@@ -13,6 +13,7 @@ local util = require "aigc.util"
 local check = require "aigc.check"
 local task = require "aigc.task"
 local stream_mod = require "aigc.stream"
+local hooks = require "aigc.hooks"   -- usage totals, prompt_log, cassette (lua/aigc/hooks.lua)
 
 local null = core.null
 local error, getmetatable, ipairs, next, pairs, pcall, setmetatable, tostring, type =
@@ -196,6 +197,10 @@ end
 --  - `idempotency`: send an `Idempotency-Key`, the same on every retry of a call
 --  - `ca_file`, `ca_path`, `proxy`, `insecure` (no TLS verification; warns once)
 --  - `log = function(level, message)`, `log_bodies`, `error_handler = function(err)`
+--  - `prices` (`{ [model] = { input =, output = } }`, $ per 1M tokens) for `client:usage()`'s cost;
+--    `usage = false`: keep no totals
+--  - `prompt_log = true | path | aigc.promptlog`: log every chat call (`aigc logs` shows them)
+--  - `cassette = { path =, mode = "record" | "replay" | "auto" }`: see `aigc.cassette`
 --  - Azure OpenAI: `azure = true`, `endpoint` (`$AZURE_OPENAI_ENDPOINT`),
 --    `api_version` (`$OPENAI_API_VERSION`), `api_key` (`$AZURE_OPENAI_API_KEY`)
 --    or `azure_ad_token`; `model` names the deployment.
@@ -205,8 +210,11 @@ end
 function M.new (opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then argerror("client", 1, expected("table", opts)) end
+  local ext
+  opts, ext = hooks.split(opts)
   check.client_options(opts)
   local azure, base_url, api_key, query = endpoint_of(opts)
+  base_url = hooks.base_url(ext, base_url)
   local names, lines = default_headers(opts, azure, api_key)
   local header_list, stream_list = {}, {}
   for _, key in ipairs(names) do
@@ -241,6 +249,7 @@ function M.new (opts)
     model = opts.model,
   }, Client)
   client._loop = task.new_loop(client, engine)
+  hooks.attach(client, ext)
   return client
 end
 
@@ -311,8 +320,23 @@ end
 -- params were checked; `fname` and `argn` name the user's call and its
 -- params in errors.
 local function submit (self, api, params, path, fname, argn)
-  local opts = call_opts(self, api, params or {}, path, fname, argn or 1)
-  return engine_call(self, fname, "submit", api, params, opts)
+  local hook = self._hook   -- usage totals, prompt_log, cassette (aigc.hooks: submits a copy of params)
+  local call = hook and hook.before(self, api, params, path)
+  if call then
+    if call.hit then return hook.settled(self, call) end   -- the response cache answered
+    params = call.params
+  end
+  local opts = call_opts(self, api, call and call.options or params or {}, path, fname, argn or 1)
+  local req = engine_call(self, fname, "submit", api, params, opts)
+  if call then hook.after(self, req, call) end
+  return req
+end
+
+-- Waits for a blocking call's request (yields in a task); the hook hears
+-- its end at once.
+local function await (self, req)
+  if self._hook then return self._hook.await(self, req, task.await(req)) end
+  return task.await(req)
 end
 
 -- A call's params (a string: one user message, or the prompt), checked.
@@ -371,7 +395,7 @@ function Client:chat (params)
   check_self(self, "chat")
   params = call_params(self, "chat", params, "chat")
   if layered(params) then return dialogue().chat(self, params, "chat") end
-  return task.await(submit(self, "chat", params, nil, "chat"))
+  return await(self, submit(self, "chat", params, nil, "chat"))
 end
 
 --- Legacy text completion (`POST /completions`). A string is the prompt.
@@ -385,7 +409,7 @@ end
 function Client:complete (params)
   check_self(self, "complete")
   params = call_params(self, "completion", params, "complete")
-  return task.await(submit(self, "completion", params, nil, "complete"))
+  return await(self, submit(self, "completion", params, nil, "complete"))
 end
 
 --- Starts a chat request without waiting: returns an `aigc.request`
@@ -421,7 +445,7 @@ end
 -- @usage for _, m in ipairs(assert(client:models()).data) do print(m.id) end
 function Client:models ()
   check_self(self, "models")
-  return task.await(submit(self, "get", nil, "/models", "models"))
+  return await(self, submit(self, "get", nil, "/models", "models"))
 end
 
 --- Embeddings (`POST /embeddings`).
@@ -434,7 +458,7 @@ function Client:embeddings (params)
   check_self(self, "embeddings")
   if type(params) ~= "table" then argerror("embeddings", 1, expected("table", params)) end
   check.call(self, "embeddings", 1, "json", params)
-  return task.await(submit(self, "json", params, "/embeddings", "embeddings"))
+  return await(self, submit(self, "json", params, "/embeddings", "embeddings"))
 end
 
 --- Any other endpoint: `client:request("POST", "/images/generations", body)`
@@ -453,10 +477,10 @@ function Client:request (method, path, body)
   if path:find("[%c%s]") then
     argerror("request", 2, "path contains a space or a control character: percent-encode it")
   end
-  if method == "GET" then return task.await(submit(self, "get", nil, path, "request")) end
+  if method == "GET" then return await(self, submit(self, "get", nil, path, "request")) end
   if type(body) ~= "table" then argerror("request", 3, expected("table (the body of a POST)", body)) end
   check.call(self, "request", 3, "json", body)
-  return task.await(submit(self, "json", body, path, "request", 3))
+  return await(self, submit(self, "json", body, path, "request", 3))
 end
 
 --- Streams a chat (or, with `prompt` and no `messages`, a completion) as an
@@ -563,7 +587,9 @@ function Client:step (timeout, budget)
   if budget ~= nil and not (compat.is_integer(budget) and budget >= 0) then
     argerror("step", 2, expected("an integer >= 0", budget))
   end
-  return relay("step", pcall(task.step, self._loop, timeout, budget))
+  local n, errors = relay("step", pcall(task.step, self._loop, timeout, budget))
+  if self._hook then self._hook.sweep(self) end   -- (requests that ended in this step: counted before dropped)
+  return n, errors
 end
 
 --- The number of requests queued or running, plus the tasks of this
@@ -583,6 +609,7 @@ end
 function Client:close ()
   check_self(self, "close")
   task.close(self._loop)
+  hooks.close(self)
 end
 
 Client.__close = Client.close
@@ -616,6 +643,7 @@ function Client:act (fd, events)
   -- The external loop is this client's loop: deliveries and sleeping
   -- tasks are its work too.
   task.after_act(self._loop)
+  if self._hook then self._hook.sweep(self) end
   return task.count(self._loop)
 end
 
@@ -641,6 +669,7 @@ end
 
 -- }======================================================
 
+hooks.install(Client)
 M.Client = Client
 
 -- `aigc.client(opts)` calls M.new.

@@ -32,9 +32,9 @@
 -- concurrency) and retries what can be retried (429, 408, 409, 5xx,
 -- connection errors, timeouts) itself, honouring `retry-after`.
 --
--- Backends: "direct" (requests from this process) is the one there is; the
--- Batch API backend ("batch": upload the JSONL of requests, create a batch,
--- poll, map the output back) needs file uploads and is not built yet.
+-- Backends: "direct" (requests from this process) and "batch" (the Batch
+-- API: upload the JSONL of requests, create a batch, poll, map the output
+-- back to the same result lines: `aigc.batch`).
 --
 -- @module aigc.runner
 -- @usage
@@ -52,6 +52,7 @@ local check_mod = require "aigc.check"
 local task = require "aigc.task"
 local ratelimit = require "aigc.ratelimit"
 local template_mod = require "aigc.template"
+local usage_mod = require "aigc.usage"
 
 local json_encode, json_decode = core.json.encode, core.json.decode
 local now = core.now
@@ -66,7 +67,7 @@ util.own_module()
 local M = {}
 
 --- The backends there are.
-M.BACKENDS = { direct = true }
+M.BACKENDS = { direct = true, batch = true }
 
 --- Attempts per case before its failure is final.
 M.MAX_ATTEMPTS = 6
@@ -247,38 +248,12 @@ end
 -- Cost
 -- =======================================================
 
---- The cost of a usage at a price (`{ input =, output = }` in $ per 1M
--- tokens; `cached_input` for cached prompt tokens if the usage has them).
--- @tparam table usage
--- @tparam table|nil price
--- @treturn number|nil dollars (nil without a price)
--- @usage runner.cost({ prompt_tokens = 1000, completion_tokens = 500 }, { input = 0.15, output = 0.6 })
-function M.cost (usage, price)
-  if type(price) ~= "table" or type(usage) ~= "table" then return nil end
-  local p = tonumber(usage.prompt_tokens or usage.input_tokens) or 0
-  local c = tonumber(usage.completion_tokens or usage.output_tokens) or 0
-  local cached = 0
-  local d = usage.prompt_tokens_details
-  if type(d) == "table" and price.cached_input then cached = tonumber(d.cached_tokens) or 0 end
-  return ((p - cached) * (tonumber(price.input) or 0) + cached * (tonumber(price.cached_input) or 0)
-          + c * (tonumber(price.output) or 0)) / 1e6
-end
+--- The cost of a usage at a price: `aigc.usage.cost` (kept here by its
+-- old name). @function cost
+M.cost = usage_mod.cost
 
---- The price of a model in a price table (exact name, else the longest
--- name that is a prefix of the model).
--- @tparam table prices
--- @tparam string model
--- @treturn table|nil
--- @usage local price = runner.price(prices, "gpt-4o-mini-2024-07-18")
-function M.price (prices, model)
-  if type(prices) ~= "table" or type(model) ~= "string" then return nil end
-  if prices[model] then return prices[model] end
-  local best, len = nil, 0
-  for name, p in pairs(prices) do
-    if type(name) == "string" and #name > len and model:sub(1, #name) == name then best, len = p, #name end
-  end
-  return best
-end
+--- The price of a model in a price table: `aigc.usage.price`. @function price
+M.price = usage_mod.price
 
 -- }======================================================
 
@@ -357,13 +332,9 @@ end
 
 -- One attempt of one job, inside a task: fills job.res / job.err and the
 -- result line.
-local function attempt (run, job)
+-- The result line of a job whose call gave `res`: usage, assertions, cost.
+local function result_of (run, job, res)
   local c = job.case
-  local t0 = now()
-  local res, err = call(run, job.params, c)
-  job.latency = now() - t0
-  job.res, job.err = res, err
-  if not res then return end
   local usage = {}
   if res.usage_list then for _, r in ipairs(res.usage_list) do add_usage(usage, r and r.usage) end
   else add_usage(usage, res.usage) end
@@ -377,11 +348,19 @@ local function attempt (run, job)
   local model = type(res.model) == "string" and res.model or job.params.model
   job.result = {
     id = c.id, ok = true, text = text, parsed = res.parsed, model = model,
-    usage = usage, latency_ms = math_floor(job.latency * 1000 + 0.5), attempts = job.attempt,
+    usage = usage, latency_ms = job.latency and math_floor(job.latency * 1000 + 0.5), attempts = job.attempt,
     cost = M.cost(usage, M.price(run.prices, model)),
     pass = pass, assertions = #checked > 0 and checked or nil, strategy = res.strategy,
     finished_at = iso_now(),
   }
+end
+
+local function attempt (run, job)
+  local t0 = now()
+  local res, err = call(run, job.params, job.case)
+  job.latency = now() - t0
+  job.res, job.err = res, err
+  if res then result_of(run, job, res) end
 end
 
 local function failure_result (job)
@@ -422,6 +401,8 @@ local OPTIONS = {
   strategy = true, prices = "table", max_attempts = "number", pace = "boolean", on_result = "function",
   on_progress = "function", log = "table", backend = "string", assert = "table", judge_client = "table",
   resume = "boolean", rpm = "number", tpm = "number", progress_interval = "number",
+  batch_id = "string", batch_interval = "number", batch_metadata = "table", batch_endpoint = "string",
+  batch_price_factor = "number",
 }
 
 -- Misuse of run: `bad argument #1 to 'run' (spec.X: ...)`.
@@ -445,9 +426,8 @@ local function check_spec (spec)
     end
   end
   local backend = spec.backend or "direct"
-  if backend == "batch" then
-    spec_error("backend", "the Batch API backend is not available yet: it needs file uploads (issue 15); "
-               .. "use the direct backend")
+  if backend == "batch" and spec.strategy ~= nil then
+    spec_error("strategy", "strategies run on the direct backend only (a batch line is one request)")
   end
   if not M.BACKENDS[backend] then spec_error("backend", "unknown backend '" .. backend .. "'") end
   local n = spec.concurrency
@@ -545,7 +525,44 @@ local function new_run (spec, cases, tpl, out, done)
   end
   -- Judge assertions make requests too: the limiter counts them.
   for _, a in ipairs(r.assertions) do if a.type == "judge" then r.global_judges = r.global_judges + 1 end end
+  r.usage_before = r:usage_snapshots()
   return r
+end
+
+-- The usage totals of the run's clients now (the judge client's when it
+-- is another client): nil for a client that keeps none.
+function Run:usage_snapshots ()
+  local function of (c) return type(c) == "table" and type(c.usage) == "function" and c:usage() or nil end
+  return { of(self.client), self.judge_client ~= self.client and of(self.judge_client) or nil }
+end
+
+local TOTAL_FIELDS = { "requests", "errors", "retries", "cache_hits", "prompt_tokens", "completion_tokens",
+                       "total_tokens" }
+
+-- What the run's own requests used since it started, from its clients'
+-- usage totals (failed attempts, strategy candidates and judges included;
+-- cases done by an earlier run are not), the cost at the run's prices
+-- (else the client's); nil when the client keeps no totals.
+function Run:totals ()
+  local after, before = self:usage_snapshots(), self.usage_before
+  if not (after[1] and before[1]) then return nil end
+  local t = { models = {} }
+  for _, k in ipairs(TOTAL_FIELDS) do t[k] = 0 end
+  for i = 1, 2 do
+    if after[i] and before[i] then
+      local d = usage_mod.diff(after[i], before[i])
+      for _, k in ipairs(TOTAL_FIELDS) do t[k] = t[k] + d[k] end
+      for name, m in pairs(d.models) do
+        local cost = usage_mod.cost(m, usage_mod.price(self.prices, name)) or m.cost
+        local into = t.models[name] or { requests = 0, prompt_tokens = 0, completion_tokens = 0, total_tokens = 0 }
+        t.models[name] = into
+        into.requests = into.requests + m.requests
+        usage_mod.add_tokens(into, m)
+        if cost then into.cost, t.cost = (into.cost or 0) + cost, (t.cost or 0) + cost end
+      end
+    end
+  end
+  return t
 end
 
 function Run:judges_of (c)
@@ -627,11 +644,12 @@ function Run:progress (final)
   local finished = summary.ok + summary.failed - summary.skipped
   local rate = elapsed > 0 and finished / elapsed or 0
   local st = self.limiter:state()
+  local totals = self:totals() or { total_tokens = summary.usage.total_tokens, cost = summary.cost }
   spec.on_progress {
     total = summary.total, done = summary.ok + summary.failed, skipped = summary.skipped,
     ok = summary.ok, failed = summary.failed, passed = summary.passed, running = self.running,
     rate = rate, eta = rate > 0 and self.remaining / rate or nil, elapsed = elapsed,
-    tokens = summary.usage.total_tokens or 0, cost = summary.cost, retries = summary.retries,
+    tokens = totals.total_tokens or 0, cost = totals.cost, retries = summary.retries,
     rate_limited = summary.rate_limited, concurrency = st.concurrency, final = final or false,
   }
 end
@@ -667,6 +685,8 @@ function Run:admit ()
   return wait
 end
 
+local INTERNAL   -- (set below)
+
 --- Runs the cases.
 -- @tparam table spec
 --
@@ -689,9 +709,16 @@ end
 --    a callback that raises stops the run, and `run` raises its error
 --  - `log`: an `aigc.promptlog` to log each call into (source "run")
 --  - `judge_client`: the client of judge assertions (default `client`)
---  - `backend`: "direct" (the default; "batch" is not built yet)
+--  - `backend`: "direct" (the default) or "batch": the Batch API (`aigc.batch`): the cases
+--    that are not done go as one batch, polled every `batch_interval` s (default 1),
+--    mapped back to the same result lines (no `latency_ms`; `cost` at `batch_price_factor`
+--    times the prices, default 0.5); with `out`, the batch id is kept in `out .. ".batch"`
+--    until its results are written, so a run that stops resumes the same batch;
+--    `batch_id` resumes a given one; `batch_metadata`, `batch_endpoint`
 -- @treturn[1] table summary: `total`, `skipped` (done before), `ok`, `failed`, `passed`,
--- `pass_rate`, `usage`, `cost`, `elapsed`, `requests`, `retries`, `rate_limited`,
+-- `pass_rate`, `usage` and `cost` (this run's requests, from the client's totals: failed
+-- attempts and judges included), `totals` (`requests`, `errors`, `retries`, `cache_hits`,
+-- tokens, `models`: see `client:usage()`), `elapsed`, `requests` (attempts), `retries`, `rate_limited`,
 -- `assertions` (list of `{ name =, type =, passed =, total = }`), `results` (by id)
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err (unreadable cases or results file)
@@ -705,6 +732,14 @@ function M.run (spec)
   local out, done, oerr = open_out(spec)
   if oerr then return nil, oerr end
   local r = new_run(spec, cases, tpl, out, done)
+  if (spec.backend or "direct") == "batch" then
+    local ok, done_ok, berr = pcall(require("aigc.batch").backend, r, INTERNAL)
+    if not (ok and done_ok) then
+      if out then out:close() end
+      if not ok then error(done_ok, 0) end   -- an on_result callback raised: so does run
+      return nil, berr
+    end
+  end
   while r.remaining > 0 do
     local wait = r:admit()
     r:progress(false)
@@ -720,11 +755,21 @@ function M.run (spec)
   summary.elapsed = now() - r.started
   summary.rate_limited = math.max(summary.rate_limited, r.limiter.rate_limited)
   summary.pass_rate = summary.total > 0 and summary.passed / summary.total or 0
+  local totals = r:totals()
+  if totals and not r.batch then   -- the clients' own counts: what the run really sent and used
+    summary.totals, summary.cost = totals, totals.cost
+    summary.usage = { prompt_tokens = totals.prompt_tokens, completion_tokens = totals.completion_tokens,
+                      total_tokens = totals.total_tokens }
+  end
   table_sort(summary.assertions, function (a, b) return a.name < b.name end)
   summary.by_assertion = nil
   r:progress(true)
   return summary
 end
+
+-- What the batch backend (aigc.batch) shares with the direct one.
+INTERNAL = { case_params = case_params, result_of = result_of, failure_result = failure_result,
+             run_error = run_error }
 
 -- }======================================================
 

@@ -34,7 +34,9 @@ Example:
     :count("*"):target("asserts")
   p:option("--max-attempts", "Attempts per case (429, 5xx, connection errors are retried).", nil, tonumber)
   p:flag("--no-pace", "Do not pace by the x-ratelimit headers (the concurrency and 429s still apply).")
-  p:flag("--batch", "Through the Batch API (not available yet).")
+  p:flag("--batch", "Through the Batch API: one asynchronous job (a rerun resumes it: see --out .batch).")
+  p:option("--batch-id", "With --batch: resume (or with --cancel, cancel) this batch.")
+  p:flag("--cancel", "With --batch: cancel the run's batch (--batch-id, else the one --out's .batch file names).")
   p:flag("--json", "Print the summary as JSON (stdout).")
   p:flag("-q --quiet", "No progress display.")
   return p
@@ -66,7 +68,11 @@ function M.progress_line (p, width)
   parts[#parts + 1] = "ok " .. p.ok
   if p.failed > 0 then parts[#parts + 1] = "failed " .. p.failed end
   if p.retries and p.retries > 0 then parts[#parts + 1] = "retries " .. p.retries end
-  parts[#parts + 1] = "x" .. tostring(p.concurrency)
+  if p.batch then
+    parts[#parts + 1] = "batch " .. tostring(p.batch.id) .. " " .. tostring(p.batch.status)
+  else
+    parts[#parts + 1] = "x" .. tostring(p.concurrency)
+  end
   return table.concat(parts, "  ")
 end
 
@@ -82,6 +88,7 @@ function M.report (s)
     .. "%d rate-limited", human(u.total_tokens or 0), human(u.prompt_tokens or 0), human(u.completion_tokens or 0),
     s.cost and string.format("; cost $%.4f", s.cost) or "", common.duration(s.elapsed or 0), s.requests,
     s.retries, s.rate_limited)
+  if s.batch_id then lines[#lines + 1] = "through the Batch API: batch " .. s.batch_id end
   if #s.assertions > 0 then
     local w = 9
     for _, a in ipairs(s.assertions) do if #a.name > w then w = math.min(#a.name, 48) end end
@@ -103,16 +110,35 @@ local function parse_assert (s)
   return { type = ty, value = value }
 end
 
+--- `aigc run --batch --cancel`: cancels the run's batch.
+-- @tparam aigc.client client
+-- @tparam table args
+-- @treturn integer exit code
+function M.cancel (client, args)
+  local id = args.batch_id
+  if not id and args.out then
+    local f = io.open(args.out .. ".batch", "rb")
+    if f then id = f:read("*l"); f:close() end
+  end
+  if not id then common.usage("--cancel: no batch (give --batch-id, or --out of a run with a batch)") end
+  local b, err = require("aigc.batch").cancel(client, id)
+  client:close()
+  if not b then common.fail("aigc run --cancel: " .. tostring(err.message or err)) end
+  common.note("batch " .. tostring(b.id) .. ": " .. tostring(b.status))
+  return 0
+end
+
 --- Runs `aigc run`.
 -- @tparam table args
 -- @treturn integer exit code
 function M.run (args)
-  if args.batch then
-    common.usage("aigc run --batch: the Batch API backend is not available yet: it needs file uploads "
-                 .. "(issue 15). Run without --batch (the direct backend).")
+  if (args.batch_id or args.cancel) and not args.batch then common.usage("--batch-id and --cancel go with --batch") end
+  if args.batch and (args.best_of or args.vote) then
+    common.usage("--batch runs one request per case: no --best-of/--vote")
   end
   local config = common.config()
   local client, _, endpoint = common.client(config, args.endpoint)
+  if args.cancel then return M.cancel(client, args) end
   local params = common.options_table(args.options)
   local tpl
   if args.template then
@@ -144,6 +170,7 @@ function M.run (args)
     client = client, cases = args.cases, template = tpl, params = params, out = args.out,
     concurrency = args.concurrency and math.floor(args.concurrency), strategy = strategy, assert = asserts,
     prices = config.prices, max_attempts = args.max_attempts, pace = not args.no_pace, log = log,
+    backend = args.batch and "batch" or nil, batch_id = args.batch_id,
     on_progress = not args.quiet and function (p)
       if tty then
         io.stderr:write("\r\27[K", M.progress_line(p))

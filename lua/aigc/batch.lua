@@ -1,0 +1,432 @@
+--- The Batch API: many requests as one asynchronous job (the provider's
+-- own distributed engine, at half the price), and the dataset runner's
+-- "batch" backend.
+--
+-- A batch is a JSONL file of requests (`{"custom_id", "method": "POST",
+-- "url", "body"}` per line), uploaded with purpose "batch", then a job
+-- (`POST /batches`) the server works through within its completion window;
+-- its object counts the lines done (`request_counts`), and when it is over
+-- its output file holds the answered lines and its error file the failed
+-- ones, each `{custom_id, response = {status_code, request_id, body},
+-- error}`.
+--
+--     local results, b = assert(aigc.batch.run(client, {
+--       { custom_id = "fr", body = { messages = { { role = "user", content = "Capital of France?" } } } },
+--     }, { on_progress = function (b) print(b.status, b.request_counts.completed) end }))
+--     print(results.fr.body.choices[1].message.content)
+--
+-- Every function returns `nil, err` on failure (err.kind "http" with
+-- `status` for a server's refusal; "batch" for a batch that ended badly)
+-- and raises on misuse. Waiting polls with `client:sleep`, so inside a
+-- task it yields.
+--
+-- **Files.** Uploads and downloads go through one pair of functions
+-- (`upload`, `download`): the client's files API (`client:files_upload`,
+-- `client:files_content`: issue 15) when the client has it; else a plain
+-- multipart POST / GET with LuaSocket, for a plain-http server (the
+-- bundled one, a local server), with the client's own headers -- a
+-- stopgap until the files API is on every client.
+--
+-- @module aigc.batch
+
+local core = require "aigc.core"
+local util = require "aigc.util"
+
+local json = core.json
+local ipairs, pairs, pcall, tonumber, tostring, type = ipairs, pairs, pcall, tonumber, tostring, type
+local table_concat = table.concat
+
+util.own_module()
+
+local M = {}
+
+--- The statuses after which a batch changes no more.
+M.TERMINAL = { completed = true, failed = true, expired = true, cancelled = true }
+
+local function batch_error (message, fields)
+  local e = { kind = "batch", message = message }
+  for k, v in pairs(fields or {}) do e[k] = v end
+  return util.new_error(e)
+end
+
+-- {======================================================
+-- Files: the one place bytes go up and come down
+-- =======================================================
+
+-- The client's headers for a request made outside its engine (the key
+-- included: it goes to the server, never into an error).
+local function client_headers (client, content_type)
+  local h = {}
+  for name, line in pairs(client._hlines or {}) do
+    local value = line:match("^[^:]*:%s*(.*)$")
+    if value and value ~= "" and name ~= "content-type" and name ~= "expect" and name ~= "accept" then
+      h[name] = value
+    end
+  end
+  h["content-type"] = content_type
+  return h
+end
+
+-- One plain HTTP request with LuaSocket: the body, or nil, err.
+local function socket_request (client, method, path, body, content_type)
+  local url = client.base_url .. path
+  if not url:lower():find("^http://") then
+    return nil, batch_error("uploading or downloading a file needs the client's files API (issue 15) "
+                            .. "for an https server; this client has none")
+  end
+  local ok, http = pcall(require, "socket.http")
+  if not ok then return nil, batch_error("file transfers need LuaSocket (lua-socket) or the files API") end
+  local ltn12 = require "ltn12"
+  local out = {}
+  local headers = client_headers(client, content_type)
+  if body then headers["content-length"] = tostring(#body) end
+  local _, status = http.request { url = url, method = method, headers = headers, sink = ltn12.sink.table(out),
+                                   source = body and ltn12.source.string(body) or nil }
+  local text = table_concat(out)
+  if type(status) ~= "number" then
+    return nil, util.scrub(client, util.new_error { kind = "connect", message = tostring(status) })
+  end
+  if status < 200 or status > 299 then
+    local decoded = json.decode(text)
+    local msg = type(decoded) == "table" and type(decoded.error) == "table" and decoded.error.message or text
+    return nil, util.scrub(client, util.new_error { kind = "http", status = status, message = tostring(msg),
+                                                    body = decoded or text })
+  end
+  return text
+end
+
+--- Uploads `bytes` as a file with purpose "batch": the file object.
+-- @tparam aigc.client client
+-- @tparam string bytes
+-- @tparam[opt="batch.jsonl"] string filename
+-- @treturn[1] table the file (`id`)
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+function M.upload (client, bytes, filename)
+  filename = filename or "batch.jsonl"
+  if type(client.files_upload) == "function" then
+    return client:files_upload { file = { data = bytes, filename = filename, type = "application/jsonl" },
+                                 purpose = "batch" }
+  end
+  local boundary = "aigc-batch-" .. tostring(math.random(1, 1e9))
+  local body = table_concat {
+    "--", boundary, "\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n",
+    "--", boundary, "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"", filename, "\"\r\n",
+    "Content-Type: application/jsonl\r\n\r\n", bytes, "\r\n--", boundary, "--\r\n" }
+  local text, err = socket_request(client, "POST", "/files", body, "multipart/form-data; boundary=" .. boundary)
+  if not text then return nil, err end
+  return json.decode(text)
+end
+
+--- Downloads a file's content (bytes).
+-- @tparam aigc.client client
+-- @tparam string file_id
+-- @treturn[1] string
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+function M.download (client, file_id)
+  if type(client.files_content) == "function" then
+    local res, err = client:files_content(file_id)
+    if not res then return nil, err end
+    return res.body
+  end
+  return socket_request(client, "GET", "/files/" .. file_id .. "/content")
+end
+
+-- }======================================================
+
+
+-- {======================================================
+-- Batches
+-- =======================================================
+
+local function check_requests (requests)
+  if type(requests) ~= "table" or requests[1] == nil then
+    util.argerror("batch", 2, util.expected("non-empty list of { custom_id =, body = }", requests))
+  end
+  local seen = {}
+  for i, r in ipairs(requests) do
+    local id = type(r) == "table" and r.custom_id
+    if type(id) ~= "string" or id == "" then
+      util.field_error("batch", 2, "requests[" .. i .. "].custom_id", util.expected("non-empty string", id))
+    end
+    if seen[id] then util.field_error("batch", 2, "requests[" .. i .. "].custom_id", "duplicate '" .. id .. "'") end
+    seen[id] = true
+    if type(r.body) ~= "table" then
+      util.field_error("batch", 2, "requests[" .. i .. "].body", util.expected("table", r.body))
+    end
+  end
+end
+
+--- The JSONL of a batch: one request line per `{ custom_id =, body = }`.
+-- @tparam table requests
+-- @tparam[opt="/v1/chat/completions"] string endpoint
+-- @treturn string
+function M.jsonl (requests, endpoint)
+  check_requests(requests)
+  local lines = {}
+  for i, r in ipairs(requests) do
+    lines[i] = json.encode { custom_id = r.custom_id, method = "POST", url = endpoint or "/v1/chat/completions",
+                             body = r.body }
+  end
+  return table_concat(lines, "\n") .. "\n"
+end
+
+--- Uploads the requests and creates the batch: the batch object.
+-- @tparam aigc.client client
+-- @tparam table requests `{ custom_id =, body = }` (the body as for the endpoint; `model` defaults
+-- to the client's)
+-- @tparam[opt] table opts `endpoint` ("/v1/chat/completions"), `completion_window` ("24h"), `metadata`
+-- @treturn[1] table the batch (`id`, `status`...)
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+function M.create (client, requests, opts)
+  opts = opts or {}
+  check_requests(requests)
+  local lines = {}
+  for i, r in ipairs(requests) do
+    local body = r.body
+    if body.model == nil and client.model then
+      body = util.merge(body, { model = client.model })
+    end
+    lines[i] = { custom_id = r.custom_id, body = body }
+  end
+  local endpoint = opts.endpoint or "/v1/chat/completions"
+  local file, err = M.upload(client, M.jsonl(lines, endpoint), opts.filename)
+  if not file then return nil, err end
+  return client:request("POST", "/batches", { input_file_id = file.id, endpoint = endpoint,
+    completion_window = opts.completion_window or "24h", metadata = opts.metadata })
+end
+
+--- The batch object now.
+-- @tparam aigc.client client
+-- @tparam string id
+-- @treturn[1] table
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+function M.retrieve (client, id)
+  if type(id) ~= "string" then util.argerror("retrieve", 2, util.expected("batch id", id)) end
+  return client:request("GET", "/batches/" .. id)
+end
+
+--- Cancels a batch (it goes "cancelling", then "cancelled" with the files
+-- of the lines done).
+-- @tparam aigc.client client
+-- @tparam string id
+-- @treturn[1] table the batch
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+function M.cancel (client, id)
+  if type(id) ~= "string" then util.argerror("cancel", 2, util.expected("batch id", id)) end
+  return client:request("POST", "/batches/" .. id .. "/cancel", {})
+end
+
+--- Waits until a batch is over, polling every `interval` seconds.
+-- @tparam aigc.client client
+-- @tparam string id
+-- @tparam[opt] table opts `interval` (1 s), `on_progress(batch)` after each poll, `timeout` (s)
+-- @treturn[1] table the batch, over (see `TERMINAL`)
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err (kind "timeout" when `timeout` passed)
+function M.wait (client, id, opts)
+  opts = opts or {}
+  local started = core.now()
+  while true do
+    local b, err = M.retrieve(client, id)
+    if not b then return nil, err end
+    if opts.on_progress then opts.on_progress(b) end
+    if M.TERMINAL[b.status] then return b end
+    if opts.timeout and core.now() - started > opts.timeout then
+      return nil, util.new_error { kind = "timeout", message = "batch " .. id .. " still " .. tostring(b.status)
+                                   .. " after " .. opts.timeout .. " s", batch = b }
+    end
+    client:sleep(opts.interval or 1)
+  end
+end
+
+-- Adds the lines of one JSONL output/error file to `into`.
+local function read_lines (text, into)
+  for line in text:gmatch("[^\n]+") do
+    local x = json.decode(line)
+    if type(x) == "table" and type(x.custom_id) == "string" then
+      local r = type(x.response) == "table" and x.response or {}
+      local status = tonumber(r.status_code)
+      local ok = status ~= nil and status >= 200 and status < 300 and (x.error == nil or x.error == core.null)
+      into[x.custom_id] = { ok = ok, status_code = status, request_id = r.request_id, body = r.body,
+                            error = x.error ~= core.null and x.error or nil }
+    end
+  end
+end
+
+--- The results of a batch that is over: `{ [custom_id] = { ok =, status_code =, body =, error = } }`
+-- from its output and error files (a line the batch never did has none).
+-- @tparam aigc.client client
+-- @tparam table batch
+-- @treturn[1] table
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+function M.results (client, batch)
+  local out = {}
+  for _, field in ipairs { "output_file_id", "error_file_id" } do
+    local id = batch[field]
+    if type(id) == "string" then
+      local text, err = M.download(client, id)
+      if not text then return nil, err end
+      read_lines(text, out)
+    end
+  end
+  return out
+end
+
+--- Creates a batch, waits for it and reads its results.
+-- @tparam aigc.client client
+-- @tparam table requests
+-- @tparam[opt] table opts as `create` and `wait`
+-- @treturn[1] table results (see `results`)
+-- @treturn[1] table the batch
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+function M.run (client, requests, opts)
+  local b, err = M.create(client, requests, opts)
+  if not b then return nil, err end
+  b, err = M.wait(client, b.id, opts)
+  if not b then return nil, err end
+  if b.status == "failed" then
+    return nil, batch_error("batch " .. b.id .. " failed", { batch = b, errors = b.errors })
+  end
+  local results, rerr = M.results(client, b)
+  if not results then return nil, rerr end
+  return results, b
+end
+
+-- }======================================================
+
+
+-- {======================================================
+-- The dataset runner's backend
+-- =======================================================
+
+-- The body of a batch line: the call's params without what is never sent.
+local function wire_body (params, client)
+  local body = {}
+  for k, v in pairs(params) do
+    if core.call_options[k] == nil and k ~= "stream" and k ~= "cache" then body[k] = v end
+  end
+  if body.model == nil then body.model = client.model end
+  return body
+end
+
+-- The reply's text, as the core gives `res.text` for a direct call.
+local function reply_text (body)
+  local choice = type(body) == "table" and type(body.choices) == "table" and body.choices[1]
+  if type(choice) ~= "table" then return "" end
+  if type(choice.message) == "table" and type(choice.message.content) == "string" then return choice.message.content end
+  return type(choice.text) == "string" and choice.text or ""
+end
+
+local function read_file (path)
+  local f = path and io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s:match("^%s*(.-)%s*$")
+end
+
+local function write_file (path, text)
+  local f = io.open(path, "wb")
+  if f then f:write(text, "\n"); f:close() end
+end
+
+-- The batch of a run: the one it resumes (spec.batch_id, else the id kept
+-- next to the results file) or a new one.
+local function run_batch (run, requests)
+  local spec, client = run.spec, run.client
+  local id_file = spec.out and spec.out .. ".batch"
+  local id = spec.batch_id or read_file(id_file)
+  if id and id ~= "" then return M.retrieve(client, id) end
+  local b, err = M.create(client, requests, { endpoint = spec.batch_endpoint, metadata = spec.batch_metadata })
+  if b and id_file then write_file(id_file, b.id) end
+  return b, err
+end
+
+local function progress (run, b)
+  local on = run.spec.on_progress
+  if not on then return end
+  local s, counts = run.summary, type(b.request_counts) == "table" and b.request_counts or {}
+  local elapsed = core.now() - run.started
+  on { total = s.total, done = s.skipped + (counts.completed or 0) + (counts.failed or 0), skipped = s.skipped,
+       ok = s.ok + (counts.completed or 0), failed = s.failed + (counts.failed or 0), passed = s.passed,
+       running = (counts.total or 0) - (counts.completed or 0) - (counts.failed or 0), elapsed = elapsed,
+       rate = elapsed > 0 and ((counts.completed or 0) + (counts.failed or 0)) / elapsed or 0,
+       tokens = 0, retries = 0, rate_limited = 0, final = false,
+       batch = { id = b.id, status = b.status, completed = counts.completed, failed = counts.failed,
+                 total = counts.total } }
+end
+
+--- The runner's "batch" backend (`aigc.runner.run { backend = "batch" }`):
+-- the run's pending cases as one batch; every case gets its result line
+-- as with the direct backend. Internal.
+-- @tparam table run the runner's run
+-- @tparam table internal the runner's helpers
+-- @treturn[1] true
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+function M.backend (run, internal)
+  run.batch = true
+  local client, spec = run.client, run.spec
+  local requests, jobs = {}, {}
+  for _, job in ipairs(run.queue) do
+    job.attempt = 1
+    local params, perr = internal.case_params(run, job.case)
+    if params then
+      job.params = params
+      requests[#requests + 1] = { custom_id = tostring(job.case.id), body = wire_body(params, client) }
+      jobs[#jobs + 1] = job
+    else
+      job.err = perr
+      run:finish(job, internal.failure_result(job))
+    end
+  end
+  run.queue = {}
+  if #jobs == 0 then return true end
+  local b, err = run_batch(run, requests)
+  if not b then return nil, err end
+  run.summary.batch_id, run.summary.requests = b.id, #requests
+  b, err = M.wait(client, b.id, { interval = spec.batch_interval, on_progress = function (x) progress(run, x) end })
+  if not b then return nil, err end
+  local results, rerr = M.results(client, b)
+  if not results then return nil, rerr end
+  local factor = spec.batch_price_factor or 0.5
+  local function log (job, res, e)   -- into the prompt log like the direct backend's calls, source "batch"
+    if spec.log then
+      pcall(spec.log.record_call, spec.log, job.params, res, e, { latency_ms = 0, source = "batch", client = client,
+            extra = { case_id = job.case.id, batch_id = b.id } })
+    end
+  end
+  for _, job in ipairs(jobs) do
+    local r = results[tostring(job.case.id)]
+    if r and r.ok then
+      local res = r.body
+      res.text = reply_text(res)
+      internal.result_of(run, job, res)
+      if job.result.cost then job.result.cost = job.result.cost * factor end
+      job.result.batch_id = b.id
+      log(job, res, nil)
+      run:finish(job, job.result)
+    else
+      local e = r and (type(r.error) == "table" and r.error
+                       or type(r.body) == "table" and type(r.body.error) == "table" and r.body.error) or {}
+      job.err = util.scrub(client, util.new_error { kind = r and "http" or "batch", status = r and r.status_code,
+        message = type(e.message) == "string" and e.message or r and "status " .. tostring(r.status_code)
+                  or "batch " .. b.id .. " ended " .. tostring(b.status) .. " without this case" })
+      log(job, nil, job.err)
+      run:finish(job, internal.failure_result(job))
+    end
+  end
+  if spec.out then os.remove(spec.out .. ".batch") end
+  return true
+end
+
+-- }======================================================
+
+return M

@@ -1,0 +1,256 @@
+--- The response cache: replies kept in memory (LRU) and optionally on
+-- disk, keyed like cassettes, so a repeated deterministic request costs
+-- nothing.
+--
+-- `aigc.client { cache = true }` or `cache = { ttl =, max_entries =,
+-- max_bytes =, dir = }`. Only requests that can repeat their reply are
+-- cached: those marked `cache = true` in their params, and those with
+-- `temperature = 0` or a `seed` (unless marked `cache = false`). Never a
+-- stream (`stream` set) nor a GET. The `cache` param is never sent.
+--
+-- The key is the client's base URL and the request's cassette key (the API
+-- path and the canonical JSON of what is sent: `aigc.cassette.key`), so no
+-- header, key or token is in it. A hit returns a copy of the stored reply
+-- (with `cached = true`, `retries = 0`): blocking calls return it at once;
+-- `chat_async` returns a future that is already done (its `on_done` runs
+-- from the next `step()`, as for any request). Hits and misses are counted
+-- (`client:cache_stats()`; hits also in `client:usage().cache_hits`, at no
+-- cost).
+--
+-- Memory: least recently used entries go first past `max_entries` (1000)
+-- or `max_bytes` (32 MiB of stored JSON). Disk (`dir`): one file per entry
+-- (named by a hash of the key, which the file repeats and a read checks),
+-- written atomically (temporary name, then rename), read on a memory miss;
+-- an expired file is removed when read. `ttl` (seconds; default none)
+-- applies to both. `max_disk_bytes` (default none) caps the folder: after
+-- each write the oldest files go until it holds no more (listed with GNU
+-- find).
+--
+-- @module aigc.cache
+
+local core = require "aigc.core"
+local util = require "aigc.util"
+
+util.own_module()
+
+local json = core.json
+local ipairs, pairs, pcall, setmetatable, tonumber, tostring, type =
+  ipairs, pairs, pcall, setmetatable, tonumber, tostring, type
+local string_format = string.format
+local os_time = os.time
+
+local M = {}
+
+local DEFAULTS = { max_entries = 1000, max_bytes = 32 * 1024 * 1024 }
+
+--- Checks the client option `cache` (misuse raises in the one format).
+-- @param spec true or a table
+function M.check (spec)
+  if spec == true or spec == false then return end
+  if type(spec) ~= "table" then util.field_error("client", 1, "opts.cache", util.expected("true or table", spec)) end
+  for _, name in ipairs { "ttl", "max_entries", "max_bytes", "max_disk_bytes" } do
+    local v = spec[name]
+    if v ~= nil and not (type(v) == "number" and v > 0) then
+      util.field_error("client", 1, "opts.cache." .. name, util.expected("a number > 0", v))
+    end
+  end
+  if spec.dir ~= nil and (type(spec.dir) ~= "string" or spec.dir == "") then
+    util.field_error("client", 1, "opts.cache.dir", util.expected("folder name", spec.dir))
+  end
+end
+
+--- Whether a call's reply may be cached (see the module's rules).
+-- @tparam string api
+-- @tparam table|nil params
+-- @treturn boolean
+function M.cacheable (api, params)
+  if api == "get" or type(params) ~= "table" or params.stream then return false end
+  if params.cache ~= nil then return params.cache == true end
+  return params.temperature == 0 or params.seed ~= nil
+end
+
+-- A 64-bit hash of a string as 16 hex digits (file names; collisions are
+-- caught by the key stored in the file). Plain arithmetic: every Lua.
+local function hash (s)
+  local h1, h2 = 5381, 2166136261
+  for i = 1, #s do
+    local b = s:byte(i)
+    h1 = (h1 * 33 + b) % 4294967296
+    h2 = (h2 * 1048573 + b) % 4294967296   -- (< 2^53: exact in every Lua)
+  end
+  return string_format("%08x%08x", h1, h2)
+end
+M.hash = hash
+
+local Cache = {}
+Cache.__index = Cache
+
+--- A new cache.
+-- @param spec true or `{ ttl =, max_entries =, max_bytes =, dir = }`
+-- @treturn table
+function M.new (spec)
+  if spec == true then spec = {} end
+  local self = setmetatable({
+    ttl = spec.ttl, max_entries = spec.max_entries or DEFAULTS.max_entries,
+    max_bytes = spec.max_bytes or DEFAULTS.max_bytes, dir = spec.dir, max_disk_bytes = spec.max_disk_bytes,
+    entries = {}, count = 0, bytes = 0, head = nil, tail = nil,
+    hits = 0, misses = 0, stores = 0, evictions = 0,
+  }, Cache)
+  if self.dir then os.execute("mkdir -p '" .. self.dir:gsub("'", "'\\''") .. "' 2>/dev/null") end
+  return self
+end
+
+-- The doubly linked list, most recently used first.
+local function unlink (self, e)
+  if e.prev then e.prev.next = e.next else self.head = e.next end
+  if e.next then e.next.prev = e.prev else self.tail = e.prev end
+  e.prev, e.next = nil, nil
+end
+
+local function push_front (self, e)
+  e.next = self.head
+  if self.head then self.head.prev = e end
+  self.head = e
+  if not self.tail then self.tail = e end
+end
+
+local function forget (self, e)
+  unlink(self, e)
+  self.entries[e.key] = nil
+  self.count, self.bytes = self.count - 1, self.bytes - #e.value
+end
+
+local function expired (self, time)
+  return self.ttl ~= nil and os_time() - time > self.ttl
+end
+
+local function file_of (self, key)
+  return self.dir .. "/" .. hash(key) .. ".json"
+end
+
+local function read_disk (self, key)
+  if not self.dir then return nil end
+  local path = file_of(self, key)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local text = f:read("*a")
+  f:close()
+  local x = json.decode(text)
+  if type(x) ~= "table" or x.key ~= key or type(x.value) ~= "string" then return nil end
+  if expired(self, tonumber(x.time) or 0) then
+    os.remove(path)
+    return nil
+  end
+  return x.value, tonumber(x.time)
+end
+
+local function write_disk (self, key, value, time)
+  if not self.dir then return end
+  local path = file_of(self, key)
+  local tmp = path .. ".tmp" .. tostring(math.random(1, 1e9))
+  local f = io.open(tmp, "wb")
+  if not f then return end
+  local ok = f:write(json.encode { key = key, time = time, value = value })
+  f:close()
+  if ok then os.rename(tmp, path) else os.remove(tmp) end
+  if ok and self.max_disk_bytes then self:prune_disk() end
+end
+
+-- The disk entries, oldest first: { { path =, size = } } (GNU find: no
+-- file-system library needed).
+local function disk_entries (dir)
+  local list = {}
+  local q = "'" .. dir:gsub("'", "'\\''") .. "'"
+  local p = io.popen("find " .. q .. " -maxdepth 1 -name '*.json' -printf '%T@ %s %p\\n' 2>/dev/null")
+  if not p then return list end
+  for line in p:lines() do
+    local t, size, path = line:match("^(%S+) (%d+) (.+)$")
+    if path then list[#list + 1] = { t = tonumber(t), size = tonumber(size), path = path } end
+  end
+  p:close()
+  table.sort(list, function (a, b) return a.t < b.t end)
+  return list
+end
+
+--- Removes the oldest disk entries while they hold more than
+-- `max_disk_bytes`.
+function Cache:prune_disk ()
+  local list, total = disk_entries(self.dir), 0
+  for _, e in ipairs(list) do total = total + e.size end
+  local i = 1
+  while total > self.max_disk_bytes and list[i] do
+    os.remove(list[i].path)
+    total, i = total - list[i].size, i + 1
+  end
+end
+
+local function remember (self, key, value, time)
+  local e = self.entries[key]
+  if e then forget(self, e) end
+  if #value > self.max_bytes then return end
+  e = { key = key, value = value, time = time }
+  self.entries[key] = e
+  push_front(self, e)
+  self.count, self.bytes = self.count + 1, self.bytes + #value
+  while self.count > self.max_entries or self.bytes > self.max_bytes do
+    forget(self, self.tail)
+    self.evictions = self.evictions + 1
+  end
+end
+
+--- The stored reply for `key` (a fresh copy, `cached = true`), or nil;
+-- counts a hit or a miss.
+-- @tparam string key
+-- @treturn table|nil
+function Cache:get (key)
+  local e = self.entries[key]
+  local value
+  if e and expired(self, e.time) then forget(self, e); e = nil end
+  if e then
+    unlink(self, e)
+    push_front(self, e)
+    value = e.value
+  else
+    local time
+    value, time = read_disk(self, key)
+    if value then remember(self, key, value, time) end
+  end
+  local res = value and json.decode(value)
+  if type(res) ~= "table" then
+    self.misses = self.misses + 1
+    return nil
+  end
+  self.hits = self.hits + 1
+  res.cached, res.retries = true, 0
+  return res
+end
+
+--- Stores a reply (the fields the core adds per request -- `retries` --
+-- are left out).
+-- @tparam string key
+-- @tparam table res
+function Cache:put (key, res)
+  local copy = {}
+  for k, v in pairs(res) do if k ~= "retries" and k ~= "cached" then copy[k] = v end end
+  local ok, value = pcall(json.encode, copy)
+  if not ok then return end
+  local time = os_time()
+  remember(self, key, value, time)
+  write_disk(self, key, value, time)
+  self.stores = self.stores + 1
+end
+
+--- Counts: `hits`, `misses`, `stores`, `evictions` (memory), `entries`
+-- and `bytes` in memory.
+-- @treturn table
+function Cache:stats ()
+  return { hits = self.hits, misses = self.misses, stores = self.stores, evictions = self.evictions,
+           entries = self.count, bytes = self.bytes }
+end
+
+--- Empties the memory part (the disk files stay).
+function Cache:clear ()
+  self.entries, self.head, self.tail, self.count, self.bytes = {}, nil, nil, 0, 0
+end
+
+return M

@@ -1,0 +1,390 @@
+--- Cassettes: record a client's exchanges with a server, replay them offline.
+--
+-- `aigc.client { cassette = { path = "t/greeting.jsonl", mode = "auto" } }`:
+--
+--  - "record": every call goes to the server; each exchange that got an HTTP
+--    answer is appended to the cassette (the file is started afresh).
+--  - "replay": no call reaches the network: each is answered from the
+--    cassette; a call it has no exchange for fails with an error of status
+--    404, code "cassette_miss", whose message names the request.
+--  - "auto": replay when the cassette file exists, else record (run once
+--    against the server, then offline for ever; delete the file to re-record).
+--
+-- **The key** of an exchange is the API path and the call's params as
+-- canonical JSON (keys sorted, numbers normalised, `stream` as a boolean),
+-- without the per-call options that are never sent (`timeout`, `headers`,
+-- `on_done`...): so no header, key or token is in it or in the cassette.
+-- The same key recorded several times is replayed in the recorded order
+-- (the last one again after that).
+--
+-- **What is stored** (one JSON object per line, with the key):
+--
+--  - from a plain-http server (the bundled one, llama.cpp, a local proxy):
+--    the wire bytes of the response -- status line, headers, body framing,
+--    SSE events -- with their offsets in ms from the request, as recorded
+--    by the recording proxy the client then talks through (`raw = true`).
+--    A replay sends exactly these bytes: byte-identical streams.
+--  - from an https server (or with `proxy = false`): what the client
+--    received, recorded in the client -- status, response headers, the body
+--    (the reply as JSON) or, for a stream, the events written again as
+--    `data: ...` lines with their offsets. The engine hands the Lua layer
+--    decoded events, not the wire (and a proxy cannot see inside TLS), so
+--    these match the server's event for event, not byte for byte; a replay
+--    serves the cassette's bytes exactly, every time.
+--
+-- **Why a replay goes through a local server.** A replayed call must behave
+-- as a live one for every way of calling: blocking, streaming (the
+-- callback, the iterator), `chat_async` polled by `step()` in a frame loop,
+-- tasks, the dialogue layer, timeouts and cancels. The one implementation
+-- of all of that is the engine; so the engine is pointed at a tiny loopback
+-- server (`aigc/cassette_server.lua`, Lua 5.4 + luv + lua-cjson, the bundled
+-- devserver's needs) that plays the recorded bytes with their timing. The
+-- client picks the exchange (the key is computed here only) and names it in
+-- a header; the server is a dumb player. A C-level hook would have meant a
+-- second transport inside the core for a testing feature; a file:// URL
+-- carries no status, headers or streaming.
+-- The server is started with the client and stopped by `client:close()`
+-- (or when this process exits: it watches its parent).
+--
+-- @module aigc.cassette
+
+local core = require "aigc.core"
+local check = require "aigc.check"
+local util = require "aigc.util"
+
+util.own_module()
+
+local json, null = core.json, core.null
+local error, getmetatable, ipairs, next, pairs, rawget, setmetatable, tonumber, tostring, type =
+  error, getmetatable, ipairs, next, pairs, rawget, setmetatable, tonumber, tostring, type
+local string_format, table_concat, table_sort = string.format, table.concat, table.sort
+local math_floor = math.floor
+
+local M = {}
+
+local DEFAULT_PATH = { chat = "/chat/completions", completion = "/completions" }
+-- What the core adds to a result (not part of the reply's body).
+local ADDED = { text = true, request_id = true, headers = true, retries = true }
+-- Response headers never stored.
+local UNSTORED = { ["set-cookie"] = true, ["content-length"] = true, ["transfer-encoding"] = true,
+                   ["connection"] = true, ["keep-alive"] = true }
+
+-- {======================================================
+-- The key
+-- =======================================================
+
+local function is_array (t)
+  local n = #t
+  if n == 0 then return next(t) == nil end
+  for k in pairs(t) do
+    if type(k) ~= "number" or k < 1 or k > n or k ~= math_floor(k) then return false end
+  end
+  return true
+end
+
+local function canonical_into (v, out)
+  local t = type(v)
+  if v == null or v == nil then out[#out + 1] = "null"
+  elseif t == "boolean" then out[#out + 1] = tostring(v)
+  elseif t == "number" then out[#out + 1] = string_format("%.17g", v)
+  elseif t == "string" then out[#out + 1] = json.encode(v)   -- (%q differs between Lua versions)
+  elseif t == "table" and is_array(v) then
+    out[#out + 1] = "["
+    for i = 1, #v do
+      if i > 1 then out[#out + 1] = "," end
+      canonical_into(v[i], out)
+    end
+    out[#out + 1] = "]"
+  elseif t == "table" then
+    local keys = {}
+    for k in pairs(v) do keys[#keys + 1] = tostring(k) end
+    table_sort(keys)
+    out[#out + 1] = "{"
+    for i, k in ipairs(keys) do
+      if i > 1 then out[#out + 1] = "," end
+      local value = v[k]
+      if value == nil then value = v[tonumber(k)] end
+      out[#out + 1] = json.encode(k) .. ":"
+      canonical_into(value, out)
+    end
+    out[#out + 1] = "}"
+  else
+    out[#out + 1] = "<" .. t .. ">"
+  end
+end
+
+--- A value as canonical text: object keys sorted, numbers as `%.17g`
+-- (1 and 1.0 are one number). Equal values give equal text.
+-- @param v
+-- @treturn string
+function M.canonical (v)
+  local out = {}
+  canonical_into(v, out)
+  return table_concat(out)
+end
+
+--- The key of a call: `"POST /chat/completions {...}"` (the params without
+-- the options that are never sent; `stream` as true or absent).
+-- @tparam string api "chat", "completion", "json" or "get"
+-- @tparam table|nil params
+-- @tparam[opt] string path
+-- @tparam[opt] string model the client's default model (for params that name none)
+-- @treturn string
+function M.key (api, params, path, model)
+  path = path or DEFAULT_PATH[api] or "?"
+  if api == "get" or params == nil then return "GET " .. path end
+  local sent = {}
+  local function add (k, v)
+    if k == "stream" then
+      if v then sent.stream = true end
+    elseif core.call_options[k] == nil and k ~= "cache" and sent[k] == nil then
+      sent[k] = v
+    end
+  end
+  for k, v in pairs(params) do add(k, v) end
+  -- an `__index` table gives defaults the encoder sends: they are in the key too
+  local mt = getmetatable(params)
+  local defaults = type(mt) == "table" and rawget(mt, "__index")
+  if type(defaults) == "table" then for k, v in pairs(defaults) do add(k, v) end end
+  if sent.model == nil then sent.model, sent.engine = params.engine or model, nil end
+  return "POST " .. path .. " " .. M.canonical(sent)
+end
+
+-- }======================================================
+
+
+-- {======================================================
+-- The cassette file
+-- =======================================================
+
+local function file_exists (path)
+  local f = io.open(path, "rb")
+  if f then f:close() return true end
+  return false
+end
+
+-- The exchanges of a cassette: key -> list of line numbers.
+local function read_index (path)
+  local f, why = io.open(path, "rb")
+  if not f then return nil, why end
+  local index, n = {}, 0
+  for line in f:lines() do
+    n = n + 1
+    if line:find("%S") then
+      local x = json.decode(line)
+      if type(x) ~= "table" or type(x.key) ~= "string" then
+        f:close()
+        return nil, string_format("%s:%d: not a cassette exchange", path, n)
+      end
+      local list = index[x.key]
+      if not list then list = {}; index[x.key] = list end
+      list[#list + 1] = n
+    end
+  end
+  f:close()
+  return index
+end
+
+-- The pid of this process (Linux: /proc/self is the process that opens it).
+local function own_pid ()
+  local f = io.open("/proc/self/stat", "rb")
+  if not f then return nil end
+  local pid = f:read("*l"):match("^(%d+)")
+  f:close()
+  return pid
+end
+
+local function shell_quote (s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+-- Starts the replay server (with `upstream`: the recording proxy): its
+-- base URL, its pid and the pipe to it.
+local function start_server (path, timing, upstream)
+  local script = package.searchpath("aigc.cassette_server", package.path)
+  if not script then error("aigc.cassette: aigc/cassette_server.lua is not on package.path", 0) end
+  local lua = os.getenv("AIGC_CASSETTE_LUA") or "lua5.4"
+  local ppid = own_pid()
+  local cmd = string_format("exec %s %s %s%s%s%s", shell_quote(lua), shell_quote(script), shell_quote(path),
+                            ppid and (" --parent-pid " .. ppid) or "", timing and "" or " --no-timing",
+                            upstream and (" --record " .. shell_quote(upstream)) or "")
+  local pipe = io.popen(cmd, "r")
+  local line = pipe and pipe:read("*l")
+  local port, pid = (line or ""):match("^aigc cassette server (%d+) (%d+)$")
+  if not port then
+    if pipe then pipe:close() end
+    error("aigc.cassette: the replay server did not start (needs " .. lua .. " with luv and lua-cjson)", 0)
+  end
+  local prefix = upstream and upstream:match("^https?://[^/]+(/.*)$") or "/v1"
+  return "http://127.0.0.1:" .. port .. prefix, pid, pipe
+end
+
+-- }======================================================
+
+
+-- {======================================================
+-- A client's cassette
+-- =======================================================
+
+local Cassette = {}
+Cassette.__index = Cassette
+
+local MODES = { record = true, replay = true, auto = true }
+
+--- Checks the client option `cassette` (misuse raises in the one format).
+-- @tparam table spec
+function M.check (spec)
+  if type(spec) ~= "table" then util.field_error("client", 1, "opts.cassette", util.expected("table", spec)) end
+  if type(spec.path) ~= "string" or spec.path == "" then
+    util.field_error("client", 1, "opts.cassette.path", util.expected("file name", spec.path))
+  end
+  local mode = spec.mode or "auto"
+  if not MODES[mode] then
+    util.field_error("client", 1, "opts.cassette.mode", "'record', 'replay' or 'auto' expected, got "
+                     .. util.describe(spec.mode))
+  end
+  for _, name in ipairs { "timing", "proxy" } do
+    if spec[name] ~= nil and type(spec[name]) ~= "boolean" then
+      util.field_error("client", 1, "opts.cassette." .. name, util.expected("boolean", spec[name]))
+    end
+  end
+end
+
+--- Opens a client's cassette (checked by `check`). In replay mode it
+-- starts the replay server, and to record from a plain-http server the
+-- recording proxy: `cassette.base_url` is then where the client must send
+-- its requests.
+-- @tparam table spec `path`, `mode` ("auto"), `timing` (true: streams
+-- replay at their recorded pace), `proxy` (true: record a plain-http
+-- server's wire bytes through the proxy; false: the decoded replies, as
+-- for https)
+-- @tparam string base_url the client's
+-- @treturn table the cassette
+function M.open (spec, base_url)
+  local mode = spec.mode or "auto"
+  if mode == "auto" then mode = file_exists(spec.path) and "replay" or "record" end
+  local self = setmetatable({ path = spec.path, mode = mode, cursor = {} }, Cassette)
+  if mode == "record" then
+    local f, why = io.open(spec.path, "wb")
+    if not f then error("aigc.cassette: cannot write " .. tostring(why), 0) end
+    f:close()
+    -- A plain-http server (the bundled one, llama.cpp...): the proxy keeps
+    -- the wire bytes. An https one: the client keeps the decoded reply.
+    if spec.proxy ~= false and base_url:lower():find("^http://") then
+      self.proxy = true
+      self.base_url, self.pid, self.pipe = start_server(spec.path, true, base_url)
+    end
+  else
+    local index, why = read_index(spec.path)
+    if not index then error("aigc.cassette: cannot read " .. tostring(why), 0) end
+    self.index = index
+    self.base_url, self.pid, self.pipe = start_server(spec.path, spec.timing ~= false)
+  end
+  return self
+end
+
+-- A printable description of a key for the miss header (no control bytes).
+local function describe_key (key)
+  if #key > 300 then key = key:sub(1, 297) .. "..." end
+  return (key:gsub("[^\32-\126]", "?"))
+end
+
+--- Before a call is submitted: changes `call.params` (the copy the client
+-- will submit): for a replay, the header naming the exchange; for a
+-- recording, the stream callback that keeps the events.
+-- @tparam table call the call's state (`params`: the copy; `options`)
+-- @tparam string api
+-- @tparam table|nil params the caller's
+-- @tparam string|nil path
+function Cassette:before (call, api, params, path)
+  local p = call.params
+  local key = M.key(api, params and p, path, call.model)   -- (the copy: without the `cache` mark)
+  call.key = key
+  if self.proxy then   -- recording through the proxy: it stores the exchange under this key
+    local headers = {}
+    for k, v in pairs(type(p.headers) == "table" and p.headers or {}) do headers[k] = v end
+    headers["x-aigc-cassette-key"] = key
+    p.headers = headers
+    return
+  end
+  if self.mode == "replay" then
+    local headers = {}
+    for k, v in pairs(type(p.headers) == "table" and p.headers or {}) do headers[k] = v end
+    local list = self.index[key]
+    if list then
+      local n = (self.cursor[key] or 0) + 1
+      if n > #list then n = #list end
+      self.cursor[key] = n
+      headers["x-aigc-cassette"] = tostring(list[n])
+    else
+      headers["x-aigc-cassette"] = "miss"
+      headers["x-aigc-cassette-request"] = describe_key(key)
+    end
+    p.headers = headers
+    return
+  end
+  if not p.stream then return end
+  local events, t0, user = {}, core.now(), p.stream
+  p.stream = function (delta, chunk, ...)
+    events[#events + 1] = { t = math_floor((core.now() - t0) * 1000 + 0.5),
+                            data = "data: " .. json.encode(chunk) .. "\n\n" }
+    if check.is_callable(user) then return user(delta, chunk, ...) end
+  end
+  call.events, call.t0 = events, t0
+end
+
+local function stored_headers (h)
+  local out = {}
+  for name, value in pairs(type(h) == "table" and h or {}) do
+    if type(name) == "string" and not UNSTORED[name:lower()] then out[name] = value end
+  end
+  return out
+end
+
+--- When a recorded call has ended: appends its exchange (calls that got no
+-- HTTP answer -- a refused connection, a cancel -- are not stored).
+-- @tparam table call from `before`
+-- @param res
+-- @param err
+function Cassette:ended (call, res, err)
+  if self.mode ~= "record" or self.proxy then return end
+  local x = { key = call.key }
+  if res then
+    x.status = 200
+    x.headers = stored_headers(res.headers)
+    if call.events then
+      local events = call.events
+      events[#events + 1] = { t = math_floor((core.now() - call.t0) * 1000 + 0.5), data = "data: [DONE]\n\n" }
+      x.events = events
+      x.headers["content-type"] = "text/event-stream"
+    else
+      local body = {}
+      for k, v in pairs(res) do if not ADDED[k] then body[k] = v end end
+      x.body = json.encode(body)
+    end
+  elseif type(err) == "table" and type(err.status) == "number" then
+    x.status, x.headers = err.status, { ["content-type"] = "application/json" }
+    local b = err.body
+    x.body = type(b) == "table" and json.encode(b) or type(b) == "string" and b
+             or json.encode { error = { message = err.message, type = err.kind } }
+  else
+    return
+  end
+  local f = io.open(self.path, "ab")
+  if not f then return end
+  f:write(json.encode(x), "\n")
+  f:close()
+end
+
+--- Stops the replay server. Idempotent.
+function Cassette:close ()
+  if self.pid then
+    os.execute("kill " .. self.pid .. " 2>/dev/null")
+    self.pid = nil
+    if self.pipe then self.pipe:close(); self.pipe = nil end
+  end
+end
+
+Cassette.__gc = Cassette.close
+
+return M

@@ -1,0 +1,238 @@
+--[[
+aigc cassette replay server -- serves a cassette's recorded exchanges over
+loopback HTTP so that a client in replay mode runs through the real engine.
+
+Run by aigc.cassette (never by hand, though it can be):
+  lua5.4 lua/aigc/cassette_server.lua CASSETTE [--parent-pid PID] [--no-timing]
+  lua5.4 lua/aigc/cassette_server.lua CASSETTE --record http://HOST:PORT [--parent-pid PID]
+It needs Lua 5.4, luv and lua-cjson (what the bundled devserver needs),
+whatever Lua the client runs on. When ready it prints one line to stdout:
+  `aigc cassette server PORT PID` (PORT on 127.0.0.1, PID its own).
+
+The client chooses the exchange (the canonical request key is computed in
+one place, aigc.cassette) and names it in the header `x-aigc-cassette: N`
+(the exchange on line N of the cassette). This server only plays bytes:
+an exchange it recorded itself (`raw`) is the upstream's whole response,
+status line, headers and body framing included, played back as it came;
+one the client recorded (an https upstream, see aigc.cassette) is
+the recorded status, headers and body, or for a stream the recorded SSE
+event bytes at their recorded offsets (unless --no-timing), the body ended
+by closing the connection (`Connection: close`: HTTP/1.1 allows a body
+delimited by the close when it has no length). `x-aigc-cassette: miss`
+with `x-aigc-cassette-request: DESCRIPTION` answers 404 with an OpenAI
+error body (code "cassette_miss") naming the request, so a miss is one
+error whatever kind of call made it.
+RECORDING (--record URL: a plain-http upstream such as the bundled server):
+a proxy. Each request is sent on to the upstream as it came, minus the
+x-aigc-cassette-* headers, with `Connection: close`; the response goes
+back to the client byte for byte as it arrives and is appended to the
+cassette as one line `{key, raw = true, events = [{t, data}]}`: the bytes
+cut after each newline (so no UTF-8 character is split), t in ms from the
+request. The key comes from the client in `x-aigc-cassette-key`. Nothing
+of the request (its Authorization header) is stored.
+It exits when its parent is gone
+(polled every 0.5 s) or on SIGTERM; a
+recording proxy's SIGTERM first lets the exchanges in flight finish and be
+written (at most 5 s).
+]]
+
+local uv = require "luv"
+local cjson = require "cjson"
+
+local path, parent, timing, upstream = nil, nil, true, nil
+do
+  local i = 1
+  while arg[i] do
+    if arg[i] == "--parent-pid" then parent = tonumber(arg[i + 1]); i = i + 1
+    elseif arg[i] == "--record" then upstream = arg[i + 1]; i = i + 1
+    elseif arg[i] == "--no-timing" then timing = false
+    else path = arg[i] end
+    i = i + 1
+  end
+end
+if not path then
+  io.stderr:write("usage: cassette_server.lua CASSETTE [--parent-pid PID] [--no-timing]\n")
+  os.exit(2)
+end
+
+-- The exchanges, by line number (blank lines keep their number).
+local exchanges = {}
+if not upstream then
+  local f = assert(io.open(path, "rb"))
+  local n = 0
+  for line in f:lines() do
+    n = n + 1
+    if line:find("%S") then exchanges[n] = cjson.decode(line) end
+  end
+  f:close()
+end
+
+local REASONS = { [200] = "OK", [400] = "Bad Request", [401] = "Unauthorized", [404] = "Not Found",
+                  [429] = "Too Many Requests", [500] = "Internal Server Error" }
+-- Hop-by-hop and length headers: this server sets its own.
+local SKIP = { ["content-length"] = true, ["transfer-encoding"] = true, ["connection"] = true,
+               ["keep-alive"] = true }
+
+local function head (status, headers, content_length)
+  local lines = { ("HTTP/1.1 %d %s"):format(status, REASONS[status] or "Status") }
+  for name, value in pairs(headers or {}) do
+    if not SKIP[name:lower()] then lines[#lines + 1] = name .. ": " .. tostring(value) end
+  end
+  if content_length then lines[#lines + 1] = "Content-Length: " .. content_length end
+  lines[#lines + 1] = "Connection: close"
+  return table.concat(lines, "\r\n") .. "\r\n\r\n"
+end
+
+local function miss_reply (desc)
+  local body = cjson.encode { error = {
+    message = "cassette miss: no exchange recorded for " .. (desc or "this request") .. " in " .. path,
+    type = "invalid_request_error", code = "cassette_miss", param = cjson.null } }
+  return head(404, { ["content-type"] = "application/json" }, #body) .. body
+end
+
+-- Plays exchange `x` on `sock`, then closes it.
+local function play (sock, x)
+  local function finish () if not sock:is_closing() then sock:shutdown(function () sock:close() end) end end
+  if not x.events then
+    local body = x.body or ""
+    sock:write(head(x.status or 200, x.headers, #body) .. body)
+    return finish()
+  end
+  if not x.raw then sock:write(head(x.status or 200, x.headers)) end
+  local i, timer, t0 = 0, uv.new_timer(), uv.now()
+  local function next_event ()
+    i = i + 1
+    local ev = x.events[i]
+    if ev == nil or sock:is_closing() then timer:close(); return finish() end
+    sock:write(ev.data)
+    local nxt = x.events[i + 1]
+    local wait = (timing and nxt) and math.max(0, math.floor((nxt.t or 0) - (uv.now() - t0))) or 0
+    timer:start(wait, 0, next_event)
+  end
+  timer:start(timing and math.floor(x.events[1] and x.events[1].t or 0) or 0, 0, next_event)
+end
+
+-- The upstream of a recording: host, port, address.
+local up_host, up_port, up_addr
+if upstream then
+  up_host, up_port = upstream:match("^http://([^/:]+):?(%d*)")
+  if not up_host then io.stderr:write("--record needs an http:// URL\n") os.exit(2) end
+  up_port = tonumber(up_port) or 80
+  local ai = assert(uv.getaddrinfo(up_host, nil, { socktype = "stream", family = "inet" }))
+  up_addr = ai[1].addr
+end
+
+local function append_exchange (key, events)
+  local f = io.open(path, "ab")
+  if not f then return end
+  f:write(cjson.encode { key = key, raw = true, events = events }, "\n")
+  f:close()
+end
+
+-- The request as the upstream gets it: no x-aigc-cassette-* header, its
+-- own Host, Connection: close (the response then ends with the connection).
+local function upstream_request (request_head, body)
+  local lines = { request_head:match("^[^\r\n]*") }
+  for line in request_head:gmatch("\r\n([^\r\n]+)") do
+    local name = (line:match("^([^:]*):") or ""):lower()
+    if not (name:find("^x%-aigc%-cassette") or name == "connection" or name == "host") then
+      lines[#lines + 1] = line
+    end
+  end
+  lines[#lines + 1] = "Host: " .. up_host .. ":" .. up_port
+  lines[#lines + 1] = "Connection: close"
+  return table.concat(lines, "\r\n") .. "\r\n\r\n" .. body
+end
+
+-- Exchanges being recorded; a SIGTERM waits for them (the client may have
+-- its whole response before this process has seen the upstream close and
+-- written the line), at most DRAIN_MS.
+local recording, draining, DRAIN_MS = 0, false, 5000
+
+-- Forwards one request, relays and records the response.
+local function proxy (sock, request_head, body, key)
+  local up, t0, events, pending = uv.new_tcp(), uv.now(), {}, ""
+  recording = recording + 1
+  local function finish ()
+    recording = recording - 1
+    if draining and recording == 0 then uv.stop() end
+    if not sock:is_closing() then sock:shutdown(function () sock:close() end) end
+  end
+  up:connect(up_addr, up_port, function (cerr)
+    if cerr then
+      up:close()
+      local msg = cjson.encode { error = { message = "cassette recording: upstream " .. upstream .. ": " .. cerr,
+                                           type = "server_error", code = "cassette_upstream" } }
+      sock:write(head(502, { ["content-type"] = "application/json" }, #msg) .. msg)
+      return finish()
+    end
+    up:write(upstream_request(request_head, body))
+    up:read_start(function (rerr, data)
+      if data then
+        if not sock:is_closing() then sock:write(data) end
+        local cut = (pending .. data):match(".*\n()")
+        local all = pending .. data
+        if cut then
+          events[#events + 1] = { t = uv.now() - t0, data = all:sub(1, cut - 1) }
+          pending = all:sub(cut)
+        else
+          pending = all
+        end
+        return
+      end
+      if pending ~= "" then events[#events + 1] = { t = uv.now() - t0, data = pending } end
+      up:close()
+      if not rerr and key and #events > 0 then append_exchange(key, events) end
+      finish()
+    end)
+  end)
+end
+
+-- Reads one request (head, then Content-Length bytes) and answers it.
+local function on_connection (server)
+  local sock = uv.new_tcp()
+  server:accept(sock)
+  local buf, need = "", nil
+  sock:read_start(function (err, data)
+    if err or not data then if not sock:is_closing() then sock:close() end return end
+    buf = buf .. data
+    local hend = buf:find("\r\n\r\n", 1, true)
+    if not hend then return end
+    local headers = {}
+    for name, value in buf:sub(1, hend):gmatch("([^:\r\n]+):[ \t]*([^\r\n]*)") do headers[name:lower()] = value end
+    need = need or (hend + 3 + (tonumber(headers["content-length"]) or 0))
+    if #buf < need then return end
+    sock:read_stop()
+    if upstream then
+      return proxy(sock, buf:sub(1, hend - 1), buf:sub(hend + 4, need), headers["x-aigc-cassette-key"])
+    end
+    local which = headers["x-aigc-cassette"]
+    local x = exchanges[tonumber(which or "")]
+    if x then return play(sock, x) end
+    sock:write(miss_reply(headers["x-aigc-cassette-request"]))
+    sock:shutdown(function () sock:close() end)
+  end)
+end
+
+local server = uv.new_tcp()
+assert(server:bind("127.0.0.1", 0))
+assert(server:listen(64, function () on_connection(server) end))
+io.stdout:write(("aigc cassette server %d %d\n"):format(server:getsockname().port, uv.os_getpid()))
+io.stdout:flush()
+
+local function stop () uv.stop() end
+local sigterm = uv.new_signal()
+sigterm:start("sigterm", function ()
+  if recording == 0 then return stop() end
+  draining = true
+  server:close()
+  uv.new_timer():start(DRAIN_MS, 0, stop)
+end)
+if parent then
+  local poll = uv.new_timer()
+  poll:start(500, 500, function ()
+    if uv.os_getppid() ~= parent then stop() end
+  end)
+end
+uv.run()
+os.exit(0)

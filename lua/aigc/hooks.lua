@@ -1,0 +1,271 @@
+--- The client's workflow options, kept out of client.lua: usage and cost
+-- totals (`prices`, `client:usage()`), the automatic prompt log
+-- (`prompt_log`) and cassettes (`cassette`).
+--
+-- client.lua calls this module at four points: `split` takes these options
+-- out of the client's before the client checks its own, `base_url` lets a
+-- replaying cassette redirect the engine, `attach` sets the client's hook,
+-- and the client's `submit` runs every request through `before` (the one
+-- place every call passes: blocking, streams, `chat_async`, tasks, the
+-- dialogue layer). The end of each request is observed through its
+-- `on_done`/`on_error`, so what is counted does not depend on who waits.
+--
+-- Internal: the options and methods are documented in `aigc.client`.
+-- @module aigc.hooks
+-- @local
+
+local core = require "aigc.core"
+local util = require "aigc.util"
+local usage = require "aigc.usage"
+local cassette = require "aigc.cassette"
+local cache = require "aigc.cache"
+
+local error, getmetatable, pairs, pcall, setmetatable, tostring, type =
+  error, getmetatable, pairs, pcall, setmetatable, tostring, type
+local now = core.now
+
+util.own_module()
+
+local M = {}
+
+--- The options this module owns.
+M.OPTIONS = { prices = true, prompt_log = true, cassette = true, usage = true, cache = true }
+
+local function check_options (ext)
+  if ext.prices ~= nil and type(ext.prices) ~= "table" then
+    util.field_error("client", 1, "opts.prices",
+                     util.expected("table ({ [model] = { input =, output = } })", ext.prices))
+  end
+  local log = ext.prompt_log
+  if log ~= nil and log ~= false and log ~= true and type(log) ~= "string"
+     and not (type(log) == "table" and type(log.record_call) == "function") then
+    util.field_error("client", 1, "opts.prompt_log", util.expected("true, a file name or an aigc.promptlog", log))
+  end
+  if ext.usage ~= nil and type(ext.usage) ~= "boolean" then
+    util.field_error("client", 1, "opts.usage", util.expected("boolean", ext.usage))
+  end
+  if ext.cassette ~= nil then cassette.check(ext.cassette) end
+  if ext.cache ~= nil then cache.check(ext.cache) end
+end
+
+--- Takes this module's options out of the client's options.
+-- @tparam table opts
+-- @treturn table the other options (a copy when some were taken)
+-- @treturn table|nil this module's
+function M.split (opts)
+  local ext
+  for name in pairs(M.OPTIONS) do
+    if opts[name] ~= nil then ext = ext or {}; ext[name] = opts[name] end
+  end
+  if ext == nil then return opts, nil end
+  check_options(ext)
+  local rest = {}
+  for k, v in pairs(opts) do if not M.OPTIONS[k] then rest[k] = v end end
+  return rest, ext
+end
+
+--- The base URL the engine must use: a replaying cassette's server, else
+-- `base_url`. Opens the cassette (so after the client's own checks).
+-- @tparam table|nil ext
+-- @tparam string base_url
+-- @treturn string
+function M.base_url (ext, base_url)
+  if ext and ext.cassette then
+    ext.opened_cassette = cassette.open(ext.cassette, base_url)
+    return ext.opened_cassette.base_url or base_url
+  end
+  return base_url
+end
+
+local function open_prompt_log (spec)
+  if type(spec) == "table" then return spec end
+  local promptlog = require "aigc.promptlog"
+  if spec == true and promptlog.disabled() then return nil end
+  local log, err = promptlog.open(spec ~= true and spec or nil)
+  if not log then error(err, 0) end
+  return log
+end
+
+--- Sets up a new client's hook.
+-- @tparam aigc.client client
+-- @tparam table|nil ext
+function M.attach (client, ext)
+  ext = ext or {}
+  if ext.usage ~= false then client._usage = usage.new(ext.prices) end
+  if ext.prompt_log then
+    client._promptlog = open_prompt_log(ext.prompt_log)
+    client._owns_log = type(ext.prompt_log) ~= "table"   -- (a log the caller opened, the caller closes)
+  end
+  client._cassette = ext.opened_cassette
+  if ext.cache then client._cache = cache.new(ext.cache) end
+  if client._usage or client._promptlog or client._cassette or client._cache then client._hook = M end
+end
+
+-- Calls f(...), dropping what it raises -- except an interrupt (Ctrl-C:
+-- lua.c's hook raises "interrupted!"), which must reach the caller as it
+-- does everywhere in aigc.
+local function quietly (f, ...)
+  local ok, e = pcall(f, ...)
+  if not ok and tostring(e):find("interrupted!$") then error(e, 0) end
+end
+
+-- A request has ended: counts it, logs it, records it. Nothing here may
+-- raise into the engine's end (a failing log write is dropped).
+local function ended (client, call, res, err)
+  local c = client._cassette
+  if client._usage then client._usage:record(res, err, c and c.mode == "replay" and "replay" or nil) end
+  if res and call.cache_key and client._cache then quietly(client._cache.put, client._cache, call.cache_key, res) end
+  if c then quietly(c.ended, c, call, res, err) end
+  local log = client._promptlog
+  if log and call.api == "chat" and type(call.user_params) == "table" then
+    quietly(log.record_call, log, call.user_params, res, err, { started = call.started, client = client })
+  end
+end
+
+-- Whether a call's end can be heard through its own callbacks: only
+-- when the caller gave `on_done` or `on_error` (they are wrapped). Adding
+-- callbacks to a request that has none would change it: the engine then
+-- holds it (a dropped request would no longer be canceled when
+-- collected) and its end would still be pending after a cancel (in
+-- `active()`). The others are watched weakly: a blocking call hears its
+-- end when it returns (`await`), a non-blocking one at the next sweep.
+local function has_callbacks (params)
+  return params ~= nil and (params.on_done ~= nil or params.on_error ~= nil)
+end
+
+local TERMINAL = { done = true, failed = true, canceled = true }
+
+-- The ends of requests without callbacks (see `has_callbacks`): a weak
+-- table, swept at the end of each `step()`/`act()` (where requests end),
+-- and when the client submits, reports usage or closes. One the caller
+-- dropped before it ended is collected, canceled and never counted.
+local function sweep (client)
+  local t = client._unheld
+  if not t then return end
+  for req, call in pairs(t) do
+    if TERMINAL[req:status()] then
+      t[req] = nil
+      local res, err = req:result()
+      quietly(ended, client, call, res, err)
+    end
+  end
+end
+M.sweep = sweep
+
+--- Before a request is submitted: the call's state; `call.params` is what
+-- to submit (a copy whose `on_done` and `on_error` also tell this module
+-- when the caller gave callbacks), `call.options` the table whose
+-- headers the call sends.
+function M.before (client, api, params, path)
+  sweep(client)
+  local p = {}
+  for k, v in pairs(params or {}) do p[k] = v end
+  -- The copy keeps the params' metatable: the encoder reads an `__index`
+  -- table as defaults and refuses an `__index` function, as for the original.
+  local mt = params and getmetatable(params)
+  if type(mt) == "table" then setmetatable(p, mt) end
+  local call = { api = api, started = now(), user_params = params, params = p, options = p, model = client.model }
+  p.cache = nil   -- (the cache mark is never sent)
+  if client._cache and cache.cacheable(api, params) then
+    call.cache_key = client.base_url .. " " .. cassette.key(api, p, path, client.model)
+    call.hit = client._cache:get(call.cache_key)
+    if call.hit then return call end
+  end
+  if has_callbacks(params) then
+    local user_done, user_error = p.on_done, p.on_error
+    p.on_done = function (res, ...)
+      quietly(ended, client, call, res, nil)
+      if user_done then return user_done(res, ...) end
+    end
+    p.on_error = function (err, ...)
+      quietly(ended, client, call, nil, err)
+      if user_error then return user_error(err, ...) end
+    end
+  else
+    call.unheld = true
+  end
+  if client._cassette then client._cassette:before(call, api, params, path) end
+  if params == nil and call.unheld then call.params = nil end   -- (a GET: options only)
+  return call
+end
+
+--- After the request is submitted: a request without callbacks is
+-- watched weakly (`await`, `sweep`).
+function M.after (client, req, call)
+  if not call.unheld then return end
+  client._unheld = client._unheld or setmetatable({}, { __mode = "k" })
+  client._unheld[req] = call
+end
+
+--- A call answered from the cache: a future that is already done (its
+-- `on_done` runs from the loop, as any request's).
+function M.settled (client, call)
+  if client._usage then client._usage:record(call.hit, nil, "cache") end
+  local params = call.user_params
+  local f = require("aigc.future").new(client._loop, { label = "cached", on_done = params.on_done,
+                                                       on_error = params.on_error })
+  f:resolve(call.hit)
+  return f
+end
+
+--- A blocking call's request returned `res` or `nil, err`: heard now.
+function M.await (client, req, res, err)
+  local t = client._unheld
+  local call = t and t[req]
+  if call then
+    t[req] = nil
+    quietly(ended, client, call, res, err)
+  end
+  return res, err
+end
+
+--- When the client closes: the replay server stops, the log closes (if
+-- the client opened it).
+function M.close (client)
+  sweep(client)
+  if client._cassette then client._cassette:close() end
+  local log = client._promptlog
+  if log and type(log.close) == "function" and client._owns_log then pcall(log.close, log) end
+  client._promptlog = nil
+end
+
+--- Installs the methods on the client class.
+-- @tparam table Client
+function M.install (Client)
+  --- Usage and cost totals since the client was made (or `reset_usage`):
+  -- `requests`, `errors`, `errors_by_kind`, `retries`, `cache_hits`,
+  -- `replayed`, `prompt_tokens`, `completion_tokens`, `total_tokens`,
+  -- `cost` (dollars; nil without a price for the models used) and `models`
+  -- (`{ [model] = { requests, prompt_tokens, completion_tokens,
+  -- total_tokens, cost } }`). A copy: keep it, compare it later
+  -- (`aigc.usage.diff`). Requests are counted when they end.
+  -- @treturn table|nil nil when made with `usage = false`
+  -- @usage print(client:usage().total_tokens, client:usage().cost)
+  function Client:usage ()
+    sweep(self)
+    return self._usage and self._usage:snapshot() or nil
+  end
+
+  --- The response cache's counts: `hits`, `misses`, `stores`,
+  -- `evictions`, `entries`, `bytes` (see `aigc.cache`); nil without a cache.
+  -- @treturn table|nil
+  function Client:cache_stats ()
+    return self._cache and self._cache:stats() or nil
+  end
+
+  --- Starts the totals afresh.
+  function Client:reset_usage ()
+    if self._usage then self._usage:reset() end
+  end
+
+  --- Sets the price table the cost comes from (`{ [model] = { input =,
+  -- output =, cached_input = } }`, $ per 1M tokens); applies to requests
+  -- that end from now on.
+  -- @tparam table prices
+  function Client:set_prices (prices)
+    if type(prices) ~= "table" then util.argerror("set_prices", 1, util.expected("table", prices)) end
+    if self._usage then self._usage:set_prices(prices) end
+  end
+end
+
+return M

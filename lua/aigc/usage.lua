@@ -1,0 +1,166 @@
+--- Usage and cost totals of a client: requests, errors, retries, tokens by
+-- model, cache hits and replays, and the cost from a price table.
+--
+-- Every request a client submits is counted when it ends, whatever waited
+-- for it (a blocking call, a stream, `chat_async`, a task, the dialogue
+-- layer's rounds): the client's hook (`aigc.hooks`) registers an end
+-- notification on each request, so nothing depends on who reads the result.
+--
+-- Prices are the runner's format: `{ [model] = { input =, output =,
+-- cached_input = } }` in dollars per million tokens; a model takes the
+-- exact entry, else the longest entry that is a prefix of its name
+-- (`gpt-4o-mini` prices `gpt-4o-mini-2024-07-18`).
+--
+-- @module aigc.usage
+
+local ipairs, pairs, setmetatable, tonumber, type = ipairs, pairs, setmetatable, tonumber, type
+
+local M = {}
+
+local TOKEN_FIELDS = { "prompt_tokens", "completion_tokens", "total_tokens" }
+
+--- The cost of a usage at a price (`{ input =, output = }` in $ per 1M
+-- tokens; `cached_input` for cached prompt tokens if the usage has them).
+-- @tparam table usage
+-- @tparam table|nil price
+-- @treturn number|nil dollars (nil without a price)
+-- @usage usage.cost({ prompt_tokens = 1000, completion_tokens = 500 }, { input = 0.15, output = 0.6 })
+function M.cost (usage, price)
+  if type(price) ~= "table" or type(usage) ~= "table" then return nil end
+  local p = tonumber(usage.prompt_tokens or usage.input_tokens) or 0
+  local c = tonumber(usage.completion_tokens or usage.output_tokens) or 0
+  local cached = 0
+  local d = usage.prompt_tokens_details or usage.input_tokens_details
+  if type(d) == "table" and price.cached_input then cached = tonumber(d.cached_tokens) or 0 end
+  return ((p - cached) * (tonumber(price.input) or 0) + cached * (tonumber(price.cached_input) or 0)
+          + c * (tonumber(price.output) or 0)) / 1e6
+end
+
+--- The price of a model in a price table (exact name, else the longest
+-- name that is a prefix of the model).
+-- @tparam table prices
+-- @tparam string model
+-- @treturn table|nil
+-- @usage local price = usage.price(prices, "gpt-4o-mini-2024-07-18")
+function M.price (prices, model)
+  if type(prices) ~= "table" or type(model) ~= "string" then return nil end
+  if prices[model] then return prices[model] end
+  local best, len = nil, 0
+  for name, p in pairs(prices) do
+    if type(name) == "string" and #name > len and model:sub(1, #name) == name then best, len = p, #name end
+  end
+  return best
+end
+
+--- Adds the token counts of `u` (a response's usage; Responses API names
+-- too) into `into`.
+-- @tparam table into
+-- @tparam table|nil u
+function M.add_tokens (into, u)
+  if type(u) ~= "table" then return end
+  local p = tonumber(u.prompt_tokens or u.input_tokens) or 0
+  local c = tonumber(u.completion_tokens or u.output_tokens) or 0
+  into.prompt_tokens = (into.prompt_tokens or 0) + p
+  into.completion_tokens = (into.completion_tokens or 0) + c
+  into.total_tokens = (into.total_tokens or 0) + (tonumber(u.total_tokens) or p + c)
+end
+
+local Totals = {}
+Totals.__index = Totals
+
+--- New, empty totals.
+-- @tparam[opt] table prices
+-- @treturn table totals (`record`, `snapshot`, `reset`, `set_prices`)
+function M.new (prices)
+  local t = setmetatable({ prices = prices }, Totals)
+  t:reset()
+  return t
+end
+
+function Totals:reset ()
+  self.requests, self.errors, self.retries, self.cache_hits, self.replayed = 0, 0, 0, 0, 0
+  self.errors_by_kind, self.models, self.cost = {}, {}, nil
+  for _, k in ipairs(TOKEN_FIELDS) do self[k] = 0 end
+end
+
+function Totals:set_prices (prices)
+  self.prices = prices
+end
+
+--- Counts one ended request: `res` or `nil, err`; `how` is nil, "cache"
+-- (answered from the response cache: no request sent) or "replay".
+function Totals:record (res, err, how)
+  self.requests = self.requests + 1
+  if how == "cache" then self.cache_hits = self.cache_hits + 1
+  elseif how == "replay" then self.replayed = self.replayed + 1 end
+  local ended = res or err
+  if type(ended) == "table" and tonumber(ended.retries) then self.retries = self.retries + ended.retries end
+  if not res then
+    self.errors = self.errors + 1
+    local kind = type(err) == "table" and type(err.kind) == "string" and err.kind or "error"
+    self.errors_by_kind[kind] = (self.errors_by_kind[kind] or 0) + 1
+    return
+  end
+  if type(res) ~= "table" or type(res.usage) ~= "table" then return end
+  local model = type(res.model) == "string" and res.model or "?"
+  local m = self.models[model]
+  if not m then
+    m = { requests = 0, prompt_tokens = 0, completion_tokens = 0, total_tokens = 0 }
+    self.models[model] = m
+  end
+  m.requests = m.requests + 1
+  M.add_tokens(m, res.usage)
+  M.add_tokens(self, res.usage)
+  -- a cache hit costs nothing: its tokens are counted, not its price
+  local cost = how ~= "cache" and M.cost(res.usage, M.price(self.prices, model)) or nil
+  if cost then
+    m.cost = (m.cost or 0) + cost
+    self.cost = (self.cost or 0) + cost
+  end
+end
+
+--- A plain copy of the totals (the caller may keep or change it).
+-- @treturn table
+function Totals:snapshot ()
+  local s = { requests = self.requests, errors = self.errors, retries = self.retries,
+              cache_hits = self.cache_hits, replayed = self.replayed, cost = self.cost,
+              errors_by_kind = {}, models = {} }
+  for _, k in ipairs(TOKEN_FIELDS) do s[k] = self[k] end
+  for k, n in pairs(self.errors_by_kind) do s.errors_by_kind[k] = n end
+  for name, m in pairs(self.models) do
+    s.models[name] = { requests = m.requests, prompt_tokens = m.prompt_tokens,
+                       completion_tokens = m.completion_tokens, total_tokens = m.total_tokens, cost = m.cost }
+  end
+  return s
+end
+
+--- The difference `after - before` of two snapshots (what happened in
+-- between: a run's own share of a shared client).
+-- @tparam table after
+-- @tparam table before
+-- @treturn table
+function M.diff (after, before)
+  local d = { errors_by_kind = {}, models = {} }
+  for _, k in ipairs { "requests", "errors", "retries", "cache_hits", "replayed", "prompt_tokens",
+                       "completion_tokens", "total_tokens" } do
+    d[k] = (after[k] or 0) - (before[k] or 0)
+  end
+  if after.cost then d.cost = after.cost - (before.cost or 0) end
+  for k, n in pairs(after.errors_by_kind) do
+    local delta = n - (before.errors_by_kind[k] or 0)
+    if delta > 0 then d.errors_by_kind[k] = delta end
+  end
+  for name, m in pairs(after.models) do
+    local b = before.models[name] or {}
+    if m.requests > (b.requests or 0) then
+      d.models[name] = { requests = m.requests - (b.requests or 0),
+                         prompt_tokens = m.prompt_tokens - (b.prompt_tokens or 0),
+                         completion_tokens = m.completion_tokens - (b.completion_tokens or 0),
+                         total_tokens = m.total_tokens - (b.total_tokens or 0),
+                         cost = m.cost and m.cost - (b.cost or 0) or nil }
+    end
+  end
+  return d
+end
+
+return M

@@ -1,0 +1,144 @@
+-- The response cache (issue 16 item 4): memory LRU and disk, keyed like
+-- cassettes, TTL, size caps, only cacheable requests, hit/miss counts.
+
+local aigc = require "aigc"
+local cache = require "aigc.cache"
+local devserver = require "devserver"
+local cli = require "cli"
+
+describe("the response cache", function ()
+  local srv, dir
+  setup(function () srv = devserver.start { pause_ms = 0 } end)
+  teardown(function () srv:stop() end)
+  before_each(function () dir = cli.home(); srv:reset() end)
+  after_each(function () cli.rmdir(dir) end)
+
+  local function ask (content, extra)
+    local p = { messages = { { role = "user", content = content } } }
+    for k, v in pairs(extra or {}) do p[k] = v end
+    return p
+  end
+
+  it("answers a repeated temperature = 0 / seed / cache = true request without the network", function ()
+    local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = true }
+    local a = assert(c:chat(ask("Echo: one", { temperature = 0 })))
+    local b = assert(c:chat(ask("Echo: one", { temperature = 0.0 })))
+    assert.equal(1, #srv:requests())
+    assert.equal(a.text, b.text)
+    assert.is_true(b.cached)
+    assert.is_nil(a.cached)
+    assert(c:chat(ask("Echo: two", { seed = 7 })))
+    assert(c:chat(ask("Echo: two", { seed = 7 })))
+    assert(c:chat(ask("Echo: three", { cache = true })))
+    assert(c:chat(ask("Echo: three", { cache = true })))
+    assert.equal(3, #srv:requests())
+    assert.is_nil(srv:requests()[3].body_json.cache)   -- the mark is never sent
+    local s = c:cache_stats()
+    assert.equal(3, s.hits)
+    assert.equal(3, s.misses)
+    assert.equal(3, s.stores)
+    local u = c:usage()
+    assert.equal(3, u.cache_hits)
+    assert.equal(6, u.requests)
+    c:close()
+  end)
+
+  it("never caches what may differ: no temperature 0 or seed, cache = false, streams", function ()
+    local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = true }
+    for _ = 1, 2 do
+      assert(c:chat(ask("Echo: x")))
+      assert(c:chat(ask("Echo: y", { temperature = 0, cache = false })))
+      assert(c:chat(ask("Echo: z", { temperature = 0, stream = function () end })))
+    end
+    assert.equal(6, #srv:requests())
+    assert.equal(0, c:cache_stats().hits)
+    c:close()
+  end)
+
+  it("a hit through chat_async is a request already done; its on_done runs from step()", function ()
+    local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = true }
+    assert(c:chat(ask("Echo: async", { temperature = 0 })))
+    local got
+    local req = c:chat_async(ask("Echo: async", { temperature = 0, on_done = function (res) got = res end }))
+    assert.equal("done", req:status())
+    assert.is_nil(got)
+    c:step(0)
+    assert.equal("async", got.text)
+    assert.equal(1, #srv:requests())
+    c:close()
+  end)
+
+  it("keeps replies on disk across clients; TTL expires them", function ()
+    local c1 = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = { dir = dir .. "/c" } }
+    assert(c1:chat(ask("Echo: disk", { temperature = 0 })))
+    c1:close()
+    local c2 = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = { dir = dir .. "/c" } }
+    local r = assert(c2:chat(ask("Echo: disk", { temperature = 0 })))
+    assert.is_true(r.cached)
+    assert.equal(1, #srv:requests())
+    c2:close()
+    -- an entry older than the TTL is a miss (its file is rewritten by the new reply)
+    local c3 = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = { dir = dir .. "/c", ttl = 1 } }
+    local f = io.popen("ls " .. dir .. "/c")
+    local name = f:read("*l")
+    f:close()
+    local path = dir .. "/c/" .. name
+    local text = io.open(path, "rb"):read("*a")
+    local x = aigc.json.decode(text)
+    x.time = x.time - 10
+    local w = io.open(path, "wb"); w:write(aigc.json.encode(x)); w:close()
+    local r3 = assert(c3:chat(ask("Echo: disk", { temperature = 0 })))
+    assert.is_nil(r3.cached)
+    assert.equal(2, #srv:requests())
+    c3:close()
+  end)
+
+  it("evicts the least recently used past max_entries / max_bytes", function ()
+    local cc = cache.new { max_entries = 2 }
+    cc:put("a", { text = "A" }); cc:put("b", { text = "B" })
+    assert.equal("A", cc:get("a").text)   -- a is now the most recent
+    cc:put("c", { text = "C" })           -- b goes
+    assert.is_nil(cc:get("b"))
+    assert.equal("A", cc:get("a").text)
+    assert.equal("C", cc:get("c").text)
+    assert.equal(1, cc:stats().evictions)
+    local small = cache.new { max_bytes = 40 }
+    small:put("x", { text = string.rep("x", 20) })
+    small:put("y", { text = string.rep("y", 20) })
+    assert.is_nil(small:get("x"))
+    assert.truthy(small:get("y"))
+    assert.is_true(small:stats().bytes <= 40)
+  end)
+
+  it("max_disk_bytes: the oldest files go", function ()
+    local cc = cache.new { dir = dir .. "/d", max_disk_bytes = 400 }
+    for i = 1, 10 do
+      cc:put("k" .. i, { text = string.rep("z", 60) .. i })
+      os.execute("sleep 0.01")
+    end
+    local p = io.popen("du -cb " .. dir .. "/d/*.json | tail -1")
+    local total = tonumber(p:read("*l"):match("^(%d+)"))
+    p:close()
+    assert.is_true(total <= 400, total)
+    cc:clear()                                  -- memory emptied: what remains is on disk
+    assert.equal(string.rep("z", 60) .. 10, cc:get("k10").text)
+    assert.is_nil(cc:get("k1"))
+  end)
+
+  it("bad cache options raise in the one format", function ()
+    assert.error_matches(function () aigc.client { cache = { ttl = -1 } } end,
+      "bad argument #1 to 'client' %(opts.cache.ttl: a number > 0 expected")
+    assert.error_matches(function () aigc.client { cache = "yes" } end, "opts.cache")
+  end)
+end)
+
+describe("the response cache's keys", function ()
+  it("include the defaults an __index table gives (the encoder sends them)", function ()
+    local cassette = require "aigc.cassette"
+    local msgs = { { role = "user", content = "x" } }
+    local a = setmetatable({ messages = msgs }, { __index = { model = "m1", temperature = 0 } })
+    local b = setmetatable({ messages = msgs }, { __index = { model = "m2", temperature = 0 } })
+    assert.not_equal(cassette.key("chat", a), cassette.key("chat", b))
+    assert.equal(cassette.key("chat", a), cassette.key("chat", { messages = msgs, model = "m1", temperature = 0 }))
+  end)
+end)

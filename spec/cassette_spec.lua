@@ -1,0 +1,236 @@
+-- Cassettes (issue 16 item 3): record against the bundled server, stop it,
+-- replay offline -- blocking, streaming (callback and iterator) and
+-- non-blocking calls, byte-identical streams, misses that name the request.
+
+local aigc = require "aigc"
+local cassette = require "aigc.cassette"
+local devserver = require "devserver"
+local cli = require "cli"
+local socket = require "socket"
+
+local function read (path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+-- The conversation a workflow's test would make: a blocking call, a stream
+-- with a callback, a stream through the iterator, a non-blocking call
+-- polled by step(), and an error the server sent.
+local function workflow (c)
+  local out = {}
+  out.blocking = assert(c:chat { messages = { { role = "user", content = "Capital of France?" } }, temperature = 0 })
+  local deltas, chunks = {}, {}
+  out.streamed = assert(c:chat { messages = { { role = "user", content = "Tell me a short story" } },
+    stream = function (delta, chunk) deltas[#deltas + 1] = delta or false; chunks[#chunks + 1] = chunk end })
+  out.deltas, out.chunks = deltas, chunks
+  local iter = {}
+  local s = c:stream { messages = { { role = "user", content = "Count to five" } } }
+  for d in s:deltas() do iter[#iter + 1] = d end
+  out.iter = iter
+  local req = c:chat_async { messages = { { role = "user", content = "Echo: async" } } }
+  while req:status() == "queued" or req:status() == "running" do c:step(0.01) end
+  out.async = assert(req:result())
+  local adeltas = {}
+  local sreq = c:chat_async { messages = { { role = "user", content = "Tell me about the sea" } },
+                              stream = function (delta) adeltas[#adeltas + 1] = delta or false end }
+  while sreq:status() == "queued" or sreq:status() == "running" do c:step(0.01) end
+  out.async_stream, out.adeltas = assert(sreq:result()), adeltas
+  out.failed = select(2, c:chat { model = "fault:status=400", messages = { { role = "user", content = "bad" } } })
+  out.models = assert(c:models())
+  return out
+end
+
+local function strip (res)   -- what differs per request whatever is served
+  local t = {}
+  for k, v in pairs(res) do if k ~= "headers" and k ~= "retries" then t[k] = v end end
+  return t
+end
+
+describe("cassettes", function ()
+  local dir
+  before_each(function () dir = cli.home() end)
+  after_each(function () cli.rmdir(dir) end)
+
+  it("replays a recording with the server stopped: same replies, byte-identical streams", function ()
+    local path = dir .. "/wf.jsonl"
+    local srv = devserver.start { pause_ms = 5 }
+    local rec = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "sk-cassette-secret-77",
+                              cassette = { path = path, mode = "record" } }
+    local live = workflow(rec)
+    rec:close()
+    assert.is_true(#live.adeltas > 2 and #live.deltas > 2)   -- real streams
+    local requests = #srv:requests()
+    srv:stop()
+    assert.equal(7, requests)
+    local tape = read(path)
+    assert.is_nil(tape:find("sk-cassette-secret-77", 1, true))   -- no key in the cassette
+    assert.equal(7, select(2, tape:gsub("\n", "")))
+
+    for _ = 1, 2 do
+      local c = aigc.client { base_url = "http://127.0.0.1:9/v1", model = "aigc-dev",
+                              cassette = { path = path, mode = "replay" } }
+      local again = workflow(c)
+      c:close()
+      assert.same(strip(live.blocking), strip(again.blocking))
+      assert.equal(live.blocking.request_id, again.blocking.request_id)
+      assert.same(live.blocking.headers, again.blocking.headers)
+      assert.same(live.deltas, again.deltas)
+      assert.same(live.chunks, again.chunks)
+      assert.same(strip(live.streamed), strip(again.streamed))
+      assert.same(live.iter, again.iter)
+      assert.same(strip(live.async), strip(again.async))
+      assert.same(live.adeltas, again.adeltas)
+      assert.same(strip(live.async_stream), strip(again.async_stream))
+      assert.equal(live.failed.kind, again.failed.kind)
+      assert.equal(live.failed.status, again.failed.status)
+      assert.equal(live.failed.message, again.failed.message)
+      assert.same(strip(live.models), strip(again.models))
+    end
+    -- The cassette holds the server's wire bytes (recorded by the proxy as
+    -- they came: status line, headers, chunked framing, SSE): a replay
+    -- serves exactly them, read here from a plain socket.
+    local x = aigc.json.decode(select(2, tape:match("([^\n]*)\n([^\n]*)\n")))   -- line 2: the stream
+    assert.is_true(x.raw)
+    local recorded = {}
+    for _, ev in ipairs(x.events) do recorded[#recorded + 1] = ev.data end
+    recorded = table.concat(recorded)
+    assert.matches("^HTTP/1.1 200", recorded)
+    assert.matches("data: [DONE]", recorded, 1, true)
+    local c = aigc.client { base_url = "http://127.0.0.1:9/v1", cassette = { path = path, mode = "replay" } }
+    local port = tonumber(c._cassette.base_url:match(":(%d+)/"))
+    local function fetch ()
+      local sock = assert(socket.connect("127.0.0.1", port))
+      sock:send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nx-aigc-cassette: 2\r\nContent-Length: 2\r\n\r\n{}")
+      local got = sock:receive("*a")
+      sock:close()
+      return got
+    end
+    assert.equal(recorded, fetch())
+    assert.equal(recorded, fetch())
+    c:close()
+  end)
+
+  it("records in the client with proxy = false (as for https): replies and events replay the same", function ()
+    local path = dir .. "/decoded.jsonl"
+    local srv = devserver.start { pause_ms = 5 }
+    local rec = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "sk-cassette-secret-78",
+                              cassette = { path = path, mode = "record", proxy = false } }
+    local live = workflow(rec)
+    rec:close()
+    srv:stop()
+    local tape = read(path)
+    assert.is_nil(tape:find("sk-cassette-secret-78", 1, true))
+    assert.is_nil(tape:find('"raw"', 1, true))
+    local c = aigc.client { base_url = "http://127.0.0.1:9/v1", model = "aigc-dev",
+                            cassette = { path = path, mode = "replay", timing = false } }
+    local again = workflow(c)
+    c:close()
+    assert.same(strip(live.blocking), strip(again.blocking))
+    assert.same(live.deltas, again.deltas)
+    assert.same(live.chunks, again.chunks)
+    assert.same(live.iter, again.iter)
+    assert.same(strip(live.async), strip(again.async))
+    assert.equal(live.failed.status, again.failed.status)
+    assert.equal(live.failed.message, again.failed.message)
+  end)
+
+  it("closing a recording client waits for the exchange the proxy is still writing", function ()
+    -- An upstream that answers at once but closes the connection 0.8 s later:
+    -- the client has its reply long before the proxy sees the end and writes it.
+    local script = os.tmpname()
+    cli.write(script, [=[
+local uv = require "luv"
+local srv = uv.new_tcp()
+assert(srv:bind("127.0.0.1", 0))
+srv:listen(8, function ()
+  local s = uv.new_tcp()
+  srv:accept(s)
+  local buf = ""
+  s:read_start(function (_, d)
+    if not d then return end
+    buf = buf .. d
+    local h = buf:find("\r\n\r\n", 1, true)
+    if not h or #buf < h + 3 + (tonumber(buf:match("[Cc]ontent%-[Ll]ength:%s*(%d+)")) or 0) then return end
+    s:read_stop()
+    local body = '{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,'
+      .. '"message":{"role":"assistant","content":"lingered"},"finish_reason":"stop"}]}'
+    s:write("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " .. #body .. "\r\n\r\n" .. body)
+    uv.new_timer():start(800, 0, function () s:close() end)
+  end)
+end)
+io.stdout:write(srv:getsockname().port, " ", uv.os_getpid(), "\n")
+io.stdout:flush()
+uv.new_timer():start(20000, 0, function () os.exit(0) end)
+uv.run()
+]=])
+    local up = io.popen("exec lua5.4 " .. script)
+    local port, pid = up:read("*l"):match("^(%d+) (%d+)$")
+    local path = dir .. "/linger.jsonl"
+    local rec = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", model = "m",
+                              cassette = { path = path, mode = "record" } }
+    assert.equal("lingered", assert(rec:chat "hi").text)
+    rec:close()
+    assert.equal(1, select(2, read(path):gsub("\n", "")))
+    os.execute("kill " .. pid)
+    up:close()
+    os.remove(script)
+  end)
+
+  it("a replay miss is an error naming the request, for blocking, streaming and async calls", function ()
+    local path = dir .. "/empty.jsonl"
+    cli.write(path, "")
+    local c = aigc.client { base_url = "http://127.0.0.1:9/v1", model = "aigc-dev",
+                            cassette = { path = path, mode = "replay" } }
+    local res, err = c:chat "never recorded"
+    assert.is_nil(res)
+    assert.equal(404, err.status)
+    assert.matches("cassette miss", err.message, 1, true)
+    assert.matches("POST /chat/completions", err.message, 1, true)
+    assert.matches("never recorded", err.message, 1, true)
+    local ok, e = pcall(function ()
+      for _ in c:stream { messages = { { role = "user", content = "nor this" } } } do end
+    end)
+    assert.is_false(ok)
+    assert.matches("nor this", tostring(e.message or e), 1, true)
+    local req = c:chat_async "async miss"
+    local r2, e2 = req:wait()
+    assert.is_nil(r2)
+    assert.matches("async miss", e2.message, 1, true)
+    c:close()
+  end)
+
+  it("auto records when the cassette is missing and replays when it exists", function ()
+    local path = dir .. "/auto.jsonl"
+    local srv = devserver.start { pause_ms = 0 }
+    local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", cassette = { path = path } }
+    local first = assert(c:chat "Echo: hello tape")
+    c:close()
+    srv:stop()
+    local c2 = aigc.client { base_url = srv.base_url, model = "aigc-dev", cassette = { path = path } }
+    local second = assert(c2:chat "Echo: hello tape")
+    assert.equal(first.text, second.text)
+    assert.equal(1, c2:usage().replayed)
+    c2:close()
+  end)
+
+  it("keys: canonical JSON of what is sent, per-call options and callbacks left out", function ()
+    local a = cassette.key("chat", { model = "m", temperature = 0, messages = { { content = "x", role = "user" } },
+                                     timeout = 5, headers = { Authorization = "Bearer sk-1" }, on_done = print,
+                                     stream = function () end })
+    local b = cassette.key("chat", { messages = { { role = "user", content = "x" } }, temperature = 0.0, model = "m",
+                                     stream = true })
+    assert.equal(a, b)
+    assert.is_nil(a:find("sk-1", 1, true))
+    local unstreamed = { model = "m", temperature = 0, messages = { { role = "user", content = "x" } } }
+    assert.not_equal(a, cassette.key("chat", unstreamed))
+    assert.equal("GET /models", cassette.key("get", nil, "/models"))
+  end)
+
+  it("bad cassette options raise in the one format", function ()
+    assert.error_matches(function () aigc.client { cassette = { path = dir .. "/x", mode = "play" } } end,
+      "bad argument #1 to 'client' %(opts.cassette.mode: 'record', 'replay' or 'auto' expected")
+    assert.error_matches(function () aigc.client { cassette = {} } end, "opts.cassette.path")
+  end)
+end)

@@ -1,0 +1,164 @@
+-- Usage and cost totals on a client (issue 16 item 7) and the client's
+-- prompt_log option (item 2), against the bundled server.
+
+local aigc = require "aigc"
+local usage = require "aigc.usage"
+local devserver = require "devserver"
+local cli = require "cli"
+local promptlog = require "aigc.promptlog"
+
+describe("client:usage()", function ()
+  local srv
+  setup(function () srv = devserver.start { pause_ms = 0 } end)
+  teardown(function () srv:stop() end)
+
+  local PRICES = { ["aigc-dev"] = { input = 1, output = 2 } }
+
+  it("counts blocking, streamed and non-blocking calls: requests, tokens by model, cost", function ()
+    local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", prices = PRICES }
+    local r1 = assert(c:chat "hello there")
+    local r2 = assert(c:chat { messages = { { role = "user", content = "a stream" } }, stream = function () end,
+                               stream_options = { include_usage = true } })
+    local req = c:chat_async "async one"
+    while req:status() == "queued" or req:status() == "running" do c:step(0.01) end
+    local r3 = assert(req:result())
+    c:step(0)
+    local u = c:usage()
+    assert.equal(3, u.requests)
+    assert.equal(0, u.errors)
+    local p, k = 0, 0
+    for _, r in ipairs { r1, r2, r3 } do
+      p = p + r.usage.prompt_tokens; k = k + r.usage.completion_tokens
+    end
+    assert.equal(p, u.prompt_tokens)
+    assert.equal(k, u.completion_tokens)
+    assert.equal(p + k, u.total_tokens)
+    local m = u.models[r1.model]
+    assert.is_table(m)
+    assert.equal(3, m.requests)
+    assert.near((p * 1 + k * 2) / 1e6, u.cost, 1e-12)
+    assert.near(u.cost, m.cost, 1e-12)
+    c:close()
+  end)
+
+  it("counts a chat_async request the frame loop polled, read and dropped", function ()
+    local c = aigc.client { base_url = srv.base_url, model = "aigc-dev" }
+    do
+      local req = c:chat_async "polled by a frame loop"
+      while req:status() == "queued" or req:status() == "running" do c:step(0.01) end
+      assert(req:result())
+    end
+    collectgarbage()
+    collectgarbage()
+    assert.equal(1, c:usage().requests)
+    c:close()
+  end)
+
+  it("counts errors by kind and retries; no price, no cost", function ()
+    local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", max_retries = 2 }
+    local res, err = c:chat { model = "fault:status=400", messages = { { role = "user", content = "x" } } }
+    assert.is_nil(res)
+    local res2 = assert(c:chat { model = "fault:status=503,times=1", messages = { { role = "user", content = "y" } } })
+    local u = c:usage()
+    assert.equal(2, u.requests)
+    assert.equal(1, u.errors)
+    assert.equal(1, u.errors_by_kind[err.kind])
+    assert.equal(res2.retries, u.retries)
+    assert.is_true(u.retries >= 1)
+    assert.is_nil(u.cost)
+    c:reset_usage()
+    assert.equal(0, c:usage().requests)
+    c:close()
+  end)
+
+  it("usage.diff gives what happened between two snapshots; set_prices applies from then on", function ()
+    local c = aigc.client { base_url = srv.base_url, model = "aigc-dev" }
+    assert(c:chat "one")
+    local before = c:usage()
+    c:set_prices(PRICES)
+    local r = assert(c:chat "two")
+    local d = usage.diff(c:usage(), before)
+    assert.equal(1, d.requests)
+    assert.equal(r.usage.total_tokens, d.total_tokens)
+    assert.near((r.usage.prompt_tokens + 2 * r.usage.completion_tokens) / 1e6, d.cost, 1e-12)
+    c:close()
+  end)
+
+  it("usage = false turns the totals off; bad options raise in the one format", function ()
+    local c = aigc.client { base_url = srv.base_url, usage = false }
+    assert.is_nil(c:usage())
+    c:close()
+    assert.error_matches(function () aigc.client { prices = 3 } end,
+      "bad argument #1 to 'client' %(opts.prices: table .*expected, got number%)")
+    assert.error_matches(function () aigc.client { prompt_log = 3 } end, "opts.prompt_log")
+    assert.error_matches(function () aigc.client { usage = "yes" } end, "opts.usage")
+  end)
+end)
+
+describe("the prompt_log client option", function ()
+  local srv, dir
+  setup(function () srv = devserver.start { pause_ms = 0 } end)
+  teardown(function () srv:stop() end)
+  before_each(function () dir = cli.home() end)
+  after_each(function () cli.rmdir(dir) end)
+
+  it("logs every chat call of a script to the prompt log (never the key)", function ()
+    local path = dir .. "/logs.db"
+    local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "sk-secret-never-logged-42",
+                            prompt_log = path }
+    assert(c:chat "first question about llamas")
+    local s = c:stream { messages = { { role = "user", content = "second, streamed" } } }
+    for _ in s:deltas() do end
+    local res, err = c:chat { model = "fault:status=400", messages = { { role = "user", content = "failing one" } } }
+    assert.is_nil(res); assert.is_table(err)
+    c:close()
+    local log = assert(promptlog.open(path))
+    assert.equal(3, log:count())
+    local found = log:list { query = "llamas" }
+    assert.equal(1, #found)
+    assert.equal("first question about llamas", found[1].prompt)
+    local failed = log:list { status = err.kind, n = 0 }
+    assert.equal(1, #failed)
+    log:close()
+    local f = assert(io.open(path, "rb"))
+    local bytes = f:read("*a")
+    f:close()
+    assert.is_nil(bytes:find("sk-secret-never-logged-42", 1, true))
+  end)
+
+  it("takes an open log (left open for its owner) , and does not close it", function ()
+    local log = assert(promptlog.open(dir .. "/own.db"))
+    local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", prompt_log = log }
+    assert(c:chat "hello")
+    c:close()
+    assert.equal(1, log:count())   -- still open: the client did not close it
+    log:close()
+  end)
+end)
+
+describe("the runner's totals come from the client's", function ()
+  local srv
+  setup(function () srv = devserver.start { pause_ms = 0 } end)
+  teardown(function () srv:stop() end)
+
+  it("summary.usage, cost and totals count what the client sent, failed requests included", function ()
+    local runner = require "aigc.runner"
+    local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", max_retries = 0 }
+    assert(c:chat "before the run: not the run's")
+    local cases = { { id = "a", prompt = "one" }, { id = "b", prompt = "two" }, { id = "c", prompt = "three" } }
+    -- the first request the server sees fails (400: not retried), whichever case it is
+    local summary = assert(runner.run { client = c, cases = cases, concurrency = 1, max_attempts = 1,
+                                        params = { model = "fault:status=400,times=1" },
+                                        prices = { fault = { input = 1, output = 1 },
+                                                   aigc = { input = 1, output = 1 } } })
+    assert.equal(2, summary.ok)
+    assert.equal(3, summary.totals.requests)
+    assert.equal(1, summary.totals.errors)
+    local tokens = 0
+    for _, r in pairs(summary.results) do if r.ok then tokens = tokens + r.usage.total_tokens end end
+    assert.equal(tokens, summary.usage.total_tokens)
+    assert.near(tokens / 1e6, summary.cost, 1e-12)
+    assert.equal(4, c:usage().requests)   -- the client's own count goes on
+    c:close()
+  end)
+end)
