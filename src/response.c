@@ -268,6 +268,11 @@ static int push_abort_error (lua_State *L, aigc_request *r, int *retryable) {
     case AIGC_ABORT_NOMEM:
       aigc_error_new(L, "limit", "out of memory while receiving the response");
       return 1;
+    case AIGC_ABORT_SINK:
+      snprintf(msg, sizeof msg, "could not write %.200s: %s", r->xb.part_path,
+               strerror(r->xb.sink_errno));
+      aigc_error_new(L, "io", msg);
+      return 1;
     case AIGC_ABORT_IDLE:
       snprintf(msg, sizeof msg, "no data from the server for %g s (the stream's idle timeout)",
                r->timeout);
@@ -378,6 +383,41 @@ static int push_body_outcome (lua_State *L, aigc_request *r) {
   return 0;
 }
 
+/*
+** A 2xx reply that is not JSON (body.h): { body = bytes } (the "bytes"
+** sink), { path =, bytes = n } (a file, renamed into place now), or
+** { bytes = n } (chunks, already delivered); with content_type.
+*/
+static int push_sink_outcome (lua_State *L, aigc_request *r) {
+  const char *ct;
+  if (r->xb.sink == AIGC_SINK_FILE && aigc_body_commit(&r->xb) != 0) {
+    char msg[1024];
+    snprintf(msg, sizeof msg, "could not write %.700s: %s", r->xb.path,
+             strerror(r->xb.sink_errno));
+    aigc_error_new(L, "io", msg);
+    return 0;
+  }
+  lua_createtable(L, 0, 3 + RESULT_FIELDS);
+  /* (r is pinned while it is delivered: its buffers stay where they are) */
+  if (r->xb.sink == AIGC_SINK_BYTES) {
+    lua_pushlstring(L, r->resp.data ? r->resp.data : "", r->resp.len);
+    lua_setfield(L, -2, "body");
+  }
+  else if (r->xb.sink == AIGC_SINK_FILE) {
+    lua_pushstring(L, r->xb.path);
+    lua_setfield(L, -2, "path");
+  }
+  lua_pushinteger(L, (lua_Integer)r->received);
+  lua_setfield(L, -2, "bytes");
+  ct = aigc_headers_find(&r->hdrs, "content-type", NULL);
+  if (ct != NULL) {
+    lua_pushstring(L, ct);
+    lua_setfield(L, -2, "content_type");
+  }
+  decorate_result(L, r);
+  return 1;
+}
+
 int aigc_response_outcome (lua_State *L, aigc_request *r, int *retryable) {
   int ok = 0;
   *retryable = 0;
@@ -391,6 +431,8 @@ int aigc_response_outcome (lua_State *L, aigc_request *r, int *retryable) {
   }
   else if (r->sse)
     ok = push_stream_outcome(L, r);
+  else if (r->xb.sink != AIGC_SINK_JSON)
+    ok = push_sink_outcome(L, r);
   else
     ok = push_body_outcome(L, r);
   if (!ok)
