@@ -60,6 +60,9 @@ build = {
     },
     ["aigc"] = "lua/aigc/init.lua",
     ["aigc.client"] = "lua/aigc/client.lua",
+    ["aigc.files"] = "lua/aigc/files.lua",
+    ["aigc.media"] = "lua/aigc/media.lua",
+    ["aigc.vec"] = "lua/aigc/vec.lua",
     -- aigc.devserver: the bundled test/demo server, an optional development
     -- module (aigc never loads it); Lua 5.4 only (whatever Lua the rock is
     -- for), with luv and lua-cjson, run as its own process:

@@ -310,8 +310,9 @@ end
 -- Submits a request ("chat", "completion", "json" or "get" api) whose
 -- params were checked; `fname` and `argn` name the user's call and its
 -- params in errors.
-local function submit (self, api, params, path, fname, argn)
+local function submit (self, api, params, path, fname, argn, body_opts)
   local opts = call_opts(self, api, params or {}, path, fname, argn or 1)
+  for k, v in pairs(body_opts or {}) do opts[k] = v end   -- form, sink, method (aigc.media)
   return engine_call(self, fname, "submit", api, params, opts)
 end
 
@@ -422,19 +423,6 @@ end
 function Client:models ()
   check_self(self, "models")
   return task.await(submit(self, "get", nil, "/models", "models"))
-end
-
---- Embeddings (`POST /embeddings`).
--- @tparam table params `input`, `model`, ... as in the API
--- @treturn[1] table the response
--- @treturn[2] nil
--- @treturn[2] aigc.error err
--- @usage local res = client:embeddings { input = "hello", model = "text-embedding-3-small" }
-function Client:embeddings (params)
-  check_self(self, "embeddings")
-  if type(params) ~= "table" then argerror("embeddings", 1, expected("table", params)) end
-  check.call(self, "embeddings", 1, "json", params)
-  return task.await(submit(self, "json", params, "/embeddings", "embeddings"))
 end
 
 --- Any other endpoint: `client:request("POST", "/images/generations", body)`
@@ -640,6 +628,10 @@ function Client:__tostring ()
 end
 
 -- }======================================================
+
+-- Images, audio, moderations (aigc.media); files, embeddings (aigc.files).
+require("aigc.media").install(Client, submit, check_self)
+require("aigc.files").install(Client, submit, check_self)
 
 M.Client = Client
 
