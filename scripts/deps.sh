@@ -33,7 +33,8 @@ test_pkgs=("${matrix_pkgs[@]}"
            nginx-light openssl locales
            python3-yaml python3-jsonschema
            lua-argparse lua-readline lua-term lua-sql-sqlite3 sqlite3 lua-rex-pcre2
-           lua-ldoc lua-markdown tmux)
+           lua-ldoc lua-markdown tmux
+           imagemagick sox)
 # python3-yaml / python3-jsonschema: spec/support/oas_check.py, run by
 # /usr/bin/python3 (Debian's, which has them) whatever python3 is first on PATH.
 # lua-argparse, lua-readline, lua-term, lua-sql-sqlite3: the `aigc` command
@@ -41,6 +42,8 @@ test_pkgs=("${matrix_pkgs[@]}"
 # lua-rex-pcre2: the dataset runner's `regex` assertion; lua-ldoc and
 # lua-markdown (Debian's LDoc has no Markdown of its own; lua5.1 runs it):
 # `make docs` and its warning check; tmux: the REPL driven through a real terminal.
+# imagemagick (identify), sox (soxi): the media specs check the PNGs and WAVs
+# the client writes with tools that share no code with aigc or the devserver.
 bench_pkgs=(nginx-light wrk hyperfine lua-socket valgrind util-linux
             nodejs npm procps time
             luajit libluajit-5.1-dev lua-compat53-dev)

@@ -34,6 +34,20 @@ util.own_module()
 
 local M = {}
 
+--- Decodes base64 (standard or URL-safe; whitespace skipped) in C.
+-- @function b64decode
+-- @tparam string s
+-- @treturn string|nil the bytes, or nil and why (where the text is wrong)
+M.b64decode = core.media.b64decode
+
+--- Decodes little-endian float32 values (an embedding) in C, exactly,
+-- straight into an array; from bytes, or from base64 with `"base64"`.
+-- @function f32
+-- @tparam string s
+-- @tparam[opt] string encoding `"base64"`
+-- @treturn table|nil the numbers, or nil and why
+M.f32 = core.media.f32
+
 -- {======================================================
 -- What every call shares
 -- =======================================================
