@@ -117,8 +117,9 @@ describe("media (issue 15)", function ()
                                                    model = "dall-e-2" })
       local path = dir .. "/base.png"
       write_all(path, base.data[1].bytes)
+      local mask = { data = base.data[1].bytes, filename = "mask.png", type = "image/png" }
       local res = assert(client:images_edit { image = path, prompt = "add a hat", response_format = "b64_json",
-                                              mask = { data = base.data[1].bytes, filename = "mask.png", type = "image/png" } })
+                                              mask = mask })
       assert.equal("\137PNG", res.data[1].bytes:sub(1, 4))
       local last = srv:last()
       assert.equal("/v1/images/edits", last.path)
@@ -243,6 +244,46 @@ describe("media (issue 15)", function ()
       assert.is_string(assert(client:speech { input = "again", response_format = "pcm" }).body)
     end)
 
+    it("cancel or close from inside the chunk callback: nothing delivered after it, one on_error", function ()
+      local req, chunks, errors = nil, 0, {}
+      req = client:speech_async { input = string.rep("word ", 20), response_format = "pcm",
+        headers = fault("pause=20"),
+        to = function () chunks = chunks + 1; req:cancel() end,
+        on_error = function (e) errors[#errors + 1] = e.kind end }
+      while client:step(0.02) > 0 do end
+      assert.equal(1, chunks)
+      assert.same({ "canceled" }, errors)
+      local c = aigc.client { base_url = srv.base_url }
+      local n = 0
+      local r2 = c:speech_async { input = string.rep("word ", 20), response_format = "pcm",
+                                  headers = fault("pause=20"), to = function () n = n + 1; c:close() end }
+      while r2:status() == "running" do c:step(0.02) end
+      assert.equal(1, n)
+      assert.equal("canceled", r2:status())
+      assert.is_false(pcall(c.speech, c, { input = "x" }))   -- closed: misuse
+    end)
+
+    it("finalizers that cancel while chunks become Lua strings: the request ends once, the state is sane", function ()
+      -- Objects whose __gc cancels the request, collected while the C core
+      -- pushes chunks (the re-entrancy rule). Table __gc needs 5.2+.
+      if _VERSION == "Lua 5.1" then return end
+      local req, ends, after = nil, 0, 0
+      local function arm ()
+        setmetatable({}, { __gc = function () if req then req:cancel() end end })
+      end
+      collectgarbage("setpause", 0)
+      req = client:speech_async { input = string.rep("word ", 40), response_format = "pcm",
+        to = function () if req:status() ~= "running" then after = after + 1 end; for _ = 1, 50 do arm() end end,
+        on_error = function () ends = ends + 1 end, on_done = function () ends = ends + 1 end }
+      for _ = 1, 50 do arm() end
+      while client:step(0.02) > 0 do end
+      collectgarbage("setpause", 200)
+      assert.equal(1, ends)
+      assert.equal(0, after)
+      assert.is_true(req:status() == "canceled" or req:status() == "done")
+      assert.is_string(assert(client:speech { input = "still fine", response_format = "pcm" }).body)
+    end)
+
     it("max_response_bytes: a limit error, and no partial file left", function ()
       local path = dir .. "/big.wav"
       local res, err = client:speech { input = string.rep("a", 200), response_format = "wav", to = path,
@@ -287,7 +328,8 @@ describe("media (issue 15)", function ()
                   names)
       assert.equal("Where is my order", assert(client:transcribe { file = path, response_format = "text" }).text
                    :gsub("%s+$", ""))
-      assert.matches("^1\r?\n00:00:00,000 %-%-> ", assert(client:transcribe { file = path, response_format = "srt" }).text)
+      local srt = assert(client:transcribe { file = path, response_format = "srt" })
+      assert.matches("^1\r?\n00:00:00,000 %-%-> ", srt.text)
       assert.matches("^WEBVTT", assert(client:transcribe { file = path, response_format = "vtt" }).text)
     end)
 
