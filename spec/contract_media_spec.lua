@@ -111,8 +111,8 @@ describe("contract: media (OpenAPI spec via Steady)", function ()
                                           mask = { data = PNG, filename = "mask.png", type = "image/png" },
                                           prompt = "add a hat", model = "dall-e-2", n = 2, size = "256x256" }
     assert_accepted(res, err, "images edit", "/images/edits")
-    res, err = client:images_edit { image = { { data = PNG, filename = "a.png" }, { data = PNG, filename = "b.png" } },
-                                    prompt = "merge", model = "gpt-image-1" }
+    local images = { { data = PNG, filename = "a.png" }, { data = PNG, filename = "b.png" } }
+    res, err = client:images_edit { image = images, prompt = "merge", model = "gpt-image-1" }
     assert_accepted(res, err, "images edit image[]", "/images/edits")
   end)
 

@@ -29,6 +29,7 @@ typedef enum aigc_method { AIGC_METHOD_DEFAULT = 0, AIGC_METHOD_DELETE } aigc_me
 
 typedef struct aigc_body {
   aigc_method method;
+  int absolute;             /* the path is a whole URL (a download) */
   curl_mime *mime;          /* owned: the form, or NULL */
   int uploads_from_path;    /* (for logs) */
   aigc_sink_kind sink;

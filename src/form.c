@@ -111,6 +111,9 @@ int aigc_form_read (lua_State *L, int o, aigc_body *b, const aigc_argctx *cx) {
   else if (!lua_isnil(L, -1))
     luaL_error(L, "opts.method: only \"DELETE\" is known");
   lua_pop(L, 1);
+  if (lua_getfield(L, o, "absolute") == LUA_TBOOLEAN)
+    b->absolute = lua_toboolean(L, -1);
+  lua_pop(L, 1);
   if (lua_getfield(L, o, "form") == LUA_TTABLE)
     read_form(L, lua_gettop(L), b, cx);
   lua_pop(L, 1);

@@ -294,7 +294,10 @@ static int setup_easy (aigc_request *r, const aigc_roster *ro, int fresh) {
 int aigc_transfer_prepare (aigc_request *r, const char *path, const char *query) {
   aigc_roster *ro = r->roster;
   int fresh;
-  r->url = dup_url(&ro->config, path, query != NULL ? query : ro->config.query);
+  if (r->xb.absolute)   /* a whole URL (form.h): nothing of the client's added */
+    r->url = strdup(path);
+  else
+    r->url = dup_url(&ro->config, path, query != NULL ? query : ro->config.query);
   if (r->url == NULL)
     return AIGC_PREPARE_NOMEM;
   r->easy = aigc_roster_take_easy(ro, &fresh);

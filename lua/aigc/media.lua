@@ -57,10 +57,11 @@ local OWN_OPTIONS = { to = true }
 
 --- The params of a call as a table (a string is `input`), checked.
 -- @local
-function M.params_of (self, fname, params, default_field)
+function M.params_of (self, fname, params, default_field, argn)
+  argn = argn or 1
   if type(params) == "string" and default_field then params = { [default_field] = params } end
-  if type(params) ~= "table" then argerror(fname, 1, expected("table", params)) end
-  check.call(self, fname, 1, "json", params)
+  if type(params) ~= "table" then argerror(fname, argn, expected("table", params)) end
+  check.call(self, fname, argn, "json", params)
   return params
 end
 
@@ -201,36 +202,83 @@ local Images = {}
 Images.__index = Images
 Images.__name = "aigc.images"
 
+-- The client an images result came from (its `url` images are downloaded
+-- through it); weak: a result does not keep its client alive.
+local owner_of = setmetatable({}, { __mode = "k" })
+
+-- {======================================================
+-- Downloads
+-- =======================================================
+
+local function origin (url)
+  local o = url:match("^(%a+://[^/?#]+)")
+  return o and o:lower()
+end
+
+-- Headers that carry credentials: sent only to the client's own origin.
+local CREDENTIALS = { "Authorization", "api-key", "OpenAI-Organization", "OpenAI-Project" }
+
+local function download (self, submit, fname, url, opts, async)
+  if type(url) ~= "string" or not url:find("^[hH][tT][tT][pP][sS]?://[^/%s]") or url:find("[%c%s]") then
+    argerror(fname, 1, expected("an http:// or https:// URL", url))
+  end
+  opts = opts == nil and {} or M.params_of(self, fname, opts, nil, 2)
+  local params = M.sendable(opts)
+  if origin(url) ~= origin(self.base_url) then   -- another host: no key, no organization
+    local h = {}
+    for k, v in pairs(opts.headers or {}) do h[k] = v end
+    for _, name in ipairs(CREDENTIALS) do h[name] = null end
+    params.headers = h
+  end
+  return M.perform(self, submit, {
+    fname = fname, async = async, api = "get", path = url, params = params,
+    body = { absolute = true, sink = sink_of(fname, opts.to) },
+    on_done = opts.on_done, on_error = opts.on_error,
+  })
+end
+
+-- }======================================================
+
+-- Writes image i of a result to path: its bytes, or its url downloaded
+-- through the client it came from (straight to the file).
+local function write_image (client, i, item, path)
+  if type(item.bytes) ~= "string" then
+    if type(item.url) ~= "string" or client == nil then
+      return nil, core.error { kind = "parse", message = "image " .. i .. " has neither bytes nor a url" }
+    end
+    return client:download(item.url, { to = path })
+  end
+  local f, why = io_open(path, "wb")
+  if not f then return nil, M.io_error("could not write " .. path .. ": " .. tostring(why)) end
+  local ok, werr = f:write(item.bytes)
+  f:close()
+  if not ok then return nil, M.io_error("could not write " .. path .. ": " .. tostring(werr)) end
+  return true
+end
+
 --- Writes the images of an images result: `target` is a folder (files
 -- `image-1.png`...) or a pattern where `%d` is the image's number
--- (`"portrait-%d.png"`). Returns the list of paths, or `nil, err`
--- (kind "io"; or "parse" for a result with no bytes: a `url` result --
--- ask `response_format = "b64_json"`).
+-- (`"portrait-%d.png"`): the decoded `b64_json`, or a `url` image
+-- downloaded through the client (`client:download`). Returns the list of
+-- paths, or `nil, err`.
 -- @tparam string target
 -- @treturn table|nil paths
 function Images:save (target)
   if type(target) ~= "string" or target == "" then argerror("save", 1, expected("a folder or a pattern", target)) end
   local paths = {}
   for i, item in ipairs(self.data or {}) do
-    if type(item.bytes) ~= "string" then
-      return nil, core.error { kind = "parse",
-        message = "image " .. i .. " has no bytes (a url result: ask response_format = \"b64_json\")" }
-    end
     local ext = self.output_format or "png"
     local path = target:find("%d", 1, true) and target:gsub("%%d", tostring(i))
                  or (target:gsub("/+$", "") .. "/image-" .. i .. "." .. ext)
-    local f, why = io_open(path, "wb")
-    if not f then return nil, M.io_error("could not write " .. path .. ": " .. tostring(why)) end
-    local ok, werr = f:write(item.bytes)
-    f:close()
-    if not ok then return nil, M.io_error("could not write " .. path .. ": " .. tostring(werr)) end
+    local ok, err = write_image(owner_of[self], i, item, path)
+    if not ok then return nil, err end
     paths[#paths + 1] = path
   end
   return paths
 end
 
 -- The b64_json of each image decoded in C into `bytes`; `res:save(...)`.
-local function finish_images (res)
+local function finish_images (res, client)
   for i, item in ipairs(res.data or {}) do
     if type(item.b64_json) == "string" then
       local bytes, why = core.media.b64decode(item.b64_json)
@@ -240,6 +288,7 @@ local function finish_images (res)
       item.bytes = bytes
     end
   end
+  owner_of[res] = client
   return setmetatable(res, Images)
 end
 
@@ -247,7 +296,7 @@ local IMAGE_FILES = { edit = { image = true, mask = true }, variation = { image 
 
 local function images (self, submit, fname, what, params, async)
   params = M.params_of(self, fname, params, what == "generate" and "prompt" or nil)
-  local s = { fname = fname, async = async, api = "json", finish = finish_images,
+  local s = { fname = fname, async = async, api = "json", finish = function (res) return finish_images(res, self) end,
               on_done = params.on_done, on_error = params.on_error }
   if what == "generate" then
     if params.prompt == nil then field_error(fname, 1, "params.prompt", expected("string", nil)) end
@@ -373,6 +422,7 @@ function M.install (Client, submit, check_self)
     return transcribe(self, submit, fname, "/audio/translations", params, async)
   end)
   both("moderate", function (self, fname, async, params) return moderate(self, submit, fname, params, async) end)
+  both("download", function (self, fname, async, url, opts) return download(self, submit, fname, url, opts, async) end)
 end
 
 return M
