@@ -150,7 +150,7 @@ describe("contract: media (OpenAPI spec via Steady)", function ()
     assert_accepted(res, err, "moderation parts", "/moderations")
   end)
 
-  contract("files: upload (multipart with expires_after[...]), list with a query, retrieve, content, delete", function ()
+  contract("files: upload (multipart, expires_after[...]), list with a query, retrieve, content, delete", function ()
     local res, err = client:files_upload { file = { data = "{}\n", filename = "b.jsonl" }, purpose = "batch",
                                            expires_after = { anchor = "created_at", seconds = 3600 } }
     assert_accepted(res, err, "files upload", "/files")
