@@ -447,6 +447,27 @@ describe("media (issue 15)", function ()
       assert.equal(404, err.status)
     end)
 
+    it("a large upload from a path does not block the frame loop; one canceled mid-way ends canceled", function ()
+      local path = dir .. "/big.jsonl"
+      write_all(path, string.rep('{"custom_id":"x","method":"POST"}\n', 250000))   -- ~8.5 MB
+      local req = client:files_upload_async { file = path, purpose = "batch" }
+      local frames = 0
+      while req:status() == "queued" or req:status() == "running" do
+        client:step(0)          -- a frame: never waits for the network
+        frames = frames + 1
+        if frames % 50 == 0 then aigc.sleep(0.001) end
+      end
+      local res = assert(req:result())
+      assert.equal(250000 * 34, res.bytes)
+      assert.is_true(frames > 1)
+      local cut = client:files_upload_async { file = path, purpose = "batch" }
+      client:step(0)
+      assert.is_true(cut:cancel())
+      while client:step(0.01) > 0 do end
+      assert.equal("canceled", cut:status())
+      assert.equal(1, #assert(client:files_list {}).data)   -- only the first upload is there
+    end)
+
     it("async forms", function ()
       local up = client:files_upload_async { file = { data = "x\n", filename = "x.jsonl" }, purpose = "user_data" }
       local f = assert(up:wait())
