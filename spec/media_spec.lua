@@ -117,6 +117,34 @@ describe("media (issue 15)", function ()
       assert.equal("parse", err.kind)
     end)
 
+    it("stream: partial images to the function (bytes decoded), the completed one as the result", function ()
+      local seen = {}
+      local res = assert(client:images_generate { prompt = "a castle", size = "32x16", model = "gpt-image-1",
+        partial_images = 2, stream = function (ev)
+          seen[#seen + 1] = ev.type
+          assert.equal("\137PNG", ev.bytes:sub(1, 4))
+        end })
+      assert.same({ "image_generation.partial_image", "image_generation.partial_image",
+                    "image_generation.completed" }, seen)
+      assert.is_true(srv:last().body_json.stream)
+      assert.equal("\137PNG", res.data[1].bytes:sub(1, 4))
+      local paths = assert(res:save(dir .. "/castle-%d.png"))
+      if HAS_IDENTIFY then assert.equal("32 16", tool("identify -format '%w %h' '" .. paths[1] .. "'")) end
+      -- edits stream too (multipart), async
+      local f = client:images_edit_async { image = { data = res.data[1].bytes, filename = "c.png" },
+                                           prompt = "add a flag", model = "gpt-image-1", stream = true }
+      local edited = assert(f:wait())
+      assert.equal("image_edit.completed", edited.type)
+      assert.equal("\137PNG", edited.data[1].bytes:sub(1, 4))
+    end)
+
+    it("stream: an image stream cut before its completed event is an error, not a result", function ()
+      local res, err = client:images_generate { prompt = "cut", size = "16x16", model = "gpt-image-1",
+                                                partial_images = 3, stream = true, headers = fault("drop-after=2") }
+      assert.is_nil(res)
+      assert.is_true(err.kind == "stream" or err.kind == "connect", tostring(err))
+    end)
+
     it("download: credentials go to the client's own origin only", function ()
       local other = devserver.start()
       local c = aigc.client { base_url = srv.base_url, api_key = SECRET, organization = "org-9" }
@@ -204,6 +232,17 @@ describe("media (issue 15)", function ()
       assert.is_true(#chunks > 1)   -- it came in pieces, each delivered as it arrived
       assert.equal(whole.body, table.concat(chunks))
       assert.equal(#whole.body, streamed.bytes)
+    end)
+
+    it("stream_format sse: speech.audio.delta events decoded in C into the same audio, chunk by chunk", function ()
+      local plain = assert(client:speech { input = "Hello there", model = "gpt-4o-mini-tts", response_format = "pcm" })
+      local chunks = {}
+      local res = assert(client:speech { input = "Hello there", model = "gpt-4o-mini-tts", response_format = "pcm",
+                                         stream_format = "sse", to = function (c) chunks[#chunks + 1] = c end })
+      assert.equal("speech.audio.done", res.type)
+      assert.is_true(#chunks > 1)
+      assert.equal(plain.body, table.concat(chunks))
+      assert.has_error(function () client:speech { input = "x", stream_format = "sse" } end)
     end)
 
     it("speech_async to chunks: playback can start before the end (chunks before the request is over)", function ()
@@ -356,6 +395,20 @@ describe("media (issue 15)", function ()
       local srt = assert(client:transcribe { file = path, response_format = "srt" })
       assert.matches("^1\r?\n00:00:00,000 %-%-> ", srt.text)
       assert.matches("^WEBVTT", assert(client:transcribe { file = path, response_format = "vtt" }).text)
+    end)
+
+    it("stream: transcript.text.delta events to the function, the done event as the result", function ()
+      local deltas = {}
+      local res = assert(client:transcribe { file = { data = voice_note("one two three"), filename = "s.wav" },
+        model = "gpt-4o-transcribe", stream = function (ev) deltas[#deltas + 1] = ev.delta end })
+      assert.equal("one two three", res.text)
+      assert.equal("one two three", table.concat(deltas))
+      local stream_part
+      for _, p in ipairs(srv:last().parts) do if p.name == "stream" then stream_part = p.value end end
+      assert.equal("true", stream_part)
+      local f = client:transcribe_async { file = { data = voice_note("async words"), filename = "s.wav" },
+                                          model = "gpt-4o-transcribe", stream = true }
+      assert.equal("async words", assert(f:wait()).text)
     end)
 
     it("bytes from memory, blocking and async; translations", function ()

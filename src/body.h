@@ -22,7 +22,10 @@ typedef enum aigc_sink_kind {
   AIGC_SINK_JSON = 0,  /* the usual: a JSON reply made into tables */
   AIGC_SINK_BYTES,     /* the reply's bytes as one Lua string */
   AIGC_SINK_FILE,      /* written to a file */
-  AIGC_SINK_CHUNKS     /* handed to a callback as it arrives */
+  AIGC_SINK_CHUNKS,    /* handed to a callback as it arrives */
+  AIGC_SINK_EVENTS     /* an SSE stream of typed events (images, speech,
+                          transcriptions), each decoded and handed to a
+                          callback; the result is the last one */
 } aigc_sink_kind;
 
 typedef enum aigc_method { AIGC_METHOD_DEFAULT = 0, AIGC_METHOD_DELETE } aigc_method;

@@ -117,6 +117,11 @@ int aigc_form_read (lua_State *L, int o, aigc_body *b, const aigc_argctx *cx) {
   if (lua_getfield(L, o, "form") == LUA_TTABLE)
     read_form(L, lua_gettop(L), b, cx);
   lua_pop(L, 1);
+  if (lua_getfield(L, o, "events") == LUA_TFUNCTION) {   /* (request.c made it a stream) */
+    b->sink = AIGC_SINK_EVENTS;
+    return 1;
+  }
+  lua_pop(L, 1);
   if (lua_getfield(L, o, "sink") != LUA_TNIL) {
     pushed = read_sink(L, lua_gettop(L), b, cx);
     if (pushed)

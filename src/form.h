@@ -9,6 +9,8 @@
 **                 {name = "file", path = "/tmp/in.jsonl", filename =, type =},
 **                 {name = "file", data = bytes, filename = "x.wav", type =}, ... }
 **   opts.sink = "bytes" | {path = "out.wav"} | function(chunk) ... end
+**   opts.events = function(event) ... end   (an SSE stream of typed events;
+**                 engine:submit sends "stream": true for it)
 **
 ** Part data given as a Lua string is copied by libcurl, a path is read by
 ** libcurl when the request is sent (again on a retry): no Lua runs then.
@@ -23,7 +25,7 @@
 ** Reads opts (at index o, a table or nil) into b; raises on misuse (the
 ** message blames cx). Allocates Lua values: b must belong to a request
 ** whose __gc frees it (aigc_body_free) if this raises. Returns 1 when
-** opts.sink is a function, left pushed on the stack; else 0.
+** opts.sink or opts.events is a function, left pushed on the stack; else 0.
 */
 int aigc_form_read (lua_State *L, int o, aigc_body *b, const aigc_argctx *cx);
 

@@ -416,6 +416,32 @@ static int handle_bytes (lua_State *L, int eidx, int ridx, aigc_request *r,
   return 1;
 }
 
+/* A typed event (form.h, opts.events): fn(event). */
+static int handle_typed (lua_State *L, int eidx, int ridx, aigc_request *r,
+                         const char *type, size_t tlen, const char *data, size_t dlen) {
+  int st;
+  if (aigc_response_typed_event(L, r, type, tlen, data, dlen) != AIGC_EVENT_CHUNK)
+    return fail_now(L, eidx, ridx, r);
+  lua_getiuservalue(L, ridx, AIGC_RQ_STREAM);
+  lua_insert(L, -2);
+  if (r->state != AIGC_RUNNING) {   /* canceled by a finalizer while the event was made */
+    lua_pop(L, 2);
+    return 0;
+  }
+  r->in_callback = 1;
+  st = aigc_pcall(L, 1, 0);
+  r->in_callback = 0;
+  if (st != LUA_OK) {
+    if (r->state != AIGC_RUNNING) {
+      lua_pop(L, 1);
+      return 1;
+    }
+    aigc_response_callback_error(L);
+    fail_now(L, eidx, ridx, r);
+  }
+  return 1;
+}
+
 /* Handles one queued stream event. Returns the callbacks run (0 or 1+). */
 static int handle_event (lua_State *L, int eidx, int ridx, aigc_request *r,
                          const char *type, size_t tlen, const char *data, size_t dlen) {
@@ -423,6 +449,8 @@ static int handle_event (lua_State *L, int eidx, int ridx, aigc_request *r,
   int st, nargs, what;
   if (r->xb.sink == AIGC_SINK_CHUNKS)
     return handle_bytes(L, eidx, ridx, r, data, dlen);
+  if (r->xb.sink == AIGC_SINK_EVENTS)
+    return handle_typed(L, eidx, ridx, r, type, tlen, data, dlen);
   what = aigc_response_event(L, r, type, tlen, data, dlen, &chunk);
   if (what == AIGC_EVENT_ERROR)
     return fail_now(L, eidx, ridx, r);
@@ -609,6 +637,9 @@ static void read_opts (lua_State *L, aigc_submit *s) {
   lua_pop(L, 1);
   if (lua_getfield(L, 4, "arg") == LUA_TNUMBER)
     s->cx.arg = (int)lua_tonumber(L, -1);
+  lua_pop(L, 1);
+  if (lua_getfield(L, 4, "events") == LUA_TFUNCTION)   /* typed events (form.h) */
+    s->stream = 1;
   lua_pop(L, 1);
 }
 

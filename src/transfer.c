@@ -175,7 +175,8 @@ static size_t on_write (char *ptr, size_t size, size_t nmemb, void *ud) {
     return write_sse(r, ptr, n);
   if (r->idle_deadline > 0)
     r->idle_deadline = aigc_now() + r->timeout;
-  if (r->xb.sink >= AIGC_SINK_FILE && r->status >= 200 && r->status < 300)
+  if ((r->xb.sink == AIGC_SINK_FILE || r->xb.sink == AIGC_SINK_CHUNKS)
+      && r->status >= 200 && r->status < 300)
     return write_sink(r, ptr, n);
   if (aigc_buf_append(&r->resp, ptr, n) != 0) {
     r->abort_reason = AIGC_ABORT_NOMEM;

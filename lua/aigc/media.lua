@@ -294,20 +294,54 @@ end
 
 local IMAGE_FILES = { edit = { image = true, mask = true }, variation = { image = true } }
 
+-- A streamed images call (`stream = true` or a function): the partial
+-- images are events (their b64_json decoded into `bytes`) given to the
+-- function; the completed event becomes the result, shaped like a plain one
+-- (`res.data[1]`). A server that answers in one JSON piece: that answer.
+local function image_events (params)
+  local user = params.stream
+  local fn = function (ev)
+    if type(ev.b64_json) == "string" then ev.bytes = core.media.b64decode(ev.b64_json) end
+    if user ~= true then return user(ev) end
+  end
+  local function completed (res)
+    if res.data ~= nil then return res end   -- (answered without a stream)
+    if type(res.type) ~= "string" or not res.type:find("%.completed$") then
+      return nil, core.error { kind = "stream", message = "the image stream ended before its completed event"
+                               .. (res.type and " (last: " .. tostring(res.type) .. ")" or "") }
+    end
+    res.data = { { b64_json = res.b64_json, revised_prompt = res.revised_prompt } }
+    res.b64_json = nil
+    return res
+  end
+  return fn, completed
+end
+
 local function images (self, submit, fname, what, params, async)
   params = M.params_of(self, fname, params, what == "generate" and "prompt" or nil)
-  local s = { fname = fname, async = async, api = "json", finish = function (res) return finish_images(res, self) end,
-              on_done = params.on_done, on_error = params.on_error }
+  local events, completed
+  if params.stream then events, completed = image_events(params) end
+  local s = { fname = fname, async = async, api = "json", on_done = params.on_done, on_error = params.on_error,
+              finish = function (res)
+                if completed then
+                  local err
+                  res, err = completed(res)
+                  if res == nil then return nil, err end
+                end
+                return finish_images(res, self)
+              end }
   if what == "generate" then
     if params.prompt == nil then field_error(fname, 1, "params.prompt", expected("string", nil)) end
-    s.path, s.params = "/images/generations", M.sendable(params)
+    s.path, s.params, s.body = "/images/generations", M.sendable(params), { events = events }
+    s.params.stream = nil   -- (the core sends "stream": true for events)
   else
     if params.image == nil then
       field_error(fname, 1, "params.image", expected("a path or {data =, filename =}", nil))
     end
     local form, options = M.form_of(self, fname, params, IMAGE_FILES[what])
+    if events then form[#form + 1] = { name = "stream", value = "true" } end
     s.path = what == "edit" and "/images/edits" or "/images/variations"
-    s.params, s.body = options, { form = form }
+    s.params, s.body = options, { form = form, events = events }
   end
   return M.perform(self, submit, s)
 end
@@ -322,14 +356,32 @@ end
 -- The non-JSON transcription formats: the reply is the text itself.
 local TEXT_FORMATS = { text = true, srt = true, vtt = true }
 
+-- stream_format = "sse": the audio comes as speech.audio.delta events
+-- (base64), decoded here and given to `to` (a function) chunk by chunk; the
+-- result is the done event (usage).
+local function speech_events (fname, to)
+  if not check.is_callable(to) then
+    field_error(fname, 1, "params.to", "a function expected with stream_format = \"sse\"")
+  end
+  return function (ev)
+    if type(ev.audio) == "string" then
+      local chunk, why = core.media.b64decode(ev.audio)
+      if chunk == nil then error("speech.audio.delta: " .. why, 0) end
+      return to(chunk)
+    end
+  end
+end
+
 local function speech (self, submit, fname, params, async)
   params = M.params_of(self, fname, params, "input")
   if type(params.input) ~= "string" then field_error(fname, 1, "params.input", expected("string", params.input)) end
   local extra = {}
   if params.voice == nil then extra.voice = "alloy" end
+  local body = { sink = sink_of(fname, params.to) }
+  if params.stream_format == "sse" then body = { events = speech_events(fname, params.to) } end
   return M.perform(self, submit, {
     fname = fname, async = async, api = "json", path = "/audio/speech",
-    params = M.sendable(params, extra), body = { sink = sink_of(fname, params.to) },
+    params = M.sendable(params, extra), body = body,
     on_done = params.on_done, on_error = params.on_error,
   })
 end
@@ -339,13 +391,22 @@ local function transcribe (self, submit, fname, path, params, async)
   if params.file == nil then field_error(fname, 1, "params.file", expected("a path or {data =, filename =}", nil)) end
   local form, options = M.form_of(self, fname, params, { file = true })
   local text = TEXT_FORMATS[params.response_format]
+  local events = params.stream   -- transcript.text.delta events, then .done (the result)
+  if events then
+    form[#form + 1] = { name = "stream", value = "true" }
+    if events == true then events = function () end end
+  end
   return M.perform(self, submit, {
     fname = fname, async = async, api = "json", path = path, params = options,
-    body = { form = form, sink = text and "bytes" or nil },
+    body = { form = form, sink = (text and not events) and "bytes" or nil, events = events or nil },
     on_done = params.on_done, on_error = params.on_error,
     -- text/srt/vtt replies: { text = the reply } like the JSON formats' text
     finish = function (res)
-      if text then res.text, res.body = res.body, nil end
+      if text and not events then res.text, res.body = res.body, nil end
+      if events and res.type ~= nil and res.type ~= "transcript.text.done" then
+        return nil, core.error { kind = "stream", message = "the transcription stream ended before "
+                                 .. "transcript.text.done (last: " .. tostring(res.type) .. ")" }
+      end
       return res
     end,
   })
