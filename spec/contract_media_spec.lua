@@ -164,6 +164,19 @@ describe("contract: media (OpenAPI spec via Steady)", function ()
     assert_accepted(res, err, "files delete", "/files/{file_id}")
   end)
 
+  contract("streams: images with partial_images, transcription with stream=true, speech as SSE", function ()
+    -- The request shapes only (Steady's streamed content is random).
+    local res, err = client:images_generate { prompt = "a knight", model = "gpt-image-1", partial_images = 2,
+                                              stream = function () end }
+    assert_valid(res, err, "images stream", "/images/generations")
+    res, err = client:transcribe { file = { data = WAV, filename = "n.wav" }, model = "gpt-4o-transcribe",
+                                   stream = true }
+    assert_valid(res, err, "transcription stream", "/audio/transcriptions")
+    res, err = client:speech { input = "hi", model = "gpt-4o-mini-tts", voice = "alloy", stream_format = "sse",
+                               to = function () end }
+    assert_valid(res, err, "speech sse", "/audio/speech")
+  end)
+
   contract("embeddings: the default base64 request", function ()
     local res, err = client:embeddings { input = { "a", "b" }, model = "text-embedding-3-small" }
     assert_valid(res, err, "embeddings", "/embeddings")

@@ -240,6 +240,8 @@ describe("media (issue 15)", function ()
       local res = assert(client:speech { input = "Hello there", model = "gpt-4o-mini-tts", response_format = "pcm",
                                          stream_format = "sse", to = function (c) chunks[#chunks + 1] = c end })
       assert.equal("speech.audio.done", res.type)
+      assert.is_nil(srv:last().body_json.stream)   -- the speech API has no `stream`: stream_format says it
+      assert.equal("sse", srv:last().body_json.stream_format)
       assert.is_true(#chunks > 1)
       assert.equal(plain.body, table.concat(chunks))
       assert.has_error(function () client:speech { input = "x", stream_format = "sse" } end)

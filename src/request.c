@@ -641,6 +641,9 @@ static void read_opts (lua_State *L, aigc_submit *s) {
   if (lua_getfield(L, 4, "events") == LUA_TFUNCTION)   /* typed events (form.h) */
     s->stream = 1;
   lua_pop(L, 1);
+  if (lua_getfield(L, 4, "stream_field") == LUA_TBOOLEAN)
+    s->quiet_stream = !lua_toboolean(L, -1);
+  lua_pop(L, 1);
 }
 
 /* Whether params.stream asks for a stream (true, or a callable). */
@@ -779,7 +782,7 @@ aigc_request *aigc_request_new (lua_State *L, aigc_roster *ro, const aigc_submit
   if (r->xb.mime != NULL)
     ;   /* the form is the body */
   else if (s->kind != AIGC_KIND_GET && s->has_params)
-    aigc_jsonlua_encode_params(L, 3, &r->body, lua_tostring(L, 5), s->stream,
+    aigc_jsonlua_encode_params(L, 3, &r->body, lua_tostring(L, 5), s->stream && !s->quiet_stream,
                                s->kind == AIGC_KIND_CHAT || s->kind == AIGC_KIND_COMPLETION, &s->cx);
   else if (s->kind != AIGC_KIND_GET && aigc_buf_append(&r->body, "{}", 2) != 0)
     luaL_error(L, "not enough memory");

@@ -101,7 +101,7 @@ local function finish_embeddings (res)
   for i, item in ipairs(res.data or {}) do
     if type(item.embedding) == "string" then
       local v, why = core.media.f32(item.embedding, "base64")
-      if v == nil then return nil, core.error { kind = "parse", message = "embedding " .. i .. ": " .. why } end
+      if v == nil then return nil, media.reply_error(res, "parse", "embedding " .. i .. ": " .. why) end
       item.embedding = v
     end
   end

@@ -191,6 +191,15 @@ function M.io_error (message)
   return core.error { kind = "io", message = message }
 end
 
+--- An error found in a reply the core accepted (a stream that stopped
+-- early, a field that does not decode): with the reply's status, headers
+-- and request id, as the core's errors have them.
+-- @local
+function M.reply_error (res, kind, message)
+  return core.error { kind = kind, message = message, status = 200, headers = res.headers,
+                      request_id = res.request_id, retries = res.retries }
+end
+
 -- }======================================================
 
 
@@ -283,7 +292,7 @@ local function finish_images (res, client)
     if type(item.b64_json) == "string" then
       local bytes, why = core.media.b64decode(item.b64_json)
       if bytes == nil then
-        return nil, core.error { kind = "parse", message = "image " .. i .. ": " .. why }
+        return nil, M.reply_error(res, "parse", "image " .. i .. ": " .. why)
       end
       item.bytes = bytes
     end
@@ -307,8 +316,8 @@ local function image_events (params)
   local function completed (res)
     if res.data ~= nil then return res end   -- (answered without a stream)
     if type(res.type) ~= "string" or not res.type:find("%.completed$") then
-      return nil, core.error { kind = "stream", message = "the image stream ended before its completed event"
-                               .. (res.type and " (last: " .. tostring(res.type) .. ")" or "") }
+      return nil, M.reply_error(res, "stream", "the image stream ended before its completed event"
+                                .. (res.type and " (last: " .. tostring(res.type) .. ")" or ""))
     end
     res.data = { { b64_json = res.b64_json, revised_prompt = res.revised_prompt } }
     res.b64_json = nil
@@ -378,7 +387,9 @@ local function speech (self, submit, fname, params, async)
   local extra = {}
   if params.voice == nil then extra.voice = "alloy" end
   local body = { sink = sink_of(fname, params.to) }
-  if params.stream_format == "sse" then body = { events = speech_events(fname, params.to) } end
+  if params.stream_format == "sse" then   -- (no "stream": true: stream_format says it)
+    body = { events = speech_events(fname, params.to), stream_field = false }
+  end
   return M.perform(self, submit, {
     fname = fname, async = async, api = "json", path = "/audio/speech",
     params = M.sendable(params, extra), body = body,
@@ -404,8 +415,8 @@ local function transcribe (self, submit, fname, path, params, async)
     finish = function (res)
       if text and not events then res.text, res.body = res.body, nil end
       if events and res.type ~= nil and res.type ~= "transcript.text.done" then
-        return nil, core.error { kind = "stream", message = "the transcription stream ended before "
-                                 .. "transcript.text.done (last: " .. tostring(res.type) .. ")" }
+        return nil, M.reply_error(res, "stream", "the transcription stream ended before "
+                                  .. "transcript.text.done (last: " .. tostring(res.type) .. ")")
       end
       return res
     end,
