@@ -32,7 +32,7 @@ run examples/chatbot.lua --script examples/dialogue.txt
 run examples/completion.lua
 run examples/story.lua
 for extra in npc_loop.lua luv_loop.lua service_bot.lua autoreply.lua npc_dialogue.lua story_best_of.lua \
-             prompt_workflow.lua; do
+             prompt_workflow.lua npc_voice.lua portraits.lua voice_support.lua; do
   if [ -f "examples/$extra" ]; then run "examples/$extra"; fi
 done
 

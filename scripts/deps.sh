@@ -35,7 +35,7 @@ test_pkgs=("${matrix_pkgs[@]}"
            python3-yaml python3-jsonschema
            lua-argparse lua-readline lua-term lua-sql-sqlite3 sqlite3 lua-rex-pcre2
            lua-ldoc lua-markdown tmux
-           love xvfb xauth libgl1-mesa-dri imagemagick)
+           love xvfb xauth libgl1-mesa-dri imagemagick sox)
 # python3-yaml / python3-jsonschema: spec/support/oas_check.py, run by
 # /usr/bin/python3 (Debian's, which has them) whatever python3 is first on PATH.
 # lua-argparse, lua-readline, lua-term, lua-sql-sqlite3: the `aigc` command
@@ -45,6 +45,8 @@ test_pkgs=("${matrix_pkgs[@]}"
 # `make docs` and its warning check; tmux: the REPL driven through a real terminal.
 # love, xvfb, xauth, libgl1-mesa-dri (software OpenGL), imagemagick: the LÖVE
 # game played under xvfb-run and its screenshot checked (spec/love_spec.lua).
+# imagemagick (identify), sox (soxi): the media specs check the PNGs and WAVs
+# the client writes with tools that share no code with aigc or the devserver.
 bench_pkgs=(nginx-light wrk hyperfine lua-socket valgrind util-linux
             nodejs npm procps time
             luajit libluajit-5.1-dev lua-compat53-dev)

@@ -25,6 +25,7 @@
 #include "error.h"
 #include "headers.h"
 #include "jsonlua.h"
+#include "media.h"
 #include "util.h"
 
 AIGC_EXPORT int luaopen_aigc_core (lua_State *L);
@@ -169,6 +170,9 @@ AIGC_EXPORT int luaopen_aigc_core (lua_State *L) {
   push_call_options(L);
   lua_setfield(L, -2, "call_options");
 
+  aigc_media_open(L);
+  lua_setfield(L, -3, "vec");
+  lua_setfield(L, -2, "media");
   aigc_interrupt_open(L);
   aigc_error_open(L);
   luaL_getmetatable(L, AIGC_ERROR_MT);

@@ -48,7 +48,8 @@ static void log_submit (lua_State *L, aigc_engine *e, aigc_request *r) {
                    r->stream ? " (stream)" : "", (int)(r->body.len > 800 ? 800 : r->body.len),
                    r->body.data ? r->body.data : "");
   else
-    aigc_error_log(L, 1, secrets_of(e), "debug", "%s %s%s", r->kind == AIGC_KIND_GET ? "GET" : "POST",
+    aigc_error_log(L, 1, secrets_of(e), "debug", "%s %s%s",
+                   r->xb.method == AIGC_METHOD_DELETE ? "DELETE" : r->kind == AIGC_KIND_GET ? "GET" : "POST",
                    path, r->stream ? " (stream)" : "");
 }
 

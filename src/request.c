@@ -26,6 +26,7 @@
 
 #include "error.h"
 #include "jsonlua.h"
+#include "form.h"
 #include "request.h"
 
 static const char *const state_names[] = {
@@ -101,7 +102,8 @@ int aigc_request_push (lua_State *L, int eidx, aigc_request *r) {
 /* Logs how a request ended: "POST /v1/chat/completions -> 200 in 0.123 s". */
 static void log_end (lua_State *L, int eidx, aigc_request *r, int vidx, int ok) {
   char path[256];
-  const char *rid, *method = r->kind == AIGC_KIND_GET ? "GET" : "POST";
+  const char *rid, *method = r->xb.method == AIGC_METHOD_DELETE ? "DELETE"
+                            : r->kind == AIGC_KIND_GET ? "GET" : "POST";
   if (r->roster == NULL || !r->roster->config.log_enabled)
     return;
   rid = aigc_headers_find(&r->hdrs, "x-request-id", NULL);
@@ -385,11 +387,71 @@ static int finish_transfer (lua_State *L, int eidx, int ridx, aigc_request *r) {
   return end_request(L, eidx, ridx, r, 0);
 }
 
+/* A chunk of a reply going to a sink function (body.h): fn(bytes). Once
+   one was delivered the call is not retried (the callback has it). */
+static int handle_bytes (lua_State *L, int eidx, int ridx, aigc_request *r,
+                         const char *data, size_t dlen) {
+  int st;
+  if (lua_getiuservalue(L, ridx, AIGC_RQ_STREAM) == LUA_TNIL) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_pushlstring(L, data, dlen);   /* (data is in `draining`: pinned) */
+  if (r->state != AIGC_RUNNING) {   /* canceled by a finalizer meanwhile */
+    lua_pop(L, 2);
+    return 0;
+  }
+  r->delivered = 1;
+  r->in_callback = 1;
+  st = aigc_pcall(L, 1, 0);
+  r->in_callback = 0;
+  if (st != LUA_OK) {
+    if (r->state != AIGC_RUNNING) {
+      lua_pop(L, 1);
+      return 1;
+    }
+    aigc_response_callback_error(L);
+    fail_now(L, eidx, ridx, r);
+  }
+  return 1;
+}
+
+/* A typed event (form.h, opts.events): fn(event). */
+static int handle_typed (lua_State *L, int eidx, int ridx, aigc_request *r,
+                         const char *type, size_t tlen, const char *data, size_t dlen) {
+  int st;
+  if (aigc_response_typed_event(L, r, type, tlen, data, dlen) != AIGC_EVENT_CHUNK)
+    return fail_now(L, eidx, ridx, r);
+  lua_getiuservalue(L, ridx, AIGC_RQ_STREAM);
+  lua_insert(L, -2);
+  if (r->state != AIGC_RUNNING) {   /* canceled by a finalizer while the event was made */
+    lua_pop(L, 2);
+    return 0;
+  }
+  r->in_callback = 1;
+  st = aigc_pcall(L, 1, 0);
+  r->in_callback = 0;
+  if (st != LUA_OK) {
+    if (r->state != AIGC_RUNNING) {
+      lua_pop(L, 1);
+      return 1;
+    }
+    aigc_response_callback_error(L);
+    fail_now(L, eidx, ridx, r);
+  }
+  return 1;
+}
+
 /* Handles one queued stream event. Returns the callbacks run (0 or 1+). */
 static int handle_event (lua_State *L, int eidx, int ridx, aigc_request *r,
                          const char *type, size_t tlen, const char *data, size_t dlen) {
   aigc_json_value chunk;
-  int st, nargs, what = aigc_response_event(L, r, type, tlen, data, dlen, &chunk);
+  int st, nargs, what;
+  if (r->xb.sink == AIGC_SINK_CHUNKS)
+    return handle_bytes(L, eidx, ridx, r, data, dlen);
+  if (r->xb.sink == AIGC_SINK_EVENTS)
+    return handle_typed(L, eidx, ridx, r, type, tlen, data, dlen);
+  what = aigc_response_event(L, r, type, tlen, data, dlen, &chunk);
   if (what == AIGC_EVENT_ERROR)
     return fail_now(L, eidx, ridx, r);
   if (what == AIGC_EVENT_SKIP)
@@ -576,6 +638,12 @@ static void read_opts (lua_State *L, aigc_submit *s) {
   if (lua_getfield(L, 4, "arg") == LUA_TNUMBER)
     s->cx.arg = (int)lua_tonumber(L, -1);
   lua_pop(L, 1);
+  if (lua_getfield(L, 4, "events") == LUA_TFUNCTION)   /* typed events (form.h) */
+    s->stream = 1;
+  lua_pop(L, 1);
+  if (lua_getfield(L, 4, "stream_field") == LUA_TBOOLEAN)
+    s->quiet_stream = !lua_toboolean(L, -1);
+  lua_pop(L, 1);
 }
 
 /* Whether params.stream asks for a stream (true, or a callable). */
@@ -700,6 +768,10 @@ aigc_request *aigc_request_new (lua_State *L, aigc_roster *ro, const aigc_submit
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, ridx, AIGC_RQ_ENGINE);
   strong = read_call_options(L, ridx, r, s);
+  if (aigc_form_read(L, 4, &r->xb, &s->cx)) {   /* a sink function */
+    lua_setiuservalue(L, ridx, AIGC_RQ_STREAM);
+    strong = 1;
+  }
   if (!lua_isnil(L, 4)) {
     if (lua_getfield(L, 4, "headers") == LUA_TTABLE)
       r->headers = aigc_build_headers(L, lua_gettop(L));
@@ -707,8 +779,10 @@ aigc_request *aigc_request_new (lua_State *L, aigc_roster *ro, const aigc_submit
   }
   /* May run Lua (metamethods) and allocates: anything may happen to the
      engine meanwhile, which is why nothing of it is read after this. */
-  if (s->kind != AIGC_KIND_GET && s->has_params)
-    aigc_jsonlua_encode_params(L, 3, &r->body, lua_tostring(L, 5), s->stream,
+  if (r->xb.mime != NULL)
+    ;   /* the form is the body */
+  else if (s->kind != AIGC_KIND_GET && s->has_params)
+    aigc_jsonlua_encode_params(L, 3, &r->body, lua_tostring(L, 5), s->stream && !s->quiet_stream,
                                s->kind == AIGC_KIND_CHAT || s->kind == AIGC_KIND_COMPLETION, &s->cx);
   else if (s->kind != AIGC_KIND_GET && aigc_buf_append(&r->body, "{}", 2) != 0)
     luaL_error(L, "not enough memory");

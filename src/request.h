@@ -43,7 +43,9 @@ aigc_request *aigc_check_request (lua_State *L, int idx);
 typedef struct aigc_submit {
   aigc_kind kind;
   int has_params;
-  int stream;                   /* params.stream is true or a callable */
+  int stream;                   /* params.stream is true or a callable, or opts.events */
+  int quiet_stream;             /* opts.stream_field == false: a stream of events whose
+                                   body says so its own way (speech's stream_format) */
   const char *path;             /* anchored by opts (argument 4) */
   const char *query;            /* the call's own, or NULL: the client's */
   aigc_argctx cx;               /* who to blame for misuse (opts.fname, opts.arg) */

@@ -268,6 +268,11 @@ static int push_abort_error (lua_State *L, aigc_request *r, int *retryable) {
     case AIGC_ABORT_NOMEM:
       aigc_error_new(L, "limit", "out of memory while receiving the response");
       return 1;
+    case AIGC_ABORT_SINK:
+      snprintf(msg, sizeof msg, "could not write %.200s: %s", r->xb.part_path,
+               strerror(r->xb.sink_errno));
+      aigc_error_new(L, "io", msg);
+      return 1;
     case AIGC_ABORT_IDLE:
       snprintf(msg, sizeof msg, "no data from the server for %g s (the stream's idle timeout)",
                r->timeout);
@@ -378,6 +383,61 @@ static int push_body_outcome (lua_State *L, aigc_request *r) {
   return 0;
 }
 
+/*
+** A 2xx reply that is not JSON (body.h): { body = bytes } (the "bytes"
+** sink), { path =, bytes = n } (a file, renamed into place now), or
+** { bytes = n } (chunks, already delivered); with content_type.
+*/
+static int push_sink_outcome (lua_State *L, aigc_request *r) {
+  const char *ct;
+  if (r->xb.sink == AIGC_SINK_FILE && aigc_body_commit(&r->xb) != 0) {
+    char msg[1024];
+    snprintf(msg, sizeof msg, "could not write %.700s: %s", r->xb.path,
+             strerror(r->xb.sink_errno));
+    aigc_error_new(L, "io", msg);
+    return 0;
+  }
+  lua_createtable(L, 0, 3 + RESULT_FIELDS);
+  /* (r is pinned while it is delivered: its buffers stay where they are) */
+  if (r->xb.sink == AIGC_SINK_BYTES) {
+    lua_pushlstring(L, r->resp.data ? r->resp.data : "", r->resp.len);
+    lua_setfield(L, -2, "body");
+  }
+  else if (r->xb.sink == AIGC_SINK_FILE) {
+    lua_pushstring(L, r->xb.path);
+    lua_setfield(L, -2, "path");
+  }
+  lua_pushinteger(L, (lua_Integer)r->received);
+  lua_setfield(L, -2, "bytes");
+  ct = aigc_headers_find(&r->hdrs, "content-type", NULL);
+  if (ct != NULL) {
+    lua_pushstring(L, ct);
+    lua_setfield(L, -2, "content_type");
+  }
+  decorate_result(L, r);
+  return 1;
+}
+
+/* A stream of typed events that ended: the last event is the result
+   (whether it is the one that says "complete" is for the Lua layer). */
+static int push_events_outcome (lua_State *L, aigc_request *r) {
+  aigc_json_value v;
+  aigc_json_error perr;
+  aigc_json_arena_reset(&r->arena);
+  if (r->resp.len == 0) {
+    aigc_error_new(L, "stream", "the stream ended before any event");
+    return 0;
+  }
+  if (aigc_json_parse(&r->arena, r->resp.data, r->resp.len, AIGC_JSON_DEFAULT_MAX_DEPTH, &v,
+                      &perr) != AIGC_JSON_OK) {
+    aigc_error_new(L, "limit", "out of memory while parsing the last stream event");
+    return 0;
+  }
+  aigc_jsonlua_push_room(L, &v, RESULT_FIELDS);
+  decorate_result(L, r);
+  return 1;
+}
+
 int aigc_response_outcome (lua_State *L, aigc_request *r, int *retryable) {
   int ok = 0;
   *retryable = 0;
@@ -389,8 +449,12 @@ int aigc_response_outcome (lua_State *L, aigc_request *r, int *retryable) {
     push_http_error(L, r, r->status);
     *retryable = aigc_transfer_status_retryable(r, r->status);
   }
+  else if (r->sse && r->xb.sink == AIGC_SINK_EVENTS)
+    ok = push_events_outcome(L, r);
   else if (r->sse)
     ok = push_stream_outcome(L, r);
+  else if (r->xb.sink != AIGC_SINK_JSON && r->xb.sink != AIGC_SINK_EVENTS)
+    ok = push_sink_outcome(L, r);   /* (events answered in one JSON piece: as JSON) */
   else
     ok = push_body_outcome(L, r);
   if (!ok)
@@ -503,6 +567,43 @@ int aigc_response_event (lua_State *L, aigc_request *r, const char *type, size_t
     return AIGC_EVENT_SKIP;   /* skipped (an Azure content-filter event) */
   r->delivered = 1;
   return AIGC_EVENT_CHUNK;
+}
+
+int aigc_response_typed_event (lua_State *L, aigc_request *r, const char *type, size_t tlen,
+                               const char *data, size_t dlen) {
+  aigc_json_value ev;
+  aigc_json_error perr;
+  int rc;
+  aigc_json_arena_reset(&r->arena);
+  rc = aigc_json_parse(&r->arena, data, dlen, AIGC_JSON_DEFAULT_MAX_DEPTH, &ev, &perr);
+  if (rc == AIGC_JSON_ENOMEM)
+    aigc_error_new(L, "limit", "out of memory while parsing a stream event");
+  else if (rc == AIGC_JSON_ELIMIT)
+    aigc_error_json_limit(L, "a stream event", perr.message);
+  else if (tlen == 5 && memcmp(type, "error", 5) == 0)
+    push_error_event(L, r, rc == AIGC_JSON_OK, &ev, data, dlen);
+  else if (rc != AIGC_JSON_OK || ev.type != AIGC_JSON_OBJECT) {
+    aigc_error_new(L, "parse", "a stream event is not a JSON object");
+    set_body_text(L, r, data, dlen);
+  }
+  else if (truthy(aigc_json_get(&ev, "error")))
+    push_api_error(L, r, "api", &ev, "the server sent an error in the stream");
+  else {
+    /* The reply so far: the last event (r->resp is unused by a stream). */
+    aigc_buf_clear(&r->resp);
+    if (aigc_buf_append(&r->resp, data, dlen) != 0) {
+      aigc_error_new(L, "limit", "out of memory while keeping a stream event");
+      return AIGC_EVENT_ERROR;
+    }
+    r->delivered = 1;   /* the callback has it: never retried from here */
+    aigc_jsonlua_push_room(L, &ev, 1);
+    if (aigc_json_get(&ev, "type") == NULL && tlen > 0) {
+      lua_pushlstring(L, type, tlen);   /* (type is in `draining`: pinned) */
+      lua_setfield(L, -2, "type");
+    }
+    return AIGC_EVENT_CHUNK;
+  }
+  return AIGC_EVENT_ERROR;
 }
 
 int aigc_response_push_delta (lua_State *L, aigc_request *r, const aigc_json_value *chunk) {

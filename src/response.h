@@ -43,6 +43,12 @@ enum {
 /* Parses one stream event and merges it into the accumulated reply. */
 int aigc_response_event (lua_State *L, aigc_request *r, const char *type, size_t tlen,
                          const char *data, size_t dlen, aigc_json_value *chunk);
+/* A typed event (form.h, opts.events): pushes it decoded (with `type`
+   from the event's name when its JSON has none) and keeps its data as the
+   reply so far (AIGC_EVENT_CHUNK), or pushes the error (AIGC_EVENT_ERROR:
+   not JSON, an "error" event, an object with an "error"). */
+int aigc_response_typed_event (lua_State *L, aigc_request *r, const char *type, size_t tlen,
+                               const char *data, size_t dlen);
 /* Pushes the stream callback's arguments for a merged chunk: the text
    delta of choice 0 (or nil) and, if it wants it, the chunk table.
    Returns how many. */

@@ -142,6 +142,25 @@ static size_t write_sse (aigc_request *r, char *ptr, size_t n) {
   return n;
 }
 
+/* A 2xx reply that goes to a file, or to a callback (queued as "bytes"
+   events the loop delivers): never kept whole in memory. */
+static size_t write_sink (aigc_request *r, char *ptr, size_t n) {
+  if (r->xb.sink == AIGC_SINK_FILE)
+  {
+    if (aigc_body_write_file(&r->xb, ptr, n) == 0)
+      return n;
+    r->abort_reason = AIGC_ABORT_SINK;
+    return 0;
+  }
+  if (queue_event(r, "bytes", 5, ptr, n) != 0) {
+    r->abort_reason = AIGC_ABORT_NOMEM;
+    return 0;
+  }
+  if (r->roster != NULL)
+    aigc_roster_ready(r->roster, &r->entry);
+  return n;
+}
+
 static size_t on_write (char *ptr, size_t size, size_t nmemb, void *ud) {
   aigc_request *r = (aigc_request *)ud;
   size_t n = size * nmemb;
@@ -156,6 +175,9 @@ static size_t on_write (char *ptr, size_t size, size_t nmemb, void *ud) {
     return write_sse(r, ptr, n);
   if (r->idle_deadline > 0)
     r->idle_deadline = aigc_now() + r->timeout;
+  if ((r->xb.sink == AIGC_SINK_FILE || r->xb.sink == AIGC_SINK_CHUNKS)
+      && r->status >= 200 && r->status < 300)
+    return write_sink(r, ptr, n);
   if (aigc_buf_append(&r->resp, ptr, n) != 0) {
     r->abort_reason = AIGC_ABORT_NOMEM;
     return 0;
@@ -253,10 +275,13 @@ static int setup_easy (aigc_request *r, const aigc_roster *ro, int fresh) {
     SET(CURLOPT_POSTFIELDS, NULL);   /* a reused handle may have posted */
     SET(CURLOPT_HTTPGET, 1L);
   }
+  else if (r->xb.mime != NULL)
+    SET(CURLOPT_MIMEPOST, r->xb.mime);   /* (freeing the form unbinds it from the handle) */
   else {
     SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body.len);
     SET(CURLOPT_POSTFIELDS, r->body.data ? r->body.data : "");
   }
+  SET(CURLOPT_CUSTOMREQUEST, r->xb.method == AIGC_METHOD_DELETE ? "DELETE" : NULL);
   SET(CURLOPT_CONNECTTIMEOUT_MS, (long)ceil(r->connect_timeout * 1000.0));
   /* Non-streamed calls have a total deadline; a stream only an idle one
      (the request's own timer), never a total. */
@@ -270,7 +295,10 @@ static int setup_easy (aigc_request *r, const aigc_roster *ro, int fresh) {
 int aigc_transfer_prepare (aigc_request *r, const char *path, const char *query) {
   aigc_roster *ro = r->roster;
   int fresh;
-  r->url = dup_url(&ro->config, path, query != NULL ? query : ro->config.query);
+  if (r->xb.absolute)   /* a whole URL (form.h): nothing of the client's added */
+    r->url = strdup(path);
+  else
+    r->url = dup_url(&ro->config, path, query != NULL ? query : ro->config.query);
   if (r->url == NULL)
     return AIGC_PREPARE_NOMEM;
   r->easy = aigc_roster_take_easy(ro, &fresh);
@@ -338,6 +366,7 @@ static void setup_attempt (aigc_request *r) {
   r->saw_done = 0;
   r->done_deadline = 0;
   r->retry_at = 0;
+  aigc_body_attempt(&r->xb);   /* a retry writes its file again */
   aigc_sse_reset(&r->sse_parser);
   if (r->accum.chunks > 0 || r->accum.root.len > 0)
     aigc_accum_free(&r->accum);   /* (keeps its kind and limits) */
@@ -608,6 +637,7 @@ void aigc_transfer_free_memory (aigc_request *r) {
   }
   aigc_headers_free(&r->hdrs);
   aigc_buf_free(&r->body);
+  aigc_body_free(&r->xb);   /* a partial file is removed */
   free(r->url);
   r->url = NULL;
   curl_slist_free_all(r->headers);

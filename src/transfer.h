@@ -18,6 +18,7 @@
 #include <curl/curl.h>
 
 #include "accum.h"
+#include "body.h"
 #include "buf.h"
 #include "headers.h"
 #include "json.h"
@@ -49,7 +50,8 @@ typedef enum aigc_abort {
   AIGC_ABORT_HEADERS,    /* more header bytes than AIGC_MAX_HEADER_BYTES */
   AIGC_ABORT_NOMEM,
   AIGC_ABORT_IDLE,       /* no byte within the idle timeout (streams) */
-  AIGC_ABORT_DEADLINE    /* the whole call's deadline passed */
+  AIGC_ABORT_DEADLINE,   /* the whole call's deadline passed */
+  AIGC_ABORT_SINK        /* the reply's file could not be written (body.h) */
 } aigc_abort;
 
 typedef struct aigc_request aigc_request;
@@ -82,6 +84,7 @@ struct aigc_request {
   char *url;
   struct curl_slist *headers;   /* owned: the call's own, or NULL */
   aigc_buf body;
+  aigc_body xb;                 /* a form, DELETE, a non-JSON reply (body.h) */
 
   /* settings for this call */
   double timeout;               /* per attempt: total (non-stream) or idle

@@ -319,7 +319,7 @@ end
 -- Submits a request ("chat", "completion", "json" or "get" api) whose
 -- params were checked; `fname` and `argn` name the user's call and its
 -- params in errors.
-local function submit (self, api, params, path, fname, argn)
+local function submit (self, api, params, path, fname, argn, body_opts)
   local hook = self._hook   -- usage totals, prompt_log, cassette (aigc.hooks: submits a copy of params)
   local call = hook and hook.before(self, api, params, path)
   if call then
@@ -327,6 +327,7 @@ local function submit (self, api, params, path, fname, argn)
     params = call.params
   end
   local opts = call_opts(self, api, call and call.options or params or {}, path, fname, argn or 1)
+  for k, v in pairs(body_opts or {}) do opts[k] = v end   -- form, sink, method (aigc.media)
   local req = engine_call(self, fname, "submit", api, params, opts)
   if call then hook.after(self, req, call) end
   return req
@@ -446,19 +447,6 @@ end
 function Client:models ()
   check_self(self, "models")
   return await(self, submit(self, "get", nil, "/models", "models"))
-end
-
---- Embeddings (`POST /embeddings`).
--- @tparam table params `input`, `model`, ... as in the API
--- @treturn[1] table the response
--- @treturn[2] nil
--- @treturn[2] aigc.error err
--- @usage local res = client:embeddings { input = "hello", model = "text-embedding-3-small" }
-function Client:embeddings (params)
-  check_self(self, "embeddings")
-  if type(params) ~= "table" then argerror("embeddings", 1, expected("table", params)) end
-  check.call(self, "embeddings", 1, "json", params)
-  return await(self, submit(self, "json", params, "/embeddings", "embeddings"))
 end
 
 --- Any other endpoint: `client:request("POST", "/images/generations", body)`
@@ -669,7 +657,12 @@ end
 
 -- }======================================================
 
+-- Images, audio, moderations (aigc.media); files, embeddings (aigc.files);
+-- usage totals, cache and cassette methods (aigc.hooks).
+require("aigc.media").install(Client, submit, check_self)
+require("aigc.files").install(Client, submit, check_self)
 hooks.install(Client)
+
 M.Client = Client
 
 -- `aigc.client(opts)` calls M.new.

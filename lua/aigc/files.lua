@@ -1,0 +1,151 @@
+--- Files and embeddings (issue 15): the client's methods for `/files`
+-- (upload, list with pagination, retrieve, content, delete) and
+-- `/embeddings` (blocking and `_async`; base64 on the wire by default,
+-- decoded in C into arrays of numbers, exact to float32).
+--
+-- Installed on the client by `aigc.client`; not used on its own.
+--
+-- @module aigc.files
+-- @local
+
+local core = require "aigc.core"
+local media = require "aigc.media"
+local util = require "aigc.util"
+
+local ipairs, next, pairs, type = ipairs, next, pairs, type
+local argerror, expected, field_error = util.argerror, util.expected, util.field_error
+local urlencode = function (s)
+  return (s:gsub("[^%w%-%._~]", function (c) return string.format("%%%02X", c:byte()) end))
+end
+
+util.own_module()
+
+local M = {}
+
+-- A file id as a path segment (checked: a string without controls).
+local function file_path (fname, id, suffix)
+  if type(id) ~= "string" or id == "" then argerror(fname, 1, expected("a file id (string)", id)) end
+  return "/files/" .. urlencode(id) .. (suffix or "")
+end
+
+-- Options of an id-taking call (argument 2): call options and `to`.
+local function options_of (self, fname, opts)
+  if opts == nil then return {} end
+  return media.params_of(self, fname, opts)
+end
+
+local function upload (self, submit, fname, params, async)
+  params = media.params_of(self, fname, params)
+  if params.file == nil then
+    field_error(fname, 1, "params.file", expected("a path or {data =, filename =}", nil))
+  end
+  if type(params.purpose) ~= "string" then
+    field_error(fname, 1, "params.purpose", expected("string", params.purpose))
+  end
+  local form, options = media.form_of(self, fname, params, { file = true })
+  for i = #form, 1, -1 do   -- (a file has no model)
+    if form[i].name == "model" and params.model == nil then table.remove(form, i) end
+  end
+  return media.perform(self, submit, {
+    fname = fname, async = async, api = "json", path = "/files", params = options, body = { form = form },
+    on_done = params.on_done, on_error = params.on_error,
+  })
+end
+
+-- list: purpose, limit, after, order go in the query; res.next_after is the
+-- cursor of the next page (nil on the last one).
+local function list (self, submit, fname, params, async)
+  params = params == nil and {} or media.params_of(self, fname, params)
+  local query, call = {}, {}
+  for k, v in pairs(params) do
+    if k == "purpose" or k == "limit" or k == "after" or k == "order" then query[k] = v
+    elseif k ~= "on_done" and k ~= "on_error" then call[k] = v end
+  end
+  if next(query) then
+    local q = {}
+    for k, v in pairs(params.query or {}) do q[k] = v end
+    for k, v in pairs(query) do q[k] = v end
+    call.query = q
+  end
+  return media.perform(self, submit, {
+    fname = fname, async = async, api = "get", path = "/files", params = call,
+    on_done = params.on_done, on_error = params.on_error,
+    finish = function (res)
+      local data = res.data
+      if res.has_more and type(data) == "table" and data[#data] then res.next_after = data[#data].id end
+      return res
+    end,
+  })
+end
+
+local function by_id (what)
+  return function (self, submit, fname, id, opts, async)
+    local path = file_path(fname, id, what == "content" and "/content" or nil)
+    opts = options_of(self, fname, opts)
+    local body
+    if what == "delete" then body = { method = "DELETE" }
+    elseif what == "content" then body = { sink = media.sink_of(fname, opts.to) } end
+    return media.perform(self, submit, {
+      fname = fname, async = async, api = "get", path = path, params = media.sendable(opts), body = body,
+      on_done = opts.on_done, on_error = opts.on_error,
+    })
+  end
+end
+
+-- {======================================================
+-- Embeddings
+-- =======================================================
+
+-- Each embedding sent as base64 (because we asked) decoded in C.
+local function finish_embeddings (res)
+  for i, item in ipairs(res.data or {}) do
+    if type(item.embedding) == "string" then
+      local v, why = core.media.f32(item.embedding, "base64")
+      if v == nil then return nil, media.reply_error(res, "parse", "embedding " .. i .. ": " .. why) end
+      item.embedding = v
+    end
+  end
+  return res
+end
+
+local function embeddings (self, submit, fname, params, async)
+  params = media.params_of(self, fname, params)
+  if params.input == nil then field_error(fname, 1, "params.input", expected("string or list", nil)) end
+  local ours = params.encoding_format == nil
+  return media.perform(self, submit, {
+    fname = fname, async = async, api = "json", path = "/embeddings",
+    params = media.sendable(params, ours and { encoding_format = "base64" } or nil),
+    finish = ours and finish_embeddings or nil, on_done = params.on_done, on_error = params.on_error,
+  })
+end
+
+-- }======================================================
+
+--- Installs the methods on the client class.
+-- @local
+function M.install (Client, submit, check_self)
+  local function both (name, fn)
+    Client[name] = function (self, ...)
+      check_self(self, name)
+      return fn(self, submit, name, ...)
+    end
+    Client[name .. "_async"] = function (self, ...)
+      check_self(self, name .. "_async")
+      return fn(self, submit, name .. "_async", ...)
+    end
+  end
+  local function one (fn)
+    return function (self, s, fname, a) return fn(self, s, fname, a, fname:find("_async$") ~= nil) end
+  end
+  local function two (fn)
+    return function (self, s, fname, a, b) return fn(self, s, fname, a, b, fname:find("_async$") ~= nil) end
+  end
+  both("files_upload", one(upload))
+  both("files_list", one(list))
+  both("files_retrieve", two(by_id("retrieve")))
+  both("files_content", two(by_id("content")))
+  both("files_delete", two(by_id("delete")))
+  both("embeddings", one(embeddings))
+end
+
+return M

@@ -1,0 +1,191 @@
+--- Contract tests for issue 15's request shapes (images, audio,
+-- moderations, files, embeddings), multipart bodies included, validated
+-- against the OpenAI API description by Steady, as spec/contract_spec.lua
+-- does for chat (see it for the harness: Steady reports each problem of a
+-- request in `x-steady-error-N-*` headers, so every test checks them).
+-- Where the spec file is absent every test is pending, saying so.
+
+local aigc = require "aigc"
+
+local function repo_root ()
+  local env = os.getenv("AIGC_SPEC_ROOT")
+  if env and env ~= "" then return env end
+  local src = debug.getinfo(1, "S").source:gsub("^@", "")
+  local dir = src:match("^(.*)/[^/]+$") or "."
+  return dir:match("^(.*)/spec$") or (dir == "spec" and ".") or (dir .. "/..")
+end
+
+local ROOT = repo_root()
+local CONTRACT_DIR = ROOT .. "/spec/contract"
+local OPENAPI = os.getenv("AIGC_OPENAPI")
+if OPENAPI == nil or OPENAPI == "" then OPENAPI = ROOT .. "/../shared/openapi/openapi.yaml" end
+local SCALE = tonumber(os.getenv("AIGC_TIMEOUT_SCALE")) or 1
+
+local steady = dofile(CONTRACT_DIR .. "/steady.lua")
+
+local function file_exists (path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+-- Steady's diagnostics in headers h: "#N CODE path: message" lines.
+local function steady_errors (h)
+  local by_n, ns = {}, {}
+  for k, v in pairs(h or {}) do
+    local n, field = k:match("^x%-steady%-error%-(%d+)%-(%a+)$")
+    if n then
+      n = tonumber(n)
+      if not by_n[n] then by_n[n] = {}; ns[#ns + 1] = n end
+      by_n[n][field] = v
+    end
+  end
+  table.sort(ns)
+  local out = {}
+  for i, n in ipairs(ns) do
+    local e = by_n[n]
+    out[i] = ("#%d %s %s: %s"):format(n, e.code or "?", e.path or "?", e.message or "?")
+  end
+  return out
+end
+
+-- Steady answered at `path` and found nothing wrong with the request.
+local function assert_valid (res, err, what, path)
+  local h = (res and res.headers) or (err and err.headers)
+  assert(h, what .. ": no response headers; aigc said: " .. tostring(err))
+  assert(h["x-steady-matched-path"] == path, ("%s: Steady answered at %s, not %s (aigc: %s)")
+         :format(what, tostring(h["x-steady-matched-path"]), path, tostring(err)))
+  local problems = steady_errors(h)
+  assert(#problems == 0 and h["x-steady-error-count"] == "0",
+         ("%s: the request does not match the OpenAPI spec:\n  %s"):format(what, table.concat(problems, "\n  ")))
+  assert(h["x-steady-request-valid"] == "true", what .. ": x-steady-request-valid is "
+         .. tostring(h["x-steady-request-valid"]))
+  return h
+end
+
+local function assert_accepted (res, err, what, path)
+  assert_valid(res, err, what, path)
+  assert(res ~= nil, ("%s: a valid request, and aigc returned an error: %s"):format(what, tostring(err)))
+  return res
+end
+
+local PNG = "\137PNG\r\n\26\n" .. string.rep("\0", 64)
+local WAV = "RIFF\0\0\0\0WAVEfmt " .. string.rep("\0", 32)
+
+describe("contract: media (OpenAPI spec via Steady)", function ()
+  local srv, client, skip_reason
+
+  setup(function ()
+    if not file_exists(OPENAPI) then
+      skip_reason = "the OpenAPI spec file is absent (" .. OPENAPI .. "): contract tests skipped"
+      return
+    end
+    -- Multipart arrays as `name[]` and objects as `name[key]`: what the
+    -- official SDKs send (and the API reads); Steady must be told.
+    srv = steady.start { dir = CONTRACT_DIR, spec = OPENAPI, timeout = 60 * SCALE,
+                         args = { "--validator-form-array-format=brackets",
+                                  "--validator-form-object-format=brackets" } }
+    client = aigc.client { base_url = srv.url, api_key = "sk-test", max_retries = 0, timeout = 15 * SCALE }
+  end)
+
+  teardown(function ()
+    if client then client:close() end
+    if srv then srv:stop() end
+  end)
+
+  local function contract (name, fn)
+    it(name, function ()
+      if skip_reason then pending(skip_reason) end
+      fn()
+    end)
+  end
+
+  contract("images: generations (JSON)", function ()
+    local res, err = client:images_generate { prompt = "a knight", model = "dall-e-3", size = "1024x1024",
+                                              n = 1, quality = "hd", response_format = "b64_json", style = "vivid" }
+    assert_accepted(res, err, "images generate", "/images/generations")
+  end)
+
+  contract("images: edits (multipart: image from memory, mask, several image[] parts)", function ()
+    local res, err = client:images_edit { image = { data = PNG, filename = "in.png", type = "image/png" },
+                                          mask = { data = PNG, filename = "mask.png", type = "image/png" },
+                                          prompt = "add a hat", model = "dall-e-2", n = 2, size = "256x256" }
+    assert_accepted(res, err, "images edit", "/images/edits")
+    local images = { { data = PNG, filename = "a.png" }, { data = PNG, filename = "b.png" } }
+    res, err = client:images_edit { image = images, prompt = "merge", model = "gpt-image-1" }
+    assert_accepted(res, err, "images edit image[]", "/images/edits")
+  end)
+
+  contract("images: variations (multipart, from a path)", function ()
+    local path = os.tmpname()
+    local f = assert(io.open(path, "wb")); f:write(PNG); f:close()
+    local res, err = client:images_variation { image = path, model = "dall-e-2", n = 1, size = "256x256",
+                                               response_format = "url" }
+    os.remove(path)
+    assert_accepted(res, err, "images variation", "/images/variations")
+  end)
+
+  contract("audio: speech (JSON; binary reply to a string)", function ()
+    local res, err = client:speech { input = "Halt!", model = "tts-1", voice = "onyx", response_format = "wav",
+                                     speed = 1.25 }
+    assert_accepted(res, err, "speech", "/audio/speech")
+  end)
+
+  contract("audio: transcriptions and translations (multipart; arrays as name[])", function ()
+    local res, err = client:transcribe { file = { data = WAV, filename = "note.wav" }, model = "whisper-1",
+                                         response_format = "verbose_json", language = "en", temperature = 0,
+                                         timestamp_granularities = { "word", "segment" }, prompt = "A note." }
+    assert_accepted(res, err, "transcription", "/audio/transcriptions")
+    res, err = client:translate { file = { data = WAV, filename = "note.wav" }, model = "whisper-1",
+                                  response_format = "json" }
+    assert_accepted(res, err, "translation", "/audio/translations")
+  end)
+
+  contract("moderations: text and multimodal input", function ()
+    local res, err = client:moderate { input = { "hello", "world" }, model = "omni-moderation-latest" }
+    assert_accepted(res, err, "moderation strings", "/moderations")
+    res, err = client:moderate { input = { { type = "text", text = "hi" },
+                                           { type = "image_url", image_url = { url = "https://example.com/a.png" } } },
+                                 model = "omni-moderation-latest" }
+    assert_accepted(res, err, "moderation parts", "/moderations")
+  end)
+
+  contract("files: upload (multipart, expires_after[...]), list with a query, retrieve, content, delete", function ()
+    local res, err = client:files_upload { file = { data = "{}\n", filename = "b.jsonl" }, purpose = "batch",
+                                           expires_after = { anchor = "created_at", seconds = 3600 } }
+    assert_accepted(res, err, "files upload", "/files")
+    res, err = client:files_list { purpose = "batch", limit = 10, order = "asc", after = "file-abc" }
+    assert_accepted(res, err, "files list", "/files")
+    res, err = client:files_retrieve("file-abc")
+    assert_accepted(res, err, "files retrieve", "/files/{file_id}")
+    res, err = client:files_content("file-abc")
+    assert_valid(res, err, "files content", "/files/{file_id}/content")
+    res, err = client:files_delete("file-abc")
+    assert_accepted(res, err, "files delete", "/files/{file_id}")
+  end)
+
+  contract("streams: images with partial_images, transcription with stream=true, speech as SSE", function ()
+    -- The request shapes only (Steady's streamed content is random).
+    local res, err = client:images_generate { prompt = "a knight", model = "gpt-image-1", partial_images = 2,
+                                              stream = function () end }
+    assert_valid(res, err, "images stream", "/images/generations")
+    res, err = client:transcribe { file = { data = WAV, filename = "n.wav" }, model = "gpt-4o-transcribe",
+                                   stream = true }
+    assert_valid(res, err, "transcription stream", "/audio/transcriptions")
+    res, err = client:speech { input = "hi", model = "gpt-4o-mini-tts", voice = "alloy", stream_format = "sse",
+                               to = function () end }
+    assert_valid(res, err, "speech sse", "/audio/speech")
+  end)
+
+  contract("embeddings: the default base64 request", function ()
+    local res, err = client:embeddings { input = { "a", "b" }, model = "text-embedding-3-small" }
+    assert_valid(res, err, "embeddings", "/embeddings")
+  end)
+
+  contract("negative: a multipart body without its required part is reported", function ()
+    local res, err = client:transcribe { file = { data = WAV, filename = "n.wav" } }   -- no model
+    local problems = table.concat(steady_errors((res and res.headers) or (err and err.headers)), "\n")
+    assert.matches("model", problems, 1, true)
+    assert.is_false((pcall(assert_accepted, res, err, "no model", "/audio/transcriptions")))
+  end)
+end)

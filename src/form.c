@@ -1,0 +1,135 @@
+/*
+** form.c — opts.method, opts.form and opts.sink into a request's body
+** (form.h).
+*/
+#include <string.h>
+
+#include "form.h"
+
+/* A string field of the part at p, or NULL; no NUL inside unless `bytes`. */
+static const char *part_string (lua_State *L, int p, const aigc_argctx *cx, int i,
+                                const char *field, int bytes, size_t *len) {
+  const char *s;
+  if (lua_getfield(L, p, field) == LUA_TNIL) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  if (lua_type(L, -1) != LUA_TSTRING)
+    aigc_argerror(L, cx->arg, cx->fname, "%s.form[%d].%s: a string expected, got %s", cx->what,
+                  i, field, luaL_typename(L, -1));
+  s = lua_tolstring(L, -1, len);
+  if (!bytes && strlen(s) != *len)
+    aigc_argerror(L, cx->arg, cx->fname, "%s.form[%d].%s: contains a NUL byte", cx->what, i, field);
+  lua_pop(L, 1);   /* (still anchored: the part table holds it) */
+  return s;
+}
+
+/* One part, the table at p (form[i]), added to b's form. */
+static void add_part (lua_State *L, int p, aigc_body *b, const aigc_argctx *cx, int i) {
+  size_t len = 0, vlen = 0, dlen = 0, plen = 0;
+  const char *name = part_string(L, p, cx, i, "name", 0, &len);
+  const char *value = part_string(L, p, cx, i, "value", 0, &vlen);
+  const char *data = part_string(L, p, cx, i, "data", 1, &dlen);
+  const char *path = part_string(L, p, cx, i, "path", 0, &plen);
+  const char *filename = part_string(L, p, cx, i, "filename", 0, &len);
+  const char *type = part_string(L, p, cx, i, "type", 0, &len);
+  curl_mimepart *part;
+  CURLcode rc = CURLE_OK;
+  if (name == NULL)
+    aigc_argerror(L, cx->arg, cx->fname, "%s.form[%d].name: a string expected, got nil", cx->what, i);
+  if ((value != NULL) + (data != NULL) + (path != NULL) != 1)
+    aigc_argerror(L, cx->arg, cx->fname, "%s.form[%d]: exactly one of value, data or path expected",
+                  cx->what, i);
+  part = curl_mime_addpart(b->mime);
+  if (part == NULL)
+    luaL_error(L, "not enough memory");
+  rc = curl_mime_name(part, name);
+  if (rc == CURLE_OK && path != NULL) {
+    rc = curl_mime_filedata(part, path);   /* (sets the filename to the path's base name) */
+    b->uploads_from_path = 1;
+  }
+  else if (rc == CURLE_OK)
+    rc = value != NULL ? curl_mime_data(part, value, vlen) : curl_mime_data(part, data, dlen);
+  if (rc == CURLE_OK && filename != NULL)
+    rc = curl_mime_filename(part, filename);
+  if (rc == CURLE_OK && type != NULL)
+    rc = curl_mime_type(part, type);
+  if (rc == CURLE_READ_ERROR)
+    aigc_argerror(L, cx->arg, cx->fname, "%s.form[%d].path: cannot read %s", cx->what, i, path);
+  if (rc != CURLE_OK)
+    luaL_error(L, "could not build the form: %s", curl_easy_strerror(rc));
+}
+
+static void read_form (lua_State *L, int f, aigc_body *b, const aigc_argctx *cx) {
+  int i, n = (int)lua_rawlen(L, f);
+  b->mime = curl_mime_init(NULL);   /* (libcurl >= 7.87 needs no handle here) */
+  if (b->mime == NULL)
+    luaL_error(L, "not enough memory");
+  for (i = 1; i <= n; i++) {
+    if (lua_rawgeti(L, f, i) != LUA_TTABLE)
+      aigc_argerror(L, cx->arg, cx->fname, "%s.form[%d]: a table expected, got %s", cx->what, i,
+                    luaL_typename(L, -1));
+    add_part(L, lua_gettop(L), b, cx, i);
+    lua_pop(L, 1);
+  }
+}
+
+/* opts.sink: "bytes", {path = ...} or a function. Returns 1 with the function pushed. */
+static int read_sink (lua_State *L, int s, aigc_body *b, const aigc_argctx *cx) {
+  int t = lua_type(L, s);
+  if (t == LUA_TFUNCTION) {
+    b->sink = AIGC_SINK_CHUNKS;
+    lua_pushvalue(L, s);
+    return 1;
+  }
+  if (t == LUA_TSTRING && strcmp(lua_tostring(L, s), "bytes") == 0) {
+    b->sink = AIGC_SINK_BYTES;
+    return 0;
+  }
+  if (t == LUA_TTABLE && lua_getfield(L, s, "path") == LUA_TSTRING) {
+    size_t len;
+    const char *path = lua_tolstring(L, -1, &len);
+    if (strlen(path) != len || len == 0)
+      aigc_argerror(L, cx->arg, cx->fname, "%s.sink.path: an empty path or one with a NUL byte",
+                    cx->what);
+    if (aigc_body_set_path(b, path) != 0)
+      luaL_error(L, "not enough memory");
+    lua_pop(L, 1);
+    return 0;
+  }
+  return aigc_argerror(L, cx->arg, cx->fname, "%s.sink: \"bytes\", {path = ...} or a function "
+                       "expected, got %s", cx->what, luaL_typename(L, s));
+}
+
+int aigc_form_read (lua_State *L, int o, aigc_body *b, const aigc_argctx *cx) {
+  int pushed = 0;
+  if (!lua_istable(L, o))
+    return 0;
+  o = lua_absindex(L, o);
+  if (lua_getfield(L, o, "method") == LUA_TSTRING && strcmp(lua_tostring(L, -1), "DELETE") == 0)
+    b->method = AIGC_METHOD_DELETE;
+  else if (!lua_isnil(L, -1))
+    luaL_error(L, "opts.method: only \"DELETE\" is known");
+  lua_pop(L, 1);
+  if (lua_getfield(L, o, "absolute") == LUA_TBOOLEAN)
+    b->absolute = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (lua_getfield(L, o, "form") == LUA_TTABLE)
+    read_form(L, lua_gettop(L), b, cx);
+  lua_pop(L, 1);
+  if (lua_getfield(L, o, "events") == LUA_TFUNCTION) {   /* (request.c made it a stream) */
+    b->sink = AIGC_SINK_EVENTS;
+    return 1;
+  }
+  lua_pop(L, 1);
+  if (lua_getfield(L, o, "sink") != LUA_TNIL) {
+    pushed = read_sink(L, lua_gettop(L), b, cx);
+    if (pushed)
+      lua_remove(L, -2);
+    else
+      lua_pop(L, 1);
+  }
+  else
+    lua_pop(L, 1);
+  return pushed;
+}

@@ -1,0 +1,230 @@
+/*
+** media.c — core.media (b64decode, f32) and core.vec (cosine, index).
+**
+** THE RE-ENTRANCY RULE (aigc.h): nothing here points into request or
+** engine memory. Scratch memory is a Lua userdata (collected if an error
+** escapes); an index's floats are read whole before any Lua allocation
+** (a finalizer may add to the same index, which may move them).
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include "base64.h"
+#include "media.h"
+#include "vec.h"
+
+/* Scratch memory of n bytes, pushed as a userdata (freed by the GC). */
+static void *scratch (lua_State *L, size_t n) {
+  return lua_newuserdatauv(L, n > 0 ? n : 1, 0);
+}
+
+/* Decodes the base64 string at idx into scratch (pushed); NULL and the
+   message pushed instead when it is not base64. */
+static unsigned char *decode_arg (lua_State *L, int idx, size_t *outlen) {
+  size_t n, bad;
+  const char *s = luaL_checklstring(L, idx, &n);
+  unsigned char *out = (unsigned char *)scratch(L, aigc_base64_max(n));
+  if (aigc_base64_decode(s, n, out, outlen, &bad) != 0) {
+    lua_pop(L, 1);
+    if (bad >= n)
+      lua_pushliteral(L, "not base64: the text ends inside a byte");
+    else
+      lua_pushfstring(L, "not base64: byte %d at offset %d", (int)(unsigned char)s[bad], (int)bad);
+    return NULL;
+  }
+  return out;
+}
+
+/* media.b64decode(s) -> bytes | nil, message */
+static int media_b64decode (lua_State *L) {
+  size_t len;
+  unsigned char *out = decode_arg(L, 1, &len);
+  if (out == NULL) {
+    luaL_pushfail(L);
+    lua_insert(L, -2);
+    return 2;
+  }
+  lua_pushlstring(L, (const char *)out, len);
+  return 1;
+}
+
+/* media.f32(s [, "base64"]) -> {numbers} | nil, message: little-endian
+   float32 values (an embedding), decoded exactly, straight into an array. */
+static int media_f32 (lua_State *L) {
+  size_t len, i, count;
+  const unsigned char *bytes;
+  double vals[64];
+  int base64 = lua_type(L, 2) == LUA_TSTRING && strcmp(lua_tostring(L, 2), "base64") == 0;
+  if (!base64 && !lua_isnoneornil(L, 2))
+    return luaL_argerror(L, 2, "\"base64\" or nil expected");
+  if (base64) {
+    bytes = decode_arg(L, 1, &len);
+    if (bytes == NULL) {
+      luaL_pushfail(L);
+      lua_insert(L, -2);
+      return 2;
+    }
+  }
+  else
+    bytes = (const unsigned char *)luaL_checklstring(L, 1, &len);
+  if (len % 4 != 0) {
+    luaL_pushfail(L);
+    lua_pushfstring(L, "%d bytes is not a whole number of float32 values", (int)len);
+    return 2;
+  }
+  count = len / 4;
+  lua_createtable(L, count > 0x7fffffff ? 0x7fffffff : (int)count, 0);
+  for (i = 0; i < count; i++) {   /* (bytes is anchored: argument 1 or the scratch) */
+    if (i % 64 == 0)
+      aigc_f32le_decode(bytes + 4 * i, count - i < 64 ? count - i : 64, vals);
+    lua_pushnumber(L, (lua_Number)vals[i % 64]);
+    lua_rawseti(L, -2, (lua_Integer)(i + 1));
+  }
+  return 1;
+}
+
+/* The array of numbers at idx as float32 in scratch (pushed); its length
+   in *dim (checked against want unless want is 0). */
+static float *floats_arg (lua_State *L, int idx, size_t want, size_t *dim) {
+  size_t n, i;
+  float *v;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  n = (size_t)lua_rawlen(L, idx);
+  if (n == 0 || (want != 0 && n != want))
+    luaL_argerror(L, idx, lua_pushfstring(L, "a vector of %d numbers expected, got %d",
+                                          (int)(want ? want : 1), (int)n));
+  v = (float *)scratch(L, n * sizeof *v);
+  for (i = 0; i < n; i++) {
+    int isnum;
+    lua_rawgeti(L, idx, (lua_Integer)(i + 1));
+    v[i] = (float)lua_tonumberx(L, -1, &isnum);
+    if (!isnum)
+      luaL_argerror(L, idx, lua_pushfstring(L, "element %d is not a number", (int)(i + 1)));
+    lua_pop(L, 1);
+  }
+  *dim = n;
+  return v;
+}
+
+/* vec.cosine(a, b) -> similarity in [-1, 1] */
+static int vec_cosine (lua_State *L) {
+  size_t da, db;
+  float *a = floats_arg(L, 1, 0, &da), *b = floats_arg(L, 2, da, &db);
+  lua_pushnumber(L, (lua_Number)aigc_vec_cosine(a, b, da));
+  return 1;
+}
+
+/* An index: n unit vectors of dim floats, one malloc'ed block. */
+typedef struct vindex {
+  float *data;
+  size_t n, cap, dim;
+} vindex;
+
+static vindex *check_index (lua_State *L) {
+  return (vindex *)luaL_checkudata(L, 1, AIGC_VECINDEX_MT);
+}
+
+/* vec.index() -> an empty index */
+static int vec_index (lua_State *L) {
+  vindex *x = (vindex *)lua_newuserdatauv(L, sizeof *x, 0);
+  memset(x, 0, sizeof *x);
+  luaL_setmetatable(L, AIGC_VECINDEX_MT);
+  return 1;
+}
+
+/* index:add(v) -> its position (1-based); every vector of an index has the
+   length of the first. */
+static int index_add (lua_State *L) {
+  vindex *x = check_index(L);
+  size_t dim;
+  float *v = floats_arg(L, 2, x->dim, &dim);   /* (may allocate: x->data is read after) */
+  if (x->n == x->cap) {
+    size_t cap = x->cap ? 2 * x->cap : 16;
+    float *d = (float *)realloc(x->data, cap * dim * sizeof *d);
+    if (d == NULL)
+      return luaL_error(L, "not enough memory");
+    x->data = d;
+    x->cap = cap;
+  }
+  x->dim = dim;
+  aigc_vec_normalize(v, dim);
+  memcpy(x->data + x->n * dim, v, dim * sizeof *v);
+  x->n++;
+  lua_pushinteger(L, (lua_Integer)x->n);
+  return 1;
+}
+
+/* index:topk(q, k) -> positions, scores: the k most similar, best first */
+static int index_topk (lua_State *L) {
+  vindex *x = check_index(L);
+  size_t dim, i, found, k;
+  float *q;
+  size_t *idx;
+  double *score;
+  if (x->n == 0) {
+    lua_newtable(L);
+    lua_newtable(L);
+    return 2;
+  }
+  q = floats_arg(L, 2, x->dim, &dim);
+  k = (size_t)luaL_optinteger(L, 3, 1) > 0 ? (size_t)luaL_optinteger(L, 3, 1) : 1;
+  if (k > x->n)
+    k = x->n;
+  idx = (size_t *)scratch(L, k * sizeof *idx);
+  score = (double *)scratch(L, k * sizeof *score);
+  aigc_vec_normalize(q, dim);
+  found = aigc_vec_topk(x->data, x->n, dim, q, k, idx, score);   /* no Lua in here */
+  lua_createtable(L, (int)found, 0);
+  lua_createtable(L, (int)found, 0);
+  for (i = 0; i < found; i++) {
+    lua_pushinteger(L, (lua_Integer)idx[i] + 1);
+    lua_rawseti(L, -3, (lua_Integer)(i + 1));
+    lua_pushnumber(L, (lua_Number)score[i]);
+    lua_rawseti(L, -2, (lua_Integer)(i + 1));
+  }
+  return 2;
+}
+
+static int index_len (lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)check_index(L)->n);
+  return 1;
+}
+
+static int index_gc (lua_State *L) {
+  vindex *x = check_index(L);
+  free(x->data);
+  memset(x, 0, sizeof *x);
+  return 0;
+}
+
+static const luaL_Reg media_funcs[] = {
+  {"b64decode", media_b64decode},
+  {"f32", media_f32},
+  {NULL, NULL}
+};
+
+static const luaL_Reg vec_funcs[] = {
+  {"cosine", vec_cosine},
+  {"index", vec_index},
+  {NULL, NULL}
+};
+
+static const luaL_Reg index_methods[] = {
+  {"add", index_add},
+  {"topk", index_topk},
+  {"len", index_len},
+  {NULL, NULL}
+};
+
+void aigc_media_open (lua_State *L) {
+  luaL_newmetatable(L, AIGC_VECINDEX_MT);
+  luaL_newlib(L, index_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, index_len);
+  lua_setfield(L, -2, "__len");
+  lua_pushcfunction(L, index_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  luaL_newlib(L, media_funcs);
+  luaL_newlib(L, vec_funcs);
+}
