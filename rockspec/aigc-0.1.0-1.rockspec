@@ -49,7 +49,7 @@ build = {
         -- the plain-C parts (no Lua), then the layers over them (src/*.c:
         -- scripts/check-rockspec.lua fails when this list and the folder differ)
         "src/buf.c", "src/sse.c", "src/json.c", "src/jsonout.c", "src/accum_shape.c",
-        "src/accum.c", "src/poller.c", "src/core.c", "src/engine.c", "src/error.c",
+        "src/accum.c", "src/raccum.c", "src/poller.c", "src/core.c", "src/engine.c", "src/error.c",
         "src/headers.c", "src/jsonlua.c", "src/loop.c", "src/request.c", "src/response.c",
         "src/roster.c", "src/transfer.c", "src/util.c",
       },
@@ -60,6 +60,7 @@ build = {
     },
     ["aigc"] = "lua/aigc/init.lua",
     ["aigc.client"] = "lua/aigc/client.lua",
+    ["aigc.responses"] = "lua/aigc/responses.lua",
     -- aigc.devserver: the bundled test/demo server, an optional development
     -- module (aigc never loads it); Lua 5.4 only (whatever Lua the rock is
     -- for), with luv and lua-cjson, run as its own process:

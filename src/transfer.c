@@ -33,6 +33,8 @@ void aigc_transfer_init (aigc_request *r, aigc_roster *ro, aigc_kind kind, int s
   aigc_json_arena_init(&r->arena);
   r->arena.limits = c->json_limits;
   r->accum.limits = c->json_limits;
+  aigc_raccum_init(&r->raccum);
+  r->raccum.limits = c->json_limits;
 }
 
 
@@ -249,8 +251,11 @@ static int setup_easy (aigc_request *r, const aigc_roster *ro, int fresh) {
   SET(CURLOPT_HEADERDATA, (void *)r);
   SET(CURLOPT_HTTPHEADER, r->headers ? r->headers
                           : (r->stream && c->stream_headers) ? c->stream_headers : c->headers);
-  if (r->kind == AIGC_KIND_GET) {
-    SET(CURLOPT_POSTFIELDS, NULL);   /* a reused handle may have posted */
+  /* Every request sets the method (a reused handle may have posted or
+     deleted). */
+  SET(CURLOPT_CUSTOMREQUEST, r->kind == AIGC_KIND_DELETE ? "DELETE" : NULL);
+  if (aigc_kind_bodiless(r->kind)) {
+    SET(CURLOPT_POSTFIELDS, NULL);
     SET(CURLOPT_HTTPGET, 1L);
   }
   else {
@@ -341,6 +346,7 @@ static void setup_attempt (aigc_request *r) {
   aigc_sse_reset(&r->sse_parser);
   if (r->accum.chunks > 0 || r->accum.root.len > 0)
     aigc_accum_free(&r->accum);   /* (keeps its kind and limits) */
+  aigc_raccum_reset(&r->raccum);
   /* A stream's timeout is an idle limit between bytes, counted from now. */
   r->idle_deadline = r->stream ? aigc_now() + r->timeout : 0;
 }
@@ -619,6 +625,7 @@ void aigc_transfer_free_memory (aigc_request *r) {
   aigc_sse_free(&r->sse_parser);
   aigc_sse_init(&r->sse_parser, r->max_bytes);
   aigc_accum_free(&r->accum);
+  aigc_raccum_free(&r->raccum);
   aigc_json_arena_free(&r->arena);
 }
 

@@ -641,6 +641,9 @@ end
 
 -- }======================================================
 
+-- The Responses API's methods (lua/aigc/responses.lua).
+require("aigc.responses").install(Client, { check_self = check_self, submit = submit })
+
 M.Client = Client
 
 -- `aigc.client(opts)` calls M.new.

@@ -1,0 +1,357 @@
+-- The Responses API client (issue 14): client:respond in every form
+-- (blocking, callback stream, iterator, async, task), the stream's typed
+-- events accumulated in C into exactly the response.completed payload
+-- across every wire variant, every failure kind, and the stored-response
+-- calls -- against the bundled server.
+local aigc = require "aigc"
+local devserver = require "devserver"
+
+local null = aigc.null
+local FRANCE = "What is the capital of France?"
+local STORY = "Generate a short story about a robot that learns to paint."
+
+local WEATHER = { type = "function", name = "get_weather", description = "Weather of a city",
+  parameters = { type = "object", properties = { city = { type = "string" } }, required = { "city" } } }
+local TIME = { type = "function", name = "get_time", description = "Time in a city",
+  parameters = { type = "object", properties = { city = { type = "string" } }, required = { "city" } } }
+
+-- What aigc adds to a response from the transport, and `text`: the output
+-- text, in place of the response's echo of the request's `text` option
+-- (README: "Responses API").
+local ADDED = { text = true, request_id = true, headers = true, retries = true }
+
+local function without_added (res)
+  local t = {}
+  for k, v in pairs(res) do
+    if not ADDED[k] then t[k] = v end
+  end
+  return t
+end
+
+
+-- A response with what differs between two requests blanked: ids, times.
+local function comparable (res)
+  local t = without_added(res)
+  t.id, t.created_at, t.completed_at = "resp_*", 0, 0
+  local output = {}
+  for i, item in ipairs(t.output) do
+    local copy = {}
+    for k, v in pairs(item) do copy[k] = v end
+    copy.id = copy.id and "*"
+    copy.call_id = copy.call_id and "call_*"
+    output[i] = copy
+  end
+  t.output = output
+  return t
+end
+
+-- Streams `params` with a callback that records every event; returns
+-- res, err, the events, the text deltas joined and the completed payload.
+local function record (client, params)
+  local events, deltas, completed = {}, {}, nil
+  params.stream = function (delta, event)
+    events[#events + 1] = event
+    if delta then deltas[#deltas + 1] = delta end
+    if event.type == "response.completed" or event.type == "response.incomplete" then
+      completed = event.response
+    end
+  end
+  local res, err = client:respond(params)
+  return res, err, events, table.concat(deltas), completed
+end
+
+describe("Responses API", function ()
+  local srv, client
+
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+  before_each(function ()
+    srv:reset()
+    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", max_retries = 0 }
+  end)
+  after_each(function () client:close() end)
+
+  local function fault (spec, params)
+    params = params or { input = FRANCE }
+    params.headers = { ["x-aigc-fault"] = spec }
+    return params
+  end
+
+  describe("blocking", function ()
+    it("returns the response with text, request_id and headers", function ()
+      local res = assert(client:respond { input = FRANCE, instructions = "Be brief." })
+      assert.equal("response", res.object)
+      assert.equal("completed", res.status)
+      assert.equal("The capital of France is Paris.", res.text)
+      assert.equal(res.output[1].content[1].text, res.text)
+      assert.matches("^req_", res.request_id)
+      assert.equal(res.request_id, res.headers["x-request-id"])
+      assert.equal(0, res.retries)
+      local sent = srv:last()
+      assert.equal("/v1/responses", sent.path)
+      assert.equal("Be brief.", sent.body_json.instructions)
+      assert.equal("aigc-dev", sent.body_json.model)
+      assert.is_nil(sent.body_json.stream)
+    end)
+
+    it("takes a string as the input, and a list of items", function ()
+      assert(client:respond(FRANCE))
+      assert.equal(FRANCE, srv:last().body_json.input)
+      local res = assert(client:respond { input = {
+        { role = "user", content = { { type = "input_text", text = "Repeat after me: two parts" } } } } })
+      assert.equal("two parts", res.text)
+    end)
+
+    it("passes every other field through", function ()
+      assert(client:respond { input = "Hi", store = false, metadata = { k = "v" }, temperature = 0,
+                              max_output_tokens = 50, reasoning = { effort = "low" } })
+      local body = srv:last().body_json
+      assert.is_false(body.store)
+      assert.same({ k = "v" }, body.metadata)
+      assert.equal(50, body.max_output_tokens)
+      assert.same({ effort = "low" }, body.reasoning)
+    end)
+
+    it("text is the concatenated output_text of every message part, '' with none", function ()
+      local res = assert(client:respond { input = 'Use get_weather({"city":"Paris"})', tools = { WEATHER } })
+      assert.equal("function_call", res.output[1].type)
+      assert.equal("", res.text)
+    end)
+  end)
+
+  describe("streaming", function ()
+    it("gives every event and the text deltas; the result is the completed payload", function ()
+      local res, err, events, text, completed = record(client, { input = STORY })
+      assert.is_nil(err)
+      assert.equal(res.text, text)
+      assert.truthy(#text > 100)
+      assert.equal("response.created", events[1].type)
+      assert.equal("response.completed", events[#events].type)
+      for i, e in ipairs(events) do assert.equal(i - 1, e.sequence_number) end
+      assert.same(without_added(completed), without_added(res))
+      assert.same({ format = { type = "text" } }, completed.text)   -- the echoed option res.text replaces
+      assert.is_true(srv:last().body_json.stream)
+      assert.equal("text/event-stream", srv:last().headers.accept)
+      assert.is_nil(srv:last().body_json.stream_options)   -- chat's include_usage is not sent
+    end)
+
+    it("accumulates what the blocking call returns", function ()
+      local plain = assert(client:respond { input = STORY })
+      local streamed = assert(client:respond { input = STORY, stream = true })
+      assert.same(comparable(plain), comparable(streamed))
+      assert.equal(plain.text, streamed.text)
+    end)
+
+    local CASES = {
+      { "a message", { input = STORY } },
+      { "a reasoning summary (2 parts)", { input = FRANCE, model = "aigc-reason",
+                                           reasoning = { summary = "detailed" } } },
+      { "parallel function calls", { input = 'Use get_weather({"city":"Paris"}) and get_time({"city":"Tokyo"})',
+                                     tools = { WEATHER, TIME } } },
+      { "a refusal", fault("refusal") },
+      { "an incomplete response", fault("incomplete", { input = STORY }) },
+    }
+    for _, case in ipairs(CASES) do
+      it("equals response.completed field by field: " .. case[1], function ()
+        local params = {}
+        for k, v in pairs(case[2]) do params[k] = v end
+        local res, err, _, _, completed = record(client, params)
+        assert.is_nil(err)
+        assert.is_table(completed)
+        assert.same(without_added(completed), without_added(res))
+      end)
+    end
+
+    for _, wire in ipairs { "crlf", "cr", "comments", "no-space", "multiline", "byte-writes" } do
+      it("equals response.completed field by field over the wire variant " .. wire, function ()
+        local params = fault(wire, { input = FRANCE, model = "aigc-reason",
+                                     tools = { WEATHER }, reasoning = { summary = "detailed" } })
+        local res, err, events, _, completed = record(client, params)
+        assert.is_nil(err)
+        assert.same(without_added(completed), without_added(res))
+        local plain = assert(client:respond { input = FRANCE, model = "aigc-reason", tools = { WEATHER },
+                                              reasoning = { summary = "detailed" } })
+        assert.same(comparable(plain), comparable(res))
+        assert.truthy(#events > 10)
+      end)
+    end
+
+    it("the reasoning summary arrives live, before the answer", function ()
+      local order = {}
+      assert(client:respond { input = FRANCE, model = "aigc-reason", stream = function (delta, event)
+        if event.type == "response.reasoning_summary_text.delta" then order[#order + 1] = "summary"
+        elseif delta then order[#order + 1] = "text" end
+      end })
+      assert.equal("summary", order[1])
+      assert.equal("text", order[#order])
+    end)
+
+    it("joins function call arguments", function ()
+      local res = assert(client:respond { input = 'Use get_weather({"city":"Paris"}) and get_time({"city":"Tokyo"})',
+                                          tools = { WEATHER, TIME }, stream = true })
+      assert.equal(2, #res.output)
+      assert.equal("get_weather", res.output[1].name)
+      assert.equal('{"city":"Paris"}', res.output[1].arguments)
+      assert.equal('{"city":"Tokyo"}', res.output[2].arguments)
+      assert.equal("completed", res.output[2].status)
+    end)
+
+    it("iterates: client:stream_response", function ()
+      local deltas, types = {}, {}
+      local s = client:stream_response { input = STORY }
+      for delta, event in s:deltas() do
+        deltas[#deltas + 1] = delta
+        types[event.type] = true
+      end
+      local res = assert(s:result())
+      assert.equal(res.text, table.concat(deltas))
+      assert.is_true(types["response.output_item.done"])
+    end)
+
+    it("raises the error object from the iterator", function ()
+      local s = client:stream_response(fault("failed-mid"))
+      local ok, err = pcall(function () for _ in s:deltas() do end end)
+      assert.is_false(ok)
+      assert.equal("api", err.kind)
+    end)
+  end)
+
+  describe("non-blocking", function ()
+    it("respond_async returns a request; on_done gets the response", function ()
+      local got
+      local req = client:respond_async { input = FRANCE, stream = function () end,
+                                         on_done = function (res) got = res end }
+      while client:step(0.01) > 0 do end
+      assert.equal("done", req:status())
+      assert.equal("The capital of France is Paris.", got.text)
+      assert.equal(got, (req:result()))
+    end)
+
+    it("runs in a task without blocking", function ()
+      local texts = {}
+      for i = 1, 3 do
+        client:spawn(function ()
+          texts[i] = assert(client:respond { input = "Repeat after me: task " .. i }).text
+        end)
+      end
+      while client:step(0.01) > 0 do end
+      assert.same({ "task 1", "task 2", "task 3" }, texts)
+    end)
+  end)
+
+  describe("failures", function ()
+    it("response.failed mid-stream: kind api, with the partial response", function ()
+      local res, err = client:respond(fault("failed-mid", { input = STORY, stream = true }))
+      assert.is_nil(res)
+      assert.equal("api", err.kind)
+      assert.equal("server_error", err.code)
+      assert.is_table(err.partial)
+      assert.equal("message", err.partial.output[1].type)
+      assert.truthy(#err.partial.output[1].content[1].text > 0)
+    end)
+
+    it("a failed blocking response: kind api", function ()
+      local res, err = client:respond(fault("failed-mid"))
+      assert.is_nil(res)
+      assert.equal("api", err.kind)
+      assert.equal("server_error", err.code)
+    end)
+
+    it("a stream that ends before response.completed: kind stream with err.partial", function ()
+      local res, err = client:respond(fault("truncate", { input = FRANCE, stream = true }))
+      assert.is_nil(res)
+      assert.equal("stream", err.kind)
+      assert.matches("before response.completed", err.message)
+      assert.equal("The capital of France is Paris.", err.partial.output[1].content[1].text)
+    end)
+
+    for _, f in ipairs { "seq-gap", "seq-disorder" } do
+      it("a sequence_number out of order (" .. f .. "): kind stream", function ()
+        local delivered = 0
+        local res, err = client:respond(fault(f, { input = STORY, stream = function () delivered = delivered + 1 end }))
+        assert.is_nil(res)
+        assert.equal("stream", err.kind)
+        assert.matches("sequence_number 5 came after 3", err.message)
+        assert.equal(4, delivered)   -- nothing after the gap
+        assert.is_table(err.partial)
+      end)
+    end
+
+    it("response.incomplete: a result with its reason", function ()
+      for _, stream in ipairs { false, true } do
+        local res = assert(client:respond(fault("incomplete", { input = STORY, stream = stream })))
+        assert.equal("incomplete", res.status)
+        assert.equal("max_output_tokens", res.incomplete_details.reason)
+        assert.truthy(#res.text > 0)
+      end
+    end)
+
+    it("an error event: kind api with the server's code", function ()
+      local res, err = client:respond(fault("error-event", { input = FRANCE, stream = true }))
+      assert.is_nil(res)
+      assert.equal("api", err.kind)
+      assert.equal("server_error", err.code)
+      assert.is_table(err.partial)
+    end)
+
+    it("an HTTP error: kind http with status and param", function ()
+      local res, err = client:respond { input = "Hi", previous_response_id = "resp_unknown" }
+      assert.is_nil(res)
+      assert.equal("http", err.kind)
+      assert.equal(400, err.status)
+      assert.equal("previous_response_id", err.param)
+    end)
+
+    it("misuse raises at the caller's line", function ()
+      assert.has_error(function () client:respond(42) end,
+        "bad argument #1 to 'respond' (table or string expected, got number)")
+      assert.error_matches(function () client:respond { input = "x", timeout = "soon" } end,
+        "bad argument #1 to 'respond' %(params.timeout: ")
+      assert.error_matches(function () client:get_response(nil) end,
+        "bad argument #1 to 'get_response' %(a response id")
+    end)
+  end)
+
+  describe("stored responses", function ()
+    it("retrieve, input_items, delete", function ()
+      local res = assert(client:respond { input = FRANCE })
+      local got = assert(client:get_response(res.id))
+      assert.equal(res.id, got.id)
+      assert.equal(res.text, got.text)
+      assert.equal("GET", srv:last().method)
+      local items = assert(client:response_input_items(res.id, { order = "asc", limit = 5 }))
+      assert.equal("list", items.object)
+      assert.equal(FRANCE, items.data[1].content[1].text)
+      assert.equal("/v1/responses/" .. res.id .. "/input_items", srv:last().path)
+      assert.same({ order = "asc", limit = "5" }, srv:last().query)
+      local del = assert(client:delete_response(res.id))
+      assert.is_true(del.deleted)
+      assert.equal("DELETE", srv:last().method)
+      local gone, err = client:get_response(res.id)
+      assert.is_nil(gone)
+      assert.equal(404, err.status)
+    end)
+
+    it("cancel a background response", function ()
+      local res = assert(client:respond(fault("pause=2000", { input = FRANCE, background = true })))
+      assert.equal("queued", res.status)
+      local c = assert(client:cancel_response(res.id))
+      assert.equal("cancelled", c.status)
+      assert.equal("POST", srv:last().method)
+    end)
+
+    it("a GET after a DELETE on a reused connection is a GET", function ()
+      local res = assert(client:respond { input = FRANCE })
+      assert(client:delete_response(res.id))
+      assert(client:models())
+      assert.equal("GET", srv:last().method)
+      assert(client:respond { input = FRANCE })
+      assert.equal("POST", srv:last().method)
+    end)
+  end)
+
+  it("null stays aigc.null in results", function ()
+    local res = assert(client:respond { input = FRANCE, stream = true })
+    assert.equal(null, res.previous_response_id)
+  end)
+end)
