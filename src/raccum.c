@@ -131,11 +131,10 @@ static int charge (aigc_raccum *a, const aigc_json_value *src) {
   return 0;
 }
 
-/* dst = a copy of src (charged). */
+/* dst = a copy of src (charged before, by aigc_raccum_add). */
 static int put_copy (aigc_raccum *a, aigc_json_value *dst, const aigc_json_value *src) {
   aigc_json_value tmp;
-  if (charge(a, src) != 0)
-    return AIGC_RACCUM_LIMIT;
+  (void)a;
   if (aigc_json_copy(&tmp, src) != 0)
     return AIGC_RACCUM_NOMEM;
   aigc_json_free(dst);
@@ -221,14 +220,14 @@ static aigc_json_value *item_of (aigc_raccum *a, const aigc_json_value *ev, int 
 */
 static aigc_json_value *part_of (aigc_raccum *a, const aigc_json_value *ev, const char *list,
                                  const char *index_key, const char *part_type, int *rc) {
-  aigc_json_value *item = item_of(a, ev, rc), *parts, *part, *t;
-  long pi;
-  if (item == NULL)
-    return NULL;
-  if ((pi = index_field(a, ev, index_key)) < 0) {
+  aigc_json_value *item, *parts, *part, *t;
+  long pi = index_field(a, ev, index_key);   /* (checked before anything is made) */
+  if (pi < 0) {
     *rc = AIGC_RACCUM_BADSHAPE;
     return NULL;
   }
+  if ((item = item_of(a, ev, rc)) == NULL)
+    return NULL;
   *rc = AIGC_RACCUM_NOMEM;
   if ((parts = obj_slot(item, list, strlen(list))) == NULL)
     return NULL;
@@ -244,13 +243,19 @@ static aigc_json_value *part_of (aigc_raccum *a, const aigc_json_value *ev, cons
   return part;
 }
 
-/* Appends the event's "delta" to target[field]. */
-static int append_delta (aigc_raccum *a, aigc_json_value *target, const char *field,
-                         const aigc_json_value *ev) {
+/* The event's "delta" string, or NULL (a->error set). */
+static const aigc_json_value *delta_of (aigc_raccum *a, const aigc_json_value *ev) {
   const aigc_json_value *d = aigc_json_get(ev, "delta");
+  if (d == NULL || d->type != AIGC_JSON_STRING) {
+    bad(a, "delta is missing or not a string");
+    return NULL;
+  }
+  return d;
+}
+
+/* Appends the delta d to target[field]. */
+static int append_delta (aigc_json_value *target, const char *field, const aigc_json_value *d) {
   aigc_json_value *slot;
-  if (d == NULL || d->type != AIGC_JSON_STRING)
-    return bad(a, "delta is missing or not a string");
   if ((slot = obj_slot(target, field, strlen(field))) == NULL || str_append(slot, d->u.s, d->len) != 0)
     return AIGC_RACCUM_NOMEM;
   return AIGC_RACCUM_OK;
@@ -350,19 +355,25 @@ static int part_event (aigc_raccum *a, const aigc_json_value *ev, const char *li
 /* A text delta or done into a part: list/index_key/part_type say where. */
 static int text_event (aigc_raccum *a, const aigc_json_value *ev, const char *list,
                        const char *index_key, const char *part_type, const char *field, int done) {
+  const aigc_json_value *d = NULL;
   aigc_json_value *part;
   int rc;
+  if (!done && (d = delta_of(a, ev)) == NULL)
+    return AIGC_RACCUM_BADSHAPE;
   if ((part = part_of(a, ev, list, index_key, part_type, &rc)) == NULL)
     return rc;
-  return done ? fill_done(a, part, field, ev) : append_delta(a, part, field, ev);
+  return done ? fill_done(a, part, field, ev) : append_delta(part, field, d);
 }
 
 static int arguments_event (aigc_raccum *a, const aigc_json_value *ev, int done) {
+  const aigc_json_value *d = NULL;
   aigc_json_value *item;
   int rc;
+  if (!done && (d = delta_of(a, ev)) == NULL)
+    return AIGC_RACCUM_BADSHAPE;
   if ((item = item_of(a, ev, &rc)) == NULL)
     return rc;
-  return done ? fill_done(a, item, "arguments", ev) : append_delta(a, item, "arguments", ev);
+  return done ? fill_done(a, item, "arguments", ev) : append_delta(item, "arguments", d);
 }
 
 static int annotation_event (aigc_raccum *a, const aigc_json_value *ev) {
@@ -372,10 +383,10 @@ static int annotation_event (aigc_raccum *a, const aigc_json_value *ev) {
   int rc;
   if (ann == NULL)
     return bad(a, "annotation is missing");
-  if ((part = part_of(a, ev, "content", "content_index", "output_text", &rc)) == NULL)
-    return rc;
   if ((ai = index_field(a, ev, "annotation_index")) < 0)
     return AIGC_RACCUM_BADSHAPE;
+  if ((part = part_of(a, ev, "content", "content_index", "output_text", &rc)) == NULL)
+    return rc;
   if ((list = SLOT(part, "annotations")) == NULL)
     return AIGC_RACCUM_NOMEM;
   ensure(list, AIGC_JSON_ARRAY);
@@ -417,6 +428,25 @@ static ev_kind kind_of (const char *type, size_t len) {
     if (strlen(EVENTS[i].name) == len && memcmp(EVENTS[i].name, type, len) == 0)
       return EVENTS[i].kind;
   return EV_OTHER;
+}
+
+/*
+** What an event of kind k may copy into the tree (charged before anything
+** changes, so that a refused event changes nothing), or NULL.
+*/
+static const aigc_json_value *payload_of (ev_kind k, const aigc_json_value *ev) {
+  switch (k) {
+    case EV_CREATED: case EV_COMPLETED: case EV_INCOMPLETE: case EV_FAILED:
+      return aigc_json_get(ev, "response");
+    case EV_ITEM_ADDED: case EV_ITEM_DONE: return aigc_json_get(ev, "item");
+    case EV_PART_ADDED: case EV_PART_DONE: case EV_SUMMARY_PART_ADDED: case EV_SUMMARY_PART_DONE:
+      return aigc_json_get(ev, "part");
+    case EV_ANNOTATION: return aigc_json_get(ev, "annotation");
+    case EV_TEXT_DONE: case EV_SUMMARY_DONE: case EV_REASONING_DONE: return aigc_json_get(ev, "text");
+    case EV_REFUSAL_DONE: return aigc_json_get(ev, "refusal");
+    case EV_ARGS_DONE: return aigc_json_get(ev, "arguments");
+    default: return NULL;
+  }
 }
 
 static int dispatch (aigc_raccum *a, ev_kind k, const aigc_json_value *ev) {
@@ -494,8 +524,10 @@ const char *aigc_raccum_event_type (const aigc_json_value *ev, const char *type,
 }
 
 int aigc_raccum_add (aigc_raccum *a, const char *type, size_t tlen, const aigc_json_value *ev) {
+  const aigc_json_value *payload;
   size_t len;
   const char *t;
+  ev_kind k;
   int rc;
   a->error[0] = '\0';
   if (ev->type != AIGC_JSON_OBJECT)
@@ -503,7 +535,11 @@ int aigc_raccum_add (aigc_raccum *a, const char *type, size_t tlen, const aigc_j
   if ((rc = check_sequence(a, ev)) != AIGC_RACCUM_OK)
     return rc;
   t = aigc_raccum_event_type(ev, type, tlen, &len);
-  rc = dispatch(a, kind_of(t, len), ev);
+  k = kind_of(t, len);
+  payload = payload_of(k, ev);
+  if (payload != NULL && charge(a, payload) != 0)
+    return AIGC_RACCUM_LIMIT;
+  rc = dispatch(a, k, ev);
   if (rc == AIGC_RACCUM_NOMEM)
     snprintf(a->error, sizeof a->error, "out of memory");
   else if (rc == AIGC_RACCUM_OK)

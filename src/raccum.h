@@ -39,11 +39,14 @@
 **   - Any other event type (error, keep-alives, future types) changes
 **     nothing: the caller passes it on untouched.
 **
-** Limits: the values copied into the tree are counted, cumulatively (a
-** replaced value still counts: the bound is on the work a stream can make
-** aigc do), against limits.max_values / max_containers (zero: the
-** defaults); an event that would pass them is refused whole with
-** AIGC_RACCUM_LIMIT. On any error the tree is as it was.
+** Limits: the values an event may copy into the tree (its response, item,
+** part, annotation or final text) are counted, cumulatively (a replaced
+** value still counts: the bound is on the work a stream can make aigc do),
+** against limits.max_values / max_containers (zero: the defaults); an
+** event that would pass them is refused whole with AIGC_RACCUM_LIMIT.
+** After BADSHAPE, LIMIT or SEQUENCE the tree is as it was; after NOMEM it
+** may hold empty slots the event made (null items, an empty string), which
+** the same event merged again fills as if nothing had failed. Nothing leaks.
 */
 #ifndef AIGC_RACCUM_H
 #define AIGC_RACCUM_H
