@@ -60,6 +60,48 @@ local function record (client, params)
   return res, err, events, table.concat(deltas), completed
 end
 
+-- A one-shot server in a child process: answers one request with the SSE
+-- body given (events of another server than the bundled one).
+local CANNED = [[
+  local socket = require "socket"
+  local body = assert(io.open(arg[1], "rb")):read("*a")
+  local server = assert(socket.bind("127.0.0.1", 0))
+  io.write(select(2, server:getsockname()), "\n"); io.flush()
+  local c = assert(server:accept())
+  c:settimeout(5)
+  local len = 0
+  repeat
+    local line = assert(c:receive("*l"))
+    len = tonumber(line:match("^[Cc]ontent%-[Ll]ength: *(%d+)")) or len
+  until line == ""
+  c:receive(len)
+  c:send("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n" .. body)
+  c:close()
+]]
+
+local function canned_client (sse_body)
+  local luachild = require "luachild"
+  local path = os.tmpname()
+  local f = assert(io.open(path, "wb"))
+  f:write(sse_body)
+  f:close()
+  local child = luachild.run(CANNED, { lua = os.getenv("LUA") or "lua5.4", args = { path }, background = true })
+  local port
+  for _ = 1, 500 do
+    port = tonumber((io.open(child.stdout_path) or io.open("/dev/null")):read("*a"):match("%d+"))
+    if port then break end
+    os.execute("sleep 0.01")
+  end
+  local c = aigc.client { base_url = "http://127.0.0.1:" .. assert(port, "no port") .. "/v1", max_retries = 0 }
+  return c, function () c:close(); child:wait(10); os.remove(path) end
+end
+
+local function sse (events)
+  local t = {}
+  for _, e in ipairs(events) do t[#t + 1] = (e[1] and ("event: " .. e[1] .. "\n") or "") .. "data: " .. e[2] .. "\n\n" end
+  return table.concat(t)
+end
+
 describe("Responses API", function ()
   local srv, client
 
@@ -347,6 +389,55 @@ describe("Responses API", function ()
       assert.equal("GET", srv:last().method)
       assert(client:respond { input = FRANCE })
       assert.equal("POST", srv:last().method)
+    end)
+  end)
+
+  describe("another server's events", function ()
+    it("passes unknown events to the callback untouched, in order, and merges the rest", function ()
+      local c, done = canned_client(sse {
+        { "response.created", '{"type":"response.created","sequence_number":0,"response":{"id":"r","object":"response","status":"in_progress","output":[]}}' },
+        { "response.future_event", '{"type":"response.future_event","sequence_number":1,"payload":{"deep":[1,2,{"x":null}]}}' },
+        { nil, '{"type":"response.output_text.delta","sequence_number":2,"output_index":0,"content_index":0,"delta":"Hi"}' },
+        { "keepalive", '{"type":"keepalive","sequence_number":3}' },
+        { "response.output_text.delta", '{"sequence_number":4,"output_index":0,"content_index":0,"delta":"!"}' },
+        { "response.completed", '{"type":"response.completed","sequence_number":5,"response":{"id":"r","object":"response","status":"completed"}}' },
+      })
+      local seen, deltas = {}, {}
+      local res, err = c:respond { input = "x", stream = function (delta, event)
+        seen[#seen + 1] = event
+        deltas[#deltas + 1] = delta or "-"
+      end }
+      done()
+      assert.is_nil(err)
+      assert.equal(6, #seen)
+      assert.same({ type = "response.future_event", sequence_number = 1, payload = { deep = { 1, 2, { x = null } } } }, seen[2])
+      assert.same({ type = "keepalive", sequence_number = 3 }, seen[4])
+      -- the event without "type" is merged by its SSE name; its delta is
+      -- given only for typed output_text.delta events
+      assert.same({ "-", "-", "Hi", "-", "-", "-" }, deltas)
+      assert.equal("Hi!", res.text)
+      assert.equal("completed", res.status)
+    end)
+
+    it("takes the completed payload's output when no item event came", function ()
+      local c, done = canned_client(sse {
+        { nil, '{"type":"response.created","response":{"id":"r","object":"response","status":"in_progress","output":[]}}' },
+        { nil, '{"type":"response.completed","response":{"id":"r","object":"response","status":"completed","output":[{"type":"message","content":[{"type":"output_text","text":"whole"}]}]}}' },
+      })
+      local res = c:respond { input = "x", stream = true }
+      done()
+      assert.equal("whole", res.text)
+    end)
+
+    it("an event that is not a response event's shape: kind parse", function ()
+      local c, done = canned_client(sse {
+        { nil, '{"type":"response.output_text.delta","output_index":-1,"content_index":0,"delta":"x"}' },
+      })
+      local res, err = c:respond { input = "x", stream = true }
+      done()
+      assert.is_nil(res)
+      assert.equal("parse", err.kind)
+      assert.matches("output_index", err.message)
     end)
   end)
 

@@ -196,8 +196,29 @@ static long index_field (aigc_raccum *a, const aigc_json_value *ev, const char *
   return (long)v->u.i;
 }
 
-/* output[output_index] of the event, made as needed; NULL with *rc set. */
-static aigc_json_value *item_of (aigc_raccum *a, const aigc_json_value *ev, int *rc) {
+/*
+** Makes v an object; one that is new (or was left half-made by a failed
+** allocation) gets {"type": type}. 0, or -1 on ENOMEM.
+*/
+static int made_typed (aigc_json_value *v, const char *type) {
+  const aigc_json_value *old = aigc_json_get(v, "type");
+  aigc_json_value *t;
+  int fresh = v->type != AIGC_JSON_OBJECT || v->len == 0 || (old != NULL && old->type == AIGC_JSON_NULL);
+  ensure(v, AIGC_JSON_OBJECT);
+  if (!fresh || type == NULL)
+    return 0;
+  if ((t = SLOT(v, "type")) == NULL)
+    return -1;
+  return str_append(t, type, strlen(type));
+}
+
+/*
+** output[output_index] of the event, made as needed (a new item gets
+** {"type": item_type}: "message" for text, "function_call" for
+** arguments...); NULL with *rc set.
+*/
+static aigc_json_value *item_of (aigc_raccum *a, const aigc_json_value *ev, const char *item_type,
+                                 int *rc) {
   long oi = index_field(a, ev, "output_index");
   aigc_json_value *output, *item;
   *rc = AIGC_RACCUM_BADSHAPE;
@@ -207,9 +228,8 @@ static aigc_json_value *item_of (aigc_raccum *a, const aigc_json_value *ev, int 
   if ((output = SLOT(&a->root, "output")) == NULL)
     return NULL;
   ensure(output, AIGC_JSON_ARRAY);
-  if ((item = arr_slot(output, (size_t)oi)) == NULL)
+  if ((item = arr_slot(output, (size_t)oi)) == NULL || made_typed(item, item_type) != 0)
     return NULL;
-  ensure(item, AIGC_JSON_OBJECT);
   *rc = AIGC_RACCUM_OK;
   return item;
 }
@@ -220,25 +240,21 @@ static aigc_json_value *item_of (aigc_raccum *a, const aigc_json_value *ev, int 
 */
 static aigc_json_value *part_of (aigc_raccum *a, const aigc_json_value *ev, const char *list,
                                  const char *index_key, const char *part_type, int *rc) {
-  aigc_json_value *item, *parts, *part, *t;
+  aigc_json_value *item, *parts, *part;
   long pi = index_field(a, ev, index_key);   /* (checked before anything is made) */
+  int reasoning = strcmp(list, "summary") == 0 || strcmp(part_type, "reasoning_text") == 0;
   if (pi < 0) {
     *rc = AIGC_RACCUM_BADSHAPE;
     return NULL;
   }
-  if ((item = item_of(a, ev, rc)) == NULL)
+  if ((item = item_of(a, ev, reasoning ? "reasoning" : "message", rc)) == NULL)
     return NULL;
   *rc = AIGC_RACCUM_NOMEM;
   if ((parts = obj_slot(item, list, strlen(list))) == NULL)
     return NULL;
   ensure(parts, AIGC_JSON_ARRAY);
-  if ((part = arr_slot(parts, (size_t)pi)) == NULL)
+  if ((part = arr_slot(parts, (size_t)pi)) == NULL || made_typed(part, part_type) != 0)
     return NULL;
-  if (part->type != AIGC_JSON_OBJECT) {
-    ensure(part, AIGC_JSON_OBJECT);
-    if ((t = SLOT(part, "type")) == NULL || str_append(t, part_type, strlen(part_type)) != 0)
-      return NULL;
-  }
   *rc = AIGC_RACCUM_OK;
   return part;
 }
@@ -330,7 +346,7 @@ static int item_event (aigc_raccum *a, const aigc_json_value *ev, int done) {
   int rc;
   if (src == NULL)
     return AIGC_RACCUM_BADSHAPE;
-  if ((item = item_of(a, ev, &rc)) == NULL)
+  if ((item = item_of(a, ev, NULL, &rc)) == NULL)
     return rc;
   if (!done)
     return put_copy(a, item, src);
@@ -371,7 +387,7 @@ static int arguments_event (aigc_raccum *a, const aigc_json_value *ev, int done)
   int rc;
   if (!done && (d = delta_of(a, ev)) == NULL)
     return AIGC_RACCUM_BADSHAPE;
-  if ((item = item_of(a, ev, &rc)) == NULL)
+  if ((item = item_of(a, ev, "function_call", &rc)) == NULL)
     return rc;
   return done ? fill_done(a, item, "arguments", ev) : append_delta(item, "arguments", d);
 }

@@ -24,8 +24,10 @@
 **       reasoning_summary_text.delta  output[oi].summary[si].text ..= delta
 **       function_call_arguments.delta output[oi].arguments ..= delta
 **       output_text.annotation.added  ...content[ci].annotations[ai] = annotation
-**     A delta for a slot nobody added creates it ({"type":"output_text",
-**     "text":""}, {"type":"summary_text","text":""}...).
+**     A delta for a slot nobody added creates it, typed: an item
+**     {"type":"message"} ("reasoning" for summaries and reasoning text,
+**     "function_call" for arguments), a part {"type":"output_text"}
+**     ("refusal", "summary_text", "reasoning_text").
 **   - The ".done" events (output_item.done, content_part.done,
 **     reasoning_summary_part.done, output_text.done, refusal.done,
 **     function_call_arguments.done...) complete what was built: each member

@@ -151,7 +151,7 @@ TEST(test_deltas_alone) {
   aigc_raccum_init(&a);
   REQUIRE(add_all(&a, events));
   CHECK_EQ_STR(json(&a.root), "{\"id\":\"resp_1\",\"object\":\"response\",\"status\":\"completed\","
-               "\"output\":[{\"content\":[{\"type\":\"output_text\",\"text\":\"ac\"},"
+               "\"output\":[{\"type\":\"message\",\"content\":[{\"type\":\"output_text\",\"text\":\"ac\"},"
                "{\"type\":\"output_text\",\"text\":\"b\"}]}]}");
   aigc_raccum_free(&a);
 }
@@ -193,8 +193,8 @@ TEST(test_interleaved_calls) {
   aigc_raccum a;
   aigc_raccum_init(&a);
   REQUIRE(add_all(&a, events));
-  CHECK_EQ_STR(json(&a.root), "{\"output\":[{\"arguments\":\"{\\\"a\\\":1}\"},"
-               "{\"arguments\":\"{\\\"b\\\":2}\"}]}");
+  CHECK_EQ_STR(json(&a.root), "{\"output\":[{\"type\":\"function_call\",\"arguments\":\"{\\\"a\\\":1}\"},"
+               "{\"type\":\"function_call\",\"arguments\":\"{\\\"b\\\":2}\"}]}");
   aigc_raccum_free(&a);
 }
 
@@ -218,8 +218,9 @@ TEST(test_reasoning_refusal_annotations) {
   CHECK_EQ_STR(json(&a.root), "{\"output\":[{\"type\":\"reasoning\",\"summary\":["
                "{\"type\":\"summary_text\",\"text\":\"Think\"},{\"type\":\"summary_text\",\"text\":\"More\"}],"
                "\"content\":[{\"type\":\"reasoning_text\",\"text\":\"raw\"}]},"
-               "{\"content\":[{\"type\":\"refusal\",\"refusal\":\"No\"}]},"
-               "{\"content\":[{\"type\":\"output_text\",\"annotations\":[null,{\"type\":\"url_citation\"}]}]}]}");
+               "{\"type\":\"message\",\"content\":[{\"type\":\"refusal\",\"refusal\":\"No\"}]},"
+               "{\"type\":\"message\",\"content\":[{\"type\":\"output_text\","
+               "\"annotations\":[null,{\"type\":\"url_citation\"}]}]}]}");
   aigc_raccum_free(&a);
 }
 
@@ -259,7 +260,8 @@ TEST(test_unknown_and_sse_type) {
   aigc_json_arena_reset(&arena);
   REQUIRE(aigc_json_parse(&arena, ev, strlen(ev), 0, &v, &err) == 0);
   CHECK_EQ_INT(aigc_raccum_add(&a, "response.output_text.delta", 26, &v), AIGC_RACCUM_OK);
-  CHECK_EQ_STR(json(&a.root), "{\"output\":[{\"content\":[{\"type\":\"output_text\",\"text\":\"hi\"}]}]}");
+  CHECK_EQ_STR(json(&a.root), "{\"output\":[{\"type\":\"message\",\"content\":[{\"type\":\"output_text\","
+               "\"text\":\"hi\"}]}]}");
   aigc_raccum_free(&a);
 }
 
