@@ -76,8 +76,8 @@ local function query_of (fname, argn, opts)
   local parts = {}
   for _, k in ipairs(keys) do
     local v = opts[k]
-    if type(v) == "table" then   -- include = { "a", "b" } -> include[]=a&include[]=b
-      for _, x in ipairs(v) do parts[#parts + 1] = urlencode(k) .. "%5B%5D=" .. urlencode(x) end
+    if type(v) == "table" then   -- include = { "a", "b" } -> include=a&include=b (the spec's form)
+      for _, x in ipairs(v) do parts[#parts + 1] = urlencode(k) .. "=" .. urlencode(x) end
     else
       parts[#parts + 1] = urlencode(k) .. "=" .. urlencode(v)
     end
