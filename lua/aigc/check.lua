@@ -401,7 +401,7 @@ function M.call_problem (client, api, params, root, partial)
     if rule then
       why = rule_problem(rule, v)
       if why then why = root .. "." .. tostring(key) .. ": " .. why end
-    elseif DIALOGUE_OPTIONS[key] and api == "chat" then
+    elseif DIALOGUE_OPTIONS[key] and (api == "chat" or api == "responses") then
       local d = DIALOGUE_OPTIONS[key]
       why = rule_problem(d, v)
       if why then why = root .. "." .. key .. ": " .. why
