@@ -61,6 +61,8 @@ build = {
     ["aigc"] = "lua/aigc/init.lua",
     ["aigc.client"] = "lua/aigc/client.lua",
     ["aigc.responses"] = "lua/aigc/responses.lua",
+    ["aigc.adapter"] = "lua/aigc/adapter.lua",
+    ["aigc.tokens"] = "lua/aigc/tokens.lua",
     -- aigc.devserver: the bundled test/demo server, an optional development
     -- module (aigc never loads it); Lua 5.4 only (whatever Lua the rock is
     -- for), with luv and lua-cjson, run as its own process:

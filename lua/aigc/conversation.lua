@@ -29,15 +29,15 @@ local check = require "aigc.check"
 local task = require "aigc.task"
 local future = require "aigc.future"
 local dialogue = require "aigc.dialogue"
+local tokens = require "aigc.tokens"
 
 local null, array = core.null, core.array
 local json_encode, json_decode = core.json.encode, core.json.decode
 local error, getmetatable, ipairs, pairs, pcall, setmetatable, tostring, type =
   error, getmetatable, ipairs, pairs, pcall, setmetatable, tostring, type
-local math_ceil = math.ceil
 local string_format = string.format
 local table_concat = table.concat
-local utf8_codes, utf8_len, is_integer = compat.utf8_codes, compat.utf8_len, compat.is_integer
+local is_integer = compat.is_integer
 local await, argerror, expected, field_error = task.await, util.argerror, util.expected, util.field_error
 
 util.own_module()
@@ -60,90 +60,24 @@ M.SUMMARY_PREFIX = "Summary of the earlier conversation: "
 
 
 -- {======================================================
--- Token estimates
+-- Token estimates (aigc.tokens)
 -- =======================================================
 
--- Scripts written without spaces between words, where tokenizers give
--- about one token per character: CJK ideographs, kana, Hangul, and
--- full-width forms.
-local function is_cjk (c)
-  return (c >= 0x2E80 and c <= 0x9FFF) or (c >= 0xAC00 and c <= 0xD7AF) or (c >= 0x1100 and c <= 0x11FF)
-      or (c >= 0xF900 and c <= 0xFAFF) or (c >= 0xFF00 and c <= 0xFFEF) or (c >= 0x20000 and c <= 0x3FFFF)
-end
-
---- The default token estimate of a text: about 4 characters per token for
--- ASCII (English, code), 1 token per CJK character, 2 characters per token
--- for other scripts (accented Latin, Cyrillic, Greek, Arabic...), rounded up.
--- Bytes that are not UTF-8 count as 4 per token.
--- @tparam string text
--- @treturn integer
--- @usage conversation.estimate_text("Hello, world") --> 3
--- conversation.estimate_text("你好世界") --> 4
-function M.estimate_text (text)
-  if text == "" then return 0 end
-  if not utf8_len(text) then return math_ceil(#text / 4) end
-  local ascii, wide, other = 0, 0, 0
-  for _, c in utf8_codes(text) do
-    if c < 0x80 then ascii = ascii + 1
-    elseif is_cjk(c) then wide = wide + 1
-    else other = other + 1 end
-  end
-  return math_ceil(ascii / 4 + other / 2) + wide
-end
+--- The default token estimate of a text (`aigc.tokens.estimate_text`).
+-- @function estimate_text
+M.estimate_text = tokens.estimate_text
 
 local estimate_text = M.estimate_text
 
--- est(text), checked: an estimate that is not a finite number >= 0 would
--- raise from the arithmetic below or, NaN, silently disable trimming.
-local function tokens_of (est, text)
-  local n = est(text)
-  if type(n) ~= "number" or not (n >= 0 and n < math.huge) then
-    local got = type(n) ~= "number" and type(n) or n ~= n and "NaN" or n == math.huge and "inf" or tostring(n)
-    error("conversation option 'estimate' must return a number of tokens >= 0, got " .. got, 0)
-  end
-  return n
-end
-
--- Tokens of a content value (a string, a list of parts, or null).
-local function content_tokens (content, est)
-  if type(content) == "string" then return tokens_of(est, content) end
-  if type(content) ~= "table" then return 0 end
-  local n = 0
-  for _, part in ipairs(content) do
-    if type(part) == "string" then n = n + tokens_of(est, part)
-    elseif type(part) == "table" then
-      if type(part.text) == "string" then n = n + tokens_of(est, part.text)
-      elseif part.type == "image_url" or part.image_url ~= nil then n = n + 85   -- a low-detail image
-      elseif part.type == "input_audio" then n = n + 100
-      else
-        local ok, s = pcall(json_encode, part)
-        if ok then n = n + tokens_of(est, s) end
-      end
-    end
-  end
-  return n
-end
-
---- The estimated tokens of one message with a text estimator.
+--- The estimated tokens of one message (or Responses item) with a text
+-- estimator (`aigc.tokens.estimate_message`).
 -- @tparam table msg
 -- @tparam[opt] function est text -> tokens (default `estimate_text`)
 -- @tparam[opt] integer overhead per message (default `MESSAGE_OVERHEAD`)
 -- @treturn integer
 -- @usage conversation.estimate_message { role = "user", content = "Hi" } --> 5
 function M.estimate_message (msg, est, overhead)
-  est = est or estimate_text
-  local n = (overhead or M.MESSAGE_OVERHEAD) + content_tokens(msg.content, est)
-  if type(msg.name) == "string" then n = n + tokens_of(est, msg.name) + 1 end
-  if type(msg.tool_calls) == "table" then
-    for _, call in ipairs(msg.tool_calls) do
-      local f = type(call) == "table" and call["function"] or nil
-      if type(f) == "table" then
-        n = n + 3 + (type(f.name) == "string" and tokens_of(est, f.name) or 0)
-          + (type(f.arguments) == "string" and tokens_of(est, f.arguments) or 0)
-      end
-    end
-  end
-  return n
+  return tokens.estimate_message(msg, est, overhead or M.MESSAGE_OVERHEAD)
 end
 
 -- }======================================================
