@@ -63,6 +63,23 @@ describe("conversations over the Responses API", function ()
     assert.are_not.equal(conv.response_ids, fork.response_ids)
   end)
 
+  it("save and load keep the API, the state, the response ids and the calibration", function ()
+    local conv = aigc.conversation { client = client, api = "responses", state = "server" }
+    local _, r1 = assert(conv:say "Repeat after me: one")
+    conv.calibration = 1.25
+    local loaded = assert(aigc.conversation.load(conv:save(), client))
+    assert.equal("responses", loaded.api)
+    assert.equal("server", loaded.state)
+    assert.same({ r1.id }, loaded.response_ids)
+    assert.equal(1.25, loaded.calibration)
+    assert(loaded:say "Repeat after me: two")
+    assert.equal(r1.id, bodies()[2].previous_response_id)
+    local bad = conv:save():gsub('"response_ids":%["[^"]*"%]', '"response_ids":[7]')
+    local none, err = aigc.conversation.load(bad, client)
+    assert.is_nil(none)
+    assert.matches("response_ids", err.message)
+  end)
+
   it("keeps the state on the client: every say sends the history as input items", function ()
     local conv = aigc.conversation { client = client, api = "responses", system = "Be brief." }
     assert(conv:say "Repeat after me: one")

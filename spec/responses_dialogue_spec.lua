@@ -134,7 +134,8 @@ describe("dialogue over the Responses API", function ()
     end)
 
     it("a reply that breaks the schema: kind schema with violations", function ()
-      local res, err = client:respond { input = "x", schema = ANSWER, headers = { ["x-aigc-fault"] = "schema=violate" } }
+      local res, err = client:respond { input = "x", schema = ANSWER,
+                                        headers = { ["x-aigc-fault"] = "schema=violate" } }
       assert.is_nil(res)
       assert.equal("schema", err.kind)
       assert.is_table(err.violations)

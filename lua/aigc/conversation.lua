@@ -702,6 +702,8 @@ function Conversation:save ()
     summarize = self.summarize == true or nil,
     summary = self.summary,
     messages = msgs,
+    api = self.api, state = self.state, calibration = self.calibration,
+    response_ids = self.response_ids[1] and self.response_ids or nil,
   }
 end
 
@@ -745,7 +747,7 @@ function M.load (json, client, opts)
   if t.version ~= 1 then return nil, parse_error("unsupported saved conversation version " .. tostring(t.version)) end
   local o = { client = client }
   for _, k in ipairs { "model", "system", "max_context_tokens", "keep_first", "keep_last", "message_overhead",
-                       "summary_tokens" } do
+                       "summary_tokens", "api", "state" } do
     if t[k] ~= nil and t[k] ~= null then o[k] = t[k] end
   end
   if t.summarize == true then o.summarize = true end
@@ -771,6 +773,12 @@ function M.load (json, client, opts)
   local msgs = array {}
   for i, m in ipairs(t.messages) do msgs[i] = m end
   conv.messages = msgs
+  for i, id in ipairs(type(t.response_ids) == "table" and t.response_ids or {}) do
+    if type(id) ~= "string" then return nil, parse_error("not a valid saved conversation: response_ids") end
+    conv.response_ids[i] = id
+  end
+  local r = t.calibration
+  if type(r) == "number" and r > 0 and r < 100 then conv.calibration = r end
   if t.summary ~= nil and t.summary ~= null then
     local s, serr = saved_summary(t.summary, #msgs)
     if not s then return nil, parse_error("not a valid saved conversation: " .. serr) end
