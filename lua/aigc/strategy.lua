@@ -11,7 +11,8 @@
 --
 -- `params` are chat params (a string is one user message) and may hold a
 -- toolset or a schema: the candidates then run the tool loop or come back
--- structured.
+-- structured. Responses API params (`input`, no `messages`) work in
+-- `best_of` (without `use_n`), `vote`, `fallback` and `race`.
 --
 -- @module aigc.strategy
 -- @usage
@@ -88,8 +89,11 @@ end
 local function chat_params (p, fname, path, client)
   if type(p) == "string" then return { messages = { { role = "user", content = p } } } end
   if type(p) ~= "table" then spec_error(fname, path, expected("string or chat params", p)) end
-  if p.messages == nil then spec_error(fname, path .. ".messages", expected("list of messages", nil)) end
-  local why = check.call_problem(client, "chat", p, spec_path(path))
+  local api = judge_mod.is_responses(p) and "responses" or "chat"
+  if api == "chat" and p.messages == nil then
+    spec_error(fname, path .. ".messages", expected("list of messages", nil))
+  end
+  local why = check.call_problem(client, api, p, spec_path(path))
   if why then util.argerror(fname, 1, why) end
   return merge(p)
 end
@@ -133,7 +137,7 @@ local function generate (client, params, n, use_n, vary)
   for i = 1, n do
     local p = merge(params, { seed = base_seed + i })
     if vary then p = vary(i, p) or p end
-    reqs[i] = client:chat_async(p)
+    reqs[i] = judge_mod.send(client, p)
   end
   for i = 1, n do
     local res, err = await(reqs[i])
@@ -202,6 +206,9 @@ function M.best_of (spec)
   end
   need_function(spec.vary, "best_of", "vary")
 
+  if spec.use_n and judge_mod.is_responses(params) then
+    spec_error("best_of", "use_n", "the Responses API has no n (leave use_n out: n requests go at once)")
+  end
   local cands = generate(client, params, n, spec.use_n, spec.vary)
   local ok = {}
   for _, c in ipairs(cands) do if not c.err then ok[#ok + 1] = c end end
@@ -289,6 +296,9 @@ function M.vote (spec)
   local n = count_of(spec.n, 5, 1, "vote", "n")
   local extract = need_function(spec.extract, "vote", "extract") or M.default_extract
   need_function(spec.vary, "vote", "vary")
+  if spec.use_n and judge_mod.is_responses(params) then
+    spec_error("vote", "use_n", "the Responses API has no n (leave use_n out: n requests go at once)")
+  end
   local cands = generate(client, params, n, spec.use_n, spec.vary)
   local tally, order, total = {}, {}, 0
   for _, c in ipairs(cands) do
@@ -452,7 +462,7 @@ local function entries_of (spec, fname)
     local own = entry.params ~= nil and chat_params(entry.params, fname, path .. ".params", entry.client) or nil
     local p = merge(common, own)
     if entry.model then p.model = entry.model end
-    if p.messages == nil then
+    if p.messages == nil and p.input == nil then
       spec_error(fname, path .. ".params.messages", expected("list of messages (or spec.params)", nil))
     end
     entry.params, entry.index = p, i
@@ -549,7 +559,7 @@ function M.race (spec)
       end
       if user_error then user_error(err) end
     end
-    reqs[i] = e.client:chat_async(p)
+    reqs[i] = judge_mod.send(e.client, p)
   end
   over:wait()
   over:cancel()   -- (pending only if every client was closed meanwhile)
