@@ -271,6 +271,40 @@ describe("Responses API", function ()
       assert.equal(got, (req:result()))
     end)
 
+    it("cancel inside the stream callback: nothing more is delivered, kind canceled", function ()
+      local seen = 0
+      local req
+      req = client:respond_async { input = STORY, stream = function (_, event)
+        seen = seen + 1
+        if event.type == "response.output_text.delta" then req:cancel() end
+      end }
+      local res, err = req:wait()
+      assert.is_nil(res)
+      assert.equal("canceled", err.kind)
+      local at_cancel = seen
+      client:step(0.05)
+      assert.equal(at_cancel, seen)
+      assert.equal(5, seen)   -- created, in_progress, item added, part added, the first delta
+    end)
+
+    it("a stream whose accumulated response passes max_json_values: kind limit", function ()
+      local res, err = client:respond { input = STORY, stream = true, max_json_values = 60 }
+      assert.is_nil(res)
+      assert.equal("limit", err.kind)
+      assert.matches("the streamed response", err.message)
+    end)
+
+    it("iterates inside a task: the iterator yields to the loop", function ()
+      local text
+      client:spawn(function ()
+        local parts = {}
+        for delta in client:stream_response { input = FRANCE } do parts[#parts + 1] = delta end
+        text = table.concat(parts)
+      end)
+      while client:step(0.01) > 0 do end
+      assert.equal("The capital of France is Paris.", text)
+    end)
+
     it("runs in a task without blocking", function ()
       local texts = {}
       for i = 1, 3 do
