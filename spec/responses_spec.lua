@@ -295,6 +295,10 @@ describe("Responses API", function ()
     end)
 
     it("iterates inside a task: the iterator yields to the loop", function ()
+      if _VERSION == "Lua 5.1" and not rawget(_G, "jit") then
+        pending("PUC Lua 5.1 cannot yield across the iterator's __call (README: the Lua versions)")
+        return
+      end
       local text
       client:spawn(function ()
         local parts = {}
