@@ -391,7 +391,23 @@ describe("Responses API", function ()
         "bad argument #1 to 'respond' %(params.timeout: ")
       assert.error_matches(function () client:get_response(nil) end,
         "bad argument #1 to 'get_response' %(a response id")
+      assert.error_matches(function () client:respond { input = 42 } end,
+        "bad argument #1 to 'respond' %(params.input: string or list of input items expected, got number%)")
+      assert.error_matches(function () client:respond { input = { "x" } } end,
+        "bad argument #1 to 'respond' %(params.input%[1%]: input item table expected, got string%)")
+      assert.error_matches(function () client:respond { input = "x", store = "yes" } end,
+        "bad argument #1 to 'respond' %(params.store: boolean expected")
     end)
+  end)
+
+  it("warns once about a likely typo in a Responses field", function ()
+    local warned = {}
+    local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", max_retries = 0,
+                            log = function (level, msg) if level == "warn" then warned[#warned + 1] = msg end end }
+    assert(c:respond { input = "Hi", max_output_token = 20 })
+    c:close()
+    assert.matches("max_output_token", table.concat(warned, "\n"))
+    assert.matches("max_output_tokens", table.concat(warned, "\n"))
   end)
 
   describe("stored responses", function ()
