@@ -376,6 +376,28 @@ describe("Responses API", function ()
       assert.is_table(err.partial)
     end)
 
+    it("an error event echoing the API key: the key appears nowhere in the error", function ()
+      local secret = "sk-resp-secret-0123456789"
+      local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", max_retries = 0, api_key = secret }
+      local res, err = c:respond(fault("echo-key", { input = FRANCE, stream = true }))
+      c:close()
+      assert.is_nil(res)
+      assert.equal("api", err.kind)
+      local seen = {}
+      local function walk (v)
+        if type(v) == "string" then
+          assert.is_nil(v:find(secret, 1, true), "the key leaked: " .. v)
+          seen[#seen + 1] = v
+        elseif type(v) == "table" and not seen[v] then
+          seen[v] = true
+          for k, x in pairs(v) do walk(k); walk(x) end
+        end
+      end
+      walk(err)
+      assert.is_nil(tostring(err):find(secret, 1, true))
+      assert.truthy(table.concat(seen, " "):find("[redacted]", 1, true), "the echoed key was not scrubbed")
+    end)
+
     it("an HTTP error: kind http with status and param", function ()
       local res, err = client:respond { input = "Hi", previous_response_id = "resp_unknown" }
       assert.is_nil(res)
