@@ -76,16 +76,21 @@ local CANNED = [[
   until line == ""
   c:receive(len)
   c:send("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n" .. body)
+  if arg[2] == "linger" then   -- keep the response open until the client goes (at most 20 s)
+    c:settimeout(20)
+    c:receive("*a")
+  end
   c:close()
 ]]
 
-local function canned_client (sse_body)
+local function canned_client (sse_body, linger)
   local luachild = require "luachild"
   local path = os.tmpname()
   local f = assert(io.open(path, "wb"))
   f:write(sse_body)
   f:close()
-  local child = luachild.run(CANNED, { lua = os.getenv("LUA") or "lua5.4", args = { path }, background = true })
+  local child = luachild.run(CANNED, { lua = os.getenv("LUA") or "lua5.4", args = { path, linger and "linger" or "" },
+                                       background = true })
   local port
   for _ = 1, 500 do
     port = tonumber((io.open(child.stdout_path) or io.open("/dev/null")):read("*a"):match("%d+"))
@@ -506,6 +511,21 @@ describe("Responses API", function ()
       local res = c:respond { input = "x", stream = true }
       done()
       assert.equal("whole", res.text)
+    end)
+
+    it("a server that does not end the response after response.completed: done within the grace", function ()
+      local c, done = canned_client(sse {
+        { "response.created", '{"type":"response.created","response":{"id":"r","object":"response","status":"in_progress"}}' },
+        { "response.output_text.delta", '{"type":"response.output_text.delta","output_index":0,"content_index":0,"delta":"ok"}' },
+        { "response.completed", '{"type":"response.completed","response":{"id":"r","object":"response","status":"completed"}}' },
+      }, true)
+      local t0 = aigc.now()
+      local res, err = c:respond { input = "x", stream = true, timeout = 60 }
+      local took = aigc.now() - t0
+      done()
+      assert.is_nil(err)
+      assert.equal("ok", res.text)
+      assert.truthy(took < 15, ("took %.1f s: the 2 s grace after response.completed did not end it"):format(took))
     end)
 
     it("an event that is not a response event's shape: kind parse", function ()

@@ -77,6 +77,16 @@ static int queue_event (aigc_request *r, const char *type, size_t tlen,
   return 0;
 }
 
+/* Whether an SSE event name is one of the Responses API's last events. */
+static int is_final_event (const char *type, size_t len) {
+  static const char *const names[] = { "response.completed", "response.incomplete", "response.failed" };
+  size_t i;
+  for (i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (len == strlen(names[i]) && memcmp(type, names[i], len) == 0)
+      return 1;
+  return 0;
+}
+
 static int on_sse_event (void *ud, const aigc_sse_event *ev) {
   aigc_request *r = (aigc_request *)ud;
   if (r->saw_done)
@@ -92,6 +102,12 @@ static int on_sse_event (void *ud, const aigc_sse_event *ev) {
   }
   if (!ev->has_data && !(ev->type_len == 5 && memcmp(ev->type, "error", 5) == 0))
     return 0;   /* an event with a name but no data carries nothing */
+  if (r->kind == AIGC_KIND_RESPONSES && is_final_event(ev->type, ev->type_len)) {
+    /* The Responses API's end (it has no [DONE]): as after [DONE], the
+       server has AIGC_DONE_GRACE to end the response. */
+    r->idle_deadline = 0;
+    r->done_deadline = aigc_now() + AIGC_DONE_GRACE;
+  }
   if (queue_event(r, ev->type, ev->type_len, ev->data, ev->data_len) != 0) {
     r->abort_reason = AIGC_ABORT_NOMEM;
     return 1;
