@@ -142,6 +142,11 @@ static int put_copy (aigc_raccum *a, aigc_json_value *dst, const aigc_json_value
   return AIGC_RACCUM_OK;
 }
 
+/* Whether v holds what deltas built: a non-empty string or array. */
+static int built (const aigc_json_value *v) {
+  return (v->type == AIGC_JSON_STRING || v->type == AIGC_JSON_ARRAY) && v->len > 0;
+}
+
 static int key_in (const aigc_json_member *m, const char *const *keys) {
   for (; *keys != NULL; keys++)
     if (m->key_len == strlen(*keys) && memcmp(m->key, *keys, m->key_len) == 0)
@@ -151,10 +156,12 @@ static int key_in (const aigc_json_member *m, const char *const *keys) {
 
 /*
 ** Copies every member of src into dst (an object), but those named in
-** `built` that dst already has non-null: what the deltas made stays.
+** `keep` that dst already holds built (a non-empty string or array): what
+** the deltas made stays; an empty one (an item added with "content": []
+** or "arguments": "", and no delta after) takes the done event's.
 */
 static int merge_members (aigc_raccum *a, aigc_json_value *dst, const aigc_json_value *src,
-                          const char *const *built) {
+                          const char *const *keep) {
   size_t i;
   ensure(dst, AIGC_JSON_OBJECT);
   for (i = 0; i < src->len; i++) {
@@ -163,7 +170,7 @@ static int merge_members (aigc_raccum *a, aigc_json_value *dst, const aigc_json_
     int rc;
     if (slot == NULL)
       return AIGC_RACCUM_NOMEM;
-    if (built != NULL && key_in(m, built) && slot->type != AIGC_JSON_NULL)
+    if (keep != NULL && key_in(m, keep) && built(slot))
       continue;
     if ((rc = put_copy(a, slot, &m->value)) != AIGC_RACCUM_OK)
       return rc;
@@ -286,7 +293,7 @@ static int fill_done (aigc_raccum *a, aigc_json_value *target, const char *field
     return AIGC_RACCUM_OK;
   if ((slot = obj_slot(target, field, strlen(field))) == NULL)
     return AIGC_RACCUM_NOMEM;
-  if (slot->type == AIGC_JSON_STRING)
+  if (built(slot))
     return AIGC_RACCUM_OK;
   return put_copy(a, slot, v);
 }

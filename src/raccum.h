@@ -33,7 +33,8 @@
 **     function_call_arguments.done...) complete what was built: each member
 **     they carry replaces the accumulated one, except the text the deltas
 **     built (text, refusal, arguments, and an item's content / summary),
-**     which they fill only when no delta came. So the result is what the
+**     which they fill only when no delta came (it is absent, null, or an
+**     empty string or array). So the result is what the
 **     deltas say, and a server whose deltas and done events disagree is
 **     caught by comparing the result with its response.completed payload.
 **   - "sequence_number", when present, must be the previous one + 1 (the

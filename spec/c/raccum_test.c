@@ -181,6 +181,27 @@ TEST(test_done_fills) {
   aigc_raccum_free(&a);
 }
 
+/* A server that sends added and done events and no delta: the done
+   events' text fills the empty content and arguments the items came with. */
+TEST(test_done_without_deltas) {
+  static const char *const events[] = {
+    "{\"type\":\"response.output_item.added\",\"output_index\":0,\"item\":{\"type\":\"message\","
+    "\"content\":[]}}",
+    "{\"type\":\"response.output_item.added\",\"output_index\":1,\"item\":{\"type\":\"function_call\","
+    "\"arguments\":\"\"}}",
+    "{\"type\":\"response.output_item.done\",\"output_index\":0,\"item\":{\"type\":\"message\","
+    "\"content\":[{\"type\":\"output_text\",\"text\":\"whole\"}]}}",
+    "{\"type\":\"response.function_call_arguments.done\",\"output_index\":1,\"arguments\":\"{}\"}",
+    NULL
+  };
+  aigc_raccum a;
+  aigc_raccum_init(&a);
+  REQUIRE(add_all(&a, events));
+  CHECK_EQ_STR(json(&a.root), "{\"output\":[{\"type\":\"message\",\"content\":[{\"type\":\"output_text\","
+               "\"text\":\"whole\"}]},{\"type\":\"function_call\",\"arguments\":\"{}\"}]}");
+  aigc_raccum_free(&a);
+}
+
 /* Parallel calls whose argument deltas interleave: keyed by output_index. */
 TEST(test_interleaved_calls) {
   static const char *const events[] = {
@@ -389,6 +410,7 @@ int main (void) {
   RUN(test_message_stream);
   RUN(test_deltas_alone);
   RUN(test_done_fills);
+  RUN(test_done_without_deltas);
   RUN(test_interleaved_calls);
   RUN(test_reasoning_refusal_annotations);
   RUN(test_sequence);
