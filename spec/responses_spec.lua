@@ -225,6 +225,32 @@ describe("Responses API", function ()
       end)
     end
 
+    -- Without response.completed (fault truncate: every event but the last),
+    -- the output built from the events alone is the completed payload's.
+    for _, case in ipairs {
+      { "a message", { input = STORY } },
+      { "a reasoning summary", { input = FRANCE, model = "aigc-reason", reasoning = { summary = "detailed" } } },
+      { "parallel function calls", { input = 'Use get_weather({"city":"Paris"}) and get_time({"city":"Tokyo"})',
+                                     tools = { WEATHER, TIME } } },
+      { "a refusal, byte by byte", { input = FRANCE }, "refusal,byte-writes" },
+      { "a message, CRLF", { input = FRANCE }, "crlf" },
+    } do
+      it("builds the completed output from the events alone: " .. case[1], function ()
+        local full = {}
+        for k, v in pairs(case[2]) do full[k] = v end
+        if case[3] then full.headers = { ["x-aigc-fault"] = case[3] } end
+        local _, _, _, _, completed = record(client, full)
+        local cut = {}
+        for k, v in pairs(case[2]) do cut[k] = v end
+        cut.stream = true
+        cut.headers = { ["x-aigc-fault"] = "truncate" .. (case[3] and ("," .. case[3]) or "") }
+        local res, err = client:respond(cut)
+        assert.is_nil(res)
+        assert.equal("stream", err.kind)
+        assert.same(comparable(completed).output, comparable(err.partial).output)
+      end)
+    end
+
     it("the reasoning summary arrives live, before the answer", function ()
       local order = {}
       assert(client:respond { input = FRANCE, model = "aigc-reason", stream = function (delta, event)

@@ -312,6 +312,28 @@ static const aigc_json_value *object_field (aigc_raccum *a, const aigc_json_valu
 static const char *const ITEM_BUILT[] = { "content", "summary", "arguments", NULL };
 static const char *const PART_BUILT[] = { "text", "refusal", NULL };
 
+/*
+** The last snapshot's output completes the items built from the events, as
+** an output_item.done would: what they lack is taken from it (an item added
+** empty and never filled by events, a status), what deltas built stays.
+*/
+static int complete_output (aigc_raccum *a, aigc_json_value *built_output, const aigc_json_value *output) {
+  size_t i;
+  for (i = 0; i < output->len && i <= AIGC_RACCUM_MAX_INDEX; i++) {
+    const aigc_json_value *src = &output->u.items[i];
+    aigc_json_value *item;
+    int rc;
+    if (src->type != AIGC_JSON_OBJECT)
+      continue;
+    if ((item = arr_slot(built_output, i)) == NULL)
+      return AIGC_RACCUM_NOMEM;
+    rc = item->type == AIGC_JSON_OBJECT ? merge_members(a, item, src, ITEM_BUILT) : put_copy(a, item, src);
+    if (rc != AIGC_RACCUM_OK)
+      return rc;
+  }
+  return AIGC_RACCUM_OK;
+}
+
 /* A snapshot: the response's members but output replace the accumulated ones. */
 static int snapshot (aigc_raccum *a, const aigc_json_value *ev, aigc_raccum_end end) {
   const aigc_json_value *resp = object_field(a, ev, "response");
@@ -341,6 +363,9 @@ static int snapshot (aigc_raccum *a, const aigc_json_value *ev, aigc_raccum_end 
     else
       ensure(slot, AIGC_JSON_ARRAY);
   }
+  else if (end != AIGC_RACCUM_PENDING && output != NULL && output->type == AIGC_JSON_ARRAY
+           && (rc = complete_output(a, slot, output)) != AIGC_RACCUM_OK)
+    return rc;
   if (end != AIGC_RACCUM_PENDING)
     a->end = end;
   return AIGC_RACCUM_OK;

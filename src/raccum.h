@@ -10,8 +10,10 @@
 **     incomplete / failed carry a whole "response": every member of it but
 **     "output" replaces the accumulated one (status, usage, error,
 **     incomplete_details...). "output" is built from the events below; a
-**     snapshot's output is taken only while none was built (a server that
-**     sends created + completed and nothing between).
+**     snapshot's output is taken whole while none was built (a server that
+**     sends created + completed and nothing between), and the last one's
+**     (completed, incomplete, failed) completes the items built as an
+**     output_item.done would (below).
 **   - Items by "output_index", content parts by "content_index", reasoning
 **     summary parts by "summary_index" (each 0..AIGC_RACCUM_MAX_INDEX; the
 **     slots between are null until filled):

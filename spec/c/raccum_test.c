@@ -202,6 +202,29 @@ TEST(test_done_without_deltas) {
   aigc_raccum_free(&a);
 }
 
+/* Items added empty, then only response.completed: its output completes
+   them; what deltas built stays. */
+TEST(test_completed_completes) {
+  static const char *const events[] = {
+    "{\"type\":\"response.output_item.added\",\"output_index\":0,\"item\":{\"type\":\"message\","
+    "\"status\":\"in_progress\",\"content\":[]}}",
+    "{\"type\":\"response.output_item.added\",\"output_index\":1,\"item\":{\"type\":\"function_call\","
+    "\"arguments\":\"\"}}",
+    "{\"type\":\"response.function_call_arguments.delta\",\"output_index\":1,\"delta\":\"[1]\"}",
+    "{\"type\":\"response.completed\",\"response\":{\"status\":\"completed\",\"output\":["
+    "{\"type\":\"message\",\"status\":\"completed\",\"content\":[{\"type\":\"output_text\",\"text\":\"hi\"}]},"
+    "{\"type\":\"function_call\",\"arguments\":\"[2]\",\"call_id\":\"c\"},7]}}",
+    NULL
+  };
+  aigc_raccum a;
+  aigc_raccum_init(&a);
+  REQUIRE(add_all(&a, events));
+  CHECK_EQ_STR(json(&a.root), "{\"output\":[{\"type\":\"message\",\"status\":\"completed\",\"content\":["
+               "{\"type\":\"output_text\",\"text\":\"hi\"}]},{\"type\":\"function_call\",\"arguments\":\"[1]\","
+               "\"call_id\":\"c\"}],\"status\":\"completed\"}");
+  aigc_raccum_free(&a);
+}
+
 /* Parallel calls whose argument deltas interleave: keyed by output_index. */
 TEST(test_interleaved_calls) {
   static const char *const events[] = {
@@ -411,6 +434,7 @@ int main (void) {
   RUN(test_deltas_alone);
   RUN(test_done_fills);
   RUN(test_done_without_deltas);
+  RUN(test_completed_completes);
   RUN(test_interleaved_calls);
   RUN(test_reasoning_refusal_annotations);
   RUN(test_sequence);
