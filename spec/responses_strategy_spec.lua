@@ -43,6 +43,24 @@ describe("strategies over the Responses API", function ()
     assert.equal(3, win.count)
   end)
 
+  it("refine drafts and revises as responses, the history in the input items", function ()
+    local final, steps = strategy.refine { client = client, params = { input = "Repeat after me: draft" }, rounds = 1,
+                                           done = function () return false end }
+    assert(final, tostring(steps))
+    assert.equal(1, final.rounds)
+    assert.same({ "draft", "critique", "revision" }, { steps[1].stage, steps[2].stage, steps[3].stage })
+    assert.equal("response", steps[3].res.object)
+    local revision
+    for _, r in ipairs(srv:requests()) do
+      if r.path == "/v1/responses" then revision = r.body_json end
+    end
+    assert.same({ "user", "assistant", "user" },
+                { revision.input[1].role, revision.input[2].role, revision.input[3].role })
+    assert.equal("Repeat after me: draft", revision.input[1].content)
+    assert.equal("draft", revision.input[2].content)
+    assert.equal(1, paths()["/v1/chat/completions"])   -- the critic
+  end)
+
   it("fallback and race take Responses params", function ()
     local dead = aigc.client { base_url = "http://127.0.0.1:9/v1", model = "aigc-dev", max_retries = 0 }
     local res, attempts = strategy.fallback { params = { input = "Repeat after me: saved" }, dead, client }

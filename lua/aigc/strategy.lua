@@ -12,7 +12,8 @@
 -- `params` are chat params (a string is one user message) and may hold a
 -- toolset or a schema: the candidates then run the tool loop or come back
 -- structured. Responses API params (`input`, no `messages`) work in
--- `best_of` (without `use_n`), `vote`, `fallback` and `race`.
+-- `best_of` (without `use_n`), `vote`, `refine` (its critic is a chat),
+-- `fallback` and `race`.
 --
 -- @module aigc.strategy
 -- @usage
@@ -350,14 +351,17 @@ local function default_done (critique)
   return l:find("no issues", 1, true) ~= nil or l:find("^%s*lgtm") ~= nil
 end
 
--- The task's params continued: the draft as the assistant's answer, then `text`.
+-- The task's params continued: the draft as the assistant's answer, then
+-- `text` (Responses params: in their input items).
 local function follow_up (params, draft, text)
   local p = merge(params)
-  local msgs = {}
-  for i, m in ipairs(params.messages) do msgs[i] = m end
+  local key = judge_mod.is_responses(params) and "input" or "messages"
+  local msgs, prior = {}, params[key]
+  if type(prior) == "string" then prior = { { role = "user", content = prior } } end
+  for i, m in ipairs(prior) do msgs[i] = m end
   msgs[#msgs + 1] = { role = "assistant", content = draft }
   msgs[#msgs + 1] = { role = "user", content = text }
-  p.messages = msgs
+  p[key] = msgs
   return p
 end
 
