@@ -49,8 +49,9 @@ build = {
         -- the plain-C parts (no Lua), then the layers over them (src/*.c:
         -- scripts/check-rockspec.lua fails when this list and the folder differ)
         "src/buf.c", "src/sse.c", "src/json.c", "src/jsonout.c", "src/accum_shape.c",
-        "src/accum.c", "src/poller.c", "src/base64.c", "src/vec.c", "src/body.c", "src/core.c", "src/engine.c", "src/error.c",
-        "src/form.c", "src/headers.c", "src/jsonlua.c", "src/loop.c", "src/media.c", "src/request.c", "src/response.c",
+        "src/accum.c", "src/raccum.c", "src/poller.c", "src/base64.c", "src/vec.c", "src/body.c", "src/core.c",
+        "src/engine.c", "src/error.c", "src/form.c", "src/headers.c", "src/jsonlua.c", "src/loop.c", "src/media.c",
+        "src/request.c", "src/response.c",
         "src/roster.c", "src/transfer.c", "src/util.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
@@ -63,6 +64,9 @@ build = {
     ["aigc.files"] = "lua/aigc/files.lua",
     ["aigc.media"] = "lua/aigc/media.lua",
     ["aigc.vec"] = "lua/aigc/vec.lua",
+    ["aigc.responses"] = "lua/aigc/responses.lua",
+    ["aigc.adapter"] = "lua/aigc/adapter.lua",
+    ["aigc.tokens"] = "lua/aigc/tokens.lua",
     -- aigc.devserver: the bundled test/demo server, an optional development
     -- module (aigc never loads it); Lua 5.4 only (whatever Lua the rock is
     -- for), with luv and lua-cjson, run as its own process:

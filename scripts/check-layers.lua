@@ -31,7 +31,7 @@ local LAYERS = {
   { "buf", "base64", "vec", "body" },
   { "sse", "json" },
   { "jsonout" },
-  { "accum", "poller", "roster" },
+  { "accum", "raccum", "poller", "roster" },
   { "accum_shape" },
   { "util" },
   { "jsonlua", "headers", "form", "media" },
@@ -145,7 +145,7 @@ for m, syms in pairs(needs) do
 end
 
 -- Dead code.
-local PLAIN_C = { buf = true, sse = true, json = true, jsonout = true, accum = true,
+local PLAIN_C = { buf = true, sse = true, json = true, jsonout = true, accum = true, raccum = true,
                   accum_shape = true, poller = true, roster = true }
 local used_elsewhere = {}
 for m, syms in pairs(needs) do

@@ -33,7 +33,8 @@
 #              require "aigc" from it (5.4, 5.3, 5.1; rockspec-jit: LuaJIT loads
 #              the 5.1 tree, as Debian's 5.1 modules serve LuaJIT); rockspec-files:
 #              the rockspec lists every src/*.c and lua/**/*.lua
-#   fuzz       libFuzzer on the SSE parser (60 s), the JSON parser (30 s), base64/float32 (20 s)
+#   fuzz       libFuzzer on the SSE parser (60 s), the JSON parser (30 s), base64/float32
+#              (20 s) and the Responses stream accumulator (30 s)
 #   lifecycle-V      the random lifecycle tester (spec/lifecycle/run.lua) with
 #                    its children under V, 90 s: one result
 #   asan-V           the busted specs again under V, the module and a host
@@ -53,7 +54,7 @@
 #                                 skips every interpreter's ("busted"), a full one
 #                                 only that one ("busted-5.2"); "lifecycle" skips
 #                                 both lifecycle runs
-#   FUZZ_SSE_SECONDS / FUZZ_JSON_SECONDS / FUZZ_BASE64_SECONDS   shorten the fuzz runs
+#   FUZZ_SSE_SECONDS / FUZZ_JSON_SECONDS / FUZZ_BASE64_SECONDS / FUZZ_RACCUM_SECONDS   shorten the fuzz runs
 #   LIFECYCLE_SECONDS / LIFECYCLE_ASAN_SECONDS   the lifecycle runs' length
 #   LIFECYCLE_SEED   fixes their seed (default: a new one each run, printed,
 #                    so a failure can be replayed)
@@ -475,7 +476,7 @@ suite_fuzz () {
   if skipped fuzz; then record fuzz 0 0 2; return; fi
   local fp=0 ff=0 h name secs
   for h in fuzz_sse:${FUZZ_SSE_SECONDS:-60} fuzz_json:${FUZZ_JSON_SECONDS:-30} \
-           fuzz_base64:${FUZZ_BASE64_SECONDS:-20}; do
+           fuzz_base64:${FUZZ_BASE64_SECONDS:-20} fuzz_raccum:${FUZZ_RACCUM_SECONDS:-30}; do
     name=${h%%:*}; secs=${h##*:}
     if [ ! -f "spec/fuzz/$name.c" ]; then echo "$name: no harness"; ff=$((ff + 1)); continue; fi
     mkdir -p "build/corpus/$name"

@@ -43,20 +43,21 @@ static const char *secrets_of (aigc_engine *e) {
 static void log_submit (lua_State *L, aigc_engine *e, aigc_request *r) {
   char path[256];
   aigc_transfer_path(r, path, sizeof path);
-  if (e->roster.config.log_bodies && r->kind != AIGC_KIND_GET)
+  if (e->roster.config.log_bodies && !aigc_kind_bodiless(r->kind))
     aigc_error_log(L, 1, secrets_of(e), "debug", "POST %s%s body: %.*s", path,
                    r->stream ? " (stream)" : "", (int)(r->body.len > 800 ? 800 : r->body.len),
                    r->body.data ? r->body.data : "");
   else
     aigc_error_log(L, 1, secrets_of(e), "debug", "%s %s%s",
-                   r->xb.method == AIGC_METHOD_DELETE ? "DELETE" : r->kind == AIGC_KIND_GET ? "GET" : "POST",
+                   r->xb.method == AIGC_METHOD_DELETE ? "DELETE" : aigc_kind_method(r->kind),
                    path, r->stream ? " (stream)" : "");
 }
 
 /*
 ** eng:submit(kind, params [, opts]) -> request
-**   kind   "chat" | "completion" | "json" | "get"
-**   params the request table (nil for "get"); its per-call options
+**   kind   "chat" | "completion" | "json" | "get" | "responses" (POST
+**          /responses, typed stream events) | "delete"
+**   params the request table (nil for "get" and "delete"); its per-call options
 **          (core.call_options) configure the call and are not sent
 **   opts   { path =, headers = {"Name: value", ...}, query = "a=b",
 **          fname =, arg = } for what the Lua layer computed (Azure paths,

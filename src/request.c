@@ -33,7 +33,7 @@ static const char *const state_names[] = {
   "queued", "running", "done", "failed", "canceled"
 };
 
-static const char *const kind_names[] = { "chat", "completion", "json", "get", NULL };
+static const char *const kind_names[] = { "chat", "completion", "json", "get", "responses", "delete", NULL };
 
 const char *aigc_request_state_name (aigc_state st) {
   return state_names[st];
@@ -102,8 +102,7 @@ int aigc_request_push (lua_State *L, int eidx, aigc_request *r) {
 /* Logs how a request ended: "POST /v1/chat/completions -> 200 in 0.123 s". */
 static void log_end (lua_State *L, int eidx, aigc_request *r, int vidx, int ok) {
   char path[256];
-  const char *rid, *method = r->xb.method == AIGC_METHOD_DELETE ? "DELETE"
-                            : r->kind == AIGC_KIND_GET ? "GET" : "POST";
+  const char *rid, *method = r->xb.method == AIGC_METHOD_DELETE ? "DELETE" : aigc_kind_method(r->kind);
   if (r->roster == NULL || !r->roster->config.log_enabled)
     return;
   rid = aigc_headers_find(&r->hdrs, "x-request-id", NULL);
@@ -669,7 +668,7 @@ void aigc_request_read_args (lua_State *L, aigc_submit *s) {
   s->cx.fname = "submit";
   s->cx.arg = 2;
   s->cx.what = "params";
-  if (s->kind != AIGC_KIND_GET || s->has_params)
+  if (!aigc_kind_bodiless(s->kind) || s->has_params)
     luaL_checktype(L, 3, LUA_TTABLE);
   if (!lua_isnoneornil(L, 4))
     luaL_checktype(L, 4, LUA_TTABLE);
@@ -680,10 +679,13 @@ void aigc_request_read_args (lua_State *L, aigc_submit *s) {
       s->path = "/chat/completions";
     else if (s->kind == AIGC_KIND_COMPLETION)
       s->path = "/completions";
+    else if (s->kind == AIGC_KIND_RESPONSES)
+      s->path = "/responses";
     else
       luaL_argerror(L, 4, "opts.path is required for this kind");
   }
-  if (s->has_params && (s->kind == AIGC_KIND_CHAT || s->kind == AIGC_KIND_COMPLETION))
+  if (s->has_params && (s->kind == AIGC_KIND_CHAT || s->kind == AIGC_KIND_COMPLETION
+                        || s->kind == AIGC_KIND_RESPONSES))
     s->stream = read_stream(L, s);
 }
 
@@ -739,6 +741,7 @@ static int read_call_options (lua_State *L, int ridx, aigc_request *r, const aig
   r->arena.limits.max_containers = (size_t)aigc_opt_integer(L, 3, cx, "max_json_containers",
       (int64_t)r->arena.limits.max_containers, 1, huge);
   r->accum.limits = r->arena.limits;
+  r->raccum.limits = r->arena.limits;
   if (s->stream && lua_getfield(L, 3, "stream") != LUA_TBOOLEAN) {
     r->want_chunk = wants_chunk(L, -1);
     lua_setiuservalue(L, ridx, AIGC_RQ_STREAM);
@@ -756,7 +759,7 @@ aigc_request *aigc_request_new (lua_State *L, aigc_roster *ro, const aigc_submit
   int ridx, strong;
   /* The default model as a Lua string (index 5), read before any
      allocation could run a finalizer that closes the client and frees it. */
-  if (ro->config.model != NULL && s->kind != AIGC_KIND_GET)
+  if (ro->config.model != NULL && !aigc_kind_bodiless(s->kind))
     lua_pushstring(L, ro->config.model);
   else
     lua_pushnil(L);
@@ -781,10 +784,10 @@ aigc_request *aigc_request_new (lua_State *L, aigc_roster *ro, const aigc_submit
      engine meanwhile, which is why nothing of it is read after this. */
   if (r->xb.mime != NULL)
     ;   /* the form is the body */
-  else if (s->kind != AIGC_KIND_GET && s->has_params)
+  else if (!aigc_kind_bodiless(s->kind) && s->has_params)
     aigc_jsonlua_encode_params(L, 3, &r->body, lua_tostring(L, 5), s->stream && !s->quiet_stream,
                                s->kind == AIGC_KIND_CHAT || s->kind == AIGC_KIND_COMPLETION, &s->cx);
-  else if (s->kind != AIGC_KIND_GET && aigc_buf_append(&r->body, "{}", 2) != 0)
+  else if (!aigc_kind_bodiless(s->kind) && aigc_buf_append(&r->body, "{}", 2) != 0)
     luaL_error(L, "not enough memory");
   /* The last Lua allocation (it may grow the engine's tables). */
   hold(L, 1, r, ridx, strong);

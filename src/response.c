@@ -50,6 +50,11 @@ void aigc_response_decorate_error (lua_State *L, aigc_request *r) {
 
 void aigc_response_add_partial (lua_State *L, aigc_request *r) {
   const aigc_json_value *acc;
+  if (r->sse && r->kind == AIGC_KIND_RESPONSES && r->raccum.events > 0) {
+    aigc_jsonlua_push(L, &r->raccum.root);
+    lua_setfield(L, -2, "partial");
+    return;
+  }
   if (!r->sse || r->accum.chunks == 0)
     return;
   acc = aigc_accum_finish(&r->accum);
@@ -226,12 +231,32 @@ static void set_text (lua_State *L, int res) {
    (adding them to an exactly sized table rehashed it twice). */
 #define RESULT_FIELDS 4
 
-/* Adds text, request_id, headers and retries to the result on top. */
-static void decorate_result (lua_State *L, aigc_request *r) {
+/*
+** A response's text (the SDKs' output_text: every output_text part of its
+** messages, joined) as res.text; tree is the response as C has it.
+*/
+static int add_text (void *ud, const char *s, size_t n) {
+  luaL_addlstring((luaL_Buffer *)ud, s, n);
+  return 0;
+}
+
+static void set_output_text (lua_State *L, int res, const aigc_json_value *tree) {
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  aigc_raccum_output_text(tree, add_text, &b);
+  luaL_pushresult(&b);
+  lua_setfield(L, res, "text");
+}
+
+/* Adds text, request_id, headers and retries to the result on top (made
+   from tree). */
+static void decorate_result (lua_State *L, aigc_request *r, const aigc_json_value *tree) {
   int res = lua_gettop(L);
   const char *rid = aigc_headers_find(&r->hdrs, "x-request-id", NULL);
   if (r->kind == AIGC_KIND_CHAT || r->kind == AIGC_KIND_COMPLETION)
     set_text(L, res);
+  else if (r->kind == AIGC_KIND_RESPONSES)
+    set_output_text(L, res, tree);
   if (rid != NULL) {
     lua_pushstring(L, rid);
     lua_setfield(L, res, "request_id");
@@ -315,9 +340,30 @@ static void push_curl_error (lua_State *L, aigc_request *r, int *retryable) {
   aigc_error_setint(L, "curl_code", (lua_Integer)r->curl_code);
 }
 
+/*
+** A Responses stream that ended: the response when response.completed or
+** response.incomplete came (response.failed failed the request at its
+** event), else kind "stream" with what had come as err.partial.
+*/
+static int push_responses_outcome (lua_State *L, aigc_request *r) {
+  if (r->raccum.end == AIGC_RACCUM_PENDING) {
+    aigc_error_new(L, "stream", r->raccum.events == 0
+                   ? "the stream was incomplete: it ended before any event"
+                   : "the stream was incomplete: it ended before response.completed");
+    aigc_response_add_partial(L, r);
+    return 0;
+  }
+  aigc_jsonlua_push_room(L, &r->raccum.root, RESULT_FIELDS);
+  decorate_result(L, r, &r->raccum.root);
+  return 1;
+}
+
 /* A stream that ended: its accumulated reply, or why it is incomplete. */
 static int push_stream_outcome (lua_State *L, aigc_request *r) {
-  const aigc_json_value *acc = aigc_accum_finish(&r->accum);
+  const aigc_json_value *acc;
+  if (r->kind == AIGC_KIND_RESPONSES)
+    return push_responses_outcome(L, r);
+  acc = aigc_accum_finish(&r->accum);
   if (acc == NULL)
     aigc_error_new(L, "limit", "out of memory while accumulating the stream");
   else if (!r->saw_done) {
@@ -332,7 +378,7 @@ static int push_stream_outcome (lua_State *L, aigc_request *r) {
   }
   else {
     aigc_jsonlua_push_room(L, acc, RESULT_FIELDS);
-    decorate_result(L, r);
+    decorate_result(L, r, acc);
     return 1;
   }
   return 0;
@@ -377,7 +423,7 @@ static int push_body_outcome (lua_State *L, aigc_request *r) {
                                                : "the response's choices is not an array");
   else {
     aigc_jsonlua_push_room(L, &v, RESULT_FIELDS);
-    decorate_result(L, r);
+    decorate_result(L, r, &v);
     return 1;
   }
   return 0;
@@ -414,7 +460,7 @@ static int push_sink_outcome (lua_State *L, aigc_request *r) {
     lua_pushstring(L, ct);
     lua_setfield(L, -2, "content_type");
   }
-  decorate_result(L, r);
+  decorate_result(L, r, NULL);
   return 1;
 }
 
@@ -434,7 +480,7 @@ static int push_events_outcome (lua_State *L, aigc_request *r) {
     return 0;
   }
   aigc_jsonlua_push_room(L, &v, RESULT_FIELDS);
-  decorate_result(L, r);
+  decorate_result(L, r, &v);
   return 1;
 }
 
@@ -502,8 +548,15 @@ static const aigc_json_value *chunk_delta (const aigc_json_value *chunk, aigc_ki
 /* An "error" event: the server's error object, or its text. */
 static void push_error_event (lua_State *L, aigc_request *r, int parsed,
                               const aigc_json_value *chunk, const char *data, size_t dlen) {
-  if (parsed && chunk->type == AIGC_JSON_OBJECT)
+  if (parsed && chunk->type == AIGC_JSON_OBJECT) {
     push_api_error(L, r, "api", chunk, "the server sent an error event");
+    if (aigc_json_get(chunk, "error") == NULL) {   /* the Responses API's: code, param at the top */
+      copy_member(L, r, chunk, "code");
+      copy_member(L, r, chunk, "param");
+    }
+    if (r->kind == AIGC_KIND_RESPONSES)
+      aigc_response_add_partial(L, r);
+  }
   else {
     new_error_scrubbed(L, r, "stream", data, dlen > 500 ? 500 : dlen);
     if (dlen == 0) {
@@ -528,6 +581,46 @@ static int merge_chunk (lua_State *L, aigc_request *r, const aigc_json_value *ch
     aigc_error_new(L, "parse", msg);
   }
   return 0;
+}
+
+/*
+** A Responses stream event (parsed into *ev), merged by the C accumulator:
+** every event is delivered, unknown ones too; response.failed and "error"
+** events fail the request (kind "api"), a sequence_number gap or step back
+** too (kind "stream"), both with err.partial.
+*/
+static int responses_event (lua_State *L, aigc_request *r, const char *type, size_t tlen,
+                            const aigc_json_value *ev) {
+  size_t len;
+  const char *t = aigc_raccum_event_type(ev, type, tlen, &len);
+  int rc;
+  if (len == 5 && memcmp(t, "error", 5) == 0) {
+    push_error_event(L, r, 1, ev, NULL, 0);
+    return AIGC_EVENT_ERROR;
+  }
+  rc = aigc_raccum_add(&r->raccum, type, tlen, ev);
+  if (rc == AIGC_RACCUM_OK && r->raccum.end == AIGC_RACCUM_FAILED) {
+    const aigc_json_value *resp = aigc_json_get(ev, "response");
+    push_api_error(L, r, "api", resp, "the response failed (response.failed)");
+    aigc_response_add_partial(L, r);
+    return AIGC_EVENT_ERROR;
+  }
+  if (rc == AIGC_RACCUM_OK) {
+    r->delivered = 1;
+    return AIGC_EVENT_CHUNK;
+  }
+  if (rc == AIGC_RACCUM_NOMEM)
+    aigc_error_new(L, "limit", "out of memory while accumulating the stream");
+  else if (rc == AIGC_RACCUM_LIMIT)
+    aigc_error_json_limit(L, "the streamed response", r->raccum.error);
+  else {
+    char msg[200];
+    snprintf(msg, sizeof msg, "%s: %s", rc == AIGC_RACCUM_SEQUENCE
+             ? "the stream lost its order" : "unexpected stream event", r->raccum.error);
+    aigc_error_new(L, rc == AIGC_RACCUM_SEQUENCE ? "stream" : "parse", msg);
+  }
+  aigc_response_add_partial(L, r);
+  return AIGC_EVENT_ERROR;
 }
 
 int aigc_response_event (lua_State *L, aigc_request *r, const char *type, size_t tlen,
@@ -556,6 +649,8 @@ int aigc_response_event (lua_State *L, aigc_request *r, const char *type, size_t
     set_body_text(L, r, data, dlen);
     return AIGC_EVENT_ERROR;
   }
+  if (r->kind == AIGC_KIND_RESPONSES)
+    return responses_event(L, r, type, tlen, chunk);
   if (truthy(aigc_json_get(chunk, "error"))) {
     push_api_error(L, r, "api", chunk, "the server sent an error in the stream");
     return AIGC_EVENT_ERROR;
@@ -606,8 +701,20 @@ int aigc_response_typed_event (lua_State *L, aigc_request *r, const char *type, 
   return AIGC_EVENT_ERROR;
 }
 
+/* A Responses event's text delta: "delta" of response.output_text.delta. */
+static const aigc_json_value *event_delta (const aigc_json_value *ev) {
+  static const char name[] = "response.output_text.delta";
+  const aigc_json_value *t = aigc_json_get(ev, "type"), *d;
+  if (t == NULL || t->type != AIGC_JSON_STRING || t->len != sizeof name - 1
+      || memcmp(t->u.s, name, sizeof name - 1) != 0)
+    return NULL;
+  d = aigc_json_get(ev, "delta");
+  return (d != NULL && d->type == AIGC_JSON_STRING) ? d : NULL;
+}
+
 int aigc_response_push_delta (lua_State *L, aigc_request *r, const aigc_json_value *chunk) {
-  const aigc_json_value *delta = chunk_delta(chunk, r->kind), *usage;
+  const aigc_json_value *delta = r->kind == AIGC_KIND_RESPONSES ? event_delta(chunk)
+                                 : chunk_delta(chunk, r->kind), *usage;
   if (delta != NULL)
     lua_pushlstring(L, delta->u.s, delta->len);
   else

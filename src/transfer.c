@@ -33,6 +33,8 @@ void aigc_transfer_init (aigc_request *r, aigc_roster *ro, aigc_kind kind, int s
   aigc_json_arena_init(&r->arena);
   r->arena.limits = c->json_limits;
   r->accum.limits = c->json_limits;
+  aigc_raccum_init(&r->raccum);
+  r->raccum.limits = c->json_limits;
 }
 
 
@@ -75,6 +77,16 @@ static int queue_event (aigc_request *r, const char *type, size_t tlen,
   return 0;
 }
 
+/* Whether an SSE event name is one of the Responses API's last events. */
+static int is_final_event (const char *type, size_t len) {
+  static const char *const names[] = { "response.completed", "response.incomplete", "response.failed" };
+  size_t i;
+  for (i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (len == strlen(names[i]) && memcmp(type, names[i], len) == 0)
+      return 1;
+  return 0;
+}
+
 static int on_sse_event (void *ud, const aigc_sse_event *ev) {
   aigc_request *r = (aigc_request *)ud;
   if (r->saw_done)
@@ -90,6 +102,12 @@ static int on_sse_event (void *ud, const aigc_sse_event *ev) {
   }
   if (!ev->has_data && !(ev->type_len == 5 && memcmp(ev->type, "error", 5) == 0))
     return 0;   /* an event with a name but no data carries nothing */
+  if (r->kind == AIGC_KIND_RESPONSES && is_final_event(ev->type, ev->type_len)) {
+    /* The Responses API's end (it has no [DONE]): as after [DONE], the
+       server has AIGC_DONE_GRACE to end the response. */
+    r->idle_deadline = 0;
+    r->done_deadline = aigc_now() + AIGC_DONE_GRACE;
+  }
   if (queue_event(r, ev->type, ev->type_len, ev->data, ev->data_len) != 0) {
     r->abort_reason = AIGC_ABORT_NOMEM;
     return 1;
@@ -271,8 +289,12 @@ static int setup_easy (aigc_request *r, const aigc_roster *ro, int fresh) {
   SET(CURLOPT_HEADERDATA, (void *)r);
   SET(CURLOPT_HTTPHEADER, r->headers ? r->headers
                           : (r->stream && c->stream_headers) ? c->stream_headers : c->headers);
-  if (r->kind == AIGC_KIND_GET) {
-    SET(CURLOPT_POSTFIELDS, NULL);   /* a reused handle may have posted */
+  /* Every request sets the method (a reused handle may have posted or
+     deleted). */
+  SET(CURLOPT_CUSTOMREQUEST, r->kind == AIGC_KIND_DELETE || r->xb.method == AIGC_METHOD_DELETE
+                             ? "DELETE" : NULL);
+  if (aigc_kind_bodiless(r->kind)) {
+    SET(CURLOPT_POSTFIELDS, NULL);
     SET(CURLOPT_HTTPGET, 1L);
   }
   else if (r->xb.mime != NULL)
@@ -281,7 +303,6 @@ static int setup_easy (aigc_request *r, const aigc_roster *ro, int fresh) {
     SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body.len);
     SET(CURLOPT_POSTFIELDS, r->body.data ? r->body.data : "");
   }
-  SET(CURLOPT_CUSTOMREQUEST, r->xb.method == AIGC_METHOD_DELETE ? "DELETE" : NULL);
   SET(CURLOPT_CONNECTTIMEOUT_MS, (long)ceil(r->connect_timeout * 1000.0));
   /* Non-streamed calls have a total deadline; a stream only an idle one
      (the request's own timer), never a total. */
@@ -370,6 +391,7 @@ static void setup_attempt (aigc_request *r) {
   aigc_sse_reset(&r->sse_parser);
   if (r->accum.chunks > 0 || r->accum.root.len > 0)
     aigc_accum_free(&r->accum);   /* (keeps its kind and limits) */
+  aigc_raccum_reset(&r->raccum);
   /* A stream's timeout is an idle limit between bytes, counted from now. */
   r->idle_deadline = r->stream ? aigc_now() + r->timeout : 0;
 }
@@ -649,6 +671,7 @@ void aigc_transfer_free_memory (aigc_request *r) {
   aigc_sse_free(&r->sse_parser);
   aigc_sse_init(&r->sse_parser, r->max_bytes);
   aigc_accum_free(&r->accum);
+  aigc_raccum_free(&r->raccum);
   aigc_json_arena_free(&r->arena);
 }
 

@@ -22,6 +22,7 @@
 #include "buf.h"
 #include "headers.h"
 #include "json.h"
+#include "raccum.h"
 #include "roster.h"
 #include "sse.h"
 
@@ -30,8 +31,16 @@ typedef enum aigc_kind {
   AIGC_KIND_CHAT,        /* POST /chat/completions: choices[].message */
   AIGC_KIND_COMPLETION,  /* POST /completions: choices[].text */
   AIGC_KIND_JSON,        /* any other JSON POST (embeddings, ...) */
-  AIGC_KIND_GET          /* GET, no body (models) */
+  AIGC_KIND_GET,         /* GET, no body (models) */
+  AIGC_KIND_RESPONSES,   /* POST /responses: typed stream events (raccum.h) */
+  AIGC_KIND_DELETE       /* DELETE, no body (a stored response, a file) */
 } aigc_kind;
+
+/* Kinds that send no body. */
+#define aigc_kind_bodiless(k) ((k) == AIGC_KIND_GET || (k) == AIGC_KIND_DELETE)
+/* The HTTP method of a kind. */
+#define aigc_kind_method(k) \
+  ((k) == AIGC_KIND_GET ? "GET" : (k) == AIGC_KIND_DELETE ? "DELETE" : "POST")
 
 typedef enum aigc_state {
   AIGC_QUEUED,     /* submitted, waiting for a concurrency slot */
@@ -124,6 +133,7 @@ struct aigc_request {
   size_t draining_read;         /* read offset in draining */
   int saw_done;                 /* "data: [DONE]" arrived */
   aigc_accum accum;
+  aigc_raccum raccum;           /* AIGC_KIND_RESPONSES streams: the response */
   aigc_json_arena arena;        /* per-chunk parse memory, reset each chunk */
 };
 

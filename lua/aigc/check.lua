@@ -251,7 +251,30 @@ M.COMPLETION_FIELDS = util.merge(SAMPLING, {
   prompt = prompt_problem, suffix = "string", logprobs = "integer", echo = "boolean", best_of = "integer",
 })
 
-local FIELDS = { chat = M.CHAT_FIELDS, completion = M.COMPLETION_FIELDS }
+-- `input` (Responses API): a string, or a list of items (tables).
+local function input_problem (v, path)
+  if type(v) == "string" then return nil end
+  if not is_list(v) then return path .. ": " .. expected("string or list of input items", v) end
+  local i = 1
+  while v[i] ~= nil do
+    if type(v[i]) ~= "table" then return string_format("%s[%d]: %s", path, i, expected("input item table", v[i])) end
+    i = i + 1
+  end
+  return nil
+end
+
+--- The known fields of a Responses API request (`POST /responses`): name -> rule.
+M.RESPONSES_FIELDS = {
+  model = "string", input = input_problem, instructions = "string", tools = tools_problem,
+  tool_choice = string_or_table, parallel_tool_calls = "boolean", text = "table", previous_response_id = "string",
+  store = "boolean", reasoning = "table", max_output_tokens = "integer", max_tool_calls = "integer",
+  temperature = "number", top_p = "number", top_logprobs = "integer", metadata = "table", truncation = "string",
+  user = "string", safety_identifier = "string", prompt_cache_key = "string", include = list_of_strings,
+  background = "boolean", service_tier = "string", stream_options = "table", conversation = string_or_table,
+  prompt = "table", prompt_cache_retention = "string",
+}
+
+local FIELDS = { chat = M.CHAT_FIELDS, completion = M.COMPLETION_FIELDS, responses = M.RESPONSES_FIELDS }
 
 local function field_problem (rule, v, path)
   if v == null then return nil end
@@ -401,7 +424,7 @@ function M.call_problem (client, api, params, root, partial)
     if rule then
       why = rule_problem(rule, v)
       if why then why = root .. "." .. tostring(key) .. ": " .. why end
-    elseif DIALOGUE_OPTIONS[key] and api == "chat" then
+    elseif DIALOGUE_OPTIONS[key] and (api == "chat" or api == "responses") then
       local d = DIALOGUE_OPTIONS[key]
       why = rule_problem(d, v)
       if why then why = root .. "." .. key .. ": " .. why
@@ -413,7 +436,8 @@ function M.call_problem (client, api, params, root, partial)
     elseif fields and fields[key] then
       why = field_problem(fields[key], v, root .. "." .. key)
     elseif fields and key ~= "engine" then
-      local known = likely_typo(key, fields, call_options, api == "chat" and DIALOGUE_OPTIONS or {})
+      local dialogue_options = (api == "chat" or api == "responses") and DIALOGUE_OPTIONS or {}
+      local known = likely_typo(key, fields, call_options, dialogue_options)
       if known then warn_typo(client, root .. "." .. key, key, known) end
     end
     if why then return why end

@@ -662,6 +662,8 @@ end
 require("aigc.media").install(Client, submit, check_self)
 require("aigc.files").install(Client, submit, check_self)
 hooks.install(Client)
+-- The Responses API's methods (lua/aigc/responses.lua).
+require("aigc.responses").install(Client, { check_self = check_self, submit = submit })
 
 M.Client = Client
 

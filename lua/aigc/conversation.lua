@@ -15,6 +15,18 @@
 -- `tools` runs the tool loop and records its messages; a `schema` makes
 -- every reply structured (`res.parsed`); `stream` streams.
 --
+-- Over the Responses API (`api = "responses"`) the history goes as the
+-- `input` items; with `state = "server"` the server keeps it: each say
+-- sends only the new input with `previous_response_id` (and `store`), and
+-- nothing is trimmed here (`conv.messages` still records every turn).
+--
+-- Calibration: the estimates are rough (4 characters a token); with a
+-- budget, each reply's reported prompt tokens (`usage.prompt_tokens`, or
+-- `input_tokens`) over the estimate of what was sent teach the
+-- conversation a ratio (`conv.calibration`), and later trims count with it,
+-- so the prompts a server counts converge on `max_context_tokens`
+-- (`calibrate = false` turns it off).
+--
 -- @classmod aigc.conversation
 -- @usage
 -- local conv = aigc.conversation { client = client, system = "You are a helpful tutor.",
@@ -29,15 +41,15 @@ local check = require "aigc.check"
 local task = require "aigc.task"
 local future = require "aigc.future"
 local dialogue = require "aigc.dialogue"
+local tokens = require "aigc.tokens"
 
 local null, array = core.null, core.array
 local json_encode, json_decode = core.json.encode, core.json.decode
 local error, getmetatable, ipairs, pairs, pcall, setmetatable, tostring, type =
   error, getmetatable, ipairs, pairs, pcall, setmetatable, tostring, type
-local math_ceil = math.ceil
 local string_format = string.format
 local table_concat = table.concat
-local utf8_codes, utf8_len, is_integer = compat.utf8_codes, compat.utf8_len, compat.is_integer
+local is_integer = compat.is_integer
 local await, argerror, expected, field_error = task.await, util.argerror, util.expected, util.field_error
 
 util.own_module()
@@ -60,90 +72,24 @@ M.SUMMARY_PREFIX = "Summary of the earlier conversation: "
 
 
 -- {======================================================
--- Token estimates
+-- Token estimates (aigc.tokens)
 -- =======================================================
 
--- Scripts written without spaces between words, where tokenizers give
--- about one token per character: CJK ideographs, kana, Hangul, and
--- full-width forms.
-local function is_cjk (c)
-  return (c >= 0x2E80 and c <= 0x9FFF) or (c >= 0xAC00 and c <= 0xD7AF) or (c >= 0x1100 and c <= 0x11FF)
-      or (c >= 0xF900 and c <= 0xFAFF) or (c >= 0xFF00 and c <= 0xFFEF) or (c >= 0x20000 and c <= 0x3FFFF)
-end
-
---- The default token estimate of a text: about 4 characters per token for
--- ASCII (English, code), 1 token per CJK character, 2 characters per token
--- for other scripts (accented Latin, Cyrillic, Greek, Arabic...), rounded up.
--- Bytes that are not UTF-8 count as 4 per token.
--- @tparam string text
--- @treturn integer
--- @usage conversation.estimate_text("Hello, world") --> 3
--- conversation.estimate_text("你好世界") --> 4
-function M.estimate_text (text)
-  if text == "" then return 0 end
-  if not utf8_len(text) then return math_ceil(#text / 4) end
-  local ascii, wide, other = 0, 0, 0
-  for _, c in utf8_codes(text) do
-    if c < 0x80 then ascii = ascii + 1
-    elseif is_cjk(c) then wide = wide + 1
-    else other = other + 1 end
-  end
-  return math_ceil(ascii / 4 + other / 2) + wide
-end
+--- The default token estimate of a text (`aigc.tokens.estimate_text`).
+-- @function estimate_text
+M.estimate_text = tokens.estimate_text
 
 local estimate_text = M.estimate_text
 
--- est(text), checked: an estimate that is not a finite number >= 0 would
--- raise from the arithmetic below or, NaN, silently disable trimming.
-local function tokens_of (est, text)
-  local n = est(text)
-  if type(n) ~= "number" or not (n >= 0 and n < math.huge) then
-    local got = type(n) ~= "number" and type(n) or n ~= n and "NaN" or n == math.huge and "inf" or tostring(n)
-    error("conversation option 'estimate' must return a number of tokens >= 0, got " .. got, 0)
-  end
-  return n
-end
-
--- Tokens of a content value (a string, a list of parts, or null).
-local function content_tokens (content, est)
-  if type(content) == "string" then return tokens_of(est, content) end
-  if type(content) ~= "table" then return 0 end
-  local n = 0
-  for _, part in ipairs(content) do
-    if type(part) == "string" then n = n + tokens_of(est, part)
-    elseif type(part) == "table" then
-      if type(part.text) == "string" then n = n + tokens_of(est, part.text)
-      elseif part.type == "image_url" or part.image_url ~= nil then n = n + 85   -- a low-detail image
-      elseif part.type == "input_audio" then n = n + 100
-      else
-        local ok, s = pcall(json_encode, part)
-        if ok then n = n + tokens_of(est, s) end
-      end
-    end
-  end
-  return n
-end
-
---- The estimated tokens of one message with a text estimator.
+--- The estimated tokens of one message (or Responses item) with a text
+-- estimator (`aigc.tokens.estimate_message`).
 -- @tparam table msg
 -- @tparam[opt] function est text -> tokens (default `estimate_text`)
 -- @tparam[opt] integer overhead per message (default `MESSAGE_OVERHEAD`)
 -- @treturn integer
 -- @usage conversation.estimate_message { role = "user", content = "Hi" } --> 5
 function M.estimate_message (msg, est, overhead)
-  est = est or estimate_text
-  local n = (overhead or M.MESSAGE_OVERHEAD) + content_tokens(msg.content, est)
-  if type(msg.name) == "string" then n = n + tokens_of(est, msg.name) + 1 end
-  if type(msg.tool_calls) == "table" then
-    for _, call in ipairs(msg.tool_calls) do
-      local f = type(call) == "table" and call["function"] or nil
-      if type(f) == "table" then
-        n = n + 3 + (type(f.name) == "string" and tokens_of(est, f.name) or 0)
-          + (type(f.arguments) == "string" and tokens_of(est, f.arguments) or 0)
-      end
-    end
-  end
-  return n
+  return tokens.estimate_message(msg, est, overhead or M.MESSAGE_OVERHEAD)
 end
 
 -- }======================================================
@@ -158,6 +104,8 @@ local OPTIONS = {
   client = { type = "table" }, model = { type = "string" }, system = { type = "string" }, params = { type = "table" },
   messages = { type = "table" }, max_context_tokens = INT0, keep_first = INT0, keep_last = INT0,
   message_overhead = INT0, summary_tokens = INT0, estimate = { type = "function" }, summarize = true,
+  api = { type = "string", one_of = { chat = true, responses = true } },
+  state = { type = "string", one_of = { client = true, server = true } }, calibrate = { type = "boolean" },
 }
 
 local function deep_copy (v)
@@ -180,10 +128,14 @@ local function check_options (opts, fname, argn)
       if v ~= true and v ~= false and not check.is_callable(v) then why = expected("true, false or function", v) end
     else
       why = check.rule_problem(rule, v)
+      if not why and rule.one_of and not rule.one_of[v] then why = "unknown value " .. util.describe(v) end
     end
     if why then field_error(fname, argn, path, why) end
   end
-  local why = opts.params and check.call_problem(opts.client, "chat", opts.params, "opts.params", true)
+  if opts.state == "server" and opts.api ~= "responses" then
+    field_error(fname, argn, "opts.state", "'server' needs api = 'responses'")
+  end
+  local why = opts.params and check.call_problem(opts.client, opts.api or "chat", opts.params, "opts.params", true)
     or opts.messages and check.CHAT_FIELDS.messages(opts.messages, "opts.messages")
   if why then argerror(fname, argn, why) end
 end
@@ -214,6 +166,12 @@ local function new (opts, fname, argn)
     summary = nil,
     --- What the last request sent: `{ tokens =, messages =, dropped =, summarized = }`.
     last_context = nil,
+    --- "chat" or "responses"; `state`: "client" or "server" (Responses: the server keeps the history).
+    api = opts.api or "chat", state = opts.state or "client",
+    --- The ids of the responses of the turns, when the server keeps the state.
+    response_ids = array {},
+    --- Reported prompt tokens over estimated ones (nil until a reply told), and whether to learn it.
+    calibration = nil, calibrate = opts.calibrate ~= false,
   }, Conversation)
   if opts.messages then
     for i, m in ipairs(opts.messages) do self.messages[i] = m end
@@ -313,6 +271,7 @@ local function plan (self, msgs, reserve)
   local h = head_count(msgs)
   local turns = turns_of(msgs, h)
   local budget = self.max_context_tokens
+  if budget and self.calibration then budget = budget / self.calibration end
   local nt = #turns
   local p = { h = h, turns = turns, cost = cost, total = total, keep_from = 1, drop_to = 0 }
   if budget == nil or total <= budget or nt == 0 then return p end
@@ -482,7 +441,7 @@ local function merged_params (self, params, msgs)
   for k, v in pairs(self.params) do p[k] = v end
   if params then for k, v in pairs(params) do p[k] = v end end
   if p.model == nil then p.model = self.model end
-  p.messages = msgs
+  if self.api == "responses" then p.input = msgs else p.messages = msgs end
   p.on_done, p.on_error = nil, nil   -- (they hear the say's end: see check_say)
   return p
 end
@@ -501,12 +460,13 @@ local function check_say (self, input, params, fname)
   if params and params.on_error ~= nil then on_error = params.on_error end
   local p = merged_params(self, params, nil)
   p.on_done, p.on_error = on_done, on_error
-  local why = check.call_problem(self.client, "chat", p) or dialogue.params_problem(p)
+  local why = check.call_problem(self.client, self.api, p) or dialogue.params_problem(p)
   if why then argerror(fname, 2, why) end
   return user, on_done, on_error
 end
 
 local function assistant_message (res)
+  if res.object == "response" then return { role = "assistant", content = res.text } end
   local choice = res.choices and res.choices[1]
   local msg = choice and choice.message or {}
   local m = { role = type(msg.role) == "string" and msg.role or "assistant", content = msg.content }
@@ -515,16 +475,42 @@ local function assistant_message (res)
   return m
 end
 
+-- Learns the ratio of the prompt tokens the server counted for the
+-- context sent (the first request of a tool loop's rounds) to their estimate.
+function Conversation:_learn (info, res)
+  if not (info and self.calibrate) then return end
+  local u = type(res.usage_rounds) == "table" and res.usage_rounds[1] or res.usage
+  local n = type(u) == "table" and (u.prompt_tokens or u.input_tokens) or nil
+  if type(n) == "number" and n > 0 and info.tokens > 0 then self.calibration = n / info.tokens end
+end
+
+-- The request of one say: the context and its info, or nil, err. With the
+-- server keeping the state, only the new input follows the last response.
+function Conversation:_request (msgs, user, params, fut)
+  local ids = self.response_ids
+  local context, info
+  if self.state == "server" and ids[1] ~= nil then
+    context = { user }
+  else
+    context, info = self:_context(msgs, fut)
+    if not context then return nil, info end
+  end
+  local p = merged_params(self, params, context)
+  if self.state == "server" then p.store, p.previous_response_id = true, ids[#ids] end
+  if self.api == "responses" then return self.client:respond_async(p), info end
+  return self.client:chat_async(p), info
+end
+
 -- One exchange; commits it to the history only on success.
 function Conversation:_say (user, params, fut)
   local hist = self.messages
   local msgs = {}
   for i, m in ipairs(hist) do msgs[i] = m end
   msgs[#msgs + 1] = user
-  local context, info = self:_context(msgs, fut)
-  if not context then return nil, info end
   if fut and fut:canceled() then return fut:result() end
-  local req = self.client:chat_async(merged_params(self, params, context))
+  local req, info = self:_request(msgs, user, params, fut)
+  if not req then return nil, info end
+  if fut and fut:canceled() then req:cancel(); return fut:result() end
   if fut then fut:track(req) end
   local res, err = await(req)
   if fut and fut:canceled() then return fut:result() end
@@ -538,6 +524,8 @@ function Conversation:_say (user, params, fut)
   end
   hist[#hist + 1] = assistant_message(res)
   self.last_context = info
+  if self.state == "server" then self.response_ids[#self.response_ids + 1] = res.id end
+  self:_learn(info, res)
   return res
 end
 
@@ -639,6 +627,7 @@ function Conversation:fork ()
   for k, v in pairs(self.params) do p[k] = v end
   c.params = p
   c.messages = deep_copy(self.messages)
+  c.response_ids = deep_copy(self.response_ids)
   c.summary = deep_copy(self.summary)
   c.last_context = deep_copy(self.last_context)
   return c
@@ -659,6 +648,7 @@ function Conversation:undo ()
   for i = u, #msgs do removed[#removed + 1] = msgs[i] end
   for i = #msgs, u, -1 do msgs[i] = nil end
   if self.summary and self.summary.to >= u then self.summary = nil end
+  self.response_ids[#self.response_ids] = nil
   return removed
 end
 
@@ -672,6 +662,7 @@ function Conversation:reset ()
   self.messages = msgs
   self.summary = nil
   self.last_context = nil
+  self.response_ids = array {}
   return self
 end
 
@@ -711,6 +702,8 @@ function Conversation:save ()
     summarize = self.summarize == true or nil,
     summary = self.summary,
     messages = msgs,
+    api = self.api, state = self.state, calibration = self.calibration,
+    response_ids = self.response_ids[1] and self.response_ids or nil,
   }
 end
 
@@ -754,7 +747,7 @@ function M.load (json, client, opts)
   if t.version ~= 1 then return nil, parse_error("unsupported saved conversation version " .. tostring(t.version)) end
   local o = { client = client }
   for _, k in ipairs { "model", "system", "max_context_tokens", "keep_first", "keep_last", "message_overhead",
-                       "summary_tokens" } do
+                       "summary_tokens", "api", "state" } do
     if t[k] ~= nil and t[k] ~= null then o[k] = t[k] end
   end
   if t.summarize == true then o.summarize = true end
@@ -780,6 +773,12 @@ function M.load (json, client, opts)
   local msgs = array {}
   for i, m in ipairs(t.messages) do msgs[i] = m end
   conv.messages = msgs
+  for i, id in ipairs(type(t.response_ids) == "table" and t.response_ids or {}) do
+    if type(id) ~= "string" then return nil, parse_error("not a valid saved conversation: response_ids") end
+    conv.response_ids[i] = id
+  end
+  local r = t.calibration
+  if type(r) == "number" and r > 0 and r < 100 then conv.calibration = r end
   if t.summary ~= nil and t.summary ~= null then
     local s, serr = saved_summary(t.summary, #msgs)
     if not s then return nil, parse_error("not a valid saved conversation: " .. serr) end

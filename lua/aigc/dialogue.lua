@@ -71,8 +71,8 @@ local task = require "aigc.task"
 local future = require "aigc.future"
 local schema_mod = require "aigc.schema"
 local tools_mod = require "aigc.tools"
+local adapter = require "aigc.adapter"
 
-local json_encode = core.json.encode
 local null, array = core.null, core.array
 local ipairs, pairs, pcall, tostring, type = ipairs, pairs, pcall, tostring, type
 local string_format = string.format
@@ -94,9 +94,11 @@ local MODES = { json_schema = true, json_object = true, auto = true }
 
 -- Checks the values of the layer's options (their types are checked with
 -- every call's, in aigc.check) and splits params into the wire params and
--- the options. Misuse raises, located at the user's line.
-local function prepare (params, fname)
-  local o = {}
+-- the options (o.adapter: the API's, aigc.adapter). Misuse raises, located
+-- at the user's line.
+local function prepare (params, fname, A)
+  A = A or adapter.chat
+  local o = { adapter = A }
   local s = params.schema
   if s ~= nil then
     local ok, why = schema_mod.check_schema(s)
@@ -118,6 +120,9 @@ local function prepare (params, fname)
     if params.response_format ~= nil then
       field_error(fname, 1, "params.response_format", "not with params.schema (the schema sets it)")
     end
+    if type(params.text) == "table" and params.text.format ~= nil then
+      field_error(fname, 1, "params.text.format", "not with params.schema (the schema sets it)")
+    end
   end
   if tools_mod.is_toolset(params.tools) then
     o.toolset = params.tools
@@ -134,10 +139,8 @@ local function prepare (params, fname)
     if not check.DIALOGUE_OPTIONS[k] and k ~= "on_done" and k ~= "on_error" then wire[k] = v end
   end
   o.on_done, o.on_error = params.on_done, params.on_error
-  local msgs = {}
-  for i, m in ipairs(params.messages) do msgs[i] = m end
-  wire.messages = msgs
-  if o.toolset then wire.tools = o.toolset:definitions() end
+  A.prepare(params, wire)
+  if o.toolset then wire.tools = A.tool_definitions(o.toolset) end
   return wire, o
 end
 
@@ -156,40 +159,6 @@ function M.params_problem (params)
   return e:match("%((.*)%)$") or e
 end
 
--- The system message that carries the schema in json_object mode.
-local function schema_instruction (o)
-  return {
-    role = "system",
-    content = "Reply with a single JSON object and nothing else. It must conform to this JSON schema: "
-      .. json_encode(o.schema),
-  }
-end
-
-local function set_mode (wire, o, mode)
-  if mode == "json_object" then
-    wire.response_format = { type = "json_object" }
-    local msgs, at = {}, 1
-    for i, m in ipairs(wire.messages) do msgs[i] = m end
-    while msgs[at] and (msgs[at].role == "system" or msgs[at].role == "developer") do at = at + 1 end
-    table.insert(msgs, at, schema_instruction(o))
-    wire.messages = msgs
-  else
-    wire.response_format = { type = "json_schema", json_schema = {
-      name = o.schema_name, schema = o.schema, strict = o.strict or nil,
-    } }
-  end
-  o.current_mode = mode
-end
-
--- A 400 that says the server does not take json_schema.
-local function refuses_json_schema (err)
-  if err.status ~= 400 and err.kind ~= "api" then return false end
-  if err.status ~= nil and err.status ~= 400 then return false end
-  if err.param == "response_format" then return true end
-  local msg = tostring(err.message or ""):lower()
-  return msg:find("response_format", 1, true) ~= nil or msg:find("json_schema", 1, true) ~= nil
-end
-
 -- }======================================================
 
 
@@ -197,85 +166,10 @@ end
 -- The loop
 -- =======================================================
 
-local function copy_message (msg)
-  local m = { role = msg.role or "assistant" }
-  m.content = msg.content
-  if m.content == nil then m.content = null end
-  m.tool_calls = msg.tool_calls
-  if msg.name ~= nil then m.name = msg.name end
-  return m
-end
-
-local function parse_choices (res, o)
-  local first_err
-  local choices = type(res.choices) == "table" and res.choices or {}
-  for i, choice in ipairs(choices) do
-    if type(choice) ~= "table" then choice = {} end
-    local msg = type(choice.message) == "table" and choice.message or {}
-    local err
-    if type(msg.refusal) == "string" and msg.refusal ~= "" then
-      err = core.error { kind = "refusal", message = "the model refused: " .. msg.refusal, refusal = msg.refusal }
-    elseif choice.finish_reason == "length" then
-      err = core.error {
-        kind = "incomplete",
-        message = "the structured reply was cut short (finish_reason \"length\"): raise max_tokens",
-        text = type(msg.content) == "string" and msg.content or nil,
-      }
-    else
-      local parsed, perr = schema_mod.parse(msg.content, o.schema, "reply")
-      if parsed ~= nil then choice.parsed = parsed else err = perr end
-    end
-    if err then
-      choice.violations = err.violations
-      if i == 1 then first_err = err end
-    end
-  end
-  if type(choices[1]) ~= "table" then
-    first_err = core.error { kind = "schema", message = "the response has no choices",
-                             violations = { { path = "$", message = "no choices" } } }
-  end
-  if first_err then
-    first_err.response = res
-    return nil, first_err
-  end
-  res.parsed = choices[1].parsed
-  return res
-end
-
 local function tool_error (message, fields)
   local t = { kind = "tool", message = message }
   for k, v in pairs(fields or {}) do t[k] = v end
   return core.error(t)
-end
-
-local function parse_error (fmt, ...)
-  return core.error { kind = "parse", message = string_format(fmt, ...) }
-end
-
--- The tool calls of a reply's first choice: the list and the message, nil
--- when there are none, or nil, nil and an error when the reply holds
--- something that is not a tool call (a hostile or broken server).
-local function reply_tool_calls (res)
-  local choices = res.choices
-  local choice = type(choices) == "table" and choices[1] or nil
-  local msg = type(choice) == "table" and choice.message or nil
-  if type(msg) ~= "table" then return nil end
-  local calls = msg.tool_calls
-  if calls == nil or calls == null then return nil end
-  if type(calls) ~= "table" then
-    return nil, nil, parse_error("the reply's tool_calls is not a list (got %s)", type(calls))
-  end
-  if calls[1] == nil then return nil end
-  for i, call in ipairs(calls) do
-    if type(call) ~= "table" then
-      return nil, nil, parse_error("the reply's tool call %d is not a tool call object (got %s)", i, type(call))
-    end
-    local f = call["function"]
-    if type(f) ~= "table" or type(f.name) ~= "string" then
-      return nil, nil, parse_error("the reply's tool call %d has no function name", i)
-    end
-  end
-  return calls, msg
 end
 
 -- Adds usage u into sum (numbers added, nested details too; other fields
@@ -302,20 +196,18 @@ local function total_usage (rounds)
   return sum
 end
 
--- Runs the tool calls of one reply (round `d.rounds`), appending the
--- messages. Returns an error when a failing tool ends the call
--- (tool_errors = "fail"), or true when the future was canceled meanwhile.
-local function run_tools (d, calls, msg)
-  local am = copy_message(msg)
-  d.messages[#d.messages + 1] = am
-  d.added[#d.added + 1] = am
+-- Runs the tool calls of one reply `res` (round `d.rounds`), adding the
+-- calls and their outputs to the history (the adapter's way). Returns an
+-- error when a failing tool ends the call (tool_errors = "fail"), or true
+-- when the future was canceled meanwhile.
+local function run_tools (d, calls, res)
+  local A = d.o.adapter
+  A.add_calls(d, res)
   for _, call in ipairs(calls) do
     local content, rec = d.o.toolset:call(call, { round = d.rounds, client = d.client, messages = d.messages })
     rec.round = d.rounds
     d.made[#d.made + 1] = rec
-    local tm = { role = "tool", tool_call_id = call.id, content = content }
-    d.messages[#d.messages + 1] = tm
-    d.added[#d.added + 1] = tm
+    A.add_output(d, call, content)
     if not rec.ok and d.o.tool_errors == "fail" then
       return tool_error(string_format("tool %s failed: %s", tostring(rec.name), rec.error),
                         { tool = rec.name, call = rec, traceback = rec.traceback })
@@ -328,6 +220,8 @@ end
 -- The end of a dialogue: its last reply `res`, with what the rounds made.
 local function finish (d, res)
   local o = d.o
+  local ferr = o.adapter.finish_error(res)
+  if ferr then return nil, ferr end
   if o.toolset then
     res.tool_calls_made, res.tool_messages, res.tool_rounds = d.made, d.added, d.rounds
     -- Every round cost tokens: res.usage is their sum, each round's is kept.
@@ -336,7 +230,7 @@ local function finish (d, res)
   end
   if o.schema then
     res.schema_mode = o.current_mode
-    local ok, perr = parse_choices(res, o)
+    local ok, perr = o.adapter.parse(res, o)
     if not ok then return nil, perr end
   end
   return res
@@ -345,14 +239,14 @@ end
 -- Runs the dialogue for `params` (already checked): returns res or nil, err.
 -- `fut` is the future that stands for it when run by chat_async.
 local function run (client, wire, o, fut)
-  local toolset = o.toolset
-  if o.schema then set_mode(wire, o, o.mode == "json_object" and "json_object" or "json_schema") end
+  local toolset, A = o.toolset, o.adapter
   local d = {
-    client = client, o = o, fut = fut, rounds = 0,
-    messages = wire.messages,   -- (json_object mode has its own copy, with the schema)
+    client = client, o = o, fut = fut, rounds = 0, wire = wire,
+    messages = A.history(wire),   -- (json_object mode has its own copy, with the schema)
     made = array {}, added = array {},
     usage_rounds = array {},    -- each successful reply's usage (aigc.null when it had none)
   }
+  if o.schema then d.messages = A.set_format(wire, o, o.mode == "json_object" and "json_object" or "json_schema") end
   local first_choice = wire.tool_choice
 
   local function fail (err)
@@ -374,20 +268,19 @@ local function run (client, wire, o, fut)
       p.tool_choice = d.rounds == 0 and first_choice or nil
       if d.rounds >= o.max_rounds then p.tool_choice = "none" end
     end
-    local req = client:chat_async(p)
+    local req = A.send(client, p)
     if fut then fut:track(req) end
     local res, err = await(req)
     if fut and fut:canceled() then return fut:result() end
     if res == nil then
-      if not (o.schema and o.mode == "auto" and o.current_mode == "json_schema" and refuses_json_schema(err)) then
+      if not (o.schema and o.mode == "auto" and o.current_mode == "json_schema" and A.refuses_format(err)) then
         return fail(err)
       end
-      set_mode(wire, o, "json_object")
-      d.messages = wire.messages
+      d.messages = A.set_format(wire, o, "json_object")
     else
       d.usage_rounds[#d.usage_rounds + 1] = res.usage ~= nil and res.usage or null
-      local calls, msg, bad
-      if toolset then calls, msg, bad = reply_tool_calls(res) end
+      local calls, bad
+      if toolset then calls, bad = A.tool_calls(res) end
       if bad then
         bad.response = res
         return fail(bad)
@@ -400,7 +293,7 @@ local function run (client, wire, o, fut)
                                              o.max_rounds), { response = res }))
       end
       d.rounds = d.rounds + 1
-      local stop = run_tools(d, calls, msg)
+      local stop = run_tools(d, calls, res)
       if stop == true then return fut:result() end
       if stop then return fail(stop) end
     end
@@ -444,6 +337,37 @@ function M.chat_async (client, params, fname)
   return future.run(client._loop, function (f)
     return run(client, wire, o, f)
   end, { label = "chat", on_done = o.on_done, on_error = o.on_error, what = "a dialogue task" })
+end
+
+--- The blocking form over the Responses API (`client:respond` with a
+-- toolset or a schema): as `chat`, through the Responses adapter
+-- (`aigc.adapter`): tool calls are `function_call` items answered with
+-- `function_call_output` items, chained with `previous_response_id` unless
+-- `store = false` (then the whole input goes again), `schema` maps to
+-- `text.format`; an incomplete response is an error of kind "incomplete".
+-- @tparam aigc.client client
+-- @tparam table params Responses params with `tools = <toolset>` and/or `schema`
+-- @tparam string fname
+-- @treturn[1] table res
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+function M.respond (client, params, fname)
+  local wire, o = prepare(params, fname, adapter.responses)
+  local res, err = run(client, wire, o, nil)
+  run_callbacks(client, o, res, err)
+  return res, err
+end
+
+--- The non-blocking form over the Responses API: see `respond` and `chat_async`.
+-- @tparam aigc.client client
+-- @tparam table params
+-- @tparam string fname
+-- @treturn aigc.future
+function M.respond_async (client, params, fname)
+  local wire, o = prepare(params, fname, adapter.responses)
+  return future.run(client._loop, function (f)
+    return run(client, wire, o, f)
+  end, { label = "respond", on_done = o.on_done, on_error = o.on_error, what = "a dialogue task" })
 end
 
 -- }======================================================

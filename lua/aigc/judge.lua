@@ -31,9 +31,16 @@ local function content_text (c)
   return table_concat(parts, " ")
 end
 
---- The task the params ask for: the last user message's text.
+--- Whether params are the Responses API's (`input`, no `messages`).
+function M.is_responses (params)
+  return params.messages == nil and params.input ~= nil
+end
+
+--- The task the params ask for: the last user message's text (Responses:
+-- the input string, or its last user item).
 function M.task_of (params)
-  local msgs = params.messages
+  local msgs = params.messages or params.input
+  if type(msgs) == "string" then return msgs end
   for i = #msgs, 1, -1 do
     if msgs[i].role == "user" then return content_text(msgs[i].content) end
   end
@@ -57,9 +64,15 @@ function M.error (kind, message, fields)
 end
 local strategy_error = M.error
 
---- One blocking chat (yields inside a task).
+--- Starts one request: a chat, or a response for Responses params.
+function M.send (client, p)
+  if M.is_responses(p) then return client:respond_async(p) end
+  return client:chat_async(p)
+end
+
+--- One blocking chat or response (yields inside a task).
 function M.chat (client, p)
-  return await(client:chat_async(p))
+  return await(M.send(client, p))
 end
 
 -- The judge's params: its own, with the task's model unless it names one.

@@ -11,7 +11,9 @@
 --
 -- `params` are chat params (a string is one user message) and may hold a
 -- toolset or a schema: the candidates then run the tool loop or come back
--- structured.
+-- structured. Responses API params (`input`, no `messages`) work in
+-- `best_of` (without `use_n`), `vote`, `refine` (its critic is a chat),
+-- `fallback` and `race`.
 --
 -- @module aigc.strategy
 -- @usage
@@ -88,8 +90,11 @@ end
 local function chat_params (p, fname, path, client)
   if type(p) == "string" then return { messages = { { role = "user", content = p } } } end
   if type(p) ~= "table" then spec_error(fname, path, expected("string or chat params", p)) end
-  if p.messages == nil then spec_error(fname, path .. ".messages", expected("list of messages", nil)) end
-  local why = check.call_problem(client, "chat", p, spec_path(path))
+  local api = judge_mod.is_responses(p) and "responses" or "chat"
+  if api == "chat" and p.messages == nil then
+    spec_error(fname, path .. ".messages", expected("list of messages", nil))
+  end
+  local why = check.call_problem(client, api, p, spec_path(path))
   if why then util.argerror(fname, 1, why) end
   return merge(p)
 end
@@ -133,7 +138,7 @@ local function generate (client, params, n, use_n, vary)
   for i = 1, n do
     local p = merge(params, { seed = base_seed + i })
     if vary then p = vary(i, p) or p end
-    reqs[i] = client:chat_async(p)
+    reqs[i] = judge_mod.send(client, p)
   end
   for i = 1, n do
     local res, err = await(reqs[i])
@@ -202,6 +207,9 @@ function M.best_of (spec)
   end
   need_function(spec.vary, "best_of", "vary")
 
+  if spec.use_n and judge_mod.is_responses(params) then
+    spec_error("best_of", "use_n", "the Responses API has no n (leave use_n out: n requests go at once)")
+  end
   local cands = generate(client, params, n, spec.use_n, spec.vary)
   local ok = {}
   for _, c in ipairs(cands) do if not c.err then ok[#ok + 1] = c end end
@@ -289,6 +297,9 @@ function M.vote (spec)
   local n = count_of(spec.n, 5, 1, "vote", "n")
   local extract = need_function(spec.extract, "vote", "extract") or M.default_extract
   need_function(spec.vary, "vote", "vary")
+  if spec.use_n and judge_mod.is_responses(params) then
+    spec_error("vote", "use_n", "the Responses API has no n (leave use_n out: n requests go at once)")
+  end
   local cands = generate(client, params, n, spec.use_n, spec.vary)
   local tally, order, total = {}, {}, 0
   for _, c in ipairs(cands) do
@@ -340,14 +351,17 @@ local function default_done (critique)
   return l:find("no issues", 1, true) ~= nil or l:find("^%s*lgtm") ~= nil
 end
 
--- The task's params continued: the draft as the assistant's answer, then `text`.
+-- The task's params continued: the draft as the assistant's answer, then
+-- `text` (Responses params: in their input items).
 local function follow_up (params, draft, text)
   local p = merge(params)
-  local msgs = {}
-  for i, m in ipairs(params.messages) do msgs[i] = m end
+  local key = judge_mod.is_responses(params) and "input" or "messages"
+  local msgs, prior = {}, params[key]
+  if type(prior) == "string" then prior = { { role = "user", content = prior } } end
+  for i, m in ipairs(prior) do msgs[i] = m end
   msgs[#msgs + 1] = { role = "assistant", content = draft }
   msgs[#msgs + 1] = { role = "user", content = text }
-  p.messages = msgs
+  p[key] = msgs
   return p
 end
 
@@ -452,7 +466,7 @@ local function entries_of (spec, fname)
     local own = entry.params ~= nil and chat_params(entry.params, fname, path .. ".params", entry.client) or nil
     local p = merge(common, own)
     if entry.model then p.model = entry.model end
-    if p.messages == nil then
+    if p.messages == nil and p.input == nil then
       spec_error(fname, path .. ".params.messages", expected("list of messages (or spec.params)", nil))
     end
     entry.params, entry.index = p, i
@@ -549,7 +563,7 @@ function M.race (spec)
       end
       if user_error then user_error(err) end
     end
-    reqs[i] = e.client:chat_async(p)
+    reqs[i] = judge_mod.send(e.client, p)
   end
   over:wait()
   over:cancel()   -- (pending only if every client was closed meanwhile)

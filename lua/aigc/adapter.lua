@@ -1,0 +1,325 @@
+--- Where chat completions and the Responses API differ, for the dialogue
+-- layer (`aigc.dialogue`) and conversations: one adapter per API, with the
+-- same functions. Everything the two agree on (the tool-call loop, rounds,
+-- usage sums, schema validation, futures, callbacks) is written once, in
+-- dialogue.lua, against these.
+--
+--   adapter.send(client, p)          starts one request (a request object)
+--   adapter.prepare(params, wire)    copies the conversation into wire
+--   adapter.history(wire)            the conversation list in wire
+--   adapter.tool_definitions(ts)     the toolset in this API's tool format
+--   adapter.set_format(wire, o, m)   structured output: json_schema or
+--                                    json_object mode (the schema then
+--                                    goes in an instruction message)
+--   adapter.refuses_format(err)      a 400 saying json_schema is not served
+--   adapter.tool_calls(res)          the reply's calls, each
+--                                    `{ id =, name =, arguments = }`, or
+--                                    nil; nil, err for a broken reply
+--   adapter.add_calls(d, res)        the history gains the reply's calls
+--   adapter.add_output(d, call, s)   ... and a tool's output
+--   adapter.parse(res, o)            res.parsed, or nil, err (schema,
+--                                    refusal, incomplete)
+--   adapter.finish_error(res)        an error for a reply the dialogue
+--                                    cannot use (Responses: incomplete)
+--
+-- `d` is the dialogue's state: `d.wire` (the next request's params),
+-- `d.messages` (the history as sent), `d.added` (what the loop added).
+--
+-- @module aigc.adapter
+-- @local
+
+local core = require "aigc.core"
+local util = require "aigc.util"
+local schema_mod = require "aigc.schema"
+
+local json_encode = core.json.encode
+local null = core.null
+local ipairs, pairs, tostring, type = ipairs, pairs, tostring, type
+local string_format = string.format
+
+util.own_module()
+
+local M = {}
+
+local function schema_instruction (o)
+  return "Reply with a single JSON object and nothing else. It must conform to this JSON schema: "
+    .. json_encode(o.schema)
+end
+
+-- A copy of list with item inserted after its leading system/developer messages.
+local function with_instruction (list, item)
+  local out, at = {}, 1
+  for i, m in ipairs(list) do out[i] = m end
+  while type(out[at]) == "table" and (out[at].role == "system" or out[at].role == "developer") do at = at + 1 end
+  table.insert(out, at, item)
+  return out
+end
+
+local function parse_error (fmt, ...)
+  return core.error { kind = "parse", message = string_format(fmt, ...) }
+end
+
+-- A 400 that names the structured-output parameter (or json_schema).
+local function refuses (err, param)
+  if err.status ~= 400 and err.kind ~= "api" then return false end
+  if err.status ~= nil and err.status ~= 400 then return false end
+  if err.param == param then return true end
+  local msg = tostring(err.message or ""):lower()
+  return msg:find(param, 1, true) ~= nil or msg:find("json_schema", 1, true) ~= nil
+end
+
+
+-- {======================================================
+-- Chat completions
+-- =======================================================
+
+local chat = { api = "chat", fname = "chat" }
+M.chat = chat
+
+function chat.send (client, p) return client:chat_async(p) end
+
+function chat.prepare (params, wire)
+  local msgs = {}
+  for i, m in ipairs(params.messages) do msgs[i] = m end
+  wire.messages = msgs
+  return msgs
+end
+
+function chat.history (wire) return wire.messages end
+
+function chat.tool_definitions (ts) return ts:definitions() end
+
+function chat.set_format (wire, o, mode)
+  if mode == "json_object" then
+    wire.response_format = { type = "json_object" }
+    wire.messages = with_instruction(wire.messages, { role = "system", content = schema_instruction(o) })
+  else
+    wire.response_format = { type = "json_schema", json_schema = {
+      name = o.schema_name, schema = o.schema, strict = o.strict or nil,
+    } }
+  end
+  o.current_mode = mode
+  return wire.messages
+end
+
+function chat.refuses_format (err) return refuses(err, "response_format") end
+
+function chat.tool_calls (res)
+  local choices = res.choices
+  local choice = type(choices) == "table" and choices[1] or nil
+  local msg = type(choice) == "table" and choice.message or nil
+  if type(msg) ~= "table" then return nil end
+  local calls = msg.tool_calls
+  if calls == nil or calls == null then return nil end
+  if type(calls) ~= "table" then
+    return nil, parse_error("the reply's tool_calls is not a list (got %s)", type(calls))
+  end
+  if calls[1] == nil then return nil end
+  for i, call in ipairs(calls) do
+    if type(call) ~= "table" then
+      return nil, parse_error("the reply's tool call %d is not a tool call object (got %s)", i, type(call))
+    end
+    local f = call["function"]
+    if type(f) ~= "table" or type(f.name) ~= "string" then
+      return nil, parse_error("the reply's tool call %d has no function name", i)
+    end
+  end
+  return calls
+end
+
+local function append (d, item)
+  d.messages[#d.messages + 1] = item
+  d.added[#d.added + 1] = item
+end
+
+function chat.add_calls (d, res)
+  local msg = res.choices[1].message
+  local m = { role = msg.role or "assistant", content = msg.content, tool_calls = msg.tool_calls }
+  if m.content == nil then m.content = null end
+  if msg.name ~= nil then m.name = msg.name end
+  append(d, m)
+end
+
+function chat.add_output (d, call, content)
+  append(d, { role = "tool", tool_call_id = call.id, content = content })
+end
+
+function chat.parse (res, o)
+  local first_err
+  local choices = type(res.choices) == "table" and res.choices or {}
+  for i, choice in ipairs(choices) do
+    if type(choice) ~= "table" then choice = {} end
+    local msg = type(choice.message) == "table" and choice.message or {}
+    local err
+    if type(msg.refusal) == "string" and msg.refusal ~= "" then
+      err = core.error { kind = "refusal", message = "the model refused: " .. msg.refusal, refusal = msg.refusal }
+    elseif choice.finish_reason == "length" then
+      err = core.error {
+        kind = "incomplete",
+        message = "the structured reply was cut short (finish_reason \"length\"): raise max_tokens",
+        text = type(msg.content) == "string" and msg.content or nil,
+      }
+    else
+      local parsed, perr = schema_mod.parse(msg.content, o.schema, "reply")
+      if parsed ~= nil then choice.parsed = parsed else err = perr end
+    end
+    if err then
+      choice.violations = err.violations
+      if i == 1 then first_err = err end
+    end
+  end
+  if type(choices[1]) ~= "table" then
+    first_err = core.error { kind = "schema", message = "the response has no choices",
+                             violations = { { path = "$", message = "no choices" } } }
+  end
+  if first_err then
+    first_err.response = res
+    return nil, first_err
+  end
+  res.parsed = choices[1].parsed
+  return res
+end
+
+function chat.finish_error () return nil end
+
+-- }======================================================
+
+
+-- {======================================================
+-- The Responses API
+-- =======================================================
+
+local responses = { api = "responses", fname = "respond" }
+M.responses = responses
+
+function responses.send (client, p) return client:respond_async(p) end
+
+-- The input as a list of items (a string is one user message).
+local function input_list (input)
+  if type(input) == "string" then return { { role = "user", content = input } } end
+  local list = {}
+  for i, item in ipairs(type(input) == "table" and input or {}) do list[i] = item end
+  return list
+end
+
+function responses.prepare (params, wire)
+  wire.input = input_list(params.input)
+  return wire.input
+end
+
+function responses.history (wire) return wire.input end
+
+function responses.tool_definitions (ts)
+  local defs = {}
+  for i, t in ipairs(ts:definitions()) do
+    local f = t["function"]
+    -- (the Responses API's strict defaults to true: say what chat means)
+    defs[i] = { type = "function", name = f.name, description = f.description, parameters = f.parameters,
+                strict = f.strict == true }
+  end
+  return defs
+end
+
+function responses.set_format (wire, o, mode)
+  local text = {}
+  for k, v in pairs(type(wire.text) == "table" and wire.text or {}) do text[k] = v end
+  if mode == "json_object" then
+    text.format = { type = "json_object" }
+    wire.input = with_instruction(input_list(wire.input), { role = "developer", content = schema_instruction(o) })
+  else
+    text.format = { type = "json_schema", name = o.schema_name, schema = o.schema, strict = o.strict or nil }
+  end
+  wire.text = text
+  o.current_mode = mode
+  return wire.input
+end
+
+function responses.refuses_format (err) return refuses(err, "text.format") or refuses(err, "text") end
+
+function responses.tool_calls (res)
+  local output = res.output
+  if type(output) ~= "table" then
+    return nil, parse_error("the response's output is not a list (got %s)", type(output))
+  end
+  local calls
+  for i, item in ipairs(output) do
+    if type(item) ~= "table" then
+      return nil, parse_error("the response's output item %d is not an object (got %s)", i, type(item))
+    end
+    if item.type == "function_call" then
+      if type(item.name) ~= "string" then
+        return nil, parse_error("the response's function call (output item %d) has no name", i)
+      end
+      calls = calls or {}
+      calls[#calls + 1] = { id = item.call_id, name = item.name, arguments = item.arguments }
+    end
+  end
+  return calls
+end
+
+-- With the server keeping state (previous_response_id, `store` not false)
+-- the next request sends only the tool outputs after the response; else
+-- the whole history goes again, the response's output items included.
+local function server_side (d)
+  return d.wire.store ~= false
+end
+
+function responses.add_calls (d, res)
+  if server_side(d) then
+    d.wire.previous_response_id = res.id
+    d.wire.input = {}   -- (instructions stay in wire: a chain does not carry them over)
+    d.messages = d.wire.input
+  end
+  for _, item in ipairs(res.output) do
+    if not server_side(d) then d.wire.input[#d.wire.input + 1] = item end
+    d.added[#d.added + 1] = item
+  end
+end
+
+function responses.add_output (d, call, content)
+  local item = { type = "function_call_output", call_id = call.id, output = content }
+  d.wire.input[#d.wire.input + 1] = item
+  d.added[#d.added + 1] = item
+end
+
+-- The refusal part of a response's messages, or nil.
+local function refusal_of (res)
+  for _, item in ipairs(type(res.output) == "table" and res.output or {}) do
+    if type(item) == "table" and item.type == "message" and type(item.content) == "table" then
+      for _, part in ipairs(item.content) do
+        if type(part) == "table" and part.type == "refusal" then return tostring(part.refusal) end
+      end
+    end
+  end
+  return nil
+end
+
+function responses.finish_error (res)
+  if res.status ~= "incomplete" then return nil end
+  local reason = type(res.incomplete_details) == "table" and res.incomplete_details.reason or nil
+  return core.error {
+    kind = "incomplete", reason = reason, text = res.text, response = res,
+    message = "the response is incomplete (" .. tostring(reason or "no reason given")
+      .. "): raise max_output_tokens",
+  }
+end
+
+function responses.parse (res, o)
+  local refusal = refusal_of(res)
+  local parsed, err
+  if refusal then
+    err = core.error { kind = "refusal", message = "the model refused: " .. refusal, refusal = refusal }
+  else
+    parsed, err = schema_mod.parse(res.text, o.schema, "reply")
+    if parsed ~= nil then
+      res.parsed = parsed
+      return res
+    end
+  end
+  err.response = res
+  return nil, err
+end
+
+-- }======================================================
+
+return M

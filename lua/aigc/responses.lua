@@ -1,0 +1,221 @@
+--- The Responses API (`POST /responses` and the stored responses): the
+-- client's methods `respond`, `respond_async`, `stream_response`,
+-- `get_response`, `delete_response`, `cancel_response` and
+-- `response_input_items`, installed on the client class by client.lua.
+--
+-- The three forms are chat's: blocking, a `stream = function (text_delta,
+-- event)` callback, and the iterator. A stream's typed events are merged
+-- into the response in C (src/raccum.c), so a streamed call returns what
+-- the blocking one does; `res.text` is the output text (the SDKs'
+-- `output_text`). `response.failed` fails the call (kind "api"), a stream
+-- that ends before `response.completed` too (kind "stream", `err.partial`
+-- the response so far); `response.incomplete` is a result whose
+-- `incomplete_details.reason` says why.
+--
+-- @module aigc.responses
+
+local check = require "aigc.check"
+local task = require "aigc.task"
+local util = require "aigc.util"
+local stream_mod = require "aigc.stream"
+
+local ipairs, pairs, tostring, type = ipairs, pairs, tostring, type
+local string_format = string.format
+local table_concat, table_sort = table.concat, table.sort
+local argerror, expected = util.argerror, util.expected
+
+util.own_module()
+
+local M = {}
+
+--- The SDKs' `output_text`: the text of every `output_text` part of the
+-- response's messages, joined ("" when there is none).
+-- @tparam table res a response
+-- @treturn string
+function M.output_text (res)
+  local parts = {}
+  for _, item in ipairs(type(res.output) == "table" and res.output or {}) do
+    if type(item) == "table" and item.type == "message" and type(item.content) == "table" then
+      for _, part in ipairs(item.content) do
+        if type(part) == "table" and part.type == "output_text" and type(part.text) == "string" then
+          parts[#parts + 1] = part.text
+        end
+      end
+    end
+  end
+  return table_concat(parts)
+end
+
+local function urlencode (s)
+  return (tostring(s):gsub("[^%w%-%._~]", function (c)
+    return string_format("%%%02X", c:byte())
+  end))
+end
+
+-- The path of a stored response: "/responses/<id>[/rest]".
+local function response_path (fname, id, rest)
+  if type(id) ~= "string" or id == "" then
+    argerror(fname, 1, expected("a response id (a non-empty string)", id))
+  end
+  return "/responses/" .. urlencode(id) .. (rest or "")
+end
+
+-- A query string from a table of scalars ("" when empty), keys sorted.
+local function query_of (fname, argn, opts)
+  if opts == nil then return "" end
+  if type(opts) ~= "table" then argerror(fname, argn, expected("table", opts)) end
+  local keys = {}
+  for k, v in pairs(opts) do
+    local t = type(v)
+    if type(k) ~= "string" or (t ~= "string" and t ~= "number" and t ~= "boolean" and t ~= "table") then
+      util.field_error(fname, argn, util.path("opts", k), expected("string, number or boolean", v))
+    end
+    keys[#keys + 1] = k
+  end
+  table_sort(keys)
+  local parts = {}
+  for _, k in ipairs(keys) do
+    local v = opts[k]
+    if type(v) == "table" then   -- include = { "a", "b" } -> include=a&include=b (the spec's form)
+      for _, x in ipairs(v) do parts[#parts + 1] = urlencode(k) .. "=" .. urlencode(x) end
+    else
+      parts[#parts + 1] = urlencode(k) .. "=" .. urlencode(v)
+    end
+  end
+  return #parts > 0 and ("?" .. table_concat(parts, "&")) or ""
+end
+
+-- A result of a stored-response call given its text (the blocking form).
+local function with_text (res, err)
+  if res and res.object == "response" then res.text = M.output_text(res) end
+  return res, err
+end
+
+-- client.lua's private helpers, given to `install`.
+local check_self, submit
+
+-- A call's params: a string is the input; checked as every call's.
+local function params_of (self, params, fname)
+  if type(params) == "string" then return { input = params } end
+  if type(params) ~= "table" then argerror(fname, 1, expected("table or string", params)) end
+  check.call(self, fname, 1, "responses", params)
+  return params
+end
+
+-- Params that need the dialogue layer (a toolset, a schema).
+local function layered (params)
+  return params.schema ~= nil or util.is_a(params.tools, "aigc.toolset")
+end
+
+-- The methods `install` puts on the client class.
+local Client = {}
+
+--- A response (`POST /responses`). `params` is the request body (`input`
+-- a string or a list of items, `instructions`, `tools`, `text`,
+-- `previous_response_id`, `store`, `reasoning`... every field passes
+-- through) plus chat's per-call options (`stream`, `on_done`,
+-- `on_error`, `timeout`, `deadline`, `headers`...). A string is the input.
+-- `stream = function (text_delta, event)` gets every event (unknown types
+-- too) and the text of `response.output_text.delta` events (else nil).
+-- @tparam table|string params
+-- @treturn[1] table the response, with `text`, `request_id`, `headers`, `retries`
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+-- @usage local res = assert(client:respond { input = "Hi", instructions = "Be brief." }); print(res.text)
+function Client:respond (params)
+  check_self(self, "respond")
+  params = params_of(self, params, "respond")
+  if layered(params) then return require("aigc.dialogue").respond(self, params, "respond") end
+  return task.await(submit(self, "responses", params, "/responses", "respond"))
+end
+
+--- Starts a response without waiting: an `aigc.request` (see `chat_async`).
+-- @tparam table|string params
+-- @treturn aigc.request
+-- @usage local req = client:respond_async { input = "Hi", on_done = function (res) print(res.text) end }
+function Client:respond_async (params)
+  check_self(self, "respond_async")
+  params = params_of(self, params, "respond_async")
+  if layered(params) then return require("aigc.dialogue").respond_async(self, params, "respond_async") end
+  return submit(self, "responses", params, "/responses", "respond_async")
+end
+
+--- Streams a response as an iterator (see `client:stream`): each step
+-- gives the event's text delta ("" for events without text) and the
+-- event. `s:result()` is the response at the end.
+-- @tparam table|string params
+-- @treturn aigc.stream
+-- @usage for delta in client:stream_response { input = "Hi" } do io.write(delta) end
+function Client:stream_response (params)
+  check_self(self, "stream_response")
+  params = params_of(self, params, "stream_response")
+  if layered(params) then
+    argerror("stream_response", 1,
+             "a toolset or a schema needs client:respond { ..., stream = function (delta) end }")
+  end
+  local s, p = stream_mod.new(self._loop, params)
+  s.request = submit(self, "responses", p, "/responses", "stream_response")
+  return s, nil, nil, s
+end
+
+--- A stored response (`GET /responses/{id}`), with `text`.
+-- @tparam string id
+-- @tparam[opt] table query e.g. `{ include = { "reasoning.encrypted_content" } }`
+-- @treturn[1] table the response
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+-- @usage local res = assert(client:get_response(id))
+function Client:get_response (id, query)
+  check_self(self, "get_response")
+  local path = response_path("get_response", id) .. query_of("get_response", 2, query)
+  return with_text(task.await(submit(self, "get", nil, path, "get_response")))
+end
+
+--- Deletes a stored response (`DELETE /responses/{id}`).
+-- @tparam string id
+-- @treturn[1] table `{ id =, object = "response", deleted = true }`
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+-- @usage assert(client:delete_response(id))
+function Client:delete_response (id)
+  check_self(self, "delete_response")
+  return task.await(submit(self, "delete", nil, response_path("delete_response", id), "delete_response"))
+end
+
+--- Cancels a background response (`POST /responses/{id}/cancel`).
+-- @tparam string id
+-- @treturn[1] table the response (status "cancelled")
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+-- @usage client:cancel_response(id)
+function Client:cancel_response (id)
+  check_self(self, "cancel_response")
+  local path = response_path("cancel_response", id, "/cancel")
+  return with_text(task.await(submit(self, "json", {}, path, "cancel_response")))
+end
+
+--- The input items of a stored response (`GET /responses/{id}/input_items`).
+-- @tparam string id
+-- @tparam[opt] table query `limit`, `order` ("asc" | "desc"), `after`, `include`
+-- @treturn[1] table `{ object = "list", data =, first_id =, last_id =, has_more = }`
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+-- @usage local items = assert(client:response_input_items(id, { order = "asc" })).data
+function Client:response_input_items (id, query)
+  check_self(self, "response_input_items")
+  local path = response_path("response_input_items", id, "/input_items")
+    .. query_of("response_input_items", 2, query)
+  return task.await(submit(self, "get", nil, path, "response_input_items"))
+end
+
+--- Installs the methods on the client class.
+-- @tparam table class the client class
+-- @tparam table helpers client.lua's private helpers: `check_self(self,
+-- fname)`, `submit(self, api, params, path, fname, argn)`
+-- @local
+function M.install (class, helpers)
+  check_self, submit = helpers.check_self, helpers.submit
+  for name, fn in pairs(Client) do class[name] = fn end
+end
+
+return M

@@ -1,0 +1,110 @@
+--- Token estimates of texts and messages, for budgets (conversations
+-- trim their history with them): a text estimator and a message
+-- estimator that takes any text estimator. `aigc.conversation` re-exports
+-- them (`conversation.estimate_text`, `conversation.estimate_message`).
+--
+-- @module aigc.tokens
+
+local core = require "aigc.core"
+local compat = require "aigc.compat"
+local util = require "aigc.util"
+
+local json_encode = core.json.encode
+local error, ipairs, pcall, tostring, type = error, ipairs, pcall, tostring, type
+local math_ceil = math.ceil
+local utf8_codes, utf8_len = compat.utf8_codes, compat.utf8_len
+
+util.own_module()
+
+local M = {}
+
+--- Default tokens added per message (role, separators), as OpenAI counts.
+M.MESSAGE_OVERHEAD = 4
+
+-- Scripts written without spaces between words, where tokenizers give
+-- about one token per character: CJK ideographs, kana, Hangul, and
+-- full-width forms.
+local function is_cjk (c)
+  return (c >= 0x2E80 and c <= 0x9FFF) or (c >= 0xAC00 and c <= 0xD7AF) or (c >= 0x1100 and c <= 0x11FF)
+      or (c >= 0xF900 and c <= 0xFAFF) or (c >= 0xFF00 and c <= 0xFFEF) or (c >= 0x20000 and c <= 0x3FFFF)
+end
+
+--- The default token estimate of a text: about 4 characters per token for
+-- ASCII (English, code), 1 token per CJK character, 2 characters per token
+-- for other scripts (accented Latin, Cyrillic, Greek, Arabic...), rounded up.
+-- Bytes that are not UTF-8 count as 4 per token.
+-- @tparam string text
+-- @treturn integer
+-- @usage conversation.estimate_text("Hello, world") --> 3
+-- conversation.estimate_text("你好世界") --> 4
+function M.estimate_text (text)
+  if text == "" then return 0 end
+  if not utf8_len(text) then return math_ceil(#text / 4) end
+  local ascii, wide, other = 0, 0, 0
+  for _, c in utf8_codes(text) do
+    if c < 0x80 then ascii = ascii + 1
+    elseif is_cjk(c) then wide = wide + 1
+    else other = other + 1 end
+  end
+  return math_ceil(ascii / 4 + other / 2) + wide
+end
+
+local estimate_text = M.estimate_text
+
+-- est(text), checked: an estimate that is not a finite number >= 0 would
+-- raise from the arithmetic below or, NaN, silently disable trimming.
+local function tokens_of (est, text)
+  local n = est(text)
+  if type(n) ~= "number" or not (n >= 0 and n < math.huge) then
+    local got = type(n) ~= "number" and type(n) or n ~= n and "NaN" or n == math.huge and "inf" or tostring(n)
+    error("conversation option 'estimate' must return a number of tokens >= 0, got " .. got, 0)
+  end
+  return n
+end
+
+-- Tokens of a content value (a string, a list of parts, or null).
+local function content_tokens (content, est)
+  if type(content) == "string" then return tokens_of(est, content) end
+  if type(content) ~= "table" then return 0 end
+  local n = 0
+  for _, part in ipairs(content) do
+    if type(part) == "string" then n = n + tokens_of(est, part)
+    elseif type(part) == "table" then
+      if type(part.text) == "string" then n = n + tokens_of(est, part.text)
+      elseif part.type == "image_url" or part.image_url ~= nil then n = n + 85   -- a low-detail image
+      elseif part.type == "input_audio" then n = n + 100
+      else
+        local ok, s = pcall(json_encode, part)
+        if ok then n = n + tokens_of(est, s) end
+      end
+    end
+  end
+  return n
+end
+
+--- The estimated tokens of one message with a text estimator.
+-- @tparam table msg
+-- @tparam[opt] function est text -> tokens (default `estimate_text`)
+-- @tparam[opt] integer overhead per message (default `MESSAGE_OVERHEAD`)
+-- @treturn integer
+-- @usage conversation.estimate_message { role = "user", content = "Hi" } --> 5
+function M.estimate_message (msg, est, overhead)
+  est = est or estimate_text
+  local n = (overhead or M.MESSAGE_OVERHEAD) + content_tokens(msg.content, est)
+  -- Responses API items: a function call, a tool's output.
+  if type(msg.arguments) == "string" then n = n + 3 + tokens_of(est, msg.arguments) end
+  if type(msg.output) == "string" then n = n + tokens_of(est, msg.output) end
+  if type(msg.name) == "string" then n = n + tokens_of(est, msg.name) + 1 end
+  if type(msg.tool_calls) == "table" then
+    for _, call in ipairs(msg.tool_calls) do
+      local f = type(call) == "table" and call["function"] or nil
+      if type(f) == "table" then
+        n = n + 3 + (type(f.name) == "string" and tokens_of(est, f.name) or 0)
+          + (type(f.arguments) == "string" and tokens_of(est, f.arguments) or 0)
+      end
+    end
+  end
+  return n
+end
+
+return M

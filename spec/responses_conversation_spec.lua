@@ -1,0 +1,152 @@
+-- Conversations over the Responses API (issue 14 items 3 and 6): state kept
+-- by the server (previous_response_id + store) or by the client (the input
+-- items), and token estimates calibrated by what the server reports --
+-- against the bundled server with its words2 tokenizer (2 tokens a word and
+-- 3 a message: unlike the built-in estimate of 4 characters a token).
+local aigc = require "aigc"
+local devserver = require "devserver"
+
+describe("conversations over the Responses API", function ()
+  local srv, client
+
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+  before_each(function ()
+    srv:reset()
+    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", max_retries = 0 }
+  end)
+  after_each(function () client:close() end)
+
+  local function bodies ()
+    local out = {}
+    for _, r in ipairs(srv:requests()) do
+      if r.path == "/v1/responses" then out[#out + 1] = r.body_json end
+    end
+    return out
+  end
+
+  it("keeps the state on the server for 5 turns: each say sends only its input after the last response", function ()
+    local conv = aigc.conversation { client = client, api = "responses", state = "server", system = "Be brief." }
+    local ids = {}
+    for turn = 1, 5 do
+      local reply, res = conv:say("Repeat after me: turn " .. turn)
+      assert.equal("turn " .. turn, reply)
+      ids[turn] = res.id
+    end
+    local sent = bodies()
+    assert.equal(5, #sent)
+    assert.same({ { role = "system", content = "Be brief." }, { role = "user", content = "Repeat after me: turn 1" } },
+                sent[1].input)
+    assert.is_nil(sent[1].previous_response_id)
+    for turn = 2, 5 do
+      assert.equal(ids[turn - 1], sent[turn].previous_response_id)
+      assert.same({ { role = "user", content = "Repeat after me: turn " .. turn } }, sent[turn].input)
+      assert.is_true(sent[turn].store)
+    end
+    assert.same(ids, conv.response_ids)
+    assert.equal(11, #conv.messages)   -- the system message and 5 turns, recorded here too
+    -- The server saw the whole chain: the last response's input tokens count every turn.
+    local last = assert(client:get_response(ids[5]))
+    local first = assert(client:get_response(ids[1]))
+    assert.truthy(last.usage.input_tokens > 4 * first.usage.input_tokens)
+  end)
+
+  it("undo in server state chains the next say from the turn before", function ()
+    local conv = aigc.conversation { client = client, api = "responses", state = "server" }
+    local _, r1 = assert(conv:say "Repeat after me: one")
+    assert(conv:say "Repeat after me: two")
+    conv:undo()
+    assert(conv:say "Repeat after me: three")
+    assert.equal(r1.id, bodies()[3].previous_response_id)
+    local fork = conv:fork()
+    assert.same(conv.response_ids, fork.response_ids)
+    assert.are_not.equal(conv.response_ids, fork.response_ids)
+  end)
+
+  it("save and load keep the API, the state, the response ids and the calibration", function ()
+    local conv = aigc.conversation { client = client, api = "responses", state = "server" }
+    local _, r1 = assert(conv:say "Repeat after me: one")
+    conv.calibration = 1.25
+    local loaded = assert(aigc.conversation.load(conv:save(), client))
+    assert.equal("responses", loaded.api)
+    assert.equal("server", loaded.state)
+    assert.same({ r1.id }, loaded.response_ids)
+    assert.equal(1.25, loaded.calibration)
+    assert(loaded:say "Repeat after me: two")
+    assert.equal(r1.id, bodies()[2].previous_response_id)
+    local bad = conv:save():gsub('"response_ids":%["[^"]*"%]', '"response_ids":[7]')
+    local none, err = aigc.conversation.load(bad, client)
+    assert.is_nil(none)
+    assert.matches("response_ids", err.message)
+  end)
+
+  it("keeps the state on the client: every say sends the history as input items", function ()
+    local conv = aigc.conversation { client = client, api = "responses", system = "Be brief." }
+    assert(conv:say "Repeat after me: one")
+    assert(conv:say "Repeat after me: two")
+    local second = bodies()[2]
+    assert.is_nil(second.previous_response_id)
+    assert.same({ "system", "user", "assistant", "user" },
+                { second.input[1].role, second.input[2].role, second.input[3].role, second.input[4].role })
+    assert.equal("one", second.input[3].content)
+  end)
+
+  it("runs a toolset's loop inside a say, and records its items", function ()
+    local n = 0
+    local conv = aigc.conversation { client = client, api = "responses", state = "server", params = {
+      tools = aigc.tools { { name = "get_weather", parameters = { type = "object", properties = {
+        city = { type = "string" } } }, fn = function () n = n + 1; return "sunny" end } } } }
+    local reply = assert(conv:say 'Use get_weather({"city":"Paris"})')
+    assert.equal(1, n)
+    assert.matches("sunny", reply)
+    assert.same({ "user", "function_call", "function_call_output", "assistant" },
+                { conv.messages[1].role, conv.messages[2].type, conv.messages[3].type, conv.messages[4].role })
+  end)
+
+  it("state = 'server' needs api = 'responses'", function ()
+    assert.error_matches(function () aigc.conversation { client = client, state = "server" } end,
+      "bad argument #1 to 'conversation' %(opts.state: 'server' needs api = 'responses'%)")
+    assert.error_matches(function () aigc.conversation { client = client, api = "soap" } end,
+      "opts.api: unknown value")
+  end)
+
+  describe("calibration", function ()
+    -- Turns of 10 short words, echoed back: words2 counts 2 tokens a word,
+    -- the built-in estimate (4 characters a token) about 1, so a 100-token
+    -- budget keeps ~3 turns by the estimate, which the server counts ~130.
+    local WORDS = { "cat", "dog", "sun", "sky", "red", "hat", "map", "cup", "pen", "box", "owl", "fig" }
+    local function line (turn)
+      local words = {}
+      for i = 1, 10 do words[i] = WORDS[(i + turn) % #WORDS + 1] end
+      return "Repeat after me: " .. table.concat(words, " ")
+    end
+
+    -- The prompt tokens the server counted for each of `turns` says, with a
+    -- 100-token budget.
+    local function prompts (api, calibrate, turns)
+      local conv = aigc.conversation { client = client, api = api, max_context_tokens = 100, keep_last = 1,
+        calibrate = calibrate, params = { headers = { ["x-aigc-fault"] = "tokenizer=words2" } } }
+      local counted = {}
+      for turn = 1, turns do
+        local _, res = assert(conv:say(line(turn)))
+        counted[turn] = res.usage.prompt_tokens or res.usage.input_tokens
+      end
+      return counted, conv
+    end
+
+    for _, api in ipairs { "chat", "responses" } do
+      it("keeps the prompt within 10 % of the budget after the 2nd turn (" .. api .. ")", function ()
+        local counted, conv = prompts(api, nil, 6)
+        for turn = 3, 6 do
+          assert.truthy(counted[turn] <= 110, ("turn %d: %d prompt tokens for a budget of 100 (%s)")
+                        :format(turn, counted[turn], table.concat(counted, ", ")))
+        end
+        assert.truthy(conv.calibration > 1.1, "the ratio learned: " .. tostring(conv.calibration))
+        -- without calibration the same conversation overshoots: the check above can fail
+        local raw = prompts(api, false, 6)
+        local worst = math.max(raw[3], raw[4], raw[5], raw[6])
+        assert.truthy(worst > 110, "uncalibrated: " .. table.concat(raw, ", "))
+      end)
+    end
+  end)
+end)

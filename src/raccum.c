@@ -1,0 +1,624 @@
+/*
+** raccum.c — the Responses API's stream accumulator (raccum.h): typed
+** events merged into an owned json.h tree. Plain C, no Lua.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "raccum.h"
+
+
+/*
+** {======================================================
+** Owned trees: slots, strings, counting
+** =======================================================
+*/
+
+static void set_null (aigc_json_value *v) {
+  memset(v, 0, sizeof *v);
+  v->type = AIGC_JSON_NULL;
+}
+
+/* Room for `need` elements of size elem in a block of capacity *cap. */
+static int grow (void **block, size_t *cap, size_t need, size_t elem) {
+  size_t ncap = *cap < 4 ? 4 : *cap;
+  void *p;
+  if (need <= *cap)
+    return 0;
+  while (ncap < need)
+    ncap *= 2;   /* need is bounded by the indexes' range: no overflow */
+  p = realloc(*block, ncap * elem);
+  if (p == NULL)
+    return -1;
+  *block = p;
+  *cap = ncap;
+  return 0;
+}
+
+/* The member `key` of the owned object obj, added as null when absent;
+   NULL on ENOMEM. */
+static aigc_json_value *obj_slot (aigc_json_value *obj, const char *key, size_t klen) {
+  size_t i;
+  aigc_json_member *m;
+  for (i = obj->len; i-- > 0; ) {
+    m = &obj->u.members[i];
+    if (m->key_len == klen && memcmp(m->key, key, klen) == 0)
+      return &m->value;
+  }
+  if (grow((void **)&obj->u.members, &obj->cap, obj->len + 1, sizeof *m) != 0)
+    return NULL;
+  m = &obj->u.members[obj->len];
+  if ((m->key = (char *)malloc(klen + 1)) == NULL)
+    return NULL;
+  memcpy(m->key, key, klen);
+  m->key[klen] = '\0';
+  m->key_len = klen;
+  set_null(&m->value);
+  obj->len++;
+  return &m->value;
+}
+
+#define SLOT(obj, lit) obj_slot((obj), (lit), sizeof(lit) - 1)
+
+/* Item idx of the owned array arr, the slots up to it added as null. */
+static aigc_json_value *arr_slot (aigc_json_value *arr, size_t idx) {
+  if (grow((void **)&arr->u.items, &arr->cap, idx + 1, sizeof(aigc_json_value)) != 0)
+    return NULL;
+  while (arr->len <= idx)
+    set_null(&arr->u.items[arr->len++]);
+  return &arr->u.items[idx];
+}
+
+/* Makes v an empty array or object unless it is one already. */
+static void ensure (aigc_json_value *v, aigc_json_type type) {
+  if (v->type == type)
+    return;
+  aigc_json_free(v);
+  set_null(v);
+  v->type = type;
+}
+
+/* Appends s[0..n) to the string v (null or anything else: made ""). */
+static int str_append (aigc_json_value *v, const char *s, size_t n) {
+  if (v->type != AIGC_JSON_STRING) {
+    aigc_json_free(v);
+    set_null(v);
+    if ((v->u.s = (char *)malloc(n + 1)) == NULL)
+      return -1;
+    v->type = AIGC_JSON_STRING;
+    v->cap = n + 1;
+  }
+  else if (grow((void **)&v->u.s, &v->cap, v->len + n + 1, 1) != 0)
+    return -1;
+  memcpy(v->u.s + v->len, s, n);
+  v->len += n;
+  v->u.s[v->len] = '\0';
+  return 0;
+}
+
+/* Counts the values of a tree (v itself included). */
+static void count (const aigc_json_value *v, size_t *values, size_t *containers) {
+  size_t i;
+  (*values)++;
+  if (v->type == AIGC_JSON_ARRAY) {
+    (*containers)++;
+    for (i = 0; i < v->len; i++)
+      count(&v->u.items[i], values, containers);
+  }
+  else if (v->type == AIGC_JSON_OBJECT) {
+    (*containers)++;
+    for (i = 0; i < v->len; i++)
+      count(&v->u.members[i].value, values, containers);
+  }
+}
+
+/* Charges a copy of src to the limits; -1 (a->error set) when over. */
+static int charge (aigc_raccum *a, const aigc_json_value *src) {
+  aigc_json_limits l = aigc_json_limits_of(&a->limits);
+  size_t v = 0, c = 0;
+  count(src, &v, &c);
+  if (a->values + v > l.max_values) {
+    snprintf(a->error, sizeof a->error, "more than %zu values", l.max_values);
+    return -1;
+  }
+  if (a->containers + c > l.max_containers) {
+    snprintf(a->error, sizeof a->error, "more than %zu arrays and objects", l.max_containers);
+    return -1;
+  }
+  a->values += v;
+  a->containers += c;
+  return 0;
+}
+
+/* dst = a copy of src (charged before, by aigc_raccum_add). */
+static int put_copy (aigc_raccum *a, aigc_json_value *dst, const aigc_json_value *src) {
+  aigc_json_value tmp;
+  (void)a;
+  if (aigc_json_copy(&tmp, src) != 0)
+    return AIGC_RACCUM_NOMEM;
+  aigc_json_free(dst);
+  *dst = tmp;
+  return AIGC_RACCUM_OK;
+}
+
+/* Whether v holds what deltas built: a non-empty string or array. */
+static int built (const aigc_json_value *v) {
+  return (v->type == AIGC_JSON_STRING || v->type == AIGC_JSON_ARRAY) && v->len > 0;
+}
+
+static int key_in (const aigc_json_member *m, const char *const *keys) {
+  for (; *keys != NULL; keys++)
+    if (m->key_len == strlen(*keys) && memcmp(m->key, *keys, m->key_len) == 0)
+      return 1;
+  return 0;
+}
+
+/*
+** Copies every member of src into dst (an object), but those named in
+** `keep` that dst already holds built (a non-empty string or array): what
+** the deltas made stays; an empty one (an item added with "content": []
+** or "arguments": "", and no delta after) takes the done event's.
+*/
+static int merge_members (aigc_raccum *a, aigc_json_value *dst, const aigc_json_value *src,
+                          const char *const *keep) {
+  size_t i;
+  ensure(dst, AIGC_JSON_OBJECT);
+  for (i = 0; i < src->len; i++) {
+    const aigc_json_member *m = &src->u.members[i];
+    aigc_json_value *slot = obj_slot(dst, m->key, m->key_len);
+    int rc;
+    if (slot == NULL)
+      return AIGC_RACCUM_NOMEM;
+    if (keep != NULL && key_in(m, keep) && built(slot))
+      continue;
+    if ((rc = put_copy(a, slot, &m->value)) != AIGC_RACCUM_OK)
+      return rc;
+  }
+  return AIGC_RACCUM_OK;
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Events
+** =======================================================
+*/
+
+static int bad (aigc_raccum *a, const char *what) {
+  snprintf(a->error, sizeof a->error, "%s", what);
+  return AIGC_RACCUM_BADSHAPE;
+}
+
+/* An index member of the event: 0..MAX, or -1 (a->error set). */
+static long index_field (aigc_raccum *a, const aigc_json_value *ev, const char *key) {
+  const aigc_json_value *v = aigc_json_get(ev, key);
+  if (v == NULL || v->type != AIGC_JSON_INT || v->u.i < 0 || v->u.i > AIGC_RACCUM_MAX_INDEX) {
+    snprintf(a->error, sizeof a->error, "%s is missing or not an integer in 0..%d", key,
+             AIGC_RACCUM_MAX_INDEX);
+    return -1;
+  }
+  return (long)v->u.i;
+}
+
+/*
+** Makes v an object; one that is new (or was left half-made by a failed
+** allocation) gets {"type": type}. 0, or -1 on ENOMEM.
+*/
+static int made_typed (aigc_json_value *v, const char *type) {
+  const aigc_json_value *old = aigc_json_get(v, "type");
+  aigc_json_value *t;
+  int fresh = v->type != AIGC_JSON_OBJECT || v->len == 0 || (old != NULL && old->type == AIGC_JSON_NULL);
+  ensure(v, AIGC_JSON_OBJECT);
+  if (!fresh || type == NULL)
+    return 0;
+  if ((t = SLOT(v, "type")) == NULL)
+    return -1;
+  return str_append(t, type, strlen(type));
+}
+
+/*
+** output[output_index] of the event, made as needed (a new item gets
+** {"type": item_type}: "message" for text, "function_call" for
+** arguments...); NULL with *rc set.
+*/
+static aigc_json_value *item_of (aigc_raccum *a, const aigc_json_value *ev, const char *item_type,
+                                 int *rc) {
+  long oi = index_field(a, ev, "output_index");
+  aigc_json_value *output, *item;
+  *rc = AIGC_RACCUM_BADSHAPE;
+  if (oi < 0)
+    return NULL;
+  *rc = AIGC_RACCUM_NOMEM;
+  if ((output = SLOT(&a->root, "output")) == NULL)
+    return NULL;
+  ensure(output, AIGC_JSON_ARRAY);
+  if ((item = arr_slot(output, (size_t)oi)) == NULL || made_typed(item, item_type) != 0)
+    return NULL;
+  *rc = AIGC_RACCUM_OK;
+  return item;
+}
+
+/*
+** item[list][event[index_key]] (list "content" or "summary"), made as
+** needed: a new part gets {"type": part_type, field: ""}.
+*/
+static aigc_json_value *part_of (aigc_raccum *a, const aigc_json_value *ev, const char *list,
+                                 const char *index_key, const char *part_type, int *rc) {
+  aigc_json_value *item, *parts, *part;
+  long pi = index_field(a, ev, index_key);   /* (checked before anything is made) */
+  int reasoning = strcmp(list, "summary") == 0 || strcmp(part_type, "reasoning_text") == 0;
+  if (pi < 0) {
+    *rc = AIGC_RACCUM_BADSHAPE;
+    return NULL;
+  }
+  if ((item = item_of(a, ev, reasoning ? "reasoning" : "message", rc)) == NULL)
+    return NULL;
+  *rc = AIGC_RACCUM_NOMEM;
+  if ((parts = obj_slot(item, list, strlen(list))) == NULL)
+    return NULL;
+  ensure(parts, AIGC_JSON_ARRAY);
+  if ((part = arr_slot(parts, (size_t)pi)) == NULL || made_typed(part, part_type) != 0)
+    return NULL;
+  *rc = AIGC_RACCUM_OK;
+  return part;
+}
+
+/* The event's "delta" string, or NULL (a->error set). */
+static const aigc_json_value *delta_of (aigc_raccum *a, const aigc_json_value *ev) {
+  const aigc_json_value *d = aigc_json_get(ev, "delta");
+  if (d == NULL || d->type != AIGC_JSON_STRING) {
+    bad(a, "delta is missing or not a string");
+    return NULL;
+  }
+  return d;
+}
+
+/* Appends the delta d to target[field]. */
+static int append_delta (aigc_json_value *target, const char *field, const aigc_json_value *d) {
+  aigc_json_value *slot;
+  if ((slot = obj_slot(target, field, strlen(field))) == NULL || str_append(slot, d->u.s, d->len) != 0)
+    return AIGC_RACCUM_NOMEM;
+  return AIGC_RACCUM_OK;
+}
+
+/* A ".done" event's final value ev[field] fills target[field] if no delta came. */
+static int fill_done (aigc_raccum *a, aigc_json_value *target, const char *field,
+                      const aigc_json_value *ev) {
+  const aigc_json_value *v = aigc_json_get(ev, field);
+  aigc_json_value *slot;
+  if (v == NULL)
+    return AIGC_RACCUM_OK;
+  if ((slot = obj_slot(target, field, strlen(field))) == NULL)
+    return AIGC_RACCUM_NOMEM;
+  if (built(slot))
+    return AIGC_RACCUM_OK;
+  return put_copy(a, slot, v);
+}
+
+/* The object member `key` of the event, or NULL (a->error set). */
+static const aigc_json_value *object_field (aigc_raccum *a, const aigc_json_value *ev,
+                                            const char *key) {
+  const aigc_json_value *v = aigc_json_get(ev, key);
+  if (v == NULL || v->type != AIGC_JSON_OBJECT) {
+    snprintf(a->error, sizeof a->error, "%s is missing or not an object", key);
+    return NULL;
+  }
+  return v;
+}
+
+static const char *const ITEM_BUILT[] = { "content", "summary", "arguments", NULL };
+static const char *const PART_BUILT[] = { "text", "refusal", NULL };
+
+/*
+** The last snapshot's output completes the items built from the events, as
+** an output_item.done would: what they lack is taken from it (an item added
+** empty and never filled by events, a status), what deltas built stays.
+*/
+static int complete_output (aigc_raccum *a, aigc_json_value *built_output, const aigc_json_value *output) {
+  size_t i;
+  for (i = 0; i < output->len && i <= AIGC_RACCUM_MAX_INDEX; i++) {
+    const aigc_json_value *src = &output->u.items[i];
+    aigc_json_value *item;
+    int rc;
+    if (src->type != AIGC_JSON_OBJECT)
+      continue;
+    if ((item = arr_slot(built_output, i)) == NULL)
+      return AIGC_RACCUM_NOMEM;
+    rc = item->type == AIGC_JSON_OBJECT ? merge_members(a, item, src, ITEM_BUILT) : put_copy(a, item, src);
+    if (rc != AIGC_RACCUM_OK)
+      return rc;
+  }
+  return AIGC_RACCUM_OK;
+}
+
+/* A snapshot: the response's members but output replace the accumulated ones. */
+static int snapshot (aigc_raccum *a, const aigc_json_value *ev, aigc_raccum_end end) {
+  const aigc_json_value *resp = object_field(a, ev, "response");
+  const aigc_json_value *output;
+  aigc_json_value *slot;
+  size_t i;
+  int rc;
+  if (resp == NULL)
+    return AIGC_RACCUM_BADSHAPE;
+  for (i = 0; i < resp->len; i++) {
+    const aigc_json_member *m = &resp->u.members[i];
+    if (m->key_len == 6 && memcmp(m->key, "output", 6) == 0)
+      continue;
+    if ((slot = obj_slot(&a->root, m->key, m->key_len)) == NULL)
+      return AIGC_RACCUM_NOMEM;
+    if ((rc = put_copy(a, slot, &m->value)) != AIGC_RACCUM_OK)
+      return rc;
+  }
+  output = aigc_json_get(resp, "output");
+  if ((slot = SLOT(&a->root, "output")) == NULL)
+    return AIGC_RACCUM_NOMEM;
+  if (slot->type != AIGC_JSON_ARRAY || slot->len == 0) {
+    if (output != NULL && output->type == AIGC_JSON_ARRAY) {
+      if ((rc = put_copy(a, slot, output)) != AIGC_RACCUM_OK)
+        return rc;
+    }
+    else
+      ensure(slot, AIGC_JSON_ARRAY);
+  }
+  else if (end != AIGC_RACCUM_PENDING && output != NULL && output->type == AIGC_JSON_ARRAY
+           && (rc = complete_output(a, slot, output)) != AIGC_RACCUM_OK)
+    return rc;
+  if (end != AIGC_RACCUM_PENDING)
+    a->end = end;
+  return AIGC_RACCUM_OK;
+}
+
+/* output_item.added (replace) and output_item.done (complete). */
+static int item_event (aigc_raccum *a, const aigc_json_value *ev, int done) {
+  const aigc_json_value *src = object_field(a, ev, "item");
+  aigc_json_value *item;
+  int rc;
+  if (src == NULL)
+    return AIGC_RACCUM_BADSHAPE;
+  if ((item = item_of(a, ev, NULL, &rc)) == NULL)
+    return rc;
+  if (!done)
+    return put_copy(a, item, src);
+  return merge_members(a, item, src, ITEM_BUILT);
+}
+
+/* content_part / reasoning_summary_part .added and .done. */
+static int part_event (aigc_raccum *a, const aigc_json_value *ev, const char *list,
+                       const char *index_key, int done) {
+  const aigc_json_value *src = object_field(a, ev, "part");
+  aigc_json_value *part;
+  int rc;
+  if (src == NULL)
+    return AIGC_RACCUM_BADSHAPE;
+  if ((part = part_of(a, ev, list, index_key, "output_text", &rc)) == NULL)
+    return rc;
+  if (!done)
+    return put_copy(a, part, src);
+  return merge_members(a, part, src, PART_BUILT);
+}
+
+/* A text delta or done into a part: list/index_key/part_type say where. */
+static int text_event (aigc_raccum *a, const aigc_json_value *ev, const char *list,
+                       const char *index_key, const char *part_type, const char *field, int done) {
+  const aigc_json_value *d = NULL;
+  aigc_json_value *part;
+  int rc;
+  if (!done && (d = delta_of(a, ev)) == NULL)
+    return AIGC_RACCUM_BADSHAPE;
+  if ((part = part_of(a, ev, list, index_key, part_type, &rc)) == NULL)
+    return rc;
+  return done ? fill_done(a, part, field, ev) : append_delta(part, field, d);
+}
+
+static int arguments_event (aigc_raccum *a, const aigc_json_value *ev, int done) {
+  const aigc_json_value *d = NULL;
+  aigc_json_value *item;
+  int rc;
+  if (!done && (d = delta_of(a, ev)) == NULL)
+    return AIGC_RACCUM_BADSHAPE;
+  if ((item = item_of(a, ev, "function_call", &rc)) == NULL)
+    return rc;
+  return done ? fill_done(a, item, "arguments", ev) : append_delta(item, "arguments", d);
+}
+
+static int annotation_event (aigc_raccum *a, const aigc_json_value *ev) {
+  const aigc_json_value *ann = aigc_json_get(ev, "annotation");
+  aigc_json_value *part, *list, *slot;
+  long ai;
+  int rc;
+  if (ann == NULL)
+    return bad(a, "annotation is missing");
+  if ((ai = index_field(a, ev, "annotation_index")) < 0)
+    return AIGC_RACCUM_BADSHAPE;
+  if ((part = part_of(a, ev, "content", "content_index", "output_text", &rc)) == NULL)
+    return rc;
+  if ((list = SLOT(part, "annotations")) == NULL)
+    return AIGC_RACCUM_NOMEM;
+  ensure(list, AIGC_JSON_ARRAY);
+  if ((slot = arr_slot(list, (size_t)ai)) == NULL)
+    return AIGC_RACCUM_NOMEM;
+  return put_copy(a, slot, ann);
+}
+
+/* The event types, after "response.". */
+typedef enum { EV_CREATED, EV_COMPLETED, EV_INCOMPLETE, EV_FAILED, EV_ITEM_ADDED, EV_ITEM_DONE,
+  EV_PART_ADDED, EV_PART_DONE, EV_TEXT_DELTA, EV_TEXT_DONE, EV_REFUSAL_DELTA, EV_REFUSAL_DONE,
+  EV_ARGS_DELTA, EV_ARGS_DONE, EV_SUMMARY_PART_ADDED, EV_SUMMARY_PART_DONE, EV_SUMMARY_DELTA,
+  EV_SUMMARY_DONE, EV_REASONING_DELTA, EV_REASONING_DONE, EV_ANNOTATION, EV_OTHER } ev_kind;
+
+static const struct { const char *name; ev_kind kind; } EVENTS[] = {
+  { "created", EV_CREATED }, { "queued", EV_CREATED }, { "in_progress", EV_CREATED },
+  { "completed", EV_COMPLETED }, { "incomplete", EV_INCOMPLETE }, { "failed", EV_FAILED },
+  { "output_item.added", EV_ITEM_ADDED }, { "output_item.done", EV_ITEM_DONE },
+  { "content_part.added", EV_PART_ADDED }, { "content_part.done", EV_PART_DONE },
+  { "output_text.delta", EV_TEXT_DELTA }, { "output_text.done", EV_TEXT_DONE },
+  { "refusal.delta", EV_REFUSAL_DELTA }, { "refusal.done", EV_REFUSAL_DONE },
+  { "function_call_arguments.delta", EV_ARGS_DELTA },
+  { "function_call_arguments.done", EV_ARGS_DONE },
+  { "reasoning_summary_part.added", EV_SUMMARY_PART_ADDED },
+  { "reasoning_summary_part.done", EV_SUMMARY_PART_DONE },
+  { "reasoning_summary_text.delta", EV_SUMMARY_DELTA },
+  { "reasoning_summary_text.done", EV_SUMMARY_DONE },
+  { "reasoning_text.delta", EV_REASONING_DELTA }, { "reasoning_text.done", EV_REASONING_DONE },
+  { "output_text.annotation.added", EV_ANNOTATION },
+};
+
+static ev_kind kind_of (const char *type, size_t len) {
+  size_t i;
+  if (type == NULL || len < 9 || memcmp(type, "response.", 9) != 0)
+    return EV_OTHER;
+  type += 9;
+  len -= 9;
+  for (i = 0; i < sizeof EVENTS / sizeof EVENTS[0]; i++)
+    if (strlen(EVENTS[i].name) == len && memcmp(EVENTS[i].name, type, len) == 0)
+      return EVENTS[i].kind;
+  return EV_OTHER;
+}
+
+/*
+** What an event of kind k may copy into the tree (charged before anything
+** changes, so that a refused event changes nothing), or NULL.
+*/
+static const aigc_json_value *payload_of (ev_kind k, const aigc_json_value *ev) {
+  switch (k) {
+    case EV_CREATED: case EV_COMPLETED: case EV_INCOMPLETE: case EV_FAILED:
+      return aigc_json_get(ev, "response");
+    case EV_ITEM_ADDED: case EV_ITEM_DONE: return aigc_json_get(ev, "item");
+    case EV_PART_ADDED: case EV_PART_DONE: case EV_SUMMARY_PART_ADDED: case EV_SUMMARY_PART_DONE:
+      return aigc_json_get(ev, "part");
+    case EV_ANNOTATION: return aigc_json_get(ev, "annotation");
+    case EV_TEXT_DONE: case EV_SUMMARY_DONE: case EV_REASONING_DONE: return aigc_json_get(ev, "text");
+    case EV_REFUSAL_DONE: return aigc_json_get(ev, "refusal");
+    case EV_ARGS_DONE: return aigc_json_get(ev, "arguments");
+    default: return NULL;
+  }
+}
+
+static int dispatch (aigc_raccum *a, ev_kind k, const aigc_json_value *ev) {
+  switch (k) {
+    case EV_CREATED: return snapshot(a, ev, AIGC_RACCUM_PENDING);
+    case EV_COMPLETED: return snapshot(a, ev, AIGC_RACCUM_COMPLETED);
+    case EV_INCOMPLETE: return snapshot(a, ev, AIGC_RACCUM_INCOMPLETE);
+    case EV_FAILED: return snapshot(a, ev, AIGC_RACCUM_FAILED);
+    case EV_ITEM_ADDED: case EV_ITEM_DONE: return item_event(a, ev, k == EV_ITEM_DONE);
+    case EV_PART_ADDED: case EV_PART_DONE:
+      return part_event(a, ev, "content", "content_index", k == EV_PART_DONE);
+    case EV_SUMMARY_PART_ADDED: case EV_SUMMARY_PART_DONE:
+      return part_event(a, ev, "summary", "summary_index", k == EV_SUMMARY_PART_DONE);
+    case EV_TEXT_DELTA: case EV_TEXT_DONE:
+      return text_event(a, ev, "content", "content_index", "output_text", "text", k == EV_TEXT_DONE);
+    case EV_REFUSAL_DELTA: case EV_REFUSAL_DONE:
+      return text_event(a, ev, "content", "content_index", "refusal", "refusal", k == EV_REFUSAL_DONE);
+    case EV_SUMMARY_DELTA: case EV_SUMMARY_DONE:
+      return text_event(a, ev, "summary", "summary_index", "summary_text", "text", k == EV_SUMMARY_DONE);
+    case EV_REASONING_DELTA: case EV_REASONING_DONE:
+      return text_event(a, ev, "content", "content_index", "reasoning_text", "text",
+                        k == EV_REASONING_DONE);
+    case EV_ARGS_DELTA: case EV_ARGS_DONE: return arguments_event(a, ev, k == EV_ARGS_DONE);
+    case EV_ANNOTATION: return annotation_event(a, ev);
+    default: return AIGC_RACCUM_OK;
+  }
+}
+
+/* Checks and takes the event's sequence_number. */
+static int check_sequence (aigc_raccum *a, const aigc_json_value *ev) {
+  const aigc_json_value *s = aigc_json_get(ev, "sequence_number");
+  int64_t prev = a->last_seq;
+  if (s == NULL || s->type != AIGC_JSON_INT)
+    return AIGC_RACCUM_OK;
+  a->last_seq = s->u.i;
+  if (!a->have_seq) {
+    a->have_seq = 1;
+    return AIGC_RACCUM_OK;
+  }
+  if (prev < INT64_MAX && s->u.i == prev + 1)
+    return AIGC_RACCUM_OK;
+  snprintf(a->error, sizeof a->error, "sequence_number %lld came after %lld (%s)",
+           (long long)s->u.i, (long long)prev, s->u.i > prev ? "events are missing" : "out of order");
+  return AIGC_RACCUM_SEQUENCE;
+}
+
+/* }====================================================== */
+
+
+void aigc_raccum_init (aigc_raccum *a) {
+  memset(a, 0, sizeof *a);
+  a->root.type = AIGC_JSON_OBJECT;
+}
+
+void aigc_raccum_free (aigc_raccum *a) {
+  aigc_json_limits limits = a->limits;
+  aigc_json_free(&a->root);
+  aigc_raccum_init(a);
+  a->limits = limits;
+}
+
+void aigc_raccum_reset (aigc_raccum *a) {
+  aigc_raccum_free(a);
+}
+
+const char *aigc_raccum_event_type (const aigc_json_value *ev, const char *type, size_t tlen,
+                                    size_t *len) {
+  const aigc_json_value *t = aigc_json_get(ev, "type");
+  if (t != NULL && t->type == AIGC_JSON_STRING) {
+    *len = t->len;
+    return t->u.s;
+  }
+  *len = type ? tlen : 0;
+  return type;
+}
+
+int aigc_raccum_add (aigc_raccum *a, const char *type, size_t tlen, const aigc_json_value *ev) {
+  const aigc_json_value *payload;
+  size_t len;
+  const char *t;
+  ev_kind k;
+  int rc;
+  a->error[0] = '\0';
+  if (ev->type != AIGC_JSON_OBJECT)
+    return bad(a, "an event is not a JSON object");
+  if ((rc = check_sequence(a, ev)) != AIGC_RACCUM_OK)
+    return rc;
+  t = aigc_raccum_event_type(ev, type, tlen, &len);
+  k = kind_of(t, len);
+  payload = payload_of(k, ev);
+  if (payload != NULL && charge(a, payload) != 0)
+    return AIGC_RACCUM_LIMIT;
+  rc = dispatch(a, k, ev);
+  if (rc == AIGC_RACCUM_NOMEM)
+    snprintf(a->error, sizeof a->error, "out of memory");
+  else if (rc == AIGC_RACCUM_OK)
+    a->events++;
+  return rc;
+}
+
+static int is_string (const aigc_json_value *v, const char *s) {
+  return v != NULL && v->type == AIGC_JSON_STRING && v->len == strlen(s) && memcmp(v->u.s, s, v->len) == 0;
+}
+
+int aigc_raccum_output_text (const aigc_json_value *response,
+                             int (*put)(void *ud, const char *s, size_t n), void *ud) {
+  const aigc_json_value *output = aigc_json_get(response, "output");
+  size_t i, j;
+  if (output == NULL || output->type != AIGC_JSON_ARRAY)
+    return 0;
+  for (i = 0; i < output->len; i++) {
+    const aigc_json_value *item = &output->u.items[i];
+    const aigc_json_value *content = aigc_json_get(item, "content");
+    if (!is_string(aigc_json_get(item, "type"), "message") || content == NULL
+        || content->type != AIGC_JSON_ARRAY)
+      continue;
+    for (j = 0; j < content->len; j++) {
+      const aigc_json_value *part = &content->u.items[j];
+      const aigc_json_value *text = aigc_json_get(part, "text");
+      int rc;
+      if (is_string(aigc_json_get(part, "type"), "output_text") && text != NULL
+          && text->type == AIGC_JSON_STRING && (rc = put(ud, text->u.s, text->len)) != 0)
+        return rc;
+    }
+  }
+  return 0;
+}
