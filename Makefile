@@ -119,7 +119,7 @@ $(ASAN_DIR)/lua: spec/support/lua_host.c
 # (scripts/embed-lua.lua: aigc_preload(L) in include/aigc_preload.h puts them in
 # package.preload), so the host reads no file; examples/host/host.c runs two
 # lua_States on two threads with it. Link: libaigc.a, Lua, -lcurl -lpthread.
-HOST_DIR     ?= build/c-host
+HOST_DIR     ?= build/c-host$(if $(filter-out 5.4,$(LUA_VERSION)),-$(LUA_VERSION))
 HOST_MODULES  = $(filter-out lua/aigc/devserver.lua,$(LUA_SRC))
 HOST_LIBS     = $(LUA_LIB) -L$(CURL_LIBDIR) -lcurl -lpthread -lm -ldl
 host:
