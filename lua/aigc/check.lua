@@ -456,6 +456,18 @@ function M.call (client, fname, argn, api, params)
   if why then util.argerror(fname, argn, why) end
 end
 
+-- opts.max_concurrency_by_priority: { class = slots }, classes by name.
+local function check_priority_caps (caps)
+  for k, v in pairs(caps) do
+    local path = util.path("opts.max_concurrency_by_priority", k)
+    if not PRIORITY_RULE.oneof[k] then
+      field_error("client", 1, path, "not a priority (" .. PRIORITY_RULE.oneof_text .. ")")
+    end
+    local why = rule_problem(ENGINE_RULES.max_concurrency, v)
+    if why then field_error("client", 1, path, why) end
+  end
+end
+
 --- Checks the client's options; raises `bad argument #1 to 'client'
 -- (opts.X: ...)` at the caller's line. Returns the integer options as
 -- integers (the C core reads them so on every version).
@@ -474,14 +486,7 @@ function M.client_options (opts)
   if opts.provider ~= nil and opts.provider ~= "azure" and opts.provider ~= "openai" then
     field_error("client", 1, "opts.provider", "'openai' or 'azure' expected, got " .. util.describe(opts.provider))
   end
-  for k, v in pairs(opts.max_concurrency_by_priority or {}) do
-    local path = util.path("opts.max_concurrency_by_priority", k)
-    if not PRIORITY_RULE.oneof[k] then
-      field_error("client", 1, path, "not a priority (" .. PRIORITY_RULE.oneof_text .. ")")
-    end
-    local why = rule_problem(ENGINE_RULES.max_concurrency, v)
-    if why then field_error("client", 1, path, why) end
-  end
+  if opts.max_concurrency_by_priority ~= nil then check_priority_caps(opts.max_concurrency_by_priority) end
   if opts.headers ~= nil then
     local why = headers_problem(opts.headers, "opts.headers")
     if why then util.argerror("client", 1, why) end
