@@ -115,12 +115,12 @@ $(ASAN_DIR)/lua: spec/support/lua_host.c
 	$(CC) -O1 -g $(ASAN_FLAGS) $(LUA_CFLAGS) -o $@ $< $(LUA_LIB) -lm -ldl
 
 # A C/C++ host's aigc (issue 13 item 3): libaigc.a holds the core's objects
-# and every lua/aigc/*.lua module but the bundled server, compiled in
+# and every module of lua/aigc/ (subfolders too) but the bundled server, compiled in
 # (scripts/embed-lua.lua: aigc_preload(L) in include/aigc_preload.h puts them in
 # package.preload), so the host reads no file; examples/host/host.c runs two
 # lua_States on two threads with it. Link: libaigc.a, Lua, -lcurl -lpthread.
 HOST_DIR     ?= build/c-host$(if $(filter-out 5.4,$(LUA_VERSION)),-$(LUA_VERSION))
-HOST_MODULES  = $(filter-out lua/aigc/devserver.lua,$(LUA_SRC))
+HOST_MODULES  = $(filter-out lua/aigc/devserver.lua lua/aigc/devserver/%,$(LUA_TREE))
 HOST_LIBS     = $(LUA_LIB) -L$(CURL_LIBDIR) -lcurl -lpthread -lm -ldl
 host:
 	@$(MAKE) --no-print-directory BUILD=$(HOST_DIR) MODULE=$(HOST_DIR)/aigc/core.so $(HOST_DIR)/aigc-host

@@ -1,8 +1,9 @@
 -- embed-lua.lua OUT.c FILE.lua... — the C file that compiles aigc's Lua
 -- modules into the static library (issue 13 item 3: a host needs no file
--- on disk). Each lua/aigc/NAME.lua becomes a string constant and a loader;
+-- on disk). Each lua/aigc/NAME.lua (and lua/aigc/DIR/NAME.lua: aigc.DIR.NAME)
+-- becomes a string constant and a loader;
 -- aigc_preload(L) (include/aigc_preload.h) puts the loaders, and aigc.core's
--- luaopen, into package.preload. Chunks are named "@aigc/NAME.lua" (for
+-- luaopen, into package.preload. Chunks are named "@aigc/[DIR/]NAME.lua" (for
 -- init.lua: the module "aigc"), so tracebacks and aigc's misuse location
 -- (which skips its own chunks) read as with files.
 --   lua5.4 scripts/embed-lua.lua build/c-host/aigc_modules.c lua/aigc/*.lua
@@ -27,12 +28,14 @@ end
 local modules = {}
 for i = 2, #arg do
   local path = arg[i]
-  local base = assert(path:match("([%w_]+)%.lua$"), "not a Lua module file: " .. path)
+  -- lua/aigc/x/y.lua -> aigc.x.y; a folder's init.lua -> the folder's name
+  local rel = assert(path:match("(aigc/[%w_/]+)%.lua$"), "not a module file under aigc/: " .. path)
   local f = assert(io.open(path, "rb"))
   local text = f:read("*a")
   f:close()
   assert(load(text, "=" .. path), "does not compile: " .. path)   -- a syntax error fails the build here
-  modules[#modules + 1] = { name = base == "init" and "aigc" or "aigc." .. base, base = base, text = text }
+  local name = rel:gsub("/init$", ""):gsub("/", ".")
+  modules[#modules + 1] = { name = name, chunk = rel .. ".lua", text = text }
 end
 table.sort(modules, function (a, b) return a.name < b.name end)
 
@@ -44,7 +47,7 @@ for i, m in ipairs(modules) do
 end
 o[#o + 1] = "static const struct { const char *name, *chunk, *text; size_t len; } modules[] = {"
 for i, m in ipairs(modules) do
-  o[#o + 1] = ('  { "%s", "@aigc/%s.lua", source_%d, sizeof source_%d - 1 },'):format(m.name, m.base, i, i)
+  o[#o + 1] = ('  { "%s", "@%s", source_%d, sizeof source_%d - 1 },'):format(m.name, m.chunk, i, i)
 end
 o[#o + 1] = "  { NULL, NULL, NULL, 0 }\n};\n"
 o[#o + 1] = [[
