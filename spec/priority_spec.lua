@@ -135,6 +135,9 @@ describe("priorities", function ()
     assert.is_false(ok)
     assert.matches("bad argument #2 to 'submit' (params.priority: 'interactive', 'normal' or 'background' "
                    .. "expected, got soon)", err, 1, true)
+    ok, err = pcall(client._engine.submit, client._engine, "chat", call("x", 2))
+    assert.is_false(ok)
+    assert.matches("(params.priority: 'interactive', 'normal' or 'background' expected, got number)", err, 1, true)
     client:close()
   end)
 

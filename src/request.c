@@ -648,7 +648,7 @@ static int wants_chunk (lua_State *L, int idx) {
 /* params.priority (params at 3): its class, AIGC_PRIO_NORMAL if absent. */
 static int read_priority (lua_State *L, const aigc_argctx *cx) {
   int p, type = lua_getfield(L, 3, "priority");
-  const char *name = lua_tostring(L, -1);
+  const char *name = type == LUA_TSTRING ? lua_tostring(L, -1) : NULL;   /* (a number stays one) */
   for (p = 0; type == LUA_TSTRING && p < AIGC_NPRIO; p++)
     if (strcmp(name, aigc_priority_names[p]) == 0)
       break;
