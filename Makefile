@@ -19,6 +19,9 @@
 #                 LUA_VERSION=...: that version's; LuaJIT uses 5.1's), the aigc
 #                 command into INST_BINDIR
 #   make docs     the API reference (LDoc) into build/docs
+#   make host     libaigc.a (the core and its Lua modules compiled in) and the
+#                 C host example into build/c-host/ (examples/host/README.md);
+#                 make host-tsan / host-asan: the same under TSan / ASan+UBSan
 
 LUA         ?= lua5.4
 LUA_VERSION ?= 5.4
@@ -86,7 +89,7 @@ VERSION     := $(shell sed -n 's/^\#define AIGC_VERSION "\(.*\)"/\1/p' src/aigc.
 ROCKSPEC     = rockspec/aigc-$(VERSION)-1.rockspec
 
 .PHONY: all asan demo love test server bench install uninstall clean lint ctest fuzz deps-demo deps-test deps-bench \
-        env version cpath docs
+        env version cpath docs host host-tsan host-asan
 
 all: $(MODULE)
 
@@ -112,6 +115,37 @@ asan: $(ASAN_DIR)/lua
 $(ASAN_DIR)/lua: spec/support/lua_host.c
 	@mkdir -p $(ASAN_DIR)
 	$(CC) -O1 -g $(ASAN_FLAGS) $(LUA_CFLAGS) -o $@ $< $(LUA_LIB) -lm -ldl
+
+# A C/C++ host's aigc (issue 13 item 3): libaigc.a holds the core's objects
+# and every module of lua/aigc/ (subfolders too) but the bundled server, compiled in
+# (scripts/embed-lua.lua: aigc_preload(L) in include/aigc_preload.h puts them in
+# package.preload), so the host reads no file; examples/host/host.c runs two
+# lua_States on two threads with it. Link: libaigc.a, Lua, -lcurl -lpthread.
+HOST_DIR     ?= build/c-host$(if $(filter-out 5.4,$(LUA_VERSION)),-$(LUA_VERSION))
+HOST_MODULES  = $(filter-out lua/aigc/devserver.lua lua/aigc/devserver/%,$(LUA_TREE))
+HOST_LIBS     = $(LUA_LIB) -L$(CURL_LIBDIR) -lcurl -lpthread -lm -ldl
+host:
+	@$(MAKE) --no-print-directory BUILD=$(HOST_DIR) MODULE=$(HOST_DIR)/aigc/core.so $(HOST_DIR)/aigc-host
+host-tsan:
+	@$(MAKE) --no-print-directory host HOST_DIR=build/c-host-tsan CC=clang CFLAGS="-O1 -g" \
+	  SANITIZE="-fsanitize=thread -fno-omit-frame-pointer"
+host-asan:
+	@$(MAKE) --no-print-directory host HOST_DIR=build/c-host-asan CFLAGS="-O1 -g" SANITIZE="$(ASAN_FLAGS)"
+
+$(BUILD)/libaigc.a: $(CORE_OBJ) $(BUILD)/obj/aigc_modules.o
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/aigc_modules.c: $(HOST_MODULES) scripts/embed-lua.lua
+	@mkdir -p $(BUILD)
+	lua5.4 scripts/embed-lua.lua $@ $(HOST_MODULES)
+
+$(BUILD)/obj/aigc_modules.o: $(BUILD)/aigc_modules.c include/aigc_preload.h
+	@mkdir -p $(BUILD)/obj
+	$(CC) $(ALL_CFLAGS) -Iinclude -c -o $@ $<
+
+$(BUILD)/aigc-host: examples/host/host.c include/aigc_preload.h $(BUILD)/libaigc.a
+	$(CC) $(ALL_CFLAGS) -Iinclude -o $@ examples/host/host.c $(BUILD)/libaigc.a $(HOST_LIBS) $(LDFLAGS)
 
 # The package.cpath template of the module built for LUA_VERSION
 # (scripts/run-tests.sh asks it, so the folder is decided here only).

@@ -50,3 +50,10 @@ cleanup() {
 trap cleanup INT TERM
 
 lua5.4 bench/run.lua
+
+# The frame loop (issue 13 item 6): step(0) per 60 Hz frame with 8, 64 and
+# 256 NPC streams open against the bundled server (BENCH_FRAME=0 skips it).
+if [ "${BENCH_FRAME:-1}" != 0 ]; then
+  echo
+  lua5.4 bench/frame_bench.lua
+fi

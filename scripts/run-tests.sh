@@ -17,6 +17,8 @@
 #              lines, lua/ files <= 800, functions <= 80 (C and Lua): one result
 #   layers     issue 11's C layering: no cycle among src/ files in who calls
 #              whom (scripts/check-layers.lua, the C lane's): one result
+#   globals    issue 13: no mutable C global in aigc's objects, so lua_States on
+#              several threads share nothing (scripts/check-globals.lua): one result
 #   patching   issue 11: nothing in lua/ patches a C method table
 #              (scripts/check-patching.lua): one result
 #   ctest      C unit tests of the plain-C parts (SSE parser, JSON, accumulator):
@@ -41,6 +43,9 @@
 #                    interpreter built with ASan + UBSan
 #   lifecycle-asan-V the lifecycle tester again on that build, 120 s: one result
 #   valgrind-V       the busted specs under valgrind memcheck: no definite leak, no error
+#   host       issue 13: libaigc.a and examples/host (two threads, two lua_States
+#              at 60 Hz) built plain, with TSan and with ASan+UBSan, each run
+#              against the bundled server with no report (scripts/host-test.sh): one result
 #   soak-V           20,000 mixed requests through one client: RSS growth < 1 MiB
 # The heavy suites (lifecycle, asan, valgrind, soak) run under 5.4 and LuaJIT.
 # The ASan and valgrind suites run beside the others (two lanes for two
@@ -589,6 +594,7 @@ lane1 () {
   suite_lint; suite_subset
   run_check size lua5.4 scripts/check-size.lua
   suite_layers
+  run_check globals lua5.4 scripts/check-globals.lua
   run_check patching lua5.4 scripts/check-patching.lua
   suite_ctest
   local v
@@ -601,6 +607,7 @@ lane2 () {
   local v
   for v in $HEAVY_VERSIONS; do suite_asan "$v"; done
   for v in $HEAVY_VERSIONS; do suite_valgrind "$v"; done
+  run_check host bash scripts/host-test.sh
 }
 
 RESULTS2=build/suite-results-2

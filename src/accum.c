@@ -503,12 +503,14 @@ static uint64_t mix64 (uint64_t x) {
   return x;
 }
 
-/* A seed nobody outside this process can know (ASLR, the clock). */
+/* A seed nobody outside this process can know (ASLR of the heap and the
+   stack, the clock). No static counter: aigc keeps no mutable C global,
+   so lua_States on several threads share nothing (check-globals.lua). */
 static uint64_t new_seed (const aigc_accum *a) {
-  static uint64_t counter;
-  uint64_t x = (uint64_t)(uintptr_t)a ^ (uint64_t)(uintptr_t)&counter;
+  uint64_t x = (uint64_t)(uintptr_t)a;
+  x ^= (uint64_t)(uintptr_t)&x * UINT64_C(0x9E3779B97F4A7C15);
   x ^= (uint64_t)time(NULL) << 20 ^ (uint64_t)clock();
-  return mix64(x + ++counter * UINT64_C(0x9E3779B97F4A7C15));
+  return mix64(x);
 }
 
 static uint64_t key_hash (uint64_t seed, const char *key, size_t n) {

@@ -17,6 +17,7 @@
 ** interrupt probe (util.c) once.
 */
 #include <errno.h>
+#include <pthread.h>
 #include <time.h>
 
 #include <curl/curl.h>
@@ -30,9 +31,20 @@
 
 AIGC_EXPORT int luaopen_aigc_core (lua_State *L);
 
-/* libcurl's global state: initialised once per process, never torn down
-   (other libraries in the host may use libcurl too). */
-static int curl_ready = 0;
+/*
+** libcurl's global state: initialised once per process, never torn down
+** (other libraries in the host may use libcurl too). curl_global_init is
+** not thread-safe before libcurl 7.84: a host that opens aigc in several
+** lua_States on several threads at once must not race on it, hence
+** pthread_once. The once flag and its result are aigc's only C globals
+** that are written (scripts/check-globals.lua holds the list).
+*/
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_result = CURLE_FAILED_INIT;
+
+static void init_curl (void) {
+  curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
 
 /* core.call_options: { name = reader, ... } (util.c has the list). */
 static void push_call_options (lua_State *L) {
@@ -142,11 +154,8 @@ static const luaL_Reg json_funcs[] = {
 
 AIGC_EXPORT int luaopen_aigc_core (lua_State *L) {
   curl_version_info_data *info;
-  if (!curl_ready) {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-      return luaL_error(L, "curl_global_init failed");
-    curl_ready = 1;
-  }
+  if (pthread_once(&curl_once, init_curl) != 0 || curl_init_result != CURLE_OK)
+    return luaL_error(L, "curl_global_init failed");
   aigc_note_main_thread(L);
   luaL_newlib(L, core_funcs);
 

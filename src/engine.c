@@ -116,13 +116,18 @@ static int wait_failed (lua_State *L, aigc_request *r) {
 static int cannot_start (const aigc_request *r) {
   const aigc_roster *ro = r->roster;
   const aigc_roster_entry *en;
-  int blocked = 0;
-  if (r->state != AIGC_QUEUED || ro == NULL || aigc_roster_slot_free(ro))
+  int blocked = 0, blocked_class = 0, prio = r->entry.priority;
+  if (r->state != AIGC_QUEUED || ro == NULL || aigc_roster_slot_free_for(ro, prio))
     return 0;
   for (en = ro->all; en != NULL; en = en->all_next)
-    if (en->has_slot && aigc_const_request_of(en)->delivering)
+    if (en->has_slot && aigc_const_request_of(en)->delivering) {
       blocked++;
-  return blocked >= ro->running;
+      blocked_class += en->priority == prio;
+    }
+  /* Whichever limit holds it (max_concurrency, or its class's cap) is
+     held by waiting callbacks only. */
+  return (!aigc_roster_slot_free(ro) && blocked >= ro->running)
+      || (aigc_roster_slot_free(ro) && blocked_class >= ro->running_by[prio]);
 }
 
 static const char cannot_start_msg[] = "the request cannot start: every slot of "
@@ -600,6 +605,22 @@ static void new_user_values (lua_State *L, aigc_engine *e) {
     lua_pop(L, 1);
 }
 
+/* config.max_concurrency_by_priority = { background = K, ... }: the slots
+   each class may hold (absent or 0: no cap of its own). */
+static void read_priority_caps (lua_State *L, aigc_config *c) {
+  static const aigc_argctx cx = { "engine", 1, "config.max_concurrency_by_priority" };
+  int p, type = lua_getfield(L, 1, "max_concurrency_by_priority");
+  if (type != LUA_TNIL) {
+    if (type != LUA_TTABLE)
+      aigc_argerror(L, 1, "engine", "config.max_concurrency_by_priority: a table expected, got %s",
+                    luaL_typename(L, -1));
+    for (p = 0; p < AIGC_NPRIO; p++)
+      c->max_by_priority[p] = (int)aigc_opt_integer(L, lua_gettop(L), &cx, aigc_priority_names[p],
+                                                    0, 0, 1000000);
+  }
+  lua_pop(L, 1);
+}
+
 /* The client's configuration (config at 1), copied into c. */
 static void read_config (lua_State *L, aigc_config *c) {
   static const aigc_argctx cx = { "engine", 1, "config" };
@@ -609,6 +630,7 @@ static void read_config (lua_State *L, aigc_config *c) {
   c->deadline = aigc_opt_deadline(L, 1, &cx, 0);
   c->max_retries = (int)aigc_opt_integer(L, 1, &cx, "max_retries", AIGC_DEFAULT_MAX_RETRIES, 0, 100);
   c->max_concurrency = (int)aigc_opt_integer(L, 1, &cx, "max_concurrency", 0, 0, 1000000);
+  read_priority_caps(L, c);
   c->max_bytes = (size_t)aigc_opt_integer(L, 1, &cx, "max_response_bytes",
                                           (int64_t)AIGC_DEFAULT_MAX_BYTES, 1, huge);
   c->json_limits.max_values = (size_t)aigc_opt_integer(L, 1, &cx, "max_json_values",

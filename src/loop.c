@@ -106,8 +106,11 @@ void aigc_loop_free (aigc_engine *e) {
   e->nchanges = e->capchanges = 0;
 }
 
+/* Starts r now if its class may take a slot and none of its class is
+   waiting before it (FIFO within a priority), else queues it. */
 void aigc_loop_start (aigc_engine *e, aigc_request *r) {
-  if (aigc_roster_slot_free(&e->roster))
+  int p = r->entry.priority;
+  if (e->roster.q_head[p] == NULL && aigc_roster_slot_free_for(&e->roster, p))
     aigc_transfer_start(r);
   else
     aigc_transfer_queue(r);

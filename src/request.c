@@ -715,6 +715,22 @@ static int wants_chunk (lua_State *L, int idx) {
   return isvararg || nparams >= 2;
 }
 
+/* params.priority (params at 3): its class, AIGC_PRIO_NORMAL if absent. */
+static int read_priority (lua_State *L, const aigc_argctx *cx) {
+  int p, type = lua_getfield(L, 3, "priority");
+  const char *name = type == LUA_TSTRING ? lua_tostring(L, -1) : NULL;   /* (a number stays one) */
+  for (p = 0; type == LUA_TSTRING && p < AIGC_NPRIO; p++)
+    if (strcmp(name, aigc_priority_names[p]) == 0)
+      break;
+  if (type == LUA_TNIL)
+    p = AIGC_PRIO_NORMAL;
+  else if (type != LUA_TSTRING || p == AIGC_NPRIO)
+    aigc_argerror(L, cx->arg, cx->fname, "%s.priority: 'interactive', 'normal' or 'background' "
+                  "expected, got %s", cx->what, type == LUA_TSTRING ? name : luaL_typename(L, -1));
+  lua_pop(L, 1);
+  return p;
+}
+
 /*
 ** The call's own settings (params at 3; opts at 4 may carry a deadline
 ** from the Lua layer) over the client's, and its callbacks. Returns
@@ -751,6 +767,7 @@ static int read_call_options (lua_State *L, int ridx, aigc_request *r, const aig
     lua_pop(L, 1);
   strong |= opt_callback(L, ridx, cx, "on_done", AIGC_RQ_ON_DONE);
   strong |= opt_callback(L, ridx, cx, "on_error", AIGC_RQ_ON_ERROR);
+  r->entry.priority = read_priority(L, cx);
   return strong;
 }
 

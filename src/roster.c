@@ -7,6 +7,10 @@
 
 #include "roster.h"
 
+const char *const aigc_priority_names[AIGC_NPRIO + 1] = {
+  "interactive", "normal", "background", NULL
+};
+
 void aigc_roster_init (aigc_roster *ro, uint64_t seed) {
   memset(ro, 0, sizeof *ro);
   ro->rng = seed ? seed : 0x9E3779B97F4A7C15ull;
@@ -21,20 +25,22 @@ void aigc_roster_link (aigc_roster *ro, aigc_roster_entry *en) {
 }
 
 void aigc_roster_enqueue (aigc_roster *ro, aigc_roster_entry *en) {
+  int p = en->priority;
   if (en->in_queue)
     return;
   en->q_next = NULL;
-  if (ro->q_tail)
-    ro->q_tail->q_next = en;
+  if (ro->q_tail[p])
+    ro->q_tail[p]->q_next = en;
   else
-    ro->q_head = en;
-  ro->q_tail = en;
+    ro->q_head[p] = en;
+  ro->q_tail[p] = en;
   en->in_queue = 1;
   ro->queued++;
 }
 
 void aigc_roster_dequeue (aigc_roster *ro, aigc_roster_entry *en) {
-  aigc_roster_entry **pp = &ro->q_head, *prev = NULL;
+  int p = en->priority;
+  aigc_roster_entry **pp = &ro->q_head[p], *prev = NULL;
   if (!en->in_queue)
     return;
   while (*pp != NULL && *pp != en) {
@@ -43,8 +49,8 @@ void aigc_roster_dequeue (aigc_roster *ro, aigc_roster_entry *en) {
   }
   if (*pp == en) {
     *pp = en->q_next;
-    if (ro->q_tail == en)
-      ro->q_tail = prev;
+    if (ro->q_tail[p] == en)
+      ro->q_tail[p] = prev;
     ro->queued--;
   }
   en->q_next = NULL;
@@ -83,10 +89,26 @@ int aigc_roster_slot_free (const aigc_roster *ro) {
   return ro->config.max_concurrency <= 0 || ro->running < ro->config.max_concurrency;
 }
 
+int aigc_roster_slot_free_for (const aigc_roster *ro, int prio) {
+  int cap = ro->config.max_by_priority[prio];
+  return aigc_roster_slot_free(ro) && (cap <= 0 || ro->running_by[prio] < cap);
+}
+
+aigc_roster_entry *aigc_roster_next_queued (const aigc_roster *ro) {
+  int p;
+  if (!aigc_roster_slot_free(ro))
+    return NULL;
+  for (p = 0; p < AIGC_NPRIO; p++)
+    if (ro->q_head[p] != NULL && aigc_roster_slot_free_for(ro, p))
+      return ro->q_head[p];
+  return NULL;
+}
+
 void aigc_roster_take_slot (aigc_roster *ro, aigc_roster_entry *en) {
   if (!en->has_slot) {
     en->has_slot = 1;
     ro->running++;
+    ro->running_by[en->priority]++;
   }
 }
 
@@ -94,6 +116,7 @@ void aigc_roster_give_slot (aigc_roster *ro, aigc_roster_entry *en) {
   if (en->has_slot) {
     en->has_slot = 0;
     ro->running--;
+    ro->running_by[en->priority]--;
   }
 }
 

@@ -7,7 +7,10 @@
 ** its first member:
 **   all      every request bound to the engine (its own; a closed engine
 **            keeps only those whose end is still to be delivered);
-**   queue    FIFO of requests waiting for a slot (max_concurrency);
+**   queue    requests waiting for a slot (max_concurrency): one FIFO per
+**            priority class (interactive, normal, background), served
+**            highest class first, each class within its own cap
+**            (max_concurrency_by_priority);
 **   ready    requests with something for the loop to deliver: stream
 **            events, a finished transfer, an end (on_done / on_error /
 **            waiters).
@@ -32,13 +35,20 @@
 
 #define AIGC_EASY_POOL 32    /* idle easy handles an engine keeps */
 
+/* A request's priority class: its queue, and its cap of slots. A lower
+   number starts first; "normal" is the default. */
+enum { AIGC_PRIO_INTERACTIVE, AIGC_PRIO_NORMAL, AIGC_PRIO_BACKGROUND, AIGC_NPRIO };
+/* Their names, as calls give them (`priority = "background"`); NULL-ended. */
+extern const char *const aigc_priority_names[AIGC_NPRIO + 1];
+
 typedef struct aigc_roster_entry aigc_roster_entry;
 struct aigc_roster_entry {
   aigc_roster_entry *all_prev, *all_next;
   aigc_roster_entry *q_next;
   aigc_roster_entry *r_prev, *r_next;
   int in_queue, in_ready;
-  int has_slot;                 /* counted in running */
+  int has_slot;                 /* counted in running (and running_by) */
+  int priority;                 /* AIGC_PRIO_*: set before it is queued, never changed */
   int end_pending;              /* its end is still to be delivered: in ends */
   unsigned skip_pass;           /* the dispatch pass that last skipped it */
 };
@@ -54,6 +64,7 @@ typedef struct aigc_config {
   double deadline;              /* default for calls; 0: none */
   int max_retries;
   int max_concurrency;          /* 0 = unlimited */
+  int max_by_priority[AIGC_NPRIO];  /* slots a class may hold; 0 = up to max_concurrency */
   size_t max_bytes;
   aigc_json_limits json_limits; /* max_json_values, max_json_containers */
   char *ca_file, *ca_path, *proxy;
@@ -71,9 +82,10 @@ typedef struct aigc_roster {
   int closing;                  /* close() is canceling requests */
   aigc_config config;
   aigc_roster_entry *all;
-  aigc_roster_entry *q_head, *q_tail;
+  aigc_roster_entry *q_head[AIGC_NPRIO], *q_tail[AIGC_NPRIO];
   aigc_roster_entry *r_head, *r_tail;
   int running, queued, ends;
+  int running_by[AIGC_NPRIO];   /* running, per priority class */
   aigc_roster_entry *current;   /* the request being dispatched, innermost */
   CURL *easy_pool[AIGC_EASY_POOL];   /* easy handles of ended requests, kept
                                    for the next ones: a reused handle keeps
@@ -100,8 +112,13 @@ void aigc_roster_dequeue (aigc_roster *ro, aigc_roster_entry *en);
 void aigc_roster_ready (aigc_roster *ro, aigc_roster_entry *en);
 void aigc_roster_unready (aigc_roster *ro, aigc_roster_entry *en);
 
-/* Whether a slot is free (max_concurrency), and taking / giving one back. */
+/* Whether a slot is free (max_concurrency), whether one is free for a
+   request of class prio (its cap too), and taking / giving one back. */
 int  aigc_roster_slot_free (const aigc_roster *ro);
+int  aigc_roster_slot_free_for (const aigc_roster *ro, int prio);
+/* The queued request to start next (the oldest of the highest class that
+   may take a slot now), or NULL. */
+aigc_roster_entry *aigc_roster_next_queued (const aigc_roster *ro);
 void aigc_roster_take_slot (aigc_roster *ro, aigc_roster_entry *en);
 void aigc_roster_give_slot (aigc_roster *ro, aigc_roster_entry *en);
 

@@ -23,6 +23,7 @@ void aigc_transfer_init (aigc_request *r, aigc_roster *ro, aigc_kind kind, int s
   r->state = AIGC_CANCELED;   /* "closed" until it is handed to the engine */
   r->kind = kind;
   r->stream = stream;
+  r->entry.priority = AIGC_PRIO_NORMAL;   /* a call's params.priority may change it */
   r->timeout = c->timeout;
   r->connect_timeout = c->connect_timeout;
   r->deadline = c->deadline;
@@ -531,10 +532,13 @@ int aigc_transfer_drained (const aigc_request *r) {
 }
 
 void aigc_transfer_start_queued (aigc_roster *ro) {
+  aigc_roster_entry *en;
   if (ro->closing || ro->closed)
     return;
-  while (ro->q_head != NULL && aigc_roster_slot_free(ro)) {
-    aigc_request *next = aigc_request_of(ro->q_head);
+  /* Plain C to the end (begin_attempt runs no Lua): no finalizer can
+     unlink a request while the queues are read. */
+  while ((en = aigc_roster_next_queued(ro)) != NULL) {
+    aigc_request *next = aigc_request_of(en);
     aigc_roster_dequeue(ro, &next->entry);
     aigc_transfer_start(next);
   }

@@ -46,7 +46,7 @@ local M = {}
 -- in this shape)
 -- =======================================================
 
--- A rule is { type = T[, min =, max =, false_ok = true] } with T one of
+-- A rule is { type = T[, min =, max =, false_ok = true, oneof = {...}] } with T one of
 -- "seconds", "integer", "number", "string", "boolean", "table", "function"
 -- (anything callable), "stream" (a boolean or a callable).
 
@@ -88,10 +88,19 @@ function M.rule_problem (rule, v)
     if type(v) ~= "boolean" and not is_callable(v) then return expected("boolean or function", v) end
   elseif type(v) ~= t then
     return expected(t, v)
+  elseif rule.oneof and not rule.oneof[v] then
+    return rule.oneof_text .. " expected, got '" .. tostring(v) .. "'"
   end
   return nil
 end
 local rule_problem = M.rule_problem
+
+--- The priority classes of the max_concurrency queue (the C core's, roster.h),
+-- first served first: a call's `priority`, the keys of the client's
+-- `max_concurrency_by_priority`.
+M.PRIORITIES = { "interactive", "normal", "background" }
+local PRIORITY_RULE = { type = "string", oneof = {}, oneof_text = "'interactive', 'normal' or 'background'" }
+for _, name in ipairs(M.PRIORITIES) do PRIORITY_RULE.oneof[name] = true end
 
 -- The value rules of the options the C core reads, in the core's terms
 -- (request.c / engine.c read them with the same bounds; spec/check_spec.lua
@@ -104,6 +113,7 @@ local ENGINE_RULES = {
   max_concurrency = { type = "integer", min = 0, max = 1000000 },
   max_response_bytes = BYTES, max_json_values = BYTES, max_json_containers = BYTES,
   on_done = { type = "function" }, on_error = { type = "function" },
+  priority = PRIORITY_RULE,
 }
 local CLIENT_RULES = {   -- (per-call options the Lua layer reads)
   headers = { type = "table" }, extra_headers = { type = "table" },
@@ -153,6 +163,7 @@ for _, name in ipairs { "timeout", "connect_timeout", "max_retries", "max_concur
   CLIENT_OPTIONS[name] = ENGINE_RULES[name]
 end
 CLIENT_OPTIONS.deadline = { type = "seconds" }   -- (false only turns a client's default off in a call)
+CLIENT_OPTIONS.max_concurrency_by_priority = { type = "table" }   -- (its fields: client_options)
 M.CLIENT_OPTIONS = CLIENT_OPTIONS
 
 
@@ -469,6 +480,18 @@ function M.call (client, fname, argn, api, params)
   if why then util.argerror(fname, argn, why) end
 end
 
+-- opts.max_concurrency_by_priority: { class = slots }, classes by name.
+local function check_priority_caps (caps)
+  for k, v in pairs(caps) do
+    local path = util.path("opts.max_concurrency_by_priority", k)
+    if not PRIORITY_RULE.oneof[k] then
+      field_error("client", 1, path, "not a priority (" .. PRIORITY_RULE.oneof_text .. ")")
+    end
+    local why = rule_problem(ENGINE_RULES.max_concurrency, v)
+    if why then field_error("client", 1, path, why) end
+  end
+end
+
 --- Checks the client's options; raises `bad argument #1 to 'client'
 -- (opts.X: ...)` at the caller's line. Returns the integer options as
 -- integers (the C core reads them so on every version).
@@ -487,6 +510,7 @@ function M.client_options (opts)
   if opts.provider ~= nil and opts.provider ~= "azure" and opts.provider ~= "openai" then
     field_error("client", 1, "opts.provider", "'openai' or 'azure' expected, got " .. util.describe(opts.provider))
   end
+  if opts.max_concurrency_by_priority ~= nil then check_priority_caps(opts.max_concurrency_by_priority) end
   if opts.headers ~= nil then
     local why = headers_problem(opts.headers, "opts.headers")
     if why then util.argerror("client", 1, why) end

@@ -191,7 +191,8 @@ end
 --    longest wait for the next byte), `connect_timeout` (5 s, per attempt),
 --    `deadline` (none: seconds for the whole call, retries and waits included),
 --    `max_retries` (2)
---  - `max_concurrency` (0: unlimited), `max_response_bytes` (64 MiB),
+--  - `max_concurrency` (0: unlimited), `max_concurrency_by_priority` (caps per
+--    priority class, e.g. `{ background = 2 }`), `max_response_bytes` (64 MiB),
 --    `max_json_values`, `max_json_containers`
 --  - `headers`, `query`: sent with every request (`aigc.null` removes a default)
 --  - `idempotency`: send an `Idempotency-Key`, the same on every retry of a call
@@ -234,6 +235,7 @@ function M.new (opts)
     headers = header_list, stream_headers = stream_list,
     ca_file = opts.ca_file, ca_path = opts.ca_path, proxy = opts.proxy,
     insecure = opts.insecure, log = opts.log, log_bodies = opts.log_bodies, error_handler = opts.error_handler,
+    max_concurrency_by_priority = opts.max_concurrency_by_priority,
   }
   for name, rule in pairs(check.CLIENT_OPTIONS) do   -- the engine's own options, integers as integers
     if rule.type == "integer" then config[name] = compat.tointeger(opts[name])

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# host-test.sh — the C host suite (issue 13 item 3): builds the static
+# library and examples/host (make host, host-tsan, host-asan), then runs each
+# build for AIGC_HOST_SECONDS (default 3) against the bundled server: two
+# threads, two lua_States, two clients at 60 Hz. Passes when every run says
+# "aigc-host: ok" (both scripts got their replies, nothing failed), exits 0,
+# and ThreadSanitizer / AddressSanitizer / LeakSanitizer / UBSan reported
+# nothing. The runs start in an empty folder: the host reads no file.
+# Prints one line per run and "host: N passed, N failed"; exit 1 on a failure.
+set -u
+cd "$(dirname "$0")/.." || exit 2
+root=$PWD
+seconds=${AIGC_HOST_SECONDS:-3}
+mkdir -p build
+pass=0; fail=0
+
+for target in host host-tsan host-asan; do
+  if ! make --no-print-directory "$target" WERROR=-Werror > "build/$target-build.log" 2>&1; then
+    tail -n 30 "build/$target-build.log"
+    echo "host: make $target failed (build/$target-build.log)"; fail=$((fail + 1))
+  fi
+done
+
+scratch=$(mktemp -d)
+port_file=$scratch/port
+lua5.4 -e "package.path='$root/lua/?.lua;$root/lua/?/init.lua;'..package.path" lua/aigc/devserver.lua \
+  --port 0 --port-file "$port_file" --quiet --parent-pid $$ --exit-after 600 > "$scratch/server.log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$scratch"' EXIT
+for _ in $(seq 100); do [ -s "$port_file" ] && break; sleep 0.1; done
+if [ ! -s "$port_file" ]; then cat "$scratch/server.log"; echo "host: the bundled server did not start"; exit 1; fi
+url=http://127.0.0.1:$(cat "$port_file")/v1
+
+for dir in c-host c-host-tsan c-host-asan; do
+  exe=$root/build/$dir/aigc-host
+  [ -x "$exe" ] || continue
+  out=$scratch/$dir.out; err=$scratch/$dir.err
+  (cd "$scratch" && env TSAN_OPTIONS="halt_on_error=0:exitcode=66" \
+     ASAN_OPTIONS="detect_leaks=1:exitcode=23" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+     "$exe" "$url" "$seconds" > "$out" 2> "$err")
+  rc=$?
+  cat "$out"
+  if [ $rc -eq 0 ] && grep -q '^aigc-host: ok$' "$out" \
+     && ! grep -qE 'ThreadSanitizer|AddressSanitizer|LeakSanitizer|runtime error:' "$err"; then
+    echo "host: $dir: ok (exit 0, no sanitizer report)"; pass=$((pass + 1))
+  else
+    head -n 80 "$err"; echo "host: $dir: FAILED (exit $rc)"; fail=$((fail + 1))
+  fi
+done
+echo "host: $pass passed, $fail failed"
+[ $fail -eq 0 ] && [ $pass -eq 3 ]

@@ -1,0 +1,193 @@
+-- Priorities and fairness (issue 13 item 5): a call's `priority`
+-- ("interactive", "normal" — the default — or "background") decides which
+-- queued request takes the next free slot of `max_concurrency`; within a
+-- priority the queue is first come, first served; the client option
+-- `max_concurrency_by_priority` caps the slots one class may hold. The
+-- order is read from the bundled server's records (/_aigc/requests: the
+-- requests as they arrived), never from timings.
+local aigc = require "aigc"
+local devserver = require "devserver"
+
+-- An object whose finalizer runs fn (tables have no __gc on 5.1/LuaJIT).
+local newproxy = rawget(_G, "newproxy")
+local function gc_object (fn)
+  if newproxy then
+    local p = newproxy(true)
+    getmetatable(p).__gc = fn
+    return p
+  end
+  return setmetatable({}, { __gc = fn })
+end
+
+local function call (name, priority, extra)
+  local p = { messages = { { role = "user", content = name } }, priority = priority }
+  for k, v in pairs(extra or {}) do p[k] = v end
+  return p
+end
+
+-- The names the server saw, in the order the requests arrived.
+local function arrivals (srv)
+  local names = {}
+  for _, r in ipairs(srv:requests()) do names[#names + 1] = r.body_json.messages[1].content end
+  return names
+end
+
+local function drain (client)
+  local n = 0
+  while client:step(0.05) > 0 do
+    n = n + 1
+    assert(n < 2000, "the client never drained")
+  end
+end
+
+describe("priorities", function ()
+  local srv
+
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+  before_each(function () srv:reset() end)
+
+  it("starts an interactive request submitted last before five background ones queued before it", function ()
+    local client = aigc.client { base_url = srv.base_url, max_concurrency = 1, max_retries = 0 }
+    local reqs = {}
+    for i = 1, 5 do reqs[#reqs + 1] = client:chat_async(call("bg" .. i, "background")) end
+    reqs[#reqs + 1] = client:chat_async(call("player", "interactive"))
+    -- bg1 took the one slot at once; the other four and the player's wait.
+    assert.equal("running", reqs[1]:status())
+    for i = 2, 6 do assert.equal("queued", reqs[i]:status()) end
+    drain(client)
+    for _, r in ipairs(reqs) do assert.equal("done", r:status()) end
+    assert.same({ "bg1", "player", "bg2", "bg3", "bg4", "bg5" }, arrivals(srv))
+    client:close()
+  end)
+
+  it("serves interactive, then normal (the default), then background, each first come first served", function ()
+    local client = aigc.client { base_url = srv.base_url, max_concurrency = 1, max_retries = 0 }
+    client:chat_async(call("n0"))                 -- takes the slot
+    client:chat_async(call("b1", "background"))
+    client:chat_async(call("n1", "normal"))
+    client:chat_async(call("i1", "interactive"))
+    client:chat_async(call("b2", "background"))
+    client:chat_async(call("n2"))
+    client:chat_async(call("i2", "interactive"))
+    drain(client)
+    assert.same({ "n0", "i1", "i2", "n1", "n2", "b1", "b2" }, arrivals(srv))
+    client:close()
+  end)
+
+  it("caps a class with max_concurrency_by_priority without holding the others back", function ()
+    local client = aigc.client { base_url = srv.base_url, max_retries = 0,
+                                 max_concurrency_by_priority = { background = 1 } }
+    local reqs = {}
+    for i = 1, 3 do reqs[i] = client:chat_async(call("bg" .. i, "background")) end
+    local player = client:chat_async(call("player", "interactive"))
+    assert.same({ "running", "queued", "queued" }, { reqs[1]:status(), reqs[2]:status(), reqs[3]:status() })
+    assert.equal("running", player:status())   -- no cap of its own, no max_concurrency
+    drain(client)
+    local seen = arrivals(srv)
+    table.sort(seen, function (a, b)   -- the first two started together: any order
+      local rank = { bg1 = 1, player = 1, bg2 = 3, bg3 = 4 }
+      return rank[a] < rank[b] or (rank[a] == rank[b] and a < b)
+    end)
+    assert.same({ "bg1", "player", "bg2", "bg3" }, seen)
+    -- The background requests reached the server one after the other.
+    local order = {}
+    for _, name in ipairs(arrivals(srv)) do if name:find("^bg") then order[#order + 1] = name end end
+    assert.same({ "bg1", "bg2", "bg3" }, order)
+    client:close()
+  end)
+
+  it("holds a capped class to its cap while the server is slow (stats max_open)", function ()
+    local client = aigc.client { base_url = srv.base_url, max_retries = 0,
+                                 max_concurrency_by_priority = { background = 2 } }
+    local reqs = {}
+    for i = 1, 6 do
+      reqs[i] = client:chat_async(call("bg" .. i, "background",
+        { stream = function () end, headers = { ["x-aigc-fault"] = "pause=30" } }))
+    end
+    local running = 0
+    for _, r in ipairs(reqs) do if r:status() == "running" then running = running + 1 end end
+    assert.equal(2, running)
+    drain(client)
+    for _, r in ipairs(reqs) do assert.equal("done", r:status()) end
+    assert.equal(6, #arrivals(srv))
+    assert.is_true(srv:stats().max_open <= 2, "more than 2 background requests were open at once")
+    client:close()
+  end)
+
+  it("refuses a priority it does not know, and bad caps, as misuse", function ()
+    local client = aigc.client { base_url = srv.base_url }
+    local ok, err = pcall(client.chat_async, client, call("x", "urgent"))
+    assert.is_false(ok)
+    assert.matches("bad argument #1 to 'chat_async' %(params.priority: 'interactive', 'normal' or 'background' "
+                   .. "expected, got 'urgent'%)", err)
+    ok, err = pcall(client.chat_async, client, call("x", 1))
+    assert.is_false(ok)
+    assert.matches("params.priority: string expected, got number", err, 1, true)
+    ok, err = pcall(aigc.client, { base_url = srv.base_url, max_concurrency_by_priority = { urgent = 1 } })
+    assert.is_false(ok)
+    assert.matches("opts.max_concurrency_by_priority.urgent: not a priority", err, 1, true)
+    ok, err = pcall(aigc.client, { base_url = srv.base_url, max_concurrency_by_priority = { background = -1 } })
+    assert.is_false(ok)
+    assert.matches("opts.max_concurrency_by_priority.background: an integer in 0..1000000 expected", err, 1, true)
+    -- The C core's own check (a direct engine:submit).
+    ok, err = pcall(client._engine.submit, client._engine, "chat", call("x", "soon"))
+    assert.is_false(ok)
+    assert.matches("bad argument #2 to 'submit' (params.priority: 'interactive', 'normal' or 'background' "
+                   .. "expected, got soon)", err, 1, true)
+    ok, err = pcall(client._engine.submit, client._engine, "chat", call("x", 2))
+    assert.is_false(ok)
+    assert.matches("(params.priority: 'interactive', 'normal' or 'background' expected, got number)", err, 1, true)
+    client:close()
+  end)
+
+  it("does not send `priority` to the server", function ()
+    local client = aigc.client { base_url = srv.base_url }
+    assert.truthy(client:chat(call("x", "background")))
+    assert.is_nil(srv:last().body_json.priority)
+    client:close()
+  end)
+
+  -- The re-entrancy rule: NPC objects whose __gc cancels their queued
+  -- request, collected inside the stream callback and on_done of the
+  -- running one (in the middle of the dispatch, between the scans of the
+  -- queue that start the next requests).
+  it("survives finalizers that cancel queued requests of every class during the dispatch", function ()
+    local client = aigc.client { base_url = srv.base_url, max_concurrency = 1, max_retries = 0 }
+    local ends, reqs = {}, {}
+    local function submit (name, priority, extra)
+      local p = call(name, priority, extra)
+      p.on_done = p.on_done or function () ends[name] = "done" end
+      p.on_error = function (err) ends[name] = err.kind end
+      reqs[name] = client:chat_async(p)
+    end
+    submit("first", "background", { stream = function ()
+      collectgarbage(); collectgarbage()   -- the finalizers run here, while "first" is delivered
+    end })
+    for _, n in ipairs { "b1", "b2", "n1", "i1" } do
+      submit(n, n:sub(1, 1) == "b" and "background" or n:sub(1, 1) == "n" and "normal" or "interactive")
+    end
+    local npcs = {}
+    for _, victim in ipairs { "b1", "i1", "n1" } do
+      npcs[#npcs + 1] = gc_object(function () reqs[victim]:cancel("the NPC left") end)
+    end
+    -- A finalizer that cancels from on_done of the next request too.
+    submit("i2", "interactive", { on_done = function ()
+      ends.i2 = "done"
+      gc_object(function () reqs.b2:cancel("the NPC left") end)   -- garbage at once
+      collectgarbage(); collectgarbage()
+    end })
+    npcs = nil   -- luacheck: ignore (garbage now: the next collection cancels)
+    drain(client)
+    assert.same({ first = "done", i2 = "done", b1 = "canceled", i1 = "canceled", n1 = "canceled", b2 = "canceled" },
+                ends)
+    assert.equal(0, client:active())
+    -- The canceled ones never reached the server; the rest came in order.
+    local seen = arrivals(srv)
+    assert.equal("first", seen[1])
+    assert.same({ "first", "i2" }, seen)
+    -- The client keeps working, priorities included.
+    assert.truthy(client:chat(call("after", "background")))
+    client:close()
+  end)
+end)
