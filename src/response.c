@@ -222,11 +222,13 @@ static void set_text (lua_State *L, int res) {
   lua_settop(L, res);
 }
 
-/* The fields decorate_result adds: the table is made with room for them
-   (adding them to an exactly sized table rehashed it twice). */
+/* The fields decorate_result adds (and headers, when read): the table is
+   made with room for them (adding them to an exactly sized table rehashed
+   it twice). */
 #define RESULT_FIELDS 4
 
-/* Adds text, request_id, headers and retries to the result on top. */
+/* Adds text, request_id and retries to the result on top, and headers
+   made when first read. */
 static void decorate_result (lua_State *L, aigc_request *r) {
   int res = lua_gettop(L);
   const char *rid = aigc_headers_find(&r->hdrs, "x-request-id", NULL);
@@ -236,8 +238,7 @@ static void decorate_result (lua_State *L, aigc_request *r) {
     lua_pushstring(L, rid);
     lua_setfield(L, res, "request_id");
   }
-  aigc_headers_push(L, &r->hdrs);
-  lua_setfield(L, res, "headers");
+  aigc_headers_set_lazy(L, &r->hdrs, res);   /* res.headers: made when read */
   lua_pushinteger(L, r->retries);
   lua_setfield(L, res, "retries");
 }
