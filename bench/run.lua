@@ -120,10 +120,19 @@ end
 local E_CHAT, E_STREAM = DIR .. "/expect_chat.txt", DIR .. "/expect_stream.txt"
 
 -- Each client of a scenario: a name, and how to run it against srv.
+-- The server's URL for a mode: "stream_openai" is the stream mode against
+-- OpenAI's chunk shape of today (fixtures.stream_openai, the same text).
+local function url_of (srv, mode)
+  if mode == "stream_openai" then return srv.sse_openai_url, "stream" end
+  if mode == "stream" then return srv.sse_url, mode end
+  return srv.url, mode
+end
+
 local function floor (mode, n, k)
   return function (srv)
-    local url = (mode == "stream" and srv.sse_url or srv.url) .. "/chat/completions"
-    return ("build/bench/floor %s %s %d %s %s"):format(mode, url, n, mode == "stream" and E_STREAM or E_CHAT, k or "")
+    local url, m = url_of(srv, mode)
+    return ("build/bench/floor %s %s/chat/completions %d %s %s"):format(m, url, n,
+      m == "stream" and E_STREAM or E_CHAT, k or "")
   end
 end
 
@@ -135,8 +144,9 @@ end
 
 local function aigc (mode, n, k, jit)
   return function (srv)
-    return ("%s bench/aigc_bench.lua %s %s %d %s %s"):format(aigc_lua(jit), mode,
-      mode == "stream" and srv.sse_url or srv.url, n, mode == "stream" and E_STREAM or E_CHAT, k or "")
+    local url, m = url_of(srv, mode)
+    return ("%s bench/aigc_bench.lua %s %s %d %s %s"):format(aigc_lua(jit), m, url, n,
+      m == "stream" and E_STREAM or E_CHAT, k or "")
   end
 end
 
@@ -181,6 +191,14 @@ local SCENARIOS = {
       { id = "aigc", name = "aigc client:chat{stream = fn}", cmd = aigc("stream", count(1000)) },
       { id = "node", name = "OpenAI Node SDK (for await)", cmd = node("stream", count(100)) },
     } },
+  -- What an independent benchmark measured (issue 17): today's OpenAI
+  -- chunks (each with its "obfuscation" padding), include_usage off, a
+  -- one-parameter callback counting deltas.
+  { id = "stream_openai", title = "Streaming, OpenAI's chunks of today (+ obfuscation), include_usage off",
+    per = "chunk", clients = {
+      { id = "floor", name = "C floor (SSE split in the write callback)", cmd = floor("stream_openai", count(1000)) },
+      { id = "aigc", name = "aigc client:chat{stream = fn}", cmd = aigc("stream_openai", count(1000)) },
+    } },
 }
 
 -- The split placement: the figures that matter most, fewer rounds.
@@ -190,6 +208,8 @@ local JIT_ROWS = {
   multi64 = { id = "aigc_jit", name = "aigc chat_async + step, LuaJIT", mode = "multi", n = 20000, k = 64 },
   multi256 = { id = "aigc_jit", name = "aigc chat_async + step, LuaJIT", mode = "multi", n = 20000, k = 256 },
   stream = { id = "aigc_jit", name = "aigc client:chat{stream = fn}, LuaJIT", mode = "stream", n = 1000 },
+  stream_openai = { id = "aigc_jit", name = "aigc client:chat{stream = fn}, LuaJIT", mode = "stream_openai",
+                    n = 1000 },
 }
 
 local SPLIT = {
@@ -325,6 +345,16 @@ local function print_scenario (sc, res)
           fmt_num(med(r, "cpu"), sc.per == "chunk" and 3 or 2), fmt_num(median(r.ratio_cpu)),
           fmt_num(median(r.ratio_rate)), fmt_num(rss and rss / 1024, 1))
     end
+  end
+  if sc.per == "chunk" then   -- the same runs, per stream (a request of 200 chunks)
+    local parts = {}
+    for _, c in ipairs(sc.clients) do
+      local r = res[sc.id][c.id]
+      local t = {}
+      for i, f in ipairs(r.runs) do t[i] = f.raw.cpu / f.raw.n * 1e6 end
+      if #t > 0 then parts[#parts + 1] = ("%s %s us"):format(c.id, fmt_num(median(t), 1)) end
+    end
+    say("  CPU per stream request (%d chunks): %s", fixtures.chunks, table.concat(parts, ", "))
   end
 end
 
@@ -466,6 +496,8 @@ local function main ()
       { "aigc, sequential", function (n) return aigc("seq", n)(srv) end },
       { "C floor, stream (per chunk)", function (n) return floor("stream", n)(srv) end, 200 },
       { "aigc, stream (per chunk)", function (n) return aigc("stream", n)(srv) end, 200 },
+      { "C floor, OpenAI's chunks (per chunk)", function (n) return floor("stream_openai", n)(srv) end, 200 },
+      { "aigc, OpenAI's chunks (per chunk)", function (n) return aigc("stream_openai", n)(srv) end, 200 },
     }
     if JIT_CPATH then   -- (pairs with the floor above them: the ratio column)
       table.insert(cg_runs, { "C floor, sequential", cg_runs[1][2] })
@@ -523,6 +555,12 @@ local function main ()
 
     -- Targets.
     local function ratio (sc, id, field) return median(res[sc][id][field]) end
+    local function cg_ratio (name)   -- a callgrind row over the floor's row before it
+      for i, c in ipairs(cg) do
+        if c[1] == name and i > 1 and c[2] and cg[i - 1][2] then return c[2] / cg[i - 1][2] end
+      end
+      return nil
+    end
     local aigc_cpu = med(res.seq.aigc, "cpu")
     local targets = {
       { "CPU per request <= 1.25x the C floor (full decode into Lua tables)",
@@ -535,6 +573,14 @@ local function main ()
         function (v) return v >= 60 end, "%.1fx less" },
       { "streaming: <= 1 us CPU per chunk delivered to a Lua callback",
         med(res.stream.aigc, "cpu"), function (v) return v <= 1 end, "%.3f us" },
+      { "per stream chunk <= 1.5x the C floor (CPU)",
+        ratio("stream", "aigc", "ratio_cpu"), function (v) return v <= 1.5 end, "%.2fx" },
+      { "per stream chunk <= 1.5x the C floor (CPU), OpenAI's chunks of today",
+        ratio("stream_openai", "aigc", "ratio_cpu"), function (v) return v <= 1.5 end, "%.2fx" },
+      { "per stream chunk <= 1.5x the C floor (callgrind instructions)",
+        cg_ratio("aigc, stream (per chunk)"), function (v) return v <= 1.5 end, "%.2fx" },
+      { "per request <= 1.25x the C floor (callgrind instructions)",
+        cg_ratio("aigc, sequential"), function (v) return v <= 1.25 end, "%.2fx" },
       { "64 in flight: >= 0.8x the curl-multi floor's throughput",
         ratio("multi64", "aigc", "ratio_rate"), function (v) return v >= 0.8 end, "%.2fx" },
       { "step() with 256 in flight: <= 50 us median (all 256 waiting)",

@@ -4,6 +4,7 @@
 --
 --   POST /v1/chat/completions      the ~600-byte chat.completion
 --   POST /sse/v1/chat/completions  the 200-chunk SSE stream, then [DONE]
+--   POST /sse-openai/v1/chat/completions  the same with OpenAI's "obfuscation"
 --
 -- The chat body is inline (`return 200 '...'`); the stream is too long for
 -- one nginx config token (4 KiB), so it is a file, served for a POST by
@@ -51,6 +52,7 @@ function M.start (dir, cpu)
   if dir:sub(1, 1) ~= "/" then dir = sh("pwd"):gsub("%s+$", "") .. "/" .. dir end
   os.execute("rm -rf " .. dir .. " && mkdir -p " .. dir .. "/tmp " .. dir .. "/www")
   write(dir .. "/www/stream.sse", fixtures.stream)
+  write(dir .. "/www/stream_openai.sse", fixtures.stream_openai)
   local port = free_port()
   local add = {}
   for _, h in ipairs(HEADERS) do add[#add + 1] = ("add_header %s %s always;"):format(h[1], h[2]) end
@@ -70,6 +72,8 @@ http {
     location = /v1/chat/completions { default_type application/json; return 200 'CHAT'; }
     location = /sse/v1/chat/completions { error_page 405 =200 /stream.sse; return 405; }
     location = /stream.sse { internal; root DIR/www; types { } default_type text/event-stream; }
+    location = /sse-openai/v1/chat/completions { error_page 405 =200 /stream_openai.sse; return 405; }
+    location = /stream_openai.sse { internal; root DIR/www; types { } default_type text/event-stream; }
   }
 }
 ]]):gsub("ADD_HEADERS", table.concat(add, "\n    ")):gsub("DIR", dir):gsub("PORT", port)
@@ -92,7 +96,8 @@ http {
   end
   local server = { dir = dir, pid = pid, port = port,
                    url = "http://127.0.0.1:" .. port .. "/v1",
-                   sse_url = "http://127.0.0.1:" .. port .. "/sse/v1" }
+                   sse_url = "http://127.0.0.1:" .. port .. "/sse/v1",
+                   sse_openai_url = "http://127.0.0.1:" .. port .. "/sse-openai/v1" }
   function server.stop ()
     os.execute("kill " .. pid .. " 2>/dev/null")
     -- The worker exits once its connections are closed; wait a little.
