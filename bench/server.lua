@@ -59,8 +59,8 @@ function M.start (dir, cpu)
   local conf = ([[
 daemon off; master_process off; worker_processes 1;
 pid DIR/nginx.pid; error_log DIR/error.log warn;
-worker_rlimit_nofile 8192;
-events { worker_connections 4096; }
+worker_rlimit_nofile 16384;
+events { worker_connections 10240; }
 http {
   access_log off; server_tokens off;
   keepalive_requests 100000000; keepalive_timeout 600s;
