@@ -124,6 +124,9 @@ local E_CHAT, E_STREAM = DIR .. "/expect_chat.txt", DIR .. "/expect_stream.txt"
 -- OpenAI's chunk shape of today (fixtures.stream_openai, the same text).
 local function url_of (srv, mode)
   if mode == "stream_openai" then return srv.sse_openai_url, "stream" end
+  -- K in flight over TLS: HTTP/2 (ALPN) or HTTP/1.1 only (server.lua's TLS ports)
+  if mode == "multi_h2" then return srv.h2_url, "multi" end
+  if mode == "multi_h1tls" then return srv.h1_tls_url, "multi" end
   if mode == "stream" then return srv.sse_url, mode end
   return srv.url, mode
 end
@@ -145,7 +148,9 @@ end
 local function aigc (mode, n, k, jit)
   return function (srv)
     local url, m = url_of(srv, mode)
-    return ("%s bench/aigc_bench.lua %s %s %d %s %s"):format(aigc_lua(jit), m, url, n,
+    if url == nil then return "echo 'no TLS ports: openssl is missing' >&2" end
+    return ("%s%s bench/aigc_bench.lua %s %s %d %s %s"):format(
+      url:find("^https") and ("env BENCH_CA_FILE=%s "):format(srv.ca_file) or "", aigc_lua(jit), m, url, n,
       m == "stream" and E_STREAM or E_CHAT, k or "")
   end
 end
@@ -194,6 +199,14 @@ local SCENARIOS = {
   -- What an independent benchmark measured (issue 17): today's OpenAI
   -- chunks (each with its "obfuscation" padding), include_usage off, a
   -- one-parameter callback counting deltas.
+  -- HTTP/2 (issue 17 item 4): 1,000 in flight over TLS, multiplexed on one
+  -- connection, against 1,000 HTTP/1.1 connections (the base of the ratios
+  -- here, in the "floor" column). The client counts its sockets.
+  { id = "h2", title = "TLS, 1,000 in flight: HTTP/2 (one connection) over HTTP/1.1 (one each) as the base",
+    per = "req", clients = {
+      { id = "floor", name = "aigc, HTTP/1.1 over TLS", cmd = aigc("multi_h1tls", count(10000), 1000) },
+      { id = "aigc", name = "aigc, HTTP/2 over TLS", cmd = aigc("multi_h2", count(10000), 1000) },
+    } },
   { id = "stream_openai", title = "Streaming, OpenAI's chunks of today (+ obfuscation), include_usage off",
     per = "chunk", clients = {
       { id = "floor", name = "C floor (SSE split in the write callback)", cmd = floor("stream_openai", count(1000)) },
@@ -346,6 +359,12 @@ local function print_scenario (sc, res)
           fmt_num(median(r.ratio_rate)), fmt_num(rss and rss / 1024, 1))
     end
   end
+  local socks = {}
+  for _, c in ipairs(sc.clients) do
+    local n = med_raw(res[sc.id][c.id], "sockets")
+    if n then socks[#socks + 1] = ("%s %d"):format(c.name, n) end
+  end
+  if #socks > 0 then say("  sockets open in the client after the warm-up: %s", table.concat(socks, ", ")) end
   if sc.per == "chunk" then   -- the same runs, per stream (a request of 200 chunks)
     local parts = {}
     for _, c in ipairs(sc.clients) do
