@@ -140,9 +140,9 @@ local CA_FILE = os.getenv("BENCH_CA_FILE")
 -- sockets in /proc/self/fd), sampled while K requests are in flight.
 local function open_sockets ()
   local p = io.popen("ls -l /proc/$PPID/fd 2>/dev/null | grep -c socket:")   -- ($PPID: this process)
-  local n = p and tonumber(p:read("a"):match("%d+")) or 0
+  local count = p and tonumber(p:read("a"):match("%d+")) or 0
   if p then p:close() end
-  return n
+  return count
 end
 
 function modes.multi ()
