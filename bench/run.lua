@@ -162,6 +162,16 @@ local function node (mode, n, k)
   end
 end
 
+-- leafo/lua-openai, unmodified, from ../shared/peers (BENCH_PEERS): the
+-- client exits saying "skipped" when that folder is absent.
+local function lua_openai (mode, n)
+  return function (srv)
+    local url = mode == "stream" and srv.sse_url or srv.url
+    return ("lua5.4 bench/lua_openai_bench.lua %s %s %d %s"):format(mode, url, n,
+      mode == "stream" and E_STREAM or E_CHAT)
+  end
+end
+
 local function luasocket (n)
   return function (srv)
     return ("lua5.4 bench/luasocket_bench.lua seq %s %d %s"):format(srv.url, n, E_CHAT)
@@ -176,6 +186,7 @@ local SCENARIOS = {
       { id = "floor", name = "C floor (libcurl, one easy handle)", cmd = floor("seq", count(20000)) },
       { id = "aigc", name = "aigc client:chat", cmd = aigc("seq", count(20000)) },
       { id = "luasocket", name = "socket.http + cjson (pure Lua)", cmd = luasocket(count(3000)) },
+      { id = "lua_openai", name = "leafo/lua-openai (socket.http, tableshape)", cmd = lua_openai("seq", count(2000)) },
       { id = "node", name = "OpenAI Node SDK (await)", cmd = node("seq", count(3000)) },
     } },
   { id = "multi64", title = "64 in flight", per = "req",
@@ -195,6 +206,7 @@ local SCENARIOS = {
       { id = "floor", name = "C floor (SSE split in the write callback)", cmd = floor("stream", count(1000)) },
       { id = "aigc", name = "aigc client:chat{stream = fn}", cmd = aigc("stream", count(1000)) },
       { id = "node", name = "OpenAI Node SDK (for await)", cmd = node("stream", count(100)) },
+      { id = "lua_openai", name = "leafo/lua-openai (chunk callback)", cmd = lua_openai("stream", count(50)) },
     } },
   -- What an independent benchmark measured (issue 17): today's OpenAI
   -- chunks (each with its "obfuscation" padding), include_usage off, a
@@ -351,7 +363,8 @@ local function print_scenario (sc, res)
   for _, c in ipairs(sc.clients) do
     local r = res[sc.id][c.id]
     if #r.runs == 0 then
-      say("  %-44s failed: %s", c.name, tostring(r.failed))
+      say("  %-44s %s: %s", c.name, tostring(r.failed):find("skipped", 1, true) and "skipped" or "failed",
+          tostring(r.failed))
     else
       local rss = med(r, "rss")
       say("  %-44s %12s %9s %8s %8s %9s", c.name, fmt_rate(med(r, "rate")),
@@ -613,6 +626,21 @@ local function main ()
       { "RSS growth <= 1 MiB per 100,000 requests",
         growth_per_100k, function (v) return v <= 1024 end, "%+.0f KiB" },
     }
+    -- The peers users compare with: aigc's CPU over theirs.
+    say("")
+    say("aigc next to the other clients (CPU per request or per chunk, same-CPU rounds)")
+    for _, row in ipairs {
+      { "seq", "luasocket", "socket.http + cjson, per request" }, { "seq", "lua_openai", "lua-openai, per request" },
+      { "seq", "node", "OpenAI Node SDK, per request" }, { "stream", "lua_openai", "lua-openai, per chunk" },
+      { "stream", "node", "OpenAI Node SDK, per chunk" } } do
+      local other, mine = res[row[1]][row[2]], res[row[1]].aigc
+      if other and #other.runs > 0 and #mine.runs > 0 then
+        say("  %-44s %7.1fx less CPU with aigc", row[3], med(other, "cpu") / med(mine, "cpu"))
+      else
+        say("  %-44s %s", row[3], other and other.failed and (tostring(other.failed):find("skipped", 1, true)
+          and "skipped (../shared/peers absent)" or "failed") or "-")
+      end
+    end
     say("")
     say("Targets")
     for _, t in ipairs(targets) do
