@@ -393,6 +393,106 @@ end
 -- }======================================================
 
 
+-- {======================================================
+-- Scale curves and charts
+-- =======================================================
+
+local SCALE_K = { 64, 256, 1024, 4096 }
+
+-- Each K: the floor and aigc, alternating rounds; then step(0) with K
+-- waiting. Prints the table, writes DIR/scale.dat, draws the charts.
+local function scale_curves (srv)
+  local rows = {}
+  local nrounds = math.max(1, ROUNDS // 2)
+  for _, k in ipairs(SCALE_K) do
+    local n = math.max(count(20000), 4 * k)
+    local row = { k = k, floor = {}, aigc = {}, ratio = {} }
+    for round = 1, nrounds do
+      progress(("scale K=%d round %d/%d"):format(k, round, nrounds))
+      local order = round % 2 == 1 and { "floor", "aigc" } or { "aigc", "floor" }
+      local this = {}
+      for _, who in ipairs(order) do
+        local cmd = (who == "floor" and floor or aigc)("multi", n, k)(srv)
+        local r = run(CPU, cmd)
+        if r then
+          this[who] = figures(r, "req")
+          table.insert(row[who], this[who])
+        end
+      end
+      if this.floor and this.aigc then table.insert(row.ratio, this.aigc.cpu / this.floor.cpu) end
+    end
+    local idle = run(CPU, ("lua5.4 bench/aigc_bench.lua idle - %d - %d"):format(count(8000), k))
+    row.step_med = idle and idle.step_med_us
+    row.idle_rss = idle and idle.rss_kb
+    rows[#rows + 1] = row
+  end
+  progress("")
+  local function med_of (list, field)
+    local t = {}
+    for i, f in ipairs(list) do t[i] = f[field] end
+    return median(t)
+  end
+  say("")
+  say("Scale: K requests in flight (aigc chat_async + step beside curl-multi with K handles; %d round(s))", nrounds)
+  say("  %6s %12s %12s %10s %10s %10s %8s %12s %12s", "K", "floor req/s", "aigc req/s", "floor CPU", "aigc CPU",
+      "x floor", "", "step(0) K", "RSS K")
+  say("  %6s %12s %12s %10s %10s %10s %8s %12s %12s", "", "", "", "(us/req)", "(us/req)", "(CPU)", "",
+      "waiting (us)", "waiting MiB")
+  local dat = { "# K floor_rps aigc_rps floor_cpu_us aigc_cpu_us ratio step_med_us" }
+  for _, row in ipairs(rows) do
+    local fr, ar = med_of(row.floor, "rate"), med_of(row.aigc, "rate")
+    local fc, ac = med_of(row.floor, "cpu"), med_of(row.aigc, "cpu")
+    row.x = median(row.ratio)
+    say("  %6d %12s %12s %10s %10s %10s %8s %12s %12s", row.k, fmt_rate(fr), fmt_rate(ar), fmt_num(fc, 1),
+        fmt_num(ac, 1), fmt_num(row.x), "", fmt_num(row.step_med), fmt_num(row.idle_rss and row.idle_rss / 1024, 1))
+    dat[#dat + 1] = ("%d %s %s %s %s %s %s"):format(row.k, fr or "NaN", ar or "NaN", fc or "NaN", ac or "NaN",
+      row.x or "NaN", row.step_med or "NaN")
+  end
+  -- aigc's own memory per waiting request: RSS growth between the
+  -- smallest and the largest K, per request (libcurl's handles included).
+  local a, b = rows[1], rows[#rows]
+  if a.idle_rss and b.idle_rss then
+    say("  memory per waiting request (RSS from K=%d to K=%d, libcurl's easy handle and socket included): %.1f KiB",
+        a.k, b.k, (b.idle_rss - a.idle_rss) / (b.k - a.k))
+  end
+  write(DIR .. "/scale.dat", table.concat(dat, "\n") .. "\n")
+  return rows
+end
+
+-- Draws bench/scale.svg with gnuplot (when installed): CPU per request,
+-- throughput and step(0) against K; per-chunk CPU beside the floor's.
+local function draw_charts (chunk_rows)
+  if sh("command -v gnuplot") == "" then
+    say("charts: gnuplot is not installed (scripts/deps.sh bench installs it)")
+    return
+  end
+  local cd = {}
+  for i, r in ipairs(chunk_rows) do cd[i] = ('%d "%s" %s'):format(i - 1, r[1], r[2] or "NaN") end
+  write(DIR .. "/chunk.dat", table.concat(cd, "\n") .. "\n")
+  local script = ([[
+set terminal svg size 1000,760 dynamic font "sans,11"
+set output "bench/scale.svg"
+set multiplot layout 2,2 title "aigc beside the libcurl floor (DATE)"
+set logscale x 2; set xtics (64, 256, 1024, 4096); set grid; set key top left
+set title "CPU per request (us), K in flight"; set xlabel "requests in flight"
+plot "D/scale.dat" using 1:4 with linespoints title "curl-multi floor", "" using 1:5 with linespoints title "aigc"
+set title "throughput (requests/s)"
+plot "D/scale.dat" using 1:2 with linespoints title "curl-multi floor", "" using 1:3 with linespoints title "aigc"
+set title "client:step(0) with K waiting, median (us)"; set yrange [0:*]
+plot "D/scale.dat" using 1:7 with linespoints title "aigc"
+unset logscale x; set xtics auto; set xlabel ""; set title "CPU per stream chunk (us)"; set style fill solid 0.6
+set boxwidth 0.6; set yrange [0:*]; set key off
+plot "D/chunk.dat" using 1:3:xtic(2) with boxes
+unset multiplot
+]]):gsub("D/", DIR .. "/"):gsub("DATE", os.date("!%Y-%m-%d"))
+  write(DIR .. "/charts.gp", script)
+  local ok = os.execute("gnuplot " .. DIR .. "/charts.gp 2>>" .. LOG)
+  say(ok and "charts: bench/scale.svg" or ("charts: gnuplot failed (see %s)"):format(LOG))
+end
+
+-- }======================================================
+
+
 local function main ()
   os.execute("mkdir -p " .. DIR)
   write(LOG, "")
@@ -458,6 +558,11 @@ local function main ()
     say("  %-62s %8s %9s", ("a step(0) loop against nginx (%s responses per step on average)")
         :format(loop_steps and fmt_num(count(20000) / loop_steps, 0) or "-"),
         fmt_num(loop_med, 1), fmt_num(loop_p99, 1))
+
+    -- Scale (issue 17 item 3): CPU per request and throughput at 64 ...
+    -- 4,096 in flight, aigc beside curl-multi, alternating; step(0) with K
+    -- waiting; the charts.
+    local scale = scale_curves(srv)
 
     -- Memory: RSS growth over 100,000 requests.
     progress("RSS growth")
@@ -623,6 +728,14 @@ local function main ()
         JIT_CPATH and med(res.stream.aigc_jit, "cpu") or nil, function (v) return v <= 1 end, "%.3f us" },
       { "LuaJIT: step() with 256 in flight <= 50 us median",
         jit_idle_med, function (v) return v <= 50 end, "%.1f us" },
+      { "CPU per request <= 1.3x curl-multi at 64, 256, 1,024 and 4,096 in flight (the worst)",
+        (function ()
+          local worst
+          for _, row in ipairs(scale) do if row.x and (not worst or row.x > worst) then worst = row.x end end
+          return worst
+        end)(), function (v) return v <= 1.3 end, "%.2fx" },
+      { "client:step(0) <= 50 us median with 4,096 requests waiting",
+        scale[#scale].step_med, function (v) return v <= 50 end, "%.1f us" },
       { "RSS growth <= 1 MiB per 100,000 requests",
         growth_per_100k, function (v) return v <= 1024 end, "%+.0f KiB" },
     }
@@ -648,6 +761,12 @@ local function main ()
       local mark = v == nil and "n/a   " or (t[3](v) and "met   " or "MISSED")
       say("  [%s] %-72s %s", mark, t[1], v and t[4]:format(v) or "-")
     end
+    say("")
+    draw_charts {
+      { "floor", med(res.stream.floor, "cpu") }, { "aigc", med(res.stream.aigc, "cpu") },
+      { "floor (OpenAI's)", med(res.stream_openai.floor, "cpu") },
+      { "aigc (OpenAI's)", med(res.stream_openai.aigc, "cpu") },
+    }
     say("")
     say("(%.0f s; client logs in %s)", socket.gettime() - t_start, LOG)
   end)
