@@ -375,7 +375,7 @@ local function print_scenario (sc, res)
   local socks = {}
   for _, c in ipairs(sc.clients) do
     local n = med_raw(res[sc.id][c.id], "sockets")
-    if n then socks[#socks + 1] = ("%s %d"):format(c.name, n) end
+    if n then socks[#socks + 1] = ("%s %.0f"):format(c.name, n) end
   end
   if #socks > 0 then say("  sockets open in the client after the warm-up: %s", table.concat(socks, ", ")) end
   if sc.per == "chunk" then   -- the same runs, per stream (a request of 200 chunks)
