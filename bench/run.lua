@@ -424,6 +424,8 @@ local function scale_curves (srv)
     local idle = run(CPU, ("lua5.4 bench/aigc_bench.lua idle - %d - %d"):format(count(8000), k))
     row.step_med = idle and idle.step_med_us
     row.idle_rss = idle and idle.rss_kb
+    local fidle = run(CPU, ("build/bench/floor idle - 0 - %d"):format(k))
+    row.floor_idle_rss = fidle and fidle.rss_kb
     rows[#rows + 1] = row
   end
   progress("")
@@ -448,12 +450,16 @@ local function scale_curves (srv)
     dat[#dat + 1] = ("%d %s %s %s %s %s %s"):format(row.k, fr or "NaN", ar or "NaN", fc or "NaN", ac or "NaN",
       row.x or "NaN", row.step_med or "NaN")
   end
-  -- aigc's own memory per waiting request: RSS growth between the
-  -- smallest and the largest K, per request (libcurl's handles included).
+  -- Memory per waiting request: peak RSS growth from the smallest to the
+  -- largest K, per request, for aigc and for the floor (libcurl's easy
+  -- handle and what it keeps per transfer); the difference is aigc's own.
   local a, b = rows[1], rows[#rows]
-  if a.idle_rss and b.idle_rss then
-    say("  memory per waiting request (RSS from K=%d to K=%d, libcurl's easy handle and socket included): %.1f KiB",
-        a.k, b.k, (b.idle_rss - a.idle_rss) / (b.k - a.k))
+  if a.idle_rss and b.idle_rss and a.floor_idle_rss and b.floor_idle_rss then
+    local mine = (b.idle_rss - a.idle_rss) / (b.k - a.k)
+    local theirs = (b.floor_idle_rss - a.floor_idle_rss) / (b.k - a.k)
+    say("  memory per waiting request (peak RSS from K=%d to K=%d): aigc %.1f KiB, the floor (libcurl) %.1f KiB",
+        a.k, b.k, mine, theirs)
+    rows.own_kib = mine - theirs
   end
   write(DIR .. "/scale.dat", table.concat(dat, "\n") .. "\n")
   return rows
@@ -734,6 +740,8 @@ local function main ()
           for _, row in ipairs(scale) do if row.x and (not worst or row.x > worst) then worst = row.x end end
           return worst
         end)(), function (v) return v <= 1.3 end, "%.2fx" },
+      { "aigc's own memory per request in flight <= 4 KiB beyond libcurl's",
+        scale.own_kib, function (v) return v <= 4 end, "%.1f KiB" },
       { "client:step(0) <= 50 us median with 4,096 requests waiting",
         scale[#scale].step_med, function (v) return v <= 50 end, "%.1f us" },
       { "RSS growth <= 1 MiB per 100,000 requests",
