@@ -273,9 +273,17 @@ M.COMPLETION_FIELDS = util.merge(SAMPLING, {
 
 local FIELDS = { chat = M.CHAT_FIELDS, completion = M.COMPLETION_FIELDS }
 
+-- The rules above take (v, path, key); a rule function added elsewhere
+-- takes (v, path) with the field's whole name.
+local LAZY_RULES = { [list_of_strings] = true, [messages_problem] = true, [prompt_problem] = true,
+                     [tools_problem] = true, [string_or_table] = true }
+
 local function field_problem (rule, v, path, key)
   if v == null then return nil end
-  if type(rule) == "function" then return rule(v, path, key) end
+  if type(rule) == "function" then
+    if LAZY_RULES[rule] then return rule(v, path, key) end
+    return rule(v, at(path, key))
+  end
   if rule == "integer" then
     if not is_integer(v) then return at(path, key) .. ": " .. expected("integer", v) end
   elseif rule == "number" then
