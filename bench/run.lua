@@ -475,25 +475,28 @@ local function draw_charts (chunk_rows)
   local cd = {}
   for i, r in ipairs(chunk_rows) do cd[i] = ('%d "%s" %s'):format(i - 1, r[1], r[2] or "NaN") end
   write(DIR .. "/chunk.dat", table.concat(cd, "\n") .. "\n")
-  local script = ([[
-set terminal svg size 1000,760 dynamic font "sans,11"
-set output "bench/scale.svg"
+  local body = ([[
 set multiplot layout 2,2 title "aigc beside the libcurl floor (DATE)"
-set logscale x 2; set xtics (64, 256, 1024, 4096); set grid; set key top left
+set logscale x 2; set xrange [48:5500]; set xtics (64, 256, 1024, 4096); set grid; set key top left
 set title "CPU per request (us), K in flight"; set xlabel "requests in flight"
 plot "D/scale.dat" using 1:4 with linespoints title "curl-multi floor", "" using 1:5 with linespoints title "aigc"
 set title "throughput (requests/s)"
 plot "D/scale.dat" using 1:2 with linespoints title "curl-multi floor", "" using 1:3 with linespoints title "aigc"
 set title "client:step(0) with K waiting, median (us)"; set yrange [0:*]
 plot "D/scale.dat" using 1:7 with linespoints title "aigc"
-unset logscale x; set xtics auto; set xlabel ""; set title "CPU per stream chunk (us)"; set style fill solid 0.6
+unset logscale x; set xrange [-0.6:3.6]; set xtics auto; set xlabel ""; set title "CPU per stream chunk (us)"; set style fill solid 0.6
 set boxwidth 0.6; set yrange [0:*]; set key off
 plot "D/chunk.dat" using 1:3:xtic(2) with boxes
 unset multiplot
 ]]):gsub("D/", DIR .. "/"):gsub("DATE", os.date("!%Y-%m-%d"))
-  write(DIR .. "/charts.gp", script)
-  local ok = os.execute("gnuplot " .. DIR .. "/charts.gp 2>>" .. LOG)
-  say(ok and "charts: bench/scale.svg" or ("charts: gnuplot failed (see %s)"):format(LOG))
+  local ok = true
+  for _, out in ipairs { { "svg", 'svg size 1000,760 dynamic font "sans,11"' },
+                         { "png", 'pngcairo size 1000,760 font "sans,10"' } } do
+    write(DIR .. "/charts-" .. out[1] .. ".gp",
+          ("set terminal %s\nset output \"bench/scale.%s\"\n"):format(out[2], out[1]) .. body)
+    ok = os.execute(("gnuplot %s/charts-%s.gp 2>>%s"):format(DIR, out[1], LOG)) and ok
+  end
+  say(ok and "charts: bench/scale.svg, bench/scale.png" or ("charts: gnuplot failed (see %s)"):format(LOG))
 end
 
 -- }======================================================
