@@ -42,7 +42,7 @@ test_pkgs=("${matrix_pkgs[@]}"
 # lua-markdown (Debian's LDoc has no Markdown of its own; lua5.1 runs it):
 # `make docs` and its warning check; tmux: the REPL driven through a real terminal.
 bench_pkgs=(nginx-light wrk hyperfine lua-socket valgrind util-linux
-            nodejs npm procps time
+            nodejs npm procps time gnuplot-nox openssl
             luajit libluajit-5.1-dev lua-compat53-dev)
 
 case "$profile" in
