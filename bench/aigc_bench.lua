@@ -82,6 +82,10 @@ function modes.seq ()
   report(n, now() - t0, clock() - c0)
 end
 
+-- include_usage off, as OpenAI's SDKs send a stream by default (aigc
+-- asks for usage unless told; the canned server sends none either way).
+local NO_USAGE = { include_usage = false }
+
 function modes.stream ()
   local client = aigc.client { base_url = url, api_key = "sk-bench", max_retries = 0 }
   local chunks, bytes = 0, 0
@@ -91,7 +95,8 @@ function modes.stream ()
   end
   local function one (i)
     local p = params(i)
-    p.stream = on_delta
+    p.stream = on_delta   -- one parameter: the core builds no chunk table for it
+    p.stream_options = NO_USAGE
     local res, err = client:chat(p)
     if not res then error("request failed: " .. tostring(err and err.message)) end
     if res.choices[1].message.content ~= expect then error("unexpected stream content") end
@@ -127,15 +132,30 @@ local function inflight (client, total, on_step)
   end
 end
 
+-- BENCH_CA_FILE: the canned server's certificate, for its TLS ports
+-- (HTTP/2 and HTTP/1.1 over TLS).
+local CA_FILE = os.getenv("BENCH_CA_FILE")
+
+-- The number of TCP connections this process has open (Linux: its
+-- sockets in /proc/self/fd), sampled while K requests are in flight.
+local function open_sockets ()
+  local p = io.popen("ls -l /proc/$PPID/fd 2>/dev/null | grep -c socket:")   -- ($PPID: this process)
+  local count = p and tonumber(p:read("a"):match("%d+")) or 0
+  if p then p:close() end
+  return count
+end
+
 function modes.multi ()
-  local client = aigc.client { base_url = url, api_key = "sk-bench", max_retries = 0 }
+  local client = aigc.client { base_url = url, api_key = "sk-bench", max_retries = 0, ca_file = CA_FILE,
+                               timeout = 120, connect_timeout = 60 }
   local steps = 0
   local function step () steps = steps + 1 return client:step(1) end
   inflight(client, 2 * k, step)   -- warm-up: every connection opened and used
+  local sockets = CA_FILE and open_sockets() or nil   -- (the TLS cases: connections kept)
   steps = 0
   local t0, c0 = now(), clock()
   inflight(client, n, step)
-  report(n, now() - t0, clock() - c0, { { "steps", steps } })
+  report(n, now() - t0, clock() - c0, { { "steps", steps }, sockets and { "sockets", sockets } or nil })
 end
 
 -- The cost of one client:step(0) while K requests are in flight, in a

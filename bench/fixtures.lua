@@ -51,8 +51,32 @@ end
 events[#events + 1] = 'data: ' .. CHUNK_HEAD .. '{},"logprobs":null,"finish_reason":"stop"}]}\n\n'
 events[#events + 1] = 'data: [DONE]\n\n'
 M.stream = table.concat(events)
-
 assert(#events == M.chunks + 1)
-assert(not (M.chat .. M.stream):find("[%$\\']"))
+
+-- The same stream as OpenAI sends it today (2025-): every chunk also
+-- carries "obfuscation", random padding (letters and digits, 1 to 15 of
+-- them) that hides the size of the text; requested with include_usage
+-- off, so no "usage" field. The content is the same as M.stream's. The
+-- padding comes from a fixed linear congruential sequence: the same bytes
+-- on every run.
+local seed = 12345
+local function padding ()
+  local t = {}
+  seed = (seed * 1103515245 + 12345) % 2147483648
+  for i = 1, 1 + seed % 15 do
+    seed = (seed * 1103515245 + 12345) % 2147483648
+    local c = seed % 62
+    t[i] = string.char(c < 10 and 48 + c or c < 36 and 55 + c or 61 + c)
+  end
+  return table.concat(t)
+end
+local real = {}
+for i = 1, #events - 1 do
+  real[i] = events[i]:gsub("}\n\n$", ',"obfuscation":"' .. padding() .. '"}\n\n')
+end
+real[#real + 1] = 'data: [DONE]\n\n'
+M.stream_openai = table.concat(real)
+
+assert(not (M.chat .. M.stream .. M.stream_openai):find("[%$\\']"))
 
 return M

@@ -6,6 +6,9 @@
 **   floor seq    URL N EXPECT_FILE        one reused easy handle
 **   floor multi  URL N EXPECT_FILE K      curl-multi, K in flight
 **   floor stream URL N EXPECT_FILE        SSE split in the write callback
+**   floor idle   -   0 -           K      K requests sent to a server that
+**                                         accepts and never answers: the
+**                                         memory of K waiting (rss_kb)
 **
 ** The request body is built with snprintf, the content found with a
 ** minimal scanner (no JSON parser): nothing a real client could skip.
@@ -18,6 +21,10 @@
 #include <string.h>
 #include <time.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -365,12 +372,62 @@ static void run_stream (const char *url, int n) {
 
 /* }====== */
 
+/* {====== K waiting: libcurl's memory per request in flight ====== */
+
+/*
+** K requests sent to a listening socket that nobody accepts from (the
+** kernel's backlog completes the connections): the state aigc's `idle`
+** mode measures, for libcurl alone. Reports the peak RSS after a second of
+** driving (every connection made, every request sent).
+*/
+static void run_idle (int k) {
+  CURLM *m = curl_multi_init();
+  struct curl_slist *hdr = headers(0);
+  slot *slots = (slot *)calloc((size_t)k, sizeof *slots);
+  struct sockaddr_in a;
+  socklen_t alen = sizeof a;
+  char url[64];
+  int i, running = 0, fd = socket(AF_INET, SOCK_STREAM, 0);
+  double t0;
+  if (slots == NULL || fd < 0)
+    die("out of memory or sockets");
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, k + 64) != 0
+      || getsockname(fd, (struct sockaddr *)&a, &alen) != 0)
+    die("cannot listen");
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/chat/completions", ntohs(a.sin_port));
+  curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
+  for (i = 0; i < k; i++) {
+    CURL *h = curl_easy_init();
+    slots[i].h = h;
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    common_options(h, hdr);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &slots[i].s);
+    start_slot(m, &slots[i], i);
+  }
+  t0 = now();
+  while (now() - t0 < 1.0) {
+    curl_multi_perform(m, &running);
+    curl_multi_poll(m, NULL, 0, 10, NULL);
+  }
+  if (running != k)
+    die("not every request is waiting");
+  report(k, now() - t0, 0, -1);
+  close(fd);
+}
+
+/* }====== */
+
 int main (int argc, char **argv) {
   int n;
   if (argc < 5)
     die("usage: floor seq|multi|stream URL N EXPECT_FILE [K]");
   n = atoi(argv[3]);
-  read_expect(argv[4]);
+  if (strcmp(argv[4], "-") != 0)
+    read_expect(argv[4]);
   curl_global_init(CURL_GLOBAL_DEFAULT);
   if (strcmp(argv[1], "seq") == 0)
     run_seq(argv[2], n);
@@ -378,6 +435,8 @@ int main (int argc, char **argv) {
     run_multi(argv[2], n, argc > 5 ? atoi(argv[5]) : 64);
   else if (strcmp(argv[1], "stream") == 0)
     run_stream(argv[2], n);
+  else if (strcmp(argv[1], "idle") == 0)
+    run_idle(argc > 5 ? atoi(argv[5]) : 64);
   else
     die("unknown mode");
   curl_global_cleanup();

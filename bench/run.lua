@@ -120,10 +120,22 @@ end
 local E_CHAT, E_STREAM = DIR .. "/expect_chat.txt", DIR .. "/expect_stream.txt"
 
 -- Each client of a scenario: a name, and how to run it against srv.
+-- The server's URL for a mode: "stream_openai" is the stream mode against
+-- OpenAI's chunk shape of today (fixtures.stream_openai, the same text).
+local function url_of (srv, mode)
+  if mode == "stream_openai" then return srv.sse_openai_url, "stream" end
+  -- K in flight over TLS: HTTP/2 (ALPN) or HTTP/1.1 only (server.lua's TLS ports)
+  if mode == "multi_h2" then return srv.h2_url, "multi" end
+  if mode == "multi_h1tls" then return srv.h1_tls_url, "multi" end
+  if mode == "stream" then return srv.sse_url, mode end
+  return srv.url, mode
+end
+
 local function floor (mode, n, k)
   return function (srv)
-    local url = (mode == "stream" and srv.sse_url or srv.url) .. "/chat/completions"
-    return ("build/bench/floor %s %s %d %s %s"):format(mode, url, n, mode == "stream" and E_STREAM or E_CHAT, k or "")
+    local url, m = url_of(srv, mode)
+    return ("build/bench/floor %s %s/chat/completions %d %s %s"):format(m, url, n,
+      m == "stream" and E_STREAM or E_CHAT, k or "")
   end
 end
 
@@ -135,8 +147,11 @@ end
 
 local function aigc (mode, n, k, jit)
   return function (srv)
-    return ("%s bench/aigc_bench.lua %s %s %d %s %s"):format(aigc_lua(jit), mode,
-      mode == "stream" and srv.sse_url or srv.url, n, mode == "stream" and E_STREAM or E_CHAT, k or "")
+    local url, m = url_of(srv, mode)
+    if url == nil then return "echo 'no TLS ports: openssl is missing' >&2" end
+    return ("%s%s bench/aigc_bench.lua %s %s %d %s %s"):format(
+      url:find("^https") and ("env BENCH_CA_FILE=%s "):format(srv.ca_file) or "", aigc_lua(jit), m, url, n,
+      m == "stream" and E_STREAM or E_CHAT, k or "")
   end
 end
 
@@ -144,6 +159,16 @@ local function node (mode, n, k)
   return function (srv)
     return ("node bench/node_bench.mjs %s %s %d %s %s"):format(mode, mode == "stream" and srv.sse_url or srv.url, n,
       mode == "stream" and E_STREAM or E_CHAT, k or "")
+  end
+end
+
+-- leafo/lua-openai, unmodified, from ../shared/peers (BENCH_PEERS): the
+-- client exits saying "skipped" when that folder is absent.
+local function lua_openai (mode, n)
+  return function (srv)
+    local url = mode == "stream" and srv.sse_url or srv.url
+    return ("lua5.4 bench/lua_openai_bench.lua %s %s %d %s"):format(mode, url, n,
+      mode == "stream" and E_STREAM or E_CHAT)
   end
 end
 
@@ -161,6 +186,7 @@ local SCENARIOS = {
       { id = "floor", name = "C floor (libcurl, one easy handle)", cmd = floor("seq", count(20000)) },
       { id = "aigc", name = "aigc client:chat", cmd = aigc("seq", count(20000)) },
       { id = "luasocket", name = "socket.http + cjson (pure Lua)", cmd = luasocket(count(3000)) },
+      { id = "lua_openai", name = "leafo/lua-openai (socket.http, tableshape)", cmd = lua_openai("seq", count(2000)) },
       { id = "node", name = "OpenAI Node SDK (await)", cmd = node("seq", count(3000)) },
     } },
   { id = "multi64", title = "64 in flight", per = "req",
@@ -180,6 +206,23 @@ local SCENARIOS = {
       { id = "floor", name = "C floor (SSE split in the write callback)", cmd = floor("stream", count(1000)) },
       { id = "aigc", name = "aigc client:chat{stream = fn}", cmd = aigc("stream", count(1000)) },
       { id = "node", name = "OpenAI Node SDK (for await)", cmd = node("stream", count(100)) },
+      { id = "lua_openai", name = "leafo/lua-openai (chunk callback)", cmd = lua_openai("stream", count(50)) },
+    } },
+  -- What an independent benchmark measured (issue 17): today's OpenAI
+  -- chunks (each with its "obfuscation" padding), include_usage off, a
+  -- one-parameter callback counting deltas.
+  -- HTTP/2 (issue 17 item 4): 1,000 in flight over TLS, multiplexed on one
+  -- connection, against 1,000 HTTP/1.1 connections (the base of the ratios
+  -- here, in the "floor" column). The client counts its sockets.
+  { id = "h2", title = "TLS, 1,000 in flight: HTTP/2 (one connection) over HTTP/1.1 (one each) as the base",
+    per = "req", clients = {
+      { id = "floor", name = "aigc, HTTP/1.1 over TLS", cmd = aigc("multi_h1tls", count(10000), 1000) },
+      { id = "aigc", name = "aigc, HTTP/2 over TLS", cmd = aigc("multi_h2", count(10000), 1000) },
+    } },
+  { id = "stream_openai", title = "Streaming, OpenAI's chunks of today (+ obfuscation), include_usage off",
+    per = "chunk", clients = {
+      { id = "floor", name = "C floor (SSE split in the write callback)", cmd = floor("stream_openai", count(1000)) },
+      { id = "aigc", name = "aigc client:chat{stream = fn}", cmd = aigc("stream_openai", count(1000)) },
     } },
 }
 
@@ -190,6 +233,8 @@ local JIT_ROWS = {
   multi64 = { id = "aigc_jit", name = "aigc chat_async + step, LuaJIT", mode = "multi", n = 20000, k = 64 },
   multi256 = { id = "aigc_jit", name = "aigc chat_async + step, LuaJIT", mode = "multi", n = 20000, k = 256 },
   stream = { id = "aigc_jit", name = "aigc client:chat{stream = fn}, LuaJIT", mode = "stream", n = 1000 },
+  stream_openai = { id = "aigc_jit", name = "aigc client:chat{stream = fn}, LuaJIT", mode = "stream_openai",
+                    n = 1000 },
 }
 
 local SPLIT = {
@@ -318,7 +363,8 @@ local function print_scenario (sc, res)
   for _, c in ipairs(sc.clients) do
     local r = res[sc.id][c.id]
     if #r.runs == 0 then
-      say("  %-44s failed: %s", c.name, tostring(r.failed))
+      say("  %-44s %s: %s", c.name, tostring(r.failed):find("skipped", 1, true) and "skipped" or "failed",
+          tostring(r.failed))
     else
       local rss = med(r, "rss")
       say("  %-44s %12s %9s %8s %8s %9s", c.name, fmt_rate(med(r, "rate")),
@@ -326,6 +372,131 @@ local function print_scenario (sc, res)
           fmt_num(median(r.ratio_rate)), fmt_num(rss and rss / 1024, 1))
     end
   end
+  local socks = {}
+  for _, c in ipairs(sc.clients) do
+    local n = med_raw(res[sc.id][c.id], "sockets")
+    if n then socks[#socks + 1] = ("%s %.0f"):format(c.name, n) end
+  end
+  if #socks > 0 then say("  sockets open in the client after the warm-up: %s", table.concat(socks, ", ")) end
+  if sc.per == "chunk" then   -- the same runs, per stream (a request of 200 chunks)
+    local parts = {}
+    for _, c in ipairs(sc.clients) do
+      local r = res[sc.id][c.id]
+      local t = {}
+      for i, f in ipairs(r.runs) do t[i] = f.raw.cpu / f.raw.n * 1e6 end
+      if #t > 0 then parts[#parts + 1] = ("%s %s us"):format(c.id, fmt_num(median(t), 1)) end
+    end
+    say("  CPU per stream request (%d chunks): %s", fixtures.chunks, table.concat(parts, ", "))
+  end
+end
+
+-- }======================================================
+
+
+-- {======================================================
+-- Scale curves and charts
+-- =======================================================
+
+local SCALE_K = { 64, 256, 1024, 4096 }
+
+-- Each K: the floor and aigc, alternating rounds; then step(0) with K
+-- waiting. Prints the table, writes DIR/scale.dat, draws the charts.
+local function scale_curves (srv)
+  local rows = {}
+  local nrounds = math.max(1, ROUNDS // 2)
+  for _, k in ipairs(SCALE_K) do
+    local n = math.max(count(20000), 4 * k)
+    local row = { k = k, floor = {}, aigc = {}, ratio = {} }
+    for round = 1, nrounds do
+      progress(("scale K=%d round %d/%d"):format(k, round, nrounds))
+      local order = round % 2 == 1 and { "floor", "aigc" } or { "aigc", "floor" }
+      local this = {}
+      for _, who in ipairs(order) do
+        local cmd = (who == "floor" and floor or aigc)("multi", n, k)(srv)
+        local r = run(CPU, cmd)
+        if r then
+          this[who] = figures(r, "req")
+          table.insert(row[who], this[who])
+        end
+      end
+      if this.floor and this.aigc then table.insert(row.ratio, this.aigc.cpu / this.floor.cpu) end
+    end
+    local idle = run(CPU, ("lua5.4 bench/aigc_bench.lua idle - %d - %d"):format(count(8000), k))
+    row.step_med = idle and idle.step_med_us
+    row.idle_rss = idle and idle.rss_kb
+    local fidle = run(CPU, ("build/bench/floor idle - 0 - %d"):format(k))
+    row.floor_idle_rss = fidle and fidle.rss_kb
+    rows[#rows + 1] = row
+  end
+  progress("")
+  local function med_of (list, field)
+    local t = {}
+    for i, f in ipairs(list) do t[i] = f[field] end
+    return median(t)
+  end
+  say("")
+  say("Scale: K requests in flight (aigc chat_async + step beside curl-multi with K handles; %d round(s))", nrounds)
+  say("  %6s %12s %12s %10s %10s %10s %8s %12s %12s", "K", "floor req/s", "aigc req/s", "floor CPU", "aigc CPU",
+      "x floor", "", "step(0) K", "RSS K")
+  say("  %6s %12s %12s %10s %10s %10s %8s %12s %12s", "", "", "", "(us/req)", "(us/req)", "(CPU)", "",
+      "waiting (us)", "waiting MiB")
+  local dat = { "# K floor_rps aigc_rps floor_cpu_us aigc_cpu_us ratio step_med_us" }
+  for _, row in ipairs(rows) do
+    local fr, ar = med_of(row.floor, "rate"), med_of(row.aigc, "rate")
+    local fc, ac = med_of(row.floor, "cpu"), med_of(row.aigc, "cpu")
+    row.x = median(row.ratio)
+    say("  %6d %12s %12s %10s %10s %10s %8s %12s %12s", row.k, fmt_rate(fr), fmt_rate(ar), fmt_num(fc, 1),
+        fmt_num(ac, 1), fmt_num(row.x), "", fmt_num(row.step_med), fmt_num(row.idle_rss and row.idle_rss / 1024, 1))
+    dat[#dat + 1] = ("%d %s %s %s %s %s %s"):format(row.k, fr or "NaN", ar or "NaN", fc or "NaN", ac or "NaN",
+      row.x or "NaN", row.step_med or "NaN")
+  end
+  -- Memory per waiting request: peak RSS growth from the smallest to the
+  -- largest K, per request, for aigc and for the floor (libcurl's easy
+  -- handle and what it keeps per transfer); the difference is aigc's own.
+  local a, b = rows[1], rows[#rows]
+  if a.idle_rss and b.idle_rss and a.floor_idle_rss and b.floor_idle_rss then
+    local mine = (b.idle_rss - a.idle_rss) / (b.k - a.k)
+    local theirs = (b.floor_idle_rss - a.floor_idle_rss) / (b.k - a.k)
+    say("  memory per waiting request (peak RSS from K=%d to K=%d): aigc %.1f KiB, the floor (libcurl) %.1f KiB",
+        a.k, b.k, mine, theirs)
+    rows.own_kib = mine - theirs
+  end
+  write(DIR .. "/scale.dat", table.concat(dat, "\n") .. "\n")
+  return rows
+end
+
+-- Draws bench/scale.svg with gnuplot (when installed): CPU per request,
+-- throughput and step(0) against K; per-chunk CPU beside the floor's.
+local function draw_charts (chunk_rows)
+  if sh("command -v gnuplot") == "" then
+    say("charts: gnuplot is not installed (scripts/deps.sh bench installs it)")
+    return
+  end
+  local cd = {}
+  for i, r in ipairs(chunk_rows) do cd[i] = ('%d "%s" %s'):format(i - 1, r[1], r[2] or "NaN") end
+  write(DIR .. "/chunk.dat", table.concat(cd, "\n") .. "\n")
+  local body = ([[
+set multiplot layout 2,2 title "aigc beside the libcurl floor (DATE)"
+set logscale x 2; set xrange [48:5500]; set xtics (64, 256, 1024, 4096); set grid; set key top left
+set title "CPU per request (us), K in flight"; set xlabel "requests in flight"
+plot "D/scale.dat" using 1:4 with linespoints title "curl-multi floor", "" using 1:5 with linespoints title "aigc"
+set title "throughput (requests/s)"
+plot "D/scale.dat" using 1:2 with linespoints title "curl-multi floor", "" using 1:3 with linespoints title "aigc"
+set title "client:step(0) with K waiting, median (us)"; set yrange [0:*]
+plot "D/scale.dat" using 1:7 with linespoints title "aigc"
+unset logscale x; set xrange [-0.6:3.6]; set xtics auto; set xlabel ""
+set title "CPU per stream chunk (us)"; set style fill solid 0.6; set boxwidth 0.6; set yrange [0:*]; set key off
+plot "D/chunk.dat" using 1:3:xtic(2) with boxes
+unset multiplot
+]]):gsub("D/", DIR .. "/"):gsub("DATE", os.date("!%Y-%m-%d"))
+  local ok = true
+  for _, out in ipairs { { "svg", 'svg size 1000,760 dynamic font "sans,11"' },
+                         { "png", 'pngcairo size 1000,760 font "sans,10"' } } do
+    write(DIR .. "/charts-" .. out[1] .. ".gp",
+          ("set terminal %s\nset output \"bench/scale.%s\"\n"):format(out[2], out[1]) .. body)
+    ok = os.execute(("gnuplot %s/charts-%s.gp 2>>%s"):format(DIR, out[1], LOG)) and ok
+  end
+  say(ok and "charts: bench/scale.svg, bench/scale.png" or ("charts: gnuplot failed (see %s)"):format(LOG))
 end
 
 -- }======================================================
@@ -397,6 +568,11 @@ local function main ()
         :format(loop_steps and fmt_num(count(20000) / loop_steps, 0) or "-"),
         fmt_num(loop_med, 1), fmt_num(loop_p99, 1))
 
+    -- Scale (issue 17 item 3): CPU per request and throughput at 64 ...
+    -- 4,096 in flight, aigc beside curl-multi, alternating; step(0) with K
+    -- waiting; the charts.
+    local scale = scale_curves(srv)
+
     -- Memory: RSS growth over 100,000 requests.
     progress("RSS growth")
     local nrss = QUICK and 20000 or 100000
@@ -466,6 +642,8 @@ local function main ()
       { "aigc, sequential", function (n) return aigc("seq", n)(srv) end },
       { "C floor, stream (per chunk)", function (n) return floor("stream", n)(srv) end, 200 },
       { "aigc, stream (per chunk)", function (n) return aigc("stream", n)(srv) end, 200 },
+      { "C floor, OpenAI's chunks (per chunk)", function (n) return floor("stream_openai", n)(srv) end, 200 },
+      { "aigc, OpenAI's chunks (per chunk)", function (n) return aigc("stream_openai", n)(srv) end, 200 },
     }
     if JIT_CPATH then   -- (pairs with the floor above them: the ratio column)
       table.insert(cg_runs, { "C floor, sequential", cg_runs[1][2] })
@@ -523,6 +701,12 @@ local function main ()
 
     -- Targets.
     local function ratio (sc, id, field) return median(res[sc][id][field]) end
+    local function cg_ratio (name)   -- a callgrind row over the floor's row before it
+      for i, c in ipairs(cg) do
+        if c[1] == name and i > 1 and c[2] and cg[i - 1][2] then return c[2] / cg[i - 1][2] end
+      end
+      return nil
+    end
     local aigc_cpu = med(res.seq.aigc, "cpu")
     local targets = {
       { "CPU per request <= 1.25x the C floor (full decode into Lua tables)",
@@ -535,6 +719,14 @@ local function main ()
         function (v) return v >= 60 end, "%.1fx less" },
       { "streaming: <= 1 us CPU per chunk delivered to a Lua callback",
         med(res.stream.aigc, "cpu"), function (v) return v <= 1 end, "%.3f us" },
+      { "per stream chunk <= 1.5x the C floor (CPU)",
+        ratio("stream", "aigc", "ratio_cpu"), function (v) return v <= 1.5 end, "%.2fx" },
+      { "per stream chunk <= 1.5x the C floor (CPU), OpenAI's chunks of today",
+        ratio("stream_openai", "aigc", "ratio_cpu"), function (v) return v <= 1.5 end, "%.2fx" },
+      { "per stream chunk <= 1.5x the C floor (callgrind instructions)",
+        cg_ratio("aigc, stream (per chunk)"), function (v) return v <= 1.5 end, "%.2fx" },
+      { "per request <= 1.25x the C floor (callgrind instructions)",
+        cg_ratio("aigc, sequential"), function (v) return v <= 1.25 end, "%.2fx" },
       { "64 in flight: >= 0.8x the curl-multi floor's throughput",
         ratio("multi64", "aigc", "ratio_rate"), function (v) return v >= 0.8 end, "%.2fx" },
       { "step() with 256 in flight: <= 50 us median (all 256 waiting)",
@@ -545,9 +737,34 @@ local function main ()
         JIT_CPATH and med(res.stream.aigc_jit, "cpu") or nil, function (v) return v <= 1 end, "%.3f us" },
       { "LuaJIT: step() with 256 in flight <= 50 us median",
         jit_idle_med, function (v) return v <= 50 end, "%.1f us" },
+      { "CPU per request <= 1.3x curl-multi at 64, 256, 1,024 and 4,096 in flight (the worst)",
+        (function ()
+          local worst
+          for _, row in ipairs(scale) do if row.x and (not worst or row.x > worst) then worst = row.x end end
+          return worst
+        end)(), function (v) return v <= 1.3 end, "%.2fx" },
+      { "aigc's own memory per request in flight <= 4 KiB beyond libcurl's",
+        scale.own_kib, function (v) return v <= 4 end, "%.1f KiB" },
+      { "client:step(0) <= 50 us median with 4,096 requests waiting",
+        scale[#scale].step_med, function (v) return v <= 50 end, "%.1f us" },
       { "RSS growth <= 1 MiB per 100,000 requests",
         growth_per_100k, function (v) return v <= 1024 end, "%+.0f KiB" },
     }
+    -- The peers users compare with: aigc's CPU over theirs.
+    say("")
+    say("aigc next to the other clients (CPU per request or per chunk, same-CPU rounds)")
+    for _, row in ipairs {
+      { "seq", "luasocket", "socket.http + cjson, per request" }, { "seq", "lua_openai", "lua-openai, per request" },
+      { "seq", "node", "OpenAI Node SDK, per request" }, { "stream", "lua_openai", "lua-openai, per chunk" },
+      { "stream", "node", "OpenAI Node SDK, per chunk" } } do
+      local other, mine = res[row[1]][row[2]], res[row[1]].aigc
+      if other and #other.runs > 0 and #mine.runs > 0 then
+        say("  %-44s %7.1fx less CPU with aigc", row[3], med(other, "cpu") / med(mine, "cpu"))
+      else
+        say("  %-44s %s", row[3], other and other.failed and (tostring(other.failed):find("skipped", 1, true)
+          and "skipped (../shared/peers absent)" or "failed") or "-")
+      end
+    end
     say("")
     say("Targets")
     for _, t in ipairs(targets) do
@@ -555,6 +772,12 @@ local function main ()
       local mark = v == nil and "n/a   " or (t[3](v) and "met   " or "MISSED")
       say("  [%s] %-72s %s", mark, t[1], v and t[4]:format(v) or "-")
     end
+    say("")
+    draw_charts {
+      { "floor", med(res.stream.floor, "cpu") }, { "aigc", med(res.stream.aigc, "cpu") },
+      { "floor (OpenAI's)", med(res.stream_openai.floor, "cpu") },
+      { "aigc (OpenAI's)", med(res.stream_openai.aigc, "cpu") },
+    }
     say("")
     say("(%.0f s; client logs in %s)", socket.gettime() - t_start, LOG)
   end)

@@ -48,7 +48,7 @@ test_pkgs=("${matrix_pkgs[@]}"
 # imagemagick (identify), sox (soxi): the media specs check the PNGs and WAVs
 # the client writes with tools that share no code with aigc or the devserver.
 bench_pkgs=(nginx-light wrk hyperfine lua-socket valgrind util-linux
-            nodejs npm procps time
+            nodejs npm procps time gnuplot-nox openssl
             luajit libluajit-5.1-dev lua-compat53-dev)
 
 case "$profile" in

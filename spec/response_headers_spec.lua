@@ -1,8 +1,11 @@
 -- res.headers: every response header, names lower-cased, a repeated
 -- header's values joined by ", " in the order they came (the table is
 -- built in C, repeats found before any lookup: this pins that down).
+-- A result's headers are made when first read (issue 17): the result holds
+-- a copy of the raw header store in its metatable until then.
 local aigc = require "aigc"
 local socket = require "socket"
+local devserver = require "devserver"
 
 -- A one-shot HTTP server in a child process: skips connections that send
 -- nothing (the readiness probe), answers the first request with the given
@@ -72,5 +75,82 @@ describe("response headers", function ()
     assert.equal("9", res.headers["x-ratelimit-remaining-requests"])
     assert.equal("application/json", res.headers["content-type"])
     assert.is_nil(res.headers["Set-Cookie"])
+  end)
+
+  describe("made on first read", function ()
+    local srv, client
+    setup(function ()
+      srv = devserver.start { pause_ms = 0 }
+      client = aigc.client { base_url = srv.base_url, api_key = "sk-test", max_retries = 0 }
+    end)
+    teardown(function ()
+      client:close()
+      srv:stop()
+    end)
+    -- 40 extra headers: more than the 32 the repeat scan handles, so the
+    -- table-lookup path is taken as well.
+    local MANY = { ["x-aigc-fault"] = "headers=40" }
+    local HI = { { role = "user", content = "hello" } }
+
+    it("is absent from the result until read, then a plain field", function ()
+      local res = assert(client:chat { messages = HI, headers = MANY })
+      assert.is_nil(rawget(res, "headers"))
+      local h = res.headers
+      assert.is_table(h)
+      assert.equal("a", h["x-f-1"])
+      assert.equal("a", h["x-f-40"])
+      assert.equal(res.request_id, h["x-request-id"])
+      assert.equal(h, rawget(res, "headers"))
+      assert.equal(h, res.headers)
+      assert.is_nil(res.no_such_field)
+      assert.is_nil(res[1])
+    end)
+
+    it("is listed by the JSON encoder and by pairs (5.2+), and can be replaced", function ()
+      local res = assert(client:chat { messages = HI, headers = MANY })
+      local back = aigc.json.decode(aigc.json.encode(res))
+      assert.equal("a", back.headers["x-f-7"])
+      assert.equal(res.text, back.text)
+      local res2 = assert(client:chat "hello")
+      if _VERSION ~= "Lua 5.1" then
+        local listed = {}
+        for k, v in pairs(res2) do listed[k] = v end
+        assert.is_table(listed.headers)
+        assert.equal(res2.request_id, listed.headers["x-request-id"])
+      end
+      res2.headers = "mine"
+      assert.equal("mine", res2.headers)
+    end)
+
+    it("stays right when finalizers read it while it is being made", function ()
+      local res = assert(client:chat { messages = HI, headers = MANY })
+      local fired, wrong = 0, 0
+      local mt = { __gc = function ()
+        fired = fired + 1
+        local h = res.headers
+        if type(h) ~= "table" or h["x-f-40"] ~= "a" then wrong = wrong + 1 end
+      end }
+      local newproxy = rawget(_G, "newproxy")   -- 5.1: no __gc on tables
+      local make = newproxy and _VERSION == "Lua 5.1" and function ()
+        local u = newproxy(true)
+        getmetatable(u).__gc = mt.__gc
+      end or function () setmetatable({}, mt) end
+      -- Finalizers pending, and a collector that runs at every allocation.
+      local pause = collectgarbage("setpause", 0)
+      for _ = 1, 200 do make() end
+      local h = res.headers
+      for _ = 1, 10 do collectgarbage() end
+      collectgarbage("setpause", pause)
+      assert.is_true(fired > 0)
+      assert.equal(0, wrong)
+      assert.equal(h, res.headers)
+      assert.equal("a", h["x-f-1"])
+    end)
+
+    it("is made for a streamed result too", function ()
+      local res = assert(client:chat { messages = HI, stream = function () end })
+      assert.is_nil(rawget(res, "headers"))
+      assert.equal("text/event-stream", (res.headers["content-type"] or ""):match("^[^;]+"))
+    end)
   end)
 end)

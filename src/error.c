@@ -45,6 +45,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "headers.h"
 
 #define SECRET_MIN 8                 /* shorter secrets are not searched */
 #define AIGC_MAX_SECRETS 16          /* more in one block are not searched */
@@ -418,6 +419,7 @@ static void scrub_side (lua_State *L, scrub_walk_state *W, int t, int side, lua_
 /* Scrubs the entries of the table at t, then renames its keys. */
 static void scrub_table (lua_State *L, scrub_walk_state *W, int t) {
   lua_Integer nren = 0, k;
+  aigc_headers_materialize(L, t);   /* a result's headers, made on read: made now */
   lua_pushnil(L);
   while (lua_next(L, t) != 0) {   /* key at t + 1, value at t + 2 */
     scrub_side(L, W, t, t + 2, &nren);

@@ -182,9 +182,10 @@ const char *aigc_headers_find (const aigc_headers *h, const char *name, size_t *
   return NULL;
 }
 
-/* Whether the header name at p (of length nlen) appears before p. */
-static int seen_before (const aigc_headers *h, const char *p, size_t nlen) {
-  const char *q = h->buf.data;
+/* Whether the header name at p (of length nlen) appears before p in the
+   store that starts at `data`. */
+static int seen_before (const char *data, const char *p, size_t nlen) {
+  const char *q = data;
   while (q < p) {
     size_t qlen = strlen(q);
     const char *value = q + qlen + 1;
@@ -203,8 +204,8 @@ static int seen_before (const aigc_headers *h, const char *p, size_t nlen) {
 ** filter of the names, then a scan), which costs less than a table lookup
 ** per header; a repeat is joined to the value at once. The table is at t.
 */
-static void push_few (lua_State *L, const aigc_headers *h, int t) {
-  const char *p = h->buf.data, *end = p + h->buf.len;
+static void push_few (lua_State *L, const char *data, size_t len, int t) {
+  const char *p = data, *end = data + len;
   uint64_t seen = 0;
   while (p < end) {
     size_t nlen = strlen(p);
@@ -212,7 +213,7 @@ static void push_few (lua_State *L, const aigc_headers *h, int t) {
     size_t vlen = strlen(value);
     uint64_t bit = (uint64_t)1 << ((nlen * 7 + (unsigned char)p[0]
                                     + (nlen ? (unsigned char)p[nlen - 1] : 0)) & 63);
-    int again = (seen & bit) != 0 && seen_before(h, p, nlen);
+    int again = (seen & bit) != 0 && seen_before(data, p, nlen);
     seen |= bit;
     lua_pushlstring(L, p, nlen);
     if (again) {
@@ -255,8 +256,8 @@ static void join_lists (lua_State *L, int t, int lists) {
 ** repeated are gathered in a list and joined once at the end (joining as
 ** they come would copy the growing value each time: quadratic).
 */
-static void push_many (lua_State *L, const aigc_headers *h, int t) {
-  const char *p = h->buf.data, *end = p + h->buf.len;
+static void push_many (lua_State *L, const char *data, size_t len, int t) {
+  const char *p = data, *end = data + len;
   int lists = 0;
   while (p < end) {
     size_t nlen = strlen(p);
@@ -302,20 +303,121 @@ static void push_many (lua_State *L, const aigc_headers *h, int t) {
 /*
 ** Each name is made a Lua string once and the table is sized exactly:
 ** time linear in the headers whatever a server sends (50,000 of them, or
-** one name 50,000 times).
+** one name 50,000 times). `data` (len bytes, n headers) is a store's
+** "name\0value\0"... text, read across Lua allocations: its owner keeps
+** it alive and unchanged (a pinned request, or a Lua string on the stack).
 */
-void aigc_headers_push (lua_State *L, const aigc_headers *h) {
+static void push_store (lua_State *L, const char *data, size_t len, size_t n) {
   int t;
-  if (h->buf.data == NULL) {
-    lua_createtable(L, 0, 0);
-    return;
-  }
-  lua_createtable(L, 0, h->n > INT32_MAX ? INT32_MAX : (int)h->n);
+  lua_createtable(L, 0, n > INT32_MAX ? INT32_MAX : (int)n);
   t = lua_gettop(L);
-  if (h->n <= FEW_HEADERS)
-    push_few(L, h, t);
+  if (data == NULL)
+    return;
+  if (n <= FEW_HEADERS)
+    push_few(L, data, len, t);
   else
-    push_many(L, h, t);
+    push_many(L, data, len, t);
+}
+
+void aigc_headers_push (lua_State *L, const aigc_headers *h) {
+  push_store(L, h->buf.data, h->buf.len, h->n);
+}
+
+
+/*
+** res.headers built on first read. The result's own metatable holds a copy
+** of the store (one Lua string: a memcpy, no hashing) at [1]; __index
+** makes the table from it when "headers" is read and stores it in the
+** result, so later reads are plain field reads. __pairs (5.2+, and the
+** JSON encoder on every Lua) lists it too. The copy is pinned by the
+** stack while the table is made, whatever a finalizer does meanwhile.
+*/
+#define STORE_SLOT 1
+
+/* Pushes obj.headers made from the store in obj's metatable (an empty
+   table when there is none) and sets it in obj. */
+static void materialize (lua_State *L, int obj) {
+  size_t len = 0, n = 0;
+  const char *data = NULL, *p;
+  if (lua_getmetatable(L, obj)) {
+    lua_rawgeti(L, -1, STORE_SLOT);
+    data = lua_tolstring(L, -1, &len);   /* a string, or NULL */
+  }
+  for (p = data; p != NULL && p < data + len; p += strlen(p) + 1)
+    n++;
+  if (len > 0 && (data[len - 1] != '\0' || n % 2 != 0))
+    data = NULL;   /* not a store (a script changed the metatable): none */
+  push_store(L, data, len, n / 2);
+  lua_pushliteral(L, "headers");
+  lua_pushvalue(L, -2);
+  lua_rawset(L, obj);
+}
+
+static int is_headers_key (lua_State *L, int idx) {
+  size_t len;
+  const char *k;
+  if (lua_type(L, idx) != LUA_TSTRING)
+    return 0;
+  k = lua_tolstring(L, idx, &len);
+  return len == 7 && memcmp(k, "headers", 7) == 0;
+}
+
+/* __index(res, key): only "headers" is computed; anything else is absent. */
+static int lazy_index (lua_State *L) {
+  if (!is_headers_key(L, 2))
+    return 0;
+  materialize(L, 1);
+  return 1;
+}
+
+/* next(t, k), without the global `next` (a script may replace it). */
+static int raw_next (lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 2);
+  if (lua_next(L, 1))
+    return 2;
+  lua_pushnil(L);
+  return 1;
+}
+
+/* __pairs(res): the headers made first, so that a listing has them. */
+static int lazy_pairs (lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_pushliteral(L, "headers");
+  if (lua_rawget(L, 1) == LUA_TNIL)
+    materialize(L, 1);
+  lua_settop(L, 1);
+  lua_pushcfunction(L, raw_next);
+  lua_insert(L, 1);
+  lua_pushnil(L);
+  return 3;
+}
+
+void aigc_headers_materialize (lua_State *L, int obj) {
+  int top = lua_gettop(L);
+  obj = lua_absindex(L, obj);
+  if (lua_type(L, obj) != LUA_TTABLE || !lua_getmetatable(L, obj))
+    return;
+  lua_pushliteral(L, "__index");
+  lua_rawget(L, -2);
+  if (lua_tocfunction(L, -1) == lazy_index) {
+    lua_pushliteral(L, "headers");
+    if (lua_rawget(L, obj) == LUA_TNIL)
+      materialize(L, obj);
+  }
+  lua_settop(L, top);
+}
+
+void aigc_headers_set_lazy (lua_State *L, const aigc_headers *h, int obj) {
+  obj = lua_absindex(L, obj);
+  lua_createtable(L, 1, 2);
+  lua_pushlstring(L, h->buf.data != NULL ? h->buf.data : "", h->buf.len);
+  lua_rawseti(L, -2, STORE_SLOT);
+  lua_pushcfunction(L, lazy_index);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, lazy_pairs);
+  lua_setfield(L, -2, "__pairs");
+  lua_setmetatable(L, obj);
 }
 
 /* }====================================================== */

@@ -65,6 +65,17 @@ const char *aigc_headers_find (const aigc_headers *h, const char *name, size_t *
 ** allocations: its owner must be pinned (a request being delivered).
 */
 void aigc_headers_push (lua_State *L, const aigc_headers *h);
+/*
+** Gives the table at obj (a result) a `headers` field made on first read:
+** its metatable keeps a copy of the store, and __index / __pairs build the
+** table from it (aigc_headers_push's table) and set it in obj. Reads h
+** across one Lua allocation: its owner must be pinned.
+*/
+void aigc_headers_set_lazy (lua_State *L, const aigc_headers *h, int obj);
+/* If the table at obj is such a result whose headers were not made yet,
+   makes them now (a walk over raw fields, such as the scrubber's, then
+   sees them). */
+void aigc_headers_materialize (lua_State *L, int obj);
 
 /*
 ** Seconds the server asked us to wait (retry-after-ms, then retry-after as

@@ -227,8 +227,9 @@ static void set_text (lua_State *L, int res) {
   lua_settop(L, res);
 }
 
-/* The fields decorate_result adds: the table is made with room for them
-   (adding them to an exactly sized table rehashed it twice). */
+/* The fields decorate_result adds (and headers, when read): the table is
+   made with room for them (adding them to an exactly sized table rehashed
+   it twice). */
 #define RESULT_FIELDS 4
 
 /*
@@ -248,8 +249,8 @@ static void set_output_text (lua_State *L, int res, const aigc_json_value *tree)
   lua_setfield(L, res, "text");
 }
 
-/* Adds text, request_id, headers and retries to the result on top (made
-   from tree). */
+/* Adds text (made from tree), request_id and retries to the result on
+   top, and headers made when first read. */
 static void decorate_result (lua_State *L, aigc_request *r, const aigc_json_value *tree) {
   int res = lua_gettop(L);
   const char *rid = aigc_headers_find(&r->hdrs, "x-request-id", NULL);
@@ -261,8 +262,7 @@ static void decorate_result (lua_State *L, aigc_request *r, const aigc_json_valu
     lua_pushstring(L, rid);
     lua_setfield(L, res, "request_id");
   }
-  aigc_headers_push(L, &r->hdrs);
-  lua_setfield(L, res, "headers");
+  aigc_headers_set_lazy(L, &r->hdrs, res);   /* res.headers: made when read */
   lua_pushinteger(L, r->retries);
   lua_setfield(L, res, "retries");
 }

@@ -93,6 +93,12 @@ typedef struct aigc_roster {
                                    one costs ~25 KiB and its setup */
   int neasy_pool;
   uint64_t rng;                 /* retry jitter (xorshift64*) */
+  /* No request's timer (deadline, retry, idle, [DONE] grace) falls before
+     this moment (< 0: none has one): a step scans the requests' timers only
+     once it has come, so a step with thousands waiting costs O(ready). Set
+     to the earliest timer by each scan, lowered by aigc_roster_timer_at
+     whenever a request sets an earlier one. 0 (init): scan at once. */
+  double timer_floor;
   /* How the engine's easy handles open and close their sockets (set on
      every new handle: the engine's poller hears of each socket). */
   curl_opensocket_callback open_socket;
@@ -101,6 +107,12 @@ typedef struct aigc_roster {
 } aigc_roster;
 
 void aigc_roster_init (aigc_roster *ro, uint64_t seed);
+
+/* A request has a timer at t (< 0: none): timer_floor comes down to it. */
+static inline void aigc_roster_timer_at (aigc_roster *ro, double t) {
+  if (t >= 0 && (ro->timer_floor < 0 || t < ro->timer_floor))
+    ro->timer_floor = t;
+}
 
 void aigc_roster_link (aigc_roster *ro, aigc_roster_entry *en);
 /* Takes en off every list (and its slot, its end): the request is no longer

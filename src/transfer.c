@@ -39,6 +39,13 @@ void aigc_transfer_init (aigc_request *r, aigc_roster *ro, aigc_kind kind, int s
 }
 
 
+/* r set (or made relevant) a timer: the roster's timer floor comes down
+   to it (timers pushed later need nothing: the floor stays below them). */
+static void timers_changed (aigc_request *r) {
+  if (r->roster != NULL)
+    aigc_roster_timer_at(r->roster, aigc_transfer_next_deadline(r, -1));
+}
+
 /*
 ** {======================================================
 ** libcurl callbacks: C only, never Lua
@@ -99,6 +106,7 @@ static int on_sse_event (void *ud, const aigc_sse_event *ev) {
     r->saw_done = 1;
     r->idle_deadline = 0;
     r->done_deadline = aigc_now() + AIGC_DONE_GRACE;
+    timers_changed(r);
     return 0;
   }
   if (!ev->has_data && !(ev->type_len == 5 && memcmp(ev->type, "error", 5) == 0))
@@ -108,6 +116,7 @@ static int on_sse_event (void *ud, const aigc_sse_event *ev) {
        server has AIGC_DONE_GRACE to end the response. */
     r->idle_deadline = 0;
     r->done_deadline = aigc_now() + AIGC_DONE_GRACE;
+    timers_changed(r);   /* (an earlier timer: the roster's floor must know) */
   }
   if (queue_event(r, ev->type, ev->type_len, ev->data, ev->data_len) != 0) {
     r->abort_reason = AIGC_ABORT_NOMEM;
@@ -368,6 +377,7 @@ void aigc_transfer_link (aigc_request *r) {
   r->started = aigc_now();
   if (r->deadline > 0)
     r->deadline_at = r->started + r->deadline;
+  timers_changed(r);
 }
 
 /* Resets what one attempt leaves behind, before (re)adding the handle. */
@@ -395,6 +405,7 @@ static void setup_attempt (aigc_request *r) {
   aigc_raccum_reset(&r->raccum);
   /* A stream's timeout is an idle limit between bytes, counted from now. */
   r->idle_deadline = r->stream ? aigc_now() + r->timeout : 0;
+  timers_changed(r);   /* (and the deadline counts again: transfer_done = 0) */
 }
 
 /* The attempt is over (libcurl, a timer): the loop turns it into an outcome. */
@@ -423,6 +434,7 @@ void aigc_transfer_start (aigc_request *r) {
   r->state = AIGC_RUNNING;
   aigc_roster_take_slot(r->roster, &r->entry);
   begin_attempt(r);
+  timers_changed(r);   /* (begin_attempt may end the attempt at once) */
 }
 
 void aigc_transfer_queue (aigc_request *r) {
@@ -604,6 +616,7 @@ void aigc_transfer_schedule_retry (aigc_request *r, double delay) {
   r->idle_deadline = 0;
   r->transfer_done = 0;
   aigc_buf_clear(&r->resp);
+  timers_changed(r);
 }
 
 /*
@@ -638,6 +651,7 @@ void aigc_transfer_restart_fresh (aigc_request *r) {
   r->idle_deadline = 0;
   r->transfer_done = 0;
   aigc_buf_clear(&r->resp);
+  timers_changed(r);
 }
 
 /* }====================================================== */
