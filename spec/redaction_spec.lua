@@ -8,6 +8,7 @@
 local aigc = require "aigc"
 local core = require "aigc.core"
 local devserver = require "devserver"
+local portable = require "portable"
 
 -- Realistic credentials: long, random-looking, distinct.
 local KEY = "sk-proj-" .. ("Zx81QwErTy7uIoPaSdFgHjKl3ZxCvBnM0qWeRtYuIoP"):rep(2)
@@ -273,10 +274,10 @@ describe("tostring(err)", function ()
     assert.is_true(#line < 800, #line)
     assert.equal(long, err.message)
     assert.truthy(line:find("…", 1, true))
-    assert.truthy(utf8.len(line), "the cut is at a character boundary")
+    assert.truthy(portable.utf8_len(line), "the cut is at a character boundary")
     local msg = line:match("^aigc: api error 500: (.-)… %(code c+…%) %[request r+…%]$")
     assert.is_string(msg)
-    assert.equal(("é"):rep(#msg // 2), msg)
+    assert.equal(("é"):rep(portable.idiv(#msg, 2)), msg)
     assert.is_true(#msg <= 400 and #msg >= 398)
   end)
 
