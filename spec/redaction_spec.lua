@@ -237,10 +237,11 @@ describe("redaction", function ()
     local armed = true
     local function arm ()
       if not armed then return end
-      setmetatable({}, { __gc = function () closed = closed + 1; client:close(); arm() end })
+      portable.finalized(function () closed = closed + 1; client:close(); arm() end)
     end
     arm()
-    collectgarbage("incremental", 0, 1000)
+    portable.gc_incremental(0, 1000)
+    if portable.version ~= "5.4" then collectgarbage() end   -- (the pause counts from the next cycle)
     for _ = 1, 100 do
       err = core.error { kind = "api", message = "x" }
       for i = 1, 5000 do err[i] = { text = KEY .. i, [KEY .. i] = i } end
@@ -250,7 +251,7 @@ describe("redaction", function ()
       if during > 0 then break end
     end
     armed = false
-    collectgarbage("incremental", 200, 100)
+    portable.gc_incremental(200, portable.version == "5.4" and 100 or 200)
     collectgarbage()
     assert.is_true(during > 0, "no finalizer ran during a walk")
     assert_clean(err, "an error scrubbed while its client closed")

@@ -76,6 +76,27 @@ function M.scope ()
   return s
 end
 
+--- An object whose collection calls `gc(obj)`: a table with `__gc` where
+-- tables have finalizers (5.2+), else a `newproxy` userdata (5.1, LuaJIT).
+function M.finalized (gc)
+  if M.table_gc then return setmetatable({}, { __gc = gc }) end
+  local p = newproxy(true)   -- luacheck: ignore 113 (5.1/LuaJIT only)
+  getmetatable(p).__gc = gc
+  return p
+end
+
+--- The incremental collector with this pause and step multiplier (5.4:
+-- collectgarbage("incremental", ...); 5.1-5.3, LuaJIT: setpause and
+-- setstepmul, their step size being fixed).
+function M.gc_incremental (pause, stepmul)
+  if M.version == "5.4" then
+    collectgarbage("incremental", pause, stepmul)
+  else
+    collectgarbage("setpause", pause)
+    collectgarbage("setstepmul", stepmul)
+  end
+end
+
 --- Turns warnings on where the version has them (5.4): an error in a
 -- `__gc` must show. (5.1-5.3 and LuaJIT raise it from the allocation
 -- that ran the collection instead.)
