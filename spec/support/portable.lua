@@ -23,6 +23,12 @@ M.has_integers = rawget(math, "type") ~= nil
 -- 5.1 and LuaJIT run `__gc` on userdata only).
 M.table_gc = M.version ~= "5.1" and M.version ~= "jit"
 
+--- Whether `#t` honours a table's `__len` (5.2+; not 5.1 nor LuaJIT).
+M.table_len = M.table_gc
+
+--- `load` of a string with a chunk name (5.1's load wants a function).
+M.load = rawget(_G, "loadstring") or load
+
 M.unpack = compat.unpack
 M.utf8_len = compat.utf8_len
 M.utf8_char = compat.utf8_char
