@@ -64,8 +64,8 @@ describe("one version", function ()
     if _VERSION == "Lua 5.4" then
       assert.equal(version, require("aigc.devserver")._VERSION)
     else
-      local out = lines_of("cd " .. ROOT .. " && lua5.4 -e 'package.path = \"lua/?.lua;lua/?/init.lua;\" .. package.path; "
-                           .. "print(require(\"aigc.devserver\")._VERSION)'")
+      local out = lines_of("cd " .. ROOT .. " && lua5.4 -e 'package.path = \"lua/?.lua;lua/?/init.lua;\" .. "
+                           .. "package.path; print(require(\"aigc.devserver\")._VERSION)'")
       assert.same({ version }, out)
     end
   end)
