@@ -258,9 +258,9 @@ AIGC_COMPAT_FN int aigc_nparams (lua_State *L, int idx, int *nparams, int *isvar
 }
 
 /*
-** Whether the frame ar (filled with "n") is a __gc metamethod. Only 5.4
-** names it; elsewhere a finalizer cannot be told from any other call, and
-** this is 0 (docs/ARCHITECTURE.md: close() in a finalizer).
+** Whether the frame ar (filled with "n") is a __gc metamethod. 5.3 and
+** 5.4 name it (spec/lifecycle_contract_spec.lua checks both); elsewhere a
+** finalizer cannot be told from any other call, and this is 0 (docs/ARCHITECTURE.md: close() in a finalizer).
 */
 AIGC_COMPAT_FN int aigc_frame_is_finalizer (const lua_Debug *ar) {
   return ar->namewhat != NULL && ar->name != NULL
