@@ -103,6 +103,34 @@ function M.gc_incremental (pause, stepmul)
   end
 end
 
+--- The little-endian IEEE 754 single at byte `pos` of `s`, as a number
+-- (string.unpack("<f") where there is none: before 5.3).
+function M.float32_le (s, pos)
+  local b1, b2, b3, b4 = s:byte(pos, pos + 3)
+  local sign = b4 >= 128 and -1 or 1
+  local exp = (b4 % 128) * 2 + math.floor(b3 / 128)
+  local mant = ((b3 % 128) * 256 + b2) * 256 + b1
+  if exp == 0 then return sign * mant * 2 ^ -149 end
+  if exp == 255 then return mant == 0 and sign * math.huge or 0 / 0 end
+  return sign * (1 + mant / 2 ^ 23) * 2 ^ (exp - 127)
+end
+
+--- Base64 (standard alphabet, padding optional) to bytes, by arithmetic
+-- (no bitwise operators: they are 5.3+).
+function M.b64decode (s)
+  local map, A = {}, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+  for i = 1, 64 do map[A:byte(i)] = i - 1 end
+  local out = {}
+  s = s:gsub("=", "")
+  for i = 1, #s, 4 do
+    local a, b, c, d = s:byte(i, i + 3)
+    local n = map[a] * 262144 + map[b] * 4096 + (c and map[c] or 0) * 64 + (d and map[d] or 0)
+    out[#out + 1] = string.char(math.floor(n / 65536), math.floor(n / 256) % 256, n % 256)
+      :sub(1, d and 3 or c and 2 or 1)
+  end
+  return table.concat(out)
+end
+
 --- Turns warnings on where the version has them (5.4): an error in a
 -- `__gc` must show. (5.1-5.3 and LuaJIT raise it from the allocation
 -- that ran the collection instead.)
