@@ -507,6 +507,19 @@ describe("a hostile caller", function ()
     end)
   end
 
+  -- LuaJIT names a C function reached by a tail call (these cases' `return
+  -- f(...)`) after what its caller called ('?' under pcall), and so cannot
+  -- shift #N for a method: for the C core's own argument checks the
+  -- message there is "bad argument #N to '<the caller's name>' (...)"
+  -- (README: what differs between the Lua versions). The rest is checked.
+  local TAIL_NAMED = portable.version == "jit"
+    and { "^aigc%.array%(", "^aigc%.json%.decode%(", "^aigc%.json%.encode%(%)$", "request:cancel%(",
+          "request:pump%(", "request:wait%(" } or {}
+  local function tail_named (name)
+    for _, p in ipairs(TAIL_NAMED) do if name:find(p) then return true end end
+    return false
+  end
+
   describe("misuse raises, naming the argument", function ()
     for i, c in ipairs(CASES) do
       it(c.name, function ()
@@ -514,6 +527,9 @@ describe("a hostile caller", function ()
         assert.is_false(ok, "accepted: " .. c.name .. " (returned " .. tostring(msg) .. ")")
         if type(msg) ~= "string" then msg = tostring(msg) end
         for _, pattern in ipairs(c.patterns) do
+          if tail_named(c.name) then
+            pattern = pattern:gsub("^bad argument #%d to '[%w_]+'", "bad argument #%%d to '[^']*'")
+          end
           assert.matches(pattern, msg)
         end
         assert.is_nil(msg:find(SECRET, 1, true), "the message shows the API key")
