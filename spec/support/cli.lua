@@ -121,13 +121,24 @@ end
 
 local term_count = 0
 
+-- This process's part of the session names: the tmux server is shared by
+-- every busted run on the machine (the matrix's cells, the ASan lane, other
+-- checkouts), and a name of the counter and the second collided.
+local RUN_ID = (function ()
+  local f = io.open("/dev/urandom", "rb")
+  local b = f and f:read(4)
+  if f then f:close() end
+  if not b or #b < 4 then return tostring(os.time()) .. tostring(math.random(1e6)) end
+  return ("%02x%02x%02x%02x"):format(b:byte(1, 4))
+end)()
+
 --- Starts `aigc ARGS` in a new tmux session of its own server
 -- (`-L aigc-spec`), 120 columns by 40 rows; the pane stays after the
 -- command ends, so its exit status can be read.
 -- @treturn table terminal with `send`, `keys`, `screen`, `wait_for`, `dead`, `close`
 function M.terminal (args, opts)
   term_count = term_count + 1
-  local name = "t" .. term_count .. "_" .. tostring(os.time())
+  local name = "t" .. term_count .. "_" .. RUN_ID .. "_" .. tostring(os.time())
   local self = setmetatable({ name = name }, Term)
   local ok, out = tmux("new-session -d -s " .. name .. " -x 120 -y 40 " .. quote(M.command(args, opts)))
   assert(ok, "tmux new-session: " .. tostring(out))
