@@ -176,6 +176,23 @@ function Term:wait_prompt (timeout)
   return self:wait_for("\n>%s*$", timeout)
 end
 
+--- Types `text` at the prompt and waits until the prompt line shows it.
+-- Keys typed while readline is still setting up the terminal after
+-- printing its prompt can be lost under load (seen on busy machines):
+-- then the line is cleared (Ctrl-U) and typed again, three times at most.
+-- @treturn string the screen
+function Term:type_at_prompt (text)
+  local want = "\n> " .. text:gsub("%p", "%%%0") .. "$"
+  for _ = 1, 2 do
+    self:type(text)
+    local ok, s = pcall(self.wait_for, self, want, 3)
+    if ok then return s end
+    self:keys("C-u")
+  end
+  self:type(text)
+  return self:wait_for(want, 10)
+end
+
 --- Waits until the screen shows `pattern` (a Lua pattern), or `timeout`
 -- seconds (default 10) pass. Returns the screen, or raises with it.
 -- @treturn string
