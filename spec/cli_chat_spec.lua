@@ -92,7 +92,7 @@ describe_tty("aigc chat (in a terminal)", function ()
     t:keys("Enter")
     t:wait_for("2 + 2 = 4.", 10, true)
     t:wait_prompt()
-    t:type("half a line")
+    t:type_at_prompt("half a line")
     t:keys("C-c")
     t:wait_for("> half a line%^C$", 10)       -- readline shows the ^C and keeps the line
     t:keys("C-u")

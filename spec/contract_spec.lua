@@ -16,6 +16,7 @@
 -- spec/contract/steady.lua).
 
 local aigc = require "aigc"
+local portable = require "portable"
 
 -- The repository root: $AIGC_SPEC_ROOT (set by scripts/run-tests.sh), else
 -- the parent of the directory holding this file.
@@ -108,7 +109,7 @@ local function is_list (t, min)
   return type(t) == "table" and aigc.is_array(t) and #t >= (min or 0)
 end
 
-local function is_int (v) return math.type(v) == "integer" end
+local function is_int (v) return portable.math_type(v) == "integer" end   -- (doubles: integral)
 
 local CHAT_FINISH = { stop = true, length = true, tool_calls = true, content_filter = true, function_call = true }
 local TEXT_FINISH = { stop = true, length = true, content_filter = true }
@@ -330,7 +331,7 @@ describe("contract (OpenAPI spec via " .. STEADY .. ")", function ()
       stop = { "\n\n", "END" },
       max_tokens = 256,
       max_completion_tokens = 512,
-      seed = math.maxinteger,
+      seed = rawget(math, "maxinteger") or 2 ^ 53,   -- (doubles: the largest exact integer)
       frequency_penalty = 0.5,
       presence_penalty = -0.5,
       logit_bias = { ["50256"] = -100, ["1234"] = 5 },

@@ -8,13 +8,15 @@ local devserver = require "devserver"
 warn("@on")
 
 local json = aigc.json
+local portable = require "portable"
+local math_type = portable.math_type   -- (5.1, 5.2, LuaJIT: "integer" for an integral double)
 
 -- Structural equality that also checks array marks, aigc.null and number subtypes.
 local function exact (a, b, path)
   path = path or "$"
   if type(a) ~= type(b) then return false, path .. ": " .. type(a) .. " vs " .. type(b) end
   if type(a) == "number" then
-    if math.type(a) ~= math.type(b) or a ~= b then return false, path .. ": " .. a .. " vs " .. b end
+    if math_type(a) ~= math_type(b) or a ~= b then return false, path .. ": " .. a .. " vs " .. b end
     return true
   end
   if type(a) ~= "table" then
@@ -171,7 +173,7 @@ describe("aigc.conversation", function ()
       assert.equal(5, conversation.estimate_text("안녕하세요"))
       assert.equal(3, conversation.estimate_text("привет"))
       assert.equal(5, conversation.estimate_text("Hi 你好世界"))   -- 3 ASCII -> 1, plus 4
-      assert.equal(1, conversation.estimate_text("\xff\xfe"))
+      assert.equal(1, conversation.estimate_text("\255\254"))
     end)
 
     it("counts messages with overhead, names, tool calls and images", function ()
@@ -401,8 +403,10 @@ describe("aigc.conversation", function ()
       assert.is_true(ok, why)
       assert.equal(aigc.null, back.messages[3].content)
       assert.is_true(aigc.is_array(back.messages[5].annotations))
-      assert.equal("float", math.type(back.messages[5].meta.score))
-      assert.equal(9007199254740993, back.messages[5].meta.big)
+      if portable.has_integers then
+        assert.equal("float", math.type(back.messages[5].meta.score))
+        assert.equal(9007199254740993, back.messages[5].meta.big)
+      end
       assert.equal("S", back.system)
       assert.equal("aigc-dev", back.model)
       assert.equal(500, back.max_context_tokens)

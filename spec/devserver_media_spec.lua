@@ -1,4 +1,6 @@
 -- luacheck: std +busted
+-- needs: Lua 5.4 (PNG/WAV decoded with string.unpack and bitwise operators: 5.3+)
+-- (the bundled server it tests is a Lua 5.4 program whatever Lua runs the specs)
 -- The devserver's media endpoints (issue 15): multipart/form-data, images
 -- (generations, edits, variations; real PNGs, b64_json or URLs it serves,
 -- partial-image streams), speech (wav / pcm tones, silent mp3, chunked or

@@ -25,18 +25,7 @@ local function tools_missing ()
   return nil
 end
 
-local function b64decode (s)
-  local map, A = {}, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-  for i = 1, 64 do map[A:byte(i)] = i - 1 end
-  local out = {}
-  s = s:gsub("=", "")
-  for i = 1, #s, 4 do
-    local a, b, c, d = s:byte(i, i + 3)
-    local n = (map[a] << 18) | (map[b] << 12) | ((c and map[c] or 0) << 6) | (d and map[d] or 0)
-    out[#out + 1] = string.char(n >> 16, (n >> 8) & 255, n & 255):sub(1, d and 3 or c and 2 or 1)
-  end
-  return table.concat(out)
-end
+local b64decode = require("portable").b64decode
 
 -- Validate docs = { {label =, schema =, instance = (JSON text)} ... }; returns the failures.
 local function validate (docs)

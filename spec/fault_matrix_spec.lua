@@ -9,8 +9,9 @@
 -- the last describe checks that connection faults are retried by default.
 local aigc = require "aigc"
 local devserver = require "devserver"
+local portable = require "portable"
 
-warn("@on")
+portable.warn_on()
 
 local clock = require("aigc.core").now
 
@@ -172,12 +173,18 @@ local function check_usable (client, n)
   assert.equal(want .. "!", res2.text)
 end
 
+local closing
+
 describe("fault matrix", function ()
   local srv
   local cells = 0
 
   setup(function () srv = devserver.start() end)
   teardown(function () srv:stop() end)
+  -- each test's clients are closed after it (`local client <close>` on 5.4)
+  local scope = portable.scope()
+  closing = scope.keep
+  after_each(scope.close_all)
 
   for _, f in ipairs(FAULTS) do
     for _, mode in ipairs(MODE_ORDER) do
@@ -195,7 +202,7 @@ describe("fault matrix", function ()
         it(("%s x %s -> %s"):format(f.name, mode, cell.expect), function ()
           local copts = { base_url = srv.base_url, model = "aigc-dev", max_retries = 0 }
           for k, v in pairs(cell.opts) do copts[k] = v end
-          local client <close> = aigc.client(copts)
+          local client = closing(aigc.client(copts))
           local params = { messages = { { role = "user", content = PROMPT } },
                            headers = { ["x-aigc-fault"] = cell.fault } }
           local res, err = MODES[mode](client, params, cell)
@@ -222,7 +229,7 @@ describe("fault matrix", function ()
 
   describe("stream idle timeout", function ()
     it("does not fire while bytes keep coming (drip 20 ms, idle 1.5 s, watched for 3.5 s)", function ()
-      local client <close> = aigc.client { base_url = srv.base_url, max_retries = 0, timeout = 1.5 }
+      local client = closing(aigc.client { base_url = srv.base_url, max_retries = 0, timeout = 1.5 })
       local errors, dones = 0, 0
       local req = client:chat_async {
         messages = { { role = "user", content = PROMPT } },
@@ -250,7 +257,7 @@ describe("fault matrix", function ()
     end)
 
     it("counts between events, not in total (8 events 250 ms apart, idle 1 s)", function ()
-      local client <close> = aigc.client { base_url = srv.base_url, max_retries = 0, timeout = 1 }
+      local client = closing(aigc.client { base_url = srv.base_url, max_retries = 0, timeout = 1 })
       local started = clock()
       local deltas = {}
       local res, err = client:chat {
@@ -276,7 +283,7 @@ describe("fault matrix", function ()
     for _, spec in ipairs { "reset", "close-mid-body", "garbage-status", "hang" } do
       it("retries a connection fault (" .. spec .. ") and succeeds", function ()
         srv:reset()
-        local client <close> = aigc.client { base_url = srv.base_url, timeout = 0.5 }
+        local client = closing(aigc.client { base_url = srv.base_url, timeout = 0.5 })
         local res, err = client:chat(once(spec))
         assert.is_nil(err, err and tostring(err))
         assert.equal(REPLY, res.text)
@@ -287,7 +294,7 @@ describe("fault matrix", function ()
 
     it("never retries a stream interrupted after its first event", function ()
       srv:reset()
-      local client <close> = aigc.client { base_url = srv.base_url }
+      local client = closing(aigc.client { base_url = srv.base_url })
       local p = once("drop-after=2")
       p.stream = function () end
       local res, err = client:chat(p)

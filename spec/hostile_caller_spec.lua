@@ -8,13 +8,22 @@
 -- get sane answers, checked at the end.
 local aigc = require "aigc"
 local devserver = require "devserver"
+local portable = require "portable"
+local proc = require "procutil"
 
-warn("@on")
+portable.warn_on()
+
+-- Integers of 5.3/5.4 where they exist (a double elsewhere, same value).
+local int = portable.tointeger
+local MININTEGER = rawget(math, "mininteger") or -2 ^ 63
+local MAXINTEGER = rawget(math, "maxinteger") or 2 ^ 53
+local unpack, pack = portable.unpack, require("aigc.compat").pack
 
 local SECRET = "sk-hostile-SECRET-9d2e41"
 local NAN = 0 / 0
 local INF = math.huge
 local HI = { { role = "user", content = "Hi" } }
+local function NOP () end
 
 -- A params table with messages and the given extra fields.
 local function P (extra)
@@ -53,7 +62,7 @@ end
 local function bad_values (ctx, expect_type)
   local v = {
     { "nil", nil }, { "a number", 5 }, { "NaN", NAN }, { "a string", "aigc" }, { "an empty table", {} },
-    { "a function", print }, { "a coroutine", coroutine.create(print) }, { "io.stdout", io.stdout },
+    { "a function", print }, { "a coroutine", coroutine.create(NOP) }, { "io.stdout", io.stdout },
   }
   if expect_type ~= "client" then v[#v + 1] = { "a client", ctx.client } end
   if expect_type ~= "request" then v[#v + 1] = { "a request", ctx.done } end
@@ -131,7 +140,7 @@ local function client_with (opts)
 end
 
 for _, v in ipairs { { "a number", 5 }, { "a string", "http://127.0.0.1:1/v1" }, { "true", true },
-                     { "a function", print }, { "a coroutine", coroutine.create(print) },
+                     { "a function", print }, { "a coroutine", coroutine.create(NOP) },
                      { "io.stdout", io.stdout }, { "NaN", NAN } } do
   raises("aigc.client(" .. v[1] .. ")", { "bad argument #1 to 'client'", "table expected" }, function ()
     return aigc.client(v[2])
@@ -148,7 +157,7 @@ for _, field in ipairs { "timeout", "connect_timeout" } do
 end
 for _, field in ipairs { "max_retries", "max_concurrency", "max_response_bytes" } do
   for _, v in ipairs { { "-1", -1 }, { "1.5", 1.5 }, { "NaN", NAN }, { "inf", INF }, { "-inf", -INF },
-                       { "1e300", 1e300 }, { "2^62", 1 << 62 }, { "math.mininteger", math.mininteger },
+                       { "1e300", 1e300 }, { "2^62", int(2 ^ 62) }, { "math.mininteger", MININTEGER },
                        { "a string", "2" }, { "io.stdout", io.stdout } } do
     raises(("aigc.client{%s = %s}"):format(field, v[1]), field, client_with { [field] = v[2] })
   end
@@ -219,7 +228,7 @@ end)
 -- aigc.array, aigc.json ----------------------------------------------------
 
 for _, v in ipairs { { "a number", 5 }, { "a string", "x" }, { "true", true }, { "a function", print },
-                     { "a coroutine", coroutine.create(print) }, { "io.stdout", io.stdout } } do
+                     { "a coroutine", coroutine.create(NOP) }, { "io.stdout", io.stdout } } do
   raises("aigc.array(" .. v[1] .. ")", { "bad argument #1 to 'array'", "table expected" }, function ()
     return aigc.array(v[2])
   end)
@@ -237,7 +246,7 @@ cycle.self = cycle
 local deep = {}
 for _ = 1, 100000 do deep = { deep } end
 for _, v in ipairs {
-  { "a function", print, "function" }, { "a coroutine inside", { a = { coroutine.create(print) } }, "value%.a%[1%]" },
+  { "a function", print, "function" }, { "a coroutine inside", { a = { coroutine.create(NOP) } }, "value%.a%[1%]" },
   { "io.stdout", io.stdout, "userdata" }, { "NaN", NAN, "NaN" }, { "inf", INF, "infinite" },
   { "-inf", -INF, "infinite" }, { "a cycle", cycle, "cycle" }, { "a boolean key", { [true] = 1 }, "key" },
   { "a float key", { [1.5] = 1 }, "key" }, { "a sparse array", { 1, nil, 3 }, "sparse" },
@@ -249,7 +258,7 @@ raises("aigc.json.encode(a client)", "value", function (ctx) return aigc.json.en
 raises("aigc.json.encode(client._engine)", "value", function (ctx) return aigc.json.encode(ctx.client._engine) end)
 raises("aigc.json.encode(a request)", "value", function (ctx) return aigc.json.encode(ctx.done) end)
 for _, v in ipairs { { "nothing" }, { "nil", nil, true }, { "a table", {} }, { "a function", print },
-                     { "io.stdout", io.stdout }, { "a coroutine", coroutine.create(print) } } do
+                     { "io.stdout", io.stdout }, { "a coroutine", coroutine.create(NOP) } } do
   raises("aigc.json.decode(" .. v[1] .. ")", "bad argument #1 to 'decode'", function ()
     if v[1] == "nothing" then return aigc.json.decode() end
     return aigc.json.decode(v[2])
@@ -260,7 +269,7 @@ end
 
 for _, fn in ipairs { "chat", "chat_async", "stream" } do
   for _, v in ipairs { { "nil", nil }, { "a number", 5 }, { "true", true }, { "a function", print },
-                       { "a coroutine", coroutine.create(print) }, { "io.stdout", io.stdout } } do
+                       { "a coroutine", coroutine.create(NOP) }, { "io.stdout", io.stdout } } do
     raises(("client:%s(%s)"):format(fn, v[1]), { "bad argument #1 to '" .. fn .. "'", "expected" }, function (ctx)
       return ctx.client[fn](ctx.client, v[2])
     end)
@@ -287,13 +296,13 @@ end
 
 -- Per-call options, through every call that takes them.
 local CALL_OPTIONS = {
-  { "stream", { 5, "yes", {}, io.stdout, coroutine.create(print) } },
+  { "stream", { 5, "yes", {}, io.stdout, coroutine.create(NOP) } },
   { "on_done", { 5, "f", {}, io.stdout } },
   { "on_error", { 5, "f", {}, io.stdout } },
   { "timeout", { -1, 0, NAN, INF, -INF, 1e300, "soon", {} } },
   { "connect_timeout", { -1, 0, NAN, INF, "x" } },
   { "max_retries", { -1, 1.5, NAN, INF, 1e300, 101, "x" } },
-  { "max_response_bytes", { 0, -1, NAN, INF, 1 << 41, "x" } },
+  { "max_response_bytes", { 0, -1, NAN, INF, int(2 ^ 41), "x" } },
   { "headers", { "X-A: 1", 5 } },
   { "query", { "a=b", { a = {} }, { [1] = "x" } } },
   { "idempotency_key", { 5, {}, "k\r\nX-Evil: 1" } },
@@ -333,7 +342,7 @@ for _, v in ipairs {
   { "inf max_tokens", P { max_tokens = INF }, "params%.max_tokens" },
   { "invalid UTF-8 content", P { messages = { { role = "user", content = "a\255b" } } }, "params%.messages%[1%]" },
   { "io.stdout as user", P { user = io.stdout }, "params%.user" },
-  { "a coroutine in metadata", P { metadata = { co = coroutine.create(print) } }, "params%.metadata%.co" },
+  { "a coroutine in metadata", P { metadata = { co = coroutine.create(NOP) } }, "params%.metadata%.co" },
   { "a cycle", P { metadata = cycle }, "cycle" },
   { "a client as a field", nil, "params%.extra" },
 } do
@@ -362,7 +371,7 @@ for _, v in ipairs {
   { "('GET', path with a NUL)", { "GET", "/models\0/../../admin" }, "path" },
 } do
   raises("client:request" .. v[1], v[3], function (ctx)
-    return ctx.client:request(table.unpack(v[2], 1, 3))
+    return ctx.client:request(unpack(v[2], 1, 3))
   end)
 end
 
@@ -382,7 +391,7 @@ for _, v in ipairs {
 end
 
 for _, v in ipairs { { "nil", nil }, { "a number", 5 }, { "a string", "f" }, { "a table", {} },
-                     { "a coroutine", coroutine.create(print) }, { "io.stdout", io.stdout } } do
+                     { "a coroutine", coroutine.create(NOP) }, { "io.stdout", io.stdout } } do
   raises("client:spawn(" .. v[1] .. ")", { "bad argument #1 to 'spawn'", "function expected" }, function (ctx)
     return ctx.client:spawn(v[2])
   end)
@@ -402,7 +411,7 @@ end
 for _, v in ipairs {
   { "('x')", { "x" }, "bad argument #1 to 'act'" }, { "(-1)", { -1 }, "file descriptor" },
   { "(1.5)", { 1.5 }, "bad argument #1 to 'act'" }, { "(NaN)", { NAN }, "bad argument #1 to 'act'" },
-  { "(inf)", { INF }, "bad argument #1 to 'act'" }, { "(2^40)", { 1 << 40 }, "file descriptor" },
+  { "(inf)", { INF }, "bad argument #1 to 'act'" }, { "(2^40)", { int(2 ^ 40) }, "file descriptor" },
   { "(0, {})", { 0, {} }, "bad argument #2 to 'act'" }, { "(0, print)", { 0, print }, "bad argument #2 to 'act'" },
 } do
   raises("client:act" .. v[1], v[3], function (ctx) return ctx.client:act(v[2][1], v[2][2]) end)
@@ -432,9 +441,9 @@ for _, m in ipairs(CLIENT_METHODS) do
   local method, args = m[1], m[2]
   if method ~= "close" then
     raises("client:" .. method .. " on a closed client", "closed client", function (ctx)
-      local a = table.pack(args())
+      local a = pack(args())
       if method == "sleep" then a[1] = 0.01 end
-      return ctx.closed[method](ctx.closed, table.unpack(a, 1, a.n))
+      return ctx.closed[method](ctx.closed, unpack(a, 1, a.n))
     end)
   end
 end
@@ -446,7 +455,7 @@ for _, v in ipairs { { "a number", 5 }, { "a client", "client" }, { "a table", {
     local out
     ctx.client:spawn(function ()
       local recv = v[2] == "client" and ctx.client or v[2]
-      out = table.pack(pcall(ctx.done.wait, recv))
+      out = pack(pcall(ctx.done.wait, recv))
     end)
     assert(out, "the task did not run")
     assert(not out[1], "accepted")
@@ -457,7 +466,7 @@ raises("request:wait(-1) inside a task", "bad argument #1 to 'wait'", function (
   local out
   ctx.client:spawn(function ()
     local r = ctx.client:chat_async "Hi"
-    out = table.pack(pcall(function () return r:wait(-1) end))
+    out = pack(pcall(function () return r:wait(-1) end))
   end)
   assert(out and not out[1], "accepted")
   error(out[2], 0)
@@ -493,8 +502,22 @@ describe("a hostile caller", function ()
     local res, err = client:chat("Repeat after me: " .. want)
     assert.is_nil(err, err and tostring(err))
     assert.equal(want, res.text)
-    local fresh <close> = aigc.client { base_url = srv.base_url, max_retries = 0 }
-    assert.equal(want, assert(fresh:chat("Repeat after me: " .. want)).text)
+    portable.with_close(aigc.client { base_url = srv.base_url, max_retries = 0 }, "close", function (fresh)
+      assert.equal(want, assert(fresh:chat("Repeat after me: " .. want)).text)
+    end)
+  end
+
+  -- LuaJIT names a C function reached by a tail call (these cases' `return
+  -- f(...)`) after what its caller called ('?' under pcall), and so cannot
+  -- shift #N for a method: for the C core's own argument checks the
+  -- message there is "bad argument #N to '<the caller's name>' (...)"
+  -- (README: what differs between the Lua versions). The rest is checked.
+  local TAIL_NAMED = portable.version == "jit"
+    and { "^aigc%.array%(", "^aigc%.json%.decode%(", "^aigc%.json%.encode%(%)$", "request:cancel%(",
+          "request:pump%(", "request:wait%(" } or {}
+  local function tail_named (name)
+    for _, p in ipairs(TAIL_NAMED) do if name:find(p) then return true end end
+    return false
   end
 
   describe("misuse raises, naming the argument", function ()
@@ -504,6 +527,9 @@ describe("a hostile caller", function ()
         assert.is_false(ok, "accepted: " .. c.name .. " (returned " .. tostring(msg) .. ")")
         if type(msg) ~= "string" then msg = tostring(msg) end
         for _, pattern in ipairs(c.patterns) do
+          if tail_named(c.name) then
+            pattern = pattern:gsub("^bad argument #%d to '[%w_]+'", "bad argument #%%d to '[^']*'")
+          end
           assert.matches(pattern, msg)
         end
         assert.is_nil(msg:find(SECRET, 1, true), "the message shows the API key")
@@ -558,7 +584,7 @@ describe("a hostile caller", function ()
       local r = ctx.client:chat_async "Hi"
       local turns = 0
       while r:status() ~= "done" do
-        ctx.client:step(INF, math.maxinteger)
+        ctx.client:step(INF, MAXINTEGER)
         turns = turns + 1
         assert.truthy(turns < 100)
       end
@@ -574,7 +600,7 @@ describe("a hostile caller", function ()
     end)
 
     it("aigc.is_error is false for anything but an error, never raises", function ()
-      for _, v in ipairs { 5, "aigc: error", {}, io.stdout, print, coroutine.create(print), ctx.client,
+      for _, v in ipairs { 5, "aigc: error", {}, io.stdout, print, coroutine.create(NOP), ctx.client,
                            ctx.done, ctx.client._engine, aigc.null, setmetatable({}, { __index = error }) } do
         assert.is_false(aigc.is_error(v))
       end
@@ -606,10 +632,8 @@ describe("a hostile caller", function ()
     -- In a child process: if this crashes, it must not take busted down.
     it("tostring(err) of an error with fields over 1 kB does not crash", function ()
       local script = [[
-        package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
-        package.cpath = "./?.so;" .. package.cpath
         local core = require "aigc.core"
-        for _, n in ipairs { 1000, 2000, 65536, 1 << 20 } do
+        for _, n in ipairs { 1000, 2000, 65536, 2 ^ 20 } do
           local big = ("x"):rep(n)
           local e = core.error { kind = "api", message = big, code = big, request_id = big, status = big }
           local line = tostring(e)   -- bounded since issue 10: fields cut with "…"
@@ -618,12 +642,9 @@ describe("a hostile caller", function ()
         end
         io.write("ok")
       ]]
-      local lua = os.getenv("LUA") or "lua5.4"
-      local f = assert(io.popen(lua .. " -e " .. string.format("%q", script):gsub("\\\n", "\n") .. " 2>&1"))
-      local out = f:read("a")
-      local ok, how, code = f:close()
+      local ok, out = proc.sh(proc.lua_command() .. " -e " .. proc.quote(script))
       assert.equal("ok", out)
-      assert.is_true(ok, ("the child process ended with %s %s"):format(how, code))
+      assert.is_true(ok, "the child process failed")
     end)
 
     it("a callable table as the stream callback is called, or refused", function ()

@@ -2,6 +2,7 @@
 -- encodes request bodies and decodes replies).
 local aigc = require "aigc"
 local cjson = require "cjson"
+local portable = require "portable"
 
 local json = aigc.json
 
@@ -18,13 +19,20 @@ describe("aigc.json.encode", function ()
     assert.equal("null", json.encode(aigc.null))
     assert.equal("0", json.encode(0))
     assert.equal("-42", json.encode(-42))
-    assert.equal("9007199254740993", json.encode(9007199254740993))
-    assert.equal("9223372036854775807", json.encode(math.maxinteger))
-    assert.equal("-9223372036854775808", json.encode(math.mininteger))
+    if portable.has_integers then   -- 64-bit integers, and floats that stay floats
+      assert.equal("9007199254740993", json.encode(9007199254740993))
+      assert.equal("9223372036854775807", json.encode(math.maxinteger))
+      assert.equal("-9223372036854775808", json.encode(math.mininteger))
+      assert.equal("2.0", json.encode(2.0))
+      assert.equal("1e+300", json.encode(1e300))
+    else                            -- doubles: exact to 2^53; an integral number is an integer
+      assert.equal("9007199254740992", json.encode(2 ^ 53))
+      assert.equal("-9007199254740992", json.encode(-2 ^ 53))
+      assert.equal("2", json.encode(2.0))
+      assert.matches("beyond 2^53", select(2, pcall(json.encode, 1e300)), 1, true)   -- integral: refused
+    end
     assert.equal("0.7", json.encode(0.7))
-    assert.equal("2.0", json.encode(2.0))
     assert.equal("-0.5", json.encode(-0.5))
-    assert.equal("1e+300", json.encode(1e300))
     assert.equal("0.1", json.encode(0.1))
     assert.equal(0.1 + 0.2, json.decode(json.encode(0.1 + 0.2)))
   end)
@@ -34,7 +42,7 @@ describe("aigc.json.encode", function ()
     assert.equal([["\b\f\n\r\t"]], json.encode("\b\f\n\r\t"))
     assert.equal([["\u0000\u0001\u001f"]], json.encode("\0\1\31"))
     assert.equal('"héllo 世界 🎨"', json.encode("héllo 世界 🎨"))
-    assert.equal('"\226\128\168"', json.encode("\u{2028}"))
+    assert.equal('"\226\128\168"', json.encode("\226\128\168"))
   end)
 
   it("writes sequences as arrays and string-keyed tables as objects", function ()
@@ -61,7 +69,7 @@ describe("aigc.json.encode", function ()
     local err = encode_error { messages = { { role = "user" }, { content = print } } }
     assert.matches("value.messages%[2%]%.content: cannot encode a function", err)
     assert.matches("value%[1%]: cannot encode a userdata", encode_error { io.stdout })
-    assert.matches("value.co: cannot encode a thread", encode_error { co = coroutine.create(print) })
+    assert.matches("value.co: cannot encode a thread", encode_error { co = coroutine.create(function () end) })
   end)
 
   it("refuses NaN and infinities, naming the path", function ()
@@ -83,7 +91,11 @@ describe("aigc.json.encode", function ()
     assert.matches("value.x: sparse array", encode_error { x = { [1] = 1, [5] = 5 } })
     assert.matches("mixed table", encode_error { 1, 2, name = "x" })
     assert.matches("keys must be strings", encode_error { [true] = 1 })
-    assert.matches("value.stop%[2%]: sparse array", encode_error { stop = aigc.array { 1, nil, 3 } })
+    -- (LuaJIT's length of {1, nil, 3} is 1: the message names the table there)
+    assert.matches("value.stop[%[%]2]*: sparse array", encode_error { stop = aigc.array { 1, nil, 3 } })
+    local marked = aigc.array {}
+    marked[1], marked[3] = 1, 3   -- a key past the length: refused, not dropped (was "[1]")
+    assert.matches("value: sparse array", encode_error(marked))
   end)
 
   it("refuses invalid UTF-8, naming the path", function ()
@@ -110,6 +122,10 @@ end)
 
 describe("aigc.json.decode", function ()
   it("keeps integers exact and floats as floats", function ()
+    if not portable.has_integers then
+      pending("needs Lua 5.3+: integer and float subtypes (doubles: spec/numbers_spec.lua)")
+      return
+    end
     local v = json.decode('[1, 1700000000, 9007199254740993, -9223372036854775808, 1.5, 1e2, 9223372036854775808]')
     assert.equal(math.type(v[1]), "integer")
     assert.equal(1700000000, v[2])

@@ -7,6 +7,7 @@
 local aigc = require "aigc"
 local devserver = require "devserver"
 local luachild = require "luachild"
+local portable = require "portable"
 
 local HI = { { role = "user", content = "Hi" } }
 
@@ -181,17 +182,26 @@ describe("the lifecycle contract", function ()
       assert.has_error(function () c:step() end, "attempt to use a closed client")
     end)
 
-    it("called in a finalizer, leaves the ends to the next step(), which a closed client accepts", function ()
+    -- Only 5.3 and 5.4 name __gc frames (debug info): elsewhere close()
+    -- cannot tell it runs in a finalizer and runs the ends right there,
+    -- leaving no end for a step() (README's table).
+    it("called in a finalizer, leaves the ends to the next step() (5.3+; in close() elsewhere), "
+       .. "which a closed client accepts", function ()
       local c = aigc.client { base_url = srv.base_url }
       local kinds = {}
       local req = c:chat_async(params("delay=300", { on_error = function (e) kinds[#kinds + 1] = e.kind end }))
       c:step(0)
       do
-        setmetatable({}, { __gc = function () c:close() end })
+        portable.finalized(function () c:close() end)
       end
       collectgarbage()
       collectgarbage()
       assert.equal("canceled", req:status())
+      if portable.version ~= "5.4" and portable.version ~= "5.3" then
+        assert.same({ "canceled" }, kinds)   -- from close(), inside the finalizer
+        assert.has_error(function () c:step(0) end, "attempt to use a closed client")
+        return
+      end
       assert.same({}, kinds)   -- not from the finalizer
       local n = c:step(0)
       assert.equal(0, n)
@@ -318,7 +328,7 @@ describe("the lifecycle contract", function ()
         local c = aigc.client { base_url = arg[1], max_retries = 0, max_concurrency = 1 }
         local inner
         local res = c:chat { messages = { { role = "user", content = "Hi" } }, stream = function ()
-          if not inner then inner = table.pack(c:chat "nested") end
+          if not inner then inner = require("aigc.compat").pack(c:chat "nested") end
         end }
         print(res ~= nil, inner[1], inner[2] and inner[2].kind)
       ]], { args = { srv.base_url }, timeout = 20 })

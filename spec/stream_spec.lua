@@ -202,6 +202,10 @@ describe("streaming", function ()
     end)
 
     it("cancels the request when the loop is left early", function ()
+      if not HAS_CLOSE then
+        pending("needs Lua 5.4: the generic for's closing value cancels on break (elsewhere s:close(): README)")
+        return
+      end
       srv:reset()
       for _ in client:stream(fault("pause=20")) do break end   -- luacheck: ignore 512
       local deadline = os.time() + 5
@@ -224,6 +228,10 @@ describe("streaming", function ()
     -- Issue 10, defect 16: the README's form must cancel on break. It is
     -- tested here exactly as the README writes it.
     it("the README's form: `for delta, chunk in s:deltas()` cancels the request on break", function ()
+      if not HAS_CLOSE then
+        pending("needs Lua 5.4: the generic for's closing value cancels on break (elsewhere s:close(): README)")
+        return
+      end
       srv:reset()
       local msgs = USER
       local seen = {}

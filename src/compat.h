@@ -176,7 +176,8 @@ AIGC_COMPAT_FN int aigc_number_of (lua_State *L, int idx, int64_t *i, double *d)
 #else
   double v = (double)lua_tonumber(L, idx);
   *d = v;
-  if (!(v == floor(v)))   /* a fraction, NaN or an infinity */
+  /* a fraction, NaN or an infinity (inf == floor(inf): tested apart) */
+  if (!(v == floor(v)) || isinf(v))
     return AIGC_NUM_FLOAT;
   if (fabs(v) > AIGC_MAX_EXACT_DOUBLE)
     return AIGC_NUM_BIGINT;
@@ -257,9 +258,9 @@ AIGC_COMPAT_FN int aigc_nparams (lua_State *L, int idx, int *nparams, int *isvar
 }
 
 /*
-** Whether the frame ar (filled with "n") is a __gc metamethod. Only 5.4
-** names it; elsewhere a finalizer cannot be told from any other call, and
-** this is 0 (docs/ARCHITECTURE.md: close() in a finalizer).
+** Whether the frame ar (filled with "n") is a __gc metamethod. 5.3 and
+** 5.4 name it (spec/lifecycle_contract_spec.lua checks both); elsewhere a
+** finalizer cannot be told from any other call, and this is 0 (docs/ARCHITECTURE.md: close() in a finalizer).
 */
 AIGC_COMPAT_FN int aigc_frame_is_finalizer (const lua_Debug *ar) {
   return ar->namewhat != NULL && ar->name != NULL
@@ -275,16 +276,22 @@ AIGC_COMPAT_FN int aigc_frame_is_hook (const lua_Debug *ar) {
 /*
 ** Where frames cannot tell (5.1, 5.2, LuaJIT), an error raised in a debug
 ** hook is recognised by the message the standalone interpreters' Ctrl-C
-** handler raises: exactly "interrupted!" (lua.c and luajit.c alike; the
-** handler removes itself first, so no hook is left to look at).
+** handler raises: "interrupted!" (the handler removes itself first, so no
+** hook is left to look at). lua.c's is exactly that; luajit.c's carries
+** the position of the Lua code it stopped ("file:12: interrupted!").
 */
 AIGC_COMPAT_FN int aigc_hook_error (lua_State *L, int idx) {
 #if LUA_VERSION_NUM >= 503
   (void)L; (void)idx;
   return 0;
 #else
-  const char *msg = lua_type(L, idx) == LUA_TSTRING ? lua_tostring(L, idx) : NULL;
-  return msg != NULL && strcmp(msg, "interrupted!") == 0;
+  static const char tail[] = ": interrupted!";
+  size_t len, tlen = sizeof tail - 1;
+  const char *msg = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &len) : NULL;
+  if (msg == NULL)
+    return 0;
+  return strcmp(msg, "interrupted!") == 0
+         || (len > tlen && memcmp(msg + len - tlen, tail, tlen) == 0);
 #endif
 }
 

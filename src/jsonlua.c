@@ -227,6 +227,27 @@ static void encode_array (encoder *enc, int idx, lua_Integer n, int meta) {
   out_char(enc, ']');
 }
 
+/*
+** Raises when the aigc.array-marked table at idx has a number key outside
+** 1..n (n its raw length): a hole the length stops at ({1, nil, 3} is
+** n = 1 on LuaJIT, and t[n + 2] = v anywhere) would otherwise drop what
+** follows it without a word. The error names the table itself.
+*/
+static void check_marked_keys (encoder *enc, int idx, lua_Integer n) {
+  lua_State *L = enc->L;
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) == LUA_TNUMBER) {
+      lua_Number k = lua_tonumber(L, -1);
+      if (!(k >= 1 && k <= (lua_Number)n)) {
+        enc->depth--;
+        encode_error(enc, "%s: %s", "sparse array (integer keys beyond the sequence)");
+      }
+    }
+  }
+}
+
 /* How the table at idx is read (see the top of this file). */
 enum { READ_RAW, READ_MARKED, READ_LEN, READ_PAIRS, READ_CHAIN };
 
@@ -382,9 +403,12 @@ static void encode_table (encoder *enc, int idx) {
   enc->path[enc->depth - 1].key = NULL;
   enc->path[enc->depth - 1].index = 0;
   switch (mode) {
-    case READ_MARKED:
-      encode_array(enc, idx, (lua_Integer)lua_rawlen(L, idx), 0);
+    case READ_MARKED: {
+      lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+      check_marked_keys(enc, idx, n);
+      encode_array(enc, idx, n, 0);
       break;
+    }
     case READ_LEN: {
       lua_Integer n = luaL_len(L, idx);   /* __len; raises if not an integer */
       if (n < 0) {

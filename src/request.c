@@ -771,13 +771,46 @@ static int read_call_options (lua_State *L, int ridx, aigc_request *r, const aig
   return strong;
 }
 
+/*
+** Pushes the client's default model as a Lua string, or nil (none, or the
+** client closed meanwhile). The C string is freed when the client closes,
+** and a finalizer may close it at any allocation, including the one that
+** makes the Lua string: Lua 5.1, 5.2 and LuaJIT run the collector BEFORE
+** copying the bytes (5.3+ after). So the bytes are copied first into
+** memory that no finalizer can free: the C stack, or for a long name a
+** userdata made first (then the model is read again: it may be gone).
+*/
+static void push_default_model (lua_State *L, aigc_roster *ro) {
+  char small[128];
+  size_t len;
+  char *copy;
+  if (ro->config.model == NULL) {
+    lua_pushnil(L);
+    return;
+  }
+  len = strlen(ro->config.model);
+  if (len < sizeof small) {
+    memcpy(small, ro->config.model, len);
+    lua_pushlstring(L, small, len);
+    return;
+  }
+  copy = (char *)lua_newuserdatauv(L, len, 0);   /* allocates */
+  if (ro->config.model == NULL || strlen(ro->config.model) != len)
+    lua_pushnil(L);
+  else {
+    memcpy(copy, ro->config.model, len);
+    lua_pushlstring(L, copy, len);
+  }
+  lua_remove(L, -2);
+}
+
 aigc_request *aigc_request_new (lua_State *L, aigc_roster *ro, const aigc_submit *s) {
   aigc_request *r;
   int ridx, strong;
-  /* The default model as a Lua string (index 5), read before any
-     allocation could run a finalizer that closes the client and frees it. */
-  if (ro->config.model != NULL && !aigc_kind_bodiless(s->kind))
-    lua_pushstring(L, ro->config.model);
+  /* The default model as a Lua string (index 5), made before anything
+     else: a finalizer may close the client and free it. */
+  if (!aigc_kind_bodiless(s->kind))
+    push_default_model(L, ro);
   else
     lua_pushnil(L);
   r = (aigc_request *)lua_newuserdatauv(L, sizeof *r, AIGC_RQ_NSLOTS);

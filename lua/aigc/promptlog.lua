@@ -388,6 +388,18 @@ end
 
 local id_counter = 0
 
+-- 16 random bits: from /dev/urandom where there is one, since an unseeded
+-- 5.1 generator gives every process the same first numbers (two ids made
+-- in the same second by two `aigc` runs then shared their first 13
+-- characters, the prefix `--cid` takes).
+local function random16 ()
+  local f = io.open("/dev/urandom", "rb")
+  local b = f and f:read(2)
+  if f then f:close() end
+  if b and #b == 2 then return b:byte(1) * 256 + b:byte(2) end
+  return math_random(0, 0xffff)
+end
+
 --- A new conversation id: "c" and 16 hex digits (the time first, so ids
 -- sort roughly by creation). Lua 5.1's generator starts unseeded in every
 -- process, so a table's address, the CPU clock and a counter are mixed in
@@ -398,7 +410,7 @@ function M.new_id ()
   id_counter = id_counter + 1
   local addr = tonumber((tostring({}):match("0x(%x+)") or "0"):sub(-6), 16) or 0
   local mix = (addr + math_floor(os.clock() * 1e6) + id_counter * 7919) % 0x10000
-  return string_format("c%08x%04x%04x", os.time() % 0x100000000, math_random(0, 0xffff), mix)
+  return string_format("c%08x%04x%04x", os.time() % 0x100000000, random16(), mix)
 end
 
 --- Creates (or touches) a conversation.

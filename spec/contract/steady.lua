@@ -39,10 +39,10 @@ M.tail = tail
 --- Runs a shell command; returns true, or false and its output.
 local function run (cmd)
   local log = os.tmpname()
-  local ok = os.execute(cmd .. " >" .. shell_quote(log) .. " 2>&1 </dev/null")
+  local ok = proc.execute(cmd .. " >" .. shell_quote(log) .. " 2>&1 </dev/null")   -- (5.1: a number)
   local out = read_file(log) or ""
   os.remove(log)
-  return ok == true, out
+  return ok, out
 end
 
 --- The version of @stdy/cli pinned in package.json (nil if unreadable).
@@ -59,7 +59,7 @@ end
 local function find_binary (dir)
   local p = assert(io.popen("for f in " .. shell_quote(dir) .. "/node_modules/@stdy/cli-*/bin/steady; do "
                             .. "[ -x \"$f\" ] && echo \"$f\" && break; done", "r"))
-  local bin = p:read("l")
+  local bin = p:read("*l")
   p:close()
   if bin and bin ~= "" then return bin end
   local wrapper = dir .. "/node_modules/.bin/steady"
@@ -142,7 +142,7 @@ local function try_start (bin, spec, port, timeout, extra)
     .. " ) </dev/null >/dev/null 2>&1 &\n"
     .. "echo $!\n"
   local p = assert(io.popen(cmd, "r"))
-  local out = p:read("a")
+  local out = p:read("*a")
   p:close()
   local pid, watchdog = out:match("^(%d+)\n(%d+)")
   if not pid then

@@ -121,13 +121,24 @@ end
 
 local term_count = 0
 
+-- This process's part of the session names: the tmux server is shared by
+-- every busted run on the machine (the matrix's cells, the ASan lane, other
+-- checkouts), and a name of the counter and the second collided.
+local RUN_ID = (function ()
+  local f = io.open("/dev/urandom", "rb")
+  local b = f and f:read(4)
+  if f then f:close() end
+  if not b or #b < 4 then return tostring(os.time()) .. tostring(math.random(1e6)) end
+  return ("%02x%02x%02x%02x"):format(b:byte(1, 4))
+end)()
+
 --- Starts `aigc ARGS` in a new tmux session of its own server
 -- (`-L aigc-spec`), 120 columns by 40 rows; the pane stays after the
 -- command ends, so its exit status can be read.
 -- @treturn table terminal with `send`, `keys`, `screen`, `wait_for`, `dead`, `close`
 function M.terminal (args, opts)
   term_count = term_count + 1
-  local name = "t" .. term_count .. "_" .. tostring(os.time())
+  local name = "t" .. term_count .. "_" .. RUN_ID .. "_" .. tostring(os.time())
   local self = setmetatable({ name = name }, Term)
   local ok, out = tmux("new-session -d -s " .. name .. " -x 120 -y 40 " .. quote(M.command(args, opts)))
   assert(ok, "tmux new-session: " .. tostring(out))
@@ -163,6 +174,23 @@ end
 -- @treturn string the screen
 function Term:wait_prompt (timeout)
   return self:wait_for("\n>%s*$", timeout)
+end
+
+--- Types `text` at the prompt and waits until the prompt line shows it.
+-- Keys typed while readline is still setting up the terminal after
+-- printing its prompt can be lost under load (seen on busy machines):
+-- then the line is cleared (Ctrl-U) and typed again, three times at most.
+-- @treturn string the screen
+function Term:type_at_prompt (text)
+  local want = "\n> " .. text:gsub("%p", "%%%0") .. "$"
+  for _ = 1, 2 do
+    self:type(text)
+    local ok, s = pcall(self.wait_for, self, want, 3)
+    if ok then return s end
+    self:keys("C-u")
+  end
+  self:type(text)
+  return self:wait_for(want, 10)
 end
 
 --- Waits until the screen shows `pattern` (a Lua pattern), or `timeout`
