@@ -381,10 +381,12 @@ local function refused (e)
 end
 
 -- Drives the loops this one's tasks wait on (no recursion: a guest does
--- not drive back a loop that is driving it). Returns the errors their
--- steps gave, added to `errors`.
-local function drive_guests (loop, errors)
-  if next(loop.guests) == nil or loop.driving_guests then return errors end
+-- not drive back a loop that is driving it). A guest's callback errors
+-- stay the guest's (its error_handler ran; without one, its step()
+-- returned them and they are given back to it, for the user's next
+-- step() of that client): the host's step() never returns them.
+local function drive_guests (loop)
+  if next(loop.guests) == nil or loop.driving_guests then return end
   loop.driving_guests = true
   local list = {}
   for g in pairs(loop.guests) do list[#list + 1] = g end
@@ -395,14 +397,10 @@ local function drive_guests (loop, errors)
         loop.driving_guests = nil
         error(_, 0)
       end
-      if ok and gerrors then
-        errors = errors or {}
-        for _, e in ipairs(gerrors) do errors[#errors + 1] = e end
-      end
+      for _, e in ipairs(ok and gerrors or {}) do g.engine:report(e) end
     end
   end
   loop.driving_guests = nil
-  return errors
 end
 
 --- The count `step()`, `act()` and `active()` agree on: the engine's
@@ -426,7 +424,7 @@ end
 -- @treturn[opt] table the callback errors reported meanwhile
 function M.step (loop, timeout, budget)
   local _, errors = loop.engine:step(wait_bound(loop, timeout), budget)
-  errors = drive_guests(loop, errors)
+  drive_guests(loop)
   run_posted(loop)
   if #loop.sleepers > 0 then wake_sleepers(loop) end
   return M.count(loop), errors
@@ -456,7 +454,7 @@ local function turn (loop, timeout, request)
     local _, errors = engine:step(timeout)
     for _, e in ipairs(errors or {}) do engine:report(e) end
   end
-  for _, e in ipairs(drive_guests(loop, nil) or {}) do engine:report(e) end
+  drive_guests(loop)
   run_posted(loop)
   if #loop.sleepers > 0 then wake_sleepers(loop) end
 end
