@@ -180,6 +180,37 @@ describe("strategies over the Responses API", function ()
     assert.equal("/v1/responses", srv:requests()[#srv:requests()].path)
   end)
 
+  it("route hands the input to a route of Responses params as their last input item", function ()
+    local routes = {
+      orders = { api = "responses", system = "You handle orders.", instructions = "Be brief." },
+      jokes = { input = { { role = "user", content = "Hi" } }, model = "aigc-reason" },
+      chat = { system = "You are helpful." },
+    }
+    local res, info = strategy.route { client = client, input = "Repeat after me: where is A-17", routes = routes,
+                                       classify = function () return "orders" end }
+    assert.equal("orders", info.route)
+    assert.equal("response", res.object)
+    assert.equal("where is A-17", res.text)
+    local sent = bodies("/v1/responses")[1]
+    assert.is_nil(sent.api)
+    assert.is_nil(sent.system)
+    assert.equal("Be brief.", sent.instructions)
+    assert.same({ { role = "system", content = "You handle orders." },
+                  { role = "user", content = "Repeat after me: where is A-17" } }, sent.input)
+    srv:reset()
+    res = strategy.route { client = client, input = "Echo: ha", routes = routes,
+                           classify = function () return "jokes" end }
+    assert.equal("ha", res.text)
+    assert.same({ "Hi", "Echo: ha" }, { bodies("/v1/responses")[1].input[1].content,
+                                        bodies("/v1/responses")[1].input[2].content })
+    assert.equal(1, #routes.jokes.input)   -- (the route's own list is left alone)
+    srv:reset()
+    res = strategy.route { client = client, input = "Echo: hey", routes = routes,
+                           classify = function () return "chat" end }
+    assert.equal("chat.completion", res.object)
+    assert.same({ ["/v1/chat/completions"] = 1 }, paths())
+  end)
+
   it("an api that is neither chat nor responses is misuse", function ()
     assert.error_matches(function ()
       strategy.best_of { client = client, params = { input = "x" }, judge = { api = "completions" } }
@@ -190,6 +221,10 @@ describe("strategies over the Responses API", function ()
     assert.error_matches(function ()
       strategy.route { client = client, input = "x", routes = { a = function () end }, classify = { api = true } }
     end, "bad argument #1 to 'route' %(spec.classify.api: 'chat' or 'responses' expected, got boolean")
+    assert.error_matches(function ()
+      strategy.route { client = client, input = "x", routes = { a = { api = "completion" } },
+                       classify = function () end }
+    end, "bad argument #1 to 'route' %(spec.routes.a.api: 'chat' or 'responses' expected, got string")
   end)
 
   it("use_n with Responses params is misuse: the API has no n", function ()

@@ -634,6 +634,7 @@ local function check_router (spec, fname)
     end
     if type(h) == "table" and not is_a(h, "aigc.conversation") then
       need_client(h.client or spec.client, fname, h.client and path .. ".client" or "client")
+      api_option(h.api, nil, fname, path .. ".api")
     end
   end
   return labels, classify
@@ -653,12 +654,16 @@ local function run_route (spec, h, input, info)
   end
   local p = merge(h)
   local c = p.client or spec.client
-  p.client = nil
-  local msgs = {}
-  for i, m in ipairs(p.messages or {}) do msgs[i] = m end
+  -- Responses params (`input` items, or `api = "responses"`) get the input
+  -- as their last input item, chat params as their last message.
+  local key = (p.api or judge_mod.api_of(p)) == "responses" and "input" or "messages"
+  p.client, p.api = nil, nil
+  local prior, msgs = p[key], {}
+  if type(prior) == "string" then prior = { { role = "user", content = prior } } end
+  for i, m in ipairs(prior or {}) do msgs[i] = m end
   if p.system then table.insert(msgs, 1, { role = "system", content = p.system }); p.system = nil end
   msgs[#msgs + 1] = { role = "user", content = input }
-  p.messages = msgs
+  p[key] = msgs
   local res, rerr = chat(c, p)
   if not res then return nil, rerr, info end
   return res, info
@@ -701,7 +706,8 @@ end
 --    `function(input, info) -> result`, a conversation (`conv:say(input)`,
 --    the result is the reply text), or chat params `{ client =, system =,
 --    messages =, ... }` (the input is appended as the user message; the
---    result is the response),
+--    result is the response) or Responses params (`input =` items, or
+--    `api = "responses"`: the input is appended as the last input item),
 --  - `default`: the route when the label matches none, `labels`: the order
 --    of the labels shown to the model, `client`: for handlers that name none.
 -- @return[1] the handler's result
