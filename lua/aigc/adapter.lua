@@ -5,6 +5,8 @@
 -- dialogue.lua, against these.
 --
 --   adapter.send(client, p)          starts one request (a request object)
+--   adapter.ask(p, text)             p with `text` as its one user message
+--                                    (a judge's, critic's, classifier's)
 --   adapter.prepare(params, wire)    copies the conversation into wire
 --   adapter.history(wire)            the conversation list in wire
 --   adapter.tool_definitions(ts)     the toolset in this API's tool format
@@ -77,6 +79,11 @@ local chat = { api = "chat", fname = "chat" }
 M.chat = chat
 
 function chat.send (client, p) return client:chat_async(p) end
+
+function chat.ask (p, text)
+  p.messages = { { role = "user", content = text } }
+  return p
+end
 
 function chat.prepare (params, wire)
   local msgs = {}
@@ -193,6 +200,11 @@ local responses = { api = "responses", fname = "respond" }
 M.responses = responses
 
 function responses.send (client, p) return client:respond_async(p) end
+
+function responses.ask (p, text)
+  p.input = { { role = "user", content = text } }
+  return p
+end
 
 -- The input as a list of items (a string is one user message).
 local function input_list (input)
@@ -321,5 +333,11 @@ function responses.parse (res, o)
 end
 
 -- }======================================================
+
+--- The adapter of params `p`: Responses params have `input` and no `messages`.
+function M.of (p)
+  if p.messages == nil and p.input ~= nil then return responses end
+  return chat
+end
 
 return M

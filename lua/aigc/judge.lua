@@ -9,6 +9,7 @@
 local core = require "aigc.core"
 local util = require "aigc.util"
 local scheduler = require "aigc.task"
+local adapter = require "aigc.adapter"
 
 local ipairs, pairs, tonumber, type = ipairs, pairs, tonumber, type
 local string_format, string_lower = string.format, string.lower
@@ -33,7 +34,20 @@ end
 
 --- Whether params are the Responses API's (`input`, no `messages`).
 function M.is_responses (params)
-  return params.messages == nil and params.input ~= nil
+  return adapter.of(params) == adapter.responses
+end
+
+--- The API of params: "responses" or "chat".
+function M.api_of (params)
+  return adapter.of(params).api
+end
+
+--- Params of `api` ("chat" or "responses") asking `text` as one user
+-- message: `base` (copied) without its own messages or input, `text` instead.
+function M.ask (api, base, text)
+  local p = merge(base)
+  p.messages, p.input = nil, nil
+  return adapter[api].ask(p, text)
 end
 
 --- The task the params ask for: the last user message's text (Responses:
@@ -66,8 +80,7 @@ local strategy_error = M.error
 
 --- Starts one request: a chat, or a response for Responses params.
 function M.send (client, p)
-  if M.is_responses(p) then return client:respond_async(p) end
-  return client:chat_async(p)
+  return adapter.of(p).send(client, p)
 end
 
 --- One blocking chat or response (yields inside a task).
@@ -75,9 +88,10 @@ function M.chat (client, p)
   return await(M.send(client, p))
 end
 
--- The judge's params: its own, with the task's model unless it names one.
+-- The judge's params: its own, with the task's model unless it names one,
+-- over its API (`judge.api`, default chat).
 local function judge_params (judge, model, content)
-  local p = merge({ temperature = 0 }, judge.params, { messages = { { role = "user", content = content } } })
+  local p = M.ask(judge.api or "chat", merge({ temperature = 0 }, judge.params), content)
   if p.model == nil then p.model = model end
   return p
 end
@@ -116,7 +130,7 @@ function M.score (judge, model, task, ok, prompt)
   for i, c in ipairs(ok) do
     local content = table_concat({ judge.prompt or prompt, "", "Task:", task, "",
       "Score the candidate from 1 to 10. Reply with the number only.", "", "Candidate:", c.text }, "\n")
-    reqs[i] = judge.client:chat_async(judge_params(judge, model, content))
+    reqs[i] = M.send(judge.client, judge_params(judge, model, content))
   end
   local scored = 0
   local last_err
@@ -155,14 +169,13 @@ local function find_label (reply, labels)
   return best
 end
 
---- Asks the classifier `c` (`{ client =, prompt =, params = }`) which of
+--- Asks the classifier `c` (`{ client =, prompt =, params =, api = }`) which of
 -- `labels` the input is: the label (or nil), the reply and the response;
 -- or nil, err.
 function M.classify (c, labels, input, prompt)
   local content = table_concat({ c.prompt or prompt,
     "Categories: " .. table_concat(labels, ", "), "Input: " .. input }, "\n")
-  local p = merge({ temperature = 0 }, c.params, { messages = { { role = "user", content = content } } })
-  local res, err = M.chat(c.client, p)
+  local res, err = M.chat(c.client, M.ask(c.api or "chat", merge({ temperature = 0 }, c.params), content))
   if not res then return nil, err end
   local reply = M.text_of(res) or ""
   return find_label(reply, labels), reply, res

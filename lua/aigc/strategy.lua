@@ -12,8 +12,9 @@
 -- `params` are chat params (a string is one user message) and may hold a
 -- toolset or a schema: the candidates then run the tool loop or come back
 -- structured. Responses API params (`input`, no `messages`) work in
--- `best_of` (without `use_n`), `vote`, `refine` (its critic is a chat),
--- `fallback` and `race`.
+-- `best_of` (without `use_n`), `vote`, `refine`, `fallback` and `race`;
+-- judges and critics then ask over the Responses API too, unless their
+-- `api = "chat"` says otherwise (`route`'s classifier: `api = "responses"`).
 --
 -- @module aigc.strategy
 -- @usage
@@ -99,6 +100,14 @@ local function chat_params (p, fname, path, client)
   return merge(p)
 end
 
+-- An `api` option: "chat", "responses", or nil (then `default`).
+local function api_option (v, default, fname, path)
+  if v ~= nil and v ~= "chat" and v ~= "responses" then
+    spec_error(fname, path, "'chat' or 'responses' expected, got " .. util.describe(v))
+  end
+  return v or default
+end
+
 local function count_of (v, default, min, fname, path)
   if v == nil then return default end
   if not is_integer(v) or v < min then spec_error(fname, path, expected("an integer >= " .. min, v)) end
@@ -165,8 +174,9 @@ end
 --
 --  - `client` (required), `n` (default 4), `params` (chat params or a string),
 --  - `score = function(text, res, candidate) -> number`: scores each candidate, or
---  - `judge = { client =, prompt =, params =, mode = "rank" | "score" }`: an LLM
---    judge (client defaults to `client`); "rank" (default) asks once for the
+--  - `judge = { client =, prompt =, params =, mode = "rank" | "score", api = }`: an LLM
+--    judge (client defaults to `client`, api "chat" or "responses" to the
+--    API of `params`); "rank" (default) asks once for the
 --    best candidate (score 1, the others 0), "score" asks for a 1-10 score per
 --    candidate, all at once,
 --  - `use_n = true`: one request with `n =` instead of n requests;
@@ -204,6 +214,7 @@ function M.best_of (spec)
     if judge.params ~= nil and type(judge.params) ~= "table" then
       spec_error("best_of", "judge.params", expected("table", judge.params))
     end
+    judge.api = api_option(judge.api, judge_mod.api_of(params), "best_of", "judge.api")
   end
   need_function(spec.vary, "best_of", "vary")
 
@@ -375,7 +386,8 @@ end
 --    `function(task, draft) -> string | params`,
 --  - `revise`: the revision instruction (a string, default `REVISE_PROMPT`), or
 --    `function(task, draft, critique) -> string | params`,
---  - `critic = { client =, params = }` another model for the critique,
+--  - `critic = { client =, params =, api = }` another model for the critique
+--    (api "chat" or "responses", default the API of `params`),
 --  - `done = function(critique_text) -> boolean` (default: it says "no issues" or "LGTM").
 -- @treturn[1] table final `{ text =, res =, rounds = }` (rounds: revisions made)
 -- @treturn[1] table steps `{ {stage = "draft" | "critique" | "revision", text =, res = }, ... }`
@@ -401,6 +413,7 @@ function M.refine (spec)
   local critic = spec.critic or {}
   if type(critic) ~= "table" then spec_error("refine", "critic", expected("table", critic)) end
   local critic_client = need_client(critic.client or client, "refine", "critic.client")
+  local critic_api = api_option(critic.api, judge_mod.api_of(params), "refine", "critic.api")
 
   local steps = {}
   local task = task_of(params)
@@ -414,10 +427,9 @@ function M.refine (spec)
     if type(critique) == "function" then
       local v = critique(task, draft)
       cp = type(v) == "table" and chat_params(v, "refine", "critique", critic_client)
-        or { messages = { { role = "user", content = tostring(v) } } }
+        or judge_mod.ask(critic_api, nil, tostring(v))
     else
-      cp = { messages = { { role = "user", content =
-        table_concat({ critique, "", "Task:", task, "", "Answer:", draft }, "\n") } } }
+      cp = judge_mod.ask(critic_api, nil, table_concat({ critique, "", "Task:", task, "", "Answer:", draft }, "\n"))
     end
     cp = merge({ model = params.model }, critic.params, cp)
     local cres, cerr = chat(critic_client, cp)
@@ -608,6 +620,7 @@ local function check_router (spec, fname)
   if type(classify) == "table" then
     classify = merge(classify)
     classify.client = need_client(classify.client or spec.client, fname, "classify.client")
+    classify.api = api_option(classify.api, "chat", fname, "classify.api")
   elseif type(classify) ~= "function" then
     spec_error(fname, "classify", expected("function or { client =, prompt =, params = }", classify))
   end
@@ -621,6 +634,7 @@ local function check_router (spec, fname)
     end
     if type(h) == "table" and not is_a(h, "aigc.conversation") then
       need_client(h.client or spec.client, fname, h.client and path .. ".client" or "client")
+      api_option(h.api, nil, fname, path .. ".api")
     end
   end
   return labels, classify
@@ -640,12 +654,16 @@ local function run_route (spec, h, input, info)
   end
   local p = merge(h)
   local c = p.client or spec.client
-  p.client = nil
-  local msgs = {}
-  for i, m in ipairs(p.messages or {}) do msgs[i] = m end
+  -- Responses params (`input` items, or `api = "responses"`) get the input
+  -- as their last input item, chat params as their last message.
+  local key = (p.api or judge_mod.api_of(p)) == "responses" and "input" or "messages"
+  p.client, p.api = nil, nil
+  local prior, msgs = p[key], {}
+  if type(prior) == "string" then prior = { { role = "user", content = prior } } end
+  for i, m in ipairs(prior or {}) do msgs[i] = m end
   if p.system then table.insert(msgs, 1, { role = "system", content = p.system }); p.system = nil end
   msgs[#msgs + 1] = { role = "user", content = input }
-  p.messages = msgs
+  p[key] = msgs
   local res, rerr = chat(c, p)
   if not res then return nil, rerr, info end
   return res, info
@@ -681,13 +699,15 @@ end
 --
 --  - `input` (required for `route`),
 --  - `classify = function(input) -> route_name | nil, err`, or
---    `classify = { client =, prompt =, params = }`: the model picks one of the
+--    `classify = { client =, prompt =, params =, api = }`: the model picks one of the
 --    route names (the reply's exact label, else the first label it mentions),
+--    asked over `api` "chat" (default) or "responses",
 --  - `routes = { name = handler, ... }`: a handler is
 --    `function(input, info) -> result`, a conversation (`conv:say(input)`,
 --    the result is the reply text), or chat params `{ client =, system =,
 --    messages =, ... }` (the input is appended as the user message; the
---    result is the response),
+--    result is the response) or Responses params (`input =` items, or
+--    `api = "responses"`: the input is appended as the last input item),
 --  - `default`: the route when the label matches none, `labels`: the order
 --    of the labels shown to the model, `client`: for handlers that name none.
 -- @return[1] the handler's result
