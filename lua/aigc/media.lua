@@ -298,6 +298,9 @@ local function finish_images (res, client)
     end
   end
   owner_of[res] = client
+  -- res.headers is made when first read, through the metatable the core
+  -- gave the result: make it now, since Images replaces that metatable.
+  rawset(res, "headers", res.headers)
   return setmetatable(res, Images)
 end
 
