@@ -59,7 +59,9 @@ build = {
       libraries = { "curl" },
     },
     ["aigc"] = "lua/aigc/init.lua",
+    ["aigc.check"] = "lua/aigc/check.lua",
     ["aigc.client"] = "lua/aigc/client.lua",
+    ["aigc.compat"] = "lua/aigc/compat.lua",
     -- aigc.devserver: the bundled test/demo server, an optional development
     -- module (aigc never loads it); Lua 5.4 only (whatever Lua the rock is
     -- for), with luv and lua-cjson, run as its own process:
@@ -108,13 +110,18 @@ build = {
     ["aigc.cli.templates"] = "lua/aigc/cli/templates.lua",
     ["aigc.conversation"] = "lua/aigc/conversation.lua",
     ["aigc.dialogue"] = "lua/aigc/dialogue.lua",
+    ["aigc.future"] = "lua/aigc/future.lua",
+    ["aigc.judge"] = "lua/aigc/judge.lua",
     ["aigc.promptlog"] = "lua/aigc/promptlog.lua",
     ["aigc.ratelimit"] = "lua/aigc/ratelimit.lua",
     ["aigc.runner"] = "lua/aigc/runner.lua",
     ["aigc.schema"] = "lua/aigc/schema.lua",
     ["aigc.strategy"] = "lua/aigc/strategy.lua",
+    ["aigc.stream"] = "lua/aigc/stream.lua",
+    ["aigc.task"] = "lua/aigc/task.lua",
     ["aigc.template"] = "lua/aigc/template.lua",
     ["aigc.tools"] = "lua/aigc/tools.lua",
+    ["aigc.util"] = "lua/aigc/util.lua",
   },
   install = {
     bin = { aigc = "bin/aigc" },   -- the command (issue 16)
