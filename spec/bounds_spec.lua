@@ -81,7 +81,7 @@ describe("response headers", function ()
     local child = luachild.run(REPEATER, { lua = os.getenv("LUA") or "lua5.4", args = { "100" }, background = true })
     local port
     for _ = 1, 500 do
-      port = tonumber((io.open(child.stdout_path) or io.open("/dev/null")):read("a"):match("%d+"))
+      port = tonumber((io.open(child.stdout_path) or io.open("/dev/null")):read("*a"):match("%d+"))
       if port then break end
       os.execute("sleep 0.01")
     end

@@ -282,7 +282,7 @@ describe("client", function ()
       local cmd = env .. " lua5.4 -e 'package.path=\"lua/?.lua;lua/?/init.lua;\"..package.path;"
         .. "package.cpath=\"./?.so;\"..package.cpath' " .. script .. " 2>&1"
       local p = assert(io.popen(cmd))
-      local out = p:read("a")
+      local out = p:read("*a")
       p:close()
       os.remove(script)
       return out

@@ -6,7 +6,7 @@
 
 local proc = require "procutil"
 -- aigc's version, which the devserver carries (spec/version_spec.lua checks the source).
-local VERSION = assert(io.open("src/aigc.h")):read("a"):match('#define AIGC_VERSION "([^"]+)"')
+local VERSION = assert(io.open("src/aigc.h")):read("*a"):match('#define AIGC_VERSION "([^"]+)"')
 
 local function files ()
   local list = { "lua/aigc/devserver.lua" }
@@ -80,7 +80,7 @@ describe("the devserver package", function ()
       local srv = assert(d.start{ port = 0, announce = false, quiet = true })
       print(type(srv.port), srv.url:match("^http://127%.0%.0%.1:%d+/v1$") ~= nil)
       srv.close(); uv.run()' 2>&1]])
-    local out = p:read("a")
+    local out = p:read("*a")
     p:close()
     assert.equal("function\tfunction\tfunction\t" .. VERSION .. "\n0\twords2\t5\ttrue\nnumber\ttrue\n", out)
   end)

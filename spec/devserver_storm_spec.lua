@@ -15,7 +15,7 @@ local proc = require "procutil"
 
 local function fd_count (pid)
   local p = assert(io.popen("ls /proc/" .. pid .. "/fd 2>/dev/null | wc -l"))
-  local n = tonumber(p:read("a"))
+  local n = tonumber(p:read("*a"))
   p:close()
   return n
 end

@@ -620,7 +620,7 @@ describe("a hostile caller", function ()
       ]]
       local lua = os.getenv("LUA") or "lua5.4"
       local f = assert(io.popen(lua .. " -e " .. string.format("%q", script):gsub("\\\n", "\n") .. " 2>&1"))
-      local out = f:read("a")
+      local out = f:read("*a")
       local ok, how, code = f:close()
       assert.equal("ok", out)
       assert.is_true(ok, ("the child process ended with %s %s"):format(how, code))

@@ -54,7 +54,7 @@ http {
   f:write(conf)
   f:close()
   local p = assert(io.popen("nginx -p " .. dir .. " -c " .. dir .. "/nginx.conf >/dev/null 2>&1 & echo $!"))
-  local pid = tonumber(p:read("a"):match("%d+"))
+  local pid = tonumber(p:read("*a"):match("%d+"))
   p:close()
   local deadline = socket.gettime() + 10
   while socket.gettime() < deadline do

@@ -6,7 +6,7 @@ local ROOT = os.getenv("AIGC_SPEC_ROOT") or "."
 
 local function read (path)
   local f = assert(io.open(ROOT .. "/" .. path, "rb"), "cannot open " .. path)
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return s
 end

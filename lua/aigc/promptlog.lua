@@ -398,7 +398,9 @@ function M.new_id ()
   id_counter = id_counter + 1
   local addr = tonumber((tostring({}):match("0x(%x+)") or "0"):sub(-6), 16) or 0
   local mix = (addr + math_floor(os.clock() * 1e6) + id_counter * 7919) % 0x10000
-  return string_format("c%08x%04x%04x", os.time() % 0x100000000, math_random(0, 0xffff), mix)
+  -- (the mix right after the time: on 5.1 math.random's first value is the
+  -- same in every process, so two ids of one second would share 13 digits)
+  return string_format("c%08x%04x%04x", os.time() % 0x100000000, mix, math_random(0, 0xffff))
 end
 
 --- Creates (or touches) a conversation.

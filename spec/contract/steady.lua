@@ -59,7 +59,7 @@ end
 local function find_binary (dir)
   local p = assert(io.popen("for f in " .. shell_quote(dir) .. "/node_modules/@stdy/cli-*/bin/steady; do "
                             .. "[ -x \"$f\" ] && echo \"$f\" && break; done", "r"))
-  local bin = p:read("l")
+  local bin = p:read("*l")
   p:close()
   if bin and bin ~= "" then return bin end
   local wrapper = dir .. "/node_modules/.bin/steady"
@@ -142,7 +142,7 @@ local function try_start (bin, spec, port, timeout, extra)
     .. " ) </dev/null >/dev/null 2>&1 &\n"
     .. "echo $!\n"
   local p = assert(io.popen(cmd, "r"))
-  local out = p:read("a")
+  local out = p:read("*a")
   p:close()
   local pid, watchdog = out:match("^(%d+)\n(%d+)")
   if not pid then

@@ -1253,7 +1253,7 @@ for i, op in ipairs(ops) do
   io.stdout:write("op ", i, " ", gen.describe(op), "\n")
   local fn = OPS[op.op]
   if not fn then error("lifecycle: unknown operation " .. tostring(op.op)) end
-  local ok, e = xpcall(fn, debug.traceback, op)
+  local ok, e = xpcall(function () return fn(op) end, debug.traceback)   -- (5.1's xpcall passes no arguments)
   if not ok then
     violation("harness", "the operation raised through the harness: " .. tostring(e))
   end

@@ -60,10 +60,11 @@ function M.main (argv)
     common.note(parser:get_usage() .. "\n\nError: " .. tostring(args))
     return 2
   end
-  local ran, code = xpcall(mod.run, function (e)
+  -- (a closure: Lua 5.1's xpcall passes no arguments)
+  local ran, code = xpcall(function () return mod.run(args) end, function (e)
     if getmetatable(e) == common.Exit then return e end
     return debug.traceback("aigc: internal error: " .. tostring(e), 2)
-  end, args)
+  end)
   if ran then return code or 0 end
   if getmetatable(code) == common.Exit then
     if code.message then common.note(code.message) end
