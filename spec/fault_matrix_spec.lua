@@ -195,7 +195,8 @@ describe("fault matrix", function ()
         it(("%s x %s -> %s"):format(f.name, mode, cell.expect), function ()
           local copts = { base_url = srv.base_url, model = "aigc-dev", max_retries = 0 }
           for k, v in pairs(cell.opts) do copts[k] = v end
-          local client <close> = aigc.client(copts)
+          local client = aigc.client(copts)
+          finally(function () client:close() end)   -- (`<close>` is 5.4 only)
           local params = { messages = { { role = "user", content = PROMPT } },
                            headers = { ["x-aigc-fault"] = cell.fault } }
           local res, err = MODES[mode](client, params, cell)
@@ -222,7 +223,8 @@ describe("fault matrix", function ()
 
   describe("stream idle timeout", function ()
     it("does not fire while bytes keep coming (drip 20 ms, idle 1.5 s, watched for 3.5 s)", function ()
-      local client <close> = aigc.client { base_url = srv.base_url, max_retries = 0, timeout = 1.5 }
+      local client = aigc.client { base_url = srv.base_url, max_retries = 0, timeout = 1.5 }
+      finally(function () client:close() end)   -- (`<close>` is 5.4 only)
       local errors, dones = 0, 0
       local req = client:chat_async {
         messages = { { role = "user", content = PROMPT } },
@@ -250,7 +252,8 @@ describe("fault matrix", function ()
     end)
 
     it("counts between events, not in total (8 events 250 ms apart, idle 1 s)", function ()
-      local client <close> = aigc.client { base_url = srv.base_url, max_retries = 0, timeout = 1 }
+      local client = aigc.client { base_url = srv.base_url, max_retries = 0, timeout = 1 }
+      finally(function () client:close() end)   -- (`<close>` is 5.4 only)
       local started = clock()
       local deltas = {}
       local res, err = client:chat {
@@ -276,7 +279,8 @@ describe("fault matrix", function ()
     for _, spec in ipairs { "reset", "close-mid-body", "garbage-status", "hang" } do
       it("retries a connection fault (" .. spec .. ") and succeeds", function ()
         srv:reset()
-        local client <close> = aigc.client { base_url = srv.base_url, timeout = 0.5 }
+        local client = aigc.client { base_url = srv.base_url, timeout = 0.5 }
+        finally(function () client:close() end)   -- (`<close>` is 5.4 only)
         local res, err = client:chat(once(spec))
         assert.is_nil(err, err and tostring(err))
         assert.equal(REPLY, res.text)
@@ -287,7 +291,8 @@ describe("fault matrix", function ()
 
     it("never retries a stream interrupted after its first event", function ()
       srv:reset()
-      local client <close> = aigc.client { base_url = srv.base_url }
+      local client = aigc.client { base_url = srv.base_url }
+      finally(function () client:close() end)   -- (`<close>` is 5.4 only)
       local p = once("drop-after=2")
       p.stream = function () end
       local res, err = client:chat(p)

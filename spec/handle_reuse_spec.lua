@@ -53,7 +53,8 @@ describe("reused transfers", function ()
   -- number taken by a new one must be watched again, and a parked socket
   -- that turns readable must not be handed to libcurl.
   it("watches new sockets that reuse the numbers of closed ones", function ()
-    local other <close> = aigc.client { base_url = srv.base_url, max_retries = 0, timeout = 5 }
+    local other = aigc.client { base_url = srv.base_url, max_retries = 0, timeout = 5 }
+    finally(function () other:close() end)   -- (`<close>` is 5.4 only)
     for i = 1, 30 do
       -- A new connection each time (the server closes it after answering).
       local res = assert(client:chat { messages = { { role = "user", content = "Echo: c" .. i } },

@@ -276,7 +276,7 @@ describe("tostring(err)", function ()
     assert.truthy(utf8.len(line), "the cut is at a character boundary")
     local msg = line:match("^aigc: api error 500: (.-)… %(code c+…%) %[request r+…%]$")
     assert.is_string(msg)
-    assert.equal(("é"):rep(#msg // 2), msg)
+    assert.equal(("é"):rep(math.floor(#msg / 2)), msg)
     assert.is_true(#msg <= 400 and #msg >= 398)
   end)
 

@@ -79,7 +79,7 @@ describe("aigc.strategy", function ()
         judge = { mode = "score", params = { headers = fault "delay=300" } } }
       assert.equal(3, srv:stats().max_open)
       for _, c in ipairs(cands) do
-        assert.equal(math.min(10, words(c.text) // 10 + 1), c.score)
+        assert.equal(math.min(10, math.floor(words(c.text) / 10) + 1), c.score)
         assert.equal(tostring(c.score), c.judge.text)
       end
       for _, c in ipairs(cands) do assert.is_true(best.score >= c.score) end

@@ -176,7 +176,7 @@ AIGC_COMPAT_FN int aigc_number_of (lua_State *L, int idx, int64_t *i, double *d)
 #else
   double v = (double)lua_tonumber(L, idx);
   *d = v;
-  if (!(v == floor(v)))   /* a fraction, NaN or an infinity */
+  if (!(v == floor(v)) || isinf(v))   /* a fraction, NaN or an infinity */
     return AIGC_NUM_FLOAT;
   if (fabs(v) > AIGC_MAX_EXACT_DOUBLE)
     return AIGC_NUM_BIGINT;
