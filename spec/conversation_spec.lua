@@ -4,6 +4,7 @@
 local aigc = require "aigc"
 local conversation = require "aigc.conversation"
 local devserver = require "devserver"
+local luaver = require "luaver"
 
 warn("@on")
 
@@ -14,7 +15,7 @@ local function exact (a, b, path)
   path = path or "$"
   if type(a) ~= type(b) then return false, path .. ": " .. type(a) .. " vs " .. type(b) end
   if type(a) == "number" then
-    if math.type(a) ~= math.type(b) or a ~= b then return false, path .. ": " .. a .. " vs " .. b end
+    if luaver.number_type(a) ~= luaver.number_type(b) or a ~= b then return false, path .. ": " .. a .. " vs " .. b end
     return true
   end
   if type(a) ~= "table" then
@@ -171,7 +172,7 @@ describe("aigc.conversation", function ()
       assert.equal(5, conversation.estimate_text("안녕하세요"))
       assert.equal(3, conversation.estimate_text("привет"))
       assert.equal(5, conversation.estimate_text("Hi 你好世界"))   -- 3 ASCII -> 1, plus 4
-      assert.equal(1, conversation.estimate_text("\xff\xfe"))
+      assert.equal(1, conversation.estimate_text("\255\254"))
     end)
 
     it("counts messages with overhead, names, tool calls and images", function ()
@@ -399,7 +400,7 @@ describe("aigc.conversation", function ()
       assert.is_true(ok, why)
       assert.equal(aigc.null, back.messages[3].content)
       assert.is_true(aigc.is_array(back.messages[5].annotations))
-      assert.equal("float", math.type(back.messages[5].meta.score))
+      if luaver.int64 then assert.equal("float", math.type(back.messages[5].meta.score)) end   -- (doubles: 1.0 is 1)
       assert.equal(9007199254740993, back.messages[5].meta.big)
       assert.equal("S", back.system)
       assert.equal("aigc-dev", back.model)

@@ -145,7 +145,7 @@ describe("devserver batches", function ()
     assert.is_number(b.failed_at)
     assert.equal("list", b.errors.object)
     local codes = {}
-    for i, e in ipairs(b.errors.data) do codes[i] = e.code .. "@" .. math.tointeger(e.line) end
+    for i, e in ipairs(b.errors.data) do codes[i] = e.code .. "@" .. ("%d"):format(e.line) end
     assert.same({ "invalid_json_line@2", "duplicate_custom_id@3", "mismatched_url@4" }, codes)
     assert.equal(404, create("file-nope").status)
     assert.equal("input_file_id", create(upload("{}", "user_data")).json.error.param)

@@ -7,6 +7,7 @@
 local aigc = require "aigc"
 local devserver = require "devserver"
 local luachild = require "luachild"
+local luaver = require "luaver"
 
 local HI = { { role = "user", content = "Hi" } }
 
@@ -187,14 +188,18 @@ describe("the lifecycle contract", function ()
       local req = c:chat_async(params("delay=300", { on_error = function (e) kinds[#kinds + 1] = e.kind end }))
       c:step(0)
       do
-        setmetatable({}, { __gc = function () c:close() end })
+        luaver.finalized({}, function () c:close() end)
       end
       collectgarbage()
       collectgarbage()
       assert.equal("canceled", req:status())
-      assert.same({}, kinds)   -- not from the finalizer
-      local n = c:step(0)
-      assert.equal(0, n)
+      if luaver.version == "5.4" then
+        assert.same({}, kinds)   -- not from the finalizer
+        local n = c:step(0)
+        assert.equal(0, n)
+      end
+      -- (only 5.4 tells a finalizer apart: elsewhere close() runs the ends
+      -- right there, as anywhere; README, the differences table)
       assert.same({ "canceled" }, kinds)
       assert.has_error(function () c:step() end, "attempt to use a closed client")
     end)
@@ -318,7 +323,7 @@ describe("the lifecycle contract", function ()
         local c = aigc.client { base_url = arg[1], max_retries = 0, max_concurrency = 1 }
         local inner
         local res = c:chat { messages = { { role = "user", content = "Hi" } }, stream = function ()
-          if not inner then inner = table.pack(c:chat "nested") end
+          if not inner then inner = { c:chat "nested" } end
         end }
         print(res ~= nil, inner[1], inner[2] and inner[2].kind)
       ]], { args = { srv.base_url }, timeout = 20 })

@@ -3,6 +3,8 @@
 -- chat_async in a frame loop, cancel, conversations.
 local aigc = require "aigc"
 local devserver = require "devserver"
+local luaver = require "luaver"
+local compat = require "aigc.compat"
 
 -- Lua 5.4's `local x <close> = obj` around `body(x)`, compiled only on 5.4
 -- (older versions cannot parse it); elsewhere the explicit equivalent the
@@ -44,7 +46,8 @@ describe("aigc.tools", function ()
         { name = "get_weather", description = "Weather in a city", parameters = WEATHER, fn = noop, strict = true },
         { name = "now", fn = noop },
       }
-      assert.equal(2, #ts)
+      assert.equal(2, ts:count())
+      if luaver.table_len then assert.equal(2, #ts) end   -- (5.1, LuaJIT: no __len on tables)
       assert.same({ "get_weather", "now" }, ts:names())
       assert.equal("aigc.toolset (get_weather, now)", tostring(ts))
       local defs = ts:definitions()
@@ -455,11 +458,12 @@ describe("aigc.tools", function ()
       }
       local res = assert(client:chat { tools = ts, messages = user "raw and fails and nil_msg and table_out" })
       local sent = srv:requests()[2].body_json.messages
-      assert.equal("caf\u{FFFD} \u{FFFD}", sent[3].content)
-      assert.equal('{"error":"bad \u{FFFD} byte"}', sent[4].content)
-      assert.equal('{"error":"no \u{FFFD} way"}', sent[5].content)
+      local FFFD = "\239\191\189"   -- U+FFFD in UTF-8
+      assert.equal("caf" .. FFFD .. " " .. FFFD, sent[3].content)
+      assert.equal('{"error":"bad ' .. FFFD .. ' byte"}', sent[4].content)
+      assert.equal('{"error":"no ' .. FFFD .. ' way"}', sent[5].content)
       assert.matches("not JSON%-encodable", sent[6].content)
-      assert.truthy(utf8.len(sent[6].content))
+      assert.truthy(compat.utf8_len(sent[6].content))
       -- the records keep what the tool gave
       local made = res.tool_calls_made
       assert.equal("caf\233 \255", made[1].result)
@@ -474,10 +478,10 @@ describe("aigc.tools", function ()
         { name = "boom", fn = function () line = debug.getinfo(1, "l").currentline + 1
             error("the spell fizzled") end },
         { name = "index", fn = function () local npc = nil; return npc.name end },
-        { name = "nested", fn = assert(load("local function deep () error('no such door') end\n"
+        { name = "nested", fn = assert(luaver.load("local function deep () error('no such door') end\n"
                                             .. "return function () deep() end", "=/home/ada/game/npc.lua"))() },
         { name = "returned", fn = function ()
-            local _, e = pcall(assert(load("error('lost the map')", "@/home/ada/game/quest.lua")))
+            local _, e = pcall(assert(luaver.load("error('lost the map')", "@/home/ada/game/quest.lua")))
             return nil, e
           end },
         { name = "colons", fn = function () error("retry at 10:30: later", 0) end },
@@ -486,7 +490,8 @@ describe("aigc.tools", function ()
                                        messages = user "boom and index and nested and returned and colons" })
       local sent = srv:requests()[2].body_json.messages
       assert.equal('{"error":"the spell fizzled"}', sent[3].content)
-      assert.equal([[{"error":"attempt to index a nil value (local 'npc')"}]], sent[4].content)
+      -- (Lua's own message: 5.4 and 5.3 "a nil value (local 'npc')", 5.1 and 5.2 "local 'npc' (a nil value)")
+      assert.matches([[^{"error":"attempt to index .*local 'npc'.*"}$]], sent[4].content)
       assert.equal('{"error":"no such door"}', sent[5].content)
       assert.equal('{"error":"lost the map"}', sent[6].content)
       assert.equal('{"error":"retry at 10:30: later"}', sent[7].content)

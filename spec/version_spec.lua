@@ -40,7 +40,7 @@ describe("one version", function ()
     end
     assert.same({ "aigc-" .. version .. "-1.rockspec" }, rockspecs)
     local fields = {}
-    assert(load(read("rockspec/" .. rockspecs[1]), "=rockspec", "t", fields))()
+    assert(require("luaver").load(read("rockspec/" .. rockspecs[1]), "=rockspec", fields))()
     assert.equal("aigc", fields.package)
     assert.equal(version .. "-1", fields.version)
     assert.equal("v" .. version, fields.source.tag)
@@ -60,7 +60,9 @@ describe("one version", function ()
   end)
 
   it("is the bundled server's _VERSION (it ships in the same rock)", function ()
-    assert.equal(version, require("aigc.devserver")._VERSION)
+    -- (the bundled server is a Lua 5.4 program, whatever Lua runs the specs)
+    assert.same({ version }, lines_of("cd " .. ROOT .. " && lua5.4 -e 'package.path = \"lua/?.lua;lua/?/init.lua;\" .. "
+      .. "package.path; print(require(\"aigc.devserver\")._VERSION)'"))
   end)
 
   it("is what `make version` prints", function ()

@@ -41,6 +41,7 @@ function M.load (text, name, env)
     if f and env then setfenv(f, env) end
     return f, err
   end
+  if env == nil then return load(text, name, "t") end   -- (an explicit nil env would be _ENV = nil)
   return load(text, name, "t", env)
 end
 
