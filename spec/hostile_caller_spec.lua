@@ -625,7 +625,7 @@ describe("a hostile caller", function ()
       local out = f:read("*a")
       local ok, how, code = f:close()
       assert.equal("ok", out)
-      assert.is_true(ok, ("the child process ended with %s %s"):format(how, code))
+      assert.is_true(ok, ("the child process ended with %s %s"):format(tostring(how), tostring(code)))
     end)
 
     it("a callable table as the stream callback is called, or refused", function ()

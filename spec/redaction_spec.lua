@@ -8,6 +8,7 @@
 local aigc = require "aigc"
 local core = require "aigc.core"
 local devserver = require "devserver"
+local luaver = require "luaver"
 
 -- Realistic credentials: long, random-looking, distinct.
 local KEY = "sk-proj-" .. ("Zx81QwErTy7uIoPaSdFgHjKl3ZxCvBnM0qWeRtYuIoP"):rep(2)
@@ -236,10 +237,10 @@ describe("redaction", function ()
     local armed = true
     local function arm ()
       if not armed then return end
-      setmetatable({}, { __gc = function () closed = closed + 1; client:close(); arm() end })
+      luaver.finalized({}, function () closed = closed + 1; client:close(); arm() end)
     end
     arm()
-    collectgarbage("incremental", 0, 1000)
+    luaver.gc_incremental(0, 1000)
     for _ = 1, 100 do
       err = core.error { kind = "api", message = "x" }
       for i = 1, 5000 do err[i] = { text = KEY .. i, [KEY .. i] = i } end
@@ -249,7 +250,7 @@ describe("redaction", function ()
       if during > 0 then break end
     end
     armed = false
-    collectgarbage("incremental", 200, 100)
+    luaver.gc_incremental(200, 100)
     collectgarbage()
     assert.is_true(during > 0, "no finalizer ran during a walk")
     assert_clean(err, "an error scrubbed while its client closed")
@@ -273,7 +274,7 @@ describe("tostring(err)", function ()
     assert.is_true(#line < 800, #line)
     assert.equal(long, err.message)
     assert.truthy(line:find("…", 1, true))
-    assert.truthy(utf8.len(line), "the cut is at a character boundary")
+    assert.truthy(require("aigc.compat").utf8_len(line), "the cut is at a character boundary")
     local msg = line:match("^aigc: api error 500: (.-)… %(code c+…%) %[request r+…%]$")
     assert.is_string(msg)
     assert.equal(("é"):rep(math.floor(#msg / 2)), msg)

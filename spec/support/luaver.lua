@@ -56,6 +56,15 @@ function M.finalized (data, fin)
   return setmetatable(data, { __gc = fin })
 end
 
+--- The incremental collector with `pause` and `stepmul` (5.4's
+-- collectgarbage("incremental", pause, stepmul); before 5.4 the same
+-- through "setpause" / "setstepmul", the incremental mode being the only one).
+function M.gc_incremental (pause, stepmul)
+  if M.version == "5.4" then return collectgarbage("incremental", pause, stepmul) end
+  collectgarbage("setpause", pause)
+  collectgarbage("setstepmul", stepmul)
+end
+
 --- `local x <close> = obj` around body(x) on 5.4 (compiled there only);
 -- elsewhere the explicit equivalent the README gives, obj[explicit](obj),
 -- at the end of the scope.
