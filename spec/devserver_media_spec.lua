@@ -1,4 +1,5 @@
 -- luacheck: std +busted
+-- needs: Lua 5.4 (a spec of the bundled server, a Lua 5.4 program; it talks to it over sockets, never through aigc)
 -- The devserver's media endpoints (issue 15): multipart/form-data, images
 -- (generations, edits, variations; real PNGs, b64_json or URLs it serves,
 -- partial-image streams), speech (wav / pcm tones, silent mp3, chunked or

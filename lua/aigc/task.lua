@@ -116,6 +116,10 @@ local function wake (rec, w, ...)
       if list[i] == s then table_remove(list, i); break end
     end
   end
+  -- (PUC 5.1: a wait under a C call -- pcall, a generic for's iterator --
+  -- cannot yield; its error went on through the task, which may have ended
+  -- since: nobody to resume)
+  if coroutine_status(rec.co) == "dead" then return end
   resume_task(rec, ...)
 end
 
