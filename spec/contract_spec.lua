@@ -108,7 +108,7 @@ local function is_list (t, min)
   return type(t) == "table" and aigc.is_array(t) and #t >= (min or 0)
 end
 
-local function is_int (v) return math.type(v) == "integer" end
+local function is_int (v) return require("luaver").number_type(v) == "integer" end
 
 local CHAT_FINISH = { stop = true, length = true, tool_calls = true, content_filter = true, function_call = true }
 local TEXT_FINISH = { stop = true, length = true, content_filter = true }
@@ -330,7 +330,7 @@ describe("contract (OpenAPI spec via " .. STEADY .. ")", function ()
       stop = { "\n\n", "END" },
       max_tokens = 256,
       max_completion_tokens = 512,
-      seed = math.maxinteger,
+      seed = math.maxinteger or 2 ^ 53,   -- (the largest integer this Lua sends exactly)
       frequency_penalty = 0.5,
       presence_penalty = -0.5,
       logit_bias = { ["50256"] = -100, ["1234"] = 5 },

@@ -227,6 +227,22 @@ static void encode_array (encoder *enc, int idx, lua_Integer n, int meta) {
   out_char(enc, ']');
 }
 
+/* A marked array's border may stop at a hole: LuaJIT's # of {1, nil, 3}
+   is 1, where PUC Lua's is 3 (then encode_array finds the hole). An
+   integer key beyond the border n means a hole at n + 1, not the end. */
+static void check_no_key_beyond (encoder *enc, int idx, lua_Integer n) {
+  lua_State *L = enc->L;
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) == LUA_TNUMBER && lua_isinteger(L, -1) && lua_tointeger(L, -1) > n) {
+      lua_pop(L, 1);
+      push_seg_index(enc, n + 1);
+      encode_error(enc, "%s: %s", "sparse array (a hole at this index; use aigc.null)");
+    }
+  }
+}
+
 /* How the table at idx is read (see the top of this file). */
 enum { READ_RAW, READ_MARKED, READ_LEN, READ_PAIRS, READ_CHAIN };
 
@@ -382,9 +398,12 @@ static void encode_table (encoder *enc, int idx) {
   enc->path[enc->depth - 1].key = NULL;
   enc->path[enc->depth - 1].index = 0;
   switch (mode) {
-    case READ_MARKED:
-      encode_array(enc, idx, (lua_Integer)lua_rawlen(L, idx), 0);
+    case READ_MARKED: {
+      lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+      check_no_key_beyond(enc, idx, n);
+      encode_array(enc, idx, n, 0);
       break;
+    }
     case READ_LEN: {
       lua_Integer n = luaL_len(L, idx);   /* __len; raises if not an integer */
       if (n < 0) {
