@@ -57,7 +57,7 @@ local TOKEN = M.TOKEN
 -- coroutine -> its task's record { co =, loop =, name =, waiting =, hooks = }.
 -- `co` is the task's own coroutine; on Lua 5.1 the coroutines `M.pcall`
 -- runs inside a task map to the same record.
-local tasks = setmetatable({}, { __mode = "k" })
+local tasks = setmetatable({}, { __mode = "kv" })   -- (see M.spawn)
 
 -- engine -> its client's loop (weak values too: no cycle through the key).
 local loop_of_engine = setmetatable({}, { __mode = "kv" })
@@ -202,9 +202,18 @@ end
 -- @tparam function fn
 -- @tparam[opt] string name
 -- @treturn thread the task's coroutine
+local function keep (_, ...) return ... end
+
 function M.spawn (loop, fn, name, ...)
-  local co = coroutine_create(fn)
-  local rec = { co = co, loop = loop, name = name }
+  -- The task's own frame holds its record (`rec` is an upvalue of the body,
+  -- whose frame stays under fn's: no tail call), so the record lives as
+  -- long as the coroutine and `tasks` is weak in both keys and values. A
+  -- weak-keyed table whose value refers to its key keeps both forever on
+  -- Lua 5.1 and LuaJIT (no ephemerons): a task nobody can resume any more
+  -- (its client dropped) kept its client, its engine and its sockets.
+  local rec = { loop = loop, name = name }
+  local co = coroutine_create(function (...) return keep(rec, fn(...)) end)
+  rec.co = co
   tasks[co] = rec
   resume_task(rec, ...)
   return co

@@ -1356,6 +1356,12 @@ for c = 1, 3 do
 end
 local nreqs = #S.reqs
 S.reqs, S.crecs, S.tags = {}, {}, {}
+-- LuaJIT: a compiled trace keeps the objects it has as constants alive (a
+-- client's hook closure, through it the client and its sockets) until the
+-- trace is flushed; that is LuaJIT's, not a leak of aigc (with -joff the
+-- same sequences keep no descriptor).
+local luajit = rawget(_G, "jit")
+if luajit and luajit.flush then luajit.flush() end
 gc_incremental(200, 100)
 for _ = 1, 4 do collectgarbage("collect") end
 local after = fd_list()
