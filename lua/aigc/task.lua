@@ -195,6 +195,12 @@ function resume_task (rec, ...)
   end
 end
 
+-- Passes on what the task's body returned (its first argument is the
+-- record, kept on the task's frame until then).
+local function keep (_, ...)
+  return ...
+end
+
 --- Starts `fn(...)` as a task of `loop`'s client, at once (it runs until
 -- its first wait). `name` says what it is in the error an uncaught error
 -- becomes ("a task started with client:spawn" by default).
@@ -202,8 +208,6 @@ end
 -- @tparam function fn
 -- @tparam[opt] string name
 -- @treturn thread the task's coroutine
-local function keep (_, ...) return ... end
-
 function M.spawn (loop, fn, name, ...)
   -- The task's own frame holds its record (`rec` is an upvalue of the body,
   -- whose frame stays under fn's: no tail call), so the record lives as
@@ -212,7 +216,9 @@ function M.spawn (loop, fn, name, ...)
   -- Lua 5.1 and LuaJIT (no ephemerons): a task nobody can resume any more
   -- (its client dropped) kept its client, its engine and its sockets.
   local rec = { loop = loop, name = name }
-  local co = coroutine_create(function (...) return keep(rec, fn(...)) end)
+  local co = coroutine_create(function (...)
+    return keep(rec, fn(...))
+  end)
   rec.co = co
   tasks[co] = rec
   resume_task(rec, ...)
