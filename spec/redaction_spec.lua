@@ -240,7 +240,9 @@ describe("redaction", function ()
       luaver.finalized({}, function () closed = closed + 1; client:close(); arm() end)
     end
     arm()
-    luaver.gc_incremental(0, 1000)
+    -- (before 5.4 a pause of 0 starts a cycle at once, each re-finalizing the
+    -- chain: thousands of finalizers per walk, minutes in the suite's heap)
+    if luaver.version == "5.4" then luaver.gc_incremental(0, 1000) else luaver.gc_incremental(50, 400) end
     for _ = 1, 100 do
       err = core.error { kind = "api", message = "x" }
       for i = 1, 5000 do err[i] = { text = KEY .. i, [KEY .. i] = i } end
