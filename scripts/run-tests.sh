@@ -43,8 +43,9 @@
 #                    under valgrind memcheck: no definite leak, no error
 #   soak-V           20,000 mixed requests through one client: RSS growth < 1 MiB
 # The heavy suites (lifecycle, asan, valgrind, soak) run under 5.4 and LuaJIT.
-# The ASan and valgrind suites run beside the others (two lanes for two
-# cores; their output is printed when the rest is done, from build/lane2.log).
+# Fuzz, the sanitizers, the lifecycle tester, soak and valgrind run beside
+# the others (three lanes; their output is printed when the rest is done,
+# from build/lane2.log and build/lane3.log).
 #
 # Knobs (environment):
 #   AIGC_LUA_VERSIONS="5.4 jit"   the interpreters of the matrix (default all five)
@@ -59,12 +60,15 @@
 #   LIFECYCLE_SEED   fixes their seed (default: a new one each run, printed,
 #                    so a failure can be replayed)
 #   AIGC_VALGRIND_ALL=1   valgrind runs every spec file (default: the C-facing ones)
-#   AIGC_JOBS=1      one suite at a time (default 2: the two lanes side by side)
+#   AIGC_JOBS=1      one suite at a time (default 3: three lanes side by side, see
+#                    "the run" below; 2: lanes 2 and 3 in turn beside lane 1)
 #
-# The budget (CI: under 30 min on 2 cores, aim 20): the two lanes take about
-# the same time; build/suite-results has each suite's seconds. Measured on
-# 2026-12-03: busted cells 2-3 min each, valgrind of every spec 14 min per
-# Lua (hence the subset), fuzz 2.5 min (hence 45 + 20 s, in lane 2).
+# The budget (CI: under 30 min on 2 cores, aim 20): the lanes take about the
+# same time; build/suite-results* have each suite's seconds. Measured on
+# 2026-12-03 (main, two lanes): 34 min in all; busted cells 2-3 min each,
+# mostly waiting (lane 1: ~21 min); valgrind of every spec 14 min under 5.4
+# and 11 under LuaJIT, mostly waiting too (hence its own lane and the
+# C-facing subset); fuzz 2.5 min (hence 45 + 20 s).
 #   AIGC_SUITE_TIMEOUT=S   a busted run (any cell, ASan, valgrind) still going
 #                    after S seconds (default 1500) is stopped and counts as failed
 set -u
@@ -607,13 +611,16 @@ suite_valgrind () {
 
 # ---- the run
 
-# Every interpreter's module first (the two lanes below both use them).
+# Every interpreter's module first (the lanes below all use them).
 for v in $VERSIONS $HEAVY_VERSIONS; do built "$v" || true; done
 
-# Two lanes side by side (AIGC_JOBS=1: one after the other): the first
-# prints as it goes; the second (sanitizers, valgrind: mostly CPU of one
-# process each) writes its output to build/lane2.log, printed when the first
-# is done. Each records into its own results file; the summary joins them.
+# Three lanes side by side (AIGC_JOBS=2: lanes 2 and 3 one after the
+# other beside lane 1; AIGC_JOBS=1: all in turn). Lane 1 prints as it goes
+# (the checks, every interpreter's busted cell, examples, installs, rocks:
+# mostly waiting on servers); lane 2 (fuzz, ASan, the lifecycle tester,
+# soak) and lane 3 (valgrind) write their output to build/lane2.log and
+# build/lane3.log, printed when lane 1 is done. Each lane records into its
+# own results file; the summary joins them.
 lane1 () {
   suite_lint; suite_subset
   run_check size lua5.4 scripts/check-size.lua
@@ -623,34 +630,52 @@ lane1 () {
   local v
   for v in $VERSIONS; do suite_busted "$v"; suite_examples "$v"; suite_install "$v"; done
   suite_rockspec
-  for v in $HEAVY_VERSIONS; do suite_lifecycle "$v"; suite_soak "$v"; done
 }
 lane2 () {
   local v
   suite_fuzz
   for v in $HEAVY_VERSIONS; do suite_asan "$v"; done
+  for v in $HEAVY_VERSIONS; do suite_lifecycle "$v"; suite_soak "$v"; done
+}
+lane3 () {
+  local v
   for v in $HEAVY_VERSIONS; do suite_valgrind "$v"; done
 }
 
+JOBS=${AIGC_JOBS:-3}
 RESULTS2=build/suite-results-2
-: > "$RESULTS2"
-if [ "${AIGC_JOBS:-2}" -ge 2 ]; then
-  ( RESULTS=$RESULTS2; lane2 ) > build/lane2.log 2>&1 &
-  lane2_pid=$!
-  echo "(the sanitizer and valgrind suites run beside these; their output follows at the end: build/lane2.log)"
+RESULTS3=build/suite-results-3
+: > "$RESULTS2"; : > "$RESULTS3"
+if [ "$JOBS" -ge 2 ]; then
+  if [ "$JOBS" -ge 3 ]; then
+    ( RESULTS=$RESULTS2; lane2 ) > build/lane2.log 2>&1 &
+    lane2_pid=$!
+    ( RESULTS=$RESULTS3; lane3 ) > build/lane3.log 2>&1 &
+    lane3_pid=$!
+  else
+    ( RESULTS=$RESULTS2; lane2; RESULTS=$RESULTS3; lane3 ) > build/lane2.log 2>&1 &
+    lane2_pid=$!; lane3_pid=""
+    : > build/lane3.log
+  fi
+  echo "(fuzz, the sanitizers, the lifecycle tester, soak and valgrind run beside these; their output" \
+       "follows at the end: build/lane2.log, build/lane3.log)"
   lane1
   wait "$lane2_pid"
-  printf '\n==== the sanitizer and valgrind suites (run beside the others) ====\n'
+  if [ -n "$lane3_pid" ]; then wait "$lane3_pid"; fi
+  printf '\n==== fuzz, the sanitizers, the lifecycle tester, soak (run beside the others) ====\n'
   cat build/lane2.log
+  printf '\n==== valgrind (run beside the others) ====\n'
+  cat build/lane3.log
 else
   lane1
   RESULTS=$RESULTS2 lane2
+  RESULTS=$RESULTS3 lane3
 fi
-cat "$RESULTS2" >> "$RESULTS"
+cat "$RESULTS2" "$RESULTS3" >> "$RESULTS"
 
 banner summary
 cat "$RESULTS"
-echo "(make test's suites took $((SECONDS / 60)) min $((SECONDS % 60)) s of wall time, AIGC_JOBS=${AIGC_JOBS:-2})"
+echo "(make test's suites took $((SECONDS / 60)) min $((SECONDS % 60)) s of wall time, AIGC_JOBS=$JOBS)"
 read -r total_pass total_fail total_skip _ < <(sum_counts "$RESULTS" ".")
 line="$total_pass passed, $total_fail failed"
 if [ "$total_skip" -gt 0 ]; then line="$line, $total_skip skipped"; fi
