@@ -365,10 +365,13 @@ describe("non-blocking requests", function ()
           each_delta(client:stream(params("pause=10")), function (delta) parts[#parts + 1] = delta end)
         end
       end)
+      assert.same({}, parts)   -- (spawn returned at the task's first wait)
       local deadline = os.time() + 10
       while client:step(0.005) > 0 and os.time() < deadline do ticks = ticks + 1 end
       assert.equal("Hello! How can I help you today?", table.concat(parts))
-      assert.truthy(ticks > #parts)
+      -- The loop turned while the deltas came (10 ms apart): more turns than
+      -- deltas, unless valgrind's slowdown makes one turn longer than that.
+      assert.truthy(ticks > (os.getenv("AIGC_VALGRIND") and 1 or #parts))
     end)
 
     it("reports an error in a task", function ()
