@@ -269,7 +269,11 @@ else
       if handler then return compat.xpcall(f, handler, ...) end
       return pcall(f, ...)
     end
-    local inner = coroutine_create(f)
+    -- (its frame holds the record, which holds the task: a waiter holding
+    -- this coroutine keeps them, `tasks` being weak; see M.spawn)
+    local inner = coroutine_create(function (...)
+      return keep(rec, f(...))
+    end)
     tasks[inner] = rec   -- its waits are the task's
     local r = pack(coroutine_resume(inner, ...))
     while true do
