@@ -541,7 +541,7 @@ describe("non-blocking requests", function ()
       end
       c:act()   -- kick: the loop takes over from here
       local guard = uv.new_timer()
-      guard:start(10000, 0, function () uv.stop() end)
+      guard:start(10000 * (tonumber(os.getenv("AIGC_TIMEOUT_SCALE")) or 1), 0, function () uv.stop() end)
       local check = uv.new_check()
       check:start(function () if #results == 4 then uv.stop() end end)
       uv.run()
