@@ -60,6 +60,7 @@ build = {
       libraries = { "curl" },
     },
     ["aigc"] = "lua/aigc/init.lua",
+    ["aigc.check"] = "lua/aigc/check.lua",
     ["aigc.client"] = "lua/aigc/client.lua",
     ["aigc.files"] = "lua/aigc/files.lua",
     ["aigc.media"] = "lua/aigc/media.lua",
@@ -67,6 +68,7 @@ build = {
     ["aigc.responses"] = "lua/aigc/responses.lua",
     ["aigc.adapter"] = "lua/aigc/adapter.lua",
     ["aigc.tokens"] = "lua/aigc/tokens.lua",
+    ["aigc.compat"] = "lua/aigc/compat.lua",
     -- aigc.devserver: the bundled test/demo server, an optional development
     -- module (aigc never loads it); Lua 5.4 only (whatever Lua the rock is
     -- for), with luv and lua-cjson, run as its own process:
@@ -121,15 +123,20 @@ build = {
     ["aigc.conversation"] = "lua/aigc/conversation.lua",
     ["aigc.dialogue"] = "lua/aigc/dialogue.lua",
     ["aigc.hooks"] = "lua/aigc/hooks.lua",
+    ["aigc.future"] = "lua/aigc/future.lua",
+    ["aigc.judge"] = "lua/aigc/judge.lua",
     ["aigc.promptlog"] = "lua/aigc/promptlog.lua",
     ["aigc.ratelimit"] = "lua/aigc/ratelimit.lua",
     ["aigc.runner"] = "lua/aigc/runner.lua",
     ["aigc.schema"] = "lua/aigc/schema.lua",
     ["aigc.sentences"] = "lua/aigc/sentences.lua",
     ["aigc.strategy"] = "lua/aigc/strategy.lua",
+    ["aigc.stream"] = "lua/aigc/stream.lua",
+    ["aigc.task"] = "lua/aigc/task.lua",
     ["aigc.template"] = "lua/aigc/template.lua",
     ["aigc.tools"] = "lua/aigc/tools.lua",
     ["aigc.usage"] = "lua/aigc/usage.lua",
+    ["aigc.util"] = "lua/aigc/util.lua",
   },
   install = {
     bin = { aigc = "bin/aigc" },   -- the command (issue 16)

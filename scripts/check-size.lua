@@ -204,6 +204,12 @@ local function lua_tokens (text)
         or text:match("^[%d%.]+[eE][%+%-]?%d+", i) or text:match("^[%d%.]+", i)
       toks[#toks + 1] = { t = "literal", line = line }
       i = i + #num
+    elseif c == "." and text:sub(i, i + 1) == ".." then
+      -- `..` and `...` are tokens of their own: `return ...` then `end` is
+      -- not the field access `x.end`
+      local dots = text:sub(i, i + 2) == "..." and "..." or ".."
+      toks[#toks + 1] = { t = dots, line = line }
+      i = i + #dots
     else
       toks[#toks + 1] = { t = c, line = line }
       i = i + 1

@@ -352,7 +352,9 @@ describe("non-blocking requests", function ()
       local deadline = os.time() + 10
       while client:step(0.005) > 0 and os.time() < deadline do ticks = ticks + 1 end
       assert.equal("Hello! How can I help you today?", table.concat(parts))
-      assert.truthy(ticks > #parts)
+      -- The loop turned while the deltas came (10 ms apart): more turns than
+      -- deltas, unless valgrind's slowdown makes one turn longer than that.
+      assert.truthy(ticks > (os.getenv("AIGC_VALGRIND") and 1 or #parts))
     end)
 
     it("reports an error in a task", function ()
@@ -524,7 +526,7 @@ describe("non-blocking requests", function ()
       end
       c:act()   -- kick: the loop takes over from here
       local guard = uv.new_timer()
-      guard:start(10000, 0, function () uv.stop() end)
+      guard:start(10000 * (tonumber(os.getenv("AIGC_TIMEOUT_SCALE")) or 1), 0, function () uv.stop() end)
       local check = uv.new_check()
       check:start(function () if #results == 4 then uv.stop() end end)
       uv.run()

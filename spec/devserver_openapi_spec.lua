@@ -1,4 +1,5 @@
 -- luacheck: std +busted
+-- needs: Lua 5.4 (a spec of the bundled server, a Lua 5.4 program; it talks to it over sockets, never through aigc)
 -- What the devserver sends, validated against ../shared/openapi/openapi.yaml
 -- (or $AIGC_OPENAPI) with Python's jsonschema (spec/support/oas_check.py):
 -- each reply and each streamed event of the endpoints added for issues 14,

@@ -1,4 +1,5 @@
 -- luacheck: std +busted
+-- needs: Lua 5.4 (a spec of the bundled server, a Lua 5.4 program; it talks to it over sockets, never through aigc)
 -- The bundled devserver (lua/aigc/devserver.lua), exercised directly over
 -- LuaSocket and raw TCP -- never through aigc -- so that the server can be
 -- trusted as the reference the module's transport tests rely on.

@@ -241,6 +241,27 @@ describe("the lifecycle contract", function ()
       assert.equal(1, srv:stats().client_closed_total)
       assert.equal(0, called)
     end)
+
+    -- The same with a task waiting on it: the task, which nobody can resume
+    -- any more, must not keep its client (LuaJIT kept it, its engine and
+    -- its socket: a weak-keyed table of tasks whose values pointed at their
+    -- keys, which only Lua 5.2+'s ephemerons collect).
+    it("of a whole client collected with a task waiting on its request: the task does not keep it", function ()
+      local resumed = false
+      local function start_and_drop ()
+        local c = aigc.client { base_url = srv.base_url }
+        c:spawn(function () c:chat(params("delay=1000")); resumed = true end)
+        step_until(c, function () return srv:stats().open_now == 1 end)
+      end
+      start_and_drop()
+      local deadline = aigc.now() + 5
+      while srv:stats().client_closed_total < 1 and aigc.now() < deadline do
+        collectgarbage()
+        aigc.sleep(0.01)
+      end
+      assert.equal(1, srv:stats().client_closed_total)
+      assert.is_false(resumed)
+    end)
   end)
 
   describe("counts", function ()

@@ -201,7 +201,7 @@ end
 -- Starts the replay server (with `upstream`: the recording proxy): its
 -- base URL, its pid and the pipe to it.
 local function start_server (path, timing, upstream)
-  local script = package.searchpath("aigc.cassette_server", package.path)
+  local script = require("aigc.compat").searchpath("aigc.cassette_server", package.path)
   if not script then error("aigc.cassette: aigc/cassette_server.lua is not on package.path", 0) end
   local lua = os.getenv("AIGC_CASSETTE_LUA") or "lua5.4"
   local ppid = own_pid()

@@ -166,6 +166,18 @@ end
 
 --- `coroutine.close` (5.4) where it exists, else nothing: a coroutine
 -- nobody resumes is collected with its stack.
+--- package.searchpath (5.2+), or the same walk of `path` on 5.1/LuaJIT:
+-- the first file `name` (dots as folders) names there that opens, or nil.
+M.searchpath = rawget(package, "searchpath") or function (name, path)
+  local file = name:gsub("%.", "/")
+  for template in path:gmatch("[^;]+") do
+    local candidate = template:gsub("%?", file)
+    local f = io.open(candidate, "r")
+    if f then f:close(); return candidate end
+  end
+  return nil
+end
+
 M.close_coroutine = rawget(coroutine, "close") or function () return true end
 
 --- Whether `pcall` and `xpcall` can be yielded across (every version but

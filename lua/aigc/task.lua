@@ -57,7 +57,7 @@ local TOKEN = M.TOKEN
 -- coroutine -> its task's record { co =, loop =, name =, waiting =, hooks = }.
 -- `co` is the task's own coroutine; on Lua 5.1 the coroutines `M.pcall`
 -- runs inside a task map to the same record.
-local tasks = setmetatable({}, { __mode = "k" })
+local tasks = setmetatable({}, { __mode = "kv" })   -- (see M.spawn)
 
 -- engine -> its client's loop (weak values too: no cycle through the key).
 local loop_of_engine = setmetatable({}, { __mode = "kv" })
@@ -116,6 +116,10 @@ local function wake (rec, w, ...)
       if list[i] == s then table_remove(list, i); break end
     end
   end
+  -- (PUC 5.1: a wait under a C call -- pcall, a generic for's iterator --
+  -- cannot yield; its error went on through the task, which may have ended
+  -- since: nobody to resume)
+  if coroutine_status(rec.co) == "dead" then return end
   resume_task(rec, ...)
 end
 
@@ -191,6 +195,12 @@ function resume_task (rec, ...)
   end
 end
 
+-- Passes on what the task's body returned (its first argument is the
+-- record, kept on the task's frame until then).
+local function keep (_, ...)
+  return ...
+end
+
 --- Starts `fn(...)` as a task of `loop`'s client, at once (it runs until
 -- its first wait). `name` says what it is in the error an uncaught error
 -- becomes ("a task started with client:spawn" by default).
@@ -199,8 +209,17 @@ end
 -- @tparam[opt] string name
 -- @treturn thread the task's coroutine
 function M.spawn (loop, fn, name, ...)
-  local co = coroutine_create(fn)
-  local rec = { co = co, loop = loop, name = name }
+  -- The task's own frame holds its record (`rec` is an upvalue of the body,
+  -- whose frame stays under fn's: no tail call), so the record lives as
+  -- long as the coroutine and `tasks` is weak in both keys and values. A
+  -- weak-keyed table whose value refers to its key keeps both forever on
+  -- Lua 5.1 and LuaJIT (no ephemerons): a task nobody can resume any more
+  -- (its client dropped) kept its client, its engine and its sockets.
+  local rec = { loop = loop, name = name }
+  local co = coroutine_create(function (...)
+    return keep(rec, fn(...))
+  end)
+  rec.co = co
   tasks[co] = rec
   resume_task(rec, ...)
   return co
@@ -250,7 +269,11 @@ else
       if handler then return compat.xpcall(f, handler, ...) end
       return pcall(f, ...)
     end
-    local inner = coroutine_create(f)
+    -- (its frame holds the record, which holds the task: a waiter holding
+    -- this coroutine keeps them, `tasks` being weak; see M.spawn)
+    local inner = coroutine_create(function (...)
+      return keep(rec, f(...))
+    end)
     tasks[inner] = rec   -- its waits are the task's
     local r = pack(coroutine_resume(inner, ...))
     while true do

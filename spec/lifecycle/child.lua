@@ -136,6 +136,8 @@ local S = {
   tags = {},         -- id -> record of an error a callback raised on purpose
   ntag = 0,
   in_cancel = 0,     -- depth of cancel() calls in progress (no callback may run inside)
+  disarmed = false,  -- set before the drain: `arm`'s finalizers act no more (they would
+                     -- submit requests behind the drain's back, after it saw none)
   known_seen = {},
 }
 
@@ -262,8 +264,12 @@ local function raise_tag (ctx, why)
     -- The handler failed on these: the engine may fall back to step()/stderr.
     for _, t in ipairs(ctx.handling) do if S.tags[t] then S.tags[t].allowed = 2 end end
   end
-  error(string.format("LCTAG#%d# raised on purpose by a %s callback%s", id, ctx.kind,
-                      why and (" (" .. why .. ")") or ""), 0)
+  local msg = string.format("LCTAG#%d# raised on purpose by a %s callback%s", id, ctx.kind,
+                            why and (" (" .. why .. ")") or "")
+  -- (a loop body notes its request's status as late as it can: what came
+  -- before may have driven the engine and ended the request on its own)
+  if ctx.on_leave then ctx.on_leave() end
+  error(msg, 0)
 end
 
 -- Counts the reports of tagged errors in a list of errors (step()'s second result).
@@ -778,9 +784,15 @@ function iterate (op, nested)
       if chunk ~= nil and type(chunk) ~= "table" then
         violation("iterator-inconsistent", "the iterator gave a " .. type(chunk) .. " chunk")
       end
-      last_status = rec.req and rec_status(rec)
+      -- The status when the body leaves the loop (break or raise), not when
+      -- it starts: its act may drive the engine (a nested loop, a blocking
+      -- call) and the stream may end on its own before the body leaves.
+      local function note () last_status = rec.req and rec_status(rec) end
+      note()
       if op.stop and n >= op.stop then return "break" end
-      return run_act(op.body, n, { kind = "loop", rec = rec, crec = rec.crec })
+      local r = run_act(op.body, n, { kind = "loop", rec = rec, crec = rec.crec, on_leave = note })
+      note()
+      return r
     end
     if fresh then
       -- The README's direct form, `for d in client:stream{...} do`: the
@@ -857,9 +869,31 @@ end
 -- Checks after every operation
 -- =======================================================
 
+-- status() and result() as one consistent pair: each call allocates, and an
+-- allocation may run a finalizer (an `npc`'s) that cancels the request in
+-- between, so result() can truthfully describe a later state than the
+-- status read before it. Read the status again after result(); on a change,
+-- take both again (a few times: finalizers run out). Nil when they never agree.
+local function status_and_result (rec)
+  local st = rec_status(rec)
+  for _ = 1, 4 do
+    local ok, res, err = pcall(rec.req.result, rec.req)
+    if not ok then
+      violation("result-raises", string.format("request %s: result() raised %s", rec.id, tostring(res)))
+    end
+    local again = rec_status(rec)
+    if again == st then return st, res, err end
+    if TERMINAL[st] then   -- (an end is final: no finalizer may change it)
+      violation("state-changed-after-end", string.format("request %s (%s): %s, then %s", rec.id, rec.api, st, again))
+    end
+    st = again
+  end
+end
+
 local function check_rec (rec, final)
   if rec.abandoned or not rec.req then return end
-  local st = rec_status(rec)
+  local st, res, err = status_and_result(rec)
+  if st == nil then return end   -- still changing under finalizers: the next check sees it settled
   if not (PENDING[st] or TERMINAL[st]) then
     violation("state-invalid", string.format("request %s (%s): status %s", rec.id, rec.api, tostring(st)))
   end
@@ -872,8 +906,6 @@ local function check_rec (rec, final)
     rec.term_ev = S.ev
     rec.term_steps = rec.crec.steps
   end
-  local ok, res, err = pcall(rec.req.result, rec.req)
-  if not ok then violation("result-raises", string.format("request %s: result() raised %s", rec.id, tostring(res))) end
   if st == "done" then
     if type(res) ~= "table" or err ~= nil then
       violation("result-inconsistent", string.format("request %s (%s): done, result() = %s, %s", rec.id, rec.api,
@@ -1147,6 +1179,7 @@ function OPS.arm (op)
   local act = op.act
   local fin
   fin = function (o)
+    if S.disarmed then return end
     if o.acts then
       -- (an error raised here is Lua's warning, not aigc's: swallowed)
       pcall(run_act, act, 1, { kind = "gc" })
@@ -1220,7 +1253,7 @@ for i, op in ipairs(ops) do
   io.stdout:write("op ", i, " ", gen.describe(op), "\n")
   local fn = OPS[op.op]
   if not fn then error("lifecycle: unknown operation " .. tostring(op.op)) end
-  local ok, e = xpcall(fn, debug.traceback, op)
+  local ok, e = xpcall(function () return fn(op) end, debug.traceback)   -- (5.1's xpcall passes no arguments)
   if not ok then
     violation("harness", "the operation raised through the harness: " .. tostring(e))
   end
@@ -1235,6 +1268,7 @@ end
 -- client with ends to run accepts step()), and a request of a replaced or
 -- closed client is driven by its own wait().
 S.opi = "end"
+S.disarmed = true
 io.stdout:write("op ", #ops + 1, " (drain)\n")
 
 -- Requests not over: still running, or over with their callback still owed.
@@ -1322,6 +1356,12 @@ for c = 1, 3 do
 end
 local nreqs = #S.reqs
 S.reqs, S.crecs, S.tags = {}, {}, {}
+-- LuaJIT: a compiled trace keeps the objects it has as constants alive (a
+-- client's hook closure, through it the client and its sockets) until the
+-- trace is flushed; that is LuaJIT's, not a leak of aigc (with -joff the
+-- same sequences keep no descriptor).
+local luajit = rawget(_G, "jit")
+if luajit and luajit.flush then luajit.flush() end
 gc_incremental(200, 100)
 for _ = 1, 4 do collectgarbage("collect") end
 local after = fd_list()
