@@ -8,6 +8,7 @@
 -- @module aigc.cli
 
 local common = require "aigc.cli.common"
+local compat = require "aigc.compat"
 
 local M = {}
 
@@ -54,7 +55,8 @@ function M.main (argv)
     common.note(parser:get_usage() .. "\n\nError: " .. tostring(args))
     return 2
   end
-  local ran, code = xpcall(mod.run, function (e)
+  -- (compat.xpcall: Lua 5.1's xpcall passes the function no arguments)
+  local ran, code = compat.xpcall(mod.run, function (e)
     if getmetatable(e) == common.Exit then return e end
     return debug.traceback("aigc: internal error: " .. tostring(e), 2)
   end, args)
