@@ -86,6 +86,11 @@ describe("aigc image / aigc speak", function ()
     local path = dir .. "/door.png"
     local f = assert(io.open(path, "wb")); f:write(r.stdout); f:close()
     if HAS_IDENTIFY then assert.equal("16 8", size_of(path)) end
+    -- a url image (dall-e-2's default on the server) is downloaded straight to stdout
+    r = aigc { "image", "-s", "16x8", "-m", "dall-e-2", "a door", "-o", "-" }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("\137PNG\r\n\26\n", r.stdout:sub(1, 8))
+    assert.equal("dall-e-2", srv:last().body_json.model)   -- (the server's GET of the file is not recorded)
   end)
 
   it("speak -o FILE: the WAV (format from the extension), voice, speed, model sent", function ()
