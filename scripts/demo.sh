@@ -40,8 +40,9 @@ done
 # examples from the command line (the chatbot's dialogue through `aigc chat`,
 # the completion's question as a one-shot prompt), its continuation, a
 # dataset run from a template (and against the bundled server the same run
-# through the Batch API), then the prompt log searched. Its state
-# (conversations, logs, results) in a scratch AIGC_HOME.
+# through the Batch API, an image and a speech line), then the prompt log
+# searched. Its state (conversations, logs, results, files) in a scratch
+# AIGC_HOME.
 if [ -x bin/aigc ]; then
   AIGC_HOME=$(mktemp -d)
   export AIGC_HOME
@@ -57,6 +58,12 @@ if [ -x bin/aigc ]; then
       AIGC_TEMPLATES=examples/workflow cmd run examples/workflow/cases.jsonl -t capital --batch \
         --out "$AIGC_HOME/batch-results.jsonl"
     fi
+  fi
+  # An NPC's portrait and line from the command line, into the scratch dir
+  # (against the bundled server only: offline, and no cost).
+  if [ -n "$server_pid" ] && [ -f lua/aigc/cli/speak.lua ]; then
+    cmd image -m gpt-image-1 -s 64x64 "a dwarf innkeeper, pixel art" -o "$AIGC_HOME/innkeeper.png"
+    cmd speak -v onyx "Rooms are free upstairs, traveller." -o "$AIGC_HOME/innkeeper.wav"
   fi
   cmd logs -q capital
 fi

@@ -402,12 +402,7 @@ describe("aigc (one-shot prompts)", function ()
     assert.equal("list", cjson.decode(r.stdout).object)
   end)
 
-  it("refuses what is not built yet, and usage errors, with exit 2", function ()
-    for _, cmd in ipairs { "image", "speak" } do
-      local r = aigc { cmd, "a robot painting" }
-      assert.equal(2, r.code)
-      assert.matches("not available yet", r.stderr)
-    end
+  it("refuses usage errors with exit 2 (image and speak: spec/cli_media_spec.lua)", function ()
     local r = aigc {}
     assert.equal(2, r.code)
     assert.matches("no prompt", r.stderr)

@@ -6,6 +6,7 @@
 
 local aigc = require "aigc"
 local config_mod = require "aigc.cli.config"
+local lineinput = require "aigc.cli.lineinput"
 local promptlog = require "aigc.promptlog"
 local template = require "aigc.template"
 
@@ -221,6 +222,66 @@ function M.parse_schema (s)
   end
   if #required == 0 then M.usage("--schema: no fields") end
   return { type = "object", properties = props, required = aigc.array(required), additionalProperties = false }
+end
+
+--- The input of a command: piped stdin first, then the arguments' text.
+-- @tparam string|nil stdin
+-- @tparam string text
+-- @treturn string
+function M.join_input (stdin, text)
+  if stdin then stdin = stdin:gsub("%s+$", "") end
+  if stdin and stdin ~= "" and text ~= "" then return stdin .. "\n\n" .. text end
+  if stdin and stdin ~= "" then return stdin end
+  return text
+end
+
+--- A whole number >= 1 (nil stays nil), or a usage error naming `what`.
+-- @tparam number|nil v
+-- @tparam string what the option
+-- @treturn integer|nil
+function M.positive (v, what)
+  if v == nil then return nil end
+  if v ~= math.floor(v) or v < 1 then M.usage(what .. " must be a whole number >= 1") end
+  return math.floor(v)
+end
+
+--- Where a command writes binary data (an image, audio): `-o PATH`, or
+-- "-" (stdout) when `-o -` or no `-o` with stdout not a terminal; binary
+-- data is never written to a terminal.
+-- @tparam string|nil output the `-o` value
+-- @tparam string command for the message
+-- @treturn string a path or "-"
+function M.binary_output (output, command)
+  if output == "" then M.usage(command .. ": -o needs a file name (or - for stdout)") end
+  if (output == nil or output == "-") and M.isatty(io.stdout) then
+    M.usage(command .. ": give -o FILE (stdout is a terminal: binary data is not written there; "
+            .. "-o - with a pipe)")
+  end
+  return output or "-"
+end
+
+--- Drives an async call (a request or a future) until it ends; Ctrl-C
+-- (SIGINT, through luv) cancels it instead of ending the process.
+-- @tparam aigc.client client
+-- @param req the request or future
+-- @return res, or nil
+-- @return err
+-- @treturn boolean whether Ctrl-C canceled it
+function M.wait_interruptible (client, req)
+  local signals = lineinput.new { tty = false }   -- (only its SIGINT handler)
+  local canceled = false
+  while true do
+    local st = req:status()
+    if st ~= "queued" and st ~= "running" then break end
+    client:step(0.05)
+    if not canceled and signals:interrupted() then
+      canceled = true
+      req:cancel()
+    end
+  end
+  signals:close()
+  local res, err = req:wait()
+  return res, err, canceled and not res
 end
 
 --- A number of seconds as "1.2s", "3m04s".

@@ -20,13 +20,8 @@ M.COMMANDS = {
   logs = "aigc.cli.logs",
   templates = "aigc.cli.templates",
   run = "aigc.cli.run",
-}
-
--- Commands of endpoints aigc has no client API for yet: a clear refusal.
-local NOT_YET = {
-  image = "aigc image: not available yet: image generation needs the client's images API (issue 15). "
-    .. "Meanwhile: client:request(\"POST\", \"/images/generations\", { prompt = ... }) in a script.",
-  speak = "aigc speak: not available yet: speech needs the client's audio API (issue 15).",
+  image = "aigc.cli.image",
+  speak = "aigc.cli.speak",
 }
 
 local function version ()
@@ -41,7 +36,6 @@ function M.main (argv)
   argv = argv or {}
   local first = argv[1]
   if first == "--version" then common.out(version() .. "\n"); return 0 end
-  if NOT_YET[first] then common.note(NOT_YET[first]); return 2 end
   local name = "prompt"
   if first == "help" then
     local what = argv[2] and M.COMMANDS[argv[2]] and argv[2] or "prompt"

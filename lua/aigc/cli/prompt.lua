@@ -6,7 +6,6 @@ local aigc = require "aigc"
 local argparse = require "argparse"
 local common = require "aigc.cli.common"
 local config_mod = require "aigc.cli.config"
-local lineinput = require "aigc.cli.lineinput"
 local promptlog = require "aigc.promptlog"
 
 local M = {}
@@ -17,7 +16,7 @@ local M = {}
 function M.parser (name)
   local p = argparse(name or "aigc", "Send a prompt to an OpenAI-compatible server; the reply streams to stdout.")
   p:help_max_width(100):help_description_margin(28)
-  p:epilog([[Other commands: aigc chat | models | logs | templates | run   (aigc COMMAND --help)
+  p:epilog([[Other commands: aigc chat | models | logs | templates | run | image | speak   (aigc COMMAND --help)
 Examples:
   aigc "What is the capital of France?"
   cat doc.txt | aigc -s "You are terse." "Summarise this."
@@ -41,18 +40,7 @@ Examples:
   return p
 end
 
-local function join_input (stdin, text)
-  if stdin then stdin = stdin:gsub("%s+$", "") end
-  if stdin and stdin ~= "" and text ~= "" then return stdin .. "\n\n" .. text end
-  if stdin and stdin ~= "" then return stdin end
-  return text
-end
-
-local function positive (v, what)
-  if v == nil then return nil end
-  if v ~= math.floor(v) or v < 1 then common.usage(what .. " must be a whole number >= 1") end
-  return math.floor(v)
-end
+local join_input, positive = common.join_input, common.positive
 
 --- Builds the chat params of an invocation: template or prompt, -o params,
 -- the system prompt, the continued conversation's history, the model.
@@ -140,21 +128,7 @@ end
 -- A chat that Ctrl-C cancels (the reply so far stays printed and is
 -- logged with status "canceled"): res, err, canceled.
 local function chat_interruptible (client, params)
-  local signals = lineinput.new { tty = false }   -- (only its SIGINT handler)
-  local req = client:chat_async(params)
-  local canceled = false
-  while true do
-    local st = req:status()
-    if st ~= "queued" and st ~= "running" then break end
-    client:step(0.05)
-    if not canceled and signals:interrupted() then
-      canceled = true
-      req:cancel()
-    end
-  end
-  signals:close()
-  local res, err = req:result()
-  return res, err, canceled and not res
+  return common.wait_interruptible(client, client:chat_async(params))
 end
 
 --- Runs the prompt command.

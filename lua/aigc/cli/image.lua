@@ -1,0 +1,94 @@
+--- `aigc image "prompt" -o out.png`: generates images
+-- (`client:images_generate`) and writes them to files or stdout.
+--
+-- @module aigc.cli.image
+
+local argparse = require "argparse"
+local common = require "aigc.cli.common"
+
+local M = {}
+
+--- The parser of `aigc image`.
+-- @treturn table argparse parser
+function M.parser ()
+  local p = argparse("aigc image", "Generate images (POST /images/generations) and write them as files.")
+  p:help_max_width(100):help_description_margin(28)
+  p:epilog([[Examples:
+  aigc image "a knight in a tavern, pixel art" -o knight.png
+  aigc image -n 3 -s 256x256 "a red door" -o door.png      door-1.png door-2.png door-3.png
+  aigc image -m gpt-image-1 "a castle" -o - | display        the PNG on stdout
+The paths written are printed, one a line.]])
+  p:argument("prompt", "The prompt (words are joined; stdin, if piped, comes first)."):args("*")
+  p:option("-o --output", "The file (- for stdout); with -n N, %d in it is the image's number, "
+           .. "else -1, -2... go before the extension. Default: stdout when it is not a terminal.")
+  p:option("-m --model", "The model (default: the server's, dall-e-2 on OpenAI).")
+  p:option("-s --size", "The size, WIDTHxHEIGHT (e.g. 1024x1024).")
+  p:option("-n", "Number of images.", nil, tonumber)
+  p:option("-q --quality", "The quality (standard, hd; low, medium, high, auto).")
+  p:option("--option", "A request param KEY=VALUE (VALUE as JSON when it parses).")
+    :count("*"):target("options")
+  p:option("-e --endpoint", "A named endpoint (config file; built in: local, openai).")
+  return p
+end
+
+-- The path of image i of n: `%d` replaced, else "-i" before the extension.
+local function path_of (output, i, n)
+  if output:find("%d", 1, true) then return (output:gsub("%%d", tostring(i))) end
+  if n == 1 then return output end
+  local stem, ext = output:match("^(.-)(%.[%w]+)$")
+  if not stem or stem:find("/$") then stem, ext = output, "" end
+  return stem .. "-" .. i .. ext
+end
+
+-- Writes image i (decoded bytes, or its url downloaded through the client)
+-- to `target`: a path, or io.stdout.
+local function write_image (client, i, item, target)
+  if type(item.bytes) ~= "string" then
+    if type(item.url) ~= "string" then common.fail("aigc: image " .. i .. " has neither bytes nor a url") end
+    local to = target
+    if target == io.stdout then to = function (chunk) io.stdout:write(chunk) end end
+    local ok, err = client:download(item.url, { to = to })
+    if not ok then common.fail(tostring(err) .. " (image " .. i .. ")") end
+    return
+  end
+  if target == io.stdout then io.stdout:write(item.bytes); return end
+  local f, why = io.open(target, "wb")
+  if not f then common.fail("aigc: cannot write " .. target .. ": " .. tostring(why)) end
+  local ok, werr = f:write(item.bytes)
+  f:close()
+  if not ok then common.fail("aigc: cannot write " .. target .. ": " .. tostring(werr)) end
+end
+
+--- Runs `aigc image`.
+-- @tparam table args
+-- @treturn integer exit code
+function M.run (args)
+  local prompt = common.join_input(common.piped_stdin(), table.concat(args.prompt or {}, " "))
+  if prompt == "" then common.usage("no prompt: give one as an argument or on stdin (aigc image --help)") end
+  local n = args.n and common.positive(args.n, "-n") or 1
+  local output = common.binary_output(args.output, "aigc image")
+  if output == "-" and n > 1 then common.usage("-o -: one image only (-n 1); give a file name for more") end
+
+  local params = common.options_table(args.options)
+  params.prompt, params.model, params.size, params.quality = prompt, args.model, args.size, args.quality
+  if n > 1 then params.n = n end
+  local client = common.client(common.config(), args.endpoint)
+  local res, err, canceled = common.wait_interruptible(client, client:images_generate_async(params))
+  if not res then
+    client:close()
+    if canceled then common.fail("aigc: canceled", 130) end
+    common.fail(tostring(err))
+  end
+  local data = type(res.data) == "table" and res.data or {}
+  if #data == 0 then client:close(); common.fail("aigc: the reply has no image") end
+  for i, item in ipairs(data) do
+    local target = output == "-" and io.stdout or path_of(output, i, #data)
+    write_image(client, i, item, target)
+    if target ~= io.stdout then common.out(target .. "\n") end
+  end
+  io.stdout:flush()
+  client:close()
+  return 0
+end
+
+return M

@@ -1,0 +1,208 @@
+-- `aigc image` and `aigc speak` as processes (bin/aigc) against the bundled
+-- server: files checked by ImageMagick's `identify` and sox's `soxi` (when
+-- installed), stdout, the params sent, errors and exit codes, Ctrl-C.
+
+local cli = require "cli"
+local devserver = require "devserver"
+local proc = require "procutil"
+local socket = require "socket"
+
+-- The first line a command prints, or nil when it is not installed.
+local function tool (cmd)
+  local p = io.popen(cmd .. " 2>/dev/null")
+  local out = p:read("*l")
+  p:close()
+  return out
+end
+local HAS_IDENTIFY = tool("command -v identify") ~= nil
+local HAS_SOXI = tool("command -v soxi") ~= nil
+
+local function exists (path) return io.open(path, "rb") ~= nil end
+
+describe("aigc image / aigc speak", function ()
+  local srv, home, dir
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+  before_each(function ()
+    srv:reset()
+    home = cli.home()
+    dir = home .. "/out"
+    assert(proc.execute("mkdir -p " .. proc.quote(dir)))
+  end)
+  after_each(function () cli.rmdir(home) end)
+
+  local function aigc (args, opts)
+    opts = opts or {}
+    opts.home = opts.home or home
+    opts.base_url = opts.base_url or srv.base_url
+    return cli.run(args, opts)
+  end
+
+  local function size_of (path)
+    return tool("identify -format '%w %h' " .. proc.quote(path))
+  end
+
+  it("image -o FILE: writes the PNG, prints its path, sends the prompt, size and model", function ()
+    local path = dir .. "/knight.png"
+    local r = aigc { "image", "-s", "48x32", "-m", "gpt-image-1", "-q", "low", "a", "knight", "-o", path }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal(path .. "\n", r.stdout)
+    assert.equal("\137PNG\r\n\26\n", proc.read_file(path):sub(1, 8))
+    if HAS_IDENTIFY then assert.equal("48 32", size_of(path)) end
+    local last = srv:last()
+    assert.equal("/v1/images/generations", last.path)
+    assert.same({ prompt = "a knight", size = "48x32", model = "gpt-image-1", quality = "low" }, last.body_json)
+    -- piped stdin comes first, then the words; --option adds params
+    r = aigc({ "image", "-s", "16x16", "--option", "background=transparent", "in oils", "-o", path },
+             { stdin = "A castle\n" })
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("A castle\n\nin oils", srv:last().body_json.prompt)
+    assert.equal("transparent", srv:last().body_json.background)
+  end)
+
+  it("image -n N: one file each (-1, -2 before the extension, or %d), url images downloaded", function ()
+    -- dall-e-2 answers with urls: each image is fetched through the client
+    local r = aigc { "image", "-n", "2", "-s", "24x16", "-m", "dall-e-2", "a dog", "-o", dir .. "/dog.png" }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal(dir .. "/dog-1.png\n" .. dir .. "/dog-2.png\n", r.stdout)
+    assert.equal(2, srv:last().body_json.n)
+    for i = 1, 2 do
+      assert.equal("\137PNG", proc.read_file(dir .. "/dog-" .. i .. ".png"):sub(1, 4))
+      if HAS_IDENTIFY then assert.equal("24 16", size_of(dir .. "/dog-" .. i .. ".png")) end
+    end
+    r = aigc { "image", "-n", "3", "-s", "8x8", "-m", "gpt-image-1", "cats", "-o", dir .. "/cat_%d_.png" }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal(dir .. "/cat_1_.png\n" .. dir .. "/cat_2_.png\n" .. dir .. "/cat_3_.png\n", r.stdout)
+    assert.is_true(exists(dir .. "/cat_3_.png"))
+  end)
+
+  it("image -o - (or stdout a pipe and no -o): the PNG's bytes on stdout", function ()
+    local r = aigc { "image", "-s", "16x8", "-m", "gpt-image-1", "a door", "-o", "-" }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("\137PNG\r\n\26\n", r.stdout:sub(1, 8))
+    local again = aigc { "image", "-s", "16x8", "-m", "gpt-image-1", "a door" }
+    assert.equal(0, again.code, again.stderr)
+    assert.equal(r.stdout, again.stdout)          -- the server's images are a function of the request
+    local path = dir .. "/door.png"
+    local f = assert(io.open(path, "wb")); f:write(r.stdout); f:close()
+    if HAS_IDENTIFY then assert.equal("16 8", size_of(path)) end
+    -- a url image (dall-e-2's default on the server) is downloaded straight to stdout
+    r = aigc { "image", "-s", "16x8", "-m", "dall-e-2", "a door", "-o", "-" }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("\137PNG\r\n\26\n", r.stdout:sub(1, 8))
+    assert.equal("dall-e-2", srv:last().body_json.model)   -- (the server's GET of the file is not recorded)
+  end)
+
+  it("speak -o FILE: the WAV (format from the extension), voice, speed, model sent", function ()
+    local path = dir .. "/line.wav"
+    local r = aigc { "speak", "-v", "onyx", "--speed", "2", "Halt, who goes there", "-o", path }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal(path .. "\n", r.stdout)
+    assert.equal("RIFF", proc.read_file(path):sub(1, 4))
+    assert.is_false(exists(path .. ".part"))
+    local body = srv:last().body_json
+    assert.equal("/v1/audio/speech", srv:last().path)
+    assert.same({ input = "Halt, who goes there", voice = "onyx", speed = 2, model = "tts-1",
+                  response_format = "wav" }, body)
+    if HAS_SOXI then
+      assert.equal("24000", tool("soxi -r " .. proc.quote(path)))
+      -- 20 characters at 50 ms / speed 2: 0.5 s
+      assert.equal(0.5, tonumber(tool("soxi -D " .. proc.quote(path))))
+    end
+    -- -f wins over the extension; the library's default voice
+    r = aigc { "speak", "-f", "pcm", "-m", "gpt-4o-mini-tts", "-i", "Gruffly.", "Hi", "-o", dir .. "/x.wav" }
+    assert.equal(0, r.code, r.stderr)
+    body = srv:last().body_json
+    assert.equal("pcm", body.response_format)
+    assert.equal("alloy", body.voice)
+    assert.equal("Gruffly.", body.instructions)
+    assert.not_equal("RIFF", proc.read_file(dir .. "/x.wav"):sub(1, 4))
+  end)
+
+  it("speak -o -: the audio on stdout, the same bytes as the file", function ()
+    local path = dir .. "/a.wav"
+    assert.equal(0, aigc({ "speak", "Welcome, traveller.", "-o", path }).code)
+    local r = aigc({ "speak", "-f", "wav", "-o", "-" }, { stdin = "Welcome, traveller.\n" })
+    assert.equal(0, r.code, r.stderr)
+    assert.equal(proc.read_file(path), r.stdout)
+    r = aigc { "speak", "Welcome, traveller." }        -- no -o, stdout not a terminal: mp3 there
+    assert.equal(0, r.code, r.stderr)
+    assert.is_nil(srv:last().body_json.response_format)
+    assert.is_true(#r.stdout > 0)
+  end)
+
+  it("server errors and cut replies: exit 1, the error on stderr, no file left", function ()
+    local path = dir .. "/line.opus"
+    local r = aigc { "speak", "Hi", "-o", path }
+    assert.equal(1, r.code)
+    assert.matches("400", r.stderr)
+    assert.matches("opus", r.stderr)
+    assert.is_false(exists(path))
+    assert.is_false(exists(path .. ".part"))
+    path = dir .. "/cut.wav"
+    r = aigc { "speak", "A long line that the server will cut short", "-o", path,
+               "--option", 'headers={"x-aigc-fault":"drop-after=2"}', "--option", "max_retries=0" }
+    assert.equal(1, r.code)
+    assert.not_equal("", r.stderr)
+    assert.is_false(exists(path))
+    assert.is_false(exists(path .. ".part"))
+    r = aigc { "image", "-m", "gpt-image-1", "--option", "output_format=webp", "x", "-o", dir .. "/x.webp" }
+    assert.equal(1, r.code)
+    assert.matches("400", r.stderr)
+    r = aigc { "image", "-m", "gpt-image-1", "-s", "8x8", "x", "-o", dir .. "/no/such/dir/x.png" }
+    assert.equal(1, r.code)
+    assert.matches("no/such/dir/x.png", r.stderr)
+  end)
+
+  it("usage errors: exit 2, nothing sent", function ()
+    local cases = {
+      { { "image" }, "no prompt" },
+      { { "speak" }, "no text" },
+      { { "image", "-n", "2", "x", "-o", "-" }, "one image only" },
+      { { "image", "-n", "0", "x", "-o", "a.png" }, "%-n must be a whole number" },
+      { { "speak", "-f", "ogg", "x", "-o", "a.ogg" }, "unknown format 'ogg'" },
+      { { "speak", "x", "-o", "" }, "needs a file name" },
+      { { "image", "--option", "novalue", "x", "-o", "a.png" }, "expects KEY=VALUE" },
+      { { "image", "--bogus", "x" }, "unknown option '%-%-bogus'" },
+    }
+    for _, c in ipairs(cases) do
+      local r = aigc(c[1])
+      assert.equal(2, r.code, table.concat(c[1], " ") .. ": " .. r.stderr)
+      assert.matches(c[2], r.stderr)
+    end
+    -- binary data is never written to a terminal
+    for _, cmd in ipairs { "image", "speak" } do
+      local r = aigc({ cmd, "x" }, { env = { AIGC_FORCE_TTY = "1" } })
+      assert.equal(2, r.code)
+      assert.matches("give %-o FILE", r.stderr)
+      r = aigc({ cmd, "x", "-o", "-" }, { env = { AIGC_FORCE_TTY = "1" } })
+      assert.equal(2, r.code)
+    end
+    assert.equal(0, #srv:requests())
+  end)
+
+  it("SIGINT (Ctrl-C) cancels speech mid-stream: exit 130, no file left, the request closed", function ()
+    local path, pidfile, codefile = dir .. "/long.wav", os.tmpname(), os.tmpname()
+    os.remove(pidfile); os.remove(codefile)
+    local cmd = cli.command({ "speak", "A long speech that takes its time to arrive", "-o", path,
+                              "--option", 'headers={"x-aigc-fault":"pause=150"}' },
+                            { home = home, base_url = srv.base_url })
+    os.execute("sh -c " .. proc.quote(cmd .. " </dev/null >/dev/null 2>/dev/null & echo $! >" .. pidfile
+                                      .. "; wait $!; echo $? >" .. codefile) .. " &")
+    local deadline = socket.gettime() + 10
+    local function wait (fn, what)
+      while not fn() do
+        assert.is_true(socket.gettime() < deadline, "timed out: " .. what)
+        socket.sleep(0.02)
+      end
+    end
+    wait(function () return exists(path .. ".part") and srv:stats().open_now == 1 end, "the audio to start")
+    os.execute("kill -INT " .. tonumber(proc.read_file(pidfile)))
+    wait(function () return proc.read_file(codefile) end, "the exit")
+    assert.equal("130\n", proc.read_file(codefile))
+    wait(function () return srv:stats().open_now == 0 end, "the request to close")
+    assert.is_false(exists(path))
+    assert.is_false(exists(path .. ".part"))
+    os.remove(pidfile); os.remove(codefile)
+  end)
+end)
