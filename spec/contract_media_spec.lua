@@ -29,39 +29,11 @@ local function file_exists (path)
   return f ~= nil
 end
 
--- Steady's diagnostics in headers h: "#N CODE path: message" lines.
-local function steady_errors (h)
-  local by_n, ns = {}, {}
-  for k, v in pairs(h or {}) do
-    local n, field = k:match("^x%-steady%-error%-(%d+)%-(%a+)$")
-    if n then
-      n = tonumber(n)
-      if not by_n[n] then by_n[n] = {}; ns[#ns + 1] = n end
-      by_n[n][field] = v
-    end
-  end
-  table.sort(ns)
-  local out = {}
-  for i, n in ipairs(ns) do
-    local e = by_n[n]
-    out[i] = ("#%d %s %s: %s"):format(n, e.code or "?", e.path or "?", e.message or "?")
-  end
-  return out
-end
-
+-- Steady's verdicts, read as spec/contract_spec.lua reads them.
+local checks = dofile(CONTRACT_DIR .. "/checks.lua")
+local steady_errors = checks.steady_errors
 -- Steady answered at `path` and found nothing wrong with the request.
-local function assert_valid (res, err, what, path)
-  local h = (res and res.headers) or (err and err.headers)
-  assert(h, what .. ": no response headers; aigc said: " .. tostring(err))
-  assert(h["x-steady-matched-path"] == path, ("%s: Steady answered at %s, not %s (aigc: %s)")
-         :format(what, tostring(h["x-steady-matched-path"]), path, tostring(err)))
-  local problems = steady_errors(h)
-  assert(#problems == 0 and h["x-steady-error-count"] == "0",
-         ("%s: the request does not match the OpenAPI spec:\n  %s"):format(what, table.concat(problems, "\n  ")))
-  assert(h["x-steady-request-valid"] == "true", what .. ": x-steady-request-valid is "
-         .. tostring(h["x-steady-request-valid"]))
-  return h
-end
+local assert_valid = checks.assert_no_steady_errors
 
 local function assert_accepted (res, err, what, path)
   assert_valid(res, err, what, path)
