@@ -7,7 +7,7 @@
 -- a finalizer; a userdata finalizer on 5.1/LuaJIT).
 local aigc = require "aigc"
 local devserver = require "devserver"
-local luaver = require "luaver"
+local portable = require "portable"
 
 describe("what differs between the Lua versions", function ()
   local srv, client
@@ -20,7 +20,7 @@ describe("what differs between the Lua versions", function ()
   it("a task's wait inside pcall yields, except on PUC 5.1 where it raises", function ()
     local out, returned
     client:spawn(function ()
-      out = luaver.pack(pcall(function ()
+      out = portable.pack(pcall(function ()
         return assert(client:chat { messages = { { role = "user", content = "Echo: in pcall" } },
                                     headers = { ["x-aigc-fault"] = "delay=100" } }).text
       end))
@@ -28,7 +28,7 @@ describe("what differs between the Lua versions", function ()
     returned = out == nil   -- spawn returned at the task's first wait
     local deadline = os.time() + 10
     while out == nil and os.time() < deadline do client:step(0.01) end
-    if luaver.version == "5.1" then
+    if portable.version == "5.1" then
       assert.is_false(out[1])
       assert.matches("attempt to yield across metamethod/C%-call boundary", tostring(out[2]))
     else
@@ -40,14 +40,14 @@ describe("what differs between the Lua versions", function ()
   it("an error in a __gc finalizer: a warning on 5.4, raised by the collection elsewhere; aigc goes on", function ()
     local fired = false
     do
-      luaver.finalized({}, function () fired = true; error("the NPC's finalizer failed") end)
+      portable.finalized(function () fired = true; error("the NPC's finalizer failed") end)
     end
     local ok, err
-    if luaver.version == "5.4" then warn("@off") end   -- (the warning is 5.4's channel; not printed here)
+    if portable.version == "5.4" then warn("@off") end   -- (the warning is 5.4's channel; not printed here)
     ok, err = pcall(collectgarbage, "collect")
-    if luaver.version == "5.4" then warn("@on") end
+    if portable.version == "5.4" then warn("@on") end
     assert.is_true(fired)
-    if luaver.version == "5.4" then
+    if portable.version == "5.4" then
       assert.is_true(ok)
     else
       assert.is_false(ok)

@@ -30,6 +30,9 @@ M.table_len = M.table_gc
 M.load = rawget(_G, "loadstring") or load
 
 M.unpack = compat.unpack
+
+--- table.pack (5.2+) or its equivalent.
+M.pack = compat.pack
 M.utf8_len = compat.utf8_len
 M.utf8_char = compat.utf8_char
 M.tointeger = compat.tointeger
