@@ -60,8 +60,10 @@ elseif mode == "uncaught" then
   return
 end
 io.write("READY\n"); io.flush()
-local ok, err = pcall(call)
+local ok, err, err2 = pcall(call)
 print("RESULT", ok, tostring(err):match("interrupted!") and "interrupted!" or tostring(err))
+-- (a call that returned nil, err instead: what it returned, for the failure message)
+if ok and err == nil then print("RETURNED-ERROR", tostring(err2)) end
 print("ACTIVE", c:active(), req and req:status() or "-")
 -- The client is still usable after the interrupt.
 p.headers, p.stream = nil, nil

@@ -274,17 +274,17 @@ AIGC_COMPAT_FN int aigc_frame_is_hook (const lua_Debug *ar) {
 }
 
 /*
-** Where frames cannot tell (5.1, 5.2, LuaJIT), an error raised in a debug
-** hook is recognised by the message the standalone interpreters' Ctrl-C
-** handler raises: "interrupted!" (the handler removes itself first, so no
-** hook is left to look at). lua.c's is exactly that; luajit.c's carries
-** the position of the Lua code it stopped ("file:12: interrupted!").
+** An error raised in a debug hook, recognised by the message the standalone
+** interpreters' Ctrl-C handler raises: "interrupted!" (the handler removes
+** itself first, so no hook is left to look at). lua.c's is that, with the
+** position of the Lua code it stopped when there is one; luajit.c's too
+** ("file:12: interrupted!"). Where frames cannot tell (5.1, 5.2, LuaJIT) it
+** is the only sign; on 5.3 and 5.4 it backs up the "hook" frame, which a
+** hook that fires at a call or return event does not always leave within
+** the handler's reach (a 5.3 run saw Ctrl-C in a stream callback returned
+** as a callback error).
 */
 AIGC_COMPAT_FN int aigc_hook_error (lua_State *L, int idx) {
-#if LUA_VERSION_NUM >= 503
-  (void)L; (void)idx;
-  return 0;
-#else
   static const char tail[] = ": interrupted!";
   size_t len, tlen = sizeof tail - 1;
   const char *msg = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &len) : NULL;
@@ -292,7 +292,6 @@ AIGC_COMPAT_FN int aigc_hook_error (lua_State *L, int idx) {
     return 0;
   return strcmp(msg, "interrupted!") == 0
          || (len > tlen && memcmp(msg + len - tlen, tail, tlen) == 0);
-#endif
 }
 
 /* Whether the collector refuses to be asked (Lua 5.4.4+ inside a
