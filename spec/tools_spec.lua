@@ -362,7 +362,8 @@ describe("aigc.tools", function ()
       for _ = 1, 3 do client:step(0) end
       -- (LuaJIT's compiled traces keep the closures they specialised alive
       -- until flushed: a trace's constant is not the program's reference)
-      if rawget(_G, "jit") then jit.flush() end
+      local jit_lib = rawget(_G, "jit")
+      if jit_lib then jit_lib.flush() end
       collectgarbage()
       collectgarbage()
       assert.is_nil(weak[1])
