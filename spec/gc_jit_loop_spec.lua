@@ -14,9 +14,9 @@
 
 local proc = require "procutil"
 
+-- %s: how the script gets a client.
 local SCRIPT = [[
-local aigc = require "aigc"
-local client = aigc.client { base_url = "http://127.0.0.1:9/v1", max_retries = 0, timeout = 5,
+local client = %s { base_url = "http://127.0.0.1:9/v1", max_retries = 0, timeout = 5,
                              max_concurrency = 1 }
 local msgs = { { role = "user", content = "Hi" } }
 -- Compile the Lua layer's loops for params whose values are numbers...
@@ -42,11 +42,19 @@ client:close()
 io.write("finalizer ran: ", tostring(ran), "\n")
 ]]
 
+local function run (new_client)
+  local cmd = "timeout -k 5 60 " .. proc.lua_command() .. " -e " .. proc.quote(SCRIPT:format(new_client))
+  local ok, out = proc.sh(cmd)
+  assert.is_true(ok, "the child did not end within 60 s or failed (status 124 = hang): " .. out)
+  assert.matches("finalizer ran: true", out, 1, true)
+end
+
 describe("a request submitted from a __gc finalizer", function ()
   it("returns (no endless loop of LuaJIT's compiled pairs() inside __gc)", function ()
-    local cmd = "timeout -k 5 60 " .. proc.lua_command() .. " -e " .. proc.quote(SCRIPT)
-    local ok, out = proc.sh(cmd)
-    assert.is_true(ok, "the child did not end within 60 s or failed (status 124 = hang): " .. out)
-    assert.matches("finalizer ran: true", out, 1, true)
+    run('require("aigc").client')
+  end)
+
+  it("returns when the client module is required without aigc's init", function ()
+    run('require("aigc.client").new')
   end)
 end)
