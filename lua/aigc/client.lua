@@ -9,6 +9,7 @@
 
 local core = require "aigc.core"
 local compat = require "aigc.compat"
+compat.keep_aigc_off_jit(debug.getinfo(1, "f").func)   -- LuaJIT #1045 (also when required without aigc.init)
 local util = require "aigc.util"
 local check = require "aigc.check"
 local task = require "aigc.task"

@@ -218,4 +218,37 @@ function M.load_text (text, chunkname, env)
   return load(text, chunkname, "t", env)
 end
 
+--- LuaJIT: keeps aigc's Lua layer off the JIT (its C core is not affected;
+-- the user's own code keeps the JIT). LuaJIT 2.1 before commit 119fd1fa
+-- (Aug 2023, LuaJIT #1045; e.g. Debian 12's 2.1.0~beta3+git20220320) can
+-- spin for ever in a compiled pairs() loop whose trace exits at its first
+-- guard inside a __gc metamethod: the exit lands on the loop's JLOOP, which
+-- re-enters the trace, and nothing is recorded during __gc to break the
+-- cycle (spec/lifecycle/luajit-itern-gc.lua). A finalizer may call any aigc
+-- function (a request, a stream loop, step, close), so the lifecycle tester
+-- hung in hooks.before's parameter copy. jit.* is refused inside __gc, hence
+-- at load time: `caller` (the module chunk calling this) now, and every
+-- aigc.* module loaded later through the Lua file searcher.
+local jit_kept_off = false
+function M.keep_aigc_off_jit (caller)
+  local jit = rawget(_G, "jit")
+  if not jit or not jit.off then return end
+  jit.off(caller, true)
+  if jit_kept_off then return end
+  jit_kept_off = true
+  for _, f in pairs(M) do
+    if type(f) == "function" and debug.getinfo(f, "S").what == "Lua" then jit.off(f, true) end
+  end
+  local searchers = rawget(package, "loaders") or rawget(package, "searchers")
+  local lua_searcher = searchers and searchers[2]
+  if type(lua_searcher) ~= "function" then return end
+  searchers[2] = function (name, ...)
+    local loader, extra = lua_searcher(name, ...)
+    if type(loader) == "function" and type(name) == "string" and name:sub(1, 5) == "aigc." then
+      jit.off(loader, true)
+    end
+    return loader, extra
+  end
+end
+
 return M

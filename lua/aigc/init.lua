@@ -11,6 +11,7 @@
 -- local res = assert(client:chat { messages = { { role = "user", content = "Hi" } } })
 -- print(res.text)
 
+require("aigc.compat").keep_aigc_off_jit(debug.getinfo(1, "f").func)   -- LuaJIT #1045: see compat.lua
 local core = require "aigc.core"
 
 local M = {

@@ -86,7 +86,12 @@ function Stream:__call ()
     end
     local f = future.new(self._loop, { label = "stream event", request = req })
     self._next = f
-    f:wait()
+    -- future.new allocates: a finalizer may have driven this client in
+    -- between and delivered chunks or the end while no future was there to
+    -- wake (the iterator then waited for ever). With `_next` set, later
+    -- events wake `f`; what came before it is checked here.
+    if self._first > self._last and req:status() == status then f:wait() end
+    if self._next == f then self._next = nil end
   end
   local i = self._first
   local delta, chunk = self._deltas[i], self._chunks[i]
