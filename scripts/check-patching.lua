@@ -53,7 +53,8 @@ local SOURCE_RULES = {
 
 local function library_files ()
   local list = {}
-  local p = assert(io.popen("find lua/aigc -name '*.lua' ! -path 'lua/aigc/devserver*' ! -name 'cassette_server.lua' 2>/dev/null | sort"))
+  local p = assert(io.popen("find lua/aigc -name '*.lua' ! -path 'lua/aigc/devserver*'"
+                            .. " ! -name 'cassette_server.lua' 2>/dev/null | sort"))
   for f in p:lines() do list[#list + 1] = f end
   p:close()
   return list
