@@ -153,6 +153,8 @@ local S = {
   disarmed = false,  -- set before the drain: `arm`'s finalizers act no more (they would
                      -- submit requests behind the drain's back, after it saw none)
   known_seen = {},
+  gc_acts = 0,       -- finalizers that ran an action (`arm`, `npc`): they may step or cancel
+                     -- between a step() returning its count and active() being read
 }
 
 local function tick () S.ev = S.ev + 1; return S.ev end
@@ -1004,10 +1006,14 @@ local function check_reports_after_step (crec, step_ev)
   end
 end
 
-local function check_counts (crec, what, n)
+-- `gc_before` is S.gc_acts read before the call that returned `n`: a
+-- finalizer that acted since (a step, a cancel, a new request from inside a
+-- collection) truthfully changed the count in between, so no verdict then.
+local function check_counts (crec, what, n, gc_before)
   local client = crec.client
   local ok, a = pcall(client.active, client)
   if not ok then return end
+  if S.gc_acts ~= gc_before then return end
   if n ~= a then
     local sleepers = type(rawget(client, "_sleepers")) == "table" and #client._sleepers or "?"
     violation("count-mismatch", string.format("%s returned %s, active() = %s (sleeping tasks: %s)", what,
@@ -1136,12 +1142,13 @@ function OPS.step (op)
   if not crec then return end
   local client = crec.client
   local step_ev = tick()
+  local gc_before = S.gc_acts
   local ok, n, errs = pcall(client.step, client, op.t)
   if not ok then return check_raise(crec, "client:step", n, step_ev) end
   -- (a closed client with callbacks still to run accepts step(): its errors count)
   count_reports(errs, "step()'s second result")
   if crec.closed then return end
-  check_counts(crec, "step()", n)
+  check_counts(crec, "step()", n, gc_before)
   crec.steps = crec.steps + 1
   check_reports_after_step(crec, step_ev)
 end
@@ -1150,10 +1157,11 @@ function OPS.act (op)
   local crec = client_of(op.c)
   if not crec then return end
   local start_ev = tick()
+  local gc_before = S.gc_acts
   local ok, n = pcall(crec.client.act, crec.client)
   if not ok then return check_raise(crec, "client:act", n, start_ev) end
   if crec.closed then return end
-  check_counts(crec, "act()", n)
+  check_counts(crec, "act()", n, gc_before)
 end
 
 function OPS.wait (op)
@@ -1195,6 +1203,7 @@ function OPS.arm (op)
   fin = function (o)
     if S.disarmed then return end
     if o.acts then
+      S.gc_acts = S.gc_acts + 1
       -- (an error raised here is Lua's warning, not aigc's: swallowed)
       pcall(run_act, act, 1, { kind = "gc" })
     end
@@ -1214,7 +1223,10 @@ function OPS.npc (op)
   if not ok then return check_raise(crec, "chat_async", rec, start_ev) end
   -- The game's pattern: the NPC cancels its pending request when collected.
   finalized({ rec = rec }, function (npc)
-    if not npc.rec.abandoned and npc.rec.req then do_cancel(npc.rec) end
+    if not npc.rec.abandoned and npc.rec.req then
+      S.gc_acts = S.gc_acts + 1
+      do_cancel(npc.rec)
+    end
   end)
 end
 
@@ -1339,11 +1351,12 @@ while true do
   end
   for _, crec in ipairs(crecs) do
     local step_ev = tick()
+    local gc_before = S.gc_acts
     local ok, n, errs = pcall(crec.client.step, crec.client, 0.02)
     if ok then
       count_reports(errs, "step()'s second result (drain)")
       if not crec.closed then
-        check_counts(crec, "step() (drain)", n)
+        check_counts(crec, "step() (drain)", n, gc_before)
         crec.steps = crec.steps + 1
         check_reports_after_step(crec, step_ev)
       end
