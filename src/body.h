@@ -18,6 +18,8 @@
 
 #include <curl/curl.h>
 
+#include "buf.h"
+
 typedef enum aigc_sink_kind {
   AIGC_SINK_JSON = 0,  /* the usual: a JSON reply made into tables */
   AIGC_SINK_BYTES,     /* the reply's bytes as one Lua string */
@@ -41,7 +43,31 @@ typedef struct aigc_body {
   FILE *fp;                 /* the part file, open while an attempt writes */
   size_t written;           /* bytes sunk by this attempt */
   int sink_errno;           /* the file could not be opened/written: errno */
+  /* An upload part fed by a Lua function ({reader = true} in the form,
+     opts.reader the function): libcurl reads `feed`; when it is empty the
+     read pauses the transfer and `wake` tells the loop, which calls the
+     function and unpauses. Not rewindable: once bytes were sent the call
+     is not retried. */
+  int has_reader;
+  curl_off_t feed_size;     /* the size the caller gave, or -1 (chunked) */
+  size_t feed_total;        /* bytes the function gave (all attempts) */
+  aigc_buf feed;
+  size_t feed_read;         /* offset in feed */
+  int feed_eof;             /* the function returned nil */
+  int feed_wanted;          /* libcurl waits for bytes */
+  size_t fed;               /* bytes handed to libcurl (all attempts) */
+  void (*wake) (void *);    /* set by the request: put it on the ready list */
+  void *wake_arg;
 } aigc_body;
+
+/* libcurl's read and seek callbacks of a fed part (arg: the aigc_body). */
+size_t aigc_body_feed_read (char *buf, size_t size, size_t nitems, void *arg);
+int aigc_body_feed_seek (void *arg, curl_off_t offset, int origin);
+/* Adds bytes the function gave (len 0 with eof: the end). -1: ENOMEM. */
+int aigc_body_feed (aigc_body *b, const char *p, size_t len, int eof);
+/* What is wrong when the function gave more than the part's size, or
+   ended before it (libcurl would cut the part or the server wait), else NULL. */
+const char *aigc_body_feed_mismatch (const aigc_body *b);
 
 /* Sets the file sink's path (copies it). Returns -1 on ENOMEM. */
 int  aigc_body_set_path (aigc_body *b, const char *path);

@@ -24,6 +24,20 @@ static const char *part_string (lua_State *L, int p, const aigc_argctx *cx, int 
   return s;
 }
 
+/* A reader part's size: a whole number >= 0 (the body gets a Content-Length),
+   or -1 when not given (chunked). */
+static curl_off_t reader_size (lua_State *L, int p, const aigc_argctx *cx, int i) {
+  lua_Number n;
+  int t = lua_getfield(L, p, "size");
+  n = lua_tonumber(L, -1);
+  lua_pop(L, 1);
+  if (t == LUA_TNIL)
+    return -1;
+  if (t != LUA_TNUMBER || n < 0 || n != n || n > 9007199254740992.0 || n != (lua_Number)(curl_off_t)n)
+    aigc_argerror(L, cx->arg, cx->fname, "%s.form[%d].size: a whole number >= 0 expected", cx->what, i);
+  return (curl_off_t)n;
+}
+
 /* One part, the table at p (form[i]), added to b's form. */
 static void add_part (lua_State *L, int p, aigc_body *b, const aigc_argctx *cx, int i) {
   size_t len = 0, vlen = 0, dlen = 0, plen = 0;
@@ -31,15 +45,19 @@ static void add_part (lua_State *L, int p, aigc_body *b, const aigc_argctx *cx, 
   const char *value = part_string(L, p, cx, i, "value", 0, &vlen);
   const char *data = part_string(L, p, cx, i, "data", 1, &dlen);
   const char *path = part_string(L, p, cx, i, "path", 0, &plen);
+  int reader = lua_getfield(L, p, "reader") == LUA_TBOOLEAN && lua_toboolean(L, -1);
   const char *filename = part_string(L, p, cx, i, "filename", 0, &len);
   const char *type = part_string(L, p, cx, i, "type", 0, &len);
   curl_mimepart *part;
   CURLcode rc = CURLE_OK;
+  lua_pop(L, 1);
   if (name == NULL)
     aigc_argerror(L, cx->arg, cx->fname, "%s.form[%d].name: a string expected, got nil", cx->what, i);
-  if ((value != NULL) + (data != NULL) + (path != NULL) != 1)
-    aigc_argerror(L, cx->arg, cx->fname, "%s.form[%d]: exactly one of value, data or path expected",
-                  cx->what, i);
+  if ((value != NULL) + (data != NULL) + (path != NULL) + reader != 1)
+    aigc_argerror(L, cx->arg, cx->fname, "%s.form[%d]: exactly one of value, data, path or reader "
+                  "expected", cx->what, i);
+  if (reader && b->has_reader)
+    aigc_argerror(L, cx->arg, cx->fname, "%s.form[%d]: one part fed by a function per call", cx->what, i);
   part = curl_mime_addpart(b->mime);
   if (part == NULL)
     luaL_error(L, "not enough memory");
@@ -47,6 +65,11 @@ static void add_part (lua_State *L, int p, aigc_body *b, const aigc_argctx *cx, 
   if (rc == CURLE_OK && path != NULL) {
     rc = curl_mime_filedata(part, path);   /* (sets the filename to the path's base name) */
     b->uploads_from_path = 1;
+  }
+  else if (rc == CURLE_OK && reader) {   /* size unknown: the body goes chunked */
+    b->feed_size = reader_size(L, p, cx, i);
+    rc = curl_mime_data_cb(part, b->feed_size, aigc_body_feed_read, aigc_body_feed_seek, NULL, b);
+    b->has_reader = 1;
   }
   else if (rc == CURLE_OK)
     rc = value != NULL ? curl_mime_data(part, value, vlen) : curl_mime_data(part, data, dlen);

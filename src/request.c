@@ -315,6 +315,11 @@ static int try_retry (lua_State *L, int eidx, aigc_request *r) {
   if (r->state != AIGC_RUNNING || r->roster == NULL || r->roster->closed
       || r->retries >= r->max_retries)
     return 0;
+  if (r->xb.fed > 0) {   /* what a reader gave libcurl is gone: it cannot be sent again */
+    aigc_error_log(L, eidx, r->secrets, "warn", "not retrying: the upload's reader already gave "
+                   "%lu bytes, which cannot be read again", (unsigned long)r->xb.fed);
+    return 0;
+  }
   delay = aigc_transfer_retry_delay(r);
   if (delay >= 0 && r->deadline_at > 0 && aigc_now() + delay >= r->deadline_at) {
     /* The wait would pass the deadline: this error is the call's. */
@@ -441,6 +446,71 @@ static int handle_typed (lua_State *L, int eidx, int ridx, aigc_request *r,
   return 1;
 }
 
+/*
+** Resumes a transfer paused for the fed part's bytes. libcurl 7.88 needs
+** the pause set then lifted: its MIME reader keeps a part's "paused" read
+** status until curl_easy_pause lifts a send pause, but when that read came
+** after other bytes of the same call (a boundary, the part's headers)
+** libcurl got those bytes and never saw the pause, so a plain CONT finds
+** nothing to change and the part stays paused for good (repro:
+** spec/c/curl_mime_pause_repro.c). Lifting a pause arms libcurl's timer
+** (our timer callback: due now), so the loop acts on it this turn.
+*/
+static void resume_upload (aigc_request *r) {
+  if (r->easy == NULL || !r->in_multi)
+    return;
+  curl_easy_pause(r->easy, CURLPAUSE_SEND);
+  curl_easy_pause(r->easy, CURLPAUSE_CONT);
+}
+
+/* The fed part failed: the error (kind, message) ends the call. */
+static int fail_upload (lua_State *L, int eidx, int ridx, aigc_request *r,
+                        const char *kind, const char *what) {
+  aigc_error_new(L, kind, "");
+  lua_pushfstring(L, "the upload's reader %s", what);
+  lua_setfield(L, -2, "message");
+  return fail_now(L, eidx, ridx, r) + 1;
+}
+
+/*
+** libcurl waits for bytes of the part a function feeds (body.h): calls it
+** (a string: the next bytes; nil or "": the end) from the loop, never
+** from inside libcurl, and resumes the transfer.
+*/
+static int feed_upload (lua_State *L, int eidx, int ridx, aigc_request *r) {
+  int st;
+  size_t len = 0;
+  const char *s, *wrong;
+  r->xb.feed_wanted = 0;
+  lua_getiuservalue(L, ridx, AIGC_RQ_READER);
+  r->in_callback = 1;
+  st = aigc_pcall(L, 0, 1);
+  r->in_callback = 0;
+  if (r->state != AIGC_RUNNING) {   /* canceled or closed inside: that end wins */
+    lua_pop(L, 1);
+    return 1;
+  }
+  if (st != LUA_OK) {
+    aigc_response_callback_error(L);
+    return fail_now(L, eidx, ridx, r) + 1;
+  }
+  if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING) {
+    lua_pop(L, 1);
+    return fail_upload(L, eidx, ridx, r, "callback", "returned neither a string nor nil");
+  }
+  s = lua_tolstring(L, -1, &len);   /* (anchored on the stack; no allocation below) */
+  if (aigc_body_feed(&r->xb, s, len, len == 0) != 0) {
+    lua_pop(L, 1);
+    return fail_upload(L, eidx, ridx, r, "limit", "gave more than memory holds");
+  }
+  lua_pop(L, 1);
+  wrong = aigc_body_feed_mismatch(&r->xb);
+  if (wrong != NULL)
+    return fail_upload(L, eidx, ridx, r, "io", wrong);
+  resume_upload(r);
+  return 1;
+}
+
 /* Handles one queued stream event. Returns the callbacks run (0 or 1+). */
 static int handle_event (lua_State *L, int eidx, int ridx, aigc_request *r,
                          const char *type, size_t tlen, const char *data, size_t dlen) {
@@ -503,6 +573,8 @@ int aigc_request_dispatch (lua_State *L, int eidx, int ridx, int budget) {
   int count = 0;
   luaL_checkstack(L, 16, "aigc dispatch");
   r->delivering++;
+  if (r->xb.feed_wanted && running(r))
+    count += feed_upload(L, eidx, ridx, r);
   while (running(r) && (budget <= 0 || count < budget)
          && aigc_transfer_next_event(r, &type, &tlen, &data, &dlen))
     count += handle_event(L, eidx, ridx, r, type, tlen, data, dlen);
@@ -823,6 +895,12 @@ aigc_request *aigc_request_new (lua_State *L, aigc_roster *ro, const aigc_submit
   strong = read_call_options(L, ridx, r, s);
   if (aigc_form_read(L, 4, &r->xb, &s->cx)) {   /* a sink function */
     lua_setiuservalue(L, ridx, AIGC_RQ_STREAM);
+    strong = 1;
+  }
+  if (r->xb.has_reader) {   /* the function that feeds the upload */
+    if (lua_getfield(L, 4, "reader") != LUA_TFUNCTION)
+      luaL_error(L, "opts.reader: a function expected for the form's reader part");
+    lua_setiuservalue(L, ridx, AIGC_RQ_READER);
     strong = 1;
   }
   if (!lua_isnil(L, 4)) {

@@ -31,7 +31,8 @@ enum {
                            closure calling the scheduler's resume(co, req)
                            for each task waiting in wait()), or nil */
   AIGC_RQ_RESULT,       /* the result table or the error object, once terminal */
-  AIGC_RQ_NSLOTS = AIGC_RQ_RESULT
+  AIGC_RQ_READER,       /* the function feeding an upload part (body.h), or nil */
+  AIGC_RQ_NSLOTS = AIGC_RQ_READER
 };
 
 /* Makes the metatable and its methods (engine.c then adds wait and pump). */

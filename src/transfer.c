@@ -16,8 +16,17 @@ static aigc_accum_kind accum_kind (aigc_kind kind) {
   return kind == AIGC_KIND_COMPLETION ? AIGC_ACCUM_COMPLETION : AIGC_ACCUM_CHAT;
 }
 
+/* A part fed by a function wants bytes (body.h): the loop calls it. */
+static void wake_request (void *arg) {
+  aigc_request *r = (aigc_request *)arg;
+  if (r->roster != NULL)
+    aigc_roster_ready(r->roster, &r->entry);
+}
+
 void aigc_transfer_init (aigc_request *r, aigc_roster *ro, aigc_kind kind, int stream) {
   const aigc_config *c = &ro->config;
+  r->xb.wake = wake_request;
+  r->xb.wake_arg = r;
   r->roster = ro;
   r->secrets = c->secret;
   r->state = AIGC_CANCELED;   /* "closed" until it is handed to the engine */

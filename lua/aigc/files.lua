@@ -42,12 +42,13 @@ local function upload (self, submit, fname, params, async)
   if type(params.purpose) ~= "string" then
     field_error(fname, 1, "params.purpose", expected("string", params.purpose))
   end
-  local form, options = media.form_of(self, fname, params, { file = true })
+  local form, options, reader = media.form_of(self, fname, params, { file = true })
   for i = #form, 1, -1 do   -- (a file has no model)
     if form[i].name == "model" and params.model == nil then table.remove(form, i) end
   end
   return media.perform(self, submit, {
-    fname = fname, async = async, api = "json", path = "/files", params = options, body = { form = form },
+    fname = fname, async = async, api = "json", path = "/files", params = options,
+    body = { form = form, reader = reader },
     on_done = params.on_done, on_error = params.on_error,
   })
 end

@@ -93,15 +93,27 @@ local function sink_of (fname, to)
 end
 M.sink_of = sink_of
 
--- One upload part from `v` (a path, {path=}, or {data=, filename=, type=}).
+-- One upload part from `v` (a path, {path=}, {data=, filename=, type=}, or
+-- {reader=fn, filename=, type=, size=}: bytes fed by fn from the loop).
 local function file_part (fname, path, name, v)
   if type(v) == "string" then return { name = name, path = v } end
   if type(v) ~= "table" then field_error(fname, 1, path, expected("a path or {data =, filename =}", v)) end
   if type(v.path) == "string" then
     return { name = name, path = v.path, filename = v.filename, type = v.type }
   end
+  if v.reader ~= nil then   -- bytes from a function, as libcurl asks for them
+    if not check.is_callable(v.reader) then field_error(fname, 1, path .. ".reader", expected("function", v.reader)) end
+    if type(v.filename) ~= "string" then
+      field_error(fname, 1, path .. ".filename", expected("string (the server reads the format from it)", v.filename))
+    end
+    local size = v.size   -- known: a Content-Length; else the body goes chunked
+    if size ~= nil and (type(size) ~= "number" or size < 0 or size ~= math_floor(size) or size > 2 ^ 53) then
+      field_error(fname, 1, path .. ".size", expected("a whole number >= 0", size))
+    end
+    return { name = name, reader = true, filename = v.filename, type = v.type, size = size }, v.reader
+  end
   if type(v.data) ~= "string" then
-    field_error(fname, 1, path, "{path = ...} or {data = bytes, filename = ...} expected")
+    field_error(fname, 1, path, "{path = ...}, {data = bytes, filename = ...} or {reader = fn, filename = ...} expected")
   end
   if type(v.filename) ~= "string" then
     field_error(fname, 1, path .. ".filename", expected("string (the server reads the format from it)", v.filename))
@@ -124,10 +136,19 @@ end
 --- The multipart form of `params`: fields in `files` are uploads (a list
 -- of them goes as `name[]`), the others text parts (a list as `name[]`, a
 -- table as `name[key]`); call options are not sent. The model is the
--- client's unless given. Returns the form and the call options.
+-- client's unless given. Returns the form, the call options and the
+-- function feeding an upload part (`{reader = fn}`), if any.
 -- @local
 function M.form_of (self, fname, params, files)
-  local form, options = {}, { headers = {} }
+  local form, options, reader = {}, { headers = {} }, nil
+  local function add_file (path, name, v)
+    local part, fn = file_part(fname, path, name, v)
+    if fn then
+      if reader then field_error(fname, 1, path, "one upload fed by a function per call") end
+      reader = function () return fn() end   -- (a callable table too)
+    end
+    form[#form + 1] = part
+  end
   for k, v in pairs(params) do
     if check.call_options[k] or k == "on_done" or k == "on_error" or OWN_OPTIONS[k] then
       if k ~= "on_done" and k ~= "on_error" and not OWN_OPTIONS[k] then options[k] = v end
@@ -135,11 +156,9 @@ function M.form_of (self, fname, params, files)
       field_error(fname, 1, "params", "a field name must be a string, got " .. util.typename(k))
     elseif files[k] then
       if type(v) == "table" and v[1] ~= nil then
-        for i, f in ipairs(v) do
-          form[#form + 1] = file_part(fname, "params." .. k .. "[" .. i .. "]", k .. "[]", f)
-        end
+        for i, f in ipairs(v) do add_file("params." .. k .. "[" .. i .. "]", k .. "[]", f) end
       else
-        form[#form + 1] = file_part(fname, "params." .. k, k, v)
+        add_file("params." .. k, k, v)
       end
     elseif type(v) == "table" and v[1] ~= nil then
       for i, x in ipairs(v) do
@@ -160,7 +179,7 @@ function M.form_of (self, fname, params, files)
   for k, v in pairs(params.headers or {}) do options.headers[k] = v end
   options.headers["Content-Type"] = null
   table_sort(form, function (a, b) return a.name < b.name end)   -- (a stable order for tests)
-  return form, options
+  return form, options, reader
 end
 
 --- Submits and returns the outcome (blocking) or what stands for it
@@ -350,10 +369,10 @@ local function images (self, submit, fname, what, params, async)
     if params.image == nil then
       field_error(fname, 1, "params.image", expected("a path or {data =, filename =}", nil))
     end
-    local form, options = M.form_of(self, fname, params, IMAGE_FILES[what])
+    local form, options, reader = M.form_of(self, fname, params, IMAGE_FILES[what])
     if events then form[#form + 1] = { name = "stream", value = "true" } end
     s.path = what == "edit" and "/images/edits" or "/images/variations"
-    s.params, s.body = options, { form = form, events = events }
+    s.params, s.body = options, { form = form, events = events, reader = reader }
   end
   return M.perform(self, submit, s)
 end
@@ -403,7 +422,7 @@ end
 local function transcribe (self, submit, fname, path, params, async)
   params = M.params_of(self, fname, params, "file")
   if params.file == nil then field_error(fname, 1, "params.file", expected("a path or {data =, filename =}", nil)) end
-  local form, options = M.form_of(self, fname, params, { file = true })
+  local form, options, reader = M.form_of(self, fname, params, { file = true })
   local text = TEXT_FORMATS[params.response_format]
   local events = params.stream   -- transcript.text.delta events, then .done (the result)
   if events then
@@ -412,7 +431,7 @@ local function transcribe (self, submit, fname, path, params, async)
   end
   return M.perform(self, submit, {
     fname = fname, async = async, api = "json", path = path, params = options,
-    body = { form = form, sink = (text and not events) and "bytes" or nil, events = events or nil },
+    body = { form = form, sink = (text and not events) and "bytes" or nil, events = events or nil, reader = reader },
     on_done = params.on_done, on_error = params.on_error,
     -- text/srt/vtt replies: { text = the reply } like the JSON formats' text
     finish = function (res)

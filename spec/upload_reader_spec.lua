@@ -1,0 +1,284 @@
+-- Issue 15: an upload part fed by a Lua function, `{reader = fn, filename =,
+-- type =, size =}`, in any upload field. fn is called from the engine's loop
+-- (never from inside libcurl) each time libcurl wants bytes; what the server
+-- received is read back from the server itself (its record of the multipart
+-- parts: size and CRC-32; the file's content through /files/ID/content).
+local aigc = require "aigc"
+local devserver = require "devserver"
+local crc32 = require("aigc.devserver.util").crc32
+
+local SECRET = "sk-test-SECRET-reader-15"
+
+-- A function giving `total` bytes in pieces of varying sizes (1..max), and
+-- what it gave so far (the pieces, the number of calls).
+local function pieces (total, max, seed)
+  local st = { given = {}, calls = 0, bytes = 0 }
+  local x = seed or 7
+  function st.reader ()
+    st.calls = st.calls + 1
+    if st.bytes >= total then return nil end
+    x = (x * 1103515245 + 12345) % 2147483648
+    local n = math.min(1 + x % max, total - st.bytes)
+    local line = string.rep(string.char(97 + x % 26), n - 1) .. "\n"
+    st.given[#st.given + 1] = line
+    st.bytes = st.bytes + n
+    return line
+  end
+  function st.all () return table.concat(st.given) end
+  return st
+end
+
+-- A WAV whose transcription the server gives back as `text`.
+local function voice_note (text) return "RIFF\0\0\0\0WAVE" .. "AIGC-TEXT:" .. text end
+
+local function header (req, name)
+  for k, v in pairs(req.headers or {}) do
+    if k:lower() == name then return v end
+  end
+end
+
+describe("upload parts fed by a function (issue 15)", function ()
+  local srv, client, logs
+
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+
+  before_each(function ()
+    srv:reset()
+    logs = {}
+    client = aigc.client { base_url = srv.base_url, api_key = SECRET, max_retries = 0, timeout = 20,
+                           log = function (level, msg) logs[#logs + 1] = level .. ": " .. msg end }
+  end)
+  after_each(function () client:close() end)
+
+  local function fault (spec) return { ["x-aigc-fault"] = spec } end
+
+  it("several MB in small pieces, chunked: the server gets every byte (size and CRC), the file reads back the same", function ()
+    local feed = pieces(3 * 1024 * 1024 + 17, 3000)
+    local res = assert(client:files_upload { purpose = "batch",
+                                             file = { reader = feed.reader, filename = "big.jsonl" } })
+    local sent = feed.all()
+    assert.equal(#sent, res.bytes)
+    assert.is_true(#feed.given > 1000)
+    assert.equal(#feed.given + 1, feed.calls)   -- called once more for the end, never after it
+    local rec = srv:last()
+    local part
+    for _, p in ipairs(rec.parts) do if p.name == "file" then part = p end end
+    assert.equal(#sent, part.size)
+    assert.equal(crc32(sent), part.crc32)
+    assert.equal("big.jsonl", part.filename)
+    assert.matches("chunked", header(rec, "transfer-encoding") or "")
+    assert.equal(sent, assert(client:files_content(res.id)).body)
+  end)
+
+  it("with size: the body has a Content-Length (not chunked) and the same bytes", function ()
+    local feed = pieces(200000, 5000, 3)
+    local res = assert(client:files_upload { purpose = "batch",
+                                             file = { reader = feed.reader, filename = "s.jsonl", size = 200000 } })
+    assert.equal(200000, res.bytes)
+    local rec = srv:last()
+    assert.is_nil(header(rec, "transfer-encoding"))
+    assert.is_true(tonumber(header(rec, "content-length")) > 200000)
+    assert.equal(feed.all(), assert(client:files_content(res.id)).body)
+  end)
+
+  it("in transcribe (with a type) and images_edit; \"\" ends like nil", function ()
+    local note, at = voice_note("fed by a reader"), 0
+    local res = assert(client:transcribe { file = { filename = "note.wav", type = "audio/wav", reader = function ()
+      if at >= #note then return "" end
+      at = at + 5
+      return note:sub(at - 4, at)
+    end } })
+    assert.equal("fed by a reader", res.text)
+    assert.equal("audio/wav", srv:last().parts[1].content_type)
+    local png = assert(client:images_generate { prompt = "p", size = "32x32", response_format = "b64_json",
+                                                model = "dall-e-2" }).data[1].bytes
+    local halves = { png:sub(1, 40), png:sub(41) }
+    local edited = assert(client:images_edit { prompt = "x", image = { filename = "in.png", reader = function ()
+      return table.remove(halves, 1)
+    end } })
+    assert.equal(1, #edited.data)
+    for _, p in ipairs(srv:last().parts) do
+      if p.name == "image" then assert.equal(crc32(png), p.crc32) end
+    end
+  end)
+
+  it("an error raised by the reader fails the call (kind callback, its message), the state stays usable", function ()
+    local n = 0
+    local res, err = client:files_upload { purpose = "batch", file = { filename = "e.jsonl", reader = function ()
+      n = n + 1
+      if n == 3 then error("disk on fire") end
+      return string.rep("x", 10000) .. "\n"
+    end } }
+    assert.is_nil(res)
+    assert.equal("callback", err.kind)
+    assert.matches("disk on fire", err.message)
+    assert.equal(3, n)
+    assert.is_true(assert(client:files_upload { purpose = "batch", file = { data = "ok\n", filename = "ok.jsonl" } }).bytes == 3)
+  end)
+
+  it("a reader that returns neither a string nor nil fails the call", function ()
+    local res, err = client:files_upload { purpose = "batch", file = { filename = "e.jsonl", reader = function ()
+      return {}
+    end } }
+    assert.is_nil(res)
+    assert.equal("callback", err.kind)
+    assert.matches("neither a string nor nil", err.message)
+  end)
+
+  it("more or fewer bytes than the size given: kind io, nothing hangs", function ()
+    local res, err = client:files_upload { purpose = "batch", file = { filename = "m.jsonl", size = 10,
+                                                                        reader = pieces(11, 20).reader } }
+    assert.is_nil(res)
+    assert.equal("io", err.kind)
+    assert.matches("more bytes than its size", err.message)
+    res, err = client:files_upload { purpose = "batch", file = { filename = "f.jsonl", size = 100,
+                                                                  reader = pieces(99, 20).reader } }
+    assert.is_nil(res)
+    assert.equal("io", err.kind)
+    assert.matches("ended before its size", err.message)
+  end)
+
+  it("non-blocking across step(0) frames: the reader runs only inside step, one piece per frame at most", function ()
+    local feed, in_step, frames, outside = pieces(2 * 1024 * 1024, 8000, 11), false, 0, 0
+    local counted = feed.reader
+    local calls_in_frame = 0
+    local max_in_frame = 0
+    local req = client:files_upload_async { purpose = "batch", file = { filename = "nb.jsonl", reader = function ()
+      if not in_step then outside = outside + 1 end
+      calls_in_frame = calls_in_frame + 1
+      return counted()
+    end } }
+    while req:status() == "queued" or req:status() == "running" do
+      in_step, calls_in_frame = true, 0
+      client:step(0)   -- a frame: never waits for the network
+      in_step = false
+      if calls_in_frame > max_in_frame then max_in_frame = calls_in_frame end
+      frames = frames + 1
+    end
+    local res = assert(req:result())
+    assert.equal(feed.bytes, res.bytes)
+    assert.equal(0, outside)
+    assert.equal(1, max_in_frame)
+    assert.is_true(frames > #feed.given)
+    assert.equal(crc32(feed.all()), srv:last().parts[1].crc32)
+  end)
+
+  it("cancel from the reader mid-upload: canceled, the reader is not called again, one on_error", function ()
+    local n, errors, req = 0, 0, nil
+    req = client:files_upload_async { purpose = "batch", on_error = function () errors = errors + 1 end,
+      file = { filename = "c.jsonl", reader = function ()
+        n = n + 1
+        if n == 20 then req:cancel() end
+        return string.rep("y", 4000) .. "\n"
+      end } }
+    local _, err = req:wait()
+    assert.equal("canceled", req:status())
+    assert.equal("canceled", err.kind)
+    while client:step(0.01) > 0 do end
+    assert.equal(20, n)
+    assert.equal(1, errors)
+    assert.equal(0, #assert(client:files_list {}).data)
+  end)
+
+  it("close from the reader mid-upload: every call ends, the client is closed, no more reads", function ()
+    local c = aigc.client { base_url = srv.base_url, api_key = SECRET }
+    local n = 0
+    local res, err = c:files_upload { purpose = "batch", file = { filename = "c.jsonl", reader = function ()
+      n = n + 1
+      if n == 5 then c:close() end
+      return string.rep("z", 4000) .. "\n"
+    end } }
+    assert.is_nil(res)
+    assert.equal("canceled", err.kind)
+    assert.equal(5, n)
+    local ok, e = pcall(c.files_list, c, {})
+    assert.is_false(ok)
+    assert.matches("closed client", e)
+  end)
+
+  it("finalizers that cancel or close while the reader's pieces are taken: one end, the state is sane", function ()
+    for round = 1, 6 do
+      local c = aigc.client { base_url = srv.base_url, api_key = SECRET }
+      local req
+      local n = 0
+      req = c:files_upload_async { purpose = "batch", file = { filename = "g.jsonl", reader = function ()
+        n = n + 1
+        if n == round then   -- garbage whose finalizer acts at the next collection
+          setmetatable({}, { __gc = function () if round % 2 == 0 then req:cancel() else c:close() end end })
+          collectgarbage()
+          collectgarbage()
+        end
+        if round == 6 and n == 6 then return {} end   -- and a failing reader meanwhile
+        return string.rep("w", 3000) .. "\n"
+      end } }
+      local _, err = req:wait()
+      assert.equal("canceled", err.kind)
+      assert.is_true(n <= round + 1)
+      c:close()
+    end
+    assert.is_true(assert(client:files_upload { purpose = "batch", file = { data = "a\n", filename = "a.jsonl" } }).bytes == 2)
+  end)
+
+  describe("retries", function ()
+    it("not retried once the reader gave bytes: the server's 503 is the call's error, the log says why", function ()
+      local c = aigc.client { base_url = srv.base_url, api_key = SECRET, max_retries = 3,
+                              log = function (level, msg) logs[#logs + 1] = level .. ": " .. msg end }
+      local feed = pieces(50000, 1000)
+      local res, err = c:files_upload { purpose = "batch", headers = fault("status=503"),
+                                        file = { filename = "r.jsonl", reader = feed.reader } }
+      assert.is_nil(res)
+      assert.equal(503, err.status)
+      assert.equal(1, #srv:requests())
+      assert.equal(#feed.given + 1, feed.calls)
+      local said = table.concat(logs, "\n")
+      assert.matches("not retrying: the upload's reader already gave 50000 bytes", said, 1, true)
+      assert.not_matches("retrying in", said)
+      c:close()
+    end)
+
+    it("retried while nothing was read (the connection failed): the reader is never called", function ()
+      local s = assert(require("socket").bind("127.0.0.1", 0))
+      local _, port = s:getsockname()   -- a free port, closed again: nothing listens there
+      s:close()
+      local c = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", api_key = SECRET, max_retries = 2,
+                              log = function (level, msg) logs[#logs + 1] = level .. ": " .. msg end }
+      local calls = 0
+      local res, err = c:files_upload { purpose = "batch", file = { filename = "r.jsonl", reader = function ()
+        calls = calls + 1
+        return nil
+      end } }
+      assert.is_nil(res)
+      assert.equal("connect", err.kind)
+      assert.equal(0, calls)
+      local retried = 0
+      for _, l in ipairs(logs) do if l:find("retrying in", 1, true) then retried = retried + 1 end end
+      assert.equal(2, retried)
+      c:close()
+    end)
+  end)
+
+  describe("misuse raises at the caller's line", function ()
+    local function raises (pattern, fn)
+      local ok, e = pcall(fn)
+      assert.is_false(ok)
+      assert.matches(pattern, e)
+      assert.matches("upload_reader_spec.lua:%d+:", e)
+    end
+    it("the reader part's fields", function ()
+      raises("bad argument #1 to 'files_upload' %(params.file.reader: function expected, got number%)", function ()
+        client:files_upload { purpose = "batch", file = { reader = 5, filename = "a" } }
+      end)
+      raises("bad argument #1 to 'transcribe' %(params.file.filename: string", function ()
+        client:transcribe { file = { reader = function () end } }
+      end)
+      raises("bad argument #1 to 'files_upload' %(params.file.size: a whole number >= 0 expected, got", function ()
+        client:files_upload { purpose = "batch", file = { reader = function () end, filename = "a", size = -1 } }
+      end)
+      raises("bad argument #1 to 'images_edit_async' %(params.image%[2%]: one upload fed by a function per call%)", function ()
+        client:images_edit_async { prompt = "x", image = { { reader = print, filename = "a.png" },
+                                                           { reader = print, filename = "b.png" } } }
+      end)
+    end)
+  end)
+end)
