@@ -113,7 +113,8 @@ local function file_part (fname, path, name, v)
     return { name = name, reader = true, filename = v.filename, type = v.type, size = size }, v.reader
   end
   if type(v.data) ~= "string" then
-    field_error(fname, 1, path, "{path = ...}, {data = bytes, filename = ...} or {reader = fn, filename = ...} expected")
+    field_error(fname, 1, path,
+                "{path = ...}, {data = bytes, filename = ...} or {reader = fn, filename = ...} expected")
   end
   if type(v.filename) ~= "string" then
     field_error(fname, 1, path .. ".filename", expected("string (the server reads the format from it)", v.filename))
