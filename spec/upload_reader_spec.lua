@@ -176,6 +176,20 @@ describe("upload parts fed by a function (issue 15)", function ()
     assert.equal(feed.all(), assert(client:files_content(res.id)).body)
   end)
 
+  it("the reader may call the client: a blocking chat inside it (it runs from the loop, not inside libcurl)",
+     function ()
+    local feed, replies = pieces(300000, 4000, 5), {}
+    local res = assert(client:files_upload { purpose = "batch", file = { filename = "n.jsonl", reader = function ()
+      if feed.calls % 20 == 3 then
+        replies[#replies + 1] = assert(client:chat { messages = { { role = "user", content = "hi" } } }).text
+      end
+      return feed.reader()
+    end } })
+    assert.equal(feed.bytes, res.bytes)
+    assert.is_true(#replies >= 2)
+    assert.equal(feed.all(), assert(client:files_content(res.id)).body)
+  end)
+
   it("cancel from the reader mid-upload: canceled, the reader is not called again, one on_error", function ()
     local n, errors, req = 0, 0, nil
     req = client:files_upload_async { purpose = "batch", on_error = function () errors = errors + 1 end,
