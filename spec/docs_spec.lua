@@ -26,13 +26,24 @@ describe_docs("make docs", function ()
     -- the devserver's file names no module, so LDoc calls it "devserver")
     for _, m in ipairs { "aigc", "aigc.client", "aigc.conversation", "aigc.strategy", "aigc.tools", "aigc.schema",
                          "aigc.template", "aigc.promptlog", "aigc.runner", "aigc.ratelimit", "aigc.sentences",
-                         "devserver" } do
+                         "aigc.media", "aigc.files", "devserver" } do
       local found = proc.exists("build/docs/modules/" .. m .. ".html")
                     or proc.exists("build/docs/classes/" .. m .. ".html")
       assert.is_true(found, m .. " is missing:\n" .. out)
     end
     local runner = proc.read_file("build/docs/modules/aigc.runner.html")
     assert.matches("<code>", runner)        -- Markdown was rendered (not plain text)
+    -- the methods installed on the client at load time are listed (issue 15)
+    local media, files = proc.read_file("build/docs/modules/aigc.media.html"),
+                         proc.read_file("build/docs/modules/aigc.files.html")
+    for _, m in ipairs { "images_generate", "images_edit", "images_variation", "speech", "transcribe",
+                         "translate", "moderate", "download" } do
+      assert.matches("Client:" .. m, media, 1, true)
+    end
+    for _, m in ipairs { "files_upload", "files_list", "files_retrieve", "files_content", "files_delete",
+                         "embeddings" } do
+      assert.matches("Client:" .. m, files, 1, true)
+    end
   end)
 
   it("gives no warning", function ()

@@ -5,6 +5,9 @@
 -- to the loop that calls `client:step()`; the same request object serves
 -- `chat_async` users in a frame loop.
 --
+-- Images, audio, moderation and downloads: the `Client:` methods listed in
+-- `aigc.media`; files and embeddings: in `aigc.files`.
+--
 -- @classmod aigc.client
 
 local core = require "aigc.core"

@@ -3,10 +3,10 @@
 -- `/embeddings` (blocking and `_async`; base64 on the wire by default,
 -- decoded in C into arrays of numbers, exact to float32).
 --
--- Installed on the client by `aigc.client`; not used on its own.
+-- The methods are installed on the client by `aigc.client` (listed below
+-- as `Client:...`); the module has no functions of its own.
 --
 -- @module aigc.files
--- @local
 
 local core = require "aigc.core"
 local media = require "aigc.media"
@@ -121,6 +121,63 @@ local function embeddings (self, submit, fname, params, async)
 end
 
 -- }======================================================
+
+--- Client methods (installed on every client). Each one also has an
+-- `_async` form taking the same arguments and returning an `aigc.request`;
+-- each takes the call options (`timeout`, `headers`...) and `on_done` /
+-- `on_error` in its params or options.
+-- @section client
+
+--- Uploads a file (`POST /files`, multipart): `file` (a path, `{ data =
+-- bytes, filename = }` or `{ reader = fn, filename = [, size =] }`) and
+-- `purpose`.
+-- @function Client:files_upload
+-- @tparam table params
+-- @treturn[1] table the file object (`id`, `bytes`, `filename`...)
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+
+--- Lists files (`GET /files`): `purpose`, `limit`, `after`, `order`;
+-- `res.next_after` is the cursor of the next page (nil on the last).
+-- @function Client:files_list
+-- @tparam[opt] table params
+-- @treturn[1] table the page (`data`, `has_more`, `next_after`)
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+
+--- A file object (`GET /files/ID`).
+-- @function Client:files_retrieve
+-- @tparam string id
+-- @tparam[opt] table opts call options
+-- @treturn[1] table the file object
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+
+--- A file's content (`GET /files/ID/content`): `res.body`, or where
+-- `opts.to` says (a path or a function called with each chunk).
+-- @function Client:files_content
+-- @tparam string id
+-- @tparam[opt] table opts `to` and call options
+-- @treturn[1] table the result (`body` or `bytes`)
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+
+--- Deletes a file (`DELETE /files/ID`).
+-- @function Client:files_delete
+-- @tparam string id
+-- @tparam[opt] table opts call options
+-- @treturn[1] table `{ id =, deleted = true }`
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+
+--- Embeddings (`POST /embeddings`): base64 on the wire unless you choose
+-- an `encoding_format`, decoded in C into arrays of numbers (exact to
+-- float32) in `res.data[i].embedding`.
+-- @function Client:embeddings
+-- @tparam table|string params the request body (a string: the input)
+-- @treturn[1] table the result
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
 
 --- Installs the methods on the client class.
 -- @local

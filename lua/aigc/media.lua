@@ -6,16 +6,23 @@
 --
 -- Bytes never pass through Lua on their way in or out unless asked:
 -- uploads name a file (`file = "voice.wav"`, read by libcurl when the
--- request is sent, again on a retry) or give bytes (`file = { data = s,
--- filename = "voice.wav" }`); audio goes to a string, a file (`to =
--- "line.wav"`: written as it arrives, renamed into place at the end, never
--- left half-written) or a function called with each chunk as it arrives
--- (`to = function (chunk) ... end`, for playback that starts early).
+-- request is sent, again on a retry) or give bytes
+-- (`file = { data = s, filename = "voice.wav" }`); audio goes to a string,
+-- a file (`to = "line.wav"`: written as it arrives, renamed into place at
+-- the end, never left half-written) or a function called with each chunk
+-- as it arrives (`to = function (chunk) ... end`, for playback that starts
+-- early).
 --
--- Installed on the client by `aigc.client`; not used on its own.
+-- An upload part may also be fed by a function
+-- (`file = { reader = fn, filename = "voice.wav" }`, with `type =` and
+-- `size =` if known): `fn()` returns the next bytes, nil at the end; it is
+-- called from the driving loop, never from inside libcurl, and the call is
+-- not retried once `fn` gave bytes.
+--
+-- The methods are installed on the client by `aigc.client` (listed below
+-- as `Client:...`); this module itself gives the decoders and `flags`.
 --
 -- @module aigc.media
--- @local
 
 local core = require "aigc.core"
 local check = require "aigc.check"
@@ -490,6 +497,82 @@ end
 
 -- }======================================================
 
+
+--- Client methods (installed on every client). Each one also has an
+-- `_async` form taking the same arguments and returning an `aigc.request`
+-- (`status`, `result`, `wait`, `cancel`; `on_done` / `on_error` in params);
+-- each takes the call options (`timeout`, `deadline`, `max_retries`,
+-- `max_response_bytes`, `headers`...). An upload field is a path, `{ data =
+-- bytes, filename = }` or `{ reader = fn, filename = [, size =] }`.
+-- @section client
+
+--- Generates images (`POST /images/generations`); `b64_json` is decoded in
+-- C into `res.data[i].bytes`; `res:save(target)` writes them. `stream`
+-- (true or a function) streams partial images.
+-- @function Client:images_generate
+-- @tparam table|string params the request body (a string: the prompt)
+-- @treturn[1] table the result (`data`, `save`)
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+
+--- Edits an image (`POST /images/edits`, multipart): `image` (one upload
+-- or a list) and an optional `mask` upload, `prompt`.
+-- @function Client:images_edit
+-- @tparam table params
+-- @treturn[1] table the result, as `images_generate`'s
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+
+--- Variations of an image (`POST /images/variations`, multipart).
+-- @function Client:images_variation
+-- @tparam table params `image` (an upload), `n`, `size`...
+-- @treturn[1] table the result, as `images_generate`'s
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+
+--- Text to speech (`POST /audio/speech`): the audio in `res.body`, or
+-- where `to` says (a path, written as it arrives; a function, called with
+-- each chunk from the loop). `stream_format = "sse"` decodes the events.
+-- @function Client:speech
+-- @tparam table|string params the request body (a string: the input)
+-- @treturn[1] table the result (`body` or `bytes`, `content_type`)
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+
+--- Transcribes audio (`POST /audio/transcriptions`, multipart): `file`
+-- (an upload), `response_format` json, verbose_json, text, srt or vtt
+-- (`res.text` in every one); `stream` for transcript events.
+-- @function Client:transcribe
+-- @tparam table params
+-- @treturn[1] table the result (`text`...)
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+
+--- Translates audio into English (`POST /audio/translations`), as
+-- `transcribe`.
+-- @function Client:translate
+-- @tparam table params
+-- @treturn[1] table the result (`text`...)
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+
+--- Moderation (`POST /moderations`), with `res.flagged` and
+-- `res.flagged_categories` (see `flags`).
+-- @function Client:moderate
+-- @tparam table|string params the request body (a string: the input)
+-- @treturn[1] table the result
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+
+--- Fetches an http(s) URL through the client's engine (retries, limits,
+-- cancel): to a string, or `opts.to` (a path or a function). Credentials go
+-- to the client's own origin only.
+-- @function Client:download
+-- @tparam string url
+-- @tparam[opt] table opts `to` and call options
+-- @treturn[1] table the result (`body` or `bytes`)
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
 
 --- Installs the methods on the client class.
 -- @local
