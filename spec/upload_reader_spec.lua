@@ -6,6 +6,7 @@
 local aigc = require "aigc"
 local devserver = require "devserver"
 local portable = require "portable"
+local proc = require "procutil"
 -- The server's CRC-32 of a part, checked when the devserver's helpers load
 -- (Lua 5.3+: they use bitwise operators); the bytes are also read back.
 local has_util, util = pcall(require, "aigc.devserver.util")
@@ -41,6 +42,48 @@ local function header (req, name)
   for k, v in pairs(req.headers or {}) do
     if k:lower() == name then return v end
   end
+end
+
+-- nginx offering HTTP/2 over TLS in front of the devserver (it buffers the
+-- upload and forwards it over HTTP/1.1): libcurl's HTTP/2 upload path pauses
+-- and resumes differently. Nil when nginx or openssl is missing.
+local function start_h2_proxy (dev_port)
+  if not (proc.sh("command -v nginx") and proc.sh("command -v openssl")) then return nil end
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(proc.sh("mkdir -p " .. dir .. "/tmp"))
+  assert(proc.sh(("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
+    .. "-addext subjectAltName=IP:127.0.0.1 -keyout %s/k.pem -out %s/c.pem"):format(dir, dir)))
+  local port = proc.free_port()
+  local conf = ([[
+daemon off; master_process off; worker_processes 1; pid DIR/nginx.pid; error_log DIR/error.log;
+events { worker_connections 64; }
+http {
+  client_body_temp_path DIR/tmp; proxy_temp_path DIR/tmp; fastcgi_temp_path DIR/tmp;
+  uwsgi_temp_path DIR/tmp; scgi_temp_path DIR/tmp; client_max_body_size 64m;
+  log_format p "$request $server_protocol $status"; access_log DIR/access.log p;
+  server { listen 127.0.0.1:PORT ssl http2; ssl_certificate DIR/c.pem; ssl_certificate_key DIR/k.pem;
+           location / { proxy_pass http://127.0.0.1:DEV; proxy_http_version 1.1; } }
+}]]):gsub("DIR", dir):gsub("PORT", port):gsub("DEV", dev_port)
+  local f = assert(io.open(dir .. "/nginx.conf", "w"))
+  f:write(conf)
+  f:close()
+  local p = assert(io.popen("nginx -p " .. dir .. " -c " .. dir .. "/nginx.conf >/dev/null 2>&1 & echo $!"))
+  local pid = tonumber(p:read("*a"):match("%d+"))
+  p:close()
+  local socket = require "socket"
+  local deadline = socket.gettime() + 10
+  repeat
+    local c = socket.tcp()
+    c:settimeout(0.2)
+    local up = c:connect("127.0.0.1", port)
+    c:close()
+    if not up then socket.sleep(0.02) end
+  until up or socket.gettime() > deadline
+  return { dir = dir, port = port, stop = function ()
+    proc.stop(pid)
+    os.execute("rm -rf " .. proc.quote(dir))
+  end }
 end
 
 describe("upload parts fed by a function (issue 15)", function ()
@@ -246,6 +289,29 @@ describe("upload parts fed by a function (issue 15)", function ()
     end
     local ok = assert(client:files_upload { purpose = "batch", file = { data = "a\n", filename = "a.jsonl" } })
     assert.equal(2, ok.bytes)
+  end)
+
+  it("over HTTP/2 (TLS, nginx in front): chunked and sized, every byte arrives", function ()
+    local h2 = start_h2_proxy(srv.port)
+    if not h2 then pending("nginx or openssl is not installed") return end
+    local c = aigc.client { base_url = "https://127.0.0.1:" .. h2.port .. "/v1", api_key = SECRET,
+                            ca_file = h2.dir .. "/c.pem", max_retries = 0, timeout = 20 }
+    local ok, e = pcall(function ()
+      for _, sized in ipairs { false, true } do
+        local total = 1024 * 1024 + 5
+        local feed = pieces(total, 7000, sized and 2 or 1)
+        local res = assert(c:files_upload { purpose = "batch", file = { filename = "h2.jsonl", reader = feed.reader,
+                                                                        size = sized and total or nil } })
+        assert.equal(total, res.bytes)
+        assert.equal(feed.all(), assert(c:files_content(res.id)).body)
+      end
+      local log = proc.read_file(h2.dir .. "/access.log") or ""
+      local _, uploads = log:gsub("POST /v1/files HTTP/2.0 HTTP/2.0 200", "")
+      assert.equal(2, uploads)
+    end)
+    c:close()
+    h2.stop()
+    assert(ok, e)
   end)
 
   describe("retries", function ()
