@@ -118,6 +118,7 @@ describe("upload parts fed by a function (issue 15)", function ()
     same_crc(sent, part.crc32)
     assert.equal("big.jsonl", part.filename)
     assert.matches("chunked", header(rec, "transfer-encoding") or "")
+    assert.equal("100-continue", header(rec, "expect"))   -- no byte read before the server says go on
     assert.equal(sent, assert(client:files_content(res.id)).body)
   end)
 
@@ -130,6 +131,11 @@ describe("upload parts fed by a function (issue 15)", function ()
     assert.is_nil(header(rec, "transfer-encoding"))
     assert.is_true(tonumber(header(rec, "content-length")) > 200000)
     assert.equal(feed.all(), assert(client:files_content(res.id)).body)
+    -- headers = { Expect = "" } turns the 100-continue round trip off
+    local off = pieces(5000, 700)
+    assert(client:files_upload { purpose = "batch", headers = { expect = "" },
+                                 file = { reader = off.reader, filename = "o.jsonl" } })
+    assert.is_nil(header(srv:last(), "expect"))
   end)
 
   it("in transcribe (with a type) and images_edit; \"\" ends like nil", function ()
@@ -328,6 +334,72 @@ describe("upload parts fed by a function (issue 15)", function ()
       local said = table.concat(logs, "\n")
       assert.matches("not retrying: the upload's reader already gave 50000 bytes", said, 1, true)
       assert.not_matches("retrying in", said)
+      c:close()
+    end)
+
+    it("retried while nothing was read: a server drops the first attempt before the body, the second gets it all",
+       function ()
+      -- A tiny server in this process, served between step() frames: the
+      -- first connection is closed once its headers are in (libcurl waits
+      -- for "100 Continue" before reading the body, so the reader gave
+      -- nothing); the second gets 100 Continue, the whole chunked body,
+      -- then a file object.
+      local socket = require "socket"
+      local server = assert(socket.bind("127.0.0.1", 0))
+      server:settimeout(0)
+      local _, port = server:getsockname()
+      local c = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", api_key = SECRET, max_retries = 2,
+                              timeout = 20 }
+      local feed = pieces(100000, 3000, 9)
+      local req = c:files_upload_async { purpose = "batch", file = { filename = "again.jsonl", reader = feed.reader } }
+      local conns, calls_at_drop, body = {}, nil, nil
+      local deadline = socket.gettime() + 20
+      while (req:status() == "queued" or req:status() == "running") and socket.gettime() < deadline do
+        c:step(0.002)
+        local s = server:accept()
+        if s then
+          s:settimeout(0)
+          conns[#conns + 1] = { sock = s, buf = "" }
+        end
+        for i, k in ipairs(conns) do
+          local data, err, part = k.sock:receive(65536)
+          k.buf = k.buf .. (data or part or "")
+          local head_end = k.buf:find("\r\n\r\n", 1, true)
+          if i == 1 and head_end and not k.done then
+            calls_at_drop, k.done = feed.calls, true
+            k.sock:close()
+          elseif i == 2 and head_end and not k.continued then
+            k.continued = true
+            k.sock:send("HTTP/1.1 100 Continue\r\n\r\n")
+          elseif i == 2 and k.continued and not k.done and k.buf:find("\r\n0\r\n\r\n$") then
+            k.done, body = true, k.buf:sub(head_end + 4)
+            local reply = '{"id":"file-x","object":"file","bytes":' .. feed.bytes .. ',"filename":"again.jsonl",'
+                          .. '"purpose":"batch","created_at":1,"status":"processed"}'
+            k.sock:send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " .. #reply
+                        .. "\r\n\r\n" .. reply)
+          end
+          if err == "closed" and not k.done then k.done = true end
+        end
+      end
+      for _, k in ipairs(conns) do k.sock:close() end
+      server:close()
+      local res = assert(req:result())
+      assert.equal("file-x", res.id)
+      assert.equal(1, res.retries)
+      assert.equal(0, calls_at_drop)             -- the first attempt took nothing from the reader
+      -- the chunked body, decoded, holds every byte the reader gave, once
+      local plain, pos = {}, 1
+      while true do
+        local size_end = body:find("\r\n", pos, true)
+        local n = tonumber(body:sub(pos, size_end - 1), 16)
+        if n == 0 then break end
+        plain[#plain + 1] = body:sub(size_end + 2, size_end + 1 + n)
+        pos = size_end + 2 + n + 2
+      end
+      local sent = table.concat(plain)
+      local a, b = sent:find(feed.all(), 1, true)
+      assert.is_truthy(a)
+      assert.is_nil(sent:find(feed.all(), b + 1, true))
       c:close()
     end)
 

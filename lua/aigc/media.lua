@@ -184,7 +184,15 @@ function M.form_of (self, fname, params, files)
   if params.model == nil and self.model ~= nil then form[#form + 1] = { name = "model", value = self.model } end
   -- libcurl writes the multipart Content-Type (with its boundary): the
   -- client's JSON one must not be sent.
-  for k, v in pairs(params.headers or {}) do options.headers[k] = v end
+  -- A reader's bytes cannot be sent twice: wait for the server's "100
+  -- Continue" before reading any (the client turns Expect off otherwise),
+  -- so a server that answers first (401, 429, 5xx) leaves the reader
+  -- untouched and the call may be retried.
+  if reader then options.headers.Expect = "100-continue" end
+  for k, v in pairs(params.headers or {}) do
+    if reader and type(k) == "string" and k:lower() == "expect" then options.headers.Expect = nil end
+    options.headers[k] = v
+  end
   options.headers["Content-Type"] = null
   table_sort(form, function (a, b) return a.name < b.name end)   -- (a stable order for tests)
   return form, options, reader
