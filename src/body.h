@@ -46,14 +46,14 @@ typedef struct aigc_body {
   /* An upload part fed by a Lua function ({reader = true} in the form,
      opts.reader the function): libcurl reads `feed`; when it is empty the
      read pauses the transfer and `wake` tells the loop, which calls the
-     function and unpauses. Not rewindable: once bytes were sent the call
-     is not retried. */
+     function and resumes (request.c). Rewindable only while nothing was
+     handed to libcurl (`fed` 0): after that the call is not retried. */
   int has_reader;
   curl_off_t feed_size;     /* the size the caller gave, or -1 (chunked) */
   size_t feed_total;        /* bytes the function gave (all attempts) */
   aigc_buf feed;
   size_t feed_read;         /* offset in feed */
-  int feed_eof;             /* the function returned nil */
+  int feed_eof;             /* the function returned nil or "" */
   int feed_wanted;          /* libcurl waits for bytes */
   size_t fed;               /* bytes handed to libcurl (all attempts) */
   void (*wake) (void *);    /* set by the request: put it on the ready list */
