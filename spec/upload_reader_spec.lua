@@ -239,6 +239,53 @@ describe("upload parts fed by a function (issue 15)", function ()
     assert.equal(feed.all(), assert(client:files_content(res.id)).body)
   end)
 
+  it("with an external event loop (luv, client:watch / act): the whole upload, the reader called from act()",
+     function ()
+    local ok_uv, uv = pcall(require, "luv")
+    if not ok_uv then pending("luv is not installed") return end
+    local polls, timer = {}, uv.new_timer()
+    local c = aigc.client { base_url = srv.base_url, api_key = SECRET, max_retries = 0, timeout = 20 }
+    local in_act = false
+    local function act (fd, ev)
+      in_act = true
+      c:act(fd, ev)
+      in_act = false
+    end
+    c:watch(function (fd, what)
+      local p = polls[fd]
+      if what == "remove" then
+        if p then p:stop(); p:close(); polls[fd] = nil end
+        return
+      end
+      if not p then p = uv.new_socket_poll(fd); polls[fd] = p end
+      p:start(what == "in" and "r" or what == "out" and "w" or "rw", function (_, ev) act(fd, ev) end)
+    end, function (seconds)
+      timer:stop()
+      if seconds then timer:start(math.ceil(seconds * 1000), 0, function () act() end) end
+    end)
+    local feed, outside, result = pieces(1024 * 1024, 9000, 13), 0, nil
+    c:files_upload_async { purpose = "batch", on_done = function (res) result = res end,
+                           on_error = function (e) result = e end,
+                           file = { filename = "uv.jsonl", reader = function ()
+                             if not in_act then outside = outside + 1 end
+                             return feed.reader()
+                           end } }
+    act()   -- kick: the loop takes over from here
+    local guard = uv.new_timer()
+    guard:start(20000, 0, function () uv.stop() end)
+    local check = uv.new_check()
+    check:start(function () if result then uv.stop() end end)
+    uv.run()
+    guard:close(); check:close(); timer:close()
+    for _, p in pairs(polls) do p:close() end
+    uv.run("nowait")
+    c:close()
+    assert.is_table(result)
+    assert.equal(feed.bytes, result.bytes)
+    assert.equal(0, outside)
+    assert.equal(feed.all(), assert(client:files_content(result.id)).body)
+  end)
+
   it("cancel from the reader mid-upload: canceled, the reader is not called again, one on_error", function ()
     local n, errors, req = 0, 0, nil
     req = client:files_upload_async { purpose = "batch", on_error = function () errors = errors + 1 end,
