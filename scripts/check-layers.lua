@@ -32,7 +32,7 @@ local LAYERS = {
   { "sse", "json" },
   { "jsonout" },
   { "accum", "raccum", "poller", "roster" },
-  { "accum_shape" },
+  { "accum_shape", "accum_scan" },
   { "util" },
   { "jsonlua", "headers", "form", "media" },
   { "error" },
@@ -146,7 +146,7 @@ end
 
 -- Dead code.
 local PLAIN_C = { buf = true, sse = true, json = true, jsonout = true, accum = true, raccum = true,
-                  accum_shape = true, poller = true, roster = true }
+                  accum_shape = true, accum_scan = true, poller = true, roster = true }
 local used_elsewhere = {}
 for m, syms in pairs(needs) do
   for sym in pairs(syms) do

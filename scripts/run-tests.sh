@@ -36,7 +36,8 @@
 #              the 5.1 tree, as Debian's 5.1 modules serve LuaJIT); rockspec-files:
 #              the rockspec lists every src/*.c and lua/**/*.lua
 #   fuzz       libFuzzer on the SSE parser (45 s), the JSON parser (20 s), base64/float32
-#              (20 s) and the Responses stream accumulator (20 s)
+#              (20 s), the Responses stream accumulator (20 s) and the chat chunk scanner
+#              against the full parse and merge (20 s)
 #   lifecycle-V      the random lifecycle tester (spec/lifecycle/run.lua) with
 #                    its children under V, 60 s: one result
 #   asan-V           the busted specs again under V, the module and a host
@@ -61,7 +62,8 @@
 #                                 skips every interpreter's ("busted"), a full one
 #                                 only that one ("busted-5.2"); "lifecycle" skips
 #                                 both lifecycle runs
-#   FUZZ_SSE_SECONDS / FUZZ_JSON_SECONDS / FUZZ_BASE64_SECONDS / FUZZ_RACCUM_SECONDS   shorten the fuzz runs
+#   FUZZ_SSE_SECONDS / FUZZ_JSON_SECONDS / FUZZ_BASE64_SECONDS / FUZZ_RACCUM_SECONDS /
+#   FUZZ_CHUNKSCAN_SECONDS   shorten the fuzz runs
 #   LIFECYCLE_SECONDS / LIFECYCLE_ASAN_SECONDS   the lifecycle runs' length
 #   LIFECYCLE_SEED   fixes their seed (default: a new one each run, printed,
 #                    so a failure can be replayed)
@@ -516,7 +518,8 @@ suite_fuzz () {
   if skipped fuzz; then record fuzz 0 0 2; return; fi
   local fp=0 ff=0 h name secs
   for h in fuzz_sse:${FUZZ_SSE_SECONDS:-45} fuzz_json:${FUZZ_JSON_SECONDS:-20} \
-           fuzz_base64:${FUZZ_BASE64_SECONDS:-20} fuzz_raccum:${FUZZ_RACCUM_SECONDS:-20}; do
+           fuzz_base64:${FUZZ_BASE64_SECONDS:-20} fuzz_raccum:${FUZZ_RACCUM_SECONDS:-20} \
+           fuzz_chunkscan:${FUZZ_CHUNKSCAN_SECONDS:-20}; do
     name=${h%%:*}; secs=${h##*:}
     if [ ! -f "spec/fuzz/$name.c" ]; then echo "$name: no harness"; ff=$((ff + 1)); continue; fi
     mkdir -p "build/corpus/$name"

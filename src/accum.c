@@ -1089,6 +1089,7 @@ void aigc_accum_init (aigc_accum *a, aigc_accum_kind kind) {
   a->keys = NULL;
   a->keys_cap = a->keys_used = 0;
   a->seed = new_seed(a);
+  memset(&a->memo, 0, sizeof a->memo);
 }
 
 /*
@@ -1124,6 +1125,7 @@ int aigc_accum_add (aigc_accum *a, const aigc_json_value *chunk) {
   size_t values = 0, containers = 0, keys_before = a->keys_used;
   int rc;
   a->error[0] = '\0';
+  a->memo.valid = 0;   /* the tree may change: accum_scan's template is stale */
   if (chunk == NULL || chunk->type != AIGC_JSON_OBJECT) {
     strcpy(a->error, "chunk is not an object");
     return AIGC_ACCUM_BADSHAPE;
@@ -1183,6 +1185,7 @@ void aigc_accum_free (aigc_accum *a) {
   shaped_clear(a);
   aigc_json_free(&a->root);
   free(a->keys);
+  free(a->memo.bytes);
   aigc_accum_init(a, a->kind);
   a->limits = limits;
 }

@@ -87,6 +87,27 @@ enum {
 /* Private to accum.c: the table of where the members of merged objects are. */
 typedef struct aigc_accum_key aigc_accum_key;
 
+#define AIGC_ACCUM_SCAN_SLOTS 4
+
+/*
+** Private to accum_scan.c: the last chunk the scanner merged, kept as a
+** template. A chunk that repeats its bytes exactly, except inside its
+** string slots (the delta's content, "obfuscation" padding), merges the
+** same way: only the content differs. Every aigc_accum_add, finish and
+** free forgets it (valid = 0), since the tree may change under it.
+*/
+typedef struct aigc_accum_memo {
+  char *bytes;                  /* the chunk's text (malloc'ed) */
+  size_t len, cap;
+  size_t slot_start[AIGC_ACCUM_SCAN_SLOTS];   /* a string slot: from its opening quote */
+  size_t slot_end[AIGC_ACCUM_SCAN_SLOTS];     /* to just past its closing one */
+  int nslots;
+  int content_slot;             /* the slot of the delta's content, -1: none */
+  int k;                        /* the choice's index */
+  aigc_json_value *content;     /* the accumulated content it appends to */
+  int valid;
+} aigc_accum_memo;
+
 typedef struct aigc_accum {
   aigc_accum_kind kind;
   aigc_json_limits limits;       /* set by the owner after init (init: defaults) */
@@ -104,6 +125,7 @@ typedef struct aigc_accum {
   aigc_accum_key *keys;   /* private: member positions, by hash */
   size_t keys_cap, keys_used;
   uint64_t seed;          /* private: the hashes' seed */
+  aigc_accum_memo memo;   /* private: accum_scan.c's template */
 } aigc_accum;
 
 void aigc_accum_init (aigc_accum *a, aigc_accum_kind kind);
@@ -115,6 +137,20 @@ void aigc_accum_init (aigc_accum *a, aigc_accum_kind kind);
 ** without counting in a->chunks.
 */
 int aigc_accum_add (aigc_accum *a, const aigc_json_value *chunk);
+
+/*
+** The fast path for a chat stream's common chunk (accum_scan.c): merges the
+** chunk straight from its JSON text data[0..len) when aigc_accum_add, given
+** the parsed chunk, would change nothing but append text to a choice's
+** accumulated content (or change nothing). Returns 1 when it merged it
+** (counted in a->chunks); then *text is the text choice 0 received, as the
+** stream callback gets it (decoded; the bytes just appended, valid until
+** the next add or free), or NULL when the chunk gives choice 0 no string
+** content. Returns 0 when it declined, having changed nothing: parse the
+** chunk and give it to aigc_accum_add, which merges it or says why not.
+*/
+int aigc_accum_scan (aigc_accum *a, const char *data, size_t len, const char **text,
+                     size_t *text_len);
 
 /*
 ** Shapes the tree as described above and returns it (owned by the

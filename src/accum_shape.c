@@ -299,7 +299,9 @@ nomem:
 ** refused add leaves root, hence the cache, as it was.)
 */
 const aigc_json_value *aigc_accum_finish (aigc_accum *a) {
-  aigc_json_value *sh = aigc_accum_result_slot(a);
+  aigc_json_value *sh;
+  a->memo.valid = 0;   /* (the root's members may move: accum_scan's template points into the tree) */
+  sh = aigc_accum_result_slot(a);
   if (sh == NULL)
     return NULL;
   if (sh->type == AIGC_JSON_OBJECT)

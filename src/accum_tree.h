@@ -14,7 +14,7 @@
 
 #define NOPOS ((size_t)-1)
 
-static const char *result_object (aigc_accum_kind kind) {
+static inline const char *result_object (aigc_accum_kind kind) {
   return kind == AIGC_ACCUM_CHAT ? "chat.completion" : "text_completion";
 }
 

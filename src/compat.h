@@ -240,8 +240,15 @@ AIGC_COMPAT_FN lua_State *aigc_main_thread (lua_State *L) {
   return main;
 }
 
-/* The number of fixed parameters of the Lua function at idx and whether
-   it is vararg; 0 when the version cannot tell (5.1, LuaJIT). */
+/*
+** The number of fixed parameters of the Lua function at idx and whether
+** it is vararg; 0 when the version cannot tell. 5.2+: lua_getinfo "u".
+** LuaJIT: its C lua_Debug has no such fields, but its debug.getinfo(f, "u")
+** returns them (so a one-parameter stream callback gets the fast path
+** there too); called only while it is the library's C function (not a
+** replacement), unprotected: it fails only on memory, as any allocation
+** here may. PUC 5.1: nparams is nil, 0 is returned.
+*/
 AIGC_COMPAT_FN int aigc_nparams (lua_State *L, int idx, int *nparams, int *isvararg) {
 #if LUA_VERSION_NUM >= 502
   lua_Debug ar;
@@ -252,8 +259,31 @@ AIGC_COMPAT_FN int aigc_nparams (lua_State *L, int idx, int *nparams, int *isvar
   *isvararg = ar.isvararg;
   return 1;
 #else
-  (void)L; (void)idx; (void)nparams; (void)isvararg;
-  return 0;
+  int top = lua_gettop(L), ok = 0;
+  idx = idx < 0 ? top + idx + 1 : idx;
+  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+  if (lua_istable(L, -1)) {
+    lua_getfield(L, -1, "debug");
+    if (lua_istable(L, -1)) {
+      lua_getfield(L, -1, "getinfo");
+      if (lua_iscfunction(L, -1)) {
+        lua_pushvalue(L, idx);
+        lua_pushliteral(L, "u");
+        lua_call(L, 2, 1);
+        if (lua_istable(L, -1)) {
+          lua_getfield(L, -1, "nparams");
+          lua_getfield(L, -2, "isvararg");
+          if (lua_type(L, -2) == LUA_TNUMBER) {
+            *nparams = (int)lua_tointeger(L, -2);
+            *isvararg = lua_toboolean(L, -1);
+            ok = 1;
+          }
+        }
+      }
+    }
+  }
+  lua_settop(L, top);
+  return ok;
 #endif
 }
 

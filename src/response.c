@@ -6,6 +6,7 @@
 ** made into an error (and the whole error object is scrubbed again when
 ** the request ends, request.c).
 */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -628,6 +629,20 @@ int aigc_response_event (lua_State *L, aigc_request *r, const char *type, size_t
   aigc_json_error perr;
   size_t before;
   int rc;
+  if (r->kind == AIGC_KIND_CHAT && !r->want_chunk && !(tlen == 5 && memcmp(type, "error", 5) == 0)) {
+    /* The common chunk, merged from its bytes (accum_scan.c): no tree. A
+       callback that takes only the text gets it as the tree would give it. */
+    const char *text;
+    size_t text_len;
+    if (aigc_accum_scan(&r->accum, data, dlen, &text, &text_len)) {
+      chunk->type = text != NULL ? AIGC_JSON_STRING : AIGC_JSON_NULL;
+      chunk->len = text_len;
+      chunk->cap = 0;
+      chunk->u.s = (char *)(uintptr_t)text;   /* (in r->accum: read before any allocation) */
+      r->delivered = 1;
+      return AIGC_EVENT_CHUNK;
+    }
+  }
   aigc_json_arena_reset(&r->arena);
   rc = aigc_json_parse(&r->arena, data, dlen, AIGC_JSON_DEFAULT_MAX_DEPTH, chunk, &perr);
   if (rc == AIGC_JSON_ENOMEM || rc == AIGC_JSON_ELIMIT) {
@@ -713,8 +728,15 @@ static const aigc_json_value *event_delta (const aigc_json_value *ev) {
 }
 
 int aigc_response_push_delta (lua_State *L, aigc_request *r, const aigc_json_value *chunk) {
-  const aigc_json_value *delta = r->kind == AIGC_KIND_RESPONSES ? event_delta(chunk)
-                                 : chunk_delta(chunk, r->kind), *usage;
+  const aigc_json_value *delta, *usage;
+  if (r->kind == AIGC_KIND_CHAT && chunk->type != AIGC_JSON_OBJECT) {   /* merged by accum_scan */
+    if (chunk->type == AIGC_JSON_STRING)
+      lua_pushlstring(L, chunk->u.s, chunk->len);
+    else
+      lua_pushnil(L);
+    return 1;
+  }
+  delta = r->kind == AIGC_KIND_RESPONSES ? event_delta(chunk) : chunk_delta(chunk, r->kind);
   if (delta != NULL)
     lua_pushlstring(L, delta->u.s, delta->len);
   else

@@ -37,7 +37,10 @@ void aigc_response_callback_error (lua_State *L);
 /* What aigc_response_event found. */
 enum {
   AIGC_EVENT_SKIP,      /* nothing to deliver (an Azure content-filter event) */
-  AIGC_EVENT_CHUNK,     /* merged into the reply: *chunk is it (r->arena) */
+  AIGC_EVENT_CHUNK,     /* merged into the reply: *chunk is it (r->arena); for
+                           a chat chunk that aigc_accum_scan merged (the
+                           callback wants no chunk table), only the text
+                           choice 0 got: a STRING into r->accum, or NULL */
   AIGC_EVENT_ERROR      /* an error object is pushed: the request fails */
 };
 /* Parses one stream event and merges it into the accumulated reply. */
