@@ -139,11 +139,38 @@ local TERMINAL = { done = true, failed = true, canceled = true }
 -- table, swept at the end of each `step()`/`act()` (where requests end),
 -- and when the client submits, reports usage or closes. One the caller
 -- dropped before it ended is collected, canceled and never counted.
-local function sweep (client)
+--
+-- A walk costs a status() per request in flight, so it is skipped when no
+-- request can have ended since the last look: `client._in_flight` is the
+-- engine's `active()` then, plus one per request submitted since (every
+-- submit passes `M.after`, with callbacks or not); a request's end (done,
+-- failed, canceled, collected) lowers `active()` below it. `step(0)` with
+-- thousands waiting then costs one `active()` call, not thousands of
+-- status() calls. `force` walks anyway (usage reports, close).
+local function ended_since_last_look (client)
+  local engine = client._engine
+  local ok, n = pcall(engine.active, engine)
+  if not ok then return true end
+  local seen = client._in_flight
+  client._in_flight = n
+  return seen == nil or n < seen
+end
+
+local function sweep (client, force)
   local t = client._unheld
   if not t then return end
-  for req, call in pairs(t) do
-    if TERMINAL[req:status()] then
+  if not ended_since_last_look(client) and not force then return end
+  -- The ended ones first, then their records: a record runs the user's
+  -- log and may submit (adding keys to `t` during a pairs() walk is not
+  -- allowed) or sweep again.
+  local ended_reqs = {}
+  for req in pairs(t) do
+    if TERMINAL[req:status()] then ended_reqs[#ended_reqs + 1] = req end
+  end
+  for i = 1, #ended_reqs do
+    local req = ended_reqs[i]
+    local call = t[req]
+    if call then   -- (not already heard by a nested sweep or `await`)
       t[req] = nil
       local res, err = req:result()
       quietly(ended, client, call, res, err)
@@ -192,6 +219,7 @@ end
 --- After the request is submitted: a request without callbacks is
 -- watched weakly (`await`, `sweep`).
 function M.after (client, req, call)
+  if client._in_flight then client._in_flight = client._in_flight + 1 end   -- (see `sweep`)
   if not call.unheld then return end
   client._unheld = client._unheld or setmetatable({}, { __mode = "k" })
   client._unheld[req] = call
@@ -222,7 +250,7 @@ end
 --- When the client closes: the replay server stops, the log closes (if
 -- the client opened it).
 function M.close (client)
-  sweep(client)
+  sweep(client, true)
   if client._cassette then client._cassette:close() end
   local log = client._promptlog
   if log and type(log.close) == "function" and client._owns_log then pcall(log.close, log) end
@@ -242,7 +270,7 @@ function M.install (Client)
   -- @treturn table|nil nil when made with `usage = false`
   -- @usage print(client:usage().total_tokens, client:usage().cost)
   function Client:usage ()
-    sweep(self)
+    sweep(self, true)
     return self._usage and self._usage:snapshot() or nil
   end
 
