@@ -3,7 +3,6 @@
 -- installed), stdout, the params sent, errors and exit codes, Ctrl-C.
 
 local cli = require "cli"
-local devserver = require "devserver"
 local proc = require "procutil"
 local socket = require "socket"
 
@@ -21,22 +20,11 @@ local function exists (path) return io.open(path, "rb") ~= nil end
 
 describe("aigc image / aigc speak", function ()
   local srv, home, dir
-  setup(function () srv = devserver.start() end)
-  teardown(function () srv:stop() end)
+  local aigc = cli.fixture(_ENV, function (s, h) srv, home = s, h end)
   before_each(function ()
-    srv:reset()
-    home = cli.home()
     dir = home .. "/out"
     assert(proc.execute("mkdir -p " .. proc.quote(dir)))
   end)
-  after_each(function () cli.rmdir(home) end)
-
-  local function aigc (args, opts)
-    opts = opts or {}
-    opts.home = opts.home or home
-    opts.base_url = opts.base_url or srv.base_url
-    return cli.run(args, opts)
-  end
 
   local function size_of (path)
     return tool("identify -format '%w %h' " .. proc.quote(path))
