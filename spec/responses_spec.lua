@@ -111,14 +111,7 @@ end
 
 describe("Responses API", function ()
   local srv, client
-
-  setup(function () srv = devserver.start() end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    srv:reset()
-    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", max_retries = 0 }
-  end)
-  after_each(function () client:close() end)
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end, { model = "aigc-dev" })
 
   local function fault (spec, params)
     params = params or { input = FRANCE }

@@ -83,6 +83,18 @@ function Server:reset () return control(self, "POST", "/_aigc/reset") end
 -- @usage for _, r in ipairs(srv:requests()) do print(r.path) end
 function Server:requests () return control(self, "GET", "/_aigc/requests") end
 
+--- The JSON bodies of the recorded requests to `path`, oldest first.
+-- @tparam string path e.g. "/v1/responses"
+-- @treturn table
+-- @usage local sent = srv:bodies("/v1/responses"); assert.is_nil(sent[1].previous_response_id)
+function Server:bodies (path)
+  local out = {}
+  for _, r in ipairs(self:requests()) do
+    if r.path == path then out[#out + 1] = r.body_json end
+  end
+  return out
+end
+
 --- The last API request (or cjson.null when there is none).
 -- @treturn table
 -- @usage assert.equal("Bearer", srv:last().authorization_prefix)
