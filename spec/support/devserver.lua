@@ -213,6 +213,17 @@ function M.fixture (env, assign, client_opts)
   after_each(function () client:close() end)
 end
 
+--- Chat params of one user message "Hi": `fault` (the server's fault
+-- grammar, lua/aigc/devserver.lua) in the x-aigc-fault header, `extra`'s
+-- fields merged in.
+-- @usage client:chat_async(devserver.params("delay=300", { on_done = f }))
+function M.params (fault, extra)
+  local p = { messages = { { role = "user", content = "Hi" } } }
+  if fault then p.headers = { ["x-aigc-fault"] = fault } end
+  for k, v in pairs(extra or {}) do p[k] = v end
+  return p
+end
+
 --- Attach to a server that is already running (e.g. `make server`).
 -- @tparam string base_url like "http://127.0.0.1:8089/v1"
 -- @treturn table the same object as `start` returns; `stop` does nothing
