@@ -6,17 +6,11 @@ local cli = require "cli"
 local proc = require "procutil"
 local socket = require "socket"
 
--- The first line a command prints, or nil when it is not installed.
-local function tool (cmd)
-  local p = io.popen(cmd .. " 2>/dev/null")
-  local out = p:read("*l")
-  p:close()
-  return out
-end
+local tool = proc.first_line   -- (nil when the command is not installed)
 local HAS_IDENTIFY = tool("command -v identify") ~= nil
 local HAS_SOXI = tool("command -v soxi") ~= nil
 
-local function exists (path) return io.open(path, "rb") ~= nil end
+local exists = proc.exists
 
 describe("aigc image / aigc speak", function ()
   local srv, home, dir

@@ -16,23 +16,7 @@ local SECRET = "sk-test-SECRET-4f1c9e2a7b"
 describe("client", function ()
   local srv, client
 
-  setup(function ()
-    srv = devserver.start()
-  end)
-
-  teardown(function ()
-    if client then client:close() end
-    srv:stop()
-  end)
-
-  before_each(function ()
-    srv:reset()
-    client = aigc.client { base_url = srv.base_url, api_key = SECRET, model = "aigc-dev", max_retries = 0 }
-  end)
-
-  after_each(function ()
-    client:close()
-  end)
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end, { api_key = SECRET, model = "aigc-dev" })
 
   describe("chat", function ()
     it("returns the decoded response with text and request_id", function ()

@@ -395,7 +395,6 @@ describe("streaming", function ()
       assert.is_nil(res)
       assert.equal("canceled", err.kind)
       assert.has_error(function () client:chat "x" end, "attempt to use a closed client")
-      client = aigc.client { base_url = srv.base_url }
     end)
   end)
 end)
