@@ -5,14 +5,7 @@
 local aigc = require "aigc"
 local devserver = require "devserver"
 
-local HI = { { role = "user", content = "Hi" } }
-
-local function params (fault, extra)
-  local p = { messages = HI }
-  if fault then p.headers = { ["x-aigc-fault"] = fault } end
-  for k, v in pairs(extra or {}) do p[k] = v end
-  return p
-end
+local params = devserver.params   -- one "Hi" message, a fault header, extra fields
 
 describe("response headers", function ()
   local srv, client
@@ -53,19 +46,11 @@ describe("response headers", function ()
   -- The devserver sends each name once: a server of a few lines (in a
   -- child, LuaSocket) repeats one name as many times as asked.
   local REPEATER = [[
-    local socket = require "socket"
+    local oneshot = require "oneshot"
     local n = tonumber(arg[1])
-    local server = assert(socket.bind("127.0.0.1", 0))
-    io.write(select(2, server:getsockname()), "\n"); io.flush()
+    local server = oneshot.listen()
     for _ = 1, 3 do
-      local c = assert(server:accept())
-      c:settimeout(5)
-      local len = 0
-      repeat
-        local line = assert(c:receive("*l"))
-        len = tonumber(line:match("^[Cc]ontent%-[Ll]ength: *(%d+)")) or len
-      until line == ""
-      c:receive(len)
+      local c = oneshot.read_request(server)
       local body = '{"choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]}'
       local h = { "HTTP/1.1 200 OK", "Content-Type: application/json", "Content-Length: " .. #body,
                   "Connection: close" }
@@ -77,15 +62,8 @@ describe("response headers", function ()
   ]]
 
   it("join a name repeated 10,000 times in linear time, every value kept in order", function ()
-    local luachild = require "luachild"
-    local child = luachild.run(REPEATER, { lua = os.getenv("LUA") or "lua5.4", args = { "100" }, background = true })
-    local port
-    for _ = 1, 500 do
-      port = tonumber((io.open(child.stdout_path) or io.open("/dev/null")):read("*a"):match("%d+"))
-      if port then break end
-      os.execute("sleep 0.01")
-    end
-    local c = aigc.client { base_url = "http://127.0.0.1:" .. assert(port, "no port") .. "/v1", max_retries = 0 }
+    local port, child = require("oneshot").start(REPEATER, { "100" })
+    local c = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0 }
     local cpu = {}
     for i, n in ipairs { 100, 1000, 10000 } do
       local t0 = os.clock()

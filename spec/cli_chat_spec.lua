@@ -6,7 +6,6 @@
 
 local cjson = require "cjson"
 local cli = require "cli"
-local devserver = require "devserver"
 local socket = require "socket"
 
 local has_tmux = cli.has_tmux()
@@ -19,16 +18,8 @@ local describe_tty = has_tmux and describe or pending
 
 describe_tty("aigc chat (in a terminal)", function ()
   local srv, home, term
-  setup(function () srv = devserver.start() end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    srv:reset()
-    home = cli.home()
-  end)
-  after_each(function ()
-    if term then term:close(); term = nil end
-    cli.rmdir(home)
-  end)
+  local _, logs = cli.fixture(_ENV, function (s, h) srv, home = s, h end, {
+    after_each = function () if term then term:close(); term = nil end end })
 
   local function chat (args, env)
     local a = { "chat" }
@@ -37,12 +28,6 @@ describe_tty("aigc chat (in a terminal)", function ()
     term:wait_for("Ctrl-D to quit.", 10, true)
     term:wait_prompt()
     return term
-  end
-
-  local function logs ()
-    local r = cli.run({ "logs", "--json", "-n", "0" }, { home = home, base_url = srv.base_url })
-    assert.equal(0, r.code, r.stderr)
-    return cjson.decode(r.stdout)
   end
 
   local function wait_until (fn, what)
@@ -200,13 +185,8 @@ end)
 
 describe_tty("aigc one-shot (in a terminal)", function ()
   local srv, home, term
-  setup(function () srv = devserver.start() end)
-  teardown(function () srv:stop() end)
-  before_each(function () srv:reset(); home = cli.home() end)
-  after_each(function ()
-    if term then term:close(); term = nil end
-    cli.rmdir(home)
-  end)
+  cli.fixture(_ENV, function (s, h) srv, home = s, h end, {
+    after_each = function () if term then term:close(); term = nil end end })
 
   it("Ctrl-C cancels the reply: what came stays, exit 130, logged as canceled", function ()
     term = cli.terminal({ "-m", "fault:pause=60", "Tell me a story about a robot that learns to paint" },
@@ -233,10 +213,7 @@ end)
 
 describe("aigc chat (stdin not a terminal)", function ()
   local srv, home
-  setup(function () srv = devserver.start() end)
-  teardown(function () srv:stop() end)
-  before_each(function () srv:reset(); home = cli.home() end)
-  after_each(function () cli.rmdir(home) end)
+  cli.fixture(_ENV, function (s, h) srv, home = s, h end)
 
   it("reads lines from a pipe, with no prompts, and ends at the end of input", function ()
     local r = cli.run({ "chat" }, { home = home, base_url = srv.base_url,

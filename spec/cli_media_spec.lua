@@ -3,40 +3,22 @@
 -- installed), stdout, the params sent, errors and exit codes, Ctrl-C.
 
 local cli = require "cli"
-local devserver = require "devserver"
 local proc = require "procutil"
 local socket = require "socket"
 
--- The first line a command prints, or nil when it is not installed.
-local function tool (cmd)
-  local p = io.popen(cmd .. " 2>/dev/null")
-  local out = p:read("*l")
-  p:close()
-  return out
-end
+local tool = proc.first_line   -- (nil when the command is not installed)
 local HAS_IDENTIFY = tool("command -v identify") ~= nil
 local HAS_SOXI = tool("command -v soxi") ~= nil
 
-local function exists (path) return io.open(path, "rb") ~= nil end
+local exists = proc.exists
 
 describe("aigc image / aigc speak", function ()
   local srv, home, dir
-  setup(function () srv = devserver.start() end)
-  teardown(function () srv:stop() end)
+  local aigc = cli.fixture(_ENV, function (s, h) srv, home = s, h end)
   before_each(function ()
-    srv:reset()
-    home = cli.home()
     dir = home .. "/out"
     assert(proc.execute("mkdir -p " .. proc.quote(dir)))
   end)
-  after_each(function () cli.rmdir(home) end)
-
-  local function aigc (args, opts)
-    opts = opts or {}
-    opts.home = opts.home or home
-    opts.base_url = opts.base_url or srv.base_url
-    return cli.run(args, opts)
-  end
 
   local function size_of (path)
     return tool("identify -format '%w %h' " .. proc.quote(path))

@@ -14,28 +14,7 @@ end
 
 describe("aigc (one-shot prompts)", function ()
   local srv, home
-  setup(function () srv = devserver.start() end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    srv:reset()
-    home = cli.home()
-  end)
-  after_each(function () cli.rmdir(home) end)
-
-  local function aigc (args, opts)
-    opts = opts or {}
-    opts.home = opts.home or home
-    opts.base_url = opts.base_url or srv.base_url
-    return cli.run(args, opts)
-  end
-
-  local function logs (extra)
-    local args = { "logs", "--json", "-n", "0" }
-    for _, a in ipairs(extra or {}) do args[#args + 1] = a end
-    local r = aigc(args)
-    assert.equal(0, r.code, r.stderr)
-    return cjson.decode(r.stdout)
-  end
+  local aigc, logs = cli.fixture(_ENV, function (s, h) srv, home = s, h end)
 
   it("prints the reply of a prompt given as arguments, and exits 0", function ()
     local r = aigc { "What", "is", "the", "capital", "of", "France?" }

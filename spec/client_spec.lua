@@ -6,17 +6,8 @@ local cjson = require "cjson"
 local devserver = require "devserver"
 local portable = require "portable"
 
--- Lua 5.4's `local x <close> = obj` around `body(x)`, compiled only on 5.4
--- (older versions cannot parse it); elsewhere the explicit equivalent the
--- README gives, obj[explicit](obj), at the end of the scope.
-local HAS_CLOSE = _VERSION == "Lua 5.4"
-local function with_close (obj, explicit, body)
-  if HAS_CLOSE then
-    return assert(load("local obj, body = ...; do local x <close> = obj; body(x) end", "=<close> scope"))(obj, body)
-  end
-  body(obj)
-  obj[explicit](obj)
-end
+-- `local x <close> = obj` around `body(x)` on 5.4, the README's explicit form elsewhere.
+local with_close = portable.with_close
 
 warn("@on")   -- a failing __gc must show
 
@@ -25,23 +16,7 @@ local SECRET = "sk-test-SECRET-4f1c9e2a7b"
 describe("client", function ()
   local srv, client
 
-  setup(function ()
-    srv = devserver.start()
-  end)
-
-  teardown(function ()
-    if client then client:close() end
-    srv:stop()
-  end)
-
-  before_each(function ()
-    srv:reset()
-    client = aigc.client { base_url = srv.base_url, api_key = SECRET, model = "aigc-dev", max_retries = 0 }
-  end)
-
-  after_each(function ()
-    client:close()
-  end)
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end, { api_key = SECRET, model = "aigc-dev" })
 
   describe("chat", function ()
     it("returns the decoded response with text and request_id", function ()

@@ -5,32 +5,8 @@
 -- request in `x-steady-error-N-*` headers, so every test checks them).
 -- Where the spec file is absent every test is pending, saying so.
 
-local aigc = require "aigc"
-
-local function repo_root ()
-  local env = os.getenv("AIGC_SPEC_ROOT")
-  if env and env ~= "" then return env end
-  local src = debug.getinfo(1, "S").source:gsub("^@", "")
-  local dir = src:match("^(.*)/[^/]+$") or "."
-  return dir:match("^(.*)/spec$") or (dir == "spec" and ".") or (dir .. "/..")
-end
-
-local ROOT = repo_root()
-local CONTRACT_DIR = ROOT .. "/spec/contract"
-local OPENAPI = os.getenv("AIGC_OPENAPI")
-if OPENAPI == nil or OPENAPI == "" then OPENAPI = ROOT .. "/../shared/openapi/openapi.yaml" end
-local SCALE = tonumber(os.getenv("AIGC_TIMEOUT_SCALE")) or 1
-
-local steady = dofile(CONTRACT_DIR .. "/steady.lua")
-
-local function file_exists (path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
-
--- Steady's verdicts, read as spec/contract_spec.lua reads them.
-local checks = dofile(CONTRACT_DIR .. "/checks.lua")
+-- The shared preamble and checks (spec/contract/checks.lua, beside this file).
+local checks = dofile((debug.getinfo(1, "S").source:match("^@(.-)[^/]*$") or "") .. "contract/checks.lua")
 local steady_errors = checks.steady_errors
 -- Steady answered at `path` and found nothing wrong with the request.
 local assert_valid = checks.assert_no_steady_errors
@@ -45,32 +21,12 @@ local PNG = "\137PNG\r\n\26\n" .. string.rep("\0", 64)
 local WAV = "RIFF\0\0\0\0WAVEfmt " .. string.rep("\0", 32)
 
 describe("contract: media (OpenAPI spec via Steady)", function ()
-  local srv, client, skip_reason
-
-  setup(function ()
-    if not file_exists(OPENAPI) then
-      skip_reason = "the OpenAPI spec file is absent (" .. OPENAPI .. "): contract tests skipped"
-      return
-    end
-    -- Multipart arrays as `name[]` and objects as `name[key]`: what the
-    -- official SDKs send (and the API reads); Steady must be told.
-    srv = steady.start { dir = CONTRACT_DIR, spec = OPENAPI, timeout = 60 * SCALE,
-                         args = { "--validator-form-array-format=brackets",
-                                  "--validator-form-object-format=brackets" } }
-    client = aigc.client { base_url = srv.url, api_key = "sk-test", max_retries = 0, timeout = 15 * SCALE }
-  end)
-
-  teardown(function ()
-    if client then client:close() end
-    if srv then srv:stop() end
-  end)
-
-  local function contract (name, fn)
-    it(name, function ()
-      if skip_reason then pending(skip_reason) end
-      fn()
-    end)
-  end
+  -- Multipart arrays as `name[]` and objects as `name[key]`: what the
+  -- official SDKs send (and the API reads); Steady must be told.
+  local client
+  local contract = checks.fixture(_ENV, { "--validator-form-array-format=brackets",
+                                          "--validator-form-object-format=brackets" },
+                                  function (c) client = c end)
 
   contract("images: generations (JSON)", function ()
     local res, err = client:images_generate { prompt = "a knight", model = "dall-e-3", size = "1024x1024",

@@ -7,32 +7,12 @@
 
 local aigc = require "aigc"
 
-local function repo_root ()
-  local env = os.getenv("AIGC_SPEC_ROOT")
-  if env and env ~= "" then return env end
-  local src = debug.getinfo(1, "S").source:gsub("^@", "")
-  local dir = src:match("^(.*)/[^/]+$") or "."
-  return dir:match("^(.*)/spec$") or (dir == "spec" and ".") or (dir .. "/..")
-end
-
-local ROOT = repo_root()
-local CONTRACT_DIR = ROOT .. "/spec/contract"
-local OPENAPI = os.getenv("AIGC_OPENAPI")
-if OPENAPI == nil or OPENAPI == "" then OPENAPI = ROOT .. "/../shared/openapi/openapi.yaml" end
-local SCALE = tonumber(os.getenv("AIGC_TIMEOUT_SCALE")) or 1
-
-local steady = dofile(CONTRACT_DIR .. "/steady.lua")
-local checks = dofile(CONTRACT_DIR .. "/checks.lua")
+-- The shared preamble and checks (spec/contract/checks.lua, beside this file).
+local checks = dofile((debug.getinfo(1, "S").source:match("^@(.-)[^/]*$") or "") .. "contract/checks.lua")
 local steady_errors, assert_accepted = checks.steady_errors, checks.assert_accepted
 local assert_stream_accepted = checks.assert_stream_accepted
 
 local null = aigc.null
-
-local function file_exists (path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
 
 local function assert_response (res, what)
   assert.equal("response", res.object, what .. ": object")
@@ -69,33 +49,9 @@ local SCHEMA_FORMAT = { type = "json_schema", name = "weather", strict = true,
              required = { "city", "temperature" }, additionalProperties = false } }
 
 describe("contract: Responses API (OpenAPI spec via Steady)", function ()
-  local srv, client, skip_reason
-
-  setup(function ()
-    if not file_exists(OPENAPI) then
-      skip_reason = "the OpenAPI spec file is absent (" .. OPENAPI .. "): contract tests skipped"
-      return
-    end
-    srv = steady.start { dir = CONTRACT_DIR, spec = OPENAPI, timeout = 60 * SCALE,
-                         args = { "--stream-interval=0" } }
-    local ok, c = pcall(aigc.client, { base_url = srv.url, api_key = "sk-test", model = "gpt-4o-mini",
-                                       max_retries = 0, timeout = 15 * SCALE })
-    if not ok then srv:stop(); error(c, 0) end
-    client = c
-  end)
-
-  teardown(function ()
-    if client then client:close() end
-    if srv then srv:stop() end
-  end)
-
-  local function contract (name, fn)
-    it(name, function ()
-      if skip_reason then pending(skip_reason) end
-      assert(client, "contract: the mock server is not running")
-      fn()
-    end)
-  end
+  local client
+  local contract = checks.fixture(_ENV, { "--stream-interval=0" }, function (c) client = c end,
+                                  { model = "gpt-4o-mini" })
 
   contract("respond: a string input", function ()
     local res, err = client:respond "Say this is a test"

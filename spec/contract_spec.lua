@@ -18,92 +18,19 @@
 local aigc = require "aigc"
 local portable = require "portable"
 
--- The repository root: $AIGC_SPEC_ROOT (set by scripts/run-tests.sh), else
--- the parent of the directory holding this file.
-local function repo_root ()
-  local env = os.getenv("AIGC_SPEC_ROOT")
-  if env and env ~= "" then return env end
-  local src = debug.getinfo(1, "S").source:gsub("^@", "")
-  local dir = src:match("^(.*)/[^/]+$") or "."
-  return dir:match("^(.*)/spec$") or (dir == "spec" and ".") or (dir .. "/..")
-end
-
-local ROOT = repo_root()
-local CONTRACT_DIR = ROOT .. "/spec/contract"
-local OPENAPI = os.getenv("AIGC_OPENAPI")
-if OPENAPI == nil or OPENAPI == "" then OPENAPI = ROOT .. "/../shared/openapi/openapi.yaml" end
-local SCALE = tonumber(os.getenv("AIGC_TIMEOUT_SCALE")) or 1   -- > 1 under valgrind
-
-local steady = dofile(CONTRACT_DIR .. "/steady.lua")
+-- The shared preamble and checks (spec/contract/checks.lua, beside this file).
+local checks = dofile((debug.getinfo(1, "S").source:match("^@(.-)[^/]*$") or "") .. "contract/checks.lua")
+local steady, CONTRACT_DIR = checks.steady, checks.CONTRACT_DIR
 local STEADY = "Steady, @stdy/cli " .. (steady.pinned_version(CONTRACT_DIR) or "?")
 
 local null, array = aigc.null, aigc.array
-
-local function file_exists (path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
-
 
 -- {======================================================
 -- Checks
 -- =======================================================
 
---- Steady's diagnostics in response headers `h`, one "#N CODE path: message"
--- line each, in N order.
-local function steady_errors (h)
-  local by_n, ns = {}, {}
-  for k, v in pairs(h or {}) do
-    local n, field = k:match("^x%-steady%-error%-(%d+)%-(%a+)$")
-    if n then
-      n = tonumber(n)
-      if not by_n[n] then by_n[n] = {}; ns[#ns + 1] = n end
-      by_n[n][field] = v
-    end
-  end
-  table.sort(ns)
-  local out = {}
-  for i, n in ipairs(ns) do
-    local e = by_n[n]
-    out[i] = ("#%d %s %s: %s"):format(n, e.code or "?", e.path or "?", e.message or "?")
-  end
-  return out
-end
-
---- The response headers of a call, whichever way it ended.
-local function headers_of (res, err)
-  return (res and res.headers) or (err and err.headers)
-end
-
---- Asserts that Steady answered at `path` and found nothing wrong with the
--- request: `x-steady-error-count: 0`, no `x-steady-error-N-*` header,
--- `x-steady-request-valid: true`. Returns the headers.
-local function assert_no_steady_errors (res, err, what, path)
-  local h = headers_of(res, err)
-  assert(h, what .. ": no response headers; aigc said: " .. tostring(err))
-  assert(h["x-steady-matched-path"] == path,
-         ("%s: expected Steady to answer at %s, got x-steady-matched-path %s (aigc: %s)")
-         :format(what, path, tostring(h["x-steady-matched-path"]), tostring(err)))
-  local problems = steady_errors(h)
-  assert(#problems == 0 and h["x-steady-error-count"] == "0",
-         ("%s: the request does not match the OpenAPI spec (x-steady-error-count: %s):\n  %s")
-         :format(what, tostring(h["x-steady-error-count"]), table.concat(problems, "\n  ")))
-  assert(h["x-steady-request-valid"] == "true",
-         what .. ": x-steady-request-valid is " .. tostring(h["x-steady-request-valid"]))
-  return h
-end
-
---- A non-streaming call: the request is valid, and aigc returned a result
--- (which it does only for a 2xx status with a JSON body).
-local function assert_accepted (res, err, what, path)
-  assert_no_steady_errors(res, err, what, path)
-  assert(res ~= nil and err == nil,
-         ("%s: expected a 2xx result, aigc returned an error: %s (status %s)")
-         :format(what, tostring(err), tostring(err and err.status)))
-  assert.is_table(res)
-  return res
-end
+local steady_errors, assert_accepted = checks.steady_errors, checks.assert_accepted
+local assert_no_steady_errors = checks.assert_no_steady_errors
 
 local function is_list (t, min)
   return type(t) == "table" and aigc.is_array(t) and #t >= (min or 0)
@@ -278,37 +205,10 @@ local JSON_SCHEMA_FORMAT = {
 
 
 describe("contract (OpenAPI spec via " .. STEADY .. ")", function ()
-  local srv, client, skip_reason
-
-  setup(function ()
-    if not file_exists(OPENAPI) then
-      skip_reason = "the OpenAPI spec file is absent (" .. OPENAPI .. "): contract tests skipped"
-      print("contract: " .. skip_reason)
-      return
-    end
-    -- --stream-interval=0: Steady's streams come at once instead of every 100 ms.
-    srv = steady.start { dir = CONTRACT_DIR, spec = OPENAPI, timeout = 60 * SCALE,
-                         args = { "--stream-interval=0" } }
-    -- Steady serves the spec's paths at the root: its `servers` URL's /v1 is not part of them.
-    local ok, c = pcall(aigc.client, { base_url = srv.url, api_key = "sk-test", model = "gpt-4o-mini",
-                                       max_retries = 0, timeout = 15 * SCALE })
-    if not ok then srv:stop(); error(c, 0) end
-    client = c
-  end)
-
-  teardown(function ()
-    if client then client:close() end
-    if srv then srv:stop() end
-  end)
-
-  -- An `it` that is pending when the spec file is absent.
-  local function contract (name, fn)
-    it(name, function ()
-      if skip_reason then pending(skip_reason) end
-      assert(client, "contract: the mock server is not running")
-      fn()
-    end)
-  end
+  -- --stream-interval=0: Steady's streams come at once instead of every 100 ms.
+  local client
+  local contract = checks.fixture(_ENV, { "--stream-interval=0" }, function (c) client = c end,
+                                  { model = "gpt-4o-mini" })
 
   -- {====================================================
   -- Chat completions
@@ -453,21 +353,29 @@ describe("contract (OpenAPI spec via " .. STEADY .. ")", function ()
     assert.equal(#chunks, deltas)
   end)
 
-  contract("chat streaming, client:stream iterator: request accepted, SSE answer", function ()
-    local what = "chat stream (iterator)"
+  -- A client:stream iterator run to its end: the request accepted at
+  -- `path` (with an SSE answer when `sse`), a loop that raises only the
+  -- request's own error, chunks of `object`.
+  local function check_iterated_stream (what, params, path, sse, object)
     local chunks = {}
-    local s = client:stream { messages = ALL_ROLES, tools = TOOLS, tool_choice = "auto", n = 1,
-                              stream_options = { include_usage = true, include_obfuscation = false } }
+    local s = client:stream(params)
     local ok, raised = pcall(function ()
       for _, chunk in s do chunks[#chunks + 1] = chunk end
     end)
     local res, err = s:result()
     record_stream(what, chunks, res, err)
-    assert_stream_accepted(res, err, what, "/chat/completions", true)
+    assert_stream_accepted(res, err, what, path, sse)
     if not ok then
       assert.equal(err, raised, what .. ": the loop raised something other than the request's error")
     end
-    assert_chunks(chunks, "chat.completion.chunk", what)
+    assert_chunks(chunks, object, what)
+  end
+
+  contract("chat streaming, client:stream iterator: request accepted, SSE answer", function ()
+    check_iterated_stream("chat stream (iterator)",
+                          { messages = ALL_ROLES, tools = TOOLS, tool_choice = "auto", n = 1,
+                            stream_options = { include_usage = true, include_obfuscation = false } },
+                          "/chat/completions", true, "chat.completion.chunk")
   end)
 
   -- }====================================================
@@ -518,22 +426,11 @@ describe("contract (OpenAPI spec via " .. STEADY .. ")", function ()
   end)
 
   contract("completions streaming via client:stream: request accepted", function ()
-    local what = "completions stream (iterator)"
-    local chunks = {}
-    local s = client:stream { prompt = "Once upon a time", max_tokens = 8 }
-    local ok, raised = pcall(function ()
-      for _, chunk in s do chunks[#chunks + 1] = chunk end
-    end)
-    local res, err = s:result()
-    record_stream(what, chunks, res, err)
     -- The spec declares only application/json for POST /completions (no
     -- text/event-stream), so Steady answers with one JSON body here; what is
     -- checked is that the streaming request itself matches the spec.
-    assert_stream_accepted(res, err, what, "/completions", false)
-    if not ok then
-      assert.equal(err, raised, what .. ": the loop raised something other than the request's error")
-    end
-    assert_chunks(chunks, "text_completion", what)
+    check_iterated_stream("completions stream (iterator)", { prompt = "Once upon a time", max_tokens = 8 },
+                          "/completions", false, "text_completion")
   end)
 
   -- }====================================================

@@ -9,14 +9,7 @@ local aigc = require "aigc"
 local devserver = require "devserver"
 local luachild = require "luachild"
 
-local HI = { { role = "user", content = "Hi" } }
-
-local function params (fault, extra)
-  local p = { messages = HI }
-  if fault then p.headers = { ["x-aigc-fault"] = fault } end
-  for k, v in pairs(extra or {}) do p[k] = v end
-  return p
-end
+local params = devserver.params   -- one "Hi" message, a fault header, extra fields
 
 describe("the call's deadline", function ()
   local srv, client

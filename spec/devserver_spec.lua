@@ -9,86 +9,20 @@ local cjson = require "cjson"
 local safe = require "cjson.safe"
 local devserver = require "devserver"
 local portable = require "portable"
+local proc = require "procutil"
+local rawhttp = require "rawhttp"
 
 local null = cjson.null
 
--- Raw HTTP/1.1 over one TCP connection ---------------------------------------
+-- Raw HTTP/1.1 over one TCP connection: spec/support/rawhttp.lua ------------
 
-local function connect (port)
-  local c = assert(socket.tcp())
-  c:settimeout(30)   -- (a bound for a hung server, not a timing: the machine may be loaded)
-  assert(c:connect("127.0.0.1", port))
-  return c
-end
-
-local function request_bytes (method, path, body, headers)
-  local lines = { method .. " " .. path .. " HTTP/1.1", "Host: 127.0.0.1" }
-  if body then
-    lines[#lines + 1] = "Content-Type: application/json"
-    lines[#lines + 1] = "Content-Length: " .. #body
-  end
-  for k, v in pairs(headers or {}) do lines[#lines + 1] = k .. ": " .. v end
-  return table.concat(lines, "\r\n") .. "\r\n\r\n" .. (body or "")
-end
-
--- Read one response. With a chunked or close-delimited body that ends early,
--- `res.err` says why and `res.body` holds what arrived.
-local function read_response (c)
-  local line, err = c:receive("*l")
-  if not line then return nil, err end
-  local res = { line = line, status = tonumber(line:match("^HTTP/1%.1 (%d+)")), headers = {} }
-  while true do
-    local l, herr = c:receive("*l")
-    if not l then res.err = herr; res.body = ""; return res end
-    if l == "" then break end
-    local k, v = l:match("^([^:]+):%s*(.-)%s*$")
-    res.headers[k:lower()] = v
-  end
-  local h = res.headers
-  if h["transfer-encoding"] == "chunked" then
-    local parts = {}
-    while true do
-      local size, serr, partial = c:receive("*l")
-      if not size then
-        parts[#parts + 1] = partial
-        res.err = serr; break
-      end
-      local n = tonumber(size, 16)
-      if n == 0 then c:receive("*l"); break end
-      local data, derr, dpartial = c:receive(n)
-      if not data then parts[#parts + 1] = dpartial; res.err = derr; break end
-      parts[#parts + 1] = data
-      c:receive("*l")
-    end
-    res.body = table.concat(parts)
-  elseif h["content-length"] then
-    local n = tonumber(h["content-length"])
-    if n == 0 then res.body = ""
-    else
-      local data, derr, partial = c:receive(n)
-      res.body, res.err = data or partial, derr
-    end
-  else
-    local data, derr, partial = c:receive("*a")
-    res.body, res.err = data or partial, derr
-  end
-  return res
-end
+local connect, request_bytes, read_response = rawhttp.connect, rawhttp.request_bytes, rawhttp.read_response
+local wait_until, alive = rawhttp.wait_until, proc.alive
 
 local srv -- the shared server of this file
 
 local function call (method, path, body, headers, port)
-  local c = connect(port or srv.port)
-  if type(body) == "table" then body = cjson.encode(body) end
-  assert(c:send(request_bytes(method, path, body, headers)))
-  local t0 = socket.gettime()
-  local res = assert(read_response(c))
-  res.elapsed = socket.gettime() - t0
-  c:close()
-  if (res.headers["content-type"] or ""):find("^application/json") and res.body ~= "" then
-    res.json = safe.decode(res.body)
-  end
-  return res
+  return rawhttp.call(port or srv.port, method, path, body, headers)
 end
 
 local function post (path, body, headers, port) return call("POST", path, body, headers, port) end
@@ -103,43 +37,7 @@ local function user (text) return { { role = "user", content = text } } end
 
 -- SSE ------------------------------------------------------------------------
 
--- Events of an SSE body: { {event =, data =, comments =} ... } (any line ends).
-local function sse_events (body)
-  body = body:gsub("\r\n", "\n"):gsub("\r", "\n")
-  local events, blocks, pos = {}, {}, 1
-  while true do -- find, not gmatch: a long tail without a blank line must stay linear
-    local e = body:find("\n\n", pos, true)
-    if not e then break end
-    blocks[#blocks + 1] = body:sub(pos, e - 1)
-    pos = e + 2
-  end
-  for _, block in ipairs(blocks) do
-    local ev, data, comments = {}, {}, 0
-    for line in (block .. "\n"):gmatch("(.-)\n") do
-      if line:sub(1, 1) == ":" then comments = comments + 1
-      else
-        local field, value = line:match("^([^:]*):? ?(.*)$")
-        if field == "data" then data[#data + 1] = value elseif field == "event" then ev.event = value end
-      end
-    end
-    if #data > 0 or ev.event then
-      ev.data, ev.comments = table.concat(data, "\n"), comments
-      events[#events + 1] = ev
-    end
-  end
-  return events
-end
-
-local function stream (path, body, headers)
-  body.stream = true
-  local res = post(path, body, headers)
-  res.events = sse_events(res.body or "")
-  res.chunks = {}
-  for _, ev in ipairs(res.events) do
-    if ev.data ~= "[DONE]" then res.chunks[#res.chunks + 1] = safe.decode(ev.data) end
-  end
-  return res
-end
+local function stream (path, body, headers) return rawhttp.stream(srv.port, path, body, headers) end
 
 -- Accumulate chat chunks into one chat.completion (REFERENCE.md's rules).
 local function accumulate_chat (chunks)
@@ -216,24 +114,6 @@ end
 local function without_ids (r)
   r.id, r.created = nil, nil
   return r
-end
-
-local function wait_until (fn, seconds)
-  local deadline = socket.gettime() + (seconds or 3)
-  repeat
-    local v = fn()
-    if v then return v end
-    socket.sleep(0.01)
-  until socket.gettime() > deadline
-  return fn()
-end
-
-local function alive (pid)
-  local f = io.open("/proc/" .. pid .. "/stat")
-  if not f then return false end
-  local s = f:read("*a")
-  f:close()
-  return s:match("%) (%a)") ~= "Z"
 end
 
 -- ---------------------------------------------------------------------------

@@ -9,14 +9,7 @@ local devserver = require "devserver"
 local luachild = require "luachild"
 local portable = require "portable"
 
-local HI = { { role = "user", content = "Hi" } }
-
-local function params (fault, extra)
-  local p = { messages = HI }
-  if fault then p.headers = { ["x-aigc-fault"] = fault } end
-  for k, v in pairs(extra or {}) do p[k] = v end
-  return p
-end
+local params = devserver.params   -- one "Hi" message, a fault header, extra fields
 
 local function pending (req)
   local s = req:status()
@@ -224,6 +217,18 @@ describe("the lifecycle contract", function ()
       assert.equal("canceled", req:status())
     end)
 
+    -- Runs start_and_drop (which makes a client and lets it go), then
+    -- collects until the server saw its connection closed (5 s at most).
+    local function collect_until_closed (start_and_drop)
+      start_and_drop()
+      local deadline = aigc.now() + 5
+      while srv:stats().client_closed_total < 1 and aigc.now() < deadline do
+        collectgarbage()
+        aigc.sleep(0.01)
+      end
+      assert.equal(1, srv:stats().client_closed_total)
+    end
+
     it("of a whole client collected with requests pending: canceled without callbacks", function ()
       local called = 0
       local function start_and_drop ()   -- (a function: no dead local left on our stack)
@@ -232,13 +237,7 @@ describe("the lifecycle contract", function ()
                                             on_done = function () called = called + 1 end }))
         step_until(c, function () return srv:stats().open_now == 1 end)
       end
-      start_and_drop()
-      local deadline = aigc.now() + 5
-      while srv:stats().client_closed_total < 1 and aigc.now() < deadline do
-        collectgarbage()
-        aigc.sleep(0.01)
-      end
-      assert.equal(1, srv:stats().client_closed_total)
+      collect_until_closed(start_and_drop)
       assert.equal(0, called)
     end)
 
@@ -253,13 +252,7 @@ describe("the lifecycle contract", function ()
         c:spawn(function () c:chat(params("delay=1000")); resumed = true end)
         step_until(c, function () return srv:stats().open_now == 1 end)
       end
-      start_and_drop()
-      local deadline = aigc.now() + 5
-      while srv:stats().client_closed_total < 1 and aigc.now() < deadline do
-        collectgarbage()
-        aigc.sleep(0.01)
-      end
-      assert.equal(1, srv:stats().client_closed_total)
+      collect_until_closed(start_and_drop)
       assert.is_false(resumed)
     end)
   end)

@@ -6,6 +6,7 @@
 -- `identify`, sox's `soxi`) when installed.
 local aigc = require "aigc"
 local devserver = require "devserver"
+local proc = require "procutil"
 
 local SECRET = "sk-test-SECRET-media-77"
 
@@ -16,13 +17,7 @@ local function tmpdir ()
   return d
 end
 
-local function read_all (path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_all = proc.read_file
 
 local function write_all (path, s)
   local f = assert(io.open(path, "wb"))
@@ -30,15 +25,9 @@ local function write_all (path, s)
   f:close()
 end
 
-local function exists (path) return io.open(path, "rb") ~= nil end
+local exists = proc.exists
 
--- The first line a command prints, or nil when it is not installed.
-local function tool (cmd)
-  local p = io.popen(cmd .. " 2>/dev/null")
-  local out = p:read("*l")
-  p:close()
-  return out
-end
+local tool = proc.first_line   -- (nil when the command is not installed)
 local HAS_IDENTIFY = tool("command -v identify") ~= nil
 local HAS_SOXI = tool("command -v soxi") ~= nil
 
@@ -50,24 +39,9 @@ end
 describe("media (issue 15)", function ()
   local srv, client, dir
 
-  setup(function ()
-    srv = devserver.start()
-    dir = tmpdir()
-  end)
-
-  teardown(function ()
-    srv:stop()
-    os.execute("rm -rf '" .. dir .. "'")
-  end)
-
-  before_each(function ()
-    srv:reset()
-    client = aigc.client { base_url = srv.base_url, api_key = SECRET, model = "aigc-dev", max_retries = 0 }
-  end)
-
-  after_each(function ()
-    client:close()
-  end)
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end, { api_key = SECRET, model = "aigc-dev" })
+  setup(function () dir = tmpdir() end)
+  teardown(function () os.execute("rm -rf '" .. dir .. "'") end)
 
   local function fault (spec) return { ["x-aigc-fault"] = spec } end
 

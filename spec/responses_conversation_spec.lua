@@ -8,22 +8,8 @@ local devserver = require "devserver"
 
 describe("conversations over the Responses API", function ()
   local srv, client
-
-  setup(function () srv = devserver.start() end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    srv:reset()
-    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", max_retries = 0 }
-  end)
-  after_each(function () client:close() end)
-
-  local function bodies ()
-    local out = {}
-    for _, r in ipairs(srv:requests()) do
-      if r.path == "/v1/responses" then out[#out + 1] = r.body_json end
-    end
-    return out
-  end
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end, { model = "aigc-dev" })
+  local function bodies () return srv:bodies("/v1/responses") end
 
   it("keeps the state on the server for 5 turns: each say sends only its input after the last response", function ()
     local conv = aigc.conversation { client = client, api = "responses", state = "server", system = "Be brief." }

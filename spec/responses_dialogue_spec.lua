@@ -15,15 +15,8 @@ local BOTH = 'Use get_weather({"city":"Paris"}) and get_time({"city":"Tokyo"})'
 
 describe("dialogue over the Responses API", function ()
   local srv, client, calls
-
-  setup(function () srv = devserver.start() end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    srv:reset()
-    calls = {}
-    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", max_retries = 0 }
-  end)
-  after_each(function () client:close() end)
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end, { model = "aigc-dev" })
+  before_each(function () calls = {} end)
 
   local function toolset ()
     return aigc.tools {
@@ -34,13 +27,7 @@ describe("dialogue over the Responses API", function ()
     }
   end
 
-  local function bodies ()
-    local out = {}
-    for _, r in ipairs(srv:requests()) do
-      if r.path == "/v1/responses" then out[#out + 1] = r.body_json end
-    end
-    return out
-  end
+  local function bodies () return srv:bodies("/v1/responses") end
 
   describe("tools", function ()
     it("runs parallel calls and chains the outputs with previous_response_id", function ()

@@ -63,18 +63,9 @@ end
 -- A one-shot server in a child process: answers one request with the SSE
 -- body given (events of another server than the bundled one).
 local CANNED = [[
-  local socket = require "socket"
+  local oneshot = require "oneshot"
   local body = assert(io.open(arg[1], "rb")):read("*a")
-  local server = assert(socket.bind("127.0.0.1", 0))
-  io.write(select(2, server:getsockname()), "\n"); io.flush()
-  local c = assert(server:accept())
-  c:settimeout(5)
-  local len = 0
-  repeat
-    local line = assert(c:receive("*l"))
-    len = tonumber(line:match("^[Cc]ontent%-[Ll]ength: *(%d+)")) or len
-  until line == ""
-  c:receive(len)
+  local c = oneshot.read_request(oneshot.listen())
   c:send("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n" .. body)
   if arg[2] == "linger" then   -- keep the response open until the client goes (at most 20 s)
     c:settimeout(20)
@@ -84,20 +75,12 @@ local CANNED = [[
 ]]
 
 local function canned_client (sse_body, linger)
-  local luachild = require "luachild"
   local path = os.tmpname()
   local f = assert(io.open(path, "wb"))
   f:write(sse_body)
   f:close()
-  local child = luachild.run(CANNED, { lua = os.getenv("LUA") or "lua5.4", args = { path, linger and "linger" or "" },
-                                       background = true })
-  local port
-  for _ = 1, 500 do
-    port = tonumber((io.open(child.stdout_path) or io.open("/dev/null")):read("*a"):match("%d+"))
-    if port then break end
-    os.execute("sleep 0.01")
-  end
-  local c = aigc.client { base_url = "http://127.0.0.1:" .. assert(port, "no port") .. "/v1", max_retries = 0 }
+  local port, child = require("oneshot").start(CANNED, { path, linger and "linger" or "" })
+  local c = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0 }
   return c, function () c:close(); child:wait(10); os.remove(path) end
 end
 
@@ -111,14 +94,7 @@ end
 
 describe("Responses API", function ()
   local srv, client
-
-  setup(function () srv = devserver.start() end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    srv:reset()
-    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", max_retries = 0 }
-  end)
-  after_each(function () client:close() end)
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end, { model = "aigc-dev" })
 
   local function fault (spec, params)
     params = params or { input = FRANCE }

@@ -10,14 +10,7 @@ local strategy = aigc.strategy
 
 describe("strategies over the Responses API", function ()
   local srv, client
-
-  setup(function () srv = devserver.start() end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    srv:reset()
-    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", max_retries = 0 }
-  end)
-  after_each(function () client:close() end)
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end, { model = "aigc-dev" })
 
   local function paths ()
     local out = {}
@@ -53,10 +46,8 @@ describe("strategies over the Responses API", function ()
     assert.equal(1, final.rounds)
     assert.same({ "draft", "critique", "revision" }, { steps[1].stage, steps[2].stage, steps[3].stage })
     assert.equal("response", steps[3].res.object)
-    local revision
-    for _, r in ipairs(srv:requests()) do
-      if r.path == "/v1/responses" then revision = r.body_json end
-    end
+    local sent = srv:bodies("/v1/responses")
+    local revision = sent[#sent]
     assert.same({ "user", "assistant", "user" },
                 { revision.input[1].role, revision.input[2].role, revision.input[3].role })
     assert.equal("Repeat after me: draft", revision.input[1].content)
@@ -78,14 +69,7 @@ describe("strategies over the Responses API", function ()
     assert.equal(3, paths()["/v1/responses"])
   end)
 
-  -- The requests that hit `path`, in order.
-  local function bodies (path)
-    local out = {}
-    for _, r in ipairs(srv:requests()) do
-      if r.path == path then out[#out + 1] = r.body_json end
-    end
-    return out
-  end
+  local function bodies (path) return srv:bodies(path) end
 
   it("best_of's rank judge asks over /responses when the task is Responses params", function ()
     local best, cands = strategy.best_of { client = client, n = 3, params = { input = "Tell me a joke" },

@@ -268,10 +268,7 @@ end)
 
 describe("aigc run (the command)", function ()
   local srv, home
-  setup(function () srv = devserver.start() end)
-  teardown(function () srv:stop() end)
-  before_each(function () srv:reset(); home = cli.home() end)
-  after_each(function () cli.rmdir(home) end)
+  cli.fixture(_ENV, function (s, h) srv, home = s, h end)
 
   it("runs a template over the cases, prints the pass-rate table, exits 3 when assertions fail", function ()
     cli.write(home .. "/templates/capital.lua", '{ prompt = "What is the capital of {{country}}?" }')

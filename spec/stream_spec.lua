@@ -2,18 +2,11 @@
 -- like the non-streamed one, and every way a stream can go wrong reported.
 local aigc = require "aigc"
 local devserver = require "devserver"
+local portable = require "portable"
 
--- Lua 5.4's `local x <close> = obj` around `body(x)`, compiled only on 5.4
--- (older versions cannot parse it); elsewhere the explicit equivalent the
--- README gives, obj[explicit](obj), at the end of the scope.
-local HAS_CLOSE = _VERSION == "Lua 5.4"
-local function with_close (obj, explicit, body)
-  if HAS_CLOSE then
-    return assert(load("local obj, body = ...; do local x <close> = obj; body(x) end", "=<close> scope"))(obj, body)
-  end
-  body(obj)
-  obj[explicit](obj)
-end
+-- `local x <close> = obj` around `body(x)` on 5.4, the README's explicit form elsewhere.
+local with_close = portable.with_close
+local HAS_CLOSE = portable.has_close
 
 warn("@on")
 
@@ -47,12 +40,7 @@ local TOOLS = {
 describe("streaming", function ()
   local srv, client
 
-  setup(function () srv = devserver.start() end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", max_retries = 0 }
-  end)
-  after_each(function () client:close() end)
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end, { model = "aigc-dev" })
 
   local function fault (spec, extra)
     local p = { messages = USER, headers = { ["x-aigc-fault"] = spec } }
@@ -407,7 +395,6 @@ describe("streaming", function ()
       assert.is_nil(res)
       assert.equal("canceled", err.kind)
       assert.has_error(function () client:chat "x" end, "attempt to use a closed client")
-      client = aigc.client { base_url = srv.base_url }
     end)
   end)
 end)

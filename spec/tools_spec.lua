@@ -5,17 +5,8 @@ local aigc = require "aigc"
 local devserver = require "devserver"
 local portable = require "portable"
 
--- Lua 5.4's `local x <close> = obj` around `body(x)`, compiled only on 5.4
--- (older versions cannot parse it); elsewhere the explicit equivalent the
--- README gives, obj[explicit](obj), at the end of the scope.
-local HAS_CLOSE = _VERSION == "Lua 5.4"
-local function with_close (obj, explicit, body)
-  if HAS_CLOSE then
-    return assert(load("local obj, body = ...; do local x <close> = obj; body(x) end", "=<close> scope"))(obj, body)
-  end
-  body(obj)
-  obj[explicit](obj)
-end
+-- `local x <close> = obj` around `body(x)` on 5.4, the README's explicit form elsewhere.
+local with_close = portable.with_close
 
 warn("@on")
 

@@ -391,23 +391,20 @@ static int finish_transfer (lua_State *L, int eidx, int ridx, aigc_request *r) {
   return end_request(L, eidx, ridx, r, 0);
 }
 
-/* A chunk of a reply going to a sink function (body.h): fn(bytes). Once
-   one was delivered the call is not retried (the callback has it). */
-static int handle_bytes (lua_State *L, int eidx, int ridx, aigc_request *r,
-                         const char *data, size_t dlen) {
+/*
+** The stream callback under its nargs arguments (on top) is called, unless
+** a finalizer canceled the request while they were made. An error it raises
+** ends the request, unless it canceled or closed inside (that end wins and
+** nothing is said). Returns the callbacks run (0 or 1).
+*/
+static int run_stream_callback (lua_State *L, int eidx, int ridx, aigc_request *r, int nargs) {
   int st;
-  if (lua_getiuservalue(L, ridx, AIGC_RQ_STREAM) == LUA_TNIL) {
-    lua_pop(L, 1);
+  if (r->state != AIGC_RUNNING) {
+    lua_pop(L, nargs + 1);
     return 0;
   }
-  lua_pushlstring(L, data, dlen);   /* (data is in `draining`: pinned) */
-  if (r->state != AIGC_RUNNING) {   /* canceled by a finalizer meanwhile */
-    lua_pop(L, 2);
-    return 0;
-  }
-  r->delivered = 1;
   r->in_callback = 1;
-  st = aigc_pcall(L, 1, 0);
+  st = aigc_pcall(L, nargs, 0);
   r->in_callback = 0;
   if (st != LUA_OK) {
     if (r->state != AIGC_RUNNING) {
@@ -420,30 +417,28 @@ static int handle_bytes (lua_State *L, int eidx, int ridx, aigc_request *r,
   return 1;
 }
 
+/* A chunk of a reply going to a sink function (body.h): fn(bytes). Once
+   one was delivered the call is not retried (the callback has it). */
+static int handle_bytes (lua_State *L, int eidx, int ridx, aigc_request *r,
+                         const char *data, size_t dlen) {
+  if (lua_getiuservalue(L, ridx, AIGC_RQ_STREAM) == LUA_TNIL) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_pushlstring(L, data, dlen);   /* (data is in `draining`: pinned) */
+  if (r->state == AIGC_RUNNING)
+    r->delivered = 1;
+  return run_stream_callback(L, eidx, ridx, r, 1);
+}
+
 /* A typed event (form.h, opts.events): fn(event). */
 static int handle_typed (lua_State *L, int eidx, int ridx, aigc_request *r,
                          const char *type, size_t tlen, const char *data, size_t dlen) {
-  int st;
   if (aigc_response_typed_event(L, r, type, tlen, data, dlen) != AIGC_EVENT_CHUNK)
     return fail_now(L, eidx, ridx, r);
   lua_getiuservalue(L, ridx, AIGC_RQ_STREAM);
   lua_insert(L, -2);
-  if (r->state != AIGC_RUNNING) {   /* canceled by a finalizer while the event was made */
-    lua_pop(L, 2);
-    return 0;
-  }
-  r->in_callback = 1;
-  st = aigc_pcall(L, 1, 0);
-  r->in_callback = 0;
-  if (st != LUA_OK) {
-    if (r->state != AIGC_RUNNING) {
-      lua_pop(L, 1);
-      return 1;
-    }
-    aigc_response_callback_error(L);
-    fail_now(L, eidx, ridx, r);
-  }
-  return 1;
+  return run_stream_callback(L, eidx, ridx, r, 1);
 }
 
 /*
@@ -515,7 +510,7 @@ static int feed_upload (lua_State *L, int eidx, int ridx, aigc_request *r) {
 static int handle_event (lua_State *L, int eidx, int ridx, aigc_request *r,
                          const char *type, size_t tlen, const char *data, size_t dlen) {
   aigc_json_value chunk;
-  int st, nargs, what;
+  int nargs, what;
   if (r->xb.sink == AIGC_SINK_CHUNKS)
     return handle_bytes(L, eidx, ridx, r, data, dlen);
   if (r->xb.sink == AIGC_SINK_EVENTS)
@@ -530,22 +525,7 @@ static int handle_event (lua_State *L, int eidx, int ridx, aigc_request *r,
     return 0;
   }
   nargs = aigc_response_push_delta(L, r, &chunk);
-  if (r->state != AIGC_RUNNING) {   /* canceled by a finalizer while the args were made */
-    lua_pop(L, nargs + 1);
-    return 0;
-  }
-  r->in_callback = 1;
-  st = aigc_pcall(L, nargs, 0);
-  r->in_callback = 0;
-  if (st != LUA_OK) {
-    if (r->state != AIGC_RUNNING) {   /* canceled or closed inside: say nothing */
-      lua_pop(L, 1);
-      return 1;
-    }
-    aigc_response_callback_error(L);
-    fail_now(L, eidx, ridx, r);
-  }
-  return 1;
+  return run_stream_callback(L, eidx, ridx, r, nargs);
 }
 
 /* Whether r's stream events may be delivered now. */

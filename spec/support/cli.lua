@@ -101,6 +101,53 @@ function M.spawn (args, opts)
   return assert(io.popen(M.command(args, opts) .. " </dev/null 2>/dev/null", "r"))
 end
 
+--- Registers the CLI specs' fixture in the enclosing `describe`: one bundled
+-- server for the block (started in setup, stopped in teardown) and, before
+-- each test, its counters reset and a fresh AIGC_HOME (removed after the
+-- test, once `hooks.after_each`, if given, has run: e.g. closing a terminal
+-- that still writes there). `assign(srv, home)` keeps both in the spec's
+-- locals. busted's block functions live in the spec file's environment, so
+-- the spec passes it (`_ENV`; nil on Lua 5.1).
+-- Returns two functions: `aigc(args, opts)`, `run` with the current home and
+-- server unless `opts` names others; `logs(extra)`, the log entries as
+-- `aigc logs --json -n 0 EXTRA...` prints them (asserting it exits 0).
+-- @usage
+-- local srv, home
+-- local aigc, logs = cli.fixture(_ENV, function (s, h) srv, home = s, h end)
+function M.fixture (env, assign, hooks)
+  -- (Lua 5.1 has no _ENV: the spec passes nil, and its environment is the caller's)
+  env = env or rawget(_G, "getfenv")(2)
+  hooks = hooks or {}
+  local srv, home
+  env.setup(function ()
+    srv = require("devserver").start()
+    assign(srv, nil)
+  end)
+  env.teardown(function () srv:stop() end)
+  env.before_each(function ()
+    srv:reset()
+    home = M.home()
+    assign(srv, home)
+  end)
+  env.after_each(function ()
+    if hooks.after_each then hooks.after_each() end
+    M.rmdir(home)
+  end)
+  local function aigc (args, opts)
+    opts = opts or {}
+    opts.home = opts.home or home
+    opts.base_url = opts.base_url or srv.base_url
+    return M.run(args, opts)
+  end
+  local function logs (extra)
+    local args = { "logs", "--json", "-n", "0" }
+    for _, a in ipairs(extra or {}) do args[#args + 1] = a end
+    local r = aigc(args)
+    assert(r.code == 0, "aigc logs exited " .. tostring(r.code) .. ": " .. r.stderr)
+    return require("cjson").decode(r.stdout)
+  end
+  return aigc, logs
+end
 
 -- {======================================================
 -- A real terminal: tmux

@@ -83,6 +83,18 @@ function Server:reset () return control(self, "POST", "/_aigc/reset") end
 -- @usage for _, r in ipairs(srv:requests()) do print(r.path) end
 function Server:requests () return control(self, "GET", "/_aigc/requests") end
 
+--- The JSON bodies of the recorded requests to `path`, oldest first.
+-- @tparam string path e.g. "/v1/responses"
+-- @treturn table
+-- @usage local sent = srv:bodies("/v1/responses"); assert.is_nil(sent[1].previous_response_id)
+function Server:bodies (path)
+  local out = {}
+  for _, r in ipairs(self:requests()) do
+    if r.path == path then out[#out + 1] = r.body_json end
+  end
+  return out
+end
+
 --- The last API request (or cjson.null when there is none).
 -- @treturn table
 -- @usage assert.equal("Bearer", srv:last().authorization_prefix)
@@ -199,6 +211,17 @@ function M.fixture (env, assign, client_opts)
     assign(srv, client)
   end)
   after_each(function () client:close() end)
+end
+
+--- Chat params of one user message "Hi": `fault` (the server's fault
+-- grammar, lua/aigc/devserver.lua) in the x-aigc-fault header, `extra`'s
+-- fields merged in.
+-- @usage client:chat_async(devserver.params("delay=300", { on_done = f }))
+function M.params (fault, extra)
+  local p = { messages = { { role = "user", content = "Hi" } } }
+  if fault then p.headers = { ["x-aigc-fault"] = fault } end
+  for k, v in pairs(extra or {}) do p[k] = v end
+  return p
 end
 
 --- Attach to a server that is already running (e.g. `make server`).

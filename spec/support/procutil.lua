@@ -39,6 +39,16 @@ function M.exists (path)
   return f ~= nil
 end
 
+--- The first line a command prints (its stderr dropped), or nil: e.g. to
+-- tell whether a tool is installed.
+-- @usage local HAS_SOXI = proc.first_line("command -v soxi") ~= nil
+function M.first_line (cmd)
+  local p = assert(io.popen(cmd .. " 2>/dev/null"))
+  local out = p:read("*l")
+  p:close()
+  return out
+end
+
 --- Runs a shell command: true or false, and what it printed (stdout and stderr).
 -- @usage local ok, out = proc.sh("nginx -t")
 function M.sh (cmd)

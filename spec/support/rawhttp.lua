@@ -15,11 +15,12 @@ local safe = require "cjson.safe"
 
 local M = {}
 
---- A connected TCP socket with a 5 s timeout.
+--- A connected TCP socket with a 30 s timeout (a bound for a hung server,
+-- not a timing: the machine may be loaded).
 -- @usage local c = raw.connect(srv.port)
 function M.connect (port)
   local c = assert(socket.tcp())
-  c:settimeout(5)
+  c:settimeout(30)
   assert(c:connect("127.0.0.1", port))
   return c
 end

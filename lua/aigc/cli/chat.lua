@@ -256,12 +256,8 @@ function M.run (args)
     for k, v in pairs(tpl.params) do if params[k] == nil then params[k] = v end end
   end
   local history, cid, leaf
-  if args.continue or args.cid then
-    if not log then common.usage("-c and --cid continue a conversation from the prompt log, and logging is off") end
-    cid = args.cid or log:last_conversation()
-    if not cid then common.fail("aigc: no conversation to continue in " .. log.path) end
-    local c, err = log:conversation(cid)
-    if not c then common.fail("aigc: " .. tostring(err.message)) end
+  local c = common.continued(log, args)
+  if c then
     cid, leaf, history = c.id, c.leaf_id, c.messages
     system = system or c.system
     tpl_model = tpl_model or c.model

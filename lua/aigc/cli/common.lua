@@ -173,6 +173,22 @@ function M.open_log (config, args)
   return log
 end
 
+--- The conversation `-c` (the last one) or `--cid ID` continues, from the
+-- prompt log; nil when neither was given. Exits with a message when
+-- logging is off, there is none, or the log cannot read it.
+-- @tparam aigc.promptlog|nil log
+-- @tparam table args the parsed arguments (`continue`, `cid`)
+-- @treturn table|nil the log's conversation (`id`, `leaf_id`, `messages`, `system`, `model`)
+function M.continued (log, args)
+  if not (args.continue or args.cid) then return nil end
+  if not log then M.usage("-c and --cid continue a conversation from the prompt log, and logging is off") end
+  local cid = args.cid or log:last_conversation()
+  if not cid then M.fail("aigc: no conversation to continue in " .. log.path) end
+  local conv, err = log:conversation(cid)
+  if not conv then M.fail("aigc: " .. tostring(err.message)) end
+  return conv
+end
+
 --- Reads all of stdin when it is not a terminal (a pipe or a file), else nil.
 -- @treturn string|nil
 function M.piped_stdin ()

@@ -141,14 +141,8 @@ function M.run (args)
   local stdin = common.piped_stdin()
 
   local cid, parent, history
-  if args.continue or args.cid then
-    if not log then common.usage("-c and --cid continue a conversation from the prompt log, and logging is off") end
-    cid = args.cid or log:last_conversation()
-    if not cid then common.fail("aigc: no conversation to continue in " .. log.path) end
-    local conv, err = log:conversation(cid)
-    if not conv then common.fail("aigc: " .. tostring(err.message)) end
-    cid, parent, history = conv.id, conv.leaf_id, conv.messages
-  end
+  local conv = common.continued(log, args)
+  if conv then cid, parent, history = conv.id, conv.leaf_id, conv.messages end
   local params = M.build_params(args, config, endpoint, stdin, history)
 
   local t0 = aigc.now()
