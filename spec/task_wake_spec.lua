@@ -103,4 +103,38 @@ describe("a task waiting on a request", function ()
     assert.are.equal(0, client:active())
   end)
 
+
+  it("is resumed when the future it waits on was delivered by a finalizer while its wait began", function ()
+    -- (a Lua-side wait: Future:wait hands the task's waker to the future;
+    -- the allocations before that may run a finalizer that drives the
+    -- loop until the future ended and its waiters ran)
+    local ts = aigc.tools { { name = "now", fn = function () return "12:00" end } }
+    local fut = client:chat_async { tools = ts, messages = HI }
+    local co, fired, woken
+    finalizer_chain(function ()
+      if fired then return true end
+      if co == nil or coroutine.status(co) ~= "running" then return false end
+      fired = true
+      local deadline = aigc.now() + 5
+      repeat client:step(0.01) until fut:status() ~= "running" or aigc.now() > deadline
+      client:step(0)   -- (its end is delivered from the loop: waiters included)
+      return true
+    end)
+    with_eager_collector(function ()
+      client:spawn(function ()
+        co = coroutine.running()
+        fut:wait()
+        woken = true
+      end)
+    end)
+    if not fired and _VERSION == "Lua 5.2" and not rawget(_G, "jit") then
+      pending("Lua 5.2: no finalizer ran inside the task's wait (its collector's pace); nothing was tested")
+      return
+    end
+    assert.is_true(fired, "no finalizer ran inside the task's wait (the case tested nothing)")
+    assert.are.equal("done", fut:status())
+    assert.is_true(step_until(client, function () return woken end, 5),
+      "the task was never resumed: its wake-up was lost")
+    assert.are.equal(0, client:active())
+  end)
 end)
