@@ -178,6 +178,16 @@ local function owner_of (err, out, last_op)
   return "core"
 end
 
+-- The guessed owner of a hang, from hangwatch.sh's diagnosis (nil: no guess).
+local function hang_owner (diagnosis)
+  if diagnosis:find("cpu: SPINNING", 1, true) and diagnosis:find("no frame of aigc C code", 1, true) then
+    return "a loop in Lua code (LuaJIT: a compiled pairs() loop inside __gc, LuaJIT #1045? see compat.lua)"
+  end
+  if diagnosis:find("cpu: SLEEPING", 1, true) and diagnosis:find("lua/aigc/task.lua", 1, true) then
+    return "lua (task scheduler: a wait whose wake-up never came?) or core (a request that never ends)"
+  end
+end
+
 --- Runs an op list; returns a result table:
 -- { fail = category or nil, detail =, ops_run =, out =, err = }
 -- Errors no channel reported in the process must at least be on stderr:
@@ -271,6 +281,7 @@ local function run_child (ops, counted)
         tostring(last_op), tail)
     end
     r.owner = owner_of(err, out, last_op)
+    if r.fail == "hang" then r.owner = hang_owner(r.detail) or r.owner end
   end
   return r
 end
