@@ -34,7 +34,7 @@ test_pkgs=("${matrix_pkgs[@]}"
            nginx-light openssl locales
            python3-yaml python3-jsonschema
            lua-argparse lua-readline lua-term lua-sql-sqlite3 sqlite3 lua-rex-pcre2
-           lua-ldoc lua-markdown tmux
+           lua-ldoc lua-markdown tmux gdb
            love xvfb xauth libgl1-mesa-dri imagemagick sox)
 # python3-yaml / python3-jsonschema: spec/support/oas_check.py, run by
 # /usr/bin/python3 (Debian's, which has them) whatever python3 is first on PATH.
@@ -42,7 +42,8 @@ test_pkgs=("${matrix_pkgs[@]}"
 # (bin/aigc) and its prompt logs (sqlite3: one check reads them with it);
 # lua-rex-pcre2: the dataset runner's `regex` assertion; lua-ldoc and
 # lua-markdown (Debian's LDoc has no Markdown of its own; lua5.1 runs it):
-# `make docs` and its warning check; tmux: the REPL driven through a real terminal.
+# `make docs` and its warning check; tmux: the REPL driven through a real terminal;
+# gdb: the lifecycle tester's hang diagnosis (spec/lifecycle/hangwatch.sh; optional).
 # love, xvfb, xauth, libgl1-mesa-dri (software OpenGL), imagemagick: the LÖVE
 # game played under xvfb-run and its screenshot checked (spec/love_spec.lua).
 # imagemagick (identify), sox (soxi): the media specs check the PNGs and WAVs

@@ -140,8 +140,17 @@ function Future:wait (timeout)
   if pending_state(self._state) then
     local rec = task.in_task()
     if rec then
-      local waiters = self._waiters
-      task.wait_in_task(rec, function (wake) waiters[#waiters + 1] = wake end, self._drivers, timeout)
+      -- (the list is read when the waker is handed over, not before: an
+      -- allocation in between may run a finalizer that drives the loop
+      -- until the future ended and its waiters ran; then it wakes at once)
+      task.wait_in_task(rec, function (wake)
+        if pending_state(self._state) or self._deliver then
+          local waiters = self._waiters
+          waiters[#waiters + 1] = wake
+        else
+          wake()
+        end
+      end, self._drivers, timeout)
     else
       task.block(function () return not pending_state(self._state) end, self._drivers,
             timeout and now() + timeout, self._request or self._inner)

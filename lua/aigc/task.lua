@@ -97,29 +97,44 @@ end
 
 local resume_task   -- (defined below)
 
--- Suspends the task until wake(rec, w): `w` is what it waits for now (a
--- fresh table per wait: a waker of an older wait can never resume it in
--- the middle of another). Returns what the waker passed.
+-- A wait is registered (`rec.waiting = w`) BEFORE anything that may
+-- allocate between it and the task's yield: any allocation may run a
+-- finalizer, and a finalizer may call anything in aigc -- a blocking call
+-- drives the loop, which may end what the task waits for and wake it
+-- right there. A wake that found no registration was lost and the task
+-- slept for ever (the lifecycle tester's LuaJIT hang, seed 310013
+-- sequence 19: a finalizer's blocking call ended the request of a task
+-- whose core wait was not registered yet). `w` is what the task waits for
+-- now: a fresh table per wait (a waker of an older wait can never resume
+-- it in the middle of another), or the C request of a core wait.
+
+-- Suspends the task until wake(rec, w), w being registered: returns at
+-- once when it was woken already (before it could yield). Returns what
+-- the waker passed.
 local function suspend (rec, w)
-  rec.waiting = w
+  if rec.waiting ~= w then return end
   return coroutine_yield(TOKEN)
 end
 
 local function wake (rec, w, ...)
   if rec.waiting ~= w then return end
-  rec.waiting = nil
-  for _, g in ipairs(w.guests or {}) do remove_guest(rec.loop, g) end
-  local s = w.sleeper
-  if s then
-    local list = rec.loop.sleepers
-    for i = #list, 1, -1 do
-      if list[i] == s then table_remove(list, i); break end
+  rec.waiting = false
+  if type(w) == "table" then
+    for _, g in ipairs(w.guests or {}) do remove_guest(rec.loop, g) end
+    local s = w.sleeper
+    if s then
+      local list = rec.loop.sleepers
+      for i = #list, 1, -1 do
+        if list[i] == s then table_remove(list, i); break end
+      end
     end
   end
   -- (PUC 5.1: a wait under a C call -- pcall, a generic for's iterator --
   -- cannot yield; its error went on through the task, which may have ended
-  -- since: nobody to resume)
-  if coroutine_status(rec.co) == "dead" then return end
+  -- since: nobody to resume. And a task woken before it yielded -- running,
+  -- or "normal" under a coroutine of its own -- is not resumed: suspend()
+  -- sees the wait is over and goes on.)
+  if coroutine_status(rec.co) ~= "suspended" then return end
   resume_task(rec, ...)
 end
 
@@ -128,16 +143,19 @@ local function waker (rec, w)
   return function () wake(rec, w) end
 end
 
--- A wait the C core started (`req:wait()` yielded TOKEN, req): the task's
--- loop drives the request's client meanwhile if it is another one.
+-- A wait the C core started (`req:wait()` yielded TOKEN, req; resume_task
+-- registered `req` itself as the wait before anything could allocate): the
+-- task's loop drives the request's client meanwhile if it is another one.
+-- The request may end, and the task be resumed, during the allocations
+-- here: then there is nothing left to do.
 local function core_wait_started (rec, req)
-  local w = { request = req }
+  if rec.waiting ~= req then return end
   local ok, engine = pcall(req._engine, req)
   local guest = ok and loop_of_engine[engine] or nil
-  if guest and guest ~= rec.loop then
-    add_guest(rec.loop, guest)
-    w.guests = { guest }
-  end
+  if guest == nil or guest == rec.loop then return end
+  local w = { request = req, guests = { guest } }
+  if rec.waiting ~= req then return end
+  add_guest(rec.loop, guest)   -- (no allocation from here to the assignment)
   rec.waiting = w
 end
 
@@ -145,7 +163,7 @@ end
 local function resume_from_core (co, req)
   local rec = tasks[co]
   local w = rec and rec.waiting
-  if w == nil or w.request ~= req then return end
+  if not w or (w ~= req and (type(w) ~= "table" or w.request ~= req)) then return end
   wake(rec, w, req:result())
 end
 
@@ -183,6 +201,9 @@ end
 function resume_task (rec, ...)
   local co = rec.co
   local ok, a, b = coroutine_resume(co, ...)
+  -- a core wait is registered first (see suspend above); nothing before
+  -- this assignment allocates (the key exists: see M.spawn)
+  if ok and a == TOKEN and b ~= nil then rec.waiting = b end
   if not ok then
     tasks[co] = nil
     util.report(rec.loop.client, task_error(co, a, rec.name))
@@ -215,7 +236,9 @@ function M.spawn (loop, fn, name, ...)
   -- weak-keyed table whose value refers to its key keeps both forever on
   -- Lua 5.1 and LuaJIT (no ephemerons): a task nobody can resume any more
   -- (its client dropped) kept its client, its engine and its sockets.
-  local rec = { loop = loop, name = name }
+  -- (`waiting` is false, not nil, when it waits for nothing: the key
+  -- exists from the start, so registering a wait never allocates)
+  local rec = { loop = loop, name = name, waiting = false }
   local co = coroutine_create(function (...)
     return keep(rec, fn(...))
   end)
@@ -262,6 +285,13 @@ end
 if compat.yield_across_pcall then
   M.pcall, M.xpcall = pcall, compat.xpcall
 else
+  -- What the inner coroutine's resume returned, after the wait it is in
+  -- now (rec.waiting, read before anything allocates; a core wait is
+  -- registered here as resume_task does).
+  local function with_wait (rec, ok, a, b, ...)
+    if ok and a == TOKEN and b ~= nil then rec.waiting = b end
+    return rec.waiting, ok, a, b, ...
+  end
   local function run (f, handler, ...)
     local co = compat.running()
     local rec = co and tasks[co]
@@ -275,18 +305,26 @@ else
       return keep(rec, f(...))
     end)
     tasks[inner] = rec   -- its waits are the task's
-    local r = pack(coroutine_resume(inner, ...))
+    local r = pack(with_wait(rec, coroutine_resume(inner, ...)))
     while true do
-      if not r[1] then
+      if not r[2] then
         tasks[inner] = nil
-        if handler then return false, handler(r[2], inner) end
-        return false, r[2]
+        if handler then return false, handler(r[3], inner) end
+        return false, r[3]
       end
       if coroutine_status(inner) == "dead" then
         tasks[inner] = nil
-        return true, unpack(r, 2, r.n)
+        return true, unpack(r, 3, r.n)
       end
-      r = pack(coroutine_resume(inner, coroutine_yield(unpack(r, 2, r.n))))
+      local w = r[1]
+      if r[3] == TOKEN and w and rec.waiting ~= w then
+        -- its wait ended while pack() allocated (a finalizer drove the
+        -- loop; see suspend): it goes on at once, a core wait with its result
+        if type(w) == "table" then r = pack(with_wait(rec, coroutine_resume(inner)))
+        else r = pack(with_wait(rec, coroutine_resume(inner, w:result()))) end
+      else
+        r = pack(with_wait(rec, coroutine_resume(inner, coroutine_yield(unpack(r, 3, r.n)))))
+      end
     end
   end
   M.pcall = function (f, ...) return run(f, nil, ...) end
@@ -349,8 +387,10 @@ local function run_posted (loop)
   end
 end
 
+-- (w is registered already; the allocation may end the wait: then no sleeper)
 local function add_sleeper (loop, at, rec, w)
   local s = { at = at, rec = rec, w = w }
+  if rec.waiting ~= w then return end
   w.sleeper = s
   local list = loop.sleepers
   list[#list + 1] = s
@@ -516,6 +556,7 @@ function M.sleep (loop, seconds)
   local rec = current()
   if rec then
     local w = {}
+    rec.waiting = w
     add_sleeper(rec.loop, now() + seconds, rec, w)
     suspend(rec, w)
     return
@@ -563,13 +604,15 @@ M.in_task = current
 -- @tparam[opt] number timeout
 function M.wait_in_task (rec, register, loops, timeout)
   local w = { guests = {} }
+  local wake_me = waker(rec, w)
+  rec.waiting = w   -- (registered first: see suspend)
   for _, loop in ipairs(loops) do
-    if loop ~= rec.loop then
+    if loop ~= rec.loop and rec.waiting == w then
       add_guest(rec.loop, loop)
       w.guests[#w.guests + 1] = loop
     end
   end
-  register(waker(rec, w))
+  register(wake_me)
   if timeout then add_sleeper(rec.loop, now() + timeout, rec, w) end
   suspend(rec, w)
 end

@@ -30,7 +30,9 @@
 --
 -- Failure classes: crash:SIGNAL (the child died by a signal), asan:TYPE and
 -- ubsan (a sanitizer report), leak (LeakSanitizer), hang (the child did not
--- end within --child-timeout), invariant:NAME (the model's check NAME, see
+-- end within --child-timeout; spec/lifecycle/hangwatch.sh first records whether
+-- it spins or sleeps, its C backtrace and its Lua traceback: the FAIL report
+-- prints that diagnosis), invariant:NAME (the model's check NAME, see
 -- child.lua), error-lost (a callback error that no channel reported, not
 -- even stderr), child-error (the child failed otherwise).
 
@@ -176,6 +178,16 @@ local function owner_of (err, out, last_op)
   return "core"
 end
 
+-- The guessed owner of a hang, from hangwatch.sh's diagnosis (nil: no guess).
+local function hang_owner (diagnosis)
+  if diagnosis:find("cpu: SPINNING", 1, true) and diagnosis:find("no frame of aigc C code", 1, true) then
+    return "a loop in Lua code (LuaJIT: a compiled pairs() loop inside __gc, LuaJIT #1045? see compat.lua)"
+  end
+  if diagnosis:find("cpu: SLEEPING", 1, true) and diagnosis:find("lua/aigc/task.lua", 1, true) then
+    return "lua (task scheduler: a wait whose wake-up never came?) or core (a request that never ends)"
+  end
+end
+
 --- Runs an op list; returns a result table:
 -- { fail = category or nil, detail =, ops_run =, out =, err = }
 -- Errors no channel reported in the process must at least be on stderr:
@@ -194,9 +206,13 @@ local function run_child (ops, counted)
   nchild = nchild + 1
   local base = string.format("%s/child-%d", workdir, nchild % 4)
   local ops_file, out_file, err_file = base .. ".ops.lua", base .. ".out", base .. ".err"
+  local hang_file = base .. ".hang"
   gen.write(ops_file, ops)
+  -- hangwatch.sh is timeout(1) that first looks at a child still running at
+  -- the limit (spinning or sleeping, C backtrace, Lua traceback) into hang_file.
   local cmd = table.concat({
-    "timeout -k 5", tostring(child_timeout), "env", SAN_ENV, args.lua, proc.quote(here .. "/child.lua"),
+    "sh", proc.quote(here .. "/hangwatch.sh"), tostring(child_timeout), proc.quote(hang_file),
+    "env", SAN_ENV, args.lua, proc.quote(here .. "/child.lua"),
     "--ops", proc.quote(ops_file), "--base-url", proc.quote(srv.base_url),
     "--path", proc.quote(args.path), "--cpath", proc.quote(args.cpath),
     args.ignore and ("--ignore " .. proc.quote(args.ignore)) or "",
@@ -224,7 +240,7 @@ local function run_child (ops, counted)
     r.fail = "asan:" .. asan
   elseif err:find("runtime error:", 1, true) then
     r.fail = "ubsan"
-  elseif how == "exit" and (code == 124 or code == 137) then
+  elseif how == "exit" and code == 124 then   -- (hangwatch.sh: the limit was reached)
     r.fail = "hang"
   elseif how == "signal" or (how == "exit" and code > 128 and SIGNALS[code - 128]) then
     local sig = how == "signal" and code or code - 128
@@ -258,12 +274,14 @@ local function run_child (ops, counted)
       r.detail = table.concat(lines, "\n")
     elseif r.fail == "hang" then
       r.detail = "no end within " .. child_timeout .. " s; last operation started: " .. tostring(last_op)
+        .. "\n" .. (proc.read_file(hang_file) or "(no hang diagnosis: " .. hang_file .. " missing)")
     else
       local tail = err:sub(-1500)
       r.detail = string.format("exit %s %s; last operation started: %s; stderr: %s", tostring(how), tostring(code),
         tostring(last_op), tail)
     end
     r.owner = owner_of(err, out, last_op)
+    if r.fail == "hang" then r.owner = hang_owner(r.detail) or r.owner end
   end
   return r
 end
