@@ -130,8 +130,11 @@ describe("a finalizer at every allocation of a request (collector before the cop
         end
         assert.equal(0, tonumber(problems), r.stdout)
         -- (a request's allocations vary a little with how many steps its
-        -- reply takes to arrive: the last few k may fall beyond one run's)
-        assert(tonumber(fired) >= tonumber(total) * 0.9, "swept finalizers that never ran: " .. r.stdout)
+        -- reply takes to arrive: the last few k may fall beyond one run's --
+        -- a tenth of them, or 2 where a request sees few: 5.2 saw 4 of 5 in
+        -- the whole suite's heap)
+        local may_miss = math.max(2, tonumber(total) * 0.1)
+        assert(tonumber(fired) >= tonumber(total) - may_miss, "swept finalizers that never ran: " .. r.stdout)
         assert.equal("still here", after)
       end)
     end
