@@ -534,12 +534,7 @@ describe("media (issue 15)", function ()
   end)
 
   describe("misuse raises at the caller's line", function ()
-    local function raises (pattern, fn)
-      local ok, e = pcall(fn)
-      assert.is_false(ok)
-      assert.matches(pattern, e)
-      assert.matches("media_spec.lua:%d+:", e)
-    end
+    local raises = require("misuse").raises
     it("each API", function ()
       raises("bad argument #1 to 'images_generate' %(params.prompt: string expected, got nil%)", function ()
         client:images_generate {}

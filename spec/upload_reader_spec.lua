@@ -477,12 +477,7 @@ describe("upload parts fed by a function (issue 15)", function ()
   end)
 
   describe("misuse raises at the caller's line", function ()
-    local function raises (pattern, fn)
-      local ok, e = pcall(fn)
-      assert.is_false(ok)
-      assert.matches(pattern, e)
-      assert.matches("upload_reader_spec.lua:%d+:", e)
-    end
+    local raises = require("misuse").raises
     it("the reader part's fields", function ()
       raises("bad argument #1 to 'files_upload' %(params.file.reader: function expected, got number%)", function ()
         client:files_upload { purpose = "batch", file = { reader = 5, filename = "a" } }
