@@ -144,7 +144,7 @@ local has_deadline = run_lua_snippet(
 -- =======================================================
 
 local SAN_ENV = "ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23:detect_stack_use_after_return=0"
-  .. " LSAN_OPTIONS=" .. proc.quote("suppressions=" .. root .. "/spec/support/lsan.supp:print_suppressions=0")
+  .. " LSAN_OPTIONS=" .. proc.quote("suppressions=" .. root .. "/spec/support/lsan.supp:print_suppressions=0:use_tls=0")
   .. " UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1"
 
 local SIGNALS = { [4] = "SIGILL", [6] = "SIGABRT", [7] = "SIGBUS", [8] = "SIGFPE", [9] = "SIGKILL",
