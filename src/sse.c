@@ -4,9 +4,11 @@
 ** The feed loop works on the caller's bytes wherever it can. A line that
 ** starts and ends inside one feed is parsed where it lies; only the tail of
 ** a feed that has no line end yet is copied into p->line, and the first line
-** end of a later feed completes it. A typical stream chunk therefore costs a
-** memchr for its line ends and one copy of its data value into p->data, and
-** no allocation once the buffers have grown to the size of the events.
+** end of a later feed completes it. A typical stream chunk, one "data" line
+** and a blank line in one feed, costs a memchr for its line end and is
+** handed to the handler where it lies (aigc_sse_dispatch_inplace): no copy,
+** no allocation. Other events are gathered in p->data, whose buffers stop
+** allocating once they have grown to the size of the events.
 **
 ** Every byte is scanned once: new bytes are searched for line ends, the held
 ** partial line never is (it holds no CR or LF, by construction). So feeding
@@ -95,8 +97,9 @@ static int aigc_sse_fail_toobig (aigc_sse *p) {
 
 /*
 ** A blank line: hand the event to the handler if a "data" or "event" field
-** was seen, then start a new event. The event's strings are NUL-terminated
-** by aigc_buf; an empty buffer may have no memory at all, hence "".
+** was seen, then start a new event. The event's type and id are
+** NUL-terminated by aigc_buf (the data is too, here, but sse.h does not
+** promise it); an empty buffer may have no memory at all, hence "".
 */
 static int aigc_sse_dispatch (aigc_sse *p, aigc_sse_handler handler,
                               void *ud) {
@@ -117,6 +120,31 @@ static int aigc_sse_dispatch (aigc_sse *p, aigc_sse_handler handler,
   p->seen_data = 0;
   p->seen_type = 0;
   return stop ? AIGC_SSE_STOPPED : AIGC_SSE_OK;
+}
+
+
+/*
+** The fast path of aigc_sse_scan: an event that is one "data" line (its
+** value v, before the one space is stripped) and the blank line ending it,
+** both in the caller's bytes, is handed to the handler where it lies, with
+** no copy into p->data. What the handler sees is what aigc_sse_line then
+** aigc_sse_dispatch would give it, but for the NUL after the data (sse.h).
+*/
+static int aigc_sse_dispatch_inplace (aigc_sse *p, const char *v, size_t vlen,
+                                      aigc_sse_handler handler, void *ud) {
+  aigc_sse_event ev;
+  if (vlen > 0 && v[0] == ' ') {
+    v++;
+    vlen--;
+  }
+  ev.type = "";
+  ev.type_len = 0;
+  ev.data = vlen > 0 ? v : "";
+  ev.data_len = vlen;
+  ev.id = p->id.len > 0 ? p->id.data : "";
+  ev.id_len = p->id.len;
+  ev.has_data = 1;
+  return handler(ud, &ev) ? AIGC_SSE_STOPPED : AIGC_SSE_OK;
 }
 
 
@@ -244,7 +272,15 @@ static int aigc_sse_scan (aigc_sse *p, const char *s, size_t n,
         return AIGC_SSE_NOMEM;
       return AIGC_SSE_OK;
     }
-    if (p->line.len > 0) {               /* completes the held line */
+    if (p->line.len == 0 && *eol == '\n' && end - eol > 1 && eol[1] == '\n'
+        && !p->seen_data && !p->seen_type && len >= 5 && memcmp(s, "data:", 5) == 0) {
+      /* The common event, one data line and a blank line, both here */
+      if (aigc_sse_toobig(p, len))
+        return aigc_sse_fail_toobig(p);
+      r = aigc_sse_dispatch_inplace(p, s + 5, len - 5, handler, ud);
+      eol++;                             /* (the blank line's LF) */
+    }
+    else if (p->line.len > 0) {          /* completes the held line */
       if (aigc_sse_toobig(p, p->line.len + len))
         return aigc_sse_fail_toobig(p);
       if (aigc_buf_append(&p->line, s, len) != 0)

@@ -47,7 +47,8 @@ enum {
 typedef struct aigc_sse_event {
   const char *type;        /* the "event" field, NUL-terminated; "" if none */
   size_t type_len;
-  const char *data;        /* data lines joined with "\n", NUL-terminated */
+  const char *data;        /* data lines joined with "\n"; not NUL-terminated
+                              (it may lie in the fed bytes: sse.c) */
   size_t data_len;
   const char *id;          /* last event id seen, NUL-terminated; "" if none */
   size_t id_len;

@@ -49,10 +49,11 @@ static void rec_free (rec *r) {
   rec_init(r, 0);
 }
 
-/* Every string of an event must be non-NULL and NUL-terminated. */
+/* Every string of an event must be non-NULL, type and id NUL-terminated
+   (the data may lie in the fed bytes: sse.h). */
 static int ev_wellformed (const aigc_sse_event *e) {
   return e->type != NULL && e->data != NULL && e->id != NULL &&
-         e->type[e->type_len] == '\0' && e->data[e->data_len] == '\0' &&
+         e->type[e->type_len] == '\0' &&
          e->id[e->id_len] == '\0' && (e->has_data == 0 || e->has_data == 1);
 }
 
@@ -1047,6 +1048,51 @@ TEST(linear_in_the_stream) {
   }
 }
 
+/*
+** The in-place path (sse.c, aigc_sse_dispatch_inplace): an event of one
+** "data" line and a blank line, both in one feed, goes to the handler from
+** the fed bytes. Whole or cut anywhere (cut, it takes the gathering path)
+** it must give what the gathering path gives: the one space stripped, an
+** empty value, the id kept from before, an "event" line or a held line
+** before it, a CR in its line end, "data" without a colon, the bound.
+*/
+TEST(inplace_events_match_the_gathering_path) {
+  static const char s[] =
+    "id: 7\ndata: a\n\ndata:b\n\ndata:  c\n\ndata:\n\ndata: \n\n"
+    "event: t\ndata: d\n\ndata: e\r\n\ndata: f\n\r\ndata\n\n"
+    "data: g\ndata: h\n\ndata: i\n\n";
+  static const char big[] = "data: 0123456789\n\ndata: 0123456789A\n\n";
+  outcome o;
+  size_t n = sizeof s - 1;
+  parse_whole(&o, s, n);
+  CHECK_EQ_INT(o.status, AIGC_SSE_OK);
+  CHECK_EQ_INT(o.r.n, 11);
+  CHECK(ev_is(&o.r, 0, "", "a", "7", 1));
+  CHECK(ev_is(&o.r, 1, "", "b", "7", 1));
+  CHECK(ev_is(&o.r, 2, "", " c", "7", 1));
+  CHECK(ev_is(&o.r, 3, "", "", "7", 1));
+  CHECK(ev_is(&o.r, 4, "", "", "7", 1));
+  CHECK(ev_is(&o.r, 5, "t", "d", "7", 1));
+  CHECK(ev_is(&o.r, 6, "", "e", "7", 1));
+  CHECK(ev_is(&o.r, 7, "", "f", "7", 1));
+  CHECK(ev_is(&o.r, 8, "", "", "7", 1));
+  CHECK(ev_is(&o.r, 9, "", "g\nh", "7", 1));
+  CHECK(ev_is(&o.r, 10, "", "i", "7", 1));
+  rec_free(&o.r);
+  CHECK_EQ_INT(split_mismatches(s, n, 0, 1), 0);
+  /* the bound: a 16-byte data line fits in 16, a 17-byte one does not */
+  parse_chunked(&o, big, sizeof big - 1, sizeof big - 1, 16, 0);
+  CHECK_EQ_INT(o.status, AIGC_SSE_TOOBIG);
+  CHECK_EQ_INT(o.r.n, 1);
+  rec_free(&o.r);
+  CHECK_EQ_INT(split_mismatches(big, sizeof big - 1, 16, 1), 0);
+  /* a stop in the in-place path drops the rest of the feed */
+  parse_chunked(&o, s, n, n, 0, 2);
+  CHECK_EQ_INT(o.status, AIGC_SSE_STOPPED);
+  CHECK_EQ_INT(o.r.n, 2);
+  rec_free(&o.r);
+}
+
 /* }}} */
 
 int main (void) {
@@ -1082,5 +1128,6 @@ int main (void) {
   RUN(reset_reuses_memory);
   RUN(many_small_feeds_match_whole_on_openai_stream);
   RUN(linear_in_the_stream);
+  RUN(inplace_events_match_the_gathering_path);
   return ctest_report("sse");
 }

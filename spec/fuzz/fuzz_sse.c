@@ -70,7 +70,7 @@ static int log_event (evlog *l, const char *type, size_t type_len,
 
 static int log_handler (void *ud, const aigc_sse_event *e) {
   if (e->type == NULL || e->data == NULL || e->id == NULL ||
-      e->type[e->type_len] != '\0' || e->data[e->data_len] != '\0' ||
+      e->type[e->type_len] != '\0' ||
       e->id[e->id_len] != '\0' || (e->has_data != 0 && e->has_data != 1))
     die("ill-formed event");
   return log_event((evlog *)ud, e->type, e->type_len, e->data, e->data_len,
