@@ -392,28 +392,33 @@ static int finish_transfer (lua_State *L, int eidx, int ridx, aigc_request *r) {
 }
 
 /*
-** The stream callback under its nargs arguments (on top) is called, unless
-** a finalizer canceled the request while they were made. An error it raises
+** The stream callback under its nargs arguments (on top), aigc_pcall's
+** handler under it (pushed first, by the callers: once per chunk it is
+** cheaper than aigc_pcall moving it in and out), is called, unless a
+** finalizer canceled the request while they were made. An error it raises
 ** ends the request, unless it canceled or closed inside (that end wins and
 ** nothing is said). Returns the callbacks run (0 or 1).
 */
 static int run_stream_callback (lua_State *L, int eidx, int ridx, aigc_request *r, int nargs) {
   int st;
   if (r->state != AIGC_RUNNING) {
-    lua_pop(L, nargs + 1);
+    lua_pop(L, nargs + 2);
     return 0;
   }
   r->in_callback = 1;
-  st = aigc_pcall(L, nargs, 0);
+  st = aigc_pcall_under(L, nargs, 0, lua_gettop(L) - nargs - 1);
   r->in_callback = 0;
-  if (st != LUA_OK) {
-    if (r->state != AIGC_RUNNING) {
-      lua_pop(L, 1);
-      return 1;
-    }
-    aigc_response_callback_error(L);
-    fail_now(L, eidx, ridx, r);
+  if (st == LUA_OK) {
+    lua_pop(L, 1);   /* the handler */
+    return 1;
   }
+  lua_remove(L, -2);   /* the handler, under the error */
+  if (r->state != AIGC_RUNNING) {
+    lua_pop(L, 1);
+    return 1;
+  }
+  aigc_response_callback_error(L);
+  fail_now(L, eidx, ridx, r);
   return 1;
 }
 
@@ -421,8 +426,9 @@ static int run_stream_callback (lua_State *L, int eidx, int ridx, aigc_request *
    one was delivered the call is not retried (the callback has it). */
 static int handle_bytes (lua_State *L, int eidx, int ridx, aigc_request *r,
                          const char *data, size_t dlen) {
+  aigc_push_pcall_handler(L);
   if (lua_getiuservalue(L, ridx, AIGC_RQ_STREAM) == LUA_TNIL) {
-    lua_pop(L, 1);
+    lua_pop(L, 2);
     return 0;
   }
   lua_pushlstring(L, data, dlen);   /* (data is in `draining`: pinned) */
@@ -436,8 +442,9 @@ static int handle_typed (lua_State *L, int eidx, int ridx, aigc_request *r,
                          const char *type, size_t tlen, const char *data, size_t dlen) {
   if (aigc_response_typed_event(L, r, type, tlen, data, dlen) != AIGC_EVENT_CHUNK)
     return fail_now(L, eidx, ridx, r);
+  aigc_push_pcall_handler(L);
   lua_getiuservalue(L, ridx, AIGC_RQ_STREAM);
-  lua_insert(L, -2);
+  lua_rotate(L, -3, -1);   /* handler, callback, event */
   return run_stream_callback(L, eidx, ridx, r, 1);
 }
 
@@ -515,13 +522,20 @@ static int handle_event (lua_State *L, int eidx, int ridx, aigc_request *r,
     return handle_bytes(L, eidx, ridx, r, data, dlen);
   if (r->xb.sink == AIGC_SINK_EVENTS)
     return handle_typed(L, eidx, ridx, r, type, tlen, data, dlen);
+  /* The handler first: on 5.1 pushing it allocates, and the chunk's text
+     may lie in r->accum (read before any allocation). */
+  aigc_push_pcall_handler(L);
   what = aigc_response_event(L, r, type, tlen, data, dlen, &chunk);
-  if (what == AIGC_EVENT_ERROR)
+  if (what == AIGC_EVENT_ERROR) {
+    lua_remove(L, -2);   /* the handler, under the error */
     return fail_now(L, eidx, ridx, r);
-  if (what == AIGC_EVENT_SKIP)
-    return 0;
-  if (lua_getiuservalue(L, ridx, AIGC_RQ_STREAM) == LUA_TNIL) {   /* else a function or callable */
+  }
+  if (what == AIGC_EVENT_SKIP) {
     lua_pop(L, 1);
+    return 0;
+  }
+  if (lua_getiuservalue(L, ridx, AIGC_RQ_STREAM) == LUA_TNIL) {   /* else a function or callable */
+    lua_pop(L, 2);
     return 0;
   }
   nargs = aigc_response_push_delta(L, r, &chunk);

@@ -363,4 +363,15 @@ int aigc_pcall (lua_State *L, int nargs, int nresults) {
   return status;
 }
 
+void aigc_push_pcall_handler (lua_State *L) {
+  lua_pushcfunction(L, traceback_handler);
+}
+
+int aigc_pcall_under (lua_State *L, int nargs, int nresults, int hidx) {
+  int status = lua_pcall(L, nargs, nresults, hidx);
+  if (status != LUA_OK && aigc_is_interrupt(L, -1))
+    lua_error(L);
+  return status;
+}
+
 /* }====================================================== */

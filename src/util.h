@@ -86,6 +86,15 @@ int aigc_is_call_option (const char *k, size_t len);
 int aigc_pcall (lua_State *L, int nargs, int nresults);
 
 /*
+** The same call with aigc_pcall's message handler already on the stack at
+** hidx (pushed by aigc_push_pcall_handler below the function): a caller
+** that calls once per stream chunk saves moving it in and out. The handler
+** stays where it is.
+*/
+void aigc_push_pcall_handler (lua_State *L);
+int aigc_pcall_under (lua_State *L, int nargs, int nresults, int hidx);
+
+/*
 ** Interrupts: the standalone interpreter's Ctrl-C installs a debug hook
 ** from its signal handler (so do hosts that stop runaway scripts). A wait
 ** compares the hooks with those it started with, and gives a newly
