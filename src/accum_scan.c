@@ -428,8 +428,11 @@ static int apply (aigc_accum *a, aigc_json_value *content, const scan_member *pi
       *text_len = content->len - before;
     }
   }
-  if (a->root.cap != 0)
-    aigc_json_free(&a->root.u.members[a->root.cap - 1].value);
+  if (a->root.cap != 0) {
+    aigc_json_value *shaped = &a->root.u.members[a->root.cap - 1].value;
+    if (shaped->type != AIGC_JSON_NULL || shaped->len != 0 || shaped->cap != 0 || shaped->u.i != 0)
+      aigc_json_free(shaped);   /* (a call per chunk saved: it is already clear) */
+  }
   a->error[0] = '\0';
   a->chunks++;
   return 1;
@@ -535,6 +538,8 @@ int aigc_accum_scan (aigc_accum *a, const char *data, size_t len, const char **t
     return 0;
   if (a->memo.valid && scan_memo(a, data, len, text, text_len))
     return 1;
+  if (FIND(&a->root, "choices") == NOPOS)
+    return 0;   /* nothing to merge into yet (the first chunk): acc_choice declines */
   S.p = (const unsigned char *)data;
   S.end = S.p + len;
   S.have_choice = S.have_delta = 0;
