@@ -522,9 +522,14 @@ static int handle_event (lua_State *L, int eidx, int ridx, aigc_request *r,
     return handle_bytes(L, eidx, ridx, r, data, dlen);
   if (r->xb.sink == AIGC_SINK_EVENTS)
     return handle_typed(L, eidx, ridx, r, type, tlen, data, dlen);
-  /* The handler first: on 5.1 pushing it allocates, and the chunk's text
-     may lie in r->accum (read before any allocation). */
+  /* The handler first: on 5.1 and LuaJIT pushing it allocates, and the
+     chunk's text may lie in r->accum (read before any allocation); a
+     finalizer run by it may have ended the request. */
   aigc_push_pcall_handler(L);
+  if (r->state != AIGC_RUNNING) {
+    lua_pop(L, 1);
+    return 0;
+  }
   what = aigc_response_event(L, r, type, tlen, data, dlen, &chunk);
   if (what == AIGC_EVENT_ERROR) {
     lua_remove(L, -2);   /* the handler, under the error */
