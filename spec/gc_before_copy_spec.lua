@@ -24,6 +24,7 @@ local url, mode, action = arg[1], arg[2], arg[3]
 local LONG_MODEL = "aigc-dev" .. string.rep("-x", 100)   -- (copied through a userdata, not the C stack)
 
 local calls, at, act = 0, -1, nil
+local acted, late = false, 0   -- the sweep's action ran; stream deltas after it
 local function arm ()
   portable.finalized(function ()
     calls = calls + 1
@@ -35,7 +36,7 @@ end
 local function params ()
   local p = { messages = { { role = "user", content = "Echo: ok" } } }   -- (a short reply: a few deltas)
   if mode == "error" then p.headers = { ["x-aigc-fault"] = "status=500" } end
-  if mode == "stream" then p.stream = function () end end
+  if mode == "stream" then p.stream = function () if acted then late = late + 1 end end end
   return p
 end
 
@@ -46,8 +47,9 @@ local function one (k)
   local req, closed
   act = function ()
     if action == "close" then c:close(); closed = true elseif req then req:cancel("swept") end
+    acted = true
   end
-  calls, at = 0, k
+  calls, at, acted, late = 0, k, false, 0
   local ok, made = pcall(c.chat_async, c, params())
   if not ok then   -- closed before it was made: the one error that may raise
     at = -1
@@ -77,6 +79,8 @@ local function one (k)
   elseif st == "done" and (type(res) ~= "table" or err ~= nil) then problem = "done without a result"
   elseif st ~= "done" and (res ~= nil or type(err) ~= "table" or type(err.kind) ~= "string") then
     problem = st .. " without an error object"
+  elseif late > 0 and st ~= "done" then   -- (nothing is delivered after a cancel or a close)
+    problem = late .. " stream delta(s) after the " .. action
   end
   c:close()
   return calls, problem
