@@ -741,12 +741,18 @@ static int encode_entries (encoder *enc, int idx, int first, int has_model, int 
   return has_stream_options;
 }
 
+#define PARAMS_ROOM 256
+
 void aigc_jsonlua_encode_params (lua_State *L, int idx, aigc_buf *out, const char *default_model,
                                  int stream, int usage, const aigc_argctx *cx) {
   encoder *enc;
   int has_model, mode;
   const void *self;
   idx = lua_absindex(L, idx);
+  /* Room for a typical body at once (a chat call's is ~200 bytes): grown
+     from the buffer's first 64 bytes it was two reallocs per request. */
+  if (out->cap < PARAMS_ROOM && aigc_buf_reserve(out, PARAMS_ROOM - 1 - out->len) != 0)
+    luaL_error(L, "not enough memory");
   enc = take_encoder(L);
   encoder_init(L, enc, out, cx, 1);
   /* The params table itself obeys the metatable rules (an object: __len
