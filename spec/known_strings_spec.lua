@@ -136,6 +136,26 @@ describe("the decoder's known strings", function ()
     end
   end)
 
+  it("are made again when the registry's table was changed through debug.getregistry", function ()
+    local reg = debug.getregistry()
+    local function tamper (how)
+      for k, v in pairs(reg) do
+        if type(v) == "table" and v[1] == "id" and v[2] == "object" and v[#KNOWN] == KNOWN[#KNOWN] then how(k, v) end
+      end
+    end
+    tamper(function (_, t) t[#KNOWN + 1] = "not the index" end)
+    assert.same({ id = "x", choices = {} }, aigc.json.decode('{"id":"x","choices":{}}'))
+    tamper(function (_, t) t[#KNOWN + 1] = setmetatable({}, {}) end)
+    assert.same({ role = "assistant" }, aigc.json.decode('{"role":"assistant"}'))
+    tamper(function (_, t) t[#KNOWN + 1] = io.stdout end)   -- a userdata, of another size
+    for _ = 1, 20 do
+      assert.same({ role = "assistant", content = "hi", finish_reason = "stop" },
+                  aigc.json.decode('{"role":"assistant","content":"hi","finish_reason":"stop"}'))
+    end
+    tamper(function (k) reg[k] = false end)
+    assert.same({ model = "m" }, aigc.json.decode('{"model":"m"}'))
+  end)
+
   it("survive a full collection between replies (the table is held by the registry)", function ()
     collectgarbage()
     collectgarbage()

@@ -853,11 +853,12 @@ static const known_index *push_known (lua_State *L) {
   int i;
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &known_key) == LUA_TTABLE) {
     lua_rawgeti(L, -1, KNOWN_COUNT + 1);
-    ix = (known_index *)lua_touserdata(L, -1);
+    ix = lua_rawlen(L, -1) == sizeof *ix ? (known_index *)lua_touserdata(L, -1) : NULL;
     lua_pop(L, 1);
-    return ix;
+    if (ix != NULL)
+      return ix;
   }
-  lua_pop(L, 1);
+  lua_pop(L, 1);   /* missing, or changed through debug.getregistry: made again */
   lua_createtable(L, KNOWN_COUNT + 1, 0);
   ix = (known_index *)lua_newuserdatauv(L, sizeof *ix, 0);
   memset(ix, 0, sizeof *ix);
