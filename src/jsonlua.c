@@ -834,6 +834,9 @@ static unsigned known_hash (const char *s, size_t len) {
           + (unsigned char)s[len / 2]) & (KNOWN_SLOTS - 1);
 }
 
+/* (an index fits a slot's byte, and the slots stay under half full) */
+typedef char known_strings_fit[KNOWN_COUNT < 256 && 2 * KNOWN_COUNT <= KNOWN_SLOTS ? 1 : -1];
+
 /* Open addressing over known_strings: slot[h] is an index + 1, 0 empty. */
 typedef struct known_index {
   unsigned char slot[KNOWN_SLOTS];
@@ -845,8 +848,9 @@ static const char known_key = 'k';
 /*
 ** Pushes the registry's table of known strings (at 1..KNOWN_COUNT, the
 ** index userdata at KNOWN_COUNT + 1), made by aigc_jsonlua_open (or here,
-** should it be missing), and returns the index. Both stay pinned by the table on the stack while a reply is
-** made, whatever a finalizer run by its allocations does.
+** should it be missing), and returns the index. Both stay pinned by the
+** table on the stack while a reply is made, whatever a finalizer run by
+** its allocations does.
 */
 static const known_index *push_known (lua_State *L) {
   known_index *ix;
