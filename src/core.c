@@ -163,6 +163,7 @@ AIGC_EXPORT int luaopen_aigc_core (lua_State *L) {
   lua_pushliteral(L, "aigc.array");
   lua_setfield(L, -2, "__name");
   lua_setfield(L, -2, "array_mt");
+  aigc_jsonlua_open(L);
 
   lua_pushlightuserdata(L, NULL);
   lua_setfield(L, -2, "null");

@@ -154,9 +154,10 @@ int aigc_headers_line (aigc_headers *h, const char *line, size_t len, long *stat
   *o++ = '\0';
   vlen = (size_t)(vend - v);
   memcpy(o, v, vlen);
-  for (i = 0; i < vlen; i++)   /* a NUL would cut the value short */
-    if (o[i] == '\0')
-      o[i] = ' ';
+  if (memchr(o, '\0', vlen) != NULL)   /* a NUL would cut the value short */
+    for (i = 0; i < vlen; i++)
+      if (o[i] == '\0')
+        o[i] = ' ';
   o += vlen;
   *o++ = '\0';
   *o = '\0';

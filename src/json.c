@@ -228,19 +228,7 @@ static const unsigned char strclass[256] = {
 #define IS_DIGIT(c)  ((unsigned)((c) - '0') < 10u)
 #define IS_WS(c)     ((c) == ' ' || (c) == '\n' || (c) == '\r' || (c) == '\t')
 
-/*
-** Eight bytes at a time: nonzero when any byte of w (read in memory
-** order) is '"', '\\', below 0x20 or at least 0x80 — any byte that is not
-** plain ASCII to copy. The borrow tricks can also flag a byte above a
-** flagged one, never a byte when none is, which is all a "stop here and
-** look byte by byte" test needs; the lowest flagged byte is always exact.
-*/
-#define ONES           UINT64_C(0x0101010101010101)
-#define HIGHS          UINT64_C(0x8080808080808080)
-#define HAS_ZERO(x)    (((x) - ONES) & ~(x) & HIGHS)
-#define STR_SPECIAL(w) \
-  ((((w) - ONES * 0x20) | HAS_ZERO((w) ^ (ONES * '"')) | \
-    HAS_ZERO((w) ^ (ONES * '\\')) | (w)) & HIGHS)
+#define STR_SPECIAL(w) AIGC_JSON_STR_SPECIAL(w)   /* json.h */
 
 /* index of the lowest flagged byte of a STR_SPECIAL mask, where cheap */
 #if defined(__GNUC__) && defined(__BYTE_ORDER__) && \

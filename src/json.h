@@ -213,6 +213,21 @@ int aigc_json_format_double (char *buf, double d);
 int aigc_json_format_int (char *buf, int64_t i);
 
 /*
+** Eight bytes at a time (the parser's strings, aigc_json_write_string):
+** nonzero when any byte of w (read in memory order) is '"', '\\', below
+** 0x20 or at least 0x80 — any byte that is not plain ASCII to copy. The
+** borrow tricks can also flag a byte above a flagged one, never a byte
+** when none is, which is all a "stop here and look byte by byte" test
+** needs; the lowest flagged byte is always exact.
+*/
+#define AIGC_JSON_ONES          UINT64_C(0x0101010101010101)
+#define AIGC_JSON_HIGHS         UINT64_C(0x8080808080808080)
+#define AIGC_JSON_HAS_ZERO(x)   (((x) - AIGC_JSON_ONES) & ~(x) & AIGC_JSON_HIGHS)
+#define AIGC_JSON_STR_SPECIAL(w) \
+  ((((w) - AIGC_JSON_ONES * 0x20) | AIGC_JSON_HAS_ZERO((w) ^ (AIGC_JSON_ONES * '"')) | \
+    AIGC_JSON_HAS_ZERO((w) ^ (AIGC_JSON_ONES * '\\')) | (w)) & AIGC_JSON_HIGHS)
+
+/*
 ** Owned (malloc'ed) trees, as built by the accumulator: deep copy and free.
 ** aigc_json_copy returns 0 or -1 on ENOMEM (then *dst is AIGC_JSON_NULL and nothing leaks).
 ** Never call aigc_json_free on an arena tree.

@@ -741,12 +741,18 @@ static int encode_entries (encoder *enc, int idx, int first, int has_model, int 
   return has_stream_options;
 }
 
+#define PARAMS_ROOM 256
+
 void aigc_jsonlua_encode_params (lua_State *L, int idx, aigc_buf *out, const char *default_model,
                                  int stream, int usage, const aigc_argctx *cx) {
   encoder *enc;
   int has_model, mode;
   const void *self;
   idx = lua_absindex(L, idx);
+  /* Room for a typical body at once (a chat call's is ~200 bytes): grown
+     from the buffer's first 64 bytes it was two reallocs per request. */
+  if (out->cap < PARAMS_ROOM && aigc_buf_reserve(out, PARAMS_ROOM - 1 - out->len) != 0)
+    luaL_error(L, "not enough memory");
   enc = take_encoder(L);
   encoder_init(L, enc, out, cx, 1);
   /* The params table itself obeys the metatable rules (an object: __len
@@ -783,8 +789,129 @@ void aigc_jsonlua_encode_params (lua_State *L, int idx, aigc_buf *out, const cha
 ** =======================================================
 */
 
+/*
+** The strings replies are made of. Making a key a Lua string hashes its
+** bytes and looks them up in Lua's string table (~250 instructions on
+** Lua 5.4, some 30 times per chat reply); these are made Lua strings once
+** per Lua state, kept in a registry table, and pushed with lua_rawgeti.
+** The keys of chat completions, their chunks and usage, tool calls,
+** logprobs, embeddings and the Responses API, and their common values.
+** Order does not matter; at most 255 of them, each at most KNOWN_MAX_LEN
+** bytes (a short string on every Lua).
+*/
+static const char *const known_strings[] = {
+  /* chat completions and their chunks */
+  "id", "object", "created", "model", "choices", "index", "message", "role", "content",
+  "refusal", "annotations", "logprobs", "finish_reason", "system_fingerprint",
+  "service_tier", "delta", "tool_calls", "type", "function", "name", "arguments",
+  "audio", "reasoning_content", "url_citation", "url", "title",
+  "start_index", "end_index",
+  /* usage */
+  "usage", "prompt_tokens", "completion_tokens", "total_tokens", "prompt_tokens_details",
+  "cached_tokens", "audio_tokens", "completion_tokens_details", "reasoning_tokens",
+  "accepted_prediction_tokens", "rejected_prediction_tokens",
+  "input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details",
+  /* logprobs, embeddings, completions */
+  "token", "bytes", "top_logprobs", "logprob", "data", "embedding", "text",
+  /* the Responses API */
+  "status", "output", "created_at", "error", "incomplete_details", "instructions",
+  "metadata", "parallel_tool_calls", "temperature", "top_p", "tool_choice", "tools",
+  "truncation", "user", "reasoning", "summary", "previous_response_id",
+  "max_output_tokens", "call_id", "format", "effort", "store",
+  /* values */
+  "assistant", "system", "tool", "stop", "length", "content_filter", "chat.completion",
+  "chat.completion.chunk", "list", "text_completion", "response", "output_text",
+  "completed", "default", "auto", "in_progress", "disabled",
+};
+
+#define KNOWN_COUNT ((int)(sizeof known_strings / sizeof known_strings[0]))
+#define KNOWN_MAX_LEN 26
+#define KNOWN_SLOTS 256   /* a power of two, over twice KNOWN_COUNT */
+
+/* Where a string's search starts in known_index.slot. */
+static unsigned known_hash (const char *s, size_t len) {
+  return ((unsigned)len * 31u + (unsigned char)s[0] * 7u + (unsigned char)s[len - 1] * 3u
+          + (unsigned char)s[len / 2]) & (KNOWN_SLOTS - 1);
+}
+
+/* (an index fits a slot's byte, and the slots stay under half full) */
+typedef char known_strings_fit[KNOWN_COUNT < 256 && 2 * KNOWN_COUNT <= KNOWN_SLOTS ? 1 : -1];
+
+/* Open addressing over known_strings: slot[h] is an index + 1, 0 empty. */
+typedef struct known_index {
+  unsigned char slot[KNOWN_SLOTS];
+  unsigned char len[KNOWN_COUNT];
+} known_index;
+
+static const char known_key = 'k';
+
+/*
+** Pushes the registry's table of known strings (at 1..KNOWN_COUNT, the
+** index userdata at KNOWN_COUNT + 1), made by aigc_jsonlua_open (or here,
+** should it be missing), and returns the index. Both stay pinned by the
+** table on the stack while a reply is made, whatever a finalizer run by
+** its allocations does.
+*/
+static const known_index *push_known (lua_State *L) {
+  known_index *ix;
+  int i;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &known_key) == LUA_TTABLE) {
+    lua_rawgeti(L, -1, KNOWN_COUNT + 1);
+    ix = lua_rawlen(L, -1) == sizeof *ix ? (known_index *)lua_touserdata(L, -1) : NULL;
+    lua_pop(L, 1);
+    if (ix != NULL)
+      return ix;
+  }
+  lua_pop(L, 1);   /* missing, or changed through debug.getregistry: made again */
+  lua_createtable(L, KNOWN_COUNT + 1, 0);
+  ix = (known_index *)lua_newuserdatauv(L, sizeof *ix, 0);
+  memset(ix, 0, sizeof *ix);
+  lua_rawseti(L, -2, KNOWN_COUNT + 1);
+  for (i = 0; i < KNOWN_COUNT; i++) {
+    size_t len = strlen(known_strings[i]);
+    unsigned h = known_hash(known_strings[i], len);
+    while (ix->slot[h] != 0)
+      h = (h + 1) & (KNOWN_SLOTS - 1);
+    ix->slot[h] = (unsigned char)(i + 1);
+    ix->len[i] = (unsigned char)len;
+    lua_pushlstring(L, known_strings[i], len);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &known_key);
+  return ix;
+}
+
+void aigc_jsonlua_open (lua_State *L) {
+  push_known(L);
+  lua_pop(L, 1);
+}
+
+/* What a push needs besides the value: stack indexes and the index. */
+typedef struct push_ctx {
+  int array_mt;                 /* the aigc.array metatable */
+  int known;                    /* the table of known strings */
+  const known_index *ix;
+} push_ctx;
+
+/* Pushes s[0..len): the known string from the table, or a new one. */
+static void push_string (lua_State *L, const push_ctx *c, const char *s, size_t len) {
+  if (len >= 2 && len <= KNOWN_MAX_LEN) {
+    unsigned h = known_hash(s, len);
+    int i;
+    while ((i = c->ix->slot[h]) != 0) {
+      if (c->ix->len[i - 1] == len && memcmp(known_strings[i - 1], s, len) == 0) {
+        lua_rawgeti(L, c->known, i);
+        return;
+      }
+      h = (h + 1) & (KNOWN_SLOTS - 1);
+    }
+  }
+  lua_pushlstring(L, s, len);
+}
+
 /* `extra`: more hash slots for the object itself (not its members). */
-static void push_value (lua_State *L, const aigc_json_value *v, int array_mt, int extra) {
+static void push_value (lua_State *L, const aigc_json_value *v, const push_ctx *c, int extra) {
   size_t i;
   switch (v->type) {
     case AIGC_JSON_NULL: lua_pushlightuserdata(L, NULL); break;
@@ -792,15 +919,15 @@ static void push_value (lua_State *L, const aigc_json_value *v, int array_mt, in
     case AIGC_JSON_TRUE: lua_pushboolean(L, 1); break;
     case AIGC_JSON_INT: aigc_push_int64(L, v->u.i); break;
     case AIGC_JSON_FLOAT: lua_pushnumber(L, (lua_Number)v->u.d); break;
-    case AIGC_JSON_STRING: lua_pushlstring(L, v->u.s, v->len); break;
+    case AIGC_JSON_STRING: push_string(L, c, v->u.s, v->len); break;
     case AIGC_JSON_ARRAY:
       luaL_checkstack(L, 3, "JSON nesting");
       lua_createtable(L, v->len > INT32_MAX ? INT32_MAX : (int)v->len, 0);
       for (i = 0; i < v->len; i++) {
-        push_value(L, &v->u.items[i], array_mt, 0);
+        push_value(L, &v->u.items[i], c, 0);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
       }
-      lua_pushvalue(L, array_mt);
+      lua_pushvalue(L, c->array_mt);
       lua_setmetatable(L, -2);
       break;
     case AIGC_JSON_OBJECT:
@@ -808,8 +935,8 @@ static void push_value (lua_State *L, const aigc_json_value *v, int array_mt, in
       lua_createtable(L, 0, v->len > (size_t)(INT32_MAX - extra) ? INT32_MAX : (int)v->len + extra);
       for (i = 0; i < v->len; i++) {
         const aigc_json_member *m = &v->u.members[i];
-        lua_pushlstring(L, m->key, m->key_len);
-        push_value(L, &m->value, array_mt, 0);
+        push_string(L, c, m->key, m->key_len);
+        push_value(L, &m->value, c, 0);
         lua_rawset(L, -3);
       }
       break;
@@ -817,11 +944,14 @@ static void push_value (lua_State *L, const aigc_json_value *v, int array_mt, in
 }
 
 void aigc_jsonlua_push_room (lua_State *L, const aigc_json_value *v, int extra) {
-  int array_mt;
+  push_ctx c;
   luaL_getmetatable(L, AIGC_ARRAY_MT);
-  array_mt = lua_gettop(L);
-  push_value(L, v, array_mt, extra);
-  lua_remove(L, array_mt);
+  c.array_mt = lua_gettop(L);
+  c.ix = push_known(L);
+  c.known = lua_gettop(L);
+  push_value(L, v, &c, extra);
+  lua_replace(L, c.array_mt);
+  lua_settop(L, c.array_mt);
 }
 
 void aigc_jsonlua_push (lua_State *L, const aigc_json_value *v) {

@@ -24,6 +24,9 @@ void aigc_jsonlua_encode_params (lua_State *L, int idx, aigc_buf *out, const cha
 void aigc_jsonlua_push (lua_State *L, const aigc_json_value *v);
 /* The same, an object getting `extra` more slots for fields added after. */
 void aigc_jsonlua_push_room (lua_State *L, const aigc_json_value *v, int extra);
+/* Makes the strings replies are made of (at require time, so that no
+   request pays for them, or sees their allocations). */
+void aigc_jsonlua_open (lua_State *L);
 int  aigc_jsonlua_decode (lua_State *L);     /* aigc.json.decode(s) */
 int  aigc_jsonlua_encodefn (lua_State *L);   /* aigc.json.encode(v) */
 

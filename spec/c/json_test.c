@@ -701,6 +701,79 @@ TEST(test_write_string) {
   CHECK(out.len == 4 && strcmp(out.data, "keep") == 0);
 }
 
+/* The writer's rules one byte at a time: the oracle of the word-at-a-time
+   writer. NULL when s is not valid UTF-8 (then *bad is where). */
+static const char *reference_escape (const unsigned char *s, size_t n, char *dst, size_t *bad) {
+  size_t i, p = 0;
+  if (!aigc_json_utf8_valid((const char *)s, n, bad))
+    return NULL;
+  dst[p++] = '"';
+  for (i = 0; i < n; i++) {
+    unsigned c = s[i];
+    const char *short_esc = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\b' ? "\\b"
+                          : c == '\f' ? "\\f" : c == '\n' ? "\\n" : c == '\r' ? "\\r"
+                          : c == '\t' ? "\\t" : NULL;
+    if (short_esc != NULL) {
+      memcpy(dst + p, short_esc, 2);
+      p += 2;
+    }
+    else if (c < 0x20) {
+      snprintf(dst + p, 7, "\\u%04x", c);
+      p += 6;
+    }
+    else
+      dst[p++] = (char)c;
+  }
+  dst[p++] = '"';
+  dst[p] = '\0';
+  return dst;
+}
+
+/* Random strings of every length up to 40, a special byte at every
+   offset of an 8-byte word (a quote, a backslash, a control character,
+   valid and invalid UTF-8), written after a prefix already in the buffer:
+   the same bytes as the oracle, the same offset on invalid UTF-8, and
+   the prefix untouched either way. */
+TEST(test_write_string_words) {
+  static const char *const pieces[] = {
+    "a", "Z", " ", "~", "\x7f", "\"", "\\", "\n", "\x01", "\x1f", "\xC3\xA9",
+    "\xE2\x80\xA8", "\xF0\x9F\x98\x80", "\xC0\x80", "\xED\xA0\x80", "\xFF", "\x80"
+  };
+  const size_t npieces = sizeof pieces / sizeof pieces[0];
+  unsigned rng = 12345;
+  unsigned char s[64];
+  char want[400];
+  int round;
+  for (round = 0; round < 20000; round++) {
+    size_t n = 0, target, bad = 0, bad_ref = 0, pre;
+    int rc;
+    const char *ref;
+    rng = rng * 1103515245u + 12345u;
+    target = (rng >> 16) % 41;
+    while (n < target) {
+      const char *piece;
+      rng = rng * 1103515245u + 12345u;
+      /* mostly plain letters, so that long plain runs occur */
+      piece = (rng >> 16) % 4 != 0 ? "x" : pieces[(rng >> 18) % npieces];
+      if (n + strlen(piece) > sizeof s)
+        break;
+      memcpy(s + n, piece, strlen(piece));
+      n += strlen(piece);
+    }
+    pre = round % 3;
+    aigc_buf_clear(&out);
+    CHECK(aigc_buf_append(&out, "pre", pre) == 0);
+    rc = aigc_json_write_string(&out, (const char *)s, n, &bad);
+    ref = reference_escape(s, n, want, &bad_ref);
+    if (ref == NULL)
+      CHECK(rc == -2 && bad == bad_ref && out.len == pre && memcmp(out.data, "pre", pre) == 0
+            && out.data[pre] == '\0');
+    else
+      CHECK(rc == 0 && out.len == pre + strlen(want) && memcmp(out.data, "pre", pre) == 0
+            && strcmp(out.data + pre, want) == 0);
+  }
+}
+
 TEST(test_utf8_valid) {
   size_t bad = 99;
   CHECK(aigc_json_utf8_valid("", 0, &bad) && bad == 99);
@@ -1005,6 +1078,7 @@ int main (void) {
   RUN(test_format_double);
   RUN(test_format_int);
   RUN(test_write_string);
+  RUN(test_write_string_words);
   RUN(test_utf8_valid);
   RUN(test_copy_free);
   RUN(test_arena_reuse);
