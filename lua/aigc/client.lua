@@ -18,6 +18,7 @@ local check = require "aigc.check"
 local task = require "aigc.task"
 local stream_mod = require "aigc.stream"
 local hooks = require "aigc.hooks"   -- usage totals, prompt_log, cassette (lua/aigc/hooks.lua)
+local PLAIN_CALL = hooks.PLAIN
 
 local null = core.null
 local error, getmetatable, ipairs, next, pairs, pcall, setmetatable, tostring, type =
@@ -328,12 +329,12 @@ end
 local function submit (self, api, params, path, fname, argn, body_opts)
   local hook = self._hook   -- usage totals, prompt_log, cassette (aigc.hooks: submits a copy of params)
   local call = hook and hook.before(self, api, params, path)
-  if call then
+  if call and call ~= PLAIN_CALL then   -- (PLAIN_CALL: the params are submitted as they are)
     if call.hit then return hook.settled(self, call) end   -- the response cache answered
     params = call.params
   end
   local opts = call_opts(self, api, call and call.options or params or {}, path, fname, argn or 1)
-  for k, v in pairs(body_opts or {}) do opts[k] = v end   -- form, sink, method (aigc.media)
+  if body_opts then for k, v in pairs(body_opts) do opts[k] = v end end   -- form, sink, method (aigc.media)
   local req = engine_call(self, fname, "submit", api, params, opts)
   if call then hook.after(self, req, call) end
   return req
@@ -366,7 +367,7 @@ end
 -- Params that need the dialogue layer above a single request: a toolset
 -- (the tool-call loop) or a schema (structured output, validated).
 local function layered (params)
-  return params.schema ~= nil or util.is_a(params.tools, "aigc.toolset")
+  return params.schema ~= nil or (params.tools ~= nil and util.is_a(params.tools, "aigc.toolset"))
 end
 
 -- The dialogue layer (lua/aigc/dialogue.lua) loads when first needed.
