@@ -335,6 +335,8 @@ local function submit (self, api, params, path, fname, argn, body_opts)
   end
   local opts = call_opts(self, api, call and call.options or params or {}, path, fname, argn or 1)
   if body_opts then for k, v in pairs(body_opts) do opts[k] = v end end   -- form, sink, method (aigc.media)
+  -- (the usage hook's counting callbacks, in the params' stead: aigc.hooks)
+  if call and call.on_done then opts.on_done, opts.on_error = call.on_done, call.on_error end
   local req = engine_call(self, fname, "submit", api, params, opts)
   if call then hook.after(self, req, call) end
   return req
