@@ -327,7 +327,7 @@ end
 -- params were checked; `fname` and `argn` name the user's call and its
 -- params in errors.
 local function submit (self, api, params, path, fname, argn, body_opts)
-  local hook = self._hook   -- usage totals, prompt_log, cassette (aigc.hooks: submits a copy of params)
+  local hook = self._hook   -- usage totals, prompt_log, cassette (aigc.hooks: what to submit)
   local call = hook and hook.before(self, api, params, path)
   if call and call ~= PLAIN_CALL then   -- (PLAIN_CALL: the params are submitted as they are)
     if call.hit then return hook.settled(self, call) end   -- the response cache answered

@@ -224,7 +224,9 @@ M.sweep = sweep
 --- Before a request is submitted: the call's state; `call.params` is what
 -- to submit (a copy whose `on_done` and `on_error` also tell this module
 -- when the caller gave callbacks), `call.options` the table whose
--- headers the call sends.
+-- headers the call sends; `call.on_done`/`call.on_error`, when set, go to
+-- the engine in the submit's opts (in place of the params' own). `PLAIN`:
+-- submit the params as they are.
 function M.before (client, api, params, path)
   sweep(client)
   -- The common case, a straight line (~10k instructions per call less
