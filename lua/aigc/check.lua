@@ -546,6 +546,8 @@ end
 -- @tparam string api
 -- @tparam table params
 function M.call (client, fname, argn, api, params)
+  local fast = FAST[api]   -- (call_problem's first step, inline: every call passes here)
+  if fast ~= nil and fields_fit(params, fast) then return end
   local why = M.call_problem(client, api, params)
   if why then util.argerror(fname, argn, why) end
 end

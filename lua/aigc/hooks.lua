@@ -298,7 +298,12 @@ function M.await (client, req, res, err)
   local call = t and t[req]
   if call then
     t[req] = nil
-    quietly(ended, client, call, res, err)
+    if call == PLAIN then   -- (a counting-only call: `ended` would only count it)
+      local totals = client._usage
+      quietly(totals.record, totals, res, err)
+    else
+      quietly(ended, client, call, res, err)
+    end
   end
   return res, err
 end
