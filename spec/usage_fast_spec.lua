@@ -125,3 +125,68 @@ describe("usage totals, the counting-only straight line against the general path
     assert.same(reported[1], reported[2])
   end)
 end)
+
+describe("usage totals: record, read once per field (issue 17)", function ()
+  local usage = require "aigc.usage"
+
+  -- The rules of record before issue 17 (each field read through
+  -- add_tokens, once per sum), kept as the oracle.
+  local function oracle_record (self, res, err, how)
+    self.requests = self.requests + 1
+    if how == "cache" then self.cache_hits = self.cache_hits + 1
+    elseif how == "replay" then self.replayed = self.replayed + 1 end
+    local ended = res or err
+    if type(ended) == "table" and tonumber(ended.retries) then self.retries = self.retries + ended.retries end
+    if not res then
+      self.errors = self.errors + 1
+      local kind = type(err) == "table" and type(err.kind) == "string" and err.kind or "error"
+      self.errors_by_kind[kind] = (self.errors_by_kind[kind] or 0) + 1
+      return
+    end
+    if type(res) ~= "table" or type(res.usage) ~= "table" then return end
+    local model = type(res.model) == "string" and res.model or "?"
+    local m = self.models[model]
+    if not m then
+      m = { requests = 0, prompt_tokens = 0, completion_tokens = 0, total_tokens = 0 }
+      self.models[model] = m
+    end
+    m.requests = m.requests + 1
+    usage.add_tokens(m, res.usage)
+    usage.add_tokens(self, res.usage)
+    local cost = how ~= "cache" and usage.cost(res.usage, usage.price(self.prices, model)) or nil
+    if cost then
+      m.cost = (m.cost or 0) + cost
+      self.cost = (self.cost or 0) + cost
+    end
+  end
+
+  local TOKENS = { 3, 0, 12.5, "7", "x", true, {}, nil }
+  local function pick (list) return list[math.random(#list + 1)] end   -- (one past the end: nil)
+
+  local function random_end ()
+    local r = math.random(6)
+    if r == 1 then return nil, { kind = pick { "http", "timeout", 3 }, retries = pick { 0, 2, "1", "z" } } end
+    if r == 2 then return nil, "a string error" end
+    if r == 3 then return "not a table" end
+    local u = r == 4 and "no usage" or {
+      prompt_tokens = pick(TOKENS), input_tokens = pick(TOKENS), completion_tokens = pick(TOKENS),
+      output_tokens = pick(TOKENS), total_tokens = pick(TOKENS),
+      prompt_tokens_details = pick { { cached_tokens = 2 }, { cached_tokens = "1" }, "x" },
+    }
+    return { usage = u, model = pick { "m-1", "m-2-mini", 42 }, retries = pick { 0, 1, 2.0, "3", "no", {} } }
+  end
+
+  it("gives the totals the old rules give, over random ends, prices or none", function ()
+    math.randomseed(1717)
+    for _, prices in ipairs { false, { ["m-1"] = { input = 1, output = 2, cached_input = 0.5 }, m = { input = 3 } } } do
+      local new, old = usage.new(prices or nil), usage.new(prices or nil)
+      for _ = 1, 2000 do
+        local res, err = random_end()
+        local how = pick { "cache", "replay" }
+        new:record(res, err, how)
+        oracle_record(old, res, err, how)
+      end
+      assert.same(old:snapshot(), new:snapshot())
+    end
+  end)
+end)

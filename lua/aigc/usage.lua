@@ -97,7 +97,8 @@ function Totals:record (res, err, how)
   -- ~300 instructions on Lua 5.4, so each is made once, and none for
   -- what is absent: no retries, no price table.)
   local ended = res or err
-  if type(ended) == "table" then
+  local ended_is_table = type(ended) == "table"
+  if ended_is_table then
     local retries = ended.retries
     if retries ~= 0 and retries ~= nil and tonumber(retries) then self.retries = self.retries + retries end
   end
@@ -107,7 +108,7 @@ function Totals:record (res, err, how)
     self.errors_by_kind[kind] = (self.errors_by_kind[kind] or 0) + 1
     return
   end
-  local u = type(res) == "table" and res.usage
+  local u = ended_is_table and res.usage   -- (res is `ended` here)
   if type(u) ~= "table" then return end
   local model = res.model
   if type(model) ~= "string" then model = "?" end
