@@ -106,6 +106,34 @@ describe("usage totals, the counting-only straight line against the general path
     assert.same(sent[1], sent[2])
   end)
 
+  it("each request calls its own callbacks, when calls share some and not others, across collections", function ()
+    local heard = {}
+    for _, k in ipairs(clients(srv)) do
+      local c, got = k.client, {}
+      local shared_error = function (err) got[#got + 1] = "error " .. err.kind end
+      local dones = {}
+      for i = 1, 3 do dones[i] = function (res) got[#got + 1] = "done " .. i .. " " .. type(res) end end
+      local order = { 1, 2, 1, 3, 3, 2, 1 }
+      for n, i in ipairs(order) do
+        c:chat_async { messages = HI, on_done = dones[i], on_error = shared_error }
+        if n % 3 == 0 then collectgarbage() end
+      end
+      c:chat_async(fault("status=400", { on_error = shared_error }))
+      c:chat_async(fault("status=400", { on_done = dones[1] }))   -- (its failure: counted, no callback)
+      c:chat_async { messages = HI, on_done = dones[2] }
+      drive(c)
+      table.sort(got)
+      assert.same({ "done 1 table", "done 1 table", "done 1 table", "done 2 table", "done 2 table", "done 2 table",
+                    "done 3 table", "done 3 table", "error http" }, got)
+      local u = c:usage()
+      assert.equal(10, u.requests)
+      assert.equal(2, u.errors)
+      heard[#heard + 1] = got
+      c:close()
+    end
+    assert.same(heard[1], heard[2])
+  end)
+
   it("an error in the caller's callback is reported as before, and the request still counted", function ()
     local reported = {}
     for _, k in ipairs(clients(srv)) do

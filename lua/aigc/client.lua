@@ -18,7 +18,6 @@ local check = require "aigc.check"
 local task = require "aigc.task"
 local stream_mod = require "aigc.stream"
 local hooks = require "aigc.hooks"   -- usage totals, prompt_log, cassette (lua/aigc/hooks.lua)
-local PLAIN_CALL = hooks.PLAIN
 
 local null = core.null
 local error, getmetatable, ipairs, next, pairs, pcall, setmetatable, tostring, type =
@@ -329,7 +328,7 @@ end
 local function submit (self, api, params, path, fname, argn, body_opts)
   local hook = self._hook   -- usage totals, prompt_log, cassette (aigc.hooks: what to submit)
   local call = hook and hook.before(self, api, params, path)
-  if call and call ~= PLAIN_CALL then   -- (PLAIN_CALL: the params are submitted as they are)
+  if call and not call.as_is then   -- (as_is: the params are submitted as they are)
     if call.hit then return hook.settled(self, call) end   -- the response cache answered
     params = call.params
   end

@@ -139,11 +139,15 @@ end
 local TERMINAL = { done = true, failed = true, canceled = true }
 
 --- The state of a counting-only call without callbacks: the caller's
--- params are submitted as they are (`client.submit` knows this one), and
--- its end is all there is to hear. Shared by all such calls (a table per
--- call cost ~1.6k instructions): nothing writes to it.
-M.PLAIN = { unheld = true }
+-- params are submitted as they are (`as_is`: `client.submit` then reads
+-- no `params`/`options` from the state), and its end is all there is to
+-- hear. Shared by all such calls (a table per call cost ~1.6k
+-- instructions): nothing writes to it.
+M.PLAIN = { unheld = true, as_is = true }
 local PLAIN = M.PLAIN
+
+-- (weak keys and values: see `counted_callbacks`)
+local WEAK_KV = { __mode = "kv" }
 
 -- The callbacks of a counting-only call (`M.before`'s straight line):
 -- the totals hear the end first, then the caller's callback, as `ended`
@@ -151,9 +155,20 @@ local PLAIN = M.PLAIN
 -- submit's opts (`call.on_done`, `call.on_error`: the engine takes them
 -- in place of the params' own), so the caller's params are submitted as
 -- they are: no copy (a copy of six fields cost ~6.7k instructions).
+--
+-- The state made for a pair of callbacks serves the next calls with the
+-- same pair (a frame loop or a runner passes the same functions each
+-- time; the wrappers and the state cost ~3k instructions a call). It is
+-- kept weakly, key and value: nothing else holds the state, so it lasts
+-- until the next collection at most, and it keeps no callback alive
+-- (Lua 5.1 and LuaJIT have no ephemerons: a weak-keyed table whose
+-- values refer to their keys would never let them go).
 local function counted_callbacks (client, params)
-  local totals = client._usage
   local user_done, user_error = params.on_done, params.on_error
+  local made = client._counted
+  local call = made and made[user_done or user_error]
+  if call and call.user_done == user_done and call.user_error == user_error then return call end
+  local totals = client._usage
   local on_done, on_error
   if user_done ~= nil then
     on_done = function (res, ...)
@@ -171,7 +186,10 @@ local function counted_callbacks (client, params)
   else
     on_error = function (err) quietly(totals.record, totals, nil, err) end
   end
-  return { params = params, options = params, on_done = on_done, on_error = on_error }
+  call = { as_is = true, on_done = on_done, on_error = on_error, user_done = user_done, user_error = user_error }
+  if not made then made = setmetatable({}, WEAK_KV); client._counted = made end
+  made[user_done or user_error] = call
+  return call
 end
 
 -- The ends of requests without callbacks (see `has_callbacks`): a weak
