@@ -307,7 +307,9 @@ local function call_opts (self, api, params, path, fname, argn)
     end
     opts.path = "/deployments/" .. urlencode(model) .. (path or DEFAULT_PATH[api])
   end
-  opts.headers = call_headers(self, params)
+  if params.headers ~= nil or params.extra_headers ~= nil or params.idempotency_key ~= nil or self._idempotency then
+    opts.headers = call_headers(self, params)   -- (most calls have none: no call)
+  end
   local q1, q2 = params.query, params.extra_query
   if q1 ~= nil or q2 ~= nil then
     local merged = {}
