@@ -10,6 +10,7 @@
 **   call_options     the per-call options that are never sent (name -> reader)
 **   error(t)         gives t the error metatable
 **   header_problem(name, value)   nil, or what is wrong with a header
+**   fields_fit(params, rules)     whether a call's fields need no closer check
 **
 ** The layers below it, the re-entrancy rule and the lifecycle contract are
 ** in aigc.h and docs/ARCHITECTURE.md. Here: sleep() ends early when a
@@ -17,6 +18,8 @@
 ** interrupt probe (util.c) once.
 */
 #include <errno.h>
+#include <math.h>
+#include <string.h>
 #include <pthread.h>
 #include <time.h>
 
@@ -69,6 +72,97 @@ static int core_header_problem (lua_State *L) {
   if (problem == NULL)
     return 0;
   lua_pushstring(L, problem);
+  return 1;
+}
+
+/*
+** core.fields_fit(params, rules) -> boolean: whether every field of params
+** passes rules (field name -> "string" | "number" | "integer" | "boolean"
+** | "table" | "function" | "stream" | "messages"), read raw. The Lua
+** layer's argument checks (lua/aigc/check.lua) ask this first: true means
+** their full walk would find nothing (they build `rules` from their own,
+** for the fields whose rule is one of these); false means "walk": a field
+** not in rules, a value to be judged (aigc.null, a callable table, NaN...),
+** a table with a metatable. Reads only: no allocation, so no finalizer can
+** run while it walks (the re-entrancy rule), and no error.
+*/
+static int message_list_fits (lua_State *L, int idx, int role) {
+  int i, ok = 1;
+  if (lua_getmetatable(L, idx)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  for (i = 1; ok; i++) {
+    lua_rawgeti(L, idx, i);
+    if (lua_isnil(L, -1)) {
+      lua_pop(L, 1);
+      return i > 1;   /* (an empty list: the full check says what it is) */
+    }
+    ok = lua_type(L, -1) == LUA_TTABLE;
+    if (ok && lua_getmetatable(L, -1)) {
+      lua_pop(L, 1);
+      ok = 0;
+    }
+    if (ok) {
+      lua_pushvalue(L, role);
+      lua_rawget(L, -2);
+      ok = lua_type(L, -1) == LUA_TSTRING;
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+static int value_fits (lua_State *L, const char *rule, int idx, int role) {
+  int t = lua_type(L, idx);
+  lua_Number x;
+  if (strcmp(rule, "string") == 0)
+    return t == LUA_TSTRING;
+  if (strcmp(rule, "number") == 0)
+    return t == LUA_TNUMBER && lua_tonumber(L, idx) == lua_tonumber(L, idx);   /* (not NaN) */
+  if (strcmp(rule, "integer") == 0) {
+    if (t != LUA_TNUMBER)
+      return 0;
+    x = lua_tonumber(L, idx);
+    return x == floor(x) && !isinf(x);
+  }
+  if (strcmp(rule, "boolean") == 0)
+    return t == LUA_TBOOLEAN;
+  if (strcmp(rule, "table") == 0)
+    return t == LUA_TTABLE;
+  if (strcmp(rule, "function") == 0)
+    return t == LUA_TFUNCTION;
+  if (strcmp(rule, "stream") == 0)
+    return t == LUA_TBOOLEAN || t == LUA_TFUNCTION;
+  if (strcmp(rule, "messages") == 0)
+    return t == LUA_TTABLE && message_list_fits(L, idx, role);
+  return 0;
+}
+
+static int core_fields_fit (lua_State *L) {
+  int fits = 1;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  if (lua_getmetatable(L, 1)) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  lua_pushliteral(L, "role");   /* at 3: made before the walk (it may allocate) */
+  lua_pushnil(L);
+  while (fits && lua_next(L, 1) != 0) {   /* key at 4, value at 5 */
+    if (lua_type(L, 4) != LUA_TSTRING)
+      fits = 0;
+    else {
+      lua_pushvalue(L, 4);
+      lua_rawget(L, 2);
+      fits = lua_type(L, -1) == LUA_TSTRING && value_fits(L, lua_tostring(L, -1), 5, 3);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pushboolean(L, fits);
   return 1;
 }
 
@@ -143,6 +237,7 @@ static const luaL_Reg core_funcs[] = {
   {"is_array", core_is_array},
   {"error", core_error},
   {"header_problem", core_header_problem},
+  {"fields_fit", core_fields_fit},
   {NULL, NULL}
 };
 

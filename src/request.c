@@ -760,10 +760,11 @@ void aigc_request_read_args (lua_State *L, aigc_submit *s) {
     s->stream = read_stream(L, s);
 }
 
-/* Reads an optional callback params[field] into the request's slot. */
-static int opt_callback (lua_State *L, int ridx, const aigc_argctx *cx, const char *field,
+/* Reads an optional callback t[field] (t at `from`: params at 3, opts at
+   4) into the request's slot. */
+static int opt_callback (lua_State *L, int ridx, const aigc_argctx *cx, int from, const char *field,
                          int slot) {
-  int type = lua_getfield(L, 3, field);
+  int type = lua_getfield(L, from, field);
   if (type == LUA_TNIL) {
     lua_pop(L, 1);
     return 0;
@@ -836,8 +837,15 @@ static int read_call_options (lua_State *L, int ridx, aigc_request *r, const aig
   }
   else if (s->stream)
     lua_pop(L, 1);
-  strong |= opt_callback(L, ridx, cx, "on_done", AIGC_RQ_ON_DONE);
-  strong |= opt_callback(L, ridx, cx, "on_error", AIGC_RQ_ON_ERROR);
+  strong |= opt_callback(L, ridx, cx, 3, "on_done", AIGC_RQ_ON_DONE);
+  strong |= opt_callback(L, ridx, cx, 3, "on_error", AIGC_RQ_ON_ERROR);
+  /* The Lua layer's own (opts.on_done / opts.on_error: the usage hook's
+     counting wrappers, lua/aigc/hooks.lua, which call the caller's) take
+     their place: the params are then submitted without a copy. */
+  if (!lua_isnil(L, 4)) {
+    strong |= opt_callback(L, ridx, cx, 4, "on_done", AIGC_RQ_ON_DONE);
+    strong |= opt_callback(L, ridx, cx, 4, "on_error", AIGC_RQ_ON_ERROR);
+  }
   r->entry.priority = read_priority(L, cx);
   return strong;
 }

@@ -307,7 +307,9 @@ local function call_opts (self, api, params, path, fname, argn)
     end
     opts.path = "/deployments/" .. urlencode(model) .. (path or DEFAULT_PATH[api])
   end
-  opts.headers = call_headers(self, params)
+  if params.headers ~= nil or params.extra_headers ~= nil or params.idempotency_key ~= nil or self._idempotency then
+    opts.headers = call_headers(self, params)   -- (most calls have none: no call)
+  end
   local q1, q2 = params.query, params.extra_query
   if q1 ~= nil or q2 ~= nil then
     local merged = {}
@@ -326,15 +328,19 @@ end
 -- params were checked; `fname` and `argn` name the user's call and its
 -- params in errors.
 local function submit (self, api, params, path, fname, argn, body_opts)
-  local hook = self._hook   -- usage totals, prompt_log, cassette (aigc.hooks: submits a copy of params)
+  local hook = self._hook   -- usage totals, prompt_log, cassette (aigc.hooks: what to submit)
   local call = hook and hook.before(self, api, params, path)
-  if call then
+  if call and not call.as_is then   -- (as_is: the params are submitted as they are)
     if call.hit then return hook.settled(self, call) end   -- the response cache answered
     params = call.params
   end
   local opts = call_opts(self, api, call and call.options or params or {}, path, fname, argn or 1)
-  for k, v in pairs(body_opts or {}) do opts[k] = v end   -- form, sink, method (aigc.media)
-  local req = engine_call(self, fname, "submit", api, params, opts)
+  if body_opts then for k, v in pairs(body_opts) do opts[k] = v end end   -- form, sink, method (aigc.media)
+  -- (the usage hook's counting callbacks, in the params' stead: aigc.hooks)
+  if call and call.on_done then opts.on_done, opts.on_error = call.on_done, call.on_error end
+  local engine = self._engine   -- (engine_call, inline: two vararg calls less per request)
+  local ok, req = pcall(engine.submit, engine, api, params, opts)
+  if not ok then relay(fname, ok, req) end
   if call then hook.after(self, req, call) end
   return req
 end
@@ -366,7 +372,7 @@ end
 -- Params that need the dialogue layer above a single request: a toolset
 -- (the tool-call loop) or a schema (structured output, validated).
 local function layered (params)
-  return params.schema ~= nil or util.is_a(params.tools, "aigc.toolset")
+  return params.schema ~= nil or (params.tools ~= nil and util.is_a(params.tools, "aigc.toolset"))
 end
 
 -- The dialogue layer (lua/aigc/dialogue.lua) loads when first needed.
