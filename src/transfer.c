@@ -451,8 +451,60 @@ void aigc_transfer_queue (aigc_request *r) {
   aigc_roster_enqueue(r->roster, &r->entry);
 }
 
+/*
+** An HTTP/2 server may send its whole response before it has read the
+** request body, then end the stream with RST_STREAM(NO_ERROR); the client
+** must keep that response (RFC 9113 8.1). nginx does so for every request
+** it answers without reading the body (`return`, an error page, a 413, a
+** limit_req 429...). libcurl before 8.3.0 (7.88.1: http2.c cf_h2_send)
+** then fails the transfer when it goes on sending the body: "stream N
+** closed", CURLE_HTTP2_STREAM with an empty errbuf (an infof: its real
+** stream errors failf a message), the connection kept. When the close had
+** been seen by another transfer on the connection, the response it had
+** received is dropped with it. Both cases are the server's answer, not a
+** broken stream:
+** - the response reached us (status, and as many bytes as its
+**   Content-Length says): it is the attempt's outcome;
+** - nothing reached us: the server answered before it had the body, so it
+**   did not act on it; the request is sent again once, at once, on the same
+**   connection (as libcurl does for a stream the server refused), unless
+**   a reader's bytes are gone (body.h). spec/security_spec.lua "HTTP/2".
+*/
+static int h2_early_answer (const aigc_request *r, CURLcode code) {
+  return code == CURLE_HTTP2_STREAM && r->errbuf[0] == '\0' && r->easy != NULL;
+}
+
+static int h2_answered_early (const aigc_request *r, CURLcode code) {
+  long version = 0, status = 0;
+  curl_off_t got = -1, announced = -1;
+  if (!h2_early_answer(r, code))
+    return 0;
+  curl_easy_getinfo(r->easy, CURLINFO_HTTP_VERSION, &version);
+  curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_getinfo(r->easy, CURLINFO_SIZE_DOWNLOAD_T, &got);
+  curl_easy_getinfo(r->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced);
+  return version == CURL_HTTP_VERSION_2_0 && status >= 200 && (announced < 0 || got == announced);
+}
+
+static int h2_early_answer_lost (const aigc_request *r, CURLcode code) {
+  long status = 0;
+  if (!h2_early_answer(r, code) || r->h2_resent || r->delivered || r->received > 0
+      || r->xb.fed > 0 || r->state != AIGC_RUNNING || r->roster == NULL || r->roster->closed)
+    return 0;
+  curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+  return status == 0;
+}
+
 void aigc_transfer_done (aigc_request *r, CURLcode code) {
   r->in_multi = 0;   /* libcurl took it out */
+  if (h2_answered_early(r, code))
+    code = CURLE_OK;
+  else if (h2_early_answer_lost(r, code)) {
+    r->h2_resent = 1;
+    begin_attempt(r);   /* (plain C: no Lua runs, the loop reads on) */
+    timers_changed(r);
+    return;
+  }
   attempt_over(r, code, AIGC_ABORT_NONE);
 }
 
