@@ -489,7 +489,8 @@ static int h2_answered_early (const aigc_request *r, CURLcode code) {
 static int h2_early_answer_lost (const aigc_request *r, CURLcode code) {
   long status = 0;
   if (!h2_early_answer(r, code) || r->h2_resent || r->delivered || r->received > 0
-      || r->xb.fed > 0 || r->state != AIGC_RUNNING || r->roster == NULL || r->roster->closed)
+      || r->xb.fed > 0 || r->state != AIGC_RUNNING || r->roster == NULL || r->roster->closing
+      || r->roster->closed)
     return 0;
   curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
   return status == 0;
