@@ -178,6 +178,25 @@ describe("security", function ()
     assert.equal("connection " .. conn .. " over HTTP/2.0", res.choices[1].message.content)
   end)
 
+  -- The same early answer to a body bigger than nginx's 64 KiB stream window:
+  -- libcurl 7.88.1 received the whole answer and then went on uploading to
+  -- the closed stream until the attempt's timeout ("Operation timed out ...
+  -- with 178 out of 178 bytes received"), the answer lost (transfer.c
+  -- watch_h2_early_answer). The connection stays usable.
+  it("ends with an HTTP/2 answer the server sent before it read a body bigger than its window", function ()
+    local c = aigc.client { base_url = "https://127.0.0.1:" .. nginx.ports.h2 .. "/v1",
+                            ca_file = nginx.dir .. "/good.pem", max_retries = 0, timeout = 10 }
+    local res, err = c:chat { messages = { { role = "user", content = ("x"):rep(100000) } } }
+    assert(res, err and err.message)
+    local conn = res.text:match("^connection (%d+) over HTTP/2%.0$")
+    assert.truthy(conn)
+    assert.equal("connection " .. conn .. " over HTTP/2.0", assert(c:chat "Hi").text)
+    local up = assert(c:files_upload { purpose = "batch",
+                                       file = { filename = "big.jsonl", data = ("{}\n"):rep(40000) } })
+    assert.equal("connection " .. conn .. " over HTTP/2.0", up.choices[1].message.content)
+    c:close()
+  end)
+
   it("never follows a redirect (no POST replayed, no key sent elsewhere)", function ()
     local c = aigc.client { base_url = "http://127.0.0.1:" .. nginx.ports.plain .. "/redirect",
                             api_key = "sk-never-forwarded-123", max_retries = 0 }

@@ -61,6 +61,45 @@ static void timers_changed (aigc_request *r) {
 ** =======================================================
 */
 
+/*
+** An HTTP/2 answer the server sent before it had the whole request body
+** (see h2_early_answer below): with a body bigger than the stream's window
+** (nginx: 64 KiB), libcurl before 8.3 never ends the transfer: it receives
+** the whole answer, then goes on trying to upload to the closed stream
+** until the attempt's timeout, and the answer is lost. So when a final
+** answer's headers come while the upload is unfinished, the loop looks
+** every H2_EARLY_POLL s (done_deadline; aigc_transfer_tick) and ends the
+** attempt with it once it is complete by its Content-Length. A body under
+** H2_EARLY_MIN_BODY fits the stream window of any server seen (HTTP/2's
+** default is 64 KiB): libcurl sends it whole at once, and no call is made.
+*/
+#define H2_EARLY_POLL 0.05
+#define H2_EARLY_MIN_BODY 16384
+
+static int h2_answer_complete (const aigc_request *r) {
+  curl_off_t got = -1, announced = -1;
+  curl_easy_getinfo(r->easy, CURLINFO_SIZE_DOWNLOAD_T, &got);
+  curl_easy_getinfo(r->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced);
+  return announced >= 0 && got == announced;
+}
+
+static void watch_h2_early_answer (aigc_request *r) {
+  long version = 0;
+  curl_off_t sent = 0, size = (curl_off_t)r->body.len, announced = -1;
+  if (r->xb.mime != NULL)   /* libcurl's size of the form, -1 when unknown */
+    curl_easy_getinfo(r->easy, CURLINFO_CONTENT_LENGTH_UPLOAD_T, &size);
+  curl_easy_getinfo(r->easy, CURLINFO_SIZE_UPLOAD_T, &sent);
+  if (sent >= size)
+    return;
+  curl_easy_getinfo(r->easy, CURLINFO_HTTP_VERSION, &version);
+  curl_easy_getinfo(r->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced);
+  if (version == CURL_HTTP_VERSION_2_0 && announced >= 0) {
+    r->h2_early_watch = 1;
+    r->done_deadline = aigc_now() + H2_EARLY_POLL;
+    timers_changed(r);
+  }
+}
+
 static size_t on_header (char *buf, size_t size, size_t nitems, void *ud) {
   aigc_request *r = (aigc_request *)ud;
   size_t len = size * nitems;
@@ -70,8 +109,11 @@ static size_t on_header (char *buf, size_t size, size_t nitems, void *ud) {
   if (r->idle_deadline > 0)
     r->idle_deadline = aigc_now() + r->timeout;
   rc = aigc_headers_line(&r->hdrs, buf, len, &r->status);
-  if (rc == AIGC_HEADERS_OK)
+  if (rc == AIGC_HEADERS_OK) {
+    if (len <= 2 && r->status >= 200 && (r->body.len >= H2_EARLY_MIN_BODY || r->xb.mime != NULL))
+      watch_h2_early_answer(r);   /* (the blank line ending a final answer's headers) */
     return len;
+  }
   r->abort_reason = rc == AIGC_HEADERS_TOOBIG ? AIGC_ABORT_HEADERS : AIGC_ABORT_NOMEM;
   return 0;
 }
@@ -406,6 +448,7 @@ static void setup_attempt (aigc_request *r) {
   r->sse = 0;
   r->saw_done = 0;
   r->done_deadline = 0;
+  r->h2_early_watch = 0;
   r->retry_at = 0;
   aigc_body_attempt(&r->xb);   /* a retry writes its file again */
   aigc_sse_reset(&r->sse_parser);
@@ -550,7 +593,12 @@ void aigc_transfer_tick (aigc_request *r, double now) {
   if (!r->in_multi)
     return;
   if (r->done_deadline > 0 && now >= r->done_deadline) {
-    /* [DONE] arrived long ago; the rest of the response does not matter. */
+    if (r->h2_early_watch && !h2_answer_complete(r)) {   /* not whole yet */
+      r->done_deadline = now + H2_EARLY_POLL;
+      return;
+    }
+    /* [DONE] arrived long ago, or the early answer is whole: the rest of
+       the response (of the upload) does not matter. */
     leave_multi(r);
     r->done_deadline = 0;
     attempt_over(r, CURLE_OK, AIGC_ABORT_NONE);
