@@ -156,7 +156,7 @@ describe("security", function ()
   -- request's (RFC 9113 8.1). libcurl 7.88.1 fails the transfer when it
   -- sends the rest of the body after that ("stream 1 closed", CURLE_HTTP2_STREAM)
   -- and, when another transfer on the connection had read the answer, drops
-  -- it: the case above failed so about once in 60 runs (transfer.c
+  -- it: the case above failed about once in 100 runs (transfer.c
   -- h2_early_answer). Here a reader that makes a blocking call on the same
   -- client holds the upload back while the loop reads the answer and the
   -- reset: every run takes that path (30 of 30 failed before the fix, with
