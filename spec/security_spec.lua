@@ -151,6 +151,52 @@ describe("security", function ()
     assert.equal(1, n)
   end)
 
+  -- nginx answers these requests on their HEADERS without reading the body,
+  -- then ends the stream with RST_STREAM(NO_ERROR): the answer is the
+  -- request's (RFC 9113 8.1). libcurl 7.88.1 fails the transfer when it
+  -- sends the rest of the body after that ("stream 1 closed", CURLE_HTTP2_STREAM)
+  -- and, when another transfer on the connection had read the answer, drops
+  -- it: the case above failed about once in 100 runs (transfer.c
+  -- h2_early_answer). Here a reader that makes a blocking call on the same
+  -- client holds the upload back while the loop reads the answer and the
+  -- reset: every run takes that path (30 of 30 failed before the fix, with
+  -- the answer dropped in most, kept in the others).
+  it("keeps an HTTP/2 answer the server sent before it read the request body", function ()
+    local c = aigc.client { base_url = "https://127.0.0.1:" .. nginx.ports.h2 .. "/v1",
+                            ca_file = nginx.dir .. "/good.pem", max_retries = 0 }
+    local inner, calls = nil, 0
+    local res, err = c:files_upload { purpose = "batch", headers = { expect = "" }, file = { filename = "a.jsonl",
+      reader = function ()
+        calls = calls + 1
+        if calls == 1 then inner = assert(c:chat "Hi") end   -- the loop runs while the upload waits
+        return nil
+      end } }
+    c:close()
+    assert(res, err and err.message)
+    local conn = inner.text:match("^connection (%d+) over HTTP/2%.0$")
+    assert.truthy(conn)
+    assert.equal("connection " .. conn .. " over HTTP/2.0", res.choices[1].message.content)
+  end)
+
+  -- The same early answer to a body bigger than nginx's 64 KiB stream window:
+  -- libcurl 7.88.1 received the whole answer and then went on uploading to
+  -- the closed stream until the attempt's timeout ("Operation timed out ...
+  -- with 178 out of 178 bytes received"), the answer lost (transfer.c
+  -- watch_h2_early_answer). The connection stays usable.
+  it("ends with an HTTP/2 answer the server sent before it read a body bigger than its window", function ()
+    local c = aigc.client { base_url = "https://127.0.0.1:" .. nginx.ports.h2 .. "/v1",
+                            ca_file = nginx.dir .. "/good.pem", max_retries = 0, timeout = 10 }
+    local res, err = c:chat { messages = { { role = "user", content = ("x"):rep(100000) } } }
+    assert(res, err and err.message)
+    local conn = res.text:match("^connection (%d+) over HTTP/2%.0$")
+    assert.truthy(conn)
+    assert.equal("connection " .. conn .. " over HTTP/2.0", assert(c:chat "Hi").text)
+    local up = assert(c:files_upload { purpose = "batch",
+                                       file = { filename = "big.jsonl", data = ("{}\n"):rep(40000) } })
+    assert.equal("connection " .. conn .. " over HTTP/2.0", up.choices[1].message.content)
+    c:close()
+  end)
+
   it("never follows a redirect (no POST replayed, no key sent elsewhere)", function ()
     local c = aigc.client { base_url = "http://127.0.0.1:" .. nginx.ports.plain .. "/redirect",
                             api_key = "sk-never-forwarded-123", max_retries = 0 }

@@ -61,6 +61,45 @@ static void timers_changed (aigc_request *r) {
 ** =======================================================
 */
 
+/*
+** An HTTP/2 answer the server sent before it had the whole request body
+** (see h2_early_answer below): with a body bigger than the stream's window
+** (nginx: 64 KiB), libcurl before 8.3 never ends the transfer: it receives
+** the whole answer, then goes on trying to upload to the closed stream
+** until the attempt's timeout, and the answer is lost. So when a final
+** answer's headers come while the upload is unfinished, the loop looks
+** every H2_EARLY_POLL s (done_deadline; aigc_transfer_tick) and ends the
+** attempt with it once it is complete by its Content-Length. A body under
+** H2_EARLY_MIN_BODY fits the stream window of any server seen (HTTP/2's
+** default is 64 KiB): libcurl sends it whole at once, and no call is made.
+*/
+#define H2_EARLY_POLL 0.05
+#define H2_EARLY_MIN_BODY 16384
+
+static int h2_answer_complete (const aigc_request *r) {
+  curl_off_t got = -1, announced = -1;
+  curl_easy_getinfo(r->easy, CURLINFO_SIZE_DOWNLOAD_T, &got);
+  curl_easy_getinfo(r->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced);
+  return announced >= 0 && got == announced;
+}
+
+static void watch_h2_early_answer (aigc_request *r) {
+  long version = 0;
+  curl_off_t sent = 0, size = (curl_off_t)r->body.len, announced = -1;
+  if (r->xb.mime != NULL)   /* libcurl's size of the form, -1 when unknown */
+    curl_easy_getinfo(r->easy, CURLINFO_CONTENT_LENGTH_UPLOAD_T, &size);
+  curl_easy_getinfo(r->easy, CURLINFO_SIZE_UPLOAD_T, &sent);
+  if (sent >= size)
+    return;
+  curl_easy_getinfo(r->easy, CURLINFO_HTTP_VERSION, &version);
+  curl_easy_getinfo(r->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced);
+  if (version == CURL_HTTP_VERSION_2_0 && announced >= 0) {
+    r->h2_early_watch = 1;
+    r->done_deadline = aigc_now() + H2_EARLY_POLL;
+    timers_changed(r);
+  }
+}
+
 static size_t on_header (char *buf, size_t size, size_t nitems, void *ud) {
   aigc_request *r = (aigc_request *)ud;
   size_t len = size * nitems;
@@ -70,8 +109,11 @@ static size_t on_header (char *buf, size_t size, size_t nitems, void *ud) {
   if (r->idle_deadline > 0)
     r->idle_deadline = aigc_now() + r->timeout;
   rc = aigc_headers_line(&r->hdrs, buf, len, &r->status);
-  if (rc == AIGC_HEADERS_OK)
+  if (rc == AIGC_HEADERS_OK) {
+    if (len <= 2 && r->status >= 200 && (r->body.len >= H2_EARLY_MIN_BODY || r->xb.mime != NULL))
+      watch_h2_early_answer(r);   /* (the blank line ending a final answer's headers) */
     return len;
+  }
   r->abort_reason = rc == AIGC_HEADERS_TOOBIG ? AIGC_ABORT_HEADERS : AIGC_ABORT_NOMEM;
   return 0;
 }
@@ -406,6 +448,7 @@ static void setup_attempt (aigc_request *r) {
   r->sse = 0;
   r->saw_done = 0;
   r->done_deadline = 0;
+  r->h2_early_watch = 0;
   r->retry_at = 0;
   aigc_body_attempt(&r->xb);   /* a retry writes its file again */
   aigc_sse_reset(&r->sse_parser);
@@ -451,8 +494,61 @@ void aigc_transfer_queue (aigc_request *r) {
   aigc_roster_enqueue(r->roster, &r->entry);
 }
 
+/*
+** An HTTP/2 server may send its whole response before it has read the
+** request body, then end the stream with RST_STREAM(NO_ERROR); the client
+** must keep that response (RFC 9113 8.1). nginx does so for every request
+** it answers without reading the body (`return`, an error page, a 413, a
+** limit_req 429...). libcurl before 8.3.0 (7.88.1: http2.c cf_h2_send)
+** then fails the transfer when it goes on sending the body: "stream N
+** closed", CURLE_HTTP2_STREAM with an empty errbuf (an infof: its real
+** stream errors failf a message), the connection kept. When the close had
+** been seen by another transfer on the connection, the response it had
+** received is dropped with it. Both cases are the server's answer, not a
+** broken stream:
+** - the response reached us (status, and as many bytes as its
+**   Content-Length says): it is the attempt's outcome;
+** - nothing reached us: the server answered before it had the body, so it
+**   did not act on it; the request is sent again once, at once, on the same
+**   connection (as libcurl does for a stream the server refused), unless
+**   a reader's bytes are gone (body.h). spec/security_spec.lua "HTTP/2".
+*/
+static int h2_early_answer (const aigc_request *r, CURLcode code) {
+  return code == CURLE_HTTP2_STREAM && r->errbuf[0] == '\0' && r->easy != NULL;
+}
+
+static int h2_answered_early (const aigc_request *r, CURLcode code) {
+  long version = 0, status = 0;
+  curl_off_t got = -1, announced = -1;
+  if (!h2_early_answer(r, code))
+    return 0;
+  curl_easy_getinfo(r->easy, CURLINFO_HTTP_VERSION, &version);
+  curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_getinfo(r->easy, CURLINFO_SIZE_DOWNLOAD_T, &got);
+  curl_easy_getinfo(r->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced);
+  return version == CURL_HTTP_VERSION_2_0 && status >= 200 && (announced < 0 || got == announced);
+}
+
+static int h2_early_answer_lost (const aigc_request *r, CURLcode code) {
+  long status = 0;
+  if (!h2_early_answer(r, code) || r->h2_resent || r->delivered || r->received > 0
+      || r->xb.fed > 0 || r->state != AIGC_RUNNING || r->roster == NULL || r->roster->closing
+      || r->roster->closed)
+    return 0;
+  curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+  return status == 0;
+}
+
 void aigc_transfer_done (aigc_request *r, CURLcode code) {
   r->in_multi = 0;   /* libcurl took it out */
+  if (h2_answered_early(r, code))
+    code = CURLE_OK;
+  else if (h2_early_answer_lost(r, code)) {
+    r->h2_resent = 1;
+    begin_attempt(r);   /* (plain C: no Lua runs, the loop reads on) */
+    timers_changed(r);
+    return;
+  }
   attempt_over(r, code, AIGC_ABORT_NONE);
 }
 
@@ -497,7 +593,12 @@ void aigc_transfer_tick (aigc_request *r, double now) {
   if (!r->in_multi)
     return;
   if (r->done_deadline > 0 && now >= r->done_deadline) {
-    /* [DONE] arrived long ago; the rest of the response does not matter. */
+    if (r->h2_early_watch && !h2_answer_complete(r)) {   /* not whole yet */
+      r->done_deadline = now + H2_EARLY_POLL;
+      return;
+    }
+    /* [DONE] arrived long ago, or the early answer is whole: the rest of
+       the response (of the upload) does not matter. */
     leave_multi(r);
     r->done_deadline = 0;
     attempt_over(r, CURLE_OK, AIGC_ABORT_NONE);

@@ -112,6 +112,8 @@ struct aigc_request {
   double done_deadline;         /* after [DONE]: finish by then, or 0 */
   int delivered;                /* stream events delivered to Lua: no retry */
   int stale;                    /* restarts on a new connection (not retries) */
+  int h2_resent;                /* sent again after an HTTP/2 early answer (transfer.c) */
+  int h2_early_watch;           /* done_deadline polls for that answer's end (transfer.c) */
   aigc_abort abort_reason;
 
   /* response of the current attempt */
