@@ -672,34 +672,110 @@ void aigc_request_end_static (lua_State *L, int eidx, aigc_request *r, aigc_stat
 ** =======================================================
 */
 
+/*
+** The keys a call's params and opts may hold for the core. A call names a
+** few of the ~25, and each lua_getfield costs ~250 instructions (the key
+** string looked up, then the table): one lua_next walk over the table
+** finds those present, and only those are read (get_key). A table with a
+** metatable is read key by key as before (its __index may answer).
+*/
+typedef struct key_name {
+  const char *name;
+  size_t len;
+} key_name;
+
+#define KEY(s) { s, sizeof(s) - 1 }
+
+enum {   /* bits of aigc_submit.params_keys: params_names' order */
+  AIGC_PK_STREAM = 1 << 0, AIGC_PK_TIMEOUT = 1 << 1, AIGC_PK_CONNECT_TIMEOUT = 1 << 2,
+  AIGC_PK_DEADLINE = 1 << 3, AIGC_PK_MAX_RETRIES = 1 << 4, AIGC_PK_MAX_RESPONSE_BYTES = 1 << 5,
+  AIGC_PK_MAX_JSON_VALUES = 1 << 6, AIGC_PK_MAX_JSON_CONTAINERS = 1 << 7,
+  AIGC_PK_ON_DONE = 1 << 8, AIGC_PK_ON_ERROR = 1 << 9, AIGC_PK_PRIORITY = 1 << 10
+};
+static const key_name params_names[] = {
+  KEY("stream"), KEY("timeout"), KEY("connect_timeout"), KEY("deadline"), KEY("max_retries"),
+  KEY("max_response_bytes"), KEY("max_json_values"), KEY("max_json_containers"),
+  KEY("on_done"), KEY("on_error"), KEY("priority"), { NULL, 0 }
+};
+
+enum {   /* bits of aigc_submit.opts_keys: opts_names' order */
+  AIGC_OK_PATH = 1 << 0, AIGC_OK_QUERY = 1 << 1, AIGC_OK_FNAME = 1 << 2, AIGC_OK_ARG = 1 << 3,
+  AIGC_OK_EVENTS = 1 << 4, AIGC_OK_STREAM_FIELD = 1 << 5, AIGC_OK_DEADLINE = 1 << 6,
+  AIGC_OK_HEADERS = 1 << 7, AIGC_OK_METHOD = 1 << 8, AIGC_OK_ABSOLUTE = 1 << 9,
+  AIGC_OK_FORM = 1 << 10, AIGC_OK_SINK = 1 << 11,
+  /* what aigc_form_read reads (form.c) */
+  AIGC_OK_BODY = AIGC_OK_METHOD | AIGC_OK_ABSOLUTE | AIGC_OK_FORM | AIGC_OK_EVENTS | AIGC_OK_SINK
+};
+static const key_name opts_names[] = {
+  KEY("path"), KEY("query"), KEY("fname"), KEY("arg"), KEY("events"), KEY("stream_field"),
+  KEY("deadline"), KEY("headers"), KEY("method"), KEY("absolute"), KEY("form"), KEY("sink"),
+  { NULL, 0 }
+};
+
+/* The bits of `names` present as keys of the table at t (every bit when
+   it has a metatable). Allocates nothing, runs no Lua. */
+static unsigned scan_keys (lua_State *L, int t, const key_name *names) {
+  unsigned mask = 0;
+  if (lua_getmetatable(L, t)) {
+    lua_pop(L, 1);
+    return ~0u;
+  }
+  t = lua_absindex(L, t);
+  lua_pushnil(L);
+  while (lua_next(L, t) != 0) {
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      size_t len, i;
+      const char *k = lua_tolstring(L, -2, &len);
+      for (i = 0; names[i].name != NULL; i++)
+        if (names[i].len == len && memcmp(names[i].name, k, len) == 0) {
+          mask |= 1u << i;
+          break;
+        }
+    }
+    lua_pop(L, 1);
+  }
+  return mask;
+}
+
+/* lua_getfield(L, t, name) for a key scan_keys saw; nil pushed for one
+   it did not (the table has no such key). */
+static int get_key (lua_State *L, int t, unsigned keys, unsigned bit, const char *name) {
+  if (keys & bit)
+    return lua_getfield(L, t, name);
+  lua_pushnil(L);
+  return LUA_TNIL;
+}
+
 /* opts (at 4): path, query, and who the user called (fname, arg). */
 static void read_opts (lua_State *L, aigc_submit *s) {
+  unsigned k;
   if (lua_isnil(L, 4))
     return;
-  if (lua_getfield(L, 4, "path") != LUA_TNIL)
+  k = s->opts_keys = scan_keys(L, 4, opts_names);
+  if (get_key(L, 4, k, AIGC_OK_PATH, "path") != LUA_TNIL)
     s->path = luaL_checkstring(L, -1);   /* anchored by opts until we return */
   lua_pop(L, 1);
-  if (lua_getfield(L, 4, "query") != LUA_TNIL)
+  if (get_key(L, 4, k, AIGC_OK_QUERY, "query") != LUA_TNIL)
     s->query = luaL_checkstring(L, -1);
   lua_pop(L, 1);
   /* Misuse is reported as the caller's (client:chat...). */
-  if (lua_getfield(L, 4, "fname") == LUA_TSTRING)
+  if (get_key(L, 4, k, AIGC_OK_FNAME, "fname") == LUA_TSTRING)
     s->cx.fname = lua_tostring(L, -1);
   lua_pop(L, 1);
-  if (lua_getfield(L, 4, "arg") == LUA_TNUMBER)
+  if (get_key(L, 4, k, AIGC_OK_ARG, "arg") == LUA_TNUMBER)
     s->cx.arg = (int)lua_tonumber(L, -1);
   lua_pop(L, 1);
-  if (lua_getfield(L, 4, "events") == LUA_TFUNCTION)   /* typed events (form.h) */
+  if (get_key(L, 4, k, AIGC_OK_EVENTS, "events") == LUA_TFUNCTION)   /* typed events (form.h) */
     s->stream = 1;
   lua_pop(L, 1);
-  if (lua_getfield(L, 4, "stream_field") == LUA_TBOOLEAN)
+  if (get_key(L, 4, k, AIGC_OK_STREAM_FIELD, "stream_field") == LUA_TBOOLEAN)
     s->quiet_stream = !lua_toboolean(L, -1);
   lua_pop(L, 1);
 }
 
 /* Whether params.stream asks for a stream (true, or a callable). */
 static int read_stream (lua_State *L, const aigc_submit *s) {
-  int t = lua_getfield(L, 3, "stream"), stream = 0;
+  int t = get_key(L, 3, s->params_keys, AIGC_PK_STREAM, "stream"), stream = 0;
   if (t == LUA_TFUNCTION || (t == LUA_TBOOLEAN && lua_toboolean(L, -1)))
     stream = 1;
   else if (t == LUA_TTABLE && luaL_getmetafield(L, -1, "__call") != LUA_TNIL) {
@@ -725,6 +801,8 @@ void aigc_request_read_args (lua_State *L, aigc_submit *s) {
   if (!lua_isnoneornil(L, 4))
     luaL_checktype(L, 4, LUA_TTABLE);
   lua_settop(L, 4);
+  if (s->has_params)
+    s->params_keys = scan_keys(L, 3, params_names);
   read_opts(L, s);
   if (s->path == NULL) {
     if (s->kind == AIGC_KIND_CHAT)
@@ -791,35 +869,45 @@ static int read_priority (lua_State *L, const aigc_argctx *cx) {
 static int read_call_options (lua_State *L, int ridx, aigc_request *r, const aigc_submit *s) {
   const aigc_argctx *cx = &s->cx;
   int64_t huge = (int64_t)1 << 40;
+  unsigned k = s->params_keys;   /* (only the keys params holds are read) */
   int strong = 0;
-  if (!lua_isnil(L, 4))
+  if (s->opts_keys & AIGC_OK_DEADLINE)
     r->deadline = aigc_opt_deadline(L, 4, cx, r->deadline);
   if (!s->has_params)
     return 0;
-  r->timeout = aigc_opt_seconds(L, 3, cx, "timeout", r->timeout);
-  r->connect_timeout = aigc_opt_seconds(L, 3, cx, "connect_timeout", r->connect_timeout);
-  r->deadline = aigc_opt_deadline(L, 3, cx, r->deadline);
-  r->max_retries = (int)aigc_opt_integer(L, 3, cx, "max_retries", r->max_retries, 0, 100);
-  r->max_bytes = (size_t)aigc_opt_integer(L, 3, cx, "max_response_bytes", (int64_t)r->max_bytes,
-                                          1, huge);
+  if (k & AIGC_PK_TIMEOUT)
+    r->timeout = aigc_opt_seconds(L, 3, cx, "timeout", r->timeout);
+  if (k & AIGC_PK_CONNECT_TIMEOUT)
+    r->connect_timeout = aigc_opt_seconds(L, 3, cx, "connect_timeout", r->connect_timeout);
+  if (k & AIGC_PK_DEADLINE)
+    r->deadline = aigc_opt_deadline(L, 3, cx, r->deadline);
+  if (k & AIGC_PK_MAX_RETRIES)
+    r->max_retries = (int)aigc_opt_integer(L, 3, cx, "max_retries", r->max_retries, 0, 100);
+  if (k & AIGC_PK_MAX_RESPONSE_BYTES)
+    r->max_bytes = (size_t)aigc_opt_integer(L, 3, cx, "max_response_bytes",
+                                            (int64_t)r->max_bytes, 1, huge);
   r->sse_parser.max_event = r->max_bytes;
   /* What decoding one reply (or stream event) may build. */
-  r->arena.limits.max_values = (size_t)aigc_opt_integer(L, 3, cx, "max_json_values",
-      (int64_t)r->arena.limits.max_values, 1, huge);
-  r->arena.limits.max_containers = (size_t)aigc_opt_integer(L, 3, cx, "max_json_containers",
-      (int64_t)r->arena.limits.max_containers, 1, huge);
+  if (k & AIGC_PK_MAX_JSON_VALUES)
+    r->arena.limits.max_values = (size_t)aigc_opt_integer(L, 3, cx, "max_json_values",
+        (int64_t)r->arena.limits.max_values, 1, huge);
+  if (k & AIGC_PK_MAX_JSON_CONTAINERS)
+    r->arena.limits.max_containers = (size_t)aigc_opt_integer(L, 3, cx, "max_json_containers",
+        (int64_t)r->arena.limits.max_containers, 1, huge);
   r->accum.limits = r->arena.limits;
   r->raccum.limits = r->arena.limits;
-  if (s->stream && lua_getfield(L, 3, "stream") != LUA_TBOOLEAN) {
+  if (s->stream && get_key(L, 3, k, AIGC_PK_STREAM, "stream") != LUA_TBOOLEAN) {
     r->want_chunk = wants_chunk(L, -1);
     lua_setiuservalue(L, ridx, AIGC_RQ_STREAM);
     strong = 1;
   }
   else if (s->stream)
     lua_pop(L, 1);
-  strong |= opt_callback(L, ridx, cx, "on_done", AIGC_RQ_ON_DONE);
-  strong |= opt_callback(L, ridx, cx, "on_error", AIGC_RQ_ON_ERROR);
-  r->entry.priority = read_priority(L, cx);
+  if (k & AIGC_PK_ON_DONE)
+    strong |= opt_callback(L, ridx, cx, "on_done", AIGC_RQ_ON_DONE);
+  if (k & AIGC_PK_ON_ERROR)
+    strong |= opt_callback(L, ridx, cx, "on_error", AIGC_RQ_ON_ERROR);
+  r->entry.priority = k & AIGC_PK_PRIORITY ? read_priority(L, cx) : AIGC_PRIO_NORMAL;
   return strong;
 }
 
@@ -873,7 +961,7 @@ aigc_request *aigc_request_new (lua_State *L, aigc_roster *ro, const aigc_submit
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, ridx, AIGC_RQ_ENGINE);
   strong = read_call_options(L, ridx, r, s);
-  if (aigc_form_read(L, 4, &r->xb, &s->cx)) {   /* a sink function */
+  if ((s->opts_keys & AIGC_OK_BODY) && aigc_form_read(L, 4, &r->xb, &s->cx)) {   /* a sink function */
     lua_setiuservalue(L, ridx, AIGC_RQ_STREAM);
     strong = 1;
   }
@@ -883,7 +971,7 @@ aigc_request *aigc_request_new (lua_State *L, aigc_roster *ro, const aigc_submit
     lua_setiuservalue(L, ridx, AIGC_RQ_READER);
     strong = 1;
   }
-  if (!lua_isnil(L, 4)) {
+  if (s->opts_keys & AIGC_OK_HEADERS) {
     if (lua_getfield(L, 4, "headers") == LUA_TTABLE)
       r->headers = aigc_build_headers(L, lua_gettop(L));
     lua_pop(L, 1);

@@ -50,6 +50,8 @@ typedef struct aigc_submit {
   const char *path;             /* anchored by opts (argument 4) */
   const char *query;            /* the call's own, or NULL: the client's */
   aigc_argctx cx;               /* who to blame for misuse (opts.fname, opts.arg) */
+  unsigned params_keys;         /* which option keys params and opts hold (request.c's */
+  unsigned opts_keys;           /* AIGC_PK_ / AIGC_OK_ bits; every bit: read each one) */
 } aigc_submit;
 /* Checks engine:submit's arguments (engine at 1, kind at 2, params at 3,
    opts at 4). Raises on misuse. */
