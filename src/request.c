@@ -39,8 +39,27 @@ const char *aigc_request_state_name (aigc_state st) {
   return state_names[st];
 }
 
+/*
+** The request's two objects. What Lua holds (AIGC_REQUEST_MT) is a pointer
+** and the user values (callbacks, the result); the C state lives in a
+** second userdata (AIGC_REQUEST_CORE_MT), held in the first's AIGC_RQ_CORE
+** slot, and only that one has a __gc. A finalized object is kept for one
+** more collection cycle with everything it references: were the __gc on
+** the first, every dropped request would keep its result (the reply's
+** tables) alive for a cycle more, ~6k instructions per request in marking
+** (bench/README, issue 17, lane transfer). The core references nothing, so
+** the first dies with its user values in one cycle and the core's __gc
+** then cancels and frees as before. A core's memory lives as long as
+** anything can reach the first object (a finalizer that resurrects it
+** reaches the core through the slot), so the pointer never dangles.
+*/
 aigc_request *aigc_check_request (lua_State *L, int idx) {
-  return (aigc_request *)luaL_checkudata(L, idx, AIGC_REQUEST_MT);
+  return *(aigc_request **)luaL_checkudata(L, idx, AIGC_REQUEST_MT);
+}
+
+/* The C state of the request userdata at idx (known to be one). */
+static aigc_request *request_at (lua_State *L, int idx) {
+  return *(aigc_request **)lua_touserdata(L, idx);
 }
 
 
@@ -207,7 +226,7 @@ static void run_waiters (lua_State *L, int eidx, int ridx, aigc_request *r) {
 ** finalizer. Returns the callbacks run.
 */
 int aigc_request_deliver_end (lua_State *L, int eidx, int ridx) {
-  aigc_request *r = (aigc_request *)lua_touserdata(L, ridx);
+  aigc_request *r = request_at(L, ridx);
   int count = 0, vidx;
   ridx = lua_absindex(L, ridx);
   eidx = lua_absindex(L, eidx);
@@ -547,7 +566,7 @@ static int running (const aigc_request *r) {
 ** `draining`, which only this function touches.
 */
 int aigc_request_dispatch (lua_State *L, int eidx, int ridx, int budget) {
-  aigc_request *r = (aigc_request *)lua_touserdata(L, ridx);
+  aigc_request *r = request_at(L, ridx);
   const char *type, *data;
   size_t tlen, dlen;
   int count = 0;
@@ -638,7 +657,7 @@ static void end_now (aigc_request *r, aigc_state state, const char *kind, const 
 ** when first needed (push_outcome).
 */
 void aigc_request_cancel (lua_State *L, int ridx, const char *why, int why_idx) {
-  aigc_request *r = (aigc_request *)lua_touserdata(L, ridx);
+  aigc_request *r = request_at(L, ridx);
   ridx = lua_absindex(L, ridx);
   if (aigc_terminal(r->state))
     return;
@@ -726,8 +745,8 @@ static unsigned scan_keys (lua_State *L, int t, const key_name *names) {
     if (lua_type(L, -2) == LUA_TSTRING) {
       size_t len, i;
       const char *k = lua_tolstring(L, -2, &len);
-      for (i = 0; names[i].name != NULL; i++)
-        if (names[i].len == len && memcmp(names[i].name, k, len) == 0) {
+      for (i = 0; names[i].name != NULL; i++)   /* (the first byte spares most memcmp calls) */
+        if (names[i].len == len && names[i].name[0] == k[0] && memcmp(names[i].name, k, len) == 0) {
           mask |= 1u << i;
           break;
         }
@@ -953,11 +972,18 @@ aigc_request *aigc_request_new (lua_State *L, aigc_roster *ro, const aigc_submit
     push_default_model(L, ro);
   else
     lua_pushnil(L);
-  r = (aigc_request *)lua_newuserdatauv(L, sizeof *r, AIGC_RQ_NSLOTS);
+  /* The core first, so that it is anchored while the request allocates. */
+  r = (aigc_request *)lua_newuserdatauv(L, sizeof *r, 0);
   memset(r, 0, sizeof *r);
   aigc_transfer_init(r, ro, s->kind, s->stream);   /* "closed" until it is linked */
+  luaL_setmetatable(L, AIGC_REQUEST_CORE_MT);
+  *(aigc_request **)lua_newuserdatauv(L, sizeof r, AIGC_RQ_NSLOTS) = r;
   luaL_setmetatable(L, AIGC_REQUEST_MT);
   ridx = lua_gettop(L);
+  lua_pushvalue(L, ridx - 1);
+  lua_setiuservalue(L, ridx, AIGC_RQ_CORE);
+  lua_remove(L, ridx - 1);
+  ridx--;
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, ridx, AIGC_RQ_ENGINE);
   strong = read_call_options(L, ridx, r, s);
@@ -1142,7 +1168,7 @@ static int req_close (lua_State *L) {
 ** allow it).
 */
 static int req_gc (lua_State *L) {
-  aigc_request *r = (aigc_request *)luaL_checkudata(L, 1, AIGC_REQUEST_MT);
+  aigc_request *r = (aigc_request *)luaL_checkudata(L, 1, AIGC_REQUEST_CORE_MT);
   if (!aigc_terminal(r->state))
     r->state = AIGC_CANCELED;
   aigc_transfer_free(r);
@@ -1167,13 +1193,16 @@ static const luaL_Reg request_methods[] = {
 
 static const luaL_Reg request_meta[] = {
   {"__index", NULL},
-  {"__gc", req_gc},
   {"__close", req_close},
   {"__tostring", req_tostring},
   {NULL, NULL}
 };
 
 void aigc_request_open (lua_State *L) {
+  luaL_newmetatable(L, AIGC_REQUEST_CORE_MT);   /* (the request's two objects, above) */
+  lua_pushcfunction(L, req_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
   luaL_newmetatable(L, AIGC_REQUEST_MT);
   luaL_setfuncs(L, request_meta, 0);
   luaL_newlibtable(L, request_methods);
