@@ -73,6 +73,7 @@
 
 #define AIGC_ENGINE_MT  "aigc.engine"
 #define AIGC_REQUEST_MT "aigc.request"
+#define AIGC_REQUEST_CORE_MT "aigc.request.core"   /* its C state (request.c) */
 #define AIGC_ERROR_MT   "aigc.error"
 #define AIGC_ARRAY_MT   "aigc.array"    /* marks a table as a JSON array */
 

@@ -39,8 +39,27 @@ const char *aigc_request_state_name (aigc_state st) {
   return state_names[st];
 }
 
+/*
+** The request's two objects. What Lua holds (AIGC_REQUEST_MT) is a pointer
+** and the user values (callbacks, the result); the C state lives in a
+** second userdata (AIGC_REQUEST_CORE_MT), held in the first's AIGC_RQ_CORE
+** slot, and only that one has a __gc. A finalized object is kept for one
+** more collection cycle with everything it references: were the __gc on
+** the first, every dropped request would keep its result (the reply's
+** tables) alive for a cycle more, ~6k instructions per request in marking
+** (bench/README, issue 17, lane transfer). The core references nothing, so
+** the first dies with its user values in one cycle and the core's __gc
+** then cancels and frees as before. A core's memory lives as long as
+** anything can reach the first object (a finalizer that resurrects it
+** reaches the core through the slot), so the pointer never dangles.
+*/
 aigc_request *aigc_check_request (lua_State *L, int idx) {
-  return (aigc_request *)luaL_checkudata(L, idx, AIGC_REQUEST_MT);
+  return *(aigc_request **)luaL_checkudata(L, idx, AIGC_REQUEST_MT);
+}
+
+/* The C state of the request userdata at idx (known to be one). */
+static aigc_request *request_at (lua_State *L, int idx) {
+  return *(aigc_request **)lua_touserdata(L, idx);
 }
 
 
@@ -207,7 +226,7 @@ static void run_waiters (lua_State *L, int eidx, int ridx, aigc_request *r) {
 ** finalizer. Returns the callbacks run.
 */
 int aigc_request_deliver_end (lua_State *L, int eidx, int ridx) {
-  aigc_request *r = (aigc_request *)lua_touserdata(L, ridx);
+  aigc_request *r = request_at(L, ridx);
   int count = 0, vidx;
   ridx = lua_absindex(L, ridx);
   eidx = lua_absindex(L, eidx);
@@ -566,7 +585,7 @@ static int running (const aigc_request *r) {
 ** `draining`, which only this function touches.
 */
 int aigc_request_dispatch (lua_State *L, int eidx, int ridx, int budget) {
-  aigc_request *r = (aigc_request *)lua_touserdata(L, ridx);
+  aigc_request *r = request_at(L, ridx);
   const char *type, *data;
   size_t tlen, dlen;
   int count = 0;
@@ -657,7 +676,7 @@ static void end_now (aigc_request *r, aigc_state state, const char *kind, const 
 ** when first needed (push_outcome).
 */
 void aigc_request_cancel (lua_State *L, int ridx, const char *why, int why_idx) {
-  aigc_request *r = (aigc_request *)lua_touserdata(L, ridx);
+  aigc_request *r = request_at(L, ridx);
   ridx = lua_absindex(L, ridx);
   if (aigc_terminal(r->state))
     return;
@@ -691,34 +710,111 @@ void aigc_request_end_static (lua_State *L, int eidx, aigc_request *r, aigc_stat
 ** =======================================================
 */
 
+/*
+** The keys a call's params and opts may hold for the core. A call names a
+** few of the ~25, and each lua_getfield costs ~250 instructions (the key
+** string looked up, then the table): one lua_next walk over the table
+** finds those present, and only those are read (get_key). A table with a
+** metatable is read key by key as before (its __index may answer).
+*/
+typedef struct key_name {
+  const char *name;
+  size_t len;
+} key_name;
+
+#define KEY(s) { s, sizeof(s) - 1 }
+
+enum {   /* bits of aigc_submit.params_keys: params_names' order */
+  AIGC_PK_STREAM = 1 << 0, AIGC_PK_TIMEOUT = 1 << 1, AIGC_PK_CONNECT_TIMEOUT = 1 << 2,
+  AIGC_PK_DEADLINE = 1 << 3, AIGC_PK_MAX_RETRIES = 1 << 4, AIGC_PK_MAX_RESPONSE_BYTES = 1 << 5,
+  AIGC_PK_MAX_JSON_VALUES = 1 << 6, AIGC_PK_MAX_JSON_CONTAINERS = 1 << 7,
+  AIGC_PK_ON_DONE = 1 << 8, AIGC_PK_ON_ERROR = 1 << 9, AIGC_PK_PRIORITY = 1 << 10
+};
+static const key_name params_names[] = {
+  KEY("stream"), KEY("timeout"), KEY("connect_timeout"), KEY("deadline"), KEY("max_retries"),
+  KEY("max_response_bytes"), KEY("max_json_values"), KEY("max_json_containers"),
+  KEY("on_done"), KEY("on_error"), KEY("priority"), { NULL, 0 }
+};
+
+enum {   /* bits of aigc_submit.opts_keys: opts_names' order */
+  AIGC_OK_PATH = 1 << 0, AIGC_OK_QUERY = 1 << 1, AIGC_OK_FNAME = 1 << 2, AIGC_OK_ARG = 1 << 3,
+  AIGC_OK_EVENTS = 1 << 4, AIGC_OK_STREAM_FIELD = 1 << 5, AIGC_OK_DEADLINE = 1 << 6,
+  AIGC_OK_HEADERS = 1 << 7, AIGC_OK_METHOD = 1 << 8, AIGC_OK_ABSOLUTE = 1 << 9,
+  AIGC_OK_FORM = 1 << 10, AIGC_OK_SINK = 1 << 11, AIGC_OK_ON_DONE = 1 << 12,
+  AIGC_OK_ON_ERROR = 1 << 13,
+  /* what aigc_form_read reads (form.c) */
+  AIGC_OK_BODY = AIGC_OK_METHOD | AIGC_OK_ABSOLUTE | AIGC_OK_FORM | AIGC_OK_EVENTS | AIGC_OK_SINK
+};
+static const key_name opts_names[] = {
+  KEY("path"), KEY("query"), KEY("fname"), KEY("arg"), KEY("events"), KEY("stream_field"),
+  KEY("deadline"), KEY("headers"), KEY("method"), KEY("absolute"), KEY("form"), KEY("sink"),
+  KEY("on_done"), KEY("on_error"), { NULL, 0 }
+};
+
+/* The bits of `names` present as keys of the table at t (every bit when
+   it has a metatable). Allocates nothing, runs no Lua. */
+static unsigned scan_keys (lua_State *L, int t, const key_name *names) {
+  unsigned mask = 0;
+  if (lua_getmetatable(L, t)) {
+    lua_pop(L, 1);
+    return ~0u;
+  }
+  t = lua_absindex(L, t);
+  lua_pushnil(L);
+  while (lua_next(L, t) != 0) {
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      size_t len, i;
+      const char *k = lua_tolstring(L, -2, &len);
+      for (i = 0; names[i].name != NULL; i++)   /* (the first byte spares most memcmp calls) */
+        if (names[i].len == len && names[i].name[0] == k[0] && memcmp(names[i].name, k, len) == 0) {
+          mask |= 1u << i;
+          break;
+        }
+    }
+    lua_pop(L, 1);
+  }
+  return mask;
+}
+
+/* lua_getfield(L, t, name) for a key scan_keys saw; nil pushed for one
+   it did not (the table has no such key). */
+static int get_key (lua_State *L, int t, unsigned keys, unsigned bit, const char *name) {
+  if (keys & bit)
+    return lua_getfield(L, t, name);
+  lua_pushnil(L);
+  return LUA_TNIL;
+}
+
 /* opts (at 4): path, query, and who the user called (fname, arg). */
 static void read_opts (lua_State *L, aigc_submit *s) {
+  unsigned k;
   if (lua_isnil(L, 4))
     return;
-  if (lua_getfield(L, 4, "path") != LUA_TNIL)
+  k = s->opts_keys = scan_keys(L, 4, opts_names);
+  if (get_key(L, 4, k, AIGC_OK_PATH, "path") != LUA_TNIL)
     s->path = luaL_checkstring(L, -1);   /* anchored by opts until we return */
   lua_pop(L, 1);
-  if (lua_getfield(L, 4, "query") != LUA_TNIL)
+  if (get_key(L, 4, k, AIGC_OK_QUERY, "query") != LUA_TNIL)
     s->query = luaL_checkstring(L, -1);
   lua_pop(L, 1);
   /* Misuse is reported as the caller's (client:chat...). */
-  if (lua_getfield(L, 4, "fname") == LUA_TSTRING)
+  if (get_key(L, 4, k, AIGC_OK_FNAME, "fname") == LUA_TSTRING)
     s->cx.fname = lua_tostring(L, -1);
   lua_pop(L, 1);
-  if (lua_getfield(L, 4, "arg") == LUA_TNUMBER)
+  if (get_key(L, 4, k, AIGC_OK_ARG, "arg") == LUA_TNUMBER)
     s->cx.arg = (int)lua_tonumber(L, -1);
   lua_pop(L, 1);
-  if (lua_getfield(L, 4, "events") == LUA_TFUNCTION)   /* typed events (form.h) */
+  if (get_key(L, 4, k, AIGC_OK_EVENTS, "events") == LUA_TFUNCTION)   /* typed events (form.h) */
     s->stream = 1;
   lua_pop(L, 1);
-  if (lua_getfield(L, 4, "stream_field") == LUA_TBOOLEAN)
+  if (get_key(L, 4, k, AIGC_OK_STREAM_FIELD, "stream_field") == LUA_TBOOLEAN)
     s->quiet_stream = !lua_toboolean(L, -1);
   lua_pop(L, 1);
 }
 
 /* Whether params.stream asks for a stream (true, or a callable). */
 static int read_stream (lua_State *L, const aigc_submit *s) {
-  int t = lua_getfield(L, 3, "stream"), stream = 0;
+  int t = get_key(L, 3, s->params_keys, AIGC_PK_STREAM, "stream"), stream = 0;
   if (t == LUA_TFUNCTION || (t == LUA_TBOOLEAN && lua_toboolean(L, -1)))
     stream = 1;
   else if (t == LUA_TTABLE && luaL_getmetafield(L, -1, "__call") != LUA_TNIL) {
@@ -744,6 +840,8 @@ void aigc_request_read_args (lua_State *L, aigc_submit *s) {
   if (!lua_isnoneornil(L, 4))
     luaL_checktype(L, 4, LUA_TTABLE);
   lua_settop(L, 4);
+  if (s->has_params)
+    s->params_keys = scan_keys(L, 3, params_names);
   read_opts(L, s);
   if (s->path == NULL) {
     if (s->kind == AIGC_KIND_CHAT)
@@ -811,42 +909,52 @@ static int read_priority (lua_State *L, const aigc_argctx *cx) {
 static int read_call_options (lua_State *L, int ridx, aigc_request *r, const aigc_submit *s) {
   const aigc_argctx *cx = &s->cx;
   int64_t huge = (int64_t)1 << 40;
+  unsigned k = s->params_keys;   /* (only the keys params holds are read) */
   int strong = 0;
-  if (!lua_isnil(L, 4))
+  if (s->opts_keys & AIGC_OK_DEADLINE)
     r->deadline = aigc_opt_deadline(L, 4, cx, r->deadline);
   if (!s->has_params)
     return 0;
-  r->timeout = aigc_opt_seconds(L, 3, cx, "timeout", r->timeout);
-  r->connect_timeout = aigc_opt_seconds(L, 3, cx, "connect_timeout", r->connect_timeout);
-  r->deadline = aigc_opt_deadline(L, 3, cx, r->deadline);
-  r->max_retries = (int)aigc_opt_integer(L, 3, cx, "max_retries", r->max_retries, 0, 100);
-  r->max_bytes = (size_t)aigc_opt_integer(L, 3, cx, "max_response_bytes", (int64_t)r->max_bytes,
-                                          1, huge);
+  if (k & AIGC_PK_TIMEOUT)
+    r->timeout = aigc_opt_seconds(L, 3, cx, "timeout", r->timeout);
+  if (k & AIGC_PK_CONNECT_TIMEOUT)
+    r->connect_timeout = aigc_opt_seconds(L, 3, cx, "connect_timeout", r->connect_timeout);
+  if (k & AIGC_PK_DEADLINE)
+    r->deadline = aigc_opt_deadline(L, 3, cx, r->deadline);
+  if (k & AIGC_PK_MAX_RETRIES)
+    r->max_retries = (int)aigc_opt_integer(L, 3, cx, "max_retries", r->max_retries, 0, 100);
+  if (k & AIGC_PK_MAX_RESPONSE_BYTES)
+    r->max_bytes = (size_t)aigc_opt_integer(L, 3, cx, "max_response_bytes",
+                                            (int64_t)r->max_bytes, 1, huge);
   r->sse_parser.max_event = r->max_bytes;
   /* What decoding one reply (or stream event) may build. */
-  r->arena.limits.max_values = (size_t)aigc_opt_integer(L, 3, cx, "max_json_values",
-      (int64_t)r->arena.limits.max_values, 1, huge);
-  r->arena.limits.max_containers = (size_t)aigc_opt_integer(L, 3, cx, "max_json_containers",
-      (int64_t)r->arena.limits.max_containers, 1, huge);
+  if (k & AIGC_PK_MAX_JSON_VALUES)
+    r->arena.limits.max_values = (size_t)aigc_opt_integer(L, 3, cx, "max_json_values",
+        (int64_t)r->arena.limits.max_values, 1, huge);
+  if (k & AIGC_PK_MAX_JSON_CONTAINERS)
+    r->arena.limits.max_containers = (size_t)aigc_opt_integer(L, 3, cx, "max_json_containers",
+        (int64_t)r->arena.limits.max_containers, 1, huge);
   r->accum.limits = r->arena.limits;
   r->raccum.limits = r->arena.limits;
-  if (s->stream && lua_getfield(L, 3, "stream") != LUA_TBOOLEAN) {
+  if (s->stream && get_key(L, 3, k, AIGC_PK_STREAM, "stream") != LUA_TBOOLEAN) {
     r->want_chunk = wants_chunk(L, -1);
     lua_setiuservalue(L, ridx, AIGC_RQ_STREAM);
     strong = 1;
   }
   else if (s->stream)
     lua_pop(L, 1);
-  strong |= opt_callback(L, ridx, cx, 3, "on_done", AIGC_RQ_ON_DONE);
-  strong |= opt_callback(L, ridx, cx, 3, "on_error", AIGC_RQ_ON_ERROR);
+  if (k & AIGC_PK_ON_DONE)
+    strong |= opt_callback(L, ridx, cx, 3, "on_done", AIGC_RQ_ON_DONE);
+  if (k & AIGC_PK_ON_ERROR)
+    strong |= opt_callback(L, ridx, cx, 3, "on_error", AIGC_RQ_ON_ERROR);
   /* The Lua layer's own (opts.on_done / opts.on_error: the usage hook's
      counting wrappers, lua/aigc/hooks.lua, which call the caller's) take
      their place: the params are then submitted without a copy. */
-  if (!lua_isnil(L, 4)) {
+  if (s->opts_keys & AIGC_OK_ON_DONE)
     strong |= opt_callback(L, ridx, cx, 4, "on_done", AIGC_RQ_ON_DONE);
+  if (s->opts_keys & AIGC_OK_ON_ERROR)
     strong |= opt_callback(L, ridx, cx, 4, "on_error", AIGC_RQ_ON_ERROR);
-  }
-  r->entry.priority = read_priority(L, cx);
+  r->entry.priority = k & AIGC_PK_PRIORITY ? read_priority(L, cx) : AIGC_PRIO_NORMAL;
   return strong;
 }
 
@@ -892,15 +1000,22 @@ aigc_request *aigc_request_new (lua_State *L, aigc_roster *ro, const aigc_submit
     push_default_model(L, ro);
   else
     lua_pushnil(L);
-  r = (aigc_request *)lua_newuserdatauv(L, sizeof *r, AIGC_RQ_NSLOTS);
+  /* The core first, so that it is anchored while the request allocates. */
+  r = (aigc_request *)lua_newuserdatauv(L, sizeof *r, 0);
   memset(r, 0, sizeof *r);
   aigc_transfer_init(r, ro, s->kind, s->stream);   /* "closed" until it is linked */
+  luaL_setmetatable(L, AIGC_REQUEST_CORE_MT);
+  *(aigc_request **)lua_newuserdatauv(L, sizeof r, AIGC_RQ_NSLOTS) = r;
   luaL_setmetatable(L, AIGC_REQUEST_MT);
   ridx = lua_gettop(L);
+  lua_pushvalue(L, ridx - 1);
+  lua_setiuservalue(L, ridx, AIGC_RQ_CORE);
+  lua_remove(L, ridx - 1);
+  ridx--;
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, ridx, AIGC_RQ_ENGINE);
   strong = read_call_options(L, ridx, r, s);
-  if (aigc_form_read(L, 4, &r->xb, &s->cx)) {   /* a sink function */
+  if ((s->opts_keys & AIGC_OK_BODY) && aigc_form_read(L, 4, &r->xb, &s->cx)) {   /* a sink function */
     lua_setiuservalue(L, ridx, AIGC_RQ_STREAM);
     strong = 1;
   }
@@ -910,7 +1025,7 @@ aigc_request *aigc_request_new (lua_State *L, aigc_roster *ro, const aigc_submit
     lua_setiuservalue(L, ridx, AIGC_RQ_READER);
     strong = 1;
   }
-  if (!lua_isnil(L, 4)) {
+  if (s->opts_keys & AIGC_OK_HEADERS) {
     if (lua_getfield(L, 4, "headers") == LUA_TTABLE)
       r->headers = aigc_build_headers(L, lua_gettop(L));
     lua_pop(L, 1);
@@ -1081,7 +1196,7 @@ static int req_close (lua_State *L) {
 ** allow it).
 */
 static int req_gc (lua_State *L) {
-  aigc_request *r = (aigc_request *)luaL_checkudata(L, 1, AIGC_REQUEST_MT);
+  aigc_request *r = (aigc_request *)luaL_checkudata(L, 1, AIGC_REQUEST_CORE_MT);
   if (!aigc_terminal(r->state))
     r->state = AIGC_CANCELED;
   aigc_transfer_free(r);
@@ -1106,13 +1221,16 @@ static const luaL_Reg request_methods[] = {
 
 static const luaL_Reg request_meta[] = {
   {"__index", NULL},
-  {"__gc", req_gc},
   {"__close", req_close},
   {"__tostring", req_tostring},
   {NULL, NULL}
 };
 
 void aigc_request_open (lua_State *L) {
+  luaL_newmetatable(L, AIGC_REQUEST_CORE_MT);   /* (the request's two objects, above) */
+  lua_pushcfunction(L, req_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
   luaL_newmetatable(L, AIGC_REQUEST_MT);
   luaL_setfuncs(L, request_meta, 0);
   luaL_newlibtable(L, request_methods);

@@ -32,7 +32,9 @@ enum {
                            for each task waiting in wait()), or nil */
   AIGC_RQ_RESULT,       /* the result table or the error object, once terminal */
   AIGC_RQ_READER,       /* the function feeding an upload part (body.h), or nil */
-  AIGC_RQ_NSLOTS = AIGC_RQ_READER
+  AIGC_RQ_CORE,         /* the userdata holding the C state (request.c, "The
+                           request's two objects"): kept alive by this one */
+  AIGC_RQ_NSLOTS = AIGC_RQ_CORE
 };
 
 /* Makes the metatable and its methods (engine.c then adds wait and pump). */
@@ -50,6 +52,8 @@ typedef struct aigc_submit {
   const char *path;             /* anchored by opts (argument 4) */
   const char *query;            /* the call's own, or NULL: the client's */
   aigc_argctx cx;               /* who to blame for misuse (opts.fname, opts.arg) */
+  unsigned params_keys;         /* which option keys params and opts hold (request.c's */
+  unsigned opts_keys;           /* AIGC_PK_ / AIGC_OK_ bits; every bit: read each one) */
 } aigc_submit;
 /* Checks engine:submit's arguments (engine at 1, kind at 2, params at 3,
    opts at 4). Raises on misuse. */

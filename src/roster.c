@@ -157,23 +157,46 @@ int aigc_roster_count (const aigc_roster *ro) {
   return ro->running + ro->queued + ro->ends;
 }
 
-CURL *aigc_roster_take_easy (aigc_roster *ro, int *fresh) {
+void aigc_easy_memo_clear (aigc_easy_memo *memo) {
+  free(memo->url);
+  memo->url = NULL;
+  memo->headers = NULL;
+  memo->have_headers = 0;
+  memo->method = 0;
+  memo->connect_ms = memo->timeout_ms = -1;
+}
+
+CURL *aigc_roster_take_easy (aigc_roster *ro, int *fresh, aigc_easy_memo *memo) {
   *fresh = ro->neasy_pool == 0;
-  if (ro->neasy_pool > 0)
-    return ro->easy_pool[--ro->neasy_pool];
+  if (ro->neasy_pool > 0) {
+    ro->neasy_pool--;
+    *memo = ro->easy_memo[ro->neasy_pool];
+    return ro->easy_pool[ro->neasy_pool];
+  }
+  memo->url = NULL;
+  aigc_easy_memo_clear(memo);
   return curl_easy_init();
 }
 
-void aigc_roster_give_easy (aigc_roster *ro, CURL *easy) {
-  if (ro->closed || ro->neasy_pool == AIGC_EASY_POOL)
+void aigc_roster_give_easy (aigc_roster *ro, CURL *easy, aigc_easy_memo *memo) {
+  if (ro->closed || ro->neasy_pool == AIGC_EASY_POOL) {
     curl_easy_cleanup(easy);
-  else
+    aigc_easy_memo_clear(memo);
+  }
+  else {
+    ro->easy_memo[ro->neasy_pool] = *memo;
+    memo->url = NULL;   /* (moved) */
+    aigc_easy_memo_clear(memo);
     ro->easy_pool[ro->neasy_pool++] = easy;
+  }
 }
 
 void aigc_roster_drain_easy (aigc_roster *ro) {
-  while (ro->neasy_pool > 0)
-    curl_easy_cleanup(ro->easy_pool[--ro->neasy_pool]);
+  while (ro->neasy_pool > 0) {
+    ro->neasy_pool--;
+    curl_easy_cleanup(ro->easy_pool[ro->neasy_pool]);
+    aigc_easy_memo_clear(&ro->easy_memo[ro->neasy_pool]);
+  }
 }
 
 double aigc_roster_random (aigc_roster *ro) {

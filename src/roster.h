@@ -35,6 +35,21 @@
 
 #define AIGC_EASY_POOL 32    /* idle easy handles an engine keeps */
 
+/*
+** What an easy handle was last given of the options that may differ
+** between two requests of an engine: transfer.c sets such an option only
+** when it changes (libcurl copies a URL and parses its string options on
+** every set). It travels with the handle: in the pool, then in the request
+** that took it.
+*/
+typedef struct aigc_easy_memo {
+  char *url;                         /* a copy of CURLOPT_URL (NULL: none yet) */
+  const struct curl_slist *headers;  /* CURLOPT_HTTPHEADER, when have_headers */
+  int have_headers;
+  int method;                        /* CURLOPT_CUSTOMREQUEST: 0 none yet, 1 NULL, 2 DELETE */
+  long connect_ms, timeout_ms;       /* CURLOPT_CONNECTTIMEOUT_MS, CURLOPT_TIMEOUT_MS (-1: none yet) */
+} aigc_easy_memo;
+
 /* A request's priority class: its queue, and its cap of slots. A lower
    number starts first; "normal" is the default. */
 enum { AIGC_PRIO_INTERACTIVE, AIGC_PRIO_NORMAL, AIGC_PRIO_BACKGROUND, AIGC_NPRIO };
@@ -91,6 +106,7 @@ typedef struct aigc_roster {
                                    for the next ones: a reused handle keeps
                                    its buffers and parsed options, where a new
                                    one costs ~25 KiB and its setup */
+  aigc_easy_memo easy_memo[AIGC_EASY_POOL];   /* what each was last given */
   int neasy_pool;
   uint64_t rng;                 /* retry jitter (xorshift64*) */
   /* No request's timer (deadline, retry, idle, [DONE] grace) falls before
@@ -145,12 +161,16 @@ void aigc_roster_clear_end (aigc_roster *ro, aigc_roster_entry *en);
 */
 int aigc_roster_count (const aigc_roster *ro);
 
-/* An easy handle for a new request: an idle one (*fresh = 0: it has the
-   engine's options already), else a new one (*fresh = 1), or NULL. */
-CURL *aigc_roster_take_easy (aigc_roster *ro, int *fresh);
-/* Takes back the handle of an ended request (out of libcurl): kept while
-   the pool has room and the engine is open, else cleaned up. */
-void aigc_roster_give_easy (aigc_roster *ro, CURL *easy);
+/* An easy handle for a new request, with its memo (moved to *memo): an
+   idle one (*fresh = 0: it has the engine's options already), else a new
+   one (*fresh = 1, an empty memo), or NULL. */
+CURL *aigc_roster_take_easy (aigc_roster *ro, int *fresh, aigc_easy_memo *memo);
+/* Takes back the handle of an ended request (out of libcurl) and its memo
+   (moved from *memo): kept while the pool has room and the engine is open,
+   else cleaned up. */
+void aigc_roster_give_easy (aigc_roster *ro, CURL *easy, aigc_easy_memo *memo);
+/* Frees a memo's copy and empties it. */
+void aigc_easy_memo_clear (aigc_easy_memo *memo);
 /* Cleans up every idle handle. */
 void aigc_roster_drain_easy (aigc_roster *ro);
 

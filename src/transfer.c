@@ -342,18 +342,37 @@ static int setup_fresh (CURL *h, const aigc_roster *ro) {
 static int setup_easy (aigc_request *r, const aigc_roster *ro, int fresh) {
   const aigc_config *c = &ro->config;
   CURL *h = r->easy;
+  aigc_easy_memo *m = &r->easy_memo;
   CURLcode rc = CURLE_OK;
+  const struct curl_slist *headers = r->headers ? r->headers
+      : (r->stream && c->stream_headers) ? c->stream_headers : c->headers;
+  int method = r->kind == AIGC_KIND_DELETE || r->xb.method == AIGC_METHOD_DELETE ? 2 : 1;
+  long connect_ms = (long)ceil(r->connect_timeout * 1000.0);
+  /* Non-streamed calls have a total deadline; a stream only an idle one
+     (the request's own timer), never a total. */
+  long timeout_ms = r->stream ? 0L : (long)ceil(r->timeout * 1000.0);
   SET(CURLOPT_ERRORBUFFER, r->errbuf);
-  SET(CURLOPT_URL, r->url);
   SET(CURLOPT_PRIVATE, (void *)r);
   SET(CURLOPT_WRITEDATA, (void *)r);
   SET(CURLOPT_HEADERDATA, (void *)r);
-  SET(CURLOPT_HTTPHEADER, r->headers ? r->headers
-                          : (r->stream && c->stream_headers) ? c->stream_headers : c->headers);
-  /* Every request sets the method (a reused handle may have posted or
+  /* The rest only when it differs from what this handle was last given
+     (its memo): the same client sends the same URL, headers and limits. */
+  if (m->url == NULL || strcmp(m->url, r->url) != 0) {
+    free(m->url);
+    SET(CURLOPT_URL, r->url);
+    m->url = strdup(r->url);   /* (NULL: set again next time) */
+  }
+  if (!m->have_headers || m->headers != headers) {
+    SET(CURLOPT_HTTPHEADER, headers);
+    m->headers = headers;
+    m->have_headers = 1;
+  }
+  /* Every request has its method (a reused handle may have posted or
      deleted). */
-  SET(CURLOPT_CUSTOMREQUEST, r->kind == AIGC_KIND_DELETE || r->xb.method == AIGC_METHOD_DELETE
-                             ? "DELETE" : NULL);
+  if (m->method != method) {
+    SET(CURLOPT_CUSTOMREQUEST, method == 2 ? "DELETE" : NULL);
+    m->method = method;
+  }
   if (aigc_kind_bodiless(r->kind)) {
     SET(CURLOPT_POSTFIELDS, NULL);
     SET(CURLOPT_HTTPGET, 1L);
@@ -364,13 +383,19 @@ static int setup_easy (aigc_request *r, const aigc_roster *ro, int fresh) {
     SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body.len);
     SET(CURLOPT_POSTFIELDS, r->body.data ? r->body.data : "");
   }
-  SET(CURLOPT_CONNECTTIMEOUT_MS, (long)ceil(r->connect_timeout * 1000.0));
-  /* Non-streamed calls have a total deadline; a stream only an idle one
-     (the request's own timer), never a total. */
-  SET(CURLOPT_TIMEOUT_MS, r->stream ? 0L : (long)ceil(r->timeout * 1000.0));
+  if (m->connect_ms != connect_ms) {
+    SET(CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+    m->connect_ms = connect_ms;
+  }
+  if (m->timeout_ms != timeout_ms) {
+    SET(CURLOPT_TIMEOUT_MS, timeout_ms);
+    m->timeout_ms = timeout_ms;
+  }
 #undef SET
-  if (rc != CURLE_OK)
+  if (rc != CURLE_OK) {
+    aigc_easy_memo_clear(m);   /* (what the handle holds is not known) */
     return -1;
+  }
   return fresh ? setup_fresh(h, ro) : 0;
 }
 
@@ -383,7 +408,7 @@ int aigc_transfer_prepare (aigc_request *r, const char *path, const char *query)
     r->url = dup_url(&ro->config, path, query != NULL ? query : ro->config.query);
   if (r->url == NULL)
     return AIGC_PREPARE_NOMEM;
-  r->easy = aigc_roster_take_easy(ro, &fresh);
+  r->easy = aigc_roster_take_easy(ro, &fresh, &r->easy_memo);
   if (r->easy == NULL)
     return AIGC_PREPARE_NOHANDLE;
   if (setup_easy(r, ro, fresh) != 0)
@@ -680,7 +705,7 @@ void aigc_transfer_recycle (aigc_request *r) {
   if (r->easy != NULL && !r->in_multi && r->roster != NULL) {
     if (r->stale)   /* the only per-attempt option: not for the next request */
       curl_easy_setopt(r->easy, CURLOPT_FRESH_CONNECT, 0L);
-    aigc_roster_give_easy(r->roster, r->easy);
+    aigc_roster_give_easy(r->roster, r->easy, &r->easy_memo);
     r->easy = NULL;
   }
 }
@@ -821,6 +846,7 @@ void aigc_transfer_free (aigc_request *r) {
     curl_easy_cleanup(r->easy);
     r->easy = NULL;
   }
+  aigc_easy_memo_clear(&r->easy_memo);
   r->delivering = 0;   /* cannot be: it is on the stack while delivered */
   aigc_transfer_free_memory(r);
   aigc_sse_free(&r->sse_parser);

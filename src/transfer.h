@@ -71,6 +71,7 @@ struct aigc_request {
                                    while the request lives, which holds its
                                    engine's userdata */
   CURL *easy;
+  aigc_easy_memo easy_memo;     /* what easy was last given (roster.h) */
   aigc_kind kind;
   aigc_state state;
   int stream;                   /* the caller asked for a stream */
