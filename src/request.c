@@ -572,15 +572,12 @@ static int running (const aigc_request *r) {
          && r->abort_reason != AIGC_ABORT_DEADLINE;
 }
 
-/* run_stream_callback on the delta on top, the callback at cidx and the
-   handler at hidx kept for the next chunk. Returns the callbacks run. */
-static int call_with_text (lua_State *L, int eidx, int ridx, aigc_request *r,
-                           int hidx, int cidx) {
+/* run_stream_callback on the callback and delta on top, the handler at
+   hidx kept for the next chunk. Returns the callbacks run. */
+static int call_with_text (lua_State *L, int eidx, int ridx, aigc_request *r, int hidx) {
   int st;
   if (r->state != AIGC_RUNNING)   /* a finalizer run by the delta's allocation */
-    return lua_pop(L, 1), 0;
-  lua_pushvalue(L, cidx);
-  lua_insert(L, -2);
+    return lua_pop(L, 2), 0;
   r->in_callback = 1;
   st = aigc_pcall_under(L, 1, 0, hidx);
   r->in_callback = 0;
@@ -602,9 +599,9 @@ static int call_with_text (lua_State *L, int eidx, int ridx, aigc_request *r,
 static int deliver_text_chunks (lua_State *L, int eidx, int ridx, aigc_request *r, int budget) {
   const char *type, *data, *text;
   size_t tlen, dlen, text_len;
-  int count = 0, hidx = lua_gettop(L) + 1, cidx = hidx + 1;
+  int count = 0, hidx = lua_gettop(L) + 1, cidx = hidx + 1, has_callback;
   aigc_push_pcall_handler(L);
-  lua_getiuservalue(L, ridx, AIGC_RQ_STREAM);
+  has_callback = lua_getiuservalue(L, ridx, AIGC_RQ_STREAM) != LUA_TNIL;
   while (running(r) && (budget <= 0 || count < budget)
          && aigc_transfer_next_event(r, &type, &tlen, &data, &dlen)) {
     if (tlen != 0 || !aigc_accum_scan(&r->accum, data, dlen, &text, &text_len)) {
@@ -612,13 +609,14 @@ static int deliver_text_chunks (lua_State *L, int eidx, int ridx, aigc_request *
       continue;
     }
     r->delivered = 1;
-    if (lua_isnil(L, cidx))
+    if (!has_callback)
       continue;
+    lua_pushvalue(L, cidx);   /* (no allocation) */
     if (text != NULL)   /* (text is in r->accum: copied before the allocation can run Lua) */
       lua_pushlstring(L, text, text_len);
     else
       lua_pushnil(L);
-    count += call_with_text(L, eidx, ridx, r, hidx, cidx);
+    count += call_with_text(L, eidx, ridx, r, hidx);
   }
   lua_pop(L, 2);
   return count;
