@@ -572,6 +572,56 @@ static int running (const aigc_request *r) {
          && r->abort_reason != AIGC_ABORT_DEADLINE;
 }
 
+/* run_stream_callback on the callback and delta on top, the handler at
+   hidx kept for the next chunk. Returns the callbacks run. */
+static int call_with_text (lua_State *L, int eidx, int ridx, aigc_request *r, int hidx) {
+  int st;
+  if (r->state != AIGC_RUNNING)   /* a finalizer run by the delta's allocation */
+    return lua_pop(L, 2), 0;
+  r->in_callback = 1;
+  st = aigc_pcall_under(L, 1, 0, hidx);
+  r->in_callback = 0;
+  if (st == LUA_OK)
+    return 1;
+  if (r->state != AIGC_RUNNING)   /* canceled or closed inside: that end wins */
+    return lua_pop(L, 1), 1;
+  aigc_response_callback_error(L);
+  return fail_now(L, eidx, ridx, r), 1;
+}
+
+/*
+** The plain chat stream's loop (no chunk table, no sink): handle_event's
+** work with the handler and callback pushed once per run, a chunk the
+** scanner merges (accum_scan.c) made into its delta here; anything else
+** (a named event, a chunk it declines) goes to handle_event. Pushing the
+** handler allocates on 5.1/LuaJIT: running() re-checks, as after each call.
+*/
+static int deliver_text_chunks (lua_State *L, int eidx, int ridx, aigc_request *r, int budget) {
+  const char *type, *data, *text;
+  size_t tlen, dlen, text_len;
+  int count = 0, hidx = lua_gettop(L) + 1, cidx = hidx + 1, has_callback;
+  aigc_push_pcall_handler(L);
+  has_callback = lua_getiuservalue(L, ridx, AIGC_RQ_STREAM) != LUA_TNIL;
+  while (running(r) && (budget <= 0 || count < budget)
+         && aigc_transfer_next_event(r, &type, &tlen, &data, &dlen)) {
+    if (tlen != 0 || !aigc_accum_scan(&r->accum, data, dlen, &text, &text_len)) {
+      count += handle_event(L, eidx, ridx, r, type, tlen, data, dlen);
+      continue;
+    }
+    r->delivered = 1;
+    if (!has_callback)
+      continue;
+    lua_pushvalue(L, cidx);   /* (no allocation) */
+    if (text != NULL)   /* (text is in r->accum: copied before the allocation can run Lua) */
+      lua_pushlstring(L, text, text_len);
+    else
+      lua_pushnil(L);
+    count += call_with_text(L, eidx, ridx, r, hidx);
+  }
+  lua_pop(L, 2);
+  return count;
+}
+
 /*
 ** Dispatches what is pending for the request at ridx: queued stream events
 ** (at most `budget` callbacks, 0 = all), then, once the transfer is over,
@@ -593,9 +643,14 @@ int aigc_request_dispatch (lua_State *L, int eidx, int ridx, int budget) {
   r->delivering++;
   if (r->xb.feed_wanted && running(r))
     count += feed_upload(L, eidx, ridx, r);
-  while (running(r) && (budget <= 0 || count < budget)
-         && aigc_transfer_next_event(r, &type, &tlen, &data, &dlen))
-    count += handle_event(L, eidx, ridx, r, type, tlen, data, dlen);
+  if (r->kind == AIGC_KIND_CHAT && !r->want_chunk && r->xb.sink == AIGC_SINK_JSON) {
+    if (running(r))
+      count += deliver_text_chunks(L, eidx, ridx, r, budget);
+  }
+  else
+    while (running(r) && (budget <= 0 || count < budget)
+           && aigc_transfer_next_event(r, &type, &tlen, &data, &dlen))
+      count += handle_event(L, eidx, ridx, r, type, tlen, data, dlen);
   if (running(r) && !aigc_transfer_drained(r))   /* the budget ran out: later */
     aigc_roster_ready(r->roster, &r->entry);
   if (r->state == AIGC_RUNNING && r->draining_read >= r->draining.len) {

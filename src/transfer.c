@@ -118,21 +118,35 @@ static size_t on_header (char *buf, size_t size, size_t nitems, void *ud) {
   return 0;
 }
 
-/* Appends one event to the queue: [u32 type_len][u32 data_len][type][data]. */
+/*
+** Appends one event to the queue: [u32 type_len][u32 data_len][type][data].
+** Once per stream chunk, so the common case stays inline: the capacity
+** checked here (aigc_buf_reserve only to grow) and no copy of an empty
+** type (a chat chunk has none). A queue of n bytes has n + 1 allocated
+** (aigc_buf's NUL), so the sum below cannot wrap: each part is < 2^32.
+*/
 static int queue_event (aigc_request *r, const char *type, size_t tlen,
                         const char *data, size_t dlen) {
   uint32_t lens[2];
+  size_t need;
+  char *p;
   if (tlen > UINT32_MAX || dlen > UINT32_MAX)
     return -1;
   lens[0] = (uint32_t)tlen;
   lens[1] = (uint32_t)dlen;
-  if (aigc_buf_reserve(&r->events, sizeof lens + tlen + dlen) != 0)
+  need = sizeof lens + tlen + dlen;
+  if (r->events.cap - r->events.len <= need && aigc_buf_reserve(&r->events, need) != 0)
     return -1;
-  memcpy(r->events.data + r->events.len, lens, sizeof lens);
-  memcpy(r->events.data + r->events.len + sizeof lens, type, tlen);
-  memcpy(r->events.data + r->events.len + sizeof lens + tlen, data, dlen);
-  r->events.len += sizeof lens + tlen + dlen;
-  r->events.data[r->events.len] = '\0';
+  p = r->events.data + r->events.len;
+  memcpy(p, lens, sizeof lens);
+  p += sizeof lens;
+  if (tlen > 0) {
+    memcpy(p, type, tlen);
+    p += tlen;
+  }
+  memcpy(p, data, dlen);
+  p[dlen] = '\0';
+  r->events.len += need;
   return 0;
 }
 
