@@ -12,19 +12,9 @@ local HERE = "spec/core_interface_spec%.lua:%d+: "
 
 describe("the C core's interfaces", function ()
   local srv, engine
-  setup(function () srv = devserver.start() end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    srv:reset()
-    engine = core.engine { base_url = srv.base_url, max_retries = 0 }
-  end)
-  after_each(function () engine:close() end)
+  devserver.engine_fixture(_ENV, function (s, e) srv, engine = s, e end)
 
-  local function ask (extra)
-    local p = { model = "m", messages = { { role = "user", content = "Hi" } } }
-    for k, v in pairs(extra or {}) do p[k] = v end
-    return p
-  end
+  local function ask (extra) return devserver.params(nil, extra, "m") end
 
   local function sent () return cjson.decode(srv:last().body) end
 

@@ -6,20 +6,13 @@
 -- ~6k instructions per request in marking. These cases hold the contract:
 -- the result goes in the cycle the request goes, and a request that a
 -- finalizer brings back still answers.
-local core = require "aigc.core"
 local devserver = require "devserver"
 
 describe("a request's objects", function ()
-  local srv, engine
-  setup(function () srv = devserver.start() end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    srv:reset()
-    engine = core.engine { base_url = srv.base_url, max_retries = 0 }
-  end)
-  after_each(function () engine:close() end)
+  local engine
+  devserver.engine_fixture(_ENV, function (_, e) engine = e end)
 
-  local function ask () return { model = "m", messages = { { role = "user", content = "Hi" } } } end
+  local function ask () return devserver.params(nil, nil, "m") end
 
   -- (weak keys: an object kept for a finalizer leaves them only in the
   -- cycle after; Lua 5.1 and LuaJIT have no such rule to observe)

@@ -4,7 +4,6 @@
 -- with a metatable is read key by key as before: an option that comes
 -- through __index must count exactly as a raw one. These cases compare
 -- the two ways for every kind of option the core reads.
-local core = require "aigc.core"
 local devserver = require "devserver"
 
 local HERE = "spec/submit_keys_spec%.lua:%d+: "
@@ -15,19 +14,9 @@ local function inherited (t) return setmetatable({}, { __index = t }) end
 
 describe("engine:submit's per-call options, raw or through a metatable", function ()
   local srv, engine
-  setup(function () srv = devserver.start() end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    srv:reset()
-    engine = core.engine { base_url = srv.base_url, max_retries = 0 }
-  end)
-  after_each(function () engine:close() end)
+  devserver.engine_fixture(_ENV, function (s, e) srv, engine = s, e end)
 
-  local function ask (extra)
-    local p = { model = "m", messages = { { role = "user", content = "Hi" } } }
-    for k, v in pairs(extra or {}) do p[k] = v end
-    return p
-  end
+  local function ask (extra) return devserver.params(nil, extra, "m") end
 
   for _, way in ipairs { { "raw", raw }, { "through __index", inherited } } do
     local name, wrap = way[1], way[2]

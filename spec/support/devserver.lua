@@ -190,12 +190,14 @@ end
 -- @tparam table env the spec's _ENV (setup, teardown, before_each, after_each); nil on Lua 5.1
 -- @tparam function assign
 -- @tparam[opt] table client_opts merged over `{ base_url = srv.base_url, max_retries = 0 }`
+-- @tparam[opt] function make what to make of those options (default `aigc.client`)
 -- @usage
 -- local srv, client
 -- devserver.fixture(_ENV, function (s, c) srv, client = s, c end)
-function M.fixture (env, assign, client_opts)
+function M.fixture (env, assign, client_opts, make)
   -- (Lua 5.1 has no _ENV: the spec passes nil, and its environment is the caller's)
   env = env or rawget(_G, "getfenv")(2)
+  make = make or require("aigc").client
   local setup, teardown, before_each, after_each = env.setup, env.teardown, env.before_each, env.after_each
   local srv, client
   setup(function ()
@@ -207,18 +209,26 @@ function M.fixture (env, assign, client_opts)
     srv:reset()
     local opts = { base_url = srv.base_url, max_retries = 0 }
     for k, v in pairs(client_opts or {}) do opts[k] = v end
-    client = require("aigc").client(opts)
+    client = make(opts)
     assign(srv, client)
   end)
   after_each(function () client:close() end)
 end
 
+--- The same fixture with the C core's engine in place of a client (the
+-- specs of `engine:submit` and the request object): `assign(srv, engine)`.
+-- @usage devserver.engine_fixture(_ENV, function (s, e) srv, engine = s, e end)
+function M.engine_fixture (env, assign, engine_opts)
+  env = env or rawget(_G, "getfenv")(2)
+  M.fixture(env, assign, engine_opts, require("aigc.core").engine)
+end
+
 --- Chat params of one user message "Hi": `fault` (the server's fault
 -- grammar, lua/aigc/devserver.lua) in the x-aigc-fault header, `extra`'s
--- fields merged in.
+-- fields merged in; `model` set when given (the engine has no default).
 -- @usage client:chat_async(devserver.params("delay=300", { on_done = f }))
-function M.params (fault, extra)
-  local p = { messages = { { role = "user", content = "Hi" } } }
+function M.params (fault, extra, model)
+  local p = { model = model, messages = { { role = "user", content = "Hi" } } }
   if fault then p.headers = { ["x-aigc-fault"] = fault } end
   for k, v in pairs(extra or {}) do p[k] = v end
   return p
