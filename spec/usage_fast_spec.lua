@@ -12,11 +12,7 @@ local devserver = require "devserver"
 
 local HI = { { role = "user", content = "Hi" } }
 
-local function fault (spec, extra)
-  local p = { messages = HI, headers = { ["x-aigc-fault"] = spec } }
-  for k, v in pairs(extra or {}) do p[k] = v end
-  return p
-end
+local fault = devserver.params   -- (fault grammar, extra fields)
 
 local NO_LOG = { record_call = function () end }
 

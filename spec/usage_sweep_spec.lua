@@ -7,13 +7,8 @@
 -- skip never loses an end, whatever else was submitted meanwhile.
 local devserver = require "devserver"
 
-local HI = { { role = "user", content = "Hi" } }
 
-local function fault (spec, extra)
-  local p = { messages = HI, headers = { ["x-aigc-fault"] = spec } }
-  for k, v in pairs(extra or {}) do p[k] = v end
-  return p
-end
+local fault = devserver.params   -- (fault grammar, extra fields)
 
 -- Counts calls of the requests' status() (all requests share a metatable)
 -- while `fn` runs.
