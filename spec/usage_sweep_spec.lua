@@ -7,7 +7,6 @@
 -- skip never loses an end, whatever else was submitted meanwhile.
 local devserver = require "devserver"
 
-
 local fault = devserver.params   -- (fault grammar, extra fields)
 
 -- Counts calls of the requests' status() (all requests share a metatable)
