@@ -149,6 +149,21 @@ local PLAIN = M.PLAIN
 -- (weak keys and values: see `counted_callbacks`)
 local WEAK_KV = { __mode = "kv" }
 
+-- A callback that records an end in `totals`, then calls the caller's
+-- `user` (when given) with what it got; `failed`: an on_error.
+local function counting (totals, user, failed)
+  if failed then
+    return function (err, ...)
+      quietly(totals.record, totals, nil, err)
+      if user ~= nil then return user(err, ...) end
+    end
+  end
+  return function (res, ...)
+    quietly(totals.record, totals, res, nil)
+    if user ~= nil then return user(res, ...) end
+  end
+end
+
 -- The callbacks of a counting-only call (`M.before`'s straight line):
 -- the totals hear the end first, then the caller's callback, as `ended`
 -- and the general path's wrappers do. They go to the engine in the
@@ -169,24 +184,8 @@ local function counted_callbacks (client, params)
   local call = made and made[user_done or user_error]
   if call and call.user_done == user_done and call.user_error == user_error then return call end
   local totals = client._usage
-  local on_done, on_error
-  if user_done ~= nil then
-    on_done = function (res, ...)
-      quietly(totals.record, totals, res, nil)
-      return user_done(res, ...)
-    end
-  else
-    on_done = function (res) quietly(totals.record, totals, res, nil) end
-  end
-  if user_error ~= nil then
-    on_error = function (err, ...)
-      quietly(totals.record, totals, nil, err)
-      return user_error(err, ...)
-    end
-  else
-    on_error = function (err) quietly(totals.record, totals, nil, err) end
-  end
-  call = { as_is = true, on_done = on_done, on_error = on_error, user_done = user_done, user_error = user_error }
+  call = { as_is = true, user_done = user_done, user_error = user_error,
+           on_done = counting(totals, user_done, false), on_error = counting(totals, user_error, true) }
   if not made then made = setmetatable({}, WEAK_KV); client._counted = made end
   made[user_done or user_error] = call
   return call
