@@ -164,13 +164,10 @@ describe("aigc image / aigc speak", function ()
   end)
 
   it("SIGINT (Ctrl-C) cancels speech mid-stream: exit 130, no file left, the request closed", function ()
-    local path, pidfile, codefile = dir .. "/long.wav", os.tmpname(), os.tmpname()
-    os.remove(pidfile); os.remove(codefile)
-    local cmd = cli.command({ "speak", "A long speech that takes its time to arrive", "-o", path,
-                              "--option", 'headers={"x-aigc-fault":"pause=150"}' },
-                            { home = home, base_url = srv.base_url })
-    os.execute("sh -c " .. proc.quote(cmd .. " </dev/null >/dev/null 2>/dev/null & echo $! >" .. pidfile
-                                      .. "; wait $!; echo $? >" .. codefile) .. " &")
+    local path = dir .. "/long.wav"
+    local job = cli.background({ "speak", "A long speech that takes its time to arrive", "-o", path,
+                                 "--option", 'headers={"x-aigc-fault":"pause=150"}' },
+                               { home = home, base_url = srv.base_url })
     local deadline = socket.gettime() + 10
     local function wait (fn, what)
       while not fn() do
@@ -179,12 +176,10 @@ describe("aigc image / aigc speak", function ()
       end
     end
     wait(function () return exists(path .. ".part") and srv:stats().open_now == 1 end, "the audio to start")
-    os.execute("kill -INT " .. tonumber(proc.read_file(pidfile)))
-    wait(function () return proc.read_file(codefile) end, "the exit")
-    assert.equal("130\n", proc.read_file(codefile))
+    os.execute("kill -INT " .. job.pid)
+    assert.equal(130, job.wait_exit(deadline))
     wait(function () return srv:stats().open_now == 0 end, "the request to close")
     assert.is_false(exists(path))
     assert.is_false(exists(path .. ".part"))
-    os.remove(pidfile); os.remove(codefile)
   end)
 end)

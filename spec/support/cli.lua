@@ -101,6 +101,44 @@ function M.spawn (args, opts)
   return assert(io.popen(M.command(args, opts) .. " </dev/null 2>/dev/null", "r"))
 end
 
+--- Reads a file a shell `echo ... >FILE` writes, once the line is whole: the
+-- shell creates (truncates) the file before echo writes, so a reader polling
+-- in between sees "" (a CI run read '' for an exit code that way).
+-- @treturn string|nil the line without its newline, nil while not whole
+local function whole_line (path)
+  return (read_file(path) or ""):match("^(.-)\n")
+end
+
+--- Starts `aigc ARGS` in the background, as a shell job would run it (stdin
+-- /dev/null, stderr dropped, stdout to `opts.stdout` or dropped).
+-- @treturn table `pid` (the aigc process: signal it), `wait_exit(deadline)`
+-- (its exit code as a number, once it ended; raises at `deadline`, a
+-- socket.gettime() value)
+function M.background (args, opts)
+  local pidfile, codefile = os.tmpname(), os.tmpname()
+  os.remove(pidfile); os.remove(codefile)
+  local out = opts.stdout and quote(opts.stdout) or "/dev/null"
+  os.execute("sh -c " .. quote(M.command(args, opts) .. " </dev/null >" .. out .. " 2>/dev/null & echo $! >"
+                               .. pidfile .. "; wait $!; echo $? >" .. codefile) .. " &")
+  local job = {}
+  local function wait (deadline, what, fn)
+    local v = fn()
+    while v == nil do
+      assert(socket.gettime() < deadline, "timed out: " .. what)
+      socket.sleep(0.02)
+      v = fn()
+    end
+    return v
+  end
+  job.pid = wait(socket.gettime() + 10, "the job's pid", function () return tonumber(whole_line(pidfile)) end)
+  function job.wait_exit (deadline)
+    local code = wait(deadline, "the exit", function () return tonumber(whole_line(codefile)) end)
+    os.remove(pidfile); os.remove(codefile)
+    return code
+  end
+  return job
+end
+
 --- Registers the CLI specs' fixture in the enclosing `describe`: one bundled
 -- server for the block (started in setup, stopped in teardown) and, before
 -- each test, its counters reset and a fresh AIGC_HOME (removed after the
