@@ -690,6 +690,29 @@ else
 fi
 cat "$RESULTS2" "$RESULTS3" >> "$RESULTS"
 
+# The failures again, right above the summary: a CI page shows only the
+# output's tail, and a failure printed 10,000 lines up is lost there (the
+# landing CI of 2026-12-03 showed one of three failed tests). Per failed
+# suite with a log: each FAIL line and the two after it (where, and why),
+# or, for a busted that did not finish, its log's last lines.
+failure_digest () {
+  local name f log
+  while read -r name f; do
+    log=build/$name.log
+    [ "$f" -gt 0 ] && [ -f "$log" ] || continue
+    echo "-- $name (build/$name.log):"
+    case $name in
+      busted-*|asan-5.[1-4]|asan-jit|valgrind-5.[1-4]|valgrind-jit)
+        if ! grep -q "^busted $name:" "$log"; then
+          echo "busted did not finish; its log ends:"; tail -n 12 "$log"; continue
+        fi ;;
+    esac
+    grep -A2 "^FAIL " "$log" | head -n 24
+  done < <(awk '{ for (i = 1; i < NF; i++) if ($(i+1) ~ /^failed/ && $i > 0) print substr($1, 1, length($1) - 1), $i }' "$RESULTS")
+}
+digest=$(failure_digest)
+if [ -n "$digest" ]; then banner "failures (each also printed above, with its suite)"; echo "$digest"; fi
+
 banner summary
 cat "$RESULTS"
 echo "(make test's suites took $((SECONDS / 60)) min $((SECONDS % 60)) s of wall time, AIGC_JOBS=$JOBS)"
