@@ -199,6 +199,10 @@ run_busted () {
     echo "$name: busted did not finish (see $log)"; f=$((f + 1))
     busted_death "$name" "$lua" "$status" "$log" "$trace"
     note=$DEATH
+  elif [ "$status" -gt 128 ] || [ "$status" -eq 124 ]; then   # its summary came, then a signal or the timeout (a crash or hang at exit: lua_close)
+    echo "$name: busted printed its summary, then died: $(ended_how "$status")"; f=$((f + 1))
+    busted_death "$name" "$lua" "$status" "$log" "$trace"
+    note="after its summary, $DEATH"
   fi
   keep_cores "$name"
   record "$name" "$p" "$f" "$((s + ${NSKIPPED_FILES:-0}))" "$(elapsed)" "$note"
