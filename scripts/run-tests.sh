@@ -193,7 +193,7 @@ run_busted () {
       ${SPEC_FILES[@]+"${SPEC_FILES[@]}"}
   } 2>&1 | tee "$log"
   status=${PIPESTATUS[0]}
-  local p f s n note=""
+  local p f s n note="" took; took=$(elapsed)   # (before the report: gdb may take a while)
   read -r p f s n < <(sum_counts "$log" "^busted $name:")
   if [ "$n" -eq 0 ]; then   # busted died (or was stopped) before its summary
     echo "$name: busted did not finish (see $log)"; f=$((f + 1))
@@ -205,7 +205,7 @@ run_busted () {
     note="after its summary, $DEATH"
   fi
   keep_cores "$name"
-  record "$name" "$p" "$f" "$((s + ${NSKIPPED_FILES:-0}))" "$(elapsed)" "$note"
+  record "$name" "$p" "$f" "$((s + ${NSKIPPED_FILES:-0}))" "$took" "$note"
 }
 
 # How status $1 of timeout(1) says the command ended, in words.
