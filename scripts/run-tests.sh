@@ -99,10 +99,11 @@ MAKE="make --no-print-directory"
 
 # ---- helpers
 
-# record SUITE PASSED FAILED SKIPPED [SECONDS]: one line of the summary.
+# record SUITE PASSED FAILED SKIPPED [SECONDS [NOTE]]: one line of the summary
+# (NOTE, in brackets at its end, says why a suite died; sum_counts skips it).
 record () {
-  local took=${5:-}
-  echo "$1: $2 passed, $3 failed, $4 skipped${took:+ (${took} s)}" >> "$RESULTS"
+  local took=${5:-} note=${6:-}
+  echo "$1: $2 passed, $3 failed, $4 skipped${took:+ (${took} s)}${note:+ [$note]}" >> "$RESULTS"
 }
 suite_start=0
 banner () { printf '\n==== %s ====\n' "$1"; suite_start=$SECONDS; }
@@ -132,10 +133,12 @@ cpath_of () {
 # The ASan build of V: its host interpreter and its module's folder.
 asan_dir_of () { if [ "$1" = 5.4 ]; then echo build/asan; else echo "build/asan-$1"; fi; }
 
-# Sums "... N passed, N failed[, N skipped]" lines matching $2 in file $1.
+# Sums "... N passed, N failed[, N skipped]" lines matching $2 in file $1
+# (up to a "[note]": its words are not counts).
 sum_counts () {
   awk -v pat="$2" '$0 ~ pat {
       for (i = 1; i <= NF; i++) {
+        if ($i ~ /^\[/) break
         if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^skipped/) s += $i
       }
       n++
@@ -172,22 +175,94 @@ $(tail -n 30 "build/build-$v.log")"
 # (spec/support/procutil.lua: proc.lua_command()); AIGC_CHILD_LUA /
 # AIGC_CHILD_CPATH override them where the busted process is special (the
 # ASan host: its children run the plain interpreter and build).
+# A busted that dies before its summary is reported: how it ended, what it was
+# running (build/NAME.trace, spec/support/summary_output.lua), its last lines,
+# the kernel's word on it and a backtrace of its core (see busted_death).
 run_busted () {
   local name=$1 lua=$2 cpath=$3; shift 3
-  local log=build/$name.log
+  local log=build/$name.log trace=build/$name.trace status
+  rm -f "$trace"; : > "build/$name.started"
   # (a cell that hangs is stopped after AIGC_SUITE_TIMEOUT seconds, 25 min:
   # its summary is then missing and it counts as failed)
-  timeout -k 30 "${AIGC_SUITE_TIMEOUT:-1500}" \
-  env AIGC_SUITE_NAME="$name" AIGC_LUA="${AIGC_CHILD_LUA:-$lua}" AIGC_CPATH="${AIGC_CHILD_CPATH:-$cpath}" \
-    AIGC_LUA_VERSION="${name##*-}" \
-    "$@" "$lua" "$BUSTED_RUNNER" --cpath="$cpath" -o spec/support/summary_output.lua \
-    ${SPEC_FILES[@]+"${SPEC_FILES[@]}"} 2>&1 | tee "$log"
-  local p f s n
+  {
+    ulimit -c unlimited 2>/dev/null   # a crash leaves a core (where core_pattern says)
+    timeout -k 30 "${AIGC_SUITE_TIMEOUT:-1500}" \
+    env AIGC_SUITE_NAME="$name" AIGC_LUA="${AIGC_CHILD_LUA:-$lua}" AIGC_CPATH="${AIGC_CHILD_CPATH:-$cpath}" \
+      AIGC_LUA_VERSION="${name##*-}" AIGC_BUSTED_TRACE="$trace" \
+      "$@" "$lua" "$BUSTED_RUNNER" --cpath="$cpath" -o spec/support/summary_output.lua \
+      ${SPEC_FILES[@]+"${SPEC_FILES[@]}"}
+  } 2>&1 | tee "$log"
+  status=${PIPESTATUS[0]}
+  local p f s n note="" took; took=$(elapsed)   # (before the report: gdb may take a while)
   read -r p f s n < <(sum_counts "$log" "^busted $name:")
   if [ "$n" -eq 0 ]; then   # busted died (or was stopped) before its summary
     echo "$name: busted did not finish (see $log)"; f=$((f + 1))
+    busted_death "$name" "$lua" "$status" "$log" "$trace"
+    note=$DEATH
+  elif [ "$status" -gt 128 ] || [ "$status" -eq 124 ]; then   # its summary came, then a signal or the timeout (a crash or hang at exit: lua_close)
+    echo "$name: busted printed its summary, then died: $(ended_how "$status")"; f=$((f + 1))
+    busted_death "$name" "$lua" "$status" "$log" "$trace"
+    note="after its summary, $DEATH"
   fi
-  record "$name" "$p" "$f" "$((s + ${NSKIPPED_FILES:-0}))" "$(elapsed)"
+  keep_cores "$name"
+  record "$name" "$p" "$f" "$((s + ${NSKIPPED_FILES:-0}))" "$took" "$note"
+}
+
+# How status $1 of timeout(1) says the command ended, in words.
+ended_how () {
+  local st=$1
+  case $st in
+    124) echo "stopped by the suite timeout (${AIGC_SUITE_TIMEOUT:-1500} s; status 124)" ;;
+    137) echo "killed (SIGKILL, status 137: the suite timeout's -k, the OOM killer, or a kill -9)" ;;
+    0|1) echo "exit status $st without a summary (busted ended early: os.exit, or a closed or redirected stdout)" ;;
+    *) if [ "$st" -gt 128 ]; then echo "killed by SIG$(kill -l $((st - 128)) 2>/dev/null || echo "$((st - 128))") (status $st)"
+       else echo "exit status $st"; fi ;;
+  esac
+}
+
+# busted_death NAME LUA STATUS LOG TRACE: prints what is known of a busted
+# run that died; sets DEATH to a one-line account for the summary.
+busted_death () {
+  local name=$1 lua=$2 status=$3 log=$4 trace=$5 pid="?" last_test="" last_file="" how core exe
+  how=$(ended_how "$status")
+  if [ -s "$trace" ]; then
+    pid=$(sed -n '1s/^pid //p' "$trace")
+    last_file=$(grep '^file ' "$trace" | tail -n 1 | cut -c6-)
+    last_test=$(grep '^test ' "$trace" | tail -n 1 | cut -c6-)
+    if [ "$(tail -n 1 "$trace")" = end ]; then last_test="(all tests had run: it died after the last one)"; fi
+  fi
+  echo "---- $name: how busted ended: $how; pid $pid"
+  echo "  last spec file started: ${last_file:-?}"
+  echo "  last test started: ${last_test:-?}"
+  echo "  the log's last lines:"; tail -n 15 "$log" | sed 's/^/  | /'
+  if [ "$pid" != "?" ]; then
+    # (the kernel's report: a segfault's address, the OOM killer; often not readable in a container)
+    timeout 5 dmesg 2>/dev/null | grep -E "\[$pid\]|process $pid " | tail -n 5 | sed 's/^/  kernel: /'
+  fi
+  core=$(ls -t core "core.$pid" 2>/dev/null | head -n 1)
+  if [ -n "$core" ] && [ "$core" -nt "build/$name.started" ]; then
+    exe=$(command -v "$lua" || echo "$lua")
+    if command -v gdb >/dev/null 2>&1; then
+      echo "  backtrace of $core (gdb):"
+      timeout 120 gdb -nx -batch -ex 'set pagination off' -ex 'thread apply all bt 40' "$exe" "$core" 2>&1 |
+        grep -v -e '^\[New LWP' -e '^warning: ' -e '^\[Thread debugging' -e '^Using host libthread_db' | sed 's/^/  /'
+    else echo "  ($core left, no gdb for its backtrace)"; fi
+  else
+    echo "  no core file of it here (core_pattern: $(cat /proc/sys/kernel/core_pattern 2>/dev/null || echo ?))"
+  fi
+  DEATH="busted died: $how, in ${last_file:-?}: ${last_test:-?}"
+}
+
+# Core files the run left in the checkout (busted's or a child's; with three
+# lanes, maybe another cell's: gdb's "Core was generated by" names the
+# process) go to build/NAME-cores/, out of git's way, and are named.
+keep_cores () {
+  local c moved=()
+  for c in core core.[0-9]* vgcore.[0-9]*; do
+    [ -f "$c" ] && [ "$c" -nt "build/$1.started" ] || continue
+    mkdir -p "build/$1-cores" && mv "$c" "build/$1-cores/" && moved+=("$c")
+  done
+  if [ ${#moved[@]} -gt 0 ]; then echo "$1: core files of this run moved to build/$1-cores/: ${moved[*]}"; fi
 }
 
 # Runs the lifecycle tester for $2 seconds as suite $1, the rest being its

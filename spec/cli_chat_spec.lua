@@ -167,6 +167,16 @@ describe_tty("aigc chat (in a terminal)", function ()
     assert.equal("One more.", msgs[10].content)
   end)
 
+  it("terminals back to back: one started as the tmux server exits with the last one still starts", function ()
+    -- (the server exits with its last session; a session started in that
+    -- moment failed with "server exited unexpectedly", a few starts in a
+    -- hundred: spec/support/cli.lua starts it again)
+    for _ = 1, 60 do
+      local t = cli.terminal({ "--version" }, { home = home, base_url = srv.base_url })
+      t:close()
+    end
+  end)
+
   it("aigc chat -c continues the conversation a one-shot prompt began", function ()
     local r = cli.run({ "-s", "You are terse.", "What is the capital of France?" },
                       { home = home, base_url = srv.base_url })

@@ -3,7 +3,42 @@
 -- that scripts/run-tests.sh adds to the closing total. Errors outside an
 -- `it` (a failing setup or describe) count as failures: they hide tests.
 --   busted --lua=lua5.4 -o spec/support/summary_output.lua
+-- With AIGC_BUSTED_TRACE=FILE (scripts/run-tests.sh sets it), FILE gets the
+-- process's pid, then every spec file and test as it STARTS, flushed: a
+-- busted that dies (a crash, a signal) before its summary leaves behind what
+-- it was running, for run-tests.sh's report of the death.
 local io_write, string_format = io.write, string.format
+
+local function own_pid ()
+  local stat = io.open("/proc/self/stat")   -- Linux; "?" elsewhere
+  local pid = stat and (stat:read("*l") or ""):match("^%d+")
+  if stat then stat:close() end
+  return pid or "?"
+end
+
+local function trace_starts (busted, handler)
+  local path = os.getenv("AIGC_BUSTED_TRACE")
+  local trace = path and path ~= "" and io.open(path, "w")
+  if not trace then return end
+  local function line (...)
+    trace:write(...)
+    trace:write("\n")
+    trace:flush()
+  end
+  line("pid ", own_pid())
+  busted.subscribe({ "file", "start" }, function (file)
+    line("file ", tostring(file.name))
+    return nil, true
+  end)
+  busted.subscribe({ "test", "start" }, function (element)
+    line("test ", handler.getFullName(element))
+    return nil, true
+  end)
+  busted.subscribe({ "suite", "end" }, function ()
+    line("end")
+    return nil, true
+  end)
+end
 
 return function (options)
   local busted = require "busted"
@@ -72,5 +107,6 @@ return function (options)
   busted.subscribe({ "error" }, handler.error)
   busted.subscribe({ "failure" }, handler.error)
   busted.subscribe({ "suite", "end" }, handler.suiteEnd)
+  trace_starts(busted, handler)
   return handler
 end
