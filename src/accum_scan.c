@@ -491,6 +491,31 @@ static void remember (aigc_accum *a, const scanner *S, const char *data, size_t 
 }
 
 /*
+** The common string of a slot, p just past its opening quote: plain ASCII
+** (no quote, backslash, control byte or high byte before its closing
+** quote). Returns that quote, or NULL for scan_string to decide (any
+** other string, valid or not). Inline, with no out-parameters: a chunk's one or two slots cost
+** a few words each, not a call of scan_string.
+*/
+static const unsigned char *plain_string_end (const unsigned char *p, const unsigned char *end) {
+  while (end - p >= 8) {
+    uint64_t x, m;
+    memcpy(&x, p, 8);
+    if ((m = special8(x)) != 0) {
+      p += FIRST_SPECIAL(m);
+      return *p == '"' ? p : NULL;
+    }
+    p += 8;
+  }
+  for (; p < end; p++)   /* (the padding ends a chunk: its last bytes) */
+    if (*p == '"')
+      return p;
+    else if (*p < 0x20 || *p == '\\' || *p >= 0x80)
+      return NULL;
+  return NULL;
+}
+
+/*
 ** A chunk that is the template with other strings in its slots: the same
 ** JSON but for those strings, so the same merge but for the text. 0 (and
 ** nothing changed) when it is not.
@@ -498,6 +523,7 @@ static void remember (aigc_accum *a, const scanner *S, const char *data, size_t 
 static int scan_memo (aigc_accum *a, const char *data, size_t len, const char **text,
                       size_t *text_len) {
   const aigc_accum_memo *m = &a->memo;
+  const unsigned char *end = (const unsigned char *)data + len;
   scanner S;
   scan_member piece, pad;
   size_t at = 0, from = 0, n;
@@ -505,8 +531,9 @@ static int scan_memo (aigc_accum *a, const char *data, size_t len, const char **
   piece.s = NULL;
   piece.slen = 0;
   piece.escaped = 0;
-  S.end = (const unsigned char *)data + len;
+  S.end = end;
   for (i = 0; ; i++) {
+    const unsigned char *q;
     scan_member *v = i == m->content_slot ? &piece : &pad;
     n = (i < m->nslots ? m->slot_start[i] : m->len) - from;
     if (len - at < n || memcmp(data + at, m->bytes + from, n) != 0)
@@ -514,10 +541,21 @@ static int scan_memo (aigc_accum *a, const char *data, size_t len, const char **
     at += n;
     if (i == m->nslots)
       break;
-    S.p = (const unsigned char *)data + at;
-    if (at >= len || data[at] != '"' || !scan_string(&S, &v->s, &v->slen, &v->escaped))
+    if (at >= len || data[at] != '"')
       return 0;
-    at = (size_t)(S.p - (const unsigned char *)data);
+    q = plain_string_end((const unsigned char *)data + at + 1, end);
+    if (q != NULL) {
+      v->s = data + at + 1;
+      v->slen = (size_t)(q - (const unsigned char *)v->s);
+      v->escaped = 0;
+      at = (size_t)(q + 1 - (const unsigned char *)data);
+    }
+    else {
+      S.p = (const unsigned char *)data + at;
+      if (!scan_string(&S, &v->s, &v->slen, &v->escaped))
+        return 0;
+      at = (size_t)(S.p - (const unsigned char *)data);
+    }
     from = m->slot_end[i];
   }
   if (at != len)

@@ -62,6 +62,29 @@ TEST(openai_obfuscation) {
   CHECK_EQ_INT(run_stream(chunks), 4);
 }
 
+/* A template's string slots read inline (accum_scan.c plain_string_end),
+   the padding's last bytes too: what that quick read must hand to
+   scan_string (escapes, UTF-8, control bytes, a string cut short), at the
+   end of a chunk and 1..9 bytes before it. */
+#define TAILED(text, pad, tail) HEAD "{\"content\":\"" text "\"},\"logprobs\":null," \
+  "\"finish_reason\":null}],\"obfuscation\":\"" pad tail
+TEST(memo_slot_tails) {
+  static const char *const chunks[] = {
+    TAILED("a", "pm", "\"}"), TAILED("b", "pmx", "\"}"), TAILED("c", "x\\n", "\"}"),
+    TAILED("d", "ok", "\"}"), TAILED("e", "\x01", "\"}"), TAILED("f", "ok", "\"}"),
+    TAILED("g", "caf\xc3\xa9", "\"}"), TAILED("h", "bad\xc3", "\"}"), TAILED("i", "ok", "\"}"),
+    TAILED("j", "cut", ""), TAILED("k", "ok", "\"}"), TAILED("l", "ok\x7f", "\"}"),
+    TAILED("m", "ok", "\"} "), TAILED("n", "ok", "\"}"), TAILED("o", "ok\\", "\"}"),
+    TAILED("p", "ok", "\"}"), TAILED("q\x1f", "ok", "\"}"), TAILED("r", "ok", "\"}"),
+    TAILED("s\\t", "ok", "\"}"), TAILED("t", "ok", "\",\"x\":1}"), TAILED("u", "ok", "\"}"),
+    TAILED("0123456789abcdef\xc3\xa9", "ok", "\"}"), TAILED("v\"", "o", "\"}"),
+    TAILED("w", "0123456789abcde", "\"}"), TAILED("x", "", "\"}"), NULL
+  };
+  /* the first chunk has no choice to merge into; the others but the
+     malformed, control-byte, bad-UTF-8, cut and extra-member ones merge */
+  CHECK_EQ_INT(run_stream(chunks), 17);
+}
+
 /* Escapes, UTF-8 and what the scanner leaves to the parser (\u, bad UTF-8). */
 TEST(strings) {
   static const char *const chunks[] = {
@@ -268,6 +291,7 @@ TEST(limits) {
 int main (void) {
   RUN(bench_stream);
   RUN(openai_obfuscation);
+  RUN(memo_slot_tails);
   RUN(strings);
   RUN(declines);
   RUN(devserver_shapes);
