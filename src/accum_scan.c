@@ -415,6 +415,16 @@ static int append_text (aigc_json_value *str, const scan_member *v) {
   return 1;
 }
 
+/* The shaped result is clear already (accum.c's shaped_clear would do
+   nothing), or there is none. */
+static int shaped_is_clear (const aigc_accum *a) {
+  const aigc_json_value *shaped;
+  if (a->root.cap == 0)
+    return 1;
+  shaped = &a->root.u.members[a->root.cap - 1].value;
+  return shaped->type == AIGC_JSON_NULL && shaped->len == 0 && shaped->cap == 0 && shaped->u.i == 0;
+}
+
 /* The merge itself: the text appended (if any), the shaped result made
    stale (accum.c's shaped_clear), the chunk counted. 0 on ENOMEM. */
 static int apply (aigc_accum *a, aigc_json_value *content, const scan_member *piece, int k,
@@ -428,11 +438,8 @@ static int apply (aigc_accum *a, aigc_json_value *content, const scan_member *pi
       *text_len = content->len - before;
     }
   }
-  if (a->root.cap != 0) {
-    aigc_json_value *shaped = &a->root.u.members[a->root.cap - 1].value;
-    if (shaped->type != AIGC_JSON_NULL || shaped->len != 0 || shaped->cap != 0 || shaped->u.i != 0)
-      aigc_json_free(shaped);   /* (a call per chunk saved: it is already clear) */
-  }
+  if (!shaped_is_clear(a))   /* (a call per chunk saved: it is already clear) */
+    aigc_json_free(&a->root.u.members[a->root.cap - 1].value);
   a->error[0] = '\0';
   a->chunks++;
   return 1;
@@ -515,6 +522,16 @@ static const unsigned char *plain_string_end (const unsigned char *p, const unsi
   return NULL;
 }
 
+/* memcmp(a, b, n) == 0, the few bytes after a chunk's last slot (`}`,
+   `"}]}`) compared here rather than through a call. */
+static int same_bytes (const char *a, const char *b, size_t n) {
+  if (n > 8)
+    return memcmp(a, b, n) == 0;
+  while (n > 0 && *a == *b)
+    a++, b++, n--;
+  return n == 0;
+}
+
 /*
 ** A chunk that is the template with other strings in its slots: the same
 ** JSON but for those strings, so the same merge but for the text. 0 (and
@@ -536,7 +553,7 @@ static int scan_memo (aigc_accum *a, const char *data, size_t len, const char **
     const unsigned char *q;
     scan_member *v = i == m->content_slot ? &piece : &pad;
     n = (i < m->nslots ? m->slot_start[i] : m->len) - from;
-    if (len - at < n || memcmp(data + at, m->bytes + from, n) != 0)
+    if (len - at < n || !same_bytes(data + at, m->bytes + from, n))
       return 0;
     at += n;
     if (i == m->nslots)
@@ -560,6 +577,20 @@ static int scan_memo (aigc_accum *a, const char *data, size_t len, const char **
   }
   if (at != len)
     return 0;
+  if (piece.s != NULL && !piece.escaped && m->content->len + piece.slen < m->content->cap
+      && shaped_is_clear(a)) {   /* apply's work for the common chunk, inline */
+    aigc_json_value *str = m->content;
+    memcpy(str->u.s + str->len, piece.s, piece.slen);
+    if (m->k == 0) {   /* the stream callback's text: choice 0's (response.c) */
+      *text = str->u.s + str->len;
+      *text_len = piece.slen;
+    }
+    str->len += piece.slen;
+    str->u.s[str->len] = '\0';
+    a->error[0] = '\0';
+    a->chunks++;
+    return 1;
+  }
   return apply(a, m->content, &piece, m->k, text, text_len);
 }
 

@@ -664,27 +664,15 @@ double aigc_transfer_next_deadline (const aigc_request *r, double d) {
   return d;
 }
 
-int aigc_transfer_next_event (aigc_request *r, const char **type, size_t *tlen,
-                              const char **data, size_t *dlen) {
-  uint32_t lens[2];
-  const char *p;
-  if (r->draining_read >= r->draining.len) {
-    aigc_buf t;
-    if (r->events.len == 0)
-      return 0;
-    t = r->draining;
-    r->draining = r->events;
-    r->events = t;
-    aigc_buf_clear(&r->events);
-    r->draining_read = 0;
-  }
-  p = r->draining.data + r->draining_read;
-  memcpy(lens, p, sizeof lens);
-  r->draining_read += sizeof lens + lens[0] + lens[1];
-  *type = p + sizeof lens;
-  *tlen = lens[0];
-  *data = p + sizeof lens + lens[0];
-  *dlen = lens[1];
+int aigc_transfer_refill (aigc_request *r) {
+  aigc_buf t;
+  if (r->events.len == 0)
+    return 0;
+  t = r->draining;
+  r->draining = r->events;
+  r->events = t;
+  aigc_buf_clear(&r->events);
+  r->draining_read = 0;
   return 1;
 }
 
