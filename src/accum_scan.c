@@ -612,6 +612,7 @@ int aigc_accum_scan (aigc_accum *a, const char *data, size_t len, const char **t
   S.p = (const unsigned char *)data;
   S.end = S.p + len;
   S.have_choice = S.have_delta = 0;
+  S.top.n = S.choice.n = S.delta.n = 0;   /* (a choice may have no delta: within_limits and remember count it) */
   if (!scan_members(&S, &S.top, "choices", 7, scan_choices))
     return 0;
   ws(&S);

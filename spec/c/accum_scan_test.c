@@ -264,6 +264,41 @@ TEST(after_finish_and_free) {
   oracle_free(&o);
 }
 
+/* Fills the stack below the caller with `byte`, where the scanner's next
+   call puts its locals (noinline, volatile: the stores stay). */
+static __attribute__((noinline)) void dirty_stack (int byte) {
+  volatile unsigned char junk[16384];
+  size_t i;
+  for (i = 0; i < sizeof junk; i++)
+    junk[i] = (unsigned char)byte;
+}
+
+/* A choice with no delta (a finish chunk without one): the scanner read
+   the delta's member count although it scanned no delta (uninitialised:
+   from the stack), so it declined such a chunk, or with a small count
+   read past its members (fuzz_chunkscan, UBSan). Now the count is 0. */
+#define NO_DELTA "{\"id\":\"chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT\",\"object\":\"chat.completion.chunk\"," \
+  "\"created\":1741569952,\"model\":\"gpt-4o-mini-2024-07-18\",\"service_tier\":\"default\"," \
+  "\"system_fingerprint\":\"fp_06737a9306\",\"choices\":[{\"index\":0,\"logprobs\":null," \
+  "\"finish_reason\":null}]}"
+TEST(choice_without_delta) {
+  int byte;
+  for (byte = 0; byte < 256; byte += 17) {
+    scan_oracle o;
+    const char *text;
+    size_t text_len;
+    oracle_init(&o);
+    oracle_chunk(&o, ROLE, strlen(ROLE));
+    oracle_chunk(&o, PIECE("a"), strlen(PIECE("a")));
+    dirty_stack(byte);
+    CHECK_EQ_INT(aigc_accum_scan(&o.fast, NO_DELTA, strlen(NO_DELTA), &text, &text_len), 1);
+    CHECK(text == NULL);
+    aigc_accum_free(&o.fast);
+    aigc_accum_free(&o.full);
+    oracle_free(&o);
+  }
+}
+
 /* max_json_values / max_json_containers: the parse refuses a chunk past
    them (kind "limit"); the scanner must not take it either. */
 #define PADDED HEAD "{\"content\":\"p\",\"obfuscation\":\"x\"},\"logprobs\":null,\"finish_reason\":null," \
@@ -298,5 +333,6 @@ int main (void) {
   RUN(random_mutations);
   RUN(after_finish_and_free);
   RUN(limits);
+  RUN(choice_without_delta);
   return ctest_report("accum_scan");
 }
