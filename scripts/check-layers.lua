@@ -37,7 +37,7 @@ local LAYERS = {
   { "jsonlua", "headers", "form", "media" },
   { "error" },
   { "transfer" },
-  { "response" },
+  { "response", "textrun" },
   { "request" },
   { "loop" },
   { "engine" },

@@ -415,6 +415,16 @@ static int append_text (aigc_json_value *str, const scan_member *v) {
   return 1;
 }
 
+/* The shaped result is clear already (accum.c's shaped_clear would do
+   nothing), or there is none. */
+static int shaped_is_clear (const aigc_accum *a) {
+  const aigc_json_value *shaped;
+  if (a->root.cap == 0)
+    return 1;
+  shaped = &a->root.u.members[a->root.cap - 1].value;
+  return shaped->type == AIGC_JSON_NULL && shaped->len == 0 && shaped->cap == 0 && shaped->u.i == 0;
+}
+
 /* The merge itself: the text appended (if any), the shaped result made
    stale (accum.c's shaped_clear), the chunk counted. 0 on ENOMEM. */
 static int apply (aigc_accum *a, aigc_json_value *content, const scan_member *piece, int k,
@@ -428,11 +438,8 @@ static int apply (aigc_accum *a, aigc_json_value *content, const scan_member *pi
       *text_len = content->len - before;
     }
   }
-  if (a->root.cap != 0) {
-    aigc_json_value *shaped = &a->root.u.members[a->root.cap - 1].value;
-    if (shaped->type != AIGC_JSON_NULL || shaped->len != 0 || shaped->cap != 0 || shaped->u.i != 0)
-      aigc_json_free(shaped);   /* (a call per chunk saved: it is already clear) */
-  }
+  if (!shaped_is_clear(a))   /* (a call per chunk saved: it is already clear) */
+    aigc_json_free(&a->root.u.members[a->root.cap - 1].value);
   a->error[0] = '\0';
   a->chunks++;
   return 1;
@@ -491,6 +498,41 @@ static void remember (aigc_accum *a, const scanner *S, const char *data, size_t 
 }
 
 /*
+** The common string of a slot, p just past its opening quote: plain ASCII
+** (no quote, backslash, control byte or high byte before its closing
+** quote). Returns that quote, or NULL for scan_string to decide (any
+** other string, valid or not). Inline, with no out-parameters: a chunk's one or two slots cost
+** a few words each, not a call of scan_string.
+*/
+static const unsigned char *plain_string_end (const unsigned char *p, const unsigned char *end) {
+  while (end - p >= 8) {
+    uint64_t x, m;
+    memcpy(&x, p, 8);
+    if ((m = special8(x)) != 0) {
+      p += FIRST_SPECIAL(m);
+      return *p == '"' ? p : NULL;
+    }
+    p += 8;
+  }
+  for (; p < end; p++)   /* (the padding ends a chunk: its last bytes) */
+    if (*p == '"')
+      return p;
+    else if (*p < 0x20 || *p == '\\' || *p >= 0x80)
+      return NULL;
+  return NULL;
+}
+
+/* memcmp(a, b, n) == 0, the few bytes after a chunk's last slot (`}`,
+   `"}]}`) compared here rather than through a call. */
+static int same_bytes (const char *a, const char *b, size_t n) {
+  if (n > 8)
+    return memcmp(a, b, n) == 0;
+  while (n > 0 && *a == *b)
+    a++, b++, n--;
+  return n == 0;
+}
+
+/*
 ** A chunk that is the template with other strings in its slots: the same
 ** JSON but for those strings, so the same merge but for the text. 0 (and
 ** nothing changed) when it is not.
@@ -498,6 +540,7 @@ static void remember (aigc_accum *a, const scanner *S, const char *data, size_t 
 static int scan_memo (aigc_accum *a, const char *data, size_t len, const char **text,
                       size_t *text_len) {
   const aigc_accum_memo *m = &a->memo;
+  const unsigned char *end = (const unsigned char *)data + len;
   scanner S;
   scan_member piece, pad;
   size_t at = 0, from = 0, n;
@@ -505,23 +548,49 @@ static int scan_memo (aigc_accum *a, const char *data, size_t len, const char **
   piece.s = NULL;
   piece.slen = 0;
   piece.escaped = 0;
-  S.end = (const unsigned char *)data + len;
+  S.end = end;
   for (i = 0; ; i++) {
+    const unsigned char *q;
     scan_member *v = i == m->content_slot ? &piece : &pad;
     n = (i < m->nslots ? m->slot_start[i] : m->len) - from;
-    if (len - at < n || memcmp(data + at, m->bytes + from, n) != 0)
+    if (len - at < n || !same_bytes(data + at, m->bytes + from, n))
       return 0;
     at += n;
     if (i == m->nslots)
       break;
-    S.p = (const unsigned char *)data + at;
-    if (at >= len || data[at] != '"' || !scan_string(&S, &v->s, &v->slen, &v->escaped))
+    if (at >= len || data[at] != '"')
       return 0;
-    at = (size_t)(S.p - (const unsigned char *)data);
+    q = plain_string_end((const unsigned char *)data + at + 1, end);
+    if (q != NULL) {
+      v->s = data + at + 1;
+      v->slen = (size_t)(q - (const unsigned char *)v->s);
+      v->escaped = 0;
+      at = (size_t)(q + 1 - (const unsigned char *)data);
+    }
+    else {
+      S.p = (const unsigned char *)data + at;
+      if (!scan_string(&S, &v->s, &v->slen, &v->escaped))
+        return 0;
+      at = (size_t)(S.p - (const unsigned char *)data);
+    }
     from = m->slot_end[i];
   }
   if (at != len)
     return 0;
+  if (piece.s != NULL && !piece.escaped && m->content->len + piece.slen < m->content->cap
+      && shaped_is_clear(a)) {   /* apply's work for the common chunk, inline */
+    aigc_json_value *str = m->content;
+    memcpy(str->u.s + str->len, piece.s, piece.slen);
+    if (m->k == 0) {   /* the stream callback's text: choice 0's (response.c) */
+      *text = str->u.s + str->len;
+      *text_len = piece.slen;
+    }
+    str->len += piece.slen;
+    str->u.s[str->len] = '\0';
+    a->error[0] = '\0';
+    a->chunks++;
+    return 1;
+  }
   return apply(a, m->content, &piece, m->k, text, text_len);
 }
 
@@ -543,6 +612,7 @@ int aigc_accum_scan (aigc_accum *a, const char *data, size_t len, const char **t
   S.p = (const unsigned char *)data;
   S.end = S.p + len;
   S.have_choice = S.have_delta = 0;
+  S.top.n = S.choice.n = S.delta.n = 0;   /* (a choice may have no delta: within_limits and remember count it) */
   if (!scan_members(&S, &S.top, "choices", 7, scan_choices))
     return 0;
   ws(&S);

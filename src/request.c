@@ -28,6 +28,7 @@
 #include "jsonlua.h"
 #include "form.h"
 #include "request.h"
+#include "textrun.h"
 
 static const char *const state_names[] = {
   "queued", "running", "done", "failed", "canceled"
@@ -568,58 +569,50 @@ static int handle_event (lua_State *L, int eidx, int ridx, aigc_request *r,
 
 /* Whether r's stream events may be delivered now. */
 static int running (const aigc_request *r) {
-  return r->state == AIGC_RUNNING && r->roster != NULL && !r->roster->closed
-         && r->abort_reason != AIGC_ABORT_DEADLINE;
-}
-
-/* run_stream_callback on the callback and delta on top, the handler at
-   hidx kept for the next chunk. Returns the callbacks run. */
-static int call_with_text (lua_State *L, int eidx, int ridx, aigc_request *r, int hidx) {
-  int st;
-  if (r->state != AIGC_RUNNING)   /* a finalizer run by the delta's allocation */
-    return lua_pop(L, 2), 0;
-  r->in_callback = 1;
-  st = aigc_pcall_under(L, 1, 0, hidx);
-  r->in_callback = 0;
-  if (st == LUA_OK)
-    return 1;
-  if (r->state != AIGC_RUNNING)   /* canceled or closed inside: that end wins */
-    return lua_pop(L, 1), 1;
-  aigc_response_callback_error(L);
-  return fail_now(L, eidx, ridx, r), 1;
+  return aigc_text_deliverable(r);
 }
 
 /*
-** The plain chat stream's loop (no chunk table, no sink): handle_event's
-** work with the handler and callback pushed once per run, a chunk the
-** scanner merges (accum_scan.c) made into its delta here; anything else
-** (a named event, a chunk it declines) goes to handle_event. Pushing the
-** handler allocates on 5.1/LuaJIT: running() re-checks, as after each call.
+** The plain chat stream's loop (no chunk table, no sink): the chunks the
+** scanner merges go to the callback in runs under one pcall (textrun.h),
+** the handler and callback pushed once; anything else (a named event, a
+** chunk it declines) goes to handle_event between runs. Pushing allocates
+** on 5.1/LuaJIT: the run re-checks the state, as after each call. An error
+** that is not the callback's (out of memory making a delta) escapes the
+** dispatch, as it always did.
 */
 static int deliver_text_chunks (lua_State *L, int eidx, int ridx, aigc_request *r, int budget) {
-  const char *type, *data, *text;
-  size_t tlen, dlen, text_len;
-  int count = 0, hidx = lua_gettop(L) + 1, cidx = hidx + 1, has_callback;
+  aigc_text_run t;
+  int hidx = lua_gettop(L) + 1;
+  t.r = r;
+  t.budget = budget;
+  t.count = 0;
   aigc_push_pcall_handler(L);
-  has_callback = lua_getiuservalue(L, ridx, AIGC_RQ_STREAM) != LUA_TNIL;
-  while (running(r) && (budget <= 0 || count < budget)
-         && aigc_transfer_next_event(r, &type, &tlen, &data, &dlen)) {
-    if (tlen != 0 || !aigc_accum_scan(&r->accum, data, dlen, &text, &text_len)) {
-      count += handle_event(L, eidx, ridx, r, type, tlen, data, dlen);
-      continue;
+  lua_getiuservalue(L, ridx, AIGC_RQ_STREAM);   /* (a function, a callable or nil) */
+  while (running(r)) {
+    t.held = t.in_callback = 0;
+    lua_pushcfunction(L, aigc_text_run_chunks);
+    lua_pushvalue(L, hidx + 1);
+    lua_pushlightuserdata(L, &t);
+    if (aigc_pcall_under(L, 2, 0, hidx) != LUA_OK) {
+      r->in_callback = 0;
+      if (!t.in_callback)
+        lua_error(L);
+      t.count++;
+      if (r->state != AIGC_RUNNING)   /* canceled or closed inside: that end wins */
+        lua_pop(L, 1);
+      else {
+        aigc_response_callback_error(L);
+        fail_now(L, eidx, ridx, r);
+      }
+      break;
     }
-    r->delivered = 1;
-    if (!has_callback)
-      continue;
-    lua_pushvalue(L, cidx);   /* (no allocation) */
-    if (text != NULL)   /* (text is in r->accum: copied before the allocation can run Lua) */
-      lua_pushlstring(L, text, text_len);
-    else
-      lua_pushnil(L);
-    count += call_with_text(L, eidx, ridx, r, hidx);
+    if (!t.held)
+      break;
+    t.count += handle_event(L, eidx, ridx, r, t.type, t.tlen, t.data, t.dlen);
   }
   lua_pop(L, 2);
-  return count;
+  return t.count;
 }
 
 /*

@@ -160,10 +160,42 @@ static int is_final_event (const char *type, size_t len) {
   return 0;
 }
 
+/* An event of data and no name, not [DONE] (every chunk of a chat
+   stream): queued with nothing else to decide. Out of line from
+   on_sse_event's other cases, whose calls made it save six registers per
+   chunk. */
+static int queue_plain_event (aigc_request *r, const char *data, size_t dlen) {
+  uint32_t lens[2];
+  size_t need = sizeof lens + dlen;
+  char *p;
+  if (dlen > UINT32_MAX
+      || (r->events.cap - r->events.len <= need && aigc_buf_reserve(&r->events, need) != 0)) {
+    r->abort_reason = AIGC_ABORT_NOMEM;
+    return 1;
+  }
+  lens[0] = 0;
+  lens[1] = (uint32_t)dlen;
+  p = r->events.data + r->events.len;
+  memcpy(p, lens, sizeof lens);
+  memcpy(p + sizeof lens, data, dlen);
+  p[sizeof lens + dlen] = '\0';
+  r->events.len += need;
+  return 0;
+}
+
+static int on_other_event (aigc_request *r, const aigc_sse_event *ev);
+
 static int on_sse_event (void *ud, const aigc_sse_event *ev) {
   aigc_request *r = (aigc_request *)ud;
   if (r->saw_done)
     return 0;   /* nothing after [DONE] counts */
+  if (ev->type_len == 0 && ev->has_data && (ev->data_len != 6 || memcmp(ev->data, "[DONE]", 6) != 0))
+    return queue_plain_event(r, ev->data, ev->data_len);
+  return on_other_event(r, ev);
+}
+
+/* on_sse_event's other cases: [DONE], named events, no data. */
+static int on_other_event (aigc_request *r, const aigc_sse_event *ev) {
   if ((ev->has_data && ev->data_len == 6 && memcmp(ev->data, "[DONE]", 6) == 0)
       || (ev->type_len == 4 && memcmp(ev->type, "done", 4) == 0)) {
     /* The end. The server should close the response right after; if it
@@ -664,27 +696,15 @@ double aigc_transfer_next_deadline (const aigc_request *r, double d) {
   return d;
 }
 
-int aigc_transfer_next_event (aigc_request *r, const char **type, size_t *tlen,
-                              const char **data, size_t *dlen) {
-  uint32_t lens[2];
-  const char *p;
-  if (r->draining_read >= r->draining.len) {
-    aigc_buf t;
-    if (r->events.len == 0)
-      return 0;
-    t = r->draining;
-    r->draining = r->events;
-    r->events = t;
-    aigc_buf_clear(&r->events);
-    r->draining_read = 0;
-  }
-  p = r->draining.data + r->draining_read;
-  memcpy(lens, p, sizeof lens);
-  r->draining_read += sizeof lens + lens[0] + lens[1];
-  *type = p + sizeof lens;
-  *tlen = lens[0];
-  *data = p + sizeof lens + lens[0];
-  *dlen = lens[1];
+int aigc_transfer_refill (aigc_request *r) {
+  aigc_buf t;
+  if (r->events.len == 0)
+    return 0;
+  t = r->draining;
+  r->draining = r->events;
+  r->events = t;
+  aigc_buf_clear(&r->events);
+  r->draining_read = 0;
   return 1;
 }
 

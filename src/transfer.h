@@ -14,6 +14,7 @@
 #define AIGC_TRANSFER_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include <curl/curl.h>
 
@@ -175,10 +176,26 @@ void aigc_transfer_tick (aigc_request *r, double now);
 /* The earliest of r's timers, or d if it comes first (d < 0: none). */
 double aigc_transfer_next_deadline (const aigc_request *r, double d);
 
+/* `draining` all read: the events queued since swapped in (1), or 0 when
+   there are none. */
+int aigc_transfer_refill (aigc_request *r);
 /* The next queued stream event (moved to `draining` as needed): 1 and its
-   parts, or 0 when there is none. */
-int aigc_transfer_next_event (aigc_request *r, const char **type, size_t *tlen,
-                              const char **data, size_t *dlen);
+   parts, or 0 when there is none. Inline: once per stream chunk. */
+static inline int aigc_transfer_next_event (aigc_request *r, const char **type, size_t *tlen,
+                                            const char **data, size_t *dlen) {
+  uint32_t lens[2];
+  const char *p;
+  if (r->draining_read >= r->draining.len && !aigc_transfer_refill(r))
+    return 0;
+  p = r->draining.data + r->draining_read;
+  memcpy(lens, p, sizeof lens);
+  r->draining_read += sizeof lens + lens[0] + lens[1];
+  *type = p + sizeof lens;
+  *tlen = lens[0];
+  *data = p + sizeof lens + lens[0];
+  *dlen = lens[1];
+  return 1;
+}
 /* Whether every queued event was delivered. */
 int aigc_transfer_drained (const aigc_request *r);
 

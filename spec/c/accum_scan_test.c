@@ -62,6 +62,29 @@ TEST(openai_obfuscation) {
   CHECK_EQ_INT(run_stream(chunks), 4);
 }
 
+/* A template's string slots read inline (accum_scan.c plain_string_end),
+   the padding's last bytes too: what that quick read must hand to
+   scan_string (escapes, UTF-8, control bytes, a string cut short), at the
+   end of a chunk and 1..9 bytes before it. */
+#define TAILED(text, pad, tail) HEAD "{\"content\":\"" text "\"},\"logprobs\":null," \
+  "\"finish_reason\":null}],\"obfuscation\":\"" pad tail
+TEST(memo_slot_tails) {
+  static const char *const chunks[] = {
+    TAILED("a", "pm", "\"}"), TAILED("b", "pmx", "\"}"), TAILED("c", "x\\n", "\"}"),
+    TAILED("d", "ok", "\"}"), TAILED("e", "\x01", "\"}"), TAILED("f", "ok", "\"}"),
+    TAILED("g", "caf\xc3\xa9", "\"}"), TAILED("h", "bad\xc3", "\"}"), TAILED("i", "ok", "\"}"),
+    TAILED("j", "cut", ""), TAILED("k", "ok", "\"}"), TAILED("l", "ok\x7f", "\"}"),
+    TAILED("m", "ok", "\"} "), TAILED("n", "ok", "\"}"), TAILED("o", "ok\\", "\"}"),
+    TAILED("p", "ok", "\"}"), TAILED("q\x1f", "ok", "\"}"), TAILED("r", "ok", "\"}"),
+    TAILED("s\\t", "ok", "\"}"), TAILED("t", "ok", "\",\"x\":1}"), TAILED("u", "ok", "\"}"),
+    TAILED("0123456789abcdef\xc3\xa9", "ok", "\"}"), TAILED("v\"", "o", "\"}"),
+    TAILED("w", "0123456789abcde", "\"}"), TAILED("x", "", "\"}"), NULL
+  };
+  /* the first chunk has no choice to merge into; the others but the
+     malformed, control-byte, bad-UTF-8, cut and extra-member ones merge */
+  CHECK_EQ_INT(run_stream(chunks), 17);
+}
+
 /* Escapes, UTF-8 and what the scanner leaves to the parser (\u, bad UTF-8). */
 TEST(strings) {
   static const char *const chunks[] = {
@@ -241,6 +264,41 @@ TEST(after_finish_and_free) {
   oracle_free(&o);
 }
 
+/* Fills the stack below the caller with `byte`, where the scanner's next
+   call puts its locals (noinline, volatile: the stores stay). */
+static __attribute__((noinline)) void dirty_stack (int byte) {
+  volatile unsigned char junk[16384];
+  size_t i;
+  for (i = 0; i < sizeof junk; i++)
+    junk[i] = (unsigned char)byte;
+}
+
+/* A choice with no delta (a finish chunk without one): the scanner read
+   the delta's member count although it scanned no delta (uninitialised:
+   from the stack), so it declined such a chunk, or with a small count
+   read past its members (fuzz_chunkscan, UBSan). Now the count is 0. */
+#define NO_DELTA "{\"id\":\"chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT\",\"object\":\"chat.completion.chunk\"," \
+  "\"created\":1741569952,\"model\":\"gpt-4o-mini-2024-07-18\",\"service_tier\":\"default\"," \
+  "\"system_fingerprint\":\"fp_06737a9306\",\"choices\":[{\"index\":0,\"logprobs\":null," \
+  "\"finish_reason\":null}]}"
+TEST(choice_without_delta) {
+  int byte;
+  for (byte = 0; byte < 256; byte += 17) {
+    scan_oracle o;
+    const char *text;
+    size_t text_len;
+    oracle_init(&o);
+    oracle_chunk(&o, ROLE, strlen(ROLE));
+    oracle_chunk(&o, PIECE("a"), strlen(PIECE("a")));
+    dirty_stack(byte);
+    CHECK_EQ_INT(aigc_accum_scan(&o.fast, NO_DELTA, strlen(NO_DELTA), &text, &text_len), 1);
+    CHECK(text == NULL);
+    aigc_accum_free(&o.fast);
+    aigc_accum_free(&o.full);
+    oracle_free(&o);
+  }
+}
+
 /* max_json_values / max_json_containers: the parse refuses a chunk past
    them (kind "limit"); the scanner must not take it either. */
 #define PADDED HEAD "{\"content\":\"p\",\"obfuscation\":\"x\"},\"logprobs\":null,\"finish_reason\":null," \
@@ -268,11 +326,13 @@ TEST(limits) {
 int main (void) {
   RUN(bench_stream);
   RUN(openai_obfuscation);
+  RUN(memo_slot_tails);
   RUN(strings);
   RUN(declines);
   RUN(devserver_shapes);
   RUN(random_mutations);
   RUN(after_finish_and_free);
   RUN(limits);
+  RUN(choice_without_delta);
   return ctest_report("accum_scan");
 }
