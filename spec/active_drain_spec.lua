@@ -96,6 +96,45 @@ describe("two readers of one stream", function ()
     two_readers(c, c)
   end)
 
+  it("three readers (tasks of two clients and the main thread): all end, each delta read once", function ()
+    local c1, c2, c3 = client { timeout = 5 }, client { timeout = 5 }, client { timeout = 5 }
+    local s, got, ends = nil, {}, 0
+    c1:spawn(function () s = c3:stream { messages = STORY }; read_all(s, got); ends = ends + 1 end)
+    c2:spawn(function () read_all(s, got); ends = ends + 1 end)
+    for d in s:deltas() do got[#got + 1] = d end
+    drive({ c1, c2, c3 }, function () return ends == 2 and c1:active() + c2:active() + c3:active() == 0 end)
+    assert.equal(2, ends)
+    assert.same({ 0, 0, 0 }, { c1:active(), c2:active(), c3:active() })
+    assert.equal(assert(s:result()).choices[1].message.content, table.concat(got))
+  end)
+
+  -- Neighbours of the same wait (they held before; kept as guards): the
+  -- stream a task of another client reads ends otherwise than by its end.
+  -- (the task's read raises the canceled error: reported to the client's
+  -- error_handler; no pcall, which a wait cannot yield across on PUC 5.1)
+  for _, how in ipairs { "close", "cancel" } do
+    it("a task reading another client's stream wakes on its " .. how .. "; active() 0", function ()
+      local reported = {}
+      local c2 = aigc.client { base_url = srv.base_url, model = "aigc-dev", timeout = 5,
+                               error_handler = function (e) reported[#reported + 1] = e end }
+      clients[#clients + 1] = c2
+      local c3 = client { timeout = 5 }
+      local s
+      local co = c2:spawn(function ()
+        s = c3:stream { messages = STORY }
+        read_all(s, {})
+      end)
+      assert.equal("suspended", coroutine.status(co), "the task waits for the first delta")
+      if how == "close" then c3:close() else s:cancel() end
+      drive({ c2 }, function () return coroutine.status(co) == "dead" and c2:active() == 0 end)
+      assert.equal("dead", coroutine.status(co))
+      assert.equal(0, c2:active())
+      assert.equal("canceled", s.request:status())
+      assert.equal(1, #reported)
+      assert.matches("canceled", tostring(reported[1]))
+    end)
+  end
+
   -- A blocking reader, and a second reader in another request's on_done
   -- run while the first waits (the stream's first bytes are delayed so
   -- that the chat ends first). The first reader's future was replaced and
