@@ -21,13 +21,25 @@ local Stream = {}
 Stream.__index = Stream
 Stream.__name = "aigc.stream"
 
--- An event arrived (a chunk, or the end): the iterator waiting for it goes on.
+-- An event arrived (a chunk, or the end): the iterators waiting for it go on.
+-- `_next` is the one future every waiting reader of the stream shares (a
+-- task and the main thread may both read it, or a callback while a
+-- blocking reader waits): a reader that put a future of its own there
+-- replaced the others', which no event settled any more -- a task slept
+-- for ever (its guest wait kept its client's active() above 0: lifecycle
+-- seed 330894 seq 30), a blocking reader hung.
 local function event (s)
   local f = s._next
   if f then
     s._next = nil
     f:resolve(true)
   end
+end
+
+-- Whether the future `f` is still pending (not settled or canceled).
+local function waiting (f)
+  local st = f:status()
+  return st == "running" or st == "queued"
 end
 
 --- A stream for `params` (checked): the stream object, and the params to
@@ -84,14 +96,21 @@ function Stream:__call ()
       local _, err = req:result()
       error(err, 0)
     end
-    local f = future.new(self._loop, { label = "stream event", request = req })
-    self._next = f
+    local f = self._next
+    if f == nil or not waiting(f) then
+      f = future.new(self._loop, { label = "stream event", request = req })
+      -- (a finalizer run by that allocation may have started a wait of its
+      -- own on this stream: share it)
+      local other = self._next
+      if other ~= nil and waiting(other) then f = other else self._next = f end
+    end
     -- future.new allocates: a finalizer may have driven this client in
     -- between and delivered chunks or the end while no future was there to
     -- wake (the iterator then waited for ever). With `_next` set, later
-    -- events wake `f`; what came before it is checked here.
+    -- events wake `f`; what came before it is checked here. A reader that
+    -- does not wait leaves `f` in place: another one may be waiting on it.
     if self._first > self._last and req:status() == status then f:wait() end
-    if self._next == f then self._next = nil end
+    if self._next == f and not waiting(f) then self._next = nil end
   end
   local i = self._first
   local delta, chunk = self._deltas[i], self._chunks[i]

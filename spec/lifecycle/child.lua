@@ -212,9 +212,19 @@ local function scan_secret (v, where, depth, seen)
   end
 end
 
+-- Error objects already scanned whole: result()'s err is checked again after
+-- every operation, and a walk of one with thousands of headers (fault
+-- headers=N) costs ~1 s of CPU once `arm` has set the collector's pause
+-- <= 100 (it never rests then: every allocation pays for a collection); 40
+-- such operations passed the child's 60 s and were reported as a hang
+-- (seed 771003 sequence 85 under ASan). An error object does not change
+-- once made: one walk is enough.
+local scanned_errors = setmetatable({}, { __mode = "k" })
+
 local function check_error_secret (err, where)
-  if err == nil then return end
+  if err == nil or scanned_errors[err] then return end
   scan_secret(err, where)
+  if type(err) == "table" then scanned_errors[err] = true end
   local ok, s = pcall(tostring, err)
   if ok then scan_secret(s, "tostring(" .. where .. ")") end
 end
