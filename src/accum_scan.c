@@ -94,8 +94,12 @@ static uint64_t special8 (uint64_t x) {
 #if defined(__GNUC__) && defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) \
     && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 #define FIRST_SPECIAL(m) ((size_t)__builtin_ctzll(m) >> 3)
+/* The flags of special8 for the last k (1 to 8) of its 8 bytes. */
+#define LAST_BYTES(k) (~UINT64_C(0) << (8 * (8 - (k))))
+#define HAVE_LAST_BYTES 1
 #else
 #define FIRST_SPECIAL(m) ((size_t)0)
+#define HAVE_LAST_BYTES 0
 #endif
 
 /*
@@ -522,6 +526,35 @@ static const unsigned char *plain_string_end (const unsigned char *p, const unsi
   return NULL;
 }
 
+/*
+** The template's last slot (OpenAI's padding, or the bench's content): the
+** chunk's last bytes must be the template's after that slot, so its string
+** can only close at q. Checks the bytes from p to q are plain 8 at a time,
+** the last word read ending at q and only its last bytes looked at (no
+** byte-by-byte loop over the padding's end). Returns q, or NULL for
+** scan_string to decide (a string with escapes, a chunk of another shape:
+** the tail's compare declines those).
+*/
+static const unsigned char *plain_last_string (const unsigned char *p, const unsigned char *q,
+                                               const unsigned char *data, const unsigned char *end) {
+  uint64_t x;
+  if (!HAVE_LAST_BYTES || q < p || q - data < 8)
+    return plain_string_end(p, end);
+  if (*q != '"')
+    return NULL;
+  for (; q - p > 8; p += 8) {
+    memcpy(&x, p, 8);
+    if (special8(x) != 0)
+      return NULL;
+  }
+  if (p < q) {
+    memcpy(&x, q - 8, 8);   /* (a special byte before p can only add flags: then NULL) */
+    if ((special8(x) & LAST_BYTES(q - p)) != 0)
+      return NULL;
+  }
+  return q;
+}
+
 /* memcmp(a, b, n) == 0, the few bytes after a chunk's last slot (`}`,
    `"}]}`) compared here rather than through a call. */
 static int same_bytes (const char *a, const char *b, size_t n) {
@@ -560,7 +593,11 @@ static int scan_memo (aigc_accum *a, const char *data, size_t len, const char **
       break;
     if (at >= len || data[at] != '"')
       return 0;
-    q = plain_string_end((const unsigned char *)data + at + 1, end);
+    if (i == m->nslots - 1 && m->len - m->slot_end[i] < len)
+      q = plain_last_string((const unsigned char *)data + at + 1,
+                            end - (m->len - m->slot_end[i]) - 1, (const unsigned char *)data, end);
+    else
+      q = plain_string_end((const unsigned char *)data + at + 1, end);
     if (q != NULL) {
       v->s = data + at + 1;
       v->slen = (size_t)(q - (const unsigned char *)v->s);

@@ -85,6 +85,42 @@ TEST(memo_slot_tails) {
   CHECK_EQ_INT(run_stream(chunks), 17);
 }
 
+/* The template's last slot read by words that end at its closing quote
+   (accum_scan.c plain_last_string): paddings of 1 to 20 bytes with one
+   byte that is not plain (control bytes, a lone UTF-8 lead, a backslash
+   starting a bad escape, a quote) at every place; each such chunk (none of
+   them merges) is followed by a plain one of the same length (all merge). */
+TEST(memo_last_slot_words) {
+  static const char specials[] = { '\x01', '\x1f', '\xc3', '\\', '"' };
+  enum { MAX_PAD = 20, NCHUNKS = 1 + 2 * 5 * (MAX_PAD * (MAX_PAD + 1) / 2) };
+  static char *chunks[NCHUNKS + 1];
+  const char *head = HEAD "{\"content\":\"a\"},\"logprobs\":null,\"finish_reason\":null}],\"obfuscation\":\"";
+  size_t n = 0, i, len, at, k;
+  chunks[n++] = strdup(HEAD "{\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}],\"obfuscation\":\"q\"}");
+  for (len = 1; len <= MAX_PAD; len++)
+    for (at = 0; at < len; at++)
+      for (k = 0; k < sizeof specials; k++) {
+        char pad[MAX_PAD + 1];
+        int plain;
+        for (plain = 0; plain < 2; plain++) {
+          char *c = (char *)malloc(strlen(head) + MAX_PAD + 3);
+          memset(pad, 'x', len);
+          pad[len] = '\0';
+          if (!plain)
+            pad[at] = specials[k];
+          else
+            pad[at] = (char)('A' + (int)((at + k) % 26));
+          sprintf(c, "%s%s\"}", head, pad);
+          chunks[n++] = c;
+        }
+      }
+  chunks[n] = NULL;
+  CHECK_EQ_INT((long)n, NCHUNKS);
+  CHECK_EQ_INT(run_stream((const char *const *)chunks), (NCHUNKS - 1) / 2);
+  for (i = 0; i < n; i++)
+    free(chunks[i]);
+}
+
 /* Escapes, UTF-8 and what the scanner leaves to the parser (\u, bad UTF-8). */
 TEST(strings) {
   static const char *const chunks[] = {
@@ -327,6 +363,7 @@ int main (void) {
   RUN(bench_stream);
   RUN(openai_obfuscation);
   RUN(memo_slot_tails);
+  RUN(memo_last_slot_words);
   RUN(strings);
   RUN(declines);
   RUN(devserver_shapes);
