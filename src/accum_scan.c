@@ -421,7 +421,7 @@ static int append_text (aigc_json_value *str, const scan_member *v) {
 
 /* The shaped result is clear already (accum.c's shaped_clear would do
    nothing), or there is none. */
-static int shaped_is_clear (const aigc_accum *a) {
+static inline int shaped_is_clear (const aigc_accum *a) {
   const aigc_json_value *shaped;
   if (a->root.cap == 0)
     return 1;
@@ -568,51 +568,50 @@ static int same_bytes (const char *a, const char *b, size_t n) {
 /*
 ** A chunk that is the template with other strings in its slots: the same
 ** JSON but for those strings, so the same merge but for the text. 0 (and
-** nothing changed) when it is not.
+** nothing changed) when it is not. Each compare takes the bytes up to and
+** including a slot's opening quote; only the content slot's string is
+** kept (the padding's need only be a valid string).
 */
 static int scan_memo (aigc_accum *a, const char *data, size_t len, const char **text,
                       size_t *text_len) {
   const aigc_accum_memo *m = &a->memo;
-  const unsigned char *end = (const unsigned char *)data + len;
+  const unsigned char *p = (const unsigned char *)data, *end = p + len;
   scanner S;
-  scan_member piece, pad;
-  size_t at = 0, from = 0, n;
-  int i;
+  scan_member piece;
+  size_t from = 0, n;
+  int i, last = m->nslots - 1;
   piece.s = NULL;
   piece.slen = 0;
   piece.escaped = 0;
   S.end = end;
-  for (i = 0; ; i++) {
+  for (i = 0; i <= last; i++) {
     const unsigned char *q;
-    scan_member *v = i == m->content_slot ? &piece : &pad;
-    n = (i < m->nslots ? m->slot_start[i] : m->len) - from;
-    if (len - at < n || !same_bytes(data + at, m->bytes + from, n))
+    n = m->slot_start[i] + 1 - from;
+    if ((size_t)(end - p) < n || !same_bytes((const char *)p, m->bytes + from, n))
       return 0;
-    at += n;
-    if (i == m->nslots)
-      break;
-    if (at >= len || data[at] != '"')
-      return 0;
-    if (i == m->nslots - 1 && m->len - m->slot_end[i] < len)
-      q = plain_last_string((const unsigned char *)data + at + 1,
-                            end - (m->len - m->slot_end[i]) - 1, (const unsigned char *)data, end);
+    p += n;
+    from = m->slot_end[i];
+    if (i == last && m->len - from < (size_t)(end - p))
+      q = plain_last_string(p, end - (m->len - from) - 1, (const unsigned char *)data, end);
     else
-      q = plain_string_end((const unsigned char *)data + at + 1, end);
+      q = plain_string_end(p, end);
     if (q != NULL) {
-      v->s = data + at + 1;
-      v->slen = (size_t)(q - (const unsigned char *)v->s);
-      v->escaped = 0;
-      at = (size_t)(q + 1 - (const unsigned char *)data);
+      if (i == m->content_slot) {
+        piece.s = (const char *)p;
+        piece.slen = (size_t)(q - p);
+      }
+      p = q + 1;
     }
     else {
-      S.p = (const unsigned char *)data + at;
+      scan_member pad, *v = i == m->content_slot ? &piece : &pad;
+      S.p = p - 1;
       if (!scan_string(&S, &v->s, &v->slen, &v->escaped))
         return 0;
-      at = (size_t)(S.p - (const unsigned char *)data);
+      p = S.p;
     }
-    from = m->slot_end[i];
   }
-  if (at != len)
+  n = m->len - from;
+  if ((size_t)(end - p) != n || !same_bytes((const char *)p, m->bytes + from, n))
     return 0;
   if (piece.s != NULL && !piece.escaped && m->content->len + piece.slen < m->content->cap
       && shaped_is_clear(a)) {   /* apply's work for the common chunk, inline */
