@@ -138,6 +138,24 @@ describe("upload parts fed by a function (issue 15)", function ()
     assert.is_nil(header(srv:last(), "expect"))
   end)
 
+  it("headers: Expect = \"\" in any case turns 100-continue off; the caller's table is never changed", function ()
+    for _, name in ipairs { "expect", "Expect", "EXPECT" } do
+      local headers = { [name] = "", ["X-Mine"] = "kept" }
+      assert(client:files_upload { purpose = "batch", headers = headers,
+                                   file = { reader = pieces(3000, 700).reader, filename = "o.jsonl" } })
+      assert.is_nil(header(srv:last(), "expect"), name)
+      assert.equal("kept", header(srv:last(), "x-mine"))
+      assert.same({ [name] = "", ["X-Mine"] = "kept" }, headers)   -- no Expect, no Content-Type = null added
+    end
+    -- the same table reused for a JSON call still sends its Content-Type
+    -- (an upload used to write Content-Type = aigc.null into it)
+    local headers = { ["X-Mine"] = "kept" }
+    assert(client:files_upload { purpose = "batch", headers = headers,
+                                 file = { reader = pieces(100, 50).reader, filename = "p.jsonl" } })
+    assert(client:chat { model = "aigc-dev", messages = { { role = "user", content = "hi" } }, headers = headers })
+    assert.matches("application/json", header(srv:last(), "content-type") or "")
+  end)
+
   it("in transcribe (with a type) and images_edit; \"\" ends like nil", function ()
     local note, at = voice_note("fed by a reader"), 0
     local res = assert(client:transcribe { file = { filename = "note.wav", type = "audio/wav", reader = function ()

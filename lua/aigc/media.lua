@@ -159,7 +159,9 @@ function M.form_of (self, fname, params, files)
   end
   for k, v in pairs(params) do
     if check.call_options[k] or k == "on_done" or k == "on_error" or OWN_OPTIONS[k] then
-      if k ~= "on_done" and k ~= "on_error" and not OWN_OPTIONS[k] then options[k] = v end
+      -- (headers: merged below into a table of our own; never the caller's,
+      -- which the Expect and Content-Type lines must not touch)
+      if k ~= "on_done" and k ~= "on_error" and k ~= "headers" and not OWN_OPTIONS[k] then options[k] = v end
     elseif type(k) ~= "string" then
       field_error(fname, 1, "params", "a field name must be a string, got " .. util.typename(k))
     elseif files[k] then
