@@ -289,6 +289,152 @@ local ROWS = {
     function (c, a) return aigc.batch.run(c, a[1], a[2]) end, true },
 }
 
+local function with_client (c, o)
+  local x = {}
+  for k, v in pairs(o) do x[k] = v end
+  x.client = c
+  return x
+end
+
+-- Error paths and the rest of the dialogue layer.
+local MORE = {
+  { "the tools loop, a 400", function ()
+      local defs = tool_defs()
+      return { chat_params("track_order for A-1042", { tools = aigc.tools(defs), headers = fault "status=400" }),
+               defs } end,
+    function (c, a) return c:chat(a[1]) end, nil },
+  { "the tools loop, a tool that raises, tool_errors = fail", function ()
+      local defs = tool_defs()
+      defs[1].fn = function () error({ deep = { 1 } }) end
+      return { chat_params("track_order for A-1042", { tools = aigc.tools(defs), tool_errors = "fail" }), defs } end,
+    function (c, a) return c:chat(a[1]) end, false },
+  { "the tools loop, streamed", function ()
+      local defs = tool_defs()
+      local p = chat_params("track_order for A-1042", { tools = aigc.tools(defs), stream = function () end })
+      return { p, defs } end,
+    function (c, a) return c:chat(a[1]) end, true },
+  { "a schema without required / additionalProperties, with $ref", function ()
+      return { chat_params("Say hello", { schema = { type = "object", ["$defs"] = { s = { type = "string" } },
+        properties = { say = { ["$ref"] = "#/$defs/s" }, n = { type = "integer", minimum = 0 } } } }) } end,
+    function (c, a) return c:chat(a[1]) end, nil },
+  { "schema_mode auto, 400 falls back", function ()
+      return { chat_params("Say hello calmly", { schema = npc_schema(), schema_mode = "auto",
+                                                 headers = fault "status=400,times=1" }) } end,
+    function (c, a) return c:chat(a[1]) end, nil },
+  { "the tools loop over a history with tool calls", function ()
+      local defs = tool_defs()
+      local msgs = {
+        { role = "user", content = "track_order for A-1041" },
+        { role = "assistant", content = aigc.null, tool_calls = { { id = "call_1", type = "function",
+          ["function"] = { name = "track_order", arguments = '{"order_id":"A-1041"}' } } } },
+        { role = "tool", tool_call_id = "call_1", content = "Order A-1041 shipped." },
+        { role = "assistant", content = "It shipped." },
+        { role = "user", content = "track_order for A-1042" },
+      }
+      return { chat_params("x", { messages = msgs, tools = aigc.tools(defs), max_tool_rounds = 3 }), defs } end,
+    function (c, a) return c:chat(a[1]) end, true },
+  { "conversation:say with a message and content parts", function ()
+      return { setmetatable({ role = "user", content = { { type = "text", text = "Hello" } } }, Message),
+               { { type = "text", text = "Thanks!" } } } end,
+    function (c, a)
+      local conv = aigc.conversation { client = c, system = "S" }
+      assert(conv:say(a[1]))
+      assert(conv:say(a[2]))
+      conv:undo()
+      return conv:say_async(a[2]):wait()
+    end, true },
+  { "schema, async", function ()
+      return { chat_params("Say hello calmly", { schema = npc_schema() }) } end,
+    function (c, a) return c:chat_async(a[1]):wait() end, true },
+  { "chat stream cancelled from its callback", function ()
+      local p = chat_params("Tell me a story about a robot that learns to paint")
+      return { p } end,
+    function (c, a)
+      local req
+      local p = {}
+      for k, v in pairs(a[1]) do p[k] = v end
+      p.stream = function () req:cancel() end
+      req = c:chat_async(p)
+      return req:wait()
+    end, false },
+  { "respond, 400 fault", function ()
+      return { { input = { { role = "user", content = "Hi" } }, headers = fault "status=400" } } end,
+    function (c, a) return c:respond(a[1]) end, false },
+  { "conversation over responses, server state", function ()
+      return { { api = "responses", state = "server", system = "You are Sam." },
+               { headers = { ["X-A"] = "b" } } } end,
+    function (c, a)
+      local conv = aigc.conversation(with_client(c, a[1]))
+      assert(conv:say("Hello!", a[2]))
+      return conv:say("What did I just say?", a[2])
+    end, true },
+  { "conversation over responses, client state, tools", function ()
+      local defs = tool_defs()
+      return { { api = "responses", system = "You are Sam.", params = { tools = aigc.tools(defs) } }, defs } end,
+    function (c, a)
+      local conv = aigc.conversation(with_client(c, a[1]))
+      return conv:say("track_order for A-1042")
+    end, true },
+  { "conversation with a budget and summarize", function ()
+      return { { system = "You are Sam.", max_context_tokens = 40, keep_last = 1, summarize = true,
+                 params = { temperature = 0 } } } end,
+    function (c, a)
+      local conv = aigc.conversation(with_client(c, a[1]))
+      for _, t in ipairs { "Hello there, how are you today?", "Tell me a joke", "What is 2 + 2?" } do
+        assert(conv:say(t))
+      end
+      return conv:say "Thanks!"
+    end, true },
+  { "conversation.load", function ()
+      return { { params = { temperature = 0 } } } end,
+    function (c, a)
+      local conv = aigc.conversation { client = c, system = "S" }
+      assert(conv:say "Hi")
+      local copy = assert(aigc.conversation.load(conv:save(), c, a[1]))
+      return copy:say "Thanks!"
+    end, true },
+  { "strategy.race", function ()
+      return { { params = chat_params "Hi" } } end,
+    function (c, a) return aigc.strategy.race { params = a[1].params, { client = c }, { client = c } } end, true },
+  { "strategy.route", function ()
+      return { { input = "Where is my order A-1042?", default = "other", params = chat_params "unused",
+                 routes = { orders = { system = "You handle orders." }, other = { system = "Be helpful." } } } } end,
+    function (c, a)
+      local o = with_client(c, a[1])
+      o.classify = { client = c }
+      return aigc.strategy.route(o)
+    end, true },
+  { "strategy.best_of over responses", function ()
+      return { { n = 2, params = { input = { { role = "user", content = "Tell me a joke" } } },
+                 judge = { prompt = "Most vivid?" } } } end,
+    function (c, a) return aigc.strategy.best_of(with_client(c, a[1])) end, true },
+  { "sentences.stream", function () return { chat_params "Tell me a story about a robot that learns to paint" } end,
+    function (c, a) return c:chat(aigc.sentences.stream(a[1], function () end)) end, true },
+  { "template render", function ()
+      return { { prompt = "What is the capital of {{country}}?", params = { temperature = 0, metadata = { k = "v" } } },
+               { country = "France" } } end,
+    function (c, a)
+      local t = aigc.template.new(a[1])
+      return c:chat(assert(t:render(a[2])))
+    end, true },
+  { "runner.run", function ()
+      return { { concurrency = 2, params = { temperature = 0, metadata = { k = "v" } },
+                 cases = { { id = "fr", messages = messages "What is the capital of France?",
+                             assert = { { type = "contains", value = "Paris" } } },
+                           { id = "es", prompt = "What is the capital of Spain?" } } } } end,
+    function (c, a) return aigc.runner.run(with_client(c, a[1])) end, true },
+  { "batch.run, a failed line", function ()
+      return { { { custom_id = "a", body = { messages = messages "Hi", model = "fault:status=500" } } },
+               { interval = 0.05 } } end,
+    function (c, a) return aigc.batch.run(c, a[1], a[2]) end, nil },
+  { "download", function () return { { headers = { ["X-A"] = "b" } } } end,
+    function (c, a)
+      local img = assert(c:images_generate { prompt = "a knight", size = "16x16", model = "dall-e-2" })
+      return c:download(img.data[1].url, a[1])
+    end, true },
+}
+for _, row in ipairs(MORE) do ROWS[#ROWS + 1] = row end
+
 describe("no mutation of the caller's tables", function ()
   local srv, client
   devserver.fixture(_ENV, function (s, c) srv, client = s, c end, { api_key = SECRET, model = "aigc-dev" })
@@ -319,6 +465,18 @@ describe("no mutation of the caller's tables", function ()
     c:close()
     os.remove(tape)
     assert_untouched("aigc.client", opts, shots, copy)
+  end)
+
+  it("cache option, a hit", function ()
+    local opts = { base_url = srv.base_url, model = "aigc-dev", max_retries = 0, cache = { ttl = 60, max_entries = 8 } }
+    local p = chat_params "Hi"
+    local shots, copy = snapshot { opts, p }, deep_copy { opts, p }
+    local c = aigc.client(opts)
+    assert(c:chat(p))
+    local res, err = c:chat(p)
+    c:close()
+    assert(res, tostring(err))
+    assert_untouched("cache", { opts, p }, shots, copy)
   end)
 
   it("prompt_log option", function ()
