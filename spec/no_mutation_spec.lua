@@ -435,6 +435,49 @@ local MORE = {
 }
 for _, row in ipairs(MORE) do ROWS[#ROWS + 1] = row end
 
+-- Fields the library fills in or renames on the way (engine, idempotency,
+-- stream_options, a schema turned into text.format, store = false chains).
+local FILLED = {
+  { "engine as the model's old name", function () return { { engine = "aigc-dev", prompt = "Hi", max_tokens = 3 } } end,
+    function (c, a) return c:complete(a[1]) end, true },
+  { "idempotency_key, a retried 500", function ()
+      return { chat_params("Hi", { idempotency_key = "k-1", max_retries = 1,
+                                   headers = fault "status=500,times=1" }) } end,
+    function (c, a) return c:chat(a[1]) end, true },
+  { "stream_options given without include_usage", function ()
+      return { chat_params("Hi", { stream = function () end, stream_options = {} }) } end,
+    function (c, a) return c:chat(a[1]) end, nil },
+  { "respond: schema with a text table", function ()
+      return { { input = "Say hello calmly", schema = npc_schema(), text = { verbosity = "low" } } } end,
+    function (c, a) return c:respond(a[1]) end, nil },
+  { "respond: schema, json_object mode", function ()
+      return { { input = { { role = "user", content = "Say hello calmly" } }, schema = npc_schema(),
+                 schema_mode = "json_object" } } end,
+    function (c, a) return c:respond(a[1]) end, true },
+  { "respond: tools with store = false (the whole input again)", function ()
+      local defs = tool_defs()
+      return { { input = { { role = "user", content = { { type = "input_text", text = "track_order for A-1042" } } } },
+                 store = false, tools = aigc.tools(defs) }, defs } end,
+    function (c, a) return c:respond(a[1]) end, true },
+  { "stream_response iterator", function ()
+      return { { input = { { role = "user", content = "Tell me a joke." } }, metadata = { k = "v" } } } end,
+    function (c, a)
+      for _ in c:stream_response(a[1]) do end -- luacheck: ignore 512
+      return true
+    end, true },
+  { "json_object mode with a system message already", function ()
+      return { chat_params("Say hello calmly", { schema = npc_schema(), schema_mode = "json_object" }) } end,
+    function (c, a) return c:chat(a[1]) end, true },
+  { "images_generate streamed", function ()
+      return { { prompt = "a knight", size = "16x16", model = "gpt-image-1", stream = function () end,
+                 partial_images = 1 } } end,
+    function (c, a) return c:images_generate(a[1]) end, nil },
+  { "embeddings, encoding_format given", function ()
+      return { { input = { "a" }, encoding_format = "float", dimensions = 4 } } end,
+    function (c, a) return c:embeddings(a[1]) end, true },
+}
+for _, row in ipairs(FILLED) do ROWS[#ROWS + 1] = row end
+
 describe("no mutation of the caller's tables", function ()
   local srv, client
   devserver.fixture(_ENV, function (s, c) srv, client = s, c end, { api_key = SECRET, model = "aigc-dev" })
