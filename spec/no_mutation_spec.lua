@@ -105,6 +105,7 @@ local function chat_params (text, extra)
     messages = messages(text), temperature = 0, metadata = { tag = "x", nested = { 1, 2 } },
     headers = { ["X-Trace"] = "t-1", ["X-Gone"] = aigc.null }, query = { ["api-version"] = "v1" },
     stop = { "\n\n" }, logit_bias = { ["50256"] = -100 }, user = aigc.null,
+    extra_headers = { ["X-More"] = "1" }, extra_query = { e = "2" },
   }
   for k, v in pairs(extra or {}) do p[k] = v end
   return p
@@ -534,4 +535,39 @@ describe("no mutation of the caller's tables", function ()
     assert(res, tostring(err))
     assert_untouched("prompt_log", { opts, p }, shots, copy)
   end)
+end)
+
+-- The C core's submit, below the Lua layer: the params table it encodes,
+-- the opts it reads (headers: the engine takes them from opts, not from
+-- params, where the encoder skips them), callbacks and stream options stay
+-- as given.
+describe("no mutation of the caller's tables by the C engine", function ()
+  local engine
+  devserver.engine_fixture(_ENV, function (_, e) engine = e end)
+
+  local function opts (spec, extra)   -- (the engine's headers: a list of lines)
+    local o = { fname = "chat", headers = { "X-A: b" } }
+    if spec then o.headers[2] = "x-aigc-fault: " .. spec end
+    for k, v in pairs(extra or {}) do o[k] = v end
+    return o
+  end
+  local CORE = {
+    { "submit chat", function () return { chat_params("Hi", { model = "m" }), opts() } end, true },
+    { "submit chat, streamed, on_done", function ()
+        return { chat_params("Hi", { model = "m", stream = function () end, on_done = function () end,
+                                     stream_options = { include_usage = true } }), opts() } end, true },
+    { "submit chat, 400", function () return { chat_params("Hi", { model = "m" }), opts "status=400" } end, false },
+    { "submit chat, a retried 503", function ()
+        return { chat_params("Hi", { model = "m", max_retries = 1 }), opts "status=503,times=1" } end, true },
+  }
+  for _, row in ipairs(CORE) do
+    local name, make, ok = row[1], row[2], row[3]
+    it(name, function ()
+      local args = make()
+      local shots, copy = snapshot(args), deep_copy(args)
+      local res, err = engine:submit("chat", args[1], args[2]):wait()
+      if ok then assert(res, name .. ": " .. tostring(err)) else assert.is_nil(res); assert.is_table(err) end
+      assert_untouched(name, args, shots, copy)
+    end)
+  end
 end)
