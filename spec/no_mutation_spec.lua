@@ -386,6 +386,19 @@ local MORE = {
       end
       return conv:say "Thanks!"
     end, true },
+  { "conversation with given messages, a budget, fork and undo", function ()
+      local msgs = messages "Hello there, how are you today?"
+      msgs[3] = { role = "assistant", content = "Fine, thanks. What can I do for you?" }
+      return { { messages = msgs, max_context_tokens = 30, keep_first = 1, keep_last = 1, summarize = true,
+                 params = { temperature = 0, metadata = { k = "v" } } } } end,
+    function (c, a)
+      local conv = aigc.conversation(with_client(c, a[1]))
+      assert(conv:say "Tell me a joke")
+      local other = conv:fork()
+      assert(other:say "What is 2 + 2?")
+      conv:undo()
+      return conv:say "Thanks!"
+    end, true },
   { "conversation.load", function ()
       return { { params = { temperature = 0 } } } end,
     function (c, a)
