@@ -492,6 +492,40 @@ local FILLED = {
 }
 for _, row in ipairs(FILLED) do ROWS[#ROWS + 1] = row end
 
+-- Misuse raises; what was checked before the bad field stays as it was.
+local function raises (fn) return function (c, a)
+  local ok, e = pcall(fn, c, a)
+  assert(not ok and tostring(e):find("bad argument", 1, true), tostring(e))
+  return true
+end end
+local MISUSE = {
+  { "misuse: chat with a bad field after tools and a schema", function ()
+      local defs = tool_defs()
+      local p = chat_params("Hi", { tools = aigc.tools(defs), schema = npc_schema(), max_tool_rounds = "x" })
+      return { p, defs } end,
+    raises(function (c, a) return c:chat(a[1]) end), true },
+  { "misuse: an upload with a bad field", function ()
+      return { { file = { data = "x", filename = "n.wav" }, headers = { ["X-A"] = "b" }, timeout = "soon" } } end,
+    raises(function (c, a) return c:transcribe(a[1]) end), true },
+  { "misuse: respond with a bad text.format next to a schema", function ()
+      return { { input = "Hi", schema = npc_schema(), text = { format = { type = "json_object" } } } } end,
+    raises(function (c, a) return c:respond(a[1]) end), true },
+  { "respond_async with tools", function ()
+      local defs = tool_defs()
+      return { { input = "track_order for A-1042", tools = aigc.tools(defs), on_done = function () end }, defs } end,
+    function (c, a) return c:respond_async(a[1]):wait() end, true },
+  { "strategy.vote over responses", function ()
+      return { { n = 3, params = { input = { { role = "user", content = "What is 2 + 2?" } } } } } end,
+    function (c, a) return aigc.strategy.vote(with_client(c, a[1])) end, true },
+  { "files_content to a function", function ()
+      return { { purpose = "user_data", file = { data = "abc", filename = "a.txt" } }, { to = function () end } } end,
+    function (c, a)
+      local up = assert(c:files_upload(a[1]))
+      return c:files_content(up.id, a[2])
+    end, true },
+}
+for _, row in ipairs(MISUSE) do ROWS[#ROWS + 1] = row end
+
 describe("no mutation of the caller's tables", function ()
   local srv, client
   devserver.fixture(_ENV, function (s, c) srv, client = s, c end, { api_key = SECRET, model = "aigc-dev" })
