@@ -197,6 +197,25 @@ void aigc_roster_drain_easy (aigc_roster *ro) {
     curl_easy_cleanup(ro->easy_pool[ro->neasy_pool]);
     aigc_easy_memo_clear(&ro->easy_memo[ro->neasy_pool]);
   }
+  while (ro->nspare_bufs > 0)
+    aigc_buf_free(&ro->spare_bufs[--ro->nspare_bufs]);
+}
+
+int aigc_roster_keep_buf (aigc_roster *ro, aigc_buf *b) {
+  if (ro->closed || b->cap == 0 || b->cap > AIGC_SPARE_BUF_MAX || ro->nspare_bufs == AIGC_SPARE_BUFS)
+    return 0;
+  aigc_buf_clear(b);
+  ro->spare_bufs[ro->nspare_bufs++] = *b;
+  b->data = NULL;
+  b->len = b->cap = 0;
+  return 1;
+}
+
+void aigc_roster_take_buf (aigc_roster *ro, aigc_buf *b) {
+  if (ro->nspare_bufs > 0 && b->cap == 0) {
+    *b = ro->spare_bufs[--ro->nspare_bufs];
+    aigc_buf_clear(b);
+  }
 }
 
 double aigc_roster_random (aigc_roster *ro) {

@@ -31,9 +31,12 @@
 
 #include <curl/curl.h>
 
+#include "buf.h"
 #include "json.h"
 
 #define AIGC_EASY_POOL 32    /* idle easy handles an engine keeps */
+#define AIGC_SPARE_BUFS 2    /* a stream's two event buffers (events, draining) */
+#define AIGC_SPARE_BUF_MAX ((size_t)64 * 1024)
 
 /*
 ** What an easy handle was last given of the options that may differ
@@ -108,6 +111,14 @@ typedef struct aigc_roster {
                                    one costs ~25 KiB and its setup */
   aigc_easy_memo easy_memo[AIGC_EASY_POOL];   /* what each was last given */
   int neasy_pool;
+  /* Stream event buffers of ended requests, kept for the next streams: a
+     stream's queue grows to its burst (64 KiB when a server sends the whole
+     stream at once) and regrowing it by realloc in every request cost ~40
+     instructions per chunk, and a varying amount (in place or moved, by the
+     heap's layout). At most AIGC_SPARE_BUFS of at most AIGC_SPARE_BUF_MAX
+     bytes each: an idle client keeps <= 128 KiB. */
+  aigc_buf spare_bufs[AIGC_SPARE_BUFS];
+  int nspare_bufs;
   uint64_t rng;                 /* retry jitter (xorshift64*) */
   /* No request's timer (deadline, retry, idle, [DONE] grace) falls before
      this moment (< 0: none has one): a step scans the requests' timers only
@@ -171,8 +182,13 @@ CURL *aigc_roster_take_easy (aigc_roster *ro, int *fresh, aigc_easy_memo *memo);
 void aigc_roster_give_easy (aigc_roster *ro, CURL *easy, aigc_easy_memo *memo);
 /* Frees a memo's copy and empties it. */
 void aigc_easy_memo_clear (aigc_easy_memo *memo);
-/* Cleans up every idle handle. */
+/* Cleans up every idle handle, and frees the spare event buffers. */
 void aigc_roster_drain_easy (aigc_roster *ro);
+/* Moves *b (emptied) into the spare buffers when the engine is open, there
+   is room and it is not too large (returns 1); else leaves it (returns 0). */
+int aigc_roster_keep_buf (aigc_roster *ro, aigc_buf *b);
+/* Moves a spare buffer (emptied) into *b, which has none, if there is one. */
+void aigc_roster_take_buf (aigc_roster *ro, aigc_buf *b);
 
 /* A uniform random number in [0, 1) (retry jitter). */
 double aigc_roster_random (aigc_roster *ro);

@@ -507,6 +507,10 @@ static void setup_attempt (aigc_request *r) {
   r->status = 0;
   aigc_buf_clear(&r->resp);
   aigc_headers_start(&r->hdrs);
+  if (r->stream && r->roster != NULL) {   /* start as large as the last stream grew */
+    aigc_roster_take_buf(r->roster, &r->events);
+    aigc_roster_take_buf(r->roster, &r->draining);
+  }
   aigc_buf_clear(&r->events);
   aigc_buf_clear(&r->draining);
   r->draining_read = 0;
@@ -839,6 +843,14 @@ void aigc_transfer_restart_fresh (aigc_request *r) {
 ** While the request is being delivered its memory is pinned: the free
 ** waits for the delivery to end (request.c).
 */
+/* An ended stream's event buffer: to the engine's spares (the next stream
+   starts with the capacity this one grew to), else freed. Never while
+   delivered: free_memory waits for that (the draining buffer is read). */
+static void keep_or_free (aigc_request *r, aigc_buf *b) {
+  if (r->roster == NULL || !aigc_roster_keep_buf(r->roster, b))
+    aigc_buf_free(b);
+}
+
 void aigc_transfer_free_memory (aigc_request *r) {
   if (r->delivering) {
     r->free_deferred = 1;
@@ -852,8 +864,8 @@ void aigc_transfer_free_memory (aigc_request *r) {
   curl_slist_free_all(r->headers);
   r->headers = NULL;
   aigc_buf_free(&r->resp);
-  aigc_buf_free(&r->events);
-  aigc_buf_free(&r->draining);
+  keep_or_free(r, &r->events);
+  keep_or_free(r, &r->draining);
   r->draining_read = 0;
   aigc_sse_free(&r->sse_parser);
   aigc_sse_init(&r->sse_parser, r->max_bytes);

@@ -1,0 +1,124 @@
+-- A client keeps the event buffers of its ended streams (at most two, of at
+-- most 64 KiB each) for its next streams, so that a stream whose server
+-- sends everything at once does not regrow its queue from 64 bytes by
+-- realloc in every request (issue 17, per chunk). Reuse must never mix one
+-- stream's events into another's: every sequence below checks each
+-- stream's text against what the server was asked to echo, byte for byte.
+--   * streams one after another, large (the queue grows past 64 KiB: not
+--     kept) and small (kept and reused), alternating;
+--   * several in flight at once on one client, ending in every order;
+--   * a stream started and run to its end from inside another stream's
+--     callback (that stream's buffer is being read: it is pinned, and the
+--     nested one takes only spares);
+--   * a stream canceled mid-way, then a new one; a closed client (its
+--     spares freed) with a stream still being delivered.
+
+local aigc = require "aigc"
+local devserver = require "devserver"
+
+-- An echo of `n` words: the devserver streams a chunk per word.
+local function words (n, tag)
+  local t = {}
+  for i = 1, n do t[i] = tag .. i end
+  return table.concat(t, " ")
+end
+
+local function ask (text) return { { role = "user", content = "Echo: " .. text } } end
+
+describe("a client's spare stream buffers", function ()
+  local srv, client
+  setup(function () srv = devserver.start { pause_ms = 0 } end)
+  teardown(function () if srv then srv:stop() end end)
+  before_each(function () client = aigc.client { base_url = srv.base_url, model = "aigc-dev" } end)
+  after_each(function () client:close() end)
+
+  local function stream_text (text)
+    local got = {}
+    local res = client:chat { messages = ask(text), stream = function (d) got[#got + 1] = d end }
+    return table.concat(got), res
+  end
+
+  it("keep every stream's text its own, large and small streams alternating", function ()
+    for round = 1, 4 do
+      local big, small = words(2500, "b" .. round .. "-"), words(20, "s" .. round .. "-")
+      local got_big, res_big = stream_text(big)
+      assert.are.equal(#big, #got_big)
+      assert.are.equal(big, got_big)
+      assert.are.equal(big, res_big.choices[1].message.content)
+      for _ = 1, 3 do
+        local got_small = stream_text(small)
+        assert.are.equal(small, got_small)
+      end
+    end
+  end)
+
+  it("keep streams in flight at once apart, whichever ends first", function ()
+    for round = 1, 3 do
+      local texts, got, reqs = {}, {}, {}
+      for i = 1, 6 do
+        texts[i] = words(i % 2 == 0 and 400 or 15, ("r%d.%d-"):format(round, i))
+        got[i] = {}
+        reqs[i] = client:chat_async { messages = ask(texts[i]),
+                                      stream = function (d) got[i][#got[i] + 1] = d end }
+      end
+      -- each step delivers at most a few events per request: the streams interleave
+      local deadline = aigc.now() + 20
+      while client:active() > 0 and aigc.now() < deadline do client:step(0.01, 3) end
+      for i = 1, 6 do
+        assert.are.equal("done", reqs[i]:status())
+        assert.are.equal(texts[i], table.concat(got[i]))
+      end
+    end
+  end)
+
+  it("give a stream started inside another's callback only spare buffers", function ()
+    local outer, inner = words(300, "o-"), words(120, "i-")
+    stream_text(words(50, "warm-"))   -- leaves spares behind
+    local got_outer, inner_texts, n = {}, {}, 0
+    client:chat { messages = ask(outer), stream = function (d)
+      got_outer[#got_outer + 1] = d
+      n = n + 1
+      if n % 100 == 1 then   -- a whole stream, run to its end from here
+        inner_texts[#inner_texts + 1] = stream_text(inner)
+      end
+    end }
+    assert.are.equal(outer, table.concat(got_outer))
+    assert.is_true(#inner_texts >= 3, #inner_texts .. " inner streams")
+    for _, t in ipairs(inner_texts) do assert.are.equal(inner, t) end
+  end)
+
+  it("survive a canceled stream, then serve the next one whole", function ()
+    for round = 1, 3 do
+      local seen = 0
+      local req
+      req = client:chat_async { messages = ask(words(800, "c" .. round .. "-")),
+                                stream = function () seen = seen + 1; if seen == 10 then req:cancel() end end }
+      local deadline = aigc.now() + 10
+      while client:active() > 0 and aigc.now() < deadline do client:step(0.01) end
+      assert.are.equal("canceled", req:status())
+      local text = words(200, "after" .. round .. "-")
+      assert.are.equal(text, (stream_text(text)))
+    end
+  end)
+
+  it("free the spares with the client, even while one of its streams is being delivered", function ()
+    stream_text(words(100, "warm-"))   -- leaves spares behind
+    local got = {}
+    local req = client:chat_async { messages = ask(words(300, "x-")),
+      stream = function (d)
+        got[#got + 1] = d
+        if #got == 5 then client:close() end   -- frees the spares; this stream's buffer is pinned
+      end,
+      on_error = function () end }
+    local deadline = aigc.now() + 10
+    while req:status() == "running" and aigc.now() < deadline do pcall(client.step, client, 0.01) end
+    assert.are.equal(5, #got)
+    assert.are_not.equal("running", req:status())
+    -- a closed client says so, and a new one streams whole
+    local ok = pcall(client.chat, client, { messages = ask("late"), stream = function () end })
+    assert.is_false(ok)
+    client = aigc.client { base_url = srv.base_url, model = "aigc-dev" }   -- (after_each closes it)
+    local text = words(300, "y-")
+    assert.are.equal(text, (stream_text(text)))
+  end)
+end)
