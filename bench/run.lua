@@ -658,12 +658,16 @@ local function main ()
     end
     for _, c in ipairs(cg_runs) do
       local k = c[3] or 1
-      local n0, n1 = 500 // k, 3000 // k   -- enough to average over GC cycles
+      -- enough to average over GC cycles: 500 and 3,000 requests; a stream
+      -- row 10 and 60 requests of 200 chunks (2 and 15 left the first
+      -- requests' warm-up in the difference: ~120 instructions per chunk)
+      local n0, n1 = 500 // k, 3000 // k
+      if k > 1 then n0, n1 = 2000 // k, 12000 // k end
       local a, b = instructions(c[2](n0)), instructions(c[2](n1))
       cg[#cg + 1] = { c[1], a and b and (b - a) / ((n1 - n0) * k) }
     end
     say("")
-    say("Instructions (callgrind; the difference of runs of 3,000 and 500 requests, start-up cancelled)")
+    say("Instructions (callgrind; the difference of runs of 3,000 and 500 requests, of 60 and 10 streams; start-up cancelled)")
     for i, c in ipairs(cg) do
       local ratio = ""
       if i % 2 == 0 and cg[i - 1][2] and c[2] then ratio = ("  %.2fx the floor"):format(c[2] / cg[i - 1][2]) end
