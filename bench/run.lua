@@ -667,7 +667,8 @@ local function main ()
       cg[#cg + 1] = { c[1], a and b and (b - a) / ((n1 - n0) * k) }
     end
     say("")
-    say("Instructions (callgrind; the difference of runs of 3,000 and 500 requests, of 60 and 10 streams; start-up cancelled)")
+    say("Instructions (callgrind; the difference of runs of 3,000 and 500 requests, "
+        .. "of 60 and 10 streams; start-up cancelled)")
     for i, c in ipairs(cg) do
       local ratio = ""
       if i % 2 == 0 and cg[i - 1][2] and c[2] then ratio = ("  %.2fx the floor"):format(c[2] / cg[i - 1][2]) end
