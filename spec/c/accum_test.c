@@ -1015,11 +1015,10 @@ TEST(test_linear) {
     double t1 = stream_cpu(cases[i].make, cases[i].n);
     double t4 = stream_cpu(cases[i].make, 4 * cases[i].n);
     double ratio = t4 / (t1 > 1e-4 ? t1 : 1e-4);
-    if (getenv("ACCUM_TIMES") != NULL || !(ratio < 10.0)) {
+    if (getenv("ACCUM_TIMES") != NULL || !(ratio < 10.0))
       fprintf(stderr, "  %s: %d chunks %.4f s, %d chunks %.4f s (x%.1f)\n",
               cases[i].name, cases[i].n, t1, 4 * cases[i].n, t4, ratio);
-      CHECK(ratio < 10.0);
-    }
+    CHECK(ratio < 10.0);   /* (every case, passing or not: a check made) */
   }
 }
 
