@@ -836,13 +836,6 @@ void aigc_transfer_restart_fresh (aigc_request *r) {
 ** =======================================================
 */
 
-/*
-** Frees what only a pending request needs, once it is over. Lua cannot see
-** this memory, so it must not wait for the request's __gc: results are
-** often dropped in bulk long after, and the heap would fragment between.
-** While the request is being delivered its memory is pinned: the free
-** waits for the delivery to end (request.c).
-*/
 /* An ended stream's event buffer: to the engine's spares (the next stream
    starts with the capacity this one grew to), else freed. Never while
    delivered: free_memory waits for that (the draining buffer is read). */
@@ -851,6 +844,13 @@ static void keep_or_free (aigc_request *r, aigc_buf *b) {
     aigc_buf_free(b);
 }
 
+/*
+** Frees what only a pending request needs, once it is over. Lua cannot see
+** this memory, so it must not wait for the request's __gc: results are
+** often dropped in bulk long after, and the heap would fragment between.
+** While the request is being delivered its memory is pinned: the free
+** waits for the delivery to end (request.c).
+*/
 void aigc_transfer_free_memory (aigc_request *r) {
   if (r->delivering) {
     r->free_deferred = 1;
