@@ -65,6 +65,12 @@ do
   elseif not io.open((c:gsub("%?", "aigc/core"))) then JIT_MISSING = "not built (make LUA_VERSION=jit)"
   else JIT_CPATH = c end
 end
+-- bench/lua_bound.c built for LuaJIT too (run.sh): the bound's LuaJIT row.
+local JIT_BOUND = false
+if JIT_CPATH then
+  local f = io.open(DIR .. "/jit/lua_bound.so")
+  if f then f:close(); JIT_BOUND = true end
+end
 
 local function write (path, text)
   local f = assert(io.open(path, "wb"))
@@ -172,6 +178,17 @@ local function lua_openai (mode, n)
   end
 end
 
+-- The least a Lua client costs (bench/lua_bound.lua): "bound" (the same
+-- Lua objects as a decoded reply, made without parsing) or "cjson" (a
+-- client written by hand on lua-cjson); through bench/lua_bound.c, whose
+-- libcurl calls are the floor's. `jit`: under LuaJIT.
+local function lua_bound (mode, n, jit)
+  return function (srv)
+    return ("%s bench/lua_bound.lua %s %s %d %s"):format(
+      jit and "env BENCH_LUA_BOUND='build/bench/jit/?.so' luajit" or "lua5.4", mode, srv.url, n, E_CHAT)
+  end
+end
+
 local function luasocket (n)
   return function (srv)
     return ("lua5.4 bench/luasocket_bench.lua seq %s %d %s"):format(srv.url, n, E_CHAT)
@@ -185,6 +202,8 @@ local SCENARIOS = {
     clients = {
       { id = "floor", name = "C floor (libcurl, one easy handle)", cmd = floor("seq", count(20000)) },
       { id = "aigc", name = "aigc client:chat", cmd = aigc("seq", count(20000)) },
+      { id = "lua_bound", name = "Lua bound (same objects, no parse)", cmd = lua_bound("bound", count(20000)) },
+      { id = "lua_cjson", name = "libcurl + lua-cjson, by hand", cmd = lua_bound("cjson", count(20000)) },
       { id = "luasocket", name = "socket.http + cjson (pure Lua)", cmd = luasocket(count(3000)) },
       { id = "lua_openai", name = "leafo/lua-openai (socket.http, tableshape)", cmd = lua_openai("seq", count(2000)) },
       { id = "node", name = "OpenAI Node SDK (await)", cmd = node("seq", count(3000)) },
@@ -265,6 +284,15 @@ if JIT_CPATH then
     end
   end
   add(SCENARIOS, function (row) return row.name end, function (row) return row.n end)
+  if JIT_BOUND then
+    for i, c in ipairs(SCENARIOS[1].clients) do
+      if c.id == "lua_bound" then
+        table.insert(SCENARIOS[1].clients, i + 1, { id = "lua_bound_jit", name = "Lua bound, LuaJIT",
+                                                     cmd = lua_bound("bound", count(20000), true) })
+        break
+      end
+    end
+  end
   add(SPLIT, function () return "aigc, LuaJIT" end, function (row) return row.mode == "seq" and 5000 or row.n end)
 end
 
@@ -399,27 +427,32 @@ end
 
 local SCALE_K = { 64, 256, 1024, 4096 }
 
--- Each K: the floor and aigc, alternating rounds; then step(0) with K
--- waiting. Prints the table, writes DIR/scale.dat, draws the charts.
+-- Each K: the floor, aigc and the Lua bound (bench/lua_bound.lua: the
+-- least a Lua client with K in flight costs), in rounds whose order
+-- rotates; then step(0) with K waiting. Prints the table, writes
+-- DIR/scale.dat, draws the charts.
 local function scale_curves (srv)
   local rows = {}
   local nrounds = math.max(1, ROUNDS // 2)
   for _, k in ipairs(SCALE_K) do
     local n = math.max(count(20000), 4 * k)
-    local row = { k = k, floor = {}, aigc = {}, ratio = {} }
+    local row = { k = k, floor = {}, aigc = {}, bound = {}, ratio = {}, bound_ratio = {} }
+    local cmds = { floor = floor("multi", n, k), aigc = aigc("multi", n, k),
+                   bound = function (s) return lua_bound("bound", n)(s) .. " " .. k end }
     for round = 1, nrounds do
       progress(("scale K=%d round %d/%d"):format(k, round, nrounds))
-      local order = round % 2 == 1 and { "floor", "aigc" } or { "aigc", "floor" }
+      local order = ({ { "floor", "aigc", "bound" }, { "bound", "aigc", "floor" }, { "aigc", "floor", "bound" } })
+                    [(round - 1) % 3 + 1]
       local this = {}
       for _, who in ipairs(order) do
-        local cmd = (who == "floor" and floor or aigc)("multi", n, k)(srv)
-        local r = run(CPU, cmd)
+        local r = run(CPU, cmds[who](srv))
         if r then
           this[who] = figures(r, "req")
           table.insert(row[who], this[who])
         end
       end
       if this.floor and this.aigc then table.insert(row.ratio, this.aigc.cpu / this.floor.cpu) end
+      if this.floor and this.bound then table.insert(row.bound_ratio, this.bound.cpu / this.floor.cpu) end
     end
     local idle = run(CPU, ("lua5.4 bench/aigc_bench.lua idle - %d - %d"):format(count(8000), k))
     row.step_med = idle and idle.step_med_us
@@ -436,19 +469,20 @@ local function scale_curves (srv)
   end
   say("")
   say("Scale: K requests in flight (aigc chat_async + step beside curl-multi with K handles; %d round(s))", nrounds)
-  say("  %6s %12s %12s %10s %10s %10s %8s %12s %12s", "K", "floor req/s", "aigc req/s", "floor CPU", "aigc CPU",
-      "x floor", "", "step(0) K", "RSS K")
-  say("  %6s %12s %12s %10s %10s %10s %8s %12s %12s", "", "", "", "(us/req)", "(us/req)", "(CPU)", "",
-      "waiting (us)", "waiting MiB")
-  local dat = { "# K floor_rps aigc_rps floor_cpu_us aigc_cpu_us ratio step_med_us" }
+  say("  %6s %12s %12s %10s %10s %10s %10s %10s %12s %12s", "K", "floor req/s", "aigc req/s", "floor CPU",
+      "aigc CPU", "x floor", "Lua bound", "bound x", "step(0) K", "RSS K")
+  say("  %6s %12s %12s %10s %10s %10s %10s %10s %12s %12s", "", "", "", "(us/req)", "(us/req)", "(CPU)", "CPU (us)",
+      "floor", "waiting (us)", "waiting MiB")
+  local dat = { "# K floor_rps aigc_rps floor_cpu_us aigc_cpu_us ratio step_med_us bound_cpu_us bound_ratio" }
   for _, row in ipairs(rows) do
     local fr, ar = med_of(row.floor, "rate"), med_of(row.aigc, "rate")
-    local fc, ac = med_of(row.floor, "cpu"), med_of(row.aigc, "cpu")
-    row.x = median(row.ratio)
-    say("  %6d %12s %12s %10s %10s %10s %8s %12s %12s", row.k, fmt_rate(fr), fmt_rate(ar), fmt_num(fc, 1),
-        fmt_num(ac, 1), fmt_num(row.x), "", fmt_num(row.step_med), fmt_num(row.idle_rss and row.idle_rss / 1024, 1))
-    dat[#dat + 1] = ("%d %s %s %s %s %s %s"):format(row.k, fr or "NaN", ar or "NaN", fc or "NaN", ac or "NaN",
-      row.x or "NaN", row.step_med or "NaN")
+    local fc, ac, bc = med_of(row.floor, "cpu"), med_of(row.aigc, "cpu"), med_of(row.bound, "cpu")
+    row.x, row.bound_x = median(row.ratio), median(row.bound_ratio)
+    say("  %6d %12s %12s %10s %10s %10s %10s %10s %12s %12s", row.k, fmt_rate(fr), fmt_rate(ar), fmt_num(fc, 1),
+        fmt_num(ac, 1), fmt_num(row.x), fmt_num(bc, 1), fmt_num(row.bound_x), fmt_num(row.step_med),
+        fmt_num(row.idle_rss and row.idle_rss / 1024, 1))
+    dat[#dat + 1] = ("%d %s %s %s %s %s %s %s %s"):format(row.k, fr or "NaN", ar or "NaN", fc or "NaN", ac or "NaN",
+      row.x or "NaN", row.step_med or "NaN", bc or "NaN", row.bound_x or "NaN")
   end
   -- Memory per waiting request: peak RSS growth from the smallest to the
   -- largest K, per request, for aigc and for the floor (libcurl's easy
@@ -479,7 +513,8 @@ local function draw_charts (chunk_rows)
 set multiplot layout 2,2 title "aigc beside the libcurl floor (DATE)"
 set logscale x 2; set xrange [48:5500]; set xtics (64, 256, 1024, 4096); set grid; set key top left
 set title "CPU per request (us), K in flight"; set xlabel "requests in flight"
-plot "D/scale.dat" using 1:4 with linespoints title "curl-multi floor", "" using 1:5 with linespoints title "aigc"
+plot "D/scale.dat" using 1:4 with linespoints title "curl-multi floor", "" using 1:5 with linespoints title "aigc", \
+     "" using 1:8 with linespoints dashtype 2 title "Lua bound"
 set title "throughput (requests/s)"
 plot "D/scale.dat" using 1:2 with linespoints title "curl-multi floor", "" using 1:3 with linespoints title "aigc"
 set title "client:step(0) with K waiting, median (us)"; set yrange [0:*]
@@ -640,22 +675,33 @@ local function main ()
         :format(env or "", rest or cmd))
       return tonumber((out:match("Collected : (%d+)")))
     end
+    -- Each row: a name, how to run it for n requests (or streams), the
+    -- units per request (200 chunks per stream), and the row it is a
+    -- ratio to (the C floor of the same work).
     local cg = {}
+    local SEQ, STREAM, OPENAI = "C floor, sequential", "C floor, stream (per chunk)",
+                                "C floor, OpenAI's chunks (per chunk)"
     local cg_runs = {
-      { "C floor, sequential", function (n) return floor("seq", n)(srv) end },
-      { "aigc, sequential", function (n) return aigc("seq", n)(srv) end },
-      { "C floor, stream (per chunk)", function (n) return floor("stream", n)(srv) end, 200 },
-      { "aigc, stream (per chunk)", function (n) return aigc("stream", n)(srv) end, 200 },
-      { "C floor, OpenAI's chunks (per chunk)", function (n) return floor("stream_openai", n)(srv) end, 200 },
-      { "aigc, OpenAI's chunks (per chunk)", function (n) return aigc("stream_openai", n)(srv) end, 200 },
+      { SEQ, function (n) return floor("seq", n)(srv) end },
+      { "aigc, sequential", function (n) return aigc("seq", n)(srv) end, 1, SEQ },
+      { "Lua bound, sequential", function (n) return lua_bound("bound", n)(srv) end, 1, SEQ },
+      { "libcurl + lua-cjson, sequential", function (n) return lua_bound("cjson", n)(srv) end, 1, SEQ },
+      { STREAM, function (n) return floor("stream", n)(srv) end, 200 },
+      { "aigc, stream (per chunk)", function (n) return aigc("stream", n)(srv) end, 200, STREAM },
+      { OPENAI, function (n) return floor("stream_openai", n)(srv) end, 200 },
+      { "aigc, OpenAI's chunks (per chunk)", function (n) return aigc("stream_openai", n)(srv) end, 200, OPENAI },
     }
-    if JIT_CPATH then   -- (pairs with the floor above them: the ratio column)
-      table.insert(cg_runs, { "C floor, sequential", cg_runs[1][2] })
-      table.insert(cg_runs, { "aigc on LuaJIT, sequential", function (n) return aigc("seq", n, nil, true)(srv) end })
-      table.insert(cg_runs, { "C floor, stream (per chunk)", cg_runs[3][2], 200 })
+    if JIT_CPATH then
+      table.insert(cg_runs, 5, { "aigc on LuaJIT, sequential", function (n) return aigc("seq", n, nil, true)(srv) end,
+                                 1, SEQ })
+      if JIT_BOUND then
+        table.insert(cg_runs, 6, { "Lua bound on LuaJIT, sequential",
+                                   function (n) return lua_bound("bound", n, true)(srv) end, 1, SEQ })
+      end
       table.insert(cg_runs, { "aigc on LuaJIT, stream (per chunk)",
-                              function (n) return aigc("stream", n, nil, true)(srv) end, 200 })
+                              function (n) return aigc("stream", n, nil, true)(srv) end, 200, STREAM })
     end
+    local cg_by_name = {}
     for _, c in ipairs(cg_runs) do
       local k = c[3] or 1
       -- enough to average over GC cycles: 500 and 3,000 requests; a stream
@@ -664,14 +710,15 @@ local function main ()
       local n0, n1 = 500 // k, 3000 // k
       if k > 1 then n0, n1 = 2000 // k, 12000 // k end
       local a, b = instructions(c[2](n0)), instructions(c[2](n1))
-      cg[#cg + 1] = { c[1], a and b and (b - a) / ((n1 - n0) * k) }
+      cg[#cg + 1] = { c[1], a and b and (b - a) / ((n1 - n0) * k), c[4] }
+      cg_by_name[c[1]] = cg[#cg][2]
     end
     say("")
     say("Instructions (callgrind; the difference of runs of 3,000 and 500 requests, "
         .. "of 60 and 10 streams; start-up cancelled)")
-    for i, c in ipairs(cg) do
-      local ratio = ""
-      if i % 2 == 0 and cg[i - 1][2] and c[2] then ratio = ("  %.2fx the floor"):format(c[2] / cg[i - 1][2]) end
+    for _, c in ipairs(cg) do
+      local ratio, base = "", c[3] and cg_by_name[c[3]]
+      if base and c[2] then ratio = ("  %.2fx the floor"):format(c[2] / base) end
       say("  %-34s %10s per %s%s", c[1], c[2] and fmt_rate(c[2]) or "failed",
           c[1]:find("chunk", 1, true) and "chunk" or "request", ratio)
     end
@@ -710,9 +757,9 @@ local function main ()
 
     -- Targets.
     local function ratio (sc, id, field) return median(res[sc][id][field]) end
-    local function cg_ratio (name)   -- a callgrind row over the floor's row before it
-      for i, c in ipairs(cg) do
-        if c[1] == name and i > 1 and c[2] and cg[i - 1][2] then return c[2] / cg[i - 1][2] end
+    local function cg_ratio (name)   -- a callgrind row over its floor's row
+      for _, c in ipairs(cg) do
+        if c[1] == name and c[2] and c[3] and cg_by_name[c[3]] then return c[2] / cg_by_name[c[3]] end
       end
       return nil
     end
@@ -781,6 +828,32 @@ local function main ()
       local mark = v == nil and "n/a   " or (t[3](v) and "met   " or "MISSED")
       say("  [%s] %-72s %s", mark, t[1], v and t[4]:format(v) or "-")
     end
+    -- What Lua itself costs (bench/lua_bound.lua): a per-request target
+    -- under the bound cannot be met by any Lua module that returns the
+    -- reply as tables, however little it does.
+    say("")
+    say("The Lua bound: the same Lua objects as a decoded reply, made without parsing, libcurl called as the floor"
+        .. " calls it (bench/lua_bound.lua)")
+    local function over (a, b) return a and b and a / b or nil end
+    local rows = { { "Lua 5.4", "lua_bound", "aigc", "Lua bound, sequential", "aigc, sequential" } }
+    if JIT_BOUND then
+      rows[2] = { "LuaJIT", "lua_bound_jit", "aigc_jit", "Lua bound on LuaJIT, sequential",
+                  "aigc on LuaJIT, sequential" }
+    end
+    for _, r in ipairs(rows) do
+      local bound_res, aigc_res = res.seq[r[2]], res.seq[r[3]]
+      say("  %-8s per request: the bound %sx the floor (CPU), %sx (instructions); aigc %sx / %sx the bound",
+          r[1], fmt_num(bound_res and ratio("seq", r[2], "ratio_cpu")), fmt_num(cg_ratio(r[4])),
+          fmt_num(over(aigc_res and med(aigc_res, "cpu"), bound_res and med(bound_res, "cpu"))),
+          fmt_num(over(cg_by_name[r[5]], cg_by_name[r[4]])))
+    end
+    local ks, bx, ax = {}, {}, {}
+    for _, row in ipairs(scale) do
+      ks[#ks + 1], bx[#bx + 1], ax[#ax + 1] = tostring(row.k), fmt_num(row.bound_x), fmt_num(row.x)
+    end
+    say("  Lua 5.4  K in flight (%s): the bound %s x the floor (CPU); aigc %s", table.concat(ks, ", "),
+        table.concat(bx, ", "), table.concat(ax, ", "))
+    say("  (a target under the bound cannot be met by any Lua module that returns the reply as tables)")
     say("")
     draw_charts {
       { "floor", med(res.stream.floor, "cpu") }, { "aigc", med(res.stream.aigc, "cpu") },

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make bench: installs what is missing (scripts/deps.sh bench has run
 # already under make), the Node SDK from bench/package-lock.json, builds
-# the C floor, then runs bench/run.lua from the repo root.
+# the C floor and the Lua bound's module, then runs bench/run.lua from
+# the repo root.
 #
 #   BENCH_QUICK=1 make bench     a fast pass (2 rounds, a quarter of the work)
 #   BENCH_ROUNDS=7 make bench    more rounds
@@ -38,6 +39,20 @@ CURL_CFLAGS=$(curl-config --cflags 2>/dev/null || true)
 CURL_LIBS=$(curl-config --libs 2>/dev/null || echo -lcurl)
 if [ ! -x build/bench/floor ] || [ bench/floor.c -nt build/bench/floor ]; then
   ${CC:-cc} -O2 -g -std=c99 -Wall -Wextra $CURL_CFLAGS -o build/bench/floor bench/floor.c $CURL_LIBS
+fi
+
+# The Lua bound's module (bench/lua_bound.c), for Lua 5.4 and LuaJIT.
+# (a failed build leaves its rows "failed" in the report, nothing else)
+lua_bound() {   # out, Lua's include folder
+  if [ ! -f "$1" ] || [ bench/lua_bound.c -nt "$1" ]; then
+    mkdir -p "$(dirname "$1")"
+    ${CC:-cc} -O2 -g -std=c99 -Wall -Wextra -shared -fPIC -I"$2" $CURL_CFLAGS \
+      -o "$1" bench/lua_bound.c $CURL_LIBS || echo "bench: the Lua bound's build ($1) failed" >&2
+  fi
+}
+lua_bound build/bench/lua_bound.so /usr/include/lua5.4
+if command -v luajit >/dev/null && [ -d /usr/include/luajit-2.1 ]; then
+  lua_bound build/bench/jit/lua_bound.so /usr/include/luajit-2.1
 fi
 
 # Stop our nginx if we are interrupted (run.lua stops it otherwise): by
