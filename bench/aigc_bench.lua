@@ -21,7 +21,8 @@
 local root = os.getenv("BENCH_ROOT") or "."
 local cpath = os.getenv("BENCH_CPATH") or "./?.so"
 if cpath:sub(1, 1) ~= "/" then cpath = root .. "/" .. cpath:gsub("^%./", "") end
-package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
+package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. (arg[0]:match("^(.*)/") or ".") .. "/?.lua;"
+  .. package.path
 package.cpath = cpath .. ";" .. package.cpath
 
 local aigc = require "aigc"
@@ -51,17 +52,7 @@ local function report (count, wall, cpu, extra)
 end
 
 -- The request every client sends.
-local function params (i)
-  return {
-    model = "gpt-4o-mini",
-    messages = {
-      { role = "system", content = "You are a helpful assistant." },
-      { role = "user", content = "Say hello to request " .. i .. "." },
-    },
-    temperature = 0.7,
-    max_tokens = 128,
-  }
-end
+local params = require "request_params"
 
 local function check (res, err)
   if not res then error("request failed: " .. tostring(err and err.message)) end

@@ -1,6 +1,6 @@
 -- The least a Lua client costs per request: what the Lua interpreter
 -- itself pays for the benchmark's work, beside floor.c (the same work in
--- C) and aigc. Both modes send the request through bench/lua_bound.c (a
+-- C) and aigc. Both modes send the request through bench/lua_bound_core.c (a
 -- reused easy handle, the body in and out as strings: libcurl's part is
 -- floor.c's).
 --
@@ -23,7 +23,8 @@
 -- Runs on Lua 5.1-5.4 and LuaJIT.
 
 package.cpath = (os.getenv("BENCH_LUA_BOUND") or "build/bench/?.so") .. ";" .. package.cpath
-local bound = require "lua_bound"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local bound = require "lua_bound_core"
 local cjson = require "cjson"
 local socket = require "socket"
 
@@ -36,18 +37,8 @@ local WARMUP = 50
 
 local format, concat, sub, find = string.format, table.concat, string.sub, string.find
 
--- The request every client sends (aigc_bench.lua's).
-local function params (i)
-  return {
-    model = "gpt-4o-mini",
-    messages = {
-      { role = "system", content = "You are a helpful assistant." },
-      { role = "user", content = "Say hello to request " .. i .. "." },
-    },
-    temperature = 0.7,
-    max_tokens = 128,
-  }
-end
+-- The request every client sends.
+local params = require "request_params"
 
 local encode, decode = cjson.encode, cjson.decode
 

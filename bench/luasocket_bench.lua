@@ -10,6 +10,8 @@ local http = require "socket.http"
 local ltn12 = require "ltn12"
 local socket = require "socket"
 local cjson = require "cjson"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local params = require "request_params"   -- the request every client sends
 
 local mode, url, n, expect_file = arg[1], arg[2], tonumber(arg[3]), arg[4]
 assert(mode == "seq", "only seq")
@@ -18,15 +20,7 @@ local expect = f:read("a")
 f:close()
 
 local function one (i)
-  local body = cjson.encode {
-    model = "gpt-4o-mini",
-    messages = {
-      { role = "system", content = "You are a helpful assistant." },
-      { role = "user", content = "Say hello to request " .. i .. "." },
-    },
-    temperature = 0.7,
-    max_tokens = 128,
-  }
+  local body = cjson.encode(params(i))
   local out = {}
   local ok, code = http.request {
     url = url .. "/chat/completions",

@@ -65,10 +65,10 @@ do
   elseif not io.open((c:gsub("%?", "aigc/core"))) then JIT_MISSING = "not built (make LUA_VERSION=jit)"
   else JIT_CPATH = c end
 end
--- bench/lua_bound.c built for LuaJIT too (run.sh): the bound's LuaJIT row.
+-- bench/lua_bound_core.c built for LuaJIT too (run.sh): the bound's LuaJIT row.
 local JIT_BOUND = false
 if JIT_CPATH then
-  local f = io.open(DIR .. "/jit/lua_bound.so")
+  local f = io.open(DIR .. "/jit/lua_bound_core.so")
   if f then f:close(); JIT_BOUND = true end
 end
 
@@ -180,7 +180,7 @@ end
 
 -- The least a Lua client costs (bench/lua_bound.lua): "bound" (the same
 -- Lua objects as a decoded reply, made without parsing) or "cjson" (a
--- client written by hand on lua-cjson); through bench/lua_bound.c, whose
+-- client written by hand on lua-cjson); through bench/lua_bound_core.c, whose
 -- libcurl calls are the floor's. `jit`: under LuaJIT.
 local function lua_bound (mode, n, jit)
   return function (srv)

@@ -41,18 +41,18 @@ if [ ! -x build/bench/floor ] || [ bench/floor.c -nt build/bench/floor ]; then
   ${CC:-cc} -O2 -g -std=c99 -Wall -Wextra $CURL_CFLAGS -o build/bench/floor bench/floor.c $CURL_LIBS
 fi
 
-# The Lua bound's module (bench/lua_bound.c), for Lua 5.4 and LuaJIT.
+# The Lua bound's module (bench/lua_bound_core.c), for Lua 5.4 and LuaJIT.
 # (a failed build leaves its rows "failed" in the report, nothing else)
 lua_bound() {   # out, Lua's include folder
-  if [ ! -f "$1" ] || [ bench/lua_bound.c -nt "$1" ]; then
+  if [ ! -f "$1" ] || [ bench/lua_bound_core.c -nt "$1" ]; then
     mkdir -p "$(dirname "$1")"
     ${CC:-cc} -O2 -g -std=c99 -Wall -Wextra -shared -fPIC -I"$2" $CURL_CFLAGS \
-      -o "$1" bench/lua_bound.c $CURL_LIBS || echo "bench: the Lua bound's build ($1) failed" >&2
+      -o "$1" bench/lua_bound_core.c $CURL_LIBS || echo "bench: the Lua bound's build ($1) failed" >&2
   fi
 }
-lua_bound build/bench/lua_bound.so /usr/include/lua5.4
+lua_bound build/bench/lua_bound_core.so /usr/include/lua5.4
 if command -v luajit >/dev/null && [ -d /usr/include/luajit-2.1 ]; then
-  lua_bound build/bench/jit/lua_bound.so /usr/include/luajit-2.1
+  lua_bound build/bench/jit/lua_bound_core.so /usr/include/luajit-2.1
 fi
 
 # Stop our nginx if we are interrupted (run.lua stops it otherwise): by

@@ -1,5 +1,5 @@
 /*
-** lua_bound.c — the least a Lua binding of libcurl can do per request: a
+** lua_bound_core.c — the least a Lua binding of libcurl can do per request: a
 ** Lua module with one reused easy handle, the request body in, the reply
 ** body out as a Lua string. Nothing else: no non-blocking driver, no
 ** timeouts, no headers kept, no error mapping, no retries.
@@ -10,7 +10,7 @@
 ** With floor.c, the C program doing the same work, these separate what
 ** the Lua interpreter must pay from what aigc adds.
 **
-**   local b = require "lua_bound"
+**   local b = require "lua_bound_core"
 **   local h = b.open(url)          -- the same headers and options as floor.c
 **   local body = b.post(h, json)   -- raises on a failed transfer or a non-200
 **   b.multi(url, total, k, make_body, on_reply)
@@ -83,7 +83,7 @@ static int bound_open (lua_State *L) {
   const char *url = luaL_checkstring(L, 1);
   bound *b = (bound *)lua_newuserdata(L, sizeof *b);
   memset(b, 0, sizeof *b);
-  if (luaL_newmetatable(L, "bench.lua_bound")) {
+  if (luaL_newmetatable(L, "bench.lua_bound_core")) {
     lua_pushcfunction(L, bound_gc);
     lua_setfield(L, -2, "__gc");
   }
@@ -97,7 +97,7 @@ static int bound_open (lua_State *L) {
 }
 
 static int bound_post (lua_State *L) {
-  bound *b = (bound *)luaL_checkudata(L, 1, "bench.lua_bound");
+  bound *b = (bound *)luaL_checkudata(L, 1, "bench.lua_bound_core");
   size_t len;
   const char *body = luaL_checklstring(L, 2, &len);
   long status = 0;
@@ -233,7 +233,7 @@ static int bound_multi (lua_State *L) {
   return 0;
 }
 
-int luaopen_lua_bound (lua_State *L) {
+int luaopen_lua_bound_core (lua_State *L) {
   lua_newtable(L);
   lua_pushcfunction(L, bound_open);
   lua_setfield(L, -2, "open");
