@@ -723,6 +723,58 @@ local function main ()
           c[1]:find("chunk", 1, true) and "chunk" or "request", ratio)
     end
 
+    -- System calls per request (strace -c): the kernel's work, which
+    -- callgrind does not count. The difference of two run lengths, as
+    -- above. (clock() in every request's hash seed was a system call the
+    -- vDSO does not answer: 4 per request, 15 % of the CPU, unseen by
+    -- callgrind until this table.)
+    progress("strace")
+    say("")
+    if sh("command -v strace") == "" then
+      say("System calls: not measured (strace is not installed; scripts/deps.sh bench installs it)")
+    else
+      local function syscalls (cmd)
+        local file = DIR .. "/strace.txt"
+        sh(("strace -f -c -o %s %s >/dev/null 2>&1"):format(file, cmd))
+        local f = io.open(file)
+        if not f then return nil end
+        local calls = {}
+        for line in f:lines() do
+          local n, name = line:match("^%s*[%d.]+%s+[%d.]+%s+%d+%s+(%d+)%s+%d*%s*([%w_]+)%s*$")
+          if n and name ~= "total" then calls[name] = tonumber(n) end
+        end
+        f:close()
+        return next(calls) and calls or nil
+      end
+      say("System calls per request (strace -c -f; the difference of runs of 3,000 and 500 requests, of 60 and 10"
+          .. " streams)")
+      for _, c in ipairs {
+        { "C floor, sequential", function (n) return floor("seq", n)(srv) end },
+        { "aigc, sequential", function (n) return aigc("seq", n)(srv) end },
+        { "C floor, 64 in flight", function (n) return floor("multi", n, 64)(srv) end },
+        { "aigc, 64 in flight", function (n) return aigc("multi", n, 64)(srv) end },
+        { "C floor, stream of 200 chunks", function (n) return floor("stream", n)(srv) end, 200 },
+        { "aigc, stream of 200 chunks", function (n) return aigc("stream", n)(srv) end, 200 },
+      } do
+        local n0, n1 = 500, 3000
+        if c[3] then n0, n1 = 10, 60 end
+        local a, b = syscalls(c[2](n0)), syscalls(c[2](n1))
+        if a and b then
+          local total, parts = 0, {}
+          for name, nb in pairs(b) do
+            local per = (nb - (a[name] or 0)) / (n1 - n0)
+            total = total + per
+            if per >= 0.05 then parts[#parts + 1] = { name, per } end
+          end
+          table.sort(parts, function (x, y) return x[2] > y[2] end)
+          for i, p in ipairs(parts) do parts[i] = ("%s %.2f"):format(p[1], p[2]) end
+          say("  %-34s %6.2f  (%s)", c[1], total, table.concat(parts, ", "))
+        else
+          say("  %-34s %6s", c[1], "failed")
+        end
+      end
+    end
+
     -- Split placement.
     local sres
     if split then

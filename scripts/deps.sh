@@ -12,7 +12,8 @@
 #                           (de_DE.UTF-8) for the JSON C test of number formatting
 #   scripts/deps.sh love    what `make love` adds: LuaJIT's headers, LÖVE
 #   scripts/deps.sh bench   what `make bench` adds: nginx, wrk, lua-socket,
-#                           LuaJIT (its column of the report)...
+#                           LuaJIT (its column of the report), strace (the
+#                           system calls per request)...
 #
 # Only missing packages are installed, with one `apt-get update` first; a
 # machine that already has them all is not touched (and needs no network).
@@ -49,7 +50,7 @@ test_pkgs=("${matrix_pkgs[@]}"
 # imagemagick (identify), sox (soxi): the media specs check the PNGs and WAVs
 # the client writes with tools that share no code with aigc or the devserver.
 bench_pkgs=(nginx-light wrk hyperfine lua-socket valgrind util-linux
-            nodejs npm procps time gnuplot-nox openssl
+            nodejs npm procps time gnuplot-nox openssl strace
             luajit libluajit-5.1-dev lua-compat53-dev)
 
 case "$profile" in
