@@ -160,22 +160,28 @@ describe("security", function ()
   -- h2_early_answer). Here a reader that makes a blocking call on the same
   -- client holds the upload back while the loop reads the answer and the
   -- reset: every run takes that path (30 of 30 failed before the fix, with
-  -- the answer dropped in most, kept in the others).
+  -- the answer dropped in most, kept in the others). Under load the answer's
+  -- status and headers sometimes reached the upload without its body (4 in
+  -- 250 runs with three CPU hogs beside it: "Stream error in the HTTP/2
+  -- framing layer", CI of 609d773): resent too. Five rounds a run, so the
+  -- rarer outcomes come up more often.
   it("keeps an HTTP/2 answer the server sent before it read the request body", function ()
-    local c = aigc.client { base_url = "https://127.0.0.1:" .. nginx.ports.h2 .. "/v1",
-                            ca_file = nginx.dir .. "/good.pem", max_retries = 0 }
-    local inner, calls = nil, 0
-    local res, err = c:files_upload { purpose = "batch", headers = { expect = "" }, file = { filename = "a.jsonl",
-      reader = function ()
-        calls = calls + 1
-        if calls == 1 then inner = assert(c:chat "Hi") end   -- the loop runs while the upload waits
-        return nil
-      end } }
-    c:close()
-    assert(res, err and err.message)
-    local conn = inner.text:match("^connection (%d+) over HTTP/2%.0$")
-    assert.truthy(conn)
-    assert.equal("connection " .. conn .. " over HTTP/2.0", res.choices[1].message.content)
+    for _ = 1, 5 do
+      local c = aigc.client { base_url = "https://127.0.0.1:" .. nginx.ports.h2 .. "/v1",
+                              ca_file = nginx.dir .. "/good.pem", max_retries = 0 }
+      local inner, calls = nil, 0
+      local res, err = c:files_upload { purpose = "batch", headers = { expect = "" }, file = { filename = "a.jsonl",
+        reader = function ()
+          calls = calls + 1
+          if calls == 1 then inner = assert(c:chat "Hi") end   -- the loop runs while the upload waits
+          return nil
+        end } }
+      c:close()
+      assert(res, err and err.message)
+      local conn = inner.text:match("^connection (%d+) over HTTP/2%.0$")
+      assert.truthy(conn)
+      assert.equal("connection " .. conn .. " over HTTP/2.0", res.choices[1].message.content)
+    end
   end)
 
   -- The same early answer to a body bigger than nginx's 64 KiB stream window:
