@@ -446,6 +446,53 @@ describe("aigc.schema", function ()
       assert.equal("response_format", err.param)
     end)
 
+    it("auto mode's refusal rule: a 400 or 422 naming the format parameter (or json_schema), nothing else", function ()
+      local adapter = require "aigc.adapter"
+      local chat, responses = adapter.chat.refuses_format, adapter.responses.refuses_format
+      local cases = {
+        { chat, { kind = "api", status = 400, param = "response_format", message = "x" }, true },
+        { chat, { kind = "http", status = 400, message = "HTTP status 400: response_format is not supported" }, true },
+        { chat, { kind = "http", status = 422, message = "HTTP 422: `json_schema` is unavailable now" }, true },
+        { chat, { kind = "api", status = 422, message = "Input validation error: `inputs` too long" }, false },
+        { chat, { kind = "api", status = 500, param = "response_format", message = "x" }, false },
+        { chat, { kind = "api", status = 400, message = "This model's maximum context length is 8192 tokens" }, false },
+        { chat, { kind = "api", message = "response_format is not supported" }, true },   -- (an error event: no status)
+        { chat, { kind = "transport", message = "response_format" }, false },
+        { responses, { kind = "api", status = 400, param = "text", message = "x" }, true },
+        { responses, { kind = "api", status = 400, param = "text.format", message = "x" }, true },
+        { responses, { kind = "api", status = 400, message = "Invalid value for 'text.format.type'" }, true },
+        { responses, { kind = "api", status = 400, message = "Please shorten your text" }, false },
+      }
+      for i, c in ipairs(cases) do
+        assert(c[1](c[2]) == c[3], ("case %d: %s"):format(i, c[2].message))
+      end
+    end)
+
+    it("auto mode falls back on a plain-text 422 that names response_format, not on other 422s", function ()
+      local res = assert(client:chat { messages = { { role = "user", content = "Hi" } }, schema = NPC,
+        schema_mode = "auto", headers = { ["x-aigc-fault"] = "no-json-schema=422" } })
+      assert.equal("json_object", res.schema_mode)
+      assert.equal("Hello! How can I help you today?", res.parsed.say)
+      local reqs = srv:requests()
+      assert.equal(2, #reqs)
+      assert.equal(422, reqs[1].status)
+      assert.equal("json_schema", reqs[1].body_json.response_format.type)
+      assert.equal("json_object", reqs[2].body_json.response_format.type)
+      -- a 422 about something else is the answer, sent once
+      srv:reset()
+      local _, err = client:chat { messages = { { role = "user", content = "Hi" } }, schema = NPC,
+        schema_mode = "auto", headers = { ["x-aigc-fault"] = "status=422" } }
+      assert.equal(422, err.status)
+      assert.equal(1, #srv:requests())
+      -- without auto, the 422 is the answer
+      srv:reset()
+      _, err = client:chat { messages = { { role = "user", content = "Hi" } }, schema = NPC,
+        headers = { ["x-aigc-fault"] = "no-json-schema=422" } }
+      assert.equal(422, err.status)
+      assert.matches("json_schema", err.message, 1, true)
+      assert.equal(1, #srv:requests())
+    end)
+
     it("parses every choice with n > 1; streaming gives the same parsed value", function ()
       local res = assert(ask("Hi", { n = 3, seed = 5 }))
       for i = 1, 3 do assert.is_table(res.choices[i].parsed) end

@@ -61,11 +61,22 @@ local function parse_error (fmt, ...)
   return core.error { kind = "parse", message = string_format(fmt, ...) }
 end
 
--- A 400 that names the structured-output parameter (or json_schema).
-local function refuses (err, param)
-  if err.status ~= 400 and err.kind ~= "api" then return false end
-  if err.status ~= nil and err.status ~= 400 then return false end
-  if err.param == param then return true end
+-- A 400 or 422 that names the structured-output parameter (or json_schema).
+-- OpenAI and most servers answer 400; servers whose request parsing
+-- refuses an unknown `type` answer 422 with a plain-text body (DeepSeek:
+-- "Failed to deserialize the JSON body into the target type:
+-- response_format: response_format.type `json_schema` is unavailable now").
+local REFUSAL_STATUS = { [400] = true, [422] = true }
+
+-- `also_param`: another `err.param` that counts (never searched for in the
+-- message: "text" is in too many).
+local function refuses (err, param, also_param)
+  if err.status == nil then
+    if err.kind ~= "api" then return false end
+  elseif not REFUSAL_STATUS[err.status] then
+    return false
+  end
+  if err.param == param or (also_param ~= nil and err.param == also_param) then return true end
   local msg = tostring(err.message or ""):lower()
   return msg:find(param, 1, true) ~= nil or msg:find("json_schema", 1, true) ~= nil
 end
@@ -246,7 +257,7 @@ function responses.set_format (wire, o, mode)
   return wire.input
 end
 
-function responses.refuses_format (err) return refuses(err, "text.format") or refuses(err, "text") end
+function responses.refuses_format (err) return refuses(err, "text.format", "text") end
 
 function responses.tool_calls (res)
   local output = res.output

@@ -378,6 +378,8 @@ FAULTS -- header `x-aigc-fault: <spec>` or model `fault:<spec>` (both: merged, h
     schema=not-json      the reply is prose, not JSON: "Sure! Here is the JSON you asked for."
     no-json-schema       response_format json_schema is refused with a 400 (param
                          "response_format"), as servers without structured outputs do
+    no-json-schema=422   ... with a plain-text 422 naming response_format, as servers
+                         whose request parser refuses the type do (DeepSeek's words)
 ]]
 
 -- Run as a script (`lua5.4 lua/aigc/devserver.lua`) from any directory:

@@ -35,8 +35,8 @@
 -- For servers without json_schema: `schema_mode = "json_object"` sends
 -- `response_format = { type = "json_object" }` and puts the schema in a
 -- system message instead; `schema_mode = "auto"` tries json_schema and, when
--- the server answers 400 about `response_format`, repeats the request in
--- json_object mode. The reply is validated the same way in every mode.
+-- the server answers 400 or 422 about `response_format` (or json_schema),
+-- repeats the request in json_object mode. The reply is validated the same way in every mode.
 --
 -- Both work with `stream` (deltas of every round reach the function),
 -- `n` (each choice gets `parsed`; the first decides success), inside tasks

@@ -66,6 +66,11 @@ local function params (body, fault)
   p.n, p.max, p.top = p.n or 1, p.max or p.max_tokens, p.top or 0
   p.want_lp = body.logprobs == true
   local rf = type(body.response_format) == "table" and body.response_format or nil
+  if rf and rf.type == "json_schema" and fault["no-json-schema"] == "422" then
+    return nil, { status = 422, ctype = "text/plain; charset=utf-8", headers = {},
+                  body = "Failed to deserialize the JSON body into the target type: response_format: "
+                         .. "response_format.type `json_schema` is unavailable now at line 1 column 120" }
+  end
   if rf and rf.type == "json_schema" and fault["no-json-schema"] then
     return nil, error_resp(400, "Invalid parameter: 'response_format' of type 'json_schema' is not supported with "
       .. "this model.", "invalid_request_error", "response_format", "unsupported_value")

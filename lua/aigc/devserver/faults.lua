@@ -46,7 +46,7 @@ local GRAMMAR = {
   ["content-filter"] = "flag", ["huge-line"] = "int", ["event-bytes"] = "int", ["dup-key"] = "flag",
   ["comment-drip"] = "int",
   -- structured output
-  schema = words_set("violate", "not-json"), ["no-json-schema"] = "flag",
+  schema = words_set("violate", "not-json"), ["no-json-schema"] = words_set(true, "422"),
   -- usage counts
   tokenizer = words_set("words", "words2"),
   -- the Responses API
