@@ -70,4 +70,45 @@ describe("usage of requests without callbacks", function ()
     assert.same({ "delay=50", "delay=300", "hang" }, logged)
     c:close()
   end)
+
+  -- Many NPCs as tasks, each making blocking calls: every end resumes a
+  -- task whose next call submits, and each submit and step swept. The walk
+  -- asked every request in flight for its status then (1.06M instructions
+  -- per request with 512 tasks); the engine now lists the ends it
+  -- delivered (eng:take_ended), and a blocking call hears its own.
+  it("many tasks making blocking calls: no request is asked for its status, every one is counted", function ()
+    local logged = 0
+    local log = { record_call = function () logged = logged + 1 end }
+    local c = require("aigc").client { base_url = srv.base_url, max_retries = 0, prompt_log = log }
+    local replies = 0
+    local probe = c:chat_async(fault("hang", { deadline = 60 }))
+    local calls = count_status_calls(probe, function ()
+      for _ = 1, 100 do
+        c:spawn(function ()
+          for _ = 1, 3 do
+            assert(c:chat(fault("delay=5")))
+            replies = replies + 1
+          end
+        end)
+      end
+      local t0 = os.time()
+      while replies < 300 and os.time() - t0 < 30 do c:step(0.01) end
+    end)
+    assert.equal(300, replies)
+    assert.equal(0, calls)   -- (before: tens of thousands)
+    assert.equal(300, logged)
+    -- and the ends nobody waits for still reach the log: two plain ones
+    -- (one dropped once it ended) and a canceled one
+    local plain = c:chat_async(fault("delay=5"))
+    local dropped = c:chat_async(fault("delay=5"))
+    local t0 = os.time()
+    while (plain:status() ~= "done" or dropped:status() ~= "done") and os.time() - t0 < 20 do c:step(0.01) end
+    dropped = nil   -- luacheck: ignore (heard in the step it ended: dropping it loses nothing)
+    collectgarbage()
+    probe:cancel()
+    c:step(0)
+    assert.equal(303, logged)
+    assert.equal(303, c:usage().requests)
+    c:close()
+  end)
 end)

@@ -111,7 +111,9 @@ enum {
   AIGC_EN_TASKS,        /* the scheduler (engine:set_scheduler): its tasks table */
   AIGC_EN_TOKEN,        /* the value a task yields to it */
   AIGC_EN_RESUME,       /* resume(co, req) */
-  AIGC_EN_NSLOTS = AIGC_EN_RESUME
+  AIGC_EN_ENDED,        /* watched requests whose end was delivered (a list, or
+                           nil): eng:take_ended hands it over */
+  AIGC_EN_NSLOTS = AIGC_EN_ENDED
 };
 
 #endif

@@ -389,6 +389,27 @@ static int eng_active (lua_State *L) {
 }
 
 /*
+** eng:take_ended() -> list | nil, lost: the watched requests (submitted
+** with opts.watch) whose end was delivered since the last call, in order,
+** and whether an end could not be listed since (memory): then the caller
+** must look at every request it watches. The list is the caller's now.
+** Works on a closed engine (close() delivers the ends it cancels).
+*/
+static int eng_take_ended (lua_State *L) {
+  aigc_engine *e = (aigc_engine *)luaL_checkudata(L, 1, AIGC_ENGINE_MT);
+  int lost = e->roster.unlisted_ends > 0;
+  lua_settop(L, 1);
+  lua_getiuservalue(L, 1, AIGC_EN_ENDED);
+  if (!lua_isnil(L, 2)) {
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, AIGC_EN_ENDED);
+  }
+  e->roster.unlisted_ends = 0;
+  lua_pushboolean(L, lost);
+  return 2;
+}
+
+/*
 ** eng:set_scheduler(sched | nil): the Lua layer's task scheduler, for
 ** req:wait() in a task (request.c, aigc_request_wait_in_task): sched.tasks
 ** (a table whose keys are the task coroutines: a truthy value marks one),
@@ -694,6 +715,7 @@ static const luaL_Reg engine_methods[] = {
   {"submit", eng_submit},
   {"step", eng_step},
   {"active", eng_active},
+  {"take_ended", eng_take_ended},
   {"report", eng_report},
   {"close", eng_close},
   {"watch", eng_watch},

@@ -221,6 +221,46 @@ static void run_waiters (lua_State *L, int eidx, int ridx, aigc_request *r) {
 }
 
 /*
+** The ends of watched requests (opts.watch: the usage hook's requests that
+** have no callbacks, lua/aigc/hooks.lua) go on a list in the engine, which
+** the hook takes after each step (eng:take_ended): it hears those ends
+** in time linear in them, where a walk over every request it watches
+** was linear in the requests in flight -- at every step, and at every
+** submit of a task resumed by an end (1.06M instructions per request with
+** 512 tasks waiting, against ~220k). The list holds the request until
+** taken. Appending allocates: it runs protected, and a failure (memory)
+** is counted (unlisted_ends) so that the hook walks them all once; so is
+** an end with nothing to deliver (a cancel nobody listens to: ended_quietly,
+** where nothing may allocate).
+*/
+static int append_ended (lua_State *L) {   /* (engine, request) */
+  lua_Integer n;
+  if (lua_getiuservalue(L, 1, AIGC_EN_ENDED) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_createtable(L, 8, 0);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, 1, AIGC_EN_ENDED);
+  }
+  n = (lua_Integer)lua_rawlen(L, -1);
+  lua_pushvalue(L, 2);
+  lua_rawseti(L, -2, n + 1);
+  return 0;
+}
+
+static void note_watched_end (lua_State *L, int eidx, int ridx, aigc_request *r) {
+  aigc_roster *ro = r->roster;
+  r->watched = 0;   /* once */
+  ro->unlisted_ends++;   /* (until the append is done: an interrupt may leave it) */
+  lua_pushcfunction(L, append_ended);
+  lua_pushvalue(L, eidx);
+  lua_pushvalue(L, ridx);
+  if (aigc_pcall(L, 2, 0) != LUA_OK)
+    lua_pop(L, 1);
+  else
+    ro->unlisted_ends--;
+}
+
+/*
 ** Runs r's end, exactly once: on_done(res) or on_error(err), then its
 ** waiters, then the engine lets go of it. Called by the loop
 ** (aigc_request_dispatch), by close() and by wait(); never by cancel() or a
@@ -256,6 +296,8 @@ int aigc_request_deliver_end (lua_State *L, int eidx, int ridx) {
   }
   run_waiters(L, eidx, ridx, r);
   lua_pop(L, 1);   /* the outcome */
+  if (r->watched && r->roster != NULL)
+    note_watched_end(L, eidx, ridx, r);
   if (r->entry.end_pending)   /* a new waiter came meanwhile (req:_notify in a callback) */
     return count;
   aigc_request_drop(L, eidx, r);
@@ -700,8 +742,13 @@ static void ended_quietly (lua_State *L, int eidx, int ridx, aigc_request *r) {
     return;
   if (listening)
     aigc_roster_set_end(r->roster, &r->entry);   /* the waiter hears it from the loop */
-  else
+  else {
+    if (r->watched) {   /* no end to deliver, so not listed (that allocates): */
+      r->watched = 0;
+      r->roster->unlisted_ends++;   /* the hook's next sweep looks at every request */
+    }
     aigc_request_drop(L, eidx, r);
+  }
 }
 
 /* Ends r where no Lua allocation is allowed: out of libcurl, the queue and
@@ -789,14 +836,14 @@ enum {   /* bits of aigc_submit.opts_keys: opts_names' order */
   AIGC_OK_EVENTS = 1 << 4, AIGC_OK_STREAM_FIELD = 1 << 5, AIGC_OK_DEADLINE = 1 << 6,
   AIGC_OK_HEADERS = 1 << 7, AIGC_OK_METHOD = 1 << 8, AIGC_OK_ABSOLUTE = 1 << 9,
   AIGC_OK_FORM = 1 << 10, AIGC_OK_SINK = 1 << 11, AIGC_OK_ON_DONE = 1 << 12,
-  AIGC_OK_ON_ERROR = 1 << 13,
+  AIGC_OK_ON_ERROR = 1 << 13, AIGC_OK_WATCH = 1 << 14,
   /* what aigc_form_read reads (form.c) */
   AIGC_OK_BODY = AIGC_OK_METHOD | AIGC_OK_ABSOLUTE | AIGC_OK_FORM | AIGC_OK_EVENTS | AIGC_OK_SINK
 };
 static const key_name opts_names[] = {
   KEY("path"), KEY("query"), KEY("fname"), KEY("arg"), KEY("events"), KEY("stream_field"),
   KEY("deadline"), KEY("headers"), KEY("method"), KEY("absolute"), KEY("form"), KEY("sink"),
-  KEY("on_done"), KEY("on_error"), { NULL, 0 }
+  KEY("on_done"), KEY("on_error"), KEY("watch"), { NULL, 0 }
 };
 
 /* The bits of `names` present as keys of the table at t (every bit when
@@ -1002,6 +1049,11 @@ static int read_call_options (lua_State *L, int ridx, aigc_request *r, const aig
     strong |= opt_callback(L, ridx, cx, 4, "on_done", AIGC_RQ_ON_DONE);
   if (s->opts_keys & AIGC_OK_ON_ERROR)
     strong |= opt_callback(L, ridx, cx, 4, "on_error", AIGC_RQ_ON_ERROR);
+  if (s->opts_keys & AIGC_OK_WATCH) {   /* (the usage hook's: see note_watched_end) */
+    lua_getfield(L, 4, "watch");
+    r->watched = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
   r->entry.priority = k & AIGC_PK_PRIORITY ? read_priority(L, cx) : AIGC_PRIO_NORMAL;
   return strong;
 }

@@ -103,6 +103,9 @@ typedef struct aigc_roster {
   aigc_roster_entry *q_head[AIGC_NPRIO], *q_tail[AIGC_NPRIO];
   aigc_roster_entry *r_head, *r_tail;
   int running, queued, ends;
+  int unlisted_ends;            /* watched requests that ended off the ended list
+                                   (request.c note_watched_end, ended_quietly):
+                                   eng:take_ended says so */
   int running_by[AIGC_NPRIO];   /* running, per priority class */
   aigc_roster_entry *current;   /* the request being dispatched, innermost */
   CURL *easy_pool[AIGC_EASY_POOL];   /* easy handles of ended requests, kept

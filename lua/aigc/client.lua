@@ -326,8 +326,9 @@ end
 
 -- Submits a request ("chat", "completion", "json" or "get" api) whose
 -- params were checked; `fname` and `argn` name the user's call and its
--- params in errors.
-local function submit (self, api, params, path, fname, argn, body_opts)
+-- params in errors. `awaited`: a blocking call that `await`s it (the hook
+-- hears its end there, so the engine need not list it: aigc.hooks sweep).
+local function submit (self, api, params, path, fname, argn, body_opts, awaited)
   local hook = self._hook   -- usage totals, prompt_log, cassette (aigc.hooks: what to submit)
   local call = hook and hook.before(self, api, params, path)
   if call and not call.as_is then   -- (as_is: the params are submitted as they are)
@@ -337,7 +338,13 @@ local function submit (self, api, params, path, fname, argn, body_opts)
   local opts = call_opts(self, api, call and call.options or params or {}, path, fname, argn or 1)
   if body_opts then for k, v in pairs(body_opts) do opts[k] = v end end   -- form, sink, method (aigc.media)
   -- (the usage hook's counting callbacks, in the params' stead: aigc.hooks)
-  if call and call.on_done then opts.on_done, opts.on_error = call.on_done, call.on_error end
+  if call then
+    if call.on_done then opts.on_done, opts.on_error = call.on_done, call.on_error
+    elseif call.unheld and not awaited then   -- (its end is listed for the hook: aigc.hooks sweep)
+      opts.watch = true
+      self._watching = true
+    end
+  end
   local engine = self._engine   -- (engine_call, inline: two vararg calls less per request)
   local ok, req = pcall(engine.submit, engine, api, params, opts)
   if not ok then relay(fname, ok, req) end
@@ -408,7 +415,7 @@ function Client:chat (params)
   check_self(self, "chat")
   params = call_params(self, "chat", params, "chat")
   if layered(params) then return dialogue().chat(self, params, "chat") end
-  return await(self, submit(self, "chat", params, nil, "chat"))
+  return await(self, submit(self, "chat", params, nil, "chat", nil, nil, true))
 end
 
 --- Legacy text completion (`POST /completions`). A string is the prompt.
@@ -422,7 +429,7 @@ end
 function Client:complete (params)
   check_self(self, "complete")
   params = call_params(self, "completion", params, "complete")
-  return await(self, submit(self, "completion", params, nil, "complete"))
+  return await(self, submit(self, "completion", params, nil, "complete", nil, nil, true))
 end
 
 --- Starts a chat request without waiting: returns an `aigc.request`
@@ -458,7 +465,7 @@ end
 -- @usage for _, m in ipairs(assert(client:models()).data) do print(m.id) end
 function Client:models ()
   check_self(self, "models")
-  return await(self, submit(self, "get", nil, "/models", "models"))
+  return await(self, submit(self, "get", nil, "/models", "models", nil, nil, true))
 end
 
 --- Any other endpoint: `client:request("POST", "/images/generations", body)`
@@ -477,10 +484,10 @@ function Client:request (method, path, body)
   if path:find("[%c%s]") then
     argerror("request", 2, "path contains a space or a control character: percent-encode it")
   end
-  if method == "GET" then return await(self, submit(self, "get", nil, path, "request")) end
+  if method == "GET" then return await(self, submit(self, "get", nil, path, "request", nil, nil, true)) end
   if type(body) ~= "table" then argerror("request", 3, expected("table (the body of a POST)", body)) end
   check.call(self, "request", 3, "json", body)
-  return await(self, submit(self, "json", body, path, "request", 3))
+  return await(self, submit(self, "json", body, path, "request", 3, nil, true))
 end
 
 --- Streams a chat (or, with `prompt` and no `messages`, a completion) as an

@@ -192,39 +192,42 @@ local function counted_callbacks (client, params)
 end
 
 -- The ends of requests without callbacks (see `has_callbacks`): a weak
--- table, swept at the end of each `step()`/`act()` (where requests end),
--- and when the client submits, reports usage or closes. One the caller
--- dropped before it ended is collected, canceled and never counted.
+-- table, `client._unheld`, swept at the end of each `step()`/`act()`
+-- (where requests end), and when the client submits, reports usage or
+-- closes. One the caller dropped before it ended is collected, canceled
+-- and never counted.
 --
--- A walk costs a status() per request in flight, so it is skipped when no
--- request can have ended since the last look: `client._in_flight` is the
--- engine's `active()` then, plus one per request submitted since (every
--- submit passes `M.after`, with callbacks or not); a request's end (done,
--- failed, canceled, collected) lowers `active()` below it. `step(0)` with
--- thousands waiting then costs one `active()` call, not thousands of
--- status() calls. `force` walks anyway (usage reports, close).
-local function ended_since_last_look (client)
-  local engine = client._engine
-  local ok, n = pcall(engine.active, engine)
-  if not ok then return true end
-  local seen = client._in_flight
-  client._in_flight = n
-  return seen == nil or n < seen
-end
-
+-- A request nobody awaits is submitted with `watch = true`: when its end
+-- has been delivered, the engine lists it, and the sweep takes that list
+-- (`engine:take_ended()`), so it costs the ends since the last sweep, not
+-- the requests in flight (a walk calling status() on each cost ~1,000
+-- instructions per request in flight at every step, and at every submit
+-- of a task that an end resumed: with 512 tasks each making blocking
+-- calls, 1.06M instructions per request, against ~360k now). A blocking
+-- call of the client (`chat`, `complete`...) hears its own end (`await`),
+-- so it is not listed: it stays in `_unheld` only for a wait that never
+-- returns (an interrupt, an abandoned task), heard by the next walk.
+-- `force` (usage reports, close), or an end the engine could not list (a
+-- cancel nobody listened to, memory), walks them all: a report also
+-- counts a request that ended but whose end the loop has not delivered.
 local function sweep (client, force)
   local t = client._unheld
-  -- (Nothing watched: nothing to hear, and no look needed -- skipping one
-  -- leaves `_in_flight` an upper bound, so the next look may walk when
-  -- nothing ended, never the reverse.)
+  local ended_reqs, lost
+  if client._watching then   -- (the list holds its requests: taken even when `t` is empty)
+    local engine = client._engine
+    ended_reqs, lost = engine:take_ended()
+  end
   if not t or next(t) == nil then return end
-  if not ended_since_last_look(client) and not force then return end
-  -- The ended ones first, then their records: a record runs the user's
-  -- log and may submit (adding keys to `t` during a pairs() walk is not
-  -- allowed) or sweep again.
-  local ended_reqs = {}
-  for req in pairs(t) do
-    if TERMINAL[req:status()] then ended_reqs[#ended_reqs + 1] = req end
+  if force or lost then
+    -- The ended ones first, then their records: a record runs the user's
+    -- log and may submit (adding keys to `t` during a pairs() walk is not
+    -- allowed) or sweep again.
+    ended_reqs = {}
+    for req in pairs(t) do
+      if TERMINAL[req:status()] then ended_reqs[#ended_reqs + 1] = req end
+    end
+  elseif not ended_reqs then
+    return
   end
   for i = 1, #ended_reqs do
     local req = ended_reqs[i]
@@ -292,7 +295,6 @@ end
 --- After the request is submitted: a request without callbacks is
 -- watched weakly (`await`, `sweep`).
 function M.after (client, req, call)
-  if client._in_flight then client._in_flight = client._in_flight + 1 end   -- (see `sweep`)
   if not call.unheld then return end
   client._unheld = client._unheld or setmetatable({}, { __mode = "k" })
   client._unheld[req] = call
