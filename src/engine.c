@@ -575,6 +575,9 @@ static int eng_gc (lua_State *L) {
   engine_close(L, 1, e, 1);
   aigc_secrets_free(e->roster.config.secret);   /* kept until now: errors are scrubbed with them */
   e->roster.config.secret = NULL;
+  free(e->roster.free_slots);   /* (every request detached by now: none gives a slot back) */
+  e->roster.free_slots = NULL;
+  e->roster.nfree_slots = e->roster.cap_slots = 0;
   return 0;
 }
 

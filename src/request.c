@@ -70,39 +70,71 @@ static aigc_request *request_at (lua_State *L, int idx) {
 ** =======================================================
 */
 
+/*
+** A request's key in the engine's tables (AIGC_EN_WEAK: every live one,
+** AIGC_EN_STRONG: those kept alive) is a small integer, its slot, given
+** back when it is dropped and given to the next request: the keys stay in
+** 1..(most requests at once), in the tables' array parts. Keyed by the
+** request's address, they were hash tables of K live keys churned at every
+** request; Lua reuses no dead key's node, so once its free nodes ran out
+** the table was rebuilt (every K keys rehashed), and with K just under a
+** power of two that was every few requests: 500 tasks making blocking
+** calls cost 260k instructions per request, 64 cost 223k.
+*/
+static int take_table_slot (lua_State *L, aigc_roster *ro) {
+  if (ro->nfree_slots > 0)
+    return ro->free_slots[--ro->nfree_slots];
+  if (ro->next_slot == ro->cap_slots) {   /* room for every slot ever given, back at once */
+    int cap = ro->cap_slots > 0 ? ro->cap_slots * 2 : 64;
+    int *p = cap > ro->cap_slots ? (int *)realloc(ro->free_slots, (size_t)cap * sizeof *p) : NULL;
+    if (p == NULL)
+      luaL_error(L, "not enough memory");
+    ro->free_slots = p;
+    ro->cap_slots = cap;
+  }
+  return ++ro->next_slot;
+}
+
 static void hold (lua_State *L, int eidx, aigc_request *r, int ridx, int strong) {
   ridx = lua_absindex(L, ridx);
+  if (r->slot == 0)
+    r->slot = take_table_slot(L, r->roster);   /* (raises before anything changed) */
   lua_getiuservalue(L, eidx, AIGC_EN_WEAK);
-  lua_pushlightuserdata(L, r);
   lua_pushvalue(L, ridx);
-  lua_rawset(L, -3);
+  lua_rawseti(L, -2, r->slot);
   lua_pop(L, 1);
   if (strong && !r->strong) {
     lua_getiuservalue(L, eidx, AIGC_EN_STRONG);
-    lua_pushlightuserdata(L, r);
     lua_pushvalue(L, ridx);
-    lua_rawset(L, -3);
+    lua_rawseti(L, -2, r->slot);
     lua_pop(L, 1);
     r->strong = 1;
   }
 }
 
+/* Out of the engine's tables (no allocation: a nil store, the slot onto
+   a stack with room for it). */
 void aigc_request_drop (lua_State *L, int eidx, aigc_request *r) {
-  int slot;
-  for (slot = AIGC_EN_STRONG; slot <= AIGC_EN_WEAK; slot++) {
-    lua_getiuservalue(L, eidx, slot);
-    lua_pushlightuserdata(L, r);
-    lua_pushnil(L);
-    lua_rawset(L, -3);
-    lua_pop(L, 1);
+  int t;
+  if (r->slot != 0) {
+    for (t = AIGC_EN_STRONG; t <= AIGC_EN_WEAK; t++) {
+      lua_getiuservalue(L, eidx, t);
+      lua_pushnil(L);
+      lua_rawseti(L, -2, r->slot);
+      lua_pop(L, 1);
+    }
+    if (r->roster != NULL)   /* (detached: its engine is going away, and the slot with it) */
+      r->roster->free_slots[r->roster->nfree_slots++] = r->slot;
+    r->slot = 0;
   }
   r->strong = 0;
 }
 
 int aigc_request_push (lua_State *L, int eidx, aigc_request *r) {
+  if (r->slot == 0)
+    return 0;
   lua_getiuservalue(L, eidx, AIGC_EN_WEAK);
-  lua_pushlightuserdata(L, r);
-  if (lua_rawget(L, -2) == LUA_TUSERDATA) {
+  if (lua_rawgeti(L, -1, r->slot) == LUA_TUSERDATA) {
     lua_remove(L, -2);
     return 1;
   }

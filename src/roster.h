@@ -103,6 +103,9 @@ typedef struct aigc_roster {
   aigc_roster_entry *q_head[AIGC_NPRIO], *q_tail[AIGC_NPRIO];
   aigc_roster_entry *r_head, *r_tail;
   int running, queued, ends;
+  int *free_slots;              /* the engine's table slots given back (request.c
+                                   hold/aigc_request_drop), for the next request */
+  int nfree_slots, cap_slots, next_slot;   /* cap_slots >= next_slot: a drop never allocates */
   int unlisted_ends;            /* watched requests that ended off the ended list
                                    (request.c note_watched_end, ended_quietly):
                                    eng:take_ended says so */

@@ -116,6 +116,7 @@ struct aigc_request {
   int stale;                    /* restarts on a new connection (not retries) */
   int h2_resent;                /* sent again after an HTTP/2 early answer (transfer.c) */
   int h2_early_watch;           /* done_deadline polls for that answer's end (transfer.c) */
+  int slot;                     /* its index in the engine's tables (request.c hold), 0: none */
   int watched;                  /* opts.watch: its end goes on the engine's ended list
                                    (request.c note_watched_end), once */
   aigc_abort abort_reason;

@@ -326,8 +326,9 @@ end
 
 -- Submits a request ("chat", "completion", "json" or "get" api) whose
 -- params were checked; `fname` and `argn` name the user's call and its
--- params in errors. `awaited`: a blocking call that `await`s it (the hook
--- hears its end there, so the engine need not list it: aigc.hooks sweep).
+-- params in errors. `awaited`: a blocking call that `await`s it: the hook
+-- hears its end there, so it is neither watched nor listed (aigc.hooks
+-- sweep), and its call state is returned after it, for `await`.
 local function submit (self, api, params, path, fname, argn, body_opts, awaited)
   local hook = self._hook   -- usage totals, prompt_log, cassette (aigc.hooks: what to submit)
   local call = hook and hook.before(self, api, params, path)
@@ -348,14 +349,15 @@ local function submit (self, api, params, path, fname, argn, body_opts, awaited)
   local engine = self._engine   -- (engine_call, inline: two vararg calls less per request)
   local ok, req = pcall(engine.submit, engine, api, params, opts)
   if not ok then relay(fname, ok, req) end
-  if call then hook.after(self, req, call) end
+  if call and not awaited then hook.after(self, req, call) end
+  if awaited then return req, call end
   return req
 end
 
 -- Waits for a blocking call's request (yields in a task); the hook hears
--- its end at once.
-local function await (self, req)
-  if self._hook then return self._hook.await(self, req, task.await(req)) end
+-- its end at once (`call`: what `submit` returned after the request).
+local function await (self, req, call)
+  if self._hook then return self._hook.await(self, req, call, task.await(req)) end
   return task.await(req)
 end
 

@@ -203,10 +203,13 @@ end
 -- the requests in flight (a walk calling status() on each cost ~1,000
 -- instructions per request in flight at every step, and at every submit
 -- of a task that an end resumed: with 512 tasks each making blocking
--- calls, 1.06M instructions per request, against ~360k now). A blocking
--- call of the client (`chat`, `complete`...) hears its own end (`await`),
--- so it is not listed: it stays in `_unheld` only for a wait that never
--- returns (an interrupt, an abandoned task), heard by the next walk.
+-- calls, 1.06M instructions per request). A blocking call of the client
+-- (`chat`, `complete`...) hears its own end (`await`): it is neither in
+-- `_unheld` nor listed (its entry made `_unheld` a table of K live keys
+-- churned at every request: at K = 512 each insert rehashed it). A wait
+-- that never returns (an interrupt, an abandoned task) leaves its request
+-- unheld by anyone: collected and canceled, never counted, as any request
+-- dropped before its end (a weak entry did not keep it either).
 -- `force` (usage reports, close), or an end the engine could not list (a
 -- cancel nobody listened to, memory), walks them all: a report also
 -- counts a request that ended but whose end the loop has not delivered.
@@ -292,8 +295,8 @@ function M.before (client, api, params, path)
   return call
 end
 
---- After the request is submitted: a request without callbacks is
--- watched weakly (`await`, `sweep`).
+--- After the request is submitted (not a blocking call's: `await` hears
+-- those): a request without callbacks is watched weakly (`sweep`).
 function M.after (client, req, call)
   if not call.unheld then return end
   client._unheld = client._unheld or setmetatable({}, { __mode = "k" })
@@ -312,11 +315,11 @@ function M.settled (client, call)
 end
 
 --- A blocking call's request returned `res` or `nil, err`: heard now.
-function M.await (client, req, res, err)
-  local t = client._unheld
-  local call = t and t[req]
-  if call then
-    t[req] = nil
+-- `call` is its state from `M.before` (never in `_unheld`: see `sweep`);
+-- nil for a cache hit's future (counted by `M.settled`). A call with
+-- callbacks hears its end through them.
+function M.await (client, req, call, res, err)   -- luacheck: ignore 212/req
+  if call ~= nil and call.unheld then
     if call == PLAIN then   -- (a counting-only call: `ended` would only count it)
       local totals = client._usage
       quietly(totals.record, totals, res, err)
