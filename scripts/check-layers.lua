@@ -39,6 +39,7 @@ local LAYERS = {
   { "transfer" },
   { "response", "textrun" },
   { "request" },
+  { "submit" },
   { "loop" },
   { "engine" },
   { "core" },

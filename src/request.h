@@ -55,12 +55,15 @@ typedef struct aigc_submit {
   unsigned params_keys;         /* which option keys params and opts hold (request.c's */
   unsigned opts_keys;           /* AIGC_PK_ / AIGC_OK_ bits; every bit: read each one) */
 } aigc_submit;
+/* The names of the request kinds (aigc_kind's order), NULL-ended. */
+extern const char *const aigc_request_kind_names[];
 /* Checks engine:submit's arguments (engine at 1, kind at 2, params at 3,
-   opts at 4). Raises on misuse. */
+   opts at 4). Raises on misuse. (submit.c) */
 void aigc_request_read_args (lua_State *L, aigc_submit *s);
 /*
 ** Makes the request userdata (pushed) for the engine at 1: its per-call
-** options, callbacks, body; held by the engine (its tables, below). Runs
+** options, callbacks, body; held by the engine (its tables, below).
+** (submit.c) Runs
 ** Lua (metamethods, allocations): the engine may close meanwhile, which
 ** the caller checks after. Not yet linked: the caller finishes with
 ** aigc_transfer_prepare and aigc_transfer_link.
@@ -72,8 +75,11 @@ aigc_request *aigc_request_new (lua_State *L, aigc_roster *ro, const aigc_submit
 ** in the weak one, so the engine finds its userdata from the C pointer; one
 ** that someone expects to hear from (callbacks, waiters) is in the strong
 ** one too (request.c holds it there). Pushing the userdata returns 0
-** (pushing nothing) when it is being collected.
+** (pushing nothing) when it is being collected. Hold puts the request at
+** ridx in the weak table (and in the strong one with `strong`); it
+** allocates (the first time, its slot: it may raise).
 */
+void aigc_request_hold (lua_State *L, int eidx, aigc_request *r, int ridx, int strong);
 void aigc_request_drop (lua_State *L, int eidx, aigc_request *r);
 int  aigc_request_push (lua_State *L, int eidx, aigc_request *r);
 
