@@ -100,8 +100,8 @@
 
 /* The engine userdata's user values (its Lua half). */
 enum {
-  AIGC_EN_STRONG = 1,   /* lightuserdata(req) -> req: requests kept alive */
-  AIGC_EN_WEAK,         /* lightuserdata(req) -> req, weak values: all live */
+  AIGC_EN_STRONG = 1,   /* slot -> req: requests kept alive (request.c hold) */
+  AIGC_EN_WEAK,         /* slot -> req, weak values: all live */
   AIGC_EN_LOG,          /* log function or nil */
   AIGC_EN_ERRHANDLER,   /* handler for errors in on_done/on_error/waiters */
   AIGC_EN_WATCH_SOCKET, /* external loop: function(fd, what) */
