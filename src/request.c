@@ -95,6 +95,9 @@ static int take_table_slot (lua_State *L, aigc_roster *ro) {
   return ++ro->next_slot;
 }
 
+/* (The stores may allocate, and a finalizer run: none can drop r meanwhile.
+   At submit nothing can reach r yet; from add_waiter, r has waiters, so a
+   cancel or close in a finalizer leaves its end to deliver, not dropped.) */
 void aigc_request_hold (lua_State *L, int eidx, aigc_request *r, int ridx, int strong) {
   ridx = lua_absindex(L, ridx);
   if (r->slot == 0)
