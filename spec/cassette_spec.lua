@@ -136,6 +136,25 @@ describe("cassettes", function ()
     assert.equal(live.failed.message, again.failed.message)
   end)
 
+  it("a base_url with a password records in the client, not through the proxy; neither is on the tape", function ()
+    local path = dir .. "/userinfo.jsonl"
+    local srv = devserver.start()
+    local password = "cassette-Pw-5Tq9Lm2Xz7"
+    local rec = aigc.client { base_url = srv.base_url:gsub("^http://", "http://ann:" .. password .. "@"),
+                              model = "aigc-dev", cassette = { path = path, mode = "record" } }
+    local live = assert(rec:chat "Hi")
+    rec:close()
+    assert.equal("Basic", srv:last().authorization_prefix)   -- sent to the server itself, no proxy between
+    srv:stop()
+    local tape = read(path)
+    assert.is_nil(tape:find(password, 1, true))
+    assert.is_nil(tape:find('"raw"', 1, true))   -- the client's recording
+    local c = aigc.client { base_url = "http://127.0.0.1:9/v1", model = "aigc-dev",
+                            cassette = { path = path, mode = "replay", timing = false } }
+    assert.equal(live.text, assert(c:chat "Hi").text)
+    c:close()
+  end)
+
   it("closing a recording client waits for the exchange the proxy is still writing", function ()
     -- An upstream that answers at once but closes the connection 0.8 s later:
     -- the client has its reply long before the proxy sees the end and writes it.

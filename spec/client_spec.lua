@@ -246,6 +246,36 @@ describe("client", function ()
       c:close()
     end)
 
+    it("sends a query written in base_url after each request's path, with the other parameters", function ()
+      -- (appended as it was, the path landed inside the query: POST /v1?api-version=...chat/completions)
+      local c = aigc.client { base_url = srv.base_url .. "/?api-version=2024-10-21&tenant=a+b&gone=1",
+                              query = { tenant = "from opts", gone = aigc.null, extra = "x" } }
+      assert.equal(srv.base_url, c.base_url)   -- (the query is not part of it)
+      assert(c:chat "Hi")
+      local last = srv:last()
+      assert.equal("/v1/chat/completions", last.path)
+      assert.equal("2024-10-21", last.query["api-version"])
+      assert.equal("from opts", last.query.tenant)   -- opts.query wins, aigc.null removes
+      assert.is_nil(last.query.gone)
+      assert.equal("x", last.query.extra)
+      assert(c:chat { messages = { { role = "user", content = "Hi" } }, query = { call = "1" } })
+      last = srv:last()
+      assert.equal("2024-10-21", last.query["api-version"])
+      assert.equal("1", last.query.call)
+      c:close()
+      local d = aigc.client { base_url = srv.base_url .. "?tenant=a+b%26c" }
+      assert(d:chat "Hi")
+      assert.equal("a b&c", srv:last().query.tenant)   -- decoded, then sent encoded again
+      d:close()
+    end)
+
+    it("refuses a base_url with a fragment, which no request would send", function ()
+      local ok, e = pcall(aigc.client, { base_url = srv.base_url .. "#section" })
+      assert.is_false(ok)
+      assert.matches("opts.base_url", tostring(e), 1, true)
+      assert.matches("fragment", tostring(e), 1, true)
+    end)
+
     it("reuses one connection for sequential calls (keep-alive)", function ()
       for _ = 1, 5 do assert(client:chat "Hi") end
       local stats = srv:stats()

@@ -14,7 +14,12 @@ local portable = require "portable"
 local KEY = "sk-proj-" .. ("Zx81QwErTy7uIoPaSdFgHjKl3ZxCvBnM0qWeRtYuIoP"):rep(2)
 local AZURE_KEY = "0123456789abcdef0123456789abcdef"
 local AD_TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL2NvZ25pdGl2ZSJ9.c2lnbmF0dXJlX2hlcmU"
-local SECRETS = { KEY, AZURE_KEY, AD_TOKEN }
+-- Credentials a base URL can carry: a password in its user info (libcurl
+-- sends it as HTTP Basic: base64 of "bob:<password>"), a key in its query.
+local URL_PASSWORD = "Hunter2-Vq8ZrT3mWx5LpK9sNb4Yd"
+local URL_BASIC = "Ym9iOkh1bnRlcjItVnE4WnJUM21XeDVMcEs5c05iNFlk"
+local QUERY_KEY = "qk-Wm3Rt8Yp2Lx6Nc9Vb4Hj7Kd1Sf5"
+local SECRETS = { KEY, AZURE_KEY, AD_TOKEN, URL_PASSWORD, URL_BASIC, QUERY_KEY }
 
 -- Every string reachable from v: values and keys, at any depth, through
 -- cycles (metatables too, but the error metatable holds no secret).
@@ -197,6 +202,46 @@ describe("redaction", function ()
     assert_all_clean(err, {})
     assert.equal("[redacted]", err.body.error.details.key)
     c:close()
+  end)
+
+  it("a password in base_url: never in tostring(client); scrubbed as the Basic credential a server echoes", function ()
+    local base = srv.base_url:gsub("^http://", "http://bob:" .. URL_PASSWORD .. "@")
+    local c = aigc.client { base_url = base, max_retries = 1,
+                            log = function (level, msg) lines[#lines + 1] = level .. ": " .. msg end }
+    assert.equal("aigc.client (" .. srv.base_url:gsub("^http://", "http://bob:[redacted]@") .. ")", tostring(c))
+    local res, err = c:chat(ask("echo-key,status=500,retry-after-ms=1"))
+    assert.is_nil(res)
+    assert.equal("Basic", srv:last().authorization_prefix)   -- (what was echoed: libcurl's Basic credential)
+    assert_all_clean(err, lines)
+    assert.equal("[redacted]", err.body.error.details.key)
+    assert.equal("[redacted]", err.headers["x-echo"])
+    assert.equal("[redacted]", c._engine:scrub(URL_PASSWORD))   -- the password itself is a secret too
+    assert(c:chat "Hi")   -- and the credential works
+    c:close()
+    -- A user name alone ("https://TOKEN@host") is taken for a credential.
+    local t = aigc.client { base_url = srv.base_url:gsub("^http://", "http://" .. URL_PASSWORD .. "@") }
+    assert_clean(tostring(t), "tostring(client)")
+    assert.equal("[redacted]", t._engine:scrub(URL_PASSWORD))
+    t:close()
+  end)
+
+  it("a key in the query (base_url's or opts.query) is a secret; the API version is not", function ()
+    for _, opts in ipairs { { base_url = srv.base_url .. "?api-version=2024-10-21&key=" .. QUERY_KEY },
+                            { base_url = srv.base_url .. "?api-version=2024-10-21",
+                              query = { ["api-key"] = QUERY_KEY } } } do
+      opts.max_retries = 0
+      local c = aigc.client(opts)
+      assert_clean(tostring(c), "tostring(client)")
+      assert.equal("echoed [redacted]", c._engine:scrub("echoed " .. QUERY_KEY))
+      assert.equal("2024-10-21", c._engine:scrub("2024-10-21"))
+      assert(c:chat "Hi")
+      local last = srv:last()
+      assert.equal(QUERY_KEY, last.query.key or last.query["api-key"])   -- (sent, of course)
+      c:close()
+    end
+    local util = require "aigc.util"
+    assert.equal("https://h/v1?api-version=1&api-key=[redacted]&sig=[redacted]&x=2",
+                 util.shown_url("https://h/v1?api-version=1&api-key=k1&sig=s2&x=2"))
   end)
 
   it("engine:scrub for errors the Lua layer builds: any depth, keys, cycles, repeats, a cut secret", function ()

@@ -70,6 +70,9 @@ end
 -- One plain HTTP request with LuaSocket: the body, or nil, err.
 local function socket_request (client, method, path, body, content_type)
   local url = client.base_url .. path
+  if client._query and next(client._query) then   -- (the base URL's query, `query`: as the engine sends them)
+    url = url .. (path:find("?", 1, true) and "&" or "?") .. util.encode_query(client._query)
+  end
   if not url:lower():find("^http://") then
     return nil, batch_error("uploading or downloading a file needs the client's files API (issue 15) "
                             .. "for an https server; this client has none")

@@ -269,8 +269,10 @@ function M.open (spec, base_url)
     if not f then error("aigc.cassette: cannot write " .. tostring(why), 0) end
     f:close()
     -- A plain-http server (the bundled one, llama.cpp...): the proxy keeps
-    -- the wire bytes. An https one: the client keeps the decoded reply.
-    if spec.proxy ~= false and base_url:lower():find("^http://") then
+    -- the wire bytes. An https one: the client keeps the decoded reply; so
+    -- too for a URL with a user name or password (the proxy would have them
+    -- on its command line, and does not send them on).
+    if spec.proxy ~= false and base_url:lower():find("^http://") and not base_url:find("^http://[^/?#]*@") then
       self.proxy = true
       self.base_url, self.pid, self.pipe = start_server(spec.path, true, base_url)
     end

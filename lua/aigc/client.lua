@@ -24,7 +24,6 @@ local error, getmetatable, ipairs, next, pairs, pcall, setmetatable, tostring, t
   error, getmetatable, ipairs, next, pairs, pcall, setmetatable, tostring, type
 local getenv = os.getenv
 local string_format = string.format
-local table_concat, table_sort = table.concat, table.sort
 local argerror, expected, field_error = util.argerror, util.expected, util.field_error
 
 util.own_module()
@@ -90,22 +89,7 @@ local function env (name)
   return v
 end
 
-local function urlencode (s)
-  return (tostring(s):gsub("[^%w%-%._~]", function (c)
-    return string_format("%%%02X", c:byte())
-  end))
-end
-
-local function encode_query (map)
-  local keys = {}
-  for k in pairs(map) do keys[#keys + 1] = k end
-  table_sort(keys)
-  local parts = {}
-  for i, k in ipairs(keys) do
-    parts[i] = urlencode(k) .. "=" .. urlencode(map[k])
-  end
-  return table_concat(parts, "&")
-end
+local urlencode, encode_query = util.urlencode, util.encode_query
 
 local function random_key ()
   return string_format("aigc-%08x%08x%08x%08x", math.random(0, 0x7fffffff), math.random(0, 0x7fffffff),
@@ -150,10 +134,38 @@ local function endpoint_of (opts)
   if base_url:find("[%c%s]") then
     field_error("client", 1, from, "contains a space or a control character (CR, LF, NUL...)")
   end
+  if base_url:find("#", 1, true) then
+    field_error("client", 1, from, "has a fragment (#...), which a request never sends")
+  end
+  -- A query in the base URL ("https://host/openai?api-version=...", as
+  -- some providers show it) goes after each request's path, with the
+  -- other query parameters: appended as it was, the path landed inside it.
+  local without_query, q = base_url:match("^([^?]*)%?(.*)$")
+  if without_query then
+    base_url = without_query
+    for k, v in pairs(util.parse_query(q)) do
+      if query[k] == nil then query[k] = v end   -- (opts.api_version, and opts.query later, win)
+    end
+  end
   if api_key ~= nil and api_key:find("[\r\n%z]") then
     field_error("client", 1, "opts.api_key", "contains CR, LF or NUL")
   end
   return azure, (base_url:gsub("/+$", "")), api_key, query
+end
+
+-- The client's secrets, scrubbed from errors and logs (with the
+-- credentials of its Authorization, api-key and x-api-key headers, which
+-- the engine finds itself): the keys, and what the base URL and the query
+-- carry (a password in the URL's user info, a `key=` parameter...).
+local function client_secrets (api_key, ad_token, base_url, query)
+  local list = {}
+  if api_key ~= nil then list[#list + 1] = api_key end
+  if ad_token ~= nil then list[#list + 1] = ad_token end
+  util.url_secrets(base_url, list)
+  for k, v in pairs(query) do
+    if util.secret_param(k) and type(v) == "string" and v ~= "" then list[#list + 1] = v end
+  end
+  return list
 end
 
 -- The default headers, in order: (names, lines) with lower-case names as
@@ -219,6 +231,7 @@ function M.new (opts)
   opts, ext = hooks.split(opts)
   check.client_options(opts)
   local azure, base_url, api_key, query = endpoint_of(opts)
+  local real_base_url = base_url   -- (a cassette may put its own server in between)
   base_url = hooks.base_url(ext, base_url)
   local names, lines = default_headers(opts, azure, api_key)
   local header_list, stream_list = {}, {}
@@ -229,13 +242,14 @@ function M.new (opts)
     end
   end
   for k, v in pairs(opts.query or {}) do query[k] = v ~= null and v or nil end
+  local secrets = client_secrets(api_key, opts.azure_ad_token, real_base_url, query)
   if opts.insecure and not insecure_warned then
     insecure_warned = true
     io.stderr:write("aigc: warning: insecure = true: TLS certificates and host names are NOT verified\n")
   end
   local config = {
     base_url = base_url, query = next(query) and encode_query(query) or nil, model = opts.model,
-    secrets = { api_key, opts.azure_ad_token },   -- scrubbed from errors and logs
+    secrets = secrets,   -- scrubbed from errors and logs
     headers = header_list, stream_headers = stream_list,
     ca_file = opts.ca_file, ca_path = opts.ca_path, proxy = opts.proxy,
     insecure = opts.insecure, log = opts.log, log_bodies = opts.log_bodies, error_handler = opts.error_handler,
@@ -673,7 +687,8 @@ function Client:timeout ()
 end
 
 function Client:__tostring ()
-  return string_format("aigc.client (%s%s)", self.base_url, self.model and (", model " .. self.model) or "")
+  return string_format("aigc.client (%s%s)", util.shown_url(self.base_url),   -- (no password shown)
+                       self.model and (", model " .. self.model) or "")
 end
 
 -- }======================================================

@@ -14,9 +14,7 @@ local util = require "aigc.util"
 
 local ipairs, next, pairs, type = ipairs, next, pairs, type
 local argerror, expected, field_error = util.argerror, util.expected, util.field_error
-local urlencode = function (s)
-  return (s:gsub("[^%w%-%._~]", function (c) return string.format("%%%02X", c:byte()) end))
-end
+local urlencode = util.urlencode
 
 util.own_module()
 

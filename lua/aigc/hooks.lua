@@ -273,7 +273,8 @@ function M.before (client, api, params, path)
   local call = { api = api, started = now(), user_params = params, params = p, options = p, model = client.model }
   p.cache = nil   -- (the cache mark is never sent)
   if client._cache and cache.cacheable(api, params) then
-    call.cache_key = client.base_url .. " " .. cassette.key(api, p, path, client.model)
+    -- (the URL as shown: no password in a key that the disk cache's files repeat)
+    call.cache_key = util.shown_url(client.base_url) .. " " .. cassette.key(api, p, path, client.model)
     call.hit = client._cache:get(call.cache_key)
     if call.hit then return call end
   end

@@ -19,8 +19,7 @@ local task = require "aigc.task"
 local util = require "aigc.util"
 local stream_mod = require "aigc.stream"
 
-local ipairs, pairs, tostring, type = ipairs, pairs, tostring, type
-local string_format = string.format
+local ipairs, pairs, type = ipairs, pairs, type
 local table_concat, table_sort = table.concat, table.sort
 local argerror, expected = util.argerror, util.expected
 
@@ -46,11 +45,7 @@ function M.output_text (res)
   return table_concat(parts)
 end
 
-local function urlencode (s)
-  return (tostring(s):gsub("[^%w%-%._~]", function (c)
-    return string_format("%%%02X", c:byte())
-  end))
-end
+local urlencode = util.urlencode
 
 -- The path of a stored response: "/responses/<id>[/rest]".
 local function response_path (fname, id, rest)

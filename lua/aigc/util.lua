@@ -229,4 +229,125 @@ function M.merge (...)
   return out
 end
 
+-- {======================================================
+-- Credentials in a URL
+-- =======================================================
+
+-- Whether a query parameter's value is a credential, by its name: `key`,
+-- `api-key`, `api_key`, `subscription-key`, `access_token`, `token`,
+-- `sig` (a signed URL), anything with `secret`, `password` or `auth`.
+local function secret_param (name)
+  name = string.lower(tostring(name))
+  return string.find(name, "key$") ~= nil or string.find(name, "token$") ~= nil
+      or string.find(name, "secret", 1, true) ~= nil or string.find(name, "password", 1, true) ~= nil
+      or string.find(name, "auth", 1, true) ~= nil or name == "sig" or name == "signature"
+end
+M.secret_param = secret_param
+
+--- Percent-encodes everything but the unreserved characters (RFC 3986).
+-- @param s a string (or a value tostring makes one of)
+-- @treturn string
+function M.urlencode (s)
+  return (string.gsub(tostring(s), "[^%w%-%._~]", function (c)
+    return string.format("%%%02X", string.byte(c))
+  end))
+end
+
+--- A query string of a map of parameters, sorted by name ("a=1&b=x%20y").
+-- @tparam table map
+-- @treturn string
+function M.encode_query (map)
+  local keys = {}
+  for k in pairs(map) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local parts = {}
+  for i, k in ipairs(keys) do
+    parts[i] = M.urlencode(k) .. "=" .. M.urlencode(map[k])
+  end
+  return table.concat(parts, "&")
+end
+
+local function unescape (s)
+  return (string.gsub(s, "%%(%x%x)", function (h) return string.char(tonumber(h, 16)) end))
+end
+
+--- The parameters of a query string ("a=1&b=x%20y") as a map, decoded
+-- (`+` is a space, as in a form); a name without `=` has "" as its value.
+-- @tparam string q
+-- @treturn table
+function M.parse_query (q)
+  local map = {}
+  for part in string.gmatch(q, "[^&]+") do
+    local k, v = string.match(part, "^([^=]*)=(.*)$")
+    if not k then k, v = part, "" end
+    k, v = unescape((string.gsub(k, "%+", " "))), unescape((string.gsub(v, "%+", " ")))
+    if k ~= "" then map[k] = v end
+  end
+  return map
+end
+
+-- The user info of a URL ("user:password" in scheme://user:password@host/),
+-- with the URL's parts before and after it; nil when it has none.
+local function userinfo_of (url)
+  return string.match(url, "^(%a[%w+.%-]*://)([^/?#]*)@(.*)$")
+end
+
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+-- Standard base64 with padding (what an HTTP Basic credential is).
+local function base64 (s)
+  local out = {}
+  for i = 1, #s, 3 do
+    local a, b, c = string.byte(s, i, i + 2)
+    local n = a * 65536 + (b or 0) * 256 + (c or 0)
+    local d1, d2 = math.floor(n / 262144) % 64, math.floor(n / 4096) % 64
+    local d3, d4 = math.floor(n / 64) % 64, n % 64
+    out[#out + 1] = string.sub(B64, d1 + 1, d1 + 1) .. string.sub(B64, d2 + 1, d2 + 1)
+      .. (b and string.sub(B64, d3 + 1, d3 + 1) or "=") .. (c and string.sub(B64, d4 + 1, d4 + 1) or "=")
+  end
+  return table.concat(out)
+end
+
+--- The credentials a URL carries, appended to `out` (for a client's
+-- secrets, scrubbed from errors and logs): the password of its user info
+-- (as written and decoded; a user name alone, "token@host", is taken for
+-- one), the HTTP Basic credential libcurl makes of them, and the values
+-- of credential-like query parameters (`secret_param`).
+-- @tparam string url
+-- @tparam table out
+-- @treturn table out
+function M.url_secrets (url, out)
+  local _, userinfo = userinfo_of(url)
+  if userinfo and userinfo ~= "" then
+    local user, password = string.match(userinfo, "^([^:]*):(.*)$")
+    if not user then user, password = "", userinfo end
+    out[#out + 1] = password
+    out[#out + 1] = unescape(password)
+    out[#out + 1] = base64(unescape(user) .. ":" .. unescape(password))
+  end
+  local q = string.match(url, "%?([^#]*)")
+  for k, v in pairs(q and M.parse_query(q) or {}) do
+    if secret_param(k) and v ~= "" then out[#out + 1] = v end
+  end
+  return out
+end
+
+--- `url` as it may be shown (tostring, a banner): the password of its user
+-- info (or a lone user name) and the values of credential-like query
+-- parameters replaced by `[redacted]`.
+-- @tparam string url
+-- @treturn string
+function M.shown_url (url)
+  local scheme, userinfo, rest = userinfo_of(url)
+  if scheme then
+    local user = string.match(userinfo, "^([^:]*):")
+    url = scheme .. (user and (user .. ":[redacted]") or "[redacted]") .. "@" .. rest
+  end
+  return (string.gsub(url, "([?&])([^=&#]*)=([^&#]*)", function (sep, k, v)
+    if secret_param(unescape(k)) and v ~= "" then return sep .. k .. "=[redacted]" end
+  end))
+end
+
+-- }======================================================
+
 return M

@@ -13,6 +13,7 @@ local aigc = require "aigc"
 local argparse = require "argparse"
 local common = require "aigc.cli.common"
 local config_mod = require "aigc.cli.config"
+local util = require "aigc.util"
 local lineinput = require "aigc.cli.lineinput"
 local promptlog = require "aigc.promptlog"
 local template = require "aigc.template"
@@ -276,7 +277,8 @@ function M.run (args)
   if not cid then session:new_conversation() end
   if tty then
     common.out(string.format("aigc chat: %s at %s, conversation %s%s. /help for commands, Ctrl-D to quit.\n",
-      tostring(conv.model), client.base_url, session.cid, history and (" (" .. #history .. " messages)") or ""))
+      tostring(conv.model), util.shown_url(client.base_url), session.cid,   -- (no password shown)
+      history and (" (" .. #history .. " messages)") or ""))
   end
   while true do
     local input = session:read_input()
