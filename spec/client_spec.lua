@@ -267,6 +267,14 @@ describe("client", function ()
       assert(d:chat "Hi")
       assert.equal("a b&c", srv:last().query.tenant)   -- decoded, then sent encoded again
       d:close()
+      local az = aigc.client { provider = "azure", endpoint = srv.url .. "/?tenant=t1", api_version = "2024-06-01",
+                               api_key = "azure-key-0123456789", model = "dep" }
+      assert(az:chat "Hi")
+      last = srv:last()
+      assert.equal("/openai/deployments/dep/chat/completions", last.path)   -- ("/openai" before the query)
+      assert.equal("t1", last.query.tenant)
+      assert.equal("2024-06-01", last.query["api-version"])
+      az:close()
     end)
 
     it("refuses a base_url with a fragment, which no request would send", function ()

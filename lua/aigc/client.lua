@@ -115,7 +115,8 @@ local function endpoint_of (opts)
       if endpoint == nil then
         field_error("client", 1, "opts.endpoint", "Azure needs endpoint (or $AZURE_OPENAI_ENDPOINT) or base_url")
       end
-      base_url, from = endpoint:gsub("/+$", "") .. "/openai", "opts.endpoint"
+      local host_part, endpoint_query = endpoint:match("^([^?]*)(%?.*)$")   -- ("/openai" before any query)
+      base_url, from = (host_part or endpoint):gsub("/+$", "") .. "/openai" .. (endpoint_query or ""), "opts.endpoint"
     end
     if api_key == nil then api_key = env("AZURE_OPENAI_API_KEY") end
     local version = opts.api_version or env("OPENAI_API_VERSION")
