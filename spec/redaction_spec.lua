@@ -242,6 +242,11 @@ describe("redaction", function ()
     local util = require "aigc.util"
     assert.equal("https://h/v1?api-version=1&api-key=[redacted]&sig=[redacted]&x=2",
                  util.shown_url("https://h/v1?api-version=1&api-key=k1&sig=s2&x=2"))
+    for name, secret in pairs { key = true, ["API_KEY"] = true, apikey = true, access_token = true, sig = true,
+                                ["x-auth"] = true, client_secret = true, password = true,
+                                author = false, ["api-version"] = false, tenant = false, model = false } do
+      assert.equal(secret, util.secret_param(name), name)
+    end
   end)
 
   it("engine:scrub for errors the Lua layer builds: any depth, keys, cycles, repeats, a cut secret", function ()

@@ -233,14 +233,20 @@ end
 -- Credentials in a URL
 -- =======================================================
 
--- Whether a query parameter's value is a credential, by its name: `key`,
--- `api-key`, `api_key`, `subscription-key`, `access_token`, `token`,
--- `sig` (a signed URL), anything with `secret`, `password` or `auth`.
+-- Whether a query parameter's value is a credential, by its name: one
+-- ending in `key` or `token` (`key`, `api-key`, `apikey`, `access_token`,
+-- `subscription-key`), or with a word (between `-`, `_`, `.`) that is
+-- `secret`, `password`, `passwd`, `auth`, `authorization`, `sig` or
+-- `signature` (a signed URL's). Not `author` nor `api-version`.
+local SECRET_WORDS = { secret = true, password = true, passwd = true, auth = true, authorization = true,
+                       sig = true, signature = true, credential = true, credentials = true }
 local function secret_param (name)
   name = string.lower(tostring(name))
-  return string.find(name, "key$") ~= nil or string.find(name, "token$") ~= nil
-      or string.find(name, "secret", 1, true) ~= nil or string.find(name, "password", 1, true) ~= nil
-      or string.find(name, "auth", 1, true) ~= nil or name == "sig" or name == "signature"
+  if string.find(name, "key$") or string.find(name, "token$") then return true end
+  for word in string.gmatch(name, "[^%-_.]+") do
+    if SECRET_WORDS[word] then return true end
+  end
+  return false
 end
 M.secret_param = secret_param
 
