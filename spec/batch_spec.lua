@@ -53,6 +53,17 @@ describe("aigc.batch", function ()
     assert.is_nil(cjson.encode(upload):find("sk-batch-key-31", 1, true))
   end)
 
+  it("without the files API (LuaSocket over http), uploads with the client's query parameters", function ()
+    -- (a client-like table without files_upload: the fallback path; its URL is built as the engine builds one)
+    local bare = { base_url = srv.base_url, _query = { tenant = "t 1" }, _engine = client._engine,
+                   _hlines = { authorization = "Authorization: Bearer sk-batch-key-31" } }
+    local file = assert(batch.upload(bare, '{"custom_id":"a"}\n', "one.jsonl"))
+    assert.is_string(file.id)
+    local last = srv:last()
+    assert.equal("/v1/files", last.path)
+    assert.equal("t 1", last.query.tenant)
+  end)
+
   it("cancels a batch: cancelled, with the lines done by then", function ()
     local b = assert(batch.create(client, { ask("1", "Echo: one"), ask("2", "Echo: two"), ask("3", "Echo: three") },
                                   { metadata = { aigc_delay_ms = "300" } }))
