@@ -289,6 +289,86 @@ describe("sentences", function ()
       assert.equal(1, seen)
     end)
 
+    -- The last sentence goes out when the stream has ended well, before
+    -- the request is done: its callback may still fail or cancel the call
+    -- as any other sentence's, and exactly one of on_done/on_error runs.
+    it("an error in the LAST sentence's callback fails the request: on_error, never on_done", function ()
+      for _, form in ipairs { "blocking", "async", "say_async" } do
+        local seen, ends = 0, {}
+        local function on_sentence (s)
+          seen = seen + 1
+          if s == WANT[#WANT] then error("the bubble is full at the end") end
+        end
+        local params = { on_done = function () ends[#ends + 1] = "on_done" end,
+                         on_error = function (e) ends[#ends + 1] = "on_error:" .. e.kind end }
+        local req, res, err
+        if form == "say_async" then
+          local conv = aigc.conversation { client = client }
+          req = conv:say_async("Repeat after me: " .. LINE, sentences.stream(params, on_sentence))
+          while client:step(0.01) > 0 do end
+          res, err = req:result()
+          assert.equal(0, #conv.messages % 2, "the say left the history as it was: " .. #conv.messages)
+        elseif form == "async" then
+          params.messages = msgs(LINE)
+          req = client:chat_async(sentences.stream(params, on_sentence))
+          while client:step(0.01) > 0 do end
+          res, err = req:result()
+        else
+          params.messages = msgs(LINE)
+          res, err = client:chat(sentences.stream(params, on_sentence))
+        end
+        assert.is_nil(res, form)
+        assert.equal("callback", err.kind, form)
+        assert.matches("the bubble is full at the end", err.message)
+        assert.equal(#WANT, seen, form)
+        assert.same({ "on_error:callback" }, ends, form)
+      end
+    end)
+
+    it("a cancel inside the LAST sentence's callback cancels: no on_done after it", function ()
+      for _, how in ipairs { "cancel", "finalizer" } do
+        local got, ends, after = {}, {}, 0
+        local req
+        req = client:chat_async(sentences.stream({ messages = msgs(LINE),
+          on_done = function () ends[#ends + 1] = "on_done" end,
+          on_error = function (e) ends[#ends + 1] = "on_error:" .. e.kind end }, function (s)
+          if req:status() == "canceled" then after = after + 1 end
+          got[#got + 1] = s
+          if s == WANT[#WANT] then
+            if how == "cancel" then req:cancel()
+            else
+              -- an NPC object whose finalizer cancels its line, collected here
+              local npc = setmetatable({}, { __gc = function () req:cancel() end })
+              npc = nil   -- luacheck: ignore 311
+              collectgarbage()
+              collectgarbage()
+              if req:status() ~= "canceled" then req:cancel() end   -- (LuaJIT: no __gc on tables)
+            end
+          end
+        end))
+        while client:step(0.01) > 0 do end
+        assert.equal("canceled", req:status(), how)
+        assert.same(WANT, got, how)
+        assert.equal(0, after, how)
+        assert.same({ "on_error:canceled" }, ends, how)
+      end
+    end)
+
+    it("keeps the caller's own on_stream_end, before the last sentence", function ()
+      local order = {}
+      local res = assert(client:chat(sentences.stream({ messages = msgs(LINE),
+        on_stream_end = function (r) order[#order + 1] = "end:" .. r.text end,
+        on_done = function () order[#order + 1] = "on_done" end },
+        function (s) order[#order + 1] = s end)))
+      assert.equal(LINE, res.text)
+      local want = {}
+      for i = 1, #WANT - 1 do want[i] = WANT[i] end
+      want[#want + 1] = "end:" .. LINE
+      want[#want + 1] = WANT[#WANT]
+      want[#want + 1] = "on_done"
+      assert.same(want, order)
+    end)
+
     it("a canceled request gives no half sentence", function ()
       local got = {}
       local req

@@ -375,6 +375,87 @@ describe("streaming", function ()
     end)
   end)
 
+  -- on_stream_end(res): a stream's last word, once it has ended well and
+  -- before the request is done (aigc.sentences gives its last sentence
+  -- there), so that what it does still decides the call's end.
+  describe("on_stream_end", function ()
+    it("runs once, after the last delta and before on_done, with the result, the request still running", function ()
+      local order, req, seen_res = {}, nil, nil
+      req = client:chat_async { messages = USER,
+        stream = function (d) if d and order[#order] ~= "delta" then order[#order + 1] = "delta" end end,
+        on_stream_end = function (res)
+          seen_res = res
+          order[#order + 1] = "end:" .. req:status()
+        end,
+        on_done = function () order[#order + 1] = "on_done" end }
+      local res = assert(req:wait())
+      assert.same({ "delta", "end:running", "on_done" }, order)
+      assert.equal(res, seen_res)
+      -- blocking, and on the iterator form
+      local n = 0
+      assert(client:chat { messages = USER, stream = true, on_stream_end = function () n = n + 1 end })
+      local s = client:stream { messages = USER, on_stream_end = function () n = n + 1 end }
+      for _ in s:deltas() do end
+      assert.equal(2, n)
+    end)
+
+    it("a raise there fails the call with kind callback: on_error, never on_done", function ()
+      local ends = {}
+      local req = client:chat_async { messages = USER, stream = true,
+        on_stream_end = function () error("the speaker is gone") end,
+        on_done = function () ends[#ends + 1] = "on_done" end,
+        on_error = function (e) ends[#ends + 1] = e.kind end }
+      local res, err = req:wait()
+      assert.is_nil(res)
+      assert.equal("callback", err.kind)
+      assert.matches("the speaker is gone", err.message)
+      assert.same({ "callback" }, ends)
+      assert.equal("failed", req:status())
+      local r2, e2 = client:chat { messages = USER, stream = true, on_stream_end = function () error({}) end }
+      assert.is_nil(r2)
+      assert.equal("callback", e2.kind)
+    end)
+
+    it("a cancel or a close there ends the call so", function ()
+      local ends, req = {}, nil
+      req = client:chat_async { messages = USER, stream = true,
+        on_stream_end = function () req:cancel() end,
+        on_done = function () ends[#ends + 1] = "on_done" end,
+        on_error = function (e) ends[#ends + 1] = e.kind end }
+      while client:step(0.01) > 0 do end
+      assert.equal("canceled", req:status())
+      assert.same({ "canceled" }, ends)
+      local res, err = client:chat { messages = USER, stream = true, on_stream_end = function () client:close() end }
+      assert.is_nil(res)
+      assert.equal("canceled", err.kind)
+    end)
+
+    it("is not heard when the stream fails, nor by a call that does not stream", function ()
+      local n = 0
+      local function count () n = n + 1 end
+      local res, err = client:chat(fault("no-done", { stream = true, on_stream_end = count }))
+      assert.is_nil(res)
+      assert.equal("stream", err.kind)
+      res = client:chat(fault("status=500", { stream = true, on_stream_end = count, max_retries = 0 }))
+      assert.is_nil(res)
+      assert(client:chat { messages = USER, on_stream_end = count })
+      assert.equal(0, n)
+    end)
+
+    it("follows the one delta of a server that answered a stream in one piece", function ()
+      local order = {}
+      local res = assert(client:chat(fault("plain-for-stream", {
+        stream = function (d) order[#order + 1] = "delta:" .. #d end,
+        on_stream_end = function (r) order[#order + 1] = "end:" .. #r.text end })))
+      assert.same({ "delta:" .. #res.text, "end:" .. #res.text }, order)
+    end)
+
+    it("must be a function", function ()
+      assert.has_error(function () client:chat { messages = USER, stream = true, on_stream_end = 1 } end,
+        "bad argument #1 to 'chat' (params.on_stream_end: function expected, got number)")
+    end)
+  end)
+
   describe("callbacks", function ()
     it("may start another request, blocking or not", function ()
       local inner, inner_async

@@ -177,6 +177,15 @@ static void log_end (lua_State *L, int eidx, aigc_request *r, int vidx, int ok) 
   }
 }
 
+/* on_stream_end is heard once at most, never after the request's end. */
+static void forget_stream_end (lua_State *L, int ridx, aigc_request *r) {
+  if (r->has_stream_end) {
+    r->has_stream_end = 0;
+    lua_pushnil(L);
+    lua_setiuservalue(L, ridx, AIGC_RQ_STREAM_END);
+  }
+}
+
 static void clear_callbacks (lua_State *L, int ridx) {
   lua_pushnil(L);
   lua_setiuservalue(L, ridx, AIGC_RQ_STREAM);
@@ -365,6 +374,7 @@ static int end_request (lua_State *L, int eidx, int ridx, aigc_request *r, int o
   lua_setiuservalue(L, ridx, AIGC_RQ_RESULT);
   lua_pushnil(L);
   lua_setiuservalue(L, ridx, AIGC_RQ_STREAM);
+  forget_stream_end(L, ridx, r);
   aigc_roster_set_end(r->roster, &r->entry);
   log_end(L, eidx, r, vidx, ok);
   aigc_transfer_free_memory(r);
@@ -438,25 +448,20 @@ static int try_retry (lua_State *L, int eidx, aigc_request *r) {
 }
 
 /*
-** The result on top ends the request. Asked to stream, a server that
-** answered in one piece (not SSE) has it delivered as one delta first, so
-** that the stream callback still sees the text.
+** Calls the function under its nargs arguments on top, above the result,
+** while r still runs: a stream's last words before its end. Returns 1 when
+** r goes on (the result on top again); 0 when r has ended: canceled or
+** closed inside (that end wins), or the function raised (r fails with
+** kind "callback", the result dropped).
 */
-static int end_with_result (lua_State *L, int eidx, int ridx, aigc_request *r) {
+static int call_before_end (lua_State *L, int eidx, int ridx, aigc_request *r, int nargs) {
   int st;
-  if (!r->stream || r->sse || lua_getiuservalue(L, ridx, AIGC_RQ_STREAM) == LUA_TNIL) {
-    if (r->stream && !r->sse)
-      lua_pop(L, 1);
-    return end_request(L, eidx, ridx, r, 1);
-  }
-  lua_getfield(L, -2, "text");
-  lua_pushvalue(L, -3);
   if (r->state != AIGC_RUNNING) {   /* canceled by a finalizer meanwhile */
-    lua_pop(L, 4);
+    lua_pop(L, nargs + 2);
     return 0;
   }
   r->in_callback = 1;
-  st = aigc_pcall(L, 2, 0);
+  st = aigc_pcall(L, nargs, 0);
   r->in_callback = 0;
   if (r->state != AIGC_RUNNING) {   /* canceled or closed inside: that end wins */
     lua_pop(L, st != LUA_OK ? 2 : 1);
@@ -466,7 +471,35 @@ static int end_with_result (lua_State *L, int eidx, int ridx, aigc_request *r) {
     aigc_response_callback_error(L);
     lua_replace(L, -2);   /* replaces the result */
     aigc_response_decorate_error(L, r);
-    return end_request(L, eidx, ridx, r, 0);
+    end_request(L, eidx, ridx, r, 0);
+    return 0;
+  }
+  return 1;
+}
+
+/*
+** The result on top ends the request. Asked to stream, a server that
+** answered in one piece (not SSE) has it delivered as one delta first, so
+** that the stream callback still sees the text; then on_stream_end(res)
+** runs, if given, while the request still runs (an NPC's last sentence
+** goes out there, and may still fail or cancel the call).
+*/
+static int end_with_result (lua_State *L, int eidx, int ridx, aigc_request *r) {
+  if (!r->stream)
+    return end_request(L, eidx, ridx, r, 1);
+  if (!r->sse && lua_getiuservalue(L, ridx, AIGC_RQ_STREAM) != LUA_TNIL) {
+    lua_getfield(L, -2, "text");
+    lua_pushvalue(L, -3);
+    if (!call_before_end(L, eidx, ridx, r, 2))
+      return 0;
+  }
+  else if (!r->sse)
+    lua_pop(L, 1);
+  if (r->has_stream_end) {
+    lua_getiuservalue(L, ridx, AIGC_RQ_STREAM_END);
+    lua_pushvalue(L, -2);
+    if (!call_before_end(L, eidx, ridx, r, 1))
+      return 0;
   }
   return end_request(L, eidx, ridx, r, 1);
 }
@@ -768,6 +801,7 @@ static void ended_quietly (lua_State *L, int eidx, int ridx, aigc_request *r) {
   int listening;
   lua_pushnil(L);
   lua_setiuservalue(L, ridx, AIGC_RQ_STREAM);
+  forget_stream_end(L, ridx, r);
   lua_pushnil(L);
   lua_setiuservalue(L, ridx, AIGC_RQ_ON_DONE);
   listening = lua_getiuservalue(L, ridx, AIGC_RQ_ON_ERROR) != LUA_TNIL;

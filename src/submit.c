@@ -39,12 +39,13 @@ enum {   /* bits of aigc_submit.params_keys: params_names' order */
   AIGC_PK_STREAM = 1 << 0, AIGC_PK_TIMEOUT = 1 << 1, AIGC_PK_CONNECT_TIMEOUT = 1 << 2,
   AIGC_PK_DEADLINE = 1 << 3, AIGC_PK_MAX_RETRIES = 1 << 4, AIGC_PK_MAX_RESPONSE_BYTES = 1 << 5,
   AIGC_PK_MAX_JSON_VALUES = 1 << 6, AIGC_PK_MAX_JSON_CONTAINERS = 1 << 7,
-  AIGC_PK_ON_DONE = 1 << 8, AIGC_PK_ON_ERROR = 1 << 9, AIGC_PK_PRIORITY = 1 << 10
+  AIGC_PK_ON_DONE = 1 << 8, AIGC_PK_ON_ERROR = 1 << 9, AIGC_PK_PRIORITY = 1 << 10,
+  AIGC_PK_ON_STREAM_END = 1 << 11
 };
 static const key_name params_names[] = {
   KEY("stream"), KEY("timeout"), KEY("connect_timeout"), KEY("deadline"), KEY("max_retries"),
   KEY("max_response_bytes"), KEY("max_json_values"), KEY("max_json_containers"),
-  KEY("on_done"), KEY("on_error"), KEY("priority"), { NULL, 0 }
+  KEY("on_done"), KEY("on_error"), KEY("priority"), KEY("on_stream_end"), { NULL, 0 }
 };
 
 enum {   /* bits of aigc_submit.opts_keys: opts_names' order */
@@ -258,6 +259,10 @@ static int read_call_options (lua_State *L, int ridx, aigc_request *r, const aig
     strong |= opt_callback(L, ridx, cx, 3, "on_done", AIGC_RQ_ON_DONE);
   if (k & AIGC_PK_ON_ERROR)
     strong |= opt_callback(L, ridx, cx, 3, "on_error", AIGC_RQ_ON_ERROR);
+  if (k & AIGC_PK_ON_STREAM_END) {   /* (checked always; heard by streams only) */
+    r->has_stream_end = opt_callback(L, ridx, cx, 3, "on_stream_end", AIGC_RQ_STREAM_END);
+    strong |= r->has_stream_end;
+  }
   /* The Lua layer's own (opts.on_done / opts.on_error: the usage hook's
      counting wrappers, lua/aigc/hooks.lua, which call the caller's) take
      their place: the params are then submitted without a copy. */

@@ -86,6 +86,7 @@ struct aigc_request {
   int free_deferred;            /* aigc_transfer_free_memory asked meanwhile */
   int strong;                   /* held in the engine's strong table */
   int want_chunk;               /* the stream callback takes the chunk table */
+  int has_stream_end;           /* an on_stream_end callback is set (request.c) */
   /* An end decided where no Lua allocation is allowed: the error object
      is made from these when first asked for (static strings). */
   const char *end_kind;

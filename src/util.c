@@ -81,6 +81,7 @@ const aigc_call_option aigc_call_options[] = {
   OPT("max_json_containers", "engine"),
   OPT("on_done", "engine"),
   OPT("on_error", "engine"),
+  OPT("on_stream_end", "engine"),
   OPT("priority", "engine"),
   /* read by the client (lua/aigc/client.lua: headers and query) */
   OPT("headers", "client"),

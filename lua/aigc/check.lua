@@ -113,7 +113,7 @@ local ENGINE_RULES = {
   max_concurrency = { type = "integer", min = 0, max = 1000000 },
   max_response_bytes = BYTES, max_json_values = BYTES, max_json_containers = BYTES,
   on_done = { type = "function" }, on_error = { type = "function" },
-  priority = PRIORITY_RULE,
+  on_stream_end = { type = "function" }, priority = PRIORITY_RULE,
 }
 local CLIENT_RULES = {   -- (per-call options the Lua layer reads)
   headers = { type = "table" }, extra_headers = { type = "table" },
@@ -514,7 +514,7 @@ for api, fields in pairs(FIELDS) do
       elseif TYPE_NAMES[rule] or rule == "number" or rule == "integer" then fast[key] = rule end
     end
   end
-  fast.on_done, fast.on_error, fast.stream = "function", "function", "stream"
+  fast.on_done, fast.on_error, fast.on_stream_end, fast.stream = "function", "function", "function", "stream"
   FAST[api] = fast
 end
 M.FAST = FAST

@@ -344,11 +344,14 @@ function M.callback (on_sentence, opts)
 end
 
 --- `params` with a stream callback that gives each whole sentence to
--- `on_sentence(sentence, ends_sentence)`, the rest before `on_done`: for
--- `client:chat`, `client:chat_async`, a conversation's `say` and
--- `say_async`. A `stream` function already in `params` still gets every
--- delta; after a failure or a cancel (`on_error`) the unfinished rest is
--- dropped (an NPC cut off does not finish its sentence).
+-- `on_sentence(sentence, ends_sentence)`, and the rest when the stream has
+-- ended well (`on_stream_end`: before the request is done, so that the
+-- last sentence's callback may still fail or cancel the call, as any
+-- other sentence's): for `client:chat`, `client:chat_async`, a
+-- conversation's `say` and `say_async`. A `stream` or `on_stream_end`
+-- function already in `params` still runs (before this one's part);
+-- after a failure or a cancel (`on_error`) the unfinished rest is dropped
+-- (an NPC cut off does not finish its sentence).
 -- @tparam table params (a copy is returned; `params` is not changed)
 -- @tparam function on_sentence
 -- @tparam[opt] table opts as `new`'s
@@ -360,7 +363,7 @@ function M.stream (params, on_sentence, opts)
   local on_delta, flush = M.callback(on_sentence, opts)
   local p = {}
   for k, v in pairs(params) do p[k] = v end
-  local user_stream, user_done = params.stream, params.on_done
+  local user_stream, user_end, user_done = params.stream, params.on_stream_end, params.on_done
   if user_stream ~= nil and type(user_stream) ~= "boolean" then
     check_fn(user_stream, "stream", 1)
     -- (vararg: the chunk is passed on when the user's callback wants it)
@@ -368,6 +371,14 @@ function M.stream (params, on_sentence, opts)
   else
     p.stream = on_delta
   end
+  if user_end ~= nil then
+    check_fn(user_end, "stream", 1)
+    p.on_stream_end = function (res) user_end(res); flush() end
+  else
+    p.on_stream_end = flush
+  end
+  -- What a stream's end did not flush (a dialogue's rounds end in its
+  -- task, after the last request's own end): nothing, once it did.
   p.on_done = function (...)
     flush()
     if user_done then return user_done(...) end
