@@ -275,6 +275,30 @@ describe("misuse", function ()
     assert.is_false(ok)
     assert.equal(HERE .. ":" .. line .. ": calling 'chat' on bad self (aigc.client expected, got number)", err)
   end)
+
+  it("client:sleep inside a callback, outside a task, says so at the caller's line; in a task it sleeps", function ()
+    local got, line
+    client:chat_async { messages = msgs(), on_done = function ()
+      line = debug.getinfo(1, "l").currentline + 1
+      got = pack(pcall(function () client:sleep(0.01) end))
+    end }
+    drive(function () return got ~= nil end)
+    assert.is_false(got[1])
+    assert.equal(HERE .. ":" .. line .. ": client:sleep() called from inside an aigc callback, outside a task: "
+                 .. "it would run the loop inside its own callback (sleep in a task, client:spawn, where it "
+                 .. "yields; or block with aigc.sleep(s))", got[2])
+    -- a stream callback too; and a task started there sleeps as it should
+    local slept, req
+    req = client:chat_async { messages = msgs(), stream = function ()
+      if slept == nil then
+        slept = false
+        assert.has_error(function () client:sleep(0) end)
+        client:spawn(function () client:sleep(0.01); slept = true end)
+      end
+    end }
+    drive(function () return slept == true and req:status() == "done" end)
+    assert(client:chat "still usable")
+  end)
 end)
 
 -- An unknown top-level field one edit away from a known one is sent as it

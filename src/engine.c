@@ -337,6 +337,13 @@ static int eng_sockets (lua_State *L) {
 }
 
 /* eng:timeout() -> seconds until the next deadline, or nil */
+/* eng:in_callback() -> whether one of its callbacks is running (the loop
+   is delivering): a wait that would drive the loop cannot run there. */
+static int eng_in_callback (lua_State *L) {
+  lua_pushboolean(L, check_engine(L, 1)->dispatching > 0);
+  return 1;
+}
+
 static int eng_timeout (lua_State *L) {
   aigc_engine *e = check_engine(L, 1);
   double d = aigc_loop_next_deadline(e);
@@ -725,6 +732,7 @@ static const luaL_Reg engine_methods[] = {
   {"act", eng_act},
   {"sockets", eng_sockets},
   {"timeout", eng_timeout},
+  {"in_callback", eng_in_callback},
   {"scrub", eng_scrub},
   {"set_scheduler", eng_set_scheduler},
   {NULL, NULL}

@@ -590,6 +590,13 @@ function Client:sleep (seconds)
     argerror("sleep", 1, expected("a number of seconds >= 0", seconds))
   end
   check_open(self)
+  -- (outside a task it drives the loop, which a callback of that loop,
+  -- running inside it, cannot: said here, at the caller's line)
+  if not task.in_task() and self._loop.engine:in_callback() then
+    util.raise("client:sleep() called from inside an aigc callback, outside a task: it would run "
+               .. "the loop inside its own callback (sleep in a task, client:spawn, where it yields; "
+               .. "or block with aigc.sleep(s))")
+  end
   task.sleep(self._loop, seconds)
 end
 
