@@ -35,7 +35,8 @@ describe("the C core's interfaces", function ()
       local p = ask { temperature = 0.5, my_field = "x" }
       local function quiet () end   -- (print would put the result's address in the test log)
       for name in pairs(core.call_options) do
-        if p[name] == nil then p[name] = ({ on_done = quiet, on_error = quiet, on_stream_end = quiet, timeout = 5, deadline = 9,
+        if p[name] == nil then p[name] = ({ on_done = quiet, on_error = quiet, on_stream_end = quiet,
+          timeout = 5, deadline = 9,
           connect_timeout = 5, max_retries = 1, max_response_bytes = 1000000, max_json_values = 100000,
           max_json_containers = 10000, priority = "background" })[name] or { "anything" } end
       end

@@ -338,8 +338,7 @@ describe("sentences", function ()
             if how == "cancel" then req:cancel()
             else
               -- an NPC object whose finalizer cancels its line, collected here
-              local npc = setmetatable({}, { __gc = function () req:cancel() end })
-              npc = nil   -- luacheck: ignore 311
+              setmetatable({}, { __gc = function () req:cancel() end })   -- (garbage at once)
               collectgarbage()
               collectgarbage()
               if req:status() ~= "canceled" then req:cancel() end   -- (LuaJIT: no __gc on tables)
