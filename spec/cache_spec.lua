@@ -43,6 +43,17 @@ describe("the response cache", function ()
     c:close()
   end)
 
+  it("a hit has the reply's headers on every Lua version (they are made when first read)", function ()
+    local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = true }
+    local a = assert(c:chat(ask("Echo: headers", { temperature = 0 })))
+    local b = assert(c:chat(ask("Echo: headers", { temperature = 0 })))
+    assert.is_true(b.cached)
+    assert.is_table(b.headers)
+    assert.equal(a.headers["content-type"], b.headers["content-type"])
+    assert.equal(a.request_id, b.request_id)
+    c:close()
+  end)
+
   it("never caches what may differ: no temperature 0 or seed, cache = false, streams", function ()
     local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = true }
     for _ = 1, 2 do

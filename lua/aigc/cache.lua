@@ -232,6 +232,9 @@ end
 function Cache:put (key, res)
   local copy = {}
   for k, v in pairs(res) do if k ~= "retries" and k ~= "cached" then copy[k] = v end end
+  -- (`res.headers` is made when first read: `pairs` shows it through
+  -- `__pairs`, which Lua 5.1 and LuaJIT do not have; a hit has it on all)
+  if copy.headers == nil then copy.headers = res.headers end
   local ok, value = pcall(json.encode, copy)
   if not ok then return end
   local time = os_time()
