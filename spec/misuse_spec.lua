@@ -276,6 +276,17 @@ describe("misuse", function ()
     assert.equal(HERE .. ":" .. line .. ": calling 'chat' on bad self (aigc.client expected, got number)", err)
   end)
 
+  it("a C core function called straight from pcall: '?' and #N counting self, on every Lua (README)", function ()
+    local r = client:chat_async { messages = msgs() }
+    local ok, err = pcall(r.wait, r, -1)
+    assert.is_false(ok)
+    assert.equal("bad argument #2 to '?' (timeout must be a number >= 0)", err)
+    ok, err = pcall(aigc.json.decode, {})
+    assert.is_false(ok)
+    assert.equal("bad argument #1 to '?' (string expected, got table)", err)
+    assert(r:wait())
+  end)
+
   it("client:sleep inside a callback, outside a task, says so at the caller's line; in a task it sleeps", function ()
     local got, line
     client:chat_async { messages = msgs(), on_done = function ()

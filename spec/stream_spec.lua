@@ -182,6 +182,19 @@ describe("streaming", function ()
       assert.equal(res.text, table.concat(parts))
     end)
 
+    it("a stream already ended cannot be canceled: cancel() says false, what arrived is still given", function ()
+      local s = client:stream { messages = USER }
+      while s.request:status() == "running" do client:step(0.01) end
+      assert.equal("done", s.request:status())
+      assert.is_false(s:cancel())
+      s:close()
+      assert.equal("done", s.request:status())
+      local parts = {}
+      for delta in s do parts[#parts + 1] = delta end
+      assert.equal(assert(s:result()).text, table.concat(parts))
+      assert.truthy(#parts > 1)
+    end)
+
     it("streams completions when given a prompt", function ()
       local parts = {}
       for delta in client:stream { prompt = "Once upon a time", max_tokens = 8 } do parts[#parts + 1] = delta end

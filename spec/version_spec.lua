@@ -32,6 +32,14 @@ describe("one version", function ()
     assert.equal(version, require("aigc")._VERSION)
   end)
 
+  it("aigc.curl_version and aigc.http2 (the README's) are the core's", function ()
+    local aigc, core = require "aigc", require "aigc.core"
+    assert.matches("^%d+%.%d+%.%d+", aigc.curl_version)
+    assert.equal(core.curl_version, aigc.curl_version)
+    assert.is_boolean(aigc.http2)
+    assert.equal(core.http2, aigc.http2)
+  end)
+
   it("names the one rockspec, whose version field says it", function ()
     local files = lines_of("ls " .. ROOT .. "/rockspec")
     local rockspecs = {}

@@ -23,6 +23,9 @@ local M = {
   null = core.null,
   --- The version of libcurl in use.
   curl_version = core.curl_version,
+  --- Whether this libcurl speaks HTTP/2 (then `https://` servers that offer
+  -- it get their requests multiplexed on one connection).
+  http2 = core.http2,
   --- JSON encoding and decoding with aigc's rules (exact integers,
   -- `aigc.null`, `aigc.array`, errors that name the path of a bad value).
   -- `json.decode(s)` returns `nil, message` for malformed text.
