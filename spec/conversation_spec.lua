@@ -127,6 +127,25 @@ describe("aigc.conversation", function ()
       assert.equal(4, #conv.messages)
     end)
 
+    it("a canceled say_async lets go of the conversation at once; its task, resumed later, changes nothing", function ()
+      local conv = aigc.conversation { client = client, system = "You are Sam." }
+      local slow = conv:say_async("Hi", { stream = function () end, headers = { ["x-aigc-fault"] = "pause=20" } })
+      client:step(0.05)
+      slow:cancel()
+      assert.equal("canceled", slow:status())
+      -- at once: no step in between (the canceled say's task is still suspended)
+      local second = conv:say_async("Echo: second", { headers = { ["x-aigc-fault"] = "delay=100" } })
+      assert.has_error(function () conv:say "third" end,
+        "attempt to say: the conversation is busy with another say (wait for it, or fork)")
+      client:step(0.01)   -- the canceled say's task ends here: it must not free the second's hold
+      assert.has_error(function () conv:say_async "third" end,
+        "attempt to say: the conversation is busy with another say (wait for it, or fork)")
+      assert.equal("second", (assert(second:wait())).text)
+      assert.equal("system user assistant", roles(conv.messages))
+      assert.equal("third", (conv:say "Echo: third"))
+      assert.equal("system user assistant user assistant", roles(conv.messages))
+    end)
+
     it("works inside a task while a frame loop steps", function ()
       local conv = aigc.conversation { client = client }
       local replies = {}

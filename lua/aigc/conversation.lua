@@ -446,6 +446,17 @@ local function merged_params (self, params, msgs)
   return p
 end
 
+-- Whether a say holds the conversation. A say_async whose future was
+-- canceled lets go at once (its task, resumed on a later turn, changes
+-- nothing: `_say` commits only what ended well, and `_busy_with` frees
+-- only its own mark).
+local function busy (self)
+  local token = self._busy
+  if token == nil then return false end
+  local fut = token.future
+  return fut == nil or not fut:canceled()
+end
+
 -- Checks a say's arguments as the call would check them (misuse raises
 -- here, at the user's line, not inside the say's task). Returns the user
 -- message and the say's on_done(res) / on_error(err) (per call, else the
@@ -454,7 +465,7 @@ end
 local function check_say (self, input, params, fname)
   local user = user_message(input, fname)
   if params ~= nil and type(params) ~= "table" then argerror(fname, 2, expected("table", params)) end
-  if self._busy then util.raise("attempt to say: the conversation is busy with another say (wait for it, or fork)") end
+  if busy(self) then util.raise("attempt to say: the conversation is busy with another say (wait for it, or fork)") end
   local on_done, on_error = self.params.on_done, self.params.on_error
   if params and params.on_done ~= nil then on_done = params.on_done end
   if params and params.on_error ~= nil then on_error = params.on_error end
@@ -529,14 +540,17 @@ function Conversation:_say (user, params, fut)
   return res
 end
 
--- Runs fn(...) with the conversation busy; not busy after, whatever
--- happens (an error, the task it runs in abandoned).
-function Conversation:_busy_with (fn, ...)
-  self._busy = true
-  local hook = task.on_abandon(function () self._busy = nil end)
+-- Runs fn(...) with the conversation busy (`token`: this say's mark);
+-- not busy after, whatever happens (an error, the task it runs in
+-- abandoned) -- unless another say took the conversation meanwhile (this
+-- one's future was canceled: see `busy`).
+function Conversation:_busy_with (token, fn, ...)
+  self._busy = token
+  local function free () if self._busy == token then self._busy = nil end end
+  local hook = task.on_abandon(free)
   local ok, res, err = task.pcall(fn, ...)
   task.forget_abandon(hook)
-  self._busy = nil
+  free()
   if not ok then error(res, 0) end
   return res, err
 end
@@ -553,7 +567,7 @@ end
 -- local reply, res = conv:say("Where is my order A-1042?", { stream = function (d) io.write(d or "") end })
 function Conversation:say (input, params)
   local user, on_done, on_error = check_say(self, input, params, "say")
-  local res, err = self:_busy_with(self._say, self, user, params, nil)
+  local res, err = self:_busy_with({}, self._say, self, user, params, nil)
   local cb, what = on_done, "on_done"
   if not res then cb, what = on_error, "on_error" end
   if cb then
@@ -577,10 +591,13 @@ end
 -- print(req:result().text)
 function Conversation:say_async (input, params)
   local user, on_done, on_error = check_say(self, input, params, "say_async")
-  self._busy = true   -- (at once: a second say_async before the task runs is refused)
-  return future.run(self.client._loop, function (fut)
-    return self:_busy_with(self._say, self, user, params, fut)
+  local token = {}
+  self._busy = token   -- (at once: a second say_async before the task runs is refused)
+  local fut = future.run(self.client._loop, function (f)
+    return self:_busy_with(token, self._say, self, user, params, f)
   end, { label = "say", on_done = on_done, on_error = on_error, what = "a conversation's say" })
+  token.future = fut
+  return fut
 end
 
 --- Appends a message to the history as it is (an assistant greeting, a
