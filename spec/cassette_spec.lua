@@ -202,6 +202,7 @@ uv.run()
     cli.write(path, "")
     local c = aigc.client { base_url = "http://127.0.0.1:9/v1", model = "aigc-dev",
                             cassette = { path = path, mode = "replay" } }
+    finally(function () c:close() end)   -- (its replay server, also when an assertion fails)
     local res, err = c:chat "never recorded"
     assert.is_nil(res)
     assert.equal(404, err.status)
@@ -217,6 +218,11 @@ uv.run()
     local r2, e2 = req:wait()
     assert.is_nil(r2)
     assert.matches("async miss", e2.message, 1, true)
+    -- a miss replays nothing: counted as an error, not as replayed
+    local u = c:usage()
+    assert.equal(3, u.requests)
+    assert.equal(3, u.errors)
+    assert.equal(0, u.replayed)
     c:close()
   end)
 

@@ -116,7 +116,11 @@ end
 -- raise into the engine's end (a failing log write is dropped).
 local function ended (client, call, res, err)
   local c = client._cassette
-  if client._usage then client._usage:record(res, err, c and c.mode == "replay" and "replay" or nil) end
+  if client._usage then
+    -- (a miss is the cassette's own 404, not a recorded exchange replayed)
+    local replayed = c and c.mode == "replay" and not (err and type(err) == "table" and err.code == "cassette_miss")
+    client._usage:record(res, err, replayed and "replay" or nil)
+  end
   if res and call.cache_key and client._cache then quietly(client._cache.put, client._cache, call.cache_key, res) end
   if c then quietly(c.ended, c, call, res, err) end
   local log = client._promptlog
