@@ -145,6 +145,21 @@ describe("devserver hostile faults", function ()
     assert.equal("gzip", s.headers["content-encoding"])
   end)
 
+  it("informational=N sends N `100 Continue` responses before the real one", function ()
+    local c = raw.connect(srv.port)
+    assert(c:send(raw.request_bytes("POST", "/v1/chat/completions", { messages = user "Hi" },
+      { ["x-aigc-fault"] = "informational=3,status=401" })))
+    for _ = 1, 3 do
+      assert.equal("HTTP/1.1 100 Continue", c:receive("*l"))
+      assert.equal("", c:receive("*l"))
+    end
+    local res = assert(raw.read_response(c))
+    c:close()
+    assert.equal(401, res.status)
+    assert.equal("invalid_api_key", safe.decode(res.body).error.code)
+    assert.equal(400, post("informational=1000001").status)
+  end)
+
   it("tool-calls=hostile puts a number where the tool calls belong", function ()
     local res = post "tool-calls=hostile"
     assert.equal(200, res.status)

@@ -153,4 +153,50 @@ describe("response headers", function ()
       assert.equal("text/event-stream", (res.headers["content-type"] or ""):match("^[^;]+"))
     end)
   end)
+
+  -- Header sections too large, where aigc's own 200 KiB count must see them
+  -- (libcurl's errors for them look like a broken connection, retried, or
+  -- like running out of memory).
+  describe("too large", function ()
+    local srv
+    setup(function () srv = devserver.start { pause_ms = 0 } end)
+    teardown(function () srv:stop() end)
+    before_each(function () srv:reset() end)
+
+    local function chat (client, fault)
+      return client:chat { messages = { { role = "user", content = "hello" } },
+                           headers = { ["x-aigc-fault"] = fault } }
+    end
+
+    it("count every 1xx response: 20,000 `100 Continue` are a limit error, sent once", function ()
+      local client = aigc.client { base_url = srv.base_url, max_retries = 2 }
+      local res, err = chat(client, "informational=20000")
+      client:close()
+      assert.is_nil(res)
+      assert.equal("limit", err.kind)
+      assert.equal("the response headers are larger than 200 KiB", err.message)
+      assert.equal(0, err.retries)
+      assert.equal(1, srv:stats().requests_total)
+    end)
+
+    it("do not count a few 1xx responses against the answer's own headers", function ()
+      local client = aigc.client { base_url = srv.base_url, max_retries = 0 }
+      local res = assert(chat(client, "informational=3,headers=5"))
+      client:close()
+      assert.equal("a", res.headers["x-f-5"])
+      assert.equal("application/json", res.headers["content-type"])
+    end)
+
+    it("one header line over libcurl's 100 KB is a limit error about the headers, not out of memory", function ()
+      local port = one_shot { "X-Long: " .. ("a"):rep(1048576) }
+      local client = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 2 }
+      local res, err = client:chat "hello"
+      client:close()
+      assert.is_nil(res)
+      assert.equal("limit", err.kind)
+      assert.matches("^the response headers are too large", err.message)
+      assert.is_nil(err.message:find("out of memory while", 1, true))
+      assert.equal(0, err.retries)
+    end)
+  end)
 end)

@@ -69,6 +69,56 @@ describe("retries", function ()
     end)
   end
 
+  -- An answer whose status line and headers came whole, and whose body
+  -- then broke: the status decides, not the broken body (a 401 is not a
+  -- connection fault, and sending the POST again gets the same 401).
+  local function broken (spec)
+    srv:reset()
+    local res, err = client:chat { messages = HI, headers = { ["x-aigc-fault"] = spec } }
+    assert.is_nil(res)
+    return err, attempts()
+  end
+
+  for _, status in ipairs { 400, 401, 404 } do
+    it("never re-sends HTTP " .. status .. " whose body is not the gzip it says", function ()
+      local err, hits = broken("status=" .. status .. ",bad-gzip")
+      assert.equal("http", err.kind)
+      assert.equal(status, err.status)
+      assert.matches("^HTTP status " .. status .. "; the body could not be decoded %(Content%-Encoding: gzip%): ",
+                     err.message)
+      assert.equal("gzip", err.headers["content-encoding"])
+      assert.truthy(err.request_id)
+      assert.equal(0, err.retries)
+      assert.equal(1, hits)
+    end)
+
+    it("never re-sends HTTP " .. status .. " whose body was cut short or reset", function ()
+      for _, wire in ipairs { "close-mid-body", "reset" } do
+        local err, hits = broken("status=" .. status .. "," .. wire)
+        assert.equal("http", err.kind, wire)
+        assert.equal(status, err.status, wire)
+        assert.matches("; the body could not be read whole: ", err.message, 1, true)
+        assert.equal(0, err.retries, wire)
+        assert.equal(1, hits, wire)
+      end
+    end)
+  end
+
+  it("retries a 429 or 500 whose body broke as its status allows, and says it broke", function ()
+    for _, spec in ipairs { "status=429,bad-gzip", "status=500,bad-gzip", "status=503,close-mid-body" } do
+      local err, hits = broken(spec .. ",retry-after-ms=5")
+      assert.equal("http", err.kind, spec)
+      assert.equal(tonumber(spec:match "%d+"), err.status, spec)
+      assert.matches("; the body could not be", err.message, 1, true)
+      assert.equal(2, err.retries, spec)
+      assert.equal(3, hits, spec)
+    end
+    local err, hits = broken "status=500,bad-gzip,should-retry=false"
+    assert.equal("http", err.kind)
+    assert.equal(0, err.retries)
+    assert.equal(1, hits)
+  end)
+
   it("obeys x-should-retry: false over the status", function ()
     local _, err = client:chat(flaky("status=500,should-retry=false", 1))
     assert.equal(0, err.retries)

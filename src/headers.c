@@ -90,6 +90,8 @@ void aigc_headers_start (aigc_headers *h) {
   aigc_buf_clear(&h->buf);
   h->n = 0;
   h->want_status_line = 1;
+  h->ended = 0;
+  h->wire = 0;
 }
 
 void aigc_headers_free (aigc_headers *h) {
@@ -102,6 +104,7 @@ static void status_line (aigc_headers *h, const char *line, size_t len, long *st
   const char *sp = (const char *)memchr(line, ' ', len);
   long st = 0;
   h->want_status_line = 0;
+  h->ended = 0;
   aigc_buf_clear(&h->buf);
   h->n = 0;
   if (sp != NULL)
@@ -114,6 +117,11 @@ int aigc_headers_line (aigc_headers *h, const char *line, size_t len, long *stat
   size_t nlen, vlen, i;
   const char *colon, *v, *vend;
   char *o;
+  /* All the bytes, not only those kept: 20,000 empty "100 Continue"
+     responses are 300 KB too, and libcurl fails them as a receive error. */
+  if (len > AIGC_MAX_HEADER_BYTES - h->wire)
+    return AIGC_HEADERS_TOOBIG;
+  h->wire += len;
   if (h->want_status_line && len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
     /* Only here: a header line that happens to start with "HTTP/" in the
        middle of the headers is just a header. */
@@ -125,12 +133,12 @@ int aigc_headers_line (aigc_headers *h, const char *line, size_t len, long *stat
   if (colon == NULL) {
     /* The blank line ending the headers (or junk): a status line may
        follow (after a 1xx response). */
-    if (len <= 2 && (len == 0 || line[0] == '\r' || line[0] == '\n'))
+    if (len <= 2 && (len == 0 || line[0] == '\r' || line[0] == '\n')) {
       h->want_status_line = 1;
+      h->ended = *status >= 200;
+    }
     return AIGC_HEADERS_OK;
   }
-  if (h->buf.len + len > AIGC_MAX_HEADER_BYTES)
-    return AIGC_HEADERS_TOOBIG;
   nlen = (size_t)(colon - line);
   v = colon + 1;
   vend = line + len;

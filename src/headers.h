@@ -38,6 +38,8 @@ typedef struct aigc_headers {
   aigc_buf buf;                 /* "name\0value\0"..., names lower-case */
   size_t n;                     /* headers in buf */
   int want_status_line;         /* the next line may start a response */
+  int ended;                    /* a final (>= 200) response's headers ended */
+  size_t wire;                  /* header bytes this attempt, 1xx responses' too */
 } aigc_headers;
 
 enum {
@@ -53,8 +55,10 @@ void aigc_headers_free (aigc_headers *h);
 ** Takes one line as libcurl's header callback gives it (with its line
 ** end). A status line ("HTTP/1.1 200 OK", the first or the real one after
 ** a 1xx) forgets what came before and sets *status; a blank line ends the
-** headers; "Name: value" is stored, the name lower-cased, a NUL in either
-** made a space. Returns AIGC_HEADERS_*; plain C.
+** headers (h->ended, after a final status); "Name: value" is stored, the
+** name lower-cased, a NUL in either made a space. Every line counts
+** towards AIGC_MAX_HEADER_BYTES, the 1xx responses' too, as libcurl counts
+** them. Returns AIGC_HEADERS_*; plain C.
 */
 int aigc_headers_line (aigc_headers *h, const char *line, size_t len, long *status);
 /* The value of header `name` (lower-case), or NULL; *vlen its length. */

@@ -311,15 +311,64 @@ static int push_abort_error (lua_State *L, aigc_request *r, int *retryable) {
   }
 }
 
+/*
+** Whether libcurl failed on headers too big for it, before they ended: its
+** CURLE_TOO_LARGE (8.6 on); before, CURLE_OUT_OF_MEMORY, with no text, is
+** how it refuses one header line over 100 KB. (The whole section is
+** aigc's to refuse first: AIGC_MAX_HEADER_BYTES is below libcurl's limit.)
+*/
+static int headers_too_large (const aigc_request *r) {
+  if (r->hdrs.ended)
+    return 0;
+#if LIBCURL_VERSION_NUM >= 0x080600
+  if (r->curl_code == CURLE_TOO_LARGE)
+    return 1;
+#endif
+  return r->curl_code == CURLE_OUT_OF_MEMORY;
+}
+
+/*
+** A non-2xx answer whose status and headers came whole, and whose body
+** then broke (not the gzip it says, cut short, reset): the status decides,
+** as for any HTTP error: kind "http", retried only as that status allows
+** (a 400 is not sent again because its body broke).
+*/
+static void push_broken_http_error (lua_State *L, aigc_request *r, const char *detail,
+                                    int *retryable) {
+  char msg[CURL_ERROR_SIZE + 128];
+  const char *ce = aigc_headers_find(&r->hdrs, "content-encoding", NULL);
+  if (r->curl_code == CURLE_BAD_CONTENT_ENCODING)
+    snprintf(msg, sizeof msg, "; the body could not be decoded (Content-Encoding: %.60s): %s",
+             ce ? ce : "?", detail);
+  else
+    snprintf(msg, sizeof msg, "; the body could not be read whole: %s", detail);
+  push_http_error(L, r, r->status);
+  lua_getfield(L, -1, "message");
+  aigc_error_push_scrubbed(L, msg, strlen(msg), r->secrets);
+  lua_concat(L, 2);
+  lua_setfield(L, -2, "message");
+  *retryable = aigc_transfer_status_retryable(r, r->status);
+}
+
 /* The error of a libcurl failure (r->curl_code != CURLE_OK). */
 static void push_curl_error (lua_State *L, aigc_request *r, int *retryable) {
   const char *detail = r->errbuf[0] ? r->errbuf : curl_easy_strerror(r->curl_code);
   char msg[CURL_ERROR_SIZE + 128];
-  if (r->curl_code == CURLE_OUT_OF_MEMORY) {
+  if (headers_too_large(r)) {
+    if (r->errbuf[0])
+      snprintf(msg, sizeof msg, "the response headers are too large: %s", r->errbuf);
+    else
+      snprintf(msg, sizeof msg, "the response headers are too large (libcurl takes a header "
+               "line of at most 100 KB): %s", detail);
+    new_error_scrubbed(L, r, "limit", msg, strlen(msg));
+  }
+  else if (r->curl_code == CURLE_OUT_OF_MEMORY) {
     aigc_error_new(L, "limit", "out of memory while receiving the response");
     return;
   }
-  if (r->curl_code == CURLE_BAD_CONTENT_ENCODING && r->status >= 200 && r->status < 300) {
+  else if (r->hdrs.ended && (r->status < 200 || r->status >= 300))
+    push_broken_http_error(L, r, detail, retryable);
+  else if (r->curl_code == CURLE_BAD_CONTENT_ENCODING && r->status >= 200 && r->status < 300) {
     /* The server answered, and what it sent cannot be decoded (a body
        that is not the gzip it says): not a connection failure, and
        sending the POST again would only get the same. */

@@ -317,6 +317,8 @@ FAULTS -- header `x-aigc-fault: <spec>` or model `fault:<spec>` (both: merged, h
                          (e.g. `raw-header=HTTP/1.1-x: 1`); `%2C` in TEXT is a comma;
                          repeatable
     bad-gzip             `Content-Encoding: gzip` on a body (JSON or SSE) that is not gzip
+    informational=N      N `HTTP/1.1 100 Continue` responses before the real one
+                         (N <= 1000000)
     echo-key             echo the request's credential (the Bearer value or `api-key`)
                          in `x-echo: KEY` and `x-request-id: req_KEY`; with status=CODE
                          the error body carries it in `message`, `error.details.key` and

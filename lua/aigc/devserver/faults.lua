@@ -31,7 +31,7 @@ local GRAMMAR = {
   -- status and headers
   status = "int", ["retry-after"] = "text", ["retry-after-ms"] = "int", ["should-retry"] = "text",
   headers = "int", ["raw-header"] = "text", ["bad-gzip"] = "flag", ["echo-key"] = "flag",
-  times = "int", key = "text",
+  informational = "int", times = "int", key = "text",
   -- wire
   delay = "int", hang = "flag", drip = "int", ["close-mid-body"] = "flag", ["long-body"] = "flag",
   reset = "flag", ["garbage-status"] = "flag",
@@ -66,6 +66,9 @@ end
 local CHECKS = {
   status = function (v) if v < 100 or v > 599 then return "invalid value for fault 'status'" end end,
   headers = function (v) if v > MAX_FAULT_HEADERS then return "invalid value for fault 'headers'" end end,
+  informational = function (v)
+    if v > MAX_FAULT_HEADERS then return "invalid value for fault 'informational'" end
+  end,
   ["comment-drip"] = function (v) if v == 0 then return "invalid value for fault 'comment-drip'" end end,
   ["rate-limit"] = function (v) if v == 0 then return "invalid value for fault 'rate-limit'" end end,
   ["rate-limit-tpm"] = function (v) if v == 0 then return "invalid value for fault 'rate-limit-tpm'" end end,

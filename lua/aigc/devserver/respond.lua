@@ -12,7 +12,7 @@ local faults = require "aigc.devserver.faults"
 local conn_ = require "aigc.devserver.conn"
 local api = require "aigc.devserver.api"
 
-local format, sub = string.format, string.sub
+local format, rep, sub = string.format, string.rep, string.sub
 local concat = table.concat
 local O, NULL = json.O, json.NULL
 local http_date, filler = util.http_date, util.filler
@@ -171,6 +171,7 @@ local function send (conn, job, resp, fault)
     return send_comment_drip(conn, job, resp, fault, emit, request_id)
   end
   local head = response_head(conn, job, resp, { chunked = chunked, keep = keep, request_id = request_id })
+  if fault.informational then head = rep("HTTP/1.1 100 Continue\r\n\r\n", fault.informational) .. head end
   if resp.events and (fault["close-mid-body"] or fault.reset or fault["long-body"]) then
     local parts = {}
     for i, ev in ipairs(faults.stream(resp.events, fault)) do
