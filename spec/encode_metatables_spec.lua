@@ -159,3 +159,122 @@ describe("requests with metatables", function ()
     assert.has_error(function () client:chat(computed) end)
   end)
 end)
+
+-- The argument checks (aigc.check) judge what the encoder sends, read as
+-- it reads it: a __len proxy's #t items and no more (they read up to the
+-- first nil, so a proxy whose __index answers every key made client:chat
+-- spin for ever), a __pairs table's entries (a __pairs-only message was
+-- refused: "role: string expected, got nil"). Both metamethods are called
+-- on every version, as the encoder calls them (5.1 and LuaJIT's # and
+-- pairs() ignore them on tables). A regression raises after READS_MAX
+-- reads instead of hanging.
+describe("the argument checks read what the encoder sends", function ()
+  local check = require "aigc.check"
+  local adapter = require "aigc.adapter"
+  local READS_MAX = 10000
+
+  -- A list of n items whose __index answers every key with `item`.
+  local function endless (n, item)
+    local reads = { count = 0 }
+    local t = setmetatable({}, {
+      __len = function () return n end,
+      __index = function (_, k)
+        reads.count = reads.count + 1
+        if reads.count > READS_MAX then error("read " .. reads.count .. " items (last key " .. tostring(k) .. ")") end
+        return item
+      end })
+    return t, reads
+  end
+
+  local function only_pairs (fields)
+    return setmetatable({}, { __pairs = function () return next, fields, nil end })
+  end
+
+  it("a __len proxy whose __index never says nil: #t items, each read once", function ()
+    local msgs, reads = endless(3, { role = "user", content = "Hi" })
+    assert.is_nil(check.call_problem(nil, "chat", { messages = msgs }))
+    assert.equal(3, reads.count)
+    local stop, stop_reads = endless(2, "END")
+    assert.is_nil(check.call_problem(nil, "chat", { messages = { { role = "user", content = "Hi" } }, stop = stop }))
+    assert.equal(2, stop_reads.count)
+    local tools = endless(1, { type = "function", ["function"] = { name = "f" } })
+    assert.is_nil(check.call_problem(nil, "chat", { messages = { { role = "user", content = "Hi" } }, tools = tools }))
+    assert.is_nil(check.call_problem(nil, "responses", { input = (endless(2, { role = "user", content = "Hi" })) }))
+    assert.is_nil(check.call_problem(nil, "completion", { prompt = (endless(2, "Hi")) }))
+    -- an empty proxy is an empty list; a bad item is named by its index
+    assert.is_nil(check.call_problem(nil, "chat", { messages = (endless(0, 1)) }))
+    assert.equal("params.stop[1]: string expected, got number",
+                 check.call_problem(nil, "chat", { messages = { { role = "user", content = "Hi" } },
+                                                  stop = (endless(2, 1)) }))
+  end)
+
+  it("a list whose __index is a function and which has no __len: refused in the encoder's words", function ()
+    local reads = 0
+    local msgs = setmetatable({}, { __index = function ()
+      reads = reads + 1
+      if reads > READS_MAX then error("read " .. reads .. " items of a list that cannot be listed") end
+      return { role = "user" }
+    end })
+    assert.equal("params.messages: cannot encode a table whose __index is a function and whose metatable "
+                 .. "has no __pairs (its fields cannot be listed: give the metatable __pairs, or pass a plain table)",
+                 check.call_problem(nil, "chat", { messages = msgs }))
+    assert.equal("params.messages: its __len gave a negative length",
+                 check.call_problem(nil, "chat", { messages = (endless(-1, 1)) }))
+  end)
+
+  it("a dialogue's copy of the history holds the proxy's #t items", function ()
+    local msgs, reads = endless(2, { role = "user", content = "Hi" })
+    local wire = {}
+    adapter.chat.prepare({ messages = msgs }, wire)
+    assert.equal(2, #wire.messages)
+    assert.equal(2, reads.count)
+    local input = endless(1, { role = "user", content = "Hi" })
+    adapter.responses.prepare({ input = input }, wire)
+    assert.equal(1, #wire.input)
+  end)
+
+  it("a __pairs-only message is judged by what pairs gives, on every version", function ()
+    assert.is_nil(check.call_problem(nil, "chat", { messages = { only_pairs { role = "user", content = "Hi" } } }))
+    assert.is_nil(check.call_problem(nil, "chat", { messages = only_pairs { { role = "user", content = "Hi" } } }))
+    assert.is_nil(check.call_problem(nil, "chat", { messages = { { role = "user", content = "Hi" } },
+                                                   stop = only_pairs { "a", "b" } }))
+    -- its raw fields are not what is sent: a role there and none in pairs is refused
+    local hidden = setmetatable({ role = "user" }, { __pairs = function () return next, { content = "Hi" }, nil end })
+    assert.equal("params.messages[1].role: string expected, got nil",
+                 check.call_problem(nil, "chat", { messages = { hidden } }))
+    assert.equal("params.stop[2]: string expected, got number",
+                 check.call_problem(nil, "chat", { messages = { { role = "user", content = "Hi" } },
+                                                  stop = only_pairs { "a", 2 } }))
+  end)
+end)
+
+describe("requests with metatables: what the checks let through is what is sent", function ()
+  local srv, client
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end)
+
+  local function sent () return cjson.decode(srv:last().body) end
+
+  it("a __len proxy whose __index never says nil is sent as its #t items", function ()
+    local reads = 0
+    local msgs = setmetatable({}, { __len = function () return 1 end, __index = function ()
+      reads = reads + 1
+      if reads > 10000 then error("the proxy was read past its length") end
+      return { role = "user", content = "via len" }
+    end })
+    local stop = setmetatable({}, { __len = function () return 2 end, __index = function ()
+      reads = reads + 1
+      if reads > 10000 then error("the proxy was read past its length") end
+      return "END"
+    end })
+    assert(client:chat { model = "m", messages = msgs, stop = stop })
+    local body = sent()
+    assert.same({ { role = "user", content = "via len" } }, body.messages)
+    assert.same({ "END", "END" }, body.stop)
+  end)
+
+  it("a message with only __pairs is sent as pairs gives it", function ()
+    local msg = setmetatable({}, { __pairs = function () return next, { role = "user", content = "Hi" }, nil end })
+    assert(client:chat { model = "m", messages = { msg } })
+    assert.same({ { role = "user", content = "Hi" } }, sent().messages)
+  end)
+end)

@@ -31,6 +31,7 @@
 -- @local
 
 local core = require "aigc.core"
+local check = require "aigc.check"
 local util = require "aigc.util"
 local schema_mod = require "aigc.schema"
 
@@ -96,9 +97,10 @@ function chat.ask (p, text)
   return p
 end
 
+-- (The copies hold what the encoder would send of the caller's list:
+-- a proxy's n items, a __pairs list's entries; check.list_copy.)
 function chat.prepare (params, wire)
-  local msgs = {}
-  for i, m in ipairs(params.messages) do msgs[i] = m end
+  local msgs = check.list_copy(params.messages)
   wire.messages = msgs
   return msgs
 end
@@ -220,9 +222,8 @@ end
 -- The input as a list of items (a string is one user message).
 local function input_list (input)
   if type(input) == "string" then return { { role = "user", content = input } } end
-  local list = {}
-  for i, item in ipairs(type(input) == "table" and input or {}) do list[i] = item end
-  return list
+  if type(input) ~= "table" then return {} end
+  return check.list_copy(input)
 end
 
 function responses.prepare (params, wire)

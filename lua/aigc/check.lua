@@ -30,8 +30,9 @@ local core = require "aigc.core"
 local compat = require "aigc.compat"
 local util = require "aigc.util"
 
-local getmetatable, ipairs, next, pairs, select, tostring, type =
-  getmetatable, ipairs, next, pairs, select, tostring, type
+local getmetatable, ipairs, next, pairs, rawget, select, tonumber, tostring, type =
+  getmetatable, ipairs, next, pairs, rawget, select, tonumber, tostring, type
+local floor, huge = math.floor, math.huge
 local string_format = string.format
 local is_integer = compat.is_integer
 local expected, field_error = util.expected, util.field_error
@@ -171,6 +172,117 @@ M.CLIENT_OPTIONS = CLIENT_OPTIONS
 
 
 -- {======================================================
+-- What the encoder sends of a table
+-- =======================================================
+
+-- The checks judge a table as the encoder (src/jsonlua.c) will send it,
+-- read the way it reads it (the README's "Marshalling tables with
+-- metatables"): never more items (a proxy's __index may answer every key,
+-- so reading up to the first nil may never end) and never other fields (a
+-- __pairs table's fields are what pairs gives). Like the encoder, this
+-- calls __len and __pairs itself, so the rules are the same on every Lua
+-- (5.1 and LuaJIT's # and pairs() do not call them on tables), and reads
+-- the real metatable (a __metatable field hides nothing from the encoder).
+local debug_getmetatable = debug.getmetatable
+local ARRAY_MT = core.array_mt
+local PAIRS_MAX = 2 ^ 24   -- (the encoder's PAIRS_MAX and CHAIN_MAX)
+local CHAIN_MAX = 100
+local NO_LIST = "cannot encode a table whose __index is a function and whose metatable has no __pairs "
+  .. "(its fields cannot be listed: give the metatable __pairs, or pass a plain table)"
+
+-- What pairs(t) gives, through its metatable's __pairs (jsonlua.c's
+-- push_pairs_snapshot): a plain table, or nil and why.
+local function pairs_snapshot (t, p)
+  if not is_callable(p) then return nil, "its __pairs is not callable" end
+  local f, s, c = p(t)
+  local snap, count = {}, 0
+  while true do
+    local k, v = f(s, c)
+    if k == nil then return snap end
+    count = count + 1
+    if count > PAIRS_MAX then return nil, "its __pairs gave more than 16777216 entries" end
+    c = k
+    if v ~= nil and k == k then snap[k] = v end   -- (a nil value is no entry, a NaN key none either)
+  end
+end
+
+-- t's own fields, then those it inherits through its chain of __index
+-- tables that it does not override, neither functions nor "__" keys
+-- (jsonlua.c's push_chain_snapshot): a plain table, or nil and why.
+local function chain_snapshot (t)
+  local snap, seen, level, at_level = {}, {}, 0, t
+  for k, v in next, t do snap[k] = v end
+  while true do
+    local mt = debug_getmetatable(at_level)
+    local index = mt and rawget(mt, "__index")
+    if index == nil then return snap end
+    if type(index) ~= "table" then return nil, NO_LIST end
+    level = level + 1
+    if seen[index] or index == t or level > CHAIN_MAX then
+      return nil, "its __index chain comes back to a table already in it (a cycle), or is longer than 100 tables"
+    end
+    seen[index] = true
+    for k, v in next, index do
+      if type(v) ~= "function" and not (type(k) == "string" and k:sub(1, 2) == "__") and snap[k] == nil then
+        snap[k] = v
+      end
+    end
+    at_level = index
+  end
+end
+
+--- How the encoder reads the table `t`: `items, n` where `items` is a
+-- table to read `items[i]` and `items.field` from, and `n` the number of
+-- list items (a `__len` proxy: `n` items, each `t[i]`) or nil (the items
+-- run up to the first nil). `t` itself when it has no metatable, the
+-- aigc.array mark, or none of `__len`, `__pairs`, `__index`; a snapshot
+-- for `__pairs` (what pairs gives) and for a chain of `__index` tables.
+-- `nil, why` when the encoder refuses `t` (a function `__index` without
+-- `__pairs`, a cycle, a bad `__len`): `why` is the encoder's own words.
+-- @tparam table t
+-- @treturn[1] table items
+-- @treturn[1] integer|nil n
+-- @treturn[2] nil
+-- @treturn[2] string why
+function M.as_sent (t)
+  local mt = debug_getmetatable(t)
+  if mt == nil or mt == ARRAY_MT then return t end
+  local len = rawget(mt, "__len")
+  if len ~= nil then
+    if not is_callable(len) then return nil, "its __len is not callable" end
+    local n = tonumber((len(t)))
+    if n == nil or n ~= floor(n) then return nil, "object length is not an integer" end
+    if n < 0 then return nil, "its __len gave a negative length" end
+    return t, n
+  end
+  local p = rawget(mt, "__pairs")
+  if p ~= nil then return pairs_snapshot(t, p) end
+  if rawget(mt, "__index") ~= nil then return chain_snapshot(t) end
+  return t
+end
+local as_sent = M.as_sent
+
+--- The items of the list `v`, as the encoder sends them, in a new plain
+-- table (for a copy the library extends: a dialogue's history). `v` has
+-- passed the checks.
+-- @tparam table v
+-- @treturn table
+function M.list_copy (v)
+  local items, n = as_sent(v)
+  local copy = {}
+  if items == nil then return copy end
+  for i = 1, n or huge do
+    local x = items[i]
+    if x == nil and not n then break end
+    copy[i] = x
+  end
+  return copy
+end
+
+-- }======================================================
+
+
+-- {======================================================
 -- Request fields
 -- =======================================================
 
@@ -187,22 +299,46 @@ local function at (path, key)
   return path .. "." .. tostring(key)
 end
 
-local function list_of_strings (v, path, key)
-  if type(v) == "string" then return nil end
-  if not is_list(v) then return at(path, key) .. ": " .. expected("string or list of strings", v) end
-  local i = 1
-  while v[i] ~= nil do
-    if type(v[i]) ~= "string" then return string_format("%s[%d]: %s", at(path, key), i, expected("string", v[i])) end
-    i = i + 1
+-- A list read as the encoder reads it (`as_sent`): `items, n`, or false
+-- when `v` is not a list, or `nil, why` when the encoder refuses it.
+local function as_list (v)
+  if type(v) ~= "table" then return false end
+  local items, n = as_sent(v)
+  if items == nil then return nil, n end
+  if n == nil and not is_list(items) then return false end
+  return items, n
+end
+
+-- Why the items of a list break `rule` (a type name; `what` names it), or
+-- nil. Walks exactly what the encoder sends: `n` items when `n` is given,
+-- else up to the first nil (a raw table's sequence).
+local function items_problem (v, path, key, rule, what, list_what)
+  if type(v) == "string" and rule == "string" then return nil end
+  local items, n = as_list(v)
+  if items == false then return at(path, key) .. ": " .. expected(list_what, v) end
+  if items == nil then return at(path, key) .. ": " .. n end
+  for i = 1, n or huge do
+    local x = items[i]
+    if x == nil and not n then return nil end
+    if type(x) ~= rule then return string_format("%s[%d]: %s", at(path, key), i, expected(what, x)) end
   end
   return nil
 end
 
--- A message, path[i]: a table with a string role. (What it holds besides
--- is the server's to judge: a history may hold whatever a server sent.)
+local function list_of_strings (v, path, key)
+  return items_problem(v, path, key, "string", "string", "string or list of strings")
+end
+
+-- A message, path[i]: a table with a string role, as the encoder sends it.
+-- (What it holds besides is the server's to judge: a history may hold
+-- whatever a server sent.)
 local function message_problem (m, path, i)
   if type(m) ~= "table" then return path .. "[" .. i .. "]: " .. expected("message table", m) end
-  if type(m.role) ~= "string" then return path .. "[" .. i .. "].role: " .. expected("string", m.role) end
+  local fields, n = as_sent(m)
+  if fields == nil then return path .. "[" .. i .. "]: " .. n end
+  local role = nil
+  if n == nil then role = fields.role end   -- (with __len it is sent as an array: no role)
+  if type(role) ~= "string" then return path .. "[" .. i .. "].role: " .. expected("string", role) end
   return nil
 end
 
@@ -210,50 +346,44 @@ end
 -- as the list (`messages = { role = "user", content = "Hi" }`) says so.
 local function messages_problem (v, path, key)
   if type(v) ~= "table" then return at(path, key) .. ": " .. expected("list of messages", v) end
-  if v[1] ~= nil and type(v[1]) == "table" and type(v[1].role) == "string" then
-    -- The usual case, checked without naming anything.
-    local i = 2
-    while true do
-      local m = v[i]
-      if m == nil then return nil end
-      if type(m) ~= "table" or type(m.role) ~= "string" then return message_problem(m, at(path, key), i) end
-      i = i + 1
+  local items, n = as_sent(v)
+  if items == nil then return at(path, key) .. ": " .. n end
+  if n == nil and items[1] == nil then
+    path = at(path, key)
+    if items.role ~= nil then
+      return path .. ": a list of messages expected, got one message"
+        .. " (write messages = { { role = ..., content = ... } })"
     end
+    if not is_list(items) then
+      return path .. ": a list of messages expected, got a table with key '" .. tostring(next(items)) .. "'"
+    end
+    return nil
   end
-  path = at(path, key)
-  if v[1] == nil and v.role ~= nil then
-    return path .. ": a list of messages expected, got one message (write messages = { { role = ..., content = ... } })"
-  end
-  if not is_list(v) then
-    return path .. ": a list of messages expected, got a table with key '" .. tostring(next(v)) .. "'"
-  end
-  local i = 1
-  while v[i] ~= nil do
-    local why = message_problem(v[i], path, i)
-    if why then return why end
-    i = i + 1
+  for i = 1, n or huge do
+    local m = items[i]
+    if m == nil and not n then return nil end
+    -- (The usual message, a plain table with a string role, is judged
+    -- without a call or a name.)
+    if type(m) ~= "table" or debug_getmetatable(m) ~= nil or type(m.role) ~= "string" then
+      local why = message_problem(m, at(path, key), i)
+      if why then return why end
+    end
   end
   return nil
 end
 
 local function prompt_problem (v, path, key)
   if type(v) == "string" then return nil end
-  if not is_list(v) then return at(path, key) .. ": " .. expected("string or list", v) end
+  local items, why = as_list(v)
+  if items == false then return at(path, key) .. ": " .. expected("string or list", v) end
+  if items == nil then return at(path, key) .. ": " .. why end
   return nil
 end
 
 local function tools_problem (v, path, key)
   if util.is_a(v, "aigc.toolset") then return nil end
-  path = at(path, key)
-  if not is_list(v) then return path .. ": " .. expected("list of tool definitions or an aigc.toolset", v) end
-  local i = 1
-  while v[i] ~= nil do
-    if type(v[i]) ~= "table" then
-      return string_format("%s[%d]: %s", path, i, expected("tool definition table", v[i]))
-    end
-    i = i + 1
-  end
-  return nil
+  return items_problem(v, path, key, "table", "tool definition table",
+                       "list of tool definitions or an aigc.toolset")
 end
 
 local function string_or_table (v, path, key)
@@ -285,13 +415,7 @@ M.COMPLETION_FIELDS = util.merge(SAMPLING, {
 -- `input` (Responses API): a string, or a list of items (tables).
 local function input_problem (v, path)
   if type(v) == "string" then return nil end
-  if not is_list(v) then return path .. ": " .. expected("string or list of input items", v) end
-  local i = 1
-  while v[i] ~= nil do
-    if type(v[i]) ~= "table" then return string_format("%s[%d]: %s", path, i, expected("input item table", v[i])) end
-    i = i + 1
-  end
-  return nil
+  return items_problem(v, path, nil, "table", "input item table", "string or list of input items")
 end
 
 --- The known fields of a Responses API request (`POST /responses`): name -> rule.

@@ -174,7 +174,7 @@ local function new (opts, fname, argn)
     calibration = nil, calibrate = opts.calibrate ~= false,
   }, Conversation)
   if opts.messages then
-    for i, m in ipairs(opts.messages) do self.messages[i] = m end
+    for i, m in ipairs(check.list_copy(opts.messages)) do self.messages[i] = m end
   elseif self.system then
     self.messages[1] = { role = "system", content = self.system }
   end
