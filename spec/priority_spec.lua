@@ -191,3 +191,76 @@ describe("priorities", function ()
     client:close()
   end)
 end)
+
+-- max_starts_per_step (issue 17's frame loop): starting a request costs
+-- its connection and its send in the next step (~50-110 us each here);
+-- 200 NPCs started in one frame made that step take ~20 ms of CPU. The
+-- option bounds what one turn hands to libcurl; the rest wait queued, in
+-- their priority order, and no wait passes over them.
+describe("max_starts_per_step", function ()
+  local srv
+  setup(function () srv = devserver.start { pause_ms = 0 } end)
+  teardown(function () srv:stop() end)
+  before_each(function () srv:reset() end)
+
+  local function statuses (reqs)
+    local queued = 0
+    for _, r in ipairs(reqs) do if r:status() == "queued" then queued = queued + 1 end end
+    return queued
+  end
+
+  it("hands at most N requests to libcurl per turn; the rest start on the next turns", function ()
+    local client = aigc.client { base_url = srv.base_url, max_retries = 0, max_starts_per_step = 3 }
+    local reqs = {}
+    for i = 1, 8 do reqs[i] = client:chat_async(call("Repeat after me: n" .. i)) end
+    assert.equal(5, statuses(reqs))
+    assert.equal(0, client:timeout(), "held requests: the next turn is due at once")
+    client:step(0)
+    assert.equal(2, statuses(reqs))
+    client:step(0)
+    assert.equal(0, statuses(reqs))
+    drain(client)
+    for i, r in ipairs(reqs) do assert.equal("n" .. i, assert(r:result()).text) end
+    client:close()
+  end)
+
+  it("counts what callbacks start in the same turn, and keeps priorities among the held", function ()
+    local client = aigc.client { base_url = srv.base_url, max_retries = 0, max_starts_per_step = 1 }
+    local order, later = {}, {}
+    client:chat_async(call("first", "normal", { on_done = function ()
+      order[#order + 1] = "first"
+      -- the turn's one start goes to bg1 at once; bg2 and the player wait,
+      -- and the player, submitted last, starts first
+      later[1] = client:chat_async(call("bg1", "background"))
+      later[2] = client:chat_async(call("bg2", "background"))
+      later[3] = client:chat_async(call("player", "interactive"))
+      assert.equal("running", later[1]:status())
+      assert.equal("queued", later[2]:status())
+      assert.equal("queued", later[3]:status())
+    end }))
+    drain(client)
+    assert.same({ "first", "bg1", "player", "bg2" }, arrivals(srv))
+    for _, r in ipairs(later) do assert.equal("done", r:status()) end
+    client:close()
+  end)
+
+  it("does not hold a blocking call (a wait never sleeps over a held start)", function ()
+    local client = aigc.client { base_url = srv.base_url, max_retries = 0, max_starts_per_step = 1 }
+    local reqs = {}
+    for i = 1, 4 do reqs[i] = client:chat_async(call("Repeat after me: a" .. i)) end
+    assert.equal("b", assert(client:chat(call("Repeat after me: b"))).text)
+    assert(reqs[4]:wait())
+    local unlimited = aigc.client { base_url = srv.base_url, max_retries = 0 }
+    local all = {}
+    for i = 1, 8 do all[i] = unlimited:chat_async(call("x" .. i)) end
+    assert.equal(0, statuses(all), "0 (the default): no cap")
+    drain(unlimited)
+    unlimited:close()
+    client:close()
+  end)
+
+  it("is an integer >= 0", function ()
+    assert.has_error(function () aigc.client { base_url = srv.base_url, max_starts_per_step = -1 } end)
+    assert.has_error(function () aigc.client { base_url = srv.base_url, max_starts_per_step = 1.5 } end)
+  end)
+end)

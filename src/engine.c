@@ -661,6 +661,7 @@ static void read_config (lua_State *L, aigc_config *c) {
   c->deadline = aigc_opt_deadline(L, 1, &cx, 0);
   c->max_retries = (int)aigc_opt_integer(L, 1, &cx, "max_retries", AIGC_DEFAULT_MAX_RETRIES, 0, 100);
   c->max_concurrency = (int)aigc_opt_integer(L, 1, &cx, "max_concurrency", 0, 0, 1000000);
+  c->max_starts_per_step = (int)aigc_opt_integer(L, 1, &cx, "max_starts_per_step", 0, 0, 1000000);
   read_priority_caps(L, c);
   c->max_bytes = (size_t)aigc_opt_integer(L, 1, &cx, "max_response_bytes",
                                           (int64_t)AIGC_DEFAULT_MAX_BYTES, 1, huge);

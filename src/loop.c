@@ -112,11 +112,13 @@ void aigc_loop_free (aigc_engine *e) {
   e->nchanges = e->capchanges = 0;
 }
 
-/* Starts r now if its class may take a slot and none of its class is
-   waiting before it (FIFO within a priority), else queues it. */
+/* Starts r now if its class may take a slot, none of its class is
+   waiting before it (FIFO within a priority) and the turn may start one
+   more (max_starts_per_step), else queues it. */
 void aigc_loop_start (aigc_engine *e, aigc_request *r) {
   int p = r->entry.priority;
-  if (e->roster.q_head[p] == NULL && aigc_roster_slot_free_for(&e->roster, p))
+  if (e->roster.q_head[p] == NULL && aigc_roster_slot_free_for(&e->roster, p)
+      && aigc_roster_may_start(&e->roster))
     aigc_transfer_start(r);
   else
     aigc_transfer_queue(r);
@@ -149,8 +151,15 @@ static double timers_deadline (aigc_engine *e) {
   return d;
 }
 
+/* Whether max_starts_per_step alone holds a queued request back: the next
+   turn starts it, so no wait may pass over it. */
+static int starts_held (const aigc_engine *e) {
+  const aigc_roster *ro = &e->roster;
+  return ro->config.max_starts_per_step > 0 && ro->queued > 0 && !aigc_roster_may_start(ro);
+}
+
 double aigc_loop_next_deadline (aigc_engine *e) {
-  if (dispatch_due(e))
+  if (dispatch_due(e) || starts_held(e))
     return aigc_now();
   return timers_deadline(e);
 }
@@ -334,7 +343,7 @@ static void report_watch_changes (lua_State *L, int eidx, aigc_engine *e) {
   }
   e->nchanges = 0;
   /* Callbacks pending (even one being delivered): come back at once. */
-  d = e->roster.r_head != NULL ? aigc_now() : timers_deadline(e);
+  d = e->roster.r_head != NULL || starts_held(e) ? aigc_now() : timers_deadline(e);
   if (!e->roster.closed && d != e->reported_deadline) {
     e->reported_deadline = d;
     if (d < 0)
@@ -404,6 +413,7 @@ int aigc_loop_drive (lua_State *L, int eidx, double timeout, int budget,
     poll_and_act(L, e, timeout, hooks);
     collect_finished(e);
     fire_timers(e, aigc_now());
+    e->roster.started_this_turn = 0;   /* a new turn: max_starts_per_step counts again */
     aigc_transfer_start_queued(&e->roster);
   }
   if (e->roster.r_head == NULL && (e->roster.closed || !e->watching))

@@ -94,9 +94,13 @@ int aigc_roster_slot_free_for (const aigc_roster *ro, int prio) {
   return aigc_roster_slot_free(ro) && (cap <= 0 || ro->running_by[prio] < cap);
 }
 
+int aigc_roster_may_start (const aigc_roster *ro) {
+  return ro->config.max_starts_per_step <= 0 || ro->started_this_turn < ro->config.max_starts_per_step;
+}
+
 aigc_roster_entry *aigc_roster_next_queued (const aigc_roster *ro) {
   int p;
-  if (!aigc_roster_slot_free(ro))
+  if (!aigc_roster_slot_free(ro) || !aigc_roster_may_start(ro))
     return NULL;
   for (p = 0; p < AIGC_NPRIO; p++)
     if (ro->q_head[p] != NULL && aigc_roster_slot_free_for(ro, p))
@@ -107,6 +111,7 @@ aigc_roster_entry *aigc_roster_next_queued (const aigc_roster *ro) {
 void aigc_roster_take_slot (aigc_roster *ro, aigc_roster_entry *en) {
   if (!en->has_slot) {
     en->has_slot = 1;
+    ro->started_this_turn++;
     ro->running++;
     ro->running_by[en->priority]++;
   }

@@ -82,6 +82,7 @@ typedef struct aigc_config {
   double deadline;              /* default for calls; 0: none */
   int max_retries;
   int max_concurrency;          /* 0 = unlimited */
+  int max_starts_per_step;      /* requests a turn may hand to libcurl; 0 = unlimited */
   int max_by_priority[AIGC_NPRIO];  /* slots a class may hold; 0 = up to max_concurrency */
   size_t max_bytes;
   aigc_json_limits json_limits; /* max_json_values, max_json_containers */
@@ -103,6 +104,8 @@ typedef struct aigc_roster {
   aigc_roster_entry *q_head[AIGC_NPRIO], *q_tail[AIGC_NPRIO];
   aigc_roster_entry *r_head, *r_tail;
   int running, queued, ends;
+  int started_this_turn;        /* requests handed to libcurl since the turn began
+                                   (aigc_loop_drive): max_starts_per_step holds the rest */
   int *free_slots;              /* the engine's table slots given back (request.c
                                    hold/aigc_request_drop), for the next request */
   int nfree_slots, cap_slots, next_slot;   /* cap_slots >= next_slot: a drop never allocates */
@@ -164,6 +167,8 @@ int  aigc_roster_slot_free_for (const aigc_roster *ro, int prio);
 /* The queued request to start next (the oldest of the highest class that
    may take a slot now), or NULL. */
 aigc_roster_entry *aigc_roster_next_queued (const aigc_roster *ro);
+/* Whether this turn may still hand a request to libcurl (max_starts_per_step). */
+int  aigc_roster_may_start (const aigc_roster *ro);
 void aigc_roster_take_slot (aigc_roster *ro, aigc_roster_entry *en);
 void aigc_roster_give_slot (aigc_roster *ro, aigc_roster_entry *en);
 

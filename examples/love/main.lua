@@ -63,8 +63,10 @@ game.percentile = percentile
 
 function love.load ()
   love.keyboard.setKeyRepeat(true)
+  -- max_starts_per_step: a frame starts at most 8 requests (each costs its
+  -- connection and its send in the step), however many NPCs speak at once
   game.client = aigc.client { model = os.getenv("AIGC_MODEL") or "gpt-4o-mini", max_retries = 1,
-                              timeout = 60 }
+                              timeout = 60, max_starts_per_step = 8 }
   game.stats = {}
   game.tavern = Tavern.new(game.client, game.stats)
   game.talkable = { "greta", "mara", "borin", "lyra" }
