@@ -39,14 +39,38 @@ local function strings_of (v, out, seen)
   return out
 end
 
--- Whether s holds a secret, whole or a good part of it (16 bytes of its
--- start or of its end: a secret cut by a truncation still leaks).
-local function leaks (s)
-  for _, secret in ipairs(SECRETS) do
-    if s:find(secret, 1, true) or s:find(secret:sub(1, 16), 1, true)
-       or s:find(secret:sub(-16), 1, true) then
-      return secret
+-- Standard base64 with padding (no aigc: the oracle is independent).
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+local function base64 (s)
+  return (s:gsub("..?.?", function (g)
+    local a, b, c = g:byte(1, 3)
+    local n, out = a * 65536 + (b or 0) * 256 + (c or 0), {}
+    for i = 1, 4 do
+      local d = math.floor(n / 64 ^ (4 - i)) % 64
+      out[i] = B64:sub(d + 1, d + 1)
     end
+    return table.concat(out):sub(1, #g + 1) .. ("="):rep(3 - #g)
+  end))
+end
+
+-- What a server may send of the key in base64, at each of the three
+-- alignments (as "Bearer <key>" is): no 12-character run of these may show.
+local KEY_B64 = { base64(KEY), base64("Bearer " .. KEY), base64("ab" .. KEY) }
+
+-- Whether s holds a secret, whole or a good part of it: any run of 12
+-- bytes of one (a secret cut, masked or split still leaks), or of 12
+-- characters of the key's base64 forms. Returns what it leaks.
+local RUN = 12
+local PIECES = {}   -- each run of RUN bytes of them -> the secret or form
+for _, list in ipairs { SECRETS, KEY_B64 } do
+  for _, secret in ipairs(list) do
+    for i = 1, #secret - RUN + 1 do PIECES[secret:sub(i, i + RUN - 1)] = secret end
+  end
+end
+local function leaks (s)
+  for i = 1, #s - RUN + 1 do
+    local secret = PIECES[s:sub(i, i + RUN - 1)]
+    if secret then return secret end
   end
 end
 
@@ -345,6 +369,146 @@ describe("redaction", function ()
     local c = aigc.client { base_url = srv.base_url, api_key = "abc", max_retries = 0 }
     assert.equal("abcdef", c._engine:scrub("abcdef"))
     c:close()
+  end)
+end)
+
+-- A server that echoes the key altered: cut at its start, cut in the
+-- middle of a text, masked in its middle, base64'd, split over two headers
+-- of one name; and one whose text would forge log lines or drive a
+-- terminal. The devserver echoes the key whole, so a one-shot server (a
+-- child, LuaSocket, no aigc) answers each call with the bytes the spec made
+-- for it, chosen by the request's x-scn header.
+describe("redaction of a key a server echoes altered", function ()
+  local ANSWERER = [[
+    local oneshot = require "oneshot"
+    local answers = {}
+    for i, hex in ipairs(arg) do
+      answers[i] = hex:gsub("%x%x", function (h) return string.char(tonumber(h, 16)) end)
+    end
+    local server = oneshot.listen()
+    for _ = 1, #answers do
+      local c = assert(server:accept())
+      c:settimeout(5)
+      local scn, len = 1, 0
+      repeat
+        local line = assert(c:receive("*l"))
+        scn = tonumber(line:match("^[Xx]%-[Ss]cn: *(%d+)")) or scn
+        len = tonumber(line:match("^[Cc]ontent%-[Ll]ength: *(%d+)")) or len
+      until line == ""
+      c:receive(len)
+      c:send(answers[scn])
+      c:close()
+    end
+  ]]
+  local FORGED = "evil \27[2J\27[31mred\27[0m \r\nFAKE LOG LINE: all good\127"
+
+  local function json_string (s)
+    return (s:gsub("[%c\"\\]", function (c) return ("\\u%04x"):format(c:byte()) end))
+  end
+  local function http_error (message, extra_headers, code, request_id)
+    local body = ('{"error":{"message":"%s","type":"invalid_request_error","code":"%s"}}')
+      :format(json_string(message), json_string(code or "invalid_api_key"))
+    return table.concat({ "HTTP/1.1 401 Unauthorized", "Content-Type: application/json",
+      "Content-Length: " .. #body, "Connection: close", "x-request-id: " .. (request_id or "req_1") }, "\r\n")
+      .. "\r\n" .. (extra_headers or "") .. "\r\n" .. body
+  end
+  local function stream_error (content, message)
+    local chunk = ('{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":'
+      .. '[{"index":0,"delta":{"role":"assistant","content":"%s"},"finish_reason":null}]}'):format(content)
+    local body = "data: " .. chunk .. "\n\n"
+      .. ('data: {"error":{"message":"%s","type":"server_error"}}\n\n'):format(message)
+    return "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n" .. body
+  end
+  -- name -> the server's answer
+  local SCENARIOS = {
+    { "start cut off (a)", http_error("Incorrect API key provided: " .. KEY:sub(5) .. ".") },
+    { "cut mid-text (b)", http_error("Incorrect API key provided: " .. KEY:sub(1, 30) .. "... (truncated).") },
+    { "masked (c)", http_error("Incorrect API key provided: " .. KEY:sub(1, 40) .. "********" .. KEY:sub(-40) .. ".") },
+    { "base64 (d)", http_error("Authorization was: " .. KEY_B64[2] .. "; raw " .. KEY_B64[1] .. ", " .. KEY_B64[3]) },
+    { "split over two headers (e)", http_error("x", "X-Debug-Key: " .. KEY:sub(1, 40) .. "\r\nX-Debug-Key: "
+                                                  .. KEY:sub(41) .. "\r\n") },
+    { "in a stream's partial and its error event", stream_error("echo " .. KEY:sub(3, 60) .. " end",
+                                                                "key " .. KEY:sub(20) .. " bad") },
+    { "forged lines and terminal escapes (f)", http_error(FORGED, nil, "c\27]0;title\7", "req\27[2J") },
+  }
+
+  local function hex (s)
+    return (s:gsub(".", function (c) return ("%02x"):format(c:byte()) end))
+  end
+
+  -- Each scenario once, in order: the error, tostring(err), the log lines.
+  local results
+  setup(function ()
+    local answers = {}
+    for i, scn in ipairs(SCENARIOS) do answers[i] = hex(scn[2]) end
+    local port, child = require("oneshot").start(ANSWERER, answers)
+    results = {}
+    for i in ipairs(SCENARIOS) do
+      local lines = {}
+      local client = aigc.client {
+        base_url = "http://127.0.0.1:" .. port .. "/v1", api_key = KEY, max_retries = 0, timeout = 10,
+        log = function (level, msg) lines[#lines + 1] = level .. ": " .. msg end,
+      }
+      local params = { model = "m", messages = { { role = "user", content = "Hi" } },
+                       headers = { ["x-scn"] = tostring(i) } }
+      if i == 6 then params.stream = function () end end
+      local res, err = client:chat(params)
+      client:close()
+      results[i] = { res = res, err = err, lines = lines }
+    end
+    child:wait(10)
+  end)
+
+  for i = 1, 6 do
+    it("the key " .. SCENARIOS[i][1] .. ": no run of 12 of its bytes anywhere", function ()
+      local r = results[i]
+      assert.is_nil(r.res)
+      assert_all_clean(r.err, r.lines)
+      assert.is_true(#r.lines > 0)
+      assert.truthy(tostring(r.err):find("[redacted]", 1, true) or i == 5)
+    end)
+  end
+
+  it("the redaction keeps the text around it, one marker a stretch", function ()
+    assert.equal("Incorrect API key provided: [redacted].", results[1].err.message)
+    assert.equal("Incorrect API key provided: [redacted]... (truncated).", results[2].err.message)
+    assert.equal("Incorrect API key provided: [redacted]********[redacted].", results[3].err.message)
+    assert.equal("[redacted], [redacted]", results[5].err.headers["x-debug-key"])
+    assert.equal("echo [redacted] end", results[6].err.partial.choices[1].message.content)
+    assert.equal("key [redacted] bad", results[6].err.message)
+  end)
+
+  it("server text cannot forge a log line or drive a terminal (f)", function ()
+    local err, lines = results[7].err, results[7].lines
+    local function assert_text (s, what)
+      assert.is_nil(s:find("[%z\1-\8\10-\31\127]"), what .. " holds a control character: " .. ("%q"):format(s))
+    end
+    assert_text(err.message, "err.message")
+    assert_text(tostring(err), "tostring(err)")
+    for _, l in ipairs(lines) do assert_text(l, "a log line") end
+    assert.equal([[evil \27[2J\27[31mred\27[0m \r\nFAKE LOG LINE: all good\127]], err.message)
+    assert.equal([[aigc: http error 401: evil \27[2J\27[31mred\27[0m \r\nFAKE LOG LINE: all good\127]]
+                 .. [=[ (code c\27]0;title\7) [request req\27[2J]]=], tostring(err))
+    local shown = false
+    for _, l in ipairs(lines) do shown = shown or l:find([[\r\nFAKE LOG LINE]], 1, true) ~= nil end
+    assert.is_true(shown)
+    -- the data fields keep what the server sent
+    assert.equal(FORGED, err.body.error.message)
+    assert.equal("req\27[2J", err.request_id)
+  end)
+
+  it("engine:scrub: 12 bytes of a secret are redacted anywhere, 11 are not; a short secret only whole", function ()
+    local c = aigc.client { base_url = "http://127.0.0.1:1/v1", api_key = KEY }
+    local scrub = function (s) return c._engine:scrub(s) end
+    assert.equal("x[redacted]y", scrub("x" .. KEY:sub(30, 41) .. "y"))
+    assert.equal("x" .. KEY:sub(30, 40) .. "y", scrub("x" .. KEY:sub(30, 40) .. "y"))
+    assert.equal("a [redacted] b [redacted]", scrub("a " .. KEY:sub(2, -2) .. " b " .. KEY:sub(-13)))
+    assert.equal("ordinary text, sk-proj- and hex 0123456789", scrub("ordinary text, sk-proj- and hex 0123456789"))
+    c:close()
+    local short = aigc.client { base_url = "http://127.0.0.1:1/v1", api_key = "Ab3dE6gH9k" }   -- 10 bytes
+    assert.equal("<[redacted]>", short._engine:scrub("<Ab3dE6gH9k>"))
+    assert.equal("<Ab3dE6gH9>", short._engine:scrub("<Ab3dE6gH9>"))
+    short:close()
   end)
 end)
 

@@ -25,21 +25,29 @@
 **
 ** The secrets of an engine (the API key, an Azure key, an Azure AD token,
 ** the credential of a custom Authorization or api-key header) are kept as
-** one block "s1\0s2\0...\0\0" (aigc_secrets_from_config), for the life of
-** the engine userdata: close() leaves them, __gc zeroes and frees them. So a
-** pointer to them stays valid while the engine is on the stack, whatever a
-** finalizer run by an allocation does (the re-entrancy rule: close() may
-** run at any allocation).
+** one block with their base64 forms and an index of them
+** (aigc_secrets_from_config, see "The block of an engine's secrets"), for
+** the life of the engine userdata: close() leaves it, __gc zeroes and
+** frees it. So a pointer to it stays valid while the engine is on the
+** stack, whatever a finalizer run by an allocation does (the re-entrancy
+** rule: close() may run at any allocation); a scrub works on a copy of it
+** in a Lua string.
 **
-** What counts as an occurrence: the secret anywhere in a string, repeated,
-** at its start or end; and a string that ends with the first 8 bytes or
-** more of a secret (a secret cut by a truncation: a log line's 1 KiB, a body
-** kept to 64 KiB). Secrets shorter than 8 bytes are not searched for: they
-** would blank ordinary words, and no real credential is that short. A
-** secret split across two values, or transformed (escaped, encoded), is
-** not found.
+** What is redacted: any run of 12 bytes or more of a secret, anywhere in a
+** string (the whole secret when it is shorter): the secret whole, repeated,
+** with its start or its end cut off, cut in the middle of a text, masked in
+** its middle, split over two values joined (each piece of 12 bytes or
+** more); the same for the characters of its base64 forms (whatever bytes
+** are encoded with it: "Bearer <key>", "user:<password>"); and, as before,
+** a string that ends with the first 8 bytes or more of a secret (a secret
+** cut by a truncation: a log line's 1 KiB, a body kept to 64 KiB). Each
+** stretch becomes one "[redacted]". Secrets shorter than 8 bytes are not
+** searched for: they would blank ordinary words, and no real credential is
+** that short. A secret transformed otherwise (escaped, hex, reversed) or
+** cut into pieces shorter than 12 bytes is not found.
 */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,17 +92,94 @@ void aigc_error_json_limit (lua_State *L, const char *what, const char *detail) 
 
 /*
 ** {======================================================
-** Secrets
+** Text shown
 ** =======================================================
 */
 
-/* Bytes of a secrets block, both final NULs included. */
-static size_t block_len (const char *secrets) {
-  const char *p = secrets;
-  while (*p != '\0')
-    p += strlen(p) + 1;
-  return (size_t)(p - secrets) + 1;
+/*
+** Server text reaches err.message, tostring(err) and log lines, which
+** scripts print on terminals and write to log files: there, a CR or LF
+** would forge a line ("\r\nFAKE LOG LINE") and an ESC drive the terminal
+** ("\27[2J" clears it). So in those three the C0 controls but tab, and
+** DEL, are shown as Lua writes them in a string: \r, \n, \27 (\027 before
+** a digit), \127. The data fields (err.body, err.headers, err.partial)
+** keep the bytes the server sent.
+*/
+static int is_control (unsigned char c) {
+  return (c < 0x20 && c != '\t') || c == 0x7F;
 }
+
+static int has_control (const char *s, size_t len) {
+  size_t i;
+  for (i = 0; i < len; i++)
+    if (is_control((unsigned char)s[i]))
+      return 1;
+  return 0;
+}
+
+/* Adds s[0..len) to b, its controls escaped. */
+static void add_text (luaL_Buffer *b, const char *s, size_t len) {
+  size_t i;
+  for (i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    char esc[8];
+    if (!is_control(c))
+      luaL_addchar(b, (char)c);
+    else if (c == '\n' || c == '\r')
+      luaL_addstring(b, c == '\n' ? "\\n" : "\\r");
+    else {
+      int digit = i + 1 < len && s[i + 1] >= '0' && s[i + 1] <= '9';
+      snprintf(esc, sizeof esc, digit ? "\\%03u" : "\\%u", (unsigned)c);
+      luaL_addstring(b, esc);
+    }
+  }
+}
+
+/* Pushes s[0..len) with its controls escaped, then `more` (or NULL). */
+static void push_text (lua_State *L, const char *s, size_t len, const char *more) {
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  add_text(&b, s, len);
+  if (more != NULL)
+    luaL_addstring(&b, more);
+  luaL_pushresult(&b);
+}
+
+/* Replaces the string on top by its form with controls escaped, if needed. */
+static void escape_top (lua_State *L) {
+  size_t len;
+  const char *s = lua_tolstring(L, -1, &len);
+  if (has_control(s, len)) {
+    push_text(L, s, len, NULL);
+    lua_remove(L, -2);
+  }
+}
+
+/* Escapes the controls of err.message, idx being an error object. */
+static void escape_message (lua_State *L, int idx) {
+  int is_error;
+  if (lua_type(L, idx) != LUA_TTABLE || !lua_getmetatable(L, idx))
+    return;
+  luaL_getmetatable(L, AIGC_ERROR_MT);
+  is_error = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  if (!is_error || lua_getfield(L, idx, "message") != LUA_TSTRING) {
+    if (is_error)
+      lua_pop(L, 1);
+    return;
+  }
+  escape_top(L);
+  lua_setfield(L, idx, "message");
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Secrets
+** =======================================================
+*/
 
 /* Case-insensitive equality of s[0..n) with the lower-case ASCII word w. */
 static int word_is (const char *s, size_t n, const char *w) {
@@ -140,6 +225,191 @@ static void add_header_secret (lua_State *L, int list, lua_Integer *n) {
     }
   }
   lua_pop(L, 1);
+}
+
+/*
+** The block of an engine's secrets, built once (aigc_secrets_from_config)
+** and read only here. It indexes what is searched: each secret of
+** SECRET_MIN bytes or more (at most AIGC_MAX_SECRETS) and its three base64
+** forms, the characters of base64(X .. secret .. Y) that its bytes alone
+** decide, for X of 0, 1 or 2 bytes mod 3 ("Bearer <key>" base64'd, an HTTP
+** Basic credential holding a password).
+**
+** Layout, 32-bit fields in native order, read with memcpy (a copy in a Lua
+** string need not be aligned):
+**   [0] total bytes  [4] strings searched  [8] of them, secrets (first)
+**   [12] 64 - log2(slots)  [16] offset of the table  [20] slots
+**   [24] per string: offset, length   then the strings (NUL ended)
+**   then the table: per slot, the offset of an indexed GRAM-byte piece of
+**   a string (0: empty) and the string's number; linear probing.
+**
+** What is redacted is every run of RUN_MIN bytes or more of a searched
+** string found anywhere in a text (the whole string when it is shorter).
+** RUN_MIN = 12: 12 bytes of a random key (base62: 71 bits) occur in text
+** by chance with a probability of ~1e-21 a position, so ordinary text is
+** never blanked; what a leak can still show of a secret is at most 11
+** bytes in a row (OpenAI's own "sk-proj-****...abcd" shows 12: the public
+** 8-byte prefix and 4 more). Public prefixes of 12 bytes or more (a JWT's
+** usual header) are blanked too, which costs nothing.
+**
+** A run of RUN_MIN bytes holds a piece of GRAM bytes that starts at a
+** multiple of RUN_MIN - GRAM + 1 in the string, so only those pieces are
+** indexed; each window of GRAM bytes of the text is looked up (one
+** multiply), a hit is checked and extended both ways. Linear in the text.
+*/
+#define GRAM SECRET_MIN
+#define RUN_MIN 12
+#define H_TOTAL 0
+#define H_NSTR 4
+#define H_NSECRETS 8
+#define H_SHIFT 12
+#define H_TABLE 16
+#define H_SLOTS 20
+#define H_DIR 24
+
+static uint32_t get32 (const char *b, size_t at) {
+  uint32_t v;
+  memcpy(&v, b + at, sizeof v);
+  return v;
+}
+
+static void put32 (char *b, size_t at, size_t v) {
+  uint32_t w = (uint32_t)v;
+  memcpy(b + at, &w, sizeof w);
+}
+
+static size_t block_len (const char *b) {
+  return get32(b, H_TOTAL);
+}
+
+static unsigned gram_hash (const char *p, unsigned shift) {
+  uint64_t w;
+  memcpy(&w, p, sizeof w);
+  return (unsigned)((w * 0x9E3779B97F4A7C15u) >> shift);
+}
+
+/* Bytes of a string of length n a run must have; the step between its
+   indexed pieces. */
+static size_t run_min (size_t n) {
+  return n < RUN_MIN ? n : RUN_MIN;
+}
+
+static size_t grams_of (size_t n) {
+  return (n - GRAM) / (run_min(n) - GRAM + 1) + 1;
+}
+
+/*
+** The characters of base64(X .. s[0..n) .. Y) that s alone decides, X
+** being r bytes mod 3, written to out (when not NULL); returns how many.
+** Character c covers bits [6c, 6c + 6) of the stream of r bytes then s.
+*/
+static size_t b64_inner (const unsigned char *s, size_t n, size_t r, char *out) {
+  static const char digits[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  size_t c0 = (8 * r + 5) / 6, c1 = 8 * (r + n) / 6, c;
+  for (c = c0; out != NULL && c < c1; c++) {
+    size_t bit = 6 * c, k = bit / 8;
+    unsigned hi = (k >= r && k - r < n) ? s[k - r] : 0;
+    unsigned lo = (k + 1 >= r && k + 1 - r < n) ? s[k + 1 - r] : 0;
+    out[c - c0] = digits[(((hi << 8) | lo) >> (10 - bit % 8)) & 63];
+  }
+  return c1 - c0;
+}
+
+/* Indexes the string number k (offset o, length n) of block b. */
+static void index_string (char *b, size_t k, size_t o, size_t n) {
+  unsigned shift = get32(b, H_SHIFT);
+  size_t table = get32(b, H_TABLE), mask = get32(b, H_SLOTS) - 1, j;
+  size_t step = run_min(n) - GRAM + 1;
+  for (j = 0; j + GRAM <= n; j += step) {
+    size_t slot = gram_hash(b + o + j, shift);
+    while (get32(b, table + 8 * slot) != 0)
+      slot = (slot + 1) & mask;
+    put32(b, table + 8 * slot, o + j);
+    put32(b, table + 8 * slot + 4, k);
+  }
+}
+
+/*
+** The block of the secrets in `plain` ("s1\0s2\0...\0\0", all SECRET_MIN
+** bytes or more), malloc'ed, or NULL when out of memory. Pure C.
+*/
+static char *build_block (const char *plain) {
+  size_t nsec = 0, nstr, bytes = 0, grams = 0, slots = 8, total, at, k = 0, r;
+  unsigned bits = 3;
+  const char *p;
+  char *b;
+  for (p = plain; *p != '\0' && nsec < AIGC_MAX_SECRETS; p += strlen(p) + 1, nsec++) {
+    size_t n = strlen(p);
+    bytes += n + 1;
+    grams += grams_of(n);
+    for (r = 0; r < 3; r++) {
+      size_t m = b64_inner(NULL, n, r, NULL);
+      bytes += m + 1;
+      grams += grams_of(m);   /* (m >= 10: n >= 8) */
+    }
+  }
+  nstr = 4 * nsec;
+  while (slots < 4 * grams) {   /* a quarter full: most windows meet an empty slot */
+    slots *= 2;
+    bits++;
+  }
+  total = H_DIR + 8 * nstr + bytes + 8 * slots;
+  if (total > 0x7fffffff || (b = (char *)calloc(1, total)) == NULL)
+    return NULL;
+  put32(b, H_TOTAL, total);
+  put32(b, H_NSTR, nstr);
+  put32(b, H_NSECRETS, nsec);
+  put32(b, H_SHIFT, 64 - bits);
+  put32(b, H_TABLE, total - 8 * slots);
+  put32(b, H_SLOTS, slots);
+  at = H_DIR + 8 * nstr;
+  for (p = plain; k < nsec; p += strlen(p) + 1, k++) {   /* the secrets first */
+    size_t n = strlen(p);
+    memcpy(b + at, p, n);
+    put32(b, H_DIR + 8 * k, at);
+    put32(b, H_DIR + 8 * k + 4, n);
+    at += n + 1;
+  }
+  for (k = 0; k < nsec; k++) {   /* then their base64 forms */
+    const char *s = b + get32(b, H_DIR + 8 * k);
+    size_t n = get32(b, H_DIR + 8 * k + 4);
+    for (r = 0; r < 3; r++) {
+      size_t m = b64_inner((const unsigned char *)s, n, r, b + at), i = nsec + 3 * k + r;
+      put32(b, H_DIR + 8 * i, at);
+      put32(b, H_DIR + 8 * i + 4, m);
+      at += m + 1;
+    }
+  }
+  for (k = 0; k < nstr; k++)
+    index_string(b, k, get32(b, H_DIR + 8 * k), get32(b, H_DIR + 8 * k + 4));
+  return b;
+}
+
+/*
+** The block of the plain list `plain` (malloc'ed, `len` bytes; zeroed and
+** freed here), or NULL when it holds no secret long enough. Raises when
+** out of memory (after freeing it).
+*/
+static char *finish_block (lua_State *L, char *plain, size_t len) {
+  char *w = plain, *b = NULL;
+  const char *p;
+  for (p = plain; *p != '\0'; p += strlen(p) + 1) {   /* keep the long enough */
+    size_t n = strlen(p);
+    if (n >= SECRET_MIN) {
+      memmove(w, p, n + 1);
+      w += n + 1;
+    }
+  }
+  *w = '\0';
+  if (w > plain && (b = build_block(plain)) == NULL) {
+    memset(plain, 0, len);
+    free(plain);
+    luaL_error(L, "not enough memory");
+  }
+  memset(plain, 0, len);
+  free(plain);
+  return b;
 }
 
 /*
@@ -220,11 +490,7 @@ char *aigc_secrets_from_config (lua_State *L, int idx) {
   }
   out[at] = '\0';
   lua_settop(L, list - 1);
-  if (at == 0) {
-    free(out);
-    return NULL;
-  }
-  return out;
+  return finish_block(L, out, total);   /* frees out */
 }
 
 /* Zeroes and frees a block made by aigc_secrets_from_config (or NULL). */
@@ -235,112 +501,147 @@ void aigc_secrets_free (char *secrets) {
   }
 }
 
-/* One secret of a block, and where it next occurs in the string scanned. */
-typedef struct secret_hit {
-  const char *p;
-  size_t n;
-  const char *next;   /* next occurrence at or after the scan position */
-} secret_hit;
+/* A scan of a text s[0..len) for the runs of the strings of block b. */
+typedef struct scan {
+  const char *b, *s;
+  size_t len, table, mask, from;   /* from: where the text left to scrub starts */
+  unsigned shift;
+} scan;
+
+static void scan_init (scan *S, const char *b, const char *s, size_t len) {
+  S->b = b;
+  S->s = s;
+  S->len = len;
+  S->table = get32(b, H_TABLE);
+  S->mask = get32(b, H_SLOTS) - 1;
+  S->shift = get32(b, H_SHIFT);
+  S->from = 0;
+}
 
 /*
-** The first occurrence of p[0..n) in s[0..len), or NULL: memchr on its
-** first byte, then a compare. Linear for credentials, which do not repeat
-** their own beginning; pure C, allocates nothing.
+** Whether the window s[i..i + GRAM) lies in a run of a string of the
+** block that is long enough (see the top of the block): then [*lo, *hi)
+** is the union of those runs, counted from S->from at most. When
+** `known` (a stretch [*lo, *hi) found already), a run that can neither
+** pass *hi nor begin before *lo is not measured: so the work a stretch
+** costs does not grow with its length. Pure C: allocates nothing.
 */
-static const char *find_one (const char *s, size_t len, const char *p, size_t n) {
-  size_t i;
-  for (i = 0; i + n <= len; i++) {
-    const char *q = (const char *)memchr(s + i, p[0], len - n - i + 1);
-    if (q == NULL)
-      return NULL;
-    if (memcmp(q, p, n) == 0)
-      return q;
-    i = (size_t)(q - s);
+static int runs_at (const scan *S, size_t i, size_t *lo, size_t *hi, int known) {
+  const char *b = S->b, *s = S->s;
+  size_t slot = gram_hash(s + i, S->shift), off;
+  int found = 0;
+  for (; (off = get32(b, S->table + 8 * slot)) != 0; slot = (slot + 1) & S->mask) {
+    size_t k = get32(b, S->table + 8 * slot + 4);
+    size_t n = get32(b, H_DIR + 8 * k + 4), j = off - get32(b, H_DIR + 8 * k);
+    size_t left = 0, right = GRAM, back = i - S->from;
+    if (memcmp(b + off, s + i, GRAM) != 0)
+      continue;
+    if (back > RUN_MIN)   /* (a run begins at most RUN_MIN bytes before its first window) */
+      back = RUN_MIN;
+    while (left < back && left < j && s[i - left - 1] == b[off - left - 1])
+      left++;
+    if (known && i - left >= *lo && i + n - j <= *hi)
+      continue;
+    while (i + right < S->len && j + right < n && s[i + right] == b[off + right])
+      right++;
+    if (left + right < run_min(n))
+      continue;
+    if ((!found && !known) || i - left < *lo)
+      *lo = i - left;
+    if ((!found && !known) || i + right > *hi)
+      *hi = i + right;
+    found = 1;
   }
-  return NULL;
+  return found;
 }
 
-/* The length of the longest end of s[0..len) that is a start of p[0..n),
-   SECRET_MIN bytes or more and shorter than p (a secret cut short), or 0. */
-static size_t cut_tail (const char *s, size_t len, const char *p, size_t n) {
-  size_t k = (n - 1 < len) ? n - 1 : len;
-  for (; k >= SECRET_MIN; k--)
-    if (s[len - k] == p[0] && memcmp(s + len - k, p, k) == 0)
-      return k;
-  return 0;
-}
-
-/* Loads the secrets of the block that are long enough to be searched for
-   (at most AIGC_MAX_SECRETS); returns how many. */
-static int load_secrets (const char *secrets, secret_hit *v) {
-  const char *p;
-  int k = 0;
-  if (secrets == NULL)
-    return 0;
-  for (p = secrets; *p != '\0' && k < AIGC_MAX_SECRETS; p += strlen(p) + 1) {
-    size_t n = strlen(p);
-    if (n >= SECRET_MIN) {
-      v[k].p = p;
-      v[k].n = n;
-      v[k].next = NULL;
-      k++;
-    }
-  }
-  return k;
-}
-
-/* Whether s[0..len) holds a secret of the block, whole or cut at its end.
-   Pure C: allocates nothing. */
-static int has_secret (const char *s, size_t len, const char *secrets) {
-  secret_hit v[AIGC_MAX_SECRETS];
-  int k = load_secrets(secrets, v), j;
-  if (len < SECRET_MIN)
-    return 0;
-  for (j = 0; j < k; j++)
-    if (find_one(s, len, v[j].p, v[j].n) != NULL || cut_tail(s, len, v[j].p, v[j].n) > 0)
+/* Whether the window s[i..i + GRAM) is an indexed piece: the test made
+   at every byte of a text, kept to a hash, a load or two, a compare. */
+static int indexed (const scan *S, size_t i) {
+  uint64_t w, p;
+  size_t slot = gram_hash(S->s + i, S->shift), off;
+  memcpy(&w, S->s + i, sizeof w);
+  for (; (off = get32(S->b, S->table + 8 * slot)) != 0; slot = (slot + 1) & S->mask) {
+    memcpy(&p, S->b + off, sizeof p);
+    if (p == w)
       return 1;
+  }
   return 0;
+}
+
+/*
+** The first stretch of s[S->from..len) to redact, [*lo, *hi): a run and
+** the runs overlapping it (a run that began before `from`, already
+** redacted, counts from there). Returns 0 when there is none. Past the
+** first RUN_MIN windows of a stretch, only its last RUN_MIN - 1 bytes are
+** looked at again: a run that passes *hi has a window there.
+*/
+static int next_run (const scan *S, size_t *lo, size_t *hi) {
+  size_t i, first;
+  for (i = S->from; i + GRAM <= S->len; i++)
+    if (indexed(S, i) && runs_at(S, i, lo, hi, 0))
+      break;
+  if (i + GRAM > S->len)
+    return 0;
+  for (first = i++; i < *hi && i + GRAM <= S->len; i++) {
+    if (i >= first + RUN_MIN && i + RUN_MIN - 1 < *hi)
+      i = *hi - RUN_MIN + 1;
+    if (i + GRAM <= S->len)
+      runs_at(S, i, lo, hi, 1);
+  }
+  return 1;
+}
+
+/* The length of the longest end of s[0..len) that is a start of a secret
+   of block b, SECRET_MIN bytes or more and shorter than it (a secret cut
+   short by a truncation), or 0. */
+static size_t cut_tail (const char *b, const char *s, size_t len) {
+  size_t k, nsec = get32(b, H_NSECRETS), best = 0;
+  for (k = 0; k < nsec; k++) {
+    const char *p = b + get32(b, H_DIR + 8 * k);
+    size_t n = get32(b, H_DIR + 8 * k + 4), t = (n - 1 < len) ? n - 1 : len;
+    for (; t >= SECRET_MIN && t > best; t--)
+      if (s[len - t] == p[0] && memcmp(s + len - t, p, t) == 0)
+        best = t;
+  }
+  return best;
+}
+
+/* Whether s[0..len) holds something to redact. Pure C: allocates nothing. */
+static int has_secret (const char *s, size_t len, const char *secrets) {
+  size_t lo, hi;
+  scan S;
+  if (secrets == NULL || len < SECRET_MIN)
+    return 0;
+  scan_init(&S, secrets, s, len);
+  return next_run(&S, &lo, &hi) || cut_tail(secrets, s, len) > 0;
 }
 
 /*
 ** Replaces the string at the top of the stack by its scrubbed form, the
-** secrets being the string just below it (both anchored there, so nothing
-** a finalizer does can move them). Pops the secrets. Each secret's next
-** occurrence is remembered and searched again only once the scan has
-** passed it: linear in the string however many hits.
+** secrets block being the string just below it (both anchored there, so
+** nothing a finalizer does can move them). Pops the block. Each stretch
+** to redact becomes one "[redacted]".
 */
 static void scrub_top (lua_State *L) {
-  secret_hit v[AIGC_MAX_SECRETS];
-  size_t len, tail = 0;
-  const char *s = lua_tolstring(L, -1, &len), *end = s + len;
-  int k = load_secrets(lua_tostring(L, -2), v), j;
-  luaL_Buffer b;
-  for (j = 0; j < k; j++)
-    v[j].next = find_one(s, len, v[j].p, v[j].n);
-  luaL_buffinit(L, &b);
-  for (;;) {
-    int best = -1;
-    for (j = 0; j < k; j++)
-      if (v[j].next != NULL && (best < 0 || v[j].next < v[best].next))
-        best = j;
-    if (best < 0)
-      break;
-    luaL_addlstring(&b, s, (size_t)(v[best].next - s));
-    luaL_addstring(&b, REDACTED);
-    s = v[best].next + v[best].n;
-    for (j = 0; j < k; j++)
-      if (v[j].next != NULL && v[j].next < s)
-        v[j].next = find_one(s, (size_t)(end - s), v[j].p, v[j].n);
+  size_t len, from, lo, hi, tail;
+  const char *s = lua_tolstring(L, -1, &len);
+  const char *b = lua_tostring(L, -2);
+  luaL_Buffer buf;
+  scan S;
+  scan_init(&S, b, s, len);
+  luaL_buffinit(L, &buf);
+  while (next_run(&S, &lo, &hi)) {
+    luaL_addlstring(&buf, s + S.from, lo - S.from);
+    luaL_addstring(&buf, REDACTED);
+    S.from = hi;
   }
-  for (j = 0; j < k; j++) {
-    size_t t = cut_tail(s, (size_t)(end - s), v[j].p, v[j].n);
-    if (t > tail)
-      tail = t;
-  }
-  luaL_addlstring(&b, s, (size_t)(end - s) - tail);
+  from = S.from;
+  tail = len - from >= SECRET_MIN ? cut_tail(b, s + from, len - from) : 0;
+  luaL_addlstring(&buf, s + from, len - from - tail);
   if (tail > 0)
-    luaL_addstring(&b, REDACTED);
-  luaL_pushresult(&b);
+    luaL_addstring(&buf, REDACTED);
+  luaL_pushresult(&buf);
   lua_replace(L, -3);   /* over the secrets */
   lua_pop(L, 1);        /* the original */
 }
@@ -484,11 +785,12 @@ static void scrub_walk (lua_State *L, int idx, int sidx) {
 
 void aigc_error_scrub (lua_State *L, int idx, const char *secrets) {
   idx = lua_absindex(L, idx);
-  if (secrets == NULL)
-    return;
-  lua_pushlstring(L, secrets, block_len(secrets));
-  scrub_walk(L, idx, lua_gettop(L));
-  lua_pop(L, 1);
+  if (secrets != NULL) {
+    lua_pushlstring(L, secrets, block_len(secrets));
+    scrub_walk(L, idx, lua_gettop(L));
+    lua_pop(L, 1);
+  }
+  escape_message(L, idx);   /* an error's message is text (see "Text shown") */
 }
 
 /* }====================================================== */
@@ -571,6 +873,7 @@ void aigc_error_log (lua_State *L, int eidx, const char *secrets, const char *le
   va_end(ap);
   lua_pushstring(L, level);
   aigc_error_push_scrubbed(L, msg, strlen(msg), secrets);   /* no secret in a log line */
+  escape_top(L);   /* nor a line of its own (see "Text shown") */
   if (aigc_pcall(L, 2, 0) != LUA_OK) {
     aigc_error_report(L, eidx, -1, secrets);
     lua_pop(L, 1);
@@ -599,9 +902,9 @@ static size_t utf8_cut (const char *s, size_t len, size_t max) {
 }
 
 /*
-** Pushes field `name` of the error at idx on one line (CR and LF become
-** spaces), at most `max` bytes of it and then "…", and returns 1, if it
-** is a string or a number; else pushes nothing and returns 0. The copy is
+** Pushes field `name` of the error at idx as text (controls escaped, see
+** "Text shown"), at most `max` bytes of it and then "…", and returns 1, if
+** it is a string or a number; else pushes nothing and returns 0. The copy is
 ** made in a buffer of its own, with the field's value anchored below it:
 ** a luaL_Buffer must not have values pushed above it between its
 ** operations (that corrupts it once it grows past LUAL_BUFFERSIZE, e.g.
@@ -610,19 +913,10 @@ static size_t utf8_cut (const char *s, size_t len, size_t max) {
 static int push_field (lua_State *L, int idx, const char *name, size_t max) {
   int t = lua_getfield(L, idx, name);
   if (t == LUA_TSTRING || t == LUA_TNUMBER) {
-    size_t len, n, i;
+    size_t len, n;
     const char *s = lua_tolstring(L, -1, &len);
-    luaL_Buffer b;
-    char *p;
     n = utf8_cut(s, len, max);
-    p = luaL_buffinitsize(L, &b, n + 3);
-    for (i = 0; i < n; i++)
-      p[i] = (s[i] == '\n' || s[i] == '\r') ? ' ' : s[i];
-    if (n < len) {
-      memcpy(p + n, "\xE2\x80\xA6", 3);   /* … */
-      n += 3;
-    }
-    luaL_pushresultsize(&b, n);
+    push_text(L, s, n, n < len ? "\xE2\x80\xA6" : NULL);   /* … */
     lua_remove(L, -2);
     return 1;
   }
@@ -635,7 +929,8 @@ static int push_field (lua_State *L, int idx, const char *name, size_t max) {
 ** The message is cut at its first line end, CR or LF (a callback's
 ** traceback stays in err.traceback), and at TOSTRING_MESSAGE_MAX bytes
 ** (then "…"; err.message keeps it all); the other fields at
-** TOSTRING_FIELD_MAX: a server cannot make the line long. Built as
+** TOSTRING_FIELD_MAX: a server cannot make the line long; each piece has
+** its controls escaped: nor can it end the line or drive a terminal. Built as
 ** pieces on the stack, then one concat.
 */
 static int error_tostring (lua_State *L) {
@@ -665,11 +960,7 @@ static int error_tostring (lua_State *L) {
     while (cut < len && msg[cut] != '\n' && msg[cut] != '\r')
       cut++;
     keep = utf8_cut(msg, cut, TOSTRING_MESSAGE_MAX);
-    lua_pushlstring(L, msg, keep);
-    if (keep < cut) {
-      lua_pushliteral(L, "\xE2\x80\xA6");   /* … */
-      lua_concat(L, 2);
-    }
+    push_text(L, msg, keep, keep < cut ? "\xE2\x80\xA6" : NULL);   /* … */
     lua_remove(L, -2);
   }
   else {

@@ -4,8 +4,9 @@
 ** and the client's log lines go (the client's error_handler, step()'s list,
 ** stderr; its log function).
 **
-** A secrets block is "s1\0s2\0...\0\0" (aigc_secrets_from_config), owned by
-** an engine and valid as long as the engine userdata lives; NULL: none.
+** A secrets block (aigc_secrets_from_config: the secrets, their base64
+** forms and an index of them; its layout is error.c's) is owned by an
+** engine and valid as long as the engine userdata lives; NULL: none.
 ** Every function that takes one copies it into Lua before any allocation
 ** could run a finalizer.
 */
@@ -28,10 +29,12 @@ void aigc_error_json_limit (lua_State *L, const char *what, const char *detail);
    malloc'ed, or NULL; raises on a value of the wrong type. */
 char *aigc_secrets_from_config (lua_State *L, int idx);
 void aigc_secrets_free (char *secrets);
-/* Pushes s[0..len) with every secret replaced by "[redacted]". */
+/* Pushes s[0..len) with every secret (every run of 12 bytes or more of
+   one, or of its base64 forms) replaced by "[redacted]". */
 void aigc_error_push_scrubbed (lua_State *L, const char *s, size_t len, const char *secrets);
 /* Scrubs the value at idx: a string is replaced by its scrubbed form, a
-   table is scrubbed in place (every string value and key, any depth). */
+   table is scrubbed in place (every string value and key, any depth); an
+   error object's message gets its control characters escaped. */
 void aigc_error_scrub (lua_State *L, int idx, const char *secrets);
 
 /*
