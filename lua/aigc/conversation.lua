@@ -35,7 +35,6 @@
 -- print(assert(conv:say("Shorter, please.", { stream = function (d) io.write(d or "") end })))
 
 local core = require "aigc.core"
-local compat = require "aigc.compat"
 local util = require "aigc.util"
 local check = require "aigc.check"
 local task = require "aigc.task"
@@ -44,12 +43,10 @@ local dialogue = require "aigc.dialogue"
 local tokens = require "aigc.tokens"
 
 local null, array = core.null, core.array
-local json_encode, json_decode = core.json.encode, core.json.decode
 local error, getmetatable, ipairs, pairs, pcall, setmetatable, tostring, type =
   error, getmetatable, ipairs, pairs, pcall, setmetatable, tostring, type
 local string_format = string.format
 local table_concat = table.concat
-local is_integer = compat.is_integer
 local await, argerror, expected, field_error = task.await, util.argerror, util.expected, util.field_error
 
 util.own_module()
@@ -683,64 +680,22 @@ function Conversation:reset ()
   return self
 end
 
-local FORMAT = "aigc.conversation"
-
--- Params that survive JSON (no functions, no toolsets, no stream).
-local function saved_params (params)
-  local out = {}
-  for k, v in pairs(params) do
-    if type(k) == "string" and k ~= "stream" and k ~= "on_done" and k ~= "on_error" and type(v) ~= "function" then
-      local mt = getmetatable(v)
-      if not (type(mt) == "table" and mt.__name == "aigc.toolset") then
-        local ok = pcall(json_encode, v)
-        if ok then out[k] = v end
-      end
-    end
-  end
-  return out
-end
-
 --- The conversation as a JSON string: history (exactly: tool calls,
 -- content parts, `aigc.null`, empty arrays, integers and floats), summary,
 -- system prompt, model, budget options and the JSON-able params. Functions
 -- (stream, estimate, summarize, tool functions) are not saved: give them
--- again to `load`.
+-- again to `load`. (lua/aigc/conversation_save.lua)
 -- @treturn string
 -- @usage io.open("conv.json", "w"):write(conv:save())
 function Conversation:save ()
-  local msgs = array {}
-  for i, m in ipairs(self.messages) do msgs[i] = m end
-  return json_encode {
-    format = FORMAT, version = 1,
-    model = self.model, system = self.system,
-    params = saved_params(self.params),
-    max_context_tokens = self.max_context_tokens, keep_first = self.keep_first, keep_last = self.keep_last,
-    message_overhead = self.message_overhead, summary_tokens = self.summary_tokens,
-    summarize = self.summarize == true or nil,
-    summary = self.summary,
-    messages = msgs,
-    api = self.api, state = self.state, calibration = self.calibration,
-    response_ids = self.response_ids[1] and self.response_ids or nil,
-  }
-end
-
-local function parse_error (message)
-  return core.error { kind = "parse", message = message }
-end
-
--- The summary of a saved conversation, or nil and why it is not one.
-local function saved_summary (s, nmsgs)
-  if type(s) ~= "table" or type(s.text) ~= "string" or not is_integer(s.from) or not is_integer(s.to)
-     or s.from < 1 or s.to < s.from or s.to > nmsgs then
-    return nil, "the summary must be { text =, from =, to = } within the messages"
-  end
-  return s
+  return require("aigc.conversation_save").save(self)
 end
 
 --- Restores a conversation saved with `save`. The text may come from
 -- anywhere (a game's save file): everything in it is checked as a call
 -- would check it (options, params, the summary), so that what loads cannot
 -- make the next `say()` raise; what does not pass is `nil, err`.
+-- (lua/aigc/conversation_save.lua)
 -- @tparam string json
 -- @tparam aigc.client client
 -- @tparam[opt] table opts options that are not saved or that override
@@ -752,57 +707,12 @@ end
 -- local text = io.open("conv.json"):read("*a")
 -- local conv = assert(aigc.conversation.load(text, client, { params = { tools = ts } }))
 function M.load (json, client, opts)
-  if type(json) ~= "string" then argerror("load", 1, expected("string", json)) end
-  if not util.is_a(client, "aigc.client") then argerror("load", 2, expected("aigc.client", client)) end
-  if opts ~= nil and type(opts) ~= "table" then argerror("load", 3, expected("table", opts)) end
-  if opts then check_options(opts, "load", 3) end
-  local t, jerr = json_decode(json)
-  if type(t) ~= "table" or t.format ~= FORMAT or type(t.messages) ~= "table" then
-    return nil, parse_error("not a saved conversation: "
-                            .. (t == nil and tostring(jerr) or "missing format or messages"))
-  end
-  if t.version ~= 1 then return nil, parse_error("unsupported saved conversation version " .. tostring(t.version)) end
-  local o = { client = client }
-  for _, k in ipairs { "model", "system", "max_context_tokens", "keep_first", "keep_last", "message_overhead",
-                       "summary_tokens", "api", "state" } do
-    if t[k] ~= nil and t[k] ~= null then o[k] = t[k] end
-  end
-  if t.summarize == true then o.summarize = true end
-  local params = {}
-  if type(t.params) == "table" then for k, v in pairs(t.params) do params[k] = v end end
-  for k, v in pairs(opts or {}) do
-    if k == "params" then
-      for pk, pv in pairs(v) do params[pk] = pv end
-    else
-      o[k] = v
-    end
-  end
-  o.params = params
-  -- Everything is checked as a call would check it: a saved file may come
-  -- from anywhere, and what it holds must not make the next say() raise.
-  local ok, conv = pcall(new, o, "load", 1)
-  if not ok then   -- (what the misuse said, without "bad argument #1 to 'load' (...)")
-    return nil, parse_error("not a valid saved conversation: " .. (tostring(conv):match("%((.*)%)$") or tostring(conv)))
-  end
-  local why = check.CHAT_FIELDS.messages(t.messages, "messages")
-    or check.call_problem(client, "chat", params) or dialogue.params_problem(params)
-  if why then return nil, parse_error("not a valid saved conversation: " .. why) end
-  local msgs = array {}
-  for i, m in ipairs(t.messages) do msgs[i] = m end
-  conv.messages = msgs
-  for i, id in ipairs(type(t.response_ids) == "table" and t.response_ids or {}) do
-    if type(id) ~= "string" then return nil, parse_error("not a valid saved conversation: response_ids") end
-    conv.response_ids[i] = id
-  end
-  local r = t.calibration
-  if type(r) == "number" and r > 0 and r < 100 then conv.calibration = r end
-  if t.summary ~= nil and t.summary ~= null then
-    local s, serr = saved_summary(t.summary, #msgs)
-    if not s then return nil, parse_error("not a valid saved conversation: " .. serr) end
-    conv.summary = s
-  end
-  return conv
+  return require("aigc.conversation_save").load(json, client, opts)
 end
+
+-- (for aigc.conversation_save: a conversation made and its options checked
+-- exactly as aigc.conversation does)
+M._new, M._check_options = new, check_options
 
 function Conversation:__tostring ()
   return string_format("aigc.conversation (%d messages, ~%d tokens)", #self.messages, self:tokens())
