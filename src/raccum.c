@@ -97,6 +97,12 @@ static int str_append (aigc_json_value *v, const char *s, size_t n) {
   return 0;
 }
 
+/* Nodes an event makes besides the copies it takes (see "What an event makes
+   besides its copies"). */
+typedef struct cost {
+  size_t values, containers;
+} cost;
+
 /* Counts the values of a tree (v itself included). */
 static void count (const aigc_json_value *v, size_t *values, size_t *containers) {
   size_t i;
@@ -113,11 +119,15 @@ static void count (const aigc_json_value *v, size_t *values, size_t *containers)
   }
 }
 
-/* Charges a copy of src to the limits; -1 (a->error set) when over. */
-static int charge (aigc_raccum *a, const aigc_json_value *src) {
+/*
+** Charges a copy of src (may be NULL) and `made` other new nodes to the
+** limits; -1 (a->error set) when over.
+*/
+static int charge (aigc_raccum *a, const aigc_json_value *src, const cost *made) {
   aigc_json_limits l = aigc_json_limits_of(&a->limits);
-  size_t v = 0, c = 0;
-  count(src, &v, &c);
+  size_t v = made->values, c = made->containers;
+  if (src != NULL)
+    count(src, &v, &c);
   if (a->values + v > l.max_values) {
     snprintf(a->error, sizeof a->error, "more than %zu values", l.max_values);
     return -1;
@@ -192,15 +202,27 @@ static int bad (aigc_raccum *a, const char *what) {
   return AIGC_RACCUM_BADSHAPE;
 }
 
-/* An index member of the event: 0..MAX, or -1 (a->error set). */
-static long index_field (aigc_raccum *a, const aigc_json_value *ev, const char *key) {
+/* An index member of the event: 0..MAX, or -1. */
+static long index_of (const aigc_json_value *ev, const char *key) {
   const aigc_json_value *v = aigc_json_get(ev, key);
-  if (v == NULL || v->type != AIGC_JSON_INT || v->u.i < 0 || v->u.i > AIGC_RACCUM_MAX_INDEX) {
+  if (v == NULL || v->type != AIGC_JSON_INT || v->u.i < 0 || v->u.i > AIGC_RACCUM_MAX_INDEX)
+    return -1;
+  return (long)v->u.i;
+}
+
+/* index_of, with a->error set when there is none. */
+static long index_field (aigc_raccum *a, const aigc_json_value *ev, const char *key) {
+  long i = index_of(ev, key);
+  if (i < 0)
     snprintf(a->error, sizeof a->error, "%s is missing or not an integer in 0..%d", key,
              AIGC_RACCUM_MAX_INDEX);
-    return -1;
-  }
-  return (long)v->u.i;
+  return i;
+}
+
+/* The type of the item that holds parts of this list and type. */
+static const char *holder_type (const char *list, const char *part_type) {
+  return strcmp(list, "summary") == 0 || strcmp(part_type, "reasoning_text") == 0
+         ? "reasoning" : "message";
 }
 
 /*
@@ -249,12 +271,11 @@ static aigc_json_value *part_of (aigc_raccum *a, const aigc_json_value *ev, cons
                                  const char *index_key, const char *part_type, int *rc) {
   aigc_json_value *item, *parts, *part;
   long pi = index_field(a, ev, index_key);   /* (checked before anything is made) */
-  int reasoning = strcmp(list, "summary") == 0 || strcmp(part_type, "reasoning_text") == 0;
   if (pi < 0) {
     *rc = AIGC_RACCUM_BADSHAPE;
     return NULL;
   }
-  if ((item = item_of(a, ev, reasoning ? "reasoning" : "message", rc)) == NULL)
+  if ((item = item_of(a, ev, holder_type(list, part_type), rc)) == NULL)
     return NULL;
   *rc = AIGC_RACCUM_NOMEM;
   if ((parts = obj_slot(item, list, strlen(list))) == NULL)
@@ -544,6 +565,169 @@ static int check_sequence (aigc_raccum *a, const aigc_json_value *ev) {
 /* }====================================================== */
 
 
+/*
+** {======================================================
+** What an event makes besides its copies
+** =======================================================
+** Its payload (payload_of) is not all an event puts in the tree: on the
+** way to its target it makes the slots item_of, part_of, annotation_event
+** and append_delta make -- the null items up to output_index, the item,
+** its list and the null parts up to content_index, an "annotations" list
+** and the nulls up to annotation_index, the member a delta goes to. They
+** count against the limits as the copies do, or a few bytes of
+** "output_index": 1023 would build a thousand nulls uncharged, and a
+** stream of such events hundreds of megabytes whatever the limits say.
+** They are counted before anything changes, so that a refused event
+** changes nothing: the walk below reads the tree along the path those
+** functions will make (NULL: a node not there yet) and counts one value
+** per node they will make, one container more per array or object (a
+** null slot made an object is one value; a value replaced by a new node
+** counts again, as a replaced copy does; a slot the payload then fills
+** counts twice). An event dispatch will refuse may be charged the path it
+** would have made: the stream fails on it either way. The snapshots make
+** no more than "output" and the slots their payload fills.
+*/
+
+/* A node replaced by a new one: charged again unless it is a null slot. */
+static void cost_replace (cost *c, const aigc_json_value *v) {
+  if (v != NULL && v->type != AIGC_JSON_NULL)
+    c->values++;
+}
+
+/* obj[key] as obj_slot finds it, or NULL: made, a null. */
+static const aigc_json_value *cost_member (cost *c, const aigc_json_value *obj, const char *key) {
+  const aigc_json_value *v = aigc_json_get(obj, key);   /* (none in a NULL or new obj) */
+  if (v == NULL)
+    c->values++;
+  return v;
+}
+
+/* v as ensure leaves it, or NULL: made empty. */
+static const aigc_json_value *cost_ensure (cost *c, const aigc_json_value *v, aigc_json_type type) {
+  if (v != NULL && v->type == type)
+    return v;
+  cost_replace(c, v);
+  c->containers++;
+  return NULL;
+}
+
+/* arr[idx] as arr_slot finds it, or NULL: made, with the nulls before it. */
+static const aigc_json_value *cost_slot (cost *c, const aigc_json_value *arr, long idx) {
+  size_t len = arr != NULL ? arr->len : 0;
+  if (idx < 0)
+    return NULL;   /* refused before anything is made */
+  if ((size_t)idx < len)
+    return &arr->u.items[idx];
+  c->values += (size_t)idx + 1 - len;
+  return NULL;
+}
+
+/* v as made_typed leaves it. */
+static const aigc_json_value *cost_typed (cost *c, const aigc_json_value *v, const char *type) {
+  const aigc_json_value *old = aigc_json_get(v, "type");
+  int fresh = v == NULL || v->type != AIGC_JSON_OBJECT || v->len == 0
+              || (old != NULL && old->type == AIGC_JSON_NULL);
+  v = cost_ensure(c, v, AIGC_JSON_OBJECT);
+  if (fresh && type != NULL)
+    cost_member(c, v, "type");   /* its string fills that slot */
+  return v;
+}
+
+static const aigc_json_value *cost_item (cost *c, const aigc_raccum *a, const aigc_json_value *ev,
+                                         const char *item_type) {
+  long oi = index_of(ev, "output_index");
+  const aigc_json_value *output;
+  if (oi < 0)
+    return NULL;
+  output = cost_ensure(c, cost_member(c, &a->root, "output"), AIGC_JSON_ARRAY);
+  return cost_typed(c, cost_slot(c, output, oi), item_type);
+}
+
+static const aigc_json_value *cost_part (cost *c, const aigc_raccum *a, const aigc_json_value *ev,
+                                         const char *list, const char *index_key,
+                                         const char *part_type) {
+  long pi = index_of(ev, index_key);
+  const aigc_json_value *item, *parts;
+  if (pi < 0)
+    return NULL;
+  item = cost_item(c, a, ev, holder_type(list, part_type));
+  parts = cost_ensure(c, cost_member(c, item, list), AIGC_JSON_ARRAY);
+  return cost_typed(c, cost_slot(c, parts, pi), part_type);
+}
+
+/* A delta appended to target[field]: the member, a string unless it is one. */
+static void cost_delta (cost *c, const aigc_json_value *target, const char *field) {
+  const aigc_json_value *v = cost_member(c, target, field);
+  if (v != NULL && v->type != AIGC_JSON_STRING)
+    cost_replace(c, v);
+}
+
+/* A snapshot's "output" when it has none to copy: made an empty array. */
+static void cost_snapshot (cost *c, const aigc_raccum *a, const aigc_json_value *ev) {
+  const aigc_json_value *output = aigc_json_get(aigc_json_get(ev, "response"), "output");
+  const aigc_json_value *slot = cost_member(c, &a->root, "output");
+  if ((slot == NULL || slot->type != AIGC_JSON_ARRAY || slot->len == 0)
+      && (output == NULL || output->type != AIGC_JSON_ARRAY))
+    cost_ensure(c, slot, AIGC_JSON_ARRAY);
+}
+
+/* A text event: the part, and for a delta the member it goes to (cost_part
+   gives NULL for a part to be made and for a path refused: the indexes tell). */
+static void cost_text (cost *c, const aigc_raccum *a, const aigc_json_value *ev, const char *list,
+                       const char *index_key, const char *part_type, const char *field, int done) {
+  const aigc_json_value *part = cost_part(c, a, ev, list, index_key, part_type);
+  if (!done && index_of(ev, index_key) >= 0 && index_of(ev, "output_index") >= 0)
+    cost_delta(c, part, field);
+}
+
+/* The nodes an event of kind k makes besides the copies of its payload. */
+static cost made_by (const aigc_raccum *a, ev_kind k, const aigc_json_value *ev) {
+  cost c = { 0, 0 };
+  switch (k) {
+    case EV_CREATED: case EV_COMPLETED: case EV_INCOMPLETE: case EV_FAILED:
+      cost_snapshot(&c, a, ev);
+      break;
+    case EV_ITEM_ADDED: case EV_ITEM_DONE: cost_item(&c, a, ev, NULL); break;
+    case EV_PART_ADDED: case EV_PART_DONE:
+      cost_part(&c, a, ev, "content", "content_index", "output_text");
+      break;
+    case EV_SUMMARY_PART_ADDED: case EV_SUMMARY_PART_DONE:
+      cost_part(&c, a, ev, "summary", "summary_index", "output_text");
+      break;
+    case EV_TEXT_DELTA: case EV_TEXT_DONE:
+      cost_text(&c, a, ev, "content", "content_index", "output_text", "text", k == EV_TEXT_DONE);
+      break;
+    case EV_REFUSAL_DELTA: case EV_REFUSAL_DONE:
+      cost_text(&c, a, ev, "content", "content_index", "refusal", "refusal", k == EV_REFUSAL_DONE);
+      break;
+    case EV_SUMMARY_DELTA: case EV_SUMMARY_DONE:
+      cost_text(&c, a, ev, "summary", "summary_index", "summary_text", "text", k == EV_SUMMARY_DONE);
+      break;
+    case EV_REASONING_DELTA: case EV_REASONING_DONE:
+      cost_text(&c, a, ev, "content", "content_index", "reasoning_text", "text",
+                k == EV_REASONING_DONE);
+      break;
+    case EV_ARGS_DELTA: case EV_ARGS_DONE: {
+      const aigc_json_value *item = cost_item(&c, a, ev, "function_call");
+      if (k == EV_ARGS_DELTA && index_of(ev, "output_index") >= 0)
+        cost_delta(&c, item, "arguments");
+      break;
+    }
+    case EV_ANNOTATION: {
+      const aigc_json_value *part = cost_part(&c, a, ev, "content", "content_index", "output_text");
+      if (index_of(ev, "content_index") >= 0 && index_of(ev, "output_index") >= 0)
+        cost_slot(&c, cost_ensure(&c, cost_member(&c, part, "annotations"), AIGC_JSON_ARRAY),
+                  index_of(ev, "annotation_index"));
+      break;
+    }
+    default: break;
+  }
+  return c;
+}
+
+/* }====================================================== */
+
+
 void aigc_raccum_init (aigc_raccum *a) {
   memset(a, 0, sizeof *a);
   a->root.type = AIGC_JSON_OBJECT;
@@ -573,6 +757,7 @@ const char *aigc_raccum_event_type (const aigc_json_value *ev, const char *type,
 
 int aigc_raccum_add (aigc_raccum *a, const char *type, size_t tlen, const aigc_json_value *ev) {
   const aigc_json_value *payload;
+  cost made;
   size_t len;
   const char *t;
   ev_kind k;
@@ -585,7 +770,8 @@ int aigc_raccum_add (aigc_raccum *a, const char *type, size_t tlen, const aigc_j
   t = aigc_raccum_event_type(ev, type, tlen, &len);
   k = kind_of(t, len);
   payload = payload_of(k, ev);
-  if (payload != NULL && charge(a, payload) != 0)
+  made = made_by(a, k, ev);
+  if (charge(a, payload, &made) != 0)
     return AIGC_RACCUM_LIMIT;
   rc = dispatch(a, k, ev);
   if (rc == AIGC_RACCUM_NOMEM)

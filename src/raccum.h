@@ -45,10 +45,14 @@
 **     nothing: the caller passes it on untouched.
 **
 ** Limits: the values an event may copy into the tree (its response, item,
-** part, annotation or final text) are counted, cumulatively (a replaced
-** value still counts: the bound is on the work a stream can make aigc do),
-** against limits.max_values / max_containers (zero: the defaults); an
-** event that would pass them is refused whole with AIGC_RACCUM_LIMIT.
+** part, annotation or final text) and the slots it makes on the way (the
+** nulls up to an index, a new item, part or list, the member a delta goes
+** to) are counted, cumulatively (a replaced value still counts: the bound
+** is on the work a stream can make aigc do), against
+** limits.max_values / max_containers (zero: the defaults); an event that
+** would pass them is refused whole with AIGC_RACCUM_LIMIT. So the tree
+** never holds more nodes than the limits allow, however far the indexes
+** jump.
 ** After BADSHAPE, LIMIT or SEQUENCE the tree is as it was; after NOMEM it
 ** may hold empty slots the event made (null items, an empty string), which
 ** the same event merged again fills as if nothing had failed. Nothing leaks.

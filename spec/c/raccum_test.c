@@ -24,16 +24,40 @@
 static aigc_json_arena arena;
 static aigc_buf out = AIGC_BUF_INIT;
 
-/* Parses one event into the (reset) arena and adds it. */
+static void count_nodes (const aigc_json_value *v, size_t *values, size_t *containers) {
+  size_t i;
+  (*values)++;
+  if (v->type == AIGC_JSON_ARRAY || v->type == AIGC_JSON_OBJECT)
+    (*containers)++;
+  for (i = 0; v->type == AIGC_JSON_ARRAY && i < v->len; i++)
+    count_nodes(&v->u.items[i], values, containers);
+  for (i = 0; v->type == AIGC_JSON_OBJECT && i < v->len; i++)
+    count_nodes(&v->u.members[i].value, values, containers);
+}
+
+/*
+** Parses one event into the (reset) arena and adds it. After every add the
+** limits must have been charged for the whole tree, the slots the events
+** made (nulls up to an index, items, lists) included: 98 when not.
+*/
 static int add (aigc_raccum *a, const char *event) {
   aigc_json_value v;
   aigc_json_error err;
+  size_t values = 0, containers = 0;
+  int rc;
   aigc_json_arena_reset(&arena);
   if (aigc_json_parse(&arena, event, strlen(event), 0, &v, &err) != 0) {
     fprintf(stderr, "  bad test event (%s at %zu): %s\n", err.message, err.offset, event);
     return 99;
   }
-  return aigc_raccum_add(a, NULL, 0, &v);
+  rc = aigc_raccum_add(a, NULL, 0, &v);
+  count_nodes(&a->root, &values, &containers);
+  if (values - 1 > a->values || containers - 1 > a->containers) {   /* (the root is free) */
+    fprintf(stderr, "  the tree holds %zu values, %zu containers; charged %zu, %zu after %s\n",
+            values - 1, containers - 1, a->values, a->containers, event);
+    return 98;
+  }
+  return rc;
 }
 
 /* Adds every event; 1 if all were accepted. */
@@ -366,6 +390,49 @@ TEST(test_limits) {
   aigc_raccum_free(&a);
 }
 
+/* Nulls up to a far index count against the limits: a few events at index
+   1023 cannot build thousands of slots the limits never saw. */
+TEST(test_index_slots_charged) {
+  static const char *const far[] = {
+    "{\"type\":\"response.output_text.annotation.added\",\"output_index\":1023,\"content_index\":1023,"
+    "\"annotation_index\":1023,\"annotation\":{}}",
+    "{\"type\":\"response.output_text.delta\",\"output_index\":1023,\"content_index\":1023,\"delta\":\"x\"}",
+    "{\"type\":\"response.reasoning_summary_part.added\",\"output_index\":1023,\"summary_index\":1023,"
+    "\"part\":{}}",
+    "{\"type\":\"response.function_call_arguments.delta\",\"output_index\":1023,\"delta\":\"{\"}",
+    "{\"type\":\"response.output_item.added\",\"output_index\":1023,\"item\":{}}",
+    NULL
+  };
+  aigc_raccum a;
+  char *before;
+  size_t i;
+  aigc_raccum_init(&a);
+  a.limits.max_values = 1000;
+  REQUIRE(add(&a, MESSAGE_STREAM[0]) == AIGC_RACCUM_OK);
+  before = snapshot(&a);
+  REQUIRE(before != NULL);
+  for (i = 0; far[i] != NULL; i++) {
+    CHECK_EQ_INT(add(&a, far[i]), AIGC_RACCUM_LIMIT);
+    CHECK_EQ_STR(a.error, "more than 1000 values");
+    CHECK_EQ_STR(json(&a.root), before);
+  }
+  /* under the limits the same events are merged, and charged (add checks) */
+  a.limits.max_values = 0;
+  CHECK(add_all(&a, far));
+  CHECK(a.values > 3 * 1024);
+  /* a path met again makes nothing new: a second delta costs nothing (the
+     first rebuilds the content the last event's empty item replaced) */
+  CHECK_EQ_INT(add(&a, far[1]), AIGC_RACCUM_OK);
+  {
+    size_t v = a.values, c = a.containers;
+    CHECK_EQ_INT(add(&a, far[1]), AIGC_RACCUM_OK);
+    CHECK_EQ_INT(a.values, v);
+    CHECK_EQ_INT(a.containers, c);
+  }
+  free(before);
+  aigc_raccum_free(&a);
+}
+
 /* Every allocation of every event fails in turn: NOMEM each time, nothing
    leaks, and merging the event again gives the result of a run with no
    failure. */
@@ -441,6 +508,7 @@ int main (void) {
   RUN(test_unknown_and_sse_type);
   RUN(test_badshape_unchanged);
   RUN(test_limits);
+  RUN(test_index_slots_charged);
   RUN(test_nomem);
   RUN(test_output_text);
   aigc_json_arena_free(&arena);

@@ -8,6 +8,8 @@
 **   - an event refused with BADSHAPE, LIMIT or SEQUENCE left the tree as it
 **     was (its JSON is byte for byte the same);
 **   - the tree is an object, and writes as JSON that parses back;
+**   - the limits were charged for every node of it (a->values and
+**     a->containers cover the tree, the slots events made included);
 **   - aigc_raccum_output_text runs on it;
 ** and at the end a second accumulator fed the same events gives the same
 ** tree (the merge depends on nothing but the events), and a third with
@@ -37,6 +39,17 @@ static int count_text (void *ud, const char *s, size_t n) {
   return 0;
 }
 
+static void count_nodes (const aigc_json_value *v, size_t *values, size_t *containers) {
+  size_t i;
+  (*values)++;
+  if (v->type == AIGC_JSON_ARRAY || v->type == AIGC_JSON_OBJECT)
+    (*containers)++;
+  for (i = 0; v->type == AIGC_JSON_ARRAY && i < v->len; i++)
+    count_nodes(&v->u.items[i], values, containers);
+  for (i = 0; v->type == AIGC_JSON_OBJECT && i < v->len; i++)
+    count_nodes(&v->u.members[i].value, values, containers);
+}
+
 static void tree_json (const aigc_raccum *a, aigc_buf *b) {
   aigc_buf_clear(b);
   if (aigc_json_write(b, &a->root) != 0)
@@ -52,7 +65,7 @@ static void feed (aigc_raccum *a, const uint8_t *data, size_t size) {
   for (i = 0; i <= size; i++) {
     aigc_json_value v, back;
     aigc_json_error err;
-    size_t text = 0;
+    size_t text = 0, nodes, nests;
     int rc;
     if (i < size && data[i] != '\n')
       continue;
@@ -72,6 +85,10 @@ static void feed (aigc_raccum *a, const uint8_t *data, size_t size) {
       die("an error without a reason");
     if (a->root.type != AIGC_JSON_OBJECT)
       die("the tree is not an object");
+    nodes = nests = 0;
+    count_nodes(&a->root, &nodes, &nests);
+    if (nodes - 1 > a->values || nests - 1 > a->containers)   /* (the root is free) */
+      die("the tree holds nodes the limits were not charged for");
     aigc_json_arena_reset(&arena);
     if (aigc_json_parse(&arena, after.data, after.len, 100000, &back, &err) != 0)
       die("the tree does not write as JSON");
