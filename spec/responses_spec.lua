@@ -530,6 +530,69 @@ describe("Responses API", function ()
       assert.truthy(took < 15, ("took %.1f s: the 2 s grace after response.completed did not end it"):format(took))
     end)
 
+    -- The slots an event makes on the way to its target count against the
+    -- limits as its payload does: events of a few bytes each that jump to
+    -- index 1023 (output, content and annotation) used to fill arrays with
+    -- thousands of uncharged nulls each -- 3,000 of them (650 KB) took
+    -- 128 MB whatever max_json_values said.
+    local function far_annotations (n)
+      local events = { { "response.created", '{"type":"response.created","sequence_number":0,"response":'
+                         .. '{"id":"r","object":"response","status":"in_progress","output":[]}}' } }
+      for i = 1, n do
+        events[#events + 1] = { nil, ('{"type":"response.output_text.annotation.added","sequence_number":%d,'
+          .. '"output_index":%d,"content_index":1023,"annotation_index":1023,"annotation":{}}'):format(i, i - 1) }
+      end
+      events[#events + 1] = { nil, ('{"type":"response.completed","sequence_number":%d,"response":'
+        .. '{"id":"r","object":"response","status":"completed"}}'):format(n + 1) }
+      return sse(events)
+    end
+
+    local function nulls_in (v, seen)
+      if v == null then return 1 end
+      if type(v) ~= "table" or seen[v] then return 0 end
+      seen[v] = true
+      local n = 0
+      for _, x in pairs(v) do n = n + nulls_in(x, seen) end
+      return n
+    end
+
+    it("events that jump to far indexes: the nulls they make count, kind limit within a few events", function ()
+      local c, done = canned_client(far_annotations(40))
+      local seen = 0
+      local res, err = c:respond { input = "x", max_json_values = 20000, max_json_containers = 5000,
+                                   stream = function () seen = seen + 1 end }
+      done()
+      assert.is_nil(res and "a response of " .. #res.output .. " items")
+      assert.equal("limit", err.kind)
+      assert.equal("the streamed response holds more than 20000 values (the limit is max_json_values)", err.message)
+      -- each of those events makes some 2,050 slots: the tenth is refused
+      assert.is_true(seen >= 2 and seen <= 10, "events delivered: " .. seen)
+      assert.is_table(err.partial)
+      assert.is_true(nulls_in(err.partial, {}) <= 20000)
+    end)
+
+    it("a stream whose indexes are far but honest is merged, within limits it fits", function ()
+      local c, done = canned_client(sse {
+        { nil, '{"type":"response.created","response":{"id":"r","object":"response","status":"in_progress","output":[]}}' },
+        { nil, '{"type":"response.output_text.delta","output_index":1023,"content_index":1023,"delta":"far"}' },
+        { nil, '{"type":"response.output_text.delta","output_index":1023,"content_index":1023,"delta":" away"}' },
+        { nil, '{"type":"response.output_text.annotation.added","output_index":1023,"content_index":1023,'
+               .. '"annotation_index":1023,"annotation":{"type":"url_citation"}}' },
+        { nil, '{"type":"response.completed","response":{"id":"r","object":"response","status":"completed"}}' },
+      })
+      -- three arrays of 1,024: some 3,100 values, 6 containers
+      local res, err = c:respond { input = "x", stream = true, max_json_values = 3200, max_json_containers = 10 }
+      done()
+      assert.is_nil(err)
+      assert.equal("far away", res.text)
+      assert.equal(1024, #res.output)
+      assert.equal(null, res.output[1])
+      local part = res.output[1024].content[1024]
+      assert.equal("output_text", part.type)
+      assert.equal(1024, #part.annotations)
+      assert.equal("url_citation", part.annotations[1024].type)
+    end)
+
     it("an event that is not a response event's shape: kind parse", function ()
       local c, done = canned_client(sse {
         { nil, '{"type":"response.output_text.delta","output_index":-1,"content_index":0,"delta":"x"}' },
