@@ -71,6 +71,54 @@ describe("client:usage()", function ()
     c:close()
   end)
 
+  -- A tool loop's last reply carries the sum of every round's usage
+  -- (res.usage); the totals must count each request's own usage once.
+  -- Before the fix, the last round was counted with the sum, so the first
+  -- rounds counted twice (two rounds of 11 and 22 tokens gave 44).
+  it("counts each round of a tool loop once, in every form (chat, stream, respond, chat_async, say)", function ()
+    local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", prices = PRICES }
+    local tools = aigc.tools { { name = "track_order",
+      parameters = { type = "object", properties = { order_id = { type = "string" } }, required = { "order_id" } },
+      fn = function () return "ok" end } }
+    local msgs = { { role = "user", content = "Track order A-1" } }
+    local conv = aigc.conversation { client = c }
+    local forms = {
+      chat = function () return c:chat { messages = msgs, tools = tools } end,
+      stream = function () return c:chat { messages = msgs, tools = tools, stream = function () end } end,
+      respond = function () return c:respond { input = "Track order A-1", tools = tools } end,
+      chat_async = function () return c:chat_async({ messages = msgs, tools = tools }):wait() end,
+      task = function ()
+        local got
+        c:spawn(function () got = assert(c:chat { messages = msgs, tools = tools }) end)
+        while got == nil do c:step(0.01) end
+        return got
+      end,
+      say = function () return select(2, conv:say("Track order A-1", { tools = tools })) end,
+    }
+    for _, form in ipairs { "chat", "stream", "respond", "chat_async", "task", "say" } do
+      c:reset_usage()
+      local res = assert(forms[form]())
+      local u = c:usage()
+      assert.equal(2, #res.usage_rounds, form)
+      local p, k, t = 0, 0, 0
+      for _, r in ipairs(res.usage_rounds) do
+        p = p + (r.prompt_tokens or r.input_tokens)
+        k = k + (r.completion_tokens or r.output_tokens)
+        t = t + r.total_tokens
+      end
+      assert.is_true(res.usage_rounds[1].total_tokens < t, form)
+      assert.equal(t, res.usage.total_tokens, form)   -- (res.usage stays the sum)
+      assert.equal(2, u.requests, form)
+      assert.equal(p, u.prompt_tokens, form)
+      assert.equal(k, u.completion_tokens, form)
+      assert.equal(t, u.total_tokens, form)
+      assert.equal(2, u.models["aigc-dev"].requests, form)
+      assert.equal(t, u.models["aigc-dev"].total_tokens, form)
+      assert.near((p * 1 + k * 2) / 1e6, u.cost, 1e-12)
+    end
+    c:close()
+  end)
+
   it("usage.diff gives what happened between two snapshots; set_prices applies from then on", function ()
     local c = aigc.client { base_url = srv.base_url, model = "aigc-dev" }
     assert(c:chat "one")

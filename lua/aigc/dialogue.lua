@@ -271,6 +271,9 @@ local function run (client, wire, o, fut)
     local req = A.send(client, p)
     if fut then fut:track(req) end
     local res, err = await(req)
+    -- (the client's totals hear its end now, before finish() changes
+    -- res.usage into the sum of the rounds: aigc.hooks)
+    if client._hook then client._hook.heard(client, req) end
     if fut and fut:canceled() then return fut:result() end
     if res == nil then
       if not (o.schema and o.mode == "auto" and o.current_mode == "json_schema" and A.refuses_format(err)) then

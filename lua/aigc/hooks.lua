@@ -335,6 +335,21 @@ function M.await (client, req, call, res, err)   -- luacheck: ignore 212/req
   return res, err
 end
 
+--- A request submitted without a blocking wait (`chat_async`...) whose
+-- end its caller has just heard through `await` (the dialogue layer's
+-- rounds): heard now, as a blocking call's is, before the caller goes on
+-- -- the dialogue then replaces the last reply's `usage` with the sum of
+-- every round's, and a later sweep read that sum for the last request and
+-- counted the earlier rounds twice. A request no longer watched (heard
+-- already, or not ended) is left as it is.
+function M.heard (client, req)
+  local t = client._unheld
+  local call = t and t[req]
+  if call == nil or not TERMINAL[req:status()] then return end
+  t[req] = nil
+  quietly(ended, client, call, req:result())
+end
+
 --- When the client closes: the replay server stops, the log closes (if
 -- the client opened it).
 function M.close (client)
