@@ -397,7 +397,8 @@ describe("aigc.tools", function ()
       local res, err = req:wait()
       assert.is_nil(res)
       assert.equal("callback", err.kind)
-      assert.matches("yielded outside aigc", err.message, 1, true)
+      assert.equal("tool get_time yielded outside aigc (its own coroutine.yield, not an aigc wait)", err.message)
+      assert.equal(1, #srv:requests())   -- (the model got nothing back)
       assert.equal(1, #errors)
       assert.equal(err, errors[1])
       assert.is_false(ran_after)
@@ -408,20 +409,78 @@ describe("aigc.tools", function ()
         return "12:00" end), messages = user "get_time" }).text)
     end)
 
-    it("a tool that yields in a task's blocking chat abandons the task and reports it once", function ()
+    -- A yield is not an error of the tool: nothing goes to the model, and
+    -- every form ends with the same nil, err of kind "callback". Before the
+    -- fix, a blocking chat from the main chunk sent the model "attempt to
+    -- yield from outside a coroutine", one in the user's coroutine yielded
+    -- out of client:chat, and one in a task abandoned the task.
+    local function assert_yield_error (res, err, name)
+      assert.is_nil(res)
+      assert.equal("callback", err.kind)
+      assert.equal("tool " .. name .. " yielded outside aigc (its own coroutine.yield, not an aigc wait)",
+                   err.message)
+      assert.equal(name, err.tool)
+      assert.is_true(err.call.yielded)
+      assert.equal(1, #err.tool_calls_made)
+      assert.equal(1, #srv:requests())   -- (the model got nothing back)
+    end
+
+    it("a tool that yields outside aigc fails a blocking chat with kind 'callback', in every form", function ()
+      local ran_after, on_error = 0, 0
+      local ts = tool("get_time", function () coroutine.yield("not an aigc wait"); ran_after = ran_after + 1 end)
+      local params = { tools = ts, messages = user "get_time", on_error = function () on_error = on_error + 1 end }
+      -- from the main chunk
+      assert_yield_error(nil, select(2, client:chat(params)), "get_time")
+      -- inside the user's own coroutine (not a task): client:chat returns, the yield stays inside
+      srv:reset()
+      local co = coroutine.create(function () return client:chat(params) end)
+      local ok, res, err = coroutine.resume(co)
+      assert.is_true(ok)
+      assert.equal("dead", coroutine.status(co))
+      assert_yield_error(res, err, "get_time")
+      -- inside a task: the chat returns to the task, nothing is reported
+      srv:reset()
       local reported = {}
       local c2 = aigc.client { base_url = srv.base_url, max_retries = 0,
                                error_handler = function (e) reported[#reported + 1] = e end }
-      local finished = false
-      c2:spawn(function ()
-        c2:chat { tools = tool("t", function () coroutine.yield() end), messages = user "t" }
-        finished = true
-      end)
-      for _ = 1, 100 do if c2:step(0.01) == 0 then break end end
-      assert.is_false(finished)
-      assert.equal(1, #reported)
-      assert.equal("callback", reported[1].kind)
-      assert.matches("yielded outside aigc", reported[1].message, 1, true)
+      local got
+      c2:spawn(function () got = { c2:chat(params) } end)
+      for _ = 1, 100 do if got or c2:step(0.01) == 0 then break end end
+      assert.is_table(got)
+      assert_yield_error(got[1], got[2], "get_time")
+      assert.same({}, reported)
+      -- over the Responses API too
+      srv:reset()
+      local r4, e4 = client:respond { tools = ts, input = "get_time" }
+      assert_yield_error(r4, e4, "get_time")
+      assert.equal(0, ran_after)   -- (never resumed)
+      assert.equal(3, on_error)
+      c2:close()
+    end)
+
+    it("a tool in a task may still wait on aigc (yielding to the loop), and a yield after it fails", function ()
+      local c2 = aigc.client { base_url = srv.base_url, max_retries = 0 }
+      local ticks, inner = 0, nil
+      local ts = aigc.tools {
+        { name = "ask_friend", fn = function ()
+            c2:sleep(0.02)
+            inner = assert(c2:chat { messages = user "What is the capital of Italy?" }).text
+            return inner
+          end },
+        { name = "get_time", fn = function () c2:sleep(0.01); coroutine.yield("mine") end },
+      }
+      local got, got2
+      c2:spawn(function () got = assert(c2:chat { tools = ts, messages = user "ask_friend please" }) end)
+      c2:spawn(function () while got == nil do ticks = ticks + 1; c2:sleep(0.005) end end)
+      for _ = 1, 300 do if got or c2:step(0.01) == 0 then break end end
+      assert.equal("The capital of Italy is Rome.", inner)
+      assert.equal("Here is what I found: The capital of Italy is Rome.", got.text)
+      assert.is_true(ticks > 1)   -- (the other task ran while the tool waited)
+      srv:reset()
+      c2:spawn(function () got2 = { c2:chat { tools = ts, messages = user "get_time" } } end)
+      for _ = 1, 300 do if got2 or c2:step(0.01) == 0 then break end end
+      assert.is_table(got2)
+      assert_yield_error(got2[1], got2[2], "get_time")
       c2:close()
     end)
 

@@ -207,6 +207,9 @@ local function run_tools (d, calls, res)
     local content, rec = d.o.toolset:call(call, { round = d.rounds, client = d.client, messages = d.messages })
     rec.round = d.rounds
     d.made[#d.made + 1] = rec
+    if rec.yielded then   -- (not the tool's error: nothing for the model)
+      return core.error { kind = "callback", message = rec.error, tool = rec.name, call = rec }
+    end
     A.add_output(d, call, content)
     if not rec.ok and d.o.tool_errors == "fail" then
       return tool_error(string_format("tool %s failed: %s", tostring(rec.name), rec.error),

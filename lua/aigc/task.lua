@@ -282,16 +282,60 @@ end
 -- coroutine where the error was raised as a second argument (the stack
 -- is there, not under the handler).
 -- @function xpcall
+-- What a coroutine's resume returned, after the wait the task `rec` is in
+-- now (rec.waiting, read before anything allocates; a core wait is
+-- registered here as resume_task does). No task: nothing to register.
+local function with_wait (rec, ok, a, b, ...)
+  if rec == nil then return nil, ok, a, b, ... end
+  if ok and a == TOKEN and b ~= nil then rec.waiting = b end
+  return rec.waiting, ok, a, b, ...
+end
+
+-- Runs `f(...)` in a coroutine of its own that counts as the task `rec`
+-- (when given): its aigc waits pass through to the task's scheduler and
+-- its results come back. Returns as xpcall does (the handler gets the
+-- coroutine where the error was raised as a second argument); `guard`:
+-- a yield that is not an aigc wait (anything but TOKEN, or any yield
+-- outside a task) stops it there (closed, never resumed) and returns nil,
+-- then what it yielded. Without `guard` such a yield passes on up.
+local function run_in (rec, guard, f, handler, ...)
+  -- (its frame holds the record, which holds the task: a waiter holding
+  -- this coroutine keeps them, `tasks` being weak; see M.spawn)
+  local inner = coroutine_create(function (...)
+    return keep(rec, f(...))
+  end)
+  if rec ~= nil then tasks[inner] = rec end   -- its waits are the task's
+  local r = pack(with_wait(rec, coroutine_resume(inner, ...)))
+  while true do
+    if not r[2] then
+      tasks[inner] = nil
+      if handler then return false, handler(r[3], inner) end
+      return false, r[3]
+    end
+    if coroutine_status(inner) == "dead" then
+      tasks[inner] = nil
+      return true, unpack(r, 3, r.n)
+    end
+    if guard and (rec == nil or r[3] ~= TOKEN) then
+      tasks[inner] = nil
+      compat.close_coroutine(inner)
+      return nil, unpack(r, 3, r.n)
+    end
+    local w = r[1]
+    if r[3] == TOKEN and w and rec.waiting ~= w then
+      -- its wait ended while pack() allocated (a finalizer drove the
+      -- loop; see suspend): it goes on at once, a core wait with its result
+      if type(w) == "table" then r = pack(with_wait(rec, coroutine_resume(inner)))
+      else r = pack(with_wait(rec, coroutine_resume(inner, w:result()))) end
+    else
+      r = pack(with_wait(rec, coroutine_resume(inner, coroutine_yield(unpack(r, 3, r.n)))))
+    end
+  end
+end
+
 if compat.yield_across_pcall then
   M.pcall, M.xpcall = pcall, compat.xpcall
 else
-  -- What the inner coroutine's resume returned, after the wait it is in
-  -- now (rec.waiting, read before anything allocates; a core wait is
-  -- registered here as resume_task does).
-  local function with_wait (rec, ok, a, b, ...)
-    if ok and a == TOKEN and b ~= nil then rec.waiting = b end
-    return rec.waiting, ok, a, b, ...
-  end
   local function run (f, handler, ...)
     local co = compat.running()
     local rec = co and tasks[co]
@@ -299,36 +343,24 @@ else
       if handler then return compat.xpcall(f, handler, ...) end
       return pcall(f, ...)
     end
-    -- (its frame holds the record, which holds the task: a waiter holding
-    -- this coroutine keeps them, `tasks` being weak; see M.spawn)
-    local inner = coroutine_create(function (...)
-      return keep(rec, f(...))
-    end)
-    tasks[inner] = rec   -- its waits are the task's
-    local r = pack(with_wait(rec, coroutine_resume(inner, ...)))
-    while true do
-      if not r[2] then
-        tasks[inner] = nil
-        if handler then return false, handler(r[3], inner) end
-        return false, r[3]
-      end
-      if coroutine_status(inner) == "dead" then
-        tasks[inner] = nil
-        return true, unpack(r, 3, r.n)
-      end
-      local w = r[1]
-      if r[3] == TOKEN and w and rec.waiting ~= w then
-        -- its wait ended while pack() allocated (a finalizer drove the
-        -- loop; see suspend): it goes on at once, a core wait with its result
-        if type(w) == "table" then r = pack(with_wait(rec, coroutine_resume(inner)))
-        else r = pack(with_wait(rec, coroutine_resume(inner, w:result()))) end
-      else
-        r = pack(with_wait(rec, coroutine_resume(inner, coroutine_yield(unpack(r, 3, r.n)))))
-      end
-    end
+    return run_in(rec, false, f, handler, ...)
   end
   M.pcall = function (f, ...) return run(f, nil, ...) end
   M.xpcall = function (f, handler, ...) return run(f, handler, ...) end
+end
+
+--- `xpcall(f, handler, ...)` for code the user gives aigc to run (a tool)
+-- that must not yield outside aigc: `f` runs in a coroutine of its own.
+-- Inside a task its aigc waits yield to the loop (on every Lua, across
+-- pcall on 5.1 too); elsewhere they block. Returns true and f's results;
+-- false and what `handler(err, co)` returned (`co`: the coroutine where
+-- the error was raised); or nil when f yielded outside aigc (its own
+-- `coroutine.yield`): it is then stopped, never resumed.
+-- @tparam function f
+-- @tparam function handler
+-- @return ok (true, false, or nil for a yield), then results
+function M.guarded_xpcall (f, handler, ...)
+  return run_in(current(), true, f, handler, ...)
 end
 
 -- }======================================================

@@ -24,7 +24,9 @@
 -- (JSON text must be UTF-8; the call goes on). The call's record keeps
 -- what the tool gave: the whole message, the traceback, the raw result.
 -- A tool must not yield outside aigc (its own `coroutine.yield`): the
--- dialogue it runs in then fails with kind "callback".
+-- dialogue it runs in then fails with kind "callback", in every form
+-- (blocking, in a task, in the user's own coroutine, `chat_async`); the
+-- tool is stopped there, and nothing goes to the model.
 --
 -- @module aigc.tools
 -- @usage
@@ -276,9 +278,11 @@ end
 -- Never raises for the tool's own failures: they become an error result.
 -- @tparam table call a tool call from a reply (`{ id =, type = "function", ["function"] = { name, arguments } }`)
 -- @tparam[opt] table ctx extra fields for the tool's `call` argument (`round`, `client`, `messages`)
--- @treturn string the content for the `role = "tool"` message
+-- @treturn string|nil the content for the `role = "tool"` message; nil when the tool yielded
+-- outside aigc (its own `coroutine.yield`: not an error of the tool, nothing for the model; the
+-- record says so, `yielded = true`)
 -- @treturn table the record: `{ id =, name =, arguments =, raw_arguments =, ok =, result =, error =,
--- traceback = }`
+-- traceback =, yielded = }`
 -- @usage
 -- for _, call in ipairs(res.choices[1].message.tool_calls) do
 --   local content = ts:call(call)
@@ -318,18 +322,20 @@ function Toolset:call (call, ctx)
   local tb
   local sources = {}
   if type(tool.fn) == "function" then sources[getinfo(tool.fn, "S").short_src] = true end
-  -- (task.xpcall: a tool may wait, inside a task, on Lua 5.1 too; there the
-  -- handler gets the coroutine where the error was raised)
-  local packed = pack(task.xpcall(tool.fn, function (e, co)
-    if co then
-      tb = traceback(co, message_of(e))
-      stack_sources(0, sources, co)
-    else
-      tb = traceback(message_of(e), 2)
-      stack_sources(2, sources)   -- (the stack is still where the error was raised)
-    end
+  -- (task.guarded_xpcall: the tool runs in a coroutine of its own, so a
+  -- yield outside aigc is seen, not taken for an error of the tool; inside
+  -- a task its waits yield, on Lua 5.1 too; the handler gets the coroutine
+  -- where the error was raised)
+  local packed = pack(task.guarded_xpcall(tool.fn, function (e, co)
+    tb = traceback(co, message_of(e))
+    stack_sources(0, sources, co)   -- (the coroutine's stack is still where the error was raised)
     return e
   end, args, info))
+  if packed[1] == nil then
+    rec.yielded = true
+    rec.error = string_format("tool %s yielded outside aigc (its own coroutine.yield, not an aigc wait)", name)
+    return nil, rec
+  end
   if not packed[1] then
     rec.error = message_of(packed[2])
     rec.traceback = tb
