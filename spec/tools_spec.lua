@@ -526,6 +526,40 @@ describe("aigc.tools", function ()
       assert.equal(4, #made)
     end)
 
+    -- Before the fix the model got tostring() of the value: "table: 0x55a9...",
+    -- an address that changes between runs.
+    it("an error that is not a string goes to the model as its message, or a fixed text, never an address",
+       function ()
+      local with_message, bare, fn_value = { message = "the door is locked", code = 7 }, {}, print
+      -- (core_error: an aigc error object, whose tostring() is a whole line)
+      local ts = aigc.tools {
+        { name = "raises_message", fn = function () error(with_message) end },
+        { name = "raises_bare", fn = function () error(bare) end },
+        { name = "raises_aigc", fn = function () error(core_error("upstream 503")) end },
+        { name = "returns_bare", fn = function () return nil, bare end },
+        { name = "raises_function", fn = function () error(fn_value) end },
+        { name = "raises_number", fn = function () error(42) end },
+      }
+      local res = assert(client:chat { tools = ts, messages = user
+        "raises_message and raises_bare and raises_aigc and returns_bare and raises_function and raises_number" })
+      local sent = srv:requests()[2].body_json.messages
+      assert.equal('{"error":"the door is locked"}', sent[3].content)
+      assert.equal('{"error":"a table error value without a message"}', sent[4].content)
+      assert.equal('{"error":"upstream 503"}', sent[5].content)
+      assert.equal('{"error":"a table error value without a message"}', sent[6].content)
+      assert.equal('{"error":"a function error value without a message"}', sent[7].content)
+      assert.equal('{"error":"42"}', sent[8].content)
+      for i = 3, 8 do assert.is_nil(sent[i].content:find("0x", 1, true), sent[i].content) end
+      -- the records keep what the tool gave
+      local made = res.tool_calls_made
+      assert.equal("the door is locked", made[1].error)
+      assert.equal(with_message, made[1].error_value)
+      assert.equal(bare, made[2].error_value)
+      assert.equal(bare, made[4].error_value)
+      assert.equal(fn_value, made[5].error_value)
+      assert.matches("a table error value without a message", made[2].traceback, 1, true)
+    end)
+
     it("a tool's error goes to the model without the file and line; the record keeps them", function ()
       local line
       local ts = aigc.tools {

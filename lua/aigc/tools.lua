@@ -254,9 +254,15 @@ local function error_content (message, sources)
   return json_encode { error = strip_position(repair_utf8(message), sources) }
 end
 
+-- The text of an error value a tool raised or returned: a string or a
+-- number as it is, a table's string `message` (aigc's errors, most
+-- libraries'), else a fixed text -- never tostring()'s "table: 0x55a9...",
+-- an address that changes between runs and means nothing to the model.
 local function message_of (e)
-  if type(e) == "table" and e.message ~= nil then return tostring(e.message) end
-  return tostring(e)
+  local t = type(e)
+  if t == "string" or t == "number" or t == "boolean" then return tostring(e) end
+  if t == "table" and type(e.message) == "string" then return e.message end
+  return string_format("a %s error value without a message", t)
 end
 
 -- }======================================================
@@ -282,7 +288,7 @@ end
 -- outside aigc (its own `coroutine.yield`: not an error of the tool, nothing for the model; the
 -- record says so, `yielded = true`)
 -- @treturn table the record: `{ id =, name =, arguments =, raw_arguments =, ok =, result =, error =,
--- traceback =, yielded = }`
+-- traceback =, error_value =, yielded = }` (`error_value`: an error that was not a string, as given)
 -- @usage
 -- for _, call in ipairs(res.choices[1].message.tool_calls) do
 --   local content = ts:call(call)
@@ -338,12 +344,14 @@ function Toolset:call (call, ctx)
   end
   if not packed[1] then
     rec.error = message_of(packed[2])
+    if type(packed[2]) ~= "string" then rec.error_value = packed[2] end   -- (what the tool raised)
     rec.traceback = tb
     return error_content(rec.error, sources), rec
   end
   local result, rerr = packed[2], packed[3]
   if result == nil and packed.n >= 3 and rerr ~= nil then
     rec.error = message_of(rerr)
+    if type(rerr) ~= "string" then rec.error_value = rerr end
     return error_content(rec.error, sources), rec
   end
   rec.ok = true
