@@ -175,6 +175,9 @@ describe("aigc.json.decode", function ()
       assert.is_nil(v, bad)
       assert.matches("^invalid JSON at byte %d+: ", err)
     end
+    -- beyond a double's range: refused, never a silent inf (README, Limits)
+    assert.same({ nil, "invalid JSON at byte 1: number out of range" }, { json.decode("[1e400]") })
+    assert.same({ nil, "invalid JSON at byte 0: number out of range" }, { json.decode("-1e400") })
   end)
 
   it("fails cleanly on 100,000 levels of nesting", function ()
