@@ -504,6 +504,25 @@ local function wrap_stream (rec, list, call)
   end
 end
 
+-- on_stream_end: once, while its request still runs, never after a
+-- cancel; what it raises fails the request as the stream callback's does.
+local function wrap_stream_end (rec, list)
+  local n = 0
+  return function (res)
+    n = n + 1
+    check_delivery(rec, "on_stream_end")
+    if n > 1 then
+      violation("callback-twice", string.format("request %s (%s): on_stream_end ran %d times", rec.id, rec.api, n))
+    end
+    local st = rec_status(rec)
+    if st ~= "running" then
+      violation("delivery-after-end", string.format("request %s (%s): on_stream_end while %s", rec.id, rec.api, st))
+    end
+    if type(res) ~= "table" then violation("bad-callback-args", "on_stream_end got a " .. type(res)) end
+    return run_act(list, 1, { kind = "stream", rec = rec, crec = rec.crec })
+  end
+end
+
 local function wrap_done (rec, list)
   return function (res)
     rec.done_calls = rec.done_calls + 1
@@ -644,6 +663,7 @@ function submit_async (crec, op)
   if op.on_done then p.on_done = wrap_done(rec, op.on_done); rec.has_done = true end
   if op.on_error then p.on_error = wrap_error(rec, op.on_error); rec.has_error = true end
   if op.stream or api == "stream_cb" then p.stream = wrap_stream(rec, op.stream) end
+  if op.stream_end then p.on_stream_end = wrap_stream_end(rec, op.stream_end) end
   local obj
   if api == "complete" then
     p.messages = nil
@@ -1077,7 +1097,7 @@ function OPS.new (op)
   local crec = { slot = op.c, reqs = {}, steps = 0, timeout = op.timeout, retries = op.retries }
   local opts = {
     base_url = BASE_URL, api_key = SECRET, timeout = op.timeout, max_retries = op.retries,
-    max_concurrency = op.conc,
+    max_concurrency = op.conc, max_starts_per_step = op.starts,
   }
   if op.handler then opts.error_handler = wrap_handler(crec, op.handler); crec.handler = true end
   if op.log then opts.log = wrap_log(crec, op.log) end

@@ -182,6 +182,7 @@ function M.sequence (seed, opts)
     return {
       op = "new", c = c, timeout = r.pick { 1, 2, 3 }, retries = r.pick { 0, 0, 1 },
       conc = r.chance(0.2) and r.int(1, 3) or 0,
+      starts = r.chance(0.25) and r.int(1, 3) or 0,   -- max_starts_per_step
       handler = r.chance(0.5) and act(nil, false) or nil,
       log = r.chance(0.25) and act(nil, false, { nth = 6 }) or nil,
     }
@@ -208,6 +209,8 @@ function M.sequence (seed, opts)
       if api == "stream_cb" or (api ~= "complete" and r.chance(0.15)) then
         op.stream = act(nil, true, { nth = 8 })
         if api ~= "stream_cb" then op.stream_too = true end
+        -- on_stream_end: on a plain stream (a dialogue's rounds hear it each)
+        if (api == "stream_cb" or api == "chat") and r.chance(0.35) then op.stream_end = act(nil, true) end
       end
       if api == "tools" then op.tool = act(nil, true) end
       nreq = nreq + 1
