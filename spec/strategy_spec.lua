@@ -359,6 +359,10 @@ describe("aigc.strategy", function ()
       assert.is_nil(none)
       assert.equal("parse", err.kind)
       assert.equal("no candidate got a score", err.message)
+      assert.has_error(function ()
+        strategy.best_of { client = client, n = 2, params = "Hi", score = function () error("scorer bug", 0) end }
+      end, "scorer bug")
+      assert(client:chat "still usable")
     end)
 
     it("best_of in a task with a judge on another client: the loop keeps running", function ()
