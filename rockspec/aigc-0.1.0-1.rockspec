@@ -117,6 +117,7 @@ build = {
     ["aigc.cli.run"] = "lua/aigc/cli/run.lua",
     ["aigc.cli.speak"] = "lua/aigc/cli/speak.lua",
     ["aigc.cli.templates"] = "lua/aigc/cli/templates.lua",
+    ["aigc.assertions"] = "lua/aigc/assertions.lua",
     ["aigc.batch"] = "lua/aigc/batch.lua",
     ["aigc.cache"] = "lua/aigc/cache.lua",
     ["aigc.cassette"] = "lua/aigc/cassette.lua",

@@ -53,6 +53,7 @@ local task = require "aigc.task"
 local ratelimit = require "aigc.ratelimit"
 local template_mod = require "aigc.template"
 local usage_mod = require "aigc.usage"
+local assertions_mod = require "aigc.assertions"
 
 local json_encode, json_decode = core.json.encode, core.json.decode
 local now = core.now
@@ -60,7 +61,7 @@ local error, getmetatable, ipairs, pairs, pcall, setmetatable, tonumber, tostrin
   ipairs, pairs, pcall, setmetatable, tonumber, tostring, type
 local math_floor, math_min, math_random = math.floor, math.min, math.random
 local string_format = string.format
-local table_concat, table_remove, table_sort = table.concat, table.remove, table.sort
+local table_remove, table_sort = table.remove, table.sort
 
 util.own_module()
 
@@ -153,71 +154,10 @@ end
 -- Assertions
 -- =======================================================
 
-local rex_ok, rex = pcall(require, "rex_pcre2")
-
-local function describe_assertion (a)
-  local v = a.value
-  if type(v) == "table" then v = "…" end
-  if v == nil then return a.type end
-  v = tostring(v)
-  if #v > 40 then v = v:sub(1, 37) .. "..." end
-  return a.type .. " " .. v
-end
-
-local function parse_json_reply (text)
-  local s = text:match("^%s*```%w*%s*\n(.-)\n%s*```%s*$") or text
-  local v = json_decode(s)
-  return v
-end
-
--- Checks one assertion: pass, reason. Judges chat (inside the case's task).
-local function check (a, text, ctx)
-  local ty, v = a.type, a.value
-  if ty == "contains" then return text:find(tostring(v), 1, true) ~= nil
-  elseif ty == "icontains" then return text:lower():find(tostring(v):lower(), 1, true) ~= nil
-  elseif ty == "not-contains" then return text:find(tostring(v), 1, true) == nil
-  elseif ty == "equals" then return text:match("^%s*(.-)%s*$") == tostring(v)
-  elseif ty == "starts-with" then return text:sub(1, #tostring(v)) == tostring(v)
-  elseif ty == "pattern" then
-    local ok, r = pcall(string.find, text, tostring(v))
-    if not ok then return false, "bad pattern: " .. tostring(r) end
-    return r ~= nil
-  elseif ty == "regex" then
-    if not rex_ok then return false, "regex needs lua-rex-pcre2 (apt-get install lua-rex-pcre2)" end
-    local ok, r = pcall(rex.find, text, tostring(v))
-    if not ok then return false, "bad regex: " .. tostring(r) end
-    return r ~= nil
-  elseif ty == "is-json" then
-    return parse_json_reply(text) ~= nil, "the reply is not JSON"
-  elseif ty == "json-schema" then
-    local value = ctx.parsed
-    if value == nil then value = parse_json_reply(text) end
-    if value == nil then return false, "the reply is not JSON" end
-    local ok, violations = require("aigc.schema").validate(value, v)
-    if ok then return true end
-    local first = violations and violations[1]
-    return false, first and (first.path .. ": " .. first.message) or "invalid"
-  elseif ty == "judge" then
-    local threshold = tonumber(a.threshold) or 7
-    local content = table_concat({ M.JUDGE_PROMPT, "", "Criteria:", tostring(v), "",
-      "Score the candidate from 1 to 10. Reply with the number only.", "", "Candidate:", text }, "\n")
-    local p = { messages = { { role = "user", content = content } }, temperature = 0, max_retries = 2 }
-    p.model = a.model or ctx.model
-    local res, err = ctx.client:chat(p)
-    if not res then return false, "judge failed: " .. tostring(err) end
-    ctx.judge_usage[#ctx.judge_usage + 1] = res
-    local score = tonumber(tostring(res.text or ""):match("%-?%d+%.?%d*"))
-    if not score then return false, "the judge gave no score: " .. tostring(res.text):sub(1, 60) end
-    return score >= threshold, "score " .. score .. (score >= threshold and " >= " or " < ") .. threshold, score
-  end
-  return false, "unknown assertion type '" .. tostring(ty) .. "'"
-end
-
-local ASSERTION_TYPES = {
-  contains = true, icontains = true, ["not-contains"] = true, equals = true, ["starts-with"] = true,
-  pattern = true, regex = true, ["is-json"] = true, ["json-schema"] = true, judge = true,
-}
-M.ASSERTION_TYPES = ASSERTION_TYPES
+--- The assertion types there are (name -> true).
+M.ASSERTION_TYPES = assertions_mod.TYPES
+local ASSERTION_TYPES = M.ASSERTION_TYPES
+local describe_assertion = assertions_mod.describe
 
 --- Checks a reply against assertions (a judge assertion calls the client,
 -- so call this where a chat may run: a task, or plain code).
@@ -229,16 +169,8 @@ M.ASSERTION_TYPES = ASSERTION_TYPES
 -- @usage local pass, results = runner.check({ { type = "contains", value = "Paris" } }, res.text)
 function M.check (assertions, text, ctx)
   ctx = ctx or {}
-  ctx.judge_usage = ctx.judge_usage or {}
-  local all, out = true, {}
-  for i, a in ipairs(assertions or {}) do
-    local pass, reason, score = check(a, text or "", ctx)
-    pass = pass and true or false
-    out[i] = { type = a.type, value = a.value, pass = pass, reason = (not pass or score) and reason or nil,
-               score = score }
-    if not pass then all = false end
-  end
-  return all, out
+  ctx.judge_prompt = ctx.judge_prompt or M.JUDGE_PROMPT
+  return assertions_mod.check(assertions, text, ctx)
 end
 
 -- }======================================================
