@@ -200,6 +200,36 @@ describe("aigc.runner", function ()
     assert.matches("exists", err.message)
   end)
 
+  it("never writes into a file that is not a results file, and keeps a last line without its newline", function ()
+    local cases_path = dir .. "/cases.jsonl"
+    local cases_text = '{"id":"a","prompt":"Echo: a"}\n{"id":"b","prompt":"Echo: b"}'   -- no final newline
+    cli.write(cases_path, cases_text)
+    local notes = dir .. "/notes.txt"
+    cli.write(notes, "my notes, one line without a newline")
+    for path, text in pairs { [cases_path] = cases_text, [notes] = "my notes, one line without a newline" } do
+      local none, err = runner.run { client = client, cases = cases_path, out = path }
+      assert.is_nil(none)
+      assert.matches(path:gsub("%p", "%%%0") .. " is not a results file", err.message)
+      assert.equal(text, proc.read_file(path))                -- not rewritten, not appended to
+    end
+    assert.equal(0, #srv:requests())
+    -- a complete ok line whose newline an editor stripped: kept, the case not run again
+    local out = dir .. "/results.jsonl"
+    cli.write(out, '{"id":"a","ok":true,"text":"hand-checked","pass":true}')
+    local s = assert(runner.run { client = client, cases = cases_path, out = out })
+    assert.equal(1, s.skipped)
+    assert.equal(1, #srv:requests())
+    local lines = read_lines(out)
+    assert.equal(2, #lines)
+    assert.equal("hand-checked", lines[1].text)
+    assert.equal("b", lines[2].id)
+    -- a killed run's first write, cut short, is dropped
+    cli.write(out, '{"id":"a","ok":tr')
+    s = assert(runner.run { client = client, cases = cases_path, out = out })
+    assert.equal(0, s.skipped)
+    assert.equal(2, #read_lines(out))
+  end)
+
   it("refuses bad input clearly", function ()
     local path = dir .. "/bad.jsonl"
     cli.write(path, '{"id": 1}\nnot json\n')

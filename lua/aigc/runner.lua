@@ -27,7 +27,8 @@
 -- (`ok = false` with `error = {kind, message, status}` when the call
 -- failed after its attempts.) A results file that exists is resumed: cases
 -- whose id has an `ok` line there are not run again (a partial last line
--- from a killed run is dropped); failed cases run again. The runner paces
+-- from a killed run is dropped); failed cases run again. A file that is
+-- not a results file (the cases, notes) is refused, never written to. The runner paces
 -- itself with `aigc.ratelimit` (x-ratelimit headers, 429s, adaptive
 -- concurrency) and retries what can be retried (429, 408, 409, 5xx,
 -- connection errors, timeouts) itself, honouring `retry-after`.
@@ -125,26 +126,54 @@ local function id_key (id)
   return type(id) == "number" and string_format("%.17g", id) or tostring(id)
 end
 
---- Reads a results file: the last `ok` result of each case id, and whether
--- the file ends with a partial line (a killed run's last write).
+-- A line the runner wrote: a JSON object with an `id` and a boolean `ok`.
+local function result_line (line)
+  local r = json_decode(line)
+  if type(r) == "table" and r.id ~= nil and type(r.ok) == "boolean" then return r end
+end
+
+local function not_results (path, n)
+  return run_error(string_format("%s is not a results file (line %d is not a result line): "
+    .. "refusing to write results into it", path, n))
+end
+
+--- Reads a results file: the last `ok` result of each case id. A file
+-- whose lines are not all result lines (the cases file, notes) is refused,
+-- so that a run never writes into it. A last line without its newline is
+-- kept when it is a result line; a fragment that is not JSON (a killed
+-- run's last write) is to be dropped.
 -- @tparam string path
--- @treturn table|nil results by id (nil when the file does not exist)
--- @treturn boolean|nil partial
--- @treturn string|nil the complete lines' text
+-- @treturn[1] table|nil results by id (nil when the file does not exist)
+-- @treturn[1] string|nil what the file needs before results are appended: "newline" (its last
+-- line has none), "partial" (rewrite it as the complete lines' text), or nil
+-- @treturn[1] string the complete lines' text
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err (not a results file, or unreadable)
 -- @usage local done = runner.read_results "results.jsonl"
 function M.read_results (path)
   local text = read_lines(path)
   if not text then return nil end
-  local done = {}
-  local complete = text:match("^(.*\n)") or ""
-  local partial = #complete < #text
-  for line in complete:gmatch("([^\n]*)\n") do
-    local r = json_decode(line)
-    if type(r) == "table" and r.id ~= nil then
-      if r.ok == true then done[id_key(r.id)] = r end
-    end
+  local done, n = {}, 0
+  local function take (line)
+    n = n + 1
+    if not line:find("%S") then return true end
+    local r = result_line(line)
+    if r and r.ok == true then done[id_key(r.id)] = r end
+    return r ~= nil
   end
-  return done, partial, complete
+  local complete = text:match("^(.*\n)") or ""
+  for line in complete:gmatch("([^\n]*)\n") do
+    if not take(line) then return nil, not_results(path, n) end
+  end
+  local rest = text:sub(#complete + 1)
+  if rest == "" then return done, nil, complete end
+  if take(rest) then return done, "newline", text end
+  -- Not a result line: a killed run's partial write (it is not JSON, and
+  -- the file has results, or it starts as the runner's lines do), or not ours.
+  if json_decode(rest) == nil and (next(done) or complete:find("%S") or rest:find('^{"[%w_]+":')) then
+    return done, "partial", complete
+  end
+  return nil, not_results(path, n)
 end
 
 -- }======================================================
@@ -406,21 +435,31 @@ local function load_cases (spec)
 end
 
 -- Opens the results file for appending, dropping a killed run's partial
--- last line first. Returns the file and the done results by id.
+-- last line first (or ending a last line that lacks its newline). Returns
+-- the file and the done results by id.
 local function open_out (spec)
-  if not spec.out then return nil, {} end
-  local done, partial, complete = M.read_results(spec.out)
+  local path = spec.out
+  if not path then return nil, {} end
+  local done, fix, complete = M.read_results(path)
+  if not done and fix then return nil, nil, fix end
   if done and spec.resume == false then
-    return nil, nil, run_error(spec.out .. " exists: remove it, or resume from it")
+    return nil, nil, run_error(path .. " exists: remove it, or resume from it")
   end
-  if partial then
-    local f, err = io.open(spec.out, "wb")
-    if not f then return nil, nil, run_error("cannot rewrite " .. spec.out .. ": " .. tostring(err)) end
-    f:write(complete)
-    f:close()
+  if fix == "partial" then   -- a new file renamed into place: the old one stays whole until then
+    local tmp = path .. ".partial"
+    local f, err = io.open(tmp, "wb")
+    local ok = f ~= nil
+    if f then
+      ok, err = f:write(complete)
+      f:close()
+      if ok then ok, err = os.rename(tmp, path) end
+      if not ok then os.remove(tmp) end
+    end
+    if not ok then return nil, nil, run_error("cannot rewrite " .. path .. ": " .. tostring(err)) end
   end
-  local f, err = io.open(spec.out, "ab")
-  if not f then return nil, nil, run_error("cannot open " .. spec.out .. ": " .. tostring(err)) end
+  local f, err = io.open(path, "ab")
+  if not f then return nil, nil, run_error("cannot open " .. path .. ": " .. tostring(err)) end
+  if fix == "newline" then f:write("\n") end
   return f, done or {}
 end
 
