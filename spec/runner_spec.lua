@@ -324,6 +324,19 @@ describe("aigc run (the command)", function ()
     assert.equal(5, #srv:requests())
   end)
 
+  it("--out /dev/stdout (a pipe) is written to, never read: the run does not hang", function ()
+    cli.write(home .. "/one.jsonl", '{"id":"a","prompt":"Echo: a"}\n')
+    local cmd = cli.command({ "run", home .. "/one.jsonl", "--out", "/dev/stdout", "-q", "--no-log" },
+                            { home = home, base_url = srv.base_url })
+    local p = assert(io.popen("timeout 15 " .. cmd .. " </dev/null 2>/dev/null; echo rc=$?", "r"))
+    local text = p:read("*a")
+    p:close()
+    assert.matches("rc=0\n$", text)
+    local line = cjson.decode(text:match("^([^\n]*)\n"))
+    assert.equal("a", line.id)
+    assert.is_true(line.ok)
+  end)
+
   it("a run killed with SIGKILL resumes without redoing the cases it had done", function ()
     cli.write(home .. "/templates/capital.lua", '{ prompt = "What is the capital of {{country}}?" }')
     local n = 300

@@ -11,6 +11,7 @@
 **   error(t)         gives t the error metatable
 **   header_problem(name, value)   nil, or what is wrong with a header
 **   fields_fit(params, rules)     whether a call's fields need no closer check
+**   file_kind(path)  "file", "directory", "fifo", "char"... or nil, message
 **
 ** The layers below it, the re-entrancy rule and the lifecycle contract are
 ** in aigc.h and docs/ARCHITECTURE.md. Here: sleep() ends early when a
@@ -22,6 +23,7 @@
 #include <string.h>
 #include <pthread.h>
 #include <time.h>
+#include <sys/stat.h>
 
 #include <curl/curl.h>
 
@@ -230,6 +232,36 @@ static int core_now (lua_State *L) {
   return 1;
 }
 
+/*
+** core.file_kind(path) -> what stat(2) says the path is: "file" (a
+** regular file), "directory", "fifo", "char", "block", "socket" or
+** "other"; nil, message, errno when it cannot be told (no such file).
+** Plain Lua cannot tell a pipe or a terminal from a file without opening
+** it, and opening a FIFO or reading /dev/stdout can block for ever: the
+** runner asks this before it reads a results file.
+*/
+static int core_file_kind (lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  struct stat st;
+  const char *kind;
+  if (stat(path, &st) != 0) {
+    int e = errno;
+    luaL_pushfail(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(e));
+    lua_pushinteger(L, e);
+    return 3;
+  }
+  if (S_ISREG(st.st_mode)) kind = "file";
+  else if (S_ISDIR(st.st_mode)) kind = "directory";
+  else if (S_ISFIFO(st.st_mode)) kind = "fifo";
+  else if (S_ISCHR(st.st_mode)) kind = "char";
+  else if (S_ISBLK(st.st_mode)) kind = "block";
+  else if (S_ISSOCK(st.st_mode)) kind = "socket";
+  else kind = "other";
+  lua_pushstring(L, kind);
+  return 1;
+}
+
 static const luaL_Reg core_funcs[] = {
   {"now", core_now},
   {"sleep", core_sleep},
@@ -238,6 +270,7 @@ static const luaL_Reg core_funcs[] = {
   {"error", core_error},
   {"header_problem", core_header_problem},
   {"fields_fit", core_fields_fit},
+  {"file_kind", core_file_kind},
   {NULL, NULL}
 };
 

@@ -137,13 +137,15 @@ local function not_results (path, n)
     .. "refusing to write results into it", path, n))
 end
 
---- Reads a results file: the last `ok` result of each case id. A file
--- whose lines are not all result lines (the cases file, notes) is refused,
--- so that a run never writes into it. A last line without its newline is
--- kept when it is a result line; a fragment that is not JSON (a killed
--- run's last write) is to be dropped.
+--- Reads a results file: the last `ok` result of each case id. Only a
+-- regular file is read (a pipe, a terminal or `/dev/stdout` is written to,
+-- never read: reading it would wait for ever). A file whose lines are not
+-- all result lines (the cases file, notes) is refused, so that a run never
+-- writes into it. A last line without its newline is kept when it is a
+-- result line; a fragment that is not JSON (a killed run's last write) is
+-- to be dropped.
 -- @tparam string path
--- @treturn[1] table|nil results by id (nil when the file does not exist)
+-- @treturn[1] table|nil results by id (nil when there is no regular file to resume from)
 -- @treturn[1] string|nil what the file needs before results are appended: "newline" (its last
 -- line has none), "partial" (rewrite it as the complete lines' text), or nil
 -- @treturn[1] string the complete lines' text
@@ -151,8 +153,9 @@ end
 -- @treturn[2] aigc.error err (not a results file, or unreadable)
 -- @usage local done = runner.read_results "results.jsonl"
 function M.read_results (path)
-  local text = read_lines(path)
-  if not text then return nil end
+  if core.file_kind(path) ~= "file" then return nil end
+  local text, rerr = read_lines(path)
+  if not text then return nil, run_error("cannot read " .. path .. ": " .. tostring(rerr)) end
   local done, n = {}, 0
   local function take (line)
     n = n + 1
