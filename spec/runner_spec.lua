@@ -161,6 +161,25 @@ describe("aigc.runner", function ()
     assert.equal(3, s.results["1"].strategy.total)
   end)
 
+  it("charges response-cache hits nothing, on their lines and in the summary (their tokens still count)", function ()
+    local cached = aigc.client { base_url = srv.base_url, cache = true }
+    local cases = { { id = "a", prompt = "Echo: one" }, { id = "b", prompt = "Echo: two" } }
+    local spec = { client = cached, cases = cases, params = { temperature = 0 },
+                   prices = { ["aigc-dev"] = { input = 10, output = 20 } } }
+    local live = assert(runner.run(spec))
+    assert.is_true(live.cost > 0)
+    assert.is_true(live.results.a.cost > 0)
+    local again = assert(runner.run(spec))
+    assert.equal(2, again.totals.cache_hits)
+    assert.equal(2, #srv:requests())                        -- the second run sent nothing
+    assert.equal(0, again.cost)
+    assert.equal(0, again.results.a.cost)
+    assert.equal(0, again.results.b.cost)
+    assert.equal(live.usage.total_tokens, again.usage.total_tokens)
+    assert.equal(live.results.a.usage.total_tokens, again.results.a.usage.total_tokens)
+    cached:close()
+  end)
+
   it("a case whose template lacks a variable fails without a request", function ()
     local s = assert(runner.run { client = client, template = capital, cases = { { id = "x", vars = {} } } })
     assert.equal(1, s.failed)

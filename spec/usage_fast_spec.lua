@@ -182,6 +182,10 @@ describe("usage totals: record, read once per field (issue 17)", function ()
     m.requests = m.requests + 1
     usage.add_tokens(m, res.usage)
     usage.add_tokens(self, res.usage)
+    if how == "cache" then   -- (a hit's tokens are also kept apart: they cost nothing)
+      m.cache_hit_tokens = m.cache_hit_tokens or {}
+      usage.add_tokens(m.cache_hit_tokens, res.usage)
+    end
     local cost = how ~= "cache" and usage.cost(res.usage, usage.price(self.prices, model)) or nil
     if cost then
       m.cost = (m.cost or 0) + cost

@@ -294,26 +294,31 @@ local function add_usage (into, u)
   end
 end
 
--- One attempt of one job, inside a task: fills job.res / job.err and the
--- result line.
+-- Adds a response's usage to a line's `usage`, and to `billed` unless the
+-- response cache answered it: a cache hit counts its tokens, not its price.
+local function add_res (usage, billed, r)
+  if type(r) ~= "table" then return end
+  add_usage(usage, r.usage)
+  if not r.cached then add_usage(billed, r.usage) end
+end
+
 -- The result line of a job whose call gave `res`: usage, assertions, cost.
 local function result_of (run, job, res)
   local c = job.case
-  local usage = {}
-  if res.usage_list then for _, r in ipairs(res.usage_list) do add_usage(usage, r and r.usage) end
-  else add_usage(usage, res.usage) end
+  local usage, billed = {}, {}
+  for _, r in ipairs(res.usage_list or { res }) do add_res(usage, billed, r) end
   local text = type(res.text) == "string" and res.text or ""
   local ctx = { client = run.judge_client, model = job.params.model, parsed = res.parsed, judge_usage = {} }
   local assertions = {}
   for _, a in ipairs(run.assertions) do assertions[#assertions + 1] = a end
   for _, a in ipairs(type(c.assert) == "table" and c.assert or {}) do assertions[#assertions + 1] = a end
   local pass, checked = M.check(assertions, text, ctx)
-  for _, r in ipairs(ctx.judge_usage) do add_usage(usage, r.usage) end
+  for _, r in ipairs(ctx.judge_usage) do add_res(usage, billed, r) end
   local model = type(res.model) == "string" and res.model or job.params.model
   job.result = {
     id = c.id, ok = true, text = text, parsed = res.parsed, model = model,
     usage = usage, latency_ms = job.latency and math_floor(job.latency * 1000 + 0.5), attempts = job.attempt,
-    cost = M.cost(usage, M.price(run.prices, model)),
+    cost = M.cost(billed, M.price(run.prices, model)),
     pass = pass, assertions = #checked > 0 and checked or nil, strategy = res.strategy,
     finished_at = iso_now(),
   }
@@ -516,7 +521,8 @@ local TOTAL_FIELDS = { "requests", "errors", "retries", "cache_hits", "prompt_to
 -- What the run's own requests used since it started, from its clients'
 -- usage totals (failed attempts, strategy candidates and judges included;
 -- cases done by an earlier run are not), the cost at the run's prices
--- (else the client's); nil when the client keeps no totals.
+-- (else the client's; cache hits cost nothing); nil when the client keeps
+-- no totals.
 function Run:totals ()
   local after, before = self:usage_snapshots(), self.usage_before
   if not (after[1] and before[1]) then return nil end
@@ -527,7 +533,7 @@ function Run:totals ()
       local d = usage_mod.diff(after[i], before[i])
       for _, k in ipairs(TOTAL_FIELDS) do t[k] = t[k] + d[k] end
       for name, m in pairs(d.models) do
-        local cost = usage_mod.cost(m, usage_mod.price(self.prices, name)) or m.cost
+        local cost = usage_mod.cost(usage_mod.billed(m), usage_mod.price(self.prices, name)) or m.cost
         local into = t.models[name] or { requests = 0, prompt_tokens = 0, completion_tokens = 0, total_tokens = 0 }
         t.models[name] = into
         into.requests = into.requests + m.requests

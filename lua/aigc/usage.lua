@@ -65,6 +65,26 @@ function M.add_tokens (into, u)
   into.total_tokens = (into.total_tokens or 0) + (tonumber(u.total_tokens) or p + c)
 end
 
+-- A copy of a model's cache-hit tokens (less `minus`'s), or nil.
+local function copy_tokens (h, minus)
+  if not h then return nil end
+  minus = minus or {}
+  local t = {}
+  for _, k in ipairs(TOKEN_FIELDS) do t[k] = h[k] - (minus[k] or 0) end
+  return t
+end
+
+--- The tokens of a model's totals that were charged for: its tokens less
+-- those of its cache hits (`cache_hit_tokens`), which cost nothing.
+-- @tparam table m an entry of `usage().models`
+-- @treturn table `prompt_tokens`, `completion_tokens`, `total_tokens`
+-- @usage local cost = usage.cost(usage.billed(u.models["gpt-4o-mini"]), price)
+function M.billed (m)
+  local h, t = m.cache_hit_tokens or {}, {}
+  for _, k in ipairs(TOKEN_FIELDS) do t[k] = (m[k] or 0) - (h[k] or 0) end
+  return t
+end
+
 local Totals = {}
 Totals.__index = Totals
 
@@ -126,8 +146,19 @@ function Totals:record (res, err, how)
                                                          m.total_tokens + t
   self.prompt_tokens, self.completion_tokens, self.total_tokens = self.prompt_tokens + p,
                                                                   self.completion_tokens + c, self.total_tokens + t
-  -- a cache hit costs nothing: its tokens are counted, not its price
-  local cost = how ~= "cache" and self.prices ~= nil and M.cost(u, M.price(self.prices, model)) or nil
+  -- a cache hit costs nothing: its tokens are counted (and kept apart, so
+  -- that a run pricing the totals again charges them nothing), not its price
+  if how == "cache" then
+    local h = m.cache_hit_tokens
+    if not h then
+      h = { prompt_tokens = 0, completion_tokens = 0, total_tokens = 0 }
+      m.cache_hit_tokens = h
+    end
+    h.prompt_tokens, h.completion_tokens, h.total_tokens = h.prompt_tokens + p, h.completion_tokens + c,
+                                                           h.total_tokens + t
+    return
+  end
+  local cost = self.prices ~= nil and M.cost(u, M.price(self.prices, model)) or nil
   if cost then
     m.cost = (m.cost or 0) + cost
     self.cost = (self.cost or 0) + cost
@@ -144,7 +175,8 @@ function Totals:snapshot ()
   for k, n in pairs(self.errors_by_kind) do s.errors_by_kind[k] = n end
   for name, m in pairs(self.models) do
     s.models[name] = { requests = m.requests, prompt_tokens = m.prompt_tokens,
-                       completion_tokens = m.completion_tokens, total_tokens = m.total_tokens, cost = m.cost }
+                       completion_tokens = m.completion_tokens, total_tokens = m.total_tokens, cost = m.cost,
+                       cache_hit_tokens = copy_tokens(m.cache_hit_tokens) }
   end
   return s
 end
@@ -172,7 +204,8 @@ function M.diff (after, before)
                          prompt_tokens = m.prompt_tokens - (b.prompt_tokens or 0),
                          completion_tokens = m.completion_tokens - (b.completion_tokens or 0),
                          total_tokens = m.total_tokens - (b.total_tokens or 0),
-                         cost = m.cost and m.cost - (b.cost or 0) or nil }
+                         cost = m.cost and m.cost - (b.cost or 0) or nil,
+                         cache_hit_tokens = copy_tokens(m.cache_hit_tokens, b.cache_hit_tokens) }
     end
   end
   return d
