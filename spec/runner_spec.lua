@@ -258,6 +258,20 @@ describe("aigc.runner", function ()
     none, err = runner.run { client = client, cases = { { id = 1 }, { id = 1 } }, template = capital }
     assert.is_nil(none)
     assert.matches("two cases have the id 1", err.message)
+    -- an assert that is one object is a one-item list; a string (or any other shape) names its case
+    cli.write(path, '{"id": "a", "prompt": "Capital of France?", "assert": {"type": "contains", "value": "Berlin"}}\n')
+    local s = assert(runner.run { client = client, cases = path })
+    assert.is_false(s.results.a.pass)
+    assert.equal("contains", s.results.a.assertions[1].type)
+    cli.write(path, '{"id": "b", "prompt": "Capital of France?", "assert": "contains:Berlin"}\n')
+    none, err = runner.run { client = client, cases = path }
+    assert.is_nil(none)
+    assert.equal("case b: assert: a list of assertion objects (each with a type and a value), or one, expected, "
+                 .. "got string", err.message)
+    none, err = runner.run { client = client, cases = { { id = "c", prompt = "x", assert = { value = "x" } } } }
+    assert.is_nil(none)
+    assert.matches("case c: assert: a list of assertion objects .* got a table of other fields", err.message)
+    assert.equal(1, #srv:requests())                      -- a case that does not load runs nothing
     assert.has_error(function () runner.run { client = client, cases = {}, backend = "batch",
                                               strategy = { vote = 3 } } end,
       "bad argument #1 to 'run' (spec.strategy: strategies run on the direct backend only "

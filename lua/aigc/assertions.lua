@@ -11,7 +11,7 @@ local core = require "aigc.core"
 local util = require "aigc.util"
 
 local json_decode = core.json.decode
-local ipairs, pcall, tonumber, tostring, type = ipairs, pcall, tonumber, tostring, type
+local ipairs, pairs, pcall, tonumber, tostring, type = ipairs, pairs, pcall, tonumber, tostring, type
 local table_concat = table.concat
 
 util.own_module()
@@ -91,6 +91,31 @@ M.TYPES = {
   contains = true, icontains = true, ["not-contains"] = true, equals = true, ["starts-with"] = true,
   pattern = true, regex = true, ["is-json"] = true, ["json-schema"] = true, judge = true,
 }
+--- An `assert` value as a list of assertions: a list as it is, one
+-- assertion object as a one-item list, nil as none.
+-- @param v
+-- @treturn[1] table the list
+-- @treturn[2] nil
+-- @treturn[2] string what is wrong (a string, a table that is neither, an item of unknown type)
+-- @treturn[2] integer|nil the index of the bad item
+-- @usage local list = assertions.list { type = "contains", value = "Paris" }   -- { { ... } }
+function M.list (v)
+  if v == nil then return {} end
+  if type(v) == "table" and v.type ~= nil then v = { v } end
+  local n = 0
+  if type(v) == "table" then for _ in pairs(v) do n = n + 1 end end
+  if type(v) ~= "table" or n ~= #v then
+    return nil, "a list of assertion objects (each with a type and a value), or one, expected, got "
+      .. (type(v) == "table" and "a table of other fields" or type(v))
+  end
+  for i, a in ipairs(v) do
+    if type(a) ~= "table" or not M.TYPES[a.type] then
+      return nil, "unknown assertion " .. tostring(type(a) == "table" and a.type or a), i
+    end
+  end
+  return v
+end
+
 --- Checks a reply against assertions (a judge assertion calls the client,
 -- so call this where a chat may run: a task, or plain code).
 -- @tparam table assertions list of `{type =, value =}`

@@ -188,7 +188,6 @@ end
 
 --- The assertion types there are (name -> true).
 M.ASSERTION_TYPES = assertions_mod.TYPES
-local ASSERTION_TYPES = M.ASSERTION_TYPES
 local describe_assertion = assertions_mod.describe
 
 --- Checks a reply against assertions (a judge assertion calls the client,
@@ -405,11 +404,8 @@ local function check_spec (spec)
   if s ~= nil and not check_mod.is_callable(s) and (type(s) ~= "table" or (s.best_of == nil and s.vote == nil)) then
     spec_error("strategy", "a function, { best_of = N [, judge = ...] } or { vote = N } expected")
   end
-  for i, a in ipairs(spec.assert or {}) do
-    if type(a) ~= "table" or not ASSERTION_TYPES[a.type] then
-      spec_error("assert[" .. i .. "]", "unknown assertion " .. tostring(type(a) == "table" and a.type or a))
-    end
-  end
+  local list, why, i = assertions_mod.list(spec.assert)
+  if not list then spec_error("assert" .. (i and "[" .. i .. "]" or ""), why) end
   local tpl = spec.template
   if tpl ~= nil and getmetatable(tpl) ~= template_mod.Template and type(tpl) ~= "table" then
     spec_error("template", util.expected("aigc.template or table", tpl))
@@ -433,11 +429,11 @@ local function load_cases (spec)
     local key = id_key(c.id)
     if seen[key] then return nil, run_error("two cases have the id " .. key .. ": ids must be unique") end
     seen[key] = true
-    for _, a in ipairs(type(c.assert) == "table" and c.assert or {}) do
-      if type(a) ~= "table" or not ASSERTION_TYPES[a.type] then
-        return nil, run_error("case " .. key .. ": unknown assertion " .. tostring(type(a) == "table" and a.type or a))
-      end
-    end
+    -- (one assertion object is a one-item list; a string or any other
+    -- shape is refused: ignored, its case would pass unchecked)
+    local list, why = assertions_mod.list(c.assert)
+    if not list then return nil, run_error("case " .. key .. ": assert: " .. why) end
+    c.assert = c.assert ~= nil and list or nil
   end
   return cases
 end
@@ -480,7 +476,8 @@ local function new_run (spec, cases, tpl, out, done)
   local client = spec.client
   local r = setmetatable({
     spec = spec, out = out, client = client, judge_client = spec.judge_client or client, template = tpl,
-    params = spec.params or {}, strategy = spec.strategy, prices = spec.prices or {}, assertions = spec.assert or {},
+    params = spec.params or {}, strategy = spec.strategy, prices = spec.prices or {},
+    assertions = assertions_mod.list(spec.assert),
     max_attempts = spec.max_attempts or M.MAX_ATTEMPTS,
     limiter = ratelimit.new { concurrency = spec.concurrency or 4, pace = spec.pace, rpm = spec.rpm, tpm = spec.tpm },
     summary = { total = #cases, skipped = 0, ok = 0, failed = 0, passed = 0, usage = {}, cost = nil, requests = 0,
