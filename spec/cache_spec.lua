@@ -104,6 +104,26 @@ describe("the response cache", function ()
     c3:close()
   end)
 
+  it("keeps no secret a server echoed: the entry is scrubbed as errors are, and a hit gives it so", function ()
+    local key = "sk-cache-secret-4711"
+    local c = aigc.client { base_url = srv.base_url, model = "fault:echo-key", api_key = key,
+                            cache = { dir = dir .. "/c" } }
+    local live = assert(c:chat(ask("Echo: hi", { temperature = 0 })))
+    assert.matches(key, live.text, 1, true)               -- (the live reply is the caller's)
+    local f = io.popen("cat " .. dir .. "/c/*")
+    local stored = f:read("*a")
+    f:close()
+    assert.matches("x-echo", stored, 1, true)
+    assert.is_nil(stored:find(key, 1, true))
+    local hit = assert(c:chat(ask("Echo: hi", { temperature = 0 })))
+    assert.is_true(hit.cached)
+    assert.is_nil(hit.text:find(key, 1, true))
+    assert.matches("Your API key is [redacted].", hit.text, 1, true)
+    assert.equal("[redacted]", hit.headers["x-echo"])
+    assert.is_nil(tostring(hit.request_id):find(key, 1, true))
+    c:close()
+  end)
+
   it("evicts the least recently used past max_entries / max_bytes", function ()
     local cc = cache.new { max_entries = 2 }
     cc:put("a", { text = "A" }); cc:put("b", { text = "B" })

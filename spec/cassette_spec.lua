@@ -155,6 +155,36 @@ describe("cassettes", function ()
     c:close()
   end)
 
+  it("a key the server echoes (headers, body, error body) is on no tape; the masked text replays", function ()
+    local key = "sk-cassette-echo-9182"
+    local srv = devserver.start()
+    for _, proxy in ipairs { true, false } do
+      local path = dir .. "/echo-" .. tostring(proxy) .. ".jsonl"
+      local rec = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = key,
+                                cassette = { path = path, mode = "record", proxy = proxy } }
+      local live = assert(rec:chat { model = "fault:echo-key", messages = { { role = "user", content = "Hi" } } })
+      assert.matches(key, live.text, 1, true)
+      local _, lerr = rec:chat { model = "fault:echo-key,status=401", messages = { { role = "user", content = "x" } } }
+      assert.equal(401, lerr.status)
+      rec:close()
+      local tape = read(path)
+      assert.equal(proxy, tape:find('"raw"', 1, true) ~= nil)
+      assert.matches("x-echo", tape, 1, true)
+      assert.is_nil(tape:find(key, 1, true), "the key is on the tape recorded " .. (proxy and "by the proxy"
+                    or "in the client"))
+      local c = aigc.client { base_url = "http://127.0.0.1:9/v1", model = "aigc-dev",
+                              cassette = { path = path, mode = "replay", timing = false } }
+      local again = assert(c:chat { model = "fault:echo-key", messages = { { role = "user", content = "Hi" } } })
+      assert.matches("Your API key is %[redacted%]", again.text)
+      assert.equal(#(proxy and live.text or ""), #(proxy and again.text or ""))   -- the proxy masks in place
+      local _, err = c:chat { model = "fault:echo-key,status=401", messages = { { role = "user", content = "x" } } }
+      assert.equal(401, err.status)
+      assert.matches("Incorrect API key provided: %[redacted%]", err.message)
+      c:close()
+    end
+    srv:stop()
+  end)
+
   it("closing a recording client waits for the exchange the proxy is still writing", function ()
     -- An upstream that answers at once but closes the connection 0.8 s later:
     -- the client has its reply long before the proxy sees the end and writes it.

@@ -226,10 +226,12 @@ function Cache:get (key)
 end
 
 --- Stores a reply (the fields the core adds per request -- `retries` --
--- are left out).
+-- are left out), scrubbed by `scrub` (the client's secrets: a key a server
+-- echoed is never kept, in memory or on disk).
 -- @tparam string key
 -- @tparam table res
-function Cache:put (key, res)
+-- @tparam[opt] function scrub the stored JSON text -> the text to keep
+function Cache:put (key, res, scrub)
   local copy = {}
   for k, v in pairs(res) do if k ~= "retries" and k ~= "cached" then copy[k] = v end end
   -- (`res.headers` is made when first read: `pairs` shows it through
@@ -237,6 +239,7 @@ function Cache:put (key, res)
   if copy.headers == nil then copy.headers = res.headers end
   local ok, value = pcall(json.encode, copy)
   if not ok then return end
+  if scrub then value = scrub(value) end
   local time = os_time()
   remember(self, key, value, time)
   write_disk(self, key, value, time)

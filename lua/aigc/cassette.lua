@@ -344,11 +344,14 @@ local function stored_headers (h)
 end
 
 --- When a recorded call has ended: appends its exchange (calls that got no
--- HTTP answer -- a refused connection, a cancel -- are not stored).
+-- HTTP answer -- a refused connection, a cancel -- are not stored),
+-- scrubbed by `scrub` (the client's secrets: a key a server echoed in a
+-- header or a body is not in the file).
 -- @tparam table call from `before`
 -- @param res
 -- @param err
-function Cassette:ended (call, res, err)
+-- @tparam[opt] function scrub the exchange (a table, in place) -> it
+function Cassette:ended (call, res, err, scrub)
   if self.mode ~= "record" or self.proxy then return end
   local x = { key = call.key }
   if res then
@@ -372,6 +375,7 @@ function Cassette:ended (call, res, err)
   else
     return
   end
+  if scrub then x = scrub(x) end
   local f = io.open(self.path, "ab")
   if not f then return end
   f:write(json.encode(x), "\n")

@@ -29,7 +29,9 @@ back to the client byte for byte as it arrives and is appended to the
 cassette as one line `{key, raw = true, events = [{t, data}]}`: the bytes
 cut after each newline (so no UTF-8 character is split), t in ms from the
 request. The key comes from the client in `x-aigc-cassette-key`. Nothing
-of the request (its Authorization header) is stored.
+of the request (its Authorization header) is stored, and the credentials
+it carries are masked in what is stored of the response (a server may
+echo the key in a header or a body): `[redacted]***`, as many bytes.
 It exits when its parent is gone
 (polled every 0.5 s) or on SIGTERM; a
 recording proxy's SIGTERM first lets the exchanges in flight finish and be
@@ -122,9 +124,65 @@ if upstream then
   up_addr = ai[1].addr
 end
 
-local function append_exchange (key, events)
+-- Credential-like query parameter names (aigc.util's secret_param: this
+-- process runs without aigc's modules).
+local SECRET_WORDS = { secret = true, password = true, passwd = true, auth = true, authorization = true,
+                       sig = true, signature = true, credential = true, credentials = true }
+local function secret_param (name)
+  name = name:lower()
+  if name:find("key$") or name:find("token$") then return true end
+  for word in name:gmatch("[^%-_.]+") do if SECRET_WORDS[word] then return true end end
+  return false
+end
+
+-- The credentials a request carries: the values of its Authorization,
+-- api-key and x-api-key headers (and X of "Bearer X") and of its
+-- credential-like query parameters. They are what the client's engine
+-- scrubs from errors and logs (its key, token, header credentials, URL
+-- secrets); a server may echo them back, and none may be stored. Longest
+-- first; shorter than 8 bytes are not searched (as the engine's rule).
+local function credentials (request_head)
+  local list = {}
+  local function add (v) if v and #v >= 8 then list[#list + 1] = v end end
+  for name, value in request_head:gmatch("\r\n([^:\r\n]+):[ \t]*([^\r\n]*)") do
+    name = name:lower()
+    if name == "authorization" or name == "api-key" or name == "x-api-key" then
+      add(value)
+      add(value:match("^%S+%s+(.-)%s*$"))
+    end
+  end
+  local query = request_head:match("^%S+ [^?%s]*%?(%S*)") or ""
+  for k, v in query:gmatch("([^&=]+)=([^&]*)") do
+    if secret_param(k) then
+      add(v)
+      add((v:gsub("%%(%x%x)", function (h) return string.char(tonumber(h, 16)) end)))
+    end
+  end
+  table.sort(list, function (x, y) return #x > #y end)
+  return list
+end
+
+-- `s` with each credential masked by as many bytes ("[redacted]***"):
+-- the recorded bytes keep their lengths, so Content-Length and chunk
+-- sizes stay right, and a replay plays the masked text as it was recorded.
+local function mask (s, secrets)
+  for _, secret in ipairs(secrets) do
+    local m = ("[redacted]" .. ("*"):rep(#secret)):sub(1, #secret)
+    local i = 1
+    while true do
+      local a, b = s:find(secret, i, true)
+      if not a then break end
+      s = s:sub(1, a - 1) .. m .. s:sub(b + 1)
+      i = a + #m
+    end
+  end
+  return s
+end
+
+local function append_exchange (key, events, secrets)
   local f = io.open(path, "ab")
   if not f then return end
+  for _, ev in ipairs(events) do ev.data = mask(ev.data, secrets) end
   f:write(cjson.encode { key = key, raw = true, events = events }, "\n")
   f:close()
 end
@@ -152,6 +210,7 @@ local recording, draining, DRAIN_MS = 0, false, 5000
 -- Forwards one request, relays and records the response.
 local function proxy (sock, request_head, body, key)
   local up, t0, events, pending = uv.new_tcp(), uv.now(), {}, ""
+  local secrets = credentials(request_head)
   recording = recording + 1
   local function finish ()
     recording = recording - 1
@@ -182,7 +241,7 @@ local function proxy (sock, request_head, body, key)
       end
       if pending ~= "" then events[#events + 1] = { t = uv.now() - t0, data = pending } end
       up:close()
-      if not rerr and key and #events > 0 then append_exchange(key, events) end
+      if not rerr and key and #events > 0 then append_exchange(key, events, secrets) end
       finish()
     end)
   end)

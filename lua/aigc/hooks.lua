@@ -112,6 +112,14 @@ local function quietly (f, ...)
   if not ok and tostring(e):find("interrupted!$") then error(e, 0) end
 end
 
+-- The client's secrets scrubbed from `v` (a string, or a table in place)
+-- as from its errors and logs (`engine:scrub`): for what a cache or a
+-- cassette keeps. Raises when it cannot scrub (then nothing is kept).
+local function scrubber (client)
+  local engine = rawget(client, "_engine")
+  return function (v) return engine:scrub(v) end
+end
+
 -- A request has ended: counts it, logs it, records it. Nothing here may
 -- raise into the engine's end (a failing log write is dropped).
 local function ended (client, call, res, err)
@@ -121,8 +129,10 @@ local function ended (client, call, res, err)
     local replayed = c and c.mode == "replay" and not (err and type(err) == "table" and err.code == "cassette_miss")
     client._usage:record(res, err, replayed and "replay" or nil)
   end
-  if res and call.cache_key and client._cache then quietly(client._cache.put, client._cache, call.cache_key, res) end
-  if c then quietly(c.ended, c, call, res, err) end
+  if res and call.cache_key and client._cache then
+    quietly(client._cache.put, client._cache, call.cache_key, res, scrubber(client))
+  end
+  if c then quietly(c.ended, c, call, res, err, scrubber(client)) end
   local log = client._promptlog
   if log and call.api == "chat" and type(call.user_params) == "table" then
     quietly(log.record_call, log, call.user_params, res, err, { started = call.started, client = client })
