@@ -397,4 +397,25 @@ describe("aigc (one-shot prompts)", function ()
     assert.matches("go with %-%-batch", r.stderr)
     assert.equal(0, #srv:requests())
   end)
+
+  it("a value the library refuses (-o, a template's params, text not UTF-8) is one usage line, exit 2", function ()
+    local function refused (args, want, opts)
+      local r = aigc(args, opts)
+      assert.equal(2, r.code, r.stderr)
+      assert.equal("aigc: invalid input: " .. want .. "\n", r.stderr)   -- one line: no traceback
+    end
+    refused({ "-o", "temperature=hot", "Hi" }, "params.temperature: number expected, got string")
+    refused({ "-o", "timeout=abc", "Hi" }, "params.timeout: a number of seconds > 0 expected, got string")
+    refused({ "Echo: caf\xe9" }, "params.messages[1].content: invalid UTF-8 at byte 9 of a string")
+    refused({ "Echo" }, "params.messages[1].content: invalid UTF-8 at byte 3 of a string", { stdin = "caf\xe9\n" })
+    cli.write(home .. "/templates/hot.lua", 'return { prompt = "Echo: {{x}}", params = { temperature = "hot" } }')
+    refused({ "-t", "hot", "-p", "x=1" }, "params.temperature: number expected, got string")
+    cli.write(home .. "/cases.jsonl", '{"id": "a", "prompt": "Hi"}\n')
+    for _, flag in ipairs { "--concurrency", "--max-attempts", "--best-of", "--vote" } do
+      local r = aigc { "run", home .. "/cases.jsonl", "-q", flag, "0" }
+      assert.equal(2, r.code, r.stderr)
+      assert.equal(flag .. " must be a whole number >= 1\n", r.stderr)
+    end
+    assert.equal(0, #srv:requests())
+  end)
 end)

@@ -24,6 +24,19 @@ M.COMMANDS = {
   speak = "aigc.cli.speak",
 }
 
+-- What the library's misuse error says of a value the user gave (an -o
+-- option, a template's params, the prompt's text, a run's flag): the
+-- part in parentheses of "bad argument #1 to 'chat_async' (params.X: ...)",
+-- for the call's params, spec or opts; nil for any other error (a bug:
+-- reported with its traceback).
+local function user_value_error (e)
+  if type(e) ~= "string" then return nil end
+  local what = e:match("^bad argument #%d+ to '[^']*' %((.*)%)$")
+    or e:match("^[^\n]-:%d+: bad argument #%d+ to '[^']*' %((.*)%)$")
+  if what and (what:find("^params[%.%[]") or what:find("^spec%.") or what:find("^opts%.")) then return what end
+  return nil
+end
+
 local function version ()
   local ok, aigc = pcall(require, "aigc")
   return "aigc " .. (ok and tostring(aigc._VERSION) or "?") .. " (" .. _VERSION .. ")"
@@ -31,7 +44,8 @@ end
 
 --- Runs the command line.
 -- @tparam table argv the arguments (without the program name)
--- @treturn integer the exit code: 0 success, 1 a failed call, 2 a usage error
+-- @treturn integer the exit code: 0 success, 1 a failed call, 2 a usage error (a value the
+-- library refuses as misuse -- `-o temperature=hot`, text that is not UTF-8 -- is one too)
 function M.main (argv)
   argv = argv or {}
   local first = argv[1]
@@ -57,6 +71,8 @@ function M.main (argv)
   end
   local ran, code = compat.xpcall(mod.run, function (e)   -- (5.1's passes no arguments)
     if getmetatable(e) == common.Exit then return e end
+    local what = user_value_error(e)   -- the user's input, refused: a usage error
+    if what then return setmetatable({ message = "aigc: invalid input: " .. what, code = 2 }, common.Exit) end
     return debug.traceback("aigc: internal error: " .. tostring(e), 2)
   end, args)
   if ran then return code or 0 end

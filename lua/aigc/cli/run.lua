@@ -136,6 +136,12 @@ function M.run (args)
   if args.batch and (args.best_of or args.vote) then
     common.usage("--batch runs one request per case: no --best-of/--vote")
   end
+  for _, flag in ipairs { "concurrency", "max_attempts", "best_of", "vote" } do
+    local n = args[flag]
+    if n ~= nil and (n < 1 or n ~= math.floor(n)) then
+      common.usage("--" .. flag:gsub("_", "-") .. " must be a whole number >= 1")
+    end
+  end
   local config = common.config()
   local client, _, endpoint = common.client(config, args.endpoint)
   if args.cancel then return M.cancel(client, args) end
