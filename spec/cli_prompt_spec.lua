@@ -72,6 +72,27 @@ describe("aigc (one-shot prompts)", function ()
     os.remove(out)
   end)
 
+  it("SIGINT (Ctrl-C) during --vote / --best-of: exit 130, one line, logged as canceled", function ()
+    local socket = require "socket"
+    for _, mode in ipairs { { "--vote", "2" }, { "--best-of", "2" } } do
+      srv:reset()
+      local err = os.tmpname()
+      local job = cli.background({ "-m", "fault:drip=300", mode[1], mode[2], "Tell me a long story about dragons" },
+                                 { home = home, base_url = srv.base_url, stderr = err })
+      local deadline = socket.gettime() + 10
+      while srv:stats().open_now < 2 do
+        assert.is_true(socket.gettime() < deadline, "timed out: the candidates' requests")
+        socket.sleep(0.02)
+      end
+      os.execute("kill -INT " .. job.pid)
+      assert.equal(130, job.wait_exit(deadline), proc.read_file(err))
+      assert.equal("aigc: canceled\n", proc.read_file(err))
+      os.remove(err)
+      local e = logs()[1]
+      assert.equal("canceled", e.status)
+    end
+  end)
+
   it("--no-stream waits for the whole reply", function ()
     local story = "Tell me a story about a robot that learns to paint"
     local out = cli.spawn({ "--no-stream", "-m", "fault:pause=40", story }, { home = home, base_url = srv.base_url })

@@ -370,6 +370,33 @@ describe("aigc run (the command)", function ()
     assert.is_true(line.ok)
   end)
 
+  it("SIGINT (Ctrl-C) stops a run: exit 130, one line, only whole result lines; a rerun resumes", function ()
+    local n = 200
+    write_cases(home .. "/cases.jsonl", n)
+    cli.write(home .. "/templates/capital.lua", '{ prompt = "What is the capital of {{country}}?" }')
+    local out, err = home .. "/r.jsonl", home .. "/err.txt"
+    local args = { "run", home .. "/cases.jsonl", "-t", "capital", "--out", out, "--concurrency", "4", "-q",
+                   "--no-log", "-m", "fault:delay=30" }
+    local job = cli.background(args, { home = home, base_url = srv.base_url, stderr = err })
+    local deadline = socket.gettime() + 20
+    while #((proc.read_file(out) or ""):gsub("[^\n]", "")) < 20 do
+      assert.is_true(socket.gettime() < deadline, "the run wrote too little")
+      socket.sleep(0.01)
+    end
+    os.execute("kill -INT " .. job.pid)
+    assert.equal(130, job.wait_exit(deadline), proc.read_file(err))
+    assert.equal("aigc run: interrupted (the results so far are in " .. out .. ": run it again to resume)\n",
+                 proc.read_file(err))
+    local text = proc.read_file(out)
+    assert.matches("\n$", text)
+    local done = #read_lines(out)                  -- (every line decodes)
+    assert.is_true(done < n, "the run finished before the SIGINT")
+    srv:reset()
+    local r = cli.run(args, { home = home, base_url = srv.base_url })
+    assert.equal(0, r.code, r.stderr)
+    assert.equal(n - done, srv:stats().requests_total)
+  end)
+
   it("a run killed with SIGKILL resumes without redoing the cases it had done", function ()
     cli.write(home .. "/templates/capital.lua", '{ prompt = "What is the capital of {{country}}?" }')
     local n = 300

@@ -370,7 +370,7 @@ local OPTIONS = {
   on_progress = "function", log = "table", backend = "string", assert = "table", judge_client = "table",
   resume = "boolean", rpm = "number", tpm = "number", progress_interval = "number",
   batch_id = "string", batch_interval = "number", batch_metadata = "table", batch_endpoint = "string",
-  batch_price_factor = "number",
+  batch_price_factor = "number", interrupted = "function",
 }
 
 -- Misuse of run: `bad argument #1 to 'run' (spec.X: ...)`.
@@ -685,6 +685,9 @@ local INTERNAL   -- (set below)
 --    (about every `progress_interval` seconds, default 0.2, and at the end);
 --    a callback that raises stops the run, and `run` raises its error
 --  - `log`: an `aigc.promptlog` to log each call into (source "run")
+--  - `interrupted`: a function asked between steps (direct backend); when it
+--    returns true the run stops, its results so far written (a rerun resumes),
+--    and `run` returns nil, an error of code "interrupted"
 --  - `judge_client`: the client of judge assertions (default `client`)
 --  - `backend`: "direct" (the default) or "batch": the Batch API (`aigc.batch`): the cases
 --    that are not done go as one batch, polled every `batch_interval` s (default 1),
@@ -721,6 +724,10 @@ function M.run (spec)
     local wait = r:admit()
     r:progress(false)
     if r.remaining > 0 and not r.fatal then r.client:step(wait > 0 and wait or 0) end
+    if spec.interrupted and spec.interrupted() then   -- (the cases in flight: no line)
+      if out then out:close() end
+      return nil, run_error("interrupted", { code = "interrupted" })
+    end
     if r.fatal then
       if out then out:close() end
       if type(r.fatal) == "table" and getmetatable(r.fatal) == getmetatable(run_error("")) then return nil, r.fatal end

@@ -110,7 +110,7 @@ local function whole_line (path)
 end
 
 --- Starts `aigc ARGS` in the background, as a shell job would run it (stdin
--- /dev/null, stderr dropped, stdout to `opts.stdout` or dropped).
+-- /dev/null, stdout to `opts.stdout`, stderr to `opts.stderr`, or dropped).
 -- @treturn table `pid` (the aigc process: signal it), `wait_exit(deadline)`
 -- (its exit code as a number, once it ended; raises at `deadline`, a
 -- socket.gettime() value)
@@ -118,7 +118,8 @@ function M.background (args, opts)
   local pidfile, codefile = os.tmpname(), os.tmpname()
   os.remove(pidfile); os.remove(codefile)
   local out = opts.stdout and quote(opts.stdout) or "/dev/null"
-  os.execute("sh -c " .. quote(M.command(args, opts) .. " </dev/null >" .. out .. " 2>/dev/null & echo $! >"
+  local errout = opts.stderr and quote(opts.stderr) or "/dev/null"
+  os.execute("sh -c " .. quote(M.command(args, opts) .. " </dev/null >" .. out .. " 2>" .. errout .. " & echo $! >"
                                .. pidfile .. "; wait $!; echo $? >" .. codefile) .. " &")
   local job = {}
   local function wait (deadline, what, fn)

@@ -71,6 +71,11 @@ function M.main (argv)
   end
   local ran, code = compat.xpcall(mod.run, function (e)   -- (5.1's passes no arguments)
     if getmetatable(e) == common.Exit then return e end
+    -- Ctrl-C where no luv handler caught it (the interpreter's SIGINT hook
+    -- raises "interrupted!" wherever Lua runs: aigc run --batch, no luv)
+    if type(e) == "string" and e:find("interrupted!$") then
+      return setmetatable({ message = "aigc: interrupted", code = 130 }, common.Exit)
+    end
     local what = user_value_error(e)   -- the user's input, refused: a usage error
     if what then return setmetatable({ message = "aigc: invalid input: " .. what, code = 2 }, common.Exit) end
     return debug.traceback("aigc: internal error: " .. tostring(e), 2)

@@ -6,6 +6,7 @@ local aigc = require "aigc"
 local argparse = require "argparse"
 local common = require "aigc.cli.common"
 local config_mod = require "aigc.cli.config"
+local future = require "aigc.future"
 local promptlog = require "aigc.promptlog"
 
 local M = {}
@@ -131,6 +132,24 @@ local function chat_interruptible (client, params)
   return common.wait_interruptible(client, client:chat_async(params))
 end
 
+-- A strategy run (--best-of, --vote) that Ctrl-C cancels, as a chat: the
+-- strategy runs as a task, its future waited for with Ctrl-C caught (the
+-- interpreter's own SIGINT would raise "interrupted!" anywhere inside it).
+-- Returns res, shown (or err), extra, canceled.
+local function strategy_interruptible (args, client, params)
+  if params.n then common.usage("-n and --best-of/--vote exclude each other") end
+  local best_of, vote = positive(args.best_of, "--best-of"), positive(args.vote, "--vote")
+  if best_of and vote then common.usage("--best-of and --vote exclude each other") end
+  local out = {}
+  local f = future.run(client._loop, function ()
+    out[1], out[2], out[3] = run_strategy(args, client, params)
+    return true
+  end, { label = "strategy", what = "the strategy" })
+  local ok, err, canceled = common.wait_interruptible(client, f)
+  if not ok then return nil, err, { strategy = best_of and "best_of" or "vote", n = best_of or vote }, canceled end
+  return out[1], out[2], out[3]
+end
+
 --- Runs the prompt command.
 -- @tparam table args parsed arguments
 -- @treturn integer exit code
@@ -150,8 +169,7 @@ function M.run (args)
   local streamed = {}
   local res, err, shown, extra, canceled
   if strategy_run then
-    if params.n then common.usage("-n and --best-of/--vote exclude each other") end
-    res, shown, extra = run_strategy(args, client, params)
+    res, shown, extra, canceled = strategy_interruptible(args, client, params)
     if not res then err = shown end
   else
     local stream = not (args.no_stream or args.json or params.schema or (params.n and params.n > 1))

@@ -6,6 +6,7 @@
 local argparse = require "argparse"
 local common = require "aigc.cli.common"
 local config_mod = require "aigc.cli.config"
+local lineinput = require "aigc.cli.lineinput"
 local runner = require "aigc.runner"
 local template = require "aigc.template"
 
@@ -172,11 +173,15 @@ function M.run (args)
 
   local tty = not args.quiet and common.isatty(io.stderr)
   local last_plain = 0
+  -- Ctrl-C stops the run between steps (the interpreter's own SIGINT would
+  -- raise "interrupted!" anywhere); the batch backend keeps that default.
+  local signals = not args.batch and lineinput.new { tty = false } or nil
   local summary, err = runner.run {
     client = client, cases = args.cases, template = tpl, params = params, out = args.out,
     concurrency = args.concurrency and math.floor(args.concurrency), strategy = strategy, assert = asserts,
     prices = config.prices, max_attempts = args.max_attempts, pace = not args.no_pace, log = log,
     backend = args.batch and "batch" or nil, batch_id = args.batch_id,
+    interrupted = signals and function () return signals:interrupted() end,
     on_progress = not args.quiet and function (p)
       if tty then
         io.stderr:write("\r\27[K", M.progress_line(p))
@@ -188,8 +193,14 @@ function M.run (args)
       end
     end or nil,
   }
+  if signals then signals:close() end
   if log then log:close() end
   client:close()
+  if not summary and err.code == "interrupted" then
+    if tty then io.stderr:write("\n") end
+    common.fail("aigc run: interrupted" .. (args.out and " (the results so far are in " .. args.out
+                .. ": run it again to resume)" or ""), 130)
+  end
   if not summary then common.fail("aigc run: " .. tostring(err.message or err)) end
   if args.json then
     summary.results = nil
