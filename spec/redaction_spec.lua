@@ -137,6 +137,36 @@ describe("redaction", function ()
     assert.is_true(#lines > 0)
   end)
 
+  -- A per-user key given with one call (a bot serving several accounts)
+  -- is that request's secret: its error and log lines hold none of it.
+  it("a call's own Authorization or api-key header: its credential is scrubbed from that call's error and logs", function ()
+    local PER_CALL = "sk-percall-" .. ("Zq7"):rep(12)
+    local function run (headers, fault)
+      headers["x-aigc-fault"] = fault
+      lines = {}
+      local res, err = client:chat { model = "m", messages = { { role = "user", content = "Hi" } },
+                                     headers = headers, max_retries = 1 }
+      assert.is_nil(res)
+      local all = strings_of({ err, tostring(err), lines })
+      assert.is_true(#all > 0)
+      for _, str in ipairs(all) do
+        for i = 1, #PER_CALL - 11 do
+          assert.is_nil(str:find(PER_CALL:sub(i, i + 11), 1, true), "a string holds the per-call key")
+        end
+      end
+      return err
+    end
+    local err = run({ Authorization = "Bearer " .. PER_CALL }, "echo-key,status=401")
+    assert.matches("Incorrect API key provided: %[redacted%]%.", err.message)
+    assert.equal("[redacted]", err.headers["x-echo"])
+    run({ Authorization = "Bearer " .. PER_CALL }, "echo-key,status=500,retry-after-ms=1")   -- a retry's log line
+    -- the client's own key stays a secret beside it
+    err = run({ ["api-key"] = PER_CALL }, "echo-key,status=401")
+    assert_all_clean(err, lines)
+    -- and the next call, with no header of its own, still works
+    assert(client:chat(ask("status=200")))
+  end)
+
   it("the same for a 500 that is retried: every retry's log line is clean", function ()
     client:close()
     client = aigc.client { base_url = srv.base_url, api_key = KEY, max_retries = 2,

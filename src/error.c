@@ -413,6 +413,47 @@ static char *finish_block (lua_State *L, char *plain, size_t len) {
 }
 
 /*
+** The block of the strings list[1..n] (the table at `list`, on top of the
+** stack: popped), repeats and empty strings left out, or NULL when none is
+** long enough. Raises when out of memory.
+*/
+static char *block_of_list (lua_State *L, int list, lua_Integer n) {
+  size_t total = 1, len, at = 0;
+  lua_Integer i;
+  char *out;
+  /* Sizes first, then one allocation and no Lua call until it is filled
+     (lua_rawgeti of a string allocates nothing). */
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, list, i);
+    lua_tolstring(L, -1, &len);
+    total += len + 1;
+    lua_pop(L, 1);
+  }
+  if (n == 0 || (out = (char *)malloc(total)) == NULL) {
+    lua_settop(L, list - 1);
+    if (n > 0)
+      luaL_error(L, "not enough memory");
+    return NULL;
+  }
+  for (i = 1; i <= n; i++) {
+    const char *s, *p;
+    lua_rawgeti(L, list, i);
+    s = lua_tolstring(L, -1, &len);
+    for (p = out; p < out + at; p += strlen(p) + 1)   /* a repeat? */
+      if (strlen(p) == len && memcmp(p, s, len) == 0)
+        break;
+    if (len > 0 && strlen(s) == len && p == out + at) {
+      memcpy(out + at, s, len + 1);
+      at += len + 1;
+    }
+    lua_pop(L, 1);
+  }
+  out[at] = '\0';
+  lua_settop(L, list - 1);
+  return finish_block(L, out, total);   /* frees out */
+}
+
+/*
 ** The secrets of the engine config at idx, as a malloc'ed block
 ** "s1\0s2\0...\0\0", or NULL when there are none: config.secrets (a list of
 ** strings; holes allowed), config.secret (one string), and the credential
@@ -423,9 +464,7 @@ static char *finish_block (lua_State *L, char *plain, size_t len) {
 */
 char *aigc_secrets_from_config (lua_State *L, int idx) {
   int list, f;
-  lua_Integer n = 0, i;
-  size_t total = 1, len, at = 0;
-  char *out;
+  lua_Integer n = 0;
   static const char *const header_fields[] = {"headers", "stream_headers"};
   idx = lua_absindex(L, idx);
   lua_newtable(L);
@@ -461,36 +500,50 @@ char *aigc_secrets_from_config (lua_State *L, int idx) {
     }
     lua_pop(L, 1);
   }
-  /* Sizes first, then one allocation and no Lua call until it is filled
-     (lua_rawgeti of a string allocates nothing). */
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, list, i);
-    lua_tolstring(L, -1, &len);
-    total += len + 1;
+  return block_of_list(L, list, n);
+}
+
+/*
+** A request's own secrets block when the call's header lines at idx (a
+** list of "Name: value") carry a credential its engine's block `engine`
+** does not hold (a per-call Authorization, api-key or x-api-key): the
+** engine's secrets and those, malloc'ed (aigc_secrets_free); else NULL.
+** The request holds its engine, so `engine` stays valid across the Lua
+** calls here, whatever a finalizer does meanwhile.
+*/
+char *aigc_secrets_with_call (lua_State *L, int idx, const char *engine) {
+  int list, fresh = 0;
+  lua_Integer n = 0, k, nh;
+  size_t i, len, nsec = engine != NULL ? get32(engine, H_NSECRETS) : 0;
+  idx = lua_absindex(L, idx);
+  lua_newtable(L);
+  list = lua_gettop(L);
+  for (i = 0; i < nsec; i++) {
+    lua_pushlstring(L, engine + get32(engine, H_DIR + 8 * i), get32(engine, H_DIR + 8 * i + 4));
+    lua_rawseti(L, list, ++n);
+  }
+  nh = (lua_Integer)lua_rawlen(L, idx);
+  for (k = 1; k <= nh; k++) {
+    lua_Integer before = n;
+    const char *c;
+    lua_rawgeti(L, idx, k);
+    add_header_secret(L, list, &n);
+    if (n == before)
+      continue;
+    lua_rawgeti(L, list, n);   /* the credential: one the engine searches already? */
+    c = lua_tolstring(L, -1, &len);
+    for (i = 0; i < nsec; i++)
+      if (get32(engine, H_DIR + 8 * i + 4) == len
+          && memcmp(engine + get32(engine, H_DIR + 8 * i), c, len) == 0)
+        break;
+    fresh |= i == nsec && len >= SECRET_MIN;
     lua_pop(L, 1);
   }
-  if (n == 0 || (out = (char *)malloc(total)) == NULL) {
+  if (!fresh) {
     lua_settop(L, list - 1);
-    if (n > 0)
-      luaL_error(L, "not enough memory");
     return NULL;
   }
-  for (i = 1; i <= n; i++) {
-    const char *s, *p;
-    lua_rawgeti(L, list, i);
-    s = lua_tolstring(L, -1, &len);
-    for (p = out; p < out + at; p += strlen(p) + 1)   /* a repeat? */
-      if (strlen(p) == len && memcmp(p, s, len) == 0)
-        break;
-    if (len > 0 && strlen(s) == len && p == out + at) {
-      memcpy(out + at, s, len + 1);
-      at += len + 1;
-    }
-    lua_pop(L, 1);
-  }
-  out[at] = '\0';
-  lua_settop(L, list - 1);
-  return finish_block(L, out, total);   /* frees out */
+  return block_of_list(L, list, n);
 }
 
 /* Zeroes and frees a block made by aigc_secrets_from_config (or NULL). */

@@ -1021,6 +1021,9 @@ static int req_gc (lua_State *L) {
   if (!aigc_terminal(r->state))
     r->state = AIGC_CANCELED;
   aigc_transfer_free(r);
+  r->secrets = NULL;
+  aigc_secrets_free(r->own_secrets);
+  r->own_secrets = NULL;
   return 0;
 }
 

@@ -347,8 +347,14 @@ aigc_request *aigc_request_new (lua_State *L, aigc_roster *ro, const aigc_submit
     strong = 1;
   }
   if (s->opts_keys & AIGC_OK_HEADERS) {
-    if (lua_getfield(L, 4, "headers") == LUA_TTABLE)
+    if (lua_getfield(L, 4, "headers") == LUA_TTABLE) {
       r->headers = aigc_build_headers(L, lua_gettop(L));
+      /* A credential of the call's own (a per-user key) is a secret of
+         this request: its errors and log lines are scrubbed of it too. */
+      r->own_secrets = aigc_secrets_with_call(L, lua_gettop(L), r->secrets);
+      if (r->own_secrets != NULL)
+        r->secrets = r->own_secrets;
+    }
     lua_pop(L, 1);
   }
   /* May run Lua (metamethods) and allocates: anything may happen to the

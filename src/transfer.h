@@ -70,7 +70,9 @@ struct aigc_request {
   aigc_roster *roster;          /* its engine's; NULL once detached (closed) */
   const char *secrets;          /* the engine's secrets block (error.h): valid
                                    while the request lives, which holds its
-                                   engine's userdata */
+                                   engine's userdata; or own_secrets */
+  char *own_secrets;            /* the engine's and the call's header
+                                   credentials (submit.c), freed by req_gc */
   CURL *easy;
   aigc_easy_memo easy_memo;     /* what easy was last given (roster.h) */
   aigc_kind kind;
