@@ -139,7 +139,7 @@ describe("redaction", function ()
 
   -- A per-user key given with one call (a bot serving several accounts)
   -- is that request's secret: its error and log lines hold none of it.
-  it("a call's own Authorization or api-key header: its credential is scrubbed from that call's error and logs", function ()
+  it("a call's own Authorization or api-key header: scrubbed from that call's error and logs", function ()
     local PER_CALL = "sk-percall-" .. ("Zq7"):rep(12)
     local function run (headers, fault)
       headers["x-aigc-fault"] = fault
