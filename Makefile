@@ -206,7 +206,7 @@ bench: deps-bench
 
 # C unit tests for the pure-C parts (also run by `make test`).
 CTESTS = $(patsubst spec/c/%_test.c,$(BUILD)/ctest/%_test,$(wildcard spec/c/*_test.c))
-$(BUILD)/ctest/%_test: spec/c/%_test.c $(PURE_SRC) $(HEADERS) spec/c/ctest.h spec/c/faultalloc.h
+$(BUILD)/ctest/%_test: spec/c/%_test.c $(PURE_SRC) $(HEADERS) spec/c/ctest.h spec/c/faultalloc.h spec/c/json_nodes.h
 	@mkdir -p $(BUILD)/ctest
 	$(CC) $(CFLAGS) $(WARN) $(WERROR) $(SANITIZE) -std=c99 -D_POSIX_C_SOURCE=200809L -Isrc -Ispec/c \
 	  -o $@ $< $(PURE_SRC) -lm

@@ -14,6 +14,7 @@
 
 #include "ctest.h"
 #include "faultalloc.h"
+#include "json_nodes.h"
 #include "raccum.h"
 
 
@@ -23,17 +24,6 @@
 
 static aigc_json_arena arena;
 static aigc_buf out = AIGC_BUF_INIT;
-
-static void count_nodes (const aigc_json_value *v, size_t *values, size_t *containers) {
-  size_t i;
-  (*values)++;
-  if (v->type == AIGC_JSON_ARRAY || v->type == AIGC_JSON_OBJECT)
-    (*containers)++;
-  for (i = 0; v->type == AIGC_JSON_ARRAY && i < v->len; i++)
-    count_nodes(&v->u.items[i], values, containers);
-  for (i = 0; v->type == AIGC_JSON_OBJECT && i < v->len; i++)
-    count_nodes(&v->u.members[i].value, values, containers);
-}
 
 /*
 ** Parses one event into the (reset) arena and adds it. After every add the

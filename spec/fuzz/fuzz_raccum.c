@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "raccum.h"
+#include "../c/json_nodes.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
@@ -37,17 +38,6 @@ static int count_text (void *ud, const char *s, size_t n) {
   (void)s;
   *(size_t *)ud += n;
   return 0;
-}
-
-static void count_nodes (const aigc_json_value *v, size_t *values, size_t *containers) {
-  size_t i;
-  (*values)++;
-  if (v->type == AIGC_JSON_ARRAY || v->type == AIGC_JSON_OBJECT)
-    (*containers)++;
-  for (i = 0; v->type == AIGC_JSON_ARRAY && i < v->len; i++)
-    count_nodes(&v->u.items[i], values, containers);
-  for (i = 0; v->type == AIGC_JSON_OBJECT && i < v->len; i++)
-    count_nodes(&v->u.members[i].value, values, containers);
 }
 
 static void tree_json (const aigc_raccum *a, aigc_buf *b) {
