@@ -270,6 +270,40 @@ uv.run()
     c2:close()
   end)
 
+  it("a torn last line (a recording killed while writing) is left out; the rest replays", function ()
+    local path = dir .. "/torn.jsonl"
+    local srv = devserver.start { pause_ms = 0 }
+    local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", cassette = { path = path } }
+    assert(c:chat "Echo: kept")
+    assert(c:chat "Echo: torn")
+    c:close()
+    srv:stop()
+    local text = read(path)
+    local first, second = text:match("^([^\n]*\n)([^\n]*)\n$")
+    assert.is_string(second)
+    cli.write(path, first .. second:sub(1, 100))          -- the second exchange cut short
+    local c2 = aigc.client { base_url = srv.base_url, model = "aigc-dev", cassette = { path = path } }
+    finally(function () c2:close() end)
+    assert.equal("kept", assert(c2:chat "Echo: kept").text)
+    local none, err = c2:chat "Echo: torn"                 -- its exchange is not on the tape: a miss
+    assert.is_nil(none)
+    assert.equal("cassette_miss", err.code)
+    assert.equal(2, c2._cassette.torn)
+    c2:close()
+    -- a bad line that is not the last is an error naming it
+    cli.write(path, second:sub(1, 100) .. "\n" .. first)
+    local ok, e = pcall(aigc.client, { cassette = { path = path } })
+    assert.is_false(ok)
+    assert.matches("aigc.cassette: cannot read .*torn.jsonl:1: not a cassette exchange", e)
+  end)
+
+  it("a cassette path that is a directory is one clear error", function ()
+    for _, mode in ipairs { "auto", "record", "replay" } do
+      assert.has_error(function () aigc.client { cassette = { path = dir, mode = mode } } end,
+        "aigc.cassette: " .. dir .. " is a directory: the cassette is a file (a .jsonl to record into)")
+    end
+  end)
+
   it("keys: canonical JSON of what is sent, per-call options and callbacks left out", function ()
     local a = cassette.key("chat", { model = "m", temperature = 0, messages = { { content = "x", role = "user" } },
                                      timeout = 5, headers = { Authorization = "Bearer sk-1" }, on_done = print,

@@ -163,26 +163,34 @@ local function file_exists (path)
   return false
 end
 
--- The exchanges of a cassette: key -> list of line numbers.
+-- The exchanges of a cassette: key -> list of line numbers; and the
+-- number of a torn last line. A recording killed while it wrote leaves its
+-- last line without its end: that exchange is left out (a call for it is
+-- a miss), the rest replays. A bad line elsewhere is an error.
 local function read_index (path)
   local f, why = io.open(path, "rb")
   if not f then return nil, why end
-  local index, n = {}, 0
-  for line in f:lines() do
+  local text, rerr = f:read("*a")
+  f:close()
+  if not text then return nil, path .. ": " .. tostring(rerr) end
+  local index, n, torn = {}, 0, nil
+  for line, eol in text:gmatch("([^\n]*)(\n?)") do
+    if line == "" and eol == "" then break end   -- (the end of the text)
     n = n + 1
     if line:find("%S") then
       local x = json.decode(line)
-      if type(x) ~= "table" or type(x.key) ~= "string" then
-        f:close()
+      if (type(x) ~= "table" or type(x.key) ~= "string") and eol == "" then
+        torn = n
+      elseif type(x) ~= "table" or type(x.key) ~= "string" then
         return nil, string_format("%s:%d: not a cassette exchange", path, n)
+      else
+        local list = index[x.key]
+        if not list then list = {}; index[x.key] = list end
+        list[#list + 1] = n
       end
-      local list = index[x.key]
-      if not list then list = {}; index[x.key] = list end
-      list[#list + 1] = n
     end
   end
-  f:close()
-  return index
+  return index, torn
 end
 
 -- The pid of this process (Linux: /proc/self is the process that opens it).
@@ -262,6 +270,9 @@ end
 -- @treturn table the cassette
 function M.open (spec, base_url)
   local mode = spec.mode or "auto"
+  if core.file_kind(spec.path) == "directory" then
+    error("aigc.cassette: " .. spec.path .. " is a directory: the cassette is a file (a .jsonl to record into)", 0)
+  end
   if mode == "auto" then mode = file_exists(spec.path) and "replay" or "record" end
   local self = setmetatable({ path = spec.path, mode = mode, cursor = {} }, Cassette)
   if mode == "record" then
@@ -279,7 +290,7 @@ function M.open (spec, base_url)
   else
     local index, why = read_index(spec.path)
     if not index then error("aigc.cassette: cannot read " .. tostring(why), 0) end
-    self.index = index
+    self.index, self.torn = index, why
     self.base_url, self.pid, self.pipe = start_server(spec.path, spec.timing ~= false)
   end
   return self

@@ -64,7 +64,12 @@ if not upstream then
   local n = 0
   for line in f:lines() do
     n = n + 1
-    if line:find("%S") then exchanges[n] = cjson.decode(line) end
+    -- (a line that does not decode is a torn last one, which the client
+    -- names no request with: the client refuses any other)
+    if line:find("%S") then
+      local ok, x = pcall(cjson.decode, line)
+      if ok then exchanges[n] = x end
+    end
   end
   f:close()
 end
