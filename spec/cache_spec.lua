@@ -104,6 +104,33 @@ describe("the response cache", function ()
     c3:close()
   end)
 
+  it("a disk entry that is not a reply ({}, choices not a list) is a miss, and overwritten", function ()
+    local function entry ()
+      local f = io.popen("ls " .. dir .. "/c")
+      local name = f:read("*l")
+      f:close()
+      return dir .. "/c/" .. name
+    end
+    local c1 = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = { dir = dir .. "/c" } }
+    assert(c1:chat(ask("Echo: shaped", { temperature = 0 })))
+    c1:close()
+    local path = entry()
+    for i, bad in ipairs { "{}", '{"text":"INJECTED","choices":"nope"}', "[1]" } do
+      local x = aigc.json.decode(io.open(path, "rb"):read("*a"))
+      x.value = bad
+      local w = io.open(path, "wb"); w:write(aigc.json.encode(x)); w:close()
+      local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = { dir = dir .. "/c" } }
+      local r = assert(c:chat(ask("Echo: shaped", { temperature = 0 })))
+      assert.is_nil(r.cached)                                  -- not served: asked again
+      assert.equal("shaped", r.text)
+      assert.equal(1 + i, #srv:requests())
+      assert.equal(1, c:cache_stats().misses)
+      c:close()
+      local again = aigc.json.decode(io.open(path, "rb"):read("*a"))
+      assert.equal("shaped", aigc.json.decode(again.value).text)   -- the new reply is stored over it
+    end
+  end)
+
   it("keeps no secret a server echoed: the entry is scrubbed as errors are, and a hit gives it so", function ()
     local key = "sk-cache-secret-4711"
     local c = aigc.client { base_url = srv.base_url, model = "fault:echo-key", api_key = key,

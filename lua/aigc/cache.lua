@@ -198,6 +198,20 @@ local function remember (self, key, value, time)
   end
 end
 
+-- Whether a stored reply has the shape of one: a table with fields; for
+-- the chat and completion APIs (the key's path tells), a list of choices;
+-- for the Responses API, an output list.
+local function reply_shaped (res, key)
+  if type(res) ~= "table" or next(res) == nil then return false end
+  local path = key:match(" POST (/[^ ]*) ")
+  if path and path:find("/completions$") then
+    return type(res.choices) == "table" and type(res.choices[1]) == "table"
+  elseif path and path:find("/responses$") then
+    return type(res.output) == "table"
+  end
+  return true
+end
+
 --- The stored reply for `key` (a fresh copy, `cached = true`), or nil;
 -- counts a hit or a miss.
 -- @tparam string key
@@ -216,7 +230,10 @@ function Cache:get (key)
     if value then remember(self, key, value, time) end
   end
   local res = value and json.decode(value)
-  if type(res) ~= "table" then
+  if not reply_shaped(res, key) then
+    -- (a damaged or hand-edited entry: a miss, and the reply that comes
+    -- in its place is stored over it, on disk too)
+    if self.entries[key] then forget(self, self.entries[key]) end
     self.misses = self.misses + 1
     return nil
   end
