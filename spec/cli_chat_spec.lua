@@ -167,6 +167,19 @@ describe_tty("aigc chat (in a terminal)", function ()
     assert.equal("One more.", msgs[10].content)
   end)
 
+  it("Ctrl-D inside a \"\"\" block sends the block, then ends the session", function ()
+    local t = chat()
+    t:type('"""'); t:keys("Enter")
+    t:wait_for("\n%.%.%.%s*$")
+    t:type("Repeat after me: unfinished block"); t:keys("Enter")
+    t:wait_for("\n%.%.%.%s*$")
+    t:keys("C-d")
+    wait_until(function () return #srv:requests() == 1 end, "the block")
+    assert.equal("Repeat after me: unfinished block", body_of(srv:last()).messages[1].content)
+    wait_until(function () return (t:dead()) end, "the end of the session")
+    assert.matches("unfinished block\n.*unfinished block", t:screen())   -- typed, then the reply
+  end)
+
   it("terminals back to back: one started as the tmux server exits with the last one still starts", function ()
     -- (the server exits with its last session; a session started in that
     -- moment failed with "server exited unexpectedly", a few starts in a
@@ -231,6 +244,21 @@ describe("aigc chat (stdin not a terminal)", function ()
     assert.equal(0, r.code, r.stderr)
     assert.equal("The capital of France is Paris.\nundone: What is the capital of France?\n2 + 2 = 4.\n", r.stdout)
     assert.equal(1, #body_of(srv:last()).messages)
+  end)
+
+  it("the end of input inside a \"\"\" block or after a \\ sends what was typed", function ()
+    local r = cli.run({ "chat" }, { home = home, base_url = srv.base_url,
+                                    stdin = '"""\nRepeat after me: alpha\nbeta\n' })
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("alpha\nbeta\n", r.stdout)
+    assert.equal("Repeat after me: alpha\nbeta", body_of(srv:last()).messages[1].content)
+    r = cli.run({ "chat" }, { home = home, base_url = srv.base_url, stdin = "Repeat after me: one \\\ntwo \\\n" })
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("Repeat after me: one \ntwo ", body_of(srv:last()).messages[1].content)
+    assert.equal(2, #srv:requests())
+    r = cli.run({ "chat" }, { home = home, base_url = srv.base_url, stdin = '"""\n' })   -- nothing typed: nothing sent
+    assert.equal(0, r.code, r.stderr)
+    assert.equal(2, #srv:requests())
   end)
 
   it("reports a failed reply and goes on, the history unchanged", function ()

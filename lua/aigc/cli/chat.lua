@@ -217,25 +217,30 @@ function Session:command (line)
 end
 
 -- Reads one input: a line, a \-continued line, or a """ block; nil at EOF.
+-- EOF (Ctrl-D) inside a block or after a \ ends the input there: what was
+-- typed is the input (then `self.eof` is set: the session ends after it).
 function Session:read_input ()
   local reader = self.reader
   local line = reader:read("> ")
   if line == nil then return nil end
+  local parts = {}
+  local function typed ()
+    self.eof = true
+    return #parts > 0 and table.concat(parts, "\n") or nil
+  end
   if line:match("^%s*\"\"\"%s*$") then
-    local parts = {}
     while true do
       local l = reader:read("... ")
-      if l == nil then return nil end
+      if l == nil then return typed() end
       if l:match("^%s*\"\"\"%s*$") then break end
       parts[#parts + 1] = l
     end
     return table.concat(parts, "\n")
   end
-  local parts = {}
   while line:find("\\$") do
     parts[#parts + 1] = line:sub(1, -2)
     local l = reader:read("... ")
-    if l == nil then return nil end
+    if l == nil then return typed() end
     line = l
   end
   parts[#parts + 1] = line
@@ -284,12 +289,14 @@ function M.run (args)
     local input = session:read_input()
     if input == nil then if tty then common.out("\n") end break end
     if input and input:find("%S") then
+      if tty and session.eof then common.out("\n") end   -- (the reply below the typed lines)
       if input:match("^/%a") then
         if session:command(input) == "quit" then break end
       else
         session:say_line(input)
       end
     end
+    if session.eof then break end
   end
   reader:close()
   if log then log:close() end
