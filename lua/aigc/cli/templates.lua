@@ -68,14 +68,14 @@ function M.run (args)
     end
     return 0
   end
+  if action ~= "edit" and action ~= "show" then
+    common.usage("aigc templates: unknown action '" .. action .. "' (list, show NAME, edit NAME, path)")
+  end
   if not args.name then common.usage("aigc templates " .. action .. " needs a NAME") end
   if action == "edit" then return edit(dir, args.name) end
-  if action == "show" then
-    local t = common.template(args.name)
-    common.out(template.read_file(t.path))
-    return 0
-  end
-  common.usage("aigc templates: unknown action '" .. action .. "' (list, show, edit, path)")
+  local t = common.template(args.name)   -- (show)
+  common.out(template.read_file(t.path))
+  return 0
 end
 
 return M
