@@ -343,6 +343,9 @@ describe("aigc (one-shot prompts)", function ()
     assert.equal('{ prompt = "A {{x}}", description = "first" }', r.stdout)
     r = aigc { "templates", "path" }
     assert.equal(home .. "/templates\n", r.stdout)
+    r = aigc { "templates", "bogus" }                      -- (it said "aigc templates bogus needs a NAME")
+    assert.equal(2, r.code)
+    assert.equal("aigc templates: unknown action 'bogus' (list, show NAME, edit NAME, path)\n", r.stderr)
     -- edit: a new name gets the skeleton, checked after the editor
     r = aigc({ "templates", "edit", "fresh" }, { env = { EDITOR = "true" } })
     assert.equal(0, r.code, r.stderr)
@@ -416,6 +419,20 @@ describe("aigc (one-shot prompts)", function ()
     r = aigc { "run", "cases.jsonl", "--cancel" }
     assert.equal(2, r.code)
     assert.matches("go with %-%-batch", r.stderr)
+    -- what `aigc PROMPT` refuses, `aigc run` refuses too (it ran, ignoring --vote, -p, or n)
+    cli.write(home .. "/cases.jsonl", '{"id": "a", "prompt": "Hi"}\n')
+    for args, want in pairs {
+      [{ "--best-of", "2", "--vote", "2" }] = "--best-of and --vote exclude each other\n",
+      [{ "-p", "x=1" }] = "-p sets template variables: it needs -t TEMPLATE\n",
+      [{ "-o", "n=2", "--best-of", "2" }] = "-o n=N and --best-of/--vote exclude each other\n",
+      [{ "-o", "n=2", "--vote", "3" }] = "-o n=N and --best-of/--vote exclude each other\n",
+    } do
+      local prompt = aigc { args[1], args[2], args[3], args[4], "Hi" }
+      assert.equal(2, prompt.code, prompt.stderr)
+      r = aigc { "run", home .. "/cases.jsonl", "-q", "--no-log", args[1], args[2], args[3], args[4] }
+      assert.equal(2, r.code, r.stderr)
+      assert.equal(want, r.stderr)
+    end
     assert.equal(0, #srv:requests())
   end)
 
@@ -432,6 +449,16 @@ describe("aigc (one-shot prompts)", function ()
     cli.write(home .. "/templates/hot.lua", 'return { prompt = "Echo: {{x}}", params = { temperature = "hot" } }')
     refused({ "-t", "hot", "-p", "x=1" }, "params.temperature: number expected, got string")
     cli.write(home .. "/cases.jsonl", '{"id": "a", "prompt": "Hi"}\n')
+    -- aigc run: text for every request that is not UTF-8 is one usage error up front (each case failed)
+    local r = aigc { "run", home .. "/cases.jsonl", "-q", "-s", "caf\233" }
+    assert.equal(2, r.code, r.stderr)
+    assert.equal("-s: not UTF-8 text (byte 4 of 'caf?' is not valid UTF-8)\n", r.stderr)
+    r = aigc { "run", home .. "/cases.jsonl", "-q", "-t", "hot", "-p", "x=caf\233" }
+    assert.equal(2, r.code, r.stderr)
+    assert.equal("-p: not UTF-8 text (byte 6 of 'x=caf?' is not valid UTF-8)\n", r.stderr)
+    r = aigc { "run", home .. "/cases.jsonl", "-q", "-o", "stop=caf\233" }
+    assert.equal(2, r.code, r.stderr)
+    assert.matches("^%-o: not UTF%-8 text", r.stderr)
     for _, flag in ipairs { "--concurrency", "--max-attempts", "--best-of", "--vote" } do
       local r = aigc { "run", home .. "/cases.jsonl", "-q", flag, "0" }
       assert.equal(2, r.code, r.stderr)

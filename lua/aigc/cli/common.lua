@@ -5,6 +5,7 @@
 -- @module aigc.cli.common
 
 local aigc = require "aigc"
+local compat = require "aigc.compat"
 local config_mod = require "aigc.cli.config"
 local lineinput = require "aigc.cli.lineinput"
 local promptlog = require "aigc.promptlog"
@@ -249,6 +250,20 @@ function M.join_input (stdin, text)
   if stdin and stdin ~= "" and text ~= "" then return stdin .. "\n\n" .. text end
   if stdin and stdin ~= "" then return stdin end
   return text
+end
+
+--- Stops with a usage error when `v` (a string, or a table of them: an
+-- option's value) holds text that is not UTF-8, naming the option.
+-- @param v
+-- @tparam string what the option ("-s")
+function M.check_text (v, what)
+  if type(v) == "table" then
+    for _, x in pairs(v) do M.check_text(x, what) end
+  elseif type(v) == "string" then
+    local ok, at = compat.utf8_len(v)
+    if not ok then M.usage(what .. ": not UTF-8 text (byte " .. tostring(at) .. " of '" .. v:gsub("[\128-\255]", "?")
+                           .. "' is not valid UTF-8)") end
+  end
 end
 
 --- A whole number >= 1 (nil stays nil), or a usage error naming `what`.

@@ -137,6 +137,11 @@ function M.run (args)
   if args.batch and (args.best_of or args.vote) then
     common.usage("--batch runs one request per case: no --best-of/--vote")
   end
+  -- (the checks of `aigc PROMPT`, for the same options)
+  if args.best_of and args.vote then common.usage("--best-of and --vote exclude each other") end
+  if #(args.params or {}) > 0 and not args.template then
+    common.usage("-p sets template variables: it needs -t TEMPLATE")
+  end
   for _, flag in ipairs { "concurrency", "max_attempts", "best_of", "vote" } do
     local n = args[flag]
     if n ~= nil and (n < 1 or n ~= math.floor(n)) then
@@ -147,6 +152,14 @@ function M.run (args)
   local client, _, endpoint = common.client(config, args.endpoint)
   if args.cancel then return M.cancel(client, args) end
   local params = common.options_table(args.options)
+  if params.n ~= nil and (args.best_of or args.vote) then
+    common.usage("-o n=N and --best-of/--vote exclude each other")
+  end
+  -- Text that goes into every request is checked here, once: not UTF-8,
+  -- every case would fail with the same error.
+  common.check_text(args.system, "-s")
+  common.check_text(params, "-o")
+  for _, s in ipairs(args.params or {}) do common.check_text(s, "-p") end
   local tpl
   if args.template then
     tpl = common.template(args.template)
