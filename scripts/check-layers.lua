@@ -34,7 +34,7 @@ local LAYERS = {
   { "accum", "raccum", "poller", "roster" },
   { "accum_shape", "accum_scan" },
   { "util" },
-  { "jsonlua", "headers", "form", "media" },
+  { "jsonlua", "headers", "form", "media", "lockfile" },
   { "error" },
   { "transfer" },
   { "response", "textrun" },

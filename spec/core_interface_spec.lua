@@ -225,6 +225,45 @@ describe("the C core's interfaces", function ()
     assert.has_error(function () core.file_kind() end)
   end)
 
+  it("core.lockfile: one holder at a time (one process too), the file gone at close, no lock after a kill", function ()
+    local proc = require "procutil"
+    local socket = require "socket"
+    local path = os.tmpname() .. ".lock"
+    local lock = assert(core.lockfile(path))
+    assert.equal(tostring(proc.read_file("/proc/self/stat")):match("^%d+") .. "\n", proc.read_file(path))
+    local none, msg, code = core.lockfile(path)            -- the same process: refused too
+    assert.is_nil(none)
+    assert.equal(path .. " is locked", msg)
+    assert.equal("locked", code)
+    lock:close()
+    lock:close()                                           -- (idempotent)
+    assert.is_nil(io.open(path))                           -- removed at close
+    do local _ = assert(core.lockfile(path)) end          -- dropped:
+    collectgarbage(); collectgarbage()                     -- __gc releases it
+    local again = assert(core.lockfile(path))
+    again:close()
+    -- a holder killed with SIGKILL leaves the file, never the lock; its pid names it while it lives
+    local child = assert(io.popen(proc.lua_command() .. " -e " .. proc.quote(
+      "local l = require('aigc.core').lockfile('" .. path .. "'); io.write('held\\n'); io.flush(); "
+      .. "require('aigc.core').sleep(30)") .. " & echo $!", "r"))
+    local a, b = child:read("*l"), child:read("*l")      -- (the shell's echo and the child's line, in any order)
+    local pid = tonumber(a) or tonumber(b)
+    assert.equal("held", tonumber(a) and b or a)
+    local _, _, code2, holder = core.lockfile(path)
+    assert.equal("locked", code2)
+    assert.equal(pid, holder)
+    os.execute("kill -9 " .. pid)
+    while proc.alive(pid) do socket.sleep(0.01) end
+    child:close()
+    assert.is_not_nil(io.open(path))
+    local after = assert(core.lockfile(path))
+    after:close()
+    assert.has_error(function () core.lockfile("") end)
+    local bad, why = core.lockfile("/nonexistent-aigc-dir/x.lock")
+    assert.is_nil(bad)
+    assert.matches("No such file", why)
+  end)
+
   it("one rule for headers: core.header_problem, and the core applies it to every line", function ()
     assert.is_nil(core.header_problem("X-Good_name.1~", "any value: with colons"))
     assert.matches("invalid name", core.header_problem("X(Y)", "v"))

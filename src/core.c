@@ -12,6 +12,7 @@
 **   header_problem(name, value)   nil, or what is wrong with a header
 **   fields_fit(params, rules)     whether a call's fields need no closer check
 **   file_kind(path)  "file", "directory", "fifo", "char"... or nil, message
+**   lockfile(path)   an exclusive hold on a file name, or nil, message, code
 **
 ** The layers below it, the re-entrancy rule and the lifecycle contract are
 ** in aigc.h and docs/ARCHITECTURE.md. Here: sleep() ends early when a
@@ -31,6 +32,7 @@
 #include "error.h"
 #include "headers.h"
 #include "jsonlua.h"
+#include "lockfile.h"
 #include "media.h"
 #include "util.h"
 
@@ -308,6 +310,8 @@ AIGC_EXPORT int luaopen_aigc_core (lua_State *L) {
   push_call_options(L);
   lua_setfield(L, -2, "call_options");
 
+  aigc_lockfile_open(L);
+  lua_setfield(L, -2, "lockfile");
   aigc_media_open(L);
   lua_setfield(L, -3, "vec");
   lua_setfield(L, -2, "media");
