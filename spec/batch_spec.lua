@@ -119,6 +119,43 @@ describe("aigc.batch", function ()
       assert.is_nil(io.open(dir .. "/b.jsonl.batch"))   -- done: the id file is gone
     end)
 
+    it("a batch run's summary has totals of the direct run's shape: its lines, at the batch's prices", function ()
+      local prices = { ["aigc-dev"] = { input = 1, output = 2 } }
+      local direct = assert(runner.run { client = client, cases = cases(4), template = tpl, prices = prices })
+      local batched = assert(runner.run { client = client, cases = cases(4), template = tpl, prices = prices,
+                                          backend = "batch", batch_interval = 0.02 })
+      assert.is_table(direct.totals)
+      assert.is_table(batched.totals)
+      local function keys (t)
+        local list = {}
+        for k in pairs(t) do list[#list + 1] = k end
+        table.sort(list)
+        return table.concat(list, " ")
+      end
+      assert.equal(keys(direct.totals), keys(batched.totals))
+      assert.equal(keys(direct.totals.models["aigc-dev"]), keys(batched.totals.models["aigc-dev"]))
+      -- one request a line (the batch's own calls -- upload, create, polls -- are no model requests)
+      assert.equal(4, batched.totals.requests)
+      assert.equal(0, batched.totals.errors)
+      assert.equal(4, batched.totals.models["aigc-dev"].requests)
+      for _, k in ipairs { "prompt_tokens", "completion_tokens", "total_tokens" } do
+        assert.equal(direct.totals[k], batched.totals[k])
+        assert.equal(direct.usage[k], batched.usage[k])
+      end
+      assert.is_true(math.abs(batched.totals.cost - direct.totals.cost * 0.5) < 1e-12)
+      assert.equal(batched.totals.cost, batched.cost)
+      -- a failed line is an error, as a failed request of a direct run
+      local bad = assert(runner.run { client = client, cases = { { id = "z", prompt = "x" } }, backend = "batch",
+                                      batch_interval = 0.02, params = { model = "fault:status=500" } })
+      assert.equal(1, bad.totals.requests)
+      assert.equal(1, bad.totals.errors)
+      -- a judge is a request of the run too (made directly, at the full price)
+      local judged = assert(runner.run { client = client, cases = cases(1), template = tpl, prices = prices,
+        backend = "batch", batch_interval = 0.02, assert = { { type = "judge", value = "Is it an echo?" } } })
+      assert.equal(2, judged.totals.requests)
+      assert.equal(2, judged.totals.models["aigc-dev"].requests)
+    end)
+
     it("a stopped run resumes its batch (not a new one); failed lines are failed cases", function ()
       local list = cases(4)
       list[3].model = nil

@@ -30,6 +30,7 @@
 -- @module aigc.batch
 
 local core = require "aigc.core"
+local usage_mod = require "aigc.usage"
 local util = require "aigc.util"
 
 local json = core.json
@@ -346,7 +347,16 @@ local function run_batch (run, requests)
   local spec, client = run.spec, run.client
   local id_file = spec.out and spec.out .. ".batch"
   local id = spec.batch_id or read_file(id_file)
-  if id and id ~= "" then return M.retrieve(client, id) end
+  if id and id ~= "" then
+    local b, err = M.retrieve(client, id)
+    if not b and not spec.batch_id and type(err) == "table" then
+      -- an id kept by an earlier run: the message names the file, and how to start afresh
+      err.message = string.format("cannot resume batch %s, whose id %s keeps: %s%s", id, id_file,
+        tostring(err.message), (err.status == 404 or err.status == 400)
+        and " (remove " .. id_file .. " to send the cases as a new batch)" or "")
+    end
+    return b, err
+  end
   local b, err = M.create(client, requests, { endpoint = spec.batch_endpoint, metadata = spec.batch_metadata })
   if b and id_file then write_file(id_file, b.id) end
   return b, err
@@ -400,6 +410,15 @@ function M.backend (run, internal)
   local results, rerr = M.results(client, b)
   if not results then return nil, rerr end
   local factor = spec.batch_price_factor or 0.5
+  -- the lines' totals, at the batch's prices, for the run's summary (as a direct run's)
+  local scaled = {}
+  for name, p in pairs(run.prices) do
+    if type(p) == "table" then
+      scaled[name] = { input = (tonumber(p.input) or 0) * factor, output = (tonumber(p.output) or 0) * factor,
+                       cached_input = tonumber(p.cached_input) and p.cached_input * factor }
+    end
+  end
+  run.batch_lines, run.batch_judges = usage_mod.new(scaled), usage_mod.new(run.prices)
   local function log (job, res, e)   -- into the prompt log like the direct backend's calls, source "batch"
     if spec.log then
       pcall(spec.log.record_call, spec.log, job.params, res, e, { latency_ms = 0, source = "batch", client = client,
@@ -414,6 +433,8 @@ function M.backend (run, internal)
       internal.result_of(run, job, res)
       if job.result.cost then job.result.cost = job.result.cost * factor end
       job.result.batch_id = b.id
+      run.batch_lines:record(res, nil)
+      for _, judge in ipairs(job.judged or {}) do run.batch_judges:record(judge, nil) end
       log(job, res, nil)
       run:finish(job, job.result)
     else
@@ -422,6 +443,7 @@ function M.backend (run, internal)
       job.err = util.scrub(client, util.new_error { kind = r and "http" or "batch", status = r and r.status_code,
         message = type(e.message) == "string" and e.message or r and "status " .. tostring(r.status_code)
                   or "batch " .. b.id .. " ended " .. tostring(b.status) .. " without this case" })
+      run.batch_lines:record(nil, job.err)
       log(job, nil, job.err)
       run:finish(job, internal.failure_result(job))
     end

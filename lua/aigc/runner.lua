@@ -313,6 +313,7 @@ local function result_of (run, job, res)
   for _, a in ipairs(type(c.assert) == "table" and c.assert or {}) do assertions[#assertions + 1] = a end
   local pass, checked = M.check(assertions, text, ctx)
   for _, r in ipairs(ctx.judge_usage) do add_res(usage, billed, r) end
+  job.judged = ctx.judge_usage   -- (the judges' replies: a batch run counts them)
   local model = type(res.model) == "string" and res.model or job.params.model
   job.result = {
     id = c.id, ok = true, text = text, parsed = res.parsed, model = model,
@@ -521,22 +522,31 @@ local TOTAL_FIELDS = { "requests", "errors", "retries", "cache_hits", "prompt_to
 -- (else the client's; cache hits cost nothing); nil when the client keeps
 -- no totals.
 function Run:totals ()
-  local after, before = self:usage_snapshots(), self.usage_before
-  if not (after[1] and before[1]) then return nil end
-  local t = { models = {} }
+  local t, parts = { models = {} }, {}
+  if self.batch_lines then
+    -- A batch run: its lines and its judges, as the batch backend counted
+    -- and priced them. (The client's own totals count the batch's calls --
+    -- upload, create, and each poll's batch object with its usage so far.)
+    parts[1], parts[2] = self.batch_lines:snapshot(), self.batch_judges:snapshot()
+    parts[1].priced, parts[2].priced = true, true
+  else
+    local after, before = self:usage_snapshots(), self.usage_before
+    if not (after[1] and before[1]) then return nil end
+    for i = 1, 2 do
+      if after[i] and before[i] then parts[#parts + 1] = usage_mod.diff(after[i], before[i]) end
+    end
+  end
   for _, k in ipairs(TOTAL_FIELDS) do t[k] = 0 end
-  for i = 1, 2 do
-    if after[i] and before[i] then
-      local d = usage_mod.diff(after[i], before[i])
-      for _, k in ipairs(TOTAL_FIELDS) do t[k] = t[k] + d[k] end
-      for name, m in pairs(d.models) do
-        local cost = usage_mod.cost(usage_mod.billed(m), usage_mod.price(self.prices, name)) or m.cost
-        local into = t.models[name] or { requests = 0, prompt_tokens = 0, completion_tokens = 0, total_tokens = 0 }
-        t.models[name] = into
-        into.requests = into.requests + m.requests
-        usage_mod.add_tokens(into, m)
-        if cost then into.cost, t.cost = (into.cost or 0) + cost, (t.cost or 0) + cost end
-      end
+  for _, d in ipairs(parts) do
+    for _, k in ipairs(TOTAL_FIELDS) do t[k] = t[k] + d[k] end
+    for name, m in pairs(d.models) do
+      local cost = d.priced and m.cost
+        or usage_mod.cost(usage_mod.billed(m), usage_mod.price(self.prices, name)) or m.cost
+      local into = t.models[name] or { requests = 0, prompt_tokens = 0, completion_tokens = 0, total_tokens = 0 }
+      t.models[name] = into
+      into.requests = into.requests + m.requests
+      usage_mod.add_tokens(into, m)
+      if cost then into.cost, t.cost = (into.cost or 0) + cost, (t.cost or 0) + cost end
     end
   end
   return t
