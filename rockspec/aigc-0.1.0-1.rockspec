@@ -131,6 +131,7 @@ build = {
     ["aigc.judge"] = "lua/aigc/judge.lua",
     ["aigc.promptlog"] = "lua/aigc/promptlog.lua",
     ["aigc.ratelimit"] = "lua/aigc/ratelimit.lua",
+    ["aigc.runfile"] = "lua/aigc/runfile.lua",
     ["aigc.runner"] = "lua/aigc/runner.lua",
     ["aigc.schema"] = "lua/aigc/schema.lua",
     ["aigc.sentences"] = "lua/aigc/sentences.lua",

@@ -460,7 +460,7 @@ describe("aigc (one-shot prompts)", function ()
     assert.equal(2, r.code, r.stderr)
     assert.matches("^%-o: not UTF%-8 text", r.stderr)
     for _, flag in ipairs { "--concurrency", "--max-attempts", "--best-of", "--vote" } do
-      local r = aigc { "run", home .. "/cases.jsonl", "-q", flag, "0" }
+      r = aigc { "run", home .. "/cases.jsonl", "-q", flag, "0" }
       assert.equal(2, r.code, r.stderr)
       assert.equal(flag .. " must be a whole number >= 1\n", r.stderr)
     end

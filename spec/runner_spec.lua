@@ -438,6 +438,130 @@ describe("aigc run (the command)", function ()
   end)
 end)
 
+describe("aigc run (one writer per results file; clear refusals)", function ()
+  local srv, home
+  cli.fixture(_ENV, function (s, h) srv, home = s, h end)
+
+  local function one_line (r)   -- a refusal is one line: no traceback
+    assert.matches("^[^\n]+\n$", r.stderr)
+    assert.is_nil(r.stderr:find("traceback", 1, true))
+  end
+
+  it("a second run on the same --out is refused, naming the file; the lock goes at the end, even a kill's", function ()
+    write_cases(home .. "/cases.jsonl", 40)
+    cli.write(home .. "/templates/capital.lua", '{ prompt = "What is the capital of {{country}}?" }')
+    local out = home .. "/r.jsonl"
+    local args = { "run", home .. "/cases.jsonl", "-t", "capital", "--out", out, "--concurrency", "2", "-q",
+                   "--no-log", "-m", "fault:delay=50" }
+    local function wait_lines (n)
+      local deadline = socket.gettime() + 20
+      while #((proc.read_file(out) or ""):gsub("[^\n]", "")) < n do
+        assert.is_true(socket.gettime() < deadline, "the run wrote too little")
+        socket.sleep(0.01)
+      end
+    end
+    local job = cli.background(args, { home = home, base_url = srv.base_url })
+    wait_lines(2)
+    local before = srv:stats().requests_total
+    local r = cli.run(args, { home = home, base_url = srv.base_url })
+    assert.equal(1, r.code, r.stderr)
+    one_line(r)
+    assert.equal("aigc run: " .. out .. " is in use: another run (pid " .. job.pid .. ") is writing it (its lock is "
+                 .. out .. ".lock): wait for it to end, or give another results file\n", r.stderr)
+    assert.is_true(srv:stats().requests_total - before <= 3)   -- the second sent nothing (the first goes on)
+    os.execute("kill -9 " .. job.pid)                          -- killed: the kernel drops its lock
+    job.wait_exit(socket.gettime() + 10)
+    srv:reset()
+    r = cli.run(args, { home = home, base_url = srv.base_url })
+    assert.equal(0, r.code, r.stderr)
+    local ids = {}
+    for _, line in ipairs(read_lines(out)) do
+      assert.is_nil(ids[line.id], "case " .. tostring(line.id) .. " twice")
+      ids[line.id] = true
+    end
+    assert.is_nil(io.open(out .. ".lock"))                     -- removed at the end
+    -- Ctrl-C: the lock goes too
+    os.remove(out)
+    job = cli.background(args, { home = home, base_url = srv.base_url })
+    wait_lines(2)
+    os.execute("kill -INT " .. job.pid)
+    assert.equal(130, job.wait_exit(socket.gettime() + 10))
+    assert.is_nil(io.open(out .. ".lock"))
+  end)
+
+  it("a case id that is an object, a list, a boolean or empty is refused at load, naming its line", function ()
+    for i, id in ipairs { '{"x":1}', "[1]", "true", '""', "null" } do
+      cli.write(home .. "/cases.jsonl", '{"id": "ok", "prompt": "Echo: a"}\n{"id": ' .. id .. ', "prompt": "b"}\n')
+      local r = cli.run({ "run", home .. "/cases.jsonl", "--out", home .. "/r" .. i .. ".jsonl", "-q", "--no-log" },
+                        { home = home, base_url = srv.base_url })
+      assert.equal(2, r.code, r.stderr)
+      one_line(r)
+      local shown = id == "[1]" and "%[1%]" or id:gsub("%p", "%%%0")
+      assert.matches("^aigc run: .*cases%.jsonl:2: id must be a non%-empty string or a number, got " .. shown, r.stderr)
+    end
+    assert.equal(0, #srv:requests())
+    -- string and number ids resume: nothing is run twice
+    cli.write(home .. "/cases.jsonl", '{"id": "s", "prompt": "Echo: a"}\n{"id": 0.1, "prompt": "Echo: b"}\n'
+              .. '{"id": 7, "prompt": "Echo: c"}\n{"prompt": "Echo: d"}\n')
+    for _ = 1, 2 do
+      local r = cli.run({ "run", home .. "/cases.jsonl", "--out", home .. "/r.jsonl", "-q", "--no-log" },
+                        { home = home, base_url = srv.base_url })
+      assert.equal(0, r.code, r.stderr)
+    end
+    assert.equal(4, #srv:requests())
+    assert.equal(4, #read_lines(home .. "/r.jsonl"))
+    -- and as Lua tables
+    local client = aigc.client { base_url = srv.base_url }
+    local none, err = runner.run { client = client, cases = { { id = { 1 }, prompt = "x" } } }
+    client:close()
+    assert.is_nil(none)
+    assert.equal("case 1: id must be a non-empty string or a number, got [1]", err.message)
+  end)
+
+  it("a directory as the cases, a prompt or messages of the wrong type: one line, exit 2", function ()
+    local function refused (args, want)
+      local r = cli.run(args, { home = home, base_url = srv.base_url })
+      assert.equal(2, r.code, r.stderr)
+      one_line(r)
+      assert.equal(want .. "\n", r.stderr)
+    end
+    refused({ "run", home, "-q" }, "aigc run: cannot read the cases: " .. home .. " is a directory, not a JSONL file")
+    local cases = home .. "/cases.jsonl"
+    cli.write(cases, '{"id": "a", "prompt": 123}\n')
+    refused({ "run", cases, "-q" }, "aigc run: case a: prompt must be a string, got 123")
+    cli.write(cases, '{"id": "b", "messages": "nope"}\n')
+    refused({ "run", cases, "-q" }, "aigc run: case b: messages must be a list of messages, got string")
+    -- with a template, prompt is a variable like any other
+    cli.write(home .. "/templates/say.lua", '{ prompt = "Echo: {{prompt}}" }')
+    cli.write(cases, '{"id": "a", "prompt": 123}\n')
+    local r = cli.run({ "run", cases, "-q", "-t", "say", "--json" }, { home = home, base_url = srv.base_url })
+    assert.equal(0, r.code, r.stderr)
+    assert.equal(1, #srv:requests())
+  end)
+
+  it("a stale OUT.batch (the server no longer has that batch) is an error naming the file", function ()
+    write_cases(home .. "/cases.jsonl", 2)
+    cli.write(home .. "/templates/capital.lua", '{ prompt = "What is the capital of {{country}}?" }')
+    local out = home .. "/r.jsonl"
+    cli.write(out .. ".batch", "batch_gone\n")
+    local args = { "run", home .. "/cases.jsonl", "-t", "capital", "--out", out, "--batch", "-q", "--no-log" }
+    local r = cli.run(args, { home = home, base_url = srv.base_url })
+    assert.equal(1, r.code, r.stderr)
+    one_line(r)
+    assert.matches("^aigc run: cannot resume batch batch_gone, whose id " .. out:gsub("%p", "%%%0")
+                   .. "%.batch keeps: .*batch_gone.*%(remove " .. out:gsub("%p", "%%%0")
+                   .. "%.batch to send the cases as a new batch%)\n$", r.stderr)
+    os.remove(out .. ".batch")                             -- as it says: then it runs
+    r = cli.run(args, { home = home, base_url = srv.base_url })
+    assert.equal(0, r.code, r.stderr)
+    cli.write(out .. ".batch", "batch_gone\n")
+    r = cli.run({ "run", home .. "/cases.jsonl", "--out", out, "--batch", "--cancel" },
+                { home = home, base_url = srv.base_url })
+    assert.equal(1, r.code, r.stderr)
+    assert.matches("batch_gone, whose id " .. out:gsub("%p", "%%%0") .. "%.batch keeps", r.stderr)
+  end)
+end)
+
 describe("aigc.runner stops cleanly", function ()
   local srv, client
   setup(function () srv = devserver.start() end)

@@ -6,7 +6,8 @@
 --
 --     {"id": "fr", "vars": {"country": "France"}, "assert": [{"type": "contains", "value": "Paris"}]}
 --
--- `id` (default: the line number) names the case in the results; `vars`
+-- `id` (default: the line number; a string or a number, anything else is
+-- refused) names the case in the results; `vars`
 -- are the template's variables (without `vars`, every field but `id`,
 -- `assert` and `messages` is a variable); a case may give `messages`
 -- (or a `prompt` string) instead of using a template. Assertions, each
@@ -28,7 +29,8 @@
 -- failed after its attempts.) A results file that exists is resumed: cases
 -- whose id has an `ok` line there are not run again (a partial last line
 -- from a killed run is dropped); failed cases run again. A file that is
--- not a results file (the cases, notes) is refused, never written to. The runner paces
+-- not a results file (the cases, notes) is refused, never written to; a
+-- file another run is writing (it holds `OUT.lock`) too. The runner paces
 -- itself with `aigc.ratelimit` (x-ratelimit headers, 429s, adaptive
 -- concurrency) and retries what can be retried (429, 408, 409, 5xx,
 -- connection errors, timeouts) itself, honouring `retry-after`.
@@ -55,13 +57,13 @@ local ratelimit = require "aigc.ratelimit"
 local template_mod = require "aigc.template"
 local usage_mod = require "aigc.usage"
 local assertions_mod = require "aigc.assertions"
+local runfile = require "aigc.runfile"
 
-local json_encode, json_decode = core.json.encode, core.json.decode
+local json_encode = core.json.encode
 local now = core.now
 local error, getmetatable, ipairs, pairs, pcall, setmetatable, tonumber, tostring, type = error, getmetatable,
   ipairs, pairs, pcall, setmetatable, tonumber, tostring, type
 local math_floor, math_min, math_random = math.floor, math.min, math.random
-local string_format = string.format
 local table_remove, table_sort = table.remove, table.sort
 
 util.own_module()
@@ -77,109 +79,15 @@ M.MAX_ATTEMPTS = 6
 --- The judge's instruction for `judge` assertions (criteria and reply follow).
 M.JUDGE_PROMPT = "You are grading an answer against criteria."
 
+local run_error, input_error, id_problem, id_key = runfile.run_error, runfile.input_error, runfile.id_problem,
+  runfile.id_key
 
-local function run_error (message, fields)
-  local t = { kind = "runner", message = message }
-  for k, v in pairs(fields or {}) do t[k] = v end
-  return core.error(t)
-end
+--- Reads a JSONL file of cases: `aigc.runfile.read_cases`. @function read_cases
+M.read_cases = runfile.read_cases
 
+--- Reads a results file: `aigc.runfile.read_results`. @function read_results
+M.read_results = runfile.read_results
 
-
--- {======================================================
--- Cases and results files
--- =======================================================
-
-local function read_lines (path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
-
---- Reads a JSONL file of cases.
--- @tparam string path
--- @treturn[1] table cases (each with `id`; numbered from 1 by line when absent)
--- @treturn[2] nil
--- @treturn[2] aigc.error err (a line that is not a JSON object names its line)
--- @usage local cases = assert(runner.read_cases "cases.jsonl")
-function M.read_cases (path)
-  local text, err = read_lines(path)
-  if not text then return nil, run_error("cannot read the cases: " .. tostring(err)) end
-  local cases, n = {}, 0
-  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
-    n = n + 1
-    if line:find("%S") then
-      local c, jerr = json_decode(line)
-      if type(c) ~= "table" then
-        return nil, run_error(string_format("%s:%d: not a JSON object (%s)", path, n, tostring(jerr or type(c))))
-      end
-      if c.id == nil then c.id = n end
-      cases[#cases + 1] = c
-    end
-  end
-  return cases
-end
-
-local function id_key (id)
-  return type(id) == "number" and string_format("%.17g", id) or tostring(id)
-end
-
--- A line the runner wrote: a JSON object with an `id` and a boolean `ok`.
-local function result_line (line)
-  local r = json_decode(line)
-  if type(r) == "table" and r.id ~= nil and type(r.ok) == "boolean" then return r end
-end
-
-local function not_results (path, n)
-  return run_error(string_format("%s is not a results file (line %d is not a result line): "
-    .. "refusing to write results into it", path, n))
-end
-
---- Reads a results file: the last `ok` result of each case id. Only a
--- regular file is read (a pipe, a terminal or `/dev/stdout` is written to,
--- never read: reading it would wait for ever). A file whose lines are not
--- all result lines (the cases file, notes) is refused, so that a run never
--- writes into it. A last line without its newline is kept when it is a
--- result line; a fragment that is not JSON (a killed run's last write) is
--- to be dropped.
--- @tparam string path
--- @treturn[1] table|nil results by id (nil when there is no regular file to resume from)
--- @treturn[1] string|nil what the file needs before results are appended: "newline" (its last
--- line has none), "partial" (rewrite it as the complete lines' text), or nil
--- @treturn[1] string the complete lines' text
--- @treturn[2] nil
--- @treturn[2] aigc.error err (not a results file, or unreadable)
--- @usage local done = runner.read_results "results.jsonl"
-function M.read_results (path)
-  if core.file_kind(path) ~= "file" then return nil end
-  local text, rerr = read_lines(path)
-  if not text then return nil, run_error("cannot read " .. path .. ": " .. tostring(rerr)) end
-  local done, n = {}, 0
-  local function take (line)
-    n = n + 1
-    if not line:find("%S") then return true end
-    local r = result_line(line)
-    if r and r.ok == true then done[id_key(r.id)] = r end
-    return r ~= nil
-  end
-  local complete = text:match("^(.*\n)") or ""
-  for line in complete:gmatch("([^\n]*)\n") do
-    if not take(line) then return nil, not_results(path, n) end
-  end
-  local rest = text:sub(#complete + 1)
-  if rest == "" then return done, nil, complete end
-  if take(rest) then return done, "newline", text end
-  -- Not a result line: a killed run's partial write (it is not JSON, and
-  -- the file has results, or it starts as the runner's lines do), or not ours.
-  if json_decode(rest) == nil and (next(done) or complete:find("%S") or rest:find('^{"[%w_]+":')) then
-    return done, "partial", complete
-  end
-  return nil, not_results(path, n)
-end
-
--- }======================================================
 
 
 -- {======================================================
@@ -425,48 +333,30 @@ local function load_cases (spec)
   end
   local seen = {}
   for i, c in ipairs(cases) do
-    if type(c) ~= "table" then return nil, run_error("case " .. i .. " is not a table") end
+    if type(c) ~= "table" then return nil, input_error("case " .. i .. " is not a table") end
     if c.id == nil then c.id = i end
+    local why = id_problem(c.id)
+    if why then return nil, input_error("case " .. i .. ": " .. why) end
     local key = id_key(c.id)
-    if seen[key] then return nil, run_error("two cases have the id " .. key .. ": ids must be unique") end
+    if seen[key] then return nil, input_error("two cases have the id " .. key .. ": ids must be unique") end
     seen[key] = true
     -- (one assertion object is a one-item list; a string or any other
     -- shape is refused: ignored, its case would pass unchecked)
-    local list, why = assertions_mod.list(c.assert)
-    if not list then return nil, run_error("case " .. key .. ": assert: " .. why) end
+    local list
+    list, why = assertions_mod.list(c.assert)
+    if not list then return nil, input_error("case " .. key .. ": assert: " .. why) end
     c.assert = c.assert ~= nil and list or nil
+    -- without a template, `messages` or `prompt` is the request: of the wrong type, refused
+    -- here (each case would fail with a message that it has none)
+    if spec.template == nil and c.messages ~= nil and type(c.messages) ~= "table" then
+      return nil, input_error("case " .. key .. ": messages must be a list of messages, got " .. type(c.messages))
+    elseif spec.template == nil and c.messages == nil and c.prompt ~= nil and type(c.prompt) ~= "string" then
+      return nil, input_error("case " .. key .. ": prompt must be a string, got " .. util.describe(c.prompt))
+    end
   end
   return cases
 end
 
--- Opens the results file for appending, dropping a killed run's partial
--- last line first (or ending a last line that lacks its newline). Returns
--- the file and the done results by id.
-local function open_out (spec)
-  local path = spec.out
-  if not path then return nil, {} end
-  local done, fix, complete = M.read_results(path)
-  if not done and fix then return nil, nil, fix end
-  if done and spec.resume == false then
-    return nil, nil, run_error(path .. " exists: remove it, or resume from it")
-  end
-  if fix == "partial" then   -- a new file renamed into place: the old one stays whole until then
-    local tmp = path .. ".partial"
-    local f, err = io.open(tmp, "wb")
-    local ok = f ~= nil
-    if f then
-      ok, err = f:write(complete)
-      f:close()
-      if ok then ok, err = os.rename(tmp, path) end
-      if not ok then os.remove(tmp) end
-    end
-    if not ok then return nil, nil, run_error("cannot rewrite " .. path .. ": " .. tostring(err)) end
-  end
-  local f, err = io.open(path, "ab")
-  if not f then return nil, nil, run_error("cannot open " .. path .. ": " .. tostring(err)) end
-  if fix == "newline" then f:write("\n") end
-  return f, done or {}
-end
 
 -- A run in progress: the spec, the queue of jobs (cases in order; a
 -- retried job goes back with a time), the counts, the limiter.
@@ -672,7 +562,8 @@ function Run:admit ()
   return wait
 end
 
-local INTERNAL   -- (set below)
+local INTERNAL, run_cases   -- (set below)
+
 
 --- Runs the cases.
 -- @tparam table spec
@@ -708,18 +599,30 @@ local INTERNAL   -- (set below)
 -- @treturn[1] table summary: `total`, `skipped` (done before), `ok`, `failed`, `passed`,
 -- `pass_rate`, `usage` and `cost` (this run's requests, from the client's totals: failed
 -- attempts and judges included), `totals` (`requests`, `errors`, `retries`, `cache_hits`,
--- tokens, `models`: see `client:usage()`), `elapsed`, `requests` (attempts), `retries`, `rate_limited`,
+-- tokens, `models`: see `client:usage()`; for the batch backend, its lines and judges), `elapsed`,
+-- `requests` (attempts), `retries`, `rate_limited`,
 -- `assertions` (list of `{ name =, type =, passed =, total = }`), `results` (by id)
 -- @treturn[2] nil
--- @treturn[2] aigc.error err (unreadable cases or results file)
+-- @treturn[2] aigc.error err (unreadable cases or results file; code "input": cases to fix, code
+-- "locked": another run writes `out`, see `aigc.runfile`)
 -- @usage local summary = assert(runner.run { client = c, cases = cases, template = t, out = "r.jsonl" })
 function M.run (spec)
   check_spec(spec)
   local cases, cerr = load_cases(spec)
   if not cases then return nil, cerr end
+  local lock, lerr = runfile.lock_out(spec.out)
+  if lerr then return nil, lerr end
+  -- (the lock goes whatever ends the run: an error, "interrupted!" from Ctrl-C)
+  local ok, summary, err = pcall(run_cases, spec, cases)
+  if lock then lock:close() end
+  if not ok then error(summary, 0) end
+  return summary, err
+end
+
+function run_cases (spec, cases)
   local tpl = spec.template
   if tpl ~= nil and getmetatable(tpl) ~= template_mod.Template then tpl = template_mod.new(tpl) end
-  local out, done, oerr = open_out(spec)
+  local out, done, oerr = runfile.open_out(spec)
   if oerr then return nil, oerr end
   local r = new_run(spec, cases, tpl, out, done)
   if (spec.backend or "direct") == "batch" then
@@ -750,7 +653,7 @@ function M.run (spec)
   summary.rate_limited = math.max(summary.rate_limited, r.limiter.rate_limited)
   summary.pass_rate = summary.total > 0 and summary.passed / summary.total or 0
   local totals = r:totals()
-  if totals and not r.batch then   -- the clients' own counts: what the run really sent and used
+  if totals then   -- the clients' own counts (and a batch's lines): what the run really sent and used
     summary.totals, summary.cost = totals, totals.cost
     summary.usage = { prompt_tokens = totals.prompt_tokens, completion_tokens = totals.completion_tokens,
                       total_tokens = totals.total_tokens }

@@ -116,23 +116,22 @@ end
 -- @tparam table args
 -- @treturn integer exit code
 function M.cancel (client, args)
-  local id = args.batch_id
+  local id, from = args.batch_id, ""
   if not id and args.out then
     local f = io.open(args.out .. ".batch", "rb")
     if f then id = f:read("*l"); f:close() end
+    from = " (batch " .. tostring(id) .. ", whose id " .. args.out .. ".batch keeps)"
   end
   if not id then common.usage("--cancel: no batch (give --batch-id, or --out of a run with a batch)") end
   local b, err = require("aigc.batch").cancel(client, id)
   client:close()
-  if not b then common.fail("aigc run --cancel: " .. tostring(err.message or err)) end
+  if not b then common.fail("aigc run --cancel" .. from .. ": " .. tostring(err.message or err)) end
   common.note("batch " .. tostring(b.id) .. ": " .. tostring(b.status))
   return 0
 end
 
---- Runs `aigc run`.
--- @tparam table args
--- @treturn integer exit code
-function M.run (args)
+-- Checks the arguments before anything is made: the request params of -o.
+local function check_args (args)
   if (args.batch_id or args.cancel) and not args.batch then common.usage("--batch-id and --cancel go with --batch") end
   if args.batch and (args.best_of or args.vote) then
     common.usage("--batch runs one request per case: no --best-of/--vote")
@@ -148,9 +147,6 @@ function M.run (args)
       common.usage("--" .. flag:gsub("_", "-") .. " must be a whole number >= 1")
     end
   end
-  local config = common.config()
-  local client, _, endpoint = common.client(config, args.endpoint)
-  if args.cancel then return M.cancel(client, args) end
   local params = common.options_table(args.options)
   if params.n ~= nil and (args.best_of or args.vote) then
     common.usage("-o n=N and --best-of/--vote exclude each other")
@@ -160,6 +156,11 @@ function M.run (args)
   common.check_text(args.system, "-s")
   common.check_text(params, "-o")
   for _, s in ipairs(args.params or {}) do common.check_text(s, "-p") end
+  return params
+end
+
+-- The template of the run (-t with its -p defaults, -s), or nil.
+local function run_template (args)
   local tpl
   if args.template then
     tpl = common.template(args.template)
@@ -176,6 +177,18 @@ function M.run (args)
   elseif args.system then
     tpl = template.new { system = args.system, prompt = "{{prompt}}" }
   end
+  return tpl
+end
+
+--- Runs `aigc run`.
+-- @tparam table args
+-- @treturn integer exit code
+function M.run (args)
+  local params = check_args(args)
+  local config = common.config()
+  local client, _, endpoint = common.client(config, args.endpoint)
+  if args.cancel then return M.cancel(client, args) end
+  local tpl = run_template(args)
   params.model = config_mod.model(config, endpoint, args.model, tpl and tpl.model)
   local strategy
   if args.best_of then strategy = { best_of = math.floor(args.best_of), judge = args.judge }
@@ -214,6 +227,7 @@ function M.run (args)
     common.fail("aigc run: interrupted" .. (args.out and " (the results so far are in " .. args.out
                 .. ": run it again to resume)" or ""), 130)
   end
+  if not summary and err.code == "input" then common.usage("aigc run: " .. tostring(err.message)) end
   if not summary then common.fail("aigc run: " .. tostring(err.message or err)) end
   if args.json then
     summary.results = nil

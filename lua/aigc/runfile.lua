@@ -1,0 +1,196 @@
+--- The dataset runner's files (`aigc.runner`): the cases (JSONL), the
+-- results file it appends to and resumes from, and that file's lock.
+--
+-- A results file is only ever appended to by one run at a time: a run
+-- holds `OUT.lock` (`core.lockfile`: released by the kernel however the
+-- process ends, so a killed run leaves no lock that blocks the next one)
+-- and a second run on the same file is refused with an error naming it.
+--
+-- @module aigc.runfile
+
+local core = require "aigc.core"
+local util = require "aigc.util"
+
+local json_encode, json_decode = core.json.encode, core.json.decode
+local pairs, pcall, tostring, type = pairs, pcall, tostring, type
+local string_format = string.format
+
+util.own_module()
+
+local M = {}
+
+local function run_error (message, fields)
+  local t = { kind = "runner", message = message }
+  for k, v in pairs(fields or {}) do t[k] = v end
+  return core.error(t)
+end
+
+
+-- {======================================================
+-- Cases and results files
+-- =======================================================
+
+local function read_lines (path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local text, rerr = f:read("*a")
+  f:close()
+  if not text then return nil, path .. ": " .. tostring(rerr) end
+  return text
+end
+
+-- An error in the cases (code "input": the user's to fix; nothing runs).
+local function input_error (message)
+  return run_error(message, { code = "input" })
+end
+
+-- What is wrong with a case id, or nil: an id names a case in the results
+-- file, where a resumed run finds it again, so it is a string or a number
+-- (an object or a list would never compare equal to its copy read back).
+local function id_problem (id)
+  if type(id) == "number" or (type(id) == "string" and id ~= "") then return nil end
+  local ok, text = pcall(json_encode, id)
+  text = ok and text or type(id)
+  return "id must be a non-empty string or a number, got " .. (#text > 40 and text:sub(1, 37) .. "..." or text)
+end
+
+--- Reads a JSONL file of cases.
+-- @tparam string path
+-- @treturn[1] table cases (each with `id`; numbered from 1 by line when absent)
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err (a line that is not a JSON object, or whose id is not a string or a
+-- number, names its line)
+-- @usage local cases = assert(runner.read_cases "cases.jsonl")
+function M.read_cases (path)
+  if core.file_kind(path) == "directory" then
+    return nil, input_error("cannot read the cases: " .. path .. " is a directory, not a JSONL file")
+  end
+  local text, err = read_lines(path)
+  if not text then return nil, input_error("cannot read the cases: " .. tostring(err)) end
+  local cases, n = {}, 0
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    n = n + 1
+    if line:find("%S") then
+      local c, jerr = json_decode(line)
+      if type(c) ~= "table" then
+        return nil, input_error(string_format("%s:%d: not a JSON object (%s)", path, n, tostring(jerr or type(c))))
+      end
+      if c.id == nil then c.id = n end
+      local why = id_problem(c.id)
+      if why then return nil, input_error(string_format("%s:%d: %s", path, n, why)) end
+      cases[#cases + 1] = c
+    end
+  end
+  return cases
+end
+
+local function id_key (id)
+  return type(id) == "number" and string_format("%.17g", id) or tostring(id)
+end
+
+-- A line the runner wrote: a JSON object with an `id` and a boolean `ok`.
+local function result_line (line)
+  local r = json_decode(line)
+  if type(r) == "table" and r.id ~= nil and type(r.ok) == "boolean" then return r end
+end
+
+local function not_results (path, n)
+  return run_error(string_format("%s is not a results file (line %d is not a result line): "
+    .. "refusing to write results into it", path, n))
+end
+
+--- Reads a results file: the last `ok` result of each case id. Only a
+-- regular file is read (a pipe, a terminal or `/dev/stdout` is written to,
+-- never read: reading it would wait for ever). A file whose lines are not
+-- all result lines (the cases file, notes) is refused, so that a run never
+-- writes into it. A last line without its newline is kept when it is a
+-- result line; a fragment that is not JSON (a killed run's last write) is
+-- to be dropped.
+-- @tparam string path
+-- @treturn[1] table|nil results by id (nil when there is no regular file to resume from)
+-- @treturn[1] string|nil what the file needs before results are appended: "newline" (its last
+-- line has none), "partial" (rewrite it as the complete lines' text), or nil
+-- @treturn[1] string the complete lines' text
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err (not a results file, or unreadable)
+-- @usage local done = runner.read_results "results.jsonl"
+function M.read_results (path)
+  if core.file_kind(path) ~= "file" then return nil end
+  local text, rerr = read_lines(path)
+  if not text then return nil, run_error("cannot read " .. path .. ": " .. tostring(rerr)) end
+  local done, n = {}, 0
+  local function take (line)
+    n = n + 1
+    if not line:find("%S") then return true end
+    local r = result_line(line)
+    if r and r.ok == true then done[id_key(r.id)] = r end
+    return r ~= nil
+  end
+  local complete = text:match("^(.*\n)") or ""
+  for line in complete:gmatch("([^\n]*)\n") do
+    if not take(line) then return nil, not_results(path, n) end
+  end
+  local rest = text:sub(#complete + 1)
+  if rest == "" then return done, nil, complete end
+  if take(rest) then return done, "newline", text end
+  -- Not a result line: a killed run's partial write (it is not JSON, and
+  -- the file has results, or it starts as the runner's lines do), or not ours.
+  if json_decode(rest) == nil and (next(done) or complete:find("%S") or rest:find('^{"[%w_]+":')) then
+    return done, "partial", complete
+  end
+  return nil, not_results(path, n)
+end
+
+-- Opens the results file for appending, dropping a killed run's partial
+-- last line first (or ending a last line that lacks its newline). Returns
+-- the file and the done results by id.
+local function open_out (spec)
+  local path = spec.out
+  if not path then return nil, {} end
+  local done, fix, complete = M.read_results(path)
+  if not done and fix then return nil, nil, fix end
+  if done and spec.resume == false then
+    return nil, nil, run_error(path .. " exists: remove it, or resume from it")
+  end
+  if fix == "partial" then   -- a new file renamed into place: the old one stays whole until then
+    local tmp = path .. ".partial"
+    local f, err = io.open(tmp, "wb")
+    local ok = f ~= nil
+    if f then
+      ok, err = f:write(complete)
+      f:close()
+      if ok then ok, err = os.rename(tmp, path) end
+      if not ok then os.remove(tmp) end
+    end
+    if not ok then return nil, nil, run_error("cannot rewrite " .. path .. ": " .. tostring(err)) end
+  end
+  local f, err = io.open(path, "ab")
+  if not f then return nil, nil, run_error("cannot open " .. path .. ": " .. tostring(err)) end
+  if fix == "newline" then f:write("\n") end
+  return f, done or {}
+end
+
+-- The lock of a results file (`OUT.lock`, see core.lockfile): a second run
+-- on the same file is refused rather than running every case again beside
+-- the first. Only a regular file (or one to make) is locked: a pipe or
+-- /dev/stdout is not shared. Where no lock can be made (a read-only
+-- folder), the run goes on without one.
+local function lock_out (path)
+  if not path then return nil end
+  local kind = core.file_kind(path)
+  if kind and kind ~= "file" then return nil end
+  local lock, _, code, pid = core.lockfile(path .. ".lock")
+  if code == "locked" then
+    return nil, run_error(string_format("%s is in use: another run%s is writing it (its lock is %s.lock): "
+      .. "wait for it to end, or give another results file", path, pid and " (pid " .. pid .. ")" or "", path),
+      { code = "locked" })
+  end
+  return lock
+end
+
+-- }======================================================
+
+M.run_error, M.input_error, M.id_problem, M.id_key, M.open_out, M.lock_out =
+  run_error, input_error, id_problem, id_key, open_out, lock_out
+
+return M
