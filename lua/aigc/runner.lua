@@ -82,10 +82,12 @@ M.JUDGE_PROMPT = "You are grading an answer against criteria."
 local run_error, input_error, id_problem, id_key = runfile.run_error, runfile.input_error, runfile.id_problem,
   runfile.id_key
 
---- Reads a JSONL file of cases: `aigc.runfile.read_cases`. @function read_cases
+--- Reads a JSONL file of cases: `aigc.runfile.read_cases`.
+-- @function read_cases
 M.read_cases = runfile.read_cases
 
---- Reads a results file: `aigc.runfile.read_results`. @function read_results
+--- Reads a results file: `aigc.runfile.read_results`.
+-- @function read_results
 M.read_results = runfile.read_results
 
 
