@@ -536,6 +536,14 @@ describe("aigc run (one writer per results file; clear refusals)", function ()
     refused({ "run", cases, "-q" }, "aigc run: case a: prompt must be a string, got 123")
     cli.write(cases, '{"id": "b", "messages": "nope"}\n')
     refused({ "run", cases, "-q" }, "aigc run: case b: messages must be a list of messages, got string")
+    -- a cassette (config: client.cassette) whose path is a directory
+    cli.write(home .. "/config.lua", 'return { client = { cassette = { path = "' .. home .. '/templates" } } }')
+    local dir_error = "cannot make the client: aigc.cassette: " .. home .. "/templates is a directory: "
+                      .. "the cassette is a file (a .jsonl to record into)"
+    cli.write(cases, '{"id": "a", "prompt": "Hi"}\n')
+    refused({ "run", cases, "-q", "--no-log" }, dir_error)
+    refused({ "--no-log", "Hi" }, dir_error)
+    os.remove(home .. "/config.lua")
     -- with a template, prompt is a variable like any other
     cli.write(home .. "/templates/say.lua", '{ prompt = "Echo: {{prompt}}" }')
     cli.write(cases, '{"id": "a", "prompt": 123}\n')
