@@ -85,7 +85,7 @@ describe("aigc.batch", function ()
 
   it("misuse raises in the one format", function ()
     assert.error_matches(function () batch.jsonl({ ask("x", "a"), ask("x", "b") }) end,
-      "bad argument #2 to 'batch' %(requests%[2%].custom_id: duplicate 'x'%)")
+      "bad argument #1 to 'jsonl' %(requests%[2%].custom_id: duplicate 'x'%)")
     assert.error_matches(function () batch.jsonl({}) end, "non%-empty list")
   end)
 

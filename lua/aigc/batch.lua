@@ -36,10 +36,16 @@ local util = require "aigc.util"
 local json = core.json
 local ipairs, pairs, pcall, tonumber, tostring, type = ipairs, pairs, pcall, tonumber, tostring, type
 local table_concat = table.concat
+local argerror, field_error = util.argerror, util.field_error
 
 util.own_module()
 
 local M = {}
+
+local function expected (what, v)
+  if v == core.null then return what .. " expected, got null" end
+  return util.expected(what, v)
+end
 
 --- The statuses after which a batch changes no more.
 M.TERMINAL = { completed = true, failed = true, expired = true, cancelled = true }
@@ -49,6 +55,62 @@ local function batch_error (message, fields)
   for k, v in pairs(fields or {}) do e[k] = v end
   return util.new_error(e)
 end
+
+-- {======================================================
+-- Arguments and ids
+-- =======================================================
+
+-- Argument 1 of every function: a client (`loose`: for upload and
+-- download, also a client-like table with a `base_url`, for the LuaSocket
+-- path). `aigc.batch:retrieve(...)` (a colon) passes this module.
+local function check_client (fname, client, loose)
+  if util.is_a(client, "aigc.client") then return end
+  if client == M then
+    argerror(fname, 1, "aigc.client expected, got the aigc.batch module: call aigc.batch." .. fname
+                       .. "(client, ...) with '.', not ':'")
+  end
+  if loose and type(client) == "table" and type(client.base_url) == "string" then return end
+  argerror(fname, 1, expected("aigc.client", client))
+end
+
+-- Whether `id` is an id: a non-empty string.
+local function is_id (id)
+  return type(id) == "string" and id ~= ""
+end
+
+-- What a message says of a value that is not an id.
+local function not_id (what, v)
+  if type(v) == "string" then return what .. " expected, got " .. (v == "" and "an empty string" or "'" .. v .. "'") end
+  return expected(what, v)
+end
+
+local function check_id (fname, argn, id, what)
+  if not is_id(id) then argerror(fname, argn, not_id(what or "batch id", id)) end
+end
+
+local function check_opts (fname, argn, opts)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then argerror(fname, argn, expected("table", opts)) end
+  for _, k in ipairs { "endpoint", "completion_window", "filename" } do
+    if opts[k] ~= nil and type(opts[k]) ~= "string" then
+      field_error(fname, argn, "opts." .. k, expected("string", opts[k]))
+    end
+  end
+  if opts.metadata ~= nil and type(opts.metadata) ~= "table" then
+    field_error(fname, argn, "opts.metadata", expected("table", opts.metadata))
+  end
+  for _, k in ipairs { "interval", "timeout" } do
+    if opts[k] ~= nil and not util.is_duration(opts[k]) then
+      field_error(fname, argn, "opts." .. k, expected("number of seconds >= 0", opts[k]))
+    end
+  end
+  if opts.on_progress ~= nil and type(opts.on_progress) ~= "function" then
+    field_error(fname, argn, "opts.on_progress", expected("function", opts.on_progress))
+  end
+  return opts
+end
+
+-- }======================================================
 
 -- {======================================================
 -- Files: the one place bytes go up and come down
@@ -107,6 +169,9 @@ end
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
 function M.upload (client, bytes, filename)
+  check_client("upload", client, true)
+  if type(bytes) ~= "string" then argerror("upload", 2, expected("string", bytes)) end
+  if filename ~= nil and type(filename) ~= "string" then argerror("upload", 3, expected("string", filename)) end
   filename = filename or "batch.jsonl"
   if type(client.files_upload) == "function" then
     return client:files_upload { file = { data = bytes, filename = filename, type = "application/jsonl" },
@@ -129,6 +194,8 @@ end
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
 function M.download (client, file_id)
+  check_client("download", client, true)
+  check_id("download", 2, file_id, "file id")
   if type(client.files_content) == "function" then
     local res, err = client:files_content(file_id)
     if not res then return nil, err end
@@ -144,20 +211,21 @@ end
 -- Batches
 -- =======================================================
 
-local function check_requests (requests)
+local function check_requests (fname, argn, requests)
   if type(requests) ~= "table" or requests[1] == nil then
-    util.argerror("batch", 2, util.expected("non-empty list of { custom_id =, body = }", requests))
+    argerror(fname, argn, expected("non-empty list of { custom_id =, body = }", requests))
   end
   local seen = {}
   for i, r in ipairs(requests) do
-    local id = type(r) == "table" and r.custom_id
+    if type(r) ~= "table" then field_error(fname, argn, "requests[" .. i .. "]", expected("table", r)) end
+    local id = r.custom_id
     if type(id) ~= "string" or id == "" then
-      util.field_error("batch", 2, "requests[" .. i .. "].custom_id", util.expected("non-empty string", id))
+      field_error(fname, argn, "requests[" .. i .. "].custom_id", expected("non-empty string", id))
     end
-    if seen[id] then util.field_error("batch", 2, "requests[" .. i .. "].custom_id", "duplicate '" .. id .. "'") end
+    if seen[id] then field_error(fname, argn, "requests[" .. i .. "].custom_id", "duplicate '" .. id .. "'") end
     seen[id] = true
     if type(r.body) ~= "table" then
-      util.field_error("batch", 2, "requests[" .. i .. "].body", util.expected("table", r.body))
+      field_error(fname, argn, "requests[" .. i .. "].body", expected("table", r.body))
     end
   end
 end
@@ -167,7 +235,8 @@ end
 -- @tparam[opt="/v1/chat/completions"] string endpoint
 -- @treturn string
 function M.jsonl (requests, endpoint)
-  check_requests(requests)
+  check_requests("jsonl", 1, requests)
+  if endpoint ~= nil and type(endpoint) ~= "string" then argerror("jsonl", 2, expected("string", endpoint)) end
   local lines = {}
   for i, r in ipairs(requests) do
     lines[i] = json.encode { custom_id = r.custom_id, method = "POST", url = endpoint or "/v1/chat/completions",
@@ -176,17 +245,11 @@ function M.jsonl (requests, endpoint)
   return table_concat(lines, "\n") .. "\n"
 end
 
---- Uploads the requests and creates the batch: the batch object.
--- @tparam aigc.client client
--- @tparam table requests `{ custom_id =, body = }` (the body as for the endpoint; `model` defaults
--- to the client's)
--- @tparam[opt] table opts `endpoint` ("/v1/chat/completions"), `completion_window` ("24h"), `metadata`
--- @treturn[1] table the batch (`id`, `status`...)
--- @treturn[2] nil
--- @treturn[2] aigc.error err
-function M.create (client, requests, opts)
-  opts = opts or {}
-  check_requests(requests)
+-- create, checking its arguments as `fname`'s (create, run).
+local function create (fname, client, requests, opts)
+  check_client(fname, client)
+  check_requests(fname, 2, requests)
+  opts = check_opts(fname, 3, opts)
   local lines = {}
   for i, r in ipairs(requests) do
     local body = r.body
@@ -202,6 +265,18 @@ function M.create (client, requests, opts)
     completion_window = opts.completion_window or "24h", metadata = opts.metadata })
 end
 
+--- Uploads the requests and creates the batch: the batch object.
+-- @tparam aigc.client client
+-- @tparam table requests `{ custom_id =, body = }` (the body as for the endpoint; `model` defaults
+-- to the client's)
+-- @tparam[opt] table opts `endpoint` ("/v1/chat/completions"), `completion_window` ("24h"), `metadata`
+-- @treturn[1] table the batch (`id`, `status`...)
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+function M.create (client, requests, opts)
+  return create("create", client, requests, opts)
+end
+
 --- The batch object now.
 -- @tparam aigc.client client
 -- @tparam string id
@@ -209,7 +284,8 @@ end
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
 function M.retrieve (client, id)
-  if type(id) ~= "string" then util.argerror("retrieve", 2, util.expected("batch id", id)) end
+  check_client("retrieve", client)
+  check_id("retrieve", 2, id)
   return client:request("GET", "/batches/" .. id)
 end
 
@@ -221,8 +297,28 @@ end
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
 function M.cancel (client, id)
-  if type(id) ~= "string" then util.argerror("cancel", 2, util.expected("batch id", id)) end
+  check_client("cancel", client)
+  check_id("cancel", 2, id)
   return client:request("POST", "/batches/" .. id .. "/cancel", {})
+end
+
+-- wait, checking its arguments as `fname`'s.
+local function wait (fname, client, id, opts)
+  check_client(fname, client)
+  check_id(fname, 2, id)
+  opts = check_opts(fname, 3, opts)
+  local started = core.now()
+  while true do
+    local b, err = client:request("GET", "/batches/" .. id)
+    if not b then return nil, err end
+    if opts.on_progress then opts.on_progress(b) end
+    if M.TERMINAL[b.status] then return b end
+    if opts.timeout and core.now() - started > opts.timeout then
+      return nil, util.new_error { kind = "timeout", message = "batch " .. id .. " still " .. tostring(b.status)
+                                   .. " after " .. opts.timeout .. " s", batch = b }
+    end
+    client:sleep(opts.interval or 1)
+  end
 end
 
 --- Waits until a batch is over, polling every `interval` seconds.
@@ -233,19 +329,7 @@ end
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err (kind "timeout" when `timeout` passed)
 function M.wait (client, id, opts)
-  opts = opts or {}
-  local started = core.now()
-  while true do
-    local b, err = M.retrieve(client, id)
-    if not b then return nil, err end
-    if opts.on_progress then opts.on_progress(b) end
-    if M.TERMINAL[b.status] then return b end
-    if opts.timeout and core.now() - started > opts.timeout then
-      return nil, util.new_error { kind = "timeout", message = "batch " .. id .. " still " .. tostring(b.status)
-                                   .. " after " .. opts.timeout .. " s", batch = b }
-    end
-    client:sleep(opts.interval or 1)
-  end
+  return wait("wait", client, id, opts)
 end
 
 -- Adds the lines of one JSONL output/error file to `into`.
@@ -270,6 +354,8 @@ end
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
 function M.results (client, batch)
+  check_client("results", client)
+  if type(batch) ~= "table" then argerror("results", 2, expected("batch (table)", batch)) end
   local out = {}
   for _, field in ipairs { "output_file_id", "error_file_id" } do
     local id = batch[field]
@@ -291,9 +377,9 @@ end
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
 function M.run (client, requests, opts)
-  local b, err = M.create(client, requests, opts)
+  local b, err = create("run", client, requests, opts)
   if not b then return nil, err end
-  b, err = M.wait(client, b.id, opts)
+  b, err = wait("run", client, b.id, opts)
   if not b then return nil, err end
   if b.status == "failed" then
     return nil, batch_error("batch " .. b.id .. " failed", { batch = b, errors = b.errors })
