@@ -73,10 +73,13 @@ local function check_client (fname, client, loose)
   argerror(fname, 1, expected("aigc.client", client))
 end
 
--- Whether `id` is an id: a non-empty string.
+-- Whether `id` can be one segment of a URL path: a non-empty string, not a
+-- dot segment ("." and ".." are resolved by curl and by servers, whatever
+-- the encoding). Every other byte is percent-encoded by `segment`.
 local function is_id (id)
-  return type(id) == "string" and id ~= ""
+  return type(id) == "string" and id ~= "" and id ~= "." and id ~= ".."
 end
+local segment = util.urlencode
 
 -- What a message says of a value that is not an id.
 local function not_id (what, v)
@@ -201,7 +204,7 @@ function M.download (client, file_id)
     if not res then return nil, err end
     return res.body
   end
-  return socket_request(client, "GET", "/files/" .. file_id .. "/content")
+  return socket_request(client, "GET", "/files/" .. segment(file_id) .. "/content")
 end
 
 -- }======================================================
@@ -286,7 +289,7 @@ end
 function M.retrieve (client, id)
   check_client("retrieve", client)
   check_id("retrieve", 2, id)
-  return client:request("GET", "/batches/" .. id)
+  return client:request("GET", "/batches/" .. segment(id))
 end
 
 --- Cancels a batch (it goes "cancelling", then "cancelled" with the files
@@ -299,7 +302,7 @@ end
 function M.cancel (client, id)
   check_client("cancel", client)
   check_id("cancel", 2, id)
-  return client:request("POST", "/batches/" .. id .. "/cancel", {})
+  return client:request("POST", "/batches/" .. segment(id) .. "/cancel", {})
 end
 
 -- wait, checking its arguments as `fname`'s.
@@ -309,7 +312,7 @@ local function wait (fname, client, id, opts)
   opts = check_opts(fname, 3, opts)
   local started = core.now()
   while true do
-    local b, err = client:request("GET", "/batches/" .. id)
+    local b, err = client:request("GET", "/batches/" .. segment(id))
     if not b then return nil, err end
     if opts.on_progress then opts.on_progress(b) end
     if M.TERMINAL[b.status] then return b end
