@@ -12,6 +12,7 @@
 
 local aigc = require "aigc"
 local batch = require "aigc.batch"
+local runner = require "aigc.runner"
 local cjson = require "cjson"
 local cli = require "cli"
 local misuse = require "misuse"
@@ -56,10 +57,17 @@ end
 
 local KEY = "sk-proj-BATCHSECRET0123456789abcdefXYZ"
 local FILE = { body = '{"id":"file-1","object":"file","purpose":"batch"}' }
+local function done_batch (extra)
+  return { body = '{"id":"b","status":"completed","output_file_id":"out"' .. (extra or "") .. '}' }
+end
 local function ask (id, content)
   return { custom_id = id, body = { messages = { { role = "user", content = content } } } }
 end
 local REQS = { ask("fr", "Capital of France?") }
+local REPLY = '{"choices":[{"index":0,"message":{"role":"assistant","content":"Paris"},"finish_reason":"stop"}]}'
+local function out_line (id, status, body)
+  return '{"custom_id":"' .. id .. '","response":{"status_code":' .. status .. ',"body":' .. body .. '},"error":null}'
+end
 
 describe("aigc.batch against a hostile server", function ()
   local port, child, dir, routes_path, log_path, client
@@ -93,6 +101,127 @@ describe("aigc.batch against a hostile server", function ()
                            max_retries = 0, timeout = 10 }
   end)
   after_each(function () client:close() end)
+
+  describe("a server fault is nil, err (kind parse, naming the field), never a raise", function ()
+    local function fails (pattern, ...)
+      local ok, res, err = pcall(...)
+      assert.is_true(ok, tostring(res))
+      assert.is_nil(res)
+      assert.equal("parse", err.kind, tostring(err))
+      assert.matches(pattern, err.message)
+      return err
+    end
+
+    it("a batch without an id, with an id not a string or a dot segment, without a status", function ()
+      for _, body in ipairs { '{"object":"batch","status":"validating"}', '{"id":5,"status":"validating"}',
+                              '{"id":"..","status":"validating"}', '{"id":"","status":"validating"}' } do
+        serve { ["POST /v1/files"] = FILE, ["POST /v1/batches"] = { body = body } }
+        fails("batch has no usable id %(id: batch id expected, got", batch.run, client, REQS, { interval = 0.02 })
+        fails("batch has no usable id", batch.create, client, REQS)
+      end
+      serve { ["POST /v1/files"] = FILE, ["POST /v1/batches"] = { body = '{"id":"b","status":"validating"}' },
+              ["GET /v1/batches/b"] = { body = '{"id":"b","status":{"x":1}}' } }
+      fails("batch b has no status %(status: string expected, got table%)", batch.run, client, REQS,
+            { interval = 0.02 })
+      serve { ["GET /v1/batches/b"] = { body = '[1,2]' } }
+      fails("object", batch.retrieve, client, "b")   -- (the core refuses a reply not an object)
+      fails("object", batch.wait, client, "b", { interval = 0.02 })
+      serve { ["POST /v1/batches/b/cancel"] = { body = '{"id":null,"status":"cancelling"}' } }
+      fails("id: batch id expected, got null", batch.cancel, client, "b")
+    end)
+
+    it("a file object without an id", function ()
+      serve { ["POST /v1/files"] = { body = '{"object":"file"}' }, ["POST /v1/batches"] = done_batch() }
+      fails("file object has no usable id", batch.run, client, REQS, { interval = 0.02 })
+      for _, r in ipairs(requests()) do assert.is_nil(r:find("/batches", 1, true)) end   -- no batch made of nil
+    end)
+
+    it("a batch whose output_file_id is not a file id", function ()
+      fails("output_file_id: file id expected, got number", batch.results, client,
+            { id = "b", status = "completed", output_file_id = 7 })
+      fails("error_file_id: file id expected, got an empty string", batch.results, client,
+            { id = "b", status = "completed", error_file_id = "" })
+      -- null is no file
+      assert.same({}, batch.results(client, { id = "b", status = "completed", output_file_id = aigc.null }))
+    end)
+
+    it("output lines: a malformed one fails its case, the others go on", function ()
+      local lines = { out_line("ok1", 200, REPLY), out_line("null", 200, "null"), out_line("str", 200, '"hello"'),
+        '{"custom_id":"resp","response":"oops","error":null}', out_line("code", '"two hundred"', REPLY),
+        '{bad json', out_line("ok2", 200, REPLY),
+        '{"custom_id":"gone","response":null,"error":{"code":"batch_expired","message":"expired"}}' }
+      serve { ["POST /v1/files"] = FILE, ["POST /v1/batches"] = done_batch(), ["GET /v1/batches/b"] = done_batch(),
+              ["GET /v1/files/out/content"] = { ctype = "application/jsonl", body = table.concat(lines, "\n") } }
+      local reqs = {}
+      for _, id in ipairs { "ok1", "null", "str", "resp", "code", "ok2", "gone" } do reqs[#reqs + 1] = ask(id, id) end
+      local results, b = batch.run(client, reqs, { interval = 0.02 })
+      assert.is_table(results, tostring(b))
+      assert.is_true(results.ok1.ok)
+      assert.is_true(results.ok2.ok)
+      assert.equal("Paris", results.ok2.body.choices[1].message.content)
+      local want = { null = "response%.body: object expected, got null",
+                     str = "response%.body: object expected, got string",
+                     resp = "response: object expected, got string",
+                     code = "response%.status_code: number expected, got string" }
+      for id, pattern in pairs(want) do
+        local r = results[id]
+        assert.is_false(r.ok, id)
+        assert.equal("parse", r.error.kind, id)
+        assert.matches("custom_id '" .. id .. "': " .. pattern, r.error.message)
+      end
+      assert.is_false(results.gone.ok)                -- an error-file line: the server's error, as it was
+      assert.equal("expired", results.gone.error.message)
+    end)
+
+    describe("the runner's batch backend", function ()
+      local tpl = aigc.template.new { prompt = "Capital of {{country}}?" }
+      local CASES = { { id = "fr", vars = { country = "France" } }, { id = "es", vars = { country = "Spain" } } }
+      local ROUTES = { ["POST /v1/files"] = FILE, ["POST /v1/batches"] = done_batch(),
+        ["GET /v1/batches/b"] = done_batch(),
+        ["GET /v1/files/out/content"] = { ctype = "application/jsonl",
+                                          body = out_line("fr", 200, "null") .. "\n" .. out_line("es", 200, REPLY) } }
+
+      it("a line whose body is null fails its case (kind parse); the others pass; a resumed run too", function ()
+        serve(ROUTES)
+        local out = dir .. "/r.jsonl"
+        for round = 1, 2 do   -- 2: resumes batch b from r.jsonl.batch (a server fault used to raise every time)
+          if round == 2 then os.remove(out); cli.write(out .. ".batch", "b\n") end
+          local ok, summary = pcall(runner.run, { client = client, backend = "batch", batch_interval = 0.02,
+                                                  template = tpl, cases = CASES, out = out })
+          assert.is_true(ok, tostring(summary))
+          assert.equal(1, summary.ok)
+          assert.equal(1, summary.failed)
+          local by_id = {}
+          for line in proc.read_file(out):gmatch("[^\n]+") do
+            local x = cjson.decode(line)
+            by_id[x.id] = x
+          end
+          assert.is_true(by_id.es.ok)
+          assert.is_false(by_id.fr.ok)
+          assert.equal("parse", by_id.fr.error.kind)
+          assert.matches("response%.body: object expected, got null", by_id.fr.error.message)
+          assert.is_nil(io.open(out .. ".batch"))
+        end
+      end)
+
+      it("aigc run --batch: the case fails, no internal error (exit 1, not 70), resumed or not", function ()
+        serve(ROUTES)
+        local home = cli.home()
+        finally(function () cli.rmdir(home) end)
+        cli.write(home .. "/cases.jsonl",
+                  '{"id":"fr","messages":[{"role":"user","content":"Capital of France?"}]}\n')
+        for round = 1, 2 do
+          if round == 2 then cli.write(home .. "/out.jsonl.batch", "b\n") end
+          local r = cli.run({ "run", home .. "/cases.jsonl", "--batch", "--out", home .. "/out.jsonl" },
+                            { home = home, base_url = "http://127.0.0.1:" .. port .. "/v1",
+                              env = { AIGC_NO_LOG = "1" } })
+          assert.equal(1, r.code, r.stderr)
+          assert.is_nil(r.stderr:find("internal error", 1, true))
+          assert.matches("failed 1", r.stderr)
+        end
+      end)
+    end)
+  end)
 
   describe("ids go into paths percent-encoded", function ()
     it("retrieve, cancel and wait with an id holding / ? = and ..", function ()

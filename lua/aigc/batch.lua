@@ -16,9 +16,10 @@
 --     print(results.fr.body.choices[1].message.content)
 --
 -- Every function returns `nil, err` on failure (err.kind "http" with
--- `status` for a server's refusal; "batch" for a batch that ended badly)
--- and raises on misuse. Waiting polls with `client:sleep`, so inside a
--- task it yields.
+-- `status` for a server's refusal; "batch" for a batch that ended badly;
+-- "parse", naming the field, for a reply the API does not describe --
+-- what a server sends never raises) and raises on misuse. Waiting polls
+-- with `client:sleep`, so inside a task it yields.
 --
 -- **Files.** Uploads and downloads go through one pair of functions
 -- (`upload`, `download`): the client's files API (`client:files_upload`,
@@ -42,6 +43,12 @@ util.own_module()
 
 local M = {}
 
+-- The type of a value for a message (JSON null says "null").
+local function typename (v)
+  if v == core.null then return "null" end
+  return util.typename(v)
+end
+
 local function expected (what, v)
   if v == core.null then return what .. " expected, got null" end
   return util.expected(what, v)
@@ -54,6 +61,13 @@ local function batch_error (message, fields)
   local e = { kind = "batch", message = message }
   for k, v in pairs(fields or {}) do e[k] = v end
   return util.new_error(e)
+end
+
+-- A reply that is not what the API describes: kind "parse", naming the field.
+local function parse_error (client, message, fields)
+  local e = { kind = "parse", message = message }
+  for k, v in pairs(fields or {}) do e[k] = v end
+  return util.scrub(client, util.new_error(e))
 end
 
 -- {======================================================
@@ -111,6 +125,25 @@ local function check_opts (fname, argn, opts)
     field_error(fname, argn, "opts.on_progress", expected("function", opts.on_progress))
   end
   return opts
+end
+
+-- `b`, a reply of /batches, when it is a batch object (a table with an
+-- `id` usable in a path and a string `status`), else nil and a parse
+-- error naming the field. (b, err) from client:request pass through.
+local function checked_batch (client, b, err)
+  if b == nil then return nil, err end
+  if type(b) ~= "table" then
+    return nil, parse_error(client, "the server's batch is not an object (got " .. typename(b) .. ")")
+  end
+  if not is_id(b.id) then
+    return nil, parse_error(client, "the server's batch has no usable id (id: " .. not_id("batch id", b.id) .. ")",
+                            { batch = b })
+  end
+  if type(b.status) ~= "string" then
+    return nil, parse_error(client, "the server's batch " .. b.id .. " has no status (status: "
+                                    .. expected("string", b.status) .. ")", { batch = b })
+  end
+  return b
 end
 
 -- }======================================================
@@ -187,7 +220,12 @@ function M.upload (client, bytes, filename)
     "Content-Type: application/jsonl\r\n\r\n", bytes, "\r\n--", boundary, "--\r\n" }
   local text, err = socket_request(client, "POST", "/files", body, "multipart/form-data; boundary=" .. boundary)
   if not text then return nil, err end
-  return json.decode(text)
+  local file, why = json.decode(text)
+  if type(file) ~= "table" then
+    return nil, parse_error(client, "the server's file object is not " .. (file == nil and "JSON: " .. tostring(why)
+                                    or "an object (got " .. typename(file) .. ")"), { body = text })
+  end
+  return file
 end
 
 --- Downloads a file's content (bytes).
@@ -202,6 +240,10 @@ function M.download (client, file_id)
   if type(client.files_content) == "function" then
     local res, err = client:files_content(file_id)
     if not res then return nil, err end
+    if type(res.body) ~= "string" then
+      return nil, parse_error(client, "file " .. file_id .. ": no content (body: "
+                                      .. expected("string", res.body) .. ")")
+    end
     return res.body
   end
   return socket_request(client, "GET", "/files/" .. segment(file_id) .. "/content")
@@ -264,8 +306,13 @@ local function create (fname, client, requests, opts)
   local endpoint = opts.endpoint or "/v1/chat/completions"
   local file, err = M.upload(client, M.jsonl(lines, endpoint), opts.filename)
   if not file then return nil, err end
-  return client:request("POST", "/batches", { input_file_id = file.id, endpoint = endpoint,
-    completion_window = opts.completion_window or "24h", metadata = opts.metadata })
+  local file_id = type(file) == "table" and file.id or nil
+  if not is_id(file_id) then
+    return nil, parse_error(client, "the server's file object has no usable id (id: " .. not_id("file id", file_id)
+                                    .. ")", { file = file })
+  end
+  return checked_batch(client, client:request("POST", "/batches", { input_file_id = file_id, endpoint = endpoint,
+    completion_window = opts.completion_window or "24h", metadata = opts.metadata }))
 end
 
 --- Uploads the requests and creates the batch: the batch object.
@@ -289,7 +336,7 @@ end
 function M.retrieve (client, id)
   check_client("retrieve", client)
   check_id("retrieve", 2, id)
-  return client:request("GET", "/batches/" .. segment(id))
+  return checked_batch(client, client:request("GET", "/batches/" .. segment(id)))
 end
 
 --- Cancels a batch (it goes "cancelling", then "cancelled" with the files
@@ -302,7 +349,7 @@ end
 function M.cancel (client, id)
   check_client("cancel", client)
   check_id("cancel", 2, id)
-  return client:request("POST", "/batches/" .. segment(id) .. "/cancel", {})
+  return checked_batch(client, client:request("POST", "/batches/" .. segment(id) .. "/cancel", {}))
 end
 
 -- wait, checking its arguments as `fname`'s.
@@ -312,12 +359,12 @@ local function wait (fname, client, id, opts)
   opts = check_opts(fname, 3, opts)
   local started = core.now()
   while true do
-    local b, err = client:request("GET", "/batches/" .. segment(id))
+    local b, err = checked_batch(client, client:request("GET", "/batches/" .. segment(id)))
     if not b then return nil, err end
     if opts.on_progress then opts.on_progress(b) end
     if M.TERMINAL[b.status] then return b end
     if opts.timeout and core.now() - started > opts.timeout then
-      return nil, util.new_error { kind = "timeout", message = "batch " .. id .. " still " .. tostring(b.status)
+      return nil, util.new_error { kind = "timeout", message = "batch " .. id .. " still " .. b.status
                                    .. " after " .. opts.timeout .. " s", batch = b }
     end
     client:sleep(opts.interval or 1)
@@ -335,16 +382,38 @@ function M.wait (client, id, opts)
   return wait("wait", client, id, opts)
 end
 
--- Adds the lines of one JSONL output/error file to `into`.
-local function read_lines (text, into)
+-- What is wrong with a decoded line `x` of an output/error file (its
+-- field and what it holds), or nil: `response` an object or null,
+-- `status_code` a number, and a 2xx line's `body` an object.
+local function line_fault (x, status)
+  local r = x.response
+  if r == nil or r == core.null then return nil end
+  if type(r) ~= "table" then return "response: " .. expected("object", r) end
+  if status == nil then return "response.status_code: " .. expected("number", r.status_code) end
+  if status >= 200 and status < 300 and type(r.body) ~= "table" then
+    return "response.body: " .. expected("object", r.body)
+  end
+  return nil
+end
+
+-- Adds the lines of one JSONL output/error file to `into`. A line the
+-- server sent malformed is that line's failure (`error` a parse error);
+-- one without a custom_id, or not JSON, names no case and is skipped.
+local function read_lines (client, file_id, text, into)
   for line in text:gmatch("[^\n]+") do
     local x = json.decode(line)
     if type(x) == "table" and type(x.custom_id) == "string" then
       local r = type(x.response) == "table" and x.response or {}
       local status = tonumber(r.status_code)
-      local ok = status ~= nil and status >= 200 and status < 300 and (x.error == nil or x.error == core.null)
-      into[x.custom_id] = { ok = ok, status_code = status, request_id = r.request_id, body = r.body,
-                            error = x.error ~= core.null and x.error or nil }
+      local fault = line_fault(x, status)
+      local ok = fault == nil and status ~= nil and status >= 200 and status < 300
+                 and (x.error == nil or x.error == core.null)
+      local e = x.error ~= core.null and x.error or nil
+      if fault then
+        e = parse_error(client, "batch file " .. file_id .. ", line of custom_id '" .. x.custom_id .. "': " .. fault,
+                        { custom_id = x.custom_id, status = status })
+      end
+      into[x.custom_id] = { ok = ok, status_code = status, request_id = r.request_id, body = r.body, error = e }
     end
   end
 end
@@ -362,10 +431,14 @@ function M.results (client, batch)
   local out = {}
   for _, field in ipairs { "output_file_id", "error_file_id" } do
     local id = batch[field]
-    if type(id) == "string" then
+    if id ~= nil and id ~= core.null then
+      if not is_id(id) then
+        return nil, parse_error(client, "the batch's " .. field .. " is not a file id (" .. field .. ": "
+                                        .. not_id("file id", id) .. ")", { batch = batch })
+      end
       local text, err = M.download(client, id)
       if not text then return nil, err end
-      read_lines(text, out)
+      read_lines(client, id, text, out)
     end
   end
   return out
@@ -454,7 +527,10 @@ end
 local function progress (run, b)
   local on = run.spec.on_progress
   if not on then return end
-  local s, counts = run.summary, type(b.request_counts) == "table" and b.request_counts or {}
+  local s, counts = run.summary, {}
+  for _, k in ipairs { "total", "completed", "failed" } do   -- (numbers, whatever the server sent)
+    counts[k] = type(b.request_counts) == "table" and tonumber(b.request_counts[k]) or nil
+  end
   local elapsed = core.now() - run.started
   on { total = s.total, done = s.skipped + (counts.completed or 0) + (counts.failed or 0), skipped = s.skipped,
        ok = s.ok + (counts.completed or 0), failed = s.failed + (counts.failed or 0), passed = s.passed,
@@ -516,7 +592,11 @@ function M.backend (run, internal)
   end
   for _, job in ipairs(jobs) do
     local r = results[tostring(job.case.id)]
-    if r and r.ok then
+    if r and util.is_error(r.error) then   -- a line the server sent malformed (kind "parse")
+      job.err = r.error
+      log(job, nil, job.err)
+      run:finish(job, internal.failure_result(job))
+    elseif r and r.ok then
       local res = r.body
       res.text = reply_text(res)
       internal.result_of(run, job, res)
