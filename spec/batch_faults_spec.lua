@@ -102,6 +102,38 @@ describe("aigc.batch against a hostile server", function ()
   end)
   after_each(function () client:close() end)
 
+  describe("errors built from server data are scrubbed", function ()
+    it("wait's timeout: a status that echoes the key", function ()
+      serve { ["GET /v1/batches/b"] = { body = '{"id":"b","status":"' .. KEY .. '"}' } }
+      local b, err = batch.wait(client, "b", { timeout = 0.05, interval = 0.02 })
+      assert.is_nil(b)
+      assert.equal("timeout", err.kind)
+      assert.is_nil(tostring(err):find(KEY, 1, true))
+      assert.matches("still %[redacted%]", tostring(err))
+      assert.is_nil(cjson.encode(err.batch):find(KEY, 1, true))
+    end)
+
+    it("run's failed batch: an id and errors that echo the key", function ()
+      local failed = { body = '{"id":"' .. KEY .. '","status":"failed",'
+                              .. '"errors":{"data":[{"message":"' .. KEY .. '"}]}}' }
+      serve { ["POST /v1/files"] = FILE, ["POST /v1/batches"] = failed, ["GET /v1/batches/"] = failed }
+      local res, err = batch.run(client, REQS, { interval = 0.02 })
+      assert.is_nil(res)
+      assert.equal("batch", err.kind)
+      assert.is_nil(tostring(err):find(KEY, 1, true))
+      assert.matches("batch %[redacted%] failed", tostring(err))
+      assert.is_nil(err.errors.data[1].message:find(KEY, 1, true))
+    end)
+
+    it("a malformed output line whose custom_id echoes the key", function ()
+      serve { ["GET /v1/files/out/content"] = { ctype = "application/jsonl", body = out_line(KEY, 200, "null") } }
+      local results = assert(batch.results(client, { id = "b", status = "completed", output_file_id = "out" }))
+      local _, r = next(results)
+      assert.equal("parse", r.error.kind)
+      assert.is_nil(tostring(r.error):find(KEY, 1, true))
+    end)
+  end)
+
   describe("a server fault is nil, err (kind parse, naming the field), never a raise", function ()
     local function fails (pattern, ...)
       local ok, res, err = pcall(...)

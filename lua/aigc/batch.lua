@@ -57,10 +57,12 @@ end
 --- The statuses after which a batch changes no more.
 M.TERMINAL = { completed = true, failed = true, expired = true, cancelled = true }
 
-local function batch_error (message, fields)
+-- Every error built here from what the server sent (a batch's id, status,
+-- errors, a line's body) goes through util.scrub: a server may echo the key.
+local function batch_error (client, message, fields)
   local e = { kind = "batch", message = message }
   for k, v in pairs(fields or {}) do e[k] = v end
-  return util.new_error(e)
+  return util.scrub(client, util.new_error(e))
 end
 
 -- A reply that is not what the API describes: kind "parse", naming the field.
@@ -173,11 +175,11 @@ local function socket_request (client, method, path, body, content_type)
     url = url .. (path:find("?", 1, true) and "&" or "?") .. util.encode_query(client._query)
   end
   if not url:lower():find("^http://") then
-    return nil, batch_error("uploading or downloading a file needs the client's files API (issue 15) "
-                            .. "for an https server; this client has none")
+    return nil, batch_error(client, "uploading or downloading a file needs the client's files API (issue 15) "
+                                    .. "for an https server; this client has none")
   end
   local ok, http = pcall(require, "socket.http")
-  if not ok then return nil, batch_error("file transfers need LuaSocket (lua-socket) or the files API") end
+  if not ok then return nil, batch_error(client, "file transfers need LuaSocket (lua-socket) or the files API") end
   local ltn12 = require "ltn12"
   local out = {}
   local headers = client_headers(client, content_type)
@@ -364,8 +366,8 @@ local function wait (fname, client, id, opts)
     if opts.on_progress then opts.on_progress(b) end
     if M.TERMINAL[b.status] then return b end
     if opts.timeout and core.now() - started > opts.timeout then
-      return nil, util.new_error { kind = "timeout", message = "batch " .. id .. " still " .. b.status
-                                   .. " after " .. opts.timeout .. " s", batch = b }
+      return nil, util.scrub(client, util.new_error { kind = "timeout", message = "batch " .. id .. " still "
+                               .. b.status .. " after " .. opts.timeout .. " s", batch = b })
     end
     client:sleep(opts.interval or 1)
   end
@@ -458,7 +460,7 @@ function M.run (client, requests, opts)
   b, err = wait("run", client, b.id, opts)
   if not b then return nil, err end
   if b.status == "failed" then
-    return nil, batch_error("batch " .. b.id .. " failed", { batch = b, errors = b.errors })
+    return nil, batch_error(client, "batch " .. b.id .. " failed", { batch = b, errors = b.errors })
   end
   local results, rerr = M.results(client, b)
   if not results then return nil, rerr end
