@@ -223,6 +223,8 @@ describe("aigc.batch against a hostile server", function ()
           assert.is_true(ok, tostring(summary))
           assert.equal(1, summary.ok)
           assert.equal(1, summary.failed)
+          assert.equal(2, summary.totals.requests)   -- the malformed line is counted, as an error
+          assert.equal(1, summary.totals.errors)
           local by_id = {}
           for line in proc.read_file(out):gmatch("[^\n]+") do
             local x = cjson.decode(line)

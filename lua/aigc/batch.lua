@@ -596,6 +596,7 @@ function M.backend (run, internal)
     local r = results[tostring(job.case.id)]
     if r and util.is_error(r.error) then   -- a line the server sent malformed (kind "parse")
       job.err = r.error
+      run.batch_lines:record(nil, job.err)
       log(job, nil, job.err)
       run:finish(job, internal.failure_result(job))
     elseif r and r.ok then
