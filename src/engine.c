@@ -375,16 +375,32 @@ static int eng_report (lua_State *L) {
 }
 
 /*
-** engine:scrub(v) -> v: for errors the Lua layer builds (a dialogue error
-** holding a whole response, a tool's error): every string reachable from v
-** with the engine's secrets replaced by "[redacted]", a table in place.
+** engine:scrub(v [, secrets [, header_lines]]) -> v: for errors the Lua
+** layer builds (a dialogue error holding a whole response, a tool's
+** error) and what a cache or a cassette keeps: every string reachable
+** from v with the engine's secrets replaced by "[redacted]", a table in
+** place. `secrets` (a list of strings) and `header_lines` (a list of
+** "Name: value") add one call's own credentials, as a request's submit
+** does (the credential of its Authorization... headers, its query's).
 ** Works on a closed client (the secrets live as long as the engine).
 */
 static int eng_scrub (lua_State *L) {
   aigc_engine *e = (aigc_engine *)luaL_checkudata(L, 1, AIGC_ENGINE_MT);
+  const char *secrets = secrets_of(e);   /* valid while e is on the stack */
+  char **box = NULL;
   luaL_checkany(L, 2);
+  lua_settop(L, 4);
+  luaL_argcheck(L, lua_isnil(L, 3) || lua_istable(L, 3), 3, "a list of strings expected");
+  luaL_argcheck(L, lua_isnil(L, 4) || lua_istable(L, 4), 4, "a list of header lines expected");
+  if (!lua_isnil(L, 3) || !lua_isnil(L, 4)) {
+    box = aigc_secrets_box(L, lua_isnil(L, 4) ? 0 : 4, lua_isnil(L, 3) ? 0 : 3, secrets);
+    if (*box != NULL)
+      secrets = *box;   /* anchored by the box (at 5) until we return */
+  }
+  aigc_error_scrub(L, 2, secrets);
+  if (box != NULL)
+    aigc_secrets_box_free(box);   /* zeroed now, not at the next collection */
   lua_settop(L, 2);
-  aigc_error_scrub(L, 2, secrets_of(e));
   return 1;
 }
 

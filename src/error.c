@@ -199,7 +199,8 @@ static int word_is (const char *s, size_t n, const char *w) {
 /*
 ** Adds to the list at `list` (a Lua table, n entries so far) the credential
 ** of the header line at the top of the stack, if it carries one:
-** Authorization, api-key or x-api-key; of "Bearer X" (any scheme), X.
+** Authorization, api-key, x-api-key or Proxy-Authorization; of "Bearer X"
+** (any scheme), X.
 ** Pops the line.
 */
 static void add_header_secret (lua_State *L, int list, lua_Integer *n) {
@@ -213,7 +214,8 @@ static void add_header_secret (lua_State *L, int list, lua_Integer *n) {
   end = line + len;
   if (word_is(line, (size_t)(colon - line), "authorization") ||
       word_is(line, (size_t)(colon - line), "api-key") ||
-      word_is(line, (size_t)(colon - line), "x-api-key")) {
+      word_is(line, (size_t)(colon - line), "x-api-key") ||
+      word_is(line, (size_t)(colon - line), "proxy-authorization")) {
     const char *p;
     v = colon + 1;
     for (p = v; p < end; p++)   /* the last word: "Bearer X" -> X */
@@ -504,46 +506,88 @@ char *aigc_secrets_from_config (lua_State *L, int idx) {
 }
 
 /*
-** A request's own secrets block when the call's header lines at idx (a
-** list of "Name: value") carry a credential its engine's block `engine`
-** does not hold (a per-call Authorization, api-key or x-api-key): the
-** engine's secrets and those, malloc'ed (aigc_secrets_free); else NULL.
-** The request holds its engine, so `engine` stays valid across the Lua
-** calls here, whatever a finalizer does meanwhile.
+** A request's own secrets block when the call's header lines at hidx (a
+** list of "Name: value"; 0: none) carry a credential its engine's block
+** `engine` does not hold (a per-call Authorization, api-key, x-api-key or
+** Proxy-Authorization), or the list of strings at sidx (0: none) does
+** (the values of the call's credential-like query parameters, as the Lua
+** layer finds them): the engine's secrets and those, malloc'ed
+** (aigc_secrets_free); else NULL. The request holds its engine (or the
+** engine userdata is on the stack), so `engine` stays valid across the
+** Lua calls here, whatever a finalizer does meanwhile.
 */
-char *aigc_secrets_with_call (lua_State *L, int idx, const char *engine) {
-  int list, fresh = 0;
+char *aigc_secrets_with_call (lua_State *L, int hidx, int sidx, const char *engine) {
+  int list, fresh = 0, pass;
   lua_Integer n = 0, k, nh;
   size_t i, len, nsec = engine != NULL ? get32(engine, H_NSECRETS) : 0;
-  idx = lua_absindex(L, idx);
+  hidx = hidx != 0 ? lua_absindex(L, hidx) : 0;
+  sidx = sidx != 0 ? lua_absindex(L, sidx) : 0;
   lua_newtable(L);
   list = lua_gettop(L);
   for (i = 0; i < nsec; i++) {
     lua_pushlstring(L, engine + get32(engine, H_DIR + 8 * i), get32(engine, H_DIR + 8 * i + 4));
     lua_rawseti(L, list, ++n);
   }
-  nh = (lua_Integer)lua_rawlen(L, idx);
-  for (k = 1; k <= nh; k++) {
-    lua_Integer before = n;
-    const char *c;
-    lua_rawgeti(L, idx, k);
-    add_header_secret(L, list, &n);
-    if (n == before)
-      continue;
-    lua_rawgeti(L, list, n);   /* the credential: one the engine searches already? */
-    c = lua_tolstring(L, -1, &len);
-    for (i = 0; i < nsec; i++)
-      if (get32(engine, H_DIR + 8 * i + 4) == len
-          && memcmp(engine + get32(engine, H_DIR + 8 * i), c, len) == 0)
-        break;
-    fresh |= i == nsec && len >= SECRET_MIN;
-    lua_pop(L, 1);
+  for (pass = 0; pass < 2; pass++) {
+    int t = pass == 0 ? hidx : sidx;
+    nh = t != 0 ? (lua_Integer)lua_rawlen(L, t) : 0;
+    for (k = 1; k <= nh; k++) {
+      lua_Integer before = n;
+      const char *c;
+      lua_rawgeti(L, t, k);
+      if (pass == 0)
+        add_header_secret(L, list, &n);
+      else if (lua_type(L, -1) == LUA_TSTRING)
+        lua_rawseti(L, list, ++n);
+      else
+        lua_pop(L, 1);
+      if (n == before)
+        continue;
+      lua_rawgeti(L, list, n);   /* the credential: one the engine searches already? */
+      c = lua_tolstring(L, -1, &len);
+      for (i = 0; i < nsec; i++)
+        if (get32(engine, H_DIR + 8 * i + 4) == len
+            && memcmp(engine + get32(engine, H_DIR + 8 * i), c, len) == 0)
+          break;
+      fresh |= i == nsec && len >= SECRET_MIN && strlen(c) == len;
+      lua_pop(L, 1);
+    }
   }
   if (!fresh) {
     lua_settop(L, list - 1);
     return NULL;
   }
   return block_of_list(L, list, n);
+}
+
+/*
+** A block made for one scrub (engine:scrub with a call's credentials)
+** lives in a userdata box on the stack: a Lua error (memory) on the way
+** lets its __gc zero and free it.
+*/
+void aigc_secrets_box_free (char **box) {
+  aigc_secrets_free(*box);
+  *box = NULL;
+}
+
+static int secrets_box_gc (lua_State *L) {
+  aigc_secrets_box_free((char **)lua_touserdata(L, 1));
+  return 0;
+}
+
+char **aigc_secrets_box (lua_State *L, int hidx, int sidx, const char *engine) {
+  char **box;
+  hidx = hidx != 0 ? lua_absindex(L, hidx) : 0;
+  sidx = sidx != 0 ? lua_absindex(L, sidx) : 0;
+  box = (char **)lua_newuserdatauv(L, sizeof *box, 0);
+  *box = NULL;
+  if (luaL_newmetatable(L, "aigc.secretsbox")) {
+    lua_pushcfunction(L, secrets_box_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  *box = aigc_secrets_with_call(L, hidx, sidx, engine);
+  return box;
 }
 
 /* Zeroes and frees a block made by aigc_secrets_from_config (or NULL). */

@@ -29,9 +29,16 @@ void aigc_error_json_limit (lua_State *L, const char *what, const char *detail);
    malloc'ed, or NULL; raises on a value of the wrong type. */
 char *aigc_secrets_from_config (lua_State *L, int idx);
 void aigc_secrets_free (char *secrets);
-/* A request's own block when its header lines (the list at idx) carry a
-   credential the engine's block does not: both, malloc'ed; else NULL. */
-char *aigc_secrets_with_call (lua_State *L, int idx, const char *engine);
+/* A request's own block when its header lines (the list at hidx, 0:
+   none) or the strings at sidx (0: none: a call's query credentials)
+   carry a credential the engine's block does not: all, malloc'ed; else
+   NULL. */
+char *aigc_secrets_with_call (lua_State *L, int hidx, int sidx, const char *engine);
+/* The same, pushed in a box (a userdata whose __gc zeroes and frees it):
+   *box is the block, or NULL when the call adds no secret. */
+char **aigc_secrets_box (lua_State *L, int hidx, int sidx, const char *engine);
+/* Zeroes and frees a box's block now (the box stays, empty). */
+void aigc_secrets_box_free (char **box);
 /* Pushes s[0..len) with every secret (every run of 12 bytes or more of
    one, or of its base64 forms) replaced by "[redacted]". */
 void aigc_error_push_scrubbed (lua_State *L, const char *s, size_t len, const char *secrets);

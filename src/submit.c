@@ -53,14 +53,14 @@ enum {   /* bits of aigc_submit.opts_keys: opts_names' order */
   AIGC_OK_EVENTS = 1 << 4, AIGC_OK_STREAM_FIELD = 1 << 5, AIGC_OK_DEADLINE = 1 << 6,
   AIGC_OK_HEADERS = 1 << 7, AIGC_OK_METHOD = 1 << 8, AIGC_OK_ABSOLUTE = 1 << 9,
   AIGC_OK_FORM = 1 << 10, AIGC_OK_SINK = 1 << 11, AIGC_OK_ON_DONE = 1 << 12,
-  AIGC_OK_ON_ERROR = 1 << 13, AIGC_OK_WATCH = 1 << 14,
+  AIGC_OK_ON_ERROR = 1 << 13, AIGC_OK_WATCH = 1 << 14, AIGC_OK_SECRETS = 1 << 15,
   /* what aigc_form_read reads (form.c) */
   AIGC_OK_BODY = AIGC_OK_METHOD | AIGC_OK_ABSOLUTE | AIGC_OK_FORM | AIGC_OK_EVENTS | AIGC_OK_SINK
 };
 static const key_name opts_names[] = {
   KEY("path"), KEY("query"), KEY("fname"), KEY("arg"), KEY("events"), KEY("stream_field"),
   KEY("deadline"), KEY("headers"), KEY("method"), KEY("absolute"), KEY("form"), KEY("sink"),
-  KEY("on_done"), KEY("on_error"), KEY("watch"), { NULL, 0 }
+  KEY("on_done"), KEY("on_error"), KEY("watch"), KEY("secrets"), { NULL, 0 }
 };
 
 /* The bits of `names` present as keys of the table at t (every bit when
@@ -346,16 +346,21 @@ aigc_request *aigc_request_new (lua_State *L, aigc_roster *ro, const aigc_submit
     lua_setiuservalue(L, ridx, AIGC_RQ_READER);
     strong = 1;
   }
-  if (s->opts_keys & AIGC_OK_HEADERS) {
-    if (lua_getfield(L, 4, "headers") == LUA_TTABLE) {
-      r->headers = aigc_build_headers(L, lua_gettop(L));
-      /* A credential of the call's own (a per-user key) is a secret of
-         this request: its errors and log lines are scrubbed of it too. */
-      r->own_secrets = aigc_secrets_with_call(L, lua_gettop(L), r->secrets);
-      if (r->own_secrets != NULL)
-        r->secrets = r->own_secrets;
+  if (s->opts_keys & (AIGC_OK_HEADERS | AIGC_OK_SECRETS)) {
+    int hidx = 0, sidx = 0;
+    if (get_key(L, 4, s->opts_keys, AIGC_OK_HEADERS, "headers") == LUA_TTABLE) {
+      hidx = lua_gettop(L);
+      r->headers = aigc_build_headers(L, hidx);
     }
-    lua_pop(L, 1);
+    if (get_key(L, 4, s->opts_keys, AIGC_OK_SECRETS, "secrets") == LUA_TTABLE)
+      sidx = lua_gettop(L);   /* a call's query credentials (the Lua layer finds them) */
+    /* A credential of the call's own (a per-user key in a header or the
+       query) is a secret of this request: its errors and log lines are
+       scrubbed of it too. */
+    r->own_secrets = aigc_secrets_with_call(L, hidx, sidx, r->secrets);
+    if (r->own_secrets != NULL)
+      r->secrets = r->own_secrets;
+    lua_pop(L, 2);
   }
   /* May run Lua (metamethods) and allocates: anything may happen to the
      engine meanwhile, which is why nothing of it is read after this. */

@@ -243,7 +243,7 @@ function Cache:get (key)
 end
 
 --- Stores a reply (the fields the core adds per request -- `retries` --
--- are left out), scrubbed by `scrub` (the client's secrets: a key a server
+-- are left out), scrubbed by `scrub` (the client's and the call's secrets: a key a server
 -- echoed is never kept, in memory or on disk).
 -- @tparam string key
 -- @tparam table res

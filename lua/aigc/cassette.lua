@@ -356,7 +356,7 @@ end
 
 --- When a recorded call has ended: appends its exchange (calls that got no
 -- HTTP answer -- a refused connection, a cancel -- are not stored),
--- scrubbed by `scrub` (the client's secrets: a key a server echoed in a
+-- scrubbed by `scrub` (the client's and the call's secrets: a key a server echoed in a
 -- header or a body is not in the file).
 -- @tparam table call from `before`
 -- @param res

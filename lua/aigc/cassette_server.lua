@@ -31,7 +31,9 @@ cut after each newline (so no UTF-8 character is split), t in ms from the
 request. The key comes from the client in `x-aigc-cassette-key`. Nothing
 of the request (its Authorization header) is stored, and the credentials
 it carries are masked in what is stored of the response (a server may
-echo the key in a header or a body): `[redacted]***`, as many bytes.
+echo the key in a header or a body), as the engine scrubs errors: any run
+of 12 bytes or more of one or of its base64 forms becomes `[redacted]***`,
+as many bytes.
 It exits when its parent is gone
 (polled every 0.5 s) or on SIGTERM; a
 recording proxy's SIGTERM first lets the exchanges in flight finish and be
@@ -140,20 +142,51 @@ local function secret_param (name)
   return false
 end
 
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+local function base64 (s)
+  return (s:gsub("..?.?", function (g)
+    local a, b, c = g:byte(1, 3)
+    local n, out = a * 65536 + (b or 0) * 256 + (c or 0), {}
+    for i = 1, 4 do
+      local d = (n >> (6 * (4 - i))) & 63
+      out[i] = B64:sub(d + 1, d + 1)
+    end
+    return table.concat(out):sub(1, #g + 1) .. ("="):rep(3 - #g)
+  end))
+end
+
+local function unbase64 (s)
+  local bits = s:gsub("[^%w+/]", ""):gsub(".", function (ch)
+    local v = B64:find(ch, 1, true) - 1
+    local out = {}
+    for i = 6, 1, -1 do out[#out + 1] = (v >> (i - 1)) & 1 end
+    return table.concat(out)
+  end)
+  return (bits:gsub("%d%d%d%d%d%d%d%d", function (byte) return string.char(tonumber(byte, 2)) end)
+              :gsub("[01]+$", ""))
+end
+
 -- The credentials a request carries: the values of its Authorization,
--- api-key and x-api-key headers (and X of "Bearer X") and of its
+-- api-key, x-api-key and Proxy-Authorization headers (and X of "Bearer X";
+-- of "Basic X", the password and "user:password" X encodes) and of its
 -- credential-like query parameters. They are what the client's engine
 -- scrubs from errors and logs (its key, token, header credentials, URL
--- secrets); a server may echo them back, and none may be stored. Longest
--- first; shorter than 8 bytes are not searched (as the engine's rule).
+-- secrets, a call's own); a server may echo them back, and none may be
+-- stored. Shorter than 8 bytes are not searched (as the engine's rule).
 local function credentials (request_head)
   local list = {}
   local function add (v) if v and #v >= 8 then list[#list + 1] = v end end
   for name, value in request_head:gmatch("\r\n([^:\r\n]+):[ \t]*([^\r\n]*)") do
     name = name:lower()
-    if name == "authorization" or name == "api-key" or name == "x-api-key" then
-      add(value)
-      add(value:match("^%S+%s+(.-)%s*$"))
+    if name == "authorization" or name == "api-key" or name == "x-api-key" or name == "proxy-authorization" then
+      local scheme, cred = value:match("^(%S+)%s+(%S+)%s*$")
+      add(cred or value:match("^%s*(.-)%s*$"))   -- (X of "Bearer X", as the engine takes it)
+      if scheme and scheme:lower() == "basic" and cred then
+        local userpass = unbase64(cred)
+        add(userpass)
+        add(userpass:match(":(.*)$"))
+      end
     end
   end
   local query = request_head:match("^%S+ [^?%s]*%?(%S*)") or ""
@@ -163,31 +196,72 @@ local function credentials (request_head)
       add((v:gsub("%%(%x%x)", function (h) return string.char(tonumber(h, 16)) end)))
     end
   end
-  table.sort(list, function (x, y) return #x > #y end)
   return list
 end
 
--- `s` with each credential masked by as many bytes ("[redacted]***"):
--- the recorded bytes keep their lengths, so Content-Length and chunk
--- sizes stay right, and a replay plays the masked text as it was recorded.
-local function mask (s, secrets)
+-- What is searched for each credential, as the engine's scrub: the
+-- credential and the characters of its base64 forms that it alone decides
+-- (base64(X .. secret .. Y) for X of 0, 1 or 2 bytes mod 3: an echoed
+-- "Bearer <key>" or Basic credential). Each run of 12 bytes of one -> true.
+local RUN = 12
+local function pieces_of (secrets)
+  local pieces, whole = {}, {}
   for _, secret in ipairs(secrets) do
-    local m = ("[redacted]" .. ("*"):rep(#secret)):sub(1, #secret)
-    local i = 1
-    while true do
-      local a, b = s:find(secret, i, true)
-      if not a then break end
-      s = s:sub(1, a - 1) .. m .. s:sub(b + 1)
-      i = a + #m
+    local forms = { secret }
+    for r = 0, 2 do
+      local n = #secret
+      local c0, c1 = (8 * r + 5) // 6, 8 * (r + n) // 6
+      forms[#forms + 1] = base64(("\0"):rep(r) .. secret):sub(c0 + 1, c1)
+    end
+    for _, f in ipairs(forms) do
+      if #f < RUN then whole[#whole + 1] = f end
+      for i = 1, #f - RUN + 1 do pieces[f:sub(i, i + RUN - 1)] = true end
     end
   end
-  return s
+  return pieces, whole
+end
+
+-- `s` with each run of 12 bytes or more of a credential or of its base64
+-- forms (a shorter one: whole) masked by as many bytes ("[redacted]***"):
+-- the recorded bytes keep their lengths, so Content-Length and chunk
+-- sizes stay right, and a replay plays the masked text as it was recorded.
+local function mask (s, pieces, whole)
+  local runs = {}   -- [from, to] pairs, in order, possibly overlapping
+  for i = 1, #s - RUN + 1 do
+    if pieces[s:sub(i, i + RUN - 1)] then runs[#runs + 1] = { i, i + RUN - 1 } end
+  end
+  for _, w in ipairs(whole) do
+    local i = 1
+    while true do
+      local a, b = s:find(w, i, true)
+      if not a then break end
+      runs[#runs + 1] = { a, b }
+      i = b + 1
+    end
+  end
+  if #runs == 0 then return s end
+  table.sort(runs, function (x, y) return x[1] < y[1] end)
+  local out, at, k = {}, 1, 1
+  while k <= #runs do
+    local a, b = runs[k][1], runs[k][2]
+    k = k + 1
+    while k <= #runs and runs[k][1] <= b + 1 do
+      if runs[k][2] > b then b = runs[k][2] end
+      k = k + 1
+    end
+    out[#out + 1] = s:sub(at, a - 1)
+    out[#out + 1] = ("[redacted]" .. ("*"):rep(b - a + 1)):sub(1, b - a + 1)
+    at = b + 1
+  end
+  out[#out + 1] = s:sub(at)
+  return table.concat(out)
 end
 
 local function append_exchange (key, events, secrets)
   local f = io.open(path, "ab")
   if not f then return end
-  for _, ev in ipairs(events) do ev.data = mask(ev.data, secrets) end
+  local pieces, whole = pieces_of(secrets)
+  for _, ev in ipairs(events) do ev.data = mask(ev.data, pieces, whole) end
   f:write(cjson.encode { key = key, raw = true, events = events }, "\n")
   f:close()
 end

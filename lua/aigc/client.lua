@@ -335,6 +335,7 @@ local function call_opts (self, api, params, path, fname, argn)
       end
     end
     opts.query = encode_query(merged)
+    opts.secrets = util.call_credentials(params)   -- (a per-call key in the query is the call's secret)
   end
   return opts
 end

@@ -112,12 +112,15 @@ local function quietly (f, ...)
   if not ok and tostring(e):find("interrupted!$") then error(e, 0) end
 end
 
--- The client's secrets scrubbed from `v` (a string, or a table in place)
--- as from its errors and logs (`engine:scrub`): for what a cache or a
--- cassette keeps. Raises when it cannot scrub (then nothing is kept).
-local function scrubber (client)
+-- The client's secrets and the call's own (the credential of a header or
+-- a query parameter of that call: `util.call_credentials`) scrubbed from
+-- `v` (a string, or a table in place) as from the call's errors and logs
+-- (`engine:scrub`): for what a cache or a cassette keeps. Raises when it
+-- cannot scrub (then nothing is kept).
+local function scrubber (client, call)
   local engine = rawget(client, "_engine")
-  return function (v) return engine:scrub(v) end
+  local secrets, lines = call.secrets, call.header_lines
+  return function (v) return engine:scrub(v, secrets, lines) end
 end
 
 -- A request has ended: counts it, logs it, records it. Nothing here may
@@ -130,9 +133,9 @@ local function ended (client, call, res, err)
     client._usage:record(res, err, replayed and "replay" or nil)
   end
   if res and call.cache_key and client._cache then
-    quietly(client._cache.put, client._cache, call.cache_key, res, scrubber(client))
+    quietly(client._cache.put, client._cache, call.cache_key, res, scrubber(client, call))
   end
-  if c then quietly(c.ended, c, call, res, err, scrubber(client)) end
+  if c then quietly(c.ended, c, call, res, err, scrubber(client, call)) end
   local log = client._promptlog
   if log and call.api == "chat" and type(call.user_params) == "table" then
     quietly(log.record_call, log, call.user_params, res, err, { started = call.started, client = client })
@@ -285,6 +288,7 @@ function M.before (client, api, params, path)
   local mt = params and getmetatable(params)
   if type(mt) == "table" then setmetatable(p, mt) end
   local call = { api = api, started = now(), user_params = params, params = p, options = p, model = client.model }
+  call.secrets, call.header_lines = util.call_credentials(p)   -- (what the cache, the cassette keep: scrubbed)
   p.cache = nil   -- (the cache mark is never sent)
   if client._cache and cache.cacheable(api, params) then
     -- (the URL as shown: no password in a key that the disk cache's files repeat)

@@ -338,6 +338,43 @@ function M.url_secrets (url, out)
   return out
 end
 
+--- One call's own credentials, for its secrets (scrubbed from its
+-- errors, logs and what a cache or a cassette keeps of it, as the
+-- client's): the values of the credential-like parameters (`secret_param`)
+-- of `params.query` and `params.extra_query` (as given and URL-encoded),
+-- and `params.headers`/`params.extra_headers` as "Name: value" lines (the
+-- engine takes the credential of an Authorization, api-key, x-api-key or
+-- Proxy-Authorization line, as for the client's headers).
+-- @tparam table params
+-- @treturn table|nil the query's credentials
+-- @treturn table|nil the header lines
+function M.call_credentials (params)
+  local secrets, lines
+  for _, q in ipairs { params.query or false, params.extra_query or false } do
+    if type(q) == "table" then
+      for k, v in pairs(q) do
+        local tv = type(v)
+        if (tv == "string" or tv == "number") and secret_param(k) then
+          secrets = secrets or {}
+          secrets[#secrets + 1] = tostring(v)
+          secrets[#secrets + 1] = M.urlencode(v)
+        end
+      end
+    end
+  end
+  for _, h in ipairs { params.headers or false, params.extra_headers or false } do
+    if type(h) == "table" then
+      for name, value in pairs(h) do
+        if type(name) == "string" and (type(value) == "string" or type(value) == "number") then
+          lines = lines or {}
+          lines[#lines + 1] = name .. ": " .. tostring(value)
+        end
+      end
+    end
+  end
+  return secrets, lines
+end
+
 --- `url` as it may be shown (tostring, a banner): the password of its user
 -- info (or a lone user name) and the values of credential-like query
 -- parameters replaced by `[redacted]`.

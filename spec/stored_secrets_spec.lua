@@ -1,0 +1,229 @@
+-- A call's own credentials (a per-user key in its Authorization or
+-- api-key header, or in its query: `key=`, `api-key=`...) are that call's
+-- secrets: not only its error and log lines but what the response cache
+-- (memory and disk) and a cassette (the client's record, the recording
+-- proxy's wire bytes) keep of it are scrubbed of them, whole, cut and
+-- base64'd. A server here echoes every credential of each request it gets
+-- (a LuaSocket child, no aigc: the oracle is independent).
+local aigc = require "aigc"
+local cli = require "cli"
+local oneshot = require "oneshot"
+
+local CLIENT_KEY = "sk-client-" .. ("Qm4Xw8Ry2Tz6"):rep(3)
+local PER_CALL = "sk-percall-" .. ("Zq7Lp3Vn9Kd5"):rep(3)
+local QUERY_KEY = "qk-percall-" .. ("Hy6Fj2Gb8Nc4"):rep(3)
+local SECRETS = { CLIENT_KEY, PER_CALL, QUERY_KEY }
+
+-- The echo server: answers every request with a chat completion whose
+-- text (and an x-echo header) holds each credential the request carries
+-- (the last word of Authorization, api-key, x-api-key,
+-- Proxy-Authorization; the value of a query parameter named key, api-key,
+-- access_token, sig), whole, with 3 bytes cut at each end, and in base64
+-- ("Bearer " before it). `x-status: N` answers N with the text as an
+-- error message instead. Serves until killed.
+local ECHO = [[
+  local oneshot = require "oneshot"
+  local server = oneshot.listen()
+  local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+  local function base64 (s)
+    return (s:gsub("..?.?", function (g)
+      local a, b, c = g:byte(1, 3)
+      local n, out = a * 65536 + (b or 0) * 256 + (c or 0), {}
+      for i = 1, 4 do
+        local d = math.floor(n / 64 ^ (4 - i)) % 64
+        out[i] = B64:sub(d + 1, d + 1)
+      end
+      return table.concat(out):sub(1, #g + 1) .. ("="):rep(3 - #g)
+    end))
+  end
+  local CRED_HEADERS = { authorization = true, ["api-key"] = true, ["x-api-key"] = true,
+                         ["proxy-authorization"] = true }
+  local CRED_PARAMS = { key = true, ["api-key"] = true, access_token = true, sig = true }
+  while true do
+    local c = assert(server:accept())
+    c:settimeout(5)
+    local first = assert(c:receive("*l"))
+    local creds, len, status = {}, 0, 200
+    local query = first:match("^%S+ [^?%s]*%?(%S*)") or ""
+    for k, v in query:gmatch("([^&=]+)=([^&]*)") do
+      v = v:gsub("%%(%x%x)", function (h) return string.char(tonumber(h, 16)) end)
+      if CRED_PARAMS[k:lower()] then creds[#creds + 1] = v end
+    end
+    repeat
+      local line = assert(c:receive("*l"))
+      local name, value = line:match("^([^:]+):%s*(.-)%s*$")
+      if name then
+        name = name:lower()
+        if CRED_HEADERS[name] then creds[#creds + 1] = value:match("(%S+)$") end
+        if name == "content-length" then len = tonumber(value) end
+        if name == "x-status" then status = tonumber(value) end
+      end
+    until line == ""
+    if len > 0 then c:receive(len) end
+    local parts = {}
+    for _, x in ipairs(creds) do
+      parts[#parts + 1] = "whole " .. x .. " cut " .. x:sub(4, -4) .. " b64 " .. base64("Bearer " .. x)
+    end
+    local text = table.concat(parts, "; ")
+    local body
+    if status == 200 then
+      body = '{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,'
+        .. '"message":{"role":"assistant","content":"' .. text .. '"},"finish_reason":"stop"}],'
+        .. '"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}'
+    else
+      body = '{"error":{"message":"' .. text .. '","type":"invalid_request_error","code":"k"}}'
+    end
+    c:send(("HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+            .. "x-echo: %s\r\nConnection: close\r\n\r\n%s"):format(status, #body, text:sub(1, 2000), body))
+    c:close()
+  end
+]]
+
+-- Standard base64 with padding (no aigc: the oracle is independent).
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+local function base64 (s)
+  return (s:gsub("..?.?", function (g)
+    local a, b, c = g:byte(1, 3)
+    local n, out = a * 65536 + (b or 0) * 256 + (c or 0), {}
+    for i = 1, 4 do
+      local d = math.floor(n / 64 ^ (4 - i)) % 64
+      out[i] = B64:sub(d + 1, d + 1)
+    end
+    return table.concat(out):sub(1, #g + 1) .. ("="):rep(3 - #g)
+  end))
+end
+
+-- Each run of 12 bytes of a secret, or of 12 characters of its base64
+-- forms (the three alignments), -> the secret's first bytes (for the
+-- failure message: not even a test prints a secret).
+local RUN = 12
+local PIECES = {}
+for _, secret in ipairs(SECRETS) do
+  for _, form in ipairs { secret, base64(secret), base64("Bearer " .. secret), base64("ab" .. secret) } do
+    local inner = form == secret and form or form:sub(4, -4)   -- (the characters the secret alone decides)
+    for i = 1, #inner - RUN + 1 do PIECES[inner:sub(i, i + RUN - 1)] = secret:sub(1, 10) end
+  end
+end
+
+local function leak_in (s)
+  for i = 1, #s - RUN + 1 do
+    local which = PIECES[s:sub(i, i + RUN - 1)]
+    if which then return which end
+  end
+end
+
+local function strings_of (v, out, seen)
+  out, seen = out or {}, seen or {}
+  if type(v) == "string" then
+    out[#out + 1] = v
+  elseif type(v) == "table" and not seen[v] then
+    seen[v] = true
+    for k, x in next, v do
+      strings_of(k, out, seen)
+      strings_of(x, out, seen)
+    end
+  end
+  return out
+end
+
+local function assert_clean (v, what)
+  for _, s in ipairs(strings_of(v)) do
+    local which = leak_in(s)
+    if which then error(("%s leaks the secret %s...: %d bytes"):format(what, which, #s), 2) end
+  end
+end
+
+local function read (path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+-- Every file under dir, read whole.
+local function files_of (dir)
+  local out = {}
+  local p = io.popen("find " .. dir .. " -type f")
+  for path in p:lines() do out[#out + 1] = read(path) end
+  p:close()
+  return out
+end
+
+describe("a call's own credentials in what is stored", function ()
+  local port, child, base, dir
+  setup(function ()
+    port, child = oneshot.start(ECHO)
+    base = "http://127.0.0.1:" .. port .. "/v1"
+  end)
+  teardown(function ()
+    os.execute("kill " .. child.pid .. " 2>/dev/null")
+    child:wait(5)
+  end)
+  before_each(function () dir = cli.home() end)
+  after_each(function () cli.rmdir(dir) end)
+
+  local function ask (content, extra)
+    local p = { messages = { { role = "user", content = content } }, temperature = 0 }
+    for k, v in pairs(extra or {}) do p[k] = v end
+    return p
+  end
+
+  -- The server did echo what it was sent (else the checks prove nothing).
+  local function echoed (res, secret)
+    assert.truthy(res.text:find("whole " .. secret, 1, true) or res.text:find("[redacted]", 1, true))
+  end
+
+  it("the disk and memory cache: a per-call header's and query's key, whole, cut and base64'd", function ()
+    local c = aigc.client { base_url = base, api_key = CLIENT_KEY, model = "m", max_retries = 0,
+                            cache = { dir = dir } }
+    local calls = {
+      ask("header", { headers = { Authorization = "Bearer " .. PER_CALL } }),
+      ask("api-key", { headers = { ["api-key"] = PER_CALL } }),
+      ask("query", { query = { key = QUERY_KEY } }),
+      ask("extra_query", { extra_query = { ["api-key"] = QUERY_KEY } }),
+    }
+    for i, p in ipairs(calls) do
+      local res = assert(c:chat(p))
+      echoed(res, i <= 2 and PER_CALL or QUERY_KEY)   -- (the reply itself is the caller's, unaltered)
+      local hit = assert(c:chat(p))
+      assert.is_true(hit.cached)
+      assert_clean(hit, "a cache hit")
+      assert.truthy(hit.text:find("[redacted]", 1, true))
+    end
+    local files = files_of(dir)
+    assert.is_true(#files >= 4)
+    assert_clean(files, "a cache file")
+    c:close()
+  end)
+
+  for _, proxy in ipairs { false, true } do
+    it("a cassette's file (" .. (proxy and "the recording proxy" or "proxy = false") .. ")", function ()
+      local tape = dir .. "/tape.jsonl"
+      local c = aigc.client { base_url = base, api_key = CLIENT_KEY, model = "m", max_retries = 0,
+                              cassette = { path = tape, mode = "record", proxy = proxy } }
+      assert(c:chat(ask("header", { headers = { Authorization = "Bearer " .. PER_CALL } })))
+      assert(c:chat(ask("query", { query = { access_token = QUERY_KEY } })))
+      assert.is_nil(c:chat(ask("an error", { headers = { ["x-status"] = "401", ["x-api-key"] = PER_CALL } })))
+      c:close()
+      local text = read(tape)
+      assert.truthy(text:find("redacted", 1, true))
+      assert_clean(text, "the cassette")
+    end)
+  end
+
+  it("a per-call query key: scrubbed from that call's error and log lines", function ()
+    local lines = {}
+    local c = aigc.client { base_url = base, api_key = CLIENT_KEY, model = "m", max_retries = 1,
+                            log = function (level, msg) lines[#lines + 1] = level .. ": " .. msg end }
+    for _, q in ipairs { { query = { key = QUERY_KEY } }, { extra_query = { sig = QUERY_KEY } } } do
+      q.headers = { ["x-status"] = "500" }
+      local res, err = c:chat(ask("error", q))
+      assert.is_nil(res)
+      assert.equal(500, err.status)
+      assert.truthy(tostring(err):find("[redacted]", 1, true))
+      assert_clean({ err, tostring(err), lines }, "the error or a log line")
+    end
+    assert.is_true(#lines > 0)
+    c:close()
+  end)
+end)
