@@ -12,7 +12,8 @@ local oneshot = require "oneshot"
 local CLIENT_KEY = "sk-client-" .. ("Qm4Xw8Ry2Tz6"):rep(3)
 local PER_CALL = "sk-percall-" .. ("Zq7Lp3Vn9Kd5"):rep(3)
 local QUERY_KEY = "qk-percall-" .. ("Hy6Fj2Gb8Nc4"):rep(3)
-local SECRETS = { CLIENT_KEY, PER_CALL, QUERY_KEY }
+local PROXY_PASS = "pp-Wd5Ts9Qe3Rc7Vb1Xn8"
+local SECRETS = { CLIENT_KEY, PER_CALL, QUERY_KEY, PROXY_PASS }
 
 -- The echo server: answers every request with a chat completion whose
 -- text (and an x-echo header) holds each credential the request carries
@@ -210,6 +211,44 @@ describe("a call's own credentials in what is stored", function ()
       assert_clean(text, "the cassette")
     end)
   end
+
+  it("log_bodies: a request's debug line is scrubbed of the call's own key too", function ()
+    local lines = {}
+    local c = aigc.client { base_url = base, api_key = CLIENT_KEY, model = "m", max_retries = 0, log_bodies = true,
+                            log = function (level, msg) lines[#lines + 1] = level .. ": " .. msg end }
+    assert(c:chat(ask("my key is " .. PER_CALL, { headers = { Authorization = "Bearer " .. PER_CALL } })))
+    assert(c:chat(ask("my key is " .. QUERY_KEY, { query = { key = QUERY_KEY } })))
+    local body_lines = 0
+    for _, l in ipairs(lines) do if l:find("body:", 1, true) then body_lines = body_lines + 1 end end
+    assert.equal(2, body_lines)
+    assert_clean(lines, "a log line")
+    c:close()
+  end)
+
+  it("the password of the proxy URL is a secret (a proxy may echo its Proxy-Authorization)", function ()
+    local lines = {}
+    local c = aigc.client { base_url = "http://aigc-target.invalid/v1", api_key = CLIENT_KEY, model = "m",
+                            max_retries = 1, proxy = "http://bob:" .. PROXY_PASS .. "@127.0.0.1:" .. port,
+                            log = function (level, msg) lines[#lines + 1] = level .. ": " .. msg end }
+    local res, err = c:chat(ask("via the proxy", { headers = { ["x-status"] = "500" } }))
+    assert.is_nil(res)
+    assert.equal(500, err.status)
+    assert.truthy(err.message:find("whole [redacted]", 1, true))   -- (it was there: Basic bob:<password>)
+    assert_clean({ err, tostring(err), lines }, "the error or a log line")
+    assert.equal("x [redacted] y", c._engine:scrub("x " .. PROXY_PASS .. " y"))
+    c:close()
+  end)
+
+  it("a download from another origin sends no credential header, whatever its case", function ()
+    local c = aigc.client { base_url = "http://127.0.0.1:1/v1", api_key = CLIENT_KEY, max_retries = 0,
+                            headers = { ["x-api-key"] = CLIENT_KEY } }
+    for _ = 1, 4 do   -- (pairs() order: a lower-case name beside the null one must not win)
+      local res = assert(c:download(base .. "/files/x", { headers = { authorization = "Bearer " .. PER_CALL,
+                                                                       ["X-API-KEY"] = PER_CALL } }))
+      assert.equal("", res.body:match('"content":"([^"]*)"'))   -- the server saw no credential at all
+    end
+    c:close()
+  end)
 
   it("a per-call query key: scrubbed from that call's error and log lines", function ()
     local lines = {}

@@ -39,16 +39,17 @@ static const char *secrets_of (aigc_engine *e) {
 */
 
 /* Logs a new request (once it is in the engine: the log function may
-   close the client or cancel it, which then cancels it like any other). */
+   close the client or cancel it, which then cancels it like any other),
+   scrubbed of its secrets: the engine's and the call's own. */
 static void log_submit (lua_State *L, aigc_engine *e, aigc_request *r) {
   char path[256];
   aigc_transfer_path(r, path, sizeof path);
   if (e->roster.config.log_bodies && !aigc_kind_bodiless(r->kind))
-    aigc_error_log(L, 1, secrets_of(e), "debug", "POST %s%s body: %.*s", path,
+    aigc_error_log(L, 1, r->secrets, "debug", "POST %s%s body: %.*s", path,
                    r->stream ? " (stream)" : "", (int)(r->body.len > 800 ? 800 : r->body.len),
                    r->body.data ? r->body.data : "");
   else
-    aigc_error_log(L, 1, secrets_of(e), "debug", "%s %s%s",
+    aigc_error_log(L, 1, r->secrets, "debug", "%s %s%s",
                    r->xb.method == AIGC_METHOD_DELETE ? "DELETE" : aigc_kind_method(r->kind),
                    path, r->stream ? " (stream)" : "");
 }

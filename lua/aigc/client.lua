@@ -157,12 +157,14 @@ end
 -- The client's secrets, scrubbed from errors and logs (with the
 -- credentials of its Authorization, api-key and x-api-key headers, which
 -- the engine finds itself): the keys, and what the base URL and the query
--- carry (a password in the URL's user info, a `key=` parameter...).
-local function client_secrets (api_key, ad_token, base_url, query)
+-- carry (a password in the URL's user info, a `key=` parameter...), and
+-- the proxy URL's password (libcurl sends it as Proxy-Authorization).
+local function client_secrets (api_key, ad_token, base_url, query, proxy)
   local list = {}
   if api_key ~= nil then list[#list + 1] = api_key end
   if ad_token ~= nil then list[#list + 1] = ad_token end
   util.url_secrets(base_url, list)
+  if type(proxy) == "string" then util.url_secrets(proxy, list) end
   for k, v in pairs(query) do
     if util.secret_param(k) and type(v) == "string" and v ~= "" then list[#list + 1] = v end
   end
@@ -243,7 +245,7 @@ function M.new (opts)
     end
   end
   for k, v in pairs(opts.query or {}) do query[k] = v ~= null and v or nil end
-  local secrets = client_secrets(api_key, opts.azure_ad_token, real_base_url, query)
+  local secrets = client_secrets(api_key, opts.azure_ad_token, real_base_url, query, opts.proxy)
   if opts.insecure and not insecure_warned then
     insecure_warned = true
     io.stderr:write("aigc: warning: insecure = true: TLS certificates and host names are NOT verified\n")

@@ -262,7 +262,9 @@ local function origin (url)
 end
 
 -- Headers that carry credentials: sent only to the client's own origin.
-local CREDENTIALS = { "Authorization", "api-key", "OpenAI-Organization", "OpenAI-Project" }
+local CREDENTIALS = { "Authorization", "api-key", "x-api-key", "OpenAI-Organization", "OpenAI-Project" }
+local IS_CREDENTIAL = {}
+for _, name in ipairs(CREDENTIALS) do IS_CREDENTIAL[name:lower()] = true end
 
 local function download (self, submit, fname, url, opts, async)
   if type(url) ~= "string" or not url:find("^[hH][tT][tT][pP][sS]?://[^/%s]") or url:find("[%c%s]") then
@@ -272,7 +274,11 @@ local function download (self, submit, fname, url, opts, async)
   local params = M.sendable(opts)
   if origin(url) ~= origin(self.base_url) then   -- another host: no key, no organization
     local h = {}
-    for k, v in pairs(opts.headers or {}) do h[k] = v end
+    -- (the call's own too, whatever their case: "authorization" and a
+    -- null "Authorization" side by side would leave the one pairs() met last)
+    for k, v in pairs(opts.headers or {}) do
+      if not (type(k) == "string" and IS_CREDENTIAL[k:lower()]) then h[k] = v end
+    end
     for _, name in ipairs(CREDENTIALS) do h[name] = null end
     params.headers = h
   end
