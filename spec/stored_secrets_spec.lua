@@ -212,6 +212,26 @@ describe("a call's own credentials in what is stored", function ()
     end)
   end
 
+  it("the prompt log (prompt_log = path): the call's own key, whole, cut and base64'd", function ()
+    local db = dir .. "/logs.db"
+    local c = aigc.client { base_url = base, api_key = CLIENT_KEY, model = "m", max_retries = 0, prompt_log = db }
+    assert(c:chat(ask("header", { headers = { ["x-api-key"] = PER_CALL } })))
+    assert(c:chat(ask("query", { extra_query = { key = QUERY_KEY } })))
+    assert.is_nil(c:chat(ask("error", { headers = { Authorization = "Bearer " .. PER_CALL, ["x-status"] = "400" } })))
+    c:close()
+    local log = assert(require("aigc.promptlog").open(db))
+    local rows = log:list { n = 10 }
+    assert.equal(3, #rows)
+    local seen = 0
+    for _, row in ipairs(rows) do
+      if tostring(row.response):find("whole [redacted]", 1, true)
+         or tostring(row.error):find("whole [redacted]", 1, true) then seen = seen + 1 end
+    end
+    assert.equal(3, seen)   -- (each was echoed, and redacted)
+    log:close()
+    assert_clean(files_of(dir), "the prompt log's file")
+  end)
+
   it("log_bodies: a request's debug line is scrubbed of the call's own key too", function ()
     local lines = {}
     local c = aigc.client { base_url = base, api_key = CLIENT_KEY, model = "m", max_retries = 0, log_bodies = true,

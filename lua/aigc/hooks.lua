@@ -138,7 +138,9 @@ local function ended (client, call, res, err)
   if c then quietly(c.ended, c, call, res, err, scrubber(client, call)) end
   local log = client._promptlog
   if log and call.api == "chat" and type(call.user_params) == "table" then
-    quietly(log.record_call, log, call.user_params, res, err, { started = call.started, client = client })
+    quietly(log.record_call, log, call.user_params, res, err, { started = call.started, client = client,
+                                                                call_secrets = call.secrets,
+                                                                header_lines = call.header_lines })
   end
 end
 

@@ -307,8 +307,11 @@ local function redact (v, secrets)
 end
 
 -- A function that scrubs one string: through the client's engine (aigc's
--- own redaction, which knows every secret of the client) and the secrets
--- given. Strings only: the caller's tables are never changed.
+-- own redaction, which knows every secret of the client, and with
+-- `info.call_secrets` and `info.header_lines` the call's own: a per-call
+-- key in a header or the query, as `aigc.util.call_credentials` names
+-- them) and the secrets given. Strings only: the caller's tables are never
+-- changed.
 local function scrubber (info)
   local client = info and info.client
   local engine = type(client) == "table" and rawget(client, "_engine") or nil
@@ -324,9 +327,16 @@ local function scrubber (info)
   if type(client) == "table" and type(rawget(client, "api_key")) == "string" then
     secrets[#secrets + 1] = client.api_key
   end
+  local call_secrets = info and type(info.call_secrets) == "table" and info.call_secrets or nil
+  local header_lines = info and type(info.header_lines) == "table" and info.header_lines or nil
+  if not engine_scrub then   -- (no engine: the call's query credentials whole, at least)
+    for _, x in ipairs(call_secrets or {}) do
+      if type(x) == "string" then secrets[#secrets + 1] = x end
+    end
+  end
   return function (s)
     if engine_scrub then
-      local ok, r = pcall(engine_scrub, engine, s)
+      local ok, r = pcall(engine_scrub, engine, s, call_secrets, header_lines)
       if ok and type(r) == "string" then s = r end
     end
     if #secrets > 0 then s = redact(s, secrets) end
