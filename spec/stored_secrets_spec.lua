@@ -285,4 +285,17 @@ describe("a call's own credentials in what is stored", function ()
     assert.is_true(#lines > 0)
     c:close()
   end)
+
+  it("the bundled server's records keep no credential header's value (x-api-key, Proxy-Authorization too)", function ()
+    local srv = require("devserver").start()
+    local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", max_retries = 0,
+                            headers = { ["x-api-key"] = PER_CALL } }
+    assert(c:chat(ask("Hi", { headers = { ["Proxy-Authorization"] = "Basic " .. base64("bob:" .. PROXY_PASS) } })))
+    c:close()
+    local last = srv:last()
+    srv:stop()
+    assert.equal("<redacted len=" .. #PER_CALL .. ">", last.headers["x-api-key"])
+    assert.matches("^<redacted len=%d+>$", last.headers["proxy-authorization"])
+    assert_clean(last, "a devserver record")
+  end)
 end)

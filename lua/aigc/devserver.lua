@@ -92,7 +92,8 @@ CONTROL (no auth; not counted, not recorded)
   `writes` counts the socket writes of the response (byte-writes: one per byte).
   `body` is the raw body exactly as received (cjson cannot keep 64-bit integers;
   body_json is cjson's view). Header names are lower case; the values of
-  `authorization` and `api-key` are replaced by "<redacted len=N>".
+  `authorization`, `api-key`, `x-api-key` and `proxy-authorization` are replaced
+  by "<redacted len=N>".
   auth_header: "authorization" | "api-key" | null; authorization_prefix: the
   scheme word ("Bearer"); authorization_len: length of the credential;
   authorization_ok: whether it equals --api-key (null when no key is configured).

@@ -90,10 +90,14 @@ local function mask (key)
   return rep("*", #key)
 end
 
+-- Headers whose value is a credential: never kept whole in a record.
+local CREDENTIAL_HEADERS = { authorization = true, ["api-key"] = true, ["x-api-key"] = true,
+                             ["proxy-authorization"] = true }
+
 local function new_record (srv, job)
   local h = {}
   for k, v in pairs(job.headers) do
-    h[k] = (k == "authorization" or k == "api-key") and format("<redacted len=%d>", #v) or v
+    h[k] = CREDENTIAL_HEADERS[k] and format("<redacted len=%d>", #v) or v
   end
   local rec = { id = job.id, method = job.method, path = job.path, query = job.query, headers = h,
                 body = job.body, client_closed = false, open = true }
