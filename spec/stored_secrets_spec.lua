@@ -298,4 +298,27 @@ describe("a call's own credentials in what is stored", function ()
     assert.matches("^<redacted len=%d+>$", last.headers["proxy-authorization"])
     assert_clean(last, "a devserver record")
   end)
+
+  it("conv:save() keeps no params header or query (a per-user key in a save file)", function ()
+    local c = aigc.client { base_url = base, api_key = CLIENT_KEY, model = "m", max_retries = 0 }
+    local conv = aigc.conversation { client = c, system = "You are Sam.",
+      params = { temperature = 0.5, headers = { Authorization = "Bearer " .. PER_CALL },
+                 extra_headers = { ["api-key"] = PER_CALL }, query = { key = QUERY_KEY },
+                 extra_query = { sig = QUERY_KEY } } }
+    assert(conv:say("Hi"))
+    local saved = conv:save()
+    -- (the history keeps the reply as it came -- this server echoed the keys
+    -- into it, the caller's data -- but no param carries one)
+    local t = require("aigc.core").json.decode(saved)
+    assert.equal(0.5, t.params.temperature)
+    assert_clean(t.params, "a saved conversation's params")
+    t.messages = nil
+    assert_clean(t, "a saved conversation but its history")
+    local again = { params = { headers = { Authorization = "Bearer " .. PER_CALL } } }
+    local copy = assert(aigc.conversation.load(saved, c, again))
+    assert.equal(0.5, copy.params.temperature)
+    assert.equal("Bearer " .. PER_CALL, copy.params.headers.Authorization)
+    assert.equal(#conv.messages, #copy.messages)
+    c:close()
+  end)
 end)

@@ -24,11 +24,17 @@ local M = {}
 
 local FORMAT = "aigc.conversation"
 
--- Params that survive JSON (no functions, no toolsets, no stream).
+-- Per-call options never saved: they carry credentials (a per-user key in
+-- a header or the query) into a file that may go anywhere (a game's save
+-- file); `load(text, client, { params = ... })` gives them again.
+local NOT_SAVED = { stream = true, on_done = true, on_error = true, headers = true, extra_headers = true,
+                    query = true, extra_query = true, idempotency_key = true }
+
+-- Params that survive JSON (no functions, no toolsets, no stream), but NOT_SAVED.
 local function saved_params (params)
   local out = {}
   for k, v in pairs(params) do
-    if type(k) == "string" and k ~= "stream" and k ~= "on_done" and k ~= "on_error" and type(v) ~= "function" then
+    if type(k) == "string" and not NOT_SAVED[k] and type(v) ~= "function" then
       local mt = getmetatable(v)
       if not (type(mt) == "table" and mt.__name == "aigc.toolset") then
         local ok = pcall(json_encode, v)
