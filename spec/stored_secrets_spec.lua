@@ -321,4 +321,20 @@ describe("a call's own credentials in what is stored", function ()
     assert.equal(#conv.messages, #copy.messages)
     c:close()
   end)
+
+  it("a dialogue error (schema) holding the reply: scrubbed of the call's own key", function ()
+    local c = aigc.client { base_url = base, api_key = CLIENT_KEY, model = "m", max_retries = 0 }
+    local calls = { { headers = { Authorization = "Bearer " .. PER_CALL } }, { query = { key = QUERY_KEY } } }
+    for _, extra in ipairs(calls) do
+      extra.schema = { type = "object", properties = { a = { type = "string" } }, required = { "a" } }
+      extra.max_retries = 0
+      local res, err = c:chat(ask("not JSON", extra))
+      assert.is_nil(res)
+      assert.is_table(err)
+      assert_clean({ err, tostring(err) }, "a dialogue error")
+      assert.truthy(require("aigc.core").json.encode(err.body or err.text or err.response or err.message)
+                      :find("[redacted]", 1, true) or tostring(err):find("[redacted]", 1, true))
+    end
+    c:close()
+  end)
 end)

@@ -260,7 +260,7 @@ local function run (client, wire, o, fut)
       end
     end
     -- (it may hold the reply: err.response, err.text, tool arguments)
-    return nil, util.scrub(client, err)
+    return nil, util.scrub(client, err, wire)   -- (the call's own key too: a per-user header's)
   end
 
   while true do

@@ -195,14 +195,18 @@ function M.callback_error (what, e, traceback)
 end
 
 --- The error with every string in it scrubbed of the client's secrets
--- (`engine:scrub`): for errors built in Lua that may hold server text.
+-- (`engine:scrub`), and with `params` those of that call
+-- (`call_credentials`): for errors built in Lua that may hold server text.
 -- @tparam table client
 -- @param err
+-- @tparam[opt] table params the call's
 -- @return err
-function M.scrub (client, err)
+function M.scrub (client, err, params)
   if not is_error(err) then return err end
   local engine = rawget(client, "_engine")
-  local ok, v = pcall(engine.scrub, engine, err)
+  local secrets, lines
+  if type(params) == "table" then secrets, lines = M.call_credentials(params) end
+  local ok, v = pcall(engine.scrub, engine, err, secrets, lines)
   if ok and v ~= nil then return v end
   return err
 end
