@@ -551,8 +551,22 @@ describe("media (issue 15)", function ()
       raises("bad argument #1 to 'files_upload' %(params.purpose: string expected", function ()
         client:files_upload { file = "x" }
       end)
-      raises("bad argument #1 to 'images_edit' %(params.form%[1%]%.path: cannot read", function ()
+      -- (the core finds the file missing: named as the caller wrote it, not as the form's part)
+      raises("bad argument #1 to 'images_edit' %(params.image: cannot read .*/missing.png%)", function ()
         client:images_edit { image = dir .. "/missing.png", prompt = "x" }
+      end)
+      write_all(dir .. "/here.png", "x")
+      raises("bad argument #1 to 'images_edit' %(params.image%[2%]: cannot read .*/gone.png%)", function ()
+        client:images_edit { image = { dir .. "/here.png", dir .. "/gone.png" }, prompt = "x" }
+      end)
+      raises("bad argument #1 to 'images_edit' %(params.mask.path: cannot read", function ()
+        client:images_edit { image = dir .. "/here.png", mask = { path = dir .. "/gone.png" }, prompt = "x" }
+      end)
+      raises("bad argument #1 to 'files_upload' %(params.file.filename: a string expected, got number%)", function ()
+        client:files_upload { file = { path = dir .. "/here.png", filename = 5 }, purpose = "batch" }
+      end)
+      raises("bad argument #1 to 'transcribe' %(params.file.type: contains a NUL byte%)", function ()
+        client:transcribe { file = { data = "x", filename = "a.wav", type = "audio/\0wav" } }
       end)
     end)
   end)

@@ -10,6 +10,7 @@
 
 local core = require "aigc.core"
 local media = require "aigc.media"
+local reply = require "aigc.reply"
 local util = require "aigc.util"
 
 local ipairs, next, pairs, type = ipairs, next, pairs, type
@@ -40,19 +41,24 @@ local function upload (self, submit, fname, params, async)
   if type(params.purpose) ~= "string" then
     field_error(fname, 1, "params.purpose", expected("string", params.purpose))
   end
-  local form, options, reader = media.form_of(self, fname, params, { file = true })
+  local form, options, reader, labels = media.form_of(self, fname, params, { file = true })
   for i = #form, 1, -1 do   -- (a file has no model)
-    if form[i].name == "model" and params.model == nil then table.remove(form, i) end
+    if form[i].name == "model" and params.model == nil then
+      table.remove(form, i)
+      table.remove(labels, i)
+    end
   end
   return media.perform(self, submit, {
-    fname = fname, async = async, api = "json", path = "/files", params = options,
+    fname = fname, async = async, api = "json", path = "/files", params = options, labels = labels,
     body = { form = form, reader = reader },
     on_done = params.on_done, on_error = params.on_error,
   })
 end
 
 -- list: purpose, limit, after, order go in the query; res.next_after is the
--- cursor of the next page (nil on the last one).
+-- cursor of the next page (nil on the last one). A reply whose `data` is
+-- not an array of objects, or whose last file has no string id while
+-- `has_more` says there is a next page, is an error (kind "parse").
 local function list (self, submit, fname, params, async)
   params = params == nil and {} or media.params_of(self, fname, params)
   local query, call = {}, {}
@@ -70,8 +76,13 @@ local function list (self, submit, fname, params, async)
     fname = fname, async = async, api = "get", path = "/files", params = call,
     on_done = params.on_done, on_error = params.on_error,
     finish = function (res)
-      local data = res.data
-      if res.has_more and type(data) == "table" and data[#data] then res.next_after = data[#data].id end
+      local data, why = reply.reply_objects(res, "data")
+      if data and res.has_more == true and data[#data] and type(data[#data].id) ~= "string" then
+        why = "the reply's data[" .. #data .. "].id (the next page's cursor): a string expected, got "
+              .. reply.shape(data[#data].id)
+      end
+      if why then return nil, reply.reply_error(self, call, res, "parse", why) end
+      if res.has_more == true and data[#data] then res.next_after = data[#data].id end
       return res
     end,
   })
@@ -95,12 +106,15 @@ end
 -- Embeddings
 -- =======================================================
 
--- Each embedding sent as base64 (because we asked) decoded in C.
-local function finish_embeddings (res)
-  for i, item in ipairs(res.data or {}) do
+-- Each embedding sent as base64 (because we asked) decoded in C. A reply
+-- whose `data` is not an array of objects is an error (kind "parse").
+local function finish_embeddings (self, params, res)
+  local data, why = reply.reply_objects(res, "data")
+  if data == nil then return nil, reply.reply_error(self, params, res, "parse", why) end
+  for i, item in ipairs(data) do
     if type(item.embedding) == "string" then
-      local v, why = core.media.f32(item.embedding, "base64")
-      if v == nil then return nil, media.reply_error(res, "parse", "embedding " .. i .. ": " .. why) end
+      local v, bad = core.media.f32(item.embedding, "base64")
+      if v == nil then return nil, reply.reply_error(self, params, res, "parse", "embedding " .. i .. ": " .. bad) end
       item.embedding = v
     end
   end
@@ -111,10 +125,18 @@ local function embeddings (self, submit, fname, params, async)
   params = media.params_of(self, fname, params)
   if params.input == nil then field_error(fname, 1, "params.input", expected("string or list", nil)) end
   local ours = params.encoding_format == nil
+  local sent = media.sendable(params, ours and { encoding_format = "base64" } or nil)
+  local model = params.model
+  if model == nil then model = self.model end
   return media.perform(self, submit, {
-    fname = fname, async = async, api = "json", path = "/embeddings",
-    params = media.sendable(params, ours and { encoding_format = "base64" } or nil),
-    finish = ours and finish_embeddings or nil, on_done = params.on_done, on_error = params.on_error,
+    fname = fname, async = async, api = "json", path = "/embeddings", params = sent,
+    finish = function (res)
+      if ours then return finish_embeddings(self, sent, res) end
+      local _, why = reply.reply_objects(res, "data")
+      if why then return nil, reply.reply_error(self, sent, res, "parse", why) end
+      return res
+    end,
+    on_done = params.on_done, on_error = params.on_error, model = type(model) == "string" and model or nil,
   })
 end
 

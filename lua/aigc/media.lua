@@ -28,10 +28,11 @@ local core = require "aigc.core"
 local check = require "aigc.check"
 local future = require "aigc.future"
 local task = require "aigc.task"
+local reply = require "aigc.reply"
 local util = require "aigc.util"
 
-local io_open, ipairs, pairs, setmetatable, tostring, type =
-  io.open, ipairs, pairs, setmetatable, tostring, type
+local error, io_open, ipairs, os_remove, pairs, pcall, rawget, setmetatable, tonumber, tostring, type =
+  error, io.open, ipairs, os.remove, pairs, pcall, rawget, setmetatable, tonumber, tostring, type
 local math_floor, string_format = math.floor, string.format
 local table_sort = table.sort
 local argerror, expected, field_error = util.argerror, util.expected, util.field_error
@@ -144,18 +145,24 @@ end
 --- The multipart form of `params`: fields in `files` are uploads (a list
 -- of them goes as `name[]`), the others text parts (a list as `name[]`, a
 -- table as `name[key]`); call options are not sent. The model is the
--- client's unless given. Returns the form, the call options and the
--- function feeding an upload part (`{reader = fn}`), if any.
+-- client's unless given. Returns the form, the call options, the
+-- function feeding an upload part (`{reader = fn}`), if any, and what
+-- each part of the form is in the caller's params (`labels`, for
+-- `perform`: the core names a part by its place in the form).
 -- @local
 function M.form_of (self, fname, params, files)
-  local form, options, reader = {}, { headers = {} }, nil
+  local form, options, reader, label_of = {}, { headers = {} }, nil, {}
+  local function add (part, path, bare)
+    form[#form + 1] = part
+    label_of[part] = { path = path, bare = bare }
+  end
   local function add_file (path, name, v)
     local part, fn = file_part(fname, path, name, v)
     if fn then
       if reader then field_error(fname, 1, path, "one upload fed by a function per call") end
       reader = function () return fn() end   -- (a callable table too)
     end
-    form[#form + 1] = part
+    add(part, path, type(v) == "string")
   end
   for k, v in pairs(params) do
     if check.call_options[k] or k == "on_done" or k == "on_error" or OWN_OPTIONS[k] then
@@ -172,18 +179,19 @@ function M.form_of (self, fname, params, files)
       end
     elseif type(v) == "table" and v[1] ~= nil then
       for i, x in ipairs(v) do
-        form[#form + 1] = { name = k .. "[]", value = text_value(fname, "params." .. k .. "[" .. i .. "]", x) }
+        local path = "params." .. k .. "[" .. i .. "]"
+        add({ name = k .. "[]", value = text_value(fname, path, x) }, path, true)
       end
     elseif type(v) == "table" then
       for sk, x in pairs(v) do
-        local name = k .. "[" .. tostring(sk) .. "]"
-        form[#form + 1] = { name = name, value = text_value(fname, "params." .. k .. "." .. tostring(sk), x) }
+        local path = "params." .. k .. "." .. tostring(sk)
+        add({ name = k .. "[" .. tostring(sk) .. "]", value = text_value(fname, path, x) }, path, true)
       end
     elseif v ~= null then
-      form[#form + 1] = { name = k, value = text_value(fname, "params." .. k, v) }
+      add({ name = k, value = text_value(fname, "params." .. k, v) }, "params." .. k, true)
     end
   end
-  if params.model == nil and self.model ~= nil then form[#form + 1] = { name = "model", value = self.model } end
+  if params.model == nil and self.model ~= nil then add({ name = "model", value = self.model }, "model", true) end
   -- libcurl writes the multipart Content-Type (with its boundary): the
   -- client's JSON one must not be sent.
   -- A reader's bytes cannot be sent twice: wait for the server's "100
@@ -197,24 +205,58 @@ function M.form_of (self, fname, params, files)
   end
   options.headers["Content-Type"] = null
   table_sort(form, function (a, b) return a.name < b.name end)   -- (a stable order for tests)
-  return form, options, reader
+  local labels = {}
+  for i, part in ipairs(form) do labels[i] = label_of[part] end
+  return form, options, reader, labels
+end
+
+-- A misuse the core found in a part of the form (`params.form[2].path:
+-- cannot read x.png`, a NUL in a filename) named as the caller wrote it
+-- (`params.image[2]: cannot read x.png`): the core only knows the form.
+local function caller_names (msg, labels)
+  return (msg:gsub("params%.form%[(%d+)%]%.?([%a_]*)", function (i, field)
+    local l = labels[tonumber(i)]
+    if l == nil then return nil end
+    if field == "" or l.bare then return l.path end   -- (a bare path or a text part: the value itself)
+    return l.path .. "." .. field
+  end))
 end
 
 --- Submits and returns the outcome (blocking) or what stands for it
 -- (`async`): the request itself when there is nothing to do after it,
 -- else a future whose result is `finish(res)` and which runs the caller's
 -- on_done / on_error. `s`: fname, async, api, path, params (sent), body
--- (the core's form / sink / method options), finish, on_done, on_error.
+-- (the core's form / sink / method options), finish, on_done, on_error;
+-- `labels` (a form's parts as the caller named them: `form_of`);
+-- `model`, the model the call asked for (the result's `model` when the
+-- reply names none and has usage: the client's usage counts it there);
+-- `failed`, a table where a stream's event function leaves the error
+-- (`failed.err`) it raised for: the call's error then.
 -- @local
 function M.perform (self, submit, s)
-  local req = submit(self, s.api, s.params, s.path, s.fname, 1, s.body)
-  if s.finish == nil and s.on_done == nil and s.on_error == nil then
+  local plain = s.finish == nil and s.on_done == nil and s.on_error == nil
+  -- (not plain: its end is heard here, after the wait, with the model set)
+  local ok, req, call = pcall(submit, self, s.api, s.params, s.path, s.fname, 1, s.body, not plain or nil)
+  if not ok then
+    if s.labels and type(req) == "string" then req = caller_names(req, s.labels) end
+    error(req, 0)   -- (already located at the caller's line)
+  end
+  if plain then
     if s.async then return req end
     return task.await(req)
   end
   local f = future.run(self._loop, function (f)
     f:track(req)
     local res, err = req:wait()
+    if type(res) == "table" and res.model == nil and res.usage ~= nil and type(s.model) == "string" then
+      res.model = s.model
+    end
+    local hook = rawget(self, "_hook")
+    if hook and call then hook.await(self, req, call, res, err) end
+    if res == nil and s.failed and s.failed.err then
+      local e = s.failed.err
+      return nil, reply.reply_error(self, s.params, err or {}, e.kind, e.message)
+    end
     if res ~= nil and s.finish then return s.finish(res) end
     return res, err
   end, { label = s.fname, on_done = s.on_done, on_error = s.on_error, request = req })
@@ -226,15 +268,6 @@ end
 -- @local
 function M.io_error (message)
   return core.error { kind = "io", message = message }
-end
-
---- An error found in a reply the core accepted (a stream that stopped
--- early, a field that does not decode): with the reply's status, headers
--- and request id, as the core's errors have them.
--- @local
-function M.reply_error (res, kind, message)
-  return core.error { kind = kind, message = message, status = 200, headers = res.headers,
-                      request_id = res.request_id, retries = res.retries }
 end
 
 -- }======================================================
@@ -252,51 +285,28 @@ Images.__name = "aigc.images"
 -- through it); weak: a result does not keep its client alive.
 local owner_of = setmetatable({}, { __mode = "k" })
 
--- {======================================================
--- Downloads
--- =======================================================
-
-local function origin (url)
-  local o = url:match("^(%a+://[^/?#]+)")
-  return o and o:lower()
+local function is_http_url (url)
+  return type(url) == "string" and url:find("^[hH][tT][tT][pP][sS]?://[^/%s]") ~= nil and not url:find("[%c%s]")
 end
-
--- Headers that carry credentials: sent only to the client's own origin.
-local CREDENTIALS = { "Authorization", "api-key", "x-api-key", "OpenAI-Organization", "OpenAI-Project" }
-local IS_CREDENTIAL = {}
-for _, name in ipairs(CREDENTIALS) do IS_CREDENTIAL[name:lower()] = true end
-
-local function download (self, submit, fname, url, opts, async)
-  if type(url) ~= "string" or not url:find("^[hH][tT][tT][pP][sS]?://[^/%s]") or url:find("[%c%s]") then
-    argerror(fname, 1, expected("an http:// or https:// URL", url))
-  end
-  opts = opts == nil and {} or M.params_of(self, fname, opts, nil, 2)
-  local params = M.sendable(opts)
-  if origin(url) ~= origin(self.base_url) then   -- another host: no key, no organization
-    local h = {}
-    -- (the call's own too, whatever their case: "authorization" and a
-    -- null "Authorization" side by side would leave the one pairs() met last)
-    for k, v in pairs(opts.headers or {}) do
-      if not (type(k) == "string" and IS_CREDENTIAL[k:lower()]) then h[k] = v end
-    end
-    for _, name in ipairs(CREDENTIALS) do h[name] = null end
-    params.headers = h
-  end
-  return M.perform(self, submit, {
-    fname = fname, async = async, api = "get", path = url, params = params,
-    body = { absolute = true, sink = sink_of(fname, opts.to) },
-    on_done = opts.on_done, on_error = opts.on_error,
-  })
-end
-
--- }======================================================
+M.is_http_url = is_http_url
 
 -- Writes image i of a result to path: its bytes, or its url downloaded
 -- through the client it came from (straight to the file).
 local function write_image (client, i, item, path)
+  if type(item) ~= "table" then
+    return nil, core.error { kind = "parse",
+                             message = "image " .. i .. ": an object expected, got " .. reply.shape(item) }
+  end
   if type(item.bytes) ~= "string" then
-    if type(item.url) ~= "string" or client == nil then
+    if type(item.url) ~= "string" then
       return nil, core.error { kind = "parse", message = "image " .. i .. " has neither bytes nor a url" }
+    end
+    if not is_http_url(item.url) then   -- (the server's text: not shown)
+      return nil, core.error { kind = "parse", message = "image " .. i .. ": its url is not an http(s) URL" }
+    end
+    if client == nil then
+      return nil, core.error { kind = "canceled", message = "image " .. i .. " is a url, and the client "
+                               .. "it came from (which downloads it) was collected" }
     end
     return client:download(item.url, { to = path })
   end
@@ -308,20 +318,42 @@ local function write_image (client, i, item, path)
   return true
 end
 
+-- The file extension of a result's images: its output_format when it is a
+-- plain word ("png", "jpeg", "webp"), "png" when it has none.
+local function extension (res)
+  local ext = res.output_format
+  if ext == nil or ext == null then return "png" end
+  if type(ext) ~= "string" or not ext:find("^%w+$") or #ext > 16 then
+    return nil, core.error { kind = "parse", message = "the reply's output_format: a file extension "
+                             .. "(letters and digits) expected, got " .. reply.shape(ext) }
+  end
+  return ext
+end
+
 --- Writes the images of an images result: `target` is a folder (files
--- `image-1.png`...) or a pattern where `%d` is the image's number
--- (`"portrait-%d.png"`): the decoded `b64_json`, or a `url` image
--- downloaded through the client (`client:download`). Returns the list of
--- paths, or `nil, err`.
+-- `image-1.png`..., the extension the reply's `output_format`) or a
+-- pattern where `%d` is the image's number (`"portrait-%d.png"`): the
+-- decoded `b64_json`, or a `url` image downloaded through the client
+-- (`client:download`). Returns the list of paths, or `nil, err` (kind
+-- `"io"`, a file that cannot be written; `"parse"`, an image with neither
+-- bytes nor an http(s) url, an `output_format` that is no extension; or
+-- the download's error).
 -- @tparam string target
 -- @treturn table|nil paths
 function Images:save (target)
   if type(target) ~= "string" or target == "" then argerror("save", 1, expected("a folder or a pattern", target)) end
   local paths = {}
-  for i, item in ipairs(self.data or {}) do
-    local ext = self.output_format or "png"
-    local path = target:find("%d", 1, true) and target:gsub("%%d", tostring(i))
-                 or (target:gsub("/+$", "") .. "/image-" .. i .. "." .. ext)
+  local data = type(self.data) == "table" and self.data or {}
+  local pattern = target:find("%d", 1, true) ~= nil
+  for i, item in ipairs(data) do
+    local path
+    if pattern then
+      path = target:gsub("%%d", tostring(i))
+    else
+      local ext, err = extension(self)
+      if ext == nil then return nil, err end
+      path = target:gsub("/+$", "") .. "/image-" .. i .. "." .. ext
+    end
     local ok, err = write_image(owner_of[self], i, item, path)
     if not ok then return nil, err end
     paths[#paths + 1] = path
@@ -330,17 +362,21 @@ function Images:save (target)
 end
 
 -- The b64_json of each image decoded in C into `bytes`; `res:save(...)`.
-local function finish_images (res, client)
-  for i, item in ipairs(res.data or {}) do
+-- A reply whose `data` is not an array of objects is an error (kind
+-- "parse"); one without `data` (the API's schema allows it) has no images.
+local function finish_images (self, params, res)
+  local data, why = reply.reply_objects(res, "data", true)
+  if data == nil then return nil, reply.reply_error(self, params, res, "parse", why) end
+  for i, item in ipairs(data) do
     if type(item.b64_json) == "string" then
-      local bytes, why = core.media.b64decode(item.b64_json)
+      local bytes, bad = core.media.b64decode(item.b64_json)
       if bytes == nil then
-        return nil, M.reply_error(res, "parse", "image " .. i .. ": " .. why)
+        return nil, reply.reply_error(self, params, res, "parse", "image " .. i .. ": " .. bad)
       end
       item.bytes = bytes
     end
   end
-  owner_of[res] = client
+  owner_of[res] = self
   -- res.headers is made when first read, through the metatable the core
   -- gave the result: make it now, since Images replaces that metatable.
   rawset(res, "headers", res.headers)
@@ -353,17 +389,19 @@ local IMAGE_FILES = { edit = { image = true, mask = true }, variation = { image 
 -- images are events (their b64_json decoded into `bytes`) given to the
 -- function; the completed event becomes the result, shaped like a plain one
 -- (`res.data[1]`). A server that answers in one JSON piece: that answer.
-local function image_events (params)
-  local user = params.stream
-  local fn = function (ev)
+local function image_events (self, params)
+  local user, plain = params.stream, false
+  local fn = function (ev, whole)
+    -- (a reply in one piece comes as (its text, the reply): not an event)
+    if whole ~= nil or type(ev) ~= "table" then plain = true; return end
     if type(ev.b64_json) == "string" then ev.bytes = core.media.b64decode(ev.b64_json) end
     if user ~= true then return user(ev) end
   end
   local function completed (res)
-    if res.data ~= nil then return res end   -- (answered without a stream)
+    if plain or (res.data ~= nil and res.type == nil) then return res end   -- (answered without a stream)
     if type(res.type) ~= "string" or not res.type:find("%.completed$") then
-      return nil, M.reply_error(res, "stream", "the image stream ended before its completed event"
-                                .. (res.type and " (last: " .. tostring(res.type) .. ")" or ""))
+      return nil, reply.reply_error(self, params, res, "stream", "the image stream ended before its completed event"
+                                .. (res.type ~= nil and " (last: " .. tostring(res.type) .. ")" or ""))
     end
     res.data = { { b64_json = res.b64_json, revised_prompt = res.revised_prompt } }
     res.b64_json = nil
@@ -372,18 +410,26 @@ local function image_events (params)
   return fn, completed
 end
 
+-- The model a call asks for: its own, else the client's.
+local function model_of (self, params)
+  local m = params.model
+  if m == nil then m = self.model end
+  return type(m) == "string" and m or nil
+end
+
 local function images (self, submit, fname, what, params, async)
   params = M.params_of(self, fname, params, what == "generate" and "prompt" or nil)
   local events, completed
-  if params.stream then events, completed = image_events(params) end
+  if params.stream then events, completed = image_events(self, params) end
   local s = { fname = fname, async = async, api = "json", on_done = params.on_done, on_error = params.on_error,
+              model = model_of(self, params),
               finish = function (res)
                 if completed then
                   local err
                   res, err = completed(res)
                   if res == nil then return nil, err end
                 end
-                return finish_images(res, self)
+                return finish_images(self, params, res)
               end }
   if what == "generate" then
     if params.prompt == nil then field_error(fname, 1, "params.prompt", expected("string", nil)) end
@@ -393,10 +439,10 @@ local function images (self, submit, fname, what, params, async)
     if params.image == nil then
       field_error(fname, 1, "params.image", expected("a path or {data =, filename =}", nil))
     end
-    local form, options, reader = M.form_of(self, fname, params, IMAGE_FILES[what])
+    local form, options, reader, labels = M.form_of(self, fname, params, IMAGE_FILES[what])
     if events then form[#form + 1] = { name = "stream", value = "true" } end
     s.path = what == "edit" and "/images/edits" or "/images/variations"
-    s.params, s.body = options, { form = form, events = events, reader = reader }
+    s.params, s.body, s.labels = options, { form = form, events = events, reader = reader }, labels
   end
   return M.perform(self, submit, s)
 end
@@ -413,16 +459,27 @@ local TEXT_FORMATS = { text = true, srt = true, vtt = true }
 
 -- stream_format = "sse": the audio comes as speech.audio.delta events
 -- (base64), decoded here and given to `to` (a function) chunk by chunk; the
--- result is the done event (usage).
-local function speech_events (fname, to)
+-- result is the done event (usage). An event whose audio does not decode
+-- ends the call: `failed.err` says why (kind "parse"); a reply in one
+-- JSON piece (no events) sets `failed.plain`.
+local function speech_events (fname, to, failed)
   if not check.is_callable(to) then
     field_error(fname, 1, "params.to", "a function expected with stream_format = \"sse\"")
   end
-  return function (ev)
-    if type(ev.audio) == "string" then
-      local chunk, why = core.media.b64decode(ev.audio)
-      if chunk == nil then error("speech.audio.delta: " .. why, 0) end
+  local function fail (why)
+    failed.err = { kind = "parse", message = "a speech.audio.delta event's audio: " .. why }
+    error(failed.err.message, 0)
+  end
+  return function (ev, whole)
+    -- (a reply in one piece comes as (its text, the reply): not an event)
+    if whole ~= nil or type(ev) ~= "table" then failed.plain = true; return end
+    local audio = ev.audio
+    if type(audio) == "string" then
+      local chunk, why = core.media.b64decode(audio)
+      if chunk == nil then fail(why) end
       return to(chunk)
+    elseif audio ~= nil then
+      fail("base64 text expected, got " .. reply.shape(audio))
     end
   end
 end
@@ -432,36 +489,82 @@ local function speech (self, submit, fname, params, async)
   if type(params.input) ~= "string" then field_error(fname, 1, "params.input", expected("string", params.input)) end
   local extra = {}
   if params.voice == nil then extra.voice = "alloy" end
-  local body = { sink = sink_of(fname, params.to) }
+  local sent = M.sendable(params, extra)
+  local s = { fname = fname, async = async, api = "json", path = "/audio/speech", params = sent,
+              on_done = params.on_done, on_error = params.on_error, model = model_of(self, params) }
   if params.stream_format == "sse" then   -- (no "stream": true: stream_format says it)
-    body = { events = speech_events(fname, params.to), stream_field = false }
+    local failed = {}
+    s.failed = failed
+    s.body = { events = speech_events(fname, params.to, failed), stream_field = false }
+    s.finish = function (res)
+      if failed.plain then
+        return nil, reply.reply_error(self, sent, res, "parse", "the server answered with one JSON reply, "
+                                  .. "not the stream of events stream_format = \"sse\" asks for")
+      end
+      if res.type ~= "speech.audio.done" then
+        return nil, reply.reply_error(self, sent, res, "stream", "the speech stream ended before speech.audio.done"
+                                  .. " (last: " .. tostring(res.type) .. ")")
+      end
+      return res
+    end
+    return M.perform(self, submit, s)
   end
-  return M.perform(self, submit, {
-    fname = fname, async = async, api = "json", path = "/audio/speech",
-    params = M.sendable(params, extra), body = body,
-    on_done = params.on_done, on_error = params.on_error,
-  })
+  -- Audio is expected: a 2xx JSON reply (a server's error with a 200, or
+  -- a proxy's) is an error, not audio. Its bytes went where `to` says;
+  -- a function's first ones are kept for the message.
+  local sink, kept, n = sink_of(fname, params.to), nil, 0
+  if type(sink) == "function" then
+    local to = sink
+    kept = {}
+    sink = function (chunk)
+      if n < reply.KEPT then kept[#kept + 1] = chunk; n = n + #chunk end
+      return to(chunk)
+    end
+  end
+  s.body = { sink = sink }
+  s.finish = function (res)
+    if not reply.is_json_type(res.content_type) then return res end
+    local text = res.body
+    if kept then
+      text = table.concat(kept):sub(1, reply.KEPT)
+    elseif type(res.path) == "string" then   -- (renamed into place already: removed, as a failure's)
+      local f = io_open(res.path, "rb")
+      if f then text = f:read(reply.KEPT); f:close() end
+      os_remove(res.path)
+    end
+    return nil, reply.not_audio(self, sent, res, text)
+  end
+  return M.perform(self, submit, s)
 end
 
 local function transcribe (self, submit, fname, path, params, async)
   params = M.params_of(self, fname, params, "file")
   if params.file == nil then field_error(fname, 1, "params.file", expected("a path or {data =, filename =}", nil)) end
-  local form, options, reader = M.form_of(self, fname, params, { file = true })
+  local form, options, reader, labels = M.form_of(self, fname, params, { file = true })
   local text = TEXT_FORMATS[params.response_format]
-  local events = params.stream   -- transcript.text.delta events, then .done (the result)
+  local events, plain = params.stream, false   -- transcript.text.delta events, then .done (the result)
   if events then
     form[#form + 1] = { name = "stream", value = "true" }
-    if events == true then events = function () end end
+    local user = events
+    events = function (ev, whole)
+      if whole ~= nil or type(ev) ~= "table" then   -- answered in one piece: (its text, the reply)
+        plain = true
+        -- (the function still sees the text, as a chat stream's does)
+        if user ~= true and type(ev) == "string" then return user { type = "transcript.text.delta", delta = ev } end
+        return
+      end
+      if user ~= true then return user(ev) end
+    end
   end
   return M.perform(self, submit, {
-    fname = fname, async = async, api = "json", path = path, params = options,
+    fname = fname, async = async, api = "json", path = path, params = options, labels = labels,
     body = { form = form, sink = (text and not events) and "bytes" or nil, events = events or nil, reader = reader },
-    on_done = params.on_done, on_error = params.on_error,
+    on_done = params.on_done, on_error = params.on_error, model = model_of(self, params),
     -- text/srt/vtt replies: { text = the reply } like the JSON formats' text
     finish = function (res)
       if text and not events then res.text, res.body = res.body, nil end
-      if events and res.type ~= nil and res.type ~= "transcript.text.done" then
-        return nil, M.reply_error(res, "stream", "the transcription stream ended before "
+      if events and not plain and res.type ~= "transcript.text.done" then
+        return nil, reply.reply_error(self, options, res, "stream", "the transcription stream ended before "
                                   .. "transcript.text.done (last: " .. tostring(res.type) .. ")")
       end
       return res
@@ -484,20 +587,36 @@ end
 -- @treturn table categories
 function M.flags (res)
   local flagged, seen, names = false, {}, {}
-  for _, r in ipairs(res.results or {}) do
-    if r.flagged == true then flagged = true end
-    for name, on in pairs(r.categories or {}) do
-      if on == true and not seen[name] then
-        seen[name] = true
-        names[#names + 1] = name
+  local results = type(res) == "table" and res.results
+  for _, r in ipairs(type(results) == "table" and results or {}) do
+    if type(r) == "table" then
+      if r.flagged == true then flagged = true end
+      local categories = r.categories
+      for name, on in pairs(type(categories) == "table" and categories or {}) do
+        if on == true and not seen[name] then
+          seen[name] = true
+          names[#names + 1] = name
+        end
       end
     end
   end
-  table_sort(names)
+  table_sort(names, function (a, b) return tostring(a) < tostring(b) end)
   return flagged or #names > 0, names
 end
 
-local function finish_moderation (res)
+-- A moderation reply: `results`, an array of objects whose `categories`
+-- (when given) is an object; else an error of kind "parse".
+local function finish_moderation (self, params, res)
+  local results, why = reply.reply_objects(res, "results")
+  if results then
+    for i, r in ipairs(results) do
+      if r.categories ~= nil and not reply.is_object(r.categories) then
+        why = "the reply's results[" .. i .. "].categories: an object expected, got " .. reply.shape(r.categories)
+        break
+      end
+    end
+  end
+  if why then return nil, reply.reply_error(self, params, res, "parse", why) end
   res.flagged, res.flagged_categories = M.flags(res)
   return res
 end
@@ -505,9 +624,11 @@ end
 local function moderate (self, submit, fname, params, async)
   params = M.params_of(self, fname, params, "input")
   if params.input == nil then field_error(fname, 1, "params.input", expected("string or list", nil)) end
+  local sent = M.sendable(params)
   return M.perform(self, submit, {
-    fname = fname, async = async, api = "json", path = "/moderations", params = M.sendable(params),
-    finish = finish_moderation, on_done = params.on_done, on_error = params.on_error,
+    fname = fname, async = async, api = "json", path = "/moderations", params = sent,
+    finish = function (res) return finish_moderation(self, sent, res) end,
+    on_done = params.on_done, on_error = params.on_error, model = model_of(self, params),
   })
 end
 
@@ -548,7 +669,10 @@ end
 
 --- Text to speech (`POST /audio/speech`): the audio in `res.body`, or
 -- where `to` says (a path, written as it arrives; a function, called with
--- each chunk from the loop). `stream_format = "sse"` decodes the events.
+-- each chunk from the loop); a 2xx JSON reply is an error (kind "api" or
+-- "parse"), not audio. `stream_format = "sse"` decodes the events: a stream
+-- cut before `speech.audio.done` fails (kind "stream"), audio that does
+-- not decode too (kind "parse").
 -- @function Client:speech
 -- @tparam table|string params the request body (a string: the input)
 -- @treturn[1] table the result (`body` or `bytes`, `content_type`)
@@ -582,7 +706,10 @@ end
 
 --- Fetches an http(s) URL through the client's engine (retries, limits,
 -- cancel): to a string, or `opts.to` (a path or a function). Credentials go
--- to the client's own origin only.
+-- to the client's own origin only: another origin gets no `Authorization`,
+-- `api-key`, `x-api-key` or `Proxy-Authorization` header, neither the
+-- client's nor the caller's own in `opts.headers`, no header of the
+-- client's holding one of its secrets, no organization or project.
 -- @function Client:download
 -- @tparam string url
 -- @tparam[opt] table opts `to` and call options
@@ -616,6 +743,7 @@ function M.install (Client, submit, check_self)
     return transcribe(self, submit, fname, "/audio/translations", params, async)
   end)
   both("moderate", function (self, fname, async, params) return moderate(self, submit, fname, params, async) end)
+  local download = require("aigc.download").download   -- (it calls this module's perform)
   both("download", function (self, fname, async, url, opts) return download(self, submit, fname, url, opts, async) end)
 end
 
