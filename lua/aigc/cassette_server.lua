@@ -149,7 +149,7 @@ local function base64 (s)
     local a, b, c = g:byte(1, 3)
     local n, out = a * 65536 + (b or 0) * 256 + (c or 0), {}
     for i = 1, 4 do
-      local d = (n >> (6 * (4 - i))) & 63
+      local d = math.floor(n / 64 ^ (4 - i)) % 64   -- (no bit operators: Lua 5.1 and LuaJIT run this too)
       out[i] = B64:sub(d + 1, d + 1)
     end
     return table.concat(out):sub(1, #g + 1) .. ("="):rep(3 - #g)
@@ -160,7 +160,7 @@ local function unbase64 (s)
   local bits = s:gsub("[^%w+/]", ""):gsub(".", function (ch)
     local v = B64:find(ch, 1, true) - 1
     local out = {}
-    for i = 6, 1, -1 do out[#out + 1] = (v >> (i - 1)) & 1 end
+    for i = 6, 1, -1 do out[#out + 1] = math.floor(v / 2 ^ (i - 1)) % 2 end
     return table.concat(out)
   end)
   return (bits:gsub("%d%d%d%d%d%d%d%d", function (byte) return string.char(tonumber(byte, 2)) end)
@@ -210,7 +210,7 @@ local function pieces_of (secrets)
     local forms = { secret }
     for r = 0, 2 do
       local n = #secret
-      local c0, c1 = (8 * r + 5) // 6, 8 * (r + n) // 6
+      local c0, c1 = math.floor((8 * r + 5) / 6), math.floor(8 * (r + n) / 6)
       forms[#forms + 1] = base64(("\0"):rep(r) .. secret):sub(c0 + 1, c1)
     end
     for _, f in ipairs(forms) do
