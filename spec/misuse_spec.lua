@@ -193,6 +193,19 @@ local CASES = {
   { function () local _ = aigc.strategy.router { routes = { a = noop }, classify = noop, default = "b" } end,
     "router", 1, "spec.default: 'b' is not a route" },
 
+  -- token estimates, judges (aigc.tokens, aigc.judge)
+  { function () local _ = aigc.tokens.estimate_text(nil) end, "estimate_text", 1, "string expected, got nil" },
+  { function () local _ = aigc.tokens.estimate_message(nil) end,
+    "estimate_message", 1, "message table expected, got nil" },
+  { function () local _ = aigc.conversation.estimate_message({}, "x") end,
+    "estimate_message", 2, "function expected, got string" },
+  { function () local _ = aigc.judge.score(nil) end, "score", 1, "table expected, got nil" },
+  { function () local _ = aigc.judge.rank({}) end, "rank", 1, "judge.client: aigc.client expected, got nil" },
+  { function (ctx) local _ = aigc.judge.score({ client = ctx.client }, nil, nil, {}) end,
+    "score", 3, "string expected, got nil" },
+  { function (ctx) local _ = aigc.judge.classify({ client = ctx.client }, "a", "x", "p") end,
+    "classify", 2, "table expected, got string" },
+
   -- schemas, the runner, futures
   { function () local _ = aigc.schema.validate(1, "x") end, "validate", 2, "table expected, got string" },
   { function (ctx) local _ = aigc.runner.run { client = ctx.client, cases = {}, concurency = 2 } end,

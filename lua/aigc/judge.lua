@@ -15,6 +15,7 @@ local ipairs, pairs, tonumber, type = ipairs, pairs, tonumber, type
 local string_format, string_lower = string.format, string.lower
 local table_concat = table.concat
 local await, merge = scheduler.await, util.merge
+local argerror, expected, is_a = util.argerror, util.expected, util.is_a
 
 util.own_module()
 
@@ -96,9 +97,29 @@ local function judge_params (judge, model, content)
   return p
 end
 
+-- Checks the arguments rank, score and classify share: the judge (or
+-- classifier) `j`, `{ client = aigc.client, ... }`, argument 1; a list
+-- (candidates, labels) argument `list_at`; the task (or input) a string,
+-- argument `text_at`; the prompt a string unless `j` has its own.
+local function check_args (fname, j, list, list_at, text, text_at, prompt, prompt_at)
+  if type(j) ~= "table" then argerror(fname, 1, expected("table", j)) end
+  if not is_a(j.client, "aigc.client") then
+    util.field_error(fname, 1, fname == "classify" and "classifier.client" or "judge.client",
+                     expected("aigc.client", j.client))
+  end
+  if type(list) ~= "table" then argerror(fname, list_at, expected("table", list)) end
+  if type(text) ~= "string" and type(text) ~= "number" then   -- (a number joins the prompt too)
+    argerror(fname, text_at, expected("string", text))
+  end
+  if type(j.prompt) ~= "string" and type(prompt) ~= "string" then
+    argerror(fname, prompt_at, expected("string", prompt))
+  end
+end
+
 --- Asks one judge to name the best candidate among `ok` for `task`; sets
 -- their scores 1 (chosen) / 0. Returns the verdict, or nil, err.
 function M.rank (judge, model, task, ok, prompt)
+  check_args("rank", judge, ok, 4, task, 3, prompt, 5)
   local lines = { judge.prompt or prompt,
                   "Reply with the number of the best candidate only.", "", "Task:", task, "" }
   for _, c in ipairs(ok) do
@@ -126,6 +147,7 @@ end
 --- Asks the judge to score every candidate of `ok`, all at once. Returns
 -- true, or nil, err when none got a score.
 function M.score (judge, model, task, ok, prompt)
+  check_args("score", judge, ok, 4, task, 3, prompt, 5)
   local reqs = {}
   for i, c in ipairs(ok) do
     local content = table_concat({ judge.prompt or prompt, "", "Task:", task, "",
@@ -173,6 +195,7 @@ end
 -- `labels` the input is: the label (or nil), the reply and the response;
 -- or nil, err.
 function M.classify (c, labels, input, prompt)
+  check_args("classify", c, labels, 2, input, 3, prompt, 4)
   local content = table_concat({ c.prompt or prompt,
     "Categories: " .. table_concat(labels, ", "), "Input: " .. input }, "\n")
   local res, err = M.chat(c.client, M.ask(c.api or "chat", merge({ temperature = 0 }, c.params), content))

@@ -8,9 +8,11 @@
 local core = require "aigc.core"
 local compat = require "aigc.compat"
 local util = require "aigc.util"
+local check = require "aigc.check"
 
 local json_encode = core.json.encode
 local error, ipairs, pcall, tostring, type = error, ipairs, pcall, tostring, type
+local argerror, expected, is_callable = util.argerror, util.expected, check.is_callable
 local math_ceil = math.ceil
 local utf8_codes, utf8_len = compat.utf8_codes, compat.utf8_len
 
@@ -38,6 +40,7 @@ end
 -- @usage conversation.estimate_text("Hello, world") --> 3
 -- conversation.estimate_text("你好世界") --> 4
 function M.estimate_text (text)
+  if type(text) ~= "string" then argerror("estimate_text", 1, expected("string", text)) end
   if text == "" then return 0 end
   if not utf8_len(text) then return math_ceil(#text / 4) end
   local ascii, wide, other = 0, 0, 0
@@ -89,6 +92,11 @@ end
 -- @treturn integer
 -- @usage conversation.estimate_message { role = "user", content = "Hi" } --> 5
 function M.estimate_message (msg, est, overhead)
+  if type(msg) ~= "table" then argerror("estimate_message", 1, expected("message table", msg)) end
+  if est ~= nil and not is_callable(est) then argerror("estimate_message", 2, expected("function", est)) end
+  if overhead ~= nil and not (type(overhead) == "number" and overhead >= 0 and overhead < math.huge) then
+    argerror("estimate_message", 3, expected("a number >= 0", overhead))
+  end
   est = est or estimate_text
   local n = (overhead or M.MESSAGE_OVERHEAD) + content_tokens(msg.content, est)
   -- Responses API items: a function call, a tool's output.
