@@ -467,10 +467,31 @@ describe("aigc.strategy", function ()
         classify = function () return "weather" end }
       assert.is_nil(none)
       assert.equal("route", err.kind)
-      assert.equal('no route for "weather"', err.message)
+      assert.equal('no route for "weather" (routes: chat, jokes, orders)', err.message)
+      local _, nerr = strategy.route { client = client, input = "x", routes = routes, classify = function () end }
+      assert.equal("the classifier named no route (routes: chat, jokes, orders)", nerr.message)
       local _, cerr = strategy.route { client = client, input = "x", routes = routes,
         classify = function () return nil, "classifier down" end }
       assert.equal("classifier down", cerr)
+    end)
+
+    it("says what the model classifier replied when it names no route, shortened and scrubbed", function ()
+      -- The devserver answers one of the "Categories:" it is shown, split at
+      -- commas: "right" here, which is no route's name; echo-key adds the
+      -- API key to the reply.
+      local keyed = aigc.client { base_url = srv.base_url, api_key = "sk-route-secret-123", max_retries = 0 }
+      local none, err, info = strategy.route { input = "Where is my parcel?", routes = { ["left,right"] = print },
+        classify = { client = keyed, params = { headers = fault "echo-key" } } }
+      assert.is_nil(none)
+      assert.equal("route", err.kind)
+      assert.matches("sk-route-secret-123", info.label, 1, true)    -- (the reply itself, in info)
+      assert.equal('the classifier\'s reply "right Your API key is [redacted]." names no route (routes: left,right)',
+        err.message)
+      assert.not_matches("sk-route-secret", tostring(err), 1, true)
+      local _, long = strategy.route { input = "x", classify = function () return ("word\n "):rep(40) end,
+        routes = { a = print } }
+      assert.equal('no route for "' .. ("word "):rep(16) .. '"... (routes: a)', long.message)
+      keyed:close()
     end)
 
     it("raises on misuse", function ()

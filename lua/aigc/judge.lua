@@ -71,6 +71,35 @@ function M.text_of (res)
   return nil
 end
 
+-- `text` on one line (runs of white space become one space), at most
+-- `max` bytes of it cut at a UTF-8 character's start; and whether it was cut.
+local function one_line (text, max)
+  local s = text:gsub("%s+", " ")
+  if #s <= max then return s, false end
+  local cut = max
+  while cut > 0 and (s:byte(cut + 1) or 0) >= 0x80 and (s:byte(cut + 1) or 0) < 0xC0 do cut = cut - 1 end
+  return s:sub(1, cut), true
+end
+
+--- `text` for a message: on one line, at most `max` bytes (default 80),
+-- with "..." when it was cut.
+-- @tparam string text
+-- @tparam[opt] integer max
+-- @treturn string
+function M.shorten (text, max)
+  local s, cut = one_line(text, max or 80)
+  return cut and s .. "..." or s
+end
+
+--- `text` quoted (`%q`) for a message, shortened as `shorten` does.
+-- @tparam string text
+-- @tparam[opt] integer max
+-- @treturn string
+function M.quote (text, max)
+  local s, cut = one_line(text, max or 80)
+  return string_format("%q", s) .. (cut and "..." or "")
+end
+
 --- An error of kind `kind` with `message` and `fields`.
 function M.error (kind, message, fields)
   local t = { kind = kind, message = message }

@@ -35,7 +35,7 @@ local judge_mod = require "aigc.judge"
 
 local json_encode = core.json.encode
 local ipairs, next, pairs, pcall, tostring, type = ipairs, next, pairs, pcall, tostring, type
-local string_format, string_lower = string.format, string.lower
+local string_lower = string.lower
 local table_concat, table_sort = table.concat, table.sort
 local await, merge, is_a, is_integer = scheduler.await, util.merge, util.is_a, compat.is_integer
 local expected, field_error = util.expected, util.field_error
@@ -669,6 +669,23 @@ local function run_route (spec, h, input, info)
   return res, info
 end
 
+-- The error when nothing routes the input and there is no default: what
+-- the classifier said (its reply, shortened and scrubbed of the client's
+-- secrets, or the label it returned) and the routes there are.
+local function no_route (spec, classify, label, reply)
+  local names = {}
+  for k in pairs(spec.routes) do names[#names + 1] = tostring(k) end
+  table_sort(names)
+  local said
+  if reply ~= nil then said = "the classifier's reply " .. judge_mod.quote(reply) .. " names no route"
+  elseif label == nil then said = "the classifier named no route"
+  else said = "no route for " .. judge_mod.quote(tostring(label)) end
+  local routes = judge_mod.shorten(table_concat(names, ", "), 200)
+  local err = strategy_error("route", said .. " (routes: " .. routes .. ")")
+  local client = type(classify) == "table" and classify.client or spec.client
+  return is_a(client, "aigc.client") and util.scrub(client, err) or err
+end
+
 local function make_router (spec, fname)
   local labels, classify = check_router(spec, fname)
   local routes = spec.routes
@@ -686,9 +703,7 @@ local function make_router (spec, fname)
     end
     local name = label
     if name == nil or routes[name] == nil then name = spec.default end
-    if name == nil then
-      return nil, strategy_error("route", "no route for " .. string_format("%q", tostring(label))), info
-    end
+    if name == nil then return nil, no_route(spec, classify, label, info.label), info end
     info.route = name
     return run_route(spec, routes[name], input, info)
   end
