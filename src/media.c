@@ -6,6 +6,8 @@
 ** escapes); an index's floats are read whole before any Lua allocation
 ** (a finalizer may add to the same index, which may move them).
 */
+#include <float.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -84,7 +86,10 @@ static int media_f32 (lua_State *L) {
 }
 
 /* The array of numbers at idx as float32 in scratch (pushed); its length
-   in *dim (checked against want unless want is 0). */
+   in *dim (checked against want unless want is 0). A value that is not a
+   finite float32 (NaN, inf, beyond FLT_MAX, which C may not even convert)
+   is refused: NaN compares false with everything, so a NaN row would rank
+   above every real one and a NaN query would rank them all as equal. */
 static float *floats_arg (lua_State *L, int idx, size_t want, size_t *dim) {
   size_t n, i;
   float *v;
@@ -97,9 +102,14 @@ static float *floats_arg (lua_State *L, int idx, size_t want, size_t *dim) {
   for (i = 0; i < n; i++) {
     int isnum;
     lua_rawgeti(L, idx, (lua_Integer)(i + 1));
-    v[i] = (float)lua_tonumberx(L, -1, &isnum);
+    lua_Number d = lua_tonumberx(L, -1, &isnum);
     if (!isnum)
       luaL_argerror(L, idx, lua_pushfstring(L, "element %d is not a number", (int)(i + 1)));
+    if (!(fabs((double)d) <= FLT_MAX))
+      luaL_argerror(L, idx, lua_pushfstring(L, "element %d is %s", (int)(i + 1),
+                                            d != d ? "NaN" : isinf((double)d) ? "inf"
+                                            : "beyond float32's range (3.4e38)"));
+    v[i] = (float)d;
     lua_pop(L, 1);
   }
   *dim = n;
@@ -154,20 +164,40 @@ static int index_add (lua_State *L) {
   return 1;
 }
 
+/* The k at idx: a positive integer (a float with an integer value too, as
+   5.1 and LuaJIT have no integers; 1.5, inf and NaN are not). Read before
+   anything is pushed: the scratch memory would take its place when k is
+   absent. */
+static size_t k_arg (lua_State *L, int idx) {
+  lua_Number d;
+  if (lua_type(L, idx) != LUA_TNUMBER)
+    return (size_t)luaL_argerror(L, idx, lua_pushfstring(L, "a positive integer k expected, got %s",
+                                                         luaL_typename(L, idx)));
+  d = lua_tonumber(L, idx);
+  if (!(d >= 1 && d == floor(d) && d < HUGE_VAL)) {
+    if (d == floor(d) && fabs(d) < 1e9)   /* (0, -1: as the integers they are, not 0.0) */
+      lua_pushfstring(L, "%d", (int)d);
+    else
+      lua_pushfstring(L, "%f", d);
+    return (size_t)luaL_argerror(L, idx, lua_pushfstring(L, "a positive integer k expected, got %s",
+                                                         lua_tostring(L, -1)));
+  }
+  return d < 9007199254740992.0 ? (size_t)d : (size_t)9007199254740992.0;   /* (2^53: more than any index) */
+}
+
 /* index:topk(q, k) -> positions, scores: the k most similar, best first */
 static int index_topk (lua_State *L) {
   vindex *x = check_index(L);
-  size_t dim, i, found, k;
+  size_t dim, i, found, k = k_arg(L, 3);
   float *q;
   size_t *idx;
   double *score;
+  q = floats_arg(L, 2, x->dim, &dim);   /* (checked also when the index is empty: x->dim is 0) */
   if (x->n == 0) {
     lua_newtable(L);
     lua_newtable(L);
     return 2;
   }
-  q = floats_arg(L, 2, x->dim, &dim);
-  k = (size_t)luaL_optinteger(L, 3, 1) > 0 ? (size_t)luaL_optinteger(L, 3, 1) : 1;
   if (k > x->n)
     k = x->n;
   idx = (size_t *)scratch(L, k * sizeof *idx);

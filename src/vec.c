@@ -24,15 +24,29 @@ static double dot (const float *a, const float *b, size_t dim) {
   return (double)s0 + (double)s1 + (double)s2 + (double)s3;
 }
 
+/*
+** The same in double: for norms and one-off cosines, where float32 values
+** (up to 3.4e38) would overflow a float sum of squares to inf (or tiny ones
+** underflow it to 0), and the vector come out all zeros or NaN. The top-k
+** scan stays in float: its rows and query are unit vectors.
+*/
+static double dot_d (const float *a, const float *b, size_t dim) {
+  double s = 0;
+  size_t i;
+  for (i = 0; i < dim; i++)
+    s += (double)a[i] * (double)b[i];
+  return s;
+}
+
 double aigc_vec_cosine (const float *a, const float *b, size_t dim) {
-  double na = dot(a, a, dim), nb = dot(b, b, dim);
+  double na = dot_d(a, a, dim), nb = dot_d(b, b, dim);
   if (na <= 0 || nb <= 0)
     return 0;
-  return dot(a, b, dim) / (sqrt(na) * sqrt(nb));
+  return dot_d(a, b, dim) / (sqrt(na) * sqrt(nb));
 }
 
 void aigc_vec_normalize (float *v, size_t dim) {
-  double n = sqrt(dot(v, v, dim));
+  double n = sqrt(dot_d(v, v, dim));
   size_t i;
   if (n <= 0)
     return;

@@ -138,6 +138,22 @@ TEST(cosine_and_topk) {
   CHECK_EQ_INT(aigc_vec_topk(set, 4, 3, q, 0, idx, score), 0);
 }
 
+/* Norms in double: float32 values whose squares overflow (or underflow) a
+   float sum still normalize, and their cosine is still 1 (it was NaN, and
+   the normalized vector all zeros). */
+TEST(cosine_and_norm_of_extreme_floats) {
+  float big[] = { 3e38f, 3e38f }, tiny[] = { 1e-30f, 0, 1e-30f }, tiny2[] = { 2e-30f, 0, 2e-30f };
+  float both[] = { 1e20f, 1e20f };
+  CHECK(fabs(aigc_vec_cosine(big, big, 2) - 1) < 1e-6);
+  CHECK(fabs(aigc_vec_cosine(tiny, tiny2, 3) - 1) < 1e-6);
+  aigc_vec_normalize(big, 2);
+  aigc_vec_normalize(tiny, 3);
+  aigc_vec_normalize(both, 2);
+  CHECK(fabs(big[0] - 0.70710678) < 1e-6 && fabs(big[1] - 0.70710678) < 1e-6);
+  CHECK(fabs(tiny[0] - 0.70710678) < 1e-6 && tiny[1] == 0);
+  CHECK(fabs(both[0] - 0.70710678) < 1e-6);
+}
+
 int main (void) {
   RUN(rfc4648_vectors);
   RUN(round_trips_every_length_and_byte);
@@ -145,5 +161,6 @@ int main (void) {
   RUN(refusals_say_where);
   RUN(float32_little_endian_exact);
   RUN(cosine_and_topk);
+  RUN(cosine_and_norm_of_extreme_floats);
   return ctest_report("base64");
 }

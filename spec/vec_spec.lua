@@ -1,0 +1,77 @@
+-- aigc.vec's refusals: a value that is not a finite float32 (NaN, inf,
+-- beyond 3.4e38) in a vector added or queried, and a k that is not a
+-- positive integer. A NaN row used to rank above every real one, a NaN
+-- query to score them all NaN, and k = 1.5 or inf to pass on LuaJIT and 5.1
+-- (no integers there); topk with no k said "got userdata".
+local aigc = require "aigc"
+local vec = aigc.vec
+
+local NAN, INF = 0 / 0, math.huge
+
+-- The message of f's error, without its position.
+local function message_of (f)
+  local ok, e = pcall(f)
+  assert.is_false(ok, "accepted")
+  return (tostring(e):gsub("^[^:]*:%d+: ", ""))
+end
+
+describe("aigc.vec", function ()
+  local index
+  before_each(function ()
+    index = vec.index()
+    index:add { 1, 0 }
+    index:add { 0, 1 }
+  end)
+
+  it("refuses NaN, inf and float32 overflow in an added vector, naming the element", function ()
+    assert.equal("bad argument #1 to 'add' (element 1 is NaN)", message_of(function () index:add { NAN, 1 } end))
+    assert.equal("bad argument #1 to 'add' (element 2 is inf)", message_of(function () index:add { 1, INF } end))
+    assert.equal("bad argument #1 to 'add' (element 2 is inf)", message_of(function () index:add { 1, -INF } end))
+    assert.equal("bad argument #1 to 'add' (element 1 is beyond float32's range (3.4e38))",
+      message_of(function () index:add { 1e300, 1 } end))
+    assert.equal(2, #index)   -- nothing was added
+    local best, scores = index:topk({ 1, 0 }, 2)
+    assert.same({ 1, 2 }, best)
+    assert.equal(1, scores[1])
+    assert.equal(0, scores[2])
+  end)
+
+  it("refuses them in a query, also on an empty index, and in cosine", function ()
+    assert.equal("bad argument #1 to 'topk' (element 1 is NaN)", message_of(function () index:topk({ NAN, 0 }, 1) end))
+    local empty = vec.index()
+    assert.equal("bad argument #1 to 'topk' (element 2 is inf)", message_of(function () empty:topk({ 0, INF }, 1) end))
+    assert.matches("element 1 is NaN", message_of(function () vec.cosine({ NAN, 0 }, { 1, 0 }) end), 1, true)
+    assert.matches("element 1 is inf", message_of(function () vec.cosine({ 1, 0 }, { INF, 0 }) end), 1, true)
+  end)
+
+  it("takes the largest finite float32 values: norms do not overflow", function ()
+    local big = vec.index()
+    big:add { 3e38, 3e38 }
+    big:add { 1e-30, 0 }
+    local best, scores = big:topk({ 1e20, 1e20 }, 2)
+    assert.same({ 1, 2 }, best)
+    assert.is_true(math.abs(scores[1] - 1) < 1e-6)
+    assert.is_true(math.abs(vec.cosine({ 3e38, 3e38 }, { 1, 1 }) - 1) < 1e-6)
+  end)
+
+  it("wants k, a positive integer, and says so", function ()
+    for _, case in ipairs {
+      { nil, "no value" }, { "2", "string" }, { 1.5, "1.5" }, { INF, "inf" }, { 0, "0" }, { -1, "-1" },
+    } do
+      local k = case[1]
+      local msg = message_of(function () index:topk({ 1, 0 }, k) end)
+      -- (no k: the third argument is absent; Lua 5.1 says "nil" when it is given as nil)
+      if k == nil then msg = msg:gsub("got nil%)$", "got no value)") end
+      assert.equal("bad argument #2 to 'topk' (a positive integer k expected, got " .. case[2] .. ")", msg)
+    end
+    assert.matches("a positive integer k expected, got %-?nan",
+      message_of(function () index:topk({ 1, 0 }, NAN) end))
+    assert.equal("bad argument #2 to 'topk' (a positive integer k expected, got no value)",
+      message_of(function () index:topk { 1, 0 } end))
+    assert.equal("bad argument #2 to 'topk' (a positive integer k expected, got 1.5)",
+      message_of(function () vec.index():topk({ 1 }, 1.5) end))   -- an empty index too
+    local best = index:topk({ 1, 0 }, 2 ^ 40)                      -- more than there are: all
+    assert.same({ 1, 2 }, best)
+    assert.same({ 1 }, (index:topk({ 1, 0 }, 1.0)))               -- a float with an integer value
+  end)
+end)
