@@ -206,6 +206,12 @@ local CASES = {
   { function (ctx) local _ = aigc.judge.classify({ client = ctx.client }, "a", "x", "p") end,
     "classify", 2, "table expected, got string" },
 
+  -- stored responses: a query value that is not a scalar (it was sent as "include=table: 0x...")
+  { function (ctx) local _ = ctx.client:get_response("resp_1", { include = { {} } }) end,
+    "get_response", 2, "opts.include[1]: string, number or boolean expected, got table" },
+  { function (ctx) local _ = ctx.client:get_response("resp_1", { include = print }) end,
+    "get_response", 2, "opts.include: string, number, boolean or a list of them expected, got function" },
+
   -- schemas, the runner, futures
   { function () local _ = aigc.schema.validate(1, "x") end, "validate", 2, "table expected, got string" },
   { function (ctx) local _ = aigc.runner.run { client = ctx.client, cases = {}, concurency = 2 } end,

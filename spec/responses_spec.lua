@@ -459,6 +459,16 @@ describe("Responses API", function ()
       assert.equal(404, err.status)
     end)
 
+    it("refuses a query value that is not a scalar or a list of scalars, before sending anything", function ()
+      local before = #srv:requests()
+      assert.error_matches(function () client:get_response("resp_1", { include = { "a", {} } }) end,
+        "bad argument #2 to 'get_response' %(opts.include%[2%]: string, number or boolean expected, got table%)")
+      assert.equal(before, #srv:requests())   -- (it was sent as include=table: 0x...)
+      local _, err = client:get_response("resp_none", { include = { "a", 2, true } })
+      assert.equal(404, err.status)
+      assert.equal("true", srv:last().query.include)   -- (the devserver keeps the last of a repeated name)
+    end)
+
     it("cancel a background response", function ()
       local res = assert(client:respond(fault("pause=2000", { input = FRANCE, background = true })))
       assert.equal("queued", res.status)

@@ -55,15 +55,31 @@ local function response_path (fname, id, rest)
   return "/responses/" .. urlencode(id) .. (rest or "")
 end
 
--- A query string from a table of scalars ("" when empty), keys sorted.
+local function is_scalar (v)
+  local t = type(v)
+  return t == "string" or t == "number" or t == "boolean"
+end
+
+-- A query string from a table of scalars or lists of them ("" when
+-- empty), keys sorted. Anything else raises: tostring would send
+-- `include=table: 0x...`.
 local function query_of (fname, argn, opts)
   if opts == nil then return "" end
   if type(opts) ~= "table" then argerror(fname, argn, expected("table", opts)) end
   local keys = {}
   for k, v in pairs(opts) do
-    local t = type(v)
-    if type(k) ~= "string" or (t ~= "string" and t ~= "number" and t ~= "boolean" and t ~= "table") then
-      util.field_error(fname, argn, util.path("opts", k), expected("string, number or boolean", v))
+    local path = util.path("opts", k)
+    if type(k) ~= "string" or not (is_scalar(v) or type(v) == "table") then
+      util.field_error(fname, argn, path, expected("string, number, boolean or a list of them", v))
+    end
+    if type(v) == "table" then
+      local n = 0
+      for _ in pairs(v) do n = n + 1 end
+      for i = 1, n do
+        if not is_scalar(v[i]) then
+          util.field_error(fname, argn, path .. "[" .. i .. "]", expected("string, number or boolean", v[i]))
+        end
+      end
     end
     keys[#keys + 1] = k
   end
