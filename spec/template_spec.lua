@@ -1,5 +1,5 @@
 -- aigc.template: {{variables}}, rendering into chat params, data files
--- (Lua tables evaluated with no globals, or JSON), and a directory of them.
+-- (Lua tables of literal data, read and never run, or JSON), and a directory of them.
 
 local cli = require "cli"
 local template = require "aigc.template"
@@ -52,14 +52,15 @@ describe("aigc.template", function ()
       "bad argument #1 to 'new' (a template needs a prompt or a system prompt)")
   end)
 
-  it("reads data files: Lua tables with no globals, with or without return, or JSON", function ()
+  it("reads data files: Lua tables of data, with or without return, or JSON", function ()
     assert.equal(1, template.load_data("{ a = 1 }").a)
     assert.equal(2, template.load_data("-- comment\nreturn { a = 2 }").a)
     assert.equal(3, template.load_data('{"a": 3}').a)
     assert.same({ 1, 2 }, template.load_data("[1, 2]"))
     local none, err = template.load_data("{ a = os.exit() }", "evil.lua")
     assert.is_nil(none)
-    assert.matches("evil%.lua:1: attempt to index .*global 'os'", err)   -- (each Lua words it its way)
+    assert.equal("evil.lua:1: 'os' is not data (a data file holds tables, strings, numbers, booleans and nil only: "
+                 .. "no names, calls or functions)", err)
     none, err = template.load_data("{ a = ", "cut.lua")
     assert.is_nil(none)
     assert.matches("cut.lua", err)
@@ -69,6 +70,66 @@ describe("aigc.template", function ()
     none = template.load_data(string.dump(function () return {} end), "bin")
     assert.is_nil(none)
     assert.is_nil((template.load_data("   ", "empty")))
+  end)
+
+  it("reads every literal form of Lua data, as the Lua running reads it", function ()
+    local t = assert(template.load_data(table.concat({
+      "--[==[ a long", "comment ]==] -- and a short one", "return {",
+      "  a = 1, b = -3.5, c = 0x10, d = 1e-3, e = 2E+2; [\"k y\"] = true, [2] = 'two', f = false, g = nil,",
+      "  h = { 1, 2, { 3 } }, s = \"a\\tb\\\"c\\65\", l = [[", "line1", "line2]], m = [==[ a ]] b ]==],",
+      "  cat = 'a' .. 1 .. \"b\",",
+      "}",
+    }, "\n"), "all.lua"))
+    assert.same({ a = 1, b = -3.5, c = 16, d = 1e-3, e = 200, ["k y"] = true, [2] = "two", f = false,
+                  h = { 1, 2, { 3 } }, s = 'a\tb"cA', l = "line1\nline2", m = " a ]] b ", cat = "a1b" }, t)
+    assert.matches("'return1' is not data", select(2, template.load_data("return1 { }", "r.lua")), 1, true)
+  end)
+
+  -- The README: a template is "a Lua table evaluated with no globals", data only. It is read, never run:
+  -- string methods through the string metatable and loops are refused where they stand (they ran:
+  -- ("z"):rep(1e6) made a megabyte, `while true do end` hung `template.load` and `aigc -t`).
+  it("runs nothing in a data file: no string methods, no functions, no loops", function ()
+    local string_index = getmetatable("").__index
+    local called = false
+    string_index.aigc_spec_probe = function () called = true; return "x" end
+    local results = {}
+    local co = coroutine.create(function ()
+      for i, text in ipairs {
+        "{ prompt = ('z'):aigc_spec_probe() }",
+        "{ prompt = (\"z\"):rep(1000000) }",
+        "return { prompt = (function () local n = 0 while true do n = n + 1 end end)() }",
+        "{ prompt = 'a' .. ('b'):upper() }",
+        "{ prompt = #'abc' }",
+        "{ prompt = 1 + 2 }",
+        "{ prompt = x }",
+      } do
+        results[i] = { template.load_data(text, "evil.lua") }
+      end
+    end)
+    debug.sethook(co, function () error("still running after 1e7 instructions", 0) end, "", 10000000)
+    local ok, err = coroutine.resume(co)
+    string_index.aigc_spec_probe = nil
+    assert.is_true(ok, err)
+    assert.is_false(called)
+    local want = {
+      "evil.lua:1: unexpected '('", "evil.lua:1: unexpected '('", "evil.lua:1: unexpected '('",
+      "evil.lua:1: unexpected '('", "evil.lua:1: unexpected '#'", "evil.lua:1: ',' or '}' expected near '+'",
+      "evil.lua:1: 'x' is not data",
+    }
+    for i, w in ipairs(want) do
+      assert.is_nil(results[i][1], i)
+      assert.equal(w, results[i][2]:sub(1, #w))
+    end
+    -- template.load says the same, at once
+    local dir = os.tmpname()
+    local f = assert(io.open(dir, "w"))
+    f:write("return { prompt = (function () while true do end end)() }\n")
+    f:close()
+    local t, lerr = template.load(dir)
+    os.remove(dir)
+    assert.is_nil(t)
+    assert.equal("template", lerr.kind)
+    assert.matches(":1: unexpected '%('", lerr.message)
   end)
 
   it("finds, loads and lists the templates of a directory", function ()

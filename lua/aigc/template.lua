@@ -1,8 +1,9 @@
 --- Prompt templates: a prompt with `{{variables}}`, a system prompt, a
 -- default model and params, kept in a file and rendered into chat params.
 --
--- A template file is a Lua table (data only: it is evaluated with no
--- globals, so it can call nothing) or a JSON object, with the fields:
+-- A template file is a Lua table of literal data (read, never run: no
+-- names, calls or functions, so it can call nothing) or a JSON object,
+-- with the fields:
 --
 --  - `prompt` (string): the user message, with `{{name}}` placeholders;
 --  - `system` (string, optional): the system prompt, placeholders allowed;
@@ -30,8 +31,8 @@
 local core = require "aigc.core"
 
 local json_encode, json_decode = core.json.encode, core.json.decode
-local error, ipairs, pairs, pcall, setmetatable, tostring, type = error, ipairs, pairs, pcall, setmetatable,
-  tostring, type
+local error, getmetatable, ipairs, pairs, pcall, setmetatable, tonumber, tostring, type = error, getmetatable,
+  ipairs, pairs, pcall, setmetatable, tonumber, tostring, type
 local math_floor = math.floor
 local string_format = string.format
 local table_concat, table_sort = table.concat, table.sort
@@ -134,7 +135,6 @@ end
 local setfenv, loadstring = rawget(_G, "setfenv"), rawget(_G, "loadstring")
 local function load_in (text, chunkname, env)
   if setfenv then
-    if text:byte(1) == 27 then return nil, "binary chunks are not accepted" end
     local f, err = loadstring(text, chunkname)
     if f then setfenv(f, env) end
     return f, err
@@ -142,8 +142,206 @@ local function load_in (text, chunkname, env)
   return load(text, chunkname, "t", env)
 end
 
+-- A data file is read, never run: this reader takes the Lua syntax of
+-- literal data only -- table constructors, strings, numbers (with a unary
+-- minus), true, false, nil, `..` between strings and numbers, comments --
+-- and refuses anything else (a name, a call, a function, an operator) where
+-- it stands. So a file cannot call a string method through the string
+-- metatable (`("z"):rep(1e9)`), loop forever, or read anything: it is
+-- data by construction, not by a sandbox. Each string literal's own text
+-- is handed to Lua's compiler (`return "..."`), so escapes mean exactly
+-- what they mean in Lua on the version running.
+
+local DataError = {}   -- the error value the reader raises, caught in `read_data`
+local MAX_NESTING = 200
+
+local function data_error (r, fmt, ...)
+  error(setmetatable({ message = string_format("%s:%d: " .. fmt, r.name, r.line, ...) }, DataError), 0)
+end
+
+-- Advances r.pos over `n` bytes, counting the lines they hold.
+local function advance (r, n)
+  local chunk = r.text:sub(r.pos, r.pos + n - 1)
+  for _ in chunk:gmatch("\n") do r.line = r.line + 1 end
+  r.pos = r.pos + n
+end
+
+-- The long bracket `[==[` at r.pos: the length of the whole `[==[ ... ]==]`,
+-- or nil when there is no long bracket there.
+local function long_bracket (r, at)
+  local eq = r.text:match("^%[(=*)%[", at)
+  if eq == nil then return nil end
+  local _, e = r.text:find("]" .. eq .. "]", at + #eq + 2, true)
+  if e == nil then data_error(r, "unfinished long string or comment") end
+  return e - at + 1
+end
+
+-- Skips white space and comments.
+local function skip (r)
+  while true do
+    local ws = r.text:match("^%s+", r.pos)
+    if ws then advance(r, #ws) end
+    if r.text:sub(r.pos, r.pos + 1) ~= "--" then return end
+    local n = long_bracket(r, r.pos + 2)
+    if n then advance(r, 2 + n)
+    else advance(r, #r.text:match("^[^\n]*", r.pos)) end
+  end
+end
+
+-- A literal's text compiled and run as `return <literal>`: a string or a
+-- long string, whose extent the reader found (so nothing else is in it).
+local function literal (r, n)
+  local token = r.text:sub(r.pos, r.pos + n - 1)
+  local f = load_in("return " .. token, "=" .. r.name, {})
+  local ok, v = false, nil
+  if f then ok, v = pcall(f) end
+  if not ok or type(v) ~= "string" then data_error(r, "malformed string") end
+  advance(r, n)
+  return v
+end
+
+-- The short string at r.pos (quote q): its length, quotes included.
+local function short_string (r, q)
+  local text, i = r.text, r.pos + 1
+  while true do
+    local c = text:sub(i, i)
+    if c == q then return i - r.pos + 1 end
+    if c == "" or c == "\n" or c == "\r" then data_error(r, "unfinished string") end
+    if c == "\\" then
+      local nx = text:sub(i + 1, i + 2)
+      i = i + ((nx == "\r\n" or nx == "\n\r") and 3 or 2)
+    else
+      i = i + 1
+    end
+  end
+end
+
+-- What is at r.pos, for a message.
+local function near (r)
+  local s = r.text:match("^[%w_]+", r.pos) or r.text:match("^%S", r.pos)
+  if s == nil then return "end of file" end
+  if not s:find("^[%w%p]") then return "byte " .. s:byte() end
+  return "'" .. s .. "'"
+end
+
+local ONLY_DATA = "(a data file holds tables, strings, numbers, booleans and nil only: no names, calls or functions)"
+
+local read_value   -- forward
+
+-- A table constructor at r.pos (`{`).
+local function read_table (r, depth)
+  if depth > MAX_NESTING then data_error(r, "tables nested deeper than %d levels", MAX_NESTING) end
+  advance(r, 1)
+  local t, n = {}, 0
+  while true do
+    skip(r)
+    local text, pos = r.text, r.pos
+    if text:sub(pos, pos) == "}" then advance(r, 1); return t end
+    local name = text:match("^([%a_][%w_]*)%s*=[^=]", pos)
+    local k
+    if name then
+      advance(r, #text:match("^[%a_][%w_]*%s*=", pos))
+      k = name
+    elseif text:sub(pos, pos) == "[" and not long_bracket(r, pos) then
+      advance(r, 1)
+      skip(r)
+      k = read_value(r, depth + 1)
+      skip(r)
+      if text:sub(r.pos, r.pos) ~= "]" then data_error(r, "']' expected") end
+      advance(r, 1)
+      skip(r)
+      if text:sub(r.pos, r.pos) ~= "=" then data_error(r, "'=' expected") end
+      advance(r, 1)
+      if k == nil then data_error(r, "a table key is nil") end
+    else
+      n = n + 1
+      k = n
+    end
+    skip(r)
+    t[k] = read_value(r, depth + 1)
+    skip(r)
+    local sep = text:sub(r.pos, r.pos)
+    if sep == "," or sep == ";" then advance(r, 1)
+    elseif sep ~= "}" then data_error(r, "',' or '}' expected near %s", near(r)) end
+  end
+end
+
+-- One value without `..`: a table, string, number, true, false or nil.
+local function read_primary (r, depth)
+  local text, pos = r.text, r.pos
+  local c = text:sub(pos, pos)
+  if c == "{" then return read_table(r, depth) end
+  if c == '"' or c == "'" then return literal(r, short_string(r, c)) end
+  if c == "[" then
+    local n = long_bracket(r, pos)
+    if n then return literal(r, n) end
+  end
+  if c == "-" then
+    advance(r, 1)
+    skip(r)
+    local v = read_primary(r, depth)
+    if type(v) ~= "number" then data_error(r, "'-' goes before a number only") end
+    return -v
+  end
+  local num = text:match("^%.?%d[%w%.]*", pos)
+  if num then
+    local hex = num:find("^0[xX]")
+    local exp = num:match(hex and "[pP]$" or "[eE]$") and text:match("^[%+%-]%d+", pos + #num)
+    num = num .. (exp or "")
+    local v = tonumber(num)
+    if v == nil then data_error(r, "malformed number '%s'", num) end
+    advance(r, #num)
+    return v
+  end
+  local word = text:match("^[%a_][%w_]*", pos)
+  if word == "true" or word == "false" or word == "nil" then
+    advance(r, #word)
+    if word == "nil" then return nil end
+    return word == "true"
+  end
+  if word then data_error(r, "'%s' is not data %s", word, ONLY_DATA) end
+  data_error(r, "unexpected %s %s", near(r), ONLY_DATA)
+end
+
+-- A value, with `..` between strings and numbers.
+function read_value (r, depth)
+  local v = read_primary(r, depth)
+  while true do
+    skip(r)
+    if r.text:sub(r.pos, r.pos + 1) ~= ".." or r.text:sub(r.pos + 2, r.pos + 2) == "." then return v end
+    advance(r, 2)
+    skip(r)
+    local w = read_primary(r, depth)
+    local tv, tw = type(v), type(w)
+    if (tv ~= "string" and tv ~= "number") or (tw ~= "string" and tw ~= "number") then
+      data_error(r, "'..' joins strings and numbers only")
+    end
+    v = v .. w
+  end
+end
+
+-- The value of a data file's Lua text (an optional `return`, one value),
+-- or nil and the message naming the line.
+local function read_data (text, name)
+  local r = { text = text, pos = 1, line = 1, name = name }
+  local ok, v = pcall(function ()
+    skip(r)
+    if text:find("^return%f[^%w_]", r.pos) then advance(r, 6); skip(r) end
+    local value = read_value(r, 0)
+    skip(r)
+    if text:sub(r.pos, r.pos) == ";" then advance(r, 1); skip(r) end
+    if r.pos <= #text then data_error(r, "unexpected %s after the value", near(r)) end
+    return value
+  end)
+  if ok then return v, nil end
+  if getmetatable(v) == DataError then return nil, v.message end
+  error(v, 0)
+end
+
 --- Parses the text of a data file: a Lua table constructor (with or
--- without a leading `return`), evaluated with no globals, or a JSON object.
+-- without a leading `return`) of literal data only -- tables, strings,
+-- numbers, booleans, nil, `..` between strings, comments; no names, calls,
+-- functions or other operators, so it runs nothing -- or a JSON object.
 -- @tparam string text
 -- @tparam[opt="data"] string name for error messages
 -- @treturn[1] table
@@ -160,12 +358,8 @@ function M.load_data (text, name)
     local t = json_decode(text)
     if type(t) == "table" then return t end
   end
-  local chunk = text
-  if not text:find("^%s*return[%s{]") and not text:find("\n%s*return[%s{]") then chunk = "return " .. text end
-  local f, err = load_in(chunk, "=" .. name, {})
-  if not f then return nil, tostring(err) end
-  local ok, v = pcall(f)
-  if not ok then return nil, tostring(v) end
+  local v, err = read_data(text, name)
+  if err then return nil, err end
   if type(v) ~= "table" then return nil, name .. ": must be a table, got " .. type(v) end
   return v
 end
