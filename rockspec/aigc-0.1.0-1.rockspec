@@ -136,6 +136,7 @@ build = {
     ["aigc.runfile"] = "lua/aigc/runfile.lua",
     ["aigc.runner"] = "lua/aigc/runner.lua",
     ["aigc.schema"] = "lua/aigc/schema.lua",
+    ["aigc.schema_compile"] = "lua/aigc/schema_compile.lua",
     ["aigc.sentences"] = "lua/aigc/sentences.lua",
     ["aigc.strategy"] = "lua/aigc/strategy.lua",
     ["aigc.stream"] = "lua/aigc/stream.lua",

@@ -78,11 +78,14 @@ describe("aigc.schema", function ()
       assert.is_false(schema.validate(aigc.null, { type = "string" }))
       assert.is_true(schema.validate(json.decode("[]"), { type = "array" }))
       assert.is_false(schema.validate(json.decode("[]"), { type = "object" }))
-      -- decoded objects carry no mark: an empty one passes as an array too
-      assert.is_true(schema.validate(json.decode("{}"), { type = "array" }))
+      -- the decoder marks every array: an unmarked empty table is {}, an empty object (as encode sends it)
+      local _, l0 = violations(json.decode("{}"), { type = "array" })
+      assert.same({ "$: expected array, got an empty object (aigc.array {} is an empty array)" }, l0)
       assert.is_false(schema.validate(json.decode('{"a":1}'), { type = "array" }))
-      assert.is_true(schema.validate({}, { type = "array" }))     -- unmarked empty: either
+      assert.is_true(schema.validate(json.decode("{}"), { type = "object" }))
+      assert.is_false(schema.validate({}, { type = "array" }))
       assert.is_true(schema.validate({}, { type = "object" }))
+      assert.is_true(schema.validate(aigc.array {}, { type = "array" }))
       assert.is_true(schema.validate({ 1, 2 }, { type = "array" }))
       assert.is_false(schema.validate({ 1, 2 }, { type = "object" }))
       assert.is_false(schema.validate(print, { type = "string" }))
@@ -109,6 +112,63 @@ describe("aigc.schema", function ()
       assert.same({ "$: expected at least 2 properties, got 1" }, l3)
       local _, l4 = violations(json.decode('[1, 2, 1]'), { type = "array", uniqueItems = true })
       assert.same({ "$[2]: duplicate of item 0 (uniqueItems)" }, l4)
+      -- {} and [] are different values (they were duplicates), [1,2] and {"1":1,"2":2} too
+      assert.is_true(schema.validate(json.decode('[{}, [], [1, 2], {"1": 1, "2": 2}]'), { uniqueItems = true }))
+      local _, l5 = violations(json.decode('[[], {}, [], {}]'), { uniqueItems = true })
+      assert.same({ "$[2]: duplicate of item 0 (uniqueItems)", "$[3]: duplicate of item 1 (uniqueItems)" }, l5)
+      assert.is_false(schema.validate(json.decode("[]"), { const = {} }))   -- (an empty object)
+      assert.is_true(schema.validate(json.decode("[]"), { const = aigc.array {} }))
+      assert.is_false(schema.validate(json.decode("{}"), { enum = { aigc.array {} } }))
+    end)
+
+    it("patternProperties: a matched property is checked by its pattern's schema and is not additional",
+       function ()
+      local s = { type = "object", properties = { id = { type = "integer" } },
+                  patternProperties = { ["^x-"] = { type = "string" }, ["^[a-z]+_\\d{2,3}$"] = { type = "integer" } },
+                  additionalProperties = false }
+      assert.is_true(schema.validate(json.decode('{"id": 1, "x-a": "s", "ab_12": 3, "c_123": 4}'), s))
+      local _, list = violations(json.decode('{"x-a": 1, "ab_1": 2, "ab_1234": 3, "y": 4}'), s)
+      assert.same({
+        "$.ab_1: property is not allowed (additionalProperties is false)",
+        "$.ab_1234: property is not allowed (additionalProperties is false)",
+        '$["x-a"]: expected string, got integer',
+        "$.y: property is not allowed (additionalProperties is false)",
+      }, list)
+      -- a regex with no exact Lua pattern (alternation) may match any property: none is additional
+      assert.is_true(schema.validate(json.decode('{"y": 1}'), { patternProperties = { ["^(a|b)$"] = {} },
+                                                               additionalProperties = false }))
+      local to_lua = require("aigc.schema_compile").to_lua
+      assert.equal("^x%-", to_lua("^x-"))
+      assert.equal("^[a-z_]+$", to_lua("^[a-z_]+$"))
+      assert.equal("%d%d%d?$", to_lua("\\d{2,3}$"))
+      assert.equal("^[^\n\r]*%.json$", to_lua("^.*\\.json$"))
+      assert.is_nil(to_lua("^(a|b)$"))
+      assert.is_nil(to_lua("(?=x)"))
+      assert.is_nil(to_lua("\\bword"))
+      assert.is_nil(to_lua("é+"))
+      assert.is_nil(to_lua("^.$"))        -- (one character in ECMA, one byte in Lua: "é" would differ)
+      assert.is_nil(to_lua("^[^a]{2}$"))
+      assert.is_nil(to_lua("^\\s*$"))     -- (ECMA's white space is Unicode's)
+      assert.is_nil(to_lua("[]a]"))
+      assert.equal("^[^a]+$", to_lua("^[^a]+$"))
+      assert.equal("^[%w_]*[^%w_]*$", to_lua("^\\w*\\W*$"))
+    end)
+
+    it("if/then/else, dependentRequired and dependentSchemas", function ()
+      local s = { ["if"] = { properties = { kind = { const = "npc" } }, required = { "kind" } },
+                  ["then"] = { required = { "name" } }, ["else"] = { required = { "id" } },
+                  dependentRequired = { credit_card = { "billing_address" } },
+                  dependentSchemas = { gold = { properties = { gold = { minimum = 0 } } } } }
+      assert.is_true(schema.validate(json.decode('{"kind": "npc", "name": "Mara"}'), s))
+      assert.is_true(schema.validate(json.decode('{"kind": "item", "id": 3}'), s))
+      local _, l1 = violations(json.decode('{"kind": "npc"}'), s)
+      assert.same({ "$.name: required property is missing" }, l1)
+      local _, l2 = violations(json.decode('{"credit_card": 1, "gold": -5}'), s)
+      assert.same({
+        '$.billing_address: required property is missing (dependentRequired: "credit_card" is present)',
+        "$.gold: -5 is less than the minimum 0",
+        "$.id: required property is missing",
+      }, l2)
     end)
 
     it("follows $ref, anyOf, oneOf, allOf, not, const and prefixItems", function ()
@@ -329,6 +389,15 @@ describe("aigc.schema", function ()
       raises({ ["$ref"] = "other.json#/a" },
              '#/$ref: "other.json#/a" is not supported (only "#" and "#/..." pointers into this schema)')
       raises({ properties = { x = { ["$ref"] = 5 } } }, "#/properties/x/$ref must be a string, got number")
+      raises({ dependentRequired = { a = "b" } }, "#/dependentRequired/a must be a list of property names, got string")
+      raises({ dependentRequired = { a = { 1 } } }, "#/dependentRequired/a/0 must be a string, got number")
+      raises({ dependentSchemas = { a = 5 } },
+             "#/dependentSchemas/a must be a schema (a table or a boolean), got number")
+      raises({ patternProperties = { ["^a"] = "x" } },
+             "#/patternProperties/^a must be a schema (a table or a boolean), got string")
+      raises({ ["if"] = 5 }, "#/if must be a schema (a table or a boolean), got number")
+      raises({ ["then"] = { ["$ref"] = "#" } }, "#/then/$ref: \"#\" leads back to # without descending into "
+             .. "the value: it would recurse forever")
       -- draft 4's boolean exclusiveMinimum is understood, not refused
       assert.is_false((schema.validate(1, { minimum = 1, exclusiveMinimum = true })))
       assert.is_true((schema.validate(2, { minimum = 1, exclusiveMinimum = true })))

@@ -6,14 +6,21 @@
 -- `minProperties`, `maxProperties`, `items`, `prefixItems`, `minItems`,
 -- `maxItems`, `uniqueItems`, `minLength`, `maxLength` (in characters),
 -- `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum`,
--- `multipleOf`, `anyOf`, `oneOf`, `allOf`, `not`, and `$ref` to `#`,
--- `#/$defs/...` or `#/definitions/...`. Not checked: `pattern` and `format`
--- (Lua patterns are not regular expressions: a wrong check is worse than none).
+-- `multipleOf`, `anyOf`, `oneOf`, `allOf`, `not`, `if`/`then`/`else`,
+-- `dependentRequired`, `dependentSchemas`, `patternProperties`, and `$ref`
+-- to `#`, `#/$defs/...` or `#/definitions/...`. Not checked: `pattern` and
+-- `format` (Lua patterns are not regular expressions: a wrong check is
+-- worse than none). A `patternProperties` regex is matched when it has an
+-- exact Lua pattern (literals, classes, `\d`, `*`, `+`, `?`, `{n,m}`, `^`,
+-- `$`: the usual ones); one with none (alternation, groups...) may match
+-- any property, which is then never "additional".
 --
 -- Values are Lua values as `aigc.json.decode` gives them: `aigc.null` is
--- null, tables carrying the array mark are arrays. An unmarked table is an
--- array when it is a non-empty sequence, an object otherwise; an empty
--- unmarked table passes as either.
+-- null, tables carrying the array mark are arrays (the decoder marks every
+-- array, `[]` too). An unmarked table is an array when it is a non-empty
+-- sequence, an object otherwise: an empty unmarked table is `{}`, an empty
+-- object, as the decoder gives it and `aigc.json.encode` sends it (an
+-- empty array is `aigc.array {}`).
 --
 -- Paths name where a violation is, JSONPath style with 0-based indexes
 -- as in the JSON text: `$`, `$.items[0].name`, `$["odd key"]`.
@@ -37,12 +44,12 @@
 local core = require "aigc.core"
 local compat = require "aigc.compat"
 local util = require "aigc.util"
+local schema_compile = require "aigc.schema_compile"
 
 local null = core.null
 local is_array = core.is_array
 local json_decode = core.json.decode
-local error, getmetatable, ipairs, next, pairs, pcall, select, setmetatable, tonumber, tostring, type =
-  error, getmetatable, ipairs, next, pairs, pcall, select, setmetatable, tonumber, tostring, type
+local ipairs, next, pairs, select, tostring, type = ipairs, next, pairs, select, tostring, type
 local math_floor, math_abs = math.floor, math.abs
 local string_format, string_match = string.format, string.match
 local table_concat, table_sort = table.concat, table.sort
@@ -60,7 +67,7 @@ M.MAX_LISTED = 10
 
 -- The JSON type of a Lua value: "null", "boolean", "integer" (a number
 -- with no fraction, as JSON Schema counts them), "number", "string",
--- "array", "object", "empty" (an unmarked empty table) or nil.
+-- "array", "object" or nil.
 local function json_type (v)
   local t = type(v)
   if t == "string" then return "string"
@@ -71,7 +78,6 @@ local function json_type (v)
   elseif v == null then return "null"
   elseif t == "table" then
     if is_array(v) then return "array" end
-    if next(v) == nil then return "empty" end
     local n = #v
     if n > 0 then
       local count = 0
@@ -86,29 +92,14 @@ end
 local function matches_type (jt, want)
   if want == jt then return true end
   if want == "number" then return jt == "integer" end
-  if jt == "empty" then return want == "array" or want == "object" end
   return false
 end
 
-local function show (v)
-  local t = type(v)
-  if t == "string" then
-    if #v > 40 then v = v:sub(1, 37) .. "..." end
-    return string_format("%q", v):gsub("\\\n", "\\n")
-  elseif v == null then return "null"
-  elseif t == "table" then
-    local ok, s = pcall(core.json.encode, v)
-    if ok then
-      if #s > 40 then s = s:sub(1, 37) .. "..." end
-      return s
-    end
-  end
-  return tostring(v)
-end
+local show = schema_compile.show
 
-local function type_name (jt)
-  if jt == "empty" then return "an empty table" end
+local function type_name (jt, v)
   if jt == nil then return "a value JSON cannot hold" end
+  if jt == "object" and next(v) == nil then return "an empty object (aigc.array {} is an empty array)" end
   return jt
 end
 
@@ -121,222 +112,6 @@ end
 -- }======================================================
 
 
--- {======================================================
--- Checking the schema itself (misuse raises)
--- =======================================================
-
--- Walked once per validation, before any value is looked at: every keyword
--- this module reads must have the type it reads it as (so that a schema
--- mistake is an error naming its place, never an error from in here), every
--- `$ref` must resolve, and no chain of in-place applicators (`$ref`,
--- `allOf`, `anyOf`, `oneOf`, `not`) may lead back to where it started
--- without descending into the value: such a loop would recurse forever on
--- some values, whatever the depth of the data.
-
-local TYPE_NAMES = { null = true, boolean = true, object = true, array = true, number = true, string = true,
-                     integer = true }
-
-local SchemaError = {}   -- the error value the walk raises, caught in `compile`
-
-local function bad (where, fmt, ...)
-  error(setmetatable({ message = where .. " " .. string_format(fmt, ...) }, SchemaError), 0)
-end
-
-local function value_name (v)
-  if v ~= v then return "NaN" end
-  if type(v) == "number" then return tostring(v) end
-  return type(v)
-end
-
-local function pointer_part (k)
-  return (tostring(k):gsub("~", "~0"):gsub("/", "~1"))
-end
-
-local function is_schema (x) return type(x) == "table" or type(x) == "boolean" end
-
--- The schema a JSON pointer ("#" or "#/a/b/0") names inside root, or nil
--- and why not. Segments that index an array are 0-based, as in JSON.
-local function resolve_pointer (root, ref)
-  if ref == "#" then return root end
-  local rest = string_match(ref, "^#/(.*)$")
-  if not rest then return nil, 'is not supported (only "#" and "#/..." pointers into this schema)' end
-  local target = root
-  for part in (rest .. "/"):gmatch("([^/]*)/") do
-    part = part:gsub("~1", "/"):gsub("~0", "~")
-    if type(target) ~= "table" then return nil, "does not resolve to a schema" end
-    local v = target[part]
-    if v == nil and string_match(part, "^%d+$") then v = target[tonumber(part) + 1] end
-    target = v
-  end
-  if not is_schema(target) then return nil, "does not resolve to a schema" end
-  return target
-end
-
-local walk   -- forward
-
-local function walk_schema (c, sub, where)
-  if not is_schema(sub) then bad(where, "must be a schema (a table or a boolean), got %s", type(sub)) end
-  walk(c, sub, where)
-end
-
-local function walk_list (c, list, where, edges)
-  if type(list) ~= "table" or list[1] == nil then bad(where, "must be a non-empty list of schemas") end
-  for i, sub in ipairs(list) do
-    local w = where .. "/" .. (i - 1)
-    walk_schema(c, sub, w)
-    if edges then edges[#edges + 1] = { sub, w } end
-  end
-end
-
-local function check_number_keyword (s, where, k)
-  local v = s[k]
-  if v ~= nil and (type(v) ~= "number" or v ~= v) then
-    bad(where .. "/" .. k, "must be a number, got %s", value_name(v))
-  end
-end
-
-local function check_count_keyword (s, where, k)
-  local v = s[k]
-  if v ~= nil and not compat.is_integer(v) or (v or 0) < 0 then
-    bad(where .. "/" .. k, "must be an integer >= 0, got %s", value_name(v))
-  end
-end
-
--- Checks the keywords of node s that hold values, not schemas.
-local function check_keywords (s, where)
-  local t = s.type
-  if type(t) == "string" then
-    if not TYPE_NAMES[t] then
-      bad(where .. "/type:", "unknown type %s (null, boolean, object, array, number, string, integer)", show(t))
-    end
-  elseif type(t) == "table" then
-    for i, name in ipairs(t) do
-      if type(name) ~= "string" then bad(where .. "/type/" .. (i - 1), "must be a type name, got %s", type(name)) end
-      if not TYPE_NAMES[name] then
-        bad(where .. "/type/" .. (i - 1) .. ":", "unknown type %s (null, boolean, object, array, number, string, "
-            .. "integer)", show(name))
-      end
-    end
-  elseif t ~= nil then
-    bad(where .. "/type", "must be a type name or a list of them, got %s", type(t))
-  end
-  if s.enum ~= nil and type(s.enum) ~= "table" then bad(where .. "/enum", "must be a list, got %s", type(s.enum)) end
-  check_number_keyword(s, where, "minimum")
-  check_number_keyword(s, where, "maximum")
-  for _, k in ipairs { "exclusiveMinimum", "exclusiveMaximum" } do
-    local v = s[k]
-    if v ~= nil and type(v) ~= "boolean" then check_number_keyword(s, where, k) end
-  end
-  local m = s.multipleOf
-  if m ~= nil and not (type(m) == "number" and m > 0 and m < math.huge) then
-    bad(where .. "/multipleOf", "must be a number > 0, got %s", value_name(m))
-  end
-  for _, k in ipairs { "minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties" } do
-    check_count_keyword(s, where, k)
-  end
-  if s.uniqueItems ~= nil and type(s.uniqueItems) ~= "boolean" then
-    bad(where .. "/uniqueItems", "must be a boolean, got %s", type(s.uniqueItems))
-  end
-  local req = s.required
-  if req ~= nil then
-    if type(req) ~= "table" then bad(where .. "/required", "must be a list of property names, got %s", type(req)) end
-    for i, k in ipairs(req) do
-      if type(k) ~= "string" then bad(where .. "/required/" .. (i - 1), "must be a string, got %s", type(k)) end
-    end
-  end
-end
-
--- Checks node s (a table) found at `where`; records its in-place edges.
-function walk (c, s, where)
-  if type(s) ~= "table" or c.seen[s] then return end
-  c.seen[s] = where
-  c.order[#c.order + 1] = s
-  local edges = {}
-  c.edges[s] = edges
-
-  local ref = s["$ref"]
-  if ref ~= nil then
-    if type(ref) ~= "string" then bad(where .. "/$ref", "must be a string, got %s", type(ref)) end
-    local target, why = resolve_pointer(c.root, ref)
-    if target == nil then bad(where .. "/$ref:", "%s %s", show(ref), why) end
-    c.refs[s] = target
-    -- (the keywords beside a $ref are not applied: the node stands for its target)
-    edges[1] = { target, where .. "/$ref", ref }
-    walk(c, target, ref)
-  end
-
-  check_keywords(s, where)
-
-  local props = s.properties
-  if props ~= nil then
-    if type(props) ~= "table" then bad(where .. "/properties", "must be a table of schemas, got %s", type(props)) end
-    for k, sub in pairs(props) do walk_schema(c, sub, where .. "/properties/" .. pointer_part(k)) end
-  end
-  if s.additionalProperties ~= nil then walk_schema(c, s.additionalProperties, where .. "/additionalProperties") end
-  local items = s.items
-  if type(items) == "table" and items[1] ~= nil then   -- the old tuple form: a schema per position
-    for i, sub in ipairs(items) do walk_schema(c, sub, where .. "/items/" .. (i - 1)) end
-  elseif items ~= nil then
-    walk_schema(c, items, where .. "/items")
-  end
-  if s.prefixItems ~= nil then walk_list(c, s.prefixItems, where .. "/prefixItems") end
-  for _, k in ipairs { "$defs", "definitions" } do
-    local defs = s[k]
-    if defs ~= nil then
-      if type(defs) ~= "table" then bad(where .. "/" .. k, "must be a table of schemas, got %s", type(defs)) end
-      for name, sub in pairs(defs) do walk_schema(c, sub, where .. "/" .. k .. "/" .. pointer_part(name)) end
-    end
-  end
-  local in_place = ref == nil and edges or nil
-  for _, k in ipairs { "allOf", "anyOf", "oneOf" } do
-    if s[k] ~= nil then walk_list(c, s[k], where .. "/" .. k, in_place) end
-  end
-  local n = s["not"]
-  if n ~= nil then
-    walk_schema(c, n, where .. "/not")
-    if in_place then in_place[#in_place + 1] = { n, where .. "/not" } end
-  end
-end
-
--- Finds an in-place loop (depth first, in the order the nodes were found,
--- so that the one reported does not depend on table traversal order).
-local function find_loop (c)
-  local state = {}   -- node -> 1 (on the current path) or 2 (done)
-  local function visit (s)
-    state[s] = 1
-    for _, e in ipairs(c.edges[s]) do
-      local sub, where, ref = e[1], e[2], e[3]
-      if type(sub) == "table" then
-        if state[sub] == 1 then
-          bad(where .. (ref and ":" or ""), "%sleads back to %s without descending into the value: it would recurse "
-              .. "forever", ref and (show(ref) .. " ") or "", c.seen[sub])
-        elseif state[sub] == nil then
-          visit(sub)
-        end
-      end
-    end
-    state[s] = 2
-  end
-  for _, s in ipairs(c.order) do
-    if state[s] == nil then visit(s) end
-  end
-end
-
--- Checks a schema; returns what validation needs (the resolved $refs), or
--- nil and the message naming the misuse.
-local function compile (schema)
-  if type(schema) == "boolean" then return { refs = {} } end
-  local c = { root = schema, seen = {}, order = {}, edges = {}, refs = {} }
-  local ok, e = pcall(function ()
-    walk(c, schema, "#")
-    find_loop(c)
-  end)
-  if ok then return c end
-  if getmetatable(e) == SchemaError then return nil, e.message end
-  error(e, 0)
-end
-
--- }======================================================
 
 
 -- {======================================================
@@ -407,7 +182,7 @@ end
 -- JSON equality: numbers by value, tables structurally.
 local function equal (a, b, depth)
   if a == b then return true end
-  if type(a) ~= "table" or type(b) ~= "table" then return false end
+  if type(a) ~= "table" or type(b) ~= "table" or json_type(a) ~= json_type(b) then return false end
   depth = (depth or 0) + 1
   if depth > M.MAX_DEPTH then return false end
   for k, v in pairs(a) do
@@ -432,6 +207,11 @@ local function canonical (v, depth)
   if t == "boolean" then return v and "T" or "F" end
   if v == null then return "Z" end
   if t ~= "table" or depth > M.MAX_DEPTH then return "?" .. tostring(v) end   -- by identity
+  if json_type(v) == "array" then   -- (in order; an empty one is not the empty object)
+    local parts = {}
+    for i = 1, #v do parts[i] = canonical(v[i], depth + 1) end
+    return "[" .. table_concat(parts, ",") .. "]"
+  end
   local parts = {}
   for k, x in pairs(v) do parts[#parts + 1] = canonical(k, depth + 1) .. "=" .. canonical(x, depth + 1) end
   table_sort(parts)
@@ -453,6 +233,38 @@ local function sorted_keys (v, pos)
   return keys
 end
 
+-- Checks property k against the patternProperties of s (its compiled
+-- `patterns`): whether a pattern matched it, or may have (a regex with no
+-- Lua pattern: see aigc.schema_compile).
+local function check_patterns (v, k, patterns, pos, r, c)
+  local matched = false
+  for _, p in ipairs(patterns) do
+    if p.lua == nil then
+      matched = true
+    elseif k:find(p.lua) then
+      matched = true
+      include(r, check(v[k], p.schema, position(pos, k), c))
+    end
+  end
+  return matched
+end
+
+-- dependentRequired, dependentSchemas: what a present property asks of the object.
+local function check_dependents (v, s, pos, r, c)
+  local dr, ds = s.dependentRequired, s.dependentSchemas
+  for _, k in ipairs(sorted_keys(v, pos)) do
+    local names = dr and dr[k]
+    if names then
+      for _, name in ipairs(names) do
+        if v[name] == nil then
+          add(r, position(pos, name), "required property is missing (dependentRequired: %s is present)", show(k))
+        end
+      end
+    end
+    if ds and ds[k] ~= nil then include(r, check(v, ds[k], pos, c)) end
+  end
+end
+
 -- Checks an object's keywords; v is a table treated as an object.
 local function check_object (v, s, pos, r, c)
   local props = s.properties
@@ -461,18 +273,27 @@ local function check_object (v, s, pos, r, c)
       if v[k] == nil then add(r, position(pos, k), "required property is missing") end
     end
   end
-  local extra = s.additionalProperties
+  local extra, patterns = s.additionalProperties, c.patterns[s]
   for _, k in ipairs(sorted_keys(v, pos)) do
+    local known = false
     if type(k) ~= "string" then
       add(r, pos, "object key %s is not a string", show(k))
-    elseif props and props[k] ~= nil then
-      include(r, check(v[k], props[k], position(pos, k), c))
-    elseif extra == false then
+      known = true
+    else
+      if props and props[k] ~= nil then
+        include(r, check(v[k], props[k], position(pos, k), c))
+        known = true
+      end
+      if patterns and check_patterns(v, k, patterns, pos, r, c) then known = true end
+    end
+    -- (a property matched by a pattern is not additional either)
+    if not known and extra == false then
       add(r, position(pos, k), "property is not allowed (additionalProperties is false)")
-    elseif type(extra) == "table" then
+    elseif not known and type(extra) == "table" then
       include(r, check(v[k], extra, position(pos, k), c))
     end
   end
+  if s.dependentRequired or s.dependentSchemas then check_dependents(v, s, pos, r, c) end
   if s.minProperties or s.maxProperties then
     local n = #sorted_keys(v, pos)
     if s.minProperties and n < s.minProperties then
@@ -624,7 +445,7 @@ function check (v, s, pos, c)
       end
       if not type_ok then
         local names = type(want) == "table" and table_concat(want, " or ") or want
-        add(r, pos, "expected %s, got %s", names, type_name(jt))
+        add(r, pos, "expected %s, got %s", names, type_name(jt, v))
       end
     elseif jt == nil then
       add(r, pos, "expected a JSON value, got %s", type(v))
@@ -635,8 +456,7 @@ function check (v, s, pos, c)
         add(r, pos, "expected %s, got %s", show(s.const), show(v))
       end
       if s.enum ~= nil then check_enum(v, s, pos, r) end
-      local as_object = jt == "empty" and s.type ~= "array" and (s.properties or s.required or s.minProperties)
-      if jt == "object" or as_object then
+      if jt == "object" then
         check_object(v, s, pos, r, c)
       elseif jt == "array" then
         check_array(v, s, pos, r, c)
@@ -652,6 +472,10 @@ function check (v, s, pos, c)
       if s.oneOf then check_alternatives(v, s, "oneOf", pos, r, c) end
       if s["not"] ~= nil and check(v, s["not"], pos, c).n == 0 then
         add(r, pos, "must not match the 'not' schema")
+      end
+      if s["if"] ~= nil then   -- (then or else, as the value matches if or not)
+        local branch = s[check(v, s["if"], pos, c).n == 0 and "then" or "else"]
+        if branch ~= nil then include(r, check(v, branch, pos, c)) end
       end
     end
   end
@@ -682,7 +506,7 @@ local function validate (value, schema, fname, argn)
   if type(schema) ~= "table" and type(schema) ~= "boolean" then
     util.argerror(fname, argn, util.expected("table", schema))
   end
-  local c, msg = compile(schema)
+  local c, msg = schema_compile.compile(schema)
   if c == nil then util.field_error(fname, argn, "schema", msg) end
   local out = flatten(check(value, schema, position(nil), c))
   return #out == 0, out
@@ -719,7 +543,7 @@ function M.check_schema (schema)
   if type(schema) ~= "table" and type(schema) ~= "boolean" then
     return false, "must be a table, got " .. type(schema)
   end
-  local c, msg = compile(schema)
+  local c, msg = schema_compile.compile(schema)
   if c == nil then return false, msg end
   return true
 end

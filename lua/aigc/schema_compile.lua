@@ -1,0 +1,415 @@
+--- Checking a JSON schema before it is used, and compiling what
+-- validation needs: the targets of `$ref`, the Lua patterns of
+-- `patternProperties`. Part of `aigc.schema` (its validator is there).
+--
+-- Internal: not part of the API.
+--
+-- @module aigc.schema_compile
+-- @local
+
+local compat = require "aigc.compat"
+local core = require "aigc.core"
+local util = require "aigc.util"
+
+local null = core.null
+local error, getmetatable, ipairs, pairs, pcall, setmetatable, tonumber, tostring, type =
+  error, getmetatable, ipairs, pairs, pcall, setmetatable, tonumber, tostring, type
+local string_format, string_match = string.format, string.match
+local table_concat, table_sort = table.concat, table.sort
+util.own_module()
+
+local M = {}
+
+--- A value for a message: strings quoted (cut at 40 bytes), null, tables
+-- as JSON (cut too), anything else as tostring writes it.
+-- @param v
+-- @treturn string
+function M.show (v)
+  local t = type(v)
+  if t == "string" then
+    if #v > 40 then v = v:sub(1, 37) .. "..." end
+    return (string_format("%q", v):gsub("\\\n", "\\n"))
+  elseif v == null then return "null"
+  elseif t == "table" then
+    local ok, s = pcall(core.json.encode, v)
+    if ok then
+      if #s > 40 then s = s:sub(1, 37) .. "..." end
+      return s
+    end
+  end
+  return tostring(v)
+end
+local show = M.show
+
+-- {======================================================
+-- Checking the schema itself (misuse raises)
+-- =======================================================
+
+-- Walked once per validation, before any value is looked at: every keyword
+-- this module reads must have the type it reads it as (so that a schema
+-- mistake is an error naming its place, never an error from in here), every
+-- `$ref` must resolve, and no chain of in-place applicators (`$ref`,
+-- `allOf`, `anyOf`, `oneOf`, `not`) may lead back to where it started
+-- without descending into the value: such a loop would recurse forever on
+-- some values, whatever the depth of the data.
+
+local TYPE_NAMES = { null = true, boolean = true, object = true, array = true, number = true, string = true,
+                     integer = true }
+
+local SchemaError = {}   -- the error value the walk raises, caught in `compile`
+
+local function bad (where, fmt, ...)
+  error(setmetatable({ message = where .. " " .. string_format(fmt, ...) }, SchemaError), 0)
+end
+
+local function value_name (v)
+  if v ~= v then return "NaN" end
+  if type(v) == "number" then return tostring(v) end
+  return type(v)
+end
+
+local function pointer_part (k)
+  return (tostring(k):gsub("~", "~0"):gsub("/", "~1"))
+end
+
+local function is_schema (x) return type(x) == "table" or type(x) == "boolean" end
+
+-- The schema a JSON pointer ("#" or "#/a/b/0") names inside root, or nil
+-- and why not. Segments that index an array are 0-based, as in JSON.
+local function resolve_pointer (root, ref)
+  if ref == "#" then return root end
+  local rest = string_match(ref, "^#/(.*)$")
+  if not rest then return nil, 'is not supported (only "#" and "#/..." pointers into this schema)' end
+  local target = root
+  for part in (rest .. "/"):gmatch("([^/]*)/") do
+    part = part:gsub("~1", "/"):gsub("~0", "~")
+    if type(target) ~= "table" then return nil, "does not resolve to a schema" end
+    local v = target[part]
+    if v == nil and string_match(part, "^%d+$") then v = target[tonumber(part) + 1] end
+    target = v
+  end
+  if not is_schema(target) then return nil, "does not resolve to a schema" end
+  return target
+end
+
+local walk   -- forward
+
+local function walk_schema (c, sub, where)
+  if not is_schema(sub) then bad(where, "must be a schema (a table or a boolean), got %s", type(sub)) end
+  walk(c, sub, where)
+end
+
+local function walk_list (c, list, where, edges)
+  if type(list) ~= "table" or list[1] == nil then bad(where, "must be a non-empty list of schemas") end
+  for i, sub in ipairs(list) do
+    local w = where .. "/" .. (i - 1)
+    walk_schema(c, sub, w)
+    if edges then edges[#edges + 1] = { sub, w } end
+  end
+end
+
+local function check_number_keyword (s, where, k)
+  local v = s[k]
+  if v ~= nil and (type(v) ~= "number" or v ~= v) then
+    bad(where .. "/" .. k, "must be a number, got %s", value_name(v))
+  end
+end
+
+local function check_count_keyword (s, where, k)
+  local v = s[k]
+  if v ~= nil and not compat.is_integer(v) or (v or 0) < 0 then
+    bad(where .. "/" .. k, "must be an integer >= 0, got %s", value_name(v))
+  end
+end
+
+local function check_names (list, where)
+  if list == nil then return end
+  if type(list) ~= "table" then bad(where, "must be a list of property names, got %s", type(list)) end
+  for i, k in ipairs(list) do
+    if type(k) ~= "string" then bad(where .. "/" .. (i - 1), "must be a string, got %s", type(k)) end
+  end
+end
+
+-- Checks the keywords of node s that hold values, not schemas.
+local function check_keywords (s, where)
+  local t = s.type
+  if type(t) == "string" then
+    if not TYPE_NAMES[t] then
+      bad(where .. "/type:", "unknown type %s (null, boolean, object, array, number, string, integer)", show(t))
+    end
+  elseif type(t) == "table" then
+    for i, name in ipairs(t) do
+      if type(name) ~= "string" then bad(where .. "/type/" .. (i - 1), "must be a type name, got %s", type(name)) end
+      if not TYPE_NAMES[name] then
+        bad(where .. "/type/" .. (i - 1) .. ":", "unknown type %s (null, boolean, object, array, number, string, "
+            .. "integer)", show(name))
+      end
+    end
+  elseif t ~= nil then
+    bad(where .. "/type", "must be a type name or a list of them, got %s", type(t))
+  end
+  if s.enum ~= nil and type(s.enum) ~= "table" then bad(where .. "/enum", "must be a list, got %s", type(s.enum)) end
+  check_number_keyword(s, where, "minimum")
+  check_number_keyword(s, where, "maximum")
+  for _, k in ipairs { "exclusiveMinimum", "exclusiveMaximum" } do
+    local v = s[k]
+    if v ~= nil and type(v) ~= "boolean" then check_number_keyword(s, where, k) end
+  end
+  local m = s.multipleOf
+  if m ~= nil and not (type(m) == "number" and m > 0 and m < math.huge) then
+    bad(where .. "/multipleOf", "must be a number > 0, got %s", value_name(m))
+  end
+  for _, k in ipairs { "minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties" } do
+    check_count_keyword(s, where, k)
+  end
+  if s.uniqueItems ~= nil and type(s.uniqueItems) ~= "boolean" then
+    bad(where .. "/uniqueItems", "must be a boolean, got %s", type(s.uniqueItems))
+  end
+  check_names(s.required, where .. "/required")
+  local dr = s.dependentRequired
+  if dr ~= nil then
+    if type(dr) ~= "table" then bad(where .. "/dependentRequired", "must be a table of lists, got %s", type(dr)) end
+    for k, names in pairs(dr) do check_names(names, where .. "/dependentRequired/" .. pointer_part(k)) end
+  end
+end
+
+-- Walks a table of schemas (`patternProperties`, `dependentSchemas`),
+-- recording them as in-place edges when `in_place` is given.
+local function walk_map (c, map, where, in_place)
+  if map == nil then return end
+  if type(map) ~= "table" then bad(where, "must be a table of schemas, got %s", type(map)) end
+  for k, sub in pairs(map) do
+    local w = where .. "/" .. pointer_part(k)
+    walk_schema(c, sub, w)
+    if in_place then in_place[#in_place + 1] = { sub, w } end
+  end
+end
+
+-- Checks node s (a table) found at `where`; records its in-place edges.
+function walk (c, s, where)
+  if type(s) ~= "table" or c.seen[s] then return end
+  c.seen[s] = where
+  c.order[#c.order + 1] = s
+  local edges = {}
+  c.edges[s] = edges
+
+  local ref = s["$ref"]
+  if ref ~= nil then
+    if type(ref) ~= "string" then bad(where .. "/$ref", "must be a string, got %s", type(ref)) end
+    local target, why = resolve_pointer(c.root, ref)
+    if target == nil then bad(where .. "/$ref:", "%s %s", show(ref), why) end
+    c.refs[s] = target
+    -- (the keywords beside a $ref are not applied: the node stands for its target)
+    edges[1] = { target, where .. "/$ref", ref }
+    walk(c, target, ref)
+  end
+
+  check_keywords(s, where)
+
+  local props = s.properties
+  if props ~= nil then
+    if type(props) ~= "table" then bad(where .. "/properties", "must be a table of schemas, got %s", type(props)) end
+    for k, sub in pairs(props) do walk_schema(c, sub, where .. "/properties/" .. pointer_part(k)) end
+  end
+  local pp = s.patternProperties
+  if pp ~= nil then
+    walk_map(c, pp, where .. "/patternProperties")
+    local list = {}
+    for re, sub in pairs(pp) do
+      if type(re) ~= "string" then bad(where .. "/patternProperties", "keys must be regexes (strings)") end
+      list[#list + 1] = { re = re, lua = M.to_lua(re), schema = sub }
+    end
+    table_sort(list, function (a, b) return a.re < b.re end)
+    c.patterns[s] = list
+  end
+  if s.additionalProperties ~= nil then walk_schema(c, s.additionalProperties, where .. "/additionalProperties") end
+  local items = s.items
+  if type(items) == "table" and items[1] ~= nil then   -- the old tuple form: a schema per position
+    for i, sub in ipairs(items) do walk_schema(c, sub, where .. "/items/" .. (i - 1)) end
+  elseif items ~= nil then
+    walk_schema(c, items, where .. "/items")
+  end
+  if s.prefixItems ~= nil then walk_list(c, s.prefixItems, where .. "/prefixItems") end
+  for _, k in ipairs { "$defs", "definitions" } do
+    local defs = s[k]
+    if defs ~= nil then
+      if type(defs) ~= "table" then bad(where .. "/" .. k, "must be a table of schemas, got %s", type(defs)) end
+      for name, sub in pairs(defs) do walk_schema(c, sub, where .. "/" .. k .. "/" .. pointer_part(name)) end
+    end
+  end
+  local in_place = ref == nil and edges or nil
+  walk_map(c, s.dependentSchemas, where .. "/dependentSchemas", in_place)
+  for _, k in ipairs { "allOf", "anyOf", "oneOf" } do
+    if s[k] ~= nil then walk_list(c, s[k], where .. "/" .. k, in_place) end
+  end
+  for _, k in ipairs { "not", "if", "then", "else" } do
+    local sub = s[k]
+    if sub ~= nil then
+      walk_schema(c, sub, where .. "/" .. k)
+      if in_place then in_place[#in_place + 1] = { sub, where .. "/" .. k } end
+    end
+  end
+end
+
+-- Finds an in-place loop (depth first, in the order the nodes were found,
+-- so that the one reported does not depend on table traversal order).
+local function find_loop (c)
+  local state = {}   -- node -> 1 (on the current path) or 2 (done)
+  local function visit (s)
+    state[s] = 1
+    for _, e in ipairs(c.edges[s]) do
+      local sub, where, ref = e[1], e[2], e[3]
+      if type(sub) == "table" then
+        if state[sub] == 1 then
+          bad(where .. (ref and ":" or ""), "%sleads back to %s without descending into the value: it would recurse "
+              .. "forever", ref and (show(ref) .. " ") or "", c.seen[sub])
+        elseif state[sub] == nil then
+          visit(sub)
+        end
+      end
+    end
+    state[s] = 2
+  end
+  for _, s in ipairs(c.order) do
+    if state[s] == nil then visit(s) end
+  end
+end
+
+--- Checks a schema; returns what validation needs (`refs`: the target of
+-- each `$ref` node; `patterns`: each `patternProperties` node's list of
+-- `{ re =, lua = (nil: none), schema = }`), or nil and the message naming
+-- the misuse.
+-- @param schema
+-- @treturn table|nil
+-- @treturn[opt] string
+function M.compile (schema)
+  if type(schema) == "boolean" then return { refs = {}, patterns = {} } end
+  local c = { root = schema, seen = {}, order = {}, edges = {}, refs = {}, patterns = {} }
+  local ok, e = pcall(function ()
+    walk(c, schema, "#")
+    find_loop(c)
+  end)
+  if ok then return c end
+  if getmetatable(e) == SchemaError then return nil, e.message end
+  error(e, 0)
+end
+
+-- }======================================================
+
+-- {======================================================
+-- patternProperties: ECMA-262 regular expressions as Lua patterns
+-- =======================================================
+
+-- Lua patterns are not regular expressions, but the simple ones the
+-- schemas of structured output use (`^x-`, `^[a-z_]+$`, `\d{3}`) have an
+-- exact Lua equivalent: literals, `.`, classes, \d \w \s (and their
+-- negations), escaped punctuation, `*` `+` `?` (lazy or not: the same
+-- property names match) and `{n,m}` after one of those, `^` first and `$`
+-- last. A regex with anything else (alternation, groups, lookaround,
+-- backreferences, a quantified non-ASCII character) has none: `to_lua`
+-- says so with nil, and validation then treats every property as one it
+-- may match (never "additional", its schema not applied), as it leaves
+-- `pattern` unchecked: a wrong check is worse than none.
+
+-- (\s, \S: ECMA's white space includes Unicode's, Lua's is ASCII: no equivalent)
+local ESCAPES = { d = "%d", D = "%D", w = "[%w_]", W = "[^%w_]" }
+local WIDE = { D = true, W = true }   -- (they match non-ASCII characters: see `to_lua`)
+local IN_CLASS = { d = "%d", w = "%w_" }
+
+-- The Lua set of the class at re[i] == "[": the set and the index after it.
+local function class_to_lua (re, i)
+  local out, j = { "[" }, i + 1
+  if re:sub(j, j) == "^" then out[2] = "^"; j = j + 1 end
+  local first = true
+  while true do
+    local c = re:sub(j, j)
+    if c == "" or c:byte() >= 0x80 then return nil end
+    if c == "]" then
+      if first then return nil end   -- ([] matches nothing, [^] anything, in ECMA)
+      break
+    end
+    if c == "\\" then
+      local e = re:sub(j + 1, j + 1)
+      if IN_CLASS[e] then out[#out + 1] = IN_CLASS[e]
+      elseif e:find("^%p$") then out[#out + 1] = "%" .. e
+      else return nil end
+      j = j + 2
+    else
+      local range = c == "-" and not first and re:sub(j + 1, j + 1) ~= "]"   -- (a-z; a "-" first or last is itself)
+      out[#out + 1] = (range or not c:find("^[%%%]%^%-]$")) and c or "%" .. c
+      j = j + 1
+    end
+    first = false
+  end
+  out[#out + 1] = "]"
+  return table_concat(out), j + 1
+end
+
+-- One item (a single-character matcher) at re[i]: its Lua text, the
+-- index after it, whether a quantifier may follow it, and whether it is
+-- "wide": it matches non-ASCII characters, one character in ECMA but one
+-- byte in Lua, so that only a run of them (`*`, `+`) matches the same names.
+local function item_to_lua (re, i)
+  local c = re:sub(i, i)
+  if c == "[" then
+    local set, nx = class_to_lua(re, i)
+    return set, nx, set ~= nil, re:sub(i + 1, i + 1) == "^"
+  elseif c == "\\" then
+    local e = re:sub(i + 1, i + 1)
+    if ESCAPES[e] then return ESCAPES[e], i + 2, true, WIDE[e] end
+    if e:find("^%p$") then return "%" .. e, i + 2, true end
+    return nil
+  elseif c == "." then return "[^\n\r]", i + 1, true, true
+  elseif c:find("^[|()*+?{}^$]$") then return nil
+  elseif c:byte() >= 0x80 then return c, i + 1, false   -- (a byte of a UTF-8 character)
+  elseif c:find("^%p$") then return "%" .. c, i + 1, true end
+  return c, i + 1, true
+end
+
+--- The Lua pattern that matches the strings the ECMA regex `re` matches
+-- (searching, as regexes do), or nil when there is none (see above).
+-- @tparam string re
+-- @treturn string|nil
+function M.to_lua (re)
+  local out, i, n = {}, 1, #re
+  if re:sub(1, 1) == "^" then out[1] = "^"; i = 2 end
+  local tail = ""
+  if n >= i and re:sub(n, n) == "$" and re:sub(n - 1, n - 1) ~= "\\" then tail = "$"; n = n - 1 end
+  re = re:sub(1, n)
+  while i <= n do
+    local item, nx, quantifiable, wide = item_to_lua(re, i)
+    if item == nil then return nil end
+    local q = re:sub(nx, nx)
+    if q == "*" or q == "+" or q == "?" or q == "{" then
+      if not quantifiable then return nil end
+      local lo, hi, after
+      if q == "{" then
+        local a, b, c, e = re:match("^{(%d+)(,?)(%d*)}()", nx)
+        if a == nil or tonumber(a) > 50 or (c ~= "" and (tonumber(c) > 50 or tonumber(c) < tonumber(a))) then
+          return nil
+        end
+        lo, hi, after = tonumber(a), b == "" and tonumber(a) or tonumber(c), e
+      else
+        lo, hi, after = q == "+" and 1 or 0, q == "?" and 1 or nil, nx + 1
+      end
+      if re:sub(after, after) == "?" then after = after + 1 end   -- (lazy: the same names match)
+      if wide and not (hi == nil and lo <= 1) then return nil end
+      if lo == 1 and hi == nil then out[#out + 1] = item .. "+"
+      else
+        out[#out + 1] = item:rep(lo)
+        out[#out + 1] = hi == nil and item .. "*" or (item .. "?"):rep(hi - lo)
+      end
+      nx = after
+    else
+      if wide then return nil end
+      out[#out + 1] = item
+    end
+    i = nx
+  end
+  return table_concat(out) .. tail
+end
+
+-- }======================================================
+
+
+return M
