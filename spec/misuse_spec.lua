@@ -212,6 +212,16 @@ local CASES = {
   { function (ctx) local _ = ctx.client:get_response("resp_1", { include = print }) end,
     "get_response", 2, "opts.include: string, number, boolean or a list of them expected, got function" },
 
+  -- ids that are one path segment: a dot segment is resolved by curl and servers (".." reached /v1/content)
+  { function (ctx) local _ = ctx.client:files_content("..") end,
+    "files_content", 1, "a file id expected, got '..'" },
+  { function (ctx) local _ = ctx.client:files_delete(".") end,
+    "files_delete", 1, "a file id expected, got '.'" },
+  { function (ctx) local _ = ctx.client:get_response("..") end,
+    "get_response", 1, "a response id expected, got '..'" },
+  { function (ctx) local _ = ctx.client:cancel_response("..") end,
+    "cancel_response", 1, "a response id expected, got '..'" },
+
   -- schemas, the runner, futures
   { function () local _ = aigc.schema.validate(1, "x") end, "validate", 2, "table expected, got string" },
   { function (ctx) local _ = aigc.runner.run { client = ctx.client, cases = {}, concurency = 2 } end,

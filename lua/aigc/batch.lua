@@ -89,19 +89,12 @@ local function check_client (fname, client, loose)
   argerror(fname, 1, expected("aigc.client", client))
 end
 
--- Whether `id` can be one segment of a URL path: a non-empty string, not a
--- dot segment ("." and ".." are resolved by curl and by servers, whatever
--- the encoding). Every other byte is percent-encoded by `segment`.
-local function is_id (id)
-  return type(id) == "string" and id ~= "" and id ~= "." and id ~= ".."
-end
+-- Whether `id` can be one segment of a URL path (every byte of it is then
+-- percent-encoded by `segment`).
+local is_id = util.is_path_segment
 local segment = util.urlencode
 
--- What a message says of a value that is not an id.
-local function not_id (what, v)
-  if type(v) == "string" then return what .. " expected, got " .. (v == "" and "an empty string" or "'" .. v .. "'") end
-  return expected(what, v)
-end
+local not_id = util.not_path_segment
 
 local function check_id (fname, argn, id, what)
   if not is_id(id) then argerror(fname, argn, not_id(what or "batch id", id)) end

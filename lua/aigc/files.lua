@@ -23,7 +23,7 @@ local M = {}
 
 -- A file id as a path segment (checked: a string without controls).
 local function file_path (fname, id, suffix)
-  if type(id) ~= "string" or id == "" then argerror(fname, 1, expected("a file id (string)", id)) end
+  if not util.is_path_segment(id) then argerror(fname, 1, util.not_path_segment("a file id", id)) end
   return "/files/" .. urlencode(id) .. (suffix or "")
 end
 

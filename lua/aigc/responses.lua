@@ -49,8 +49,8 @@ local urlencode = util.urlencode
 
 -- The path of a stored response: "/responses/<id>[/rest]".
 local function response_path (fname, id, rest)
-  if type(id) ~= "string" or id == "" then
-    argerror(fname, 1, expected("a response id (a non-empty string)", id))
+  if not util.is_path_segment(id) then
+    argerror(fname, 1, util.not_path_segment("a response id", id))
   end
   return "/responses/" .. urlencode(id) .. (rest or "")
 end

@@ -263,6 +263,27 @@ function M.urlencode (s)
   end))
 end
 
+--- Whether `id` can be one segment of a URL path once `urlencode`d: a
+-- non-empty string, not a dot segment ("." and ".." are resolved by curl
+-- and by servers, whatever the encoding: a server-chosen ".." would reach
+-- another endpoint).
+-- @param id any value
+-- @treturn boolean
+function M.is_path_segment (id)
+  return type(id) == "string" and id ~= "" and id ~= "." and id ~= ".."
+end
+
+--- What a misuse message says of `v`, which is not a path segment
+-- (`is_path_segment`): "WHAT expected, got '..'" (the value of a string).
+-- @tparam string what
+-- @param v
+-- @treturn string
+function M.not_path_segment (what, v)
+  if v == core.null then return what .. " expected, got null" end   -- (a server's JSON null)
+  if type(v) == "string" then return what .. " expected, got " .. (v == "" and "an empty string" or "'" .. v .. "'") end
+  return M.expected(what, v)
+end
+
 --- A query string of a map of parameters, sorted by name ("a=1&b=x%20y").
 -- @tparam table map
 -- @treturn string
