@@ -277,6 +277,49 @@ describe("client", function ()
       az:close()
     end)
 
+    it("sends Azure's deployment endpoints (the SDKs' list) to /deployments/<model>, the others not", function ()
+      local az = aigc.client { provider = "azure", endpoint = srv.url, api_version = "2024-06-01",
+                               api_key = "azure-key-0123456789", model = "dep", max_retries = 0 }
+      local dep = "/openai/deployments/dep"
+      local cases = {
+        { dep .. "/chat/completions", function () return az:chat "Hi" end },
+        { dep .. "/completions", function () return az:complete "Hi" end },
+        { dep .. "/embeddings", function () return az:embeddings { input = "x" } end },
+        { dep .. "/images/generations", function () return az:images_generate { prompt = "a cat" } end },
+        { dep .. "/images/edits", function ()
+          return az:images_edit { prompt = "a hat", image = { data = "png", filename = "a.png" } } end },
+        { dep .. "/audio/speech", function () return az:speech { input = "Hello" } end },
+        { dep .. "/audio/transcriptions", function ()
+          return az:transcribe { file = { data = "wav", filename = "a.wav" } } end },
+        { dep .. "/audio/translations", function ()
+          return az:translate { file = { data = "wav", filename = "a.wav" } } end },
+        -- a multipart call's own model names its deployment, as a JSON call's does
+        { "/openai/deployments/whisper-2/audio/transcriptions", function ()
+          return az:transcribe { model = "whisper-2", file = { data = "wav", filename = "a.wav" } } end },
+        { "/openai/deployments/img%2F2/images/generations", function ()
+          return az:images_generate { model = "img/2", prompt = "a cat" } end },
+        -- not per deployment: Azure serves these at /openai/<path>
+        { "/openai/images/variations", function ()
+          return az:images_variation { image = { data = "png", filename = "a.png" } } end },
+        { "/openai/moderations", function () return az:moderate "x" end },
+        { "/openai/files", function () return az:files_list {} end },
+        { "/openai/responses", function () return az:respond { input = "x" } end },
+      }
+      for _, case in ipairs(cases) do
+        case[2]()   -- (the server may answer 404 where it serves no such route: only the path counts)
+        local last = srv:last()
+        assert.equal(case[1], last.path)
+        assert.equal("2024-06-01", last.query["api-version"])
+      end
+      -- a deployment endpoint without a model is misuse, as for chat
+      local none = aigc.client { provider = "azure", endpoint = srv.url, api_version = "2024-06-01", api_key = "k" }
+      local ok, e = pcall(none.speech, none, { input = "Hello" })
+      assert.is_false(ok)
+      assert.matches("Azure OpenAI needs a model", tostring(e), 1, true)
+      none:close()
+      az:close()
+    end)
+
     it("refuses a base_url with a fragment, which no request would send", function ()
       local ok, e = pcall(aigc.client, { base_url = srv.base_url .. "#section" })
       assert.is_false(ok)

@@ -223,7 +223,8 @@ end
 --  - `cassette = { path =, mode = "record" | "replay" | "auto" }`: see `aigc.cassette`
 --  - Azure OpenAI: `azure = true`, `endpoint` (`$AZURE_OPENAI_ENDPOINT`),
 --    `api_version` (`$OPENAI_API_VERSION`), `api_key` (`$AZURE_OPENAI_API_KEY`)
---    or `azure_ad_token`; `model` names the deployment.
+--    or `azure_ad_token`; `model` names the deployment (of chat, completions,
+--    embeddings, images generations and edits, audio: the SDKs' list).
 -- @treturn aigc.client
 -- @usage
 -- local client = aigc.client { base_url = "http://127.0.0.1:8089/v1", model = "aigc-dev" }
@@ -313,12 +314,35 @@ local function call_headers (self, params)
   return list
 end
 
+-- The endpoints Azure OpenAI serves per deployment, at
+-- /openai/deployments/<model><path> (the official SDKs' list); the others
+-- (files, batches, responses, moderations, models...) stay at /openai<path>.
+local AZURE_DEPLOYMENT_PATHS = {
+  ["/chat/completions"] = true, ["/completions"] = true, ["/embeddings"] = true,
+  ["/audio/transcriptions"] = true, ["/audio/translations"] = true, ["/audio/speech"] = true,
+  ["/images/generations"] = true, ["/images/edits"] = true,
+}
+
+-- The deployment of an Azure call: the params' model, or the model part of
+-- a multipart form (its params are then only the call options), or the
+-- client's.
+local function deployment_of (self, params, body_opts)
+  local model = params.model or params.engine
+  if model == nil and body_opts and type(body_opts.form) == "table" then
+    for _, part in ipairs(body_opts.form) do
+      if part.name == "model" then model = part.value end
+    end
+  end
+  if model == nil then model = self.model end
+  return model
+end
+
 -- The per-call options the C core cannot know: merged headers and query,
 -- Azure's deployment paths; the name of the user's call.
-local function call_opts (self, api, params, path, fname, argn)
+local function call_opts (self, api, params, path, fname, argn, body_opts)
   local opts = { path = path, fname = fname, arg = argn }   -- (the core's misuse errors name the user's call)
-  if self._azure and (api == "chat" or api == "completion" or path == "/embeddings") then
-    local model = params.model or params.engine or self.model
+  if self._azure and (api == "chat" or api == "completion" or AZURE_DEPLOYMENT_PATHS[path]) then
+    local model = deployment_of(self, params, body_opts)
     if type(model) ~= "string" then
       field_error(fname, 1, "params.model", "Azure OpenAI needs a model: the deployment name")
     end
@@ -354,7 +378,7 @@ local function submit (self, api, params, path, fname, argn, body_opts, awaited)
     if call.hit then return hook.settled(self, call) end   -- the response cache answered
     params = call.params
   end
-  local opts = call_opts(self, api, call and call.options or params or {}, path, fname, argn or 1)
+  local opts = call_opts(self, api, call and call.options or params or {}, path, fname, argn or 1, body_opts)
   if body_opts then for k, v in pairs(body_opts) do opts[k] = v end end   -- form, sink, method (aigc.media)
   -- (the usage hook's counting callbacks, in the params' stead: aigc.hooks)
   if call then
