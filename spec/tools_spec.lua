@@ -677,6 +677,44 @@ describe("aigc.tools", function ()
       assert.equal("the client was closed", err.message)
     end)
 
+    it("a tool that closes its client ends a blocking chat, respond or say with nil, err 'canceled'", function ()
+      -- (as a stream callback or on_stream_end closing it does: the next round
+      -- is not asked for, and nothing raises at the user's line)
+      local function closing_client ()
+        local c2 = aigc.client { base_url = srv.base_url, max_retries = 0 }
+        return c2, tool("get_time", function () c2:close(); return "12:00" end)
+      end
+      local heard = {}
+      local calls = {
+        chat = function (c2, ts)
+          return c2:chat { tools = ts, messages = user "get_time", on_error = function (e) heard[#heard + 1] = e end }
+        end,
+        respond = function (c2, ts) return c2:respond { tools = ts, input = "get_time" } end,
+        say = function (c2, ts)
+          local conv = aigc.conversation { client = c2, params = { tools = ts } }
+          local reply, err = conv:say "get_time"
+          assert.equal(0, #conv.messages)        -- (a failed turn adds nothing)
+          return reply, err
+        end,
+      }
+      for _, name in ipairs { "chat", "respond", "say" } do
+        srv:reset()
+        local c2, ts = closing_client()
+        local ok, res, err = pcall(calls[name], c2, ts)
+        assert.is_true(ok, name .. ": " .. tostring(res))
+        assert.is_nil(res, name)
+        assert.equal("canceled", err.kind, name)
+        assert.equal("the client was closed", err.message, name)
+        assert.equal(1, #srv:requests(), name)      -- the round after the tool was never sent
+        if name ~= "say" then
+          assert.equal(1, #err.tool_calls_made, name)
+          assert.equal("get_time", err.tool_calls_made[1].name, name)
+        end
+      end
+      assert.equal(1, #heard)                        -- on_error heard it, once
+      assert.equal("canceled", heard[1].kind)
+    end)
+
     it("on_done that raises or yields is reported once, and waiters still wake", function ()
       local reported = {}
       local c2 = aigc.client { base_url = srv.base_url, max_retries = 0,

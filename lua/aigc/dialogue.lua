@@ -19,7 +19,8 @@
 -- sum (errors after some rounds carry both too). A failing tool goes back
 -- to the model as an error message; with `tool_errors = "fail"` it ends
 -- the call with `nil, err` (kind "tool"). A reply whose `tool_calls` holds
--- something that is not a tool call is `nil, err` of kind "parse".
+-- something that is not a tool call is `nil, err` of kind "parse". A tool
+-- that closes the client ends the call with `nil, err` of kind "canceled".
 --
 -- **Structured output.** `schema = <JSON schema table>` sends
 -- `response_format = { type = "json_schema", json_schema = { name =
@@ -265,6 +266,10 @@ local function run (client, wire, o, fut)
 
   while true do
     if fut and fut:canceled() then return fut:result() end
+    -- A tool (or a callback) that closed the client ends the call as a
+    -- close ends a request in flight: nil, err of kind "canceled", not a
+    -- raise at the user's line for the next round it did not ask for.
+    if client._loop.closed then return fail(core.error { kind = "canceled", message = "the client was closed" }) end
     local p = {}
     for k, v in pairs(wire) do p[k] = v end
     if toolset then
