@@ -617,6 +617,65 @@ describe("aigc.conversation", function ()
       assert.is_true(ok, tostring(res))
       assert.is_true(res ~= nil or err ~= nil)
     end)
+    it("load checks params as the encoder would: an object of string keys whose values encode", function ()
+      local conv = aigc.conversation { client = client, system = "S" }
+      assert(conv:say "Hello")
+      local saved = conv:save()
+      local deep = "1"
+      for _ = 1, 250 do deep = "[" .. deep .. "]" end      -- (decodes: under the decoder's 512 levels)
+      for _, case in ipairs {
+        { '[1]', "params: an object expected, got a list" },
+        { '[]', "params: an object expected, got a list" },
+        { '"x"', "params: an object expected, got string" },
+        { '7', "params: an object expected, got 7" },
+        { '{"metadata":' .. deep .. '}', "params.metadata[1][1]", "nesting too deep" },
+      } do
+        local text = saved:gsub('"params":%b{}', function () return '"params":' .. case[1] end)
+        assert.matches('"params":' .. case[1], text, 1, true)
+        local back, err = conversation.load(text, client)
+        assert.is_nil(back, case[1])
+        assert.equal("parse", err.kind)
+        assert.matches("not a valid saved conversation: " .. case[2], err.message, 1, true)
+        assert.matches(case[3] or "", err.message, 1, true)
+      end
+      -- a null model is no model (as a null top-level one); null, absent or {} params: none
+      for _, params in ipairs { '{"model":null,"temperature":0.5}', "null", "{}" } do
+        local text = saved:gsub('"params":%b{}', function () return '"params":' .. params end)
+        local back = assert(conversation.load(text, client))
+        local ok, reply, res = pcall(back.say, back, "And then?")
+        assert.is_true(ok, tostring(reply))
+        assert.is_string(reply, tostring(res))
+        assert.is_nil(back.params.model)
+      end
+      assert.is_nil(srv:last().body_json.model)              -- (none sent: the client names none)
+      assert.equal(0.5, srv:requests()[#srv:requests() - 2].body_json.temperature)
+    end)
+
+    it("misuse in params names the conversation's call, not the chat_async inside it", function ()
+      local deep = {}
+      for _ = 1, 250 do deep = { deep } end
+      for _, case in ipairs {
+        { { 1 }, "params: keys must be strings, found a number key" },
+        { { [true] = 1 }, "params: keys must be strings, found a boolean key" },
+        { { model = aigc.null }, "params.model: string expected, got aigc.null" },
+        { { metadata = { f = print } }, "params.metadata.f: cannot encode a function" },
+        { { metadata = deep }, "params.metadata[1][1]" },
+      } do
+        local ok, e = pcall(aigc.conversation, { client = client, params = case[1] })
+        assert.is_false(ok)
+        assert.matches("^[^\n]*conversation_spec.lua:%d+: bad argument #1 to 'conversation' %(opts%.", e)
+        assert.matches(case[2], e, 1, true)
+        local conv = aigc.conversation { client = client }
+        ok, e = pcall(conv.say, conv, "Hi", case[1])
+        assert.is_false(ok)
+        assert.matches("^[^\n]*conversation_spec.lua:%d+: bad argument #2 to 'say' %(", e)
+        assert.matches(case[2], e, 1, true)
+        ok, e = pcall(conv.say_async, conv, "Hi", case[1])
+        assert.is_false(ok)
+        assert.matches("bad argument #2 to 'say_async' (" .. case[2], e, 1, true)
+      end
+      assert.equal(0, #srv:requests())
+    end)
   end)
 
   describe("with tools and schemas", function ()

@@ -112,6 +112,28 @@ local function deep_copy (v)
   return setmetatable(t, getmetatable(v))
 end
 
+-- What the request encoder would refuse in params beyond each field's
+-- own rule (aigc.check judges those): a key that is not a string, a model
+-- that is aigc.null (a request has no null model), a value that does not
+-- encode (a mixed table, a function, nesting past the encoder's depth).
+-- What is not sent (the call options, a stream function, a toolset) is
+-- not judged. Why, or nil: a conversation's say sends params through
+-- chat_async, whose misuse would name a function the user did not call.
+local call_options, json_encode = core.call_options, core.json.encode
+local function params_problem (params, root)
+  local sent = {}
+  for k, v in pairs(params) do
+    if type(k) ~= "string" then return root .. ": keys must be strings, found a " .. type(k) .. " key" end
+    if not (call_options[k] or k == "stream" or (k == "tools" and util.is_a(v, "aigc.toolset"))) then sent[k] = v end
+  end
+  if params.model == null then return root .. ".model: string expected, got aigc.null" end
+  local ok, e = pcall(json_encode, sent)
+  if ok then return nil end
+  e = tostring(e)
+  local at = e:match("%(value(.*)%)$")
+  return at and root .. at or root .. ": " .. e
+end
+
 -- Checks a conversation's options (argument `argn` of `fname`).
 local function check_options (opts, fname, argn)
   for k, v in pairs(opts) do
@@ -132,7 +154,8 @@ local function check_options (opts, fname, argn)
   if opts.state == "server" and opts.api ~= "responses" then
     field_error(fname, argn, "opts.state", "'server' needs api = 'responses'")
   end
-  local why = opts.params and check.call_problem(opts.client, opts.api or "chat", opts.params, "opts.params", true)
+  local why = opts.params and (check.call_problem(opts.client, opts.api or "chat", opts.params, "opts.params", true)
+                               or params_problem(opts.params, "opts.params"))
     or opts.messages and check.CHAT_FIELDS.messages(opts.messages, "opts.messages")
   if why then argerror(fname, argn, why) end
 end
@@ -468,7 +491,7 @@ local function check_say (self, input, params, fname)
   if params and params.on_error ~= nil then on_error = params.on_error end
   local p = merged_params(self, params, nil)
   p.on_done, p.on_error = on_done, on_error
-  local why = check.call_problem(self.client, self.api, p) or dialogue.params_problem(p)
+  local why = check.call_problem(self.client, self.api, p) or params_problem(p, "params") or dialogue.params_problem(p)
   if why then argerror(fname, 2, why) end
   return user, on_done, on_error
 end
@@ -694,7 +717,9 @@ end
 --- Restores a conversation saved with `save`. The text may come from
 -- anywhere (a game's save file): everything in it is checked as a call
 -- would check it (options, params, the summary), so that what loads cannot
--- make the next `say()` raise; what does not pass is `nil, err`.
+-- make the next `say()` raise; what does not pass is `nil, err`. `params`
+-- must be a JSON object whose values a request can send; a null model
+-- there is no model.
 -- (lua/aigc/conversation_save.lua)
 -- @tparam string json
 -- @tparam aigc.client client
@@ -712,7 +737,7 @@ end
 
 -- (for aigc.conversation_save: a conversation made and its options checked
 -- exactly as aigc.conversation does)
-M._new, M._check_options = new, check_options
+M._new, M._check_options, M._params_problem = new, check_options, params_problem
 
 function Conversation:__tostring ()
   return string_format("aigc.conversation (%d messages, ~%d tokens)", #self.messages, self:tokens())

@@ -78,6 +78,23 @@ local function saved_summary (s, nmsgs)
   return s
 end
 
+-- The params of a save, as a new table: a JSON object (absent or null:
+-- none) whose keys are strings and whose values a request can send; a null
+-- model is no model, as a null top-level one. Or nil and why not.
+local function loaded_params (p)
+  if p == nil or p == null then return {} end
+  if type(p) ~= "table" or core.is_array(p) then
+    return nil, "params: an object expected, got " .. (type(p) == "table" and "a list" or util.describe(p))
+  end
+  local out = {}
+  for k, v in pairs(p) do
+    if not (k == "model" and v == null) then out[k] = v end
+  end
+  local why = conversation._params_problem(out, "params")
+  if why then return nil, why end
+  return out
+end
+
 --- Restores a conversation saved with `save` (`aigc.conversation.load`).
 -- @tparam string json
 -- @tparam aigc.client client
@@ -102,8 +119,8 @@ function M.load (json, client, opts)
     if t[k] ~= nil and t[k] ~= null then o[k] = t[k] end
   end
   if t.summarize == true then o.summarize = true end
-  local params = {}
-  if type(t.params) == "table" then for k, v in pairs(t.params) do params[k] = v end end
+  local params, perr = loaded_params(t.params)
+  if not params then return nil, parse_error("not a valid saved conversation: " .. perr) end
   for k, v in pairs(opts or {}) do
     if k == "params" then
       for pk, pv in pairs(v) do params[pk] = pv end
@@ -119,7 +136,7 @@ function M.load (json, client, opts)
     return nil, parse_error("not a valid saved conversation: " .. (tostring(conv):match("%((.*)%)$") or tostring(conv)))
   end
   local why = check.CHAT_FIELDS.messages(t.messages, "messages")
-    or check.call_problem(client, "chat", params) or dialogue.params_problem(params)
+    or check.call_problem(client, conv.api, params) or dialogue.params_problem(params)
   if why then return nil, parse_error("not a valid saved conversation: " .. why) end
   local msgs = array {}
   for i, m in ipairs(t.messages) do msgs[i] = m end
