@@ -109,6 +109,120 @@ describe("aigc.ratelimit", function ()
     srv:stop()
   end)
 
+  -- A server sending nonsense or huge waits, one reply per connection, in
+  -- this order (the bundled server adds its own x-ratelimit headers).
+  local HOSTILE = [[
+    local oneshot = require "oneshot"
+    local server = oneshot.listen()
+    server:settimeout(60)   -- (gone a minute after a spec that stopped asking)
+    local ok = '{"choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]}'
+    local slow = '{"error":{"message":"slow down","type":"requests","code":"rate_limit_exceeded"}}'
+    local replies = {
+      { 200, "x-ratelimit-limit-requests: 10", "x-ratelimit-remaining-requests: 0",
+        "x-ratelimit-reset-requests: 1000h" },
+      { 200, "x-ratelimit-limit-requests: 10", "x-ratelimit-remaining-requests: -1000000",
+        "x-ratelimit-reset-requests: 1s" },
+      { 200, "x-ratelimit-limit-tokens: 1e999", "x-ratelimit-remaining-tokens: 5", "x-ratelimit-reset-tokens: 1s" },
+      { 200, "x-ratelimit-limit-requests: 10", "x-ratelimit-remaining-requests: 1000000000",
+        "x-ratelimit-reset-requests: soon", "x-ratelimit-limit-tokens: 1", "x-ratelimit-remaining-tokens: 1",
+        "x-ratelimit-reset-tokens: -5s" },
+      { 429, "retry-after: 86400" },
+      { 429, "retry-after: -5" },
+      { 200, "x-ratelimit-limit-requests: 10", "x-ratelimit-remaining-requests: 0",
+        "x-ratelimit-reset-requests: 1000h" },
+      { 429, "retry-after: 86400" },
+    }
+    for _, r in ipairs(replies) do
+      local c = oneshot.read_request(server)
+      local body = r[1] == 200 and ok or slow
+      local h = { "HTTP/1.1 " .. r[1] .. (r[1] == 200 and " OK" or " Too Many Requests"),
+                  "Content-Type: application/json", "Content-Length: " .. #body, "Connection: close" }
+      for i = 2, #r do h[#h + 1] = r[i] end
+      c:send(table.concat(h, "\r\n") .. "\r\n\r\n" .. body)
+      c:close()
+    end
+  ]]
+
+  it("caps what a hostile server's headers teach at max_wait (120 s), and ignores nonsense", function ()
+    local port, child = require("oneshot").start(HOSTILE)
+    local client = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0 }
+    local function ask (l, cost)
+      local t = l:sent(cost or 1)
+      local res, err = client:chat "Hi"
+      l:observe(t, res, err)
+      return res, err
+    end
+    local cap = 120                                        -- (ratelimit.MAX_WAIT: checked below)
+    -- a reset of 1000 hours with nothing left: the bucket refills within the cap
+    local l = ratelimit.new()
+    assert(ask(l))
+    local ok, wait = l:reserve(1)
+    assert.is_false(ok)
+    assert.is_true(wait > 0 and wait <= cap / 10 + 1e-9, tostring(wait))   -- (10 requests in 120 s)
+    -- a negative remaining, an infinite limit: ignored (not paced)
+    l = ratelimit.new()
+    assert(ask(l))
+    assert.is_nil(l:state().requests)
+    assert.is_true((l:reserve(1)))
+    l = ratelimit.new()
+    assert(ask(l))
+    assert.is_nil(l:state().tokens)
+    -- a remaining above the limit is the limit; an unreadable or negative reset is
+    -- ignored; a bucket of 1 token against a request of 5,000 waits the cap, not 83 hours
+    l = ratelimit.new()
+    assert(ask(l))
+    assert.equal(10, l:state().requests)
+    assert.equal(1, l:state().tokens)
+    l:sent(5000)
+    ok, wait = l:reserve(5000)
+    assert.is_false(ok)
+    assert.is_true(wait > 0 and wait <= cap, tostring(wait))
+    -- a 429 asking for a day pauses for the cap; a negative retry-after is left out (1 s)
+    l = ratelimit.new()
+    local _, err = ask(l)
+    assert.equal(86400, err.retry_after)
+    ok, wait = l:reserve(1)
+    assert.is_false(ok)
+    assert.is_true(wait > cap - 30 and wait <= cap, tostring(wait))
+    l = ratelimit.new()
+    _, err = ask(l)
+    assert.equal(429, err.status)
+    ok, wait = l:reserve(1)
+    assert.is_false(ok)
+    assert.is_true(wait > 0 and wait <= 1, tostring(wait))
+    -- the same with max_wait = 1: the next request goes within it
+    for _ = 1, 2 do
+      l = ratelimit.new { max_wait = 1 }
+      ask(l)
+      local t0 = aigc.now()
+      for _ = 1, 100 do
+        ok, wait = l:reserve(1)
+        if ok then break end
+        assert.is_true(wait <= 1, tostring(wait))
+        aigc.sleep(wait)
+      end
+      assert.is_true(ok)
+      assert.is_true(aigc.now() - t0 < 2.5)                -- (1 s and a margin of 1.5 s)
+    end
+    client:close()
+    child:wait(10)
+    assert.equal(cap, ratelimit.MAX_WAIT)
+  end)
+
+  it("estimate and new refuse bad arguments at the caller's line", function ()
+    local ok, e = pcall(function () local n = ratelimit.estimate(nil); return n end)
+    assert.is_false(ok)
+    assert.matches("^[^\n]*ratelimit_spec.lua:%d+: bad argument #1 to 'estimate' %(table expected, got nil%)$", e)
+    assert.has_error(function () ratelimit.estimate({}, "x") end,
+      "bad argument #2 to 'estimate' (number >= 0 expected, got string)")
+    for _, k in ipairs { "rpm", "tpm", "max_wait" } do
+      for _, v in ipairs { 0, -1, 1 / 0, "x" } do
+        assert.has_error(function () ratelimit.new { [k] = v } end,
+          "bad argument #1 to 'new' (" .. k .. " must be a number > 0)")
+      end
+    end
+  end)
+
   it("refuses bad arguments", function ()
     assert.has_error(function () ratelimit.new { concurrency = 0 } end,
       "bad argument #1 to 'new' (concurrency must be an integer >= 1)")

@@ -20,6 +20,14 @@
 -- (a probe); a server that sends no such headers is not paced at all (only
 -- the concurrency cap and 429s apply).
 --
+-- What a server says is capped, as the core caps its own retry waits: no
+-- request waits longer than `max_wait` seconds (default 120) for what the
+-- headers told. A longer `retry-after` or reset time counts as `max_wait`;
+-- a bucket's deficit deeper than `max_wait` of refill is forgotten (a tiny
+-- limit against a big request); a negative, infinite or unreadable limit,
+-- remaining count or reset is ignored (a remaining above the limit is the
+-- limit). A hostile or broken server cannot stop a run for hours.
+--
 -- @module aigc.ratelimit
 -- @usage
 -- local ratelimit = require "aigc.ratelimit"
@@ -45,16 +53,26 @@ local Limiter = {}
 Limiter.__index = Limiter
 Limiter.__name = "aigc.ratelimit"
 
+--- The default of `new`'s `max_wait`: the longest wait, in seconds, that
+-- what a server says may impose (the core's cap on a server's delay).
+M.MAX_WAIT = 120
+
+-- A finite number >= 0, else nil.
+local function finite (n)
+  if type(n) == "number" and n >= 0 and n < math_huge then return n end
+  return nil
+end
+
 --- Seconds of a duration as OpenAI writes them: "20ms", "1.5s", "6m0s",
--- "1h2m3s", or a bare number of seconds.
+-- "1h2m3s", or a bare number of seconds. Negative, infinite or NaN: nil.
 -- @tparam string s
 -- @treturn number|nil seconds
 -- @usage ratelimit.duration("6m0.5s") --> 360.5
 function M.duration (s)
-  if type(s) == "number" then return s end
+  if type(s) == "number" then return finite(s) end
   if type(s) ~= "string" then return nil end
   local n = tonumber(s)
-  if n then return n end
+  if n then return finite(n) end
   local total, matched = 0, false
   local rest = s:gsub("%s", "")
   while rest ~= "" do
@@ -69,7 +87,7 @@ function M.duration (s)
     else return nil end
     total, matched, rest = total + v, true, tail
   end
-  return matched and total or nil
+  return matched and finite(total) or nil
 end
 
 --- The tokens a request is expected to cost, as rate limiters count them:
@@ -80,6 +98,12 @@ end
 -- @treturn integer
 -- @usage local cost = ratelimit.estimate { messages = msgs, max_tokens = 100 }
 function M.estimate (params, n)
+  if type(params) ~= "table" then
+    error("bad argument #1 to 'estimate' (table expected, got " .. type(params) .. ")", 2)
+  end
+  if n ~= nil and not finite(n) then
+    error("bad argument #2 to 'estimate' (number >= 0 expected, got " .. type(n) .. ")", 2)
+  end
   local body = {}
   for k, v in pairs(params) do
     if type(v) ~= "function" then body[k] = v end
@@ -102,6 +126,8 @@ end
 --  - `pace` (default true): follow the x-ratelimit headers; false: only
 --    the concurrency (and 429s) limit
 --  - `rpm`, `tpm`: known limits to start with (else learned from the headers)
+--  - `max_wait` (default `MAX_WAIT`, 120): the longest wait in seconds that
+--    the server's headers may impose (retry-after, reset times, limits)
 -- @treturn aigc.ratelimit
 -- @usage local limiter = ratelimit.new { concurrency = 16 }
 function M.new (opts)
@@ -111,6 +137,12 @@ function M.new (opts)
   if type(max) ~= "number" or max < 1 or max ~= math_floor(max) then
     error("bad argument #1 to 'new' (concurrency must be an integer >= 1)", 2)
   end
+  for _, k in ipairs { "rpm", "tpm", "max_wait" } do
+    local v = opts[k]
+    if v ~= nil and not (finite(v) and v > 0) then
+      error("bad argument #1 to 'new' (" .. k .. " must be a number > 0)", 2)
+    end
+  end
   local self = setmetatable({
     max_concurrency = max,
     concurrency = max,              -- the adaptive limit (a float; floor it)
@@ -118,6 +150,7 @@ function M.new (opts)
     pace = opts.pace ~= false,
     sent_requests = 0, sent_tokens = 0,   -- running totals, for the in-flight correction
     paused_until = 0,
+    max_wait = opts.max_wait or M.MAX_WAIT,
     rate_limited = 0,               -- 429s seen
     known = false,                  -- limits learned (or given)
     probing = opts.pace ~= false,   -- one request until the first response
@@ -129,7 +162,10 @@ function M.new (opts)
   return self
 end
 
+-- Sets a bucket (made when new). It refills whole within max_wait at
+-- least: what the server says cannot keep a request waiting longer.
 function Limiter:_set_bucket (name, capacity, level, rate)
+  rate = math_max(rate, capacity / self.max_wait)
   local b = self.buckets[name]
   local t = now()
   if not b then
@@ -143,16 +179,22 @@ function Limiter:_set_bucket (name, capacity, level, rate)
   return b
 end
 
-function Limiter._refill (_, b, t)
+function Limiter:_refill (b, t)
   t = t or now()
   local dt = t - b.at
   if dt > 0 then
     b.level = math_min(b.capacity, b.level + dt * b.rate)
     b.at = t
   end
+  -- A deficit deeper than max_wait of refill (a request bigger than the
+  -- bucket, many sent since) is forgotten: a full bucket is never further
+  -- away than that (see wait_for).
+  local floor = b.capacity - b.rate * self.max_wait
+  if b.level < floor then b.level = floor end
 end
 
--- The seconds until bucket b holds `need`.
+-- The seconds until bucket b holds `need` (refilled: at most max_wait,
+-- since need <= capacity and the level is at least capacity - rate * max_wait).
 local function wait_for (b, need)
   if b.level >= need then return 0 end
   if need > b.capacity then need = b.capacity end   -- a request bigger than the bucket waits for a full one
@@ -181,7 +223,7 @@ function Limiter:reserve (cost, requests)
   local rb, tb = self.buckets.requests, self.buckets.tokens
   if rb then self:_refill(rb, t); wait = math_max(wait, wait_for(rb, requests)) end
   if tb then self:_refill(tb, t); wait = math_max(wait, wait_for(tb, cost)) end
-  if wait > 0 then return false, wait end
+  if wait > 0 then return false, math_min(wait, self.max_wait) end   -- (a rounding's excess)
   return true, 0
 end
 
@@ -207,12 +249,16 @@ local function header (h, name)
   return h[name]
 end
 
--- Mirrors one bucket from a response's headers.
+-- Mirrors one bucket from a response's headers. Nonsense is ignored (a
+-- limit below 1, a negative, infinite or unreadable count or reset), and a
+-- reset is at most max_wait (with a limit >= 1 the rate is then > 0).
 function Limiter:_learn (h, kind, ticket)
-  local limit = tonumber(header(h, "x-ratelimit-limit-" .. kind))
-  local remaining = tonumber(header(h, "x-ratelimit-remaining-" .. kind))
-  if not limit or not remaining or limit <= 0 then return false end
+  local limit = finite(tonumber(header(h, "x-ratelimit-limit-" .. kind)))
+  local remaining = finite(tonumber(header(h, "x-ratelimit-remaining-" .. kind)))
+  if not limit or not remaining or limit < 1 then return false end
+  if remaining > limit then remaining = limit end
   local reset = M.duration(header(h, "x-ratelimit-reset-" .. kind))
+  if reset and reset > self.max_wait then reset = self.max_wait end
   local rate = limit / 60                       -- limits are per minute
   if reset and reset > 0 and limit > remaining then rate = math_min(rate, (limit - remaining) / reset) end
   -- Requests sent after this one may not be counted in `remaining` yet.
@@ -223,7 +269,8 @@ end
 
 --- Records a request's outcome: learns the limits from its headers, and
 -- adapts the concurrency (a 429 or 503 halves it and pauses every request
--- for the `retry-after` the server gave; a success adds 1/concurrency).
+-- for the `retry-after` the server gave, at most `max_wait`; a success adds
+-- 1/concurrency).
 -- @tparam table ticket from `sent`
 -- @tparam[opt] table res the response (its `headers`)
 -- @tparam[opt] table err the error (its `status`, `headers`, `retry_after`)
@@ -241,8 +288,9 @@ function Limiter:observe (ticket, res, err)
   if status == 429 or status == 503 then
     if status == 429 then self.rate_limited = self.rate_limited + 1 end
     self.concurrency = math_max(1, self.concurrency / 2)
-    local wait = tonumber(err.retry_after)
-    if not wait then wait = 1 end
+    -- (the server's wait, up to max_wait; none or nonsense: 1 s)
+    local wait = finite(tonumber(err.retry_after)) or 1
+    if wait > self.max_wait then wait = self.max_wait end
     self.paused_until = math_max(self.paused_until, now() + wait)
     -- The bucket the server found short is empty, whatever the copy says.
     local which = type(err.type) == "string" and err.type or "requests"
