@@ -26,7 +26,7 @@
 -- a bucket's deficit deeper than `max_wait` of refill is forgotten (a tiny
 -- limit against a big request); a negative, infinite or unreadable limit,
 -- remaining count or reset is ignored (a remaining above the limit is the
--- limit). A hostile or broken server cannot stop a run for hours.
+-- limit). A hostile or broken server cannot make it wait for hours.
 --
 -- @module aigc.ratelimit
 -- @usage
@@ -102,7 +102,8 @@ function M.estimate (params, n)
     error("bad argument #1 to 'estimate' (table expected, got " .. type(params) .. ")", 2)
   end
   if n ~= nil and not finite(n) then
-    error("bad argument #2 to 'estimate' (number >= 0 expected, got " .. type(n) .. ")", 2)
+    error("bad argument #2 to 'estimate' (number >= 0 expected, got " .. (type(n) == "number" and tostring(n)
+          or type(n)) .. ")", 2)
   end
   local body = {}
   for k, v in pairs(params) do
