@@ -327,6 +327,31 @@ describe("aigc.runner under a rate limit", function ()
     client:close()
     srv:stop()
   end)
+
+  it("a 429 asking for a day pauses the case max_wait (default 120 s), not a day", function ()
+    local port, child = require("oneshot").start([[
+      local oneshot = require "oneshot"
+      local server = oneshot.listen()
+      server:settimeout(60)
+      local ok = '{"choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]}'
+      local slow = '{"error":{"message":"slow down","type":"requests","code":"rate_limit_exceeded"}}'
+      for _, r in ipairs { { "429 Too Many Requests", slow, "retry-after: 86400\r\n" }, { "200 OK", ok, "" } } do
+        local c = oneshot.read_request(server)
+        c:send("HTTP/1.1 " .. r[1] .. "\r\nContent-Type: application/json\r\nContent-Length: " .. #r[2]
+               .. "\r\nConnection: close\r\n" .. r[3] .. "\r\n" .. r[2])
+        c:close()
+      end
+    ]])
+    local client = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0 }
+    local t0 = aigc.now()
+    local s = assert(runner.run { client = client, cases = { { id = 1, prompt = "Hi" } }, pace = false,
+                                  max_wait = 1, interrupted = function () return aigc.now() - t0 > 20 end })
+    assert.equal(1, s.ok)        -- (before: paused for 86,400 s, stopped by `interrupted` with 0 done)
+    assert.equal(1, s.retries)
+    assert.is_true(aigc.now() - t0 < 15)
+    client:close()
+    child:wait(10)
+  end)
 end)
 
 describe("aigc run (the command)", function ()

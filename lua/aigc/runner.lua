@@ -281,7 +281,7 @@ local OPTIONS = {
   on_progress = "function", log = "table", backend = "string", assert = "table", judge_client = "table",
   resume = "boolean", rpm = "number", tpm = "number", progress_interval = "number",
   batch_id = "string", batch_interval = "number", batch_metadata = "table", batch_endpoint = "string",
-  batch_price_factor = "number", interrupted = "function",
+  batch_price_factor = "number", interrupted = "function", max_wait = "number",
 }
 
 -- Misuse of run: `bad argument #1 to 'run' (spec.X: ...)`.
@@ -372,7 +372,9 @@ local function new_run (spec, cases, tpl, out, done)
     params = spec.params or {}, strategy = spec.strategy, prices = spec.prices or {},
     assertions = assertions_mod.list(spec.assert),
     max_attempts = spec.max_attempts or M.MAX_ATTEMPTS,
-    limiter = ratelimit.new { concurrency = spec.concurrency or 4, pace = spec.pace, rpm = spec.rpm, tpm = spec.tpm },
+    max_wait = spec.max_wait or ratelimit.MAX_WAIT,
+    limiter = ratelimit.new { concurrency = spec.concurrency or 4, pace = spec.pace, rpm = spec.rpm, tpm = spec.tpm,
+                              max_wait = spec.max_wait },
     summary = { total = #cases, skipped = 0, ok = 0, failed = 0, passed = 0, usage = {}, cost = nil, requests = 0,
                 retries = 0, rate_limited = 0, assertions = {}, by_assertion = {}, results = {} },
     started = now(), queue = {}, running = 0, fatal = nil, strategy_requests = 1, global_judges = 0,
@@ -486,8 +488,11 @@ function Run:settle (job)
   if type(job.err) == "table" and job.err.status == 429 then summary.rate_limited = summary.rate_limited + 1 end
   if retryable(job.err) and job.attempt < self.max_attempts then
     summary.retries = summary.retries + 1
+    -- A server's retry-after, within [0, max_wait] (a hostile or broken
+    -- one cannot pause the run for a day); else the backoff.
     local wait = tonumber(job.err.retry_after)
-      or math_min(0.5 * 2 ^ (job.attempt - 1), 8) * (1 - 0.25 * math_random())
+    if wait and wait == wait then wait = math_min(math.max(wait, 0), self.max_wait)
+    else wait = math_min(0.5 * 2 ^ (job.attempt - 1), 8) * (1 - 0.25 * math_random()) end
     job.not_before = now() + wait
     job.res, job.err, job.result = nil, nil, nil
     table.insert(self.queue, 1, job)
@@ -583,7 +588,9 @@ local INTERNAL, run_cases   -- (set below)
 --  - `assert`: assertions for every case (the cases' own are added)
 --  - `prices`: `{ [model] = { input =, output = } }` in $ per 1M tokens
 --  - `max_attempts` (default 6), `pace` (default true: follow the rate-limit
---    headers), `rpm`, `tpm` (known limits)
+--    headers), `rpm`, `tpm` (known limits), `max_wait` (default 120,
+--    `ratelimit.MAX_WAIT`: the longest pause a server's `retry-after` or
+--    rate-limit headers can make)
 --  - `on_result = function(result, case)`, `on_progress = function(progress)`
 --    (about every `progress_interval` seconds, default 0.2, and at the end);
 --    a callback that raises stops the run, and `run` raises its error
