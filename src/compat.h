@@ -23,7 +23,7 @@
 **       integers         aigc_push_int64, aigc_number_of (5.3+: 64-bit
 **                        integers; 5.1, 5.2, LuaJIT: every number is a
 **                        double, exact up to 2^53)
-**       yield            aigc_isyieldable
+**       yield            aigc_isyieldable, aigc_hooks_tell_finalizers
 **       threads          aigc_main_thread (no LUA_RIDX_MAINTHREAD in 5.1)
 **       debug info       aigc_nparams (no "u" of nparams in 5.1/LuaJIT),
 **                        aigc_frame_is_finalizer, aigc_frame_is_hook,
@@ -195,17 +195,35 @@ AIGC_COMPAT_FN int aigc_number_of (lua_State *L, int idx, int64_t *i, double *d)
 ** =======================================================
 */
 
-/* Whether the running thread may yield here (5.1, 5.2, LuaJIT: whether it
-   is a coroutine at all; lua_yield itself then raises across a C call
-   boundary). */
+/*
+** Whether the language lets the running thread yield here. 5.3, 5.4 and
+** LuaJIT 2.1 know (lua_isyieldable: not across a C call, so not in a
+** finalizer the collector runs on a coroutine); 5.1 and 5.2 say only
+** whether it is a coroutine at all (lua_yield itself then raises across a
+** C call boundary). Not enough for a wait to yield: see aigc_may_yield
+** (util.h) and aigc_hooks_tell_finalizers.
+*/
 AIGC_COMPAT_FN int aigc_isyieldable (lua_State *L) {
-#if LUA_VERSION_NUM >= 503
+#if LUA_VERSION_NUM >= 503 || defined(LUA_LJDIR)
   return lua_isyieldable(L);
 #else
   int main = lua_pushthread(L);
   lua_pop(L, 1);
   return !main;
 #endif
+}
+
+/*
+** Whether a finalizer always shows where a wait can see it: on 5.3 and 5.4
+** as a "__gc" frame, or lua_isyieldable is false (the collector calls it
+** as a C function). 5.1, 5.2 and LuaJIT name no finalizer frame, and
+** LuaJIT's lua_isyieldable is true in a coroutine that a finalizer
+** resumed (a yield there comes back as a hook's, with no values); what
+** they all do is turn debug hooks off while a finalizer runs (5.1, 5.2: on
+** its thread; LuaJIT: everywhere), so aigc_may_yield probes the hooks.
+*/
+AIGC_COMPAT_FN int aigc_hooks_tell_finalizers (void) {
+  return LUA_VERSION_NUM < 503;
 }
 
 #if LUA_VERSION_NUM < 502

@@ -264,7 +264,17 @@ static int core_file_kind (lua_State *L) {
   return 1;
 }
 
+/*
+** aigc.core.yieldable() -> whether a wait in the running code may yield to
+** its task (util.h, aigc_may_yield): the Lua scheduler's rule as the core's.
+*/
+static int core_yieldable (lua_State *L) {
+  lua_pushboolean(L, aigc_may_yield(L));
+  return 1;
+}
+
 static const luaL_Reg core_funcs[] = {
+  {"yieldable", core_yieldable},
   {"now", core_now},
   {"sleep", core_sleep},
   {"array", core_array},

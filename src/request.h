@@ -114,9 +114,11 @@ const char *aigc_request_state_name (aigc_state st);
 /*
 ** req:wait() inside a task of the engine's scheduler (engine:set_scheduler),
 ** the request at 1 and its engine at 2: whether the running thread is such
-** a task, and the wait itself, which registers the task as a waiter and
-** yields the scheduler's token and the request (returns lua_yield's value,
-** or the results at once if the request can no longer end).
+** a task and may yield here (not in a finalizer nor a debug hook:
+** aigc_may_yield), and the wait itself, which registers the task as a
+** waiter and yields the scheduler's token and the request (returns
+** lua_yield's value, or the results at once if the request can no longer
+** end).
 */
 int  aigc_request_in_task (lua_State *L, int eidx);
 int  aigc_request_wait_in_task (lua_State *L, aigc_request *r);

@@ -313,6 +313,57 @@ int aigc_in_finalizer (lua_State *L) {
   return 0;
 }
 
+/* The probe's call hook: it ran, so hooks are on; it removes itself. */
+static void probe_fired (lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+}
+
+/*
+** Whether debug hooks are off here: the probe, called with a call hook
+** set, does not run it. Lua turns them off while a finalizer runs (5.1 and
+** 5.2 on the thread it runs on; LuaJIT everywhere, in the coroutines it
+** resumes too) and while a hook runs. The hooks found are put back, unless
+** another one came meanwhile (an interrupt's, from a signal handler: it is
+** left to fire); an error of the probe's call (that interrupt's, memory)
+** is raised.
+*/
+static int hooks_off (lua_State *L) {
+  lua_Hook hook = lua_gethook(L), now;
+  int mask = lua_gethookmask(L), count = lua_gethookcount(L), status;
+  luaL_checkstack(L, 2, NULL);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &probe_key);
+  lua_sethook(L, probe_fired, LUA_MASKCALL, 0);
+  status = lua_pcall(L, 0, 0, 0);
+  now = lua_gethook(L);
+  if (now == probe_fired || now == NULL)
+    lua_sethook(L, hook, mask, count);
+  if (status != LUA_OK) {
+    if (aigc_hook_error(L, -1))
+      mark_interrupt(L, -1);
+    lua_error(L);
+  }
+  return now == probe_fired;
+}
+
+/*
+** Whether a wait here may yield to the task it runs in. Not in a finalizer
+** nor in a debug hook, whatever the coroutine: a blocking call made there
+** must block (drive the loop), as it does on 5.4 -- on 5.1 its yield would
+** raise "attempt to yield across metamethod/C-call boundary" into the code
+** the collector interrupted, on LuaJIT it would stop the task with a
+** hook's yield of no values. On 5.3 and 5.4 lua_isyieldable is enough (a
+** finalizer is a call that cannot yield; aigc_in_finalizer would walk the
+** stack to learn the same); elsewhere (compat.h,
+** aigc_hooks_tell_finalizers) the hooks are probed, and this may raise
+** (see hooks_off).
+*/
+int aigc_may_yield (lua_State *L) {
+  if (!aigc_isyieldable(L))
+    return 0;
+  return !aigc_hooks_tell_finalizers() || !hooks_off(L);
+}
+
 /*
 ** The message handler of aigc_pcall: adds a traceback, except to an error
 ** object (a table) and to an error raised inside a debug hook — an

@@ -119,6 +119,9 @@ void aigc_interrupt_open (lua_State *L);     /* once, at luaopen */
 /* Whether we run inside a __gc finalizer (as far as this Lua can tell:
    compat.h, aigc_frame_is_finalizer). */
 int  aigc_in_finalizer (lua_State *L);
+/* Whether a wait here may yield to the task it runs in: the language
+   allows it, and no finalizer or debug hook runs (util.c). */
+int  aigc_may_yield (lua_State *L);
 
 /* }====================================================== */
 
