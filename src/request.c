@@ -236,15 +236,51 @@ int aigc_request_push_result (lua_State *L, int ridx, aigc_request *r) {
   return 2;
 }
 
+static int resume_task (lua_State *L);   /* (a task's waiter: below) */
+
+/*
+** Puts back the `kept` waiters at the start of `list` (the rest of its
+** first n cleared) for the request's next end, on the next turn: into the
+** waiters' slot if none came meanwhile (allocates nothing), else appended
+** to the new list.
+*/
+static void keep_waiters (lua_State *L, int ridx, aigc_request *r, int list, lua_Integer kept,
+                          lua_Integer n) {
+  lua_Integer i, m;
+  for (i = kept + 1; i <= n; i++) {
+    lua_pushnil(L);
+    lua_rawseti(L, list, i);
+  }
+  if (lua_getiuservalue(L, ridx, AIGC_RQ_WAITERS) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_pushvalue(L, list);
+    lua_setiuservalue(L, ridx, AIGC_RQ_WAITERS);
+  }
+  else {
+    m = (lua_Integer)lua_rawlen(L, -1);
+    for (i = 1; i <= kept; i++) {
+      lua_rawgeti(L, list, i);
+      lua_rawseti(L, -2, m + i);
+    }
+    lua_pop(L, 1);
+  }
+  if (r->roster != NULL)
+    aigc_roster_set_end(r->roster, &r->entry);
+}
+
 /*
 ** Runs the waiters of the request at ridx, each once, in the order they
 ** came: the list is taken out of its slot first, so a waiter added by one
 ** of them (req:_notify inside a waiter) goes to a new list, run on the next
-** turn. An error a waiter raises is reported.
+** turn. An error a waiter raises is reported -- but a task's waiter that
+** ran out of memory did not resume the task (the scheduler's resume either
+** resumes it or raises "not enough memory" with the task still waiting:
+** task.lua, resume_from_core): it is kept and runs again on the next turn,
+** else the task would sleep for ever.
 */
 static void run_waiters (lua_State *L, int eidx, int ridx, aigc_request *r) {
-  lua_Integer i, n;
-  int list;
+  lua_Integer i, n, kept = 0;
+  int list, task, st;
   if (lua_getiuservalue(L, ridx, AIGC_RQ_WAITERS) != LUA_TTABLE) {
     lua_pop(L, 1);
     return;
@@ -255,12 +291,23 @@ static void run_waiters (lua_State *L, int eidx, int ridx, aigc_request *r) {
   n = (lua_Integer)lua_rawlen(L, list);
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, list, i);
+    task = lua_tocfunction(L, -1) == resume_task;
     lua_pushvalue(L, ridx);
-    if (aigc_pcall(L, 1, 0) != LUA_OK) {
-      aigc_error_report(L, eidx, -1, r->secrets);
+    st = aigc_pcall(L, 1, 0);
+    if (st == LUA_OK)
+      continue;
+    if (task && (st == LUA_ERRMEM || (lua_type(L, -1) == LUA_TSTRING
+                                       && strstr(lua_tostring(L, -1), "not enough memory") != NULL))) {
       lua_pop(L, 1);
+      lua_rawgeti(L, list, i);
+      lua_rawseti(L, list, ++kept);
+      continue;
     }
+    aigc_error_report(L, eidx, -1, r->secrets);
+    lua_pop(L, 1);
   }
+  if (kept > 0)
+    keep_waiters(L, ridx, r, list, kept, n);
   lua_pop(L, 1);
 }
 
@@ -925,9 +972,9 @@ int aigc_request_in_task (lua_State *L, int eidx) {
   }
   lua_pushthread(L);
   lua_rawget(L, -2);
-  yes = lua_toboolean(L, -1) && aigc_isyieldable(L);
+  yes = lua_toboolean(L, -1);
   lua_pop(L, 2);
-  return yes;
+  return yes && aigc_may_yield(L);
 }
 
 int aigc_request_wait_in_task (lua_State *L, aigc_request *r) {

@@ -18,7 +18,7 @@ local core = require "aigc.core"
 local task = require "aigc.task"
 local util = require "aigc.util"
 
-local ipairs, pcall, setmetatable, type = ipairs, pcall, setmetatable, type
+local pcall, setmetatable, type = pcall, setmetatable, type
 local string_format = string.format
 local now = core.now
 
@@ -33,6 +33,8 @@ M.Future = Future
 
 local function pending_state (s) return s == "running" end
 
+local run_end   -- (defined below)
+
 --- A new pending future.
 -- @tparam table loop the loop its end is delivered from
 -- @tparam[opt] table opts `label` (for tostring: "chat", "say", "race"...),
@@ -44,37 +46,58 @@ local function pending_state (s) return s == "running" end
 -- @local
 function M.new (loop, opts)
   opts = opts or {}
+  -- (every field settle() sets exists from here on, false when empty:
+  -- setting it then allocates nothing -- see settle)
   local f = setmetatable({
     _loop = loop, _state = "running", _label = opts.label or "future",
     _on_done = opts.on_done, _on_error = opts.on_error, _waiters = {},
     _drivers = opts.drivers or { loop }, _request = opts.request,
+    _res = false, _err = false, _inner = false, _deliver = false,
   }, Future)
+  f._run_end = function () run_end(f) end
   loop.futures[f] = true
   return f
 end
 
+local function report_error (client, what, e)
+  util.report(client, util.callback_error(what, e))
+end
+
+-- Runs f's end, once: on_done/on_error as a task, then the waiters (the
+-- ones added meanwhile too). Each is protected: an error in one (memory)
+-- is reported and the others still run.
+function run_end (f)
+  if not f._deliver then return end
+  f._deliver = false
+  local cb, value, what = f._on_done, f._res, "on_done"
+  if f._state ~= "done" then cb, value, what = f._on_error, f._err, "on_error" end
+  f._on_done, f._on_error = nil, nil
+  local client = f._loop.client
+  if cb then
+    local ok, e = pcall(task.spawn, f._loop, cb, what, value)
+    if not ok then pcall(report_error, client, what, e) end
+  end
+  local list, i = f._waiters, 1
+  while list[i] ~= nil do
+    local fn = list[i]
+    list[i] = false
+    i = i + 1
+    local ok, e = pcall(fn, f)
+    if not ok then pcall(report_error, client, "a waiter", e) end
+  end
+  for j = 1, i - 1 do list[j] = nil end
+end
+
 -- Ends f (once). Its end -- on_done/on_error as a task, then the waiters --
--- is posted to the loop; wait() runs it earlier if it comes first.
+-- is posted to the loop; wait() runs it earlier if it comes first. Nothing
+-- allocates until f is ended, and its end runs at once if it cannot be
+-- posted (out of memory): a future always ends, and its waiters wake.
 local function settle (f, state, res, err)
   if not pending_state(f._state) then return false end
   f._state, f._res, f._err, f._inner = state, res, err, nil
   f._loop.futures[f] = nil
-  local cb, value, what = f._on_done, res, "on_done"
-  if state ~= "done" then cb, value, what = f._on_error, err, "on_error" end
-  f._on_done, f._on_error = nil, nil
-  local function deliver ()
-    if f._deliver ~= deliver then return end
-    f._deliver = nil
-    if cb then task.spawn(f._loop, cb, what, value) end
-    local list = f._waiters
-    f._waiters = {}
-    for _, fn in ipairs(list) do
-      local ok, e = pcall(fn, f)
-      if not ok then util.report(f._loop.client, util.callback_error("a waiter", e)) end
-    end
-  end
-  f._deliver = deliver
-  task.post(f._loop, deliver)
+  f._deliver = true
+  if not pcall(task.post, f._loop, f._run_end) then run_end(f) end
   return true
 end
 
@@ -156,7 +179,7 @@ function Future:wait (timeout)
             timeout and now() + timeout, self._request or self._inner)
     end
   end
-  if self._deliver then self._deliver() end
+  run_end(self)
   return self:result()
 end
 
@@ -208,19 +231,21 @@ end
 function M.run (loop, fn, opts)
   local f = M.new(loop, opts)
   local what = opts and opts.what or "a task"
-  task.spawn(loop, function ()
-    task.on_abandon(function (err)
-      local inner = f._inner
-      if inner then pcall(inner.cancel, inner, "the task was abandoned") end
-      return f:reject(err)
-    end)
+  -- The task's hook is there before it runs: whatever raises in the task
+  -- outside fn's pcall (memory; an error value that no tostring takes),
+  -- or its being abandoned, still ends f, and wakes its waiters.
+  task.spawn_guarded(loop, function ()
     local ok, res, err = task.pcall(fn, f)
     if not ok then res, err = nil, util.callback_error(what, res) end
     if res ~= nil then f:resolve(res)
     else
       f:reject(err or core.error { kind = "callback", message = what .. " returned neither a result nor an error" })
     end
-  end, what)
+  end, what, function (err)
+    local inner = f._inner
+    if inner then pcall(inner.cancel, inner, "the task that waited for it ended") end
+    return f:reject(err)
+  end)
   return f
 end
 

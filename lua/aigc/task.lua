@@ -35,8 +35,8 @@ local util = require "aigc.util"
 
 local coroutine_create, coroutine_resume = coroutine.create, coroutine.resume
 local coroutine_status, coroutine_yield = coroutine.status, coroutine.yield
-local error, ipairs, next, pairs, pcall, setmetatable, tostring, type =
-  error, ipairs, next, pairs, pcall, setmetatable, tostring, type
+local error, ipairs, next, pairs, pcall, setmetatable, type =
+  error, ipairs, next, pairs, pcall, setmetatable, type
 local math_huge, math_min = math.huge, math.min
 local table_remove = table.remove
 local now = core.now
@@ -116,13 +116,21 @@ local function suspend (rec, w)
   return coroutine_yield(TOKEN)
 end
 
+-- (Nothing allocates from the check to the resume: a wake that raised
+-- after taking the wait, out of memory, would leave the task asleep for
+-- ever.)
 local function wake (rec, w, ...)
   if rec.waiting ~= w then return end
   rec.waiting = false
-  if type(w) == "table" then
-    for _, g in ipairs(w.guests or {}) do remove_guest(rec.loop, g) end
+  if type(w) == "table" then   -- (once: a wake that failed may come again)
+    local gs = w.guests
+    if gs then
+      w.guests = nil
+      for i = 1, #gs do remove_guest(rec.loop, gs[i]) end
+    end
     local s = w.sleeper
     if s then
+      w.sleeper = nil
       local list = rec.loop.sleepers
       for i = #list, 1, -1 do
         if list[i] == s then table_remove(list, i); break end
@@ -159,45 +167,94 @@ local function core_wait_started (rec, req)
   rec.waiting = w
 end
 
+-- Errors made in advance, for when no other can be made (out of memory):
+-- a task that failed or was abandoned must still end what it was doing.
+local NO_MEMORY = core.error { kind = "limit", message = "not enough memory (Lua) in a task" }
+local UNREPORTABLE = core.error {
+  kind = "callback", message = "error in a task (it could not be made into an error object)" }
+
+-- Whether `e` is Lua's out-of-memory error (find allocates nothing).
+local function is_memory (e)
+  return type(e) == "string" and e:find("not enough memory", 1, true) ~= nil
+end
+
 -- SCHED.resume: the core's request ended; resume the task that waits on it.
+-- Out of memory on the way (a call, the result's tables), the task is left
+-- waiting and "not enough memory" raised: the core keeps this waiter and
+-- calls it again on its next turn (request.c, run_waiters).
 local function resume_from_core (co, req)
   local rec = tasks[co]
   local w = rec and rec.waiting
   if not w or (w ~= req and (type(w) ~= "table" or w.request ~= req)) then return end
-  wake(rec, w, req:result())
+  local ok, res, err = pcall(req.result, req)
+  if not ok then res, err = nil, is_memory(res) and NO_MEMORY or UNREPORTABLE end
+  local woke, e = pcall(wake, rec, w, res, err)
+  if not woke and rec.waiting == false and tasks[co] == rec and coroutine_status(co) == "suspended" then
+    rec.waiting = w   -- (not resumed: the key exists, this allocates nothing)
+    error(is_memory(e) and e or "not enough memory", 0)
+  end
 end
 
 --- The scheduler the C core is given (`engine:set_scheduler`).
 M.SCHED = { tasks = tasks, token = TOKEN, resume = resume_from_core }
 
+local function make_task_error (co, err, what)
+  what = what or "a task started with client:spawn"
+  local traceback = debug.traceback(co, util.error_text(err))
+  if is_memory(err) then
+    return core.error { kind = "limit", message = "not enough memory (Lua) in " .. what, traceback = traceback }
+  end
+  return util.callback_error(what, err, traceback)
+end
+
+-- The error object a task's error `err` becomes (kind "callback", "limit"
+-- for memory). Never raises.
 local function task_error (co, err, what)
-  return util.callback_error(what or "a task started with client:spawn", err, debug.traceback(co, tostring(err)))
+  local ok, e = pcall(make_task_error, co, err, what)
+  if ok then return e end
+  return (is_memory(err) or is_memory(e)) and NO_MEMORY or UNREPORTABLE
+end
+
+local function report (rec, err)
+  pcall(util.report, rec.loop.client, err)
+end
+
+-- A task failed (an error escaped it) or was abandoned, with `err` (an
+-- error object): what it was doing must end. Its hooks run (last first):
+-- one that returns true delivered the error (it failed a future with
+-- it), which is then not reported again. Never raises.
+local function end_task (rec, err)
+  tasks[rec.co] = nil
+  local hooks = rec.hooks
+  rec.hooks = nil
+  local delivered = false
+  for i = hooks and #hooks or 0, 1, -1 do
+    local ok, took = pcall(hooks[i], err)
+    if not ok then report(rec, task_error(rec.co, took, "a hook of a task that ended"))
+    elseif took then delivered = true end
+  end
+  if not delivered then report(rec, err) end
+end
+
+local function abandoned_error (co)
+  return core.error {
+    kind = "callback",
+    message = "a task yielded outside aigc (its own coroutine.yield, not an aigc wait): it is abandoned",
+    traceback = debug.traceback(co),
+  }
 end
 
 -- A task that yields outside aigc cannot be resumed by anyone who knows
--- what it waits for: it is abandoned, and what it was doing must end. Its
--- hooks run (last first): one that returns true delivered the error (it
--- failed a future with it), which is then not reported again.
+-- what it waits for: it is abandoned.
 local function abandon (rec)
   tasks[rec.co] = nil
-  local err = core.error {
-    kind = "callback",
-    message = "a task yielded outside aigc (its own coroutine.yield, not an aigc wait): it is abandoned",
-    traceback = debug.traceback(rec.co),
-  }
-  local hooks = rec.hooks or {}
-  rec.hooks = nil
-  compat.close_coroutine(rec.co)
-  local delivered = false
-  for i = #hooks, 1, -1 do
-    local ok, took = pcall(hooks[i], err)
-    if not ok then util.report(rec.loop.client, task_error(rec.co, took, "a hook of an abandoned task"))
-    elseif took then delivered = true end
-  end
-  if not delivered then util.report(rec.loop.client, err) end
+  local ok, err = pcall(abandoned_error, rec.co)
+  if not ok then err = task_error(rec.co, err, "an abandoned task") end
+  pcall(compat.close_coroutine, rec.co)
+  end_task(rec, err)
 end
 
--- Resumes a task; reports its error if it fails. Never raises.
+-- Resumes a task; ends it (end_task) if it fails. Never raises.
 function resume_task (rec, ...)
   local co = rec.co
   local ok, a, b = coroutine_resume(co, ...)
@@ -206,13 +263,14 @@ function resume_task (rec, ...)
   if ok and a == TOKEN and b ~= nil then rec.waiting = b end
   if not ok then
     tasks[co] = nil
-    util.report(rec.loop.client, task_error(co, a, rec.name))
+    end_task(rec, task_error(co, a, rec.name))
   elseif coroutine_status(co) == "dead" then
     tasks[co] = nil
   elseif a ~= TOKEN then
     abandon(rec)
   elseif b ~= nil then
-    core_wait_started(rec, b)
+    -- (out of memory, the wait stays the request's alone: it still ends)
+    pcall(core_wait_started, rec, b)
   end
 end
 
@@ -220,6 +278,26 @@ end
 -- record, kept on the task's frame until then).
 local function keep (_, ...)
   return ...
+end
+
+-- (see M.spawn; `hook`: a first abandon hook, or nil)
+local function start (loop, fn, name, hook, ...)
+  -- The task's own frame holds its record (`rec` is an upvalue of the body,
+  -- whose frame stays under fn's: no tail call), so the record lives as
+  -- long as the coroutine and `tasks` is weak in both keys and values. A
+  -- weak-keyed table whose value refers to its key keeps both forever on
+  -- Lua 5.1 and LuaJIT (no ephemerons): a task nobody can resume any more
+  -- (its client dropped) kept its client, its engine and its sockets.
+  -- (`waiting` is false, not nil, when it waits for nothing: the key
+  -- exists from the start, so registering a wait never allocates)
+  local rec = { loop = loop, name = name, waiting = false, hooks = hook and { hook } }
+  local co = coroutine_create(function (...)
+    return keep(rec, fn(...))
+  end)
+  rec.co = co
+  tasks[co] = rec
+  resume_task(rec, ...)
+  return co
 end
 
 --- Starts `fn(...)` as a task of `loop`'s client, at once (it runs until
@@ -230,26 +308,25 @@ end
 -- @tparam[opt] string name
 -- @treturn thread the task's coroutine
 function M.spawn (loop, fn, name, ...)
-  -- The task's own frame holds its record (`rec` is an upvalue of the body,
-  -- whose frame stays under fn's: no tail call), so the record lives as
-  -- long as the coroutine and `tasks` is weak in both keys and values. A
-  -- weak-keyed table whose value refers to its key keeps both forever on
-  -- Lua 5.1 and LuaJIT (no ephemerons): a task nobody can resume any more
-  -- (its client dropped) kept its client, its engine and its sockets.
-  -- (`waiting` is false, not nil, when it waits for nothing: the key
-  -- exists from the start, so registering a wait never allocates)
-  local rec = { loop = loop, name = name, waiting = false }
-  local co = coroutine_create(function (...)
-    return keep(rec, fn(...))
-  end)
-  rec.co = co
-  tasks[co] = rec
-  resume_task(rec, ...)
-  return co
+  return start(loop, fn, name, nil, ...)
 end
 
---- Registers `fn(err)` to run if the running task is abandoned; it
--- returns true when it delivered the error. Returns a handle for
+--- `spawn`, with `hook(err)` registered before the task runs: it runs if
+-- the task fails (an error escapes it, whatever raised it: memory, an
+-- error value no `tostring` takes) or is abandoned, and returns true when
+-- it delivered the error (it failed a future with it: then the error is
+-- not reported). For work whose end someone waits for (`future.run`).
+-- @tparam table loop
+-- @tparam function fn
+-- @tparam string name
+-- @tparam function hook
+-- @treturn thread the task's coroutine
+function M.spawn_guarded (loop, fn, name, hook, ...)
+  return start(loop, fn, name, hook, ...)
+end
+
+--- Registers `fn(err)` to run if the running task is abandoned or fails
+-- (an error escapes it); it returns true when it delivered the error. Returns a handle for
 -- `forget_abandon`, or nil outside tasks.
 -- @tparam function fn
 -- @return handle
@@ -337,8 +414,8 @@ if compat.yield_across_pcall then
   M.pcall, M.xpcall = pcall, compat.xpcall
 else
   local function run (f, handler, ...)
-    local co = compat.running()
-    local rec = co and tasks[co]
+    -- (not in a finalizer that runs on the task: its waits block)
+    local rec = current()
     if rec == nil then
       if handler then return compat.xpcall(f, handler, ...) end
       return pcall(f, ...)
@@ -389,8 +466,8 @@ function M.new_loop (client, engine)
   return loop
 end
 
-local function delivery_error (e)
-  return util.callback_error("a delivery", e)
+local function report_delivery_error (loop, e)
+  util.report(loop.client, util.callback_error("a delivery", e))
 end
 
 --- Runs `fn` from the loop: at the end of its next turn (at once when the
@@ -402,7 +479,7 @@ end
 function M.post (loop, fn)
   if loop.closed then
     local ok, e = pcall(fn)
-    if not ok then util.report(loop.client, delivery_error(e)) end
+    if not ok then pcall(report_delivery_error, loop, e) end
     return
   end
   local posted = loop.posted
@@ -415,7 +492,7 @@ local function run_posted (loop)
   loop.posted = {}
   for _, fn in ipairs(list) do
     local ok, e = pcall(fn)
-    if not ok then util.report(loop.client, delivery_error(e)) end
+    if not ok then pcall(report_delivery_error, loop, e) end   -- (the next ones run still)
   end
 end
 

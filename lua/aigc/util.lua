@@ -183,15 +183,33 @@ function M.new_error (fields)
   return core.error(fields)
 end
 
+--- Any error value as text, never raising for it: `tostring(e)`, unless
+-- that raises or gives no string (a `__tostring` that returns nil, or
+-- raises itself): then a line that says so. (An allocation may still
+-- fail: out of memory.)
+-- @param e
+-- @treturn string
+function M.error_text (e)
+  local ok, s = pcall(tostring, e)
+  if ok and type(s) == "string" then return s end
+  local why = "its __tostring gave a " .. type(s) .. ", not a string"
+  if not ok then why = "tostring raised " .. (type(s) == "string" and s or "a " .. type(s)) end
+  return "(" .. type(e) .. " error value: " .. why .. ")"
+end
+local error_text = M.error_text
+
 --- `e` as an error object: `e` itself if it is one, else an error of kind
 -- "callback" that says where it came from (`what`: "on_done", "a task"...).
+-- Any value will do (nil, a table whose `__tostring` raises or returns
+-- nil): only memory can make it fail.
 -- @tparam string what
 -- @param e
 -- @tparam[opt] string traceback
 -- @treturn aigc.error
 function M.callback_error (what, e, traceback)
   if is_error(e) then return e end
-  return core.error { kind = "callback", message = "error in " .. what .. ": " .. tostring(e), traceback = traceback }
+  return core.error { kind = "callback", message = "error in " .. error_text(what) .. ": " .. error_text(e),
+                      traceback = traceback }
 end
 
 --- The error with every string in it scrubbed of the client's secrets

@@ -1,0 +1,115 @@
+-- A future always ends: whatever raises in the task that runs its work,
+-- the future fails (kind "callback"; "limit" for memory) and whoever
+-- waits on it wakes.
+--
+-- future.run runs the work in a task; the task's own wrapper -- around the
+-- work's pcall -- could raise too: util.callback_error's tostring of an
+-- error object whose __tostring returns nil or raises (a common slip in
+-- error classes), or Lua out of memory (a memory-capped host). The error
+-- was reported, but the future stayed "running" and wait() blocked for
+-- ever (conversation:say_async():wait(); images_generate and the other
+-- media calls in the memory-capped host).
+
+local aigc = require "aigc"
+local devserver = require "devserver"
+local Future = require("aigc.future").Future
+
+local HI = { { role = "user", content = "Hi" } }
+
+local function error_object (tostring_fn)
+  return setmetatable({ code = 42 }, { __tostring = tostring_fn })
+end
+
+local BAD_TOSTRING = {
+  { "returns nil", function (e) return e.msg end },
+  { "returns a table", function () return {} end },
+  { "raises", function () error("no text for you") end },
+}
+
+describe("a future's task", function ()
+  local client, srv
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end)
+
+  for _, case in ipairs(BAD_TOSTRING) do
+    it("fails the future on an error object whose __tostring " .. case[1], function ()
+      local conv = aigc.conversation { client = client, max_context_tokens = 100,
+                                       estimate = function () error(error_object(case[2])) end }
+      local res, err = conv:say_async("Hello"):wait(5)
+      assert.is_nil(res)
+      assert.is_table(err, "the future was still pending after 5 s")
+      assert.equal("callback", err.kind)
+      assert.matches("error in a conversation's say: (table error value: ", err.message, 1, true)
+    end)
+  end
+
+  it("wakes a task waiting on it when its work raises such an error", function ()
+    local conv = aigc.conversation { client = client, max_context_tokens = 100,
+                                     estimate = function () error(error_object(BAD_TOSTRING[1][2])) end }
+    local fut = conv:say_async "Hello"
+    local got
+    client:spawn(function () got = { fut:wait() } end)
+    local deadline = aigc.now() + 5
+    while got == nil and aigc.now() < deadline do client:step(0.01) end
+    assert.is_table(got, "the waiting task was never resumed")
+    assert.is_nil(got[1])
+    assert.equal("callback", got[2].kind)
+  end)
+
+  it("fails the future when an error escapes its task outside the work", function ()
+    -- (a call hook raises as the task's wrapper settles the future, after
+    -- the work's pcall: where memory ran out in the capped host)
+    local reported = {}
+    local c = aigc.client { base_url = srv.base_url, max_retries = 0,
+                            error_handler = function (e) reported[#reported + 1] = e end }
+    local ts = aigc.tools { { name = "now", fn = function () return "12:00" end } }
+    -- (a Lua hook is per thread on PUC Lua: it follows the task into every
+    -- coroutine that is resumed)
+    local fired, hooked = false, {}
+    local function hook ()
+      local fn = debug.getinfo(2, "f").func
+      if fn == coroutine.resume then
+        local _, co = debug.getlocal(2, 1)
+        if type(co) == "thread" and not hooked[co] then
+          hooked[co] = true
+          debug.sethook(co, hook, "c")
+        end
+      elseif not fired and fn == Future.resolve then
+        fired = true
+        error(error_object(function () return nil end))
+      end
+    end
+    debug.sethook(hook, "c")
+    local ok, fut = pcall(c.chat_async, c, { messages = HI, tools = ts })
+    local res, err
+    if ok then ok, res, err = pcall(fut.wait, fut, 5) end
+    debug.sethook()
+    for co in pairs(hooked) do debug.sethook(co) end
+    assert(ok, res)
+    assert.is_true(fired, "the hook never saw the wrapper settle the future (the case tested nothing)")
+    assert.is_nil(res)
+    assert.is_table(err, "the future was still pending after 5 s")
+    assert.equal("callback", err.kind)
+    assert.matches("table error value", err.message, 1, true)
+    assert.equal(0, #reported, "the error went to the future: not reported as well")
+    c:close()
+  end)
+end)
+
+describe("util.callback_error", function ()
+  local util = require "aigc.util"
+  local values = {
+    { "nil", nil, "error in X: nil" },
+    { "a number", 7, "error in X: 7" },
+    { "a table whose __tostring returns nil", error_object(function () return nil end),
+      "error in X: (table error value: " },
+    { "a table whose __tostring raises a table", error_object(function () error({}) end),
+      "error in X: (table error value: tostring raised a table)" },
+  }
+  for _, v in ipairs(values) do
+    it("makes an error object of " .. v[1], function ()
+      local e = util.callback_error("X", v[2])
+      assert.equal("callback", e.kind)
+      assert.equal(v[3], e.message:sub(1, #v[3]))
+    end)
+  end
+end)
