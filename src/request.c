@@ -296,8 +296,9 @@ static void run_waiters (lua_State *L, int eidx, int ridx, aigc_request *r) {
     st = aigc_pcall(L, 1, 0);
     if (st == LUA_OK)
       continue;
-    if (task && (st == LUA_ERRMEM || (lua_type(L, -1) == LUA_TSTRING
-                                       && strstr(lua_tostring(L, -1), "not enough memory") != NULL))) {
+    if (task && (st == LUA_ERRMEM || st == LUA_ERRERR   /* (the message handler out of memory) */
+                 || (lua_type(L, -1) == LUA_TSTRING
+                     && strstr(lua_tostring(L, -1), "not enough memory") != NULL))) {
       lua_pop(L, 1);
       lua_rawgeti(L, list, i);
       lua_rawseti(L, list, ++kept);

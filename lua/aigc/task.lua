@@ -220,20 +220,24 @@ local function report (rec, err)
 end
 
 -- A task failed (an error escaped it) or was abandoned, with `err` (an
--- error object): what it was doing must end. Its hooks run (last first):
--- one that returns true delivered the error (it failed a future with
--- it), which is then not reported again. Never raises.
+-- error object): what it was doing must end. Its hooks run (last first),
+-- each once (taken off the list first: this may run again, see
+-- resume_task); one that returns true delivered the error (it failed a
+-- future with it), which is then not reported again.
 local function end_task (rec, err)
   tasks[rec.co] = nil
   local hooks = rec.hooks
-  rec.hooks = nil
-  local delivered = false
-  for i = hooks and #hooks or 0, 1, -1 do
-    local ok, took = pcall(hooks[i], err)
+  while hooks and #hooks > 0 do
+    local hook = hooks[#hooks]
+    hooks[#hooks] = nil
+    local ok, took = pcall(hook, err)
     if not ok then report(rec, task_error(rec.co, took, "a hook of a task that ended"))
-    elseif took then delivered = true end
+    elseif took then rec.delivered = true end
   end
-  if not delivered then report(rec, err) end
+  if not rec.delivered then
+    rec.delivered = true
+    report(rec, err)
+  end
 end
 
 local function abandoned_error (co)
@@ -254,13 +258,9 @@ local function abandon (rec)
   end_task(rec, err)
 end
 
--- Resumes a task; ends it (end_task) if it fails. Never raises.
-function resume_task (rec, ...)
+-- What follows a task's resume (its results ok, a, b).
+local function after_resume (rec, ok, a, b)
   local co = rec.co
-  local ok, a, b = coroutine_resume(co, ...)
-  -- a core wait is registered first (see suspend above); nothing before
-  -- this assignment allocates (the key exists: see M.spawn)
-  if ok and a == TOKEN and b ~= nil then rec.waiting = b end
   if not ok then
     tasks[co] = nil
     end_task(rec, task_error(co, a, rec.name))
@@ -272,6 +272,21 @@ function resume_task (rec, ...)
     -- (out of memory, the wait stays the request's alone: it still ends)
     pcall(core_wait_started, rec, b)
   end
+end
+
+-- Resumes a task; ends it (end_task) if it fails. What follows the resume
+-- is tried again when it raises (out of memory: a call, an error object;
+-- the next try may find memory): a failed task whose end was lost would
+-- leave the future it works for pending for ever.
+function resume_task (rec, ...)
+  local ok, a, b = coroutine_resume(rec.co, ...)
+  -- a core wait is registered first (see suspend above); nothing before
+  -- this assignment allocates (the key exists: see M.spawn)
+  if ok and a == TOKEN and b ~= nil then rec.waiting = b end
+  for _ = 1, 8 do
+    if pcall(after_resume, rec, ok, a, b) then return end
+  end
+  after_resume(rec, ok, a, b)
 end
 
 -- Passes on what the task's body returned (its first argument is the
@@ -290,7 +305,7 @@ local function start (loop, fn, name, hook, ...)
   -- (its client dropped) kept its client, its engine and its sockets.
   -- (`waiting` is false, not nil, when it waits for nothing: the key
   -- exists from the start, so registering a wait never allocates)
-  local rec = { loop = loop, name = name, waiting = false, hooks = hook and { hook } }
+  local rec = { loop = loop, name = name, waiting = false, delivered = false, hooks = hook and { hook } or false }
   local co = coroutine_create(function (...)
     return keep(rec, fn(...))
   end)
@@ -334,7 +349,7 @@ function M.on_abandon (fn)
   local co = compat.running()
   local rec = co and tasks[co]
   if rec == nil then return nil end
-  rec.hooks = rec.hooks or {}
+  if not rec.hooks then rec.hooks = {} end
   rec.hooks[#rec.hooks + 1] = fn
   return fn
 end
