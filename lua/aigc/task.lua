@@ -222,8 +222,9 @@ end
 -- A task failed (an error escaped it) or was abandoned, with `err` (an
 -- error object): what it was doing must end. Its hooks run (last first),
 -- each once (taken off the list first: this may run again, see
--- resume_task); one that returns true delivered the error (it failed a
--- future with it), which is then not reported again.
+-- resume_task; a hook that ran out of memory is tried again, so hooks
+-- must be idempotent); one that returns true delivered the error (it
+-- failed a future with it), which is then not reported again.
 local function end_task (rec, err)
   tasks[rec.co] = nil
   local hooks = rec.hooks
@@ -231,6 +232,10 @@ local function end_task (rec, err)
     local hook = hooks[#hooks]
     hooks[#hooks] = nil
     local ok, took = pcall(hook, err)
+    for _ = 1, 8 do   -- (out of memory: tried again, the next try may find some)
+      if ok or not is_memory(took) then break end
+      ok, took = pcall(hook, err)
+    end
     if not ok then report(rec, task_error(rec.co, took, "a hook of a task that ended"))
     elseif took then rec.delivered = true end
   end
