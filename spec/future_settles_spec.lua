@@ -95,6 +95,53 @@ describe("a future's task", function ()
   end)
 end)
 
+describe("a future's task out of memory", function ()
+  local luachild = require "luachild"
+  local srv
+  devserver.fixture(_ENV, function (s) srv = s end)
+
+  -- Each call below is a future (future.run); the host fails the n-th
+  -- allocation after the call starts, and the `run` - 1 after it, for
+  -- every n in a range: a raise, a failure or a result are all fine; a
+  -- wait that never returns (stopped by a hook after 2 s) is not.
+  local SCRIPT = [[
+    local aigc = require "aigc"
+    local run, last = tonumber(arg[2]), tonumber(arg[3])
+    local calls = {
+      function (c) return c:images_generate { prompt = "x", response_format = "b64_json", size = "256x256" } end,
+      function (c) return c:embeddings { input = { "a", "b" } } end,
+      function (c) return c:moderate { input = "kill" } end,
+    }
+    local hung, runs, deadline = {}, 0, math.huge
+    debug.sethook(function () if aigc.now() > deadline then error("hung", 0) end end, "", 1000)
+    for k, call in ipairs(calls) do
+      for n = 1, last do
+        local c = aigc.client { base_url = arg[1], max_retries = 0, timeout = 5, error_handler = function () end }
+        deadline = aigc.now() + 2
+        aigc_host_failat(n, run)
+        local ok, e = pcall(call, c)
+        aigc_host_failat(0)
+        deadline = math.huge
+        if not ok and e == "hung" then hung[#hung + 1] = k .. ":" .. n end
+        runs = runs + 1
+        pcall(c.close, c)
+      end
+    end
+    debug.sethook()
+    print(runs .. " runs, hung: " .. table.concat(hung, " "))
+  ]]
+
+  for _, run in ipairs { 1, 4 } do
+    it("ends, whichever allocation fails (runs of " .. run .. ")", function ()
+      local host = luachild.host()
+      if not host then pending("no C compiler to build spec/support/lua_host.c"); return end
+      local r = luachild.run(SCRIPT, { lua = host, args = { srv.base_url, tostring(run), "260" }, timeout = 300 })
+      assert.equal(0, r.status, r.stderr)
+      assert.equal("780 runs, hung: \n", r.stdout)
+    end)
+  end
+end)
+
 describe("util.callback_error", function ()
   local util = require "aigc.util"
   local values = {

@@ -17,6 +17,8 @@
 ** memory" error, not a simulated one):
 **   aigc_host_memlimit(bytes)   Lua may hold at most `bytes` (nil or 0:
 **                               no limit); returns the bytes in use now
+**   aigc_host_failat(n [, run]) the n-th allocation that grows from now
+**                               fails, and the run-1 after it (0: none)
 **
 ** Ctrl-C (SIGINT) works as in lua.c: the handler installs a debug hook
 ** that raises "interrupted!" (the interrupt specs send it).
@@ -38,12 +40,22 @@ static lua_Alloc base_alloc;
 static void *base_ud;
 static size_t in_use, limit;
 
+/* aigc_host_failat: the countdown to the growth that fails, then how
+   many growths fail in a row from there. */
+static long fail_countdown, fail_run, fail_left;
+
 static void *limited_alloc (void *ud, void *ptr, size_t osize, size_t nsize) {
   void *p;
   size_t old = ptr != NULL ? osize : 0;
   (void)ud;
   if (nsize > old && limit > 0 && in_use - old + nsize > limit)
     return NULL;
+  if (nsize > old && fail_countdown > 0 && --fail_countdown == 0)
+    fail_left = fail_run;
+  if (nsize > old && fail_left > 0) {
+    fail_left--;
+    return NULL;
+  }
   p = base_alloc(base_ud, ptr, osize, nsize);
   if (p != NULL || nsize == 0)
     in_use = (in_use > old ? in_use - old : 0) + nsize;
@@ -80,6 +92,15 @@ static int host_memlimit (lua_State *L) {
   return 1;
 }
 
+/* aigc_host_failat(n [, run]): the n-th growth from now fails, and the
+   run-1 after it (default 1); 0 or nil: none fails. */
+static int host_failat (lua_State *L) {
+  fail_left = 0;
+  fail_run = (long)luaL_optinteger(L, 2, 1);
+  fail_countdown = (long)luaL_optinteger(L, 1, 0);
+  return 0;
+}
+
 static int traceback (lua_State *L) {
   const char *msg = lua_tostring(L, 1);
   if (msg == NULL)
@@ -103,6 +124,7 @@ int main (int argc, char **argv) {
   lua_setallocf(L, limited_alloc, NULL);
   luaL_openlibs(L);
   lua_register(L, "aigc_host_memlimit", host_memlimit);
+  lua_register(L, "aigc_host_failat", host_failat);
   /* arg, as lua.c builds it: arg[0] is the script, arg[-1] the interpreter */
   lua_createtable(L, argc, 2);
   for (i = 0; i < argc; i++) {
