@@ -1,10 +1,13 @@
 /*
 ** body.c — forms, methods and sinks (body.h). Called from libcurl's write
-** callback (transfer.c): no Lua here.
+** callback (transfer.c) and its read callbacks of upload parts: no Lua here.
 */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "body.h"
 
@@ -36,10 +39,196 @@ static void drop_part (aigc_body *b) {
   }
 }
 
-void aigc_body_attempt (aigc_body *b) {
+/*
+** {======================================================
+** Parts read from a path
+** =======================================================
+*/
+
+/* What a file that is not a regular one is, for the message. */
+static const char *kind_of (mode_t m) {
+  if (S_ISDIR(m)) return "a directory";
+  if (S_ISFIFO(m)) return "a FIFO";
+  if (S_ISCHR(m)) return "a character device";
+  if (S_ISBLK(m)) return "a block device";
+  if (S_ISSOCK(m)) return "a socket";
+  return "not a regular file";
+}
+
+int aigc_body_check_file (const char *path, const char **kind) {
+  struct stat st;
+  if (stat(path, &st) != 0)
+    return -1;
+  if (!S_ISREG(st.st_mode)) {
+    *kind = kind_of(st.st_mode);
+    errno = EINVAL;
+    return -1;
+  }
+  return 0;
+}
+
+/* The attempt cannot send f: says why (the loop makes it the error). */
+static void upload_failed (aigc_upfile *f, aigc_upload_why why, int e, curl_off_t now) {
+  aigc_body *b = f->body;
+  if (b->upload_bad != NULL)   /* the first cause stands */
+    return;
+  b->upload_bad = f;
+  b->upload_why = why;
+  b->upload_errno = e;
+  b->upload_now = now;
+  b->upload_kind = NULL;
+}
+
+static void close_file (aigc_upfile *f) {
+  if (f->fd >= 0) {
+    close(f->fd);
+    f->fd = -1;
+  }
+}
+
+/* Whether f's size is still the one its attempt began with (told when not). */
+static int same_size (aigc_upfile *f) {
+  struct stat st;
+  if (fstat(f->fd, &st) != 0) {
+    upload_failed(f, AIGC_UPLOAD_ERRNO, errno ? errno : EIO, 0);
+    return 0;
+  }
+  if ((curl_off_t)st.st_size != f->size) {
+    upload_failed(f, AIGC_UPLOAD_CHANGED, 0, (curl_off_t)st.st_size);
+    return 0;
+  }
+  return 1;
+}
+
+/*
+** libcurl's read callback of a path part: at most the size the attempt
+** began with. The file ending before it, or being longer once it is all
+** read, aborts the transfer: libcurl would send a body shorter than its
+** Content-Length (the server waits for the rest) or a corrupt one.
+*/
+static size_t file_read (char *buf, size_t size, size_t nitems, void *arg) {
+  aigc_upfile *f = (aigc_upfile *)arg;
+  size_t want = size * nitems;
+  ssize_t got;
+  if (f->fd < 0)
+    return CURL_READFUNC_ABORT;
+  if (f->pos >= f->size)
+    return same_size(f) ? 0 : CURL_READFUNC_ABORT;
+  if ((curl_off_t)want > f->size - f->pos)
+    want = (size_t)(f->size - f->pos);
+  do
+    got = read(f->fd, buf, want);
+  while (got < 0 && errno == EINTR);
+  if (got < 0) {
+    upload_failed(f, AIGC_UPLOAD_ERRNO, errno ? errno : EIO, 0);
+    return CURL_READFUNC_ABORT;
+  }
+  if (got == 0) {   /* shorter than when the attempt began */
+    same_size(f);
+    upload_failed(f, AIGC_UPLOAD_CHANGED, 0, f->pos);
+    return CURL_READFUNC_ABORT;
+  }
+  f->pos += got;
+  if (f->pos == f->size && !same_size(f))
+    return CURL_READFUNC_ABORT;
+  return (size_t)got;
+}
+
+/* libcurl rewinds a part (a redirect, a connection it retries itself). */
+static int file_seek (void *arg, curl_off_t offset, int origin) {
+  aigc_upfile *f = (aigc_upfile *)arg;
+  if (f->fd < 0 || origin != SEEK_SET || offset < 0 || offset > f->size)
+    return CURL_SEEKFUNC_CANTSEEK;
+  if (lseek(f->fd, (off_t)offset, SEEK_SET) < 0)
+    return CURL_SEEKFUNC_FAIL;
+  f->pos = offset;
+  return CURL_SEEKFUNC_OK;
+}
+
+/*
+** Opens f for an attempt and gives its part the file's size now. O_NONBLOCK:
+** the path may have become a FIFO since the call (an open for reading
+** would wait for a writer, in the loop).
+*/
+static int open_file (aigc_upfile *f) {
+  struct stat st;
+  close_file(f);
+  f->size = f->pos = 0;
+  f->fd = open(f->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (f->fd < 0 || fstat(f->fd, &st) != 0) {
+    upload_failed(f, AIGC_UPLOAD_ERRNO, errno ? errno : EIO, 0);
+    close_file(f);
+    return -1;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    upload_failed(f, AIGC_UPLOAD_NOT_FILE, 0, 0);
+    f->body->upload_kind = kind_of(st.st_mode);
+    close_file(f);
+    return -1;
+  }
+  f->size = (curl_off_t)st.st_size;
+  if (curl_mime_data_cb(f->part, f->size, file_read, file_seek, NULL, f) != CURLE_OK) {
+    upload_failed(f, AIGC_UPLOAD_ERRNO, ENOMEM, 0);
+    close_file(f);
+    return -1;
+  }
+  return 0;
+}
+
+aigc_upfile *aigc_body_add_file (aigc_body *b, curl_mimepart *part, const char *path,
+                                 const char *field) {
+  size_t np = strlen(path) + 1, nf = strlen(field) + 1;
+  aigc_upfile *f = (aigc_upfile *)malloc(sizeof *f + np + nf), **at = &b->files;
+  char *s;
+  if (f == NULL)
+    return NULL;
+  memset(f, 0, sizeof *f);
+  s = (char *)(f + 1);
+  memcpy(s, path, np);
+  memcpy(s + np, field, nf);
+  f->path = s;
+  f->field = s + np;
+  f->body = b;
+  f->part = part;
+  f->fd = -1;
+  while (*at != NULL)   /* in the form's order: the first failure is told */
+    at = &(*at)->next;
+  *at = f;
+  b->uploads_from_path = 1;
+  return f;
+}
+
+void aigc_body_upload_error (const aigc_body *b, char *msg, size_t n) {
+  const aigc_upfile *f = b->upload_bad;
+  if (f == NULL)
+    snprintf(msg, n, "the upload could not be read");
+  else if (b->upload_why == AIGC_UPLOAD_CHANGED)
+    snprintf(msg, n, "%s: %s changed size while it was sent (%lld bytes when the request "
+             "began, %lld then)", f->field, f->path, (long long)f->size,
+             (long long)b->upload_now);
+  else if (b->upload_why == AIGC_UPLOAD_NOT_FILE)
+    snprintf(msg, n, "%s: %s is %s when the request is sent (only a regular file can be "
+             "uploaded)", f->field, f->path, b->upload_kind ? b->upload_kind : "not a regular file");
+  else
+    snprintf(msg, n, "%s: %s: %s (when the request is sent)", f->field, f->path,
+             strerror(b->upload_errno));
+}
+
+/* }====================================================== */
+
+int aigc_body_attempt (aigc_body *b) {
+  aigc_upfile *f;
   drop_part(b);
   b->written = 0;
   b->sink_errno = 0;
+  b->upload_bad = NULL;
+  for (f = b->files; f != NULL; f = f->next)
+    if (open_file(f) != 0) {
+      for (f = b->files; f != NULL; f = f->next)
+        close_file(f);
+      return -1;
+    }
+  return 0;
 }
 
 static int open_part (aigc_body *b) {
@@ -135,8 +324,15 @@ const char *aigc_body_feed_mismatch (const aigc_body *b) {
 void aigc_body_free (aigc_body *b) {
   drop_part(b);
   aigc_buf_free(&b->feed);
-  curl_mime_free(b->mime);
+  curl_mime_free(b->mime);   /* (before its files: it may call nothing of them after) */
   b->mime = NULL;
+  while (b->files != NULL) {
+    aigc_upfile *f = b->files;
+    b->files = f->next;
+    close_file(f);
+    free(f);
+  }
+  b->upload_bad = NULL;
   free(b->path);
   free(b->part_path);
   b->path = b->part_path = NULL;

@@ -6,6 +6,16 @@
 ** kept whole as bytes, written to a file, or handed to a Lua callback chunk
 ** by chunk (queued here, delivered by the loop).
 **
+** A part read from a path is opened again, and its size taken, when each
+** attempt starts (aigc_body_attempt), never when the call is made: a file
+** rewritten between the call and the send (a request waiting for a slot)
+** goes as it is then, with its Content-Length. It is opened O_NONBLOCK and
+** must be a regular file (a FIFO or a device could block the loop in
+** open or read). A file that cannot be opened then, or that changes size
+** while it is sent, fails the attempt (upload_bad): libcurl would send a
+** body shorter than its Content-Length (the server waits out the timeout)
+** or a corrupt one.
+**
 ** A file sink writes to "<path>.part" and renames it to <path> only when
 ** the reply is complete; a retry starts the file again; a failure or a
 ** cancel removes the partial file. Nothing of a sink's reply is held in
@@ -32,11 +42,36 @@ typedef enum aigc_sink_kind {
 
 typedef enum aigc_method { AIGC_METHOD_DEFAULT = 0, AIGC_METHOD_DELETE } aigc_method;
 
+/* Why an upload's file failed an attempt (aigc_body_upload_error). */
+typedef enum aigc_upload_why {
+  AIGC_UPLOAD_ERRNO = 1,   /* it could not be opened or read: errno */
+  AIGC_UPLOAD_NOT_FILE,    /* not a regular file (now) */
+  AIGC_UPLOAD_CHANGED      /* its size changed while it was sent */
+} aigc_upload_why;
+
+/* A part read from a path (form.c), one allocation with its strings. */
+typedef struct aigc_upfile {
+  struct aigc_upfile *next;
+  struct aigc_body *body;   /* where a failure is told */
+  curl_mimepart *part;      /* (owned by the body's mime) */
+  const char *path;         /* what the caller gave */
+  const char *field;        /* the caller's name for it: "params.image[2]" */
+  int fd;                   /* open for this attempt, else -1 */
+  curl_off_t size;          /* its size when this attempt began */
+  curl_off_t pos;           /* bytes given to libcurl this pass */
+} aigc_upfile;
+
 typedef struct aigc_body {
   aigc_method method;
   int absolute;             /* the path is a whole URL (a download) */
   curl_mime *mime;          /* owned: the form, or NULL */
   int uploads_from_path;    /* (for logs) */
+  aigc_upfile *files;       /* the parts read from paths, owned */
+  const aigc_upfile *upload_bad;   /* the one that failed this attempt */
+  aigc_upload_why upload_why;
+  int upload_errno;         /* AIGC_UPLOAD_ERRNO: the error */
+  curl_off_t upload_now;    /* AIGC_UPLOAD_CHANGED: its size then */
+  const char *upload_kind;  /* AIGC_UPLOAD_NOT_FILE: what it is ("a FIFO") */
   aigc_sink_kind sink;
   char *path;               /* AIGC_SINK_FILE: where the reply goes */
   char *part_path;          /* ... and where it is written meanwhile */
@@ -69,10 +104,25 @@ int aigc_body_feed (aigc_body *b, const char *p, size_t len, int eof);
    ended before it (libcurl would cut the part or the server wait), else NULL. */
 const char *aigc_body_feed_mismatch (const aigc_body *b);
 
+/*
+** Whether path may be uploaded: 0, or -1 with errno (ENOENT...), or
+** EINVAL with *kind set to what it is instead ("a directory", "a FIFO"...).
+** stat(2) only: nothing is opened, so nothing blocks.
+*/
+int  aigc_body_check_file (const char *path, const char **kind);
+/* Makes part read path (at each attempt, see above); field names it in
+   errors. Returns the file, or NULL on ENOMEM (the part is left empty). */
+aigc_upfile *aigc_body_add_file (aigc_body *b, curl_mimepart *part, const char *path,
+                                 const char *field);
+/* Writes why upload_bad failed the attempt into msg (n bytes). */
+void aigc_body_upload_error (const aigc_body *b, char *msg, size_t n);
+
 /* Sets the file sink's path (copies it). Returns -1 on ENOMEM. */
 int  aigc_body_set_path (aigc_body *b, const char *path);
-/* A new attempt: a partial file of an earlier one is removed. */
-void aigc_body_attempt (aigc_body *b);
+/* A new attempt: a partial file of an earlier one is removed; the files
+   uploaded are opened again and sized. Returns 0, or -1 when one cannot
+   be sent (upload_bad says which and why; nothing is sent then). */
+int  aigc_body_attempt (aigc_body *b);
 /* Writes n bytes of a 2xx reply to the file sink. Returns 0, or -1 (the
    reason in sink_errno). */
 int  aigc_body_write_file (aigc_body *b, const char *p, size_t n);

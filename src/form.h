@@ -6,14 +6,18 @@
 ** headers go to another origin).
 **
 **   opts.form = { {name = "purpose", value = "batch"},
-**                 {name = "file", path = "/tmp/in.jsonl", filename =, type =},
+**                 {name = "file", path = "/tmp/in.jsonl", filename =, type =, field =},
 **                 {name = "file", data = bytes, filename = "x.wav", type =}, ... }
 **   opts.sink = "bytes" | {path = "out.wav"} | function(chunk) ... end
 **   opts.events = function(event) ... end   (an SSE stream of typed events;
 **                 engine:submit sends "stream": true for it)
 **
-** Part data given as a Lua string is copied by libcurl, a path is read by
-** libcurl when the request is sent (again on a retry): no Lua runs then.
+** Part data given as a Lua string is copied by libcurl. A path must name a
+** regular file (else the call raises: a FIFO or a device could block the
+** loop); it is opened, and its size taken, when each attempt is sent, and
+** libcurl reads it then (body.h): no Lua runs then. `field` is the
+** caller's name for a path part in errors ("params.image[2]"); without it
+** the name stands in ("file": params.file, "image[]": params.image[k]).
 */
 #ifndef AIGC_FORM_H
 #define AIGC_FORM_H

@@ -299,6 +299,12 @@ static int push_abort_error (lua_State *L, aigc_request *r, int *retryable) {
                strerror(r->xb.sink_errno));
       aigc_error_new(L, "io", msg);
       return 1;
+    case AIGC_ABORT_UPLOAD: {   /* (not retried: the file is as the caller left it) */
+      char upmsg[1536];   /* (two paths' worth: the caller's field and its path) */
+      aigc_body_upload_error(&r->xb, upmsg, sizeof upmsg);
+      aigc_error_new(L, "io", upmsg);
+      return 1;
+    }
     case AIGC_ABORT_IDLE:
       snprintf(msg, sizeof msg, "no data from the server for %g s (the stream's idle timeout)",
                r->timeout);

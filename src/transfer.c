@@ -503,7 +503,8 @@ void aigc_transfer_link (aigc_request *r) {
 }
 
 /* Resets what one attempt leaves behind, before (re)adding the handle. */
-static void setup_attempt (aigc_request *r) {
+static int setup_attempt (aigc_request *r) {
+  int files_ok;
   r->status = 0;
   aigc_buf_clear(&r->resp);
   aigc_headers_start(&r->hdrs);
@@ -525,7 +526,7 @@ static void setup_attempt (aigc_request *r) {
   r->done_deadline = 0;
   r->h2_early_watch = 0;
   r->retry_at = 0;
-  aigc_body_attempt(&r->xb);   /* a retry writes its file again */
+  files_ok = aigc_body_attempt(&r->xb);   /* a retry writes its file again, reads its uploads again */
   aigc_sse_reset(&r->sse_parser);
   if (r->accum.chunks > 0 || r->accum.root.len > 0)
     aigc_accum_free(&r->accum);   /* (keeps its kind and limits) */
@@ -533,6 +534,7 @@ static void setup_attempt (aigc_request *r) {
   /* A stream's timeout is an idle limit between bytes, counted from now. */
   r->idle_deadline = r->stream ? aigc_now() + r->timeout : 0;
   timers_changed(r);   /* (and the deadline counts again: transfer_done = 0) */
+  return files_ok;
 }
 
 /* The attempt is over (libcurl, a timer): the loop turns it into an outcome. */
@@ -547,7 +549,10 @@ static void attempt_over (aigc_request *r, CURLcode code, aigc_abort why) {
 
 static void begin_attempt (aigc_request *r) {
   CURLMcode mc;
-  setup_attempt(r);
+  if (setup_attempt(r) != 0) {   /* an upload's file is gone: nothing is sent */
+    attempt_over(r, CURLE_READ_ERROR, AIGC_ABORT_UPLOAD);
+    return;
+  }
   mc = curl_multi_add_handle(r->roster->multi, r->easy);
   if (mc != CURLM_OK) {
     snprintf(r->errbuf, sizeof r->errbuf, "%s", curl_multi_strerror(mc));
@@ -617,6 +622,10 @@ static int h2_early_answer_lost (const aigc_request *r, CURLcode code) {
 
 void aigc_transfer_done (aigc_request *r, CURLcode code) {
   r->in_multi = 0;   /* libcurl took it out */
+  if (code != CURLE_OK && r->xb.upload_bad != NULL) {   /* a file changed while it was sent */
+    attempt_over(r, code, AIGC_ABORT_UPLOAD);
+    return;
+  }
   if (h2_answered_early(r, code))
     code = CURLE_OK;
   else if (h2_early_answer_lost(r, code)) {
@@ -803,7 +812,9 @@ void aigc_transfer_schedule_retry (aigc_request *r, double delay) {
 */
 void aigc_transfer_take_status (aigc_request *r) {
   long status = 0;
-  if (r->easy != NULL)
+  /* (An upload that failed before it was sent never ran on the handle: it
+     still holds the status of the request it served before.) */
+  if (r->easy != NULL && r->abort_reason != AIGC_ABORT_UPLOAD)
     curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
   if (status > 0)
     r->status = status;

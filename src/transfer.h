@@ -61,7 +61,8 @@ typedef enum aigc_abort {
   AIGC_ABORT_NOMEM,
   AIGC_ABORT_IDLE,       /* no byte within the idle timeout (streams) */
   AIGC_ABORT_DEADLINE,   /* the whole call's deadline passed */
-  AIGC_ABORT_SINK        /* the reply's file could not be written (body.h) */
+  AIGC_ABORT_SINK,       /* the reply's file could not be written (body.h) */
+  AIGC_ABORT_UPLOAD      /* an upload's file could not be sent whole (body.h) */
 } aigc_abort;
 
 typedef struct aigc_request aigc_request;
