@@ -125,6 +125,28 @@ describe("uploads from a path", function ()
     end)
   end)
 
+  it("the part's filename (the base name) and Content-Type, as libcurl gives a file's", function ()
+    for _, case in ipairs {
+      { "note.wav", nil, "note.wav", "application/octet-stream" },
+      { "in.jsonl", nil, "in.jsonl", "application/octet-stream" },
+      { "pic.PNG", nil, "pic.PNG", "image/png" },
+      { "noext", { filename = "named.txt" }, "named.txt", "text/plain" },
+      { "typed.wav", { type = "audio/wav" }, "typed.wav", "audio/wav" },
+    } do
+      local path = dir .. "/" .. case[1]
+      write(path, "AIGC-TEXT:x")
+      local file = path
+      if case[2] then
+        file = { path = path }
+        for k, v in pairs(case[2]) do file[k] = v end
+      end
+      assert(client:files_upload { purpose = "batch", file = file })
+      local p = part_of(srv, "file")
+      assert.equal(case[3], p.filename)
+      assert.equal(case[4], p.content_type, case[1])
+    end
+  end)
+
   describe("fails at once, kind \"io\", not retried", function ()
     -- (A slot is free: the attempt starts inside the _async call, which
     -- opens the file and takes its size; nothing is read before wait.)

@@ -4,6 +4,7 @@
 */
 #include <errno.h>
 #include <string.h>
+#include <strings.h>
 
 #include "form.h"
 
@@ -67,6 +68,28 @@ static const char *push_field (lua_State *L, int f, int p, const aigc_argctx *cx
 }
 
 /*
+** The Content-Type libcurl gives a part read from a file (its table in
+** Curl_mime_contenttype, else application/octet-stream). A path part is a
+** read-callback part now (body.h), which libcurl sends with a type from
+** that table or none: a .wav or .jsonl went with none.
+*/
+static const char *file_type (const char *filename) {
+  static const char *const types[][2] = {
+    {".gif", "image/gif"}, {".jpg", "image/jpeg"}, {".jpeg", "image/jpeg"},
+    {".png", "image/png"}, {".svg", "image/svg+xml"}, {".txt", "text/plain"},
+    {".htm", "text/html"}, {".html", "text/html"}, {".pdf", "application/pdf"},
+    {".xml", "application/xml"}
+  };
+  size_t i, len = strlen(filename);
+  for (i = 0; i < sizeof types / sizeof types[0]; i++) {
+    size_t n = strlen(types[i][0]);
+    if (len >= n && strcasecmp(filename + len - n, types[i][0]) == 0)
+      return types[i][1];
+  }
+  return "application/octet-stream";
+}
+
+/*
 ** A part read from path: refused at the call when it is not a regular file
 ** (a FIFO or a device would block the loop when libcurl opens it); read
 ** when each attempt is sent (body.h). Its filename is the path's base
@@ -126,8 +149,8 @@ static void add_part (lua_State *L, int f, int p, aigc_body *b, const aigc_argct
     rc = value != NULL ? curl_mime_data(part, value, vlen) : curl_mime_data(part, data, dlen);
   if (rc == CURLE_OK && filename != NULL)
     rc = curl_mime_filename(part, filename);
-  if (rc == CURLE_OK && type != NULL)
-    rc = curl_mime_type(part, type);
+  if (rc == CURLE_OK && (type != NULL || path != NULL))
+    rc = curl_mime_type(part, type != NULL ? type : file_type(filename != NULL ? filename : path));
   if (rc != CURLE_OK)
     luaL_error(L, "could not build the form: %s", curl_easy_strerror(rc));
 }
