@@ -64,7 +64,7 @@ int aigc_body_check_file (const char *path, const char **kind) {
     errno = EINVAL;
     return -1;
   }
-  return 0;
+  return access(path, R_OK);   /* (as libcurl checked: EACCES at the call) */
 }
 
 /* The attempt cannot send f: says why (the loop makes it the error). */

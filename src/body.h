@@ -105,9 +105,9 @@ int aigc_body_feed (aigc_body *b, const char *p, size_t len, int eof);
 const char *aigc_body_feed_mismatch (const aigc_body *b);
 
 /*
-** Whether path may be uploaded: 0, or -1 with errno (ENOENT...), or
-** EINVAL with *kind set to what it is instead ("a directory", "a FIFO"...).
-** stat(2) only: nothing is opened, so nothing blocks.
+** Whether path may be uploaded: 0, or -1 with errno (ENOENT, EACCES...),
+** or EINVAL with *kind set to what it is instead ("a directory", "a
+** FIFO"...). stat(2) and access(2) only: nothing is opened, nothing blocks.
 */
 int  aigc_body_check_file (const char *path, const char **kind);
 /* Makes part read path (at each attempt, see above); field names it in
