@@ -42,29 +42,21 @@ static curl_off_t reader_size (lua_State *L, int p, const aigc_argctx *cx, int i
 
 /*
 ** The caller's name for the path part at p (form[i]) in its errors, pushed:
-** its `field` when the Lua layer gives one ("params.image[2]"), else made
-** from its name as the Lua layer names parts: "file" is params.file,
-** "image[]" params.image[k], k its place among the parts of that name.
+** its `field` when the Lua layer gives one ("params.image[2]"), else its
+** name when that is a field of the params (a part "file" is params.file).
+** A list's item ("image[]") is named by its place in the form, which the
+** core cannot map back to the list (aigc.media sorts the parts by name):
+** params.form[i], as the other misuse of a part is.
 */
-static const char *push_field (lua_State *L, int f, int p, const aigc_argctx *cx, int i,
+static const char *push_field (lua_State *L, int p, const aigc_argctx *cx, int i,
                                const char *name) {
   size_t len = strlen(name);
-  int j, k = 1;
   if (lua_getfield(L, p, "field") == LUA_TSTRING)
     return lua_tostring(L, -1);
   lua_pop(L, 1);
-  if (len < 2 || strcmp(name + len - 2, "[]") != 0)
-    return lua_pushfstring(L, "%s.%s", cx->what, name);
-  for (j = 1; j < i; j++) {   /* (the parts before were read: tables with a name) */
-    lua_rawgeti(L, f, j);
-    lua_getfield(L, -1, "name");
-    k += lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), name) == 0;
-    lua_pop(L, 2);
-  }
-  lua_pushlstring(L, name, len - 2);
-  lua_pushfstring(L, "%s.%s[%d]", cx->what, lua_tostring(L, -1), k);
-  lua_remove(L, -2);
-  return lua_tostring(L, -1);
+  if (len >= 2 && strcmp(name + len - 2, "[]") == 0)
+    return lua_pushfstring(L, "%s.form[%d]", cx->what, i);
+  return lua_pushfstring(L, "%s.%s", cx->what, name);
 }
 
 /*
@@ -95,10 +87,10 @@ static const char *file_type (const char *filename) {
 ** when each attempt is sent (body.h). Its filename is the path's base
 ** name unless given. Returns libcurl's code.
 */
-static CURLcode add_path_part (lua_State *L, int f, int p, aigc_body *b, const aigc_argctx *cx,
-                               int i, curl_mimepart *part, const char *name, const char *path) {
+static CURLcode add_path_part (lua_State *L, int p, aigc_body *b, const aigc_argctx *cx, int i,
+                               curl_mimepart *part, const char *name, const char *path) {
   const char *kind = NULL, *base = strrchr(path, '/');
-  const char *field = push_field(L, f, p, cx, i, name);
+  const char *field = push_field(L, p, cx, i, name);
   if (*path == '\0')
     aigc_argerror(L, cx->arg, cx->fname, "%s: an empty path", field);
   if (aigc_body_check_file(path, &kind) != 0) {
@@ -114,8 +106,8 @@ static CURLcode add_path_part (lua_State *L, int f, int p, aigc_body *b, const a
   return curl_mime_filename(part, base != NULL ? base + 1 : path);
 }
 
-/* One part, the table at p (form[i], the form at f), added to b's form. */
-static void add_part (lua_State *L, int f, int p, aigc_body *b, const aigc_argctx *cx, int i) {
+/* One part, the table at p (form[i]), added to b's form. */
+static void add_part (lua_State *L, int p, aigc_body *b, const aigc_argctx *cx, int i) {
   size_t len = 0, vlen = 0, dlen = 0, plen = 0;   /* (plen: a NUL inside is refused) */
   const char *name = part_string(L, p, cx, i, "name", 0, &len);
   const char *value = part_string(L, p, cx, i, "value", 0, &vlen);
@@ -139,7 +131,7 @@ static void add_part (lua_State *L, int f, int p, aigc_body *b, const aigc_argct
     luaL_error(L, "not enough memory");
   rc = curl_mime_name(part, name);
   if (rc == CURLE_OK && path != NULL)
-    rc = add_path_part(L, f, p, b, cx, i, part, name, path);
+    rc = add_path_part(L, p, b, cx, i, part, name, path);
   else if (rc == CURLE_OK && reader) {   /* size unknown: the body goes chunked */
     b->feed_size = reader_size(L, p, cx, i);
     rc = curl_mime_data_cb(part, b->feed_size, aigc_body_feed_read, aigc_body_feed_seek, NULL, b);
@@ -164,7 +156,7 @@ static void read_form (lua_State *L, int f, aigc_body *b, const aigc_argctx *cx)
     if (lua_rawgeti(L, f, i) != LUA_TTABLE)
       aigc_argerror(L, cx->arg, cx->fname, "%s.form[%d]: a table expected, got %s", cx->what, i,
                     luaL_typename(L, -1));
-    add_part(L, f, lua_gettop(L), b, cx, i);
+    add_part(L, lua_gettop(L), b, cx, i);
     lua_pop(L, 1);
   }
 }

@@ -17,7 +17,8 @@
 ** loop); it is opened, and its size taken, when each attempt is sent, and
 ** libcurl reads it then (body.h): no Lua runs then. `field` is the
 ** caller's name for a path part in errors ("params.image[2]"); without it
-** the name stands in ("file": params.file, "image[]": params.image[k]).
+** the part's name stands in ("file": params.file), or for a list's item
+** ("image[]") its place in the form (params.form[3]).
 */
 #ifndef AIGC_FORM_H
 #define AIGC_FORM_H
