@@ -205,10 +205,9 @@ describe("uploads from a path", function ()
       local _, err = req:wait()
       assert(busy:wait())
       assert.equal("io", err.kind)
-      -- (The caller's params.image[2] once aigc.media gives each part its
-      -- `field`; until then the core names the item by its place in the form.)
+      -- (aigc.media gives each path part its `field`: the caller's words)
       local label = err.message:match("^(.-): " .. b:gsub("%p", "%%%0") .. ": No such file")
-      assert.is_truthy(label == "params.image[2]" or (label or ""):match("^params%.form%[%d%]$"), err.message)
+      assert.equal("params.image[2]", label, err.message)
     end)
   end)
 
@@ -216,18 +215,16 @@ describe("uploads from a path", function ()
     it("a missing file, an empty path", function ()
       local ok = dir .. "/ok.png"
       write(ok, "PNG")
-      -- (A list's item: params.image[2] once aigc.media names it (its
-      -- `field`, or its rewriting of params.form[i]); the core alone knows
-      -- only its place in the form, which aigc.media sorts by name.)
+      -- (A list's item: params.image[2], the field aigc.media gives it.)
       local ok_call, e = pcall(client.images_edit, client, { prompt = "x", image = { ok, dir .. "/missing.png" } })
       assert.is_false(ok_call)
       local at = dir:gsub("%p", "%%%0") .. "/missing%.png: No such file or directory%)$"
       local label = tostring(e):match("%(([^:]+): " .. at)
-      assert.is_truthy(label == "params.image[2]" or (label or ""):match("^params%.form%[%d%]$"), tostring(e))
+      assert.equal("params.image[2]", label, tostring(e))
       raises("bad argument #1 to 'transcribe' %(params%.file: an empty path%)", function ()
         client:transcribe { file = "" }
       end)
-      raises("bad argument #1 to 'files_upload' %(params%.file: " .. dir:gsub("%p", "%%%0")
+      raises("bad argument #1 to 'files_upload' %(params%.file%.path: " .. dir:gsub("%p", "%%%0")
              .. "/none%.jsonl: No such file", function ()
         client:files_upload { purpose = "batch", file = { path = dir .. "/none.jsonl" } }
       end)

@@ -158,6 +158,8 @@ function M.form_of (self, fname, params, files)
   end
   local function add_file (path, name, v)
     local part, fn = file_part(fname, path, name, v)
+    -- (the core names a path part's errors at send time by its field: the caller's words)
+    if part.path then part.field = type(v) == "string" and path or path .. ".path" end
     if fn then
       if reader then field_error(fname, 1, path, "one upload fed by a function per call") end
       reader = function () return fn() end   -- (a callable table too)
