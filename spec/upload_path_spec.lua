@@ -195,6 +195,20 @@ describe("uploads from a path", function ()
       for _, r in ipairs(srv:requests()) do assert.not_equal("/v1/audio/transcriptions", r.path) end
     end)
 
+    it("a list's files go in the caller's order (the first is the image edited)", function ()
+      local paths = {}
+      for i, name in ipairs { "a", "b", "c", "d", "e" } do
+        paths[i] = dir .. "/" .. name .. ".png"
+        write(paths[i], "\137PNG\r\n\26\n" .. name)   -- (the server reads the signature)
+      end
+      assert(client:images_edit { prompt = "x", image = paths })
+      local got = {}
+      for _, p in ipairs(srv:last().parts) do
+        if p.name == "image[]" then got[#got + 1] = p.filename end
+      end
+      assert.same({ "a.png", "b.png", "c.png", "d.png", "e.png" }, got)
+    end)
+
     it("a list's file gone: named as the caller's list item", function ()
       local a, b = dir .. "/a.png", dir .. "/b.png"
       write(a, "PNG a")

@@ -151,10 +151,11 @@ end
 -- `perform`: the core names a part by its place in the form).
 -- @local
 function M.form_of (self, fname, params, files)
-  local form, options, reader, label_of = {}, { headers = {} }, nil, {}
+  local form, options, reader, label_of, order = {}, { headers = {} }, nil, {}, {}
   local function add (part, path, bare)
     form[#form + 1] = part
     label_of[part] = { path = path, bare = bare }
+    order[part] = #form
   end
   local function add_file (path, name, v)
     local part, fn = file_part(fname, path, name, v)
@@ -206,7 +207,10 @@ function M.form_of (self, fname, params, files)
     options.headers[k] = v
   end
   options.headers["Content-Type"] = null
-  table_sort(form, function (a, b) return a.name < b.name end)   -- (a stable order for tests)
+  -- By name (the same form whatever order pairs() gives), a list's items
+  -- in their order (the first image of an edit is the one edited):
+  -- table.sort is not stable, and sent a, b, c as b, a, c.
+  table_sort(form, function (a, b) return a.name < b.name or a.name == b.name and order[a] < order[b] end)
   local labels = {}
   for i, part in ipairs(form) do labels[i] = label_of[part] end
   return form, options, reader, labels
