@@ -490,5 +490,25 @@ describe("streaming", function ()
       assert.equal("canceled", err.kind)
       assert.has_error(function () client:chat "x" end, "attempt to use a closed client")
     end)
+
+    it("may raise an error object whose __tostring raises or returns no string: nil, err (kind callback)", function ()
+      local objects = {
+        setmetatable({}, { __tostring = function () error("no string for you") end }),
+        setmetatable({}, { __tostring = function () return nil end }),
+        setmetatable({}, { __tostring = function () return {} end }),
+      }
+      for _, obj in ipairs(objects) do
+        for _, where in ipairs { "stream", "on_stream_end" } do
+          local p = { messages = USER, stream = function () end }
+          p[where] = function () error(obj) end
+          local ok, res, err = pcall(client.chat, client, p)
+          assert.is_true(ok, tostring(res))   -- (it raised "no string for you" out of the blocking call)
+          assert.is_nil(res)
+          assert.equal("callback", err.kind)
+          assert.equal("(a table value whose __tostring failed)", err.message)
+        end
+      end
+      assert(client:chat "still usable")
+    end)
   end)
 end)

@@ -901,7 +901,7 @@ void aigc_error_scrub (lua_State *L, int idx, const char *secrets) {
 
 /* Writes the error at idx to stderr, one report. */
 static void write_error (lua_State *L, int idx, const char *why) {
-  fprintf(stderr, "aigc: %s: %s\n", why, luaL_tolstring(L, idx, NULL));
+  fprintf(stderr, "aigc: %s: %s\n", why, aigc_tostring_safe(L, idx, NULL));
   fflush(stderr);
   lua_pop(L, 1);
 }

@@ -81,7 +81,7 @@ static void set_body_text (lua_State *L, aigc_request *r, const char *s, size_t 
 
 void aigc_response_callback_error (lua_State *L) {
   size_t len;
-  const char *full = luaL_tolstring(L, -1, &len);
+  const char *full = aigc_tostring_safe(L, -1, &len);
   const char *tb = strstr(full, "\nstack traceback:");
   aigc_error_new(L, "callback", "");
   lua_pushlstring(L, full, tb ? (size_t)(tb - full) : len);

@@ -364,6 +364,31 @@ int aigc_may_yield (lua_State *L) {
   return !aigc_hooks_tell_finalizers() || !hooks_off(L);
 }
 
+static int tostring_call (lua_State *L) {
+  luaL_tolstring(L, 1, NULL);
+  return 1;
+}
+
+const char *aigc_tostring_safe (lua_State *L, int idx, size_t *len) {
+  int status;
+  idx = lua_absindex(L, idx);
+  if (lua_type(L, idx) == LUA_TSTRING && !luaL_getmetafield(L, idx, "__tostring"))
+    return luaL_tolstring(L, idx, len);   /* (the common case: no call) */
+  if (lua_type(L, idx) == LUA_TSTRING)
+    lua_pop(L, 1);   /* (the string metatable's own __tostring, set by someone) */
+  luaL_checkstack(L, 3, NULL);
+  lua_pushcfunction(L, tostring_call);
+  lua_pushvalue(L, idx);
+  status = lua_pcall(L, 1, 1, 0);
+  if (status != LUA_OK) {
+    if (status == LUA_ERRMEM || aigc_hook_error(L, -1))
+      lua_error(L);
+    lua_pop(L, 1);
+    lua_pushfstring(L, "(a %s value whose __tostring failed)", luaL_typename(L, idx));
+  }
+  return lua_tolstring(L, -1, len);
+}
+
 /*
 ** The message handler of aigc_pcall: adds a traceback, except to an error
 ** object (a table) and to an error raised inside a debug hook — an

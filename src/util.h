@@ -123,6 +123,15 @@ int  aigc_in_finalizer (lua_State *L);
    allows it, and no finalizer or debug hook runs (util.c). */
 int  aigc_may_yield (lua_State *L);
 
+/*
+** Pushes the text of the value at idx, as luaL_tolstring does, but a
+** value whose own __tostring raises or returns no string (a callback's
+** error object, say) gives "(a TYPE value whose __tostring failed)"
+** instead of raising: an error being reported must not become another
+** one. A memory error and a debug hook's (an interrupt's) are raised.
+*/
+const char *aigc_tostring_safe (lua_State *L, int idx, size_t *len);
+
 /* }====================================================== */
 
 #endif
