@@ -10,49 +10,20 @@
 local core = require "aigc.core"
 local util = require "aigc.util"
 
-local ipairs, next, pairs, pcall, rawget, tostring, type = ipairs, next, pairs, pcall, rawget, tostring, type
+local ipairs, next, tostring, type = ipairs, next, tostring, type
 local null, is_array = core.null, core.is_array
 
 util.own_module()
 
 local M = {}
 
--- The header lines of a call's own headers ("Name: value"): the engine
--- takes a per-call credential (Authorization, api-key...) from them for
--- the call's secrets, as it does for the call's own errors.
-local function header_lines (params)
-  local lines
-  for _, h in ipairs { params.headers or false, params.extra_headers or false } do
-    if type(h) == "table" then
-      for name, value in pairs(h) do
-        if type(name) == "string" and (type(value) == "string" or type(value) == "number") then
-          lines = lines or {}
-          lines[#lines + 1] = name .. ": " .. tostring(value)
-        end
-      end
-    end
-  end
-  return lines
-end
-
 --- `err` (an error built here from server data) with the client's
--- secrets, and the credentials of the call's own headers (`params`),
--- scrubbed, as the core scrubs its own errors (`engine:scrub(v, secrets,
--- header_lines)`; an engine that takes no call's credentials scrubs the
--- client's).
+-- secrets, and the call's own credentials (`params`: its headers' and
+-- query's, `util.call_credentials`), scrubbed as the core scrubs its own
+-- errors.
 -- @local
 function M.scrub (self, err, params)
-  local secrets, lines
-  if params then
-    local of_call = rawget(util, "call_credentials")   -- (with the query's too, where util has it)
-    if of_call then secrets, lines = of_call(params) else lines = header_lines(params) end
-  end
-  if secrets or lines then
-    local engine = rawget(self, "_engine")
-    local ok, v = pcall(engine.scrub, engine, err, secrets, lines)
-    if ok and v ~= nil then return v end
-  end
-  return util.scrub(self, err)
+  return util.scrub(self, err, params)
 end
 
 --- An error found in a reply the core accepted (a stream that stopped
