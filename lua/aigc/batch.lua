@@ -485,12 +485,10 @@ local function reply_text (body)
   return type(choice.text) == "string" and choice.text or ""
 end
 
+-- A small text file's content, trimmed (nil when it cannot be read).
 local function read_file (path)
-  local f = path and io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s:match("^%s*(.-)%s*$")
+  local s = path and util.read_file(path)
+  return s and s:match("^%s*(.-)%s*$")
 end
 
 local function write_file (path, text)

@@ -131,10 +131,8 @@ end
 local function read_disk (self, key)
   if not self.dir then return nil end
   local path = file_of(self, key)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("*a")
-  f:close()
+  local text = util.read_file(path)
+  if not text then return nil end
   local x = json.decode(text)
   if type(x) ~= "table" or x.key ~= key or type(x.value) ~= "string" then return nil end
   if expired(self, tonumber(x.time) or 0) then

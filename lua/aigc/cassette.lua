@@ -168,11 +168,8 @@ end
 -- last line without its end: that exchange is left out (a call for it is
 -- a miss), the rest replays. A bad line elsewhere is an error.
 local function read_index (path)
-  local f, why = io.open(path, "rb")
-  if not f then return nil, why end
-  local text, rerr = f:read("*a")
-  f:close()
-  if not text then return nil, path .. ": " .. tostring(rerr) end
+  local text, why = util.read_file(path)
+  if not text then return nil, why end
   local index, n, torn = {}, 0, nil
   for line, eol in text:gmatch("([^\n]*)(\n?)") do
     if line == "" and eol == "" then break end   -- (the end of the text)

@@ -30,14 +30,7 @@ end
 -- Cases and results files
 -- =======================================================
 
-local function read_lines (path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local text, rerr = f:read("*a")
-  f:close()
-  if not text then return nil, path .. ": " .. tostring(rerr) end
-  return text
-end
+local read_lines = util.read_file
 
 -- An error in the cases (code "input": the user's to fix; nothing runs).
 local function input_error (message)

@@ -29,6 +29,7 @@
 -- local res = client:chat(params)
 
 local core = require "aigc.core"
+local util = require "aigc.util"
 
 local json_encode, json_decode = core.json.encode, core.json.decode
 local error, getmetatable, ipairs, pairs, pcall, setmetatable, tonumber, tostring, type = error, getmetatable,
@@ -364,13 +365,7 @@ function M.load_data (text, name)
   return v
 end
 
-local function read_file (path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = util.read_file
 M.read_file = read_file
 
 -- }======================================================

@@ -281,6 +281,20 @@ function M.urlencode (s)
   end))
 end
 
+--- The whole of a file, read in binary mode.
+-- @tparam string path
+-- @treturn[1] string its bytes
+-- @treturn[2] nil
+-- @treturn[2] string "PATH: why" (a directory reads as "Is a directory")
+function M.read_file (path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local text, rerr = f:read("*a")
+  f:close()
+  if not text then return nil, path .. ": " .. tostring(rerr) end
+  return text
+end
+
 --- Whether `id` can be one segment of a URL path once `urlencode`d: a
 -- non-empty string, not a dot segment ("." and ".." are resolved by curl
 -- and by servers, whatever the encoding: a server-chosen ".." would reach
