@@ -4,7 +4,8 @@
 -- `it` (a failing setup or describe) count as failures: they hide tests.
 --   busted --lua=lua5.4 -o spec/support/summary_output.lua
 -- With AIGC_BUSTED_TRACE=FILE (scripts/run-tests.sh sets it), FILE gets the
--- process's pid, then every spec file and test as it STARTS, flushed: a
+-- process's pid, then every spec file and test as it STARTS (after an "at
+-- SECONDS" line), flushed: a
 -- busted that dies (a crash, a signal) before its summary leaves behind what
 -- it was running, for run-tests.sh's report of the death.
 local io_write, string_format = io.write, string.format
@@ -25,12 +26,21 @@ local function trace_starts (busted, handler)
     trace:write("\n")
     trace:flush()
   end
+  -- Each start is preceded by "at S" (seconds since the suite began), so a
+  -- cell that took long tells which file and test did (CI run 19: busted-5.3
+  -- took 724 s where it takes 265, and nothing said where).
+  local ok, socket = pcall(require, "socket")
+  local clock = ok and socket.gettime or os.time
+  local t0 = clock()
+  local function at () line(string_format("at %.1f", clock() - t0)) end
   line("pid ", own_pid())
   busted.subscribe({ "file", "start" }, function (file)
+    at()
     line("file ", tostring(file.name))
     return nil, true
   end)
   busted.subscribe({ "test", "start" }, function (element)
+    at()
     line("test ", handler.getFullName(element))
     return nil, true
   end)
