@@ -332,6 +332,13 @@ describe("redaction", function ()
     assert.equal("[redacted]", client._engine:scrub(KEY))
   end)
 
+  -- An error of 5,000 entries holding the key (10,000 allocations to scrub).
+  local function err_of_keys ()
+    local err = core.error { kind = "api", message = "x" }
+    for i = 1, 5000 do err[i] = { text = KEY .. i, [KEY .. i] = i } end
+    return err
+  end
+
   it("engine:scrub survives finalizers that close the client at any allocation of the walk", function ()
     -- A finalizer that closes the client and arms the next one, while the
     -- collector works all the time: finalizers run at allocations of the
@@ -345,6 +352,19 @@ describe("redaction", function ()
     local function arm ()
       if not armed then return end
       portable.finalized(function () closed = closed + 1; client:close(); arm() end)
+    end
+    -- On PUC 5.1-5.3 in the whole suite's heap (tens of MB) the collector,
+    -- at a pause of 0 below, walks all of it at every allocation of the
+    -- scrub: CI run 20 spent 625 s here on 5.3 and ended pending. There the
+    -- scrub is checked without the finalizers (run this file alone for
+    -- them: 0.4 s).
+    local puc = portable.version ~= "5.4" and portable.version ~= "jit"
+    if puc and collectgarbage("count") > 16 * 1024 then
+      local e = err_of_keys()
+      client._engine:scrub(e)
+      assert_clean(e, "an error scrubbed")
+      pending("the suite's heap is too large to time a finalizer inside the walk on this Lua: run the file alone")
+      return
     end
     if portable.version == "5.4" then
       -- (a pause of 1, not 0: 5.4 reads 0 as "leave it", so the suite's
@@ -360,17 +380,18 @@ describe("redaction", function ()
     -- stopped, loaded with 2,000 finalizers and
     -- stepped until the first of them runs: the rest (a few per step) run at
     -- the walk's own allocations once it restarts (as reentrancy_spec does).
+    local give_up = puc and aigc.now() + 15 or math.huge
     local function preload_finalizers ()
       collectgarbage("stop")
       local fired = closed
       for _ = 1, 2000 do portable.finalized(function () closed = closed + 1; if armed then client:close() end end) end
-      while closed == fired do collectgarbage("step", 0) end
+      while closed == fired and aigc.now() < give_up do collectgarbage("step", 0) end
       collectgarbage("restart")
     end
     for attempt = 1, 100 do
+      if aigc.now() > give_up then break end
       armed = false
-      err = core.error { kind = "api", message = "x" }
-      for i = 1, 5000 do err[i] = { text = KEY .. i, [KEY .. i] = i } end
+      err = err_of_keys()
       if portable.version ~= "jit" or attempt > 1 then preload_finalizers() end
       armed = true
       arm()
