@@ -40,18 +40,7 @@ local function strings_of (v, out, seen)
 end
 
 -- Standard base64 with padding (no aigc: the oracle is independent).
-local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-local function base64 (s)
-  return (s:gsub("..?.?", function (g)
-    local a, b, c = g:byte(1, 3)
-    local n, out = a * 65536 + (b or 0) * 256 + (c or 0), {}
-    for i = 1, 4 do
-      local d = math.floor(n / 64 ^ (4 - i)) % 64
-      out[i] = B64:sub(d + 1, d + 1)
-    end
-    return table.concat(out):sub(1, #g + 1) .. ("="):rep(3 - #g)
-  end))
-end
+local base64 = require "b64"
 
 -- What a server may send of the key in base64, at each of the three
 -- alignments (as "Bearer <key>" is): no 12-character run of these may show.

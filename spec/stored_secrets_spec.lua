@@ -25,18 +25,7 @@ local SECRETS = { CLIENT_KEY, PER_CALL, QUERY_KEY, PROXY_PASS }
 local ECHO = [[
   local oneshot = require "oneshot"
   local server = oneshot.listen()
-  local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-  local function base64 (s)
-    return (s:gsub("..?.?", function (g)
-      local a, b, c = g:byte(1, 3)
-      local n, out = a * 65536 + (b or 0) * 256 + (c or 0), {}
-      for i = 1, 4 do
-        local d = math.floor(n / 64 ^ (4 - i)) % 64
-        out[i] = B64:sub(d + 1, d + 1)
-      end
-      return table.concat(out):sub(1, #g + 1) .. ("="):rep(3 - #g)
-    end))
-  end
+  local base64 = require "b64"
   local CRED_HEADERS = { authorization = true, ["api-key"] = true, ["x-api-key"] = true,
                          ["proxy-authorization"] = true }
   local CRED_PARAMS = { key = true, ["api-key"] = true, access_token = true, sig = true }
@@ -81,18 +70,7 @@ local ECHO = [[
 ]]
 
 -- Standard base64 with padding (no aigc: the oracle is independent).
-local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-local function base64 (s)
-  return (s:gsub("..?.?", function (g)
-    local a, b, c = g:byte(1, 3)
-    local n, out = a * 65536 + (b or 0) * 256 + (c or 0), {}
-    for i = 1, 4 do
-      local d = math.floor(n / 64 ^ (4 - i)) % 64
-      out[i] = B64:sub(d + 1, d + 1)
-    end
-    return table.concat(out):sub(1, #g + 1) .. ("="):rep(3 - #g)
-  end))
-end
+local base64 = require "b64"
 
 -- Each run of 12 bytes of a secret, or of 12 characters of its base64
 -- forms (the three alignments), -> the secret's first bytes (for the
