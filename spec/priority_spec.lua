@@ -32,6 +32,17 @@ local function arrivals (srv)
   return names
 end
 
+-- Every request ended "done"; a failed one names itself and its error (a
+-- request that never reached the server shows up here, not as a shorter
+-- arrival list with no reason).
+local function assert_all_done (reqs)
+  for name, r in pairs(reqs) do
+    local _, err = r:result()
+    assert(r:status() == "done", ("%s ended %s: %s"):format(tostring(name), tostring(r:status()),
+      err and (tostring(err.kind) .. ": " .. tostring(err.message)) or "no error"))
+  end
+end
+
 local function drain (client)
   local n = 0
   while client:step(0.05) > 0 do
@@ -56,21 +67,23 @@ describe("priorities", function ()
     assert.equal("running", reqs[1]:status())
     for i = 2, 6 do assert.equal("queued", reqs[i]:status()) end
     drain(client)
-    for _, r in ipairs(reqs) do assert.equal("done", r:status()) end
+    assert_all_done(reqs)
     assert.same({ "bg1", "player", "bg2", "bg3", "bg4", "bg5" }, arrivals(srv))
     client:close()
   end)
 
   it("serves interactive, then normal (the default), then background, each first come first served", function ()
     local client = aigc.client { base_url = srv.base_url, max_concurrency = 1, max_retries = 0 }
-    client:chat_async(call("n0"))                 -- takes the slot
-    client:chat_async(call("b1", "background"))
-    client:chat_async(call("n1", "normal"))
-    client:chat_async(call("i1", "interactive"))
-    client:chat_async(call("b2", "background"))
-    client:chat_async(call("n2"))
-    client:chat_async(call("i2", "interactive"))
+    local reqs = {}
+    reqs.n0 = client:chat_async(call("n0"))                 -- takes the slot
+    reqs.b1 = client:chat_async(call("b1", "background"))
+    reqs.n1 = client:chat_async(call("n1", "normal"))
+    reqs.i1 = client:chat_async(call("i1", "interactive"))
+    reqs.b2 = client:chat_async(call("b2", "background"))
+    reqs.n2 = client:chat_async(call("n2"))
+    reqs.i2 = client:chat_async(call("i2", "interactive"))
     drain(client)
+    assert_all_done(reqs)
     assert.same({ "n0", "i1", "i2", "n1", "n2", "b1", "b2" }, arrivals(srv))
     client:close()
   end)
@@ -84,6 +97,8 @@ describe("priorities", function ()
     assert.same({ "running", "queued", "queued" }, { reqs[1]:status(), reqs[2]:status(), reqs[3]:status() })
     assert.equal("running", player:status())   -- no cap of its own, no max_concurrency
     drain(client)
+    reqs.player = player
+    assert_all_done(reqs)
     local seen = arrivals(srv)
     table.sort(seen, function (a, b)   -- the first two started together: any order
       local rank = { bg1 = 1, player = 1, bg2 = 3, bg3 = 4 }
@@ -109,7 +124,7 @@ describe("priorities", function ()
     for _, r in ipairs(reqs) do if r:status() == "running" then running = running + 1 end end
     assert.equal(2, running)
     drain(client)
-    for _, r in ipairs(reqs) do assert.equal("done", r:status()) end
+    assert_all_done(reqs)
     assert.equal(6, #arrivals(srv))
     assert.is_true(srv:stats().max_open <= 2, "more than 2 background requests were open at once")
     client:close()
