@@ -113,6 +113,16 @@ describe("aigc.tools", function ()
                    .. '$.days: 0 is less than the minimum 1"}', c4)
       assert.equal(2, #r4.violations)
       assert.matches("arguments must be a JSON object", (call("get_weather", "[1]")), 1, true)
+      -- arguments a server sent as the object itself (TGI, some llama.cpp builds): taken as they
+      -- are; the tool's `call.arguments` is still JSON text; an array is refused alike
+      local c5, r5 = call("get_weather", { city = "Bergen", days = 2 })
+      assert.same({ city = "Bergen", sky = "sunny", empty = {} }, json.decode(c5))
+      assert.is_true(r5.ok)
+      assert.same({ city = "Bergen", days = 2 }, r5.arguments)
+      assert.same({ city = "Bergen", days = 2 }, json.decode(seen.arguments))
+      local c6, r6 = call("get_weather", json.decode('[{"city":"Oslo"}]'))
+      assert.matches("arguments must be a JSON object", c6, 1, true)
+      assert.is_false(r6.ok)
       assert.equal('{"error":"unknown tool \'nope\' (available: get_weather, say, nothing, boom, missing, weird)"}',
         (call("nope", "{}")))
       assert.matches("is not JSON%-encodable", (call("weird", "{}")))
@@ -785,6 +795,47 @@ describe("aigc.tools", function ()
       local _, errs2 = client:step(0)
       assert.is_table(errs2)
       assert.matches("met in race", tostring(errs2[1]), 1, true)
+    end)
+
+    it("runs a call whose arguments the server sent as an object (TGI), and sends its result back", function ()
+      -- Hugging Face TGI (and some llama.cpp builds) answer `"arguments": {...}`, not JSON text.
+      local script = [[
+        local oneshot = require "oneshot"
+        local server = oneshot.listen()
+        local function answer (c, body)
+          c:send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " .. #body
+                 .. "\r\nConnection: close\r\n\r\n" .. body)
+          c:close()
+        end
+        answer((oneshot.read_request(server)), '{"id":"1","object":"chat.completion","model":"tgi",'
+          .. '"choices":[{"index":0,"finish_reason":"tool_calls","message":{"role":"assistant","content":null,'
+          .. '"tool_calls":[{"id":"0","type":"function","function":{"description":null,"name":"get_weather",'
+          .. '"arguments":{"city":"Oslo","days":2}}}]}}]}')
+        local c, sent = oneshot.read_request(server)
+        local f = assert(io.open(arg[1], "wb")); f:write(sent); f:close()
+        answer(c, '{"id":"2","object":"chat.completion","model":"tgi","choices":[{"index":0,'
+          .. '"finish_reason":"stop","message":{"role":"assistant","content":"Sunny in Oslo."}}]}')
+      ]]
+      local sent_path = os.tmpname()
+      local port, child = require("oneshot").start(script, { sent_path })
+      local tgi = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0 }
+      local got
+      local ts = aigc.tools { { name = "get_weather", parameters = WEATHER, fn = function (args, call)
+        got = { args = args, raw = call.arguments }
+        return "sunny, 21 C"
+      end } }
+      local res, err = tgi:chat { tools = ts, messages = user "Weather in Oslo?" }
+      tgi:close()
+      child:wait(10)
+      local sent = json.decode(assert(io.open(sent_path, "rb")):read("*a"))
+      os.remove(sent_path)
+      assert.is_nil(err)
+      assert.equal("Sunny in Oslo.", res.text)
+      assert.same({ city = "Oslo", days = 2 }, got.args)
+      assert.same({ city = "Oslo", days = 2 }, json.decode(got.raw))
+      assert.is_true(res.tool_calls_made[1].ok)
+      local last = sent.messages[#sent.messages]
+      assert.same({ role = "tool", tool_call_id = "0", content = "sunny, 21 C" }, last)
     end)
 
     it("checks a tool's parameters schema when the toolset is made", function ()

@@ -268,10 +268,16 @@ end
 -- }======================================================
 
 -- Decodes a call's arguments into a table: nil and a message when they are
--- not a JSON object.
+-- not a JSON object. OpenAI sends the object as JSON text; some compatible
+-- servers (Hugging Face TGI, some llama.cpp builds) send the object itself,
+-- already decoded with the reply: taken as it is (an array is refused alike).
 local function decode_args (raw)
   if raw == nil or raw == core.null or (type(raw) == "string" and not raw:find("%S")) then
     return {}
+  end
+  if type(raw) == "table" then
+    if is_array(raw) or getmetatable(raw) ~= nil then return nil, "arguments must be a JSON object" end
+    return raw
   end
   if type(raw) ~= "string" then return nil, "arguments must be a JSON string, got " .. type(raw) end
   local v, err = json_decode(raw)
@@ -321,7 +327,8 @@ function Toolset:call (call, ctx)
       return error_content(rec.error), rec
     end
   end
-  local info = { id = call.id, name = name, arguments = raw }
+  -- (`call.arguments` is the raw JSON text, whichever form the server sent)
+  local info = { id = call.id, name = name, arguments = type(raw) == "table" and json_encode(raw) or raw }
   if ctx then for k, v in pairs(ctx) do if info[k] == nil then info[k] = v end end end
   -- The model gets error messages without positions; the record keeps
   -- them whole, with the traceback.

@@ -29,6 +29,7 @@ end
 --- (child) Accepts one connection and reads one request from it (the
 -- headers, then a body of its Content-Length), with a 5 s bound.
 -- @return the connection, to answer on
+-- @treturn string the request's body
 function M.read_request (server)
   local c = assert(server:accept())
   c:settimeout(5)
@@ -37,8 +38,8 @@ function M.read_request (server)
     local line = assert(c:receive("*l"))
     len = tonumber(line:match("^[Cc]ontent%-[Ll]ength: *(%d+)")) or len
   until line == ""
-  c:receive(len)
-  return c
+  local body = len > 0 and c:receive(len) or ""
+  return c, body
 end
 
 --- (spec) Runs `script` with `args` in a background child (lua5.4, or $LUA)
