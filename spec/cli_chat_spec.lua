@@ -261,6 +261,33 @@ describe("aigc chat (stdin not a terminal)", function ()
     assert.equal(2, #srv:requests())
   end)
 
+  it("-t: the template's system prompt with its variables from -p and its defaults, its params", function ()
+    cli.write(home .. "/templates/guide.lua", [[
+      return { system = "You are a {{role}} in {{town}}.", prompt = "Tell me about {{topic}}.",
+               defaults = { role = "guide" }, params = { temperature = 0 } }
+    ]])
+    local r = cli.run({ "chat", "-t", "guide", "-p", "town=Oslo" }, { home = home, base_url = srv.base_url,
+                                                                   stdin = "Hello there\n" })
+    assert.equal(0, r.code, r.stderr)
+    local body = body_of(srv:last())
+    assert.same({ { role = "system", content = "You are a guide in Oslo." },
+                  { role = "user", content = "Hello there" } }, body.messages)
+    assert.equal(0, body.temperature)
+    r = cli.run({ "chat", "-t", "guide", "-p", "role=pirate", "-p", "town=Bergen" },
+                { home = home, base_url = srv.base_url, stdin = "Ahoy\n" })
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("You are a pirate in Bergen.", body_of(srv:last()).messages[1].content)
+    -- a variable without a value, and -p without -t: usage errors, nothing sent
+    local sent = #srv:requests()
+    r = cli.run({ "chat", "-t", "guide" }, { home = home, base_url = srv.base_url, stdin = "Hi\n" })
+    assert.equal(2, r.code)
+    assert.equal("template 'guide': missing variable: town (give it with -p NAME=VALUE)\n", r.stderr)
+    r = cli.run({ "chat", "-p", "town=Oslo" }, { home = home, base_url = srv.base_url, stdin = "Hi\n" })
+    assert.equal(2, r.code)
+    assert.matches("-p sets template variables: it needs -t TEMPLATE", r.stderr, 1, true)
+    assert.equal(sent, #srv:requests())
+  end)
+
   it("reports a failed reply and goes on, the history unchanged", function ()
     local r = cli.run({ "chat" }, { home = home, base_url = srv.base_url,
       stdin = "What is the capital of France?\n/model fault:status=500,should-retry=false\nHi\n/model m\nAnd?\n" })

@@ -256,10 +256,26 @@ function M.run (args)
   local log = common.open_log(config, args)
   local params = common.options_table(args.options)
   local system, tpl_model
+  local vars = common.params_table(args.params)
   if args.template then
     local tpl = common.template(args.template)
-    system, tpl_model = tpl.system, tpl.model
+    tpl_model = tpl.model
     for k, v in pairs(tpl.params) do if params[k] == nil then params[k] = v end end
+    if tpl.system then
+      -- Its variables take -p, then the template's defaults. (The template's
+      -- prompt is for one-shot calls: in the REPL each typed line is a turn.)
+      local all = {}
+      for k, v in pairs(tpl.defaults) do all[k] = v end
+      for k, v in pairs(vars) do all[k] = v end
+      local text, err = template.render(tpl.system, all)
+      if not text then
+        common.usage(("template '%s': missing variable%s: %s (give it with -p NAME=VALUE)"):format(
+          args.template, #err.missing > 1 and "s" or "", table.concat(err.missing, ", ")))
+      end
+      system = text
+    end
+  elseif next(vars) ~= nil then
+    common.usage("-p sets template variables: it needs -t TEMPLATE")
   end
   local history, cid, leaf
   local c = common.continued(log, args)
