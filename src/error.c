@@ -1054,7 +1054,11 @@ static int error_tostring (lua_State *L) {
   if (lua_getfield(L, 1, "message") == LUA_TSTRING) {
     size_t len, cut = 0, keep;
     const char *msg = lua_tolstring(L, -1, &len);
-    while (cut < len && msg[cut] != '\n' && msg[cut] != '\r')
+    /* The first line: up to a line end, or to one shown as "\n" / "\r"
+       (a server's message has its controls escaped when the error is
+       made: see "Text shown"). */
+    while (cut < len && msg[cut] != '\n' && msg[cut] != '\r'
+           && !(msg[cut] == '\\' && cut + 1 < len && (msg[cut + 1] == 'n' || msg[cut + 1] == 'r')))
       cut++;
     keep = utf8_cut(msg, cut, TOSTRING_MESSAGE_MAX);
     push_text(L, msg, keep, keep < cut ? "\xE2\x80\xA6" : NULL);   /* … */
