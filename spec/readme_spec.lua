@@ -93,6 +93,19 @@ local primary = { client = a }
 local text = "I want a refund for my order A-1042"
 -- `timeout`, `budget`: the arguments of client:step named in its signature
 local timeout, budget = 0.01, 0
+-- A README line `print(...) --> TEXT` becomes a call of this (see `script_of`):
+-- it prints as print does, and fails unless the printed line is TEXT (runs of
+-- spaces and tabs compare equal).
+local function readme_prints (want, line, ...)
+  local parts = {}
+  for i = 1, select("#", ...) do parts[i] = tostring((select(i, ...))) end
+  print(table.concat(parts, "\t"))
+  local function norm (s) return (s:gsub("%s+", " "):gsub("^ ", ""):gsub(" $", "")) end
+  if norm(table.concat(parts, " ")) ~= norm(want) then
+    error(string.format("README.md:%d prints %q where the README says it prints %q", line,
+      table.concat(parts, "\t"), want), 0)
+  end
+end
 -- Anything else a block uses must be defined in it: say which name is missing.
 setmetatable(_ENV, { __index = function (_, name)
   error("the README block uses '" .. tostring(name)
@@ -100,13 +113,30 @@ setmetatable(_ENV, { __index = function (_, name)
 end })
 ]==]
 
+-- The block's lines `print(ARGS) --> TEXT` as checks of what they print
+-- (`readme_prints`), each still one line; and how many there were.
+local function checked_prints (block)
+  local lines, n = {}, 0
+  local i = 0
+  for line in (block.code .. "\n"):gmatch("([^\n]*)\n") do
+    i = i + 1
+    local indent, args, want = line:match("^(%s*)print(%b())%s*%-%->%s*(.-)%s*$")
+    if indent then
+      n = n + 1
+      line = string.format("%sreadme_prints(%q, %d, %s)", indent, want, block.line + i, args:sub(2, -2))
+    end
+    lines[i] = line
+  end
+  return table.concat(lines, "\n"), n
+end
+
 -- The script a block runs as: two path lines, the prelude, an empty line,
 -- then the block, whose first line is README line `fence + 1`.
 local function script_of (block)
   local head = string.format("package.path = %q .. package.path\npackage.cpath = %q .. package.cpath\n",
     ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;", ROOT .. "/?.so;")
   local before = select(2, head:gsub("\n", "")) + select(2, PRELUDE:gsub("\n", "")) + 1
-  return head .. PRELUDE .. "\n" .. block.code .. "\n", before
+  return head .. PRELUDE .. "\n" .. checked_prints(block) .. "\n", before
 end
 
 -- Rewrites "FILE:N:" in the output as "README.md:M:" (or "prelude:N:").
@@ -135,6 +165,12 @@ describe("README.md's Lua examples", function ()
 
   it("has Lua examples to run", function ()
     assert.is_true(#blocks > 0)
+  end)
+
+  it("says what some of them print (`print(...) --> TEXT`), which their runs check", function ()
+    local n = 0
+    for _, block in ipairs(blocks) do n = n + select(2, checked_prints(block)) end
+    assert.is_true(n >= 5, n .. " checked prints")
   end)
 
   for i, block in ipairs(blocks) do
