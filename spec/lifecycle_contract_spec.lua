@@ -105,6 +105,32 @@ describe("the lifecycle contract", function ()
       local _, count = r.stderr:gsub("never stepped", "")
       assert.equal(1, count)
     end)
+
+    it("on stderr, an error value that is not a string shows its message, or what it is (not 'table: 0x...')",
+       function ()
+      local r = luachild.run([[
+        local aigc = require "aigc"
+        local c = aigc.client { base_url = arg[1], max_retries = 0 }
+        for _, v in ipairs {
+          { code = "E43", message = "a table with its message" },
+          setmetatable({}, { __tostring = function () return "shown by __tostring" end }),
+          { code = "E44" }, print, false,
+        } do
+          assert(c:chat { messages = { { role = "user", content = "Hi" } }, on_done = function () error(v) end })
+        end
+        c:close()
+        print("closed")
+      ]], { args = { srv.base_url } })
+      assert.equal(0, r.status, r.stderr)
+      assert.equal("closed\n", r.stdout)
+      local lines = {}
+      for line in r.stderr:gmatch("[^\n]+") do
+        lines[#lines + 1] = line:match("^aigc: error in a callback %(no step%(%) collected it before the client "
+                                       .. "closed%): (.*)$")
+      end
+      assert.same({ "a table with its message", "shown by __tostring", "a table error value without a message",
+                    "a function error value without a message", "false" }, lines)
+    end)
   end)
 
   describe("cancel", function ()

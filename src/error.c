@@ -899,9 +899,37 @@ void aigc_error_scrub (lua_State *L, int idx, const char *secrets) {
 ** =======================================================
 */
 
+/*
+** Pushes the text of the error value at idx, for stderr: a string, number
+** or boolean as it is, a value with __tostring as that gives it, a plain
+** table's string `message` field (an error object of the caller's own),
+** else what the value is: "a table error value without a message", as
+** the tool loop describes such a value (lua/aigc/tools.lua message_of),
+** never "table: 0x...".
+*/
+static const char *error_text (lua_State *L, int idx) {
+  int t = lua_type(L, idx);
+  idx = lua_absindex(L, idx);
+  luaL_checkstack(L, 2, NULL);
+  if (t == LUA_TSTRING || t == LUA_TNUMBER || t == LUA_TBOOLEAN)
+    return aigc_tostring_safe(L, idx, NULL);
+  if (luaL_getmetafield(L, idx, "__tostring")) {
+    lua_pop(L, 1);
+    return aigc_tostring_safe(L, idx, NULL);
+  }
+  if (t == LUA_TTABLE) {
+    lua_pushliteral(L, "message");
+    lua_rawget(L, idx);   /* (raw: no __index runs here) */
+    if (lua_type(L, -1) == LUA_TSTRING)
+      return lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  return lua_pushfstring(L, "a %s error value without a message", luaL_typename(L, idx));
+}
+
 /* Writes the error at idx to stderr, one report. */
 static void write_error (lua_State *L, int idx, const char *why) {
-  fprintf(stderr, "aigc: %s: %s\n", why, aigc_tostring_safe(L, idx, NULL));
+  fprintf(stderr, "aigc: %s: %s\n", why, error_text(L, idx));
   fflush(stderr);
   lua_pop(L, 1);
 }
