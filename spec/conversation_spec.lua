@@ -676,6 +676,44 @@ describe("aigc.conversation", function ()
       end
       assert.equal(0, #srv:requests())
     end)
+
+    it("misuse in the input or the history names say/say_async/save, not chat_async or encode", function ()
+      local here = "^[^\n]*conversation_spec.lua:%d+: "
+      local conv = aigc.conversation { client = client }
+      for _, case in ipairs {
+        { "bad \255", "(input: invalid UTF-8 at byte 4 of a string)" },
+        { { role = "user", content = "x\255" }, "(input.content: invalid UTF-8 at byte 1 of a string)" },
+        { { { type = "text", text = "x\255" } }, "(input[1].text: invalid UTF-8 at byte 1 of a string)" },
+        { { role = "user", content = "x", name = print }, "(input.name: " },
+      } do
+        for _, fname in ipairs { "say", "say_async" } do
+          local ok, e = pcall(conv[fname], conv, case[1])
+          assert.is_false(ok)
+          assert.matches(here .. "bad argument #1 to '" .. fname .. "' %(", e)
+          assert.matches(case[2], e, 1, true)
+        end
+      end
+      assert.equal(0, #conv.messages)
+      -- a history the request would refuse (a system prompt, a message added as it is)
+      local bad = aigc.conversation { client = client, system = "s\255" }
+      for _, fname in ipairs { "say", "say_async", "save" } do
+        local ok, e = pcall(bad[fname], bad, fname ~= "save" and "Hi" or nil)
+        assert.is_false(ok)
+        -- (save may meet the system prompt first as self.system: the encoder's order is pairs')
+        local at = fname == "save" and e:find("(self.system: ", 1, true) and "self%.system"
+                   or "self%.messages%[1%]%.content"
+        assert.matches(here .. "calling '" .. fname .. "' on bad self %(" .. at .. ": "
+                       .. "invalid UTF%-8 at byte 1 of a string%)$", e)
+      end
+      local fine = aigc.conversation { client = client }
+      fine:add { role = "user", content = "Hi", extra = { f = print } }
+      local ok, e = pcall(fine.save, fine)
+      assert.is_false(ok)
+      assert.matches(here .. "calling 'save' on bad self %(self%.messages%[1%]%.extra%.f: "
+                     .. "cannot encode a function%)$", e)
+      assert.is_false(bad._busy ~= nil or fine._busy ~= nil)   -- (nothing started)
+      assert.equal(0, #srv:requests())
+    end)
   end)
 
   describe("with tools and schemas", function ()

@@ -120,6 +120,16 @@ end
 -- not judged. Why, or nil: a conversation's say sends params through
 -- chat_async, whose misuse would name a function the user did not call.
 local call_options, json_encode = core.call_options, core.json.encode
+
+-- Why the encoder refuses `v` (found at `root`), or nil.
+local function encode_problem (v, root)
+  local ok, e = pcall(json_encode, v)
+  if ok then return nil end
+  e = tostring(e)
+  local at = e:match("%(value(.*)%)$")
+  return at and root .. at or root .. ": " .. e
+end
+
 local function params_problem (params, root)
   local sent = {}
   for k, v in pairs(params) do
@@ -127,11 +137,7 @@ local function params_problem (params, root)
     if not (call_options[k] or k == "stream" or (k == "tools" and util.is_a(v, "aigc.toolset"))) then sent[k] = v end
   end
   if params.model == null then return root .. ".model: string expected, got aigc.null" end
-  local ok, e = pcall(json_encode, sent)
-  if ok then return nil end
-  e = tostring(e)
-  local at = e:match("%(value(.*)%)$")
-  return at and root .. at or root .. ": " .. e
+  return encode_problem(sent, root)
 end
 
 -- Checks a conversation's options (argument `argn` of `fname`).
@@ -484,6 +490,10 @@ end
 -- changed -- not the end of the request inside it.
 local function check_say (self, input, params, fname)
   local user = user_message(input, fname)
+  local bad = check.CHAT_FIELDS.messages({ user }, "input")
+  if bad then argerror(fname, 1, (bad:gsub("^input%[1%]", "input"))) end
+  bad = encode_problem(input, "input")
+  if bad then argerror(fname, 1, bad) end
   if params ~= nil and type(params) ~= "table" then argerror(fname, 2, expected("table", params)) end
   if busy(self) then util.raise("attempt to say: the conversation is busy with another say (wait for it, or fork)") end
   local on_done, on_error = self.params.on_done, self.params.on_error
@@ -493,6 +503,10 @@ local function check_say (self, input, params, fname)
   p.on_done, p.on_error = on_done, on_error
   local why = check.call_problem(self.client, self.api, p) or params_problem(p, "params") or dialogue.params_problem(p)
   if why then argerror(fname, 2, why) end
+  -- (a history the request would refuse: set by hand, or an `add` of a
+  -- message that is not UTF-8)
+  why = encode_problem(self.messages, "self.messages")
+  if why then util.raise(("calling '%s' on bad self (%s)"):format(fname, why)) end
   return user, on_done, on_error
 end
 

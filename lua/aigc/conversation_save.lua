@@ -45,13 +45,25 @@ local function saved_params (params)
   return out
 end
 
+-- What the encoder refuses in a conversation (a message that is not
+-- UTF-8, a function in the history...) is the caller's misuse of `save`:
+-- named so, with the path in the conversation, not as the encoder's own
+-- ("bad argument #1 to 'encode' (value.messages[2]...)").
+local function encode_saved (t)
+  local ok, s = pcall(json_encode, t)
+  if ok then return s end
+  local at = type(s) == "string" and s:match("bad argument #1 to 'encode' %(value(.*)%)$")
+  if not at then error(s, 0) end   -- (out of memory)
+  util.raise("calling 'save' on bad self (self" .. at .. ")")
+end
+
 --- The conversation `self` as a JSON string (`conv:save()`).
 -- @tparam aigc.conversation self
 -- @treturn string
 function M.save (self)
   local msgs = array {}
   for i, m in ipairs(self.messages) do msgs[i] = m end
-  return json_encode {
+  return encode_saved {
     format = FORMAT, version = 1,
     model = self.model, system = self.system,
     params = saved_params(self.params),
