@@ -8,6 +8,7 @@
 local aigc = require "aigc"
 local cli = require "cli"
 local oneshot = require "oneshot"
+local luachild = require "luachild"
 
 local CLIENT_KEY = "sk-client-" .. ("Qm4Xw8Ry2Tz6"):rep(3)
 local PER_CALL = "sk-percall-" .. ("Zq7Lp3Vn9Kd5"):rep(3)
@@ -314,5 +315,114 @@ describe("a call's own credentials in what is stored", function ()
                       :find("[redacted]", 1, true) or tostring(err):find("[redacted]", 1, true))
     end
     c:close()
+  end)
+end)
+
+-- A client made in a child process with the environment the parent gives
+-- (libcurl reads the proxy variables itself): its call, and everything its
+-- caller could see of it -- the error's strings, tostring(err), the log
+-- lines, what the engine scrubs of the password -- on stdout.
+local CHILD = [[
+  local aigc = require "aigc"
+  local base, pass, proxy, status = arg[1], arg[2], arg[3], arg[4]
+  local lines = {}
+  local c = aigc.client { base_url = base, api_key = "sk-child-key-0123456789", model = "m", max_retries = 1,
+                          proxy = proxy ~= "" and proxy or nil, connect_timeout = 5,
+                          log = function (level, msg) lines[#lines + 1] = level .. ": " .. msg end }
+  local res, err = c:chat { messages = { { role = "user", content = "via the proxy" } },
+                            headers = { ["x-status"] = status } }
+  local out = { "scrub: " .. c._engine:scrub("x " .. pass .. " y") }
+  c:close()
+  if res then out[#out + 1] = "text: " .. res.text end
+  local function walk (v, seen)
+    if type(v) == "string" then out[#out + 1] = "field: " .. v
+    elseif type(v) == "table" and not seen[v] then
+      seen[v] = true
+      for k, x in next, v do walk(k, seen); walk(x, seen) end
+    end
+  end
+  if err then
+    out[#out + 1] = "kind: " .. tostring(err.kind)
+    out[#out + 1] = "message: " .. tostring(err.message)
+    out[#out + 1] = "tostring: " .. tostring(err)
+    walk(err, {})
+  end
+  for _, l in ipairs(lines) do out[#out + 1] = "log: " .. l end
+  io.write(table.concat(out, "\n"), "\n")
+]]
+
+local PROXY_VARIABLES = { "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
+                          "no_proxy", "NO_PROXY" }
+
+-- Runs CHILD with the proxy variables `vars` (the others set empty: the
+-- runner's own do not count); returns its report as { key = { lines } }
+-- and its whole stdout.
+local function child_with (vars, base, opts)
+  local env = {}
+  for _, name in ipairs(PROXY_VARIABLES) do env[name] = vars[name] or "" end
+  opts = opts or {}
+  local r = luachild.run(CHILD, { env = env, args = { base, PROXY_PASS, opts.proxy or "", opts.status or "500" } })
+  assert.equal(0, r.status, r.stderr)
+  local report = {}
+  for line in r.stdout:gmatch("[^\n]+") do
+    local key, value = line:match("^(%w+): (.*)$")
+    if key then
+      report[key] = report[key] or {}
+      table.insert(report[key], value)
+    end
+  end
+  return report, r.stdout
+end
+
+describe("proxies", function ()
+  local port, child
+  setup(function () port, child = oneshot.start(ECHO) end)
+  teardown(function ()
+    os.execute("kill " .. child.pid .. " 2>/dev/null")
+    child:wait(5)
+  end)
+
+  it("the password of a proxy from the environment is a secret, as `proxy`'s is", function ()
+    local gopher = "gopher://bob:" .. PROXY_PASS .. "@127.0.0.1:1"   -- (libcurl's message shows the URL whole)
+    for _, case in ipairs {
+      { "http_proxy", "http://127.0.0.1:1/v1" }, { "all_proxy", "http://127.0.0.1:1/v1" },
+      { "ALL_PROXY", "http://127.0.0.1:1/v1" }, { "https_proxy", "https://127.0.0.1:1/v1" },
+      { "HTTPS_PROXY", "https://127.0.0.1:1/v1" },
+    } do
+      local report, out = child_with({ [case[1]] = gopher }, case[2])
+      assert.equal("connect", report.kind[1], case[1])
+      assert.truthy(report.message[1]:find("Unsupported proxy scheme for 'gopher://bob:[redacted]@127.0.0.1:1'",
+                                           1, true), case[1])
+      assert.equal("x [redacted] y", report.scrub[1], case[1])
+      assert_clean(out, "the error or a log line (" .. case[1] .. ")")
+    end
+    -- $HTTP_PROXY, which libcurl leaves alone for http, is a secret as well
+    local report = child_with({ HTTP_PROXY = gopher }, "http://127.0.0.1:1/v1")
+    assert.equal("x [redacted] y", report.scrub[1])
+  end)
+
+  it("a proxy from the environment echoing its Proxy-Authorization: whole, cut and base64'd, scrubbed", function ()
+    for _, proxy in ipairs { "http://bob:" .. PROXY_PASS .. "@127.0.0.1:" .. port,
+                             "bob:" .. PROXY_PASS .. "@127.0.0.1:" .. port } do   -- (no scheme: libcurl's http)
+      local report, out = child_with({ http_proxy = proxy }, "http://aigc-target.invalid/v1")
+      assert.equal("http", report.kind[1])
+      assert.truthy(report.message[1]:find("whole [redacted]", 1, true))   -- (it was there: Basic bob:<password>)
+      assert_clean(out, "the error or a log line")
+    end
+    -- the same without a scheme, given as `proxy`
+    local report, out = child_with({}, "http://aigc-target.invalid/v1",
+                                   { proxy = "bob:" .. PROXY_PASS .. "@127.0.0.1:" .. port })
+    assert.truthy(report.message[1]:find("whole [redacted]", 1, true))
+    assert_clean(out, "the error or a log line")
+  end)
+
+  it("$no_proxy / $NO_PROXY still send a request past the proxy of the environment", function ()
+    for _, name in ipairs { "no_proxy", "NO_PROXY" } do
+      local report = child_with({ http_proxy = "http://bob:" .. PROXY_PASS .. "@127.0.0.1:1", [name] = "127.0.0.1" },
+                                "http://127.0.0.1:" .. port .. "/v1", { status = "200" })
+      assert.is_nil(report.kind, name)
+      assert.truthy(report.text[1]:find("whole sk-child-key-0123456789", 1, true), name)   -- (the server, directly)
+      assert.equal("x [redacted] y", report.scrub[1])
+    end
   end)
 end)

@@ -158,13 +158,28 @@ end
 -- credentials of its Authorization, api-key and x-api-key headers, which
 -- the engine finds itself): the keys, and what the base URL and the query
 -- carry (a password in the URL's user info, a `key=` parameter...), and
--- the proxy URL's password (libcurl sends it as Proxy-Authorization).
+-- the password of every proxy URL libcurl may take (it sends it as
+-- Proxy-Authorization; its message of a bad one shows the URL whole).
+-- Besides `proxy`, libcurl reads the proxy environment variables itself,
+-- at each transfer: they are read here when the client is made ($HTTP_PROXY
+-- too, which libcurl leaves alone for http but other tools take).
+local PROXY_VARIABLES = { "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY" }
+
+local function proxy_secrets (proxy, list)
+  if not proxy:find("^%a[%w+.%-]*://") then proxy = "http://" .. proxy end   -- (libcurl's default scheme)
+  util.url_secrets(proxy, list)
+end
+
 local function client_secrets (api_key, ad_token, base_url, query, proxy)
   local list = {}
   if api_key ~= nil then list[#list + 1] = api_key end
   if ad_token ~= nil then list[#list + 1] = ad_token end
   util.url_secrets(base_url, list)
-  if type(proxy) == "string" then util.url_secrets(proxy, list) end
+  if type(proxy) == "string" then proxy_secrets(proxy, list) end
+  for _, name in ipairs(PROXY_VARIABLES) do
+    local value = env(name)
+    if value then proxy_secrets(value, list) end
+  end
   for k, v in pairs(query) do
     if util.secret_param(k) and type(v) == "string" and v ~= "" then list[#list + 1] = v end
   end
