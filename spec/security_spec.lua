@@ -224,6 +224,17 @@ describe("security", function ()
     assert.equal("yes", srv:last().headers["x-via-proxy"])
   end)
 
+  it("ends with kind 'connect' when the proxy cannot be reached, its password not in the error", function ()
+    local c = aigc.client { base_url = "http://aigc-nowhere.invalid/v1", max_retries = 0,
+                            proxy = "http://bob:proxy-pass-0123456789@127.0.0.1:1" }
+    local res, err = c:chat "Hi"
+    c:close()
+    assert.is_nil(res)
+    assert.equal("connect", err.kind)
+    assert.is_nil(tostring(err):find("proxy-pass", 1, true))
+    assert.is_nil(err.message:find("proxy-pass", 1, true))
+  end)
+
   it("honours libcurl's proxy environment variables", function ()
     local ok, out = sh(("http_proxy=http://127.0.0.1:%d lua5.4 -e '"
       .. "package.path=\"lua/?.lua;lua/?/init.lua;\"..package.path; package.cpath=\"./?.so;\"..package.cpath;"
