@@ -90,6 +90,11 @@ static int eng_submit (lua_State *L) {
   if (e->roster.config.log_enabled && !e->roster.closed)
     log_submit(L, e, r);
   lua_settop(L, 6);   /* the request */
+  /* An external loop's watcher hears of it now (timer_fn(0): act() starts
+     it), unless a turn of the loop is running (its report follows). */
+  if (!e->roster.closed && !e->roster.closing)
+    aigc_loop_report(L, 1, e);
+  lua_settop(L, 6);
   return 1;
 }
 
@@ -234,6 +239,19 @@ static int req_pump (lua_State *L) {
 ** =======================================================
 */
 
+/* Pushes the callback errors reported since the last step() or act(),
+   and gives the engine (at 1) a fresh list: 1, or 0 when there are none. */
+static int take_errors (lua_State *L) {
+  if (lua_getiuservalue(L, 1, AIGC_EN_ERRORS) != LUA_TTABLE || lua_rawlen(L, -1) == 0) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  /* A fresh list first: if making it fails, the errors stay kept. */
+  lua_newtable(L);
+  lua_setiuservalue(L, 1, AIGC_EN_ERRORS);
+  return 1;
+}
+
 /*
 ** eng:step([timeout [, budget]]) -> active, errors
 ** Drives every transfer once: waits at most `timeout` seconds (default 0:
@@ -268,14 +286,7 @@ static int eng_step (lua_State *L) {
   if (status != LUA_OK)
     return lua_error(L);
   lua_pushinteger(L, aigc_roster_count(&e->roster));
-  if (lua_getiuservalue(L, 1, AIGC_EN_ERRORS) != LUA_TTABLE || lua_rawlen(L, -1) == 0) {
-    lua_pop(L, 1);
-    return 1;
-  }
-  /* A fresh list first: if making it fails, the errors stay kept. */
-  lua_newtable(L);
-  lua_setiuservalue(L, 1, AIGC_EN_ERRORS);
-  return 2;
+  return 1 + take_errors(L);
 }
 
 /* eng:watch(socket_fn, timer_fn): hand the waiting to an external loop. */
@@ -293,35 +304,60 @@ static int eng_watch (lua_State *L) {
 }
 
 /*
-** eng:act([fd, events]): the external loop says socket fd is ready
-** (events: a string with 'r' and/or 'w', 'e' for an error), or, with no
-** fd, that the timer expired. Acts, dispatches callbacks, reports changes.
+** eng:act([fd, events]) -> active, errors: the external loop says socket
+** fd is ready (events: a string with 'r' and/or 'w', 'e' for an error),
+** or, with no fd, that the timer expired (acting on what is due; the
+** watcher's timer is spent, so it hears the next deadline even if it did
+** not change: a timer that fired early is set again). Acts, dispatches
+** callbacks, reports changes; returns as step() does. On a closed client
+** it does nothing and returns 0: an external loop may still hold events
+** for it.
 */
 static int eng_act (lua_State *L) {
-  aigc_engine *e = check_engine(L, 1);
-  int status;
-  if (e->dispatching)
-    return luaL_error(L, "client:act() called from inside an aigc callback");
-  if (lua_isnoneornil(L, 2)) {
-    e->curl_deadline = -1;
-    aigc_loop_socket_action(e, CURL_SOCKET_TIMEOUT, 0);
-  }
-  else {
-    lua_Integer fd = luaL_checkinteger(L, 2);
+  aigc_engine *e = (aigc_engine *)luaL_checkudata(L, 1, AIGC_ENGINE_MT);
+  int status, mask = 0;
+  lua_Integer fd = -1;
+  if (!lua_isnoneornil(L, 2)) {
     const char *ev = luaL_optstring(L, 3, "r");
-    int mask = 0;
+    fd = luaL_checkinteger(L, 2);
     luaL_argcheck(L, fd >= 0 && fd <= INT32_MAX, 2, "not a file descriptor");
     if (strchr(ev, 'r')) mask |= CURL_CSELECT_IN;
     if (strchr(ev, 'w')) mask |= CURL_CSELECT_OUT;
     if (strchr(ev, 'e')) mask |= CURL_CSELECT_ERR;
-    aigc_loop_socket_action(e, (curl_socket_t)fd, mask);
   }
+  if (e->roster.closed || e->roster.closing) {
+    lua_pushinteger(L, 0);
+    return 1;
+  }
+  if (e->dispatching)
+    return luaL_error(L, "client:act() called from inside an aigc callback");
+  if (fd < 0)
+    e->reported_deadline = -1;   /* (the loop's drive acts on the timers that are due) */
+  else
+    aigc_loop_socket_action(e, (curl_socket_t)fd, mask);
   lua_settop(L, 1);
   aigc_loop_drive(L, 1, 0, 0, NULL, &status);
   if (status != LUA_OK)
     return lua_error(L);
   lua_pushinteger(L, aigc_roster_count(&e->roster));
-  return 1;
+  return 1 + take_errors(L);
+}
+
+/*
+** eng:set_task_deadline(at | nil): when the Lua layer's tasks next need a
+** turn (aigc.now() seconds: a sleep ends; now: deliveries are posted), for
+** an external loop's timer (and timeout()). Told to the watcher at once
+** outside a turn of the loop; a turn reports it at its end.
+*/
+static int eng_set_task_deadline (lua_State *L) {
+  aigc_engine *e = (aigc_engine *)luaL_checkudata(L, 1, AIGC_ENGINE_MT);
+  lua_Number at = luaL_optnumber(L, 2, -1);
+  luaL_argcheck(L, lua_isnoneornil(L, 2) || (at >= 0 && at == at), 2, "a time >= 0 expected");
+  e->task_deadline = at;
+  lua_settop(L, 1);
+  if (!e->roster.closed && !e->roster.closing)
+    aigc_loop_report(L, 1, e);
+  return 0;
 }
 
 /* eng:sockets() -> { [fd] = "in" | "out" | "inout" } */
@@ -347,7 +383,7 @@ static int eng_in_callback (lua_State *L) {
 
 static int eng_timeout (lua_State *L) {
   aigc_engine *e = check_engine(L, 1);
-  double d = aigc_loop_next_deadline(e);
+  double d = aigc_loop_watch_deadline(e);
   if (d < 0)
     lua_pushnil(L);
   else {
@@ -578,6 +614,10 @@ static void engine_close (lua_State *L, int eidx, aigc_engine *e, int from_gc) {
     status = cancel_all(L, eidx, e);
   e->roster.closed = 1;
   e->roster.closing = 0;
+  if (from_gc)
+    e->watching = 0;   /* (its functions may be collected too: not called) */
+  else
+    aigc_loop_unwatch(L, eidx, e);   /* before libcurl closes the sockets */
   let_go(e, !from_gc);
   if (e->roster.ends == 0)
     aigc_error_flush(L, eidx);   /* else the step() that delivers them returns them */
@@ -730,6 +770,7 @@ static int eng_new (lua_State *L) {
   e->roster.closed = 1;
   e->curl_deadline = -1;
   e->reported_deadline = -2;
+  e->task_deadline = -1;
   luaL_setmetatable(L, AIGC_ENGINE_MT);
   new_user_values(L, e);
   read_config(L, &e->roster.config);
@@ -750,6 +791,7 @@ static const luaL_Reg engine_methods[] = {
   {"act", eng_act},
   {"sockets", eng_sockets},
   {"timeout", eng_timeout},
+  {"set_task_deadline", eng_set_task_deadline},
   {"in_callback", eng_in_callback},
   {"scrub", eng_scrub},
   {"set_scheduler", eng_set_scheduler},

@@ -19,11 +19,39 @@
 ** =======================================================
 */
 
-/* Records a change for an external loop's watcher. */
-static void note_change (aigc_engine *e, curl_socket_t fd, int what) {
+/*
+** Drops the changes of fd not yet reported from index `from` on: an fd
+** watched first after the last report and removed before the next one
+** (a refused connection, closed by libcurl within one turn) is never
+** reported, so that the watcher is not told to watch a closed socket.
+*/
+static void drop_changes (aigc_engine *e, size_t from, curl_socket_t fd) {
+  size_t i, n = from;
+  for (i = from; i < e->nchanges; i++)
+    if (e->changes[i].fd != fd)
+      e->changes[n++] = e->changes[i];
+  e->nchanges = n;
+}
+
+/* Records a change for an external loop's watcher (`fresh`: an fd the
+   poller did not watch, thus one the watcher does not know either). */
+static void note_change (aigc_engine *e, curl_socket_t fd, int what, int fresh) {
   aigc_sockchange *c;
+  size_t i;
   if (!e->watching)
     return;
+  if (what == CURL_POLL_REMOVE)
+    for (i = e->nchanges; i > e->told; i--) {
+      c = &e->changes[i - 1];
+      if (c->fd != fd)
+        continue;
+      if (c->what == CURL_POLL_REMOVE)
+        break;   /* an earlier life of this fd number: this remove is reported */
+      if (c->fresh) {
+        drop_changes(e, i - 1, fd);
+        return;
+      }
+    }
   if (e->nchanges == e->capchanges) {
     size_t ncap = e->capchanges ? e->capchanges * 2 : 16;
     aigc_sockchange *p = (aigc_sockchange *)realloc(e->changes, ncap * sizeof *p);
@@ -35,6 +63,7 @@ static void note_change (aigc_engine *e, curl_socket_t fd, int what) {
   c = &e->changes[e->nchanges++];
   c->fd = fd;
   c->what = what;
+  c->fresh = fresh;
 }
 
 static short poll_events (int what) {
@@ -48,12 +77,16 @@ static short poll_events (int what) {
 
 static int on_socket (CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
   aigc_engine *e = (aigc_engine *)userp;
+  int fresh = 0;
   (void)easy; (void)socketp;
   if (what == CURL_POLL_REMOVE)
     aigc_poller_unwatch(&e->poller, fd);
-  else if (aigc_poller_watch(&e->poller, fd, poll_events(what)) != 0)
-    return -1;   /* out of memory: libcurl fails the transfer */
-  note_change(e, fd, what);
+  else {
+    fresh = aigc_poller_events(&e->poller, fd) == 0;
+    if (aigc_poller_watch(&e->poller, fd, poll_events(what)) != 0)
+      return -1;   /* out of memory: libcurl fails the transfer */
+  }
+  note_change(e, fd, what, fresh);
   return 0;
 }
 
@@ -158,10 +191,21 @@ static int starts_held (const aigc_engine *e) {
   return ro->config.max_starts_per_step > 0 && ro->queued > 0 && !aigc_roster_may_start(ro);
 }
 
-double aigc_loop_next_deadline (aigc_engine *e) {
+/* The earliest moment something needs doing for a wait of the loop's own
+   (now when callbacks are waiting), or -1 if nothing is timed. */
+static double next_deadline (aigc_engine *e) {
   if (dispatch_due(e) || starts_held(e))
     return aigc_now();
   return timers_deadline(e);
+}
+
+double aigc_loop_watch_deadline (aigc_engine *e) {
+  double d, t = e->task_deadline;
+  /* Callbacks pending (even one being delivered): come back at once. */
+  if (e->roster.r_head != NULL || starts_held(e))
+    return aigc_now();
+  d = timers_deadline(e);
+  return t >= 0 && (d < 0 || t < d) ? t : d;
 }
 
 void aigc_loop_socket_action (aigc_engine *e, curl_socket_t fd, int mask) {
@@ -172,8 +216,14 @@ void aigc_loop_socket_action (aigc_engine *e, curl_socket_t fd, int mask) {
 /* Lets libcurl act on its timer if it is due. */
 static void act_on_timer (aigc_engine *e) {
   if (e->curl_deadline >= 0 && aigc_now() >= e->curl_deadline) {
-    e->curl_deadline = -1;
+    long ms = -1;
+    e->curl_deadline = -2;   /* on_timer tells the next one... */
     aigc_loop_socket_action(e, CURL_SOCKET_TIMEOUT, 0);
+    /* ...unless libcurl found nothing due (it tells only a changed timer):
+       its timer is asked for, never lost. */
+    if (e->curl_deadline == -2)
+      e->curl_deadline = curl_multi_timeout(e->roster.multi, &ms) == CURLM_OK && ms >= 0
+                         ? aigc_now() + (double)ms / 1000.0 : -1.0;
   }
 }
 
@@ -196,7 +246,7 @@ static int curl_mask (short revents) {
 ** with EINTR. Then lets libcurl act on what is ready and on its timer.
 */
 static void poll_and_act (lua_State *L, aigc_engine *e, double timeout, const aigc_hooks *hooks) {
-  double d = aigc_loop_next_deadline(e), end;
+  double d = next_deadline(e), end;
   size_t i;
   int n;
   if (d >= 0) {
@@ -323,36 +373,46 @@ static void call_watcher (lua_State *L, int eidx, aigc_engine *e, int slot, int 
   }
 }
 
+/* Calls timer_fn with the time left until d (nil when d < 0). */
+static void report_timer (lua_State *L, int eidx, aigc_engine *e, double d) {
+  e->reported_deadline = d;
+  if (d < 0)
+    lua_pushnil(L);
+  else {
+    double secs = d - aigc_now();
+    lua_pushnumber(L, secs > 0 ? secs : 0);
+  }
+  call_watcher(L, eidx, e, AIGC_EN_WATCH_TIMER, 1);
+}
+
 /*
 ** Tells the watcher what changed since the last report: each socket
 ** (fd, "in" | "out" | "inout" | "remove") and the time until the next
 ** deadline (seconds, or nil for none). Called only outside libcurl.
+** A watcher's function may drive the engine (act(), a blocking call): the
+** changes that makes are reported too, in order (the walk reads the list
+** as it grows), and so is the timer they move, for a few rounds.
 */
 static void report_watch_changes (lua_State *L, int eidx, aigc_engine *e) {
-  size_t i, n;
+  int round;
   double d;
   if (!e->watching || e->reporting)
     return;
   e->reporting = 1;
-  n = e->nchanges;
-  for (i = 0; i < n && i < e->nchanges && !e->roster.closed; i++) {
-    aigc_sockchange c = e->changes[i];
-    lua_pushinteger(L, (lua_Integer)c.fd);
-    lua_pushstring(L, what_name(c.what));
-    call_watcher(L, eidx, e, AIGC_EN_WATCH_SOCKET, 2);
-  }
-  e->nchanges = 0;
-  /* Callbacks pending (even one being delivered): come back at once. */
-  d = e->roster.r_head != NULL || starts_held(e) ? aigc_now() : timers_deadline(e);
-  if (!e->roster.closed && d != e->reported_deadline) {
-    e->reported_deadline = d;
-    if (d < 0)
-      lua_pushnil(L);
-    else {
-      double secs = d - aigc_now();
-      lua_pushnumber(L, secs > 0 ? secs : 0);
+  for (round = 0; round < 8 && !e->roster.closed; round++) {
+    while (e->told < e->nchanges && !e->roster.closed) {
+      aigc_sockchange c = e->changes[e->told++];
+      lua_pushinteger(L, (lua_Integer)c.fd);
+      lua_pushstring(L, what_name(c.what));
+      call_watcher(L, eidx, e, AIGC_EN_WATCH_SOCKET, 2);
     }
-    call_watcher(L, eidx, e, AIGC_EN_WATCH_TIMER, 1);
+    e->nchanges = e->told = 0;
+    d = aigc_loop_watch_deadline(e);
+    if (e->roster.closed || d == e->reported_deadline)
+      break;
+    report_timer(L, eidx, e, d);
+    if (e->nchanges == 0)
+      break;
   }
   e->reporting = 0;
 }
@@ -441,23 +501,69 @@ static int watch_report_lua (lua_State *L) {
   return 0;
 }
 
-void aigc_loop_watch (lua_State *L, int eidx, aigc_engine *e) {
-  size_t i;
-  e->watching = 1;
-  /* Report what is already watched, then the timer. */
-  e->nchanges = 0;
-  for (i = 0; i < e->poller.nwatched; i++) {
-    short ev = e->poller.watched[i].events;
-    note_change(e, e->poller.watched[i].fd, (ev & POLLIN) && (ev & POLLOUT) ? CURL_POLL_INOUT
-                                            : (ev & POLLIN) ? CURL_POLL_IN : CURL_POLL_OUT);
-  }
-  e->reported_deadline = -2;   /* force a timer report */
+/* Runs report_watch_changes under lua_pcall; raises what escapes. */
+static void report_protected (lua_State *L, int eidx, aigc_engine *e) {
   lua_pushcfunction(L, watch_report_lua);
   lua_pushvalue(L, eidx);
   if (lua_pcall(L, 1, 0, 0) != LUA_OK) {   /* an interrupt, out of memory */
     e->reporting = 0;
     lua_error(L);
   }
+}
+
+void aigc_loop_watch (lua_State *L, int eidx, aigc_engine *e) {
+  size_t i;
+  e->watching = 1;
+  /* Report what is already watched, then the timer. */
+  e->nchanges = e->told = 0;
+  for (i = 0; i < e->poller.nwatched; i++) {
+    short ev = e->poller.watched[i].events;
+    note_change(e, e->poller.watched[i].fd, (ev & POLLIN) && (ev & POLLOUT) ? CURL_POLL_INOUT
+                                            : (ev & POLLIN) ? CURL_POLL_IN : CURL_POLL_OUT, 1);
+  }
+  e->reported_deadline = -2;   /* force a timer report */
+  report_protected(L, eidx, e);
+}
+
+void aigc_loop_report (lua_State *L, int eidx, aigc_engine *e) {
+  if (e->watching && !e->reporting && !e->stepping && !e->dispatching && !e->roster.closed)
+    report_protected(L, eidx, e);
+}
+
+/* aigc_loop_unwatch's calls, under lua_pcall (engine at 1). */
+static int unwatch_lua (lua_State *L) {
+  aigc_engine *e = (aigc_engine *)lua_touserdata(L, 1);
+  size_t i;
+  for (i = 0; i < e->poller.nwatched; i++)   /* (the fresh ones go: never reported) */
+    note_change(e, e->poller.watched[i].fd, CURL_POLL_REMOVE, 0);
+  e->reporting = 1;
+  while (e->told < e->nchanges) {
+    aigc_sockchange c = e->changes[e->told++];
+    lua_pushinteger(L, (lua_Integer)c.fd);
+    lua_pushstring(L, what_name(c.what));
+    call_watcher(L, 1, e, AIGC_EN_WATCH_SOCKET, 2);
+  }
+  if (e->reported_deadline != -1) {
+    lua_pushnil(L);
+    call_watcher(L, 1, e, AIGC_EN_WATCH_TIMER, 1);
+  }
+  return 0;
+}
+
+void aigc_loop_unwatch (lua_State *L, int eidx, aigc_engine *e) {
+  int saved_reporting = e->reporting;
+  /* (also from inside a report: close() in a watcher's function; that
+     report's walk stops, the client being closed) */
+  if (e->watching) {
+    lua_pushcfunction(L, unwatch_lua);
+    lua_pushvalue(L, eidx);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK)
+      lua_pop(L, 1);
+  }
+  e->reporting = saved_reporting;
+  e->watching = 0;   /* libcurl's clean-up closes the sockets: nobody to tell */
+  e->nchanges = e->told = 0;
+  e->reported_deadline = -1;
 }
 
 /* }====================================================== */

@@ -38,6 +38,7 @@
 typedef struct aigc_sockchange {
   curl_socket_t fd;
   int what;                     /* CURL_POLL_IN / OUT / INOUT / REMOVE */
+  int fresh;                    /* an add of an fd the watcher does not know */
 } aigc_sockchange;
 
 typedef struct aigc_engine {
@@ -48,7 +49,9 @@ typedef struct aigc_engine {
   int watching, reporting;
   aigc_sockchange *changes;     /* socket changes not yet reported */
   size_t nchanges, capchanges;
+  size_t told;                  /* changes[0 .. told) are reported (during a report) */
   double reported_deadline;     /* the deadline last reported, -1 none, -2 to report */
+  double task_deadline;         /* when the Lua layer's tasks need a turn; < 0: never */
   /* the loop */
   int dispatching;              /* depth of nested dispatch */
   int stepping;                 /* inside step() or act() */
@@ -83,11 +86,20 @@ int  aigc_loop_dispatch (lua_State *L, int eidx, aigc_engine *e, int budget);
 /* libcurl acts on socket fd (mask: CURL_CSELECT_*), or on its timer when
    fd is CURL_SOCKET_TIMEOUT. */
 void aigc_loop_socket_action (aigc_engine *e, curl_socket_t fd, int mask);
-/* The earliest moment something needs doing (now when callbacks are
-   waiting), or -1 if nothing is timed. */
-double aigc_loop_next_deadline (aigc_engine *e);
+/* The earliest moment an external loop must call act(): the engine's
+   timers and the tasks' (task_deadline); now when callbacks are waiting;
+   -1 if nothing is timed. */
+double aigc_loop_watch_deadline (aigc_engine *e);
 /* Starts reporting to an external loop's watcher: every watched socket is
    reported as new, then the timer. Raises what escapes the watcher. */
 void aigc_loop_watch (lua_State *L, int eidx, aigc_engine *e);
+/* Reports to the watcher what changed (sockets, the timer), now: for a
+   change made outside any turn of the loop (a task's deadline). Does
+   nothing inside a turn (its own report follows). Raises what escapes. */
+void aigc_loop_report (lua_State *L, int eidx, aigc_engine *e);
+/* close(): the watcher hears "remove" for every socket it watches and
+   timer_fn(nil), before libcurl closes them; then it is told nothing more.
+   Never raises (what escapes the watcher, memory, is dropped). */
+void aigc_loop_unwatch (lua_State *L, int eidx, aigc_engine *e);
 
 #endif

@@ -690,9 +690,11 @@ Client.__close = Client.close
 --- For an external event loop (luv, cqueues, a game engine's poller):
 -- `socket_fn(fd, what)` hears each socket to watch (`what` is "in", "out",
 -- "inout" or "remove") and `timer_fn(seconds)` when to call `client:act()`
--- next (nil: no timer). Then call `client:act(fd, events)` when a socket is
--- ready (`events` contains "r" and/or "w") and `client:act()` when the timer
--- fires. See examples/luv_loop.lua.
+-- next (nil: no timer; the tasks' sleeps count, and a new request sets it
+-- to 0). Then call `client:act(fd, events)` when a socket is ready
+-- (`events` contains "r" and/or "w") and `client:act()` when the timer
+-- fires (each such act() sets it again). `close()` reports "remove" for
+-- every socket still watched and `timer_fn(nil)`. See examples/luv_loop.lua.
 -- @tparam function socket_fn
 -- @tparam function timer_fn
 -- @usage client:watch(function (fd, what) watch_fd(fd, what) end, function (s) set_timer(s) end)
@@ -701,10 +703,13 @@ function Client:watch (socket_fn, timer_fn)
   return engine_call(self, "watch", "watch", socket_fn, timer_fn)
 end
 
---- See `watch`. Returns what `active()` counts.
+--- See `watch`. Returns what `active()` counts and, as `step()` does, the
+-- callback errors reported since the last `step()` or `act()` (or nil).
+-- On a closed client it does nothing and returns 0.
 -- @tparam[opt] integer fd
 -- @tparam[opt] string events
 -- @treturn integer
+-- @treturn[opt] table errors reported by callbacks and tasks
 -- @usage poll:start("r", function (_, ev) client:act(fd, ev) end)
 function Client:act (fd, events)
   check_self(self, "act")
@@ -712,12 +717,13 @@ function Client:act (fd, events)
     argerror("act", 1, expected("a file descriptor (an integer >= 0)", fd))
   end
   if events ~= nil and type(events) ~= "string" then argerror("act", 2, expected("string", events)) end
-  engine_call(self, "act", "act", fd, events)
+  if self._loop.closed then return 0 end   -- (an external loop's event left over from before close)
+  local _, errors = engine_call(self, "act", "act", fd, events)
   -- The external loop is this client's loop: deliveries and sleeping
   -- tasks are its work too.
   task.after_act(self._loop)
   if self._hook then self._hook.sweep(self) end
-  return task.count(self._loop)
+  return task.count(self._loop), errors
 end
 
 --- The sockets libcurl waits on now: `{ [fd] = "in" | "out" | "inout" }`.

@@ -486,6 +486,17 @@ function M.new_loop (client, engine)
   return loop
 end
 
+-- Tells the engine when the loop's tasks next need a turn (`at`, on
+-- `now()`'s clock, or nil), for an external loop's timer (client:watch):
+-- its watcher hears it at once, or at the end of the turn running now.
+-- What is told may be earlier than needed (a sleeper woken otherwise): the
+-- external loop then calls act() once for nothing, which tells it again.
+local function tell_wake (loop, at)
+  if loop.closed or loop.told_wake == at then return end
+  loop.told_wake = at
+  loop.engine:set_task_deadline(at)
+end
+
 local function report_delivery_error (loop, e)
   util.report(loop.client, util.callback_error("a delivery", e))
 end
@@ -504,6 +515,7 @@ function M.post (loop, fn)
   end
   local posted = loop.posted
   posted[#posted + 1] = fn
+  tell_wake(loop, now())
 end
 
 local function run_posted (loop)
@@ -523,6 +535,8 @@ local function add_sleeper (loop, at, rec, w)
   w.sleeper = s
   local list = loop.sleepers
   list[#list + 1] = s
+  local told = loop.told_wake
+  if told == nil or at < told then tell_wake(loop, at) end
 end
 
 local function wake_sleepers (loop)
@@ -606,6 +620,22 @@ function M.count (loop)
   return n + pending(loop)
 end
 
+-- When the loop's tasks next need a turn: now when deliveries are posted,
+-- soon when tasks wait on another client (GUEST_SLICE, as a step's wait),
+-- else when the first sleep ends; nil: never.
+local function wake_at (loop)
+  if #loop.posted > 0 then return now() end
+  local soonest
+  for _, s in ipairs(loop.sleepers) do
+    if soonest == nil or s.at < soonest then soonest = s.at end
+  end
+  if next(loop.guests) ~= nil then
+    local g = now() + GUEST_SLICE
+    if soonest == nil or g < soonest then soonest = g end
+  end
+  return soonest
+end
+
 --- The user's turn of the loop (`client:step`): waits at most `timeout`
 -- for the network, runs callbacks (at most `budget`), drives the guests,
 -- runs what was posted and wakes the tasks whose sleep is over.
@@ -619,15 +649,20 @@ function M.step (loop, timeout, budget)
   drive_guests(loop)
   run_posted(loop)
   if #loop.sleepers > 0 then wake_sleepers(loop) end
+  tell_wake(loop, wake_at(loop))
   return M.count(loop), errors
 end
 
 --- The Lua part of a turn, after the engine acted on its own (an external
--- loop's `client:act()`).
+-- loop's `client:act()`): as in `step`, the guests are driven, what was
+-- posted runs, the tasks whose sleep is over wake; then the external loop
+-- hears when the tasks next need a turn.
 -- @tparam table loop
 function M.after_act (loop)
+  drive_guests(loop)
   run_posted(loop)
   if #loop.sleepers > 0 then wake_sleepers(loop) end
+  tell_wake(loop, wake_at(loop))
 end
 
 -- One turn for a blocking wait: like step, but usable inside callbacks

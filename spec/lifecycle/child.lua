@@ -35,7 +35,8 @@
 --     active() is 0 once everything ended and every callback ran;
 --   * every error raised by on_done, on_error or a task body is reported
 --     exactly once: to error_handler, else in the second result of the
---     first step() that starts after it (else, the client closed, stderr);
+--     first step() (or act()) that starts after it (else, the client
+--     closed, stderr);
 --     a stream callback's error fails its request with kind "callback";
 --   * calls return what they document (res, or nil and an error object)
 --     and do not raise unless misused (a closed client);
@@ -1192,8 +1193,9 @@ function OPS.act (op)
   if not crec then return end
   local start_ev = tick()
   local gc_before = S.gc_acts
-  local ok, n = pcall(crec.client.act, crec.client)
+  local ok, n, errs = pcall(crec.client.act, crec.client)
   if not ok then return check_raise(crec, "client:act", n, start_ev) end
+  count_reports(errs, "act()'s second result")   -- (act() returns them as step() does)
   if crec.closed then return end
   check_counts(crec, "act()", n, gc_before)
 end
