@@ -12,6 +12,13 @@ local client = aigc.client { model = os.getenv("AIGC_MODEL") or "gpt-4o-mini" }
 local polls = {}                   -- fd -> uv poll handle
 local timer = uv.new_timer()
 
+-- act() returns what step() does: the count, and the errors callbacks
+-- raised (with no error_handler, this is where they show).
+local function act (fd, events)
+  local _, errors = client:act(fd, events)
+  for _, e in ipairs(errors or {}) do io.stderr:write("callback error: ", tostring(e), "\n") end
+end
+
 local function on_socket (fd, what)
   local poll = polls[fd]
   if what == "remove" then
@@ -20,18 +27,21 @@ local function on_socket (fd, what)
   end
   if not poll then
     poll = uv.new_socket_poll(fd)
+    if not poll then return end      -- (EBADF: a socket already gone; its "remove" follows)
     polls[fd] = poll
   end
   local events = (what == "in" and "r") or (what == "out" and "w") or "rw"
   poll:start(events, function (err, ready)
-    client:act(fd, err and "e" or ready)
+    act(fd, err and "e" or ready)
   end)
 end
 
+-- A one-shot timer. libuv counts from its cached clock, so it may fire a
+-- little early: act() then finds nothing due and sets it again.
 local function on_timer (seconds)
   timer:stop()
   if seconds then
-    timer:start(math.ceil(seconds * 1000), 0, function () client:act() end)
+    timer:start(math.ceil(seconds * 1000), 0, function () act() end)
   end
 end
 
@@ -52,7 +62,8 @@ for i, q in ipairs(questions) do
     end,
   }
 end
-client:act()   -- the first kick; from here on, luv wakes aigc only when needed
+-- (no kick needed: a new request sets the timer, and from here on luv
+-- wakes aigc only when needed)
 
 -- A luv timer doing other work meanwhile, to show the loop is free.
 local ticks = 0
@@ -65,8 +76,10 @@ check:start(function ()
 end)
 uv.run()
 
-ticker:close(); check:close(); timer:close()
-for _, p in pairs(polls) do p:close() end
-uv.run("nowait")
+-- close() first: the watcher hears "remove" for every socket still
+-- watched (kept-alive connections) and on_timer(nil), before the sockets
+-- close; act() on a closed client does nothing, should an event be left.
 client:close()
+ticker:close(); check:close(); timer:close()
+uv.run("nowait")
 print(("luv ran %d ticks of other work while the requests were in flight"):format(ticks))
