@@ -186,6 +186,37 @@ describe("retries", function ()
     end
   end)
 
+  it("reads retry-after(-ms) only as plain decimals: hex, signs, exponents are malformed (finding 9)", function ()
+    -- What the server said, as err.retry_after (max_retries = 0: no wait).
+    local function said (header, value)
+      local spec = header == "retry-after" and "status=429,retry-after=" .. value
+        or "status=429,raw-header=retry-after-ms: " .. value
+      local _, err = client:chat(flaky(spec, 1, { max_retries = 0 }))
+      assert.equal(429, err.status)
+      return err.retry_after
+    end
+    assert.equal(2, said("retry-after", "2"))
+    assert.equal(1.5, said("retry-after", "1.5"))
+    assert.equal(0.3, said("retry-after", "0.3"))
+    assert.equal(2, said("retry-after", "0002"))
+    assert.equal(1.5, said("retry-after-ms", "1500"))
+    assert.equal(0.25, said("retry-after-ms", "250.0"))
+    for _, v in ipairs { "0x2", "+2", "-0", "2.5e0", "1e3", "Infinity", "nan", "2abc", ".5", "5." } do
+      assert.is_nil(said("retry-after", v), v)
+    end
+    for _, v in ipairs { "0x7D0", "+2000", "-0", "1e3", "2000abc" } do
+      assert.is_nil(said("retry-after-ms", v), "ms " .. v)
+    end
+  end)
+
+  it("waits the backoff, not 2 s, for retry-after-ms: 0x7D0 (finding 9)", function ()
+    local t0 = core.now()
+    local res = assert(client:chat(flaky("status=429,raw-header=retry-after-ms: 0x7D0", 1)))
+    assert.equal(1, res.retries)
+    local waited = core.now() - t0
+    assert.truthy(waited >= 0.375 and waited < 1.9, "waited " .. waited)
+  end)
+
   it("retries a refused connection, then reports kind connect", function ()
     local c = aigc.client { base_url = "http://127.0.0.1:9/v1", max_retries = 1 }
     local t0 = core.now()

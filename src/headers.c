@@ -438,22 +438,57 @@ void aigc_headers_set_lazy (lua_State *L, const aigc_headers *h, int obj) {
 ** =======================================================
 */
 
+/*
+** A number of the form digits[.digits] ("2", "1.5", "1500"), or NAN. Read
+** here, not with strtod: strtod follows the C locale's decimal point (a
+** host under LC_NUMERIC=de_DE reads "1.5" as 1, "1" and garbage) and takes
+** what the SDKs' float() treats as malformed or the server cannot mean:
+** hex ("0x2"), signs ("-0"), exponents, "inf", "nan". m / 10^k is
+** correctly rounded while m < 2^53 and k <= 22 (10^k exact); longer
+** fractions are cut there (no delay needs a nanosecond's precision).
+*/
+static double plain_decimal (const char *v) {
+  double m = 0;
+  int k = 0;
+  const char *s = v, *f;
+  while (*s >= '0' && *s <= '9')
+    m = m * 10 + (*s++ - '0');
+  if (s == v)
+    return NAN;
+  if (*s == '.') {
+    for (f = ++s; *s >= '0' && *s <= '9'; s++)
+      if (k < 22) {
+        m = m * 10 + (*s - '0');
+        k++;
+      }
+    if (s == f)
+      return NAN;
+  }
+  if (*s != '\0' || !isfinite(m))   /* (hundreds of digits overflow) */
+    return NAN;
+  return m / pow(10.0, (double)k);
+}
+
 double aigc_headers_retry_after (const aigc_headers *h) {
   const char *v;
-  char *end;
   double d;
-  /* Never negative: a negative number is not a wait (ignored, as if not
+  /* Never negative: a sign makes the value malformed (ignored, as if not
      sent); a date in the past means now (0). */
   if ((v = aigc_headers_find(h, "retry-after-ms", NULL)) != NULL) {
-    d = strtod(v, &end);
-    if (end != v && *end == '\0' && isfinite(d) && d >= 0)
+    d = plain_decimal(v);
+    if (d == d)
       return d / 1000.0;
   }
   if ((v = aigc_headers_find(h, "retry-after", NULL)) != NULL) {
     time_t when;
-    d = strtod(v, &end);
-    if (end != v && *end == '\0')
-      return isfinite(d) && d >= 0 ? d : NAN;
+    d = plain_decimal(v);
+    if (d == d)
+      return d;
+    /* An HTTP-date starts with its day name in all three of its forms
+       (RFC 9110 5.6.7); curl_getdate alone would read a bare "-5" or
+       "0x2" as some date. */
+    if (!((*v >= 'A' && *v <= 'Z') || (*v >= 'a' && *v <= 'z')))
+      return NAN;
     when = curl_getdate(v, NULL);
     if (when != (time_t)-1) {
       d = difftime(when, time(NULL));
