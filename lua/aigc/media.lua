@@ -136,6 +136,9 @@ local function text_value (fname, path, v)
   if t == "string" then return v end
   if t == "number" then
     if v == math_floor(v) and v >= -2 ^ 53 and v <= 2 ^ 53 then return string_format("%.0f", v) end
+    -- As in a JSON body: the shortest text that reads back, with a '.'
+    -- whatever the C locale (string.format writes "0,5" under de_DE).
+    if v == v and v > -math.huge and v < math.huge then return core.json.encode(v) end
     return string_format("%.17g", v)
   end
   if t == "boolean" then return tostring(v) end

@@ -46,6 +46,7 @@ local now = core.now
 local error, ipairs, pairs, pcall, setmetatable, tonumber, type = error, ipairs, pairs, pcall, setmetatable,
   tonumber, type
 local math_ceil, math_floor, math_huge, math_max, math_min = math.ceil, math.floor, math.huge, math.max, math.min
+local string_match = string.match
 
 local M = {}
 
@@ -63,6 +64,17 @@ local function finite (n)
   return nil
 end
 
+-- A decimal "12", "1.5", ".5" as a number, or nil. Not tonumber: on Lua
+-- 5.1 it follows the C locale's decimal point (nil for "1.5" when a host set
+-- LC_NUMERIC=de_DE), on 5.4 it takes "1,5" then; a string of digits reads
+-- the same everywhere. m / 10^k is correctly rounded (10^k exact to k = 22).
+local function decimal (s)
+  local int, frac = string_match(s, "^(%d*)%.(%d+)$")
+  if not int then int, frac = string_match(s, "^%d+$"), "" end
+  if not int or #frac > 22 then return nil end
+  return tonumber(int .. frac) / 10 ^ #frac
+end
+
 --- Seconds of a duration as OpenAI writes them: "20ms", "1.5s", "6m0s",
 -- "1h2m3s", or a bare number of seconds. Negative, infinite or NaN: nil.
 -- @tparam string s
@@ -71,14 +83,15 @@ end
 function M.duration (s)
   if type(s) == "number" then return finite(s) end
   if type(s) ~= "string" then return nil end
-  local n = tonumber(s)
+  local n = decimal(s)
   if n then return finite(n) end
   local total, matched = 0, false
   local rest = s:gsub("%s", "")
   while rest ~= "" do
     local num, unit, tail = rest:match("^(%d*%.?%d+)(%a+)(.*)$")
     if not num then return nil end
-    local v = tonumber(num)
+    local v = decimal(num)
+    if not v then return nil end
     if unit == "ms" then v = v / 1000
     elseif unit == "s" then v = v * 1
     elseif unit == "m" then v = v * 60

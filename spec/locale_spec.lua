@@ -1,0 +1,99 @@
+-- A host may set a comma-decimal numeric locale (setlocale(LC_NUMERIC,
+-- "de_DE.UTF-8") in C, os.setlocale("de_DE.utf8", "numeric") in Lua): C's
+-- strtod and printf, and Lua's tostring, tonumber (5.1) and string.format,
+-- then read and write "1,5". What comes from the wire and goes on it must
+-- not change: probe4 finding 8 (retry-after: 1.5 was ignored).
+local aigc = require "aigc"
+local devserver = require "devserver"
+
+warn("@on")
+
+local NAMES = { "de_DE.UTF-8", "de_DE.utf8", "fr_FR.UTF-8", "fr_FR.utf8", "de_DE" }
+
+-- Runs fn under a comma-decimal LC_NUMERIC, restoring the old one however
+-- fn ends (the harness's cjson, which reads the devserver's answers,
+-- follows the locale too: ask the server after); pending when no such
+-- locale is installed. Returns true when fn ran.
+local function with_comma_locale (fn)
+  local old = os.setlocale(nil, "numeric")
+  local got
+  for _, name in ipairs(NAMES) do
+    got = os.setlocale(name, "numeric")
+    if got and string.format("%.1f", 0.5) == "0,5" then break end
+    got = nil
+  end
+  if not got then
+    os.setlocale(old, "numeric")
+    pending("no comma-decimal locale installed (locale -a): not run")
+    return false
+  end
+  local ok, err = pcall(fn)
+  os.setlocale(old, "numeric")
+  if not ok then error(err, 0) end
+  return true
+end
+
+describe("under a comma-decimal LC_NUMERIC", function ()
+  local srv, client
+
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end, { max_retries = 0 })
+
+  it("retry-after: 1.5 is 1.5 s, and retry-after-ms: 1500.5 is 1.5005 s", function ()
+    with_comma_locale(function ()
+      local _, err = client:chat { messages = { { role = "user", content = "Hi" } },
+                                   headers = { ["x-aigc-fault"] = "status=429,retry-after=1.5" } }
+      assert.equal(429, err.status)
+      assert.equal(1.5, err.retry_after)
+      _, err = client:chat { messages = { { role = "user", content = "Hi" } },
+                             headers = { ["x-aigc-fault"] = "status=429,raw-header=retry-after-ms: 1500.5" } }
+      assert.equal(1.5005, err.retry_after)
+    end)
+  end)
+
+  it("is waited for on a retry (1.5 s, not the backoff of at most 0.5 s)", function ()
+    with_comma_locale(function ()
+      local core = require "aigc.core"
+      local t0 = core.now()
+      local res = assert(client:chat { messages = { { role = "user", content = "Hi" } }, max_retries = 1,
+                                       headers = { ["x-aigc-fault"] = "status=503,retry-after=1.5,times=1,key=loc1" } })
+      assert.equal(1, res.retries)
+      assert.truthy(core.now() - t0 >= 1.5, "waited only " .. (core.now() - t0))
+    end)
+  end)
+
+  it("JSON numbers are written and read with '.'", function ()
+    if not with_comma_locale(function ()
+      assert(client:chat { messages = { { role = "user", content = "Hi" } }, temperature = 0.5, top_p = 0.25 })
+      assert.equal('{"x":0.5}', aigc.json.encode { x = 0.5 })
+      local v = aigc.json.decode '{"x":0.5,"y":-2.25e2,"z":1e-3}'
+      assert.same({ x = 0.5, y = -225.0, z = 0.001 }, v)
+    end) then return end
+    local sent = srv:last().body_json
+    assert.equal(0.5, sent.temperature)
+    assert.equal(0.25, sent.top_p)
+  end)
+
+  it("a float in a multipart form is sent with '.' (temperature = 0.5 for a transcription)", function ()
+    local tmp = os.tmpname()
+    local path = tmp .. ".wav"
+    finally(function () os.remove(tmp); os.remove(path) end)
+    assert(client:speech { input = "Where is my order", response_format = "wav", to = path })
+    if not with_comma_locale(function ()
+      assert(client:transcribe { file = path, model = "whisper-1", temperature = 0.5 })
+    end) then return end
+    local value
+    for _, p in ipairs(srv:last().parts) do if p.name == "temperature" then value = p.value end end
+    assert.equal("0.5", value)
+  end)
+
+  it("x-ratelimit-reset durations read as OpenAI writes them (1.5s, 20ms, 6m0.5s)", function ()
+    local ratelimit = require "aigc.ratelimit"
+    with_comma_locale(function ()
+      assert.equal(1.5, ratelimit.duration("1.5s"))
+      assert.equal(0.02, ratelimit.duration("20ms"))
+      assert.equal(360.5, ratelimit.duration("6m0.5s"))
+      assert.equal(1.5, ratelimit.duration("1.5"))
+      assert.is_nil(ratelimit.duration("1,5"))
+    end)
+  end)
+end)
