@@ -540,6 +540,74 @@ static int push_events_outcome (lua_State *L, aigc_request *r) {
   return 1;
 }
 
+/*
+** Pushes s[0..n) for a message: runs of whitespace as one space, other
+** control bytes and every byte >= 0x7F as \xHH (the cut may split a UTF-8
+** character), at most `max` bytes shown, then scrubbed (a secret the cut
+** splits ends the text: it is caught). Sets *cut when bytes were left out.
+*/
+static void push_escaped (lua_State *L, aigc_request *r, const char *s, size_t n, size_t max,
+                          int *cut) {
+  char out[4 * 128 + 8];
+  size_t i, o = 0;
+  int space = 0;
+  if (max > 128)
+    max = 128;
+  for (i = 0; i < n && i < max; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+      space = o > 0;
+      continue;
+    }
+    if (space)
+      out[o++] = ' ';
+    space = 0;
+    if (c < 0x20 || c >= 0x7F)
+      o += (size_t)snprintf(out + o, sizeof out - o, "\\x%02X", c);
+    else
+      out[o++] = (char)c;
+  }
+  *cut = i < n;
+  aigc_error_push_scrubbed(L, out, o, r->secrets);
+}
+
+/*
+** A stream answered 2xx whose body held no event, and that did not say
+** text/event-stream: a captive portal's page, a proxy's, a server that
+** does not stream. Kind "parse" saying what came (its content type, its
+** first bytes), not "incomplete", which reads like a cut connection;
+** err.body: the first bytes (r->head), scrubbed.
+*/
+static void push_not_event_stream (lua_State *L, aigc_request *r) {
+  const char *ct = aigc_headers_find(&r->hdrs, "content-type", NULL);
+  int cut;
+  aigc_error_new(L, "parse", "");
+  if (ct != NULL) {
+    lua_pushliteral(L, "the server answered a stream with Content-Type ");
+    aigc_error_push_scrubbed(L, ct, strlen(ct) > 100 ? 100 : strlen(ct), r->secrets);
+    lua_pushliteral(L, ", not text/event-stream: ");
+  }
+  else {
+    lua_pushliteral(L, "the server answered a stream with no Content-Type and no event: ");
+    lua_pushliteral(L, "");
+    lua_pushliteral(L, "");
+  }
+  push_escaped(L, r, r->head, r->head_len, 120, &cut);
+  if (cut)
+    lua_pushliteral(L, "...");
+  else
+    lua_pushliteral(L, "");
+  lua_concat(L, 5);
+  lua_setfield(L, -2, "message");
+  set_body_text(L, r, r->head, r->head_len);
+}
+
+/* Whether the response said it is an event stream. */
+static int says_event_stream (const aigc_request *r) {
+  const char *ct = aigc_headers_find(&r->hdrs, "content-type", NULL);
+  return ct != NULL && strstr(ct, "event-stream") != NULL;
+}
+
 int aigc_response_outcome (lua_State *L, aigc_request *r, int *retryable) {
   int ok = 0;
   *retryable = 0;
@@ -551,6 +619,8 @@ int aigc_response_outcome (lua_State *L, aigc_request *r, int *retryable) {
     push_http_error(L, r, r->status);
     *retryable = aigc_transfer_status_retryable(r, r->status);
   }
+  else if (r->sse && !r->sse_events && !says_event_stream(r))
+    push_not_event_stream(L, r);
   else if (r->sse && r->xb.sink == AIGC_SINK_EVENTS)
     ok = push_events_outcome(L, r);
   else if (r->sse)

@@ -362,6 +362,22 @@ int aigc_sse_pending (const aigc_sse *p) {
 }
 
 
+/* (A partial BOM at the end is no line: dropped.) */
+int aigc_sse_finish (aigc_sse *p, aigc_sse_handler handler, void *ud) {
+  int r = AIGC_SSE_OK;
+  p->bom_state = -1;
+  p->pending_cr = 0;
+  if (p->line.len > 0) {
+    r = aigc_sse_line(p, p->line.data, p->line.len, 1, handler, ud);
+    aigc_buf_clear(&p->line);
+  }
+  if (r == AIGC_SSE_OK)
+    r = aigc_sse_dispatch(p, handler, ud);
+  aigc_sse_drop_event(p);
+  return r;
+}
+
+
 /* A new stream: the id goes too, and a BOM may start it again. */
 void aigc_sse_reset (aigc_sse *p) {
   aigc_sse_drop_event(p);

@@ -90,6 +90,16 @@ int aigc_sse_feed (aigc_sse *p, const char *bytes, size_t len,
 int aigc_sse_pending (const aigc_sse *p);
 
 /*
+** End of stream: a line held unterminated is taken as a whole line, then an
+** event still pending is dispatched, as though the blank line that ends it
+** had come. The WHATWG rule drops such an event, and a stream cut inside
+** one ends the same way: the handler is the caller's way to accept only
+** what a cut cannot have made (aigc: a final "[DONE]", transfer.c).
+** Returns as aigc_sse_feed; nothing is pending afterwards.
+*/
+int aigc_sse_finish (aigc_sse *p, aigc_sse_handler handler, void *ud);
+
+/*
 ** Forget everything held, the last event id included, and look for a BOM
 ** again (start of a new response); keeps the memory.
 */

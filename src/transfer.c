@@ -187,6 +187,7 @@ static int on_other_event (aigc_request *r, const aigc_sse_event *ev);
 
 static int on_sse_event (void *ud, const aigc_sse_event *ev) {
   aigc_request *r = (aigc_request *)ud;
+  r->sse_events = 1;
   if (r->saw_done)
     return 0;   /* nothing after [DONE] counts */
   if (ev->type_len == 0 && ev->has_data && (ev->data_len != 6 || memcmp(ev->data, "[DONE]", 6) != 0))
@@ -252,6 +253,11 @@ static size_t write_sse (aigc_request *r, char *ptr, size_t n) {
   int rc;
   if (r->idle_deadline > 0)
     r->idle_deadline = aigc_now() + r->timeout;
+  if (!r->sse_events && r->head_len < sizeof r->head) {   /* (until an event comes) */
+    size_t k = sizeof r->head - r->head_len;
+    memcpy(r->head + r->head_len, ptr, k < n ? k : n);
+    r->head_len += k < n ? k : n;
+  }
   rc = aigc_sse_feed(&r->sse_parser, ptr, n, on_sse_event, r);
   if (rc == AIGC_SSE_TOOBIG) {
     r->abort_reason = AIGC_ABORT_LIMIT;
@@ -523,6 +529,8 @@ static int setup_attempt (aigc_request *r) {
   r->mode_decided = 0;
   r->sse = 0;
   r->saw_done = 0;
+  r->sse_events = 0;
+  r->head_len = 0;
   r->done_deadline = 0;
   r->h2_early_watch = 0;
   r->retry_at = 0;
@@ -620,6 +628,23 @@ static int h2_early_answer_lost (const aigc_request *r, CURLcode code) {
          && !r->roster->closing && !r->roster->closed;
 }
 
+/*
+** At the end of a stream's body, its last event when no blank line ended
+** it (sse.h aigc_sse_finish): a "data: [DONE]" (or "event: done") there
+** is the end the server meant, as the SDKs take it (they stop at [DONE],
+** and do not ask for one). Only the end marker counts: any other event
+** held unterminated may be the start of one the connection cut, and the
+** stream stays incomplete.
+*/
+static int on_final_event (void *ud, const aigc_sse_event *ev) {
+  aigc_request *r = (aigc_request *)ud;
+  r->sse_events = 1;   /* (an event stream, if a short one) */
+  if ((ev->has_data && ev->data_len == 6 && memcmp(ev->data, "[DONE]", 6) == 0)
+      || (ev->type_len == 4 && memcmp(ev->type, "done", 4) == 0))
+    r->saw_done = 1;
+  return 0;
+}
+
 void aigc_transfer_done (aigc_request *r, CURLcode code) {
   r->in_multi = 0;   /* libcurl took it out */
   if (code != CURLE_OK && r->xb.upload_bad != NULL) {   /* a file changed while it was sent */
@@ -634,6 +659,8 @@ void aigc_transfer_done (aigc_request *r, CURLcode code) {
     timers_changed(r);
     return;
   }
+  if (code == CURLE_OK && r->sse && !r->saw_done)
+    aigc_sse_finish(&r->sse_parser, on_final_event, r);   /* (plain C: no Lua runs) */
   attempt_over(r, code, AIGC_ABORT_NONE);
 }
 

@@ -53,6 +53,9 @@ typedef enum aigc_state {
 
 #define aigc_terminal(st) ((st) >= AIGC_DONE)
 
+/* Bytes of a stream's body kept to say what came when it held no event. */
+#define AIGC_STREAM_HEAD 256
+
 /* Why a transfer was aborted from inside a libcurl callback or a timer. */
 typedef enum aigc_abort {
   AIGC_ABORT_NONE,
@@ -143,6 +146,11 @@ struct aigc_request {
                                    nested drive cannot move it under us */
   size_t draining_read;         /* read offset in draining */
   int saw_done;                 /* "data: [DONE]" arrived */
+  int sse_events;               /* the parser dispatched an event this attempt */
+  size_t head_len;
+  char head[AIGC_STREAM_HEAD];  /* the first body bytes of an SSE attempt, kept
+                                   until an event comes: what to show if none
+                                   does (response.c push_not_event_stream) */
   aigc_accum accum;
   aigc_raccum raccum;           /* AIGC_KIND_RESPONSES streams: the response */
   aigc_json_arena arena;        /* per-chunk parse memory, reset each chunk */

@@ -629,6 +629,52 @@ TEST(pending_at_eof) {
   }
 }
 
+/*
+** aigc_sse_finish at end of stream: what a blank line would have
+** dispatched, and nothing pending after; fed whole or byte by byte.
+*/
+TEST(finish_at_eof) {
+  static const struct { const char *s; int events; const char *type, *data; } cases[] = {
+    { "", 0, "", "" },
+    { "data: [DONE]", 1, "", "[DONE]" },            /* the unterminated last line */
+    { "data: [DONE]\n", 1, "", "[DONE]" },          /* the missing blank line */
+    { "data: [DONE]\r", 1, "", "[DONE]" },
+    { "data: a\ndata: b", 1, "", "a\nb" },
+    { "event: done", 1, "done", "" },
+    { "data: x\n\n", 0, "", "" },                   /* already dispatched by the feed */
+    { ": comment", 0, "", "" },
+    { "id: 1", 0, "", "" },
+    { "\xEF\xBB", 0, "", "" },                       /* a partial BOM is no line */
+  };
+  size_t i, k;
+  for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    for (k = 0; k < 2; k++) {
+      aigc_sse p;
+      rec r;
+      size_t j, n = strlen(cases[i].s), before;
+      aigc_sse_init(&p, 0);
+      rec_init(&r, 0);
+      if (k == 0)
+        CHECK_EQ_INT(aigc_sse_feed(&p, cases[i].s, n, rec_handler, &r), AIGC_SSE_OK);
+      else
+        for (j = 0; j < n; j++)
+          CHECK_EQ_INT(aigc_sse_feed(&p, cases[i].s + j, 1, rec_handler, &r), AIGC_SSE_OK);
+      before = r.n;
+      CHECK_EQ_INT(aigc_sse_finish(&p, rec_handler, &r), AIGC_SSE_OK);
+      CHECK_EQ_INT(aigc_sse_pending(&p), 0);
+      if ((int)(r.n - before) != cases[i].events)
+        fprintf(stderr, "  case %zu (%s)\n", i, k ? "byte by byte" : "whole");
+      CHECK_EQ_INT((int)(r.n - before), cases[i].events);
+      if (cases[i].events == 1)
+        CHECK(ev_is(&r, before, cases[i].type, cases[i].data, "", cases[i].type[0] == '\0'));
+      CHECK_EQ_INT(aigc_sse_finish(&p, rec_handler, &r), AIGC_SSE_OK);   /* twice: nothing more */
+      CHECK_EQ_INT((int)(r.n - before), cases[i].events);
+      rec_free(&r);
+      aigc_sse_free(&p);
+    }
+  }
+}
+
 
 /* {{{ size */
 
@@ -1117,6 +1163,7 @@ int main (void) {
   RUN(utf8_split_survives);
   RUN(empty_feed_changes_nothing);
   RUN(pending_at_eof);
+  RUN(finish_at_eof);
   RUN(event_64mib_in_64kib_pieces);
   RUN(event_64mib_whole);
   RUN(ten_thousand_events_in_one_feed);
