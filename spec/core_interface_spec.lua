@@ -76,6 +76,9 @@ describe("the C core's interfaces", function ()
         function () return core.json.encode { x = print } end)
       raises("bad argument #1 to 'engine' %(config%.timeout: a number of seconds > 0 expected, got %-1%)$",
         function () return core.engine { base_url = "http://x", timeout = -1 } end)
+      raises("bad argument #1 to 'engine' %(config%.timeout: a number of seconds > 0 and at most 1e9 expected, "
+             .. "got 1e%+300%)$",
+        function () return core.engine { base_url = "http://x", timeout = 1e300 } end)
     end)
 
     it("nothing is sent for a call refused", function ()

@@ -152,9 +152,10 @@ double aigc_opt_seconds (lua_State *L, int t, const aigc_argctx *cx, const char 
   if (lua_getfield(L, t, field) != LUA_TNIL) {
     int isnum = lua_type(L, -1) == LUA_TNUMBER;   /* not "1" */
     v = isnum ? (double)lua_tonumber(L, -1) : 0;
-    if (!isnum || !(v > 0) || v > 1e9)
-      aigc_argerror(L, cx->arg, cx->fname, "%s.%s: a number of seconds > 0 expected, got %s",
-                    cx->what, field, isnum ? lua_tostring(L, -1) : luaL_typename(L, -1));
+    if (!isnum || !(v > 0) || v > 1e9)   /* (1e9 s: 31 years, and no overflow in libcurl's ms) */
+      aigc_argerror(L, cx->arg, cx->fname, "%s.%s: a number of seconds > 0%s expected, got %s",
+                    cx->what, field, v > 1e9 ? " and at most 1e9" : "",
+                    isnum ? lua_tostring(L, -1) : luaL_typename(L, -1));
   }
   lua_pop(L, 1);
   return v;

@@ -74,7 +74,9 @@ function M.rule_problem (rule, v)
   if t == "seconds" then
     if v == false and rule.false_ok then return nil end
     if type(v) ~= "number" or not (v > 0 and v <= 1e9) then
-      return expected(rule.false_ok and "a number of seconds > 0 or false" or "a number of seconds > 0", v)
+      local what = type(v) == "number" and v > 1e9 and "a number of seconds > 0 and at most 1e9"
+        or "a number of seconds > 0"
+      return expected(rule.false_ok and what .. " or false" or what, v)
     end
   elseif t == "integer" then
     if not is_integer(v) or (rule.min and v < rule.min) or (rule.max and v > rule.max) then
