@@ -51,6 +51,17 @@ describe("under a comma-decimal LC_NUMERIC", function ()
     end)
   end)
 
+  it("sends a number given as a header value with a '.' (the client's and the call's)", function ()
+    with_comma_locale(function ()
+      local c = aigc.client { base_url = srv.base_url, max_retries = 0, headers = { ["X-Client-Ratio"] = 0.25 } }
+      assert(c:chat { messages = { { role = "user", content = "Hi" } }, headers = { ["X-Call-Ratio"] = 1.5,
+                                                                                    ["X-Call-Count"] = 3 } })
+      c:close()
+    end)
+    local h = srv:last().headers
+    assert.same({ "0.25", "1.5", "3" }, { h["x-client-ratio"], h["x-call-ratio"], h["x-call-count"] })
+  end)
+
   it("is waited for on a retry (1.5 s, not the backoff of at most 0.5 s)", function ()
     with_comma_locale(function ()
       local core = require "aigc.core"

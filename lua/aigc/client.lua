@@ -186,6 +186,16 @@ local function client_secrets (api_key, ad_token, base_url, query, proxy)
   return list
 end
 
+-- A header's value as text: a number as a JSON body writes it (a '.' under
+-- any LC_NUMERIC: tostring gives "1,5" under de_DE), else tostring's.
+local json_encode = core.json.encode
+local function header_text (value)
+  if type(value) == "number" and value == value and value > -math.huge and value < math.huge then
+    return json_encode(value)
+  end
+  return tostring(value)
+end
+
 -- The default headers, in order: (names, lines) with lower-case names as
 -- keys of lines ("Name: value"); names are merged case-insensitively.
 local function default_headers (opts, azure, api_key)
@@ -193,7 +203,7 @@ local function default_headers (opts, azure, api_key)
   local function set (name, value)
     local key = name:lower()
     if lines[key] == nil then names[#names + 1] = key end
-    lines[key] = name .. ": " .. tostring(value)
+    lines[key] = name .. ": " .. header_text(value)
   end
   set("Accept", "application/json")
   set("Content-Type", "application/json")
@@ -314,7 +324,7 @@ local function call_headers (self, params)
         lines[lower] = nil
       else
         if lines[lower] == nil and self._hlines[lower] == nil then extra[#extra + 1] = lower end
-        lines[lower] = name .. ": " .. tostring(value)
+        lines[lower] = name .. ": " .. header_text(value)
       end
     end
   end
