@@ -300,6 +300,15 @@ describe("aigc (one-shot prompts)", function ()
     end
   end)
 
+  it("creates logs.db 0600 and AIGC_HOME 0700, whatever the umask", function ()
+    local fresh = home .. "/new/home"
+    local cmd = "umask 022 && " .. cli.command({ "hi" }, { home = fresh, base_url = srv.base_url }) .. " >/dev/null"
+    assert.is_true(proc.execute(cmd))
+    local okm, modes = proc.sh("stat -c %a " .. proc.quote(fresh .. "/logs.db") .. " " .. proc.quote(fresh))
+    assert.is_true(okm, modes)
+    assert.equal("600\n700\n", modes)
+  end)
+
   it("templates: -t NAME with -p variables, system prompt, model and params", function ()
     cli.write(home .. "/templates/capital.lua", [[
       { description = "The capital of a country", system = "You are a {{role}}.",

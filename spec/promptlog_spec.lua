@@ -200,6 +200,20 @@ describe("aigc.promptlog", function ()
     assert.matches("closed", tostring(l3))
   end)
 
+  it("creates the database 0600 and its directory 0700, whatever the umask", function ()
+    local sub = dir .. "/fresh/home"
+    local code = "assert(require('aigc.promptlog').open(" .. string.format("%q", sub .. "/logs.db") .. ")):close()"
+    local ok, out = proc.sh("umask 022 && " .. proc.lua_command() .. " -e " .. proc.quote(code))
+    assert.is_true(ok, out)
+    local _, modes = proc.sh("stat -c %a " .. proc.quote(sub .. "/logs.db") .. " " .. proc.quote(sub))
+    assert.equal("600\n700\n", modes)
+    -- an existing file keeps the mode its owner gave it
+    assert(proc.execute("chmod 640 " .. proc.quote(sub .. "/logs.db")))
+    assert(proc.sh("umask 022 && " .. proc.lua_command() .. " -e " .. proc.quote(code)))
+    _, modes = proc.sh("stat -c %a " .. proc.quote(sub .. "/logs.db"))
+    assert.equal("640\n", modes)
+  end)
+
   it("is off when AIGC_NO_LOG says so; its default path follows AIGC_LOG_DB / AIGC_HOME / XDG", function ()
     assert.is_boolean(promptlog.disabled())
     assert.is_string(promptlog.default_path())

@@ -205,7 +205,16 @@ local function ensure_dir (path)
   if not dir or dir == "" then return end
   local f = io.open(dir .. "/.", "rb")
   if f then f:close(); return end
-  os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
+  -- (the last directory 0700: the log holds prompts and replies)
+  os.execute("mkdir -p -m 700 '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
+end
+
+-- Creates a missing database file 0600, whatever the umask, before SQLite
+-- opens it (SQLite makes its -wal and -shm files with the database's mode).
+local function ensure_private_file (path)
+  local f = io.open(path, "rb")
+  if f then f:close(); return end
+  os.execute("(umask 077 && : >> '" .. path:gsub("'", "'\\''") .. "') 2>/dev/null")
 end
 
 --- Opens (and creates, with its directory and schema) a log database.
@@ -221,7 +230,7 @@ function M.open (path)
   if not ok then
     return nil, log_error("prompt logs need LuaSQL's SQLite driver (Debian: apt-get install lua-sql-sqlite3)")
   end
-  if path ~= ":memory:" then ensure_dir(path) end
+  if path ~= ":memory:" then ensure_dir(path); ensure_private_file(path) end
   local sqlenv = driver.sqlite3()
   local con, cerr = sqlenv:connect(path)
   if not con then
