@@ -300,6 +300,26 @@ describe("aigc (one-shot prompts)", function ()
     end
   end)
 
+  it("the key in every field a user can reach (-m, -s, -o, -t, chat's /system /model /fork) is not logged", function ()
+    local key = "sk-every-field-SECRET-0123456789"
+    local env = { OPENAI_API_KEY = key }
+    local function ok (r) assert.equal(0, r.code, r.stderr) end
+    cli.write(home .. "/templates/" .. key .. ".lua", 'return { system = "T ' .. key .. '", prompt = "t {{input}}" }\n')
+    ok(aigc({ "-m", key, "-s", "sys " .. key, "-o", "user=" .. key, "-o", key .. "=1", "hi " .. key }, { env = env }))
+    ok(aigc({ "-c", "-m", key, "again " .. key }, { env = env }))
+    ok(aigc({ "-t", key, "-p", "input=" .. key }, { env = env }))
+    ok(aigc({ "chat", "-m", key }, { env = env, stdin = "/system sys " .. key .. "\nhello " .. key .. "\n/fork\n/model "
+             .. key .. "\nmore " .. key .. "\n/undo\n/retry\n/reset\nlast\n/quit\n" }))
+    local entries = logs()
+    assert.is_true(#entries >= 5, #entries)
+    for _, suffix in ipairs { "", "-wal", "-shm" } do
+      local bytes = proc.read_file(home .. "/logs.db" .. suffix) or ""
+      for i = 1, #key - 11 do
+        assert.is_nil(bytes:find(key:sub(i, i + 11), 1, true), "a part of the key is in logs.db" .. suffix)
+      end
+    end
+  end)
+
   it("creates logs.db 0600 and AIGC_HOME 0700, whatever the umask", function ()
     local fresh = home .. "/new/home"
     local cmd = "umask 022 && " .. cli.command({ "hi" }, { home = fresh, base_url = srv.base_url }) .. " >/dev/null"

@@ -200,6 +200,39 @@ describe("aigc.promptlog", function ()
     assert.matches("closed", tostring(l3))
   end)
 
+  it("conversation rows: id, name and model go through the scrubber, as responses do", function ()
+    local key = "sk-convrow-SECRET-0123456789"
+    local function no_key (what)
+      for _, suffix in ipairs { "", "-wal", "-shm" } do
+        local bytes = proc.read_file(dir .. "/sub/dir/logs.db" .. suffix) or ""
+        for i = 1, #key - 11 do
+          assert.is_nil(bytes:find(key:sub(i, i + 11), 1, true), what .. ": a part of the key is in logs.db" .. suffix)
+        end
+      end
+    end
+    -- given the secrets
+    assert(log:conversation_start({ id = "c1", name = "n " .. key, model = key }, { secrets = { key } }))
+    local conv = assert(log:conversation("c1"))
+    assert.equal("n [redacted]", conv.name)
+    assert.equal("[redacted]", conv.model)
+    -- a turn recorded with a model that is the key, in a conversation it creates
+    -- (the row's model; log:conversation gives the leaf's, the server's name for it: the bytes below tell)
+    call("hi", "hello", { conversation_id = "c2", leaf = true, secrets = { key } }, { model = key })
+    -- later writes with no secrets given (a REPL's /fork, /model): those of the last entry
+    local cid = assert(log:conversation_start { id = "c3 " .. key, model = key })
+    assert.equal("c3 [redacted]", cid)
+    assert.equal("[redacted]", assert(log:conversation("c3 [redacted]")).model)
+    assert(log:set_leaf("c3 " .. key, 1))
+    assert.equal(1, assert(log:conversation("c3 [redacted]")).leaf_id)
+    -- a conversation started before its first turn gets that turn's name
+    assert(log:conversation_start { id = "c4" })
+    call("the first prompt", "ok", { conversation_id = "c4", leaf = true })
+    assert.equal("the first prompt", log:conversation("c4").name)
+    log:close()
+    no_key("after the writes")
+    log = assert(promptlog.open(dir .. "/sub/dir/logs.db"))
+  end)
+
   it("creates the database 0600 and its directory 0700, whatever the umask", function ()
     local sub = dir .. "/fresh/home"
     local code = "assert(require('aigc.promptlog').open(" .. string.format("%q", sub .. "/logs.db") .. ")):close()"

@@ -315,6 +315,9 @@ local function redact (v, secrets)
   return v
 end
 
+-- The variables a client takes its key from when given none.
+local ENV_KEYS = { "OPENAI_API_KEY", "AZURE_OPENAI_API_KEY" }
+
 -- A function that scrubs one string: through the client's engine (aigc's
 -- own redaction, which knows every secret of the client, and with
 -- `info.call_secrets` and `info.header_lines` the call's own: a per-call
@@ -335,6 +338,10 @@ local function scrubber (info)
   end
   if type(client) == "table" and type(rawget(client, "api_key")) == "string" then
     secrets[#secrets + 1] = client.api_key
+  end
+  for _, name in ipairs(ENV_KEYS) do   -- (the keys a default client reads: a string logged with no client)
+    local v = env(name)
+    if v then secrets[#secrets + 1] = v end
   end
   local call_secrets = info and type(info.call_secrets) == "table" and info.call_secrets or nil
   local header_lines = info and type(info.header_lines) == "table" and info.header_lines or nil
@@ -432,21 +439,38 @@ function M.new_id ()
   return string_format("c%08x%04x%04x", os.time() % 0x100000000, random16(), mix)
 end
 
---- Creates (or touches) a conversation.
+-- The scrubber of a write: `info`'s, else that of the last entry recorded
+-- with one (a conversation started before its first turn, a /fork...);
+-- with neither, the keys of the environment.
+local function write_scrubber (self, info)
+  if type(info) ~= "table" then return scrubber(self.scrub_info) end
+  local known = self.scrub_info
+  if info.client ~= nil or info.secrets ~= nil or not known then return scrubber(info) end
+  return scrubber { client = known.client, secrets = known.secrets,
+                    call_secrets = info.call_secrets, header_lines = info.header_lines }
+end
+
+--- Creates (or touches) a conversation. Its name and model are set when
+-- they are still unset (a conversation started before its first turn gets
+-- them from that turn).
 -- @tparam[opt] table fields `id` (default a new one), `name`, `model`
+-- @tparam[opt] table info `client` and/or `secrets` for redaction, as `record`'s
 -- @treturn[1] string the conversation id
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
 -- @usage local cid = log:conversation_start { name = "planning", model = "gpt-4o-mini" }
-function Log:conversation_start (fields)
+function Log:conversation_start (fields, info)
   check_open(self, "conversation_start")
   fields = fields or {}
-  local id = fields.id or M.new_id()
+  local clean = write_scrubber(self, info)
+  local function text (v) if type(v) == "string" then return clean(v) end return v end
+  local id = text(fields.id) or M.new_id()
   local t = now_iso()
   local ok, err = exec(self, string_format(
     "INSERT INTO conversations (id, name, model, created_at, updated_at) VALUES (%s, %s, %s, %s, %s) "
-    .. "ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at",
-    sql(id), sql(fields.name), sql(fields.model), sql(t), sql(t)))
+    .. "ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at, "
+    .. "name = COALESCE(conversations.name, excluded.name), model = COALESCE(conversations.model, excluded.model)",
+    sql(id), sql(text(fields.name)), sql(text(fields.model)), sql(t), sql(t)))
   if not ok then return nil, log_error("log: " .. tostring(err)) end
   return id
 end
@@ -454,12 +478,14 @@ end
 --- Moves a conversation's leaf (after an undo, a retry or a new turn).
 -- @tparam string cid
 -- @tparam integer|nil leaf_id the reply to continue from (nil: the start)
+-- @tparam[opt] table info `client` and/or `secrets`, as `conversation_start`'s
 -- @treturn boolean|nil true, or nil, err
 -- @usage log:set_leaf(cid, row.parent_id)   -- undo
-function Log:set_leaf (cid, leaf_id)
+function Log:set_leaf (cid, leaf_id, info)
   check_open(self, "set_leaf")
+  if type(cid) == "string" then cid = write_scrubber(self, info)(cid) end   -- (as conversation_start wrote it)
   local ok, err = exec(self, string_format("UPDATE conversations SET leaf_id = %s, updated_at = %s WHERE id = %s",
-                                           sql(leaf_id), sql(now_iso()), sql(cid)))
+                                           sql(to_int(leaf_id)), sql(now_iso()), sql(cid)))
   if not ok then return nil, log_error("log: " .. tostring(err)) end
   return true
 end
@@ -495,7 +521,8 @@ function Log:record (entry, info)
   e.completion_tokens = e.completion_tokens or to_int(usage.completion_tokens or usage.output_tokens)
   e.total_tokens = e.total_tokens or to_int(usage.total_tokens)
   e.usage = nil
-  local clean = scrubber(info)
+  if type(info) == "table" and (info.client ~= nil or info.secrets ~= nil) then self.scrub_info = info end
+  local clean = write_scrubber(self, info)
   local cols, vals = {}, {}
   for _, f in ipairs(ENTRY_FIELDS) do
     local v = e[f]
@@ -511,7 +538,7 @@ function Log:record (entry, info)
   end
   if e.leaf and e.conversation_id then
     local name = type(e.prompt) == "string" and clean(e.prompt):sub(1, 60) or nil
-    local ok, err = self:conversation_start { id = e.conversation_id, name = name, model = e.model }
+    local ok, err = self:conversation_start({ id = e.conversation_id, name = name, model = e.model }, info)
     if not ok then return nil, err end
   end
   local ok, err = exec(self, "INSERT INTO responses (" .. table_concat(cols, ", ") .. ") VALUES ("
@@ -519,7 +546,7 @@ function Log:record (entry, info)
   if not ok then return nil, log_error("log: " .. tostring(err)) end
   local id = to_int(self.con:getlastautoid())
   if e.leaf and e.conversation_id then
-    local lok, lerr = self:set_leaf(e.conversation_id, id)
+    local lok, lerr = self:set_leaf(e.conversation_id, id, info)
     if not lok then return nil, lerr end
   end
   return id
