@@ -320,6 +320,51 @@ describe("aigc (one-shot prompts)", function ()
     end
   end)
 
+  it("logs -c / --cid: the chain (with turns before a fork, no undone one); --all: every entry", function ()
+    local promptlog = require "aigc.promptlog"
+    local ok0 = aigc({ "one" })                           -- entry 1 (makes the database)
+    assert.equal(0, ok0.code, ok0.stderr)
+    local cid = logs()[1].conversation_id
+    -- what aigc chat writes for /undo, /retry and /fork (spec/cli_chat_spec.lua drives the REPL itself)
+    local log = assert(promptlog.open(home .. "/logs.db"))
+    local function turn (conv, prompt, parent)
+      return assert(log:record({ conversation_id = conv, parent_id = parent, leaf = true, source = "chat",
+                                 prompt = prompt, response = "re " .. prompt, status = "ok", model = "m" }))
+    end
+    local two = turn(cid, "two", 1)
+    assert(log:set_leaf(cid, 1))                          -- /undo
+    local three = turn(cid, "three", 1)
+    assert(log:set_leaf(cid, 1))                          -- /retry
+    local three2 = turn(cid, "three", 1)
+    assert(log:record_call("four", nil, require("aigc.core").error { kind = "http", message = "boom" },
+                           { conversation_id = cid, parent_id = three2, leaf = true }))   -- a failed turn
+    local fork = assert(log:conversation_start { id = promptlog.new_id() })
+    assert(log:set_leaf(fork, three2))
+    local five = turn(fork, "five", three2)
+    log:close()
+    local function ids (rows) local t = {} for i, r in ipairs(rows) do t[i] = r.id end return t end
+    assert.same({ 1, three2, five }, ids(logs { "-c" }))                  -- the last conversation: the fork
+    assert.same({ 1, three2 }, ids(logs { "--cid", cid }))
+    assert.same({ three2 }, ids(logs { "--cid", cid, "-n", "1" }))
+    assert.same({ 1, two, three, three2, three2 + 1 }, ids(logs { "--cid", cid, "--all" }))
+    assert.same({ five }, ids(logs { "-c", "--all" }))
+    local r = aigc { "logs", "-c" }
+    assert.equal(0, r.code, r.stderr)
+    assert.matches("> one.*> three.*> five", r.stdout)
+    assert.not_matches("> two", r.stdout)
+    r = aigc { "logs", "--all" }
+    assert.equal(2, r.code)
+    assert.matches("--all goes with -c or --cid", r.stderr, 1, true)
+    -- aigc -c continues the same chain
+    r = aigc { "-c", "six" }
+    assert.equal(0, r.code, r.stderr)
+    local contents = {}
+    for i, m in ipairs(body_of(srv:last()).messages) do contents[i] = m.content end
+    table.remove(contents, 2)                             -- (the server's reply to "one")
+    assert.same({ "one", "three", "re three", "five", "re five", "six" }, contents)
+    assert.same({ 1, three2, five, five + 1 }, ids(logs { "-c" }))
+  end)
+
   it("creates logs.db 0600 and AIGC_HOME 0700, whatever the umask", function ()
     local fresh = home .. "/new/home"
     local cmd = "umask 022 && " .. cli.command({ "hi" }, { home = fresh, base_url = srv.base_url }) .. " >/dev/null"

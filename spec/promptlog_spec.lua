@@ -200,6 +200,28 @@ describe("aigc.promptlog", function ()
     assert.matches("closed", tostring(l3))
   end)
 
+  it("a conversation's chain: leaf up parent_id across a fork; list{ids} shows it; conversation_id: all", function ()
+    local a = call("one", "1", { conversation_id = "cA", leaf = true })
+    local b = call("two", "2", { conversation_id = "cA", parent_id = a, leaf = true })
+    assert(log:set_leaf("cA", a))                                          -- /undo
+    local c = call("three", "3", { conversation_id = "cA", parent_id = a, leaf = true })
+    assert(log:set_leaf("cA", a))                                          -- /retry: a sibling
+    local c2 = call("three", "3!", { conversation_id = "cA", parent_id = a, leaf = true })
+    assert(log:conversation_start { id = "cB" })                          -- /fork
+    assert(log:set_leaf("cB", c2))
+    local d = call("four", "4", { conversation_id = "cB", parent_id = c2, leaf = true })
+    local function ids (rows) local t = {} for i, r in ipairs(rows) do t[i] = r.id end return t end
+    local conv = assert(log:conversation("cA"))
+    assert.same({ c2, a }, ids(conv.chain))                               -- newest first
+    assert.same({ c2, a }, ids(assert(log:list { ids = ids(conv.chain), n = 0 })))
+    assert.same({ c2, c, b, a }, ids(assert(log:list { conversation_id = "cA", n = 0 })))
+    conv = assert(log:conversation("cB"))
+    assert.same({ d, c2, a }, ids(conv.chain))
+    assert.same({ d, c2 }, ids(assert(log:list { ids = ids(conv.chain), n = 2 })))
+    assert.same({ d }, ids(assert(log:list { ids = ids(conv.chain), n = 0, query = "four" })))
+    assert.same({}, ids(assert(log:list { ids = {}, n = 0 })))
+  end)
+
   it("conversation rows: id, name and model go through the scrubber, as responses do", function ()
     local key = "sk-convrow-SECRET-0123456789"
     local function no_key (what)

@@ -664,7 +664,9 @@ M.fts_query = fts_query
 --- Entries, newest first.
 -- @tparam[opt] table opts `n` (default 3; 0: all), `query` (full-text search:
 -- every word must appear in the prompt, reply or system prompt),
--- `conversation_id`, `source`, `status`
+-- `conversation_id` (every entry logged under that id: undone turns, retried
+-- replies, failed calls), `ids` (only these entries: e.g. a conversation's
+-- `chain`), `source`, `status`
 -- @treturn[1] table rows, newest first
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
@@ -679,6 +681,11 @@ function Log:list (opts)
     where[#where + 1] = "responses_fts MATCH " .. sql(fts_query(opts.query))
   end
   if opts.conversation_id then where[#where + 1] = "responses.conversation_id = " .. sql(opts.conversation_id) end
+  if type(opts.ids) == "table" then
+    local ids = {}
+    for i, id in ipairs(opts.ids) do ids[i] = sql(to_int(id)) end
+    where[#where + 1] = "responses.id IN (" .. table_concat(ids, ", ") .. ")"
+  end
   if opts.source then where[#where + 1] = "responses.source = " .. sql(opts.source) end
   if opts.status then where[#where + 1] = "responses.status = " .. sql(opts.status) end
   local n = to_int(opts.n or 3)
@@ -710,8 +717,9 @@ function Log:last_conversation ()
 end
 
 --- A conversation: its row (`id`, `name`, `model`, `leaf_id`...) with
--- `messages` (system first, then the turns from the first to the leaf)
--- and `system`.
+-- `messages` (system first, then the turns from the first to the leaf),
+-- `system`, and `chain`: its entries from the leaf up `parent_id` (newest
+-- first; after a fork, the turns before it have the old conversation's id).
 -- @tparam string cid a conversation id (or a unique prefix of one)
 -- @treturn[1] table
 -- @treturn[2] nil
@@ -749,7 +757,7 @@ function Log:conversation (cid)
     if row.prompt then messages[#messages + 1] = { role = "user", content = row.prompt } end
     messages[#messages + 1] = { role = "assistant", content = row.response or "" }
   end
-  conv.messages, conv.system, conv.turns = messages, system, #chain
+  conv.messages, conv.system, conv.turns, conv.chain = messages, system, #chain, chain
   conv.model = (leaf and leaf.model) or conv.model
   return conv
 end

@@ -16,13 +16,15 @@ function M.parser ()
   p:epilog([[Examples:
   aigc logs                 the last 3 entries
   aigc logs -n 10 -q paris  the last 10 whose prompt, reply or system prompt has "paris"
-  aigc logs -c --json       the last conversation, as JSON
+  aigc logs -c --json       the last conversation (its turns, first to last), as JSON
+  aigc logs -c --all        every entry of it: undone turns, retried replies, failed calls
   aigc logs path            where the log is]])
   p:argument("action", "'list' (default) or 'path'."):args("?")
   p:option("-n --count", "How many entries (0: all).", "3", tonumber):target("count")
   p:option("-q --query", "Full-text search: entries with every word.")
   p:option("--cid", "Only this conversation (id or unique prefix).")
   p:flag("-c --conversation", "Only the last conversation.")
+  p:flag("--all", "With -c/--cid: every entry logged in the conversation, not only its turns.")
   p:option("--source", "Only entries from this source (cli, chat, run, script...).")
   p:flag("--json", "As JSON: an array of entries.")
   p:option("--log-db", "The log database.")
@@ -70,14 +72,24 @@ function M.run (args)
     cid = log:last_conversation()
     if not cid then log:close(); common.fail("aigc: no conversation in " .. path) end
   end
+  if args.all and not cid then log:close(); common.usage("aigc logs: --all goes with -c or --cid") end
+  -- A conversation is its chain, from its leaf up parent_id (turns before
+  -- a fork included; undone turns, other replies and failures left out);
+  -- --all: every entry logged under its id.
+  local ids
   if cid then
     local conv, cerr = log:conversation(cid)
     if not conv then log:close(); common.fail("aigc: " .. tostring(cerr.message)) end
     cid = conv.id
+    if not args.all then
+      ids = {}
+      for i, row in ipairs(conv.chain) do ids[i] = row.id end
+    end
   end
   local n = args.count
   if not n or n < 0 or n ~= math.floor(n) then log:close(); common.usage("-n must be a whole number >= 0") end
-  local rows, lerr = log:list { n = n, query = args.query, conversation_id = cid, source = args.source }
+  local rows, lerr = log:list { n = n, query = args.query, conversation_id = args.all and cid or nil, ids = ids,
+                                source = args.source }
   log:close()
   if not rows then common.fail("aigc: " .. tostring(lerr.message)) end
   local ordered = {}
