@@ -7,6 +7,7 @@ local cjson = require "cjson"
 local cli = require "cli"
 local devserver = require "devserver"
 local proc = require "procutil"
+local socket = require "socket"
 
 local function body_of (req)
   return cjson.decode(req.body)
@@ -52,7 +53,6 @@ describe("aigc (one-shot prompts)", function ()
     -- (a background job of sh ignores SIGINT; aigc's own handler takes it all the same)
     local job = cli.background({ "-m", "fault:pause=60", "Tell me a story about a robot that learns to paint" },
                                { home = home, base_url = srv.base_url, stdout = out })
-    local socket = require "socket"
     local deadline = socket.gettime() + 10
     local function wait (fn, what)
       while not fn() do
@@ -72,8 +72,25 @@ describe("aigc (one-shot prompts)", function ()
     os.remove(out)
   end)
 
+  it("SIGTERM cancels the call as Ctrl-C does: logged as canceled with what came, then exit 143", function ()
+    local out = os.tmpname()
+    local job = cli.background({ "-m", "fault:pause=60", "Tell me a story about a robot that learns to paint" },
+                               { home = home, base_url = srv.base_url, stdout = out })
+    local deadline = socket.gettime() + 10
+    while not (proc.read_file(out) or ""):find("Once upon", 1, true) do
+      assert.is_true(socket.gettime() < deadline, "timed out: the first words")
+      socket.sleep(0.02)
+    end
+    os.execute("kill -TERM " .. job.pid)
+    assert.equal(143, job.wait_exit(deadline))
+    assert.matches("^Once upon", proc.read_file(out))
+    local e = logs()[1]
+    assert.equal("canceled", e.status)
+    assert.matches("^Once upon", e.response)
+    os.remove(out)
+  end)
+
   it("SIGINT (Ctrl-C) during --vote / --best-of: exit 130, one line, logged as canceled", function ()
-    local socket = require "socket"
     for _, mode in ipairs { { "--vote", "2" }, { "--best-of", "2" } } do
       srv:reset()
       local err = os.tmpname()

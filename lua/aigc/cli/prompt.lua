@@ -126,17 +126,49 @@ local function run_strategy (args, client, params)
     extra
 end
 
+-- SIGTERM while the call runs cancels it, as Ctrl-C does, so that it is
+-- logged (as "canceled", with what came); the process then ends by SIGTERM
+-- once the log is written (`term_caught`). A luv handler only notes the
+-- signal: the wait's loop (common.wait_interruptible) runs luv's loop, so
+-- the cancel happens there, outside any client call. Without luv, SIGTERM
+-- kills as before.
+local function catch_term ()
+  local ok, uv = pcall(require, "luv")
+  if not ok then return nil end
+  local term = { uv = uv, handle = uv.new_signal(), got = false }
+  term.handle:start("sigterm", function ()
+    term.got = true
+    if term.req then pcall(term.req.cancel, term.req) end
+  end)
+  return term
+end
+
+-- Ends the process by the SIGTERM it was sent, once its handler is gone
+-- (libuv then gives the signal its default action back): exit 143.
+local function term_caught (term, client)
+  if not term then return end
+  term.uv.run("nowait")                  -- (a SIGTERM that came as the call ended)
+  term.handle:close()
+  if not term.got then return end
+  io.stdout:flush()
+  client:close()
+  term.uv.kill(term.uv.os_getpid(), "sigterm")
+  os.exit(143)
+end
+
 -- A chat that Ctrl-C cancels (the reply so far stays printed and is
 -- logged with status "canceled"): res, err, canceled.
-local function chat_interruptible (client, params)
-  return common.wait_interruptible(client, client:chat_async(params))
+local function chat_interruptible (client, params, term)
+  local req = client:chat_async(params)
+  if term then term.req = req end
+  return common.wait_interruptible(client, req)
 end
 
 -- A strategy run (--best-of, --vote) that Ctrl-C cancels, as a chat: the
 -- strategy runs as a task, its future waited for with Ctrl-C caught (the
 -- interpreter's own SIGINT would raise "interrupted!" anywhere inside it).
 -- Returns res, shown (or err), extra, canceled.
-local function strategy_interruptible (args, client, params)
+local function strategy_interruptible (args, client, params, term)
   if params.n then common.usage("-n and --best-of/--vote exclude each other") end
   local best_of, vote = positive(args.best_of, "--best-of"), positive(args.vote, "--vote")
   if best_of and vote then common.usage("--best-of and --vote exclude each other") end
@@ -145,6 +177,7 @@ local function strategy_interruptible (args, client, params)
     out[1], out[2], out[3] = run_strategy(args, client, params)
     return true
   end, { label = "strategy", what = "the strategy" })
+  if term then term.req = f end
   local ok, err, canceled = common.wait_interruptible(client, f)
   if not ok then return nil, err, { strategy = best_of and "best_of" or "vote", n = best_of or vote }, canceled end
   return out[1], out[2], out[3]
@@ -168,8 +201,9 @@ function M.run (args)
   local strategy_run = args.best_of or args.vote
   local streamed = {}
   local res, err, shown, extra, canceled
+  local term = catch_term()
   if strategy_run then
-    res, shown, extra, canceled = strategy_interruptible(args, client, params)
+    res, shown, extra, canceled = strategy_interruptible(args, client, params, term)
     if not res then err = shown end
   else
     local stream = not (args.no_stream or args.json or params.schema or (params.n and params.n > 1))
@@ -181,7 +215,7 @@ function M.run (args)
         end
       end
     end
-    res, err, canceled = chat_interruptible(client, params)
+    res, err, canceled = chat_interruptible(client, params, term)
     params.stream = nil
   end
 
@@ -194,6 +228,7 @@ function M.run (args)
     if lerr then common.note("aigc: warning: not logged: " .. tostring(lerr.message)) end
     log:close()
   end
+  term_caught(term, client)
 
   if not res then
     if #streamed > 0 then common.out("\n") end
