@@ -475,6 +475,47 @@ describe("aigc (one-shot prompts)", function ()
     assert.matches("unknown setting 'modle'", r.stderr)
   end)
 
+  it("checks the config's prices and client options when read: one line naming the file and the field", function ()
+    local config = home .. "/config.lua"
+    cli.write(home .. "/cases.jsonl", '{"id": "a", "prompt": "Hi"}\n')
+    local function refused (text, want, args)
+      cli.write(config, text)
+      for _, a in ipairs { args or { "Hi" }, { "run", home .. "/cases.jsonl", "-q", "--no-log" } } do
+        if a[1] ~= "run" or not args then
+          local r = aigc(a)
+          assert.equal(2, r.code, r.stderr)
+          assert.equal(config .. ": " .. want .. "\n", r.stderr)   -- (no Lua source position, no traceback)
+        end
+      end
+    end
+    -- prices: "x" counted as 0 and -1 gave "cost $-0.0008"; { gpt = 5 } was ignored
+    refused('{ prices = { ["gpt-4o"] = { input = "x" } } }', 'prices["gpt-4o"].input: a number >= 0 expected, got "x"')
+    refused('{ prices = { gpt = { output = -1 } } }', "prices.gpt.output: a number >= 0 expected, got -1")
+    refused('{ prices = { gpt = 5 } }',
+            "prices.gpt: table ({ input =, output =, cached_input = }) expected, got number")
+    refused('{"prices": {"gpt": {"input": 1, "cached": 0.5}}}', "prices.gpt.cached: unknown field (input, output, "
+            .. "cached_input)")
+    -- client options: the client's own check, said of the setting it came from
+    refused('{ client = { timeout = "abc" } }', 'client.timeout: a number of seconds > 0 expected, got "abc"')
+    refused('{ client = { timout = 30 } }', "client.timout: unknown option (did you mean timeout?)")
+    -- (a string where a table belongs is not shown: it may be a key)
+    refused('{ client = { headers = "Bearer sk-in-a-header" } }', "client.headers: table expected, got string")
+    refused(string.format('{ endpoints = { ["my-ep"] = { base_url = %q, max_retries = "3" } } }', srv.base_url),
+            'endpoints["my-ep"].max_retries: an integer in 0..100 expected, got "3"', { "-e", "my-ep", "Hi" })
+    refused('{ endpoint = "w", endpoints = { w = { base_url = "ftp://example.com" } } }',
+            "endpoints.w.base_url: an http:// or https:// URL expected")
+    refused('{ endpoints = { w = { no_key = "yes" } } }', 'endpoints.w.no_key: boolean expected, got "yes"')
+    refused('{ endpoints = { w = { api_key_env = 5 } } }', "endpoints.w.api_key_env: the name of an environment "
+            .. "variable (a string) expected, got number")
+    assert.equal(0, #srv:requests())
+    -- right prices give the run its cost
+    cli.write(config, '{ prices = { ["gpt-4o-mini"] = { input = 1, output = 2, cached_input = 0 } } }')
+    local r = aigc { "run", home .. "/cases.jsonl", "-q", "--no-log", "--json" }
+    assert.equal(0, r.code, r.stderr)
+    local u = cjson.decode(r.stdout).usage
+    assert.near((u.prompt_tokens + 2 * u.completion_tokens) / 1e6, cjson.decode(r.stdout).cost, 1e-12)
+  end)
+
   it("-e local talks to the bundled server's default port and sends no key", function ()
     -- (the bundled server is not on 8089 here: the connection is refused, which names the URL's port)
     local r = aigc({ "-e", "local", "Hi" }, { env = { OPENAI_API_KEY = "sk-not-for-local-0123" } })

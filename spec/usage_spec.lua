@@ -138,6 +138,25 @@ describe("client:usage()", function ()
     c:close()
     assert.error_matches(function () aigc.client { prices = 3 } end,
       "bad argument #1 to 'client' %(opts.prices: table .*expected, got number%)")
+    -- each entry is checked: a price of "x" counted as 0, a negative one gave a negative cost
+    for prices, want in pairs {
+      [{ m = { input = "x" } }] = "opts.prices.m.input: a number >= 0 expected, got string",
+      [{ ["gpt-4o"] = { output = -1 } }] = 'opts.prices["gpt-4o"].output: a number >= 0 expected, got -1',
+      [{ m = { cached_input = 0 / 0 } }] = "opts.prices.m.cached_input: a number >= 0 expected, got NaN",
+      [{ m = 5 }] = "opts.prices.m: table ({ input =, output =, cached_input = }) expected, got number",
+      [{ m = { input = 1, ouput = 2 } }] = "opts.prices.m.ouput: unknown field (input, output, cached_input)",
+    } do
+      local ok, err = pcall(aigc.client, { base_url = srv.base_url, prices = prices })
+      assert.is_false(ok)
+      assert.equal("bad argument #1 to 'client' (" .. want .. ")", (tostring(err):gsub("^[^\n]-:%d+: ", "")))
+      assert.matches("usage_spec%.lua:%d+: ", tostring(err))   -- at the caller's line
+      c = aigc.client { base_url = srv.base_url }
+      ok, err = pcall(c.set_prices, c, prices)
+      c:close()
+      assert.is_false(ok)
+      assert.equal("bad argument #1 to 'set_prices' (" .. want:gsub("^opts%.", "") .. ")",
+                   (tostring(err):gsub("^[^\n]-:%d+: ", "")))
+    end
     assert.error_matches(function () aigc.client { prompt_log = 3 } end, "opts.prompt_log")
     assert.error_matches(function () aigc.client { usage = "yes" } end, "opts.usage")
   end)

@@ -32,9 +32,9 @@ local M = {}
 M.OPTIONS = { prices = true, prompt_log = true, cassette = true, usage = true, cache = true }
 
 local function check_options (ext)
-  if ext.prices ~= nil and type(ext.prices) ~= "table" then
-    util.field_error("client", 1, "opts.prices",
-                     util.expected("table ({ [model] = { input =, output = } })", ext.prices))
+  if ext.prices ~= nil then
+    local path, why = usage.prices_problem(ext.prices)
+    if path then util.field_error("client", 1, "opts.prices" .. path, why) end
   end
   local log = ext.prompt_log
   if log ~= nil and log ~= false and log ~= true and type(log) ~= "string"
@@ -410,7 +410,8 @@ function M.install (Client)
   -- that end from now on.
   -- @tparam table prices
   function Client:set_prices (prices)
-    if type(prices) ~= "table" then util.argerror("set_prices", 1, util.expected("table", prices)) end
+    local path, why = usage.prices_problem(prices)
+    if path then util.field_error("set_prices", 1, "prices" .. path, why) end
     if self._usage then self._usage:set_prices(prices) end
   end
 end

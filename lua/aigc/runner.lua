@@ -315,6 +315,14 @@ local function check_spec (spec)
   if s ~= nil and not check_mod.is_callable(s) and (type(s) ~= "table" or (s.best_of == nil and s.vote == nil)) then
     spec_error("strategy", "a function, { best_of = N [, judge = ...] } or { vote = N } expected")
   end
+  if spec.prices ~= nil then   -- (a price of "x" or -1 gave a wrong cost, not an error)
+    local path, why = usage_mod.prices_problem(spec.prices)
+    if path then spec_error("prices" .. path, why) end
+  end
+  local factor = spec.batch_price_factor
+  if factor ~= nil and not (factor >= 0 and factor < math.huge) then
+    spec_error("batch_price_factor", util.expected("a finite number >= 0", factor))
+  end
   local list, why, i = assertions_mod.list(spec.assert)
   if not list then spec_error("assert" .. (i and "[" .. i .. "]" or ""), why) end
   local tpl = spec.template

@@ -13,6 +13,8 @@
 --
 -- @module aigc.usage
 
+local util = require "aigc.util"
+
 local ipairs, pairs, setmetatable, tonumber, type = ipairs, pairs, setmetatable, tonumber, type
 
 local M = {}
@@ -34,6 +36,38 @@ function M.cost (usage, price)
   if type(d) == "table" and price.cached_input then cached = tonumber(d.cached_tokens) or 0 end
   return ((p - cached) * (tonumber(price.input) or 0) + cached * (tonumber(price.cached_input) or 0)
           + c * (tonumber(price.output) or 0)) / 1e6
+end
+
+local PRICE_FIELDS = { input = true, output = true, cached_input = true }
+
+--- What is wrong with a price table, or nil: each entry is `[model] =
+-- { input =, output =, cached_input = }`, each field absent or a finite
+-- number >= 0 (a price of "x" counted as 0, or a negative one, gave a
+-- cost that was wrong without a word).
+-- @param prices
+-- @treturn[1] nil when the table is right
+-- @treturn[2] string the path of what is wrong, from the table (`["gpt-4o"].input`)
+-- @treturn[2] string the message ("a number >= 0 expected, got string")
+-- @return[2] the wrong value
+-- @usage local path, why = usage.prices_problem { ["gpt-4o"] = { input = -1 } }   -- '["gpt-4o"].input', ...
+function M.prices_problem (prices)
+  if type(prices) ~= "table" then
+    return "", util.expected("table ({ [model] = { input =, output = } })", prices), prices
+  end
+  for model, p in pairs(prices) do
+    if type(model) ~= "string" then
+      return util.path("", model), "a model name (a string) expected as the key, got " .. type(model), model
+    end
+    local at = util.path("", model)
+    if type(p) ~= "table" then return at, util.expected("table ({ input =, output =, cached_input = })", p), p end
+    for k, v in pairs(p) do
+      if not PRICE_FIELDS[k] then return util.path(at, k), "unknown field (input, output, cached_input)", k end
+      if type(v) ~= "number" or v ~= v or v < 0 or v == math.huge then   -- (NaN too)
+        return at .. "." .. k, util.expected(v == math.huge and "a finite number >= 0" or "a number >= 0", v), v
+      end
+    end
+  end
+  return nil
 end
 
 --- The price of a model in a price table (exact name, else the longest

@@ -153,11 +153,11 @@ end
 -- @treturn table secrets (for the log's redaction)
 -- @treturn table|nil the endpoint
 function M.client (config, endpoint_name, extra)
-  local opts, secrets, endpoint = config_mod.client_options(config, endpoint_name)
+  local opts, secrets, endpoint, from = config_mod.client_options(config, endpoint_name)
   if not opts then M.usage(secrets) end
-  for k, v in pairs(extra or {}) do opts[k] = v end
+  for k, v in pairs(extra or {}) do opts[k], from[k] = v, nil end
   local ok, client = pcall(aigc.client, opts)
-  if not ok then M.usage("cannot make the client: " .. tostring(client)) end
+  if not ok then M.usage(config_mod.client_error(config, client, opts, from)) end
   return client, secrets, endpoint
 end
 

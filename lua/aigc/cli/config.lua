@@ -29,6 +29,8 @@
 
 local aigc = require "aigc"
 local template = require "aigc.template"
+local usage = require "aigc.usage"
+local util = require "aigc.util"
 
 local M = {}
 
@@ -80,6 +82,39 @@ local CONFIG_FIELDS = {
   client = "table", params = "table", log_db = "string",
 }
 
+-- `msg` ("... expected, got string") saying the value itself when it is a
+-- string where a number, an integer or a boolean belongs (`got "abc"`); a string
+-- where a table or a string belongs is never shown: it may be a key.
+local function with_value (msg, v)
+  local what = msg:match("^(.*) expected, got string$")
+  if type(v) ~= "string" or not what or what:find("string", 1, true) or what:find("table", 1, true)
+     or not (what:find("number", 1, true) or what:find("integer", 1, true) or what:find("boolean", 1, true)) then
+    return msg
+  end
+  local text = #v > 40 and v:sub(1, 37) .. "..." or v
+  return what .. " expected, got " .. string.format("%q", text):gsub("\\\n", "\\n")
+end
+
+-- What is wrong with the settings' values, or nil (the settings' types are checked).
+local function config_problem (t)
+  for name, e in pairs(t.endpoints or {}) do
+    local at = util.path("endpoints", name)
+    if type(e) ~= "table" then return "endpoint '" .. tostring(name) .. "' must be a table" end
+    if e.api_key ~= nil then
+      return "endpoint '" .. tostring(name) .. "' has an api_key: put the key in the "
+        .. "environment and name the variable with api_key_env"
+    end
+    if e.api_key_env ~= nil and type(e.api_key_env) ~= "string" then
+      return at .. ".api_key_env: " .. util.expected("the name of an environment variable (a string)", e.api_key_env)
+    end
+    if e.no_key ~= nil and type(e.no_key) ~= "boolean" then
+      return at .. ".no_key: " .. with_value(util.expected("boolean", e.no_key), e.no_key)
+    end
+  end
+  local at, why, v = usage.prices_problem(t.prices or {})
+  if at then return "prices" .. at .. ": " .. with_value(why, v) end
+end
+
 --- Loads the config file (none is an empty config).
 -- @treturn[1] table config
 -- @treturn[2] nil
@@ -95,13 +130,8 @@ function M.load ()
     if want == nil then return nil, path .. ": unknown setting '" .. tostring(k) .. "'" end
     if type(v) ~= want then return nil, path .. ": '" .. k .. "' must be a " .. want .. ", got " .. type(v) end
   end
-  for name, e in pairs(t.endpoints or {}) do
-    if type(e) ~= "table" then return nil, path .. ": endpoint '" .. tostring(name) .. "' must be a table" end
-    if e.api_key ~= nil then
-      return nil, path .. ": endpoint '" .. tostring(name) .. "' has an api_key: put the key in the "
-        .. "environment and name the variable with api_key_env"
-    end
-  end
+  local why = config_problem(t)
+  if why then return nil, path .. ": " .. why end
   t.path = path
   t.endpoints = t.endpoints or {}
   t.prices = t.prices or {}
@@ -134,15 +164,16 @@ end
 -- @treturn[1] table opts for aigc.client
 -- @treturn[1] table secrets
 -- @treturn[1] table|nil the endpoint
+-- @treturn[1] table where each option comes from, for messages (`client.timeout`, `endpoints.work.timeout`)
 -- @treturn[2] nil
 -- @treturn[2] string message
 function M.client_options (config, endpoint_name)
-  local opts, secrets = {}, {}
+  local opts, secrets, from = {}, {}, {}
   for k, v in pairs(config.client or {}) do
     if k == "api_key" or k == "azure_ad_token" then
       return nil, config.path .. ": client." .. k .. " is a secret: put it in the environment"
     end
-    opts[k] = v
+    opts[k], from[k] = v, util.path("client", k)
   end
   local name = endpoint_name or env("AIGC_ENDPOINT") or config.endpoint
   local e
@@ -151,9 +182,11 @@ function M.client_options (config, endpoint_name)
     e, err = M.endpoint(config, name)
     if not e then return nil, err end
     for k, v in pairs(e) do
-      if k ~= "api_key_env" and k ~= "no_key" and k ~= "model" then opts[k] = v end
+      if k ~= "api_key_env" and k ~= "no_key" and k ~= "model" then
+        opts[k], from[k] = v, util.path(util.path("endpoints", name), k)
+      end
     end
-    if e.no_key then
+    if e.no_key and (opts.headers == nil or type(opts.headers) == "table") then   -- (else the client says it)
       local h = {}
       for k, v in pairs(opts.headers or {}) do h[k] = v end
       h.Authorization = aigc.null
@@ -168,7 +201,32 @@ function M.client_options (config, endpoint_name)
   for _, v in ipairs { "AZURE_OPENAI_API_KEY" } do
     if env(v) then secrets[#secrets + 1] = env(v) end
   end
-  return opts, secrets, e
+  return opts, secrets, e, from
+end
+
+--- The message of a client the options of `client_options` did not make:
+-- a misuse the client refused (`opts.timeout: ...`) names the config
+-- file and the setting it came from, with no Lua source position
+-- (`config.lua: client.timeout: a number of seconds > 0 expected, got "abc"`).
+-- @tparam table config
+-- @param err the error aigc.client raised
+-- @tparam table opts the options
+-- @tparam table from where each came from (`client_options`'s)
+-- @treturn string
+function M.client_error (config, err, opts, from)
+  local msg = tostring(err)
+  msg = msg:match("^[^\n]-:%d+: (bad argument .*)$") or msg
+  local inner = msg:match("^bad argument #1 to 'client' %((.*)%)$")
+  if not inner then return "cannot make the client: " .. msg end
+  for k, where in pairs(from) do
+    local p = util.path("opts", k)
+    local tail = inner:sub(#p + 1)
+    if inner:sub(1, #p) == p and tail:find("^[:%.%[]") then
+      if tail:sub(1, 2) == ": " then tail = ": " .. with_value(tail:sub(3), opts[k]) end
+      return config.path .. ": " .. where .. tail
+    end
+  end
+  return "cannot make the client: " .. inner   -- ($OPENAI_BASE_URL...: not the config's)
 end
 
 --- The model of an invocation: `-m`, else the template's, else the
