@@ -266,8 +266,8 @@ describe("aigc.runner", function ()
     cli.write(path, '{"id": "b", "prompt": "Capital of France?", "assert": "contains:Berlin"}\n')
     none, err = runner.run { client = client, cases = path }
     assert.is_nil(none)
-    assert.equal("case b: assert: a list of assertion objects (each with a type and a value), or one, expected, "
-                 .. "got string", err.message)
+    assert.equal(path .. ":1: case b: assert: a list of assertion objects (each with a type and a value), or one, "
+                 .. "expected, got string", err.message)
     none, err = runner.run { client = client, cases = { { id = "c", prompt = "x", assert = { value = "x" } } } }
     assert.is_nil(none)
     assert.matches("case c: assert: a list of assertion objects .* got a table of other fields", err.message)
@@ -284,6 +284,63 @@ describe("aigc.runner", function ()
       "bad argument #1 to 'run' (spec.client: aigc.client expected, got nil)")
     assert.has_error(function () runner.run { client = client, cases = {}, assert = { { type = "nope" } } } end,
       "bad argument #1 to 'run' (spec.assert[1]: unknown assertion nope)")
+  end)
+
+  it("refuses a bad price table or assertion argument at the call, before any request", function ()
+    local function refused (spec, want)
+      spec.client, spec.cases = client, spec.cases or { { id = 1, prompt = "Hi" } }
+      local ok, err = pcall(runner.run, spec)
+      assert.is_false(ok)
+      assert.equal("bad argument #1 to 'run' (" .. want .. ")", (tostring(err):gsub("^[^\n]-:%d+: ", "")))
+      assert.matches("^[^\n]*runner_spec%.lua:%d+: ", tostring(err))   -- at the caller's line
+    end
+    -- (a price of "x" counted as 0, and -1 gave a negative cost)
+    refused({ prices = { m = { input = "x" } } }, "spec.prices.m.input: a number >= 0 expected, got string")
+    refused({ prices = { ["gpt-4o"] = { output = -1 } } },
+            'spec.prices["gpt-4o"].output: a number >= 0 expected, got -1')
+    refused({ prices = { m = { cached_input = 0 / 0 } } },
+            "spec.prices.m.cached_input: a number >= 0 expected, got NaN")
+    refused({ prices = { m = { input = math.huge } } }, "spec.prices.m.input: a finite number >= 0 expected, got inf")
+    refused({ prices = { m = 5 } }, "spec.prices.m: table ({ input =, output =, cached_input = }) expected, got number")
+    refused({ prices = { m = { inptu = 1 } } }, "spec.prices.m.inptu: unknown field (input, output, cached_input)")
+    refused({ prices = { { input = 1 } } }, "spec.prices[1]: a model name (a string) expected as the key, got number")
+    refused({ batch_price_factor = -0.5 }, "spec.batch_price_factor: a finite number >= 0 expected, got -0.5")
+    -- (each case failed the same way: "bad pattern", or "the reply is not JSON" for a schema that is not one)
+    refused({ assert = { { type = "pattern", value = "[" } } },
+      "spec.assert[1]: pattern '[': malformed pattern (missing ']')")
+    refused({ assert = { { type = "contains", value = "a" }, { type = "pattern", value = "x[" } } },
+      "spec.assert[2]: pattern 'x[': malformed pattern (missing ']')")
+    refused({ assert = { { type = "pattern", value = "(%d" } } }, "spec.assert[1]: pattern '(%d': unfinished capture")
+    refused({ assert = { { type = "json-schema", value = "notaschema" } } },
+      "spec.assert[1]: json-schema: the value must be a JSON schema (an object), got string")
+    refused({ assert = { { type = "json-schema", value = { type = 5 } } } },
+      "spec.assert[1]: json-schema: not a valid schema: #/type must be a type name or a list of them, got number")
+    refused({ assert = { { type = "judge", value = "ok?", threshold = "high" } } },
+      "spec.assert[1]: judge: threshold must be a number, got string")
+    refused({ assert = { { type = "contains" } } }, "spec.assert[1]: contains: the value must be a string, got nil")
+    if pcall(require, "rex_pcre2") then
+      assert.error_matches(function () runner.run { client = client, cases = {}, assert = { { type = "regex",
+        value = "(" } } } end, "bad argument #1 to 'run' %(spec.assert%[1%]: regex '%(': .*parenthesis")
+    end
+    -- in a case: its load error names the case (and in a file, its line)
+    local none, err = runner.run { client = client, cases = { { id = "p", prompt = "Hi",
+                                                                assert = { type = "pattern", value = "%" } } } }
+    assert.is_nil(none)
+    assert.equal("case p: assert: pattern '%': malformed pattern (ends with '%')", err.message)
+    local path = dir .. "/cases.jsonl"
+    cli.write(path, '{"id": "a", "prompt": "Hi"}\n\n{"id": "b", "prompt": "Hi", "assert": [{"type": "contains", '
+              .. '"value": "Hi"}, {"type": "json-schema", "value": "notaschema"}]}\n')
+    none, err = runner.run { client = client, cases = path }
+    assert.is_nil(none)
+    assert.equal(path .. ":3: case b: assert: json-schema: the value must be a JSON schema (an object), got string",
+                 err.message)
+    -- what is right still runs: a plain ")" is text to string.find, a class may hold "]"
+    local s = assert(runner.run { client = client, cases = { { id = 1, prompt = "Echo: a) []]" } },
+      prices = { m = { input = 0, output = 1.5, cached_input = 0.5 }, n = {} },
+      assert = { { type = "pattern", value = "a)" }, { type = "pattern", value = "%[[]]+%]$" },
+                 { type = "json-schema", value = { type = "object" } } } })
+    assert.equal(1, s.ok)
+    assert.equal(1, #srv:requests())                      -- the refused runs sent nothing
   end)
 end)
 
@@ -562,9 +619,10 @@ describe("aigc run (one writer per results file; clear refusals)", function ()
     refused({ "run", home, "-q" }, "aigc run: cannot read the cases: " .. home .. " is a directory, not a JSONL file")
     local cases = home .. "/cases.jsonl"
     cli.write(cases, '{"id": "a", "prompt": 123}\n')
-    refused({ "run", cases, "-q" }, "aigc run: case a: prompt must be a string, got 123")
-    cli.write(cases, '{"id": "b", "messages": "nope"}\n')
-    refused({ "run", cases, "-q" }, "aigc run: case b: messages must be a list of messages, got string")
+    refused({ "run", cases, "-q" }, "aigc run: " .. cases .. ":1: case a: prompt must be a string, got 123")
+    cli.write(cases, '\n{"id": "b", "messages": "nope"}\n')
+    refused({ "run", cases, "-q" },
+            "aigc run: " .. cases .. ":2: case b: messages must be a list of messages, got string")
     -- a cassette (config: client.cassette) whose path is a directory
     cli.write(home .. "/config.lua", 'return { client = { cassette = { path = "' .. home .. '/templates" } } }')
     local dir_error = "cannot make the client: aigc.cassette: " .. home .. "/templates is a directory: "
@@ -579,6 +637,38 @@ describe("aigc run (one writer per results file; clear refusals)", function ()
     local r = cli.run({ "run", cases, "-q", "-t", "say", "--json" }, { home = home, base_url = srv.base_url })
     assert.equal(0, r.code, r.stderr)
     assert.equal(1, #srv:requests())
+  end)
+
+  it("an assertion's bad argument (--assert or a case's) is one line, exit 2, before anything runs", function ()
+    local function refused (args, want)
+      local r = cli.run(args, { home = home, base_url = srv.base_url })
+      assert.equal(2, r.code, r.stderr)
+      one_line(r)
+      assert.equal(want .. "\n", r.stderr)
+    end
+    local cases = home .. "/cases.jsonl"
+    cli.write(cases, '{"id": "a", "prompt": "Hi"}\n{"id": "b", "prompt": "Hi"}\n')
+    -- (each case ran and failed: "bad pattern", or "the reply is not JSON" for a schema that is not one)
+    refused({ "run", cases, "-q", "--no-log", "--assert", "pattern:[" },
+            "--assert: pattern '[': malformed pattern (missing ']')")
+    refused({ "run", cases, "-q", "--no-log", "--assert", "contains:a", "--assert", "pattern:%f" },
+            "--assert: pattern '%f': missing '[' after '%f' in pattern")
+    refused({ "run", cases, "-q", "--no-log", "--assert", 'json-schema:{"type": "objet"}' },
+            '--assert: json-schema: not a valid schema: #/type: unknown type "objet" (null, boolean, object, array, '
+            .. 'number, string, integer)')
+    refused({ "run", cases, "-q", "--no-log", "--assert", "contains" },
+            "--assert: contains: the value must be a string, got nil")
+    cli.write(cases, '{"id": "a", "prompt": "Hi"}\n{"id": "b", "prompt": "Hi", "assert": '
+              .. '{"type": "json-schema", "value": "notaschema"}}\n')
+    refused({ "run", cases, "-q", "--no-log" }, "aigc run: " .. cases .. ":2: case b: assert: json-schema: the value "
+            .. "must be a JSON schema (an object), got string")
+    cli.write(cases, '{"id": "a", "prompt": "Hi", "assert": [{"type": "pattern", "value": "(%d+"}]}\n')
+    refused({ "run", cases, "-q", "--no-log" }, "aigc run: " .. cases .. ":1: case a: assert: pattern '(%d+': "
+            .. "unfinished capture")
+    cli.write(cases, '{"id": "a", "prompt": "Hi", "assert": {"type": "judge", "value": "ok?", "threshold": "7"}}\n')
+    refused({ "run", cases, "-q", "--no-log" }, "aigc run: " .. cases .. ":1: case a: assert: judge: threshold "
+            .. "must be a number, got string")
+    assert.equal(0, #srv:requests())
   end)
 
   it("a stale OUT.batch (the server no longer has that batch) is an error naming the file", function ()

@@ -91,12 +91,120 @@ M.TYPES = {
   contains = true, icontains = true, ["not-contains"] = true, equals = true, ["starts-with"] = true,
   pattern = true, regex = true, ["is-json"] = true, ["json-schema"] = true, judge = true,
 }
+-- {======================================================
+-- The assertions' arguments, checked before a run
+-- =======================================================
+
+-- The end of the class `[...]` whose `[` is at i - 1 (lstrlib's classEnd), or nil.
+local function class_end (p, i)
+  if p:sub(i, i) == "^" then i = i + 1 end
+  repeat   -- (the first character is in the class, `]` too)
+    if i > #p then return nil end
+    local c = p:sub(i, i)
+    i = i + 1
+    if c == "%" and i <= #p then i = i + 1 end
+  until p:sub(i, i) == "]"
+  return i + 1
+end
+
+-- What is wrong with a Lua pattern, or nil, as string.find would raise it
+-- on some subject (a try on one subject misses "x[": the match fails at
+-- x before it reads the class): lstrlib's syntax, walked.
+local function pattern_problem (p)
+  if not p:find("[%^%$%*%+%?%.%(%[%%%-]") then return nil end   -- (string.find's plain search: ")" is text)
+  local i, open, level = p:sub(1, 1) == "^" and 2 or 1, {}, 0
+  while i <= #p do
+    local c = p:sub(i, i)
+    if c == "(" then
+      level = level + 1
+      if level > 32 then return "too many captures" end
+      if p:sub(i + 1, i + 1) == ")" then i = i + 2 else open[#open + 1] = level; i = i + 1 end
+    elseif c == ")" then
+      if #open == 0 then return "invalid pattern capture" end
+      open[#open] = nil
+      i = i + 1
+    elseif c == "%" and p:sub(i + 1, i + 1) == "b" then
+      if i + 3 > #p then return "malformed pattern (missing arguments to '%b')" end
+      i = i + 4
+    elseif c == "%" and p:sub(i + 1, i + 1) == "f" then
+      if p:sub(i + 2, i + 2) ~= "[" then return "missing '[' after '%f' in pattern" end
+      i = class_end(p, i + 3)
+      if not i then return "malformed pattern (missing ']')" end
+    elseif c == "%" and p:sub(i + 1, i + 1):find("^%d$") then
+      local n = tonumber(p:sub(i + 1, i + 1))
+      for _, k in ipairs(open) do if k == n then n = 0 end end   -- (a capture still open)
+      if n < 1 or n > level then return "invalid capture index %" .. p:sub(i + 1, i + 1) end
+      i = i + 2
+    else
+      if c == "%" then
+        if i == #p then return "malformed pattern (ends with '%')" end
+        i = i + 2
+      elseif c == "[" then
+        i = class_end(p, i + 1)
+        if not i then return "malformed pattern (missing ']')" end
+      else
+        i = i + 1
+      end
+      if p:sub(i, i):find("^[%*%+%-%?]$") then i = i + 1 end
+    end
+  end
+  if #open > 0 then return "unfinished capture" end
+  local ok, err = pcall(string.find, "", p)   -- (and what this walk may not know)
+  if not ok then return tostring(err) end
+  return nil
+end
+
+local function text_value (v)
+  return type(v) == "string" or type(v) == "number"
+end
+
+--- What is wrong with an assertion's arguments, or nil: a value of the
+-- wrong type, a Lua pattern or a regex that does not compile, a schema
+-- that is not one, a judge's threshold that is not a number. Checked
+-- before a run, for each case would fail the same way ("bad pattern",
+-- or "the reply is not JSON" for a schema that is a string).
+-- @tparam table a `{ type =, value = }` of a known type
+-- @treturn string|nil the message, naming the assertion (`pattern '[': malformed pattern (missing ']')`)
+-- @usage assert(assertions.problem { type = "pattern", value = "%d+" } == nil)
+function M.problem (a)
+  local ty, v = a.type, a.value
+  local shown = text_value(v) and tostring(v) or ""
+  local named = ty .. " '" .. (#shown > 40 and shown:sub(1, 37) .. "..." or shown) .. "'"
+  if ty == "is-json" then return nil end
+  if ty == "json-schema" then
+    if type(v) ~= "table" then return "json-schema: the value must be a JSON schema (an object), got " .. type(v) end
+    local ok, why = require("aigc.schema").check_schema(v)
+    if not ok then return "json-schema: not a valid schema: " .. tostring(why) end
+    return nil
+  end
+  if not text_value(v) then return ty .. ": the value must be a string, got " .. type(v) end
+  if ty == "pattern" then
+    local why = pattern_problem(tostring(v))
+    if why then return named .. ": " .. why end
+  elseif ty == "regex" then
+    if not rex_ok then return named .. ": regex needs lua-rex-pcre2 (apt-get install lua-rex-pcre2)" end
+    local ok, why = pcall(rex.new, tostring(v))
+    if not ok then return named .. ": " .. tostring(why) end
+  elseif ty == "judge" then
+    if a.threshold ~= nil and type(a.threshold) ~= "number" then
+      return "judge: threshold must be a number, got " .. type(a.threshold)
+    end
+    if a.model ~= nil and type(a.model) ~= "string" then
+      return "judge: model must be a string, got " .. type(a.model)
+    end
+  end
+  return nil
+end
+
+-- }======================================================
+
 --- An `assert` value as a list of assertions: a list as it is, one
 -- assertion object as a one-item list, nil as none.
 -- @param v
 -- @treturn[1] table the list
 -- @treturn[2] nil
--- @treturn[2] string what is wrong (a string, a table that is neither, an item of unknown type)
+-- @treturn[2] string what is wrong (a string, a table that is neither, an item of unknown type or
+-- whose arguments are wrong: `problem`)
 -- @treturn[2] integer|nil the index of the bad item
 -- @usage local list = assertions.list { type = "contains", value = "Paris" }   -- { { ... } }
 function M.list (v)
@@ -112,6 +220,8 @@ function M.list (v)
     if type(a) ~= "table" or not M.TYPES[a.type] then
       return nil, "unknown assertion " .. tostring(type(a) == "table" and a.type or a), i
     end
+    local why = M.problem(a)
+    if why then return nil, why, i end
   end
   return v
 end

@@ -50,6 +50,7 @@ end
 --- Reads a JSONL file of cases.
 -- @tparam string path
 -- @treturn[1] table cases (each with `id`; numbered from 1 by line when absent)
+-- @treturn[1] table the line of each case (by its index), for messages
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err (a line that is not a JSON object, or whose id is not a string or a
 -- number, names its line)
@@ -60,7 +61,7 @@ function M.read_cases (path)
   end
   local text, err = read_lines(path)
   if not text then return nil, input_error("cannot read the cases: " .. tostring(err)) end
-  local cases, n = {}, 0
+  local cases, lines, n = {}, {}, 0
   for line in (text .. "\n"):gmatch("([^\n]*)\n") do
     n = n + 1
     if line:find("%S") then
@@ -72,9 +73,10 @@ function M.read_cases (path)
       local why = id_problem(c.id)
       if why then return nil, input_error(string_format("%s:%d: %s", path, n, why)) end
       cases[#cases + 1] = c
+      lines[#cases] = n
     end
   end
-  return cases
+  return cases, lines
 end
 
 local function id_key (id)

@@ -98,6 +98,9 @@ M.read_results = runfile.read_results
 
 --- The assertion types there are (name -> true).
 M.ASSERTION_TYPES = assertions_mod.TYPES
+--- What is wrong with an assertion's arguments (a bad pattern, a schema that is not one...), or nil:
+-- `aigc.assertions.problem`. @function assertion_problem
+M.assertion_problem = assertions_mod.problem
 local describe_assertion = assertions_mod.describe
 
 --- Checks a reply against assertions (a judge assertion calls the client,
@@ -333,13 +336,17 @@ end
 
 -- Reads and checks the cases: list, or nil, err.
 local function load_cases (spec)
-  local cases = spec.cases
+  local cases, lines = spec.cases, nil
   if type(cases) == "string" then
-    local list, err = M.read_cases(cases)
-    if not list then return nil, err end
-    cases = list
+    local list, lines_or_err = M.read_cases(cases)
+    if not list then return nil, lines_or_err end
+    cases, lines = list, lines_or_err
   elseif type(cases) ~= "table" then
     spec_error("cases", util.expected("JSONL path or list of case tables", cases))
+  end
+  -- (a case of a file is named by its line too: PATH:LINE: case ID: ...)
+  local function at (i, key)
+    return (lines and spec.cases .. ":" .. lines[i] .. ": " or "") .. "case " .. key .. ": "
   end
   local seen = {}
   for i, c in ipairs(cases) do
@@ -351,17 +358,18 @@ local function load_cases (spec)
     if seen[key] then return nil, input_error("two cases have the id " .. key .. ": ids must be unique") end
     seen[key] = true
     -- (one assertion object is a one-item list; a string or any other
-    -- shape is refused: ignored, its case would pass unchecked)
+    -- shape is refused: ignored, its case would pass unchecked; so is an
+    -- assertion whose arguments are wrong: each case would fail the same way)
     local list
     list, why = assertions_mod.list(c.assert)
-    if not list then return nil, input_error("case " .. key .. ": assert: " .. why) end
+    if not list then return nil, input_error(at(i, key) .. "assert: " .. why) end
     c.assert = c.assert ~= nil and list or nil
     -- without a template, `messages` or `prompt` is the request: of the wrong type, refused
     -- here (each case would fail with a message that it has none)
     if spec.template == nil and c.messages ~= nil and type(c.messages) ~= "table" then
-      return nil, input_error("case " .. key .. ": messages must be a list of messages, got " .. type(c.messages))
+      return nil, input_error(at(i, key) .. "messages must be a list of messages, got " .. type(c.messages))
     elseif spec.template == nil and c.messages == nil and c.prompt ~= nil and type(c.prompt) ~= "string" then
-      return nil, input_error("case " .. key .. ": prompt must be a string, got " .. util.describe(c.prompt))
+      return nil, input_error(at(i, key) .. "prompt must be a string, got " .. util.describe(c.prompt))
     end
   end
   return cases

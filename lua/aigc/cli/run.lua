@@ -108,7 +108,11 @@ local function parse_assert (s)
   ty = ty or s
   if not runner.ASSERTION_TYPES[ty] then common.usage("--assert: unknown assertion type '" .. ty .. "'") end
   if ty == "json-schema" then value = common.parse_schema(value) end
-  return { type = ty, value = value }
+  local a = { type = ty, value = value }
+  -- (a bad pattern, a schema that is not one: every case would fail the same way)
+  local why = runner.assertion_problem(a)
+  if why then common.usage("--assert: " .. why) end
+  return a
 end
 
 --- `aigc run --batch --cancel`: cancels the run's batch.
