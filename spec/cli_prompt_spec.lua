@@ -448,6 +448,24 @@ describe("aigc (one-shot prompts)", function ()
     assert.matches("bad template", r.stderr)
   end)
 
+  it("aigc templates edit: a failing editor leaves no new skeleton; an editor that deletes the file is told", function ()
+    local r = aigc({ "templates", "edit", "never" }, { env = { EDITOR = "false" } })
+    assert.equal(1, r.code)
+    assert.equal("aigc: the editor (false) failed; no template 'never' made\n", r.stderr)
+    assert.is_nil(io.open(home .. "/templates/never.lua"))
+    r = aigc { "templates", "list" }
+    assert.equal("", r.stdout)
+    -- a file the user had is kept, whatever the editor does
+    cli.write(home .. "/templates/mine.lua", '{ prompt = "Mine" }')
+    r = aigc({ "templates", "edit", "mine" }, { env = { EDITOR = "false" } })
+    assert.equal(1, r.code)
+    assert.equal('{ prompt = "Mine" }', proc.read_file(home .. "/templates/mine.lua"))
+    -- the editor removed the file: no "(the file is kept ...)"
+    r = aigc({ "templates", "edit", "gone" }, { env = { EDITOR = "rm" } })
+    assert.equal(1, r.code)
+    assert.equal("aigc: the file is gone (" .. home .. "/templates/gone.lua): no template 'gone' saved\n", r.stderr)
+  end)
+
   it("reads the config file: default model, named endpoints, -e", function ()
     local other = devserver.start()
     cli.write(home .. "/config.lua", string.format([[

@@ -39,6 +39,7 @@ local function edit (dir, name)
   config_mod.mkdir(dir)
   local path = template.path_of(dir, name)
   local f = io.open(path, "rb")
+  local new = f == nil   -- (a skeleton written now: removed again if the edit fails unsaved)
   if f then f:close() else
     f = assert(io.open(path, "wb"))
     f:write(M.SKELETON)
@@ -46,7 +47,15 @@ local function edit (dir, name)
   end
   local editor = config_mod.env("VISUAL") or config_mod.env("EDITOR") or "vi"
   local ok = os.execute(editor .. " '" .. path:gsub("'", "'\\''") .. "'")
-  if ok ~= true and ok ~= 0 then common.fail("aigc: the editor (" .. editor .. ") failed") end
+  local text = template.read_file(path)
+  if ok ~= true and ok ~= 0 then
+    if new and text == M.SKELETON then
+      os.remove(path)
+      common.fail("aigc: the editor (" .. editor .. ") failed; no template '" .. name .. "' made")
+    end
+    common.fail("aigc: the editor (" .. editor .. ") failed")
+  end
+  if not text then common.fail("aigc: the file is gone (" .. path .. "): no template '" .. name .. "' saved") end
   local t, err = template.load(path)
   if not t then common.fail("aigc: " .. tostring(err.message) .. "\n(the file is kept: aigc templates edit "
                             .. name .. " again)") end
