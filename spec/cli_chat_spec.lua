@@ -288,6 +288,76 @@ describe("aigc chat (stdin not a terminal)", function ()
     assert.equal(sent, #srv:requests())
   end)
 
+  it("a line or a command's text that is not UTF-8 is refused with one line; the session goes on", function ()
+    local r = cli.run({ "chat" }, { home = home, base_url = srv.base_url, stdin =
+      "What is the capital of France?\nbad \255 bytes\n/system bad \254\n/model x\255\n"
+      .. '"""\nline\n\255\n"""\nWhat is 2 + 2?\n' })
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("aigc: the input is not valid UTF-8 (byte 5): not sent\n"
+                 .. "aigc: the input is not valid UTF-8 (byte 13): /system ignored\n"
+                 .. "aigc: the input is not valid UTF-8 (byte 9): /model ignored\n"
+                 .. "aigc: the input is not valid UTF-8 (byte 6): not sent\n", r.stderr)
+    assert.equal("The capital of France is Paris.\n2 + 2 = 4.\n", r.stdout)
+    assert.equal(2, #srv:requests())
+    local body = body_of(srv:last())
+    assert.equal(3, #body.messages)          -- no system prompt, the refused lines not in the history
+    assert.equal("user", body.messages[1].role)
+    assert.equal("What is 2 + 2?", body.messages[3].content)
+    assert.not_equal("x\255", body.model)
+    -- -s that is not UTF-8: a usage error, nothing sent
+    r = cli.run({ "chat", "-s", "bad \255" }, { home = home, base_url = srv.base_url, stdin = "Hi\n" })
+    assert.equal(2, r.code)
+    assert.equal("aigc: the system prompt is not valid UTF-8 (byte 5)\n", r.stderr)
+    assert.equal(2, #srv:requests())
+  end)
+
+  it("/load: an error names the file; messages that are not text are refused; tools dropped; /reset", function ()
+    local path = home .. "/bad.json"
+    cli.write(path, "root:x:0:0\n")
+    local tools = home .. "/tools.json"
+    cli.write(tools, '{"format":"aigc.conversation","version":1,"model":"gpt-4o-mini","params":{"tools":'
+      .. '[{"type":"function","function":{"name":"f"}}],"tool_choice":"required","temperature":0},'
+      .. '"messages":[{"role":"user","content":"hi"}]}')
+    local obj = home .. "/obj.json"
+    cli.write(obj, '{"format":"aigc.conversation","version":1,"messages":[{"role":"user","content":{"a":1}}]}')
+    local r = cli.run({ "chat" }, { home = home, base_url = srv.base_url, stdin = table.concat({
+      "/load " .. path, "/load " .. obj, "What is the capital of France?", "/load " .. tools, "Hello there",
+      "/reset", "What is 2 + 2?", "" }, "\n") })
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("aigc: /load " .. path .. ": not a saved conversation: invalid JSON at byte 0: unexpected "
+                 .. "character 'r'\n"
+                 .. "aigc: /load " .. obj .. ": not loaded: message 1: its content is not text or a list of "
+                 .. "content parts\n"
+                 .. "aigc: /load " .. tools .. ": ignored what the chat cannot honour: params tools, tool_choice\n",
+                 r.stderr)
+    local reqs = srv:requests()
+    assert.equal(3, #reqs)
+    assert.equal(1, #body_of(reqs[1]).messages)   -- (the refused file changed nothing)
+    local b = body_of(reqs[2])
+    assert.is_nil(b.tools); assert.is_nil(b.tool_choice)
+    assert.equal(0, b.temperature)               -- (what the chat can honour is kept)
+    assert.equal(2, #b.messages)
+    b = body_of(reqs[3])                         -- /reset: the session's own params
+    assert.is_nil(b.tools); assert.is_nil(b.temperature)
+    assert.same({ { role = "user", content = "What is 2 + 2?" } }, b.messages)
+  end)
+
+  it("/history shows tool calls, tool results and content parts of a loaded history", function ()
+    local path = home .. "/calls.json"
+    cli.write(path, '{"format":"aigc.conversation","version":1,"messages":['
+      .. '{"role":"user","content":[{"type":"text","text":"Weather?"},{"type":"image_url","image_url":{"url":"x"}}]},'
+      .. '{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function",'
+      .. '"function":{"name":"get_weather","arguments":"{\\"city\\":\\"Oslo\\"}"}}]},'
+      .. '{"role":"tool","tool_call_id":"call_1","content":"12C"},'
+      .. '{"role":"assistant","content":"It is 12C."}]}')
+    local r = cli.run({ "chat" }, { home = home, base_url = srv.base_url, stdin = "/load " .. path .. "\n/history\n/save /dev/full\n" })
+    assert.equal(0, r.code, r.stderr)
+    assert.matches("^aigc: /save /dev/full: [^\n]+\n$", r.stderr)   -- (it said "saved to /dev/full")
+    assert.matches("user: Weather%? %[image_url%]\n"
+                   .. "assistant: %[tool call: get_weather%({\"city\":\"Oslo\"}%)%]\n"
+                   .. "tool %(call_1%): 12C\nassistant: It is 12C.\n$", r.stdout)
+  end)
+
   it("reports a failed reply and goes on, the history unchanged", function ()
     local r = cli.run({ "chat" }, { home = home, base_url = srv.base_url,
       stdin = "What is the capital of France?\n/model fault:status=500,should-retry=false\nHi\n/model m\nAnd?\n" })

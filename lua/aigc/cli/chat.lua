@@ -12,6 +12,7 @@
 local aigc = require "aigc"
 local argparse = require "argparse"
 local common = require "aigc.cli.common"
+local compat = require "aigc.compat"
 local config_mod = require "aigc.cli.config"
 local util = require "aigc.util"
 local lineinput = require "aigc.cli.lineinput"
@@ -72,6 +73,7 @@ function Session:say_line (text)
   end
   local t0 = aigc.now()
   local req = conv:say_async(text, per_call)
+  self.request = req
   local canceled = false
   while true do
     local st = req:status()
@@ -83,6 +85,7 @@ function Session:say_line (text)
     end
   end
   local res, err = req:result()
+  self.request = nil
   if canceled then
     -- A fresh copy of the unchanged history: on main, a canceled say_async
     -- leaves its conversation marked busy forever (fixed on lane/lua by
@@ -150,6 +153,104 @@ function Session:set_system (text)
   end
 end
 
+local function copy (t)
+  local out = {}
+  for k, v in pairs(t) do out[k] = v end
+  return out
+end
+
+-- The byte where `s` stops being UTF-8, or nil when it is UTF-8.
+local function bad_utf8_at (s)
+  local n, at = compat.utf8_len(s)
+  if n then return nil end
+  return at
+end
+
+-- Params a loaded file may carry that the REPL cannot honour: it runs no
+-- tools, shows one choice, streams by its own flag, and prints text.
+M.DROPPED_PARAMS = { "tools", "tool_choice", "parallel_tool_calls", "functions", "function_call", "n",
+                     "stream", "stream_options", "modalities", "audio", "on_done", "on_error" }
+
+-- Why a loaded message cannot be in the REPL's history, or nil: its
+-- content is text, a list of content parts, or null beside tool calls.
+local function message_problem (m, i)
+  local c = m.content
+  if type(c) == "string" then return nil end
+  if c == aigc.null or c == nil then
+    if m.role == "assistant" and type(m.tool_calls) == "table" then return nil end
+    return ("message %d has no content"):format(i)
+  end
+  if type(c) == "table" and aigc.is_array(c) then
+    for _, part in ipairs(c) do
+      if type(part) ~= "table" or type(part.type) ~= "string" then
+        return ("message %d: its content is a list whose items are not content parts"):format(i)
+      end
+    end
+    return nil
+  end
+  return ("message %d: its content is not text or a list of content parts"):format(i)
+end
+
+-- A tool call as one line: name(arguments).
+local function shown_call (call)
+  local f = type(call) == "table" and call["function"] or nil
+  local name = type(f) == "table" and type(f.name) == "string" and f.name or "?"
+  local args = type(f) == "table" and type(f.arguments) == "string" and f.arguments or ""
+  return name .. "(" .. args .. ")"
+end
+
+-- A history message as /history shows it: its text, its content parts'
+-- text (other parts as [type]), its tool calls.
+local function shown_message (m)
+  local c, text = m.content, nil
+  if type(c) == "string" then text = c
+  elseif type(c) == "table" and aigc.is_array(c) then
+    local parts = {}
+    for _, part in ipairs(c) do
+      local t = type(part) == "table" and part or {}
+      parts[#parts + 1] = type(t.text) == "string" and t.text or ("[" .. tostring(t.type) .. "]")
+    end
+    text = table.concat(parts, " ")
+  elseif c ~= aigc.null and c ~= nil then
+    text = aigc.json.encode(c)
+  end
+  local calls = {}
+  for _, call in ipairs(type(m.tool_calls) == "table" and m.tool_calls or {}) do
+    calls[#calls + 1] = "[tool call: " .. shown_call(call) .. "]"
+  end
+  local role = tostring(m.role)
+  if role == "tool" and type(m.tool_call_id) == "string" then role = "tool (" .. m.tool_call_id .. ")" end
+  local shown = table.concat(calls, " ")
+  if text and text ~= "" then shown = shown == "" and text or (text .. " " .. shown) end
+  if shown == "" then shown = "(no text)" end
+  return role .. ": " .. shown
+end
+
+-- /load FILE: the file's conversation replaces the session's (a new
+-- conversation in the log), without what the REPL cannot honour.
+function Session:load (path)
+  local function refuse (why) common.note("aigc: /load " .. path .. ": " .. why) end
+  local text, rerr = template.read_file(path)
+  if not text then common.note("aigc: " .. tostring(rerr)); return end
+  local loaded, err = aigc.conversation.load(text, self.client, { params = self.params })
+  if not loaded then refuse(type(err) == "table" and tostring(err.message) or tostring(err)); return end
+  for i, m in ipairs(loaded.messages) do
+    local why = message_problem(m, i)
+    if why then refuse("not loaded: " .. why); return end
+  end
+  local dropped = {}
+  for _, k in ipairs(M.DROPPED_PARAMS) do
+    if loaded.params[k] ~= nil and self.params[k] == nil then
+      dropped[#dropped + 1] = k
+      loaded.params[k] = nil
+    end
+  end
+  if #dropped > 0 then refuse("ignored what the chat cannot honour: params " .. table.concat(dropped, ", ")) end
+  self.conv = loaded
+  self:new_conversation()
+  common.out(string.format("loaded %d messages; conversation %s\n", #loaded.messages, self.cid))
+end
+
 function Session:command (line)
   local cmd, rest = line:match("^/(%S+)%s*(.-)%s*$")
   local conv = self.conv
@@ -165,18 +266,13 @@ function Session:command (line)
     if rest == "" then common.out("usage: /save FILE\n"); return end
     local f, err = io.open(rest, "wb")
     if not f then common.note("aigc: " .. tostring(err)); return end
-    f:write(conv:save())
-    f:close()
+    local ok, werr = f:write(conv:save())
+    local closed, cerr = f:close()
+    if not (ok and closed) then common.note("aigc: /save " .. rest .. ": " .. tostring(werr or cerr)); return end
     common.out("saved to " .. rest .. "\n")
   elseif cmd == "load" then
     if rest == "" then common.out("usage: /load FILE\n"); return end
-    local text, rerr = template.read_file(rest)
-    if not text then common.note("aigc: " .. tostring(rerr)); return end
-    local loaded, err = aigc.conversation.load(text, self.client, { params = self.params })
-    if not loaded then common.note(tostring(err)); return end
-    self.conv = loaded
-    self:new_conversation()
-    common.out(string.format("loaded %d messages; conversation %s\n", #loaded.messages, self.cid))
+    self:load(rest)
   elseif cmd == "retry" then
     local text = last_user_text(conv)
     if not text then common.out("nothing to retry\n"); return end
@@ -201,12 +297,10 @@ function Session:command (line)
     self.leaf = leaf
     common.out("forked: conversation " .. self.cid .. " (from " .. old .. ")\n")
   elseif cmd == "history" then
-    for _, m in ipairs(conv.messages) do
-      local c = m.content
-      common.out(m.role .. ": " .. (type(c) == "string" and c or aigc.json.encode(c)) .. "\n")
-    end
+    for _, m in ipairs(conv.messages) do common.out(shown_message(m) .. "\n") end
   elseif cmd == "reset" or cmd == "clear" then
     conv:reset()
+    conv.params = copy(self.params)   -- (the session's own, not a loaded file's)
     self:new_conversation()
     common.out("new conversation " .. self.cid .. "\n")
   elseif cmd == "cid" then
@@ -214,6 +308,58 @@ function Session:command (line)
   else
     common.out("unknown command /" .. tostring(cmd) .. " (/help)\n")
   end
+end
+
+-- Commands whose text is a file name: bytes, not text (any name the
+-- system takes is taken).
+local PATH_COMMANDS = { save = true, load = true }
+
+-- The message of an error raised inside a turn or a command:
+-- common.fail/usage and a value the library refuses as misuse are the
+-- user's; anything else is a bug, and says so.
+local function error_message (e)
+  if getmetatable(e) == common.Exit then return e.message and tostring(e.message) or "aigc: failed" end
+  if type(e) == "string" then
+    local what = e:match("^bad argument #%d+ to '[^']*' %((.*)%)$")
+      or e:match("^[^\n]-:%d+: bad argument #%d+ to '[^']*' %((.*)%)$")
+    if what and (what:find("^input") or what:find("^params[%.%[]") or what:find("^opts%.")) then
+      return "aigc: invalid input: " .. what
+    end
+  end
+  return "aigc: internal error: " .. tostring(e)
+end
+
+--- Runs one input, a turn or a slash command: text that is not UTF-8 is
+-- refused (nothing sent, nothing changed), and an error inside it is one
+-- line on stderr, the session going on (a request it left running is
+-- canceled, the history is as before the turn).
+-- @tparam string input
+-- @treturn string|nil "quit" to end the session
+function Session:dispatch (input)
+  local cmd = input:match("^/(%a%S*)")
+  if not (cmd and PATH_COMMANDS[cmd]) then
+    local at = bad_utf8_at(input)
+    if at then
+      common.note(("aigc: the input is not valid UTF-8 (byte %d): %s"):format(
+        at, cmd and ("/" .. cmd .. " ignored") or "not sent"))
+      return nil
+    end
+  end
+  local conv = self.conv
+  local ok, res = compat.xpcall(function ()
+    if cmd then return self:command(input) end
+    self:say_line(input)
+  end, error_message)
+  if ok then return res end
+  local req = self.request
+  if req and (req:status() == "queued" or req:status() == "running") then
+    req:cancel()
+    pcall(function () while req:status() == "queued" or req:status() == "running" do self.client:step(0.05) end end)
+  end
+  if self.conv == conv and req then self.conv = conv:fork() end   -- (never left busy)
+  self.request = nil
+  common.note(res .. " (the session goes on)")
+  return nil
 end
 
 -- Reads one input: a line, a \-continued line, or a """ block; nil at EOF.
@@ -285,6 +431,8 @@ function M.run (args)
     tpl_model = tpl_model or c.model
   end
   system = args.system or system
+  local bad = system and bad_utf8_at(system)
+  if bad then common.usage(("aigc: the system prompt is not valid UTF-8 (byte %d)"):format(bad)) end
   local conv = aigc.conversation { client = client, system = system, params = params,
                                    model = config_mod.model(config, endpoint, args.model, tpl_model) }
   for _, m in ipairs(history or {}) do if m.role ~= "system" then conv:add(m) end end
@@ -306,11 +454,7 @@ function M.run (args)
     if input == nil then if tty then common.out("\n") end break end
     if input and input:find("%S") then
       if tty and session.eof then common.out("\n") end   -- (the reply below the typed lines)
-      if input:match("^/%a") then
-        if session:command(input) == "quit" then break end
-      else
-        session:say_line(input)
-      end
+      if session:dispatch(input) == "quit" then break end
     end
     if session.eof then break end
   end
