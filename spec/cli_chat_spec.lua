@@ -350,7 +350,8 @@ describe("aigc chat (stdin not a terminal)", function ()
       .. '"function":{"name":"get_weather","arguments":"{\\"city\\":\\"Oslo\\"}"}}]},'
       .. '{"role":"tool","tool_call_id":"call_1","content":"12C"},'
       .. '{"role":"assistant","content":"It is 12C."}]}')
-    local r = cli.run({ "chat" }, { home = home, base_url = srv.base_url, stdin = "/load " .. path .. "\n/history\n/save /dev/full\n" })
+    local r = cli.run({ "chat" }, { home = home, base_url = srv.base_url,
+                                    stdin = "/load " .. path .. "\n/history\n/save /dev/full\n" })
     assert.equal(0, r.code, r.stderr)
     assert.matches("^aigc: /save /dev/full: [^\n]+\n$", r.stderr)   -- (it said "saved to /dev/full")
     assert.matches("user: Weather%? %[image_url%]\n"
