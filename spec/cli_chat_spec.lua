@@ -180,6 +180,25 @@ describe_tty("aigc chat (in a terminal)", function ()
     assert.matches("unfinished block\n.*unfinished block", t:screen())   -- typed, then the reply
   end)
 
+  it("Ctrl-C inside a \"\"\" block abandons it (once the line ends): nothing sent, the session goes on", function ()
+    local t = chat()
+    t:type('"""'); t:keys("Enter")
+    t:wait_for("\n%.%.%.%s*$")
+    t:type("Repeat after me: dropped"); t:keys("Enter")
+    t:wait_for("\n%.%.%.%s*$")
+    t:type("half a line")
+    t:keys("C-c")
+    socket.sleep(0.3)
+    t:keys("Enter")
+    t:wait_for("input abandoned (Ctrl-C): nothing sent", 10, true)
+    t:wait_prompt()
+    t:type("What is 2 + 2?"); t:keys("Enter")
+    t:wait_for("= 4.", 10, true)
+    assert.equal(1, #srv:requests())
+    assert.same({ { role = "user", content = "What is 2 + 2?" } }, body_of(srv:last()).messages)
+    assert.is_false((t:dead()))
+  end)
+
   it("terminals back to back: one started as the tmux server exits with the last one still starts", function ()
     -- (the server exits with its last session; a session started in that
     -- moment failed with "server exited unexpectedly", a few starts in a

@@ -34,7 +34,8 @@ Commands:
   /reset           start afresh (keeps the system prompt)
   /cid             the conversation id (aigc -c / --cid continue it)
   /help, /quit     (Ctrl-D quits too)
-Multi-line input: end a line with \ to go on, or type """ alone, the lines, then """.
+Multi-line input: end a line with \ to go on, or type """ alone, the lines, then """
+(at the ... prompt, Ctrl-C then Enter abandons the input; Ctrl-D sends it, then quits).
 Ctrl-C cancels the reply in progress (at the prompt it does nothing: Ctrl-U clears the line).]]
 
 --- The parser of `aigc chat`.
@@ -365,6 +366,8 @@ end
 -- Reads one input: a line, a \-continued line, or a """ block; nil at EOF.
 -- EOF (Ctrl-D) inside a block or after a \ ends the input there: what was
 -- typed is the input (then `self.eof` is set: the session ends after it).
+-- Ctrl-C at a `...` prompt abandons the input: "" (nothing sent) once
+-- that line ends (Readline's blocking read goes on until Enter).
 function Session:read_input ()
   local reader = self.reader
   local line = reader:read("> ")
@@ -374,9 +377,19 @@ function Session:read_input ()
     self.eof = true
     return #parts > 0 and table.concat(parts, "\n") or nil
   end
+  local function more ()
+    local l, hit = reader:read("... ")
+    if hit then
+      common.note("aigc: input abandoned (Ctrl-C): nothing sent")
+      self.eof = l == nil   -- (Ctrl-C, then Ctrl-D: abandoned, and the end)
+      return nil, true
+    end
+    return l
+  end
   if line:match("^%s*\"\"\"%s*$") then
     while true do
-      local l = reader:read("... ")
+      local l, abandoned = more()
+      if abandoned then return "" end
       if l == nil then return typed() end
       if l:match("^%s*\"\"\"%s*$") then break end
       parts[#parts + 1] = l
@@ -385,7 +398,8 @@ function Session:read_input ()
   end
   while line:find("\\$") do
     parts[#parts + 1] = line:sub(1, -2)
-    local l = reader:read("... ")
+    local l, abandoned = more()
+    if abandoned then return "" end
     if l == nil then return typed() end
     line = l
   end

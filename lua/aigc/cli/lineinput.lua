@@ -52,7 +52,8 @@ function Reader:interrupted ()
 end
 
 --- Reads a line: the line (without its newline), or nil at the end of
--- input (Ctrl-D on an empty line).
+-- input (Ctrl-D on an empty line); and whether Ctrl-C was pressed while
+-- it was read.
 --
 -- GNU Readline's own blocking call reads it: Readline catches SIGINT
 -- while it reads, cleans its line state, hands the signal on to libuv's
@@ -62,8 +63,11 @@ end
 -- (Readline's callback interface would let Ctrl-C abandon the line, but
 -- through lua-readline it cannot free the line's state — rl_free_line_state
 -- is not exposed — and history navigation then crashes.)
+-- The caller decides what that Ctrl-C means (the REPL abandons a
+-- multi-line input with it, once Readline returns).
 -- @tparam string prompt
 -- @treturn string|nil
+-- @treturn boolean
 function Reader:read (prompt)
   local line
   if self.rl then
@@ -72,9 +76,9 @@ function Reader:read (prompt)
     if self.tty then io.stdout:write(prompt); io.stdout:flush() end
     line = io.stdin:read("*l")
   end
-  self:interrupted()            -- a Ctrl-C at the prompt is not for the next reply
+  local hit = self:interrupted()   -- (a Ctrl-C at the prompt is not for the next reply)
   if self.rl and type(line) == "string" and line:find("%S") then self.rl.add_history(line) end
-  return line
+  return line, hit
 end
 
 --- Saves the history and releases the signal handler.
