@@ -448,7 +448,7 @@ describe("aigc (one-shot prompts)", function ()
     assert.matches("bad template", r.stderr)
   end)
 
-  it("aigc templates edit: a failing editor leaves no new skeleton; an editor that deletes the file is told", function ()
+  it("aigc templates edit: a failing editor leaves no new skeleton; an editor that deletes it is told", function ()
     local r = aigc({ "templates", "edit", "never" }, { env = { EDITOR = "false" } })
     assert.equal(1, r.code)
     assert.equal("aigc: the editor (false) failed; no template 'never' made\n", r.stderr)
