@@ -91,6 +91,10 @@ describe_tty("aigc chat (in a terminal)", function ()
     wait_until(function () return (t:dead()) end, "the end")
     t:close()
     assert.equal(1, #srv:requests())
+    -- what was typed is private: the history file is made 0600, whatever the umask
+    local p = io.popen("stat -c %a '" .. home .. "/history'")
+    assert.equal("600", p:read("*l"))
+    p:close()
     t = chat()
     t:keys("Up")
     t:wait_for("> /quit$", 10)
@@ -256,6 +260,15 @@ end)
 describe("aigc chat (stdin not a terminal)", function ()
   local srv, home
   cli.fixture(_ENV, function (s, h) srv, home = s, h end)
+
+  it("makes the AIGC_HOME it creates 0700, whatever the umask (with --no-log too)", function ()
+    local fresh = home .. "/fresh-home"
+    local r = cli.run({ "chat", "--no-log" }, { home = fresh, base_url = srv.base_url, stdin = "Hi\n" })
+    assert.equal(0, r.code, r.stderr)
+    local p = io.popen("stat -c %a '" .. fresh .. "'")
+    assert.equal("700", p:read("*l"))
+    p:close()
+  end)
 
   it("reads lines from a pipe, with no prompts, and ends at the end of input", function ()
     local r = cli.run({ "chat" }, { home = home, base_url = srv.base_url,

@@ -74,7 +74,8 @@ end
 --- mkdir -p.
 -- @tparam string dir
 function M.mkdir (dir)
-  os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
+  -- 0700 (the last one): it holds prompts, replies and the REPL's history
+  os.execute("mkdir -p -m 700 '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
 end
 
 local CONFIG_FIELDS = {

@@ -33,6 +33,13 @@ function M.new (opts)
     local ok_rl, readline = pcall(require, "readline")
     if ok_rl then
       self.rl = readline
+      -- The history holds what was typed (private): a new file is made 0600
+      -- before readline writes it (an existing one keeps its mode).
+      if opts.histfile then
+        local fd = ok_uv and uv.fs_open(opts.histfile, "a", 384)   -- (384 = 0600)
+        if fd then uv.fs_close(fd)
+        else os.execute("(umask 077 && : >> '" .. opts.histfile:gsub("'", "'\\''") .. "') 2>/dev/null") end
+      end
       -- (completion off: lua-readline's readline() then strips a trailing space)
       readline.set_options { histfile = opts.histfile or "", keeplines = 1000, auto_add = false,
                              completion = false }
