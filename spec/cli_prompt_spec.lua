@@ -525,6 +525,10 @@ describe("aigc (one-shot prompts)", function ()
     refused('{ endpoints = { w = { no_key = "yes" } } }', 'endpoints.w.no_key: boolean expected, got "yes"')
     refused('{ endpoints = { w = { api_key_env = 5 } } }', "endpoints.w.api_key_env: the name of an environment "
             .. "variable (a string) expected, got number")
+    -- (a secret in the file: refused as an api_key is, its value never shown)
+    refused('{ endpoints = { az = { azure_ad_token = "eyJ-a-token-in-a-file" } } }',
+            "endpoints.az.azure_ad_token is a secret, which a config file may not hold (a key: name its "
+            .. "environment variable with api_key_env)")
     assert.equal(0, #srv:requests())
     -- right prices give the run its cost
     cli.write(config, '{ prices = { ["gpt-4o-mini"] = { input = 1, output = 2, cached_input = 0 } } }')

@@ -105,6 +105,10 @@ local function config_problem (t)
       return "endpoint '" .. tostring(name) .. "' has an api_key: put the key in the "
         .. "environment and name the variable with api_key_env"
     end
+    if e.azure_ad_token ~= nil then
+      return at .. ".azure_ad_token is a secret, which a config file may not hold (a key: name its "
+        .. "environment variable with api_key_env)"
+    end
     if e.api_key_env ~= nil and type(e.api_key_env) ~= "string" then
       return at .. ".api_key_env: " .. util.expected("the name of an environment variable (a string)", e.api_key_env)
     end
