@@ -109,7 +109,7 @@ describe("aigc image / aigc speak", function ()
     assert.equal(proc.read_file(path), r.stdout)
     r = aigc { "speak", "Welcome, traveller." }        -- no -o, stdout not a terminal: mp3 there
     assert.equal(0, r.code, r.stderr)
-    assert.is_nil(srv:last().body_json.response_format)
+    assert.equal("mp3", srv:last().body_json.response_format)
     assert.is_true(#r.stdout > 0)
   end)
 

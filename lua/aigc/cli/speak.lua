@@ -52,6 +52,7 @@ function M.run (args)
   if format ~= nil and not FORMATS[format] then
     common.usage("-f: unknown format '" .. format .. "' (mp3, opus, aac, flac, wav, pcm)")
   end
+  format = format or "mp3"   -- (asked for, not left to a server's own default)
 
   local params = common.options_table(args.options)
   params.input, params.model, params.voice = text, args.model or params.model or M.DEFAULT_MODEL, args.voice
