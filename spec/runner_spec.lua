@@ -529,6 +529,14 @@ describe("aigc run (one writer per results file; clear refusals)", function ()
     assert.is_nil(r.stderr:find("traceback", 1, true))
   end
 
+  -- `aigc ARGS` is refused: exit 2 and `want` as its one line on stderr
+  local function refused (args, want)
+    local r = cli.run(args, { home = home, base_url = srv.base_url })
+    assert.equal(2, r.code, r.stderr)
+    one_line(r)
+    assert.equal(want .. "\n", r.stderr)
+  end
+
   it("a second run on the same --out is refused, naming the file; the lock goes at the end, even a kill's", function ()
     write_cases(home .. "/cases.jsonl", 40)
     cli.write(home .. "/templates/capital.lua", '{ prompt = "What is the capital of {{country}}?" }')
@@ -610,12 +618,6 @@ describe("aigc run (one writer per results file; clear refusals)", function ()
   end)
 
   it("a directory as the cases, a prompt or messages of the wrong type: one line, exit 2", function ()
-    local function refused (args, want)
-      local r = cli.run(args, { home = home, base_url = srv.base_url })
-      assert.equal(2, r.code, r.stderr)
-      one_line(r)
-      assert.equal(want .. "\n", r.stderr)
-    end
     refused({ "run", home, "-q" }, "aigc run: cannot read the cases: " .. home .. " is a directory, not a JSONL file")
     local cases = home .. "/cases.jsonl"
     cli.write(cases, '{"id": "a", "prompt": 123}\n')
@@ -640,12 +642,6 @@ describe("aigc run (one writer per results file; clear refusals)", function ()
   end)
 
   it("an assertion's bad argument (--assert or a case's) is one line, exit 2, before anything runs", function ()
-    local function refused (args, want)
-      local r = cli.run(args, { home = home, base_url = srv.base_url })
-      assert.equal(2, r.code, r.stderr)
-      one_line(r)
-      assert.equal(want .. "\n", r.stderr)
-    end
     local cases = home .. "/cases.jsonl"
     cli.write(cases, '{"id": "a", "prompt": "Hi"}\n{"id": "b", "prompt": "Hi"}\n')
     -- (each case ran and failed: "bad pattern", or "the reply is not JSON" for a schema that is not one)
