@@ -722,6 +722,7 @@ static void read_config (lua_State *L, aigc_config *c) {
   read_priority_caps(L, c);
   c->max_bytes = (size_t)aigc_opt_integer(L, 1, &cx, "max_response_bytes",
                                           (int64_t)AIGC_DEFAULT_MAX_BYTES, 1, huge);
+  c->max_bytes_per_step = (size_t)aigc_opt_integer(L, 1, &cx, "max_bytes_per_step", 0, 0, huge);
   c->json_limits.max_values = (size_t)aigc_opt_integer(L, 1, &cx, "max_json_values",
                                                        (int64_t)AIGC_JSON_DEFAULT_MAX_VALUES, 1, huge);
   c->json_limits.max_containers = (size_t)aigc_opt_integer(L, 1, &cx, "max_json_containers",

@@ -192,9 +192,10 @@ static int starts_held (const aigc_engine *e) {
 }
 
 /* The earliest moment something needs doing for a wait of the loop's own
-   (now when callbacks are waiting), or -1 if nothing is timed. */
+   (now when callbacks are waiting, or transfers max_bytes_per_step held
+   with bytes already read for them), or -1 if nothing is timed. */
 static double next_deadline (aigc_engine *e) {
-  if (dispatch_due(e) || starts_held(e))
+  if (dispatch_due(e) || starts_held(e) || e->roster.h_head != NULL)
     return aigc_now();
   return timers_deadline(e);
 }
@@ -202,7 +203,7 @@ static double next_deadline (aigc_engine *e) {
 double aigc_loop_watch_deadline (aigc_engine *e) {
   double d, t = e->task_deadline;
   /* Callbacks pending (even one being delivered): come back at once. */
-  if (e->roster.r_head != NULL || starts_held(e))
+  if (e->roster.r_head != NULL || starts_held(e) || e->roster.h_head != NULL)
     return aigc_now();
   d = timers_deadline(e);
   return t >= 0 && (d < 0 || t < d) ? t : d;
@@ -470,6 +471,7 @@ int aigc_loop_drive (lua_State *L, int eidx, double timeout, int budget,
       aigc_hooks_snap(L, &own);
       hooks = &own;
     }
+    aigc_transfer_new_turn(&e->roster);   /* (max_bytes_per_step counts again) */
     poll_and_act(L, e, timeout, hooks);
     collect_finished(e);
     fire_timers(e, aigc_now());

@@ -85,6 +85,34 @@ void aigc_roster_unready (aigc_roster *ro, aigc_roster_entry *en) {
   en->in_ready = 0;
 }
 
+void aigc_roster_hold (aigc_roster *ro, aigc_roster_entry *en) {
+  if (en->in_held)
+    return;
+  en->h_next = NULL;
+  en->h_prev = ro->h_tail;
+  if (ro->h_tail)
+    ro->h_tail->h_next = en;
+  else
+    ro->h_head = en;
+  ro->h_tail = en;
+  en->in_held = 1;
+}
+
+void aigc_roster_unhold (aigc_roster *ro, aigc_roster_entry *en) {
+  if (!en->in_held)
+    return;
+  if (en->h_prev)
+    en->h_prev->h_next = en->h_next;
+  else
+    ro->h_head = en->h_next;
+  if (en->h_next)
+    en->h_next->h_prev = en->h_prev;
+  else
+    ro->h_tail = en->h_prev;
+  en->h_prev = en->h_next = NULL;
+  en->in_held = 0;
+}
+
 int aigc_roster_slot_free (const aigc_roster *ro) {
   return ro->config.max_concurrency <= 0 || ro->running < ro->config.max_concurrency;
 }
@@ -143,6 +171,7 @@ void aigc_roster_clear_end (aigc_roster *ro, aigc_roster_entry *en) {
 void aigc_roster_unlink (aigc_roster *ro, aigc_roster_entry *en) {
   aigc_roster_dequeue(ro, en);
   aigc_roster_unready(ro, en);
+  aigc_roster_unhold(ro, en);
   aigc_roster_give_slot(ro, en);
   aigc_roster_clear_end(ro, en);
   if (ro->current == en)

@@ -13,7 +13,10 @@
 **            (max_concurrency_by_priority);
 **   ready    requests with something for the loop to deliver: stream
 **            events, a finished transfer, an end (on_done / on_error /
-**            waiters).
+**            waiters);
+**   held     transfers paused by max_bytes_per_step (the turn's bytes were
+**            spent when libcurl had more for them), resumed in this order
+**            at the start of the next turns (transfer.c).
 ** `running` counts the requests holding a slot (in libcurl, or waiting
 ** for a retry), `queued` those in the queue, `ends` those whose end is
 ** still to be delivered: what step() counts (aigc_roster_count).
@@ -64,7 +67,8 @@ struct aigc_roster_entry {
   aigc_roster_entry *all_prev, *all_next;
   aigc_roster_entry *q_next;
   aigc_roster_entry *r_prev, *r_next;
-  int in_queue, in_ready;
+  aigc_roster_entry *h_prev, *h_next;
+  int in_queue, in_ready, in_held;
   int has_slot;                 /* counted in running (and running_by) */
   int priority;                 /* AIGC_PRIO_*: set before it is queued, never changed */
   int end_pending;              /* its end is still to be delivered: in ends */
@@ -85,6 +89,7 @@ typedef struct aigc_config {
   int max_starts_per_step;      /* requests a turn may hand to libcurl; 0 = unlimited */
   int max_by_priority[AIGC_NPRIO];  /* slots a class may hold; 0 = up to max_concurrency */
   size_t max_bytes;
+  size_t max_bytes_per_step;    /* reply bytes a turn may take in; 0 = unlimited */
   aigc_json_limits json_limits; /* max_json_values, max_json_containers */
   char *ca_file, *ca_path, *proxy;
   int insecure;
@@ -103,6 +108,8 @@ typedef struct aigc_roster {
   aigc_roster_entry *all;
   aigc_roster_entry *q_head[AIGC_NPRIO], *q_tail[AIGC_NPRIO];
   aigc_roster_entry *r_head, *r_tail;
+  aigc_roster_entry *h_head, *h_tail;   /* held (max_bytes_per_step) */
+  size_t bytes_this_turn;       /* reply bytes taken in since the turn began */
   int running, queued, ends;
   int started_this_turn;        /* requests handed to libcurl since the turn began
                                    (aigc_loop_drive): max_starts_per_step holds the rest */
@@ -159,6 +166,10 @@ void aigc_roster_enqueue (aigc_roster *ro, aigc_roster_entry *en);
 void aigc_roster_dequeue (aigc_roster *ro, aigc_roster_entry *en);
 void aigc_roster_ready (aigc_roster *ro, aigc_roster_entry *en);
 void aigc_roster_unready (aigc_roster *ro, aigc_roster_entry *en);
+/* A transfer paused by max_bytes_per_step goes to the held list's tail;
+   one resumed, or over, comes off it (nothing if it is not on it). */
+void aigc_roster_hold (aigc_roster *ro, aigc_roster_entry *en);
+void aigc_roster_unhold (aigc_roster *ro, aigc_roster_entry *en);
 
 /* Whether a slot is free (max_concurrency), whether one is free for a
    request of class prio (its cap too), and taking / giving one back. */

@@ -292,9 +292,33 @@ static size_t write_sink (aigc_request *r, char *ptr, size_t n) {
   return n;
 }
 
+/*
+** max_bytes_per_step: once a turn has taken in its bytes, every transfer
+** that has more is paused (libcurl keeps what it read, and reads no more
+** for it) and held until a later turn resumes it (aigc_transfer_new_turn),
+** so that one step never reads and parses more than about the budget (plus
+** the one write that crossed it) whatever the servers send. The server is
+** not idle meanwhile: its idle timer starts again.
+*/
+static int hold_for_next_turn (aigc_request *r, size_t n) {
+  aigc_roster *ro = r->roster;
+  if (ro == NULL || ro->config.max_bytes_per_step == 0)
+    return 0;
+  if (ro->bytes_this_turn < ro->config.max_bytes_per_step) {
+    ro->bytes_this_turn += n;
+    return 0;
+  }
+  if (r->idle_deadline > 0)
+    r->idle_deadline = aigc_now() + r->timeout;
+  aigc_roster_hold(ro, &r->entry);
+  return 1;
+}
+
 static size_t on_write (char *ptr, size_t size, size_t nmemb, void *ud) {
   aigc_request *r = (aigc_request *)ud;
   size_t n = size * nmemb;
+  if (hold_for_next_turn(r, n))
+    return CURL_WRITEFUNC_PAUSE;
   if (!r->mode_decided)
     decide_mode(r, ptr, n);
   r->received += n;
@@ -357,7 +381,10 @@ static int setup_fresh (CURL *h, const aigc_roster *ro) {
   SET(CURLOPT_NOSIGNAL, 1L);
   SET(CURLOPT_FOLLOWLOCATION, 0L);   /* never replay a POST, never leak a key */
   SET(CURLOPT_TCP_KEEPALIVE, 1L);
-  SET(CURLOPT_ACCEPT_ENCODING, "");
+  /* A compressed reply inflates inside libcurl, past what on_write can
+     hold back: a client with max_bytes_per_step asks for none (libcurl then
+     inflates nothing, and a byte counted is a byte read). */
+  SET(CURLOPT_ACCEPT_ENCODING, c->max_bytes_per_step > 0 ? NULL : "");
   SET(CURLOPT_OPENSOCKETFUNCTION, ro->open_socket);
   SET(CURLOPT_OPENSOCKETDATA, ro->socket_data);
   SET(CURLOPT_CLOSESOCKETFUNCTION, ro->close_socket);
@@ -647,6 +674,8 @@ static int on_final_event (void *ud, const aigc_sse_event *ev) {
 
 void aigc_transfer_done (aigc_request *r, CURLcode code) {
   r->in_multi = 0;   /* libcurl took it out */
+  if (r->roster != NULL)
+    aigc_roster_unhold(r->roster, &r->entry);
   if (code != CURLE_OK && r->xb.upload_bad != NULL) {   /* a file changed while it was sent */
     attempt_over(r, code, AIGC_ABORT_UPLOAD);
     return;
@@ -670,6 +699,8 @@ static void leave_multi (aigc_request *r) {
     curl_multi_remove_handle(r->roster->multi, r->easy);
     r->in_multi = 0;
   }
+  if (r->roster != NULL)
+    aigc_roster_unhold(r->roster, &r->entry);   /* (what libcurl kept is freed) */
 }
 
 /*
@@ -716,6 +747,10 @@ void aigc_transfer_tick (aigc_request *r, double now) {
     attempt_over(r, CURLE_OK, AIGC_ABORT_NONE);
   }
   else if (r->idle_deadline > 0 && now >= r->idle_deadline) {
+    if (r->entry.in_held) {   /* bytes wait for it: held by max_bytes_per_step, not idle */
+      r->idle_deadline = now + r->timeout;
+      return;
+    }
     leave_multi(r);
     r->idle_deadline = 0;
     attempt_over(r, CURLE_OPERATION_TIMEDOUT, AIGC_ABORT_IDLE);
@@ -763,6 +798,30 @@ void aigc_transfer_start_queued (aigc_roster *ro) {
     aigc_request *next = aigc_request_of(en);
     aigc_roster_dequeue(ro, &next->entry);
     aigc_transfer_start(next);
+  }
+}
+
+/*
+** A turn begins: max_bytes_per_step counts again, and the transfers it
+** held resume, the longest held first, while the turn has bytes left.
+** Each takes in what libcurl kept for it at once (in curl_easy_pause) and
+** is held again, at the list's tail, if that spends the turn. Plain C to
+** the end (on_write runs no Lua): no finalizer can unlink a request here.
+*/
+void aigc_transfer_new_turn (aigc_roster *ro) {
+  aigc_roster_entry *en;
+  ro->bytes_this_turn = 0;
+  while ((en = ro->h_head) != NULL && ro->bytes_this_turn < ro->config.max_bytes_per_step) {
+    aigc_request *r = aigc_request_of(en);
+    CURLcode rc;
+    aigc_roster_unhold(ro, en);
+    if (!r->in_multi)
+      continue;
+    rc = curl_easy_pause(r->easy, CURLPAUSE_CONT);
+    if (rc != CURLE_OK) {   /* on_write refused the bytes (a limit): the attempt is over */
+      leave_multi(r);
+      attempt_over(r, rc, AIGC_ABORT_NONE);
+    }
   }
 }
 

@@ -230,6 +230,9 @@ void aigc_transfer_restart_fresh (aigc_request *r);
 /* Starts queued requests while slots are free (FIFO), unless the engine
    is closing. */
 void aigc_transfer_start_queued (aigc_roster *ro);
+/* A turn of the loop begins: max_bytes_per_step counts again, and the
+   transfers it held resume (the longest held first) while bytes are left. */
+void aigc_transfer_new_turn (aigc_roster *ro);
 /* Out of libcurl, the queue and its slot (its end or a cancel): queued
    requests start in the slot it frees. */
 void aigc_transfer_release (aigc_request *r);

@@ -115,6 +115,7 @@ local ENGINE_RULES = {
   max_retries = { type = "integer", min = 0, max = 100 },
   max_concurrency = { type = "integer", min = 0, max = 1000000 },
   max_starts_per_step = { type = "integer", min = 0, max = 1000000 },
+  max_bytes_per_step = { type = "integer", min = 0, max = 2 ^ 40 },
   max_response_bytes = BYTES, max_json_values = BYTES, max_json_containers = BYTES,
   on_done = { type = "function" }, on_error = { type = "function" },
   on_stream_end = { type = "function" }, priority = PRIORITY_RULE,
@@ -163,7 +164,7 @@ local CLIENT_OPTIONS = {
   api_version = { type = "string" }, azure_ad_token = { type = "string" },
 }
 for _, name in ipairs { "timeout", "connect_timeout", "max_retries", "max_concurrency", "max_starts_per_step",
-                       "max_response_bytes", "max_json_values", "max_json_containers" } do
+                       "max_bytes_per_step", "max_response_bytes", "max_json_values", "max_json_containers" } do
   CLIENT_OPTIONS[name] = ENGINE_RULES[name]
 end
 CLIENT_OPTIONS.deadline = { type = "seconds" }   -- (false only turns a client's default off in a call)

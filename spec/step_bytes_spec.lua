@@ -1,0 +1,172 @@
+-- max_bytes_per_step: a turn of the loop takes in at most about that many
+-- reply bytes; transfers with more wait (paused in libcurl) for the next
+-- turns, so that a server flooding many streams cannot make one frame's
+-- step(0) read and parse megabytes. Against the bundled server over
+-- loopback: what one step delivers is counted in stream events, after the
+-- server has written every byte (so that, without the bound, that step
+-- would take in all of them).
+local aigc = require "aigc"
+local devserver = require "devserver"
+local socket = require "socket"
+
+local STREAMS, WORDS = 4, 400
+-- Every chat chunk event of the bundled server is longer than this on the
+-- wire ("data: ", the id, "chat.completion.chunk", the choice...).
+local MIN_EVENT_BYTES = 100
+
+local function echo_text ()
+  local words = {}
+  for i = 1, WORDS do words[i] = "word" .. i end
+  return table.concat(words, " ")
+end
+
+-- Starts STREAMS streams echoing `text`; returns the requests and the
+-- events (stream callbacks) each step delivers are counted in `seen`.
+local function start_streams (client, text, seen)
+  local reqs, parts = {}, {}
+  for i = 1, STREAMS do
+    parts[i] = {}
+    reqs[i] = client:chat_async { model = "m", messages = { { role = "user", content = "Echo: " .. text } },
+      stream = function (delta)
+        seen.events = seen.events + 1
+        if delta then parts[i][#parts[i] + 1] = delta end
+      end }
+  end
+  return reqs, parts
+end
+
+-- Steps until the server has read every request, then waits (without
+-- stepping) until it has written every response whole: the replies are in
+-- the sockets, the next step may take them all in.
+local function wait_written (srv, client)
+  local deadline = socket.gettime() + 60
+  while srv:stats().requests_total < STREAMS do
+    client:step(0.01)
+    assert(socket.gettime() < deadline, "the server did not get the requests")
+  end
+  while srv:stats().open_now > 0 do
+    socket.sleep(0.01)
+    assert(socket.gettime() < deadline, "the server did not write its responses")
+  end
+end
+
+local function why (req)
+  local _, err = req:result()
+  return tostring(err)
+end
+
+local function finish (client, reqs, parts, text)
+  local deadline = socket.gettime() + 60
+  while client:step(0.01) > 0 do
+    assert(socket.gettime() < deadline, "the streams did not end")
+  end
+  for i = 1, STREAMS do
+    assert.equal("done", reqs[i]:status(), why(reqs[i]))
+    assert.equal(text, reqs[i]:result().text)
+    assert.equal(text, table.concat(parts[i]))
+  end
+end
+
+describe("max_bytes_per_step", function ()
+  local srv
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+  before_each(function () srv:reset() end)
+
+  it("bounds what one step takes in when every reply is already there, and loses nothing", function ()
+    local budget = 16384
+    local client = aigc.client { base_url = srv.base_url, max_retries = 0, max_bytes_per_step = budget }
+    local text, seen = echo_text(), { events = 0 }
+    local reqs, parts = start_streams(client, text, seen)
+    wait_written(srv, client)
+    seen.events = 0
+    client:step(0)
+    -- The budget, the one write that crossed it (libcurl's at most 16 KiB),
+    -- and an event per stream begun in an earlier step.
+    local bound = (budget + 16384 + STREAMS * 400) / MIN_EVENT_BYTES
+    assert.is_true(seen.events > 0, "the step delivered nothing")
+    assert.is_true(seen.events <= bound,
+                   ("one step delivered %d events (bound %d)"):format(seen.events, math.floor(bound)))
+    finish(client, reqs, parts, text)
+    client:close()
+  end)
+
+  it("is what holds the step back: without it, the same step takes in everything", function ()
+    local client = aigc.client { base_url = srv.base_url, max_retries = 0 }
+    local text, seen = echo_text(), { events = 0 }
+    local reqs, parts = start_streams(client, text, seen)
+    wait_written(srv, client)
+    seen.events = 0
+    client:step(0)
+    assert.is_true(seen.events > (16384 + 16384 + STREAMS * 400) / MIN_EVENT_BYTES,
+                   ("one step delivered only %d events"):format(seen.events))
+    finish(client, reqs, parts, text)
+    client:close()
+  end)
+
+  it("a blocking call's reply larger than the budget comes whole, over many turns", function ()
+    local client = aigc.client { base_url = srv.base_url, max_retries = 0, max_bytes_per_step = 1 }
+    local text = echo_text()
+    local res = client:chat { model = "m", messages = { { role = "user", content = "Echo: " .. text } } }
+    assert.equal(text, res.text)
+    local streamed = client:chat { model = "m", messages = { { role = "user", content = "Echo: " .. text } },
+                                   stream = function () end }
+    assert.equal(text, streamed.text)
+    client:close()
+  end)
+
+  it("asks for no compression (a compressed reply would inflate past the bound)", function ()
+    local bounded = aigc.client { base_url = srv.base_url, max_retries = 0, max_bytes_per_step = 65536 }
+    bounded:chat { model = "m", messages = { { role = "user", content = "Hi" } } }
+    assert.is_nil(srv:last().headers["accept-encoding"])
+    bounded:close()
+    local plain = aigc.client { base_url = srv.base_url, max_retries = 0 }
+    plain:chat { model = "m", messages = { { role = "user", content = "Hi" } } }
+    assert.is_string(srv:last().headers["accept-encoding"])
+    plain:close()
+  end)
+
+  it("held streams are not idle: a short idle timeout does not end them", function ()
+    -- One byte a turn: each turn one stream takes a write, the others wait
+    -- their turn, 3 x 0.12 s, longer than the 0.3 s idle timeout.
+    local client = aigc.client { base_url = srv.base_url, max_retries = 0, max_bytes_per_step = 1, timeout = 0.3 }
+    local text, seen = echo_text(), { events = 0 }
+    local reqs, parts = start_streams(client, text, seen)
+    wait_written(srv, client)
+    local deadline = socket.gettime() + 60
+    while client:step(0) > 0 do
+      socket.sleep(0.12)
+      assert(socket.gettime() < deadline, "the streams did not end")
+    end
+    finish(client, reqs, parts, text)
+    client:close()
+  end)
+
+  it("a held request canceled, collected or closed with its client ends once; the client goes on", function ()
+    local client = aigc.client { base_url = srv.base_url, max_retries = 0, max_bytes_per_step = 1 }
+    local text, seen = echo_text(), { events = 0 }
+    local reqs, parts = start_streams(client, text, seen)
+    wait_written(srv, client)
+    client:step(0)   -- (one takes a write; the others are held)
+    reqs[1]:cancel()
+    reqs[2] = nil
+    collectgarbage()
+    collectgarbage()
+    local deadline = socket.gettime() + 60
+    while client:step(0) > 0 do assert(socket.gettime() < deadline, "the streams did not end") end
+    assert.equal("canceled", reqs[1]:status())
+    for i = 3, STREAMS do
+      assert.equal("done", reqs[i]:status(), why(reqs[i]))
+      assert.equal(text, table.concat(parts[i]))
+    end
+    -- Closed with held requests in flight.
+    local more = start_streams(client, text, seen)
+    wait_written(srv, client)
+    client:step(0)
+    client:close()
+    for _, r in ipairs(more) do assert.equal("canceled", r:status()) end
+    local again = aigc.client { base_url = srv.base_url, max_retries = 0, max_bytes_per_step = 1 }
+    assert.equal(text, again:chat { model = "m", messages = { { role = "user", content = "Echo: " .. text } } }.text)
+    again:close()
+  end)
+end)
