@@ -1098,7 +1098,7 @@ function OPS.new (op)
   local crec = { slot = op.c, reqs = {}, steps = 0, timeout = op.timeout, retries = op.retries }
   local opts = {
     base_url = BASE_URL, api_key = SECRET, timeout = op.timeout, max_retries = op.retries,
-    max_concurrency = op.conc, max_starts_per_step = op.starts,
+    max_concurrency = op.conc, max_starts_per_step = op.starts, max_bytes_per_step = op.bytes,
   }
   if op.handler then opts.error_handler = wrap_handler(crec, op.handler); crec.handler = true end
   if op.log then opts.log = wrap_log(crec, op.log) end

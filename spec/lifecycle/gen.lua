@@ -54,8 +54,9 @@ local M = {}
 --- The generator's version: a seed names the same sequence only with the
 -- same version (bump it whenever a change draws differently). The runner
 -- prints it; a replay line from another version needs that version's
--- tester (v1: lane/test ddea640..686477a).
-M.VERSION = 2
+-- tester (v1: lane/test ddea640..686477a; v2: up to max_bytes_per_step's
+-- arrival, 5c31da9).
+M.VERSION = 3
 
 --- The PRNG and the per-sequence seeds live in spec/lifecycle/rng.lua:
 -- 64-bit integer arithmetic, so Lua 5.3+ only (the runner, on 5.4, draws
@@ -183,6 +184,7 @@ function M.sequence (seed, opts)
       op = "new", c = c, timeout = r.pick { 1, 2, 3 }, retries = r.pick { 0, 0, 1 },
       conc = r.chance(0.2) and r.int(1, 3) or 0,
       starts = r.chance(0.25) and r.int(1, 3) or 0,   -- max_starts_per_step
+      bytes = r.chance(0.3) and r.pick { 1, 64, 4096 } or 0,   -- max_bytes_per_step
       handler = r.chance(0.5) and act(nil, false) or nil,
       log = r.chance(0.25) and act(nil, false, { nth = 6 }) or nil,
     }
