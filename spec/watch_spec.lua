@@ -206,4 +206,21 @@ describe("an external event loop (watch / act)", function ()
     assert.is_nil(next(host.fds))
     c:close()
   end)
+
+  it("comes back for transfers max_bytes_per_step held (their sockets are not watched meanwhile)", function ()
+    local c = aigc.client { base_url = srv.base_url, max_retries = 0, max_bytes_per_step = 1 }
+    local host = new_host(c)
+    local words = {}
+    for i = 1, 300 do words[i] = "word" .. i end
+    local text, ended, results = table.concat(words, " "), 0, {}
+    for i = 1, 3 do
+      c:chat_async { messages = { { role = "user", content = "Echo: " .. text } }, stream = function () end,
+                     on_done = function (r) results[i] = r.text; ended = ended + 1 end,
+                     on_error = function (e) results[i] = tostring(e); ended = ended + 1 end }
+    end
+    assert.equal("done", host.run(function () return ended == 3 end, 60))
+    for i = 1, 3 do assert.equal(text, results[i]) end
+    assert.same({}, host.errors)
+    c:close()
+  end)
 end)
