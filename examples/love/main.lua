@@ -64,9 +64,13 @@ game.percentile = percentile
 function love.load ()
   love.keyboard.setKeyRepeat(true)
   -- max_starts_per_step: a frame starts at most 8 requests (each costs its
-  -- connection and its send in the step), however many NPCs speak at once
+  -- connection and its send in the step), however many NPCs speak at once;
+  -- max_bytes_per_step: a frame reads at most ~64 KiB of replies (a dialogue
+  -- needs a few), however much a broken server sends; max_response_bytes:
+  -- 1 MiB holds any NPC's reply and bounds what one reply can cost
   game.client = aigc.client { model = os.getenv("AIGC_MODEL") or "gpt-4o-mini", max_retries = 1,
-                              timeout = 60, max_starts_per_step = 8 }
+                              timeout = 60, max_starts_per_step = 8, max_bytes_per_step = 65536,
+                              max_response_bytes = 1024 * 1024 }
   game.stats = {}
   game.tavern = Tavern.new(game.client, game.stats)
   game.talkable = { "greta", "mara", "borin", "lyra" }
