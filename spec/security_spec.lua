@@ -44,7 +44,9 @@ http {
   server { listen 127.0.0.1:WRONG ssl; ssl_certificate DIR/wrong.pem; ssl_certificate_key DIR/wrong.key;
            location / { default_type application/json; return 200 'REPLY'; } }
   server { listen 127.0.0.1:H2 ssl http2; ssl_certificate DIR/good.pem; ssl_certificate_key DIR/good.key;
-           location / { default_type application/json; return 200 'CONNREPLY'; } }
+           location / { default_type application/json; return 200 'CONNREPLY'; }
+           location /proxied/ { proxy_pass http://127.0.0.1:DEV/; proxy_buffering off;
+                                proxy_set_header X-Client-Protocol $server_protocol; } }
   server { listen 127.0.0.1:PLAIN;
            location /redirect/ { return 307 http://127.0.0.1:DEV/v1/chat/completions; }
            location / { proxy_pass http://127.0.0.1:DEV; proxy_set_header X-Via-Proxy yes; } }
@@ -149,6 +151,32 @@ describe("security", function ()
     local n = 0
     for _ in pairs(seen) do n = n + 1 end
     assert.equal(1, n)
+  end)
+
+  -- max_bytes_per_step pauses a transfer (CURL_WRITEFUNC_PAUSE); over
+  -- HTTP/2 that is one stream of a shared connection, which must not stall
+  -- the others nor lose bytes when it resumes.
+  it("max_bytes_per_step holds and resumes streams multiplexed over one HTTP/2 connection", function ()
+    local c = aigc.client { base_url = "https://127.0.0.1:" .. nginx.ports.h2 .. "/proxied/v1",
+                            ca_file = nginx.dir .. "/good.pem", max_retries = 0, max_bytes_per_step = 4096 }
+    local words = {}
+    for i = 1, 2000 do words[i] = "word" .. i end
+    local text, reqs = table.concat(words, " "), {}
+    for i = 1, 4 do
+      reqs[i] = c:chat_async { model = "m", messages = { { role = "user", content = "Echo: " .. text } },
+                               stream = function () end }
+    end
+    local deadline = socket.gettime() + 120
+    while c:step(0.01) > 0 do assert(socket.gettime() < deadline, "the streams did not end") end
+    for i = 1, 4 do
+      local res, err = reqs[i]:result()
+      assert.is_nil(err, err and tostring(err))
+      assert.equal(text, res.text)
+    end
+    c:close()
+    local protocols = {}
+    for _, r in ipairs(srv:requests()) do protocols[#protocols + 1] = r.headers["x-client-protocol"] end
+    assert.same({ "HTTP/2.0", "HTTP/2.0", "HTTP/2.0", "HTTP/2.0" }, protocols)
   end)
 
   -- nginx answers these requests on their HEADERS without reading the body,
