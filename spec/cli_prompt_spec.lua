@@ -529,6 +529,13 @@ describe("aigc (one-shot prompts)", function ()
     refused('{ endpoints = { az = { azure_ad_token = "eyJ-a-token-in-a-file" } } }',
             "endpoints.az.azure_ad_token is a secret, which a config file may not hold (a key: name its "
             .. "environment variable with api_key_env)")
+    -- (a credential header is the same secret: it was sent, and the file held the key)
+    refused('{ client = { headers = { Authorization = "Bearer sk-a-key-in-a-file" } } }',
+            "client.headers.Authorization is a secret, which a config file may not hold (a key: name its "
+            .. "environment variable with api_key_env)")
+    refused('{ endpoints = { w = { headers = { ["api-key"] = "a-key-in-a-file" } } } }',
+            'endpoints.w.headers["api-key"] is a secret, which a config file may not hold (a key: name its '
+            .. "environment variable with api_key_env)")
     assert.equal(0, #srv:requests())
     -- right prices give the run its cost
     cli.write(config, '{ prices = { ["gpt-4o-mini"] = { input = 1, output = 2, cached_input = 0 } } }')

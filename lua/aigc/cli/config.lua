@@ -96,19 +96,36 @@ local function with_value (msg, v)
   return what .. " expected, got " .. string.format("%q", text):gsub("\\\n", "\\n")
 end
 
+-- The credential header a `headers` table of the file holds (its name as
+-- written), or nil: a key there is a secret in the file, as an api_key is.
+local CREDENTIAL_HEADERS = {}
+for _, name in ipairs(require("aigc.download").credential_headers) do CREDENTIAL_HEADERS[name] = true end
+local function credential_header (headers)
+  if type(headers) ~= "table" then return nil end   -- (the client says what is wrong)
+  for name, v in pairs(headers) do
+    if type(name) == "string" and CREDENTIAL_HEADERS[name:lower()] and type(v) == "string" then return name end
+  end
+end
+
+local function secret_in_file (at)
+  return at .. " is a secret, which a config file may not hold (a key: name its environment variable "
+    .. "with api_key_env)"
+end
+
 -- What is wrong with the settings' values, or nil (the settings' types are checked).
 local function config_problem (t)
+  local client_header = credential_header(type(t.client) == "table" and t.client.headers)
+  if client_header then return secret_in_file(util.path(util.path("client", "headers"), client_header)) end
   for name, e in pairs(t.endpoints or {}) do
     local at = util.path("endpoints", name)
     if type(e) ~= "table" then return "endpoint '" .. tostring(name) .. "' must be a table" end
+    local header = credential_header(e.headers)
+    if header then return secret_in_file(util.path(util.path(at, "headers"), header)) end
     if e.api_key ~= nil then
       return "endpoint '" .. tostring(name) .. "' has an api_key: put the key in the "
         .. "environment and name the variable with api_key_env"
     end
-    if e.azure_ad_token ~= nil then
-      return at .. ".azure_ad_token is a secret, which a config file may not hold (a key: name its "
-        .. "environment variable with api_key_env)"
-    end
+    if e.azure_ad_token ~= nil then return secret_in_file(at .. ".azure_ad_token") end
     if e.api_key_env ~= nil and type(e.api_key_env) ~= "string" then
       return at .. ".api_key_env: " .. util.expected("the name of an environment variable (a string)", e.api_key_env)
     end
