@@ -238,6 +238,8 @@ end
 --  - `max_concurrency` (0: unlimited), `max_concurrency_by_priority` (caps per
 --    priority class, e.g. `{ background = 2 }`), `max_response_bytes` (64 MiB),
 --    `max_json_values`, `max_json_containers`
+--  - `max_starts_per_step`, `max_bytes_per_step` (0: none): what one turn of
+--    the loop may start, and read, for a frame loop (the README's Game engines)
 --  - `headers`, `query`: sent with every request (`aigc.null` removes a default)
 --  - `idempotency`: send an `Idempotency-Key`, the same on every retry of a call
 --  - `ca_file`, `ca_path`, `proxy`, `insecure` (no TLS verification; warns once)
