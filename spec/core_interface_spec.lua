@@ -107,6 +107,28 @@ describe("the C core's interfaces", function ()
       -- aigc.json.encode knows no API: {} there
       assert.equal('{"stop":{}}', core.json.encode { stop = {} })
     end)
+
+    it("a property named like a schema keyword ('required', 'enum') keeps its {} schema", function ()
+      -- (it went out as "required":[], a schema the server refuses)
+      local schema = { type = "object",
+        properties = { required = {}, enum = {}, examples = {},
+                       properties = { type = "object", properties = {}, required = {} } },
+        required = {}, items = { required = {} }, ["$defs"] = { anyOf = {} }, default = { enum = {} } }
+      engine:submit("chat", ask { response_format = { type = "json_schema",
+        json_schema = { name = "s", schema = schema } } }):wait()
+      local sent = srv:last().body
+      local function count (text) return select(2, sent:gsub(text:gsub("%p", "%%%0"), "")) end
+      -- the properties named required, enum, examples: {} (key order is the table's)
+      assert.equal(1, count '"required":{}')
+      assert.equal(1, count '"examples":{}')
+      assert.equal(2, count '"enum":{}')                  -- (and the default's value, data)
+      -- the keywords themselves are lists: the root's, the nested object's, items'
+      assert.equal(3, count '"required":[]')
+      assert.equal(1, count '"items":{"required":[]}')
+      -- a $defs entry named anyOf is a schema ({}); a default's value is data ({})
+      assert.equal(1, count '"$defs":{"anyOf":{}}')
+      assert.equal(1, count '"default":{"enum":{}}')
+    end)
   end)
 
   describe("the scheduler hook", function ()

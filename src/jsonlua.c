@@ -436,10 +436,57 @@ static void encode_table (encoder *enc, int idx) {
   enc->depth--;
 }
 
+#define SEG_IS(seg, word) ((seg).key != NULL && (seg).len == strlen(word) \
+                           && memcmp((seg).key, (word), (seg).len) == 0)
+
+static int seg_in (const path_seg *seg, const char *const *words) {
+  int k;
+  for (k = 0; words[k] != NULL; k++)
+    if (SEG_IS(*seg, words[k]))
+      return 1;
+  return 0;
+}
+
 /*
-** Whether the table being written (its path: enc->path[0 .. depth - 2])
-** is, in a request's params, a field the API defines as an array: an
-** empty table there is written [] (an empty table is {} elsewhere). The
+** Whether the last segment of p[from..n-1], a path inside a JSON Schema
+** (p[from] is a key of its root object), is one of the schema's
+** list-valued keywords. The path is walked as the schema's grammar reads
+** it, so that a property *named* "required" or "enum" (a key of
+** `properties`), whose schema may be {}, stays an object.
+*/
+static int schema_list_keyword (const path_seg *p, int from, int n) {
+  static const char *const lists[] = {
+    "required", "enum", "anyOf", "oneOf", "allOf", "prefixItems", "examples", NULL
+  };
+  static const char *const name_maps[] = {   /* name -> schema */
+    "properties", "patternProperties", "$defs", "definitions", "dependentSchemas", NULL
+  };
+  static const char *const schema_lists[] = { "anyOf", "oneOf", "allOf", "prefixItems", NULL };
+  static const char *const one_schema[] = {
+    "items", "not", "additionalProperties", "contains", "if", "then", "else", "propertyNames",
+    "additionalItems", "unevaluatedProperties", "unevaluatedItems", NULL
+  };
+  enum { SCHEMA, NAMES, LIST } at = SCHEMA;
+  int j;
+  for (j = from; j < n - 1; j++) {
+    if (at == NAMES || at == LIST)   /* a property's name, a list's index: a schema */
+      at = SCHEMA;
+    else if (p[j].key == NULL)       /* `items` as a list of schemas (older drafts) */
+      continue;
+    else if (seg_in(&p[j], name_maps))
+      at = NAMES;
+    else if (seg_in(&p[j], schema_lists))
+      at = LIST;
+    else if (!seg_in(&p[j], one_schema))
+      return 0;   /* a value (enum's, const, default...): data, not schema */
+  }
+  return at == SCHEMA && seg_in(&p[n - 1], lists);
+}
+
+/*
+** Whether the value being written (the path's last segment, a key) is,
+** in a request's params, a field the API defines as an array: an empty
+** table there is written [] (an empty table is {} elsewhere). The
 ** top-level lists, a message's content parts and tool calls, and the
 ** list-valued keywords of a JSON Schema (under `parameters` or `schema`).
 */
@@ -447,34 +494,21 @@ static int known_array (const encoder *enc) {
   static const char *const top[] = {
     "messages", "stop", "tools", "functions", "input", "modalities", "prompt", "include", NULL
   };
-  static const char *const schema_lists[] = {
-    "required", "enum", "anyOf", "oneOf", "allOf", "prefixItems", "examples", NULL
-  };
   const path_seg *p = enc->path;
-  int n = enc->depth - 1, i, k;
+  int n = enc->depth - 1, i;
   if (!enc->request || n < 1 || p[n - 1].key == NULL)
     return 0;
-#define SEG_IS(seg, word) ((seg).key != NULL && (seg).len == strlen(word) \
-                           && memcmp((seg).key, (word), (seg).len) == 0)
-  if (n == 1) {
-    for (k = 0; top[k] != NULL; k++)
-      if (SEG_IS(p[0], top[k]))
-        return 1;
-    return 0;
-  }
+  if (n == 1)
+    return seg_in(&p[0], top);
   if (n == 3 && SEG_IS(p[0], "messages") && p[1].key == NULL
       && (SEG_IS(p[2], "content") || SEG_IS(p[2], "tool_calls")))
     return 1;
-  for (k = 0; schema_lists[k] != NULL; k++) {
-    if (!SEG_IS(p[n - 1], schema_lists[k]))
-      continue;
-    for (i = 0; i < n - 1; i++)
-      if (SEG_IS(p[i], "parameters") || SEG_IS(p[i], "schema"))
-        return 1;
-  }
-#undef SEG_IS
+  for (i = 0; i < n - 1; i++)   /* the first: a property may be named "schema" */
+    if (SEG_IS(p[i], "parameters") || SEG_IS(p[i], "schema"))
+      return schema_list_keyword(p, i + 1, n);
   return 0;
 }
+#undef SEG_IS
 
 /*
 ** Classifies the raw table at idx (its entry on the path already made) and
