@@ -140,6 +140,14 @@ local function params_problem (params, root)
   return encode_problem(sent, root)
 end
 
+-- Why a history breaks the API's rule, or nil: chat messages each need a
+-- role; a Responses history also holds items that have none (a tool loop's
+-- `function_call` and `function_call_output`), as `input` does.
+local function history_problem (api, msgs, path)
+  if api == "responses" then return check.RESPONSES_FIELDS.input(msgs, path) end
+  return check.CHAT_FIELDS.messages(msgs, path)
+end
+
 -- Checks a conversation's options (argument `argn` of `fname`).
 local function check_options (opts, fname, argn)
   for k, v in pairs(opts) do
@@ -162,7 +170,7 @@ local function check_options (opts, fname, argn)
   end
   local why = opts.params and (check.call_problem(opts.client, opts.api or "chat", opts.params, "opts.params", true)
                                or params_problem(opts.params, "opts.params"))
-    or opts.messages and check.CHAT_FIELDS.messages(opts.messages, "opts.messages")
+    or opts.messages and history_problem(opts.api, opts.messages, "opts.messages")
   if why then argerror(fname, argn, why) end
 end
 
@@ -640,7 +648,7 @@ end
 -- @treturn aigc.conversation self
 -- @usage conv:add { role = "assistant", content = "Welcome back! How can I help?" }
 function Conversation:add (msg)
-  local why = check.CHAT_FIELDS.messages({ msg }, "msg")
+  local why = history_problem(self.api, { msg }, "msg")
   if why then argerror("add", 1, (why:gsub("^msg%[1%]", "msg"))) end
   self.messages[#self.messages + 1] = msg
   return self
@@ -751,7 +759,7 @@ end
 
 -- (for aigc.conversation_save: a conversation made and its options checked
 -- exactly as aigc.conversation does)
-M._new, M._check_options, M._params_problem = new, check_options, params_problem
+M._new, M._check_options, M._params_problem, M._history_problem = new, check_options, params_problem, history_problem
 
 function Conversation:__tostring ()
   return string_format("aigc.conversation (%d messages, ~%d tokens)", #self.messages, self:tokens())

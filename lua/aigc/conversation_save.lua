@@ -147,7 +147,7 @@ function M.load (json, client, opts)
   if not ok then   -- (what the misuse said, without "bad argument #1 to 'load' (...)")
     return nil, parse_error("not a valid saved conversation: " .. (tostring(conv):match("%((.*)%)$") or tostring(conv)))
   end
-  local why = check.CHAT_FIELDS.messages(t.messages, "messages")
+  local why = conversation._history_problem(conv.api, t.messages, "messages")
     or check.call_problem(client, conv.api, params) or dialogue.params_problem(params)
   if why then return nil, parse_error("not a valid saved conversation: " .. why) end
   local msgs = array {}

@@ -1,0 +1,46 @@
+-- The dialogue layer (tools, structured output, conversations) against the
+-- replies real models and real servers give: odd tool calls, histories
+-- of the Responses API, scripted exact replies (spec/support/scripted.lua).
+local aigc = require "aigc"
+local devserver = require "devserver"
+
+local json = aigc.json
+
+local ORDER = { type = "object", properties = { order_id = { type = "string" } }, required = { "order_id" } }
+
+local function kinds (msgs)
+  local out = {}
+  for i, m in ipairs(msgs) do out[i] = m.role or m.type end
+  return table.concat(out, " ")
+end
+
+describe("the dialogue layer", function ()
+  local srv, client
+
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end)
+
+  describe("a Responses conversation", function ()
+    local ts = aigc.tools { { name = "track_order", parameters = ORDER,
+                              fn = function (args) return "Order " .. args.order_id .. " ships." end } }
+
+    it("with a tool call saves, loads and goes on (its history holds items without a role)", function ()
+      local conv = aigc.conversation { client = client, system = "S", api = "responses", params = { tools = ts } }
+      assert(conv:say "track order A-1042")
+      assert.equal("system user function_call function_call_output assistant", kinds(conv.messages))
+      local copy, err = aigc.conversation.load(conv:save(), client, { params = { tools = ts } })
+      assert.is_nil(err)
+      assert.same(json.decode(json.encode(conv.messages)), json.decode(json.encode(copy.messages)))
+      srv:reset()
+      assert.equal("Here is what I found: Order B-7 ships.", (copy:say "track order B-7"))
+      local sent = srv:bodies("/v1/responses")[1].input   -- (the say's first request: the whole history)
+      assert.equal("system user function_call function_call_output assistant user", kinds(sent))
+      -- the same history starts a conversation, and an item is added as it is
+      local again = aigc.conversation { client = client, api = "responses", messages = copy.messages }
+      again:add { type = "function_call_output", call_id = "x", output = "late" }
+      assert.equal("function_call_output", again.messages[#again.messages].type)
+      -- a chat history still needs its roles
+      assert.has_error(function () aigc.conversation { client = client, messages = copy.messages } end,
+        "bad argument #1 to 'conversation' (opts.messages[3].role: string expected, got nil)")
+    end)
+  end)
+end)
