@@ -5,6 +5,7 @@ local aigc = require "aigc"
 local devserver = require "devserver"
 
 local json = aigc.json
+local function conversation_prompt () return require("aigc.conversation").SUMMARY_PROMPT end
 
 local ORDER = { type = "object", properties = { order_id = { type = "string" } }, required = { "order_id" } }
 
@@ -41,6 +42,21 @@ describe("the dialogue layer", function ()
       -- a chat history still needs its roles
       assert.has_error(function () aigc.conversation { client = client, messages = copy.messages } end,
         "bad argument #1 to 'conversation' (opts.messages[3].role: string expected, got nil)")
+    end)
+
+    it("summarized, its tool calls and results reach the summary's transcript", function ()
+      local conv = aigc.conversation { client = client, system = "S", api = "responses", params = { tools = ts },
+                                       max_context_tokens = 30, keep_last = 1, calibrate = false, summarize = true }
+      assert(conv:say "track order A-1042")
+      assert(conv:say "track order B-1")
+      local asked = srv:bodies("/v1/chat/completions")
+      assert.equal(1, #asked)
+      assert.equal(conversation_prompt(), asked[1].messages[1].content)
+      assert.equal('user: track order A-1042\nassistant: [calls track_order({"order_id":"A-1042"})]\n'
+                   .. "tool: Order A-1042 ships.\nassistant: Here is what I found: Order A-1042 ships.",
+                   asked[1].messages[2].content)
+      assert.equal(4, conv.last_context.dropped)
+      assert.is_true(conv.last_context.summarized)
     end)
   end)
 end)

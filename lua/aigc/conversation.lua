@@ -369,7 +369,14 @@ local function transcript (msgs, from, to)
         text = text .. string_format(" [calls %s(%s)]", tostring(f.name), tostring(f.arguments))
       end
     end
-    lines[#lines + 1] = tostring(m.role) .. ": " .. text
+    local role = m.role
+    -- (a Responses history's tool loop: items without a role)
+    if m.type == "function_call" then
+      role, text = "assistant", string_format("[calls %s(%s)]", tostring(m.name), tostring(m.arguments))
+    elseif m.type == "function_call_output" then
+      role, text = "tool", type(m.output) == "string" and m.output or ""
+    end
+    lines[#lines + 1] = tostring(role) .. ": " .. text
   end
   return table_concat(lines, "\n")
 end
