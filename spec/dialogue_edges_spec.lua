@@ -3,6 +3,7 @@
 -- of the Responses API, scripted exact replies (spec/support/scripted.lua).
 local aigc = require "aigc"
 local devserver = require "devserver"
+local scripted = require "scripted"
 
 local json = aigc.json
 local function conversation_prompt () return require("aigc.conversation").SUMMARY_PROMPT end
@@ -57,6 +58,38 @@ describe("the dialogue layer", function ()
                    asked[1].messages[2].content)
       assert.equal(4, conv.last_context.dropped)
       assert.is_true(conv.last_context.summarized)
+    end)
+  end)
+
+  describe("structured output", function ()
+    local NUM = { type = "object", properties = { n = { type = "integer" } }, required = { "n" } }
+
+    -- The result of a chat with NUM against a server giving `replies`.
+    local function ask (replies, params)
+      local s = scripted.start(replies)
+      local c = aigc.client { base_url = s.base_url, api_key = "k", max_retries = 0 }
+      local p = { messages = { { role = "user", content = "n?" } }, schema = NUM }
+      for k, v in pairs(params or {}) do p[k] = v end
+      local res, err = c:chat(p)
+      c:close()
+      s.finish()
+      return res, err
+    end
+
+    it("a reply the content filter cut is kind incomplete and says so, streamed or not", function ()
+      local _, err = ask { scripted.chat({ content = '{"n": 4' }, "content_filter") }
+      assert.equal("incomplete", err.kind)
+      assert.equal("content_filter", err.reason)
+      assert.equal('{"n": 4', err.text)
+      assert.equal('the structured reply was cut short (finish_reason "content_filter"): the content filter stopped it',
+                   err.message)
+      local _, err2 = ask({ scripted.sse({ { role = "assistant", content = "" }, { content = '{"n": ' }, {} },
+                                         "content_filter") }, { stream = function () end })
+      assert.equal("incomplete", err2.kind)
+      assert.equal("content_filter", err2.reason)
+      local _, err3 = ask { scripted.chat({ content = '{"n": 4' }, "length") }
+      assert.equal("length", err3.reason)
+      assert.equal('the structured reply was cut short (finish_reason "length"): raise max_tokens', err3.message)
     end)
   end)
 end)

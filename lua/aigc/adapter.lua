@@ -173,10 +173,13 @@ function chat.parse (res, o)
     local err
     if type(msg.refusal) == "string" and msg.refusal ~= "" then
       err = core.error { kind = "refusal", message = "the model refused: " .. msg.refusal, refusal = msg.refusal }
-    elseif choice.finish_reason == "length" then
+    elseif choice.finish_reason == "length" or choice.finish_reason == "content_filter" then
+      -- (a content filter cuts the reply as max_tokens does: say which,
+      -- not "not valid JSON" about a fragment; as the Responses API's reason)
+      local why = choice.finish_reason == "length" and "raise max_tokens" or "the content filter stopped it"
       err = core.error {
-        kind = "incomplete",
-        message = "the structured reply was cut short (finish_reason \"length\"): raise max_tokens",
+        kind = "incomplete", reason = choice.finish_reason,
+        message = string_format("the structured reply was cut short (finish_reason %q): %s", choice.finish_reason, why),
         text = type(msg.content) == "string" and msg.content or nil,
       }
     else

@@ -29,7 +29,8 @@
 -- reply decoded and validated (see `aigc.schema`). Failures return
 -- `nil, err`: kind "schema" when the reply is not JSON or breaks the
 -- schema (`err.violations` lists `{path, message}`; `err.text` is the
--- reply), kind "incomplete" when the reply was cut (`finish_reason` "length"),
+-- reply), kind "incomplete" when the reply was cut (`finish_reason` "length" or
+-- "content_filter": `err.reason`),
 -- kind "refusal" when the model refused (`err.refusal`). `err.response`
 -- holds the response in each case.
 --
