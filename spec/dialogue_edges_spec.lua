@@ -92,4 +92,30 @@ describe("the dialogue layer", function ()
       assert.equal('the structured reply was cut short (finish_reason "length"): raise max_tokens', err3.message)
     end)
   end)
+
+  describe("tool calls", function ()
+    -- The result of a chat with toolset `ts` against a server giving
+    -- `replies`, and the request bodies it received.
+    local function chat (ts, replies, params)
+      local s = scripted.start(replies)
+      local c = aigc.client { base_url = s.base_url, api_key = "k", max_retries = 0 }
+      local p = { messages = { { role = "user", content = "go" } }, tools = ts }
+      for k, v in pairs(params or {}) do p[k] = v end
+      local res, err = c:chat(p)
+      c:close()
+      return res, err, s.finish()
+    end
+
+    it("arguments \"null\" (a model's null arguments, serialized) are no arguments, as a JSON null is", function ()
+      local got
+      local ts = aigc.tools { { name = "now", fn = function (args) got = args; return "noon" end } }
+      local res, err, sent = chat(ts, { scripted.chat { tool_calls = { scripted.call("c1", "now", "null") } },
+                                        scripted.chat { content = "It is noon." } })
+      assert.is_nil(err)
+      assert.equal("It is noon.", res.text)
+      assert.same({}, got)
+      assert.is_true(res.tool_calls_made[1].ok)
+      assert.same({ role = "tool", tool_call_id = "c1", content = "noon" }, sent[2].messages[3])
+    end)
+  end)
 end)

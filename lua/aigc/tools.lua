@@ -282,6 +282,9 @@ local function decode_args (raw)
   if type(raw) ~= "string" then return nil, "arguments must be a JSON string, got " .. type(raw) end
   local v, err = json_decode(raw)
   if v == nil then return nil, "arguments are not valid JSON (" .. tostring(err) .. ")" end
+  -- (`"null"`: what a server sends that serializes the null arguments a
+  -- model wrote in its text (json.dumps(None)); no arguments, as a null is)
+  if v == core.null then return {} end
   if type(v) ~= "table" or is_array(v) then return nil, "arguments must be a JSON object" end
   return v
 end
