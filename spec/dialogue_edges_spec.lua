@@ -117,5 +117,26 @@ describe("the dialogue layer", function ()
       assert.is_true(res.tool_calls_made[1].ok)
       assert.same({ role = "tool", tool_call_id = "c1", content = "noon" }, sent[2].messages[3])
     end)
+
+    it("an error value with its own __tostring goes to the model as what it says (as a callback's does)", function ()
+      local shown = setmetatable({ code = 7 }, { __tostring = function () return "the door is locked" end })
+      local broken = setmetatable({}, { __tostring = function () error("no") end })
+      local ts = aigc.tools {
+        { name = "raises", fn = function () error(shown) end },
+        { name = "returns", fn = function () return nil, shown end },
+        { name = "broken", fn = function () error(broken) end },
+      }
+      local res, err, sent = chat(ts, {
+        scripted.chat { tool_calls = { scripted.call("a", "raises", "{}"), scripted.call("b", "returns", "{}"),
+                                       scripted.call("c", "broken", "{}") } },
+        scripted.chat { content = "Locked." } })
+      assert.is_nil(err)
+      local msgs = sent[2].messages
+      assert.equal('{"error":"the door is locked"}', msgs[3].content)
+      assert.equal('{"error":"the door is locked"}', msgs[4].content)
+      assert.equal('{"error":"a table error value without a message"}', msgs[5].content)
+      assert.equal(shown, res.tool_calls_made[1].error_value)
+      assert.equal("the door is locked", res.tool_calls_made[2].error)
+    end)
   end)
 end)

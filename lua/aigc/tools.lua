@@ -256,12 +256,18 @@ end
 
 -- The text of an error value a tool raised or returned: a string or a
 -- number as it is, a table's string `message` (aigc's errors, most
--- libraries'), else a fixed text -- never tostring()'s "table: 0x55a9...",
--- an address that changes between runs and means nothing to the model.
+-- libraries'), else what its own __tostring says, else a fixed text --
+-- never tostring()'s "table: 0x55a9...", an address that changes between
+-- runs and means nothing to the model.
 local function message_of (e)
   local t = type(e)
   if t == "string" or t == "number" or t == "boolean" then return tostring(e) end
   if t == "table" and type(e.message) == "string" then return e.message end
+  local mt = getmetatable(e)
+  if type(mt) == "table" and mt.__tostring ~= nil then
+    local ok, s = pcall(tostring, e)
+    if ok and type(s) == "string" then return s end
+  end
   return string_format("a %s error value without a message", t)
 end
 
