@@ -139,4 +139,55 @@ describe("the dialogue layer", function ()
       assert.equal("the door is locked", res.tool_calls_made[2].error)
     end)
   end)
+
+  describe("a conversation with many tools", function ()
+    -- 20 tools: some 6,000 tokens of definitions, sent with every request.
+    local function big_toolset ()
+      local list = {}
+      for i = 1, 20 do
+        list[i] = { name = "tool" .. i, description = string.rep("Does a thing. ", 70), fn = function () return "x" end,
+                    parameters = { type = "object", properties = { a = { type = "string",
+                                                                         description = string.rep("The a. ", 20) } } } }
+      end
+      return aigc.tools(list)
+    end
+
+    -- Says "Question i ..." `n` times to a server that counts a prompt token
+    -- per 4 bytes of each request (its tools too, as servers count them);
+    -- returns the conversation, the messages each request sent and what
+    -- the tool definitions are estimated at.
+    local function talk (n, opts)
+      local ts = big_toolset()
+      local replies = {}
+      for i = 1, n do replies[i] = scripted.chat({ content = string.rep("Reply sentence. ", 10) }, nil, "count") end
+      local s = scripted.start(replies)
+      local c = aigc.client { base_url = s.base_url, api_key = "k", max_retries = 0 }
+      local o = { client = c, system = "You are Sam.", params = { tools = ts } }
+      for k, v in pairs(opts) do o[k] = v end
+      local conv = aigc.conversation(o)
+      for i = 1, n do assert(conv:say("Question number " .. i .. " " .. string.rep("words ", 10))) end
+      c:close()
+      local sent = {}
+      for i, b in ipairs(s.finish()) do sent[i] = b.messages end
+      return conv, sent, aigc.conversation.estimate_text(json.encode(ts:definitions()))
+    end
+
+    it("keeps the history that fits beside the tools (calibration learns the ratio, not the tools)", function ()
+      local conv, sent, defs = talk(4, { max_context_tokens = 8000 })
+      assert.is_true(defs > 5000 and defs < 7000, defs)
+      assert.equal(8, #sent[4])                      -- the system message, 3 turns, the input: nothing dropped
+      assert.equal(0, conv.last_context.dropped)
+      assert.is_true(conv.calibration > 0.9 and conv.calibration < 1.1, conv.calibration)
+      assert.is_true(conv.last_context.tokens > defs, conv.last_context.tokens)   -- what was sent, tools too
+    end)
+
+    it("counts the tool definitions in the budget", function ()
+      local _, _, defs = talk(1, {})
+      local conv, sent = talk(3, { max_context_tokens = defs + 70, calibrate = false })
+      assert.equal("You are Sam.", sent[3][1].content)
+      assert.equal(2, #sent[3])                      -- the system message and the input only
+      assert.equal(4, conv.last_context.dropped)
+      assert.is_true(conv.last_context.tokens <= defs + 70, conv.last_context.tokens)
+    end)
+  end)
 end)

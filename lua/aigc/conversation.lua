@@ -7,7 +7,8 @@
 -- and the last `keep_last` turns always stay; the turns between go oldest
 -- first. A turn is a user message and everything after it up to the next
 -- one (replies, tool calls and their results), so a tool call is never
--- separated from its result. With `summarize`, the dropped turns are
+-- separated from its result. What each request sends besides (the tool
+-- definitions, the schema) counts in the budget, as servers count it. With `summarize`, the dropped turns are
 -- condensed (by the model, or by a function) into a system message sent
 -- in their place. `conv.messages` always keeps the whole history.
 --
@@ -140,9 +141,8 @@ local function params_problem (params, root)
   return encode_problem(sent, root)
 end
 
--- Why a history breaks the API's rule, or nil: chat messages each need a
--- role; a Responses history also holds items that have none (a tool loop's
--- `function_call` and `function_call_output`), as `input` does.
+-- Why a history breaks the API's rule, or nil: chat messages need a role;
+-- Responses items may have none (`function_call`, `function_call_output`).
 local function history_problem (api, msgs, path)
   if api == "responses" then return check.RESPONSES_FIELDS.input(msgs, path) end
   return check.CHAT_FIELDS.messages(msgs, path)
@@ -293,11 +293,28 @@ function Conversation:tokens (messages)
   return n
 end
 
+-- The estimated tokens a request with params `p` sends besides its
+-- messages, that servers count in the prompt: tool definitions, schema,
+-- instructions. (Left out, calibration took them for history: dropped it.)
+function Conversation:_fixed (p)
+  local tools = p.tools
+  if util.is_a(tools, "aigc.toolset") then tools = tools:definitions() end
+  local n = 0
+  for _, v in ipairs { tools or false, p.functions or false, p.schema or false, p.response_format or false,
+                       p.instructions or false } do
+    local ok, text = true, v
+    if type(v) == "table" then ok, text = pcall(json_encode, v) end
+    if ok and type(text) == "string" then n = n + tokens.estimate_message({ content = text }, self.estimate, 0) end
+  end
+  return n
+end
+
 -- The plan for `msgs` within the budget: which turns stay. `reserve` is
--- room kept for a summary message.
-local function plan (self, msgs, reserve)
+-- room kept for a summary message, `fixed` the tokens sent besides the
+-- messages (see _fixed).
+local function plan (self, msgs, reserve, fixed)
   local cost = {}
-  local total = 0
+  local total = fixed
   for i, m in ipairs(msgs) do
     cost[i] = self:_cost(m)
     total = total + cost[i]
@@ -316,7 +333,7 @@ local function plan (self, msgs, reserve)
   end
   local kf = math.min(self.keep_first, nt - 1)
   local kl = math.max(1, math.min(self.keep_last, nt - kf))
-  local required = 0
+  local required = fixed
   for i = 1, h do required = required + cost[i] end
   for t = 1, kf do required = required + turn_cost(turns[t]) end
   for t = nt - kl + 1, nt do required = required + turn_cost(turns[t]) end
@@ -429,11 +446,13 @@ local function summary_for (self, msgs, from, to, fut)
   return text
 end
 
--- The messages to send for `msgs` (history plus the new turn): trimmed,
--- summarized. Returns the list and the info, or nil, err.
-function Conversation:_context (msgs, fut)
+-- The messages to send for `msgs` (history plus the new turn) with
+-- params `params`: trimmed, summarized. Returns the list and the info, or
+-- nil, err.
+function Conversation:_context (msgs, params, fut)
   local reserve = self.summarize and self.summary_tokens or 0
-  local p = plan(self, msgs, reserve)
+  local fixed = self:_fixed(params)
+  local p = plan(self, msgs, reserve, fixed)
   local summary_msg
   for _ = 1, 3 do
     if not (p.drop_from and self.summarize) then break end
@@ -441,14 +460,14 @@ function Conversation:_context (msgs, fut)
     if not text then return nil, err end
     summary_msg = { role = "system", content = M.SUMMARY_PREFIX .. text }
     -- The summary may be longer than the room kept for it: drop more if so.
-    local again = plan(self, msgs, self:_cost(summary_msg))
+    local again = plan(self, msgs, self:_cost(summary_msg), fixed)
     if (again.drop_to or 0) <= p.drop_to then break end
     p = again
     summary_msg = nil
   end
   local out = assemble(msgs, p, summary_msg)
   local info = {
-    tokens = self:tokens(out), messages = #out,
+    tokens = self:tokens(out) + fixed, messages = #out,
     dropped = p.drop_from and (p.drop_to - p.drop_from + 1) or 0,
     summarized = summary_msg ~= nil,
   }
@@ -467,7 +486,7 @@ function Conversation:context (input)
   local msgs = {}
   for i, m in ipairs(self.messages) do msgs[i] = m end
   if input ~= nil then msgs[#msgs + 1] = user_message(input, "context") end
-  return self:_context(msgs)
+  return self:_context(msgs, self.params)
 end
 
 -- }======================================================
@@ -552,7 +571,7 @@ function Conversation:_request (msgs, user, params, fut)
   if self.state == "server" and ids[1] ~= nil then
     context = { user }
   else
-    context, info = self:_context(msgs, fut)
+    context, info = self:_context(msgs, merged_params(self, params, nil), fut)
     if not context then return nil, info end
   end
   local p = merged_params(self, params, context)

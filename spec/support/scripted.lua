@@ -32,6 +32,8 @@ local SCRIPT = [[
     local out = assert(io.open(sent_path, "ab"))
     out:write((sent:gsub("\n", " ")), "\n")
     out:close()
+    -- (a usage counted from the request: a token per 4 bytes of all it sent)
+    body = body:gsub('"__PT__"', tostring(math.floor(#sent / 4)))
     local ctype = kind == "sse" and "text/event-stream" or "application/json"
     c:send("HTTP/1.1 " .. (kind == "e400" and "400 Bad Request" or "200 OK") .. "\r\nContent-Type: " .. ctype
            .. "\r\nContent-Length: " .. #body .. "\r\nConnection: close\r\n\r\n" .. body)
@@ -41,15 +43,16 @@ local SCRIPT = [[
 
 --- A chat completion's JSON text with one choice holding `msg` (role
 -- assistant added), `finish` its finish_reason (default "stop", or
--- "tool_calls" when msg has some).
-function M.chat (msg, finish)
+-- "tool_calls" when msg has some), `prompt_tokens` its usage's (10;
+-- "count": a token per 4 bytes of the request's body).
+function M.chat (msg, finish, prompt_tokens)
   local m = { role = "assistant" }
   for k, v in pairs(msg) do m[k] = v end
   if m.content == nil then m.content = cjson.null end
   finish = finish or (m.tool_calls and "tool_calls" or "stop")
   return "json " .. cjson.encode { id = "c1", object = "chat.completion", model = "m", created = 1,
     choices = { { index = 0, message = m, finish_reason = finish } },
-    usage = { prompt_tokens = 10, completion_tokens = 2, total_tokens = 12 } }
+    usage = { prompt_tokens = prompt_tokens == "count" and "__PT__" or prompt_tokens or 10, completion_tokens = 2 } }
 end
 
 --- A tool call object; `args` a string as it goes (JSON text, or not).
