@@ -190,4 +190,22 @@ describe("the dialogue layer", function ()
       assert.is_true(conv.last_context.tokens <= defs + 70, conv.last_context.tokens)
     end)
   end)
+
+  describe("a chat conversation", function ()
+    it("records a refusal (content null) as a message a request can send: content \"\", the refusal kept", function ()
+      local s = scripted.start { scripted.chat { content = nil, refusal = "I can't help with that." },
+                                 scripted.chat { content = nil }, scripted.chat { content = "Fine." } }
+      local c = aigc.client { base_url = s.base_url, api_key = "k", max_retries = 0 }
+      local conv = aigc.conversation { client = c }
+      assert.equal("", (conv:say "Do the bad thing"))
+      assert.equal("", (conv:say "Say nothing"))   -- (a reply without content: a reasoning model's, cut)
+      assert.equal("Fine.", (conv:say "Something else, then"))
+      c:close()
+      local sent = s.finish()[3].messages
+      -- (an assistant message needs content unless it has tool calls: OpenAI answers 400 to a null)
+      assert.same({ role = "assistant", content = "", refusal = "I can't help with that." }, sent[2])
+      assert.same({ role = "assistant", content = "" }, sent[4])
+      assert.equal("I can't help with that.", conv.messages[2].refusal)
+    end)
+  end)
 end)

@@ -300,8 +300,7 @@ function Conversation:_fixed (p)
   local tools = p.tools
   if util.is_a(tools, "aigc.toolset") then tools = tools:definitions() end
   local n = 0
-  for _, v in ipairs { tools or false, p.functions or false, p.schema or false, p.response_format or false,
-                       p.instructions or false } do
+  for _, v in ipairs { tools or 0, p.functions or 0, p.schema or 0, p.response_format or 0, p.instructions or 0 } do
     local ok, text = true, v
     if type(v) == "table" then ok, text = pcall(json_encode, v) end
     if ok and type(text) == "string" then n = n + tokens.estimate_message({ content = text }, self.estimate, 0) end
@@ -545,12 +544,14 @@ local function check_say (self, input, params, fname)
 end
 
 local function assistant_message (res)
-  if res.object == "response" then return { role = "assistant", content = res.text } end
+  if res.object == "response" then return { role = "assistant", content = res.text or "" } end
   local choice = res.choices and res.choices[1]
   local msg = choice and choice.message or {}
   local m = { role = type(msg.role) == "string" and msg.role or "assistant", content = msg.content }
-  if m.content == nil then m.content = null end
   if type(msg.tool_calls) == "table" and msg.tool_calls[1] ~= nil then m.tool_calls = msg.tool_calls end
+  -- (a request needs content without tool calls: a refusal has "", and its refusal)
+  if m.content == nil or m.content == null then m.content = m.tool_calls and null or "" end
+  if type(msg.refusal) == "string" then m.refusal = msg.refusal end
   return m
 end
 
