@@ -208,4 +208,37 @@ describe("the dialogue layer", function ()
       assert.equal("I can't help with that.", conv.messages[2].refusal)
     end)
   end)
+
+  describe("an LLM judge", function ()
+    -- best_of with `judge` over `n` candidates that all say "Same." (so
+    -- which request the server answers first does not matter), the judge
+    -- replying `verdict` to each of its requests.
+    local function judged (n, mode, verdict)
+      local replies = {}
+      for i = 1, n do replies[i] = scripted.chat { content = "Same." } end
+      for i = n + 1, mode == "score" and 2 * n or n + 1 do replies[i] = scripted.chat { content = verdict } end
+      local s = scripted.start(replies)
+      local c = aigc.client { base_url = s.base_url, api_key = "k", max_retries = 0 }
+      local best, cands = require("aigc.strategy").best_of { client = c, n = n, params = "Name a colour.",
+                                                             judge = { prompt = "Best?", mode = mode } }
+      c:close()
+      s.finish()
+      return best, cands
+    end
+
+    it("reads a score given with the scale the prompt named ('On a scale of 1 to 10, ... 8.')", function ()
+      local best, cands = judged(2, "score", "On a scale of 1 to 10, I'd give it 8.")
+      assert.equal(8, cands[1].score)
+      assert.equal(8, cands[2].score)
+      assert.equal(8, best.score)
+      local _, cands2 = judged(1, "score", "Score (1-10): 7/10")
+      assert.equal(7, cands2[1].score)
+    end)
+
+    it("takes the candidate a rank names, not a count before it", function ()
+      local best = judged(3, "rank", "Of the 3 candidates, candidate 2 is the most vivid.")
+      assert.equal(2, best.index)
+      assert.equal(1, best.score)
+    end)
+  end)
 end)

@@ -160,7 +160,8 @@ function M.rank (judge, model, task, ok, prompt)
   if not res then return nil, err end
   local reply = M.text_of(res) or ""
   local chosen
-  for num in reply:gmatch("%d+") do
+  -- ("Candidate 2" first: "Of the 3 candidates, candidate 2 is best" names 2, not 3)
+  for num in (reply:match("[Cc]andidate%s*#?(%d+)") or reply):gmatch("%d+") do
     local n = tonumber(num)
     for _, c in ipairs(ok) do if c.index == n then chosen = c end end
     if chosen then break end
@@ -171,6 +172,16 @@ function M.rank (judge, model, task, ok, prompt)
   end
   for _, c in ipairs(ok) do c.score = c == chosen and 1 or 0 end
   return { text = reply, res = res }
+end
+
+-- The score a judge's reply gives: "8/10" or "8 out of 10" first, else its
+-- first number -- not the scale the prompt gave ("On a scale of 1 to 10,
+-- I'd give it 8" is 8, not 1), or nil.
+local function score_of (reply)
+  local r = reply:gsub("%f[%w]1%s*%-%s*10%f[%D]", " "):gsub("%f[%w]1%s+to%s+10%f[%D]", " ")
+  local n = r:match("(%-?%d+%.?%d*)%s*/%s*10%f[%D]") or r:match("(%-?%d+%.?%d*)%s+out%s+of%s+10%f[%D]")
+    or r:match("%-?%d+%.?%d*")
+  return tonumber(n and (n:gsub("%.$", "")))   -- ("8." ends a sentence: 8)
 end
 
 --- Asks the judge to score every candidate of `ok`, all at once. Returns
@@ -190,7 +201,7 @@ function M.score (judge, model, task, ok, prompt)
     if res then
       local reply = M.text_of(res) or ""
       c.judge = { text = reply, res = res }
-      c.score = tonumber(reply:match("%-?%d+%.?%d*"))
+      c.score = score_of(reply)
       if c.score then scored = scored + 1
       else
         last_err = util.scrub(judge.client, strategy_error("parse", "the judge's score is not a number: "
