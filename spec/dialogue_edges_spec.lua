@@ -76,6 +76,19 @@ describe("the dialogue layer", function ()
       return res, err
     end
 
+    it("a reply that is one fenced code block is read inside it (json_object mode's models write them)", function ()
+      local res, err = ask({ scripted.chat { content = '```json\n{"n": 42}\n```\n' } }, { schema_mode = "json_object" })
+      assert.is_nil(err)
+      assert.same({ n = 42 }, res.parsed)
+      assert.equal('```json\n{"n": 42}\n```\n', res.text)
+      -- prose around it, or a fence left open, is still not JSON
+      local _, err2 = ask { scripted.chat { content = 'Here it is:\n```json\n{"n": 42}\n```' } }
+      assert.equal("schema", err2.kind)
+      assert.equal('Here it is:\n```json\n{"n": 42}\n```', err2.text)
+      local _, err3 = ask { scripted.chat { content = '```json\n{"n": 42}' } }
+      assert.equal("schema", err3.kind)
+    end)
+
     it("a reply the content filter cut is kind incomplete and says so, streamed or not", function ()
       local _, err = ask { scripted.chat({ content = '{"n": 4' }, "content_filter") }
       assert.equal("incomplete", err.kind)

@@ -51,7 +51,7 @@ local is_array = core.is_array
 local json_decode = core.json.decode
 local ipairs, next, pairs, select, tostring, type = ipairs, next, pairs, select, tostring, type
 local math_floor, math_abs = math.floor, math.abs
-local string_format, string_match = string.format, string.match
+local string_find, string_format, string_match, string_sub = string.find, string.format, string.match, string.sub
 local table_concat, table_sort = table.concat, table.sort
 local utf8_len = compat.utf8_len
 util.own_module()
@@ -585,7 +585,17 @@ function M.check (value, schema, what)
   return nil, mismatch(what or "value", violations)
 end
 
---- Decodes JSON text and validates it.
+-- The inside of a text that is one fenced code block (```json ... ```), as
+-- models asked for JSON in a message (json_object mode) often write it;
+-- else the text. (Linear: no pattern here backtracks over the whole text.)
+local function unfenced (text)
+  local body = string_match(text, "^%s*```%w*(.*)$")
+  local stop = body and string_find(body, "```%s*$")
+  if not stop then return text end
+  return string_sub(body, 1, stop - 1)
+end
+
+--- Decodes JSON text (or the inside of one fenced code block) and validates it.
 -- @tparam string text
 -- @tparam table schema
 -- @tparam[opt="reply"] string what names the text in error messages
@@ -602,7 +612,7 @@ function M.parse (text, schema, what)
       violations = { { path = "$", message = "no content (got " .. (text == null and "null" or type(text)) .. ")" } },
     }
   end
-  local v, jerr = json_decode(text)
+  local v, jerr = json_decode(unfenced(text))
   if v == nil then
     return nil, core.error {
       kind = "schema",
