@@ -61,6 +61,20 @@ describe("the dialogue layer", function ()
     end)
   end)
 
+  describe("a Responses conversation with reasoning", function ()
+    it("names a reasoning item by its type in a summary's transcript, not 'nil'", function ()
+      local ts = aigc.tools { { name = "track_order", parameters = ORDER, fn = function () return "Shipped." end } }
+      local conv = aigc.conversation { client = client, api = "responses", max_context_tokens = 30, keep_last = 1,
+        calibrate = false, summarize = true, params = { tools = ts, reasoning = { summary = "auto" } } }
+      assert(conv:say "track order A-1")
+      assert.equal("user reasoning function_call function_call_output assistant", kinds(conv.messages))
+      assert(conv:say "track order B-2")
+      local transcript = srv:bodies("/v1/chat/completions")[1].messages[2].content
+      assert.matches("\nreasoning: \n", transcript, 1, true)
+      assert.is_nil(transcript:find("nil:", 1, true))
+    end)
+  end)
+
   describe("structured output", function ()
     local NUM = { type = "object", properties = { n = { type = "integer" } }, required = { "n" } }
 

@@ -392,7 +392,7 @@ local function transcript (msgs, from, to)
     elseif m.type == "function_call_output" then
       role, text = "tool", type(m.output) == "string" and m.output or ""
     end
-    lines[#lines + 1] = tostring(role) .. ": " .. text
+    lines[#lines + 1] = tostring(role or m.type) .. ": " .. text
   end
   return table_concat(lines, "\n")
 end
