@@ -145,6 +145,33 @@ describe("the dialogue layer", function ()
       assert.same({ role = "tool", tool_call_id = "c1", content = "noon" }, sent[2].messages[3])
     end)
 
+    it("a reply cut short in its tool calls (max_tokens) is kind incomplete at once, no tool run", function ()
+      local ran = 0
+      local ts = aigc.tools { { name = "weather", parameters = { type = "object", properties = { city = {} } },
+                                fn = function () ran = ran + 1; return "sunny" end } }
+      local cut = scripted.chat({ tool_calls = { scripted.call("c1", "weather", '{"city": "Os') } }, "length")
+      -- (before: "not valid JSON" went back to the model, cut again each round until max_tool_rounds)
+      local res, err, sent = chat(ts, { cut }, { max_tokens = 8, max_tool_rounds = 2 })
+      assert.is_nil(res)
+      assert.equal("incomplete", err.kind)
+      assert.equal("length", err.reason)
+      assert.equal('the reply was cut short in its tool calls (length): raise max_tokens', err.message)
+      assert.equal("c1", err.response.choices[1].message.tool_calls[1].id)
+      assert.equal(0, ran)
+      assert.equal(1, #sent)
+      -- the Responses API's incomplete response alike
+      local s = scripted.start { "json " .. json.encode { id = "resp_1", object = "response", created_at = 1,
+        status = "incomplete", incomplete_details = { reason = "max_output_tokens" }, model = "m",
+        output = { { type = "function_call", id = "fc_1", call_id = "c1", name = "weather", arguments = '{"ci' } } } }
+      local c = aigc.client { base_url = s.base_url, api_key = "k", max_retries = 0 }
+      local _, rerr = c:respond { input = "Weather?", tools = ts, max_output_tokens = 16 }
+      c:close()
+      s.finish()
+      assert.equal("incomplete", rerr.kind)
+      assert.equal("max_output_tokens", rerr.reason)
+      assert.equal(0, ran)
+    end)
+
     it("an error value with its own __tostring goes to the model as what it says (as a callback's does)", function ()
       local shown = setmetatable({ code = 7 }, { __tostring = function () return "the door is locked" end })
       local broken = setmetatable({}, { __tostring = function () error("no") end })

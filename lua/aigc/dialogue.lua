@@ -19,7 +19,8 @@
 -- sum (errors after some rounds carry both too). A failing tool goes back
 -- to the model as an error message; with `tool_errors = "fail"` it ends
 -- the call with `nil, err` (kind "tool"). A reply whose `tool_calls` holds
--- something that is not a tool call is `nil, err` of kind "parse". A tool
+-- something that is not a tool call is `nil, err` of kind "parse"; one cut
+-- short in its tool calls (max_tokens), kind "incomplete". A tool
 -- that closes the client ends the call with `nil, err` of kind "canceled".
 --
 -- **Structured output.** `schema = <JSON schema table>` sends
@@ -222,6 +223,21 @@ local function run_tools (d, calls, res)
   return nil
 end
 
+-- The error for a reply whose tool calls were cut short (max_tokens), or
+-- nil: its last call's arguments are cut, more calls may be missing, and
+-- the model, told "not valid JSON", would be cut again round after round.
+local function cut_calls (res)
+  local choice = type(res.choices) == "table" and res.choices[1] or nil
+  local reason = type(choice) == "table" and choice.finish_reason or nil
+  if res.object == "response" and res.status == "incomplete" then
+    reason = type(res.incomplete_details) == "table" and res.incomplete_details.reason or "incomplete"
+  end
+  if reason ~= "length" and reason ~= "max_output_tokens" and reason ~= "content_filter" then return nil end
+  local fix = reason == "content_filter" and "the content filter stopped it" or "raise max_tokens"
+  return core.error { kind = "incomplete", reason = reason, message = string_format(
+    "the reply was cut short in its tool calls (%s): %s", tostring(reason), fix) }
+end
+
 -- The end of a dialogue: its last reply `res`, with what the rounds made.
 local function finish (d, res)
   local o = d.o
@@ -293,6 +309,7 @@ local function run (client, wire, o, fut)
       d.usage_rounds[#d.usage_rounds + 1] = res.usage ~= nil and res.usage or null
       local calls, bad
       if toolset then calls, bad = A.tool_calls(res) end
+      if calls and not bad then bad = cut_calls(res) end
       if bad then
         bad.response = res
         return fail(bad)
