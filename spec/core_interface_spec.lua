@@ -116,8 +116,8 @@ describe("the C core's interfaces", function ()
         required = {}, items = { required = {} }, ["$defs"] = { anyOf = {} }, default = { enum = {} } }
       engine:submit("chat", ask { response_format = { type = "json_schema",
         json_schema = { name = "s", schema = schema } } }):wait()
-      local sent = srv:last().body
-      local function count (text) return select(2, sent:gsub(text:gsub("%p", "%%%0"), "")) end
+      local body = srv:last().body
+      local function count (text) return select(2, body:gsub(text:gsub("%p", "%%%0"), "")) end
       -- the properties named required, enum, examples: {} (key order is the table's)
       assert.equal(1, count '"required":{}')
       assert.equal(1, count '"examples":{}')
