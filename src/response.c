@@ -92,8 +92,10 @@ void aigc_response_callback_error (lua_State *L) {
   lua_pop(L, 1);
 }
 
-/* Copies the string-or-number member `key` of object v into the error on top. */
-static void copy_member (lua_State *L, aigc_request *r, const aigc_json_value *v, const char *key) {
+/* Copies the string-or-number member `key` of object v into the error on
+   top, as its field `as`. */
+static void copy_member_as (lua_State *L, aigc_request *r, const aigc_json_value *v,
+                            const char *key, const char *as) {
   const aigc_json_value *m = aigc_json_get(v, key);
   if (m == NULL)
     return;
@@ -105,7 +107,11 @@ static void copy_member (lua_State *L, aigc_request *r, const aigc_json_value *v
     lua_pushnumber(L, (lua_Number)m->u.d);
   else
     return;
-  lua_setfield(L, -2, key);
+  lua_setfield(L, -2, as);
+}
+
+static void copy_member (lua_State *L, aigc_request *r, const aigc_json_value *v, const char *key) {
+  copy_member_as(L, r, v, key, key);
 }
 
 /*
@@ -124,22 +130,27 @@ static void push_api_error (lua_State *L, aigc_request *r, const char *kind,
     copy_member(L, r, inner, "code");
     copy_member(L, r, inner, "param");
   }
-  else if (inner != NULL && inner->type == AIGC_JSON_STRING)
-    copy_member(L, r, v, "error");   /* {"error": "text"} (some servers) */
+  else if (inner != NULL && inner->type == AIGC_JSON_STRING) {
+    copy_member_as(L, r, v, "error", "message");   /* {"error": "text"} (Ollama, LM Studio) */
+    copy_member_as(L, r, v, "error_type", "type");   /* TGI's {"error", "error_type"} */
+  }
   else if (v->type == AIGC_JSON_OBJECT) {
+    /* No "error" member: the body is the error, as the SDKs read it (vLLM's
+       {"object": "error", "message", "type", "param", "code"}). A "type" of
+       "error" names the object (a Responses stream's error event), not the
+       error's type. */
+    const aigc_json_value *t = aigc_json_get(v, "type");
     copy_member(L, r, v, "message");
+    if (t == NULL || t->type != AIGC_JSON_STRING || t->len != 5 || memcmp(t->u.s, "error", 5) != 0)
+      copy_member(L, r, v, "type");
+    copy_member(L, r, v, "code");
+    copy_member(L, r, v, "param");
     copy_member(L, r, v, "detail");   /* FastAPI-style servers */
     if (lua_getfield(L, -1, "detail") == LUA_TSTRING) {
       lua_setfield(L, -2, "message");
     }
     else
       lua_pop(L, 1);
-  }
-  if (inner != NULL && inner->type == AIGC_JSON_STRING) {
-    lua_getfield(L, -1, "error");
-    lua_setfield(L, -2, "message");
-    lua_pushnil(L);
-    lua_setfield(L, -2, "error");
   }
   aigc_jsonlua_push(L, v);
   lua_setfield(L, -2, "body");
@@ -675,11 +686,8 @@ static const aigc_json_value *chunk_delta (const aigc_json_value *chunk, aigc_ki
 static void push_error_event (lua_State *L, aigc_request *r, int parsed,
                               const aigc_json_value *chunk, const char *data, size_t dlen) {
   if (parsed && chunk->type == AIGC_JSON_OBJECT) {
-    push_api_error(L, r, "api", chunk, "the server sent an error event");
-    if (aigc_json_get(chunk, "error") == NULL) {   /* the Responses API's: code, param at the top */
-      copy_member(L, r, chunk, "code");
-      copy_member(L, r, chunk, "param");
-    }
+    push_api_error(L, r, "api", chunk, "the server sent an error event");   /* (the Responses
+       API's: message, code, param at the top) */
     if (r->kind == AIGC_KIND_RESPONSES)
       aigc_response_add_partial(L, r);
   }

@@ -1,0 +1,92 @@
+-- The OpenAI-compatible servers the README names (Azure OpenAI, Ollama,
+-- llama.cpp's llama-server, vLLM, Hugging Face TGI, LM Studio, OpenRouter),
+-- as their wire really is: their error bodies, their stream quirks. Each
+-- answer comes byte for byte from a one-off server (spec/support/oneshot.lua),
+-- chosen by the request's model.
+local aigc = require "aigc"
+local oneshot = require "oneshot"
+
+-- luacheck: push ignore 631 (the bodies, one a line as the servers send them)
+local SERVER = [=[
+  local oneshot = require "oneshot"
+  local J, SSE = "application/json", "text/event-stream"
+  local function data (t) return "data: " .. t .. "\n\n" end
+  local function chunk (delta, finish, extra)
+    return data('{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",' .. (extra or "")
+      .. '"choices":[{"index":0,"delta":' .. delta .. ',"finish_reason":' .. (finish and ('"' .. finish .. '"') or "null") .. '}]}')
+  end
+  local CASES = {
+    -- vLLM (its ErrorResponse, at the top of the body)
+    ["vllm-400"] = { 400, J, '{"object":"error","message":"This model\'s maximum context length is 4096 tokens.","type":"BadRequestError","param":null,"code":400}' },
+    -- Hugging Face TGI
+    ["tgi-422"] = { 422, J, '{"error":"Input validation error: `inputs` must not be empty","error_type":"validation"}' },
+    ["tgi-stream-error"] = { 200, SSE, chunk('{"role":"assistant","content":"Hi"}')
+      .. 'event: error\ndata: {"error":"Request failed during generation: Server error: CUDA out of memory","error_type":"generation"}\n\n' },
+  }
+  local REASONS = { [200] = "OK", [400] = "Bad Request", [402] = "Payment Required", [404] = "Not Found",
+                    [422] = "Unprocessable Entity", [429] = "Too Many Requests", [503] = "Service Unavailable" }
+  local server = oneshot.listen()
+  while true do
+    local c, body = oneshot.read_request(server)
+    local model = body:match('"model":"([^"]*)"')
+    if model == "quit" then c:close(); break end
+    local case = CASES[model] or { 404, "text/plain", "no such case" }
+    c:send("HTTP/1.1 " .. case[1] .. " " .. REASONS[case[1]] .. "\r\nConnection: close\r\nContent-Type: "
+           .. case[2] .. "\r\nContent-Length: " .. #case[3] .. "\r\n\r\n" .. case[3])
+    c:close()
+  end
+]=]
+-- luacheck: pop
+
+describe("the OpenAI-compatible servers the README names", function ()
+  local port, child, client
+
+  setup(function () port, child = oneshot.start(SERVER) end)
+  teardown(function ()
+    local c = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0, timeout = 5 }
+    c:chat { model = "quit", messages = { { role = "user", content = "x" } } }
+    c:close()
+    child:wait(10)
+  end)
+  before_each(function ()
+    client = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0 }
+  end)
+  after_each(function () client:close() end)
+
+  local function chat (model, stream)
+    local deltas = {}
+    local res, err = client:chat { model = model, messages = { { role = "user", content = "Hi" } },
+                                   stream = stream and function (d) deltas[#deltas + 1] = d end or nil }
+    return res, err, table.concat(deltas)
+  end
+
+  describe("error bodies", function ()
+    it("vLLM's error at the top of the body: message, type and code kept", function ()
+      local res, err = chat("vllm-400")
+      assert.is_nil(res)
+      assert.equal("http", err.kind)
+      assert.equal(400, err.status)
+      assert.equal("This model's maximum context length is 4096 tokens.", err.message)
+      assert.equal("BadRequestError", err.type)
+      assert.equal(400, err.code)
+      assert.equal("error", err.body.object)
+    end)
+
+    it("TGI's error string and its error_type (as err.type)", function ()
+      local _, err = chat("tgi-422")
+      assert.equal("http", err.kind)
+      assert.equal(422, err.status)
+      assert.equal("Input validation error: `inputs` must not be empty", err.message)
+      assert.equal("validation", err.type)
+      assert.equal("validation", err.body.error_type)
+    end)
+
+    it("TGI's error event in a stream: kind api, its message and error_type, the partial reply", function ()
+      local _, err = chat("tgi-stream-error", true)
+      assert.equal("api", err.kind)
+      assert.equal("Request failed during generation: Server error: CUDA out of memory", err.message)
+      assert.equal("generation", err.type)
+      assert.equal("Hi", err.partial.choices[1].message.content)
+    end)
+  end)
+end)
