@@ -22,6 +22,15 @@ local SERVER = [=[
     ["tgi-422"] = { 422, J, '{"error":"Input validation error: `inputs` must not be empty","error_type":"validation"}' },
     ["tgi-stream-error"] = { 200, SSE, chunk('{"role":"assistant","content":"Hi"}')
       .. 'event: error\ndata: {"error":"Request failed during generation: Server error: CUDA out of memory","error_type":"generation"}\n\n' },
+    -- The Responses API (vLLM, LM Studio): response.completed ends the body
+    -- without the blank line after it
+    ["responses-unended"] = { 200, SSE, 'event: response.created\ndata: {"type":"response.created","sequence_number":0,"response":{"id":"r","object":"response","status":"in_progress","output":[]}}\n\n'
+      .. 'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":1,"output_index":0,"content_index":0,"delta":"Hi"}\n\n'
+      .. 'event: response.completed\ndata: {"type":"response.completed","sequence_number":2,"response":{"id":"r","object":"response","status":"completed","output":[{"type":"message","content":[{"type":"output_text","text":"Hi"}]}]}}\n' },
+    ["responses-unended-nolf"] = { 200, SSE, 'data: {"type":"response.created","sequence_number":0,"response":{"id":"r","object":"response","status":"in_progress","output":[]}}\n\n'
+      .. 'data: {"type":"response.completed","sequence_number":1,"response":{"id":"r","object":"response","status":"completed","output":[{"type":"message","content":[{"type":"output_text","text":"whole"}]}]}}' },
+    ["responses-cut"] = { 200, SSE, 'event: response.created\ndata: {"type":"response.created","sequence_number":0,"response":{"id":"r","object":"response","status":"in_progress","output":[]}}\n\n'
+      .. 'event: response.completed\ndata: {"type":"response.completed","sequence_number":1,"response":{"id":"r","obj' },
   }
   local REASONS = { [200] = "OK", [400] = "Bad Request", [402] = "Payment Required", [404] = "Not Found",
                     [422] = "Unprocessable Entity", [429] = "Too Many Requests", [503] = "Service Unavailable" }
@@ -87,6 +96,33 @@ describe("the OpenAI-compatible servers the README names", function ()
       assert.equal("Request failed during generation: Server error: CUDA out of memory", err.message)
       assert.equal("generation", err.type)
       assert.equal("Hi", err.partial.choices[1].message.content)
+    end)
+  end)
+
+  describe("a Responses stream whose response.completed ends the body without its blank line", function ()
+    local function respond (model)
+      local deltas = {}
+      local res, err = client:respond { model = model, input = "x",
+                                        stream = function (d) deltas[#deltas + 1] = d end }
+      return res, err, table.concat(deltas)
+    end
+
+    it("is a finished reply (after one line end, or none)", function ()
+      local res, err, text = respond("responses-unended")
+      assert.is_nil(err)
+      assert.equal("completed", res.status)
+      assert.equal("Hi", res.text)
+      assert.equal("Hi", text)
+      res, err = respond("responses-unended-nolf")
+      assert.is_nil(err)
+      assert.equal("whole", res.text)
+    end)
+
+    it("cut inside that event's data: still incomplete, kind stream", function ()
+      local res, err = respond("responses-cut")
+      assert.is_nil(res)
+      assert.equal("stream", err.kind)
+      assert.matches("ended before response.completed", err.message)
     end)
   end)
 end)

@@ -661,7 +661,10 @@ static int h2_early_answer_lost (const aigc_request *r, CURLcode code) {
 ** is the end the server meant, as the SDKs take it (they stop at [DONE],
 ** and do not ask for one). Only the end marker counts: any other event
 ** held unterminated may be the start of one the connection cut, and the
-** stream stays incomplete.
+** stream stays incomplete. The Responses API has no end marker: its last
+** event (response.completed...) is the end, and is taken when its data is
+** whole JSON, which a cut inside it cannot be (a cut one leaves the stream
+** incomplete, as before).
 */
 static int on_final_event (void *ud, const aigc_sse_event *ev) {
   aigc_request *r = (aigc_request *)ud;
@@ -669,6 +672,19 @@ static int on_final_event (void *ud, const aigc_sse_event *ev) {
   if ((ev->has_data && ev->data_len == 6 && memcmp(ev->data, "[DONE]", 6) == 0)
       || (ev->type_len == 4 && memcmp(ev->type, "done", 4) == 0))
     r->saw_done = 1;
+  else if (r->kind == AIGC_KIND_RESPONSES && ev->has_data) {
+    aigc_json_arena arena;
+    aigc_json_value v;
+    aigc_json_error err;
+    int whole;
+    aigc_json_arena_init(&arena);
+    whole = aigc_json_parse(&arena, ev->data, ev->data_len, 0, &v, &err) != AIGC_JSON_ESYNTAX;
+    aigc_json_arena_free(&arena);
+    if (whole && queue_event(r, ev->type, ev->type_len, ev->data, ev->data_len) != 0) {
+      r->abort_reason = AIGC_ABORT_NOMEM;
+      return 1;
+    }
+  }
   return 0;
 }
 
