@@ -4,6 +4,7 @@
 -- answer comes byte for byte from a one-off server (spec/support/oneshot.lua),
 -- chosen by the request's model.
 local aigc = require "aigc"
+local devserver = require "devserver"
 local oneshot = require "oneshot"
 
 -- luacheck: push ignore 631 (the bodies, one a line as the servers send them)
@@ -123,6 +124,46 @@ describe("the OpenAI-compatible servers the README names", function ()
       assert.is_nil(res)
       assert.equal("stream", err.kind)
       assert.matches("ended before response.completed", err.message)
+    end)
+  end)
+
+  describe("Azure OpenAI", function ()
+    local srv
+    setup(function () srv = devserver.start() end)
+    teardown(function () srv:stop() end)
+
+    local function chat_via (opts)
+      opts.max_retries, opts.api_key = 0, "azure-key-0123456789"
+      local c = aigc.client(opts)
+      local res, err = c:chat "Hi"
+      c:close()
+      return res, err, srv:last()
+    end
+
+    it("a base_url that names the deployment and its api-version, as the portal shows it: used as it is", function ()
+      local url = srv.url .. "/openai/deployments/dep?api-version=2024-10-21"
+      local res, err, last = chat_via { azure = true, base_url = url }
+      assert.is_nil(err)
+      assert.equal("dep", res.model)
+      assert.equal("/openai/deployments/dep/chat/completions", last.path)   -- (no second deployment)
+      assert.equal("2024-10-21", last.query["api-version"])
+      assert.equal("<redacted len=20>", last.headers["api-key"])   -- (the server's record hides it)
+      assert.is_nil(last.headers.authorization)
+      -- with a model and api_version too (which wins), or a trailing slash
+      res, err, last = chat_via { azure = true, base_url = srv.url .. "/openai/deployments/dep/", model = "other",
+                                  api_version = "2024-06-01" }
+      assert.is_nil(err)
+      assert.equal("/openai/deployments/dep/chat/completions", last.path)
+      assert.equal("2024-06-01", last.query["api-version"])
+    end)
+
+    it("an endpoint with a trailing slash, an AD token: /openai/deployments/<model>, Bearer token", function ()
+      local res, err, last = chat_via { azure = true, endpoint = srv.url .. "/", api_version = "2024-06-01",
+                                        model = "dep", azure_ad_token = "ad-token-0123456789" }
+      assert.is_nil(err)
+      assert.equal("dep", res.model)
+      assert.equal("/openai/deployments/dep/chat/completions", last.path)
+      assert.equal("<redacted len=26>", last.headers.authorization)   -- "Bearer ad-token-0123456789"
     end)
   end)
 end)

@@ -120,7 +120,7 @@ local function endpoint_of (opts)
     end
     if api_key == nil then api_key = env("AZURE_OPENAI_API_KEY") end
     local version = opts.api_version or env("OPENAI_API_VERSION")
-    if version == nil then
+    if version == nil and not base_url:find("[?&]api%-version=") then   -- (else the URL's is sent)
       field_error("client", 1, "opts.api_version", "Azure needs api_version (or $OPENAI_API_VERSION)")
     end
     query["api-version"] = version
@@ -292,7 +292,8 @@ function M.new (opts)
   end
   local engine = core.engine(config)
   local client = setmetatable({
-    _engine = engine, _azure = azure or nil, _hnames = names, _hlines = lines, _query = query,
+    -- (a base_url that names the deployment, as Azure's portal shows it, is not given a second one)
+    _engine = engine, _azure = azure and not real_base_url:find("/deployments/[^/]+$") or nil, _hnames = names, _hlines = lines, _query = query,
     _idempotency = opts.idempotency or nil, _log = opts.log, _typos = {},
     --- The base URL requests go to (read-only).
     base_url = base_url,
