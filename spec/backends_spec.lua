@@ -23,6 +23,13 @@ local SERVER = [=[
     ["tgi-422"] = { 422, J, '{"error":"Input validation error: `inputs` must not be empty","error_type":"validation"}' },
     ["tgi-stream-error"] = { 200, SSE, chunk('{"role":"assistant","content":"Hi"}')
       .. 'event: error\ndata: {"error":"Request failed during generation: Server error: CUDA out of memory","error_type":"generation"}\n\n' },
+    -- tool call deltas without "index": a call's argument pieces (Gemini's
+    -- OpenAI layer, proxies), whole calls one a chunk (Ollama before 0.5)
+    ["tools-pieces"] = { 200, SSE, chunk('{"role":"assistant","tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\\"city\\""}}]}')
+      .. chunk('{"tool_calls":[{"function":{"arguments":":\\"Paris\\"}"}}]}') .. chunk("{}", "tool_calls") .. "data: [DONE]\n\n" },
+    ["tools-whole"] = { 200, SSE, chunk('{"role":"assistant","content":"","tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\\"city\\":\\"Paris\\"}"}}]}')
+      .. chunk('{"role":"assistant","content":"","tool_calls":[{"id":"call_2","type":"function","function":{"name":"get_time","arguments":"{}"}}]}')
+      .. chunk('{"role":"assistant","content":""}', "tool_calls") .. "data: [DONE]\n\n" },
     -- The Responses API (vLLM, LM Studio): response.completed ends the body
     -- without the blank line after it
     ["responses-unended"] = { 200, SSE, 'event: response.created\ndata: {"type":"response.created","sequence_number":0,"response":{"id":"r","object":"response","status":"in_progress","output":[]}}\n\n'
@@ -97,6 +104,28 @@ describe("the OpenAI-compatible servers the README names", function ()
       assert.equal("Request failed during generation: Server error: CUDA out of memory", err.message)
       assert.equal("generation", err.type)
       assert.equal("Hi", err.partial.choices[1].message.content)
+    end)
+  end)
+
+  describe("tool call deltas without an index", function ()
+    it("a call's argument pieces make one call (Gemini's OpenAI layer, proxies)", function ()
+      local res, err = chat("tools-pieces", true)
+      assert.is_nil(err)
+      assert.equal("tool_calls", res.choices[1].finish_reason)
+      assert.same({ { id = "call_1", type = "function",
+                      ["function"] = { name = "get_weather", arguments = '{"city":"Paris"}' } } },
+                  res.choices[1].message.tool_calls)
+    end)
+
+    it("whole calls one a chunk, each with its id, stay apart (Ollama before 0.5)", function ()
+      local res, err = chat("tools-whole", true)
+      assert.is_nil(err)
+      local calls = res.choices[1].message.tool_calls
+      assert.equal(2, #calls)
+      assert.same({ "call_1", "get_weather", '{"city":"Paris"}' }, { calls[1].id, calls[1]["function"].name,
+                                                                    calls[1]["function"].arguments })
+      assert.same({ "call_2", "get_time", "{}" }, { calls[2].id, calls[2]["function"].name,
+                                                   calls[2]["function"].arguments })
     end)
   end)
 

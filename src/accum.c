@@ -843,6 +843,103 @@ static int merge_array (merge *M, aigc_json_value *arr, const aigc_json_value *d
   return AIGC_ACCUM_OK;
 }
 
+/* Whether every item of the array dv is an object with no "index" (or a
+   null one): tool call deltas as some servers send them. */
+static int unindexed_array (const aigc_json_value *dv) {
+  size_t i;
+  if (dv->type != AIGC_JSON_ARRAY || dv->len == 0 || dv->len > AIGC_ACCUM_MAX_INDEX + 1)
+    return 0;
+  for (i = 0; i < dv->len; i++)
+    if (dv->u.items[i].type != AIGC_JSON_OBJECT || index_of(&dv->u.items[i]) != -1)
+      return 0;
+  return 1;
+}
+
+/* The index each item of a tool call delta without indexes means (Ollama
+** before 0.5, Gemini's OpenAI layer, proxies send none): an "id" other than
+** the last call's starts a new call; no id, or the last call's, continues
+** it. `arr`: the calls so far (NULL: none), at the current path. Returns
+** 0, or -1 when they were not merged by index. */
+static int implied_indexes (const merge *M, const aigc_json_value *arr,
+                            const aigc_json_value *dv, int *idx) {
+  const aigc_json_value *last_id = NULL;
+  int last = -1, top = -1;
+  size_t i;
+  if (arr != NULL && arr->len > 0) {
+    const aigc_json_value *item = &arr->u.items[arr->len - 1];
+    size_t pos;
+    if (arr->type != AIGC_JSON_ARRAY || !index_mode(M, arr))
+      return -1;
+    for (i = 0; i < arr->len; i++)
+      if (acc_index(M, arr, i) > top)
+        top = acc_index(M, arr, i);
+    last = acc_index(M, arr, arr->len - 1);
+    pos = find_at(M, item, arr->len - 1, "id", 2);
+    last_id = pos == NOPOS ? NULL : &item->u.members[pos].value;
+  }
+  for (i = 0; i < dv->len; i++) {
+    const aigc_json_value *id = aigc_json_get(&dv->u.items[i], "id");
+    if (last < 0 || (id != NULL && id->type != AIGC_JSON_NULL
+                     && (last_id == NULL || !same_scalar(id, last_id)))) {
+      if (top >= AIGC_ACCUM_MAX_INDEX)
+        return -1;
+      last = ++top;
+      last_id = id;
+    }
+    idx[i] = last;
+  }
+  return 0;
+}
+
+/* Merges a tool call delta without indexes (dm, into obj at the current
+** path) as though each item had the index it means; -1 (nothing done) when
+** that cannot be told: the delta is then appended as any other array. */
+static int merge_unindexed_calls (merge *M, aigc_json_value *obj, const aigc_json_member *dm,
+                                  int *rc) {
+  static char index_key[] = "index";
+  const aigc_json_value *dv = &dm->value;
+  int idx[AIGC_ACCUM_MAX_INDEX + 1];
+  size_t pos = acc_find(M, obj, dm->key, dm->key_len), i;
+  aigc_json_value items, *arr = NULL;
+  aigc_json_member patched = *dm;
+  int ok;
+  if (pos != NOPOS) {
+    if ((*rc = push(M, pos)) != AIGC_ACCUM_OK)
+      return 0;
+    arr = &obj->u.members[pos].value;
+  }
+  ok = implied_indexes(M, arr, dv, idx) == 0;
+  if (pos != NOPOS)
+    pop(M);
+  if (!ok)
+    return -1;
+  /* A shallow copy of the delta, each item with its "index" last (the
+     last of repeated keys counts: a null one is overridden). */
+  items = *dv;
+  items.u.items = (aigc_json_value *)calloc(dv->len, sizeof(aigc_json_value));
+  for (i = 0; items.u.items != NULL && i < dv->len; i++) {
+    const aigc_json_value *d = &dv->u.items[i];
+    aigc_json_member *m = (aigc_json_member *)malloc((d->len + 1) * sizeof *m);
+    if (m == NULL)
+      break;
+    memcpy(m, d->u.members, d->len * sizeof *m);
+    m[d->len].key = index_key;
+    m[d->len].key_len = 5;
+    m[d->len].value.type = AIGC_JSON_INT;
+    m[d->len].value.len = m[d->len].value.cap = 0;
+    m[d->len].value.u.i = idx[i];
+    items.u.items[i] = *d;
+    items.u.items[i].len = d->len + 1;
+    items.u.items[i].u.members = m;
+  }
+  patched.value = items;
+  *rc = (items.u.items != NULL && i == dv->len) ? merge_member(M, obj, &patched) : AIGC_ACCUM_NOMEM;
+  for (i = 0; items.u.items != NULL && i < dv->len; i++)
+    free(items.u.items[i].u.members);
+  free(items.u.items);
+  return 0;
+}
+
 /*
 ** Merges one delta member into the object at the current path, by the
 ** rules in accum.h: absent -> added; null -> nothing; identifiers ->
@@ -851,9 +948,13 @@ static int merge_array (merge *M, aigc_json_value *arr, const aigc_json_value *d
 */
 static int merge_member (merge *M, aigc_json_value *obj, const aigc_json_member *dm) {
   const aigc_json_value *dv = &dm->value;
-  size_t pos = acc_find(M, obj, dm->key, dm->key_len);
+  size_t pos;
   aigc_json_value *av;
   int rc;
+  if (dm->key_len == 10 && key_is(dm, "tool_calls") && unindexed_array(dv)
+      && merge_unindexed_calls(M, obj, dm, &rc) == 0)
+    return rc;
+  pos = acc_find(M, obj, dm->key, dm->key_len);
   if (pos == NOPOS) {
     aigc_json_value nv;
     int want_fill;

@@ -247,6 +247,26 @@ TEST(test_repeated_tool_ids) {
   CHECK(stream_gives(AIGC_ACCUM_CHAT, chunks, TOOL_RESULT("\"\"")));
 }
 
+/* Tool call deltas without an index (Ollama before 0.5, Gemini's OpenAI
+** layer, proxies): a new id starts a call, no id or the same one continues
+** the last; a null index is no index. Before, every delta was a call. */
+TEST(test_unindexed_tool_calls) {
+  static const char *const chunks[] = {
+    CHUNK(DELTA(0, "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":["
+                   "{\"id\":\"call_a\",\"type\":\"function\",\"function\":"
+                   "{\"name\":\"get_weather\",\"arguments\":\"{\\\"ci\"}}]}")),
+    CHUNK(DELTA(0, "{\"tool_calls\":[{\"function\":{\"arguments\":\"ty\\\": \"}}]}")),
+    CHUNK(DELTA(0, "{\"tool_calls\":[{\"index\":null,\"id\":\"call_a\",\"function\":"
+                   "{\"arguments\":\"\\\"Paris\\\"}\"}},{\"id\":\"call_b\",\"type\":"
+                   "\"function\",\"function\":{\"name\":\"get_time\",\"arguments\":\"\"}}]}")),
+    CHUNK(DELTA(0, "{\"tool_calls\":[{\"id\":null,\"function\":{\"arguments\":"
+                   "\"{\\\"tz\\\":\"}},{\"function\":{\"arguments\":\"\\\"CET\\\"}\"}}]}")),
+    CHUNK(STOP(0, "tool_calls")),
+    NULL
+  };
+  CHECK(stream_gives(AIGC_ACCUM_CHAT, chunks, TOOL_RESULT("null")));
+}
+
 TEST(test_logprobs_and_refusal) {
   static const char *const chunks[] = {
     CHUNK("{\"index\":0,\"delta\":{\"role\":\"assistant\",\"refusal\":\"I can\"},"
@@ -720,14 +740,16 @@ TEST(test_nomem) {
     CHUNK(DELTA(0, "{\"role\":\"assistant\",\"content\":\"Hi\",\"tool_calls\":"
                    "[{\"index\":0,\"id\":\"c\",\"type\":\"function\",\"function\":"
                    "{\"name\":\"f\",\"arguments\":\"{\"}}]}")),
-    CHUNK(DELTA(1, "{\"role\":\"assistant\",\"content\":\"Yo\"}") ","
+    CHUNK(DELTA(1, "{\"role\":\"assistant\",\"content\":\"Yo\",\"tool_calls\":[{\"id\":\"e\","
+                   "\"function\":{\"name\":\"h\",\"arguments\":\"[1\"}}]}") ","
           DELTA(0, "{\"content\":\" there\",\"tool_calls\":[{\"index\":0,\"function\":"
                    "{\"arguments\":\"}\"}},{\"index\":1,\"id\":\"d\",\"function\":"
                    "{\"name\":\"g\",\"arguments\":\"[]\"}}]}")),
     "{\"usage\":{\"total_tokens\":5},\"object\":\"chat.completion.chunk\","
     "\"choices\":[{\"index\":2,\"delta\":{\"content\":\"new\"},\"logprobs\":"
     "{\"content\":[{\"token\":\"new\"}]},\"finish_reason\":\"stop\"}]}",
-    CHUNK(STOP(0, "stop") "," STOP(1, "stop")),
+    CHUNK(STOP(0, "stop") ",{\"index\":1,\"delta\":{\"tool_calls\":[{\"function\":"
+          "{\"arguments\":\"]\"}}]},\"finish_reason\":\"stop\"}"),
     NULL
   };
   aigc_accum a;
@@ -783,7 +805,8 @@ TEST(test_nomem) {
     "\"content\":\"Hi there\",\"tool_calls\":[{\"id\":\"c\",\"type\":\"function\","
     "\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}},{\"id\":\"d\",\"function\":"
     "{\"name\":\"g\",\"arguments\":\"[]\"}}]},\"logprobs\":null,\"finish_reason\":\"stop\"},"
-    "{\"index\":1,\"message\":{\"role\":\"assistant\",\"content\":\"Yo\"},\"logprobs\":null,"
+    "{\"index\":1,\"message\":{\"role\":\"assistant\",\"content\":\"Yo\",\"tool_calls\":"
+    "[{\"id\":\"e\",\"function\":{\"name\":\"h\",\"arguments\":\"[1]\"}}]},\"logprobs\":null,"
     "\"finish_reason\":\"stop\"},{\"index\":2,\"message\":{\"role\":\"assistant\","
     "\"content\":\"new\"},\"logprobs\":{\"content\":[{\"token\":\"new\"}]},"
     "\"finish_reason\":\"stop\"}],\"usage\":{\"total_tokens\":5}}"));
@@ -1028,6 +1051,7 @@ int main (void) {
   RUN(test_interleaved_choices);
   RUN(test_parallel_tool_calls);
   RUN(test_repeated_tool_ids);
+  RUN(test_unindexed_tool_calls);
   RUN(test_logprobs_and_refusal);
   RUN(test_completion_stream);
   RUN(test_azure_filter_skipped);
