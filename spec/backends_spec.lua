@@ -23,6 +23,9 @@ local SERVER = [=[
     ["tgi-422"] = { 422, J, '{"error":"Input validation error: `inputs` must not be empty","error_type":"validation"}' },
     ["tgi-stream-error"] = { 200, SSE, chunk('{"role":"assistant","content":"Hi"}')
       .. 'event: error\ndata: {"error":"Request failed during generation: Server error: CUDA out of memory","error_type":"generation"}\n\n' },
+    -- llama.cpp's server until late 2024: an "error:" field line, then the end (no [DONE])
+    ["llamacpp-stream-error"] = { 200, SSE, chunk('{"role":"assistant","content":"Hi"}')
+      .. 'error: {"code":500,"message":"Input prompt is too big compared to KV size.","type":"server_error"}\n\n' },
     -- tool call deltas without "index": a call's argument pieces (Gemini's
     -- OpenAI layer, proxies), whole calls one a chunk (Ollama before 0.5)
     ["tools-pieces"] = { 200, SSE, chunk('{"role":"assistant","tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\\"city\\""}}]}')
@@ -103,6 +106,18 @@ describe("the OpenAI-compatible servers the README names", function ()
       assert.equal("api", err.kind)
       assert.equal("Request failed during generation: Server error: CUDA out of memory", err.message)
       assert.equal("generation", err.type)
+      assert.equal("Hi", err.partial.choices[1].message.content)
+    end)
+  end)
+
+  describe("llama.cpp's error line in a stream (\"error: {...}\", no [DONE] after it)", function ()
+    it("is the request's error, kind api, with its message, code and type, and the partial reply", function ()
+      local res, err = chat("llamacpp-stream-error", true)
+      assert.is_nil(res)
+      assert.equal("api", err.kind)
+      assert.equal("Input prompt is too big compared to KV size.", err.message)
+      assert.equal(500, err.code)
+      assert.equal("server_error", err.type)
       assert.equal("Hi", err.partial.choices[1].message.content)
     end)
   end)

@@ -217,6 +217,13 @@ static int aigc_sse_line (aigc_sse *p, const char *s, size_t n, int held,
         if (aigc_buf_append(&p->type, v, vlen) != 0)
           return AIGC_SSE_NOMEM;
       }
+      else if (memcmp(s, "error", 5) == 0) {   /* llama.cpp's `error: {...}` (sse.h) */
+        p->seen_type = 1;
+        aigc_buf_clear(&p->type);
+        if (aigc_buf_append(&p->type, "error", 5) != 0)
+          return AIGC_SSE_NOMEM;
+        return aigc_sse_data(p, v, vlen, held);
+      }
       break;
     case 2:
       if (memcmp(s, "id", 2) == 0 &&

@@ -12,7 +12,9 @@
 **     colon is stripped; a line with no colon is a field with an empty value;
 **   - "event" sets the event type, "data" appends to the data (several data
 **     lines are joined with "\n"), "id" sets the id (ignored if it contains
-**     NUL), "retry" and unknown fields are ignored;
+**     NUL), "retry" and unknown fields are ignored; "error" (not WHATWG's:
+**     llama.cpp's server wrote its stream errors as `error: {...}` until
+**     late 2024) is read as "event: error" with its value as a data line;
 **   - a blank line dispatches the event if a "data" or "event" field was seen
 **     since the last dispatch, then resets data and type (the id persists, as
 **     in the WHATWG spec);

@@ -527,6 +527,21 @@ TEST(field_details) {
   rec_free(&o.r);
 }
 
+/* llama.cpp's server wrote a stream's error as an "error" field line (then
+** ended the stream without [DONE]): an "error" event with that data, not an
+** unknown field dropped with the error's text. */
+TEST(error_field_is_an_error_event) {
+  const char *s = "data: {\"a\":1}\n\nerror: {\"code\":500,\"message\":\"m\"}\n\n";
+  size_t cut;
+  for (cut = 0; cut <= strlen(s); cut++) {   /* however the bytes are cut */
+    outcome o;
+    parse_cuts(&o, s, strlen(s), &cut, 1, 0, 0);
+    CHECK_EQ_INT(o.r.n, 2);
+    CHECK(ev_is(&o.r, 1, "error", "{\"code\":500,\"message\":\"m\"}", "", 1));
+    rec_free(&o.r);
+  }
+}
+
 TEST(id_rules) {
   static const char s[] =
     "id: 1\ndata: a\n\n"
@@ -1157,6 +1172,7 @@ int main (void) {
   RUN(event_only_dispatches_without_data);
   RUN(blank_lines_alone_dispatch_nothing);
   RUN(field_details);
+  RUN(error_field_is_an_error_event);
   RUN(id_rules);
   RUN(type_and_data_reset_after_dispatch);
   RUN(nul_bytes_preserved);
