@@ -22,7 +22,24 @@ local SERVER = [=[
     -- Hugging Face TGI
     ["tgi-422"] = { 422, J, '{"error":"Input validation error: `inputs` must not be empty","error_type":"validation"}' },
     ["tgi-stream-error"] = { 200, SSE, chunk('{"role":"assistant","content":"Hi"}')
-      .. 'event: error\ndata: {"error":"Request failed during generation: Server error: CUDA out of memory","error_type":"generation"}\n\n' },
+      .. 'data: {"error":"Request failed during generation: Server error: CUDA out of memory","error_type":"generation"}\n\n' },
+    -- Ollama's native error (a string) and its /v1 one; llama.cpp's; Azure's content filter; OpenRouter's
+    ["ollama-404"] = { 404, J, '{"error":"model \'llama9\' not found"}' },
+    ["ollama-v1-404"] = { 404, J, '{"error":{"message":"model \\"llama9\\" not found, try pulling it first","type":"api_error","param":null,"code":null}}' },
+    ["llamacpp-400"] = { 400, J, '{"error":{"code":400,"message":"the request exceeds the available context size","type":"exceed_context_size_error","n_prompt_tokens":5000,"n_ctx":4096}}' },
+    ["azure-filter-400"] = { 400, J, '{"error":{"message":"The response was filtered due to the prompt triggering Azure OpenAI\'s content management policy.","type":null,"param":"prompt","code":"content_filter","status":400,"innererror":{"code":"ResponsibleAIPolicyViolation","content_filter_result":{"hate":{"filtered":true,"severity":"high"}}}}}' },
+    ["azure-filter-200"] = { 200, J, '{"id":"c1","object":"chat.completion","created":1,"model":"gpt-4o","prompt_filter_results":[{"prompt_index":0,"content_filter_results":{}}],"choices":[{"index":0,"finish_reason":"content_filter","message":{"role":"assistant","content":null},"content_filter_results":{"hate":{"filtered":true,"severity":"high"}}}]}' },
+    ["openrouter-402"] = { 402, J, '{"error":{"code":402,"message":"Insufficient credits","metadata":{"provider_name":null}}}' },
+    ["openrouter-mid-error"] = { 200, SSE, ": OPENROUTER PROCESSING\n\n" .. chunk('{"role":"assistant","content":"Hel"}')
+      .. data('{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","error":{"code":502,"message":"Provider disconnected"},"choices":[{"index":0,"delta":{"content":""},"finish_reason":"error"}]}')
+      .. "data: [DONE]\n\n" },
+    -- stream quirks: reasoning fields, llama.cpp's timings, OpenRouter's comments, chunks without choices or ids
+    ["reasoning"] = { 200, SSE, ": OPENROUTER PROCESSING\n\n" .. data('{"choices":[]}')
+      .. data('{"choices":[{"index":0,"delta":{"role":"assistant","content":null,"reasoning_content":"Two and","reasoning":"2+"}}]}')
+      .. data('{"choices":[{"index":0,"delta":{"reasoning_content":" two","reasoning":"2"}}]}')
+      .. data('{"choices":[{"index":0,"delta":{"content":"4"},"finish_reason":"stop"}]}')
+      .. data('{"id":"x","usage":{"prompt_tokens":2,"completion_tokens":1,"total_tokens":3},"timings":{"prompt_n":2,"predicted_n":1}}')
+      .. "data: [DONE]\n\n" },
     -- llama.cpp's server until late 2024: an "error:" field line, then the end (no [DONE])
     ["llamacpp-stream-error"] = { 200, SSE, chunk('{"role":"assistant","content":"Hi"}')
       .. 'error: {"code":500,"message":"Input prompt is too big compared to KV size.","type":"server_error"}\n\n' },
@@ -101,12 +118,56 @@ describe("the OpenAI-compatible servers the README names", function ()
       assert.equal("validation", err.body.error_type)
     end)
 
-    it("TGI's error event in a stream: kind api, its message and error_type, the partial reply", function ()
+    it("TGI's error in a stream (an event of data only, then the end): kind api, its message and error_type, the partial reply", function ()
       local _, err = chat("tgi-stream-error", true)
       assert.equal("api", err.kind)
       assert.equal("Request failed during generation: Server error: CUDA out of memory", err.message)
       assert.equal("generation", err.type)
       assert.equal("Hi", err.partial.choices[1].message.content)
+    end)
+  end)
+
+  describe("error bodies the module already read right", function ()
+    it("Ollama's string error (native and /v1 shapes), llama.cpp's object: message, type, code", function ()
+      local _, err = chat("ollama-404")
+      assert.same({ "http", 404, "model 'llama9' not found" }, { err.kind, err.status, err.message })
+      _, err = chat("ollama-v1-404")
+      assert.same({ 404, 'model "llama9" not found, try pulling it first', "api_error" }, { err.status, err.message, err.type })
+      _, err = chat("llamacpp-400")
+      assert.same({ 400, "the request exceeds the available context size", "exceed_context_size_error", 400 },
+                  { err.status, err.message, err.type, err.code })
+      assert.equal(4096, err.body.error.n_ctx)
+    end)
+
+    it("Azure's content filter: a 400 with code, param and innererror; a 200 whose finish_reason says it", function ()
+      local _, err = chat("azure-filter-400")
+      assert.same({ "http", 400, "content_filter", "prompt" }, { err.kind, err.status, err.code, err.param })
+      assert.equal("ResponsibleAIPolicyViolation", err.body.error.innererror.code)
+      local res = assert(chat("azure-filter-200"))
+      assert.equal("content_filter", res.choices[1].finish_reason)
+      assert.is_true(res.choices[1].content_filter_results.hate.filtered)
+      assert.is_nil(res.text)
+    end)
+
+    it("OpenRouter: a 402 with its metadata; an error inside a 200 stream, after its comment lines", function ()
+      local _, err = chat("openrouter-402")
+      assert.same({ "http", 402, "Insufficient credits", 402 }, { err.kind, err.status, err.message, err.code })
+      assert.is_table(err.body.error.metadata)
+      _, err = chat("openrouter-mid-error", true)
+      assert.same({ "api", 200, "Provider disconnected", 502 }, { err.kind, err.status, err.message, err.code })
+      assert.equal("Hel", err.partial.choices[1].message.content)
+    end)
+  end)
+
+  describe("stream quirks", function ()
+    it("reasoning_content (vLLM, llama.cpp) and reasoning (OpenRouter) are kept whole; timings and usage too", function ()
+      local res, err, text = chat("reasoning", true)
+      assert.is_nil(err)
+      local msg = res.choices[1].message
+      assert.same({ "4", "Two and two", "2+2" }, { msg.content, msg.reasoning_content, msg.reasoning })
+      assert.equal("4", text)   -- (the deltas are the content's)
+      assert.equal(3, res.usage.total_tokens)
+      assert.equal(1, res.timings.predicted_n)
     end)
   end)
 
