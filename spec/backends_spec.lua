@@ -118,7 +118,7 @@ describe("the OpenAI-compatible servers the README names", function ()
       assert.equal("validation", err.body.error_type)
     end)
 
-    it("TGI's error in a stream (an event of data only, then the end): kind api, its message and error_type, the partial reply", function ()
+    it("TGI's error in a stream (an event of data only, then the end): kind api, message, type, partial", function ()
       local _, err = chat("tgi-stream-error", true)
       assert.equal("api", err.kind)
       assert.equal("Request failed during generation: Server error: CUDA out of memory", err.message)
@@ -132,7 +132,8 @@ describe("the OpenAI-compatible servers the README names", function ()
       local _, err = chat("ollama-404")
       assert.same({ "http", 404, "model 'llama9' not found" }, { err.kind, err.status, err.message })
       _, err = chat("ollama-v1-404")
-      assert.same({ 404, 'model "llama9" not found, try pulling it first', "api_error" }, { err.status, err.message, err.type })
+      assert.same({ 404, 'model "llama9" not found, try pulling it first', "api_error" },
+                  { err.status, err.message, err.type })
       _, err = chat("llamacpp-400")
       assert.same({ 400, "the request exceeds the available context size", "exceed_context_size_error", 400 },
                   { err.status, err.message, err.type, err.code })
@@ -160,7 +161,7 @@ describe("the OpenAI-compatible servers the README names", function ()
   end)
 
   describe("stream quirks", function ()
-    it("reasoning_content (vLLM, llama.cpp) and reasoning (OpenRouter) are kept whole; timings and usage too", function ()
+    it("reasoning_content (vLLM, llama.cpp) and reasoning (OpenRouter) are kept whole; timings, usage too", function ()
       local res, err, text = chat("reasoning", true)
       assert.is_nil(err)
       local msg = res.choices[1].message
@@ -258,6 +259,7 @@ describe("the OpenAI-compatible servers the README names", function ()
       res, err, last = chat_via { azure = true, base_url = srv.url .. "/openai/deployments/dep/", model = "other",
                                   api_version = "2024-06-01" }
       assert.is_nil(err)
+      assert.equal("dep", res.model)   -- (the bundled server answers as the deployment in the path)
       assert.equal("/openai/deployments/dep/chat/completions", last.path)
       assert.equal("2024-06-01", last.query["api-version"])
     end)
