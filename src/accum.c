@@ -896,7 +896,7 @@ static int implied_indexes (const merge *M, const aigc_json_value *arr,
 ** that cannot be told: the delta is then appended as any other array. */
 static int merge_unindexed_calls (merge *M, aigc_json_value *obj, const aigc_json_member *dm,
                                   int *rc) {
-  static char index_key[] = "index";
+  char index_key[] = "index";   /* (the merge copies keys; no global) */
   const aigc_json_value *dv = &dm->value;
   int idx[AIGC_ACCUM_MAX_INDEX + 1];
   size_t pos = acc_find(M, obj, dm->key, dm->key_len), i;

@@ -293,7 +293,8 @@ function M.new (opts)
   local engine = core.engine(config)
   local client = setmetatable({
     -- (a base_url that names the deployment, as Azure's portal shows it, is not given a second one)
-    _engine = engine, _azure = azure and not real_base_url:find("/deployments/[^/]+$") or nil, _hnames = names, _hlines = lines, _query = query,
+    _azure = azure and not real_base_url:find("/deployments/[^/]+$") or nil,
+    _engine = engine, _hnames = names, _hlines = lines, _query = query,
     _idempotency = opts.idempotency or nil, _log = opts.log, _typos = {},
     --- The base URL requests go to (read-only).
     base_url = base_url,
