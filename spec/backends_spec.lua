@@ -40,6 +40,13 @@ local SERVER = [=[
       .. data('{"choices":[{"index":0,"delta":{"content":"4"},"finish_reason":"stop"}]}')
       .. data('{"id":"x","usage":{"prompt_tokens":2,"completion_tokens":1,"total_tokens":3},"timings":{"prompt_n":2,"predicted_n":1}}')
       .. "data: [DONE]\n\n" },
+    -- OpenRouter's reasoning_details, as it streams them: every piece repeats "format" and "index"
+    ["openrouter-reasoning"] = { 200, SSE, chunk('{"role":"assistant","content":"","reasoning":null,"reasoning_details":[]}')
+      .. chunk('{"role":"assistant","content":"","reasoning":null,"reasoning_details":[{"type":"reasoning.text","text":"","signature":"","format":"anthropic-claude-v1","index":0}]}')
+      .. chunk('{"role":"assistant","content":"","reasoning":"The user","reasoning_details":[{"type":"reasoning.text","text":"The user","format":"anthropic-claude-v1","index":0}]}')
+      .. chunk('{"role":"assistant","content":"","reasoning":" asks","reasoning_details":[{"type":"reasoning.text","text":" asks","format":"anthropic-claude-v1","index":0}]}')
+      .. chunk('{"role":"assistant","content":"","reasoning":null,"reasoning_details":[{"type":"reasoning.text","signature":"EqcDCkgICBAC","format":"anthropic-claude-v1","index":0}]}')
+      .. chunk('{"role":"assistant","content":"Hi"}', "stop") .. "data: [DONE]\n\n" },
     -- llama.cpp's server until late 2024: an "error:" field line, then the end (no [DONE])
     ["llamacpp-stream-error"] = { 200, SSE, chunk('{"role":"assistant","content":"Hi"}')
       .. 'error: {"code":500,"message":"Input prompt is too big compared to KV size.","type":"server_error"}\n\n' },
@@ -169,6 +176,17 @@ describe("the OpenAI-compatible servers the README names", function ()
       assert.equal("4", text)   -- (the deltas are the content's)
       assert.equal(3, res.usage.total_tokens)
       assert.equal(1, res.timings.predicted_n)
+    end)
+  end)
+
+  describe("OpenRouter's reasoning_details in a stream", function ()
+    it("merge into one item as a reply not streamed has it: the format once, text and signature whole", function ()
+      local res, err = chat("openrouter-reasoning", true)
+      assert.is_nil(err)
+      local msg = res.choices[1].message
+      assert.equal("The user asks", msg.reasoning)
+      assert.same({ { type = "reasoning.text", text = "The user asks", signature = "EqcDCkgICBAC",
+                      format = "anthropic-claude-v1", index = 0 } }, msg.reasoning_details)
     end)
   end)
 

@@ -54,6 +54,7 @@ static int replaces (const aigc_json_member *m) {
     case 2: return key_is(m, "id");
     case 4: return key_is(m, "type") || key_is(m, "name") || key_is(m, "role");
     case 5: return key_is(m, "index");
+    case 6: return key_is(m, "format");   /* OpenRouter's reasoning_details items */
     case 13: return key_is(m, "finish_reason");
     default: return 0;
   }

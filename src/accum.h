@@ -22,10 +22,11 @@
 **   - Merging a delta object into an accumulated object, member by member:
 **       absent in acc          -> copied in (null too);
 **       delta value null       -> no change;
-**       key "index", "type", "id", "name", "role", "finish_reason"
-**                               -> replaced (so a server that repeats a
+**       key "index", "type", "id", "name", "role", "finish_reason",
+**       "format"                -> replaced (so a server that repeats a
 **                                  tool call's id/name in every delta does
-**                                  not double them);
+**                                  not double them, nor OpenRouter the
+**                                  "format" of each reasoning_details item);
 **       both strings            -> appended (content, refusal, arguments,
 **                                  text, reasoning_content, ...);
 **       both objects            -> merged recursively;

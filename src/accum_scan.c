@@ -272,7 +272,7 @@ static int unchanged (const aigc_json_value *obj, const scan_member *v, int top)
   if (!same(av, v))
     return 0;
   return top || v->type != AIGC_JSON_STRING || IS_KEY(v, "id") || IS_KEY(v, "type")
-         || IS_KEY(v, "name") || IS_KEY(v, "role") || IS_KEY(v, "finish_reason");
+         || IS_KEY(v, "name") || IS_KEY(v, "role") || IS_KEY(v, "finish_reason") || IS_KEY(v, "format");
 }
 
 /* The top level: nothing but "choices" may change. */

@@ -267,6 +267,25 @@ TEST(test_unindexed_tool_calls) {
   CHECK(stream_gives(AIGC_ACCUM_CHAT, chunks, TOOL_RESULT("null")));
 }
 
+/* OpenRouter repeats "format" (and "index") in every reasoning_details
+** piece: it is replaced, not appended ("anthropic-claude-v1" once). */
+TEST(test_reasoning_details_format) {
+  static const char *const chunks[] = {
+    CHUNK(DELTA(0, "{\"role\":\"assistant\",\"content\":\"\",\"reasoning_details\":[]}")),
+    CHUNK(DELTA(0, "{\"reasoning_details\":[{\"type\":\"reasoning.text\",\"text\":\"a\","
+                   "\"format\":\"f-v1\",\"index\":0}]}")),
+    CHUNK(DELTA(0, "{\"reasoning_details\":[{\"type\":\"reasoning.text\",\"text\":\"b\","
+                   "\"format\":\"f-v1\",\"index\":0}]}")),
+    CHUNK(STOP(0, "stop")),
+    NULL
+  };
+  CHECK(stream_gives(AIGC_ACCUM_CHAT, chunks,
+    "{" OUTHEAD ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+    "\"content\":\"\",\"reasoning_details\":[{\"type\":\"reasoning.text\","
+    "\"text\":\"ab\",\"format\":\"f-v1\",\"index\":0}]},\"logprobs\":null,"
+    "\"finish_reason\":\"stop\"}],\"usage\":null}"));
+}
+
 TEST(test_logprobs_and_refusal) {
   static const char *const chunks[] = {
     CHUNK("{\"index\":0,\"delta\":{\"role\":\"assistant\",\"refusal\":\"I can\"},"
@@ -1052,6 +1071,7 @@ int main (void) {
   RUN(test_parallel_tool_calls);
   RUN(test_repeated_tool_ids);
   RUN(test_unindexed_tool_calls);
+  RUN(test_reasoning_details_format);
   RUN(test_logprobs_and_refusal);
   RUN(test_completion_stream);
   RUN(test_azure_filter_skipped);
