@@ -57,6 +57,9 @@ local SERVER = [=[
     ["tools-whole"] = { 200, SSE, chunk('{"role":"assistant","content":"","tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\\"city\\":\\"Paris\\"}"}}]}')
       .. chunk('{"role":"assistant","content":"","tool_calls":[{"id":"call_2","type":"function","function":{"name":"get_time","arguments":"{}"}}]}')
       .. chunk('{"role":"assistant","content":""}', "tool_calls") .. "data: [DONE]\n\n" },
+    ["tools-no-ids"] = { 200, SSE, chunk('{"role":"assistant","tool_calls":[{"id":"","type":"function","function":{"name":"get_weather","arguments":"{}"}}]}')
+      .. chunk('{"tool_calls":[{"id":"","type":"function","function":{"name":"get_time","arguments":"{}"}}]}') .. chunk("{}", "tool_calls")
+      .. "data: [DONE]\n\n" },
     -- The Responses API (vLLM, LM Studio): response.completed ends the body
     -- without the blank line after it
     ["responses-unended"] = { 200, SSE, 'event: response.created\ndata: {"type":"response.created","sequence_number":0,"response":{"id":"r","object":"response","status":"in_progress","output":[]}}\n\n'
@@ -221,6 +224,14 @@ describe("the OpenAI-compatible servers the README names", function ()
                                                                     calls[1]["function"].arguments })
       assert.same({ "call_2", "get_time", "{}" }, { calls[2].id, calls[2]["function"].name,
                                                    calls[2]["function"].arguments })
+    end)
+
+    it("whole calls with an empty id: each function name starts a call (Gemini's OpenAI layer)", function ()
+      local res, err = chat("tools-no-ids", true)
+      assert.is_nil(err)
+      local calls = res.choices[1].message.tool_calls
+      assert.same({ "get_weather", "get_time" }, { calls[1]["function"].name, calls[2]["function"].name })
+      assert.same({ "{}", "{}" }, { calls[1]["function"].arguments, calls[2]["function"].arguments })
     end)
   end)
 

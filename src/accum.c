@@ -844,8 +844,7 @@ static int merge_array (merge *M, aigc_json_value *arr, const aigc_json_value *d
   return AIGC_ACCUM_OK;
 }
 
-/* Whether every item of the array dv is an object with no "index" (or a
-   null one): tool call deltas as some servers send them. */
+/* Whether every item of dv is an object without "index" (or a null one). */
 static int unindexed_array (const aigc_json_value *dv) {
   size_t i;
   if (dv->type != AIGC_JSON_ARRAY || dv->len == 0 || dv->len > AIGC_ACCUM_MAX_INDEX + 1)
@@ -858,9 +857,10 @@ static int unindexed_array (const aigc_json_value *dv) {
 
 /* The index each item of a tool call delta without indexes means (Ollama
 ** before 0.5, Gemini's OpenAI layer, proxies send none): an "id" other than
-** the last call's starts a new call; no id, or the last call's, continues
-** it. `arr`: the calls so far (NULL: none), at the current path. Returns
-** 0, or -1 when they were not merged by index. */
+** the last call's starts a new call, the last call's continues it; without
+** an id (or with ""), a function name starts one and a piece with none
+** continues. `arr`: the calls so far (NULL: none), at the current path.
+** Returns 0, or -1 when they were not merged by index. */
 static int implied_indexes (const merge *M, const aigc_json_value *arr,
                             const aigc_json_value *dv, int *idx) {
   const aigc_json_value *last_id = NULL;
@@ -880,12 +880,14 @@ static int implied_indexes (const merge *M, const aigc_json_value *arr,
   }
   for (i = 0; i < dv->len; i++) {
     const aigc_json_value *id = aigc_json_get(&dv->u.items[i], "id");
-    if (last < 0 || (id != NULL && id->type != AIGC_JSON_NULL
-                     && (last_id == NULL || !same_scalar(id, last_id)))) {
+    const aigc_json_value *name = aigc_json_get(aigc_json_get(&dv->u.items[i], "function"), "name");
+    int has_id = id != NULL && id->type != AIGC_JSON_NULL && !(id->type == AIGC_JSON_STRING && id->len == 0);
+    if (last < 0 || (has_id ? last_id == NULL || !same_scalar(id, last_id)
+                            : name != NULL && name->type == AIGC_JSON_STRING)) {
       if (top >= AIGC_ACCUM_MAX_INDEX)
         return -1;
       last = ++top;
-      last_id = id;
+      last_id = has_id ? id : NULL;
     }
     idx[i] = last;
   }

@@ -264,7 +264,25 @@ TEST(test_unindexed_tool_calls) {
     CHUNK(STOP(0, "tool_calls")),
     NULL
   };
+  /* whole calls with an empty id, one a chunk then two in one (Gemini's
+     OpenAI layer): a name starts each */
+  static const char *const whole[] = {
+    CHUNK(DELTA(0, "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":["
+                   "{\"id\":\"\",\"type\":\"function\",\"function\":{\"name\":\"f\","
+                   "\"arguments\":\"1\"}}]}")),
+    CHUNK(DELTA(0, "{\"tool_calls\":[{\"id\":\"\",\"type\":\"function\",\"function\":"
+                   "{\"name\":\"g\",\"arguments\":\"2\"}},{\"function\":{\"name\":\"h\","
+                   "\"arguments\":\"3\"}}]}")),
+    CHUNK(STOP(0, "tool_calls")),
+    NULL
+  };
   CHECK(stream_gives(AIGC_ACCUM_CHAT, chunks, TOOL_RESULT("null")));
+  CHECK(stream_gives(AIGC_ACCUM_CHAT, whole,
+    "{" OUTHEAD ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+    "\"content\":null,\"tool_calls\":[{\"id\":\"\",\"type\":\"function\",\"function\":"
+    "{\"name\":\"f\",\"arguments\":\"1\"}},{\"id\":\"\",\"type\":\"function\",\"function\":"
+    "{\"name\":\"g\",\"arguments\":\"2\"}},{\"function\":{\"name\":\"h\",\"arguments\":\"3\"}}]},"
+    "\"logprobs\":null,\"finish_reason\":\"tool_calls\"}],\"usage\":null}"));
 }
 
 /* OpenRouter repeats "format" (and "index") in every reasoning_details
