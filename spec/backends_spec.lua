@@ -300,6 +300,9 @@ describe("the OpenAI-compatible servers the README names", function ()
       assert.equal("dep", res.model)
       assert.equal("/openai/deployments/dep/chat/completions", last.path)
       assert.equal("<redacted len=26>", last.headers.authorization)   -- "Bearer ad-token-0123456789"
+      -- the token alone, as the SDKs send it: not the key too (here api_key, as $AZURE_OPENAI_API_KEY
+      -- would give it), which Azure would check instead
+      assert.is_nil(last.headers["api-key"])
     end)
   end)
 end)

@@ -208,10 +208,11 @@ local function default_headers (opts, azure, api_key)
   set("Accept", "application/json")
   set("Content-Type", "application/json")
   set("User-Agent", USER_AGENT)
-  if api_key ~= nil then
+  if azure and opts.azure_ad_token then   -- (the token, not the key too: the SDKs send one of them)
+    set("Authorization", "Bearer " .. opts.azure_ad_token)
+  elseif api_key ~= nil then
     if azure then set("api-key", api_key) else set("Authorization", "Bearer " .. api_key) end
   end
-  if azure and opts.azure_ad_token then set("Authorization", "Bearer " .. opts.azure_ad_token) end
   local org = opts.organization or (not azure and env("OPENAI_ORG_ID")) or nil
   local project = opts.project or (not azure and env("OPENAI_PROJECT_ID")) or nil
   if org then set("OpenAI-Organization", org) end
