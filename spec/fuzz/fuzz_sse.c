@@ -159,6 +159,15 @@ static int ref_line (ref *r, const char *s, size_t n, evlog *l) {
     ref_put(&r->type, s + vstart, n - vstart);
     r->seen_type = 1;
   }
+  else if (name == 5 && memcmp(s, "error", 5) == 0) {   /* llama.cpp's (sse.h) */
+    aigc_buf_clear(&r->type);
+    ref_put(&r->type, "error", 5);
+    r->seen_type = 1;
+    if (r->seen_data)
+      ref_put(&r->data, "\n", 1);
+    ref_put(&r->data, s + vstart, n - vstart);
+    r->seen_data = 1;
+  }
   else if (name == 2 && memcmp(s, "id", 2) == 0) {
     for (i = vstart; i < n && s[i] != '\0'; i++)
       ;
