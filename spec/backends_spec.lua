@@ -293,6 +293,28 @@ describe("the OpenAI-compatible servers the README names", function ()
       assert.equal("2024-06-01", last.query["api-version"])
     end)
 
+    it("streams without the default stream_options before api-version 2024-09-01, which refuse it", function ()
+      local function body_sent (version, params)
+        local c = aigc.client { azure = true, endpoint = srv.url, api_version = version, api_key = "k", model = "dep",
+                                max_retries = 0 }
+        params = params or {}
+        params.messages, params.stream = { { role = "user", content = "Hi" } }, function () end
+        local res, err = c:chat(params)
+        c:close()
+        assert.is_nil(err)
+        assert.equal("stop", res.choices[1].finish_reason)
+        return srv:last().body_json
+      end
+      assert.is_nil(body_sent("2024-06-01").stream_options)   -- (the version the README shows)
+      assert.is_nil(body_sent("2024-08-01-preview").stream_options)
+      assert.same({ include_usage = true }, body_sent("2024-10-21").stream_options)
+      assert.same({ include_usage = true }, body_sent("2024-09-01-preview").stream_options)
+      assert.same({ include_usage = true }, body_sent("preview").stream_options)
+      -- the caller's own is sent as given
+      assert.same({ include_usage = true }, body_sent("2024-06-01", { stream_options = { include_usage = true } })
+                                            .stream_options)
+    end)
+
     it("an endpoint with a trailing slash, an AD token: /openai/deployments/<model>, Bearer token", function ()
       local res, err, last = chat_via { azure = true, endpoint = srv.url .. "/", api_version = "2024-06-01",
                                         model = "dep", azure_ad_token = "ad-token-0123456789" }

@@ -50,6 +50,8 @@ typedef struct aigc_submit {
   int stream;                   /* params.stream is true or a callable, or opts.events */
   int quiet_stream;             /* opts.stream_field == false: a stream of events whose
                                    body says so its own way (speech's stream_format) */
+  int no_stream_usage;          /* opts.stream_usage == false: no default stream_options
+                                   (a server that refuses the field: older Azure versions) */
   const char *path;             /* anchored by opts (argument 4) */
   const char *query;            /* the call's own, or NULL: the client's */
   aigc_argctx cx;               /* who to blame for misuse (opts.fname, opts.arg) */

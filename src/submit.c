@@ -54,13 +54,14 @@ enum {   /* bits of aigc_submit.opts_keys: opts_names' order */
   AIGC_OK_HEADERS = 1 << 7, AIGC_OK_METHOD = 1 << 8, AIGC_OK_ABSOLUTE = 1 << 9,
   AIGC_OK_FORM = 1 << 10, AIGC_OK_SINK = 1 << 11, AIGC_OK_ON_DONE = 1 << 12,
   AIGC_OK_ON_ERROR = 1 << 13, AIGC_OK_WATCH = 1 << 14, AIGC_OK_SECRETS = 1 << 15,
+  AIGC_OK_STREAM_USAGE = 1 << 16,
   /* what aigc_form_read reads (form.c) */
   AIGC_OK_BODY = AIGC_OK_METHOD | AIGC_OK_ABSOLUTE | AIGC_OK_FORM | AIGC_OK_EVENTS | AIGC_OK_SINK
 };
 static const key_name opts_names[] = {
   KEY("path"), KEY("query"), KEY("fname"), KEY("arg"), KEY("events"), KEY("stream_field"),
   KEY("deadline"), KEY("headers"), KEY("method"), KEY("absolute"), KEY("form"), KEY("sink"),
-  KEY("on_done"), KEY("on_error"), KEY("watch"), KEY("secrets"), { NULL, 0 }
+  KEY("on_done"), KEY("on_error"), KEY("watch"), KEY("secrets"), KEY("stream_usage"), { NULL, 0 }
 };
 
 /* The bits of `names` present as keys of the table at t (every bit when
@@ -121,6 +122,9 @@ static void read_opts (lua_State *L, aigc_submit *s) {
   lua_pop(L, 1);
   if (get_key(L, 4, k, AIGC_OK_STREAM_FIELD, "stream_field") == LUA_TBOOLEAN)
     s->quiet_stream = !lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (get_key(L, 4, k, AIGC_OK_STREAM_USAGE, "stream_usage") == LUA_TBOOLEAN)
+    s->no_stream_usage = !lua_toboolean(L, -1);
   lua_pop(L, 1);
 }
 
@@ -368,7 +372,8 @@ aigc_request *aigc_request_new (lua_State *L, aigc_roster *ro, const aigc_submit
     ;   /* the form is the body */
   else if (!aigc_kind_bodiless(s->kind) && s->has_params)
     aigc_jsonlua_encode_params(L, 3, &r->body, lua_tostring(L, 5), s->stream && !s->quiet_stream,
-                               s->kind == AIGC_KIND_CHAT || s->kind == AIGC_KIND_COMPLETION, &s->cx);
+                               (s->kind == AIGC_KIND_CHAT || s->kind == AIGC_KIND_COMPLETION)
+                               && !s->no_stream_usage, &s->cx);
   else if (!aigc_kind_bodiless(s->kind) && aigc_buf_append(&r->body, "{}", 2) != 0)
     luaL_error(L, "not enough memory");
   /* The last Lua allocation (it may grow the engine's tables). */

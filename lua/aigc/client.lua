@@ -274,6 +274,10 @@ function M.new (opts)
     end
   end
   for k, v in pairs(opts.query or {}) do query[k] = v ~= null and v or nil end
+  -- Azure refuses stream_options before api-version 2024-09-01 ("Unknown parameter"): streams
+  -- there go without the default one (and so without a usage chunk)
+  local version = azure and query["api-version"]
+  local old_azure = type(version) == "string" and version:find("^%d%d%d%d%-%d%d%-%d%d") and version < "2024-09-01"
   local secrets = client_secrets(api_key, opts.azure_ad_token, real_base_url, query, opts.proxy)
   if opts.insecure and not insecure_warned then
     insecure_warned = true
@@ -295,7 +299,7 @@ function M.new (opts)
   local client = setmetatable({
     -- (a base_url that names the deployment, as Azure's portal shows it, is not given a second one)
     _azure = azure and not real_base_url:find("/deployments/[^/]+$") or nil,
-    _engine = engine, _hnames = names, _hlines = lines, _query = query,
+    _engine = engine, _hnames = names, _hlines = lines, _query = query, _no_stream_usage = old_azure or nil,
     _idempotency = opts.idempotency or nil, _log = opts.log, _typos = {},
     --- The base URL requests go to (read-only).
     base_url = base_url,
@@ -378,6 +382,7 @@ local function call_opts (self, api, params, path, fname, argn, body_opts)
     end
     opts.path = "/deployments/" .. urlencode(model) .. (path or DEFAULT_PATH[api])
   end
+  if self._no_stream_usage then opts.stream_usage = false end
   if params.headers ~= nil or params.extra_headers ~= nil or params.idempotency_key ~= nil or self._idempotency then
     opts.headers = call_headers(self, params)   -- (most calls have none: no call)
   end
