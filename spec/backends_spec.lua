@@ -60,6 +60,11 @@ local SERVER = [=[
     ["tools-no-ids"] = { 200, SSE, chunk('{"role":"assistant","tool_calls":[{"id":"","type":"function","function":{"name":"get_weather","arguments":"{}"}}]}')
       .. chunk('{"tool_calls":[{"id":"","type":"function","function":{"name":"get_time","arguments":"{}"}}]}') .. chunk("{}", "tool_calls")
       .. "data: [DONE]\n\n" },
+    -- continuation pieces with "id":"" and "name":"" (DeepSeek, Qwen, GLM behind OpenAI-compatible servers)
+    ["tools-empty-ids"] = { 200, SSE, chunk('{"role":"assistant","tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":""}}]}', nil, '"system_fingerprint":"",')
+      .. chunk('{"tool_calls":[{"index":0,"id":"","type":"function","function":{"name":"","arguments":"{\\"city\\":"}}]}')
+      .. chunk('{"tool_calls":[{"index":0,"id":"","type":"function","function":{"name":"","arguments":"\\"Paris\\"}"}}]}')
+      .. chunk("{}", "tool_calls") .. "data: [DONE]\n\n" },
     -- The Responses API (vLLM, LM Studio): response.completed ends the body
     -- without the blank line after it
     ["responses-unended"] = { 200, SSE, 'event: response.created\ndata: {"type":"response.created","sequence_number":0,"response":{"id":"r","object":"response","status":"in_progress","output":[]}}\n\n'
@@ -205,7 +210,7 @@ describe("the OpenAI-compatible servers the README names", function ()
     end)
   end)
 
-  describe("tool call deltas without an index", function ()
+  describe("tool call deltas as servers send them", function ()
     it("a call's argument pieces make one call (Gemini's OpenAI layer, proxies)", function ()
       local res, err = chat("tools-pieces", true)
       assert.is_nil(err)
@@ -224,6 +229,14 @@ describe("the OpenAI-compatible servers the README names", function ()
                                                                     calls[1]["function"].arguments })
       assert.same({ "call_2", "get_time", "{}" }, { calls[2].id, calls[2]["function"].name,
                                                    calls[2]["function"].arguments })
+    end)
+
+    it("continuation pieces with an empty id and name keep the call's id and name", function ()
+      local res, err = chat("tools-empty-ids", true)
+      assert.is_nil(err)
+      assert.same({ { id = "call_1", type = "function",
+                      ["function"] = { name = "get_weather", arguments = '{"city":"Paris"}' } } },
+                  res.choices[1].message.tool_calls)
     end)
 
     it("whole calls with an empty id: each function name starts a call (Gemini's OpenAI layer)", function ()

@@ -856,11 +856,10 @@ static int unindexed_array (const aigc_json_value *dv) {
 }
 
 /* The index each item of a tool call delta without indexes means (Ollama
-** before 0.5, Gemini's OpenAI layer, proxies send none): an "id" other than
-** the last call's starts a new call, the last call's continues it; without
-** an id (or with ""), a function name starts one and a piece with none
-** continues. `arr`: the calls so far (NULL: none), at the current path.
-** Returns 0, or -1 when they were not merged by index. */
+** before 0.5, Gemini's OpenAI layer, proxies send none): a new "id" starts
+** a call, the last call's continues it; with no id (or ""), a function name
+** starts one and a piece without continues. `arr`: the calls so far (NULL:
+** none), at the current path. 0, or -1 when they cannot be merged by index. */
 static int implied_indexes (const merge *M, const aigc_json_value *arr,
                             const aigc_json_value *dv, int *idx) {
   const aigc_json_value *last_id = NULL;
@@ -883,7 +882,7 @@ static int implied_indexes (const merge *M, const aigc_json_value *arr,
     const aigc_json_value *name = aigc_json_get(aigc_json_get(&dv->u.items[i], "function"), "name");
     int has_id = id != NULL && id->type != AIGC_JSON_NULL && !(id->type == AIGC_JSON_STRING && id->len == 0);
     if (last < 0 || (has_id ? last_id == NULL || !same_scalar(id, last_id)
-                            : name != NULL && name->type == AIGC_JSON_STRING)) {
+                            : name != NULL && name->type == AIGC_JSON_STRING && name->len > 0)) {
       if (top >= AIGC_ACCUM_MAX_INDEX)
         return -1;
       last = ++top;
@@ -978,8 +977,9 @@ static int merge_member (merge *M, aigc_json_value *obj, const aigc_json_member 
   if ((rc = push(M, pos)) != AIGC_ACCUM_OK)
     return rc;
   av = &obj->u.members[pos].value;
-  if (replaces(dm))
-    rc = same_scalar(av, dv) ? AIGC_ACCUM_OK : set(M, av, dv);
+  if (replaces(dm))   /* ("" keeps a string: a call's pieces with "id": "", "name": "") */
+    rc = same_scalar(av, dv) || (dv->type == AIGC_JSON_STRING && dv->len == 0
+                                 && av->type == AIGC_JSON_STRING) ? AIGC_ACCUM_OK : set(M, av, dv);
   else if (av->type == AIGC_JSON_STRING && dv->type == AIGC_JSON_STRING)
     rc = str_append(M, av, dv->u.s, dv->len);
   else if (av->type == AIGC_JSON_OBJECT && dv->type == AIGC_JSON_OBJECT)

@@ -27,6 +27,8 @@
 **                                  tool call's id/name in every delta does
 **                                  not double them, nor OpenRouter the
 **                                  "format" of each reasoning_details item);
+**                                  but "" does not replace a string (the
+**                                  "id": "", "name": "" of a call's pieces);
 **       both strings            -> appended (content, refusal, arguments,
 **                                  text, reasoning_content, ...);
 **       both objects            -> merged recursively;

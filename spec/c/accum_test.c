@@ -285,6 +285,25 @@ TEST(test_unindexed_tool_calls) {
     "\"logprobs\":null,\"finish_reason\":\"tool_calls\"}],\"usage\":null}"));
 }
 
+/* Servers that send a call's later pieces with "id": "" and "name": ""
+** (DeepSeek, Qwen, GLM behind OpenAI-compatible APIs): "" keeps them. */
+TEST(test_empty_ids_keep) {
+  static const char *const chunks[] = {
+    CHUNK(DELTA(0, "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":["
+                   "{\"index\":0,\"id\":\"call_a\",\"type\":\"function\",\"function\":"
+                   "{\"name\":\"get_weather\",\"arguments\":\"{\\\"city\\\": \"}}]}")),
+    CHUNK(DELTA(0, "{\"role\":\"\",\"tool_calls\":[{\"index\":0,\"id\":\"\",\"type\":\"\","
+                   "\"function\":{\"name\":\"\",\"arguments\":\"\\\"Paris\\\"}\"}},"
+                   "{\"index\":1,\"id\":\"call_b\",\"type\":\"function\",\"function\":"
+                   "{\"name\":\"get_time\",\"arguments\":\"{\\\"tz\\\":\"}}]}")),
+    CHUNK(DELTA(0, "{\"tool_calls\":[{\"index\":1,\"id\":\"\",\"function\":{\"name\":\"\","
+                   "\"arguments\":\"\\\"CET\\\"}\"}}]}")),
+    CHUNK(STOP(0, "tool_calls")),
+    NULL
+  };
+  CHECK(stream_gives(AIGC_ACCUM_CHAT, chunks, TOOL_RESULT("null")));
+}
+
 /* OpenRouter repeats "format" (and "index") in every reasoning_details
 ** piece: it is replaced, not appended ("anthropic-claude-v1" once). */
 TEST(test_reasoning_details_format) {
@@ -1090,6 +1109,7 @@ int main (void) {
   RUN(test_repeated_tool_ids);
   RUN(test_unindexed_tool_calls);
   RUN(test_reasoning_details_format);
+  RUN(test_empty_ids_keep);
   RUN(test_logprobs_and_refusal);
   RUN(test_completion_stream);
   RUN(test_azure_filter_skipped);
