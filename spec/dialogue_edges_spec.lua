@@ -295,4 +295,41 @@ describe("the dialogue layer", function ()
       assert.equal(1, best.score)
     end)
   end)
+  describe("a call that ends in the middle of a round", function ()
+    -- err.tool_messages is the history the loop added: sent again, an
+    -- assistant message whose calls are not all answered is refused (400).
+    local function answered (msgs)
+      local open = {}
+      for _, m in ipairs(msgs) do
+        for _, c in ipairs(m.tool_calls or {}) do open[c.id] = true end
+        if m.role == "tool" then open[m.tool_call_id] = nil end
+      end
+      return next(open) == nil
+    end
+
+    it("answers the calls it did not run (tool_errors = fail, a cancel)", function ()
+      local ts = aigc.tools {
+        { name = "a", parameters = { type = "object" }, fn = function () error("a broke") end },
+        { name = "b", parameters = { type = "object" }, fn = function () return "b ran" end },
+      }
+      local res, err = client:chat { messages = { { role = "user", content = "a({}) b({})" } },
+                                     tools = ts, tool_errors = "fail" }
+      assert.is_nil(res)
+      assert.equal("tool", err.kind)
+      assert.equal("assistant tool tool", kinds(err.tool_messages))
+      assert.is_true(answered(err.tool_messages))
+      assert.matches("not run", err.tool_messages[3].content)
+      -- canceled by the first tool: the second is answered, not run
+      local ran, fut = {}, nil
+      local ts2 = aigc.tools {
+        { name = "a", parameters = { type = "object" }, fn = function () ran.a = true; fut:cancel(); return "a" end },
+        { name = "b", parameters = { type = "object" }, fn = function () ran.b = true; return "b" end },
+      }
+      fut = client:chat_async { messages = { { role = "user", content = "a({}) b({})" } }, tools = ts2 }
+      while client:step(0.01) > 0 do end
+      assert.equal("canceled", fut:status())
+      assert.is_true(ran.a)
+      assert.is_nil(ran.b)
+    end)
+  end)
 end)

@@ -76,7 +76,7 @@ local schema_mod = require "aigc.schema"
 local tools_mod = require "aigc.tools"
 local adapter = require "aigc.adapter"
 
-local null, array = core.null, core.array
+local null, array, json_encode = core.null, core.array, core.json.encode
 local ipairs, pairs, pcall, tostring, type = ipairs, pairs, pcall, tostring, type
 local string_format = string.format
 local await, is_error, field_error = task.await, util.is_error, util.field_error
@@ -203,22 +203,36 @@ end
 -- calls and their outputs to the history (the adapter's way). Returns an
 -- error when a failing tool ends the call (tool_errors = "fail"), or true
 -- when the future was canceled meanwhile.
+-- The calls of the round from `from` on that will not run get an output
+-- that says so: a history (err.tool_messages) whose assistant message has
+-- a call without its output is one a server refuses (400) when sent again.
+local function answer_unrun (d, calls, from, why)
+  for i = from, #calls do
+    d.o.adapter.add_output(d, calls[i], json_encode { error = "not run: " .. why })
+  end
+end
+
 local function run_tools (d, calls, res)
   local A = d.o.adapter
   A.add_calls(d, res)
-  for _, call in ipairs(calls) do
+  for i, call in ipairs(calls) do
     local content, rec = d.o.toolset:call(call, { round = d.rounds, client = d.client, messages = d.messages })
     rec.round = d.rounds
     d.made[#d.made + 1] = rec
     if rec.yielded then   -- (not the tool's error: nothing for the model)
+      answer_unrun(d, calls, i, "the call ended (a tool yielded outside aigc)")
       return core.error { kind = "callback", message = rec.error, tool = rec.name, call = rec }
     end
     A.add_output(d, call, content)
     if not rec.ok and d.o.tool_errors == "fail" then
+      answer_unrun(d, calls, i + 1, "the call ended (tool " .. tostring(rec.name) .. " failed)")
       return tool_error(string_format("tool %s failed: %s", tostring(rec.name), rec.error),
                         { tool = rec.name, call = rec, traceback = rec.traceback })
     end
-    if d.fut and d.fut:canceled() then return true end
+    if d.fut and d.fut:canceled() then
+      answer_unrun(d, calls, i + 1, "the call was canceled")
+      return true
+    end
   end
   return nil
 end
