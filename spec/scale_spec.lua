@@ -50,4 +50,30 @@ describe("scale", function ()
     -- Shifting the queue at each admission moved N^2/2 = 4,500,000 elements.
     assert.is_true(moved < N, "table.remove moved " .. moved .. " elements")
   end)
+
+  it("a cases file with a UTF-8 BOM and CRLF line ends reads; a bad line is named by its number", function ()
+    local path = dir .. "/cases.jsonl"
+    cli.write(path, "\239\187\191" .. '{"id":"a","prompt":"x"}\r\n\r\n{"id":"b","prompt":"y"}\r\n')
+    local cases, lines = aigc.runner.read_cases(path)
+    assert.is_table(cases, tostring(lines))
+    assert.equal(2, #cases)
+    assert.equal("a", cases[1].id)
+    assert.equal("b", cases[2].id)
+    assert.same({ 1, 3 }, lines)
+    cli.write(path, '{"id":"a","prompt":"x"}\n{"id":"b","prompt":"' .. string.char(255) .. '"}\n')
+    local none, err = aigc.runner.read_cases(path)
+    assert.is_nil(none)
+    assert.matches("cases%.jsonl:2: not a JSON object", err.message)
+  end)
+
+  it("two cases of a file with one id: the error names both lines", function ()
+    local path = dir .. "/cases.jsonl"
+    cli.write(path, '{"id":"a","prompt":"x"}\n\n{"id":"b","prompt":"y"}\n{"id":"a","prompt":"z"}\n')
+    local client = offline()
+    finally(function () client:close() end)
+    local summary, err = aigc.runner.run { client = client, cases = path }
+    assert.is_nil(summary)
+    assert.equal("input", err.code)
+    assert.equal(path .. ":4: two cases have the id a (lines 1 and 4): ids must be unique", err.message)
+  end)
 end)

@@ -61,6 +61,9 @@ function M.read_cases (path)
   end
   local text, err = read_lines(path)
   if not text then return nil, input_error("cannot read the cases: " .. tostring(err)) end
+  -- (a UTF-8 byte order mark, as Windows editors and spreadsheet exports
+  -- write one, is not part of the first case: it made line 1 "not JSON")
+  if text:sub(1, 3) == "\239\187\191" then text = text:sub(4) end
   local cases, lines, n = {}, {}, 0
   for line in (text .. "\n"):gmatch("([^\n]*)\n") do
     n = n + 1

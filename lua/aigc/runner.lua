@@ -355,8 +355,12 @@ local function load_cases (spec)
     local why = id_problem(c.id)
     if why then return nil, input_error("case " .. i .. ": " .. why) end
     local key = id_key(c.id)
-    if seen[key] then return nil, input_error("two cases have the id " .. key .. ": ids must be unique") end
-    seen[key] = true
+    if seen[key] then   -- (of a file: both lines, to find them in 10,000)
+      return nil, input_error((lines and spec.cases .. ":" .. lines[i] .. ": " or "") .. "two cases have the id "
+        .. key .. (lines and " (lines " .. lines[seen[key]] .. " and " .. lines[i] .. ")" or "")
+        .. ": ids must be unique")
+    end
+    seen[key] = i
     -- (one assertion object is a one-item list; a string or any other
     -- shape is refused: ignored, its case would pass unchecked; so is an
     -- assertion whose arguments are wrong: each case would fail the same way)
