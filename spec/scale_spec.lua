@@ -4,6 +4,7 @@
 -- API's limits is refused before anything is uploaded.
 
 local aigc = require "aigc"
+local batch = require "aigc.batch"
 local cli = require "cli"
 
 -- A client no request ever reaches (nothing listens on port 9): what a
@@ -75,5 +76,39 @@ describe("scale", function ()
     assert.is_nil(summary)
     assert.equal("input", err.code)
     assert.equal(path .. ":4: two cases have the id a (lines 1 and 4): ids must be unique", err.message)
+  end)
+
+  describe("a batch past the Batch API's limits is refused before the upload", function ()
+    local function requests (n)
+      local list = {}
+      for i = 1, n do
+        list[i] = { custom_id = "r" .. i, body = { messages = { { role = "user", content = "hi" } } } }
+      end
+      return list
+    end
+
+    it("more than 50,000 requests", function ()
+      assert.equal(50000, batch.MAX_REQUESTS)
+      local client = offline()
+      finally(function () client:close() end)
+      local b, err = batch.create(client, requests(50001))
+      assert.is_nil(b)
+      assert.equal("batch", err.kind)     -- (not "connect": nothing was sent)
+      assert.equal("too_many_requests", err.code)
+      assert.matches("50001 requests: a batch takes at most 50000", err.message)
+    end)
+
+    it("an input file past MAX_BYTES (200 MB)", function ()
+      assert.equal(200 * 1000 * 1000, batch.MAX_BYTES)
+      local client = offline()
+      local saved = batch.MAX_BYTES
+      finally(function () batch.MAX_BYTES = saved; client:close() end)
+      batch.MAX_BYTES = 1000
+      local b, err = batch.create(client, requests(20))
+      assert.is_nil(b)
+      assert.equal("batch", err.kind)
+      assert.equal("too_large", err.code)
+      assert.matches("input file would be %d+ bytes: a batch takes at most 1000", err.message)
+    end)
   end)
 end)

@@ -54,6 +54,11 @@ local function expected (what, v)
   return util.expected(what, v)
 end
 
+--- The Batch API's limits (OpenAI's): requests per batch, and bytes of
+-- its input file. `create` refuses more, before uploading anything.
+M.MAX_REQUESTS = 50000
+M.MAX_BYTES = 200 * 1000 * 1000
+
 --- The statuses after which a batch changes no more.
 M.TERMINAL = { completed = true, failed = true, expired = true, cancelled = true }
 
@@ -299,7 +304,21 @@ local function create (fname, client, requests, opts)
     lines[i] = { custom_id = r.custom_id, body = body }
   end
   local endpoint = opts.endpoint or "/v1/chat/completions"
-  local file, err = M.upload(client, M.jsonl(lines, endpoint), opts.filename)
+  -- The Batch API's limits, checked before the upload: past them the
+  -- server refuses the file or fails the batch after the upload, and a
+  -- run finds out late and without saying which limit.
+  if #lines > M.MAX_REQUESTS then
+    return nil, batch_error(client, string.format("%d requests: a batch takes at most %d (the Batch API's limit): "
+                                                  .. "send them as several batches", #lines, M.MAX_REQUESTS),
+                            { code = "too_many_requests" })
+  end
+  local text = M.jsonl(lines, endpoint)
+  if #text > M.MAX_BYTES then
+    return nil, batch_error(client, string.format("the batch's input file would be %d bytes: a batch takes at most "
+                                                  .. "%d (the Batch API's limit): send the requests as several batches",
+                                                  #text, M.MAX_BYTES), { code = "too_large" })
+  end
+  local file, err = M.upload(client, text, opts.filename)
   if not file then return nil, err end
   local file_id = type(file) == "table" and file.id or nil
   if not is_id(file_id) then
