@@ -238,6 +238,20 @@ describe("aigc.batch against a hostile server", function ()
         end
       end)
 
+      it("a failed batch: each case's error says why (the batch's first error, its input line)", function ()
+        local failed = { body = '{"id":"b","status":"failed","errors":{"object":"list","data":['
+          .. '{"code":"invalid_json_line","message":"This line is not valid JSON.","line":2},'
+          .. '{"code":"missing_body","message":"Each line needs a body object.","line":5}]}}' }
+        serve { ["POST /v1/files"] = FILE, ["POST /v1/batches"] = failed, ["GET /v1/batches/b"] = failed }
+        local summary = assert(runner.run { client = client, backend = "batch", batch_interval = 0.02,
+                                            template = tpl, cases = CASES })
+        assert.equal(2, summary.failed)
+        for _, id in ipairs { "fr", "es" } do
+          assert.equal("batch b ended failed without this case (input line 2: This line is not valid JSON.; "
+                       .. "and 1 more)", summary.results[id].error.message)
+        end
+      end)
+
       it("aigc run --batch: the case fails, no internal error (exit 1, not 70), resumed or not", function ()
         serve(ROUTES)
         local home = cli.home()

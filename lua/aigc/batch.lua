@@ -553,6 +553,19 @@ local function progress (run, b)
                  total = counts.total } }
 end
 
+-- Why a batch ended without doing everything, from its `errors` (a
+-- failed batch's: the input's faults, with their lines), or "": without
+-- it every case of a failed batch said only "ended failed".
+local function why_over (b)
+  local list = type(b.errors) == "table" and type(b.errors.data) == "table" and b.errors.data or {}
+  local first = list[1]
+  if type(first) ~= "table" or type(first.message) ~= "string" then return "" end
+  local line = tonumber(first.line)
+  if line and (line ~= math.floor(line) or line < 0 or line > 2^53) then line = nil end
+  return string.format(" (%s%s%s)", line and "input line " .. string.format("%d", line) .. ": " or "",
+                       first.message, #list > 1 and string.format("; and %d more", #list - 1) or "")
+end
+
 --- The runner's "batch" backend (`aigc.runner.run { backend = "batch" }`):
 -- the run's pending cases as one batch; every case gets its result line
 -- as with the direct backend. Internal.
@@ -624,7 +637,7 @@ function M.backend (run, internal)
                        or type(r.body) == "table" and type(r.body.error) == "table" and r.body.error) or {}
       job.err = util.scrub(client, util.new_error { kind = r and "http" or "batch", status = r and r.status_code,
         message = type(e.message) == "string" and e.message or r and "status " .. tostring(r.status_code)
-                  or "batch " .. b.id .. " ended " .. tostring(b.status) .. " without this case" })
+                  or "batch " .. b.id .. " ended " .. tostring(b.status) .. " without this case" .. why_over(b) })
       run.batch_lines:record(nil, job.err)
       log(job, nil, job.err)
       run:finish(job, internal.failure_result(job))
