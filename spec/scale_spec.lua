@@ -6,6 +6,7 @@
 local aigc = require "aigc"
 local batch = require "aigc.batch"
 local cli = require "cli"
+local devserver = require "devserver"
 
 -- A client no request ever reaches (nothing listens on port 9): what a
 -- test sees from it was decided before the network.
@@ -110,5 +111,38 @@ describe("scale", function ()
       assert.equal("too_large", err.code)
       assert.matches("input file would be %d+ bytes: a batch takes at most 1000", err.message)
     end)
+  end)
+
+  it("a batch's output and error files are read as they stream in, every line mapped to its custom_id", function ()
+    local srv = devserver.start { pause_ms = 0, batch_delay_ms = 1 }
+    local client = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "sk-scale-1" }
+    finally(function () client:close(); srv:stop() end)
+    local given = {}   -- what each download was asked to write to
+    local files_content = client.files_content
+    client.files_content = function (self, id, opts)
+      given[#given + 1] = type(opts and opts.to)
+      return files_content(self, id, opts)
+    end
+    local N, reqs = 200, {}
+    for i = 1, N do   -- (every 7th line fails: the error file)
+      reqs[i] = { custom_id = "q" .. i, body = { model = i % 7 == 0 and "fault:status=500" or "aigc-dev",
+                  messages = { { role = "user", content = "Echo: " .. i .. string.rep(" pad", 40) } } } }
+    end
+    local results, b = batch.run(client, reqs, { interval = 0.05 })
+    assert.is_table(results, tostring(b))
+    assert.same({ "function", "function" }, given)   -- the output file and the error file, streamed
+    local n = 0
+    for _ in pairs(results) do n = n + 1 end
+    assert.equal(N, n)
+    for i = 1, N do
+      local r = results["q" .. i]
+      if i % 7 == 0 then
+        assert.is_false(r.ok, i)
+        assert.equal(500, r.status_code)
+      else
+        assert.is_true(r.ok, i)
+        assert.matches("^" .. i .. " pad", r.body.choices[1].message.content)
+      end
+    end
   end)
 end)

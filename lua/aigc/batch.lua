@@ -410,26 +410,47 @@ local function line_fault (x, status)
   return nil
 end
 
--- Adds the lines of one JSONL output/error file to `into`. A line the
+-- Adds one line of a JSONL output/error file to `into`. A line the
 -- server sent malformed is that line's failure (`error` a parse error);
 -- one without a custom_id, or not JSON, names no case and is skipped.
-local function read_lines (client, file_id, text, into)
-  for line in text:gmatch("[^\n]+") do
-    local x = json.decode(line)
-    if type(x) == "table" and type(x.custom_id) == "string" then
-      local r = type(x.response) == "table" and x.response or {}
-      local status = tonumber(r.status_code)
-      local fault = line_fault(x, status)
-      local ok = fault == nil and status ~= nil and status >= 200 and status < 300
-                 and (x.error == nil or x.error == core.null)
-      local e = x.error ~= core.null and x.error or nil
-      if fault then
-        e = parse_error(client, "batch file " .. file_id .. ", line of custom_id '" .. x.custom_id .. "': " .. fault,
-                        { custom_id = x.custom_id, status = status })
-      end
-      into[x.custom_id] = { ok = ok, status_code = status, request_id = r.request_id, body = r.body, error = e }
+local function read_line (client, file_id, line, into)
+  local x = json.decode(line)
+  if type(x) == "table" and type(x.custom_id) == "string" then
+    local r = type(x.response) == "table" and x.response or {}
+    local status = tonumber(r.status_code)
+    local fault = line_fault(x, status)
+    local ok = fault == nil and status ~= nil and status >= 200 and status < 300
+               and (x.error == nil or x.error == core.null)
+    local e = x.error ~= core.null and x.error or nil
+    if fault then
+      e = parse_error(client, "batch file " .. file_id .. ", line of custom_id '" .. x.custom_id .. "': " .. fault,
+                      { custom_id = x.custom_id, status = status })
     end
+    into[x.custom_id] = { ok = ok, status_code = status, request_id = r.request_id, body = r.body, error = e }
   end
+end
+
+-- A sink for a file's chunks that reads each line as it completes, and
+-- the function that reads a last line without its newline: an output
+-- file of 50,000 replies is never held whole in memory beside its results.
+local function line_sink (client, file_id, into)
+  local parts = {}   -- (the pieces of the line not yet ended)
+  local function feed (chunk)
+    local from = 1
+    while true do
+      local nl = chunk:find("\n", from, true)
+      if not nl then break end
+      parts[#parts + 1] = chunk:sub(from, nl - 1)
+      read_line(client, file_id, table_concat(parts), into)
+      parts, from = {}, nl + 1
+    end
+    if from <= #chunk then parts[#parts + 1] = chunk:sub(from) end
+  end
+  local function finish ()
+    if parts[1] then read_line(client, file_id, table_concat(parts), into) end
+    parts = {}
+  end
+  return feed, finish
 end
 
 --- The results of a batch that is over: `{ [custom_id] = { ok =, status_code =, body =, error = } }`
@@ -450,9 +471,16 @@ function M.results (client, batch)
         return nil, parse_error(client, "the batch's " .. field .. " is not a file id (" .. field .. ": "
                                         .. not_id("file id", id) .. ")", { batch = batch })
       end
-      local text, err = M.download(client, id)
-      if not text then return nil, err end
-      read_lines(client, id, text, out)
+      local feed, finish = line_sink(client, id, out)
+      if type(client.files_content) == "function" then   -- streamed, line by line
+        local res, err = client:files_content(id, { to = feed })
+        if not res then return nil, err end
+      else
+        local text, err = M.download(client, id)
+        if not text then return nil, err end
+        feed(text)
+      end
+      finish()
     end
   end
   return out
