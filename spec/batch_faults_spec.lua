@@ -113,6 +113,35 @@ describe("aigc.batch against a hostile server", function ()
       assert.is_nil(cjson.encode(err.batch):find(KEY, 1, true))
     end)
 
+    it("wait without an interval backs off while the batch does not move, to 1 s again when it moves",
+       function ()
+      local function moving (done)
+        return { body = '{"id":"b","status":"in_progress","request_counts":{"total":2,"completed":' .. done
+                        .. ',"failed":0}}' }
+      end
+      serve { ["GET /v1/batches/b"] = moving(0) }
+      local slept = {}
+      client.sleep = function (_, s)   -- (no real sleeping: the server moves when the test says)
+        slept[#slept + 1] = s
+        if #slept == 8 then serve { ["GET /v1/batches/b"] = moving(1) } end
+        if #slept == 9 then serve { ["GET /v1/batches/b"] = done_batch() } end
+      end
+      local b = assert(batch.wait(client, "b"))
+      assert.equal("completed", b.status)
+      assert.same({ 1, 2, 4, 8, 16, 32, 60, 60, 1 }, slept)
+      assert.equal(60, batch.MAX_POLL_INTERVAL)
+    end)
+
+    it("wait's backoff does not sleep past its timeout", function ()
+      serve { ["GET /v1/batches/b"] = { body = '{"id":"b","status":"in_progress"}' } }
+      local slept, sleep = {}, client.sleep
+      client.sleep = function (self, s) slept[#slept + 1] = s; return sleep(self, s) end
+      local b, err = batch.wait(client, "b", { timeout = 0.2 })
+      assert.is_nil(b)
+      assert.equal("timeout", err.kind)
+      for _, s in ipairs(slept) do assert.is_true(s <= 0.2, tostring(s)) end
+    end)
+
     it("run's failed batch: an id and errors that echo the key", function ()
       local failed = { body = '{"id":"' .. KEY .. '","status":"failed",'
                               .. '"errors":{"data":[{"message":"' .. KEY .. '"}]}}' }

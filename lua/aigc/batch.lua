@@ -59,6 +59,10 @@ end
 M.MAX_REQUESTS = 50000
 M.MAX_BYTES = 200 * 1000 * 1000
 
+--- The longest wait between two polls of `wait` without an `interval`
+-- (it backs off from 1 s while the batch does not move).
+M.MAX_POLL_INTERVAL = 60
+
 --- The statuses after which a batch changes no more.
 M.TERMINAL = { completed = true, failed = true, expired = true, cancelled = true }
 
@@ -371,7 +375,7 @@ local function wait (fname, client, id, opts)
   check_client(fname, client)
   check_id(fname, 2, id)
   opts = check_opts(fname, 3, opts)
-  local started = core.now()
+  local started, interval, last = core.now(), opts.interval or 1, nil
   while true do
     local b, err = checked_batch(client, client:request("GET", "/batches/" .. segment(id)))
     if not b then return nil, err end
@@ -381,14 +385,26 @@ local function wait (fname, client, id, opts)
       return nil, util.scrub(client, util.new_error { kind = "timeout", message = "batch " .. id .. " still "
                                .. b.status .. " after " .. opts.timeout .. " s", batch = b })
     end
-    client:sleep(opts.interval or 1)
+    -- Without an `interval`, polls back off while the batch does not move
+    -- (1 s, 2, 4... MAX_POLL_INTERVAL), and come back to 1 s when it does:
+    -- at 1 s a day-long batch cost 86,400 polls.
+    local c = type(b.request_counts) == "table" and b.request_counts or {}
+    local now_is = table_concat({ b.status, tostring(c.completed), tostring(c.failed), tostring(c.total) }, " ")
+    if opts.interval == nil then
+      interval = now_is == last and math.min(interval * 2, M.MAX_POLL_INTERVAL) or 1
+    end
+    last = now_is
+    local pause = interval   -- (not past the timeout)
+    if opts.timeout then pause = math.min(pause, math.max(0.01, started + opts.timeout - core.now())) end
+    client:sleep(pause)
   end
 end
 
 --- Waits until a batch is over, polling every `interval` seconds.
 -- @tparam aigc.client client
 -- @tparam string id
--- @tparam[opt] table opts `interval` (1 s), `on_progress(batch)` after each poll, `timeout` (s)
+-- @tparam[opt] table opts `interval` (default: 1 s, doubling up to `MAX_POLL_INTERVAL` while the
+-- batch does not move), `on_progress(batch)` after each poll, `timeout` (s)
 -- @treturn[1] table the batch, over (see `TERMINAL`)
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err (kind "timeout" when `timeout` passed)

@@ -643,7 +643,7 @@ local INTERNAL, run_cases   -- (set below)
 --    and `run` returns nil, an error of code "interrupted"
 --  - `judge_client`: the client of judge assertions (default `client`)
 --  - `backend`: "direct" (the default) or "batch": the Batch API (`aigc.batch`): the cases
---    that are not done go as one batch, polled every `batch_interval` s (default 1),
+--    that are not done go as one batch, polled every `batch_interval` s (default: `aigc.batch.wait`'s backoff),
 --    mapped back to the same result lines (no `latency_ms`; `cost` at `batch_price_factor`
 --    times the prices, default 0.5); with `out`, the batch id is kept in `out .. ".batch"`
 --    until its results are written, so a run that stops resumes the same batch;
