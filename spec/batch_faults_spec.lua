@@ -281,6 +281,26 @@ describe("aigc.batch against a hostile server", function ()
         end
       end)
 
+      it("an expired batch with partial output: the done case passes, the other fails and runs again", function ()
+        local expired = { body = '{"id":"b","status":"expired","output_file_id":"out"}' }
+        serve { ["POST /v1/files"] = FILE, ["POST /v1/batches"] = expired, ["GET /v1/batches/b"] = expired,
+                ["GET /v1/files/out/content"] = { ctype = "application/jsonl", body = out_line("es", 200, REPLY) } }
+        local out = dir .. "/expired.jsonl"
+        local summary = assert(runner.run { client = client, backend = "batch", batch_interval = 0.02,
+                                            template = tpl, cases = CASES, out = out })
+        assert.equal(1, summary.ok)
+        assert.equal("Paris", summary.results.es.text)
+        assert.equal("batch b ended expired without this case", summary.results.fr.error.message)
+        assert.is_nil(io.open(out .. ".batch"))   -- (its results are written: a rerun sends a new batch)
+        serve { ["POST /v1/files"] = FILE, ["POST /v1/batches"] = done_batch(), ["GET /v1/batches/b"] = done_batch(),
+                ["GET /v1/files/out/content"] = { ctype = "application/jsonl", body = out_line("fr", 200, REPLY) } }
+        summary = assert(runner.run { client = client, backend = "batch", batch_interval = 0.02,
+                                      template = tpl, cases = CASES, out = out })
+        assert.equal(1, summary.skipped)
+        assert.equal(2, summary.ok)
+        assert.equal(1, summary.requests)   -- only fr went in the new batch
+      end)
+
       it("aigc run --batch: the case fails, no internal error (exit 1, not 70), resumed or not", function ()
         serve(ROUTES)
         local home = cli.home()
