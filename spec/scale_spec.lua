@@ -145,4 +145,19 @@ describe("scale", function ()
       end
     end
   end)
+
+  it("a batch run of cases whose ids print alike (0.1 and \"0.1\"): each gets its own reply", function ()
+    local srv = devserver.start { pause_ms = 0, batch_delay_ms = 1 }
+    local client = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "sk-scale-2" }
+    finally(function () client:close(); srv:stop() end)
+    local ok, summary = pcall(aigc.runner.run, { client = client, backend = "batch", batch_interval = 0.05,
+      cases = { { id = 0.1, prompt = "Echo: number" }, { id = "0.1", prompt = "Echo: string" },
+                { id = 7, prompt = "Echo: 7" } } })
+    assert.is_true(ok, tostring(summary))
+    assert.equal(3, summary.ok)
+    local texts = {}
+    for _, r in pairs(summary.results) do texts[#texts + 1] = type(r.id) .. " " .. tostring(r.id) .. "=" .. r.text end
+    table.sort(texts)
+    assert.same({ "number 0.1=number", "number 7=7", "string 0.1=string" }, texts)
+  end)
 end)

@@ -627,7 +627,9 @@ function M.backend (run, internal)
     local params, perr = internal.case_params(run, job.case)
     if params then
       job.params = params
-      requests[#requests + 1] = { custom_id = tostring(job.case.id), body = wire_body(params, client) }
+      -- (the id as the runner keys it: tostring made 0.1 and "0.1", two cases, one custom_id, and the
+      -- run raised "duplicate")
+      requests[#requests + 1] = { custom_id = internal.id_key(job.case.id), body = wire_body(params, client) }
       jobs[#jobs + 1] = job
     else
       job.err = perr
@@ -660,7 +662,7 @@ function M.backend (run, internal)
     end
   end
   for _, job in ipairs(jobs) do
-    local r = results[tostring(job.case.id)]
+    local r = results[internal.id_key(job.case.id)]
     if r and util.is_error(r.error) then   -- a line the server sent malformed (kind "parse")
       job.err = r.error
       run.batch_lines:record(nil, job.err)

@@ -718,7 +718,7 @@ end
 
 -- What the batch backend (aigc.batch) shares with the direct one.
 INTERNAL = { case_params = case_params, result_of = result_of, failure_result = failure_result,
-             run_error = run_error }
+             run_error = run_error, id_key = id_key }
 
 -- }======================================================
 
