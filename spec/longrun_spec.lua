@@ -4,6 +4,7 @@
 -- objects; none is timed.
 local aigc = require "aigc"
 local devserver = require "devserver"
+local cli = require "cli"
 
 describe("long runs", function ()
   local srv, client
@@ -56,6 +57,44 @@ describe("long runs", function ()
       local n1 = conv:tokens()
       call["function"].arguments = string.rep("x", 40)
       assert.equal(n1 - 2 + 10, conv:tokens())   -- ({"x": 1}: 2 tokens; 40 characters: 10)
+    end)
+  end)
+  describe("a disk cache with a ttl", function ()
+    local dir
+    before_each(function () dir = cli.home() end)
+    after_each(function () cli.rmdir(dir) end)
+
+    local function files ()
+      local p = io.popen("ls " .. dir .. "/c")
+      local list = {}
+      for name in p:lines() do list[#list + 1] = name end
+      p:close()
+      table.sort(list)
+      return list
+    end
+
+    it("removes the files past the ttl that no request reads again", function ()
+      local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = { dir = dir .. "/c", ttl = 3600 } }
+      assert(c:chat { messages = { { role = "user", content = "Echo: old" } }, temperature = 0 })
+      c:close()
+      local old = files()
+      assert.equal(1, #old)
+      -- that reply was written two hours ago (its stored time too)
+      local path = dir .. "/c/" .. old[1]
+      local f = assert(io.open(path, "rb"))
+      local x = aigc.json.decode(f:read("*a"))
+      f:close()
+      x.time = x.time - 7200
+      cli.write(path, aigc.json.encode(x))
+      assert(os.execute("touch -d '2 hours ago' '" .. path .. "'"))
+      -- a later run asks other questions only: the old reply goes all the same
+      c = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = { dir = dir .. "/c", ttl = 3600 } }
+      assert(c:chat { messages = { { role = "user", content = "Echo: new" } }, temperature = 0 })
+      assert(c:chat { messages = { { role = "user", content = "Echo: newer" } }, temperature = 0 })
+      c:close()
+      local now = files()
+      assert.equal(2, #now)
+      for _, name in ipairs(now) do assert.not_equal(old[1], name) end
     end)
   end)
 end)

@@ -21,8 +21,9 @@
 -- or `max_bytes` (32 MiB of stored JSON). Disk (`dir`): one file per entry
 -- (named by a hash of the key, which the file repeats and a read checks),
 -- written atomically (temporary name, then rename), read on a memory miss;
--- an expired file is removed when read. `ttl` (seconds; default none)
--- applies to both. `max_disk_bytes` (default none) caps the folder: after
+-- an expired file is removed when read, and every expired file after a
+-- write, at most once per `ttl`. `ttl` (seconds; default none) applies to
+-- both. `max_disk_bytes` (default none) caps the folder: after
 -- each write the oldest files go until it holds no more (listed with GNU
 -- find).
 --
@@ -152,6 +153,7 @@ local function write_disk (self, key, value, time)
   f:close()
   if ok then os.rename(tmp, path) else os.remove(tmp) end
   if ok and self.max_disk_bytes then self:prune_disk() end
+  if ok and self.ttl then self:drop_expired(time) end
 end
 
 -- The disk entries, oldest first: { { path =, size = } } (GNU find: no
@@ -179,6 +181,20 @@ function Cache:prune_disk ()
   while total > self.max_disk_bytes and list[i] do
     os.remove(list[i].path)
     total, i = total - list[i].size, i + 1
+  end
+end
+
+--- Removes the disk entries older than `ttl` (by their files' times). A
+-- write calls it at most once per `ttl`: an expired file was removed only
+-- when read, so the replies no request asked for again stayed forever (a
+-- bot caching its answers for an hour filled its disk over the weeks).
+-- @tparam[opt] number time now (`os.time()`)
+function Cache:drop_expired (time)
+  time = time or os_time()
+  if self.swept_at and time - self.swept_at < self.ttl then return end
+  self.swept_at = time
+  for _, e in ipairs(disk_entries(self.dir)) do
+    if expired(self, e.t) then os.remove(e.path) end
   end
 end
 
