@@ -264,19 +264,16 @@ local function head_count (msgs)
   return h
 end
 
--- Turns after the head: { {from =, to =}, ... } (message indexes). A turn
--- starts at each user message; what comes before the first one is a turn
--- of its own.
+-- Turns after the head: the message index each starts at (a turn ends
+-- before the next one's start, the last one at #msgs; one list, not a
+-- table per turn: every say plans over the whole history). A turn starts
+-- at each user message; what comes before the first one is a turn of its own.
 local function turns_of (msgs, h)
-  local turns = {}
+  local starts, n = {}, 0
   for i = h + 1, #msgs do
-    if msgs[i].role == "user" or #turns == 0 then
-      turns[#turns + 1] = { from = i, to = i }
-    else
-      turns[#turns].to = i
-    end
+    if n == 0 or msgs[i].role == "user" then n = n + 1; starts[n] = i end
   end
-  return turns
+  return starts
 end
 
 -- A message's cost is remembered (weakly, per message table) while its
@@ -334,41 +331,42 @@ end
 -- room kept for a summary message, `fixed` the tokens sent besides the
 -- messages (see _fixed).
 local function plan (self, msgs, reserve, fixed)
+  local h = head_count(msgs)
+  local p = { h = h, keep_from = 1, drop_to = 0 }
+  local budget = self.max_context_tokens
+  if budget == nil then return p end
+  if self.calibration then budget = budget / self.calibration end
   local cost = {}
   local total = fixed
   for i, m in ipairs(msgs) do
     cost[i] = self:_cost(m)
     total = total + cost[i]
   end
-  local h = head_count(msgs)
-  local turns = turns_of(msgs, h)
-  local budget = self.max_context_tokens
-  if budget and self.calibration then budget = budget / self.calibration end
-  local nt = #turns
-  local p = { h = h, turns = turns, cost = cost, total = total, keep_from = 1, drop_to = 0 }
-  if budget == nil or total <= budget or nt == 0 then return p end
+  local starts = turns_of(msgs, h)
+  local nt = #starts
+  if total <= budget or nt == 0 then return p end
   local function turn_cost (t)
     local n = 0
-    for i = t.from, t.to do n = n + cost[i] end
+    for i = starts[t], (starts[t + 1] or #msgs + 1) - 1 do n = n + cost[i] end
     return n
   end
   local kf = math.min(self.keep_first, nt - 1)
   local kl = math.max(1, math.min(self.keep_last, nt - kf))
   local required = fixed
   for i = 1, h do required = required + cost[i] end
-  for t = 1, kf do required = required + turn_cost(turns[t]) end
-  for t = nt - kl + 1, nt do required = required + turn_cost(turns[t]) end
+  for t = 1, kf do required = required + turn_cost(t) end
+  for t = nt - kl + 1, nt do required = required + turn_cost(t) end
   local avail = budget - required - (reserve or 0)
   local keep_from = nt - kl + 1
   for t = nt - kl, kf + 1, -1 do
-    local c = turn_cost(turns[t])
+    local c = turn_cost(t)
     if c > avail then break end
     avail = avail - c
     keep_from = t
   end
   p.kf, p.keep_from = kf, keep_from
   if keep_from > kf + 1 then
-    p.drop_from, p.drop_to = turns[kf + 1].from, turns[keep_from - 1].to
+    p.drop_from, p.drop_to = starts[kf + 1], starts[keep_from] - 1
   end
   return p
 end
