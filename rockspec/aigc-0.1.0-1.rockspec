@@ -126,6 +126,7 @@ build = {
     -- the cassette replay server: run as its own process, Lua 5.4 + luv + lua-cjson (as aigc.devserver)
     ["aigc.cassette_server"] = "lua/aigc/cassette_server.lua",
     ["aigc.conversation"] = "lua/aigc/conversation.lua",
+    ["aigc.conversation_plan"] = "lua/aigc/conversation_plan.lua",
     ["aigc.conversation_save"] = "lua/aigc/conversation_save.lua",
     ["aigc.dialogue"] = "lua/aigc/dialogue.lua",
     ["aigc.hooks"] = "lua/aigc/hooks.lua",

@@ -42,12 +42,12 @@ local task = require "aigc.task"
 local future = require "aigc.future"
 local dialogue = require "aigc.dialogue"
 local tokens = require "aigc.tokens"
+local planner = require "aigc.conversation_plan"
 
 local null, array = core.null, core.array
 local error, getmetatable, ipairs, pairs, pcall, setmetatable, tostring, type =
   error, getmetatable, ipairs, pairs, pcall, setmetatable, tostring, type
 local string_format = string.format
-local table_concat = table.concat
 local await, argerror, expected, field_error = task.await, util.argerror, util.expected, util.field_error
 
 util.own_module()
@@ -257,25 +257,6 @@ local function user_message (input, fname)
   argerror(fname, 1, expected("string, content parts or message", input))
 end
 
--- The number of leading system/developer messages.
-local function head_count (msgs)
-  local h = 0
-  while msgs[h + 1] and (msgs[h + 1].role == "system" or msgs[h + 1].role == "developer") do h = h + 1 end
-  return h
-end
-
--- Turns after the head: the message index each starts at (a turn ends
--- before the next one's start, the last one at #msgs; one list, not a
--- table per turn: every say plans over the whole history). A turn starts
--- at each user message; what comes before the first one is a turn of its own.
-local function turns_of (msgs, h)
-  local starts, n = {}, 0
-  for i = h + 1, #msgs do
-    if n == 0 or msgs[i].role == "user" then n = n + 1; starts[n] = i end
-  end
-  return starts
-end
-
 -- A message's cost is remembered (weakly, per message table) while its
 -- text, the estimate and the overhead stay the same: every say plans over
 -- the whole history, and estimating each text again made a say's cost grow
@@ -327,99 +308,9 @@ function Conversation:_fixed (p)
   return n
 end
 
--- The plan for `msgs` within the budget: which turns stay. `reserve` is
--- room kept for a summary message, `fixed` the tokens sent besides the
--- messages (see _fixed).
-local function plan (self, msgs, reserve, fixed)
-  local h = head_count(msgs)
-  local p = { h = h, keep_from = 1, drop_to = 0 }
-  local budget = self.max_context_tokens
-  if budget == nil then return p end
-  if self.calibration then budget = budget / self.calibration end
-  local cost = {}
-  local total = fixed
-  for i, m in ipairs(msgs) do
-    cost[i] = self:_cost(m)
-    total = total + cost[i]
-  end
-  local starts = turns_of(msgs, h)
-  local nt = #starts
-  if total <= budget or nt == 0 then return p end
-  local function turn_cost (t)
-    local n = 0
-    for i = starts[t], (starts[t + 1] or #msgs + 1) - 1 do n = n + cost[i] end
-    return n
-  end
-  local kf = math.min(self.keep_first, nt - 1)
-  local kl = math.max(1, math.min(self.keep_last, nt - kf))
-  local required = fixed
-  for i = 1, h do required = required + cost[i] end
-  for t = 1, kf do required = required + turn_cost(t) end
-  for t = nt - kl + 1, nt do required = required + turn_cost(t) end
-  local avail = budget - required - (reserve or 0)
-  local keep_from = nt - kl + 1
-  for t = nt - kl, kf + 1, -1 do
-    local c = turn_cost(t)
-    if c > avail then break end
-    avail = avail - c
-    keep_from = t
-  end
-  p.kf, p.keep_from = kf, keep_from
-  if keep_from > kf + 1 then
-    p.drop_from, p.drop_to = starts[kf + 1], starts[keep_from] - 1
-  end
-  return p
-end
-
--- The messages a plan sends, with the summary message (if any) in place of
--- the dropped turns.
-local function assemble (msgs, p, summary_msg)
-  local out = array {}
-  if not p.drop_from then
-    for i, m in ipairs(msgs) do out[i] = m end
-    return out
-  end
-  for i = 1, p.drop_from - 1 do out[#out + 1] = msgs[i] end
-  if summary_msg then out[#out + 1] = summary_msg end
-  for i = p.drop_to + 1, #msgs do out[#out + 1] = msgs[i] end
-  return out
-end
-
-local function transcript (msgs, from, to)
-  local lines = {}
-  for i = from, to do
-    local m = msgs[i]
-    local text = m.content
-    if type(text) == "table" then
-      local parts = {}
-      for _, part in ipairs(text) do
-        if type(part) == "table" and type(part.text) == "string" then parts[#parts + 1] = part.text end
-      end
-      text = table_concat(parts, " ")
-    elseif type(text) ~= "string" then
-      text = ""
-    end
-    if type(m.tool_calls) == "table" then   -- (a loaded history may hold anything here)
-      for _, call in ipairs(m.tool_calls) do
-        local f = type(call) == "table" and type(call["function"]) == "table" and call["function"] or {}
-        text = text .. string_format(" [calls %s(%s)]", tostring(f.name), tostring(f.arguments))
-      end
-    end
-    local role = m.role
-    -- (a Responses history's tool loop: items without a role)
-    if m.type == "function_call" then
-      role, text = "assistant", string_format("[calls %s(%s)]", tostring(m.name), tostring(m.arguments))
-    elseif m.type == "function_call_output" then
-      role, text = "tool", type(m.output) == "string" and m.output or ""
-    end
-    lines[#lines + 1] = tostring(role or m.type) .. ": " .. text
-  end
-  return table_concat(lines, "\n")
-end
-
 -- The default summarizer: asks the model.
 local function model_summary (self, msgs, from, to, previous, fut)
-  local text = transcript(msgs, from, to)
+  local text = planner.transcript(msgs, from, to)
   if previous then text = "Earlier summary: " .. previous .. "\n\nThen:\n" .. text end
   local client = self.client
   local p = {
@@ -471,7 +362,7 @@ end
 function Conversation:_context (msgs, params, fut)
   local reserve = self.summarize and self.summary_tokens or 0
   local fixed = self:_fixed(params)
-  local p = plan(self, msgs, reserve, fixed)
+  local p = planner.plan(self, msgs, reserve, fixed)
   local summary_msg
   for _ = 1, 3 do
     if not (p.drop_from and self.summarize) then break end
@@ -479,12 +370,12 @@ function Conversation:_context (msgs, params, fut)
     if not text then return nil, err end
     summary_msg = { role = "system", content = M.SUMMARY_PREFIX .. text }
     -- The summary may be longer than the room kept for it: drop more if so.
-    local again = plan(self, msgs, self:_cost(summary_msg), fixed)
+    local again = planner.plan(self, msgs, self:_cost(summary_msg), fixed)
     if (again.drop_to or 0) <= p.drop_to then break end
     p = again
     summary_msg = nil
   end
-  local out = assemble(msgs, p, summary_msg)
+  local out = planner.assemble(msgs, p, summary_msg)
   local info = {
     tokens = self:tokens(out) + fixed, messages = #out,
     dropped = p.drop_from and (p.drop_to - p.drop_from + 1) or 0,
@@ -744,7 +635,7 @@ end
 -- @usage conv:undo(); conv:say "Let me rephrase that."
 function Conversation:undo ()
   local msgs = self.messages
-  local h = head_count(msgs)
+  local h = planner.head_count(msgs)
   local u
   for i = #msgs, h + 1, -1 do
     if msgs[i].role == "user" then u = i; break end
@@ -763,7 +654,7 @@ end
 -- @usage conv:reset()
 function Conversation:reset ()
   local msgs = array {}
-  local h = head_count(self.messages)
+  local h = planner.head_count(self.messages)
   for i = 1, h do msgs[i] = self.messages[i] end
   self.messages = msgs
   self.summary = nil
