@@ -18,21 +18,7 @@ local N, ROUNDS = tonumber(arg[1]) or 100, tonumber(arg[2]) or 2
 local BOUNDS = { 0, 65536, 16384 }
 
 -- The bundled server on a free port, stopped when this script ends.
-local port_file = os.tmpname()
-local server = io.popen(("lua5.4 lua/aigc/devserver.lua --port 0 --port-file %s --exit-after 900 "
-                         .. "--parent-pid $PPID >/dev/null 2>&1 & echo $!"):format(port_file))
-local server_pid = server:read("l")
-server:close()
-local port
-for _ = 1, 200 do
-  local f = io.open(port_file)
-  port = f and tonumber(f:read("a"))
-  if f then f:close() end
-  if port then break end
-  aigc.sleep(0.05)
-end
-os.remove(port_file)
-assert(port, "the bundled server did not start")
+local port, server_pid = require("bundled_server").start "--exit-after 900"
 
 local function flood (bound)
   local client = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", api_key = "sk-bench",
