@@ -19,6 +19,8 @@ local SERVER = [=[
   local CASES = {
     -- vLLM (its ErrorResponse, at the top of the body)
     ["vllm-400"] = { 400, J, '{"object":"error","message":"This model\'s maximum context length is 4096 tokens.","type":"BadRequestError","param":null,"code":400}' },
+    -- FastAPI's own validation error (servers on FastAPI that keep it: text-generation-webui...)
+    ["fastapi-422"] = { 422, J, '{"detail":[{"loc":["body","messages",0,"role"],"msg":"field required","type":"value_error.missing"},{"loc":["body","model"],"msg":"str type expected","type":"type_error.str"}]}' },
     -- Hugging Face TGI
     ["tgi-422"] = { 422, J, '{"error":"Input validation error: `inputs` must not be empty","error_type":"validation"}' },
     ["tgi-stream-error"] = { 200, SSE, chunk('{"role":"assistant","content":"Hi"}')
@@ -122,6 +124,14 @@ describe("the OpenAI-compatible servers the README names", function ()
       assert.equal("BadRequestError", err.type)
       assert.equal(400, err.code)
       assert.equal("error", err.body.object)
+    end)
+
+    it("FastAPI's validation error: its first item is the message, where it is in the request", function ()
+      local _, err = chat("fastapi-422")
+      assert.equal("http", err.kind)
+      assert.equal(422, err.status)
+      assert.equal("field required (body.messages.0.role)", err.message)
+      assert.equal("str type expected", err.body.detail[2].msg)
     end)
 
     it("TGI's error string and its error_type (as err.type)", function ()

@@ -115,6 +115,41 @@ static void copy_member (lua_State *L, aigc_request *r, const aigc_json_value *v
 }
 
 /*
+** FastAPI's own validation error (servers built on it that do not replace
+** it, text-generation-webui's among them): {"detail": [{"loc": ["body",
+** "messages"], "msg": "field required", ...}]}. Its first item is the
+** message, "field required (body.messages)"; the list stays in err.body.
+*/
+static void copy_first_detail (lua_State *L, aigc_request *r, const aigc_json_value *v) {
+  const aigc_json_value *d = aigc_json_get(v, "detail"), *msg, *loc;
+  char text[512];
+  size_t n, i, parts = 0;
+  if (d == NULL || d->type != AIGC_JSON_ARRAY || d->len == 0 || d->u.items[0].type != AIGC_JSON_OBJECT)
+    return;
+  msg = aigc_json_get(&d->u.items[0], "msg");
+  loc = aigc_json_get(&d->u.items[0], "loc");
+  if (msg == NULL || msg->type != AIGC_JSON_STRING)
+    return;
+  n = (size_t)snprintf(text, sizeof text, "%.*s", (int)(msg->len < 400 ? msg->len : 400), msg->u.s);
+  for (i = 0; loc != NULL && loc->type == AIGC_JSON_ARRAY && i < loc->len && n < sizeof text - 64; i++) {
+    const aigc_json_value *part = &loc->u.items[i];
+    const char *sep = parts == 0 ? " (" : ".";
+    if (part->type == AIGC_JSON_STRING)
+      n += (size_t)snprintf(text + n, sizeof text - n, "%s%.*s", sep, (int)(part->len < 40 ? part->len : 40),
+                            part->u.s);
+    else if (part->type == AIGC_JSON_INT)
+      n += (size_t)snprintf(text + n, sizeof text - n, "%s%lld", sep, (long long)part->u.i);
+    else
+      continue;
+    parts++;
+  }
+  if (parts > 0)
+    text[n++] = ')';   /* (n < sizeof text - 64 + 42: room) */
+  aigc_error_push_scrubbed(L, text, n < sizeof text ? n : sizeof text - 1, r->secrets);
+  lua_setfield(L, -2, "message");
+}
+
+/*
 ** Pushes an error object for an API error found in a JSON value `v` (the
 ** body of an HTTP error, an "error" stream event, a 200 body with an
 ** "error" member): unwraps {"error": {...}} as the SDKs do, and keeps the
@@ -149,8 +184,10 @@ static void push_api_error (lua_State *L, aigc_request *r, const char *kind,
     if (lua_getfield(L, -1, "detail") == LUA_TSTRING) {
       lua_setfield(L, -2, "message");
     }
-    else
+    else {
       lua_pop(L, 1);
+      copy_first_detail(L, r, v);
+    }
   }
   aigc_jsonlua_push(L, v);
   lua_setfield(L, -2, "body");
