@@ -316,6 +316,25 @@ describe("the OpenAI-compatible servers the README names", function ()
       assert.equal("2024-06-01", last.query["api-version"])
     end)
 
+    it("the api-version a base_url names wins over $OPENAI_API_VERSION (api_version over both)", function ()
+      srv:reset()
+      local r = require("luachild").run([[
+        local aigc = require "aigc"
+        for _, opts in ipairs { { base_url = arg[1] .. "/openai/deployments/dep?api-version=2024-10-21" },
+                                { base_url = arg[1] .. "/openai/deployments/dep?api-version=2024-10-21",
+                                  api_version = "2025-01-01-preview" },
+                                { base_url = arg[1] .. "/openai/deployments/dep" } } do
+          opts.azure, opts.api_key, opts.max_retries = true, "k", 0
+          local c = aigc.client(opts)
+          assert(c:chat "Hi")
+          c:close()
+        end]], { args = { srv.url }, env = { OPENAI_API_VERSION = "2023-05-15" } })
+      assert.equal(0, r.status, r.stderr)
+      local versions = {}
+      for _, q in ipairs(srv:requests()) do versions[#versions + 1] = q.query["api-version"] end
+      assert.same({ "2024-10-21", "2025-01-01-preview", "2023-05-15" }, versions)
+    end)
+
     it("streams without the default stream_options before api-version 2024-09-01, which refuse it", function ()
       local function body_sent (version, params)
         local c = aigc.client { azure = true, endpoint = srv.url, api_version = version, api_key = "k", model = "dep",

@@ -119,9 +119,14 @@ local function endpoint_of (opts)
       base_url, from = (host_part or endpoint):gsub("/+$", "") .. "/openai" .. (endpoint_query or ""), "opts.endpoint"
     end
     if api_key == nil then api_key = env("AZURE_OPENAI_API_KEY") end
-    local version = opts.api_version or env("OPENAI_API_VERSION")
-    if version == nil and not base_url:find("[?&]api%-version=") then   -- (else the URL's is sent)
-      field_error("client", 1, "opts.api_version", "Azure needs api_version (or $OPENAI_API_VERSION)")
+    -- opts.api_version, else the one the base_url names (the portal's URL:
+    -- the user wrote it), else $OPENAI_API_VERSION
+    local version = opts.api_version
+    if version == nil and not base_url:find("[?&]api%-version=") then
+      version = env("OPENAI_API_VERSION")
+      if version == nil then
+        field_error("client", 1, "opts.api_version", "Azure needs api_version (or $OPENAI_API_VERSION)")
+      end
     end
     query["api-version"] = version
   else
