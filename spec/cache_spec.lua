@@ -183,6 +183,22 @@ describe("the response cache", function ()
     assert.is_nil(cc:get("k1"))
   end)
 
+  it("max_disk_bytes does not scan the folder (a process) after every write", function ()
+    local cc = cache.new { dir = dir .. "/scan", max_disk_bytes = 1000000 }
+    local popen, scans = io.popen, 0
+    io.popen = function (cmd, ...)   -- luacheck: ignore 122
+      if cmd:find("^find ") then scans = scans + 1 end
+      return popen(cmd, ...)
+    end
+    local ok, err = pcall(function ()
+      for i = 1, 50 do cc:put("k" .. i, { text = "reply " .. i }) end
+    end)
+    io.popen = popen   -- luacheck: ignore 122
+    assert(ok, err)
+    assert.equal(1, scans)   -- (the first write's; 50 before)
+    assert.equal("reply 50", cc:get("k50").text)
+  end)
+
   it("bad cache options raise in the one format", function ()
     assert.error_matches(function () aigc.client { cache = { ttl = -1 } } end,
       "bad argument #1 to 'client' %(opts.cache.ttl: a number > 0 expected")

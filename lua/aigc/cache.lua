@@ -23,9 +23,10 @@
 -- written atomically (temporary name, then rename), read on a memory miss;
 -- an expired file is removed when read, and every expired file after a
 -- write, at most once per `ttl`. `ttl` (seconds; default none) applies to
--- both. `max_disk_bytes` (default none) caps the folder: after
--- each write the oldest files go until it holds no more (listed with GNU
--- find).
+-- both. `max_disk_bytes` (default none) caps the folder: when a write may
+-- take it past the cap (its size counted from the last listing, which GNU
+-- find makes, at least once a minute), the oldest files go until it holds
+-- no more.
 --
 -- @module aigc.cache
 
@@ -149,10 +150,21 @@ local function write_disk (self, key, value, time)
   local tmp = path .. ".tmp" .. tostring(math.random(1, 1e9))
   local f = io.open(tmp, "wb")
   if not f then return end
-  local ok = f:write(json.encode { key = key, time = time, value = value })
+  local text = json.encode { key = key, time = time, value = value }
+  local ok = f:write(text)
   f:close()
   if ok then os.rename(tmp, path) else os.remove(tmp) end
-  if ok and self.max_disk_bytes then self:prune_disk() end
+  -- The folder's size is counted from its last scan on: it is scanned
+  -- again (a `find`, a process) when a write may take it past the cap, or
+  -- a minute on (other processes may write there too), not after every
+  -- write. (An overwrite counts twice: a scan comes early.)
+  if ok and self.max_disk_bytes then
+    if self.disk_bytes and self.disk_bytes + #text <= self.max_disk_bytes and time - self.scanned_at < 60 then
+      self.disk_bytes = self.disk_bytes + #text
+    else
+      self:prune_disk()
+    end
+  end
   if ok and self.ttl then self:drop_expired(time) end
 end
 
@@ -182,6 +194,7 @@ function Cache:prune_disk ()
     os.remove(list[i].path)
     total, i = total - list[i].size, i + 1
   end
+  self.disk_bytes, self.scanned_at = total, os_time()
 end
 
 --- Removes the disk entries older than `ttl` (by their files' times). A
