@@ -450,6 +450,15 @@ for _, m in ipairs(CLIENT_METHODS) do
   end
 end
 
+-- A conversation on a closed client: say raised (from its call), say_async
+-- handed back a failed future; both raise, as chat and chat_async do.
+for _, method in ipairs { "say", "say_async" } do
+  raises("conversation:" .. method .. " on a closed client", "attempt to use a closed client", function (ctx)
+    local conv = aigc.conversation { client = ctx.closed }
+    return conv[method](conv, "Hi")
+  end)
+end
+
 -- req:wait() is wrapped in Lua (inside a task it yields): the wrapper
 -- must check its receiver and argument as the C method does.
 for _, v in ipairs { { "a number", 5 }, { "a client", "client" }, { "a table", {} } } do

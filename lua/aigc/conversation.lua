@@ -433,6 +433,8 @@ end
 -- conversation's): they hear the end of the say -- after the history
 -- changed -- not the end of the request inside it.
 local function check_say (self, input, params, fname)
+  -- (say raised it from the call it makes; say_async must too, not hand back a failed future)
+  if self.client._loop.closed then util.raise("attempt to use a closed client") end
   local user = user_message(input, fname)
   local bad = check.CHAT_FIELDS.messages({ user }, "input")
   if bad then argerror(fname, 1, (bad:gsub("^input%[1%]", "input"))) end
