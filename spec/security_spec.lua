@@ -30,8 +30,10 @@ local function start_nginx (dev_port)
       :format(cert[1], cert[2], dir, cert[1], dir, cert[1]))
     assert(ok, out)
   end
-  local ports = { tls = free_port(), wrong = free_port(), plain = free_port(), h2 = free_port() }
-  local conf = ([[
+  local ports
+  local pid = proc.start_nginx(dir, function (owner)
+    ports = { tls = free_port(), wrong = free_port(), plain = owner.port, h2 = free_port() }
+    return ([[
 daemon off; master_process off; worker_processes 1;
 pid DIR/nginx.pid; error_log DIR/error.log;
 events { worker_connections 64; }
@@ -48,24 +50,13 @@ http {
            location /proxied/ { proxy_pass http://127.0.0.1:DEV/; proxy_buffering off;
                                 proxy_set_header X-Client-Protocol $server_protocol; } }
   server { listen 127.0.0.1:PLAIN;
+           location = /_owner { return 200 'OWNER'; }
            location /redirect/ { return 307 http://127.0.0.1:DEV/v1/chat/completions; }
            location / { proxy_pass http://127.0.0.1:DEV; proxy_set_header X-Via-Proxy yes; } }
 }]]):gsub("DIR", dir):gsub("TLS", ports.tls):gsub("WRONG", ports.wrong):gsub("PLAIN", ports.plain)
-    :gsub("H2", ports.h2):gsub("DEV", dev_port):gsub("CONNREPLY", CONN_REPLY):gsub("REPLY", REPLY)
-  local f = assert(io.open(dir .. "/nginx.conf", "w"))
-  f:write(conf)
-  f:close()
-  local p = assert(io.popen("nginx -p " .. dir .. " -c " .. dir .. "/nginx.conf >/dev/null 2>&1 & echo $!"))
-  local pid = tonumber(p:read("*a"):match("%d+"))
-  p:close()
-  local deadline = socket.gettime() + 10
-  while socket.gettime() < deadline do
-    local c = socket.tcp()
-    c:settimeout(0.2)
-    if c:connect("127.0.0.1", ports.plain) then c:close(); break end
-    c:close()
-    socket.sleep(0.02)
-  end
+      :gsub("H2", ports.h2):gsub("DEV", dev_port):gsub("CONNREPLY", CONN_REPLY):gsub("REPLY", REPLY)
+      :gsub("OWNER", owner.token)
+  end)
   return { dir = dir, pid = pid, ports = ports, stop = function ()
     os.execute("kill " .. pid .. " 2>/dev/null; sleep 0.1; rm -rf " .. dir)
   end }

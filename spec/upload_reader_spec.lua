@@ -54,8 +54,10 @@ local function start_h2_proxy (dev_port)
   assert(proc.sh("mkdir -p " .. dir .. "/tmp"))
   assert(proc.sh(("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
     .. "-addext subjectAltName=IP:127.0.0.1 -keyout %s/k.pem -out %s/c.pem"):format(dir, dir)))
-  local port = proc.free_port()
-  local conf = ([[
+  local port
+  local pid = proc.start_nginx(dir, function (owner)
+    port = proc.free_port()
+    return ([[
 daemon off; master_process off; worker_processes 1; pid DIR/nginx.pid; error_log DIR/error.log;
 events { worker_connections 64; }
 http {
@@ -64,22 +66,10 @@ http {
   log_format p "$request $server_protocol $status"; access_log DIR/access.log p;
   server { listen 127.0.0.1:PORT ssl http2; ssl_certificate DIR/c.pem; ssl_certificate_key DIR/k.pem;
            location / { proxy_pass http://127.0.0.1:DEV; proxy_http_version 1.1; } }
-}]]):gsub("DIR", dir):gsub("PORT", port):gsub("DEV", dev_port)
-  local f = assert(io.open(dir .. "/nginx.conf", "w"))
-  f:write(conf)
-  f:close()
-  local p = assert(io.popen("nginx -p " .. dir .. " -c " .. dir .. "/nginx.conf >/dev/null 2>&1 & echo $!"))
-  local pid = tonumber(p:read("*a"):match("%d+"))
-  p:close()
-  local socket = require "socket"
-  local deadline = socket.gettime() + 10
-  repeat
-    local c = socket.tcp()
-    c:settimeout(0.2)
-    local up = c:connect("127.0.0.1", port)
-    c:close()
-    if not up then socket.sleep(0.02) end
-  until up or socket.gettime() > deadline
+  server { listen 127.0.0.1:OWNPORT; location = /_owner { return 200 'OWNER'; } }
+}]]):gsub("DIR", dir):gsub("OWNPORT", owner.port):gsub("PORT", port):gsub("DEV", dev_port)
+      :gsub("OWNER", owner.token)
+  end)
   return { dir = dir, port = port, stop = function ()
     proc.stop(pid)
     os.execute("rm -rf " .. proc.quote(dir))

@@ -136,5 +136,39 @@ function M.stop (pid, grace)
     while M.alive(pid) do socket.sleep(0.02) end
   end
 end
+--- Starts nginx with the configuration `make_conf(owner)` returns, on
+-- ports it picks itself with `free_port` (so they are fresh each try),
+-- and makes sure the ports are its own: a port free_port found free may be
+-- taken by another test process (the suites of `make test` run side by
+-- side, some with an nginx of their own) before this nginx binds it, and
+-- the test would then talk to the other server. The configuration must
+-- hold a plain-HTTP server on `owner.port` with
+-- `location = /_owner { return 200 'OWNER'; }` (`owner.token` in place of
+-- OWNER): nginx serves it only once every listen of its configuration is
+-- bound, so that answer says all its ports are this nginx's. Up to 3 tries.
+-- Returns the pid and the `owner` table `make_conf` was given (with the
+-- ports it chose, if it stored them there).
+-- @usage local pid, conf = proc.start_nginx(dir, function (o) o.tls = proc.free_port(); return text end)
+function M.start_nginx (dir, make_conf)
+  local http = require "socket.http"
+  for _ = 1, 3 do
+    local owner = { port = M.free_port(), token = ("aigc-nginx-%d-%d"):format(M.free_port(), math.random(1, 1e9)) }
+    local f = assert(io.open(dir .. "/nginx.conf", "w"))
+    f:write((make_conf(owner)))   -- (one value: a gsub result ends with its count)
+    f:close()
+    local p = assert(io.popen("nginx -p " .. dir .. " -c " .. dir .. "/nginx.conf >/dev/null 2>&1 & echo $!"))
+    local pid = tonumber(p:read("*a"):match("%d+"))
+    p:close()
+    local deadline, body = socket.gettime() + 10
+    repeat   -- (refused until nginx serves; another answer: not ours)
+      http.TIMEOUT = 1
+      body = http.request("http://127.0.0.1:" .. owner.port .. "/_owner")
+      if body == nil then socket.sleep(0.05) end
+    until body ~= nil or not M.alive(pid) or socket.gettime() > deadline
+    if body == owner.token then return pid, owner end
+    M.stop(pid)   -- (another server answered, or nginx could not bind a port: new ports)
+  end
+  error("nginx did not start on ports of its own (see " .. dir .. "/error.log)", 2)
+end
 
 return M
