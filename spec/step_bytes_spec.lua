@@ -142,6 +142,37 @@ describe("max_bytes_per_step", function ()
     client:close()
   end)
 
+  it("resumes the longest held first: every stream with bytes waiting moves within a round of turns", function ()
+    -- One byte a turn: each turn resumes one held stream (it takes the
+    -- read libcurl kept for it, then is held again, at the list's tail).
+    local client = aigc.client { base_url = srv.base_url, max_retries = 0, max_bytes_per_step = 1 }
+    local text = echo_text()
+    local moved, reqs = {}, {}
+    for i = 1, STREAMS do
+      reqs[i] = client:chat_async { model = "m", messages = { { role = "user", content = "Echo: " .. text } },
+                                    stream = function (delta) if delta then moved[i] = true end end }
+    end
+    wait_written(srv, client)
+    local waited = {}   -- turns each unfinished stream has gone without a delta
+    local deadline = socket.gettime() + 60
+    while client:step(0) > 0 do
+      assert(socket.gettime() < deadline, "the streams did not end")
+      local movers = 0
+      for i = 1, STREAMS do
+        if moved[i] then movers, waited[i] = movers + 1, 0
+        elseif reqs[i]:status() == "running" then
+          waited[i] = (waited[i] or 0) + 1
+          -- (a turn's read may end inside an event: one more round)
+          assert(waited[i] <= 2 * STREAMS, ("stream %d went %d turns without a delta"):format(i, waited[i]))
+        end
+      end
+      assert(movers <= 1, ("%d streams moved in one turn of one byte"):format(movers))
+      moved = {}
+    end
+    for i = 1, STREAMS do assert.equal(text, reqs[i]:result().text) end
+    client:close()
+  end)
+
   it("a held request canceled, collected or closed with its client ends once; the client goes on", function ()
     local client = aigc.client { base_url = srv.base_url, max_retries = 0, max_bytes_per_step = 1 }
     local text, seen = echo_text(), { events = 0 }
