@@ -147,19 +147,15 @@ describe("max_bytes_per_step", function ()
     -- read libcurl kept for it, then is held again, at the list's tail).
     local client = aigc.client { base_url = srv.base_url, max_retries = 0, max_bytes_per_step = 1 }
     local text = echo_text()
-    local moved, reqs = {}, {}
-    for i = 1, STREAMS do
-      reqs[i] = client:chat_async { model = "m", messages = { { role = "user", content = "Echo: " .. text } },
-                                    stream = function (delta) if delta then moved[i] = true end end }
-    end
+    local reqs, parts = start_streams(client, text, { events = 0 })
     wait_written(srv, client)
-    local waited = {}   -- turns each unfinished stream has gone without a delta
+    local seen, waited = {}, {}   -- deltas each stream had; turns it has gone without one
     local deadline = socket.gettime() + 60
     while client:step(0) > 0 do
       assert(socket.gettime() < deadline, "the streams did not end")
       local movers = 0
       for i = 1, STREAMS do
-        if moved[i] then movers, waited[i] = movers + 1, 0
+        if #parts[i] > (seen[i] or 0) then movers, waited[i], seen[i] = movers + 1, 0, #parts[i]
         elseif reqs[i]:status() == "running" then
           waited[i] = (waited[i] or 0) + 1
           -- (a turn's read may end inside an event: one more round)
@@ -167,9 +163,8 @@ describe("max_bytes_per_step", function ()
         end
       end
       assert(movers <= 1, ("%d streams moved in one turn of one byte"):format(movers))
-      moved = {}
     end
-    for i = 1, STREAMS do assert.equal(text, reqs[i]:result().text) end
+    finish(client, reqs, parts, text)
     client:close()
   end)
 
