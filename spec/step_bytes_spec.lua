@@ -73,12 +73,21 @@ describe("max_bytes_per_step", function ()
   teardown(function () srv:stop() end)
   before_each(function () srv:reset() end)
 
-  it("bounds what one step takes in when every reply is already there, and loses nothing", function ()
-    local budget = 16384
-    local client = aigc.client { base_url = srv.base_url, max_retries = 0, max_bytes_per_step = budget }
+  -- A client with `opts` and STREAMS streams started, whose replies the
+  -- server has written whole (in the sockets, not yet read).
+  local function written_streams (opts)
+    local o = { base_url = srv.base_url, max_retries = 0 }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    local client = aigc.client(o)
     local text, seen = echo_text(), { events = 0 }
     local reqs, parts = start_streams(client, text, seen)
     wait_written(srv, client)
+    return client, text, seen, reqs, parts
+  end
+
+  it("bounds what one step takes in when every reply is already there, and loses nothing", function ()
+    local budget = 16384
+    local client, text, seen, reqs, parts = written_streams { max_bytes_per_step = budget }
     seen.events = 0
     client:step(0)
     -- The budget, the one write that crossed it (libcurl's at most 16 KiB),
@@ -92,10 +101,7 @@ describe("max_bytes_per_step", function ()
   end)
 
   it("is what holds the step back: without it, the same step takes in everything", function ()
-    local client = aigc.client { base_url = srv.base_url, max_retries = 0 }
-    local text, seen = echo_text(), { events = 0 }
-    local reqs, parts = start_streams(client, text, seen)
-    wait_written(srv, client)
+    local client, text, seen, reqs, parts = written_streams()
     seen.events = 0
     client:step(0)
     assert.is_true(seen.events > (16384 + 16384 + STREAMS * 400) / MIN_EVENT_BYTES,
@@ -129,10 +135,7 @@ describe("max_bytes_per_step", function ()
   it("held streams are not idle: a short idle timeout does not end them", function ()
     -- One byte a turn: each turn one stream takes a write, the others wait
     -- their turn, 3 x 0.12 s, longer than the 0.3 s idle timeout.
-    local client = aigc.client { base_url = srv.base_url, max_retries = 0, max_bytes_per_step = 1, timeout = 0.3 }
-    local text, seen = echo_text(), { events = 0 }
-    local reqs, parts = start_streams(client, text, seen)
-    wait_written(srv, client)
+    local client, text, _, reqs, parts = written_streams { max_bytes_per_step = 1, timeout = 0.3 }
     local deadline = socket.gettime() + 60
     while client:step(0) > 0 do
       socket.sleep(0.12)
@@ -145,10 +148,7 @@ describe("max_bytes_per_step", function ()
   it("resumes the longest held first: every stream with bytes waiting moves within a round of turns", function ()
     -- One byte a turn: each turn resumes one held stream (it takes the
     -- read libcurl kept for it, then is held again, at the list's tail).
-    local client = aigc.client { base_url = srv.base_url, max_retries = 0, max_bytes_per_step = 1 }
-    local text = echo_text()
-    local reqs, parts = start_streams(client, text, { events = 0 })
-    wait_written(srv, client)
+    local client, text, _, reqs, parts = written_streams { max_bytes_per_step = 1 }
     local seen, waited = {}, {}   -- deltas each stream had; turns it has gone without one
     local deadline = socket.gettime() + 60
     while client:step(0) > 0 do
@@ -169,10 +169,7 @@ describe("max_bytes_per_step", function ()
   end)
 
   it("a held request canceled, collected or closed with its client ends once; the client goes on", function ()
-    local client = aigc.client { base_url = srv.base_url, max_retries = 0, max_bytes_per_step = 1 }
-    local text, seen = echo_text(), { events = 0 }
-    local reqs, parts = start_streams(client, text, seen)
-    wait_written(srv, client)
+    local client, text, seen, reqs, parts = written_streams { max_bytes_per_step = 1 }
     client:step(0)   -- (one takes a write; the others are held)
     reqs[1]:cancel()
     reqs[2] = nil
