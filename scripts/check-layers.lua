@@ -31,6 +31,7 @@ local LAYERS = {
   { "buf", "base64", "vec", "body" },
   { "sse", "json" },
   { "jsonout" },
+  { "accum_keys" },
   { "accum", "raccum", "poller", "roster" },
   { "accum_shape", "accum_scan" },
   { "util" },
@@ -146,7 +147,7 @@ for m, syms in pairs(needs) do
 end
 
 -- Dead code.
-local PLAIN_C = { buf = true, sse = true, json = true, jsonout = true, accum = true, raccum = true,
+local PLAIN_C = { buf = true, sse = true, json = true, jsonout = true, accum = true, accum_keys = true, raccum = true,
                   accum_shape = true, accum_scan = true, poller = true, roster = true }
 local used_elsewhere = {}
 for m, syms in pairs(needs) do

@@ -27,7 +27,7 @@
 ** Every add is also linear in its chunk, however long the stream was
 ** before it (a hostile server may send a million tiny chunks within
 ** max_response_bytes): accumulated objects are searched through a
-** persistent hash table once they are big (see "Where members are"), a
+** persistent hash table once they are big (accum_keys.c), a
 ** chunk's own duplicate keys through a temporary one, choices and indexed
 ** items through 128-entry maps. And the tree counts its values, so that a
 ** stream cannot build more than the limits allow (accum.h).
@@ -36,7 +36,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "accum.h"
 #include "accum_tree.h"
@@ -230,8 +229,6 @@ static int grow (void **p, size_t *cap, size_t need, size_t elem,
   return 0;
 }
 
-static uint64_t mix64 (uint64_t x);
-
 static void merge_init (merge *M, aigc_accum *a) {
   M->a = a;
   M->path = M->path_local;
@@ -260,7 +257,7 @@ static uint64_t child_hash (uint64_t h, size_t pos) {
 /* The hash of the current path (for the key table: computed only when a
    big object is searched or a member noted, so paths stay cheap). */
 static uint64_t path_hash (const merge *M) {
-  uint64_t h = mix64(M->a->seed);
+  uint64_t h = mix64(M->a->keys.seed);
   size_t i;
   for (i = 0; i < M->depth; i++)
     h = child_hash(h, M->path[i]);
@@ -464,96 +461,20 @@ static int replace (merge *M, aigc_json_value *slot, aigc_json_value *val) {
 
 
 /* {====================================================================
-** Where members are
+** Where members are (the tables: accum_keys.c)
 ** ===================================================================== */
-
-/*
-** Merging looks up each delta key in the accumulated object at the same
-** place. A linear search is the fastest thing for the handful of members
-** real objects have, but an object that gains one member per chunk would
-** make n chunks cost O(n^2). So every member appended to an accumulated
-** object is also recorded in one hash table that lives as long as the
-** accumulator, keyed by a hash of (the path of the object from the root,
-** the key), and objects of KEYS_LINEAR members or more are searched
-** through it.
-**
-** An entry is only a hint: a hit is checked against the object itself
-** (the member at that position has that key). So entries never need
-** removing: those left by a rolled-back add, or by an object since
-** replaced by another at the same path, just fail the check. Keys are
-** unique in an accumulated object (merging looks before it appends), so a
-** checked hit is the answer. Every object a merge searches was built by
-** appends, each recorded (see fresh() and index_mode()), so a miss is a
-** miss. The hashes are seeded per accumulator: a server cannot choose keys
-** that all fall in one bucket.
-*/
-#define KEYS_LINEAR 16
-
-struct aigc_accum_key {
-  uint64_t h;        /* hash of (object path, key) */
-  size_t pos1;       /* the member's position + 1; 0: empty slot */
-};
-
-/* splitmix64's finalizer: every input bit affects every output bit. */
-static uint64_t mix64 (uint64_t x) {
-  x ^= x >> 30;
-  x *= UINT64_C(0xBF58476D1CE4E5B9);
-  x ^= x >> 27;
-  x *= UINT64_C(0x94D049BB133111EB);
-  x ^= x >> 31;
-  return x;
-}
-
-/* A seed nobody outside this process can know (ASLR of the heap and the
-   stack, the monotonic clock's nanoseconds). No static counter: aigc keeps
-   no mutable C global, so lua_States on several threads share nothing
-   (check-globals.lua). Every request makes one (aigc_accum_init), so the
-   clock is one the vDSO answers: clock() (CPU time) was a system call,
-   1.6 us each on a 2026 VM, four per request, 15 % of a request's CPU. */
-static uint64_t new_seed (const aigc_accum *a) {
-  uint64_t x = (uint64_t)(uintptr_t)a;
-  struct timespec ts;
-  x ^= (uint64_t)(uintptr_t)&x * UINT64_C(0x9E3779B97F4A7C15);
-  if (clock_gettime(CLOCK_MONOTONIC, &ts) == 0)
-    x ^= (uint64_t)ts.tv_sec << 30 ^ (uint64_t)ts.tv_nsec;
-  return mix64(x);
-}
-
-static uint64_t key_hash (uint64_t seed, const char *key, size_t n) {
-  uint64_t h = seed ^ UINT64_C(14695981039346656037);   /* FNV-1a, seeded */
-  size_t i;
-  for (i = 0; i < n; i++)
-    h = (h ^ (unsigned char)key[i]) * UINT64_C(1099511628211);
-  return mix64(h ^ n);
-}
-
-static int has_key (const aigc_json_value *obj, size_t pos, const char *key,
-                    size_t n) {
-  const aigc_json_member *m;
-  if (pos >= obj->len)
-    return 0;
-  m = &obj->u.members[pos];
-  return m->key_len == n && memcmp(m->key, key, n) == 0;
-}
 
 /* Position of key[0..n) in the accumulated object obj, or NOPOS: obj is
    at the current path, or its child `child` (NOPOS: itself). */
 static size_t find_at (const merge *M, const aigc_json_value *obj, size_t child,
                        const char *key, size_t n) {
-  const aigc_accum *a = M->a;
   uint64_t h;
-  size_t i, mask;
-  if (obj->len < KEYS_LINEAR || a->keys == NULL)
+  if (obj->len < KEYS_LINEAR || M->a->keys.slot == NULL)
     return find(obj, key, n);
   h = path_hash(M);
   if (child != NOPOS)
     h = child_hash(h, child);
-  h = mix64(h ^ key_hash(a->seed, key, n));
-  mask = a->keys_cap - 1;
-  for (i = (size_t)h & mask; a->keys[i].pos1 != 0; i = (i + 1) & mask)
-    if (a->keys[i].h == h && has_key(obj, a->keys[i].pos1 - 1, key, n))
-      return a->keys[i].pos1 - 1;
-  return NOPOS;
+  return aigc_keytable_find(&M->a->keys, obj, h, key, n);
 }
 
 /* find_at for the object at the current path. */
@@ -562,126 +483,10 @@ static size_t acc_find (const merge *M, const aigc_json_value *obj, const char *
   return find_at(M, obj, NOPOS, key, n);
 }
 
-static int keys_grow (aigc_accum *a) {
-  size_t ncap = a->keys_cap ? a->keys_cap * 2 : 64, i, j;
-  aigc_accum_key *nk;
-  if (ncap > (size_t)-1 / sizeof(aigc_accum_key) ||
-      (nk = (aigc_accum_key *)calloc(ncap, sizeof(aigc_accum_key))) == NULL)
-    return -1;
-  for (i = 0; i < a->keys_cap; i++) {
-    if (a->keys[i].pos1 == 0)
-      continue;
-    for (j = (size_t)a->keys[i].h & (ncap - 1); nk[j].pos1 != 0;
-         j = (j + 1) & (ncap - 1))
-      ;
-    nk[j] = a->keys[i];
-  }
-  free(a->keys);
-  a->keys = nk;
-  a->keys_cap = ncap;
-  return 0;
-}
-
 /* Records that member pos of the object at the current path is there. */
 static int keys_note (merge *M, const aigc_json_value *obj, size_t pos) {
-  aigc_accum *a = M->a;
-  const aigc_json_member *m = &obj->u.members[pos];
-  uint64_t h;
-  size_t i, mask;
-  if ((a->keys_used + 1) * 2 > a->keys_cap && keys_grow(a) != 0)
-    return AIGC_ACCUM_NOMEM;
-  h = mix64(path_hash(M) ^ key_hash(a->seed, m->key, m->key_len));
-  mask = a->keys_cap - 1;
-  for (i = (size_t)h & mask; a->keys[i].pos1 != 0; i = (i + 1) & mask)
-    if (a->keys[i].h == h && a->keys[i].pos1 == pos + 1)
-      return AIGC_ACCUM_OK;   /* noted before a rollback: the same entry */
-  a->keys[i].h = h;
-  a->keys[i].pos1 = pos + 1;
-  a->keys_used++;
-  return AIGC_ACCUM_OK;
-}
-
-/*
-** The last occurrence of each key of one delta object (JSON's duplicate
-** keys: the last one wins). Small objects are searched from the end;
-** from KEYS_LINEAR members on, a temporary table (open addressing,
-** member position + 1 per slot, at most a quarter full) holds the last
-** position of each key. It lives for one merge of one object.
-*/
-typedef struct lastkeys {
-  size_t *slot;      /* NULL: search linearly */
-  size_t mask;
-  uint64_t seed;
-  int unique;        /* no two keys can be equal: every member is the last */
-} lastkeys;
-
-/*
-** Whether a small object's keys are surely all different: no two share a
-** bit of a 64-bit mask of (length, first byte, last byte). A shared bit
-** only means "look closer"; real chunks (id, object, created, model...)
-** almost never do, and then cost no key comparison at all.
-*/
-static int surely_unique (const aigc_json_value *obj) {
-  uint64_t seen = 0;
-  size_t i;
-  for (i = 0; i < obj->len; i++) {
-    const aigc_json_member *m = &obj->u.members[i];
-    size_t n = m->key_len;
-    unsigned sig = (unsigned)(n * 7 + (n ? (unsigned char)m->key[0] * 3 +
-                                           (unsigned char)m->key[n - 1] : 0));
-    uint64_t bit = (uint64_t)1 << (sig & 63);
-    if (seen & bit)
-      return 0;
-    seen |= bit;
-  }
-  return 1;
-}
-
-static int lk_open (lastkeys *lk, const aigc_json_value *obj, uint64_t seed) {
-  size_t cap = 64, i, h;
-  lk->slot = NULL;
-  lk->seed = seed;
-  lk->unique = 0;
-  if (obj->len < KEYS_LINEAR) {
-    lk->unique = surely_unique(obj);
-    return AIGC_ACCUM_OK;
-  }
-  if (obj->len > ((size_t)-1 / 8) / sizeof(size_t))
-    return AIGC_ACCUM_NOMEM;
-  while (cap < 4 * obj->len)
-    cap *= 2;
-  if ((lk->slot = (size_t *)calloc(cap, sizeof(size_t))) == NULL)
-    return AIGC_ACCUM_NOMEM;
-  lk->mask = cap - 1;
-  for (i = 0; i < obj->len; i++) {
-    const aigc_json_member *m = &obj->u.members[i];
-    for (h = (size_t)key_hash(seed, m->key, m->key_len) & lk->mask;
-         lk->slot[h] != 0; h = (h + 1) & lk->mask)
-      if (has_key(obj, lk->slot[h] - 1, m->key, m->key_len))
-        break;
-    lk->slot[h] = i + 1;   /* a later position replaces an earlier one */
-  }
-  return AIGC_ACCUM_OK;
-}
-
-/* Is member i of obj the last with its key? */
-static int lk_last (const lastkeys *lk, const aigc_json_value *obj, size_t i) {
-  const aigc_json_member *m = &obj->u.members[i];
-  size_t h;
-  if (lk->unique)
-    return 1;
-  if (lk->slot == NULL)
-    return find(obj, m->key, m->key_len) == i;
-  for (h = (size_t)key_hash(lk->seed, m->key, m->key_len) & lk->mask;
-       lk->slot[h] != 0; h = (h + 1) & lk->mask)
-    if (has_key(obj, lk->slot[h] - 1, m->key, m->key_len))
-      return lk->slot[h] - 1 == i;
-  return 1;
-}
-
-static void lk_close (lastkeys *lk) {
-  free(lk->slot);
-  lk->slot = NULL;
+  return aigc_keytable_note(&M->a->keys, obj, path_hash(M), pos) == 0
+         ? AIGC_ACCUM_OK : AIGC_ACCUM_NOMEM;
 }
 
 /* }==================================================================== */
@@ -702,7 +507,7 @@ static int merge_object (merge *M, aigc_json_value *obj, const aigc_json_value *
                          int drop_obfuscation) {
   lastkeys lk;
   size_t i;
-  int rc = lk_open(&lk, delta, M->a->seed);
+  int rc = lk_open(&lk, delta, M->a->keys.seed);
   for (i = 0; i < delta->len && rc == AIGC_ACCUM_OK; i++) {
     const aigc_json_member *dm = &delta->u.members[i];
     if (!(drop_obfuscation && key_is(dm, "obfuscation")) &&
@@ -1098,7 +903,7 @@ static int merge_choices (merge *M, aigc_json_value *acc, const aigc_json_value 
       return rc;
     if (created && (rc = keys_note(M, c, 0)) != AIGC_ACCUM_OK)
       return rc;
-    if ((rc = lk_open(&lk, ch, M->a->seed)) != AIGC_ACCUM_OK)
+    if ((rc = lk_open(&lk, ch, M->a->keys.seed)) != AIGC_ACCUM_OK)
       return rc;
     for (j = 0; j < ch->len && rc == AIGC_ACCUM_OK; j++) {
       const aigc_json_member *m = &ch->u.members[j];
@@ -1130,7 +935,7 @@ static int merge_chunk (merge *M, const aigc_json_value *chunk) {
   aigc_json_value *root = &M->a->root;
   lastkeys lk;
   size_t i, pos;
-  int rc = lk_open(&lk, chunk, M->a->seed);
+  int rc = lk_open(&lk, chunk, M->a->keys.seed);
   for (i = 0; i < chunk->len && rc == AIGC_ACCUM_OK; i++) {
     const aigc_json_member *m = &chunk->u.members[i];
     const aigc_json_value *dv = &m->value;
@@ -1195,9 +1000,7 @@ void aigc_accum_init (aigc_accum *a, aigc_accum_kind kind) {
   empty(&a->root, AIGC_JSON_OBJECT);
   a->chunks = 0;
   a->error[0] = '\0';
-  a->keys = NULL;
-  a->keys_cap = a->keys_used = 0;
-  a->seed = new_seed(a);
+  aigc_keytable_init(&a->keys, a);
   memset(&a->memo, 0, sizeof a->memo);
 }
 
@@ -1231,7 +1034,7 @@ static int check_limits (merge *M, size_t *values, size_t *containers) {
 int aigc_accum_add (aigc_accum *a, const aigc_json_value *chunk) {
   merge M;
   const aigc_json_value *ov;
-  size_t values = 0, containers = 0, keys_before = a->keys_used;
+  size_t values = 0, containers = 0, keys_before = a->keys.used;
   int rc;
   a->error[0] = '\0';
   a->memo.valid = 0;   /* the tree may change: accum_scan's template is stale */
@@ -1257,12 +1060,9 @@ int aigc_accum_add (aigc_accum *a, const aigc_json_value *chunk) {
   }
   else {
     rollback(&M);
-    if (keys_before == 0 && a->keys != NULL) {
+    if (keys_before == 0 && a->keys.slot != NULL)
       /* made by this add: it holds only entries the rollback made stale */
-      free(a->keys);
-      a->keys = NULL;
-      a->keys_cap = a->keys_used = 0;
-    }
+      aigc_keytable_free(&a->keys);
     if (rc == AIGC_ACCUM_NOMEM)
       strcpy(a->error, "not enough memory");
   }
@@ -1293,7 +1093,7 @@ void aigc_accum_free (aigc_accum *a) {
   aigc_json_limits limits = a->limits;
   shaped_clear(a);
   aigc_json_free(&a->root);
-  free(a->keys);
+  aigc_keytable_free(&a->keys);
   free(a->memo.bytes);
   aigc_accum_init(a, a->kind);
   a->limits = limits;

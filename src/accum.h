@@ -70,6 +70,7 @@
 
 #include <stdint.h>
 
+#include "accum_keys.h"
 #include "json.h"
 
 typedef enum aigc_accum_kind {
@@ -86,9 +87,6 @@ enum {
 };
 
 #define AIGC_ACCUM_MAX_INDEX 127
-
-/* Private to accum.c: the table of where the members of merged objects are. */
-typedef struct aigc_accum_key aigc_accum_key;
 
 #define AIGC_ACCUM_SCAN_SLOTS 4
 
@@ -125,9 +123,7 @@ typedef struct aigc_accum {
   char error[96];         /* why the last call returned BADSHAPE or LIMIT
                              (LIMIT: "more than N values", or "more than N
                              arrays and objects", as aigc_json_parse says it) */
-  aigc_accum_key *keys;   /* private: member positions, by hash */
-  size_t keys_cap, keys_used;
-  uint64_t seed;          /* private: the hashes' seed */
+  aigc_keytable keys;     /* private: member positions, by hash */
   aigc_accum_memo memo;   /* private: accum_scan.c's template */
 } aigc_accum;
 

@@ -10,6 +10,7 @@
 **     sse       the Server-Sent Events parser
 **     json, jsonout   JSON text <-> a C tree (parse; write, copy, numbers)
 **     accum_shape, accum   the chunks of a stream merged into one reply
+**     accum_keys           its key lookups (hash tables for big objects)
 **     poller    the sockets an engine waits on (epoll / poll)
 **     roster    an engine's lists of requests, its slots, its easy handles,
 **               the client's configuration

@@ -13,7 +13,7 @@
 **
 **   make fuzz  (or: clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc
 **     -o fuzz_chunkscan spec/fuzz/fuzz_chunkscan.c src/buf.c src/json.c src/jsonout.c
-**     src/accum.c src/accum_shape.c src/accum_scan.c)
+**     src/accum_keys.c src/accum.c src/accum_shape.c src/accum_scan.c)
 */
 #include <stdint.h>
 #include <stdio.h>
