@@ -67,6 +67,17 @@ local SERVER = [=[
       .. chunk('{"tool_calls":[{"index":0,"id":"","type":"function","function":{"name":"","arguments":"{\\"city\\":"}}]}')
       .. chunk('{"tool_calls":[{"index":0,"id":"","type":"function","function":{"name":"","arguments":"\\"Paris\\"}"}}]}')
       .. chunk("{}", "tool_calls") .. "data: [DONE]\n\n" },
+    -- every parallel call at index 0, told apart by its id (Ollama since 0.4.7, LiteLLM's Responses bridge):
+    -- whole calls (Ollama), and a start piece with the id then argument pieces without (the bridges)
+    ["tools-index0-whole"] = { 200, SSE, chunk('{"role":"assistant","content":"","tool_calls":[{"id":"call_1","index":0,"type":"function","function":{"name":"get_weather","arguments":"{\\"city\\":\\"Paris\\"}"}}]}')
+      .. chunk('{"role":"assistant","content":"","tool_calls":[{"id":"call_2","index":0,"type":"function","function":{"name":"get_time","arguments":"{}"}}]}')
+      .. chunk('{"role":"assistant","content":""}', "tool_calls") .. "data: [DONE]\n\n" },
+    ["tools-index0-pieces"] = { 200, SSE, chunk('{"role":"assistant","tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":""}}]}')
+      .. chunk('{"tool_calls":[{"index":0,"function":{"arguments":"{\\"city\\":"}}]}')
+      .. chunk('{"tool_calls":[{"index":0,"function":{"arguments":"\\"Paris\\"}"}}]}')
+      .. chunk('{"tool_calls":[{"index":0,"id":"call_2","type":"function","function":{"name":"get_time","arguments":""}}]}')
+      .. chunk('{"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]}')
+      .. chunk("{}", "tool_calls") .. "data: [DONE]\n\n" },
     -- The Responses API (vLLM, LM Studio): response.completed ends the body
     -- without the blank line after it
     ["responses-unended"] = { 200, SSE, 'event: response.created\ndata: {"type":"response.created","sequence_number":0,"response":{"id":"r","object":"response","status":"in_progress","output":[]}}\n\n'
@@ -247,6 +258,19 @@ describe("the OpenAI-compatible servers the README names", function ()
       assert.same({ { id = "call_1", type = "function",
                       ["function"] = { name = "get_weather", arguments = '{"city":"Paris"}' } } },
                   res.choices[1].message.tool_calls)
+    end)
+
+    it("every call at index 0, each with its own id, stays apart (Ollama since 0.4.7, LiteLLM's bridge)", function ()
+      for _, model in ipairs { "tools-index0-whole", "tools-index0-pieces" } do
+        local res, err = chat(model, true)
+        assert.is_nil(err)
+        local calls = res.choices[1].message.tool_calls
+        assert.equal(2, #calls, model)
+        assert.same({ "call_1", "get_weather", '{"city":"Paris"}' }, { calls[1].id, calls[1]["function"].name,
+                                                                      calls[1]["function"].arguments })
+        assert.same({ "call_2", "get_time", "{}" }, { calls[2].id, calls[2]["function"].name,
+                                                     calls[2]["function"].arguments })
+      end
     end)
 
     it("whole calls with an empty id: each function name starts a call (Gemini's OpenAI layer)", function ()

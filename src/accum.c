@@ -591,12 +591,38 @@ static int index_mode (const merge *M, const aigc_json_value *arr) {
   return 1;
 }
 
+/* A non-empty string "id" (NULL: none; "" is no id, see replaces()). */
+static const aigc_json_value *nonempty_id (const aigc_json_value *v) {
+  return v != NULL && v->type == AIGC_JSON_STRING && v->len > 0 ? v : NULL;
+}
+
+/*
+** Whether delta item d, whose index holds accumulated item `at` of the
+** array at the current path, is another call: both have an id and they
+** differ. Ollama (since 0.4.7), LiteLLM's and Plexus's Responses bridges,
+** SGLang and Dynamo versions send every parallel call at index 0, told
+** apart only by its id. While the array has room for one more item.
+*/
+static int another_call (const merge *M, const aigc_json_value *arr, size_t at,
+                         const aigc_json_value *d) {
+  const aigc_json_value *item = &arr->u.items[at], *id = nonempty_id(aigc_json_get(d, "id"));
+  size_t pos;
+  if (id == NULL || arr->len > AIGC_ACCUM_MAX_INDEX)
+    return 0;
+  pos = find_at(M, item, at, "id", 2);
+  return pos != NOPOS && nonempty_id(&item->u.members[pos].value) != NULL &&
+         !same_scalar(id, &item->u.members[pos].value);
+}
+
 /*
 ** Arrays whose delta items carry an integer "index" (tool calls) merge
-** item by item: the accumulated item with the same index, or a new one.
-** The map is built once per merge; appending never moves existing items'
-** positions, so it stays right as items are added. The caller made sure
-** the array is in index mode (or empty).
+** item by item: the accumulated item with the same index, or a new one
+** (also when the index holds a call with another id: another_call). The
+** map, index -> the newest item with it, is built once per merge;
+** appending never moves existing items' positions, so it stays right as
+** items are added. The caller made sure the array is in index mode (or
+** empty). Items sharing an index keep their arrival order in the result
+** (accum_shape.c sorts stably).
 */
 static int merge_indexed (merge *M, aigc_json_value *arr, const aigc_json_value *dv) {
   size_t map[AIGC_ACCUM_MAX_INDEX + 1];
@@ -606,7 +632,7 @@ static int merge_indexed (merge *M, aigc_json_value *arr, const aigc_json_value 
     map[i] = NOPOS;
   for (i = 0; i < arr->len; i++) {
     int k = acc_index(M, arr, i);
-    if (k >= 0 && map[k] == NOPOS)
+    if (k >= 0)
       map[k] = i;
   }
   for (i = 0; i < dv->len; i++) {
@@ -615,7 +641,7 @@ static int merge_indexed (merge *M, aigc_json_value *arr, const aigc_json_value 
     int k = index_of(d);
     if (k < 0)
       return badshape(M, "array item \"index\" out of 0..127");
-    if (map[k] == NOPOS) {
+    if (map[k] == NOPOS || another_call(M, arr, map[k], d)) {
       aigc_json_value nv;
       empty(&nv, AIGC_JSON_OBJECT);
       if ((rc = arr_append(M, arr, &nv, &pos)) != AIGC_ACCUM_OK)

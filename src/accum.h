@@ -34,7 +34,10 @@
 **       both objects            -> merged recursively;
 **       both arrays             -> if the delta's items are objects with an
 **                                  integer "index" (tool_calls): merged by
-**                                  that index (0..127); otherwise the items
+**                                  that index (0..127), but an item whose
+**                                  "id" differs from the one its index
+**                                  holds is another item (every parallel
+**                                  call at index 0); otherwise the items
 **                                  are appended (logprobs content/refusal,
 **                                  completion tokens/token_logprobs/...);
 **       anything else           -> replaced.

@@ -247,6 +247,42 @@ TEST(test_repeated_tool_ids) {
   CHECK(stream_gives(AIGC_ACCUM_CHAT, chunks, TOOL_RESULT("\"\"")));
 }
 
+/* Every call at index 0, told apart only by its id (Ollama since 0.4.7,
+** LiteLLM's and Plexus's Responses bridges, SGLang and Dynamo versions): a
+** new id at an index that holds another call's starts a call; pieces
+** without an id continue the newest call at that index. Before, the second
+** call's id and name replaced the first's and the arguments ran together
+** ("{...}{...}": a call no tool could run). */
+TEST(test_index_reused_with_new_id) {
+  static const char *const fragments[] = {
+    CHUNK(DELTA(0, "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":["
+                   "{\"index\":0,\"id\":\"call_a\",\"type\":\"function\",\"function\":"
+                   "{\"name\":\"get_weather\",\"arguments\":\"\"}}]}")),
+    CHUNK(DELTA(0, "{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":"
+                   "\"{\\\"city\\\": \\\"Paris\\\"}\"}}]}")),
+    CHUNK(DELTA(0, "{\"tool_calls\":[{\"index\":0,\"id\":\"call_b\",\"type\":\"function\","
+                   "\"function\":{\"name\":\"get_time\",\"arguments\":\"\"}}]}")),
+    CHUNK(DELTA(0, "{\"tool_calls\":[{\"index\":0,\"id\":\"\",\"function\":{\"arguments\":"
+                   "\"{\\\"tz\\\":\"}}]}")),
+    CHUNK(DELTA(0, "{\"tool_calls\":[{\"index\":0,\"id\":\"call_b\",\"function\":"
+                   "{\"arguments\":\"\\\"CET\\\"}\"}}]}")),
+    CHUNK(STOP(0, "tool_calls")),
+    NULL
+  };
+  /* whole calls, both at index 0 in one delta */
+  static const char *const whole[] = {
+    CHUNK(DELTA(0, "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":["
+                   "{\"index\":0,\"id\":\"call_a\",\"type\":\"function\",\"function\":"
+                   "{\"name\":\"get_weather\",\"arguments\":\"{\\\"city\\\": \\\"Paris\\\"}\"}},"
+                   "{\"index\":0,\"id\":\"call_b\",\"type\":\"function\",\"function\":"
+                   "{\"name\":\"get_time\",\"arguments\":\"{\\\"tz\\\":\\\"CET\\\"}\"}}]}")),
+    CHUNK(STOP(0, "tool_calls")),
+    NULL
+  };
+  CHECK(stream_gives(AIGC_ACCUM_CHAT, fragments, TOOL_RESULT("null")));
+  CHECK(stream_gives(AIGC_ACCUM_CHAT, whole, TOOL_RESULT("null")));
+}
+
 /* Tool call deltas without an index (Ollama before 0.5, Gemini's OpenAI
 ** layer, proxies): a new id starts a call, no id or the same one continues
 ** the last; a null index is no index. Before, every delta was a call. */
@@ -1108,6 +1144,7 @@ int main (void) {
   RUN(test_parallel_tool_calls);
   RUN(test_repeated_tool_ids);
   RUN(test_unindexed_tool_calls);
+  RUN(test_index_reused_with_new_id);
   RUN(test_reasoning_details_format);
   RUN(test_empty_ids_keep);
   RUN(test_logprobs_and_refusal);
