@@ -6,6 +6,7 @@ local devserver = require "devserver"
 local scripted = require "scripted"
 
 local json = aigc.json
+local cjson_null = require("cjson").null
 local function conversation_prompt () return require("aigc.conversation").SUMMARY_PROMPT end
 
 local ORDER = { type = "object", properties = { order_id = { type = "string" } }, required = { "order_id" } }
@@ -260,6 +261,59 @@ describe("the dialogue layer", function ()
       assert.same({ role = "assistant", content = "", refusal = "I can't help with that." }, sent[2])
       assert.same({ role = "assistant", content = "" }, sent[4])
       assert.equal("I can't help with that.", conv.messages[2].refusal)
+    end)
+  end)
+
+  describe("a thinking model's reasoning in a turn that calls tools", function ()
+    -- DeepSeek's thinking mode (and Kimi) answer 400 to a request whose
+    -- tool-calling turn lost its reasoning_content; OpenRouter needs
+    -- reasoning_details to go on reasoning after a tool. A turn without
+    -- tools goes back without it (deepseek-reasoner refuses it).
+    it("goes back with the turn's messages, streamed or not; a turn without tools goes back without it", function ()
+      local ts = aigc.tools { { name = "track_order", parameters = ORDER,
+                                fn = function (args) return "Order " .. args.order_id .. " ships." end } }
+      local details = { { type = "reasoning.text", text = "Look it up.", format = "anthropic-claude-v1", index = 0 } }
+      local s = scripted.start {
+        scripted.sse({ { role = "assistant", content = cjson_null, reasoning_content = "The user wants " },
+                       { reasoning_content = "the order." },
+                       { tool_calls = { { index = 0, id = "call_1", type = "function",
+                                          ["function"] = { name = "track_order",
+                                                           arguments = '{"order_id":"A-1"}' } } } } },
+                     "tool_calls"),
+        scripted.chat { content = "It ships.", reasoning_content = "Tell them." },
+        scripted.chat { content = nil, reasoning_details = details,
+                        tool_calls = { scripted.call("call_2", "track_order", '{"order_id":"B-2"}') } },
+        scripted.chat { content = "B-2 ships too.", reasoning_content = "Done." },
+        scripted.chat { content = "You're welcome.", reasoning_content = "Polite." },
+        scripted.chat { content = "Bye." },
+      }
+      local c = aigc.client { base_url = s.base_url, api_key = "k", max_retries = 0 }
+      local conv = aigc.conversation { client = c, params = { tools = ts } }
+      local deltas = 0
+      assert.equal("It ships.", (conv:say("Where is A-1?", { stream = function () deltas = deltas + 1 end })))
+      assert.equal("B-2 ships too.", (conv:say "And B-2?"))
+      assert.equal("You're welcome.", (conv:say "Thanks"))
+      assert.equal("Bye.", (conv:say "Bye"))
+      c:close()
+      assert.is_true(deltas > 0)
+      local sent = s.finish()
+      -- the tool round of the first say: the streamed reply's reasoning, whole, with its call
+      local first = sent[2].messages[2]
+      assert.equal("call_1", first.tool_calls[1].id)
+      assert.equal("The user wants the order.", first.reasoning_content)
+      -- the last request: every message of a turn that called tools keeps its reasoning
+      local h = sent[6].messages
+      assert.equal("user assistant tool assistant user assistant tool assistant user assistant user", kinds(h))
+      assert.equal("The user wants the order.", h[2].reasoning_content)
+      assert.equal("Tell them.", h[4].reasoning_content)
+      assert.same(details, h[6].reasoning_details)
+      assert.equal("Done.", h[8].reasoning_content)
+      -- the turn without tools: its reply as the API gave it, without the reasoning
+      assert.same({ role = "assistant", content = "You're welcome." }, h[10])
+      -- what goes back is counted in the context's estimate
+      local estimate = aigc.conversation.estimate_message
+      local reasoning = estimate { role = "x", content = "Tell them." } - estimate { role = "x", content = "" }
+      assert.equal(estimate { role = "assistant", content = "It ships." } + reasoning, estimate(h[4]))
     end)
   end)
 

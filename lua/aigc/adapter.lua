@@ -152,12 +152,28 @@ local function append (d, item)
   d.added[#d.added + 1] = item
 end
 
+-- The reasoning a thinking model gave with its tool calls, copied into the
+-- message that goes back (a reply of a round with tool calls): DeepSeek's
+-- thinking mode and Kimi refuse the next request without it (400),
+-- OpenRouter needs `reasoning_details` to let Claude or Gemini reason on
+-- after a tool, Qwen3's chat template reads it. A reply of a round without
+-- tools does not carry it (deepseek-reasoner refuses it in a request).
+function M.keep_reasoning (m, msg)
+  if type(msg.reasoning_content) == "string" and msg.reasoning_content ~= "" then
+    m.reasoning_content = msg.reasoning_content
+  end
+  if type(msg.reasoning_details) == "table" and next(msg.reasoning_details) ~= nil then
+    m.reasoning_details = msg.reasoning_details
+  end
+  return m
+end
+
 function chat.add_calls (d, res)
   local msg = res.choices[1].message
   local m = { role = msg.role or "assistant", content = msg.content, tool_calls = msg.tool_calls }
   if m.content == nil then m.content = null end
   if msg.name ~= nil then m.name = msg.name end
-  append(d, m)
+  append(d, M.keep_reasoning(m, msg))
 end
 
 function chat.add_output (d, call, content)

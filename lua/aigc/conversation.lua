@@ -41,6 +41,7 @@ local check = require "aigc.check"
 local task = require "aigc.task"
 local future = require "aigc.future"
 local dialogue = require "aigc.dialogue"
+local A = require "aigc.adapter"
 local tokens = require "aigc.tokens"
 local planner = require "aigc.conversation_plan"
 
@@ -465,6 +466,9 @@ local function assistant_message (res)
   -- (a request needs content without tool calls: a refusal has "", and its refusal)
   if m.content == nil or m.content == null then m.content = m.tool_calls and null or "" end
   if type(msg.refusal) == "string" then m.refusal = msg.refusal end
+  -- (the reply closing a turn that called tools is part of that turn: DeepSeek
+  -- wants all of its reasoning back, see adapter.keep_reasoning)
+  if type(res.tool_messages) == "table" and res.tool_messages[1] ~= nil then A.keep_reasoning(m, msg) end
   return m
 end
 

@@ -99,6 +99,8 @@ function M.estimate_message (msg, est, overhead)
   end
   est = est or estimate_text
   local n = (overhead or M.MESSAGE_OVERHEAD) + content_tokens(msg.content, est)
+  -- (the reasoning a tool-calling turn carries back: adapter.keep_reasoning)
+  if type(msg.reasoning_content) == "string" then n = n + tokens_of(est, msg.reasoning_content) end
   -- Responses API items: a function call, a tool's output.
   if type(msg.arguments) == "string" then n = n + 3 + tokens_of(est, msg.arguments) end
   if type(msg.output) == "string" then n = n + tokens_of(est, msg.output) end
