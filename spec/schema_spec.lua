@@ -233,6 +233,35 @@ describe("aigc.schema", function ()
       assert.equal("no content (got null)", err3.violations[1].message)
     end)
 
+    it("parse gives integers where the schema wants one: JSON's 3.0 (Lua 5.3+ decode a float, printed 3.0)", function ()
+      local S = { type = "object", additionalProperties = { type = "integer" },
+        ["$defs"] = { i = { type = "integer" } },
+        properties = { n = { type = "integer" }, x = { type = "number" }, ref = { ["$ref"] = "#/$defs/i" },
+          list = { type = "array", items = { type = "integer" } }, nullable = { type = { "integer", "null" } },
+          any = { anyOf = { { type = "integer" }, { type = "string" } } }, big = { type = "integer" },
+          all = { allOf = { { type = "integer" } } } } }
+      local v = assert(schema.parse('{"n": 3.0, "x": 2.0, "ref": 6.0, "list": [1.0, 2, 3e0], "nullable": 5.0,'
+                                    .. ' "any": 4.0, "big": 1e300, "all": 8.0, "extra": 7.0}', S))
+      local function kind (x) return math.type and math.type(x) or "number" end
+      local int = math.type and "integer" or "number"
+      assert.same({ 3, int }, { v.n, kind(v.n) })
+      assert.same({ 6, int }, { v.ref, kind(v.ref) })
+      assert.same({ 5, int }, { v.nullable, kind(v.nullable) })
+      assert.same({ 7, int }, { v.extra, kind(v.extra) })
+      assert.same({ 8, int }, { v.all, kind(v.all) })
+      assert.same({ int, int, int }, { kind(v.list[1]), kind(v.list[2]), kind(v.list[3]) })
+      assert.equal("3", string.format("%s", v.n))
+      assert.equal(int, kind(schema.parse("8.0", { type = "integer" })))
+      -- a number stays as decoded; so does an anyOf branch (which matched is not kept), and 1e300
+      -- (no Lua integer holds it)
+      local float = math.type and "float" or "number"
+      assert.same({ float, float, float }, { kind(v.x), kind(v.any), kind(v.big) })
+      -- validate never changes its value
+      local t = { n = 3.0 }
+      assert.is_true((schema.validate(t, S)))
+      assert.equal(float, kind(t.n))
+    end)
+
     it("check returns the value or a schema error; describe caps the list", function ()
       assert.equal(5, schema.check(5, { type = "integer" }))
       local _, err = schema.check("x", { type = "integer" }, "arguments")

@@ -512,6 +512,69 @@ local function validate (value, schema, fname, argn)
   return #out == 0, out
 end
 
+-- {======================================================
+-- Integers where the schema says so
+-- =======================================================
+
+-- JSON's 3.0 is an integer to JSON Schema, but Lua 5.3+ decode it as the
+-- float 3.0, which prints "3.0" ("You have 3.0 apples") and goes back to a
+-- server as 3.0. After a value passed its schema, an integral float where
+-- the schema wants an integer (and not a number) becomes a Lua integer:
+-- through properties, additionalProperties, items, prefixItems and allOf
+-- (a value matches each of those); anyOf/oneOf/if branches are left alone
+-- (which one matched is not kept). Lua 5.1, 5.2 and LuaJIT have one number
+-- type: nothing to do.
+local tointeger = rawget(math, "tointeger")
+
+local function resolved (s, c)
+  while type(s) == "table" and c.refs[s] ~= nil do s = c.refs[s] end
+  return s
+end
+
+local function wants_integer (s)
+  local t = s.type
+  if t == "integer" then return true end
+  if type(t) ~= "table" then return false end
+  local integer = false
+  for _, w in ipairs(t) do
+    if w == "number" then return false end
+    if w == "integer" then integer = true end
+  end
+  return integer
+end
+
+local function as_integers (v, s, c, depth)
+  s = resolved(s, c)
+  if tointeger == nil or type(s) ~= "table" or depth > M.MAX_DEPTH then return v end
+  if s.allOf then
+    for _, sub in ipairs(s.allOf) do v = as_integers(v, sub, c, depth) end
+  end
+  if type(v) == "number" then
+    return wants_integer(s) and tointeger(v) or v
+  elseif type(v) ~= "table" or v == null then
+    return v
+  end
+  local props, items, prefix = s.properties, s.items, s.prefixItems
+  -- (additionalProperties: only where no pattern could have taken a key instead)
+  local extra = c.patterns[s] == nil and s.additionalProperties or nil
+  if json_type(v) == "array" then
+    local tuple = type(items) == "table" and items[1] ~= nil
+    for i = 1, #v do
+      local sub = prefix and prefix[i] or (tuple and items[i]) or (not tuple and items) or nil
+      if type(sub) == "table" then v[i] = as_integers(v[i], sub, c, depth + 1) end
+    end
+  elseif props or type(extra) == "table" then
+    for k, x in pairs(v) do
+      local sub = props and props[k]
+      if sub == nil then sub = extra end
+      if type(sub) == "table" then v[k] = as_integers(x, sub, c, depth + 1) end
+    end
+  end
+  return v
+end
+
+-- }======================================================
+
 --- Validates a value against a JSON schema.
 -- A schema that is itself wrong (a keyword of the wrong type, a `$ref` that
 -- does not resolve, a `$ref` loop that never descends into the value)
@@ -622,7 +685,7 @@ function M.parse (text, schema, what)
     }
   end
   local ok, violations = validate(v, schema, "parse", 2)
-  if ok then return v end
+  if ok then return as_integers(v, schema, schema_compile.compile(schema), 0) end
   return nil, mismatch(what, violations, text)
 end
 
