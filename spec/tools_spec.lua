@@ -74,6 +74,19 @@ describe("aigc.tools", function ()
         "bad argument #1 to 'add' (tool.fn: function expected, got number)")
     end)
 
+    it("an integer argument the model wrote as 3.0 reaches the tool as an integer (Lua 5.3+)", function ()
+      local got
+      local ts = aigc.tools { { name = "buy", fn = function (args) got = args.count; return "ok" end,
+        parameters = { type = "object", properties = { count = { type = "integer" }, price = { type = "number" } } } } }
+      local call = { id = "c", type = "function",
+                     ["function"] = { name = "buy", arguments = '{"count": 3.0, "price": 2.0}' } }
+      local _, rec = ts:call(call)
+      assert.is_true(rec.ok)
+      assert.equal("3", tostring(got))
+      assert.equal(got, rec.arguments.count)
+      if math.type then assert.equal("float", math.type(rec.arguments.price)) end
+    end)
+
     it("call: results as text or JSON, errors and bad arguments as error results", function ()
       local seen
       local ts = aigc.tools {

@@ -690,6 +690,11 @@ function M.parse (text, schema, what)
 end
 
 M.json_type = json_type
+--- (internal) `as_integers` for a value that passed `schema` (tool
+-- arguments, aigc.tools): the value, integral floats made integers.
+function M.integers (value, schema)
+  return as_integers(value, schema, schema_compile.compile(schema), 0)
+end
 M.equal = function (a, b) return equal(a, b) end
 
 -- }======================================================

@@ -335,6 +335,9 @@ function Toolset:call (call, ctx)
       rec.error = string_format("invalid arguments for %s: %s", name, schema.describe(violations))
       return error_content(rec.error), rec
     end
+    -- (an integer written 3.0 comes as one, as structured output's do; not in a
+    -- table the server sent as it is, which is the reply's own)
+    if type(raw) == "string" then args = schema.integers(args, tool.parameters); rec.arguments = args end
   end
   -- (`call.arguments` is the raw JSON text, whichever form the server sent)
   local info = { id = call.id, name = name, arguments = type(raw) == "table" and json_encode(raw) or raw }
