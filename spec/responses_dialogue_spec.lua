@@ -71,6 +71,36 @@ describe("dialogue over the Responses API", function ()
       assert.equal(second.input[2].call_id, second.input[4].call_id)
     end)
 
+    -- A reasoning model's reasoning item goes back by its id, which only a
+    -- stored response keeps, or with its encrypted_content (include
+    -- "reasoning.encrypted_content"): OpenAI answers 404 "Item with id
+    -- 'rs_...' not found. Items are not persisted when `store` is set to
+    -- false" to anything else, and the bundled server does as it does.
+    it("with store = false and a reasoning model: a reasoning item goes back only with its encrypted content",
+      function ()
+      local res, err = client:respond { model = "aigc-reasoner", input = BOTH, tools = toolset(), store = false }
+      assert.is_nil(err)
+      assert.equal(2, #calls)
+      local second = bodies()[2]
+      assert.same({ "message", "function_call", "function_call", "function_call_output", "function_call_output" },
+                  { second.input[1].type or "message", second.input[2].type, second.input[3].type,
+                    second.input[4].type, second.input[5].type })
+      assert.equal("reasoning", res.output[1].type)
+      -- with the encrypted content asked for, the reasoning goes back with the calls
+      srv:reset()
+      calls = {}
+      assert(client:respond { model = "aigc-reasoner", input = BOTH, tools = toolset(), store = false,
+                              include = { "reasoning.encrypted_content" } })
+      second = bodies()[2]
+      assert.equal("reasoning", second.input[2].type)
+      assert.matches("^gAAAA", second.input[2].encrypted_content)
+      -- stored (the default), it goes back by its id within the chain
+      srv:reset()
+      calls = {}
+      assert(client:respond { model = "aigc-reasoner", input = BOTH, tools = toolset() })
+      assert.equal(2, #calls)
+    end)
+
     it("sums usage over the rounds and keeps each round's", function ()
       local res = assert(client:respond { input = BOTH, tools = toolset() })
       assert.equal(2, #res.usage_rounds)

@@ -307,6 +307,16 @@ local function server_side (d)
   return d.wire.store ~= false
 end
 
+-- Whether an output item can go back in a later input. A reasoning item
+-- goes back by its id, which only a stored response keeps, or with its
+-- encrypted_content (`include = { "reasoning.encrypted_content" }`); with
+-- `store = false` and neither, OpenAI answers 404 ("Item with id 'rs_...'
+-- not found. Items are not persisted when `store` is set to false"), so it
+-- stays out (the reasoning is lost, the loop goes on).
+local function replayable (d, item)
+  return not (item.type == "reasoning" and d.wire.store == false and type(item.encrypted_content) ~= "string")
+end
+
 function responses.add_calls (d, res)
   if server_side(d) then
     d.wire.previous_response_id = res.id
@@ -314,8 +324,10 @@ function responses.add_calls (d, res)
     d.messages = d.wire.input
   end
   for _, item in ipairs(res.output) do
-    if not server_side(d) then d.wire.input[#d.wire.input + 1] = item end
-    d.added[#d.added + 1] = item
+    if replayable(d, item) then
+      if not server_side(d) then d.wire.input[#d.wire.input + 1] = item end
+      d.added[#d.added + 1] = item
+    end
   end
 end
 

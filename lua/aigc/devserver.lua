@@ -171,6 +171,10 @@ RESPONSES (the Responses API; shapes of ../shared/openapi/openapi.yaml, checked 
   `reasoning` is given (its summary: one summary_text part, two with summary
   "detailed"; none with summary "none" or when reasoning is given without summary on
   a model without "reason"), then a message (output_text) or the function_calls.
+  include ["reasoning.encrypted_content"] gives the reasoning item an
+  encrypted_content; a reasoning item in an input needs it, or the id of a stored
+  response's item (else 404 "Item with id 'rs_...' not found. Items are not
+  persisted when `store` is set to false...", as OpenAI).
   Ids: resp_, msg_, rs_, fc_ (item), call_ (call_id). usage {input_tokens,
   input_tokens_details {cached_tokens=0, cache_write_tokens=0}, output_tokens
   (reasoning included), output_tokens_details {reasoning_tokens}, total_tokens}.

@@ -21,7 +21,8 @@ local M = {}
 
 -- Stored responses by id; `timers` the background ones' (closed by reset and close).
 local function store_of (srv)
-  return srv.keep("responses", function () return { by_id = {}, timers = {} } end, function (s)
+  -- (`items`: the ids of the stored responses' output items, which a later input may name)
+  return srv.keep("responses", function () return { by_id = {}, timers = {}, items = {} } end, function (s)
     for t in pairs(s.timers) do if not t:is_closing() then t:close() end end
   end)
 end
@@ -108,7 +109,10 @@ function M.create (req)
   end
   r.items = listed_items(p.items)
   r.history = history_of(r, p)
-  if body.store ~= false then store[r.id] = r end
+  if body.store ~= false then
+    store[r.id] = r
+    for _, it in ipairs(r.plan.items) do if it.id then store_of(srv).items[it.id] = true end end
+  end
   local resp = { status = 200, headers = {}, tokens = r.plan.usage.total_tokens }
   if body.background == true and body.stream ~= true then
     run_background(srv, r, fault)

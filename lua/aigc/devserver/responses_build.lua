@@ -122,6 +122,17 @@ function M.params (body, srv)
         "invalid_value")
     end
     p.items = items
+    -- (as OpenAI: a reasoning item is replayed by its id, which only a
+    -- stored response keeps, or by its encrypted_content)
+    local kept = srv.kept.responses
+    for _, it in ipairs(items) do
+      if it.type == "reasoning" and type(it.encrypted_content) ~= "string" and type(it.id) == "string"
+        and not (kept and kept.items[it.id]) then
+        return nil, errors.error_resp(404, format("Item with id '%s' not found. Items are not persisted when "
+          .. "`store` is set to false. Try again with `store` set to true, or remove this item from your input.",
+          it.id), "invalid_request_error", "input", NULL)
+      end
+    end
   else
     p.items = {}
   end
@@ -184,6 +195,9 @@ function M.plan (req, p)
   if plan.reasoning then
     local parts = plan.reasoning.summary and summary_parts(ctx, plan.reasoning.summary) or {}
     plan.items[1] = { type = "reasoning", id = "rs_" .. uid(), summary = parts }
+    for _, what in ipairs(type(body.include) == "table" and body.include or {}) do
+      if what == "reasoning.encrypted_content" then plan.items[1].encrypted_content = "gAAAA" .. uid() end
+    end
     for _, s in ipairs(parts) do plan.reasoning_count = plan.reasoning_count + words(s) end
     plan.reasoning_count = plan.reasoning_count + 8 -- the hidden reasoning itself
   end
@@ -236,7 +250,8 @@ function M.item_obj (it, state)
   if it.type == "reasoning" then
     local summary = A()
     if done then for i, s in ipairs(it.summary) do summary[i] = O("type", "summary_text", "text", s) end end
-    return O("id", it.id, "type", "reasoning", "summary", summary)
+    return O("id", it.id, "type", "reasoning", "summary", summary,
+      "encrypted_content", done and it.encrypted_content or nil)
   elseif it.type == "function_call" then
     return O("id", it.id, "type", "function_call", "status", done and "completed" or "in_progress",
       "arguments", done and it.arguments or "", "call_id", it.call_id, "name", it.name)
