@@ -96,6 +96,15 @@ local SERVER = [=[
     local model = body:match('"model":"([^"]*)"')
     if model == "quit" then c:close(); break end
     local case = CASES[model] or { 404, "text/plain", "no such case" }
+    -- a server that refuses fields it does not know (vLLM before 0.5, Fireworks)
+    if model == "strict" and body:find("stream_options", 1, true) then
+      case = { 400, J, '{"object":"error","message":"[{\'type\': \'extra_forbidden\', \'loc\': (\'body\', '
+        .. '\'stream_options\'), \'msg\': \'Extra inputs are not permitted\', \'input\': {\'include_usage\': True}}]",'
+        .. '"type":"BadRequestError","param":null,"code":400}' }
+    elseif model == "strict" then
+      case = { 200, SSE, chunk('{"role":"assistant","content":"Hel"}') .. chunk('{"content":"lo"}', "stop")
+        .. "data: [DONE]\n\n" }
+    end
     c:send("HTTP/1.1 " .. case[1] .. " " .. REASONS[case[1]] .. "\r\nConnection: close\r\nContent-Type: "
            .. case[2] .. "\r\nContent-Length: " .. #case[3] .. "\r\n\r\n" .. case[3])
     c:close()
@@ -279,6 +288,38 @@ describe("the OpenAI-compatible servers the README names", function ()
       local calls = res.choices[1].message.tool_calls
       assert.same({ "get_weather", "get_time" }, { calls[1]["function"].name, calls[2]["function"].name })
       assert.same({ "{}", "{}" }, { calls[1]["function"].arguments, calls[2]["function"].arguments })
+    end)
+  end)
+
+  describe("a server that refuses stream_options (vLLM before 0.5, Fireworks, Databricks' gateway)", function ()
+    it("gets the stream again without it, once, and the client sends it no more", function ()
+      local lines = {}
+      local c = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0,
+                              log = function (level, msg) lines[#lines + 1] = level .. " " .. msg end }
+      local text = {}
+      local res, err = c:chat { model = "strict", messages = { { role = "user", content = "Hi" } },
+                                stream = function (d) text[#text + 1] = d end }
+      assert.is_nil(err)
+      assert.equal("Hello", res.choices[1].message.content)
+      assert.equal("Hello", table.concat(text))
+      assert.equal(0, res.retries)
+      local said = table.concat(lines, "\n")
+      assert.matches("refused stream_options %(HTTP 400%): sending again without it", said)
+      -- later streams go without it at once (no warning), in every form
+      lines = {}
+      local s = c:stream { model = "strict", messages = { { role = "user", content = "Hi" } } }
+      local parts = {}
+      for d in s:deltas() do parts[#parts + 1] = d end
+      assert.equal("Hello", table.concat(parts))
+      assert.is_nil(table.concat(lines, "\n"):find("stream_options", 1, true))
+      c:close()
+      -- a caller's own stream_options is theirs: the server's 400 is the call's error
+      local c2 = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0 }
+      local _, err2 = c2:chat { model = "strict", messages = { { role = "user", content = "Hi" } },
+                                stream_options = { include_usage = true }, stream = function () end }
+      assert.equal(400, err2.status)
+      assert.matches("Extra inputs are not permitted", err2.message)
+      c2:close()
     end)
   end)
 

@@ -777,10 +777,10 @@ static int encode_entries (encoder *enc, int idx, int first, int has_model, int 
 
 #define PARAMS_ROOM 256
 
-void aigc_jsonlua_encode_params (lua_State *L, int idx, aigc_buf *out, const char *default_model,
-                                 int stream, int usage, const aigc_argctx *cx) {
+int aigc_jsonlua_encode_params (lua_State *L, int idx, aigc_buf *out, const char *default_model,
+                                int stream, int usage, const aigc_argctx *cx) {
   encoder *enc;
-  int has_model, mode;
+  int has_model, mode, default_so = 0;
   const void *self;
   idx = lua_absindex(L, idx);
   /* Room for a typical body at once (a chat call's is ~200 bytes): grown
@@ -806,12 +806,15 @@ void aigc_jsonlua_encode_params (lua_State *L, int idx, aigc_buf *out, const cha
   enc->ancestors[0] = self;
   /* Usage arrives in one last chunk only when asked for; the caller may
      override (or send null for servers that reject the field). */
-  if (!encode_entries(enc, idx, !has_model, has_model, stream) && stream && usage)
-    out_add(enc, ",\"stream_options\":{\"include_usage\":true}", 40);
+  if (!encode_entries(enc, idx, !has_model, has_model, stream) && stream && usage) {
+    out_add(enc, ",\"stream_options\":{\"include_usage\":true}", AIGC_JSONLUA_STREAM_OPTIONS_LEN);
+    default_so = 1;
+  }
   out_char(enc, '}');
   if (mode == READ_PAIRS || mode == READ_CHAIN)
     lua_pop(L, 1);   /* the snapshot */
   give_back_encoder(L);
+  return default_so;
 }
 
 /* }====================================================== */

@@ -16,9 +16,13 @@
 ** (params.model, its old name `engine`, or default_model), then
 ** "stream": true when `stream`, and with `usage` a default stream_options
 ** asking for usage when the params have none. Empty tables at the fields
-** the API defines as arrays are written [].
+** the API defines as arrays are written []. Returns whether it wrote that
+** default stream_options: then its AIGC_JSONLUA_STREAM_OPTIONS_LEN bytes
+** are the last before the closing '}' (transfer.c drops them for a server
+** that refuses the field).
 */
-void aigc_jsonlua_encode_params (lua_State *L, int idx, aigc_buf *out, const char *default_model,
+#define AIGC_JSONLUA_STREAM_OPTIONS_LEN 40
+int  aigc_jsonlua_encode_params (lua_State *L, int idx, aigc_buf *out, const char *default_model,
                                  int stream, int usage, const aigc_argctx *cx);
 /* Pushes the Lua form of v (tables, aigc.null, integers kept exact). */
 void aigc_jsonlua_push (lua_State *L, const aigc_json_value *v);

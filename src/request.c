@@ -459,6 +459,17 @@ static int restart_stale (lua_State *L, int eidx, aigc_request *r) {
   return 0;
 }
 
+/* The refused stream_options of aigc_transfer_refused_stream_options:
+   logged, sent again without it. */
+static int resend_without_stream_options (lua_State *L, int eidx, aigc_request *r) {
+  aigc_error_log(L, eidx, r->secrets, "warn", "the server refused stream_options (HTTP %ld): "
+                 "sending again without it; this client's streams carry no usage from now on",
+                 r->status);
+  if (r->state == AIGC_RUNNING && r->easy != NULL)   /* (the log function may cancel it) */
+    aigc_transfer_resend_without_stream_options(r);
+  return 0;
+}
+
 /*
 ** The error on top asks for a retry: schedules it (logged) and pops the
 ** error, returning 1, unless no retry is left, the wait would pass the
@@ -561,6 +572,8 @@ static int finish_transfer (lua_State *L, int eidx, int ridx, aigc_request *r) {
   aigc_transfer_take_status(r);
   if (aigc_transfer_stale(r))
     return restart_stale(L, eidx, r);
+  if (aigc_transfer_refused_stream_options(r))
+    return resend_without_stream_options(L, eidx, r);
   if (aigc_response_outcome(L, r, &retryable))
     return end_with_result(L, eidx, ridx, r);
   if (retryable && try_retry(L, eidx, r))

@@ -95,6 +95,8 @@ typedef struct aigc_config {
   int insecure;
   int log_bodies;               /* log() may include bodies */
   int log_enabled;              /* a log function is set */
+  int no_stream_options;        /* a server refused the default stream_options: streams
+                                   go without it from then on (transfer.c) */
   char *secret;                 /* the secrets, only to scrub them: a block
                                    "s1\0s2\0\0" (error.c), kept until the
                                    engine is collected (not freed by close) */

@@ -319,6 +319,8 @@ static void push_default_model (lua_State *L, aigc_roster *ro) {
 aigc_request *aigc_request_new (lua_State *L, aigc_roster *ro, const aigc_submit *s) {
   aigc_request *r;
   int ridx, strong;
+  int usage = (s->kind == AIGC_KIND_CHAT || s->kind == AIGC_KIND_COMPLETION) && !s->no_stream_usage
+              && !ro->config.no_stream_options;
   /* The default model as a Lua string (index 5), made before anything
      else: a finalizer may close the client and free it. */
   if (!aigc_kind_bodiless(s->kind))
@@ -371,9 +373,9 @@ aigc_request *aigc_request_new (lua_State *L, aigc_roster *ro, const aigc_submit
   if (r->xb.mime != NULL)
     ;   /* the form is the body */
   else if (!aigc_kind_bodiless(s->kind) && s->has_params)
-    aigc_jsonlua_encode_params(L, 3, &r->body, lua_tostring(L, 5), s->stream && !s->quiet_stream,
-                               (s->kind == AIGC_KIND_CHAT || s->kind == AIGC_KIND_COMPLETION)
-                               && !s->no_stream_usage, &s->cx);
+    r->default_so_len = aigc_jsonlua_encode_params(L, 3, &r->body, lua_tostring(L, 5),
+                                                   s->stream && !s->quiet_stream, usage, &s->cx)
+                        ? AIGC_JSONLUA_STREAM_OPTIONS_LEN : 0;
   else if (!aigc_kind_bodiless(s->kind) && aigc_buf_append(&r->body, "{}", 2) != 0)
     luaL_error(L, "not enough memory");
   /* The last Lua allocation (it may grow the engine's tables). */

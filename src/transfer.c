@@ -931,6 +931,47 @@ int aigc_transfer_stale (const aigc_request *r) {
          && connects == 0;
 }
 
+/*
+** A stream is sent with stream_options = {include_usage = true} unless the
+** caller set the field (for the usage chunk), but some servers refuse a
+** field they do not know: vLLM before 0.5, Fireworks and Databricks' gateway
+** answered 400 "Extra inputs are not permitted" naming it, which made every
+** stream fail. A 400 or 422 naming stream_options to a body holding the
+** default one is answered by sending the body again without it, once, not
+** counted as a retry; the client sends it no more (its streams then carry
+** no usage).
+*/
+static int names_stream_options (const aigc_buf *b) {
+  static const char field[] = "stream_options";
+  size_t n = sizeof field - 1, i;
+  for (i = 0; i + n <= b->len; i++)
+    if (b->data[i] == 's' && memcmp(b->data + i, field, n) == 0)
+      return 1;
+  return 0;
+}
+
+int aigc_transfer_refused_stream_options (const aigc_request *r) {
+  return r->default_so_len > 0 && (r->status == 400 || r->status == 422) && r->curl_code == CURLE_OK
+         && !r->delivered && r->roster != NULL && !r->roster->closed && r->easy != NULL
+         && names_stream_options(&r->resp);
+}
+
+void aigc_transfer_resend_without_stream_options (aigc_request *r) {
+  size_t len = r->body.len, cut = r->default_so_len;
+  /* the body is {...,"stream_options":{"include_usage":true}}: keep the '}' */
+  memmove(r->body.data + len - 1 - cut, r->body.data + len - 1, 2);   /* '}' and the NUL */
+  r->body.len = len - cut;
+  r->default_so_len = 0;
+  /* (set per request, not per attempt: the handle still has the old size) */
+  curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body.len);
+  r->roster->config.no_stream_options = 1;
+  r->retry_at = aigc_now() + 0.000001;
+  r->idle_deadline = 0;
+  r->transfer_done = 0;
+  aigc_buf_clear(&r->resp);
+  timers_changed(r);
+}
+
 void aigc_transfer_restart_fresh (aigc_request *r) {
   r->stale++;
   curl_easy_setopt(r->easy, CURLOPT_FRESH_CONNECT, 1L);

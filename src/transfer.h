@@ -122,6 +122,8 @@ struct aigc_request {
   int delivered;                /* stream events delivered to Lua: no retry */
   int stale;                    /* restarts on a new connection (not retries) */
   int h2_resent;                /* sent again after an HTTP/2 early answer (transfer.c) */
+  size_t default_so_len;        /* the body ends with the default stream_options (these
+                                   bytes before its '}'; submit.c), 0: it does not */
   int h2_early_watch;           /* done_deadline polls for that answer's end (transfer.c) */
   int slot;                     /* its index in the engine's tables (request.c hold), 0: none */
   int watched;                  /* opts.watch: its end goes on the engine's ended list
@@ -226,6 +228,10 @@ void aigc_transfer_schedule_retry (aigc_request *r, double delay);
    with bytes from before (see transfer.c): then start again once. */
 int aigc_transfer_stale (const aigc_request *r);
 void aigc_transfer_restart_fresh (aigc_request *r);
+/* Whether the server refused the default stream_options the body ends
+   with (see transfer.c): then send again without it, at once. */
+int aigc_transfer_refused_stream_options (const aigc_request *r);
+void aigc_transfer_resend_without_stream_options (aigc_request *r);
 
 /* Starts queued requests while slots are free (FIFO), unless the engine
    is closing. */
