@@ -8,6 +8,7 @@ local common = require "aigc.cli.common"
 local config_mod = require "aigc.cli.config"
 local future = require "aigc.future"
 local promptlog = require "aigc.promptlog"
+local task = require "aigc.task"
 
 local M = {}
 
@@ -174,11 +175,17 @@ local function strategy_interruptible (args, client, params, term)
   if best_of and vote then common.usage("--best-of and --vote exclude each other") end
   local out = {}
   local f = future.run(client._loop, function ()
-    out[1], out[2], out[3] = run_strategy(args, client, params)
+    -- What the strategy raises (the library refusing a value of the user's:
+    -- -o temperature=hot, text that is not UTF-8) is raised again below, out
+    -- of the task, so that main reports it as it does for a plain prompt (a
+    -- usage error, exit 2) rather than as a failure of "the strategy".
+    local ok, e = task.pcall(function () out[1], out[2], out[3] = run_strategy(args, client, params) end)
+    if not ok then out.raised = e end
     return true
   end, { label = "strategy", what = "the strategy" })
   if term then term.req = f end
   local ok, err, canceled = common.wait_interruptible(client, f)
+  if out.raised ~= nil then error(out.raised, 0) end
   if not ok then return nil, err, { strategy = best_of and "best_of" or "vote", n = best_of or vote }, canceled end
   return out[1], out[2], out[3]
 end

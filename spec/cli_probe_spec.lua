@@ -1,0 +1,43 @@
+-- The `aigc` command used as someone prototyping prompts uses it, mistakes
+-- included: strategies given a value the library refuses, a run whose
+-- calls raise, --schema files that are no schema, a JSON template with a
+-- syntax error, the run's report of what it sent.
+
+local cjson = require "cjson"
+local cli = require "cli"
+local proc = require "procutil"
+
+local function lines_of (text)
+  local t = {}
+  for line in text:gmatch("[^\n]+") do t[#t + 1] = cjson.decode(line) end
+  return t
+end
+
+describe("aigc (probed as a user would)", function ()
+  local srv, home
+  local aigc = cli.fixture(_ENV, function (s, h) srv, home = s, h end)
+
+  it("--best-of / --vote: a value the library refuses is one usage line and exit 2, as for a plain prompt", function ()
+    local bad_utf8 = "x" .. string.char(255)
+    for _, args in ipairs {
+      { "--vote", "2", "-o", "temperature=hot", "Hi" },
+      { "--best-of", "2", "-o", "temperature=hot", "Hi" },
+      { "--best-of", "2", bad_utf8 },
+      { "--vote", "2", bad_utf8 },
+      { "--best-of", "2", "--judge", bad_utf8, "Hi" },
+    } do
+      local r = aigc(args)
+      local what = table.concat(args, " ")
+      assert.equal(2, r.code, what .. ": " .. r.stderr)
+      assert.matches("^aigc: invalid input: [^\n]+\n$", r.stderr, 1, what)
+      -- (not "callback error: error in the strategy: /path/prompt.lua:105: ...")
+      assert.is_nil(r.stderr:find("strategy", 1, true), r.stderr)
+      assert.is_nil(r.stderr:find(".lua:", 1, true), r.stderr)
+    end
+    -- the plain prompt says the same of the same value
+    local plain = aigc { "-o", "temperature=hot", "Hi" }
+    assert.equal(2, plain.code)
+    assert.matches("params.temperature: number expected, got string", plain.stderr, 1, true)
+  end)
+
+end)
