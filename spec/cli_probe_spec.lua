@@ -40,4 +40,23 @@ describe("aigc (probed as a user would)", function ()
     assert.matches("params.temperature: number expected, got string", plain.stderr, 1, true)
   end)
 
+  it("aigc run: a case whose call the library refuses says why in its result line (it said \"nil\")", function ()
+    local cases, out = home .. "/cases.jsonl", home .. "/out.jsonl"
+    cli.write(cases, '{"id": "a", "prompt": "Hi"}\n{"id": "b", "prompt": "Hello"}\n')
+    for _, strategy in ipairs { {}, { "--vote", "2" } } do
+      os.remove(out)
+      local args = { "run", cases, "-q", "--out", out, "-o", "temperature=hot" }
+      for _, a in ipairs(strategy) do args[#args + 1] = a end
+      local r = aigc(args)
+      assert.equal(1, r.code, r.stderr)
+      local results = lines_of(proc.read_file(out))
+      assert.equal(2, #results)
+      for _, res in ipairs(results) do
+        assert.is_false(res.ok)
+        assert.matches("temperature: number expected, got string", res.error.message, 1, true)
+        assert.is_nil(res.error.message:find(".lua:", 1, true), res.error.message)
+      end
+    end
+  end)
+
 end)

@@ -505,6 +505,9 @@ function Run:settle (job)
     job.err = run_error("checking the assertions failed: " .. tostring(job.check_error))
     return self:finish(job, failure_result(job))
   end
+  if not job.res and job.err == nil then   -- the call raised (params the library refuses): its message, not "nil"
+    job.err = run_error("the call failed: " .. tostring(job.check_error):gsub("^[^\n]-:%d+: ", ""))
+  end
   local summary = self.summary
   if type(job.err) == "table" and job.err.status == 429 then summary.rate_limited = summary.rate_limited + 1 end
   if retryable(job.err) and job.attempt < self.max_attempts then
@@ -525,6 +528,7 @@ end
 -- Starts an attempt of a job, as a task of the client.
 function Run:start (job)
   job.attempt = job.attempt + 1
+  job.check_error = nil
   self.running = self.running + 1
   self.summary.requests = self.summary.requests + 1
   job.ticket = self.limiter:sent(job.cost, job.requests)
