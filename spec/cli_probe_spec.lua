@@ -59,4 +59,13 @@ describe("aigc (probed as a user would)", function ()
     end
   end)
 
+  it("aigc run --judge with text that is not UTF-8: a usage error naming --judge, nothing sent", function ()
+    local cases = home .. "/cases.jsonl"
+    cli.write(cases, '{"id": "a", "prompt": "Hi"}\n')
+    local r = aigc { "run", cases, "-q", "--best-of", "2", "--judge", "bad " .. string.char(255) }
+    assert.equal(2, r.code, r.stderr)
+    assert.matches("^%-%-judge: not UTF%-8 text", r.stderr)
+    assert.equal(0, #srv:requests())
+  end)
+
 end)

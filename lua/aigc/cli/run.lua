@@ -158,6 +158,7 @@ local function check_args (args)
   -- Text that goes into every request is checked here, once: not UTF-8,
   -- every case would fail with the same error.
   common.check_text(args.system, "-s")
+  common.check_text(args.judge, "--judge")
   common.check_text(params, "-o")
   for _, s in ipairs(args.params or {}) do common.check_text(s, "-p") end
   return params
