@@ -68,4 +68,35 @@ describe("aigc (probed as a user would)", function ()
     assert.equal(0, #srv:requests())
   end)
 
+  it("--schema: a list is no schema (it was sent, and any reply passed); a file it cannot read is named", function ()
+    cli.write(home .. "/list.json", "[1, 2]\n")
+    cli.write(home .. "/empty-list.json", "[]\n")
+    for _, s in ipairs { home .. "/list.json", home .. "/empty-list.json" } do
+      local r = aigc { "--schema", s, "Invent a person." }
+      assert.equal(2, r.code, r.stderr)
+      assert.equal("--schema: " .. s .. ": a schema is an object, not a list\n", r.stderr)
+    end
+    for _, s in ipairs { "[1]", "[]" } do
+      local r = aigc { "--schema", s, "Invent a person." }
+      assert.equal(2, r.code, r.stderr)
+      assert.equal("--schema: not a JSON object: " .. s .. "\n", r.stderr)
+    end
+    -- a missing file, a directory: the file's error, not "cannot read the field '/x/y.json'"
+    local r = aigc { "--schema", home .. "/nope.json", "Invent a person." }
+    assert.equal(2, r.code, r.stderr)
+    assert.equal("--schema: cannot read " .. home .. "/nope.json: No such file or directory\n", r.stderr)
+    r = aigc { "--schema", home .. "/templates", "Invent a person." }
+    assert.equal(2, r.code, r.stderr)
+    assert.matches("^%-%-schema: cannot read [^\n]*templates: Is a directory\n$", r.stderr)
+    assert.equal(0, #srv:requests())
+    -- the concise form and a schema file still work
+    cli.write(home .. "/person.json", '{"type": "object", "properties": {"name": {"type": "string"}}}')
+    r = aigc { "--schema", home .. "/person.json", "Invent a person." }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("string", type(cjson.decode(r.stdout).name))
+    r = aigc { "--schema", "name, bio: see http://example.com/a.b", "Invent a person." }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("string", type(cjson.decode(r.stdout).bio))
+  end)
+
 end)

@@ -211,17 +211,24 @@ local TYPES = {
 -- @tparam string s
 -- @treturn table schema
 function M.parse_schema (s)
-  local text = template.read_file(s)
+  local text, rerr = template.read_file(s)
   if text then
     local t, err = template.load_data(text, s)
     if not t then M.usage("--schema: " .. err) end
+    -- (a JSON array or a Lua list is no schema: sent, it made every reply "valid")
+    if t[1] ~= nil or aigc.is_array(t) then M.usage("--schema: " .. s .. ": a schema is an object, not a list") end
     return t
   end
-  if s:match("^%s*{") then
+  if s:match("^%s*[{%[]") then
     local t, err = json.decode(s)
-    if type(t) ~= "table" then M.usage("--schema: not a JSON object: " .. tostring(err)) end
+    if type(t) ~= "table" or t[1] ~= nil or aigc.is_array(t) then
+      M.usage("--schema: not a JSON object: " .. tostring(err or s))
+    end
     return t
   end
+  -- A file name (a field name has no '/' or '.'): the file's error, not
+  -- "cannot read the field".
+  if not s:find("[,\n:]") and s:find("[/.]") then M.usage("--schema: cannot read " .. tostring(rerr)) end
   local props, required = {}, {}
   local sep = s:find("\n", 1, true) and "\n" or ","
   for field in (s .. sep):gmatch("(.-)" .. sep) do
