@@ -99,4 +99,26 @@ describe("aigc (probed as a user would)", function ()
     assert.equal("string", type(cjson.decode(r.stdout).bio))
   end)
 
+  it("a .json template (or --schema file) with a syntax error names its line and JSON's error", function ()
+    cli.write(home .. "/templates/bad.json", '{"prompt": "Hi {{name}}",\n "params": {"temperature": }\n}\n')
+    local r = aigc { "-t", "bad", "-p", "name=Ada" }
+    assert.equal(2, r.code, r.stderr)
+    assert.equal("bad template " .. home .. "/templates/bad.json:2: invalid JSON: unexpected character '}'\n",
+                 r.stderr)
+    cli.write(home .. "/templates/trailing.json", '{"prompt": "Hi"}\n\n}\n')
+    r = aigc { "templates", "list" }
+    assert.equal(0, r.code, r.stderr)
+    assert.matches("trailing.json:3: invalid JSON: trailing characters after JSON value", r.stdout, 1, true)
+    cli.write(home .. "/schema.json", '{"type": "object",\n "properties": {"a": {"type": "string"},}}\n')
+    r = aigc { "--schema", home .. "/schema.json", "Hi" }
+    assert.equal(2, r.code, r.stderr)
+    assert.matches("^%-%-schema: [^\n]*schema%.json:2: invalid JSON: ", r.stderr)
+    -- a .lua template keeps the Lua reader's message and line
+    cli.write(home .. "/templates/badlua.lua", 'return {\n  prompt = "Hi",\n  params = { temperature = 0\n}\n')
+    r = aigc { "-t", "badlua" }
+    assert.equal(2, r.code, r.stderr)
+    assert.matches("badlua.lua:5: ',' or '}' expected", r.stderr, 1, true)
+    assert.equal(0, #srv:requests())
+  end)
+
 end)

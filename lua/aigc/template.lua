@@ -356,8 +356,16 @@ function M.load_data (text, name)
   if first == nil then return nil, name .. ": empty file" end
   if first == "{" or first == "[" then
     -- JSON first: a JSON object is not always a valid Lua table constructor.
-    local t = json_decode(text)
+    local t, jerr = json_decode(text)
     if type(t) == "table" then return t end
+    -- A .json file is JSON: its error at its line, not the Lua reader's
+    -- (which stops at the first ':' on line 1, wherever the mistake is).
+    local at = name:find("%.json$") and tostring(jerr):match("^invalid JSON at byte (%d+): (.*)$")
+    if at then
+      local _, lines = text:sub(1, tonumber(at)):gsub("\n", "")
+      local why = tostring(jerr):gsub("^invalid JSON at byte %d+: ", "invalid JSON: ")
+      return nil, name .. ":" .. (lines + 1) .. ": " .. why
+    end
   end
   local v, err = read_data(text, name)
   if err then return nil, err end
