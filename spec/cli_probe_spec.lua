@@ -121,4 +121,13 @@ describe("aigc (probed as a user would)", function ()
     assert.equal(0, #srv:requests())
   end)
 
+  it("aigc run's report counts the requests it sent (candidates and judges), as its tokens do", function ()
+    local cases = home .. "/cases.jsonl"
+    cli.write(cases, '{"id": "a", "prompt": "Hi"}\n{"id": "b", "prompt": "Hello"}\n')
+    local r = aigc { "run", cases, "-q", "--no-log", "--best-of", "2" }
+    assert.equal(0, r.code, r.stderr)
+    local sent = #srv:requests()
+    assert.is_true(sent > 2)   -- (2 cases: 2 candidates and a judge each)
+    assert.matches("; [^;\n]*, " .. sent .. " requests, 0 retries", r.stderr)
+  end)
 end)

@@ -87,7 +87,10 @@ function M.report (s)
     s.total, s.skipped, s.ok, s.failed, s.passed, s.total, 100 * (s.pass_rate or 0))
   lines[#lines + 1] = string.format("tokens %s (prompt %s, completion %s)%s; %s, %d requests, %d retries, "
     .. "%d rate-limited", human(u.total_tokens or 0), human(u.prompt_tokens or 0), human(u.completion_tokens or 0),
-    s.cost and string.format("; cost $%.4f", s.cost) or "", common.duration(s.elapsed or 0), s.requests,
+    -- (the requests sent, candidates and judges included, as the tokens
+    -- beside them: summary.requests counts the cases' attempts)
+    s.cost and string.format("; cost $%.4f", s.cost) or "", common.duration(s.elapsed or 0),
+    type(s.totals) == "table" and tonumber(s.totals.requests) or s.requests,
     s.retries, s.rate_limited)
   if s.batch_id then lines[#lines + 1] = "through the Batch API: batch " .. s.batch_id end
   if #s.assertions > 0 then
