@@ -130,4 +130,24 @@ describe("aigc (probed as a user would)", function ()
     assert.is_true(sent > 2)   -- (2 cases: 2 candidates and a judge each)
     assert.matches("; [^;\n]*, " .. sent .. " requests, 0 retries", r.stderr)
   end)
+
+  it("image / speak: -o in no directory, or a directory, is refused before the request (made, then lost)", function ()
+    for _, case in ipairs {
+      { "image", "a cat", "-o", home .. "/nope/cat.png", "no directory " .. home .. "/nope" },
+      { "image", "a cat", "-o", home .. "/templates", "is a directory: give a file name" },
+      { "speak", "Halt!", "-o", home .. "/", "is a directory: give a file name" },
+      { "speak", "Halt!", "-o", home .. "/nope/line.wav", "no directory " .. home .. "/nope" },
+    } do
+      local want = table.remove(case)
+      local r = aigc(case)
+      assert.equal(2, r.code, r.stderr)
+      assert.equal("aigc " .. case[1] .. ": -o " .. case[4] .. (want:find("^no") and ": " or " ") .. want .. "\n",
+                   r.stderr)
+    end
+    assert.equal(0, #srv:requests())
+    -- a file in an existing directory is written
+    local r = aigc { "image", "a cat", "-o", home .. "/cat.png" }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal(home .. "/cat.png\n", r.stdout)
+  end)
 end)

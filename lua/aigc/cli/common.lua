@@ -283,6 +283,14 @@ function M.positive (v, what)
   return math.floor(v)
 end
 
+-- Whether a path is a directory ("p/." opens only then; never opens a
+-- FIFO, which would block).
+local function is_directory (p)
+  local f = io.open(p .. "/.", "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
 --- Where a command writes binary data (an image, audio): `-o PATH`, or
 -- "-" (stdout) when `-o -` or no `-o` with stdout not a terminal; binary
 -- data is never written to a terminal.
@@ -294,6 +302,17 @@ function M.binary_output (output, command)
   if (output == nil or output == "-") and M.isatty(io.stdout) then
     M.usage(command .. ": give -o FILE (stdout is a terminal: binary data is not written there; "
             .. "-o - with a pipe)")
+  end
+  -- A file that cannot be made is told before the request: after it, the
+  -- image or the audio was made (and paid for), then lost.
+  if output and output ~= "-" then
+    local dir = output:match("^(.*)/[^/]*$") or "."
+    if output:find("/$") or is_directory(output) then
+      M.usage(command .. ": -o " .. output .. " is a directory: give a file name")
+    end
+    if not is_directory(dir == "" and "/" or dir) then
+      M.usage(command .. ": -o " .. output .. ": no directory " .. dir)
+    end
   end
   return output or "-"
 end
