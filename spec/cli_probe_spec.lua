@@ -150,4 +150,34 @@ describe("aigc (probed as a user would)", function ()
     assert.equal(0, r.code, r.stderr)
     assert.equal(home .. "/cat.png\n", r.stdout)
   end)
+
+  -- `aigc ARGS >/dev/full`: every write fails with ENOSPC, as on a full disk.
+  local function to_full_disk (args)
+    local err = os.tmpname()
+    local cmd = cli.command(args, { home = home, base_url = srv.base_url }) .. " </dev/null >/dev/full 2>" .. err
+    local _, how, code = proc.execute3(cmd)
+    local stderr = proc.read_file(err) or ""
+    os.remove(err)
+    return how == "signal" and 128 + code or code, stderr
+  end
+
+  local dev_full = io.open("/dev/full", "wb")
+  if dev_full then dev_full:close() end
+  local it_full = dev_full and it or pending
+
+  it_full("output that cannot be written (a full disk) fails: exit 1 and one line, not 0 and nothing", function ()
+    assert.equal(0, (aigc { "Hi" }).code)   -- (a log entry for `aigc logs`)
+    for _, args in ipairs {
+      { "Hi" }, { "--json", "Hi" }, { "--no-stream", "Hi" }, { "logs" }, { "logs", "--json" }, { "models" },
+      { "--version" }, { "speak", "Halt!", "-o", "-", "-f", "wav" }, { "image", "a cat", "-o", "-" },
+    } do
+      local code, stderr = to_full_disk(args)
+      assert.equal(1, code, table.concat(args, " ") .. ": " .. stderr)
+      assert.equal("aigc: cannot write the output: No space left on device\n", stderr)
+    end
+    -- a usage error keeps its own code and message
+    local code, stderr = to_full_disk { "-o", "novalue", "Hi" }
+    assert.equal(2, code)
+    assert.matches("^%-o expects KEY=VALUE", stderr)
+  end)
 end)

@@ -117,11 +117,17 @@ function M.template (name)
   return t
 end
 
---- Writes and flushes (a stream's deltas appear as they arrive).
+--- Writes and flushes (a stream's deltas appear as they arrive). A write
+-- that fails (a full disk, a closed stdout) is kept in `M.out_error`, the
+-- first one: `main` makes the command fail with it at the end (it ended 0,
+-- the output lost: `aigc --json ... >out.json` on a full disk).
 -- @tparam string s
+-- @treturn boolean whether it was written
 function M.out (s)
-  io.stdout:write(s)
-  io.stdout:flush()
+  local ok, err = io.stdout:write(s)
+  if ok then ok, err = io.stdout:flush() end
+  if not ok and M.out_error == nil then M.out_error = tostring(err) end
+  return ok and true or false
 end
 
 --- A line on stderr.

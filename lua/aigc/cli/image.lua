@@ -46,12 +46,12 @@ local function write_image (client, i, item, target)
   if type(item.bytes) ~= "string" then
     if type(item.url) ~= "string" then common.fail("aigc: image " .. i .. " has neither bytes nor a url") end
     local to = target
-    if target == io.stdout then to = function (chunk) io.stdout:write(chunk) end end
+    if target == io.stdout then to = function (chunk) common.out(chunk) end end
     local ok, err = client:download(item.url, { to = to })
     if not ok then common.fail(tostring(err) .. " (image " .. i .. ")") end
     return
   end
-  if target == io.stdout then io.stdout:write(item.bytes); return end
+  if target == io.stdout then common.out(item.bytes); return end
   local f, why = io.open(target, "wb")
   if not f then common.fail("aigc: cannot write " .. target .. ": " .. tostring(why)) end
   local ok, werr = f:write(item.bytes)
@@ -86,7 +86,6 @@ function M.run (args)
     write_image(client, i, item, target)
     if target ~= io.stdout then common.out(target .. "\n") end
   end
-  io.stdout:flush()
   client:close()
   return 0
 end

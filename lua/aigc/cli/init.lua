@@ -42,6 +42,17 @@ local function version ()
   return "aigc " .. (ok and tostring(aigc._VERSION) or "?") .. " (" .. _VERSION .. ")"
 end
 
+-- The exit code of a command that ended with `code`: the output lost (a
+-- full disk, a closed stdout, a reader gone while SIGPIPE is ignored) is a
+-- failure, not success.
+local function finish (code)
+  if common.out_error and code == 0 then
+    common.note("aigc: cannot write the output: " .. common.out_error)
+    return 1
+  end
+  return code
+end
+
 --- Runs the command line.
 -- @tparam table argv the arguments (without the program name)
 -- @treturn integer the exit code: 0 success, 1 a failed call, 2 a usage error (a value the
@@ -49,7 +60,7 @@ end
 function M.main (argv)
   argv = argv or {}
   local first = argv[1]
-  if first == "--version" then common.out(version() .. "\n"); return 0 end
+  if first == "--version" then common.out(version() .. "\n"); return finish(0) end
   local name = "prompt"
   if first == "help" then
     local what = argv[2] and M.COMMANDS[argv[2]] and argv[2] or "prompt"
@@ -80,11 +91,12 @@ function M.main (argv)
     if what then return setmetatable({ message = "aigc: invalid input: " .. what, code = 2 }, common.Exit) end
     return debug.traceback("aigc: internal error: " .. tostring(e), 2)
   end, args)
-  if ran then return code or 0 end
+  if ran then code = code or 0 end
   if getmetatable(code) == common.Exit then
     if code.message then common.note(code.message) end
-    return code.code
+    code = code.code
   end
+  if type(code) == "number" then return finish(code) end
   common.note(tostring(code))
   return 70
 end

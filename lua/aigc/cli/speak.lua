@@ -58,7 +58,7 @@ function M.run (args)
   params.input, params.model, params.voice = text, args.model or params.model or M.DEFAULT_MODEL, args.voice
   params.response_format, params.speed, params.instructions = format, args.speed, args.instructions
   if output == "-" then
-    params.to = function (chunk) io.stdout:write(chunk); io.stdout:flush() end   -- playable as it comes
+    params.to = function (chunk) common.out(chunk) end   -- (flushed: playable as it comes)
   else
     params.to = output
   end
