@@ -180,4 +180,17 @@ describe("aigc (probed as a user would)", function ()
     assert.equal(2, code)
     assert.matches("^%-o expects KEY=VALUE", stderr)
   end)
+
+  it("aigc run: a cases line that is a JSON list is refused naming its line (it ran as a case)", function ()
+    local cases = home .. "/cases.jsonl"
+    for _, list in ipairs { '[{"id": "a", "prompt": "Hi"}]', "[]" } do
+      cli.write(cases, '{"id": "a", "prompt": "Hi"}\n' .. list .. "\n")
+      local r = aigc { "run", cases, "-q" }
+      assert.equal(2, r.code, r.stderr)
+      assert.equal("aigc run: " .. cases .. ":2: not a JSON object (a list)\n", r.stderr)
+    end
+    assert.equal(0, #srv:requests())
+    cli.write(cases, '{"id": "a", "prompt": "Hi"}\n{}\n')   -- (an empty object is a case: it fails, it runs)
+    assert.equal(1, (aigc { "run", cases, "-q" }).code)
+  end)
 end)

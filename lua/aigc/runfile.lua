@@ -69,8 +69,10 @@ function M.read_cases (path)
     n = n + 1
     if line:find("%S") then
       local c, jerr = json_decode(line)
-      if type(c) ~= "table" then
-        return nil, input_error(string_format("%s:%d: not a JSON object (%s)", path, n, tostring(jerr or type(c))))
+      -- (a JSON list is no case: it ran as one with no prompt, its first item taken for nothing)
+      local what = type(c) == "table" and core.is_array(c) and "a list" or jerr or type(c)
+      if type(c) ~= "table" or what == "a list" then
+        return nil, input_error(string_format("%s:%d: not a JSON object (%s)", path, n, tostring(what)))
       end
       if c.id == nil then c.id = n end
       local why = id_problem(c.id)
