@@ -193,4 +193,18 @@ describe("aigc (probed as a user would)", function ()
     cli.write(cases, '{"id": "a", "prompt": "Hi"}\n{}\n')   -- (an empty object is a case: it fails, it runs)
     assert.equal(1, (aigc { "run", cases, "-q" }).code)
   end)
+
+  it("a prompt that begins with the word help is sent (it printed the usage); aigc help [CMD]: help", function ()
+    local r = aigc { "help", "me", "name", "a", "cat" }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal(1, #srv:requests())
+    assert.equal("help me name a cat", cjson.decode(srv:last().body).messages[1].content)
+    r = aigc { "help" }
+    assert.equal(0, r.code, r.stderr)
+    assert.matches("^Usage: aigc %[", r.stdout)
+    r = aigc { "help", "run" }
+    assert.equal(0, r.code, r.stderr)
+    assert.matches("^Usage: aigc run ", r.stdout)
+    assert.equal(1, #srv:requests())
+  end)
 end)

@@ -62,8 +62,10 @@ function M.main (argv)
   local first = argv[1]
   if first == "--version" then common.out(version() .. "\n"); return finish(0) end
   local name = "prompt"
-  if first == "help" then
-    local what = argv[2] and M.COMMANDS[argv[2]] and argv[2] or "prompt"
+  -- `aigc help` and `aigc help COMMAND`; any other words after "help" are a
+  -- prompt (`aigc help me name a cat` printed the usage and sent nothing)
+  if first == "help" and (argv[2] == nil or (M.COMMANDS[argv[2]] and argv[3] == nil)) then
+    local what = argv[2] or "prompt"
     argv = { what, "--help" }
     first = what
   end
