@@ -207,4 +207,18 @@ describe("aigc (probed as a user would)", function ()
     assert.matches("^Usage: aigc run ", r.stdout)
     assert.equal(1, #srv:requests())
   end)
+
+  it("--schema with -n N prints each choice's parsed reply, a JSON line each (it printed the first only)", function ()
+    local r = aigc { "--schema", "name, age int", "-n", "3", "Invent a person." }
+    assert.equal(0, r.code, r.stderr)
+    local n = 0
+    for line in r.stdout:gmatch("[^\n]+") do
+      n = n + 1
+      local p = cjson.decode(line)
+      assert.equal("string", type(p.name))
+      assert.equal("number", type(p.age))
+    end
+    assert.equal(3, n)
+    assert.equal(3, cjson.decode(srv:last().body).n)
+  end)
 end)

@@ -249,8 +249,13 @@ function M.run (args)
     if args.json then common.print_json(shown) else common.out(shown.text .. "\n") end
   elseif args.json then
     common.print_json(res)
-  elseif params.schema then
+  elseif params.schema and not (params.n and params.n > 1) then
     common.print_json(res.parsed)
+  elseif params.schema then   -- (-n N: each choice's parsed reply, a JSON line each; it printed the first only)
+    -- (a choice after the first whose reply did not parse has none: null)
+    for _, choice in ipairs(res.choices) do
+      if choice.parsed == nil then common.print_json(aigc.null) else common.print_json(choice.parsed) end
+    end
   elseif params.n and params.n > 1 then
     for i, choice in ipairs(res.choices) do
       if i > 1 then common.out("---\n") end
