@@ -221,4 +221,12 @@ describe("aigc (probed as a user would)", function ()
     assert.equal(3, n)
     assert.equal(3, cjson.decode(srv:last().body).n)
   end)
+
+  it("aigc templates edit where no template can be made (AIGC_HOME a file): one line, exit 1, no traceback", function ()
+    local file = home .. "/not-a-dir"
+    cli.write(file, "x")
+    local r = aigc({ "templates", "edit", "foo" }, { home = file, env = { EDITOR = "true" } })
+    assert.equal(1, r.code, r.stderr)
+    assert.equal("aigc: cannot make the template: " .. file .. "/templates/foo.lua: Not a directory\n", r.stderr)
+  end)
 end)

@@ -41,7 +41,10 @@ local function edit (dir, name)
   local f = io.open(path, "rb")
   local new = f == nil   -- (a skeleton written now: removed again if the edit fails unsaved)
   if f then f:close() else
-    f = assert(io.open(path, "wb"))
+    -- (a templates directory that cannot be made or written: one line, not a traceback)
+    local why
+    f, why = io.open(path, "wb")
+    if not f then common.fail("aigc: cannot make the template: " .. tostring(why)) end
     f:write(M.SKELETON)
     f:close()
   end
