@@ -229,4 +229,22 @@ describe("aigc (probed as a user would)", function ()
     assert.equal(1, r.code, r.stderr)
     assert.equal("aigc: cannot make the template: " .. file .. "/templates/foo.lua: Not a directory\n", r.stderr)
   end)
+
+  it("the help says what the commands do: the log's default place, which results a run skips", function ()
+    -- with AIGC_HOME set the log is there (the help named only $AIGC_LOG_DB and ~/.local/share)
+    local r = aigc { "logs", "path" }
+    assert.equal(home .. "/logs.db\n", r.stdout)
+    r = aigc { "--help" }
+    assert.matches("$AIGC_HOME/logs.db", r.stdout:gsub("%s+", " "), 1, true)
+    -- a failed case runs again on resume (the help said every case with a result was skipped)
+    local cases, out = home .. "/cases.jsonl", home .. "/out.jsonl"
+    cli.write(cases, '{"id": "a", "prompt": "Hi"}\n{"id": "b", "prompt": "Hi"}\n')
+    cli.write(out, '{"id": "a", "ok": true, "text": "Hello", "pass": true}\n'
+                   .. '{"id": "b", "ok": false, "error": {"message": "x"}, "pass": false}\n')
+    assert.equal(0, (aigc { "run", cases, "-q", "--out", out, "--no-log" }).code)
+    assert.equal(1, #srv:requests())   -- (b again, not a)
+    r = aigc { "run", "--help" }
+    assert.matches("cases with an ok result there are skipped (failed ones run again)", r.stdout:gsub("%s+", " "), 1,
+                   true)
+  end)
 end)

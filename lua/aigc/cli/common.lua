@@ -80,7 +80,8 @@ function M.model_options (parser)
   parser:option("-p --param", "A template variable NAME=VALUE."):count("*"):target("params")
   parser:option("-e --endpoint", "A named endpoint (config file; built in: local, openai).")
   parser:flag("--no-log", "Do not log (also AIGC_NO_LOG=1).")
-  parser:option("--log-db", "The log database (default $AIGC_LOG_DB or ~/.local/share/aigc/logs.db).")
+  parser:option("--log-db", "The log database (default $AIGC_LOG_DB, else $AIGC_HOME/logs.db, else "
+                .. "~/.local/share/aigc/logs.db: aigc logs path).")
 end
 
 --- The request params of `-o` options.

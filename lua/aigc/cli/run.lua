@@ -21,7 +21,8 @@ function M.parser ()
   {"id": "fr", "vars": {"country": "France"}, "assert": [{"type": "contains", "value": "Paris"}]}
 Assertions: contains, icontains, not-contains, equals, starts-with, regex, pattern, is-json,
 json-schema, judge (value: criteria; threshold, default 7). An existing --out file is resumed:
-cases with a result there are skipped. Exit: 0 all passed, 1 some case failed, 3 some assertion failed.
+cases with an ok result there are skipped (failed ones run again).
+Exit: 0 all passed, 1 some case failed, 3 some assertion failed, 130 Ctrl-C (a rerun resumes).
 Example:
   aigc run cases.jsonl -t capital --out results.jsonl --concurrency 8]])
   p:argument("cases", "The cases (JSONL).")
