@@ -247,4 +247,11 @@ describe("aigc (probed as a user would)", function ()
     assert.matches("cases with an ok result there are skipped (failed ones run again)", r.stdout:gsub("%s+", " "), 1,
                    true)
   end)
+
+  it("--schema's concise form: a field given twice is refused (it replaced the first)", function ()
+    local r = aigc { "--schema", "age int, name, age str", "Invent a person." }
+    assert.equal(2, r.code, r.stderr)
+    assert.equal("--schema: the field 'age' is given twice\n", r.stderr)
+    assert.equal(0, #srv:requests())
+  end)
 end)

@@ -247,6 +247,8 @@ function M.parse_schema (s)
       if not name then M.usage("--schema: cannot read the field '" .. field .. "'") end
       local jt = ty == "" and "string" or TYPES[ty:lower()]
       if not jt then M.usage("--schema: unknown type '" .. ty .. "' (str, int, float, bool)") end
+      -- (the second one replaced the first, and `required` named it twice: a schema servers refuse)
+      if props[name] then M.usage("--schema: the field '" .. name .. "' is given twice") end
       props[name] = { type = jt, description = desc ~= "" and desc or nil }
       required[#required + 1] = name
     end
