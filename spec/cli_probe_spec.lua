@@ -254,4 +254,24 @@ describe("aigc (probed as a user would)", function ()
     assert.equal("--schema: the field 'age' is given twice\n", r.stderr)
     assert.equal(0, #srv:requests())
   end)
+
+  it("aigc logs on a log that is not there (a mistyped --log-db) says so and makes no file", function ()
+    local typo = home .. "/lgos.db"
+    local r = aigc { "logs", "--log-db", typo }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("", r.stdout)
+    assert.equal("aigc: no log at " .. typo .. " (nothing logged there yet)\n", r.stderr)
+    r = aigc { "logs", "--log-db", typo, "--json" }
+    assert.equal(0, r.code, r.stderr)
+    assert.same({}, cjson.decode(r.stdout))
+    r = aigc { "logs", "--log-db", typo, "-c" }
+    assert.equal(1, r.code, r.stderr)
+    assert.equal("aigc: no conversation: no log at " .. typo .. "\n", r.stderr)
+    assert.is_nil(io.open(typo, "rb"))
+    -- a log that is there is read as before
+    assert.equal(0, (aigc { "--log-db", typo, "Hi" }).code)
+    r = aigc { "logs", "--log-db", typo, "--json" }
+    assert.equal(1, #cjson.decode(r.stdout))
+    assert.equal("", r.stderr)
+  end)
 end)

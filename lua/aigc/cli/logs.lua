@@ -65,6 +65,16 @@ function M.run (args)
   if args.action ~= nil and args.action ~= "list" then
     common.usage("aigc logs: unknown action '" .. args.action .. "'")
   end
+  -- Reading makes nothing: a log that is not there (nothing logged yet, a
+  -- mistyped --log-db) is said, not created empty.
+  local f = io.open(path, "rb")
+  if not f then
+    if args.conversation or args.cid then common.fail("aigc: no conversation: no log at " .. path) end
+    common.note("aigc: no log at " .. path .. " (nothing logged there yet)")
+    if args.json then common.print_json(require("aigc").array {}) end
+    return 0
+  end
+  f:close()
   local log, err = promptlog.open(path)
   if not log then common.fail("aigc: " .. tostring(err.message)) end
   local cid = args.cid
