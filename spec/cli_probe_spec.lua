@@ -6,6 +6,7 @@
 local cjson = require "cjson"
 local cli = require "cli"
 local proc = require "procutil"
+local socket = require "socket"
 
 local function lines_of (text)
   local t = {}
@@ -273,5 +274,37 @@ describe("aigc (probed as a user would)", function ()
     r = aigc { "logs", "--log-db", typo, "--json" }
     assert.equal(1, #cjson.decode(r.stdout))
     assert.equal("", r.stderr)
+  end)
+
+  local it_tty = cli.has_tmux() and it or pending
+
+  it_tty("aigc run's progress line on a narrow terminal stays one row (it wrapped: stale rows piled up)", function ()
+    local cases, out = home .. "/cases.jsonl", home .. "/out.jsonl"
+    local lines = {}
+    for i = 1, 5 do lines[i] = '{"id": ' .. i .. ', "prompt": "Hi"}' end
+    cli.write(cases, table.concat(lines, "\n") .. "\n")
+    local name = "probe" .. tostring(os.time()) .. tostring(math.random(1e6))
+    local cmd = cli.command({ "run", cases, "--out", out, "--no-log" }, { home = home, base_url = srv.base_url })
+    local tmux = "tmux -L aigc-spec "
+    assert(proc.sh(tmux .. "new-session -d -s " .. name .. " -x 50 -y 20 "
+                   .. proc.quote(cmd .. "; echo EXIT=$?; sleep 60")))
+    local deadline, screen = socket.gettime() + 30, ""
+    while not screen:find("EXIT=", 1, true) do
+      assert(socket.gettime() < deadline, "the run never ended; the terminal shows:\n" .. screen)
+      socket.sleep(0.1)
+      local _, s = proc.sh(tmux .. "capture-pane -p -t " .. name)
+      screen = s
+    end
+    proc.sh(tmux .. "kill-session -t " .. name)
+    assert.matches("EXIT=0", screen, 1, true)
+    -- one row of progress, above the report, within the 50 columns
+    local progress = {}
+    for row in screen:gmatch("[^\n]+") do
+      if row:find("^cases ") then break end
+      progress[#progress + 1] = row
+    end
+    assert.equal(1, #progress, screen)
+    assert.matches("^5/5 ", progress[1])
+    assert.is_true(#progress[1] < 50, progress[1])
   end)
 end)

@@ -107,6 +107,18 @@ function M.report (s)
   return table.concat(lines, "\n") .. "\n"
 end
 
+-- The width of the terminal on stderr, or nil: the progress line is cut to
+-- it (a longer one wrapped, and its "\r" rewrote only the last row: a
+-- narrow terminal piled up stale progress lines).
+local function stderr_columns ()
+  local p = io.popen("stty size <&2 2>/dev/null")
+  if not p then return nil end
+  local out = p:read("*a") or ""
+  p:close()
+  local n = tonumber(out:match("^%d+%s+(%d+)"))
+  return n and n > 1 and n or nil
+end
+
 local function parse_assert (s)
   local ty, value = s:match("^([%w%-]+):(.*)$")
   ty = ty or s
@@ -207,6 +219,7 @@ function M.run (args)
   local log = common.open_log(config, args)   -- (calls are scrubbed by the client's engine)
 
   local tty = not args.quiet and common.isatty(io.stderr)
+  local columns = tty and stderr_columns()
   local last_plain = 0
   -- Ctrl-C stops the run between steps (the interpreter's own SIGINT would
   -- raise "interrupted!" anywhere); the batch backend keeps that default.
@@ -219,7 +232,9 @@ function M.run (args)
     interrupted = signals and function () return signals:interrupted() end,
     on_progress = not args.quiet and function (p)
       if tty then
-        io.stderr:write("\r\27[K", M.progress_line(p))
+        local line = M.progress_line(p)
+        if columns and #line >= columns then line = line:sub(1, columns - 1) end
+        io.stderr:write("\r\27[K", line)
         if p.final then io.stderr:write("\n") end
         io.stderr:flush()
       elseif p.final or p.elapsed - last_plain >= 5 then
