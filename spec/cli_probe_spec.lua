@@ -307,4 +307,37 @@ describe("aigc (probed as a user would)", function ()
     assert.matches("^5/5 ", progress[1])
     assert.is_true(#progress[1] < 50, progress[1])
   end)
+
+  it("aigc logs --json on a log holding a proxy's Latin-1 error page: U+FFFD there, not a traceback", function ()
+    -- a proxy in front of the API answers 502 with an ISO-8859-1 page
+    local server = assert(socket.bind("127.0.0.1", 0))
+    local _, port = server:getsockname()
+    server:settimeout(30)
+    local job = cli.background({ "-o", "max_retries=0", "Hi" },
+                               { home = home, base_url = "http://127.0.0.1:" .. port .. "/v1" })
+    local c = assert(server:accept())
+    c:settimeout(30)
+    local len = 0
+    while true do
+      local line = assert(c:receive("*l"))
+      if line == "" then break end
+      len = tonumber(line:match("^[Cc]ontent%-[Ll]ength:%s*(%d+)")) or len
+    end
+    if len > 0 then assert(c:receive(len)) end
+    local page = "<html>Erreur: passerelle d" .. string.char(233) .. "faillante</html>"
+    c:send("HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html; charset=iso-8859-1\r\nContent-Length: " .. #page
+           .. "\r\nConnection: close\r\n\r\n" .. page)
+    c:close()
+    server:close()
+    assert.equal(1, job.wait_exit(socket.gettime() + 30))
+    for _, extra in ipairs { {}, { "-q", "Hi" }, { "--source", "cli", "-n", "0" } } do
+      local args = { "logs", "--json" }
+      for _, a in ipairs(extra) do args[#args + 1] = a end
+      local r = aigc(args)
+      assert.equal(0, r.code, r.stderr)
+      local entries = cjson.decode(r.stdout)
+      assert.equal(1, #entries)
+      assert.matches("passerelle d" .. string.char(239, 191, 189) .. "faillante", entries[1].error, 1, true)
+    end
+  end)
 end)

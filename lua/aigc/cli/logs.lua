@@ -106,7 +106,14 @@ function M.run (args)
   for i = #rows, 1, -1 do ordered[#ordered + 1] = rows[i] end
   if args.json then
     local aigc = require "aigc"
-    for _, r in ipairs(ordered) do r.context_json, r.params_json, r.extra_json = nil, nil, nil end
+    local repair_utf8 = require("aigc.tools").repair_utf8
+    for _, r in ipairs(ordered) do
+      r.context_json, r.params_json, r.extra_json = nil, nil, nil
+      -- Text as it was logged may hold bytes that are not UTF-8 (a proxy's
+      -- Latin-1 error page in `error`), which JSON cannot carry: the listing
+      -- raised (a traceback, every time) where it now shows U+FFFD.
+      for k, v in pairs(r) do if type(v) == "string" then r[k] = repair_utf8(v) end end
+    end
     common.print_json(aigc.array(ordered))
     return 0
   end
