@@ -308,13 +308,13 @@ describe("aigc (probed as a user would)", function ()
     assert.is_true(#progress[1] < 50, progress[1])
   end)
 
-  it("aigc logs --json on a log holding a proxy's Latin-1 error page: U+FFFD there, not a traceback", function ()
-    -- a proxy in front of the API answers 502 with an ISO-8859-1 page
+  -- Runs `aigc ARGS` against a proxy that answers every request 502 with an
+  -- ISO-8859-1 page (bytes that are not UTF-8); returns the exit code.
+  local function behind_latin1_proxy (args)
     local server = assert(socket.bind("127.0.0.1", 0))
     local _, port = server:getsockname()
     server:settimeout(30)
-    local job = cli.background({ "-o", "max_retries=0", "Hi" },
-                               { home = home, base_url = "http://127.0.0.1:" .. port .. "/v1" })
+    local job = cli.background(args, { home = home, base_url = "http://127.0.0.1:" .. port .. "/v1" })
     local c = assert(server:accept())
     c:settimeout(30)
     local len = 0
@@ -329,7 +329,12 @@ describe("aigc (probed as a user would)", function ()
            .. "\r\nConnection: close\r\n\r\n" .. page)
     c:close()
     server:close()
-    assert.equal(1, job.wait_exit(socket.gettime() + 30))
+    return job.wait_exit(socket.gettime() + 30)
+  end
+  local REPAIRED = "passerelle d" .. string.char(239, 191, 189) .. "faillante"
+
+  it("aigc logs --json on a log holding a proxy's Latin-1 error page: U+FFFD there, not a traceback", function ()
+    assert.equal(1, behind_latin1_proxy { "-o", "max_retries=0", "Hi" })
     for _, extra in ipairs { {}, { "-q", "Hi" }, { "--source", "cli", "-n", "0" } } do
       local args = { "logs", "--json" }
       for _, a in ipairs(extra) do args[#args + 1] = a end
@@ -337,7 +342,18 @@ describe("aigc (probed as a user would)", function ()
       assert.equal(0, r.code, r.stderr)
       local entries = cjson.decode(r.stdout)
       assert.equal(1, #entries)
-      assert.matches("passerelle d" .. string.char(239, 191, 189) .. "faillante", entries[1].error, 1, true)
+      assert.matches(REPAIRED, entries[1].error, 1, true)
     end
+  end)
+
+  it("aigc run behind a proxy whose error page is not UTF-8: the case fails with it (it stopped the run)", function ()
+    local cases, out = home .. "/cases.jsonl", home .. "/out.jsonl"
+    cli.write(cases, '{"id": "a", "prompt": "Hi"}\n')
+    assert.equal(1, behind_latin1_proxy { "run", cases, "-q", "--out", out, "--max-attempts", "1", "--no-log" })
+    local results = lines_of(proc.read_file(out))
+    assert.equal(1, #results)
+    assert.is_false(results[1].ok)
+    assert.equal(502, results[1].error.status)
+    assert.matches(REPAIRED, results[1].error.message, 1, true)
   end)
 end)

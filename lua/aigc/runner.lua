@@ -58,6 +58,7 @@ local template_mod = require "aigc.template"
 local usage_mod = require "aigc.usage"
 local assertions_mod = require "aigc.assertions"
 local runfile = require "aigc.runfile"
+local repair_utf8 = require("aigc.tools").repair_utf8
 
 local json_encode = core.json.encode
 local now = core.now
@@ -250,8 +251,10 @@ local function failure_result (job)
   return {
     id = job.case.id, ok = false, attempts = job.attempt, pass = false, finished_at = iso_now(),
     latency_ms = job.latency and math_floor(job.latency * 1000 + 0.5) or nil,
-    error = { kind = type(err) == "table" and err.kind or "error", message = type(err) == "table" and err.message
-              or tostring(err), status = type(err) == "table" and err.status or nil },
+    -- (repaired: a server's error page need not be UTF-8 -- a proxy's Latin-1
+    -- 502 -- and the line is JSON; it stopped the run with an encode error)
+    error = { kind = type(err) == "table" and err.kind or "error", message = repair_utf8(tostring(type(err) == "table"
+              and err.message or err)), status = type(err) == "table" and err.status or nil },
   }
 end
 
