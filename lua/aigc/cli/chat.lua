@@ -76,11 +76,14 @@ function Session:say_line (text)
   local req = conv:say_async(text, per_call)
   self.request = req
   local canceled = false
+  -- SIGTERM cancels the reply as Ctrl-C does: the turn is logged (it was
+  -- lost with the process), then the session ends by the signal (M.run).
+  self.reader:catch_term()
   while true do
     local st = req:status()
     if st ~= "queued" and st ~= "running" then break end
     client:step(0.05)
-    if not canceled and self.reader:interrupted() then
+    if not canceled and (self.reader:interrupted() or self.reader:terminated()) then
       canceled = true
       req:cancel()
     end
@@ -351,6 +354,7 @@ function Session:dispatch (input)
     if cmd then return self:command(input) end
     self:say_line(input)
   end, error_message)
+  if self.reader:release_term() then self.terminated = true end   -- (the turn, logged: say_line)
   if ok then return res end
   local req = self.request
   if req and (req:status() == "queued" or req:status() == "running") then
@@ -470,11 +474,18 @@ function M.run (args)
       if tty and session.eof then common.out("\n") end   -- (the reply below the typed lines)
       if session:dispatch(input) == "quit" then break end
     end
-    if session.eof then break end
+    if session.eof or session.terminated then break end
   end
   reader:close()
   if log then log:close() end
   client:close()
+  if session.terminated then
+    -- the turn logged and the history saved: end by the SIGTERM (143)
+    io.stdout:flush()
+    local uv = require "luv"
+    uv.kill(uv.os_getpid(), "sigterm")
+    os.exit(143)
+  end
   return 0
 end
 

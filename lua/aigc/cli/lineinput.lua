@@ -58,6 +58,36 @@ function Reader:interrupted ()
   return v
 end
 
+--- Catches SIGTERM until `release_term`: while a reply comes, the signal
+-- is noted (`terminated()`), so that the REPL cancels the turn, logs it and
+-- then ends by the signal. Only then: at the prompt Readline would take the
+-- signal and read on (the session would not end). Without luv, SIGTERM kills.
+function Reader:catch_term ()
+  if not self.uv or self.term then return end
+  self.term = self.uv.new_signal()
+  self.term:start("sigterm", function () self.term_got = true end)
+end
+
+--- Whether SIGTERM came while caught (drives luv's loop once to hear it).
+-- @treturn boolean
+function Reader:terminated ()
+  if self.uv then self.uv.run("nowait") end
+  return self.term_got == true
+end
+
+--- Stops catching SIGTERM (its default action is back): whether it came.
+-- @treturn boolean
+function Reader:release_term ()
+  local got = self:terminated()
+  if self.term then
+    self.term:stop()
+    self.term:close()
+    self.term = nil
+    self.uv.run("nowait")
+  end
+  return got
+end
+
 --- Reads a line: the line (without its newline), or nil at the end of
 -- input (Ctrl-D on an empty line); and whether Ctrl-C was pressed while
 -- it was read.
