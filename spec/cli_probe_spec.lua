@@ -378,4 +378,16 @@ describe("aigc (probed as a user would)", function ()
     assert.equal("canceled", entries[1].status)
     assert.matches("^Once upon a time", entries[1].response)
   end)
+
+  it("-t NAME.lua (the file's name typed) says which name is meant", function ()
+    cli.write(home .. "/templates/capital.lua", 'return { prompt = "What is the capital of {{country}}?" }')
+    for _, args in ipairs { { "-t", "capital.lua", "-p", "country=France" }, { "templates", "show", "capital.lua" } } do
+      local r = aigc(args)
+      assert.equal(2, r.code, r.stderr)
+      assert.equal("no template named 'capital.lua' in " .. home .. "/templates (its name is 'capital')\n", r.stderr)
+    end
+    local r = aigc { "-t", "nope.lua" }
+    assert.equal("no template named 'nope.lua' in " .. home .. "/templates\n", r.stderr)
+    assert.equal(0, #srv:requests())
+  end)
 end)

@@ -114,7 +114,12 @@ end
 -- @treturn aigc.template
 function M.template (name)
   local t, err = template.find(config_mod.templates_dir(), name)
-  if not t then M.usage(tostring(err.message or err)) end
+  if not t then
+    -- (the file's name typed, extension and all: say which name is meant)
+    local stem = name:match("^(.+)%.lua$") or name:match("^(.+)%.json$")
+    local hint = stem and template.find(config_mod.templates_dir(), stem) and (" (its name is '" .. stem .. "')") or ""
+    M.usage(tostring(err.message or err) .. hint)
+  end
   return t
 end
 
