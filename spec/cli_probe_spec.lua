@@ -357,26 +357,28 @@ describe("aigc (probed as a user would)", function ()
     assert.matches(REPAIRED, results[1].error.message, 1, true)
   end)
 
-  it_tty("aigc chat: SIGTERM during a reply logs the turn as canceled (it was lost), then ends by it (143)", function ()
-    local term = cli.terminal({ "chat", "-m", "fault:pause=60" }, { home = home, base_url = srv.base_url })
-    finally(function () term:close() end)
-    term:wait_for("Ctrl-D to quit.", 10, true)
-    term:wait_prompt()
-    term:type_at_prompt("Tell me a story about a robot that learns to paint")
-    term:keys("Enter")
-    term:wait_for("Once upon a time", 10, true)
-    assert.is_true(proc.execute("kill -TERM " .. term.pid))
-    local deadline = socket.gettime() + 10
-    while not term:dead() do
-      assert(socket.gettime() < deadline, "aigc chat did not end; the terminal shows:\n" .. term:screen())
-      socket.sleep(0.05)
+  it_tty("aigc chat: SIGTERM or SIGHUP during a reply logs the turn as canceled, then ends by it", function ()
+    for i, sig in ipairs { { "TERM", 143 }, { "HUP", 129 } } do
+      local term = cli.terminal({ "chat", "-m", "fault:pause=60" }, { home = home, base_url = srv.base_url })
+      finally(function () term:close() end)
+      term:wait_for("Ctrl-D to quit.", 10, true)
+      term:wait_prompt()
+      term:type_at_prompt("Tell me a story about a robot that learns to paint")
+      term:keys("Enter")
+      term:wait_for("Once upon a time", 10, true)
+      assert.is_true(proc.execute("kill -" .. sig[1] .. " " .. term.pid))
+      local deadline = socket.gettime() + 10
+      while not term:dead() do
+        assert(socket.gettime() < deadline, "aigc chat did not end; the terminal shows:\n" .. term:screen())
+        socket.sleep(0.05)
+      end
+      local _, status = term:dead()
+      if status then assert.equal(sig[2], status) end   -- (tmux may take a while to tell it)
+      local entries = cjson.decode(aigc({ "logs", "--json", "-n", "0" }).stdout)
+      assert.equal(i, #entries)
+      assert.equal("canceled", entries[i].status)
+      assert.matches("^Once upon a time", entries[i].response)
     end
-    local _, status = term:dead()
-    if status then assert.equal(143, status) end   -- (tmux may take a while to tell it)
-    local entries = cjson.decode(aigc({ "logs", "--json" }).stdout)
-    assert.equal(1, #entries)
-    assert.equal("canceled", entries[1].status)
-    assert.matches("^Once upon a time", entries[1].response)
   end)
 
   it("-t NAME.lua (the file's name typed) says which name is meant", function ()

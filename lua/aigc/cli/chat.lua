@@ -76,8 +76,9 @@ function Session:say_line (text)
   local req = conv:say_async(text, per_call)
   self.request = req
   local canceled = false
-  -- SIGTERM cancels the reply as Ctrl-C does: the turn is logged (it was
-  -- lost with the process), then the session ends by the signal (M.run).
+  -- SIGTERM (or SIGHUP: the terminal closed) cancels the reply as Ctrl-C
+  -- does: the turn is logged (it was lost with the process), then the
+  -- session ends by the signal (M.run).
   self.reader:catch_term()
   while true do
     local st = req:status()
@@ -354,7 +355,7 @@ function Session:dispatch (input)
     if cmd then return self:command(input) end
     self:say_line(input)
   end, error_message)
-  if self.reader:release_term() then self.terminated = true end   -- (the turn, logged: say_line)
+  self.terminated = self.reader:release_term()   -- (the turn, logged: say_line)
   if ok then return res end
   local req = self.request
   if req and (req:status() == "queued" or req:status() == "running") then
@@ -480,11 +481,11 @@ function M.run (args)
   if log then log:close() end
   client:close()
   if session.terminated then
-    -- the turn logged and the history saved: end by the SIGTERM (143)
+    -- the turn logged and the history saved: end by the signal (143, 129)
     io.stdout:flush()
     local uv = require "luv"
-    uv.kill(uv.os_getpid(), "sigterm")
-    os.exit(143)
+    uv.kill(uv.os_getpid(), session.terminated)
+    os.exit(session.terminated == "sighup" and 129 or 143)
   end
   return 0
 end

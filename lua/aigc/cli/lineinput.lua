@@ -58,30 +58,35 @@ function Reader:interrupted ()
   return v
 end
 
---- Catches SIGTERM until `release_term`: while a reply comes, the signal
--- is noted (`terminated()`), so that the REPL cancels the turn, logs it and
--- then ends by the signal. Only then: at the prompt Readline would take the
--- signal and read on (the session would not end). Without luv, SIGTERM kills.
+--- Catches SIGTERM and SIGHUP (the terminal closed) until `release_term`:
+-- while a reply comes, the signal is noted (`terminated()`), so that the
+-- REPL cancels the turn, logs it and then ends by the signal. Only then: at
+-- the prompt Readline would take the signal and read on (the session would
+-- not end). Without luv, they kill.
 function Reader:catch_term ()
   if not self.uv or self.term then return end
-  self.term = self.uv.new_signal()
-  self.term:start("sigterm", function () self.term_got = true end)
+  self.term = {}
+  for _, name in ipairs { "sigterm", "sighup" } do
+    local h = self.uv.new_signal()
+    h:start(name, function () self.term_got = self.term_got or name end)
+    self.term[#self.term + 1] = h
+  end
 end
 
---- Whether SIGTERM came while caught (drives luv's loop once to hear it).
--- @treturn boolean
+--- The signal ("sigterm", "sighup") that came while caught, or nil (drives
+-- luv's loop once to hear it).
+-- @treturn string|nil
 function Reader:terminated ()
   if self.uv then self.uv.run("nowait") end
-  return self.term_got == true
+  return self.term_got
 end
 
---- Stops catching SIGTERM (its default action is back): whether it came.
--- @treturn boolean
+--- Stops catching them (their default action is back): the one that came, or nil.
+-- @treturn string|nil
 function Reader:release_term ()
   local got = self:terminated()
   if self.term then
-    self.term:stop()
-    self.term:close()
+    for _, h in ipairs(self.term) do h:stop(); h:close() end
     self.term = nil
     self.uv.run("nowait")
   end
