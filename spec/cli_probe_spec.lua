@@ -381,6 +381,28 @@ describe("aigc (probed as a user would)", function ()
     end
   end)
 
+  it("aigc chat run with SIGHUP ignored (nohup, stdin a script): a SIGHUP changes nothing", function ()
+    local input, out, pidfile = home .. "/in.txt", home .. "/out.txt", home .. "/pid"
+    cli.write(input, "Tell me a story about a robot that learns to paint\n")
+    local cmd = cli.command({ "chat", "-m", "fault:pause=30" }, { home = home, base_url = srv.base_url })
+    assert(proc.execute("sh -c " .. proc.quote("trap '' HUP; exec " .. cmd .. " <" .. proc.quote(input) .. " >"
+                        .. proc.quote(out) .. " 2>&1") .. " >/dev/null 2>&1 & echo $! >" .. proc.quote(pidfile)))
+    local deadline = socket.gettime() + 10
+    while not (proc.read_file(out) or ""):find("Once upon", 1, true) do
+      assert(socket.gettime() < deadline, "no reply")
+      socket.sleep(0.02)
+    end
+    local pid = tonumber(proc.read_file(pidfile))
+    assert.is_true(proc.execute("kill -HUP " .. pid))
+    while proc.alive(pid) do
+      assert(socket.gettime() < deadline + 20, "aigc chat did not end")
+      socket.sleep(0.05)
+    end
+    local entries = cjson.decode(aigc({ "logs", "--json" }).stdout)
+    assert.equal(1, #entries)
+    assert.equal("ok", entries[1].status)   -- (the whole reply: the SIGHUP was ignored)
+  end)
+
   it("-t NAME.lua (the file's name typed) says which name is meant", function ()
     cli.write(home .. "/templates/capital.lua", 'return { prompt = "What is the capital of {{country}}?" }')
     for _, args in ipairs { { "-t", "capital.lua", "-p", "country=France" }, { "templates", "show", "capital.lua" } } do

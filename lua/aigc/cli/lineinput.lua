@@ -58,15 +58,25 @@ function Reader:interrupted ()
   return v
 end
 
+-- Whether SIGHUP is ignored (`nohup aigc chat <script`), or that cannot be
+-- told (no /proc): then it is left as it is.
+local function hup_ignored ()
+  local f = io.open("/proc/self/status", "rb")
+  local status = f and f:read("*a")
+  if f then f:close() end
+  local mask = status and status:match("\nSigIgn:%s*(%x+)")
+  return not mask or tonumber(mask:sub(-1), 16) % 2 == 1   -- (bit 0: signal 1, SIGHUP)
+end
+
 --- Catches SIGTERM and SIGHUP (the terminal closed) until `release_term`:
 -- while a reply comes, the signal is noted (`terminated()`), so that the
 -- REPL cancels the turn, logs it and then ends by the signal. Only then: at
 -- the prompt Readline would take the signal and read on (the session would
--- not end). Without luv, they kill.
+-- not end). Without luv, they kill; an ignored SIGHUP stays ignored.
 function Reader:catch_term ()
   if not self.uv or self.term then return end
   self.term = {}
-  for _, name in ipairs { "sigterm", "sighup" } do
+  for _, name in ipairs { "sigterm", not hup_ignored() and "sighup" or nil } do
     local h = self.uv.new_signal()
     h:start(name, function () self.term_got = self.term_got or name end)
     self.term[#self.term + 1] = h
