@@ -166,6 +166,18 @@ describe("aigc (probed as a user would)", function ()
   if dev_full then dev_full:close() end
   local it_full = dev_full and it or pending
 
+  it("a standard output the parent closed (aigc Hi >&-): exit 1 and one line, the reply not sent elsewhere", function ()
+    for _, args in ipairs { { "Hi" }, { "--json", "Hi" } } do
+      local err = os.tmpname()
+      local cmd = cli.command(args, { home = home, base_url = srv.base_url }) .. " </dev/null >&- 2>" .. err
+      local _, how, code = proc.execute3(cmd)
+      local stderr = proc.read_file(err) or ""
+      os.remove(err)
+      assert.same({ "exit", 1 }, { how, code }, table.concat(args, " ") .. ": " .. stderr)
+      assert.equal("aigc: cannot write the output: Bad file descriptor\n", stderr)
+    end
+  end)
+
   it_full("output that cannot be written (a full disk) fails: exit 1 and one line, not 0 and nothing", function ()
     assert.equal(0, (aigc { "Hi" }).code)   -- (a log entry for `aigc logs`)
     for _, args in ipairs {

@@ -57,8 +57,27 @@ end
 -- @tparam table argv the arguments (without the program name)
 -- @treturn integer the exit code: 0 success, 1 a failed call, 2 a usage error (a value the
 -- library refuses as misuse -- `-o temperature=hot`, text that is not UTF-8 -- is one too)
+-- The standard descriptors a parent closed (`aigc Hi >&-`), each taken by
+-- /dev/null opened read-only, kept for the process's life. Left free, the
+-- first descriptor opened later took the number (the event loop's internal
+-- socket pair), and the reply went into it; taken read-only, a write to it
+-- fails (EBADF) and says so (common.out), a read gets end of file.
+local plugs = {}
+local function plug_closed_std_fds ()
+  local proc = io.open("/proc/self/stat", "rb")
+  if not proc then return end   -- (no /proc: it cannot be told)
+  proc:close()
+  for fd = 0, 2 do
+    -- (fdinfo: a proc file of the descriptor's own, opened without touching what it is)
+    local info = io.open("/proc/self/fdinfo/" .. fd, "rb")
+    if info then info:close()
+    else plugs[#plugs + 1] = io.open("/dev/null", "rb") end   -- (the lowest free number: this one)
+  end
+end
+
 function M.main (argv)
   argv = argv or {}
+  plug_closed_std_fds()
   local first = argv[1]
   if first == "--version" then common.out(version() .. "\n"); return finish(0) end
   local name = "prompt"
