@@ -278,6 +278,14 @@ describe("aigc chat (stdin not a terminal)", function ()
     assert.equal(1, #body_of(srv:last()).messages)
   end)
 
+  it("lines ending in CR LF (a file written on Windows) send what was typed, without the CR", function ()
+    local r = cli.run({ "chat" }, { home = home, base_url = srv.base_url,
+                                    stdin = "What is the capital of France?\r\n/undo\r\nWhat is 2 + 2?\r\n" })
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("The capital of France is Paris.\nundone: What is the capital of France?\n2 + 2 = 4.\n", r.stdout)
+    assert.same({ { role = "user", content = "What is 2 + 2?" } }, body_of(srv:last()).messages)
+  end)
+
   it("the end of input inside a \"\"\" block or after a \\ sends what was typed", function ()
     local r = cli.run({ "chat" }, { home = home, base_url = srv.base_url,
                                     stdin = '"""\nRepeat after me: alpha\nbeta\n' })

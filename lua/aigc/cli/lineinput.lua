@@ -127,6 +127,8 @@ function Reader:read (prompt)
   else
     if self.tty then io.stdout:write(prompt); io.stdout:flush() end
     line = io.stdin:read("*l")
+    -- (a file written on Windows: its lines end in CR LF, and the CR is no part of what was typed)
+    if line and not self.tty then line = line:gsub("\r$", "") end
   end
   local hit = self:interrupted()   -- (a Ctrl-C at the prompt is not for the next reply)
   if self.rl and type(line) == "string" and line:find("%S") then self.rl.add_history(line) end
