@@ -210,7 +210,11 @@ local function start_server (path, timing, upstream)
   if not script then error("aigc.cassette: aigc/cassette_server.lua is not on package.path", 0) end
   local lua = os.getenv("AIGC_CASSETTE_LUA") or "lua5.4"
   local ppid = own_pid()
-  local cmd = string_format("exec %s %s %s%s%s%s", shell_quote(lua), shell_quote(script), shell_quote(path),
+  -- In the background: the shell io.popen waits for at pclose ends at
+  -- once. The pipe's finalizer may run before the cassette's, which kills
+  -- the server (at exit, with a dropped client; LuaJIT has no table __gc):
+  -- a pclose waiting for the server itself waited for ever.
+  local cmd = string_format("%s %s %s%s%s%s &", shell_quote(lua), shell_quote(script), shell_quote(path),
                             ppid and (" --parent-pid " .. ppid) or "", timing and "" or " --no-timing",
                             upstream and (" --record " .. shell_quote(upstream)) or "")
   local pipe = io.popen(cmd, "r")
@@ -395,7 +399,9 @@ function Cassette:close ()
   if self.pid then
     os.execute("kill " .. self.pid .. " 2>/dev/null")
     self.pid = nil
-    if self.pipe then self.pipe:close(); self.pipe = nil end
+    -- (the server holds the pipe's other end until it exits: a recording
+    -- proxy first writes the exchanges in flight)
+    if self.pipe then self.pipe:read("*a"); self.pipe:close(); self.pipe = nil end
   end
 end
 

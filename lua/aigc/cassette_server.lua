@@ -366,10 +366,16 @@ sigterm:start("sigterm", function ()
   server:close()
   uv.new_timer():start(DRAIN_MS, 0, stop)
 end)
-if parent then
+if parent then   -- (started in the background: its parent is init, the client is gone when it is a zombie)
   local poll = uv.new_timer()
   poll:start(500, 500, function ()
-    if uv.os_getppid() ~= parent then stop() end
+    local gone = not uv.kill(parent, 0)
+    local f = not gone and io.open("/proc/" .. parent .. "/stat")
+    if f then
+      gone = (f:read("*a") or ""):match("%) (%a)") == "Z"
+      f:close()
+    end
+    if gone then stop() end
   end)
 end
 uv.run()
