@@ -11,6 +11,7 @@
 -- documented outcome, exactly one end per request with callbacks, no
 -- crash, no hang, and the client (or a new one) usable after. The cases
 -- run in child processes (a crash or a hang fails the case, not the run).
+local aigc = require "aigc"
 local devserver = require "devserver"
 local luachild = require "luachild"
 
@@ -38,6 +39,32 @@ end
 print("end")
 ]]
 
+-- runner.run drove its client with client:step(), which aigc refuses
+-- inside the client's callbacks: in a task resumed from them (any wait the
+-- task made before on that client, or one an on_progress/on_result
+-- callback makes) the run failed with "client:step() called from inside an
+-- aigc callback".
+local function run_spec (client, extra)
+  local spec = { client = client, concurrency = 2, template = aigc.template.new { prompt = "Say {{x}}" },
+                 cases = { { id = "a", vars = { x = "1" } }, { id = "b", vars = { x = "2" } },
+                           { id = "c", vars = { x = "3" } } } }
+  for k, v in pairs(extra or {}) do spec[k] = v end
+  return spec
+end
+
+-- Runs `fn` in a task of `owner` until it ends (10 s at most): its results.
+local function in_task (owner, fn)
+  local got
+  owner:spawn(function () got = { pcall(fn) } end)
+  local deadline = aigc.now() + 10
+  while not got and aigc.now() < deadline do owner:step(0.01) end
+  return got
+end
+
+-- PUC 5.1 cannot yield across runner.run's pcall: a run in a task there
+-- blocks as outside one (aigc.task.in_task is nil), which the step refuses.
+local YIELDS_IN_PCALL = _VERSION ~= "Lua 5.1" or rawget(_G, "jit") ~= nil
+
 describe("re-entrancy in the layers the lifecycle tester does not draw", function ()
   local srv
   setup(function () srv = devserver.start() end)
@@ -57,5 +84,57 @@ describe("re-entrancy in the layers the lifecycle tester does not draw", functio
         os.remove(tape)
       end)
     end
+  end)
+
+  describe("runner.run in a task", function ()
+    local client, host
+    before_each(function ()
+      client = aigc.client { base_url = srv.base_url, max_retries = 0, model = "aigc-dev" }
+      host = aigc.client { base_url = srv.base_url, max_retries = 0, model = "aigc-dev" }
+    end)
+    after_each(function () client:close(); host:close() end)
+
+    for _, owner in ipairs { "its client", "another client" } do
+      it("of " .. owner .. ", after a blocking call of the task", function ()
+        if not YIELDS_IN_PCALL then return pending("PUC 5.1: no yield across pcall") end
+        local got = in_task(owner == "its client" and client or host, function ()
+          assert(client:chat "first")
+          return aigc.runner.run(run_spec(client))
+        end)
+        assert.truthy(got, "the task never ended")
+        assert.is_true(got[1], tostring(got[2]))
+        assert.equal(3, got[2].ok)
+        assert.equal(3, got[2].total)
+      end)
+
+      it("of " .. owner .. ", whose on_progress and on_result make blocking calls", function ()
+        if not YIELDS_IN_PCALL then return pending("PUC 5.1: no yield across pcall") end
+        local from_progress, from_result = {}, {}
+        local got = in_task(owner == "its client" and client or host, function ()
+          return aigc.runner.run(run_spec(client, {
+            progress_interval = 0,
+            on_progress = function ()   -- (the list grows after the call: concurrent callbacks)
+              if #from_progress < 2 then local t = client:chat("p").text; from_progress[#from_progress + 1] = t end
+            end,
+            on_result = function () local t = client:chat("r").text; from_result[#from_result + 1] = t end,
+          }))
+        end)
+        assert.truthy(got, "the task never ended")
+        assert.is_true(got[1], tostring(got[2]))
+        assert.equal(3, got[2].ok)
+        -- every on_result ran to its end before run returned
+        assert.equal(3, #from_result)
+        assert.equal(2, #from_progress)
+        for _, text in ipairs(from_result) do assert.equal("string", type(text)) end
+      end)
+    end
+
+    it("outside a task, whose on_result makes blocking calls: they end before run returns", function ()
+      local n = 0
+      local s = assert(aigc.runner.run(run_spec(client, {
+        on_result = function () assert(client:chat "r"); n = n + 1 end })))
+      assert.equal(3, s.ok)
+      assert.equal(3, n)   -- (each ran to its end before run returned)
+    end)
   end)
 end)

@@ -479,7 +479,6 @@ end
 -- A job is over: its result is written, counted and told.
 function Run:finish (job, result)
   local summary, out = self.summary, self.out
-  self.remaining = self.remaining - 1
   summary.results[id_key(job.case.id)] = result
   tally(summary, result)
   if out then
@@ -493,6 +492,9 @@ function Run:finish (job, result)
     if not wok then error(run_error("cannot write " .. self.spec.out .. ": " .. tostring(werr)), 0) end
   end
   if self.spec.on_result then self.spec.on_result(result, job.case) end
+  -- (counted last: an on_result that waits -- a blocking call yields the
+  -- job's task -- was still running, or never ran to its end, when run returned)
+  self.remaining = self.remaining - 1
 end
 
 -- An attempt ended: the job is finished, or goes back to the queue for a retry.
@@ -543,7 +545,24 @@ function Run:start (job)
     -- than waiting forever for a case that will not finish.
     local sok, serr = task.pcall(self.settle, self, job)
     if not sok and not self.fatal then self.fatal = serr end
+    local wake = self.wake
+    if wake then self.wake = nil; wake() end
   end)
+end
+
+-- The run loop's wait, at most `wait` seconds, for a job to end. Plain
+-- code steps the client. Inside a task it yields (woken by the job's end):
+-- the task may run inside the client's own callbacks, resumed from them
+-- (after any wait of its own, or of an on_result/on_progress callback),
+-- where step() is refused.
+function Run:pause (wait)
+  local rec = task.in_task()
+  if rec then
+    task.wait_in_task(rec, function (wake) self.wake = wake end, { self.client._loop }, wait)
+    self.wake = nil
+  else
+    self.client:step(wait)
+  end
 end
 
 function Run:progress (final)
@@ -695,7 +714,7 @@ function run_cases (spec, cases)
   while r.remaining > 0 do
     local wait = r:admit()
     r:progress(false)
-    if r.remaining > 0 and not r.fatal then r.client:step(wait > 0 and wait or 0) end
+    if r.remaining > 0 and not r.fatal then r:pause(wait > 0 and wait or 0) end
     if spec.interrupted and spec.interrupted() then   -- (the cases in flight: no line)
       if out then out:close() end
       return nil, run_error("interrupted", { code = "interrupted" })
