@@ -137,4 +137,48 @@ describe("re-entrancy in the layers the lifecycle tester does not draw", functio
       assert.equal(3, n)   -- (each ran to its end before run returned)
     end)
   end)
+
+  describe("strategy.race", function ()
+    local a, b
+    local STORY = { { role = "user", content = "Generate a short story about a robot that learns to paint." } }
+    before_each(function ()
+      a = aigc.client { base_url = srv.base_url, max_retries = 0, model = "aigc-dev" }
+      b = aigc.client { base_url = srv.base_url, max_retries = 0, model = "aigc-dev" }
+    end)
+    after_each(function () a:close(); b:close() end)
+
+    -- The race's end was a future of the first entry's client: closing
+    -- that client canceled it, and the race returned "canceled" at once
+    -- while the other entries ran on (never canceled).
+    local function closing_race ()
+      local n = 0
+      return aigc.strategy.race { params = { messages = STORY, stream = function ()
+        n = n + 1
+        if n == 1 then a:close() end
+      end }, { client = a }, { client = b } }
+    end
+
+    it("whose first client a stream callback closes: the other entry wins", function ()
+      local res, outcomes = closing_race()
+      assert.truthy(res, tostring(outcomes))
+      assert.equal("string", type(res.text))
+      assert.equal(2, outcomes.winner)
+      assert.equal(0, b:active())
+    end)
+
+    it("in a task of the client a stream callback closes: ends, leaving no entry running", function ()
+      local got
+      a:spawn(function () got = { closing_race() } end)
+      local deadline = aigc.now() + 10
+      while not got and aigc.now() < deadline and pcall(a.step, a, 0.01) do end
+      assert.truthy(got, "the race never ended")
+      assert.is_nil(got[1])
+      assert.equal("canceled", got[2].kind)
+      local outcomes = got[3]
+      while b:step(0.01) > 0 and aigc.now() < deadline do end
+      assert.equal(0, b:active())
+      assert.equal("failed", outcomes[2].status)
+      assert.equal("canceled", outcomes[2].err.kind)
+    end)
+  end)
 end)

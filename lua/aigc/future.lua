@@ -41,7 +41,9 @@ local run_end   -- (defined below)
 -- `on_done`, `on_error` (one of them runs, as a task, when it ends), `drivers`
 -- (the loops a blocking wait turns; default `{ loop }`), `request` (a C
 -- request whose events settle it: a blocking wait pumps it), `what` (names
--- the work in the error it raises, for `run`: "a dialogue task")
+-- the work in the error it raises, for `run`: "a dialogue task"), `unowned`
+-- (not canceled when the loop's client closes: a race's end, which waits
+-- for the entries of other clients too)
 -- @treturn aigc.future
 -- @local
 function M.new (loop, opts)
@@ -55,7 +57,7 @@ function M.new (loop, opts)
     _res = false, _err = false, _inner = false, _deliver = false,
   }, Future)
   f._run_end = function () run_end(f) end
-  loop.futures[f] = true
+  if not opts.unowned then loop.futures[f] = true end
   return f
 end
 

@@ -548,8 +548,11 @@ function M.race (spec)
   -- Settled by the entries' callbacks; waited for in the loop of the task
   -- this runs in (which drives every client of the race meanwhile), else
   -- by turning every client's loop.
-  local home = scheduler.current_client() or list[1].client
-  local over = future.new(home._loop, { label = "race", drivers = loops })
+  -- Closing an entry's client (in a callback, a finalizer) ends that
+  -- entry, not the race: outside a task `over` is no client's to cancel.
+  local owner = scheduler.current_client()
+  local home = owner or list[1].client
+  local over = future.new(home._loop, { label = "race", drivers = loops, unowned = owner == nil })
   local left, winner, last_err = #list, nil, nil
   for i, e in ipairs(list) do
     local p = merge(e.params)
@@ -579,6 +582,8 @@ function M.race (spec)
   end
   over:wait()
   over:cancel()   -- (pending only if every client was closed meanwhile)
+  -- (a race that ended canceled, its task's client closed, leaves none running)
+  for _, r in ipairs(reqs) do r:cancel("the race was canceled") end
   if winner then
     return reqs[winner]:result(), outcomes
   end
