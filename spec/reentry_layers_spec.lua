@@ -86,7 +86,7 @@ describe("re-entrancy in the layers the lifecycle tester does not draw", functio
     end
   end)
 
-  describe("runner.run in a task", function ()
+  describe("runner.run", function ()
     local client, host
     before_each(function ()
       client = aigc.client { base_url = srv.base_url, max_retries = 0, model = "aigc-dev" }
@@ -95,7 +95,7 @@ describe("re-entrancy in the layers the lifecycle tester does not draw", functio
     after_each(function () client:close(); host:close() end)
 
     for _, owner in ipairs { "its client", "another client" } do
-      it("of " .. owner .. ", after a blocking call of the task", function ()
+      it("in a task of " .. owner .. ", after a blocking call of the task", function ()
         if not YIELDS_IN_PCALL then return pending("PUC 5.1: no yield across pcall") end
         local got = in_task(owner == "its client" and client or host, function ()
           assert(client:chat "first")
@@ -107,7 +107,7 @@ describe("re-entrancy in the layers the lifecycle tester does not draw", functio
         assert.equal(3, got[2].total)
       end)
 
-      it("of " .. owner .. ", whose on_progress and on_result make blocking calls", function ()
+      it("in a task of " .. owner .. ", whose on_progress and on_result make blocking calls", function ()
         if not YIELDS_IN_PCALL then return pending("PUC 5.1: no yield across pcall") end
         local from_progress, from_result = {}, {}
         local got = in_task(owner == "its client" and client or host, function ()
@@ -126,6 +126,34 @@ describe("re-entrancy in the layers the lifecycle tester does not draw", functio
         assert.equal(3, #from_result)
         assert.equal(2, #from_progress)
         for _, text in ipairs(from_result) do assert.equal("string", type(text)) end
+      end)
+    end
+
+    -- A job's task abandoned (its own coroutine.yield in a strategy
+    -- function or on_result) never counted its case: the run waited for
+    -- ever. In a child: the old code hangs.
+    for _, where in ipairs { "strategy", "on_result" } do
+      it("whose " .. where .. " yields outside aigc: ends with that error, once", function ()
+        local r = luachild.run(([[
+          local aigc = require "aigc"
+          local reported = 0
+          local c = aigc.client { base_url = arg[1], max_retries = 0, model = "aigc-dev",
+                                  error_handler = function () reported = reported + 1 end }
+          local n = 0
+          local function yield_once () n = n + 1; if n == 1 then coroutine.yield() end end
+          local spec = { client = c, concurrency = 2, template = aigc.template.new { prompt = "Say {{x}}" },
+                         cases = { { id = "a", vars = { x = "1" } }, { id = "b", vars = { x = "2" } } } }
+          if "%s" == "strategy" then
+            spec.strategy = function (client, p) yield_once(); return client:chat(p) end
+          else
+            spec.on_result = yield_once
+          end
+          local ok, s, err = pcall(aigc.runner.run, spec)
+          print(ok, s, err and err.kind, reported)
+          print(c:chat("after").text ~= nil)
+        ]]):format(where), { args = { srv.base_url }, timeout = 30 })
+        assert.equal(0, r.status, r.stdout .. r.stderr)
+        assert.equal("true\tnil\tcallback\t0\ntrue\n", r.stdout)
       end)
     end
 
@@ -180,5 +208,37 @@ describe("re-entrancy in the layers the lifecycle tester does not draw", functio
       assert.equal("failed", outcomes[2].status)
       assert.equal("canceled", outcomes[2].err.kind)
     end)
+  end)
+
+  -- The seeded probe (spec/support/reentry_probe.lua): two cases per
+  -- layer, each a drawn sequence of actions in its callbacks. Another
+  -- seed: AIGC_REENTRY_SEED=N (and AIGC_REENTRY_CASES=per layer).
+  describe("a seeded probe of every layer's callbacks", function ()
+    local probe = require "reentry_probe"
+    local seed = tonumber(os.getenv("AIGC_REENTRY_SEED") or "") or 20261205
+    local per_layer = tonumber(os.getenv("AIGC_REENTRY_CASES") or "") or 2
+    local groups = { {}, {}, {} }
+    for i, name in ipairs(probe.LAYERS) do table.insert(groups[(i - 1) % 3 + 1], name) end
+    local children = {}
+    setup(function ()   -- (the children mostly wait for the server: side by side)
+      for g, layers in ipairs(groups) do
+        local names = {}
+        for k, name in ipairs(layers) do names[k] = ("%q"):format(name) end
+        children[g] = luachild.run(([[
+          local probe = require "reentry_probe"
+          probe.run(arg[1], { %s }, tonumber(arg[2]), tonumber(arg[3]))
+        ]]):format(table.concat(names, ", ")),
+          { args = { srv.base_url, tostring(seed + g), tostring(per_layer) }, background = true, timeout = 600 })
+      end
+    end)
+    for g, layers in ipairs(groups) do
+      it(("keeps the contract (seed %d): %s"):format(seed + g, table.concat(layers, ", ")), function ()
+        local r = children[g]:wait(600)
+        assert.equal(0, r.status, r.stdout .. r.stderr)
+        assert.not_matches("Sanitizer", r.stderr)
+        assert.not_matches("VIOLATION", r.stdout)
+        assert.matches("CASES " .. #layers * per_layer .. "\n", r.stdout)
+      end)
+    end
   end)
 end)

@@ -530,6 +530,12 @@ function Run:settle (job)
   return self:finish(job, failure_result(job))
 end
 
+-- Wakes the run loop waiting in a task (`pause`).
+local function wake_loop (self)
+  local wake = self.wake
+  if wake then self.wake = nil; wake() end
+end
+
 -- Starts an attempt of a job, as a task of the client.
 function Run:start (job)
   job.attempt = job.attempt + 1
@@ -538,6 +544,15 @@ function Run:start (job)
   self.summary.requests = self.summary.requests + 1
   job.ticket = self.limiter:sent(job.cost, job.requests)
   self.client:spawn(function ()
+    -- A job's task abandoned (a callback of it -- on_result, a strategy --
+    -- yielded outside aigc) never finishes its case: the run stops with
+    -- that error, as when on_result raises, instead of waiting for ever.
+    task.on_abandon(function (err)
+      if self.fatal then return false end
+      self.fatal = err
+      wake_loop(self)
+      return true   -- (run raises it: not reported besides)
+    end)
     local ok, e = task.pcall(attempt, self, job)
     if not ok then job.check_error = e end
     -- settle writes the result and runs on_result: if that fails (a full
@@ -545,8 +560,7 @@ function Run:start (job)
     -- than waiting forever for a case that will not finish.
     local sok, serr = task.pcall(self.settle, self, job)
     if not sok and not self.fatal then self.fatal = serr end
-    local wake = self.wake
-    if wake then self.wake = nil; wake() end
+    wake_loop(self)
   end)
 end
 
