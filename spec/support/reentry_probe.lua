@@ -11,7 +11,12 @@
 -- nested (a blocking chat on the same client), step, act, wait (another
 -- request's wait, then this one's), gc (a full collection), raise, yield
 -- (coroutine.yield: outside any coroutine, or the task's own), drop (the
--- last references to the requests, then a collection).
+-- last references to the requests, then a collection), fin (objects whose
+-- finalizers cancel the requests and start others, left to the collector:
+-- they run at whatever allocation comes), finclose (the same, one of them
+-- closing the client).
+--
+-- AIGC_REENTRY_TRACE=1 writes each case to stderr before it runs.
 --
 -- The contract checked: a case's own code raises only what the actions
 -- explain (a raised error, a closed client, step/act refused, a yield
@@ -21,10 +26,11 @@
 -- one when it was closed, then makes a call.
 local aigc = require "aigc"
 local sentences = require "aigc.sentences"
+local portable = require "portable"
 
 local M = {}
 
-M.ACTIONS = { "close", "cancel", "nested", "step", "act", "wait", "gc", "raise", "yield", "drop" }
+M.ACTIONS = { "close", "cancel", "nested", "step", "act", "wait", "gc", "raise", "yield", "drop", "fin", "finclose" }
 
 local STORY = { { role = "user", content = "Generate a short story about a robot that learns to paint." } }
 local HI = { { role = "user", content = "Hi" } }
@@ -34,7 +40,7 @@ local EXPLAINED = {
   raise = { "boom" }, close = { "closed", "canceled" }, cancel = { "canceled" }, drop = { "canceled" },
   step = { "client:step() called from inside an aigc callback" },
   act = { "client:act() called from inside an aigc callback" },
-  yield = { "yield" },
+  yield = { "yield" }, fin = { "canceled" }, finclose = { "closed", "canceled" },
 }
 local function explained (e, seq)
   local s = tostring(e)
@@ -336,6 +342,16 @@ local function run_case (url, layer, seq, form, out)
     elseif a == "raise" then error("boom " .. calls)
     elseif a == "yield" then coroutine.yield()
     elseif a == "drop" then ctx.req, ctx.other = nil, nil; collectgarbage(); collectgarbage()
+    elseif a == "fin" or a == "finclose" then
+      for k = 1, 30 do
+        portable.finalized(function ()
+          if ctx.req then ctx.req:cancel() end
+          if ctx.other then ctx.other:cancel() end
+          if a == "finclose" and k == 15 then c:close() end
+          pcall(c.chat_async, c, { messages = HI })
+        end)
+      end
+      collectgarbage("step")
     end
   end
   local result
@@ -402,7 +418,9 @@ function M.run (url, layers, seed, n, out)
     for _ = 1, n do
       local seq = {}
       for k = 1, draw(3) do seq[k] = M.ACTIONS[draw(#M.ACTIONS)] end
-      run_case(url, layer, seq, draw(2) == 1 and "plain" or "task", out)
+      local form = draw(2) == 1 and "plain" or "task"
+      if os.getenv("AIGC_REENTRY_TRACE") then io.stderr:write(layer, " ", table.concat(seq, ","), " ", form, "\n") end
+      run_case(url, layer, seq, form, out)
       count = count + 1
     end
   end
