@@ -200,6 +200,22 @@ function L.runner (E)
                     on_result = function () E.act() end, on_progress = function () E.act() end }
 end
 
+function L.runner_batch (E)
+  local cases = {}
+  for i = 1, 3 do cases[i] = { id = "c" .. i, vars = { x = tostring(i) } } end
+  aigc.runner.run { client = E.client, backend = "batch", batch_interval = 0.05,
+                    template = aigc.template.new { prompt = "Say {{x}}" }, cases = cases, progress_interval = 0,
+                    on_result = function () E.act() end, on_progress = function () E.act() end }
+end
+
+function L.runner_strategy (E)
+  local cases = {}
+  for i = 1, 3 do cases[i] = { id = "c" .. i, vars = { x = tostring(i) } } end
+  aigc.runner.run { client = E.client, concurrency = 2, template = aigc.template.new { prompt = "Say {{x}}" },
+                    cases = cases, interrupted = function () E.act(); return false end,
+                    strategy = function (client, params) E.act(); return client:chat(params) end }
+end
+
 function L.batch (E)
   aigc.batch.run(E.client, { { custom_id = "fr", body = { messages = HI } } },
                  { interval = 0.05, on_progress = function () E.act() end })
