@@ -27,6 +27,8 @@
 local aigc = require "aigc"
 local sentences = require "aigc.sentences"
 local portable = require "portable"
+-- (a pcall a task can yield across, on PUC 5.1 too)
+local tpcall = require("aigc.task").pcall
 
 local M = {}
 
@@ -42,8 +44,12 @@ local EXPLAINED = {
   act = { "client:act() called from inside an aigc callback" },
   yield = { "yield" }, fin = { "canceled" }, finclose = { "closed", "canceled" },
 }
+-- (PUC 5.1 cannot yield across a C call -- a generic for's iterator,
+-- runner.run's pcall -- in a task: its documented limit)
+local PUC51 = _VERSION == "Lua 5.1" and rawget(_G, "jit") == nil
 local function explained (e, seq)
   local s = tostring(e)
+  if PUC51 and s:find("attempt to yield across", 1, true) then return true end
   for _, a in ipairs(seq) do
     for _, p in ipairs(EXPLAINED[a] or {}) do if s:find(p, 1, true) then return true end end
   end
@@ -61,8 +67,8 @@ local function drive (E, req, counts)
   local c = E.client
   local deadline = aigc.now() + 10
   if require("aigc.task").in_task() then   -- (a task: it waits; its client's loop drives this one)
-    pcall(req.wait, req, 10)
-    while counts and counts.done + counts.err == 0 and aigc.now() < deadline do pcall(c.sleep, c, 0.01) end
+    tpcall(req.wait, req, 10)
+    while counts and counts.done + counts.err == 0 and aigc.now() < deadline do tpcall(c.sleep, c, 0.01) end
   else
     while aigc.now() < deadline do
       local ok, n = pcall(c.step, c, 0.01)
@@ -371,7 +377,7 @@ local function run_case (url, layer, seq, form, out)
     end
   end
   local result
-  local function body () result = { pcall(L[layer], E) } end
+  local function body () result = { tpcall(L[layer], E) } end
   local host
   if form == "task" then
     host = E.new_client()
