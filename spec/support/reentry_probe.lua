@@ -302,6 +302,7 @@ function L.conversation_save (E)
 end
 
 function L.watch (E)
+  E.ctx.expect_report = true   -- (a watch callback's error goes to the error_handler)
   local c = E.client
   c:watch(function () E.act() end, function () E.act() end)
   local req = c:chat_async { messages = HI }
