@@ -140,6 +140,36 @@ function L.responses_done (E)
   drive(E, req, counts)
 end
 
+-- The Responses API through the dialogue layer: a toolset's function and
+-- a schema'd reply (the lifecycle tester draws them over chat only).
+local function tools (E)
+  return aigc.tools {
+    { name = "track_order", description = "Order status by id",
+      parameters = { type = "object", properties = { id = { type = "string" } }, required = { "id" } },
+      fn = function () E.act(); return "Order A-1042 ships Thursday." end },
+  }
+end
+
+function L.responses_tools (E)
+  local counts = { done = 0, err = 0 }
+  local on_done, on_error = callbacks(E, counts)
+  local req = E.client:respond_async { input = "Please track order A-1042", tools = tools(E),
+                                       on_done = on_done, on_error = on_error }
+  E.ctx.req = req; other(E)
+  drive(E, req, counts)
+end
+
+function L.responses_schema (E)
+  E.ctx.expect_report = true
+  local counts = { done = 0, err = 0 }
+  local on_done, on_error = callbacks(E, counts, true)
+  local req = E.client:respond_async { input = "What is the capital of France?", on_done = on_done, on_error = on_error,
+    schema = { type = "object", properties = { answer = { type = "string" } }, required = { "answer" },
+               additionalProperties = false } }
+  E.ctx.req = req; other(E, true)
+  drive(E, req, counts)
+end
+
 function L.responses_iter (E)
   for _ in E.client:stream_response { input = STORY[1].content } do E.act() end
 end
