@@ -622,13 +622,12 @@ describe("aigc.conversation", function ()
       assert(conv:say "Hello")
       local saved = conv:save()
       local deep = "1"
-      for _ = 1, 250 do deep = "[" .. deep .. "]" end      -- (decodes: under the decoder's 512 levels)
+      for _ = 1, 250 do deep = "[" .. deep .. "]" end
       for _, case in ipairs {
         { '[1]', "params: an object expected, got a list" },
         { '[]', "params: an object expected, got a list" },
         { '"x"', "params: an object expected, got string" },
         { '7', "params: an object expected, got 7" },
-        { '{"metadata":' .. deep .. '}', "params.metadata[1][1]", "nesting too deep" },
       } do
         local text = saved:gsub('"params":%b{}', function () return '"params":' .. case[1] end)
         assert.matches('"params":' .. case[1], text, 1, true)
@@ -636,8 +635,14 @@ describe("aigc.conversation", function ()
         assert.is_nil(back, case[1])
         assert.equal("parse", err.kind)
         assert.matches("not a valid saved conversation: " .. case[2], err.message, 1, true)
-        assert.matches(case[3] or "", err.message, 1, true)
       end
+      -- nested deeper than a request may be: the decoder refuses it (its
+      -- limit is the encoder's, so what decodes can be sent)
+      local text = saved:gsub('"params":%b{}', function () return '"params":{"metadata":' .. deep .. '}' end)
+      local back, err = conversation.load(text, client)
+      assert.is_nil(back)
+      assert.equal("parse", err.kind)
+      assert.matches("not a saved conversation: invalid JSON at byte %d+: nesting deeper than 200", err.message)
       -- a null model is no model (as a null top-level one); null, absent or {} params: none
       for _, params in ipairs { '{"model":null,"temperature":0.5}', "null", "{}" } do
         local text = saved:gsub('"params":%b{}', function () return '"params":' .. params end)

@@ -145,10 +145,15 @@ aigc_json_limits aigc_json_limits_of (const aigc_json_limits *l);
 
 typedef struct aigc_json_error {
   size_t offset;     /* byte offset in the input where parsing stopped */
-  char message[96];  /* e.g. "unexpected character 'x'", "nesting deeper than 512" */
+  char message[96];  /* e.g. "unexpected character 'x'", "nesting deeper than 200" */
 } aigc_json_error;
 
-#define AIGC_JSON_DEFAULT_MAX_DEPTH 512
+/* The nesting a reply (or aigc.json.decode) may have. It is also the
+   encoder's limit (jsonlua.c), so that whatever was decoded can be sent
+   again: with 512 here and 200 there, a reply 201 to 512 levels deep
+   decoded, and a conversation that kept its tool calls could never send
+   its history again. */
+#define AIGC_JSON_DEFAULT_MAX_DEPTH 200
 
 /* What aigc_json_parse returns. */
 enum {

@@ -51,7 +51,10 @@
 
 #include "jsonlua.h"
 
-#define ENCODE_MAX_DEPTH 200
+/* The decoder's limit: a decoded value always encodes again (json.h). */
+#define ENCODE_MAX_DEPTH AIGC_JSON_DEFAULT_MAX_DEPTH
+#define DEPTH_TEXT_(n) #n
+#define DEPTH_TEXT(n) DEPTH_TEXT_(n)
 
 typedef struct path_seg {
   const char *key;         /* NULL: an array index */
@@ -395,7 +398,7 @@ static void encode_table (encoder *enc, int idx) {
     if (enc->ancestors[i] == self)
       encode_error(enc, "%s: %s", "cannot encode a table that contains itself (a cycle)");
   if (enc->depth >= ENCODE_MAX_DEPTH)
-    encode_error(enc, "%s: %s", "nesting too deep (more than 200 levels)");
+    encode_error(enc, "%s: %s", "nesting too deep (more than " DEPTH_TEXT(ENCODE_MAX_DEPTH) " levels)");
   luaL_checkstack(L, 8, "JSON nesting");
   mode = read_mode(enc, idx);
   enc->ancestors[enc->depth] = self;
