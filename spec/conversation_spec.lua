@@ -638,11 +638,11 @@ describe("aigc.conversation", function ()
       end
       -- nested deeper than a request may be: the decoder refuses it (its
       -- limit is the encoder's, so what decodes can be sent)
-      local text = saved:gsub('"params":%b{}', function () return '"params":{"metadata":' .. deep .. '}' end)
-      local back, err = conversation.load(text, client)
-      assert.is_nil(back)
-      assert.equal("parse", err.kind)
-      assert.matches("not a saved conversation: invalid JSON at byte %d+: nesting deeper than 200", err.message)
+      local too_deep = saved:gsub('"params":%b{}', function () return '"params":{"metadata":' .. deep .. '}' end)
+      local none, why = conversation.load(too_deep, client)
+      assert.is_nil(none)
+      assert.equal("parse", why.kind)
+      assert.matches("not a saved conversation: invalid JSON at byte %d+: nesting deeper than 200", why.message)
       -- a null model is no model (as a null top-level one); null, absent or {} params: none
       for _, params in ipairs { '{"model":null,"temperature":0.5}', "null", "{}" } do
         local text = saved:gsub('"params":%b{}', function () return '"params":' .. params end)
