@@ -6,6 +6,7 @@
 -- reply: no aigc on their side.
 local aigc = require "aigc"
 local oneshot = require "oneshot"
+local portable = require "portable"
 
 -- A server answering its connections, in order, with the raw replies given
 -- (one a connection, then closed).
@@ -86,6 +87,104 @@ describe("a hostile server", function ()
       local v, err = aigc.json.decode(nested(201))
       assert.is_nil(v)
       assert.matches("nesting deeper than 200", err, 1, true)
+    end)
+  end)
+
+  describe("an object whose keys flood Lua's string hash", function ()
+    -- Lua 5.1 to 5.3 hash a key of 64 bytes from every third byte (from its
+    -- end: 63, 60... 3): keys that differ only in the others all share one
+    -- chain, and building the object costs n^2 / 2 steps (40,000 keys,
+    -- 2.7 MB: 9 s on Lua 5.1; 64 MiB: hours). Lua 5.4 and LuaJIT hash
+    -- the whole key, seeded: nothing to refuse there.
+    local SAMPLED = portable.version == "5.1" or portable.version == "5.2" or portable.version == "5.3"
+    local DIGITS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+    -- The i-th key of 64 bytes: i in base 62 in bytes 1, 2, 4, 5 (0-based),
+    -- which Lua 5.1-5.3 do not hash.
+    local function flood_key (i)
+      local bytes = {}
+      for p = 1, 64 do bytes[p] = "x" end
+      for _, p in ipairs { 1, 2, 4, 5 } do
+        local d = i % 62
+        i = (i - d) / 62
+        bytes[p + 1] = DIGITS:sub(d + 1, d + 1)
+      end
+      return table.concat(bytes)
+    end
+
+    local function object_of (n, key)
+      local members = {}
+      for i = 1, n do members[i] = '"' .. key(i) .. '":' .. i end
+      return "{" .. table.concat(members, ",") .. "}"
+    end
+
+    local function count (t)
+      local n = 0
+      for _ in pairs(t) do n = n + 1 end
+      return n
+    end
+
+    local N = 5000
+    local FLOOD = object_of(N, flood_key)
+    local HONEST = object_of(N, function (i) return ("https://example.com/item/%d#k"):format(i * 7919) end)
+
+    it("a reply holding one is a limit error there, and decodes whole elsewhere", function ()
+      local function reply (metadata)
+        return http_reply('{"id":"c1","object":"chat.completion","metadata":' .. metadata .. ',"choices":[{"index":0,'
+          .. '"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]}')
+      end
+      local base_url = serve { reply(FLOOD), reply(HONEST) }
+      local client = aigc.client { base_url = base_url, api_key = "sk-hostile-0123456789", model = "m",
+                                   max_retries = 0, timeout = 60 }
+      local res, err = client:chat { messages = { { role = "user", content = "hi" } } }
+      if SAMPLED then
+        assert.is_nil(res)
+        assert.equal("limit", err.kind)
+        assert.equal("the response holds an object whose keys Lua hashes alike (a hash flood)", err.message)
+      else
+        assert.is_table(res, tostring(err))
+        assert.equal(N, count(res.metadata))
+      end
+      -- keys that only look alike are no flood, on any Lua
+      res, err = client:chat { messages = { { role = "user", content = "hi" } } }
+      assert.is_table(res, tostring(err))
+      assert.equal(N, count(res.metadata))
+      client:close()
+    end)
+
+    -- Every string is interned in one table of the state (5.1: all; 5.2,
+    -- 5.3: up to 40 bytes): the same keys as values, in an array or in
+    -- objects of a few keys each, flood that one (20,000 of them: 1.2 s on
+    -- Lua 5.1, quadratic).
+    it("strings alike anywhere, values or keys of small objects: refused there too", function ()
+      local values, objects = {}, {}
+      for i = 1, N do
+        values[i] = '"' .. flood_key(i) .. '"'
+        objects[i] = '{"' .. flood_key(i) .. '":1}'
+      end
+      for _, text in ipairs { "[" .. table.concat(values, ",") .. "]", "[" .. table.concat(objects, ",") .. "]" } do
+        local v, err = aigc.json.decode(text)
+        if SAMPLED then
+          assert.is_nil(v)
+          assert.matches("strings that Lua hashes alike %(a hash flood%)$", err)
+        else
+          assert.equal(N, #v)
+        end
+      end
+      local honest = {}
+      for i = 1, N do honest[i] = ('"https://example.com/item/%d#k"'):format(i * 7919) end
+      assert.equal(N, #assert(aigc.json.decode("[" .. table.concat(honest, ",") .. "]")))
+    end)
+
+    it("aigc.json.decode (a model's JSON output) alike", function ()
+      local v, err = aigc.json.decode(FLOOD)
+      if SAMPLED then
+        assert.is_nil(v)
+        assert.matches("an object whose keys Lua hashes alike %(a hash flood%)$", err)
+      else
+        assert.equal(N, count(v))
+      end
+      assert.equal(N, count(assert(aigc.json.decode(HONEST))))
     end)
   end)
 end)

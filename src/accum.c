@@ -1021,7 +1021,7 @@ static int merge_chunk (merge *M, const aigc_json_value *chunk) {
 
 void aigc_accum_init (aigc_accum *a, aigc_accum_kind kind) {
   a->kind = kind;
-  a->limits.max_values = a->limits.max_containers = 0;
+  memset(&a->limits, 0, sizeof a->limits);
   a->values = a->containers = 0;
   empty(&a->root, AIGC_JSON_OBJECT);
   a->chunks = 0;

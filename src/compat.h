@@ -226,6 +226,19 @@ AIGC_COMPAT_FN int aigc_hooks_tell_finalizers (void) {
   return LUA_VERSION_NUM < 503;
 }
 
+/*
+** Whether this Lua hashes a long string from a sample of its bytes (5.1 to
+** 5.3; 5.4 and LuaJIT hash it whole, seeded): JSON objects whose keys
+** collide in that hash are then refused (a hash flood: json.c).
+*/
+AIGC_COMPAT_FN int aigc_lua_samples_long_strings (void) {
+#if LUA_VERSION_NUM < 504 && !defined(LUA_LJDIR)
+  return 1;
+#else
+  return 0;
+#endif
+}
+
 #if LUA_VERSION_NUM < 502
 /* 5.1 and LuaJIT keep no main thread in the registry: aigc notes it when
    it is opened on it (aigc_note_main_thread), the usual case. */

@@ -727,6 +727,7 @@ static void read_config (lua_State *L, aigc_config *c) {
                                                        (int64_t)AIGC_JSON_DEFAULT_MAX_VALUES, 1, huge);
   c->json_limits.max_containers = (size_t)aigc_opt_integer(L, 1, &cx, "max_json_containers",
       (int64_t)AIGC_JSON_DEFAULT_MAX_CONTAINERS, 1, huge);
+  c->json_limits.lua_hash = aigc_lua_samples_long_strings();
   lua_getfield(L, 1, "insecure");
   c->insecure = lua_toboolean(L, -1);
   lua_pop(L, 1);

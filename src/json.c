@@ -41,6 +41,7 @@ void aigc_json_arena_init (aigc_json_arena *a) {
   a->used = 0;
   a->limits.max_values = 0;
   a->limits.max_containers = 0;
+  a->limits.lua_hash = 0;
 }
 
 aigc_json_limits aigc_json_limits_of (const aigc_json_limits *l) {
@@ -49,6 +50,7 @@ aigc_json_limits aigc_json_limits_of (const aigc_json_limits *l) {
                                                   : AIGC_JSON_DEFAULT_MAX_VALUES;
   r.max_containers = (l != NULL && l->max_containers > 0)
                      ? l->max_containers : AIGC_JSON_DEFAULT_MAX_CONTAINERS;
+  r.lua_hash = l != NULL ? l->lua_hash : 0;
   return r;
 }
 
@@ -692,6 +694,137 @@ static int close_container (parser *P, aigc_json_value *v, int is_object,
   return 0;
 }
 
+/*
+** Hash floods. Lua 5.1 to 5.3 hash a string of 32 bytes or more from a
+** sample of its bytes (every ((len >> 5) + 1)th from its end), Lua 5.1 with
+** no seed: keys that differ only in the other bytes (or made to collide)
+** share one chain of the table, and Lua builds an object of n of them in
+** n^2 / 2 steps (40,000 such keys, 2.7 MB of reply: 9 s on Lua 5.1; the 64
+** MiB a reply may have: hours). With limits.lua_hash set (those Luas: see
+** compat.h), an object of more than FLOOD_MIN keys is refused as a limit
+** when its chains in a table its size, by Lua 5.1's hash, would cost more
+** than FLOOD_STEPS steps a key plus FLOOD_SLACK (Lua 5.1's chains exactly;
+** the sampled keys that collide on 5.2 and 5.3 collide in it too). Honest
+** keys cost a step or two a key. The slack bounds what objects just under
+** it cost: a 64 MiB reply of them, ~2e8 steps (~2 s on Lua 5.1).
+*/
+#define FLOOD_MIN 64
+#define FLOOD_STEPS 64
+#define FLOOD_SLACK ((size_t)1 << 16)
+
+static unsigned lua51_hash (const char *s, size_t len) {
+  unsigned h = (unsigned)len;
+  size_t step = (len >> 5) + 1, l;
+  for (l = len; l >= step; l -= step)
+    h = h ^ ((h << 5) + (h >> 2) + (unsigned char)s[l - 1]);
+  return h;
+}
+
+/* 1 when the n members are a hash flood, 0 when not, -1 out of memory. */
+static int hash_flood (const aigc_json_member *m, size_t n) {
+  size_t slots = 1, i, steps = 0, budget = FLOOD_STEPS * n + FLOOD_SLACK;
+  size_t *count;
+  while (slots < n)
+    slots <<= 1;
+  count = (size_t *)calloc(slots, sizeof *count);
+  if (count == NULL)
+    return -1;
+  for (i = 0; i < n && steps <= budget; i++)
+    steps += count[lua51_hash(m[i].key, m[i].key_len) & (slots - 1)]++;
+  free(count);
+  return steps > budget;
+}
+
+/*
+** The same flood through Lua's string table, where strings are interned
+** (5.1: all; 5.2, 5.3: those of 40 bytes or less): distinct strings of one
+** hash, keys or values, anywhere in the document, share one chain there
+** (20,000 of them in an array: 1.2 s on Lua 5.1). After a parse with
+** limits.lua_hash, the strings of 32 bytes or more (those hashed from a
+** sample) are counted by their Lua 5.1 hash; more than FLOOD_STEPS steps a
+** string plus FLOOD_SLACK in all (chain steps, and the probes of the count's
+** own table, which a flood cannot then slow) refuse the document.
+*/
+typedef struct flood_slot {
+  const char *rep;   /* the first string of this hash; NULL: free */
+  size_t len;
+  size_t others;     /* strings of this hash unlike rep, so far */
+  unsigned hash;
+} flood_slot;
+
+typedef struct flood_table {
+  flood_slot *slot;
+  size_t mask, steps;
+  unsigned mix;      /* varies the slots from one parse to another */
+} flood_table;
+
+static size_t count_long (const aigc_json_value *v) {
+  size_t n = 0, i;
+  if (v->type == AIGC_JSON_STRING)
+    return v->len >= 32;
+  if (v->type == AIGC_JSON_ARRAY)
+    for (i = 0; i < v->len; i++)
+      n += count_long(&v->u.items[i]);
+  else if (v->type == AIGC_JSON_OBJECT)
+    for (i = 0; i < v->len; i++)
+      n += (v->u.members[i].key_len >= 32) + count_long(&v->u.members[i].value);
+  return n;
+}
+
+static void flood_add (flood_table *t, const char *s, size_t len) {
+  unsigned h;
+  size_t i;
+  if (len < 32)
+    return;
+  h = lua51_hash(s, len);
+  for (i = ((h ^ t->mix) * 2654435761u) & t->mask; t->slot[i].rep != NULL; i = (i + 1) & t->mask) {
+    flood_slot *f = &t->slot[i];
+    if (f->hash == h) {
+      if (f->len != len || memcmp(f->rep, s, len) != 0)
+        t->steps += ++f->others;
+      return;
+    }
+    t->steps++;
+  }
+  t->slot[i].rep = s;
+  t->slot[i].len = len;
+  t->slot[i].others = 0;
+  t->slot[i].hash = h;
+}
+
+static void flood_walk (flood_table *t, const aigc_json_value *v) {
+  size_t i;
+  if (v->type == AIGC_JSON_STRING)
+    flood_add(t, v->u.s, v->len);
+  else if (v->type == AIGC_JSON_ARRAY)
+    for (i = 0; i < v->len; i++)
+      flood_walk(t, &v->u.items[i]);
+  else if (v->type == AIGC_JSON_OBJECT)
+    for (i = 0; i < v->len; i++) {
+      flood_add(t, v->u.members[i].key, v->u.members[i].key_len);
+      flood_walk(t, &v->u.members[i].value);
+    }
+}
+
+/* 1 when the strings of v are a hash flood, 0 when not, -1 out of memory. */
+static int string_flood (const aigc_json_value *v) {
+  size_t n = count_long(v), slots = 2;
+  flood_table t;
+  if (n <= FLOOD_MIN)
+    return 0;
+  while (slots < 2 * n)
+    slots <<= 1;
+  t.slot = (flood_slot *)calloc(slots, sizeof *t.slot);
+  if (t.slot == NULL)
+    return -1;
+  t.mask = slots - 1;
+  t.steps = 0;
+  t.mix = (unsigned)(size_t)&t ^ (unsigned)(size_t)t.slot;   /* (addresses: ASLR) */
+  flood_walk(&t, v);
+  free(t.slot);
+  return t.steps > FLOOD_STEPS * n + FLOOD_SLACK;
+}
+
 #define SKIP_WS  while (p < end && IS_WS(*p)) p++
 
 /* a new scratch slot at slots[nslots - 1] */
@@ -836,7 +969,14 @@ done:
 close: {
     const frame *f = &P->frames[--nframes];
     size_t base = f->base;
-    if (close_container(P, nframes > 0 ? &slots[base - 1].value : out,
+    int flood = in_object && P->limits.lua_hash && nslots - base > FLOOD_MIN
+                ? hash_flood(slots + base, nslots - base) : 0;
+    if (flood > 0) {
+      fail(P, p - 1, "an object whose keys Lua hashes alike (a hash flood)");
+      P->status = AIGC_JSON_ELIMIT;
+      return AIGC_JSON_ELIMIT;
+    }
+    if (flood < 0 || close_container(P, nframes > 0 ? &slots[base - 1].value : out,
                         in_object, slots + base, nslots - base) != 0) {
       fail_nomem(P, p);
       return -2;
@@ -890,6 +1030,17 @@ int aigc_json_parse (aigc_json_arena *a, const char *text, size_t len, int max_d
     free(P.slots);
   if (P.frames != P.frames_local)
     free(P.frames);
+  if (rc == 0 && P.limits.lua_hash) {
+    int flood = string_flood(out);
+    if (flood > 0) {
+      fail(&P, P.end, "strings that Lua hashes alike (a hash flood)");
+      rc = AIGC_JSON_ELIMIT;
+    }
+    else if (flood < 0) {
+      fail_nomem(&P, P.end);
+      rc = -2;
+    }
+  }
   if (rc != 0) {
     out->type = AIGC_JSON_NULL;
     out->len = out->cap = 0;

@@ -111,6 +111,7 @@ struct aigc_json_member {
 typedef struct aigc_json_limits {
   size_t max_values;
   size_t max_containers;
+  int lua_hash;     /* refuse objects whose keys flood Lua 5.1-5.3's string hash (json.c) */
 } aigc_json_limits;
 
 #define AIGC_JSON_DEFAULT_MAX_VALUES     ((size_t)1 << 23)   /* 8,388,608 */

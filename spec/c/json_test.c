@@ -1057,6 +1057,60 @@ TEST(test_limits) {
   aigc_json_arena_init(&arena);
 }
 
+/*
+** Hash floods (Lua 5.1-5.3: limits.lua_hash): 5,000 keys of 64 bytes that
+** differ only in bytes Lua does not hash, in one object (its table) or as
+** strings anywhere (the string table); keys that differ where it does pass,
+** and nothing is refused with lua_hash off (Lua 5.4, LuaJIT).
+*/
+static void flood_text (aigc_buf *b, int as_object, int hashed) {
+  size_t i, at[3] = { 1, 2, 4 };   /* bytes Lua 5.1-5.3 do not hash */
+  if (hashed) {                    /* bytes they do (63, 60, ... 3) */
+    at[0] = 3;
+    at[1] = 6;
+    at[2] = 9;
+  }
+  aigc_buf_clear(b);
+  CHECK(aigc_buf_putc(b, as_object ? '{' : '[') == 0);
+  for (i = 0; i < 5000; i++) {
+    char key[65];
+    memset(key, 'x', 64);
+    key[64] = '\0';
+    key[at[0]] = (char)('a' + i % 26);
+    key[at[1]] = (char)('a' + i / 26 % 26);
+    key[at[2]] = (char)('a' + i / 676 % 26);
+    if (i > 0)
+      CHECK(aigc_buf_putc(b, ',') == 0);
+    CHECK(aigc_buf_putc(b, '"') == 0 && aigc_buf_append(b, key, 64) == 0 && aigc_buf_putc(b, '"') == 0);
+    if (as_object)
+      CHECK(aigc_buf_append(b, ":1", 2) == 0);
+  }
+  CHECK(aigc_buf_putc(b, as_object ? '}' : ']') == 0);
+}
+
+TEST(test_hash_flood) {
+  aigc_json_value v;
+  aigc_buf b = AIGC_BUF_INIT;
+  arena.limits.lua_hash = 1;
+  flood_text(&b, 1, 0);
+  CHECK(parse_n(b.data, b.len, 0, &v) == AIGC_JSON_ELIMIT);
+  CHECK(strcmp(err.message, "an object whose keys Lua hashes alike (a hash flood)") == 0);
+  flood_text(&b, 0, 0);
+  CHECK(parse_n(b.data, b.len, 0, &v) == AIGC_JSON_ELIMIT);
+  CHECK(strcmp(err.message, "strings that Lua hashes alike (a hash flood)") == 0);
+  CHECK_EQ_INT(err.offset, b.len);
+  flood_text(&b, 1, 1);
+  CHECK(parse_n(b.data, b.len, 0, &v) == 0 && v.len == 5000);
+  flood_text(&b, 0, 1);
+  CHECK(parse_n(b.data, b.len, 0, &v) == 0 && v.len == 5000);
+  arena.limits.lua_hash = 0;
+  flood_text(&b, 1, 0);
+  CHECK(parse_n(b.data, b.len, 0, &v) == 0 && v.len == 5000);
+  aigc_buf_free(&b);
+  aigc_json_arena_free(&arena);
+  aigc_json_arena_init(&arena);
+}
+
 int main (void) {
   aigc_json_arena_init(&arena);
   RUN(test_literals);
@@ -1086,6 +1140,7 @@ int main (void) {
   RUN(test_locale);
   RUN(test_nomem);
   RUN(test_limits);
+  RUN(test_hash_flood);
   aigc_json_arena_free(&arena);
   aigc_buf_free(&out);
   return ctest_report("json");
