@@ -81,12 +81,53 @@ describe("a hostile server", function ()
       client:close()
     end)
 
-    it("whatever a reply decodes to can be encoded again: the two limits are one", function ()
+    it("whatever a reply decodes to can be encoded again, a few levels deeper too", function ()
       local at_limit = assert(aigc.json.decode(nested(200)))
       assert.equal(nested(200), aigc.json.encode(at_limit))
+      local function wrapped (v, n)
+        for _ = 1, n do v = { v } end
+        return v
+      end
+      assert.equal(nested(208), aigc.json.encode(wrapped(at_limit, 8)))
       local v, err = aigc.json.decode(nested(201))
       assert.is_nil(v)
       assert.matches("nesting deeper than 200", err, 1, true)
+      local ok, e = pcall(aigc.json.encode, wrapped(at_limit, 9))
+      assert.is_false(ok)
+      assert.matches("nesting too deep (more than 208 levels)", e, 1, true)
+    end)
+
+    -- A streamed Responses item comes at event.item (level 2) and goes back
+    -- at params.input[i] (level 3) when the tool loop sends the whole input
+    -- again (store = false): an item that decoded at the limit could not be
+    -- sent, and respond() raised "bad argument #1 to 'respond_async'
+    -- (params.input[2].x[1]...: nesting too deep)" -- a crash from a reply.
+    it("a streamed Responses tool loop sends again the items it got (store = false)", function ()
+      local function sse (events)
+        return "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n" .. table.concat(events)
+      end
+      local item = '{"type":"function_call","id":"fc1","call_id":"c1","name":"f","arguments":"{}",'
+        .. '"status":"completed","x":' .. nested(198) .. '}'   -- (the event: 200 levels)
+      local base_url = serve {
+        sse { 'event: response.output_item.done\ndata: {"type":"response.output_item.done","output_index":0,"item":'
+                .. item .. '}\n\n',
+              'event: response.completed\ndata: {"type":"response.completed","response":{"id":"r1",'
+                .. '"object":"response","status":"completed"}}\n\n' },
+        sse { 'event: response.completed\ndata: {"type":"response.completed","response":{"id":"r2","object":"response",'
+                .. '"status":"completed","output":[{"type":"message","id":"m","role":"assistant",'
+                .. '"content":[{"type":"output_text","text":"done"}]}]}}\n\n' } }
+      local client = aigc.client { base_url = base_url, api_key = "sk-hostile-0123456789", model = "m",
+                                   max_retries = 0, timeout = 30 }
+      local ran = 0
+      local tools = aigc.tools { { name = "f", description = "d", parameters = { type = "object", properties = {} },
+                                   fn = function () ran = ran + 1; return "ok" end } }
+      local ok, res, err = pcall(client.respond, client, { input = "hi", tools = tools, store = false,
+                                                          stream = function () end })
+      assert.is_true(ok, tostring(res))
+      assert.is_table(res, tostring(err))
+      assert.equal("done", res.text)
+      assert.equal(1, ran)
+      client:close()
     end)
   end)
 

@@ -149,8 +149,8 @@ typedef struct aigc_json_error {
   char message[96];  /* e.g. "unexpected character 'x'", "nesting deeper than 200" */
 } aigc_json_error;
 
-/* The nesting a reply (or aigc.json.decode) may have. It is also the
-   encoder's limit (jsonlua.c), so that whatever was decoded can be sent
+/* The nesting a reply (or aigc.json.decode) may have. The encoder takes
+   a few levels more (jsonlua.c), so that whatever was decoded can be sent
    again: with 512 here and 200 there, a reply 201 to 512 levels deep
    decoded, and a conversation that kept its tool calls could never send
    its history again. */

@@ -51,8 +51,13 @@
 
 #include "jsonlua.h"
 
-/* The decoder's limit: a decoded value always encodes again (json.h). */
-#define ENCODE_MAX_DEPTH AIGC_JSON_DEFAULT_MAX_DEPTH
+/* The decoder's limit and a few levels more: a decoded value always
+   encodes again (json.h), also a level or two deeper than it came (a
+   streamed Responses item, event.item, goes back as params.input[i]). */
+#define ENCODE_MAX_DEPTH 208
+#if ENCODE_MAX_DEPTH < AIGC_JSON_DEFAULT_MAX_DEPTH + 8
+#error "the encoder must take what the decoder gives, a few levels deeper"
+#endif
 #define DEPTH_TEXT_(n) #n
 #define DEPTH_TEXT(n) DEPTH_TEXT_(n)
 
