@@ -228,4 +228,31 @@ describe("a hostile server", function ()
       assert.equal(N, count(assert(aigc.json.decode(HONEST))))
     end)
   end)
+
+  describe("a careless caller", function ()
+    -- `api_key` is a client option: given to a call, it goes in the body as
+    -- it is (a per-user key belongs in headers). A server that refuses the
+    -- extra field and shows its input (FastAPI / pydantic's
+    -- "extra_forbidden") put the key in err.message, tostring(err) and the
+    -- log lines; with log_bodies the request's debug line showed it too.
+    it("a call's api_key param is that call's secret: a server's echo of it is scrubbed", function ()
+      local KEY = "sk-peruser-" .. ("Tq4Wm8Zr2Xv6"):rep(2)
+      local body = '{"object":"error","message":"[{\'type\': \'extra_forbidden\', \'loc\': (\'body\', \'api_key\'), '
+        .. '\'input\': \'' .. KEY .. '\'}]","type":"BadRequestError","code":400}'
+      local base_url = serve { "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: " .. #body
+                                 .. "\r\nConnection: close\r\n\r\n" .. body }
+      local lines = {}
+      local client = aigc.client { base_url = base_url, model = "m", max_retries = 0, timeout = 30, log_bodies = true,
+                                   log = function (_, line) lines[#lines + 1] = line end }
+      local res, err = client:chat { messages = { { role = "user", content = "hi" } }, api_key = KEY }
+      assert.is_nil(res)
+      assert.equal(400, err.status)
+      assert.matches("'input': '[redacted]'", err.message, 1, true)
+      for _, text in ipairs { err.message, tostring(err), table.concat(lines, "\n") } do
+        assert.is_nil(text:find(KEY:sub(1, 12), 1, true), text)
+      end
+      assert.equal(2, #lines)   -- (the request with its body, and its end)
+      client:close()
+    end)
+  end)
 end)

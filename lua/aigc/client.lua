@@ -401,7 +401,9 @@ local function call_opts (self, api, params, path, fname, argn, body_opts)
       end
     end
     opts.query = encode_query(merged)
-    opts.secrets = util.call_credentials(params)   -- (a per-call key in the query is the call's secret)
+  end
+  if q1 ~= nil or q2 ~= nil or params.api_key ~= nil or params.azure_ad_token ~= nil then
+    opts.secrets = util.call_credentials(params)   -- (a per-call key in the query, or api_key in the body)
   end
   return opts
 end

@@ -395,6 +395,9 @@ function M.url_secrets (url, out)
   return out
 end
 
+local CLIENT_KEY_OPTIONS = { "api_key", "azure_ad_token" }
+M.CLIENT_KEY_OPTIONS = CLIENT_KEY_OPTIONS
+
 --- One call's own credentials, for its secrets (scrubbed from its
 -- errors, logs and what a cache or a cassette keeps of it, as the
 -- client's): the values of the credential-like parameters (`secret_param`)
@@ -407,6 +410,15 @@ end
 -- @treturn table|nil the header lines
 function M.call_credentials (params)
   local secrets, lines
+  -- a client's key options given to a call by mistake: not sent as
+  -- credentials but in the body, where a server's "extra field" error
+  -- (FastAPI's shows its input) would show them
+  for _, k in ipairs(CLIENT_KEY_OPTIONS) do
+    if type(params[k]) == "string" and params[k] ~= "" then
+      secrets = secrets or {}
+      secrets[#secrets + 1] = params[k]
+    end
+  end
   for _, q in ipairs { params.query or false, params.extra_query or false } do
     if type(q) == "table" then
       for k, v in pairs(q) do
