@@ -229,6 +229,34 @@ describe("a hostile server", function ()
     end)
   end)
 
+  describe("token counts", function ()
+    -- usage() trusted what a reply said it used: -5 tokens lowered the
+    -- totals and the cost (a bot's budget check fooled), 1e308 made them
+    -- inf (aigc.json.encode(client:usage()), a bot saving its spending,
+    -- raised "cannot encode an infinite number").
+    it("a count that is no count (negative, huge, not a number) counts nothing", function ()
+      local function reply (usage)
+        return http_reply('{"id":"c1","object":"chat.completion","model":"gpt-4o","choices":[{"index":0,'
+          .. '"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":' .. usage .. '}')
+      end
+      local base_url = serve {
+        reply '{"prompt_tokens":-5000000,"completion_tokens":-7,"total_tokens":-5000007}',
+        reply '{"prompt_tokens":1e308,"completion_tokens":1e308,"total_tokens":1e308}',
+        reply '{"prompt_tokens":"many","completion_tokens":{},"total_tokens":[1]}',
+        reply '{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15,"prompt_tokens_details":{"cached_tokens":50}}' }
+      local client = aigc.client { base_url = base_url, model = "gpt-4o", max_retries = 0, timeout = 30,
+                                   prices = { ["gpt-4o"] = { input = 2, output = 10, cached_input = 1 } } }
+      for _ = 1, 4 do assert(client:chat { messages = { { role = "user", content = "hi" } } }) end
+      local u = client:usage()
+      assert.equal(4, u.requests)
+      assert.same({ 10, 5, 15 }, { u.prompt_tokens, u.completion_tokens, u.total_tokens })
+      -- the last: its 10 prompt tokens all cached (not 50: -40 at the input price), 5 out
+      assert.near((10 * 1 + 5 * 10) / 1e6, u.cost, 1e-12)
+      assert.is_string(aigc.json.encode(u))
+      client:close()
+    end)
+  end)
+
   describe("a careless caller", function ()
     -- `api_key` is a client option: given to a call, it goes in the body as
     -- it is (a per-user key belongs in headers). A server that refuses the

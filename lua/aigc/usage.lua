@@ -21,6 +21,17 @@ local M = {}
 
 local TOKEN_FIELDS = { "prompt_tokens", "completion_tokens", "total_tokens" }
 
+-- A token count as a server reported it: a number from 0 to 2^53, else
+-- `default` (0). Trusted as sent, a hostile reply's -5 lowered the totals
+-- and the cost (a budget check fooled) and its 1e308 made them inf (a
+-- usage() saved as JSON then raised).
+local MAX_COUNT = 2 ^ 53
+local function count (v, default)
+  v = tonumber(v)
+  if v == nil or v ~= v or v < 0 or v > MAX_COUNT then return default or 0 end
+  return v
+end
+
 --- The cost of a usage at a price (`{ input =, output = }` in $ per 1M
 -- tokens; `cached_input` for cached prompt tokens if the usage has them).
 -- @tparam table usage
@@ -29,11 +40,11 @@ local TOKEN_FIELDS = { "prompt_tokens", "completion_tokens", "total_tokens" }
 -- @usage usage.cost({ prompt_tokens = 1000, completion_tokens = 500 }, { input = 0.15, output = 0.6 })
 function M.cost (usage, price)
   if type(price) ~= "table" or type(usage) ~= "table" then return nil end
-  local p = tonumber(usage.prompt_tokens or usage.input_tokens) or 0
-  local c = tonumber(usage.completion_tokens or usage.output_tokens) or 0
+  local p = count(usage.prompt_tokens or usage.input_tokens)
+  local c = count(usage.completion_tokens or usage.output_tokens)
   local cached = 0
   local d = usage.prompt_tokens_details or usage.input_tokens_details
-  if type(d) == "table" and price.cached_input then cached = tonumber(d.cached_tokens) or 0 end
+  if type(d) == "table" and price.cached_input then cached = math.min(count(d.cached_tokens), p) end
   return ((p - cached) * (tonumber(price.input) or 0) + cached * (tonumber(price.cached_input) or 0)
           + c * (tonumber(price.output) or 0)) / 1e6
 end
@@ -92,11 +103,11 @@ end
 -- @tparam table|nil u
 function M.add_tokens (into, u)
   if type(u) ~= "table" then return end
-  local p = tonumber(u.prompt_tokens or u.input_tokens) or 0
-  local c = tonumber(u.completion_tokens or u.output_tokens) or 0
+  local p = count(u.prompt_tokens or u.input_tokens)
+  local c = count(u.completion_tokens or u.output_tokens)
   into.prompt_tokens = (into.prompt_tokens or 0) + p
   into.completion_tokens = (into.completion_tokens or 0) + c
-  into.total_tokens = (into.total_tokens or 0) + (tonumber(u.total_tokens) or p + c)
+  into.total_tokens = (into.total_tokens or 0) + count(u.total_tokens, p + c)
 end
 
 -- A copy of a model's cache-hit tokens (less `minus`'s), or nil.
@@ -173,9 +184,9 @@ function Totals:record (res, err, how)
   end
   m.requests = m.requests + 1
   -- (M.add_tokens, read once for both sums)
-  local p = tonumber(u.prompt_tokens or u.input_tokens) or 0
-  local c = tonumber(u.completion_tokens or u.output_tokens) or 0
-  local t = tonumber(u.total_tokens) or p + c
+  local p = count(u.prompt_tokens or u.input_tokens)
+  local c = count(u.completion_tokens or u.output_tokens)
+  local t = count(u.total_tokens, p + c)
   m.prompt_tokens, m.completion_tokens, m.total_tokens = m.prompt_tokens + p, m.completion_tokens + c,
                                                          m.total_tokens + t
   self.prompt_tokens, self.completion_tokens, self.total_tokens = self.prompt_tokens + p,
