@@ -243,7 +243,8 @@ describe("a hostile server", function ()
         reply '{"prompt_tokens":-5000000,"completion_tokens":-7,"total_tokens":-5000007}',
         reply '{"prompt_tokens":1e308,"completion_tokens":1e308,"total_tokens":1e308}',
         reply '{"prompt_tokens":"many","completion_tokens":{},"total_tokens":[1]}',
-        reply '{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15,"prompt_tokens_details":{"cached_tokens":50}}' }
+        reply('{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15,'
+              .. '"prompt_tokens_details":{"cached_tokens":50}}') }
       local client = aigc.client { base_url = base_url, model = "gpt-4o", max_retries = 0, timeout = 30,
                                    prices = { ["gpt-4o"] = { input = 2, output = 10, cached_input = 1 } } }
       for _ = 1, 4 do assert(client:chat { messages = { { role = "user", content = "hi" } } }) end
