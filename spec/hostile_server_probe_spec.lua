@@ -256,6 +256,27 @@ describe("a hostile server", function ()
       assert.is_string(aigc.json.encode(u))
       client:close()
     end)
+
+    -- usage().models is keyed by the name each reply gives: a server naming
+    -- a new model in every reply grew it for the client's whole life (a
+    -- long-running bot's memory, and every usage() copied it all).
+    it("model names counted apart are bounded; the rest count as \"?\", still priced by name", function ()
+      local totals = require("aigc.usage").new { gpt = { input = 1e6, output = 0 } }
+      for i = 1, 5000 do
+        totals:record({ model = "gpt-" .. i, usage = { prompt_tokens = 1, completion_tokens = 0 } })
+      end
+      totals:record({ model = ("x"):rep(1000), usage = { prompt_tokens = 1, completion_tokens = 0 } })
+      local u = totals:snapshot()
+      local names = 0
+      for _ in pairs(u.models) do names = names + 1 end
+      assert.equal(257, names)   -- (256 names, and "?")
+      assert.equal(5001, u.requests)
+      assert.equal(5001, u.prompt_tokens)
+      assert.equal(5001 - 256, u.models["?"].prompt_tokens)
+      assert.equal(5000, u.cost)   -- (every "gpt-" one at $1 a token; the 1000 x's at no price)
+      assert.equal(1, u.models["gpt-256"].requests)
+      assert.is_nil(u.models["gpt-257"])
+    end)
   end)
 
   describe("a careless caller", function ()

@@ -142,9 +142,15 @@ function M.new (prices)
   return t
 end
 
+-- The model names counted apart: a name is a reply's to choose, and a
+-- server naming a new one in each reply grew `models` for as long as the
+-- client lived (a bot's memory). Past MAX_MODELS names, or for a name over
+-- MAX_NAME bytes, a reply counts as model "?".
+local MAX_MODELS, MAX_NAME = 256, 200
+
 function Totals:reset ()
   self.requests, self.errors, self.retries, self.cache_hits, self.replayed = 0, 0, 0, 0, 0
-  self.errors_by_kind, self.models, self.cost = {}, {}, nil
+  self.errors_by_kind, self.models, self.cost, self.model_count = {}, {}, nil, 0
   for _, k in ipairs(TOKEN_FIELDS) do self[k] = 0 end
 end
 
@@ -176,11 +182,16 @@ function Totals:record (res, err, how)
   local u = ended_is_table and res.usage   -- (res is `ended` here)
   if type(u) ~= "table" then return end
   local model = res.model
-  if type(model) ~= "string" then model = "?" end
+  if type(model) ~= "string" or #model > MAX_NAME then model = "?" end
   local m = self.models[model]
+  if not m and self.model_count >= MAX_MODELS then
+    model = "?"
+    m = self.models[model]
+  end
   if not m then
     m = { requests = 0, prompt_tokens = 0, completion_tokens = 0, total_tokens = 0 }
     self.models[model] = m
+    self.model_count = self.model_count + 1
   end
   m.requests = m.requests + 1
   -- (M.add_tokens, read once for both sums)
@@ -203,7 +214,8 @@ function Totals:record (res, err, how)
                                                            h.total_tokens + t
     return
   end
-  local cost = self.prices ~= nil and M.cost(u, M.price(self.prices, model)) or nil
+  local named = type(res.model) == "string" and res.model or model   -- (priced by its name, counted as "?")
+  local cost = self.prices ~= nil and M.cost(u, M.price(self.prices, named)) or nil
   if cost then
     m.cost = (m.cost or 0) + cost
     self.cost = (self.cost or 0) + cost
