@@ -129,7 +129,7 @@ end
 local VALID = { n = 0 }   -- the result of a check that found nothing
 
 --- How deep a value may nest (a Lua value may also be cyclic). JSON text
--- nests at most 512 levels (the decoder's limit).
+-- nests at most 200 levels (the decoder's limit).
 M.MAX_DEPTH = 1000
 --- The most `enum` values an error message lists.
 M.MAX_ENUM_LISTED = 10
