@@ -56,9 +56,8 @@ describe("non-blocking requests", function ()
 
   it("returns from step(0) while the server still holds the reply", function ()
     local req = client:chat_async(params("delay=300"))
-    local before = os.clock()
+    -- (had a step waited for the reply, the request would be done)
     for _ = 1, 5 do client:step(0) end
-    assert.truthy(os.clock() - before < 1)
     assert.equal("running", req:status())
     assert.is_nil(req:result())
     assert.is_nil(select(2, req:result()))
