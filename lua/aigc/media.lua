@@ -31,8 +31,8 @@ local task = require "aigc.task"
 local reply = require "aigc.reply"
 local util = require "aigc.util"
 
-local error, io_open, ipairs, os_remove, pairs, pcall, rawget, setmetatable, tonumber, tostring, type =
-  error, io.open, ipairs, os.remove, pairs, pcall, rawget, setmetatable, tonumber, tostring, type
+local error, io_open, ipairs, os_remove, os_rename, pairs, pcall, rawget, setmetatable, tonumber, tostring, type =
+  error, io.open, ipairs, os.remove, os.rename, pairs, pcall, rawget, setmetatable, tonumber, tostring, type
 local math_floor, string_format = math.floor, string.format
 local table_sort = table.sort
 local argerror, expected, field_error = util.argerror, util.expected, util.field_error
@@ -319,11 +319,19 @@ local function write_image (client, i, item, path)
     end
     return client:download(item.url, { to = path })
   end
-  local f, why = io_open(path, "wb")
-  if not f then return nil, M.io_error("could not write " .. path .. ": " .. tostring(why)) end
+  -- As a download's file: written to path.part, renamed into place when
+  -- whole. close() is checked: a full disk often fails only there (the
+  -- bytes sat in stdio's buffer), and a cut image must not stand as one.
+  local part = path .. ".part"
+  local f, why = io_open(part, "wb")
+  if not f then return nil, M.io_error("could not write " .. part .. ": " .. tostring(why)) end
   local ok, werr = f:write(item.bytes)
-  f:close()
-  if not ok then return nil, M.io_error("could not write " .. path .. ": " .. tostring(werr)) end
+  local closed, cerr = f:close()
+  if ok and closed then ok, werr = os_rename(part, path) end
+  if not (ok and closed) then
+    os_remove(part)
+    return nil, M.io_error("could not write " .. path .. ": " .. tostring(werr or cerr))
+  end
   return true
 end
 
