@@ -7,7 +7,43 @@
 local aigc = require "aigc"
 local devserver = require "devserver"
 local luachild = require "luachild"
+local oneshot = require "oneshot"
 local proc = require "procutil"
+
+-- A one-off server: each request carries its whole answer (hex, in
+-- `x-answer`); /quit ends it.
+local SERVER = [[
+  local oneshot = require "oneshot"
+  local server = oneshot.listen()
+  server:settimeout(60)   -- (idle: the spec is gone)
+  while true do
+    local c = server:accept()
+    if not c then break end
+    c:settimeout(5)
+    local answer, len, path = nil, 0, nil
+    while true do
+      local line = c:receive("*l")
+      if not line or line == "" then break end
+      path = path or line:match("^%u+ (%S+)")
+      answer = line:match("^[Xx]%-[Aa]nswer: *(%x+)") or answer
+      len = tonumber(line:match("^[Cc]ontent%-[Ll]ength: *(%d+)")) or len
+    end
+    if len > 0 then c:receive(len) end
+    if path == "/quit" then c:close(); break end
+    c:send(((answer or ""):gsub("%x%x", function (h) return string.char(tonumber(h, 16)) end)))
+    c:close()
+  end
+]]
+
+local function hex (s)
+  return (s:gsub(".", function (ch) return string.format("%02x", ch:byte()) end))
+end
+
+-- The headers of a call answered 200 with `body` of type `ctype`.
+local function reply (body, ctype)
+  return { ["x-answer"] = hex(("HTTP/1.1 200 OK\r\nContent-Type: %s\r\nConnection: close\r\n"
+                               .. "Content-Length: %d\r\n\r\n%s"):format(ctype, #body, body)) }
+end
 
 local function tmpdir ()
   local p = io.popen("mktemp -d /tmp/aigc-hostprobe-XXXXXX")
@@ -73,6 +109,61 @@ describe("a game's media on a host", function ()
       assert.same({ path }, assert(res:save(dir .. "/cat-%d.png")))
       assert.equal(res.data[1].bytes, proc.read_file(path))
       assert.is_false(proc.exists(path .. ".part"))
+    end)
+  end)
+
+  describe("speech answered with text, not audio (a proxy's page, a plain-text error)", function ()
+    local port, child, c
+
+    setup(function () port, child = oneshot.start(SERVER) end)
+    teardown(function ()
+      local q = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0 }
+      q:download("http://127.0.0.1:" .. port .. "/quit")
+      q:close()
+      child:wait(10)
+    end)
+    before_each(function ()
+      c = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0, timeout = 10 }
+    end)
+    after_each(function () c:close() end)
+
+    local PAGE = "<html><body><h1>502 Bad Gateway</h1></body></html>"
+
+    it("text/html to a string, a file, a function: kind parse, the page kept in err.body, no file", function ()
+      local path = dir .. "/halt.wav"
+      local got = {}
+      local results = {
+        { c:speech { input = "Halt!", headers = reply(PAGE, "text/html; charset=utf-8") } },
+        { c:speech { input = "Halt!", to = path, headers = reply(PAGE, "text/html") } },
+        { c:speech { input = "Halt!", to = function (chunk) got[#got + 1] = chunk end,
+                     headers = reply(PAGE, "text/html") } },
+      }
+      for _, r in ipairs(results) do
+        local res, err = r[1], r[2]
+        assert.is_nil(res)
+        assert.equal("parse", err.kind)
+        assert.matches("not audio", err.message)
+        assert.matches("text/html", err.message)
+        assert.equal(PAGE, err.body)
+        assert.equal(200, err.status)
+      end
+      assert.is_false(proc.exists(path))
+      assert.is_false(proc.exists(path .. ".part"))
+      assert.equal(PAGE, table.concat(got))   -- (a function has had the bytes, as with JSON)
+    end)
+
+    it("an API error sent as text/plain: kind api with its message and code", function ()
+      local res, err = c:speech_async { input = "Halt!", headers = reply(
+        '{"error":{"message":"quota exceeded","code":"insufficient_quota"}}', "text/plain") }:wait()
+      assert.is_nil(res)
+      assert.equal("api", err.kind)
+      assert.equal("quota exceeded", err.message)
+      assert.equal("insufficient_quota", err.code)
+    end)
+
+    it("audio of any audio type, or none said, is still the result", function ()
+      assert.equal("RIFF....", assert(c:speech { input = "x", headers = reply("RIFF....", "audio/wav") }).body)
+      assert.equal("ID3.", assert(c:speech { input = "x", headers = reply("ID3.", "application/octet-stream") }).body)
     end)
   end)
 end)

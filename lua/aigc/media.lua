@@ -526,8 +526,8 @@ local function speech (self, submit, fname, params, async)
     end
     return M.perform(self, submit, s)
   end
-  -- Audio is expected: a 2xx JSON reply (a server's error with a 200, or
-  -- a proxy's) is an error, not audio. Its bytes went where `to` says;
+  -- Audio is expected: a 2xx JSON or text/* reply (a server's error with a
+  -- 200, or a proxy's page) is an error, not audio. Its bytes went where `to` says;
   -- a function's first ones are kept for the message.
   local sink, kept, n = sink_of(fname, params.to), nil, 0
   if type(sink) == "function" then
@@ -540,7 +540,7 @@ local function speech (self, submit, fname, params, async)
   end
   s.body = { sink = sink }
   s.finish = function (res)
-    if not reply.is_json_type(res.content_type) then return res end
+    if not reply.is_not_audio_type(res.content_type) then return res end
     local text = res.body
     if kept then
       text = table.concat(kept):sub(1, reply.KEPT)
@@ -686,8 +686,8 @@ end
 
 --- Text to speech (`POST /audio/speech`): the audio in `res.body`, or
 -- where `to` says (a path, written as it arrives; a function, called with
--- each chunk from the loop); a 2xx JSON reply is an error (kind "api" or
--- "parse"), not audio. `stream_format = "sse"` decodes the events: a stream
+-- each chunk from the loop); a 2xx JSON or text/* reply is an error (kind
+-- "api" or "parse"), not audio. `stream_format = "sse"` decodes the events: a stream
 -- cut before `speech.audio.done` fails (kind "stream"), audio that does
 -- not decode too (kind "parse").
 -- @function Client:speech

@@ -82,14 +82,22 @@ end
 -- its error (the bytes of a function sink's first chunks).
 M.KEPT = 65536
 
---- The error of a 2xx JSON reply where audio was expected (`text`: its
--- first bytes): the API's error (kind "api", as the core makes one of a
--- 2xx `{"error": ...}`), else kind "parse".
+--- Whether a reply of this Content-Type cannot be audio: JSON, or any
+-- text/* (a proxy's HTML page, a plain-text error, an event stream).
+function M.is_not_audio_type (ct)
+  if M.is_json_type(ct) then return true end
+  return type(ct) == "string" and ct:lower():match("^%s*text/") ~= nil
+end
+
+--- The error of a 2xx JSON or text reply where audio was expected (`text`:
+-- its first bytes): the API's error (kind "api", as the core makes one of a
+-- 2xx `{"error": ...}`, whatever the type said), else kind "parse".
 function M.not_audio (self, params, res, text)
   local v = text and core.json.decode(text)
   local e = { kind = "parse", status = 200, headers = res.headers, request_id = res.request_id,
               retries = res.retries,
-              message = "the server answered with JSON (" .. tostring(res.content_type) .. "), not audio" }
+              message = "the server answered with " .. (M.is_json_type(res.content_type) and "JSON" or "text")
+                        .. " (" .. tostring(res.content_type) .. "), not audio" }
   if is_object(v) then
     e.body = v
     local inner = v.error
