@@ -166,4 +166,60 @@ describe("a game's media on a host", function ()
       assert.equal("ID3.", assert(c:speech { input = "x", headers = reply("ID3.", "application/octet-stream") }).body)
     end)
   end)
+
+  describe("a transcription whose text is not text", function ()
+    local port, child, c
+
+    setup(function () port, child = oneshot.start(SERVER) end)
+    teardown(function ()
+      local q = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0 }
+      q:download("http://127.0.0.1:" .. port .. "/quit")
+      q:close()
+      child:wait(10)
+    end)
+    before_each(function ()
+      c = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0, timeout = 10 }
+    end)
+    after_each(function () c:close() end)
+
+    local NOTE = { data = "RIFF....", filename = "npc.wav" }
+    local function sse (events)
+      local t = {}
+      for i, e in ipairs(events) do t[i] = "data: " .. e .. "\n\n" end
+      return { ["x-answer"] = hex("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+                                  .. table.concat(t)) }
+    end
+
+    it("text null, a number, an object, or none: kind parse naming the field, blocking and async", function ()
+      for body, shape in pairs { ['{"text":null}'] = "null", ['{"text":7}'] = "a number",
+                                 ['{"text":{"a":1}}'] = "an object", ['{"duration":1.5}'] = "nothing" } do
+        local res, err = c:transcribe { file = NOTE, headers = reply(body, "application/json") }
+        assert.is_nil(res, body)
+        assert.equal("parse", err.kind)
+        assert.equal("the reply's text: a string expected, got " .. shape, err.message)
+        assert.equal(200, err.status)
+        local failed
+        local req = c:translate_async { file = NOTE, headers = reply(body, "application/json"),
+                                        on_error = function (e) failed = e end }
+        while c:step(0.05) > 0 do end
+        assert.equal("failed", req:status())
+        assert.equal("parse", failed.kind)
+      end
+    end)
+
+    it("a stream whose done event has no text: kind parse; a string text is the result", function ()
+      local got = {}
+      local res, err = c:transcribe { file = NOTE, stream = function (ev) got[#got + 1] = ev.delta end,
+        headers = sse { '{"type":"transcript.text.delta","delta":"Hal"}',
+                        '{"type":"transcript.text.done","text":null}' } }
+      assert.is_nil(res)
+      assert.equal("parse", err.kind)
+      assert.equal("the reply's text: a string expected, got null", err.message)
+      assert.same({ "Hal" }, got)
+      res = assert(c:transcribe { file = NOTE, stream = true,
+        headers = sse { '{"type":"transcript.text.done","text":"Halt!"}' } })
+      assert.equal("Halt!", res.text)
+      assert.equal("", assert(c:transcribe { file = NOTE, headers = reply('{"text":""}', "application/json") }).text)
+    end)
+  end)
 end)

@@ -584,6 +584,10 @@ local function transcribe (self, submit, fname, path, params, async)
         return nil, reply.reply_error(self, options, res, "stream", "the transcription stream ended before "
                                   .. "transcript.text.done (last: " .. tostring(res.type) .. ")")
       end
+      if type(res.text) ~= "string" then   -- (a subtitle set from it would get null, or fail later)
+        return nil, reply.reply_error(self, options, res, "parse", "the reply's text: a string expected, got "
+                                  .. reply.shape(res.text))
+      end
       return res
     end,
   })
