@@ -11,27 +11,45 @@ local oneshot = require "oneshot"
 local proc = require "procutil"
 
 -- A one-off server: each request carries its whole answer (hex, in
--- `x-answer`); /quit ends it.
+-- `x-answer`); with `x-hold: NAME`, only the headers and 16 bytes of
+-- the body go at once, the rest when GET /release/NAME comes; /quit ends it.
 local SERVER = [[
   local oneshot = require "oneshot"
   local server = oneshot.listen()
   server:settimeout(60)   -- (idle: the spec is gone)
+  local held = {}   -- connections answered in part (x-hold), by name
   while true do
     local c = server:accept()
     if not c then break end
     c:settimeout(5)
-    local answer, len, path = nil, 0, nil
+    local answer, len, path, hold = nil, 0, nil, nil
     while true do
       local line = c:receive("*l")
       if not line or line == "" then break end
       path = path or line:match("^%u+ (%S+)")
       answer = line:match("^[Xx]%-[Aa]nswer: *(%x+)") or answer
+      hold = line:match("^[Xx]%-[Hh]old: *(%w+)") or hold
       len = tonumber(line:match("^[Cc]ontent%-[Ll]ength: *(%d+)")) or len
     end
     if len > 0 then c:receive(len) end
     if path == "/quit" then c:close(); break end
-    c:send(((answer or ""):gsub("%x%x", function (h) return string.char(tonumber(h, 16)) end)))
-    c:close()
+    local bytes = (answer or ""):gsub("%x%x", function (h) return string.char(tonumber(h, 16)) end)
+    local released = path and path:match("^/release/(%w+)$")
+    if hold then   -- the headers and a few bytes now, the rest at GET /release/NAME
+      local cut = bytes:find("\r\n\r\n", 1, true) + 3 + 16
+      c:send(bytes:sub(1, cut))
+      held[hold] = { c = c, rest = bytes:sub(cut + 1) }
+    elseif released and held[released] then
+      local h = held[released]
+      held[released] = nil
+      h.c:send(h.rest)
+      h.c:close()
+      c:send("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+      c:close()
+    else
+      c:send(bytes)
+      c:close()
+    end
   end
 ]]
 
@@ -39,10 +57,12 @@ local function hex (s)
   return (s:gsub(".", function (ch) return string.format("%02x", ch:byte()) end))
 end
 
--- The headers of a call answered 200 with `body` of type `ctype`.
-local function reply (body, ctype)
+-- The headers of a call answered 200 with `body` of type `ctype` (held
+-- under the name `hold`, when given).
+local function reply (body, ctype, hold)
   return { ["x-answer"] = hex(("HTTP/1.1 200 OK\r\nContent-Type: %s\r\nConnection: close\r\n"
-                               .. "Content-Length: %d\r\n\r\n%s"):format(ctype, #body, body)) }
+                               .. "Content-Length: %d\r\n\r\n%s"):format(ctype, #body, body)),
+           ["x-hold"] = hold }
 end
 
 local function tmpdir ()
@@ -220,6 +240,77 @@ describe("a game's media on a host", function ()
         headers = sse { '{"type":"transcript.text.done","text":"Halt!"}' } })
       assert.equal("Halt!", res.text)
       assert.equal("", assert(c:transcribe { file = NOTE, headers = reply('{"text":""}', "application/json") }).text)
+    end)
+  end)
+
+  describe("two downloads to the same path at once (two NPCs' lines to one file)", function ()
+    local port, child, c, origin
+
+    setup(function ()
+      port, child = oneshot.start(SERVER)
+      origin = "http://127.0.0.1:" .. port
+    end)
+    teardown(function ()
+      local q = aigc.client { base_url = origin .. "/v1", max_retries = 0 }
+      q:download(origin .. "/quit")
+      q:close()
+      child:wait(10)
+    end)
+    before_each(function () c = aigc.client { base_url = origin .. "/v1", max_retries = 0, timeout = 30 } end)
+    after_each(function () c:close() end)
+
+    local FIRST = "RIFF" .. string.rep("first line of the innkeeper ", 2000)
+    local SECOND = "RIFF" .. string.rep("the guard's line ", 50)
+
+    -- The inode number of path, or nil (the part files are told apart by it).
+    local function inode (path)
+      return tonumber(proc.first_line("stat -c %i '" .. path .. "' 2>/dev/null") or "")
+    end
+
+    -- Steps until the path's part file exists and is not the file `other`
+    -- (a download has begun writing it: it is made at the first bytes), or
+    -- `seconds` passed.
+    local function until_writing (path, other, seconds)
+      local t0 = aigc.now()
+      while aigc.now() - t0 < seconds do
+        c:step(0.02)
+        local now = inode(path .. ".part")
+        if now and now ~= other then return true end
+      end
+      return false
+    end
+
+    it("the first ends after the second began: the second's audio whole, the first an io error", function ()
+      local path = dir .. "/line.wav"
+      local first = c:speech_async { input = "first", to = path, headers = reply(FIRST, "audio/wav", "first") }
+      assert.is_true(until_writing(path, nil, 60))
+      local second = assert(c:speech { input = "second", to = path, headers = reply(SECOND, "audio/wav") })
+      assert.equal(#SECOND, second.bytes)
+      assert.equal(SECOND, proc.read_file(path))
+      assert(c:download(origin .. "/release/first"))
+      local res, err = first:wait()
+      assert.is_nil(res)
+      assert.equal("io", err.kind)
+      assert.matches("another download to the same path", err.message)
+      assert.equal(SECOND, proc.read_file(path))   -- (not the first's bytes over the second's)
+      assert.is_false(proc.exists(path .. ".part"))
+    end)
+
+    it("the first canceled while the second is written: the second's part file stays, and arrives whole", function ()
+      local path = dir .. "/guard.wav"
+      local first = c:speech_async { input = "first", to = path, headers = reply(FIRST, "audio/wav", "a") }
+      assert.is_true(until_writing(path, nil, 60))
+      local firsts = inode(path .. ".part")
+      local second = c:speech_async { input = "second", to = path, headers = reply(SECOND, "audio/wav", "b") }
+      -- (its own part file is made at its first bytes; if that has not come in 10 s, the
+      -- first's is removed at the cancel, and the second still must arrive whole)
+      until_writing(path, firsts, 10)
+      first:cancel("the innkeeper walked away")
+      assert.equal("canceled", select(2, first:wait()).kind)
+      assert(c:download(origin .. "/release/b"))
+      assert.equal(#SECOND, assert(second:wait()).bytes)
+      assert.equal(SECOND, proc.read_file(path))
+      assert(c:download(origin .. "/release/a"))
     end)
   end)
 end)

@@ -30,12 +30,25 @@ int aigc_body_set_path (aigc_body *b, const char *path) {
   return 0;
 }
 
+/*
+** Whether the name part_path still leads to the file open as b->fp (mine:
+** its fstat). Another download to the same path (another request, another
+** client, another thread's lua_State) unlinks it and makes its own part
+** file under the name: ours is then no longer there to rename or remove.
+*/
+static int part_is_mine (const aigc_body *b, const struct stat *mine) {
+  struct stat now;
+  return stat(b->part_path, &now) == 0 && now.st_dev == mine->st_dev && now.st_ino == mine->st_ino;
+}
+
 static void drop_part (aigc_body *b) {
   if (b->fp != NULL) {
+    struct stat mine;
+    int known = fstat(fileno(b->fp), &mine) == 0;
     fclose(b->fp);
     b->fp = NULL;
-    if (b->part_path != NULL)
-      remove(b->part_path);
+    if (b->part_path != NULL && known && part_is_mine(b, &mine))
+      unlink(b->part_path);
   }
 }
 
@@ -221,6 +234,7 @@ int aigc_body_attempt (aigc_body *b) {
   drop_part(b);
   b->written = 0;
   b->sink_errno = 0;
+  b->sink_replaced = 0;
   b->upload_bad = NULL;
   for (f = b->files; f != NULL; f = f->next)
     if (open_file(f) != 0) {
@@ -231,10 +245,26 @@ int aigc_body_attempt (aigc_body *b) {
   return 0;
 }
 
+/*
+** A new part file, never one open elsewhere: a part file under the name
+** (another download's to the same path, or one a killed process left) is
+** unlinked first, not truncated: the other download keeps writing its own
+** file, and finds at its end that it was replaced (aigc_body_commit).
+*/
 static int open_part (aigc_body *b) {
-  b->fp = fopen(b->part_path, "wb");
+  int fd;
+  if (unlink(b->part_path) != 0 && errno != ENOENT) {
+    b->sink_errno = errno;
+    return -1;
+  }
+  fd = open(b->part_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+  b->fp = fd >= 0 ? fdopen(fd, "wb") : NULL;
   if (b->fp == NULL) {
     b->sink_errno = errno ? errno : EIO;
+    if (fd >= 0) {
+      close(fd);
+      unlink(b->part_path);
+    }
     return -1;
   }
   return 0;
@@ -252,23 +282,41 @@ int aigc_body_write_file (aigc_body *b, const char *p, size_t n) {
 }
 
 int aigc_body_commit (aigc_body *b) {
+  struct stat mine;
   if (b->sink_errno != 0)
     return -1;
   if (b->fp == NULL && open_part(b) != 0)   /* an empty reply: an empty file */
     return -1;
+  if (fstat(fileno(b->fp), &mine) != 0) {
+    b->sink_errno = errno ? errno : EIO;
+    drop_part(b);
+    return -1;
+  }
   if (fclose(b->fp) != 0) {
     b->fp = NULL;
     b->sink_errno = errno ? errno : EIO;
-    remove(b->part_path);
+    if (part_is_mine(b, &mine))
+      unlink(b->part_path);
     return -1;
   }
   b->fp = NULL;
+  if (!part_is_mine(b, &mine)) {   /* replaced: the newer download's file stays */
+    b->sink_errno = EEXIST;
+    b->sink_replaced = 1;
+    return -1;
+  }
   if (rename(b->part_path, b->path) != 0) {
     b->sink_errno = errno ? errno : EIO;
-    remove(b->part_path);
+    unlink(b->part_path);
     return -1;
   }
   return 0;
+}
+
+const char *aigc_body_sink_error (const aigc_body *b) {
+  if (b->sink_replaced)
+    return "another download to the same path began before this one ended (the later one is kept)";
+  return strerror(b->sink_errno);
 }
 
 size_t aigc_body_feed_read (char *buf, size_t size, size_t nitems, void *arg) {

@@ -344,7 +344,7 @@ static int push_abort_error (lua_State *L, aigc_request *r, int *retryable) {
       return 1;
     case AIGC_ABORT_SINK:
       snprintf(msg, sizeof msg, "could not write %.200s: %s", r->xb.part_path,
-               strerror(r->xb.sink_errno));
+               aigc_body_sink_error(&r->xb));
       aigc_error_new(L, "io", msg);
       return 1;
     case AIGC_ABORT_UPLOAD: {   /* (not retried: the file is as the caller left it) */
@@ -543,7 +543,7 @@ static int push_sink_outcome (lua_State *L, aigc_request *r) {
   if (r->xb.sink == AIGC_SINK_FILE && aigc_body_commit(&r->xb) != 0) {
     char msg[1024];
     snprintf(msg, sizeof msg, "could not write %.700s: %s", r->xb.path,
-             strerror(r->xb.sink_errno));
+             aigc_body_sink_error(&r->xb));
     aigc_error_new(L, "io", msg);
     return 0;
   }
