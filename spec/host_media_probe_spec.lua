@@ -120,6 +120,18 @@ describe("a game's media on a host", function ()
       assert.is_false(proc.exists(dir .. "/knight-1.png.part"))
     end)
 
+    it("url images after the client was closed (a scene unloaded): nil, err (kind canceled), not a raise", function ()
+      local own = aigc.client { base_url = srv.base_url, max_retries = 0, model = "aigc-dev" }
+      local res = assert(own:images_generate { prompt = "a bard", size = "8x8", response_format = "url" })
+      own:close()
+      local ok, paths, err = pcall(res.save, res, dir .. "/bard-%d.png")
+      assert.is_true(ok, tostring(paths))
+      assert.is_nil(paths)
+      assert.equal("canceled", err.kind)
+      assert.equal("image 1 is a url, and the client it came from (which downloads it) is closed", err.message)
+      assert.is_false(proc.exists(dir .. "/bard-1.png"))
+    end)
+
     it("saving over an existing image: the new bytes replace it whole", function ()
       local res = assert(client:images_generate { prompt = "a cat", size = "16x16", response_format = "b64_json" })
       local path = dir .. "/cat-1.png"

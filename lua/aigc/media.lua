@@ -313,9 +313,11 @@ local function write_image (client, i, item, path)
     if not is_http_url(item.url) then   -- (the server's text: not shown)
       return nil, core.error { kind = "parse", message = "image " .. i .. ": its url is not an http(s) URL" }
     end
-    if client == nil then
+    -- (a closed client would raise at download(): the same case as a collected one)
+    local gone = client == nil and "was collected" or client._loop.closed and "is closed"
+    if gone then
       return nil, core.error { kind = "canceled", message = "image " .. i .. " is a url, and the client "
-                               .. "it came from (which downloads it) was collected" }
+                               .. "it came from (which downloads it) " .. gone }
     end
     return client:download(item.url, { to = path })
   end
