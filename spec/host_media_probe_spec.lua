@@ -325,4 +325,25 @@ describe("a game's media on a host", function ()
       assert(c:download(origin .. "/release/a"))
     end)
   end)
+
+  describe("an upload's type", function ()
+    it("with a CR or LF (it would add lines to the part's headers): raises at the call, nothing sent", function ()
+      for _, call in ipairs {
+        function ()
+          return client:transcribe { file = { data = "RIFF", filename = "a.wav", type = "audio/wav\r\nX-Evil: 1" } }
+        end,
+        function () return client:images_edit { prompt = "a hat", image = { { data = "png", filename = "a.png",
+                                                                              type = "image/png\nX-Evil: 1" } } } end,
+        function () return client:files_upload { purpose = "batch", file = { filename = "a.jsonl", type = "a/b\r",
+                                                                              reader = function () end } } end,
+      } do
+        local ok, err = pcall(call)
+        assert.is_false(ok)
+        assert.matches("%.type: a MIME type %(one line%) expected, got string", err)
+      end
+      assert.equal(0, #srv:requests())
+      assert.equal("hi", assert(client:transcribe { file = { data = "RIFF AIGC-TEXT:hi", filename = "a.wav",
+                                                             type = "audio/wav; codecs=1" } }).text)
+    end)
+  end)
 end)

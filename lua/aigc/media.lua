@@ -106,6 +106,10 @@ M.sink_of = sink_of
 local function file_part (fname, path, name, v)
   if type(v) == "string" then return { name = name, path = v } end
   if type(v) ~= "table" then field_error(fname, 1, path, expected("a path or {data =, filename =}", v)) end
+  -- (libcurl sends the type as it is: a CR or LF would add lines to the part's headers)
+  if v.type ~= nil and (type(v.type) ~= "string" or v.type:find("[\r\n]")) then
+    field_error(fname, 1, path .. ".type", expected("a MIME type (one line)", v.type))
+  end
   if type(v.path) == "string" then
     return { name = name, path = v.path, filename = v.filename, type = v.type }
   end
