@@ -5,7 +5,8 @@
 # threads, two lua_States, two clients at 60 Hz. Passes when every run says
 # "aigc-host: ok" (both scripts got their replies, nothing failed), exits 0,
 # and ThreadSanitizer / AddressSanitizer / LeakSanitizer / UBSan reported
-# nothing. The runs start in an empty folder: the host reads no file.
+# nothing. The runs start in an empty folder: the host reads no file. Each
+# build also runs aigc-host-media (spec/c/host_media_probe.c).
 # Prints one line per run and "host: N passed, N failed"; exit 1 on a failure.
 set -u
 cd "$(dirname "$0")/.." || exit 2
@@ -31,21 +32,28 @@ for _ in $(seq 100); do [ -s "$port_file" ] && break; sleep 0.1; done
 if [ ! -s "$port_file" ]; then cat "$scratch/server.log"; echo "host: the bundled server did not start"; exit 1; fi
 url=http://127.0.0.1:$(cat "$port_file")/v1
 
+# Each build runs aigc-host (the example), then aigc-host-media
+# (spec/c/host_media_probe.c: four threads' voice and image calls, three
+# states closed with them in flight, no part file left; its own folder).
 for dir in c-host c-host-tsan c-host-asan; do
-  exe=$root/build/$dir/aigc-host
-  [ -x "$exe" ] || continue
-  out=$scratch/$dir.out; err=$scratch/$dir.err
-  (cd "$scratch" && env TSAN_OPTIONS="halt_on_error=0:exitcode=66" \
-     ASAN_OPTIONS="detect_leaks=1:exitcode=23" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
-     "$exe" "$url" "$seconds" > "$out" 2> "$err")
-  rc=$?
-  cat "$out"
-  if [ $rc -eq 0 ] && grep -q '^aigc-host: ok$' "$out" \
-     && ! grep -qE 'ThreadSanitizer|AddressSanitizer|LeakSanitizer|runtime error:' "$err"; then
-    echo "host: $dir: ok (exit 0, no sanitizer report)"; pass=$((pass + 1))
-  else
-    head -n 80 "$err"; echo "host: $dir: FAILED (exit $rc)"; fail=$((fail + 1))
-  fi
+  for prog in aigc-host aigc-host-media; do
+    exe=$root/build/$dir/$prog
+    [ -x "$exe" ] || continue
+    out=$scratch/$dir-$prog.out; err=$scratch/$dir-$prog.err
+    arg2=$seconds
+    if [ $prog = aigc-host-media ]; then arg2=$scratch/$dir-media; mkdir -p "$arg2"; fi
+    (cd "$scratch" && env TSAN_OPTIONS="halt_on_error=0:exitcode=66" \
+       ASAN_OPTIONS="detect_leaks=1:exitcode=23" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+       "$exe" "$url" "$arg2" > "$out" 2> "$err")
+    rc=$?
+    cat "$out"
+    if [ $rc -eq 0 ] && grep -q "^$prog: ok\$" "$out" \
+       && ! grep -qE 'ThreadSanitizer|AddressSanitizer|LeakSanitizer|runtime error:' "$err"; then
+      echo "host: $dir/$prog: ok (exit 0, no sanitizer report)"; pass=$((pass + 1))
+    else
+      head -n 80 "$err"; echo "host: $dir/$prog: FAILED (exit $rc)"; fail=$((fail + 1))
+    fi
+  done
 done
 echo "host: $pass passed, $fail failed"
-[ $fail -eq 0 ] && [ $pass -eq 3 ]
+[ $fail -eq 0 ] && [ $pass -eq 6 ]
