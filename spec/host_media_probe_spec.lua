@@ -346,4 +346,51 @@ describe("a game's media on a host", function ()
                                                              type = "audio/wav; codecs=1" } }).text)
     end)
   end)
+
+  describe("a host's watchdog hook that ends a frame running too long", function ()
+    -- A game's host stops a frame's script after N instructions (a count
+    -- hook that raises); the frame's step() is cut wherever that falls, the
+    -- next frame steps again. Every call must still end: a wait lost at the
+    -- cut (the core's list of waiters taken, or a wake cut before it took
+    -- the wait) left the call "running" for ever with nothing active.
+    it("cut at every point of a frame's step: every call still ends, the client goes on", function ()
+      local f = assert(io.open(dir .. "/note.wav", "wb"))
+      f:write("RIFF....WAVE AIGC-TEXT:halt")
+      f:close()
+      local lost = {}
+      for n = 1, 400, 2 do
+        local c = aigc.client { base_url = srv.base_url, max_retries = 0, model = "aigc-dev",
+                                error_handler = function () end }   -- (the hook's errors, reported)
+        local reqs = {
+          c:speech_async { input = "Halt!", response_format = "wav", to = dir .. "/halt.wav" },
+          c:transcribe_async { file = dir .. "/note.wav" },
+          c:images_generate_async { prompt = "a guard", size = "8x8", response_format = "b64_json" },
+          c:chat_async { messages = { { role = "user", content = "hi" } }, stream = function () end },
+          c:transcribe_async { file = { data = "RIFF AIGC-TEXT:yo", filename = "a.wav" }, stream = function () end },
+        }
+        local function live ()
+          local k = 0
+          for _, r in ipairs(reqs) do if r:status() == "queued" or r:status() == "running" then k = k + 1 end end
+          return k
+        end
+        for _ = 1, 40 do   -- (the host's frames: the hook raises inside step)
+          pcall(function ()
+            debug.sethook(function () debug.sethook(); error("frame budget exceeded") end, "", n)
+            c:step(0.005)
+            debug.sethook()
+          end)
+          debug.sethook()
+          if live() == 0 then break end
+        end
+        -- then frames without the watchdog: whatever was cut goes on
+        local t0 = aigc.now()
+        while live() > 0 and c:active() > 0 and aigc.now() - t0 < 30 do c:step(0.01) end
+        for i, r in ipairs(reqs) do
+          if r:status() == "queued" or r:status() == "running" then lost[#lost + 1] = n .. ":" .. i end
+        end
+        c:close()
+      end
+      assert.same({}, lost)
+    end)
+  end)
 end)

@@ -273,10 +273,14 @@ static void keep_waiters (lua_State *L, int ridx, aigc_request *r, int list, lua
 ** came: the list is taken out of its slot first, so a waiter added by one
 ** of them (req:_notify inside a waiter) goes to a new list, run on the next
 ** turn. An error a waiter raises is reported -- but a task's waiter that
-** ran out of memory did not resume the task (the scheduler's resume either
-** resumes it or raises "not enough memory" with the task still waiting:
-** task.lua, resume_from_core): it is kept and runs again on the next turn,
-** else the task would sleep for ever.
+** raised did not resume the task (the scheduler's resume either resumes
+** it or raises with the task still waiting: task.lua, resume_from_core):
+** it is kept and runs again on the next turn, else the task would sleep
+** for ever. It raises "not enough memory" (not reported: the next turn
+** may find some), or what a debug hook raised in it (a host's watchdog
+** ending a frame that ran too long: reported, as from any callback). An
+** interrupt (aigc_is_interrupt) goes on up at once, the waiters not run
+** yet kept as well.
 */
 static void run_waiters (lua_State *L, int eidx, int ridx, aigc_request *r) {
   lua_Integer i, n, kept = 0;
@@ -290,19 +294,34 @@ static void run_waiters (lua_State *L, int eidx, int ridx, aigc_request *r) {
   lua_setiuservalue(L, ridx, AIGC_RQ_WAITERS);   /* once */
   n = (lua_Integer)lua_rawlen(L, list);
   for (i = 1; i <= n; i++) {
+    int base = lua_gettop(L) + 1;
     lua_rawgeti(L, list, i);
     task = lua_tocfunction(L, -1) == resume_task;
+    aigc_push_pcall_handler(L);
+    lua_insert(L, base);
     lua_pushvalue(L, ridx);
-    st = aigc_pcall(L, 1, 0);
+    st = lua_pcall(L, 1, 0, base);
+    lua_remove(L, base);
     if (st == LUA_OK)
       continue;
-    if (task && (st == LUA_ERRMEM || st == LUA_ERRERR   /* (the message handler out of memory) */
-                 || (lua_type(L, -1) == LUA_TSTRING
-                     && strstr(lua_tostring(L, -1), "not enough memory") != NULL))) {
-      lua_pop(L, 1);
+    if (aigc_is_interrupt(L, -1)) {   /* raised on: this task's waiter and those not run yet stay */
+      lua_Integer j;
+      for (j = task ? i : i + 1; j <= n; j++) {
+        lua_rawgeti(L, list, j);
+        lua_rawseti(L, list, ++kept);
+      }
+      keep_waiters(L, ridx, r, list, kept, n);
+      lua_error(L);
+    }
+    if (task) {   /* the task still waits: kept, or it would sleep for ever */
       lua_rawgeti(L, list, i);
       lua_rawseti(L, list, ++kept);
-      continue;
+      if (st == LUA_ERRMEM || st == LUA_ERRERR   /* (the message handler out of memory) */
+          || (lua_type(L, -1) == LUA_TSTRING
+              && strstr(lua_tostring(L, -1), "not enough memory") != NULL)) {
+        lua_pop(L, 1);
+        continue;
+      }
     }
     aigc_error_report(L, eidx, -1, r->secrets);
     lua_pop(L, 1);

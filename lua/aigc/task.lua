@@ -179,19 +179,19 @@ local function is_memory (e)
 end
 
 -- SCHED.resume: the core's request ended; resume the task that waits on it.
--- Out of memory on the way (a call, the result's tables), the task is left
--- waiting and "not enough memory" raised: the core keeps this waiter and
--- calls it again on its next turn (request.c, run_waiters).
+-- An error before the resume (out of memory, a host's debug hook) leaves the
+-- task waiting and is raised: the core keeps this waiter for its next turn.
 local function resume_from_core (co, req)
   local rec = tasks[co]
   local w = rec and rec.waiting
   if not w or (w ~= req and (type(w) ~= "table" or w.request ~= req)) then return end
   local ok, res, err = pcall(req.result, req)
   if not ok then res, err = nil, is_memory(res) and NO_MEMORY or UNREPORTABLE end
-  local woke, e = pcall(wake, rec, w, res, err)
-  if not woke and rec.waiting == false and tasks[co] == rec and coroutine_status(co) == "suspended" then
+  local woke, e = pcall(wake, rec, w, res, err)   -- (a hook may raise before wake took the wait, or after)
+  if not woke and (rec.waiting == false or rec.waiting == w) and tasks[co] == rec
+     and coroutine_status(co) == "suspended" then
     rec.waiting = w   -- (not resumed: the key exists, this allocates nothing)
-    error(is_memory(e) and e or "not enough memory", 0)
+    error(e, 0)   -- (request.c, run_waiters: kept; reported unless memory)
   end
 end
 
