@@ -358,7 +358,7 @@ describe("a game's media on a host", function ()
       f:write("RIFF....WAVE AIGC-TEXT:halt")
       f:close()
       local lost = {}
-      for n = 1, 400, 2 do
+      for n = 1, 400, 3 do
         local c = aigc.client { base_url = srv.base_url, max_retries = 0, model = "aigc-dev",
                                 error_handler = function () end }   -- (the hook's errors, reported)
         local reqs = {
