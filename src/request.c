@@ -278,10 +278,14 @@ static void keep_waiters (lua_State *L, int ridx, aigc_request *r, int list, lua
 ** it is kept and runs again on the next turn, else the task would sleep
 ** for ever. It raises "not enough memory" (not reported: the next turn
 ** may find some), or what a debug hook raised in it (a host's watchdog
-** ending a frame that ran too long: reported, as from any callback). An
-** interrupt (aigc_is_interrupt) goes on up at once, the waiters not run
-** yet kept as well.
+** ending a frame that ran too long: reported, as from any callback). A
+** scheduler that raises every time would keep it for ever, each turn
+** running it again (a `while step() > 0` loop that never ends): past
+** TASK_WAITER_RAISES raises in a row it is dropped, and only the first is
+** reported. An interrupt (aigc_is_interrupt) goes on up at once, the
+** waiters not run yet kept as well.
 */
+#define TASK_WAITER_RAISES 8
 static void run_waiters (lua_State *L, int eidx, int ridx, aigc_request *r) {
   lua_Integer i, n, kept = 0;
   int list, task, st;
@@ -302,8 +306,11 @@ static void run_waiters (lua_State *L, int eidx, int ridx, aigc_request *r) {
     lua_pushvalue(L, ridx);
     st = lua_pcall(L, 1, 0, base);
     lua_remove(L, base);
-    if (st == LUA_OK)
+    if (st == LUA_OK) {
+      if (task)
+        r->task_waiter_raises = 0;
       continue;
+    }
     if (aigc_is_interrupt(L, -1)) {   /* raised on: this task's waiter and those not run yet stay */
       lua_Integer j;
       for (j = task ? i : i + 1; j <= n; j++) {
@@ -313,15 +320,25 @@ static void run_waiters (lua_State *L, int eidx, int ridx, aigc_request *r) {
       keep_waiters(L, ridx, r, list, kept, n);
       lua_error(L);
     }
-    if (task) {   /* the task still waits: kept, or it would sleep for ever */
+    if (task && (st == LUA_ERRMEM || st == LUA_ERRERR   /* (the message handler out of memory) */
+                 || (lua_type(L, -1) == LUA_TSTRING
+                     && strstr(lua_tostring(L, -1), "not enough memory") != NULL))) {
+      lua_rawgeti(L, list, i);   /* the task still waits: kept, or it would sleep for ever */
+      lua_rawseti(L, list, ++kept);
+      lua_pop(L, 1);
+      continue;
+    }
+    if (task && ++r->task_waiter_raises > 1) {   /* reported the first time */
+      if (r->task_waiter_raises <= TASK_WAITER_RAISES) {
+        lua_rawgeti(L, list, i);
+        lua_rawseti(L, list, ++kept);
+      }
+      lua_pop(L, 1);
+      continue;
+    }
+    if (task) {
       lua_rawgeti(L, list, i);
       lua_rawseti(L, list, ++kept);
-      if (st == LUA_ERRMEM || st == LUA_ERRERR   /* (the message handler out of memory) */
-          || (lua_type(L, -1) == LUA_TSTRING
-              && strstr(lua_tostring(L, -1), "not enough memory") != NULL)) {
-        lua_pop(L, 1);
-        continue;
-      }
     }
     aigc_error_report(L, eidx, -1, r->secrets);
     lua_pop(L, 1);

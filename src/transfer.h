@@ -122,6 +122,7 @@ struct aigc_request {
   int delivered;                /* stream events delivered to Lua: no retry */
   int stale;                    /* restarts on a new connection (not retries) */
   int h2_resent;                /* sent again after an HTTP/2 early answer (transfer.c) */
+  int task_waiter_raises;       /* raises in a row of a task's waiter (request.c run_waiters) */
   size_t default_so_len;        /* the body ends with the default stream_options (these
                                    bytes before its '}'; submit.c), 0: it does not */
   int h2_early_watch;           /* done_deadline polls for that answer's end (transfer.c) */
