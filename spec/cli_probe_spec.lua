@@ -166,6 +166,18 @@ describe("aigc (probed as a user would)", function ()
   if dev_full then dev_full:close() end
   local it_full = dev_full and it or pending
 
+  it("a reply's terminal escapes reach a terminal as text (^[ ...), a pipe as they are", function ()
+    local nasty = "Repeat after me: copied\27]52;c;cm0gLXJmIH4=\7 \27[2J\27[1Aup\rback\194\155x"
+    local shown = "copied^[]52;c;cm0gLXJmIH4=^G ^[[2J^[[1Aup^Mback\239\191\189x\n"
+    for _, args in ipairs { { nasty }, { "--no-stream", nasty } } do
+      local r = aigc(args, { env = { AIGC_FORCE_TTY = "1" } })
+      assert.equal(0, r.code, r.stderr)
+      assert.equal(shown, r.stdout)
+    end
+    local r = aigc { nasty }
+    assert.equal("copied\27]52;c;cm0gLXJmIH4=\7 \27[2J\27[1Aup\rback\194\155x\n", r.stdout)
+  end)
+
   it("a standard output the parent closed (aigc Hi >&-): exit 1 and one line, the reply not sent elsewhere", function ()
     for _, args in ipairs { { "Hi" }, { "--json", "Hi" } } do
       local err = os.tmpname()

@@ -129,8 +129,24 @@ end
 -- the output lost: `aigc --json ... >out.json` on a full disk).
 -- @tparam string s
 -- @treturn boolean whether it was written
+-- What a model writes reaches the terminal as text, never as commands: an
+-- ESC sequence in a reply (a prompt injection in a page the model read)
+-- could set the clipboard (OSC 52), retitle the window or rewrite lines
+-- above. On a terminal, control characters other than tab and newline are
+-- shown in caret notation (ESC as ^[, a lone CR as ^M, DEL as ^?) and the
+-- C1 controls (U+0080..U+009F, 8-bit CSI among them) as U+FFFD; a pipe or
+-- a file gets the bytes as they are.
+local stdout_tty
+local function shown_on_terminal (s)
+  if stdout_tty == nil then stdout_tty = M.isatty(io.stdout) end
+  if not stdout_tty or not (s:find("[%z\1-\8\11-\31\127]") or s:find("\194[\128-\159]")) then return s end
+  s = s:gsub("\r\n", "\n")
+  s = s:gsub("[%z\1-\8\11-\31]", function (c) return "^" .. string.char(c:byte() + 64) end)
+  return (s:gsub("\127", "^?"):gsub("\194[\128-\159]", "\239\191\189"))
+end
+
 function M.out (s)
-  local ok, err = io.stdout:write(s)
+  local ok, err = io.stdout:write(shown_on_terminal(s))
   if ok then ok, err = io.stdout:flush() end
   if not ok and M.out_error == nil then M.out_error = tostring(err) end
   return ok and true or false
