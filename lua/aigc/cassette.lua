@@ -401,7 +401,10 @@ function Cassette:close ()
     self.pid = nil
     -- (the server holds the pipe's other end until it exits: a recording
     -- proxy first writes the exchanges in flight)
-    if self.pipe then self.pipe:read("*a"); self.pipe:close(); self.pipe = nil end
+    -- (collected with the cassette, the pipe's own finalizer may have closed it first:
+    -- Lua 5.2 and 5.3 run them in either order)
+    if self.pipe and io.type(self.pipe) == "file" then self.pipe:read("*a"); self.pipe:close() end
+    self.pipe = nil
   end
 end
 
