@@ -72,6 +72,24 @@ local function tmpdir ()
   return d
 end
 
+-- SERVER in a child for the describe block it is called in, and a fresh
+-- client on it for each test, given to `set` (closed after the test).
+local function with_server (set)
+  local port, child, c
+  setup(function () port, child = oneshot.start(SERVER) end)
+  teardown(function ()
+    local q = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0 }
+    q:download("http://127.0.0.1:" .. port .. "/quit")
+    q:close()
+    child:wait(10)
+  end)
+  before_each(function ()
+    c = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0, timeout = 10 }
+    set(c)
+  end)
+  after_each(function () c:close() end)
+end
+
 describe("a game's media on a host", function ()
   local srv, client, dir
 
@@ -145,19 +163,8 @@ describe("a game's media on a host", function ()
   end)
 
   describe("speech answered with text, not audio (a proxy's page, a plain-text error)", function ()
-    local port, child, c
-
-    setup(function () port, child = oneshot.start(SERVER) end)
-    teardown(function ()
-      local q = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0 }
-      q:download("http://127.0.0.1:" .. port .. "/quit")
-      q:close()
-      child:wait(10)
-    end)
-    before_each(function ()
-      c = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0, timeout = 10 }
-    end)
-    after_each(function () c:close() end)
+    local c
+    with_server(function (made) c = made end)
 
     local PAGE = "<html><body><h1>502 Bad Gateway</h1></body></html>"
 
@@ -200,19 +207,8 @@ describe("a game's media on a host", function ()
   end)
 
   describe("a transcription whose text is not text", function ()
-    local port, child, c
-
-    setup(function () port, child = oneshot.start(SERVER) end)
-    teardown(function ()
-      local q = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0 }
-      q:download("http://127.0.0.1:" .. port .. "/quit")
-      q:close()
-      child:wait(10)
-    end)
-    before_each(function ()
-      c = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0, timeout = 10 }
-    end)
-    after_each(function () c:close() end)
+    local c
+    with_server(function (made) c = made end)
 
     local NOTE = { data = "RIFF....", filename = "npc.wav" }
     local function sse (events)

@@ -95,13 +95,22 @@ local function other (E, on_done)
   E.ctx.other = E.client:chat_async { messages = { { role = "user", content = "other" } }, on_done = on_done and E.act }
 end
 
-function L.sentences_async (E)
+-- One async call of a layer, its drawn actions run from its callbacks (and
+-- from on_done when `act_in_done`) and around it: `submit(on_done,
+-- on_error)` makes the request; then it is driven to its one end.
+local function async_case (E, act_in_done, submit)
   local counts = { done = 0, err = 0 }
-  local on_done, on_error = callbacks(E, counts)
-  local req = E.client:chat_async(sentences.stream({ messages = STORY, on_done = on_done, on_error = on_error },
-                                                   function () E.act() end))
-  E.ctx.req = req; other(E)
+  local on_done, on_error = callbacks(E, counts, act_in_done or nil)
+  local req = submit(on_done, on_error)
+  E.ctx.req = req; other(E, act_in_done or nil)
   drive(E, req, counts)
+end
+
+function L.sentences_async (E)
+  async_case(E, false, function (on_done, on_error)
+    return E.client:chat_async(sentences.stream({ messages = STORY, on_done = on_done, on_error = on_error },
+                                                function () E.act() end))
+  end)
 end
 
 function L.sentences_blocking (E)
@@ -114,30 +123,24 @@ end
 
 function L.sentences_say (E)
   local conv = aigc.conversation { client = E.client }
-  local counts = { done = 0, err = 0 }
-  local on_done, on_error = callbacks(E, counts)
-  local req = conv:say_async(STORY[1].content, sentences.stream({ on_done = on_done, on_error = on_error },
-                                                               function () E.act() end))
-  E.ctx.req = req; other(E)
-  drive(E, req, counts)
+  async_case(E, false, function (on_done, on_error)
+    return conv:say_async(STORY[1].content, sentences.stream({ on_done = on_done, on_error = on_error },
+                                                            function () E.act() end))
+  end)
 end
 
 function L.responses_stream (E)
-  local counts = { done = 0, err = 0 }
-  local on_done, on_error = callbacks(E, counts)
-  local req = E.client:respond_async { input = STORY[1].content, on_done = on_done, on_error = on_error,
-                                       stream = function () E.act() end }
-  E.ctx.req = req; other(E)
-  drive(E, req, counts)
+  async_case(E, false, function (on_done, on_error)
+    return E.client:respond_async { input = STORY[1].content, on_done = on_done, on_error = on_error,
+                                    stream = function () E.act() end }
+  end)
 end
 
 function L.responses_done (E)
   E.ctx.expect_report = true
-  local counts = { done = 0, err = 0 }
-  local on_done, on_error = callbacks(E, counts, true)
-  local req = E.client:respond_async { input = "Hi", on_done = on_done, on_error = on_error }
-  E.ctx.req = req; other(E, true)
-  drive(E, req, counts)
+  async_case(E, true, function (on_done, on_error)
+    return E.client:respond_async { input = "Hi", on_done = on_done, on_error = on_error }
+  end)
 end
 
 -- The Responses API through the dialogue layer: a toolset's function and
@@ -151,23 +154,19 @@ local function tools (E)
 end
 
 function L.responses_tools (E)
-  local counts = { done = 0, err = 0 }
-  local on_done, on_error = callbacks(E, counts)
-  local req = E.client:respond_async { input = "Please track order A-1042", tools = tools(E),
-                                       on_done = on_done, on_error = on_error }
-  E.ctx.req = req; other(E)
-  drive(E, req, counts)
+  async_case(E, false, function (on_done, on_error)
+    return E.client:respond_async { input = "Please track order A-1042", tools = tools(E),
+                                    on_done = on_done, on_error = on_error }
+  end)
 end
 
 function L.responses_schema (E)
   E.ctx.expect_report = true
-  local counts = { done = 0, err = 0 }
-  local on_done, on_error = callbacks(E, counts, true)
-  local req = E.client:respond_async { input = "What is the capital of France?", on_done = on_done, on_error = on_error,
-    schema = { type = "object", properties = { answer = { type = "string" } }, required = { "answer" },
-               additionalProperties = false } }
-  E.ctx.req = req; other(E, true)
-  drive(E, req, counts)
+  async_case(E, true, function (on_done, on_error)
+    return E.client:respond_async { input = "What is the capital of France?", on_done = on_done, on_error = on_error,
+ schema = { type = "object", properties = { answer = { type = "string" } }, required = { "answer" },
+            additionalProperties = false } }
+  end)
 end
 
 function L.responses_iter (E)
@@ -178,11 +177,9 @@ function L.cache_hit (E)
   E.ctx.expect_report = true
   E.set_client(E.new_client { cache = true })
   assert(E.client:chat { messages = HI, temperature = 0 })
-  local counts = { done = 0, err = 0 }
-  local on_done, on_error = callbacks(E, counts, true)
-  local req = E.client:chat_async { messages = HI, temperature = 0, on_done = on_done, on_error = on_error }
-  E.ctx.req = req; other(E, true)
-  drive(E, req, counts)
+  async_case(E, true, function (on_done, on_error)
+    return E.client:chat_async { messages = HI, temperature = 0, on_done = on_done, on_error = on_error }
+  end)
 end
 
 function L.prompt_log (E)
@@ -190,11 +187,9 @@ function L.prompt_log (E)
   local path = os.tmpname()
   E.ctx.cleanup = function () os.remove(path) end
   E.set_client(E.new_client { prompt_log = path })
-  local counts = { done = 0, err = 0 }
-  local on_done, on_error = callbacks(E, counts, true)
-  local req = E.client:chat_async { messages = HI, on_done = on_done, on_error = on_error }
-  E.ctx.req = req; other(E, true)
-  drive(E, req, counts)
+  async_case(E, true, function (on_done, on_error)
+    return E.client:chat_async { messages = HI, on_done = on_done, on_error = on_error }
+  end)
 end
 
 function L.log_hook (E)
@@ -210,11 +205,9 @@ function L.cassette (E)
   os.remove(tape)
   E.ctx.cleanup = function () os.remove(tape) end
   E.set_client(E.new_client { cassette = { path = tape, mode = "record" } })
-  local counts = { done = 0, err = 0 }
-  local on_done, on_error = callbacks(E, counts, true)
-  local req = E.client:chat_async { messages = HI, on_done = on_done, on_error = on_error }
-  E.ctx.req = req; other(E, true)
-  drive(E, req, counts)
+  async_case(E, true, function (on_done, on_error)
+    return E.client:chat_async { messages = HI, on_done = on_done, on_error = on_error }
+  end)
 end
 
 function L.usage_error (E)
@@ -259,11 +252,9 @@ end
 
 function L.images (E)
   E.ctx.expect_report = true
-  local counts = { done = 0, err = 0 }
-  local on_done, on_error = callbacks(E, counts, true)
-  local req = E.client:images_generate_async { prompt = "a cat", on_done = on_done, on_error = on_error }
-  E.ctx.req = req; other(E, true)
-  drive(E, req, counts)
+  async_case(E, true, function (on_done, on_error)
+    return E.client:images_generate_async { prompt = "a cat", on_done = on_done, on_error = on_error }
+  end)
 end
 
 function L.speech_sink (E)
@@ -272,28 +263,24 @@ function L.speech_sink (E)
 end
 
 function L.upload_reader (E)
-  local counts = { done = 0, err = 0 }
-  local on_done, on_error = callbacks(E, counts)
   local n = 0
-  local req = E.client:files_upload_async { purpose = "batch", on_done = on_done, on_error = on_error,
-    file = { filename = "a.jsonl", size = 3000, reader = function ()
-      n = n + 1
-      E.act()
-      if n <= 3 then return string.rep("y", 1000) end
-    end } }
-  E.ctx.req = req; other(E)
-  drive(E, req, counts)
+  async_case(E, false, function (on_done, on_error)
+    return E.client:files_upload_async { purpose = "batch", on_done = on_done, on_error = on_error,
+ file = { filename = "a.jsonl", size = 3000, reader = function ()
+   n = n + 1
+   E.act()
+   if n <= 3 then return string.rep("y", 1000) end
+ end } }
+  end)
 end
 
 function L.download_sink (E)
   local up = assert(E.client:files_upload { purpose = "batch",
                                             file = { data = string.rep("x", 100000), filename = "a.jsonl" } })
-  local counts = { done = 0, err = 0 }
-  local on_done, on_error = callbacks(E, counts)
-  local req = E.client:download_async(E.url .. "/files/" .. up.id .. "/content",
-                                      { to = function () E.act() end, on_done = on_done, on_error = on_error })
-  E.ctx.req = req; other(E)
-  drive(E, req, counts)
+  async_case(E, false, function (on_done, on_error)
+    return E.client:download_async(E.url .. "/files/" .. up.id .. "/content",
+                                   { to = function () E.act() end, on_done = on_done, on_error = on_error })
+  end)
 end
 
 function L.best_of (E)
