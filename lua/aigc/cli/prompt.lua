@@ -27,7 +27,7 @@ Examples:
   aigc --schema 'name, age int' "Invent a person."
   aigc --best-of 3 --judge "Which is the most vivid?" "Write a one-line story."
   aigc -e local "Hi"                        the bundled server (make server)]])
-  p:argument("prompt", "The prompt (words are joined; stdin, if piped, comes first)."):args("*")
+  p:argument("prompt", "The prompt (words are joined; stdin, if piped, comes first; '-' puts it there)."):args("*")
   common.model_options(p)
   p:flag("-c --continue", "Continue the last conversation.")
   p:option("--cid", "Continue the conversation with this id (or a unique prefix).")
@@ -53,7 +53,18 @@ local join_input, positive = common.join_input, common.positive
 -- @tparam table|nil history the continued conversation's messages
 -- @treturn table params
 function M.build_params (args, config, endpoint, stdin, history)
-  local text = table.concat(args.prompt or {}, " ")
+  local words, text_at = {}, nil
+  for _, w in ipairs(args.prompt or {}) do
+    -- ("-" is stdin's place, the usual convention: `aigc -` sent "-" to
+    -- the model, after the piped text)
+    if w == "-" and not text_at then text_at = #words + 1 else words[#words + 1] = w end
+  end
+  if text_at then
+    local piped = (stdin or ""):gsub("%s+$", "")
+    if piped ~= "" then table.insert(words, text_at, piped) end
+    stdin = nil
+  end
+  local text = table.concat(words, " ")
   local extra = common.options_table(args.options)
   local input = join_input(stdin, text)
   local params
@@ -198,6 +209,10 @@ function M.run (args)
   local client, secrets, endpoint = common.client(config, args.endpoint)
   local log = common.open_log(config, args)
   local stdin = common.piped_stdin()
+  for _, w in ipairs(args.prompt or {}) do
+    -- (`aigc -` at a terminal reads what is typed, up to Ctrl-D)
+    if w == "-" and stdin == nil then stdin = io.stdin:read("*a") break end
+  end
 
   local cid, parent, history
   local conv = common.continued(log, args)
