@@ -465,4 +465,20 @@ describe("aigc (probed as a user would)", function ()
     term:wait_for("\ntyped text", 10, true)
     assert.equal("Repeat after me: typed text", cjson.decode(srv:last().body).messages[1].content)
   end)
+
+  it("aigc ... | head: the reader gone mid-reply cancels the call and logs it, then exit 141 as before", function ()
+    local err = os.tmpname()
+    finally(function () os.remove(err) end)
+    local cmd = cli.command({ "-m", "fault:pause=40", "Tell me a story about a robot that learns to paint" },
+                            { home = home, base_url = srv.base_url })
+    -- (bash: the status of aigc itself, not of head)
+    local status = proc.first_line("bash -c " .. proc.quote(cmd .. " </dev/null 2>" .. err
+                                  .. " | head -c 20 >/dev/null; echo ${PIPESTATUS[0]}"))
+    assert.equal("141", status:match("%d+"))
+    assert.equal("", proc.read_file(err))
+    local e = cjson.decode(aigc({ "logs", "--json" }).stdout)[1]
+    assert.is_table(e, "the call was not logged")
+    assert.equal("canceled", e.status)
+    assert.matches("^Once upon a time", e.response)
+  end)
 end)

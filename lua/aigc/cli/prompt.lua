@@ -144,28 +144,36 @@ end
 -- signal: the wait's loop (common.wait_interruptible) runs luv's loop, so
 -- the cancel happens there, outside any client call. Without luv, SIGTERM
 -- kills as before.
+--
+-- SIGPIPE likewise, while a reply streams: the reader went away (`aigc
+-- "..." | head -5`). It killed the process mid-reply, so the call, paid
+-- for, was never logged, and the rest of the reply was still generated.
+-- Now the call is canceled and logged, and the process then ends by
+-- SIGPIPE as before (exit 141, nothing on stderr).
 local function catch_term ()
   local ok, uv = pcall(require, "luv")
   if not ok then return nil end
-  local term = { uv = uv, handle = uv.new_signal(), got = false }
-  term.handle:start("sigterm", function ()
-    term.got = true
-    if term.req then pcall(term.req.cancel, term.req) end
-  end)
+  local term = { uv = uv, handle = uv.new_signal(), pipe_handle = uv.new_signal(), got = false }
+  local function cancel () if term.req then pcall(term.req.cancel, term.req) end end
+  term.handle:start("sigterm", function () term.got = "sigterm"; cancel() end)
+  term.pipe_handle:start("sigpipe", function () term.got = term.got or "sigpipe"; cancel() end)
   return term
 end
 
--- Ends the process by the SIGTERM it was sent, once its handler is gone
--- (libuv then gives the signal its default action back): exit 143.
+-- Ends the process by the SIGTERM (or SIGPIPE) it was sent, once its
+-- handler is gone (libuv then gives the signal its default action back):
+-- exit 143 (141).
 local function term_caught (term, client)
   if not term then return end
-  term.uv.run("nowait")                  -- (a SIGTERM that came as the call ended)
+  term.uv.run("nowait")                  -- (a signal that came as the call ended)
   term.handle:close()
+  term.pipe_handle:close()
+  term.uv.run("nowait")                  -- (the handles closed: the default actions back)
   if not term.got then return end
-  io.stdout:flush()
+  if term.got == "sigterm" then io.stdout:flush() end
   client:close()
-  term.uv.kill(term.uv.os_getpid(), "sigterm")
-  os.exit(143)
+  term.uv.kill(term.uv.os_getpid(), term.got)
+  os.exit(term.got == "sigterm" and 143 or 141)
 end
 
 -- A chat that Ctrl-C cancels (the reply so far stays printed and is
