@@ -361,6 +361,55 @@ describe("the lifecycle contract", function ()
       assert.matches("called from inside an aigc callback", tostring(errs[1]))
     end)
 
+    it("an error a dialogue's on_done raises is returned by the step() in which it ran (by none: the loop had ended)", function ()
+      local f = client:chat_async(params(nil, { schema = { type = "object" },
+                                                on_done = function () error("bad on_done", 0) end }))
+      local errs = drain(client)   -- (until step() returns 0)
+      assert.equal("done", f:status())
+      assert.equal(1, #errs)
+      assert.matches("bad on_done", tostring(errs[1]), 1, true)
+      -- act(), an external loop's turn, alike
+      f = client:chat_async(params(nil, { schema = { type = "object" },
+                                          on_done = function () error("bad on_done 2", 0) end }))
+      errs = {}
+      local deadline = aigc.now() + 10
+      repeat
+        assert(aigc.now() < deadline, "not delivered in time")
+        require("socket").sleep(0.01)
+        local n, e = client:act()
+        for _, x in ipairs(e or {}) do errs[#errs + 1] = x end
+      until n == 0
+      assert.equal(1, #errs)
+      assert.matches("bad on_done 2", tostring(errs[1]), 1, true)
+    end)
+
+    it("step() or act() inside a dialogue's or a say's on_done raises there too (they ran a nested turn)", function ()
+      local makers = {
+        dialogue = function (cb)
+          return client:chat_async(params(nil, { schema = { type = "object" }, on_done = cb, on_error = cb }))
+        end,
+        say = function (cb)
+          return aigc.conversation { client = client }:say_async("Hi", { on_done = cb, on_error = cb })
+        end,
+      }
+      for _, name in ipairs { "dialogue", "say" } do
+        for _, call in ipairs { "step", "act" } do
+          local ran = false
+          local f = makers[name](function () ran = true; client[call](client) end)
+          local errs = drain(client)
+          assert.is_true(ran, name)
+          assert.equal("done", f:status(), name)
+          assert.equal(1, #errs, name .. " " .. call)
+          assert.matches("client:" .. call .. "%(%) called from inside an aigc callback", tostring(errs[1]))
+        end
+      end
+      -- (a task of the user's own may still turn the loop)
+      local turned
+      client:spawn(function () turned = client:step(0) end)
+      drain(client)
+      assert.equal(0, turned)
+    end)
+
     -- In a child: before the fix this waited forever (lifecycle finding L7).
     it("a blocking call inside one that can never get a slot fails at once (max_concurrency)", function ()
       local r = luachild.run([[

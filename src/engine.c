@@ -289,6 +289,33 @@ static int eng_step (lua_State *L) {
   return 1 + take_errors(L);
 }
 
+/*
+** eng:take_errors([list]) -> list|nil: the callback errors reported since
+** the last step() or act() took them, appended to `list` (oldest first).
+** For the Lua part of a turn, which runs after the engine's (a future's
+** on_done runs as a task there): an error it raised was kept for the next
+** step(), so the step in which it ran returned none, and a loop ending
+** when the count reached 0 never saw it. A closed client's too.
+*/
+static int eng_take_errors (lua_State *L) {
+  lua_Integer n, i, to;
+  luaL_checkudata(L, 1, AIGC_ENGINE_MT);
+  lua_settop(L, 2);
+  if (!take_errors(L))
+    return 1;   /* (the list given, or nil) */
+  if (lua_isnil(L, 2))
+    return 1;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  n = (lua_Integer)lua_rawlen(L, 3);
+  to = (lua_Integer)lua_rawlen(L, 2);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, 3, i);
+    lua_rawseti(L, 2, to + i);
+  }
+  lua_settop(L, 2);
+  return 1;
+}
+
 /* eng:watch(socket_fn, timer_fn): hand the waiting to an external loop. */
 static int eng_watch (lua_State *L) {
   aigc_engine *e = check_engine(L, 1);
@@ -788,6 +815,7 @@ static const luaL_Reg engine_methods[] = {
   {"active", eng_active},
   {"take_ended", eng_take_ended},
   {"report", eng_report},
+  {"take_errors", eng_take_errors},
   {"close", eng_close},
   {"watch", eng_watch},
   {"act", eng_act},

@@ -18,6 +18,7 @@ local check = require "aigc.check"
 local task = require "aigc.task"
 local stream_mod = require "aigc.stream"
 local hooks = require "aigc.hooks"   -- usage totals, prompt_log, cassette (lua/aigc/hooks.lua)
+local refuse_in_callback = require("aigc.future").refuse_in_callback
 
 local null = core.null
 local error, getmetatable, ipairs, next, pairs, pcall, setmetatable, tostring, type =
@@ -681,6 +682,7 @@ end
 -- function love.update(dt) client:step(0) end
 function Client:step (timeout, budget)
   check_self(self, "step")
+  refuse_in_callback("client:step()")   -- (a dialogue's on_done, say: the core refuses its own)
   if timeout ~= nil and not util.is_duration(timeout) then
     argerror("step", 1, expected("a number of seconds >= 0", timeout))
   end
@@ -740,6 +742,7 @@ end
 -- @usage poll:start("r", function (_, ev) client:act(fd, ev) end)
 function Client:act (fd, events)
   check_self(self, "act")
+  refuse_in_callback("client:act()")
   if fd ~= nil and not (compat.is_integer(fd) and fd >= 0 and fd < 2 ^ 31) then
     argerror("act", 1, expected("a file descriptor (an integer >= 0)", fd))
   end
@@ -750,7 +753,7 @@ function Client:act (fd, events)
   -- tasks are its work too.
   task.after_act(self._loop)
   if self._hook then self._hook.sweep(self) end
-  return task.count(self._loop), errors
+  return task.count(self._loop), self._engine:take_errors(errors)   -- (and those raised since: task.step)
 end
 
 --- The sockets libcurl waits on now: `{ [fd] = "in" | "out" | "inout" }`.

@@ -15,6 +15,7 @@
 -- @classmod aigc.future
 
 local core = require "aigc.core"
+local compat = require "aigc.compat"
 local task = require "aigc.task"
 local util = require "aigc.util"
 
@@ -65,6 +66,29 @@ local function report_error (client, what, e)
   util.report(client, util.callback_error(what, e))
 end
 
+-- The tasks that run an on_done/on_error (weak keys). Those are callbacks:
+-- `client:step()` or `act()` there is misuse, as inside the core's own
+-- callbacks (README, "Errors"); it ran a nested turn of the loop.
+local callback_tasks = setmetatable({}, { __mode = "k" })
+
+local function as_callback (cb, value)
+  local co = compat.running()
+  if co then callback_tasks[co] = true end
+  return cb(value)
+end
+
+--- Raises (at the caller's caller) when the running task is a future's
+-- on_done/on_error: `name` ("client:step()") is refused there.
+-- @tparam string name
+-- @local
+function M.refuse_in_callback (name)
+  local co = compat.running()
+  if co and callback_tasks[co] then
+    error(name .. " called from inside an aigc callback (start requests with chat_async there; "
+          .. "they run on the next step)", 3)
+  end
+end
+
 -- Runs f's end, once: on_done/on_error as a task, then the waiters (the
 -- ones added meanwhile too). Each is protected: an error in one (memory)
 -- is reported and the others still run.
@@ -76,7 +100,7 @@ function run_end (f)
   f._on_done, f._on_error = nil, nil
   local client = f._loop.client
   if cb then
-    local ok, e = pcall(task.spawn, f._loop, cb, what, value)
+    local ok, e = pcall(task.spawn, f._loop, as_callback, what, cb, value)
     if not ok then pcall(report_error, client, what, e) end
   end
   local list, i = f._waiters, 1

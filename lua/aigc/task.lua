@@ -650,7 +650,8 @@ function M.step (loop, timeout, budget)
   run_posted(loop)
   if #loop.sleepers > 0 then wake_sleepers(loop) end
   tell_wake(loop, wake_at(loop))
-  return M.count(loop), errors
+  -- (with the errors the Lua part raised: a future's on_done's, say)
+  return M.count(loop), loop.engine:take_errors(errors)
 end
 
 --- The Lua part of a turn, after the engine acted on its own (an external
