@@ -361,7 +361,8 @@ describe("the lifecycle contract", function ()
       assert.matches("called from inside an aigc callback", tostring(errs[1]))
     end)
 
-    it("an error a dialogue's on_done raises is returned by the step() in which it ran (by none: the loop had ended)", function ()
+    it("an error a dialogue's on_done raises is returned by the step() in which it ran (by none: the loop ended)",
+       function ()
       local f = client:chat_async(params(nil, { schema = { type = "object" },
                                                 on_done = function () error("bad on_done", 0) end }))
       local errs = drain(client)   -- (until step() returns 0)
@@ -379,6 +380,7 @@ describe("the lifecycle contract", function ()
         local n, e = client:act()
         for _, x in ipairs(e or {}) do errs[#errs + 1] = x end
       until n == 0
+      assert.equal("done", f:status())
       assert.equal(1, #errs)
       assert.matches("bad on_done 2", tostring(errs[1]), 1, true)
     end)

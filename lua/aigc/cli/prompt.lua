@@ -209,6 +209,16 @@ local function strategy_interruptible (args, client, params, term)
   return out[1], out[2], out[3]
 end
 
+-- The piped stdin; with a word "-" in the prompt, stdin even when it is a
+-- terminal (`aigc -` there reads what is typed, up to Ctrl-D).
+local function prompt_stdin (args)
+  local stdin = common.piped_stdin()
+  for _, w in ipairs(args.prompt or {}) do
+    if w == "-" and stdin == nil then return io.stdin:read("*a") end
+  end
+  return stdin
+end
+
 --- Runs the prompt command.
 -- @tparam table args parsed arguments
 -- @treturn integer exit code
@@ -216,11 +226,7 @@ function M.run (args)
   local config = common.config()
   local client, secrets, endpoint = common.client(config, args.endpoint)
   local log = common.open_log(config, args)
-  local stdin = common.piped_stdin()
-  for _, w in ipairs(args.prompt or {}) do
-    -- (`aigc -` at a terminal reads what is typed, up to Ctrl-D)
-    if w == "-" and stdin == nil then stdin = io.stdin:read("*a") break end
-  end
+  local stdin = prompt_stdin(args)
 
   local cid, parent, history
   local conv = common.continued(log, args)
