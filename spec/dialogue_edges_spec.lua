@@ -22,6 +22,26 @@ describe("the dialogue layer", function ()
 
   devserver.fixture(_ENV, function (s, c) srv, client = s, c end)
 
+  it("in a task, an on_done of a blocking say or dialogue may make a blocking call (5.1 could not yield there)", function ()
+    local got = {}
+    client:spawn(function ()
+      local conv = aigc.conversation { client = client }
+      assert(conv:say("Hi", { on_done = function () got.say = client:chat "nested" end }))
+      assert(client:chat { messages = { { role = "user", content = "Hi" } }, schema = { type = "object" },
+                           on_done = function () got.dialogue = client:chat "nested" end })
+      got.finished = true
+    end)
+    local errs = {}
+    repeat
+      local n, e = client:step(0.01)
+      for _, x in ipairs(e or {}) do errs[#errs + 1] = tostring(x) end
+    until n == 0
+    assert.same({}, errs)
+    assert.is_true(got.finished)
+    assert.is_string(got.say.text)
+    assert.is_string(got.dialogue.text)
+  end)
+
   describe("a Responses conversation", function ()
     local ts = aigc.tools { { name = "track_order", parameters = ORDER,
                               fn = function (args) return "Order " .. args.order_id .. " ships." end } }

@@ -188,6 +188,43 @@ describe("aigc.runner", function ()
     assert.equal(0, #srv:requests())
   end)
 
+  it("another request's on_done error while a run waits is kept for the user's step() (the run's step() lost it)",
+     function ()
+    local other = client:chat_async { messages = { { role = "user", content = "Hi" } },
+                                      on_done = function () error("the other's on_done", 0) end }
+    local cases = {}
+    for i = 1, 4 do cases[i] = { id = i, vars = { country = "France" } } end
+    local s = assert(runner.run { client = client, template = capital, cases = cases })
+    assert.equal(4, s.ok)
+    assert.equal("done", other:status())
+    local errs = {}
+    repeat
+      local n, e = client:step(0.01)
+      for _, x in ipairs(e or {}) do errs[#errs + 1] = x end
+    until n == 0
+    assert.equal(1, #errs)
+    assert.matches("the other's on_done", tostring(errs[1]), 1, true)
+  end)
+
+  it("runner.run inside a callback, outside a task: refused naming itself (it named a step() never made)", function ()
+    local got
+    local req = client:chat_async { messages = { { role = "user", content = "Hi" } }, on_done = function ()
+      local spain = { { id = 1, vars = { country = "Spain" } } }
+      got = { pcall(runner.run, { client = client, template = capital, cases = spain }) }
+    end }
+    repeat until client:step(0.01) == 0
+    assert.equal("done", req:status())
+    assert.is_false(got[1])
+    assert.matches("runner.run called from inside an aigc callback, outside a task", tostring(got[2]), 1, true)
+    -- in a task it runs (on Lua 5.1 too: its pcall could not yield there)
+    local s
+    client:spawn(function ()
+      s = runner.run { client = client, template = capital, cases = { { id = 1, vars = { country = "Spain" } } } }
+    end)
+    repeat until client:step(0.01) == 0
+    assert.equal(1, s.ok)
+  end)
+
   it("resumes from the results file: done cases are skipped, a killed run's partial line is dropped", function ()
     local cases_path, out = dir .. "/cases.jsonl", dir .. "/results.jsonl"
     write_cases(cases_path, 10)

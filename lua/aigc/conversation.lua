@@ -557,7 +557,7 @@ function Conversation:say (input, params)
   local cb, what = on_done, "on_done"
   if not res then cb, what = on_error, "on_error" end
   if cb then
-    local ok, e = pcall(cb, res or err)
+    local ok, e = task.pcall(cb, res or err)   -- (a wait in it yields, in a task on 5.1 too)
     if not ok then util.report(self.client, util.callback_error(what, e)) end
   end
   if not res then return nil, err end

@@ -347,7 +347,7 @@ local function run_callbacks (client, o, res, err)
   local cb, val = o.on_done, res
   if res == nil then cb, val = o.on_error, err end
   if cb then
-    local ok, e = pcall(cb, val)
+    local ok, e = task.pcall(cb, val)   -- (a wait in it yields, in a task on 5.1 too)
     if not ok then util.report(client, util.callback_error(res and "on_done" or "on_error", e)) end
   end
 end

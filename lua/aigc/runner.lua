@@ -64,7 +64,7 @@ local json_encode = core.json.encode
 local now = core.now
 local error, getmetatable, ipairs, pairs, pcall, setmetatable, tonumber, tostring, type = error, getmetatable,
   ipairs, pairs, pcall, setmetatable, tonumber, tostring, type
-local math_floor, math_min, math_random = math.floor, math.min, math.random
+local math_floor, math_max, math_min, math_random = math.floor, math.max, math.min, math.random
 local table_remove, table_sort = table.remove, table.sort
 
 util.own_module()
@@ -575,7 +575,13 @@ function Run:pause (wait)
     task.wait_in_task(rec, function (wake) self.wake = wake end, { self.client._loop }, wait)
     self.wake = nil
   else
-    self.client:step(wait)
+    -- A blocking wait, as client:chat's outside a task: the errors of
+    -- other requests' callbacks stay for the user's own step() (a step()
+    -- here returned them, and they were lost).
+    local woken = false
+    self.wake = function () woken = true end
+    task.block(function () return woken end, { self.client._loop }, now() + math_max(wait, 0.001))
+    self.wake = nil
   end
 end
 
@@ -700,12 +706,19 @@ local INTERNAL, run_cases   -- (set below)
 -- @usage local summary = assert(runner.run { client = c, cases = cases, template = t, out = "r.jsonl" })
 function M.run (spec)
   check_spec(spec)
+  -- (outside a task it drives the loop, which a callback of that loop,
+  -- running inside it, cannot: it failed at its first wait, naming a
+  -- client:step() the caller never made)
+  if not task.in_task() and spec.client._loop.engine:in_callback() then
+    util.raise("runner.run called from inside an aigc callback, outside a task: it would run the loop "
+               .. "inside its own callback (run it in a task, client:spawn, or from the main loop)")
+  end
   local cases, cerr = load_cases(spec)
   if not cases then return nil, cerr end
   local lock, lerr = runfile.lock_out(spec.out)
   if lerr then return nil, lerr end
   -- (the lock goes whatever ends the run: an error, "interrupted!" from Ctrl-C)
-  local ok, summary, err = pcall(run_cases, spec, cases)
+  local ok, summary, err = task.pcall(run_cases, spec, cases)   -- (yields in a task on 5.1 too)
   if lock then lock:close() end
   if not ok then error(summary, 0) end
   return summary, err
@@ -718,7 +731,7 @@ function run_cases (spec, cases)
   if oerr then return nil, oerr end
   local r = new_run(spec, cases, tpl, out, done)
   if (spec.backend or "direct") == "batch" then
-    local ok, done_ok, berr = pcall(require("aigc.batch").backend, r, INTERNAL)
+    local ok, done_ok, berr = task.pcall(require("aigc.batch").backend, r, INTERNAL)
     if not (ok and done_ok) then
       if out then out:close() end
       if not ok then error(done_ok, 0) end   -- an on_result callback raised: so does run
