@@ -706,6 +706,8 @@ local INTERNAL, run_cases   -- (set below)
 -- @usage local summary = assert(runner.run { client = c, cases = cases, template = t, out = "r.jsonl" })
 function M.run (spec)
   check_spec(spec)
+  local cases, cerr = load_cases(spec)
+  if not cases then return nil, cerr end
   -- (outside a task it drives the loop, which a callback of that loop,
   -- running inside it, cannot: it failed at its first wait, naming a
   -- client:step() the caller never made)
@@ -713,8 +715,6 @@ function M.run (spec)
     util.raise("runner.run called from inside an aigc callback, outside a task: it would run the loop "
                .. "inside its own callback (run it in a task, client:spawn, or from the main loop)")
   end
-  local cases, cerr = load_cases(spec)
-  if not cases then return nil, cerr end
   local lock, lerr = runfile.lock_out(spec.out)
   if lerr then return nil, lerr end
   -- (the lock goes whatever ends the run: an error, "interrupted!" from Ctrl-C)
