@@ -18,12 +18,12 @@ local check = require "aigc.check"
 local task = require "aigc.task"
 local stream_mod = require "aigc.stream"
 local hooks = require "aigc.hooks"   -- usage totals, prompt_log, cassette (lua/aigc/hooks.lua)
+local setup = require "aigc.client_setup"   -- the options into the engine's config
 local refuse_in_callback = require("aigc.future").refuse_in_callback
 
 local null = core.null
-local error, getmetatable, ipairs, next, pairs, pcall, setmetatable, tostring, type =
-  error, getmetatable, ipairs, next, pairs, pcall, setmetatable, tostring, type
-local getenv = os.getenv
+local error, getmetatable, ipairs, pairs, pcall, setmetatable, type =
+  error, getmetatable, ipairs, pairs, pcall, setmetatable, type
 local string_format = string.format
 local argerror, expected, field_error = util.argerror, util.expected, util.field_error
 
@@ -35,10 +35,7 @@ local Client = {}
 Client.__index = Client
 Client.__name = "aigc.client"
 
-local DEFAULT_BASE_URL = "https://api.openai.com/v1"
 local DEFAULT_PATH = { chat = "/chat/completions", completion = "/completions" }
-local USER_AGENT = string_format("aigc/%s %s libcurl/%s", core._VERSION,
-                                 _VERSION:gsub(" ", "/"), core.curl_version)
 
 -- Raises as luaL_checkudata would unless `self` is a client: a method
 -- called with `.` instead of `:`, or on another object.
@@ -83,13 +80,6 @@ local function engine_call (self, fname, method, ...)
   return relay(fname, pcall(engine[method], engine, ...))
 end
 
---- An environment variable, with "" meaning unset.
-local function env (name)
-  local v = getenv(name)
-  if v == "" then return nil end
-  return v
-end
-
 local urlencode, encode_query = util.urlencode, util.encode_query
 
 local function random_key ()
@@ -97,139 +87,10 @@ local function random_key ()
                        math.random(0, 0x7fffffff), math.random(0, 0x7fffffff))
 end
 
-local insecure_warned = false
-
 
 -- {======================================================
 -- Construction
 -- =======================================================
-
--- Where requests go: (azure, base_url, api_key, query) from the options
--- and the environment.
-local function endpoint_of (opts)
-  local azure = opts.azure or opts.provider == "azure"
-  local base_url, api_key, from = opts.base_url, opts.api_key, "opts.base_url"
-  local query = {}
-  if azure then
-    local endpoint = opts.endpoint or env("AZURE_OPENAI_ENDPOINT")
-    if base_url == nil then
-      if endpoint == nil then
-        field_error("client", 1, "opts.endpoint", "Azure needs endpoint (or $AZURE_OPENAI_ENDPOINT) or base_url")
-      end
-      local host_part, endpoint_query = endpoint:match("^([^?]*)(%?.*)$")   -- ("/openai" before any query)
-      base_url, from = (host_part or endpoint):gsub("/+$", "") .. "/openai" .. (endpoint_query or ""), "opts.endpoint"
-    end
-    if api_key == nil then api_key = env("AZURE_OPENAI_API_KEY") end
-    -- opts.api_version, else the one the base_url names (the portal's URL:
-    -- the user wrote it), else $OPENAI_API_VERSION
-    local version = opts.api_version
-    if version == nil and not base_url:find("[?&]api%-version=") then
-      version = env("OPENAI_API_VERSION")
-      if version == nil then
-        field_error("client", 1, "opts.api_version", "Azure needs api_version (or $OPENAI_API_VERSION)")
-      end
-    end
-    query["api-version"] = version
-  else
-    if base_url == nil then base_url, from = env("OPENAI_BASE_URL"), "$OPENAI_BASE_URL" end
-    base_url = base_url or DEFAULT_BASE_URL
-    if api_key == nil then api_key = env("OPENAI_API_KEY") end
-  end
-  if not base_url:lower():find("^https?://[^/]") then
-    field_error("client", 1, from, "an http:// or https:// URL expected")
-  end
-  if base_url:find("[%c%s]") then
-    field_error("client", 1, from, "contains a space or a control character (CR, LF, NUL...)")
-  end
-  if base_url:find("#", 1, true) then
-    field_error("client", 1, from, "has a fragment (#...), which a request never sends")
-  end
-  -- A query in the base URL ("https://host/openai?api-version=...", as
-  -- some providers show it) goes after each request's path, with the
-  -- other query parameters: appended as it was, the path landed inside it.
-  local without_query, q = base_url:match("^([^?]*)%?(.*)$")
-  if without_query then
-    base_url = without_query
-    for k, v in pairs(util.parse_query(q)) do
-      if query[k] == nil then query[k] = v end   -- (opts.api_version, and opts.query later, win)
-    end
-  end
-  if api_key ~= nil and api_key:find("[\r\n%z]") then
-    field_error("client", 1, "opts.api_key", "contains CR, LF or NUL")
-  end
-  return azure, (base_url:gsub("/+$", "")), api_key, query
-end
-
--- The client's secrets, scrubbed from errors and logs (with the
--- credentials of its Authorization, api-key and x-api-key headers, which
--- the engine finds itself): the keys, and what the base URL and the query
--- carry (a password in the URL's user info, a `key=` parameter...), and
--- the password of every proxy URL libcurl may take (it sends it as
--- Proxy-Authorization; its message of a bad one shows the URL whole).
--- Besides `proxy`, libcurl reads the proxy environment variables itself,
--- at each transfer: they are read here when the client is made ($HTTP_PROXY
--- too, which libcurl leaves alone for http but other tools take).
-local PROXY_VARIABLES = { "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY" }
-
-local function proxy_secrets (proxy, list)
-  if not proxy:find("^%a[%w+.%-]*://") then proxy = "http://" .. proxy end   -- (libcurl's default scheme)
-  util.url_secrets(proxy, list)
-end
-
-local function client_secrets (api_key, ad_token, base_url, query, proxy)
-  local list = {}
-  if api_key ~= nil then list[#list + 1] = api_key end
-  if ad_token ~= nil then list[#list + 1] = ad_token end
-  util.url_secrets(base_url, list)
-  if type(proxy) == "string" then proxy_secrets(proxy, list) end
-  for _, name in ipairs(PROXY_VARIABLES) do
-    local value = env(name)
-    if value then proxy_secrets(value, list) end
-  end
-  for k, v in pairs(query) do
-    if util.secret_param(k) and type(v) == "string" and v ~= "" then list[#list + 1] = v end
-  end
-  return list
-end
-
--- A header's value as text: a number as a JSON body writes it (a '.' under
--- any LC_NUMERIC: tostring gives "1,5" under de_DE), else tostring's.
-local json_encode = core.json.encode
-local function header_text (value)
-  if type(value) == "number" and value == value and value > -math.huge and value < math.huge then
-    return json_encode(value)
-  end
-  return tostring(value)
-end
-
--- The default headers, in order: (names, lines) with lower-case names as
--- keys of lines ("Name: value"); names are merged case-insensitively.
-local function default_headers (opts, azure, api_key)
-  local names, lines = {}, {}
-  local function set (name, value)
-    local key = name:lower()
-    if lines[key] == nil then names[#names + 1] = key end
-    lines[key] = name .. ": " .. header_text(value)
-  end
-  set("Accept", "application/json")
-  set("Content-Type", "application/json")
-  set("User-Agent", USER_AGENT)
-  if azure and opts.azure_ad_token then   -- (the token, not the key too: the SDKs send one of them)
-    set("Authorization", "Bearer " .. opts.azure_ad_token)
-  elseif api_key ~= nil then
-    if azure then set("api-key", api_key) else set("Authorization", "Bearer " .. api_key) end
-  end
-  local org = opts.organization or (not azure and env("OPENAI_ORG_ID")) or nil
-  local project = opts.project or (not azure and env("OPENAI_PROJECT_ID")) or nil
-  if org then set("OpenAI-Organization", org) end
-  if project then set("OpenAI-Project", project) end
-  set("Expect", "")   -- no "Expect: 100-continue" round trip before large bodies
-  lines.expect = "Expect:"
-  for name, value in pairs(opts.headers or {}) do
-    if value == null then lines[name:lower()] = nil else set(name, value) end
-  end
-  return names, lines
-end
 
 --- Creates a client. Also `aigc.client(opts)`.
 -- @tparam[opt] table opts every field optional:
@@ -268,47 +129,13 @@ function M.new (opts)
   local ext
   opts, ext = hooks.split(opts)
   check.client_options(opts)
-  local azure, base_url, api_key, query = endpoint_of(opts)
-  local real_base_url = base_url   -- (a cassette may put its own server in between)
-  base_url = hooks.base_url(ext, base_url)
-  local names, lines = default_headers(opts, azure, api_key)
-  local header_list, stream_list = {}, {}
-  for _, key in ipairs(names) do
-    if lines[key] then
-      header_list[#header_list + 1] = lines[key]
-      stream_list[#stream_list + 1] = key == "accept" and "Accept: text/event-stream" or lines[key]
-    end
-  end
-  for k, v in pairs(opts.query or {}) do query[k] = v ~= null and v or nil end
-  -- Azure refuses stream_options before api-version 2024-09-01 ("Unknown parameter"): streams
-  -- there go without the default one (and so without a usage chunk)
-  local version = azure and query["api-version"]
-  local old_azure = type(version) == "string" and version:find("^%d%d%d%d%-%d%d%-%d%d") and version < "2024-09-01"
-  local secrets = client_secrets(api_key, opts.azure_ad_token, real_base_url, query, opts.proxy)
-  if opts.insecure and not insecure_warned then
-    insecure_warned = true
-    io.stderr:write("aigc: warning: insecure = true: TLS certificates and host names are NOT verified\n")
-  end
-  local config = {
-    base_url = base_url, query = next(query) and encode_query(query) or nil, model = opts.model,
-    secrets = secrets,   -- scrubbed from errors and logs
-    headers = header_list, stream_headers = stream_list,
-    ca_file = opts.ca_file, ca_path = opts.ca_path, proxy = opts.proxy,
-    insecure = opts.insecure, log = opts.log, log_bodies = opts.log_bodies, error_handler = opts.error_handler,
-    max_concurrency_by_priority = opts.max_concurrency_by_priority,
-  }
-  for name, rule in pairs(check.CLIENT_OPTIONS) do   -- the engine's own options, integers as integers
-    if rule.type == "integer" then config[name] = compat.tointeger(opts[name])
-    elseif rule.type == "seconds" then config[name] = opts[name] end
-  end
-  local engine = core.engine(config)
+  local s = setup.resolve(opts, ext)   -- where requests go, the headers, the secrets (aigc.client_setup)
+  local engine = core.engine(s.config)
   local client = setmetatable({
-    -- (a base_url that names the deployment, as Azure's portal shows it, is not given a second one)
-    _azure = azure and not real_base_url:find("/deployments/[^/]+$") or nil,
-    _engine = engine, _hnames = names, _hlines = lines, _query = query, _no_stream_usage = old_azure or nil,
-    _idempotency = opts.idempotency or nil, _log = opts.log, _typos = {},
+    _azure = s.azure_paths, _engine = engine, _hnames = s.names, _hlines = s.lines, _query = s.query,
+    _no_stream_usage = s.old_azure or nil, _idempotency = opts.idempotency or nil, _log = opts.log, _typos = {},
     --- The base URL requests go to (read-only).
-    base_url = base_url,
+    base_url = s.config.base_url,
     --- The default model (read-only).
     model = opts.model,
   }, Client)
@@ -339,7 +166,7 @@ local function call_headers (self, params)
         lines[lower] = nil
       else
         if lines[lower] == nil and self._hlines[lower] == nil then extra[#extra + 1] = lower end
-        lines[lower] = name .. ": " .. header_text(value)
+        lines[lower] = name .. ": " .. setup.header_text(value)
       end
     end
   end
