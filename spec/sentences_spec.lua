@@ -32,6 +32,10 @@ local CASES = {
   { "   ", {} },
   { "", {} },
   { "It costs $4.50. That is all.", { "It costs $4.50.", "That is all." } },
+  -- a title after an opening quote other than ASCII's is still a title
+  { "“Dr. Watson is here,” said «Mr. Holmes». Then? Yes.",
+    { "“Dr. Watson is here,” said «Mr. Holmes».", "Then?", "Yes." } },
+  { "¿Sr. López? ‘J. Smith’ came. „Dr. Müller“ too.", { "¿Sr. López?", "‘J. Smith’ came.", "„Dr. Müller“ too." } },
   -- Chinese
   { "你好。我是小明！你呢？", { "你好。", "我是小明！", "你呢？" } },
   { "他说：“我们走吧。”然后就走了。", { "他说：“我们走吧。”", "然后就走了。" } },
@@ -131,7 +135,8 @@ describe("sentences", function ()
 
     it("random texts of tricky pieces: the same sentences however cut, and no text lost or doubled", function ()
       local FRAGMENTS = { "Dr.", " ", " ", " ", "3.14", "。", "」", "「", "...", "\n", "e.g.", "Hi", "!", "?",
-                          '"', "a", "A", "你好", "\226\128\166", ",", "、", "J.", "1.", "と", "?!", ")", "x.y" }
+                          '"', "a", "A", "你好", "\226\128\166", ",", "、", "J.", "1.", "と", "?!", ")", "x.y",
+                          "“", "«" }
       local rng = lcg(7)
       for _ = 1, 300 do
         local parts = {}

@@ -78,7 +78,12 @@ local CLOSERS = {
 -- After a CJK quote closed by a stop, these go on with the same sentence
 -- (Japanese quotative と / って, a comma): 「本当？」と彼は言った。
 local QUOTATIVE = { ["と"] = true, ["っ"] = true, ["、"] = true, ["，"] = true }
-local OPENERS = '^[%(%["\'{]+'   -- stripped from the word before a dot
+-- Opening quotes and brackets, stripped from the word before a dot
+-- (`"Dr.`, `“Dr.`, `«Dr.`, `¿Dr.`: still a title).
+local OPENERS = { ["("] = true, ["["] = true, ['"'] = true, ["'"] = true, ["{"] = true, ["“"] = true,
+  ["‘"] = true, ["„"] = true, ["‚"] = true, ["«"] = true, ["‹"] = true, ["¿"] = true, ["¡"] = true,
+  ["「"] = true, ["『"] = true, ["（"] = true, ["【"] = true, ["《"] = true, ["〈"] = true, ["〔"] = true,
+  ["［"] = true, ["｛"] = true, ["〝"] = true, ["＂"] = true, ["｢"] = true }
 local CLAUSE_ASCII = { [","] = true, [";"] = true, [":"] = true }
 local CLAUSE_CJK = { ["，"] = true, ["、"] = true, ["；"] = true, ["："] = true }
 local SPACE = { [" "] = true, ["\t"] = true, ["\r"] = true, ["\f"] = true, ["\v"] = true,
@@ -109,7 +114,13 @@ end
 local function dot_goes_on (self, s, i)
   local from = i - 1
   while from >= 1 and not string_find(string_sub(s, from, from), "^[%s]$") do from = from - 1 end
-  local word = string_sub(s, from + 1, i - 1):gsub(OPENERS, "")
+  local w = from + 1
+  while true do
+    local c, nxt = char_at(s, w)
+    if c == nil or nxt > i or not OPENERS[c] then break end
+    w = nxt
+  end
+  local word = string_sub(s, w, i - 1)
   if word == "" then return false end
   if self.abbreviations[word:lower()] then return true end
   if string_find(word, "^%u$") and word ~= "I" then return true end      -- an initial
