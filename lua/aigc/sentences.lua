@@ -12,14 +12,15 @@
 -- text gives the same sentences (the spec checks it). `finish()` gives the
 -- rest at the end.
 --
--- The rules, in order, at each stop (`.`, `!`, `?`, `…`, `。`, `！`, `？`, `．`):
+-- The rules, in order, at each stop (`.`, `!`, `?`, `…`, `。`, `！`, `？`, `．`;
+-- `।`, `॥`, `؟`, `۔`, `։`, `።`, `။` as `.`):
 --
 -- - a run of stops counts as one (`?!`, `...`, `。。`), and the closing
 --   quotes and brackets right after it belong to the sentence (`."`, `!)`,
 --   `。」`, `？』`);
 -- - a CJK stop (`。！？．`) ends the sentence there, no space needed, unless
 --   a closing quote follows and then `と`, `っ` or a comma (`「本当？」と言った`);
--- - an ASCII stop or an ellipsis ends it only before white space (so
+-- - any other stop ends it only before white space (so
 --   `3.14`, `e.g.`, `file.txt`, `Yahoo!Inc` go on), or before a CJK
 --   character (`すごい!次は`) for `!` and `?`;
 -- - ... and only if the next word does not start with a lower-case letter
@@ -68,7 +69,11 @@ M.ABBREVIATIONS = {
 
 -- Characters (as strings: UTF-8) by their part in a sentence.
 local STOPS_CJK = { ["。"] = true, ["！"] = true, ["？"] = true, ["．"] = true, ["｡"] = true }
-local STOPS = { ["."] = true, ["!"] = true, ["?"] = true, ["…"] = true }
+-- (with the stops of other scripts that end a sentence before a space, as
+-- `.` does: Devanagari's danda and double danda, the Arabic question mark,
+-- the Urdu full stop, the Armenian, Ethiopic and Myanmar full stops)
+local STOPS = { ["."] = true, ["!"] = true, ["?"] = true, ["…"] = true, ["।"] = true, ["॥"] = true,
+                ["؟"] = true, ["۔"] = true, ["։"] = true, ["።"] = true, ["။"] = true }
 for c in pairs(STOPS_CJK) do STOPS[c] = true end
 local CLOSERS = {
   ['"'] = true, ["'"] = true, [")"] = true, ["]"] = true, ["}"] = true, ["”"] = true, ["’"] = true,
