@@ -47,6 +47,12 @@ local CASES = {
   { "「行こう。」「うん！」", { "「行こう。」", "「うん！」" } },
   { "すごい!次は何?", { "すごい!", "次は何?" } },
   { "ＡＩです．よろしく。", { "ＡＩです．", "よろしく。" } },
+  -- Markdown emphasis around a sentence's end or a title (models write it)
+  { "**Note.** This matters. **Dr. Smith** will see you.",
+    { "**Note.**", "This matters.", "**Dr. Smith** will see you." } },
+  { "Remember: *never share it.* Then go.\n2. _Click save._ Done.",
+    { "Remember: *never share it.*", "Then go.", "2. _Click save._", "Done." } },
+  { "**重要。**次へ。", { "**重要。**", "次へ。" } },
   -- other scripts' stops, before a space as `.`
   { "यह एक वाक्य है। यह दूसरा है॥ और", { "यह एक वाक्य है।", "यह दूसरा है॥", "और" } },
   { "कीमत ३.५ है।अगला", { "कीमत ३.५ है।अगला" } },
@@ -143,7 +149,7 @@ describe("sentences", function ()
     it("random texts of tricky pieces: the same sentences however cut, and no text lost or doubled", function ()
       local FRAGMENTS = { "Dr.", " ", " ", " ", "3.14", "。", "」", "「", "...", "\n", "e.g.", "Hi", "!", "?",
                           '"', "a", "A", "你好", "\226\128\166", ",", "、", "J.", "1.", "と", "?!", ")", "x.y",
-                          "“", "«", "।", "؟" }
+                          "“", "«", "।", "؟", "**" }
       local rng = lcg(7)
       for _ = 1, 300 do
         local parts = {}

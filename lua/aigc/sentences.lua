@@ -16,8 +16,8 @@
 -- `।`, `॥`, `؟`, `۔`, `։`, `።`, `။` as `.`):
 --
 -- - a run of stops counts as one (`?!`, `...`, `。。`), and the closing
---   quotes and brackets right after it belong to the sentence (`."`, `!)`,
---   `。」`, `？』`);
+--   quotes and brackets (and Markdown's `*` `_`) right after it belong to
+--   the sentence (`."`, `!)`, `。」`, `？』`, `.**`);
 -- - a CJK stop (`。！？．`) ends the sentence there, no space needed, unless
 --   a closing quote follows and then `と`, `っ` or a comma (`「本当？」と言った`);
 -- - any other stop ends it only before white space (so
@@ -79,6 +79,7 @@ local CLOSERS = {
   ['"'] = true, ["'"] = true, [")"] = true, ["]"] = true, ["}"] = true, ["”"] = true, ["’"] = true,
   ["»"] = true, ["」"] = true, ["』"] = true, ["）"] = true, ["】"] = true, ["》"] = true,
   ["〉"] = true, ["〕"] = true, ["］"] = true, ["｝"] = true, ["〞"] = true, ["＂"] = true, ["｣"] = true,
+  ["*"] = true, ["_"] = true,   -- (Markdown's emphasis: `**Note.** Then`)
 }
 -- After a CJK quote closed by a stop, these go on with the same sentence
 -- (Japanese quotative と / って, a comma): 「本当？」と彼は言った。
@@ -88,7 +89,7 @@ local QUOTATIVE = { ["と"] = true, ["っ"] = true, ["、"] = true, ["，"] = tr
 local OPENERS = { ["("] = true, ["["] = true, ['"'] = true, ["'"] = true, ["{"] = true, ["“"] = true,
   ["‘"] = true, ["„"] = true, ["‚"] = true, ["«"] = true, ["‹"] = true, ["¿"] = true, ["¡"] = true,
   ["「"] = true, ["『"] = true, ["（"] = true, ["【"] = true, ["《"] = true, ["〈"] = true, ["〔"] = true,
-  ["［"] = true, ["｛"] = true, ["〝"] = true, ["＂"] = true, ["｢"] = true }
+  ["［"] = true, ["｛"] = true, ["〝"] = true, ["＂"] = true, ["｢"] = true, ["*"] = true, ["_"] = true }
 local CLAUSE_ASCII = { [","] = true, [";"] = true, [":"] = true }
 local CLAUSE_CJK = { ["，"] = true, ["、"] = true, ["；"] = true, ["："] = true }
 local SPACE = { [" "] = true, ["\t"] = true, ["\r"] = true, ["\f"] = true, ["\v"] = true,
