@@ -178,6 +178,29 @@ describe("aigc.promptlog", function ()
     srv:stop()
   end)
 
+  it("a client's prompt_log records the replies its cache gave too, marked cached (a bot's every answer)", function ()
+    local srv = devserver.start()
+    local client = aigc.client { base_url = srv.base_url, model = "aigc-dev", prompt_log = log, cache = true }
+    local function ask () return { messages = { { role = "user", content = "Echo: cached once" } }, temperature = 0 } end
+    local first = assert(client:chat(ask()))
+    local again = assert(client:chat(ask()))                  -- blocking, from the cache
+    assert.is_true(again.cached)
+    local req = client:chat_async(ask())                      -- non-blocking, from the cache
+    local third = assert(req:wait())
+    assert.is_true(third.cached)
+    client:close()
+    srv:stop()
+    local rows = log:list { n = 0 }
+    assert.equal(3, #rows)
+    table.sort(rows, function (a, b) return a.id < b.id end)
+    for i, row in ipairs(rows) do
+      assert.equal("Echo: cached once", row.prompt)
+      assert.equal(first.text, row.response)
+      assert.equal("ok", row.status)
+      if i == 1 then assert.is_nil(row.extra) else assert.same({ cached = true }, row.extra) end
+    end
+  end)
+
   it("fails clearly: unwritable path, a newer schema, misuse, a closed log", function ()
     local none, err = promptlog.open("/proc/no/such/dir/logs.db")
     assert.is_nil(none)

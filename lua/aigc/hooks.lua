@@ -123,6 +123,18 @@ local function scrubber (client, call)
   return function (v) return engine:scrub(v, secrets, lines) end
 end
 
+-- Records a chat call's end in the client's prompt log, if it has one
+-- (`extra`: the entry's extra fields).
+local function log_call (client, call, res, err, extra)
+  local log = client._promptlog
+  if log and call.api == "chat" and type(call.user_params) == "table" then
+    quietly(log.record_call, log, call.user_params, res, err, { started = call.started, client = client,
+                                                                call_secrets = call.secrets,
+                                                                header_lines = call.header_lines,
+                                                                extra = extra })
+  end
+end
+
 -- A request has ended: counts it, logs it, records it. Nothing here may
 -- raise into the engine's end (a failing log write is dropped).
 local function ended (client, call, res, err)
@@ -136,12 +148,7 @@ local function ended (client, call, res, err)
     quietly(client._cache.put, client._cache, call.cache_key, res, scrubber(client, call))
   end
   if c then quietly(c.ended, c, call, res, err, scrubber(client, call)) end
-  local log = client._promptlog
-  if log and call.api == "chat" and type(call.user_params) == "table" then
-    quietly(log.record_call, log, call.user_params, res, err, { started = call.started, client = client,
-                                                                call_secrets = call.secrets,
-                                                                header_lines = call.header_lines })
-  end
+  log_call(client, call, res, err)
 end
 
 -- Whether a call's end can be heard through its own callbacks: only
@@ -328,6 +335,8 @@ end
 -- `on_done` runs from the loop, as any request's).
 function M.settled (client, call)
   if client._usage then client._usage:record(call.hit, nil, "cache") end
+  -- (a bot's log shows every reply it gave, those the cache gave too)
+  log_call(client, call, call.hit, nil, { cached = true })
   local params = call.user_params
   local f = require("aigc.future").new(client._loop, { label = "cached", on_done = params.on_done,
                                                        on_error = params.on_error })
