@@ -403,7 +403,8 @@ describe("aigc.conversation", function ()
   describe("save and load", function ()
     it("round-trips exactly: tool calls, content parts, nulls, empty arrays, floats", function ()
       local conv = aigc.conversation { client = client, system = "S", model = "aigc-dev",
-        max_context_tokens = 500, keep_first = 1, keep_last = 3, params = { temperature = 0.5, stop = aigc.array {},
+        max_context_tokens = 500, keep_first = 1, keep_last = 3, calibrate = false,
+        params = { temperature = 0.5, stop = aigc.array {},
           stream = function () end, tools = aigc.tools { { name = "t", fn = print } } } }
       conv:add { role = "user", content = { { type = "text", text = "look" },
         { type = "image_url", image_url = { url = "data:image/png;base64,AAAA", detail = "low" } } } }
@@ -431,6 +432,8 @@ describe("aigc.conversation", function ()
       assert.equal(500, back.max_context_tokens)
       assert.equal(1, back.keep_first)
       assert.equal(3, back.keep_last)
+      assert.is_false(back.calibrate)   -- (turned on again, the budget counted with a ratio the user refused)
+      assert.is_nil(back.calibration)
       assert.same({ text = "earlier", from = 2, to = 3 }, back.summary)
       assert.same({ temperature = 0.5, stop = {} }, back.params)   -- functions and toolsets are not saved
       assert.is_true(aigc.is_array(back.params.stop))

@@ -63,7 +63,7 @@ end
 function M.save (self)
   local msgs = array {}
   for i, m in ipairs(self.messages) do msgs[i] = m end
-  return encode_saved {
+  local t = {
     format = FORMAT, version = 1,
     model = self.model, system = self.system,
     params = saved_params(self.params),
@@ -75,6 +75,8 @@ function M.save (self)
     api = self.api, state = self.state, calibration = self.calibration,
     response_ids = self.response_ids[1] and self.response_ids or nil,
   }
+  if self.calibrate == false then t.calibrate = false end   -- (only when off: the default is on)
+  return encode_saved(t)
 end
 
 local function parse_error (message)
@@ -131,6 +133,7 @@ function M.load (json, client, opts)
     if t[k] ~= nil and t[k] ~= null then o[k] = t[k] end
   end
   if t.summarize == true then o.summarize = true end
+  if t.calibrate == false then o.calibrate = false end
   local params, perr = loaded_params(t.params)
   if not params then return nil, parse_error("not a valid saved conversation: " .. perr) end
   for k, v in pairs(opts or {}) do
