@@ -93,7 +93,8 @@ local OPENERS = { ["("] = true, ["["] = true, ['"'] = true, ["'"] = true, ["{"] 
 local CLAUSE_ASCII = { [","] = true, [";"] = true, [":"] = true }
 local CLAUSE_CJK = { ["，"] = true, ["、"] = true, ["；"] = true, ["："] = true }
 local SPACE = { [" "] = true, ["\t"] = true, ["\r"] = true, ["\f"] = true, ["\v"] = true,
-                ["\194\160"] = true, ["\227\128\128"] = true }   -- NBSP, ideographic space
+                ["\194\160"] = true, ["\226\128\175"] = true,   -- NBSP, narrow NBSP (French: « Oui\226\128\175! »)
+                ["\227\128\128"] = true }   -- ideographic space
 
 -- The character at byte i of s: the character and the index after it, or
 -- nil if s ends inside it (the rest of a UTF-8 sequence is still to come).
@@ -106,8 +107,16 @@ local function char_at (s, i)
   return string_sub(s, i, i + n - 1), i + n
 end
 
+-- A piece without the white space around it: ASCII's, and the no-break,
+-- narrow no-break and ideographic spaces (in any order and number).
+local TRIMMED = { "^%s+", "%s+$", "^\194\160", "\194\160$", "^\226\128\175", "\226\128\175$",
+                  "^\227\128\128", "\227\128\128$" }
 local function trim (s)
-  return (s:gsub("^[%s]+", ""):gsub("[%s]+$", ""):gsub("^\227\128\128+", ""):gsub("\227\128\128+$", ""))
+  repeat
+    local before = s
+    for _, p in ipairs(TRIMMED) do s = s:gsub(p, "") end
+  until s == before
+  return s
 end
 
 -- Whether the character is a CJK one (U+3000 and above, below the surrogates' area
