@@ -50,6 +50,11 @@ local CASES = {
   { "「行こう。」「うん！」", { "「行こう。」", "「うん！」" } },
   { "すごい!次は何?", { "すごい!", "次は何?" } },
   { "ＡＩです．よろしく。", { "ＡＩです．", "よろしく。" } },
+  -- French guillemets after a space, German quotes that close with “ « ‘ ‹
+  { "« Bonjour. » Il part. « Oui. », dit-il.\194\160« Non\226\128\175! »",
+    { "« Bonjour. »", "Il part.", "« Oui. », dit-il.", "« Non\226\128\175! »" } },
+  { "Er sagte: „Ja.“ Dann »Nein.« Er rief. »Halt!« ‚So.‘ ›Gut.‹ Ende.",
+    { "Er sagte: „Ja.“", "Dann »Nein.«", "Er rief.", "»Halt!«", "‚So.‘", "›Gut.‹", "Ende." } },
   -- Markdown emphasis around a sentence's end or a title (models write it)
   { "**Note.** This matters. **Dr. Smith** will see you.",
     { "**Note.**", "This matters.", "**Dr. Smith** will see you." } },
@@ -152,7 +157,7 @@ describe("sentences", function ()
     it("random texts of tricky pieces: the same sentences however cut, and no text lost or doubled", function ()
       local FRAGMENTS = { "Dr.", " ", " ", " ", "3.14", "。", "」", "「", "...", "\n", "e.g.", "Hi", "!", "?",
                           '"', "a", "A", "你好", "\226\128\166", ",", "、", "J.", "1.", "と", "?!", ")", "x.y",
-                          "“", "«", "।", "؟", "**", "\194\160", "\226\128\175", "\227\128\128" }
+                          "“", "«", "।", "؟", "**", "\194\160", "\226\128\175", "\227\128\128", "»", "„" }
       -- (white space: ASCII's, and the no-break, narrow no-break and ideographic spaces)
       local function unspaced (t)
         return (t:gsub("%s", ""):gsub("\194\160", ""):gsub("\226\128\175", ""):gsub("\227\128\128", ""))

@@ -80,6 +80,8 @@ local CLOSERS = {
   ["»"] = true, ["」"] = true, ["』"] = true, ["）"] = true, ["】"] = true, ["》"] = true,
   ["〉"] = true, ["〕"] = true, ["］"] = true, ["｝"] = true, ["〞"] = true, ["＂"] = true, ["｣"] = true,
   ["*"] = true, ["_"] = true,   -- (Markdown's emphasis: `**Note.** Then`)
+  -- (German and others close with what English opens with: „Ja.“ »Nein.« ‚So.‘ ›Gut.‹)
+  ["“"] = true, ["‘"] = true, ["«"] = true, ["‹"] = true, ["›"] = true,
 }
 -- After a CJK quote closed by a stop, these go on with the same sentence
 -- (Japanese quotative と / って, a comma): 「本当？」と彼は言った。
@@ -145,6 +147,23 @@ local function dot_goes_on (self, s, i)
   return false
 end
 
+-- French spacing puts a space before the closing guillemet (`« Oui. » Puis`,
+-- `« Oui. », dit-il`): the guillemet after the white space at j belongs to
+-- the sentence when white space, a newline, a stop or a clause mark follows
+-- it (German opens with it: `Er rief. »Halt!«`). Returns the index after
+-- the guillemet, j when there is none, nil when the text to come decides.
+local function spaced_closer (s, j, final)
+  local k, c, nxt = j, char_at(s, j)
+  while c ~= nil and SPACE[c] do k = nxt; c, nxt = char_at(s, k) end
+  if c == nil then return (k > #s and final) and j or nil end
+  if c ~= "»" and c ~= "›" then return j end
+  if nxt > #s then return final and nxt or nil end
+  local d = char_at(s, nxt)
+  if d == nil then return nil end
+  if SPACE[d] or d == "\n" or STOPS[d] or CLAUSE_ASCII[d] then return nxt end
+  return j
+end
+
 -- The decision at the stop at byte i of the buffer: the index of the
 -- sentence's last byte; false if it is no end (and the index to scan on
 -- from); nil if the text to come decides (then scanning waits).
@@ -170,6 +189,12 @@ local function stop_end (self, s, i, final)
   if cjk then
     if j > after_run and QUOTATIVE[c] then return false, j end   -- 「本当？」と言った
     return j - 1
+  end
+  if SPACE[c] then
+    local after = spaced_closer(s, j, final)
+    if after == nil then return nil end
+    if after > #s then return #s end              -- (the end of the text: spaced_closer said so)
+    if after > j then j = after; c, nxt = char_at(s, j) end
   end
   if not SPACE[c] and c ~= "\n" then
     local bang = string_find(string_sub(s, i, after_run - 1), "^[!?]+$")
