@@ -181,7 +181,9 @@ describe("aigc.promptlog", function ()
   it("a client's prompt_log records the replies its cache gave too, marked cached (a bot's every answer)", function ()
     local srv = devserver.start()
     local client = aigc.client { base_url = srv.base_url, model = "aigc-dev", prompt_log = log, cache = true }
-    local function ask () return { messages = { { role = "user", content = "Echo: cached once" } }, temperature = 0 } end
+    local function ask ()
+      return { messages = { { role = "user", content = "Echo: cached once" } }, temperature = 0 }
+    end
     local first = assert(client:chat(ask()))
     local again = assert(client:chat(ask()))                  -- blocking, from the cache
     assert.is_true(again.cached)

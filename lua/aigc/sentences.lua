@@ -194,7 +194,7 @@ local function stop_end (self, s, i, final)
     local after = spaced_closer(s, j, final)
     if after == nil then return nil end
     if after > #s then return #s end              -- (the end of the text: spaced_closer said so)
-    if after > j then j = after; c, nxt = char_at(s, j) end
+    if after > j then j = after; c = char_at(s, j) end
   end
   if not SPACE[c] and c ~= "\n" then
     local bang = string_find(string_sub(s, i, after_run - 1), "^[!?]+$")
