@@ -50,6 +50,11 @@ local CASES = {
   { "「行こう。」「うん！」", { "「行こう。」", "「うん！」" } },
   { "すごい!次は何?", { "すごい!", "次は何?" } },
   { "ＡＩです．よろしく。", { "ＡＩです．", "よろしく。" } },
+  -- a lower-case next word goes on in every cased script, after an opening quote or dash too
+  { "Подожди... что? Да. Il est parti... à Paris. Na ja... über alles. Mr. łukasz. Łódź.",
+    { "Подожди... что?", "Да.", "Il est parti... à Paris.", "Na ja... über alles.", "Mr. łukasz.", "Łódź." } },
+  { "¿Vienes? —preguntó él. Wait... \"what?\" Yes. Ça va.",
+    { "¿Vienes? —preguntó él.", "Wait... \"what?\"", "Yes.", "Ça va." } },
   -- French guillemets after a space, German quotes that close with “ « ‘ ‹
   { "« Bonjour. » Il part. « Oui. », dit-il.\194\160« Non\226\128\175! »",
     { "« Bonjour. »", "Il part.", "« Oui. », dit-il.", "« Non\226\128\175! »" } },
@@ -157,7 +162,8 @@ describe("sentences", function ()
     it("random texts of tricky pieces: the same sentences however cut, and no text lost or doubled", function ()
       local FRAGMENTS = { "Dr.", " ", " ", " ", "3.14", "。", "」", "「", "...", "\n", "e.g.", "Hi", "!", "?",
                           '"', "a", "A", "你好", "\226\128\166", ",", "、", "J.", "1.", "と", "?!", ")", "x.y",
-                          "“", "«", "।", "؟", "**", "\194\160", "\226\128\175", "\227\128\128", "»", "„" }
+                          "“", "«", "।", "؟", "**", "\194\160", "\226\128\175", "\227\128\128", "»", "„",
+                          "—", "é", "É" }
       -- (white space: ASCII's, and the no-break, narrow no-break and ideographic spaces)
       local function unspaced (t)
         return (t:gsub("%s", ""):gsub("\194\160", ""):gsub("\226\128\175", ""):gsub("\227\128\128", ""))

@@ -24,7 +24,9 @@
 --   `3.14`, `e.g.`, `file.txt`, `Yahoo!Inc` go on), or before a CJK
 --   character (`すごい!次は`) for `!` and `?`;
 -- - ... and only if the next word does not start with a lower-case letter
---   (`Wait... what?`, `"Go!" she said.`, `etc. and so on` stay whole);
+--   (`Wait... what?`, `"Go!" she said.`, `etc. and so on` stay whole; Latin,
+--   Greek, Cyrillic and Armenian letters, after opening quotes and dashes:
+--   `Подожди... что?`, `¿Vienes? —preguntó él.`);
 -- - a single `.` after a title or a Latin abbreviation that always goes on
 --   (`Dr.`, `Mrs.`, `St.`, `e.g.`, `i.e.`, `vs.`...: `ABBREVIATIONS`), after an
 --   initial (`J. R. R. Tolkien`) or after a list number at the start of a
@@ -121,6 +123,30 @@ local function trim (s)
   return s
 end
 
+-- Dashes that open a reply (`¿Vienes? —preguntó él.`): skipped, as
+-- opening quotes are, before the next word's first letter.
+local DASHES = { ["—"] = true, ["–"] = true }
+
+-- Whether the character is a lower-case letter: ASCII's, and (two-byte
+-- UTF-8) those of Latin-1, Latin Extended-A, Greek, Cyrillic and Armenian.
+local function is_lower (c)
+  if #c == 1 then return string_find(c, "^%l$") ~= nil end
+  if #c ~= 2 then return false end
+  local b1, b2 = string_byte(c, 1, 2)
+  local cp = (b1 - 0xC0) * 64 + (b2 - 0x80)
+  if cp >= 0xDF and cp <= 0xFF then return cp ~= 0xF7 end                 -- ß à ... ÿ (not ÷)
+  if cp >= 0x100 and cp <= 0x17F then                                     -- Latin Extended-A: case pairs
+    if cp == 0x138 or cp == 0x149 or cp == 0x17F then return true end     -- ĸ ŉ ſ
+    if cp == 0x178 then return false end                                  -- Ÿ
+    local odd = cp % 2 == 1
+    if (cp >= 0x139 and cp <= 0x148) or (cp >= 0x179 and cp <= 0x17E) then return not odd end
+    return odd
+  end
+  return (cp >= 0x3AC and cp <= 0x3CE) or cp == 0x390                     -- Greek
+      or (cp >= 0x430 and cp <= 0x45F)                                    -- Cyrillic
+      or (cp >= 0x561 and cp <= 0x587)                                    -- Armenian
+end
+
 -- Whether the character is a CJK one (U+3000 and above, below the surrogates' area
 -- and the fullwidth forms included): what may follow `!`/`?` without a space.
 local function is_wide (c)
@@ -201,15 +227,15 @@ local function stop_end (self, s, i, final)
     if bang and is_wide(c) then return j - 1 end
     return false, after_run
   end
-  local k = j                                     -- the next word's first character
+  local k = j                                     -- the next word's first letter
   while true do
     c, nxt = char_at(s, k)
-    if c == nil or not (SPACE[c] or c == "\n") then break end
+    if c == nil or not (SPACE[c] or c == "\n" or (k > j and (OPENERS[c] or DASHES[c]))) then break end
     k = nxt
   end
   if k > #s then return final and j - 1 or nil end
   if c == nil then return nil end
-  if string_find(c, "^%l$") then return false, after_run end
+  if is_lower(c) then return false, after_run end
   if single_dot and dot_goes_on(self, s, i) then return false, after_run end
   return j - 1
 end
