@@ -443,6 +443,27 @@ describe("aigc.conversation", function ()
       assert.equal(#conv.messages + 2, #back.messages)
     end)
 
+    it("a system prompt given to load is the one sent, in place of the saved one (a bot's new prompt)", function ()
+      local conv = aigc.conversation { client = client, system = "You are Sam v1." }
+      conv:add { role = "user", content = "hi" }
+      conv:add { role = "assistant", content = "hello" }
+      local back = assert(conversation.load(conv:save(), client, { system = "You are Sam v2." }))
+      assert.equal("You are Sam v2.", back.system)
+      local sent = back:context "next"
+      assert.same({ role = "system", content = "You are Sam v2." }, sent[1])
+      assert.equal(4, #sent)
+      assert.equal("You are Sam v1.", conv.messages[1].content)   -- (the saved conversation is not changed)
+      -- a history saved without one gets it first; a summary's indexes follow
+      local bare = aigc.conversation { client = client }
+      bare:add { role = "user", content = "a" }
+      bare:add { role = "assistant", content = "b" }
+      bare.summary = { text = "a, b", from = 1, to = 2 }
+      local back2 = assert(conversation.load(bare:save(), client, { system = "New." }))
+      assert.same({ role = "system", content = "New." }, back2.messages[1])
+      assert.equal("a", back2.messages[2].content)
+      assert.same({ text = "a, b", from = 2, to = 3 }, back2.summary)
+    end)
+
     it("load takes what is not saved again, and reports what is not a saved conversation", function ()
       local ts = aigc.tools { { name = "get_time", fn = function () return "noon" end } }
       local conv = aigc.conversation { client = client }

@@ -109,6 +109,20 @@ local function loaded_params (p)
   return out
 end
 
+-- A `system` given to `load` in place of the saved one: the history's
+-- first message is what requests send (conv.system alone changes nothing),
+-- so it is replaced there, or put first when the history had none.
+local function set_system (conv, system)
+  local msgs, first = conv.messages, { role = "system", content = system }
+  if msgs[1] ~= nil and msgs[1].role == "system" then
+    msgs[1] = first
+    return
+  end
+  table.insert(msgs, 1, first)
+  local s = conv.summary   -- (its indexes follow the messages)
+  if s then s.from, s.to = s.from + 1, s.to + 1 end
+end
+
 --- Restores a conversation saved with `save` (`aigc.conversation.load`).
 -- @tparam string json
 -- @tparam aigc.client client
@@ -167,6 +181,7 @@ function M.load (json, client, opts)
     if not s then return nil, parse_error("not a valid saved conversation: " .. serr) end
     conv.summary = s
   end
+  if opts and opts.system ~= nil then set_system(conv, opts.system) end
   return conv
 end
 
