@@ -359,6 +359,21 @@ describe("aigc.conversation", function ()
       assert.equal(500, err.status)
       assert.equal(before, #fresh.messages)
     end)
+
+    it("a summarize function's nil, message fails the say: an error object of kind callback", function ()
+      for _, why in ipairs { "summarizer quota exceeded", false } do
+        local conv = aigc.conversation { client = client, max_context_tokens = 40, keep_last = 1,
+          summarize = function () return nil, why or nil end }
+        history(conv, 4)
+        local before = #conv.messages
+        local reply, err = conv:say "Echo: x"
+        assert.is_nil(reply)
+        assert.is_true(aigc.is_error(err), tostring(err))
+        assert.equal("callback", err.kind)
+        assert.equal(why and "summarize failed: " .. why or "summarize returned no text", err.message)
+        assert.equal(before, #conv.messages)
+      end
+    end)
   end)
 
   describe("branching", function ()

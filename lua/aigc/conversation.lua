@@ -351,7 +351,12 @@ local function summary_for (self, msgs, from, to, fut)
     text, err = model_summary(self, msgs, start, to, previous, fut)
   end
   if text == nil then
-    return nil, err or core.error { kind = "callback", message = "summarize returned no text" }
+    -- (a say's failure is an error object: a summarizer's `nil, "why"` too)
+    if not util.is_error(err) then
+      err = core.error { kind = "callback", message = err == nil and "summarize returned no text"
+                                                      or "summarize failed: " .. tostring(err) }
+    end
+    return nil, err
   end
   self.summary = { text = text, from = from, to = to }
   return text
