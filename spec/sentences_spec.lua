@@ -191,6 +191,29 @@ describe("sentences", function ()
       end
     end)
 
+    it("a sentence that goes on for kilobytes is not kept as one growing string; its pieces are the same", function ()
+      -- (fed by the byte, the whole sentence was copied at every delta: a
+      -- 100 KB line took seconds. What no rule looks back at is set aside;
+      -- n = 205 puts the "7." of "7. Then" first after the text set aside)
+      for n = 204, 206 do
+        for _, tail in ipairs { "7. Then more. ", "Dr. Who came. ", "J. Smith. ", '"Dr. X". Y' } do
+          local text = ("word "):rep(n) .. tail .. ("word "):rep(n) .. "end"
+          local sp, got, longest = sentences.new(), {}, 0
+          for i = 1, #text do
+            for _, piece in ipairs(sp:push(text:sub(i, i))) do got[#got + 1] = piece end
+            longest = math.max(longest, #sp.buf)
+          end
+          for _, piece in ipairs(sp:finish()) do got[#got + 1] = piece end
+          assert.same((feed { text }), got)
+          assert.is_true(longest < 1100, text:sub(-40) .. ": " .. longest)
+        end
+      end
+      local sp, text = sentences.new(), ("word "):rep(1000)
+      for i = 1, #text, 3 do sp:push(text:sub(i, i + 2)) end
+      assert.equal(text, sp:pending())
+      assert.same({ (text:gsub(" $", "")) }, sp:finish())
+    end)
+
     it("gives a sentence as soon as what follows decides it", function ()
       local sp = sentences.new()
       assert.same({}, sp:push("Dr."))           -- Dr. what?

@@ -54,6 +54,7 @@ local util = require "aigc.util"
 local getmetatable, ipairs, pairs, setmetatable, tostring, type =
   getmetatable, ipairs, pairs, setmetatable, tostring, type
 local string_byte, string_find, string_sub = string.byte, string.find, string.sub
+local table_concat = table.concat
 
 util.own_module()
 
@@ -96,6 +97,8 @@ local OPENERS = { ["("] = true, ["["] = true, ['"'] = true, ["'"] = true, ["{"] 
   ["［"] = true, ["｛"] = true, ["〝"] = true, ["＂"] = true, ["｢"] = true, ["*"] = true, ["_"] = true }
 local CLAUSE_ASCII = { [","] = true, [";"] = true, [":"] = true }
 local CLAUSE_CJK = { ["，"] = true, ["、"] = true, ["；"] = true, ["："] = true }
+-- The white space a word before a dot starts after (`dot_goes_on`).
+local WORD_BREAK = { [" "] = true, ["\t"] = true, ["\r"] = true, ["\f"] = true, ["\v"] = true }
 local SPACE = { [" "] = true, ["\t"] = true, ["\r"] = true, ["\f"] = true, ["\v"] = true,
                 ["\194\160"] = true, ["\226\128\175"] = true,   -- NBSP, narrow NBSP (French: « Oui\226\128\175! »)
                 ["\227\128\128"] = true }   -- ideographic space
@@ -167,7 +170,7 @@ local function dot_goes_on (self, s, i)
   if word == "" then return false end
   if self.abbreviations[word:lower()] then return true end
   if string_find(word, "^%u$") and word ~= "I" then return true end      -- an initial
-  if string_find(word, "^%d+$") and not string_find(string_sub(s, 1, from), "%S") then
+  if string_find(word, "^%d+$") and not self.head_text and not string_find(string_sub(s, 1, from), "%S") then
     return true                                                           -- "1. First"
   end
   return false
@@ -254,11 +257,17 @@ local Splitter = {}
 Splitter.__index = Splitter
 Splitter.__name = "aigc.sentences"
 
--- Gives out the buffer's first `n` bytes as a piece (if not blank), keeps the rest.
+-- Gives out the buffer's first `n` bytes (after what was set aside) as a
+-- piece (if not blank), keeps the rest.
 local function cut (self, n, whole, out)
-  local piece = trim(string_sub(self.buf, 1, n))
+  local text = string_sub(self.buf, 1, n)
+  if self.head[1] ~= nil then
+    text = table_concat(self.head) .. text
+    self.head, self.head_text = {}, false
+  end
+  local piece = trim(text)
   self.buf = string_sub(self.buf, n + 1)
-  self.pos = 1
+  self.pos, self.ws = 1, nil
   if piece ~= "" then
     out[#out + 1] = piece
     self.ends[#out] = whole
@@ -273,7 +282,9 @@ local function scan (self, final, out)
     local c, nxt = char_at(s, i)
     if c == nil then break end
     local e, on = false, nxt
-    if c == "\n" then
+    if WORD_BREAK[c] then
+      self.ws = i
+    elseif c == "\n" then
       e = i
     elseif STOPS[c] then
       e, on = stop_end(self, s, i, final)
@@ -297,6 +308,24 @@ local function scan (self, final, out)
   self.pos = i
 end
 
+-- A sentence that goes on for kilobytes without a stop would be copied
+-- whole at every delta (25,000 deltas of a 100 KB line: seconds). What no
+-- rule looks back at any more -- the text scanned up to its last white
+-- space (the word before a dot starts after it) -- is set aside in `head`
+-- and joined once, when its piece is cut (`head_text`: it is not blank,
+-- for the list-number rule).
+local SET_ASIDE = 1024
+
+local function set_aside (self)
+  local ws = self.ws
+  if ws == nil or ws < SET_ASIDE then return end
+  local part = string_sub(self.buf, 1, ws)
+  self.head[#self.head + 1] = part
+  if string_find(part, "%S") then self.head_text = true end
+  self.buf = string_sub(self.buf, ws + 1)
+  self.pos, self.ws = self.pos - ws, nil
+end
+
 --- The sentences (or clauses) that `delta` completed: a list, often empty.
 -- `nil` and `""` are no text (a stream callback's delta may be nil).
 -- After each call, `sp.ends[k]` is true when piece k ends a sentence and
@@ -313,6 +342,7 @@ function Splitter:push (delta)
   if delta and delta ~= "" then
     self.buf = self.buf .. delta
     scan(self, false, out)
+    set_aside(self)
   end
   return out
 end
@@ -325,15 +355,15 @@ function Splitter:finish ()
   local out = {}
   self.ends = {}
   scan(self, true, out)
-  if self.buf ~= "" then cut(self, #self.buf, true, out) end
-  self.buf, self.pos = "", 1
+  if self.buf ~= "" or self.head[1] ~= nil then cut(self, #self.buf, true, out) end
+  self.buf, self.pos, self.ws = "", 1, nil
   return out
 end
 
 --- The text received and not given out yet.
 -- @treturn string
 function Splitter:pending ()
-  return self.buf
+  return table_concat(self.head) .. self.buf
 end
 
 -- Checks `new`'s options (argument argn of fname).
@@ -364,7 +394,7 @@ local function new (opts, fname, argn)
     end
   end
   return setmetatable({ buf = "", pos = 1, ends = {}, clauses = opts.clauses or false,
-                        abbreviations = abbreviations }, Splitter)
+                        abbreviations = abbreviations, head = {}, head_text = false }, Splitter)
 end
 
 --- A new splitter.
