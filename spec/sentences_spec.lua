@@ -35,6 +35,9 @@ local CASES = {
   -- no-break, narrow no-break and ideographic spaces are white space, never kept around a piece
   { "Hello.\194\160 Next one.\227\128\128\227\128\128Last.\194\160", { "Hello.", "Next one.", "Last." } },
   { "Oui\226\128\175! Non.\226\128\175Bof.", { "Oui\226\128\175!", "Non.", "Bof." } },
+  -- before a number, No., p., vol., ext. go on (a bot's order numbers); elsewhere they may end one
+  { "Your order No. 4411 has shipped. See p. 12 and vol. 3. Call ext. 204. I said no. Then he left.",
+    { "Your order No. 4411 has shipped.", "See p. 12 and vol. 3.", "Call ext. 204.", "I said no.", "Then he left." } },
   -- a title after an opening quote other than ASCII's is still a title
   { "“Dr. Watson is here,” said «Mr. Holmes». Then? Yes.",
     { "“Dr. Watson is here,” said «Mr. Holmes».", "Then?", "Yes." } },

@@ -70,6 +70,14 @@ M.ABBREVIATIONS = {
   viz = true, approx = true, lit = true,
 }
 
+--- Words that a single `.` does not end a sentence after when a number
+-- follows (`Order No. 4411`, `p. 12`, `vol. 3`, `ext. 204`), though they
+-- may end one otherwise (`I said no. Then`). Add to it for your own.
+M.BEFORE_NUMBERS = {
+  no = true, nos = true, nr = true, p = true, pp = true, vol = true, ch = true, art = true, sec = true,
+  ext = true, tel = true, op = true, para = true, pt = true, ca = true,
+}
+
 -- Characters (as strings: UTF-8) by their part in a sentence.
 local STOPS_CJK = { ["。"] = true, ["！"] = true, ["？"] = true, ["．"] = true, ["｡"] = true }
 -- (with the stops of other scripts that end a sentence before a space, as
@@ -157,7 +165,7 @@ local function is_wide (c)
 end
 
 -- Whether a single `.` at i (after piece text `s`) is part of the word before it.
-local function dot_goes_on (self, s, i)
+local function dot_goes_on (self, s, i, next_char)
   local from = i - 1
   while from >= 1 and not string_find(string_sub(s, from, from), "^[%s]$") do from = from - 1 end
   local w = from + 1
@@ -169,6 +177,7 @@ local function dot_goes_on (self, s, i)
   local word = string_sub(s, w, i - 1)
   if word == "" then return false end
   if self.abbreviations[word:lower()] then return true end
+  if M.BEFORE_NUMBERS[word:lower()] and string_find(next_char, "^%d") then return true end
   if string_find(word, "^%u$") and word ~= "I" then return true end      -- an initial
   if string_find(word, "^%d+$") and not self.head_text and not string_find(string_sub(s, 1, from), "%S") then
     return true                                                           -- "1. First"
@@ -239,7 +248,7 @@ local function stop_end (self, s, i, final)
   if k > #s then return final and j - 1 or nil end
   if c == nil then return nil end
   if is_lower(c) then return false, after_run end
-  if single_dot and dot_goes_on(self, s, i) then return false, after_run end
+  if single_dot and dot_goes_on(self, s, i, c) then return false, after_run end
   return j - 1
 end
 
