@@ -724,6 +724,12 @@ function M.run (spec)
   return summary, err
 end
 
+-- Whether `e`, raised inside the run, is an aigc error (a results file it
+-- cannot write), which run returns, rather than a callback's, which it raises.
+local function runner_error (e)
+  return type(e) == "table" and getmetatable(e) == getmetatable(run_error(""))
+end
+
 function run_cases (spec, cases)
   local tpl = spec.template
   if tpl ~= nil and getmetatable(tpl) ~= template_mod.Template then tpl = template_mod.new(tpl) end
@@ -734,8 +740,10 @@ function run_cases (spec, cases)
     local ok, done_ok, berr = task.pcall(require("aigc.batch").backend, r, INTERNAL)
     if not (ok and done_ok) then
       if out then out:close() end
-      if not ok then error(done_ok, 0) end   -- an on_result callback raised: so does run
-      return nil, berr
+      -- (a results file it cannot write -- a full disk -- is nil, err, as on the direct
+      -- backend: it raised, and `aigc run --batch` said "internal error", exit 70)
+      if not ok and not runner_error(done_ok) then error(done_ok, 0) end   -- an on_result callback raised
+      return nil, ok and berr or done_ok
     end
   end
   while r.remaining > 0 do
@@ -748,7 +756,7 @@ function run_cases (spec, cases)
     end
     if r.fatal then
       if out then out:close() end
-      if type(r.fatal) == "table" and getmetatable(r.fatal) == getmetatable(run_error("")) then return nil, r.fatal end
+      if runner_error(r.fatal) then return nil, r.fatal end
       error(r.fatal, 0)        -- an on_result or log callback raised: so does run
     end
   end

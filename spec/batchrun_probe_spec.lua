@@ -1,0 +1,53 @@
+-- Probes of the prompt-workflow tools at scale (the dataset runner's batch
+-- backend, aigc.batch's results, the judge assertion) where they broke:
+-- each test failed before its fix.
+
+local aigc = require "aigc"
+local cli = require "cli"
+local devserver = require "devserver"
+local proc = require "procutil"
+local runner = require "aigc.runner"
+
+local tpl = aigc.template.new { prompt = "Capital of {{country}}?" }
+local CASES = { { id = "fr", vars = { country = "France" } }, { id = "es", vars = { country = "Spain" } } }
+
+describe("the runner's batch backend", function ()
+  local srv, client, home
+  setup(function () srv = devserver.start { pause_ms = 0, batch_delay_ms = 5 } end)
+  teardown(function () srv:stop() end)
+  before_each(function ()
+    srv:reset()
+    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "sk-probe-key-77" }
+    home = cli.home()
+  end)
+  after_each(function () client:close(); cli.rmdir(home) end)
+
+  -- A results file on a full disk: a link to /dev/full, which takes the
+  -- open and fails every flush with ENOSPC (in the test's own folder: the
+  -- batch's id goes beside it, OUT.batch).
+  local function full_disk ()
+    local out = home .. "/full.jsonl"
+    assert.is_true(proc.execute("ln -s /dev/full '" .. out .. "'"))
+    return out
+  end
+
+  it("a results file it cannot write is nil, err (as on the direct backend), not a raise", function ()
+    local out = full_disk()
+    local ok, summary, err = pcall(runner.run, { client = client, backend = "batch", batch_interval = 0.02,
+                                                 template = tpl, cases = CASES, out = out })
+    assert.is_true(ok, tostring(summary))
+    assert.is_nil(summary)
+    assert.equal("runner", err.kind)
+    assert.matches("cannot write " .. out, err.message, 1, true)
+  end)
+
+  it("aigc run --batch --out on a full disk: the error, exit 1 (it was an internal error, exit 70)", function ()
+    cli.write(home .. "/cases.jsonl", '{"id":"fr","prompt":"Capital of France?"}\n')
+    local out = full_disk()
+    local r = cli.run({ "run", home .. "/cases.jsonl", "--batch", "-q", "--out", out },
+                      { home = home, base_url = srv.base_url, env = { AIGC_NO_LOG = "1" } })
+    assert.equal(1, r.code, r.stderr)
+    assert.is_nil(r.stderr:find("internal error", 1, true))
+    assert.matches("aigc run: cannot write " .. out .. ": ", r.stderr, 1, true)
+  end)
+end)
