@@ -7,6 +7,7 @@ local cli = require "cli"
 local devserver = require "devserver"
 local proc = require "procutil"
 local runner = require "aigc.runner"
+local scripted = require "scripted"
 
 local tpl = aigc.template.new { prompt = "Capital of {{country}}?" }
 local CASES = { { id = "fr", vars = { country = "France" } }, { id = "es", vars = { country = "Spain" } } }
@@ -49,5 +50,24 @@ describe("the runner's batch backend", function ()
     assert.equal(1, r.code, r.stderr)
     assert.is_nil(r.stderr:find("internal error", 1, true))
     assert.matches("aigc run: cannot write " .. out .. ": ", r.stderr, 1, true)
+  end)
+end)
+
+describe("the judge assertion", function ()
+  -- (the scale before the score: its first number is the scale's 1)
+  it("reads the score as the strategies' judge does: 'On a scale of 1 to 10, I'd give it 8' is 8", function ()
+    local srv = scripted.start { scripted.chat { content = "On a scale of 1 to 10, I'd give it 8." },
+                                 scripted.chat { content = "I'd rate it 3/10: on a 1-10 scale it misses the point." } }
+    local client = aigc.client { base_url = srv.base_url, api_key = "k", max_retries = 0 }
+    local pass, results = runner.check({ { type = "judge", value = "Is it right?", threshold = 7 } }, "Paris",
+                                       { client = client, model = "m" })
+    local pass2, results2 = runner.check({ { type = "judge", value = "Is it right?", threshold = 2 } }, "Lyon",
+                                         { client = client, model = "m" })
+    client:close()
+    srv.finish()
+    assert.is_true(pass, results[1].reason)
+    assert.equal(8, results[1].score)
+    assert.is_true(pass2, results2[1].reason)
+    assert.equal(3, results2[1].score)
   end)
 end)

@@ -79,7 +79,9 @@ local function check (a, text, ctx)
     local res, err = ctx.client:chat(p)
     if not res then return false, "judge failed: " .. tostring(err) end
     ctx.judge_usage[#ctx.judge_usage + 1] = res
-    local score = tonumber(tostring(res.text or ""):match("%-?%d+%.?%d*"))
+    -- (as the strategies' judge reads it: the first number of "On a scale of
+    -- 1 to 10, I'd give it 9" is 1, and the case failed)
+    local score = require("aigc.judge").score_of(tostring(res.text or ""))
     if not score then return false, "the judge gave no score: " .. tostring(res.text):sub(1, 60) end
     return score >= threshold, "score " .. score .. (score >= threshold and " >= " or " < ") .. threshold, score
   end

@@ -183,6 +183,10 @@ local function score_of (reply)
     or r:match("%-?%d+%.?%d*")
   return tonumber(n and (n:gsub("%.$", "")))   -- ("8." ends a sentence: 8)
 end
+--- The score a judge's reply gives ("8/10", "8 out of 10", "On a scale of
+-- 1 to 10, 8" are 8), or nil: the runner's judge assertions read it so too.
+-- @function score_of
+M.score_of = score_of
 
 --- Asks the judge to score every candidate of `ok`, all at once. Returns
 -- true, or nil, err when none got a score.
