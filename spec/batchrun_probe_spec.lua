@@ -71,3 +71,35 @@ describe("the judge assertion", function ()
     assert.equal(3, results2[1].score)
   end)
 end)
+
+describe("a batch run resumed", function ()
+  local srv, client, home
+  setup(function () srv = devserver.start { pause_ms = 0, batch_delay_ms = 5 } end)
+  teardown(function () srv:stop() end)
+  before_each(function ()
+    srv:reset()
+    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "sk-probe-key-77" }
+    home = cli.home()
+  end)
+  after_each(function () client:close(); cli.rmdir(home) end)
+
+  local function run (cases, out)
+    return assert(runner.run { client = client, backend = "batch", batch_interval = 0.02, template = tpl,
+                               cases = cases, out = out })
+  end
+
+  it("with every case done, forgets its spent batch: a case added later goes in a new batch", function ()
+    local out = home .. "/r.jsonl"
+    local first = run({ CASES[1] }, out)
+    assert.equal(1, first.ok)
+    -- stopped after its last result line, before removing OUT.batch (Ctrl-C, a kill, on_result raising)
+    cli.write(out .. ".batch", first.batch_id .. "\n")
+    local again = run({ CASES[1] }, out)
+    assert.equal(1, again.skipped)
+    local more = run(CASES, out)
+    assert.equal(1, more.skipped)
+    assert.is_true(more.results.es.ok, more.results.es.error and more.results.es.error.message)
+    assert.are_not.equal(first.batch_id, more.batch_id)
+    assert.is_nil(io.open(out .. ".batch"))
+  end)
+end)

@@ -622,6 +622,12 @@ function M.backend (run, internal)
   run.batch = true
   local client, spec = run.client, run.spec
   local requests, jobs = {}, {}
+  if spec.out and run.queue[1] == nil then
+    -- Every case is done (a run stopped after its last result line, before
+    -- it forgot its batch): the kept id is spent. Left, the next run with a
+    -- new case resumed that batch, and the case failed "without this case".
+    os.remove(spec.out .. ".batch")
+  end
   for _, job in ipairs(run.queue) do
     job.attempt = 1
     local params, perr = internal.case_params(run, job.case)
