@@ -3,6 +3,7 @@
 -- each test failed before its fix.
 
 local aigc = require "aigc"
+local batch = require "aigc.batch"
 local cli = require "cli"
 local devserver = require "devserver"
 local proc = require "procutil"
@@ -50,6 +51,35 @@ describe("the runner's batch backend", function ()
     assert.equal(1, r.code, r.stderr)
     assert.is_nil(r.stderr:find("internal error", 1, true))
     assert.matches("aigc run: cannot write " .. out .. ": ", r.stderr, 1, true)
+  end)
+end)
+
+describe("aigc.batch's results", function ()
+  local srv, client
+  setup(function () srv = devserver.start { pause_ms = 0, batch_delay_ms = 5 } end)
+  teardown(function () srv:stop() end)
+  before_each(function ()
+    srv:reset()
+    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "sk-probe-key-77" }
+  end)
+  after_each(function () client:close() end)
+
+  it("an answered line that is not JSON (invalid UTF-8 in the reply) is its case's failure, not missing", function ()
+    local function ask (id, model)
+      return { custom_id = id, body = { model = model, messages = { { role = "user", content = "Hi" } } } }
+    end
+    local results, b = batch.run(client, { ask("good"), ask("bad", "fault:body=invalid-utf8") }, { interval = 0.02 })
+    assert.is_table(results, tostring(b))
+    assert.same({ total = 2, completed = 2, failed = 0 }, b.request_counts)   -- (the server answered both)
+    assert.is_true(results.good.ok)
+    assert.is_table(results.bad, "the line of 'bad' was dropped")
+    assert.is_false(results.bad.ok)
+    assert.equal("parse", results.bad.error.kind)
+    assert.matches("line of custom_id 'bad': not JSON (", results.bad.error.message, 1, true)
+    -- the runner's case: that error, not "ended completed without this case"
+    local summary = assert(runner.run { client = client, backend = "batch", batch_interval = 0.02,
+      cases = { { id = "bad", prompt = "Hi" } }, params = { model = "fault:body=invalid-utf8" } })
+    assert.matches("not JSON", summary.results.bad.error.message, 1, true)
   end)
 end)
 

@@ -428,9 +428,20 @@ end
 
 -- Adds one line of a JSONL output/error file to `into`. A line the
 -- server sent malformed is that line's failure (`error` a parse error);
--- one without a custom_id, or not JSON, names no case and is skipped.
+-- one without a custom_id names no case and is skipped.
 local function read_line (client, file_id, line, into)
-  local x = json.decode(line)
+  local x, why = json.decode(line)
+  if x == nil then
+    -- Not JSON (a reply's invalid UTF-8, a line cut short) but naming its
+    -- custom_id: that line's failure. (Skipped, its case said the batch
+    -- "ended completed without this case", though the server answered it.)
+    local id = line:match('"custom_id"%s*:%s*"([^"\\]+)"')
+    if id and into[id] == nil then
+      into[id] = { ok = false, error = parse_error(client, "batch file " .. file_id .. ", line of custom_id '" .. id
+                                                   .. "': not JSON (" .. tostring(why) .. ")", { custom_id = id }) }
+    end
+    return
+  end
   if type(x) == "table" and type(x.custom_id) == "string" then
     local r = type(x.response) == "table" and x.response or {}
     local status = tonumber(r.status_code)
