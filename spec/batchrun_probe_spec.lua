@@ -102,6 +102,28 @@ describe("the judge assertion", function ()
   end)
 end)
 
+describe("a batch run's result lines", function ()
+  local srv, client
+  setup(function () srv = devserver.start { pause_ms = 0, batch_delay_ms = 5 } end)
+  teardown(function () srv:stop() end)
+  before_each(function ()
+    srv:reset()
+    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "sk-probe-key-77" }
+  end)
+  after_each(function () client:close() end)
+
+  it("cost the line at the batch's prices and its judge at the full ones, as the summary counts them", function ()
+    local prices = { ["aigc-dev"] = { input = 1, output = 2 } }
+    local s = assert(runner.run { client = client, backend = "batch", batch_interval = 0.02, template = tpl,
+      cases = { CASES[1] }, prices = prices, assert = { { type = "judge", value = "Is it right?" } } })
+    assert.equal(2, s.totals.requests)      -- the line and its judge
+    local line = s.results.fr
+    assert.is_number(line.cost)
+    -- one case: its line's cost is the run's (the judge was halved with the line)
+    assert.is_true(math.abs(line.cost - s.cost) < 1e-12, line.cost .. " ~= " .. s.cost)
+  end)
+end)
+
 describe("a batch run resumed", function ()
   local srv, client, home
   setup(function () srv = devserver.start { pause_ms = 0, batch_delay_ms = 5 } end)

@@ -689,7 +689,13 @@ function M.backend (run, internal)
       local res = r.body
       res.text = reply_text(res)
       internal.result_of(run, job, res)
-      if job.result.cost then job.result.cost = job.result.cost * factor end
+      local cost = job.result.cost
+      if cost then   -- the line at the batch's prices; its judges' calls went direct, at the full ones
+        local u = type(res.usage) == "table" and res.usage or {}
+        local line = usage_mod.cost({ prompt_tokens = u.prompt_tokens, completion_tokens = u.completion_tokens },
+                                    usage_mod.price(run.prices, job.result.model)) or 0
+        job.result.cost = cost - line + line * factor
+      end
       job.result.batch_id = b.id
       run.batch_lines:record(res, nil)
       for _, judge in ipairs(job.judged or {}) do run.batch_judges:record(judge, nil) end
