@@ -267,6 +267,16 @@ describe("aigc.batch against a hostile server", function ()
         end
       end)
 
+      it("a reply that breaks the template's schema fails its case as a direct call's (kind schema)", function ()
+        serve(ROUTES)   -- (es: "Paris", not the JSON object the schema asks for)
+        local schema = { type = "object", properties = { city = { type = "string" } }, required = { "city" } }
+        local summary = assert(runner.run { client = client, backend = "batch", batch_interval = 0.02,
+          template = aigc.template.new { prompt = "Capital of {{country}}?", schema = schema }, cases = { CASES[2] } })
+        assert.equal(1, summary.failed)
+        assert.equal("schema", summary.results.es.error.kind)
+        assert.equal(1, summary.totals.requests)
+      end)
+
       it("a failed batch: each case's error says why (the batch's first error, its input line)", function ()
         local failed = { body = '{"id":"b","status":"failed","errors":{"object":"list","data":['
           .. '{"code":"invalid_json_line","message":"This line is not valid JSON.","line":2},'

@@ -124,6 +124,39 @@ describe("a batch run's result lines", function ()
   end)
 end)
 
+describe("a batch run of a template with a schema", function ()
+  local srv, client
+  setup(function () srv = devserver.start { pause_ms = 0, batch_delay_ms = 5 } end)
+  teardown(function () srv:stop() end)
+  before_each(function ()
+    srv:reset()
+    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "sk-probe-key-77" }
+  end)
+  after_each(function () client:close() end)
+
+  local schema = { type = "object", properties = { city = { type = "string" } }, required = { "city" },
+                   additionalProperties = false }
+  local function run (backend, mode)
+    local t = aigc.template.new { prompt = "Capital of {{country}}?", schema = schema,
+                                  params = { schema_mode = mode } }
+    local s = assert(runner.run { client = client, backend = backend, batch_interval = 0.02, template = t,
+      cases = { { id = "fr", vars = { country = "France" }, assert = { { type = "json-schema", value = schema } } } } })
+    return s.results.fr
+  end
+
+  -- (the schema went with the call options: the lines were free text, and the assertion failed)
+  it("sends the schema as a direct run does, and gives the same line (parsed, assertion passed)", function ()
+    for _, mode in ipairs { "json_schema", "json_object" } do
+      local direct, batched = run("direct", mode), run("batch", mode)
+      assert.is_true(direct.pass, mode)
+      assert.is_true(batched.ok, mode)
+      assert.equal(direct.text, batched.text, mode)
+      assert.same(direct.parsed, batched.parsed, mode)
+      assert.is_true(batched.pass, mode)
+    end
+  end)
+end)
+
 describe("a batch run resumed", function ()
   local srv, client, home
   setup(function () srv = devserver.start { pause_ms = 0, batch_delay_ms = 5 } end)

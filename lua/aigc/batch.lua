@@ -30,6 +30,7 @@
 --
 -- @module aigc.batch
 
+local adapter = require "aigc.adapter"
 local core = require "aigc.core"
 local usage_mod = require "aigc.usage"
 local util = require "aigc.util"
@@ -541,13 +542,25 @@ end
 -- The dataset runner's backend
 -- =======================================================
 
+-- A case's structured output (a template's `schema`), as the dialogue
+-- layer reads it (aigc.adapter), or nil.
+local function schema_of (params)
+  if params.schema == nil then return nil end
+  return { schema = params.schema, schema_name = params.schema_name or "response",
+           strict = params.schema_strict ~= false }
+end
+
 -- The body of a batch line: the call's params without what is never sent.
+-- A schema goes as a direct call sends it (response_format): dropped with
+-- the call options, the lines were free text and the schema's assertions failed.
 local function wire_body (params, client)
   local body = {}
   for k, v in pairs(params) do
     if core.call_options[k] == nil and k ~= "stream" and k ~= "cache" then body[k] = v end
   end
   if body.model == nil then body.model = client.model end
+  local o = schema_of(params)
+  if o then adapter.chat.set_format(body, o, params.schema_mode == "json_object" and "json_object" or "json_schema") end
   return body
 end
 
@@ -621,6 +634,25 @@ local function why_over (b)
                        first.message, #list > 1 and string.format("; and %d more", #list - 1) or "")
 end
 
+-- Why a case's line `r` of batch `b` failed (its result line's error), or
+-- nil when it is answered as it should be: a line the server sent
+-- malformed (kind "parse"), a reply that breaks the case's schema `o` (as
+-- a direct call's: kind "schema", "refusal", "incomplete"), the line's own
+-- failure, or no line (the batch ended without it).
+local function line_error (client, b, r, o)
+  if r and util.is_error(r.error) then return r.error end
+  if r and r.ok then
+    if not o then return nil end
+    local parsed, perr = adapter.chat.parse(r.body, o)   -- (sets r.body.parsed)
+    return not parsed and util.scrub(client, perr) or nil
+  end
+  local e = r and (type(r.error) == "table" and r.error
+                   or type(r.body) == "table" and type(r.body.error) == "table" and r.body.error) or {}
+  return util.scrub(client, util.new_error { kind = r and "http" or "batch", status = r and r.status_code,
+    message = type(e.message) == "string" and e.message or r and "status " .. tostring(r.status_code)
+              or "batch " .. b.id .. " ended " .. tostring(b.status) .. " without this case" .. why_over(b) })
+end
+
 --- The runner's "batch" backend (`aigc.runner.run { backend = "batch" }`):
 -- the run's pending cases as one batch; every case gets its result line
 -- as with the direct backend. Internal.
@@ -680,12 +712,13 @@ function M.backend (run, internal)
   end
   for _, job in ipairs(jobs) do
     local r = results[internal.id_key(job.case.id)]
-    if r and util.is_error(r.error) then   -- a line the server sent malformed (kind "parse")
-      job.err = r.error
-      run.batch_lines:record(nil, job.err)
+    job.err = line_error(client, b, r, schema_of(job.params))
+    if job.err then
+      -- (a reply that breaks the schema was answered: its tokens count, as a direct call's)
+      if r and r.ok then run.batch_lines:record(r.body, nil) else run.batch_lines:record(nil, job.err) end
       log(job, nil, job.err)
       run:finish(job, internal.failure_result(job))
-    elseif r and r.ok then
+    else
       local res = r.body
       res.text = reply_text(res)
       internal.result_of(run, job, res)
@@ -701,15 +734,6 @@ function M.backend (run, internal)
       for _, judge in ipairs(job.judged or {}) do run.batch_judges:record(judge, nil) end
       log(job, res, nil)
       run:finish(job, job.result)
-    else
-      local e = r and (type(r.error) == "table" and r.error
-                       or type(r.body) == "table" and type(r.body.error) == "table" and r.body.error) or {}
-      job.err = util.scrub(client, util.new_error { kind = r and "http" or "batch", status = r and r.status_code,
-        message = type(e.message) == "string" and e.message or r and "status " .. tostring(r.status_code)
-                  or "batch " .. b.id .. " ended " .. tostring(b.status) .. " without this case" .. why_over(b) })
-      run.batch_lines:record(nil, job.err)
-      log(job, nil, job.err)
-      run:finish(job, internal.failure_result(job))
     end
   end
   if spec.out then os.remove(spec.out .. ".batch") end
