@@ -154,6 +154,15 @@ describe("aigc.batch against a hostile server", function ()
       assert.is_nil(err.errors.data[1].message:find(KEY, 1, true))
     end)
 
+    it("run's failed batch: the message says why (its first error, with its input line)", function ()
+      local failed = { body = '{"id":"b","status":"failed","errors":{"object":"list","data":['
+        .. '{"code":"invalid_json_line","message":"This line is not valid JSON.","line":2}]}}' }
+      serve { ["POST /v1/files"] = FILE, ["POST /v1/batches"] = failed, ["GET /v1/batches/"] = failed }
+      local res, err = batch.run(client, REQS, { interval = 0.02 })
+      assert.is_nil(res)
+      assert.equal("batch b failed (input line 2: This line is not valid JSON.)", err.message)
+    end)
+
     it("a malformed output line whose custom_id echoes the key", function ()
       serve { ["GET /v1/files/out/content"] = { ctype = "application/jsonl", body = out_line(KEY, 200, "null") } }
       local results = assert(batch.results(client, { id = "b", status = "completed", output_file_id = "out" }))

@@ -514,6 +514,19 @@ function M.results (client, batch)
   return out
 end
 
+-- Why a batch ended without doing everything, from its `errors` (a
+-- failed batch's: the input's faults, with their lines), or "": without
+-- it every case of a failed batch said only "ended failed".
+local function why_over (b)
+  local list = type(b.errors) == "table" and type(b.errors.data) == "table" and b.errors.data or {}
+  local first = list[1]
+  if type(first) ~= "table" or type(first.message) ~= "string" then return "" end
+  local line = tonumber(first.line)
+  if line and (line ~= math.floor(line) or line < 0 or line > 2^53) then line = nil end
+  return string.format(" (%s%s%s)", line and "input line " .. string.format("%d", line) .. ": " or "",
+                       first.message, #list > 1 and string.format("; and %d more", #list - 1) or "")
+end
+
 --- Creates a batch, waits for it and reads its results.
 -- @tparam aigc.client client
 -- @tparam table requests
@@ -528,7 +541,8 @@ function M.run (client, requests, opts)
   b, err = wait("run", client, b.id, opts)
   if not b then return nil, err end
   if b.status == "failed" then
-    return nil, batch_error(client, "batch " .. b.id .. " failed", { batch = b, errors = b.errors })
+    -- (with why: "batch X failed" alone sent the caller digging in err.errors)
+    return nil, batch_error(client, "batch " .. b.id .. " failed" .. why_over(b), { batch = b, errors = b.errors })
   end
   local results, rerr = M.results(client, b)
   if not results then return nil, rerr end
@@ -619,19 +633,6 @@ local function progress (run, b)
        tokens = 0, retries = 0, rate_limited = 0, final = false,
        batch = { id = b.id, status = b.status, completed = counts.completed, failed = counts.failed,
                  total = counts.total } }
-end
-
--- Why a batch ended without doing everything, from its `errors` (a
--- failed batch's: the input's faults, with their lines), or "": without
--- it every case of a failed batch said only "ended failed".
-local function why_over (b)
-  local list = type(b.errors) == "table" and type(b.errors.data) == "table" and b.errors.data or {}
-  local first = list[1]
-  if type(first) ~= "table" or type(first.message) ~= "string" then return "" end
-  local line = tonumber(first.line)
-  if line and (line ~= math.floor(line) or line < 0 or line > 2^53) then line = nil end
-  return string.format(" (%s%s%s)", line and "input line " .. string.format("%d", line) .. ": " or "",
-                       first.message, #list > 1 and string.format("; and %d more", #list - 1) or "")
 end
 
 -- Why a case's line `r` of batch `b` failed (its result line's error), or
