@@ -43,6 +43,18 @@ describe("the runner's batch backend", function ()
     assert.matches("cannot write " .. out, err.message, 1, true)
   end)
 
+  it("a case whose text is not UTF-8 fails alone, as on the direct backend (it stopped the run)", function ()
+    local cases = { { id = "fr", vars = { country = "Fran" .. string.char(233) .. "ce" } }, CASES[2] }
+    local ok, summary = pcall(runner.run, { client = client, backend = "batch", batch_interval = 0.02,
+                                            template = tpl, cases = cases })
+    assert.is_true(ok, tostring(summary))
+    assert.equal(1, summary.ok)
+    assert.is_true(summary.results.es.ok)
+    assert.is_false(summary.results.fr.ok)
+    assert.equal("the case cannot be sent: params.messages[1].content: invalid UTF-8 at byte 15 of a string",
+                 summary.results.fr.error.message)
+  end)
+
   it("aigc run --batch --out on a full disk: the error, exit 1 (it was an internal error, exit 70)", function ()
     cli.write(home .. "/cases.jsonl", '{"id":"fr","prompt":"Capital of France?"}\n')
     local out = full_disk()

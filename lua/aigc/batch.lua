@@ -654,6 +654,36 @@ local function line_error (client, b, r, o)
               or "batch " .. b.id .. " ended " .. tostring(b.status) .. " without this case" .. why_over(b) })
 end
 
+-- The batch's requests for the run's pending cases, and their jobs; a
+-- case that cannot be sent is finished as failed.
+local function batch_requests (run, internal)
+  local client, requests, jobs = run.client, {}, {}
+  for _, job in ipairs(run.queue) do
+    job.attempt = 1
+    local params, perr = internal.case_params(run, job.case)
+    -- (the id as the runner keys it: tostring made 0.1 and "0.1", two cases, one custom_id, and the
+    -- run raised "duplicate")
+    local line = params and { custom_id = internal.id_key(job.case.id), body = wire_body(params, client) }
+    -- A line JSON cannot carry (a string that is not UTF-8) fails its case, as a direct
+    -- call's does: in the batch's file, it raised from the encoder and stopped the run.
+    local ok, why = pcall(json.encode, line)
+    if not ok then
+      why = tostring(why)
+      params, perr = nil, internal.run_error("the case cannot be sent: " .. (why:match("%((.*)%)$") or why)
+        :gsub("^value%.body", "params"):gsub("^value%.custom_id", "id"))
+    end
+    if params then
+      job.params = params
+      requests[#requests + 1] = line
+      jobs[#jobs + 1] = job
+    else
+      job.err = perr
+      run:finish(job, internal.failure_result(job))
+    end
+  end
+  return requests, jobs
+end
+
 --- The runner's "batch" backend (`aigc.runner.run { backend = "batch" }`):
 -- the run's pending cases as one batch; every case gets its result line
 -- as with the direct backend. Internal.
@@ -665,27 +695,13 @@ end
 function M.backend (run, internal)
   run.batch = true
   local client, spec = run.client, run.spec
-  local requests, jobs = {}, {}
   if spec.out and run.queue[1] == nil then
     -- Every case is done (a run stopped after its last result line, before
     -- it forgot its batch): the kept id is spent. Left, the next run with a
     -- new case resumed that batch, and the case failed "without this case".
     os.remove(spec.out .. ".batch")
   end
-  for _, job in ipairs(run.queue) do
-    job.attempt = 1
-    local params, perr = internal.case_params(run, job.case)
-    if params then
-      job.params = params
-      -- (the id as the runner keys it: tostring made 0.1 and "0.1", two cases, one custom_id, and the
-      -- run raised "duplicate")
-      requests[#requests + 1] = { custom_id = internal.id_key(job.case.id), body = wire_body(params, client) }
-      jobs[#jobs + 1] = job
-    else
-      job.err = perr
-      run:finish(job, internal.failure_result(job))
-    end
-  end
+  local requests, jobs = batch_requests(run, internal)
   run.queue = {}
   if #jobs == 0 then return true end
   local b, err = run_batch(run, requests)
