@@ -136,6 +136,31 @@ describe("a batch run's result lines", function ()
   end)
 end)
 
+describe("a result line's cost", function ()
+  local srv, client
+  setup(function () srv = devserver.start { pause_ms = 0, batch_delay_ms = 5 } end)
+  teardown(function () srv:stop() end)
+  before_each(function ()
+    srv:reset()
+    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "sk-probe-key-77" }
+  end)
+  after_each(function () client:close() end)
+
+  -- (the judge's tokens were priced as the case's model's: 70 times too cheap here)
+  it("prices a judge on another model at that model's price, as the summary does (both backends)", function ()
+    local prices = { ["aigc-dev"] = { input = 1, output = 2 }, ["aigc-judge"] = { input = 70, output = 140 } }
+    for _, backend in ipairs { "direct", "batch" } do
+      local s = assert(runner.run { client = client, backend = backend, batch_interval = 0.02, template = tpl,
+        cases = { CASES[1] }, prices = prices,
+        assert = { { type = "judge", value = "Is it right?", model = "aigc-judge", threshold = 1 } } })
+      assert.is_true(s.results.fr.pass, backend)
+      assert.is_true(s.cost > 0, backend)
+      local line = s.results.fr.cost
+      assert.is_true(math.abs(line - s.cost) < 1e-12, backend .. ": " .. line .. " ~= " .. s.cost)
+    end
+  end)
+end)
+
 describe("a batch run of a template with a schema", function ()
   local srv, client
   setup(function () srv = devserver.start { pause_ms = 0, batch_delay_ms = 5 } end)

@@ -207,32 +207,43 @@ local function add_usage (into, u)
   end
 end
 
--- Adds a response's usage to a line's `usage`, and to `billed` unless the
--- response cache answered it: a cache hit counts its tokens, not its price.
-local function add_res (usage, billed, r)
+-- Adds a response's usage to a line's `usage`, and to `billed[model]` (its
+-- own model's, else `model`) unless the response cache answered it: a
+-- cache hit counts its tokens, not its price.
+local function add_res (usage, billed, r, model)
   if type(r) ~= "table" then return end
   add_usage(usage, r.usage)
-  if not r.cached then add_usage(billed, r.usage) end
+  if r.cached then return end
+  model = type(r.model) == "string" and r.model or model or ""
+  billed[model] = billed[model] or {}
+  add_usage(billed[model], r.usage)
 end
 
 -- The result line of a job whose call gave `res`: usage, assertions, cost.
 local function result_of (run, job, res)
   local c = job.case
   local usage, billed = {}, {}
-  for _, r in ipairs(res.usage_list or { res }) do add_res(usage, billed, r) end
+  for _, r in ipairs(res.usage_list or { res }) do add_res(usage, billed, r, job.params.model) end
   local text = type(res.text) == "string" and res.text or ""
   local ctx = { client = run.judge_client, model = job.params.model, parsed = res.parsed, judge_usage = {} }
   local assertions = {}
   for _, a in ipairs(run.assertions) do assertions[#assertions + 1] = a end
   for _, a in ipairs(type(c.assert) == "table" and c.assert or {}) do assertions[#assertions + 1] = a end
   local pass, checked = M.check(assertions, text, ctx)
-  for _, r in ipairs(ctx.judge_usage) do add_res(usage, billed, r) end
+  for _, r in ipairs(ctx.judge_usage) do add_res(usage, billed, r, job.params.model) end
   job.judged = ctx.judge_usage   -- (the judges' replies: a batch run counts them)
   local model = type(res.model) == "string" and res.model or job.params.model
+  -- Each model's tokens at its price, as the summary counts them: a judge on
+  -- another model than the case's was priced as the case's model.
+  local cost = M.price(run.prices, model) and 0 or nil   -- (0: a cache hit's)
+  for name, u in pairs(billed) do
+    local part = M.cost(u, M.price(run.prices, name))
+    if part then cost = (cost or 0) + part end
+  end
   job.result = {
     id = c.id, ok = true, text = text, parsed = res.parsed, model = model,
     usage = usage, latency_ms = job.latency and math_floor(job.latency * 1000 + 0.5), attempts = job.attempt,
-    cost = M.cost(billed, M.price(run.prices, model)),
+    cost = cost,
     pass = pass, assertions = #checked > 0 and checked or nil, strategy = res.strategy,
     finished_at = iso_now(),
   }
