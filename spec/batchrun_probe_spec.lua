@@ -112,6 +112,16 @@ describe("the judge assertion", function ()
     assert.is_true(pass2, results2[1].reason)
     assert.equal(3, results2[1].score)
   end)
+
+  it("a scale written with an en or em dash, or 'between 1 and 10', is no score", function ()
+    local judge = require "aigc.judge"
+    local en, em = string.char(226, 128, 147), string.char(226, 128, 148)
+    assert.equal(8, judge.score_of("On a scale of 1" .. en .. "10, I'd give it 8."))
+    assert.equal(7, judge.score_of("Score (1 " .. em .. " 10): 7"))
+    assert.equal(9, judge.score_of("Between 1 and 10, this is a 9."))
+    assert.equal(6, judge.score_of("6"))
+    assert.equal(10, judge.score_of("10/10 on the 1-10 scale"))
+  end)
 end)
 
 describe("a batch run's result lines", function ()

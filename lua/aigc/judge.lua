@@ -174,11 +174,17 @@ function M.rank (judge, model, task, ok, prompt)
   return { text = reply, res = res }
 end
 
+-- The scale, as judges write it: 1-10, 1 (en or em dash) 10 -- the first
+-- number of "On a scale of 1<en dash>10, 8" was 1 --, 1 to 10, between 1 and 10.
+local SCALES = { "%f[%w]1%s*%-%s*10%f[%D]", "%f[%w]1%s*\226\128[\147\148]%s*10%f[%D]", "%f[%w]1%s+to%s+10%f[%D]",
+                 "%f[%w]1%s+and%s+10%f[%D]" }
+
 -- The score a judge's reply gives: "8/10" or "8 out of 10" first, else its
 -- first number -- not the scale the prompt gave ("On a scale of 1 to 10,
 -- I'd give it 8" is 8, not 1), or nil.
 local function score_of (reply)
-  local r = reply:gsub("%f[%w]1%s*%-%s*10%f[%D]", " "):gsub("%f[%w]1%s+to%s+10%f[%D]", " ")
+  local r = reply
+  for _, scale in ipairs(SCALES) do r = r:gsub(scale, " ") end
   local n = r:match("(%-?%d+%.?%d*)%s*/%s*10%f[%D]") or r:match("(%-?%d+%.?%d*)%s+out%s+of%s+10%f[%D]")
     or r:match("%-?%d+%.?%d*")
   return tonumber(n and (n:gsub("%.$", "")))   -- ("8." ends a sentence: 8)
