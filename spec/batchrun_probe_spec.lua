@@ -171,6 +171,41 @@ describe("a result line's cost", function ()
   end)
 end)
 
+describe("a batch run's judges", function ()
+  local srv, client
+  setup(function () srv = devserver.start { pause_ms = 0, batch_delay_ms = 5 } end)
+  teardown(function () srv:stop() end)
+  before_each(function ()
+    srv:reset()
+    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "sk-probe-key-77" }
+  end)
+  after_each(function () client:close() end)
+
+  -- (they ran one after another once the batch was over: 10,000 judged lines took hours)
+  it("run side by side, at most `concurrency` at once, as a direct run's", function ()
+    local cases = {}
+    for i = 1, 6 do cases[i] = { id = "c" .. i, vars = { country = "C" .. i } } end
+    local seen = {}
+    local s = assert(runner.run { client = client, backend = "batch", batch_interval = 0.02, template = tpl,
+      cases = cases, concurrency = 3, on_result = function (r) seen[#seen + 1] = r.id end,
+      assert = { { type = "judge", value = "Is it right?", model = "fault:delay=300", threshold = 1 } } })
+    assert.equal(6, s.passed)
+    assert.equal(6, #seen)
+    assert.equal(12, s.totals.requests)   -- the lines and their judges
+    local stats = srv:stats()
+    assert.is_true(stats.max_open >= 2, "judges at once: " .. stats.max_open)
+    assert.is_true(stats.max_open <= 3, "judges at once: " .. stats.max_open)
+  end)
+
+  it("a callback that raises in one of them stops the run with its error", function ()
+    local ok, err = pcall(runner.run, { client = client, backend = "batch", batch_interval = 0.02, template = tpl,
+      cases = CASES, on_result = function () error("stop here") end,
+      assert = { { type = "judge", value = "Is it right?", threshold = 1 } } })
+    assert.is_false(ok)
+    assert.matches("stop here", tostring(err))
+  end)
+end)
+
 describe("a batch run of a template with a schema", function ()
   local srv, client
   setup(function () srv = devserver.start { pause_ms = 0, batch_delay_ms = 5 } end)

@@ -32,6 +32,7 @@
 
 local adapter = require "aigc.adapter"
 local core = require "aigc.core"
+local task = require "aigc.task"
 local usage_mod = require "aigc.usage"
 local util = require "aigc.util"
 
@@ -684,6 +685,39 @@ local function batch_requests (run, internal)
   return requests, jobs
 end
 
+-- Runs `settle(job)` for every job, `spec.concurrency` (4) at a time as
+-- tasks of the client: a judge assertion's call yields there, so a batch's
+-- judges go side by side as a direct run's do (one after another, 10,000
+-- judged lines took hours once the batch was over). What `settle` raises
+-- (an on_result callback, a results file it cannot write) is raised here.
+local function settle_all (run, jobs, settle)
+  local n, nxt, active, failure = run.spec.concurrency or 4, 1, 0, nil
+  local function over (e)   -- a task's end: its failure, if any, ends the run
+    if e ~= nil and failure == nil then failure = e end
+    local wake = run.wake   -- (the run waiting in a task: Run:pause)
+    if wake then run.wake = nil; wake() end
+  end
+  local function launch ()
+    while failure == nil and active < n and jobs[nxt] do
+      local job = jobs[nxt]
+      nxt, active = nxt + 1, active + 1
+      run.client:spawn(function ()
+        -- (abandoned -- on_result yielded outside aigc -- it never ends: the run stops with that error)
+        task.on_abandon(function (err) over(err); return true end)
+        local ok, e = task.pcall(settle, job)
+        active = active - 1
+        over(not ok and e or nil)
+      end)
+    end
+  end
+  launch()
+  while failure == nil and (active > 0 or jobs[nxt]) do
+    run:pause(0.05)
+    launch()
+  end
+  if failure ~= nil then error(failure, 0) end
+end
+
 --- The runner's "batch" backend (`aigc.runner.run { backend = "batch" }`):
 -- the run's pending cases as one batch; every case gets its result line
 -- as with the direct backend. Internal.
@@ -727,7 +761,7 @@ function M.backend (run, internal)
             extra = { case_id = job.case.id, batch_id = b.id } })
     end
   end
-  for _, job in ipairs(jobs) do
+  settle_all(run, jobs, function (job)
     local r = results[internal.id_key(job.case.id)]
     job.err = line_error(client, b, r, schema_of(job.params))
     if job.err then
@@ -752,7 +786,7 @@ function M.backend (run, internal)
       log(job, res, nil)
       run:finish(job, job.result)
     end
-  end
+  end)
   if spec.out then os.remove(spec.out .. ".batch") end
   return true
 end
