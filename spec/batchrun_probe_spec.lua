@@ -9,13 +9,14 @@ local devserver = require "devserver"
 local proc = require "procutil"
 local runner = require "aigc.runner"
 local scripted = require "scripted"
+local socket = require "socket"
 
 local tpl = aigc.template.new { prompt = "Capital of {{country}}?" }
 local CASES = { { id = "fr", vars = { country = "France" } }, { id = "es", vars = { country = "Spain" } } }
 
 describe("the runner's batch backend", function ()
   local srv, client, home
-  setup(function () srv = devserver.start { pause_ms = 0, batch_delay_ms = 5 } end)
+  setup(function () srv = devserver.start { pause_ms = 0 } end)
   teardown(function () srv:stop() end)
   before_each(function ()
     srv:reset()
@@ -68,7 +69,7 @@ end)
 
 describe("aigc.batch's results", function ()
   local srv, client
-  setup(function () srv = devserver.start { pause_ms = 0, batch_delay_ms = 5 } end)
+  setup(function () srv = devserver.start { pause_ms = 0 } end)
   teardown(function () srv:stop() end)
   before_each(function ()
     srv:reset()
@@ -126,7 +127,7 @@ end)
 
 describe("a batch run's result lines", function ()
   local srv, client
-  setup(function () srv = devserver.start { pause_ms = 0, batch_delay_ms = 5 } end)
+  setup(function () srv = devserver.start { pause_ms = 0 } end)
   teardown(function () srv:stop() end)
   before_each(function ()
     srv:reset()
@@ -148,7 +149,7 @@ end)
 
 describe("a result line's cost", function ()
   local srv, client
-  setup(function () srv = devserver.start { pause_ms = 0, batch_delay_ms = 5 } end)
+  setup(function () srv = devserver.start { pause_ms = 0 } end)
   teardown(function () srv:stop() end)
   before_each(function ()
     srv:reset()
@@ -173,7 +174,7 @@ end)
 
 describe("a batch run's judges", function ()
   local srv, client
-  setup(function () srv = devserver.start { pause_ms = 0, batch_delay_ms = 5 } end)
+  setup(function () srv = devserver.start { pause_ms = 0 } end)
   teardown(function () srv:stop() end)
   before_each(function ()
     srv:reset()
@@ -208,7 +209,7 @@ end)
 
 describe("a batch run of a template with a schema", function ()
   local srv, client
-  setup(function () srv = devserver.start { pause_ms = 0, batch_delay_ms = 5 } end)
+  setup(function () srv = devserver.start { pause_ms = 0 } end)
   teardown(function () srv:stop() end)
   before_each(function ()
     srv:reset()
@@ -241,7 +242,7 @@ end)
 
 describe("a batch run resumed", function ()
   local srv, client, home
-  setup(function () srv = devserver.start { pause_ms = 0, batch_delay_ms = 5 } end)
+  setup(function () srv = devserver.start { pause_ms = 0 } end)
   teardown(function () srv:stop() end)
   before_each(function ()
     srv:reset()
@@ -268,5 +269,38 @@ describe("a batch run resumed", function ()
     assert.is_true(more.results.es.ok, more.results.es.error and more.results.es.error.message)
     assert.are_not.equal(first.batch_id, more.batch_id)
     assert.is_nil(io.open(out .. ".batch"))
+  end)
+end)
+
+describe("aigc run --batch stopped by Ctrl-C", function ()
+  local srv, home
+  setup(function () srv = devserver.start { pause_ms = 0, args = { "--batch-delay-ms", "3000" } } end)
+  teardown(function () srv:stop() end)
+  before_each(function () srv:reset(); home = cli.home() end)
+  after_each(function () cli.rmdir(home) end)
+
+  -- (it said "aigc: interrupted" alone: the batch went on, billed, and a run without --out had
+  -- no way to its results; running it again sent a second batch)
+  it("names the batch that goes on at the server, and how to take its results or cancel it", function ()
+    cli.write(home .. "/cases.jsonl", '{"id":"a","prompt":"Hi"}\n{"id":"b","prompt":"Yo"}\n')
+    local err = home .. "/err.txt"
+    local job = cli.background({ "run", home .. "/cases.jsonl", "--batch", "-q", "--no-log", "-m", "aigc-dev" },
+                               { home = home, base_url = srv.base_url, stderr = err })
+    -- two polls of the batch: its first answer, with the id, has reached the run
+    local deadline, id, polls = socket.gettime() + 30, nil, 0
+    while polls < 2 do
+      assert.is_true(socket.gettime() < deadline, "the run polled too little")
+      socket.sleep(0.05)
+      polls = 0
+      for _, r in ipairs(srv:requests()) do
+        local got = r.method == "GET" and r.path:match("^/v1/batches/([^/]+)$")
+        if got then id, polls = got, polls + 1 end
+      end
+    end
+    os.execute("kill -INT " .. job.pid)
+    assert.equal(130, job.wait_exit(deadline), proc.read_file(err))
+    assert.equal("aigc run: interrupted: batch " .. id .. " goes on at the server (run it again with --batch-id "
+                 .. id .. " to take its results; --batch --cancel --batch-id " .. id .. " cancels it)\n",
+                 proc.read_file(err))
   end)
 end)

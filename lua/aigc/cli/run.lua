@@ -224,13 +224,17 @@ function M.run (args)
   -- Ctrl-C stops the run between steps (the interpreter's own SIGINT would
   -- raise "interrupted!" anywhere); the batch backend keeps that default.
   local signals = not args.batch and lineinput.new { tty = false } or nil
-  local summary, err = runner.run {
+  local batch_id = args.batch_id   -- (the run's batch, once its progress names it)
+  -- (a batch run only: a direct run's errors keep their own traceback)
+  local ok, summary, err = (args.batch and pcall or function (f, ...) return true, f(...) end)(runner.run, {
     client = client, cases = args.cases, template = tpl, params = params, out = args.out,
     concurrency = args.concurrency and math.floor(args.concurrency), strategy = strategy, assert = asserts,
     prices = config.prices, max_attempts = args.max_attempts, pace = not args.no_pace, log = log,
     backend = args.batch and "batch" or nil, batch_id = args.batch_id,
     interrupted = signals and function () return signals:interrupted() end,
-    on_progress = not args.quiet and function (p)
+    on_progress = (args.batch or not args.quiet) and function (p)
+      if p.batch then batch_id = p.batch.id end
+      if args.quiet then return end
       if tty then
         local line = M.progress_line(p)
         if columns and #line >= columns then line = line:sub(1, columns - 1) end
@@ -242,10 +246,20 @@ function M.run (args)
         common.note(M.progress_line(p))
       end
     end or nil,
-  }
+  })
   if signals then signals:close() end
   if log then log:close() end
   client:close()
+  if not ok and batch_id and tostring(summary):find("interrupted!$") then
+    -- Ctrl-C: the batch goes on at the server (and is billed); "interrupted" alone left a
+    -- run without --out no way to its results, and running it again sent a second batch
+    if tty then io.stderr:write("\n") end
+    local again = args.batch_id and "run it again" or args.out and "run it again (" .. args.out
+      .. ".batch keeps its id)" or "run it again with --batch-id " .. batch_id
+    common.fail("aigc run: interrupted: batch " .. batch_id .. " goes on at the server (" .. again
+      .. " to take its results; --batch --cancel --batch-id " .. batch_id .. " cancels it)", 130)
+  end
+  if not ok then error(summary, 0) end
   if not summary and err.code == "interrupted" then
     if tty then io.stderr:write("\n") end
     common.fail("aigc run: interrupted" .. (args.out and " (the results so far are in " .. args.out
