@@ -770,6 +770,7 @@ static void read_config (lua_State *L, aigc_config *c) {
   c->ca_file = aigc_opt_strdup(L, 1, &cx, "ca_file");
   c->ca_path = aigc_opt_strdup(L, 1, &cx, "ca_path");
   c->proxy = aigc_opt_strdup(L, 1, &cx, "proxy");
+  c->proxy_shown = aigc_opt_strdup(L, 1, &cx, "proxy_shown");
   if (lua_getfield(L, 1, "headers") == LUA_TTABLE)
     c->headers = aigc_build_headers(L, lua_gettop(L));
   lua_pop(L, 1);

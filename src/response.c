@@ -437,6 +437,14 @@ static void push_curl_error (lua_State *L, aigc_request *r, int *retryable) {
     aigc_response_add_partial(L, r);
   }
   else {
+    /* Through a proxy, say so: libcurl names only the address it failed
+       to reach ("Failed to connect to 10.0.0.1 port 3128"), which for a
+       proxy variable left set in a shell names nothing the user chose. */
+    const char *via = r->roster != NULL ? r->roster->config.proxy_shown : NULL;
+    if (via != NULL && strstr(detail, "proxy") == NULL) {
+      snprintf(msg, sizeof msg, "%s (through the proxy %.100s)", detail, via);
+      detail = msg;
+    }
     new_error_scrubbed(L, r, r->curl_code == CURLE_OPERATION_TIMEDOUT ? "timeout" : "connect",
                        detail, strlen(detail));
     *retryable = 1;

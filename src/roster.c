@@ -269,6 +269,7 @@ void aigc_config_free (aigc_config *c) {
   free(c->ca_file); c->ca_file = NULL;
   free(c->ca_path); c->ca_path = NULL;
   free(c->proxy); c->proxy = NULL;
+  free(c->proxy_shown); c->proxy_shown = NULL;
   curl_slist_free_all(c->headers); c->headers = NULL;
   curl_slist_free_all(c->stream_headers); c->stream_headers = NULL;
 }

@@ -92,6 +92,8 @@ typedef struct aigc_config {
   size_t max_bytes_per_step;    /* reply bytes a turn may take in; 0 = unlimited */
   aigc_json_limits json_limits; /* max_json_values, max_json_containers */
   char *ca_file, *ca_path, *proxy;
+  char *proxy_shown;            /* the proxy libcurl takes, for connection errors
+                                   ("http://host:port, from $https_proxy"), or NULL */
   int insecure;
   int log_bodies;               /* log() may include bodies */
   int log_enabled;              /* a log function is set */

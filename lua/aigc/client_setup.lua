@@ -13,7 +13,7 @@ local util = require "aigc.util"
 local check = require "aigc.check"
 local hooks = require "aigc.hooks"
 
-local ipairs, next, pairs, tostring, type = ipairs, next, pairs, tostring, type
+local ipairs, next, pairs, tonumber, tostring, type = ipairs, next, pairs, tonumber, tostring, type
 local getenv = os.getenv
 local string_format = string.format
 local field_error = util.field_error
@@ -110,6 +110,69 @@ local function proxy_secrets (proxy, list)
   util.url_secrets(proxy, list)
 end
 
+-- Whether `host` is exempt from proxies by a no_proxy list, as libcurl
+-- 7.88 reads one (noproxy.c): "*", else names separated by commas or
+-- spaces, each matching the host or a domain it is in (a leading dot
+-- ignored), case-insensitively; an IPv4 entry may be a CIDR ("10.0.0.0/8").
+local function ipv4 (s)
+  local a, b, c, d = s:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+  if not a then return nil end
+  return ((tonumber(a) * 256 + tonumber(b)) * 256 + tonumber(c)) * 256 + tonumber(d)
+end
+
+local function no_proxy_for (host, list)
+  if list == nil or list == "" then return false end
+  if list == "*" then return true end
+  host = host:lower():gsub("%.$", "")
+  local host_ip = ipv4(host)
+  for entry in list:lower():gmatch("[^,%s]+") do
+    local ip, bits = entry:match("^([%d.]+)/(%d+)$")
+    if host_ip and ip and ipv4(ip) then
+      local span = 2 ^ (32 - math.min(tonumber(bits), 32))
+      if math.floor(host_ip / span) == math.floor(ipv4(ip) / span) then return true end
+    else
+      entry = entry:gsub("^%.", "")
+      if host == entry or (#host > #entry and host:sub(-#entry - 1) == "." .. entry) then return true end
+    end
+  end
+  return false
+end
+
+--- The proxy libcurl takes for `base_url`, shown in a connection error
+-- ("through the proxy http://10.0.0.1:3128, from $https_proxy"): a proxy
+-- variable left set in a shell otherwise gave "Failed to connect to
+-- 10.0.0.1 port 3128", naming no proxy. As libcurl 7.88 chooses it
+-- (url.c): $no_proxy ($NO_PROXY) exempts the host, from the option too;
+-- then the `proxy` option ("" none), else $<scheme>_proxy (upper case too,
+-- but never $HTTP_PROXY), else $all_proxy ($ALL_PROXY). Only the scheme,
+-- host and port are shown (a password in it is a secret). Nil: none.
+-- @tparam string base_url
+-- @tparam[opt] string proxy the client's option
+-- @treturn string|nil
+function M.proxy_shown (base_url, proxy)
+  local scheme, authority = base_url:lower():match("^(%a+)://([^/?#]*)")
+  if not scheme then return nil end
+  local host = authority:gsub("^.*@", "")
+  host = host:match("^%[(.*)%]") or host:gsub(":%d*$", "")
+  if no_proxy_for(host, getenv("no_proxy") or getenv("NO_PROXY")) then return nil end
+  local value, from = proxy, "the proxy option"
+  if value == nil then
+    local names = { scheme .. "_proxy", scheme ~= "http" and scheme:upper() .. "_PROXY" or nil }
+    names[#names + 1] = "all_proxy"
+    names[#names + 1] = "ALL_PROXY"
+    for _, name in ipairs(names) do
+      value = getenv(name)
+      if value then from = "$" .. name break end
+    end
+  end
+  if value == nil or value == "" then return nil end
+  local pscheme, rest = value:match("^(%a[%w+.%-]*)://(.*)$")
+  if not pscheme then pscheme, rest = "http", value end   -- (libcurl's default scheme)
+  local where = rest:match("^[^/?#]*"):gsub("^.*@", "")   -- (no user or password)
+  if where == "" or #where > 200 then return nil end
+  return string_format("%s://%s, from %s", pscheme:lower(), where, from)
+end
+
 local function client_secrets (api_key, ad_token, base_url, query, proxy)
   local list = {}
   if api_key ~= nil then list[#list + 1] = api_key end
@@ -199,6 +262,7 @@ function M.resolve (opts, ext)
     secrets = secrets,   -- scrubbed from errors and logs
     headers = header_list, stream_headers = stream_list,
     ca_file = opts.ca_file, ca_path = opts.ca_path, proxy = opts.proxy,
+    proxy_shown = M.proxy_shown(base_url, opts.proxy),   -- (in connection errors)
     insecure = opts.insecure, log = opts.log, log_bodies = opts.log_bodies, error_handler = opts.error_handler,
     max_concurrency_by_priority = opts.max_concurrency_by_priority,
   }

@@ -1,0 +1,69 @@
+-- A connection error through a proxy says so, naming where the proxy came
+-- from: libcurl names only the address it failed to reach ("Failed to
+-- connect to 10.0.0.1 port 3128"), which for a proxy variable left set in
+-- a shell named nothing the user had chosen. And it names a proxy only
+-- where libcurl takes one: $HTTP_PROXY is not read for http, $no_proxy
+-- exempts a host (by name, domain or CIDR). Each client runs in a child
+-- process, with the environment under test.
+
+local luachild = require "luachild"
+local proc = require "procutil"
+
+local SCRIPT = [[
+  local aigc = require "aigc"
+  local opts = { base_url = arg[1], max_retries = 0, connect_timeout = 5 }
+  if arg[2] ~= "" then opts.proxy = arg[2] end
+  local res, err = aigc.client(opts):chat "Hi"
+  io.write(res and "ok" or (err.kind .. ": " .. err.message))
+]]
+
+-- The error message of a chat to `base_url` (with the `proxy` option when
+-- given) under `env`.
+local function message (base_url, proxy, env)
+  local r = luachild.run(SCRIPT, { args = { base_url, proxy or "" }, env = env, timeout = 30 })
+  assert.equal(0, r.status, r.stderr)
+  return r.stdout
+end
+
+describe("a connection error through a proxy", function ()
+  local closed   -- a port nothing listens on
+  before_each(function () closed = proc.free_port() end)
+
+  it("names the proxy and the option it came from, without the proxy's password", function ()
+    local m = message("http://api.example.invalid/v1", "http://user:s3cret-pw@127.0.0.1:" .. closed)
+    assert.matches("^connect: Failed to connect to 127%.0%.0%.1 port " .. closed, m)
+    assert.matches("(through the proxy http://127.0.0.1:" .. closed .. ", from the proxy option)", m, 1, true)
+    assert.is_nil(m:find("s3cret", 1, true))
+  end)
+
+  it("names the environment variable it came from ($https_proxy, $all_proxy)", function ()
+    local proxy = "http://127.0.0.1:" .. closed
+    local m = message("https://api.example.invalid/v1", nil, { https_proxy = proxy })
+    assert.matches("(through the proxy " .. proxy .. ", from $https_proxy)", m, 1, true)
+    m = message("http://api.example.invalid/v1", nil, { all_proxy = "127.0.0.1:" .. closed })
+    assert.matches("(through the proxy " .. proxy .. ", from $all_proxy)", m, 1, true)
+  end)
+
+  it("names none where libcurl takes none: $HTTP_PROXY for http, a host $no_proxy exempts", function ()
+    local direct = "http://127.0.0.1:" .. proc.free_port() .. "/v1"
+    local proxy = "http://127.0.0.1:" .. closed
+    for _, env in ipairs {
+      { HTTP_PROXY = proxy },                                   -- (never read for http: a CGI's header)
+      { http_proxy = proxy, no_proxy = "127.0.0.1" },
+      { http_proxy = proxy, NO_PROXY = "localhost, 127.0.0.0/8" },
+      { http_proxy = proxy, no_proxy = "*" },
+    } do
+      local m = message(direct, nil, env)
+      assert.matches("^connect: Failed to connect to 127%.0%.0%.1", m)
+      assert.is_nil(m:find("proxy", 1, true), m)
+      -- (and the address is the server's: libcurl went there directly)
+      assert.is_nil(m:find("port " .. closed, 1, true), m)
+    end
+    -- a domain in $no_proxy exempts its hosts, a leading dot or not
+    local m = message("http://api.example.invalid/v1", nil, { http_proxy = proxy, no_proxy = ".example.invalid" })
+    assert.is_nil(m:find("through the proxy", 1, true), m)
+    -- the option too is subject to $no_proxy, as libcurl has it
+    m = message(direct, proxy, { no_proxy = "127.0.0.1" })
+    assert.is_nil(m:find("through the proxy", 1, true), m)
+  end)
+end)
