@@ -187,7 +187,7 @@ local function score_of (reply)
   for _, scale in ipairs(SCALES) do r = r:gsub(scale, " ") end
   local n = r:match("(%-?%d+%.?%d*)%s*/%s*10%f[%D]") or r:match("(%-?%d+%.?%d*)%s+out%s+of%s+10%f[%D]")
     or r:match("%-?%d+%.?%d*")
-  return tonumber(n and (n:gsub("%.$", "")))   -- ("8." ends a sentence: 8)
+  return util.number(n and (n:gsub("%.$", "")))   -- ("8." ends a sentence: 8; "8.5" under any locale)
 end
 --- The score a judge's reply gives ("8/10", "8 out of 10", "On a scale of
 -- 1 to 10, 8" are 8), or nil: the runner's judge assertions read it so too.

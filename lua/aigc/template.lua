@@ -289,7 +289,7 @@ local function read_primary (r, depth)
     local hex = num:find("^0[xX]")
     local exp = num:match(hex and "[pP]$" or "[eE]$") and text:match("^[%+%-]%d+", pos + #num)
     num = num .. (exp or "")
-    local v = tonumber(num)
+    local v = util.number(num)   -- ("0.5" under any locale)
     if v == nil then data_error(r, "malformed number '%s'", num) end
     advance(r, #num)
     return v

@@ -16,8 +16,8 @@
 local core = require "aigc.core"
 
 local debug_getinfo = debug.getinfo
-local error, getmetatable, ipairs, pairs, rawget, select, tostring, type =
-  error, getmetatable, ipairs, pairs, rawget, select, tostring, type
+local error, getmetatable, ipairs, pairs, rawget, select, tonumber, tostring, type =
+  error, getmetatable, ipairs, pairs, rawget, select, tonumber, tostring, type
 local string_format = string.format
 
 local M = {}
@@ -130,6 +130,22 @@ function M.path (root, key)
   if type(key) == "string" and key:find("^[%a_][%w_]*$") then return root .. "." .. key end
   if type(key) == "string" then return root .. string_format("[%q]", key) end
   return root .. "[" .. tostring(key) .. "]"
+end
+
+--- `tonumber(s)` with '.' as the decimal point whatever the C locale:
+-- PUC Lua 5.1's tonumber follows it (a host that set LC_NUMERIC=de_DE got
+-- nil for "8.5": a judge's score, a template's temperature), where 5.2+
+-- and LuaJIT read a '.' always.
+-- @param s
+-- @treturn number|nil
+-- @usage util.number("8.5") --> 8.5 (under any locale)
+function M.number (s)
+  local v = tonumber(s)
+  if v == nil and type(s) == "string" and s:find(".", 1, true) then
+    local point = string_format("%.1f", 0.5):sub(2, 2)   -- (the locale's)
+    if point ~= "." then v = tonumber((s:gsub("%.", point))) end
+  end
+  return v
 end
 
 --- "T expected, got U" for a value `v`: U is its type, or the number
