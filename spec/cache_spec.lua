@@ -151,6 +151,29 @@ describe("the response cache", function ()
     c:close()
   end)
 
+  it("a call's own api_key is not written in a disk entry (its key held it), and other credentials are another entry",
+     function ()
+    local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = { dir = dir .. "/own" } }
+    local body_key = "sk-body-key-0815"
+    assert(c:chat(ask("Echo: hi", { temperature = 0, api_key = body_key })))
+    assert.is_true(assert(c:chat(ask("Echo: hi", { temperature = 0, api_key = body_key }))).cached)
+    local f = io.popen("cat " .. dir .. "/own/*")
+    local stored = f:read("*a")
+    f:close()
+    assert.matches("Echo: hi", stored, 1, true)
+    assert.is_nil(stored:find(body_key, 1, true))
+    -- another tenant's key (a per-call header) is a miss, then its own hit
+    local function as (tenant)
+      return c:chat(ask("Echo: tenants", { temperature = 0, headers = { Authorization = "Bearer sk-" .. tenant } }))
+    end
+    assert.is_nil(assert(as "tenant-a").cached)
+    assert.is_nil(assert(as "tenant-b").cached)
+    assert.is_true(assert(as "tenant-b").cached)
+    -- and another query (an api-version) too
+    assert.is_nil(assert(c:chat(ask("Echo: tenants", { temperature = 0, query = { ["api-version"] = "2" } }))).cached)
+    c:close()
+  end)
+
   it("evicts the least recently used past max_entries / max_bytes", function ()
     local cc = cache.new { max_entries = 2 }
     cc:put("a", { text = "A" }); cc:put("b", { text = "B" })

@@ -9,8 +9,9 @@
 -- stream (`stream` set) nor a GET. The `cache` param is never sent.
 --
 -- The key is the client's base URL and the request's cassette key (the API
--- path and the canonical JSON of what is sent: `aigc.cassette.key`), so no
--- header, key or token is in it. A hit returns a copy of the stored reply
+-- path and the canonical JSON of what is sent: `aigc.cassette.key`), with
+-- the call's own secrets as hashes and its own headers and query as one
+-- (`call_key`), so no header, key or token is in it. A hit returns a copy of the stored reply
 -- (with `cached = true`, `retries = 0`): blocking calls return it at once;
 -- `chat_async` returns a future that is already done (its `on_done` runs
 -- from the next `step()`, as for any request). Hits and misses are counted
@@ -83,6 +84,42 @@ local function hash (s)
   return string_format("%08x%08x", h1, h2)
 end
 M.hash = hash
+
+-- `s` with every `from` replaced by `to`, plainly.
+local function replace_plain (s, from, to)
+  return (s:gsub(from:gsub("%p", "%%%0"), (to:gsub("%%", "%%%%"))))
+end
+
+--- A call's key: `key` (the base URL and the cassette key) with the
+-- call's own secrets (`api_key` given in its params, sent in the body)
+-- replaced by their hashes, and a hash of its own headers and query, when
+-- it has some. A disk entry's file repeats its key: such a key was
+-- written there as sent. And a call with another tenant's Authorization
+-- (or another api-version) was answered from the entry of the first.
+-- @tparam string key
+-- @tparam[opt] table secrets the call's (`util.call_credentials`)
+-- @tparam[opt] table header_lines its own headers, "Name: value"
+-- @tparam table params its params (`query`, `extra_query`)
+-- @treturn string
+function M.call_key (key, secrets, header_lines, params)
+  for _, secret in ipairs(secrets or {}) do
+    local shown = "[secret " .. hash(secret) .. "]"
+    key = replace_plain(replace_plain(key, secret, shown), json.encode(secret):sub(2, -2), shown)
+  end
+  local own = {}
+  for _, line in ipairs(header_lines or {}) do own[#own + 1] = line end
+  table.sort(own)
+  for _, q in ipairs { params.query or false, params.extra_query or false } do
+    if type(q) == "table" then
+      local names = {}
+      for k in pairs(q) do names[#names + 1] = tostring(k) end
+      table.sort(names)
+      for _, k in ipairs(names) do own[#own + 1] = "?" .. k .. "=" .. tostring(q[k]) end
+    end
+  end
+  if #own == 0 then return key end
+  return key .. " own " .. hash(table.concat(own, "\n"))
+end
 
 local Cache = {}
 Cache.__index = Cache

@@ -301,7 +301,8 @@ function M.before (client, api, params, path)
   p.cache = nil   -- (the cache mark is never sent)
   if client._cache and cache.cacheable(api, params) then
     -- (the URL as shown: no password in a key that the disk cache's files repeat)
-    call.cache_key = util.shown_url(client.base_url) .. " " .. cassette.key(api, p, path, client.model)
+    call.cache_key = cache.call_key(util.shown_url(client.base_url) .. " " .. cassette.key(api, p, path, client.model),
+                                    call.secrets, call.header_lines, p)
     call.hit = client._cache:get(call.cache_key)
     if call.hit then return call end
   end
