@@ -155,6 +155,24 @@ describe("cassettes", function ()
     c:close()
   end)
 
+  it("a call's own api_key param is on no tape (the key held it), and a replay with another key matches", function ()
+    for _, proxy in ipairs { true, false } do   -- (through the recording proxy, and in the client)
+      local path = dir .. "/body-key-" .. tostring(proxy) .. ".jsonl"
+      local srv = devserver.start()
+      local rec = aigc.client { base_url = srv.base_url, model = "aigc-dev",
+                                cassette = { path = path, mode = "record", proxy = proxy or nil } }
+      local live = assert(rec:chat { messages = { { role = "user", content = "Hi" } }, api_key = "sk-body-0815-rec" })
+      rec:close()
+      srv:stop()
+      assert.is_nil(read(path):find("sk-body-0815", 1, true))
+      local c = aigc.client { base_url = "http://127.0.0.1:9/v1", model = "aigc-dev",
+                              cassette = { path = path, mode = "replay", timing = false } }
+      local again = assert(c:chat { messages = { { role = "user", content = "Hi" } }, api_key = "sk-body-0815-ci" })
+      assert.equal(live.text, again.text)
+      c:close()
+    end
+  end)
+
   it("a key the server echoes (headers, body, error body) is on no tape; the masked text replays", function ()
     local key = "sk-cassette-echo-9182"
     local srv = devserver.start()

@@ -85,11 +85,6 @@ local function hash (s)
 end
 M.hash = hash
 
--- `s` with every `from` replaced by `to`, plainly.
-local function replace_plain (s, from, to)
-  return (s:gsub(from:gsub("%p", "%%%0"), (to:gsub("%%", "%%%%"))))
-end
-
 --- A call's key: `key` (the base URL and the cassette key) with the
 -- call's own secrets (`api_key` given in its params, sent in the body)
 -- replaced by their hashes, and a hash of its own headers and query, when
@@ -102,10 +97,7 @@ end
 -- @tparam table params its params (`query`, `extra_query`)
 -- @treturn string
 function M.call_key (key, secrets, header_lines, params)
-  for _, secret in ipairs(secrets or {}) do
-    local shown = "[secret " .. hash(secret) .. "]"
-    key = replace_plain(replace_plain(key, secret, shown), json.encode(secret):sub(2, -2), shown)
-  end
+  key = util.replace_secrets(key, secrets, function (secret) return "[secret " .. hash(secret) .. "]" end)
   local own = {}
   for _, line in ipairs(header_lines or {}) do own[#own + 1] = line end
   table.sort(own)

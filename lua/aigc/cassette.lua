@@ -313,6 +313,9 @@ end
 function Cassette:before (call, api, params, path)
   local p = call.params
   local key = M.key(api, params and p, path, call.model)   -- (the copy: without the `cache` mark)
+  -- (a call's api_key param, in the body, was written in the file's key;
+  -- redacted, not hashed: a replay with another key still matches)
+  key = util.replace_secrets(key, call.secrets, function () return "[redacted]" end)
   call.key = key
   if self.proxy then   -- recording through the proxy: it stores the exchange under this key
     local headers = {}

@@ -460,6 +460,24 @@ function M.call_credentials (params)
   return secrets, lines
 end
 
+--- `s` with each of `secrets` (as it is, and as a JSON string escapes it)
+-- replaced by `shown(secret)`: for keys that a cache's or a cassette's
+-- files repeat (a call's `api_key` param is in the canonical JSON of what
+-- it sends).
+-- @tparam string s
+-- @tparam[opt] table secrets
+-- @tparam function shown
+-- @treturn string
+function M.replace_secrets (s, secrets, shown)
+  for _, secret in ipairs(secrets or {}) do
+    local to = shown(secret):gsub("%%", "%%%%")
+    for _, form in ipairs { secret, core.json.encode(secret):sub(2, -2) } do
+      s = s:gsub(form:gsub("%p", "%%%0"), to)
+    end
+  end
+  return s
+end
+
 --- `url` as it may be shown (tostring, a banner): the password of its user
 -- info (or a lone user name) and the values of credential-like query
 -- parameters replaced by `[redacted]`.
