@@ -35,6 +35,12 @@ local SERVER = [=[
     ["openrouter-mid-error"] = { 200, SSE, ": OPENROUTER PROCESSING\n\n" .. chunk('{"role":"assistant","content":"Hel"}')
       .. data('{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","error":{"code":502,"message":"Provider disconnected"},"choices":[{"index":0,"delta":{"content":""},"finish_reason":"error"}]}')
       .. "data: [DONE]\n\n" },
+    -- Azure's content filter results, in every chunk of a choice (langchain4j#2385, brainlid/langchain#28)
+    ["azure-stream-filter"] = { 200, SSE, data('{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null,"content_filter_results":{}}]}')
+      .. data('{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Hel"},"finish_reason":null,"content_filter_results":{"hate":{"filtered":false,"severity":"safe"},"protected_material_code":{"filtered":false,"detected":true,"citation":{"URL":"https://x/a","license":"MIT"}}}}]}')
+      .. data('{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":null,"content_filter_results":{"hate":{"filtered":false,"severity":"low"},"protected_material_code":{"filtered":false,"detected":true,"citation":{"URL":"https://x/a","license":"MIT"}}}}]}')
+      .. data('{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop","content_filter_results":{}}]}')
+      .. "data: [DONE]\n\n" },
     -- stream quirks: reasoning fields, llama.cpp's timings, OpenRouter's comments, chunks without choices or ids
     ["reasoning"] = { 200, SSE, ": OPENROUTER PROCESSING\n\n" .. data('{"choices":[]}')
       .. data('{"choices":[{"index":0,"delta":{"role":"assistant","content":null,"reasoning_content":"Two and","reasoning":"2+"}}]}')
@@ -214,6 +220,19 @@ describe("the OpenAI-compatible servers the README names", function ()
       assert.equal("4", text)   -- (the deltas are the content's)
       assert.equal(3, res.usage.total_tokens)
       assert.equal(1, res.timings.predicted_n)
+    end)
+  end)
+
+  describe("Azure's content_filter_results in a stream (each chunk says them again)", function ()
+    it("are the last ones said, not every chunk's strings end to end; the text is whole", function ()
+      local res, err, text = chat("azure-stream-filter", true)
+      assert.is_nil(err)
+      assert.equal("Hello", text)
+      assert.equal("Hello", res.choices[1].message.content)
+      assert.same({ hate = { filtered = false, severity = "low" },
+                    protected_material_code = { filtered = false, detected = true,
+                                                citation = { URL = "https://x/a", license = "MIT" } } },
+                  res.choices[1].content_filter_results)
     end)
   end)
 

@@ -197,6 +197,7 @@ typedef struct merge {
   size_t *path;
   size_t depth, cpath;
   size_t added_values, added_containers;   /* nodes this add put in */
+  int labels;   /* merging a choice's member outside its text: strings replace */
   undo *log;
   size_t nlog, clog;
   size_t *paths;
@@ -235,6 +236,7 @@ static void merge_init (merge *M, aigc_accum *a) {
   M->depth = 0;
   M->cpath = PATH_LOCAL;
   M->added_values = M->added_containers = 0;
+  M->labels = 0;
   M->log = M->log_local;
   M->nlog = 0;
   M->clog = LOG_LOCAL;
@@ -812,7 +814,8 @@ static int merge_member (merge *M, aigc_json_value *obj, const aigc_json_member 
     rc = same_scalar(av, dv) || (dv->type == AIGC_JSON_STRING && dv->len == 0
                                  && av->type == AIGC_JSON_STRING) ? AIGC_ACCUM_OK : set(M, av, dv);
   else if (av->type == AIGC_JSON_STRING && dv->type == AIGC_JSON_STRING)
-    rc = str_append(M, av, dv->u.s, dv->len);
+    rc = !M->labels ? str_append(M, av, dv->u.s, dv->len)
+                    : same_scalar(av, dv) ? AIGC_ACCUM_OK : set(M, av, dv);
   else if (av->type == AIGC_JSON_OBJECT && dv->type == AIGC_JSON_OBJECT)
     rc = merge_object(M, av, dv, 0);
   else if (av->type == AIGC_JSON_ARRAY && dv->type == AIGC_JSON_ARRAY)
@@ -945,8 +948,14 @@ static int merge_choices (merge *M, aigc_json_value *acc, const aigc_json_value 
         else
           rc = merge_delta(M, c, &m->value);
       }
-      else
+      else {
+        /* Beside its text (delta, text) and logprobs, a choice's members
+           are labels each chunk says again (Azure's content_filter_results
+           {"hate": {"severity": "safe"}} in every chunk): not appended. */
+        M->labels = !key_is(m, "text") && !key_is(m, "logprobs");
         rc = merge_member(M, c, m);
+        M->labels = 0;
+      }
     }
     lk_close(&lk);
     pop(M);
