@@ -41,6 +41,14 @@ local SERVER = [=[
       .. data('{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":null,"content_filter_results":{"hate":{"filtered":false,"severity":"low"},"protected_material_code":{"filtered":false,"detected":true,"citation":{"URL":"https://x/a","license":"MIT"}}}}]}')
       .. data('{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop","content_filter_results":{}}]}')
       .. "data: [DONE]\n\n" },
+    -- Azure's asynchronous filter cutting a reply, as its docs show it (content-filter.md, "Sample
+    -- response stream (blocking)"): annotations with "object": "", the last one's finish_reason
+    -- content_filter (openai/openai-node#1982, microsoft/autogen#6465)
+    ["azure-async-blocked"] = { 200, SSE, data('{"id":"","object":"","created":0,"model":"","prompt_filter_results":[{"prompt_index":0,"content_filter_results":{"hate":{"filtered":false,"severity":"safe"}}}],"choices":[],"usage":null}')
+      .. chunk('{"role":"assistant"}') .. chunk('{"content":"Hey"}') .. chunk('{"content":" Jude"}')
+      .. data('{"id":"","object":"","created":0,"model":"","choices":[{"index":0,"finish_reason":null,"content_filter_results":{"hate":{"filtered":false,"severity":"safe"}},"content_filter_offsets":{"check_offset":65,"start_offset":65,"end_offset":1056}}],"usage":null}')
+      .. data('{"id":"","object":"","created":0,"model":"","choices":[{"index":0,"finish_reason":"content_filter","content_filter_results":{"protected_material_text":{"detected":true,"filtered":true}},"content_filter_offsets":{"check_offset":65,"start_offset":65,"end_offset":1056}}],"usage":null}')
+      .. "data: [DONE]\n\n" },
     -- stream quirks: reasoning fields, llama.cpp's timings, OpenRouter's comments, chunks without choices or ids
     ["reasoning"] = { 200, SSE, ": OPENROUTER PROCESSING\n\n" .. data('{"choices":[]}')
       .. data('{"choices":[{"index":0,"delta":{"role":"assistant","content":null,"reasoning_content":"Two and","reasoning":"2+"}}]}')
@@ -233,6 +241,30 @@ describe("the OpenAI-compatible servers the README names", function ()
                     protected_material_code = { filtered = false, detected = true,
                                                 citation = { URL = "https://x/a", license = "MIT" } } },
                   res.choices[1].content_filter_results)
+    end)
+  end)
+
+  describe("Azure's asynchronous content filter cutting a streamed reply", function ()
+    it("is a reply whose finish_reason says content_filter, with the annotations; not a cut stream", function ()
+      local chunks = {}
+      local c = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0 }
+      local res, err = c:chat { model = "azure-async-blocked", messages = { { role = "user", content = "Hi" } },
+                                stream = function (_, ch) chunks[#chunks + 1] = ch.id end }
+      c:close()
+      assert.is_nil(err)
+      local choice = res.choices[1]
+      assert.equal("content_filter", choice.finish_reason)
+      assert.equal("Hey Jude", choice.message.content)
+      assert.is_true(choice.content_filter_results.protected_material_text.filtered)
+      assert.equal("safe", choice.content_filter_results.hate.severity)
+      assert.equal(1056, choice.content_filter_offsets.end_offset)
+      assert.equal("safe", res.prompt_filter_results[1].content_filter_results.hate.severity)
+      assert.same({ "c1", "m", 1 }, { res.id, res.model, res.created })   -- (not the annotations' "", 0)
+      assert.same({ "c1", "c1", "c1" }, chunks)   -- (the callback gets the reply's chunks)
+      -- the dialogue layer then says why (kind incomplete, reason content_filter)
+      local _, err2 = client:chat { model = "azure-async-blocked", messages = { { role = "user", content = "Hi" } },
+                                    schema = { type = "object" }, stream = function () end }
+      assert.same({ "incomplete", "content_filter" }, { err2.kind, err2.reason })
     end)
   end)
 

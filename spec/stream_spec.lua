@@ -120,15 +120,16 @@ describe("streaming", function ()
       assert.is_nil(b.id:find("call_.*call_"))
     end)
 
-    it("skips Azure content-filter events", function ()
+    it("keeps Azure's content-filter annotations in the reply, not in the callback's chunks", function ()
       local seen = 0
       local res = assert(client:chat(fault("content-filter", { stream = function (_, chunk)
         seen = seen + 1
         assert.equal("chat.completion.chunk", chunk.object)
       end })))
       assert.truthy(seen > 0)
-      assert.is_nil(res.prompt_filter_results)
+      assert.is_false(res.prompt_filter_results[1].content_filter_results.hate.filtered)
       assert.equal("chat.completion", res.object)
+      assert.matches("^chatcmpl", res.id)   -- (not the annotation's "")
     end)
 
     for _, wire in ipairs { "crlf", "cr", "comments", "no-space", "multiline", "byte-writes" } do

@@ -198,6 +198,7 @@ typedef struct merge {
   size_t depth, cpath;
   size_t added_values, added_containers;   /* nodes this add put in */
   int labels;   /* merging a choice's member outside its text: strings replace */
+  int annotation;   /* an Azure annotation chunk ("object": ""): no identity */
   undo *log;
   size_t nlog, clog;
   size_t *paths;
@@ -236,7 +237,7 @@ static void merge_init (merge *M, aigc_accum *a) {
   M->depth = 0;
   M->cpath = PATH_LOCAL;
   M->added_values = M->added_containers = 0;
-  M->labels = 0;
+  M->labels = M->annotation = 0;
   M->log = M->log_local;
   M->nlog = 0;
   M->clog = LOG_LOCAL;
@@ -977,6 +978,9 @@ static int merge_chunk (merge *M, const aigc_json_value *chunk) {
     aigc_json_value nv;
     if (key_is(m, "obfuscation") || !lk_last(&lk, chunk, i))
       continue;
+    if (M->annotation && (key_is(m, "id") || key_is(m, "object") || key_is(m, "created") ||
+                          key_is(m, "model") || key_is(m, "system_fingerprint")))
+      continue;   /* ("", 0: the reply's are the chunks') */
     if (key_is(m, "choices")) {
       if (dv->type == AIGC_JSON_NULL)
         continue;
@@ -1078,11 +1082,19 @@ int aigc_accum_add (aigc_accum *a, const aigc_json_value *chunk) {
     return AIGC_ACCUM_BADSHAPE;
   }
   ov = aigc_json_get(chunk, "object");
+  merge_init(&M, a);
   if (ov != NULL && ov->type == AIGC_JSON_STRING &&
       (ov->len != strlen(chunk_object(a->kind)) ||
-       memcmp(ov->u.s, chunk_object(a->kind), ov->len) != 0))
-    return AIGC_ACCUM_OK;   /* e.g. Azure's content-filter results */
-  merge_init(&M, a);
+       memcmp(ov->u.s, chunk_object(a->kind), ov->len) != 0)) {
+    /* Azure's content filter annotations say "object": "" (and "id": "",
+       "model": ""): the prompt's results first, then the reply's, the last
+       one with "finish_reason": "content_filter" when its async filter cut
+       the reply. Merged, but not a chunk (not given to the callback).
+       Another object is skipped. */
+    if (ov->len != 0)
+      return AIGC_ACCUM_OK;
+    M.annotation = 1;
+  }
   rc = merge_chunk(&M, chunk);
   if (rc == AIGC_ACCUM_OK)
     rc = check_limits(&M, &values, &containers);
@@ -1091,7 +1103,8 @@ int aigc_accum_add (aigc_accum *a, const aigc_json_value *chunk) {
     a->values = values;
     a->containers = containers;
     shaped_clear(a);
-    a->chunks++;
+    if (!M.annotation)
+      a->chunks++;
   }
   else {
     rollback(&M);

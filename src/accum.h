@@ -5,10 +5,15 @@
 ** completion is an owned tree).
 **
 ** Rules (REFERENCE.md, "Accumulating chat chunks"):
-**   - A chunk whose "object" is a string other than the expected chunk
+**   - A chunk whose "object" is "" is an Azure content filter annotation
+**     (prompt_filter_results; a choice's results, the last one's
+**     "finish_reason": "content_filter" when the async filter cut it): it is
+**     merged without its "id", "object", "created", "model" and
+**     "system_fingerprint" ("", 0) and not counted in a->chunks. A chunk
+**     whose "object" is another string other than the expected chunk
 **     object ("chat.completion.chunk" for chat; "text_completion" for
-**     completions) is skipped: Azure's content-filter events. A chunk
-**     without "object" is accepted (some compatible servers omit it).
+**     completions) is skipped. A chunk without "object" is accepted (some
+**     compatible servers omit it).
 **   - Top level: "choices" is merged as below; "usage" is set when non-null
 **     (and is null until then); "object" becomes "chat.completion" or
 **     "text_completion"; "obfuscation" is dropped; any other member (id,

@@ -436,30 +436,41 @@ TEST(test_completion_stream) {
   aigc_accum_free(&a);
 }
 
-/* Azure OpenAI sends content-filter results as chunks of another object
-** type (here its real first chunk, "object": ""); they are skipped. */
-TEST(test_azure_filter_skipped) {
+/* Azure OpenAI sends its content filter's annotations as chunks with
+** "object": "" (and "id": "", "model": "", "created": 0): the prompt's
+** results first, then the reply's, the last with "finish_reason":
+** "content_filter" when its asynchronous filter cut the reply. They are
+** merged without their empty identity, and are not counted as chunks. A
+** chunk of another object is skipped. */
+TEST(test_azure_annotations) {
   static const char *const chunks[] = {
     "{\"choices\":[],\"created\":0,\"id\":\"\",\"model\":\"\",\"object\":\"\","
     "\"prompt_filter_results\":[{\"prompt_index\":0,\"content_filter_results\":"
     "{\"hate\":{\"filtered\":false,\"severity\":\"safe\"}}}]}",
     CHUNK(DELTA(0, "{\"role\":\"assistant\",\"content\":\"Hi\"}")),
-    "{\"choices\":[{\"index\":0,\"finish_reason\":null,\"delta\":{},"
-    "\"content_filter_offsets\":{\"check_offset\":1,\"start_offset\":1,\"end_offset\":2},"
-    "\"content_filter_results\":{}}],\"created\":0,\"id\":\"\",\"model\":\"\","
-    "\"object\":\"content_filter\"}",
-    CHUNK(STOP(0, "stop")),
+    "{\"choices\":[{\"index\":0,\"finish_reason\":null,\"delta\":{\"content\":\"x\"}}],"
+    "\"created\":0,\"id\":\"\",\"model\":\"\",\"object\":\"content_filter\"}",
+    "{\"id\":\"\",\"object\":\"\",\"created\":0,\"model\":\"\",\"choices\":[{\"index\":0,"
+    "\"finish_reason\":\"content_filter\",\"content_filter_results\":{\"protected_material_text\":"
+    "{\"detected\":true,\"filtered\":true}},\"content_filter_offsets\":{\"check_offset\":2,"
+    "\"start_offset\":0,\"end_offset\":2}}],\"usage\":null}",
     NULL
   };
   aigc_accum a;
   aigc_accum_init(&a, AIGC_ACCUM_CHAT);
   CHECK_EQ_INT(add(&a, chunks[0]), AIGC_ACCUM_OK);
-  CHECK(a.chunks == 0 && a.root.len == 0);
+  CHECK(a.chunks == 0 && a.root.len == 2);   /* (choices, prompt_filter_results) */
   CHECK(add_all(&a, chunks + 1));
-  CHECK_EQ_INT(a.chunks, 2);
+  CHECK_EQ_INT(a.chunks, 1);
   CHECK(same(finished(&a),
-    "{" OUTHEAD ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
-    "\"content\":\"Hi\"},\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":null}"));
+    "{\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"Hi\"},"
+    "\"logprobs\":null,\"finish_reason\":\"content_filter\",\"content_filter_results\":"
+    "{\"protected_material_text\":{\"detected\":true,\"filtered\":true}},\"content_filter_offsets\":"
+    "{\"check_offset\":2,\"start_offset\":0,\"end_offset\":2}}],\"prompt_filter_results\":"
+    "[{\"prompt_index\":0,\"content_filter_results\":{\"hate\":{\"filtered\":false,"
+    "\"severity\":\"safe\"}}}],\"id\":\"chatcmpl-A1\",\"object\":\"chat.completion\","
+    "\"created\":1718000000,\"model\":\"gpt-4o-mini-2024-07-18\","
+    "\"system_fingerprint\":\"fp_44709d6fcb\",\"usage\":null}"));
   aigc_accum_free(&a);
 }
 
@@ -1150,7 +1161,7 @@ int main (void) {
   RUN(test_empty_ids_keep);
   RUN(test_logprobs_and_refusal);
   RUN(test_completion_stream);
-  RUN(test_azure_filter_skipped);
+  RUN(test_azure_annotations);
   RUN(test_obfuscation_dropped);
   RUN(test_member_rules);
   RUN(test_defaults);
