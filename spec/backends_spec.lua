@@ -25,6 +25,10 @@ local SERVER = [=[
     ["tgi-422"] = { 422, J, '{"error":"Input validation error: `inputs` must not be empty","error_type":"validation"}' },
     ["tgi-stream-error"] = { 200, SSE, chunk('{"role":"assistant","content":"Hi"}')
       .. 'data: {"error":"Request failed during generation: Server error: CUDA out of memory","error_type":"generation"}\n\n' },
+    -- TGI 1.4 to 2.0's chat stream (huggingface/text-generation-inference#2089, #1896): chunks
+    -- whose object is "text_completion", an empty id, its finish reasons, no [DONE] at the end
+    ["tgi-2.0-stream"] = { 200, SSE, data('{"id":"","object":"text_completion","created":1718000000,"model":"tgi","system_fingerprint":"2.0.4-native","choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"},"logprobs":null,"finish_reason":null}]}')
+      .. data('{"id":"","object":"text_completion","created":1718000000,"model":"tgi","system_fingerprint":"2.0.4-native","choices":[{"index":0,"delta":{"role":"assistant","content":"lo"},"logprobs":null,"finish_reason":"eos_token"}]}') },
     -- Ollama's native error (a string) and its /v1 one; llama.cpp's; Azure's content filter; OpenRouter's
     ["ollama-404"] = { 404, J, '{"error":"model \'llama9\' not found"}' },
     ["ollama-v1-404"] = { 404, J, '{"error":{"message":"model \\"llama9\\" not found, try pulling it first","type":"api_error","param":null,"code":null}}' },
@@ -183,6 +187,20 @@ describe("the OpenAI-compatible servers the README names", function ()
       assert.equal("Request failed during generation: Server error: CUDA out of memory", err.message)
       assert.equal("generation", err.type)
       assert.equal("Hi", err.partial.choices[1].message.content)
+    end)
+  end)
+
+  describe("TGI 1.4 to 2.0's chat stream (chunks of object text_completion, no [DONE])", function ()
+    it("gives its text to the callback, and the reply whole in err.partial (kind stream: no [DONE])", function ()
+      local res, err, text = chat("tgi-2.0-stream", true)
+      assert.is_nil(res)
+      assert.equal("Hello", text)
+      assert.equal("stream", err.kind)
+      assert.matches("ended before %[DONE%]", err.message)
+      local partial = err.partial
+      assert.same({ "Hello", "assistant", "eos_token" }, { partial.choices[1].message.content,
+                  partial.choices[1].message.role, partial.choices[1].finish_reason })
+      assert.same({ "tgi", "chat.completion" }, { partial.model, partial.object })
     end)
   end)
 

@@ -40,8 +40,13 @@
 #include "accum.h"
 #include "accum_tree.h"
 
-static const char *chunk_object (aigc_accum_kind kind) {
-  return kind == AIGC_ACCUM_CHAT ? "chat.completion.chunk" : "text_completion";
+/* Whether v is the "object" of a chunk of this kind: "text_completion" for
+** completions; for chat "chat.completion.chunk", or "text_completion" as
+** Hugging Face TGI 1.4 to 2.0 sent it in chat chunks (its PR #2089). */
+static int chunk_object (aigc_accum_kind kind, const aigc_json_value *v) {
+  static const char chat[] = "chat.completion.chunk", text[] = "text_completion";
+  return (kind == AIGC_ACCUM_CHAT && v->len == sizeof chat - 1 && memcmp(v->u.s, chat, v->len) == 0)
+      || (v->len == sizeof text - 1 && memcmp(v->u.s, text, v->len) == 0);
 }
 
 /*
@@ -1083,9 +1088,7 @@ int aigc_accum_add (aigc_accum *a, const aigc_json_value *chunk) {
   }
   ov = aigc_json_get(chunk, "object");
   merge_init(&M, a);
-  if (ov != NULL && ov->type == AIGC_JSON_STRING &&
-      (ov->len != strlen(chunk_object(a->kind)) ||
-       memcmp(ov->u.s, chunk_object(a->kind), ov->len) != 0)) {
+  if (ov != NULL && ov->type == AIGC_JSON_STRING && !chunk_object(a->kind, ov)) {
     /* Azure's content filter annotations say "object": "" (and "id": "",
        "model": ""): the prompt's results first, then the reply's, the last
        one with "finish_reason": "content_filter" when its async filter cut

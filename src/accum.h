@@ -11,9 +11,10 @@
 **     merged without its "id", "object", "created", "model" and
 **     "system_fingerprint" ("", 0) and not counted in a->chunks. A chunk
 **     whose "object" is another string other than the expected chunk
-**     object ("chat.completion.chunk" for chat; "text_completion" for
-**     completions) is skipped. A chunk without "object" is accepted (some
-**     compatible servers omit it).
+**     object ("chat.completion.chunk" or, as Hugging Face TGI 1.4 to 2.0
+**     sent, "text_completion" for chat; "text_completion" for completions)
+**     is skipped. A chunk without "object" is accepted (some compatible
+**     servers omit it).
 **   - Top level: "choices" is merged as below; "usage" is set when non-null
 **     (and is null until then); "object" becomes "chat.completion" or
 **     "text_completion"; "obfuscation" is dropped; any other member (id,
