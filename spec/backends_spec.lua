@@ -29,6 +29,10 @@ local SERVER = [=[
     -- whose object is "text_completion", an empty id, its finish reasons, no [DONE] at the end
     ["tgi-2.0-stream"] = { 200, SSE, data('{"id":"","object":"text_completion","created":1718000000,"model":"tgi","system_fingerprint":"2.0.4-native","choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"},"logprobs":null,"finish_reason":null}]}')
       .. data('{"id":"","object":"text_completion","created":1718000000,"model":"tgi","system_fingerprint":"2.0.4-native","choices":[{"index":0,"delta":{"role":"assistant","content":"lo"},"logprobs":null,"finish_reason":"eos_token"}]}') },
+    -- Azure AI Foundry: a reply its filter blocked is a 400 whose body is the chat completion
+    -- (experientiallabs/experiential#967), with the filter's error or only the finish_reason
+    ["foundry-filter-400"] = { 400, J, '{"id":"chatcmpl-8","model":"","choices":[{"index":0,"message":{"role":"assistant","content":""},"finish_reason":"content_filter","content_filter_results":{"error":{"code":"content_filter","message":"Response content blocked by label \'MultiSeverity_ViolenceScore\'."}}}],"usage":{"prompt_tokens":55,"total_tokens":55},"created":1789466192,"object":"chat.completion","prompt_filter_results":null}' },
+    ["foundry-finish-400"] = { 400, J, '{"id":"chatcmpl-9","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":""},"finish_reason":"content_filter"}]}' },
     -- Ollama's native error (a string) and its /v1 one; llama.cpp's; Azure's content filter; OpenRouter's
     ["ollama-404"] = { 404, J, '{"error":"model \'llama9\' not found"}' },
     ["ollama-v1-404"] = { 404, J, '{"error":{"message":"model \\"llama9\\" not found, try pulling it first","type":"api_error","param":null,"code":null}}' },
@@ -201,6 +205,20 @@ describe("the OpenAI-compatible servers the README names", function ()
       assert.same({ "Hello", "assistant", "eos_token" }, { partial.choices[1].message.content,
                   partial.choices[1].message.role, partial.choices[1].finish_reason })
       assert.same({ "tgi", "chat.completion" }, { partial.model, partial.object })
+    end)
+  end)
+
+  describe("Azure AI Foundry's 400 whose body is the blocked chat completion", function ()
+    it("is an http error whose message and code are the filter's, else its finish_reason", function ()
+      local _, err = chat("foundry-filter-400")
+      assert.same({ "http", 400, "Response content blocked by label 'MultiSeverity_ViolenceScore'.", "content_filter" },
+                  { err.kind, err.status, err.message, err.code })
+      assert.equal("content_filter", err.body.choices[1].finish_reason)
+      _, err = chat("foundry-finish-400")
+      assert.same({ "http", 400, "the reply ended with finish_reason content_filter", "content_filter" },
+                  { err.kind, err.status, err.message, err.code })
+      assert.equal("aigc: http error 400: the reply ended with finish_reason content_filter (code content_filter)",
+                   tostring(err))
     end)
   end)
 

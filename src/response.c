@@ -150,6 +150,40 @@ static void copy_first_detail (lua_State *L, aigc_request *r, const aigc_json_va
 }
 
 /*
+** Azure AI Foundry answers a reply its content filter blocked with a 400
+** whose body is the chat completion, no "error" in it: {"choices": [{
+** "finish_reason": "content_filter", "content_filter_results": {"error":
+** {"code", "message"}}}]}. The first choice's verdict is the error: the
+** filter's message and code, else its finish_reason as the code.
+*/
+static void copy_choice_verdict (lua_State *L, aigc_request *r, const aigc_json_value *v) {
+  const aigc_json_value *ch = aigc_json_get(v, "choices"), *c, *fr, *cf, *e;
+  int has_code;
+  if (ch == NULL || ch->type != AIGC_JSON_ARRAY || ch->len == 0 || ch->u.items[0].type != AIGC_JSON_OBJECT)
+    return;
+  c = &ch->u.items[0];
+  fr = aigc_json_get(c, "finish_reason");
+  if (fr == NULL || fr->type != AIGC_JSON_STRING)
+    return;
+  cf = aigc_json_get(c, "content_filter_results");
+  e = cf != NULL && cf->type == AIGC_JSON_OBJECT ? aigc_json_get(cf, "error") : NULL;
+  if (e != NULL && e->type == AIGC_JSON_OBJECT) {
+    copy_member(L, r, e, "message");
+    copy_member(L, r, e, "code");
+  }
+  has_code = lua_getfield(L, -1, "code") != LUA_TNIL;
+  lua_pop(L, 1);
+  if (!has_code)
+    copy_member_as(L, r, c, "finish_reason", "code");
+  if (e == NULL || aigc_json_get(e, "message") == NULL) {
+    lua_pushfstring(L, "the reply ended with finish_reason ");
+    aigc_error_push_scrubbed(L, fr->u.s, fr->len > 40 ? 40 : fr->len, r->secrets);
+    lua_concat(L, 2);
+    lua_setfield(L, -2, "message");
+  }
+}
+
+/*
 ** Pushes an error object for an API error found in a JSON value `v` (the
 ** body of an HTTP error, an "error" stream event, a 200 body with an
 ** "error" member): unwraps {"error": {...}} as the SDKs do, and keeps the
@@ -188,6 +222,8 @@ static void push_api_error (lua_State *L, aigc_request *r, const char *kind,
       lua_pop(L, 1);
       copy_first_detail(L, r, v);
     }
+    if (aigc_json_get(v, "message") == NULL && aigc_json_get(v, "detail") == NULL)
+      copy_choice_verdict(L, r, v);
   }
   aigc_jsonlua_push(L, v);
   lua_setfield(L, -2, "body");
