@@ -33,6 +33,8 @@ local SERVER = [=[
     -- (experientiallabs/experiential#967), with the filter's error or only the finish_reason
     ["foundry-filter-400"] = { 400, J, '{"id":"chatcmpl-8","model":"","choices":[{"index":0,"message":{"role":"assistant","content":""},"finish_reason":"content_filter","content_filter_results":{"error":{"code":"content_filter","message":"Response content blocked by label \'MultiSeverity_ViolenceScore\'."}}}],"usage":{"prompt_tokens":55,"total_tokens":55},"created":1789466192,"object":"chat.completion","prompt_filter_results":null}' },
     ["foundry-finish-400"] = { 400, J, '{"id":"chatcmpl-9","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":""},"finish_reason":"content_filter"}]}' },
+    -- Gemini's OpenAI layer: the error inside a list (FuzzAnything/PromptFuzz#42)
+    ["gemini-400"] = { 400, J, '[{"error":{"code":400,"message":"Invalid JSON payload received. Unknown name \\"web_search_options\\": Cannot find field.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.BadRequest"}]}}]' },
     -- Ollama's native error (a string) and its /v1 one; llama.cpp's; Azure's content filter; OpenRouter's
     ["ollama-404"] = { 404, J, '{"error":"model \'llama9\' not found"}' },
     ["ollama-v1-404"] = { 404, J, '{"error":{"message":"model \\"llama9\\" not found, try pulling it first","type":"api_error","param":null,"code":null}}' },
@@ -219,6 +221,15 @@ describe("the OpenAI-compatible servers the README names", function ()
                   { err.kind, err.status, err.message, err.code })
       assert.equal("aigc: http error 400: the reply ended with finish_reason content_filter (code content_filter)",
                    tostring(err))
+    end)
+  end)
+
+  describe("Gemini's OpenAI layer: its error inside a list", function ()
+    it("gives the message and code; err.body is the list as sent", function ()
+      local _, err = chat("gemini-400")
+      assert.same({ "http", 400, 400 }, { err.kind, err.status, err.code })
+      assert.equal('Invalid JSON payload received. Unknown name "web_search_options": Cannot find field.', err.message)
+      assert.equal("INVALID_ARGUMENT", err.body[1].error.status)
     end)
   end)
 

@@ -190,8 +190,13 @@ static void copy_choice_verdict (lua_State *L, aigc_request *r, const aigc_json_
 ** whole decoded body in err.body.
 */
 static void push_api_error (lua_State *L, aigc_request *r, const char *kind,
-                            const aigc_json_value *v, const char *fallback) {
-  const aigc_json_value *inner = aigc_json_get(v, "error");
+                            const aigc_json_value *body, const char *fallback) {
+  const aigc_json_value *v = body, *inner;
+  /* Gemini's OpenAI layer wraps its error in a list: [{"error": {...}}] */
+  if (v->type == AIGC_JSON_ARRAY && v->len > 0 && v->u.items[0].type == AIGC_JSON_OBJECT
+      && aigc_json_get(&v->u.items[0], "error") != NULL)
+    v = &v->u.items[0];
+  inner = aigc_json_get(v, "error");
   aigc_error_new(L, kind, fallback);
   if (inner != NULL && inner->type == AIGC_JSON_OBJECT) {
     copy_member(L, r, inner, "message");
@@ -225,7 +230,7 @@ static void push_api_error (lua_State *L, aigc_request *r, const char *kind,
     if (aigc_json_get(v, "message") == NULL && aigc_json_get(v, "detail") == NULL)
       copy_choice_verdict(L, r, v);
   }
-  aigc_jsonlua_push(L, v);
+  aigc_jsonlua_push(L, body);
   lua_setfield(L, -2, "body");
 }
 
