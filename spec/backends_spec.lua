@@ -35,6 +35,10 @@ local SERVER = [=[
     ["foundry-finish-400"] = { 400, J, '{"id":"chatcmpl-9","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":""},"finish_reason":"content_filter"}]}' },
     -- Gemini's OpenAI layer: the error inside a list (FuzzAnything/PromptFuzz#42)
     ["gemini-400"] = { 400, J, '[{"error":{"code":400,"message":"Invalid JSON payload received. Unknown name \\"web_search_options\\": Cannot find field.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.BadRequest"}]}}]' },
+    -- "[DONE]" with a blank after it, as some servers end (mistralai/mistral-vibe#770); also
+    -- as the body's last line, with no line end
+    ["done-blank"] = { 200, SSE, chunk('{"role":"assistant","content":"Hi"}', "stop") .. "data: [DONE] \n\n" },
+    ["done-blank-last"] = { 200, SSE, chunk('{"role":"assistant","content":"Hi"}', "stop") .. "data: [DONE]\t " },
     -- Ollama's native error (a string) and its /v1 one; llama.cpp's; Azure's content filter; OpenRouter's
     ["ollama-404"] = { 404, J, '{"error":"model \'llama9\' not found"}' },
     ["ollama-v1-404"] = { 404, J, '{"error":{"message":"model \\"llama9\\" not found, try pulling it first","type":"api_error","param":null,"code":null}}' },
@@ -230,6 +234,16 @@ describe("the OpenAI-compatible servers the README names", function ()
       assert.same({ "http", 400, 400 }, { err.kind, err.status, err.code })
       assert.equal('Invalid JSON payload received. Unknown name "web_search_options": Cannot find field.', err.message)
       assert.equal("INVALID_ARGUMENT", err.body[1].error.status)
+    end)
+  end)
+
+  describe("a stream that ends with \"data: [DONE] \" (blanks after the marker)", function ()
+    it("has ended well, as the SDKs take it, with a blank line after it or as the last line", function ()
+      for _, model in ipairs { "done-blank", "done-blank-last" } do
+        local res, err, text = chat(model, true)
+        assert.is_nil(err, model)
+        assert.same({ "Hi", "Hi", "stop" }, { text, res.text, res.choices[1].finish_reason })
+      end
     end)
   end)
 

@@ -185,20 +185,31 @@ static int queue_plain_event (aigc_request *r, const char *data, size_t dlen) {
 
 static int on_other_event (aigc_request *r, const aigc_sse_event *ev);
 
+/* Whether the event's data is the end marker, "[DONE]", blanks after it
+   too: "data: [DONE] " from some servers (mistralai/mistral-vibe#770),
+   which the SDKs end on (they test that the data starts with [DONE]). */
+static int is_done (const aigc_sse_event *ev) {
+  size_t n = ev->data_len;
+  if (!ev->has_data || n < 6 || memcmp(ev->data, "[DONE]", 6) != 0)
+    return 0;
+  while (n > 6 && (ev->data[n - 1] == ' ' || ev->data[n - 1] == '\t'))
+    n--;
+  return n == 6;
+}
+
 static int on_sse_event (void *ud, const aigc_sse_event *ev) {
   aigc_request *r = (aigc_request *)ud;
   r->sse_events = 1;
   if (r->saw_done)
     return 0;   /* nothing after [DONE] counts */
-  if (ev->type_len == 0 && ev->has_data && (ev->data_len != 6 || memcmp(ev->data, "[DONE]", 6) != 0))
+  if (ev->type_len == 0 && ev->has_data && !is_done(ev))
     return queue_plain_event(r, ev->data, ev->data_len);
   return on_other_event(r, ev);
 }
 
 /* on_sse_event's other cases: [DONE], named events, no data. */
 static int on_other_event (aigc_request *r, const aigc_sse_event *ev) {
-  if ((ev->has_data && ev->data_len == 6 && memcmp(ev->data, "[DONE]", 6) == 0)
-      || (ev->type_len == 4 && memcmp(ev->type, "done", 4) == 0)) {
+  if (is_done(ev) || (ev->type_len == 4 && memcmp(ev->type, "done", 4) == 0)) {
     /* The end. The server should close the response right after; if it
        does not within a grace period, the engine ends it for us. */
     r->saw_done = 1;
@@ -669,8 +680,7 @@ static int h2_early_answer_lost (const aigc_request *r, CURLcode code) {
 static int on_final_event (void *ud, const aigc_sse_event *ev) {
   aigc_request *r = (aigc_request *)ud;
   r->sse_events = 1;   /* (an event stream, if a short one) */
-  if ((ev->has_data && ev->data_len == 6 && memcmp(ev->data, "[DONE]", 6) == 0)
-      || (ev->type_len == 4 && memcmp(ev->type, "done", 4) == 0))
+  if (is_done(ev) || (ev->type_len == 4 && memcmp(ev->type, "done", 4) == 0))
     r->saw_done = 1;
   else if (r->kind == AIGC_KIND_RESPONSES && ev->has_data) {
     aigc_json_arena arena;
