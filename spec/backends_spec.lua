@@ -39,6 +39,9 @@ local SERVER = [=[
     -- as the body's last line, with no line end
     ["done-blank"] = { 200, SSE, chunk('{"role":"assistant","content":"Hi"}', "stop") .. "data: [DONE] \n\n" },
     ["done-blank-last"] = { 200, SSE, chunk('{"role":"assistant","content":"Hi"}', "stop") .. "data: [DONE]\t " },
+    -- keep-alives of empty or blank data, plain or named (openai/openai-go#651, netease-lcap/wave-agent#1326)
+    ["keepalive-data"] = { 200, SSE, "data: \n\n" .. chunk('{"role":"assistant","content":"Hi"}') .. "event: ping\ndata:\n\n"
+      .. "data:  \t\n\n" .. chunk('{"content":" there"}', "stop") .. "data: [DONE]\n\n" },
     -- Ollama's native error (a string) and its /v1 one; llama.cpp's; Azure's content filter; OpenRouter's
     ["ollama-404"] = { 404, J, '{"error":"model \'llama9\' not found"}' },
     ["ollama-v1-404"] = { 404, J, '{"error":{"message":"model \\"llama9\\" not found, try pulling it first","type":"api_error","param":null,"code":null}}' },
@@ -244,6 +247,14 @@ describe("the OpenAI-compatible servers the README names", function ()
         assert.is_nil(err, model)
         assert.same({ "Hi", "Hi", "stop" }, { text, res.text, res.choices[1].finish_reason })
       end
+    end)
+  end)
+
+  describe("keep-alive events of empty or blank data (proxies)", function ()
+    it("are skipped, as the SSE standard does not dispatch them: the reply is whole", function ()
+      local res, err, text = chat("keepalive-data", true)
+      assert.is_nil(err)
+      assert.same({ "Hi there", "Hi there", "stop" }, { text, res.text, res.choices[1].finish_reason })
     end)
   end)
 

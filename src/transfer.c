@@ -197,13 +197,24 @@ static int is_done (const aigc_sse_event *ev) {
   return n == 6;
 }
 
+/* Whether the event's data is empty or blanks only: a keep-alive of a
+   proxy's or a server's ("data: " then the blank line: openai/openai-go#651),
+   which the SSE standard does not dispatch as an event. */
+static int blank_data (const aigc_sse_event *ev) {
+  size_t i;
+  for (i = 0; i < ev->data_len; i++)
+    if (ev->data[i] != ' ' && ev->data[i] != '\t')
+      return 0;
+  return 1;
+}
+
 static int on_sse_event (void *ud, const aigc_sse_event *ev) {
   aigc_request *r = (aigc_request *)ud;
   r->sse_events = 1;
   if (r->saw_done)
     return 0;   /* nothing after [DONE] counts */
-  if (ev->type_len == 0 && ev->has_data && !is_done(ev))
-    return queue_plain_event(r, ev->data, ev->data_len);
+  if (ev->type_len == 0 && ev->has_data && ev->data_len > 0 && ev->data[0] == '{')
+    return queue_plain_event(r, ev->data, ev->data_len);   /* a chunk (anything else: below) */
   return on_other_event(r, ev);
 }
 
@@ -218,8 +229,8 @@ static int on_other_event (aigc_request *r, const aigc_sse_event *ev) {
     timers_changed(r);
     return 0;
   }
-  if (!ev->has_data && !(ev->type_len == 5 && memcmp(ev->type, "error", 5) == 0))
-    return 0;   /* an event with a name but no data carries nothing */
+  if ((!ev->has_data || blank_data(ev)) && !(ev->type_len == 5 && memcmp(ev->type, "error", 5) == 0))
+    return 0;   /* an event without data (or blank data) carries nothing */
   if (r->kind == AIGC_KIND_RESPONSES && is_final_event(ev->type, ev->type_len)) {
     /* The Responses API's end (it has no [DONE]): as after [DONE], the
        server has AIGC_DONE_GRACE to end the response. */
