@@ -955,10 +955,11 @@ static int merge_choices (merge *M, aigc_json_value *acc, const aigc_json_value 
           rc = merge_delta(M, c, &m->value);
       }
       else {
-        /* Beside its text (delta, text) and logprobs, a choice's members
-           are labels each chunk says again (Azure's content_filter_results
-           {"hate": {"severity": "safe"}} in every chunk): not appended. */
-        M->labels = !key_is(m, "text") && !key_is(m, "logprobs");
+        /* Beside its text (delta, text; a "message" some servers stream
+           instead of delta) and logprobs, a choice's members are labels
+           each chunk says again (Azure's content_filter_results {"hate":
+           {"severity": "safe"}} in every chunk): not appended. */
+        M->labels = !key_is(m, "text") && !key_is(m, "logprobs") && !key_is(m, "message");
         rc = merge_member(M, c, m);
         M->labels = 0;
       }

@@ -23,9 +23,10 @@
 **     non-null values (never appended).
 **   - Choices are keyed by their "index" (0..127), not by position. Chat:
 **     "delta" merges into "message"; completions: "text" appends. Each
-**     choice's "finish_reason" is set when non-null; "logprobs" merges;
-**     its other members merge as below but a string in them replaces, never
-**     appends (Azure repeats content_filter_results in every chunk).
+**     choice's "finish_reason" is set when non-null; "logprobs" (and a
+**     "message" streamed instead of "delta") merges; its other members
+**     merge as below but a string in them replaces, never appends (Azure
+**     repeats content_filter_results in every chunk).
 **     A choice with no "index" is index 0.
 **   - Merging a delta object into an accumulated object, member by member:
 **       absent in acc          -> copied in (null too);

@@ -474,6 +474,31 @@ TEST(test_azure_annotations) {
   aigc_accum_free(&a);
 }
 
+/* A choice's members beside its text are labels (a string replaces):
+** Azure's content_filter_results, said again in every chunk. A "message"
+** streamed instead of "delta" (servers that do) still appends. */
+TEST(test_choice_labels) {
+  static const char *const chunks[] = {
+    CHUNK("{\"index\":0,\"delta\":{\"content\":\"He\"},\"finish_reason\":null,"
+          "\"content_filter_results\":{\"hate\":{\"filtered\":false,\"severity\":\"safe\"}}}"),
+    CHUNK("{\"index\":0,\"delta\":{\"content\":\"llo\"},\"finish_reason\":\"stop\","
+          "\"content_filter_results\":{\"hate\":{\"filtered\":false,\"severity\":\"low\"}}}"),
+    NULL
+  };
+  static const char *const message[] = {
+    CHUNK("{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"He\"},\"finish_reason\":null}"),
+    CHUNK("{\"index\":0,\"message\":{\"content\":\"llo\"},\"finish_reason\":\"stop\"}"),
+    NULL
+  };
+  CHECK(stream_gives(AIGC_ACCUM_CHAT, chunks,
+    "{" OUTHEAD ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"Hello\"},"
+    "\"logprobs\":null,\"finish_reason\":\"stop\",\"content_filter_results\":{\"hate\":"
+    "{\"filtered\":false,\"severity\":\"low\"}}}],\"usage\":null}"));
+  CHECK(stream_gives(AIGC_ACCUM_CHAT, message,
+    "{" OUTHEAD ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"Hello\"},"
+    "\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":null}"));
+}
+
 TEST(test_obfuscation_dropped) {
   static const char *const chunks[] = {
     "{" HEAD ",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\","
@@ -1162,6 +1187,7 @@ int main (void) {
   RUN(test_logprobs_and_refusal);
   RUN(test_completion_stream);
   RUN(test_azure_annotations);
+  RUN(test_choice_labels);
   RUN(test_obfuscation_dropped);
   RUN(test_member_rules);
   RUN(test_defaults);
