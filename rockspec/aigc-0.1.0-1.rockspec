@@ -122,6 +122,7 @@ build = {
     ["aigc.cli.templates"] = "lua/aigc/cli/templates.lua",
     ["aigc.assertions"] = "lua/aigc/assertions.lua",
     ["aigc.batch"] = "lua/aigc/batch.lua",
+    ["aigc.batch_backend"] = "lua/aigc/batch_backend.lua",
     ["aigc.cache"] = "lua/aigc/cache.lua",
     ["aigc.cassette"] = "lua/aigc/cassette.lua",
     -- the cassette replay server: run as its own process, Lua 5.4 + luv + lua-cjson (as aigc.devserver)

@@ -748,7 +748,7 @@ function run_cases (spec, cases)
   if oerr then return nil, oerr end
   local r = new_run(spec, cases, tpl, out, done)
   if (spec.backend or "direct") == "batch" then
-    local ok, done_ok, berr = task.pcall(require("aigc.batch").backend, r, INTERNAL)
+    local ok, done_ok, berr = task.pcall(require("aigc.batch_backend").backend, r, INTERNAL)
     if not (ok and done_ok) then
       if out then out:close() end
       -- (a results file it cannot write -- a full disk -- is nil, err, as on the direct
@@ -788,7 +788,7 @@ function run_cases (spec, cases)
   return summary
 end
 
--- What the batch backend (aigc.batch) shares with the direct one.
+-- What the batch backend (aigc.batch_backend) shares with the direct one.
 INTERNAL = { case_params = case_params, result_of = result_of, failure_result = failure_result,
              run_error = run_error, id_key = id_key }
 

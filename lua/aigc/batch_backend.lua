@@ -1,0 +1,262 @@
+--- The dataset runner's "batch" backend (`aigc.runner.run { backend =
+-- "batch" }`): the run's pending cases as one batch of the Batch API
+-- (`aigc.batch`), polled, and its lines mapped back to the same result
+-- lines as the direct backend's. Internal: the runner calls `backend`.
+--
+-- @module aigc.batch_backend
+
+local adapter = require "aigc.adapter"
+local batch = require "aigc.batch"
+local core = require "aigc.core"
+local task = require "aigc.task"
+local usage_mod = require "aigc.usage"
+local util = require "aigc.util"
+
+local json = core.json
+local ipairs, pairs, pcall, tonumber, tostring, type = ipairs, pairs, pcall, tonumber, tostring, type
+
+util.own_module()
+
+local M = {}
+
+-- {======================================================
+-- The dataset runner's backend
+-- =======================================================
+
+-- A case's structured output (a template's `schema`), as the dialogue
+-- layer reads it (aigc.adapter), or nil.
+local function schema_of (params)
+  if params.schema == nil then return nil end
+  return { schema = params.schema, schema_name = params.schema_name or "response",
+           strict = params.schema_strict ~= false }
+end
+
+-- The body of a batch line: the call's params without what is never sent.
+-- A schema goes as a direct call sends it (response_format): dropped with
+-- the call options, the lines were free text and the schema's assertions failed.
+local function wire_body (params, client)
+  local body = {}
+  for k, v in pairs(params) do
+    if core.call_options[k] == nil and k ~= "stream" and k ~= "cache" then body[k] = v end
+  end
+  if body.model == nil then body.model = client.model end
+  local o = schema_of(params)
+  if o then adapter.chat.set_format(body, o, params.schema_mode == "json_object" and "json_object" or "json_schema") end
+  return body
+end
+
+-- The reply's text, as the core gives `res.text` for a direct call.
+local function reply_text (body)
+  local choice = type(body) == "table" and type(body.choices) == "table" and body.choices[1]
+  if type(choice) ~= "table" then return "" end
+  if type(choice.message) == "table" and type(choice.message.content) == "string" then return choice.message.content end
+  return type(choice.text) == "string" and choice.text or ""
+end
+
+-- A small text file's content, trimmed (nil when it cannot be read).
+local function read_file (path)
+  local s = path and util.read_file(path)
+  return s and s:match("^%s*(.-)%s*$")
+end
+
+local function write_file (path, text)
+  local f = io.open(path, "wb")
+  if f then f:write(text, "\n"); f:close() end
+end
+
+-- The batch of a run: the one it resumes (spec.batch_id, else the id kept
+-- next to the results file) or a new one.
+local function run_batch (run, requests)
+  local spec, client = run.spec, run.client
+  local id_file = spec.out and spec.out .. ".batch"
+  local id = spec.batch_id or read_file(id_file)
+  if id and id ~= "" then
+    local b, err = batch.retrieve(client, id)
+    if not b and not spec.batch_id and type(err) == "table" then
+      -- an id kept by an earlier run: the message names the file, and how to start afresh
+      err.message = string.format("cannot resume batch %s, whose id %s keeps: %s%s", id, id_file,
+        tostring(err.message), (err.status == 404 or err.status == 400)
+        and " (remove " .. id_file .. " to send the cases as a new batch)" or "")
+    end
+    return b, err
+  end
+  local b, err = batch.create(client, requests, { endpoint = spec.batch_endpoint, metadata = spec.batch_metadata })
+  if b and id_file then write_file(id_file, b.id) end
+  return b, err
+end
+
+local function progress (run, b)
+  local on = run.spec.on_progress
+  if not on then return end
+  local s, counts = run.summary, {}
+  for _, k in ipairs { "total", "completed", "failed" } do   -- (numbers, whatever the server sent)
+    counts[k] = type(b.request_counts) == "table" and tonumber(b.request_counts[k]) or nil
+  end
+  local elapsed = core.now() - run.started
+  on { total = s.total, done = s.skipped + (counts.completed or 0) + (counts.failed or 0), skipped = s.skipped,
+       ok = s.ok + (counts.completed or 0), failed = s.failed + (counts.failed or 0), passed = s.passed,
+       running = (counts.total or 0) - (counts.completed or 0) - (counts.failed or 0), elapsed = elapsed,
+       rate = elapsed > 0 and ((counts.completed or 0) + (counts.failed or 0)) / elapsed or 0,
+       tokens = 0, retries = 0, rate_limited = 0, final = false,
+       batch = { id = b.id, status = b.status, completed = counts.completed, failed = counts.failed,
+                 total = counts.total } }
+end
+
+-- Why a case's line `r` of batch `b` failed (its result line's error), or
+-- nil when it is answered as it should be: a line the server sent
+-- malformed (kind "parse"), a reply that breaks the case's schema `o` (as
+-- a direct call's: kind "schema", "refusal", "incomplete"), the line's own
+-- failure, or no line (the batch ended without it).
+local function line_error (client, b, r, o)
+  if r and util.is_error(r.error) then return r.error end
+  if r and r.ok then
+    if not o then return nil end
+    local parsed, perr = adapter.chat.parse(r.body, o)   -- (sets r.body.parsed)
+    return not parsed and util.scrub(client, perr) or nil
+  end
+  local e = r and (type(r.error) == "table" and r.error
+                   or type(r.body) == "table" and type(r.body.error) == "table" and r.body.error) or {}
+  return util.scrub(client, util.new_error { kind = r and "http" or "batch", status = r and r.status_code,
+    message = type(e.message) == "string" and e.message or r and "status " .. tostring(r.status_code)
+              or "batch " .. b.id .. " ended " .. tostring(b.status) .. " without this case" .. batch.why_over(b) })
+end
+
+-- The batch's requests for the run's pending cases, and their jobs; a
+-- case that cannot be sent is finished as failed.
+local function batch_requests (run, internal)
+  local client, requests, jobs = run.client, {}, {}
+  for _, job in ipairs(run.queue) do
+    job.attempt = 1
+    local params, perr = internal.case_params(run, job.case)
+    -- (the id as the runner keys it: tostring made 0.1 and "0.1", two cases, one custom_id, and the
+    -- run raised "duplicate")
+    local line = params and { custom_id = internal.id_key(job.case.id), body = wire_body(params, client) }
+    -- A line JSON cannot carry (a string that is not UTF-8) fails its case, as a direct
+    -- call's does: in the batch's file, it raised from the encoder and stopped the run.
+    local ok, why = pcall(json.encode, line)
+    if not ok then
+      why = tostring(why)
+      params, perr = nil, internal.run_error("the case cannot be sent: " .. (why:match("%((.*)%)$") or why)
+        :gsub("^value%.body", "params"):gsub("^value%.custom_id", "id"))
+    end
+    if params then
+      job.params = params
+      requests[#requests + 1] = line
+      jobs[#jobs + 1] = job
+    else
+      job.err = perr
+      run:finish(job, internal.failure_result(job))
+    end
+  end
+  return requests, jobs
+end
+
+-- Runs `settle(job)` for every job, `spec.concurrency` (4) at a time as
+-- tasks of the client: a judge assertion's call yields there, so a batch's
+-- judges go side by side as a direct run's do (one after another, 10,000
+-- judged lines took hours once the batch was over). What `settle` raises
+-- (an on_result callback, a results file it cannot write) is raised here.
+local function settle_all (run, jobs, settle)
+  local n, nxt, active, failure = run.spec.concurrency or 4, 1, 0, nil
+  local function over (e)   -- a task's end: its failure, if any, ends the run
+    if e ~= nil and failure == nil then failure = e end
+    local wake = run.wake   -- (the run waiting in a task: Run:pause)
+    if wake then run.wake = nil; wake() end
+  end
+  local function launch ()
+    while failure == nil and active < n and jobs[nxt] do
+      local job = jobs[nxt]
+      nxt, active = nxt + 1, active + 1
+      run.client:spawn(function ()
+        -- (abandoned -- on_result yielded outside aigc -- it never ends: the run stops with that error)
+        task.on_abandon(function (err) over(err); return true end)
+        local ok, e = task.pcall(settle, job)
+        active = active - 1
+        over(not ok and e or nil)
+      end)
+    end
+  end
+  launch()
+  while failure == nil and (active > 0 or jobs[nxt]) do
+    run:pause(0.05)
+    launch()
+  end
+  if failure ~= nil then error(failure, 0) end
+end
+
+--- The runner's "batch" backend (`aigc.runner.run { backend = "batch" }`):
+-- the run's pending cases as one batch; every case gets its result line
+-- as with the direct backend. Internal.
+-- @tparam table run the runner's run
+-- @tparam table internal the runner's helpers
+-- @treturn[1] true
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+function M.backend (run, internal)
+  run.batch = true
+  local client, spec = run.client, run.spec
+  if spec.out and run.queue[1] == nil then
+    -- Every case is done (a run stopped after its last result line, before
+    -- it forgot its batch): the kept id is spent. Left, the next run with a
+    -- new case resumed that batch, and the case failed "without this case".
+    os.remove(spec.out .. ".batch")
+  end
+  local requests, jobs = batch_requests(run, internal)
+  run.queue = {}
+  if #jobs == 0 then return true end
+  local b, err = run_batch(run, requests)
+  if not b then return nil, err end
+  run.summary.batch_id, run.summary.requests = b.id, #requests
+  b, err = batch.wait(client, b.id, { interval = spec.batch_interval, on_progress = function (x) progress(run, x) end })
+  if not b then return nil, err end
+  local results, rerr = batch.results(client, b)
+  if not results then return nil, rerr end
+  local factor = spec.batch_price_factor or 0.5
+  -- the lines' totals, at the batch's prices, for the run's summary (as a direct run's)
+  local scaled = {}
+  for name, p in pairs(run.prices) do
+    if type(p) == "table" then
+      scaled[name] = { input = (tonumber(p.input) or 0) * factor, output = (tonumber(p.output) or 0) * factor,
+                       cached_input = tonumber(p.cached_input) and p.cached_input * factor }
+    end
+  end
+  run.batch_lines, run.batch_judges = usage_mod.new(scaled), usage_mod.new(run.prices)
+  local function log (job, res, e)   -- into the prompt log like the direct backend's calls, source "batch"
+    if spec.log then
+      pcall(spec.log.record_call, spec.log, job.params, res, e, { latency_ms = 0, source = "batch", client = client,
+            extra = { case_id = job.case.id, batch_id = b.id } })
+    end
+  end
+  settle_all(run, jobs, function (job)
+    local r = results[internal.id_key(job.case.id)]
+    job.err = line_error(client, b, r, schema_of(job.params))
+    if job.err then
+      -- (a reply that breaks the schema was answered: its tokens count, as a direct call's)
+      if r and r.ok then run.batch_lines:record(r.body, nil) else run.batch_lines:record(nil, job.err) end
+      log(job, nil, job.err)
+      run:finish(job, internal.failure_result(job))
+    else
+      local res = r.body
+      res.text = reply_text(res)
+      internal.result_of(run, job, res)
+      local cost = job.result.cost
+      if cost then   -- the line at the batch's prices; its judges' calls went direct, at the full ones
+        local u = type(res.usage) == "table" and res.usage or {}
+        local line = usage_mod.cost({ prompt_tokens = u.prompt_tokens, completion_tokens = u.completion_tokens },
+                                    usage_mod.price(run.prices, job.result.model)) or 0
+        job.result.cost = cost - line + line * factor
+      end
+      job.result.batch_id = b.id
+      run.batch_lines:record(res, nil)
+      for _, judge in ipairs(job.judged or {}) do run.batch_judges:record(judge, nil) end
+      log(job, res, nil)
+      run:finish(job, job.result)
+    end
+  end)
+  if spec.out then os.remove(spec.out .. ".batch") end
+  return true
+end
+
+-- }======================================================
+
+return M
