@@ -138,6 +138,7 @@ build = {
     ["aigc.ratelimit"] = "lua/aigc/ratelimit.lua",
     ["aigc.runfile"] = "lua/aigc/runfile.lua",
     ["aigc.runner"] = "lua/aigc/runner.lua",
+    ["aigc.runner_input"] = "lua/aigc/runner_input.lua",
     ["aigc.schema"] = "lua/aigc/schema.lua",
     ["aigc.schema_compile"] = "lua/aigc/schema_compile.lua",
     ["aigc.sentences"] = "lua/aigc/sentences.lua",

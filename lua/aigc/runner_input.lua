@@ -1,0 +1,128 @@
+--- The dataset runner's input, checked (aigc.runner's part): `run`'s
+-- spec (a misuse raises, naming the option) and its cases (a fault of the
+-- cases is nil, err of code "input", naming the case and its line).
+-- Internal: `aigc.runner.run` calls them.
+--
+-- @module aigc.runner_input
+
+local assertions_mod = require "aigc.assertions"
+local check_mod = require "aigc.check"
+local runfile = require "aigc.runfile"
+local template_mod = require "aigc.template"
+local usage_mod = require "aigc.usage"
+local util = require "aigc.util"
+
+local getmetatable, ipairs, pairs, tostring, type = getmetatable, ipairs, pairs, tostring, type
+local math_floor = math.floor
+local input_error, id_problem, id_key = runfile.input_error, runfile.id_problem, runfile.id_key
+
+util.own_module()
+
+local M = {}
+
+--- The backends there are (aigc.runner's BACKENDS).
+local BACKENDS = { direct = true, batch = true }
+M.BACKENDS = BACKENDS
+
+local OPTIONS = {
+  client = "table", cases = true, template = true, params = "table", out = "string", concurrency = "number",
+  strategy = true, prices = "table", max_attempts = "number", pace = "boolean", on_result = "function",
+  on_progress = "function", log = "table", backend = "string", assert = "table", judge_client = "table",
+  resume = "boolean", rpm = "number", tpm = "number", progress_interval = "number",
+  batch_id = "string", batch_interval = "number", batch_metadata = "table", batch_endpoint = "string",
+  batch_price_factor = "number", interrupted = "function", max_wait = "number",
+}
+
+-- Misuse of run: `bad argument #1 to 'run' (spec.X: ...)`.
+local function spec_error (path, msg)
+  util.field_error("run", 1, "spec." .. path, msg)
+end
+
+function M.check_spec (spec)
+  if type(spec) ~= "table" then util.argerror("run", 1, util.expected("table", spec)) end
+  for k, v in pairs(spec) do
+    local want = OPTIONS[k]
+    if want == nil then
+      local known = check_mod.likely_typo(k, OPTIONS)
+      spec_error(tostring(k), "unknown option" .. (known and " (did you mean " .. known .. "?)" or ""))
+    end
+    if want ~= true and type(v) ~= want then spec_error(k, util.expected(want, v)) end
+  end
+  for _, k in ipairs { "client", "judge_client" } do
+    if (k == "client" or spec[k] ~= nil) and not util.is_a(spec[k], "aigc.client") then
+      spec_error(k, util.expected("aigc.client", spec[k]))
+    end
+  end
+  local backend = spec.backend or "direct"
+  if backend == "batch" and spec.strategy ~= nil then
+    spec_error("strategy", "strategies run on the direct backend only (a batch line is one request)")
+  end
+  if not BACKENDS[backend] then spec_error("backend", "unknown backend '" .. backend .. "'") end
+  local n = spec.concurrency
+  if n ~= nil and (n < 1 or n ~= math_floor(n)) then spec_error("concurrency", util.expected("an integer >= 1", n)) end
+  local s = spec.strategy
+  if s ~= nil and not check_mod.is_callable(s) and (type(s) ~= "table" or (s.best_of == nil and s.vote == nil)) then
+    spec_error("strategy", "a function, { best_of = N [, judge = ...] } or { vote = N } expected")
+  end
+  if spec.prices ~= nil then   -- (a price of "x" or -1 gave a wrong cost, not an error)
+    local path, why = usage_mod.prices_problem(spec.prices)
+    if path then spec_error("prices" .. path, why) end
+  end
+  local factor = spec.batch_price_factor
+  if factor ~= nil and not (factor >= 0 and factor < math.huge) then
+    spec_error("batch_price_factor", util.expected("a finite number >= 0", factor))
+  end
+  local list, why, i = assertions_mod.list(spec.assert)
+  if not list then spec_error("assert" .. (i and "[" .. i .. "]" or ""), why) end
+  local tpl = spec.template
+  if tpl ~= nil and getmetatable(tpl) ~= template_mod.Template and type(tpl) ~= "table" then
+    spec_error("template", util.expected("aigc.template or table", tpl))
+  end
+end
+
+-- Reads and checks the cases: list, or nil, err.
+function M.load_cases (spec)
+  local cases, lines = spec.cases, nil
+  if type(cases) == "string" then
+    local list, lines_or_err = runfile.read_cases(cases)
+    if not list then return nil, lines_or_err end
+    cases, lines = list, lines_or_err
+  elseif type(cases) ~= "table" then
+    spec_error("cases", util.expected("JSONL path or list of case tables", cases))
+  end
+  -- (a case of a file is named by its line too: PATH:LINE: case ID: ...)
+  local function at (i, key)
+    return (lines and spec.cases .. ":" .. lines[i] .. ": " or "") .. "case " .. key .. ": "
+  end
+  local seen = {}
+  for i, c in ipairs(cases) do
+    if type(c) ~= "table" then return nil, input_error("case " .. i .. " is not a table") end
+    if c.id == nil then c.id = i end
+    local why = id_problem(c.id)
+    if why then return nil, input_error("case " .. i .. ": " .. why) end
+    local key = id_key(c.id)
+    if seen[key] then   -- (of a file: both lines, to find them in 10,000)
+      return nil, input_error((lines and spec.cases .. ":" .. lines[i] .. ": " or "") .. "two cases have the id "
+        .. key .. (lines and " (lines " .. lines[seen[key]] .. " and " .. lines[i] .. ")" or "")
+        .. ": ids must be unique")
+    end
+    seen[key] = i
+    -- (one assertion object is a one-item list; a string or any other
+    -- shape is refused: ignored, its case would pass unchecked; so is an
+    -- assertion whose arguments are wrong: each case would fail the same way)
+    local list
+    list, why = assertions_mod.list(c.assert)
+    if not list then return nil, input_error(at(i, key) .. "assert: " .. why) end
+    c.assert = c.assert ~= nil and list or nil
+    -- without a template, `messages` or `prompt` is the request: of the wrong type, refused
+    -- here (each case would fail with a message that it has none)
+    if spec.template == nil and c.messages ~= nil and type(c.messages) ~= "table" then
+      return nil, input_error(at(i, key) .. "messages must be a list of messages, got " .. type(c.messages))
+    elseif spec.template == nil and c.messages == nil and c.prompt ~= nil and type(c.prompt) ~= "string" then
+      return nil, input_error(at(i, key) .. "prompt must be a string, got " .. util.describe(c.prompt))
+    end
+  end
+  return cases
+end
+
+return M
