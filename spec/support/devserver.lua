@@ -133,7 +133,8 @@ local function searchpath (name, path)
 end
 
 --- Start a server in a separate process on a free port.
--- Options: `pause_ms`, `api_key`, `quiet` (default true), `args` (extra
+-- Options: `pause_ms`, `api_key`, `batch_delay_ms` (a batch's time per line, --batch-delay-ms),
+-- `quiet` (default true), `args` (extra
 -- command-line arguments: `{ "--rate-limit", "60", "--tokenizer", "words2" }`...),
 -- `exit_after` (seconds, default 3600), `lua`
 -- (interpreter, default $LUA or "lua5.4"), `timeout` (seconds to wait, 10).
@@ -153,6 +154,8 @@ function M.start (opts)
   if opts.quiet ~= false then argv[#argv + 1] = "--quiet" end
   if opts.pause_ms then argv[#argv + 1] = "--pause-ms"; argv[#argv + 1] = opts.pause_ms end
   if opts.api_key then argv[#argv + 1] = "--api-key"; argv[#argv + 1] = opts.api_key end
+  -- (ignored, a spec passing it ran its batches at the server's default pace)
+  if opts.batch_delay_ms then argv[#argv + 1] = "--batch-delay-ms"; argv[#argv + 1] = opts.batch_delay_ms end
   for _, a in ipairs(opts.args or {}) do argv[#argv + 1] = a end
   local quoted = {}
   for i, a in ipairs(argv) do quoted[i] = shell_quote(a) end
