@@ -23,3 +23,29 @@ describe("the test helper devserver.start", function ()
     assert.equal("timeout", err.kind)
   end)
 end)
+
+describe("aigc.batch", function ()
+  local srv, client
+  setup(function () srv = devserver.start { pause_ms = 0, batch_delay_ms = 1 } end)
+  teardown(function () srv:stop() end)
+  before_each(function ()
+    srv:reset()
+    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "sk-probe2-key-31" }
+  end)
+  after_each(function () client:close() end)
+
+  local function line (id, content)
+    return '{"custom_id":"' .. id .. '","response":{"status_code":200,"request_id":"r","body":'
+      .. '{"choices":[{"message":{"role":"assistant","content":"' .. content .. '"}}]}},"error":null}'
+  end
+
+  it("results: a UTF-8 BOM before an output file's first line does not lose that line", function ()
+    local bom = string.char(239, 187, 191)
+    local file = assert(batch.upload(client, bom .. line("a", "one") .. "\n" .. line("b", "two") .. "\n"))
+    local results = assert(batch.results(client, { output_file_id = file.id }))
+    assert.is_table(results.a, "the first line was skipped")
+    assert.is_true(results.a.ok)
+    assert.equal("one", results.a.body.choices[1].message.content)
+    assert.is_true(results.b.ok)
+  end)
+end)

@@ -460,20 +460,26 @@ end
 -- the function that reads a last line without its newline: an output
 -- file of 50,000 replies is never held whole in memory beside its results.
 local function line_sink (client, file_id, into)
-  local parts = {}   -- (the pieces of the line not yet ended)
+  local parts, first = {}, true   -- (the pieces of the line not yet ended)
+  local function line (text)
+    -- A UTF-8 BOM before the first line (a file saved by an editor, a
+    -- proxy's): that line was not JSON and its case had no result.
+    if first then text, first = text:gsub("^\239\187\191", ""), false end
+    read_line(client, file_id, text, into)
+  end
   local function feed (chunk)
     local from = 1
     while true do
       local nl = chunk:find("\n", from, true)
       if not nl then break end
       parts[#parts + 1] = chunk:sub(from, nl - 1)
-      read_line(client, file_id, table_concat(parts), into)
+      line(table_concat(parts))
       parts, from = {}, nl + 1
     end
     if from <= #chunk then parts[#parts + 1] = chunk:sub(from) end
   end
   local function finish ()
-    if parts[1] then read_line(client, file_id, table_concat(parts), into) end
+    if parts[1] then line(table_concat(parts)) end
     parts = {}
   end
   return feed, finish
