@@ -49,3 +49,32 @@ describe("aigc.batch", function ()
     assert.is_true(results.b.ok)
   end)
 end)
+
+describe("aigc.batch.create refused by the server after the upload", function ()
+  local srv, client
+  setup(function () srv = devserver.start { pause_ms = 0, batch_delay_ms = 1 } end)
+  teardown(function () srv:stop() end)
+  before_each(function ()
+    srv:reset()
+    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "sk-probe2-key-31" }
+  end)
+  after_each(function () client:close() end)
+
+  local function files ()
+    local res = assert(client:files_list())
+    return res.data
+  end
+
+  it("deletes the input file it uploaded (it stayed on the server, one more per failed try)", function ()
+    local before = #files()
+    local b, err = batch.create(client, { ask("a") }, { completion_window = "1h" })
+    assert.is_nil(b)
+    assert.equal("http", err.kind)
+    assert.equal(400, err.status)
+    assert.matches("completion_window", err.message, 1, true)   -- (the refusal, not the deletion's outcome)
+    local uploaded = false
+    for _, r in ipairs(srv:requests()) do if r.method == "POST" and r.path == "/v1/files" then uploaded = true end end
+    assert.is_true(uploaded, "nothing was uploaded: the test tests nothing")
+    assert.equal(before, #files(), "the uploaded input file is still on the server")
+  end)
+end)

@@ -328,11 +328,21 @@ local function create (fname, client, requests, opts)
     return nil, parse_error(client, "the server's file object has no usable id (id: " .. not_id("file id", file_id)
                                     .. ")", { file = file })
   end
-  return checked_batch(client, client:request("POST", "/batches", { input_file_id = file_id, endpoint = endpoint,
-    completion_window = opts.completion_window or "24h", metadata = opts.metadata }))
+  local b, berr = checked_batch(client, client:request("POST", "/batches", { input_file_id = file_id,
+    endpoint = endpoint, completion_window = opts.completion_window or "24h", metadata = opts.metadata }))
+  if not b and type(berr) == "table" and berr.kind == "http" then
+    -- The server refused the batch: its input file is no one's now (it
+    -- stayed on the server, billed as storage, one more per failed try).
+    -- Best effort: the refusal is the error that counts. (Not after a lost
+    -- connection or a malformed reply: the batch may exist and need it.)
+    if type(client.files_delete) == "function" then pcall(client.files_delete, client, file_id)
+    else pcall(socket_request, client, "DELETE", "/files/" .. segment(file_id)) end
+  end
+  return b, berr
 end
 
---- Uploads the requests and creates the batch: the batch object.
+--- Uploads the requests and creates the batch: the batch object. (When the
+-- server refuses the batch, its uploaded input file is deleted.)
 -- @tparam aigc.client client
 -- @tparam table requests `{ custom_id =, body = }` (the body as for the endpoint; `model` defaults
 -- to the client's)
