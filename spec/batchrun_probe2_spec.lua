@@ -4,7 +4,9 @@
 
 local aigc = require "aigc"
 local batch = require "aigc.batch"
+local cli = require "cli"
 local devserver = require "devserver"
+local runner = require "aigc.runner"
 
 local function ask (id, content)
   return { custom_id = id, body = { messages = { { role = "user", content = content or "Hi" } } } }
@@ -76,5 +78,31 @@ describe("aigc.batch.create refused by the server after the upload", function ()
     for _, r in ipairs(srv:requests()) do if r.method == "POST" and r.path == "/v1/files" then uploaded = true end end
     assert.is_true(uploaded, "nothing was uploaded: the test tests nothing")
     assert.equal(before, #files(), "the uploaded input file is still on the server")
+  end)
+end)
+
+describe("the runner's batch backend", function ()
+  local srv, client, home
+  setup(function () srv = devserver.start { pause_ms = 0, batch_delay_ms = 1 } end)
+  teardown(function () srv:stop() end)
+  before_each(function ()
+    srv:reset()
+    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "sk-probe2-key-31" }
+    home = cli.home()
+  end)
+  after_each(function () client:close(); cli.rmdir(home) end)
+
+  it("a kept batch whose output file is gone: the error says to remove OUT.batch", function ()
+    local b = assert(batch.create(client, { { custom_id = "fr", body = { messages = {
+      { role = "user", content = "Capital of France?" } } } } }))
+    b = assert(batch.wait(client, b.id, { interval = 0.02 }))
+    assert(client:files_delete(b.output_file_id))
+    local out = home .. "/results.jsonl"
+    cli.write(out .. ".batch", b.id .. "\n")
+    local summary, err = runner.run { client = client, backend = "batch", batch_interval = 0.02, out = out,
+                                      cases = { { id = "fr", prompt = "Capital of France?" } } }
+    assert.is_nil(summary)
+    assert.equal(404, err.status)
+    assert.matches("remove " .. out .. ".batch to send the cases as a new batch", err.message, 1, true)
   end)
 end)

@@ -65,7 +65,7 @@ local function write_file (path, text)
 end
 
 -- The batch of a run: the one it resumes (spec.batch_id, else the id kept
--- next to the results file) or a new one.
+-- next to the results file: that file's name is the third value) or a new one.
 local function run_batch (run, requests)
   local spec, client = run.spec, run.client
   local id_file = spec.out and spec.out .. ".batch"
@@ -78,7 +78,7 @@ local function run_batch (run, requests)
         tostring(err.message), (err.status == 404 or err.status == 400)
         and " (remove " .. id_file .. " to send the cases as a new batch)" or "")
     end
-    return b, err
+    return b, err, not spec.batch_id and id_file or nil
   end
   local b, err = batch.create(client, requests, { endpoint = spec.batch_endpoint, metadata = spec.batch_metadata })
   if b and id_file then write_file(id_file, b.id) end
@@ -204,13 +204,22 @@ function M.backend (run, internal)
   local requests, jobs = batch_requests(run, internal)
   run.queue = {}
   if #jobs == 0 then return true end
-  local b, err = run_batch(run, requests)
+  local b, err, kept = run_batch(run, requests)
   if not b then return nil, err end
   run.summary.batch_id, run.summary.requests = b.id, #requests
   b, err = batch.wait(client, b.id, { interval = spec.batch_interval, on_progress = function (x) progress(run, x) end })
   if not b then return nil, err end
   local results, rerr = batch.results(client, b)
-  if not results then return nil, rerr end
+  if not results then
+    if type(rerr) == "table" and rerr.status == 404 then
+      -- (a resumed batch whose files the server no longer has -- deleted, expired: every
+      -- rerun failed on the same download, saying nothing of the way out)
+      rerr.message = string.format("cannot read the results of batch %s: %s (its results are gone from the "
+        .. "server%s)", b.id, tostring(rerr.message), kept and ": remove " .. kept .. " to send the cases as a "
+        .. "new batch" or "")
+    end
+    return nil, rerr
+  end
   local factor = spec.batch_price_factor or 0.5
   -- the lines' totals, at the batch's prices, for the run's summary (as a direct run's)
   local scaled = {}
