@@ -6,6 +6,7 @@ local aigc = require "aigc"
 local batch = require "aigc.batch"
 local cli = require "cli"
 local devserver = require "devserver"
+local proc = require "procutil"
 local runner = require "aigc.runner"
 
 local function ask (id, content)
@@ -104,5 +105,57 @@ describe("the runner's batch backend", function ()
     assert.is_nil(summary)
     assert.equal(404, err.status)
     assert.matches("remove " .. out .. ".batch to send the cases as a new batch", err.message, 1, true)
+  end)
+end)
+
+describe("a batch run resumed after its cases changed", function ()
+  local srv, client, home
+  setup(function () srv = devserver.start { pause_ms = 0, batch_delay_ms = 1 } end)
+  teardown(function () srv:stop() end)
+  before_each(function ()
+    srv:reset()
+    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "sk-probe2-key-31" }
+    home = cli.home()
+  end)
+  after_each(function () client:close(); cli.rmdir(home) end)
+
+  -- A batch run stopped while its batch is in progress (the progress
+  -- callback raises): OUT.batch keeps the batch. Its id.
+  local function stopped_run (cases, out)
+    local stopped = pcall(runner.run, { client = client, cases = cases, out = out, backend = "batch",
+      batch_interval = 0.02, batch_metadata = { aigc_delay_ms = "100" },
+      on_progress = function () error("stopped by the test") end })
+    assert.is_false(stopped)
+    return assert(proc.read_file(out .. ".batch")):match("^(%S+)")
+  end
+
+  local function batches () return #assert(client:request("GET", "/batches")).data end
+
+  it("a changed case gets the answer to its new text, an added one is sent, an unchanged one resumed", function ()
+    local out = home .. "/r.jsonl"
+    local first = stopped_run({ { id = "fr", prompt = "Echo: paris-old" }, { id = "es", prompt = "Echo: madrid" } }, out)
+    local summary = assert(runner.run { client = client, out = out, backend = "batch", batch_interval = 0.02,
+      cases = { { id = "fr", prompt = "Echo: paris-new" }, { id = "es", prompt = "Echo: madrid" },
+                { id = "de", prompt = "Echo: berlin" } } })
+    assert.equal(3, summary.ok)
+    assert.equal("paris-new", summary.results.fr.text)      -- (it was the old prompt's answer, paris-old)
+    assert.equal("berlin", summary.results.de.text)         -- (it failed "without this case")
+    assert.equal("madrid", summary.results.es.text)
+    assert.equal(first, summary.results.es.batch_id)        -- resumed, not sent again
+    assert.are_not.equal(first, summary.results.fr.batch_id)
+    assert.equal(summary.results.fr.batch_id, summary.results.de.batch_id)
+    assert.equal(2, batches())
+    assert.is_nil(proc.read_file(out .. ".batch"))
+  end)
+
+  it("cases numbered by their line: a line inserted before them does not shift the answers", function ()
+    local out = home .. "/r.jsonl"
+    stopped_run({ { prompt = "Echo: a" }, { prompt = "Echo: b" } }, out)
+    local summary = assert(runner.run { client = client, out = out, backend = "batch", batch_interval = 0.02,
+      cases = { { prompt = "Echo: z" }, { prompt = "Echo: a" }, { prompt = "Echo: b" } } })
+    assert.equal(3, summary.ok)
+    assert.equal("z", summary.results["1"].text)
+    assert.equal("a", summary.results["2"].text)
+    assert.equal("b", summary.results["3"].text)
   end)
 end)

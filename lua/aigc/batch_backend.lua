@@ -7,6 +7,8 @@
 
 local adapter = require "aigc.adapter"
 local batch = require "aigc.batch"
+local cache = require "aigc.cache"
+local cassette = require "aigc.cassette"
 local core = require "aigc.core"
 local task = require "aigc.task"
 local usage_mod = require "aigc.usage"
@@ -53,23 +55,39 @@ local function reply_text (body)
   return type(choice.text) == "string" and choice.text or ""
 end
 
--- A small text file's content, trimmed (nil when it cannot be read).
-local function read_file (path)
-  local s = path and util.read_file(path)
-  return s and s:match("^%s*(.-)%s*$")
+-- The digest of a batch line's request (its body, canonical): a case's
+-- request that changed since its batch was sent no longer matches its line.
+local function digest (body)
+  return cache.hash(cassette.canonical(body))
 end
 
-local function write_file (path, text)
+-- What OUT.batch keeps: the batch's id (trimmed), and the digest of each
+-- line's request by custom_id (nil when the file, of an older version,
+-- has none); nil when it cannot be read.
+local function read_kept (path)
+  local s = path and util.read_file(path)
+  if not s then return nil end
+  local id, rest = s:match("^%s*([^\n]-)%s*\n(.*)$")
+  local sent = rest and json.decode(rest)
+  return id or s:match("^%s*(.-)%s*$"), type(sent) == "table" and sent or nil
+end
+
+-- Keeps the batch's id and its lines' digests in OUT.batch.
+local function write_kept (path, id, sent)
   local f = io.open(path, "wb")
-  if f then f:write(text, "\n"); f:close() end
+  if f then f:write(id, "\n", json.encode(sent), "\n"); f:close() end
 end
 
 -- The batch of a run: the one it resumes (spec.batch_id, else the id kept
--- next to the results file: that file's name is the third value) or a new one.
-local function run_batch (run, requests)
+-- next to the results file: that file's name is the third value) or a new
+-- one; the fourth value, the digests of its lines' requests by custom_id
+-- (nil when they are not known: a batch_id, an id kept without them).
+-- `fresh`: a new one, whatever is kept.
+local function run_batch (run, requests, digests, fresh)
   local spec, client = run.spec, run.client
   local id_file = spec.out and spec.out .. ".batch"
-  local id = spec.batch_id or read_file(id_file)
+  local id, sent = spec.batch_id, nil
+  if fresh then id = nil elseif not id then id, sent = read_kept(id_file) end
   if id and id ~= "" then
     local b, err = batch.retrieve(client, id)
     if not b and not spec.batch_id and type(err) == "table" then
@@ -78,11 +96,11 @@ local function run_batch (run, requests)
         tostring(err.message), (err.status == 404 or err.status == 400)
         and " (remove " .. id_file .. " to send the cases as a new batch)" or "")
     end
-    return b, err, not spec.batch_id and id_file or nil
+    return b, err, not spec.batch_id and id_file or nil, sent
   end
   local b, err = batch.create(client, requests, { endpoint = spec.batch_endpoint, metadata = spec.batch_metadata })
-  if b and id_file then write_file(id_file, b.id) end
-  return b, err
+  if b and id_file then write_kept(id_file, b.id, digests) end
+  return b, err, nil, digests
 end
 
 local function progress (run, b)
@@ -140,7 +158,7 @@ local function batch_requests (run, internal)
         :gsub("^value%.body", "params"):gsub("^value%.custom_id", "id"))
     end
     if params then
-      job.params = params
+      job.params, job.digest = params, digest(line.body)
       requests[#requests + 1] = line
       jobs[#jobs + 1] = job
     else
@@ -184,29 +202,25 @@ local function settle_all (run, jobs, settle)
   if failure ~= nil then error(failure, 0) end
 end
 
---- The runner's "batch" backend (`aigc.runner.run { backend = "batch" }`):
--- the run's pending cases as one batch; every case gets its result line
--- as with the direct backend. Internal.
--- @tparam table run the runner's run
--- @tparam table internal the runner's helpers
--- @treturn[1] true
--- @treturn[2] nil
--- @treturn[2] aigc.error err
-function M.backend (run, internal)
-  run.batch = true
-  local client, spec = run.client, run.spec
-  if spec.out and run.queue[1] == nil then
-    -- Every case is done (a run stopped after its last result line, before
-    -- it forgot its batch): the kept id is spent. Left, the next run with a
-    -- new case resumed that batch, and the case failed "without this case".
-    os.remove(spec.out .. ".batch")
+-- The lines' totals, at the batch's prices, for the run's summary (as a
+-- direct run's); its judges' calls, direct, at the full prices.
+local function batch_usage (run)
+  local factor = run.spec.batch_price_factor or 0.5
+  local scaled = {}
+  for name, p in pairs(run.prices) do
+    if type(p) == "table" then
+      scaled[name] = { input = (tonumber(p.input) or 0) * factor, output = (tonumber(p.output) or 0) * factor,
+                       cached_input = tonumber(p.cached_input) and p.cached_input * factor }
+    end
   end
-  local requests, jobs = batch_requests(run, internal)
-  run.queue = {}
-  if #jobs == 0 then return true end
-  local b, err, kept = run_batch(run, requests)
-  if not b then return nil, err end
-  run.summary.batch_id, run.summary.requests = b.id, #requests
+  run.batch_lines, run.batch_judges = usage_mod.new(scaled), usage_mod.new(run.prices)
+end
+
+-- Waits for batch `b` and gives each of `jobs` its result line: true, or
+-- nil, err. `kept`: the file whose id resumed it.
+local function settle_batch (run, internal, b, jobs, kept)
+  local client, spec = run.client, run.spec
+  local err
   b, err = batch.wait(client, b.id, { interval = spec.batch_interval, on_progress = function (x) progress(run, x) end })
   if not b then return nil, err end
   local results, rerr = batch.results(client, b)
@@ -221,15 +235,6 @@ function M.backend (run, internal)
     return nil, rerr
   end
   local factor = spec.batch_price_factor or 0.5
-  -- the lines' totals, at the batch's prices, for the run's summary (as a direct run's)
-  local scaled = {}
-  for name, p in pairs(run.prices) do
-    if type(p) == "table" then
-      scaled[name] = { input = (tonumber(p.input) or 0) * factor, output = (tonumber(p.output) or 0) * factor,
-                       cached_input = tonumber(p.cached_input) and p.cached_input * factor }
-    end
-  end
-  run.batch_lines, run.batch_judges = usage_mod.new(scaled), usage_mod.new(run.prices)
   local function log (job, res, e)   -- into the prompt log like the direct backend's calls, source "batch"
     if spec.log then
       pcall(spec.log.record_call, spec.log, job.params, res, e, { latency_ms = 0, source = "batch", client = client,
@@ -262,7 +267,56 @@ function M.backend (run, internal)
       run:finish(job, job.result)
     end
   end)
-  if spec.out then os.remove(spec.out .. ".batch") end
+  return true
+end
+
+--- The runner's "batch" backend (`aigc.runner.run { backend = "batch" }`):
+-- the run's pending cases as one batch; every case gets its result line
+-- as with the direct backend. Internal.
+-- @tparam table run the runner's run
+-- @tparam table internal the runner's helpers
+-- @treturn[1] true
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+function M.backend (run, internal)
+  run.batch = true
+  local spec = run.spec
+  if spec.out and run.queue[1] == nil then
+    -- Every case is done (a run stopped after its last result line, before
+    -- it forgot its batch): the kept id is spent. Left, the next run with a
+    -- new case resumed that batch, and the case failed "without this case".
+    os.remove(spec.out .. ".batch")
+  end
+  local requests, jobs = batch_requests(run, internal)
+  run.queue = {}
+  if #jobs == 0 then return true end
+  batch_usage(run)
+  run.summary.requests = 0
+  local round = 0
+  while jobs[1] do
+    local digests = {}
+    for i, job in ipairs(jobs) do digests[requests[i].custom_id] = job.digest end
+    round = round + 1   -- (after the first, a new batch: an OUT.batch it cannot remove is not resumed again)
+    local b, err, kept, sent = run_batch(run, requests, digests, round > 1)
+    if not b then return nil, err end
+    -- The cases the batch has: a resumed batch's, those whose request is
+    -- the one it was sent. The others -- changed or added since (the cases
+    -- file edited, a line inserted before cases numbered by their line) --
+    -- go as the next batch: they got the answer to their old request, or
+    -- failed "without this case".
+    local mine, later, later_requests = {}, {}, {}
+    for i, job in ipairs(jobs) do
+      if sent == nil or sent[requests[i].custom_id] == job.digest then mine[#mine + 1] = job
+      else later[#later + 1], later_requests[#later_requests + 1] = job, requests[i] end
+    end
+    if mine[1] then
+      run.summary.batch_id, run.summary.requests = b.id, run.summary.requests + #mine
+      local ok, serr = settle_batch(run, internal, b, mine, kept)
+      if not ok then return nil, serr end
+    end
+    if spec.out then os.remove(spec.out .. ".batch") end
+    jobs, requests = later, later_requests
+  end
   return true
 end
 
