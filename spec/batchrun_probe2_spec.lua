@@ -8,6 +8,7 @@ local cli = require "cli"
 local devserver = require "devserver"
 local proc = require "procutil"
 local runner = require "aigc.runner"
+local socket = require "socket"
 
 local function ask (id, content)
   return { custom_id = id, body = { messages = { { role = "user", content = content or "Hi" } } } }
@@ -157,5 +158,66 @@ describe("a batch run resumed after its cases changed", function ()
     assert.equal("z", summary.results["1"].text)
     assert.equal("a", summary.results["2"].text)
     assert.equal("b", summary.results["3"].text)
+  end)
+end)
+
+describe("a batch run whose results go to a device (--out /dev/stdout)", function ()
+  local srv, client, home
+  setup(function () srv = devserver.start { pause_ms = 0, batch_delay_ms = 1 } end)
+  teardown(function () srv:stop() end)
+  before_each(function ()
+    srv:reset()
+    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "sk-probe2-key-31" }
+    home = cli.home()
+  end)
+  after_each(function () client:close(); cli.rmdir(home) end)
+
+  -- (a link to /dev/null in the test's folder: OUT.batch went beside it, as into /dev for /dev/stdout)
+  it("keeps no OUT.batch beside it", function ()
+    local out = home .. "/null.jsonl"
+    assert.is_true(proc.execute("ln -s /dev/null '" .. out .. "'"))
+    local seen, polls = false, 0
+    local summary = assert(runner.run { client = client, backend = "batch", batch_interval = 0.02, out = out,
+      cases = { { id = "a", prompt = "Echo: a" } }, batch_metadata = { aigc_delay_ms = "50" },
+      on_progress = function (p)
+        if p.batch then polls = polls + 1 end
+        if proc.exists(out .. ".batch") then seen = true end
+      end })
+    assert.equal(1, summary.ok)
+    assert.is_true(polls > 0, "no progress while the batch ran: the test saw nothing")
+    assert.is_false(seen, "OUT.batch was written beside the device")
+  end)
+end)
+
+describe("aigc run --batch --out DEVICE stopped by Ctrl-C", function ()
+  local srv, home
+  setup(function () srv = devserver.start { pause_ms = 0, batch_delay_ms = 3000 } end)
+  teardown(function () srv:stop() end)
+  before_each(function () srv:reset(); home = cli.home() end)
+  after_each(function () cli.rmdir(home) end)
+
+  it("says to run it again with --batch-id (not that DEVICE.batch keeps the id)", function ()
+    cli.write(home .. "/cases.jsonl", '{"id":"a","prompt":"Hi"}\n')
+    local out = home .. "/null.jsonl"
+    assert.is_true(proc.execute("ln -s /dev/null '" .. out .. "'"))
+    local err = home .. "/err.txt"
+    local job = cli.background({ "run", home .. "/cases.jsonl", "--batch", "-q", "--no-log", "-m", "aigc-dev",
+                                 "--out", out }, { home = home, base_url = srv.base_url, stderr = err })
+    local deadline, id, polls = socket.gettime() + 30, nil, 0
+    while polls < 2 do   -- (two polls: the batch's id has reached the run)
+      assert.is_true(socket.gettime() < deadline, "the run polled too little")
+      socket.sleep(0.05)
+      polls = 0
+      for _, r in ipairs(srv:requests()) do
+        local got = r.method == "GET" and r.path:match("^/v1/batches/([^/]+)$")
+        if got then id, polls = got, polls + 1 end
+      end
+    end
+    os.execute("kill -INT " .. job.pid)
+    assert.equal(130, job.wait_exit(deadline), proc.read_file(err))
+    assert.equal("aigc run: interrupted: batch " .. id .. " goes on at the server (run it again with --batch-id "
+                 .. id .. " to take its results; --batch --cancel --batch-id " .. id .. " cancels it)\n",
+                 proc.read_file(err))
+    assert.is_false(proc.exists(out .. ".batch"))
   end)
 end)

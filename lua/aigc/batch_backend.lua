@@ -10,6 +10,7 @@ local batch = require "aigc.batch"
 local cache = require "aigc.cache"
 local cassette = require "aigc.cassette"
 local core = require "aigc.core"
+local runfile = require "aigc.runfile"
 local task = require "aigc.task"
 local usage_mod = require "aigc.usage"
 local util = require "aigc.util"
@@ -85,7 +86,7 @@ end
 -- `fresh`: a new one, whatever is kept.
 local function run_batch (run, requests, digests, fresh)
   local spec, client = run.spec, run.client
-  local id_file = spec.out and spec.out .. ".batch"
+  local id_file = runfile.batch_file(spec.out)
   local id, sent = spec.batch_id, nil
   if fresh then id = nil elseif not id then id, sent = read_kept(id_file) end
   if id and id ~= "" then
@@ -281,11 +282,12 @@ end
 function M.backend (run, internal)
   run.batch = true
   local spec = run.spec
-  if spec.out and run.queue[1] == nil then
+  local id_file = runfile.batch_file(spec.out)
+  if id_file and run.queue[1] == nil then
     -- Every case is done (a run stopped after its last result line, before
     -- it forgot its batch): the kept id is spent. Left, the next run with a
     -- new case resumed that batch, and the case failed "without this case".
-    os.remove(spec.out .. ".batch")
+    os.remove(id_file)
   end
   local requests, jobs = batch_requests(run, internal)
   run.queue = {}
@@ -314,7 +316,7 @@ function M.backend (run, internal)
       local ok, serr = settle_batch(run, internal, b, mine, kept)
       if not ok then return nil, serr end
     end
-    if spec.out then os.remove(spec.out .. ".batch") end
+    if id_file then os.remove(id_file) end
     jobs, requests = later, later_requests
   end
   return true

@@ -188,6 +188,19 @@ local function lock_out (path)
   return lock
 end
 
+--- Where a batch run keeps its batch's id (`OUT.batch`): beside a regular
+-- results file (or one to make), else nil -- a device or a pipe
+-- (`--out /dev/stdout`) keeps no results to resume, and its OUT.batch went
+-- beside it, into /dev (as root).
+-- @tparam string|nil out
+-- @treturn string|nil
+function M.batch_file (out)
+  if not out then return nil end
+  local kind = core.file_kind(out)
+  if kind and kind ~= "file" then return nil end
+  return out .. ".batch"
+end
+
 -- }======================================================
 
 M.run_error, M.input_error, M.id_problem, M.id_key, M.open_out, M.lock_out =

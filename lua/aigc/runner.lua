@@ -602,7 +602,7 @@ local INTERNAL, run_cases   -- (set below)
 --  - `backend`: "direct" (the default) or "batch": the Batch API (`aigc.batch`): the cases
 --    that are not done go as one batch, polled every `batch_interval` s (default: `aigc.batch.wait`'s backoff),
 --    mapped back to the same result lines (no `latency_ms`; `cost` at `batch_price_factor`
---    times the prices, default 0.5); with `out`, the batch id is kept in `out .. ".batch"`
+--    times the prices, default 0.5); with `out` (a regular file), the batch id is kept in `out .. ".batch"`
 --    until its results are written, so a run that stops resumes the same batch (with each
 --    request's digest: a case changed or added since goes as a new batch after it);
 --    `batch_id` resumes a given one; `batch_metadata`, `batch_endpoint`

@@ -7,6 +7,7 @@ local argparse = require "argparse"
 local common = require "aigc.cli.common"
 local config_mod = require "aigc.cli.config"
 local lineinput = require "aigc.cli.lineinput"
+local runfile = require "aigc.runfile"
 local runner = require "aigc.runner"
 local template = require "aigc.template"
 
@@ -137,10 +138,11 @@ end
 -- @treturn integer exit code
 function M.cancel (client, args)
   local id, from = args.batch_id, ""
-  if not id and args.out then
-    local f = io.open(args.out .. ".batch", "rb")
+  local kept = runfile.batch_file(args.out)
+  if not id and kept then
+    local f = io.open(kept, "rb")
     if f then id = f:read("*l"); f:close() end
-    from = " (batch " .. tostring(id) .. ", whose id " .. args.out .. ".batch keeps)"
+    from = " (batch " .. tostring(id) .. ", whose id " .. kept .. " keeps)"
   end
   if not id then common.usage("--cancel: no batch (give --batch-id, or --out of a run with a batch)") end
   local b, err = require("aigc.batch").cancel(client, id)
@@ -254,8 +256,9 @@ function M.run (args)
     -- Ctrl-C: the batch goes on at the server (and is billed); "interrupted" alone left a
     -- run without --out no way to its results, and running it again sent a second batch
     if tty then io.stderr:write("\n") end
-    local again = args.batch_id and "run it again" or args.out and "run it again (" .. args.out
-      .. ".batch keeps its id)" or "run it again with --batch-id " .. batch_id
+    local kept = runfile.batch_file(args.out)   -- (none beside /dev/stdout, a pipe)
+    local again = args.batch_id and "run it again" or kept and "run it again (" .. kept
+      .. " keeps its id)" or "run it again with --batch-id " .. batch_id
     common.fail("aigc run: interrupted: batch " .. batch_id .. " goes on at the server (" .. again
       .. " to take its results; --batch --cancel --batch-id " .. batch_id .. " cancels it)", 130)
   end
