@@ -221,3 +221,27 @@ describe("aigc run --batch --out DEVICE stopped by Ctrl-C", function ()
     assert.is_false(proc.exists(out .. ".batch"))
   end)
 end)
+
+describe("a batch run's progress", function ()
+  local srv, client
+  setup(function () srv = devserver.start { pause_ms = 0, batch_delay_ms = 1 } end)
+  teardown(function () srv:stop() end)
+  before_each(function ()
+    srv:reset()
+    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "sk-probe2-key-31" }
+  end)
+  after_each(function () client:close() end)
+
+  it("its final line names the batch, as the others (it showed the direct backend's 'x4')", function ()
+    local final
+    local summary = assert(runner.run { client = client, backend = "batch", batch_interval = 0.02,
+      cases = { { id = "a", prompt = "Echo: a" } }, on_progress = function (p) if p.final then final = p end end })
+    assert.is_table(final)
+    assert.is_table(final.batch)
+    assert.equal(summary.batch_id, final.batch.id)
+    assert.equal("completed", final.batch.status)
+    local line = require("aigc.cli.run").progress_line(final)
+    assert.matches("batch " .. summary.batch_id .. " completed", line, 1, true)
+    assert.is_nil(line:find(" x%d"))
+  end)
+end)

@@ -112,13 +112,15 @@ local function progress (run, b)
     counts[k] = type(b.request_counts) == "table" and tonumber(b.request_counts[k]) or nil
   end
   local elapsed = core.now() - run.started
+  -- (kept: the run's final progress names the batch too -- it showed the direct backend's "x4")
+  run.last_batch = { id = b.id, status = b.status, completed = counts.completed, failed = counts.failed,
+                     total = counts.total }
   on { total = s.total, done = s.skipped + (counts.completed or 0) + (counts.failed or 0), skipped = s.skipped,
        ok = s.ok + (counts.completed or 0), failed = s.failed + (counts.failed or 0), passed = s.passed,
        running = (counts.total or 0) - (counts.completed or 0) - (counts.failed or 0), elapsed = elapsed,
        rate = elapsed > 0 and ((counts.completed or 0) + (counts.failed or 0)) / elapsed or 0,
        tokens = 0, retries = 0, rate_limited = 0, final = false,
-       batch = { id = b.id, status = b.status, completed = counts.completed, failed = counts.failed,
-                 total = counts.total } }
+       batch = run.last_batch }
 end
 
 -- Why a case's line `r` of batch `b` failed (its result line's error), or

@@ -513,6 +513,7 @@ function Run:progress (final)
     rate = rate, eta = rate > 0 and self.remaining / rate or nil, elapsed = elapsed,
     tokens = totals.total_tokens or 0, cost = totals.cost, retries = summary.retries,
     rate_limited = summary.rate_limited, concurrency = st.concurrency, final = final or false,
+    batch = self.last_batch,   -- (a batch run's: its last state)
   }
 end
 
