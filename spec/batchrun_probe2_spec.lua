@@ -245,3 +245,27 @@ describe("a batch run's progress", function ()
     assert.is_nil(line:find(" x%d"))
   end)
 end)
+
+describe("the runner's cases", function ()
+  local srv, client, home
+  setup(function () srv = devserver.start { pause_ms = 0 } end)
+  teardown(function () srv:stop() end)
+  before_each(function ()
+    srv:reset()
+    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "sk-probe2-key-31" }
+    home = cli.home()
+  end)
+  after_each(function () client:close(); cli.rmdir(home) end)
+
+  it("an id JSON cannot carry (not UTF-8, NaN) is refused at load, naming the case (the run raised)", function ()
+    for _, bad in ipairs { "caf" .. string.char(233), 0 / 0 } do
+      local ok, summary, err = pcall(runner.run, { client = client, out = home .. "/r.jsonl",
+        cases = { { id = "fine", prompt = "Hi" }, { id = bad, prompt = "Hi" } } })
+      assert.is_true(ok, tostring(summary))
+      assert.is_nil(summary)
+      assert.equal("input", err.code)
+      assert.matches("^case 2: id cannot be written in the results %(JSON%): ", err.message)
+      assert.equal(0, #srv:requests())   -- (refused before anything was sent)
+    end
+  end)
+end)

@@ -41,7 +41,14 @@ end
 -- file, where a resumed run finds it again, so it is a string or a number
 -- (an object or a list would never compare equal to its copy read back).
 local function id_problem (id)
-  if type(id) == "number" or (type(id) == "string" and id ~= "") then return nil end
+  if type(id) == "number" or (type(id) == "string" and id ~= "") then
+    -- The id goes into each result line, JSON: one JSON cannot carry (a
+    -- string that is not UTF-8, NaN) made the run raise at that line.
+    local ok, why = pcall(json_encode, id)
+    if ok then return nil end
+    why = tostring(why)
+    return "id cannot be written in the results (JSON): " .. (why:match("%(value: (.*)%)$") or why)
+  end
   local ok, text = pcall(json_encode, id)
   text = ok and text or type(id)
   return "id must be a non-empty string or a number, got " .. (#text > 40 and text:sub(1, 37) .. "..." or text)
