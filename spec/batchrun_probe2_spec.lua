@@ -269,3 +269,16 @@ describe("the runner's cases", function ()
     end
   end)
 end)
+
+describe("runner.run's batch_endpoint", function ()
+  it("is a chat completions path: /v1/responses is refused at the call (its lines went chat-shaped)", function ()
+    local client = aigc.client { base_url = "http://127.0.0.1:9/v1", model = "m", api_key = "k" }
+    local ok, err = pcall(runner.run, { client = client, backend = "batch", batch_endpoint = "/v1/responses",
+                                        cases = { { id = "a", prompt = "Hi" } } })
+    client:close()
+    assert.is_false(ok)
+    assert.equal("bad argument #1 to 'run' (spec.batch_endpoint: the runner's batch lines are chat completions: "
+                 .. "'/v1/responses' is not (give \"/v1/chat/completions\", the default))",
+                 (tostring(err):gsub("^[^:]*:%d+: ", "")))
+  end)
+end)

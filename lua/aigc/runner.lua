@@ -606,7 +606,8 @@ local INTERNAL, run_cases   -- (set below)
 --    times the prices, default 0.5); with `out` (a regular file), the batch id is kept in `out .. ".batch"`
 --    until its results are written, so a run that stops resumes the same batch (with each
 --    request's digest: a case changed or added since goes as a new batch after it);
---    `batch_id` resumes a given one; `batch_metadata`, `batch_endpoint`
+--    `batch_id` resumes a given one; `batch_metadata`, `batch_endpoint` (a chat completions path:
+--    "/v1/chat/completions", the default; another, "/v1/responses", is refused)
 -- @treturn[1] table summary: `total`, `skipped` (done before), `ok`, `failed`, `passed`,
 -- `pass_rate`, `usage` and `cost` (this run's requests, from the client's totals: failed
 -- attempts and judges included), `totals` (`requests`, `errors`, `retries`, `cache_hits`,

@@ -72,6 +72,14 @@ function M.check_spec (spec)
   if factor ~= nil and not (factor >= 0 and factor < math.huge) then
     spec_error("batch_price_factor", util.expected("a finite number >= 0", factor))
   end
+  -- The runner's batch lines are chat completions, read as such: to
+  -- another endpoint (/v1/responses) they went chat-shaped, and every
+  -- answered case's text was read as "" from a reply without `choices`.
+  local endpoint = spec.batch_endpoint
+  if endpoint ~= nil and not endpoint:find("/chat/completions$") then
+    spec_error("batch_endpoint", "the runner's batch lines are chat completions: '" .. endpoint .. "' is not "
+      .. "(give \"/v1/chat/completions\", the default)")
+  end
   local list, why, i = assertions_mod.list(spec.assert)
   if not list then spec_error("assert" .. (i and "[" .. i .. "]" or ""), why) end
   local tpl = spec.template
