@@ -134,7 +134,8 @@ describe("a batch run resumed after its cases changed", function ()
 
   it("a changed case gets the answer to its new text, an added one is sent, an unchanged one resumed", function ()
     local out = home .. "/r.jsonl"
-    local first = stopped_run({ { id = "fr", prompt = "Echo: paris-old" }, { id = "es", prompt = "Echo: madrid" } }, out)
+    local first = stopped_run({ { id = "fr", prompt = "Echo: paris-old" }, { id = "es", prompt = "Echo: madrid" } },
+                              out)
     local summary = assert(runner.run { client = client, out = out, backend = "batch", batch_interval = 0.02,
       cases = { { id = "fr", prompt = "Echo: paris-new" }, { id = "es", prompt = "Echo: madrid" },
                 { id = "de", prompt = "Echo: berlin" } } })
