@@ -155,6 +155,26 @@ local function first_line (code)
   return "(empty)"
 end
 
+-- Runs a block against the server at base_url: what it printed; an error
+-- (naming the README's lines) when it fails.
+local function run_block (block, base_url)
+  local file = os.tmpname()
+  local script, before = script_of(block)
+  local fh = assert(io.open(file, "w"))
+  fh:write(script)
+  fh:close()
+  local cmd = string.format("cd %s && env -u OPENAI_API_KEY -u AZURE_OPENAI_API_KEY -u AZURE_OPENAI_ENDPOINT "
+    .. "-u OPENAI_ORG_ID -u OPENAI_PROJECT_ID OPENAI_BASE_URL=%s timeout 60 %s %s </dev/null",
+    proc.quote(ROOT), proc.quote(base_url), LUA, proc.quote(file))
+  local ok, out = proc.sh(cmd)
+  os.remove(file)
+  if not ok then
+    error(string.format("README.md:%d (%s) does not run as written:\n%s", block.line, block.heading,
+      readme_positions(out, file, block, before)), 0)
+  end
+  return out
+end
+
 describe("README.md's Lua examples", function ()
   local text = assert(proc.read_file(ROOT .. "/README.md"), "README.md not found")
   local blocks = lua_blocks(text)
@@ -181,22 +201,29 @@ describe("README.md's Lua examples", function ()
     elseif mark and mark:match("^skip") then
       pending(name .. " skipped in the README: " .. (mark:match("^skip%s*(.*)") or ""))
     else
-      it("run as written: " .. name, function ()
-        local file = os.tmpname()
-        local script, before = script_of(block)
-        local fh = assert(io.open(file, "w"))
-        fh:write(script)
-        fh:close()
-        local cmd = string.format("cd %s && env -u OPENAI_API_KEY -u AZURE_OPENAI_API_KEY -u AZURE_OPENAI_ENDPOINT "
-          .. "-u OPENAI_ORG_ID -u OPENAI_PROJECT_ID OPENAI_BASE_URL=%s timeout 60 %s %s </dev/null",
-          proc.quote(ROOT), proc.quote(srv.base_url), LUA, proc.quote(file))
-        local ok, out = proc.sh(cmd)
-        os.remove(file)
-        if not ok then
-          error(string.format("README.md:%d (%s) does not run as written:\n%s", block.line, block.heading,
-            readme_positions(out, file, block, before)), 0)
-        end
-      end)
+      it("run as written: " .. name, function () run_block(block, srv.base_url) end)
     end
   end
+
+  -- (a README snippet with an error branch teaches what users copy: that
+  -- branch must hold for every kind of failure, not the one its author had
+  -- in mind; `err.violations` is a schema error's only)
+  it("the Structured output example's error branch runs on every failure: schema, incomplete, no server", function ()
+    local block
+    for _, b in ipairs(blocks) do
+      if b.heading:match("^Structured output") then block = b; break end
+    end
+    assert.is_truthy(block, "no Lua block under Structured output")
+    local scripted = require "scripted"
+    local replies = { scripted.chat { content = '{"action": "dance", "say": "hi"}' },
+                      scripted.chat({ content = '{"action": "wa' }, "length") }
+    for _, reply in ipairs(replies) do
+      local one = scripted.start { reply }
+      local out = run_block(block, one.base_url)
+      one.finish()
+      assert.is_truthy(out:match("schema") or out:match("incomplete"), out)
+    end
+    local out = run_block(block, "http://127.0.0.1:1/v1")
+    assert.is_truthy(out:match("network") or out:match("connect"), out)
+  end)
 end)
