@@ -2,7 +2,9 @@
 -- requests at a time, with a progress line. Each email is one task: the
 -- model sorts it into a department (a route), then that department's
 -- prompt answers it. Tasks wait without blocking each other; the client's
--- max_concurrency queues what is over the cap.
+-- max_concurrency queues what is over the cap. The figures count the
+-- emails waiting for a reply (each has one request out at a time, the
+-- route then the answer: queued or sent), as the tasks themselves see it.
 --
 --   lua5.4 examples/autoreply.lua          (OPENAI_BASE_URL: e.g. the bundled server)
 local aigc = require "aigc"
@@ -46,12 +48,15 @@ local answer = aigc.strategy.router {
   default = "other",
 }
 
-local done, failed, peak = 0, 0, 0
+local done, failed, waiting, peak = 0, 0, 0, 0
 local per_department = {}
 local started = aigc.now()
 for _, mail in ipairs(emails) do
   client:spawn(function ()
+    waiting = waiting + 1
+    peak = math.max(peak, waiting)
     local res, info = answer(mail.text)
+    waiting = waiting - 1
     if res then
       mail.department, mail.reply = info.route, res.text
       per_department[info.route] = (per_department[info.route] or 0) + 1
@@ -66,20 +71,20 @@ end
 local function progress ()
   local width = 30
   local filled = math.floor(done / #emails * width)
-  io.write(("\r[%s%s] %2d/%d answered, %d in flight "):format(("#"):rep(filled), ("."):rep(width - filled),
-           done, #emails, math.min(client:active(), CAP)))
+  io.write(("\r[%s%s] %2d/%d answered, %2d waiting for a reply "):format(("#"):rep(filled),
+           ("."):rep(width - filled), done, #emails, waiting))
   io.flush()
 end
 
 local shown = -1
 while done < #emails do
   client:step(0.02)
-  peak = math.max(peak, math.min(client:active(), CAP))
   if done ~= shown then progress(); shown = done end
 end
 progress()
-print(("\n\n%d emails answered in %.2f s (at most %d requests at a time)%s"):format(
-  done - failed, aigc.now() - started, peak, failed > 0 and (", " .. failed .. " failed") or ""))
+print(("\n\n%d emails answered in %.2f s (up to %d waiting for a reply at once; max_concurrency sent"
+  .. " at most %d at a time and queued the rest)%s"):format(done - failed, aigc.now() - started, peak, CAP,
+  failed > 0 and (", " .. failed .. " failed") or ""))
 
 print("\nBy department:")
 for _, name in ipairs { "orders", "refunds", "account", "other" } do
