@@ -49,6 +49,48 @@ describe("conversations over the Responses API", function ()
     assert.are_not.equal(conv.response_ids, fork.response_ids)
   end)
 
+  it("undo of a turn that was only added keeps the last response: the next say chains from it", function ()
+    -- (undo popped the last response id whatever it removed: the next say
+    -- chained from the turn before, and the model forgot "two", which
+    -- conv.messages still held)
+    local conv = aigc.conversation { client = client, api = "responses", state = "server" }
+    assert(conv:say "Repeat after me: one")
+    local _, r2 = assert(conv:say "Repeat after me: two")
+    conv:add { role = "user", content = "A note of mine, never sent." }
+    assert.equal("A note of mine, never sent.", conv:undo()[1].content)
+    assert.equal(r2.id, conv.response_ids[2])
+    assert(conv:say "Repeat after me: three")
+    local sent = bodies()[3]
+    assert.equal(r2.id, sent.previous_response_id)
+    assert.same({ { role = "user", content = "Repeat after me: three" } }, sent.input)
+    -- undo now removes a turn that has its response: the chain goes back one
+    conv:undo()
+    assert(conv:say "Repeat after me: four")
+    assert.equal(r2.id, bodies()[4].previous_response_id)
+  end)
+
+  it("a message added after a response goes to the server with the next say", function ()
+    local conv = aigc.conversation { client = client, api = "responses", state = "server" }
+    local _, r1 = assert(conv:say "Repeat after me: one")
+    conv:add { role = "assistant", content = "By the way, the shop closes at six." }
+    assert(conv:say "Repeat after me: two")
+    local sent = bodies()[2]
+    assert.equal(r1.id, sent.previous_response_id)
+    assert.same({ { role = "assistant", content = "By the way, the shop closes at six." },
+                  { role = "user", content = "Repeat after me: two" } }, sent.input)
+    -- saved and loaded, the chain and where each response ends survive
+    local loaded = assert(aigc.conversation.load(conv:save(), client))
+    loaded:add { role = "user", content = "Another note." }
+    loaded:undo()
+    assert.same(conv.response_ids, loaded.response_ids)
+    loaded:undo()
+    assert.same({ r1.id }, loaded.response_ids)
+    -- a history cut by hand, not by undo: the next say still sends its input
+    conv.messages[#conv.messages], conv.messages[#conv.messages - 1] = nil, nil
+    assert(conv:say "Repeat after me: three")
+    assert.same({ { role = "user", content = "Repeat after me: three" } }, bodies()[3].input)
+  end)
+
   it("save and load keep the API, the state, the response ids and the calibration", function ()
     local conv = aigc.conversation { client = client, api = "responses", state = "server" }
     local _, r1 = assert(conv:say "Repeat after me: one")

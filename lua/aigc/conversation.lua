@@ -203,8 +203,10 @@ local function new (opts, fname, argn)
     last_context = nil,
     --- "chat" or "responses"; `state`: "client" or "server" (Responses: the server keeps the history).
     api = opts.api or "chat", state = opts.state or "client",
-    --- The ids of the responses of the turns, when the server keeps the state.
-    response_ids = array {},
+    --- The ids of the responses of the turns, when the server keeps the state,
+    -- and the length of the history each one ends (what `add` put after the
+    -- last one goes with the next say; `undo` drops those it cut into).
+    response_ids = array {}, response_ends = {},
     --- Reported prompt tokens over estimated ones (nil until a reply told), and whether to learn it.
     calibration = nil, calibrate = opts.calibrate ~= false,
   }, Conversation)
@@ -487,12 +489,16 @@ function Conversation:_learn (info, res)
 end
 
 -- The request of one say: the context and its info, or nil, err. With the
--- server keeping the state, only the new input follows the last response.
-function Conversation:_request (msgs, user, params, fut)
+-- server keeping the state, only the new input follows the last response:
+-- the messages added since (`add`) and the user's.
+function Conversation:_request (msgs, params, fut)
   local ids = self.response_ids
   local context, info
   if self.state == "server" and ids[1] ~= nil then
-    context = { user }
+    context = {}
+    local last = self.response_ends[#ids] or #msgs - 1
+    if last > #msgs - 1 then last = #msgs - 1 end   -- (a history cut by hand: the user's input at least)
+    for i = last + 1, #msgs do context[#context + 1] = msgs[i] end
   else
     context, info = self:_context(msgs, merged_params(self, params, nil), fut)
     if not context then return nil, info end
@@ -510,7 +516,7 @@ function Conversation:_say (user, params, fut)
   for i, m in ipairs(hist) do msgs[i] = m end
   msgs[#msgs + 1] = user
   if fut and fut:canceled() then return fut:result() end
-  local req, info = self:_request(msgs, user, params, fut)
+  local req, info = self:_request(msgs, params, fut)
   if not req then return nil, info end
   if fut and fut:canceled() then req:cancel(); return fut:result() end
   if fut then fut:track(req) end
@@ -526,7 +532,10 @@ function Conversation:_say (user, params, fut)
   end
   hist[#hist + 1] = assistant_message(res)
   self.last_context = info
-  if self.state == "server" then self.response_ids[#self.response_ids + 1] = res.id end
+  if self.state == "server" then
+    local n = #self.response_ids + 1
+    self.response_ids[n], self.response_ends[n] = res.id, #hist
+  end
   self:_learn(info, res)
   return res
 end
@@ -636,6 +645,7 @@ function Conversation:fork ()
   c.params = p
   c.messages = deep_copy(self.messages)
   c.response_ids = deep_copy(self.response_ids)
+  c.response_ends = deep_copy(self.response_ends)
   c.summary = deep_copy(self.summary)
   c.last_context = deep_copy(self.last_context)
   return c
@@ -656,7 +666,14 @@ function Conversation:undo ()
   for i = u, #msgs do removed[#removed + 1] = msgs[i] end
   for i = #msgs, u, -1 do msgs[i] = nil end
   if self.summary and self.summary.to >= u then self.summary = nil end
-  self.response_ids[#self.response_ids] = nil
+  -- (the responses that saw a removed message: not the last one when the
+  -- turn undone was only `add`ed, or when messages were added after it)
+  local ids, ends = self.response_ids, self.response_ends
+  while ids[1] ~= nil do
+    local e = ends[#ids]
+    if e ~= nil and e < u then break end
+    ids[#ids], ends[#ids] = nil, nil
+  end
   return removed
 end
 
@@ -670,7 +687,7 @@ function Conversation:reset ()
   self.messages = msgs
   self.summary = nil
   self.last_context = nil
-  self.response_ids = array {}
+  self.response_ids, self.response_ends = array {}, {}
   return self
 end
 

@@ -74,6 +74,7 @@ function M.save (self)
     messages = msgs,
     api = self.api, state = self.state, calibration = self.calibration,
     response_ids = self.response_ids[1] and self.response_ids or nil,
+    response_ends = self.response_ids[1] and self.response_ends or nil,
   }
   if self.calibrate == false then t.calibrate = false end   -- (only when off: the default is on)
   return encode_saved(t)
@@ -170,9 +171,15 @@ function M.load (json, client, opts)
   local msgs = array {}
   for i, m in ipairs(t.messages) do msgs[i] = m end
   conv.messages = msgs
+  -- (a save made before response_ends: each response counts as ending
+  -- the history as saved, so undo drops it: the next say sends it whole)
+  local ends = type(t.response_ends) == "table" and t.response_ends or {}
   for i, id in ipairs(type(t.response_ids) == "table" and t.response_ids or {}) do
-    if type(id) ~= "string" then return nil, parse_error("not a valid saved conversation: response_ids") end
-    conv.response_ids[i] = id
+    local e = ends[i] or #msgs
+    if type(id) ~= "string" or not is_integer(e) or e < (ends[i - 1] or 0) or e > #msgs then
+      return nil, parse_error("not a valid saved conversation: response_ids")
+    end
+    conv.response_ids[i], conv.response_ends[i] = id, e
   end
   local r = t.calibration
   if type(r) == "number" and r > 0 and r < 100 then conv.calibration = r end
