@@ -76,6 +76,16 @@ local CASES = {
   { "Բարեւ։ Ինչպես ես։", { "Բարեւ։", "Ինչպես ես։" } },
   { "ሰላም ነው። እንዴት ነህ?", { "ሰላም ነው።", "እንዴት ነህ?" } },
   { "မင်္ဂလာပါ။ နေကောင်းလား။", { "မင်္ဂလာပါ။", "နေကောင်းလား။" } },
+  -- German ordinals: after der, am, zum... or before a month's name, a number's `.` goes on;
+  -- elsewhere a number ends a sentence as any word does
+  { "Wir treffen uns am 3. Mai in Berlin. Der 1. Platz ging an Anna. Bis 24. Dezember. Zum 100. Geburtstag!",
+    { "Wir treffen uns am 3. Mai in Berlin.", "Der 1. Platz ging an Anna.", "Bis 24. Dezember.",
+      "Zum 100. Geburtstag!" } },
+  { "Am 1. Okt. kam er. Seit 7. M\195\164rz. Er kam am 3. mai.",
+    { "Am 1. Okt. kam er.", "Seit 7. M\195\164rz.", "Er kam am 3. mai." } },
+  { "I have 3. Then I left. Ich habe 3. Dann ging ich. Es waren 40. Maier kam. Am 3. Mai",
+    { "I have 3.", "Then I left.", "Ich habe 3.", "Dann ging ich.", "Es waren 40.", "Maier kam.", "Am 3. Mai" } },
+  { "Gib mir 3. Mais", { "Gib mir 3.", "Mais" } },
   -- mixed
   { "Dr. Tanaka said: 東京は大きい。Right? Yes.", { "Dr. Tanaka said: 東京は大きい。", "Right?", "Yes." } },
 }
@@ -166,7 +176,7 @@ describe("sentences", function ()
       local FRAGMENTS = { "Dr.", " ", " ", " ", "3.14", "。", "」", "「", "...", "\n", "e.g.", "Hi", "!", "?",
                           '"', "a", "A", "你好", "\226\128\166", ",", "、", "J.", "1.", "と", "?!", ")", "x.y",
                           "“", "«", "।", "؟", "**", "\194\160", "\226\128\175", "\227\128\128", "»", "„",
-                          "—", "é", "É" }
+                          "—", "é", "É", "am", "Mai", "M\195\164rz", "24." }
       -- (white space: ASCII's, and the no-break, narrow no-break and ideographic spaces)
       local function unspaced (t)
         return (t:gsub("%s", ""):gsub("\194\160", ""):gsub("\226\128\175", ""):gsub("\227\128\128", ""))
@@ -199,7 +209,8 @@ describe("sentences", function ()
       -- 100 KB line took seconds. What no rule looks back at is set aside;
       -- n = 205 puts the "7." of "7. Then" first after the text set aside)
       for n = 204, 206 do
-        for _, tail in ipairs { "7. Then more. ", "Dr. Who came. ", "J. Smith. ", '"Dr. X". Y' } do
+        for _, tail in ipairs { "7. Then more. ", "Dr. Who came. ", "J. Smith. ", '"Dr. X". Y', "der 1. Platz ging. ",
+                                "am  3. Platz. " } do
           local text = ("word "):rep(n) .. tail .. ("word "):rep(n) .. "end"
           local sp, got, longest = sentences.new(), {}, 0
           for i = 1, #text do

@@ -29,8 +29,9 @@
 --   `Подожди... что?`, `¿Vienes? —preguntó él.`);
 -- - a single `.` after a title or a Latin abbreviation that always goes on
 --   (`Dr.`, `Mrs.`, `St.`, `e.g.`, `i.e.`, `vs.`...: `ABBREVIATIONS`), after an
---   initial (`J. R. R. Tolkien`) or after a list number at the start of a
---   sentence (`1. First`) does not end it.
+--   initial (`J. R. R. Tolkien`), after a list number at the start of a
+--   sentence (`1. First`) or a German ordinal (`am 3. Mai`, `der 1. Platz`:
+--   `BEFORE_ORDINALS`, `MONTHS`) does not end it.
 --
 -- A newline always ends a sentence (lists, paragraphs). With
 -- `clauses = true`, `,` `;` `:` before white space and `，` `、` `；` `：` also
@@ -51,8 +52,8 @@
 local check = require "aigc.check"
 local util = require "aigc.util"
 
-local getmetatable, ipairs, pairs, setmetatable, tostring, type =
-  getmetatable, ipairs, pairs, setmetatable, tostring, type
+local getmetatable, ipairs, pairs, setmetatable, tonumber, tostring, type =
+  getmetatable, ipairs, pairs, setmetatable, tonumber, tostring, type
 local string_byte, string_find, string_sub = string.byte, string.find, string.sub
 local table_concat = table.concat
 
@@ -76,6 +77,22 @@ M.ABBREVIATIONS = {
 M.BEFORE_NUMBERS = {
   no = true, nos = true, nr = true, p = true, pp = true, vol = true, ch = true, art = true, sec = true,
   ext = true, tel = true, op = true, para = true, pt = true, ca = true,
+}
+
+--- German ordinals: a number and `.` before a capital go on after these
+-- words (`am 3. Mai`, `der 1. Platz`, `zum 100. Geburtstag`; lower case,
+-- any capitalisation matches), and before a month's name (`3. Mai`,
+-- `24. Dezember`, `1. Okt.`). A number that ends a sentence elsewhere
+-- still does (`I have 3. Then`, `Ich habe 3. Dann`).
+M.BEFORE_ORDINALS = {
+  der = true, die = true, das = true, den = true, dem = true, des = true, am = true, im = true,
+  zum = true, zur = true, vom = true, beim = true,
+}
+M.MONTHS = {
+  januar = true, ["j\195\164nner"] = true, februar = true, ["m\195\164rz"] = true, april = true, mai = true,
+  juni = true, juli = true, august = true, september = true, oktober = true, november = true, dezember = true,
+  jan = true, feb = true, ["m\195\164r"] = true, apr = true, jun = true, jul = true, aug = true, sep = true,
+  sept = true, okt = true, nov = true, dez = true,
 }
 
 -- Characters (as strings: UTF-8) by their part in a sentence.
@@ -164,8 +181,44 @@ local function is_wide (c)
   return #c >= 3 and string_byte(c, 1) >= 0xE3
 end
 
--- Whether a single `.` at i (after piece text `s`) is part of the word before it.
-local function dot_goes_on (self, s, i, next_char)
+-- The word at byte k (letters: ASCII's and Latin-1's, as in `März`), at
+-- most 12 bytes; nil when the text to come may still add to it.
+local function word_at (s, k, final)
+  local j = k
+  while j <= #s and j - k < 12 do
+    local b = string_byte(s, j)
+    if b == 0xC3 then
+      if j + 1 > #s then return (final and string_sub(s, k, j - 1)) or nil end
+      j = j + 2
+    elseif (b >= 65 and b <= 90) or (b >= 97 and b <= 122) then
+      j = j + 1
+    else
+      return string_sub(s, k, j - 1)
+    end
+  end
+  if j > #s and not final then return nil end
+  return string_sub(s, k, j - 1)
+end
+
+-- Whether the number `word` before a single `.` is a German ordinal
+-- (`BEFORE_ORDINALS`, `MONTHS`): the word before it is at s[1..from]; the
+-- next word starts at k. Nil when the text to come decides.
+local function ordinal (s, from, word, k, final)
+  if not string_find(word, "^%d%d?%d?$") then return false end
+  local e = from
+  while e >= 1 and string_find(string_sub(s, e, e), "^%s$") do e = e - 1 end
+  local b = e
+  while b >= 1 and not string_find(string_sub(s, b, b), "^%s$") do b = b - 1 end
+  if M.BEFORE_ORDINALS[string_sub(s, b + 1, e):lower()] then return true end
+  if #word > 2 or tonumber(word) > 31 then return false end
+  local nw = word_at(s, k, final)
+  if nw == nil then return nil end
+  return M.MONTHS[nw:lower()] == true
+end
+
+-- Whether a single `.` at i (after piece text `s`) is part of the word
+-- before it; nil when the text to come decides (`k`: the next word's start).
+local function dot_goes_on (self, s, i, next_char, k, final)
   local from = i - 1
   while from >= 1 and not string_find(string_sub(s, from, from), "^[%s]$") do from = from - 1 end
   local w = from + 1
@@ -182,7 +235,7 @@ local function dot_goes_on (self, s, i, next_char)
   if string_find(word, "^%d+$") and not self.head_text and not string_find(string_sub(s, 1, from), "%S") then
     return true                                                           -- "1. First"
   end
-  return false
+  return ordinal(s, from, word, k, final)                                 -- "am 3. Mai"
 end
 
 -- French spacing puts a space before the closing guillemet (`« Oui. » Puis`,
@@ -248,7 +301,11 @@ local function stop_end (self, s, i, final)
   if k > #s then return final and j - 1 or nil end
   if c == nil then return nil end
   if is_lower(c) then return false, after_run end
-  if single_dot and dot_goes_on(self, s, i, c) then return false, after_run end
+  if single_dot then
+    local on = dot_goes_on(self, s, i, c, k, final)
+    if on == nil then return nil end
+    if on then return false, after_run end
+  end
   return j - 1
 end
 
@@ -319,15 +376,20 @@ end
 
 -- A sentence that goes on for kilobytes without a stop would be copied
 -- whole at every delta (25,000 deltas of a 100 KB line: seconds). What no
--- rule looks back at any more -- the text scanned up to its last white
--- space (the word before a dot starts after it) -- is set aside in `head`
--- and joined once, when its piece is cut (`head_text`: it is not blank,
--- for the list-number rule).
+-- rule looks back at any more -- the text scanned up to the white space
+-- before the word before its last white space (the word before a dot
+-- starts after the last one; the ordinals' rule looks one word further
+-- back: `am 3. Mai`) -- is set aside in `head` and joined once, when its
+-- piece is cut (`head_text`: it is not blank, for the list-number rule).
 local SET_ASIDE = 1024
 
 local function set_aside (self)
   local ws = self.ws
   if ws == nil or ws < SET_ASIDE then return end
+  local buf = self.buf
+  while ws >= 1 and WORD_BREAK[string_sub(buf, ws, ws)] do ws = ws - 1 end
+  while ws >= 1 and not WORD_BREAK[string_sub(buf, ws, ws)] do ws = ws - 1 end
+  if ws < SET_ASIDE then return end
   local part = string_sub(self.buf, 1, ws)
   self.head[#self.head + 1] = part
   if string_find(part, "%S") then self.head_text = true end
