@@ -228,6 +228,53 @@ describe("sentences", function ()
       assert.same({ (text:gsub(" $", "")) }, sp:finish())
     end)
 
+    it("text with no white space (Chinese, Japanese) is not kept as one growing string either", function ()
+      -- (only text up to a space was set aside: kilobytes of Chinese with no
+      -- stop were copied whole at every delta, quadratic. The pieces are
+      -- the same as the text's fed whole, the rules that look back at a
+      -- word too: a long word is none of theirs)
+      local TEXTS = {
+        ("\228\189\160\229\165\189\228\184\150\231\149\140"):rep(700) .. "\227\128\130\230\172\161",
+        ("\229\173\151"):rep(1500) .. "Dr.Who. Next. " .. ("\229\173\151"):rep(500) .. "I. Done",
+        ("1"):rep(2000) .. ". Next one. 2. Two",
+        ("x"):rep(1200) .. "am 3. Platz. " .. ("Y"):rep(1200) .. " am 3. Platz. Y",
+        ("x"):rep(1200) .. "  der 1. Platz.    am 3. Platz. End",
+        "x" .. ("("):rep(1200) .. "Dr. Who",
+      }
+      for n, text in ipairs(TEXTS) do
+        local want = feed { text }
+        local rng = lcg(200 + n)
+        for _, pieces in ipairs { utf8_chars(text), bytes(text), random_pieces(text, rng) } do
+          local sp, got, longest = sentences.new(), {}, 0
+          for _, p in ipairs(pieces) do
+            for _, piece in ipairs(sp:push(p)) do got[#got + 1] = piece end
+            longest = math.max(longest, #sp.buf)
+          end
+          for _, piece in ipairs(sp:finish()) do got[#got + 1] = piece end
+          assert.same(want, got, n)
+          assert.is_true(longest < 1100, n .. ": " .. longest)
+        end
+      end
+      -- random long texts of few spaces, cut at random: the same pieces as whole
+      local FRAGS = { "\229\173\151\229\173\151", "xy", "Q", " ", "am", "der", "3", "24", "Platz",
+                      "1", ".", ". ", "Mai", "Dr", "J", "\227\128\130", "\226\128\166", "!", "\194\160", "\"", "a" }
+      local rng = lcg(300)
+      for _ = 1, 20 do
+        local parts = {}
+        for _ = 1, 2 do   -- (a long stretch with no stop, for the set-aside, then anything)
+          for _ = 1, rng(300, 700) do parts[#parts + 1] = FRAGS[rng(1, 9)] end
+          for _ = 1, rng(10, 80) do parts[#parts + 1] = FRAGS[rng(1, #FRAGS)] end
+        end
+        local text = table.concat(parts)
+        assert.same((feed { text }), (feed(random_pieces(text, rng))), text)
+        assert.same((feed { text }), (feed(bytes(text))), text)
+      end
+      assert.equal(2, #(feed { TEXTS[1] }))
+      assert.same({ ("1"):rep(2000) .. ".", "Next one.", "2. Two" }, (feed { TEXTS[3] }))
+      assert.same({ ("x"):rep(1200) .. "am 3.", "Platz.", ("Y"):rep(1200) .. " am 3. Platz.", "Y" },
+                  (feed { TEXTS[4] }))
+    end)
+
     it("gives a sentence as soon as what follows decides it", function ()
       local sp = sentences.new()
       assert.same({}, sp:push("Dr."))           -- Dr. what?

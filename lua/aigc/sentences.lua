@@ -122,8 +122,6 @@ local OPENERS = { ["("] = true, ["["] = true, ['"'] = true, ["'"] = true, ["{"] 
   ["［"] = true, ["｛"] = true, ["〝"] = true, ["＂"] = true, ["｢"] = true, ["*"] = true, ["_"] = true }
 local CLAUSE_ASCII = { [","] = true, [";"] = true, [":"] = true }
 local CLAUSE_CJK = { ["，"] = true, ["、"] = true, ["；"] = true, ["："] = true }
--- The white space a word before a dot starts after (`dot_goes_on`).
-local WORD_BREAK = { [" "] = true, ["\t"] = true, ["\r"] = true, ["\f"] = true, ["\v"] = true }
 local SPACE = { [" "] = true, ["\t"] = true, ["\r"] = true, ["\f"] = true, ["\v"] = true,
                 ["\194\160"] = true, ["\226\128\175"] = true,   -- NBSP, narrow NBSP (French: « Oui\226\128\175! »)
                 ["\227\128\128"] = true }   -- ideographic space
@@ -201,15 +199,17 @@ local function word_at (s, k, final)
 end
 
 -- Whether the number `word` before a single `.` is a German ordinal
--- (`BEFORE_ORDINALS`, `MONTHS`): the word before it is at s[1..from]; the
--- next word starts at k. Nil when the text to come decides.
+-- (`BEFORE_ORDINALS`, `MONTHS`): s[from] is the space before the number,
+-- the word before that at most three spaces back; the next word starts
+-- at k. Nil when the text to come decides.
 local function ordinal (s, from, word, k, final)
   if not string_find(word, "^%d%d?%d?$") then return false end
   local e = from
-  while e >= 1 and string_find(string_sub(s, e, e), "^%s$") do e = e - 1 end
+  while e >= 1 and e > from - 3 and string_find(string_sub(s, e, e), "^%s$") do e = e - 1 end
   local b = e
   while b >= 1 and not string_find(string_sub(s, b, b), "^%s$") do b = b - 1 end
-  if M.BEFORE_ORDINALS[string_sub(s, b + 1, e):lower()] then return true end
+  local before = string_sub(s, b + 1, e)
+  if M.BEFORE_ORDINALS[before:lower()] then return true end   -- (KEEP bytes back: never cut short)
   if #word > 2 or tonumber(word) > 31 then return false end
   local nw = word_at(s, k, final)
   if nw == nil then return nil end
@@ -228,12 +228,15 @@ local function dot_goes_on (self, s, i, next_char, k, final)
     w = nxt
   end
   local word = string_sub(s, w, i - 1)
-  if word == "" then return false end
+  -- (a word begun in the text set aside is KEEP bytes or more: no rule's,
+  -- though what is here may look like one after its openers: `x(((Dr.`)
+  if word == "" or (from < 1 and self.mid_word) then return false end
   if self.abbreviations[word:lower()] then return true end
   if M.BEFORE_NUMBERS[word:lower()] and string_find(next_char, "^%d") then return true end
   if string_find(word, "^%u$") and word ~= "I" then return true end      -- an initial
-  if string_find(word, "^%d+$") and not self.head_text and not string_find(string_sub(s, 1, from), "%S") then
-    return true                                                           -- "1. First"
+  if #word <= 9 and string_find(word, "^%d+$") and not self.head_text
+     and not string_find(string_sub(s, 1, from), "%S") then
+    return true                                                           -- "1. First" (not 2,000 digits)
   end
   return ordinal(s, from, word, k, final)                                 -- "am 3. Mai"
 end
@@ -329,11 +332,11 @@ local function cut (self, n, whole, out)
   local text = string_sub(self.buf, 1, n)
   if self.head[1] ~= nil then
     text = table_concat(self.head) .. text
-    self.head, self.head_text = {}, false
+    self.head, self.head_text, self.mid_word = {}, false, false
   end
   local piece = trim(text)
   self.buf = string_sub(self.buf, n + 1)
-  self.pos, self.ws = 1, nil
+  self.pos = 1
   if piece ~= "" then
     out[#out + 1] = piece
     self.ends[#out] = whole
@@ -348,9 +351,7 @@ local function scan (self, final, out)
     local c, nxt = char_at(s, i)
     if c == nil then break end
     local e, on = false, nxt
-    if WORD_BREAK[c] then
-      self.ws = i
-    elseif c == "\n" then
+    if c == "\n" then
       e = i
     elseif STOPS[c] then
       e, on = stop_end(self, s, i, final)
@@ -375,26 +376,31 @@ local function scan (self, final, out)
 end
 
 -- A sentence that goes on for kilobytes without a stop would be copied
--- whole at every delta (25,000 deltas of a 100 KB line: seconds). What no
--- rule looks back at any more -- the text scanned up to the white space
--- before the word before its last white space (the word before a dot
--- starts after the last one; the ordinals' rule looks one word further
--- back: `am 3. Mai`) -- is set aside in `head` and joined once, when its
--- piece is cut (`head_text`: it is not blank, for the list-number rule).
-local SET_ASIDE = 1024
+-- whole at every delta (25,000 deltas of a 100 KB line: seconds; Chinese or
+-- Japanese have no white space to wait for). What no rule looks back at any
+-- more -- the text scanned but its last KEEP bytes: the rules look back one
+-- word before a dot, and one more for an ordinal (`am 3. Mai`), and a word
+-- they can match is short -- is set aside in `head` and joined once, when
+-- its piece is cut (`head_text`: it is not blank, for the list-number rule;
+-- `mid_word`: the buffer starts inside a word begun in `head`, so its first
+-- word is longer than any rule's: `dot_goes_on`).
+local SET_ASIDE, KEEP = 1024, 64
 
 local function set_aside (self)
-  local ws = self.ws
-  if ws == nil or ws < SET_ASIDE then return end
   local buf = self.buf
-  while ws >= 1 and WORD_BREAK[string_sub(buf, ws, ws)] do ws = ws - 1 end
-  while ws >= 1 and not WORD_BREAK[string_sub(buf, ws, ws)] do ws = ws - 1 end
-  if ws < SET_ASIDE then return end
-  local part = string_sub(self.buf, 1, ws)
+  local n = self.pos - 1 - KEEP
+  if n < SET_ASIDE then return end
+  while n > 0 do                                  -- (not inside a UTF-8 sequence)
+    local b = string_byte(buf, n + 1)
+    if b < 0x80 or b >= 0xC0 then break end
+    n = n - 1
+  end
+  local part = string_sub(buf, 1, n)
   self.head[#self.head + 1] = part
   if string_find(part, "%S") then self.head_text = true end
-  self.buf = string_sub(self.buf, ws + 1)
-  self.pos, self.ws = self.pos - ws, nil
+  self.mid_word = string_find(part, "%S$") ~= nil and string_find(buf, "^%S", n + 1) ~= nil
+  self.buf = string_sub(buf, n + 1)
+  self.pos = self.pos - n
 end
 
 --- The sentences (or clauses) that `delta` completed: a list, often empty.
@@ -427,7 +433,7 @@ function Splitter:finish ()
   self.ends = {}
   scan(self, true, out)
   if self.buf ~= "" or self.head[1] ~= nil then cut(self, #self.buf, true, out) end
-  self.buf, self.pos, self.ws = "", 1, nil
+  self.buf, self.pos = "", 1
   return out
 end
 
@@ -465,7 +471,7 @@ local function new (opts, fname, argn)
     end
   end
   return setmetatable({ buf = "", pos = 1, ends = {}, clauses = opts.clauses or false,
-                        abbreviations = abbreviations, head = {}, head_text = false }, Splitter)
+                        abbreviations = abbreviations, head = {}, head_text = false, mid_word = false }, Splitter)
 end
 
 --- A new splitter.
