@@ -86,6 +86,12 @@ local CASES = {
   { "I have 3. Then I left. Ich habe 3. Dann ging ich. Es waren 40. Maier kam. Am 3. Mai",
     { "I have 3.", "Then I left.", "Ich habe 3.", "Dann ging ich.", "Es waren 40.", "Maier kam.", "Am 3. Mai" } },
   { "Gib mir 3. Mais", { "Gib mir 3.", "Mais" } },
+  -- a fenced code block is one piece, fences and all (a ```x``` on a line is inline code)
+  { "Try this:\n```lua\nlocal x = 1. \nprint(x)\n```\nRun it. Then see.",
+    { "Try this:", "```lua\nlocal x = 1. \nprint(x)\n```", "Run it.", "Then see." } },
+  { "A.\n  ~~~~\nB. C\n~~~\n~~~~~  \nD ```x``` e.\n```x```\nF.\n````\n```\nopen. G",
+    { "A.", "~~~~\nB. C\n~~~\n~~~~~", "D ```x``` e.", "```x```", "F.", "````\n```\nopen. G" } },
+  { "Not one: ``x`` and\n    ```\nG.", { "Not one: ``x`` and", "```", "G." } },
   -- mixed
   { "Dr. Tanaka said: 東京は大きい。Right? Yes.", { "Dr. Tanaka said: 東京は大きい。", "Right?", "Yes." } },
 }
@@ -176,7 +182,7 @@ describe("sentences", function ()
       local FRAGMENTS = { "Dr.", " ", " ", " ", "3.14", "。", "」", "「", "...", "\n", "e.g.", "Hi", "!", "?",
                           '"', "a", "A", "你好", "\226\128\166", ",", "、", "J.", "1.", "と", "?!", ")", "x.y",
                           "“", "«", "।", "؟", "**", "\194\160", "\226\128\175", "\227\128\128", "»", "„",
-                          "—", "é", "É", "am", "Mai", "M\195\164rz", "24." }
+                          "—", "é", "É", "am", "Mai", "M\195\164rz", "24.", "```", "\n```lua\n", "~~~", "`" }
       -- (white space: ASCII's, and the no-break, narrow no-break and ideographic spaces)
       local function unspaced (t)
         return (t:gsub("%s", ""):gsub("\194\160", ""):gsub("\226\128\175", ""):gsub("\227\128\128", ""))
@@ -273,6 +279,47 @@ describe("sentences", function ()
       assert.same({ ("1"):rep(2000) .. ".", "Next one.", "2. Two" }, (feed { TEXTS[3] }))
       assert.same({ ("x"):rep(1200) .. "am 3.", "Platz.", ("Y"):rep(1200) .. " am 3. Platz.", "Y" },
                   (feed { TEXTS[4] }))
+    end)
+
+    it("marks a code block (sp.code, the callback's and the iterator's third value); skip_code drops it", function ()
+      -- (a voice bot read the fences and the code aloud, line by line)
+      local text = "Use:\n```sh\nmake. test\n```\nThen, run it.\n```\nnever closed"
+      local sp, got, ends, code = sentences.new { clauses = true }, {}, {}, {}
+      for i = 1, #text do
+        for k, piece in ipairs(sp:push(text:sub(i, i))) do
+          got[#got + 1], ends[#ends + 1], code[#code + 1] = piece, sp.ends[k], sp.code[k]
+        end
+      end
+      for k, piece in ipairs(sp:finish()) do
+        got[#got + 1], ends[#ends + 1], code[#code + 1] = piece, sp.ends[k], sp.code[k]
+      end
+      assert.same({ "Use:", "```sh\nmake. test\n```", "Then,", "run it.", "```\nnever closed" }, got)
+      assert.same({ false, true, false, true, true }, ends)   -- ("Use:" a clause)
+      assert.same({ false, true, false, false, true }, code)
+      assert.same({ "Use:", "Then, run it." }, sentences.split(text, { skip_code = true }))
+      local seen = {}
+      local on_delta, flush = sentences.callback(function (s, _, is_code) seen[#seen + 1] = { s, is_code } end)
+      on_delta(text)
+      flush()
+      assert.same({ { "Use:", false }, { "```sh\nmake. test\n```", true }, { "Then, run it.", false },
+                    { "```\nnever closed", true } }, seen)
+      local fed = false
+      local it, i = sentences.iter(function () if fed then return nil end; fed = true; return text end), 0
+      for s, _, is_code in it do
+        i = i + 1
+        assert.same(seen[i], { s, is_code })
+      end
+      assert.equal(4, i)
+      -- a long code block is not kept as one growing string either
+      local long = "```\n" .. ("x = x + 1\n"):rep(500) .. "```\nEnd."
+      local lsp, longest, pieces = sentences.new(), 0, {}
+      for j = 1, #long do
+        for _, piece in ipairs(lsp:push(long:sub(j, j))) do pieces[#pieces + 1] = piece end
+        longest = math.max(longest, #lsp.buf)
+      end
+      for _, piece in ipairs(lsp:finish()) do pieces[#pieces + 1] = piece end
+      assert.same({ (long:gsub("\nEnd%.$", "")), "End." }, pieces)
+      assert.is_true(longest < 1100, longest)
     end)
 
     it("gives a sentence as soon as what follows decides it", function ()

@@ -33,7 +33,11 @@
 --   sentence (`1. First`) or a German ordinal (`am 3. Mai`, `der 1. Platz`:
 --   `BEFORE_ORDINALS`, `MONTHS`) does not end it.
 --
--- A newline always ends a sentence (lists, paragraphs). With
+-- A newline always ends a sentence (lists, paragraphs). A fenced code
+-- block (from a line of three or more backticks or tildes to its closing
+-- line, or the text's end) is one piece, fences and all, marked as code
+-- (`sp.code[k]`, the callbacks' and the iterator's third value) so a voice
+-- can skip it; `skip_code = true` drops it. With
 -- `clauses = true`, `,` `;` `:` before white space and `，` `、` `；` `：` also
 -- end a piece (a clause). Every piece is given out without the white space
 -- around it; empty pieces are not given out.
@@ -54,7 +58,7 @@ local util = require "aigc.util"
 
 local getmetatable, ipairs, pairs, setmetatable, tonumber, tostring, type =
   getmetatable, ipairs, pairs, setmetatable, tonumber, tostring, type
-local string_byte, string_find, string_sub = string.byte, string.find, string.sub
+local string_byte, string_find, string_match, string_sub = string.byte, string.find, string.match, string.sub
 local table_concat = table.concat
 
 util.own_module()
@@ -334,12 +338,49 @@ local function cut (self, n, whole, out)
     text = table_concat(self.head) .. text
     self.head, self.head_text, self.mid_word = {}, false, false
   end
-  local piece = trim(text)
+  local piece, code = trim(text), self.fence ~= nil
+  self.line_start = string_byte(self.buf, n) == 10   -- (what follows a newline may open a code block)
   self.buf = string_sub(self.buf, n + 1)
-  self.pos = 1
-  if piece ~= "" then
+  self.pos, self.fence = 1, nil
+  if piece ~= "" and not (code and self.skip_code) then
     out[#out + 1] = piece
-    self.ends[#out] = whole
+    self.ends[#out], self.code[#out] = whole, code
+  end
+end
+
+-- Whether the buffer, at a line's start, opens a fenced code block (up to
+-- three spaces, then three or more backticks or tildes; a backtick fence's
+-- info string holds no backtick: "```x```" is inline code): its fence and
+-- the index after the line; false; nil when the text to come decides.
+local function fence_open (s, final)
+  local sp = #string_match(s, "^ *")
+  local ch = string_sub(s, sp + 1, sp + 1)
+  if sp > 3 or (ch ~= "" and ch ~= "`" and ch ~= "~") then return false end
+  local run = string_match(s, ch == "~" and "^~*" or "^`*", sp + 1)
+  if sp + #run == #s then                         -- (the run may go on)
+    if not final then return nil end
+    if #run < 3 then return false end
+    return run, #s + 1
+  end
+  if #run < 3 then return false end
+  local nl = string_find(s, "\n", sp + #run + 1, true)
+  if nl == nil and not final then return nil end
+  if ch == "`" and string_find(string_sub(s, sp + #run + 1, nl), "`", 1, true) then return false end
+  return run, (nl or #s) + 1
+end
+
+-- The end of the code block in the buffer (its closing fence's line, or
+-- the text's end), the lines from i on looked at; nil and the line to look
+-- from next when the text to come decides.
+local function fence_close (self, i, final)
+  local s, fence = self.buf, self.fence
+  local pat = string_sub(fence, 1, 1) == "~" and "^( *)(~+)%s*$" or "^( *)(`+)%s*$"
+  while true do
+    local nl = string_find(s, "\n", i, true)
+    if nl == nil and not final then return nil, i end
+    local sp, run = string_match(string_sub(s, i, (nl or #s + 1) - 1), pat)
+    if (sp and #sp <= 3 and #run >= #fence) or nl == nil then return nl or #s end
+    i = nl + 1
   end
 end
 
@@ -348,28 +389,40 @@ local function scan (self, final, out)
   local i = self.pos
   while i <= #self.buf do
     local s = self.buf
-    local c, nxt = char_at(s, i)
-    if c == nil then break end
-    local e, on = false, nxt
-    if c == "\n" then
-      e = i
-    elseif STOPS[c] then
-      e, on = stop_end(self, s, i, final)
-    elseif self.clauses and (CLAUSE_ASCII[c] or CLAUSE_CJK[c]) then
-      e, on = clause_end(s, i, c, nxt, final)
-      if e then
-        cut(self, e, false, out)
-        on = 1
-      end
+    if i == 1 and self.line_start and not self.fence then
+      local fence, after = fence_open(s, final)
+      if fence == nil then break end
+      if fence then self.fence, i = fence, after end
     end
-    if e == nil then break end
-    if e and (c == "\n" or STOPS[c]) then
+    if self.fence then                            -- (a code block: one piece)
+      local e, on = fence_close(self, i, final)
+      if e == nil then i = on; break end
       cut(self, e, true, out)
       i = 1
-    elseif e then
-      i = on
     else
-      i = on or nxt
+      local c, nxt = char_at(s, i)
+      if c == nil then break end
+      local e, on = false, nxt
+      if c == "\n" then
+        e = i
+      elseif STOPS[c] then
+        e, on = stop_end(self, s, i, final)
+      elseif self.clauses and (CLAUSE_ASCII[c] or CLAUSE_CJK[c]) then
+        e, on = clause_end(s, i, c, nxt, final)
+        if e then
+          cut(self, e, false, out)
+          on = 1
+        end
+      end
+      if e == nil then break end
+      if e and (c == "\n" or STOPS[c]) then
+        cut(self, e, true, out)
+        i = 1
+      elseif e then
+        i = on
+      else
+        i = on or nxt
+      end
     end
   end
   self.pos = i
@@ -406,7 +459,8 @@ end
 --- The sentences (or clauses) that `delta` completed: a list, often empty.
 -- `nil` and `""` are no text (a stream callback's delta may be nil).
 -- After each call, `sp.ends[k]` is true when piece k ends a sentence and
--- false when it ends only a clause.
+-- false when it ends only a clause; `sp.code[k]` is true when piece k is a
+-- fenced code block (not for a voice: `skip_code = true` drops them).
 -- @tparam string|nil delta
 -- @treturn {string,...}
 -- @usage for _, s in ipairs(sp:push(delta)) do bubble:add(s) end
@@ -415,7 +469,7 @@ function Splitter:push (delta)
     util.argerror("push", 1, util.expected("string", delta))
   end
   local out = {}
-  self.ends = {}
+  self.ends, self.code = {}, {}
   if delta and delta ~= "" then
     self.buf = self.buf .. delta
     scan(self, false, out)
@@ -430,10 +484,10 @@ end
 -- @treturn {string,...}
 function Splitter:finish ()
   local out = {}
-  self.ends = {}
+  self.ends, self.code = {}, {}
   scan(self, true, out)
   if self.buf ~= "" or self.head[1] ~= nil then cut(self, #self.buf, true, out) end
-  self.buf, self.pos = "", 1
+  self.buf, self.pos, self.line_start, self.fence = "", 1, true, nil
   return out
 end
 
@@ -448,12 +502,12 @@ local function options (opts, fname, argn)
   if opts == nil then return {} end
   if type(opts) ~= "table" then util.argerror(fname, argn, util.expected("table", opts)) end
   for k, v in pairs(opts) do
-    if k == "clauses" then
-      if type(v) ~= "boolean" then util.field_error(fname, argn, "opts.clauses", util.expected("boolean", v)) end
+    if k == "clauses" or k == "skip_code" then
+      if type(v) ~= "boolean" then util.field_error(fname, argn, "opts." .. k, util.expected("boolean", v)) end
     elseif k == "abbreviations" then
       if type(v) ~= "table" then util.field_error(fname, argn, "opts.abbreviations", util.expected("table", v)) end
     else
-      util.field_error(fname, argn, "opts." .. tostring(k), "unknown option (clauses, abbreviations)")
+      util.field_error(fname, argn, "opts." .. tostring(k), "unknown option (clauses, abbreviations, skip_code)")
     end
   end
   return opts
@@ -470,14 +524,16 @@ local function new (opts, fname, argn)
       else abbreviations[k:lower():gsub("%.$", "")] = v and true or nil end
     end
   end
-  return setmetatable({ buf = "", pos = 1, ends = {}, clauses = opts.clauses or false,
+  return setmetatable({ buf = "", pos = 1, ends = {}, code = {}, clauses = opts.clauses or false,
+                        skip_code = opts.skip_code or false, line_start = true, fence = nil,
                         abbreviations = abbreviations, head = {}, head_text = false, mid_word = false }, Splitter)
 end
 
 --- A new splitter.
 -- @tparam[opt] table opts `clauses` (boolean: also end pieces at `,` `;`
 -- `:` `，` `、`...), `abbreviations` (a list of extra words, or a set whose
--- `false` values remove one of `ABBREVIATIONS`)
+-- `false` values remove one of `ABBREVIATIONS`), `skip_code` (boolean: drop
+-- fenced code blocks, which a voice should not read)
 -- @treturn aigc.sentences a splitter: `push(delta)`, `finish()`, `pending()`
 -- @usage local sp = sentences.new { clauses = true }
 function M.new (opts)
@@ -497,17 +553,17 @@ function M.split (text, opts)
   return out
 end
 
--- Calls each piece of `list` with on_piece(piece, ends_sentence).
+-- Calls each piece of `list` with on_piece(piece, ends_sentence, is_code).
 local function give (sp, list, on_piece)
-  local ends = sp.ends
-  for k = 1, #list do on_piece(list[k], ends[k]) end
+  local ends, code = sp.ends, sp.code
+  for k = 1, #list do on_piece(list[k], ends[k], code[k]) end
 end
 
 local function check_fn (fn, fname, argn)
   if not check.is_callable(fn) then util.argerror(fname, argn, util.expected("function", fn)) end
 end
 
---- A stream callback that gives `on_sentence(sentence, ends_sentence)` each
+--- A stream callback that gives `on_sentence(sentence, ends_sentence, is_code)` each
 -- whole piece, and a function that gives the rest (call it when the stream
 -- is over: `stream` below does).
 -- @tparam function on_sentence
@@ -528,7 +584,7 @@ function M.callback (on_sentence, opts)
 end
 
 --- `params` with a stream callback that gives each whole sentence to
--- `on_sentence(sentence, ends_sentence)`, and the rest when the stream has
+-- `on_sentence(sentence, ends_sentence, is_code)`, and the rest when the stream has
 -- ended well (`on_stream_end`: before the request is done, so that the
 -- last sentence's callback may still fail or cancel the call, as any
 -- other sentence's): for `client:chat`, `client:chat_async`, a
@@ -578,12 +634,12 @@ end
 -- inside a generic `for`'s iterator: in a task there, call it in a while loop.)
 -- @param deltas the source: callable, returns a string (or "") per chunk, nil at the end
 -- @tparam[opt] table opts as `new`'s
--- @treturn function the iterator: the next sentence and whether it ends a sentence
+-- @treturn function the iterator: the next sentence, whether it ends a sentence, whether it is code
 -- @usage for s in sentences.iter(client:stream { messages = msgs }) do print(s) end
 function M.iter (deltas, opts)
   check_fn(deltas, "iter", 1)
   local sp = new(opts, "iter", 2)
-  local queue, ends, first, last, over = {}, {}, 1, 0, false
+  local queue, ends, code, first, last, over = {}, {}, {}, 1, 0, false
   local function nxt ()
     while queue[first] == nil and not over do
       local delta = deltas()
@@ -596,14 +652,14 @@ function M.iter (deltas, opts)
       end
       for k = 1, #list do
         last = last + 1
-        queue[last], ends[last] = list[k], sp.ends[k]
+        queue[last], ends[last], code[last] = list[k], sp.ends[k], sp.code[k]
       end
     end
-    local s, e = queue[first], ends[first]
+    local s, e, is_code = queue[first], ends[first], code[first]
     if s == nil then return nil end
-    queue[first], ends[first] = nil, nil
+    queue[first], ends[first], code[first] = nil, nil, nil
     first = first + 1
-    return s, e
+    return s, e, is_code
   end
   local mt = type(deltas) == "table" and getmetatable(deltas)
   if type(mt) == "table" and mt.__close then return nxt, nil, nil, deltas end
