@@ -1,0 +1,120 @@
+-- aigc in LÖVE 11 under a game's stress (spec/support/love_stress/main.lua,
+-- under xvfb-run against the bundled server, the server pausing between
+-- tokens so that replies are in flight while things happen): 40 NPCs
+-- streaming at once while the frame loop runs, NPCs dropped mid-reply (a
+-- userdata's __gc cancels), callbacks that raise, a request to a server that
+-- never answers, a love.thread worker with its own aigc, a hot reload
+-- (package.loaded cleared, aigc required again, the old client dropped with a
+-- request in flight), and love.event.quit mid-stream without client:close().
+-- Frames are counted, never timed.
+--
+-- Pending, saying why, where `love` or `xvfb-run` is missing or the LuaJIT
+-- build is not there; under `make test` it runs once, in busted-jit (LÖVE
+-- brings its own LuaJIT), as spec/love_spec.lua does.
+local aigc = require "aigc"
+local devserver = require "devserver"
+local proc = require "procutil"
+
+local function why_not ()
+  local suite = os.getenv("AIGC_SUITE_NAME")
+  if suite and suite ~= "" and suite ~= "busted-jit" then
+    return "the LÖVE sessions run once, in the suite busted-jit (LÖVE brings its own LuaJIT)"
+  end
+  for _, tool in ipairs { "love", "xvfb-run", "xauth" } do
+    if not proc.execute("command -v " .. tool .. " >/dev/null 2>&1") then
+      return tool .. " is not installed (scripts/deps.sh test installs love, xvfb, xauth)"
+    end
+  end
+  if not proc.exists(proc.root() .. "/build/jit/aigc/core.so") then
+    return "no LuaJIT build of the module: run `make LUA_VERSION=jit` (LÖVE loads build/jit/aigc/core.so)"
+  end
+  return nil
+end
+
+describe("aigc in LÖVE under a game's stress", function ()
+  local reason = why_not()
+  if reason then
+    it("runs in LÖVE", function () pending(reason) end)
+    return
+  end
+
+  local srv
+  setup(function () srv = devserver.start { pause_ms = 25 } end)
+  teardown(function () if srv then srv:stop() end end)
+
+  -- Plays the stress game in `mode`: its exit status, its output and its report.
+  local function play (mode)
+    local root = proc.root()
+    local out = os.tmpname()
+    srv:reset()
+    local ok, log = proc.sh(table.concat({
+      "env -u OPENAI_API_KEY OPENAI_BASE_URL=" .. proc.quote(srv.base_url),
+      "AIGC_STRESS=" .. mode, "AIGC_STRESS_OUT=" .. proc.quote(out),
+      "LUA_PATH=" .. proc.quote(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;"),
+      "LUA_CPATH=" .. proc.quote(root .. "/build/jit/?.so;;"),
+      "timeout 240 xvfb-run -a love " .. proc.quote(root .. "/spec/support/love_stress"),
+    }, " "))
+    local text = proc.read_file(out)
+    os.remove(out)
+    local report = text and aigc.json.decode(text)
+    return ok, log, report
+  end
+
+  it("40 NPCs streaming, dropped mid-reply, raising callbacks, a stalled server, a thread, a hot reload: "
+     .. "no frame stops, nothing crashes", function ()
+    local ok, log, r = play("crowd")
+    assert(ok and r, "the game failed:\n" .. log)
+    assert.is_nil(r.error, r.error)
+    -- The frame loop went on: the stalled request was running while the
+    -- frames ran (no step waited on it), until the reload dropped it.
+    assert.equal("running", r.stalled.status_before_drop)
+    local stalled_frames = r.stalled.frames_before_drop
+    assert.is_true(stalled_frames >= 30, "frames while stalled: " .. tostring(stalled_frames))
+    assert.is_true(r.frames >= r.stalled.drop_frame)
+    -- max_starts_per_step = 8: no step took more NPCs from the queue.
+    assert.is_true(r.max_started_in_a_step >= 1 and r.max_started_in_a_step <= 8, r.max_started_in_a_step)
+    -- Dropped NPCs: some were mid-reply, canceled by their finalizers, and
+    -- nothing of a canceled request was delivered after.
+    assert.is_true(r.dropped >= 10, "dropped " .. r.dropped)
+    assert.is_true(r.gc_canceled >= 1, "no NPC was dropped mid-reply (gc_canceled 0)")
+    assert.is_true((r.dropped_in_callback or 0) >= 1, "no NPC was dropped from inside its stream callback")
+    assert.equal(0, r.delivered_after_cancel)
+    -- Every NPC kept got its whole reply, or the error its server sent.
+    local raising, replied = 0, 0
+    for _, k in ipairs(r.kept) do
+      if k.id:match("^npc%d+$") and tonumber(k.id:match("%d+")) % 10 == 3 then
+        assert.equal("http", k.err, k.id)
+      else
+        assert.is_string(k.text, k.id .. ": " .. tostring(k.err))
+        assert.matches("^Once upon a time", k.text)
+        replied = replied + 1
+      end
+      if k.raise then raising = raising + 1 end
+    end
+    assert.equal(22, #r.kept)
+    assert.equal(18, replied)
+    -- Each raising callback's error was reported once, by step().
+    assert.equal(raising, r.raised)
+    assert.equal(raising, #r.callback_errors)
+    for _, e in ipairs(r.callback_errors) do assert.matches("NPC npc%d+ on_%a+ raised", e) end
+    -- The hot reload: a new module, the same null, requests on its client done.
+    assert.is_true(r.reload.new_module)
+    assert.is_true(r.reload.same_null)
+    assert.equal('{"a":[]}', r.reload.json_roundtrip)
+    assert.same({ "reload 1", "reload 2", "reload 3", "reload 4", "reload 5" }, r.reload.texts)
+    -- The thread's own state required aigc and made a blocking call.
+    assert.equal("from the thread", r.thread.text, tostring(r.thread.error))
+    -- The server saw the stalled request's connection go when its client was dropped.
+    assert.is_true(srv:stats().client_closed_total >= 1)
+  end)
+
+  it("love.event.quit mid-stream, without client:close(): LÖVE exits cleanly", function ()
+    local ok, log, r = play("quit")
+    assert(ok and r, "the game failed:\n" .. log)
+    assert.is_nil(r.error, r.error)
+    assert.is_true(r.deltas > 0)
+    assert.is_true(r.quit_with_active > 4, "active at quit: " .. tostring(r.quit_with_active))
+    assert.is_nil(log:find("Error", 1, true), log)
+    assert.is_nil(log:find("PANIC", 1, true), log)
+  end)
+end)
