@@ -238,3 +238,40 @@ describe("README rows on the Lua versions", function ()
     assert.equal(portable.has_integers and '{"x":-0.0}' or '{"x":0}', out)
   end)
 end)
+
+-- Found by the parity probe: its usage() counts differed between runs (and
+-- so between Luas, whose collectors run at different moments).
+describe("usage of a chat_async request canceled, then dropped", function ()
+  -- README, Usage and cost: a chat_async request without callbacks "is
+  -- counted at the end of the step() in which it ended, else when the client
+  -- next looks (its next call, usage(), close())". One canceled and dropped
+  -- before the client looked went uncounted when a collection came first.
+  local function canceled_then_collected (end_it)
+    local c = aigc.client { base_url = "http://127.0.0.1:1/v1", max_retries = 0 }
+    local req = c:chat_async { messages = { { role = "user", content = "Hi" } } }
+    end_it(req)
+    req = nil   -- luacheck: ignore (dropped)
+    collectgarbage("collect"); collectgarbage("collect")
+    local u = c:usage()
+    c:close()
+    return u
+  end
+
+  it("req:cancel() is counted, even when the collector frees the request first", function ()
+    local u = canceled_then_collected(function (req) req:cancel() end)
+    assert.equal(1, u.requests)
+    assert.equal(1, u.errors)
+    assert.same({ canceled = 1 }, u.errors_by_kind)
+  end)
+
+  it("so is the request's __close (a `<close>` variable on 5.4)", function ()
+    local u = canceled_then_collected(function (req) getmetatable(req).__close(req) end)
+    assert.equal(1, u.errors)
+    assert.same({ canceled = 1 }, u.errors_by_kind)
+  end)
+
+  it("a request dropped without a cancel is canceled by the collector and not counted (README)", function ()
+    local u = canceled_then_collected(function () end)
+    assert.equal(0, u.errors)
+  end)
+end)

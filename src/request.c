@@ -1071,6 +1071,26 @@ static int req_engine (lua_State *L) {
 ** callbacks, in a finalizer. Its on_error (kind "canceled") and waiters
 ** run from the loop, not from here.
 */
+/*
+** Cancels the request at 1 for one of its methods (cancel, __close). A
+** watched request nobody listens to is not listed by the cancel itself
+** (ended_quietly allocates nothing: it also runs inside the loop and the
+** collector); a method may allocate, so it lists it here. Else the usage
+** hook would find its end only through its weak table, and a request
+** canceled and then dropped was lost to a collection that came before the
+** client looked (README, Usage and cost: "counted ... when the client next
+** looks"). The list holds it until the hook takes it.
+*/
+static void cancel_from_method (lua_State *L, aigc_request *r, const char *why, int why_idx) {
+  int watched = r->watched;
+  aigc_request_cancel(L, 1, why, why_idx);
+  if (watched && !r->watched && r->roster != NULL) {   /* (ended_quietly: not listed) */
+    lua_getiuservalue(L, 1, AIGC_RQ_ENGINE);
+    note_watched_end(L, lua_gettop(L), 1, r);
+    lua_pop(L, 1);
+  }
+}
+
 static int req_cancel (lua_State *L) {
   aigc_request *r = aigc_check_request(L, 1);
   int pending, why_idx = 0;
@@ -1080,7 +1100,7 @@ static int req_cancel (lua_State *L) {
   }
   lua_settop(L, 2);
   pending = !aigc_terminal(r->state);
-  aigc_request_cancel(L, 1, "the request was canceled", why_idx);
+  cancel_from_method(L, r, "the request was canceled", why_idx);
   lua_pushboolean(L, pending);
   return 1;
 }
@@ -1102,7 +1122,7 @@ static int req_close (lua_State *L) {
   aigc_request *r = aigc_check_request(L, 1);
   lua_settop(L, 1);
   if (!aigc_terminal(r->state))
-    aigc_request_cancel(L, 1, "the request was closed", 0);
+    cancel_from_method(L, r, "the request was closed", 0);
   return 0;
 }
 
