@@ -90,6 +90,14 @@ describe("Lua-version parity: one program, one server, every Lua", function ()
   local outputs = {}
   local missing = {}
 
+  -- The shell words that run spec/support/NAME under `it_`'s Lua with its build.
+  local function child (it_, name)
+    local root = proc.root()
+    local setup_code = ("package.path = %q .. package.path; package.cpath = %q .. package.cpath")
+      :format(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;", root .. "/" .. it_.cpath:gsub("^%./", "") .. ";")
+    return it_.lua .. " -e " .. proc.quote(setup_code) .. " " .. proc.quote(root .. "/spec/support/" .. name)
+  end
+
   setup(function ()
     srv = devserver.start { pause_ms = 0 }
     local root = proc.root()
@@ -99,11 +107,7 @@ describe("Lua-version parity: one program, one server, every Lua", function ()
       elseif not proc.exists(root .. "/" .. it_.so) then
         missing[it_.v] = "no build for it: make LUA_VERSION=" .. it_.v
       else
-        local setup_code = ("package.path = %q .. package.path; package.cpath = %q .. package.cpath")
-          :format(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;", root .. "/" .. it_.cpath:gsub("^%./", "") .. ";")
-        local ok, out = proc.sh(it_.lua .. " -e " .. proc.quote(setup_code) .. " "
-                                .. proc.quote(root .. "/spec/support/parity_probe.lua") .. " "
-                                .. proc.quote(srv.base_url) .. " 7 2>&1")
+        local ok, out = proc.sh(child(it_, "parity_probe.lua") .. " " .. proc.quote(srv.base_url) .. " 7 2>&1")
         assert(ok and out:find("\nEND\n$"), it_.lua .. ": the probe failed:\n" .. out:sub(-2000))
         outputs[it_.v] = out
       end
@@ -176,6 +180,37 @@ describe("Lua-version parity: one program, one server, every Lua", function ()
     if not need("5.2", "5.1", "jit") then return end
     check("5.2", "5.1", set_of(PAIRS_ROW), set_of(PAIRS_ROW))
     check("5.1", "jit", set_of(JIT_NAMES), {})
+  end)
+
+  it("a cassette and a disk cache made under one Lua replay and hit the same under every Lua", function ()
+    if not need("5.4") then return end
+    local tape, dir = os.tmpname(), os.tmpname()
+    os.remove(tape); os.remove(dir)
+    assert(proc.execute("mkdir -p " .. proc.quote(dir)))
+    local function run (it_, mode)
+      local ok, out = proc.sh(child(it_, "parity_tape.lua") .. " " .. mode .. " " .. proc.quote(tape) .. " "
+                              .. proc.quote(dir) .. " " .. proc.quote(srv.base_url) .. " 2>&1")
+      assert(ok and out:find("\nEND\n$"), it_.lua .. ": the tape probe failed:\n" .. out:sub(-2000))
+      return out
+    end
+    local recorded = lines_of(run(INTERPRETERS[1], "record"))
+    local ran = 0
+    for _, it_ in ipairs(INTERPRETERS) do
+      if outputs[it_.v] then
+        local replayed, order = lines_of(run(it_, "replay"))
+        for _, name in ipairs(order) do
+          if name:find("^cache#") then
+            -- the calls that can be cached (temperature 0 or a seed) are hits
+            if name ~= "cache#2" then assert.matches("^true | ", replayed[name], nil, false, it_.v .. " " .. name) end
+          else
+            assert.equal(recorded[name], replayed[name], it_.v .. " " .. name)
+          end
+        end
+        ran = ran + 1
+      end
+    end
+    proc.execute("rm -rf " .. proc.quote(dir)); os.remove(tape)
+    assert.is_true(ran >= 1)
   end)
 
   it("the documented number differences are the README's: a whole float as an integer, -0.0 as 0", function ()
