@@ -4,7 +4,7 @@ local aigc = require "aigc"
 
 local M = {}
 
-local VOLATILE = { id = true, created = true, created_at = true, request_id = true,
+local VOLATILE = { id = true, created = true, created_at = true, completed_at = true, request_id = true,
                    ["x-request-id"] = true, ["openai-processing-ms"] = true, date = true,
                    system_fingerprint = true, headers = true, traceback = true }
 

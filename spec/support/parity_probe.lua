@@ -275,6 +275,87 @@ case("res encode", function ()
   return type(t.headers), t.text
 end)
 
+-- The dialogue layer and the utilities on top.
+local sentences = aigc.sentences
+local texts_for_split = { "Well, Dr. Watson paid 3.14 gold. Then he left! Did he? Yes...",
+  "你好。我是小明！「本当？」と彼は言った。", "J. R. R. Tolkien wrote 1. First e.g. this. Next",
+  "Ünïcödé sentence one. 😀 Two! Three? " .. string.char(0xE2, 0x80, 0xA6) .. " four", "\n\nA.\nB.\n", "" }
+for i, t in ipairs(texts_for_split) do
+  case("sentences.split#" .. i, function () return sentences.split(t), sentences.split(t, { clauses = true }) end)
+  case("tokens#" .. i, function () return aigc.tokens.estimate_text(t) end)
+end
+case("sentences.stream", function ()
+  local got = {}
+  local story = "Tell me your story about a robot that learns to paint."
+  local res, err = client:chat(sentences.stream({ messages = { { role = "user", content = story } }, max_tokens = 60 },
+                                                function (sen, whole) got[#got + 1] = { sen, whole } end))
+  return res and res.text, err, got
+end)
+case("client:stream iterator", function ()
+  local it, got = client:stream { messages = { { role = "user", content = "What is 2 + 2?" } } }, {}
+  while true do
+    local d = it()
+    if d == nil then break end
+    got[#got + 1] = d
+  end
+  return got, it:result()
+end)
+case("respond", function ()
+  return client:respond { input = "What is the capital of France?", instructions = "Be brief." }
+end)
+case("respond stream", function ()
+  local got = {}
+  local res, err = client:respond { input = "Tell me a joke",
+                                    stream = function (d, ev) got[#got + 1] = { d or "<nil>", ev.type } end }
+  return res, err, got
+end)
+case("respond tools", function ()
+  return client:respond { input = "probe({\"n\":9007199254740993})", tools = { { type = "function", name = "probe",
+    parameters = { type = "object", properties = { n = { type = "integer" } } } } } }
+end)
+case("spawn task", function ()
+  local results = {}
+  client:spawn(function ()
+    local a = client:chat "Hello"
+    client:sleep(0.01)
+    local b = client:chat "What is 2 + 2?"
+    results[1], results[2] = a and a.text, b and b.text
+    -- the stream iterator in a task, pulled by hand (5.1 cannot yield in a for)
+    local it = client:stream { messages = { { role = "user", content = "Tell me a joke" } } }
+    local n = 0
+    while it() ~= nil do n = n + 1 end
+    results[3] = n
+  end)
+  local turns = 0
+  while client:step(0.01) > 0 do turns = turns + 1 end
+  return results
+end)
+case("strategy best_of", function ()
+  local story = "Tell me your story about a robot that learns to paint."
+  local best, cands = aigc.strategy.best_of { client = client, n = 3, judge = { prompt = "Most vivid?" },
+    params = { messages = { { role = "user", content = story } }, max_tokens = 20 } }
+  local got = {}
+  for i, c in ipairs(cands or {}) do got[i] = type(c) == "table" and (c.text or c) or c end
+  return type(best) == "table" and best.text or best, got
+end)
+case("template", function ()
+  return aigc.template.render("Hi {{name}}, {{n}} {{ missing }}", { name = "Zoë", n = 9007199254740993 })
+end)
+case("media f32", function ()
+  return aigc.media.f32(aigc.media.b64decode("AACAPwAAAMAAAAAAAACAfw=="))
+end)
+case("media b64 bad", function () return aigc.media.b64decode("@@@") end)
+case("error tostring cut", function ()
+  local long = ("é"):rep(300) .. "\nsecond line"
+  return client:chat { messages = { { role = "user", content = "Hi" } }, model = "fault:status=400",
+                       headers = { ["x-aigc-fault"] = "status=400" }, x_long = long }
+end)
+case("usage.diff", function ()
+  local a = client:usage()
+  client:chat "Hello"
+  return aigc.usage.diff(client:usage(), a)
+end)
+
 -- Usage: everything above on this client.
 case("usage", function () return client:usage() end)
 case("completion", function () return client:complete { prompt = "What is the capital of France?", max_tokens = 5 } end)
