@@ -310,3 +310,17 @@ describe("usage of a chat_async request canceled, then dropped", function ()
     assert.equal(0, u.errors)
   end)
 end)
+
+-- Found by the parity probe: Lua 5.3+'s string.format("%d") refuses a
+-- number with a fraction, where 5.1, 5.2 and LuaJIT truncate it.
+describe("tostring of a conversation whose estimate gives fractions", function ()
+  it("is the same line on every Lua (README: `estimate` returns a number >= 0)", function ()
+    local c = aigc.client { base_url = "http://127.0.0.1:9/v1" }
+    local conv = aigc.conversation { client = c, system = "You are Sam, the innkeeper.",
+                                     estimate = function (text) return #text / 3.7 end }
+    local ok, line = pcall(tostring, conv)
+    c:close()
+    assert.is_true(ok, line)
+    assert.equal("aigc.conversation (1 messages, ~11 tokens)", line)   -- (27 bytes / 3.7 + 4)
+  end)
+end)

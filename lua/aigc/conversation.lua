@@ -728,7 +728,8 @@ end
 M._new, M._check_options, M._params_problem, M._history_problem = new, check_options, params_problem, history_problem
 
 function Conversation:__tostring ()
-  return string_format("aigc.conversation (%d messages, ~%d tokens)", #self.messages, self:tokens())
+  -- (%.0f: an `estimate` may give fractions, which 5.3+'s %d refuses)
+  return string_format("aigc.conversation (%d messages, ~%.0f tokens)", #self.messages, self:tokens())
 end
 
 M.Conversation = Conversation
