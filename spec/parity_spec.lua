@@ -324,3 +324,18 @@ describe("tostring of a conversation whose estimate gives fractions", function (
     assert.equal("aigc.conversation (1 messages, ~11 tokens)", line)   -- (27 bytes / 3.7 + 4)
   end)
 end)
+
+-- Found by the parity probe: with several bad fields, which one a misuse
+-- message names follows pairs() (README, Errors: two channels).
+describe("a misuse with several bad fields", function ()
+  it("names one of them, whichever the table's order gives first", function ()
+    local ok, e = pcall(aigc.client, { zeta_opt = 1, alpha_opt = 2, mid_opt = 3 })
+    assert.is_false(ok)
+    local named = tostring(e):match("opts%.(%a+_opt): unknown option")
+    assert.is_truthy(({ zeta_opt = true, alpha_opt = true, mid_opt = true })[named], tostring(e))
+    ok, e = pcall(aigc.json.encode, { a = print, b = 0 / 0 })
+    assert.is_false(ok)
+    assert.is_truthy(tostring(e):find("value.a: cannot encode a function", 1, true)
+                     or tostring(e):find("value.b: cannot encode NaN", 1, true), tostring(e))
+  end)
+end)
