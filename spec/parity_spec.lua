@@ -339,3 +339,21 @@ describe("a misuse with several bad fields", function ()
                      or tostring(e):find("value.b: cannot encode NaN", 1, true), tostring(e))
   end)
 end)
+
+-- Found by the parity probe: a budget past C's int raised Lua 5.3+'s own
+-- "number has no integer representation" there, and on 5.1, 5.2 and LuaJIT
+-- "budget must be an integer >= 0" (a double cast to an integer it does not fit).
+describe("client:step(0, budget) with a budget beyond what can run", function ()
+  it("runs them all on every Lua, as a budget of 2^31 - 1 does", function ()
+    local c = aigc.client { base_url = "http://127.0.0.1:9/v1" }
+    for _, budget in ipairs { 2 ^ 31, 2 ^ 53, 2 ^ 63, 1e300 } do
+      local ok, n = pcall(c.step, c, 0, budget)
+      assert.is_true(ok, tostring(n))
+      assert.equal(0, n)
+    end
+    local ok, e = pcall(c.step, c, 0, math.huge)
+    assert.is_false(ok)
+    assert.matches("bad argument #2 to 'step' (an integer >= 0 expected, got inf)", tostring(e), 1, true)
+    c:close()
+  end)
+end)

@@ -516,6 +516,8 @@ function Client:step (timeout, budget)
   if budget ~= nil and not (compat.is_integer(budget) and budget >= 0) then
     argerror("step", 2, expected("an integer >= 0", budget))
   end
+  -- (the core counts in a C int: beyond, 5.3+ raised "no integer representation", 5.1 cast it)
+  if budget ~= nil and budget > 2147483647 then budget = 2147483647 end
   local n, errors = relay("step", pcall(task.step, self._loop, timeout, budget))
   if self._hook then self._hook.sweep(self) end   -- (requests that ended in this step: counted before dropped)
   return n, errors
