@@ -113,6 +113,16 @@ function love.load ()
     entry.drop_in_callback = not entry.keep and i % 4 == 0
     npcs[#npcs + 1] = npc
   end
+  if MODE == "quit" then
+    -- At quit, also a task waiting in a blocking call (it yields) and a
+    -- conversation streaming sentences: the state's closing collects them.
+    client:spawn(function ()
+      r.task_got = client:chat { model = "fault:hang", messages = { { role = "user", content = "Hi" } } }
+    end)
+    local conv = aigc.conversation { client = client, system = "You are Sam." }
+    conv:say_async("Tell me your story about a robot that learns to paint.",
+                   aigc.sentences.stream({}, function () r.sentences = (r.sentences or 0) + 1 end))
+  end
   -- A server that stalls: this request never gets a byte.
   stalled_req = client:chat_async { model = "fault:hang", messages = { { role = "user", content = "Hi" } } }
   r.stalled.status_at_start = stalled_req:status()
