@@ -268,6 +268,14 @@ describe("README rows on the Lua versions", function ()
     assert.matches('"headers":', aigc.json.encode(res), 1, true)
   end)
 
+  it("tostring of a decoded array: its mark's __name on 5.3+, 'table' before", function ()
+    local named = v == "5.3" or v == "5.4"
+    for _, t in ipairs { aigc.array {}, aigc.json.decode("[1, 2]") } do
+      assert.matches(named and "^aigc%.array: " or "^table: ", tostring(t))
+    end
+    assert.matches("^table: ", tostring(aigc.json.decode("{}")))
+  end)
+
   it("-0.0 is sent as -0.0 where numbers have an integer subtype, else as 0 (a whole float goes as one)", function ()
     local out = aigc.json.encode { x = -0.0 }
     assert.equal(portable.has_integers and '{"x":-0.0}' or '{"x":0}', out)
