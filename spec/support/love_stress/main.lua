@@ -113,7 +113,7 @@ function love.load ()
     entry.drop_in_callback = not entry.keep and i % 4 == 0
     npcs[#npcs + 1] = npc
   end
-  if MODE == "quit" then
+  if MODE ~= "crowd" then
     -- At quit, also a task waiting in a blocking call (it yields) and a
     -- conversation streaming sentences: the state's closing collects them.
     client:spawn(function ()
@@ -175,7 +175,7 @@ function love.update ()
   if stalled_req and stalled_req:status() == "running" then
     r.stalled.frames_while_running = (r.stalled.frames_while_running or 0) + 1
   end
-  if MODE == "quit" then
+  if MODE == "quit" or MODE == "quitclose" then
     -- Quit mid-stream: replies are streaming (the server pauses between tokens).
     if r.deltas > 0 and r.done < CROWD - 4 and not quitting_at then
       r.quit_with_active = client:active()
@@ -247,6 +247,15 @@ function love.quit ()
   local f = assert(io.open(OUT, "w"))
   f:write(aigc.json.encode(r))
   f:close()
-  -- No client:close(): the state's closing (LÖVE's exit) collects the
-  -- clients with their requests in flight.
+  -- quit: no client:close(), the state's closing (LÖVE's exit) collects the
+  -- clients with their requests in flight; quitclose: close() here, whose
+  -- canceled requests' on_error callbacks raise (every fifth NPC's).
+  if MODE == "quitclose" then
+    for _, entry in pairs(log) do entry.raise = true end
+    local ok, err = pcall(client.close, client)
+    r.close_raised = not ok and tostring(err) or nil
+    f = assert(io.open(OUT, "w"))
+    f:write(aigc.json.encode(r))
+    f:close()
+  end
 end
