@@ -75,7 +75,8 @@ describe("aigc in LÖVE under a game's stress", function ()
     assert.is_true(r.max_started_in_a_step >= 1 and r.max_started_in_a_step <= 8, r.max_started_in_a_step)
     -- Dropped NPCs: some were mid-reply, canceled by their finalizers, and
     -- nothing of a canceled request was delivered after.
-    assert.is_true(r.dropped >= 10, "dropped " .. r.dropped)
+    -- (the 18 NPCs not kept: a frame drops one, some drop themselves in their callback)
+    assert.equal(18, r.dropped + (r.dropped_in_callback or 0))
     assert.is_true(r.gc_canceled >= 1, "no NPC was dropped mid-reply (gc_canceled 0)")
     assert.is_true((r.dropped_in_callback or 0) >= 1, "no NPC was dropped from inside its stream callback")
     assert.equal(0, r.delivered_after_cancel)

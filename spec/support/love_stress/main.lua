@@ -183,10 +183,10 @@ function love.update ()
     end
     return
   end
-  -- Drop an NPC every 3 frames (the reference goes; its proxy's __gc cancels).
-  if r.frames % 3 == 0 then
+  -- Drop an NPC a frame (the reference goes; its proxy's __gc cancels).
+  do
     for i, npc in ipairs(npcs) do
-      if not log[npc.id].keep then
+      if not log[npc.id].keep and not log[npc.id].drop_in_callback then
         table.remove(npcs, i)
         r.dropped = r.dropped + 1
         break
