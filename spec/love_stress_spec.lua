@@ -130,4 +130,57 @@ describe("aigc in LÖVE under a game's stress", function ()
     assert.is_true(r.raised >= 30, "raised " .. r.raised)
     assert.equal(r.raised, reported + #r.callback_errors)
   end)
+  it("a shipped game: aigc/*.lua inside the .love, aigc/core.so next to it (README, What goes where)", function ()
+    if not proc.execute("command -v zip >/dev/null 2>&1") then
+      pending("zip is not installed (it makes the .love archive)")
+      return
+    end
+    local root = proc.root()
+    local dir = os.tmpname()
+    os.remove(dir)
+    local out = dir .. "/out.txt"
+    assert(proc.execute(("mkdir -p %s/src/aigc %s/aigc && cp %s/build/jit/aigc/core.so %s/aigc/core.so")
+      :format(proc.quote(dir), proc.quote(dir), proc.quote(root), proc.quote(dir))))
+    -- lua/aigc/*.lua but the bundled server's files (README: not needed in a game)
+    assert(proc.execute(("for f in %s/lua/aigc/*.lua; do case ${f##*/} in devserver*) ;; "
+                         .. "*) cp \"$f\" %s/src/aigc/;; esac; done"):format(proc.quote(root), proc.quote(dir))))
+    local main = assert(io.open(dir .. "/src/main.lua", "w"))
+    main:write([[
+package.cpath = love.filesystem.getSourceBaseDirectory() .. "/?.so;" .. package.cpath
+local aigc = require "aigc"
+local client, req, frames
+function love.load ()
+  client = aigc.client { model = "aigc-dev", max_starts_per_step = 8, max_bytes_per_step = 65536 }
+  req, frames = client:chat_async { messages = { { role = "user", content = "Repeat after me: shipped" } } }, 0
+end
+function love.update ()
+  frames = frames + 1
+  client:step(0)
+  local st = req:status()
+  if (st ~= "queued" and st ~= "running") or frames > 5000 then
+    local res, err = req:result()
+    local f = assert(io.open(os.getenv("AIGC_SHIP_OUT"), "w"))
+    f:write(st, " ", res and res.text or tostring(err), " ", tostring(package.loaded["aigc.core"] ~= nil))
+    f:close()
+    love.event.quit(0)
+  end
+end
+]])
+    main:close()
+    local conf = assert(io.open(dir .. "/src/conf.lua", "w"))
+    conf:write("function love.conf (t) t.modules.audio = false; t.modules.sound = false end\n")
+    conf:close()
+    assert(proc.execute(("cd %s/src && zip -qr ../game.love ."):format(proc.quote(dir))))
+    local ok, log = proc.sh(table.concat({
+      -- (from its own folder: nothing of this checkout on the default paths)
+      "cd " .. proc.quote(dir) .. " && env -u OPENAI_API_KEY -u LUA_PATH -u LUA_CPATH",
+      "OPENAI_BASE_URL=" .. proc.quote(srv.base_url),
+      "AIGC_SHIP_OUT=" .. proc.quote(out),
+      "timeout 120 xvfb-run -a love game.love",
+    }, " "))
+    local text = proc.read_file(out)
+    proc.execute("rm -rf " .. proc.quote(dir))
+    assert(ok and text, "the shipped game failed:\n" .. log)
+    assert.equal("done shipped true", text)
+  end)
 end)
