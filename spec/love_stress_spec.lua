@@ -183,4 +183,22 @@ end
     assert(ok and text, "the shipped game failed:\n" .. log)
     assert.equal("done shipped true", text)
   end)
+  it("`love examples/love` from a checkout, no LUA_PATH or LUA_CPATH: main.lua finds aigc itself (README)", function ()
+    local root = proc.root()
+    local base = os.tmpname()
+    local report, shot = base .. ".json", base .. ".png"
+    local ok, log = proc.sh(table.concat({
+      "cd " .. proc.quote(root) .. " && env -u OPENAI_API_KEY -u LUA_PATH -u LUA_CPATH -u AIGC_ROOT",
+      "OPENAI_BASE_URL=" .. proc.quote(srv.base_url),
+      "AIGC_LOVE_TEST=" .. proc.quote(("frames:20,report:%s,shot:%s"):format(report, shot)),
+      "timeout 200 xvfb-run -a -s '-screen 0 1024x768x24' love examples/love",
+    }, " "))
+    local text = proc.read_file(report)
+    os.remove(base); os.remove(report); os.remove(shot)
+    assert(ok and text, "the tavern failed:\n" .. log)
+    local r = assert(aigc.json.decode(text))
+    assert.is_nil(r.error, r.error)
+    assert.is_true(r.frames >= 20, "frames " .. tostring(r.frames))
+    assert.is_true(r.replies >= 1, "replies " .. tostring(r.replies))
+  end)
 end)
