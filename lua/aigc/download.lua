@@ -9,9 +9,10 @@
 
 local core = require "aigc.core"
 local media = require "aigc.media"
+local future = require "aigc.future"
 local util = require "aigc.util"
 
-local ipairs, pairs, pcall, rawget, type = ipairs, pairs, pcall, rawget, type
+local ipairs, pairs, pcall, rawget, tostring, type = ipairs, pairs, pcall, rawget, tostring, type
 local null = core.null
 
 util.own_module()
@@ -72,20 +73,106 @@ local function foreign_headers (self, opts)
   return h
 end
 
+-- {======================================================
+-- Redirects
+-- =======================================================
+
+-- Why here, hop by hop, and not libcurl's CURLOPT_FOLLOWLOCATION: libcurl
+-- drops only Authorization and Cookie on a redirect to another host, not
+-- api-key, x-api-key or a header holding a secret under another name, so
+-- a download from the client's own origin that redirects to a CDN would
+-- carry the key there. Each hop is a request of its own, whose headers
+-- are chosen for its URL's origin by the same rule as the first's (and an
+-- API call's handle never follows: src/transfer.c). The sink is only
+-- written by a 2xx answer (src/transfer.c, on_write), so a redirect's
+-- body reaches none; the result, its headers included, is the last hop's.
+-- Timeouts and retries are each hop's.
+
+local MAX_REDIRECTS = 5
+local FOLLOWED = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
+
+-- `loc` (a Location header) resolved against `base` (the URL that
+-- answered it); the fragment dropped (never sent).
+local function resolve (base, loc)
+  loc = loc:gsub("#.*$", "")
+  if loc:find("^%a[%w+.-]*:") then return loc end
+  if loc:find("^//") then return base:match("^(%a+:)") .. loc end
+  local root, path = base:match("^(%a+://[^/?#]+)([^?#]*)")
+  if loc:find("^/") then return root .. loc end
+  if loc:find("^%?") then return root .. path .. loc end
+  return root .. (path:match("^(.*/)") or "/") .. loc
+end
+
+-- The URL a download's error redirects to, or nil (not a redirect: the
+-- error stands), or nil and the error to give instead.
+local function redirect_of (self, url, err, seen, hops)
+  local status = type(err) == "table" and err.kind == "http" and err.status
+  local loc = FOLLOWED[status] and type(err.headers) == "table" and err.headers.location
+  if type(loc) ~= "string" or loc == "" then return nil end
+  local engine = rawget(self, "_engine")
+  local function fail (why)   -- (the URLs scrubbed of the client's secrets)
+    local ok, shown = pcall(engine.scrub, engine, why)
+    err.message = ok and shown or "a redirect that cannot be followed"
+    return nil, err
+  end
+  local to = resolve(url, loc)
+  if not media.is_http_url(to) then
+    local scheme = to:match("^(%a[%w+.-]*):")
+    return fail(("HTTP status %d: a redirect to %s, which a download does not follow (http and https only)")
+                :format(status, scheme and "a " .. scheme .. ": URL" or "an invalid URL"))
+  end
+  if seen[to] then
+    return fail(("HTTP status %d: a redirect loop (%s redirects back to %s)"):format(status, url, to))
+  end
+  if hops >= MAX_REDIRECTS then
+    return fail(("HTTP status %d: more than %d redirects (the next one to %s)"):format(status, MAX_REDIRECTS, to))
+  end
+  return to
+end
+
+-- }======================================================
+
+-- One request of a download: `url` with the headers of its origin, and
+-- none of the credentials when `left` (an earlier hop left the client's
+-- origin: a host that redirects back to the API must not make the client
+-- send its key to a URL that host chose).
+local function hop (self, submit, fname, url, opts, sink, left)
+  local params = media.sendable(opts)
+  if left or origin(url) ~= origin(self.base_url) then   -- another host: no credential, no organization
+    params.headers, params.extra_headers = foreign_headers(self, opts), nil
+  end
+  return media.perform(self, submit, {
+    fname = fname, async = true, api = "get", path = url, params = params,
+    body = { absolute = true, sink = sink },
+  })
+end
+
 --- The method (`aigc.media` installs it as `Client:download`).
 -- @local
 function M.download (self, submit, fname, url, opts, async)
   if not media.is_http_url(url) then util.argerror(fname, 1, util.expected("an http:// or https:// URL", url)) end
   opts = opts == nil and {} or media.params_of(self, fname, opts, nil, 2)
-  local params = media.sendable(opts)
-  if origin(url) ~= origin(self.base_url) then   -- another host: no credential, no organization
-    params.headers, params.extra_headers = foreign_headers(self, opts), nil
-  end
-  return media.perform(self, submit, {
-    fname = fname, async = async, api = "get", path = url, params = params,
-    body = { absolute = true, sink = media.sink_of(fname, opts.to) },
-    on_done = opts.on_done, on_error = opts.on_error,
-  })
+  local sink = media.sink_of(fname, opts.to)
+  local first = hop(self, submit, fname, url, opts, sink)   -- (a misuse raises here, at the caller's line)
+  local f = future.run(self._loop, function (f)
+    local req, seen, left, hops = first, { [url:gsub("#.*$", "")] = true }, false, 0
+    while true do   -- (redirect_of ends it at the sixth redirect)
+      f:track(req)
+      local res, err = req:wait()
+      if res ~= nil or f:canceled() then return res, err end
+      local to, instead = redirect_of(self, url, err, seen, hops)
+      if not to then return nil, instead or err end
+      left = left or origin(url) ~= origin(self.base_url)
+      seen[to], url = true, to
+      local ok, nreq = pcall(hop, self, submit, fname, url, opts, sink, left)
+      if not ok then   -- (the client closed meanwhile)
+        return nil, core.error { kind = "canceled", message = tostring(nreq) }
+      end
+      req, hops = nreq, hops + 1
+    end
+  end, { label = fname, on_done = opts.on_done, on_error = opts.on_error })
+  if async then return f end
+  return f:wait()
 end
 
 return M

@@ -736,7 +736,8 @@ end
 -- to the client's own origin only: another origin gets no `Authorization`,
 -- `api-key`, `x-api-key` or `Proxy-Authorization` header, neither the
 -- client's nor the caller's own in `opts.headers`, no header of the
--- client's holding one of its secrets, no organization or project.
+-- client's holding one of its secrets, no organization or project. Follows
+-- up to 5 redirects, that rule applied at each hop (`aigc.download`).
 -- @function Client:download
 -- @tparam string url
 -- @tparam[opt] table opts `to` and call options
