@@ -172,6 +172,20 @@ describe("redirects", function ()
       local got = srv.requests()
       assert.are.equal(1, #got)
       assert.are.same({ srv.port_a, "POST" }, { got[1].port, got[1].method })
+      assert.are.equal("HTTP status 307: a redirect to " .. b .. "/ok/elsewhere, which API calls never follow",
+                       err.message)
+    end)
+
+    it("that gets a 302 says where to, the client's key scrubbed from the Location", function ()
+      local c = client { base_url = a .. "/r/302/" .. enc(b .. "/ok/x?key=" .. KEY) .. "/v1", api_key = KEY }
+      local res, err = c:embeddings { input = "hi" }
+      c:close()
+      assert.is_nil(res)
+      assert.are.equal(302, err.status)
+      assert.matches("HTTP status 302: a redirect to " .. b .. "/ok/x?key=", err.message, 1, true)
+      assert.matches("which API calls never follow", err.message, 1, true)
+      assert.is_nil(tostring(err):find("REDIRKEY", 1, true))
+      assert.are.equal(1, #srv.requests())
     end)
   end)
 end)

@@ -234,6 +234,30 @@ static void push_api_error (lua_State *L, aigc_request *r, const char *kind,
   lua_setfield(L, -2, "body");
 }
 
+/*
+** A 3xx with a Location: an API call never follows one (transfer.c), nor a
+** download's request (aigc.download follows, or replaces this message), so
+** the error says where it led, whatever the body says ("Found"). The
+** Location is scrubbed: it may echo a key sent in the URL.
+*/
+static int push_redirect_error (lua_State *L, aigc_request *r, long status) {
+  char head[64];
+  size_t n = 0;
+  const char *loc = status >= 300 && status < 400 ? aigc_headers_find(&r->hdrs, "location", &n) : NULL;
+  if (loc == NULL || n == 0)
+    return 0;
+  aigc_error_new(L, "http", "");
+  snprintf(head, sizeof head, "HTTP status %ld: a redirect to ", status);
+  lua_pushstring(L, head);
+  aigc_error_push_scrubbed(L, loc, n < 500 ? n : 500, r->secrets);
+  lua_pushstring(L, r->xb.absolute ? ", not followed" : ", which API calls never follow");
+  lua_concat(L, 3);
+  lua_setfield(L, -2, "message");
+  if (r->resp.len > 0)
+    set_body_text(L, r, r->resp.data, r->resp.len);
+  return 1;
+}
+
 /* Pushes the error for an HTTP status outside 2xx, from the body kept. */
 static void push_http_error (lua_State *L, aigc_request *r, long status) {
   aigc_json_value v;
@@ -241,7 +265,9 @@ static void push_http_error (lua_State *L, aigc_request *r, long status) {
   char fallback[64];
   snprintf(fallback, sizeof fallback, "HTTP status %ld", status);
   aigc_json_arena_reset(&r->arena);
-  if (r->resp.len > 0
+  if (push_redirect_error(L, r, status))
+    ;
+  else if (r->resp.len > 0
       && aigc_json_parse(&r->arena, r->resp.data, r->resp.len, AIGC_JSON_DEFAULT_MAX_DEPTH, &v, &perr) == 0
       && (v.type == AIGC_JSON_OBJECT || v.type == AIGC_JSON_ARRAY)) {
     push_api_error(L, r, "http", &v, fallback);
