@@ -25,7 +25,7 @@ describe("the C core's interfaces", function ()
         max_response_bytes = "engine", max_json_values = "engine", max_json_containers = "engine",
         on_done = "engine", on_error = "engine", on_stream_end = "engine", priority = "engine",
         headers = "client", extra_headers = "client", query = "client", extra_query = "client",
-        idempotency_key = "client",
+        idempotency_key = "client", extra_body = "encoder",
         schema = "dialogue", schema_name = "dialogue", schema_mode = "dialogue", schema_strict = "dialogue",
         max_tool_rounds = "dialogue", tool_errors = "dialogue",
       }, core.call_options)
@@ -38,7 +38,7 @@ describe("the C core's interfaces", function ()
         if p[name] == nil then p[name] = ({ on_done = quiet, on_error = quiet, on_stream_end = quiet,
           timeout = 5, deadline = 9,
           connect_timeout = 5, max_retries = 1, max_response_bytes = 1000000, max_json_values = 100000,
-          max_json_containers = 10000, priority = "background" })[name] or { "anything" } end
+          max_json_containers = 10000, priority = "background", extra_body = {} })[name] or { "anything" } end
       end
       assert(engine:submit("chat", p):wait())
       local body = sent()

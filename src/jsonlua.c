@@ -740,11 +740,70 @@ static int not_sent (const char *k, size_t len, int has_model, int stream) {
          || (!stream && len == 14 && memcmp(k, "stream_options", 14) == 0);
 }
 
+/* Writes one entry (key, the value on top) of the body's object, at
+   depth 1 (a params field) or 2 (an extra_body field). */
+static void write_entry (encoder *enc, const char *key, size_t klen, int depth, int *first) {
+  if (!*first)
+    out_char(enc, ',');
+  *first = 0;
+  enc->depth = depth - 1;
+  encode_string(enc, key, klen);
+  enc->depth = depth;
+  push_seg_key(enc, key, klen);
+  out_char(enc, ':');
+  encode_value(enc, lua_gettop(enc->L));
+}
+
+/* Whether the table at t (0: none) has the key on top of the stack. */
+static int has_key (lua_State *L, int t) {
+  int found;
+  if (t == 0)
+    return 0;
+  lua_pushvalue(L, -1);
+  lua_rawget(L, t);
+  found = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  return found;
+}
+
+/*
+** params.extra_body (at extra): fields sent as they are, over the params'
+** own of the same name (as the SDKs' extra_body): a server's field named
+** as one of aigc's call options (vLLM's integer `priority`). `model` and
+** `stream` stay aigc's: it reads the reply by them. Returns whether it
+** has stream_options.
+*/
+static int encode_extra (encoder *enc, int extra, int *first) {
+  lua_State *L = enc->L;
+  int has_stream_options = 0;
+  enc->depth = 1;
+  push_seg_key(enc, "extra_body", 10);
+  enc->ancestors[1] = lua_topointer(L, extra);
+  lua_pushnil(L);
+  while (lua_next(L, extra) != 0) {
+    size_t klen = 0;
+    const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &klen) : NULL;
+    enc->depth = 1;
+    if (key == NULL)
+      encode_error(enc, "%s: %s", "keys must be strings");
+    if ((klen == 5 && memcmp(key, "model", 5) == 0) || (klen == 6 && memcmp(key, "stream", 6) == 0)) {
+      enc->depth = 2;
+      push_seg_key(enc, key, klen);
+      encode_error(enc, "%s: %s", "aigc's own field: set it in the params");
+    }
+    has_stream_options |= klen == 14 && memcmp(key, "stream_options", 14) == 0;
+    write_entry(enc, key, klen, 2, first);
+    lua_pop(L, 1);
+  }
+  return has_stream_options;
+}
+
 /*
 ** Writes the entries of the params table at idx after the model (`first`:
-** nothing written yet); returns whether the params had stream_options.
+** nothing written yet), then those of extra_body (at extra, 0: none);
+** returns whether the body has stream_options.
 */
-static int encode_entries (encoder *enc, int idx, int first, int has_model, int stream) {
+static int encode_entries (encoder *enc, int idx, int first, int has_model, int stream, int extra) {
   lua_State *L = enc->L;
   int has_stream_options = 0;
   enc->depth = 1;
@@ -760,21 +819,16 @@ static int encode_entries (encoder *enc, int idx, int first, int has_model, int 
     key = lua_tolstring(L, -2, &klen);
     if (klen == 14 && memcmp(key, "stream_options", 14) == 0)
       has_stream_options = 1;
-    if (not_sent(key, klen, has_model, stream)) {
-      lua_pop(L, 1);
+    lua_pop(L, 1);   /* (the key on top: is it extra_body's?) */
+    if (not_sent(key, klen, has_model, stream) || has_key(L, extra))
       continue;
-    }
-    if (!first)
-      out_char(enc, ',');
-    first = 0;
-    enc->depth = 0;
-    encode_string(enc, key, klen);
-    enc->depth = 1;
-    push_seg_key(enc, key, klen);
-    out_char(enc, ':');
-    encode_value(enc, lua_gettop(L));
+    lua_pushvalue(L, -1);
+    lua_rawget(L, idx);
+    write_entry(enc, key, klen, 1, &first);
     lua_pop(L, 1);
   }
+  if (extra != 0)
+    has_stream_options |= encode_extra(enc, extra, &first);
   if (stream) {
     if (!first)
       out_char(enc, ',');
@@ -788,7 +842,7 @@ static int encode_entries (encoder *enc, int idx, int first, int has_model, int 
 int aigc_jsonlua_encode_params (lua_State *L, int idx, aigc_buf *out, const char *default_model,
                                 int stream, int usage, const aigc_argctx *cx) {
   encoder *enc;
-  int has_model, mode, default_so = 0;
+  int has_model, mode, default_so = 0, extra = 0;
   const void *self;
   idx = lua_absindex(L, idx);
   /* Room for a typical body at once (a chat call's is ~200 bytes): grown
@@ -812,13 +866,21 @@ int aigc_jsonlua_encode_params (lua_State *L, int idx, aigc_buf *out, const char
   out_char(enc, '{');
   has_model = encode_model(enc, idx, default_model);
   enc->ancestors[0] = self;
+  if (lua_getfield(L, idx, "extra_body") == LUA_TTABLE)
+    extra = lua_gettop(L);
+  else if (!lua_isnil(L, -1)) {
+    enc->depth = 1;
+    push_seg_key(enc, "extra_body", 10);
+    encode_error(enc, "%s: %s", "a table expected");
+  }
   /* Usage arrives in one last chunk only when asked for; the caller may
      override (or send null for servers that reject the field). */
-  if (!encode_entries(enc, idx, !has_model, has_model, stream) && stream && usage) {
+  if (!encode_entries(enc, idx, !has_model, has_model, stream, extra) && stream && usage) {
     out_add(enc, ",\"stream_options\":{\"include_usage\":true}", AIGC_JSONLUA_STREAM_OPTIONS_LEN);
     default_so = 1;
   }
   out_char(enc, '}');
+  lua_pop(L, 1);   /* extra_body or nil */
   if (mode == READ_PAIRS || mode == READ_CHAIN)
     lua_pop(L, 1);   /* the snapshot */
   give_back_encoder(L);

@@ -89,6 +89,8 @@ const aigc_call_option aigc_call_options[] = {
   OPT("query", "client"),
   OPT("extra_query", "client"),
   OPT("idempotency_key", "client"),
+  /* read by the encoder (jsonlua.c): its fields are sent as they are */
+  OPT("extra_body", "encoder"),
   /* read by the dialogue layer (tools, schema) */
   OPT("schema", "dialogue"),
   OPT("schema_name", "dialogue"),

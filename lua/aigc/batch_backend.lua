@@ -42,6 +42,8 @@ local function wire_body (params, client)
   for k, v in pairs(params) do
     if core.call_options[k] == nil and k ~= "stream" and k ~= "cache" then body[k] = v end
   end
+  -- extra_body's fields go as they are, over the params' (as the encoder sends them)
+  if type(params.extra_body) == "table" then for k, v in pairs(params.extra_body) do body[k] = v end end
   if body.model == nil then body.model = client.model end
   local o = schema_of(params)
   if o then adapter.chat.set_format(body, o, params.schema_mode == "json_object" and "json_object" or "json_schema") end

@@ -146,6 +146,8 @@ function M.key (api, params, path, model)
   local mt = getmetatable(params)
   local defaults = type(mt) == "table" and rawget(mt, "__index")
   if type(defaults) == "table" then for k, v in pairs(defaults) do add(k, v) end end
+  -- extra_body's fields are sent as they are, over the params' (the encoder's rule)
+  if type(params.extra_body) == "table" then for k, v in pairs(params.extra_body) do sent[k] = v end end
   if sent.model == nil then sent.model, sent.engine = params.engine or model, nil end
   return "POST " .. path .. " " .. M.canonical(sent)
 end

@@ -125,6 +125,7 @@ local CLIENT_RULES = {   -- (per-call options the Lua layer reads)
   query = { type = "table" }, extra_query = { type = "table" },
   idempotency_key = { type = "string" },
 }
+local ENCODER_RULES = { extra_body = { type = "table" } }   -- (its fields are sent as they are)
 
 --- The options the dialogue layer consumes (never sent), with the params
 -- field each one needs: a schema or a toolset.
@@ -142,7 +143,7 @@ local DIALOGUE_OPTIONS = M.DIALOGUE_OPTIONS
 M.call_options = { stream = { type = "stream" } }
 for name, reader in pairs(core.call_options) do
   local rule = (reader == "engine" and ENGINE_RULES or reader == "client" and CLIENT_RULES
-                or DIALOGUE_OPTIONS)[name]
+                or reader == "encoder" and ENCODER_RULES or DIALOGUE_OPTIONS)[name]
   if rule == nil then error("aigc.check: no rule for the per-call option " .. name .. " (" .. reader .. ")") end
   if reader ~= "dialogue" then M.call_options[name] = rule end
 end
@@ -585,7 +586,11 @@ local function walk_call (client, api, params, root, partial)
     local why
     if rule then
       why = rule_problem(rule, v)
-      if why then why = root .. "." .. tostring(key) .. ": " .. why end
+      if why then why = root .. "." .. tostring(key) .. ": " .. why
+      elseif key == "extra_body" and (v.model ~= nil or v.stream ~= nil) then   -- (the reply is read by them)
+        why = root .. ".extra_body." .. (v.model ~= nil and "model" or "stream")
+              .. ": aigc's own field: set it in the params"
+      end
     elseif DIALOGUE_OPTIONS[key] and (api == "chat" or api == "responses") then
       local d = DIALOGUE_OPTIONS[key]
       why = rule_problem(d, v)
