@@ -52,6 +52,12 @@ local SERVER = [=[
     ["openrouter-mid-error"] = { 200, SSE, ": OPENROUTER PROCESSING\n\n" .. chunk('{"role":"assistant","content":"Hel"}')
       .. data('{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","error":{"code":502,"message":"Provider disconnected"},"choices":[{"index":0,"delta":{"content":""},"finish_reason":"error"}]}')
       .. "data: [DONE]\n\n" },
+    -- OpenRouter's finish_reason "error" with no error object (its docs: "error if the model
+    -- finishes the request with an error"), streamed and whole; and one with the error in the choice
+    ["openrouter-finish-error"] = { 200, SSE, ": OPENROUTER PROCESSING\n\n" .. chunk('{"role":"assistant","content":"Hel"}')
+      .. chunk('{"content":"lo"}', "error", '"provider":"P",') .. "data: [DONE]\n\n" },
+    ["openrouter-finish-error-whole"] = { 200, J, '{"id":"gen-1","object":"chat.completion","created":1,"model":"m","provider":"P","choices":[{"index":0,"message":{"role":"assistant","content":"Hello"},"finish_reason":"error","native_finish_reason":"error"}]}' },
+    ["openrouter-choice-error"] = { 200, J, '{"id":"gen-2","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":""},"finish_reason":"error","error":{"code":502,"message":"Upstream error from P: overloaded"}}]}' },
     -- Azure's content filter results, in every chunk of a choice (langchain4j#2385, brainlid/langchain#28)
     ["azure-stream-filter"] = { 200, SSE, data('{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null,"content_filter_results":{}}]}')
       .. data('{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Hel"},"finish_reason":null,"content_filter_results":{"hate":{"filtered":false,"severity":"safe"},"protected_material_code":{"filtered":false,"detected":true,"citation":{"URL":"https://x/a","license":"MIT"}}}}]}')
@@ -288,6 +294,23 @@ describe("the OpenAI-compatible servers the README names", function ()
       _, err = chat("openrouter-mid-error", true)
       assert.same({ "api", 200, "Provider disconnected", 502 }, { err.kind, err.status, err.message, err.code })
       assert.equal("Hel", err.partial.choices[1].message.content)
+    end)
+
+    it("OpenRouter: finish_reason 'error' with no error object is an error, streamed or not, the text kept", function ()
+      local res, err, text = chat("openrouter-finish-error", true)
+      assert.is_nil(res)
+      assert.same({ "api", 200 }, { err.kind, err.status })
+      assert.matches('finish_reason "error"', err.message, 1, true)
+      assert.equal("Hello", err.partial.choices[1].message.content)
+      assert.equal("Hello", text)
+      res, err = chat("openrouter-finish-error-whole")
+      assert.is_nil(res)
+      assert.same({ "api", 200 }, { err.kind, err.status })
+      assert.equal("Hello", err.partial.choices[1].message.content)
+      res, err = chat("openrouter-choice-error")   -- the choice's error object, when it has one
+      assert.is_nil(res)
+      assert.same({ "api", 200, "Upstream error from P: overloaded", 502 },
+                  { err.kind, err.status, err.message, err.code })
     end)
   end)
 

@@ -520,6 +520,36 @@ static void push_curl_error (lua_State *L, aigc_request *r, int *retryable) {
 }
 
 /*
+** OpenRouter ends a reply whose model (or provider) failed mid-way with a
+** choice whose finish_reason is "error" -- the error object at the top
+** (read as any "error" member), in the choice, or none at all: the cut
+** text was a success. Pushes that error (kind "api"; what came, v, as
+** err.partial) and returns 1, else 0.
+*/
+static int push_error_choice (lua_State *L, aigc_request *r, const aigc_json_value *v) {
+  const aigc_json_value *ch = aigc_json_get(v, "choices");
+  size_t i;
+  if (!is_chat_like(r) || ch == NULL || ch->type != AIGC_JSON_ARRAY)
+    return 0;
+  for (i = 0; i < ch->len; i++) {
+    const aigc_json_value *fr = aigc_json_get(&ch->u.items[i], "finish_reason");
+    const aigc_json_value *e = aigc_json_get(&ch->u.items[i], "error");
+    if (fr == NULL || fr->type != AIGC_JSON_STRING || fr->len != 5 || memcmp(fr->u.s, "error", 5) != 0)
+      continue;
+    aigc_error_new(L, "api", "the reply broke off: the server ended it with finish_reason \"error\" "
+                   "(the model or its provider failed mid-reply)");
+    if (e != NULL && e->type == AIGC_JSON_OBJECT) {
+      copy_member(L, r, e, "message");
+      copy_member(L, r, e, "code");
+    }
+    aigc_jsonlua_push(L, v);
+    lua_setfield(L, -2, "partial");
+    return 1;
+  }
+  return 0;
+}
+
+/*
 ** A Responses stream that ended: the response when response.completed or
 ** response.incomplete came (response.failed failed the request at its
 ** event), else kind "stream" with what had come as err.partial.
@@ -555,7 +585,7 @@ static int push_stream_outcome (lua_State *L, aigc_request *r) {
                    : "the stream was incomplete: a choice has no finish_reason");
     aigc_response_add_partial(L, r);
   }
-  else {
+  else if (!push_error_choice(L, r, acc)) {
     aigc_jsonlua_push_room(L, acc, RESULT_FIELDS);
     decorate_result(L, r, acc);
     return 1;
@@ -600,7 +630,7 @@ static int push_body_outcome (lua_State *L, aigc_request *r) {
                                || choices->type != AIGC_JSON_ARRAY))
     aigc_error_new(L, "parse", choices == NULL ? "the response has no choices"
                                                : "the response's choices is not an array");
-  else {
+  else if (!push_error_choice(L, r, &v)) {
     aigc_jsonlua_push_room(L, &v, RESULT_FIELDS);
     decorate_result(L, r, &v);
     return 1;
