@@ -568,6 +568,31 @@ describe("the OpenAI-compatible servers the README names", function ()
                                             .stream_options)
     end)
 
+    it("Azure's v1 API (base_url <endpoint>/openai/v1): plain paths, the model in the body, no api-version", function ()
+      -- (the bundled server has no /openai/v1 routes: what matters is the request it recorded)
+      srv:reset()
+      local r = require("luachild").run([[
+        local aigc = require "aigc"
+        for _, opts in ipairs { { base_url = arg[1] .. "/openai/v1" }, { base_url = arg[1] .. "/openai/v1/" },
+                                { base_url = arg[1] .. "/openai/v1", api_version = "preview" } } do
+          opts.azure, opts.api_key, opts.max_retries, opts.model = true, "azure-key-0123456789", 0, "gpt-4o"
+          local c = aigc.client(opts)
+          c:chat "Hi"
+          c:respond { input = "Hi" }
+          c:close()
+        end]], { args = { srv.url }, env = { OPENAI_API_VERSION = "2024-06-01" } })
+      assert.equal(0, r.status, r.stderr)
+      local seen = {}
+      for _, q in ipairs(srv:requests()) do
+        seen[#seen + 1] = table.concat({ q.path, q.query["api-version"] or "-", q.body:match('"model":"([^"]*)"'),
+                                         q.headers["api-key"], tostring(q.headers.authorization) }, " ")
+      end
+      local cp, rp = "/openai/v1/chat/completions", "/openai/v1/responses"
+      local key = " gpt-4o <redacted len=20> nil"
+      assert.same({ cp .. " -" .. key, rp .. " -" .. key, cp .. " -" .. key, rp .. " -" .. key,
+                    cp .. " preview" .. key, rp .. " preview" .. key }, seen)
+    end)
+
     it("an endpoint with a trailing slash, an AD token: /openai/deployments/<model>, Bearer token", function ()
       local res, err, last = chat_via { azure = true, endpoint = srv.url .. "/", api_version = "2024-06-01",
                                         model = "dep", azure_ad_token = "ad-token-0123456789" }

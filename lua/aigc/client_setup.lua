@@ -38,6 +38,13 @@ end
 
 local insecure_warned = false
 
+-- Whether an Azure base URL is its v1 API's (<endpoint>/openai/v1, as
+-- openai-node#1692 and Azure's docs give it): plain OpenAI paths, the
+-- model in the body, no api-version needed; the api-key header still.
+function M.azure_v1 (base_url)
+  return base_url:match("^[^?]*"):gsub("/+$", ""):find("/openai/v1$") ~= nil
+end
+
 -- Where requests go: (azure, base_url, api_key, query) from the options
 -- and the environment.
 local function endpoint_of (opts)
@@ -55,9 +62,10 @@ local function endpoint_of (opts)
     end
     if api_key == nil then api_key = env("AZURE_OPENAI_API_KEY") end
     -- opts.api_version, else the one the base_url names (the portal's URL:
-    -- the user wrote it), else $OPENAI_API_VERSION
+    -- the user wrote it), else $OPENAI_API_VERSION; Azure's v1 API
+    -- (<endpoint>/openai/v1) takes none (a dated one is refused there)
     local version = opts.api_version
-    if version == nil and not base_url:find("[?&]api%-version=") then
+    if version == nil and not M.azure_v1(base_url) and not base_url:find("[?&]api%-version=") then
       version = env("OPENAI_API_VERSION")
       if version == nil then
         field_error("client", 1, "opts.api_version", "Azure needs api_version (or $OPENAI_API_VERSION)")
@@ -273,7 +281,7 @@ function M.resolve (opts, ext)
   return {
     config = config, names = names, lines = lines, query = query, old_azure = old_azure,
     -- (a base_url that names the deployment, as Azure's portal shows it, is not given a second one)
-    azure_paths = azure and not real_base_url:find("/deployments/[^/]+$") or nil,
+    azure_paths = azure and not real_base_url:find("/deployments/[^/]+$") and not M.azure_v1(real_base_url) or nil,
   }
 end
 
