@@ -275,6 +275,16 @@ local function settle_batch (run, internal, b, jobs, kept)
   return true
 end
 
+-- A kept batch none of the run's cases waits for (every one changed since
+-- it was sent): left running, it went on at the server, billed for replies
+-- no one reads, and nothing said so. Cancelled, best effort; the summary's
+-- `abandoned_batch` says which and how it went (`aigc run` reports it).
+local function cancel_abandoned (run, b)
+  local c, err = batch.cancel(run.client, b.id)
+  run.summary.abandoned_batch = { id = b.id, status = c and c.status or b.status,
+                                  error = not c and tostring(type(err) == "table" and err.message or err) or nil }
+end
+
 --- The runner's "batch" backend (`aigc.runner.run { backend = "batch" }`):
 -- the run's pending cases as one batch; every case gets its result line
 -- as with the direct backend. Internal.
@@ -319,6 +329,8 @@ function M.backend (run, internal)
       run.summary.batch_id, run.summary.requests = b.id, run.summary.requests + #mine
       local ok, serr = settle_batch(run, internal, b, mine, kept)
       if not ok then return nil, serr end
+    elseif kept and not batch.TERMINAL[b.status] then
+      cancel_abandoned(run, b)
     end
     if id_file then os.remove(id_file) end
     jobs, requests = later, later_requests

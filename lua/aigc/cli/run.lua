@@ -95,6 +95,12 @@ function M.report (s)
     type(s.totals) == "table" and tonumber(s.totals.requests) or s.requests,
     s.retries, s.rate_limited)
   if s.batch_id then lines[#lines + 1] = "through the Batch API: batch " .. s.batch_id end
+  local ab = s.abandoned_batch   -- (the kept batch whose cases all changed since it was sent)
+  if ab then
+    lines[#lines + 1] = "batch " .. ab.id .. " (sent before every case's request changed) "
+      .. (ab.error and "could not be cancelled: " .. ab.error .. " (--batch --cancel --batch-id " .. ab.id .. ")"
+          or "was cancelled (" .. tostring(ab.status) .. ")")
+  end
   if #s.assertions > 0 then
     local w = 9
     for _, a in ipairs(s.assertions) do if #a.name > w then w = math.min(#a.name, 48) end end
