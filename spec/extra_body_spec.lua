@@ -80,6 +80,7 @@ describe("params.extra_body", function ()
     refused({ model = "other" }, "params%.extra_body%.model: aigc's own field")
     refused({ stream = true }, "params%.extra_body%.stream: aigc's own field")
     refused({ x = 0 / 0 }, "params%.extra_body%.x: cannot encode NaN")
+    refused(setmetatable({}, { __index = { priority = 1 } }), "params%.extra_body: a plain table %(no metatable%)")
     assert.equal(0, srv:stats().requests_total)
   end)
 

@@ -866,12 +866,12 @@ int aigc_jsonlua_encode_params (lua_State *L, int idx, aigc_buf *out, const char
   out_char(enc, '{');
   has_model = encode_model(enc, idx, default_model);
   enc->ancestors[0] = self;
-  if (lua_getfield(L, idx, "extra_body") == LUA_TTABLE)
-    extra = lua_gettop(L);
+  if (lua_getfield(L, idx, "extra_body") == LUA_TTABLE && !lua_getmetatable(L, -1))
+    extra = lua_gettop(L);   /* (read raw, as the cache's key and a batch line read it) */
   else if (!lua_isnil(L, -1)) {
     enc->depth = 1;
     push_seg_key(enc, "extra_body", 10);
-    encode_error(enc, "%s: %s", "a table expected");
+    encode_error(enc, "%s: %s", "a plain table (no metatable) expected");
   }
   /* Usage arrives in one last chunk only when asked for; the caller may
      override (or send null for servers that reject the field). */

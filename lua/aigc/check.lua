@@ -587,8 +587,10 @@ local function walk_call (client, api, params, root, partial)
     if rule then
       why = rule_problem(rule, v)
       if why then why = root .. "." .. tostring(key) .. ": " .. why
-      elseif key == "extra_body" and (v.model ~= nil or v.stream ~= nil) then   -- (the reply is read by them)
-        why = root .. ".extra_body." .. (v.model ~= nil and "model" or "stream")
+      elseif key == "extra_body" and getmetatable(v) ~= nil then   -- (sent raw, as the cache's key reads it)
+        why = root .. ".extra_body: a plain table (no metatable) expected"
+      elseif key == "extra_body" and (rawget(v, "model") ~= nil or rawget(v, "stream") ~= nil) then
+        why = root .. ".extra_body." .. (rawget(v, "model") ~= nil and "model" or "stream")
               .. ": aigc's own field: set it in the params"
       end
     elseif DIALOGUE_OPTIONS[key] and (api == "chat" or api == "responses") then
