@@ -149,9 +149,25 @@ local function text_value (fname, path, v)
   field_error(fname, 1, path, expected("string, number or boolean", v))
 end
 
+-- params.extra_body's fields as text parts, over the params' own (the Python SDK
+-- merges it into the form's data); a table or an upload's field: refused.
+local function add_extra (fname, extra, files, add)
+  for k, v in pairs(extra) do
+    local path = "params.extra_body." .. tostring(k)
+    if type(k) ~= "string" then
+      field_error(fname, 1, "params.extra_body", "a field name must be a string, got " .. util.typename(k))
+    elseif files[k] then
+      field_error(fname, 1, path, "an upload: give it in params." .. k)
+    elseif v ~= null then   -- (aigc.null: the field is left out of the form)
+      add({ name = k, value = text_value(fname, path, v) }, path, true)
+    end
+  end
+end
+
 --- The multipart form of `params`: fields in `files` are uploads (a list
 -- of them goes as `name[]`), the others text parts (a list as `name[]`, a
--- table as `name[key]`); call options are not sent. The model is the
+-- table as `name[key]`), then extra_body's over them; call options are
+-- not sent. The model is the
 -- client's unless given. Returns the form, the call options, the
 -- function feeding an upload part (`{reader = fn}`), if any, and what
 -- each part of the form is in the caller's params (`labels`, for
@@ -174,8 +190,10 @@ function M.form_of (self, fname, params, files)
     end
     add(part, path, type(v) == "string")
   end
+  local extra = type(params.extra_body) == "table" and params.extra_body or {}
   for k, v in pairs(params) do
-    if check.call_options[k] or k == "on_done" or k == "on_error" or OWN_OPTIONS[k] then
+    if rawget(extra, k) ~= nil then   -- luacheck: ignore 542 (extra_body's is sent instead)
+    elseif check.call_options[k] or k == "on_done" or k == "on_error" or OWN_OPTIONS[k] then
       -- (headers: merged below into a table of our own; never the caller's,
       -- which the Expect and Content-Type lines must not touch)
       if k ~= "on_done" and k ~= "on_error" and k ~= "headers" and not OWN_OPTIONS[k] then options[k] = v end
@@ -201,6 +219,7 @@ function M.form_of (self, fname, params, files)
       add({ name = k, value = text_value(fname, "params." .. k, v) }, "params." .. k, true)
     end
   end
+  add_extra(fname, extra, files, add)
   if params.model == nil and self.model ~= nil then add({ name = "model", value = self.model }, "model", true) end
   -- libcurl writes the multipart Content-Type (with its boundary): the
   -- client's JSON one must not be sent.
