@@ -86,7 +86,10 @@ local function canonical_into (v, out)
   local t = type(v)
   if v == null or v == nil then out[#out + 1] = "null"
   elseif t == "boolean" then out[#out + 1] = tostring(v)
-  elseif t == "number" then out[#out + 1] = string_format("%.17g", v)
+  elseif t == "number" then
+    -- -0 is 0: PUC Lua 5.1 merges the constants 0 and -0.0 of one function,
+    -- so a 5.4 script's `temperature = 0` can be -0 on 5.1 (a replay miss)
+    out[#out + 1] = v == 0 and "0" or string_format("%.17g", v)
   elseif t == "string" then out[#out + 1] = json.encode(v)   -- (%q differs between Lua versions)
   elseif t == "table" and is_array(v) then
     out[#out + 1] = "["
@@ -114,7 +117,7 @@ local function canonical_into (v, out)
 end
 
 --- A value as canonical text: object keys sorted, numbers as `%.17g`
--- (1 and 1.0 are one number). Equal values give equal text.
+-- (1 and 1.0 are one number, and 0 and -0). Equal values give equal text.
 -- @param v
 -- @treturn string
 function M.canonical (v)
