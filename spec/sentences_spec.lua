@@ -322,6 +322,48 @@ describe("sentences", function ()
       assert.is_true(longest < 1100, longest)
     end)
 
+    it("a fence line or a code line that goes on for kilobytes is not kept as one growing string", function ()
+      -- (a line opening with ``` was held whole until its newline and
+      -- searched again from its start at every delta: quadratic; a line in
+      -- a code block alike. The pieces are the same as the text's fed whole)
+      local x = ("x"):rep(3000)
+      local TEXTS = {
+        { "Intro.\n```lua " .. x .. "\nprint(1)\n```\nEnd.",
+          { "Intro.", "```lua " .. x .. "\nprint(1)\n```", "End." } },
+        { "```" .. x .. "`. Then more.\nEnd.", { "```" .. x .. "`.", "Then more.", "End." } },   -- (inline code)
+        { "~~~ " .. x .. "`\nz. y\n~~~~\nOK.", { "~~~ " .. x .. "`\nz. y\n~~~~", "OK." } },
+        { "```\n" .. x .. " ```\n  ```   \nOK.", { "```\n" .. x .. " ```\n  ```", "OK." } },
+        { "```x\n" .. x, { "```x\n" .. x } },
+        { "```" .. x, { "```" .. x } },
+      }
+      for n, case in ipairs(TEXTS) do
+        local text = case[1]
+        assert.same(case[2], (feed { text }), n)
+        local rng = lcg(400 + n)
+        for _, pieces in ipairs { bytes(text), random_pieces(text, rng) } do
+          local sp, got, longest = sentences.new(), {}, 0
+          for _, p in ipairs(pieces) do
+            for _, piece in ipairs(sp:push(p)) do got[#got + 1] = piece end
+            longest = math.max(longest, #sp.buf)
+          end
+          assert.equal(text:sub(#text - #sp:pending() + 1), sp:pending())
+          for _, piece in ipairs(sp:finish()) do got[#got + 1] = piece end
+          assert.same(case[2], got, n)
+          assert.is_true(longest < 1100, n .. ": " .. longest)
+        end
+      end
+      -- random texts of long lines, fences and backticks, cut at random: the same pieces as whole
+      local FRAGS = { "\n```", "\n~~~", "\n", "`", "~", " ", ". ", "A", x:sub(1, 700), x:sub(1, 700), "\n   ```py " }
+      local rng = lcg(500)
+      for _ = 1, 20 do
+        local parts = {}
+        for _ = 1, rng(20, 60) do parts[#parts + 1] = FRAGS[rng(1, #FRAGS)] end
+        local text = table.concat(parts)
+        assert.same((feed { text }), (feed(random_pieces(text, rng))), text)
+        assert.same((feed { text }), (feed(bytes(text))), text)
+      end
+    end)
+
     it("gives a sentence as soon as what follows decides it", function ()
       local sp = sentences.new()
       assert.same({}, sp:push("Dr."))           -- Dr. what?

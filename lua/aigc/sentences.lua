@@ -364,8 +364,9 @@ local function fence_open (s, final)
   end
   if #run < 3 then return false end
   local nl = string_find(s, "\n", sp + #run + 1, true)
+  local tick = ch == "`" and string_find(s, "`", sp + #run + 1, true)
+  if tick and (nl == nil or tick < nl) then return false end   -- (known before the line's end)
   if nl == nil and not final then return nil end
-  if ch == "`" and string_find(string_sub(s, sp + #run + 1, nl), "`", 1, true) then return false end
   return run, (nl or #s) + 1
 end
 
@@ -456,6 +457,36 @@ local function set_aside (self)
   self.pos = self.pos - n
 end
 
+-- A line the scan waits on to its end -- a fence's opening line (its info
+-- string), or a code block's line that can no longer close it -- was
+-- joined and searched whole again at every delta: quadratic. Once such a
+-- line is long, the deltas are held in a list (`held`), untouched, until
+-- one holds what decides (`held_stop`: a newline; a backtick, that makes
+-- a backtick fence's line inline code), then joined once.
+local function hold (self)
+  local s, i = self.buf, self.pos
+  if #s - i < SET_ASIDE or string_find(s, "\n", i, true) then return end
+  local stop = "\n"
+  if self.fence then                              -- (not a closing fence: other than white space and its run)
+    if not string_find(s, string_sub(self.fence, 1, 1) == "~" and "[^%s~]" or "[^%s`]", i) then return end
+  elseif i == 1 and self.line_start then          -- (an opening fence's run, then more: its info string)
+    if fence_open(s, false) ~= nil then return end
+    local sp = #string_match(s, "^ *")
+    local ch = string_sub(s, sp + 1, sp + 1)
+    if not string_find(s, ch == "~" and "[^~]" or "[^`]", sp + 1) then return end
+    if ch == "`" then stop = "[\n`]" end
+  else
+    return
+  end
+  self.held, self.held_stop = {}, stop
+end
+
+-- The held deltas joined to the buffer (the text they wait on has come, or its end).
+local function unhold (self)
+  self.buf = self.buf .. table_concat(self.held)
+  self.held = nil
+end
+
 --- The sentences (or clauses) that `delta` completed: a list, often empty.
 -- `nil` and `""` are no text (a stream callback's delta may be nil).
 -- After each call, `sp.ends[k]` is true when piece k ends a sentence and
@@ -471,9 +502,16 @@ function Splitter:push (delta)
   local out = {}
   self.ends, self.code = {}, {}
   if delta and delta ~= "" then
+    local held = self.held
+    if held and not string_find(delta, self.held_stop) then
+      held[#held + 1] = delta
+      return out
+    end
+    if held then unhold(self) end
     self.buf = self.buf .. delta
     scan(self, false, out)
     set_aside(self)
+    hold(self)
   end
   return out
 end
@@ -485,6 +523,7 @@ end
 function Splitter:finish ()
   local out = {}
   self.ends, self.code = {}, {}
+  if self.held then unhold(self) end
   scan(self, true, out)
   if self.buf ~= "" or self.head[1] ~= nil then cut(self, #self.buf, true, out) end
   self.buf, self.pos, self.line_start, self.fence = "", 1, true, nil
@@ -494,7 +533,7 @@ end
 --- The text received and not given out yet.
 -- @treturn string
 function Splitter:pending ()
-  return table_concat(self.head) .. self.buf
+  return table_concat(self.head) .. self.buf .. table_concat(self.held or {})
 end
 
 -- Checks `new`'s options (argument argn of fname).
