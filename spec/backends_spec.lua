@@ -104,6 +104,12 @@ local SERVER = [=[
       .. chunk('{"tool_calls":[{"index":0,"id":"","type":"function","function":{"name":"","arguments":"{\\"city\\":"}}]}')
       .. chunk('{"tool_calls":[{"index":0,"id":"","type":"function","function":{"name":"","arguments":"\\"Paris\\"}"}}]}')
       .. chunk("{}", "tool_calls") .. "data: [DONE]\n\n" },
+    -- TGI up to 3.1 (fixed by its PR #3075): tool_calls an object, not a list, its name null after the first
+    -- piece, an empty id and the role on every piece, the last "}" of the grammar's JSON left out
+    ["tools-tgi-object"] = { 200, SSE, chunk('{"role":"assistant","tool_calls":{"index":0,"id":"","type":"function","function":{"name":"get_weather","arguments":"{"}}}', nil, '"system_fingerprint":"3.1.0-native",')
+      .. chunk('{"role":"assistant","tool_calls":{"index":0,"id":"","type":"function","function":{"name":null,"arguments":"\\"city\\":"}}}')
+      .. chunk('{"role":"assistant","tool_calls":{"index":0,"id":"","type":"function","function":{"name":null,"arguments":" \\"Paris\\"}"}}}', "eos_token")
+      .. "data: [DONE]\n\n" },
     -- every parallel call at index 0, told apart by its id (Ollama since 0.4.7, LiteLLM's Responses bridge):
     -- whole calls (Ollama), and a start piece with the id then argument pieces without (the bridges)
     ["tools-index0-whole"] = { 200, SSE, chunk('{"role":"assistant","content":"","tool_calls":[{"id":"call_1","index":0,"type":"function","function":{"name":"get_weather","arguments":"{\\"city\\":\\"Paris\\"}"}}]}')
@@ -412,6 +418,14 @@ describe("the OpenAI-compatible servers the README names", function ()
       assert.is_nil(err)
       assert.same({ { id = "call_1", type = "function",
                       ["function"] = { name = "get_weather", arguments = '{"city":"Paris"}' } } },
+                  res.choices[1].message.tool_calls)
+    end)
+
+    it("TGI up to 3.1: tool_calls an object with name null on its continuation pieces, one whole call", function ()
+      local res, err = chat("tools-tgi-object", true)
+      assert.is_nil(err)
+      assert.same({ { id = "", type = "function",
+                      ["function"] = { name = "get_weather", arguments = '{"city": "Paris"}' } } },
                   res.choices[1].message.tool_calls)
     end)
 

@@ -792,6 +792,18 @@ static int merge_member (merge *M, aigc_json_value *obj, const aigc_json_member 
   size_t pos;
   aigc_json_value *av;
   int rc;
+  if (dm->key_len == 10 && key_is(dm, "tool_calls") && dv->type == AIGC_JSON_OBJECT) {
+    /* TGI up to 3.1 streamed its one call as an object, not a list of
+       calls (its PR #3075): merged as that list, else the reply's
+       tool_calls were an object that no list reader found a call in. */
+    aigc_json_value call = *dv;   /* (a shallow copy: its members are only read) */
+    aigc_json_member listed = *dm;
+    listed.value.type = AIGC_JSON_ARRAY;
+    listed.value.len = 1;
+    listed.value.cap = 0;
+    listed.value.u.items = &call;
+    return merge_member(M, obj, &listed);
+  }
   if (dm->key_len == 10 && key_is(dm, "tool_calls") && unindexed_array(dv)
       && merge_unindexed_calls(M, obj, dm, &rc) == 0)
     return rc;
