@@ -10,6 +10,11 @@ local proc = require "procutil"
 local runner = require "aigc.runner"
 local socket = require "socket"
 
+-- (each block's server, a batch line a millisecond, and client: the library's
+-- default retries, a key to find in what is kept)
+local PROBE_SERVER = { pause_ms = 0, batch_delay_ms = 1 }
+local PROBE_CLIENT = { model = "aigc-dev", api_key = "sk-probe2-key-31", max_retries = 2 }
+
 local function ask (id, content)
   return { custom_id = id, body = { messages = { { role = "user", content = content or "Hi" } } } }
 end
@@ -29,14 +34,8 @@ describe("the test helper devserver.start", function ()
 end)
 
 describe("aigc.batch", function ()
-  local srv, client
-  setup(function () srv = devserver.start { pause_ms = 0, batch_delay_ms = 1 } end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    srv:reset()
-    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "sk-probe2-key-31" }
-  end)
-  after_each(function () client:close() end)
+  local client
+  devserver.fixture(_ENV, function (_, c) client = c end, PROBE_CLIENT, nil, PROBE_SERVER)
 
   local function line (id, content)
     return '{"custom_id":"' .. id .. '","response":{"status_code":200,"request_id":"r","body":'
@@ -56,13 +55,7 @@ end)
 
 describe("aigc.batch.create refused by the server after the upload", function ()
   local srv, client
-  setup(function () srv = devserver.start { pause_ms = 0, batch_delay_ms = 1 } end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    srv:reset()
-    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "sk-probe2-key-31" }
-  end)
-  after_each(function () client:close() end)
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end, PROBE_CLIENT, nil, PROBE_SERVER)
 
   local function files ()
     local res = assert(client:files_list())
@@ -84,15 +77,10 @@ describe("aigc.batch.create refused by the server after the upload", function ()
 end)
 
 describe("the runner's batch backend", function ()
-  local srv, client, home
-  setup(function () srv = devserver.start { pause_ms = 0, batch_delay_ms = 1 } end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    srv:reset()
-    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "sk-probe2-key-31" }
-    home = cli.home()
-  end)
-  after_each(function () client:close(); cli.rmdir(home) end)
+  local client, home
+  devserver.fixture(_ENV, function (_, c) client = c end, PROBE_CLIENT, nil, PROBE_SERVER)
+  before_each(function () home = cli.home() end)
+  after_each(function () cli.rmdir(home) end)
 
   it("a kept batch whose output file is gone: the error says to remove OUT.batch", function ()
     local b = assert(batch.create(client, { { custom_id = "fr", body = { messages = {
@@ -110,15 +98,10 @@ describe("the runner's batch backend", function ()
 end)
 
 describe("a batch run resumed after its cases changed", function ()
-  local srv, client, home
-  setup(function () srv = devserver.start { pause_ms = 0, batch_delay_ms = 1 } end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    srv:reset()
-    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "sk-probe2-key-31" }
-    home = cli.home()
-  end)
-  after_each(function () client:close(); cli.rmdir(home) end)
+  local client, home
+  devserver.fixture(_ENV, function (_, c) client = c end, PROBE_CLIENT, nil, PROBE_SERVER)
+  before_each(function () home = cli.home() end)
+  after_each(function () cli.rmdir(home) end)
 
   -- A batch run stopped while its batch is in progress (the progress
   -- callback raises): OUT.batch keeps the batch. Its id.
@@ -163,15 +146,10 @@ describe("a batch run resumed after its cases changed", function ()
 end)
 
 describe("a batch run whose results go to a device (--out /dev/stdout)", function ()
-  local srv, client, home
-  setup(function () srv = devserver.start { pause_ms = 0, batch_delay_ms = 1 } end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    srv:reset()
-    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "sk-probe2-key-31" }
-    home = cli.home()
-  end)
-  after_each(function () client:close(); cli.rmdir(home) end)
+  local client, home
+  devserver.fixture(_ENV, function (_, c) client = c end, PROBE_CLIENT, nil, PROBE_SERVER)
+  before_each(function () home = cli.home() end)
+  after_each(function () cli.rmdir(home) end)
 
   -- (a link to /dev/null in the test's folder: OUT.batch went beside it, as into /dev for /dev/stdout)
   it("keeps no OUT.batch beside it", function ()
@@ -204,16 +182,8 @@ describe("aigc run --batch --out DEVICE stopped by Ctrl-C", function ()
     local err = home .. "/err.txt"
     local job = cli.background({ "run", home .. "/cases.jsonl", "--batch", "-q", "--no-log", "-m", "aigc-dev",
                                  "--out", out }, { home = home, base_url = srv.base_url, stderr = err })
-    local deadline, id, polls = socket.gettime() + 30, nil, 0
-    while polls < 2 do   -- (two polls: the batch's id has reached the run)
-      assert.is_true(socket.gettime() < deadline, "the run polled too little")
-      socket.sleep(0.05)
-      polls = 0
-      for _, r in ipairs(srv:requests()) do
-        local got = r.method == "GET" and r.path:match("^/v1/batches/([^/]+)$")
-        if got then id, polls = got, polls + 1 end
-      end
-    end
+    local deadline = socket.gettime() + 30
+    local id = devserver.batch_polled(srv, 2, deadline)   -- (two polls: the batch's id has reached the run)
     os.execute("kill -INT " .. job.pid)
     assert.equal(130, job.wait_exit(deadline), proc.read_file(err))
     assert.equal("aigc run: interrupted: batch " .. id .. " goes on at the server (run it again with --batch-id "
@@ -224,14 +194,8 @@ describe("aigc run --batch --out DEVICE stopped by Ctrl-C", function ()
 end)
 
 describe("a batch run's progress", function ()
-  local srv, client
-  setup(function () srv = devserver.start { pause_ms = 0, batch_delay_ms = 1 } end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    srv:reset()
-    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "sk-probe2-key-31" }
-  end)
-  after_each(function () client:close() end)
+  local client
+  devserver.fixture(_ENV, function (_, c) client = c end, PROBE_CLIENT, nil, PROBE_SERVER)
 
   it("its final line names the batch, as the others (it showed the direct backend's 'x4')", function ()
     local final

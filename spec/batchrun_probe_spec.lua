@@ -14,6 +14,9 @@ local socket = require "socket"
 local tpl = aigc.template.new { prompt = "Capital of {{country}}?" }
 local CASES = { { id = "fr", vars = { country = "France" } }, { id = "es", vars = { country = "Spain" } } }
 
+-- (the probe's client: the library's default retries, a key to find in what is kept)
+local PROBE_CLIENT = { model = "aigc-dev", api_key = "sk-probe-key-77", max_retries = 2 }
+
 describe("the runner's batch backend", function ()
   local srv, client, home
   setup(function () srv = devserver.start { pause_ms = 0 } end)
@@ -68,14 +71,8 @@ describe("the runner's batch backend", function ()
 end)
 
 describe("aigc.batch's results", function ()
-  local srv, client
-  setup(function () srv = devserver.start { pause_ms = 0 } end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    srv:reset()
-    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "sk-probe-key-77" }
-  end)
-  after_each(function () client:close() end)
+  local client
+  devserver.fixture(_ENV, function (_, c) client = c end, PROBE_CLIENT)
 
   it("an answered line that is not JSON (invalid UTF-8 in the reply) is its case's failure, not missing", function ()
     local function ask (id, model)
@@ -126,14 +123,8 @@ describe("the judge assertion", function ()
 end)
 
 describe("a batch run's result lines", function ()
-  local srv, client
-  setup(function () srv = devserver.start { pause_ms = 0 } end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    srv:reset()
-    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "sk-probe-key-77" }
-  end)
-  after_each(function () client:close() end)
+  local client
+  devserver.fixture(_ENV, function (_, c) client = c end, PROBE_CLIENT)
 
   it("cost the line at the batch's prices and its judge at the full ones, as the summary counts them", function ()
     local prices = { ["aigc-dev"] = { input = 1, output = 2 } }
@@ -148,14 +139,8 @@ describe("a batch run's result lines", function ()
 end)
 
 describe("a result line's cost", function ()
-  local srv, client
-  setup(function () srv = devserver.start { pause_ms = 0 } end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    srv:reset()
-    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "sk-probe-key-77" }
-  end)
-  after_each(function () client:close() end)
+  local client
+  devserver.fixture(_ENV, function (_, c) client = c end, PROBE_CLIENT)
 
   -- (the judge's tokens were priced as the case's model's: 70 times too cheap here)
   it("prices a judge on another model at that model's price, as the summary does (both backends)", function ()
@@ -174,13 +159,7 @@ end)
 
 describe("a batch run's judges", function ()
   local srv, client
-  setup(function () srv = devserver.start { pause_ms = 0 } end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    srv:reset()
-    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "sk-probe-key-77" }
-  end)
-  after_each(function () client:close() end)
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end, PROBE_CLIENT)
 
   -- (they ran one after another once the batch was over: 10,000 judged lines took hours)
   it("run side by side, at most `concurrency` at once, as a direct run's", function ()
@@ -208,14 +187,8 @@ describe("a batch run's judges", function ()
 end)
 
 describe("a batch run of a template with a schema", function ()
-  local srv, client
-  setup(function () srv = devserver.start { pause_ms = 0 } end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    srv:reset()
-    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "sk-probe-key-77" }
-  end)
-  after_each(function () client:close() end)
+  local client
+  devserver.fixture(_ENV, function (_, c) client = c end, PROBE_CLIENT)
 
   local schema = { type = "object", properties = { city = { type = "string" } }, required = { "city" },
                    additionalProperties = false }
@@ -287,16 +260,8 @@ describe("aigc run --batch stopped by Ctrl-C", function ()
     local job = cli.background({ "run", home .. "/cases.jsonl", "--batch", "-q", "--no-log", "-m", "aigc-dev" },
                                { home = home, base_url = srv.base_url, stderr = err })
     -- two polls of the batch: its first answer, with the id, has reached the run
-    local deadline, id, polls = socket.gettime() + 30, nil, 0
-    while polls < 2 do
-      assert.is_true(socket.gettime() < deadline, "the run polled too little")
-      socket.sleep(0.05)
-      polls = 0
-      for _, r in ipairs(srv:requests()) do
-        local got = r.method == "GET" and r.path:match("^/v1/batches/([^/]+)$")
-        if got then id, polls = got, polls + 1 end
-      end
-    end
+    local deadline = socket.gettime() + 30
+    local id = devserver.batch_polled(srv, 2, deadline)
     os.execute("kill -INT " .. job.pid)
     assert.equal(130, job.wait_exit(deadline), proc.read_file(err))
     assert.equal("aigc run: interrupted: batch " .. id .. " goes on at the server (run it again with --batch-id "

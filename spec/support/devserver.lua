@@ -184,6 +184,24 @@ function M.start (opts)
   return self
 end
 
+--- Waits until the server has answered `n` polls of one batch (GET
+-- /v1/batches/ID) and returns its ID: the batch's first answer, with the
+-- id, has reached the client (a run to stop with Ctrl-C, say). Raises past
+-- `deadline` (socket.gettime()'s clock).
+-- @usage local id = devserver.batch_polled(srv, 2, socket.gettime() + 30)
+function M.batch_polled (srv, n, deadline)
+  while true do
+    local id, polls = nil, 0
+    for _, r in ipairs(srv:requests()) do
+      local got = r.method == "GET" and r.path:match("^/v1/batches/([^/]+)$")
+      if got then id, polls = got, polls + 1 end
+    end
+    if polls >= n then return id end
+    assert(socket.gettime() < deadline, "the batch was polled " .. polls .. " times, not " .. n)
+    socket.sleep(0.05)
+  end
+end
+
 --- Registers the usual busted fixture in the enclosing `describe`: one
 -- server for the block (started in setup, stopped in teardown), and before
 -- each test the server's counters reset and a fresh client (closed after
@@ -194,17 +212,18 @@ end
 -- @tparam function assign
 -- @tparam[opt] table client_opts merged over `{ base_url = srv.base_url, max_retries = 0 }`
 -- @tparam[opt] function make what to make of those options (default `aigc.client`)
+-- @tparam[opt] table server_opts the server's (`M.start`'s options)
 -- @usage
 -- local srv, client
 -- devserver.fixture(_ENV, function (s, c) srv, client = s, c end)
-function M.fixture (env, assign, client_opts, make)
+function M.fixture (env, assign, client_opts, make, server_opts)
   -- (Lua 5.1 has no _ENV: the spec passes nil, and its environment is the caller's)
   env = env or rawget(_G, "getfenv")(2)
   make = make or require("aigc").client
   local setup, teardown, before_each, after_each = env.setup, env.teardown, env.before_each, env.after_each
   local srv, client
   setup(function ()
-    srv = M.start()
+    srv = M.start(server_opts)
     assign(srv, nil)
   end)
   teardown(function () srv:stop() end)
