@@ -33,19 +33,7 @@ local PAUSE_MS = 50
 local MIN_COLOURS = 400
 
 local function why_not ()
-  local suite = os.getenv("AIGC_SUITE_NAME")            -- (set by scripts/run-tests.sh)
-  if suite and suite ~= "" and suite ~= "busted-jit" then
-    return "the LÖVE session runs once, in the suite busted-jit (LÖVE brings its own LuaJIT)"
-  end
-  for _, tool in ipairs { "love", "xvfb-run", "xauth", "identify" } do
-    if not proc.execute("command -v " .. tool .. " >/dev/null 2>&1") then
-      return tool .. " is not installed (scripts/deps.sh test installs love, xvfb, xauth, imagemagick)"
-    end
-  end
-  if not proc.exists(proc.root() .. "/build/jit/aigc/core.so") then
-    return "no LuaJIT build of the module: run `make LUA_VERSION=jit` (LÖVE loads build/jit/aigc/core.so)"
-  end
-  return nil
+  return require("love_ready").why_not { "love", "xvfb-run", "xauth", "identify" }
 end
 
 describe("the LÖVE tavern under xvfb-run", function ()

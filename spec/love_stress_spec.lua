@@ -16,19 +16,7 @@ local devserver = require "devserver"
 local proc = require "procutil"
 
 local function why_not ()
-  local suite = os.getenv("AIGC_SUITE_NAME")
-  if suite and suite ~= "" and suite ~= "busted-jit" then
-    return "the LÖVE sessions run once, in the suite busted-jit (LÖVE brings its own LuaJIT)"
-  end
-  for _, tool in ipairs { "love", "xvfb-run", "xauth" } do
-    if not proc.execute("command -v " .. tool .. " >/dev/null 2>&1") then
-      return tool .. " is not installed (scripts/deps.sh test installs love, xvfb, xauth)"
-    end
-  end
-  if not proc.exists(proc.root() .. "/build/jit/aigc/core.so") then
-    return "no LuaJIT build of the module: run `make LUA_VERSION=jit` (LÖVE loads build/jit/aigc/core.so)"
-  end
-  return nil
+  return require("love_ready").why_not { "love", "xvfb-run", "xauth" }
 end
 
 describe("aigc in LÖVE under a game's stress", function ()

@@ -1,0 +1,30 @@
+--- Whether the LÖVE specs can run here, and why not: they run once, in the
+-- suite busted-jit (LÖVE brings its own LuaJIT), with the tools given
+-- installed and the module built for LuaJIT (LÖVE loads
+-- build/jit/aigc/core.so).
+-- @usage local reason = require("love_ready").why_not { "love", "xvfb-run", "xauth" }
+
+local proc = require "procutil"
+
+local M = {}
+
+--- nil when the LÖVE specs can run, else the reason (for `pending`).
+-- @tparam table tools the commands needed
+-- @treturn string|nil
+function M.why_not (tools)
+  local suite = os.getenv("AIGC_SUITE_NAME")            -- (set by scripts/run-tests.sh)
+  if suite and suite ~= "" and suite ~= "busted-jit" then
+    return "the LÖVE sessions run once, in the suite busted-jit (LÖVE brings its own LuaJIT)"
+  end
+  for _, tool in ipairs(tools) do
+    if not proc.execute("command -v " .. tool .. " >/dev/null 2>&1") then
+      return tool .. " is not installed (scripts/deps.sh test installs love, xvfb, xauth, imagemagick)"
+    end
+  end
+  if not proc.exists(proc.root() .. "/build/jit/aigc/core.so") then
+    return "no LuaJIT build of the module: run `make LUA_VERSION=jit` (LÖVE loads build/jit/aigc/core.so)"
+  end
+  return nil
+end
+
+return M
