@@ -754,12 +754,12 @@ static void write_entry (encoder *enc, const char *key, size_t klen, int depth, 
   encode_value(enc, lua_gettop(enc->L));
 }
 
-/* Whether the table at t (0: none) has the key on top of the stack. */
-static int has_key (lua_State *L, int t) {
+/* Whether the table at t (0: none) has the key at k (a negative index). */
+static int has_key (lua_State *L, int t, int k) {
   int found;
   if (t == 0)
     return 0;
-  lua_pushvalue(L, -1);
+  lua_pushvalue(L, k);
   lua_rawget(L, t);
   found = !lua_isnil(L, -1);
   lua_pop(L, 1);
@@ -819,11 +819,11 @@ static int encode_entries (encoder *enc, int idx, int first, int has_model, int 
     key = lua_tolstring(L, -2, &klen);
     if (klen == 14 && memcmp(key, "stream_options", 14) == 0)
       has_stream_options = 1;
-    lua_pop(L, 1);   /* (the key on top: is it extra_body's?) */
-    if (not_sent(key, klen, has_model, stream) || has_key(L, extra))
+    /* (a field extra_body sends too is sent once, as extra_body has it) */
+    if (not_sent(key, klen, has_model, stream) || has_key(L, extra, -2)) {
+      lua_pop(L, 1);
       continue;
-    lua_pushvalue(L, -1);
-    lua_rawget(L, idx);
+    }
     write_entry(enc, key, klen, 1, &first);
     lua_pop(L, 1);
   }
