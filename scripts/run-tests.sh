@@ -451,9 +451,11 @@ select_specs () {
 # processes there, untraced; under valgrind's slowdown the server's timing
 # specs fail for nothing), the docs/README/version/contract checks, and the
 # pure-Lua layers above the C core (template, prompt log, runner, rate
-# limit, strategies, conversations, tools, schemas: their C paths are the
-# client's, stream's and async's, which run). ASan runs every spec.
-VALGRIND_SKIP='devserver_|cli_|docs_|readme_|contract_|version_|template_|promptlog_|runner_|ratelimit_|strategy_|conversation_|tools_|schema_'
+# limit, strategies, conversations, tools, schemas, sentences, the batch
+# probes' runs: their C paths are the client's, stream's and async's, which
+# run; sentences_spec's thousands of random cuttings alone took 36 s there).
+# ASan runs every spec.
+VALGRIND_SKIP='devserver_|cli_|docs_|readme_|contract_|version_|template_|promptlog_|runner_|ratelimit_|strategy_|conversation_|tools_|schema_|sentences_|batchrun_probe'
 select_valgrind_specs () {
   select_specs "$1"
   [ "${AIGC_VALGRIND_ALL:-0}" = 1 ] && return
