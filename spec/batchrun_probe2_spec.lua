@@ -8,7 +8,6 @@ local cli = require "cli"
 local devserver = require "devserver"
 local proc = require "procutil"
 local runner = require "aigc.runner"
-local socket = require "socket"
 
 -- (each block's server, a batch line a millisecond, and client: the library's
 -- default retries, a key to find in what is kept)
@@ -179,16 +178,9 @@ describe("aigc run --batch --out DEVICE stopped by Ctrl-C", function ()
     cli.write(home .. "/cases.jsonl", '{"id":"a","prompt":"Hi"}\n')
     local out = home .. "/null.jsonl"
     assert.is_true(proc.execute("ln -s /dev/null '" .. out .. "'"))
-    local err = home .. "/err.txt"
-    local job = cli.background({ "run", home .. "/cases.jsonl", "--batch", "-q", "--no-log", "-m", "aigc-dev",
-                                 "--out", out }, { home = home, base_url = srv.base_url, stderr = err })
-    local deadline = socket.gettime() + 30
-    local id = devserver.batch_polled(srv, 2, deadline)   -- (two polls: the batch's id has reached the run)
-    os.execute("kill -INT " .. job.pid)
-    assert.equal(130, job.wait_exit(deadline), proc.read_file(err))
-    assert.equal("aigc run: interrupted: batch " .. id .. " goes on at the server (run it again with --batch-id "
-                 .. id .. " to take its results; --batch --cancel --batch-id " .. id .. " cancels it)\n",
-                 proc.read_file(err))
+    local interrupted = require "batch_interrupt"
+    local id, stderr = interrupted.run(srv, home, { "--out", out })
+    assert.equal(interrupted.message(id), stderr)
     assert.is_false(proc.exists(out .. ".batch"))
   end)
 end)
@@ -213,14 +205,9 @@ end)
 
 describe("the runner's cases", function ()
   local srv, client, home
-  setup(function () srv = devserver.start { pause_ms = 0 } end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    srv:reset()
-    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "sk-probe2-key-31" }
-    home = cli.home()
-  end)
-  after_each(function () client:close(); cli.rmdir(home) end)
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end, PROBE_CLIENT)
+  before_each(function () home = cli.home() end)
+  after_each(function () cli.rmdir(home) end)
 
   it("an id JSON cannot carry (not UTF-8, NaN) is refused at load, naming the case (the run raised)", function ()
     for _, bad in ipairs { "caf" .. string.char(233), 0 / 0 } do

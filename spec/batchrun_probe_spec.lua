@@ -9,7 +9,6 @@ local devserver = require "devserver"
 local proc = require "procutil"
 local runner = require "aigc.runner"
 local scripted = require "scripted"
-local socket = require "socket"
 
 local tpl = aigc.template.new { prompt = "Capital of {{country}}?" }
 local CASES = { { id = "fr", vars = { country = "France" } }, { id = "es", vars = { country = "Spain" } } }
@@ -19,14 +18,9 @@ local PROBE_CLIENT = { model = "aigc-dev", api_key = "sk-probe-key-77", max_retr
 
 describe("the runner's batch backend", function ()
   local srv, client, home
-  setup(function () srv = devserver.start { pause_ms = 0 } end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    srv:reset()
-    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "sk-probe-key-77" }
-    home = cli.home()
-  end)
-  after_each(function () client:close(); cli.rmdir(home) end)
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end, PROBE_CLIENT)
+  before_each(function () home = cli.home() end)
+  after_each(function () cli.rmdir(home) end)
 
   -- A results file on a full disk: a link to /dev/full, which takes the
   -- open and fails every flush with ENOSPC (in the test's own folder: the
@@ -214,15 +208,10 @@ describe("a batch run of a template with a schema", function ()
 end)
 
 describe("a batch run resumed", function ()
-  local srv, client, home
-  setup(function () srv = devserver.start { pause_ms = 0 } end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    srv:reset()
-    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "sk-probe-key-77" }
-    home = cli.home()
-  end)
-  after_each(function () client:close(); cli.rmdir(home) end)
+  local client, home
+  devserver.fixture(_ENV, function (_, c) client = c end, PROBE_CLIENT)
+  before_each(function () home = cli.home() end)
+  after_each(function () cli.rmdir(home) end)
 
   local function run (cases, out)
     return assert(runner.run { client = client, backend = "batch", batch_interval = 0.02, template = tpl,
@@ -256,16 +245,8 @@ describe("aigc run --batch stopped by Ctrl-C", function ()
   -- no way to its results; running it again sent a second batch)
   it("names the batch that goes on at the server, and how to take its results or cancel it", function ()
     cli.write(home .. "/cases.jsonl", '{"id":"a","prompt":"Hi"}\n{"id":"b","prompt":"Yo"}\n')
-    local err = home .. "/err.txt"
-    local job = cli.background({ "run", home .. "/cases.jsonl", "--batch", "-q", "--no-log", "-m", "aigc-dev" },
-                               { home = home, base_url = srv.base_url, stderr = err })
-    -- two polls of the batch: its first answer, with the id, has reached the run
-    local deadline = socket.gettime() + 30
-    local id = devserver.batch_polled(srv, 2, deadline)
-    os.execute("kill -INT " .. job.pid)
-    assert.equal(130, job.wait_exit(deadline), proc.read_file(err))
-    assert.equal("aigc run: interrupted: batch " .. id .. " goes on at the server (run it again with --batch-id "
-                 .. id .. " to take its results; --batch --cancel --batch-id " .. id .. " cancels it)\n",
-                 proc.read_file(err))
+    local interrupted = require "batch_interrupt"
+    local id, stderr = interrupted.run(srv, home)
+    assert.equal(interrupted.message(id), stderr)
   end)
 end)
