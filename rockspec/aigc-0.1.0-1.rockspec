@@ -145,6 +145,7 @@ build = {
     ["aigc.strategy"] = "lua/aigc/strategy.lua",
     ["aigc.stream"] = "lua/aigc/stream.lua",
     ["aigc.task"] = "lua/aigc/task.lua",
+    ["aigc.client_loop"] = "lua/aigc/client_loop.lua",
     ["aigc.template"] = "lua/aigc/template.lua",
     ["aigc.tools"] = "lua/aigc/tools.lua",
     ["aigc.usage"] = "lua/aigc/usage.lua",

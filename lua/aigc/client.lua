@@ -15,6 +15,7 @@ local compat = require "aigc.compat"
 compat.keep_aigc_off_jit(debug.getinfo(1, "f").func)   -- LuaJIT #1045 (also when required without aigc.init)
 local util = require "aigc.util"
 local check = require "aigc.check"
+local client_loop = require "aigc.client_loop"
 local task = require "aigc.task"
 local stream_mod = require "aigc.stream"
 local hooks = require "aigc.hooks"   -- usage totals, prompt_log, cassette (lua/aigc/hooks.lua)
@@ -518,7 +519,7 @@ function Client:step (timeout, budget)
   end
   -- (the core counts in a C int: beyond, 5.3+ raised "no integer representation", 5.1 cast it)
   if budget ~= nil and budget > 2147483647 then budget = 2147483647 end
-  local n, errors = relay("step", pcall(task.step, self._loop, timeout, budget))
+  local n, errors = relay("step", pcall(client_loop.step, self._loop, timeout, budget))
   if self._hook then self._hook.sweep(self) end   -- (requests that ended in this step: counted before dropped)
   return n, errors
 end
@@ -531,7 +532,7 @@ end
 -- @usage if client:active() == 0 then hide_spinner() end
 function Client:active ()
   check_self(self, "active")
-  return engine_call(self, "active", "active") + task.pending(self._loop)
+  return engine_call(self, "active", "active") + client_loop.pending(self._loop)
 end
 
 --- Closes the client: pending requests fail with kind "canceled", tasks
@@ -539,7 +540,7 @@ end
 -- @usage local client <close> = aigc.client()   -- (Lua 5.4) or client:close() when done
 function Client:close ()
   check_self(self, "close")
-  task.close(self._loop)
+  client_loop.close(self._loop)
   hooks.close(self)
 end
 
@@ -580,9 +581,9 @@ function Client:act (fd, events)
   local _, errors = engine_call(self, "act", "act", fd, events)
   -- The external loop is this client's loop: deliveries and sleeping
   -- tasks are its work too.
-  task.after_act(self._loop)
+  client_loop.after_act(self._loop)
   if self._hook then self._hook.sweep(self) end
-  return task.count(self._loop), self._engine:take_errors(errors)   -- (and those raised since: task.step)
+  return client_loop.count(self._loop), self._engine:take_errors(errors)   -- (and those raised since: client_loop.step)
 end
 
 --- The sockets libcurl waits on now: `{ [fd] = "in" | "out" | "inout" }`.

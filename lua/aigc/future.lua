@@ -16,6 +16,7 @@
 
 local core = require "aigc.core"
 local compat = require "aigc.compat"
+local client_loop = require "aigc.client_loop"
 local task = require "aigc.task"
 local util = require "aigc.util"
 
@@ -123,7 +124,7 @@ local function settle (f, state, res, err)
   f._state, f._res, f._err, f._inner = state, res, err, nil
   f._loop.futures[f] = nil
   f._deliver = true
-  if not pcall(task.post, f._loop, f._run_end) then run_end(f) end
+  if not pcall(client_loop.post, f._loop, f._run_end) then run_end(f) end
   return true
 end
 
@@ -201,7 +202,7 @@ function Future:wait (timeout)
         end
       end, self._drivers, timeout)
     else
-      task.block(function () return not pending_state(self._state) end, self._drivers,
+      client_loop.block(function () return not pending_state(self._state) end, self._drivers,
             timeout and now() + timeout, self._request or self._inner)
     end
   end
@@ -217,7 +218,7 @@ function Future:on_end (fn)
     local w = self._waiters
     w[#w + 1] = fn
   else
-    task.post(self._loop, function () fn(self) end)
+    client_loop.post(self._loop, function () fn(self) end)
   end
 end
 

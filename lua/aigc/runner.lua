@@ -51,6 +51,7 @@
 
 local core = require "aigc.core"
 local util = require "aigc.util"
+local client_loop = require "aigc.client_loop"
 local task = require "aigc.task"
 local ratelimit = require "aigc.ratelimit"
 local template_mod = require "aigc.template"
@@ -491,7 +492,7 @@ function Run:pause (wait)
     -- here returned them, and they were lost).
     local woken = false
     self.wake = function () woken = true end
-    task.block(function () return woken end, { self.client._loop }, now() + math_max(wait, 0.001))
+    client_loop.block(function () return woken end, { self.client._loop }, now() + math_max(wait, 0.001))
     self.wake = nil
   end
 end

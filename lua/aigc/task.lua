@@ -17,28 +17,28 @@
 -- that yields anything else (its own `coroutine.yield`) is abandoned: its
 -- abandon hooks run, and the error (kind "callback") is reported.
 --
--- **Loops.** Each client has a loop: its engine, the tasks asleep in it,
--- the deliveries posted to it, its guests. `step` is the user's turn of
--- it; `turn` is one turn for a blocking wait (usable inside callbacks);
--- `block` is the one place where the Lua layer blocks: it turns the loops
--- a wait needs until the wait is over.
+-- **Loops.** Each client has a loop (`aigc.client_loop`): its engine,
+-- the tasks asleep in it, the deliveries posted to it, its guests. A loop
+-- wakes its sleepers through `SCHED.wake`; the tasks' waits register
+-- there what they wait for.
 --
 -- Futures (`aigc.future`) wait through `in_task`, `wait_in_task` and
--- `block`.
+-- `client_loop.block`.
 --
 -- @module aigc.task
 -- @local
 
 local core = require "aigc.core"
 local compat = require "aigc.compat"
+local client_loop = require "aigc.client_loop"
 local util = require "aigc.util"
 
 local coroutine_create, coroutine_resume = coroutine.create, coroutine.resume
 local coroutine_status, coroutine_yield = coroutine.status, coroutine.yield
-local error, ipairs, next, pairs, pcall, setmetatable, type =
-  error, ipairs, next, pairs, pcall, setmetatable, type
-local math_huge, math_min = math.huge, math.min
+local error, ipairs, pcall, setmetatable, type = error, ipairs, pcall, setmetatable, type
 local table_remove = table.remove
+local add_guest, remove_guest = client_loop.add_guest, client_loop.remove_guest
+local add_sleeper, remove_sleeper = client_loop.add_sleeper, client_loop.remove_sleeper
 local now = core.now
 local pack, unpack = compat.pack, compat.unpack
 
@@ -59,9 +59,6 @@ local TOKEN = M.TOKEN
 -- runs inside a task map to the same record.
 local tasks = setmetatable({}, { __mode = "kv" })   -- (see M.spawn)
 
--- engine -> its client's loop (weak values too: no cycle through the key).
-local loop_of_engine = setmetatable({}, { __mode = "kv" })
-
 -- Whether a wait here may yield: the C core's rule when it has one (it
 -- knows when it runs a callback), else the language's.
 local yieldable = core.yieldable or compat.isyieldable
@@ -81,18 +78,6 @@ end
 function M.current_client ()
   local rec = current()
   return rec and rec.loop.client
-end
-
-local function add_guest (loop, guest)
-  loop.guests[guest] = (loop.guests[guest] or 0) + 1
-  loop.guest_waits = loop.guest_waits + 1
-end
-
-local function remove_guest (loop, guest)
-  local n = loop.guests[guest]
-  if n == nil then return end
-  loop.guests[guest] = n > 1 and n - 1 or nil
-  loop.guest_waits = loop.guest_waits - 1
 end
 
 local resume_task   -- (defined below)
@@ -131,10 +116,7 @@ local function wake (rec, w, ...)
     local s = w.sleeper
     if s then
       w.sleeper = nil
-      local list = rec.loop.sleepers
-      for i = #list, 1, -1 do
-        if list[i] == s then table_remove(list, i); break end
-      end
+      remove_sleeper(rec.loop, s)
     end
   end
   -- (PUC 5.1: a wait under a C call -- pcall, a generic for's iterator --
@@ -159,7 +141,7 @@ end
 local function core_wait_started (rec, req)
   if rec.waiting ~= req then return end
   local ok, engine = pcall(req._engine, req)
-  local guest = ok and loop_of_engine[engine] or nil
+  local guest = ok and client_loop.of_engine(engine) or nil
   if guest == nil or guest == rec.loop then return end
   local w = { request = req, guests = { guest } }
   if rec.waiting ~= req then return end
@@ -196,7 +178,8 @@ local function resume_from_core (co, req)
 end
 
 --- The scheduler the C core is given (`engine:set_scheduler`).
-M.SCHED = { tasks = tasks, token = TOKEN, resume = resume_from_core }
+-- (`wake` is for the loops: they wake their sleepers through it)
+M.SCHED = { tasks = tasks, token = TOKEN, resume = resume_from_core, wake = wake }
 
 local function make_task_error (co, err, what)
   what = what or "a task started with client:spawn"
@@ -463,255 +446,19 @@ end
 -- }======================================================
 
 
+
+
 -- {======================================================
 -- Loops
 -- =======================================================
 
---- A client's loop.
+--- A client's loop (`aigc.client_loop`), whose tasks run in this scheduler.
 -- @tparam table client
 -- @param engine its `aigc.core` engine
 -- @treturn table the loop
 function M.new_loop (client, engine)
-  local loop = {
-    client = client, engine = engine,
-    sleepers = {},     -- tasks asleep: { at =, rec =, w = }
-    posted = {},       -- functions the next turn runs (deliveries "from the loop")
-    guests = {},       -- loops this one drives for its tasks: loop -> tasks waiting there
-    guest_waits = 0,   -- tasks of this client waiting on another client
-    futures = setmetatable({}, { __mode = "k" }),   -- pending futures close() cancels
-    closed = false,
-  }
-  loop_of_engine[engine] = loop
-  engine:set_scheduler(M.SCHED)
-  return loop
+  return client_loop.new(client, engine, M.SCHED)
 end
-
--- Tells the engine when the loop's tasks next need a turn (`at`, on
--- `now()`'s clock, or nil), for an external loop's timer (client:watch):
--- its watcher hears it at once, or at the end of the turn running now.
--- What is told may be earlier than needed (a sleeper woken otherwise): the
--- external loop then calls act() once for nothing, which tells it again.
-local function tell_wake (loop, at)
-  if loop.closed or loop.told_wake == at then return end
-  loop.told_wake = at
-  loop.engine:set_task_deadline(at)
-end
-
-local function report_delivery_error (loop, e)
-  util.report(loop.client, util.callback_error("a delivery", e))
-end
-
---- Runs `fn` from the loop: at the end of its next turn (at once when the
--- client is closed: no turn will come). For deliveries that must not
--- happen inside the call that causes them (cancel) or in a finalizer.
--- An error in fn is reported.
--- @tparam table loop
--- @tparam function fn
-function M.post (loop, fn)
-  if loop.closed then
-    local ok, e = pcall(fn)
-    if not ok then pcall(report_delivery_error, loop, e) end
-    return
-  end
-  local posted = loop.posted
-  posted[#posted + 1] = fn
-  tell_wake(loop, now())
-end
-
-local function run_posted (loop)
-  local list = loop.posted
-  if #list == 0 then return end
-  loop.posted = {}
-  for _, fn in ipairs(list) do
-    local ok, e = pcall(fn)
-    if not ok then pcall(report_delivery_error, loop, e) end   -- (the next ones run still)
-  end
-end
-
--- (w is registered already; the allocation may end the wait: then no sleeper)
-local function add_sleeper (loop, at, rec, w)
-  local s = { at = at, rec = rec, w = w }
-  if rec.waiting ~= w then return end
-  w.sleeper = s
-  local list = loop.sleepers
-  list[#list + 1] = s
-  local told = loop.told_wake
-  if told == nil or at < told then tell_wake(loop, at) end
-end
-
-local function wake_sleepers (loop)
-  local list, t = loop.sleepers, now()
-  local i = 1
-  while i <= #list do
-    local s = list[i]
-    if s.at <= t then
-      table_remove(list, i)
-      s.w.sleeper = nil
-      wake(s.rec, s.w)
-    else
-      i = i + 1
-    end
-  end
-end
-
---- What the loop has to do besides its engine's requests: tasks asleep
--- or waiting on another client, deliveries to run.
--- @tparam table loop
--- @treturn integer
-function M.pending (loop)
-  return #loop.sleepers + #loop.posted + loop.guest_waits
-end
-local pending = M.pending
-
--- The longest a turn waits on its own sockets while tasks wait on another
--- client (whose sockets are not in this wait).
-local GUEST_SLICE = 0.005
-
--- `timeout`, shortened to the soonest sleeper and, with guests, to GUEST_SLICE.
-local function wait_bound (loop, timeout)
-  if type(timeout) ~= "number" or timeout <= 0 then return timeout end
-  local t, soonest = now(), math_huge
-  for _, s in ipairs(loop.sleepers) do
-    if s.at < soonest then soonest = s.at end
-  end
-  if soonest - t < timeout then timeout = soonest > t and soonest - t or 0 end
-  if next(loop.guests) ~= nil and timeout > GUEST_SLICE then timeout = GUEST_SLICE end
-  return timeout
-end
-
--- A guest that cannot be driven now (closed, or busy in a callback of its
--- own further up the stack) is left for the next turn.
-local function refused (e)
-  return type(e) == "string" and (e:find("closed client", 1, true) or e:find("inside an aigc callback", 1, true)
-                                  or e:find("already running", 1, true))
-end
-
--- Drives the loops this one's tasks wait on (no recursion: a guest does
--- not drive back a loop that is driving it). A guest's callback errors
--- stay the guest's (its error_handler ran; without one, its step()
--- returned them and they are given back to it, for the user's next
--- step() of that client): the host's step() never returns them.
-local function drive_guests (loop)
-  if next(loop.guests) == nil or loop.driving_guests then return end
-  loop.driving_guests = true
-  local list = {}
-  for g in pairs(loop.guests) do list[#list + 1] = g end
-  for _, g in ipairs(list) do
-    if not g.driving_guests and not g.closed then
-      local ok, _, gerrors = pcall(M.step, g, 0)
-      if not ok and not refused(_) then
-        loop.driving_guests = nil
-        error(_, 0)
-      end
-      for _, e in ipairs(ok and gerrors or {}) do g.engine:report(e) end
-    end
-  end
-  loop.driving_guests = nil
-end
-
---- The count `step()`, `act()` and `active()` agree on: the engine's
--- requests (queued, running, ends to deliver) plus `pending`.
--- @tparam table loop
--- @treturn integer
-function M.count (loop)
-  if loop.closed then return 0 end
-  local ok, n = pcall(loop.engine.active, loop.engine)   -- (raises once closed)
-  if not ok then return 0 end
-  return n + pending(loop)
-end
-
--- When the loop's tasks next need a turn: now when deliveries are posted,
--- soon when tasks wait on another client (GUEST_SLICE, as a step's wait),
--- else when the first sleep ends; nil: never.
-local function wake_at (loop)
-  if #loop.posted > 0 then return now() end
-  local soonest
-  for _, s in ipairs(loop.sleepers) do
-    if soonest == nil or s.at < soonest then soonest = s.at end
-  end
-  if next(loop.guests) ~= nil then
-    local g = now() + GUEST_SLICE
-    if soonest == nil or g < soonest then soonest = g end
-  end
-  return soonest
-end
-
---- The user's turn of the loop (`client:step`): waits at most `timeout`
--- for the network, runs callbacks (at most `budget`), drives the guests,
--- runs what was posted and wakes the tasks whose sleep is over.
--- @tparam table loop
--- @tparam[opt] number timeout
--- @tparam[opt] integer budget
--- @treturn integer what `count` counts after the turn
--- @treturn[opt] table the callback errors reported meanwhile
-function M.step (loop, timeout, budget)
-  local _, errors = loop.engine:step(wait_bound(loop, timeout), budget)
-  drive_guests(loop)
-  run_posted(loop)
-  if #loop.sleepers > 0 then wake_sleepers(loop) end
-  tell_wake(loop, wake_at(loop))
-  -- (with the errors the Lua part raised: a future's on_done's, say)
-  return M.count(loop), loop.engine:take_errors(errors)
-end
-
---- The Lua part of a turn, after the engine acted on its own (an external
--- loop's `client:act()`): as in `step`, the guests are driven, what was
--- posted runs, the tasks whose sleep is over wake; then the external loop
--- hears when the tasks next need a turn.
--- @tparam table loop
-function M.after_act (loop)
-  drive_guests(loop)
-  run_posted(loop)
-  if #loop.sleepers > 0 then wake_sleepers(loop) end
-  tell_wake(loop, wake_at(loop))
-end
-
--- One turn for a blocking wait: like step, but usable inside callbacks
--- (with the core's nested drive), and callback errors stay with the
--- engine for the user's next step(). `request`: a C request the wait is
--- for, pumped if pending (its own turn checks that it can ever start).
-local function turn (loop, timeout, request)
-  timeout = wait_bound(loop, timeout)
-  local engine = loop.engine
-  local status = type(request) == "userdata" and request:status()
-  if status == "queued" or status == "running" then
-    request:pump(timeout)
-  elseif engine.drive then
-    engine:drive(timeout)
-  else   -- (until lane/c2's engine:drive: step, and give its errors back)
-    local _, errors = engine:step(timeout)
-    for _, e in ipairs(errors or {}) do engine:report(e) end
-  end
-  drive_guests(loop)
-  run_posted(loop)
-  if #loop.sleepers > 0 then wake_sleepers(loop) end
-end
-
---- Blocks until `done()` or the deadline, turning `loops` meanwhile: the
--- one loop in which the Lua layer blocks. Returns whether `done()`.
--- @tparam function done
--- @tparam table loops
--- @tparam[opt] number deadline on `aigc.now()`'s clock
--- @param[opt] request a C request the wait is for
--- @treturn boolean
-function M.block (done, loops, deadline, request)
-  local slice = #loops > 1 and GUEST_SLICE or 0.05
-  while not done() do
-    local left = deadline and deadline - now()
-    if left and left <= 0 then return false end
-    local open = 0
-    for _, loop in ipairs(loops) do
-      if not loop.closed then
-        open = open + 1
-        turn(loop, left and math_min(slice, left) or slice, request)
-        if done() then return true end
-      end
-    end
-    if open == 0 then return done() end
-  end
-  return true
-end
-local block = M.block
 
 --- Sleeps `seconds`: inside a task it yields (the task's own client's
 -- loop wakes it); elsewhere it turns `loop` meanwhile.
@@ -727,23 +474,7 @@ function M.sleep (loop, seconds)
     return
   end
   local deadline = now() + seconds
-  block(function () return now() >= deadline end, { loop }, deadline)
-end
-
---- Closes the loop's client: its pending futures are canceled, then the
--- engine is closed (its requests end, kind "canceled"; their waiters are
--- resumed); what was posted runs. Idempotent.
--- @tparam table loop
-function M.close (loop)
-  if not loop.closed then
-    local list = {}
-    for f in pairs(loop.futures) do list[#list + 1] = f end
-    for _, f in ipairs(list) do pcall(f.cancel, f, "the client was closed") end
-  end
-  loop.engine:close()
-  if loop.closed then return end
-  loop.closed = true
-  run_posted(loop)
+  client_loop.block(function () return now() >= deadline end, { loop }, deadline)
 end
 
 -- }======================================================

@@ -1,0 +1,354 @@
+--- A client's loop: its engine, the tasks asleep in it, the deliveries
+-- posted to it, the other clients it drives for its tasks (its guests).
+--
+-- Internal: the client's `step`, `act`, `active` and `close` are built on
+-- it, and a blocking wait turns it. Not part of the API. The tasks
+-- themselves (coroutines, their waits and wakes) are `aigc.task`'s: a loop
+-- only keeps the records of what its tasks wait for (its sleepers, its
+-- guests) and wakes a sleeper through the scheduler it was made with
+-- (`sched.wake`).
+--
+-- `step` is the user's turn of a loop; `turn` is one turn for a blocking
+-- wait (usable inside callbacks); `block` is the one place where the Lua
+-- layer blocks: it turns the loops a wait needs until the wait is over.
+--
+-- @module aigc.client_loop
+-- @local
+
+local core = require "aigc.core"
+local util = require "aigc.util"
+
+local error, ipairs, next, pairs, pcall, setmetatable, type =
+  error, ipairs, next, pairs, pcall, setmetatable, type
+local math_huge, math_min = math.huge, math.min
+local table_remove = table.remove
+local now = core.now
+
+util.own_module()
+
+local M = {}
+
+-- engine -> its client's loop (weak values too: no cycle through the key).
+local loop_of_engine = setmetatable({}, { __mode = "kv" })
+
+--- The loop of `engine`'s client, or nil.
+-- @param engine
+-- @treturn table|nil
+function M.of_engine (engine)
+  return loop_of_engine[engine]
+end
+
+-- {======================================================
+-- What the loop's tasks wait for
+-- =======================================================
+
+--- Counts a task of `loop` waiting on `guest` (another client's loop,
+-- which `loop` then drives). Allocates only for a new guest.
+-- @tparam table loop
+-- @tparam table guest
+function M.add_guest (loop, guest)
+  loop.guests[guest] = (loop.guests[guest] or 0) + 1
+  loop.guest_waits = loop.guest_waits + 1
+end
+
+--- Undoes one `add_guest`. Allocates nothing.
+-- @tparam table loop
+-- @tparam table guest
+function M.remove_guest (loop, guest)
+  local n = loop.guests[guest]
+  if n == nil then return end
+  loop.guests[guest] = n > 1 and n - 1 or nil
+  loop.guest_waits = loop.guest_waits - 1
+end
+
+--- Takes the sleeper `s` (from `add_sleeper`) off the loop's list.
+-- Allocates nothing (a wake calls it before it resumes the task).
+-- @tparam table loop
+-- @tparam table s
+function M.remove_sleeper (loop, s)
+  local list = loop.sleepers
+  for i = #list, 1, -1 do
+    if list[i] == s then table_remove(list, i); return end
+  end
+end
+
+-- }======================================================
+
+
+-- {======================================================
+-- Turns
+-- =======================================================
+
+--- A client's loop, for its engine; `sched` is the scheduler of the
+-- tasks (`aigc.task`'s SCHED), given to the engine too.
+-- @tparam table client
+-- @param engine its `aigc.core` engine
+-- @tparam table sched
+-- @treturn table the loop
+function M.new (client, engine, sched)
+  local loop = {
+    client = client, engine = engine, sched = sched,
+    sleepers = {},     -- tasks asleep: { at =, rec =, w = }
+    posted = {},       -- functions the next turn runs (deliveries "from the loop")
+    guests = {},       -- loops this one drives for its tasks: loop -> tasks waiting there
+    guest_waits = 0,   -- tasks of this client waiting on another client
+    futures = setmetatable({}, { __mode = "k" }),   -- pending futures close() cancels
+    closed = false,
+  }
+  loop_of_engine[engine] = loop
+  engine:set_scheduler(sched)
+  return loop
+end
+
+-- Tells the engine when the loop's tasks next need a turn (`at`, on
+-- `now()`'s clock, or nil), for an external loop's timer (client:watch):
+-- its watcher hears it at once, or at the end of the turn running now.
+-- What is told may be earlier than needed (a sleeper woken otherwise): the
+-- external loop then calls act() once for nothing, which tells it again.
+local function tell_wake (loop, at)
+  if loop.closed or loop.told_wake == at then return end
+  loop.told_wake = at
+  loop.engine:set_task_deadline(at)
+end
+
+local function report_delivery_error (loop, e)
+  util.report(loop.client, util.callback_error("a delivery", e))
+end
+
+--- Runs `fn` from the loop: at the end of its next turn (at once when the
+-- client is closed: no turn will come). For deliveries that must not
+-- happen inside the call that causes them (cancel) or in a finalizer.
+-- An error in fn is reported.
+-- @tparam table loop
+-- @tparam function fn
+function M.post (loop, fn)
+  if loop.closed then
+    local ok, e = pcall(fn)
+    if not ok then pcall(report_delivery_error, loop, e) end
+    return
+  end
+  local posted = loop.posted
+  posted[#posted + 1] = fn
+  tell_wake(loop, now())
+end
+
+local function run_posted (loop)
+  local list = loop.posted
+  if #list == 0 then return end
+  loop.posted = {}
+  for _, fn in ipairs(list) do
+    local ok, e = pcall(fn)
+    if not ok then pcall(report_delivery_error, loop, e) end   -- (the next ones run still)
+  end
+end
+
+--- Puts the task `rec` to sleep in `loop` until `at` (on `now()`'s clock)
+-- for its wait `w` (a table), which a wake ends (see `remove_sleeper`).
+-- `w` is registered already: the allocation here may end the wait (a
+-- finalizer drove the loop), and then there is no sleeper.
+-- @tparam table loop
+-- @tparam number at
+-- @tparam table rec
+-- @tparam table w
+function M.add_sleeper (loop, at, rec, w)
+  local s = { at = at, rec = rec, w = w }
+  if rec.waiting ~= w then return end
+  w.sleeper = s
+  local list = loop.sleepers
+  list[#list + 1] = s
+  local told = loop.told_wake
+  if told == nil or at < told then tell_wake(loop, at) end
+end
+
+local function wake_sleepers (loop)
+  local list, t = loop.sleepers, now()
+  local i = 1
+  while i <= #list do
+    local s = list[i]
+    if s.at <= t then
+      table_remove(list, i)
+      s.w.sleeper = nil
+      loop.sched.wake(s.rec, s.w)
+    else
+      i = i + 1
+    end
+  end
+end
+
+--- What the loop has to do besides its engine's requests: tasks asleep
+-- or waiting on another client, deliveries to run.
+-- @tparam table loop
+-- @treturn integer
+function M.pending (loop)
+  return #loop.sleepers + #loop.posted + loop.guest_waits
+end
+local pending = M.pending
+
+-- The longest a turn waits on its own sockets while tasks wait on another
+-- client (whose sockets are not in this wait).
+local GUEST_SLICE = 0.005
+
+-- `timeout`, shortened to the soonest sleeper and, with guests, to GUEST_SLICE.
+local function wait_bound (loop, timeout)
+  if type(timeout) ~= "number" or timeout <= 0 then return timeout end
+  local t, soonest = now(), math_huge
+  for _, s in ipairs(loop.sleepers) do
+    if s.at < soonest then soonest = s.at end
+  end
+  if soonest - t < timeout then timeout = soonest > t and soonest - t or 0 end
+  if next(loop.guests) ~= nil and timeout > GUEST_SLICE then timeout = GUEST_SLICE end
+  return timeout
+end
+
+-- A guest that cannot be driven now (closed, or busy in a callback of its
+-- own further up the stack) is left for the next turn.
+local function refused (e)
+  return type(e) == "string" and (e:find("closed client", 1, true) or e:find("inside an aigc callback", 1, true)
+                                  or e:find("already running", 1, true))
+end
+
+-- Drives the loops this one's tasks wait on (no recursion: a guest does
+-- not drive back a loop that is driving it). A guest's callback errors
+-- stay the guest's (its error_handler ran; without one, its step()
+-- returned them and they are given back to it, for the user's next
+-- step() of that client): the host's step() never returns them.
+local function drive_guests (loop)
+  if next(loop.guests) == nil or loop.driving_guests then return end
+  loop.driving_guests = true
+  local list = {}
+  for g in pairs(loop.guests) do list[#list + 1] = g end
+  for _, g in ipairs(list) do
+    if not g.driving_guests and not g.closed then
+      local ok, _, gerrors = pcall(M.step, g, 0)
+      if not ok and not refused(_) then
+        loop.driving_guests = nil
+        error(_, 0)
+      end
+      for _, e in ipairs(ok and gerrors or {}) do g.engine:report(e) end
+    end
+  end
+  loop.driving_guests = nil
+end
+
+--- The count `step()`, `act()` and `active()` agree on: the engine's
+-- requests (queued, running, ends to deliver) plus `pending`.
+-- @tparam table loop
+-- @treturn integer
+function M.count (loop)
+  if loop.closed then return 0 end
+  local ok, n = pcall(loop.engine.active, loop.engine)   -- (raises once closed)
+  if not ok then return 0 end
+  return n + pending(loop)
+end
+
+-- When the loop's tasks next need a turn: now when deliveries are posted,
+-- soon when tasks wait on another client (GUEST_SLICE, as a step's wait),
+-- else when the first sleep ends; nil: never.
+local function wake_at (loop)
+  if #loop.posted > 0 then return now() end
+  local soonest
+  for _, s in ipairs(loop.sleepers) do
+    if soonest == nil or s.at < soonest then soonest = s.at end
+  end
+  if next(loop.guests) ~= nil then
+    local g = now() + GUEST_SLICE
+    if soonest == nil or g < soonest then soonest = g end
+  end
+  return soonest
+end
+
+--- The user's turn of the loop (`client:step`): waits at most `timeout`
+-- for the network, runs callbacks (at most `budget`), drives the guests,
+-- runs what was posted and wakes the tasks whose sleep is over.
+-- @tparam table loop
+-- @tparam[opt] number timeout
+-- @tparam[opt] integer budget
+-- @treturn integer what `count` counts after the turn
+-- @treturn[opt] table the callback errors reported meanwhile
+function M.step (loop, timeout, budget)
+  local _, errors = loop.engine:step(wait_bound(loop, timeout), budget)
+  drive_guests(loop)
+  run_posted(loop)
+  if #loop.sleepers > 0 then wake_sleepers(loop) end
+  tell_wake(loop, wake_at(loop))
+  -- (with the errors the Lua part raised: a future's on_done's, say)
+  return M.count(loop), loop.engine:take_errors(errors)
+end
+
+--- The Lua part of a turn, after the engine acted on its own (an external
+-- loop's `client:act()`): as in `step`, the guests are driven, what was
+-- posted runs, the tasks whose sleep is over wake; then the external loop
+-- hears when the tasks next need a turn.
+-- @tparam table loop
+function M.after_act (loop)
+  drive_guests(loop)
+  run_posted(loop)
+  if #loop.sleepers > 0 then wake_sleepers(loop) end
+  tell_wake(loop, wake_at(loop))
+end
+
+-- One turn for a blocking wait: like step, but usable inside callbacks
+-- (with the core's nested drive), and callback errors stay with the
+-- engine for the user's next step(). `request`: a C request the wait is
+-- for, pumped if pending (its own turn checks that it can ever start).
+local function turn (loop, timeout, request)
+  timeout = wait_bound(loop, timeout)
+  local engine = loop.engine
+  local status = type(request) == "userdata" and request:status()
+  if status == "queued" or status == "running" then
+    request:pump(timeout)
+  elseif engine.drive then
+    engine:drive(timeout)
+  else   -- (until lane/c2's engine:drive: step, and give its errors back)
+    local _, errors = engine:step(timeout)
+    for _, e in ipairs(errors or {}) do engine:report(e) end
+  end
+  drive_guests(loop)
+  run_posted(loop)
+  if #loop.sleepers > 0 then wake_sleepers(loop) end
+end
+
+--- Blocks until `done()` or the deadline, turning `loops` meanwhile: the
+-- one loop in which the Lua layer blocks. Returns whether `done()`.
+-- @tparam function done
+-- @tparam table loops
+-- @tparam[opt] number deadline on `aigc.now()`'s clock
+-- @param[opt] request a C request the wait is for
+-- @treturn boolean
+function M.block (done, loops, deadline, request)
+  local slice = #loops > 1 and GUEST_SLICE or 0.05
+  while not done() do
+    local left = deadline and deadline - now()
+    if left and left <= 0 then return false end
+    local open = 0
+    for _, loop in ipairs(loops) do
+      if not loop.closed then
+        open = open + 1
+        turn(loop, left and math_min(slice, left) or slice, request)
+        if done() then return true end
+      end
+    end
+    if open == 0 then return done() end
+  end
+  return true
+end
+
+--- Closes the loop's client: its pending futures are canceled, then the
+-- engine is closed (its requests end, kind "canceled"; their waiters are
+-- resumed); what was posted runs. Idempotent.
+-- @tparam table loop
+function M.close (loop)
+  if not loop.closed then
+    local list = {}
+    for f in pairs(loop.futures) do list[#list + 1] = f end
+    for _, f in ipairs(list) do pcall(f.cancel, f, "the client was closed") end
+  end
+  loop.engine:close()
+  if loop.closed then return end
+  loop.closed = true
+  run_posted(loop)
+end
+
+-- }======================================================
+
+return M
