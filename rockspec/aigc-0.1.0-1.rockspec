@@ -65,6 +65,7 @@ build = {
     ["aigc.client_setup"] = "lua/aigc/client_setup.lua",
     ["aigc.files"] = "lua/aigc/files.lua",
     ["aigc.media"] = "lua/aigc/media.lua",
+    ["aigc.media_call"] = "lua/aigc/media_call.lua",
     ["aigc.download"] = "lua/aigc/download.lua",
     ["aigc.reply"] = "lua/aigc/reply.lua",
     ["aigc.vec"] = "lua/aigc/vec.lua",

@@ -9,6 +9,7 @@
 
 local core = require "aigc.core"
 local media = require "aigc.media"
+local media_call = require "aigc.media_call"
 local future = require "aigc.future"
 local util = require "aigc.util"
 
@@ -137,11 +138,11 @@ end
 -- origin: a host that redirects back to the API must not make the client
 -- send its key to a URL that host chose).
 local function hop (self, submit, fname, url, opts, sink, left)
-  local params = media.sendable(opts)
+  local params = media_call.sendable(opts)
   if left or origin(url) ~= origin(self.base_url) then   -- another host: no credential, no organization
     params.headers, params.extra_headers = foreign_headers(self, opts), nil
   end
-  return media.perform(self, submit, {
+  return media_call.perform(self, submit, {
     fname = fname, async = true, api = "get", path = url, params = params,
     body = { absolute = true, sink = sink },
   })
@@ -151,8 +152,8 @@ end
 -- @local
 function M.download (self, submit, fname, url, opts, async)
   if not media.is_http_url(url) then util.argerror(fname, 1, util.expected("an http:// or https:// URL", url)) end
-  opts = opts == nil and {} or media.params_of(self, fname, opts, nil, 2)
-  local sink = media.sink_of(fname, opts.to)
+  opts = opts == nil and {} or media_call.params_of(self, fname, opts, nil, 2)
+  local sink = media_call.sink_of(fname, opts.to)
   local first = hop(self, submit, fname, url, opts, sink)   -- (a misuse raises here, at the caller's line)
   local f = future.run(self._loop, function (f)
     local req, seen, left, hops = first, { [url:gsub("#.*$", "")] = true }, false, 0

@@ -9,7 +9,7 @@
 -- @module aigc.files
 
 local core = require "aigc.core"
-local media = require "aigc.media"
+local media_call = require "aigc.media_call"
 local reply = require "aigc.reply"
 local util = require "aigc.util"
 
@@ -30,25 +30,25 @@ end
 -- Options of an id-taking call (argument 2): call options and `to`.
 local function options_of (self, fname, opts)
   if opts == nil then return {} end
-  return media.params_of(self, fname, opts)
+  return media_call.params_of(self, fname, opts)
 end
 
 local function upload (self, submit, fname, params, async)
-  params = media.params_of(self, fname, params)
+  params = media_call.params_of(self, fname, params)
   if params.file == nil then
     field_error(fname, 1, "params.file", expected("a path or {data =, filename =}", nil))
   end
   if type(params.purpose) ~= "string" then
     field_error(fname, 1, "params.purpose", expected("string", params.purpose))
   end
-  local form, options, reader, labels = media.form_of(self, fname, params, { file = true })
+  local form, options, reader, labels = media_call.form_of(self, fname, params, { file = true })
   for i = #form, 1, -1 do   -- (a file has no model)
     if form[i].name == "model" and params.model == nil then
       table.remove(form, i)
       table.remove(labels, i)
     end
   end
-  return media.perform(self, submit, {
+  return media_call.perform(self, submit, {
     fname = fname, async = async, api = "json", path = "/files", params = options, labels = labels,
     body = { form = form, reader = reader },
     on_done = params.on_done, on_error = params.on_error,
@@ -60,7 +60,7 @@ end
 -- not an array of objects, or whose last file has no string id while
 -- `has_more` says there is a next page, is an error (kind "parse").
 local function list (self, submit, fname, params, async)
-  params = params == nil and {} or media.params_of(self, fname, params)
+  params = params == nil and {} or media_call.params_of(self, fname, params)
   local query, call = {}, {}
   for k, v in pairs(params) do
     if k == "purpose" or k == "limit" or k == "after" or k == "order" then query[k] = v
@@ -72,7 +72,7 @@ local function list (self, submit, fname, params, async)
     for k, v in pairs(query) do q[k] = v end
     call.query = q
   end
-  return media.perform(self, submit, {
+  return media_call.perform(self, submit, {
     fname = fname, async = async, api = "get", path = "/files", params = call,
     on_done = params.on_done, on_error = params.on_error,
     finish = function (res)
@@ -94,9 +94,9 @@ local function by_id (what)
     opts = options_of(self, fname, opts)
     local body
     if what == "delete" then body = { method = "DELETE" }
-    elseif what == "content" then body = { sink = media.sink_of(fname, opts.to) } end
-    return media.perform(self, submit, {
-      fname = fname, async = async, api = "get", path = path, params = media.sendable(opts), body = body,
+    elseif what == "content" then body = { sink = media_call.sink_of(fname, opts.to) } end
+    return media_call.perform(self, submit, {
+      fname = fname, async = async, api = "get", path = path, params = media_call.sendable(opts), body = body,
       on_done = opts.on_done, on_error = opts.on_error,
     })
   end
@@ -122,13 +122,13 @@ local function finish_embeddings (self, params, res)
 end
 
 local function embeddings (self, submit, fname, params, async)
-  params = media.params_of(self, fname, params)
+  params = media_call.params_of(self, fname, params)
   if params.input == nil then field_error(fname, 1, "params.input", expected("string or list", nil)) end
   local ours = params.encoding_format == nil
-  local sent = media.sendable(params, ours and { encoding_format = "base64" } or nil)
+  local sent = media_call.sendable(params, ours and { encoding_format = "base64" } or nil)
   local model = params.model
   if model == nil then model = self.model end
-  return media.perform(self, submit, {
+  return media_call.perform(self, submit, {
     fname = fname, async = async, api = "json", path = "/embeddings", params = sent,
     finish = function (res)
       if ours then return finish_embeddings(self, sent, res) end

@@ -1,8 +1,8 @@
 --- Images, audio and moderation (issue 15): the client's methods for
 -- `POST /images/generations|edits|variations`, `/audio/speech`,
 -- `/audio/transcriptions|translations` and `/moderations`, each blocking
--- and `_async`; and the helpers `aigc.files` shares (uploads, sinks, the
--- call's shape).
+-- and `_async`, built on `aigc.media_call` (uploads, sinks, the call's
+-- shape), which `aigc.files` and `aigc.download` share.
 --
 -- Bytes never pass through Lua on their way in or out unless asked:
 -- uploads name a file (`file = "voice.wav"`, read by libcurl when the
@@ -26,14 +26,12 @@
 
 local core = require "aigc.core"
 local check = require "aigc.check"
-local future = require "aigc.future"
-local task = require "aigc.task"
+local call = require "aigc.media_call"
 local reply = require "aigc.reply"
 local util = require "aigc.util"
 
-local error, io_open, ipairs, os_remove, os_rename, pairs, pcall, rawget, setmetatable, tonumber, tostring, type =
-  error, io.open, ipairs, os.remove, os.rename, pairs, pcall, rawget, setmetatable, tonumber, tostring, type
-local math_floor, string_format = math.floor, string.format
+local error, io_open, ipairs, os_remove, os_rename, pairs, setmetatable, tostring, type =
+  error, io.open, ipairs, os.remove, os.rename, pairs, setmetatable, tostring, type
 local table_sort = table.sort
 local argerror, expected, field_error = util.argerror, util.expected, util.field_error
 local null = core.null
@@ -55,255 +53,6 @@ M.b64decode = core.media.b64decode
 -- @tparam[opt] string encoding `"base64"`
 -- @treturn table|nil the numbers, or nil and why
 M.f32 = core.media.f32
-
--- {======================================================
--- What every call shares
--- =======================================================
-
--- Per-call options of this module (never sent).
-local OWN_OPTIONS = { to = true }
-
---- The params of a call as a table (a string is `input`), checked.
--- @local
-function M.params_of (self, fname, params, default_field, argn)
-  argn = argn or 1
-  if type(params) == "string" and default_field then params = { [default_field] = params } end
-  if type(params) ~= "table" then argerror(fname, argn, expected("table", params)) end
-  check.call(self, fname, argn, "json", params)
-  return params
-end
-
---- A shallow copy of params without on_done / on_error and this module's
--- own options (the future delivers the callbacks, after `finish`), plus
--- `extra`.
--- @local
-function M.sendable (params, extra)
-  local t = {}
-  for k, v in pairs(params) do
-    if k ~= "on_done" and k ~= "on_error" and not OWN_OPTIONS[k] then t[k] = v end
-  end
-  for k, v in pairs(extra or {}) do t[k] = v end
-  return t
-end
-
--- The sink of `to`: "bytes" (nil), {path = to} (a string) or the function.
-local function sink_of (fname, to)
-  if to == nil then return "bytes" end
-  if type(to) == "string" then
-    if to == "" then field_error(fname, 1, "params.to", "an empty path") end
-    return { path = to }
-  end
-  if check.is_callable(to) then
-    if type(to) ~= "function" then return function (chunk) return to(chunk) end end
-    return to
-  end
-  field_error(fname, 1, "params.to", expected("a path or a function", to))
-end
-M.sink_of = sink_of
-
--- One upload part from `v` (a path, {path=}, {data=, filename=, type=}, or
--- {reader=fn, filename=, type=, size=}: bytes fed by fn from the loop).
-local function file_part (fname, path, name, v)
-  if type(v) == "string" then return { name = name, path = v } end
-  if type(v) ~= "table" then field_error(fname, 1, path, expected("a path or {data =, filename =}", v)) end
-  -- (libcurl sends the type as it is: a CR or LF would add lines to the part's headers)
-  if v.type ~= nil and (type(v.type) ~= "string" or v.type:find("[\r\n]")) then
-    field_error(fname, 1, path .. ".type", expected("a MIME type (one line)", v.type))
-  end
-  if type(v.path) == "string" then
-    return { name = name, path = v.path, filename = v.filename, type = v.type }
-  end
-  if v.reader ~= nil then   -- bytes from a function, as libcurl asks for them
-    if not check.is_callable(v.reader) then field_error(fname, 1, path .. ".reader", expected("function", v.reader)) end
-    if type(v.filename) ~= "string" then
-      field_error(fname, 1, path .. ".filename", expected("string (the server reads the format from it)", v.filename))
-    end
-    local size = v.size   -- known: a Content-Length; else the body goes chunked
-    if size ~= nil and (type(size) ~= "number" or size < 0 or size ~= math_floor(size) or size > 2 ^ 53) then
-      field_error(fname, 1, path .. ".size", expected("a whole number >= 0", size))
-    end
-    return { name = name, reader = true, filename = v.filename, type = v.type, size = size }, v.reader
-  end
-  if type(v.data) ~= "string" then
-    field_error(fname, 1, path,
-                "{path = ...}, {data = bytes, filename = ...} or {reader = fn, filename = ...} expected")
-  end
-  if type(v.filename) ~= "string" then
-    field_error(fname, 1, path .. ".filename", expected("string (the server reads the format from it)", v.filename))
-  end
-  return { name = name, data = v.data, filename = v.filename, type = v.type }
-end
-
--- A text part's value: strings, numbers and booleans as the API reads them.
-local function text_value (fname, path, v)
-  local t = type(v)
-  if t == "string" then return v end
-  if t == "number" then
-    if v == math_floor(v) and v >= -2 ^ 53 and v <= 2 ^ 53 then return string_format("%.0f", v) end
-    -- As in a JSON body: the shortest text that reads back, with a '.'
-    -- whatever the C locale (string.format writes "0,5" under de_DE).
-    if v == v and v > -math.huge and v < math.huge then return core.json.encode(v) end
-    return string_format("%.17g", v)
-  end
-  if t == "boolean" then return tostring(v) end
-  field_error(fname, 1, path, expected("string, number or boolean", v))
-end
-
--- params.extra_body's fields as text parts, over the params' own (the Python SDK
--- merges it into the form's data); a table or an upload's field: refused.
-local function add_extra (fname, extra, files, add)
-  for k, v in pairs(extra) do
-    local path = "params.extra_body." .. tostring(k)
-    if type(k) ~= "string" then
-      field_error(fname, 1, "params.extra_body", "a field name must be a string, got " .. util.typename(k))
-    elseif files[k] then
-      field_error(fname, 1, path, "an upload: give it in params." .. k)
-    elseif v ~= null then   -- (aigc.null: the field is left out of the form)
-      add({ name = k, value = text_value(fname, path, v) }, path, true)
-    end
-  end
-end
-
---- The multipart form of `params`: fields in `files` are uploads (a list
--- of them goes as `name[]`), the others text parts (a list as `name[]`, a
--- table as `name[key]`), then extra_body's over them; call options are
--- not sent. The model is the
--- client's unless given. Returns the form, the call options, the
--- function feeding an upload part (`{reader = fn}`), if any, and what
--- each part of the form is in the caller's params (`labels`, for
--- `perform`: the core names a part by its place in the form).
--- @local
-function M.form_of (self, fname, params, files)
-  local form, options, reader, label_of, order = {}, { headers = {} }, nil, {}, {}
-  local function add (part, path, bare)
-    form[#form + 1] = part
-    label_of[part] = { path = path, bare = bare }
-    order[part] = #form
-  end
-  local function add_file (path, name, v)
-    local part, fn = file_part(fname, path, name, v)
-    -- (the core names a path part's errors at send time by its field: the caller's words)
-    if part.path then part.field = type(v) == "string" and path or path .. ".path" end
-    if fn then
-      if reader then field_error(fname, 1, path, "one upload fed by a function per call") end
-      reader = function () return fn() end   -- (a callable table too)
-    end
-    add(part, path, type(v) == "string")
-  end
-  local extra = type(params.extra_body) == "table" and params.extra_body or {}
-  for k, v in pairs(params) do
-    if rawget(extra, k) ~= nil then   -- luacheck: ignore 542 (extra_body's is sent instead)
-    elseif check.call_options[k] or k == "on_done" or k == "on_error" or OWN_OPTIONS[k] then
-      -- (headers: merged below into a table of our own; never the caller's,
-      -- which the Expect and Content-Type lines must not touch)
-      if k ~= "on_done" and k ~= "on_error" and k ~= "headers" and not OWN_OPTIONS[k] then options[k] = v end
-    elseif type(k) ~= "string" then
-      field_error(fname, 1, "params", "a field name must be a string, got " .. util.typename(k))
-    elseif files[k] then
-      if type(v) == "table" and v[1] ~= nil then
-        for i, f in ipairs(v) do add_file("params." .. k .. "[" .. i .. "]", k .. "[]", f) end
-      else
-        add_file("params." .. k, k, v)
-      end
-    elseif type(v) == "table" and v[1] ~= nil then
-      for i, x in ipairs(v) do
-        local path = "params." .. k .. "[" .. i .. "]"
-        add({ name = k .. "[]", value = text_value(fname, path, x) }, path, true)
-      end
-    elseif type(v) == "table" then
-      for sk, x in pairs(v) do
-        local path = "params." .. k .. "." .. tostring(sk)
-        add({ name = k .. "[" .. tostring(sk) .. "]", value = text_value(fname, path, x) }, path, true)
-      end
-    elseif v ~= null then
-      add({ name = k, value = text_value(fname, "params." .. k, v) }, "params." .. k, true)
-    end
-  end
-  add_extra(fname, extra, files, add)
-  if params.model == nil and self.model ~= nil then add({ name = "model", value = self.model }, "model", true) end
-  -- libcurl writes the multipart Content-Type (with its boundary): the
-  -- client's JSON one must not be sent.
-  -- A reader's bytes cannot be sent twice: wait for the server's "100
-  -- Continue" before reading any (the client turns Expect off otherwise),
-  -- so a server that answers first (401, 429, 5xx) leaves the reader
-  -- untouched and the call may be retried.
-  if reader then options.headers.Expect = "100-continue" end
-  for k, v in pairs(params.headers or {}) do
-    if reader and type(k) == "string" and k:lower() == "expect" then options.headers.Expect = nil end
-    options.headers[k] = v
-  end
-  options.headers["Content-Type"] = null
-  -- By name (the same form whatever order pairs() gives), a list's items
-  -- in their order (the first image of an edit is the one edited):
-  -- table.sort is not stable, and sent a, b, c as b, a, c.
-  table_sort(form, function (a, b) return a.name < b.name or a.name == b.name and order[a] < order[b] end)
-  local labels = {}
-  for i, part in ipairs(form) do labels[i] = label_of[part] end
-  return form, options, reader, labels
-end
-
--- A misuse the core found in a part of the form (`params.form[2].path:
--- cannot read x.png`, a NUL in a filename) named as the caller wrote it
--- (`params.image[2]: cannot read x.png`): the core only knows the form.
-local function caller_names (msg, labels)
-  return (msg:gsub("params%.form%[(%d+)%]%.?([%a_]*)", function (i, field)
-    local l = labels[tonumber(i)]
-    if l == nil then return nil end
-    if field == "" or l.bare then return l.path end   -- (a bare path or a text part: the value itself)
-    return l.path .. "." .. field
-  end))
-end
-
---- Submits and returns the outcome (blocking) or what stands for it
--- (`async`): the request itself when there is nothing to do after it,
--- else a future whose result is `finish(res)` and which runs the caller's
--- on_done / on_error. `s`: fname, async, api, path, params (sent), body
--- (the core's form / sink / method options), finish, on_done, on_error;
--- `labels` (a form's parts as the caller named them: `form_of`);
--- `model`, the model the call asked for (the result's `model` when the
--- reply names none and has usage: the client's usage counts it there);
--- `failed`, a table where a stream's event function leaves the error
--- (`failed.err`) it raised for: the call's error then.
--- @local
-function M.perform (self, submit, s)
-  local plain = s.finish == nil and s.on_done == nil and s.on_error == nil
-  -- (not plain: its end is heard here, after the wait, with the model set)
-  local ok, req, call = pcall(submit, self, s.api, s.params, s.path, s.fname, 1, s.body, not plain or nil)
-  if not ok then
-    if s.labels and type(req) == "string" then req = caller_names(req, s.labels) end
-    error(req, 0)   -- (already located at the caller's line)
-  end
-  if plain then
-    if s.async then return req end
-    return task.await(req)
-  end
-  local f = future.run(self._loop, function (f)
-    f:track(req)
-    local res, err = req:wait()
-    if type(res) == "table" and res.model == nil and res.usage ~= nil and type(s.model) == "string" then
-      res.model = s.model
-    end
-    local hook = rawget(self, "_hook")
-    if hook and call then hook.await(self, req, call, res, err) end
-    if res == nil and s.failed and s.failed.err then
-      local e = s.failed.err
-      return nil, reply.reply_error(self, s.params, err or {}, e.kind, e.message)
-    end
-    if res ~= nil and s.finish then return s.finish(res) end
-    return res, err
-  end, { label = s.fname, on_done = s.on_done, on_error = s.on_error, request = req })
-  if s.async then return f end
-  return f:wait()
-end
-
---- A failure of ours (a file that cannot be written) as an error object.
--- @local
-function M.io_error (message)
-  return core.error { kind = "io", message = message }
-end
-
--- }======================================================
-
 
 -- {======================================================
 -- Images
@@ -349,13 +98,13 @@ local function write_image (client, i, item, path)
   -- bytes sat in stdio's buffer), and a cut image must not stand as one.
   local part = path .. ".part"
   local f, why = io_open(part, "wb")
-  if not f then return nil, M.io_error("could not write " .. part .. ": " .. tostring(why)) end
+  if not f then return nil, call.io_error("could not write " .. part .. ": " .. tostring(why)) end
   local ok, werr = f:write(item.bytes)
   local closed, cerr = f:close()
   if ok and closed then ok, werr = os_rename(part, path) end
   if not (ok and closed) then
     os_remove(part)
-    return nil, M.io_error("could not write " .. path .. ": " .. tostring(werr or cerr))
+    return nil, call.io_error("could not write " .. path .. ": " .. tostring(werr or cerr))
   end
   return true
 end
@@ -460,7 +209,7 @@ local function model_of (self, params)
 end
 
 local function images (self, submit, fname, what, params, async)
-  params = M.params_of(self, fname, params, what == "generate" and "prompt" or nil)
+  params = call.params_of(self, fname, params, what == "generate" and "prompt" or nil)
   local events, completed
   if params.stream then events, completed = image_events(self, params) end
   local s = { fname = fname, async = async, api = "json", on_done = params.on_done, on_error = params.on_error,
@@ -475,18 +224,18 @@ local function images (self, submit, fname, what, params, async)
               end }
   if what == "generate" then
     if params.prompt == nil then field_error(fname, 1, "params.prompt", expected("string", nil)) end
-    s.path, s.params, s.body = "/images/generations", M.sendable(params), { events = events }
+    s.path, s.params, s.body = "/images/generations", call.sendable(params), { events = events }
     s.params.stream = nil   -- (the core sends "stream": true for events)
   else
     if params.image == nil then
       field_error(fname, 1, "params.image", expected("a path or {data =, filename =}", nil))
     end
-    local form, options, reader, labels = M.form_of(self, fname, params, IMAGE_FILES[what])
+    local form, options, reader, labels = call.form_of(self, fname, params, IMAGE_FILES[what])
     if events then form[#form + 1] = { name = "stream", value = "true" } end
     s.path = what == "edit" and "/images/edits" or "/images/variations"
     s.params, s.body, s.labels = options, { form = form, events = events, reader = reader }, labels
   end
-  return M.perform(self, submit, s)
+  return call.perform(self, submit, s)
 end
 
 -- }======================================================
@@ -527,11 +276,11 @@ local function speech_events (fname, to, failed)
 end
 
 local function speech (self, submit, fname, params, async)
-  params = M.params_of(self, fname, params, "input")
+  params = call.params_of(self, fname, params, "input")
   if type(params.input) ~= "string" then field_error(fname, 1, "params.input", expected("string", params.input)) end
   local extra = {}
   if params.voice == nil then extra.voice = "alloy" end
-  local sent = M.sendable(params, extra)
+  local sent = call.sendable(params, extra)
   local s = { fname = fname, async = async, api = "json", path = "/audio/speech", params = sent,
               on_done = params.on_done, on_error = params.on_error, model = model_of(self, params) }
   if params.stream_format == "sse" then   -- (no "stream": true: stream_format says it)
@@ -549,12 +298,12 @@ local function speech (self, submit, fname, params, async)
       end
       return res
     end
-    return M.perform(self, submit, s)
+    return call.perform(self, submit, s)
   end
   -- Audio is expected: a 2xx JSON or text/* reply (a server's error with a
   -- 200, or a proxy's page) is an error, not audio. Its bytes went where `to` says;
   -- a function's first ones are kept for the message.
-  local sink, kept, n = sink_of(fname, params.to), nil, 0
+  local sink, kept, n = call.sink_of(fname, params.to), nil, 0
   if type(sink) == "function" then
     local to = sink
     kept = {}
@@ -576,13 +325,13 @@ local function speech (self, submit, fname, params, async)
     end
     return nil, reply.not_audio(self, sent, res, text)
   end
-  return M.perform(self, submit, s)
+  return call.perform(self, submit, s)
 end
 
 local function transcribe (self, submit, fname, path, params, async)
-  params = M.params_of(self, fname, params, "file")
+  params = call.params_of(self, fname, params, "file")
   if params.file == nil then field_error(fname, 1, "params.file", expected("a path or {data =, filename =}", nil)) end
-  local form, options, reader, labels = M.form_of(self, fname, params, { file = true })
+  local form, options, reader, labels = call.form_of(self, fname, params, { file = true })
   local text = TEXT_FORMATS[params.response_format]
   local events, plain = params.stream, false   -- transcript.text.delta events, then .done (the result)
   if events then
@@ -598,7 +347,7 @@ local function transcribe (self, submit, fname, path, params, async)
       if user ~= true then return user(ev) end
     end
   end
-  return M.perform(self, submit, {
+  return call.perform(self, submit, {
     fname = fname, async = async, api = "json", path = path, params = options, labels = labels,
     body = { form = form, sink = (text and not events) and "bytes" or nil, events = events or nil, reader = reader },
     on_done = params.on_done, on_error = params.on_error, model = model_of(self, params),
@@ -668,10 +417,10 @@ local function finish_moderation (self, params, res)
 end
 
 local function moderate (self, submit, fname, params, async)
-  params = M.params_of(self, fname, params, "input")
+  params = call.params_of(self, fname, params, "input")
   if params.input == nil then field_error(fname, 1, "params.input", expected("string or list", nil)) end
-  local sent = M.sendable(params)
-  return M.perform(self, submit, {
+  local sent = call.sendable(params)
+  return call.perform(self, submit, {
     fname = fname, async = async, api = "json", path = "/moderations", params = sent,
     finish = function (res) return finish_moderation(self, sent, res) end,
     on_done = params.on_done, on_error = params.on_error, model = model_of(self, params),
