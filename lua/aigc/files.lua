@@ -106,11 +106,26 @@ end
 -- Embeddings
 -- =======================================================
 
+-- data[i] made the embedding of input i: each item's `index` says whose it
+-- is, and a server need not send them in order (one that embeds a batch
+-- in parallel sends each as it is done), so `data[1]` could be the second
+-- input's. Reordered only when the indexes are exactly 0..n-1, each once.
+local function order_by_index (data)
+  local n, sorted = #data, {}
+  for _, item in ipairs(data) do
+    local i = item.index
+    if type(i) ~= "number" or i < 0 or i >= n or i % 1 ~= 0 or sorted[i + 1] then return end
+    sorted[i + 1] = item
+  end
+  for i = 1, n do data[i] = sorted[i] end
+end
+
 -- Each embedding sent as base64 (because we asked) decoded in C. A reply
 -- whose `data` is not an array of objects is an error (kind "parse").
 local function finish_embeddings (self, params, res)
   local data, why = reply.reply_objects(res, "data")
   if data == nil then return nil, reply.reply_error(self, params, res, "parse", why) end
+  order_by_index(data)
   for i, item in ipairs(data) do
     if type(item.embedding) == "string" then
       local v, bad = core.media.f32(item.embedding, "base64")
@@ -132,8 +147,9 @@ local function embeddings (self, submit, fname, params, async)
     fname = fname, async = async, api = "json", path = "/embeddings", params = sent,
     finish = function (res)
       if ours then return finish_embeddings(self, sent, res) end
-      local _, why = reply.reply_objects(res, "data")
+      local data, why = reply.reply_objects(res, "data")
       if why then return nil, reply.reply_error(self, sent, res, "parse", why) end
+      order_by_index(data)
       return res
     end,
     on_done = params.on_done, on_error = params.on_error, model = type(model) == "string" and model or nil,
@@ -192,7 +208,7 @@ end
 
 --- Embeddings (`POST /embeddings`): base64 on the wire unless you choose
 -- an `encoding_format`, decoded in C into arrays of numbers (exact to
--- float32) in `res.data[i].embedding`.
+-- float32) in `res.data[i].embedding`, `data` in the order of its `index`.
 -- @function Client:embeddings
 -- @tparam table|string params the request body (a string: the input)
 -- @treturn[1] table the result

@@ -1,0 +1,53 @@
+-- Embeddings, files and vectors against replies the bundled server does not
+-- give: a server that sends a batch's embeddings out of order, one that
+-- repeats a page's cursor. The scripted server (spec/support/scripted.lua)
+-- answers with the exact replies below and records what it received.
+local aigc = require "aigc"
+local scripted = require "scripted"
+local cjson = require "cjson"
+local b64 = require "b64"
+
+-- Little-endian float32 bytes of 1, 2 and -0.5 (no string.pack on 5.1).
+local ONE, TWO, MINUS_HALF = "\0\0\128\63", "\0\0\0\64", "\0\0\0\191"
+
+local function json (t) return "json " .. cjson.encode(t) end
+
+local function client_of (srv)
+  return aigc.client { base_url = srv.base_url, api_key = "sk-embedfiles-SECRET", max_retries = 0, model = "m" }
+end
+
+local function embedding_list (items)
+  return json { object = "list", model = "m", data = items, usage = { prompt_tokens = 2, total_tokens = 2 } }
+end
+
+describe("embeddings", function ()
+  -- (helixml/kodit#77: a server embedding a batch in parallel answered out of
+  -- order; pydantic-ai#7506 and litellm sort by index for the same reason)
+  it("res.data[i] is input i's: ordered by `index`, not by the order the server sent them", function ()
+    local srv = scripted.start {
+      embedding_list {
+        { object = "embedding", index = 2, embedding = b64(MINUS_HALF) },
+        { object = "embedding", index = 0, embedding = b64(ONE) },
+        { object = "embedding", index = 1, embedding = b64(TWO) },
+      },
+      embedding_list {   -- (the caller chose floats: the same)
+        { object = "embedding", index = 1, embedding = { 2 } },
+        { object = "embedding", index = 0, embedding = { 1 } },
+      },
+      embedding_list {   -- (indexes that are not 0..n-1 each once: left as sent)
+        { object = "embedding", index = 1, embedding = { 2 } },
+        { object = "embedding", index = 1, embedding = { 1 } },
+      },
+    }
+    local c = client_of(srv)
+    local res = assert(c:embeddings { input = { "one", "two", "minus half" } })
+    assert.same({ 0, 1, 2 }, { res.data[1].index, res.data[2].index, res.data[3].index })
+    assert.same({ { 1 }, { 2 }, { -0.5 } }, { res.data[1].embedding, res.data[2].embedding, res.data[3].embedding })
+    res = assert(c:embeddings { input = { "one", "two" }, encoding_format = "float" })
+    assert.same({ { 1 }, { 2 } }, { res.data[1].embedding, res.data[2].embedding })
+    res = assert(c:embeddings { input = { "one", "two" }, encoding_format = "float" })
+    assert.same({ { 2 }, { 1 } }, { res.data[1].embedding, res.data[2].embedding })
+    c:close()
+    assert.equal(3, #srv.finish())
+  end)
+end)
