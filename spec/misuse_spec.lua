@@ -108,7 +108,8 @@ local CASES = {
     "complete", 1, "params.prompt: string or list expected, got number" },
   { function (ctx) local _ = ctx.client:complete_async { prompt = "x", echo = 1 } end,
     "complete_async", 1, "params.echo: boolean expected, got number" },
-  { function (ctx) local _ = ctx.client:embeddings "x" end, "embeddings", 1, "table expected, got string" },
+  -- (a string is the input)
+  { function (ctx) local _ = ctx.client:embeddings(5) end, "embeddings", 1, "table expected, got number" },
   { function (ctx) local _ = ctx.client:embeddings { input = "x", timeout = "1" } end,
     "embeddings", 1, "params.timeout: a number of seconds > 0 expected, got string" },
   { function (ctx) local _ = ctx.client:request("PUT", "/x") end, "request", 1, "method must be 'GET' or 'POST'" },

@@ -137,7 +137,7 @@ local function finish_embeddings (self, params, res)
 end
 
 local function embeddings (self, submit, fname, params, async)
-  params = media_call.params_of(self, fname, params)
+  params = media_call.params_of(self, fname, params, "input")   -- (a string: the input, as moderate's)
   if params.input == nil then field_error(fname, 1, "params.input", expected("string or list", nil)) end
   local ours = params.encoding_format == nil
   local sent = media_call.sendable(params, ours and { encoding_format = "base64" } or nil)
