@@ -65,3 +65,26 @@ describe("embeddings(string)", function ()
     assert.equal("m", sent[1].model)
   end)
 end)
+
+describe("files_list", function ()
+  it("a server that repeats the cursor it was given is an error: the README's page loop ends", function ()
+    local page = json { object = "list", has_more = true,
+                        data = { { object = "file", id = "file-1" }, { object = "file", id = "file-2" } } }
+    local srv = scripted.start { page, page }
+    local c = client_of(srv)
+    local first = assert(c:files_list { limit = 2 })
+    assert.equal("file-2", first.next_after)
+    local pages, res, err = 1, first, nil
+    while res and res.next_after and pages < 3 do   -- (the README's loop, bounded here)
+      res, err = c:files_list { limit = 2, after = res.next_after }
+      pages = pages + 1
+    end
+    assert.equal(2, pages)
+    assert.is_nil(res)
+    assert.equal("parse", err.kind)
+    assert.matches("file%-2", err.message)
+    assert.not_matches("SECRET", tostring(err))
+    c:close()
+    assert.equal(2, #srv.finish())
+  end)
+end)

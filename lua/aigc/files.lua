@@ -58,7 +58,8 @@ end
 -- list: purpose, limit, after, order go in the query; res.next_after is the
 -- cursor of the next page (nil on the last one). A reply whose `data` is
 -- not an array of objects, or whose last file has no string id while
--- `has_more` says there is a next page, is an error (kind "parse").
+-- `has_more` says there is a next page, or whose next cursor is the `after`
+-- it was asked with, is an error (kind "parse").
 local function list (self, submit, fname, params, async)
   params = params == nil and {} or media_call.params_of(self, fname, params)
   local query, call = {}, {}
@@ -80,6 +81,12 @@ local function list (self, submit, fname, params, async)
       if data and res.has_more == true and data[#data] and type(data[#data].id) ~= "string" then
         why = "the reply's data[" .. #data .. "].id (the next page's cursor): a string expected, got "
               .. reply.shape(data[#data].id)
+      end
+      -- (a server that ignores `after`, or repeats a cursor, gives the page
+      -- asked for again: the loop `while page.next_after do` never ended)
+      if not why and res.has_more == true and data[#data] and data[#data].id == query.after then
+        why = "the reply's next page's cursor (data[" .. #data .. "].id) is the one sent as after ("
+              .. query.after .. "): the server did not move on"
       end
       if why then return nil, reply.reply_error(self, call, res, "parse", why) end
       if res.has_more == true and data[#data] then res.next_after = data[#data].id end
@@ -174,7 +181,9 @@ end
 -- @treturn[2] aigc.error err
 
 --- Lists files (`GET /files`): `purpose`, `limit`, `after`, `order`;
--- `res.next_after` is the cursor of the next page (nil on the last).
+-- `res.next_after` is the cursor of the next page (nil on the last; a
+-- reply whose next cursor is the `after` it was asked with is an error of
+-- kind "parse", so a page loop ends).
 -- @function Client:files_list
 -- @tparam[opt] table params
 -- @treturn[1] table the page (`data`, `has_more`, `next_after`)

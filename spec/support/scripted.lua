@@ -94,7 +94,7 @@ function M.start (replies)
     local bodies = {}
     local sf = io.open(spath, "rb")
     if sf then
-      for line in sf:lines() do bodies[#bodies + 1] = cjson.decode(line) end
+      for line in sf:lines() do bodies[#bodies + 1] = line ~= "" and cjson.decode(line) or {} end   -- (a GET: {})
       sf:close()
     end
     os.remove(rpath)
