@@ -75,3 +75,37 @@ describe("aigc.vec", function ()
     assert.same({ 1 }, (index:topk({ 1, 0 }, 1.0)))               -- a float with an integer value
   end)
 end)
+
+describe("aigc.vec scores", function ()
+  -- (a vector whose cosine with itself rounded to 1.0000000000000002, and
+  -- float unit rows whose dot with themselves came to 1.00000003: math.acos
+  -- of either was NaN)
+  it("stay in [-1, 1]: a vector's cosine with itself is 1, with its opposite -1", function ()
+    local a = { 4.68611991, -0.00292439479, -1.06629393, -4.20515433, -0.00372031275, 0.0415154351,
+      -0.00325055834, 0.0114448788, 0.185410165, 390.20642, -20.8564548, 23.4848985, 0.0236667454,
+      0.122643837, -25.2397787, -3.85220329, -4.84514964 }
+    local b = {}
+    for i, x in ipairs(a) do b[i] = -x end
+    assert.equal(1, vec.cosine(a, a))
+    assert.equal(-1, vec.cosine(a, b))
+    assert.equal(0, math.acos(vec.cosine(a, a)))
+    local seed = 12345   -- (a fixed generator: the same rows on every Lua)
+    local function rnd ()
+      seed = (seed * 1103515245 + 12345) % 2147483648
+      return seed / 2147483648 - 0.5
+    end
+    local index, rows = vec.index(), {}
+    for t = 1, 200 do
+      rows[t] = {}
+      for i = 1, 37 do rows[t][i] = rnd() end
+      index:add(rows[t])
+    end
+    local over = 0
+    for t = 1, 200 do
+      local best, scores = index:topk(rows[t], 2)
+      assert.equal(t, best[1])
+      if not (scores[1] <= 1 and scores[2] >= -1) then over = over + 1 end
+    end
+    assert.equal(0, over)
+  end)
+end)

@@ -38,11 +38,20 @@ static double dot_d (const float *a, const float *b, size_t dim) {
   return s;
 }
 
+/*
+** A cosine is in [-1, 1], but rounding puts a vector's with itself at
+** 1.0000000000000002 (and a float dot of two unit vectors up to 1.00000003):
+** acos() of that is NaN, and a "score <= 1" check fails. Clamped.
+*/
+static double clamp1 (double c) {
+  return c > 1 ? 1 : c < -1 ? -1 : c;
+}
+
 double aigc_vec_cosine (const float *a, const float *b, size_t dim) {
   double na = dot_d(a, a, dim), nb = dot_d(b, b, dim);
   if (na <= 0 || nb <= 0)
     return 0;
-  return dot_d(a, b, dim) / (sqrt(na) * sqrt(nb));
+  return clamp1(dot_d(a, b, dim) / (sqrt(na) * sqrt(nb)));
 }
 
 void aigc_vec_normalize (float *v, size_t dim) {
@@ -75,5 +84,7 @@ size_t aigc_vec_topk (const float *set, size_t n, size_t dim, const float *q, si
     score[j] = s;
     idx[j] = row;
   }
+  for (row = 0; row < found; row++)
+    score[row] = clamp1(score[row]);
   return found;
 }
