@@ -88,3 +88,30 @@ describe("files_list", function ()
     assert.equal(2, #srv.finish())
   end)
 end)
+
+describe("embeddings decoded from base64", function ()
+  it("a NaN or an inf is a parse error naming the element, as the same reply sent as floats is", function ()
+    local NAN, INF = "\0\0\192\127", "\0\0\128\255"   -- (float32 NaN, -inf)
+    local srv = scripted.start {
+      embedding_list { { object = "embedding", index = 0, embedding = b64(ONE .. ONE .. NAN) } },
+      embedding_list { { object = "embedding", index = 0, embedding = b64(ONE) },
+                       { object = "embedding", index = 1, embedding = b64(INF .. ONE) } },
+      'json {"object":"list","data":[{"object":"embedding","index":0,"embedding":[1, 1e400]}]}',
+    }
+    local c = client_of(srv)
+    local res, err = c:embeddings { input = "x" }
+    assert.is_nil(res)
+    assert.equal("parse", err.kind)
+    assert.matches("embedding 1: element 3 is NaN", err.message)
+    res, err = c:embeddings { input = { "x", "y" } }
+    assert.is_nil(res)
+    assert.equal("parse", err.kind)
+    assert.matches("embedding 2: element 1 is inf", err.message)
+    res, err = c:embeddings { input = "x" }   -- (floats: the JSON decoder's own refusal)
+    assert.is_nil(res)
+    assert.equal("parse", err.kind)
+    assert.not_matches("SECRET", tostring(err))
+    c:close()
+    assert.equal(3, #srv.finish())
+  end)
+end)

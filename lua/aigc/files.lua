@@ -127,8 +127,21 @@ local function order_by_index (data)
   for i = 1, n do data[i] = sorted[i] end
 end
 
+-- The first value of v that is NaN or infinite, and what it is. JSON has
+-- neither, so a server that sends floats cannot send them (aigc's decoder
+-- refuses 1e400); base64 float32 can, from a model that overflowed.
+local function non_finite (v)
+  for j = 1, #v do
+    local x = v[j]
+    if x ~= x then return j, "NaN" end
+    if x == math.huge or x == -math.huge then return j, "inf" end
+  end
+end
+
 -- Each embedding sent as base64 (because we asked) decoded in C. A reply
--- whose `data` is not an array of objects is an error (kind "parse").
+-- whose `data` is not an array of objects, or an embedding that is not
+-- base64 or holds a NaN or inf, is an error (kind "parse"), as that reply
+-- sent as floats would be: not a vector that raises in vec.index's add.
 local function finish_embeddings (self, params, res)
   local data, why = reply.reply_objects(res, "data")
   if data == nil then return nil, reply.reply_error(self, params, res, "parse", why) end
@@ -136,6 +149,10 @@ local function finish_embeddings (self, params, res)
   for i, item in ipairs(data) do
     if type(item.embedding) == "string" then
       local v, bad = core.media.f32(item.embedding, "base64")
+      if v then
+        local j, what = non_finite(v)
+        if j then v, bad = nil, "element " .. j .. " is " .. what end
+      end
       if v == nil then return nil, reply.reply_error(self, params, res, "parse", "embedding " .. i .. ": " .. bad) end
       item.embedding = v
     end
