@@ -142,12 +142,23 @@ static int vec_index (lua_State *L) {
   return 1;
 }
 
+/* The length of the vector at idx (read while x->dim was 0: any length)
+   checked again: floats_arg's allocation may have run a finalizer that
+   added a first vector of another length to this index. Rows of two
+   lengths would be read past their end (a heap overflow once it grows). */
+static void same_dim (lua_State *L, int idx, const vindex *x, size_t dim) {
+  if (x->dim != 0 && dim != x->dim)
+    luaL_argerror(L, idx, lua_pushfstring(L, "a vector of %d numbers expected, got %d",
+                                          (int)x->dim, (int)dim));
+}
+
 /* index:add(v) -> its position (1-based); every vector of an index has the
    length of the first. */
 static int index_add (lua_State *L) {
   vindex *x = check_index(L);
   size_t dim;
   float *v = floats_arg(L, 2, x->dim, &dim);   /* (may allocate: x->data is read after) */
+  same_dim(L, 2, x, dim);
   if (x->n == x->cap) {
     size_t cap = x->cap ? 2 * x->cap : 16;
     float *d = (float *)realloc(x->data, cap * dim * sizeof *d);
@@ -193,6 +204,7 @@ static int index_topk (lua_State *L) {
   size_t *idx;
   double *score;
   q = floats_arg(L, 2, x->dim, &dim);   /* (checked also when the index is empty: x->dim is 0) */
+  same_dim(L, 2, x, dim);   /* (then x->dim is fixed: the allocations below only add rows) */
   if (x->n == 0) {
     lua_newtable(L);
     lua_newtable(L);
