@@ -115,3 +115,32 @@ describe("embeddings decoded from base64", function ()
     assert.equal(3, #srv.finish())
   end)
 end)
+
+describe("embeddings sent as JSON floats", function ()
+  -- (llama.cpp's llama-server writes a NaN as null, lfnovo/esperanto#119;
+  -- Ollama answered an embedding of null, ollama/ollama#2140)
+  it("a null element or a null embedding is a parse error naming it, whichever format was asked", function ()
+    local srv = scripted.start {
+      'json {"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.5,null,0.25]}]}',
+      'json {"object":"list","data":[{"object":"embedding","index":0,"embedding":[1]},'
+        .. '{"object":"embedding","index":1,"embedding":null}]}',
+      'json {"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.5,null]}]}',
+      'json {"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.5,0.25]}]}',
+    }
+    local c = client_of(srv)
+    local res, err = c:embeddings { input = "x" }   -- (base64 asked, floats sent: a server that ignores it)
+    assert.is_nil(res)
+    assert.equal("parse", err.kind)
+    assert.matches("embedding 1: element 2 is null", err.message)
+    res, err = c:embeddings { input = { "x", "y" } }
+    assert.is_nil(res)
+    assert.matches("embedding 2: a list of numbers expected, got null", err.message)
+    res, err = c:embeddings { input = "x", encoding_format = "float" }
+    assert.is_nil(res)
+    assert.matches("embedding 1: element 2 is null", err.message)
+    res = assert(c:embeddings { input = "x" })
+    assert.same({ 0.5, 0.25 }, res.data[1].embedding)
+    c:close()
+    assert.equal(4, #srv.finish())
+  end)
+end)

@@ -127,35 +127,38 @@ local function order_by_index (data)
   for i = 1, n do data[i] = sorted[i] end
 end
 
--- The first value of v that is NaN or infinite, and what it is. JSON has
--- neither, so a server that sends floats cannot send them (aigc's decoder
--- refuses 1e400); base64 float32 can, from a model that overflowed.
-local function non_finite (v)
-  for j = 1, #v do
+-- What is wrong with an embedding (a list of numbers), or nil. JSON floats
+-- cannot carry a NaN or inf (aigc's decoder refuses 1e400), so a server
+-- writes a NaN as null (llama.cpp's llama-server for a degenerate input:
+-- lfnovo/esperanto#119; TEI: huggingface/text-embeddings-inference#51)
+-- and base64 float32 carries it as it is. (A list of lists, llama-cpp-
+-- python's per-token shape, is left as sent.)
+local function bad_embedding (v)
+  if type(v) ~= "table" then return "a list of numbers expected, got " .. reply.shape(v) end
+  local null, huge = core.null, math.huge
+  for j = 1, #v do   -- (one test a value: 2048 inputs of 1536 are 3 M values)
     local x = v[j]
-    if x ~= x then return j, "NaN" end
-    if x == math.huge or x == -math.huge then return j, "inf" end
+    if x ~= x or x == huge or x == -huge or x == null then
+      return "element " .. j .. " is " .. (x == null and "null" or x ~= x and "NaN" or "inf")
+    end
   end
 end
 
--- Each embedding sent as base64 (because we asked) decoded in C. A reply
--- whose `data` is not an array of objects, or an embedding that is not
--- base64 or holds a NaN or inf, is an error (kind "parse"), as that reply
--- sent as floats would be: not a vector that raises in vec.index's add.
-local function finish_embeddings (self, params, res)
+-- Each embedding sent as base64 (because we asked: `decode`) decoded in C.
+-- A reply whose `data` is not an array of objects, or an embedding that is
+-- not base64 or not a list of finite numbers (a null, a NaN, an inf), is an
+-- error (kind "parse"): not a vector that raises in vec.index's add, or
+-- that a NaN puts first in every top-k of a store of one's own.
+local function finish_embeddings (self, params, res, decode)
   local data, why = reply.reply_objects(res, "data")
   if data == nil then return nil, reply.reply_error(self, params, res, "parse", why) end
   order_by_index(data)
   for i, item in ipairs(data) do
-    if type(item.embedding) == "string" then
-      local v, bad = core.media.f32(item.embedding, "base64")
-      if v then
-        local j, what = non_finite(v)
-        if j then v, bad = nil, "element " .. j .. " is " .. what end
-      end
-      if v == nil then return nil, reply.reply_error(self, params, res, "parse", "embedding " .. i .. ": " .. bad) end
-      item.embedding = v
-    end
+    local v, bad = item.embedding, nil
+    if type(v) == "string" and decode then v, bad = core.media.f32(v, "base64") end
+    if type(v) ~= "string" then bad = bad or bad_embedding(v) end   -- (a string the caller asked for: theirs)
+    if bad then return nil, reply.reply_error(self, params, res, "parse", "embedding " .. i .. ": " .. bad) end
+    item.embedding = v
   end
   return res
 end
@@ -169,13 +172,7 @@ local function embeddings (self, submit, fname, params, async)
   if model == nil then model = self.model end
   return media_call.perform(self, submit, {
     fname = fname, async = async, api = "json", path = "/embeddings", params = sent,
-    finish = function (res)
-      if ours then return finish_embeddings(self, sent, res) end
-      local data, why = reply.reply_objects(res, "data")
-      if why then return nil, reply.reply_error(self, sent, res, "parse", why) end
-      order_by_index(data)
-      return res
-    end,
+    finish = function (res) return finish_embeddings(self, sent, res, ours) end,
     on_done = params.on_done, on_error = params.on_error, model = type(model) == "string" and model or nil,
   })
 end
