@@ -144,3 +144,12 @@ describe("embeddings sent as JSON floats", function ()
     assert.equal(4, #srv.finish())
   end)
 end)
+
+describe("a query string", function ()
+  -- (files_list's limit, a client's query: Lua 5.3+ writes 4/2 as "2.0")
+  it("writes a whole float as a whole number, on every Lua", function ()
+    local util = require "aigc.util"
+    assert.equal("after=f&limit=2", util.encode_query { limit = 4 / 2, after = "f" })
+    assert.equal("a=0&b=-3&c=0.5&d=9007199254740992", util.encode_query { a = -0.0, b = -3.0, c = 0.5, d = 2 ^ 53 })
+  end)
+end)
