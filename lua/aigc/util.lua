@@ -344,7 +344,9 @@ function M.encode_query (map)
     local v = map[k]
     -- (a whole float as a whole number: Lua 5.3+ writes `4/2` as "2.0",
     -- which a server's integer parameter, `limit`, may refuse)
-    if type(v) == "number" and v == math.floor(v) and v >= -2^53 and v <= 2^53 then v = string.format("%.0f", v + 0) end   -- (+ 0: -0.0 too)
+    if type(v) == "number" and v == math.floor(v) and v >= -2^53 and v <= 2^53 then
+      v = string.format("%.0f", v + 0)   -- (+ 0: -0.0 as 0)
+    end
     parts[i] = M.urlencode(k) .. "=" .. M.urlencode(v)
   end
   return table.concat(parts, "&")
