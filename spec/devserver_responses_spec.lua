@@ -252,6 +252,10 @@ describe("devserver Responses API", function ()
     local unstored = create { input = "Hi", store = false }
     assert.is_false(unstored.store)
     assert.equal(400, call("POST", "/v1/responses", { input = "Hi", previous_response_id = unstored.id }).status)
+    -- previous_response_id "cannot be used in conjunction with conversation" (the spec)
+    local both = call("POST", "/v1/responses", { input = "Hi", previous_response_id = prev, conversation = "conv_1" })
+    assert.equal(400, both.status)
+    assert.equal("mutually_exclusive_parameters", both.json.error.code)
     srv:reset() -- forgets them
     assert.equal(404, call("GET", "/v1/responses/" .. prev).status)
   end)

@@ -71,6 +71,22 @@ describe("dialogue over the Responses API", function ()
       assert.equal(second.input[2].call_id, second.input[4].call_id)
     end)
 
+    -- A conversation (the Conversations API) holds each response's items,
+    -- and previous_response_id "cannot be used in conjunction with
+    -- conversation" (the spec; OpenAI answers 400): the next round names
+    -- the conversation again and sends only the tool outputs.
+    it("with a conversation: the next round names it, with the outputs alone and no previous_response_id",
+      function ()
+      local res, err = client:respond { input = BOTH, tools = toolset(), conversation = "conv_1" }
+      assert.is_nil(err)
+      assert.equal(1, res.tool_rounds)
+      local second = bodies()[2]
+      assert.equal("conv_1", second.conversation)
+      assert.is_nil(second.previous_response_id)
+      assert.same({ "function_call_output", "function_call_output" }, { second.input[1].type, second.input[2].type })
+      assert.equal(2, #second.input)
+    end)
+
     -- A reasoning model's reasoning item goes back by its id, which only a
     -- stored response keeps, or with its encrypted_content (include
     -- "reasoning.encrypted_content"): OpenAI answers 404 "Item with id

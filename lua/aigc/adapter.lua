@@ -300,11 +300,19 @@ function responses.tool_calls (res)
   return calls
 end
 
--- With the server keeping state (previous_response_id, `store` not false)
--- the next request sends only the tool outputs after the response; else
--- the whole history goes again, the response's output items included.
+-- Whether the request names a conversation (`conversation = "conv_..."`
+-- or `{ id = }`): the server adds each response's items to it.
+local function in_conversation (d)
+  local c = d.wire.conversation
+  return c ~= nil and c ~= null
+end
+
+-- With the server keeping state (previous_response_id, `store` not false,
+-- or a conversation) the next request sends only the tool outputs after
+-- the response; else the whole history goes again, the response's output
+-- items included.
 local function server_side (d)
-  return d.wire.store ~= false
+  return d.wire.store ~= false or in_conversation(d)
 end
 
 -- Whether an output item can go back in a later input. A reasoning item
@@ -319,7 +327,9 @@ end
 
 function responses.add_calls (d, res)
   if server_side(d) then
-    d.wire.previous_response_id = res.id
+    -- (a conversation already holds the response, and OpenAI refuses
+    -- previous_response_id beside it: 400 "Mutually exclusive parameters")
+    if not in_conversation(d) then d.wire.previous_response_id = res.id end
     d.wire.input = {}   -- (instructions stay in wire: a chain does not carry them over)
     d.messages = d.wire.input
   end

@@ -145,6 +145,11 @@ function M.params (body, srv)
     return nil, bad_param("instructions", "Invalid type for 'instructions': expected a string.", "invalid_type")
   end
   local prev = body.previous_response_id
+  -- (the spec: previous_response_id "cannot be used in conjunction with conversation")
+  if not isnull(prev) and not isnull(body.conversation) then
+    return nil, bad_param("previous_response_id", "Mutually exclusive parameters: 'previous_response_id' "
+      .. "cannot be used with 'conversation'.", "mutually_exclusive_parameters")
+  end
   if not isnull(prev) then
     local kept = srv.kept.responses
     local stored = type(prev) == "string" and kept and kept.by_id[prev]
