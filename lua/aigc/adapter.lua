@@ -362,10 +362,12 @@ end
 function responses.finish_error (res)
   if res.status ~= "incomplete" then return nil end
   local reason = type(res.incomplete_details) == "table" and res.incomplete_details.reason or nil
+  -- (a content filter cuts the response as max_output_tokens does: say
+  -- which, as chat's finish_reason "content_filter")
+  local fix = reason == "content_filter" and "the content filter stopped it" or "raise max_output_tokens"
   return core.error {
     kind = "incomplete", reason = reason, text = res.text, response = res,
-    message = "the response is incomplete (" .. tostring(reason or "no reason given")
-      .. "): raise max_output_tokens",
+    message = "the response is incomplete (" .. tostring(reason or "no reason given") .. "): " .. fix,
   }
 end
 

@@ -1,0 +1,76 @@
+-- The Responses API against another server's streams: what a one-shot
+-- server sends (events the bundled server never makes) as a user of the
+-- official SDKs meets them -- incomplete responses cut by a content filter
+-- or by max_output_tokens in the middle of a tool call.
+local aigc = require "aigc"
+
+local A = aigc.array
+
+-- A one-shot server in a child process: answers one request with the SSE
+-- body given.
+local CANNED = [[
+  local oneshot = require "oneshot"
+  local body = assert(io.open(arg[1], "rb")):read("*a")
+  local c = oneshot.read_request(oneshot.listen())
+  c:send("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n" .. body)
+  c:close()
+]]
+
+local function canned_client (sse_body)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "wb"))
+  f:write(sse_body)
+  f:close()
+  local port, child = require("oneshot").start(CANNED, { path })
+  local c = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0, model = "m" }
+  return c, function () c:close(); child:wait(10); os.remove(path) end
+end
+
+-- The SSE body of a list of events (each a table with its `type`),
+-- numbered from 0.
+local function sse (events)
+  local t = {}
+  for i, e in ipairs(events) do
+    e.sequence_number = i - 1
+    t[#t + 1] = "event: " .. e.type .. "\ndata: " .. aigc.json.encode(e) .. "\n\n"
+  end
+  return table.concat(t)
+end
+
+-- A response object with `status` and `output`.
+local function response (status, output, reason)
+  return { id = "resp_1", object = "response", created_at = 1, model = "m", status = status,
+           output = output or A {}, incomplete_details = reason and { reason = reason } or aigc.null }
+end
+
+-- The events of a response whose one output item is `item`, given whole,
+-- ending with `last` (response.completed or response.incomplete).
+local function one_item_stream (item, status, reason)
+  return sse {
+    { type = "response.created", response = response("in_progress") },
+    { type = "response.output_item.added", output_index = 0, item = item },
+    { type = "response.output_item.done", output_index = 0, item = item },
+    { type = "response." .. status, response = response(status, { item }, reason) },
+  }
+end
+
+local ANSWER = { type = "object", properties = { answer = { type = "string" } }, required = { "answer" },
+                 additionalProperties = false }
+
+describe("Responses API: other servers' incomplete responses", function ()
+  local stop
+  after_each(function () if stop then stop(); stop = nil end end)
+
+  it("a structured response cut by the content filter says so, not 'raise max_output_tokens'", function ()
+    local item = { id = "msg_1", type = "message", role = "assistant", status = "incomplete",
+                   content = { { type = "output_text", text = '{"answer": "Th', annotations = A {} } } }
+    local c
+    c, stop = canned_client(one_item_stream(item, "incomplete", "content_filter"))
+    local res, err = c:respond { input = "x", schema = ANSWER, stream = function () end }
+    assert.is_nil(res)
+    assert.equal("incomplete", err.kind)
+    assert.equal("content_filter", err.reason)
+    assert.matches("content filter", err.message, 1, true)
+    assert.not_matches("max_output_tokens", err.message, 1, true)
+  end)
+end)
