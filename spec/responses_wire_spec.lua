@@ -73,4 +73,20 @@ describe("Responses API: other servers' incomplete responses", function ()
     assert.matches("content filter", err.message, 1, true)
     assert.not_matches("max_output_tokens", err.message, 1, true)
   end)
+
+  it("a tool call cut by max_output_tokens names max_output_tokens, the Responses API's parameter", function ()
+    local item = { id = "fc_1", type = "function_call", status = "incomplete", call_id = "call_1",
+                   name = "get_weather", arguments = '{"ci' }
+    local c
+    c, stop = canned_client(one_item_stream(item, "incomplete", "max_output_tokens"))
+    local ran = false
+    local tools = aigc.tools { { name = "get_weather", parameters = { type = "object" },
+                                 fn = function () ran = true; return "sunny" end } }
+    local res, err = c:respond { input = "x", tools = tools, max_output_tokens = 16, stream = function () end }
+    assert.is_nil(res)
+    assert.is_false(ran)
+    assert.equal("incomplete", err.kind)
+    assert.equal("max_output_tokens", err.reason)
+    assert.matches("raise max_output_tokens", err.message, 1, true)
+  end)
 end)

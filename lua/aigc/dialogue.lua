@@ -247,7 +247,8 @@ local function cut_calls (res)
     reason = type(res.incomplete_details) == "table" and res.incomplete_details.reason or "incomplete"
   end
   if reason ~= "length" and reason ~= "max_output_tokens" and reason ~= "content_filter" then return nil end
-  local fix = reason == "content_filter" and "the content filter stopped it" or "raise max_tokens"
+  local fix = reason == "content_filter" and "the content filter stopped it"
+    or reason == "length" and "raise max_tokens" or "raise max_output_tokens"   -- (the Responses API's name)
   return core.error { kind = "incomplete", reason = reason, message = string_format(
     "the reply was cut short in its tool calls (%s): %s", tostring(reason), fix) }
 end
