@@ -155,6 +155,15 @@ describe("devserver Responses API", function ()
     assert.equal(output_text(plain), output_text(final))
   end)
 
+  it("refuses max_output_tokens below 16, the spec's minimum, as OpenAI does", function ()
+    local res = call("POST", "/v1/responses", { input = "Hi", max_output_tokens = 15 })
+    assert.equal(400, res.status)
+    assert.equal("max_output_tokens", res.json.error.param)
+    assert.equal("integer_below_min_value", res.json.error.code)
+    assert.equal("incomplete", create({ input = "Generate a short story about a robot that learns to paint.",
+                                        max_output_tokens = 16 }).status)
+  end)
+
   it("pauses between events (pause=MS)", function ()
     local s = stream({ input = "Hi" }, { ["x-aigc-fault"] = "pause=30" })
     assert.is_true(#s.events >= 10)

@@ -184,7 +184,7 @@ describe("dialogue over the Responses API", function ()
 
     it("an incomplete response: kind incomplete with the reason", function ()
       local res, err = client:respond { input = "Generate a short story about a robot that learns to paint.",
-                                        schema = ANSWER, max_output_tokens = 5 }
+                                        schema = ANSWER, headers = { ["x-aigc-fault"] = "incomplete" } }
       assert.is_nil(res)
       assert.equal("incomplete", err.kind)
       assert.equal("max_output_tokens", err.reason)

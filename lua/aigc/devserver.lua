@@ -166,7 +166,8 @@ RESPONSES (the Responses API; shapes of ../shared/openapi/openapi.yaml, checked 
   {type="function", name=X}, parallel_tool_calls); function_call_output items last
   -> "Here is what I found: <outputs joined by '; '>". text.format json_schema /
   json_object -> the same instances as chat's response_format. max_output_tokens
-  cuts the text: status "incomplete", incomplete_details {reason="max_output_tokens"}.
+  (>= 16 as the spec says, less is a 400) cuts the text: status "incomplete",
+  incomplete_details {reason="max_output_tokens"}.
   Output items: a reasoning item first when the model name contains "reason" or
   `reasoning` is given (its summary: one summary_text part, two with summary
   "detailed"; none with summary "none" or when reasoning is given without summary on

@@ -136,7 +136,11 @@ function M.params (body, srv)
   else
     p.items = {}
   end
-  p.max, e[1] = opt_int(body, "max_output_tokens", 1)
+  p.max, e[1] = opt_int(body, "max_output_tokens")
+  if p.max and p.max < 16 then   -- (the spec's minimum: OpenAI refuses less)
+    e[1] = bad_param("max_output_tokens", format("Invalid 'max_output_tokens': integer below minimum value. "
+      .. "Expected a value >= 16, but got %d instead.", p.max), "integer_below_min_value")
+  end
   p.temperature, e[2] = opt_num(body, "temperature", 0, 2, 1)
   p.top_p, e[3] = opt_num(body, "top_p", 0, 1, 1)
   p.tools, e[4] = function_tools(body.tools)
