@@ -1,7 +1,8 @@
 -- The Responses API against another server's streams: what a one-shot
 -- server sends (events the bundled server never makes) as a user of the
 -- official SDKs meets them -- incomplete responses cut by a content filter
--- or by max_output_tokens in the middle of a tool call.
+-- or by max_output_tokens in the middle of a tool call, text that comes
+-- with the done events alone.
 local aigc = require "aigc"
 
 local A = aigc.array
@@ -88,5 +89,32 @@ describe("Responses API: other servers' incomplete responses", function ()
     assert.equal("incomplete", err.kind)
     assert.equal("max_output_tokens", err.reason)
     assert.matches("raise max_output_tokens", err.message, 1, true)
+  end)
+end)
+
+describe("Responses API: other servers' streams", function ()
+  local stop
+  after_each(function () if stop then stop(); stop = nil end end)
+
+  -- A server that adds a part empty and sends its text with output_item.done
+  -- alone (no delta, no output_text.done or content_part.done): the SDKs'
+  -- result, response.completed's, has the text; so must aigc's.
+  it("a part added empty whose text comes with output_item.done alone has that text", function ()
+    local added = { id = "msg_1", type = "message", role = "assistant", status = "in_progress", content = A {} }
+    local done = { id = "msg_1", type = "message", role = "assistant", status = "completed",
+                   content = { { type = "output_text", text = "Paris.", annotations = A {} } } }
+    local c
+    c, stop = canned_client(sse {
+      { type = "response.created", response = response("in_progress") },
+      { type = "response.output_item.added", output_index = 0, item = added },
+      { type = "response.content_part.added", item_id = "msg_1", output_index = 0, content_index = 0,
+        part = { type = "output_text", text = "", annotations = A {} } },
+      { type = "response.output_item.done", output_index = 0, item = done },
+      { type = "response.completed", response = response("completed", { done }) },
+    })
+    local res = assert(c:respond { input = "x", stream = function () end })
+    assert.equal("Paris.", res.text)
+    assert.equal("Paris.", res.output[1].content[1].text)
+    assert.equal("completed", res.output[1].status)
   end)
 end)

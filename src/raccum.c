@@ -164,11 +164,41 @@ static int key_in (const aigc_json_member *m, const char *const *keys) {
   return 0;
 }
 
+static const char *const PART_BUILT[] = { "text", "refusal", NULL };
+
+static int merge_members (aigc_raccum *a, aigc_json_value *dst, const aigc_json_value *src,
+                          const char *const *keep);
+
+/*
+** An item's built list of parts (content, summary) completed by the done
+** event's list, part by part: each part keeps the text its deltas built
+** and takes the rest; a part the list lacks is copied. (A part added
+** empty, whose text came with no delta, takes the done event's text.)
+*/
+static int merge_parts (aigc_raccum *a, aigc_json_value *dst, const aigc_json_value *src) {
+  size_t i;
+  for (i = 0; i < src->len && i <= AIGC_RACCUM_MAX_INDEX; i++) {
+    const aigc_json_value *part = &src->u.items[i];
+    aigc_json_value *slot = arr_slot(dst, i);
+    int rc = AIGC_RACCUM_OK;
+    if (slot == NULL)
+      return AIGC_RACCUM_NOMEM;
+    if (slot->type == AIGC_JSON_OBJECT && part->type == AIGC_JSON_OBJECT)
+      rc = merge_members(a, slot, part, PART_BUILT);
+    else if (slot->type == AIGC_JSON_NULL)
+      rc = put_copy(a, slot, part);
+    if (rc != AIGC_RACCUM_OK)
+      return rc;
+  }
+  return AIGC_RACCUM_OK;
+}
+
 /*
 ** Copies every member of src into dst (an object), but those named in
 ** `keep` that dst already holds built (a non-empty string or array): what
-** the deltas made stays; an empty one (an item added with "content": []
-** or "arguments": "", and no delta after) takes the done event's.
+** the deltas made stays (a list of parts is completed part by part); an
+** empty one (an item added with "content": [] or "arguments": "", and no
+** delta after) takes the done event's.
 */
 static int merge_members (aigc_raccum *a, aigc_json_value *dst, const aigc_json_value *src,
                           const char *const *keep) {
@@ -177,12 +207,16 @@ static int merge_members (aigc_raccum *a, aigc_json_value *dst, const aigc_json_
   for (i = 0; i < src->len; i++) {
     const aigc_json_member *m = &src->u.members[i];
     aigc_json_value *slot = obj_slot(dst, m->key, m->key_len);
-    int rc;
+    int rc = AIGC_RACCUM_OK;
     if (slot == NULL)
       return AIGC_RACCUM_NOMEM;
-    if (keep != NULL && key_in(m, keep) && built(slot))
-      continue;
-    if ((rc = put_copy(a, slot, &m->value)) != AIGC_RACCUM_OK)
+    if (keep != NULL && key_in(m, keep) && built(slot)) {
+      if (slot->type == AIGC_JSON_ARRAY && m->value.type == AIGC_JSON_ARRAY && keep != PART_BUILT)
+        rc = merge_parts(a, slot, &m->value);
+    }
+    else
+      rc = put_copy(a, slot, &m->value);
+    if (rc != AIGC_RACCUM_OK)
       return rc;
   }
   return AIGC_RACCUM_OK;
@@ -331,7 +365,6 @@ static const aigc_json_value *object_field (aigc_raccum *a, const aigc_json_valu
 }
 
 static const char *const ITEM_BUILT[] = { "content", "summary", "arguments", NULL };
-static const char *const PART_BUILT[] = { "text", "refusal", NULL };
 
 /*
 ** The last snapshot's output completes the items built from the events, as

@@ -36,8 +36,10 @@
 **     they carry replaces the accumulated one, except the text the deltas
 **     built (text, refusal, arguments, and an item's content / summary),
 **     which they fill only when no delta came (it is absent, null, or an
-**     empty string or array). So the result is what the
-**     deltas say, and a server whose deltas and done events disagree is
+**     empty string or array; a built content / summary list is completed
+**     part by part, so a part added empty takes the done event's text).
+**     So the result is what the deltas say, and a server whose deltas and
+**     done events disagree is
 **     caught by comparing the result with its response.completed payload.
 **   - "sequence_number", when present, must be the previous one + 1 (the
 **     first may be any): a gap or a step back is AIGC_RACCUM_SEQUENCE.

@@ -239,6 +239,39 @@ TEST(test_completed_completes) {
   aigc_raccum_free(&a);
 }
 
+/* Parts added empty whose text came with no delta (no text or part done
+   event either): the item's done event (or the completed response) fills
+   them part by part; a part its deltas built keeps their text. */
+TEST(test_item_done_fills_empty_parts) {
+  static const char *const events[] = {
+    "{\"type\":\"response.output_item.added\",\"output_index\":0,\"item\":{\"type\":\"message\","
+    "\"content\":[]}}",
+    "{\"type\":\"response.content_part.added\",\"output_index\":0,\"content_index\":0,"
+    "\"part\":{\"type\":\"output_text\",\"text\":\"\"}}",
+    "{\"type\":\"response.content_part.added\",\"output_index\":0,\"content_index\":1,"
+    "\"part\":{\"type\":\"output_text\",\"text\":\"\"}}",
+    "{\"type\":\"response.output_text.delta\",\"output_index\":0,\"content_index\":1,\"delta\":\"b\"}",
+    "{\"type\":\"response.output_item.done\",\"output_index\":0,\"item\":{\"type\":\"message\","
+    "\"content\":[{\"type\":\"output_text\",\"text\":\"A\",\"annotations\":[]},"
+    "{\"type\":\"output_text\",\"text\":\"IGNORED\"},{\"type\":\"refusal\",\"refusal\":\"no\"}]}}",
+    "{\"type\":\"response.output_item.added\",\"output_index\":1,\"item\":{\"type\":\"reasoning\","
+    "\"summary\":[]}}",
+    "{\"type\":\"response.reasoning_summary_part.added\",\"output_index\":1,\"summary_index\":0,"
+    "\"part\":{\"type\":\"summary_text\",\"text\":\"\"}}",
+    "{\"type\":\"response.completed\",\"response\":{\"output\":[{\"type\":\"message\"},"
+    "{\"type\":\"reasoning\",\"summary\":[{\"type\":\"summary_text\",\"text\":\"S\"}]}]}}",
+    NULL
+  };
+  aigc_raccum a;
+  aigc_raccum_init(&a);
+  REQUIRE(add_all(&a, events));
+  CHECK_EQ_STR(json(&a.root), "{\"output\":[{\"type\":\"message\",\"content\":["
+               "{\"type\":\"output_text\",\"text\":\"A\",\"annotations\":[]},"
+               "{\"type\":\"output_text\",\"text\":\"b\"},{\"type\":\"refusal\",\"refusal\":\"no\"}]},"
+               "{\"type\":\"reasoning\",\"summary\":[{\"type\":\"summary_text\",\"text\":\"S\"}]}]}");
+  aigc_raccum_free(&a);
+}
+
 /* Parallel calls whose argument deltas interleave: keyed by output_index. */
 TEST(test_interleaved_calls) {
   static const char *const events[] = {
@@ -492,6 +525,7 @@ int main (void) {
   RUN(test_done_fills);
   RUN(test_done_without_deltas);
   RUN(test_completed_completes);
+  RUN(test_item_done_fills_empty_parts);
   RUN(test_interleaved_calls);
   RUN(test_reasoning_refusal_annotations);
   RUN(test_sequence);
