@@ -508,9 +508,11 @@ describe("Responses API", function ()
       assert.equal(6, #seen)
       assert.same({ type = "response.future_event", sequence_number = 1, payload = { deep = { 1, 2, { x = null } } } }, seen[2])
       assert.same({ type = "keepalive", sequence_number = 3 }, seen[4])
-      -- the event without "type" is merged by its SSE name; its delta is
-      -- given only for typed output_text.delta events
-      assert.same({ "-", "-", "Hi", "-", "-", "-" }, deltas)
+      -- the event without "type" is merged by its SSE name, and its delta
+      -- given as it is merged (the deltas joined are res.text); the event
+      -- itself is as sent
+      assert.same({ "-", "-", "Hi", "-", "!", "-" }, deltas)
+      assert.same({ sequence_number = 4, output_index = 0, content_index = 0, delta = "!" }, seen[5])
       assert.equal("Hi!", res.text)
       assert.equal("completed", res.status)
     end)

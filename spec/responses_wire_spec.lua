@@ -2,7 +2,7 @@
 -- server sends (events the bundled server never makes) as a user of the
 -- official SDKs meets them -- incomplete responses cut by a content filter
 -- or by max_output_tokens in the middle of a tool call, text that comes
--- with the done events alone.
+-- with the done events alone, events named by their SSE event line alone.
 local aigc = require "aigc"
 
 local A = aigc.array
@@ -116,5 +116,35 @@ describe("Responses API: other servers' streams", function ()
     assert.equal("Paris.", res.text)
     assert.equal("Paris.", res.output[1].content[1].text)
     assert.equal("completed", res.output[1].status)
+  end)
+
+  -- The accumulator takes an event's type from its SSE `event:` line when
+  -- its data has no "type" member; the callback's text deltas follow it,
+  -- so that what a stream shows is res.text (the events stay as sent).
+  it("events named only by their SSE event line give their text deltas to the callback and the iterator", function ()
+    local named = {
+      { "response.created", { response = response("in_progress") } },
+      { "response.output_text.delta", { output_index = 0, content_index = 0, delta = "Par" } },
+      { "response.output_text.delta", { output_index = 0, content_index = 0, delta = "is." } },
+      { "response.completed", { response = response("completed") } },
+    }
+    local t = {}
+    for _, e in ipairs(named) do t[#t + 1] = "event: " .. e[1] .. "\ndata: " .. aigc.json.encode(e[2]) .. "\n\n" end
+    local c
+    c, stop = canned_client(table.concat(t))
+    local deltas, events = {}, 0
+    local res = assert(c:respond { input = "x", stream = function (delta, event)
+      deltas[#deltas + 1] = delta
+      events = events + 1
+      assert.is_nil(event.type)
+    end })
+    assert.equal("Paris.", res.text)
+    assert.same({ "Par", "is." }, deltas)
+    assert.equal(4, events)
+    stop()
+    c, stop = canned_client(table.concat(t))
+    local shown = {}
+    for delta in c:stream_response { input = "x" } do shown[#shown + 1] = delta end
+    assert.equal("Paris.", table.concat(shown))
   end)
 end)

@@ -770,7 +770,7 @@ static int handle_event (lua_State *L, int eidx, int ridx, aigc_request *r,
     lua_pop(L, 2);
     return 0;
   }
-  nargs = aigc_response_push_delta(L, r, &chunk);
+  nargs = aigc_response_push_delta(L, r, &chunk, type, tlen);
   return run_stream_callback(L, eidx, ridx, r, nargs);
 }
 

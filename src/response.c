@@ -991,18 +991,22 @@ int aigc_response_typed_event (lua_State *L, aigc_request *r, const char *type, 
   return AIGC_EVENT_ERROR;
 }
 
-/* A Responses event's text delta: "delta" of response.output_text.delta. */
-static const aigc_json_value *event_delta (const aigc_json_value *ev) {
+/* A Responses event's text delta: "delta" of response.output_text.delta
+   (the type as the accumulator reads it: the "type" member, else the SSE
+   event's name). */
+static const aigc_json_value *event_delta (const aigc_json_value *ev, const char *type, size_t tlen) {
   static const char name[] = "response.output_text.delta";
-  const aigc_json_value *t = aigc_json_get(ev, "type"), *d;
-  if (t == NULL || t->type != AIGC_JSON_STRING || t->len != sizeof name - 1
-      || memcmp(t->u.s, name, sizeof name - 1) != 0)
+  size_t len;
+  const char *t = aigc_raccum_event_type(ev, type, tlen, &len);
+  const aigc_json_value *d;
+  if (t == NULL || len != sizeof name - 1 || memcmp(t, name, sizeof name - 1) != 0)
     return NULL;
   d = aigc_json_get(ev, "delta");
   return (d != NULL && d->type == AIGC_JSON_STRING) ? d : NULL;
 }
 
-int aigc_response_push_delta (lua_State *L, aigc_request *r, const aigc_json_value *chunk) {
+int aigc_response_push_delta (lua_State *L, aigc_request *r, const aigc_json_value *chunk,
+                              const char *type, size_t tlen) {
   const aigc_json_value *delta, *usage;
   if (r->kind == AIGC_KIND_CHAT && chunk->type != AIGC_JSON_OBJECT) {   /* merged by accum_scan */
     if (chunk->type == AIGC_JSON_STRING)
@@ -1011,7 +1015,7 @@ int aigc_response_push_delta (lua_State *L, aigc_request *r, const aigc_json_val
       lua_pushnil(L);
     return 1;
   }
-  delta = r->kind == AIGC_KIND_RESPONSES ? event_delta(chunk) : chunk_delta(chunk, r->kind);
+  delta = r->kind == AIGC_KIND_RESPONSES ? event_delta(chunk, type, tlen) : chunk_delta(chunk, r->kind);
   if (delta != NULL)
     lua_pushlstring(L, delta->u.s, delta->len);
   else

@@ -53,8 +53,11 @@ int aigc_response_event (lua_State *L, aigc_request *r, const char *type, size_t
 int aigc_response_typed_event (lua_State *L, aigc_request *r, const char *type, size_t tlen,
                                const char *data, size_t dlen);
 /* Pushes the stream callback's arguments for a merged chunk: the text
-   delta of choice 0 (or nil) and, if it wants it, the chunk table.
+   delta of choice 0 (or of a Responses output_text.delta event, its type
+   read as the accumulator reads it: its "type" member, else type/tlen,
+   the SSE event's name) or nil and, if it wants it, the chunk table.
    Returns how many. */
-int aigc_response_push_delta (lua_State *L, aigc_request *r, const aigc_json_value *chunk);
+int aigc_response_push_delta (lua_State *L, aigc_request *r, const aigc_json_value *chunk,
+                              const char *type, size_t tlen);
 
 #endif
