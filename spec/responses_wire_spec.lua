@@ -2,7 +2,8 @@
 -- server sends (events the bundled server never makes) as a user of the
 -- official SDKs meets them -- incomplete responses cut by a content filter
 -- or by max_output_tokens in the middle of a tool call, text that comes
--- with the done events alone, events named by their SSE event line alone.
+-- with the done events alone, events named by their SSE event line alone,
+-- events after the last one.
 local aigc = require "aigc"
 
 local A = aigc.array
@@ -146,5 +147,27 @@ describe("Responses API: other servers' streams", function ()
     local shown = {}
     for delta in c:stream_response { input = "x" } do shown[#shown + 1] = delta end
     assert.equal("Paris.", table.concat(shown))
+  end)
+
+  -- response.completed is the end, as [DONE] is chat's: the SDKs take the
+  -- response from it; an event after it (a server's trailing error, a
+  -- stray delta) neither reaches the callback nor changes the result.
+  it("nothing after response.completed counts: neither a late delta nor a late error event", function ()
+    local text = { id = "msg_1", type = "message", role = "assistant", status = "completed",
+                   content = { { type = "output_text", text = "Paris.", annotations = A {} } } }
+    local c
+    c, stop = canned_client(sse {
+      { type = "response.created", response = response("in_progress") },
+      { type = "response.output_text.delta", output_index = 0, content_index = 0, delta = "Paris." },
+      { type = "response.completed", response = response("completed", { text }) },
+      { type = "response.output_text.delta", output_index = 0, content_index = 0, delta = " LATE" },
+      { type = "error", code = "server_error", message = "late" },
+    })
+    local types = {}
+    local res, err = c:respond { input = "x", stream = function (_, event) types[#types + 1] = event.type end }
+    assert.is_nil(err)
+    assert.equal("Paris.", res.text)
+    assert.equal("completed", res.status)
+    assert.same({ "response.created", "response.output_text.delta", "response.completed" }, types)
   end)
 end)

@@ -233,7 +233,10 @@ static int on_other_event (aigc_request *r, const aigc_sse_event *ev) {
     return 0;   /* an event without data (or blank data) carries nothing */
   if (r->kind == AIGC_KIND_RESPONSES && is_final_event(ev->type, ev->type_len)) {
     /* The Responses API's end (it has no [DONE]): as after [DONE], the
-       server has AIGC_DONE_GRACE to end the response. */
+       server has AIGC_DONE_GRACE to end the response, and nothing after
+       it counts (a late delta or error event would change or fail the
+       response the SDKs take from this event). */
+    r->saw_done = 1;
     r->idle_deadline = 0;
     r->done_deadline = aigc_now() + AIGC_DONE_GRACE;
     timers_changed(r);   /* (an earlier timer: the roster's floor must know) */

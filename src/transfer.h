@@ -148,7 +148,7 @@ struct aigc_request {
                                    `events`): libcurl never touches it, so a
                                    nested drive cannot move it under us */
   size_t draining_read;         /* read offset in draining */
-  int saw_done;                 /* "data: [DONE]" arrived */
+  int saw_done;                 /* "data: [DONE]" (or a Responses final event) arrived */
   int sse_events;               /* the parser dispatched an event this attempt */
   size_t head_len;
   char head[AIGC_STREAM_HEAD];  /* the first body bytes of an SSE attempt, kept
