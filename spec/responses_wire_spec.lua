@@ -15,17 +15,22 @@ local CANNED = [[
   local body = assert(io.open(arg[1], "rb")):read("*a")
   local c = oneshot.read_request(oneshot.listen())
   c:send("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n" .. body)
+  if arg[2] ~= "" then   -- keep the response open until the client goes (at most arg[2] s)
+    c:settimeout(tonumber(arg[2]))
+    c:receive("*a")
+  end
   c:close()
 ]]
 
-local function canned_client (sse_body)
+-- `linger`: seconds the server keeps the response open after the body.
+local function canned_client (sse_body, linger)
   local path = os.tmpname()
   local f = assert(io.open(path, "wb"))
   f:write(sse_body)
   f:close()
-  local port, child = require("oneshot").start(CANNED, { path })
+  local port, child = require("oneshot").start(CANNED, { path, linger and tostring(linger) or "" })
   local c = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0, model = "m" }
-  return c, function () c:close(); child:wait(10); os.remove(path) end
+  return c, function () c:close(); child:wait((linger or 0) + 10); os.remove(path) end
 end
 
 -- The SSE body of a list of events (each a table with its `type`),
@@ -169,5 +174,31 @@ describe("Responses API: other servers' streams", function ()
     assert.equal("Paris.", res.text)
     assert.equal("completed", res.status)
     assert.same({ "response.created", "response.output_text.delta", "response.completed" }, types)
+  end)
+
+  -- The same end for a server that names its events in their data alone
+  -- (no `event:` line, which the accumulator reads as well): with the
+  -- response left open after response.completed, the call waited for the
+  -- idle timeout and failed with kind "timeout" holding a whole response.
+  it("a response.completed named in its data alone ends the stream too, and nothing after it counts", function ()
+    local text = { id = "msg_1", type = "message", role = "assistant", status = "completed",
+                   content = { { type = "output_text", text = "ok", annotations = A {} } } }
+    local events = {
+      { type = "response.created", response = response("in_progress") },
+      { type = "response.output_text.delta", output_index = 0, content_index = 0, delta = "ok" },
+      { type = "response.completed", response = response("completed", { text }) },
+      { type = "error", code = "server_error", message = "late" },
+    }
+    local t = {}
+    for i, e in ipairs(events) do
+      e.sequence_number = i - 1
+      t[#t + 1] = "data: " .. aigc.json.encode(e) .. "\n\n"
+    end
+    local c
+    c, stop = canned_client(table.concat(t), 60)
+    local res, err = c:respond { input = "x", stream = function () end, timeout = 20 }
+    assert.is_nil(err)
+    assert.equal("ok", res.text)
+    assert.equal("completed", res.status)
   end)
 end)

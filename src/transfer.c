@@ -208,13 +208,65 @@ static int blank_data (const aigc_sse_event *ev) {
   return 1;
 }
 
+/* The Responses API's end (it has no [DONE]): as after [DONE], the server
+   has AIGC_DONE_GRACE to end the response, and nothing after it counts (a
+   late delta or error event would change or fail the response the SDKs
+   take from this event). */
+static void responses_end (aigc_request *r) {
+  r->saw_done = 1;
+  r->idle_deadline = 0;
+  r->done_deadline = aigc_now() + AIGC_DONE_GRACE;
+  timers_changed(r);   /* (an earlier timer: the roster's floor must know) */
+}
+
+/* Whether s[0..n) holds the string lit. */
+static int has_text (const char *s, size_t n, const char *lit) {
+  size_t len = strlen(lit), i;
+  for (i = 0; i + len <= n; i++)
+    if (s[i] == lit[0] && memcmp(s + i, lit, len) == 0)
+      return 1;
+  return 0;
+}
+
+/*
+** An unnamed event's data that is a Responses final event: its "type" is
+** one of them (parsed only when one's name is in the data, which every
+** other event's is not but in a rare text: one parse more then).
+*/
+static int is_final_data (const char *data, size_t dlen) {
+  static const char *const names[] = { "\"response.completed\"", "\"response.incomplete\"",
+                                       "\"response.failed\"" };
+  aigc_json_arena arena;
+  aigc_json_value v;
+  aigc_json_error err;
+  const aigc_json_value *t;
+  size_t i;
+  int final = 0;
+  for (i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (has_text(data, dlen, names[i]))
+      break;
+  if (i == sizeof names / sizeof names[0])
+    return 0;
+  aigc_json_arena_init(&arena);
+  if (aigc_json_parse(&arena, data, dlen, 0, &v, &err) == AIGC_JSON_OK
+      && (t = aigc_json_get(&v, "type")) != NULL && t->type == AIGC_JSON_STRING)
+    final = is_final_event(t->u.s, t->len);
+  aigc_json_arena_free(&arena);
+  return final;
+}
+
 static int on_sse_event (void *ud, const aigc_sse_event *ev) {
   aigc_request *r = (aigc_request *)ud;
   r->sse_events = 1;
   if (r->saw_done)
     return 0;   /* nothing after [DONE] counts */
-  if (ev->type_len == 0 && ev->has_data && ev->data_len > 0 && ev->data[0] == '{')
-    return queue_plain_event(r, ev->data, ev->data_len);   /* a chunk (anything else: below) */
+  if (ev->type_len == 0 && ev->has_data && ev->data_len > 0 && ev->data[0] == '{') {
+    /* a chunk (anything else: below); a Responses event named by its data
+       alone may be the end */
+    if (r->kind == AIGC_KIND_RESPONSES && is_final_data(ev->data, ev->data_len))
+      responses_end(r);
+    return queue_plain_event(r, ev->data, ev->data_len);
+  }
   return on_other_event(r, ev);
 }
 
@@ -231,16 +283,8 @@ static int on_other_event (aigc_request *r, const aigc_sse_event *ev) {
   }
   if ((!ev->has_data || blank_data(ev)) && !(ev->type_len == 5 && memcmp(ev->type, "error", 5) == 0))
     return 0;   /* an event without data (or blank data) carries nothing */
-  if (r->kind == AIGC_KIND_RESPONSES && is_final_event(ev->type, ev->type_len)) {
-    /* The Responses API's end (it has no [DONE]): as after [DONE], the
-       server has AIGC_DONE_GRACE to end the response, and nothing after
-       it counts (a late delta or error event would change or fail the
-       response the SDKs take from this event). */
-    r->saw_done = 1;
-    r->idle_deadline = 0;
-    r->done_deadline = aigc_now() + AIGC_DONE_GRACE;
-    timers_changed(r);   /* (an earlier timer: the roster's floor must know) */
-  }
+  if (r->kind == AIGC_KIND_RESPONSES && is_final_event(ev->type, ev->type_len))
+    responses_end(r);
   if (queue_event(r, ev->type, ev->type_len, ev->data, ev->data_len) != 0) {
     r->abort_reason = AIGC_ABORT_NOMEM;
     return 1;
