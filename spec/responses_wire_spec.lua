@@ -3,7 +3,7 @@
 -- official SDKs meets them -- incomplete responses cut by a content filter
 -- or by max_output_tokens in the middle of a tool call, text that comes
 -- with the done events alone, events named by their SSE event line alone,
--- events after the last one.
+-- events after the last one, a proxy's {"error": {...}} in the stream.
 local aigc = require "aigc"
 
 local A = aigc.array
@@ -200,5 +200,24 @@ describe("Responses API: other servers' streams", function ()
     assert.is_nil(err)
     assert.equal("ok", res.text)
     assert.equal("completed", res.status)
+  end)
+
+  -- A proxy (OpenRouter, LiteLLM...) reports a failure mid-stream as chat
+  -- streams do, {"error": {...}} with no type: no event of the Responses
+  -- API has an "error" member, so it fails the call with the server's
+  -- message, as in a chat stream, not "ended before response.completed".
+  it("an untyped {error = {...}} event fails the call with the server's message and code", function ()
+    local c
+    c, stop = canned_client(sse {
+      { type = "response.created", response = response("in_progress") },
+      { type = "response.output_text.delta", output_index = 0, content_index = 0, delta = "Par" },
+    } .. 'data: {"error":{"message":"Upstream provider overloaded","code":502,"type":"server_error"}}\n\n')
+    local res, err = c:respond { input = "x", stream = function () end }
+    assert.is_nil(res)
+    assert.equal("api", err.kind)
+    assert.equal("Upstream provider overloaded", err.message)
+    assert.equal(502, err.code)
+    assert.equal("server_error", err.type)
+    assert.equal("Par", err.partial.output[1].content[1].text)
   end)
 end)

@@ -861,9 +861,10 @@ static int merge_chunk (lua_State *L, aigc_request *r, const aigc_json_value *ch
 
 /*
 ** A Responses stream event (parsed into *ev), merged by the C accumulator:
-** every event is delivered, unknown ones too; response.failed and "error"
-** events fail the request (kind "api"), a sequence_number gap or step back
-** too (kind "stream"), both with err.partial.
+** every event is delivered, unknown ones too; response.failed, "error"
+** events and events with an "error" member fail the request (kind "api"),
+** a sequence_number gap or step back too (kind "stream"), all with
+** err.partial.
 */
 static int responses_event (lua_State *L, aigc_request *r, const char *type, size_t tlen,
                             const aigc_json_value *ev) {
@@ -872,6 +873,13 @@ static int responses_event (lua_State *L, aigc_request *r, const char *type, siz
   int rc;
   if (len == 5 && memcmp(t, "error", 5) == 0) {
     push_error_event(L, r, 1, ev, NULL, 0);
+    return AIGC_EVENT_ERROR;
+  }
+  if (truthy(aigc_json_get(ev, "error"))) {
+    /* No event of the API has an "error" member (a proxy's mid-stream
+       {"error": {...}}): the server's error, as in a chat stream. */
+    push_api_error(L, r, "api", ev, "the server sent an error in the stream");
+    aigc_response_add_partial(L, r);
     return AIGC_EVENT_ERROR;
   }
   rc = aigc_raccum_add(&r->raccum, type, tlen, ev);
