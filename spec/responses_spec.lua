@@ -18,7 +18,7 @@ local TIME = { type = "function", name = "get_time", description = "Time in a ci
 -- What aigc adds to a response from the transport, and `text`: the output
 -- text, in place of the response's echo of the request's `text` option
 -- (README: "Responses API").
-local ADDED = { text = true, request_id = true, headers = true, retries = true }
+local ADDED = { text = true, output_text = true, request_id = true, headers = true, retries = true }
 
 local function without_added (res)
   local t = {}
@@ -109,6 +109,7 @@ describe("Responses API", function ()
       assert.equal("completed", res.status)
       assert.equal("The capital of France is Paris.", res.text)
       assert.equal(res.output[1].content[1].text, res.text)
+      assert.equal(res.text, res.output_text)   -- (the SDKs' name, for code written for them)
       assert.matches("^req_", res.request_id)
       assert.equal(res.request_id, res.headers["x-request-id"])
       assert.equal(0, res.retries)
@@ -445,6 +446,7 @@ describe("Responses API", function ()
       local got = assert(client:get_response(res.id))
       assert.equal(res.id, got.id)
       assert.equal(res.text, got.text)
+      assert.equal(res.text, got.output_text)
       assert.equal("GET", srv:last().method)
       local items = assert(client:response_input_items(res.id, { order = "asc", limit = 5 }))
       assert.equal("list", items.object)

@@ -350,7 +350,8 @@ static void set_text (lua_State *L, int res) {
 
 /*
 ** A response's text (the SDKs' output_text: every output_text part of its
-** messages, joined) as res.text; tree is the response as C has it.
+** messages, joined) as res.text, and as res.output_text for code written
+** for the SDKs; tree is the response as C has it.
 */
 static int add_text (void *ud, const char *s, size_t n) {
   luaL_addlstring((luaL_Buffer *)ud, s, n);
@@ -362,6 +363,8 @@ static void set_output_text (lua_State *L, int res, const aigc_json_value *tree)
   luaL_buffinit(L, &b);
   aigc_raccum_output_text(tree, add_text, &b);
   luaL_pushresult(&b);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, res, "output_text");
   lua_setfield(L, res, "text");
 }
 

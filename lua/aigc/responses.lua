@@ -98,7 +98,10 @@ end
 
 -- A result of a stored-response call given its text (the blocking form).
 local function with_text (res, err)
-  if res and res.object == "response" then res.text = M.output_text(res) end
+  if res and res.object == "response" then
+    res.text = M.output_text(res)
+    res.output_text = res.text   -- (as the C core's results: the SDKs' name)
+  end
   return res, err
 end
 
