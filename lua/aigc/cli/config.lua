@@ -208,14 +208,16 @@ function M.client_options (config, endpoint_name)
         opts[k], from[k] = v, util.path(util.path("endpoints", name), k)
       end
     end
-    if e.no_key and (opts.headers == nil or type(opts.headers) == "table") then   -- (else the client says it)
-      local h = {}
+    -- An endpoint that names its key's variable gets that key or none: with
+    -- the variable unset, the client's default ($OPENAI_API_KEY, Azure's)
+    -- went to the endpoint's server, a key of another provider.
+    local key = e.api_key_env and env(e.api_key_env)
+    if key then opts.api_key = key
+    elseif (e.no_key or e.api_key_env) and (opts.headers == nil or type(opts.headers) == "table") then
+      local h = {}   -- (else the client says what is wrong)
       for k, v in pairs(opts.headers or {}) do h[k] = v end
-      h.Authorization = aigc.null
+      h.Authorization, h["api-key"] = aigc.null, aigc.null
       opts.headers = h
-    elseif e.api_key_env then
-      local key = env(e.api_key_env)
-      if key then opts.api_key = key end
     end
   end
   local key = opts.api_key or env("OPENAI_API_KEY")

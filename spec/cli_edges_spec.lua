@@ -1,0 +1,30 @@
+-- The `aigc` command probed at its edges as someone prototyping prompts
+-- meets them: endpoints and their keys, config files with mistakes, the
+-- REPL's commands given wrong arguments.
+
+local cli = require "cli"
+
+describe("aigc (edges)", function ()
+  local srv, home
+  local aigc = cli.fixture(_ENV, function (s, h) srv, home = s, h end)
+
+  it("an endpoint whose api_key_env is unset sends no key: never $OPENAI_API_KEY, another provider's", function ()
+    cli.write(home .. "/config.lua", string.format(
+      '{ endpoints = { work = { base_url = %q, api_key_env = "AIGC_SPEC_WORK_KEY" } } }', srv.base_url))
+    local env = { OPENAI_API_KEY = "sk-openai-not-for-work-0123", AZURE_OPENAI_API_KEY = "az-not-for-work-0123" }
+    local r = aigc({ "-e", "work", "--no-log", "Hi" }, { env = env })
+    assert.equal(0, r.code, r.stderr)
+    local h = srv:last().headers
+    assert.is_nil(h.authorization)
+    assert.is_nil(h["api-key"])
+    -- its own variable set: that key
+    env.AIGC_SPEC_WORK_KEY = "sk-work-key-0123"
+    r = aigc({ "-e", "work", "--no-log", "Hi" }, { env = env })
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("<redacted len=" .. #"Bearer sk-work-key-0123" .. ">", srv:last().headers.authorization)
+    -- (no endpoint: $OPENAI_API_KEY, as before)
+    r = aigc({ "--no-log", "Hi" }, { env = { OPENAI_API_KEY = "sk-openai-0123" } })
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("<redacted len=" .. #"Bearer sk-openai-0123" .. ">", srv:last().headers.authorization)
+  end)
+end)
