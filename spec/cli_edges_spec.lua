@@ -27,4 +27,22 @@ describe("aigc (edges)", function ()
     assert.equal(0, r.code, r.stderr)
     assert.equal("<redacted len=" .. #"Bearer sk-openai-0123" .. ">", srv:last().headers.authorization)
   end)
+
+  it("a JSON config.lua with a mistake: JSON's error at its line, not the Lua reader's at line 1", function ()
+    local config = home .. "/config.lua"
+    cli.write(config, '{"model": "gpt-4o",\n "log": fals}\n')
+    local r = aigc { "Hi" }
+    assert.equal(2, r.code)
+    assert.equal("bad config file " .. config .. ":2: invalid JSON: invalid literal\n", r.stderr)
+    cli.write(config, '{"model": "gpt-4o",\n "log": false,\n}\n')
+    r = aigc { "Hi" }
+    assert.equal(2, r.code)
+    assert.equal("bad config file " .. config .. ":3: invalid JSON: unexpected character '}'\n", r.stderr)
+    -- (a Lua table still gets the Lua reader's error)
+    cli.write(config, '{ model = "x"\n log = false }\n')
+    r = aigc { "Hi" }
+    assert.equal(2, r.code)
+    assert.equal("bad config file " .. config .. ":2: ',' or '}' expected near 'log'\n", r.stderr)
+    assert.equal(0, #srv:requests())
+  end)
 end)

@@ -360,7 +360,10 @@ function M.load_data (text, name)
     if type(t) == "table" then return t end
     -- A .json file is JSON: its error at its line, not the Lua reader's
     -- (which stops at the first ':' on line 1, wherever the mistake is).
-    local at = name:find("%.json$") and tostring(jerr):match("^invalid JSON at byte (%d+): (.*)$")
+    -- So is a file that begins as only JSON does, `{"name":` (a JSON
+    -- config.lua, which the README allows).
+    local json_like = name:find("%.json$") or text:find('^%s*{%s*"[^"\n]*"%s*:')
+    local at = json_like and tostring(jerr):match("^invalid JSON at byte (%d+): (.*)$")
     if at then
       local _, lines = text:sub(1, tonumber(at)):gsub("\n", "")
       local why = tostring(jerr):gsub("^invalid JSON at byte %d+: ", "invalid JSON: ")
