@@ -45,4 +45,16 @@ describe("aigc (edges)", function ()
     assert.equal("bad config file " .. config .. ":2: ',' or '}' expected near 'log'\n", r.stderr)
     assert.equal(0, #srv:requests())
   end)
+
+  it("--judge without --best-of is a usage error (it was ignored: one answer, no judge), nothing sent", function ()
+    cli.write(home .. "/cases.jsonl", '{"id": "a", "prompt": "Hi"}\n')
+    for _, args in ipairs { { "--judge", "Which is the most vivid?", "Tell me a joke" },
+                            { "--vote", "3", "--judge", "Which?", "Hi" },
+                            { "run", home .. "/cases.jsonl", "-q", "--judge", "Which is the most vivid?" } } do
+      local r = aigc(args)
+      assert.equal(2, r.code, r.stderr)
+      assert.equal("--judge goes with --best-of\n", r.stderr)
+    end
+    assert.equal(0, #srv:requests())
+  end)
 end)

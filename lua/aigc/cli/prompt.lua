@@ -223,6 +223,8 @@ end
 -- @tparam table args parsed arguments
 -- @treturn integer exit code
 function M.run (args)
+  -- (alone it was ignored: one answer, no judge, and nothing said)
+  if args.judge and not args.best_of then common.usage("--judge goes with --best-of") end
   local config = common.config()
   local client, secrets, endpoint = common.client(config, args.endpoint)
   local log = common.open_log(config, args)

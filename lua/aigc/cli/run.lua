@@ -166,6 +166,7 @@ local function check_args (args)
   end
   -- (the checks of `aigc PROMPT`, for the same options)
   if args.best_of and args.vote then common.usage("--best-of and --vote exclude each other") end
+  if args.judge and not args.best_of then common.usage("--judge goes with --best-of") end
   if #(args.params or {}) > 0 and not args.template then
     common.usage("-p sets template variables: it needs -t TEMPLATE")
   end
