@@ -2,6 +2,7 @@
 -- meets them: endpoints and their keys, config files with mistakes, the
 -- REPL's commands given wrong arguments.
 
+local cjson = require "cjson"
 local cli = require "cli"
 
 describe("aigc (edges)", function ()
@@ -56,5 +57,27 @@ describe("aigc (edges)", function ()
       assert.equal("--judge goes with --best-of\n", r.stderr)
     end
     assert.equal(0, #srv:requests())
+  end)
+
+  it("/retry after a failed turn asks that question again, not the answered one before it", function ()
+    local r = aigc({ "chat" }, { stdin = table.concat({ "What is 2 + 2?", "/model fault:status=500,should-retry=false",
+      "What is the capital of France?", "/model gpt-4o-mini", "/retry", "/retry", "" }, "\n") })
+    assert.equal(0, r.code, r.stderr)
+    assert.matches("^aigc: http error 500", r.stderr)
+    -- (it undid "What is 2 + 2?" and asked it again: its answer was lost)
+    assert.equal("2 + 2 = 4.\nmodel fault:status=500,should-retry=false\nmodel gpt-4o-mini\n"
+                 .. "The capital of France is Paris.\nThe capital of France is Paris.\n", r.stdout)
+    local msgs = cjson.decode(srv:last().body).messages   -- (the second /retry: the answered turn again)
+    assert.equal(3, #msgs)
+    assert.equal("What is 2 + 2?", msgs[1].content)
+    assert.equal("What is the capital of France?", msgs[3].content)
+    -- /undo forgets the failed question too (and the turn before it, as ever): nothing to retry
+    local sent = #srv:requests()
+    r = aigc({ "chat", "--no-log" }, { stdin = table.concat({ "What is 2 + 2?",
+      "/model fault:status=500,should-retry=false", "What is the capital of France?", "/model gpt-4o-mini", "/undo",
+      "/retry", "" }, "\n") })
+    assert.equal(0, r.code, r.stderr)
+    assert.matches("undone: What is 2 %+ 2%?\nnothing to retry\n$", r.stdout)
+    assert.equal(sent + 2, #srv:requests())
   end)
 end)

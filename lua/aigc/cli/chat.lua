@@ -27,7 +27,7 @@ Commands:
   /model [NAME]    show or set the model
   /save FILE       save the conversation (JSON)
   /load FILE       load a saved conversation (a new conversation in the log)
-  /retry           ask the last question again (a new reply)
+  /retry           ask the last question again (a new reply; a failed or canceled one too)
   /undo            forget the last turn
   /fork            continue in a new conversation (the old one stays as it is)
   /history         show the conversation
@@ -122,6 +122,8 @@ function Session:say_line (text)
     if id and res then self.leaf = id end
     if lerr then common.note("aigc: warning: not logged: " .. tostring(lerr.message)) end
   end
+  -- (what /retry asks again: this question, which is not in the history)
+  self.unanswered = not res and text or nil
   return res ~= nil
 end
 
@@ -134,6 +136,7 @@ function Session:leaf_back ()
 end
 
 function Session:new_conversation ()
+  self.unanswered = nil
   self.cid = promptlog.new_id()
   self.leaf = nil
   if self.log then self.log:conversation_start { id = self.cid, model = self.conv.model } end
@@ -279,6 +282,10 @@ function Session:command (line)
     if rest == "" then common.out("usage: /load FILE\n"); return end
     self:load(rest)
   elseif cmd == "retry" then
+    -- A question that failed or was canceled is the last one asked: it
+    -- was not in the history, so the answered turn before it was undone
+    -- and asked again instead.
+    if self.unanswered then self:say_line(self.unanswered); return end
     local text = last_user_text(conv)
     if not text then common.out("nothing to retry\n"); return end
     conv:undo()
@@ -286,6 +293,7 @@ function Session:command (line)
     self:say_line(text)
   elseif cmd == "undo" then
     local removed = conv:undo()
+    self.unanswered = nil
     if not removed then common.out("nothing to undo\n"); return end
     self:leaf_back()
     local t = removed[1] and removed[1].content
