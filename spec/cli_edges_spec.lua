@@ -4,6 +4,8 @@
 
 local cjson = require "cjson"
 local cli = require "cli"
+local proc = require "procutil"
+local socket = require "socket"
 
 describe("aigc (edges)", function ()
   local srv, home
@@ -79,5 +81,51 @@ describe("aigc (edges)", function ()
     assert.equal(0, r.code, r.stderr)
     assert.matches("undone: What is 2 %+ 2%?\nnothing to retry\n$", r.stdout)
     assert.equal(sent + 2, #srv:requests())
+  end)
+end)
+
+local describe_tty = cli.has_tmux() and describe or pending
+
+describe_tty("aigc chat (edges, in a terminal)", function ()
+  local srv, home, term
+  cli.fixture(_ENV, function (s, h) srv, home = s, h end, {
+    after_each = function () if term then term:close(); term = nil end end })
+
+  local function wait_until (fn, what)
+    local deadline = socket.gettime() + 30   -- (generous: CI runs under valgrind too)
+    while not fn() do
+      assert(socket.gettime() < deadline, "timed out waiting for " .. what)
+      socket.sleep(0.02)
+    end
+  end
+
+  it("keeps the lines typed in the history when the terminal closes at the prompt (SIGHUP)", function ()
+    term = cli.terminal({ "chat" }, { home = home, base_url = srv.base_url })
+    term:wait_for("Ctrl-D to quit.", 10, true)
+    term:wait_prompt()
+    term:type_at_prompt("What is 2 + 2?")
+    term:keys("Enter")
+    term:wait_for("2 + 2 = 4.", 10, true)
+    term:wait_prompt()
+    term:type_at_prompt("/cid")
+    term:keys("Enter")
+    term:wait_for("\nc%x+\n>%s*$")
+    local pid = term.pid
+    term:close(); term = nil                  -- (the terminal goes: SIGHUP)
+    wait_until(function () return not proc.alive(pid) end, "the session to end")
+    -- (it was empty: the history was written only when the session ended by Ctrl-D or /quit)
+    assert.equal("What is 2 + 2?\n/cid\n", proc.read_file(home .. "/history"))
+    -- the next session recalls them, and adds its own lines once
+    term = cli.terminal({ "chat" }, { home = home, base_url = srv.base_url })
+    term:wait_for("Ctrl-D to quit.", 10, true)
+    term:wait_prompt()
+    term:keys("Up")
+    term:wait_for("> /cid$", 10)
+    term:keys("Enter")
+    term:wait_for("\nc%x+\n>%s*$")
+    term:type_at_prompt("/quit")
+    term:keys("Enter")
+    wait_until(function () return (term:dead()) end, "/quit")
+    assert.equal("What is 2 + 2?\n/cid\n/cid\n/quit\n", proc.read_file(home .. "/history"))
   end)
 end)

@@ -22,7 +22,7 @@ Reader.__index = Reader
 -- @tparam table opts `tty` (use readline), `histfile` (the history file)
 -- @treturn table reader
 function M.new (opts)
-  local self = setmetatable({ tty = opts.tty, pending_interrupt = false }, Reader)
+  local self = setmetatable({ tty = opts.tty, pending_interrupt = false, histfile = opts.histfile }, Reader)
   local ok_uv, uv = pcall(require, "luv")
   if ok_uv then
     self.uv = uv
@@ -39,6 +39,10 @@ function M.new (opts)
         local fd = ok_uv and uv.fs_open(opts.histfile, "a", 384)   -- (384 = 0600)
         if fd then uv.fs_close(fd)
         else os.execute("(umask 077 && : >> '" .. opts.histfile:gsub("'", "'\\''") .. "') 2>/dev/null") end
+        -- (a file that cannot be written is not saved line by line: readline's
+        -- warning once at the end, not at every line)
+        local f = io.open(opts.histfile, "a")
+        if f then f:close() else self.histfile = nil end
       end
       -- (completion off: lua-readline's readline() then strips a trailing space)
       readline.set_options { histfile = opts.histfile or "", keeplines = 1000, auto_add = false,
@@ -131,8 +135,25 @@ function Reader:read (prompt)
     if line and not self.tty then line = line:gsub("\r$", "") end
   end
   local hit = self:interrupted()   -- (a Ctrl-C at the prompt is not for the next reply)
-  if self.rl and type(line) == "string" and line:find("%S") then self.rl.add_history(line) end
+  if self.rl and type(line) == "string" and line:find("%S") then
+    self.rl.add_history(line)
+    self:save_history()
+  end
   return line, hit
+end
+
+--- Writes the lines entered since the last save to the history file, as
+-- each is entered: a session that ends by a signal at the prompt (the
+-- terminal closed: SIGHUP, or SIGTERM) never reaches `close`, and every
+-- line it had read was lost from the history.
+function Reader:save_history ()
+  if not (self.rl and self.histfile) then return end
+  pcall(self.rl.save_history)
+  -- lua-readline appends the lines added since it last read the file:
+  -- read it again (naming another file, then this one), so that the next
+  -- save appends only the lines entered after this one.
+  pcall(self.rl.set_options, { histfile = "" })
+  pcall(self.rl.set_options, { histfile = self.histfile })
 end
 
 --- Saves the history and releases the signal handler.
