@@ -82,6 +82,25 @@ describe("aigc (edges)", function ()
     assert.matches("undone: What is 2 %+ 2%?\nnothing to retry\n$", r.stdout)
     assert.equal(sent + 2, #srv:requests())
   end)
+
+  it("aigc chat -o n=3, -o tools=...: refused (n=3 was sent: three replies paid, one shown); -t drops them", function ()
+    for _, o in ipairs { "n=3", 'tools=[{"type":"function","function":{"name":"f"}}]', "tool_choice=required" } do
+      local r = aigc({ "chat", "-o", o }, { stdin = "What is 2 + 2?\n" })
+      assert.equal(2, r.code, r.stderr)
+      assert.equal("aigc chat: -o " .. o:match("^[^=]+") .. ": not for the chat (it runs no tools, shows one choice, "
+                   .. "streams unless --no-stream)\n", r.stderr)
+    end
+    assert.equal(0, #srv:requests())
+    cli.write(home .. "/templates/multi.lua",
+              'return { system = "You are terse.", params = { n = 2, temperature = 0 } }')
+    local r = aigc({ "chat", "-t", "multi" }, { stdin = "What is 2 + 2?\n" })
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("2 + 2 = 4.\n", r.stdout)
+    assert.equal("aigc: template 'multi': ignored what the chat cannot honour: params n\n", r.stderr)
+    local body = cjson.decode(srv:last().body)
+    assert.is_nil(body.n)
+    assert.equal(0, body.temperature)
+  end)
 end)
 
 local describe_tty = cli.has_tmux() and describe or pending

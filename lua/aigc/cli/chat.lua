@@ -420,20 +420,34 @@ function Session:read_input ()
   return table.concat(parts, "\n")
 end
 
---- Runs `aigc chat`.
--- @tparam table args
--- @treturn integer exit code
-function M.run (args)
-  local config = common.config()
-  local client, secrets, endpoint = common.client(config, args.endpoint)
-  local log = common.open_log(config, args)
+-- The session's params (-o, then the template's), its system prompt and
+-- the template's model, from the arguments.
+local function session_params (args)
   local params = common.options_table(args.options)
+  -- What the REPL cannot honour, as /load refuses it: `-o n=3` was sent
+  -- (three replies paid for, one shown), `-o tools=...` gave empty replies.
+  for _, k in ipairs(M.DROPPED_PARAMS) do
+    if params[k] ~= nil then
+      common.usage("aigc chat: -o " .. k .. ": not for the chat (it runs no tools, shows one choice, "
+                   .. "streams unless --no-stream)")
+    end
+  end
   local system, tpl_model
   local vars = common.params_table(args.params)
   if args.template then
     local tpl = common.template(args.template)
     tpl_model = tpl.model
-    for k, v in pairs(tpl.params) do if params[k] == nil then params[k] = v end end
+    local dropped = {}   -- (a list of the names, and a set)
+    for _, k in ipairs(M.DROPPED_PARAMS) do
+      if tpl.params[k] ~= nil then dropped[#dropped + 1] = k; dropped[k] = true end
+    end
+    if #dropped > 0 then
+      common.note("aigc: template '" .. args.template .. "': ignored what the chat cannot honour: params "
+                  .. table.concat(dropped, ", "))
+    end
+    for k, v in pairs(tpl.params) do
+      if params[k] == nil and not dropped[k] then params[k] = v end
+    end
     if tpl.system then
       -- Its variables take -p, then the template's defaults. (The template's
       -- prompt is for one-shot calls: in the REPL each typed line is a turn.)
@@ -450,6 +464,17 @@ function M.run (args)
   elseif next(vars) ~= nil then
     common.usage("-p sets template variables: it needs -t TEMPLATE")
   end
+  return params, system, tpl_model
+end
+
+--- Runs `aigc chat`.
+-- @tparam table args
+-- @treturn integer exit code
+function M.run (args)
+  local config = common.config()
+  local client, secrets, endpoint = common.client(config, args.endpoint)
+  local log = common.open_log(config, args)
+  local params, system, tpl_model = session_params(args)
   local history, cid, leaf
   local c = common.continued(log, args)
   if c then
