@@ -101,6 +101,25 @@ describe("aigc (edges)", function ()
     assert.is_nil(body.n)
     assert.equal(0, body.temperature)
   end)
+
+  it("aigc run's report says why cases failed (it said \"failed 3\" and no more; without --out, nowhere)", function ()
+    local cases = {}
+    for i = 1, 12 do cases[#cases + 1] = '{"id": ' .. i .. ', "prompt": "Hi"}' end
+    cases[#cases + 1] = '{"id": "zz"}'
+    cli.write(home .. "/cases.jsonl", table.concat(cases, "\n") .. "\n")
+    local r = aigc { "run", home .. "/cases.jsonl", "-q", "--no-log", "-m", "fault:status=404" }
+    assert.equal(1, r.code, r.stderr)
+    local want = {}
+    for i = 1, 5 do
+      want[i] = "case " .. i .. " failed: http 404: The model does not exist or you do not have access to it.\n"
+    end
+    assert.matches("\n" .. table.concat(want):gsub("%p", "%%%0") .. "%.%.%. and 8 more failed cases\n$", r.stderr)
+    cli.write(home .. "/cases.jsonl", '{"id": "a", "prompt": "Hi"}\n{"id": "b"}\n')
+    r = aigc { "run", home .. "/cases.jsonl", "-q", "--no-log" }
+    assert.equal(1, r.code, r.stderr)
+    assert.matches("\ncase b failed: [^\n]*no messages or prompt[^\n]*\n$", r.stderr)
+    assert.is_nil(r.stderr:find("case a", 1, true))
+  end)
 end)
 
 local describe_tty = cli.has_tmux() and describe or pending

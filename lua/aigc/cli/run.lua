@@ -79,7 +79,38 @@ function M.progress_line (p, width)
   return table.concat(parts, "  ")
 end
 
---- The final report: totals and the pass-rate table.
+-- The report's lines of the cases that failed, with their errors (the
+-- first few by id): the report said "failed 3" and not why -- a wrong
+-- model or key fails every case, and without --out the errors were
+-- nowhere. The server's text is shown, not obeyed (no control characters).
+M.FAILURES_SHOWN = 5
+local function failure_lines (s)
+  local failed = {}
+  for _, r in pairs(type(s.results) == "table" and s.results or {}) do
+    if type(r) == "table" and r.ok == false then failed[#failed + 1] = r end
+  end
+  table.sort(failed, function (a, b)   -- (ids: numbers, then strings)
+    if type(a.id) == "number" and type(b.id) == "number" then return a.id < b.id end
+    if type(a.id) ~= type(b.id) then return type(a.id) == "number" end
+    return tostring(a.id) < tostring(b.id)
+  end)
+  local lines = {}
+  for i = 1, math.min(#failed, M.FAILURES_SHOWN) do
+    local e = failed[i].error
+    local why = type(e) == "table"
+      and (tostring(e.kind or "error") .. (e.status and (" " .. tostring(e.status)) or "") .. ": "
+           .. tostring(e.message))
+      or tostring(e)
+    if #why > 200 then why = why:sub(1, 197) .. "..." end
+    lines[i] = ("case %s failed: %s"):format(tostring(failed[i].id), why):gsub("[%z\1-\31\127]", "?")
+  end
+  if #failed > M.FAILURES_SHOWN then
+    lines[#lines + 1] = ("... and %d more failed cases"):format(#failed - M.FAILURES_SHOWN)
+  end
+  return lines
+end
+
+--- The final report: totals, the failed cases' errors and the pass-rate table.
 -- @tparam table s the runner's summary
 -- @treturn string
 function M.report (s)
@@ -101,6 +132,7 @@ function M.report (s)
       .. (ab.error and "could not be cancelled: " .. ab.error .. " (--batch --cancel --batch-id " .. ab.id .. ")"
           or "was cancelled (" .. tostring(ab.status) .. ")")
   end
+  for _, line in ipairs(failure_lines(s)) do lines[#lines + 1] = line end
   if #s.assertions > 0 then
     local w = 9
     for _, a in ipairs(s.assertions) do if #a.name > w then w = math.min(#a.name, 48) end end
