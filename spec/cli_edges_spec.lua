@@ -120,6 +120,24 @@ describe("aigc (edges)", function ()
     assert.matches("\ncase b failed: [^\n]*no messages or prompt[^\n]*\n$", r.stderr)
     assert.is_nil(r.stderr:find("case a", 1, true))
   end)
+
+  it("aigc -o tools=...: a reply that calls a tool prints the call (it printed an empty line)", function ()
+    local tools = 'tools=[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object",'
+      .. '"properties":{"city":{"type":"string"}}}}}]'
+    for _, extra in ipairs { {}, { "--no-stream" } } do
+      local args = { "-o", tools, "--no-log", "get_weather(Oslo) please" }
+      for _, a in ipairs(extra) do table.insert(args, 1, a) end
+      local r = aigc(args)
+      assert.equal(0, r.code, r.stderr)
+      assert.equal("[tool call: get_weather(Oslo)]\n", r.stdout)
+      assert.equal("get_weather", cjson.decode(srv:last().body).tools[1]["function"].name)
+    end
+    local r = aigc { "-n", "2", "-o", tools, "--no-log", "get_weather(Oslo) please" }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("[tool call: get_weather(Oslo)]\n---\n[tool call: get_weather(Oslo)]\n", r.stdout)
+    r = aigc { "-o", tools, "--no-log", "What is 2 + 2?" }   -- (text: as before)
+    assert.equal("2 + 2 = 4.\n", r.stdout)
+  end)
 end)
 
 local describe_tty = cli.has_tmux() and describe or pending

@@ -109,6 +109,23 @@ local function evidence_responses (cands)
   return list
 end
 
+-- Prints a choice's tool calls (`-o tools=...`), one a line as
+-- `[tool call: NAME(ARGUMENTS)]`: a reply that only called a tool printed
+-- an empty line. Returns whether it printed any.
+local function tool_calls_shown (choice)
+  local calls = type(choice) == "table" and type(choice.message) == "table" and choice.message.tool_calls
+  if type(calls) ~= "table" then return false end
+  local shown = false
+  for _, call in ipairs(calls) do
+    local f = type(call) == "table" and call["function"] or nil
+    local name = type(f) == "table" and type(f.name) == "string" and f.name or "?"
+    local arguments = type(f) == "table" and type(f.arguments) == "string" and f.arguments or ""
+    common.out("[tool call: " .. name .. "(" .. arguments .. ")]\n")
+    shown = true
+  end
+  return shown
+end
+
 local function run_strategy (args, client, params)
   local strategy = aigc.strategy
   local best_of, vote = positive(args.best_of, "--best-of"), positive(args.vote, "--vote")
@@ -276,6 +293,7 @@ function M.run (args)
   end
   if #streamed > 0 then
     if not table.concat(streamed):find("\n$") then common.out("\n") end
+    tool_calls_shown(res.choices and res.choices[1])
   elseif strategy_run then
     if args.json then common.print_json(shown) else common.out(shown.text .. "\n") end
   elseif args.json then
@@ -292,9 +310,9 @@ function M.run (args)
       if i > 1 then common.out("---\n") end
       local text = choice.message and choice.message.content
       text = type(text) == "string" and text or ""
-      common.out(text .. (text:find("\n$") and "" or "\n"))
+      if text ~= "" or not tool_calls_shown(choice) then common.out(text .. (text:find("\n$") and "" or "\n")) end
     end
-  else
+  elseif (res.text or "") ~= "" or not tool_calls_shown(res.choices and res.choices[1]) then
     local text = res.text or ""
     common.out(text .. (text:find("\n$") and "" or "\n"))
   end
