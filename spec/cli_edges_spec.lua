@@ -138,6 +138,30 @@ describe("aigc (edges)", function ()
     r = aigc { "-o", tools, "--no-log", "What is 2 + 2?" }   -- (text: as before)
     assert.equal("2 + 2 = 4.\n", r.stdout)
   end)
+
+  it("-t: text for a template without {{input}} is an error, not dropped (a while-read loop's stdin too)", function ()
+    cli.write(home .. "/templates/capital.lua", 'return { prompt = "What is the capital of {{country}}?" }')
+    local want = "template 'capital' has no {{input}}: the prompt's text (arguments or stdin) would be ignored "
+      .. "(variables go with -p NAME=VALUE; stdin: </dev/null)\n"
+    local r = aigc { "-t", "capital", "-p", "country=France", "and", "of", "Spain?" }
+    assert.equal(2, r.code, r.stderr)
+    assert.equal(want, r.stderr)
+    r = aigc({ "-t", "capital", "-p", "country=France" }, { stdin = "Spain\nItaly\n" })
+    assert.equal(2, r.code, r.stderr)
+    assert.equal(want, r.stderr)
+    assert.equal(0, #srv:requests())
+    r = aigc { "-t", "capital", "-p", "country=France" }                      -- (no text: as before)
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("The capital of France is Paris.\n", r.stdout)
+    -- {{input}} given twice: -p input= and the text
+    cli.write(home .. "/templates/echo.lua", 'return { prompt = "Repeat after me: {{input}}" }')
+    r = aigc({ "-t", "echo", "-p", "input=one" }, { stdin = "two\n" })
+    assert.equal(2, r.code, r.stderr)
+    assert.equal("-p input=... and the prompt's text (arguments or stdin) both give {{input}}\n", r.stderr)
+    r = aigc({ "-t", "echo" }, { stdin = "two\n" })
+    assert.equal("two\n", r.stdout)
+    assert.equal(2, #srv:requests())
+  end)
 end)
 
 local describe_tty = cli.has_tmux() and describe or pending

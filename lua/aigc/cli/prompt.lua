@@ -71,7 +71,20 @@ function M.build_params (args, config, endpoint, stdin, history)
   if args.template then
     local tpl = common.template(args.template)
     local vars = common.params_table(args.params)
-    if input ~= "" and vars.input == nil then vars.input = input end
+    if input ~= "" then
+      -- (the text was dropped without a word: `aigc -t capital France`, or a
+      -- `while read` loop's stdin taken by a template that has no use for it)
+      local uses_input = false
+      for _, name in ipairs(tpl:variables(true)) do uses_input = uses_input or name == "input" end
+      if not uses_input then
+        common.usage(("template '%s' has no {{input}}: the prompt's text (arguments or stdin) would be ignored "
+                      .. "(variables go with -p NAME=VALUE; stdin: </dev/null)"):format(args.template))
+      end
+      if vars.input ~= nil then
+        common.usage("-p input=... and the prompt's text (arguments or stdin) both give {{input}}")
+      end
+      vars.input = input
+    end
     local err
     params, err = tpl:render(vars, extra)
     if not params then common.usage(tostring(err.message) .. " (give it with -p NAME=VALUE)") end
