@@ -162,6 +162,16 @@ describe("aigc (edges)", function ()
     assert.equal("two\n", r.stdout)
     assert.equal(2, #srv:requests())
   end)
+
+  it("aigc chat: /save and /load take ~/ as $HOME (it looked for a directory named ~)", function ()
+    local r = aigc({ "chat", "--no-log" }, { env = { HOME = home }, stdin = table.concat({ "What is 2 + 2?",
+      "/save ~/saved.json", "/reset", "/load ~/saved.json", "/history", "" }, "\n") })
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("", r.stderr)
+    assert.matches("\nsaved to " .. home:gsub("%p", "%%%0") .. "/saved%.json\n", r.stdout)
+    assert.matches("\nuser: What is 2 %+ 2%?\nassistant: 2 %+ 2 = 4%.\n$", r.stdout)
+    assert.is_not_nil(proc.read_file(home .. "/saved.json"))
+  end)
 end)
 
 local describe_tty = cli.has_tmux() and describe or pending

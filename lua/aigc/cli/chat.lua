@@ -259,8 +259,17 @@ function Session:load (path)
   common.out(string.format("loaded %d messages; conversation %s\n", #loaded.messages, self.cid))
 end
 
+-- A file name as a shell would take it: `~/` is $HOME's (`/save
+-- ~/chat.json` looked for a directory named "~").
+local function expand_home (path)
+  local home = config_mod.env("HOME")
+  if home and (path == "~" or path:find("^~/")) then return home .. path:sub(2) end
+  return path
+end
+
 function Session:command (line)
   local cmd, rest = line:match("^/(%S+)%s*(.-)%s*$")
+  if cmd == "save" or cmd == "load" then rest = expand_home(rest) end
   local conv = self.conv
   if cmd == "help" or cmd == "?" then common.out(M.HELP .. "\n")
   elseif cmd == "quit" or cmd == "exit" or cmd == "q" then return "quit"
