@@ -172,6 +172,16 @@ describe("aigc (edges)", function ()
     assert.matches("\nuser: What is 2 %+ 2%?\nassistant: 2 %+ 2 = 4%.\n$", r.stdout)
     assert.is_not_nil(proc.read_file(home .. "/saved.json"))
   end)
+
+  it("a config's params setting is refused: it was taken and never used (a temperature there did nothing)", function ()
+    local config = home .. "/config.lua"
+    cli.write(config, "{ params = { temperature = 0 } }\n")
+    local r = aigc { "Hi" }
+    assert.equal(2, r.code, r.stderr)
+    assert.equal(config .. ": unknown setting 'params' (request params go in a template's params, or -o KEY=VALUE)\n",
+                 r.stderr)
+    assert.equal(0, #srv:requests())
+  end)
 end)
 
 local describe_tty = cli.has_tmux() and describe or pending

@@ -80,8 +80,10 @@ end
 
 local CONFIG_FIELDS = {
   model = "string", endpoint = "string", endpoints = "table", prices = "table", log = "boolean",
-  client = "table", params = "table", log_db = "string",
+  client = "table", log_db = "string",
 }
+-- (`params` was taken and never used: a default temperature there changed nothing)
+local UNKNOWN_HINTS = { params = " (request params go in a template's params, or -o KEY=VALUE)" }
 
 -- `msg` ("... expected, got string") saying the value itself when it is a
 -- string where a number, an integer or a boolean belongs (`got "abc"`); a string
@@ -149,7 +151,7 @@ function M.load ()
   if not t then return nil, "bad config file " .. err end
   for k, v in pairs(t) do
     local want = CONFIG_FIELDS[k]
-    if want == nil then return nil, path .. ": unknown setting '" .. tostring(k) .. "'" end
+    if want == nil then return nil, path .. ": unknown setting '" .. tostring(k) .. "'" .. (UNKNOWN_HINTS[k] or "") end
     if type(v) ~= want then return nil, path .. ": '" .. k .. "' must be a " .. want .. ", got " .. type(v) end
   end
   local why = config_problem(t)
