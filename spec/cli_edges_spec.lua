@@ -182,6 +182,20 @@ describe("aigc (edges)", function ()
                  r.stderr)
     assert.equal(0, #srv:requests())
   end)
+
+  it("a config's client.model is the model (it was taken and never sent: gpt-4o-mini went)", function ()
+    cli.write(home .. "/config.lua", '{ client = { model = "my-default-model" } }\n')
+    local r = aigc { "--no-log", "Hi" }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("my-default-model", cjson.decode(srv:last().body).model)
+    r = aigc({ "chat", "--no-log" }, { stdin = "Hi\n" })
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("my-default-model", cjson.decode(srv:last().body).model)
+    cli.write(home .. "/config.lua", '{ model = "top", client = { model = "my-default-model" } }\n')
+    r = aigc { "--no-log", "Hi" }                                   -- (model = wins)
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("top", cjson.decode(srv:last().body).model)
+  end)
 end)
 
 local describe_tty = cli.has_tmux() and describe or pending

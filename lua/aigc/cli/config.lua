@@ -256,11 +256,14 @@ function M.client_error (config, err, opts, from)
 end
 
 --- The model of an invocation: `-m`, else the template's, else the
--- endpoint's, else the config's, else $AIGC_MODEL, else DEFAULT_MODEL.
+-- endpoint's, else the config's (`model`, else `client.model`: an
+-- aigc.client option there was taken and never sent), else $AIGC_MODEL,
+-- else DEFAULT_MODEL.
 -- @treturn string
 function M.model (config, endpoint, explicit, template_model)
-  return explicit or template_model or (endpoint and endpoint.model) or config.model or env("AIGC_MODEL")
-    or M.DEFAULT_MODEL
+  local client_model = type(config.client) == "table" and config.client.model or nil
+  return explicit or template_model or (endpoint and endpoint.model) or config.model or client_model
+    or env("AIGC_MODEL") or M.DEFAULT_MODEL
 end
 
 --- The price of a model: `{ input =, output = }` in $ per 1M tokens, or nil.
