@@ -196,6 +196,22 @@ describe("aigc (edges)", function ()
     assert.equal(0, r.code, r.stderr)
     assert.equal("top", cjson.decode(srv:last().body).model)
   end)
+
+  it("aigc templates show NAME shows a broken template's file, then its error (it showed nothing)", function ()
+    local path = home .. "/templates/greet.lua"
+    cli.write(path, 'return { prompt = "Hi {{name}}", promt = "typo" }\n')
+    local r = aigc { "templates", "show", "greet" }
+    assert.equal(1, r.code, r.stderr)
+    assert.equal('return { prompt = "Hi {{name}}", promt = "typo" }\n', r.stdout)
+    assert.equal("aigc: bad template " .. path .. ": unknown template field 'promt'\n", r.stderr)
+    cli.write(path, 'return { prompt = "Hi {{name}}" }\n')
+    r = aigc { "templates", "show", "greet" }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal('return { prompt = "Hi {{name}}" }\n', r.stdout)
+    r = aigc { "templates", "show", "nope" }
+    assert.equal(2, r.code)
+    assert.equal("no template named 'nope' in " .. home .. "/templates\n", r.stderr)
+  end)
 end)
 
 local describe_tty = cli.has_tmux() and describe or pending

@@ -85,8 +85,14 @@ function M.run (args)
   end
   if not args.name then common.usage("aigc templates " .. action .. " needs a NAME") end
   if action == "edit" then return edit(dir, args.name) end
-  local t = common.template(args.name)   -- (show)
-  common.out(template.read_file(t.path))
+  -- show: the file as it is, a broken one too (`list` says "broken", and
+  -- show refused to show what to fix), its error after it
+  local path = template.path_of(dir, args.name)
+  local text = path and template.read_file(path)
+  if not text then common.template(args.name) end   -- (its errors: an invalid name, none by that name)
+  common.out(text)
+  local ok, err = template.load(path)
+  if not ok then common.fail("aigc: " .. tostring(type(err) == "table" and err.message or err)) end
   return 0
 end
 
