@@ -212,6 +212,18 @@ describe("aigc (edges)", function ()
     assert.equal(2, r.code)
     assert.equal("no template named 'nope' in " .. home .. "/templates\n", r.stderr)
   end)
+
+  it("aigc chat: a \"\"\" block is text even when it begins with / (it ran as a command: /quit quit)", function ()
+    local r = aigc({ "chat", "--no-log" }, { stdin = table.concat({ '"""', "/etc/hosts: what is this file?",
+      "It maps names.", '"""', '"""', "/quit", '"""', "What is 2 + 2?", "" }, "\n") })
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("", r.stderr)
+    local reqs = srv:requests()
+    assert.equal(3, #reqs)
+    assert.equal("/etc/hosts: what is this file?\nIt maps names.", cjson.decode(reqs[1].body).messages[1].content)
+    assert.equal("/quit", cjson.decode(reqs[2].body).messages[3].content)
+    assert.equal("What is 2 + 2?", cjson.decode(reqs[3].body).messages[5].content)
+  end)
 end)
 
 local describe_tty = cli.has_tmux() and describe or pending

@@ -356,9 +356,10 @@ end
 -- line on stderr, the session going on (a request it left running is
 -- canceled, the history is as before the turn).
 -- @tparam string input
+-- @tparam[opt] boolean text a """ block: text, never a command
 -- @treturn string|nil "quit" to end the session
-function Session:dispatch (input)
-  local cmd = input:match("^/(%a%S*)")
+function Session:dispatch (input, text)
+  local cmd = not text and input:match("^/(%a%S*)") or nil
   if not (cmd and PATH_COMMANDS[cmd]) then
     local at = bad_utf8_at(input)
     if at then
@@ -385,7 +386,8 @@ function Session:dispatch (input)
   return nil
 end
 
--- Reads one input: a line, a \-continued line, or a """ block; nil at EOF.
+-- Reads one input: a line, a \-continued line, or a """ block (then true
+-- too: a block is text, whatever its first line); nil at EOF.
 -- EOF (Ctrl-D) inside a block or after a \ ends the input there: what was
 -- typed is the input (then `self.eof` is set: the session ends after it).
 -- Ctrl-C at a `...` prompt abandons the input: "" (nothing sent) once
@@ -412,11 +414,11 @@ function Session:read_input ()
     while true do
       local l, abandoned = more()
       if abandoned then return "" end
-      if l == nil then return typed() end
+      if l == nil then return typed(), true end
       if l:match("^%s*\"\"\"%s*$") then break end
       parts[#parts + 1] = l
     end
-    return table.concat(parts, "\n")
+    return table.concat(parts, "\n"), true
   end
   while line:find("\\$") do
     parts[#parts + 1] = line:sub(1, -2)
@@ -511,11 +513,11 @@ function M.run (args)
       history and (" (" .. #history .. " messages)") or ""))
   end
   while true do
-    local input = session:read_input()
+    local input, block = session:read_input()
     if input == nil then if tty then common.out("\n") end break end
     if input and input:find("%S") then
       if tty and session.eof then common.out("\n") end   -- (the reply below the typed lines)
-      if session:dispatch(input) == "quit" then break end
+      if session:dispatch(input, block) == "quit" then break end
     end
     if session.eof or session.terminated then break end
   end
