@@ -224,6 +224,18 @@ describe("aigc (edges)", function ()
     assert.equal("/quit", cjson.decode(reqs[2].body).messages[3].content)
     assert.equal("What is 2 + 2?", cjson.decode(reqs[3].body).messages[5].content)
   end)
+
+  it("aigc run --out - writes the results to stdout (it made a file named -)", function ()
+    assert.is_nil(proc.read_file("-"))   -- (the run's directory is this one)
+    finally(function () os.remove("-") end)
+    cli.write(home .. "/cases.jsonl", '{"id": "a", "prompt": "What is 2 + 2?"}\n')
+    local r = aigc { "run", home .. "/cases.jsonl", "-q", "--no-log", "--out", "-" }
+    assert.equal(0, r.code, r.stderr)
+    assert.is_nil(proc.read_file("-"))
+    local line = cjson.decode(r.stdout:match("^([^\n]+)\n$") or "null")
+    assert.equal("a", line and line.id)
+    assert.equal("2 + 2 = 4.", line.text)
+  end)
 end)
 
 local describe_tty = cli.has_tmux() and describe or pending

@@ -28,7 +28,7 @@ Example:
   aigc run cases.jsonl -t capital --out results.jsonl --concurrency 8]])
   p:argument("cases", "The cases (JSONL).")
   common.model_options(p)
-  p:option("--out", "The results file (JSONL; resumed when it exists).")
+  p:option("--out", "The results file (JSONL; resumed when it exists; - for stdout).")
   p:option("--concurrency", "The most cases in flight (adaptive below it).", "4", tonumber)
   p:option("--best-of", "Each case: N candidates, the best kept.", nil, tonumber)
   p:option("--judge", "The judge's instruction for --best-of.")
@@ -192,6 +192,8 @@ end
 
 -- Checks the arguments before anything is made: the request params of -o.
 local function check_args (args)
+  -- ("-" is stdout, as for `aigc image -o -`: it made a file named "-")
+  if args.out == "-" then args.out = "/dev/stdout" end
   if (args.batch_id or args.cancel) and not args.batch then common.usage("--batch-id and --cancel go with --batch") end
   if args.batch and (args.best_of or args.vote) then
     common.usage("--batch runs one request per case: no --best-of/--vote")
