@@ -236,6 +236,13 @@ describe("aigc (edges)", function ()
     assert.equal("a", line and line.id)
     assert.equal("2 + 2 = 4.", line.text)
   end)
+
+  it("aigc run - reads the cases from stdin (No such file or directory: -)", function ()
+    local r = aigc({ "run", "-", "-q", "--no-log", "--json" }, { stdin = '{"id": "a", "prompt": "What is 2 + 2?"}\n' })
+    assert.equal(0, r.code, r.stderr)
+    assert.equal(1, cjson.decode(r.stdout).ok)
+    assert.equal(1, #srv:requests())
+  end)
 end)
 
 local describe_tty = cli.has_tmux() and describe or pending

@@ -26,7 +26,7 @@ cases with an ok result there are skipped (failed ones run again).
 Exit: 0 all passed, 1 some case failed, 3 some assertion failed, 130 Ctrl-C (a rerun resumes).
 Example:
   aigc run cases.jsonl -t capital --out results.jsonl --concurrency 8]])
-  p:argument("cases", "The cases (JSONL).")
+  p:argument("cases", "The cases (JSONL; - for stdin).")
   common.model_options(p)
   p:option("--out", "The results file (JSONL; resumed when it exists; - for stdout).")
   p:option("--concurrency", "The most cases in flight (adaptive below it).", "4", tonumber)
@@ -194,6 +194,7 @@ end
 local function check_args (args)
   -- ("-" is stdout, as for `aigc image -o -`: it made a file named "-")
   if args.out == "-" then args.out = "/dev/stdout" end
+  if args.cases == "-" then args.cases = "/dev/stdin" end   -- (and the cases' "-" is stdin)
   if (args.batch_id or args.cancel) and not args.batch then common.usage("--batch-id and --cancel go with --batch") end
   if args.batch and (args.best_of or args.vote) then
     common.usage("--batch runs one request per case: no --best-of/--vote")
