@@ -243,6 +243,22 @@ describe("aigc (edges)", function ()
     assert.equal(1, cjson.decode(r.stdout).ok)
     assert.equal(1, #srv:requests())
   end)
+
+  it("a config's endpoint model that is not a model name: a usage error naming the setting, nothing sent", function ()
+    local config = home .. "/config.lua"
+    local function refused (text, want)
+      cli.write(config, text)
+      local r = aigc { "--no-log", "Hi" }
+      assert.equal(2, r.code, r.stderr)
+      assert.equal(config .. ": " .. want .. "\n", r.stderr)
+    end
+    -- (5 said "aigc: invalid input: params.model: string expected, got number"; "" was sent)
+    refused(string.format('{ endpoint = "w", endpoints = { w = { base_url = %q, model = 5 } } }', srv.base_url),
+            "endpoints.w.model: a model name (a string) expected, got number")
+    refused('{ endpoints = { w = { model = "" } } }', "endpoints.w.model: a model name expected, got an empty string")
+    refused('{ model = "" }', "'model' is empty: a model name expected")
+    assert.equal(0, #srv:requests())
+  end)
 end)
 
 local describe_tty = cli.has_tmux() and describe or pending

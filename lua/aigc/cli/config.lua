@@ -131,6 +131,11 @@ local function config_problem (t)
     if e.api_key_env ~= nil and type(e.api_key_env) ~= "string" then
       return at .. ".api_key_env: " .. util.expected("the name of an environment variable (a string)", e.api_key_env)
     end
+    -- (the model goes into every request: 5 was "invalid input: params.model", naming no setting, and "" was sent)
+    if e.model ~= nil and (type(e.model) ~= "string" or e.model == "") then
+      return at .. ".model: " .. (e.model == "" and "a model name expected, got an empty string"
+                                  or util.expected("a model name (a string)", e.model))
+    end
     if e.no_key ~= nil and type(e.no_key) ~= "boolean" then
       return at .. ".no_key: " .. with_value(util.expected("boolean", e.no_key), e.no_key)
     end
@@ -154,6 +159,7 @@ function M.load ()
     if want == nil then return nil, path .. ": unknown setting '" .. tostring(k) .. "'" .. (UNKNOWN_HINTS[k] or "") end
     if type(v) ~= want then return nil, path .. ": '" .. k .. "' must be a " .. want .. ", got " .. type(v) end
   end
+  if t.model == "" then return nil, path .. ": 'model' is empty: a model name expected" end
   local why = config_problem(t)
   if why then return nil, path .. ": " .. why end
   t.path = path
