@@ -259,6 +259,18 @@ describe("aigc (edges)", function ()
     refused('{ model = "" }', "'model' is empty: a model name expected")
     assert.equal(0, #srv:requests())
   end)
+
+  it("-m \"\" (an unset $MODEL) is a usage error in every command that takes -m; it sent the model \"\"", function ()
+    cli.write(home .. "/cases.jsonl", '{"id": "a", "prompt": "Hi"}\n')
+    for _, args in ipairs { { "-m", "", "Hi" }, { "chat", "-m", "" }, { "run", home .. "/cases.jsonl", "-q", "-m", "" },
+                            { "image", "-m", "", "-o", home .. "/x.png", "a cat" },
+                            { "speak", "-m", "", "-o", home .. "/x.mp3", "Hi" } } do
+      local r = aigc(args, { stdin = "Hi\n" })
+      assert.equal(2, r.code, r.stderr)
+      assert.matches("\n\nError: %-m: an empty model name\n$", r.stderr)
+    end
+    assert.equal(0, #srv:requests())
+  end)
 end)
 
 local describe_tty = cli.has_tmux() and describe or pending

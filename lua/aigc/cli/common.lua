@@ -69,10 +69,21 @@ function M.isatty (f)
   return r == true or r == 0
 end
 
+--- argparse's converter of a `-m` value: an empty one is refused (`-m
+-- "$MODEL"` with MODEL unset sent the model "", which a server answers
+-- with its own error, or the default model of a proxy).
+-- @tparam string s
+-- @treturn string|nil
+-- @treturn[opt] string
+function M.model_name (s)
+  if s == "" then return nil, "-m: an empty model name" end
+  return s
+end
+
 --- The options every prompting command shares (`aigc`, `aigc chat`, `aigc run`).
 -- @tparam table parser an argparse parser
 function M.model_options (parser)
-  parser:option("-m --model", "The model.")
+  parser:option("-m --model", "The model."):convert(M.model_name)
   parser:option("-s --system", "The system prompt.")
   parser:option("-o --option", "A request param KEY=VALUE (VALUE as JSON when it parses: -o temperature=0).")
     :count("*"):target("options")

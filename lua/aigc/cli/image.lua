@@ -21,7 +21,7 @@ The paths written are printed, one a line.]])
   p:argument("prompt", "The prompt (words are joined; stdin, if piped, comes first)."):args("*")
   p:option("-o --output", "The file (- for stdout); with -n N, %d in it is the image's number, "
            .. "else -1, -2... go before the extension. Default: stdout when it is not a terminal.")
-  p:option("-m --model", "The model (default: the server's, dall-e-2 on OpenAI).")
+  p:option("-m --model", "The model (default: the server's, dall-e-2 on OpenAI)."):convert(common.model_name)
   p:option("-s --size", "The size, WIDTHxHEIGHT (e.g. 1024x1024).")
   p:option("-n", "Number of images.", nil, tonumber)
   p:option("-q --quality", "The quality (standard, hd; low, medium, high, auto).")
