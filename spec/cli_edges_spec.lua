@@ -271,6 +271,22 @@ describe("aigc (edges)", function ()
     end
     assert.equal(0, #srv:requests())
   end)
+
+  it("-t NAME TEXT, a template of a system prompt alone: TEXT is the user message (only the system went)", function ()
+    cli.write(home .. "/templates/pirate.lua", 'return { system = "You are a pirate.", params = { temperature = 0 } }')
+    local r = aigc { "--no-log", "-t", "pirate", "What is 2 + 2?" }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("2 + 2 = 4.\n", r.stdout)
+    local body = cjson.decode(srv:last().body)
+    assert.same({ { role = "system", content = "You are a pirate." }, { role = "user", content = "What is 2 + 2?" } },
+                body.messages)
+    assert.equal(0, body.temperature)
+    -- no text: a usage error, nothing sent
+    r = aigc { "--no-log", "-t", "pirate" }
+    assert.equal(2, r.code)
+    assert.equal("no prompt: template 'pirate' has no prompt: give one as an argument or on stdin\n", r.stderr)
+    assert.equal(1, #srv:requests())
+  end)
 end)
 
 local describe_tty = cli.has_tmux() and describe or pending

@@ -44,6 +44,39 @@ end
 
 local join_input, positive = common.join_input, common.positive
 
+-- The params of `-t NAME`: the template rendered with -p's variables, the
+-- prompt's text as {{input}} -- or, for a template of a system prompt
+-- alone, as the user's message (it was dropped: only the system prompt
+-- went).
+local function template_params (args, input, extra)
+  local tpl = common.template(args.template)
+  local vars = common.params_table(args.params)
+  local uses_input = false
+  for _, name in ipairs(tpl:variables(true)) do uses_input = uses_input or name == "input" end
+  local user_text
+  if input == "" and tpl.prompt == nil then   -- (a system prompt alone was sent)
+    common.usage(("no prompt: template '%s' has no prompt: give one as an argument or on stdin")
+                 :format(args.template))
+  elseif input ~= "" and not uses_input and tpl.prompt == nil then
+    user_text = input
+  elseif input ~= "" then
+    -- (the text was dropped without a word: `aigc -t capital France`, or a
+    -- `while read` loop's stdin taken by a template that has no use for it)
+    if not uses_input then
+      common.usage(("template '%s' has no {{input}}: the prompt's text (arguments or stdin) would be ignored "
+                    .. "(variables go with -p NAME=VALUE; stdin: </dev/null)"):format(args.template))
+    end
+    if vars.input ~= nil then
+      common.usage("-p input=... and the prompt's text (arguments or stdin) both give {{input}}")
+    end
+    vars.input = input
+  end
+  local params, err = tpl:render(vars, extra)
+  if not params then common.usage(tostring(err.message) .. " (give it with -p NAME=VALUE)") end
+  if user_text then params.messages[#params.messages + 1] = { role = "user", content = user_text } end
+  return params
+end
+
 --- Builds the chat params of an invocation: template or prompt, -o params,
 -- the system prompt, the continued conversation's history, the model.
 -- @tparam table args parsed arguments
@@ -69,25 +102,7 @@ function M.build_params (args, config, endpoint, stdin, history)
   local input = join_input(stdin, text)
   local params
   if args.template then
-    local tpl = common.template(args.template)
-    local vars = common.params_table(args.params)
-    if input ~= "" then
-      -- (the text was dropped without a word: `aigc -t capital France`, or a
-      -- `while read` loop's stdin taken by a template that has no use for it)
-      local uses_input = false
-      for _, name in ipairs(tpl:variables(true)) do uses_input = uses_input or name == "input" end
-      if not uses_input then
-        common.usage(("template '%s' has no {{input}}: the prompt's text (arguments or stdin) would be ignored "
-                      .. "(variables go with -p NAME=VALUE; stdin: </dev/null)"):format(args.template))
-      end
-      if vars.input ~= nil then
-        common.usage("-p input=... and the prompt's text (arguments or stdin) both give {{input}}")
-      end
-      vars.input = input
-    end
-    local err
-    params, err = tpl:render(vars, extra)
-    if not params then common.usage(tostring(err.message) .. " (give it with -p NAME=VALUE)") end
+    params = template_params(args, input, extra)
   else
     if #(args.params or {}) > 0 then common.usage("-p sets template variables: it needs -t TEMPLATE") end
     if input == "" then common.usage("no prompt: give one as an argument or on stdin (aigc --help)") end
