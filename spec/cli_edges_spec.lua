@@ -287,6 +287,24 @@ describe("aigc (edges)", function ()
     assert.equal("no prompt: template 'pirate' has no prompt: give one as an argument or on stdin\n", r.stderr)
     assert.equal(1, #srv:requests())
   end)
+
+  it("aigc run -t NAME, a template of a system prompt alone: each case's prompt or messages follow it", function ()
+    -- (they were dropped: the system prompt went alone, and every case "passed" on the reply to it)
+    cli.write(home .. "/templates/pirate.lua", 'return { system = "You are a pirate." }')
+    cli.write(home .. "/cases.jsonl", '{"id": "p", "prompt": "What is 2 + 2?", "assert": {"type": "contains", '
+      .. '"value": "4"}}\n{"id": "m", "messages": [{"role": "user", "content": "What is the capital of France?"}]}\n'
+      .. '{"id": "none", "country": "Spain"}\n')
+    local r = aigc { "run", home .. "/cases.jsonl", "-t", "pirate", "-q", "--no-log", "--out", "-" }
+    assert.equal(1, r.code, r.stderr)
+    local bodies = {}
+    for _, req in ipairs(srv:requests()) do bodies[#bodies + 1] = cjson.decode(req.body).messages end
+    table.sort(bodies, function (a, b) return a[2].content < b[2].content end)
+    assert.same({ { { role = "system", content = "You are a pirate." }, { role = "user", content = "What is 2 + 2?" } },
+                  { { role = "system", content = "You are a pirate." },
+                    { role = "user", content = "What is the capital of France?" } } }, bodies)
+    assert.matches("\ncase none failed: [^\n]*case none has no messages or prompt, and the template has no prompt\n",
+                   r.stderr)
+  end)
 end)
 
 local describe_tty = cli.has_tmux() and describe or pending

@@ -154,6 +154,17 @@ local function case_params (run, c)
   if run.template then
     params, err = run.template:render(case_vars(c), run.params)
     if not params then return nil, err end
+    -- A template of a system prompt alone: the case's own messages or
+    -- prompt go after it (they were dropped: the system prompt went alone).
+    if run.template.prompt == nil then
+      local msgs = params.messages
+      if type(c.messages) == "table" then
+        for _, m in ipairs(c.messages) do msgs[#msgs + 1] = m end
+      elseif type(c.prompt) == "string" then msgs[#msgs + 1] = { role = "user", content = c.prompt }
+      else
+        return nil, run_error("case " .. tostring(c.id) .. " has no messages or prompt, and the template has no prompt")
+      end
+    end
   else
     params = {}
     for k, v in pairs(run.params) do params[k] = v end
