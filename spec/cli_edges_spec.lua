@@ -305,6 +305,20 @@ describe("aigc (edges)", function ()
     assert.matches("\ncase none failed: [^\n]*case none has no messages or prompt, and the template has no prompt\n",
                    r.stderr)
   end)
+
+  it("aigc run -s TEXT, no template: cases of messages run too (each failed: missing variable prompt)", function ()
+    cli.write(home .. "/cases.jsonl", '{"id": "p", "prompt": "What is 2 + 2?"}\n'
+      .. '{"id": "m", "messages": [{"role": "user", "content": "What is the capital of France?"}]}\n')
+    local r = aigc { "run", home .. "/cases.jsonl", "-s", "Be brief.", "-q", "--no-log", "--json" }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal(2, cjson.decode(r.stdout).ok)
+    for _, req in ipairs(srv:requests()) do
+      local msgs = cjson.decode(req.body).messages
+      assert.same({ role = "system", content = "Be brief." }, msgs[1])
+      assert.equal(2, #msgs)
+    end
+    assert.equal(2, #srv:requests())
+  end)
 end)
 
 local describe_tty = cli.has_tmux() and describe or pending

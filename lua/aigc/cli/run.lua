@@ -240,7 +240,9 @@ local function run_template (args)
     end
     if args.system then tpl.system = args.system end
   elseif args.system then
-    tpl = template.new { system = args.system, prompt = "{{prompt}}" }
+    -- (a system prompt alone: each case's prompt or messages follow it; with
+    -- prompt = "{{prompt}}" every case of messages failed, "missing variable: prompt")
+    tpl = template.new { system = args.system }
   end
   return tpl
 end
