@@ -323,7 +323,7 @@ end)
 
 local describe_tty = cli.has_tmux() and describe or pending
 
-describe_tty("aigc chat (edges, in a terminal)", function ()
+describe_tty("aigc (edges, in a terminal)", function ()
   local srv, home, term
   cli.fixture(_ENV, function (s, h) srv, home = s, h end, {
     after_each = function () if term then term:close(); term = nil end end })
@@ -364,5 +364,26 @@ describe_tty("aigc chat (edges, in a terminal)", function ()
     term:keys("Enter")
     wait_until(function () return (term:dead()) end, "/quit")
     assert.equal("What is 2 + 2?\n/cid\n/cid\n/quit\n", proc.read_file(home .. "/history"))
+  end)
+
+  it("aigc run's progress line follows a terminal narrowed mid-run (wrapped, its lines piled up)", function ()
+    local cases = {}
+    for i = 1, 30 do cases[i] = '{"id": ' .. i .. ', "prompt": "Hi"}' end
+    cli.write(home .. "/cases.jsonl", table.concat(cases, "\n") .. "\n")
+    term = cli.terminal({ "run", home .. "/cases.jsonl", "-m", "fault:delay=400", "--concurrency", "1", "--no-log" },
+                        { home = home, base_url = srv.base_url })
+    local function done ()
+      local n = 0
+      for k in term:screen():gmatch("(%d+)/30 ") do n = math.max(n, tonumber(k)) end
+      return n
+    end
+    wait_until(function () return done() >= 1 end, "the first case")
+    assert(proc.sh("tmux -L aigc-spec resize-window -t " .. term.name .. " -x 50 -y 40"))
+    local n0 = done()
+    wait_until(function () return done() >= n0 + 4 end, "four more cases")
+    local _, screen = proc.sh("tmux -L aigc-spec capture-pane -p -t " .. term.name)
+    local rows = 0
+    for _ in ("\n" .. screen):gmatch("\n%d+/30 ") do rows = rows + 1 end
+    assert.is_true(rows <= 2, "progress rows on the screen: " .. rows .. "\n" .. screen)
   end)
 end)

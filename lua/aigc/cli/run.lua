@@ -158,6 +158,20 @@ local function stderr_columns ()
   return n and n > 1 and n or nil
 end
 
+-- The terminal's width, read again after each resize (SIGWINCH, heard by
+-- the run's luv loop between its steps): read once, a terminal narrowed
+-- mid-run wrapped every progress line, and its "\r" rewrote only the last
+-- row, piling them up. Returns the width function and its stop.
+local function width_watch (signals)
+  local columns, changed = stderr_columns(), false
+  local h = signals and signals.uv and signals.uv.new_signal()
+  if h then h:start("sigwinch", function () changed = true end) end
+  return function ()
+    if changed then changed, columns = false, stderr_columns() end
+    return columns
+  end, function () if h then h:stop(); h:close() end end
+end
+
 local function parse_assert (s)
   local ty, value = s:match("^([%w%-]+):(.*)$")
   ty = ty or s
@@ -265,11 +279,12 @@ function M.run (args)
   local log = common.open_log(config, args)   -- (calls are scrubbed by the client's engine)
 
   local tty = not args.quiet and common.isatty(io.stderr)
-  local columns = tty and stderr_columns()
   local last_plain = 0
   -- Ctrl-C stops the run between steps (the interpreter's own SIGINT would
   -- raise "interrupted!" anywhere); the batch backend keeps that default.
   local signals = not args.batch and lineinput.new { tty = false } or nil
+  local width, stop_width = function () return nil end, function () end
+  if tty then width, stop_width = width_watch(signals) end
   local batch_id = args.batch_id   -- (the run's batch, once its progress names it)
   -- (a batch run only: a direct run's errors keep their own traceback)
   local ok, summary, err = (args.batch and pcall or function (f, ...) return true, f(...) end)(runner.run, {
@@ -282,7 +297,7 @@ function M.run (args)
       if p.batch then batch_id = p.batch.id end
       if args.quiet then return end
       if tty then
-        local line = M.progress_line(p)
+        local line, columns = M.progress_line(p), width()
         if columns and #line >= columns then line = line:sub(1, columns - 1) end
         io.stderr:write("\r\27[K", line)
         if p.final then io.stderr:write("\n") end
@@ -293,6 +308,7 @@ function M.run (args)
       end
     end or nil,
   })
+  stop_width()
   if signals then signals:close() end
   if log then log:close() end
   client:close()
