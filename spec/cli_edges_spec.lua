@@ -319,6 +319,23 @@ describe("aigc (edges)", function ()
     end
     assert.equal(2, #srv:requests())
   end)
+
+  it("an $AIGC_HOME made on the way to templates/ or to the log's directory is 0700 (it was 0755)", function ()
+    local function mode (path)
+      local _, out = proc.sh("stat -c %a '" .. path .. "'")
+      return (out:gsub("%s+$", ""))
+    end
+    local fresh = home .. "/fresh"
+    local r = aigc({ "templates", "edit", "x" }, { home = fresh, env = { EDITOR = "true" } })
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("700", mode(fresh))
+    assert.equal("700", mode(fresh .. "/templates"))
+    local other = home .. "/other"
+    r = aigc({ "Hi" }, { home = other, env = { AIGC_LOG_DB = other .. "/logs/logs.db" } })
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("700", mode(other))
+    assert.equal("700", mode(other .. "/logs"))
+  end)
 end)
 
 local describe_tty = cli.has_tmux() and describe or pending

@@ -205,8 +205,9 @@ local function ensure_dir (path)
   if not dir or dir == "" then return end
   local f = io.open(dir .. "/.", "rb")
   if f then f:close(); return end
-  -- (the last directory 0700: the log holds prompts and replies)
-  os.execute("mkdir -p -m 700 '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
+  -- (0700: the log holds prompts and replies; umask 077: every directory it makes is 0700; `mkdir -p -m 700` made
+  -- only the last one so, an $AIGC_HOME made on the way stayed 0755)
+  os.execute("(umask 077 && mkdir -p '" .. dir:gsub("'", "'\\''") .. "') 2>/dev/null")
 end
 
 -- Creates a missing database file 0600, whatever the umask, before SQLite

@@ -75,7 +75,9 @@ end
 -- @tparam string dir
 function M.mkdir (dir)
   -- 0700 (the last one): it holds prompts, replies and the REPL's history
-  os.execute("mkdir -p -m 700 '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
+  -- (umask 077: every directory it makes is 0700; `mkdir -p -m 700` made
+  -- only the last one so, an $AIGC_HOME made on the way stayed 0755)
+  os.execute("(umask 077 && mkdir -p '" .. dir:gsub("'", "'\\''") .. "') 2>/dev/null")
 end
 
 local CONFIG_FIELDS = {
