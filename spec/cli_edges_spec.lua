@@ -336,6 +336,21 @@ describe("aigc (edges)", function ()
     assert.equal("700", mode(other))
     assert.equal("700", mode(other .. "/logs"))
   end)
+
+  it("aigc chat left without a turn (Ctrl-D at once, /reset, /fork) leaves aigc -c the conversation before", function ()
+    -- (the empty session was the log's last conversation: -c continued nothing)
+    local r = aigc { "What is the capital of France?" }
+    assert.equal(0, r.code, r.stderr)
+    for _, input in ipairs { "", "/reset\n", "/fork\n", "/load " .. home .. "/none.json\n" } do
+      r = aigc({ "chat" }, { stdin = input })
+      assert.equal(0, r.code, r.stderr)
+    end
+    r = aigc { "-c", "And of Spain?" }
+    assert.equal(0, r.code, r.stderr)
+    local msgs = cjson.decode(srv:last().body).messages
+    assert.equal(3, #msgs)
+    assert.equal("What is the capital of France?", msgs[1].content)
+  end)
 end)
 
 local describe_tty = cli.has_tmux() and describe or pending

@@ -108,6 +108,10 @@ function Session:say_line (text)
     else common.note(tostring(err)) end
   end
   if self.log then
+    if self.unlogged then
+      self.unlogged = nil
+      self.log:conversation_start { id = self.cid, model = conv.model }
+    end
     local choice = res and type(res.choices) == "table" and res.choices[1] or nil
     local id, lerr = self.log:record({
       conversation_id = self.cid, parent_id = self.leaf, leaf = res ~= nil, source = "chat",
@@ -135,11 +139,15 @@ function Session:leaf_back ()
   self.log:set_leaf(self.cid, self.leaf)
 end
 
+-- A new conversation, in the log from its first turn on: started at once,
+-- a session left without a turn (opened, then Ctrl-D; or /reset last) was
+-- the log's last conversation, and `aigc -c` continued that empty one
+-- instead of the one before.
 function Session:new_conversation ()
   self.unanswered = nil
   self.cid = promptlog.new_id()
   self.leaf = nil
-  if self.log then self.log:conversation_start { id = self.cid, model = self.conv.model } end
+  self.unlogged = true
 end
 
 local function last_user_text (conv)
@@ -312,9 +320,10 @@ function Session:command (line)
     self.conv = conv:fork()
     local leaf = self.leaf
     self.cid = promptlog.new_id()
-    if self.log then
+    self.unlogged = not leaf or nil   -- (a fork of no turn: as a new conversation)
+    if self.log and leaf then
       self.log:conversation_start { id = self.cid, model = self.conv.model }
-      if leaf then self.log:set_leaf(self.cid, leaf) end
+      self.log:set_leaf(self.cid, leaf)
     end
     self.leaf = leaf
     common.out("forked: conversation " .. self.cid .. " (from " .. old .. ")\n")
