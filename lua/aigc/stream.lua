@@ -28,11 +28,16 @@ Stream.__name = "aigc.stream"
 -- replaced the others', which no event settled any more -- a task slept
 -- for ever (its guest wait kept its client's active() above 0: lifecycle
 -- seed 330894 seq 30), a blocking reader hung.
+-- `_next` is cleared only once `f` is resolved: calling resolve may raise
+-- (Lua out of memory growing the stack) before it settles anything, and
+-- the request's end (its on_error, kind "callback") must then still find
+-- `f` to wake the reader, which otherwise waited for ever. (A reader woken
+-- by resolve may have put a future of its own there already: kept.)
 local function event (s)
   local f = s._next
   if f then
-    s._next = nil
     f:resolve(true)
+    if s._next == f then s._next = nil end
   end
 end
 
