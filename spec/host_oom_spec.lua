@@ -86,3 +86,40 @@ describe("a call whose allocation fails", function ()
     end)
   end
 end)
+
+-- A request nobody holds (no callback) is canceled when collected. Lua out
+-- of memory runs an emergency collection, which finds such a request dead
+-- (its entry in the engine's weak table goes) but runs no finalizer; the
+-- loop then dropped it from its ready list, "its __gc unlinks it", and it
+-- kept its slot and counted in active() until some later collection ran
+-- that finalizer -- never, in a quiet loop (a game that steps its GC at
+-- chosen times): `while client:step() > 0 do end` spun for ever, and
+-- behind `max_concurrency` the queued requests never started.
+describe("a dropped request found dead by an emergency collection", function ()
+  local luachild = require "luachild"
+  local srv
+  devserver.fixture(_ENV, function (s) srv = s end)
+
+  local SCRIPT = [[
+    local aigc = require "aigc"
+    local c = aigc.client { base_url = arg[1], max_retries = 0, model = "m" }
+    c:chat_async { messages = { { role = "user", content = "hi" } } }   -- (dropped: nothing holds it)
+    aigc_host_failat(1, 2)   -- (the growth fails, and its try after the emergency collection)
+    local ok, e = pcall(string.rep, "x", 4096)
+    aigc_host_failat(0)
+    assert(not ok and e:find("not enough memory", 1, true), tostring(e))
+    collectgarbage("stop")   -- (no collection runs its finalizer meanwhile)
+    local steps = 0
+    while c:step(0.05) > 0 and steps < 100 do steps = steps + 1 end
+    collectgarbage("restart")
+    print("active " .. c:active())
+  ]]
+
+  it("is canceled by the loop: active() reaches 0", function ()
+    local host = luachild.host()
+    if not host then pending("no C compiler to build spec/support/lua_host.c"); return end
+    local r = luachild.run(SCRIPT, { lua = host, args = { srv.base_url }, timeout = 120 })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("active 0\n", r.stdout)
+  end)
+end)

@@ -339,8 +339,21 @@ int aigc_loop_dispatch (lua_State *L, int eidx, aigc_engine *e, int budget) {
       en->skip_pass = pass;
       continue;
     }
-    if (!aigc_request_push(L, eidx, r))
-      continue;   /* being collected: its __gc unlinks it */
+    if (!aigc_request_push(L, eidx, r)) {
+      /* Being collected: nobody can observe it. Its __gc (which would
+         cancel it) may be far off: an emergency collection (Lua out of
+         memory) runs no finalizer, and a quiet loop may allocate too little
+         for the next one; meanwhile it held its slot and counted in
+         active(), and `while step() > 0` never ended. Canceled here, in C,
+         as its __gc does (which then finds it detached). */
+      if (r->slot != 0 && !aigc_terminal(r->state)) {
+        r->state = AIGC_CANCELED;
+        if (r->watched)
+          ro->unlisted_ends++;   /* (ended off the ended list: see ended_quietly) */
+        aigc_transfer_detach(r);
+      }
+      continue;
+    }
     ro->current = en;
     count += aigc_request_dispatch(L, eidx, lua_gettop(L), budget > 0 ? budget - count : 0);
     ro->current = outer;
