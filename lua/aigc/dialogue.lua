@@ -77,7 +77,7 @@ local tools_mod = require "aigc.tools"
 local adapter = require "aigc.adapter"
 
 local null, array, json_encode = core.null, core.array, core.json.encode
-local ipairs, pairs, pcall, tostring, type = ipairs, pairs, pcall, tostring, type
+local error, ipairs, pairs, pcall, tostring, type = error, ipairs, pairs, pcall, tostring, type
 local string_format = string.format
 local await, is_error, field_error = task.await, util.is_error, util.field_error
 
@@ -158,6 +158,8 @@ function M.params_problem (params)
   p.messages = {}
   local ok, e = pcall(prepare, p, "check")
   if ok then return nil end
+  -- (Lua out of memory says nothing of the params: raised as it is, not as misuse)
+  if type(e) == "string" and e:find("not enough memory", 1, true) then error(e, 0) end
   e = tostring(e)
   return e:match("%((.*)%)$") or e
 end
