@@ -619,6 +619,20 @@ static int finish_transfer (lua_State *L, int eidx, int ridx, aigc_request *r) {
 }
 
 /*
+** The error a stream callback raised (on top, status st) as the request's:
+** Lua out of memory is kind "limit", as in the rest of a delivery (the
+** callback may be aigc's own: the stream iterator's queue), not "callback".
+*/
+static void stream_callback_error (lua_State *L, int st) {
+  if (st == LUA_ERRMEM) {
+    lua_pop(L, 1);
+    aigc_error_new(L, "limit", "not enough memory (Lua) in the stream callback");
+  }
+  else
+    aigc_response_callback_error(L);
+}
+
+/*
 ** The stream callback under its nargs arguments (on top), aigc_pcall's
 ** handler under it (pushed first, by the callers: once per chunk it is
 ** cheaper than aigc_pcall moving it in and out), is called, unless a
@@ -644,7 +658,7 @@ static int run_stream_callback (lua_State *L, int eidx, int ridx, aigc_request *
     lua_pop(L, 1);
     return 1;
   }
-  aigc_response_callback_error(L);
+  stream_callback_error(L, st);
   fail_now(L, eidx, ridx, r);
   return 1;
 }
@@ -797,11 +811,13 @@ static int deliver_text_chunks (lua_State *L, int eidx, int ridx, aigc_request *
   aigc_push_pcall_handler(L);
   lua_getiuservalue(L, ridx, AIGC_RQ_STREAM);   /* (a function, a callable or nil) */
   while (running(r)) {
+    int st;
     t.held = t.in_callback = 0;
     lua_pushcfunction(L, aigc_text_run_chunks);
     lua_pushvalue(L, hidx + 1);
     lua_pushlightuserdata(L, &t);
-    if (aigc_pcall_under(L, 2, 0, hidx) != LUA_OK) {
+    st = aigc_pcall_under(L, 2, 0, hidx);
+    if (st != LUA_OK) {
       r->in_callback = 0;
       if (!t.in_callback)
         lua_error(L);
@@ -809,7 +825,7 @@ static int deliver_text_chunks (lua_State *L, int eidx, int ridx, aigc_request *
       if (r->state != AIGC_RUNNING)   /* canceled or closed inside: that end wins */
         lua_pop(L, 1);
       else {
-        aigc_response_callback_error(L);
+        stream_callback_error(L, st);
         fail_now(L, eidx, ridx, r);
       }
       break;

@@ -263,7 +263,12 @@ function M.run (loop, fn, opts)
   -- or its being abandoned, still ends f, and wakes its waiters.
   task.spawn_guarded(loop, function ()
     local ok, res, err = task.pcall(fn, f)
-    if not ok then res, err = nil, util.callback_error(what, res) end
+    if not ok and type(res) == "string" and res:find("not enough memory", 1, true) then
+      -- (Lua out of memory is kind "limit", as in any task: not the "callback" of a raise)
+      res, err = nil, core.error { kind = "limit", message = "not enough memory (Lua) in " .. what }
+    elseif not ok then
+      res, err = nil, util.callback_error(what, res)
+    end
     if res ~= nil then f:resolve(res)
     else
       f:reject(err or core.error { kind = "callback", message = what .. " returned neither a result nor an error" })
