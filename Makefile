@@ -82,6 +82,11 @@ CORE_SRC     = $(PURE_SRC) $(filter-out $(PURE_SRC),$(sort $(wildcard src/*.c)))
 CORE_OBJ     = $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
 HEADERS      = $(wildcard src/*.h)
 LUA_SRC      = $(sort $(wildcard lua/aigc/*.lua))
+# Every Lua file of the package, subfolders (the devserver's) included.
+# (Defined before the rules that list it as prerequisites: make expands
+# those when it reads the rule, and an empty list there left libaigc.a
+# embedding the old modules after a Lua file changed.)
+LUA_TREE     = $(sort $(shell find lua/aigc -name '*.lua' 2>/dev/null))
 
 # The version's one source; the rockspec's name and the README repeat it
 # (spec/version_spec.lua checks that they agree).
@@ -235,8 +240,6 @@ fuzz: $(FUZZERS)
 lint:
 	luacheck --quiet lua spec examples bench scripts
 
-# Every Lua file of the package, subfolders (the devserver's) included.
-LUA_TREE     = $(sort $(shell find lua/aigc -name '*.lua' 2>/dev/null))
 install: $(MODULE)
 	install -d $(DESTDIR)$(INST_LIBDIR)/aigc $(DESTDIR)$(INST_LUADIR)/aigc
 	install -m 0755 $(MODULE) $(DESTDIR)$(INST_LIBDIR)/aigc/core.so
