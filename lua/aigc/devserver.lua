@@ -347,6 +347,7 @@ FAULTS -- header `x-aigc-fault: <spec>` or model `fault:<spec>` (both: merged, h
                          finish_reason "tool_calls" (streamed: a `{"tool_calls":[1]}` delta)
     plain-for-stream     a stream request gets the one plain application/json reply
                          (as a server that ignores `stream` does)
+    ignore-n             chat: `n` is ignored, one choice comes back (llama.cpp, Ollama)
   Connection:
     close-mid-body       promise the whole body, send half, close (FIN)
     long-body            send the body then extra garbage; the connection stays open

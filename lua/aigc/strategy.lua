@@ -116,43 +116,46 @@ end
 
 local chat, text_of, task_of, strategy_error = judge_mod.chat, judge_mod.text_of, judge_mod.task_of, judge_mod.error
 
--- Starts n candidate requests at once and waits for them all.
--- Returns the candidates { index =, text =, res =, err = }.
-local function generate (client, params, n, use_n, vary)
-  local cands = {}
-  if use_n then
-    local p = merge(params, { n = n })
-    local res, err = chat(client, p)
-    for i = 1, n do
-      local c = { index = i }
-      if res then
-        local choice = res.choices and res.choices[i]
-        if choice then
-          c.res = res
-          c.choice = choice
-          c.text = choice.message and type(choice.message.content) == "string" and choice.message.content or ""
-          c.parsed = choice.parsed
-        else
-          c.err = strategy_error("parse", "the server returned fewer than " .. n .. " choices")
-        end
-      else
-        c.err = err
-      end
-      cands[i] = c
-    end
-    return cands
-  end
+-- Starts requests for the candidates `from`..`n` at once and waits for them all.
+local function generate_each (client, params, from, n, vary, cands)
   local reqs = {}
   local base_seed = is_integer(params.seed) and params.seed or 0
-  for i = 1, n do
+  for i = from, n do
     local p = merge(params, { seed = base_seed + i })
     if vary then p = vary(i, p) or p end
     reqs[i] = judge_mod.send(client, p)
   end
-  for i = 1, n do
+  for i = from, n do
     local res, err = await(reqs[i])
     cands[i] = { index = i, res = res, err = err, text = res and (text_of(res) or "") or nil,
                  parsed = res and res.parsed or nil }
+  end
+  return cands
+end
+
+-- Starts n candidate requests at once and waits for them all.
+-- Returns the candidates { index =, text =, res =, err = }.
+local function generate (client, params, n, use_n, vary)
+  local cands = {}
+  if not use_n then return generate_each(client, params, 1, n, vary, cands) end
+  local res, err = chat(client, merge(params, { n = n }))
+  if not res then
+    for i = 1, n do cands[i] = { index = i, err = err } end
+    return cands
+  end
+  local got = 0
+  for i = 1, n do
+    local choice = res.choices and res.choices[i]
+    if not choice then break end
+    got = i
+    cands[i] = { index = i, res = res, choice = choice, parsed = choice.parsed,
+                 text = choice.message and type(choice.message.content) == "string" and choice.message.content or "" }
+  end
+  -- A server that ignores `n` (llama.cpp, Ollama: one choice) gets the
+  -- missing candidates as requests of their own, as without use_n.
+  if got < n then
+    cands.use_n_short = got
+    generate_each(client, params, got + 1, n, vary, cands)
   end
   return cands
 end
@@ -179,7 +182,9 @@ end
 --    API of `params`); "rank" (default) asks once for the
 --    best candidate (score 1, the others 0), "score" asks for a 1-10 score per
 --    candidate, all at once,
---  - `use_n = true`: one request with `n =` instead of n requests;
+--  - `use_n = true`: one request with `n =` instead of n requests (a server
+--    that returns fewer choices gets the missing candidates asked one by
+--    one, as without use_n, and `candidates.use_n_short` is the count it gave);
 --    otherwise candidate i gets `seed = (params.seed or 0) + i`,
 --    and `vary = function(i, params) -> params` can change more.
 -- @treturn[1] table best: the winning candidate `{ index =, text =, score =, res = }`

@@ -64,6 +64,7 @@ local function params (body, fault)
   p.tools, e[8] = errors.check_tools(body.tools)
   for i = 1, 8 do if e[i] then return nil, e[i] end end
   p.n, p.max, p.top = p.n or 1, p.max or p.max_tokens, p.top or 0
+  if fault["ignore-n"] then p.n = 1 end
   p.want_lp = body.logprobs == true
   local rf = type(body.response_format) == "table" and body.response_format or nil
   if rf and rf.type == "json_schema" and fault["no-json-schema"] == "422" then

@@ -1,0 +1,52 @@
+-- aigc.strategy: servers that do not do what the request asked (n ignored,
+-- candidates cut short) and what the strategies make of it.
+local strategy = require "aigc.strategy"
+local devserver = require "devserver"
+local portable = require "portable"
+
+portable.warn_on()
+
+local function fault (spec) return { ["x-aigc-fault"] = spec } end
+
+describe("aigc.strategy against servers that fall short", function ()
+  local srv, client
+
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end)
+
+  describe("use_n on a server that ignores n (one choice)", function ()
+    it("vote asks for the missing candidates one by one", function ()
+      local win, cands = strategy.vote { client = client, n = 5, use_n = true,
+        params = { messages = { { role = "user", content = "What is 2 + 2?" } }, headers = fault "ignore-n" },
+        extract = function (text) return text:match("(%d+)%.?$") end }
+      assert.equal(5, #cands)
+      for _, c in ipairs(cands) do assert.is_nil(c.err) end
+      assert.equal(5, win.total)
+      assert.equal(5, win.count)
+      assert.equal(1, cands.use_n_short)
+      local reqs = srv:requests()
+      assert.equal(5, #reqs)
+      assert.equal(5, reqs[1].body_json.n)
+      local seeds = {}
+      for i = 2, 5 do
+        assert.is_nil(reqs[i].body_json.n)
+        seeds[#seeds + 1] = reqs[i].body_json.seed
+      end
+      table.sort(seeds)
+      assert.same({ 2, 3, 4, 5 }, seeds)
+    end)
+
+    it("best_of scores every candidate, not only the one choice", function ()
+      local best, cands = strategy.best_of { client = client, n = 3, use_n = true,
+        params = { messages = { { role = "user", content = "Tell me a joke" } }, headers = fault "ignore-n" },
+        score = function (_, _, c) return c.index end }
+      assert.equal(3, best.index)
+      assert.same({ 1, 2, 3 }, { cands[1].score, cands[2].score, cands[3].score })
+      -- a server that honours n is asked once
+      srv:reset()
+      local _, c2 = strategy.best_of { client = client, n = 3, use_n = true, params = "Tell me a joke",
+        score = function () return 0 end }
+      assert.equal(1, #srv:requests())
+      assert.is_nil(c2.use_n_short)
+    end)
+  end)
+end)
