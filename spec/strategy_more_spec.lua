@@ -49,4 +49,38 @@ describe("aigc.strategy against servers that fall short", function ()
       assert.is_nil(c2.use_n_short)
     end)
   end)
+
+  describe("vote with replies cut short", function ()
+    it("a reply cut by max_tokens casts no vote and says why", function ()
+      local win, cands = strategy.vote { client = client, n = 5,
+        params = { messages = { { role = "user", content = "What is 17 + 25?" } } },
+        vary = function (i, p) if i <= 3 then p.max_tokens = 4 end return p end,
+        extract = function (text) return text:match("(%d+)%D*$") end }
+      assert.equal("42", win.answer)
+      assert.equal(2, win.total)
+      assert.equal(2, win.count)
+      for i = 1, 3 do
+        assert.equal("length", cands[i].incomplete)
+        assert.is_nil(cands[i].answer)
+      end
+      assert.is_nil(cands[4].incomplete)
+      assert.equal("42", cands[5].answer)
+    end)
+
+    it("all replies cut: an error of kind incomplete", function ()
+      local win, err, cands = strategy.vote { client = client, n = 2,
+        params = { messages = { { role = "user", content = "What is 17 + 25?" } }, max_tokens = 2 } }
+      assert.is_nil(win)
+      assert.equal("incomplete", err.kind)
+      assert.equal("length", err.reason)
+      assert.equal(2, #cands)
+    end)
+
+    it("Responses params: an incomplete reply casts no vote", function ()
+      local win, err = strategy.vote { client = client, n = 2,
+        params = { input = "What is 17 + 25?", max_output_tokens = 16, headers = fault "incomplete" } }
+      assert.is_nil(win)
+      assert.equal("incomplete", err.kind)
+    end)
+  end)
 end)

@@ -282,6 +282,19 @@ function M.default_extract (text)
   return last
 end
 
+-- Why a candidate's reply was cut short ("length", "content_filter"), or nil.
+local function cut_reason (c)
+  local res = c.res
+  local choice = c.choice or (type(res.choices) == "table" and res.choices[1])
+  local why = type(choice) == "table" and choice.finish_reason
+  if why == "length" or why == "content_filter" then return why end
+  if res.status == "incomplete" then   -- (the Responses API)
+    local d = res.incomplete_details
+    return type(d) == "table" and type(d.reason) == "string" and d.reason or "incomplete"
+  end
+  return nil
+end
+
 local function answer_key (v)
   local t = type(v)
   if t == "table" then
@@ -298,7 +311,9 @@ end
 -- @treturn[1] table the winner `{ answer =, count =, total =, share =, text =, index =, tally = }`:
 -- `total` counts the votes cast, `tally` lists `{ answer =, count = }` most votes first
 -- (ties: the answer seen first wins)
--- @treturn[1] table candidates, each with its `answer`
+-- @treturn[1] table candidates, each with its `answer`; a reply cut short
+-- (finish_reason "length" or "content_filter", a Responses reply "incomplete")
+-- casts no vote, its `incomplete` says why (all cut: an error of kind "incomplete")
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
 -- @treturn[2] table candidates
@@ -318,8 +333,13 @@ function M.vote (spec)
   end
   local cands = generate(client, params, n, spec.use_n, spec.vary)
   local tally, order, total = {}, {}, 0
+  local cut
   for _, c in ipairs(cands) do
-    if not c.err then
+    -- A reply cut short (max_tokens, a content filter) casts no vote: its
+    -- last line is not its answer ("17 + 25 =" would vote 25).
+    c.incomplete = not c.err and cut_reason(c) or nil
+    cut = cut or c.incomplete
+    if not c.err and not c.incomplete then
       local a = extract(c.text, c.res)
       if a ~= nil then
         c.answer = a
@@ -337,8 +357,10 @@ function M.vote (spec)
   end
   if total == 0 then
     local answered = false
-    for _, c in ipairs(cands) do if not c.err then answered = true end end
-    local err = answered and strategy_error("parse", "no candidate gave an answer") or first_error(cands)
+    for _, c in ipairs(cands) do if not c.err and not c.incomplete then answered = true end end
+    local err = answered and strategy_error("parse", "no candidate gave an answer")
+      or cut and strategy_error("incomplete", "every reply was cut short (" .. cut .. ")", { reason = cut })
+      or first_error(cands)
     return nil, err, cands
   end
   local list = {}
