@@ -83,4 +83,39 @@ describe("aigc.strategy against servers that fall short", function ()
       assert.equal("incomplete", err.kind)
     end)
   end)
+
+  describe("use_n with a schema", function ()
+    local REPLY = { type = "object", properties = { reply = { type = "string" } }, required = { "reply" },
+                    additionalProperties = false }
+    local function spec (seed, fn)
+      return { client = client, n = 3, use_n = true, score = fn,
+        params = { messages = { { role = "user", content = "Tell me a joke" } }, schema = REPLY, seed = seed,
+                   max_tokens = 10 } }
+    end
+
+    it("a choice cut short is a failed candidate, not one without parsed", function ()
+      -- (seed 1: choices 1 and 3 fit in 10 tokens, choice 2 is cut)
+      local seen = {}
+      local best, cands = strategy.best_of(spec(1, function (_, _, c)
+        seen[#seen + 1] = c.index
+        return #c.parsed.reply
+      end))
+      assert.same({ 1, 3 }, seen)
+      assert.equal("incomplete", cands[2].err.kind)
+      assert.equal("length", cands[2].err.reason)
+      assert.is_nil(cands[1].err)
+      assert.is_string(best.parsed.reply)
+      assert.equal(1, #srv:requests())
+    end)
+
+    it("the first choice cut short does not fail the others", function ()
+      -- (seed 9: choice 1 is cut, choices 2 and 3 fit)
+      local best, cands = strategy.best_of(spec(9, function (_, _, c) return c.index end))
+      assert.equal("incomplete", cands[1].err.kind)
+      assert.is_nil(cands[2].err)
+      assert.is_nil(cands[3].err)
+      assert.equal(3, best.index)
+      assert.is_string(best.parsed.reply)
+    end)
+  end)
 end)

@@ -113,6 +113,14 @@ function M.send (client, p)
   return adapter.of(p).send(client, p)
 end
 
+--- The error of choice `i` of a structured chat reply `res` (a refusal,
+-- cut short, not valid for `schema`), its `response` `res`.
+function M.choice_error (res, i, schema)
+  local _, err = adapter.chat.parse({ choices = { res.choices[i] } }, { schema = schema })
+  if err then err.response = res end
+  return err
+end
+
 --- One blocking chat or response (yields inside a task).
 function M.chat (client, p)
   return await(M.send(client, p))

@@ -139,6 +139,9 @@ local function generate (client, params, n, use_n, vary)
   local cands = {}
   if not use_n then return generate_each(client, params, 1, n, vary, cands) end
   local res, err = chat(client, merge(params, { n = n }))
+  -- A structured reply fails with its first choice: the others may be good.
+  local whole = not res and params.schema ~= nil and type(err.response) == "table" and err.response
+  if whole and type(whole.choices) == "table" and type(whole.choices[1]) == "table" then res = whole end
   if not res then
     for i = 1, n do cands[i] = { index = i, err = err } end
     return cands
@@ -150,6 +153,9 @@ local function generate (client, params, n, use_n, vary)
     got = i
     cands[i] = { index = i, res = res, choice = choice, parsed = choice.parsed,
                  text = choice.message and type(choice.message.content) == "string" and choice.message.content or "" }
+    if params.schema ~= nil and choice.parsed == nil then   -- (a bad choice of a structured reply)
+      cands[i].err = judge_mod.choice_error(res, i, params.schema)
+    end
   end
   -- A server that ignores `n` (llama.cpp, Ollama: one choice) gets the
   -- missing candidates as requests of their own, as without use_n.
