@@ -118,4 +118,21 @@ describe("aigc.strategy against servers that fall short", function ()
       assert.is_string(best.parsed.reply)
     end)
   end)
+
+  describe("the judge's score", function ()
+    local judge = require "aigc.judge"
+
+    it("a score on another scale is brought to 10, one off the scale is none", function ()
+      assert.equal(8.5, judge.score_of("85/100"))
+      assert.equal(8, judge.score_of("4 out of 5"))
+      assert.equal(9, judge.score_of("9/10"))
+      assert.equal(7, judge.score_of("Score: 7 (out of 10)"))
+      assert.is_nil(judge.score_of("85"))
+      assert.is_nil(judge.score_of("-3"))
+      assert.is_nil(judge.score_of("1/0"))
+      assert.equal(0, judge.score_of("0"))
+      -- so a judge answering out of 100 does not beat one answering 9/10
+      assert.is_true(judge.score_of("9/10") > judge.score_of("85/100"))
+    end)
+  end)
 end)

@@ -189,13 +189,19 @@ local SCALES = { "%f[%w]1%s*%-%s*10%f[%D]", "%f[%w]1%s*\226\128[\147\148]%s*10%f
 
 -- The score a judge's reply gives: "8/10" or "8 out of 10" first, else its
 -- first number -- not the scale the prompt gave ("On a scale of 1 to 10,
--- I'd give it 8" is 8, not 1), or nil.
+-- I'd give it 8" is 8, not 1), or nil. A score on another scale ("85/100",
+-- "4 out of 5") is brought to 10 (as given, 85 beat every 9/10); a number
+-- outside 0-10 is no score.
 local function score_of (reply)
   local r = reply
   for _, scale in ipairs(SCALES) do r = r:gsub(scale, " ") end
-  local n = r:match("(%-?%d+%.?%d*)%s*/%s*10%f[%D]") or r:match("(%-?%d+%.?%d*)%s+out%s+of%s+10%f[%D]")
-    or r:match("%-?%d+%.?%d*")
-  return util.number(n and (n:gsub("%.$", "")))   -- ("8." ends a sentence: 8; "8.5" under any locale)
+  local n, d = r:match("(%-?%d+%.?%d*)%s*/%s*(%d+)%f[%D]")
+  if not n then n, d = r:match("(%-?%d+%.?%d*)%s+out%s+of%s+(%d+)%f[%D]") end
+  n = n or r:match("%-?%d+%.?%d*")
+  local v = util.number(n and (n:gsub("%.$", "")))   -- ("8." ends a sentence: 8; "8.5" under any locale)
+  if v and d and d ~= "10" then v = v * 10 / tonumber(d) end
+  if v == nil or not (v >= 0 and v <= 10) then return nil end
+  return v
 end
 --- The score a judge's reply gives ("8/10", "8 out of 10", "On a scale of
 -- 1 to 10, 8" are 8), or nil: the runner's judge assertions read it so too.
@@ -222,7 +228,7 @@ function M.score (judge, model, task, ok, prompt)
       c.score = score_of(reply)
       if c.score then scored = scored + 1
       else
-        last_err = util.scrub(judge.client, strategy_error("parse", "the judge's score is not a number: "
+        last_err = util.scrub(judge.client, strategy_error("parse", "the judge's reply gives no score from 0 to 10: "
                                   .. string_format("%q", reply:sub(1, 80))))
       end
     else
