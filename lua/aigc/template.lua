@@ -18,7 +18,8 @@
 -- inserted as they are, numbers and booleans as `tostring` writes them
 -- (integers without `.0`), tables as JSON. Text between `{{` and `}}` that
 -- is not a name is left alone. A variable with no value is an error that
--- names every missing variable — never an empty string sent by surprise.
+-- names every missing variable — never an empty string sent by surprise
+-- (JSON null, `aigc.null`, counts as no value: the default, else missing).
 --
 -- @module aigc.template
 -- @usage
@@ -31,7 +32,7 @@
 local core = require "aigc.core"
 local util = require "aigc.util"
 
-local json_encode, json_decode = core.json.encode, core.json.decode
+local json_encode, json_decode, null = core.json.encode, core.json.decode, core.null
 local error, getmetatable, ipairs, pairs, pcall, setmetatable, tonumber, tostring, type = error, getmetatable,
   ipairs, pairs, pcall, setmetatable, tonumber, tostring, type
 local math_floor = math.floor
@@ -113,7 +114,8 @@ function M.render (text, vars)
   local missing, seen = {}, {}
   local out = text:gsub(PLACEHOLDER, function (name)
     local v = lookup(vars, name)
-    if v == nil then
+    -- (JSON null, from a dataset's case, is no value either: not "userdata: (nil)")
+    if v == nil or v == null then
       if not seen[name] then seen[name] = true; missing[#missing + 1] = name end
       return nil
     end
@@ -447,7 +449,7 @@ function Template:render (vars, extra)
   end
   local all = {}
   for k, v in pairs(self.defaults) do all[k] = v end
-  for k, v in pairs(vars or {}) do all[k] = v end
+  for k, v in pairs(vars or {}) do if v ~= null then all[k] = v end end   -- (null: the default, if any)
   local messages, missing, errs = {}, {}, nil
   for _, part in ipairs { { "system", self.system }, { "user", self.prompt } } do
     if part[2] then
