@@ -135,4 +135,15 @@ describe("aigc.strategy against servers that fall short", function ()
       assert.is_true(judge.score_of("9/10") > judge.score_of("85/100"))
     end)
   end)
+
+  describe("an error of the caller's vary", function ()
+    it("leaves no candidate request running", function ()
+      local ok, msg = pcall(strategy.best_of, { client = client, n = 4, params = "Tell me a joke",
+        score = function () return 0 end,
+        vary = function (i, p) if i == 3 then error("vary failed") end return p end })
+      assert.is_false(ok)
+      assert.matches("vary failed", msg)
+      assert.equal(0, client:active())
+    end)
+  end)
 end)

@@ -120,11 +120,11 @@ local chat, text_of, task_of, strategy_error = judge_mod.chat, judge_mod.text_of
 local function generate_each (client, params, from, n, vary, cands)
   local reqs = {}
   local base_seed = is_integer(params.seed) and params.seed or 0
-  for i = from, n do
-    local p = merge(params, { seed = base_seed + i })
-    if vary then p = vary(i, p) or p end
-    reqs[i] = judge_mod.send(client, p)
+  for i = from, n do   -- (every vary first: one that raises leaves no request running)
+    reqs[i] = merge(params, { seed = base_seed + i })
+    if vary then reqs[i] = vary(i, reqs[i]) or reqs[i] end
   end
+  for i = from, n do reqs[i] = judge_mod.send(client, reqs[i]) end
   for i = from, n do
     local res, err = await(reqs[i])
     cands[i] = { index = i, res = res, err = err, text = res and (text_of(res) or "") or nil,
