@@ -146,4 +146,29 @@ describe("aigc.strategy against servers that fall short", function ()
       assert.equal(0, client:active())
     end)
   end)
+
+  describe("best_of with replies cut short", function ()
+    local STORY = "Tell me a story about a robot that learns to paint."
+
+    it("a cut reply does not compete with whole ones, and says why", function ()
+      local best, cands = strategy.best_of { client = client, n = 4, params = STORY,
+        vary = function (i, p) if i <= 2 then p.max_tokens = 12 end return p end,
+        score = function (text) return -#text end }   -- the shortest
+      assert.equal("length", cands[1].incomplete)
+      assert.equal("length", cands[2].incomplete)
+      assert.is_nil(cands[1].score)
+      assert.is_nil(cands[3].incomplete)
+      assert.is_true(best.index == 3 or best.index == 4)
+      assert.equal("stop", best.res.choices[1].finish_reason)
+    end)
+
+    it("when every reply was cut, the best of them still wins", function ()
+      local best, cands = strategy.best_of { client = client, n = 2,
+        params = { messages = { { role = "user", content = STORY } }, max_tokens = 12 },
+        score = function (_, _, c) return c.index end }
+      assert.equal(2, best.index)
+      assert.equal("length", cands[1].incomplete)
+      assert.equal("length", best.incomplete)
+    end)
+  end)
 end)

@@ -121,6 +121,20 @@ function M.choice_error (res, i, schema)
   return err
 end
 
+--- Why a candidate's reply (`c.choice`, else `c.res`'s first) was cut short
+-- ("length", "content_filter", a Responses reason), or nil.
+function M.cut_reason (c)
+  local res = c.res
+  local choice = c.choice or (type(res.choices) == "table" and res.choices[1])
+  local why = type(choice) == "table" and choice.finish_reason
+  if why == "length" or why == "content_filter" then return why end
+  if res.status == "incomplete" then   -- (the Responses API)
+    local d = res.incomplete_details
+    return type(d) == "table" and type(d.reason) == "string" and d.reason or "incomplete"
+  end
+  return nil
+end
+
 --- One blocking chat or response (yields inside a task).
 function M.chat (client, p)
   return await(M.send(client, p))

@@ -195,7 +195,8 @@ end
 --    and `vary = function(i, params) -> params` can change more.
 -- @treturn[1] table best: the winning candidate `{ index =, text =, score =, res = }`
 -- (ties go to the lowest index)
--- @treturn[1] table candidates: all of them, each with `score` (or `err`);
+-- @treturn[1] table candidates: all of them, each with `score` (or `err`); one
+-- cut short (`incomplete` = "length", "content_filter"...) competes only when all were;
 -- a score function's result that is not a number, or NaN, ranks last: the
 -- candidate has no `score` and `score_error` says why;
 -- `candidates.judge` holds the rank judge's reply
@@ -233,8 +234,14 @@ function M.best_of (spec)
     spec_error("best_of", "use_n", "the Responses API has no n (leave use_n out: n requests go at once)")
   end
   local cands = generate(client, params, n, spec.use_n, spec.vary)
-  local ok = {}
-  for _, c in ipairs(cands) do if not c.err then ok[#ok + 1] = c end end
+  -- Replies cut short (max_tokens, a content filter) compete only when no
+  -- other did: a story cut mid-sentence is no best story, nor the shortest.
+  local ok, cut = {}, {}
+  for _, c in ipairs(cands) do
+    c.incomplete = not c.err and judge_mod.cut_reason(c) or nil
+    if not c.err then local list = c.incomplete and cut or ok; list[#list + 1] = c end
+  end
+  if #ok == 0 then ok = cut end
   if #ok == 0 then return nil, first_error(cands), cands end
 
   if score then
@@ -288,19 +295,6 @@ function M.default_extract (text)
   return last
 end
 
--- Why a candidate's reply was cut short ("length", "content_filter"), or nil.
-local function cut_reason (c)
-  local res = c.res
-  local choice = c.choice or (type(res.choices) == "table" and res.choices[1])
-  local why = type(choice) == "table" and choice.finish_reason
-  if why == "length" or why == "content_filter" then return why end
-  if res.status == "incomplete" then   -- (the Responses API)
-    local d = res.incomplete_details
-    return type(d) == "table" and type(d.reason) == "string" and d.reason or "incomplete"
-  end
-  return nil
-end
-
 local function answer_key (v)
   local t = type(v)
   if t == "table" then
@@ -343,7 +337,7 @@ function M.vote (spec)
   for _, c in ipairs(cands) do
     -- A reply cut short (max_tokens, a content filter) casts no vote: its
     -- last line is not its answer ("17 + 25 =" would vote 25).
-    c.incomplete = not c.err and cut_reason(c) or nil
+    c.incomplete = not c.err and judge_mod.cut_reason(c) or nil
     cut = cut or c.incomplete
     if not c.err and not c.incomplete then
       local a = extract(c.text, c.res)
