@@ -22,4 +22,14 @@ describe("aigc.template with JSON values", function ()
     -- (a null inside a table is JSON's null there)
     assert.equal('{"a":null}', template.render("{{t}}", { t = aigc.json.decode('{"a":null}') }))
   end)
+
+  it("a dotted name with an empty part names nothing", function ()
+    local vars = { a = { b = "x" }, secret = "s3cr3t" }
+    for _, text in ipairs { "{{.}}", "{{a.}}", "{{.a}}", "{{a..b}}" } do
+      local s, err = template.render(text, vars)
+      assert.is_nil(s)
+      assert.equal("template", err.kind)
+    end
+    assert.equal("x", template.render("{{a.b}}", vars))
+  end)
 end)

@@ -77,6 +77,8 @@ end
 local function lookup (vars, name)
   local v = vars[name]
   if v ~= nil or not name:find(".", 1, true) then return v end
+  -- (an empty part names nothing: `{{.}}` was every variable, as JSON)
+  if name:find("^%.") or name:find("%.$") or name:find("..", 1, true) then return nil end
   v = vars
   for part in name:gmatch("[^%.]+") do
     if type(v) ~= "table" then return nil end
