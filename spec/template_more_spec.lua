@@ -32,4 +32,33 @@ describe("aigc.template with JSON values", function ()
     end
     assert.equal("x", template.render("{{a.b}}", vars))
   end)
+
+  it("finding a template leaves no file open", function ()
+    local stat = io.open("/proc/self/stat")
+    if not stat then pending("no /proc here"); return end
+    local pid = stat:read("*n")
+    stat:close()
+    local function open_fds ()
+      local p = io.popen("ls /proc/" .. pid .. "/fd | wc -l")
+      local n = p:read("*n")
+      p:close()
+      return n
+    end
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir " .. dir) ~= false)
+    for _, ext in ipairs { ".lua", ".json" } do
+      local f = assert(io.open(dir .. "/t" .. ext, "w"))
+      f:write(ext == ".lua" and '{ prompt = "Hi" }' or '{"prompt": "Hi"}')
+      f:close()
+    end
+    collectgarbage("collect")
+    collectgarbage("stop")
+    local before = open_fds()
+    for _ = 1, 20 do assert.equal(dir .. "/t.lua", template.path_of(dir, "t")) end
+    local after = open_fds()
+    collectgarbage("restart")
+    os.remove(dir .. "/t.lua"); os.remove(dir .. "/t.json"); os.remove(dir)
+    assert.equal(before, after)
+  end)
 end)

@@ -524,8 +524,11 @@ function M.path_of (dir, name)
   local lua_path = dir .. "/" .. name .. ".lua"
   local json_path = dir .. "/" .. name .. ".json"
   local f = io.open(json_path, "rb")
-  if f and not io.open(lua_path, "rb") then f:close(); return json_path end
-  if f then f:close() end
+  if not f then return lua_path end
+  f:close()
+  local g = io.open(lua_path, "rb")   -- (closed: a handle left to the GC leaked until it ran)
+  if not g then return json_path end
+  g:close()
   return lua_path
 end
 
