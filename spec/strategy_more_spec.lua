@@ -171,4 +171,22 @@ describe("aigc.strategy against servers that fall short", function ()
       assert.equal("length", best.incomplete)
     end)
   end)
+
+  describe("refine's default stop", function ()
+    it("a critique that lists a problem before 'no issues' is revised", function ()
+      local final, steps = strategy.refine { client = client, params = "Hello", rounds = 1,
+        critique = function () return "Repeat after me: 1. The greeting is curt. Otherwise no issues." end }
+      assert.equal(1, final.rounds)
+      assert.equal("revision", steps[3].stage)
+    end)
+
+    it("a critique that opens with NO ISSUES (or LGTM) stops", function ()
+      for _, said in ipairs { "**NO ISSUES**", "No issues found.", "LGTM" } do
+        local final, steps = strategy.refine { client = client, params = "Hello", rounds = 2,
+          critique = function () return "Repeat after me: " .. said end }
+        assert.equal(0, final.rounds)
+        assert.equal(2, #steps)
+      end
+    end)
+  end)
 end)

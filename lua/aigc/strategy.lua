@@ -384,9 +384,11 @@ end
 -- refine
 -- =======================================================
 
+-- The critique opens with NO ISSUES or LGTM (markup before it aside): not
+-- "no issues" anywhere ("1. The date is wrong. Otherwise no issues." is work).
 local function default_done (critique)
-  local l = string_lower(critique)
-  return l:find("no issues", 1, true) ~= nil or l:find("^%s*lgtm") ~= nil
+  local l = string_lower(critique):gsub("^[%s%p]+", "")
+  return l:find("^no issues") ~= nil or l:find("^lgtm") ~= nil
 end
 
 -- The task's params continued: the draft as the assistant's answer, then
@@ -415,7 +417,7 @@ end
 --    `function(task, draft, critique) -> string | params`,
 --  - `critic = { client =, params =, api = }` another model for the critique
 --    (api "chat" or "responses", default the API of `params`),
---  - `done = function(critique_text) -> boolean` (default: it says "no issues" or "LGTM").
+--  - `done = function(critique_text) -> boolean` (default: it begins "no issues" or "LGTM").
 -- @treturn[1] table final `{ text =, res =, rounds = }` (rounds: revisions made)
 -- @treturn[1] table steps `{ {stage = "draft" | "critique" | "revision", text =, res = }, ... }`
 -- @treturn[2] nil
