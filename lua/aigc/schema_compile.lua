@@ -53,6 +53,10 @@ local show = M.show
 -- without descending into the value: such a loop would recurse forever on
 -- some values, whatever the depth of the data.
 
+--- The deepest a schema nests (schema nodes inside each other, as `aigc.schema`'s
+-- MAX_DEPTH bounds values); deeper is a misuse.
+M.MAX_NESTING = 1000
+
 local TYPE_NAMES = { null = true, boolean = true, object = true, array = true, number = true, string = true,
                      integer = true }
 
@@ -186,8 +190,15 @@ local function walk_map (c, map, where, in_place)
 end
 
 -- Checks node s (a table) found at `where`; records its in-place edges.
+-- (Nesting is bounded: each node keeps its path, so a schema 10,000 levels
+-- deep built 650 MB of paths and took seconds; 100,000, minutes.)
 function walk (c, s, where)
   if type(s) ~= "table" or c.seen[s] then return end
+  if c.depth >= M.MAX_NESTING then
+    bad(#where > 120 and where:sub(1, 60) .. "..." .. where:sub(-40) or where, "nests deeper than %d levels",
+        M.MAX_NESTING)
+  end
+  c.depth = c.depth + 1
   c.seen[s] = where
   c.order[#c.order + 1] = s
   local edges = {}
@@ -249,6 +260,7 @@ function walk (c, s, where)
       if in_place then in_place[#in_place + 1] = { sub, where .. "/" .. k } end
     end
   end
+  c.depth = c.depth - 1
 end
 
 -- Finds an in-place loop (depth first, in the order the nodes were found,
@@ -284,7 +296,7 @@ end
 -- @treturn[opt] string
 function M.compile (schema)
   if type(schema) == "boolean" then return { refs = {}, patterns = {} } end
-  local c = { root = schema, seen = {}, order = {}, edges = {}, refs = {}, patterns = {} }
+  local c = { root = schema, seen = {}, order = {}, edges = {}, refs = {}, patterns = {}, depth = 0 }
   local ok, e = pcall(function ()
     walk(c, schema, "#")
     find_loop(c)
