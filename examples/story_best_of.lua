@@ -40,7 +40,9 @@ for _, c in ipairs(candidates) do
                                            c == best and "   <- chosen" or ""))
   end
 end
-print(("  the judge answered: %q"):format(candidates.judge.text))
+if candidates.judge then   -- (none when a single story was left to judge)
+  print(("  the judge answered: %q"):format(candidates.judge.text))
+end
 
 print(("\nSelect: story #%d\n"):format(best.index))
 -- Wrap the winner at 78 columns for the terminal.

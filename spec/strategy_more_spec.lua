@@ -189,4 +189,17 @@ describe("aigc.strategy against servers that fall short", function ()
       end
     end)
   end)
+
+  describe("best_of with one candidate left", function ()
+    it("the rank judge is not asked: its failure does not lose the answer", function ()
+      local best, cands = strategy.best_of { client = client, n = 2,
+        params = { messages = { { role = "user", content = "Hello" } }, headers = fault "status=500,times=1" },
+        judge = { params = { headers = fault "status=503" } } }
+      assert.is_table(best)
+      assert.is_nil(best.err)
+      assert.equal(1, best.score)
+      assert.is_nil(cands.judge)
+      assert.equal(2, #srv:requests())
+    end)
+  end)
 end)

@@ -199,7 +199,7 @@ end
 -- cut short (`incomplete` = "length", "content_filter"...) competes only when all were;
 -- a score function's result that is not a number, or NaN, ranks last: the
 -- candidate has no `score` and `score_error` says why;
--- `candidates.judge` holds the rank judge's reply
+-- `candidates.judge` holds the rank judge's reply (none when one candidate was left to rank)
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
 -- @treturn[2] table candidates
@@ -260,6 +260,8 @@ function M.best_of (spec)
   elseif judge.mode == "score" then
     local done, err = judge_mod.score(judge, params.model, task_of(params), ok, M.SCORE_PROMPT)
     if not done then return nil, err, cands end
+  elseif #ok == 1 then   -- (nothing to rank: a judge's failure would lose the one answer)
+    ok[1].score = 1
   else
     local verdict, err = judge_mod.rank(judge, params.model, task_of(params), ok, M.RANK_PROMPT)
     if not verdict then return nil, err, cands end
