@@ -202,4 +202,19 @@ describe("aigc.strategy against servers that fall short", function ()
       assert.equal(2, #srv:requests())
     end)
   end)
+
+  describe("a structured candidate whose value is false", function ()
+    it("keeps parsed = false", function ()
+      local falses = 0
+      local _, cands = strategy.best_of { client = client, n = 3,
+        params = { messages = { { role = "user", content = "Is it false?" } }, schema = { enum = { false, true } } },
+        score = function (text, _, c)
+          assert.equal(text == "true", c.parsed)
+          if text == "false" then falses = falses + 1 end
+          return 0
+        end }
+      assert.equal(3, #cands)
+      assert.is_true(falses > 0)   -- (the seeds pick false for some)
+    end)
+  end)
 end)

@@ -128,7 +128,7 @@ local function generate_each (client, params, from, n, vary, cands)
   for i = from, n do
     local res, err = await(reqs[i])
     cands[i] = { index = i, res = res, err = err, text = res and (text_of(res) or "") or nil,
-                 parsed = res and res.parsed or nil }
+                 parsed = res and res.parsed }
   end
   return cands
 end
