@@ -356,6 +356,8 @@ end
 function M.load_data (text, name)
   if type(text) ~= "string" then argerror("load_data", "string expected, got " .. type(text), 2) end
   name = name or "data"
+  -- A UTF-8 BOM (a file saved by Notepad) is no data: Lua's own loader skips it too.
+  if text:sub(1, 3) == "\239\187\191" then text = text:sub(4) end
   local first = text:match("^%s*(.)")
   if first == nil then return nil, name .. ": empty file" end
   if first == "{" or first == "[" then
