@@ -144,6 +144,7 @@ build = {
     ["aigc.schema_compile"] = "lua/aigc/schema_compile.lua",
     ["aigc.sentences"] = "lua/aigc/sentences.lua",
     ["aigc.strategy"] = "lua/aigc/strategy.lua",
+    ["aigc.strategy_shared"] = "lua/aigc/strategy_shared.lua",
     ["aigc.stream"] = "lua/aigc/stream.lua",
     ["aigc.task"] = "lua/aigc/task.lua",
     ["aigc.client_loop"] = "lua/aigc/client_loop.lua",

@@ -26,19 +26,22 @@
 -- print(best.text, best.score)
 
 local core = require "aigc.core"
-local compat = require "aigc.compat"
 local util = require "aigc.util"
-local check = require "aigc.check"
 local scheduler = require "aigc.task"
 local future = require "aigc.future"
 local judge_mod = require "aigc.judge"
+local shared = require "aigc.strategy_shared"
 
 local json_encode = core.json.encode
 local ipairs, next, pairs, pcall, tostring, type = ipairs, next, pairs, pcall, tostring, type
 local string_lower = string.lower
 local table_concat, table_sort = table.concat, table.sort
-local await, merge, is_a, is_integer = scheduler.await, util.merge, util.is_a, compat.is_integer
-local expected, field_error = util.expected, util.field_error
+local merge, is_a, expected = util.merge, util.is_a, util.expected
+
+local spec_error, check_spec, need_client, need_function, chat_params, api_option, count_of, generate, first_error =
+  shared.spec_error, shared.check_spec, shared.need_client, shared.need_function, shared.chat_params,
+  shared.api_option, shared.count_of, shared.generate, shared.first_error
+local chat, text_of, task_of, strategy_error = judge_mod.chat, judge_mod.text_of, judge_mod.task_of, judge_mod.error
 
 util.own_module()
 
@@ -58,120 +61,6 @@ M.REVISE_PROMPT = "Revise your answer to address this critique. Reply with the r
 M.CLASSIFY_PROMPT = "Classify the input into exactly one of the categories. Reply with the category name only."
 
 
--- {======================================================
--- Helpers
--- =======================================================
-
--- The path of `path` in the spec: "spec.n", "spec[1].client".
-local function spec_path (path)
-  return "spec" .. (path:sub(1, 1) == "[" and "" or ".") .. path
-end
-
--- Misuse of a strategy: `bad argument #1 to 'best_of' (spec.n: ...)`.
-local function spec_error (fname, path, msg)
-  field_error(fname, 1, spec_path(path), msg)
-end
-
-local function check_spec (spec, fname)
-  if type(spec) ~= "table" then util.argerror(fname, 1, expected("table", spec)) end
-end
-
-local function need_client (c, fname, path)
-  if not is_a(c, "aigc.client") then spec_error(fname, path, expected("aigc.client", c)) end
-  return c
-end
-
-local function need_function (v, fname, path)
-  if v ~= nil and not check.is_callable(v) then spec_error(fname, path, expected("function", v)) end
-  return v
-end
-
--- Chat params from a string or a table (copied, one level), checked as a
--- call checks them.
-local function chat_params (p, fname, path, client)
-  if type(p) == "string" then return { messages = { { role = "user", content = p } } } end
-  if type(p) ~= "table" then spec_error(fname, path, expected("string or chat params", p)) end
-  local api = judge_mod.is_responses(p) and "responses" or "chat"
-  if api == "chat" and p.messages == nil then
-    spec_error(fname, path .. ".messages", expected("list of messages", nil))
-  end
-  local why = check.call_problem(client, api, p, spec_path(path))
-  if why then util.argerror(fname, 1, why) end
-  return merge(p)
-end
-
--- An `api` option: "chat", "responses", or nil (then `default`).
-local function api_option (v, default, fname, path)
-  if v ~= nil and v ~= "chat" and v ~= "responses" then
-    spec_error(fname, path, "'chat' or 'responses' expected, got " .. util.describe(v))
-  end
-  return v or default
-end
-
-local function count_of (v, default, min, fname, path)
-  if v == nil then return default end
-  if not is_integer(v) or v < min then spec_error(fname, path, expected("an integer >= " .. min, v)) end
-  return v
-end
-
-local chat, text_of, task_of, strategy_error = judge_mod.chat, judge_mod.text_of, judge_mod.task_of, judge_mod.error
-
--- Starts requests for the candidates `from`..`n` at once and waits for them all.
-local function generate_each (client, params, from, n, vary, cands)
-  local reqs = {}
-  local base_seed = is_integer(params.seed) and params.seed or 0
-  for i = from, n do   -- (every vary first: one that raises leaves no request running)
-    reqs[i] = merge(params, { seed = base_seed + i })
-    if vary then reqs[i] = vary(i, reqs[i]) or reqs[i] end
-  end
-  for i = from, n do reqs[i] = judge_mod.send(client, reqs[i]) end
-  for i = from, n do
-    local res, err = await(reqs[i])
-    cands[i] = { index = i, res = res, err = err, text = res and (text_of(res) or "") or nil,
-                 parsed = res and res.parsed }
-  end
-  return cands
-end
-
--- Starts n candidate requests at once and waits for them all.
--- Returns the candidates { index =, text =, res =, err = }.
-local function generate (client, params, n, use_n, vary)
-  local cands = {}
-  if not use_n then return generate_each(client, params, 1, n, vary, cands) end
-  local res, err = chat(client, merge(params, { n = n }))
-  -- A structured reply fails with its first choice: the others may be good.
-  local whole = not res and params.schema ~= nil and type(err.response) == "table" and err.response
-  if whole and type(whole.choices) == "table" and type(whole.choices[1]) == "table" then res = whole end
-  if not res then
-    for i = 1, n do cands[i] = { index = i, err = err } end
-    return cands
-  end
-  local got = 0
-  for i = 1, n do
-    local choice = res.choices and res.choices[i]
-    if not choice then break end
-    got = i
-    cands[i] = { index = i, res = res, choice = choice, parsed = choice.parsed,
-                 text = choice.message and type(choice.message.content) == "string" and choice.message.content or "" }
-    if params.schema ~= nil and choice.parsed == nil then   -- (a bad choice of a structured reply)
-      cands[i].err = judge_mod.choice_error(res, i, params.schema)
-    end
-  end
-  -- A server that ignores `n` (llama.cpp, Ollama: one choice) gets the
-  -- missing candidates as requests of their own, as without use_n.
-  if got < n then
-    cands.use_n_short = got
-    generate_each(client, params, got + 1, n, vary, cands)
-  end
-  return cands
-end
-
-local function first_error (cands)
-  for _, c in ipairs(cands) do if c.err then return c.err end end
-  return strategy_error("parse", "no candidate")
-end
-
--- }======================================================
 
 
 -- {======================================================

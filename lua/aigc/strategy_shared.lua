@@ -1,0 +1,132 @@
+--- What the dialogue strategies share: checking a strategy's spec table
+-- (misuse names the field: `bad argument #1 to 'best_of' (spec.n: ...)`)
+-- and generating candidates (n requests at once, or one request with
+-- `n =` whose missing choices are asked one by one).
+--
+-- @module aigc.strategy_shared
+-- @local
+
+local compat = require "aigc.compat"
+local util = require "aigc.util"
+local check = require "aigc.check"
+local scheduler = require "aigc.task"
+local judge_mod = require "aigc.judge"
+
+local ipairs, type = ipairs, type
+local await, merge, is_a, is_integer = scheduler.await, util.merge, util.is_a, compat.is_integer
+local expected, field_error = util.expected, util.field_error
+
+util.own_module()
+
+local M = {}
+
+-- The path of `path` in the spec: "spec.n", "spec[1].client".
+local function spec_path (path)
+  return "spec" .. (path:sub(1, 1) == "[" and "" or ".") .. path
+end
+
+-- Misuse of a strategy: `bad argument #1 to 'best_of' (spec.n: ...)`.
+function M.spec_error (fname, path, msg)
+  field_error(fname, 1, spec_path(path), msg)
+end
+
+function M.check_spec (spec, fname)
+  if type(spec) ~= "table" then util.argerror(fname, 1, expected("table", spec)) end
+end
+
+function M.need_client (c, fname, path)
+  if not is_a(c, "aigc.client") then M.spec_error(fname, path, expected("aigc.client", c)) end
+  return c
+end
+
+function M.need_function (v, fname, path)
+  if v ~= nil and not check.is_callable(v) then M.spec_error(fname, path, expected("function", v)) end
+  return v
+end
+
+-- Chat params from a string or a table (copied, one level), checked as a
+-- call checks them.
+function M.chat_params (p, fname, path, client)
+  if type(p) == "string" then return { messages = { { role = "user", content = p } } } end
+  if type(p) ~= "table" then M.spec_error(fname, path, expected("string or chat params", p)) end
+  local api = judge_mod.is_responses(p) and "responses" or "chat"
+  if api == "chat" and p.messages == nil then
+    M.spec_error(fname, path .. ".messages", expected("list of messages", nil))
+  end
+  local why = check.call_problem(client, api, p, spec_path(path))
+  if why then util.argerror(fname, 1, why) end
+  return merge(p)
+end
+
+-- An `api` option: "chat", "responses", or nil (then `default`).
+function M.api_option (v, default, fname, path)
+  if v ~= nil and v ~= "chat" and v ~= "responses" then
+    M.spec_error(fname, path, "'chat' or 'responses' expected, got " .. util.describe(v))
+  end
+  return v or default
+end
+
+function M.count_of (v, default, min, fname, path)
+  if v == nil then return default end
+  if not is_integer(v) or v < min then M.spec_error(fname, path, expected("an integer >= " .. min, v)) end
+  return v
+end
+
+local chat, text_of, strategy_error = judge_mod.chat, judge_mod.text_of, judge_mod.error
+
+-- Starts requests for the candidates `from`..`n` at once and waits for them all.
+local function generate_each (client, params, from, n, vary, cands)
+  local reqs = {}
+  local base_seed = is_integer(params.seed) and params.seed or 0
+  for i = from, n do   -- (every vary first: one that raises leaves no request running)
+    reqs[i] = merge(params, { seed = base_seed + i })
+    if vary then reqs[i] = vary(i, reqs[i]) or reqs[i] end
+  end
+  for i = from, n do reqs[i] = judge_mod.send(client, reqs[i]) end
+  for i = from, n do
+    local res, err = await(reqs[i])
+    cands[i] = { index = i, res = res, err = err, text = res and (text_of(res) or "") or nil,
+                 parsed = res and res.parsed }
+  end
+  return cands
+end
+
+-- Starts n candidate requests at once and waits for them all.
+-- Returns the candidates { index =, text =, res =, err = }.
+function M.generate (client, params, n, use_n, vary)
+  local cands = {}
+  if not use_n then return generate_each(client, params, 1, n, vary, cands) end
+  local res, err = chat(client, merge(params, { n = n }))
+  -- A structured reply fails with its first choice: the others may be good.
+  local whole = not res and params.schema ~= nil and type(err.response) == "table" and err.response
+  if whole and type(whole.choices) == "table" and type(whole.choices[1]) == "table" then res = whole end
+  if not res then
+    for i = 1, n do cands[i] = { index = i, err = err } end
+    return cands
+  end
+  local got = 0
+  for i = 1, n do
+    local choice = res.choices and res.choices[i]
+    if not choice then break end
+    got = i
+    cands[i] = { index = i, res = res, choice = choice, parsed = choice.parsed,
+                 text = choice.message and type(choice.message.content) == "string" and choice.message.content or "" }
+    if params.schema ~= nil and choice.parsed == nil then   -- (a bad choice of a structured reply)
+      cands[i].err = judge_mod.choice_error(res, i, params.schema)
+    end
+  end
+  -- A server that ignores `n` (llama.cpp, Ollama: one choice) gets the
+  -- missing candidates as requests of their own, as without use_n.
+  if got < n then
+    cands.use_n_short = got
+    generate_each(client, params, got + 1, n, vary, cands)
+  end
+  return cands
+end
+
+function M.first_error (cands)
+  for _, c in ipairs(cands) do if c.err then return c.err end end
+  return strategy_error("parse", "no candidate")
+end
+
+return M
