@@ -273,6 +273,21 @@ describe("media replies", function ()
     end)
   end)
 
+  describe("image streams", function ()
+    it("a partial image whose b64_json does not decode: kind parse, no event without bytes", function ()
+      local c = client()
+      local seen = {}
+      local res, err = c:images_generate { prompt = "x", stream = function (ev) seen[#seen + 1] = ev.bytes end,
+        headers = sse { '{"type":"image_generation.partial_image","partial_image_index":0,"b64_json":"@@"}',
+                        '{"type":"image_generation.completed","b64_json":"AAAA"}' } }
+      c:close()
+      assert.is_nil(res)
+      assert.equal("parse", err.kind)
+      assert.matches("b64_json", err.message)
+      assert.equal(0, #seen)
+    end)
+  end)
+
   describe("JSON where audio was expected", function ()
     local BODY = '{"error":{"message":"quota exceeded","type":"insufficient_quota","code":"insufficient_quota"}}'
 

@@ -180,12 +180,21 @@ local IMAGE_FILES = { edit = { image = true, mask = true }, variation = { image 
 -- images are events (their b64_json decoded into `bytes`) given to the
 -- function; the completed event becomes the result, shaped like a plain one
 -- (`res.data[1]`). A server that answers in one JSON piece: that answer.
-local function image_events (self, params)
+-- An event whose b64_json does not decode ends the call (kind "parse", in
+-- `failed.err`), as speech's audio events: never an event without its bytes.
+local function image_events (self, params, failed)
   local user, plain = params.stream, false
   local fn = function (ev, whole)
     -- (a reply in one piece comes as (its text, the reply): not an event)
     if whole ~= nil or type(ev) ~= "table" then plain = true; return end
-    if type(ev.b64_json) == "string" then ev.bytes = core.media.b64decode(ev.b64_json) end
+    if type(ev.b64_json) == "string" then
+      local bytes, why = core.media.b64decode(ev.b64_json)
+      if bytes == nil then
+        failed.err = { kind = "parse", message = "an image stream event's b64_json: " .. why }
+        error(failed.err.message, 0)
+      end
+      ev.bytes = bytes
+    end
     if user ~= true then return user(ev) end
   end
   local function completed (res)
@@ -210,10 +219,13 @@ end
 
 local function images (self, submit, fname, what, params, async)
   params = call.params_of(self, fname, params, what == "generate" and "prompt" or nil)
-  local events, completed
-  if params.stream then events, completed = image_events(self, params) end
+  local events, completed, failed
+  if params.stream then
+    failed = {}
+    events, completed = image_events(self, params, failed)
+  end
   local s = { fname = fname, async = async, api = "json", on_done = params.on_done, on_error = params.on_error,
-              model = model_of(self, params),
+              model = model_of(self, params), failed = failed,
               finish = function (res)
                 if completed then
                   local err
