@@ -341,6 +341,27 @@ describe("media (issue 15)", function ()
       assert.matches("no/such/dir", err.message)
     end)
 
+    it("a folder removed mid-download: kind io saying so, not that another download replaced the file", function ()
+      local sub = dir .. "/vanishing"
+      assert.is_true(proc.execute("mkdir '" .. sub .. "'"))
+      local req = client:speech_async { input = string.rep("a", 40), response_format = "wav", to = sub .. "/line.wav",
+                                        headers = fault("pause=50") }
+      local removed = false
+      while req:status() == "queued" or req:status() == "running" do
+        client:step(0.01)
+        if not removed and exists(sub .. "/line.wav.part") then
+          removed = true
+          assert.is_true(proc.execute("rm -rf '" .. sub .. "'"))
+        end
+      end
+      assert.is_true(removed)
+      local res, err = req:result()
+      assert.is_nil(res)
+      assert.equal("io", err.kind)
+      assert.matches("No such file", err.message)
+      assert.is_nil(err.message:find("another download", 1, true))
+    end)
+
     it("the server's errors come back as api errors (opus refused)", function ()
       local res, err = client:speech { input = "x", response_format = "opus", to = dir .. "/x.opus" }
       assert.is_nil(res)

@@ -41,6 +41,17 @@ static int part_is_mine (const aigc_body *b, const struct stat *mine) {
   return stat(b->part_path, &now) == 0 && now.st_dev == mine->st_dev && now.st_ino == mine->st_ino;
 }
 
+/* Whether another download replaced our part file: another file stands
+   under part_path, or none does but path is there (the other one ended
+   first and renamed its own into place). Neither there: the folder was
+   removed, say, which the rename then reports (ENOENT). */
+static int part_is_another (const aigc_body *b, const struct stat *mine) {
+  struct stat now;
+  if (stat(b->part_path, &now) == 0)
+    return !(now.st_dev == mine->st_dev && now.st_ino == mine->st_ino);
+  return stat(b->path, &now) == 0;
+}
+
 static void drop_part (aigc_body *b) {
   if (b->fp != NULL) {
     struct stat mine;
@@ -300,7 +311,7 @@ int aigc_body_commit (aigc_body *b) {
     return -1;
   }
   b->fp = NULL;
-  if (!part_is_mine(b, &mine)) {   /* replaced: the newer download's file stays */
+  if (part_is_another(b, &mine)) {   /* replaced: the newer download's file stays */
     b->sink_errno = EEXIST;
     b->sink_replaced = 1;
     return -1;
