@@ -362,6 +362,20 @@ describe("media (issue 15)", function ()
       assert.is_nil(err.message:find("another download", 1, true))
     end)
 
+    it("a FIFO (or a device) as the destination: kind io, and it is left as it was", function ()
+      local fifo = dir .. "/player.fifo"
+      if not proc.execute("mkfifo '" .. fifo .. "' 2>/dev/null") then pending("no mkfifo here") return end
+      local res, err = client:speech { input = "x", response_format = "wav", to = fifo }
+      assert.is_nil(res)
+      assert.equal("io", err.kind)
+      assert.matches("FIFO", err.message)
+      assert.is_true(proc.execute("test -p '" .. fifo .. "'"))   -- (not replaced by a regular file)
+      assert.is_false(exists(fifo .. ".part"))
+      local _, derr = client:speech { input = "x", response_format = "wav", to = dir }
+      assert.equal("io", derr.kind)
+      assert.matches("directory", derr.message)
+    end)
+
     it("the server's errors come back as api errors (opus refused)", function ()
       local res, err = client:speech { input = "x", response_format = "opus", to = dir .. "/x.opus" }
       assert.is_nil(res)

@@ -246,6 +246,7 @@ int aigc_body_attempt (aigc_body *b) {
   b->written = 0;
   b->sink_errno = 0;
   b->sink_replaced = 0;
+  b->sink_kind = NULL;
   b->upload_bad = NULL;
   for (f = b->files; f != NULL; f = f->next)
     if (open_file(f) != 0) {
@@ -264,6 +265,14 @@ int aigc_body_attempt (aigc_body *b) {
 */
 static int open_part (aigc_body *b) {
   int fd;
+  struct stat there;
+  /* The file is renamed to path at the end: a FIFO, a device (/dev/null,
+     as root) or a folder there would be replaced, or fail only then. */
+  if (stat(b->path, &there) == 0 && !S_ISREG(there.st_mode)) {
+    b->sink_kind = kind_of(there.st_mode);
+    b->sink_errno = EEXIST;
+    return -1;
+  }
   if (unlink(b->part_path) != 0 && errno != ENOENT) {
     b->sink_errno = errno;
     return -1;
@@ -327,6 +336,13 @@ int aigc_body_commit (aigc_body *b) {
 const char *aigc_body_sink_error (const aigc_body *b) {
   if (b->sink_replaced)
     return "another download to the same path began before this one ended (the later one is kept)";
+  if (b->sink_kind != NULL) {   /* (kind_of's static strings) */
+    if (strcmp(b->sink_kind, "a directory") == 0)
+      return "it is a directory";
+    if (strcmp(b->sink_kind, "a FIFO") == 0)
+      return "it is a FIFO, not a regular file (a function as `to` gets the bytes as they come)";
+    return "it is a device or other special file, not a regular file (a function as `to` gets the bytes)";
+  }
   return strerror(b->sink_errno);
 }
 

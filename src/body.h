@@ -79,6 +79,7 @@ typedef struct aigc_body {
   size_t written;           /* bytes sunk by this attempt */
   int sink_errno;           /* the file could not be opened/written: errno */
   int sink_replaced;        /* another download to the path replaced the part file */
+  const char *sink_kind;    /* the path is no regular file: what it is ("a FIFO") */
   /* An upload part fed by a Lua function ({reader = true} in the form,
      opts.reader the function): libcurl reads `feed`; when it is empty the
      read pauses the transfer and `wake` tells the loop, which calls the
@@ -130,8 +131,9 @@ int  aigc_body_write_file (aigc_body *b, const char *p, size_t n);
 /* The reply is complete: the part file becomes the file. Returns 0 or -1
    (sink_errno). An empty reply makes an empty file. */
 int  aigc_body_commit (aigc_body *b);
-/* Why the file sink failed (sink_errno's text, or that another download
-   to the same path replaced its part file). */
+/* Why the file sink failed (sink_errno's text, that another download
+   to the same path replaced its part file, or that the path is a FIFO, a
+   device, a folder...). */
 const char *aigc_body_sink_error (const aigc_body *b);
 /* Frees everything; a partial file is removed. */
 void aigc_body_free (aigc_body *b);

@@ -413,8 +413,8 @@ static int push_abort_error (lua_State *L, aigc_request *r, int *retryable) {
       aigc_error_new(L, "limit", "out of memory while receiving the response");
       return 1;
     case AIGC_ABORT_SINK:
-      snprintf(msg, sizeof msg, "could not write %.200s: %s", r->xb.part_path,
-               aigc_body_sink_error(&r->xb));
+      snprintf(msg, sizeof msg, "could not write %.200s: %s",   /* (a FIFO...: the path itself) */
+               r->xb.sink_kind != NULL ? r->xb.path : r->xb.part_path, aigc_body_sink_error(&r->xb));
       aigc_error_new(L, "io", msg);
       return 1;
     case AIGC_ABORT_UPLOAD: {   /* (not retried: the file is as the caller left it) */
