@@ -308,6 +308,33 @@ describe("media replies", function ()
       assert.is_nil(io.open(path))   -- (not left as if it were the audio)
     end)
 
+    it("a 200 JSON or text reply to a file: the file already there (the last good line) is left as it was", function ()
+      local c = client()
+      local path = dir .. "/cached.wav"
+      local f = assert(io.open(path, "wb"))
+      f:write("RIFF the line as it was")
+      f:close()
+      local _, e1 = c:speech { input = "x", headers = reply(BODY), to = path }
+      local _, e2 = c:speech { input = "x", to = path,
+                               headers = reply("<html>proxy</html>", "Text/HTML; charset=utf-8") }
+      local _, e3 = c:speech { input = "x", to = path,
+                               headers = reply('{"detail":"nope"}', "application/problem+json") }
+      local got = assert(c:speech { input = "x", headers = reply("RIFF new", "audio/wav"), to = dir .. "/new.wav" })
+      c:close()
+      assert.equal("api", e1.kind)
+      assert.equal("quota exceeded", e1.message)
+      assert.equal("parse", e2.kind)
+      assert.equal("<html>proxy</html>", e2.body)
+      assert.equal("parse", e3.kind)
+      assert.matches("nope", e3.message)
+      f = assert(io.open(path, "rb"))
+      assert.equal("RIFF the line as it was", f:read("*a"))
+      f:close()
+      assert.is_nil(io.open(path .. ".part"))
+      assert.equal(dir .. "/new.wav", got.path)   -- (audio still goes to its file)
+      assert.equal(8, got.bytes)
+    end)
+
     it("other JSON: kind parse; audio of any type (or none said) is the result", function ()
       local c = client()
       local _, err = c:speech { input = "x", headers = reply('{"detail":"nope"}', "application/json; charset=utf-8") }

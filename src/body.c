@@ -247,6 +247,7 @@ int aigc_body_attempt (aigc_body *b) {
   b->sink_errno = 0;
   b->sink_replaced = 0;
   b->sink_kind = NULL;
+  b->sink_diverted = 0;
   b->upload_bad = NULL;
   for (f = b->files; f != NULL; f = f->next)
     if (open_file(f) != 0) {
@@ -344,6 +345,24 @@ const char *aigc_body_sink_error (const aigc_body *b) {
     return "it is a device or other special file, not a regular file (a function as `to` gets the bytes)";
   }
   return strerror(b->sink_errno);
+}
+
+/* As the Lua layer's reply.is_not_audio_type: the media type (before any
+   ';' or space, any case) is application/json, ends in +json, or is text/. */
+int aigc_body_not_audio_type (const char *ct) {
+  char t[128];
+  size_t n = 0;
+  if (ct == NULL)
+    return 0;
+  while (*ct == ' ' || *ct == '\t')
+    ct++;
+  while (ct[n] != '\0' && ct[n] != ';' && ct[n] != ' ' && ct[n] != '\t' && n < sizeof t - 1) {
+    t[n] = (char)(ct[n] >= 'A' && ct[n] <= 'Z' ? ct[n] + ('a' - 'A') : ct[n]);
+    n++;
+  }
+  t[n] = '\0';
+  return strcmp(t, "application/json") == 0 || (n >= 5 && strcmp(t + n - 5, "+json") == 0)
+         || strncmp(t, "text/", 5) == 0;
 }
 
 size_t aigc_body_feed_read (char *buf, size_t size, size_t nitems, void *arg) {

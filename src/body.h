@@ -80,6 +80,10 @@ typedef struct aigc_body {
   int sink_errno;           /* the file could not be opened/written: errno */
   int sink_replaced;        /* another download to the path replaced the part file */
   const char *sink_kind;    /* the path is no regular file: what it is ("a FIFO") */
+  int sink_audio;           /* {path =, audio = true}: a 2xx JSON or text reply is no
+                               audio (an error with a 200): kept in memory, the file
+                               and the path left alone */
+  int sink_diverted;        /* ... this attempt's reply is such one */
   /* An upload part fed by a Lua function ({reader = true} in the form,
      opts.reader the function): libcurl reads `feed`; when it is empty the
      read pauses the transfer and `wake` tells the loop, which calls the
@@ -135,6 +139,9 @@ int  aigc_body_commit (aigc_body *b);
    to the same path replaced its part file, or that the path is a FIFO, a
    device, a folder...). */
 const char *aigc_body_sink_error (const aigc_body *b);
+/* Whether a Content-Type (NULL: none) is JSON (application/json, *+json)
+   or text/...: not the audio a sink_audio file waits for. */
+int  aigc_body_not_audio_type (const char *ct);
 /* Frees everything; a partial file is removed. */
 void aigc_body_free (aigc_body *b);
 

@@ -182,6 +182,8 @@ static int read_sink (lua_State *L, int s, aigc_body *b, const aigc_argctx *cx) 
     if (aigc_body_set_path(b, path) != 0)
       luaL_error(L, "not enough memory");
     lua_pop(L, 1);
+    b->sink_audio = lua_getfield(L, s, "audio") == LUA_TBOOLEAN && lua_toboolean(L, -1);
+    lua_pop(L, 1);
     return 0;
   }
   return aigc_argerror(L, cx->arg, cx->fname, "%s.sink: \"bytes\", {path = ...} or a function "

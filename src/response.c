@@ -648,7 +648,7 @@ static int push_body_outcome (lua_State *L, aigc_request *r) {
 */
 static int push_sink_outcome (lua_State *L, aigc_request *r) {
   const char *ct;
-  if (r->xb.sink == AIGC_SINK_FILE && aigc_body_commit(&r->xb) != 0) {
+  if (r->xb.sink == AIGC_SINK_FILE && !r->xb.sink_diverted && aigc_body_commit(&r->xb) != 0) {
     char msg[1024];
     snprintf(msg, sizeof msg, "could not write %.700s: %s", r->xb.path,
              aigc_body_sink_error(&r->xb));
@@ -657,7 +657,7 @@ static int push_sink_outcome (lua_State *L, aigc_request *r) {
   }
   lua_createtable(L, 0, 3 + RESULT_FIELDS);
   /* (r is pinned while it is delivered: its buffers stay where they are) */
-  if (r->xb.sink == AIGC_SINK_BYTES) {
+  if (r->xb.sink == AIGC_SINK_BYTES || r->xb.sink_diverted) {   /* (diverted: no file made) */
     lua_pushlstring(L, r->resp.data ? r->resp.data : "", r->resp.len);
     lua_setfield(L, -2, "body");
   }

@@ -313,9 +313,11 @@ local function speech (self, submit, fname, params, async)
     return call.perform(self, submit, s)
   end
   -- Audio is expected: a 2xx JSON or text/* reply (a server's error with a
-  -- 200, or a proxy's page) is an error, not audio. Its bytes went where `to` says;
-  -- a function's first ones are kept for the message.
+  -- 200, or a proxy's page) is an error, not audio. A file's is kept in
+  -- memory instead (`audio`: the file at the path stays as it was); a
+  -- function has had its bytes, its first ones are kept for the message.
   local sink, kept, n = call.sink_of(fname, params.to), nil, 0
+  if type(sink) == "table" then sink.audio = true end
   if type(sink) == "function" then
     local to = sink
     kept = {}
@@ -328,13 +330,7 @@ local function speech (self, submit, fname, params, async)
   s.finish = function (res)
     if not reply.is_not_audio_type(res.content_type) then return res end
     local text = res.body
-    if kept then
-      text = table.concat(kept):sub(1, reply.KEPT)
-    elseif type(res.path) == "string" then   -- (renamed into place already: removed, as a failure's)
-      local f = io_open(res.path, "rb")
-      if f then text = f:read(reply.KEPT); f:close() end
-      os_remove(res.path)
-    end
+    if kept then text = table.concat(kept):sub(1, reply.KEPT) end
     return nil, reply.not_audio(self, sent, res, text)
   end
   return call.perform(self, submit, s)
