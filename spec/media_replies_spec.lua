@@ -461,4 +461,31 @@ describe("media replies", function ()
       assert.same({ { type = "transcript.text.delta", delta = "plain" } }, seen)
     end)
   end)
+
+  describe("transcriptions as text, srt or vtt", function ()
+    it("a 200 JSON error body is an error (kind api), not the transcript; text like JSON stays text", function ()
+      local c = client()
+      local BODY = '{"error":{"message":"quota exceeded","code":"insufficient_quota"}}'
+      local errs = {}
+      for _, format in ipairs { "text", "srt", "vtt" } do
+        local res, err = c:transcribe { file = { data = "x", filename = "a.wav" }, response_format = format,
+                                        headers = reply(BODY) }
+        assert.is_nil(res, format)
+        errs[#errs + 1] = err
+      end
+      local _, e4 = c:transcribe { file = { data = "x", filename = "a.wav" }, response_format = "text",
+                                   headers = reply('{"error":"overloaded"}', "text/plain") }
+      local odd = assert(c:transcribe { file = { data = "x", filename = "a.wav" }, response_format = "text",
+                                        headers = reply("{curly} said the narrator\n", "text/plain") })
+      c:close()
+      for _, e in ipairs(errs) do
+        assert.equal("api", e.kind)
+        assert.equal("quota exceeded", e.message)
+        assert.equal("insufficient_quota", e.code)
+      end
+      assert.equal("api", e4.kind)
+      assert.equal("overloaded", e4.message)
+      assert.equal("{curly} said the narrator\n", odd.text)
+    end)
+  end)
 end)

@@ -361,7 +361,15 @@ local function transcribe (self, submit, fname, path, params, async)
     on_done = params.on_done, on_error = params.on_error, model = model_of(self, params),
     -- text/srt/vtt replies: { text = the reply } like the JSON formats' text
     finish = function (res)
-      if text and not events then res.text, res.body = res.body, nil end
+      if text and not events then
+        -- An API error with a 200 (`{"error": ...}`, whatever its type
+        -- said) is no transcript: not to become the subtitles' text.
+        local v = type(res.body) == "string" and res.body:find("^%s*{") and core.json.decode(res.body)
+        if reply.is_object(v) and (reply.is_object(v.error) or type(v.error) == "string") then
+          return nil, reply.not_audio(self, options, res, res.body)
+        end
+        res.text, res.body = res.body, nil
+      end
       if events and not plain and res.type ~= "transcript.text.done" then
         return nil, reply.reply_error(self, options, res, "stream", "the transcription stream ended before "
                                   .. "transcript.text.done (last: " .. tostring(res.type) .. ")")
