@@ -487,5 +487,21 @@ describe("media replies", function ()
       assert.equal("overloaded", e4.message)
       assert.equal("{curly} said the narrator\n", odd.text)
     end)
+
+    it("stream asked of a model that ignores it (whisper-1): the srt reply is the result, one delta", function ()
+      local c = client()
+      local SRT = "1\n00:00:00,000 --> 00:00:00,800\nHalt!\n"
+      local seen = {}
+      local res, err = c:transcribe { file = { data = "x", filename = "a.wav" }, model = "whisper-1",
+                                      response_format = "srt", stream = function (ev) seen[#seen + 1] = ev end,
+                                      headers = reply(SRT, "text/plain; charset=utf-8") }
+      local vtt = c:transcribe { file = { data = "x", filename = "a.wav" }, response_format = "vtt", stream = true,
+                                 headers = reply("WEBVTT\n", "text/vtt") }
+      c:close()
+      assert.is_nil(err)
+      assert.equal(SRT, res.text)
+      assert.same({ { type = "transcript.text.delta", delta = SRT } }, seen)
+      assert.equal("WEBVTT\n", vtt and vtt.text)
+    end)
   end)
 end)

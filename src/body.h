@@ -83,7 +83,10 @@ typedef struct aigc_body {
   int sink_audio;           /* {path =, audio = true}: a 2xx JSON or text reply is no
                                audio (an error with a 200): kept in memory, the file
                                and the path left alone */
-  int sink_diverted;        /* ... this attempt's reply is such one */
+  int sink_diverted;        /* ... this attempt's reply is such one (or events_text's) */
+  int events_text;          /* {events = fn, sink = "bytes"}: a 2xx text/... reply (a
+                               server that does not stream: a transcript as srt) is
+                               no event stream but the result's body */
   /* An upload part fed by a Lua function ({reader = true} in the form,
      opts.reader the function): libcurl reads `feed`; when it is empty the
      read pauses the transfer and `wake` tells the loop, which calls the

@@ -781,7 +781,7 @@ int aigc_response_outcome (lua_State *L, aigc_request *r, int *retryable) {
     ok = push_events_outcome(L, r);
   else if (r->sse)
     ok = push_stream_outcome(L, r);
-  else if (r->xb.sink != AIGC_SINK_JSON && r->xb.sink != AIGC_SINK_EVENTS)
+  else if ((r->xb.sink != AIGC_SINK_JSON && r->xb.sink != AIGC_SINK_EVENTS) || r->xb.sink_diverted)
     ok = push_sink_outcome(L, r);   /* (events answered in one JSON piece: as JSON) */
   else
     ok = push_body_outcome(L, r);

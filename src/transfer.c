@@ -311,6 +311,8 @@ static void decide_mode (aigc_request *r, const char *first, size_t n) {
     r->sse = 1;
   else if (ct != NULL && strstr(ct, "json") != NULL)
     r->sse = 0;
+  else if (r->xb.events_text && aigc_body_not_audio_type(ct))   /* text/...: the body, whole */
+    r->xb.sink_diverted = 1;
   else {
     size_t i = 0;
     while (i < n && (first[i] == ' ' || first[i] == '\n' || first[i] == '\r' || first[i] == '\t'))

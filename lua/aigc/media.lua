@@ -341,10 +341,10 @@ local function transcribe (self, submit, fname, path, params, async)
   if params.file == nil then field_error(fname, 1, "params.file", expected("a path or {data =, filename =}", nil)) end
   local form, options, reader, labels = call.form_of(self, fname, params, { file = true })
   local text = TEXT_FORMATS[params.response_format]
-  local events, plain = params.stream, false   -- transcript.text.delta events, then .done (the result)
+  local user = params.stream
+  local events, plain = user, false   -- transcript.text.delta events, then .done (the result)
   if events then
     form[#form + 1] = { name = "stream", value = "true" }
-    local user = events
     events = function (ev, whole)
       if whole ~= nil or type(ev) ~= "table" then   -- answered in one piece: (its text, the reply)
         plain = true
@@ -357,11 +357,14 @@ local function transcribe (self, submit, fname, path, params, async)
   end
   return call.perform(self, submit, {
     fname = fname, async = async, api = "json", path = path, params = options, labels = labels,
-    body = { form = form, sink = (text and not events) and "bytes" or nil, events = events or nil, reader = reader },
+    -- (sink "bytes" beside events: a text/... reply, from a server that does
+    -- not stream, such as whisper-1, is the transcript itself)
+    body = { form = form, sink = text and "bytes" or nil, events = events or nil, reader = reader },
     on_done = params.on_done, on_error = params.on_error, model = model_of(self, params),
     -- text/srt/vtt replies: { text = the reply } like the JSON formats' text
     finish = function (res)
-      if text and not events then
+      local whole = text and (not events or type(res.body) == "string")
+      if whole then
         -- An API error with a 200 (`{"error": ...}`, whatever its type
         -- said) is no transcript: not to become the subtitles' text.
         local v = type(res.body) == "string" and res.body:find("^%s*{") and core.json.decode(res.body)
@@ -369,6 +372,10 @@ local function transcribe (self, submit, fname, path, params, async)
           return nil, reply.not_audio(self, options, res, res.body)
         end
         res.text, res.body = res.body, nil
+        if events then   -- (answered without a stream: the function sees the text, as for JSON)
+          plain = true
+          if user ~= true then user { type = "transcript.text.delta", delta = res.text } end
+        end
       end
       if events and not plain and res.type ~= "transcript.text.done" then
         return nil, reply.reply_error(self, options, res, "stream", "the transcription stream ended before "
