@@ -34,7 +34,7 @@ void aigc_response_decorate_error (lua_State *L, aigc_request *r) {
     lua_pushstring(L, rid);
     lua_setfield(L, -2, "request_id");
   }
-  if (r->status > 0) {
+  if (r->status >= 200) {   /* (1xx: "100 Continue" before an upload, no answer yet) */
     if (lua_getfield(L, -1, "status") == LUA_TNIL) {
       lua_pop(L, 1);
       aigc_error_setint(L, "status", (lua_Integer)r->status);
