@@ -176,6 +176,17 @@ describe("retries", function ()
     assert.equal(1, attempts())
   end)
 
+  it("says in the log why it did not retry a server that asks for more than 120 s", function ()
+    -- (before: no word at all, a 429 came back with retries = 0 while max_retries was 2)
+    local _, err = client:chat(flaky("status=429,retry-after-ms=150000", 1))
+    assert.equal(0, err.retries)
+    local said
+    for _, line in ipairs(logs) do
+      if line:find("not retrying", 1, true) then said = line end
+    end
+    assert.equal("warn: not retrying: the server asked to wait 150 s, more than 120 s", said)
+  end)
+
   it("falls back to the backoff for retry-after 0, negative or malformed", function ()
     for _, value in ipairs { "0", "-5", "soon" } do
       srv:reset()

@@ -523,13 +523,18 @@ static int try_retry (lua_State *L, int eidx, aigc_request *r) {
     return 0;
   }
   delay = aigc_transfer_retry_delay(r);
-  if (delay >= 0 && r->deadline_at > 0 && aigc_now() + delay >= r->deadline_at) {
+  if (delay < 0) {   /* say why: else a 429 comes back with retries = 0 and no word */
+    aigc_error_log(L, eidx, r->secrets, "warn", "not retrying: the server asked to wait %g s, "
+                   "more than %g s", aigc_headers_retry_after(&r->hdrs), AIGC_MAX_RETRY_AFTER);
+    return 0;
+  }
+  if (r->deadline_at > 0 && aigc_now() + delay >= r->deadline_at) {
     /* The wait would pass the deadline: this error is the call's. */
     aigc_error_log(L, eidx, r->secrets, "warn", "not retrying: waiting %.3f s would pass the "
                    "call's deadline (%g s)", delay, r->deadline);
     return 0;
   }
-  if (delay < 0 || r->state != AIGC_RUNNING)
+  if (r->state != AIGC_RUNNING)
     return 0;
   lua_getfield(L, -1, "kind");
   lua_getfield(L, -2, "message");
