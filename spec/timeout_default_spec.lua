@@ -1,0 +1,57 @@
+-- The default `timeout` (600 s, REFERENCE.md) is applied, read without
+-- waiting it out: client:timeout() gives the seconds until the engine next
+-- has to act, which while a call waits on a silent server is the end of
+-- its attempt (libcurl's total timer for a call, the idle timer for a
+-- stream). connect_timeout is set far above, so it is not the nearest.
+-- The bounds are wide (100 s): no elapsed time is measured.
+local aigc = require "aigc"
+local devserver = require "devserver"
+
+local HI = { { role = "user", content = "Hi" } }
+
+describe("the default timeout", function ()
+  local srv
+
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+
+  -- Seconds until the silent call's attempt would time out, as the engine
+  -- sees it once the call is sent.
+  local function next_timer (client_opts, call_opts)
+    client_opts.base_url, client_opts.connect_timeout = srv.base_url, 100000
+    local c = aigc.client(client_opts)
+    local p = { messages = HI, headers = { ["x-aigc-fault"] = call_opts.fault } }
+    for k, v in pairs(call_opts) do if k ~= "fault" then p[k] = v end end
+    local req = c:chat_async(p)
+    -- (libcurl's short timers of connection set-up come first: step past them)
+    local t
+    for _ = 1, 400 do
+      c:step(0.05)
+      t = c:timeout()
+      if t and t > 1 then break end
+    end
+    assert.equal("running", req:status())
+    c:close()
+    return t
+  end
+
+  for _, case in ipairs { { "a call", { fault = "hang" } },
+                          { "a stream (idle limit)", { fault = "pause=100000", stream = function () end } } } do
+    local what, call = case[1], case[2]
+
+    it("is 600 s per attempt for " .. what, function ()
+      local t = next_timer({}, call)
+      assert.truthy(t > 500 and t <= 600, tostring(t))
+    end)
+
+    it("is the client's or the call's own value for " .. what, function ()
+      local t = next_timer({ timeout = 2000 }, call)
+      assert.truthy(t > 1900 and t <= 2000, tostring(t))
+      local own = {}
+      for k, v in pairs(call) do own[k] = v end
+      own.timeout = 300
+      t = next_timer({ timeout = 2000 }, own)
+      assert.truthy(t > 200 and t <= 300, tostring(t))
+    end)
+  end
+end)
