@@ -252,6 +252,16 @@ describe("retries", function ()
     assert.equal(1, attempts())
   end)
 
+  it("retries a 2xx stream cut before its first event, and delivers each delta once", function ()
+    -- (README, max_retries: the SDKs never retry a 2xx stream; nothing came, nothing is seen twice)
+    local got = {}
+    local res = assert(client:chat(flaky("drop-after=0", 1, { stream = function (d) got[#got + 1] = d end })))
+    assert.equal(1, res.retries)
+    assert.equal(2, attempts())
+    assert.equal(res.text, table.concat(got))
+    assert.truthy(#res.text > 0)
+  end)
+
   it("retries a stream that failed before it started", function ()
     local res = assert(client:chat(flaky("status=500,retry-after-ms=5", 1, { stream = true })))
     assert.equal(1, res.retries)
