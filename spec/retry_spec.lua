@@ -44,6 +44,18 @@ describe("retries", function ()
     assert.equal(2, retried)
   end)
 
+  it("names the status in the log lines of a retry and of the end (a 429 and a 503 read alike)", function ()
+    local _, err = client:chat(flaky("status=503,retry-after-ms=5", 5, { max_retries = 1 }))
+    assert.equal(503, err.status)
+    local retry_line, end_line
+    for _, line in ipairs(logs) do
+      if line:find("^warn: retrying in") then retry_line = line end
+      if line:find(" -> ", 1, true) then end_line = line end
+    end
+    assert.matches("after http error 503: The engine is currently overloaded", retry_line, 1, true)
+    assert.matches("/v1/chat/completions -> http error 503 after ", end_line, 1, true)
+  end)
+
   it("gives up after max_retries with err.retries", function ()
     local _, err = client:chat(flaky("status=503,retry-after-ms=10", 5))
     assert.equal("http", err.kind)

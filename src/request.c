@@ -154,6 +154,25 @@ int aigc_request_push (lua_State *L, int eidx, aigc_request *r) {
 ** =======================================================
 */
 
+/*
+** "http error 429", "connect error": the kind of the error at vidx, with
+** its status when it has one (else a log could not tell a 429 from a 500).
+*/
+static const char *error_title (lua_State *L, int vidx, char *buf, size_t size) {
+  const char *kind;
+  lua_Integer status;
+  lua_getfield(L, vidx, "kind");
+  lua_getfield(L, vidx, "status");
+  kind = lua_tostring(L, -2);
+  status = lua_tointeger(L, -1);
+  if (status > 0)
+    snprintf(buf, size, "%.40s error %lld", kind ? kind : "?", (long long)status);
+  else
+    snprintf(buf, size, "%.40s error", kind ? kind : "?");
+  lua_pop(L, 2);
+  return buf;
+}
+
 /* Logs how a request ended: "POST /v1/chat/completions -> 200 in 0.123 s". */
 static void log_end (lua_State *L, int eidx, aigc_request *r, int vidx, int ok) {
   char path[256];
@@ -167,13 +186,14 @@ static void log_end (lua_State *L, int eidx, aigc_request *r, int vidx, int ok) 
                    r->status, aigc_now() - r->started, rid ? " [request " : "", rid ? rid : "",
                    rid ? "]" : "");
   else {
-    lua_getfield(L, vidx, "kind");
+    char title[80];
+    error_title(L, vidx, title, sizeof title);
     lua_getfield(L, vidx, "message");
-    aigc_error_log(L, eidx, r->secrets, "warn", "%s %s -> %s error after %.3f s: %s%s%s%s",
-                   method, path, lua_tostring(L, -2) ? lua_tostring(L, -2) : "?",
-                   aigc_now() - r->started, lua_tostring(L, -1) ? lua_tostring(L, -1) : "",
+    aigc_error_log(L, eidx, r->secrets, "warn", "%s %s -> %s after %.3f s: %s%s%s%s",
+                   method, path, title, aigc_now() - r->started,
+                   lua_tostring(L, -1) ? lua_tostring(L, -1) : "",
                    rid ? " [request " : "", rid ? rid : "", rid ? "]" : "");
-    lua_pop(L, 2);
+    lua_pop(L, 1);
   }
 }
 
@@ -514,6 +534,7 @@ static int resend_without_stream_options (lua_State *L, int eidx, aigc_request *
 */
 static int try_retry (lua_State *L, int eidx, aigc_request *r) {
   double delay;
+  char title[80];
   if (r->state != AIGC_RUNNING || r->roster == NULL || r->roster->closed
       || r->retries >= r->max_retries)
     return 0;
@@ -536,12 +557,11 @@ static int try_retry (lua_State *L, int eidx, aigc_request *r) {
   }
   if (r->state != AIGC_RUNNING)
     return 0;
-  lua_getfield(L, -1, "kind");
-  lua_getfield(L, -2, "message");
-  aigc_error_log(L, eidx, r->secrets, "warn", "retrying in %.3f s (retry %d of %d) after %s "
-                 "error: %s", delay, r->retries + 1, r->max_retries, lua_tostring(L, -2),
-                 lua_tostring(L, -1));
-  lua_pop(L, 3);
+  error_title(L, lua_gettop(L), title, sizeof title);
+  lua_getfield(L, -1, "message");
+  aigc_error_log(L, eidx, r->secrets, "warn", "retrying in %.3f s (retry %d of %d) after %s: %s",
+                 delay, r->retries + 1, r->max_retries, title, lua_tostring(L, -1));
+  lua_pop(L, 2);
   if (r->state == AIGC_RUNNING)   /* (the log function may cancel it) */
     aigc_transfer_schedule_retry(r, delay);
   return 1;
