@@ -56,6 +56,26 @@ describe("retries", function ()
     assert.matches("/v1/chat/completions -> http error 503 after ", end_line, 1, true)
   end)
 
+  it("says in err.retryable whether the failure is one max_retries retries (x-should-retry too)", function ()
+    -- (before: no such field; code retrying calls itself, the runner, had to guess)
+    local cases = {
+      { "status=400", {}, false }, { "status=400,should-retry=true", {}, true },
+      { "status=500,should-retry=false", {}, false }, { "status=429", {}, true },
+      { "status=503", {}, true }, { "body=malformed", {}, false },
+      { "drop-after=0", { stream = true }, true }, { "drop-after=2", { stream = true }, false },
+      { "hang", { timeout = 0.3 }, true }, { "hang", { deadline = 0.3 }, false },
+    }
+    for _, case in ipairs(cases) do
+      local extra = case[2]
+      extra.max_retries = 0
+      local _, err = client:chat(flaky(case[1], 1, extra))
+      assert.equal(case[3], err.retryable, case[1])
+    end
+    local _, err = client:chat(flaky("status=200", 1, { stream = function () error("mine") end }))
+    assert.equal("callback", err.kind)
+    assert.is_nil(err.retryable)
+  end)
+
   it("gives up after max_retries with err.retries", function ()
     local _, err = client:chat(flaky("status=503,retry-after-ms=10", 5))
     assert.equal("http", err.kind)

@@ -11,7 +11,7 @@
 ** Fields: kind ("connect", "timeout", "http", "api", "stream", "parse",
 ** "canceled", "limit", "callback", and from the Lua layer "schema",
 ** "incomplete", "tool"), message, status, type, code, param, request_id,
-** retry_after, retries, body, headers, partial, traceback.
+** retry_after, retries, retryable, body, headers, partial, traceback.
 **
 ** No secret may reach an error or a log line. A server may echo the API key
 ** anywhere: in an error message, deep inside a JSON error body, in a

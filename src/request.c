@@ -639,6 +639,10 @@ static int finish_transfer (lua_State *L, int eidx, int ridx, aigc_request *r) {
     return end_with_result(L, eidx, ridx, r);
   if (retryable && try_retry(L, eidx, r))
     return 0;
+  /* Whether it was one to retry (retries left or not): code that retries
+     calls itself (the runner) follows the same rule, x-should-retry too. */
+  lua_pushboolean(L, retryable);
+  lua_setfield(L, -2, "retryable");
   aigc_error_setint(L, "retries", r->retries);
   return end_request(L, eidx, ridx, r, 0);
 }
