@@ -146,6 +146,24 @@ describe("aigc.runner", function ()
     assert.equal(4, #srv:requests())
   end)
 
+  it("retries as the server's x-should-retry says, over the status", function ()
+    -- (before: it retried a 500 the server said not to retry, 6 attempts, and never a 400 it said to)
+    local cases = { { id = "no", prompt = "Hi" }, { id = "yes", prompt = "Hi" } }
+    local summary = assert(runner.run {
+      client = client, cases = cases, concurrency = 2,
+      strategy = function (c, params, case)
+        params.model = case.id == "no" and "fault:status=500,should-retry=false"
+                       or "fault:status=400,should-retry=true,retry-after-ms=10,times=1,key=yes"
+        return c:chat(params)
+      end,
+    })
+    assert.equal(1, summary.results.no.attempts)
+    assert.equal(500, summary.results.no.error.status)
+    assert.is_true(summary.results.yes.ok)
+    assert.equal(2, summary.results.yes.attempts)
+    assert.equal(3, #srv:requests())
+  end)
+
   it("runs a strategy per case: best_of with a judge, vote", function ()
     local cases = { { id = 1, prompt = "Tell me a joke" } }
     local s = assert(runner.run { client = client, cases = cases, strategy = { best_of = 3 } })
