@@ -63,6 +63,8 @@ describe("connect_timeout", function ()
     local took = aigc.now() - t0
     assert.equal("timeout", err.kind)
     assert.is_true(took >= 0.8 and took < 4.5, ("ended after %.2f s"):format(took))
+    -- the message names the option to raise (before: libcurl's milliseconds only)
+    assert.matches("(connect_timeout: 1 s per attempt)", err.message, 1, true)
     local p = hi()
     p.connect_timeout = 2
     t0 = aigc.now()

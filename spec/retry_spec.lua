@@ -277,6 +277,17 @@ describe("retries", function ()
     assert.equal(2, attempts())
   end)
 
+  it("names the option that ended a timed-out attempt (before: libcurl's milliseconds only)", function ()
+    assert(client:chat { messages = HI })   -- (the next call reuses the connection)
+    local _, err = client:chat(flaky("hang", 1, { timeout = 0.3, max_retries = 0 }))
+    assert.equal("timeout", err.kind)
+    assert.matches("(timeout: 0.3 s per attempt)", err.message, 1, true)
+    local c = aigc.client { base_url = srv.base_url, max_retries = 0 }   -- a new connection
+    _, err = c:chat(flaky("hang", 1, { timeout = 0.3 }))
+    c:close()
+    assert.matches("(timeout: 0.3 s per attempt)", err.message, 1, true)
+  end)
+
   it("never retries once a 2xx stream has started", function ()
     local _, err = client:chat(flaky("drop-after=3", 5, { stream = true }))
     assert.equal("stream", err.kind)

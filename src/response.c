@@ -474,6 +474,26 @@ static void push_broken_http_error (lua_State *L, aigc_request *r, const char *d
   *retryable = aigc_transfer_status_retryable(r, r->status);
 }
 
+/*
+** A timeout's text, detail (which may be buf) with the option that ended
+** it: libcurl tells only milliseconds, which do not say whether to raise
+** `timeout` or `connect_timeout`. Written in buf, returned.
+*/
+static const char *name_timeout (const aigc_request *r, const char *detail, char *buf,
+                                 size_t size) {
+  char named[CURL_ERROR_SIZE + 128];
+  double connected = 0;
+  if (r->easy != NULL)
+    curl_easy_getinfo(r->easy, CURLINFO_CONNECT_TIME, &connected);
+  if (connected <= 0 && (r->stream || r->connect_timeout < r->timeout))
+    snprintf(named, sizeof named, "%.300s (connect_timeout: %g s per attempt)", detail,
+             r->connect_timeout);
+  else
+    snprintf(named, sizeof named, "%.300s (timeout: %g s per attempt)", detail, r->timeout);
+  snprintf(buf, size, "%s", named);
+  return buf;
+}
+
 /* The error of a libcurl failure (r->curl_code != CURLE_OK). */
 static void push_curl_error (lua_State *L, aigc_request *r, int *retryable) {
   const char *detail = r->errbuf[0] ? r->errbuf : curl_easy_strerror(r->curl_code);
@@ -515,6 +535,8 @@ static void push_curl_error (lua_State *L, aigc_request *r, int *retryable) {
       snprintf(msg, sizeof msg, "%s (through the proxy %.100s)", detail, via);
       detail = msg;
     }
+    if (r->curl_code == CURLE_OPERATION_TIMEDOUT)
+      detail = name_timeout(r, detail, msg, sizeof msg);
     new_error_scrubbed(L, r, r->curl_code == CURLE_OPERATION_TIMEDOUT ? "timeout" : "connect",
                        detail, strlen(detail));
     *retryable = 1;
