@@ -55,3 +55,33 @@ describe("the default timeout", function ()
     end)
   end
 end)
+
+describe("timeout for a binary download", function ()
+  local srv, path
+
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop(); os.remove(path) end)
+
+  -- (before: it was a total limit, and a download still flowing was cut:
+  -- "Operation timed out after 1000 milliseconds with 386 bytes received")
+  it("bounds the time nothing moves, not the whole: a reply that drips for longer comes whole", function ()
+    local c = aigc.client { base_url = srv.base_url, max_retries = 0 }
+    local whole = assert(c:speech { input = "hi", model = "tts-1", voice = "alloy" }).body
+    assert.truthy(#whole > 500)   -- a byte every 2 ms or slower: over 1 s in all
+    path = os.tmpname()
+    local res, err = c:speech { input = "hi", model = "tts-1", voice = "alloy", to = path, timeout = 1,
+                                headers = { ["x-aigc-fault"] = "drip=2" } }
+    c:close()
+    assert.is_nil(err, tostring(err))
+    assert.equal(#whole, res.bytes)
+  end)
+
+  it("still ends a download when the server sends nothing (kind 'timeout', naming the option)", function ()
+    local c = aigc.client { base_url = srv.base_url, max_retries = 0 }
+    local _, err = c:speech { input = "hi", model = "tts-1", voice = "alloy", timeout = 1,
+                              headers = { ["x-aigc-fault"] = "hang" } }
+    c:close()
+    assert.equal("timeout", err.kind)
+    assert.matches("(timeout: 1 s per attempt)", err.message, 1, true)
+  end)
+end)

@@ -501,8 +501,14 @@ static int setup_easy (aigc_request *r, const aigc_roster *ro, int fresh) {
   int method = r->kind == AIGC_KIND_DELETE || r->xb.method == AIGC_METHOD_DELETE ? 2 : 1;
   long connect_ms = (long)ceil(r->connect_timeout * 1000.0);
   /* Non-streamed calls have a total deadline; a stream only an idle one
-     (the request's own timer), never a total. */
-  long timeout_ms = r->stream ? 0L : (long)ceil(r->timeout * 1000.0);
+     (the request's own timer), never a total. So has a file upload or a
+     binary download, both ways (libcurl's low-speed check: under a byte a
+     second for `timeout`): a 1 GB file at 1 MB/s outlasts 600 s while
+     it moves (the SDKs bound each read and write, not the whole). */
+  int moves_file = !r->stream && (r->xb.mime != NULL || r->xb.sink == AIGC_SINK_BYTES
+                                  || r->xb.sink == AIGC_SINK_FILE || r->xb.sink == AIGC_SINK_CHUNKS);
+  long timeout_ms = r->stream || moves_file ? 0L : (long)ceil(r->timeout * 1000.0);
+  long low_speed_s = moves_file ? (long)ceil(r->timeout) : 0L;
   SET(CURLOPT_ERRORBUFFER, r->errbuf);
   SET(CURLOPT_PRIVATE, (void *)r);
   SET(CURLOPT_WRITEDATA, (void *)r);
@@ -542,6 +548,11 @@ static int setup_easy (aigc_request *r, const aigc_roster *ro, int fresh) {
   if (m->timeout_ms != timeout_ms) {
     SET(CURLOPT_TIMEOUT_MS, timeout_ms);
     m->timeout_ms = timeout_ms;
+  }
+  if (m->low_speed_s != low_speed_s) {
+    SET(CURLOPT_LOW_SPEED_LIMIT, low_speed_s > 0 ? 1L : 0L);
+    SET(CURLOPT_LOW_SPEED_TIME, low_speed_s);
+    m->low_speed_s = low_speed_s;
   }
 #undef SET
   if (rc != CURLE_OK) {
