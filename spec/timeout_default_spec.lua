@@ -5,6 +5,7 @@
 -- stream). connect_timeout is set far above, so it is not the nearest.
 -- The bounds are wide (100 s): no elapsed time is measured.
 local aigc = require "aigc"
+local core = require "aigc.core"
 local devserver = require "devserver"
 
 local HI = { { role = "user", content = "Hi" } }
@@ -56,11 +57,11 @@ describe("the default timeout", function ()
   end
 end)
 
-describe("timeout for a binary download", function ()
+describe("timeout for a binary download or a file upload", function ()
   local srv, path
 
   setup(function () srv = devserver.start() end)
-  teardown(function () srv:stop(); os.remove(path) end)
+  teardown(function () srv:stop(); if path then os.remove(path) end end)
 
   -- (before: it was a total limit, and a download still flowing was cut:
   -- "Operation timed out after 1000 milliseconds with 386 bytes received")
@@ -74,6 +75,22 @@ describe("timeout for a binary download", function ()
     c:close()
     assert.is_nil(err, tostring(err))
     assert.equal(#whole, res.bytes)
+  end)
+
+  it("bounds the time nothing moves for an upload: one that goes on for longer is sent whole", function ()
+    local c = aigc.client { base_url = srv.base_url, max_retries = 0 }
+    local piece, n = string.rep('{"custom_id":"n","method":"POST"}\n', 30), 0
+    local req = c:files_upload_async { purpose = "batch", timeout = 1, file = { filename = "big.jsonl",
+      reader = function () n = n + 1; if n <= 30 then return piece end end } }
+    -- one piece a frame (README, readers), a frame every 0.1 s: 3 s in all
+    while req:status() == "queued" or req:status() == "running" do
+      c:step(0)
+      core.sleep(0.1)
+    end
+    local res, err = req:result()
+    c:close()
+    assert.is_nil(err, tostring(err))
+    assert.equal(30 * #piece, res.bytes)
   end)
 
   it("still ends a download when the server sends nothing (kind 'timeout', naming the option)", function ()
