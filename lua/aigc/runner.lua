@@ -178,10 +178,10 @@ end
 
 local function retryable (err)
   if type(err) ~= "table" then return false end
-  -- The core's verdict when it gave one (x-should-retry, a stream already delivered...)
-  if type(err.retryable) == "boolean" then return err.retryable end
   local k, s = err.kind, err.status
-  if k == "connect" or k == "timeout" then return true end
+  if k == "connect" or k == "timeout" then return true end   -- (a call's deadline too: a new call has its own)
+  -- The core's verdict when it gave one: x-should-retry wins over the status
+  if type(err.retryable) == "boolean" then return err.retryable end
   return s == 408 or s == 409 or s == 429 or (type(s) == "number" and s >= 500)
 end
 
