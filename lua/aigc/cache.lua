@@ -44,6 +44,10 @@ local os_time = os.time
 
 local M = {}
 
+local function shell_quote (s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
 local DEFAULTS = { max_entries = 1000, max_bytes = 32 * 1024 * 1024 }
 
 --- Checks the client option `cache` (misuse raises in the one format).
@@ -127,7 +131,9 @@ function M.new (spec)
     entries = {}, count = 0, bytes = 0, head = nil, tail = nil,
     hits = 0, misses = 0, stores = 0, evictions = 0,
   }, Cache)
-  if self.dir then os.execute("mkdir -p '" .. self.dir:gsub("'", "'\\''") .. "' 2>/dev/null") end
+  -- (0700: the folder holds the replies, private text, as a prompt log
+  -- does; umask 077: every folder `mkdir -p` makes is 0700)
+  if self.dir then os.execute("(umask 077 && mkdir -p " .. shell_quote(self.dir) .. ") 2>/dev/null") end
   return self
 end
 
@@ -177,6 +183,10 @@ local function write_disk (self, key, value, time)
   if not self.dir then return end
   local path = file_of(self, key)
   local tmp = path .. ".tmp" .. tostring(math.random(1, 1e9))
+  -- Made 0600 (umask 077) before it is opened: "wb" keeps the mode of a
+  -- file that exists, and one the Lua made has the user's umask (0644: a
+  -- folder the user gave, other users could read the replies).
+  os.execute("(umask 077 && : > " .. shell_quote(tmp) .. ") 2>/dev/null")
   local f = io.open(tmp, "wb")
   if not f then return end
   local text = json.encode { key = key, time = time, value = value }
@@ -201,8 +211,7 @@ end
 -- file-system library needed).
 local function disk_entries (dir)
   local list = {}
-  local q = "'" .. dir:gsub("'", "'\\''") .. "'"
-  local p = io.popen("find " .. q .. " -maxdepth 1 -name '*.json' -printf '%T@ %s %p\\n' 2>/dev/null")
+  local p = io.popen("find " .. shell_quote(dir) .. " -maxdepth 1 -name '*.json' -printf '%T@ %s %p\\n' 2>/dev/null")
   if not p then return list end
   for line in p:lines() do
     local t, size, path = line:match("^(%S+) (%d+) (.+)$")

@@ -1,0 +1,52 @@
+-- The response cache's disk entries: private (0700 folder, 0600 files).
+
+local cache = require "aigc.cache"
+local cli = require "cli"
+local luachild = require "luachild"
+
+-- A path's permission bits as an octal string ("700"), by stat(1).
+local function mode (path)
+  local p = assert(io.popen("stat -c %a '" .. path .. "'"))
+  local m = p:read("*l")
+  p:close()
+  return m
+end
+
+local function list (dir)
+  local names, p = {}, assert(io.popen("ls -A '" .. dir .. "'"))
+  for name in p:lines() do names[#names + 1] = name end
+  p:close()
+  return names
+end
+
+describe("the response cache on disk", function ()
+  local dir
+  before_each(function () dir = cli.home() end)
+  after_each(function () cli.rmdir(dir) end)
+
+  it("makes its folder 0700 and its files 0600 whatever the umask (they hold the replies)", function ()
+    -- A child with umask 022 (the usual one): the folder it makes, and
+    -- the files it writes, in it and in a folder the user made.
+    os.execute("mkdir -m 755 '" .. dir .. "/given'")
+    local wrapper = dir .. "/lua-umask-022"
+    cli.write(wrapper, "#!/bin/sh\numask 022\nexec '" .. luachild.interpreter() .. "' \"$@\"\n")
+    os.execute("chmod 755 '" .. wrapper .. "'")
+    local r = luachild.run([[
+      local cache = require "aigc.cache"
+      local a = cache.new { dir = arg[1] .. "/made/sub" }
+      a:put("k", { text = "a private reply" })
+      local b = cache.new { dir = arg[1] .. "/given" }
+      b:put("k", { text = "a private reply" })
+      print("ok")
+    ]], { args = { dir }, lua = wrapper })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("700", mode(dir .. "/made"))
+    assert.equal("700", mode(dir .. "/made/sub"))
+    for _, sub in ipairs { "made/sub", "given" } do
+      local names = list(dir .. "/" .. sub)
+      assert.equal(1, #names)
+      assert.matches("%.json$", names[1])
+      assert.equal("600", mode(dir .. "/" .. sub .. "/" .. names[1]))
+    end
+  end)
+end)
