@@ -1,4 +1,6 @@
--- The response cache's disk entries: private (0700 folder, 0600 files).
+-- The response cache's disk entries: private (0700 folder, 0600 files)
+-- and written by several processes at once without one clobbering the
+-- other's file.
 
 local cache = require "aigc.cache"
 local cli = require "cli"
@@ -48,5 +50,34 @@ describe("the response cache on disk", function ()
       assert.matches("%.json$", names[1])
       assert.equal("600", mode(dir .. "/" .. sub .. "/" .. names[1]))
     end
+  end)
+
+  it("two processes seeded alike write through temporary files of their own", function ()
+    -- LuaJIT's and Lua 5.1's math.random start from one seed in every
+    -- process (and a script may seed it for reproducible runs): a
+    -- temporary name drawn from it alone was the same in two processes,
+    -- which then wrote into one file (a torn entry, or one renamed away
+    -- under the other).
+    local script = [[
+      math.randomseed(7)
+      local cache = require "aigc.cache"
+      local c = cache.new { dir = arg[1] }
+      local open = io.open
+      io.open = function (path, how)
+        if path:find("%.tmp") then print(path) end
+        return open(path, how)
+      end
+      c:put("same key", { text = "reply" })
+    ]]
+    local a = luachild.run(script, { args = { dir } })
+    local b = luachild.run(script, { args = { dir } })
+    assert.equal(0, a.status, a.stderr)
+    assert.equal(0, b.status, b.stderr)
+    local ta, tb = a.stdout:match("[^\n]+"), b.stdout:match("[^\n]+")
+    assert.is_string(ta)
+    assert.is_string(tb)
+    assert.are_not.equal(ta, tb)
+    local c = cache.new { dir = dir }
+    assert.equal("reply", c:get("same key").text)
   end)
 end)

@@ -179,10 +179,27 @@ local function read_disk (self, key)
   return x.value, tonumber(x.time)
 end
 
+-- A temporary name's suffix no other process uses: the pid (Linux:
+-- /proc/self is the process that opens it) and a count. math.random alone
+-- gave two processes one name (LuaJIT and Lua 5.1 start every process from
+-- one seed, a script may seed it for reproducible runs): both wrote into
+-- one file, a torn entry or one renamed away under the other.
+local pid, written = nil, 0
+local function tmp_suffix ()
+  if not pid then
+    local f = io.open("/proc/self/stat", "rb")
+    pid = f and (f:read("*l") or ""):match("^(%d+)")
+    if f then f:close() end
+    pid = pid or (tostring({}):match("0x(%x+)") or "") .. "-" .. tostring(os.clock()):gsub("%.", "")
+  end
+  written = written + 1
+  return pid .. "." .. written .. "." .. math.random(1, 1e9)
+end
+
 local function write_disk (self, key, value, time)
   if not self.dir then return end
   local path = file_of(self, key)
-  local tmp = path .. ".tmp" .. tostring(math.random(1, 1e9))
+  local tmp = path .. ".tmp" .. tmp_suffix()
   -- Made 0600 (umask 077) before it is opened: "wb" keeps the mode of a
   -- file that exists, and one the Lua made has the user's umask (0644: a
   -- folder the user gave, other users could read the replies).
