@@ -81,3 +81,48 @@ describe("the response cache on disk", function ()
     assert.equal("reply", c:get("same key").text)
   end)
 end)
+
+describe("the response cache and media replies that stream", function ()
+  local devserver = require "devserver"
+  local aigc = require "aigc"
+  local srv, dir
+  setup(function () srv = devserver.start { pause_ms = 0 } end)
+  teardown(function () srv:stop() end)
+  before_each(function () dir = cli.home(); srv:reset() end)
+  after_each(function () cli.rmdir(dir) end)
+
+  local function read (path)
+    local f = io.open(path, "rb")
+    if not f then return nil end
+    local s = f:read("*a")
+    f:close()
+    return s
+  end
+
+  it("speech written to a file (to =) marked cache = true goes to the server each time and writes each file", function ()
+    local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = true }
+    local first = assert(c:speech { input = "Say it once", to = dir .. "/one.mp3", cache = true })
+    local again = assert(c:speech { input = "Say it once", to = dir .. "/two.mp3", cache = true })
+    c:close()
+    assert.is_nil(again.cached)
+    assert.equal(dir .. "/two.mp3", again.path)
+    assert.equal(2, #srv:requests())
+    local one = read(dir .. "/one.mp3")
+    assert.is_true(#one > 0)
+    assert.equal(one, read(dir .. "/two.mp3"))
+    assert.equal(dir .. "/one.mp3", first.path)
+  end)
+
+  it("a streamed image generation marked cache = true calls its stream function each time", function ()
+    local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = true }
+    local events = { 0, 0 }
+    for i = 1, 2 do
+      assert(c:images_generate { prompt = "a red square", cache = true,
+                                 stream = function () events[i] = events[i] + 1 end })
+    end
+    c:close()
+    assert.is_true(events[1] > 0)
+    assert.equal(events[1], events[2])
+    assert.equal(2, #srv:requests())
+  end)
+end)

@@ -69,9 +69,16 @@ end
 --- Whether a call's reply may be cached (see the module's rules).
 -- @tparam string api
 -- @tparam table|nil params
+-- @tparam[opt] table body a media call's body options (`sink`, `events`, `form`)
 -- @treturn boolean
-function M.cacheable (api, params)
+function M.cacheable (api, params, body)
   if api == "get" or type(params) ~= "table" or params.stream then return false end
+  -- A reply written to a file or a function as it comes (speech's `to`),
+  -- or told as events (an image stream), is a stream: a hit wrote no file
+  -- and called no function. An upload's parts are not in the key.
+  if body and ((body.sink ~= nil and body.sink ~= "bytes") or body.events ~= nil or body.form ~= nil) then
+    return false
+  end
   if params.cache ~= nil then return params.cache == true end
   return params.temperature == 0 or params.seed ~= nil
 end

@@ -244,7 +244,7 @@ end
 -- sweep), and its call state is returned after it, for `await`.
 local function submit (self, api, params, path, fname, argn, body_opts, awaited)
   local hook = self._hook   -- usage totals, prompt_log, cassette (aigc.hooks: what to submit)
-  local call = hook and hook.before(self, api, params, path)
+  local call = hook and hook.before(self, api, params, path, body_opts)
   if call and not call.as_is then   -- (as_is: the params are submitted as they are)
     if call.hit then return hook.settled(self, call) end   -- the response cache answered
     params = call.params

@@ -275,8 +275,9 @@ M.sweep = sweep
 -- when the caller gave callbacks), `call.options` the table whose
 -- headers the call sends; `call.on_done`/`call.on_error`, when set, go to
 -- the engine in the submit's opts (in place of the params' own). `PLAIN`:
--- submit the params as they are.
-function M.before (client, api, params, path)
+-- submit the params as they are. `body`: the media calls' body options
+-- (`sink`, `events`, `form`: aigc.media).
+function M.before (client, api, params, path, body)
   sweep(client)
   -- The common case, a straight line (~10k instructions per call less
   -- than the general one below): totals only, params without a `cache`
@@ -299,7 +300,7 @@ function M.before (client, api, params, path)
   local call = { api = api, started = now(), user_params = params, params = p, options = p, model = client.model }
   call.secrets, call.header_lines = util.call_credentials(p)   -- (what the cache, the cassette keep: scrubbed)
   p.cache = nil   -- (the cache mark is never sent)
-  if client._cache and cache.cacheable(api, params) then
+  if client._cache and cache.cacheable(api, params, body) then
     -- (the URL as shown: no password in a key that the disk cache's files repeat)
     call.cache_key = cache.call_key(util.shown_url(client.base_url) .. " " .. cassette.key(api, p, path, client.model),
                                     call.secrets, call.header_lines, p)
