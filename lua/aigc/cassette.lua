@@ -176,6 +176,7 @@ local function read_index (path)
   local text, why = util.read_file(path)
   if not text then return nil, why end
   local index, n, torn = {}, 0, nil
+  local raw = {}   -- (the lines the proxy recorded: one per attempt of a call)
   for line, eol in text:gmatch("([^\n]*)(\n?)") do
     if line == "" and eol == "" then break end   -- (the end of the text)
     n = n + 1
@@ -189,10 +190,11 @@ local function read_index (path)
         local list = index[x.key]
         if not list then list = {}; index[x.key] = list end
         list[#list + 1] = n
+        raw[n] = x.raw == true
       end
     end
   end
-  return index, torn
+  return index, torn, raw
 end
 
 -- The pid of this process (Linux: /proc/self is the process that opens it).
@@ -294,9 +296,9 @@ function M.open (spec, base_url)
       self.base_url, self.pid, self.pipe = start_server(spec.path, true, base_url)
     end
   else
-    local index, why = read_index(spec.path)
+    local index, why, raw = read_index(spec.path)
     if not index then error("aigc.cassette: cannot read " .. tostring(why), 0) end
-    self.index, self.torn = index, why
+    self.index, self.torn, self.raw, self.calls = index, why, raw, 0
     self.base_url, self.pid, self.pipe = start_server(spec.path, spec.timing ~= false)
   end
   return self
@@ -337,7 +339,19 @@ function Cassette:before (call, api, params, path)
       local n = (self.cursor[key] or 0) + 1
       if n > #list then n = #list end
       self.cursor[key] = n
-      headers["x-aigc-cassette"] = tostring(list[n])
+      -- The exchanges from this one on, and a name for the call: the
+      -- proxy recorded each attempt of a call the engine retried (a 429,
+      -- then the reply), and a retry sends the same headers again; the
+      -- server plays the next of them for it (the one named again, for
+      -- whole calls recorded in the client). Naming the first alone, a
+      -- call that was retried once live failed on replay, retried on
+      -- the recorded 429 until it gave up.
+      local lines = {}
+      for i = n, math.min(#list, n + 15) do lines[#lines + 1] = tostring(list[i]) end
+      self.calls = self.calls + 1
+      headers["x-aigc-cassette"] = table_concat(lines, " ")
+      headers["x-aigc-cassette-call"] = tostring(self.calls)
+      call.cassette_n = n
     else
       headers["x-aigc-cassette"] = "miss"
       headers["x-aigc-cassette-request"] = describe_key(key)
@@ -372,6 +386,17 @@ end
 -- @param err
 -- @tparam[opt] function scrub the exchange (a table, in place) -> it
 function Cassette:ended (call, res, err, scrub)
+  if self.mode == "replay" then
+    -- (a replayed call's retries played the exchanges after its first:
+    -- the next call of that key goes on after them)
+    local n, ended = call.cassette_n, res or err
+    local retries = type(ended) == "table" and tonumber(ended.retries) or 0
+    local list = n and self.index[call.key]
+    if list and retries > 0 and self.raw[list[n]] then
+      self.cursor[call.key] = math.max(self.cursor[call.key] or 0, math.min(#list, n + retries))
+    end
+    return
+  end
   if self.mode ~= "record" or self.proxy then return end
   local x = { key = call.key }
   if res then

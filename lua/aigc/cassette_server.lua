@@ -326,6 +326,26 @@ local function proxy (sock, request_head, body, key)
   end)
 end
 
+-- The line to play: the first the client named ("12 14 19": the
+-- exchanges of its key from the one its call is at), and for each further
+-- attempt of the same call (the engine retrying a 429 or a 5xx) the next
+-- one when the last was recorded by the proxy, which recorded every
+-- attempt; a whole call recorded in the client is played again.
+local attempts = {}   -- call name -> { lines, index }
+local function pick (which, call)
+  local lines = {}
+  for n in (which or ""):gmatch("%d+") do lines[#lines + 1] = tonumber(n) end
+  if #lines == 0 then return nil end
+  local a = call and attempts[call]
+  if not a or a.which ~= which then
+    a = { which = which, i = 1 }
+    if call then attempts[call] = a end
+  elseif exchanges[lines[a.i]] and exchanges[lines[a.i]].raw and a.i < #lines then
+    a.i = a.i + 1
+  end
+  return lines[a.i]
+end
+
 -- Reads one request (head, then Content-Length bytes) and answers it.
 local function on_connection (server)
   local sock = uv.new_tcp()
@@ -344,8 +364,7 @@ local function on_connection (server)
     if upstream then
       return proxy(sock, buf:sub(1, hend - 1), buf:sub(hend + 4, need), headers["x-aigc-cassette-key"])
     end
-    local which = headers["x-aigc-cassette"]
-    local x = exchanges[tonumber(which or "")]
+    local x = exchanges[pick(headers["x-aigc-cassette"], headers["x-aigc-cassette-call"])]
     if x then return play(sock, x) end
     sock:write(miss_reply(headers["x-aigc-cassette-request"]))
     sock:shutdown(function () sock:close() end)

@@ -1,0 +1,62 @@
+-- Cassettes and the engine's retries: a call retried live (a 429, then the
+-- reply) replays as it went, and the calls after it get their own
+-- exchanges.
+
+local aigc = require "aigc"
+local devserver = require "devserver"
+local cli = require "cli"
+
+describe("a cassette replaying a call the engine retried", function ()
+  local srv, dir
+  setup(function () srv = devserver.start { pause_ms = 0 } end)
+  teardown(function () srv:stop() end)
+  before_each(function () dir = cli.home(); srv:reset() end)
+  after_each(function () cli.rmdir(dir) end)
+
+  local function ask (fault)
+    return { messages = { { role = "user", content = "Echo: retried" } }, max_retries = 2,
+             headers = { ["x-aigc-fault"] = fault } }
+  end
+
+  it("through the recording proxy: replays the retried call's reply, then the next call's", function ()
+    local tape = dir .. "/proxy.jsonl"
+    local fault = "status=429,retry-after=0,times=1,key=proxy"
+    local rec = aigc.client { base_url = srv.base_url, model = "aigc-dev", cassette = { path = tape } }
+    local live1 = assert(rec:chat(ask(fault)))
+    local live2 = assert(rec:chat(ask(fault)))
+    rec:close()
+    assert.equal(1, live1.retries)
+    assert.equal(0, live2.retries)
+    assert.are_not.equal(live1.request_id, live2.request_id)
+    local rep = aigc.client { base_url = "http://127.0.0.1:9/v1", model = "aigc-dev", cassette = { path = tape } }
+    local r1, e1 = rep:chat(ask(fault))
+    local r2, e2 = rep:chat(ask(fault))
+    rep:close()
+    assert.is_nil(e1)
+    assert.is_nil(e2)
+    assert.equal(live1.text, r1.text)
+    assert.equal(1, r1.retries)
+    assert.equal(live1.request_id, r1.request_id)
+    assert.equal(live2.request_id, r2.request_id)
+  end)
+
+  it("recorded in the client (proxy = false): a call that failed after its retries fails again, the next succeeds",
+     function ()
+    local tape = dir .. "/client.jsonl"
+    local fault = "status=429,retry-after=0,times=3,key=client"
+    local rec = aigc.client { base_url = srv.base_url, model = "aigc-dev",
+                              cassette = { path = tape, proxy = false } }
+    local _, live_err = rec:chat(ask(fault))
+    local live2 = assert(rec:chat(ask(fault)))
+    rec:close()
+    assert.equal(429, live_err.status)
+    local rep = aigc.client { base_url = "http://127.0.0.1:9/v1", model = "aigc-dev", cassette = { path = tape } }
+    local r1, e1 = rep:chat(ask(fault))
+    local r2, e2 = rep:chat(ask(fault))
+    rep:close()
+    assert.is_nil(r1)
+    assert.equal(429, e1.status)
+    assert.is_nil(e2)
+    assert.equal(live2.text, r2.text)
+  end)
+end)
