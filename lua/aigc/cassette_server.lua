@@ -59,6 +59,45 @@ if not path then
   os.exit(2)
 end
 
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+local function base64 (s)
+  return (s:gsub("..?.?", function (g)
+    local a, b, c = g:byte(1, 3)
+    local n, out = a * 65536 + (b or 0) * 256 + (c or 0), {}
+    for i = 1, 4 do
+      local d = math.floor(n / 64 ^ (4 - i)) % 64   -- (no bit operators: Lua 5.1 and LuaJIT run this too)
+      out[i] = B64:sub(d + 1, d + 1)
+    end
+    return table.concat(out):sub(1, #g + 1) .. ("="):rep(3 - #g)
+  end))
+end
+
+local function unbase64 (s)
+  local bits = s:gsub("[^%w+/]", ""):gsub(".", function (ch)
+    local v = B64:find(ch, 1, true) - 1
+    local out = {}
+    for i = 6, 1, -1 do out[#out + 1] = math.floor(v / 2 ^ (i - 1)) % 2 end
+    return table.concat(out)
+  end)
+  return (bits:gsub("%d%d%d%d%d%d%d%d", function (byte) return string.char(tonumber(byte, 2)) end)
+              :gsub("[01]+$", ""))
+end
+
+-- (the decoder of what is played: unbase64's string of bits took seconds
+-- for a megabyte of audio)
+local B64_VALUE = {}
+for i = 1, 64 do B64_VALUE[B64:byte(i)] = i - 1 end
+
+local function decode64 (s)
+  return ((s:gsub("[^%w+/]", ""):gsub("..?.?.?", function (g)
+    local n = 0
+    for i = 1, 4 do n = n * 64 + (B64_VALUE[g:byte(i) or 0] or 0) end
+    local bytes = string.char(math.floor(n / 65536) % 256, math.floor(n / 256) % 256, n % 256)
+    return bytes:sub(1, #g - 1)   -- (4 characters: 3 bytes; 3: 2; 2: 1)
+  end)))
+end
+
 -- The exchanges, by line number (blank lines keep their number).
 local exchanges = {}
 if not upstream then
@@ -70,7 +109,12 @@ if not upstream then
     -- names no request with: the client refuses any other)
     if line:find("%S") then
       local ok, x = pcall(cjson.decode, line)
-      if ok then exchanges[n] = x end
+      if ok then
+        exchanges[n] = x
+        for _, ev in ipairs(type(x) == "table" and type(x.events) == "table" and x.events or {}) do
+          if type(ev) == "table" and ev.data == nil and type(ev.b64) == "string" then ev.data = decode64(ev.b64) end
+        end
+      end
     end
   end
   f:close()
@@ -140,31 +184,6 @@ local function secret_param (name)
   if name:find("key$") or name:find("token$") then return true end
   for word in name:gmatch("[^%-_.]+") do if SECRET_WORDS[word] then return true end end
   return false
-end
-
-local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-
-local function base64 (s)
-  return (s:gsub("..?.?", function (g)
-    local a, b, c = g:byte(1, 3)
-    local n, out = a * 65536 + (b or 0) * 256 + (c or 0), {}
-    for i = 1, 4 do
-      local d = math.floor(n / 64 ^ (4 - i)) % 64   -- (no bit operators: Lua 5.1 and LuaJIT run this too)
-      out[i] = B64:sub(d + 1, d + 1)
-    end
-    return table.concat(out):sub(1, #g + 1) .. ("="):rep(3 - #g)
-  end))
-end
-
-local function unbase64 (s)
-  local bits = s:gsub("[^%w+/]", ""):gsub(".", function (ch)
-    local v = B64:find(ch, 1, true) - 1
-    local out = {}
-    for i = 6, 1, -1 do out[#out + 1] = math.floor(v / 2 ^ (i - 1)) % 2 end
-    return table.concat(out)
-  end)
-  return (bits:gsub("%d%d%d%d%d%d%d%d", function (byte) return string.char(tonumber(byte, 2)) end)
-              :gsub("[01]+$", ""))
 end
 
 -- The credentials a request carries: the values of its Authorization,
@@ -257,11 +276,25 @@ local function mask (s, pieces, whole)
   return table.concat(out)
 end
 
+-- Whether `s` is valid UTF-8 (what a JSON string may hold: the client's
+-- decoder refuses anything else). Without the utf8 library (Lua 5.1,
+-- LuaJIT): ASCII only.
+local function utf8_text (s)
+  if utf8 and utf8.len then return utf8.len(s) ~= nil end
+  return not s:find("[\128-\255]")
+end
+
 local function append_exchange (key, events, secrets)
   local f = io.open(path, "ab")
   if not f then return end
   local pieces, whole = pieces_of(secrets)
-  for _, ev in ipairs(events) do ev.data = mask(ev.data, pieces, whole) end
+  for _, ev in ipairs(events) do
+    ev.data = mask(ev.data, pieces, whole)
+    -- Bytes that are no text (audio, an image, a gzip body) as base64:
+    -- written as they came, the line was no JSON the client could read,
+    -- and the whole cassette failed to open ("not a cassette exchange").
+    if not utf8_text(ev.data) then ev.b64, ev.data = base64(ev.data), nil end
+  end
   f:write(cjson.encode { key = key, raw = true, events = events }, "\n")
   f:close()
 end

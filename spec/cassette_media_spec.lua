@@ -1,0 +1,34 @@
+-- Cassettes and replies that are bytes, not text: audio recorded through
+-- the proxy (the bundled server is plain http) replays byte for byte, and
+-- the cassette still opens.
+
+local aigc = require "aigc"
+local devserver = require "devserver"
+local cli = require "cli"
+
+describe("a cassette recorded through the proxy with binary replies", function ()
+  local srv, dir
+  setup(function () srv = devserver.start { pause_ms = 0 } end)
+  teardown(function () srv:stop() end)
+  before_each(function () dir = cli.home(); srv:reset() end)
+  after_each(function () cli.rmdir(dir) end)
+
+  it("opens and replays speech audio byte for byte, and the text calls around it", function ()
+    local tape = dir .. "/audio.jsonl"
+    local rec = aigc.client { base_url = srv.base_url, model = "aigc-dev", cassette = { path = tape } }
+    local before = assert(rec:chat "Echo: before the audio")
+    local audio = assert(rec:speech { input = "Hello there, recorded" })
+    local after = assert(rec:chat "Echo: after the audio")
+    rec:close()
+    assert.is_truthy(audio.body:find("[\128-\255]"))   -- (bytes no JSON string may hold as they are)
+    local rep = aigc.client { base_url = "http://127.0.0.1:9/v1", model = "aigc-dev", cassette = { path = tape } }
+    local b = assert(rep:chat "Echo: before the audio")
+    local replayed = assert(rep:speech { input = "Hello there, recorded" })
+    local a = assert(rep:chat "Echo: after the audio")
+    rep:close()
+    assert.equal(before.text, b.text)
+    assert.equal(#audio.body, #replayed.body)
+    assert.is_true(audio.body == replayed.body)
+    assert.equal(after.text, a.text)
+  end)
+end)
