@@ -32,3 +32,30 @@ describe("a cassette recorded through the proxy with binary replies", function (
     assert.equal(after.text, a.text)
   end)
 end)
+
+describe("a cassette recorded in the client (proxy = false, as for https)", function ()
+  local srv, dir
+  setup(function () srv = devserver.start { pause_ms = 0 } end)
+  teardown(function () srv:stop() end)
+  before_each(function () dir = cli.home(); srv:reset() end)
+  after_each(function () cli.rmdir(dir) end)
+
+  local function record_then_replay (tape, run)
+    local rec = aigc.client { base_url = srv.base_url, model = "aigc-dev", cassette = { path = tape, proxy = false } }
+    local live = run(rec)
+    rec:close()
+    local rep = aigc.client { base_url = "http://127.0.0.1:9/v1", model = "aigc-dev", cassette = { path = tape } }
+    local ok, again = pcall(run, rep)
+    rep:close()
+    assert(ok, again)
+    return live, again
+  end
+
+  it("replays a JSON transcript's text (the reply's own field, not the core's)", function ()
+    local live, again = record_then_replay(dir .. "/transcript.jsonl", function (c)
+      return assert(c:transcribe { file = { data = "RIFF audio", filename = "a.wav" } }).text
+    end)
+    assert.matches("a.wav", live)
+    assert.equal(live, again)
+  end)
+end)

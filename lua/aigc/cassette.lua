@@ -409,7 +409,10 @@ function Cassette:ended (call, res, err, scrub)
       x.headers["content-type"] = "text/event-stream"
     else
       local body = {}
-      for k, v in pairs(res) do if not ADDED[k] then body[k] = v end end
+      -- (`text` is the core's for a chat or a Responses reply; a
+      -- transcript's is the reply's own: left out, it replayed as an error)
+      local made_text = res.choices ~= nil or res.output ~= nil
+      for k, v in pairs(res) do if not ADDED[k] or (k == "text" and not made_text) then body[k] = v end end
       x.body = json.encode(body)
     end
   elseif type(err) == "table" and type(err.status) == "number" then
