@@ -58,4 +58,24 @@ describe("a cassette recorded in the client (proxy = false, as for https)", func
     assert.matches("a.wav", live)
     assert.equal(live, again)
   end)
+
+  it("replays speech audio (in memory and written to a file) and a transcript as text, byte for byte", function ()
+    local live, again = record_then_replay(dir .. "/bytes.jsonl", function (c)
+      local out = { audio = assert(c:speech { input = "Hello there" }).body }
+      assert(c:speech { input = "Into a file", to = dir .. "/speech.mp3" })
+      local f = assert(io.open(dir .. "/speech.mp3", "rb"))
+      out.file = f:read("*a")
+      f:close()
+      os.remove(dir .. "/speech.mp3")
+      out.srt = assert(c:transcribe { file = { data = "RIFF audio", filename = "a.wav" }, response_format = "srt" }).text
+      return out
+    end)
+    assert.is_truthy(live.audio:find("[\128-\255]"))
+    assert.is_true(#live.file > 0)
+    assert.matches("%-%->", live.srt)
+    for _, k in ipairs { "audio", "file", "srt" } do
+      assert.equal(#live[k], #again[k])
+      assert.is_true(live[k] == again[k], k)
+    end
+  end)
 end)

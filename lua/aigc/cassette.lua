@@ -402,7 +402,16 @@ function Cassette:ended (call, res, err, scrub)
   if res then
     x.status = 200
     x.headers = stored_headers(res.headers)
-    if call.events then
+    if res.content_type ~= nil and res.bytes ~= nil then
+      -- A reply of bytes (speech's audio, a transcript as text or srt):
+      -- its bytes as they came, not the Lua table made of them (speech was
+      -- not recorded, its audio no JSON; a text transcript replayed as
+      -- `{}`, a parse error). Those given to a function are not kept.
+      local bytes = res.body
+      if bytes == nil and type(res.path) == "string" then bytes = util.read_file(res.path) end
+      if type(bytes) ~= "string" then return end
+      if pcall(json.encode, bytes) then x.body = bytes else x.body_b64 = util.base64(bytes) end
+    elseif call.events then
       local events = call.events
       events[#events + 1] = { t = math_floor((core.now() - call.t0) * 1000 + 0.5), data = "data: [DONE]\n\n" }
       x.events = events

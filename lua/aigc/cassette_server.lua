@@ -111,6 +111,7 @@ if not upstream then
       local ok, x = pcall(cjson.decode, line)
       if ok then
         exchanges[n] = x
+        if type(x) == "table" and x.body == nil and type(x.body_b64) == "string" then x.body = decode64(x.body_b64) end
         for _, ev in ipairs(type(x) == "table" and type(x.events) == "table" and x.events or {}) do
           if type(ev) == "table" and ev.data == nil and type(ev.b64) == "string" then ev.data = decode64(ev.b64) end
         end

@@ -392,6 +392,7 @@ local function base64 (s)
   end
   return table.concat(out)
 end
+M.base64 = base64
 
 --- The credentials a URL carries, appended to `out` (for a client's
 -- secrets, scrubbed from errors and logs): the password of its user info
