@@ -31,6 +31,26 @@ describe("a cassette recorded through the proxy with binary replies", function (
     assert.is_true(audio.body == replayed.body)
     assert.equal(after.text, a.text)
   end)
+
+  it("records an image stream (a long line of base64 per event) and replays its events", function ()
+    local tape = dir .. "/image.jsonl"
+    local function run (c)
+      local events = 0
+      local res = assert(c:images_generate { prompt = "a red square", timeout = 30,
+                                             stream = function () events = events + 1 end })
+      return events, res.data[1].bytes
+    end
+    local rec = aigc.client { base_url = srv.base_url, model = "aigc-dev", cassette = { path = tape } }
+    local live_events, live_image = run(rec)
+    rec:close()
+    assert.is_true(live_events > 0)
+    assert.is_true(#live_image > 10000, #live_image)
+    local rep = aigc.client { base_url = "http://127.0.0.1:9/v1", model = "aigc-dev", cassette = { path = tape } }
+    local events, image = run(rep)
+    rep:close()
+    assert.equal(live_events, events)
+    assert.is_true(live_image == image)
+  end)
 end)
 
 describe("a cassette recorded in the client (proxy = false, as for https)", function ()
