@@ -99,7 +99,7 @@ describe("the response cache and media replies that stream", function ()
     return s
   end
 
-  it("speech written to a file (to =) marked cache = true goes to the server each time and writes each file", function ()
+  it("speech written to a file (to =) marked cache = true is sent each time and writes each file", function ()
     local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = true }
     local first = assert(c:speech { input = "Say it once", to = dir .. "/one.mp3", cache = true })
     local again = assert(c:speech { input = "Say it once", to = dir .. "/two.mp3", cache = true })

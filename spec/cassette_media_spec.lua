@@ -87,7 +87,8 @@ describe("a cassette recorded in the client (proxy = false, as for https)", func
       out.file = f:read("*a")
       f:close()
       os.remove(dir .. "/speech.mp3")
-      out.srt = assert(c:transcribe { file = { data = "RIFF audio", filename = "a.wav" }, response_format = "srt" }).text
+      local file = { data = "RIFF audio", filename = "a.wav" }
+      out.srt = assert(c:transcribe { file = file, response_format = "srt" }).text
       return out
     end)
     assert.is_truthy(live.audio:find("[\128-\255]"))

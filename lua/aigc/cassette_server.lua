@@ -281,7 +281,8 @@ end
 -- decoder refuses anything else). Without the utf8 library (Lua 5.1,
 -- LuaJIT): ASCII only.
 local function utf8_text (s)
-  if utf8 and utf8.len then return utf8.len(s) ~= nil end
+  local utf8_lib = rawget(_G, "utf8")
+  if utf8_lib and utf8_lib.len then return utf8_lib.len(s) ~= nil end
   return not s:find("[\128-\255]")
 end
 
