@@ -91,13 +91,7 @@ describe("the response cache and media replies that stream", function ()
   before_each(function () dir = cli.home(); srv:reset() end)
   after_each(function () cli.rmdir(dir) end)
 
-  local function read (path)
-    local f = io.open(path, "rb")
-    if not f then return nil end
-    local s = f:read("*a")
-    f:close()
-    return s
-  end
+  local read = require("procutil").read_file
 
   it("speech written to a file (to =) marked cache = true is sent each time and writes each file", function ()
     local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = true }

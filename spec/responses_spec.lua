@@ -60,28 +60,10 @@ local function record (client, params)
   return res, err, events, table.concat(deltas), completed
 end
 
--- A one-shot server in a child process: answers one request with the SSE
--- body given (events of another server than the bundled one).
-local CANNED = [[
-  local oneshot = require "oneshot"
-  local body = assert(io.open(arg[1], "rb")):read("*a")
-  local c = oneshot.read_request(oneshot.listen())
-  c:send("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n" .. body)
-  if arg[2] == "linger" then   -- keep the response open until the client goes (at most 20 s)
-    c:settimeout(20)
-    c:receive("*a")
-  end
-  c:close()
-]]
-
-local function canned_client (sse_body, linger)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "wb"))
-  f:write(sse_body)
-  f:close()
-  local port, child = require("oneshot").start(CANNED, { path, linger and "linger" or "" })
-  local c = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0 }
-  return c, function () c:close(); child:wait(10); os.remove(path) end
+-- A one-shot server answering with the SSE body given (events of another
+-- server than the bundled one; spec/support/oneshot.lua).
+local function canned_client (sse_body)
+  return require("oneshot").sse_client(aigc, sse_body)
 end
 
 local function sse (events)

@@ -8,29 +8,10 @@ local aigc = require "aigc"
 
 local A = aigc.array
 
--- A one-shot server in a child process: answers one request with the SSE
--- body given.
-local CANNED = [[
-  local oneshot = require "oneshot"
-  local body = assert(io.open(arg[1], "rb")):read("*a")
-  local c = oneshot.read_request(oneshot.listen())
-  c:send("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n" .. body)
-  if arg[2] ~= "" then   -- keep the response open until the client goes (at most arg[2] s)
-    c:settimeout(tonumber(arg[2]))
-    c:receive("*a")
-  end
-  c:close()
-]]
-
--- `linger`: seconds the server keeps the response open after the body.
+-- A one-shot server answering with the SSE body given (spec/support/oneshot.lua);
+-- `linger`: seconds it keeps the response open after the body.
 local function canned_client (sse_body, linger)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "wb"))
-  f:write(sse_body)
-  f:close()
-  local port, child = require("oneshot").start(CANNED, { path, linger and tostring(linger) or "" })
-  local c = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0, model = "m" }
-  return c, function () c:close(); child:wait((linger or 0) + 10); os.remove(path) end
+  return require("oneshot").sse_client(aigc, sse_body, linger, { model = "m" })
 end
 
 -- The SSE body of a list of events (each a table with its `type`),

@@ -60,4 +60,39 @@ function M.start (script, args)
   return assert(port, "the one-shot server printed no port"), child
 end
 
+-- (child) Answers one request with the SSE body in the file arg[1]; keeps
+-- the response open arg[2] seconds more (until the client goes) unless "".
+local CANNED_SSE = [[
+  local oneshot = require "oneshot"
+  local body = assert(io.open(arg[1], "rb")):read("*a")
+  local c = oneshot.read_request(oneshot.listen())
+  c:send("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n" .. body)
+  if arg[2] ~= "" then
+    c:settimeout(tonumber(arg[2]))
+    c:receive("*a")
+  end
+  c:close()
+]]
+
+--- (spec) A child that answers one request with `sse_body` (200, an event
+-- stream: another server's events), and an `aigc` client to it
+-- (`max_retries = 0`, with `client_opts` on top).
+-- @param aigc the module
+-- @tparam string sse_body
+-- @tparam[opt] number linger seconds the child keeps the response open after the body
+-- @tparam[opt] table client_opts
+-- @return the client
+-- @treturn function done: closes the client, waits for the child, removes its file
+function M.sse_client (aigc, sse_body, linger, client_opts)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "wb"))
+  f:write(sse_body)
+  f:close()
+  local port, child = M.start(CANNED_SSE, { path, linger and tostring(linger) or "" })
+  local opts = { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0 }
+  for k, v in pairs(client_opts or {}) do opts[k] = v end
+  local c = aigc.client(opts)
+  return c, function () c:close(); child:wait((linger or 0) + 10); os.remove(path) end
+end
+
 return M
