@@ -3,6 +3,7 @@
 ** turn of the loop, the dispatch of callbacks, the reports to an external
 ** loop's watcher.
 */
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,11 +99,22 @@ static int on_timer (CURLM *multi, long timeout_ms, void *userp) {
 }
 
 /* libcurl opens and closes its sockets through the engine, so that the
-   poller knows which sockets it may keep registered (poller.h). */
+   poller knows which sockets it may keep registered (poller.h). They are
+   close-on-exec (libcurl 7.88 leaves its own inheritable): a process
+   the host starts (io.popen, os.execute, a tool) otherwise held every
+   connection open, so a server never saw a canceled stream's connection
+   close (one that stops generating when its client goes kept on) while that
+   process ran. */
 static curl_socket_t on_open_socket (void *clientp, curlsocktype purpose,
                                      struct curl_sockaddr *addr) {
   aigc_engine *e = (aigc_engine *)clientp;
+#ifdef SOCK_CLOEXEC
+  curl_socket_t fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+#else
   curl_socket_t fd = socket(addr->family, addr->socktype, addr->protocol);
+  if (fd >= 0)
+    (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+#endif
   (void)purpose;
   if (fd < 0)
     return CURL_SOCKET_BAD;
