@@ -1,7 +1,13 @@
 -- The transport under the calls, against real servers over loopback: what
--- the connections do when the host starts other processes.
+-- the connections do when the host starts other processes, and TLS to an
+-- https:// proxy (nginx with a certificate made here by openssl).
 local aigc = require "aigc"
 local oneshot = require "oneshot"
+local proc = require "procutil"
+
+local REPLY = [[{"id":"x","object":"chat.completion","created":1,"model":"m",]]
+  .. [["choices":[{"index":0,"message":{"role":"assistant","content":"through the TLS proxy"},]]
+  .. [["finish_reason":"stop"}]}]]
 
 -- (child) Answers one stream request with one event, then reads the
 -- connection until the client's side of it closes, or 20 s pass (a bound
@@ -18,7 +24,63 @@ local WATCH_CLOSE = [[
   c:close()
 ]]
 
+-- nginx with a self-signed certificate for 127.0.0.1, answering REPLY to
+-- whatever it is sent: as an https:// proxy, to a request for any URL.
+local function start_nginx ()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(proc.sh("mkdir -p " .. dir .. "/tmp"))
+  local ok, out = proc.sh(("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=proxy "
+    .. "-addext subjectAltName=IP:127.0.0.1 -keyout %s/proxy.key -out %s/proxy.pem"):format(dir, dir))
+  assert(ok, out)
+  local tls
+  local pid = proc.start_nginx(dir, function (owner)
+    tls = proc.free_port()
+    return ([[
+daemon off; master_process off; worker_processes 1;
+pid DIR/nginx.pid; error_log DIR/error.log;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path DIR/tmp; proxy_temp_path DIR/tmp; fastcgi_temp_path DIR/tmp;
+  uwsgi_temp_path DIR/tmp; scgi_temp_path DIR/tmp;
+  server { listen 127.0.0.1:TLS ssl; ssl_certificate DIR/proxy.pem; ssl_certificate_key DIR/proxy.key;
+           location / { default_type application/json; return 200 'REPLY'; } }
+  server { listen 127.0.0.1:OWNERPORT; location = /_owner { return 200 'OWNER'; } }
+}]]):gsub("DIR", dir):gsub("TLS", tls):gsub("OWNERPORT", owner.port):gsub("OWNER", owner.token)
+      :gsub("REPLY", REPLY)
+  end)
+  return { dir = dir, tls = tls, stop = function () proc.stop(pid); os.execute("rm -rf " .. dir) end }
+end
+
 describe("transport", function ()
+  describe("an https:// proxy", function ()
+    local nginx
+    setup(function () nginx = start_nginx() end)
+    teardown(function () if nginx then nginx.stop() end end)
+
+    it("is verified: a self-signed proxy certificate is refused", function ()
+      local c = aigc.client { base_url = "http://aigc-nowhere.invalid/v1", max_retries = 0,
+                              proxy = "https://127.0.0.1:" .. nginx.tls }
+      local res, err = c:chat "Hi"
+      c:close()
+      assert.is_nil(res)
+      assert.equal("connect", err.kind)
+      assert.matches("certificate", err.message:lower())
+    end)
+
+    it("is not verified with insecure = true, as the server is not", function ()
+      -- (insecure turned off the server's verification only: a proxy with
+      -- a self-signed certificate still failed every call)
+      local c = aigc.client { base_url = "http://aigc-nowhere.invalid/v1", max_retries = 0, insecure = true,
+                              proxy = "https://127.0.0.1:" .. nginx.tls }
+      local res, err = c:chat "Hi"
+      c:close()
+      assert.is_nil(err)
+      assert.equal("through the TLS proxy", res.text)
+    end)
+  end)
+
   it("a canceled stream's connection closes even while a process the host started runs", function ()
     -- A host that starts a process (a tool, a helper, io.popen) while a
     -- stream runs: the process inherited the connection, so the server

@@ -470,9 +470,13 @@ static int setup_fresh (CURL *h, const aigc_roster *ro) {
 #endif
   if (strncmp(c->base_url, "https:", 6) == 0)
     curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);   /* prefer one HTTP/2 connection */
-  if (c->insecure) {
+  if (c->insecure) {   /* the server's, and an https:// proxy's (its own options) */
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+#if LIBCURL_VERSION_NUM >= 0x073400   /* 7.52.0 */
+    curl_easy_setopt(h, CURLOPT_PROXY_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(h, CURLOPT_PROXY_SSL_VERIFYHOST, 0L);
+#endif
   }
   if (c->ca_file != NULL)
     SET(CURLOPT_CAINFO, c->ca_file);
