@@ -24,8 +24,12 @@ local WATCH_CLOSE = [[
   c:close()
 ]]
 
+-- The reply names nginx's connection serial number: which requests shared one.
+local CONN_REPLY = REPLY:gsub("through the TLS proxy", "connection $connection over $server_protocol")
+
 -- nginx with a self-signed certificate for 127.0.0.1, answering REPLY to
--- whatever it is sent: as an https:// proxy, to a request for any URL.
+-- whatever it is sent (as an https:// proxy, to a request for any URL),
+-- and over HTTP/2, CONN_REPLY.
 local function start_nginx ()
   local dir = os.tmpname()
   os.remove(dir)
@@ -33,9 +37,9 @@ local function start_nginx ()
   local ok, out = proc.sh(("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=proxy "
     .. "-addext subjectAltName=IP:127.0.0.1 -keyout %s/proxy.key -out %s/proxy.pem"):format(dir, dir))
   assert(ok, out)
-  local tls
+  local tls, h2
   local pid = proc.start_nginx(dir, function (owner)
-    tls = proc.free_port()
+    tls, h2 = proc.free_port(), proc.free_port()
     return ([[
 daemon off; master_process off; worker_processes 1;
 pid DIR/nginx.pid; error_log DIR/error.log;
@@ -46,20 +50,40 @@ http {
   uwsgi_temp_path DIR/tmp; scgi_temp_path DIR/tmp;
   server { listen 127.0.0.1:TLS ssl; ssl_certificate DIR/proxy.pem; ssl_certificate_key DIR/proxy.key;
            location / { default_type application/json; return 200 'REPLY'; } }
+  server { listen 127.0.0.1:H2 ssl http2; ssl_certificate DIR/proxy.pem; ssl_certificate_key DIR/proxy.key;
+           location / { default_type application/json; return 200 'CONNREPLY'; } }
   server { listen 127.0.0.1:OWNERPORT; location = /_owner { return 200 'OWNER'; } }
-}]]):gsub("DIR", dir):gsub("TLS", tls):gsub("OWNERPORT", owner.port):gsub("OWNER", owner.token)
-      :gsub("REPLY", REPLY)
+}]]):gsub("DIR", dir):gsub("TLS", tls):gsub("H2", h2):gsub("OWNERPORT", owner.port):gsub("OWNER", owner.token)
+      :gsub("CONNREPLY", CONN_REPLY):gsub("REPLY", REPLY)
   end)
-  return { dir = dir, tls = tls, stop = function () proc.stop(pid); os.execute("rm -rf " .. dir) end }
+  return { dir = dir, tls = tls, h2 = h2, stop = function () proc.stop(pid); os.execute("rm -rf " .. dir) end }
 end
 
 describe("transport", function ()
-  describe("an https:// proxy", function ()
+  describe("over TLS", function ()
     local nginx
     setup(function () nginx = start_nginx() end)
     teardown(function () if nginx then nginx.stop() end end)
 
-    it("is verified: a self-signed proxy certificate is refused", function ()
+    it("multiplexes concurrent requests on one HTTP/2 connection with a base_url written HTTPS://", function ()
+      -- (the scheme was compared case-sensitively: requests started together
+      -- each opened a TLS connection of their own)
+      local c = aigc.client { base_url = "HTTPS://127.0.0.1:" .. nginx.h2 .. "/v1",
+                              ca_file = nginx.dir .. "/proxy.pem", max_retries = 0 }
+      local reqs, seen, n = {}, {}, 0
+      for i = 1, 8 do reqs[i] = c:chat_async "Hi" end
+      for i = 1, 8 do
+        local res = assert(reqs[i]:wait(20))
+        local conn, proto = res.text:match("^connection (%d+) over (%S+)$")
+        assert.equal("HTTP/2.0", proto)
+        if not seen[conn] then n = n + 1 end
+        seen[conn] = true
+      end
+      c:close()
+      assert.equal(1, n)
+    end)
+
+    it("an https:// proxy is verified: a self-signed proxy certificate is refused", function ()
       local c = aigc.client { base_url = "http://aigc-nowhere.invalid/v1", max_retries = 0,
                               proxy = "https://127.0.0.1:" .. nginx.tls }
       local res, err = c:chat "Hi"
@@ -69,7 +93,7 @@ describe("transport", function ()
       assert.matches("certificate", err.message:lower())
     end)
 
-    it("is not verified with insecure = true, as the server is not", function ()
+    it("an https:// proxy is not verified with insecure = true, as the server is not", function ()
       -- (insecure turned off the server's verification only: a proxy with
       -- a self-signed certificate still failed every call)
       local c = aigc.client { base_url = "http://aigc-nowhere.invalid/v1", max_retries = 0, insecure = true,

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "transfer.h"
 
@@ -468,7 +469,8 @@ static int setup_fresh (CURL *h, const aigc_roster *ro) {
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 #endif
-  if (strncmp(c->base_url, "https:", 6) == 0)
+  /* (the scheme in any case, as libcurl takes it: "HTTPS://" too) */
+  if (strncasecmp(c->base_url, "https:", 6) == 0)
     curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);   /* prefer one HTTP/2 connection */
   if (c->insecure) {   /* the server's, and an https:// proxy's (its own options) */
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
