@@ -59,7 +59,56 @@ http {
   return { dir = dir, tls = tls, h2 = h2, stop = function () proc.stop(pid); os.execute("rm -rf " .. dir) end }
 end
 
+-- (child) Answers a first request on a kept-alive connection; a second one
+-- sent on that connection it reads and closes the connection unanswered (a
+-- server whose idle timeout ended as the request went), then answers a
+-- second one on a new connection. Writes where the second one came.
+local CLOSE_AS_REUSED = [[
+  local socket = require "socket"
+  local oneshot = require "oneshot"
+  local REPLY = '{"id":"x","object":"file","bytes":1,"created_at":1,"filename":"a","purpose":"batch"}'
+  local server = oneshot.listen()
+  local c = oneshot.read_request(server)
+  c:send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " .. #REPLY .. "\r\n\r\n" .. REPLY)
+  local ready = socket.select({ c, server }, nil, 20)
+  local came = "new"
+  if ready[c] then
+    came = "reused"
+    pcall(oneshot.read_request, { accept = function () return c end })
+    c:close()
+  end
+  server:settimeout(20)
+  local ok, c2 = pcall(oneshot.read_request, server)
+  if ok then
+    c2:send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: "
+      .. #REPLY .. "\r\n\r\n" .. REPLY)
+    c2:close()
+  end
+  io.write(came, "\n")
+]]
+
 describe("transport", function ()
+  it("an upload fed by a reader goes on a new connection, which the server cannot have closed", function ()
+    -- (on a kept-alive connection the server closed as it was sent, libcurl
+    -- sent the request again on a new one and could not: the reader's bytes
+    -- were gone, and the call failed: "Cannot rewind mime/post data")
+    local port, child = oneshot.start(CLOSE_AS_REUSED)
+    local c = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0 }
+    assert(c:files_upload { purpose = "batch", file = { filename = "first.jsonl", data = "{}\n" } })
+    local data, given = string.rep("x", 5000), false
+    local res, err = c:files_upload { purpose = "batch", file = { filename = "a.jsonl", size = #data,
+      reader = function ()
+        if given then return nil end
+        given = true
+        return data
+      end } }
+    local r = child:wait(60)
+    c:close()
+    assert.is_nil(err)
+    assert.equal("file", res.object)
+    assert.equal("new", r.stdout:match("(%a+)%s*$"))
+  end)
+
   describe("over TLS", function ()
     local nginx
     setup(function () nginx = start_nginx() end)

@@ -582,6 +582,17 @@ int aigc_transfer_prepare (aigc_request *r, const char *path, const char *query)
     return AIGC_PREPARE_NOHANDLE;
   if (setup_easy(r, ro, fresh) != 0)
     return AIGC_PREPARE_OPTIONS;
+  /* A reader's bytes are gone once given: its upload over http:// goes on
+     a new connection. On a kept-alive one that the server closed as the
+     request went (its idle timeout), libcurl sends the request again on a
+     new one and cannot: the call failed ("Cannot rewind mime/post data").
+     (Not over https://, where HTTP/2 shares a connection between requests
+     and a server says GOAWAY before it closes one: the narrower race of a
+     GOAWAY crossing the request is left there.) */
+  if (r->xb.has_reader && strncasecmp(r->url, "http:", 5) == 0) {
+    r->fresh_only = 1;
+    curl_easy_setopt(r->easy, CURLOPT_FRESH_CONNECT, 1L);
+  }
   return AIGC_PREPARE_OK;
 }
 
@@ -942,7 +953,7 @@ void aigc_transfer_release (aigc_request *r) {
 
 void aigc_transfer_recycle (aigc_request *r) {
   if (r->easy != NULL && !r->in_multi && r->roster != NULL) {
-    if (r->stale)   /* the only per-attempt option: not for the next request */
+    if (r->stale || r->fresh_only)   /* the only per-request option: not for the next */
       curl_easy_setopt(r->easy, CURLOPT_FRESH_CONNECT, 0L);
     aigc_roster_give_easy(r->roster, r->easy, &r->easy_memo);
     r->easy = NULL;

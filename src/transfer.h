@@ -121,6 +121,7 @@ struct aigc_request {
   double done_deadline;         /* after [DONE]: finish by then, or 0 */
   int delivered;                /* stream events delivered to Lua: no retry */
   int stale;                    /* restarts on a new connection (not retries) */
+  int fresh_only;               /* a reader's upload: on a new connection (transfer.c) */
   int h2_resent;                /* sent again after an HTTP/2 early answer (transfer.c) */
   int task_waiter_raises;       /* raises in a row of a task's waiter (request.c run_waiters) */
   size_t default_so_len;        /* the body ends with the default stream_options (these
