@@ -168,8 +168,48 @@ function M.keep_reasoning (m, msg)
   return m
 end
 
+-- The ids the history's assistant messages already gave their calls.
+local function ids_in (messages)
+  local seen = {}
+  for _, m in ipairs(messages) do
+    if type(m) == "table" and type(m.tool_calls) == "table" then
+      for _, c in ipairs(m.tool_calls) do
+        if type(c) == "table" and type(c.id) == "string" then seen[c.id] = true end
+      end
+    end
+  end
+  return seen
+end
+
+local id_counter = 0
+
+-- Gives each call without an id of its own one: Gemini's OpenAI-compatible
+-- endpoint and LM Studio send `"id": ""`, some servers none at all (in
+-- stream deltas: StepFun), and a server that reuses one may send it twice.
+-- A tool message must name its call (OpenAI answers 400 "Missing parameter
+-- 'tool_call_id'"; others "tool_calls.id ... required"), and two calls of
+-- one id cannot be told apart. The new id is 9 letters and digits, which
+-- Mistral demands, unique in the history; the reply's call is changed in
+-- place, so the records and the tool message carry the same id.
+local function give_ids (d, calls)
+  local seen
+  for _, call in ipairs(calls) do
+    seen = seen or ids_in(d.messages)
+    local id = call.id
+    if type(id) ~= "string" or id == "" or seen[id] then
+      repeat
+        id_counter = id_counter % 99999 + 1
+        id = string_format("call%05d", id_counter)
+      until not seen[id]
+      call.id = id
+    end
+    seen[id] = true
+  end
+end
+
 function chat.add_calls (d, res)
   local msg = res.choices[1].message
+  give_ids(d, msg.tool_calls)
   local m = { role = msg.role or "assistant", content = msg.content, tool_calls = msg.tool_calls }
   if m.content == nil then m.content = null end
   if msg.name ~= nil then m.name = msg.name end

@@ -1,0 +1,52 @@
+-- The tool-call loop against the tool-call shapes OpenAI-compatible servers
+-- really send (scripted exact replies, spec/support/scripted.lua), and what
+-- a tool may do to the loop it runs in.
+local aigc = require "aigc"
+local scripted = require "scripted"
+
+describe("the tool loop", function ()
+  -- The result of a chat with toolset `ts` against a server giving
+  -- `replies`, and the request bodies it received.
+  local function chat (ts, replies, params)
+    local s = scripted.start(replies)
+    local c = aigc.client { base_url = s.base_url, api_key = "k", max_retries = 0 }
+    local p = { messages = { { role = "user", content = "go" } }, tools = ts }
+    for k, v in pairs(params or {}) do p[k] = v end
+    local res, err = c:chat(p)
+    c:close()
+    return res, err, s.finish()
+  end
+
+  it("gives a call without an id, or with an empty or repeated one, an id its tool message names", function ()
+    -- Gemini's OpenAI-compatible endpoint and LM Studio send "id": "", others none, or one twice.
+    local n = 0
+    local ts = aigc.tools { { name = "now", fn = function () n = n + 1; return "noon " .. n end } }
+    local res, err, sent = chat(ts, {
+      scripted.chat { tool_calls = { scripted.call("", "now", "{}"), scripted.call(nil, "now", "{}"),
+                                     scripted.call("c1", "now", "{}"), scripted.call("c1", "now", "{}") } },
+      scripted.chat { tool_calls = { scripted.call("c1", "now", "{}") } },
+      scripted.chat { content = "It is noon." } })
+    assert.is_nil(err)
+    assert.equal("It is noon.", res.text)
+    local msgs = sent[3].messages
+    local ids, seen = {}, {}
+    for _, m in ipairs(msgs) do
+      for _, c in ipairs(m.tool_calls or {}) do
+        assert.is_string(c.id)
+        assert.matches("^%w+$", c.id)
+        assert.is_nil(seen[c.id])
+        seen[c.id] = true
+        ids[#ids + 1] = c.id
+      end
+    end
+    assert.equal(5, #ids)
+    assert.equal("c1", ids[3])   -- (an id of its own is kept)
+    local outputs = {}
+    for _, m in ipairs(msgs) do
+      if m.role == "tool" then outputs[#outputs + 1] = m.tool_call_id end
+    end
+    assert.same(ids, outputs)
+    for i, rec in ipairs(res.tool_calls_made) do assert.equal(ids[i], rec.id) end
+    assert.equal(5, n)
+  end)
+end)
