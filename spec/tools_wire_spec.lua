@@ -49,4 +49,23 @@ describe("the tool loop", function ()
     for i, rec in ipairs(res.tool_calls_made) do assert.equal(ids[i], rec.id) end
     assert.equal(5, n)
   end)
+
+  it("a tool that changes the history it was given (call.messages) changes nothing sent", function ()
+    -- What it appended went between the calls and their outputs: a history servers refuse (400).
+    local seen
+    local ts = aigc.tools { { name = "now", fn = function (_, call)
+      seen = #call.messages
+      call.messages[#call.messages + 1] = { role = "user", content = "injected" }
+      return "noon"
+    end } }
+    local res, err, sent = chat(ts, { scripted.chat { tool_calls = { scripted.call("c1", "now", "{}") } },
+                                      scripted.chat { content = "It is noon." } })
+    assert.is_nil(err)
+    assert.equal("It is noon.", res.text)
+    assert.equal(2, seen)   -- (the user's message and the call)
+    local roles = {}
+    for i, m in ipairs(sent[2].messages) do roles[i] = m.role end
+    assert.same({ "user", "assistant", "tool" }, roles)
+    assert.equal(2, #res.tool_messages)
+  end)
 end)

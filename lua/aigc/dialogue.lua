@@ -218,7 +218,12 @@ local function run_tools (d, calls, res)
   local A = d.o.adapter
   A.add_calls(d, res)
   for i, call in ipairs(calls) do
-    local content, rec = d.o.toolset:call(call, { round = d.rounds, client = d.client, messages = d.messages })
+    -- (the tool gets a copy of the history: one that appends to it, as to
+    -- a list of its own, would put its message between the calls and
+    -- their outputs, a history servers refuse: 400)
+    local history = {}
+    for j, m in ipairs(d.messages) do history[j] = m end
+    local content, rec = d.o.toolset:call(call, { round = d.rounds, client = d.client, messages = history })
     rec.round = d.rounds
     d.made[#d.made + 1] = rec
     if rec.yielded then   -- (not the tool's error: nothing for the model)

@@ -10,7 +10,8 @@
 --
 -- A tool function receives `(args, call)`: the decoded arguments (a table,
 -- already validated against `parameters`) and the call
--- `{ id =, name =, arguments = <raw JSON text>, round =, client =, messages = }`.
+-- `{ id =, name =, arguments = <raw JSON text>, round =, client =, messages = }`
+-- (`messages`: a copy of the history so far; changing it changes nothing).
 -- It returns the result: a string goes to the model as it is, any other
 -- value JSON-encoded (`nil` as `null`). Returning `nil, message` or raising
 -- an error sends `{"error": "<message>"}` to the model instead, so that it
