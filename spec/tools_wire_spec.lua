@@ -68,4 +68,26 @@ describe("the tool loop", function ()
     assert.same({ "user", "assistant", "tool" }, roles)
     assert.equal(2, #res.tool_messages)
   end)
+
+  it("a tool added by a tool (ts:add) is offered to the model in the next round", function ()
+    local ts
+    ts = aigc.tools { { name = "load_skill", fn = function ()
+      ts:add { name = "roll_dice", fn = function () return "4" end }
+      return "loaded"
+    end } }
+    local res, err, sent = chat(ts, { scripted.chat { tool_calls = { scripted.call("c1", "load_skill", "{}") } },
+                                      scripted.chat { tool_calls = { scripted.call("c2", "roll_dice", "{}") } },
+                                      scripted.chat { content = "You rolled 4." } })
+    assert.is_nil(err)
+    assert.equal("You rolled 4.", res.text)
+    local function names (body)
+      local out = {}
+      for i, t in ipairs(body.tools) do out[i] = t["function"].name end
+      return out
+    end
+    assert.same({ "load_skill" }, names(sent[1]))
+    assert.same({ "load_skill", "roll_dice" }, names(sent[2]))
+    assert.same({ "load_skill", "roll_dice" }, names(sent[3]))
+    assert.is_true(res.tool_calls_made[2].ok)
+  end)
 end)

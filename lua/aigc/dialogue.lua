@@ -143,7 +143,7 @@ local function prepare (params, fname, A)
   end
   o.on_done, o.on_error = params.on_done, params.on_error
   A.prepare(params, wire)
-  if o.toolset then wire.tools = A.tool_definitions(o.toolset) end
+  if o.toolset then wire.tools, o.defs = A.tool_definitions(o.toolset), o.toolset:definitions() end
   return wire, o
 end
 
@@ -347,6 +347,11 @@ local function run (client, wire, o, fut)
       local stop = run_tools(d, calls, res)
       if stop == true then return fut:result() end
       if stop then return fail(stop) end
+      -- (a tool that added tools, `ts:add`, wants the model to call them:
+      -- the next round offers them)
+      if toolset:definitions() ~= o.defs then
+        wire.tools, o.defs = A.tool_definitions(toolset), toolset:definitions()
+      end
     end
   end
 end
