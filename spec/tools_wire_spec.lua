@@ -90,4 +90,22 @@ describe("the tool loop", function ()
     assert.same({ "load_skill", "roll_dice" }, names(sent[3]))
     assert.is_true(res.tool_calls_made[2].ok)
   end)
+
+  it("takes arguments encoded twice (JSON text of the JSON text: vLLM's hermes parser, Granite 4)", function ()
+    local got
+    local ts = aigc.tools { { name = "get_db_config",
+      parameters = { type = "object", properties = { param = { type = "string" } }, required = { "param" } },
+      fn = function (args) got = args; return "100" end } }
+    local twice = aigc.json.encode(aigc.json.encode { param = "max_connections" })
+    local res, err = chat(ts, { scripted.chat { tool_calls = { scripted.call("c1", "get_db_config", twice) } },
+                                scripted.chat { content = "100 connections." } })
+    assert.is_nil(err)
+    assert.equal("100 connections.", res.text)
+    assert.same({ param = "max_connections" }, got)
+    assert.is_true(res.tool_calls_made[1].ok)
+    -- a string that is not an object is still refused
+    local content, rec = ts:call(scripted.call("c2", "get_db_config", aigc.json.encode("max_connections")))
+    assert.is_false(rec.ok)
+    assert.matches("must be a JSON object", content, 1, true)
+  end)
 end)

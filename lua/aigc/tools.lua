@@ -292,6 +292,12 @@ local function decode_args (raw)
   -- (`"null"`: what a server sends that serializes the null arguments a
   -- model wrote in its text (json.dumps(None)); no arguments, as a null is)
   if v == core.null then return {} end
+  -- (the object encoded twice, JSON text of JSON text: vLLM's hermes parser
+  -- with Granite 4, which writes its arguments as a string; vllm#54964)
+  if type(v) == "string" and v:find("^%s*{") then
+    local inner = json_decode(v)
+    if type(inner) == "table" and not is_array(inner) then return inner end
+  end
   if type(v) ~= "table" or is_array(v) then return nil, "arguments must be a JSON object" end
   return v
 end
