@@ -108,4 +108,25 @@ describe("the tool loop", function ()
     assert.is_false(rec.ok)
     assert.matches("must be a JSON object", content, 1, true)
   end)
+
+  it("sends a call's arguments that are no JSON object back as one (vLLM, llama-server, SGLang answer 400)", function ()
+    -- They decode every past call's arguments; the model is told of its error and recovers.
+    local ts = aigc.tools { { name = "now", fn = function () return "noon" end } }
+    local cut, twice = '{"city": "Os', aigc.json.encode('{"city":"Oslo"}')
+    local res, err, sent = chat(ts, {
+      scripted.chat { tool_calls = { scripted.call("c1", "now", cut), scripted.call("c2", "now", "[1]"),
+                                     scripted.call("c3", "now", twice), scripted.call("c4", "now", '{"a":1}') } },
+      scripted.chat { content = "It is noon." } })
+    assert.is_nil(err)
+    assert.equal("It is noon.", res.text)
+    local args = {}
+    for i, c in ipairs(sent[2].messages[2].tool_calls) do args[i] = c["function"].arguments end
+    assert.same({ "{}", "{}", '{"city":"Oslo"}', '{"a":1}' }, args)
+    -- the records, and the reply, keep what the model wrote
+    assert.equal(cut, res.tool_calls_made[1].raw_arguments)
+    assert.equal(twice, res.tool_calls_made[3].raw_arguments)
+    assert.is_false(res.tool_calls_made[1].ok)
+    assert.matches("not valid JSON", sent[2].messages[3].content, 1, true)
+    assert.equal("{}", res.tool_messages[1].tool_calls[1]["function"].arguments)
+  end)
 end)

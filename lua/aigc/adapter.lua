@@ -35,7 +35,7 @@ local check = require "aigc.check"
 local util = require "aigc.util"
 local schema_mod = require "aigc.schema"
 
-local json_encode = core.json.encode
+local json_encode, json_decode, is_array = core.json.encode, core.json.decode, core.is_array
 local null = core.null
 local ipairs, pairs, tostring, type = ipairs, pairs, tostring, type
 local string_format = string.format
@@ -207,10 +207,52 @@ local function give_ids (d, calls)
   end
 end
 
+local function is_object (v) return type(v) == "table" and not is_array(v) end
+
+-- The arguments text the history can carry for a call: vLLM, llama-server
+-- and SGLang decode every past call's arguments to render their chat
+-- template, and answer 400 to text that is not a JSON object (cut JSON, an
+-- array: vllm#43995, sglang#28035) in every later request, so a model's
+-- malformed call, which the loop sends back as an error to recover from,
+-- would end the dialogue and poison the conversation. Such text goes as
+-- `{}` (the call is answered with its error), an object encoded twice as
+-- the object's text (what the tool was given). nil: the text as it is.
+local function sendable_args (raw)
+  if type(raw) ~= "string" then return nil end
+  local v = json_decode(raw)
+  if is_object(v) then return nil end
+  if type(v) == "string" and is_object(json_decode(v)) then return v end
+  return "{}"
+end
+
+-- The reply's calls as the history sends them: the same list, or a copy
+-- where arguments changed (the reply and the records keep what came).
+local function history_calls (calls)
+  local out = calls
+  for i, call in ipairs(calls) do
+    local f = call["function"]
+    local args = sendable_args(f.arguments)
+    if args ~= nil then
+      if out == calls then
+        out = {}
+        for j, c in ipairs(calls) do out[j] = c end
+      end
+      local cf = {}
+      for k, v in pairs(f) do cf[k] = v end
+      cf.arguments = args
+      local c = {}
+      for k, v in pairs(call) do c[k] = v end
+      c["function"] = cf
+      out[i] = c
+    end
+  end
+  return out
+end
+
 function chat.add_calls (d, res)
   local msg = res.choices[1].message
   give_ids(d, msg.tool_calls)
-  local m = { role = msg.role or "assistant", content = msg.content, tool_calls = msg.tool_calls }
+  local m = { role = msg.role or "assistant", content = msg.content, tool_calls = history_calls(msg.tool_calls) }
   if m.content == nil then m.content = null end
   if msg.name ~= nil then m.name = msg.name end
   append(d, M.keep_reasoning(m, msg))
