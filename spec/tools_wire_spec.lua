@@ -129,4 +129,27 @@ describe("the tool loop", function ()
     assert.matches("not valid JSON", sent[2].messages[3].content, 1, true)
     assert.equal("{}", res.tool_messages[1].tool_calls[1]["function"].arguments)
   end)
+
+  it("over the Responses API with store = false, sends a function call's broken arguments back as {}", function ()
+    local function response (id, output)
+      return "json " .. aigc.json.encode { id = id, object = "response", status = "completed", model = "m",
+                                           output = output, usage = { input_tokens = 5, output_tokens = 2 } }
+    end
+    local ts = aigc.tools { { name = "now", fn = function () return "noon" end } }
+    local s = scripted.start {
+      response("resp_1", { { type = "function_call", id = "fc_1", call_id = "c1", name = "now", arguments = '{"tz": ' } }),
+      response("resp_2", { { type = "message", id = "m_1", role = "assistant",
+                             content = { { type = "output_text", text = "It is noon." } } } }) }
+    local c = aigc.client { base_url = s.base_url, api_key = "k", max_retries = 0 }
+    local res, err = c:respond { input = "go", tools = ts, store = false }
+    c:close()
+    local sent = s.finish()
+    assert.is_nil(err)
+    assert.equal("It is noon.", res.text)
+    local call = sent[2].input[2]
+    assert.equal("function_call", call.type)
+    assert.equal("{}", call.arguments)
+    assert.equal("function_call_output", sent[2].input[3].type)
+    assert.equal('{"tz": ', res.tool_calls_made[1].raw_arguments)
+  end)
 end)

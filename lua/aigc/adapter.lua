@@ -417,6 +417,14 @@ function responses.add_calls (d, res)
   end
   for _, item in ipairs(res.output) do
     if replayable(d, item) then
+      -- (the whole input goes again: vLLM decodes a past call's arguments
+      -- there too, see sendable_args; the item is copied, the reply kept)
+      local args = item.type == "function_call" and sendable_args(item.arguments) or nil
+      if args ~= nil then
+        local copy = {}
+        for k, v in pairs(item) do copy[k] = v end
+        copy.arguments, item = args, copy
+      end
       if not server_side(d) then d.wire.input[#d.wire.input + 1] = item end
       d.added[#d.added + 1] = item
     end
