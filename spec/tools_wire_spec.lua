@@ -152,4 +152,18 @@ describe("the tool loop", function ()
     assert.equal("function_call_output", sent[2].input[3].type)
     assert.equal('{"tz": ', res.tool_calls_made[1].raw_arguments)
   end)
+
+  it("runs a call to functions.NAME (a namespaced name some models write) as the tool NAME", function ()
+    local got
+    local ts = aigc.tools { { name = "get_time", fn = function (args) got = args; return "12:00" end } }
+    local content, rec = ts:call(scripted.call("c1", "functions.get_time", '{"tz":"UTC"}'))
+    assert.equal("12:00", content)
+    assert.is_true(rec.ok)
+    assert.same({ tz = "UTC" }, got)
+    assert.equal("functions.get_time", rec.name)   -- (what the model called)
+    -- other prefixes are unknown
+    content, rec = ts:call(scripted.call("c3", "tools.get_time", "{}"))
+    assert.is_false(rec.ok)
+    assert.matches("unknown tool 'tools.get_time'", content, 1, true)
+  end)
 end)

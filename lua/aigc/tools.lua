@@ -325,6 +325,9 @@ function Toolset:call (call, ctx)
   local rec = { id = call.id, name = name, raw_arguments = raw, ok = false }
   if ctx then rec.round = ctx.round end
   local tool = self._by_name[name]
+  -- (models trained on transcripts where tools are namespaced call
+  -- `functions.get_weather`: told "unknown tool", they repeat it)
+  if tool == nil and type(name) == "string" then tool = self._by_name[name:match("^functions%.(.+)$") or ""] end
   if tool == nil then
     rec.error = string_format("unknown tool '%s' (available: %s)", tostring(name), table.concat(self:names(), ", "))
     return error_content(rec.error), rec
