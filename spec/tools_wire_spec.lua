@@ -137,7 +137,8 @@ describe("the tool loop", function ()
     end
     local ts = aigc.tools { { name = "now", fn = function () return "noon" end } }
     local s = scripted.start {
-      response("resp_1", { { type = "function_call", id = "fc_1", call_id = "c1", name = "now", arguments = '{"tz": ' } }),
+      response("resp_1", { { type = "function_call", id = "fc_1", call_id = "c1", name = "now",
+                             arguments = '{"tz": ' } }),
       response("resp_2", { { type = "message", id = "m_1", role = "assistant",
                              content = { { type = "output_text", text = "It is noon." } } } }) }
     local c = aigc.client { base_url = s.base_url, api_key = "k", max_retries = 0 }
@@ -165,5 +166,31 @@ describe("the tool loop", function ()
     content, rec = ts:call(scripted.call("c3", "tools.get_time", "{}"))
     assert.is_false(rec.ok)
     assert.matches("unknown tool 'tools.get_time'", content, 1, true)
+  end)
+
+  it("sends a schema's required = {} (none required, as a Lua table) as [], which OpenAI demands", function ()
+    local enc = aigc.json.encode
+    local params = {
+      type = "object", required = {},
+      properties = {
+        filter = { type = "object", properties = { tag = { type = "string" } }, required = {} },
+        required = {},   -- (a property of that name, of any value: its schema {} stays an object)
+        pick = { anyOf = { { ["$ref"] = "#/$defs/Item" }, { type = "null" } } },
+      },
+      ["$defs"] = { Item = { type = "object", properties = {}, required = {} } },
+    }
+    local ts = aigc.tools { { name = "find", parameters = params, fn = function () return "x" end } }
+    local p = ts:definitions()[1]["function"].parameters
+    assert.equal("[]", enc(p.required))
+    assert.equal("[]", enc(p.properties.filter.required))
+    assert.equal("{}", enc(p.properties.required))
+    assert.equal("[]", enc(p["$defs"].Item.required))
+    assert.equal("{}", enc(p["$defs"].Item.properties))
+    assert.equal('{"$ref":"#/$defs/Item"}', enc(p.properties.pick.anyOf[1]))
+    -- the user's table is not changed, and the loop sends the same
+    assert.equal("{}", enc(params.required))
+    local _, err, sent = chat(ts, { scripted.chat { content = "ok" } })
+    assert.is_nil(err)
+    assert.equal("string", sent[1].tools[1]["function"].parameters.properties.filter.properties.tag.type)
   end)
 end)

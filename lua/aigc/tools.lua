@@ -51,8 +51,8 @@ local getinfo = debug.getinfo
 local table_concat = table.concat
 local utf8_len, pack = compat.utf8_len, compat.pack
 local array, is_array = core.array, core.is_array
-local getmetatable, ipairs, pairs, pcall, setmetatable, tostring, type =
-  getmetatable, ipairs, pairs, pcall, setmetatable, tostring, type
+local getmetatable, ipairs, next, pairs, pcall, setmetatable, tostring, type =
+  getmetatable, ipairs, next, pairs, pcall, setmetatable, tostring, type
 local string_format = string.format
 local traceback = debug.traceback
 local argerror, expected, field_error = util.argerror, util.expected, util.field_error
@@ -152,6 +152,48 @@ function Toolset:names ()
   return out
 end
 
+-- The keywords of a schema node whose value is a schema (or, `items` in
+-- old drafts, a list of them), a list of schemas, a map of schemas.
+local SUBSCHEMA = { items = true, additionalItems = true, additionalProperties = true, ["not"] = true,
+  ["if"] = true, ["then"] = true, ["else"] = true, contains = true, propertyNames = true,
+  unevaluatedItems = true, unevaluatedProperties = true, anyOf = true, oneOf = true, allOf = true,
+  prefixItems = true }
+local SCHEMA_MAP = { properties = true, patternProperties = true, ["$defs"] = true, definitions = true,
+  dependentSchemas = true }
+
+local wire_schema
+
+local function wire_map (map, seen, list)
+  if type(map) ~= "table" then return map end
+  local out = setmetatable({}, getmetatable(map))
+  for k, v in pairs(map) do
+    out[k] = (list and type(k) ~= "number") and v or wire_schema(v, seen)
+  end
+  return out
+end
+
+-- A copy of schema `s` as it goes on the wire: `required = {}` (what a Lua
+-- table literal for "none required" is) encodes as the object `{}`, and
+-- OpenAI refuses such a tool (400: the schema's `required` must be an
+-- array); it goes as `[]`. A property named "required" is left alone.
+function wire_schema (s, seen)
+  if type(s) ~= "table" then return s end
+  if seen[s] then return seen[s] end
+  local out = setmetatable({}, getmetatable(s))
+  seen[s] = out
+  for k, v in pairs(s) do
+    if k == "required" and type(v) == "table" and next(v) == nil and not is_array(v) then
+      v = array {}
+    elseif SUBSCHEMA[k] then
+      v = (type(v) == "table" and v[1] ~= nil) and wire_map(v, seen, true) or wire_schema(v, seen)
+    elseif SCHEMA_MAP[k] then
+      v = wire_map(v, seen)
+    end
+    out[k] = v
+  end
+  return out
+end
+
 --- The tool definitions as the API wants them in `tools`.
 -- @treturn table an array of `{ type = "function", ["function"] = { name, description, parameters, strict } }`
 -- @usage client:chat { messages = msgs, tools = ts:definitions() }  -- no loop: plain definitions
@@ -160,7 +202,8 @@ function Toolset:definitions ()
     local wire = array {}
     for i, t in ipairs(self._list) do
       wire[i] = { type = "function", ["function"] = {
-        name = t.name, description = t.description, parameters = t.parameters or EMPTY_PARAMS, strict = t.strict,
+        name = t.name, description = t.description, strict = t.strict,
+        parameters = t.parameters and wire_schema(t.parameters, {}) or EMPTY_PARAMS,
       } }
     end
     self._wire = wire
