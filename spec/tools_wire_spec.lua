@@ -193,4 +193,17 @@ describe("the tool loop", function ()
     assert.is_nil(err)
     assert.equal("string", sent[1].tools[1]["function"].parameters.properties.filter.properties.tag.type)
   end)
+
+  it("a tool that changes arguments the server sent as an object (TGI) leaves the history's unchanged", function ()
+    local ts = aigc.tools { { name = "get_weather", fn = function (args)
+      args.days = args.days or 3          -- a default filled in
+      args.log = function () end          -- a handle kept (no JSON)
+      return "sunny"
+    end } }
+    local call = scripted.call("c1", "get_weather", { city = "Oslo" })
+    local res, err, sent = chat(ts, { scripted.chat { tool_calls = { call } }, scripted.chat { content = "Sunny." } })
+    assert.is_nil(err)
+    assert.equal("Sunny.", res.text)
+    assert.same({ city = "Oslo" }, sent[2].messages[2].tool_calls[1]["function"].arguments)
+  end)
 end)

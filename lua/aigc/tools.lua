@@ -327,7 +327,10 @@ local function decode_args (raw)
   end
   if type(raw) == "table" then
     if is_array(raw) or getmetatable(raw) ~= nil then return nil, "arguments must be a JSON object" end
-    return raw
+    -- (a copy: the object is also the history's, which goes in the next
+    -- request; a tool that fills in defaults or keeps a handle in its
+    -- arguments, as in a table of its own, must not change it)
+    return json_decode(json_encode(raw))
   end
   if type(raw) ~= "string" then return nil, "arguments must be a JSON string, got " .. type(raw) end
   local v, err = json_decode(raw)
