@@ -206,4 +206,18 @@ describe("the tool loop", function ()
     assert.equal("Sunny.", res.text)
     assert.same({ city = "Oslo" }, sent[2].messages[2].tool_calls[1]["function"].arguments)
   end)
+
+  it("sends a call that came without arguments, or with null ones, back with {} (Azure answers 400)", function ()
+    local ts = aigc.tools { { name = "now", fn = function () return "noon" end } }
+    local null = require("cjson").null
+    local res, err, sent = chat(ts, {
+      scripted.chat { tool_calls = { scripted.call("c1", "now", nil), scripted.call("c2", "now", null) } },
+      scripted.chat { content = "It is noon." } })
+    assert.is_nil(err)
+    assert.equal("It is noon.", res.text)
+    local calls = sent[2].messages[2].tool_calls
+    assert.equal("{}", calls[1]["function"].arguments)
+    assert.equal("{}", calls[2]["function"].arguments)
+    assert.is_true(res.tool_calls_made[1].ok and res.tool_calls_made[2].ok)
+  end)
 end)

@@ -216,8 +216,12 @@ local function is_object (v) return type(v) == "table" and not is_array(v) end
 -- malformed call, which the loop sends back as an error to recover from,
 -- would end the dialogue and poison the conversation. Such text goes as
 -- `{}` (the call is answered with its error), an object encoded twice as
--- the object's text (what the tool was given). nil: the text as it is.
+-- the object's text (what the tool was given). No arguments at all (a
+-- tool without parameters: some servers leave the field out or null) go
+-- as `{}` too: Azure answers 400 "Missing required parameter ...arguments".
+-- nil: the text as it is.
 local function sendable_args (raw)
+  if raw == nil or raw == null then return "{}" end
   if type(raw) ~= "string" then return nil end
   local v = json_decode(raw)
   if is_object(v) then return nil end
@@ -423,7 +427,8 @@ function responses.add_calls (d, res)
       if args ~= nil then
         local copy = {}
         for k, v in pairs(item) do copy[k] = v end
-        copy.arguments, item = args, copy
+        copy.arguments = args
+        item = copy
       end
       if not server_side(d) then d.wire.input[#d.wire.input + 1] = item end
       d.added[#d.added + 1] = item
