@@ -220,4 +220,21 @@ describe("the tool loop", function ()
     assert.equal("{}", calls[2]["function"].arguments)
     assert.is_true(res.tool_calls_made[1].ok and res.tool_calls_made[2].ok)
   end)
+
+  it("sends a call that came without its type (streamed by vLLM, or \"\") back with type function", function ()
+    local ts = aigc.tools { { name = "now", fn = function () return "noon" end } }
+    local function untyped (id, t)
+      return { index = 0, id = id, type = t, ["function"] = { name = "now", arguments = "{}" } }
+    end
+    local res, err, sent = chat(ts, {
+      scripted.sse({ { role = "assistant", tool_calls = { untyped("c1", nil) } } }, "tool_calls"),
+      scripted.sse({ { role = "assistant", tool_calls = { untyped("c2", "") } } }, "tool_calls"),
+      scripted.sse({ { content = "It is noon." } }, "stop") }, { stream = function () end })
+    assert.is_nil(err)
+    assert.equal("It is noon.", res.text)
+    local msgs = sent[3].messages
+    assert.equal("function", msgs[2].tool_calls[1].type)
+    assert.equal("function", msgs[4].tool_calls[1].type)
+    assert.equal("c2", msgs[4].tool_calls[1].id)
+  end)
 end)

@@ -230,23 +230,28 @@ local function sendable_args (raw)
 end
 
 -- The reply's calls as the history sends them: the same list, or a copy
--- where arguments changed (the reply and the records keep what came).
+-- where arguments changed (the reply and the records keep what came). A
+-- call without its `type` (absent, "" or null: vLLM's streamed calls,
+-- gateways that convert Claude's) goes with "function": OpenAI and Azure
+-- answer 400 "Missing required parameter: 'messages[1].tool_calls[0].type'".
 local function history_calls (calls)
   local out = calls
   for i, call in ipairs(calls) do
     local f = call["function"]
     local args = sendable_args(f.arguments)
-    if args ~= nil then
+    local untyped = call.type == nil or call.type == "" or call.type == null
+    if args ~= nil or untyped then
       if out == calls then
         out = {}
         for j, c in ipairs(calls) do out[j] = c end
       end
       local cf = {}
       for k, v in pairs(f) do cf[k] = v end
-      cf.arguments = args
+      if args ~= nil then cf.arguments = args end
       local c = {}
       for k, v in pairs(call) do c[k] = v end
       c["function"] = cf
+      if untyped then c.type = "function" end
       out[i] = c
     end
   end
