@@ -237,4 +237,19 @@ describe("the tool loop", function ()
     assert.equal("function", msgs[4].tool_calls[1].type)
     assert.equal("c2", msgs[4].tool_calls[1].id)
   end)
+
+  it("a structured output schema's required = {} goes as [] too, in json_schema and json_object mode", function ()
+    local npc = { type = "object", properties = { mood = { type = "string" } }, required = {} }
+    local s = scripted.start { scripted.chat { content = '{"mood":"calm"}' }, scripted.chat { content = "{}" } }
+    local c = aigc.client { base_url = s.base_url, api_key = "k", max_retries = 0 }
+    local res = assert(c:chat { messages = { { role = "user", content = "go" } }, schema = npc })
+    assert.equal("calm", res.parsed.mood)
+    assert(c:chat { messages = { { role = "user", content = "go" } }, schema = npc, schema_mode = "json_object" })
+    c:close()
+    local sent = s.finish()
+    assert.equal("object", sent[1].response_format.json_schema.schema.type)
+    -- (cjson decodes [] and {} alike: the instruction's text tells them apart)
+    assert.matches('"required":[]', sent[2].messages[1].content, 1, true)
+    assert.equal("{}", aigc.json.encode(npc.required))   -- (the user's table unchanged)
+  end)
 end)

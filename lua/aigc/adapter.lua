@@ -46,7 +46,7 @@ local M = {}
 
 local function schema_instruction (o)
   return "Reply with a single JSON object and nothing else. It must conform to this JSON schema: "
-    .. json_encode(o.schema)
+    .. json_encode(o.wire_schema or o.schema)
 end
 
 -- A copy of list with item inserted after its leading system/developer messages.
@@ -115,7 +115,7 @@ function chat.set_format (wire, o, mode)
     wire.messages = with_instruction(wire.messages, { role = "system", content = schema_instruction(o) })
   else
     wire.response_format = { type = "json_schema", json_schema = {
-      name = o.schema_name, schema = o.schema, strict = o.strict or nil,
+      name = o.schema_name, schema = o.wire_schema or o.schema, strict = o.strict or nil,
     } }
   end
   o.current_mode = mode
@@ -361,7 +361,8 @@ function responses.set_format (wire, o, mode)
     text.format = { type = "json_object" }
     wire.input = with_instruction(input_list(wire.input), { role = "developer", content = schema_instruction(o) })
   else
-    text.format = { type = "json_schema", name = o.schema_name, schema = o.schema, strict = o.strict or nil }
+    text.format = { type = "json_schema", name = o.schema_name, schema = o.wire_schema or o.schema,
+                    strict = o.strict or nil }
   end
   wire.text = text
   o.current_mode = mode

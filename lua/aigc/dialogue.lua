@@ -106,7 +106,9 @@ local function prepare (params, fname, A)
   if s ~= nil then
     local ok, why = schema_mod.check_schema(s)
     if not ok then field_error(fname, 1, "params.schema", why) end
-    o.schema = s
+    -- (validated against as given; sent with `required = {}` as [], see
+    -- aigc.tools: OpenAI refuses a schema whose required is an object)
+    o.schema, o.wire_schema = s, tools_mod.wire_schema(s)
     local name = params.schema_name
     if name == nil then name = "response" end
     if not name:find("^[%w_%-]+$") or #name > 64 then

@@ -454,6 +454,7 @@ end
 M.Toolset = Toolset
 M.error_content = error_content
 M.repair_utf8 = repair_utf8
+M.wire_schema = function (s) return wire_schema(s, {}) end
 M.strip_position = strip_position
 
 -- `aigc.tools { ... }` calls M.new.
