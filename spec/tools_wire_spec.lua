@@ -29,18 +29,21 @@ describe("the tool loop", function ()
     assert.is_nil(err)
     assert.equal("It is noon.", res.text)
     local msgs = sent[3].messages
-    local ids, seen = {}, {}
+    local ids = {}
     for _, m in ipairs(msgs) do
+      local seen = {}
       for _, c in ipairs(m.tool_calls or {}) do
         assert.is_string(c.id)
         assert.matches("^%w+$", c.id)
-        assert.is_nil(seen[c.id])
+        assert.is_nil(seen[c.id])   -- (unique in its message)
         seen[c.id] = true
         ids[#ids + 1] = c.id
       end
     end
     assert.equal(5, #ids)
     assert.equal("c1", ids[3])   -- (an id of its own is kept)
+    assert.equal("c1", ids[5])   -- (also when an earlier round used it: its call was answered)
+    for i = 1, 2 do assert.not_equal("c1", ids[i]) end
     local outputs = {}
     for _, m in ipairs(msgs) do
       if m.role == "tool" then outputs[#outputs + 1] = m.tool_call_id end

@@ -185,25 +185,28 @@ local id_counter = 0
 
 -- Gives each call without an id of its own one: Gemini's OpenAI-compatible
 -- endpoint and LM Studio send `"id": ""`, some servers none at all (in
--- stream deltas: StepFun), and a server that reuses one may send it twice.
--- A tool message must name its call (OpenAI answers 400 "Missing parameter
--- 'tool_call_id'"; others "tool_calls.id ... required"), and two calls of
--- one id cannot be told apart. The new id is 9 letters and digits, which
--- Mistral demands, unique in the history; the reply's call is changed in
--- place, so the records and the tool message carry the same id.
+-- stream deltas: StepFun), and a server may give two calls of one reply
+-- the same id. A tool message must name its call (OpenAI answers 400
+-- "Missing parameter 'tool_call_id'"; others "tool_calls.id ...
+-- required"), and two calls of one id cannot be told apart. The new id is
+-- 9 letters and digits, which Mistral demands, and none the history holds;
+-- the reply's call is changed in place, so the records and the tool
+-- message carry the same id. (An id an earlier turn used is kept: its
+-- calls are answered before the next turn, and some servers read their
+-- ids, as Kimi's "functions.NAME:0".)
 local function give_ids (d, calls)
-  local seen
+  local taken, mine
   for _, call in ipairs(calls) do
-    seen = seen or ids_in(d.messages)
+    taken, mine = taken or ids_in(d.messages), mine or {}
     local id = call.id
-    if type(id) ~= "string" or id == "" or seen[id] then
+    if type(id) ~= "string" or id == "" or mine[id] then
       repeat
         id_counter = id_counter % 99999 + 1
         id = string_format("call%05d", id_counter)
-      until not seen[id]
+      until not taken[id] and not mine[id]
       call.id = id
     end
-    seen[id] = true
+    mine[id] = true
   end
 end
 
