@@ -255,4 +255,23 @@ describe("the tool loop", function ()
     assert.matches('"required":[]', sent[2].messages[1].content, 1, true)
     assert.equal("{}", aigc.json.encode(npc.required))   -- (the user's table unchanged)
   end)
+
+  it("an error that quotes the client's key goes to the model with the key redacted", function ()
+    local key = "sk-test-0000-not-a-real-key"
+    local ts = aigc.tools { { name = "fetch", fn = function ()
+      error("GET https://api.example.com/v1/x failed (Authorization: Bearer " .. key .. ")", 0)
+    end } }
+    local s = scripted.start { scripted.chat { tool_calls = { scripted.call("c1", "fetch", "{}") } },
+                               scripted.chat { content = "It failed." } }
+    local c = aigc.client { base_url = s.base_url, api_key = key, max_retries = 0 }
+    local res, err = c:chat { messages = { { role = "user", content = "go" } }, tools = ts }
+    c:close()
+    local sent = s.finish()
+    assert.is_nil(err)
+    assert.equal("It failed.", res.text)
+    local content = sent[2].messages[3].content
+    assert.is_nil(content:find(key, 1, true))
+    assert.matches("failed (Authorization: Bearer [redacted])", content, 1, true)
+    assert.is_truthy(res.tool_calls_made[1].error:find(key, 1, true))   -- (the record: the tool's own message)
+  end)
 end)

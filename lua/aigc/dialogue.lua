@@ -228,6 +228,13 @@ local function run_tools (d, calls, res)
     local content, rec = d.o.toolset:call(call, { round = d.rounds, client = d.client, messages = history })
     rec.round = d.rounds
     d.made[#d.made + 1] = rec
+    -- (an error a tool met may quote the client's key, as a library's
+    -- message with the URL or the headers it sent does: the model, a third
+    -- party whose words reach the chat's reader, gets it redacted; the
+    -- record keeps the message whole, as the tool's own)
+    if not rec.ok and content then
+      content = util.scrub(d.client, core.error { kind = "tool", message = content }, d.wire).message
+    end
     if rec.yielded then   -- (not the tool's error: nothing for the model)
       answer_unrun(d, calls, i, "the call ended (a tool yielded outside aigc)")
       return core.error { kind = "callback", message = rec.error, tool = rec.name, call = rec }

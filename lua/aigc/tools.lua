@@ -20,8 +20,9 @@
 -- itself: inside a task (and inside `chat_async`) those calls yield.
 --
 -- What goes to the model is a third party's to read: an error message goes
--- without the position Lua puts in front of it (`/home/ada/npc.lua:12: `),
--- and bytes that are not UTF-8 in an output or error are replaced by U+FFFD
+-- without the position Lua puts in front of it (`/home/ada/npc.lua:12: `)
+-- and, in the tool loop, with the client's secrets redacted; bytes that
+-- are not UTF-8 in an output or error are replaced by U+FFFD
 -- (JSON text must be UTF-8; the call goes on). The call's record keeps
 -- what the tool gave: the whole message, the traceback, the raw result.
 -- A tool must not yield outside aigc (its own `coroutine.yield`): the
