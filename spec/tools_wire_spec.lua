@@ -192,6 +192,11 @@ describe("the tool loop", function ()
     assert.equal('{"$ref":"#/$defs/Item"}', enc(p.properties.pick.anyOf[1]))
     -- the user's table is not changed, and the loop sends the same
     assert.equal("{}", enc(params.required))
+    -- a node with a metatable of its own, even a protected one, is copied as a plain table
+    local locked = setmetatable({ type = "string" }, { __metatable = "locked" })
+    local ts2 = aigc.tools({ { name = "f", fn = function () end,
+      parameters = { type = "object", properties = { a = locked }, required = {} } } }, { validate = false })
+    assert.equal('{"type":"string"}', enc(ts2:definitions()[1]["function"].parameters.properties.a))
     local _, err, sent = chat(ts, { scripted.chat { content = "ok" } })
     assert.is_nil(err)
     assert.equal("string", sent[1].tools[1]["function"].parameters.properties.filter.properties.tag.type)

@@ -164,9 +164,15 @@ local SCHEMA_MAP = { properties = true, patternProperties = true, ["$defs"] = tr
 
 local wire_schema
 
+-- An empty table with t's metatable (an array mark), if it has one to give.
+local function like (t)
+  local mt = getmetatable(t)
+  return type(mt) == "table" and setmetatable({}, mt) or {}
+end
+
 local function wire_map (map, seen, list)
   if type(map) ~= "table" then return map end
-  local out = setmetatable({}, getmetatable(map))
+  local out = like(map)
   for k, v in pairs(map) do
     out[k] = (list and type(k) ~= "number") and v or wire_schema(v, seen)
   end
@@ -180,7 +186,7 @@ end
 function wire_schema (s, seen)
   if type(s) ~= "table" then return s end
   if seen[s] then return seen[s] end
-  local out = setmetatable({}, getmetatable(s))
+  local out = like(s)
   seen[s] = out
   for k, v in pairs(s) do
     if k == "required" and type(v) == "table" and next(v) == nil and not is_array(v) then
