@@ -279,4 +279,19 @@ describe("the tool loop", function ()
     assert.matches("failed (Authorization: Bearer [redacted])", content, 1, true)
     assert.is_truthy(res.tool_calls_made[1].error:find(key, 1, true))   -- (the record: the tool's own message)
   end)
+
+  it("runs a reply's tool_calls sent as one call's object, not a list, as that call (as a stream's)", function ()
+    -- It was taken for a reply without calls: no tool ran, and res.text was nil, with no error.
+    local n = 0
+    local ts = aigc.tools { { name = "now", fn = function () n = n + 1; return "noon" end } }
+    local one = { id = "c1", type = "function", ["function"] = { name = "now", arguments = "{}" } }
+    local res, err, sent = chat(ts, { scripted.chat { tool_calls = one }, scripted.chat { content = "It is noon." } })
+    assert.is_nil(err)
+    assert.equal("It is noon.", res.text)
+    assert.equal(1, n)
+    local calls = sent[2].messages[2].tool_calls
+    assert.equal(1, #calls)
+    assert.equal("c1", calls[1].id)
+    assert.same({ role = "tool", tool_call_id = "c1", content = "noon" }, sent[2].messages[3])
+  end)
 end)

@@ -134,6 +134,12 @@ function chat.tool_calls (res)
   if type(calls) ~= "table" then
     return nil, parse_error("the reply's tool_calls is not a list (got %s)", type(calls))
   end
+  -- (one call's object, not a list: that call, as a stream's is (TGI up to
+  -- 3.1 streamed them so); the message holds the list, for the history)
+  if calls[1] == nil and type(calls["function"]) == "table" then
+    calls = { calls }
+    msg.tool_calls = calls
+  end
   if calls[1] == nil then return nil end
   for i, call in ipairs(calls) do
     if type(call) ~= "table" then
