@@ -60,6 +60,14 @@ function M.check_spec (spec)
   if not BACKENDS[backend] then spec_error("backend", "unknown backend '" .. backend .. "'") end
   local n = spec.concurrency
   if n ~= nil and (n < 1 or n ~= math_floor(n)) then spec_error("concurrency", util.expected("an integer >= 1", n)) end
+  -- (max_attempts = 0 or 1.5 ran silently as 1 or 2; rpm = 0 was refused
+  -- by aigc.ratelimit naming 'new' in runner.lua, after `out` was created)
+  n = spec.max_attempts
+  if n ~= nil and (n < 1 or n ~= math_floor(n)) then spec_error("max_attempts", util.expected("an integer >= 1", n)) end
+  for _, k in ipairs { "rpm", "tpm", "max_wait" } do
+    n = spec[k]
+    if n ~= nil and not (n > 0 and n < math.huge) then spec_error(k, util.expected("a finite number > 0", n)) end
+  end
   local s = spec.strategy
   if s ~= nil and not check_mod.is_callable(s) and (type(s) ~= "table" or (s.best_of == nil and s.vote == nil)) then
     spec_error("strategy", "a function, { best_of = N [, judge = ...] } or { vote = N } expected")
