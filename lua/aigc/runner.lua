@@ -480,6 +480,10 @@ function Run:start (job)
     end)
     local ok, e = task.pcall(attempt, self, job)
     if not ok then job.check_error = e end
+    -- A run that stopped (interrupted, or a callback raised) has returned:
+    -- its cases still in flight end with no line, no on_result, no log
+    -- (on_result ran after run had returned nil, "interrupted").
+    if self.stopped then return end
     -- settle writes the result and runs on_result: if that fails (a full
     -- disk, a callback that raises) the run stops with the error, rather
     -- than waiting forever for a case that will not finish.
@@ -612,7 +616,8 @@ local INTERNAL, run_cases   -- (set below)
 --  - `log`: an `aigc.promptlog` to log each call into (source "run")
 --  - `interrupted`: a function asked between steps (direct backend); when it
 --    returns true the run stops, its results so far written (a rerun resumes),
---    and `run` returns nil, an error of code "interrupted"
+--    and `run` returns nil, an error of code "interrupted" (the cases still in
+--    flight then end with no line and no callback)
 --  - `judge_client`: the client of judge assertions (default `client`)
 --  - `backend`: "direct" (the default) or "batch": the Batch API (`aigc.batch`): the cases
 --    that are not done go as one batch, polled every `batch_interval` s (default: `aigc.batch.wait`'s backoff),
@@ -679,10 +684,12 @@ function run_cases (spec, cases)
     r:progress(false)
     if r.remaining > 0 and not r.fatal then r:pause(wait > 0 and wait or 0) end
     if spec.interrupted and spec.interrupted() then   -- (the cases in flight: no line)
+      r.stopped = true
       if out then out:close() end
       return nil, run_error("interrupted", { code = "interrupted" })
     end
     if r.fatal then
+      r.stopped = true
       if out then out:close() end
       if runner_error(r.fatal) then return nil, r.fatal end
       error(r.fatal, 0)        -- an on_result or log callback raised: so does run
