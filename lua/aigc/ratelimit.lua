@@ -14,7 +14,9 @@
 -- A response's `remaining` is the server's count when it admitted that
 -- request; requests sent after it may or may not be counted yet, so the
 -- limiter subtracts them all: its copy never holds more than the server's
--- bucket, and a client alone on a key gets no 429.
+-- bucket, and a client alone on a key gets no 429. The newest response
+-- sets the copy, up or down: an estimate above what the server counts is
+-- corrected (an older response, or one sent before a 429, only lowers it).
 --
 -- Until the first response tells the limits, one request at a time goes
 -- (a probe); a server that sends no such headers is not paced at all (only
@@ -163,6 +165,7 @@ function M.new (opts)
     in_flight = 0,
     pace = opts.pace ~= false,
     sent_requests = 0, sent_tokens = 0,   -- running totals, for the in-flight correction
+    sent_count = 0,                 -- `sent` calls: a ticket's place (newer responses set the buckets)
     paused_until = 0,
     max_wait = opts.max_wait or M.MAX_WAIT,
     rate_limited = 0,               -- 429s seen
@@ -178,18 +181,23 @@ end
 
 -- Sets a bucket (made when new). It refills whole within max_wait at
 -- least: what the server says cannot keep a request waiting longer.
-function Limiter:_set_bucket (name, capacity, level, rate)
+function Limiter:_set_bucket (name, capacity, level, rate, seq)
   rate = math_max(rate, capacity / self.max_wait)
   local b = self.buckets[name]
   local t = now()
   if not b then
-    b = { capacity = capacity, level = level, rate = rate, at = t }
+    b = { capacity = capacity, level = level, rate = rate, at = t, seq = seq or 0 }
     self.buckets[name] = b
     return b
   end
   self:_refill(b, t)
   b.capacity, b.rate = capacity, rate
-  if level < b.level then b.level = level end
+  -- The count of a request sent after the one that last set the level is
+  -- newer: it sets it (it was only lowered, and a run whose estimates
+  -- exceeded the server's count went at the estimates' pace, half the
+  -- server's limit for estimates twice its count); an older one lowers it.
+  if seq and seq > b.seq then b.level, b.seq = level, seq
+  elseif level < b.level then b.level = level end
   return b
 end
 
@@ -252,10 +260,12 @@ function Limiter:sent (cost, requests)
   self.in_flight = self.in_flight + 1
   self.sent_requests = self.sent_requests + requests
   self.sent_tokens = self.sent_tokens + cost
+  self.sent_count = self.sent_count + 1
   local rb, tb = self.buckets.requests, self.buckets.tokens
   if rb then self:_refill(rb); rb.level = rb.level - requests end
   if tb then self:_refill(tb); tb.level = tb.level - cost end
-  return { requests = self.sent_requests, tokens = self.sent_tokens, cost = cost, count = requests }
+  return { requests = self.sent_requests, tokens = self.sent_tokens, cost = cost, count = requests,
+           seq = self.sent_count }
 end
 
 local function header (h, name)
@@ -275,9 +285,13 @@ function Limiter:_learn (h, kind, ticket)
   if reset and reset > self.max_wait then reset = self.max_wait end
   local rate = limit / 60                       -- limits are per minute
   if reset and reset > 0 and limit > remaining then rate = math_min(rate, (limit - remaining) / reset) end
-  -- Requests sent after this one may not be counted in `remaining` yet.
-  local since = kind == "requests" and (self.sent_requests - ticket.requests) or (self.sent_tokens - ticket.tokens)
-  self:_set_bucket(kind, limit, remaining - since, rate)
+  -- Requests sent after this one may not be counted in `remaining` yet,
+  -- nor the ticket's others (a strategy's judge goes after the answer
+  -- whose headers these are).
+  local count = math_max(1, tonumber(ticket.count) or 1)
+  local since = kind == "requests" and (self.sent_requests - ticket.requests + count - 1)
+    or (self.sent_tokens - ticket.tokens + (ticket.cost or 0) * (count - 1) / count)
+  self:_set_bucket(kind, limit, remaining - since, rate, ticket.seq)
   return true
 end
 
@@ -309,7 +323,10 @@ function Limiter:observe (ticket, res, err)
     -- The bucket the server found short is empty, whatever the copy says.
     local which = type(err.type) == "string" and err.type or "requests"
     local b = self.buckets[which]
-    if b then self:_refill(b); b.level = math_min(b.level, 0) end
+    if b then
+      self:_refill(b); b.level = math_min(b.level, 0)
+      b.seq = math_max(b.seq, ticket.seq or 0)   -- (a response older than the 429 cannot raise it again)
+    end
   elseif res then
     self.concurrency = math_min(self.max_concurrency, self.concurrency + 1 / math_max(1, self.concurrency))
   end
