@@ -117,15 +117,18 @@ describe("aigc.ratelimit under a burst (a simulated clock)", function ()
     local l = ratelimit.new { concurrency = 8 }
     l:observe(l:sent(1000), { headers = headers(5900) })      -- the server counted 100
     assert.equal(5900, l:state().tokens)
+    l:observe(l:sent(1000), { headers = headers(5800) })      -- the newest count sets it: up from 4,900
+    assert.equal(5800, l:state().tokens)
     local a, b = l:sent(1000), l:sent(1000)
-    assert.equal(3900, l:state().tokens)
-    l:observe(b, { headers = headers(5700) })                  -- the newest: 5,700
-    assert.equal(5700, l:state().tokens)
-    l:observe(a, { headers = headers(5800) })                  -- older, and b not counted in it yet
-    assert.equal(4800, l:state().tokens)
+    assert.equal(3800, l:state().tokens)
+    -- b's count, a (sent before it, still in flight) perhaps not in it yet
+    l:observe(b, { headers = headers(5600) })
+    assert.equal(4600, l:state().tokens)
+    l:observe(a, { headers = headers(5700) })                  -- older (b perhaps not in it): only lowers
+    assert.equal(4600, l:state().tokens)
     local c, d = l:sent(100), l:sent(100)
-    l:observe(d, nil, { status = 429, retry_after = 1, type = "tokens", headers = headers(50) })
-    assert.equal(0, l:state().tokens)
+    l:observe(d, nil, { status = 429, retry_after = 1, type = "tokens", headers = headers(150) })
+    assert.equal(0, l:state().tokens)                          -- (150 less c's 100 perhaps not counted: 0 at most)
     l:observe(c, { headers = headers(5000) })                  -- sent before the 429: no higher
     assert.equal(0, l:state().tokens)
   end)

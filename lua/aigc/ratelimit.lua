@@ -166,6 +166,7 @@ function M.new (opts)
     pace = opts.pace ~= false,
     sent_requests = 0, sent_tokens = 0,   -- running totals, for the in-flight correction
     sent_count = 0,                 -- `sent` calls: a ticket's place (newer responses set the buckets)
+    open = setmetatable({}, { __mode = "k" }),   -- tickets not observed yet (a dropped one goes)
     paused_until = 0,
     max_wait = opts.max_wait or M.MAX_WAIT,
     rate_limited = 0,               -- 429s seen
@@ -264,8 +265,10 @@ function Limiter:sent (cost, requests)
   local rb, tb = self.buckets.requests, self.buckets.tokens
   if rb then self:_refill(rb); rb.level = rb.level - requests end
   if tb then self:_refill(tb); tb.level = tb.level - cost end
-  return { requests = self.sent_requests, tokens = self.sent_tokens, cost = cost, count = requests,
-           seq = self.sent_count }
+  local ticket = { requests = self.sent_requests, tokens = self.sent_tokens, cost = cost, count = requests,
+                   seq = self.sent_count }
+  self.open[ticket] = true
+  return ticket
 end
 
 local function header (h, name)
@@ -276,7 +279,7 @@ end
 -- Mirrors one bucket from a response's headers. Nonsense is ignored (a
 -- limit below 1, a negative, infinite or unreadable count or reset), and a
 -- reset is at most max_wait (with a limit >= 1 the rate is then > 0).
-function Limiter:_learn (h, kind, ticket)
+function Limiter:_learn (h, kind, ticket, before)
   local limit = finite(tonumber(header(h, "x-ratelimit-limit-" .. kind)))
   local remaining = finite(tonumber(header(h, "x-ratelimit-remaining-" .. kind)))
   if not limit or not remaining or limit < 1 then return false end
@@ -286,11 +289,12 @@ function Limiter:_learn (h, kind, ticket)
   local rate = limit / 60                       -- limits are per minute
   if reset and reset > 0 and limit > remaining then rate = math_min(rate, (limit - remaining) / reset) end
   -- Requests sent after this one may not be counted in `remaining` yet,
-  -- nor the ticket's others (a strategy's judge goes after the answer
-  -- whose headers these are).
+  -- nor those sent before it still in flight (a server may admit them
+  -- later: its connection was slower), nor the ticket's others (a
+  -- strategy's judge goes after the answer whose headers these are).
   local count = math_max(1, tonumber(ticket.count) or 1)
-  local since = kind == "requests" and (self.sent_requests - ticket.requests + count - 1)
-    or (self.sent_tokens - ticket.tokens + (ticket.cost or 0) * (count - 1) / count)
+  local since = kind == "requests" and (self.sent_requests - ticket.requests + count - 1 + before.requests)
+    or (self.sent_tokens - ticket.tokens + (ticket.cost or 0) * (count - 1) / count + before.tokens)
   self:_set_bucket(kind, limit, remaining - since, rate, ticket.seq)
   return true
 end
@@ -305,10 +309,17 @@ end
 -- @usage limiter:observe(ticket, res, err)
 function Limiter:observe (ticket, res, err)
   self.in_flight = math_max(0, self.in_flight - 1)
+  if type(ticket) == "table" then self.open[ticket] = nil end
   local h = (res and res.headers) or (err and type(err) == "table" and err.headers) or nil
   if self.pace and h then
-    local learned = self:_learn(h, "requests", ticket)
-    learned = self:_learn(h, "tokens", ticket) or learned
+    local before = { requests = 0, tokens = 0 }   -- (the requests sent before it, still in flight)
+    for t in pairs(self.open) do
+      if (t.seq or 0) < (ticket.seq or 0) then
+        before.requests, before.tokens = before.requests + t.count, before.tokens + t.cost
+      end
+    end
+    local learned = self:_learn(h, "requests", ticket, before)
+    learned = self:_learn(h, "tokens", ticket, before) or learned
     if learned then self.known = true end
   end
   if self.probing and (res or (err and err.status)) then self.probing = false end
@@ -325,7 +336,8 @@ function Limiter:observe (ticket, res, err)
     local b = self.buckets[which]
     if b then
       self:_refill(b); b.level = math_min(b.level, 0)
-      b.seq = math_max(b.seq, ticket.seq or 0)   -- (a response older than the 429 cannot raise it again)
+      -- (a response older than the 429 cannot raise it again)
+      b.seq = math_max(b.seq, type(ticket) == "table" and tonumber(ticket.seq) or 0)
     end
   elseif res then
     self.concurrency = math_min(self.max_concurrency, self.concurrency + 1 / math_max(1, self.concurrency))
