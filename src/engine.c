@@ -541,48 +541,34 @@ static int eng_set_scheduler (lua_State *L) {
 ** =======================================================
 */
 
-/* Delivers the ends close() left (engine at 1), under lua_pcall. */
-static int close_deliver_lua (lua_State *L) {
-  aigc_engine *e = (aigc_engine *)lua_touserdata(L, 1);
-  aigc_loop_dispatch(L, 1, e, 0);
-  return 0;
-}
-
 /*
-** close() (not __gc): every request still pending is canceled, then their
-** ends run — on_error(err) with kind "canceled", the tasks waiting on them
-** resumed — as the client's last turn of the loop, unless close() was
-** called inside a __gc finalizer: then they wait for the next step() (which
-** a closed client accepts for that) or the request's wait(). Returns the
-** status of that last turn (its error on the stack).
+** close() (not __gc), under lua_pcall (engine at 1): every request still
+** pending is canceled, then their ends run -- on_error(err) with kind
+** "canceled", the tasks waiting on them resumed -- as the client's last
+** turn of the loop, unless close() was called inside a __gc finalizer:
+** then they wait for the next step() (which a closed client accepts for
+** that) or the request's wait(). Canceling runs no Lua, but it may run out
+** of memory (a request's end is recorded in Lua tables): an error of
+** either part comes back to engine_close as a status, which raises it once
+** the engine is closed.
 */
-static int cancel_all (lua_State *L, int eidx, aigc_engine *e) {
+static int cancel_all_lua (lua_State *L) {
+  aigc_engine *e = (aigc_engine *)lua_touserdata(L, 1);
   aigc_roster_entry *en;
-  int status = LUA_OK;
-  /* Canceling allocates nothing and runs no Lua: one walk does. */
   for (en = e->roster.all; en != NULL; en = en->all_next) {
     aigc_request *r = aigc_request_of(en);
     if (aigc_terminal(r->state))
       continue;
-    if (aigc_request_push(L, eidx, r)) {
+    if (aigc_request_push(L, 1, r)) {
       aigc_request_cancel(L, lua_gettop(L), "the client was closed", 0);
       lua_pop(L, 1);
     }
     else
       r->state = AIGC_CANCELED;   /* being collected */
   }
-  if (!aigc_in_finalizer(L) && e->roster.r_head != NULL) {
-    int saved_dispatching = e->dispatching;
-    aigc_roster_entry *saved_current = e->roster.current;
-    lua_pushcfunction(L, close_deliver_lua);
-    lua_pushvalue(L, eidx);
-    status = lua_pcall(L, 1, 0, 0);   /* an error is raised by the caller, once closed */
-    if (status != LUA_OK) {
-      e->dispatching = saved_dispatching;
-      e->roster.current = saved_current;
-    }
-  }
-  return status;
+  if (!aigc_in_finalizer(L) && e->roster.r_head != NULL)
+    aigc_loop_dispatch(L, 1, e, 0);
+  return 0;
 }
 
 /*
@@ -629,16 +615,31 @@ static void engine_close (lua_State *L, int eidx, aigc_engine *e, int from_gc) {
     if (from_gc) {
       while (e->roster.all != NULL)   /* ends left undelivered: nobody can now */
         aigc_transfer_detach(aigc_request_of(e->roster.all));
-      aigc_error_flush(L, eidx);
     }
     aigc_config_free(&e->roster.config);
     return;
   }
   if (e->roster.closing)
     return;   /* close() inside close() (a callback it runs): the outer one ends it */
+  if (!from_gc) {
+    /* Pushed before anything changes: on LuaJIT a C function is an
+       allocation, which may fail. Once `closing` is set, nothing here may
+       raise until the engine is closed: a memory error left it closing
+       for ever, its __gc then skipping it, and libcurl's handles, the
+       sockets and the config leaked. */
+    lua_pushcfunction(L, cancel_all_lua);
+    lua_pushvalue(L, eidx);
+  }
   e->roster.closing = 1;
-  if (!from_gc)
-    status = cancel_all(L, eidx, e);
+  if (!from_gc) {
+    int saved_dispatching = e->dispatching;
+    aigc_roster_entry *saved_current = e->roster.current;
+    status = lua_pcall(L, 1, 0, 0);   /* an error is raised below, once closed */
+    if (status != LUA_OK) {
+      e->dispatching = saved_dispatching;
+      e->roster.current = saved_current;
+    }
+  }
   e->roster.closed = 1;
   e->roster.closing = 0;
   if (from_gc)
@@ -646,9 +647,11 @@ static void engine_close (lua_State *L, int eidx, aigc_engine *e, int from_gc) {
   else
     aigc_loop_unwatch(L, eidx, e);   /* before libcurl closes the sockets */
   let_go(e, !from_gc);
-  if (e->roster.ends == 0)
-    aigc_error_flush(L, eidx);   /* else the step() that delivers them returns them */
   aigc_config_free(&e->roster.config);
+  /* Last, as it may run out of memory (an error's text); eng_gc flushes
+     for itself after its own frees. */
+  if (!from_gc && e->roster.ends == 0)
+    aigc_error_flush(L, eidx);   /* else the step() that delivers them returns them */
   if (status != LUA_OK)
     lua_error(L);
 }
@@ -669,6 +672,7 @@ static int eng_gc (lua_State *L) {
   free(e->roster.free_slots);   /* (every request detached by now: none gives a slot back) */
   e->roster.free_slots = NULL;
   e->roster.nfree_slots = e->roster.cap_slots = 0;
+  aigc_error_flush(L, 1);   /* last: it may run out of memory, with nothing left to free */
   return 0;
 }
 

@@ -584,10 +584,7 @@ char **aigc_secrets_box (lua_State *L, int hidx, int sidx, const char *engine) {
   sidx = sidx != 0 ? lua_absindex(L, sidx) : 0;
   box = (char **)lua_newuserdatauv(L, sizeof *box, 0);
   *box = NULL;
-  if (luaL_newmetatable(L, "aigc.secretsbox")) {
-    lua_pushcfunction(L, secrets_box_gc);
-    lua_setfield(L, -2, "__gc");
-  }
+  aigc_push_box_mt(L, "aigc.secretsbox", secrets_box_gc);
   lua_setmetatable(L, -2);
   *box = aigc_secrets_with_call(L, hidx, sidx, engine);
   return box;

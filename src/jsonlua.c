@@ -1083,10 +1083,7 @@ static json_box *new_box (lua_State *L) {
   memset(box, 0, sizeof *box);
   aigc_json_arena_init(&box->arena);
   box->arena.limits.lua_hash = aigc_lua_samples_long_strings();
-  if (luaL_newmetatable(L, "aigc.jsonbox")) {
-    lua_pushcfunction(L, box_gc);
-    lua_setfield(L, -2, "__gc");
-  }
+  aigc_push_box_mt(L, "aigc.jsonbox", box_gc);
   lua_setmetatable(L, -2);
   return box;
 }

@@ -454,4 +454,17 @@ int aigc_pcall_under (lua_State *L, int nargs, int nresults, int hidx) {
   return status;
 }
 
+void aigc_push_box_mt (lua_State *L, const char *name, lua_CFunction gc) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, name) == LUA_TTABLE)
+    return;
+  lua_pop(L, 1);
+  lua_createtable(L, 0, 2);
+  lua_pushcfunction(L, gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushstring(L, name);
+  lua_setfield(L, -2, "__name");
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, name);
+}
+
 /* }====================================================== */

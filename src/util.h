@@ -132,6 +132,15 @@ int  aigc_may_yield (lua_State *L);
 */
 const char *aigc_tostring_safe (lua_State *L, int idx, size_t *len);
 
+/*
+** Pushes the registry's metatable `name` for userdata boxes that `gc`
+** frees (a C buffer boxed so that an error cannot leak it), making it on
+** first use. It is registered only once filled: made as luaL_newmetatable
+** does and then filled, a memory error between the two left a metatable
+** without __gc in the registry, and every later box of that name leaked.
+*/
+void aigc_push_box_mt (lua_State *L, const char *name, lua_CFunction gc);
+
 /* }====================================================== */
 
 #endif
