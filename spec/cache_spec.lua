@@ -151,6 +151,28 @@ describe("the response cache", function ()
     c:close()
   end)
 
+  it("keeps no session cookie nor token a server set, in memory or on disk", function ()
+    local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = { dir = dir .. "/cookie" } }
+    local fault = "raw-header=Set-Cookie: session=cache-cookie-7731,raw-header=set-cookie2: b=cache-cookie-7732,"
+                  .. "raw-header=Authorization: Bearer cache-token-7733"
+    local p = ask("Echo: cookie", { temperature = 0, headers = { ["x-aigc-fault"] = fault } })
+    local live = assert(c:chat(p))
+    assert.equal("session=cache-cookie-7731", live.headers["set-cookie"])   -- (the live reply is the caller's)
+    local f = io.popen("cat " .. dir .. "/cookie/*")
+    local stored = f:read("*a")
+    f:close()
+    assert.matches("Echo: cookie", stored, 1, true)
+    assert.is_nil(stored:find("cache-cookie", 1, true))
+    assert.is_nil(stored:find("cache-token", 1, true))
+    local hit = assert(c:chat(p))
+    assert.is_true(hit.cached)
+    assert.is_nil(hit.headers["set-cookie"])
+    assert.is_nil(hit.headers["set-cookie2"])
+    assert.is_nil(hit.headers["authorization"])
+    assert.equal(live.headers["content-type"], hit.headers["content-type"])
+    c:close()
+  end)
+
   it("a call's own api_key is not written in a disk entry (its key held it), and other credentials are another entry",
      function ()
     local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = { dir = dir .. "/own" } }

@@ -173,6 +173,34 @@ describe("cassettes", function ()
     end
   end)
 
+  it("a session cookie (or a token) the server sets is on no tape, however recorded; the rest replays", function ()
+    local srv = devserver.start()
+    local fault = "raw-header=Set-Cookie: session=cassette-cookie-5521,raw-header=set-cookie2: b=cassette-cookie-5522,"
+                  .. "raw-header=X-Api-Key: cassette-token-5523,informational=1"
+    for _, proxy in ipairs { true, false } do
+      local path = dir .. "/cookie-" .. tostring(proxy) .. ".jsonl"
+      local rec = aigc.client { base_url = srv.base_url, model = "aigc-dev",
+                                cassette = { path = path, mode = "record", proxy = proxy } }
+      local live = assert(rec:chat { messages = { { role = "user", content = "Hi" } },
+                                     headers = { ["x-aigc-fault"] = fault } })
+      assert.equal("session=cassette-cookie-5521", live.headers["set-cookie"])   -- (the live reply is the caller's)
+      rec:close()
+      local tape = read(path)
+      assert.equal(proxy, tape:find('"raw"', 1, true) ~= nil)
+      assert.matches("x-ratelimit-limit-requests", tape, 1, true)   -- the other headers are kept
+      assert.is_nil(tape:find("cassette-cookie", 1, true), "a cookie on the tape recorded " .. tostring(proxy))
+      assert.is_nil(tape:find("cassette-token", 1, true), "a token on the tape recorded " .. tostring(proxy))
+      local c = aigc.client { base_url = "http://127.0.0.1:9/v1", model = "aigc-dev",
+                              cassette = { path = path, mode = "replay", timing = false } }
+      local again = assert(c:chat { messages = { { role = "user", content = "Hi" } } })
+      assert.equal(live.text, again.text)
+      assert.is_nil(again.headers["set-cookie"])
+      assert.equal(live.headers["x-ratelimit-limit-requests"], again.headers["x-ratelimit-limit-requests"])
+      c:close()
+    end
+    srv:stop()
+  end)
+
   it("a key the server echoes (headers, body, error body) is on no tape; the masked text replays", function ()
     local key = "sk-cassette-echo-9182"
     local srv = devserver.start()

@@ -33,6 +33,7 @@
 
 local core = require "aigc.core"
 local util = require "aigc.util"
+local cassette = require "aigc.cassette"
 
 util.own_module()
 
@@ -343,6 +344,15 @@ function Cache:put (key, res, scrub)
   -- (`res.headers` is made when first read: `pairs` shows it through
   -- `__pairs`, which Lua 5.1 and LuaJIT do not have; a hit has it on all)
   if copy.headers == nil then copy.headers = res.headers end
+  -- (no cookie nor token a server set: a session kept on disk, and handed
+  -- to every later hit, is one anyone reading the folder could use)
+  if type(copy.headers) == "table" then
+    local kept = {}
+    for name, v in pairs(copy.headers) do
+      if type(name) ~= "string" or not cassette.private_header(name) then kept[name] = v end
+    end
+    copy.headers = kept
+  end
   local ok, value = pcall(json.encode, copy)
   if not ok then return end
   if scrub then value = scrub(value) end

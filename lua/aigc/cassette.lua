@@ -65,9 +65,24 @@ local M = {}
 local DEFAULT_PATH = { chat = "/chat/completions", completion = "/completions" }
 -- What the core adds to a result (not part of the reply's body).
 local ADDED = { text = true, request_id = true, headers = true, retries = true }
--- Response headers never stored.
-local UNSTORED = { ["set-cookie"] = true, ["content-length"] = true, ["transfer-encoding"] = true,
+-- Response headers never stored: the framing ones (the replay server
+-- sets its own), and those that may carry a session or a credential
+-- (PRIVATE: a session cookie written into a cassette or a cache entry was
+-- on disk for anyone who got the file, and replayed into every run).
+local UNSTORED = { ["content-length"] = true, ["transfer-encoding"] = true,
                    ["connection"] = true, ["keep-alive"] = true }
+local PRIVATE = { ["set-cookie"] = true, ["set-cookie2"] = true, ["cookie"] = true, ["authorization"] = true,
+                  ["proxy-authorization"] = true, ["api-key"] = true, ["x-api-key"] = true,
+                  ["authentication-info"] = true, ["proxy-authentication-info"] = true }
+
+--- Whether a response header may carry a session or a credential (a
+-- cookie, an echoed or a new token): never kept on disk, by the cache nor
+-- a cassette (aigc/cassette_server.lua has the same list).
+-- @tparam string name
+-- @treturn boolean
+function M.private_header (name)
+  return PRIVATE[name:lower()] == true
+end
 
 -- {======================================================
 -- The key
@@ -372,7 +387,7 @@ end
 local function stored_headers (h)
   local out = {}
   for name, value in pairs(type(h) == "table" and h or {}) do
-    if type(name) == "string" and not UNSTORED[name:lower()] then out[name] = value end
+    if type(name) == "string" and not UNSTORED[name:lower()] and not PRIVATE[name:lower()] then out[name] = value end
   end
   return out
 end

@@ -286,9 +286,47 @@ local function utf8_text (s)
   return not s:find("[\128-\255]")
 end
 
+-- Response headers that may carry a session or a credential, never
+-- stored (aigc.cassette's private_header: this process runs without
+-- aigc's modules). A session cookie in a tape was on disk for anyone who
+-- got the file (tapes are committed with the tests).
+local PRIVATE = { ["set-cookie"] = true, ["set-cookie2"] = true, ["cookie"] = true, ["authorization"] = true,
+                  ["proxy-authorization"] = true, ["api-key"] = true, ["x-api-key"] = true,
+                  ["authentication-info"] = true, ["proxy-authentication-info"] = true }
+
+-- The recorded events without the PRIVATE header lines of the response's
+-- head (and of the interim 1xx heads before it). The events are cut after
+-- newlines, so a header line is never split between two; the body is
+-- left as it came (its framing does not count the head).
+local function drop_private_headers (events)
+  local interim = false
+  for _, ev in ipairs(events) do
+    local kept, at = {}, 1
+    while at <= #ev.data do
+      local line = ev.data:match("^[^\n]*\n?", at)
+      at = at + #line
+      if line == "\r\n" or line == "\n" then
+        kept[#kept + 1] = line
+        if not interim then   -- (the head has ended: the rest is the body's)
+          kept[#kept + 1] = ev.data:sub(at)
+          ev.data = table.concat(kept)
+          return
+        end
+        interim = false
+      else
+        if line:find("^HTTP/%S+%s+1%d%d") then interim = true end
+        local name = line:match("^([^:\r\n]+):")
+        if not (name and PRIVATE[name:lower()]) then kept[#kept + 1] = line end
+      end
+    end
+    ev.data = table.concat(kept)
+  end
+end
+
 local function append_exchange (key, events, secrets)
   local f = io.open(path, "ab")
   if not f then return end
+  drop_private_headers(events)
   local pieces, whole = pieces_of(secrets)
   for _, ev in ipairs(events) do
     ev.data = mask(ev.data, pieces, whole)
