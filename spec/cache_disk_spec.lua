@@ -80,6 +80,26 @@ describe("the response cache on disk", function ()
     local c = cache.new { dir = dir }
     assert.equal("reply", c:get("same key").text)
   end)
+
+  it("a folder that cannot be made or written in is an error naming it when the client is made", function ()
+    local aigc = require "aigc"
+    cli.write(dir .. "/a-file", "not a folder\n")
+    local cases = {
+      { dir .. "/a-file/cache", "Not a directory" },   -- under a regular file
+      { dir .. "/a-file", "it is a file, not a folder" },
+      { "/proc/self", "cannot write in it" },            -- a folder nobody writes in, root neither
+    }
+    for _, case in ipairs(cases) do
+      local ok, err = pcall(aigc.client, { base_url = "http://127.0.0.1:9/v1", cache = { dir = case[1] } })
+      assert.is_false(ok, case[1])
+      assert.matches("aigc.cache: cannot keep replies in the folder " .. case[1], err, 1, true)
+      assert.matches(case[2], err, 1, true)
+    end
+    -- a folder that can be made is made, and the probe leaves nothing in it
+    local c = aigc.client { base_url = "http://127.0.0.1:9/v1", cache = { dir = dir .. "/new/sub" } }
+    c:close()
+    assert.same({}, list(dir .. "/new/sub"))
+  end)
 end)
 
 describe("the response cache and media replies that stream", function ()

@@ -19,7 +19,9 @@
 -- cost).
 --
 -- Memory: least recently used entries go first past `max_entries` (1000)
--- or `max_bytes` (32 MiB of stored JSON). Disk (`dir`): one file per entry
+-- or `max_bytes` (32 MiB of stored JSON). Disk (`dir`, made if need be: a
+-- folder that cannot be made or written in raises when the cache is made,
+-- as the client is, not at a write, whose failure no caller hears): one file per entry
 -- (named by a hash of the key, which the file repeats and a read checks),
 -- written atomically (temporary name, then rename), read on a memory miss;
 -- an expired file is removed when read, and every expired file after a
@@ -125,6 +127,44 @@ function M.call_key (key, secrets, header_lines, params)
   return key .. " own " .. hash(table.concat(own, "\n"))
 end
 
+-- A temporary name's suffix no other process uses: the pid (Linux:
+-- /proc/self is the process that opens it) and a count. math.random alone
+-- gave two processes one name (LuaJIT and Lua 5.1 start every process from
+-- one seed, a script may seed it for reproducible runs): both wrote into
+-- one file, a torn entry or one renamed away under the other.
+local pid, written = nil, 0
+local function tmp_suffix ()
+  if not pid then
+    local f = io.open("/proc/self/stat", "rb")
+    pid = f and (f:read("*l") or ""):match("^(%d+)")
+    if f then f:close() end
+    pid = pid or (tostring({}):match("0x(%x+)") or "") .. "-" .. tostring(os.clock()):gsub("%.", "")
+  end
+  written = written + 1
+  return pid .. "." .. written .. "." .. math.random(1, 1e9)
+end
+
+-- Makes the folder `dir` (0700: it holds the replies, private text, as a
+-- prompt log does; umask 077: every folder `mkdir -p` makes is 0700) and
+-- checks that a file can be written in it: true, or nil and why not. A
+-- folder that could not be made (under a file, no permission) was
+-- ignored: every write failed quietly, the user believed the replies were
+-- kept.
+local function usable_dir (dir)
+  local p = io.popen("(umask 077 && mkdir -p " .. shell_quote(dir) .. ") 2>&1")
+  local said = p and p:read("*a") or ""
+  if p then p:close() end
+  local kind = core.file_kind(dir)
+  if kind and kind ~= "directory" then return nil, "it is a " .. kind .. ", not a folder" end
+  if kind ~= "directory" then return nil, said:match("^mkdir: (.-)%s*$") or "not a folder" end
+  local probe = dir .. "/.probe.tmp" .. tmp_suffix()
+  local f, why = io.open(probe, "wb")
+  if not f then return nil, "cannot write in it (" .. tostring(why):gsub("^.*: ", "") .. ")" end
+  f:close()
+  os.remove(probe)
+  return true
+end
+
 local Cache = {}
 Cache.__index = Cache
 
@@ -139,9 +179,10 @@ function M.new (spec)
     entries = {}, count = 0, bytes = 0, head = nil, tail = nil,
     hits = 0, misses = 0, stores = 0, evictions = 0,
   }, Cache)
-  -- (0700: the folder holds the replies, private text, as a prompt log
-  -- does; umask 077: every folder `mkdir -p` makes is 0700)
-  if self.dir then os.execute("(umask 077 && mkdir -p " .. shell_quote(self.dir) .. ") 2>/dev/null") end
+  if self.dir then
+    local ok, why = usable_dir(self.dir)
+    if not ok then error("aigc.cache: cannot keep replies in the folder " .. self.dir .. ": " .. why, 0) end
+  end
   return self
 end
 
@@ -185,23 +226,6 @@ local function read_disk (self, key)
     return nil
   end
   return x.value, tonumber(x.time)
-end
-
--- A temporary name's suffix no other process uses: the pid (Linux:
--- /proc/self is the process that opens it) and a count. math.random alone
--- gave two processes one name (LuaJIT and Lua 5.1 start every process from
--- one seed, a script may seed it for reproducible runs): both wrote into
--- one file, a torn entry or one renamed away under the other.
-local pid, written = nil, 0
-local function tmp_suffix ()
-  if not pid then
-    local f = io.open("/proc/self/stat", "rb")
-    pid = f and (f:read("*l") or ""):match("^(%d+)")
-    if f then f:close() end
-    pid = pid or (tostring({}):match("0x(%x+)") or "") .. "-" .. tostring(os.clock()):gsub("%.", "")
-  end
-  written = written + 1
-  return pid .. "." .. written .. "." .. math.random(1, 1e9)
 end
 
 local function write_disk (self, key, value, time)
