@@ -100,6 +100,27 @@ describe("the response cache on disk", function ()
     c:close()
     assert.same({}, list(dir .. "/new/sub"))
   end)
+
+  it("removes the stale temporary files a killed writer left, and only those", function ()
+    -- (a process killed between its write and its rename leaves NAME.json.tmpPID.N.R: they stayed for ever)
+    local folder = dir .. "/c"
+    os.execute("mkdir '" .. folder .. "'")
+    local function touch (name, age)
+      cli.write(folder .. "/" .. name, "{}")
+      if age then os.execute("touch -d '" .. age .. "' '" .. folder .. "/" .. name .. "'") end
+    end
+    touch("0123456789abcdef.json.tmp999999999.1.42", "2 hours ago")   -- no such process: stale
+    touch(".probe.tmp999999999.1.43", "2 hours ago")                   -- (the folder's write probe)
+    touch("0123456789abcdef.json.tmp1.1.44", "2 hours ago")            -- pid 1 lives: maybe writing still
+    touch("0123456789abcdef.json.tmp999999999.2.45")                  -- fresh: maybe in progress
+    touch("notes.tmp.txt", "2 hours ago")                              -- not ours
+    touch("0123456789abcdef.json", "2 hours ago")                      -- an entry (no ttl: kept)
+    cache.new { dir = folder }
+    local names = list(folder)
+    table.sort(names)
+    assert.same({ "0123456789abcdef.json", "0123456789abcdef.json.tmp1.1.44",
+                  "0123456789abcdef.json.tmp999999999.2.45", "notes.tmp.txt" }, names)
+  end)
 end)
 
 describe("the response cache and media replies that stream", function ()

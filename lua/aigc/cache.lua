@@ -165,6 +165,23 @@ local function usable_dir (dir)
   return true
 end
 
+-- Removes the temporary files of writes that never ended (a process
+-- killed between its write and its rename): left, they stayed for ever,
+-- outside `max_disk_bytes` (only `*.json` files are counted). Only ours
+-- (our names) and only stale: an hour old and their writer gone (the pid
+-- in the name; a name without one, by age alone), never the file another
+-- process is writing. Once, when a cache opens the folder.
+local function drop_stale_tmp (dir)
+  local p = io.popen("find " .. shell_quote(dir) .. " -maxdepth 1 -name '*.tmp*' -mmin +60 -printf '%f\\n' 2>/dev/null")
+  if not p then return end
+  for name in p:lines() do
+    local writer = name:match("^%x+%.json%.tmp(%d+)%.%d+%.%d+$") or name:match("^%.probe%.tmp(%d+)%.%d+%.%d+$")
+    local ours = writer or name:match("^%x+%.json%.tmp%x*%-%d*%.%d+%.%d+$")
+    if ours and not (writer and core.file_kind("/proc/" .. writer) == "directory") then os.remove(dir .. "/" .. name) end
+  end
+  p:close()
+end
+
 local Cache = {}
 Cache.__index = Cache
 
@@ -182,6 +199,7 @@ function M.new (spec)
   if self.dir then
     local ok, why = usable_dir(self.dir)
     if not ok then error("aigc.cache: cannot keep replies in the folder " .. self.dir .. ": " .. why, 0) end
+    drop_stale_tmp(self.dir)
   end
   return self
 end
