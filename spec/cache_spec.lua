@@ -196,6 +196,24 @@ describe("the response cache", function ()
     c:close()
   end)
 
+  it("a disk entry is hit by a client recording or replaying a cassette (the key has the client's URL)", function ()
+    local p = ask("Echo: taped", { temperature = 0 })
+    local warm = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = { dir = dir .. "/c" } }
+    local live = assert(warm:chat(p))
+    warm:close()
+    local tape = dir .. "/t.jsonl"
+    -- recording through the proxy (whose port is new each run), then replaying
+    for _, mode in ipairs { "record", "replay" } do
+      local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = { dir = dir .. "/c" },
+                              cassette = { path = tape, mode = mode } }
+      local res = assert(c:chat(p))
+      c:close()
+      assert.is_true(res.cached, mode)
+      assert.equal(live.text, res.text)
+    end
+    assert.equal(1, #srv:requests())
+  end)
+
   it("evicts the least recently used past max_entries / max_bytes", function ()
     local cc = cache.new { max_entries = 2 }
     cc:put("a", { text = "A" }); cc:put("b", { text = "B" })

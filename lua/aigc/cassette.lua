@@ -297,7 +297,8 @@ function M.open (spec, base_url)
     error("aigc.cassette: " .. spec.path .. " is a directory: the cassette is a file (a .jsonl to record into)", 0)
   end
   if mode == "auto" then mode = file_exists(spec.path) and "replay" or "record" end
-  local self = setmetatable({ path = spec.path, mode = mode, cursor = {} }, Cassette)
+  -- (`upstream`: the client's own base URL, which `base_url` replaces)
+  local self = setmetatable({ path = spec.path, mode = mode, cursor = {}, upstream = base_url }, Cassette)
   if mode == "record" then
     local f, why = io.open(spec.path, "wb")
     if not f then error("aigc.cassette: cannot write " .. tostring(why), 0) end

@@ -301,8 +301,11 @@ function M.before (client, api, params, path, body)
   call.secrets, call.header_lines = util.call_credentials(p)   -- (what the cache, the cassette keep: scrubbed)
   p.cache = nil   -- (the cache mark is never sent)
   if client._cache and cache.cacheable(api, params, body) then
-    -- (the URL as shown: no password in a key that the disk cache's files repeat)
-    call.cache_key = cache.call_key(util.shown_url(client.base_url) .. " " .. cassette.key(api, p, path, client.model),
+    -- (the URL as shown: no password in a key that the disk cache's files repeat; the
+    -- client's own, not a cassette's server's, whose port is new each run: the disk
+    -- entries were never hit again while a cassette recorded through its proxy or replayed)
+    local url = client._cassette and client._cassette.upstream or client.base_url
+    call.cache_key = cache.call_key(util.shown_url(url) .. " " .. cassette.key(api, p, path, client.model),
                                     call.secrets, call.header_lines, p)
     call.hit = client._cache:get(call.cache_key)
     if call.hit then return call end
