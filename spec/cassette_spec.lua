@@ -201,6 +201,32 @@ describe("cassettes", function ()
     srv:stop()
   end)
 
+  it("a reply the response cache gave while recording is on the tape: the replay has it", function ()
+    local srv = devserver.start()
+    local function ask (c) return c:chat { messages = { { role = "user", content = "Echo: kept" } }, temperature = 0 } end
+    -- the disk cache has the reply from an earlier run
+    local warm = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = { dir = dir .. "/cache" } }
+    local live = assert(ask(warm))
+    warm:close()
+    for _, proxy in ipairs { true, false } do
+      local path = dir .. "/hit-" .. tostring(proxy) .. ".jsonl"
+      local rec = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = { dir = dir .. "/cache" },
+                                cassette = { path = path, mode = "record", proxy = proxy } }
+      assert.is_true(assert(ask(rec)).cached)
+      rec:close()
+      assert.is_nil(read(path):find('"cached"', 1, true))
+      local c = aigc.client { base_url = "http://127.0.0.1:9/v1", model = "aigc-dev",
+                              cassette = { path = path, mode = "replay", timing = false } }
+      local again, err = ask(c)
+      c:close()
+      assert.is_nil(err, "the tape recorded " .. (proxy and "through the proxy" or "in the client") .. " missed it")
+      assert.equal(live.text, again.text)
+      assert.is_nil(again.cached)
+    end
+    assert.equal(1, #srv:requests())
+    srv:stop()
+  end)
+
   it("a key the server echoes (headers, body, error body) is on no tape; the masked text replays", function ()
     local key = "sk-cassette-echo-9182"
     local srv = devserver.start()

@@ -64,7 +64,7 @@ local M = {}
 
 local DEFAULT_PATH = { chat = "/chat/completions", completion = "/completions" }
 -- What the core adds to a result (not part of the reply's body).
-local ADDED = { text = true, request_id = true, headers = true, retries = true }
+local ADDED = { text = true, request_id = true, headers = true, retries = true, cached = true }
 -- Response headers never stored: the framing ones (the replay server
 -- sets its own), and those that may carry a session or a credential
 -- (PRIVATE: a session cookie written into a cassette or a cache entry was
@@ -326,6 +326,14 @@ local function describe_key (key)
   return (key:gsub("[^\32-\126]", "?"))
 end
 
+-- The key of a call (`call.params`: the copy, without the `cache` mark).
+local function key_of (call, api, params, path)
+  local key = M.key(api, params and call.params, path, call.model)
+  -- (a call's api_key param, in the body, was written in the file's key;
+  -- redacted, not hashed: a replay with another key still matches)
+  return util.replace_secrets(key, call.secrets, function () return "[redacted]" end)
+end
+
 --- Before a call is submitted: changes `call.params` (the copy the client
 -- will submit): for a replay, the header naming the exchange; for a
 -- recording, the stream callback that keeps the events.
@@ -335,10 +343,7 @@ end
 -- @tparam string|nil path
 function Cassette:before (call, api, params, path)
   local p = call.params
-  local key = M.key(api, params and p, path, call.model)   -- (the copy: without the `cache` mark)
-  -- (a call's api_key param, in the body, was written in the file's key;
-  -- redacted, not hashed: a replay with another key still matches)
-  key = util.replace_secrets(key, call.secrets, function () return "[redacted]" end)
+  local key = key_of(call, api, params, path)
   call.key = key
   if self.proxy then   -- recording through the proxy: it stores the exchange under this key
     local headers = {}
@@ -393,27 +398,8 @@ local function stored_headers (h)
   return out
 end
 
---- When a recorded call has ended: appends its exchange (calls that got no
--- HTTP answer -- a refused connection, a cancel -- are not stored),
--- scrubbed by `scrub` (the client's and the call's secrets: a key a server echoed in a
--- header or a body is not in the file).
--- @tparam table call from `before`
--- @param res
--- @param err
--- @tparam[opt] function scrub the exchange (a table, in place) -> it
-function Cassette:ended (call, res, err, scrub)
-  if self.mode == "replay" then
-    -- (a replayed call's retries played the exchanges after its first:
-    -- the next call of that key goes on after them)
-    local n, ended = call.cassette_n, res or err
-    local retries = type(ended) == "table" and tonumber(ended.retries) or 0
-    local list = n and self.index[call.key]
-    if list and retries > 0 and self.raw[list[n]] then
-      self.cursor[call.key] = math.max(self.cursor[call.key] or 0, math.min(#list, n + retries))
-    end
-    return
-  end
-  if self.mode ~= "record" or self.proxy then return end
+-- Appends an exchange recorded in the client.
+local function record (self, call, res, err, scrub)
   local x = { key = call.key }
   if res then
     x.status = 200
@@ -449,10 +435,53 @@ function Cassette:ended (call, res, err, scrub)
     return
   end
   if scrub then x = scrub(x) end
+  local line = json.encode(x) .. "\n"
   local f = io.open(self.path, "ab")
   if not f then return end
-  f:write(json.encode(x), "\n")
+  -- (one write(2) for the line: the recording proxy appends to the same
+  -- file, and a line written in two parts could have its lines between)
+  f:setvbuf("full", #line + 1)
+  f:write(line)
   f:close()
+end
+
+--- When a recorded call has ended: appends its exchange (calls that got no
+-- HTTP answer -- a refused connection, a cancel -- are not stored),
+-- scrubbed by `scrub` (the client's and the call's secrets: a key a server echoed in a
+-- header or a body is not in the file).
+-- @tparam table call from `before`
+-- @param res
+-- @param err
+-- @tparam[opt] function scrub the exchange (a table, in place) -> it
+function Cassette:ended (call, res, err, scrub)
+  if self.mode == "replay" then
+    -- (a replayed call's retries played the exchanges after its first:
+    -- the next call of that key goes on after them)
+    local n, ended = call.cassette_n, res or err
+    local retries = type(ended) == "table" and tonumber(ended.retries) or 0
+    local list = n and self.index[call.key]
+    if list and retries > 0 and self.raw[list[n]] then
+      self.cursor[call.key] = math.max(self.cursor[call.key] or 0, math.min(#list, n + retries))
+    end
+    return
+  end
+  if self.mode ~= "record" or self.proxy then return end
+  record(self, call, res, err, scrub)
+end
+
+--- A call the response cache answered while recording: its exchange is
+-- appended as the client received it (the proxy saw no request). Left
+-- out, a replay of the tape missed that call.
+-- @tparam table call the call's state (`params`, `secrets`, `model`)
+-- @tparam string api
+-- @tparam table|nil params the caller's
+-- @tparam string|nil path
+-- @tparam table res the reply the cache gave
+-- @tparam[opt] function scrub as for `ended`
+function Cassette:hit (call, api, params, path, res, scrub)
+  if self.mode ~= "record" then return end
+  call.key = key_of(call, api, params, path)
+  record(self, call, res, nil, scrub)
 end
 
 --- Stops the replay server. Idempotent.
