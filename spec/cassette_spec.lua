@@ -342,6 +342,36 @@ uv.run()
     c2:close()
   end)
 
+  it("a second recorder of one tape (another process) is refused; the first's exchanges are kept", function ()
+    local luachild = require "luachild"
+    local path = dir .. "/shared.jsonl"
+    local srv = devserver.start { pause_ms = 0 }
+    local rec = aigc.client { base_url = srv.base_url, model = "aigc-dev", cassette = { path = path, mode = "record" } }
+    local first = assert(rec:chat "Echo: first recorder")
+    -- while it records: another process, to record (or replay, or auto) the same tape
+    local r = luachild.run([[
+      local aigc = require "aigc"
+      for _, mode in ipairs { "record", "auto", "replay" } do
+        local ok, err = pcall(aigc.client, { base_url = arg[1], model = "aigc-dev",
+                                             cassette = { path = arg[2], mode = mode } })
+        if ok then assert(err:chat "Echo: second recorder"); err:close() end
+        print(mode, ok, err)
+      end
+    ]], { args = { srv.base_url, path } })
+    assert.equal(0, r.status, r.stderr)
+    for _, mode in ipairs { "record", "auto", "replay" } do
+      assert.matches(mode .. "\tfalse\taigc.cassette: " .. path .. " is being recorded by another client (pid ",
+                     r.stdout, 1, true)
+    end
+    rec:close()
+    srv:stop()
+    assert.is_nil(io.open(path .. ".lock"))   -- (the lock goes with the recorder)
+    local c = aigc.client { base_url = "http://127.0.0.1:9/v1", model = "aigc-dev",
+                            cassette = { path = path, mode = "replay", timing = false } }
+    assert.equal(first.text, assert(c:chat "Echo: first recorder").text)
+    c:close()
+  end)
+
   it("a torn last line (a recording killed while writing) is left out; the rest replays", function ()
     local path = dir .. "/torn.jsonl"
     local srv = devserver.start { pause_ms = 0 }

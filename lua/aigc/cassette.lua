@@ -10,6 +10,9 @@
 --  - "auto": replay when the cassette file exists, else record (run once
 --    against the server, then offline for ever; delete the file to re-record).
 --
+-- One client records a tape at a time (it holds `PATH.lock`): another
+-- client opening it, in any mode, in any process, raises.
+--
 -- **The key** of an exchange is the API path and the call's params as
 -- canonical JSON (keys sorted, numbers normalised, `stream` as a boolean),
 -- without the per-call options that are never sent (`timeout`, `headers`,
@@ -55,8 +58,8 @@ local util = require "aigc.util"
 util.own_module()
 
 local json, null = core.json, core.null
-local error, getmetatable, ipairs, next, pairs, rawget, setmetatable, tonumber, tostring, type =
-  error, getmetatable, ipairs, next, pairs, rawget, setmetatable, tonumber, tostring, type
+local error, getmetatable, ipairs, next, pairs, pcall, rawget, setmetatable, tonumber, tostring, type =
+  error, getmetatable, ipairs, next, pairs, pcall, rawget, setmetatable, tonumber, tostring, type
 local string_format, table_concat, table_sort = string.format, table.concat, table.sort
 local math_floor = math.floor
 
@@ -296,27 +299,50 @@ function M.open (spec, base_url)
   if core.file_kind(spec.path) == "directory" then
     error("aigc.cassette: " .. spec.path .. " is a directory: the cassette is a file (a .jsonl to record into)", 0)
   end
+  -- One recorder at a time (`PATH.lock`, core.lockfile: the kernel drops
+  -- it however its holder ends). Two processes recording one tape each
+  -- started it afresh and appended their own: the exchanges of one were
+  -- lost, silently. (Where no lock can be made -- a read-only folder --
+  -- none is taken.) A replay only reads the lock's pid: a tape still being
+  -- recorded would miss every call not yet on it, and replayers taking the
+  -- lock in turn would refuse each other (tests run in parallel).
+  local lock, code, pid, _
   if mode == "auto" then mode = file_exists(spec.path) and "replay" or "record" end
-  -- (`upstream`: the client's own base URL, which `base_url` replaces)
-  local self = setmetatable({ path = spec.path, mode = mode, cursor = {}, upstream = base_url }, Cassette)
   if mode == "record" then
-    local f, why = io.open(spec.path, "wb")
-    if not f then error("aigc.cassette: cannot write " .. tostring(why), 0) end
-    f:close()
-    -- A plain-http server (the bundled one, llama.cpp...): the proxy keeps
-    -- the wire bytes. An https one: the client keeps the decoded reply; so
-    -- too for a URL with a user name or password (the proxy would have them
-    -- on its command line, and does not send them on).
-    if spec.proxy ~= false and base_url:lower():find("^http://") and not base_url:find("^http://[^/?#]*@") then
-      self.proxy = true
-      self.base_url, self.pid, self.pipe = start_server(spec.path, true, base_url)
-    end
+    lock, _, code, pid = core.lockfile(spec.path .. ".lock")
   else
-    local index, why, raw = read_index(spec.path)
-    if not index then error("aigc.cassette: cannot read " .. tostring(why), 0) end
-    self.index, self.torn, self.raw, self.calls = index, why, raw, 0
-    self.base_url, self.pid, self.pipe = start_server(spec.path, spec.timing ~= false)
+    pid = (util.read_file(spec.path .. ".lock") or ""):match("^(%d+)")
+    code = pid and core.file_kind("/proc/" .. pid) == "directory" and "locked"
   end
+  if code == "locked" then
+    error(string_format("aigc.cassette: %s is being recorded by another client%s (its lock is %s.lock): "
+                        .. "wait for it to end, or give another path", spec.path,
+                        pid and " (pid " .. pid .. ")" or "", spec.path), 0)
+  end
+  -- (`upstream`: the client's own base URL, which `base_url` replaces)
+  local self = setmetatable({ path = spec.path, mode = mode, cursor = {}, upstream = base_url, lock = lock },
+                            Cassette)
+  local ok, err = pcall(function ()
+    if mode == "record" then
+      local f, why = io.open(spec.path, "wb")
+      if not f then error("aigc.cassette: cannot write " .. tostring(why), 0) end
+      f:close()
+      -- A plain-http server (the bundled one, llama.cpp...): the proxy keeps
+      -- the wire bytes. An https one: the client keeps the decoded reply; so
+      -- too for a URL with a user name or password (the proxy would have them
+      -- on its command line, and does not send them on).
+      if spec.proxy ~= false and base_url:lower():find("^http://") and not base_url:find("^http://[^/?#]*@") then
+        self.proxy = true
+        self.base_url, self.pid, self.pipe = start_server(spec.path, true, base_url)
+      end
+    else
+      local index, why, raw = read_index(spec.path)
+      if not index then error("aigc.cassette: cannot read " .. tostring(why), 0) end
+      self.index, self.torn, self.raw, self.calls = index, why, raw, 0
+      self.base_url, self.pid, self.pipe = start_server(spec.path, spec.timing ~= false)
+    end
+  end)
+  if not ok then self:close(); error(err, 0) end
   return self
 end
 
@@ -496,6 +522,8 @@ function Cassette:close ()
     if self.pipe and io.type(self.pipe) == "file" then self.pipe:read("*a"); self.pipe:close() end
     self.pipe = nil
   end
+  -- (after the proxy has written its last exchange)
+  if self.lock then self.lock:close(); self.lock = nil end
 end
 
 Cassette.__gc = Cassette.close
