@@ -372,6 +372,20 @@ uv.run()
     c:close()
   end)
 
+  it("a client that cannot be made (a bad cache folder) lets its tape go: the next client records it", function ()
+    local path = dir .. "/again.jsonl"
+    cli.write(dir .. "/a-file", "x")
+    local srv = devserver.start { pause_ms = 0 }
+    local ok, err = pcall(aigc.client, { base_url = srv.base_url, model = "aigc-dev", cache = { dir = dir .. "/a-file" },
+                                         cassette = { path = path, mode = "record" } })
+    assert.is_false(ok)
+    assert.matches("aigc.cache: cannot keep replies in the folder", err, 1, true)
+    local rec = aigc.client { base_url = srv.base_url, model = "aigc-dev", cassette = { path = path, mode = "record" } }
+    assert(rec:chat "Hi")
+    rec:close()
+    srv:stop()
+  end)
+
   it("a torn last line (a recording killed while writing) is left out; the rest replays", function ()
     local path = dir .. "/torn.jsonl"
     local srv = devserver.start { pause_ms = 0 }

@@ -92,12 +92,21 @@ end
 function M.attach (client, ext)
   ext = ext or {}
   if ext.usage ~= false then client._usage = usage.new(ext.prices) end
-  if ext.prompt_log then
-    client._promptlog = open_prompt_log(ext.prompt_log)
-    client._owns_log = type(ext.prompt_log) ~= "table"   -- (a log the caller opened, the caller closes)
-  end
   client._cassette = ext.opened_cassette
-  if ext.cache then client._cache = cache.new(ext.cache) end
+  -- (a log or a cache folder that cannot be opened raises: the cassette
+  -- opened already is closed first -- its server stopped, its lock let go:
+  -- kept until collected, the tape could not be opened again meanwhile)
+  local ok, err = pcall(function ()
+    if ext.prompt_log then
+      client._promptlog = open_prompt_log(ext.prompt_log)
+      client._owns_log = type(ext.prompt_log) ~= "table"   -- (a log the caller opened, the caller closes)
+    end
+    if ext.cache then client._cache = cache.new(ext.cache) end
+  end)
+  if not ok then
+    if client._cassette then client._cassette:close() end
+    error(err, 0)
+  end
   if client._usage or client._promptlog or client._cassette or client._cache then client._hook = M end
   -- The default: totals and nothing else. A call then needs no state but
   -- its end (see `M.before`'s straight line).
