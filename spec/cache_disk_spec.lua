@@ -134,6 +134,23 @@ describe("the response cache and media replies that stream", function ()
 
   local read = require("procutil").read_file
 
+  it("speech as bytes (audio, no text) marked cache = true is kept, in memory and on disk, and hit", function ()
+    local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = { dir = dir .. "/c" } }
+    local first = assert(c:speech { input = "Say it once", cache = true })
+    assert.is_truthy(first.body:find("[\128-\255]"))   -- (bytes a JSON string cannot hold)
+    local again = assert(c:speech { input = "Say it once", cache = true })
+    c:close()
+    assert.is_true(again.cached)
+    assert.equal(first.body, again.body)
+    assert.equal(first.content_type, again.content_type)
+    local other = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = { dir = dir .. "/c" } }
+    local from_disk = assert(other:speech { input = "Say it once", cache = true })
+    other:close()
+    assert.is_true(from_disk.cached)
+    assert.equal(first.body, from_disk.body)
+    assert.equal(1, #srv:requests())
+  end)
+
   it("speech written to a file (to =) marked cache = true is sent each time and writes each file", function ()
     local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = true }
     local first = assert(c:speech { input = "Say it once", to = dir .. "/one.mp3", cache = true })

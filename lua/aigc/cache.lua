@@ -369,6 +369,9 @@ function Cache:get (key)
     self.misses = self.misses + 1
     return nil
   end
+  if res.body == nil and type(res.body_b64) == "string" then
+    res.body, res.body_b64 = core.media.b64decode(res.body_b64), nil
+  end
   self.hits = self.hits + 1
   res.cached, res.retries = true, 0
   return res
@@ -396,6 +399,13 @@ function Cache:put (key, res, scrub)
     copy.headers = kept
   end
   local ok, value = pcall(json.encode, copy)
+  if not ok and type(copy.body) == "string" then
+    -- A reply of bytes that are no text (speech's audio): kept as base64.
+    -- A JSON string holds UTF-8 text only: the encoding failed, nothing was
+    -- stored, and every repeat of the call was sent (and paid) again.
+    copy.body, copy.body_b64 = nil, util.base64(copy.body)
+    ok, value = pcall(json.encode, copy)
+  end
   if not ok then return end
   if scrub then value = scrub(value) end
   local time = os_time()
