@@ -201,6 +201,31 @@ describe("cassettes", function ()
     srv:stop()
   end)
 
+  it("a Set-Cookie folded on several lines (obs-fold) is on no tape recorded by the proxy", function ()
+    local oneshot = require "oneshot"
+    local port, child = oneshot.start([[
+      local oneshot = require "oneshot"
+      local server = oneshot.listen()
+      local c = oneshot.read_request(server)
+      local body = '{"id":"x","object":"chat.completion","model":"m","choices":[{"index":0,'
+                   .. '"message":{"role":"assistant","content":"folded"},"finish_reason":"stop"}]}'
+      c:send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nSet-Cookie: session=a;\r\n"
+             .. " folded-cookie-6612\r\nX-Kept: yes\r\nContent-Length: " .. #body .. "\r\n\r\n" .. body)
+      c:close()
+    ]])
+    local path = dir .. "/folded.jsonl"
+    local rec = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", model = "m", max_retries = 0,
+                              cassette = { path = path, mode = "record" } }
+    local live = assert(rec:chat "Hi")
+    rec:close()
+    child:wait(10)
+    assert.equal("folded", live.text)
+    local tape = read(path)
+    assert.matches('"raw":true', tape, 1, true)
+    assert.matches("X-Kept: yes", tape, 1, true)
+    assert.is_nil(tape:find("folded-cookie", 1, true))
+  end)
+
   it("a reply the response cache gave while recording is on the tape: the replay has it", function ()
     local srv = devserver.start()
     local function ask (c) return c:chat { messages = { { role = "user", content = "Echo: kept" } }, temperature = 0 } end

@@ -299,7 +299,7 @@ local PRIVATE = { ["set-cookie"] = true, ["set-cookie2"] = true, ["cookie"] = tr
 -- newlines, so a header line is never split between two; the body is
 -- left as it came (its framing does not count the head).
 local function drop_private_headers (events)
-  local interim = false
+  local interim, dropping = false, false
   for _, ev in ipairs(events) do
     local kept, at = {}, 1
     while at <= #ev.data do
@@ -313,10 +313,13 @@ local function drop_private_headers (events)
           return
         end
         interim = false
+      elseif line:find("^[ \t]") then   -- (a folded line: goes with its header)
+        if not dropping then kept[#kept + 1] = line end
       else
         if line:find("^HTTP/%S+%s+1%d%d") then interim = true end
         local name = line:match("^([^:\r\n]+):")
-        if not (name and PRIVATE[name:lower()]) then kept[#kept + 1] = line end
+        dropping = name ~= nil and PRIVATE[name:lower()] == true
+        if not dropping then kept[#kept + 1] = line end
       end
     end
     ev.data = table.concat(kept)
