@@ -228,7 +228,9 @@ describe("cassettes", function ()
 
   it("a reply the response cache gave while recording is on the tape: the replay has it", function ()
     local srv = devserver.start()
-    local function ask (c) return c:chat { messages = { { role = "user", content = "Echo: kept" } }, temperature = 0 } end
+    local function ask (c)
+      return c:chat { messages = { { role = "user", content = "Echo: kept" } }, temperature = 0 }
+    end
     -- the disk cache has the reply from an earlier run
     local warm = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = { dir = dir .. "/cache" } }
     local live = assert(ask(warm))
@@ -401,7 +403,8 @@ uv.run()
     local path = dir .. "/again.jsonl"
     cli.write(dir .. "/a-file", "x")
     local srv = devserver.start { pause_ms = 0 }
-    local ok, err = pcall(aigc.client, { base_url = srv.base_url, model = "aigc-dev", cache = { dir = dir .. "/a-file" },
+    local ok, err = pcall(aigc.client, { base_url = srv.base_url, model = "aigc-dev",
+                                         cache = { dir = dir .. "/a-file" },
                                          cassette = { path = path, mode = "record" } })
     assert.is_false(ok)
     assert.matches("aigc.cache: cannot keep replies in the folder", err, 1, true)

@@ -177,7 +177,8 @@ local function drop_stale_tmp (dir)
   for name in p:lines() do
     local writer = name:match("^%x+%.json%.tmp(%d+)%.%d+%.%d+$") or name:match("^%.probe%.tmp(%d+)%.%d+%.%d+$")
     local ours = writer or name:match("^%x+%.json%.tmp%x*%-%d*%.%d+%.%d+$")
-    if ours and not (writer and core.file_kind("/proc/" .. writer) == "directory") then os.remove(dir .. "/" .. name) end
+    local alive = writer and core.file_kind("/proc/" .. writer) == "directory"
+    if ours and not alive then os.remove(dir .. "/" .. name) end
   end
   p:close()
 end
