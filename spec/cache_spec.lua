@@ -66,6 +66,24 @@ describe("the response cache", function ()
     c:close()
   end)
 
+  it("decides what may be cached from what is sent: extra_body's temperature and seed, a null seed", function ()
+    local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = true }
+    local function twice (extra)
+      local before = #srv:requests()
+      assert(c:chat(ask("Echo: sent", extra)))
+      local again = assert(c:chat(ask("Echo: sent", extra)))
+      return #srv:requests() - before, again.cached
+    end
+    -- sent with temperature 1, or with a null seed: may differ each time
+    assert.same({ 2 }, { twice { temperature = 0, extra_body = { temperature = 1 } } })
+    assert.same({ 2 }, { twice { seed = aigc.null } })
+    assert.same({ 2 }, { twice { extra_body = { seed = aigc.null }, seed = 3 } })
+    -- sent with temperature 0 or a seed: kept
+    assert.same({ 1, true }, { twice { temperature = 1, extra_body = { temperature = 0 } } })
+    assert.same({ 1, true }, { twice { extra_body = { seed = 5 } } })
+    c:close()
+  end)
+
   it("a hit through chat_async is a request already done; its on_done runs from step()", function ()
     local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = true }
     assert(c:chat(ask("Echo: async", { temperature = 0 })))

@@ -83,7 +83,16 @@ function M.cacheable (api, params, body)
     return false
   end
   if params.cache ~= nil then return params.cache == true end
-  return params.temperature == 0 or params.seed ~= nil
+  -- What is sent: extra_body's fields go over the params' (the encoder's
+  -- rule), and a null is no value. (A temperature 0 that extra_body sent
+  -- as 1 was cached: one random reply given for ever after.)
+  local temperature, seed = params.temperature, params.seed
+  local extra = params.extra_body
+  if type(extra) == "table" then
+    if extra.temperature ~= nil then temperature = extra.temperature end
+    if extra.seed ~= nil then seed = extra.seed end
+  end
+  return temperature == 0 or (seed ~= nil and seed ~= core.null)
 end
 
 -- A 64-bit hash of a string as 16 hex digits (file names; collisions are
