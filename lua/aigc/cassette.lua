@@ -464,9 +464,11 @@ local function record (self, call, res, err, scrub)
   local line = json.encode(x) .. "\n"
   local f = io.open(self.path, "ab")
   if not f then return end
-  -- (one write(2) for the line: the recording proxy appends to the same
-  -- file, and a line written in two parts could have its lines between)
-  f:setvbuf("full", #line + 1)
+  -- (one write(2) for the line, unbuffered -- glibc ignores a buffer size
+  -- without a buffer, and wrote a long line in 4 KiB blocks then the rest:
+  -- the recording proxy appends to the same file, and its line could come
+  -- between the two parts)
+  f:setvbuf("no")
   f:write(line)
   f:close()
 end

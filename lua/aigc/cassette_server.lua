@@ -338,7 +338,12 @@ local function append_exchange (key, events, secrets)
     -- and the whole cassette failed to open ("not a cassette exchange").
     if not utf8_text(ev.data) then ev.b64, ev.data = base64(ev.data), nil end
   end
-  f:write(cjson.encode { key = key, raw = true, events = events }, "\n")
+  -- (one write(2) for the line, unbuffered: a long line went out in 4 KiB
+  -- blocks then the rest, and the client appends to the same file -- a
+  -- reply the response cache gave -- which could come between the parts)
+  local line = cjson.encode { key = key, raw = true, events = events } .. "\n"
+  f:setvbuf("no")
+  f:write(line)
   f:close()
 end
 
