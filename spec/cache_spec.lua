@@ -249,6 +249,20 @@ describe("the response cache", function ()
     assert.is_true(small:stats().bytes <= 40)
   end)
 
+  it("max_bytes counts the keys too (a long prompt with a short reply)", function ()
+    local cc = cache.new { max_bytes = 1000 }
+    local long = string.rep("p", 600)   -- (a key holds the whole request)
+    cc:put(long .. "1", { text = "a" })
+    cc:put(long .. "2", { text = "b" })
+    local s = cc:stats()
+    assert.equal(1, s.entries)
+    assert.equal(1, s.evictions)
+    assert.is_true(s.bytes > 600 and s.bytes <= 1000)
+    assert.equal("b", cc:get(long .. "2").text)
+    cc:put(string.rep("q", 1001), { text = "c" })   -- (alone past the cap: not kept in memory)
+    assert.equal(1, cc:stats().entries)
+  end)
+
   it("max_disk_bytes: the oldest files go", function ()
     local cc = cache.new { dir = dir .. "/d", max_disk_bytes = 400 }
     for i = 1, 10 do

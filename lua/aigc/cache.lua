@@ -19,7 +19,7 @@
 -- cost).
 --
 -- Memory: least recently used entries go first past `max_entries` (1000)
--- or `max_bytes` (32 MiB of stored JSON). Disk (`dir`, made if need be: a
+-- or `max_bytes` (32 MiB of keys and stored JSON). Disk (`dir`, made if need be: a
 -- folder that cannot be made or written in raises when the cache is made,
 -- as the client is, not at a write, whose failure no caller hears): one file per entry
 -- (named by a hash of the key, which the file repeats and a read checks),
@@ -231,7 +231,7 @@ end
 local function forget (self, e)
   unlink(self, e)
   self.entries[e.key] = nil
-  self.count, self.bytes = self.count - 1, self.bytes - #e.value
+  self.count, self.bytes = self.count - 1, self.bytes - #e.key - #e.value
 end
 
 local function expired (self, time)
@@ -329,11 +329,14 @@ end
 local function remember (self, key, value, time)
   local e = self.entries[key]
   if e then forget(self, e) end
-  if #value > self.max_bytes then return end
+  -- (the key counts too: it holds the whole request -- a prompt of a
+  -- megabyte and a reply of a line, 1,000 of them kept a gigabyte under a
+  -- 32 MiB cap)
+  if #key + #value > self.max_bytes then return end
   e = { key = key, value = value, time = time }
   self.entries[key] = e
   push_front(self, e)
-  self.count, self.bytes = self.count + 1, self.bytes + #value
+  self.count, self.bytes = self.count + 1, self.bytes + #key + #value
   while self.count > self.max_entries or self.bytes > self.max_bytes do
     forget(self, self.tail)
     self.evictions = self.evictions + 1
