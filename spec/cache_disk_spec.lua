@@ -101,6 +101,22 @@ describe("the response cache on disk", function ()
     assert.same({}, list(dir .. "/new/sub"))
   end)
 
+  it("the TTL sweep and max_disk_bytes remove only the cache's own files from a folder the user gave", function ()
+    local folder = dir .. "/mixed"
+    os.execute("mkdir '" .. folder .. "'")
+    cli.write(folder .. "/config.json", string.rep("c", 500))
+    cli.write(folder .. "/0123456789abcdef.json", string.rep("e", 500))   -- (an entry of ours, old)
+    os.execute("touch -d '2 hours ago' '" .. folder .. "/config.json' '" .. folder .. "/0123456789abcdef.json'")
+    local c = cache.new { dir = folder, ttl = 60, max_disk_bytes = 300 }
+    c:put("k", { text = "new" })
+    local names = list(folder)
+    table.sort(names)
+    assert.equal(2, #names)
+    assert.equal("config.json", names[2])   -- the user's file stays, old and over the cap
+    assert.matches("^%x+%.json$", names[1])  -- the new entry; the old one went
+    assert.are_not.equal("0123456789abcdef.json", names[1])
+  end)
+
   it("removes the stale temporary files a killed writer left, and only those", function ()
     -- (a process killed between its write and its rename leaves NAME.json.tmpPID.N.R: they stayed for ever)
     local folder = dir .. "/c"

@@ -286,13 +286,18 @@ end
 
 -- The disk entries, oldest first: { { path =, size = } } (GNU find: no
 -- file-system library needed).
+local OURS = "/" .. ("%x"):rep(16) .. "%.json$"
+
 local function disk_entries (dir)
   local list = {}
   local p = io.popen("find " .. shell_quote(dir) .. " -maxdepth 1 -name '*.json' -printf '%T@ %s %p\\n' 2>/dev/null")
   if not p then return list end
   for line in p:lines() do
     local t, size, path = line:match("^(%S+) (%d+) (.+)$")
-    if path then list[#list + 1] = { t = tonumber(t), size = tonumber(size), path = path } end
+    -- (only our files, named by a key's hash: the folder may be one the
+    -- user keeps other JSON in, and the TTL sweep and the size cap removed
+    -- every *.json in it -- a config.json an hour old was gone)
+    if path and path:find(OURS) then list[#list + 1] = { t = tonumber(t), size = tonumber(size), path = path } end
   end
   p:close()
   table.sort(list, function (a, b) return a.t < b.t end)
