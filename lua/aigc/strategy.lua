@@ -25,15 +25,13 @@
 -- }
 -- print(best.text, best.score)
 
-local core = require "aigc.core"
 local util = require "aigc.util"
 local scheduler = require "aigc.task"
 local future = require "aigc.future"
 local judge_mod = require "aigc.judge"
 local shared = require "aigc.strategy_shared"
 
-local json_encode = core.json.encode
-local ipairs, next, pairs, pcall, tostring, type = ipairs, next, pairs, pcall, tostring, type
+local ipairs, next, pairs, tostring, type = ipairs, next, pairs, tostring, type
 local string_lower = string.lower
 local table_concat, table_sort = table.concat, table.sort
 local merge, is_a, expected = util.merge, util.is_a, util.expected
@@ -41,6 +39,7 @@ local merge, is_a, expected = util.merge, util.is_a, util.expected
 local spec_error, check_spec, need_client, need_function, chat_params, api_option, count_of, generate, first_error =
   shared.spec_error, shared.check_spec, shared.need_client, shared.need_function, shared.chat_params,
   shared.api_option, shared.count_of, shared.generate, shared.first_error
+local answer_key, default_answer = shared.answer_key, shared.default_answer
 local chat, text_of, task_of, strategy_error = judge_mod.chat, judge_mod.text_of, judge_mod.task_of, judge_mod.error
 
 util.own_module()
@@ -186,19 +185,13 @@ function M.default_extract (text)
   return last
 end
 
-local function answer_key (v)
-  local t = type(v)
-  if t == "table" then
-    local ok, s = pcall(json_encode, v)
-    return "json:" .. (ok and s or tostring(v))
-  end
-  return t .. ":" .. tostring(v)
-end
 
 --- Self-consistency: asks `n` times at once and takes the majority answer.
 -- @tparam table spec `client`, `n` (default 5), `params`, `extract =
--- function(text, res) -> answer | nil` (nil abstains; default
--- `default_extract`), `use_n`, `vary` as in `best_of`
+-- function(text, res) -> answer | nil` (nil abstains; default: a structured reply's `parsed` value,
+-- a reply that is a JSON object or array as a whole decoded, else
+-- `default_extract`), `use_n`, `vary` as in `best_of`. Answers are compared
+-- by value: tables whatever the order of their keys, 1 and 1.0 alike
 -- @treturn[1] table the winner `{ answer =, count =, total =, share =, text =, index =, tally = }`:
 -- `total` counts the votes cast, `tally` lists `{ answer =, count = }` most votes first
 -- (ties: the answer seen first wins)
@@ -217,7 +210,7 @@ function M.vote (spec)
   local client = need_client(spec.client, "vote", "client")
   local params = chat_params(spec.params, "vote", "params", client)
   local n = count_of(spec.n, 5, 1, "vote", "n")
-  local extract = need_function(spec.extract, "vote", "extract") or M.default_extract
+  local extract = need_function(spec.extract, "vote", "extract")
   need_function(spec.vary, "vote", "vary")
   if spec.use_n and judge_mod.is_responses(params) then
     spec_error("vote", "use_n", "the Responses API has no n (leave use_n out: n requests go at once)")
@@ -231,7 +224,8 @@ function M.vote (spec)
     c.incomplete = not c.err and judge_mod.cut_reason(c) or nil
     cut = cut or c.incomplete
     if not c.err and not c.incomplete then
-      local a = extract(c.text, c.res)
+      local a
+      if extract then a = extract(c.text, c.res) else a = default_answer(c, M.default_extract) end
       if a ~= nil then
         c.answer = a
         total = total + 1

@@ -6,15 +6,18 @@
 -- @module aigc.strategy_shared
 -- @local
 
+local core = require "aigc.core"
 local compat = require "aigc.compat"
 local util = require "aigc.util"
 local check = require "aigc.check"
 local scheduler = require "aigc.task"
 local judge_mod = require "aigc.judge"
 
-local ipairs, type = ipairs, type
+local ipairs, pairs, tostring, type = ipairs, pairs, tostring, type
+local math_floor, string_format, table_concat, table_sort = math.floor, string.format, table.concat, table.sort
 local await, merge, is_a, is_integer = scheduler.await, util.merge, util.is_a, compat.is_integer
 local expected, field_error = util.expected, util.field_error
+local json_decode, pcall = core.json.decode, pcall
 
 util.own_module()
 
@@ -122,6 +125,47 @@ function M.generate (client, params, n, use_n, vary)
     generate_each(client, params, got + 1, n, vary, cands)
   end
   return cands
+end
+
+-- The canonical text of an answer, the key `vote` tallies it by: equal
+-- answers get equal keys whatever the order of a table's keys (JSON text
+-- encoded from Lua's iteration order made {"a":1,"b":2} and {"b":2,"a":1}
+-- two answers) or a number's subtype (1 and 1.0 are one answer); NaN, in a
+-- table, is "nan". Types stay apart ("4" is not 4). Past `depth` 32 (a
+-- cycle), a table is itself.
+local function canonical (v, depth)
+  local t = type(v)
+  if t == "number" then
+    if v ~= v then return "nan" end
+    if v == math_floor(v) and v > -2 ^ 53 and v < 2 ^ 53 then return string_format("%d", v) end
+    return string_format("%.17g", v)
+  elseif t == "string" then
+    return string_format("%q", v)
+  elseif t ~= "table" or depth > 32 then
+    return t .. ":" .. tostring(v)
+  end
+  local items = {}
+  for k, x in pairs(v) do items[#items + 1] = canonical(k, depth + 1) .. "=" .. canonical(x, depth + 1) end
+  table_sort(items)
+  return "{" .. table_concat(items, ",") .. "}"
+end
+
+--- The key `vote` tallies an answer by (see canonical above).
+function M.answer_key (v)
+  return canonical(v, 0)
+end
+
+--- The answer `vote` reads from candidate `c` by default: a structured
+-- reply's parsed value, a reply that is JSON as a whole (an object or an
+-- array) decoded, else `default_extract` of its text.
+function M.default_answer (c, default_extract)
+  if c.parsed ~= nil then return c.parsed end
+  local body = c.text:match("^%s*([%[{].-)%s*$")
+  if body then
+    local ok, v = pcall(json_decode, body)
+    if ok and type(v) == "table" then return v end
+  end
+  return default_extract(c.text)
 end
 
 function M.first_error (cands)

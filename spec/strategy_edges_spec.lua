@@ -1,0 +1,70 @@
+-- aigc.strategy at its edges: answers that compare badly (key order, NaN),
+-- judges that talk, what a whole strategy cost, strategies that fail or
+-- are canceled part way.
+local aigc = require "aigc"
+local strategy = require "aigc.strategy"
+local devserver = require "devserver"
+local scripted = require "scripted"
+local portable = require "portable"
+
+portable.warn_on()
+
+local function fault (spec) return { ["x-aigc-fault"] = spec } end
+
+-- vary for candidate i asking the server to say says[i] (cycled).
+local function saying (says)
+  return function (i, p)
+    p.messages = { { role = "user", content = "Repeat after me: " .. says[(i - 1) % #says + 1] } }
+    return p
+  end
+end
+
+describe("aigc.strategy at its edges", function ()
+  local srv, client
+
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end)
+
+  describe("vote compares answers by value", function ()
+    it("a JSON reply votes the same whatever the order of its keys", function ()
+      local win, cands = strategy.vote { client = client, n = 3, params = "Answer in JSON.",
+        vary = saying { '{"a": 1, "b": 2}', '{"b": 2, "a": 1}', '{"a":1,"b":2.0}' } }
+      assert.equal(3, win.count)
+      assert.equal(3, win.total)
+      assert.equal(1, #win.tally)
+      assert.equal(1, win.answer.a)
+      assert.equal(2, cands[2].answer.b)
+    end)
+
+    it("a table an extract returns votes the same whatever the order its keys were set in", function ()
+      local keys, calls = { "k1", "k2", "k3" }, 0
+      local win = strategy.vote { client = client, n = 2, params = "Hello",
+        extract = function ()
+          -- (the keys set in another order: Lua's iteration order, and so
+          -- JSON text encoded from it, follows the order for these keys)
+          calls = calls + 1
+          local t = {}
+          if calls == 1 then for i = 1, 3 do t[keys[i]] = i end else for i = 3, 1, -1 do t[keys[i]] = i + 0.0 end end
+          return t
+        end }
+      assert.equal(2, win.count)
+      assert.same({ k1 = 1, k2 = 2, k3 = 3 }, win.answer)
+    end)
+
+    it("a structured reply votes by its parsed value, not its text's key order", function ()
+      local s = scripted.start {
+        scripted.chat { content = '{"city": "Paris", "country": "France"}' },
+        scripted.chat { content = '{"country": "France", "city": "Paris"}' },
+        scripted.chat { content = '{"country":"France","city":"Paris"}' },
+      }
+      local c = aigc.client { base_url = s.base_url, api_key = "k", max_retries = 0 }
+      local win, cands = strategy.vote { client = c, n = 3, params = { messages = { { role = "user",
+        content = "Where?" } }, schema = { type = "object", properties = { city = { type = "string" },
+        country = { type = "string" } } } } }
+      c:close()
+      s.finish()
+      assert.equal(3, #cands)
+      assert.equal(3, win.count)
+      assert.equal("Paris", win.answer.city)
+    end)
+  end)
+end)
