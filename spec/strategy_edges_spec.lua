@@ -66,5 +66,24 @@ describe("aigc.strategy at its edges", function ()
       assert.equal(3, win.count)
       assert.equal("Paris", win.answer.city)
     end)
+
+    it("a NaN answer casts no vote and says why", function ()
+      local nan = 0 / 0
+      local win, cands = strategy.vote { client = client, n = 3, params = "Hello",
+        vary = saying { "x", "y", "4" },
+        extract = function (text) if text == "4" then return 4 end return nan end }
+      assert.equal(4, win.answer)
+      assert.equal(1, win.count)
+      assert.equal(1, win.total)
+      assert.equal(1, #win.tally)
+      assert.equal("the answer is NaN", cands[1].answer_error)
+      assert.is_nil(cands[1].answer)
+      assert.is_nil(cands[3].answer_error)
+      -- every answer NaN: no answer at all
+      local none, err = strategy.vote { client = client, n = 2, params = "Hello",
+        extract = function () return nan end }
+      assert.is_nil(none)
+      assert.equal("parse", err.kind)
+    end)
   end)
 end)

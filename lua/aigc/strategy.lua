@@ -188,7 +188,8 @@ end
 
 --- Self-consistency: asks `n` times at once and takes the majority answer.
 -- @tparam table spec `client`, `n` (default 5), `params`, `extract =
--- function(text, res) -> answer | nil` (nil abstains; default: a structured reply's `parsed` value,
+-- function(text, res) -> answer | nil` (nil or NaN abstains: NaN sets the
+-- candidate's `answer_error`; default: a structured reply's `parsed` value,
 -- a reply that is a JSON object or array as a whole decoded, else
 -- `default_extract`), `use_n`, `vary` as in `best_of`. Answers are compared
 -- by value: tables whatever the order of their keys, 1 and 1.0 alike
@@ -226,6 +227,8 @@ function M.vote (spec)
     if not c.err and not c.incomplete then
       local a
       if extract then a = extract(c.text, c.res) else a = default_answer(c, M.default_extract) end
+      -- NaN is no answer (it equals nothing, not even itself): it abstains.
+      if a ~= a then c.answer_error, a = "the answer is NaN", nil end
       if a ~= nil then
         c.answer = a
         total = total + 1
