@@ -86,4 +86,32 @@ describe("aigc.strategy at its edges", function ()
       assert.equal("parse", err.kind)
     end)
   end)
+
+  describe("the rank judge's reply", function ()
+    -- best_of over n candidates that all say "Same.", the judge replying `verdict`.
+    local function judged (n, verdict)
+      local replies = {}
+      for i = 1, n do replies[i] = scripted.chat { content = "Same." } end
+      replies[n + 1] = scripted.chat { content = verdict }
+      local s = scripted.start(replies)
+      local c = aigc.client { base_url = s.base_url, api_key = "k", max_retries = 0 }
+      local best, err = strategy.best_of { client = c, n = n, params = "Name a colour.", judge = { prompt = "Best?" } }
+      c:close()
+      s.finish()
+      return best, err
+    end
+
+    it("is the candidate named after its verdict, not the first it mentions", function ()
+      assert.equal(2, judged(3, "Candidates 1 and 2 are fine, I prefer 2.").index)
+      assert.equal(3, judged(3, "Candidate 1 is good, but the best is candidate 3.").index)
+      assert.equal(2, judged(3, "Candidate 1: terse.\nCandidate 2: vivid.\nCandidate 3: dull.\nAnswer: 2").index)
+      assert.equal(2, judged(3, "Best candidate: 2 (candidate 1 is close)").index)
+      -- a reply without a verdict word: the candidate it names first, as before
+      assert.equal(2, judged(3, "Of the 3 candidates, candidate 2 is the most vivid.").index)
+      assert.equal(3, judged(3, "3").index)
+      local none, err = judged(2, "Answer: 7")
+      assert.is_nil(none)
+      assert.equal("parse", err.kind)
+    end)
+  end)
 end)

@@ -167,6 +167,42 @@ local function check_args (fname, j, list, list_at, text, text_at, prompt, promp
   end
 end
 
+-- The candidate of `ok` that `text` names first: after "Candidate N"
+-- ("Of the 3 candidates, candidate 2 is best" names 2, not 3), else its
+-- first number that is a candidate's index.
+local function named (text, ok)
+  for num in (text:match("[Cc]andidate%s*[#:]?%s*#?(%d+)") or text):gmatch("%d+") do
+    local n = tonumber(num)
+    for _, c in ipairs(ok) do if c.index == n then return c end end
+  end
+  return nil
+end
+
+-- Words that give a verdict: the candidate named after one of them, in its
+-- sentence, is the judge's choice.
+local VERDICT = { "answer", "best", "winner", "choice", "choose", "chose", "pick", "prefer", "select", "verdict" }
+
+-- The candidate a rank judge's reply chooses: the one named after its last
+-- verdict word ("Answer: 2", "I prefer 2", "the best is candidate 3"), else
+-- the one it names first. A judge that talks before it answers names other
+-- candidates too: "Candidates 1 and 2 are fine, I prefer 2" chose 1.
+local function choice_of (reply, ok)
+  local low = string_lower(reply)
+  local chosen, at = nil, 0
+  for _, w in ipairs(VERDICT) do
+    local from = 1
+    while true do
+      local s, e = low:find("%f[%a]" .. w .. "%a*", from)
+      if not s then break end
+      from = e + 1
+      local c = s > at and named(low:match("^[^\n.!?;]*", e + 1), ok)
+      if c then chosen, at = c, s end
+    end
+  end
+  return chosen or named(reply, ok)
+end
+M.choice_of = choice_of
+
 --- Asks one judge to name the best candidate among `ok` for `task`; sets
 -- their scores 1 (chosen) / 0. Returns the verdict, or nil, err.
 function M.rank (judge, model, task, ok, prompt)
@@ -181,13 +217,7 @@ function M.rank (judge, model, task, ok, prompt)
   local res, err = M.chat(judge.client, judge_params(judge, model, table_concat(lines, "\n")))
   if not res then return nil, err end
   local reply = M.text_of(res) or ""
-  local chosen
-  -- ("Candidate 2" first: "Of the 3 candidates, candidate 2 is best" names 2, not 3)
-  for num in (reply:match("[Cc]andidate%s*#?(%d+)") or reply):gmatch("%d+") do
-    local n = tonumber(num)
-    for _, c in ipairs(ok) do if c.index == n then chosen = c end end
-    if chosen then break end
-  end
+  local chosen = choice_of(reply, ok)
   if not chosen then
     return nil, util.scrub(judge.client, strategy_error("parse", "the judge's reply names no candidate: "
                                .. string_format("%q", reply:sub(1, 80)), { response = res }))
