@@ -114,4 +114,84 @@ describe("aigc.strategy at its edges", function ()
       assert.equal("parse", err.kind)
     end)
   end)
+
+  describe("usage_total: what the whole strategy cost", function ()
+    -- The strategy's usage_total against the client's own totals (the
+    -- client made no other call).
+    local function same_as_client (t, requests)
+      local u = client:usage()
+      assert.equal(requests, t.requests)
+      assert.equal(u.requests, t.requests)
+      assert.is_true(t.total_tokens > 0)
+      assert.equal(u.prompt_tokens, t.prompt_tokens)
+      assert.equal(u.completion_tokens, t.completion_tokens)
+      assert.equal(u.total_tokens, t.total_tokens)
+    end
+
+    it("best_of: the candidates and the rank judge", function ()
+      local best, cands = strategy.best_of { client = client, n = 3, params = "Tell me a joke", judge = {} }
+      same_as_client(best.usage_total, 4)
+      assert.equal(best.usage_total, cands.usage_total)
+      local own = 0
+      for _, c in ipairs(cands) do own = own + c.res.usage.total_tokens end
+      assert.equal(own + cands.judge.res.usage.total_tokens, best.usage_total.total_tokens)
+    end)
+
+    it("best_of: the candidates and a score judge per candidate", function ()
+      local best = strategy.best_of { client = client, n = 3, params = "Tell me a joke", judge = { mode = "score" } }
+      same_as_client(best.usage_total, 6)
+    end)
+
+    it("best_of that fails: the candidates, and the judge whose reply named none", function ()
+      local none, err, cands = strategy.best_of { client = client, n = 2, params = "Hello",
+        judge = { params = { stop = { "1", "2" } } } }
+      assert.is_nil(none)
+      assert.equal("parse", err.kind)
+      same_as_client(cands.usage_total, 3)
+      local _, _, failed = strategy.best_of { client = client, n = 2, judge = {},
+        params = { messages = { { role = "user", content = "Hello" } }, headers = fault "status=503" } }
+      assert.equal(2, failed.usage_total.requests)
+      assert.equal(0, failed.usage_total.total_tokens)
+    end)
+
+    it("vote with use_n on a server that ignores n: one request, then the missing ones", function ()
+      local win, cands = strategy.vote { client = client, n = 4, use_n = true,
+        params = { messages = { { role = "user", content = "What is 2 + 2?" } }, headers = fault "ignore-n" } }
+      assert.equal(1, cands.use_n_short)
+      same_as_client(win.usage_total, 4)
+      local shared = strategy.vote { client = client, n = 3, use_n = true, params = "What is 2 + 2?" }
+      assert.equal(1, shared.usage_total.requests)   -- (one reply with three choices, counted once)
+    end)
+
+    it("refine: the draft, every critique and revision", function ()
+      local final, steps = strategy.refine { client = client, params = "Hello", rounds = 1,
+        critique = function () return "Repeat after me: 1. Too curt." end }
+      same_as_client(final.usage_total, 3)
+      assert.equal(final.usage_total, steps.usage_total)
+    end)
+
+    it("fallback: the failed attempts and the success", function ()
+      local res, attempts = strategy.fallback { client = client, params = "Hello",
+        { model = "fault:status=500" }, { model = "aigc-dev" } }
+      assert.equal(2, res.attempt)
+      same_as_client(res.usage_total, 2)
+      assert.equal(res.usage_total, attempts.usage_total)
+    end)
+
+    it("race: every entry started, the canceled ones too", function ()
+      local res, outcomes = strategy.race { client = client, params = "Hello",
+        { model = "fault:delay=3000" }, { model = "aigc-dev" } }
+      assert.equal(2, res.attempt)
+      assert.equal(2, res.usage_total.requests)
+      assert.equal(res.usage.total_tokens, res.usage_total.total_tokens)
+      assert.equal(res.usage_total, outcomes.usage_total)
+    end)
+
+    it("route: the classifier and the route's call", function ()
+      local _, info = strategy.route { client = client, input = "Track my orders", classify = { client = client },
+        routes = { orders = { system = "You handle orders." }, other = { system = "Hi." } } }
+      assert.equal("orders", info.route)
+      same_as_client(info.usage_total, 2)
+    end)
+  end)
 end)

@@ -16,6 +16,16 @@
 -- judges and critics then ask over the Responses API too, unless their
 -- `api = "chat"` says otherwise (`route`'s classifier: `api = "responses"`).
 --
+-- What a whole strategy cost is its `usage_total`, `{ requests =,
+-- prompt_tokens =, completion_tokens =, total_tokens =, cache_hits = }`
+-- summed over every call it made (candidates, the missing ones `use_n`
+-- asked again, failed ones, judges, critiques, fallbacks, a race's losers;
+-- a reply that failed its schema was billed too): on the evidence (the
+-- candidates, steps, attempts, outcomes, `route`'s info), also when the
+-- strategy failed, and on the result (`best_of`'s winner, `vote`'s,
+-- `refine`'s final, the response of `fallback` and `race`). A `route`
+-- handler that is a function counts its own calls.
+--
 -- @module aigc.strategy
 -- @usage
 -- local strategy = aigc.strategy
@@ -39,7 +49,7 @@ local merge, is_a, expected = util.merge, util.is_a, util.expected
 local spec_error, check_spec, need_client, need_function, chat_params, api_option, count_of, generate, first_error =
   shared.spec_error, shared.check_spec, shared.need_client, shared.need_function, shared.chat_params,
   shared.api_option, shared.count_of, shared.generate, shared.first_error
-local answer_key, default_answer = shared.answer_key, shared.default_answer
+local answer_key, default_answer, meter = shared.answer_key, shared.default_answer, shared.meter
 local chat, text_of, task_of, strategy_error = judge_mod.chat, judge_mod.text_of, judge_mod.task_of, judge_mod.error
 
 util.own_module()
@@ -65,6 +75,22 @@ M.CLASSIFY_PROMPT = "Classify the input into exactly one of the categories. Repl
 -- {======================================================
 -- best_of
 -- =======================================================
+
+-- Scores each candidate of `ok` with the caller's `score`. A score that
+-- cannot be compared (NaN compares false with anything, so the first
+-- candidate would win) ranks last: no score, and why.
+local function score_each (score, ok)
+  for _, c in ipairs(ok) do
+    local v = score(c.text, c.res, c)
+    if v ~= nil and type(v) ~= "number" then
+      c.score_error = "the score is a " .. type(v) .. ", not a number"
+    elseif v ~= v then
+      c.score_error = "the score is NaN"
+    else
+      c.score = v
+    end
+  end
+end
 
 --- Generates `n` candidates at once and keeps the best.
 -- @tparam table spec
@@ -132,37 +158,33 @@ function M.best_of (spec)
     if not c.err then local list = c.incomplete and cut or ok; list[#list + 1] = c end
   end
   if #ok == 0 then ok = cut end
-  if #ok == 0 then return nil, first_error(cands), cands end
+  -- What the whole strategy cost: the candidates, their score judges, the rank judge.
+  local function over (best, err, judged)
+    cands.usage_total = meter():add_candidates(cands):add(judged).total
+    if not best then return nil, err, cands end
+    best.usage_total = cands.usage_total
+    return best, cands
+  end
+  if #ok == 0 then return over(nil, first_error(cands)) end
 
   if score then
-    for _, c in ipairs(ok) do
-      local v = score(c.text, c.res, c)
-      -- A score that cannot be compared (NaN compares false with anything,
-      -- so the first candidate would win) ranks last: no score, and why.
-      if v ~= nil and type(v) ~= "number" then
-        c.score_error = "the score is a " .. type(v) .. ", not a number"
-      elseif v ~= v then
-        c.score_error = "the score is NaN"
-      else
-        c.score = v
-      end
-    end
+    score_each(score, ok)
   elseif judge.mode == "score" then
     local done, err = judge_mod.score(judge, params.model, task_of(params), ok, M.SCORE_PROMPT)
-    if not done then return nil, err, cands end
+    if not done then return over(nil, err) end
   elseif #ok == 1 then   -- (nothing to rank: a judge's failure would lose the one answer)
     ok[1].score = 1
   else
     local verdict, err = judge_mod.rank(judge, params.model, task_of(params), ok, M.RANK_PROMPT)
-    if not verdict then return nil, err, cands end
+    if not verdict then return over(nil, err, err) end
     cands.judge = verdict
   end
   local best
   for _, c in ipairs(ok) do
     if c.score ~= nil and (best == nil or c.score > best.score) then best = c end
   end
-  if not best then return nil, strategy_error("parse", "no candidate got a score"), cands end
-  return best, cands
+  if not best then return over(nil, strategy_error("parse", "no candidate got a score")) end
+  return over(best, nil, cands.judge and cands.judge.res)
 end
 
 -- }======================================================
@@ -245,6 +267,7 @@ function M.vote (spec)
       end
     end
   end
+  cands.usage_total = meter():add_candidates(cands).total
   if total == 0 then
     local answered = false
     for _, c in ipairs(cands) do if not c.err and not c.incomplete then answered = true end end
@@ -263,7 +286,7 @@ function M.vote (spec)
   local top = tally[answer_key(list[1].answer)]
   return {
     answer = top.answer, count = top.count, total = total, share = top.count / total,
-    text = top.first.text, index = top.first.index, tally = list,
+    text = top.first.text, index = top.first.index, tally = list, usage_total = cands.usage_total,
   }, cands
 end
 
@@ -334,9 +357,11 @@ function M.refine (spec)
   local critic_client = need_client(critic.client or client, "refine", "critic.client")
   local critic_api = api_option(critic.api, judge_mod.api_of(params), "refine", "critic.api")
 
-  local steps = {}
+  local steps, spent = {}, meter()
+  steps.usage_total = spent.total   -- (summed as each call ends: also when one fails)
   local task = task_of(params)
   local res, err = chat(client, params)
+  spent:add(res or err)
   if not res then return nil, err, steps end
   local draft = text_of(res) or ""
   steps[1] = { stage = "draft", text = draft, res = res }
@@ -352,6 +377,7 @@ function M.refine (spec)
     end
     cp = merge({ model = params.model }, critic.params, cp)
     local cres, cerr = chat(critic_client, cp)
+    spent:add(cres or cerr)
     if not cres then return nil, cerr, steps end
     local ctext = text_of(cres) or ""
     steps[#steps + 1] = { stage = "critique", text = ctext, res = cres }
@@ -365,12 +391,13 @@ function M.refine (spec)
       rp = follow_up(params, draft, revise .. "\n\nCritique:\n" .. ctext)
     end
     local rres, rerr = chat(client, rp)
+    spent:add(rres or rerr)
     if not rres then return nil, rerr, steps end
     draft, res = text_of(rres) or "", rres
     made = made + 1
     steps[#steps + 1] = { stage = "revision", text = draft, res = rres }
   end
-  return { text = draft, res = res, rounds = made }, steps
+  return { text = draft, res = res, rounds = made, usage_total = spent.total }, steps
 end
 
 -- }======================================================
@@ -428,13 +455,15 @@ function M.fallback (spec)
   check_spec(spec, "fallback")
   local list = entries_of(spec, "fallback")
   local should = need_function(spec.should_fallback, "fallback", "should_fallback")
-  local attempts = {}
+  local attempts, spent = {}, meter()
+  attempts.usage_total = spent.total
   local last_err
   for i, e in ipairs(list) do
     local res, err = chat(e.client, e.params)
+    spent:add(res or err)
     attempts[i] = { index = i, ok = res ~= nil, err = err, model = e.params.model, name = e.name }
     if res then
-      res.attempt = i
+      res.attempt, res.usage_total = i, spent.total
       return res, attempts
     end
     last_err = err
@@ -502,9 +531,17 @@ function M.race (spec)
   over:wait()
   over:cancel()   -- (pending only if every client was closed meanwhile)
   -- (a race that ended canceled, its task's client closed, leaves none running)
-  for _, r in ipairs(reqs) do r:cancel("the race was canceled") end
+  local spent = meter()
+  for _, r in ipairs(reqs) do
+    r:cancel("the race was canceled")
+    local res, err = r:result()
+    spent:add(res or err)   -- (a loser that ended before its cancel was billed too)
+  end
+  outcomes.usage_total = spent.total
   if winner then
-    return reqs[winner]:result(), outcomes
+    local res = reqs[winner]:result()
+    res.usage_total = spent.total
+    return res, outcomes
   end
   return nil, last_err or strategy_error("canceled", "every client of the race was closed"), outcomes
 end
@@ -565,13 +602,14 @@ local function check_router (spec, fname)
 end
 
 -- Hands `input` to the route `h`: returns its result and info, or nil, err, info.
-local function run_route (spec, h, input, info)
+local function run_route (spec, h, input, info, spent)
   if type(h) == "function" then
     local out, herr = h(input, info)
     if out == nil and herr ~= nil then return nil, herr, info end
     return out, info
   elseif is_a(h, "aigc.conversation") then
     local text, res = h:say(input)
+    spent:add(res)
     if not text then return nil, res, info end
     info.res = res
     return text, info
@@ -589,6 +627,7 @@ local function run_route (spec, h, input, info)
   msgs[#msgs + 1] = { role = "user", content = input }
   p[key] = msgs
   local res, rerr = chat(c, p)
+  spent:add(res or rerr)
   if not res then return nil, rerr, info end
   return res, info
 end
@@ -614,7 +653,8 @@ local function make_router (spec, fname)
   local labels, classify = check_router(spec, fname)
   local routes = spec.routes
   return function (input)
-    local info = {}
+    local info, spent = {}, meter()
+    info.usage_total = spent.total   -- (the classifier's and the route's calls; a function's are its own)
     local label, err
     if type(classify) == "function" then
       label, err = classify(input)
@@ -622,6 +662,7 @@ local function make_router (spec, fname)
     else
       local reply, res
       label, reply, res = judge_mod.classify(classify, labels, input, M.CLASSIFY_PROMPT)
+      spent:add(res or reply)
       if label == nil and res == nil then return nil, reply, info end
       info.label, info.response = reply, res
     end
@@ -629,7 +670,7 @@ local function make_router (spec, fname)
     if name == nil or routes[name] == nil then name = spec.default end
     if name == nil then return nil, no_route(spec, classify, label, info.label), info end
     info.route = name
-    return run_route(spec, routes[name], input, info)
+    return run_route(spec, routes[name], input, info, spent)
   end
 end
 

@@ -12,8 +12,9 @@ local util = require "aigc.util"
 local check = require "aigc.check"
 local scheduler = require "aigc.task"
 local judge_mod = require "aigc.judge"
+local usage = require "aigc.usage"
 
-local ipairs, pairs, tostring, type = ipairs, pairs, tostring, type
+local ipairs, pairs, setmetatable, tostring, type = ipairs, pairs, setmetatable, tostring, type
 local math_floor, string_format, table_concat, table_sort = math.floor, string.format, table.concat, table.sort
 local await, merge, is_a, is_integer = scheduler.await, util.merge, util.is_a, compat.is_integer
 local expected, field_error = util.expected, util.field_error
@@ -167,6 +168,58 @@ function M.default_answer (c, default_extract)
   end
   return default_extract(c.text)
 end
+
+-- {======================================================
+-- What a strategy's calls cost together
+-- =======================================================
+
+-- The response whose usage an ended call `x` (a response, or an error) was
+-- billed for: the response, or the one an error carries (a structured
+-- reply that failed its schema was billed all the same); else nil.
+local function billed (x)
+  if type(x.usage) == "table" then return x end
+  if type(x.response) == "table" and type(x.response.usage) == "table" then return x.response end
+  return nil
+end
+
+local Meter = {}
+Meter.__index = Meter
+
+--- A meter of the calls a strategy made: `meter:add(res_or_err)` for each
+-- call as it ends (nil is nothing: a call never made); `meter.total` is
+-- `{ requests =, prompt_tokens =, completion_tokens =, total_tokens =, cache_hits = }`,
+-- the strategy's `usage_total`. One response shared by several candidates
+-- (`use_n`) is one request, counted once.
+function M.meter ()
+  return setmetatable({ seen = {}, total = { requests = 0, prompt_tokens = 0, completion_tokens = 0,
+                                             total_tokens = 0, cache_hits = 0 } }, Meter)
+end
+
+function Meter:add (x)
+  if type(x) ~= "table" then return self end
+  local res = billed(x)
+  local key = res or x
+  if self.seen[key] then return self end
+  self.seen[key] = true
+  local t = self.total
+  t.requests = t.requests + 1
+  if res then
+    usage.add_tokens(t, res.usage)
+    if res.cached == true then t.cache_hits = t.cache_hits + 1 end
+  end
+  return self
+end
+
+--- Adds every candidate's call (and its score judge's) to the meter.
+function Meter:add_candidates (cands)
+  for _, c in ipairs(cands) do
+    self:add(c.res or c.err)
+    if type(c.judge) == "table" then self:add(c.judge.res or c.judge.err) end
+  end
+  return self
+end
+
+-- }======================================================
 
 function M.first_error (cands)
   for _, c in ipairs(cands) do if c.err then return c.err end end
