@@ -13,7 +13,7 @@ local media_call = require "aigc.media_call"
 local reply = require "aigc.reply"
 local util = require "aigc.util"
 
-local ipairs, next, pairs, type = ipairs, next, pairs, type
+local ipairs, next, pairs, tostring, type = ipairs, next, pairs, tostring, type
 local argerror, expected, field_error = util.argerror, util.expected, util.field_error
 local urlencode = util.urlencode
 
@@ -55,6 +55,32 @@ local function upload (self, submit, fname, params, async)
   })
 end
 
+-- The page walks of a client's files_list loops, so that a server whose
+-- cursors cycle (A, B, A: the README's `while page.next_after do` loop
+-- never ended) is caught: per query (purpose, order, limit), the cursors
+-- of the walk so far. A call whose `after` is the cursor the walk gave
+-- last goes on with it; any other starts a walk. A walk is dropped at its
+-- last page, and all of them past MAX_WALKS queries (memory stays bounded).
+local MAX_WALKS = 16
+
+-- The walk a page of `query` belongs to (`self._file_walks`).
+local function walk_of (self, query)
+  local walks = self._file_walks
+  if not walks or walks.count >= MAX_WALKS then
+    walks = { count = 0, by = {} }
+    self._file_walks = walks
+  end
+  local sig = tostring(query.purpose) .. "\0" .. tostring(query.order) .. "\0" .. tostring(query.limit)
+  local w = walks.by[sig]
+  if not w or query.after == nil or w.next ~= query.after then
+    if not w then walks.count = walks.count + 1 end
+    w = { seen = {} }
+    walks.by[sig] = w
+  end
+  if query.after ~= nil then w.seen[query.after] = true end
+  return w, walks, sig
+end
+
 -- list: purpose, limit, after, order go in the query; res.next_after is the
 -- cursor of the next page (nil on the last one). A reply whose `data` is
 -- not an array of objects, or whose last file has no string id while
@@ -88,8 +114,17 @@ local function list (self, submit, fname, params, async)
         why = "the reply's next page's cursor (data[" .. #data .. "].id) is the one sent as after ("
               .. query.after .. "): the server did not move on"
       end
+      local w, walks, sig = walk_of(self, query)
+      local nxt = not why and res.has_more == true and data[#data] and data[#data].id or nil
+      if nxt and w.seen[nxt] then
+        why = "the reply's next page's cursor (data[" .. #data .. "].id, " .. nxt
+              .. ") was given before in this page loop: the server's cursors go round in a cycle"
+      end
+      if why or not nxt then   -- (the walk is over)
+        if walks.by[sig] == w then walks.by[sig], walks.count = nil, walks.count - 1 end
+      end
       if why then return nil, reply.reply_error(self, call, res, "parse", why) end
-      if res.has_more == true and data[#data] then res.next_after = data[#data].id end
+      w.next, res.next_after = nxt, nxt
       return res
     end,
   })
@@ -196,7 +231,8 @@ end
 
 --- Lists files (`GET /files`): `purpose`, `limit`, `after`, `order`;
 -- `res.next_after` is the cursor of the next page (nil on the last; a
--- reply whose next cursor is the `after` it was asked with is an error of
+-- reply whose next cursor is the `after` it was asked with, or one the
+-- same page loop was given before -- cursors in a cycle --, is an error of
 -- kind "parse", so a page loop ends).
 -- @function Client:files_list
 -- @tparam[opt] table params
