@@ -194,4 +194,48 @@ describe("aigc.strategy at its edges", function ()
       same_as_client(info.usage_total, 2)
     end)
   end)
+
+  describe("inside an aigc callback, outside a task", function ()
+    -- `fn` run from a chat_async's on_done; what it returned (or raised).
+    local function in_on_done (fn)
+      local got
+      client:chat_async { messages = { { role = "user", content = "Hi" } }, on_done = function ()
+        got = table.pack and table.pack(pcall(fn)) or { pcall(fn) }
+      end }
+      while client:step(0.05) > 0 do end
+      return got
+    end
+
+    it("race runs, as vote and best_of do there", function ()
+      local got = in_on_done(function ()
+        return strategy.race { client = client, params = "Hello", { model = "fault:delay=3000" }, { model = "aigc-dev" } }
+      end)
+      assert.is_true(got[1], tostring(got[2]))
+      assert.equal(2, got[2].attempt)
+      assert.equal("Hello! How can I help you today?", got[2].text)
+      assert.same({ "canceled", "won" }, { got[3][1].status, got[3][2].status })
+      local voted = in_on_done(function () return strategy.vote { client = client, n = 2, params = "What is 2 + 2?" } end)
+      assert.is_true(voted[1], tostring(voted[2]))
+      assert.equal(0, client:active())
+    end)
+
+    it("race across two clients, every entry failing but one", function ()
+      local other = aigc.client { base_url = srv.base_url, max_retries = 0 }
+      local got = in_on_done(function ()
+        return strategy.race { params = "Hello", { client = client, model = "fault:status=500" },
+                               { client = other, model = "fault:delay=200" } }
+      end)
+      other:close()
+      assert.is_true(got[1], tostring(got[2]))
+      assert.equal(2, got[2].attempt)
+      assert.equal("failed", got[3][1].status)
+      assert.equal(500, got[3][1].err.status)
+      local all = in_on_done(function ()
+        return strategy.race { client = client, params = "Hello", { model = "fault:status=500" }, { model = "fault:status=503" } }
+      end)
+      assert.is_true(all[1], tostring(all[2]))
+      assert.is_nil(all[2])
+      assert.equal("http", all[3].kind)
+    end)
+  end)
 end)

@@ -472,6 +472,37 @@ function M.fallback (spec)
   return nil, last_err, attempts
 end
 
+-- Inside an aigc callback of one of its clients (outside a task), the race
+-- is waited for on its entries' requests, each in turn for a moment: a
+-- request's wait drives its client from inside a callback, where waiting on
+-- the race's future (no request of its own to drive: a step of the loop)
+-- raised "client:step() called from inside an aigc callback" -- vote,
+-- best_of... worked there, race did not. An entry is waited for until its
+-- callback has told how it ended (a request done may still have to deliver).
+local function in_callback (loops)
+  for _, loop in ipairs(loops) do
+    if not loop.closed and loop.engine:in_callback() then return true end
+  end
+  return false
+end
+
+local function wait_entries (over, reqs, outcomes)
+  local idle = 0   -- (passes over requests all ended whose callbacks did not come: give up)
+  while over:status() == "running" and idle < 3 do
+    local waited, live = false, false
+    for i, r in ipairs(reqs) do
+      if outcomes[i].status == "running" then
+        local st = r:status()
+        waited, live = true, live or st == "queued" or st == "running"
+        r:wait(0.02)
+        if over:status() ~= "running" then return end
+      end
+    end
+    if not waited then return end
+    idle = live and 0 or idle + 1
+  end
+end
+
 --- Starts every entry at once; the first success wins and the others are
 -- canceled. Failures do not win: the race goes on until an entry succeeds
 -- or all have failed.
@@ -528,7 +559,7 @@ function M.race (spec)
     end
     reqs[i] = judge_mod.send(e.client, p)
   end
-  over:wait()
+  if not owner and in_callback(loops) then wait_entries(over, reqs, outcomes) else over:wait() end
   over:cancel()   -- (pending only if every client was closed meanwhile)
   -- (a race that ended canceled, its task's client closed, leaves none running)
   local spent = meter()
