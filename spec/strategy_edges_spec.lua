@@ -208,13 +208,16 @@ describe("aigc.strategy at its edges", function ()
 
     it("race runs, as vote and best_of do there", function ()
       local got = in_on_done(function ()
-        return strategy.race { client = client, params = "Hello", { model = "fault:delay=3000" }, { model = "aigc-dev" } }
+        return strategy.race { client = client, params = "Hello",
+                               { model = "fault:delay=3000" }, { model = "aigc-dev" } }
       end)
       assert.is_true(got[1], tostring(got[2]))
       assert.equal(2, got[2].attempt)
       assert.equal("Hello! How can I help you today?", got[2].text)
       assert.same({ "canceled", "won" }, { got[3][1].status, got[3][2].status })
-      local voted = in_on_done(function () return strategy.vote { client = client, n = 2, params = "What is 2 + 2?" } end)
+      local voted = in_on_done(function ()
+        return strategy.vote { client = client, n = 2, params = "What is 2 + 2?" }
+      end)
       assert.is_true(voted[1], tostring(voted[2]))
       assert.equal(0, client:active())
     end)
@@ -231,7 +234,8 @@ describe("aigc.strategy at its edges", function ()
       assert.equal("failed", got[3][1].status)
       assert.equal(500, got[3][1].err.status)
       local all = in_on_done(function ()
-        return strategy.race { client = client, params = "Hello", { model = "fault:status=500" }, { model = "fault:status=503" } }
+        return strategy.race { client = client, params = "Hello",
+                               { model = "fault:status=500" }, { model = "fault:status=503" } }
       end)
       assert.is_true(all[1], tostring(all[2]))
       assert.is_nil(all[2])
