@@ -50,6 +50,14 @@ describe("aigc.strategy at its edges", function ()
       assert.same({ k1 = 1, k2 = 2, k3 = 3 }, win.answer)
     end)
 
+    it("a table that holds itself is an answer too (no endless walk)", function ()
+      local loop = { name = "loop" }
+      loop.a, loop.b, loop.c = loop, loop, loop
+      local win = strategy.vote { client = client, n = 2, params = "Hello", extract = function () return loop end }
+      assert.equal(2, win.count)
+      assert.equal(loop, win.answer)
+    end)
+
     it("a structured reply votes by its parsed value, not its text's key order", function ()
       local s = scripted.start {
         scripted.chat { content = '{"city": "Paris", "country": "France"}' },

@@ -132,9 +132,9 @@ end
 -- answers get equal keys whatever the order of a table's keys (JSON text
 -- encoded from Lua's iteration order made {"a":1,"b":2} and {"b":2,"a":1}
 -- two answers) or a number's subtype (1 and 1.0 are one answer); NaN, in a
--- table, is "nan". Types stay apart ("4" is not 4). Past `depth` 32 (a
--- cycle), a table is itself.
-local function canonical (v, depth)
+-- table, is "nan". Types stay apart ("4" is not 4). A table met again
+-- inside itself (a cycle: `path` holds the tables being written) is itself.
+local function canonical (v, path)
   local t = type(v)
   if t == "number" then
     if v ~= v then return "nan" end
@@ -142,18 +142,20 @@ local function canonical (v, depth)
     return string_format("%.17g", v)
   elseif t == "string" then
     return string_format("%q", v)
-  elseif t ~= "table" or depth > 32 then
+  elseif t ~= "table" or path[v] then
     return t .. ":" .. tostring(v)
   end
+  path[v] = true
   local items = {}
-  for k, x in pairs(v) do items[#items + 1] = canonical(k, depth + 1) .. "=" .. canonical(x, depth + 1) end
+  for k, x in pairs(v) do items[#items + 1] = canonical(k, path) .. "=" .. canonical(x, path) end
+  path[v] = nil
   table_sort(items)
   return "{" .. table_concat(items, ",") .. "}"
 end
 
 --- The key `vote` tallies an answer by (see canonical above).
 function M.answer_key (v)
-  return canonical(v, 0)
+  return canonical(v, {})
 end
 
 --- The answer `vote` reads from candidate `c` by default: a structured
@@ -161,7 +163,9 @@ end
 -- array) decoded, else `default_extract` of its text.
 function M.default_answer (c, default_extract)
   if c.parsed ~= nil then return c.parsed end
-  local body = c.text:match("^%s*([%[{].-)%s*$")
+  -- (trimmed by find: a lazy "^%s*(.-)%s*$" is quadratic in a reply of spaces)
+  local from, to = c.text:find("^%s*[%[{]"), c.text:find("%S%s*$")
+  local body = from and to and c.text:sub(from, to)
   if body then
     local ok, v = pcall(json_decode, body)
     if ok and type(v) == "table" then return v end
