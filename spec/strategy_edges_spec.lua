@@ -250,4 +250,32 @@ describe("aigc.strategy at its edges", function ()
       assert.equal("http", all[3].kind)
     end)
   end)
+
+  describe("replies with long runs of spaces or dots (a model's degenerate output)", function ()
+    -- (the lazy patterns these were read with took time quadratic in the
+    -- run: about 50 s for 100 kB, hours for these)
+    local SPACES, DOTS = string.rep(" ", 300000), string.rep(".", 300000)
+
+    it("vote's default_extract reads the last line", function ()
+      assert.equal("4 " .. SPACES .. "x", strategy.default_extract("Thinking.\n  4 " .. SPACES .. "x!  "))
+      assert.equal("4" .. DOTS .. "x", strategy.default_extract("4" .. DOTS .. "x..."))
+      assert.equal("the answer is 4", strategy.default_extract("Let me think.\nThe answer is 4."))
+    end)
+
+    it("route's model classifier reads the label", function ()
+      local s = scripted.start { scripted.chat { content = "orders" .. SPACES .. "please" },
+                                 scripted.chat { content = "  Orders.!  " } }
+      local c = aigc.client { base_url = s.base_url, api_key = "k", max_retries = 0 }
+      local routes = { orders = function () return "o" end, other = function () return "x" end }
+      local out, info = strategy.route { client = c, input = "Where is my parcel?", classify = { client = c },
+                                         routes = routes }
+      local out2 = strategy.route { client = c, input = "Where is my parcel?", classify = { client = c },
+                                    routes = routes }
+      c:close()
+      s.finish()
+      assert.equal("o", out)
+      assert.equal("orders", info.route)
+      assert.equal("o", out2)
+    end)
+  end)
 end)

@@ -194,6 +194,9 @@ end
 -- vote
 -- =======================================================
 
+local trim = judge_mod.trim
+local function dot_or_bang (b) return b == 46 or b == 33 end
+
 --- The default answer of a candidate for `vote`: its last non-empty line,
 -- trimmed, lower-cased, without a final period.
 -- @tparam string text
@@ -205,8 +208,9 @@ function M.default_extract (text)
     if line:find("%S") then last = line end
   end
   if not last then return nil end
-  last = string_lower(last:match("^%s*(.-)%s*$")):gsub("[%.!]+$", "")
-  return last
+  -- (trimmed by judge.trim's loops: "^%s*(.-)%s*$" and "[%.!]+$" are
+  -- quadratic in a long run of spaces or dots inside the line)
+  return judge_mod.trim(string_lower(trim(last)), dot_or_bang)
 end
 
 
