@@ -254,12 +254,22 @@ describe("aigc.strategy at its edges", function ()
   describe("replies with long runs of spaces or dots (a model's degenerate output)", function ()
     -- (the lazy patterns these were read with took time quadratic in the
     -- run: about 50 s for 100 kB, hours for these)
-    local SPACES, DOTS = string.rep(" ", 300000), string.rep(".", 300000)
+    local SPACES, DOTS = string.rep(" ", 200000), string.rep(".", 200000)
 
     it("vote's default_extract reads the last line", function ()
       assert.equal("4 " .. SPACES .. "x", strategy.default_extract("Thinking.\n  4 " .. SPACES .. "x!  "))
       assert.equal("4" .. DOTS .. "x", strategy.default_extract("4" .. DOTS .. "x..."))
       assert.equal("the answer is 4", strategy.default_extract("Let me think.\nThe answer is 4."))
+    end)
+
+    it("a judge's score and rank are read from a reply of many digits or verdict words", function ()
+      local judge = require "aigc.judge"
+      assert.equal(8, judge.score_of(string.rep("9", 5000) .. " Score: 8/10"))
+      assert.is_nil(judge.score_of(string.rep("7", 5000)))
+      assert.equal(9, judge.score_of("9"))
+      local ok = { { index = 1 }, { index = 2 } }
+      assert.equal(2, judge.choice_of(string.rep("best ", 20000) .. "2", ok).index)
+      assert.equal(1, judge.choice_of(string.rep("1", 20000) .. " Answer: 1", ok).index)
     end)
 
     it("route's model classifier reads the label", function ()

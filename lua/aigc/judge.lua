@@ -195,7 +195,9 @@ local function choice_of (reply, ok)
       local s, e = low:find("%f[%a]" .. w .. "%a*", from)
       if not s then break end
       from = e + 1
-      local c = s > at and named(low:match("^[^\n.!?;]*", e + 1), ok)
+      -- (its sentence, of 200 bytes at most: a reply of many verdict
+      -- words would be read again from each, quadratic)
+      local c = s > at and named(low:sub(e + 1, e + 200):match("^[^\n.!?;]*"), ok)
       if c then chosen, at = c, s end
     end
   end
@@ -237,7 +239,10 @@ local SCALES = { "%f[%w]1%s*%-%s*10%f[%D]", "%f[%w]1%s*\226\128[\147\148]%s*10%f
 -- "4 out of 5") is brought to 10 (as given, 85 beat every 9/10); a number
 -- outside 0-10 is no score.
 local function score_of (reply)
-  local r = reply
+  -- A run of over 20 digits is no score: it becomes one "#" first, as the
+  -- patterns below (digits, an optional fraction, a "/") took time cubic in
+  -- such a run: 13 s for 1,200 digits, a model's degenerate reply.
+  local r = reply:gsub("%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d+", "#")
   for _, scale in ipairs(SCALES) do r = r:gsub(scale, " ") end
   local n, d = r:match("(%-?%d+%.?%d*)%s*/%s*(%d+)%f[%D]")
   if not n then n, d = r:match("(%-?%d+%.?%d*)%s+out%s+of%s+(%d+)%f[%D]") end
