@@ -195,6 +195,18 @@ describe("aigc.strategy at its edges", function ()
       assert.equal(res.usage_total, outcomes.usage_total)
     end)
 
+    it("a response cache hit: its tokens count, and it is a cache hit", function ()
+      local cached = aigc.client { base_url = srv.base_url, max_retries = 0, cache = true }
+      local first = strategy.vote { client = cached, n = 2, params = "What is 2 + 2?" }
+      local again = strategy.vote { client = cached, n = 2, params = "What is 2 + 2?" }
+      cached:close()
+      assert.equal(0, first.usage_total.cache_hits)
+      assert.equal(2, again.usage_total.cache_hits)
+      assert.equal(2, again.usage_total.requests)
+      assert.equal(first.usage_total.total_tokens, again.usage_total.total_tokens)
+      assert.is_true(again.usage_total.total_tokens > 0)
+    end)
+
     it("route: the classifier and the route's call", function ()
       local _, info = strategy.route { client = client, input = "Track my orders", classify = { client = client },
         routes = { orders = { system = "You handle orders." }, other = { system = "Hi." } } }
