@@ -50,6 +50,16 @@ describe("aigc.strategy at its edges", function ()
       assert.same({ k1 = 1, k2 = 2, k3 = 3 }, win.answer)
     end)
 
+    it("large integers stay apart (2^60 and 2^60 + 1 are two answers; before Lua 5.3, 2^52 and 2^52 + 1)", function ()
+      local tointeger = math.tointeger   -- luacheck: ignore 143
+      local calls, big = 0, tointeger and tointeger(2 ^ 60) or 2 ^ 52
+      local win = strategy.vote { client = client, n = 3, params = "Hello",
+        extract = function () calls = calls + 1; return calls == 2 and big or big + 1 end }
+      assert.equal(big + 1, win.answer)
+      assert.equal(2, win.count)
+      assert.equal(2, #win.tally)
+    end)
+
     it("a table that holds itself is an answer too (no endless walk)", function ()
       local loop = { name = "loop" }
       loop.a, loop.b, loop.c = loop, loop, loop

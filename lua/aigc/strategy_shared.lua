@@ -138,7 +138,7 @@ local function canonical (v, path)
   local t = type(v)
   if t == "number" then
     if v ~= v then return "nan" end
-    if v == math_floor(v) and v > -2 ^ 53 and v < 2 ^ 53 then return string_format("%d", v) end
+    if v == math_floor(v) and v >= -2 ^ 63 and v < 2 ^ 63 then return string_format("%d", v) end
     return string_format("%.17g", v)
   elseif t == "string" then
     return string_format("%q", v)
