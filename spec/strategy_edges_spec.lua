@@ -124,6 +124,8 @@ describe("aigc.strategy at its edges", function ()
       assert.equal(3, judged(3, "Candidate 1 is good, but the best is candidate 3.").index)
       assert.equal(2, judged(3, "Candidate 1: terse.\nCandidate 2: vivid.\nCandidate 3: dull.\nAnswer: 2").index)
       assert.equal(2, judged(3, "Best candidate: 2 (candidate 1 is close)").index)
+      assert.equal(2, judged(3, "Answer: 2 (candidate 1 has a typo)").index)
+      assert.equal(2, judged(3, "I prefer 2 over candidate 1.").index)
       -- a reply without a verdict word: the candidate it names first, as before
       assert.equal(2, judged(3, "Of the 3 candidates, candidate 2 is the most vivid.").index)
       assert.equal(3, judged(3, "3").index)

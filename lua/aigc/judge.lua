@@ -178,6 +178,16 @@ local function named (text, ok)
   return nil
 end
 
+-- The candidate a verdict's sentence names: the number right after the
+-- word ("Answer: 2 (candidate 1 has a typo)", "I prefer 2 over candidate
+-- 1", "The best is 3"), else as `named`.
+local function named_after (sentence, ok)
+  local num = sentence:match("^[%s:=%-]*#?(%d+)") or sentence:match("^%s+is%s+#?(%d+)")
+  local n = tonumber(num)
+  for _, c in ipairs(ok) do if c.index == n then return c end end
+  return named(sentence, ok)
+end
+
 -- Words that give a verdict: the candidate named after one of them, in its
 -- sentence, is the judge's choice.
 local VERDICT = { "answer", "best", "winner", "choice", "choose", "chose", "pick", "prefer", "select", "verdict" }
@@ -197,7 +207,7 @@ local function choice_of (reply, ok)
       from = e + 1
       -- (its sentence, of 200 bytes at most: a reply of many verdict
       -- words would be read again from each, quadratic)
-      local c = s > at and named(low:sub(e + 1, e + 200):match("^[^\n.!?;]*"), ok)
+      local c = s > at and named_after(low:sub(e + 1, e + 200):match("^[^\n.!?;]*"), ok)
       if c then chosen, at = c, s end
     end
   end
