@@ -112,6 +112,22 @@ describe("media (issue 15)", function ()
       assert.equal("\137PNG", edited.data[1].bytes:sub(1, 4))
     end)
 
+    it("stream: the completed image is decoded from base64 once, not again for the result", function ()
+      -- (a final image is megabytes: its function got it decoded, the result shares those bytes)
+      local media, decodes, seen = require("aigc.core").media, {}, nil
+      local b64decode = media.b64decode
+      media.b64decode = function (s) decodes[s] = (decodes[s] or 0) + 1; return b64decode(s) end
+      local ok, res = pcall(client.images_generate, client, { prompt = "a tower", size = "32x16",
+        model = "gpt-image-1", partial_images = 1, stream = function (ev) seen = ev end })
+      media.b64decode = b64decode
+      assert(ok, res)
+      assert.is_table(res)
+      assert.equal("image_generation.completed", seen.type)
+      assert.equal(1, decodes[res.data[1].b64_json])
+      assert.equal(seen.bytes, res.data[1].bytes)
+      assert.equal(b64decode(res.data[1].b64_json), res.data[1].bytes)
+    end)
+
     it("stream: an image stream cut before its completed event is an error, not a result", function ()
       local res, err = client:images_generate { prompt = "cut", size = "16x16", model = "gpt-image-1",
                                                 partial_images = 3, stream = true, headers = fault("drop-after=2") }

@@ -155,12 +155,16 @@ end
 -- The b64_json of each image decoded in C into `bytes`; `res:save(...)`.
 -- A reply whose `data` is not an array of objects is an error (kind
 -- "parse"); one without `data` (the API's schema allows it) has no images.
-local function finish_images (self, params, res)
+-- `decoded`: the bytes of a b64_json text already decoded (a stream's
+-- completed event, which its function got decoded), not decoded again.
+local function finish_images (self, params, res, decoded)
   local data, why = reply.reply_objects(res, "data", true)
   if data == nil then return nil, reply.reply_error(self, params, res, "parse", why) end
   for i, item in ipairs(data) do
     if type(item.b64_json) == "string" then
-      local bytes, bad = core.media.b64decode(item.b64_json)
+      local bytes, bad
+      if decoded and decoded.b64 == item.b64_json then bytes = decoded.bytes
+      else bytes, bad = core.media.b64decode(item.b64_json) end
       if bytes == nil then
         return nil, reply.reply_error(self, params, res, "parse", "image " .. i .. ": " .. bad)
       end
@@ -184,9 +188,13 @@ local IMAGE_FILES = { edit = { image = true, mask = true }, variation = { image 
 -- `failed.err`), as speech's audio events: never an event without its bytes.
 local function image_events (self, params, failed)
   local user, plain = params.stream, false
+  -- The last event's text and bytes: the result is the completed event,
+  -- whose image (megabytes) the function already got decoded.
+  local last = { b64 = false, bytes = false }
   local fn = function (ev, whole)
     -- (a reply in one piece comes as (its text, the reply): not an event)
     if whole ~= nil or type(ev) ~= "table" then plain = true; return end
+    last.b64, last.bytes = false, false
     if type(ev.b64_json) == "string" then
       local bytes, why = core.media.b64decode(ev.b64_json)
       if bytes == nil then
@@ -194,6 +202,7 @@ local function image_events (self, params, failed)
         error(failed.err.message, 0)
       end
       ev.bytes = bytes
+      last.b64, last.bytes = ev.b64_json, bytes
     end
     if user ~= true then return user(ev) end
   end
@@ -205,7 +214,7 @@ local function image_events (self, params, failed)
     end
     res.data = { { b64_json = res.b64_json, revised_prompt = res.revised_prompt } }
     res.b64_json = nil
-    return res
+    return res, last
   end
   return fn, completed
 end
@@ -227,12 +236,12 @@ local function images (self, submit, fname, what, params, async)
   local s = { fname = fname, async = async, api = "json", on_done = params.on_done, on_error = params.on_error,
               model = model_of(self, params), failed = failed,
               finish = function (res)
+                local decoded
                 if completed then
-                  local err
-                  res, err = completed(res)
-                  if res == nil then return nil, err end
+                  res, decoded = completed(res)
+                  if res == nil then return nil, decoded end
                 end
-                return finish_images(self, params, res)
+                return finish_images(self, params, res, decoded)
               end }
   if what == "generate" then
     if params.prompt == nil then field_error(fname, 1, "params.prompt", expected("string", nil)) end
