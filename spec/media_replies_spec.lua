@@ -260,6 +260,35 @@ describe("media replies", function ()
       end
     end)
 
+    it("a server that ignores stream_format and answers audio (its Content-Type): to the function", function ()
+      -- (bytes an SSE parser would misread: lines, "data:", NULs, high bytes)
+      local parts = {}
+      for i = 0, 20000 - 1 do parts[#parts + 1] = string.char((i * 7 + 13) % 256) end
+      local audio = "ID3\0data: {}\n\n" .. table.concat(parts)
+      local c = client()
+      local res, err, got = call(c, reply(audio, "Audio/MPEG"))
+      assert.is_table(res, tostring(err))
+      assert.equal(audio, got)
+      assert.equal(#audio, res.bytes)
+      assert.equal("Audio/MPEG", res.content_type)
+      assert.is_nil(res.body)
+      -- none at all: the result, no chunk
+      local empty, e0, none = call(c, reply("", "audio/wav"))
+      assert.is_table(empty, tostring(e0))
+      assert.equal("", none)
+      assert.equal(0, empty.bytes)
+      -- a function that raises: the call fails with its error, once
+      local _, e1 = call(c, reply(audio, "audio/mpeg"), function () error("speaker broke") end)
+      assert.equal("callback", e1.kind)
+      assert.matches("speaker broke", e1.message)
+      -- not audio (a proxy's page, or no type said): still no stream of events
+      local _, e2 = call(c, reply("<html>busy</html>", "text/html"))
+      assert.equal("parse", e2.kind)
+      local _, e3 = call(c, reply(audio, "application/octet-stream"))
+      assert.equal("parse", e3.kind)
+      c:close()
+    end)
+
     it("one JSON answer where a stream was asked: kind parse; a callback's own error stays kind callback", function ()
       local c = client()
       local _, e1 = call(c, reply('{"type":"speech.audio.done"}'))

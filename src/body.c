@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -248,6 +249,7 @@ int aigc_body_attempt (aigc_body *b) {
   b->sink_replaced = 0;
   b->sink_kind = NULL;
   b->sink_diverted = 0;
+  b->events_raw = 0;
   b->upload_bad = NULL;
   for (f = b->files; f != NULL; f = f->next)
     if (open_file(f) != 0) {
@@ -363,6 +365,14 @@ int aigc_body_not_audio_type (const char *ct) {
   t[n] = '\0';
   return strcmp(t, "application/json") == 0 || (n >= 5 && strcmp(t + n - 5, "+json") == 0)
          || strncmp(t, "text/", 5) == 0;
+}
+
+int aigc_body_is_audio_type (const char *ct) {
+  if (ct == NULL)
+    return 0;
+  while (*ct == ' ' || *ct == '\t')
+    ct++;
+  return strncasecmp(ct, "audio/", 6) == 0;
 }
 
 size_t aigc_body_feed_read (char *buf, size_t size, size_t nitems, void *arg) {

@@ -87,6 +87,10 @@ typedef struct aigc_body {
   int events_text;          /* {events = fn, sink = "bytes"}: a 2xx text/... reply (a
                                server that does not stream: a transcript as srt) is
                                no event stream but the result's body */
+  int events_audio;         /* {events = fn, audio = true}: a 2xx audio/... reply (a
+                               server that ignores speech's stream_format) is the
+                               audio itself, handed to fn chunk by chunk */
+  int events_raw;           /* ... this attempt's reply is such one */
   /* An upload part fed by a Lua function ({reader = true} in the form,
      opts.reader the function): libcurl reads `feed`; when it is empty the
      read pauses the transfer and `wake` tells the loop, which calls the
@@ -145,6 +149,8 @@ const char *aigc_body_sink_error (const aigc_body *b);
 /* Whether a Content-Type (NULL: none) is JSON (application/json, *+json)
    or text/...: not the audio a sink_audio file waits for. */
 int  aigc_body_not_audio_type (const char *ct);
+/* Whether a Content-Type (NULL: none) says audio/... */
+int  aigc_body_is_audio_type (const char *ct);
 /* Frees everything; a partial file is removed. */
 void aigc_body_free (aigc_body *b);
 

@@ -209,6 +209,8 @@ int aigc_form_read (lua_State *L, int o, aigc_body *b, const aigc_argctx *cx) {
   if (lua_getfield(L, o, "events") == LUA_TFUNCTION) {   /* (request.c made it a stream) */
     b->sink = AIGC_SINK_EVENTS;
     b->events_text = lua_getfield(L, o, "sink") == LUA_TSTRING && strcmp(lua_tostring(L, -1), "bytes") == 0;
+    lua_pop(L, 1);
+    b->events_audio = lua_getfield(L, o, "audio") == LUA_TBOOLEAN && lua_toboolean(L, -1);
     lua_pop(L, 1);   /* (the events function stays pushed) */
     return 1;
   }

@@ -607,13 +607,15 @@ static int call_before_end (lua_State *L, int eidx, int ridx, aigc_request *r, i
 static int end_with_result (lua_State *L, int eidx, int ridx, aigc_request *r) {
   if (!r->stream)
     return end_request(L, eidx, ridx, r, 1);
-  if (!r->sse && lua_getiuservalue(L, ridx, AIGC_RQ_STREAM) != LUA_TNIL) {
+  if (r->sse || r->xb.events_raw)   /* (events_raw: its chunks were the stream, body.h) */
+    ;
+  else if (lua_getiuservalue(L, ridx, AIGC_RQ_STREAM) != LUA_TNIL) {
     lua_getfield(L, -2, "text");
     lua_pushvalue(L, -3);
     if (!call_before_end(L, eidx, ridx, r, 2))
       return 0;
   }
-  else if (!r->sse)
+  else
     lua_pop(L, 1);
   if (r->has_stream_end) {
     lua_getiuservalue(L, ridx, AIGC_RQ_STREAM_END);
@@ -788,7 +790,7 @@ static int handle_event (lua_State *L, int eidx, int ridx, aigc_request *r,
                          const char *type, size_t tlen, const char *data, size_t dlen) {
   aigc_json_value chunk;
   int nargs, what;
-  if (r->xb.sink == AIGC_SINK_CHUNKS)
+  if (r->xb.sink == AIGC_SINK_CHUNKS || r->xb.events_raw)   /* (events_raw: body.h) */
     return handle_bytes(L, eidx, ridx, r, data, dlen);
   if (r->xb.sink == AIGC_SINK_EVENTS)
     return handle_typed(L, eidx, ridx, r, type, tlen, data, dlen);

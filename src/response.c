@@ -679,7 +679,8 @@ static int push_sink_outcome (lua_State *L, aigc_request *r) {
   }
   lua_createtable(L, 0, 3 + RESULT_FIELDS);
   /* (r is pinned while it is delivered: its buffers stay where they are) */
-  if (r->xb.sink == AIGC_SINK_BYTES || r->xb.sink_diverted) {   /* (diverted: no file made) */
+  if (r->xb.sink == AIGC_SINK_BYTES || (r->xb.sink_diverted && !r->xb.events_raw)) {   /* (diverted:
+       no file made; events_raw: its chunks were delivered) */
     lua_pushlstring(L, r->resp.data ? r->resp.data : "", r->resp.len);
     lua_setfield(L, -2, "body");
   }
@@ -789,6 +790,9 @@ static int says_event_stream (const aigc_request *r) {
 int aigc_response_outcome (lua_State *L, aigc_request *r, int *retryable) {
   int ok = 0;
   *retryable = 0;
+  if (!r->mode_decided && r->xb.events_audio && r->status >= 200 && r->status < 300
+      && aigc_body_is_audio_type(aigc_headers_find(&r->hdrs, "content-type", NULL)))
+    r->xb.sink_diverted = r->xb.events_raw = 1;   /* (no byte came: empty audio, body.h) */
   if (push_abort_error(L, r, retryable))
     ;
   else if (r->curl_code != CURLE_OK)

@@ -314,6 +314,8 @@ static void decide_mode (aigc_request *r, const char *first, size_t n) {
     r->sse = 0;
   else if (r->xb.events_text && aigc_body_not_audio_type(ct))   /* text/...: the body, whole */
     r->xb.sink_diverted = 1;
+  else if (r->xb.events_audio && aigc_body_is_audio_type(ct))   /* the audio: to fn as chunks */
+    r->xb.sink_diverted = r->xb.events_raw = 1;
   else {
     size_t i = 0;
     while (i < n && (first[i] == ' ' || first[i] == '\n' || first[i] == '\r' || first[i] == '\t'))
@@ -404,8 +406,8 @@ static size_t on_write (char *ptr, size_t size, size_t nmemb, void *ud) {
     return write_sse(r, ptr, n);
   if (r->idle_deadline > 0)
     r->idle_deadline = aigc_now() + r->timeout;
-  if (((r->xb.sink == AIGC_SINK_FILE && !r->xb.sink_diverted) || r->xb.sink == AIGC_SINK_CHUNKS)
-      && r->status >= 200 && r->status < 300)
+  if (((r->xb.sink == AIGC_SINK_FILE && !r->xb.sink_diverted) || r->xb.sink == AIGC_SINK_CHUNKS
+       || r->xb.events_raw) && r->status >= 200 && r->status < 300)
     return write_sink(r, ptr, n);
   if (aigc_buf_append(&r->resp, ptr, n) != 0) {
     r->abort_reason = AIGC_ABORT_NOMEM;

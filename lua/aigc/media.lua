@@ -273,7 +273,14 @@ local TEXT_FORMATS = { text = true, srt = true, vtt = true }
 -- (base64), decoded here and given to `to` (a function) chunk by chunk; the
 -- result is the done event (usage). An event whose audio does not decode
 -- ends the call: `failed.err` says why (kind "parse"); a reply in one
--- JSON piece (no events) sets `failed.plain`.
+-- JSON piece (no events) sets `failed.plain`. A server that ignores
+-- stream_format and answers audio/... (its Content-Type) sends the audio
+-- itself: the core gives `to` its chunks as they come (a string alone).
+-- Whether a Content-Type says audio/... (as the core reads it: body.c).
+local function is_audio_type (ct)
+  return type(ct) == "string" and ct:lower():find("^[ \t]*audio/") ~= nil
+end
+
 local function speech_events (fname, to, failed)
   if not check.is_callable(to) then
     field_error(fname, 1, "params.to", "a function expected with stream_format = \"sse\"")
@@ -283,6 +290,7 @@ local function speech_events (fname, to, failed)
     error(failed.err.message, 0)
   end
   return function (ev, whole)
+    if whole == nil and type(ev) == "string" then return to(ev) end   -- (the audio itself)
     -- (a reply in one piece comes as (its text, the reply): not an event)
     if whole ~= nil or type(ev) ~= "table" then failed.plain = true; return end
     local audio = ev.audio
@@ -307,8 +315,10 @@ local function speech (self, submit, fname, params, async)
   if params.stream_format == "sse" then   -- (no "stream": true: stream_format says it)
     local failed = {}
     s.failed = failed
-    s.body = { events = speech_events(fname, params.to, failed), stream_field = false }
+    s.body = { events = speech_events(fname, params.to, failed), stream_field = false, audio = true }
     s.finish = function (res)
+      -- (the audio itself, given to `to`: the result says how much, as a function sink's)
+      if res.type == nil and is_audio_type(res.content_type) then return res end
       if failed.plain then
         return nil, reply.reply_error(self, sent, res, "parse", "the server answered with one JSON reply, "
                                   .. "not the stream of events stream_format = \"sse\" asks for")
