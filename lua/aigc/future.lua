@@ -7,7 +7,8 @@
 -- `status`, `result`, `wait`, `cancel`, `<close>` (Lua 5.4; `cancel()`
 -- everywhere), `__tostring`. Exactly one of its `on_done`/`on_error` runs
 -- when it ends, as a task of its client, from the client's loop (never
--- from inside `cancel()`); `cancel` and `client:close()` give `on_error`
+-- from inside `cancel()`); its waiters (`wait()`) wake when that task has
+-- ended, as a request's wait returns after its on_done; `cancel` and `client:close()` give `on_error`
 -- an error of kind "canceled", and nothing else is delivered after.
 -- Whoever makes one settles it with `resolve(res)` or `reject(err)`; its
 -- end is delivered from its client's loop, never from inside them.
@@ -56,7 +57,7 @@ function M.new (loop, opts)
     _loop = loop, _state = "running", _label = opts.label or "future",
     _on_done = opts.on_done, _on_error = opts.on_error, _waiters = {},
     _drivers = opts.drivers or { loop }, _request = opts.request,
-    _res = false, _err = false, _inner = false, _deliver = false,
+    _res = false, _err = false, _inner = false, _deliver = false, _in_callback = false,
   }, Future)
   f._run_end = function () run_end(f) end
   if not opts.unowned then loop.futures[f] = true end
@@ -90,20 +91,10 @@ function M.refuse_in_callback (name)
   end
 end
 
--- Runs f's end, once: on_done/on_error as a task, then the waiters (the
--- ones added meanwhile too). Each is protected: an error in one (memory)
--- is reported and the others still run.
-function run_end (f)
-  if not f._deliver then return end
-  f._deliver = false
-  local cb, value, what = f._on_done, f._res, "on_done"
-  if f._state ~= "done" then cb, value, what = f._on_error, f._err, "on_error" end
-  f._on_done, f._on_error = nil, nil
+-- Runs f's waiters (the ones added meanwhile too). Each is protected: an
+-- error in one (memory) is reported and the others still run.
+local function run_waiters (f)
   local client = f._loop.client
-  if cb then
-    local ok, e = pcall(task.spawn, f._loop, as_callback, what, cb, value)
-    if not ok then pcall(report_error, client, what, e) end
-  end
   local list, i = f._waiters, 1
   while list[i] ~= nil do
     local fn = list[i]
@@ -113,6 +104,55 @@ function run_end (f)
     if not ok then pcall(report_error, client, "a waiter", e) end
   end
   for j = 1, i - 1 do list[j] = nil end
+end
+
+-- The end of f's on_done/on_error task (however it ended: its last line,
+-- an error, abandoned): the waiters run now if that task had to wait
+-- (a blocking call in it yielded), from the loop.
+local function callback_ended (f)
+  local yielded = f._in_callback == "yielded"
+  f._in_callback = false
+  if yielded and not pcall(client_loop.post, f._loop, function () run_waiters(f) end) then run_waiters(f) end
+end
+
+local function callback_task (f, cb, value)
+  as_callback(cb, value)
+  callback_ended(f)
+end
+
+-- Runs f's end, once: on_done/on_error as a task, then the waiters -- when
+-- that task has ended: a blocking call in on_done yields its task, and
+-- whoever waits for f (wait(), a task) hears of the end after on_done's,
+-- as with a request's on_done, which the loop runs to its end.
+function run_end (f)
+  if not f._deliver then return end
+  f._deliver = false
+  local cb, value, what = f._on_done, f._res, "on_done"
+  if f._state ~= "done" then cb, value, what = f._on_error, f._err, "on_error" end
+  f._on_done, f._on_error = nil, nil
+  if cb then
+    f._in_callback = true
+    local ok, e = pcall(task.spawn_guarded, f._loop, callback_task, what,
+                        function () callback_ended(f); return false end, f, cb, value)
+    if not ok then
+      f._in_callback = false
+      pcall(report_error, f._loop.client, what, e)
+    end
+    if f._in_callback then   -- (its task waits: it runs the waiters when it ends)
+      f._in_callback = "yielded"
+      return
+    end
+  end
+  run_waiters(f)
+end
+
+-- Whether f's on_done/on_error still runs, for a wait that is not itself
+-- inside such a callback (a callback waiting for another's end could wait
+-- for ever: each for the other's).
+local function callback_pending (f)
+  if not f._in_callback then return false end
+  local co = compat.running()
+  return not (co and callback_tasks[co])
 end
 
 -- Ends f (once). Its end -- on_done/on_error as a task, then the waiters --
@@ -179,34 +219,47 @@ end
 
 --- Waits until the future is over: yields inside a task (of any client:
 -- the task's client then drives this future's clients meanwhile), else
--- turns its clients' loops. Then runs its end if the loop has not yet.
+-- turns its clients' loops. Then runs its end if the loop has not yet,
+-- and waits for its on_done/on_error to end (unless called from inside
+-- such a callback: two callbacks could each wait for the other).
 -- @tparam[opt] number timeout seconds; then `nil, nil` if still pending
+-- (the result, if the future ended but its on_done had not yet)
 -- @return res
 -- @return err
 function Future:wait (timeout)
   if timeout ~= nil and not util.is_duration(timeout) then
     util.argerror("wait", 1, util.expected("a number of seconds >= 0", timeout))
   end
+  local rec, deadline = task.in_task(), timeout and now() + timeout
+  -- (the list is read when the waker is handed over, not before: an
+  -- allocation in between may run a finalizer that drives the loop until
+  -- the future ended and its waiters ran; then it wakes at once)
+  local function register (wake)
+    if pending_state(self._state) or self._deliver or callback_pending(self) then
+      local waiters = self._waiters
+      waiters[#waiters + 1] = wake
+    else
+      wake()
+    end
+  end
   if pending_state(self._state) then
-    local rec = task.in_task()
     if rec then
-      -- (the list is read when the waker is handed over, not before: an
-      -- allocation in between may run a finalizer that drives the loop
-      -- until the future ended and its waiters ran; then it wakes at once)
-      task.wait_in_task(rec, function (wake)
-        if pending_state(self._state) or self._deliver then
-          local waiters = self._waiters
-          waiters[#waiters + 1] = wake
-        else
-          wake()
-        end
-      end, self._drivers, timeout)
+      task.wait_in_task(rec, register, self._drivers, timeout)
     else
       client_loop.block(function () return not pending_state(self._state) end, self._drivers,
-            timeout and now() + timeout, self._request or self._inner)
+            deadline, self._request or self._inner)
     end
   end
   run_end(self)
+  -- Its on_done/on_error's task yielded (a blocking call there): wait
+  -- for its end too, as a request's wait returns after its on_done.
+  if callback_pending(self) and not (deadline and now() >= deadline) then
+    if rec then
+      task.wait_in_task(rec, register, self._drivers, deadline and deadline - now())
+    else
+      client_loop.block(function () return not self._in_callback end, self._drivers, deadline)
+    end
+  end
   return self:result()
 end
 
@@ -214,7 +267,7 @@ end
 -- the stream iterator, the strategies).
 -- @tparam function fn
 function Future:on_end (fn)
-  if pending_state(self._state) then
+  if pending_state(self._state) or self._deliver or self._in_callback then
     local w = self._waiters
     w[#w + 1] = fn
   else
