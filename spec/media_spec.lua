@@ -91,6 +91,58 @@ describe("media (issue 15)", function ()
       assert.equal("parse", err.kind)
     end)
 
+    it("save replaces a file already there; overwrite = false fails (kind io) and writes no image", function ()
+      local res = assert(client:images_generate { prompt = "a bird", size = "16x16", n = 2,
+                                                  response_format = "b64_json", model = "dall-e-2" })
+      write_all(dir .. "/bird-2.png", "the player's own picture")
+      assert.same({ dir .. "/bird-1.png", dir .. "/bird-2.png" }, assert(res:save(dir .. "/bird-%d.png")))
+      assert.equal(res.data[2].bytes, read_all(dir .. "/bird-2.png"))
+      write_all(dir .. "/kept-2.png", "the player's own picture")
+      local paths, err = res:save(dir .. "/kept-%d.png", { overwrite = false })
+      assert.is_nil(paths)
+      assert.equal("io", err.kind)
+      assert.matches("kept-2.png: a file is there already (overwrite = false)", err.message, 1, true)
+      assert.equal("the player's own picture", read_all(dir .. "/kept-2.png"))
+      assert.is_false(exists(dir .. "/kept-1.png"))
+      assert.same({ dir .. "/new-1.png", dir .. "/new-2.png" },
+                  assert(res:save(dir .. "/new-%d.png", { overwrite = false })))
+      assert.has_error(function () res:save(dir, { overwrite = "no" }) end)
+      assert.has_error(function () res:save(dir, 5) end)
+    end)
+
+    it("save_async: url images downloaded as the loop turns, never in the call; the paths its result", function ()
+      local res = assert(client:images_generate { prompt = "a dog", size = "24x16", model = "dall-e-2", n = 2 })
+      assert.is_string(res.data[1].url)
+      local got
+      local f = res:save_async(dir .. "/async-%d.png", { on_done = function (p) got = p end })
+      assert.equal("running", f:status())   -- (the call did not wait for the download)
+      assert.is_false(exists(dir .. "/async-1.png"))
+      while client:step(0.05) > 0 do end
+      local paths = assert(f:result())
+      assert.same({ dir .. "/async-1.png", dir .. "/async-2.png" }, paths)
+      assert.equal(paths, got)
+      assert.equal("\137PNG", read_all(paths[2]):sub(1, 4))
+      -- canceled before the loop turned: the download under way is canceled, no file made
+      local c2 = res:save_async(dir .. "/gone-%d.png")
+      assert.is_true(c2:cancel())
+      while client:step(0.05) > 0 do end
+      assert.equal("canceled", select(2, c2:result()).kind)
+      assert.is_false(exists(dir .. "/gone-1.png"))
+      assert.is_false(exists(dir .. "/gone-1.png.part"))
+      assert.is_false(exists(dir .. "/gone-2.png"))
+    end)
+
+    it("save_async of a result whose client is closed: bytes written, a url image fails (kind canceled)", function ()
+      local c = aigc.client { base_url = srv.base_url, max_retries = 0 }
+      local b64 = assert(c:images_generate { prompt = "x", size = "16x16", response_format = "b64_json" })
+      local url = assert(c:images_generate { prompt = "x", size = "16x16" })
+      c:close()
+      assert.same({ dir .. "/closed-1.png" }, assert(b64:save_async(dir .. "/closed-%d.png"):wait()))
+      local none, err = url:save_async(dir .. "/closed-url-%d.png"):wait()
+      assert.is_nil(none)
+      assert.equal("canceled", err.kind)
+    end)
+
     it("stream: partial images to the function (bytes decoded), the completed one as the result", function ()
       local seen = {}
       local res = assert(client:images_generate { prompt = "a castle", size = "32x16", model = "gpt-image-1",

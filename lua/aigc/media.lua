@@ -27,6 +27,7 @@
 local core = require "aigc.core"
 local check = require "aigc.check"
 local call = require "aigc.media_call"
+local future = require "aigc.future"
 local reply = require "aigc.reply"
 local util = require "aigc.util"
 
@@ -72,8 +73,9 @@ end
 M.is_http_url = is_http_url
 
 -- Writes image i of a result to path: its bytes, or its url downloaded
--- through the client it came from (straight to the file).
-local function write_image (client, i, item, path)
+-- through the client it came from (straight to the file); in the task of
+-- save_async's future `f`, a download it tracks (its cancel reaches it).
+local function write_image (client, i, item, path, f)
   if type(item) ~= "table" then
     return nil, core.error { kind = "parse",
                              message = "image " .. i .. ": an object expected, got " .. reply.shape(item) }
@@ -91,16 +93,17 @@ local function write_image (client, i, item, path)
       return nil, core.error { kind = "canceled", message = "image " .. i .. " is a url, and the client "
                                .. "it came from (which downloads it) " .. gone }
     end
+    if f then return f:track(client:download_async(item.url, { to = path })):wait() end
     return client:download(item.url, { to = path })
   end
   -- As a download's file: written to path.part, renamed into place when
   -- whole. close() is checked: a full disk often fails only there (the
   -- bytes sat in stdio's buffer), and a cut image must not stand as one.
   local part = path .. ".part"
-  local f, why = io_open(part, "wb")
-  if not f then return nil, call.io_error("could not write " .. part .. ": " .. tostring(why)) end
-  local ok, werr = f:write(item.bytes)
-  local closed, cerr = f:close()
+  local fh, why = io_open(part, "wb")
+  if not fh then return nil, call.io_error("could not write " .. part .. ": " .. tostring(why)) end
+  local ok, werr = fh:write(item.bytes)
+  local closed, cerr = fh:close()
   if ok and closed then ok, werr = os_rename(part, path) end
   if not (ok and closed) then
     os_remove(part)
@@ -121,35 +124,93 @@ local function extension (res)
   return ext
 end
 
+-- The paths of a result's images in `target` (see save), or nil, err.
+local function image_paths (self, target)
+  local paths = {}
+  local data = type(self.data) == "table" and self.data or {}
+  local pattern = target:find("%d", 1, true) ~= nil
+  for i in ipairs(data) do
+    if pattern then
+      paths[i] = target:gsub("%%d", tostring(i))
+    else
+      local ext, err = extension(self)
+      if ext == nil then return nil, err end
+      paths[i] = target:gsub("/+$", "") .. "/image-" .. i .. "." .. ext
+    end
+  end
+  return paths
+end
+
+-- save's and save_async's arguments checked: the options table.
+local function save_args (fname, target, opts)
+  if type(target) ~= "string" or target == "" then argerror(fname, 1, expected("a folder or a pattern", target)) end
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then argerror(fname, 2, expected("table", opts)) end
+  if opts.overwrite ~= nil and type(opts.overwrite) ~= "boolean" then
+    field_error(fname, 2, "opts.overwrite", expected("boolean", opts.overwrite))
+  end
+  for _, k in ipairs { "on_done", "on_error" } do
+    if opts[k] ~= nil and not check.is_callable(opts[k]) then
+      field_error(fname, 2, "opts." .. k, expected("function", opts[k]))
+    end
+  end
+  return opts
+end
+
+-- Writes the images (`f`: save_async's future, whose task this runs in).
+local function save_images (self, target, opts, f)
+  local paths, err = image_paths(self, target)
+  if paths == nil then return nil, err end
+  if opts.overwrite == false then   -- (every path checked before any is written)
+    for _, path in ipairs(paths) do
+      local fh = io_open(path, "rb")
+      if fh then
+        fh:close()
+        return nil, call.io_error("could not write " .. path .. ": a file is there already (overwrite = false)")
+      end
+    end
+  end
+  for i, item in ipairs(type(self.data) == "table" and self.data or {}) do
+    if f and f:canceled() then return nil end
+    local ok, werr = write_image(owner_of[self], i, item, paths[i], f)
+    if not ok then return nil, werr end
+  end
+  return paths
+end
+
 --- Writes the images of an images result: `target` is a folder (files
 -- `image-1.png`..., the extension the reply's `output_format`) or a
 -- pattern where `%d` is the image's number (`"portrait-%d.png"`): the
 -- decoded `b64_json`, or a `url` image downloaded through the client
--- (`client:download`). Returns the list of paths, or `nil, err` (kind
+-- (`client:download`, a blocking call: `save_async` in a frame loop). A
+-- file already at a path is replaced, as by `to = path`; with
+-- `opts.overwrite = false` the call fails instead (kind `"io"`), every
+-- path checked before any image is written. Returns the list of paths,
+-- or `nil, err` (kind
 -- `"io"`, a file that cannot be written; `"parse"`, an image with neither
 -- bytes nor an http(s) url, an `output_format` that is no extension; or
 -- the download's error).
 -- @tparam string target
+-- @tparam[opt] table opts `overwrite` (default true)
 -- @treturn table|nil paths
-function Images:save (target)
-  if type(target) ~= "string" or target == "" then argerror("save", 1, expected("a folder or a pattern", target)) end
-  local paths = {}
-  local data = type(self.data) == "table" and self.data or {}
-  local pattern = target:find("%d", 1, true) ~= nil
-  for i, item in ipairs(data) do
-    local path
-    if pattern then
-      path = target:gsub("%%d", tostring(i))
-    else
-      local ext, err = extension(self)
-      if ext == nil then return nil, err end
-      path = target:gsub("/+$", "") .. "/image-" .. i .. "." .. ext
-    end
-    local ok, err = write_image(owner_of[self], i, item, path)
-    if not ok then return nil, err end
-    paths[#paths + 1] = path
-  end
-  return paths
+function Images:save (target, opts)
+  return save_images(self, target, save_args("save", target, opts))
+end
+
+--- `save` without blocking: a future (`wait`, `result`, `cancel`, `on_done`
+-- and `on_error` in `opts`) of the paths, from the client the result came
+-- from (raises if it was collected); its `url` images are downloaded as
+-- the loop turns, its bytes written at once. A cancel stops the download
+-- under way (its file is not made) and the images after it.
+-- @tparam string target
+-- @tparam[opt] table opts `overwrite`, `on_done`, `on_error`
+-- @treturn aigc.future
+function Images:save_async (target, opts)
+  opts = save_args("save_async", target, opts)
+  local client = owner_of[self]
+  if client == nil then error("save_async: the client this result came from was collected", 2) end
+  return future.run(client._loop, function (f) return save_images(self, target, opts, f) end,
+                    { label = "save", what = "an images save", on_done = opts.on_done, on_error = opts.on_error })
 end
 
 -- The b64_json of each image decoded in C into `bytes`; `res:save(...)`.
