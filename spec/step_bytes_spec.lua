@@ -145,6 +145,35 @@ describe("max_bytes_per_step", function ()
     client:close()
   end)
 
+  it("a call's total timeout does not count the turns it was held: a slow frame loop, a fast server", function ()
+    -- A non-streamed reply of ~200 KB, taken a write (<= 16 KiB) a turn,
+    -- turns 0.25 s apart: over 3 s held in all, longer than the 2 s
+    -- timeout (libcurl's total timer counted them: timed out with 65 KB of
+    -- 390 KB in, the server long done).
+    local words = {}
+    for i = 1, 20000 do words[i] = "word" .. i end
+    local text = table.concat(words, " ")
+    local client = aigc.client { base_url = srv.base_url, max_retries = 0, max_bytes_per_step = 1, timeout = 2 }
+    local req = client:chat_async { model = "m", messages = { { role = "user", content = "Echo: " .. text } } }
+    local turns, deadline = 0, socket.gettime() + 120
+    while client:step(0) > 0 do
+      turns = turns + 1
+      socket.sleep(0.25)
+      assert(socket.gettime() < deadline, "the call did not end")
+    end
+    assert.equal("done", req:status(), why(req))
+    assert.equal(text, req:result().text)
+    assert.is_true(turns > 8, "the reply came in " .. turns .. " turns: the case tested nothing")
+    -- and a server that never answers still times out, at the timeout
+    local hung = client:chat_async { model = "m", messages = { { role = "user", content = "Hi" } },
+                                     timeout = 0.5, headers = { ["x-aigc-fault"] = "hang" } }
+    while client:step(0.05) > 0 do assert(socket.gettime() < deadline, "the hung call did not end") end
+    local _, err = hung:result()
+    assert.equal("timeout", err.kind)
+    assert.matches("(timeout: 0.5 s per attempt)", err.message, 1, true)
+    client:close()
+  end)
+
   it("resumes the longest held first: every stream with bytes waiting moves within a round of turns", function ()
     -- One byte a turn: each turn resumes one held stream (it takes the
     -- read libcurl kept for it, then is held again, at the list's tail).

@@ -384,8 +384,9 @@ static int hold_for_next_turn (aigc_request *r, size_t n) {
     ro->bytes_this_turn += n;
     return 0;
   }
+  r->held_since = aigc_now();
   if (r->idle_deadline > 0)
-    r->idle_deadline = aigc_now() + r->timeout;
+    r->idle_deadline = r->held_since + r->timeout;
   aigc_roster_hold(ro, &r->entry);
   return 1;
 }
@@ -499,6 +500,22 @@ static int setup_fresh (CURL *h, const aigc_roster *ro) {
 ** one of them, never left to the default (setting the rest again cost
 ** ~2% of a request: libcurl copies and parses the strings each time).
 */
+/*
+** Whether the attempt's total timeout is aigc's own (attempt_deadline)
+** rather than libcurl's: a non-streamed call whose reply
+** max_bytes_per_step may hold. libcurl's would count the turns it waits,
+** paused, for the game's next steps: a fast server's reply timed out in a
+** loop that steps slowly (a loading screen). (Streams and files: no total.)
+*/
+static int moves_file (const aigc_request *r) {
+  return !r->stream && (r->xb.mime != NULL || r->xb.sink == AIGC_SINK_BYTES
+                        || r->xb.sink == AIGC_SINK_FILE || r->xb.sink == AIGC_SINK_CHUNKS);
+}
+
+static int own_timeout (const aigc_request *r, const aigc_roster *ro) {
+  return !r->stream && !moves_file(r) && ro != NULL && ro->config.max_bytes_per_step > 0;
+}
+
 static int setup_easy (aigc_request *r, const aigc_roster *ro, int fresh) {
   const aigc_config *c = &ro->config;
   CURL *h = r->easy;
@@ -513,10 +530,9 @@ static int setup_easy (aigc_request *r, const aigc_roster *ro, int fresh) {
      binary download, both ways (libcurl's low-speed check: under a byte a
      second for `timeout`): a 1 GB file at 1 MB/s outlasts 600 s while
      it moves (the SDKs bound each read and write, not the whole). */
-  int moves_file = !r->stream && (r->xb.mime != NULL || r->xb.sink == AIGC_SINK_BYTES
-                                  || r->xb.sink == AIGC_SINK_FILE || r->xb.sink == AIGC_SINK_CHUNKS);
-  long timeout_ms = r->stream || moves_file ? 0L : (long)ceil(r->timeout * 1000.0);
-  long low_speed_s = moves_file ? (long)ceil(r->timeout) : 0L;
+  int files = moves_file(r);
+  long timeout_ms = r->stream || files || own_timeout(r, ro) ? 0L : (long)ceil(r->timeout * 1000.0);
+  long low_speed_s = files ? (long)ceil(r->timeout) : 0L;
   SET(CURLOPT_ERRORBUFFER, r->errbuf);
   SET(CURLOPT_PRIVATE, (void *)r);
   SET(CURLOPT_WRITEDATA, (void *)r);
@@ -671,6 +687,7 @@ static int setup_attempt (aigc_request *r) {
   aigc_raccum_reset(&r->raccum);
   /* A stream's timeout is an idle limit between bytes, counted from now. */
   r->idle_deadline = r->stream ? aigc_now() + r->timeout : 0;
+  r->attempt_deadline = own_timeout(r, r->roster) ? aigc_now() + r->timeout : 0;
   timers_changed(r);   /* (and the deadline counts again: transfer_done = 0) */
   return files_ok;
 }
@@ -678,6 +695,7 @@ static int setup_attempt (aigc_request *r) {
 /* The attempt is over (libcurl, a timer): the loop turns it into an outcome. */
 static void attempt_over (aigc_request *r, CURLcode code, aigc_abort why) {
   r->transfer_done = 1;
+  r->attempt_deadline = 0;
   r->curl_code = code;
   if (why != AIGC_ABORT_NONE)
     r->abort_reason = why;
@@ -873,6 +891,13 @@ void aigc_transfer_tick (aigc_request *r, double now) {
     r->idle_deadline = 0;
     attempt_over(r, CURLE_OPERATION_TIMEDOUT, AIGC_ABORT_IDLE);
   }
+  else if (r->attempt_deadline > 0 && now >= r->attempt_deadline && !r->entry.in_held) {
+    /* (held: the next turn resumes it and pushes the deadline back) */
+    leave_multi(r);
+    snprintf(r->errbuf, sizeof r->errbuf, "Operation timed out after %.0f milliseconds with %zu bytes "
+             "received (the turns max_bytes_per_step held it not counted)", r->timeout * 1000.0, r->received);
+    attempt_over(r, CURLE_OPERATION_TIMEDOUT, AIGC_ABORT_NONE);
+  }
 }
 
 double aigc_transfer_next_deadline (const aigc_request *r, double d) {
@@ -885,6 +910,8 @@ double aigc_transfer_next_deadline (const aigc_request *r, double d) {
     d = r->retry_at;
   if (r->idle_deadline > 0 && (d < 0 || r->idle_deadline < d))
     d = r->idle_deadline;
+  if (r->attempt_deadline > 0 && !r->entry.in_held && (d < 0 || r->attempt_deadline < d))
+    d = r->attempt_deadline;
   if (r->done_deadline > 0 && (d < 0 || r->done_deadline < d))
     d = r->done_deadline;
   return d;
@@ -928,11 +955,14 @@ void aigc_transfer_start_queued (aigc_roster *ro) {
 */
 void aigc_transfer_new_turn (aigc_roster *ro) {
   aigc_roster_entry *en;
+  double now = ro->h_head != NULL ? aigc_now() : 0;
   ro->bytes_this_turn = 0;
   while ((en = ro->h_head) != NULL && ro->bytes_this_turn < ro->config.max_bytes_per_step) {
     aigc_request *r = aigc_request_of(en);
     CURLcode rc;
     aigc_roster_unhold(ro, en);
+    if (r->attempt_deadline > 0)   /* (the time held is the game's, not the server's) */
+      r->attempt_deadline += now - r->held_since;
     if (!r->in_multi)
       continue;
     rc = curl_easy_pause(r->easy, CURLPAUSE_CONT);

@@ -118,6 +118,11 @@ struct aigc_request {
   int retries;                  /* retries already taken */
   double retry_at;              /* monotonic time of the next attempt, or 0 */
   double idle_deadline;         /* streams: abort if no byte by then, or 0 */
+  double attempt_deadline;      /* a non-streamed call of a client with
+                                   max_bytes_per_step: its attempt's timeout, in
+                                   place of libcurl's, pushed back by the time it
+                                   was held (transfer.c), or 0 */
+  double held_since;            /* when max_bytes_per_step last held it */
   double done_deadline;         /* after [DONE]: finish by then, or 0 */
   int delivered;                /* stream events delivered to Lua: no retry */
   int stale;                    /* restarts on a new connection (not retries) */
