@@ -143,6 +143,19 @@ describe("media (issue 15)", function ()
       assert.equal("canceled", err.kind)
     end)
 
+    it("a url result keeps its client alive: save works with the client dropped, not after", function ()
+      local c = aigc.client { base_url = srv.base_url, max_retries = 0 }
+      local res = assert(c:images_generate { prompt = "x", size = "16x16" })
+      local weak = setmetatable({ c }, { __mode = "v" })
+      c = nil   -- luacheck: ignore 311
+      for _ = 1, 4 do collectgarbage() end
+      assert.is_table(weak[1])
+      assert.same({ dir .. "/kept-client-1.png" }, assert(res:save(dir .. "/kept-client-%d.png")))
+      res = nil   -- luacheck: ignore 311
+      for _ = 1, 4 do collectgarbage() end
+      assert.is_nil(weak[1], "the result (gone) still held its client")
+    end)
+
     it("stream: partial images to the function (bytes decoded), the completed one as the result", function ()
       local seen = {}
       local res = assert(client:images_generate { prompt = "a castle", size = "32x16", model = "gpt-image-1",

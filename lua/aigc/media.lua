@@ -64,7 +64,9 @@ Images.__index = Images
 Images.__name = "aigc.images"
 
 -- The client an images result came from (its `url` images are downloaded
--- through it); weak: a result does not keep its client alive.
+-- through it). Weak keys: the table keeps no result alive; a result keeps
+-- its client (the value) alive as long as it lives, so `save` finds it
+-- unless it was closed.
 local owner_of = setmetatable({}, { __mode = "k" })
 
 local function is_http_url (url)
@@ -199,7 +201,7 @@ end
 
 --- `save` without blocking: a future (`wait`, `result`, `cancel`, `on_done`
 -- and `on_error` in `opts`) of the paths, from the client the result came
--- from (raises if it was collected); its `url` images are downloaded as
+-- from; its `url` images are downloaded as
 -- the loop turns, its bytes written at once. A cancel stops the download
 -- under way (its file is not made) and the images after it.
 -- @tparam string target
