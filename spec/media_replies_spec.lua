@@ -335,6 +335,23 @@ describe("media replies", function ()
         assert.equal(200, e.status)
       end
       assert.is_nil(io.open(path))   -- (not left as if it were the audio)
+      assert.equal(0, chunks)   -- (nor played as if it were: the function got none of it)
+    end)
+
+    it("a 200 JSON or text reply to a function: none of it reaches the function, the reply is in err.body", function ()
+      local c = client()
+      local got = {}
+      local function to (chunk) got[#got + 1] = chunk end
+      local _, e1 = c:speech { input = "x", to = to, headers = reply("<html>proxy</html>", "text/html") }
+      local _, e2 = c:speech { input = "x", to = to, headers = reply('{"detail":"nope"}') }
+      local ok = assert(c:speech { input = "x", to = to, headers = reply("RIFF new", "audio/wav") })
+      c:close()
+      assert.equal("parse", e1.kind)
+      assert.equal("<html>proxy</html>", e1.body)
+      assert.equal("parse", e2.kind)
+      assert.matches("nope", e2.message)
+      assert.same({ "RIFF new" }, got)   -- (audio still goes to the function)
+      assert.equal(8, ok.bytes)
     end)
 
     it("a 200 JSON or text reply to a file: the file already there (the last good line) is left as it was", function ()

@@ -80,9 +80,10 @@ typedef struct aigc_body {
   int sink_errno;           /* the file could not be opened/written: errno */
   int sink_replaced;        /* another download to the path replaced the part file */
   const char *sink_kind;    /* the path is no regular file: what it is ("a FIFO") */
-  int sink_audio;           /* {path =, audio = true}: a 2xx JSON or text reply is no
-                               audio (an error with a 200): kept in memory, the file
-                               and the path left alone */
+  int sink_audio;           /* {path =, audio = true} or {sink = fn, audio = true}: a
+                               2xx JSON or text reply is no audio (an error with a
+                               200): kept in memory, the file and the path left
+                               alone, the function given none of it */
   int sink_diverted;        /* ... this attempt's reply is such one (or events_text's) */
   int events_text;          /* {events = fn, sink = "bytes"}: a 2xx text/... reply (a
                                server that does not stream: a transcript as srt) is

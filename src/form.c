@@ -224,5 +224,9 @@ int aigc_form_read (lua_State *L, int o, aigc_body *b, const aigc_argctx *cx) {
   }
   else
     lua_pop(L, 1);
+  if (b->sink == AIGC_SINK_CHUNKS) {   /* {sink = fn, audio = true}: as {path =, audio = true} */
+    b->sink_audio = lua_getfield(L, o, "audio") == LUA_TBOOLEAN && lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
   return pushed;
 }

@@ -303,7 +303,8 @@ static void decide_mode (aigc_request *r, const char *first, size_t n) {
   const char *ct;
   r->mode_decided = 1;
   r->sse = 0;
-  if (r->xb.sink == AIGC_SINK_FILE && r->xb.sink_audio && r->status >= 200 && r->status < 300)
+  if ((r->xb.sink == AIGC_SINK_FILE || r->xb.sink == AIGC_SINK_CHUNKS) && r->xb.sink_audio
+      && r->status >= 200 && r->status < 300)
     r->xb.sink_diverted = aigc_body_not_audio_type(aigc_headers_find(&r->hdrs, "content-type", NULL));
   if (!r->stream || r->status < 200 || r->status >= 300)
     return;
@@ -407,7 +408,7 @@ static size_t on_write (char *ptr, size_t size, size_t nmemb, void *ud) {
     return write_sse(r, ptr, n);
   if (r->idle_deadline > 0)
     r->idle_deadline = aigc_now() + r->timeout;
-  if (((r->xb.sink == AIGC_SINK_FILE && !r->xb.sink_diverted) || r->xb.sink == AIGC_SINK_CHUNKS
+  if ((((r->xb.sink == AIGC_SINK_FILE || r->xb.sink == AIGC_SINK_CHUNKS) && !r->xb.sink_diverted)
        || r->xb.events_raw) && r->status >= 200 && r->status < 300)
     return write_sink(r, ptr, n);
   if (aigc_buf_append(&r->resp, ptr, n) != 0) {

@@ -395,25 +395,15 @@ local function speech (self, submit, fname, params, async)
     return call.perform(self, submit, s)
   end
   -- Audio is expected: a 2xx JSON or text/* reply (a server's error with a
-  -- 200, or a proxy's page) is an error, not audio. A file's is kept in
-  -- memory instead (`audio`: the file at the path stays as it was); a
-  -- function has had its bytes, its first ones are kept for the message.
-  local sink, kept, n = call.sink_of(fname, params.to), nil, 0
+  -- 200, or a proxy's page) is an error, not audio. It is kept in memory
+  -- instead (`audio`: the file at the path stays as it was, a function
+  -- gets none of it: not played as noise).
+  local sink = call.sink_of(fname, params.to)
   if type(sink) == "table" then sink.audio = true end
-  if type(sink) == "function" then
-    local to = sink
-    kept = {}
-    sink = function (chunk)
-      if n < reply.KEPT then kept[#kept + 1] = chunk; n = n + #chunk end
-      return to(chunk)
-    end
-  end
-  s.body = { sink = sink }
+  s.body = { sink = sink, audio = true }
   s.finish = function (res)
     if not reply.is_not_audio_type(res.content_type) then return res end
-    local text = res.body
-    if kept then text = table.concat(kept):sub(1, reply.KEPT) end
-    return nil, reply.not_audio(self, sent, res, text)
+    return nil, reply.not_audio(self, sent, res, res.body)
   end
   return call.perform(self, submit, s)
 end
