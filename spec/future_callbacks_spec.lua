@@ -138,6 +138,54 @@ describe("a future's wait and its on_done", function ()
     c:close()
   end)
 
+  it("finalizers that cancel at each point of the call or its on_done's blocking call: one end", function ()
+    -- (5.4: its collector can be made to step at every few bytes allocated,
+    -- whatever heap the earlier specs left, so finalizers run everywhere)
+    if _VERSION ~= "Lua 5.4" then return end
+    local res = assert(client:images_generate { prompt = "x", size = "16x16", n = 2 })
+    local calls = {
+      function (cb) return client:embeddings_async { input = { "a", "b" }, model = "text-embedding-3-small",
+                                                     on_done = cb.on_done, on_error = cb.on_error } end,
+      function (cb) return res:save_async(dir .. "/fin-%d.png", cb) end,
+    }
+    local canceled, done = 0, 0
+    for n, call in ipairs(calls) do
+      for _, k in ipairs { 1, 2, 3, 5, 8, 12, 17, 23, 30, 40, 55, 75, 100, 150, math.huge } do
+        -- Garbage whose finalizer makes more while the call runs; the k-th
+        -- one run after the call returned cancels it.
+        local f, ends, seen, live = nil, 0, 0, true
+        local function arm ()
+          setmetatable({}, { __gc = function ()
+            if f then
+              seen = seen + 1
+              if seen == k then f:cancel("gc") end
+            end
+            if live then arm() end
+          end })
+        end
+        collectgarbage("setpause", 0)
+        collectgarbage("incremental", 0, 400, 1)   -- (0: unchanged; steps every 2 bytes)
+        collectgarbage()
+        for _ = 1, 4 do arm() end
+        f = call { on_done = function ()
+          assert(client:chat { messages = HI })
+          ends = ends + 1
+        end, on_error = function () ends = ends + 1 end }
+        f:wait()
+        live = false
+        collectgarbage("incremental", 200, 100, 13)   -- (5.4's defaults)
+        local where = "call " .. n .. ", finalizer " .. k
+        assert.equal(1, ends, where)   -- (the wait returned after the one callback's end)
+        assert.is_true(f:status() == "done" or f:status() == "canceled", where)
+        if f:status() == "canceled" then canceled = canceled + 1 else done = done + 1 end
+        while client:step(0.01) > 0 do end
+      end
+    end
+    assert.is_true(canceled > 0, "no finalizer canceled anything: the case tested nothing")
+    assert.is_true(done > 0, "every call was canceled: no on_done ran its blocking call")   -- (huge: none cancels)
+    assert(client:moderate { input = "still fine" })
+  end)
+
   it("a say_async's on_done as well (the same futures)", function ()
     local log = {}
     local conv = aigc.conversation { client = client }
