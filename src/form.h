@@ -11,6 +11,10 @@
 **   opts.sink = "bytes" | {path = "out.wav"} | function(chunk) ... end
 **   opts.events = function(event) ... end   (an SSE stream of typed events;
 **                 engine:submit sends "stream": true for it)
+**   opts.audio = true   (audio expected: with a function sink, a 2xx JSON
+**                 or text/... reply is kept as the body, not given to it;
+**                 with events, a 2xx audio/... reply goes to the events
+**                 function as chunks, the audio itself: body.h)
 **
 ** Part data given as a Lua string is copied by libcurl. A path must name a
 ** regular file (else the call raises: a FIFO or a device could block the
