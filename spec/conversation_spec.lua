@@ -207,6 +207,61 @@ describe("aigc.conversation", function ()
       assert.equal(10 + 1, conversation.estimate_message({ role = "user", content = "Hi" }, nil, 10))
     end)
 
+    -- Base64 (no bit operators: 5.1).
+    local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    local function b64 (s)
+      local out = {}
+      for i = 1, #s, 3 do
+        local a, b, c = s:byte(i, i + 2)
+        local n = a * 65536 + (b or 0) * 256 + (c or 0)
+        local q = {}
+        for k = 4, 1, -1 do q[k] = n % 64; n = math.floor(n / 64) end
+        out[#out + 1] = B64:sub(q[1] + 1, q[1] + 1) .. B64:sub(q[2] + 1, q[2] + 1)
+          .. (b and B64:sub(q[3] + 1, q[3] + 1) or "=") .. (c and B64:sub(q[4] + 1, q[4] + 1) or "=")
+      end
+      return table.concat(out)
+    end
+
+    it("counts a PDF by its pages, not by the length of its base64", function ()
+      -- 3 pages and 200 KB of page content (images, fonts): ~67,000 tokens by its JSON
+      local pdf = "%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
+        .. "2 0 obj << /Type /Pages /Kids [3 0 R 4 0 R 5 0 R] /Count 3 >> endobj\n"
+        .. "3 0 obj << /Type /Page /Parent 2 0 R >> endobj\n4 0 obj <</Type/Page/Parent 2 0 R>> endobj\n"
+        .. "5 0 obj << /Type /Page\n/Parent 2 0 R >> endobj\n"
+        .. "6 0 obj << /Length 200000 >> stream\n" .. string.rep("x", 200000) .. "\nendstream endobj\n%%EOF"
+      local per_page = conversation.estimate_message { role = "user", content = { { type = "file",
+        file = { filename = "a.pdf", file_data = "data:application/pdf;base64," .. b64(pdf:sub(1, 9)) } } } } - 4
+      assert.equal(1, per_page / 1515)   -- no page object seen: one page for 9 bytes
+      local msg = { role = "user", content = { { type = "text", text = "Hi" },
+        { type = "file", file = { filename = "a.pdf", file_data = "data:application/pdf;base64," .. b64(pdf) } } } }
+      assert.equal(4 + 1 + 3 * 1515, conversation.estimate_message(msg))
+      -- a Responses input_file alike
+      assert.equal(4 + 3 * 1515, conversation.estimate_message { role = "user", content = {
+        { type = "input_file", filename = "a.pdf", file_data = "data:application/pdf;base64," .. b64(pdf) } } })
+      -- a text file: its text
+      assert.equal(4 + 3, conversation.estimate_message { role = "user", content = {
+        { type = "file", file = { file_data = "data:text/plain;base64," .. b64("Hello, world") } } } })
+      -- binary data that is not a PDF: 4 bytes a token, never given to a text estimator
+      local seen = {}
+      local function est (text) seen[#seen + 1] = text; return 1 end
+      assert.equal(4 + 2, conversation.estimate_message({ role = "user", content = {
+        { type = "file", file = { file_data = "data:application/zip;base64," .. b64("PK\3\4\255\254\0\0") } } } }, est))
+      assert.same({}, seen)
+      -- a part estimated is not kept alive by the estimate remembered
+      local weak = setmetatable({}, { __mode = "v" })
+      weak[1] = { type = "file", file = { file_data = "data:application/pdf;base64," .. b64(pdf) } }
+      assert.equal(4 + 3 * 1515, conversation.estimate_message { role = "user", content = { weak[1] } })
+      collectgarbage(); collectgarbage()
+      assert.is_nil(weak[1])
+      -- a budget keeps the history a PDF of 3 pages leaves room for
+      local conv = aigc.conversation { client = client, max_context_tokens = 6000 }
+      conv:add { role = "user", content = "earlier question" }
+      conv:add { role = "assistant", content = "earlier answer" }
+      conv:add(msg)
+      local sent = assert(conv:context())
+      assert.equal(3, #sent)
+    end)
+
     it("is pluggable: estimate and message_overhead", function ()
       local seen = {}
       local conv = aigc.conversation { client = client, message_overhead = 1,

@@ -11,9 +11,10 @@ local util = require "aigc.util"
 local check = require "aigc.check"
 
 local json_encode = core.json.encode
-local error, ipairs, pcall, tostring, type = error, ipairs, pcall, tostring, type
+local error, ipairs, pcall, tonumber, tostring, type = error, ipairs, pcall, tonumber, tostring, type
 local argerror, expected, is_callable = util.argerror, util.expected, check.is_callable
-local math_ceil = math.ceil
+local math_ceil, math_max = math.ceil, math.max
+local b64decode = core.media.b64decode
 local utf8_codes, utf8_len = compat.utf8_codes, compat.utf8_len
 
 util.own_module()
@@ -65,6 +66,78 @@ local function tokens_of (est, text)
   return n
 end
 
+-- {======================================================
+-- Files
+-- =======================================================
+
+-- OpenAI puts a PDF into the context as "the extracted text and an image
+-- of each page" (the file inputs guide), so a PDF costs per page, not per
+-- byte of its base64 (a 1 MB PDF of 10 pages was estimated at 330,000
+-- tokens, dropping all the history before it). A page's image: a portrait
+-- page scaled to 768 pixels wide at high detail is 2 x 2 tiles of 170
+-- tokens plus 85 (the vision guide); its text: a full page, about 3,000
+-- characters at 4 a token.
+M.PDF_PAGE_TOKENS = 85 + 4 * 170 + 750
+-- When no page object can be seen (a PDF that packs its objects into
+-- compressed object streams, not linearized), a page per 20 KB: on the
+-- high side for text documents, as budgets want.
+local PDF_BYTES_PER_PAGE = 20000
+
+-- The number of pages of a PDF (its bytes): the page objects
+-- ("/Type /Page", not "/Pages"), else the page count of a linearized
+-- file's first dictionary, else one page per PDF_BYTES_PER_PAGE.
+local function pdf_pages (pdf)
+  local n = 0
+  for c in (pdf .. " "):gmatch("/Type%s*/Page(.)") do
+    if c ~= "s" then n = n + 1 end
+  end
+  if n > 0 then return n end
+  local lin = pdf:sub(1, 1024):match("/Linearized.-/N%s+(%d+)")
+  if lin and tonumber(lin) > 0 then return tonumber(lin) end
+  return math_max(1, math_ceil(#pdf / PDF_BYTES_PER_PAGE))
+end
+
+-- The bytes of a file part's data (a data URL or bare base64), or nil.
+local function file_bytes (data)
+  local b64 = data:match("^data:[^,]-;base64,(.*)$") or data
+  local bytes = b64decode(b64)
+  return bytes
+end
+
+-- Files' estimates, by the part that holds them (weak keys: forgotten
+-- with it, never keeping a file's data alive): a conversation estimates
+-- every message again at each say, and decoding a large PDF each time
+-- is slow.
+local file_memo = setmetatable({}, { __mode = "k" })
+
+-- Tokens of the file data of `part`: per page for a PDF, as text
+-- otherwise (4 bytes a token when it is not UTF-8); nil when it is not
+-- base64 (then estimated as the part's JSON, as before).
+local function file_tokens (part, data, est)
+  local memo = file_memo[part]
+  if memo and memo.data == data and memo.est == est then return memo.n end
+  local bytes = file_bytes(data)
+  if not bytes then return nil end
+  local n
+  if bytes:sub(1, 5) == "%PDF-" then n = pdf_pages(bytes) * M.PDF_PAGE_TOKENS
+  elseif utf8_len(bytes) then n = tokens_of(est, bytes)
+  else n = math_ceil(#bytes / 4) end   -- (binary: not for a text estimator, which may refuse it)
+  file_memo[part] = { data = data, est = est, n = n }
+  return n
+end
+
+-- The file data of a part: a chat `file` part's `file.file_data`, a
+-- Responses `input_file` part's `file_data`.
+local function file_data_of (part)
+  local f = part.type == "file" and part.file or part
+  local data = type(f) == "table" and f.file_data
+  if type(data) == "string" and (part.type == "file" or part.type == "input_file") then return data end
+  return nil
+end
+
+-- }======================================================
+
+
 -- Tokens of a content value (a string, a list of parts, or null).
 local function content_tokens (content, est)
   if type(content) == "string" then return tokens_of(est, content) end
@@ -77,8 +150,13 @@ local function content_tokens (content, est)
       elseif part.type == "image_url" or part.image_url ~= nil then n = n + 85   -- a low-detail image
       elseif part.type == "input_audio" then n = n + 100
       else
-        local ok, s = pcall(json_encode, part)
-        if ok then n = n + tokens_of(est, s) end
+        local data = file_data_of(part)
+        local f = data and file_tokens(part, data, est)
+        if f then n = n + f
+        else
+          local ok, s = pcall(json_encode, part)
+          if ok then n = n + tokens_of(est, s) end
+        end
       end
     end
   end
