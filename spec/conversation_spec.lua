@@ -262,6 +262,49 @@ describe("aigc.conversation", function ()
       assert.equal(3, #sent)
     end)
 
+    it("counts an image as OpenAI does: 85 at low detail, else by its tiles when its size is known", function ()
+      local function be32 (n) return string.char(math.floor(n / 16777216) % 256, math.floor(n / 65536) % 256,
+                                                 math.floor(n / 256) % 256, n % 256) end
+      local function png (w, h)
+        return string.char(137) .. "PNG\r\n" .. string.char(26) .. "\n" .. be32(13) .. "IHDR" .. be32(w) .. be32(h)
+          .. string.char(8, 2, 0, 0, 0) .. string.rep("\0", 40)
+      end
+      local function gif (w, h)
+        return "GIF89a" .. string.char(w % 256, math.floor(w / 256), h % 256, math.floor(h / 256))
+      end
+      local function jpeg (w, h)   -- SOI, an APP0 segment, SOF0
+        return string.char(255, 216, 255, 224, 0, 16) .. "JFIF" .. string.rep("\0", 10)
+          .. string.char(255, 192, 0, 17, 8, math.floor(h / 256), h % 256, math.floor(w / 256), w % 256, 3)
+          .. string.rep("\0", 20)
+      end
+      local function cost (bytes, detail, responses)
+        local url = "data:image/png;base64," .. b64(bytes)
+        local part = responses and { type = "input_image", image_url = url, detail = detail }
+                      or { type = "image_url", image_url = { url = url, detail = detail } }
+        return conversation.estimate_message({ role = "user", content = { part } }, nil, 0)
+      end
+      assert.equal(765, cost(png(1024, 1024)))                 -- 2 x 2 tiles
+      assert.equal(85 + 170 * 6, cost(png(2048, 4096), "high"))  -- 2048 x 4096 -> 1024 x 2048 -> 768 x 1536
+      assert.equal(85 + 170 * 6, cost(png(2048, 4096), "auto", true))
+      assert.equal(85, cost(png(2048, 4096), "low"))
+      assert.equal(255, cost(gif(100, 100)))                    -- never scaled up: one tile
+      assert.equal(85 + 170 * 2, cost(jpeg(600, 300)))
+      assert.equal(765, cost(jpeg(4000, 3000)))                 -- -> 2048 x 1536 -> 1024 x 768
+      local function le24 (n) return string.char(n % 256, math.floor(n / 256) % 256, math.floor(n / 65536)) end
+      assert.equal(85 + 170 * 6, cost("RIFF" .. be32(0) .. "WEBPVP8X" .. be32(10) .. "\0\0\0\0"
+                                      .. le24(1500 - 1) .. le24(700 - 1)))  -- 3 x 2 tiles
+      -- VP8L: 14 bits of width - 1, 14 of height - 1: 1000 x 500
+      local w1, h1 = 999, 499
+      local bits = w1 + h1 * 16384
+      local vp8l = string.char(0x2F, bits % 256, math.floor(bits / 256) % 256, math.floor(bits / 65536) % 256,
+                               math.floor(bits / 16777216) % 256)
+      assert.equal(85 + 170 * 2, cost("RIFF" .. be32(0) .. "WEBPVP8L" .. be32(5) .. vp8l .. string.rep("\0", 10)))
+      -- a URL: its size is unknown; at high detail a 1024 x 1024 image
+      assert.equal(765, conversation.estimate_message({ role = "user", content = {
+        { type = "image_url", image_url = { url = "https://example.com/a.png", detail = "high" } } } }, nil, 0))
+      assert.equal(85, cost("not an image"))
+    end)
+
     it("is pluggable: estimate and message_overhead", function ()
       local seen = {}
       local conv = aigc.conversation { client = client, message_overhead = 1,

@@ -13,7 +13,7 @@ local check = require "aigc.check"
 local json_encode = core.json.encode
 local error, ipairs, pcall, tonumber, tostring, type = error, ipairs, pcall, tonumber, tostring, type
 local argerror, expected, is_callable = util.argerror, util.expected, check.is_callable
-local math_ceil, math_max = math.ceil, math.max
+local math_ceil, math_floor, math_max = math.ceil, math.floor, math.max
 local b64decode = core.media.b64decode
 local utf8_codes, utf8_len = compat.utf8_codes, compat.utf8_len
 
@@ -138,6 +138,86 @@ end
 -- }======================================================
 
 
+-- {======================================================
+-- Images
+-- =======================================================
+
+-- The width and height of an image (its first bytes): PNG, GIF, JPEG,
+-- WebP; or nil.
+local function be16 (b, i) local x, y = b:byte(i, i + 1); return x * 256 + y end
+local function le16 (b, i) local x, y = b:byte(i, i + 1); return y * 256 + x end
+local function le24 (b, i) local x, y, z = b:byte(i, i + 2); return (z * 256 + y) * 256 + x end
+
+local function jpeg_size (b)
+  local i = 3
+  while i + 8 <= #b do
+    if b:byte(i) ~= 0xFF then return nil end
+    local m = b:byte(i + 1)
+    -- SOF0..SOF15 but DHT (C4), JPG (C8) and DAC (CC): height, then width
+    if m >= 0xC0 and m <= 0xCF and m ~= 0xC4 and m ~= 0xC8 and m ~= 0xCC then
+      return be16(b, i + 7), be16(b, i + 5)
+    end
+    i = i + 2 + be16(b, i + 2)
+  end
+  return nil
+end
+
+local function image_size (b)
+  if b:sub(1, 8) == "\137PNG\r\n\26\n" and #b >= 24 then
+    return be16(b, 17) * 65536 + be16(b, 19), be16(b, 21) * 65536 + be16(b, 23)
+  elseif b:sub(1, 3) == "GIF" and #b >= 10 then return le16(b, 7), le16(b, 9)
+  elseif b:sub(1, 2) == "\255\216" then return jpeg_size(b)
+  elseif b:sub(1, 4) == "RIFF" and b:sub(9, 12) == "WEBP" and #b >= 30 then
+    local kind = b:sub(13, 16)
+    if kind == "VP8X" then return le24(b, 25) + 1, le24(b, 28) + 1
+    elseif kind == "VP8 " then return le16(b, 27) % 16384, le16(b, 29) % 16384
+    elseif kind == "VP8L" then
+      local x1, x2, x3, x4 = b:byte(22, 25)
+      return 1 + x1 + (x2 % 64) * 256, 1 + math_floor(x2 / 64) + x3 * 4 + (x4 % 16) * 1024
+    end
+  end
+  return nil
+end
+
+-- The tokens of an image at high detail, as OpenAI counts them (the
+-- vision guide, GPT-4o and GPT-4.1): scaled to fit 2048 x 2048, then its
+-- shortest side to 768 (never up); 170 a 512-pixel tile, plus 85.
+local function high_detail_tokens (w, h)
+  local f = math.min(1, 2048 / math_max(w, h))
+  w, h = w * f, h * f
+  f = math.min(1, 768 / math.min(w, h))
+  w, h = w * f, h * f
+  return 85 + 170 * math_ceil(w / 512) * math_ceil(h / 512)
+end
+
+--- Tokens of an image whose size is not known at high detail: a 1024 x
+-- 1024 image (2 x 2 tiles). A low-detail image is 85.
+M.IMAGE_TOKENS = 765
+
+-- Tokens of an image part (chat `image_url`, Responses `input_image`):
+-- 85 at low detail; at high or auto detail, by its size when its data
+-- is in the part (auto: OpenAI takes large images at high detail), else
+-- M.IMAGE_TOKENS for high and 85 for auto (an image URL: its size is not
+-- known here).
+local function image_tokens (part)
+  local img = part.image_url
+  local url, detail = img, part.detail
+  if type(img) == "table" then url, detail = img.url, img.detail end
+  if detail == "low" then return 85 end
+  if type(url) == "string" then
+    -- (the header is in the first bytes: decode only a prefix, whole quads)
+    local b64 = url:match("^data:[^,]-;base64,(.*)$")
+    local bytes = b64 and b64decode(b64:sub(1, 65536))
+    local w, h
+    if bytes then w, h = image_size(bytes) end
+    if w and h and w > 0 and h > 0 then return high_detail_tokens(w, h) end
+  end
+  return detail == "high" and M.IMAGE_TOKENS or 85
+end
+
+-- }======================================================
+
+
 -- Tokens of a content value (a string, a list of parts, or null).
 local function content_tokens (content, est)
   if type(content) == "string" then return tokens_of(est, content) end
@@ -147,7 +227,7 @@ local function content_tokens (content, est)
     if type(part) == "string" then n = n + tokens_of(est, part)
     elseif type(part) == "table" then
       if type(part.text) == "string" then n = n + tokens_of(est, part.text)
-      elseif part.type == "image_url" or part.image_url ~= nil then n = n + 85   -- a low-detail image
+      elseif part.type == "image_url" or part.image_url ~= nil then n = n + image_tokens(part)
       elseif part.type == "input_audio" then n = n + 100
       else
         local data = file_data_of(part)
