@@ -472,6 +472,28 @@ describe("aigc.conversation", function ()
         assert.equal(before, #conv.messages)
       end
     end)
+
+    it("never sends dropped turns without their summary, however much each summary grows", function ()
+      -- Each summary is longer than the room kept for it, and grows with
+      -- what it covers: every plan drops one more turn.
+      local conv = aigc.conversation { client = client, max_context_tokens = 340, keep_last = 1, summary_tokens = 5,
+        summarize = function (msgs, previous)
+          local t = { previous }
+          for _ = 1, #msgs do t[#t + 1] = string.rep("s", 50) end
+          return table.concat(t, " ")
+        end }
+      for i = 1, 12 do
+        conv:add { role = "user", content = ("question %d "):format(i) .. string.rep("q", 30) }
+        conv:add { role = "assistant", content = ("answer %d "):format(i) .. string.rep("a", 30) }
+      end
+      local msgs, info = assert(conv:context("new"))
+      assert.is_true(info.dropped > 0)
+      assert.is_true(info.summarized)
+      assert.equal(conversation.SUMMARY_PREFIX, msgs[1].content:sub(1, #conversation.SUMMARY_PREFIX))
+      -- the summary covers exactly the turns not sent
+      assert.same({ 1, info.dropped }, { conv.summary.from, conv.summary.to })
+      assert.equal(("question %d"):format(info.dropped / 2 + 1), msgs[2].content:match("^question %d+"))
+    end)
   end)
 
   describe("branching", function ()

@@ -374,12 +374,16 @@ function Conversation:_context (msgs, params, fut)
   local fixed = self:_fixed(params)
   local p = planner.plan(self, msgs, reserve, fixed)
   local summary_msg
-  for _ = 1, 3 do
+  for round = 1, 4 do
     if not (p.drop_from and self.summarize) then break end
     local text, err = summary_for(self, msgs, p.drop_from, p.drop_to, fut)
     if not text then return nil, err end
     summary_msg = { role = "system", content = M.SUMMARY_PREFIX .. text }
-    -- The summary may be longer than the room kept for it: drop more if so.
+    -- The summary may be longer than the room kept for it: drop more if
+    -- so (three times at most; the fourth summary covers what the third
+    -- plan drops, even if it is still too long: dropped turns are never
+    -- sent without one).
+    if round == 4 then break end
     local again = planner.plan(self, msgs, self:_cost(summary_msg), fixed)
     if (again.drop_to or 0) <= p.drop_to then break end
     p = again
