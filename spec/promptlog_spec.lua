@@ -162,6 +162,26 @@ describe("aigc.promptlog", function ()
     log = assert(promptlog.open(dir .. "/sub/dir/logs.db"))
   end)
 
+  it("never writes a secret that JSON escapes (a quote, a backslash) in the context, params or extra", function ()
+    local secret = 'pass"word\\with-0123456789'
+    local params = { model = "m", user = "id " .. secret, messages = {
+      { role = "user", content = "my password is " .. secret }, { role = "assistant", content = "ok " .. secret },
+      { role = "user", content = "again" } } }
+    local id = assert(log:record_call(params, { text = "fine" }, nil,
+                                      { secrets = { secret }, extra = { note = secret } }))
+    local row = log:get(id)
+    assert.equal("my password is [redacted]", row.context[1].content)
+    assert.equal("ok [redacted]", row.context[2].content)
+    assert.equal("id [redacted]", row.params.user)
+    assert.equal("[redacted]", row.extra.note)
+    log:close()
+    for _, suffix in ipairs { "", "-wal", "-shm" } do
+      local bytes = proc.read_file(dir .. "/sub/dir/logs.db" .. suffix) or ""
+      assert.is_nil(bytes:find("0123456789", 1, true))
+    end
+    log = assert(promptlog.open(dir .. "/sub/dir/logs.db"))
+  end)
+
   it("logs what a real call gives, as a script would", function ()
     local srv = devserver.start()
     local client = aigc.client { base_url = srv.base_url }

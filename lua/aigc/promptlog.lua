@@ -413,6 +413,16 @@ local function encode_or_nil (v)
   return nil
 end
 
+-- A copy of v with every string scrubbed (keys too): scrubbing its JSON
+-- missed a secret with a quote or a backslash, escaped there.
+local function scrubbed (v, clean, depth)
+  if type(v) == "string" then return clean(v) end
+  if type(v) ~= "table" or depth > 200 then return v end
+  local t = {}
+  for k, x in pairs(v) do t[scrubbed(k, clean, depth + 1)] = scrubbed(x, clean, depth + 1) end
+  return setmetatable(t, getmetatable(v))
+end
+
 local id_counter = 0
 
 -- 16 random bits: from /dev/urandom where there is one, since an unseeded
@@ -534,7 +544,7 @@ function Log:record (entry, info)
   cols[#cols + 1] = "created_at"; vals[#vals + 1] = sql(now_iso())
   local extra = { { "context_json", e.context }, { "params_json", e.params }, { "extra_json", e.extra } }
   for _, x in ipairs(extra) do
-    local s = encode_or_nil(x[2])
+    local s = encode_or_nil(scrubbed(x[2], clean, 0))
     if s then cols[#cols + 1] = x[1]; vals[#vals + 1] = sql(clean(s)) end
   end
   if e.leaf and e.conversation_id then
