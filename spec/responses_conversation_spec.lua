@@ -37,6 +37,22 @@ describe("conversations over the Responses API", function ()
     assert.truthy(last.usage.input_tokens > 4 * first.usage.input_tokens)
   end)
 
+  it("loaded with a system prompt its history lacked, the next say sends only its input", function ()
+    -- (the system message put first moved the history, not the responses'
+    -- ends: the next say sent the last reply again, into the server's chain)
+    local conv = aigc.conversation { client = client, api = "responses", state = "server" }
+    local _, r1 = assert(conv:say "Repeat after me: one")
+    local loaded = assert(aigc.conversation.load(conv:save(), client, { system = "Be brief." }))
+    assert.equal("Be brief.", loaded.messages[1].content)
+    assert(loaded:say "Repeat after me: two")
+    local sent = bodies()
+    assert.equal(r1.id, sent[2].previous_response_id)
+    assert.same({ { role = "user", content = "Repeat after me: two" } }, sent[2].input)
+    -- undo drops the turn said after the load, and only it
+    assert.equal("Repeat after me: two", loaded:undo()[1].content)
+    assert.same({ r1.id }, loaded.response_ids)
+  end)
+
   it("undo in server state chains the next say from the turn before", function ()
     local conv = aigc.conversation { client = client, api = "responses", state = "server" }
     local _, r1 = assert(conv:say "Repeat after me: one")

@@ -120,8 +120,9 @@ local function set_system (conv, system)
     return
   end
   table.insert(msgs, 1, first)
-  local s = conv.summary   -- (its indexes follow the messages)
+  local s = conv.summary   -- (its indexes follow the messages, as the responses' ends do)
   if s then s.from, s.to = s.from + 1, s.to + 1 end
+  for i, e in ipairs(conv.response_ends) do conv.response_ends[i] = e + 1 end
 end
 
 --- Restores a conversation saved with `save` (`aigc.conversation.load`).
