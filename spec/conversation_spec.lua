@@ -205,6 +205,12 @@ describe("aigc.conversation", function ()
       assert.equal(4 + 1 + 85, conversation.estimate_message { role = "user", content = {
         { type = "text", text = "Hi" }, { type = "image_url", image_url = { url = "x" } } } })
       assert.equal(10 + 1, conversation.estimate_message({ role = "user", content = "Hi" }, nil, 10))
+      -- a Responses function's output: a string, or content parts
+      assert.equal(4 + 3, conversation.estimate_message { type = "function_call_output", call_id = "c",
+                                                         output = "Hello, world" })
+      assert.equal(4 + 3 + 85, conversation.estimate_message { type = "function_call_output", call_id = "c",
+        output = { { type = "input_text", text = "Hello, world" },
+                   { type = "input_image", image_url = "https://example.com/a.png", detail = "low" } } })
     end)
 
     -- Base64 (no bit operators: 5.1).

@@ -261,7 +261,9 @@ function M.estimate_message (msg, est, overhead)
   if type(msg.reasoning_content) == "string" then n = n + tokens_of(est, msg.reasoning_content) end
   -- Responses API items: a function call, a tool's output.
   if type(msg.arguments) == "string" then n = n + 3 + tokens_of(est, msg.arguments) end
-  if type(msg.output) == "string" then n = n + tokens_of(est, msg.output) end
+  if type(msg.output) == "string" then n = n + tokens_of(est, msg.output)
+  -- (a function's output may be content parts: text, an image, a file)
+  elseif type(msg.output) == "table" then n = n + content_tokens(msg.output, est) end
   if type(msg.name) == "string" then n = n + tokens_of(est, msg.name) + 1 end
   if type(msg.tool_calls) == "table" then
     for _, call in ipairs(msg.tool_calls) do
