@@ -205,6 +205,12 @@ describe("aigc.conversation", function ()
       assert.equal(4 + 1 + 85, conversation.estimate_message { role = "user", content = {
         { type = "text", text = "Hi" }, { type = "image_url", image_url = { url = "x" } } } })
       assert.equal(10 + 1, conversation.estimate_message({ role = "user", content = "Hi" }, nil, 10))
+      -- a custom tool's call: its input counts as a function's arguments
+      local custom = { id = "c", type = "custom", custom = { name = "get_time", input = "tz: 1, 2" } }
+      assert.equal(4 + 3 + 2 + 2,
+        conversation.estimate_message { role = "assistant", content = aigc.null, tool_calls = { custom } })
+      assert.equal(4 + 2 + 1 + 3 + 2, conversation.estimate_message { type = "custom_tool_call", call_id = "c",
+                                                                     name = "get_time", input = "tz: 1, 2" })
       -- a Responses function's output: a string, or content parts
       assert.equal(4 + 3, conversation.estimate_message { type = "function_call_output", call_id = "c",
                                                          output = "Hello, world" })

@@ -261,16 +261,21 @@ function M.estimate_message (msg, est, overhead)
   if type(msg.reasoning_content) == "string" then n = n + tokens_of(est, msg.reasoning_content) end
   -- Responses API items: a function call, a tool's output.
   if type(msg.arguments) == "string" then n = n + 3 + tokens_of(est, msg.arguments) end
+  -- (a custom tool's call: its free-form input, a patch, a query)
+  if msg.type == "custom_tool_call" and type(msg.input) == "string" then n = n + 3 + tokens_of(est, msg.input) end
   if type(msg.output) == "string" then n = n + tokens_of(est, msg.output)
   -- (a function's output may be content parts: text, an image, a file)
   elseif type(msg.output) == "table" then n = n + content_tokens(msg.output, est) end
   if type(msg.name) == "string" then n = n + tokens_of(est, msg.name) + 1 end
   if type(msg.tool_calls) == "table" then
     for _, call in ipairs(msg.tool_calls) do
-      local f = type(call) == "table" and call["function"] or nil
+      -- (a function's call, or a custom tool's: its input in place of arguments)
+      local f = type(call) == "table" and (call["function"] or call.custom) or nil
       if type(f) == "table" then
+        local args = f.arguments
+        if args == nil then args = f.input end
         n = n + 3 + (type(f.name) == "string" and tokens_of(est, f.name) or 0)
-          + (type(f.arguments) == "string" and tokens_of(est, f.arguments) or 0)
+          + (type(args) == "string" and tokens_of(est, args) or 0)
       end
     end
   end
