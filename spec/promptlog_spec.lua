@@ -267,6 +267,17 @@ describe("aigc.promptlog", function ()
     assert.same({}, ids(assert(log:list { ids = {}, n = 0 })))
   end)
 
+  it("a parent_id loop in a database edited by hand ends the chain where it closes", function ()
+    local a = call("one", "1", { conversation_id = "cL", leaf = true })
+    local b = call("two", "2", { conversation_id = "cL", parent_id = a, leaf = true })
+    assert(log.con:execute("UPDATE responses SET parent_id = " .. b .. " WHERE id = " .. a))
+    local conv = assert(log:conversation("cL"))
+    assert.equal(2, #conv.chain)
+    assert.same({ "user", "assistant", "user", "assistant" },
+                { conv.messages[1].role, conv.messages[2].role, conv.messages[3].role, conv.messages[4].role })
+    assert.equal(4, #conv.messages)
+  end)
+
   it("conversation rows: id, name and model go through the scrubber, as responses do", function ()
     local key = "sk-convrow-SECRET-0123456789"
     local function no_key (what)
