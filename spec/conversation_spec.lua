@@ -508,6 +508,37 @@ describe("aigc.conversation", function ()
     end)
   end)
 
+  describe("summaries' transcripts", function ()
+    it("carry a custom tool's calls and a tool's output given as content parts", function ()
+      local conv = aigc.conversation { client = client, api = "responses", max_context_tokens = 60, keep_last = 1,
+                                       calibrate = false, summarize = true }
+      conv:add { role = "user", content = "What is in the photo? Then fix the typo." }
+      conv:add { type = "function_call", call_id = "a", name = "look", arguments = "{}" }
+      conv:add { type = "function_call_output", call_id = "a",
+                 output = { { type = "input_text", text = "a red car" } } }
+      conv:add { type = "custom_tool_call", call_id = "b", name = "apply_patch", input = "*** Begin Patch" }
+      conv:add { type = "custom_tool_call_output", call_id = "b", output = "applied" }
+      conv:add { role = "assistant", content = "A red car; the typo is fixed." }
+      local chat = aigc.conversation { client = client, max_context_tokens = 20, keep_last = 1, calibrate = false,
+                                       summarize = true }
+      chat:add { role = "user", content = "Fix the typo." }
+      chat:add { role = "assistant", content = aigc.null, tool_calls = {
+        { id = "c", type = "custom", custom = { name = "apply_patch", input = "*** Begin Patch" } } } }
+      chat:add { role = "tool", tool_call_id = "c", content = { { type = "text", text = "applied" } } }
+      chat:add { role = "assistant", content = "Fixed." }
+      srv:reset()
+      assert(conv:context("And now?"))
+      assert(chat:context("And now?"))
+      local asked = srv:bodies("/v1/chat/completions")
+      assert.equal(2, #asked)
+      assert.equal("user: What is in the photo? Then fix the typo.\nassistant: [calls look({})]\ntool: a red car\n"
+                   .. "assistant: [calls apply_patch(*** Begin Patch)]\ntool: applied\n"
+                   .. "assistant: A red car; the typo is fixed.", asked[1].messages[2].content)
+      assert.equal("user: Fix the typo.\nassistant:  [calls apply_patch(*** Begin Patch)]\ntool: applied\n"
+                   .. "assistant: Fixed.", asked[2].messages[2].content)
+    end)
+  end)
+
   describe("branching", function ()
     it("fork is independent of the original", function ()
       local conv = aigc.conversation { client = client, system = "S", params = { temperature = 0 } }

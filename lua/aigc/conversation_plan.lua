@@ -95,33 +95,44 @@ function M.assemble (msgs, p, summary_msg)
   return out
 end
 
+-- The text of a content value (a string, parts, or anything else: "").
+local function text_of (content)
+  if type(content) == "string" then return content end
+  if type(content) ~= "table" then return "" end
+  local parts = {}
+  for _, part in ipairs(content) do
+    if type(part) == "table" and type(part.text) == "string" then parts[#parts + 1] = part.text end
+  end
+  return table_concat(parts, " ")
+end
+
+-- " [calls name(arguments)]": a function's call, or a custom tool's (its input).
+local function call_text (name, args)
+  return string_format("[calls %s(%s)]", type(name) == "string" and name or "?", type(args) == "string" and args or "")
+end
+
 -- The text of messages [from, to] as a summarizer reads it, one line each.
 function M.transcript (msgs, from, to)
   local lines = {}
   for i = from, to do
     local m = msgs[i]
-    local text = m.content
-    if type(text) == "table" then
-      local parts = {}
-      for _, part in ipairs(text) do
-        if type(part) == "table" and type(part.text) == "string" then parts[#parts + 1] = part.text end
-      end
-      text = table_concat(parts, " ")
-    elseif type(text) ~= "string" then
-      text = ""
-    end
+    local text = text_of(m.content)
     if type(m.tool_calls) == "table" then   -- (a loaded history may hold anything here)
       for _, call in ipairs(m.tool_calls) do
-        local f = type(call) == "table" and type(call["function"]) == "table" and call["function"] or {}
-        text = text .. string_format(" [calls %s(%s)]", tostring(f.name), tostring(f.arguments))
+        local f = type(call) == "table" and (call["function"] or call.custom) or nil
+        f = type(f) == "table" and f or {}
+        local args = f.arguments
+        if args == nil then args = f.input end
+        text = text .. " " .. call_text(f.name, args)
       end
     end
     local role = m.role
-    -- (a Responses history's tool loop: items without a role)
-    if m.type == "function_call" then
-      role, text = "assistant", string_format("[calls %s(%s)]", tostring(m.name), tostring(m.arguments))
-    elseif m.type == "function_call_output" then
-      role, text = "tool", type(m.output) == "string" and m.output or ""
+    -- (a Responses history's tool loop: items without a role; an output
+    -- may be content parts)
+    if m.type == "function_call" or m.type == "custom_tool_call" then
+      role, text = "assistant", call_text(m.name, m.type == "function_call" and m.arguments or m.input)
+    elseif m.type == "function_call_output" or m.type == "custom_tool_call_output" then
+      role, text = "tool", text_of(m.output)
     end
     lines[#lines + 1] = tostring(role or m.type) .. ": " .. text
   end
