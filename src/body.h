@@ -40,7 +40,9 @@ typedef enum aigc_sink_kind {
                           callback; the result is the last one */
 } aigc_sink_kind;
 
-typedef enum aigc_method { AIGC_METHOD_DEFAULT = 0, AIGC_METHOD_DELETE } aigc_method;
+/* GET: a kind that posts, asked with no body (GET /responses/{id}?stream=true:
+   the Responses kind's typed events, resumed). */
+typedef enum aigc_method { AIGC_METHOD_DEFAULT = 0, AIGC_METHOD_DELETE, AIGC_METHOD_GET } aigc_method;
 
 /* Why an upload's file failed an attempt (aigc_body_upload_error). */
 typedef enum aigc_upload_why {

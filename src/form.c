@@ -197,8 +197,10 @@ int aigc_form_read (lua_State *L, int o, aigc_body *b, const aigc_argctx *cx) {
   o = lua_absindex(L, o);
   if (lua_getfield(L, o, "method") == LUA_TSTRING && strcmp(lua_tostring(L, -1), "DELETE") == 0)
     b->method = AIGC_METHOD_DELETE;
+  else if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "GET") == 0)
+    b->method = AIGC_METHOD_GET;
   else if (!lua_isnil(L, -1))
-    luaL_error(L, "opts.method: only \"DELETE\" is known");
+    luaL_error(L, "opts.method: only \"DELETE\" and \"GET\" are known");
   lua_pop(L, 1);
   if (lua_getfield(L, o, "absolute") == LUA_TBOOLEAN)
     b->absolute = lua_toboolean(L, -1);

@@ -409,7 +409,8 @@ static int snapshot (aigc_raccum *a, const aigc_json_value *ev, aigc_raccum_end 
   output = aigc_json_get(resp, "output");
   if ((slot = SLOT(&a->root, "output")) == NULL)
     return AIGC_RACCUM_NOMEM;
-  if (slot->type != AIGC_JSON_ARRAY || slot->len == 0) {
+  if (slot->type != AIGC_JSON_ARRAY || slot->len == 0
+      || (a->resumed && end != AIGC_RACCUM_PENDING)) {   /* (a resumed stream built a part) */
     if (output != NULL && output->type == AIGC_JSON_ARRAY) {
       if ((rc = put_copy(a, slot, output)) != AIGC_RACCUM_OK)
         return rc;
@@ -766,11 +767,21 @@ void aigc_raccum_init (aigc_raccum *a) {
   a->root.type = AIGC_JSON_OBJECT;
 }
 
+void aigc_raccum_resume (aigc_raccum *a, int64_t n) {
+  a->resumed = 1;
+  a->resumed_after = a->last_seq = n;
+  a->have_seq = 1;   /* (so the first event must be n + 1) */
+}
+
 void aigc_raccum_free (aigc_raccum *a) {
   aigc_json_limits limits = a->limits;
+  int resumed = a->resumed;
+  int64_t after = a->resumed_after;
   aigc_json_free(&a->root);
   aigc_raccum_init(a);
   a->limits = limits;
+  if (resumed)
+    aigc_raccum_resume(a, after);
 }
 
 void aigc_raccum_reset (aigc_raccum *a) {

@@ -43,6 +43,9 @@
 **     caught by comparing the result with its response.completed payload.
 **   - "sequence_number", when present, must be the previous one + 1 (the
 **     first may be any): a gap or a step back is AIGC_RACCUM_SEQUENCE.
+**   - A resumed stream (aigc_raccum_resume: GET /responses/{id}?stream=true
+**     &starting_after=N) starts at N + 1, and what its deltas build lacks
+**     what came before N: its last snapshot's output replaces the built one.
 **   - Any other event type (error, keep-alives, future types) changes
 **     nothing: the caller passes it on untouched.
 **
@@ -91,6 +94,8 @@ typedef struct aigc_raccum {
   size_t events;               /* events merged (unknown types included) */
   int64_t last_seq;            /* the last sequence_number seen */
   int have_seq;
+  int resumed;                 /* a resumed stream: kept by reset, as the limits */
+  int64_t resumed_after;       /* its starting_after */
   aigc_raccum_end end;
   char error[128];             /* why the last add failed */
 } aigc_raccum;
@@ -99,6 +104,8 @@ void aigc_raccum_init (aigc_raccum *a);
 /* Forgets everything but the limits (a new attempt). */
 void aigc_raccum_reset (aigc_raccum *a);
 void aigc_raccum_free (aigc_raccum *a);
+/* The stream resumes after sequence number n (call after init). */
+void aigc_raccum_resume (aigc_raccum *a, int64_t n);
 
 /*
 ** Merges one parsed event. `type` is the event's type: its "type" member,

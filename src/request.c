@@ -176,7 +176,7 @@ static const char *error_title (lua_State *L, int vidx, char *buf, size_t size) 
 /* Logs how a request ended: "POST /v1/chat/completions -> 200 in 0.123 s". */
 static void log_end (lua_State *L, int eidx, aigc_request *r, int vidx, int ok) {
   char path[256];
-  const char *rid, *method = r->xb.method == AIGC_METHOD_DELETE ? "DELETE" : aigc_kind_method(r->kind);
+  const char *rid, *method = aigc_request_method(r);
   if (r->roster == NULL || !r->roster->config.log_enabled)
     return;
   rid = aigc_headers_find(&r->hdrs, "x-request-id", NULL);

@@ -54,14 +54,15 @@ enum {   /* bits of aigc_submit.opts_keys: opts_names' order */
   AIGC_OK_HEADERS = 1 << 7, AIGC_OK_METHOD = 1 << 8, AIGC_OK_ABSOLUTE = 1 << 9,
   AIGC_OK_FORM = 1 << 10, AIGC_OK_SINK = 1 << 11, AIGC_OK_ON_DONE = 1 << 12,
   AIGC_OK_ON_ERROR = 1 << 13, AIGC_OK_WATCH = 1 << 14, AIGC_OK_SECRETS = 1 << 15,
-  AIGC_OK_STREAM_USAGE = 1 << 16,
+  AIGC_OK_STREAM_USAGE = 1 << 16, AIGC_OK_STARTING_AFTER = 1 << 17,
   /* what aigc_form_read reads (form.c) */
   AIGC_OK_BODY = AIGC_OK_METHOD | AIGC_OK_ABSOLUTE | AIGC_OK_FORM | AIGC_OK_EVENTS | AIGC_OK_SINK
 };
 static const key_name opts_names[] = {
   KEY("path"), KEY("query"), KEY("fname"), KEY("arg"), KEY("events"), KEY("stream_field"),
   KEY("deadline"), KEY("headers"), KEY("method"), KEY("absolute"), KEY("form"), KEY("sink"),
-  KEY("on_done"), KEY("on_error"), KEY("watch"), KEY("secrets"), KEY("stream_usage"), { NULL, 0 }
+  KEY("on_done"), KEY("on_error"), KEY("watch"), KEY("secrets"), KEY("stream_usage"),
+  KEY("starting_after"), { NULL, 0 }
 };
 
 /* The bits of `names` present as keys of the table at t (every bit when
@@ -346,6 +347,11 @@ aigc_request *aigc_request_new (lua_State *L, aigc_roster *ro, const aigc_submit
     lua_setiuservalue(L, ridx, AIGC_RQ_STREAM);
     strong = 1;
   }
+  /* A resumed Responses stream: its events follow sequence number N. */
+  if (get_key(L, 4, s->opts_keys, AIGC_OK_STARTING_AFTER, "starting_after") != LUA_TNIL)
+    aigc_raccum_resume(&r->raccum,
+                       aigc_opt_integer(L, 4, &s->cx, "starting_after", 0, 0, (int64_t)1 << 53));
+  lua_pop(L, 1);
   if (r->xb.has_reader) {   /* the function that feeds the upload */
     if (lua_getfield(L, 4, "reader") != LUA_TFUNCTION)
       luaL_error(L, "opts.reader: a function expected for the form's reader part");
@@ -370,8 +376,8 @@ aigc_request *aigc_request_new (lua_State *L, aigc_roster *ro, const aigc_submit
   }
   /* May run Lua (metamethods) and allocates: anything may happen to the
      engine meanwhile, which is why nothing of it is read after this. */
-  if (r->xb.mime != NULL)
-    ;   /* the form is the body */
+  if (r->xb.mime != NULL || r->xb.method == AIGC_METHOD_GET)
+    ;   /* the form is the body; a GET has none */
   else if (!aigc_kind_bodiless(s->kind) && s->has_params)
     r->default_so_len = aigc_jsonlua_encode_params(L, 3, &r->body, lua_tostring(L, 5),
                                                    s->stream && !s->quiet_stream, usage, &s->cx)

@@ -556,7 +556,7 @@ static int setup_easy (aigc_request *r, const aigc_roster *ro, int fresh) {
     SET(CURLOPT_CUSTOMREQUEST, method == 2 ? "DELETE" : NULL);
     m->method = method;
   }
-  if (aigc_kind_bodiless(r->kind)) {
+  if (aigc_request_bodiless(r)) {
     SET(CURLOPT_POSTFIELDS, NULL);
     SET(CURLOPT_HTTPGET, 1L);
   }

@@ -42,6 +42,10 @@ typedef enum aigc_kind {
 /* The HTTP method of a kind. */
 #define aigc_kind_method(k) \
   ((k) == AIGC_KIND_GET ? "GET" : (k) == AIGC_KIND_DELETE ? "DELETE" : "POST")
+/* A request's method (opts.method may change its kind's) and whether it sends no body. */
+#define aigc_request_method(r) ((r)->xb.method == AIGC_METHOD_DELETE ? "DELETE" \
+  : (r)->xb.method == AIGC_METHOD_GET ? "GET" : aigc_kind_method((r)->kind))
+#define aigc_request_bodiless(r) (aigc_kind_bodiless((r)->kind) || (r)->xb.method == AIGC_METHOD_GET)
 
 typedef enum aigc_state {
   AIGC_QUEUED,     /* submitted, waiting for a concurrency slot */

@@ -96,6 +96,33 @@ local function query_of (fname, argn, opts)
   return #parts > 0 and ("?" .. table_concat(parts, "&")) or ""
 end
 
+-- The query fields of GET /responses/{id}; the rest of a resumed stream's
+-- options are the per-call ones (stream, on_done, timeout, headers...).
+local RETRIEVE_QUERY = { include = true, include_obfuscation = true, starting_after = true }
+
+-- A resumed stream of a background response, `GET
+-- /responses/{id}?stream=true&starting_after=N` (the SDKs' retrieve with
+-- stream=True): its path, its params for the core (the per-call options)
+-- and the core's options: a GET, and N, after which the events go on (the
+-- core checks that the first is N + 1, and takes the output of the final
+-- response.completed whole: the deltas after N build only part of it).
+local function resume_call (self, fname, argn, id, opts)
+  local query, params = { stream = "true" }, {}
+  for k, v in pairs(opts) do
+    if RETRIEVE_QUERY[k] then query[k] = v elseif k ~= "response_id" then params[k] = v end
+  end
+  local n = opts.starting_after
+  if n ~= nil then
+    if type(n) ~= "number" or n < 0 or n ~= math.floor(n) or n >= 2^53 then
+      util.field_error(fname, argn, "opts.starting_after", expected("sequence number (an integer >= 0)", n))
+    end
+    query.starting_after = string.format("%d", n)   -- (not "3.0")
+  end
+  local path = response_path(fname, id) .. query_of(fname, argn, query)
+  check.call(self, fname, argn, "responses", params)
+  return path, params, { method = "GET", starting_after = n }
+end
+
 -- A result of a stored-response call given its text (the blocking form).
 local function with_text (res, err)
   if res and res.object == "response" then
@@ -149,6 +176,10 @@ end
 -- @usage local req = client:respond_async { input = "Hi", on_done = function (res) print(res.text) end }
 function Client:respond_async (params)
   check_self(self, "respond_async")
+  if type(params) == "table" and params.response_id ~= nil then   -- a background response resumed
+    local path, p, core_opts = resume_call(self, "respond_async", 1, params.response_id, params)
+    return submit(self, "responses", p, path, "respond_async", 1, core_opts)
+  end
   params = params_of(self, params, "respond_async")
   if layered(params) then return require("aigc.dialogue").respond_async(self, params, "respond_async") end
   return submit(self, "responses", params, "/responses", "respond_async")
@@ -162,6 +193,12 @@ end
 -- @usage for delta in client:stream_response { input = "Hi" } do io.write(delta) end
 function Client:stream_response (params)
   check_self(self, "stream_response")
+  if type(params) == "table" and params.response_id ~= nil then   -- a background response resumed
+    local path, p, core_opts = resume_call(self, "stream_response", 1, params.response_id, params)
+    local s, sp = stream_mod.new(self._loop, p)
+    s.request = submit(self, "responses", sp, path, "stream_response", 1, core_opts)
+    return s, nil, nil, s
+  end
   params = params_of(self, params, "stream_response")
   if layered(params) then
     argerror("stream_response", 1,
@@ -172,15 +209,24 @@ function Client:stream_response (params)
   return s, nil, nil, s
 end
 
---- A stored response (`GET /responses/{id}`), with `text`.
+--- A stored response (`GET /responses/{id}`), with `text`. With `stream`
+-- (a function, as `respond`'s, or true) the stream of a response created
+-- with `background = true`, resumed after the event `starting_after` (a
+-- sequence number; none: from the start): every event after it reaches
+-- the callback, and the result is the whole response.
 -- @tparam string id
--- @tparam[opt] table query e.g. `{ include = { "reasoning.encrypted_content" } }`
+-- @tparam[opt] table query e.g. `{ include = { "reasoning.encrypted_content" } }`, or
+-- `{ stream = function (text_delta, event) end, starting_after = n }` and per-call options
 -- @treturn[1] table the response
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
 -- @usage local res = assert(client:get_response(id))
 function Client:get_response (id, query)
   check_self(self, "get_response")
+  if type(query) == "table" and query.stream ~= nil and query.stream ~= false then
+    local path, p, core_opts = resume_call(self, "get_response", 2, id, query)
+    return task.await(submit(self, "responses", p, path, "get_response", 2, core_opts))
+  end
   local path = response_path("get_response", id) .. query_of("get_response", 2, query)
   return with_text(task.await(submit(self, "get", nil, path, "get_response")))
 end

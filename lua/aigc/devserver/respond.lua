@@ -129,6 +129,7 @@ local function send_events (conn, job, resp, fault, emit, chunked)
       return false
     end
     if i > 1 then csleep(conn, ev.pause or pause) end
+    if resp.events.stopped and resp.events.stopped() then break end   -- (a background response cancelled)
     emit(frame(faults.format_event(ev, fault), chunked))
     if i == 1 and fault["huge-line"] then send_huge_line(conn, job, fault["huge-line"], chunked, emit); return false end
   end

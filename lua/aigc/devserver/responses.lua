@@ -1,6 +1,10 @@
 --- aigc devserver: the Responses API -- POST /v1/responses (blocking,
 -- streamed, or `background`), GET / DELETE /v1/responses/{id},
 -- POST /v1/responses/{id}/cancel, GET /v1/responses/{id}/input_items.
+-- A background response keeps its stream's events: GET
+-- /v1/responses/{id}?stream=true&starting_after=N replays those after N
+-- (paced as a live stream; a cancel ends it, and a cancelled response has
+-- no stream any more: 400).
 -- Responses with `store` (the default) are kept in memory for
 -- previous_response_id chains and retrieval (forgotten by /_aigc/reset).
 -- Part of the devserver package.
@@ -66,11 +70,11 @@ local function history_of (r, p)
 end
 
 -- A background response: queued, in progress after 10 ms, done after
--- (pause=MS or --pause-ms, at least 20) ms per event.
+-- (pause=MS or --pause-ms, at least 20) ms per event of its stream.
 local function run_background (srv, r, fault)
   r.state = "queued"
   local per = math.max(20, fault.pause or srv.pause_ms or 0)
-  local total = per * (#r.plan.items * 4 + 4)
+  local total = per * #r.events
   local t = uv.new_timer()
   local timers = store_of(srv).timers
   timers[t] = true
@@ -114,11 +118,17 @@ function M.create (req)
     for _, it in ipairs(r.plan.items) do if it.id then store_of(srv).items[it.id] = true end end
   end
   local resp = { status = 200, headers = {}, tokens = r.plan.usage.total_tokens }
-  if body.background == true and body.stream ~= true then
+  local events = (body.background == true or body.stream == true) and stream.events(r, fault)
+  if body.background == true then   -- (kept for the streams that resume it: a copy, the faults edit theirs)
+    r.events = {}
+    for i, ev in ipairs(events) do r.events[i] = ev end
+    events.stopped = function () return r.state == "cancelled" end
     run_background(srv, r, fault)
+  end
+  if body.background == true and body.stream ~= true then
     resp.object = build.response_obj(r, "queued")
   elseif body.stream == true and not fault.body and not fault["plain-for-stream"] then
-    resp.events = stream.events(r, fault)
+    resp.events = events
   else
     resp.object = build.response_obj(r, r.state, r.state == "failed" and A() or nil)
   end
@@ -141,10 +151,32 @@ local function current (r)
   return build.response_obj(r, r.state, r.state == "failed" and A() or nil)
 end
 
+-- GET /v1/responses/{id}?stream=true[&starting_after=N]: the events after N.
+local function resume (req, r)
+  local after = req.query.starting_after
+  local n = after == nil and -1 or math.tointeger(tonumber(after))
+  if not n or n < -1 then
+    return bad_param("starting_after", "Invalid 'starting_after': a sequence number expected.", "invalid_value")
+  end
+  if r.body.background ~= true then
+    return bad_param("stream", "Only responses created with background=true can be streamed.", "invalid_value")
+  elseif r.state == "cancelled" then
+    return bad_param("stream", "Cannot stream a cancelled response.", "invalid_value")
+  end
+  local events = stream.events(r, {})   -- (for its error_json and done)
+  for i = #events, 1, -1 do events[i] = nil end
+  for _, ev in ipairs(r.events) do
+    if json.decode(ev.data).sequence_number > n then events[#events + 1] = ev end
+  end
+  events.stopped = function () return r.state == "cancelled" end
+  return { status = 200, headers = {}, events = events }
+end
+
 --- GET /v1/responses/{id}
 function M.get (req)
   local r, err = find_response(req)
   if not r then return err end
+  if req.query and req.query.stream == "true" then return resume(req, r) end
   return { status = 200, headers = {}, object = current(r) }
 end
 
