@@ -305,6 +305,36 @@ describe("devserver Responses API", function ()
     assert.equal(400, call("POST", "/v1/responses", { input = "Hi", background = true, store = false }).status)
   end)
 
+  it("keeps a background response's events: GET ?stream=true&starting_after=N replays those after N", function ()
+    local live = stream { input = "Hi", background = true }   -- (a background response streamed as it is made)
+    local id = live.chunks[1].response.id
+    local function replay (query)
+      local res = call("GET", "/v1/responses/" .. id .. query)
+      local chunks = {}
+      for _, ev in ipairs(raw.sse_events(res.body or "")) do chunks[#chunks + 1] = cjson.decode(ev.data) end
+      return res, chunks
+    end
+    local all_res, all = replay "?stream=true"
+    assert.equal(200, all_res.status)
+    assert.matches("^text/event%-stream", all_res.headers["content-type"])
+    assert.same(live.chunks, all)   -- the same events, numbers and ids as the live stream
+    local _, after = replay "?stream=true&starting_after=3"
+    assert.equal(#all - 4, #after)
+    for i, e in ipairs(after) do assert.same(all[i + 4], e) end
+    assert.equal("response.completed", after[#after].type)
+    assert.same({}, select(2, replay("?stream=true&starting_after=" .. #all + 5)))   -- nothing after the end
+    assert.equal(400, replay("?stream=true&starting_after=x").status)
+    assert.equal(200, call("GET", "/v1/responses/" .. id .. "?stream=false").status)   -- the response itself
+    assert.equal(404, call("GET", "/v1/responses/resp_nope?stream=true").status)
+    local fg = create { input = "Hi" }
+    assert.equal(400, call("GET", "/v1/responses/" .. fg.id .. "?stream=true").status)
+    local c = create({ input = "Hi", background = true }, { ["x-aigc-fault"] = "pause=2000" })
+    assert.equal(200, call("POST", "/v1/responses/" .. c.id .. "/cancel").status)
+    local cancelled = call("GET", "/v1/responses/" .. c.id .. "?stream=true")
+    assert.equal(400, cancelled.status)
+    assert.matches("cancelled", cancelled.json.error.message)
+  end)
+
   it("lists input items with ids, order, limit and after", function ()
     local input = {}
     for i = 1, 5 do input[i] = { role = "user", content = "message " .. i } end

@@ -184,9 +184,12 @@ RESPONSES (the Responses API; shapes of ../shared/openapi/openapi.yaml, checked 
   object="response", deleted=true}; then 404), input_items ({object="list", data,
   first_id, last_id, has_more}; order desc by default, limit 1..100 (20), after).
   background=true: answered "queued" at once, "in_progress" 10 ms later, done after
-  (pause=MS or --pause-ms, at least 20) ms x (4 x items + 4); POST .../cancel ->
+  (pause=MS or --pause-ms, at least 20) ms x its stream's events; POST .../cancel ->
   "cancelled" (400 for a response without background, or one already finished;
-  idempotent once cancelled). background with store=false is a 400.
+  idempotent once cancelled). background with store=false is a 400. A background
+  response (streamed or not) keeps its events: GET /v1/responses/{id}?stream=true
+  [&starting_after=N] replays those after N, paced as a stream; a cancel ends it;
+  400 for a response without background, a cancelled one, a bad starting_after.
   Streaming: `event: <type>` + `data: <json>` per event, every event with
   sequence_number 0, 1, 2...; no [DONE]: response.created and response.in_progress
   (status in_progress, output [], no usage), then per output item:
