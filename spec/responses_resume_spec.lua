@@ -141,6 +141,12 @@ describe("Responses API: resuming a background stream", function ()
     assert(req:wait())
     assert.is_true(consecutive(rec.seqs, 11))
     assert.same(without_added(full), without_added(done))
+    -- without a stream callback (or with stream = false) it streams all the same: the reply is a stream
+    for _, params in ipairs { { response_id = id, starting_after = 10, stream = false },
+                              { response_id = id, starting_after = 10 } } do
+      local res = assert(client:respond_async(params):wait())
+      assert.same(without_added(full), without_added(res))
+    end
   end)
 
   it("checks that the first event follows N: a server that replays from the start fails the stream", function ()
@@ -174,6 +180,16 @@ describe("Responses API: resuming a background stream", function ()
       assert.has_error(function () client:get_response(plain.id, { stream = true, starting_after = bad }) end)
     end
     assert.has_error(function () client:stream_response { response_id = 42 } end)
+    -- body fields have nowhere to go: refused, as the SDKs refuse response_id with new response args
+    local ok, why = pcall(client.stream_response, client, { response_id = plain.id, input = "Hi" })
+    assert.is_false(ok)
+    assert.matches("params.input: not for a resumed stream", why, 1, true)
+    ok, why = pcall(client.get_response, client, plain.id, { stream = true, model = "x" })
+    assert.is_false(ok)
+    assert.matches("opts.model: not for a resumed stream", why, 1, true)
+    ok, why = pcall(client.respond_async, client, { response_id = plain.id, schema = { type = "object" } })
+    assert.is_false(ok)
+    assert.matches("params.schema: not for a resumed stream", why, 1, true)
   end)
 
   it("a cancel (cancel_response) mid-stream ends the stream; the response cannot be streamed after", function ()

@@ -15,6 +15,7 @@
 -- @module aigc.responses
 
 local check = require "aigc.check"
+local core = require "aigc.core"
 local task = require "aigc.task"
 local util = require "aigc.util"
 local stream_mod = require "aigc.stream"
@@ -99,6 +100,11 @@ end
 -- The query fields of GET /responses/{id}; the rest of a resumed stream's
 -- options are the per-call ones (stream, on_done, timeout, headers...).
 local RETRIEVE_QUERY = { include = true, include_obfuscation = true, starting_after = true }
+-- The per-call options of no use to a resumed stream (it sends no body and
+-- runs no dialogue), and those the core's list lacks that it takes.
+local NOT_RESUMED = { extra_body = true, schema = true, schema_mode = true, schema_name = true,
+                      schema_strict = true, max_tool_rounds = true, tool_errors = true }
+local RESUMED_TOO = { stream = true, api_key = true, azure_ad_token = true, cache = true }
 
 -- A resumed stream of a background response, `GET
 -- /responses/{id}?stream=true&starting_after=N` (the SDKs' retrieve with
@@ -109,8 +115,14 @@ local RETRIEVE_QUERY = { include = true, include_obfuscation = true, starting_af
 local function resume_call (self, fname, argn, id, opts)
   local query, params = { stream = "true" }, {}
   for k, v in pairs(opts) do
-    if RETRIEVE_QUERY[k] then query[k] = v elseif k ~= "response_id" then params[k] = v end
+    if RETRIEVE_QUERY[k] then query[k] = v
+    elseif (core.call_options[k] ~= nil and not NOT_RESUMED[k]) or RESUMED_TOO[k] then params[k] = v
+    elseif k ~= "response_id" then   -- (an `input` sent nowhere: the SDKs refuse it too)
+      util.field_error(fname, argn, util.path(argn == 1 and "params" or "opts", k),
+                       "not for a resumed stream (it sends no body: a new response is another call)")
+    end
   end
+  if not params.stream then params.stream = true end   -- (the reply is a stream whatever it says)
   local n = opts.starting_after
   if n ~= nil then
     if type(n) ~= "number" or n < 0 or n ~= math.floor(n) or n >= 2^53 then
