@@ -62,7 +62,9 @@ static void log_submit (lua_State *L, aigc_engine *e, aigc_request *r) {
 **          (core.call_options) configure the call and are not sent
 **   opts   { path =, headers = {"Name: value", ...}, query = "a=b",
 **          fname =, arg = } for what the Lua layer computed (Azure paths,
-**          per-call headers) and who the user called (for misuse messages)
+**          per-call headers) and who the user called (for misuse messages);
+**          method = "GET" with starting_after = N: a "responses" stream
+**          resumed (GET /responses/{id}?stream=true&starting_after=N)
 */
 static int eng_submit (lua_State *L) {
   aigc_engine *e = check_engine(L, 1);

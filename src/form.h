@@ -1,6 +1,6 @@
 /*
 ** form.h — a call's body options beyond JSON, read from Lua into a
-** request's aigc_body (body.h): opts.method ("DELETE"), opts.form (a
+** request's aigc_body (body.h): opts.method ("DELETE", "GET"), opts.form (a
 ** multipart/form-data upload), opts.sink (where a 2xx reply goes) and
 ** opts.absolute (opts.path is a whole URL: the Lua layer decides which
 ** headers go to another origin).
