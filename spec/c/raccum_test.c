@@ -336,6 +336,33 @@ TEST(test_sequence) {
   aigc_raccum_free(&a);
 }
 
+/* A stream resumed after event 4 (GET /responses/{id}?stream=true
+   &starting_after=4): the first event must be 5, the built output is only
+   the text's end, the final snapshot's output replaces it; a reset (a new
+   attempt) resumes after 4 again. */
+TEST(test_resumed) {
+  aigc_raccum a;
+  int i;
+  aigc_raccum_init(&a);
+  aigc_raccum_resume(&a, 4);
+  CHECK_EQ_INT(add(&a, MESSAGE_STREAM[0]), AIGC_RACCUM_SEQUENCE);   /* from the start: refused */
+  CHECK(strstr(a.error, "0 came after 4 (out of order)") != NULL);
+  CHECK_EQ_INT(a.events, 0);
+  aigc_raccum_reset(&a);
+  CHECK_EQ_INT(add(&a, MESSAGE_STREAM[6]), AIGC_RACCUM_SEQUENCE);   /* 6: event 5 missing */
+  aigc_raccum_reset(&a);
+  for (i = 5; MESSAGE_STREAM[i] != NULL; i++) {
+    if (MESSAGE_STREAM[i + 1] == NULL)   /* before completed: only " world" was built */
+      CHECK(strstr(json(&a.root), "\"text\":\" world\"") != NULL);
+    CHECK_EQ_INT(add(&a, MESSAGE_STREAM[i]), AIGC_RACCUM_OK);
+  }
+  CHECK_EQ_INT(a.end, AIGC_RACCUM_COMPLETED);
+  /* the whole response ("output" first: the deltas made it before the snapshot came) */
+  CHECK_EQ_STR(json(&a.root), "{\"output\":[" MSG_ITEM_DONE "],\"id\":\"resp_1\",\"object\":\"response\","
+                              "\"status\":\"completed\",\"usage\":{\"total_tokens\":7}}");
+  aigc_raccum_free(&a);
+}
+
 /* Unknown and other events change nothing; the SSE name stands in for a
    missing "type". */
 TEST(test_unknown_and_sse_type) {
@@ -529,6 +556,7 @@ int main (void) {
   RUN(test_interleaved_calls);
   RUN(test_reasoning_refusal_annotations);
   RUN(test_sequence);
+  RUN(test_resumed);
   RUN(test_unknown_and_sse_type);
   RUN(test_badshape_unchanged);
   RUN(test_limits);
