@@ -493,6 +493,24 @@ static int setup_fresh (CURL *h, const aigc_roster *ro) {
   return rc == CURLE_OK ? 0 : -1;
 }
 
+/* Whether a non-streamed call moves a file (an upload, a binary download):
+   no total timeout, libcurl's low-speed check instead (setup_easy). */
+static int moves_file (const aigc_request *r) {
+  return !r->stream && (r->xb.mime != NULL || r->xb.sink == AIGC_SINK_BYTES
+                        || r->xb.sink == AIGC_SINK_FILE || r->xb.sink == AIGC_SINK_CHUNKS);
+}
+
+/*
+** Whether the attempt's total timeout is aigc's own (attempt_deadline)
+** rather than libcurl's: a non-streamed call whose reply
+** max_bytes_per_step may hold. libcurl's would count the turns it waits,
+** paused, for the game's next steps: a fast server's reply timed out in a
+** loop that steps slowly (a loading screen). (Streams and files: no total.)
+*/
+static int own_timeout (const aigc_request *r, const aigc_roster *ro) {
+  return !r->stream && !moves_file(r) && ro != NULL && ro->config.max_bytes_per_step > 0;
+}
+
 /*
 ** Sets the options of the transfer. A handle fresh from curl_easy_init gets
 ** every option; one that served an earlier request of this engine (see
@@ -501,22 +519,6 @@ static int setup_fresh (CURL *h, const aigc_roster *ro) {
 ** one of them, never left to the default (setting the rest again cost
 ** ~2% of a request: libcurl copies and parses the strings each time).
 */
-/*
-** Whether the attempt's total timeout is aigc's own (attempt_deadline)
-** rather than libcurl's: a non-streamed call whose reply
-** max_bytes_per_step may hold. libcurl's would count the turns it waits,
-** paused, for the game's next steps: a fast server's reply timed out in a
-** loop that steps slowly (a loading screen). (Streams and files: no total.)
-*/
-static int moves_file (const aigc_request *r) {
-  return !r->stream && (r->xb.mime != NULL || r->xb.sink == AIGC_SINK_BYTES
-                        || r->xb.sink == AIGC_SINK_FILE || r->xb.sink == AIGC_SINK_CHUNKS);
-}
-
-static int own_timeout (const aigc_request *r, const aigc_roster *ro) {
-  return !r->stream && !moves_file(r) && ro != NULL && ro->config.max_bytes_per_step > 0;
-}
-
 static int setup_easy (aigc_request *r, const aigc_roster *ro, int fresh) {
   const aigc_config *c = &ro->config;
   CURL *h = r->easy;
