@@ -200,10 +200,40 @@ static int word_is (const char *s, size_t n, const char *w) {
 }
 
 /*
+** Whether a header name names a credential: one ending in "key" or
+** "token" (api-key, x-api-key, x-goog-api-key, Ocp-Apim-Subscription-Key,
+** X-Auth-Token...) or with a word (between '-', '_', '.') among
+** CREDENTIAL_WORDS (Authorization, Proxy-Authorization, Cookie,
+** X-Secret...); not Idempotency-Key (a request's random id, no secret)
+** nor aigc's own x-aigc-* headers.
+** The same rule as util.credential_header in the Lua layer.
+*/
+static const char *const CREDENTIAL_WORDS[] = {
+  "authorization", "authentication", "auth", "secret", "password", "passwd",
+  "credential", "credentials", "cookie", "sig", "signature", NULL
+};
+
+static int credential_name (const char *s, size_t n) {
+  size_t i = 0, j, k;
+  if (word_is(s, n, "idempotency-key") || (n >= 7 && word_is(s, 7, "x-aigc-")))
+    return 0;   /* (aigc's own: x-aigc-cassette-key holds the request's description) */
+  if ((n >= 3 && word_is(s + n - 3, 3, "key")) || (n >= 5 && word_is(s + n - 5, 5, "token")))
+    return 1;
+  while (i < n) {
+    for (j = i; j < n && s[j] != '-' && s[j] != '_' && s[j] != '.'; j++)
+      ;
+    for (k = 0; CREDENTIAL_WORDS[k] != NULL; k++)
+      if (word_is(s + i, j - i, CREDENTIAL_WORDS[k]))
+        return 1;
+    i = j + 1;
+  }
+  return 0;
+}
+
+/*
 ** Adds to the list at `list` (a Lua table, n entries so far) the credential
-** of the header line at the top of the stack, if it carries one:
-** Authorization, api-key, x-api-key or Proxy-Authorization; of "Bearer X"
-** (any scheme), X.
+** of the header line at the top of the stack, if it carries one (its name
+** is a credential's: credential_name); of "Bearer X" (any scheme), X.
 ** Pops the line.
 */
 static void add_header_secret (lua_State *L, int list, lua_Integer *n) {
@@ -215,10 +245,7 @@ static void add_header_secret (lua_State *L, int list, lua_Integer *n) {
     return;
   }
   end = line + len;
-  if (word_is(line, (size_t)(colon - line), "authorization") ||
-      word_is(line, (size_t)(colon - line), "api-key") ||
-      word_is(line, (size_t)(colon - line), "x-api-key") ||
-      word_is(line, (size_t)(colon - line), "proxy-authorization")) {
+  if (credential_name(line, (size_t)(colon - line))) {
     const char *p;
     v = colon + 1;
     for (p = v; p < end; p++)   /* the last word: "Bearer X" -> X */

@@ -25,20 +25,20 @@ local function origin (url)
   return o and o:lower()
 end
 
---- The headers whose value is a credential (lower case), as the engine
--- reads them for a client's secrets and a call's (src/error.c,
--- `add_header_secret`; the README's list): `download` never sends them to
+-- The headers whose value is a credential, by name (`util.credential_header`,
+-- the engine's rule for a client's secrets and a call's: src/error.c,
+-- `credential_name`; the README's list): `download` never sends them to
 -- another origin than the client's, neither the client's nor the
 -- caller's own (for a host that wants one: a client whose `base_url` is
 -- on that host). `spec/media_replies_spec.lua` checks that every
--- header the engine takes a secret from is in it.
-M.credential_headers = { "authorization", "api-key", "x-api-key", "proxy-authorization" }
+-- header the engine takes a secret from is one of them.
+M.credential_header = util.credential_header
 
 -- Also for the client's origin only: who is paying (OpenAI's headers).
-local STRIPPED = { "openai-organization", "openai-project" }
-for _, name in ipairs(M.credential_headers) do STRIPPED[#STRIPPED + 1] = name end
-local IS_STRIPPED = {}
-for _, name in ipairs(STRIPPED) do IS_STRIPPED[name] = true end
+local IS_STRIPPED = { ["openai-organization"] = true, ["openai-project"] = true }
+local function stripped (lower)
+  return IS_STRIPPED[lower] or util.credential_header(lower)
+end
 
 -- Whether the engine finds one of the client's secrets in `value` (a
 -- header carrying the client's key under another name).
@@ -59,15 +59,17 @@ local function foreign_headers (self, opts)
     if type(src) == "table" then
       for k, v in pairs(src) do
         local lower = type(k) == "string" and k:lower()
-        if lower and not IS_STRIPPED[lower] and not carries_secret(self, v) then
+        if lower and not stripped(lower) and not carries_secret(self, v) then
           h[k], given[lower] = v, true
         end
       end
     end
   end
-  for _, name in ipairs(STRIPPED) do h[name] = null end
+  for name in pairs(IS_STRIPPED) do h[name] = null end
+  for _, name in ipairs { "authorization", "api-key", "x-api-key", "proxy-authorization" } do h[name] = null end
   for lower, line in pairs(rawget(self, "_hlines") or {}) do   -- (the client's header lines, by lower-case name)
-    if not given[lower] and type(line) == "string" and carries_secret(self, line:match("^[^:]*:%s*(.*)$")) then
+    if not given[lower] and type(line) == "string"
+       and (util.credential_header(lower) or carries_secret(self, line:match("^[^:]*:%s*(.*)$"))) then
       h[lower] = null
     end
   end

@@ -288,6 +288,25 @@ local function secret_param (name)
 end
 M.secret_param = secret_param
 
+--- Whether a header's value is a credential, by its name (the engine's
+-- rule, src/error.c `credential_name`): a credential-like name as for a
+-- query parameter (`secret_param`: `api-key`, `x-goog-api-key`,
+-- `Ocp-Apim-Subscription-Key`, `X-Auth-Token`, `Authorization`...), or
+-- with a word `authentication` or `cookie`; not `Idempotency-Key` nor
+-- aigc's own `x-aigc-*` (`x-aigc-cassette-key`: a request's description).
+-- @tparam string name
+-- @treturn boolean
+local HEADER_WORDS = { authentication = true, cookie = true }
+function M.credential_header (name)
+  name = string.lower(tostring(name))
+  if name == "idempotency-key" or string.find(name, "^x%-aigc%-") then return false end   -- (aigc's own)
+  if secret_param(name) then return true end
+  for word in string.gmatch(name, "[^%-_.]+") do
+    if HEADER_WORDS[word] then return true end
+  end
+  return false
+end
+
 --- Percent-encodes everything but the unreserved characters (RFC 3986).
 -- @param s a string (or a value tostring makes one of)
 -- @treturn string

@@ -102,12 +102,10 @@ end
 
 -- The credential header a `headers` table of the file holds (its name as
 -- written), or nil: a key there is a secret in the file, as an api_key is.
-local CREDENTIAL_HEADERS = {}
-for _, name in ipairs(require("aigc.download").credential_headers) do CREDENTIAL_HEADERS[name] = true end
 local function credential_header (headers)
   if type(headers) ~= "table" then return nil end   -- (the client says what is wrong)
   for name, v in pairs(headers) do
-    if type(name) == "string" and CREDENTIAL_HEADERS[name:lower()] and type(v) == "string" then return name end
+    if type(name) == "string" and util.credential_header(name) and type(v) == "string" then return name end
   end
 end
 

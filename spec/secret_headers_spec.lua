@@ -1,0 +1,83 @@
+-- A credential sent in a header of any credential-like name is a secret:
+-- Azure API Management's `Ocp-Apim-Subscription-Key`, Gemini's
+-- `x-goog-api-key`, a gateway's `X-Auth-Token`, a `Cookie`, an
+-- `X-Secret`. Before, only Authorization, api-key, x-api-key and
+-- Proxy-Authorization were: a server (or gateway) echoing any other one
+-- put the key whole into err.headers, tostring(err) and the log lines.
+local aigc = require "aigc"
+local devserver = require "devserver"
+
+local NAMES = { "Ocp-Apim-Subscription-Key", "x-goog-api-key", "X-Auth-Token", "X-Access-Token",
+                "Cookie", "X-Secret", "X-Custom-Authentication" }
+
+local function value_for (name)   -- distinct, long, no comma (the fault spec's separator)
+  return "V-" .. name:gsub("[^%w]", "") .. "-Qz7Wx9Lk2Rt5Yp8"
+end
+
+local function contains (s, x) return type(s) == "string" and s:find(x, 1, true) ~= nil end
+
+local function all_text (v, out, seen)
+  out, seen = out or {}, seen or {}
+  if type(v) == "string" then out[#out + 1] = v
+  elseif type(v) == "table" and not seen[v] then
+    seen[v] = true
+    for k, x in pairs(v) do all_text(k, out, seen) all_text(x, out, seen) end
+  end
+  return table.concat(out, "\n")
+end
+
+describe("a credential in a header of any credential-like name", function ()
+  local srv
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+
+  -- The server answers 401 and echoes `value` in a response header, as a
+  -- gateway quoting the rejected key does.
+  local function echoed (client_headers, call_headers, value, lines)
+    local c = aigc.client { base_url = srv.base_url, max_retries = 0, headers = client_headers,
+                            log = function (level, msg) lines[#lines + 1] = level .. ": " .. msg end }
+    local h = { ["x-aigc-fault"] = "status=401,raw-header=x-echo: " .. value }
+    for k, v in pairs(call_headers or {}) do h[k] = v end
+    local res, err = c:chat { model = "m", messages = { { role = "user", content = "Hi" } }, headers = h }
+    c:close()
+    assert.is_nil(res)
+    return err
+  end
+
+  for _, name in ipairs(NAMES) do
+    it("a client's " .. name .. " header: not in the error nor the log lines", function ()
+      local value, lines = value_for(name), {}
+      local err = echoed({ [name] = value }, nil, value, lines)
+      assert.equal(401, err.status)
+      assert.equal("[redacted]", err.headers["x-echo"])
+      assert.is_false(contains(all_text(err) .. tostring(err) .. table.concat(lines, "\n"), value))
+    end)
+
+    it("one call's " .. name .. " header: not in that call's error nor log lines", function ()
+      local value, lines = value_for(name), {}
+      local err = echoed(nil, { [name] = value }, value, lines)
+      assert.equal("[redacted]", err.headers["x-echo"])
+      assert.is_false(contains(all_text(err) .. tostring(err) .. table.concat(lines, "\n"), value))
+    end)
+  end
+
+  it("other headers are not secrets: an Idempotency-Key, a User-Agent, aigc's cassette key stay shown", function ()
+    local value = "idem-Qz7Wx9Lk2Rt5Yp8"
+    for _, name in ipairs { "Idempotency-Key", "User-Agent", "OpenAI-Project", "X-Keyboard", "X-Aigc-Cassette-Key" } do
+      local err = echoed({ [name] = value }, nil, value, {})
+      assert.equal(value, err.headers["x-echo"], name)
+    end
+  end)
+
+  it("the aigc command refuses a config file whose client headers hold such a credential", function ()
+    local cli = require "cli"
+    local home = cli.home()
+    local value = value_for("X-Auth-Token")
+    cli.write(home .. "/config.lua", '{ client = { headers = { ["X-Auth-Token"] = "' .. value .. '" } } }')
+    local r = cli.run({ "Hi" }, { home = home, base_url = srv.base_url })
+    cli.rmdir(home)
+    assert.equal(2, r.code, r.stderr)
+    assert.matches('client.headers%["X%-Auth%-Token"%] is a secret, which a config file may not hold', r.stderr)
+    assert.is_false(contains(r.stderr .. r.stdout, value))
+  end)
+end)
