@@ -69,6 +69,19 @@ describe("a credential in a header of any credential-like name", function ()
     end
   end)
 
+  it("the bundled server's records keep no such header's value; an Idempotency-Key stays", function ()
+    local h = { ["Idempotency-Key"] = "idem-Qz7Wx9Lk2Rt5Yp8" }
+    for _, name in ipairs(NAMES) do h[name] = value_for(name) end
+    local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", max_retries = 0 }
+    assert(c:chat { messages = { { role = "user", content = "Hi" } }, headers = h })
+    c:close()
+    local last = srv:last()
+    for _, name in ipairs(NAMES) do
+      assert.equal("<redacted len=" .. #value_for(name) .. ">", last.headers[name:lower()], name)
+    end
+    assert.equal("idem-Qz7Wx9Lk2Rt5Yp8", last.headers["idempotency-key"])
+  end)
+
   it("the aigc command refuses a config file whose client headers hold such a credential", function ()
     local cli = require "cli"
     local home = cli.home()

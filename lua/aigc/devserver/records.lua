@@ -90,14 +90,27 @@ local function mask (key)
   return rep("*", #key)
 end
 
--- Headers whose value is a credential: never kept whole in a record.
-local CREDENTIAL_HEADERS = { authorization = true, ["api-key"] = true, ["x-api-key"] = true,
-                             ["proxy-authorization"] = true }
+-- Whether a header's value is a credential, never kept whole in a record:
+-- the client's rule (aigc.util.credential_header; the devserver needs no
+-- aigc module): a name ending in key or token (x-api-key, X-Auth-Token,
+-- Ocp-Apim-Subscription-Key), or with a word among CREDENTIAL_WORDS;
+-- not Idempotency-Key nor x-aigc-*. (Names come lower-cased.)
+local CREDENTIAL_WORDS = { authorization = true, authentication = true, auth = true, secret = true,
+                           password = true, passwd = true, credential = true, credentials = true,
+                           cookie = true, sig = true, signature = true }
+local function credential_header (name)
+  if name == "idempotency-key" or name:find("^x%-aigc%-") then return false end
+  if name:find("key$") or name:find("token$") then return true end
+  for word in name:gmatch("[^%-_.]+") do
+    if CREDENTIAL_WORDS[word] then return true end
+  end
+  return false
+end
 
 local function new_record (srv, job)
   local h = {}
   for k, v in pairs(job.headers) do
-    h[k] = CREDENTIAL_HEADERS[k] and format("<redacted len=%d>", #v) or v
+    h[k] = credential_header(k) and format("<redacted len=%d>", #v) or v
   end
   local rec = { id = job.id, method = job.method, path = job.path, query = job.query, headers = h,
                 body = job.body, client_closed = false, open = true }
