@@ -41,9 +41,14 @@
 ** are encoded with it: "Bearer <key>", "user:<password>"); and, as before,
 ** a string that ends with the first 8 bytes or more of a secret (a secret
 ** cut by a truncation: a log line's 1 KiB, a body kept to 64 KiB). Each
-** stretch becomes one "[redacted]". Secrets shorter than 8 bytes are not
-** searched for: they would blank ordinary words, and no real credential is
-** that short. A secret transformed otherwise (escaped, hex, reversed) or
+** stretch becomes one "[redacted]". A secret of 4 to 7 bytes holding a
+** letter and a digit (a local server's "sk-1") is redacted only whole and
+** standing as a word, touching no letter or digit (short_secret): a piece
+** of it, or inside a word ("task-1"), is ordinary text. Other short ones
+** (a placeholder word such as "EMPTY" or "ollama", a number, under 4
+** bytes) are not searched for: as words they are ordinary text ("ollama
+** pull"), which the redaction would mangle, and they are no real
+** credentials. A secret transformed otherwise (escaped, hex, reversed) or
 ** cut into pieces shorter than 12 bytes is not found.
 */
 #include <stdarg.h>
@@ -271,7 +276,8 @@ static void add_header_secret (lua_State *L, int list, lua_Integer *n) {
 ** string need not be aligned):
 **   [0] total bytes  [4] strings searched  [8] of them, secrets (first)
 **   [12] 64 - log2(slots)  [16] offset of the table  [20] slots
-**   [24] per string: offset, length   then the strings (NUL ended)
+**   [24] offset of the short secrets (a list "s1\0s2\0\0", short_secret)
+**   [28] per string: offset, length   then the strings (NUL ended)
 **   then the table: per slot, the offset of an indexed GRAM-byte piece of
 **   a string (0: empty) and the string's number; linear probing.
 **
@@ -297,7 +303,8 @@ static void add_header_secret (lua_State *L, int list, lua_Integer *n) {
 #define H_SHIFT 12
 #define H_TABLE 16
 #define H_SLOTS 20
-#define H_DIR 24
+#define H_SHORT 24   /* offset of the short secrets, "s1\0s2\0\0" (short_secret) */
+#define H_DIR 28
 
 static uint32_t get32 (const char *b, size_t at) {
   uint32_t v;
@@ -363,10 +370,38 @@ static void index_string (char *b, size_t k, size_t o, size_t n) {
 }
 
 /*
-** The block of the secrets in `plain` ("s1\0s2\0...\0\0", all SECRET_MIN
-** bytes or more), malloc'ed, or NULL when out of memory. Pure C.
+** Whether a secret of n bytes, shorter than SECRET_MIN, is searched for as
+** a whole word (see find_short): SHORT_MIN bytes or more, holding a letter
+** and a digit ("sk-1", "key42": a local server's key). A word alone (a
+** placeholder such as "EMPTY", "ollama", "no-key", "dummy") or a number is
+** not: as whole words they are ordinary text ("ollama pull", "1234
+** tokens"), and redacting them would mangle it; under 4 bytes, anything is.
 */
-static char *build_block (const char *plain) {
+#define SHORT_MIN 4
+
+static int is_alnum (unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+static int short_secret (const char *p, size_t n) {
+  size_t i;
+  int letter = 0, digit = 0;
+  if (n < SHORT_MIN || n >= SECRET_MIN)
+    return 0;
+  for (i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)p[i];
+    digit |= c >= '0' && c <= '9';
+    letter |= is_alnum(c) && !(c >= '0' && c <= '9');
+  }
+  return letter && digit;
+}
+
+/*
+** The block of the secrets in `plain` ("s1\0s2\0...\0\0", all SECRET_MIN
+** bytes or more) and of the short ones in `shorts` (same form),
+** malloc'ed, or NULL when out of memory. Pure C.
+*/
+static char *build_block (const char *plain, const char *shorts, size_t nshorts) {
   size_t nsec = 0, nstr, bytes = 0, grams = 0, slots = 8, total, at, k = 0, r;
   unsigned bits = 3;
   const char *p;
@@ -386,7 +421,7 @@ static char *build_block (const char *plain) {
     slots *= 2;
     bits++;
   }
-  total = H_DIR + 8 * nstr + bytes + 8 * slots;
+  total = H_DIR + 8 * nstr + bytes + nshorts + 8 * slots;
   if (total > 0x7fffffff || (b = (char *)calloc(1, total)) == NULL)
     return NULL;
   put32(b, H_TOTAL, total);
@@ -395,6 +430,8 @@ static char *build_block (const char *plain) {
   put32(b, H_SHIFT, 64 - bits);
   put32(b, H_TABLE, total - 8 * slots);
   put32(b, H_SLOTS, slots);
+  put32(b, H_SHORT, H_DIR + 8 * nstr + bytes);   /* (calloc: an empty list when nshorts is 1) */
+  memcpy(b + H_DIR + 8 * nstr + bytes, shorts, nshorts);
   at = H_DIR + 8 * nstr;
   for (p = plain; k < nsec; p += strlen(p) + 1, k++) {   /* the secrets first */
     size_t n = strlen(p);
@@ -420,27 +457,39 @@ static char *build_block (const char *plain) {
 
 /*
 ** The block of the plain list `plain` (malloc'ed, `len` bytes; zeroed and
-** freed here), or NULL when it holds no secret long enough. Raises when
+** freed here), or NULL when it holds no secret searched for. Raises when
 ** out of memory (after freeing it).
 */
 static char *finish_block (lua_State *L, char *plain, size_t len) {
-  char *w = plain, *b = NULL;
+  char *w = plain, *b = NULL, *shorts = (char *)malloc(len), *ws = shorts;
   const char *p;
-  for (p = plain; *p != '\0'; p += strlen(p) + 1) {   /* keep the long enough */
+  int failed = shorts == NULL;
+  for (p = plain; !failed && *p != '\0'; p += strlen(p) + 1) {   /* the short ones aside */
+    size_t n = strlen(p);
+    if (short_secret(p, n)) {
+      memcpy(ws, p, n + 1);
+      ws += n + 1;
+    }
+  }
+  for (p = plain; !failed && *p != '\0'; p += strlen(p) + 1) {   /* keep the long enough */
     size_t n = strlen(p);
     if (n >= SECRET_MIN) {
       memmove(w, p, n + 1);
       w += n + 1;
     }
   }
-  *w = '\0';
-  if (w > plain && (b = build_block(plain)) == NULL) {
-    memset(plain, 0, len);
-    free(plain);
-    luaL_error(L, "not enough memory");
+  if (!failed) {
+    *w = '\0';
+    *ws = '\0';
+    if (w > plain || ws > shorts)
+      failed = (b = build_block(plain, shorts, (size_t)(ws - shorts) + 1)) == NULL;
+    memset(shorts, 0, len);
   }
+  free(shorts);
   memset(plain, 0, len);
   free(plain);
+  if (failed)
+    luaL_error(L, "not enough memory");
   return b;
 }
 
@@ -558,6 +607,13 @@ char *aigc_secrets_with_call (lua_State *L, int hidx, int sidx, const char *engi
     lua_pushlstring(L, engine + get32(engine, H_DIR + 8 * i), get32(engine, H_DIR + 8 * i + 4));
     lua_rawseti(L, list, ++n);
   }
+  if (engine != NULL) {   /* and its short ones (after a Lua call, read anew: still valid) */
+    size_t at = get32(engine, H_SHORT);
+    for (; engine[at] != '\0'; at += strlen(engine + at) + 1) {
+      lua_pushstring(L, engine + at);
+      lua_rawseti(L, list, ++n);
+    }
+  }
   for (pass = 0; pass < 2; pass++) {
     int t = pass == 0 ? hidx : sidx;
     nh = t != 0 ? (lua_Integer)lua_rawlen(L, t) : 0;
@@ -579,7 +635,7 @@ char *aigc_secrets_with_call (lua_State *L, int hidx, int sidx, const char *engi
         if (get32(engine, H_DIR + 8 * i + 4) == len
             && memcmp(engine + get32(engine, H_DIR + 8 * i), c, len) == 0)
           break;
-      fresh |= i == nsec && len >= SECRET_MIN && strlen(c) == len;
+      fresh |= i == nsec && (len >= SECRET_MIN || short_secret(c, len)) && strlen(c) == len;
       lua_pop(L, 1);
     }
   }
@@ -731,14 +787,75 @@ static size_t cut_tail (const char *b, const char *s, size_t len) {
   return best;
 }
 
+/*
+** The first short secret of block b (short_secret) standing as a whole
+** word in s[from..len), touching no ASCII letter or digit on either side
+** ("req_sk-1", "key sk-1." but not "task-1"): *lo its start. 0: none.
+** Pure C: allocates nothing.
+*/
+static int find_short (const char *b, const char *s, size_t len, size_t from, size_t *lo) {
+  const char *p;
+  int found = 0;
+  for (p = b + get32(b, H_SHORT); *p != '\0'; p += strlen(p) + 1) {
+    size_t n = strlen(p), i;
+    for (i = from; i + n <= len && (!found || i < *lo); i++)
+      if (s[i] == p[0] && memcmp(s + i, p, n) == 0
+          && (i == 0 || !is_alnum((unsigned char)s[i - 1]))
+          && (i + n == len || !is_alnum((unsigned char)s[i + n]))) {
+        *lo = i;
+        found = 1;
+        break;
+      }
+  }
+  return found;
+}
+
+/* The length of the short secret of block b at s + at (find_short found). */
+static size_t short_at (const char *b, const char *s, size_t len, size_t at) {
+  const char *p;
+  size_t best = 0;
+  for (p = b + get32(b, H_SHORT); *p != '\0'; p += strlen(p) + 1) {
+    size_t n = strlen(p);
+    if (n > best && at + n <= len && memcmp(s + at, p, n) == 0
+        && (at + n == len || !is_alnum((unsigned char)s[at + n])))
+      best = n;
+  }
+  return best;
+}
+
 /* Whether s[0..len) holds something to redact. Pure C: allocates nothing. */
 static int has_secret (const char *s, size_t len, const char *secrets) {
   size_t lo, hi;
   scan S;
-  if (secrets == NULL || len < SECRET_MIN)
+  if (secrets == NULL || find_short(secrets, s, len, 0, &lo))
+    return secrets != NULL;
+  if (len < SECRET_MIN)
     return 0;
   scan_init(&S, secrets, s, len);
   return next_run(&S, &lo, &hi) || cut_tail(secrets, s, len) > 0;
+}
+
+/*
+** Replaces the string at the top of the stack (the block just below it)
+** by itself with each short secret standing as a word (find_short)
+** replaced by "[redacted]". Both anchored on the stack.
+*/
+static void scrub_short_top (lua_State *L) {
+  size_t len, from = 0, lo;
+  const char *s = lua_tolstring(L, -1, &len);
+  const char *b = lua_tostring(L, -2);
+  luaL_Buffer buf;
+  if (!find_short(b, s, len, 0, &lo))
+    return;
+  luaL_buffinit(L, &buf);
+  do {
+    luaL_addlstring(&buf, s + from, lo - from);
+    luaL_addstring(&buf, REDACTED);
+    from = lo + short_at(b, s, len, lo);
+  } while (find_short(b, s, len, from, &lo));
+  luaL_addlstring(&buf, s + from, len - from);
+  luaL_pushresult(&buf);
+  lua_replace(L, -2);   /* over the original */
 }
 
 /*
@@ -749,10 +866,11 @@ static int has_secret (const char *s, size_t len, const char *secrets) {
 */
 static void scrub_top (lua_State *L) {
   size_t len, from, lo, hi, tail;
-  const char *s = lua_tolstring(L, -1, &len);
-  const char *b = lua_tostring(L, -2);
+  const char *s, *b = lua_tostring(L, -2);
   luaL_Buffer buf;
   scan S;
+  scrub_short_top(L);
+  s = lua_tolstring(L, -1, &len);
   scan_init(&S, b, s, len);
   luaL_buffinit(L, &buf);
   while (next_run(&S, &lo, &hi)) {
