@@ -93,4 +93,29 @@ describe("a credential in a header of any credential-like name", function ()
     assert.matches('client.headers%["X%-Auth%-Token"%] is a secret, which a config file may not hold', r.stderr)
     assert.is_false(contains(r.stderr .. r.stdout, value))
   end)
+
+  it("the aigc command refuses a credential given with -o (a command line is shown by ps)", function ()
+    local cli = require "cli"
+    local home = cli.home()
+    local key = "sk-proj-Qz7Wx9Lk2Rt5Yp8Mn4Bv6Cx"
+    for _, case in ipairs {
+      { "api_key=" .. key, "-o api_key: " },
+      { "azure_ad_token=" .. key, "-o azure_ad_token: " },
+      { 'headers={"X-Auth-Token":"' .. key .. '"}', "-o headers.X-Auth-Token: " },
+      { 'extra_headers={"Authorization":"Bearer ' .. key .. '"}', "-o extra_headers.Authorization: " },
+      { 'extra_query={"key":"' .. key .. '"}', "-o extra_query.key: " },
+    } do
+      local r = cli.run({ "--no-log", "-o", case[1], "Hi" }, { home = home, base_url = srv.base_url })
+      assert.equal(2, r.code, case[1] .. ": " .. r.stderr)
+      assert.equal(1, select(2, r.stderr:gsub("\n", "")), r.stderr)   -- one line
+      assert.is_true(r.stderr:find(case[2] .. "a secret on the command line is visible to every user (ps)", 1, true)
+                     ~= nil, r.stderr)
+      assert.is_false(contains(r.stderr .. r.stdout, key))
+    end
+    -- a param that only ends like one is not refused
+    local r = cli.run({ "--no-log", "-o", "prompt_cache_key=abc", "-o", 'headers={"X-Trace":"1"}', "Hi" },
+                      { home = home, base_url = srv.base_url })
+    cli.rmdir(home)
+    assert.equal(0, r.code, r.stderr)
+  end)
 end)

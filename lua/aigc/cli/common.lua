@@ -10,6 +10,7 @@ local config_mod = require "aigc.cli.config"
 local lineinput = require "aigc.cli.lineinput"
 local promptlog = require "aigc.promptlog"
 local template = require "aigc.template"
+local util = require "aigc.util"
 
 local json = aigc.json
 
@@ -98,10 +99,30 @@ end
 --- The request params of `-o` options.
 -- @tparam table list the `-o` values
 -- @treturn table
+-- A credential given with -o ("-o api_key=sk-...", a header or query
+-- parameter named like one) is refused: the command line is shown to
+-- every user of the machine (ps, /proc/PID/cmdline) and kept in the
+-- shell's history; the config file refuses keys for the same reason.
+local CREDENTIAL_PARAMS = { api_key = true, azure_ad_token = true }
+local function credential_in (k, v)
+  if CREDENTIAL_PARAMS[k] then return k end
+  if type(v) ~= "table" then return nil end
+  local test = (k == "headers" or k == "extra_headers") and util.credential_header
+    or (k == "query" or k == "extra_query") and util.secret_param
+  for name in pairs(test and v or {}) do
+    if test(name) then return k .. "." .. tostring(name) end
+  end
+end
+
 function M.options_table (list)
   local t = {}
   for _, s in ipairs(list or {}) do
     local k, v = M.key_value(s, "-o")
+    local what = credential_in(k, v)
+    if what then
+      M.usage("-o " .. what .. ": a secret on the command line is visible to every user (ps) and kept in "
+        .. "the shell's history: put the key in the environment (OPENAI_API_KEY, or an endpoint's api_key_env)")
+    end
     t[k] = v
   end
   return t
