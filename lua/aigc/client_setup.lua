@@ -192,7 +192,10 @@ local function client_secrets (api_key, ad_token, base_url, query, proxy)
     if value then proxy_secrets(value, list) end
   end
   for k, v in pairs(query) do
-    if util.secret_param(k) and type(v) == "string" and v ~= "" then list[#list + 1] = v end
+    if util.secret_param(k) and type(v) == "string" and v ~= "" then
+      list[#list + 1] = v
+      list[#list + 1] = util.urlencode(v)   -- (as sent: a server echoing the URL shows "%2B" for "+")
+    end
   end
   return list
 end

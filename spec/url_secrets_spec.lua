@@ -1,0 +1,52 @@
+-- A credential in the client's query (`query = { sig = ... }`, or
+-- base_url's "?key=...") whose bytes are percent-encoded on the wire (a
+-- base64 signature's "+", "/", "="): a server echoing the URL it got (a
+-- 404 naming the path, a gateway's error) shows the encoded form, which
+-- was not redacted: only the decoded value was a secret, and the encoded
+-- one holds no run of 12 of its bytes.
+local aigc = require "aigc"
+local devserver = require "devserver"
+local util = require "aigc.util"
+
+local SIG = "Qz7+Wx9/Lk2=Rt5+Yp8/Mn4=Bv6+Cx1/"   -- no 12 bytes in a row survive encoding
+
+local function contains (s, x) return type(s) == "string" and s:find(x, 1, true) ~= nil end
+
+local function all_text (v, out, seen)
+  out, seen = out or {}, seen or {}
+  if type(v) == "string" then out[#out + 1] = v
+  elseif type(v) == "table" and not seen[v] then
+    seen[v] = true
+    for k, x in pairs(v) do all_text(k, out, seen) all_text(x, out, seen) end
+  end
+  return table.concat(out, "\n")
+end
+
+describe("a query credential percent-encoded on the wire", function ()
+  local srv
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+
+  local function check (opts, echoed)
+    local lines = {}
+    opts.max_retries = 0
+    opts.log = function (level, msg) lines[#lines + 1] = level .. ": " .. msg end
+    local c = aigc.client(opts)
+    local _, err = c:chat { model = "m", messages = { { role = "user", content = "Hi" } },
+                            headers = { ["x-aigc-fault"] = "status=404,raw-header=x-echo: /v1/chat?sig=" .. echoed } }
+    c:close()
+    assert.equal(404, err.status)
+    assert.equal("/v1/chat?sig=[redacted]", err.headers["x-echo"])
+    assert.is_false(contains(all_text(err) .. tostring(err) .. table.concat(lines, "\n"), echoed))
+  end
+
+  it("the client's query option: the form aigc sends is redacted", function ()
+    check({ base_url = srv.base_url, query = { sig = SIG } }, util.urlencode(SIG))
+  end)
+
+  it("base_url's query (sent re-encoded, whatever hex case it is written in)", function ()
+    -- (util.encode_query sends each value as util.urlencode makes it)
+    local written = SIG:gsub("[+/=]", function (c) return string.format("%%%02x", c:byte()) end)   -- lower-case hex
+    check({ base_url = srv.base_url .. "?sig=" .. written }, util.urlencode(SIG))
+  end)
+end)
