@@ -25,10 +25,12 @@ local M = {}
 local FORMAT = "aigc.conversation"
 
 -- Per-call options never saved: they carry credentials (a per-user key in
--- a header or the query) into a file that may go anywhere (a game's save
--- file); `load(text, client, { params = ... })` gives them again.
+-- a header or the query, or an api_key/azure_ad_token param) into a file
+-- that may go anywhere (a game's save file); `load(text, client, { params
+-- = ... })` gives them again.
 local NOT_SAVED = { stream = true, on_done = true, on_error = true, headers = true, extra_headers = true,
                     query = true, extra_query = true, idempotency_key = true }
+for _, k in ipairs(util.CLIENT_KEY_OPTIONS) do NOT_SAVED[k] = true end
 
 -- Params that survive JSON (no functions, no toolsets, no stream), but NOT_SAVED.
 local function saved_params (params)
