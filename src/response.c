@@ -238,20 +238,28 @@ static void push_api_error (lua_State *L, aigc_request *r, const char *kind,
 ** A 3xx with a Location: an API call never follows one (transfer.c), nor a
 ** download's request (aigc.download follows, or replaces this message), so
 ** the error says where it led, whatever the body says ("Found"). The
-** Location is scrubbed: it may echo a key sent in the URL.
+** Location is scrubbed: it may echo a key sent in the URL; and shown
+** without its query ("?..."): a redirect to storage carries the signature
+** of a signed URL there (sig=, X-Amz-Signature=), a credential no secret
+** list holds, and the message reaches log lines. err.headers has it whole.
 */
 static int push_redirect_error (lua_State *L, aigc_request *r, long status) {
   char head[64];
-  size_t n = 0;
+  size_t n = 0, shown = 0;
+  int query;
   const char *loc = status >= 300 && status < 400 ? aigc_headers_find(&r->hdrs, "location", &n) : NULL;
   if (loc == NULL || n == 0)
     return 0;
+  while (shown < n && loc[shown] != '?' && loc[shown] != '#')
+    shown++;
+  query = shown < n && loc[shown] == '?';   /* (read before any allocation) */
   aigc_error_new(L, "http", "");
   snprintf(head, sizeof head, "HTTP status %ld: a redirect to ", status);
   lua_pushstring(L, head);
-  aigc_error_push_scrubbed(L, loc, n < 500 ? n : 500, r->secrets);
+  aigc_error_push_scrubbed(L, loc, shown < 500 ? shown : 500, r->secrets);
+  lua_pushstring(L, query ? "?..." : "");
   lua_pushstring(L, r->xb.absolute ? ", not followed" : ", which API calls never follow");
-  lua_concat(L, 3);
+  lua_concat(L, 4);
   lua_setfield(L, -2, "message");
   if (r->resp.len > 0)
     set_body_text(L, r, r->resp.data, r->resp.len);

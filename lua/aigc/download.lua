@@ -106,19 +106,33 @@ local function resolve (base, loc)
   return root .. (path:match("^(.*/)") or "/") .. loc
 end
 
+-- The error `err` scrubbed of the credentials the URLs carry (a signed
+-- URL's `sig=` or `X-Amz-Signature=`, a password in the user info: as a
+-- call's own query key is) and of the client's secrets. (Not given to the
+-- requests themselves: a hop's error would then hold its redirect's
+-- Location redacted, and an http URL redirected to its https form, the
+-- same signature, could not be followed.)
+local function scrubbed (self, err, urls)
+  if type(err) ~= "table" then return err end
+  local list = {}
+  for _, u in ipairs(urls) do util.url_secrets(u, list) end
+  local engine = rawget(self, "_engine")
+  local ok, shown = pcall(engine.scrub, engine, err, list)
+  if ok then return shown end
+  return core.error { kind = err.kind, message = "a download failed (its error could not be scrubbed)" }
+end
+
 -- The URL a download's error redirects to, or nil (not a redirect: the
 -- error stands), or nil and the error to give instead.
 local function redirect_of (self, url, err, seen, hops)
   local status = type(err) == "table" and err.kind == "http" and err.status
   local loc = FOLLOWED[status] and type(err.headers) == "table" and err.headers.location
   if type(loc) ~= "string" or loc == "" then return nil end
-  local engine = rawget(self, "_engine")
-  local function fail (why)   -- (the URLs scrubbed of the client's secrets)
-    local ok, shown = pcall(engine.scrub, engine, why)
-    err.message = ok and shown or "a redirect that cannot be followed"
-    return nil, err
-  end
   local to = resolve(url, loc)
+  local function fail (why)   -- (the URLs scrubbed of the client's secrets and their own)
+    err.message = why
+    return nil, scrubbed(self, err, { url, to })
+  end
   if not media.is_http_url(to) then
     local scheme = to:match("^(%a[%w+.-]*):")
     return fail(("HTTP status %d: a redirect to %s, which a download does not follow (http and https only)")
@@ -159,12 +173,14 @@ function M.download (self, submit, fname, url, opts, async)
   local first = hop(self, submit, fname, url, opts, sink)   -- (a misuse raises here, at the caller's line)
   local f = future.run(self._loop, function (f)
     local req, seen, left, hops = first, { [url:gsub("#.*$", "")] = true }, false, 0
+    local visited = { url }
     while true do   -- (redirect_of ends it at the sixth redirect)
       f:track(req)
       local res, err = req:wait()
-      if res ~= nil or f:canceled() then return res, err end
+      if res ~= nil or f:canceled() then return res, err and scrubbed(self, err, visited) end
       local to, instead = redirect_of(self, url, err, seen, hops)
-      if not to then return nil, instead or err end
+      if not to then return nil, instead or scrubbed(self, err, visited) end
+      visited[#visited + 1] = to
       left = left or origin(url) ~= origin(self.base_url)
       seen[to], url = true, to
       local ok, nreq = pcall(hop, self, submit, fname, url, opts, sink, left)
