@@ -9,17 +9,8 @@ local devserver = require "devserver"
 
 local SIG = "Qz7Wx9Lk2Rt5Yp8Mn4Bv6Cx1"
 
-local function contains (s, x) return type(s) == "string" and s:find(x, 1, true) ~= nil end
-
-local function all_text (v, out, seen)
-  out, seen = out or {}, seen or {}
-  if type(v) == "string" then out[#out + 1] = v
-  elseif type(v) == "table" and not seen[v] then
-    seen[v] = true
-    for k, x in pairs(v) do all_text(k, out, seen) all_text(x, out, seen) end
-  end
-  return table.concat(out, "\n")
-end
+local texts = require "texts"
+local contains, all_text = texts.contains, texts.all
 
 describe("a download's URL credentials", function ()
   local srv, c, lines

@@ -63,18 +63,8 @@ local function sse (events)
   return answer("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n" .. table.concat(t))
 end
 
-local function contains (s, x) return type(s) == "string" and s:find(x, 1, true) ~= nil end
-
--- Every string reachable from v (keys too), joined: to search for a key.
-local function all_text (v, seen, out)
-  seen, out = seen or {}, out or {}
-  if type(v) == "string" then out[#out + 1] = v
-  elseif type(v) == "table" and not seen[v] then
-    seen[v] = true
-    for k, x in pairs(v) do all_text(k, seen, out); all_text(x, seen, out) end
-  end
-  return table.concat(out, "\n")
-end
+local texts = require "texts"
+local contains, all_text = texts.contains, texts.all
 
 describe("media replies", function ()
   local port, child, base, origin, dir

@@ -14,17 +14,8 @@ local function value_for (name)   -- distinct, long, no comma (the fault spec's 
   return "V-" .. name:gsub("[^%w]", "") .. "-Qz7Wx9Lk2Rt5Yp8"
 end
 
-local function contains (s, x) return type(s) == "string" and s:find(x, 1, true) ~= nil end
-
-local function all_text (v, out, seen)
-  out, seen = out or {}, seen or {}
-  if type(v) == "string" then out[#out + 1] = v
-  elseif type(v) == "table" and not seen[v] then
-    seen[v] = true
-    for k, x in pairs(v) do all_text(k, out, seen) all_text(x, out, seen) end
-  end
-  return table.concat(out, "\n")
-end
+local texts = require "texts"
+local contains, all_text = texts.contains, texts.all
 
 describe("a credential in a header of any credential-like name", function ()
   local srv

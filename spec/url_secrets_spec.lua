@@ -10,17 +10,8 @@ local util = require "aigc.util"
 
 local SIG = "Qz7+Wx9/Lk2=Rt5+Yp8/Mn4=Bv6+Cx1/"   -- no 12 bytes in a row survive encoding
 
-local function contains (s, x) return type(s) == "string" and s:find(x, 1, true) ~= nil end
-
-local function all_text (v, out, seen)
-  out, seen = out or {}, seen or {}
-  if type(v) == "string" then out[#out + 1] = v
-  elseif type(v) == "table" and not seen[v] then
-    seen[v] = true
-    for k, x in pairs(v) do all_text(k, out, seen) all_text(x, out, seen) end
-  end
-  return table.concat(out, "\n")
-end
+local texts = require "texts"
+local contains, all_text = texts.contains, texts.all
 
 describe("a query credential percent-encoded on the wire", function ()
   local srv
