@@ -508,6 +508,25 @@ describe("aigc.conversation", function ()
     end)
   end)
 
+  describe("summaries over budget", function ()
+    it("cuts a summarizer's over-long summary to the budget: never a request over max_context_tokens", function ()
+      local conv = aigc.conversation { client = client, system = "S", max_context_tokens = 200, keep_last = 1,
+        calibrate = false, summarize = function () return string.rep("word ", 250) end }
+      for i = 1, 10 do
+        conv:add { role = "user", content = ("question %d "):format(i) .. string.rep("q", 60) }
+        conv:add { role = "assistant", content = ("answer %d "):format(i) .. string.rep("a", 60) }
+      end
+      assert(conv:say "Echo: new")
+      local sent = srv:last().body_json.messages
+      assert.is_true(conv.last_context.summarized)
+      assert.is_true(conv:tokens(sent) <= 200, "sent " .. conv:tokens(sent))
+      assert.is_true(conv.last_context.tokens <= 200)
+      assert.equal("system", sent[2].role)
+      assert.matches("^" .. conversation.SUMMARY_PREFIX:gsub("%p", "%%%0") .. "word word", sent[2].content)
+      assert.equal("Echo: new", sent[#sent].content)
+    end)
+  end)
+
   describe("summaries' transcripts", function ()
     it("carry a custom tool's calls and a tool's output given as content parts", function ()
       local conv = aigc.conversation { client = client, api = "responses", max_context_tokens = 60, keep_last = 1,

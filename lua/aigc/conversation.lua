@@ -233,7 +233,8 @@ end
 --    `message_overhead` (4 per message),
 --  - `summarize`: `true` (the model condenses the dropped turns) or
 --    `function(messages, previous_summary, conv) -> text | nil, err`;
---    `summary_tokens` (200): the room kept for it, and the model's max_tokens.
+--    `summary_tokens` (200): the room kept for it, and the model's max_tokens
+--    (a longer summary is cut to the room the budget leaves).
 -- @treturn aigc.conversation
 -- @usage
 -- local conv = aigc.conversation { client = client, system = "Be brief.", max_context_tokens = 2000,
@@ -366,6 +367,16 @@ local function summary_for (self, msgs, from, to, fut)
   return text
 end
 
+-- The summary message cut to the room the plan `p` leaves in the budget
+-- (nil when none is left): dropping more turns may not make room enough.
+function Conversation:_fit_summary (msgs, p, summary_msg, fixed)
+  local room = self.max_context_tokens / (self.calibration or 1) - fixed - self:tokens(planner.assemble(msgs, p))
+  local text = planner.fit_text(summary_msg.content:sub(#M.SUMMARY_PREFIX + 1), room, function (t)
+    return M.estimate_message({ role = "system", content = M.SUMMARY_PREFIX .. t }, self.estimate, self.message_overhead)
+  end)
+  return text and text ~= "" and { role = "system", content = M.SUMMARY_PREFIX .. text } or nil
+end
+
 -- The messages to send for `msgs` (history plus the new turn) with
 -- params `params`: trimmed, summarized. Returns the list and the info, or
 -- nil, err.
@@ -389,6 +400,7 @@ function Conversation:_context (msgs, params, fut)
     p = again
     summary_msg = nil
   end
+  if summary_msg and self.max_context_tokens then summary_msg = self:_fit_summary(msgs, p, summary_msg, fixed) end
   local out = planner.assemble(msgs, p, summary_msg)
   local info = {
     tokens = self:tokens(out) + fixed, messages = #out,

@@ -95,6 +95,23 @@ function M.assemble (msgs, p, summary_msg)
   return out
 end
 
+-- The longest prefix of `text` (cut between UTF-8 characters) whose cost
+-- `cost(prefix)` is at most `room`, or nil when not even "" fits. A
+-- summarizer's text may be longer than asked: sent whole, it put the
+-- request over the user's max_context_tokens (326 tokens against 200).
+function M.fit_text (text, room, cost)
+  if cost(text) <= room then return text end
+  if cost("") > room then return nil end
+  local lo, hi = 0, #text   -- (cost(text:sub(1, lo)) fits, cost(text) does not)
+  while hi - lo > 1 do
+    local mid = math.floor((lo + hi) / 2)
+    if cost(text:sub(1, mid)) <= room then lo = mid else hi = mid end
+  end
+  -- (not in the middle of a character: back to the start of the one cut)
+  while lo > 0 and lo < #text and text:byte(lo + 1) >= 0x80 and text:byte(lo + 1) < 0xC0 do lo = lo - 1 end
+  return text:sub(1, lo)
+end
+
 -- The text of a content value (a string, parts, or anything else: "").
 local function text_of (content)
   if type(content) == "string" then return content end
