@@ -640,6 +640,24 @@ describe("aigc.conversation", function ()
       assert.equal(#conv.messages + 2, #back.messages)
     end)
 
+    it("a model given to load wins over the one saved in params", function ()
+      local conv = aigc.conversation { client = client, params = { model = "old-model", temperature = 0.5 } }
+      conv:add { role = "user", content = "hi" }
+      conv:add { role = "assistant", content = "hello" }
+      local back = assert(conversation.load(conv:save(), client, { model = "new-model" }))
+      assert(back:say "Echo: x")
+      assert.equal("new-model", srv:last().body_json.model)
+      assert.equal(0.5, srv:last().body_json.temperature)
+      -- a model in the params given to load is the user's choice too
+      back = assert(conversation.load(conv:save(), client, { model = "new-model", params = { model = "p-model" } }))
+      assert(back:say "Echo: y")
+      assert.equal("p-model", srv:last().body_json.model)
+      -- without one, the saved model stays
+      back = assert(conversation.load(conv:save(), client))
+      assert(back:say "Echo: z")
+      assert.equal("old-model", srv:last().body_json.model)
+    end)
+
     it("a system prompt given to load is the one sent, in place of the saved one (a bot's new prompt)", function ()
       local conv = aigc.conversation { client = client, system = "You are Sam v1." }
       conv:add { role = "user", content = "hi" }

@@ -161,6 +161,9 @@ function M.load (json, client, opts)
       o[k] = v
     end
   end
+  -- (a model given to load wins over one saved in params, which requests
+  -- prefer to conv.model: loaded into another model, it talked to the old one)
+  if opts and opts.model ~= nil and not (opts.params and opts.params.model ~= nil) then params.model = nil end
   o.params = params
   -- Everything is checked as a call would check it: a saved file may come
   -- from anywhere, and what it holds must not make the next say() raise.
