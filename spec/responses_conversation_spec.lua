@@ -178,6 +178,27 @@ describe("conversations over the Responses API", function ()
       return counted, conv
     end
 
+    it("learns no ratio out of bounds from an odd count, and loads none", function ()
+      -- the server counts a 4,000-character word as 1 token: 0.005 of the estimate
+      local conv = aigc.conversation { client = client, max_context_tokens = 100, keep_last = 1 }
+      assert(conv:say("Echo: " .. string.rep("x", 4000)))
+      assert.is_nil(conv.calibration)
+      for i = 1, 10 do
+        conv:add { role = "user", content = "question " .. i .. " " .. string.rep("q", 200) }
+        conv:add { role = "assistant", content = "answer " .. i }
+      end
+      local _, info = assert(conv:context "next")
+      assert.is_true(info.tokens <= 100, "estimated " .. info.tokens)
+      conv.calibration = 2
+      local saved = conv:save()
+      assert.equal(2, assert(aigc.conversation.load(saved, client)).calibration)
+      for _, r in ipairs { "0.01", "99", "0" } do
+        local text, n = saved:gsub('"calibration":2', '"calibration":' .. r)
+        assert.equal(1, n)
+        assert.is_nil(assert(aigc.conversation.load(text, client)).calibration, r)
+      end
+    end)
+
     for _, api in ipairs { "chat", "responses" } do
       it("keeps the prompt within 10 % of the budget after the 2nd turn (" .. api .. ")", function ()
         local counted, conv = prompts(api, nil, 6)

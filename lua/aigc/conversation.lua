@@ -26,7 +26,7 @@
 -- `input_tokens`) over the estimate of what was sent teach the
 -- conversation a ratio (`conv.calibration`), and later trims count with it,
 -- so the prompts a server counts converge on `max_context_tokens`
--- (`calibrate = false` turns it off).
+-- (`calibrate = false` turns it off; a ratio outside 0.1..10 is ignored).
 --
 -- @classmod aigc.conversation
 -- @usage
@@ -66,6 +66,8 @@ M.SUMMARY_TOKENS = 200
 --- The prompt the default summarizer sends as its system message.
 M.SUMMARY_PROMPT = "Condense the conversation below into a short summary for your own memory. Keep names, "
   .. "facts, numbers, decisions and open questions; drop greetings and small talk. Reply with the summary only."
+--- The bounds of a calibration ratio learned or loaded (one outside is ignored).
+M.CALIBRATION_MIN, M.CALIBRATION_MAX = 0.1, 10
 --- The prefix of the system message that carries a summary.
 M.SUMMARY_PREFIX = "Summary of the earlier conversation: "
 
@@ -503,7 +505,12 @@ function Conversation:_learn (info, res)
   if not (info and self.calibrate) then return end
   local u = type(res.usage_rounds) == "table" and res.usage_rounds[1] or res.usage
   local n = type(u) == "table" and (u.prompt_tokens or u.input_tokens) or nil
-  if type(n) == "number" and n > 0 and info.tokens > 0 then self.calibration = n / info.tokens end
+  if not (type(n) == "number" and n > 0 and info.tokens > 0) then return end
+  -- (a ratio out of bounds is a server's odd count, not a tokenizer's: a
+  -- long word counted as 1 token made it 0.005, and the next trims let
+  -- 200 times the budget through)
+  local r = n / info.tokens
+  if r >= M.CALIBRATION_MIN and r <= M.CALIBRATION_MAX then self.calibration = r end
 end
 
 -- The request of one say: the context and its info, or nil, err. With the

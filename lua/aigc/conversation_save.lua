@@ -188,7 +188,9 @@ function M.load (json, client, opts)
     conv.response_ids[i], conv.response_ends[i] = id, e
   end
   local r = t.calibration
-  if type(r) == "number" and r > 0 and r < 100 then conv.calibration = r end
+  if type(r) == "number" and r >= conversation.CALIBRATION_MIN and r <= conversation.CALIBRATION_MAX then
+    conv.calibration = r
+  end
   if t.summary ~= nil and t.summary ~= null then
     local s, serr = saved_summary(t.summary, #msgs)
     if not s then return nil, parse_error("not a valid saved conversation: " .. serr) end
