@@ -53,6 +53,27 @@ describe("conversations over the Responses API", function ()
     assert.same({ r1.id }, loaded.response_ids)
   end)
 
+  it("a system prompt given to load reaches the server in state 'server', as instructions", function ()
+    local conv = aigc.conversation { client = client, api = "responses", state = "server", system = "You are Sam v1." }
+    local _, r1 = assert(conv:say "Repeat after me: one")
+    local loaded = assert(aigc.conversation.load(conv:save(), client, { system = "You are Sam v2." }))
+    assert(loaded:say "Repeat after me: two")
+    assert(loaded:say "Repeat after me: three")
+    local sent = bodies()
+    assert.equal(r1.id, sent[2].previous_response_id)
+    for i = 2, 3 do assert.equal("You are Sam v2.", sent[i].instructions) end
+    assert.same({ { role = "user", content = "Repeat after me: two" } }, sent[2].input)
+    -- and it stays so through save and load; instructions given to load win
+    local again = assert(aigc.conversation.load(loaded:save(), client))
+    assert.equal("You are Sam v2.", again.params.instructions)
+    local own = assert(aigc.conversation.load(conv:save(), client,
+      { system = "You are Sam v2.", params = { instructions = "Mine." } }))
+    assert.equal("Mine.", own.params.instructions)
+    -- no chain yet: the system message goes with the input, no instructions needed
+    local fresh = aigc.conversation { client = client, api = "responses", state = "server", system = "v1" }
+    assert.is_nil(assert(aigc.conversation.load(fresh:save(), client, { system = "v2" })).params.instructions)
+  end)
+
   it("undo in server state chains the next say from the turn before", function ()
     local conv = aigc.conversation { client = client, api = "responses", state = "server" }
     local _, r1 = assert(conv:say "Repeat after me: one")

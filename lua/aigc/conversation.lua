@@ -738,7 +738,8 @@ end
 -- @tparam aigc.client client
 -- @tparam[opt] table opts options that are not saved or that override
 -- the saved ones (`params` are merged: `tools`, `stream`, `estimate`, `summarize`...; a `model`
--- given wins over one saved in `params`)
+-- given wins over one saved in `params`; a `system` given replaces the saved system
+-- message, and with a server-kept chain also goes as `params.instructions`)
 -- @treturn[1] aigc.conversation
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err of kind "parse" when the text is not a valid saved conversation

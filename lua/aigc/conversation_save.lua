@@ -196,7 +196,16 @@ function M.load (json, client, opts)
     if not s then return nil, parse_error("not a valid saved conversation: " .. serr) end
     conv.summary = s
   end
-  if opts and opts.system ~= nil then set_system(conv, opts.system) end
+  if opts and opts.system ~= nil then
+    set_system(conv, opts.system)
+    -- With the server keeping the history, the system message changed here
+    -- is never sent again (each say sends only its input after the last
+    -- response): the new prompt goes as `instructions`, which a request
+    -- carries for itself (previous_response_id does not carry them over).
+    if conv.response_ids[1] ~= nil and not (opts.params and opts.params.instructions ~= nil) then
+      conv.params.instructions = opts.system
+    end
+  end
   return conv
 end
 
