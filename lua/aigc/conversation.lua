@@ -655,8 +655,9 @@ end
 -- Branching and storage
 -- =======================================================
 
---- An independent copy: same client, options and params, a deep copy of
--- the history and summary. For "regenerate" and "what if".
+--- An independent copy: same client and options, a deep copy of the
+-- history, the summary and the params (but toolsets and other objects in
+-- them). For "regenerate" and "what if".
 -- @treturn aigc.conversation
 -- @usage
 -- local what_if = conv:fork()
@@ -665,8 +666,13 @@ function Conversation:fork ()
   local c = setmetatable({}, Conversation)
   for k, v in pairs(self) do c[k] = v end
   c._busy, c._costs = nil, nil
-  local p = {}
-  for k, v in pairs(self.params) do p[k] = v end
+  -- (the params' plain tables and arrays too: a fork's `params.metadata.branch
+  -- = "b"` changed the original's; a toolset or other object stays shared)
+  local p, array_mt = {}, getmetatable(array {})
+  for k, v in pairs(self.params) do
+    local mt = type(v) == "table" and getmetatable(v)
+    p[k] = (mt == nil or mt == false or mt == array_mt) and deep_copy(v) or v
+  end
   c.params = p
   c.messages = deep_copy(self.messages)
   c.response_ids = deep_copy(self.response_ids)
