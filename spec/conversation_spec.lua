@@ -524,6 +524,12 @@ describe("aigc.conversation", function ()
       assert.equal("system", sent[2].role)
       assert.matches("^" .. conversation.SUMMARY_PREFIX:gsub("%p", "%%%0") .. "word word", sent[2].content)
       assert.equal("Echo: new", sent[#sent].content)
+      -- when the turns kept fill the budget, the summary is cut to summary_tokens, never left out
+      conv.max_context_tokens, conv.summary_tokens = 10, 20
+      local msgs, info = assert(conv:context "new")
+      assert.is_true(info.summarized)
+      local n = conversation.estimate_message(msgs[2])
+      assert.is_true(n > 4 + 20 and n <= conversation.estimate_message { content = conversation.SUMMARY_PREFIX } + 20, n)
     end)
   end)
 

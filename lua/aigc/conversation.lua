@@ -66,8 +66,10 @@ M.SUMMARY_TOKENS = 200
 --- The prompt the default summarizer sends as its system message.
 M.SUMMARY_PROMPT = "Condense the conversation below into a short summary for your own memory. Keep names, "
   .. "facts, numbers, decisions and open questions; drop greetings and small talk. Reply with the summary only."
---- The bounds of a calibration ratio learned or loaded (one outside is ignored).
-M.CALIBRATION_MIN, M.CALIBRATION_MAX = 0.1, 10
+--- The smallest calibration ratio learned or loaded (one outside the bounds is ignored).
+M.CALIBRATION_MIN = 0.1
+--- The largest calibration ratio learned or loaded.
+M.CALIBRATION_MAX = 10
 --- The prefix of the system message that carries a summary.
 M.SUMMARY_PREFIX = "Summary of the earlier conversation: "
 
@@ -236,7 +238,8 @@ end
 --  - `summarize`: `true` (the model condenses the dropped turns) or
 --    `function(messages, previous_summary, conv) -> text | nil, err`;
 --    `summary_tokens` (200): the room kept for it, and the model's max_tokens
---    (a longer summary is cut to the room the budget leaves).
+--    (a longer summary is cut to the room the budget leaves, or to
+--    `summary_tokens` when the turns kept leave none).
 -- @treturn aigc.conversation
 -- @usage
 -- local conv = aigc.conversation { client = client, system = "Be brief.", max_context_tokens = 2000,
@@ -369,14 +372,19 @@ local function summary_for (self, msgs, from, to, fut)
   return text
 end
 
--- The summary message cut to the room the plan `p` leaves in the budget
--- (nil when none is left): dropping more turns may not make room enough.
+-- The summary message cut to the room the plan `p` leaves in the budget:
+-- dropping more turns may not make room enough. When what must stay
+-- leaves no room at all (the budget is broken without the summary), it is
+-- cut to the room kept for it (`summary_tokens`): dropped turns are never
+-- silently lost.
 function Conversation:_fit_summary (msgs, p, summary_msg, fixed)
-  local room = self.max_context_tokens / (self.calibration or 1) - fixed - self:tokens(planner.assemble(msgs, p))
-  local text = planner.fit_text(summary_msg.content:sub(#M.SUMMARY_PREFIX + 1), room, function (t)
+  local function cost (t)
     return M.estimate_message({ role = "system", content = M.SUMMARY_PREFIX .. t }, self.estimate, self.message_overhead)
-  end)
-  return text and text ~= "" and { role = "system", content = M.SUMMARY_PREFIX .. text } or nil
+  end
+  local room = self.max_context_tokens / (self.calibration or 1) - fixed - self:tokens(planner.assemble(msgs, p))
+  if room < cost("") then room = cost("") + self.summary_tokens end
+  local text = planner.fit_text(summary_msg.content:sub(#M.SUMMARY_PREFIX + 1), room, cost)
+  return { role = "system", content = M.SUMMARY_PREFIX .. text }
 end
 
 -- The messages to send for `msgs` (history plus the new turn) with

@@ -96,12 +96,12 @@ function M.assemble (msgs, p, summary_msg)
 end
 
 -- The longest prefix of `text` (cut between UTF-8 characters) whose cost
--- `cost(prefix)` is at most `room`, or nil when not even "" fits. A
+-- `cost(prefix)` is at most `room` ("" when none does). A
 -- summarizer's text may be longer than asked: sent whole, it put the
 -- request over the user's max_context_tokens (326 tokens against 200).
 function M.fit_text (text, room, cost)
   if cost(text) <= room then return text end
-  if cost("") > room then return nil end
+  if cost("") > room then return "" end
   local lo, hi = 0, #text   -- (cost(text:sub(1, lo)) fits, cost(text) does not)
   while hi - lo > 1 do
     local mid = math.floor((lo + hi) / 2)
