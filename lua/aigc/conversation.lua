@@ -379,7 +379,8 @@ end
 -- silently lost.
 function Conversation:_fit_summary (msgs, p, summary_msg, fixed)
   local function cost (t)
-    return M.estimate_message({ role = "system", content = M.SUMMARY_PREFIX .. t }, self.estimate, self.message_overhead)
+    local msg = { role = "system", content = M.SUMMARY_PREFIX .. t }
+    return M.estimate_message(msg, self.estimate, self.message_overhead)
   end
   local room = self.max_context_tokens / (self.calibration or 1) - fixed - self:tokens(planner.assemble(msgs, p))
   if room < cost("") then room = cost("") + self.summary_tokens end
