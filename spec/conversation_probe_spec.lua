@@ -66,6 +66,20 @@ describe("conversations, a chatbot's edges", function ()
     assert.equal(8, #conv.messages)
   end)
 
+  it("a canceled say lets go at once; its reply, late, changes nothing; a fork while a say runs", function ()
+    local conv = aigc.conversation { client = client, system = "S" }
+    local req = conv:say_async("Echo: slow", { headers = { ["x-aigc-fault"] = "pause=50" }, stream = function () end })
+    local f = conv:fork()   -- (while the say runs: the fork is free, without the pending turn)
+    assert(f:say "Echo: in the fork")
+    req:cancel()
+    assert(conv:say "Echo: after")
+    for _ = 1, 10 do client:step(0.02) end
+    assert.equal("system user assistant", roles(conv.messages))
+    assert.equal("Echo: after", conv.messages[2].content)
+    assert.equal("Echo: in the fork", f.messages[2].content)
+    assert.equal(3, #f.messages)
+  end)
+
   it("forks share nothing they change: history, messages, params, summary, response ids", function ()
     local conv = aigc.conversation { client = client, system = "S", params = { stop = aigc.array { "x" } } }
     assert(conv:say "Echo: one")
