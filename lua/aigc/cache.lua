@@ -10,8 +10,8 @@
 --
 -- The key is the client's base URL and the request's cassette key (the API
 -- path and the canonical JSON of what is sent: `aigc.cassette.key`), with
--- the call's own secrets as hashes and its own headers and query as one
--- (`call_key`), so no header, key or token is in it. A hit returns a copy of the stored reply
+-- a hash of the call's own headers and query and a keyed digest of the
+-- credentials (`Cache:call_key`), so no header, key or token is in it. A hit returns a copy of the stored reply
 -- (with `cached = true`, `retries = 0`): blocking calls return it at once;
 -- `chat_async` returns a future that is already done (its `on_done` runs
 -- from the next `step()`, as for any request). Hits and misses are counted
@@ -108,34 +108,6 @@ local function hash (s)
 end
 M.hash = hash
 
---- A call's key: `key` (the base URL and the cassette key) with the
--- call's own secrets (`api_key` given in its params, sent in the body)
--- replaced by their hashes, and a hash of its own headers and query, when
--- it has some. A disk entry's file repeats its key: such a key was
--- written there as sent. And a call with another tenant's Authorization
--- (or another api-version) was answered from the entry of the first.
--- @tparam string key
--- @tparam[opt] table secrets the call's (`util.call_credentials`)
--- @tparam[opt] table header_lines its own headers, "Name: value"
--- @tparam table params its params (`query`, `extra_query`)
--- @treturn string
-function M.call_key (key, secrets, header_lines, params)
-  key = util.replace_secrets(key, secrets, function (secret) return "[secret " .. hash(secret) .. "]" end)
-  local own = {}
-  for _, line in ipairs(header_lines or {}) do own[#own + 1] = line end
-  table.sort(own)
-  for _, q in ipairs { params.query or false, params.extra_query or false } do
-    if type(q) == "table" then
-      local names = {}
-      for k in pairs(q) do names[#names + 1] = tostring(k) end
-      table.sort(names)
-      for _, k in ipairs(names) do own[#own + 1] = "?" .. k .. "=" .. tostring(q[k]) end
-    end
-  end
-  if #own == 0 then return key end
-  return key .. " own " .. hash(table.concat(own, "\n"))
-end
-
 -- A temporary name's suffix no other process uses: the pid (Linux:
 -- /proc/self is the process that opens it) and a count. math.random alone
 -- gave two processes one name (LuaJIT and Lua 5.1 start every process from
@@ -185,6 +157,7 @@ local function drop_stale_tmp (dir)
   if not p then return end
   for name in p:lines() do
     local writer = name:match("^%x+%.json%.tmp(%d+)%.%d+%.%d+$") or name:match("^%.probe%.tmp(%d+)%.%d+%.%d+$")
+      or name:match("^%.key%.tmp(%d+)%.%d+%.%d+$")
     local ours = writer or name:match("^%x+%.json%.tmp%x*%-%d*%.%d+%.%d+$")
     local alive = writer and core.file_kind("/proc/" .. writer) == "directory"
     if ours and not alive then os.remove(dir .. "/" .. name) end
@@ -204,7 +177,7 @@ function M.new (spec)
     ttl = spec.ttl, max_entries = spec.max_entries or DEFAULTS.max_entries,
     max_bytes = spec.max_bytes or DEFAULTS.max_bytes, dir = spec.dir, max_disk_bytes = spec.max_disk_bytes,
     entries = {}, count = 0, bytes = 0, head = nil, tail = nil,
-    hits = 0, misses = 0, stores = 0, evictions = 0,
+    hits = 0, misses = 0, stores = 0, evictions = 0, digests = {}, ndigests = 0,
   }, Cache)
   if self.dir then
     local ok, why = usable_dir(self.dir)
@@ -212,6 +185,113 @@ function M.new (spec)
     drop_stale_tmp(self.dir)
   end
   return self
+end
+
+-- The key of the credentials' digests (`Cache:call_key`): 32 random
+-- bytes. A folder's is its file `.key` (0600), made by the first process
+-- that needs it: written under a temporary name, then linked (`ln` fails
+-- when another process made it first, whose key every process then
+-- reads), so one API key hits across processes. A memory cache's is its
+-- own. nil when it cannot be had.
+local KEY_BYTES = 32
+local function random_key ()
+  local f = io.open("/dev/urandom", "rb")
+  local s = f and f:read(KEY_BYTES)
+  if f then f:close() end
+  return s
+end
+
+local function folder_key (dir)
+  local path = dir .. "/.key"
+  local s = util.read_file(path)
+  if not s then
+    local tmp = shell_quote(path .. ".tmp" .. tmp_suffix())
+    os.execute("(umask 077 && head -c " .. KEY_BYTES .. " /dev/urandom > " .. tmp .. " && ln " .. tmp .. " " ..
+               shell_quote(path) .. "; rm -f " .. tmp .. ") 2>/dev/null")
+    s = util.read_file(path)
+  end
+  return s
+end
+
+-- SHA-256 of `s` as hex, by sha256sum (coreutils: the Lua has no digest
+-- of its own), or nil. `s` goes through a pipe, never on a command line
+-- (which `ps` shows); the digest comes back in a file of its own (0600).
+-- (Without sha256sum, `cat` drains the pipe: no SIGPIPE.)
+local function sha256 (s)
+  local made, out = pcall(os.tmpname)   -- (raises when no temporary file can be made)
+  if not made then return nil end
+  local p = io.popen("(if command -v sha256sum >/dev/null; then sha256sum; else cat >/dev/null; fi) > " ..
+                     shell_quote(out) .. " 2>/dev/null", "w")
+  if p then p:write(s); p:close() end
+  local text = util.read_file(out)
+  os.remove(out)
+  return text and text:match("^%x+")
+end
+
+--- A keyed digest of `text` (the credentials of a call), 32 hex digits:
+-- SHA-256 of the cache's random key and `text`, which no one without the
+-- key can try keys against. Kept per text (a process per new one); nil
+-- when it cannot be made.
+-- @tparam string text
+-- @treturn string|nil
+function Cache:digest (text)
+  local d = self.digests[text]
+  if d then return d end
+  if self.salt == nil then
+    local k
+    if self.dir then k = folder_key(self.dir) else k = random_key() end
+    self.salt = k ~= nil and #k == KEY_BYTES and k or false
+  end
+  d = self.salt and sha256(self.salt .. text)
+  if d and #d == 64 then
+    d = d:sub(1, 32)
+    if self.ndigests >= 256 then self.digests, self.ndigests = {}, 0 end
+    self.digests[text], self.ndigests = d, self.ndigests + 1
+    return d
+  end
+  return nil
+end
+
+--- A call's key: `key` (the base URL and the cassette key) with the
+-- call's own secrets (`api_key` given in its params, sent in the body)
+-- replaced by "[secret]", a hash of its own headers and query that are no
+-- credentials, and a keyed digest of every credential of the call
+-- (`held`: the client's; its own `secrets`, credential headers and
+-- query keys): two API keys never share an entry (a bot serving several
+-- customers with one folder gave one customer's replies to another), and
+-- the folder holds nothing a key could be guessed back from (the digest's
+-- key is the folder's random `.key`: a plain hash of a short key was
+-- found again by trying keys). nil when no digest can be made (the call
+-- is then not cached).
+-- @tparam string key
+-- @tparam[opt] table secrets the call's (`util.call_credentials`)
+-- @tparam[opt] table header_lines its own headers, "Name: value"
+-- @tparam table params its params (`query`, `extra_query`)
+-- @tparam[opt] table held the client's credentials (strings)
+-- @treturn string|nil
+function Cache:call_key (key, secrets, header_lines, params, held)
+  key = util.replace_secrets(key, secrets, function () return "[secret]" end)
+  local own, creds = {}, {}
+  for _, s in ipairs(held or {}) do creds[#creds + 1] = s end
+  for _, s in ipairs(secrets or {}) do creds[#creds + 1] = s end
+  for _, line in ipairs(header_lines or {}) do
+    local into = util.credential_header(line:match("^[^:]*")) and creds or own
+    into[#into + 1] = line
+  end
+  for _, q in ipairs { params.query or false, params.extra_query or false } do
+    if type(q) == "table" then
+      for k, v in pairs(q) do
+        local into = util.secret_param(tostring(k)) and creds or own
+        into[#into + 1] = "?" .. tostring(k) .. "=" .. tostring(v)
+      end
+    end
+  end
+  table.sort(own)
+  table.sort(creds)
+  if #own > 0 then key = key .. " own " .. hash(table.concat(own, "\n")) end
+  if #creds == 0 then return key end
+  local digest = self:digest(table.concat(creds, "\n"))
+  return digest and key .. " creds " .. digest
 end
 
 -- The doubly linked list, most recently used first.

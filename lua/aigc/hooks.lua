@@ -314,9 +314,9 @@ function M.before (client, api, params, path, body)
     -- client's own, not a cassette's server's, whose port is new each run: the disk
     -- entries were never hit again while a cassette recorded through its proxy or replayed)
     local url = client._cassette and client._cassette.upstream or client.base_url
-    call.cache_key = cache.call_key(util.shown_url(url) .. " " .. cassette.key(api, p, path, client.model),
-                                    call.secrets, call.header_lines, p)
-    call.hit = client._cache:get(call.cache_key)
+    call.cache_key = client._cache:call_key(util.shown_url(url) .. " " .. cassette.key(api, p, path, client.model),
+                                            call.secrets, call.header_lines, p)
+    call.hit = call.cache_key and client._cache:get(call.cache_key)
     if call.hit then
       -- (a tape being recorded keeps the hit too: a replay of it missed that call)
       local c = client._cassette

@@ -1,0 +1,82 @@
+-- The response cache's keys and credentials: two API keys never share an
+-- entry (one cache folder, several customers' keys), one key hits across
+-- processes, and the folder holds nothing a key could be found from by
+-- trying keys (no key, nor an unsalted hash of one).
+
+local aigc = require "aigc"
+local cache = require "aigc.cache"
+local devserver = require "devserver"
+local cli = require "cli"
+
+local function mode (path)
+  local p = assert(io.popen("stat -c %a '" .. path .. "'"))
+  local m = p:read("*l")
+  p:close()
+  return m
+end
+
+-- The text of every file in `dir`, dot files too.
+local function stored (dir)
+  local p = assert(io.popen("cat '" .. dir .. "'/* '" .. dir .. "'/.[!.]* 2>/dev/null"))
+  local text = p:read("*a")
+  p:close()
+  return text
+end
+
+describe("the response cache's keys", function ()
+  local srv, dir
+  setup(function () srv = devserver.start { pause_ms = 0 } end)
+  teardown(function () srv:stop() end)
+  before_each(function () dir = cli.home(); srv:reset() end)
+  after_each(function () cli.rmdir(dir) end)
+
+  local function ask (content, extra)
+    local p = { messages = { { role = "user", content = content } }, temperature = 0 }
+    for k, v in pairs(extra or {}) do p[k] = v end
+    return p
+  end
+
+  it("a call with credentials is not cached where sha256sum is missing (and works)", function ()
+    local popen = io.popen
+    io.popen = function (command, how)   -- luacheck: ignore 122
+      if command:find("sha256sum", 1, true) then return nil end
+      return popen(command, how)
+    end
+    local ok, err = pcall(function ()
+      local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = true }
+      for _ = 1, 2 do
+        local res = assert(c:chat(ask("Echo: no digest", { api_key = "sk-no-digest" })))
+        assert.equal("no digest", res.text)
+        assert.is_nil(res.cached)
+      end
+      c:close()
+    end)
+    io.popen = popen   -- luacheck: ignore 122
+    assert(ok, err)
+    assert.equal(2, #srv:requests())
+  end)
+
+  it("keeps neither a key nor an unsalted hash of one on disk", function ()
+    -- (short keys: an unsalted 64-bit hash of one was found again by trying keys)
+    local client_key, body_key, header_key, query_key = "sk-c1", "sk-b1", "sk-h1", "sk-q1"
+    local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = client_key,
+                            cache = { dir = dir .. "/d" } }
+    local p = ask("Echo: private", { api_key = body_key, headers = { Authorization = "Bearer " .. header_key },
+                                     query = { ["api-key"] = query_key } })
+    assert(c:chat(p))
+    assert.is_true(assert(c:chat(p)).cached)
+    c:close()
+    local text = stored(dir .. "/d")
+    assert.matches("Echo: private", text, 1, true)
+    assert.equal("600", mode(dir .. "/d/.key"))
+    -- (the messages name no key: no secret in test output)
+    for i, key in ipairs { client_key, body_key, header_key, query_key } do
+      assert.is_nil(text:find(key, 1, true), "key " .. i)
+      -- (the hashes the key had: "[secret HASH]", and of the headers and query "own HASH")
+      for j, form in ipairs { key, "Bearer " .. key, "Authorization: Bearer " .. key, "?api-key=" .. key,
+                              "Authorization: Bearer " .. header_key .. "\n?api-key=" .. query_key } do
+        assert.is_nil(text:find(cache.hash(form), 1, true), "a hash of key " .. i .. ", form " .. j)
+      end
+    end
+  end)
+end)
