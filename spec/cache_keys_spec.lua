@@ -7,6 +7,7 @@ local aigc = require "aigc"
 local cache = require "aigc.cache"
 local devserver = require "devserver"
 local cli = require "cli"
+local luachild = require "luachild"
 
 local function mode (path)
   local p = assert(io.popen("stat -c %a '" .. path .. "'"))
@@ -35,6 +36,65 @@ describe("the response cache's keys", function ()
     for k, v in pairs(extra or {}) do p[k] = v end
     return p
   end
+
+  it("clients with other API keys and one folder share no entry; one key hits, in another process too", function ()
+    local function client (key, opts)
+      local o = { base_url = srv.base_url, model = "aigc-dev", api_key = key, cache = { dir = dir .. "/c" } }
+      for k, v in pairs(opts or {}) do o[k] = v end
+      return aigc.client(o)
+    end
+    local function cached (key, opts)
+      local c = client(key, opts)
+      local res = assert(c:chat(ask("Echo: shared folder")))
+      c:close()
+      return res.cached == true
+    end
+    assert.is_false(cached "sk-customer-a")
+    assert.is_false(cached "sk-customer-b")      -- (was customer a's reply)
+    assert.is_true(cached "sk-customer-a")
+    assert.is_true(cached "sk-customer-b")
+    assert.is_false(cached(nil))                  -- no key: an entry of its own too
+    -- a key in the client's query (opts.query), and in its base URL
+    assert.is_false(cached(nil, { query = { ["api-key"] = "q-one" } }))
+    assert.is_false(cached(nil, { query = { ["api-key"] = "q-two" } }))
+    assert.is_true(cached(nil, { query = { ["api-key"] = "q-one" } }))
+    assert.is_false(cached(nil, { base_url = srv.base_url .. "?key=u-one" }))
+    assert.is_true(cached(nil, { base_url = srv.base_url .. "?key=u-one" }))
+    assert.equal(6, #srv:requests())
+    -- another process: the same key hits (the folder keeps the digests' key), another misses
+    local script = [[
+      local aigc = require "aigc"
+      local c = aigc.client { base_url = arg[1], model = "aigc-dev", api_key = arg[3], cache = { dir = arg[2] } }
+      local res = assert(c:chat { messages = { { role = "user", content = "Echo: shared folder" } }, temperature = 0 })
+      print(res.cached and "hit" or "miss")
+      c:close()
+    ]]
+    for key, want in pairs { ["sk-customer-a"] = "hit", ["sk-customer-b"] = "hit", ["sk-customer-c"] = "miss" } do
+      local r = luachild.run(script, { args = { srv.base_url, dir .. "/c", key } })
+      assert.equal(0, r.status, r.stderr)
+      assert.equal(want, r.stdout:match("%a+"), key)
+    end
+    assert.equal(7, #srv:requests())
+    assert.equal("600", mode(dir .. "/c/.key"))
+  end)
+
+  it("per-call keys partition too, and an in-memory cache's", function ()
+    for _, spec in ipairs { true, { dir = dir .. "/m" } } do
+      local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = spec }
+      local function cached (extra)
+        return assert(c:chat(ask("Echo: per call", extra))).cached == true
+      end
+      assert.is_false(cached { api_key = "sk-call-a" })
+      assert.is_false(cached { api_key = "sk-call-b" })
+      assert.is_true(cached { api_key = "sk-call-a" })
+      assert.is_false(cached { query = { key = "k-a" } })
+      assert.is_false(cached { query = { key = "k-b" } })
+      assert.is_true(cached { query = { key = "k-a" } })
+      assert.is_false(cached { headers = { ["X-Api-Key"] = "h-a" } })
+      assert.is_true(cached { headers = { ["X-Api-Key"] = "h-a" } })
+      c:close()
+    end
+  end)
 
   it("a call with credentials is not cached where sha256sum is missing (and works)", function ()
     local popen = io.popen

@@ -132,6 +132,26 @@ local function scrubber (client, call)
   return function (v) return engine:scrub(v, secrets, lines) end
 end
 
+-- The client's credentials, for the cache's key (`Cache:call_key`, which
+-- keeps only a keyed digest of them): its credential headers (the API
+-- key's Authorization, api-key...), its query's keys and those of its
+-- base URL `url`. Without them, two clients with two API keys and one
+-- cache folder shared their entries. Made once per client.
+local function held_credentials (client, url)
+  local held = rawget(client, "_held")
+  if held then return held end
+  held = {}
+  for name, line in pairs(client._hlines or {}) do
+    if util.credential_header(name) then held[#held + 1] = line end
+  end
+  for k, v in pairs(client._query or {}) do
+    if util.secret_param(tostring(k)) then held[#held + 1] = "?" .. tostring(k) .. "=" .. tostring(v) end
+  end
+  util.url_secrets(url, held)
+  client._held = held
+  return held
+end
+
 -- Records a chat call's end in the client's prompt log, if it has one
 -- (`extra`: the entry's extra fields).
 local function log_call (client, call, res, err, extra)
@@ -315,7 +335,7 @@ function M.before (client, api, params, path, body)
     -- entries were never hit again while a cassette recorded through its proxy or replayed)
     local url = client._cassette and client._cassette.upstream or client.base_url
     call.cache_key = client._cache:call_key(util.shown_url(url) .. " " .. cassette.key(api, p, path, client.model),
-                                            call.secrets, call.header_lines, p)
+                                            call.secrets, call.header_lines, p, held_credentials(client, url))
     call.hit = call.cache_key and client._cache:get(call.cache_key)
     if call.hit then
       -- (a tape being recorded keeps the hit too: a replay of it missed that call)
