@@ -136,6 +136,7 @@ build = {
     ["aigc.future"] = "lua/aigc/future.lua",
     ["aigc.judge"] = "lua/aigc/judge.lua",
     ["aigc.promptlog"] = "lua/aigc/promptlog.lua",
+    ["aigc.promptlog_store"] = "lua/aigc/promptlog_store.lua",
     ["aigc.ratelimit"] = "lua/aigc/ratelimit.lua",
     ["aigc.runfile"] = "lua/aigc/runfile.lua",
     ["aigc.runner"] = "lua/aigc/runner.lua",
