@@ -26,12 +26,12 @@ describe("aigc.promptlog", function ()
       choices = { { finish_reason = "stop", message = { content = reply } } } }, nil, info))
   end
 
-  it("creates the documented schema, version 1, with FTS5", function ()
+  it("creates the documented schema, version 2, with FTS5 and the blobs", function ()
     if not proc.sh("command -v sqlite3 >/dev/null") then pending("no sqlite3 command") return end
     local ok, out = proc.sh("sqlite3 " .. proc.quote(dir .. "/sub/dir/logs.db") .. " 'PRAGMA user_version' '.tables'")
     assert.is_true(ok, out)
-    assert.matches("^1\n", out)
-    for _, t in ipairs { "conversations", "responses", "responses_fts" } do assert.matches(t, out) end
+    assert.matches("^2\n", out)
+    for _, t in ipairs { "conversations", "responses", "responses_fts", "blobs" } do assert.matches(t, out) end
   end)
 
   it("records a call: prompt, system, reply, model, params, usage, latency, status", function ()

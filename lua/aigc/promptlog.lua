@@ -12,7 +12,8 @@
 -- string of an entry goes through the client's scrubber when the client is
 -- given (`info.client`), or through the secrets given in `info.secrets`.
 --
--- **Schema** (version 1; `PRAGMA user_version` holds it):
+-- **Schema** (version 2; `PRAGMA user_version` holds it; a version 1
+-- database, which had no `blobs`, gets it when opened):
 --
 --     conversations(id TEXT PRIMARY KEY,   -- "c" and 16 hex digits
 --                   name TEXT,             -- the first prompt, cut to 60 characters
@@ -34,6 +35,16 @@
 --               error TEXT,                -- tostring(err)
 --               request_id TEXT, finish_reason TEXT, template TEXT)
 --     responses_fts                        -- FTS5 over system, prompt, response
+--     blobs(key TEXT PRIMARY KEY,          -- the length, "-", a 64-bit hash in hex (then "-2"... on a collision)
+--           data BLOB)                     -- a string of the JSON columns, kept once
+--
+-- A string of `context_json`, `params_json` or `extra_json` of 4 KiB or
+-- more (an image's base64 data URL, an audio or file part, a long
+-- document), or one starting with "aigc-blob:", is kept once in `blobs`,
+-- and the JSON holds "aigc-blob:" and its key instead: a client's log
+-- writes the whole context at every call, and an image in it was written
+-- again at each turn. `get`, `list` and `conversation` put them back
+-- (`context`, `params`, `extra`; the `*_json` columns are as stored).
 --
 -- A conversation's history is the chain of replies from its leaf up the
 -- `parent_id` links: undoing a turn moves the leaf back, retrying makes a
@@ -56,7 +67,7 @@
 local core = require "aigc.core"
 local store = require "aigc.promptlog_store"   -- SQL literals, the schema, statements
 
-local json_encode, json_decode = core.json.encode, core.json.decode
+local json_encode = core.json.encode
 local sql, now_iso, to_int = store.sql, store.now_iso, store.to_int
 local SCHEMA, exec, query_rows = store.SCHEMA, store.exec, store.query_rows
 local error, getmetatable, ipairs, next, pairs, pcall, setmetatable, tonumber, tostring, type =
@@ -68,7 +79,7 @@ local table_concat = table.concat
 local M = {}
 
 --- The schema version this module writes.
-M.SCHEMA_VERSION = 1
+M.SCHEMA_VERSION = 2
 
 local Log = {}
 Log.__index = Log
@@ -460,7 +471,10 @@ function Log:record (entry, info)
   cols[#cols + 1] = "created_at"; vals[#vals + 1] = sql(now_iso())
   local extra = { { "context_json", e.context }, { "params_json", e.params }, { "extra_json", e.extra } }
   for _, x in ipairs(extra) do
-    local s = encode_or_nil(scrubbed(x[2], clean, 0))
+    -- (scrubbed first: what a blob keeps is scrubbed too)
+    local v, berr = store.stow(self, scrubbed(x[2], clean, 0))
+    if berr then return nil, log_error("log: " .. tostring(berr)) end
+    local s = encode_or_nil(v)
     if s then cols[#cols + 1] = x[1]; vals[#vals + 1] = sql(clean(s)) end
   end
   if e.leaf and e.conversation_id then
@@ -558,13 +572,13 @@ end
 -- Reading
 -- =======================================================
 
-local function decode_row (row)
+local function decode_row (self, row, blobs)
   for _, k in ipairs { "id", "parent_id", "prompt_tokens", "completion_tokens", "total_tokens", "latency_ms" } do
     if row[k] ~= nil then row[k] = to_int(row[k]) end
   end
   for _, k in ipairs { "context", "params", "extra" } do
     local s = row[k .. "_json"]
-    if type(s) == "string" then row[k] = json_decode(s) end
+    if type(s) == "string" then row[k] = store.decode(self, s, blobs) end
   end
   return row
 end
@@ -576,7 +590,7 @@ end
 function Log:get (id)
   check_open(self, "get")
   local rows = query_rows(self, "SELECT * FROM responses WHERE id = " .. sql(to_int(id)))
-  return rows and rows[1] and decode_row(rows[1]) or nil
+  return rows and rows[1] and decode_row(self, rows[1], {}) or nil
 end
 
 -- An FTS5 query matching every word of a user's text: each word a quoted
@@ -621,7 +635,8 @@ function Log:list (opts)
     .. " ORDER BY responses.id DESC" .. (n > 0 and (" LIMIT " .. n) or "")
   local rows, err = query_rows(self, q)
   if not rows then return nil, log_error("log: " .. tostring(err)) end
-  for _, r in ipairs(rows) do decode_row(r) end
+  local blobs = {}   -- (a blob in every row is read once)
+  for _, r in ipairs(rows) do decode_row(self, r, blobs) end
   return rows
 end
 

@@ -7,9 +7,11 @@
 local core = require "aigc.core"
 
 local null = core.null
+local json_decode = core.json.decode
 local math_floor = math.floor
 local string_format = string.format
-local tonumber, tostring, type = tonumber, tostring, type
+local getmetatable, pairs, setmetatable, tonumber, tostring, type =
+  getmetatable, pairs, setmetatable, tonumber, tostring, type
 
 local M = {}
 
@@ -79,6 +81,8 @@ local SCHEMA = {
       INSERT INTO responses_fts (responses_fts, rowid, system, prompt, response)
         VALUES ('delete', old.id, old.system, old.prompt, old.response);
     END]],
+  -- (version 2: a large string of the JSON columns is kept once, here, by its key)
+  [[CREATE TABLE IF NOT EXISTS blobs (key TEXT PRIMARY KEY, data BLOB NOT NULL)]],
 }
 
 -- Runs a statement; a cursor it returns (PRAGMA journal_mode gives one) is
@@ -101,6 +105,110 @@ local function query_rows (self, q)
   end
   cur:close()
   return rows
+end
+
+-- }======================================================
+
+
+-- {======================================================
+-- Blobs
+-- =======================================================
+
+-- A client's prompt log writes the whole context at every call: an image
+-- (a base64 data URL) in a conversation was written again at each turn (a
+-- 400 KB image over 11 turns made a 4 MB log; a bot running for days grew
+-- by gigabytes). A string of the JSON columns from BLOB_MIN bytes on is
+-- kept once in `blobs`, and the JSON holds BLOB_PREFIX .. its key instead.
+-- A string that starts with BLOB_PREFIX is kept there whatever its size,
+-- so in what this version writes the prefix always means a reference.
+local BLOB_MIN = 4096
+local BLOB_PREFIX = "aigc-blob:"
+M.BLOB_MIN, M.BLOB_PREFIX = BLOB_MIN, BLOB_PREFIX
+
+-- A 64-bit hash of a string as 16 hex digits (two 32-bit ones). Not
+-- collision-resistant: `put_blob` compares the bytes. Plain arithmetic
+-- (< 2^53: exact in every Lua).
+local function hash (s)
+  local h1, h2 = 5381, 2166136261
+  for i = 1, #s do
+    local b = s:byte(i)
+    h1 = (h1 * 33 + b) % 4294967296
+    h2 = (h2 * 1048573 + b) % 4294967296
+  end
+  return string_format("%08x%08x", h1, h2)
+end
+
+-- Keeps `s` once and gives its key: its length and hash, with "-2", "-3"...
+-- after a different string with the same ones. Another process may write
+-- the same blob at the same time: INSERT OR IGNORE, then the bytes read back
+-- say whose it is.
+local function put_blob (self, s)
+  local base = #s .. "-" .. hash(s)
+  for n = 1, 16 do
+    local key = n == 1 and base or (base .. "-" .. n)
+    local q = "SELECT data FROM blobs WHERE key = " .. sql(key)
+    local rows, err = query_rows(self, q)
+    if rows and not rows[1] then
+      local ok, ierr = exec(self, "INSERT OR IGNORE INTO blobs (key, data) VALUES ("
+                            .. sql(key) .. ", " .. sql(s) .. ")")
+      if not ok then return nil, ierr end
+      rows, err = query_rows(self, q)
+    end
+    if not rows then return nil, err end
+    if rows[1] and rows[1].data == s then return key end
+  end
+  return nil, "too many blobs with the same hash"
+end
+
+-- A copy of `v` (a table to be written as JSON) with its large strings kept
+-- as blobs (keys are left as they are); a failure is noted in `state.err`.
+local function stow (self, v, state, depth)
+  if type(v) == "string" then
+    if #v < BLOB_MIN and v:sub(1, #BLOB_PREFIX) ~= BLOB_PREFIX then return v end
+    local key, err = put_blob(self, v)
+    if not key then state.err = state.err or err; return v end
+    return BLOB_PREFIX .. key
+  end
+  if type(v) ~= "table" or depth > 200 then return v end
+  local t = {}
+  for k, x in pairs(v) do t[k] = stow(self, x, state, depth + 1) end
+  return setmetatable(t, getmetatable(v))
+end
+
+--- `v` with its large strings kept as blobs, or nil and the error.
+function M.stow (self, v)
+  local state = {}
+  local r = stow(self, v, state, 0)
+  if state.err then return nil, state.err end
+  return r
+end
+
+-- Puts back in place (in `v`, a table decoded from JSON) the strings kept
+-- as blobs; `cache` (key -> data) spares reading one blob twice. A
+-- reference to no blob (a database copied without its blobs) stays as it is.
+local function resolve (self, v, cache, depth)
+  if type(v) ~= "table" or depth > 200 then return end
+  for k, x in pairs(v) do
+    if type(x) == "string" and x:sub(1, #BLOB_PREFIX) == BLOB_PREFIX then
+      local key = x:sub(#BLOB_PREFIX + 1)
+      local data = cache[key]
+      if data == nil then
+        local rows = query_rows(self, "SELECT data FROM blobs WHERE key = " .. sql(key))
+        data = rows and rows[1] and rows[1].data or false
+        cache[key] = data
+      end
+      if data then v[k] = data end
+    else
+      resolve(self, x, cache, depth + 1)
+    end
+  end
+end
+
+--- Decodes a JSON column's text, its blobs put back.
+function M.decode (self, s, cache)
+  local v = json_decode(s)
+  if s:find(BLOB_PREFIX, 1, true) then resolve(self, v, cache or {}, 0) end
+  return v
 end
 
 -- }======================================================
