@@ -4,6 +4,7 @@
 
 local aigc = require "aigc"
 local cli = require "cli"
+local devserver = require "devserver"
 local proc = require "procutil"
 local promptlog = require "aigc.promptlog"
 
@@ -77,6 +78,24 @@ describe("aigc.promptlog blobs", function ()
     assert.equal(url, log:get(rows[1].id).context[1].content[2].image_url.url)
   end)
 
+  it("a client's prompt_log: a conversation with an image, 11 says, keeps about one copy of it", function ()
+    log:close(); log = nil
+    local srv = devserver.start()
+    local client = aigc.client { base_url = srv.base_url, model = "aigc-dev", prompt_log = path }
+    local url = data_url(400 * 1024, 99)
+    local conv = aigc.conversation { client = client }
+    assert(conv:say(image_message("What is it?", url)))
+    for i = 1, 10 do assert(conv:say("and " .. i)) end
+    client:close()
+    srv:stop()
+    log = assert(promptlog.open(path))
+    local bytes = db_bytes(log)              -- (the old code: 4.2 MB)
+    assert.is_true(bytes > #url / 2 and bytes < 2.5 * #url, "the log has " .. bytes .. " bytes for one image")
+    local rows = assert(log:list { n = 0 })
+    assert.equal(11, #rows)
+    for i = 1, 10 do assert.equal(url, rows[i].context[1].content[2].image_url.url) end
+  end)
+
   it("gives back exactly what was sent: context, params, extra; log:conversation; aigc logs --json", function ()
     local url = data_url(20000, 7)
     local doc = string.rep("a long pasted document\0with NUL, 'quotes' and \"escapes\" \\ ", 200)
@@ -96,6 +115,18 @@ describe("aigc.promptlog blobs", function ()
     local conv = assert(log:conversation("cblob"))
     assert.same({ { role = "system", content = "S" }, sent[1], sent[2], sent[3], sent[4],
                   { role = "user", content = "more" }, { role = "assistant", content = "done" } }, conv.messages)
+    -- kept once each: the image, the document (in params and extra), the string that looks like a reference
+    local cur = assert(log.con:execute("SELECT length(CAST(data AS BLOB)) FROM blobs ORDER BY 1"))
+    local lengths = {}
+    while true do local r = cur:fetch({}, "n"); if not r then break end lengths[#lengths + 1] = tonumber(r[1]) end
+    cur:close()
+    assert.same({ #tricky, #doc, #url }, lengths)
+    -- from 4 KiB on (the 300-byte data URL stayed in the JSON)
+    local edge = assert(log:record_call({ messages = { { role = "user", content = string.rep("x", 4095) },
+      { role = "user", content = string.rep("y", 4096) }, { role = "user", content = "z" } } }, { text = "ok" }))
+    assert.matches(string.rep("x", 4095), log:get(edge).context_json, 1, true)
+    assert.is_nil(log:get(edge).context_json:find("yyyy", 1, true))
+    assert.equal(string.rep("y", 4096), log:get(edge).context[2].content)
     log:close(); log = nil
     local r = cli.run({ "logs", "--json", "-n", "0", "--log-db", path }, { home = dir })
     assert.equal(0, r.code, r.stderr)
