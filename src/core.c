@@ -13,6 +13,7 @@
 **   fields_fit(params, rules)     whether a call's fields need no closer check
 **   file_kind(path)  "file", "directory", "fifo", "char"... or nil, message
 **   lockfile(path)   an exclusive hold on a file name, or nil, message, code
+**   hmac_sha256(key, msg)   HMAC-SHA-256 as 64 hex digits (sha256.h)
 **
 ** The layers below it, the re-entrancy rule and the lifecycle contract are
 ** in aigc.h and docs/ARCHITECTURE.md. Here: sleep() ends early when a
@@ -34,6 +35,7 @@
 #include "jsonlua.h"
 #include "lockfile.h"
 #include "media.h"
+#include "sha256.h"
 #include "util.h"
 
 AIGC_EXPORT int luaopen_aigc_core (lua_State *L);
@@ -265,6 +267,29 @@ static int core_file_kind (lua_State *L) {
 }
 
 /*
+** core.hmac_sha256(key, msg) -> HMAC-SHA-256 of msg under key, as 64
+** lowercase hex digits: the disk cache's digest of a call's credentials
+** under the folder's random key (lua/aigc/cache.lua). Pure C, no
+** allocation before the result.
+*/
+static int core_hmac_sha256 (lua_State *L) {
+  static const char digits[] = "0123456789abcdef";
+  size_t klen, mlen;
+  const char *key = luaL_checklstring(L, 1, &klen);
+  const char *msg = luaL_checklstring(L, 2, &mlen);
+  unsigned char d[AIGC_SHA256_BYTES];
+  char out[2 * AIGC_SHA256_BYTES];
+  int i;
+  aigc_hmac_sha256(key, klen, msg, mlen, d);
+  for (i = 0; i < AIGC_SHA256_BYTES; i++) {
+    out[2 * i] = digits[d[i] >> 4];
+    out[2 * i + 1] = digits[d[i] & 15];
+  }
+  lua_pushlstring(L, out, sizeof out);
+  return 1;
+}
+
+/*
 ** aigc.core.yieldable() -> whether a wait in the running code may yield to
 ** its task (util.h, aigc_may_yield): the Lua scheduler's rule as the core's.
 */
@@ -283,6 +308,7 @@ static const luaL_Reg core_funcs[] = {
   {"header_problem", core_header_problem},
   {"fields_fit", core_fields_fit},
   {"file_kind", core_file_kind},
+  {"hmac_sha256", core_hmac_sha256},
   {NULL, NULL}
 };
 

@@ -213,25 +213,11 @@ local function folder_key (dir)
   return s
 end
 
--- SHA-256 of `s` as hex, by sha256sum (coreutils: the Lua has no digest
--- of its own), or nil. `s` goes through a pipe, never on a command line
--- (which `ps` shows); the digest comes back in a file of its own (0600).
--- (Without sha256sum, `cat` drains the pipe: no SIGPIPE.)
-local function sha256 (s)
-  local made, out = pcall(os.tmpname)   -- (raises when no temporary file can be made)
-  if not made then return nil end
-  local p = io.popen("(if command -v sha256sum >/dev/null; then sha256sum; else cat >/dev/null; fi) > " ..
-                     shell_quote(out) .. " 2>/dev/null", "w")
-  if p then p:write(s); p:close() end
-  local text = util.read_file(out)
-  os.remove(out)
-  return text and text:match("^%x+")
-end
-
 --- A keyed digest of `text` (the credentials of a call), 32 hex digits:
--- SHA-256 of the cache's random key and `text`, which no one without the
--- key can try keys against. Kept per text (a process per new one); nil
--- when it cannot be made.
+-- HMAC-SHA-256 of `text` under the cache's random key (the core's), which
+-- no one without the key can try keys against. Kept per text; nil when
+-- the cache has no key (no /dev/urandom, a folder where `.key` cannot be
+-- made).
 -- @tparam string text
 -- @treturn string|nil
 function Cache:digest (text)
@@ -242,8 +228,8 @@ function Cache:digest (text)
     if self.dir then k = folder_key(self.dir) else k = random_key() end
     self.salt = k ~= nil and #k == KEY_BYTES and k or false
   end
-  d = self.salt and sha256(self.salt .. text)
-  if d and #d == 64 then
+  d = self.salt and core.hmac_sha256(self.salt, text)
+  if d then
     d = d:sub(1, 32)
     if self.ndigests >= 256 then self.digests, self.ndigests = {}, 0 end
     self.digests[text], self.ndigests = d, self.ndigests + 1
