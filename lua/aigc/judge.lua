@@ -267,11 +267,9 @@ end
 -- @function score_of
 M.score_of = score_of
 
---- Asks the judge to score every candidate of `ok`, all at once. Returns
--- true, or nil, err when none got a score.
-function M.score (judge, model, task, ok, prompt)
-  check_args("score", judge, ok, 4, task, 3, prompt, 5)
-  local reqs = {}
+-- Starts the judge's requests into `reqs`, waits for them all; returns
+-- how many scored, and the last error.
+local function score_all (reqs, judge, model, task, ok, prompt)
   for i, c in ipairs(ok) do
     local content = table_concat({ judge.prompt or prompt, "", "Task:", task, "",
       "Score the candidate from 1 to 10. Reply with the number only.", "", "Candidate:", c.text }, "\n")
@@ -295,6 +293,16 @@ function M.score (judge, model, task, ok, prompt)
       last_err = err
     end
   end
+  return scored, last_err
+end
+
+--- Asks the judge to score every candidate of `ok`, all at once. Returns
+-- true, or nil, err when none got a score.
+function M.score (judge, model, task, ok, prompt)
+  check_args("score", judge, ok, 4, task, 3, prompt, 5)
+  -- (an interrupt or a hook's error while they run cancels them all)
+  local reqs = {}
+  local scored, last_err = scheduler.cancel_on_error(reqs, score_all, reqs, judge, model, task, ok, prompt)
   if scored == 0 then return nil, last_err end
   return true
 end

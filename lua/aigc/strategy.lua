@@ -537,33 +537,39 @@ function M.race (spec)
   local home = owner or list[1].client
   local over = future.new(home._loop, { label = "race", drivers = loops, unowned = owner == nil })
   local left, winner, last_err = #list, nil, nil
-  for i, e in ipairs(list) do
-    local p = merge(e.params)
-    local user_done, user_error = p.on_done, p.on_error
-    p.on_done = function (res)
-      if winner == nil then
-        winner = i
-        outcomes[i].status, outcomes.winner, res.attempt = "won", i, i
-        for j, r in ipairs(reqs) do
-          if j ~= i and r:cancel("lost the race") then outcomes[j].status = "canceled" end
+  -- An interrupt or a hook's error while the entries run cancels them all
+  -- (and the race's future), then propagates: see cancel_on_error.
+  local started = { over }
+  scheduler.cancel_on_error(started, function ()
+    for i, e in ipairs(list) do
+      local p = merge(e.params)
+      local user_done, user_error = p.on_done, p.on_error
+      p.on_done = function (res)
+        if winner == nil then
+          winner = i
+          outcomes[i].status, outcomes.winner, res.attempt = "won", i, i
+          for j, r in ipairs(reqs) do
+            if j ~= i and r:cancel("lost the race") then outcomes[j].status = "canceled" end
+          end
+          over:resolve(i)
+        elseif outcomes[i].status == "running" then
+          outcomes[i].status = "done"
         end
-        over:resolve(i)
-      elseif outcomes[i].status == "running" then
-        outcomes[i].status = "done"
+        if user_done then user_done(res) end
       end
-      if user_done then user_done(res) end
-    end
-    p.on_error = function (err)
-      if outcomes[i].status == "running" then
-        outcomes[i].status, outcomes[i].err, last_err = "failed", err, err
-        left = left - 1
-        if left == 0 and winner == nil then over:reject(err) end
+      p.on_error = function (err)
+        if outcomes[i].status == "running" then
+          outcomes[i].status, outcomes[i].err, last_err = "failed", err, err
+          left = left - 1
+          if left == 0 and winner == nil then over:reject(err) end
+        end
+        if user_error then user_error(err) end
       end
-      if user_error then user_error(err) end
+      reqs[i] = judge_mod.send(e.client, p)
+      started[i + 1] = reqs[i]
     end
-    reqs[i] = judge_mod.send(e.client, p)
-  end
-  if not owner and in_callback(loops) then wait_entries(over, reqs, outcomes) else over:wait() end
+    if not owner and in_callback(loops) then wait_entries(over, reqs, outcomes) else over:wait() end
+  end)
   over:cancel()   -- (pending only if every client was closed meanwhile)
   -- (a race that ended canceled, its task's client closed, leaves none running)
   local spent = meter()

@@ -86,13 +86,17 @@ local function generate_each (client, params, from, n, vary, cands)
     reqs[i] = merge(params, { seed = base_seed + i })
     if vary then reqs[i] = vary(i, reqs[i]) or reqs[i] end
   end
-  for i = from, n do reqs[i] = judge_mod.send(client, reqs[i]) end
-  for i = from, n do
-    local res, err = await(reqs[i])
-    cands[i] = { index = i, res = res, err = err, text = res and (text_of(res) or "") or nil,
-                 parsed = res and res.parsed }
-  end
-  return cands
+  -- (an interrupt or a hook's error while they run cancels them all: see cancel_on_error)
+  local started = {}
+  return scheduler.cancel_on_error(started, function ()
+    for i = from, n do started[i] = judge_mod.send(client, reqs[i]) end
+    for i = from, n do
+      local res, err = await(started[i])
+      cands[i] = { index = i, res = res, err = err, text = res and (text_of(res) or "") or nil,
+                   parsed = res and res.parsed }
+    end
+    return cands
+  end)
 end
 
 -- Starts n candidate requests at once and waits for them all.

@@ -1,0 +1,81 @@
+-- Ctrl-C (or a debug hook's error) while an operation that started several
+-- requests waits for them: every request it started is canceled, and the
+-- interrupt propagates unchanged ("interrupted!"). Before, only the
+-- request being waited for at that moment was canceled (the C wait cancels
+-- its own); the others went on, paid for, until the garbage collector.
+-- A real interpreter gets a real SIGINT, as in interrupt_spec.lua; the
+-- server hangs every request ("x-aigc-fault: hang"), so they are all in
+-- flight when the signal comes.
+local devserver = require "devserver"
+local luachild = require "luachild"
+local socket = require "socket"
+
+-- arg[1] the server, arg[2] the operation.
+local CHILD = [[
+local aigc = require "aigc"
+local strategy = require "aigc.strategy"
+local hang = { ["x-aigc-fault"] = "hang" }
+local c = aigc.client { base_url = arg[1], max_retries = 0 }
+local slow = aigc.client { base_url = arg[1], max_retries = 0, headers = hang }
+local mode = arg[2]
+local p = { messages = { { role = "user", content = "Hi" } } }
+local function score () return 1 end
+local ops = {
+  best_of = function () return strategy.best_of { client = slow, n = 3, params = p, score = score } end,
+  vote = function () return strategy.vote { client = slow, n = 3, params = p } end,
+  -- the candidates answer; the score judge's three requests hang
+  judge = function ()
+    return strategy.best_of { client = c, n = 3, params = p, judge = { client = slow, mode = "score" } }
+  end,
+  race = function () return strategy.race { params = p, { client = slow }, { client = slow }, { client = slow } } end,
+}
+local call = ops[mode]
+io.write("READY\n"); io.flush()
+local ok, err = pcall(call)
+print("RESULT", ok, tostring(err):match("interrupted!") and "interrupted!" or tostring(err))
+-- (a canceled request's on_error is delivered by the next turn of the
+-- loop: a race's entries have one; a request still in flight stays)
+for _ = 1, 5 do c:step(0); slow:step(0) end
+print("ACTIVE", c:active() + slow:active())
+local res = c:chat(p)
+print("AFTER", res ~= nil)
+]]
+
+local function now () return socket.gettime() end
+
+describe("Ctrl-C while a strategy waits for several requests", function ()
+  local srv
+
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+
+  local function interrupt (mode)
+    local child = luachild.run(CHILD, { args = { srv.base_url, mode }, background = true })
+    assert.truthy(child.pid, "the child did not start")
+    local deadline = now() + 20
+    while not (io.open(child.stdout_path) or io.open("/dev/null")):read("*a"):find("READY") do
+      assert(now() < deadline, "the child never got ready")
+      socket.sleep(0.02)
+    end
+    -- Until the three hanging requests reach the server (its count of open
+    -- requests, not a timing claim).
+    while srv:stats().open_now < 3 do
+      assert(now() < deadline, "the requests never came")
+      socket.sleep(0.05)
+    end
+    socket.sleep(0.2)
+    os.execute("kill -INT " .. child.pid)
+    return child:wait(30)
+  end
+
+  for _, mode in ipairs { "best_of", "vote", "judge", "race" } do
+    it(mode .. " cancels every request it started, and the interrupt propagates", function ()
+      srv:reset()
+      local r = interrupt(mode)
+      assert.equal(0, r.status, r.stderr .. r.stdout)
+      assert.matches("RESULT\tfalse\tinterrupted!\n", r.stdout, 1, true)
+      assert.matches("ACTIVE\t0\n", r.stdout, 1, true)
+      assert.matches("AFTER\ttrue\n", r.stdout, 1, true)
+    end)
+  end
+end)
