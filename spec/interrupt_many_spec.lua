@@ -28,6 +28,13 @@ local ops = {
     return strategy.best_of { client = c, n = 3, params = p, judge = { client = slow, mode = "score" } }
   end,
   race = function () return strategy.race { params = p, { client = slow }, { client = slow }, { client = slow } } end,
+  -- a dataset run: its cases' tasks wait for their requests; a line or an
+  -- on_result after the run raised would be wrong too
+  runner = function ()
+    local cases = { { id = "a", prompt = "1" }, { id = "b", prompt = "2" }, { id = "c", prompt = "3" } }
+    return require("aigc.runner").run { client = slow, cases = cases, concurrency = 3,
+      on_result = function () print("ON_RESULT") end }
+  end,
 }
 local call = ops[mode]
 io.write("READY\n"); io.flush()
@@ -59,7 +66,8 @@ describe("Ctrl-C while a strategy waits for several requests", function ()
     end
     -- Until the three hanging requests reach the server (its count of open
     -- requests, not a timing claim).
-    while srv:stats().open_now < 3 do
+    -- (a run starts with one case: its limiter learns the server's pace)
+    while srv:stats().open_now < (mode == "runner" and 1 or 3) do
       assert(now() < deadline, "the requests never came")
       socket.sleep(0.05)
     end
@@ -68,7 +76,7 @@ describe("Ctrl-C while a strategy waits for several requests", function ()
     return child:wait(30)
   end
 
-  for _, mode in ipairs { "best_of", "vote", "judge", "race" } do
+  for _, mode in ipairs { "best_of", "vote", "judge", "race", "runner" } do
     it(mode .. " cancels every request it started, and the interrupt propagates", function ()
       srv:reset()
       local r = interrupt(mode)
@@ -76,6 +84,32 @@ describe("Ctrl-C while a strategy waits for several requests", function ()
       assert.matches("RESULT\tfalse\tinterrupted!\n", r.stdout, 1, true)
       assert.matches("ACTIVE\t0\n", r.stdout, 1, true)
       assert.matches("AFTER\ttrue\n", r.stdout, 1, true)
+      assert.not_matches("ON_RESULT", r.stdout, 1, true)
     end)
   end
+end)
+
+describe("a dataset run stopped by spec.interrupted", function ()
+  local srv
+
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+
+  it("cancels its cases in flight (before: they went on, with no line)", function ()
+    local aigc = require "aigc"
+    local slow = aigc.client { base_url = srv.base_url, max_retries = 0, headers = { ["x-aigc-fault"] = "hang" } }
+    local cases = { { id = "a", prompt = "1" }, { id = "b", prompt = "2" } }
+    local results = 0
+    local deadline = now() + 20
+    local s, err = require("aigc.runner").run { client = slow, cases = cases, concurrency = 2,
+      on_result = function () results = results + 1 end,
+      -- (stops once a case's request reached the server)
+      interrupted = function () return srv:stats().open_now >= 1 or now() > deadline end }
+    assert.is_nil(s)
+    assert.equal("interrupted", err.code)
+    for _ = 1, 5 do slow:step(0) end
+    assert.equal(0, slow:active())
+    assert.equal(0, results)
+    slow:close()
+  end)
 end)

@@ -326,6 +326,7 @@ local function new_run (spec, cases, tpl, out, done)
     summary = { total = #cases, skipped = 0, ok = 0, failed = 0, passed = 0, usage = {}, cost = nil, requests = 0,
                 retries = 0, rate_limited = 0, assertions = {}, by_assertion = {}, results = {} },
     started = now(), queue = {}, head = 1, retries = {}, running = 0, fatal = nil, strategy_requests = 1,
+    in_flight = {},   -- job -> the task of its attempt, while it makes its requests
     global_judges = 0,
     last_progress = -1, interval = spec.progress_interval or 0.2,
   }, Run)
@@ -478,7 +479,9 @@ function Run:start (job)
       wake_loop(self)
       return true   -- (run raises it: not reported besides)
     end)
+    self.in_flight[job] = coroutine.running()
     local ok, e = task.pcall(attempt, self, job)
+    self.in_flight[job] = nil
     if not ok then job.check_error = e end
     -- A run that stopped (interrupted, or a callback raised) has returned:
     -- its cases still in flight end with no line, no on_result, no log
@@ -491,6 +494,14 @@ function Run:start (job)
     if not sok and not self.fatal then self.fatal = serr end
     wake_loop(self)
   end)
+end
+
+-- The run ends early (Ctrl-C, a callback that raised, `interrupted`):
+-- the cases in flight are canceled -- their requests went on, paid for,
+-- with no line to show for them -- and end with no line.
+function Run:abandon ()
+  self.stopped = true
+  for _, co in pairs(self.in_flight) do task.cancel_task(co, "the run was stopped") end
 end
 
 -- The run loop's wait, at most `wait` seconds, for a job to end. Plain
@@ -651,9 +662,13 @@ function M.run (spec)
   local lock, lerr = runfile.lock_out(spec.out)
   if lerr then return nil, lerr end
   -- (the lock goes whatever ends the run: an error, "interrupted!" from Ctrl-C)
-  local ok, summary, err = task.pcall(run_cases, spec, cases)   -- (yields in a task on 5.1 too)
+  local hold = {}   -- (hold.run: the run, to stop if an error -- "interrupted!" -- ends it)
+  local ok, summary, err = task.pcall(run_cases, spec, cases, hold)   -- (yields in a task on 5.1 too)
   if lock then lock:close() end
-  if not ok then error(summary, 0) end
+  if not ok then
+    if hold.run then hold.run:abandon() end
+    error(summary, 0)
+  end
   return summary, err
 end
 
@@ -663,12 +678,13 @@ local function runner_error (e)
   return type(e) == "table" and getmetatable(e) == getmetatable(run_error(""))
 end
 
-function run_cases (spec, cases)
+function run_cases (spec, cases, hold)
   local tpl = spec.template
   if tpl ~= nil and getmetatable(tpl) ~= template_mod.Template then tpl = template_mod.new(tpl) end
   local out, done, oerr = runfile.open_out(spec)
   if oerr then return nil, oerr end
   local r = new_run(spec, cases, tpl, out, done)
+  hold.run = r
   if (spec.backend or "direct") == "batch" then
     local ok, done_ok, berr = task.pcall(require("aigc.batch_backend").backend, r, INTERNAL)
     if not (ok and done_ok) then
@@ -684,12 +700,12 @@ function run_cases (spec, cases)
     r:progress(false)
     if r.remaining > 0 and not r.fatal then r:pause(wait > 0 and wait or 0) end
     if spec.interrupted and spec.interrupted() then   -- (the cases in flight: no line)
-      r.stopped = true
+      r:abandon()
       if out then out:close() end
       return nil, run_error("interrupted", { code = "interrupted" })
     end
     if r.fatal then
-      r.stopped = true
+      r:abandon()
       if out then out:close() end
       if runner_error(r.fatal) then return nil, r.fatal end
       error(r.fatal, 0)        -- an on_result or log callback raised: so does run

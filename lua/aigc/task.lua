@@ -438,11 +438,37 @@ end
 -- Yields across on 5.1 too (`M.pcall`). Returns f's results.
 -- @tparam table started requests and futures (any keys), filled by f
 -- @tparam function f
+-- Inside a task, `started` is the task's meanwhile: `cancel_task` cancels
+-- it too.
 function M.cancel_on_error (started, f, ...)
+  local rec = current()
+  if rec then
+    rec.scopes = rec.scopes or {}
+    rec.scopes[started] = true
+  end
   local r = pack(M.pcall(f, ...))
+  if rec then rec.scopes[started] = nil end
   if r[1] then return unpack(r, 2, r.n) end
   for _, x in pairs(started) do pcall(x.cancel, x) end
   error(r[2], 0)
+end
+
+--- Cancels the requests the task `co` (from `spawn`) waits for now: the
+-- request of its wait, and those a `cancel_on_error` of it started. For
+-- work abandoned from outside the task (a dataset run stopped by Ctrl-C):
+-- the task goes on, with those requests ended "canceled", when its loop
+-- turns next.
+-- @tparam thread co
+-- @param why the cancel's reason
+function M.cancel_task (co, why)
+  local rec = tasks[co]
+  if rec == nil then return end
+  local w = rec.waiting
+  if type(w) == "table" then w = w.request end
+  if w then pcall(w.cancel, w, why) end
+  for set in pairs(rec.scopes or {}) do
+    for _, x in pairs(set) do pcall(x.cancel, x, why) end
+  end
 end
 
 --- `xpcall(f, handler, ...)` for code the user gives aigc to run (a tool)
