@@ -35,6 +35,13 @@ local ops = {
     return require("aigc.runner").run { client = slow, cases = cases, concurrency = 3,
       on_result = function () print("ON_RESULT") end }
   end,
+  -- the case's reply comes; its first judge hangs: canceled, the case
+  -- must not go on to start its second judge
+  runner_judges = function ()
+    local judge = { type = "judge", value = "Is it polite?" }
+    return require("aigc.runner").run { client = c, judge_client = slow, cases = { { id = "a", prompt = "1" } },
+      assert = { judge, judge }, on_result = function () print("ON_RESULT") end }
+  end,
 }
 local call = ops[mode]
 io.write("READY\n"); io.flush()
@@ -50,7 +57,7 @@ print("AFTER", res ~= nil)
 
 local function now () return socket.gettime() end
 
-describe("Ctrl-C while a strategy waits for several requests", function ()
+describe("Ctrl-C while an operation waits for several requests", function ()
   local srv
 
   setup(function () srv = devserver.start() end)
@@ -67,7 +74,7 @@ describe("Ctrl-C while a strategy waits for several requests", function ()
     -- Until the three hanging requests reach the server (its count of open
     -- requests, not a timing claim).
     -- (a run starts with one case: its limiter learns the server's pace)
-    while srv:stats().open_now < (mode == "runner" and 1 or 3) do
+    while srv:stats().open_now < (mode:match("^runner") and 1 or 3) do
       assert(now() < deadline, "the requests never came")
       socket.sleep(0.05)
     end
@@ -76,7 +83,7 @@ describe("Ctrl-C while a strategy waits for several requests", function ()
     return child:wait(30)
   end
 
-  for _, mode in ipairs { "best_of", "vote", "judge", "race", "runner" } do
+  for _, mode in ipairs { "best_of", "vote", "judge", "race", "runner", "runner_judges" } do
     it(mode .. " cancels every request it started, and the interrupt propagates", function ()
       srv:reset()
       local r = interrupt(mode)

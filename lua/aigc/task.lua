@@ -133,6 +133,17 @@ local function waker (rec, w)
   return function () wake(rec, w) end
 end
 
+-- Cancels what the task `rec` waits for and what its cancel_on_error
+-- sets started (M.cancel_task).
+local function cancel_started (rec)
+  local why, w = rec.canceled, rec.waiting
+  if type(w) == "table" then w = w.request end
+  if w then pcall(w.cancel, w, why) end
+  for set in pairs(rec.scopes or {}) do
+    for _, x in pairs(set) do pcall(x.cancel, x, why) end
+  end
+end
+
 -- A wait the C core started (`req:wait()` yielded TOKEN, req; resume_task
 -- registered `req` itself as the wait before anything could allocate): the
 -- task's loop drives the request's client meanwhile if it is another one.
@@ -140,6 +151,7 @@ end
 -- here: then there is nothing left to do.
 local function core_wait_started (rec, req)
   if rec.waiting ~= req then return end
+  if rec.canceled then cancel_started(rec) end   -- (see M.cancel_task)
   local ok, engine = pcall(req._engine, req)
   local guest = ok and client_loop.of_engine(engine) or nil
   if guest == nil or guest == rec.loop then return end
@@ -454,21 +466,18 @@ function M.cancel_on_error (started, f, ...)
 end
 
 --- Cancels the requests the task `co` (from `spawn`) waits for now: the
--- request of its wait, and those a `cancel_on_error` of it started. For
+-- request of its wait, and those a `cancel_on_error` of it started; and
+-- every request it waits for from then on (its next judge call...). For
 -- work abandoned from outside the task (a dataset run stopped by Ctrl-C):
--- the task goes on, with those requests ended "canceled", when its loop
--- turns next.
+-- the task goes on to its end, with those requests ended "canceled", as
+-- its loop turns.
 -- @tparam thread co
 -- @param why the cancel's reason
 function M.cancel_task (co, why)
   local rec = tasks[co]
   if rec == nil then return end
-  local w = rec.waiting
-  if type(w) == "table" then w = w.request end
-  if w then pcall(w.cancel, w, why) end
-  for set in pairs(rec.scopes or {}) do
-    for _, x in pairs(set) do pcall(x.cancel, x, why) end
-  end
+  rec.canceled = why or "canceled"
+  cancel_started(rec)
 end
 
 --- `xpcall(f, handler, ...)` for code the user gives aigc to run (a tool)
