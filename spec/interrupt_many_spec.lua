@@ -42,6 +42,13 @@ local ops = {
     return require("aigc.runner").run { client = c, judge_client = slow, cases = { { id = "a", prompt = "1" } },
       assert = { judge, judge }, on_result = function () print("ON_RESULT") end }
   end,
+  -- the batch backend: the lines come; their judges (side by side) hang
+  runner_batch = function ()
+    local cases = { { id = "a", prompt = "1" }, { id = "b", prompt = "2" } }
+    return require("aigc.runner").run { client = c, judge_client = slow, cases = cases, backend = "batch",
+      batch_interval = 0.02, params = { model = "m" }, assert = { { type = "judge", value = "Is it polite?" } },
+      on_result = function () print("ON_RESULT") end }
+  end,
 }
 local call = ops[mode]
 io.write("READY\n"); io.flush()
@@ -63,6 +70,15 @@ describe("Ctrl-C while an operation waits for several requests", function ()
   setup(function () srv = devserver.start() end)
   teardown(function () srv:stop() end)
 
+  -- The requests that hang at the server now (a hang never answers).
+  local function hanging ()
+    local n = 0
+    for _, r in ipairs(srv:requests()) do
+      if r.headers["x-aigc-fault"] == "hang" and not r.client_closed then n = n + 1 end
+    end
+    return n
+  end
+
   local function interrupt (mode)
     local child = luachild.run(CHILD, { args = { srv.base_url, mode }, background = true })
     assert.truthy(child.pid, "the child did not start")
@@ -71,10 +87,10 @@ describe("Ctrl-C while an operation waits for several requests", function ()
       assert(now() < deadline, "the child never got ready")
       socket.sleep(0.02)
     end
-    -- Until the three hanging requests reach the server (its count of open
-    -- requests, not a timing claim).
+    -- Until the hanging requests reach the server (its records, not a
+    -- timing claim).
     -- (a run starts with one case: its limiter learns the server's pace)
-    while srv:stats().open_now < (mode:match("^runner") and 1 or 3) do
+    while hanging() < (mode:match("^runner") and 1 or 3) do
       assert(now() < deadline, "the requests never came")
       socket.sleep(0.05)
     end
@@ -83,7 +99,7 @@ describe("Ctrl-C while an operation waits for several requests", function ()
     return child:wait(30)
   end
 
-  for _, mode in ipairs { "best_of", "vote", "judge", "race", "runner", "runner_judges" } do
+  for _, mode in ipairs { "best_of", "vote", "judge", "race", "runner", "runner_judges", "runner_batch" } do
     it(mode .. " cancels every request it started, and the interrupt propagates", function ()
       srv:reset()
       local r = interrupt(mode)

@@ -198,7 +198,9 @@ local function settle_all (run, jobs, settle)
       run.client:spawn(function ()
         -- (abandoned -- on_result yielded outside aigc -- it never ends: the run stops with that error)
         task.on_abandon(function (err) over(err); return true end)
+        run.in_flight[job] = coroutine.running()   -- (a run stopped cancels its judges: Run:abandon)
         local ok, e = task.pcall(settle, job)
+        run.in_flight[job] = nil
         active = active - 1
         over(not ok and e or nil)
       end)
@@ -252,6 +254,7 @@ local function settle_batch (run, internal, b, jobs, kept)
     end
   end
   settle_all(run, jobs, function (job)
+    if run.stopped then return end   -- (Ctrl-C, an on_result that raised: no more lines)
     local r = results[internal.id_key(job.case.id)]
     job.err = line_error(client, b, r, schema_of(job.params))
     if job.err then
@@ -263,6 +266,7 @@ local function settle_batch (run, internal, b, jobs, kept)
       local res = r.body
       res.text = reply_text(res)
       internal.result_of(run, job, res)
+      if run.stopped then return end   -- (its judges canceled by the run's end: no line)
       local cost = job.result.cost
       if cost then   -- the line at the batch's prices; its judges' calls went direct, at the full ones
         local u = type(res.usage) == "table" and res.usage or {}
