@@ -136,3 +136,29 @@ describe("a dataset run stopped by spec.interrupted", function ()
     slow:close()
   end)
 end)
+
+describe("a dataset run whose on_result raises", function ()
+  local srv
+
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+
+  it("cancels its other cases in flight, then raises", function ()
+    local aigc = require "aigc"
+    local c = aigc.client { base_url = srv.base_url, max_retries = 0 }
+    local deadline = now() + 20
+    local ok, err = pcall(require("aigc.runner").run, { client = c, concurrency = 2, pace = false,
+      cases = { { id = "slow", prompt = "1" }, { id = "fast", prompt = "2" } },
+      strategy = function (client, params, case)   -- (the case "slow" hangs)
+        if case.id == "slow" then params.headers = { ["x-aigc-fault"] = "hang" } end
+        return client:chat(params)
+      end,
+      on_result = function () error("boom", 0) end,
+      interrupted = function () return now() > deadline end })
+    assert.is_false(ok)
+    assert.equal("boom", err)
+    for _ = 1, 5 do c:step(0) end
+    assert.equal(0, c:active())
+    c:close()
+  end)
+end)
