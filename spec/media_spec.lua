@@ -91,6 +91,15 @@ describe("media (issue 15)", function ()
       assert.equal("parse", err.kind)
     end)
 
+    it("save: only the pattern's last %d is the number, any other % stays in the name", function ()
+      local res = assert(client:images_generate { prompt = "a bar", size = "16x16", n = 2,
+                                                  response_format = "b64_json", model = "dall-e-2" })
+      local paths = assert(res:save(dir .. "/100%done-%d.png"))
+      assert.same({ dir .. "/100%done-1.png", dir .. "/100%done-2.png" }, paths)
+      assert.equal(res.data[2].bytes, read_all(dir .. "/100%done-2.png"))
+      assert.same({ dir .. "/50%-1.png", dir .. "/50%-2.png" }, assert(res:save(dir .. "/50%-%d.png")))
+    end)
+
     it("save replaces a file already there; overwrite = false fails (kind io) and writes no image", function ()
       local res = assert(client:images_generate { prompt = "a bird", size = "16x16", n = 2,
                                                   response_format = "b64_json", model = "dall-e-2" })

@@ -130,10 +130,11 @@ end
 local function image_paths (self, target)
   local paths = {}
   local data = type(self.data) == "table" and self.data or {}
-  local pattern = target:find("%d", 1, true) ~= nil
+  -- (the last %d is the number: another `%`, as in "100%done-%d.png", is part of the name)
+  local head, tail = target:match("^(.*)%%d(.-)$")   -- (greedy: the last %d)
   for i in ipairs(data) do
-    if pattern then
-      paths[i] = target:gsub("%%d", tostring(i))
+    if head then
+      paths[i] = head .. i .. tail
     else
       local ext, err = extension(self)
       if ext == nil then return nil, err end
@@ -182,7 +183,8 @@ end
 
 --- Writes the images of an images result: `target` is a folder (files
 -- `image-1.png`..., the extension the reply's `output_format`) or a
--- pattern where `%d` is the image's number (`"portrait-%d.png"`): the
+-- pattern whose last `%d` is the image's number (`"portrait-%d.png"`;
+-- any other `%` is kept as it is): the
 -- decoded `b64_json`, or a `url` image downloaded through the client
 -- (`client:download`, a blocking call: `save_async` in a frame loop). A
 -- file already at a path is replaced, as by `to = path`; with
