@@ -78,10 +78,6 @@ function M.is_json_type (ct)
   return ct ~= nil and (ct == "application/json" or ct:find("%+json$") ~= nil)
 end
 
---- At most this much of a reply that should have been audio is kept for
--- its error (the bytes of a function sink's first chunks).
-M.KEPT = 65536
-
 --- Whether a reply of this Content-Type cannot be audio: JSON, or any
 -- text/* (a proxy's HTML page, a plain-text error, an event stream).
 function M.is_not_audio_type (ct)
