@@ -101,6 +101,7 @@ function M.main (argv)
     common.note(parser:get_usage() .. "\n\nError: " .. tostring(args))
     return 2
   end
+  if args.version then common.out(version() .. "\n"); return finish(0) end   -- (`aigc -m x --version`)
   local ran, code = compat.xpcall(mod.run, function (e)   -- (5.1's passes no arguments)
     if getmetatable(e) == common.Exit then return e end
     -- Ctrl-C where no luv handler caught it (the interpreter's SIGINT hook

@@ -39,6 +39,7 @@ Examples:
   p:option("--judge", "The judge's instruction for --best-of.")
   p:option("--vote", "Ask N times and print the majority answer.", nil, tonumber)
   p:flag("--no-stream", "Wait for the whole reply instead of streaming it.")
+  p:flag("--version", "Print the version and exit.")   -- (aigc.cli.main answers it)
   return p
 end
 

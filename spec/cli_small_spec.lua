@@ -1,0 +1,25 @@
+-- Small defects of the `aigc` command, each found by a review: what --help
+-- leaves out, values it took and should refuse, and `aigc -c` / `aigc chat
+-- -c` taking the model from different places.
+
+local cjson = require "cjson"
+local cli = require "cli"
+local proc = require "procutil"
+
+describe("aigc (small defects)", function ()
+  local srv, home
+  local aigc = cli.fixture(_ENV, function (s, h) srv, home = s, h end)
+
+  it("--help lists --version (it was answered but never shown); -m X --version answers it too", function ()
+    local r = aigc { "--help" }
+    assert.equal(0, r.code, r.stderr)
+    assert.matches("\n   %-%-version +Print the version and exit%.\n", r.stdout)
+    local v = aigc { "--version" }
+    assert.equal(0, v.code, v.stderr)
+    assert.matches("^aigc %S+ %(Lua", v.stdout)
+    r = aigc { "-m", "some-model", "--version" }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal(v.stdout, r.stdout)
+    assert.equal(0, #srv:requests())
+  end)
+end)
