@@ -22,4 +22,20 @@ describe("aigc (small defects)", function ()
     assert.equal(v.stdout, r.stdout)
     assert.equal(0, #srv:requests())
   end)
+
+  it("--assert TYPE: with nothing after the colon is a usage error (contains: passed on every reply)", function ()
+    local cases = home .. "/cases.jsonl"
+    cli.write(cases, '{"id": "a", "prompt": "Echo: alpha"}\n')
+    for _, ty in ipairs { "contains", "icontains", "not-contains", "starts-with", "pattern", "regex", "judge" } do
+      local r = aigc { "run", cases, "-q", "--no-log", "--assert", ty .. ":" }
+      assert.equal(2, r.code, ty .. ": " .. r.stderr)
+      assert.equal("--assert: " .. ty .. ": no value after the colon (" .. ty .. ":TEXT)\n", r.stderr)
+    end
+    assert.equal(0, #srv:requests())
+    -- (equals: an empty value means an empty reply: the devserver's reply is not one)
+    local r = aigc { "run", cases, "-q", "--no-log", "--assert", "equals:" }
+    assert.equal(3, r.code, r.stderr)
+    r = aigc { "run", cases, "-q", "--no-log", "--assert", "contains:alpha" }
+    assert.equal(0, r.code, r.stderr)
+  end)
 end)

@@ -176,6 +176,11 @@ local function parse_assert (s)
   local ty, value = s:match("^([%w%-]+):(.*)$")
   ty = ty or s
   if not runner.ASSERTION_TYPES[ty] then common.usage("--assert: unknown assertion type '" .. ty .. "'") end
+  -- (`contains:` with nothing after the colon passed on every reply, `not-contains:`
+  -- failed on every one: only `equals:` means something with an empty value)
+  if value == "" and ty ~= "equals" and ty ~= "is-json" then
+    common.usage("--assert: " .. ty .. ": no value after the colon (" .. ty .. ":TEXT)")
+  end
   if ty == "json-schema" then value = common.parse_schema(value) end
   local a = { type = ty, value = value }
   -- (a bad pattern, a schema that is not one: every case would fail the same way)
