@@ -38,4 +38,16 @@ describe("aigc (small defects)", function ()
     r = aigc { "run", cases, "-q", "--no-log", "--assert", "contains:alpha" }
     assert.equal(0, r.code, r.stderr)
   end)
+
+  it("image -n above 10 (the API's bound) is a usage error, nothing sent (-n 1e9 was sent)", function ()
+    for _, n in ipairs { "1e9", "11" } do
+      local r = aigc { "image", "-n", n, "a door", "-o", home .. "/door.png" }
+      assert.equal(2, r.code, n .. ": " .. r.stderr)
+      assert.equal("-n: at most 10 images per call\n", r.stderr)
+    end
+    assert.equal(0, #srv:requests())
+    local r = aigc { "image", "-n", "10", "-s", "8x8", "-m", "gpt-image-1", "a door", "-o", home .. "/door.png" }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal(10, srv:last().body_json.n)
+  end)
 end)

@@ -23,7 +23,7 @@ The paths written are printed, one a line.]])
            .. "else -1, -2... go before the extension. Default: stdout when it is not a terminal.")
   p:option("-m --model", "The model (default: the server's, dall-e-2 on OpenAI)."):convert(common.model_name)
   p:option("-s --size", "The size, WIDTHxHEIGHT (e.g. 1024x1024).")
-  p:option("-n", "Number of images.", nil, tonumber)
+  p:option("-n", "Number of images (1 to 10).", nil, tonumber)
   p:option("-q --quality", "The quality (standard, hd; low, medium, high, auto).")
   p:option("--option", "A request param KEY=VALUE (VALUE as JSON when it parses).")
     :count("*"):target("options")
@@ -59,6 +59,9 @@ local function write_image (client, i, item, target)
   if not ok then common.fail("aigc: cannot write " .. target .. ": " .. tostring(werr)) end
 end
 
+--- The most images one call asks for (OpenAI's images endpoints take n 1..10).
+M.MAX_N = 10
+
 --- Runs `aigc image`.
 -- @tparam table args
 -- @treturn integer exit code
@@ -66,6 +69,8 @@ function M.run (args)
   local prompt = common.join_input(common.piped_stdin(), table.concat(args.prompt or {}, " "))
   if prompt == "" then common.usage("no prompt: give one as an argument or on stdin (aigc image --help)") end
   local n = args.n and common.positive(args.n, "-n") or 1
+  -- (the API's own bound: -n 1e9 was sent, and its reply would be held whole in memory)
+  if n > M.MAX_N then common.usage("-n: at most " .. M.MAX_N .. " images per call") end
   local output = common.binary_output(args.output, "aigc image")
   if output == "-" and n > 1 then common.usage("-o -: one image only (-n 1); give a file name for more") end
 
