@@ -50,4 +50,11 @@ describe("aigc (small defects)", function ()
     assert.equal(0, r.code, r.stderr)
     assert.equal(10, srv:last().body_json.n)
   end)
+
+  it("image -o with a % besides the %d: only the last %d is the number (it went into 100%done too)", function ()
+    local r = aigc { "image", "-n", "2", "-s", "8x8", "-m", "gpt-image-1", "x", "-o", home .. "/100%done-%d.png" }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal(home .. "/100%done-1.png\n" .. home .. "/100%done-2.png\n", r.stdout)
+    assert.is_true(proc.exists(home .. "/100%done-2.png"))
+  end)
 end)

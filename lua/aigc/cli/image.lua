@@ -31,9 +31,11 @@ The paths written are printed, one a line.]])
   return p
 end
 
--- The path of image i of n: `%d` replaced, else "-i" before the extension.
+-- The path of image i of n: the last `%d` replaced (another `%`, as in
+-- "100%done-%d.png", is part of the name), else "-i" before the extension.
 local function path_of (output, i, n)
-  if output:find("%d", 1, true) then return (output:gsub("%%d", tostring(i))) end
+  local head, tail = output:match("^(.*)%%d(.-)$")   -- (greedy: the last %d)
+  if head then return head .. i .. tail end
   if n == 1 then return output end
   local stem, ext = output:match("^(.-)(%.[%w]+)$")
   if not stem or stem:find("/$") then stem, ext = output, "" end
