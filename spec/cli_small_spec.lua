@@ -57,4 +57,34 @@ describe("aigc (small defects)", function ()
     assert.equal(home .. "/100%done-1.png\n" .. home .. "/100%done-2.png\n", r.stdout)
     assert.is_true(proc.exists(home .. "/100%done-2.png"))
   end)
+
+  it("aigc -c and aigc chat -c both send the continued conversation's model unless -m is given", function ()
+    -- (aigc -c sent the config's model, aigc chat -c the conversation's)
+    cli.write(home .. "/config.lua", '{ model = "config-model" }')
+    local r = aigc { "-m", "first-model", "What is the capital of France?" }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("first-model", srv:last().body_json.model)
+    r = aigc { "-c", "And of Spain?" }
+    assert.equal(0, r.code, r.stderr)
+    local body = cjson.decode(srv:last().body)
+    assert.equal("first-model", body.model)
+    assert.equal(3, #body.messages)
+    r = aigc({ "chat", "-c" }, { stdin = "What is 2 + 2?\n" })
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("first-model", srv:last().body_json.model)
+    -- -m wins in both, and the conversation goes on with it
+    r = aigc { "-c", "-m", "other-model", "And of Italy?" }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("other-model", srv:last().body_json.model)
+    r = aigc({ "chat", "-c", "-m", "third-model" }, { stdin = "What is 3 + 3?\n" })
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("third-model", srv:last().body_json.model)
+    r = aigc { "-c", "Thanks." }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("third-model", srv:last().body_json.model)
+    -- a new conversation: the config's model, as before
+    r = aigc { "Hi" }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("config-model", srv:last().body_json.model)
+  end)
 end)

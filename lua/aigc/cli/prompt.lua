@@ -85,8 +85,10 @@ end
 -- @tparam table|nil endpoint
 -- @tparam string|nil stdin
 -- @tparam table|nil history the continued conversation's messages
+-- @tparam string|nil continued_model the continued conversation's model (after -m, -o model=
+-- and the template's; before the endpoint's and the config's, as `aigc chat -c` takes it)
 -- @treturn table params
-function M.build_params (args, config, endpoint, stdin, history)
+function M.build_params (args, config, endpoint, stdin, history, continued_model)
   local words, text_at = {}, nil
   for _, w in ipairs(args.prompt or {}) do
     -- ("-" is stdin's place, the usual convention: `aigc -` sent "-" to
@@ -121,7 +123,7 @@ function M.build_params (args, config, endpoint, stdin, history)
   for _, m in ipairs(history or {}) do if m.role ~= "system" then msgs[#msgs + 1] = m end end
   for _, m in ipairs(params.messages) do if m.role ~= "system" then msgs[#msgs + 1] = m end end
   params.messages = msgs
-  params.model = config_mod.model(config, endpoint, args.model, params.model)
+  params.model = config_mod.model(config, endpoint, args.model, params.model or continued_model)
   if args.schema then params.schema = common.parse_schema(args.schema) end
   if args.n then params.n = positive(args.n, "-n") end
   return params
@@ -276,10 +278,10 @@ function M.run (args)
   local log = common.open_log(config, args)
   local stdin = prompt_stdin(args)
 
-  local cid, parent, history
+  local cid, parent, history, model
   local conv = common.continued(log, args)
-  if conv then cid, parent, history = conv.id, conv.leaf_id, conv.messages end
-  local params = M.build_params(args, config, endpoint, stdin, history)
+  if conv then cid, parent, history, model = conv.id, conv.leaf_id, conv.messages, conv.model end
+  local params = M.build_params(args, config, endpoint, stdin, history, model)
 
   local t0 = aigc.now()
   local strategy_run = args.best_of or args.vote
