@@ -20,9 +20,9 @@ pauses, and every transport fault a client must survive, on request.
 
 USAGE
   lua5.4 lua/aigc/devserver.lua [--host 127.0.0.1] [--port 8089] [--port-file PATH]
-      [--pause-ms N] [--api-key KEY] [--quiet] [--parent-pid PID] [--exit-after SECONDS]
-      [--idle-timeout SECONDS] [--tokenizer words|words2] [--rate-limit RPM or RPM,TPM]
-      [--batch-delay-ms N]
+      [--pause-ms N] [--api-key-file PATH | --api-key KEY] [--quiet] [--parent-pid PID]
+      [--exit-after SECONDS] [--idle-timeout SECONDS] [--tokenizer words|words2]
+      [--rate-limit RPM or RPM,TPM] [--batch-delay-ms N]
   require("aigc.devserver").run{ host =, port =, port_file =, pause_ms =, api_key =, quiet =,
                                  idle_timeout =, tokenizer =, rate_limit = "RPM,TPM", batch_delay_ms = }
 
@@ -61,8 +61,10 @@ ENDPOINTS (paths without /v1 are 404; wrong method 405; errors in OpenAI's wire 
   form-data and a name, the closing delimiter; else 400 code invalid_multipart.
   Recorded with `parts` instead of `body`: name, filename, content_type, size,
   crc32, and value for text fields <= 4 KiB.)
-  --api-key KEY: API requests need `Authorization: Bearer KEY` or `api-key: KEY`,
-  else 401 invalid_api_key with the key masked.
+  --api-key-file PATH: API requests need `Authorization: Bearer KEY` or
+  `api-key: KEY`, KEY the file's text (one line; spaces around it and the
+  newline dropped), else 401 invalid_api_key with the key masked.
+  --api-key KEY does the same, but any `ps` shows a command line's KEY.
   Every response: x-request-id (req_<hex>), openai-version, openai-processing-ms,
   x-ratelimit-{limit,remaining,reset}-{requests,tokens} (constants unless a rate
   limiter applies: see RATE LIMITS), Content-Type and, unless streamed,
@@ -458,19 +460,32 @@ end
 
 local USAGE = [==[
 usage: lua5.4 lua/aigc/devserver.lua [--host 127.0.0.1] [--port 8089] [--port-file PATH]
-         [--pause-ms N] [--api-key KEY] [--quiet] [--parent-pid PID] [--exit-after SECONDS]
-         [--idle-timeout SECONDS] [--tokenizer words|words2] [--rate-limit RPM[,TPM]]
-         [--batch-delay-ms N]
+         [--pause-ms N] [--api-key-file PATH | --api-key KEY] [--quiet] [--parent-pid PID]
+         [--exit-after SECONDS] [--idle-timeout SECONDS] [--tokenizer words|words2]
+         [--rate-limit RPM[,TPM]] [--batch-delay-ms N]
 ]==]
 
 local OPTIONS = { ["--host"] = "host", ["--port"] = "port", ["--port-file"] = "port_file",
   ["--pause-ms"] = "pause_ms", ["--api-key"] = "api_key", ["--parent-pid"] = "parent_pid",
   ["--exit-after"] = "exit_after", ["--idle-timeout"] = "idle_timeout", ["--tokenizer"] = "tokenizer",
-  ["--rate-limit"] = "rate_limit", ["--batch-delay-ms"] = "batch_delay_ms" }
+  ["--rate-limit"] = "rate_limit", ["--batch-delay-ms"] = "batch_delay_ms", ["--api-key-file"] = "api_key_file" }
 local NUMERIC = { port = true, pause_ms = true, parent_pid = true, exit_after = true, idle_timeout = true,
                   batch_delay_ms = true }
 local CHOICES = { tokenizer = { words = true, words2 = true } }
 local PATTERNS = { rate_limit = "^[1-9]%d*,?%d*$" }
+
+-- The key of --api-key-file PATH (a key on the command line is in every
+-- `ps`), or nil and a message (never the file's text).
+local function key_of_file (path)
+  local f, why = io.open(path, "rb")
+  if not f then return nil, "cannot read --api-key-file: " .. tostring(why) end
+  local text = f:read("*a") or ""
+  f:close()
+  local key = match(text, "^%s*(.-)%s*$")
+  if key == "" then return nil, "--api-key-file " .. path .. ": no key in it" end
+  if key:find("[%c ]") then return nil, "--api-key-file " .. path .. ": one key on one line expected" end
+  return key
+end
 
 --- Parse command-line arguments into `run` options.
 -- @tparam table argv the script's arguments
@@ -499,6 +514,12 @@ function M.parse_args (argv)
       return nil, "unknown argument " .. a .. "\n" .. USAGE
     end
     i = i + 1
+  end
+  if opts.api_key_file then
+    if opts.api_key then return nil, "--api-key and --api-key-file: give one\n" .. USAGE end
+    local key, err = key_of_file(opts.api_key_file)
+    if not key then return nil, err .. "\n" end
+    opts.api_key, opts.api_key_file = key, nil
   end
   return opts
 end

@@ -114,6 +114,7 @@ function Server:stop ()
   proc.stop(self.pid)
   if self.port_file then os.remove(self.port_file) end
   if self.err_file then os.remove(self.err_file) end
+  if self.key_file then os.remove(self.key_file) end
 end
 
 Server.__close = Server.stop
@@ -153,7 +154,16 @@ function M.start (opts)
                  "--exit-after", opts.exit_after or 3600 }
   if opts.quiet ~= false then argv[#argv + 1] = "--quiet" end
   if opts.pause_ms then argv[#argv + 1] = "--pause-ms"; argv[#argv + 1] = opts.pause_ms end
-  if opts.api_key then argv[#argv + 1] = "--api-key"; argv[#argv + 1] = opts.api_key end
+  -- (the key in a file, not on the command line, where any `ps` shows it;
+  -- os.tmpname makes the file 0600; removed once the server has read it)
+  local key_file
+  if opts.api_key then
+    key_file = os.tmpname()
+    local f = assert(io.open(key_file, "wb"))
+    f:write(opts.api_key, "\n")
+    f:close()
+    argv[#argv + 1] = "--api-key-file"; argv[#argv + 1] = key_file
+  end
   -- (ignored, a spec passing it ran its batches at the server's default pace)
   if opts.batch_delay_ms then argv[#argv + 1] = "--batch-delay-ms"; argv[#argv + 1] = opts.batch_delay_ms end
   for _, a in ipairs(opts.args or {}) do argv[#argv + 1] = a end
@@ -166,12 +176,16 @@ function M.start (opts)
   local pid = tonumber(p:read("*a"):match("%d+"))
   p:close()
   if not pid then error("devserver: could not start: " .. cmd) end
-  local self = setmetatable({ pid = pid, port_file = port_file, err_file = err_file }, Server)
+  local self = setmetatable({ pid = pid, port_file = port_file, err_file = err_file, key_file = key_file }, Server)
   local deadline = socket.gettime() + (opts.timeout or 10)
   while true do
     local s = read_file(port_file)
     local port = s and tonumber(s:match("^(%d+)\n"))
-    if port then self.port = port; break end
+    if port then
+      self.port = port
+      if key_file then os.remove(key_file); self.key_file = nil end
+      break
+    end
     if not alive(pid) or socket.gettime() > deadline then
       local log = read_file(err_file) or ""
       self:stop()
