@@ -145,14 +145,19 @@ function M.canonical (v)
 end
 
 --- The key of a call: `"POST /chat/completions {...}"` (the params without
--- the options that are never sent; `stream` as true or absent).
+-- the options that are never sent; `stream` as true or absent); a request
+-- that sends no body is its method and path (`"GET /responses/ID?stream=true"`).
 -- @tparam string api "chat", "completion", "json" or "get"
 -- @tparam table|nil params
 -- @tparam[opt] string path
 -- @tparam[opt] string model the client's default model (for params that name none)
+-- @tparam[opt] string method the request's method when the call names one (a resumed
+-- stream's GET, whose params are options only: it was keyed as a POST of a body never sent)
 -- @treturn string
-function M.key (api, params, path, model)
+function M.key (api, params, path, model, method)
   path = path or DEFAULT_PATH[api] or "?"
+  if api == "delete" then method = "DELETE" end   -- (client:delete_response's: no method named)
+  if method and method ~= "POST" then return method .. " " .. path end
   if api == "get" or params == nil then return "GET " .. path end
   local sent = {}
   local function add (k, v)
@@ -354,7 +359,7 @@ end
 
 -- The key of a call (`call.params`: the copy, without the `cache` mark).
 local function key_of (call, api, params, path)
-  local key = M.key(api, params and call.params, path, call.model)
+  local key = M.key(api, params and call.params, path, call.model, call.method)
   -- (a call's api_key param, in the body, was written in the file's key;
   -- redacted, not hashed: a replay with another key still matches)
   return util.replace_secrets(key, call.secrets, function () return "[redacted]" end)

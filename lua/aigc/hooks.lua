@@ -326,7 +326,8 @@ function M.before (client, api, params, path, body)
   -- table as defaults and refuses an `__index` function, as for the original.
   local mt = params and getmetatable(params)
   if type(mt) == "table" then setmetatable(p, mt) end
-  local call = { api = api, started = now(), user_params = params, params = p, options = p, model = client.model }
+  local call = { api = api, started = now(), user_params = params, params = p, options = p, model = client.model,
+                 method = body and body.method }
   call.secrets, call.header_lines = util.call_credentials(p)   -- (what the cache, the cassette keep: scrubbed)
   p.cache = nil   -- (the cache mark is never sent)
   if client._cache and cache.cacheable(api, params, body) then
