@@ -142,6 +142,7 @@ build = {
     ["aigc.runfile"] = "lua/aigc/runfile.lua",
     ["aigc.runner"] = "lua/aigc/runner.lua",
     ["aigc.runner_input"] = "lua/aigc/runner_input.lua",
+    ["aigc.runner_responses"] = "lua/aigc/runner_responses.lua",
     ["aigc.schema"] = "lua/aigc/schema.lua",
     ["aigc.schema_compile"] = "lua/aigc/schema_compile.lua",
     ["aigc.sentences"] = "lua/aigc/sentences.lua",

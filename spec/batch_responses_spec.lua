@@ -1,7 +1,7 @@
 -- aigc.batch over the Responses endpoint: `endpoint = "/v1/responses"` (which
 -- OpenAI's Batch API accepts) sends Responses bodies and gives their replies
--- back as response objects. (The dataset runner's batch backend refuses it:
--- its lines are chat completions, batchrun_probe2_spec.)
+-- back as response objects. (The dataset runner sends its lines there with
+-- api = "responses": runner_responses_spec.)
 
 local aigc = require "aigc"
 local batch = require "aigc.batch"

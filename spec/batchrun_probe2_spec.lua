@@ -223,14 +223,20 @@ describe("the runner's cases", function ()
 end)
 
 describe("runner.run's batch_endpoint", function ()
-  it("is a chat completions path: /v1/responses is refused at the call (its lines went chat-shaped)", function ()
-    local client = aigc.client { base_url = "http://127.0.0.1:9/v1", model = "m", api_key = "k" }
+  it("is the api's path: /v1/responses is refused for chat lines (they went chat-shaped), and taken with "
+     .. "api = \"responses\"", function ()
+    local client = aigc.client { base_url = "http://127.0.0.1:9/v1", model = "m", api_key = "k", max_retries = 0 }
     local ok, err = pcall(runner.run, { client = client, backend = "batch", batch_endpoint = "/v1/responses",
                                         cases = { { id = "a", prompt = "Hi" } } })
-    client:close()
     assert.is_false(ok)
-    assert.equal("bad argument #1 to 'run' (spec.batch_endpoint: the runner's batch lines are chat completions: "
-                 .. "'/v1/responses' is not (give \"/v1/chat/completions\", the default))",
-                 (tostring(err):gsub("^[^:]*:%d+: ", "")))
+    assert.equal("bad argument #1 to 'run' (spec.batch_endpoint: the runner's batch lines are chat completions "
+                 .. "(api = \"chat\"): '/v1/responses' is not (give \"/v1/chat/completions\", the default, or "
+                 .. "api = \"responses\" for /v1/responses))", (tostring(err):gsub("^[^:]*:%d+: ", "")))
+    -- with api = "responses" it is the batch's endpoint (the server, unreachable, is the error)
+    local summary, rerr = runner.run { client = client, backend = "batch", batch_endpoint = "/v1/responses",
+                                       api = "responses", cases = { { id = "a", prompt = "Hi" } } }
+    client:close()
+    assert.is_nil(summary)
+    assert.equal("connect", rerr.kind)
   end)
 end)

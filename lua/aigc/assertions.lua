@@ -76,7 +76,13 @@ local function check (a, text, ctx)
       "Score the candidate from 1 to 10. Reply with the number only.", "", "Candidate:", text }, "\n")
     local p = { messages = { { role = "user", content = content } }, temperature = 0, max_retries = 2 }
     p.model = a.model or ctx.model
-    local res, err = ctx.client:chat(p)
+    local res, err
+    if ctx.api == "responses" then   -- (a run of a Responses-only model: its judge too)
+      p.input, p.messages = p.messages, nil
+      res, err = ctx.client:respond(p)
+    else
+      res, err = ctx.client:chat(p)
+    end
     if not res then return false, "judge failed: " .. tostring(err) end
     ctx.judge_usage[#ctx.judge_usage + 1] = res
     -- (as the strategies' judge reads it: the first number of "On a scale of
@@ -232,7 +238,8 @@ end
 -- so call this where a chat may run: a task, or plain code).
 -- @tparam table assertions list of `{type =, value =}`
 -- @tparam string text the reply
--- @tparam[opt] table ctx `client` and `model` (for judges), `judge_prompt`, `parsed` (a structured reply)
+-- @tparam[opt] table ctx `client` and `model` (for judges), `api` ("responses": judges call `client:respond`),
+-- `judge_prompt`, `parsed` (a structured reply)
 -- @treturn boolean all pass
 -- @treturn table results `{ type =, value =, pass =, reason = }` each
 -- @usage local pass, results = assertions.check({ { type = "contains", value = "Paris" } }, res.text)

@@ -16,6 +16,8 @@ local usage_mod = require "aigc.usage"
 local util = require "aigc.util"
 
 local json = core.json
+local output_text = require("aigc.responses").output_text
+local runner_responses = require "aigc.runner_responses"
 local ipairs, pairs, pcall, tonumber, tostring, type = ipairs, pairs, pcall, tonumber, tostring, type
 
 util.own_module()
@@ -35,9 +37,9 @@ local function schema_of (params)
 end
 
 -- The body of a batch line: the call's params without what is never sent.
--- A schema goes as a direct call sends it (response_format): dropped with
+-- A schema goes as a direct call sends it (response_format, text.format): dropped with
 -- the call options, the lines were free text and the schema's assertions failed.
-local function wire_body (params, client)
+local function wire_body (params, client, api)
   local body = {}
   for k, v in pairs(params) do
     if core.call_options[k] == nil and k ~= "stream" and k ~= "cache" then body[k] = v end
@@ -46,12 +48,15 @@ local function wire_body (params, client)
   if type(params.extra_body) == "table" then for k, v in pairs(params.extra_body) do body[k] = v end end
   if body.model == nil then body.model = client.model end
   local o = schema_of(params)
-  if o then adapter.chat.set_format(body, o, params.schema_mode == "json_object" and "json_object" or "json_schema") end
+  -- (by the API's adapter: chat's response_format, a response's text.format)
+  if o then adapter[api].set_format(body, o, params.schema_mode == "json_object" and "json_object" or "json_schema") end
   return body
 end
 
--- The reply's text, as the core gives `res.text` for a direct call.
-local function reply_text (body)
+-- The reply's text, as the core gives `res.text` for a direct call (a
+-- response's: its output text).
+local function reply_text (body, api)
+  if api == "responses" then return type(body) == "table" and output_text(body) or "" end
   local choice = type(body) == "table" and type(body.choices) == "table" and body.choices[1]
   if type(choice) ~= "table" then return "" end
   if type(choice.message) == "table" and type(choice.message.content) == "string" then return choice.message.content end
@@ -106,7 +111,8 @@ local function run_batch (run, requests, digests, fresh)
     end
     return b, err, not spec.batch_id and id_file or nil, sent
   end
-  local b, err = batch.create(client, requests, { endpoint = spec.batch_endpoint, metadata = spec.batch_metadata })
+  local b, err = batch.create(client, requests, { metadata = spec.batch_metadata,
+    endpoint = spec.batch_endpoint or runner_responses.BATCH_ENDPOINT[run.api] })
   if b and id_file then write_kept(id_file, b.id, digests) end
   return b, err, nil, digests
 end
@@ -135,11 +141,12 @@ end
 -- malformed (kind "parse"), a reply that breaks the case's schema `o` (as
 -- a direct call's: kind "schema", "refusal", "incomplete"), the line's own
 -- failure, or no line (the batch ended without it).
-local function line_error (client, b, r, o)
+local function line_error (client, b, r, o, api)
   if r and util.is_error(r.error) then return r.error end
   if r and r.ok then
     if not o then return nil end
-    local parsed, perr = adapter.chat.parse(r.body, o)   -- (sets r.body.parsed)
+    r.body.text = reply_text(r.body, api)   -- (a response's schema is read from its text)
+    local parsed, perr = adapter[api].parse(r.body, o)   -- (sets r.body.parsed)
     return not parsed and util.scrub(client, perr) or nil
   end
   local e = r and (type(r.error) == "table" and r.error
@@ -155,10 +162,10 @@ local function batch_requests (run, internal)
   local client, requests, jobs = run.client, {}, {}
   for _, job in ipairs(run.queue) do
     job.attempt = 1
-    local params, perr = internal.case_params(run, job.case)
+    local params, perr = internal.case_params(run, job.case)   -- (perr: the chat params, when it is made)
     -- (the id as the runner keys it: tostring made 0.1 and "0.1", two cases, one custom_id, and the
     -- run raised "duplicate")
-    local line = params and { custom_id = internal.id_key(job.case.id), body = wire_body(params, client) }
+    local line = params and { custom_id = internal.id_key(job.case.id), body = wire_body(params, client, run.api) }
     -- A line JSON cannot carry (a string that is not UTF-8) fails its case, as a direct
     -- call's does: in the batch's file, it raised from the encoder and stopped the run.
     local ok, why = pcall(json.encode, line)
@@ -168,7 +175,7 @@ local function batch_requests (run, internal)
         :gsub("^value%.body", "params"):gsub("^value%.custom_id", "id"))
     end
     if params then
-      job.params, job.digest = params, digest(line.body, params)
+      job.params, job.log_params, job.digest = params, perr, digest(line.body, params)
       requests[#requests + 1] = line
       jobs[#jobs + 1] = job
     else
@@ -249,14 +256,14 @@ local function settle_batch (run, internal, b, jobs, kept)
   local factor = spec.batch_price_factor or 0.5
   local function log (job, res, e)   -- into the prompt log like the direct backend's calls, source "batch"
     if spec.log then
-      pcall(spec.log.record_call, spec.log, job.params, res, e, { latency_ms = 0, source = "batch", client = client,
+      pcall(spec.log.record_call, spec.log, job.log_params, res, e, { latency_ms = 0, source = "batch", client = client,
             extra = { case_id = job.case.id, batch_id = b.id } })
     end
   end
   settle_all(run, jobs, function (job)
     if run.stopped then return end   -- (Ctrl-C, an on_result that raised: no more lines)
     local r = results[internal.id_key(job.case.id)]
-    job.err = line_error(client, b, r, schema_of(job.params))
+    job.err = line_error(client, b, r, schema_of(job.params), run.api)
     if job.err then
       -- (a reply that breaks the schema was answered: its tokens count, as a direct call's)
       if r and r.ok then run.batch_lines:record(r.body, nil) else run.batch_lines:record(nil, job.err) end
@@ -264,13 +271,14 @@ local function settle_batch (run, internal, b, jobs, kept)
       run:finish(job, internal.failure_result(job))
     else
       local res = r.body
-      res.text = reply_text(res)
+      res.text = reply_text(res, run.api)
       internal.result_of(run, job, res)
       if run.stopped then return end   -- (its judges canceled by the run's end: no line)
       local cost = job.result.cost
       if cost then   -- the line at the batch's prices; its judges' calls went direct, at the full ones
         local u = type(res.usage) == "table" and res.usage or {}
-        local line = usage_mod.cost({ prompt_tokens = u.prompt_tokens, completion_tokens = u.completion_tokens },
+        local line = usage_mod.cost({ prompt_tokens = u.prompt_tokens or u.input_tokens,
+                                      completion_tokens = u.completion_tokens or u.output_tokens },
                                     usage_mod.price(run.prices, job.result.model)) or 0
         job.result.cost = cost - line + line * factor
       end

@@ -59,6 +59,7 @@ local usage_mod = require "aigc.usage"
 local assertions_mod = require "aigc.assertions"
 local runfile = require "aigc.runfile"
 local runner_input = require "aigc.runner_input"
+local runner_responses = require "aigc.runner_responses"
 local repair_utf8 = require("aigc.tools").repair_utf8
 
 local json_encode = core.json.encode
@@ -148,7 +149,8 @@ local function case_vars (c)
   return vars
 end
 
--- The chat params of a case, or nil, err.
+-- The params of a case, or nil, err; for a Responses run, the chat params
+-- they were made from second (the prompt log reads messages, not input).
 local function case_params (run, c)
   local params, err
   if run.template then
@@ -173,7 +175,8 @@ local function case_params (run, c)
     else return nil, run_error("case " .. tostring(c.id) .. " has no messages or prompt, and there is no template") end
   end
   params.max_retries = 0    -- the runner retries, paced by its limiter
-  return params
+  if run.api == "responses" then return runner_responses.params(params), params end
+  return params, params
 end
 
 local function retryable (err)
@@ -192,7 +195,10 @@ end
 -- Runs a case's request (or strategy): res-like table or nil, err.
 local function call (run, params, c)
   local s = run.strategy
-  if s == nil then return run.client:chat(params) end
+  if s == nil then
+    if run.api == "responses" then return run.client:respond(params) end
+    return run.client:chat(params)
+  end
   if type(s) == "function" then return s(run.client, params, c) end
   local strategy = require "aigc.strategy"
   if s.best_of then
@@ -213,10 +219,12 @@ local function call (run, params, c)
            strategy = { answer = win.answer, count = win.count, total = win.total } }
 end
 
+-- (a response's input_tokens and output_tokens count as a chat reply's)
+local USAGE_ALIAS = { prompt_tokens = "input_tokens", completion_tokens = "output_tokens" }
 local function add_usage (into, u)
   if type(u) ~= "table" then return end
   for _, k in ipairs { "prompt_tokens", "completion_tokens", "total_tokens" } do
-    into[k] = (into[k] or 0) + (tonumber(u[k]) or 0)
+    into[k] = (into[k] or 0) + (tonumber(u[k] or u[USAGE_ALIAS[k]]) or 0)
   end
 end
 
@@ -238,7 +246,8 @@ local function result_of (run, job, res)
   local usage, billed = {}, {}
   for _, r in ipairs(res.usage_list or { res }) do add_res(usage, billed, r, job.params.model) end
   local text = type(res.text) == "string" and res.text or ""
-  local ctx = { client = run.judge_client, model = job.params.model, parsed = res.parsed, judge_usage = {} }
+  local ctx = { client = run.judge_client, model = job.params.model, parsed = res.parsed, judge_usage = {},
+                api = run.api }
   local assertions = {}
   for _, a in ipairs(run.assertions) do assertions[#assertions + 1] = a end
   for _, a in ipairs(type(c.assert) == "table" and c.assert or {}) do assertions[#assertions + 1] = a end
@@ -317,7 +326,7 @@ local function new_run (spec, cases, tpl, out, done)
   local client = spec.client
   local r = setmetatable({
     spec = spec, out = out, client = client, judge_client = spec.judge_client or client, template = tpl,
-    params = spec.params or {}, strategy = spec.strategy, prices = spec.prices or {},
+    params = spec.params or {}, strategy = spec.strategy, api = spec.api or "chat", prices = spec.prices or {},
     assertions = assertions_mod.list(spec.assert),
     max_attempts = spec.max_attempts or M.MAX_ATTEMPTS,
     max_wait = spec.max_wait or ratelimit.MAX_WAIT,
@@ -428,7 +437,7 @@ function Run:settle (job)
   self.running = self.running - 1
   self.limiter:observe(job.ticket, job.res, job.err)
   if self.spec.log then
-    self.spec.log:record_call(job.params, job.res, job.err, { latency_ms = (job.latency or 0) * 1000,
+    self.spec.log:record_call(job.log_params or job.params, job.res, job.err, { latency_ms = (job.latency or 0) * 1000,
       source = "run", client = self.client, extra = { case_id = job.case.id, attempt = job.attempt } })
   end
   if job.res and job.result then return self:finish(job, job.result) end
@@ -551,13 +560,13 @@ end
 -- finished as failed).
 function Run:prepare (job)
   if job.params then return true end
-  local params, perr = case_params(self, job.case)
+  local params, chat_or_err = case_params(self, job.case)
   if not params then
-    job.attempt, job.err = 1, perr
+    job.attempt, job.err = 1, chat_or_err
     self:finish(job, failure_result(job))
     return false
   end
-  job.params = params
+  job.params, job.log_params = params, chat_or_err
   job.requests = self.strategy_requests + self:judges_of(job.case)
   job.cost = ratelimit.estimate(params, job.requests)
   return true
@@ -636,8 +645,12 @@ local INTERNAL, run_cases   -- (set below)
 --    times the prices, default 0.5); with `out` (a regular file), the batch id is kept in `out .. ".batch"`
 --    until its results are written, so a run that stops resumes the same batch (with each
 --    request's digest: a case changed or added since goes as a new batch after it);
---    `batch_id` resumes a given one; `batch_metadata`, `batch_endpoint` (a chat completions path:
---    "/v1/chat/completions", the default; another, "/v1/responses", is refused)
+--    `batch_id` resumes a given one; `batch_metadata`, `batch_endpoint` (the `api`'s path:
+--    "/v1/chat/completions" or "/v1/responses", the default; the other API's is refused)
+--  - `api`: "chat" (the default: `client:chat`) or "responses" (`client:respond`, for models
+--    that accept only the Responses API): the case's system messages are the `instructions`,
+--    its other messages the `input`, a `schema` goes as `text.format`, the result line's
+--    `text` is the output text and its `usage` counts input/output tokens as prompt/completion
 -- @treturn[1] table summary: `total`, `skipped` (done before), `ok`, `failed`, `passed`,
 -- `pass_rate`, `usage` and `cost` (this run's requests, from the client's totals: failed
 -- attempts and judges included), `totals` (`requests`, `errors`, `retries`, `cache_hits`,

@@ -8,6 +8,7 @@
 local assertions_mod = require "aigc.assertions"
 local check_mod = require "aigc.check"
 local runfile = require "aigc.runfile"
+local runner_responses = require "aigc.runner_responses"
 local template_mod = require "aigc.template"
 local usage_mod = require "aigc.usage"
 local util = require "aigc.util"
@@ -30,7 +31,7 @@ local OPTIONS = {
   on_progress = "function", log = "table", backend = "string", assert = "table", judge_client = "table",
   resume = "boolean", rpm = "number", tpm = "number", progress_interval = "number",
   batch_id = "string", batch_interval = "number", batch_metadata = "table", batch_endpoint = "string",
-  batch_price_factor = "number", interrupted = "function", max_wait = "number",
+  batch_price_factor = "number", interrupted = "function", max_wait = "number", api = "string",
 }
 
 -- Misuse of run: `bad argument #1 to 'run' (spec.X: ...)`.
@@ -58,6 +59,14 @@ function M.check_spec (spec)
     spec_error("strategy", "strategies run on the direct backend only (a batch line is one request)")
   end
   if not BACKENDS[backend] then spec_error("backend", "unknown backend '" .. backend .. "'") end
+  local api = spec.api or "chat"
+  if not runner_responses.APIS[api] then
+    spec_error("api", "unknown API '" .. api .. "' (\"chat\" or \"responses\")")
+  end
+  -- (best_of and vote send chat requests: a Responses-only model refuses them)
+  if api == "responses" and type(spec.strategy) == "table" then
+    spec_error("strategy", "best_of and vote send chat requests: with api = \"responses\", give a function")
+  end
   local n = spec.concurrency
   if n ~= nil and (n < 1 or n ~= math_floor(n)) then spec_error("concurrency", util.expected("an integer >= 1", n)) end
   -- (max_attempts = 0 or 1.5 ran silently as 1 or 2; rpm = 0 was refused
@@ -80,13 +89,16 @@ function M.check_spec (spec)
   if factor ~= nil and not (factor >= 0 and factor < math.huge) then
     spec_error("batch_price_factor", util.expected("a finite number >= 0", factor))
   end
-  -- The runner's batch lines are chat completions, read as such: to
-  -- another endpoint (/v1/responses) they went chat-shaped, and every
-  -- answered case's text was read as "" from a reply without `choices`.
+  -- The runner's batch lines are of its `api`, read as such: to the
+  -- other API's endpoint they went in the wrong shape, and every answered
+  -- case's text was read as "" from a reply without `choices`.
   local endpoint = spec.batch_endpoint
-  if endpoint ~= nil and not endpoint:find("/chat/completions$") then
-    spec_error("batch_endpoint", "the runner's batch lines are chat completions: '" .. endpoint .. "' is not "
-      .. "(give \"/v1/chat/completions\", the default)")
+  local suffix = api == "responses" and "/responses" or "/chat/completions"
+  if endpoint ~= nil and endpoint:sub(-#suffix) ~= suffix then
+    spec_error("batch_endpoint", "the runner's batch lines are " .. (api == "responses" and "Responses requests"
+      or "chat completions") .. " (api = \"" .. api .. "\"): '" .. endpoint .. "' is not (give \""
+      .. runner_responses.BATCH_ENDPOINT[api] .. "\", the default" .. (api == "chat"
+      and ", or api = \"responses\" for /v1/responses" or "") .. ")")
   end
   local list, why, i = assertions_mod.list(spec.assert)
   if not list then spec_error("assert" .. (i and "[" .. i .. "]" or ""), why) end

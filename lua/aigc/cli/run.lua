@@ -37,6 +37,8 @@ Example:
     :count("*"):target("asserts")
   p:option("--max-attempts", "Attempts per case (429, 5xx, connection errors are retried).", nil, tonumber)
   p:flag("--no-pace", "Do not pace by the x-ratelimit headers (the concurrency and 429s still apply).")
+  p:option("--api", "The API of the requests: chat (the default) or responses (/v1/responses, for "
+    .. "Responses-only models).", nil):choices { "chat", "responses" }
   p:flag("--batch", "Through the Batch API: one asynchronous job (a rerun resumes it: see --out .batch).")
   p:option("--batch-id", "With --batch: resume (or with --cancel, cancel) this batch.")
   p:flag("--cancel", "With --batch: cancel the run's batch (--batch-id, else the one --out's .batch file names).")
@@ -215,6 +217,9 @@ local function check_args (args)
   if args.out == "-" then args.out = "/dev/stdout" end
   if args.cases == "-" then args.cases = "/dev/stdin" end   -- (and the cases' "-" is stdin)
   if (args.batch_id or args.cancel) and not args.batch then common.usage("--batch-id and --cancel go with --batch") end
+  if args.api == "responses" and (args.best_of or args.vote) then
+    common.usage("--best-of and --vote send chat requests: not with --api responses")
+  end
   if args.batch and (args.best_of or args.vote) then
     common.usage("--batch runs one request per case: no --best-of/--vote")
   end
@@ -296,7 +301,7 @@ function M.run (args)
     client = client, cases = args.cases, template = tpl, params = params, out = args.out,
     concurrency = args.concurrency and math.floor(args.concurrency), strategy = strategy, assert = asserts,
     prices = config.prices, max_attempts = args.max_attempts, pace = not args.no_pace, log = log,
-    backend = args.batch and "batch" or nil, batch_id = args.batch_id,
+    backend = args.batch and "batch" or nil, batch_id = args.batch_id, api = args.api,
     interrupted = signals and function () return signals:interrupted() end,
     on_progress = (args.batch or not args.quiet) and function (p)
       if p.batch then batch_id = p.batch.id end

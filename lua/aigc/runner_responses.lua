@@ -1,0 +1,86 @@
+--- The dataset runner's Responses mode (`aigc.runner.run { api =
+-- "responses" }`): a case's request, built as chat params (the template's
+-- render, the case's `messages` or `prompt`), sent as a Responses request
+-- instead, for models that accept only `/v1/responses` (o3-pro, codex,
+-- computer-use). Internal: the runner and its batch backend call it.
+--
+-- @module aigc.runner_responses
+
+local util = require "aigc.util"
+
+local ipairs, pairs, type = ipairs, pairs, type
+local table_concat = table.concat
+
+util.own_module()
+
+local M = {}
+
+--- The APIs a run's requests go to (`spec.api`).
+M.APIS = { chat = true, responses = true }
+
+--- The Batch API's endpoint of each API (the runner's default `batch_endpoint`).
+M.BATCH_ENDPOINT = { chat = "/v1/chat/completions", responses = "/v1/responses" }
+
+-- A chat content part as a Responses one: text is input_text (an
+-- assistant's, output_text), an image_url is an input_image; another
+-- type goes as it is.
+local function part_of (part, role)
+  if type(part) ~= "table" then return part end
+  if part.type == "text" then
+    return { type = role == "assistant" and "output_text" or "input_text", text = part.text }
+  elseif part.type == "image_url" then
+    local img = part.image_url
+    return { type = "input_image", image_url = type(img) == "table" and img.url or img,
+             detail = type(img) == "table" and img.detail or nil }
+  end
+  return part
+end
+
+-- A chat message as a Responses input item (a message item: role and content).
+local function item_of (m)
+  if type(m) ~= "table" or type(m.content) ~= "table" then return m end
+  local item, content = {}, {}
+  for k, v in pairs(m) do item[k] = v end
+  for i, part in ipairs(m.content) do content[i] = part_of(part, m.role) end
+  item.content = content
+  return item
+end
+
+--- Chat params as Responses params: the leading system (or developer)
+-- messages of text are the `instructions`, the other messages the `input`
+-- items; `max_tokens` (`max_completion_tokens`) is `max_output_tokens`, a
+-- `response_format` of a JSON schema or object is `text.format`. The rest
+-- (`model`, `temperature`, `schema`, the call options...) stays: a
+-- `schema` goes as `text.format`, as `client:respond` sends it.
+-- @tparam table params chat params (not changed)
+-- @treturn table
+function M.params (params)
+  local p, instructions, input = {}, {}, {}
+  for k, v in pairs(params) do p[k] = v end
+  p.messages, p.max_tokens, p.max_completion_tokens, p.response_format = nil, nil, nil, nil
+  for _, m in ipairs(type(params.messages) == "table" and params.messages or {}) do
+    if #input == 0 and type(m) == "table" and (m.role == "system" or m.role == "developer")
+       and type(m.content) == "string" then
+      instructions[#instructions + 1] = m.content
+    else
+      input[#input + 1] = item_of(m)
+    end
+  end
+  p.input = input
+  if #instructions > 0 then p.instructions = table_concat(instructions, "\n\n") end
+  p.max_output_tokens = params.max_output_tokens or params.max_completion_tokens or params.max_tokens
+  local rf = params.response_format
+  if type(rf) == "table" and (rf.type == "json_object" or rf.type == "json_schema") then
+    local text = {}
+    for k, v in pairs(type(p.text) == "table" and p.text or {}) do text[k] = v end
+    local js = type(rf.json_schema) == "table" and rf.json_schema or {}
+    text.format = rf.type == "json_object" and { type = "json_object" }
+      or { type = "json_schema", name = js.name or "response", schema = js.schema, strict = js.strict }
+    p.text = text
+  elseif rf ~= nil then
+    p.response_format = rf   -- (another: the server says what it makes of it)
+  end
+  return p
+end
+
+return M
