@@ -184,6 +184,28 @@ describe("runner.run { api = \"responses\" }", function ()
     assert.matches("Paris", s.results.fr.text)
   end)
 
+  it("refuses to resume a batch of the other API, given or kept (the kept id stays)", function ()
+    local dir = cli.home()
+    local out = dir .. "/r.jsonl"
+    for _, api in ipairs { "responses", "chat" } do
+      local other = api == "responses" and "chat" or "responses"
+      local b = assert(runner.run { client = client, backend = "batch", batch_interval = 0.02, api = api,
+                                    cases = { { id = "a", prompt = "Hi" } } }).batch_id
+      for _, kept in ipairs { false, true } do
+        if kept then cli.write(out .. ".batch", b .. "\n") end
+        local s, err = runner.run { client = client, backend = "batch", api = other ~= "chat" and other or nil,
+          batch_id = not kept and b or nil, out = kept and out or nil, cases = { { id = "a", prompt = "Hi" } } }
+        assert.is_nil(s, "resumed as " .. other)
+        assert.equal("batch " .. b .. " was sent to /v1/" .. (api == "chat" and "chat/completions" or "responses")
+          .. ": its lines are not of this run's API (api = \"" .. other .. "\"): resume it with api = \"" .. api
+          .. "\" (aigc run --api " .. api .. ")", err.message)
+      end
+      assert.equal("", proc.read_file(out))                   -- (no result line written)
+      assert.equal(b .. "\n", proc.read_file(out .. ".batch"))   -- (kept: the right run resumes it)
+    end
+    cli.rmdir(dir)
+  end)
+
   it("refuses an unknown api, best_of/vote, and the other API's batch endpoint", function ()
     local function refused (spec, msg)
       spec.client, spec.cases = client, { { id = "a", prompt = "Hi" } }

@@ -109,6 +109,13 @@ local function run_batch (run, requests, digests, fresh)
         tostring(err.message), (err.status == 404 or err.status == 400)
         and " (remove " .. id_file .. " to send the cases as a new batch)" or "")
     end
+    -- A batch of the other API (a Responses run resumed without api = "responses"): its
+    -- replies were read as the run's, every text "", and the cases written as answered.
+    local other = b and type(b.endpoint) == "string" and runner_responses.api_of(b.endpoint)
+    if other and other ~= run.api then
+      return nil, runfile.run_error(string.format("batch %s was sent to %s: its lines are not of this run's API "
+        .. "(api = \"%s\"): resume it with api = \"%s\" (aigc run --api %s)", id, b.endpoint, run.api, other, other))
+    end
     return b, err, not spec.batch_id and id_file or nil, sent
   end
   local b, err = batch.create(client, requests, { metadata = spec.batch_metadata,

@@ -21,6 +21,15 @@ M.APIS = { chat = true, responses = true }
 --- The Batch API's endpoint of each API (the runner's default `batch_endpoint`).
 M.BATCH_ENDPOINT = { chat = "/v1/chat/completions", responses = "/v1/responses" }
 
+--- The API of a batch's endpoint ("chat" or "responses"), or nil (another).
+-- @tparam string endpoint e.g. "/v1/responses"
+-- @treturn string|nil
+function M.api_of (endpoint)
+  if endpoint:find("/responses$") then return "responses" end
+  if endpoint:find("/chat/completions$") then return "chat" end
+  return nil
+end
+
 -- A chat content part as a Responses one: text is input_text (an
 -- assistant's, output_text), an image_url is an input_image; another
 -- type goes as it is.
