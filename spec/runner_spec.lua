@@ -373,6 +373,14 @@ describe("aigc.runner", function ()
     refused({ assert = { { type = "judge", value = "ok?", threshold = "high" } } },
       "spec.assert[1]: judge: threshold must be a number, got string")
     refused({ assert = { { type = "contains" } } }, "spec.assert[1]: contains: the value must be a string, got nil")
+    -- (an empty `contains` passed on every reply, `not-contains` failed on every one)
+    refused({ assert = { { type = "contains", value = "" } } },
+            "spec.assert[1]: contains: an empty value (it would decide every reply the same way)")
+    refused({ assert = { { type = "not-contains", value = "" } } },
+            "spec.assert[1]: not-contains: an empty value (it would decide every reply the same way)")
+    refused({ assert = { { type = "judge", value = "" } } },
+            "spec.assert[1]: judge: an empty value (it would decide every reply the same way)")
+    assert.is_nil(runner.assertion_problem { type = "equals", value = "" })   -- (an empty reply: a real check)
     if pcall(require, "rex_pcre2") then
       assert.error_matches(function () runner.run { client = client, cases = {}, assert = { { type = "regex",
         value = "(" } } } end, "bad argument #1 to 'run' %(spec.assert%[1%]: regex '%(': .*parenthesis")

@@ -186,6 +186,11 @@ function M.problem (a)
     return nil
   end
   if not text_value(v) then return ty .. ": the value must be a string, got " .. type(v) end
+  -- (an empty `contains` passed on every reply, `not-contains` failed on every
+  -- one, a judge had no criteria: only `equals` means something with "")
+  if tostring(v) == "" and ty ~= "equals" then
+    return ty .. ": an empty value (it would decide every reply the same way)"
+  end
   if ty == "pattern" then
     local why = pattern_problem(tostring(v))
     if why then return named .. ": " .. why end
