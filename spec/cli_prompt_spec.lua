@@ -205,6 +205,14 @@ describe("aigc (one-shot prompts)", function ()
     assert.equal(2, body_of(srv:last()).n)
   end)
 
+  it("-n above 128 (OpenAI's bound) is a usage error and sends nothing", function ()
+    local before = #srv:requests()
+    local r = aigc { "-n", "1e9", "Tell me a joke" }
+    assert.equal(2, r.code)
+    assert.matches("-n: at most 128 choices per call", r.stderr, 1, true)
+    assert.equal(before, #srv:requests())
+  end)
+
   it("--best-of N --judge generates N candidates and prints the one the judge picks", function ()
     local r = aigc { "--best-of", "3", "--judge", "Which is the most vivid?", "Tell me a joke" }
     assert.equal(0, r.code, r.stderr)

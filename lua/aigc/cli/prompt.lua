@@ -34,7 +34,7 @@ Examples:
   p:flag("--json", "Print the whole response as JSON.")
   p:option("--schema", "Structured output: a JSON schema file, inline JSON, or 'name, age int, ...'; "
            .. "prints the parsed reply as JSON.")
-  p:option("-n", "Number of choices.", nil, tonumber)
+  p:option("-n", "Number of choices (1 to 128).", nil, tonumber)
   p:option("--best-of", "Generate N candidates and keep the best (a judge ranks them).", nil, tonumber)
   p:option("--judge", "The judge's instruction for --best-of.")
   p:option("--vote", "Ask N times and print the majority answer.", nil, tonumber)
@@ -44,6 +44,8 @@ Examples:
 end
 
 local join_input, positive = common.join_input, common.positive
+-- The most choices one chat call may ask (OpenAI's `n`: 1 to 128).
+local MAX_CHOICES = 128
 
 -- The params of `-t NAME`: the template rendered with -p's variables, the
 -- prompt's text as {{input}} -- or, for a template of a system prompt
@@ -125,7 +127,11 @@ function M.build_params (args, config, endpoint, stdin, history, continued_model
   params.messages = msgs
   params.model = config_mod.model(config, endpoint, args.model, params.model or continued_model)
   if args.schema then params.schema = common.parse_schema(args.schema) end
-  if args.n then params.n = positive(args.n, "-n") end
+  if args.n then
+    params.n = positive(args.n, "-n")
+    -- (-n 1e9 was sent: OpenAI's bound, as aigc image's -n has its own)
+    if params.n > MAX_CHOICES then common.usage("-n: at most " .. MAX_CHOICES .. " choices per call") end
+  end
   return params
 end
 
