@@ -174,6 +174,22 @@ describe("runner.run { api = \"responses\" }", function ()
     assert.same({ role = "assistant", content = "Hello." }, body.input[2])
   end)
 
+  it("maps a case's tool calls and tool replies to function_call and function_call_output items", function ()
+    -- (sent as chat messages, a "tool" role and tool_calls, the server refused them)
+    assert(runner.run { client = client, api = "responses", cases = { { id = "t",
+      messages = { { role = "user", content = "Weather in Paris?" },
+                   { role = "assistant", content = cjson.null, tool_calls = { { id = "call_1", type = "function",
+                     ["function"] = { name = "weather", arguments = '{"city":"Paris"}' } } } },
+                   { role = "tool", tool_call_id = "call_1", content = { { type = "text", text = "18 C" } } },
+                   { role = "user", content = "And so?" } } } } })
+    local body = posts(srv, "/v1/responses")[1].body_json
+    assert.equal(4, #body.input)
+    assert.same({ type = "function_call", call_id = "call_1", name = "weather", arguments = '{"city":"Paris"}' },
+                body.input[2])
+    assert.same({ type = "function_call_output", call_id = "call_1", output = "18 C" }, body.input[3])
+    assert.same({ role = "user", content = "And so?" }, body.input[4])
+  end)
+
   it("gives a strategy function the Responses params", function ()
     local got
     local s = assert(runner.run { client = client, api = "responses", template = capital,

@@ -45,19 +45,50 @@ local function part_of (part, role)
   return part
 end
 
--- A chat message as a Responses input item (a message item: role and content).
-local function item_of (m)
-  if type(m) ~= "table" or type(m.content) ~= "table" then return m end
-  local item, content = {}, {}
+-- A tool message's content as a function_call_output's output: its text
+-- (parts of text joined).
+local function output_of (content)
+  if type(content) ~= "table" then return content end
+  local texts = {}
+  for _, part in ipairs(content) do
+    if type(part) == "table" and type(part.text) == "string" then texts[#texts + 1] = part.text end
+  end
+  return table_concat(texts)
+end
+
+-- A chat message as Responses input items, appended to `input`: a
+-- message item (role and content); a tool's reply (`role = "tool"`) as a
+-- function_call_output; an assistant's tool_calls as function_call items
+-- after its text, if any. (Sent as chat messages, the server refused
+-- them: Responses has no "tool" role nor tool_calls.)
+local function add_items (input, m)
+  if type(m) ~= "table" then input[#input + 1] = m; return end
+  if m.role == "tool" then
+    input[#input + 1] = { type = "function_call_output", call_id = m.tool_call_id, output = output_of(m.content) }
+    return
+  end
+  local item = {}
   for k, v in pairs(m) do item[k] = v end
-  for i, part in ipairs(m.content) do content[i] = part_of(part, m.role) end
-  item.content = content
-  return item
+  item.tool_calls = nil
+  if type(m.content) == "table" then
+    local content = {}
+    for i, part in ipairs(m.content) do content[i] = part_of(part, m.role) end
+    item.content = content
+  end
+  local c = item.content   -- (an assistant's tool calls often come with null or "" as text)
+  if type(m.tool_calls) ~= "table" or (type(c) == "string" and c ~= "") or (type(c) == "table" and #c > 0) then
+    input[#input + 1] = item
+  end
+  for _, call in ipairs(type(m.tool_calls) == "table" and m.tool_calls or {}) do
+    local fn = type(call) == "table" and type(call["function"]) == "table" and call["function"] or {}
+    input[#input + 1] = { type = "function_call", call_id = call.id, name = fn.name, arguments = fn.arguments }
+  end
 end
 
 --- Chat params as Responses params: the leading system (or developer)
 -- messages of text are the `instructions`, the other messages the `input`
--- items; `max_tokens` (`max_completion_tokens`) is `max_output_tokens`, a
+-- items (a tool's reply a function_call_output, an assistant's tool calls
+-- function_call items); `max_tokens` (`max_completion_tokens`) is `max_output_tokens`, a
 -- `response_format` of a JSON schema or object is `text.format`. The rest
 -- (`model`, `temperature`, `schema`, the call options...) stays: a
 -- `schema` goes as `text.format`, as `client:respond` sends it.
@@ -72,7 +103,7 @@ function M.params (params)
        and type(m.content) == "string" then
       instructions[#instructions + 1] = m.content
     else
-      input[#input + 1] = item_of(m)
+      add_items(input, m)
     end
   end
   p.input = input
