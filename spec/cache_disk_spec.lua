@@ -6,13 +6,7 @@ local cache = require "aigc.cache"
 local cli = require "cli"
 local luachild = require "luachild"
 
--- A path's permission bits as an octal string ("700"), by stat(1).
-local function mode (path)
-  local p = assert(io.popen("stat -c %a '" .. path .. "'"))
-  local m = p:read("*l")
-  p:close()
-  return m
-end
+local mode = require("procutil").mode
 
 local function list (dir)
   local names, p = {}, assert(io.popen("ls -A '" .. dir .. "'"))

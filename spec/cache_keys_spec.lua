@@ -9,12 +9,7 @@ local devserver = require "devserver"
 local cli = require "cli"
 local luachild = require "luachild"
 
-local function mode (path)
-  local p = assert(io.popen("stat -c %a '" .. path .. "'"))
-  local m = p:read("*l")
-  p:close()
-  return m
-end
+local mode = require("procutil").mode
 
 -- The text of every file in `dir`, dot files too.
 local function stored (dir)

@@ -321,10 +321,7 @@ describe("aigc (edges)", function ()
   end)
 
   it("an $AIGC_HOME made on the way to templates/ or to the log's directory is 0700 (it was 0755)", function ()
-    local function mode (path)
-      local _, out = proc.sh("stat -c %a '" .. path .. "'")
-      return (out:gsub("%s+$", ""))
-    end
+    local mode = proc.mode
     local fresh = home .. "/fresh"
     local r = aigc({ "templates", "edit", "x" }, { home = fresh, env = { EDITOR = "true" } })
     assert.equal(0, r.code, r.stderr)

@@ -142,17 +142,7 @@ describe("the dialogue layer", function ()
   end)
 
   describe("tool calls", function ()
-    -- The result of a chat with toolset `ts` against a server giving
-    -- `replies`, and the request bodies it received.
-    local function chat (ts, replies, params)
-      local s = scripted.start(replies)
-      local c = aigc.client { base_url = s.base_url, api_key = "k", max_retries = 0 }
-      local p = { messages = { { role = "user", content = "go" } }, tools = ts }
-      for k, v in pairs(params or {}) do p[k] = v end
-      local res, err = c:chat(p)
-      c:close()
-      return res, err, s.finish()
-    end
+    local chat = scripted.tool_chat
 
     it("arguments \"null\" (a model's null arguments, serialized) are no arguments, as a JSON null is", function ()
       local got

@@ -5,17 +5,7 @@ local aigc = require "aigc"
 local scripted = require "scripted"
 
 describe("the tool loop", function ()
-  -- The result of a chat with toolset `ts` against a server giving
-  -- `replies`, and the request bodies it received.
-  local function chat (ts, replies, params)
-    local s = scripted.start(replies)
-    local c = aigc.client { base_url = s.base_url, api_key = "k", max_retries = 0 }
-    local p = { messages = { { role = "user", content = "go" } }, tools = ts }
-    for k, v in pairs(params or {}) do p[k] = v end
-    local res, err = c:chat(p)
-    c:close()
-    return res, err, s.finish()
-  end
+  local chat = scripted.tool_chat
 
   it("gives a call without an id, or with an empty or repeated one, an id its tool message names", function ()
     -- Gemini's OpenAI-compatible endpoint and LM Studio send "id": "", others none, or one twice.

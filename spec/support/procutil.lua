@@ -49,6 +49,12 @@ function M.first_line (cmd)
   return out
 end
 
+--- A path's permission bits as an octal string ("700"), by stat(1), or nil.
+-- @usage assert.equal("600", proc.mode(dir .. "/.key"))
+function M.mode (path)
+  return M.first_line("stat -c %a " .. M.quote(path))
+end
+
 --- Runs a shell command: true or false, and what it printed (stdout and stderr).
 -- @usage local ok, out = proc.sh("nginx -t")
 function M.sh (cmd)

@@ -104,4 +104,17 @@ function M.start (replies)
   return srv
 end
 
+--- A chat with toolset `ts` against a scripted server giving `replies`:
+-- the result, the error, and the request bodies the server received.
+-- @usage local res, err, sent = scripted.tool_chat(ts, { scripted.chat { tool_calls = ... }, scripted.chat "ok" })
+function M.tool_chat (ts, replies, params)
+  local s = M.start(replies)
+  local c = require("aigc").client { base_url = s.base_url, api_key = "k", max_retries = 0 }
+  local p = { messages = { { role = "user", content = "go" } }, tools = ts }
+  for k, v in pairs(params or {}) do p[k] = v end
+  local res, err = c:chat(p)
+  c:close()
+  return res, err, s.finish()
+end
+
 return M
