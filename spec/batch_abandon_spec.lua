@@ -10,18 +10,10 @@ local runner = require "aigc.runner"
 local report = require("aigc.cli.run").report
 
 describe("the runner's batch backend, a kept batch no case waits for", function ()
-  local srv, client, dir
-  setup(function () srv = devserver.start() end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    srv:reset()
-    client = aigc.client { base_url = srv.base_url, model = "m", max_retries = 0 }
-    dir = cli.home()
-  end)
-  after_each(function ()
-    client:close()
-    cli.rmdir(dir)
-  end)
+  local client, dir
+  devserver.fixture(_ENV, function (_, c) client = c end, { model = "m" })
+  before_each(function () dir = cli.home() end)
+  after_each(function () cli.rmdir(dir) end)
 
   local function case (country) return { { id = "a", prompt = "What is the capital of " .. country .. "?" } } end
 

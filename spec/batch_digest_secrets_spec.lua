@@ -3,7 +3,6 @@
 -- line's body, and the digest was an unsalted 64-bit hash of that body,
 -- from which a short key was found again by trying keys.
 
-local aigc = require "aigc"
 local cli = require "cli"
 local devserver = require "devserver"
 local proc = require "procutil"
@@ -11,18 +10,10 @@ local runner = require "aigc.runner"
 local json = require("aigc.core").json
 
 describe("the runner's batch backend, OUT.batch's digests", function ()
-  local srv, client, dir
-  setup(function () srv = devserver.start() end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    srv:reset()
-    client = aigc.client { base_url = srv.base_url, model = "m", max_retries = 0 }
-    dir = cli.home()
-  end)
-  after_each(function ()
-    client:close()
-    cli.rmdir(dir)
-  end)
+  local client, dir
+  devserver.fixture(_ENV, function (_, c) client = c end, { model = "m" })
+  before_each(function () dir = cli.home() end)
+  after_each(function () cli.rmdir(dir) end)
 
   -- The text of OUT.batch of a run stopped once its batch was sent.
   local function kept (out, key)

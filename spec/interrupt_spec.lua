@@ -84,11 +84,7 @@ describe("Ctrl-C during a blocking call", function ()
   local function interrupt (mode)
     local child = luachild.run(CHILD, { args = { srv.base_url, mode }, background = true })
     assert.truthy(child.pid, "the child did not start")
-    local deadline = now() + 20
-    while not (io.open(child.stdout_path) or io.open("/dev/null")):read("*a"):find("READY") do
-      assert(now() < deadline, "the child never got ready")
-      socket.sleep(0.02)
-    end
+    child:until_printed("READY")
     socket.sleep(0.4)   -- now inside the wait (or the stream callback)
     local t0 = now()
     os.execute("kill -INT " .. child.pid)

@@ -21,26 +21,12 @@ local CONN_REPLY = REPLY:gsub("over TLS", "connection $connection over $server_p
 -- for another name, TLS over HTTP/2 naming its connection, and plain HTTP
 -- that redirects or forwards (a proxy).
 local function start_nginx (dev_port)
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(sh("mkdir -p " .. dir .. "/tmp"))
-  for _, cert in ipairs { { "good", "IP:127.0.0.1,DNS:localhost" }, { "wrong", "DNS:wrong.example" } } do
-    local ok, out = sh(("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=%s "
-      .. "-addext subjectAltName=%s -keyout %s/%s.key -out %s/%s.pem")
-      :format(cert[1], cert[2], dir, cert[1], dir, cert[1]))
-    assert(ok, out)
-  end
+  local dir = proc.nginx_dir { { "good", "IP:127.0.0.1,DNS:localhost" }, { "wrong", "DNS:wrong.example" } }
   local ports
   local pid = proc.start_nginx(dir, function (owner)
     ports = { tls = free_port(), wrong = free_port(), plain = owner.port, h2 = free_port() }
-    return ([[
-daemon off; master_process off; worker_processes 1;
-pid DIR/nginx.pid; error_log DIR/error.log;
-events { worker_connections 64; }
-http {
+    return proc.nginx_conf(dir, ([[
   access_log off;
-  client_body_temp_path DIR/tmp; proxy_temp_path DIR/tmp; fastcgi_temp_path DIR/tmp;
-  uwsgi_temp_path DIR/tmp; scgi_temp_path DIR/tmp;
   server { listen 127.0.0.1:TLS ssl; ssl_certificate DIR/good.pem; ssl_certificate_key DIR/good.key;
            location / { default_type application/json; return 200 'REPLY'; } }
   server { listen 127.0.0.1:WRONG ssl; ssl_certificate DIR/wrong.pem; ssl_certificate_key DIR/wrong.key;
@@ -52,10 +38,10 @@ http {
   server { listen 127.0.0.1:PLAIN;
            location = /_owner { return 200 'OWNER'; }
            location /redirect/ { return 307 http://127.0.0.1:DEV/v1/chat/completions; }
-           location / { proxy_pass http://127.0.0.1:DEV; proxy_set_header X-Via-Proxy yes; } }
-}]]):gsub("DIR", dir):gsub("TLS", ports.tls):gsub("WRONG", ports.wrong):gsub("PLAIN", ports.plain)
+           location / { proxy_pass http://127.0.0.1:DEV; proxy_set_header X-Via-Proxy yes; } }]])
+      :gsub("DIR", dir):gsub("TLS", ports.tls):gsub("WRONG", ports.wrong):gsub("PLAIN", ports.plain)
       :gsub("H2", ports.h2):gsub("DEV", dev_port):gsub("CONNREPLY", CONN_REPLY):gsub("REPLY", REPLY)
-      :gsub("OWNER", owner.token)
+      :gsub("OWNER", owner.token))
   end)
   return { dir = dir, pid = pid, ports = ports, stop = function ()
     os.execute("kill " .. pid .. " 2>/dev/null; sleep 0.1; rm -rf " .. dir)

@@ -31,30 +31,19 @@ local CONN_REPLY = REPLY:gsub("through the TLS proxy", "connection $connection o
 -- whatever it is sent (as an https:// proxy, to a request for any URL),
 -- and over HTTP/2, CONN_REPLY.
 local function start_nginx ()
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(proc.sh("mkdir -p " .. dir .. "/tmp"))
-  local ok, out = proc.sh(("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=proxy "
-    .. "-addext subjectAltName=IP:127.0.0.1 -keyout %s/proxy.key -out %s/proxy.pem"):format(dir, dir))
-  assert(ok, out)
+  local dir = proc.nginx_dir { { "proxy", "IP:127.0.0.1" } }
   local tls, h2
   local pid = proc.start_nginx(dir, function (owner)
     tls, h2 = proc.free_port(), proc.free_port()
-    return ([[
-daemon off; master_process off; worker_processes 1;
-pid DIR/nginx.pid; error_log DIR/error.log;
-events { worker_connections 64; }
-http {
+    return proc.nginx_conf(dir, ([[
   access_log off;
-  client_body_temp_path DIR/tmp; proxy_temp_path DIR/tmp; fastcgi_temp_path DIR/tmp;
-  uwsgi_temp_path DIR/tmp; scgi_temp_path DIR/tmp;
   server { listen 127.0.0.1:TLS ssl; ssl_certificate DIR/proxy.pem; ssl_certificate_key DIR/proxy.key;
            location / { default_type application/json; return 200 'REPLY'; } }
   server { listen 127.0.0.1:H2 ssl http2; ssl_certificate DIR/proxy.pem; ssl_certificate_key DIR/proxy.key;
            location / { default_type application/json; return 200 'CONNREPLY'; } }
-  server { listen 127.0.0.1:OWNERPORT; location = /_owner { return 200 'OWNER'; } }
-}]]):gsub("DIR", dir):gsub("TLS", tls):gsub("H2", h2):gsub("OWNERPORT", owner.port):gsub("OWNER", owner.token)
-      :gsub("CONNREPLY", CONN_REPLY):gsub("REPLY", REPLY)
+  server { listen 127.0.0.1:OWNERPORT; location = /_owner { return 200 'OWNER'; } }]])
+      :gsub("DIR", dir):gsub("TLS", tls):gsub("H2", h2):gsub("OWNERPORT", owner.port):gsub("OWNER", owner.token)
+      :gsub("CONNREPLY", CONN_REPLY):gsub("REPLY", REPLY))
   end)
   return { dir = dir, tls = tls, h2 = h2, stop = function () proc.stop(pid); os.execute("rm -rf " .. dir) end }
 end

@@ -49,26 +49,18 @@ end
 -- and resumes differently. Nil when nginx or openssl is missing.
 local function start_h2_proxy (dev_port)
   if not (proc.sh("command -v nginx") and proc.sh("command -v openssl")) then return nil end
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(proc.sh("mkdir -p " .. dir .. "/tmp"))
-  assert(proc.sh(("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
-    .. "-addext subjectAltName=IP:127.0.0.1 -keyout %s/k.pem -out %s/c.pem"):format(dir, dir)))
+  local dir = proc.nginx_dir { { "h2", "IP:127.0.0.1" } }
   local port
   local pid = proc.start_nginx(dir, function (owner)
     port = proc.free_port()
-    return ([[
-daemon off; master_process off; worker_processes 1; pid DIR/nginx.pid; error_log DIR/error.log;
-events { worker_connections 64; }
-http {
-  client_body_temp_path DIR/tmp; proxy_temp_path DIR/tmp; fastcgi_temp_path DIR/tmp;
-  uwsgi_temp_path DIR/tmp; scgi_temp_path DIR/tmp; client_max_body_size 64m;
+    return proc.nginx_conf(dir, ([[
+  client_max_body_size 64m;
   log_format p "$request $server_protocol $status"; access_log DIR/access.log p;
-  server { listen 127.0.0.1:PORT ssl http2; ssl_certificate DIR/c.pem; ssl_certificate_key DIR/k.pem;
+  server { listen 127.0.0.1:PORT ssl http2; ssl_certificate DIR/h2.pem; ssl_certificate_key DIR/h2.key;
            location / { proxy_pass http://127.0.0.1:DEV; proxy_http_version 1.1; } }
-  server { listen 127.0.0.1:OWNPORT; location = /_owner { return 200 'OWNER'; } }
-}]]):gsub("DIR", dir):gsub("OWNPORT", owner.port):gsub("PORT", port):gsub("DEV", dev_port)
-      :gsub("OWNER", owner.token)
+  server { listen 127.0.0.1:OWNPORT; location = /_owner { return 200 'OWNER'; } }]])
+      :gsub("DIR", dir):gsub("OWNPORT", owner.port):gsub("PORT", port):gsub("DEV", dev_port)
+      :gsub("OWNER", owner.token))
   end)
   return { dir = dir, port = port, stop = function ()
     proc.stop(pid)
@@ -364,7 +356,7 @@ describe("upload parts fed by a function (issue 15)", function ()
     local h2 = start_h2_proxy(srv.port)
     if not h2 then pending("nginx or openssl is not installed") return end
     local c = aigc.client { base_url = "https://127.0.0.1:" .. h2.port .. "/v1", api_key = SECRET,
-                            ca_file = h2.dir .. "/c.pem", max_retries = 0, timeout = 20 }
+                            ca_file = h2.dir .. "/h2.pem", max_retries = 0, timeout = 20 }
     local ok, e = pcall(function ()
       for _, sized in ipairs { false, true } do
         local total = 1024 * 1024 + 5

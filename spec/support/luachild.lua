@@ -129,6 +129,15 @@ local function run_once (script, opts)
     return {
       pid = pid,
       stdout_path = out,   -- (what it wrote so far can be read there)
+      --- Waits until the child has printed `text` (a plain string), at most
+      -- `seconds` (default 20), then raises "the child never printed TEXT".
+      until_printed = function (_, text, seconds)
+        local deadline = os.time() + (seconds or 20)
+        while not (proc.read_file(out) or ""):find(text, 1, true) do
+          assert(os.time() <= deadline, "the child never printed " .. text)
+          os.execute("sleep 0.02")
+        end
+      end,
       --- Waits for the child's end (at most `seconds`, then kills it);
       -- returns run()'s table (status 124 when it had to be killed).
       wait = function (_, seconds)

@@ -142,6 +142,40 @@ function M.stop (pid, grace)
     while M.alive(pid) do socket.sleep(0.02) end
   end
 end
+--- A new folder for an nginx of a test's own (with the `tmp` folder
+-- `nginx_conf` points its temporary files to) and in it, for each
+-- `{ name, subject_alt_name }` of `certs`, a self-signed certificate
+-- `NAME.pem` with its key `NAME.key`, made by openssl.
+-- @usage local dir = proc.nginx_dir { { "good", "IP:127.0.0.1" } }
+function M.nginx_dir (certs)
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(M.sh("mkdir -p " .. M.quote(dir .. "/tmp")))
+  for _, cert in ipairs(certs or {}) do
+    local name, alt = cert[1], cert[2]
+    local ok, out = M.sh(("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=%s "
+      .. "-addext subjectAltName=%s -keyout %s/%s.key -out %s/%s.pem"):format(name, alt, dir, name, dir, name))
+    assert(ok, out)
+  end
+  return dir
+end
+
+--- The text of an nginx.conf for `start_nginx`: one process in the
+-- foreground, its pid, error log and temporary files in `dir`, and `http`
+-- (the http block's settings and servers) in its http block.
+-- @usage proc.nginx_conf(dir, "access_log off; server { ... }")
+function M.nginx_conf (dir, http)
+  local head = [[
+daemon off; master_process off; worker_processes 1;
+pid DIR/nginx.pid; error_log DIR/error.log;
+events { worker_connections 64; }
+http {
+  client_body_temp_path DIR/tmp; proxy_temp_path DIR/tmp; fastcgi_temp_path DIR/tmp;
+  uwsgi_temp_path DIR/tmp; scgi_temp_path DIR/tmp;
+]]
+  return head:gsub("DIR", function () return dir end) .. http .. "\n}\n"
+end
+
 --- Starts nginx with the configuration `make_conf(owner)` returns, on
 -- ports it picks itself with `free_port` (so they are fresh each try),
 -- and makes sure the ports are its own: a port free_port found free may be
