@@ -74,15 +74,11 @@ local function check (a, text, ctx)
     local threshold = tonumber(a.threshold) or 7
     local content = table_concat({ (ctx.judge_prompt or M.JUDGE_PROMPT), "", "Criteria:", tostring(v), "",
       "Score the candidate from 1 to 10. Reply with the number only.", "", "Candidate:", text }, "\n")
-    local p = { messages = { { role = "user", content = content } }, temperature = 0, max_retries = 2 }
+    local judge = require "aigc.judge"
+    -- (a run of a Responses-only model: its judge too)
+    local p = judge.ask(ctx.api == "responses" and "responses" or "chat", { max_retries = 2 }, content)
     p.model = a.model or ctx.model
-    local res, err
-    if ctx.api == "responses" then   -- (a run of a Responses-only model: its judge too)
-      p.input, p.messages = p.messages, nil
-      res, err = ctx.client:respond(p)
-    else
-      res, err = ctx.client:chat(p)
-    end
+    local res, err = judge.judge_chat(ctx.client, judge.steady(ctx.client, p))
     if not res then return false, "judge failed: " .. tostring(err) end
     ctx.judge_usage[#ctx.judge_usage + 1] = res
     -- (as the strategies' judge reads it: the first number of "On a scale of

@@ -353,6 +353,8 @@ FAULTS -- header `x-aigc-fault: <spec>` or model `fault:<spec>` (both: merged, h
     plain-for-stream     a stream request gets the one plain application/json reply
                          (as a server that ignores `stream` does)
     ignore-n             chat: `n` is ignored, one choice comes back (llama.cpp, Ollama)
+    default-temperature  chat, responses: a `temperature` other than 1 is refused (400,
+                         param temperature), as OpenAI's reasoning models do
   Connection:
     close-mid-body       promise the whole body, send half, close (FIN)
     long-body            send the body then extra garbage; the connection stays open

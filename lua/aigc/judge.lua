@@ -140,12 +140,60 @@ function M.chat (client, p)
   return await(M.send(client, p))
 end
 
+-- A judge asks with `temperature = 0` (the same verdict for the same
+-- candidates), which OpenAI's reasoning models refuse: 400, param
+-- "temperature", "Unsupported value: 'temperature' does not support 0 with
+-- this model. Only the default (1) value is supported." The models whose
+-- server refused it, per client, so that a judge leaves it out from then on.
+local default_temperature_only = setmetatable({}, { __mode = "k" })
+-- The params whose temperature 0 is the judge's own (not the user's).
+local own_temperature = setmetatable({}, { __mode = "k" })
+
+local function refuses_temperature (err)
+  if type(err) ~= "table" or (err.status ~= 400 and err.status ~= 422) then return false end
+  return err.param == "temperature" or string_lower(tostring(err.message or "")):find("temperature", 1, true) ~= nil
+end
+
+--- Params `p` of a judge's call for `client`, given `temperature = 0`
+-- unless `p` has one of the user's, or the client's server refused it for
+-- `p.model`. Returns `p`.
+function M.steady (client, p)
+  local refused = default_temperature_only[client]
+  if p.temperature == nil and not (refused and refused[tostring(p.model)]) then
+    p.temperature, own_temperature[p] = 0, true
+  end
+  return p
+end
+
+--- Whether a judge's call of `p` (made by `steady`) failed with `err`
+-- because the server takes no temperature 0 for its model: then it is
+-- remembered for the client, `p` loses it, and the caller sends `p` again.
+function M.refused_steady (client, p, err)
+  if not (own_temperature[p] and p.temperature == 0 and refuses_temperature(err)) then return false end
+  local refused = default_temperature_only[client] or {}
+  default_temperature_only[client] = refused
+  refused[tostring(p.model)] = true
+  p.temperature, own_temperature[p] = nil, nil
+  return true
+end
+
+--- A judge's blocking call (`steady` params): again without the
+-- temperature when the server refused it. Returns res (or nil, err) and
+-- the refused call's error, if any (a call made: a strategy counts it).
+function M.judge_chat (client, p)
+  local res, err = M.chat(client, p)
+  if res or not M.refused_steady(client, p, err) then return res, err end
+  local refused = err
+  res, err = M.chat(client, p)
+  return res, err, refused
+end
+
 -- The judge's params: its own, with the task's model unless it names one,
 -- over its API (`judge.api`, default chat).
 local function judge_params (judge, model, content)
-  local p = M.ask(judge.api or "chat", merge({ temperature = 0 }, judge.params), content)
+  local p = M.ask(judge.api or "chat", merge({}, judge.params), content)
   if p.model == nil then p.model = model end
-  return p
+  return M.steady(judge.client, p)
 end
 
 -- Checks the arguments rank, score and classify share: the judge (or
@@ -226,7 +274,7 @@ function M.rank (judge, model, task, ok, prompt)
     lines[#lines + 1] = c.text
     lines[#lines + 1] = ""
   end
-  local res, err = M.chat(judge.client, judge_params(judge, model, table_concat(lines, "\n")))
+  local res, err, refused = M.judge_chat(judge.client, judge_params(judge, model, table_concat(lines, "\n")))
   if not res then return nil, err end
   local reply = M.text_of(res) or ""
   local chosen = choice_of(reply, ok)
@@ -235,7 +283,7 @@ function M.rank (judge, model, task, ok, prompt)
                                .. string_format("%q", reply:sub(1, 80)), { response = res }))
   end
   for _, c in ipairs(ok) do c.score = c == chosen and 1 or 0 end
-  return { text = reply, res = res }
+  return { text = reply, res = res, refused = refused }
 end
 
 -- The scale, as judges write it: 1-10, 1 (en or em dash) 10 -- the first
@@ -270,18 +318,25 @@ M.score_of = score_of
 -- Starts the judge's requests into `reqs`, waits for them all; returns
 -- how many scored, and the last error.
 local function score_all (reqs, judge, model, task, ok, prompt)
+  local params = {}
   for i, c in ipairs(ok) do
     local content = table_concat({ judge.prompt or prompt, "", "Task:", task, "",
       "Score the candidate from 1 to 10. Reply with the number only.", "", "Candidate:", c.text }, "\n")
-    reqs[i] = M.send(judge.client, judge_params(judge, model, content))
+    params[i] = judge_params(judge, model, content)
+    reqs[i] = M.send(judge.client, params[i])
   end
   local scored = 0
   local last_err
   for i, c in ipairs(ok) do
     local res, err = await(reqs[i])
+    local refused
+    if not res and M.refused_steady(judge.client, params[i], err) then
+      refused, reqs[i] = err, M.send(judge.client, params[i])
+      res, err = await(reqs[i])
+    end
     if res then
       local reply = M.text_of(res) or ""
-      c.judge = { text = reply, res = res }
+      c.judge = { text = reply, res = res, refused = refused }
       c.score = score_of(reply)
       if c.score then scored = scored + 1
       else
@@ -289,7 +344,7 @@ local function score_all (reqs, judge, model, task, ok, prompt)
                                   .. string_format("%q", reply:sub(1, 80))))
       end
     else
-      c.judge = { err = err }
+      c.judge = { err = err, refused = refused }
       last_err = err
     end
   end
@@ -350,10 +405,11 @@ function M.classify (c, labels, input, prompt)
   check_args("classify", c, labels, 2, input, 3, prompt, 4)
   local content = table_concat({ c.prompt or prompt,
     "Categories: " .. table_concat(labels, ", "), "Input: " .. input }, "\n")
-  local res, err = M.chat(c.client, M.ask(c.api or "chat", merge({ temperature = 0 }, c.params), content))
-  if not res then return nil, err end
+  local p = M.ask(c.api or "chat", merge({}, c.params), content)
+  local res, err, refused = M.judge_chat(c.client, M.steady(c.client, p))
+  if not res then return nil, err, nil, refused end
   local reply = M.text_of(res) or ""
-  return find_label(reply, labels), reply, res
+  return find_label(reply, labels), reply, res, refused
 end
 
 return M

@@ -159,8 +159,9 @@ function M.best_of (spec)
   end
   if #ok == 0 then ok = cut end
   -- What the whole strategy cost: the candidates, their score judges, the rank judge.
-  local function over (best, err, judged)
-    cands.usage_total = meter():add_candidates(cands):add(judged).total
+  -- (`refused`: the rank judge's call refused for its temperature, asked again)
+  local function over (best, err, judged, refused)
+    cands.usage_total = meter():add_candidates(cands):add(judged):add(refused).total
     if not best then return nil, err, cands end
     best.usage_total = cands.usage_total
     return best, cands
@@ -184,7 +185,7 @@ function M.best_of (spec)
     if c.score ~= nil and (best == nil or c.score > best.score) then best = c end
   end
   if not best then return over(nil, strategy_error("parse", "no candidate got a score")) end
-  return over(best, nil, cands.judge and cands.judge.res)
+  return over(best, nil, cands.judge and cands.judge.res, cands.judge and cands.judge.refused)
 end
 
 -- }======================================================
@@ -701,9 +702,9 @@ local function make_router (spec, fname)
       label, err = classify(input)
       if label == nil and err ~= nil then return nil, err, info end
     else
-      local reply, res
-      label, reply, res = judge_mod.classify(classify, labels, input, M.CLASSIFY_PROMPT)
-      spent:add(res or reply)
+      local reply, res, refused
+      label, reply, res, refused = judge_mod.classify(classify, labels, input, M.CLASSIFY_PROMPT)
+      spent:add(res or reply):add(refused)
       if label == nil and res == nil then return nil, reply, info end
       info.label, info.response = reply, res
     end

@@ -222,7 +222,7 @@ end
 function Meter:add_candidates (cands)
   for _, c in ipairs(cands) do
     self:add(c.res or c.err)
-    if type(c.judge) == "table" then self:add(c.judge.res or c.judge.err) end
+    if type(c.judge) == "table" then self:add(c.judge.res or c.judge.err):add(c.judge.refused) end
   end
   return self
 end

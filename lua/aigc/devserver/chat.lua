@@ -53,6 +53,8 @@ end
 local function params (body, fault)
   local err = errors.check_messages(body.messages)
   if err then return nil, err end
+  err = errors.check_default_temperature(body, fault)
+  if err then return nil, err end
   local p, e = {}, {}
   p.n, e[1] = opt_int(body, "n", 1, 128)
   p.max, e[2] = opt_int(body, "max_completion_tokens", 1)

@@ -165,6 +165,16 @@ function M.opt_enum (body, key, values, default)
     "invalid_value")
 end
 
+--- With the fault `default-temperature` (a model that takes only its
+-- default temperature, as OpenAI's reasoning models): OpenAI's 400 for a
+-- `temperature` other than 1, or nil.
+function M.check_default_temperature (body, fault)
+  local t = body.temperature
+  if not fault["default-temperature"] or isnull(t) or t == 1 then return nil end
+  return bad_param("temperature", format("Unsupported value: 'temperature' does not support %s with this model. "
+    .. "Only the default (1) value is supported.", tostring(t)), "unsupported_value")
+end
+
 M.REASONS, M.STATUS_ERRORS = REASONS, STATUS_ERRORS
 M.error_resp, M.status_error, M.bad_param, M.isnull = error_resp, status_error, bad_param, isnull
 M.opt_int, M.opt_num, M.opt_stop, M.check_messages, M.check_tools = opt_int, opt_num, opt_stop, check_messages,

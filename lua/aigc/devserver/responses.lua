@@ -100,7 +100,8 @@ function M.create (req)
   local body, srv, fault = req.body, req.srv, req.fault
   local store = store_of(srv).by_id
   local p, err = build.params(body, srv)
-  if not p then return err end
+  err = err or errors.check_default_temperature(body, fault)
+  if err then return err end
   if body.background == true and body.store == false then
     return bad_param("background", "Background mode requires store=true.", "invalid_value")
   end
