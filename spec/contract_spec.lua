@@ -472,7 +472,13 @@ describe("contract (OpenAPI spec via " .. STEADY .. ")", function ()
     for _, c in ipairs(cases) do
       local what = "embeddings " .. c[1]
       local res, err = client:embeddings(c[2])
-      assert_embeddings(assert_accepted(res, err, what, "/embeddings"), what)
+      if res == nil and err and err.kind == "parse" and err.message:find("embedding%(s%) for 2 input%(s%)") then
+        -- (Steady answers one embedding whatever the input: aigc refuses a
+        -- reply without one per input; the request itself must be valid)
+        checks.assert_no_steady_errors(res, err, what, "/embeddings")
+      else
+        assert_embeddings(assert_accepted(res, err, what, "/embeddings"), what)
+      end
     end
   end)
 

@@ -34,9 +34,9 @@ describe("embeddings", function ()
         { object = "embedding", index = 1, embedding = { 2 } },
         { object = "embedding", index = 0, embedding = { 1 } },
       },
-      embedding_list {   -- (indexes that are not 0..n-1 each once: left as sent)
-        { object = "embedding", index = 1, embedding = { 2 } },
-        { object = "embedding", index = 1, embedding = { 1 } },
+      embedding_list {   -- (no indexes: left as sent)
+        { object = "embedding", embedding = { 2 } },
+        { object = "embedding", embedding = { 1 } },
       },
     }
     local c = client_of(srv)

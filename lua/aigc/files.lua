@@ -151,15 +151,30 @@ end
 -- data[i] made the embedding of input i: each item's `index` says whose it
 -- is, and a server need not send them in order (one that embeds a batch
 -- in parallel sends each as it is done), so `data[1]` could be the second
--- input's. Reordered only when the indexes are exactly 0..n-1, each once.
+-- input's. Items without indexes, or a single one, are left as sent;
+-- indexes that are not exactly 0..n-1, each once, are an error (why): with
+-- a gap (0 and 2 for 3 inputs) data[2] would have been the third input's.
 local function order_by_index (data)
-  local n, sorted = #data, {}
-  for _, item in ipairs(data) do
+  local n, sorted, indexed = #data, {}, false
+  for _, item in ipairs(data) do indexed = indexed or item.index ~= nil end
+  if not indexed or n == 1 then return end
+  for j, item in ipairs(data) do
     local i = item.index
-    if type(i) ~= "number" or i < 0 or i >= n or i % 1 ~= 0 or sorted[i + 1] then return end
+    if type(i) ~= "number" or i < 0 or i >= n or i % 1 ~= 0 or sorted[i + 1] then
+      return "the reply's data[" .. j .. "].index: one of 0.." .. (n - 1) .. " (each once) expected, got "
+             .. (type(i) == "number" and tostring(i) or reply.shape(i))
+    end
     sorted[i + 1] = item
   end
   for i = 1, n do data[i] = sorted[i] end
+end
+
+-- How many embeddings a request's input asks for (one per string or token
+-- list; a string or a list of tokens is one), or nil when it cannot tell.
+local function input_count (input)
+  if type(input) == "string" then return 1 end
+  if type(input) ~= "table" or input[1] == nil then return nil end
+  return type(input[1]) == "number" and 1 or #input
 end
 
 -- What is wrong with an embedding (a list of numbers), or nil. JSON floats
@@ -167,27 +182,36 @@ end
 -- writes a NaN as null (llama.cpp's llama-server for a degenerate input:
 -- lfnovo/esperanto#119; TEI: huggingface/text-embeddings-inference#51)
 -- and base64 float32 carries it as it is. (A list of lists, llama-cpp-
--- python's per-token shape, is left as sent.)
+-- python's per-token shape, is left as sent; a string or a boolean element
+-- is not a number: vec.index's add would raise on it.)
 local function bad_embedding (v)
-  if type(v) ~= "table" then return "a list of numbers expected, got " .. reply.shape(v) end
+  if type(v) ~= "table" or reply.is_object(v) and next(v) ~= nil then
+    return "a list of numbers expected, got " .. reply.shape(v)
+  end
   local null, huge = core.null, math.huge
   for j = 1, #v do   -- (one test a value: 2048 inputs of 1536 are 3 M values)
     local x = v[j]
-    if x ~= x or x == huge or x == -huge or x == null then
-      return "element " .. j .. " is " .. (x == null and "null" or x ~= x and "NaN" or "inf")
+    if x ~= x or x == huge or x == -huge or type(x) ~= "number" and type(x) ~= "table" then
+      return "element " .. j .. " is " .. (x == null and "null" or type(x) ~= "number" and reply.shape(x)
+                                           or x ~= x and "NaN" or "inf")
     end
   end
 end
 
 -- Each embedding sent as base64 (because we asked: `decode`) decoded in C.
--- A reply whose `data` is not an array of objects, or an embedding that is
--- not base64 or not a list of finite numbers (a null, a NaN, an inf), is an
--- error (kind "parse"): not a vector that raises in vec.index's add, or
--- that a NaN puts first in every top-k of a store of one's own.
-local function finish_embeddings (self, params, res, decode)
+-- A reply whose `data` is not an array of objects, whose indexes are not
+-- 0..n-1, that has not one embedding per input (`want`, when known), or an
+-- embedding that is not base64 or not a list of finite numbers (a null, a
+-- NaN, an inf, a string), is an error (kind "parse"): not a vector that
+-- raises in vec.index's add, that a NaN puts first in every top-k of a
+-- store of one's own, or that stands for another input.
+local function finish_embeddings (self, params, res, decode, want)
   local data, why = reply.reply_objects(res, "data")
-  if data == nil then return nil, reply.reply_error(self, params, res, "parse", why) end
-  order_by_index(data)
+  if data and want and #data ~= want then
+    why = "the reply has " .. #data .. " embedding(s) for " .. want .. " input(s)"
+  end
+  why = why or order_by_index(data)
+  if why then return nil, reply.reply_error(self, params, res, "parse", why) end
   for i, item in ipairs(data) do
     local v, bad = item.embedding, nil
     if type(v) == "string" and decode then v, bad = core.media.f32(v, "base64") end
@@ -207,7 +231,7 @@ local function embeddings (self, submit, fname, params, async)
   if model == nil then model = self.model end
   return media_call.perform(self, submit, {
     fname = fname, async = async, api = "json", path = "/embeddings", params = sent,
-    finish = function (res) return finish_embeddings(self, sent, res, ours) end,
+    finish = function (res) return finish_embeddings(self, sent, res, ours, input_count(params.input)) end,
     on_done = params.on_done, on_error = params.on_error, model = type(model) == "string" and model or nil,
   })
 end
