@@ -94,6 +94,45 @@ describe("embeddings: elements", function ()
   end)
 end)
 
+describe("moderation: one result per input", function ()
+  -- (a pre-filter read a reply without a result for an input, or with
+  -- "flagged": "yes", as "not flagged": the input went on to the chat)
+  it("fewer results than inputs, or a flagged that is not a boolean, is a parse error", function ()
+    local srv = scripted.start {
+      json { id = "m", model = "m", results = { { flagged = false, categories = { violence = false } } } },
+      json { id = "m", model = "m", results = {} },
+      json { id = "m", model = "m", results = { { flagged = "yes" } } },
+    }
+    local c = client_of(srv)
+    local res, err = c:moderate { input = { "I will kill you", "where is my parcel?" } }
+    assert.is_nil(res)
+    assert.equal("parse", err.kind)
+    assert.matches("1 result%(s%) for 2 input%(s%)", err.message)
+    res, err = c:moderate("hello")
+    assert.is_nil(res)
+    assert.matches("0 result%(s%) for 1 input%(s%)", err.message)
+    res, err = c:moderate("hello")
+    assert.is_nil(res)
+    assert.matches("results%[1%]%.flagged: a boolean expected, got a string", err.message)
+    assert.not_matches("SECRET", tostring(err))
+    c:close()
+    assert.equal(3, #srv.finish())
+  end)
+
+  it("multi-modal parts are one input; a result without categories is read by its flagged", function ()
+    local srv = scripted.start {
+      json { id = "m", model = "m", results = { { flagged = true } } },
+    }
+    local c = client_of(srv)
+    local res = assert(c:moderate { input = { { type = "text", text = "look" },
+                                              { type = "image_url", image_url = { url = "https://x.test/a.png" } } } })
+    assert.is_true(res.flagged)
+    assert.same({}, res.flagged_categories)
+    c:close()
+    assert.equal("image_url", srv.finish()[1].input[2].type)
+  end)
+end)
+
 describe("against the bundled server", function ()
   local srv, c
   setup(function ()

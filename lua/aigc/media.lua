@@ -496,17 +496,31 @@ function M.flags (res)
   return flagged or #names > 0, names
 end
 
--- A moderation reply: `results`, an array of objects whose `categories`
--- (when given) is an object; else an error of kind "parse".
-local function finish_moderation (self, params, res)
+-- How many results a moderation input asks for: one per string of a list,
+-- one for a string or for a list of multi-modal parts; nil when unsure.
+local function moderation_count (input)
+  if type(input) == "string" then return 1 end
+  if type(input) ~= "table" or input[1] == nil then return nil end
+  return type(input[1]) == "string" and #input or type(input[1]) == "table" and 1 or nil
+end
+
+-- A moderation reply: `results`, an array of objects, one per input
+-- (`want`, when known), whose `flagged` (when given) is a boolean and
+-- whose `categories` (when given) is an object; else an error of kind
+-- "parse". (A pre-filter must not pass what it was not told about: a reply
+-- with no result for an input, or `"flagged": "yes"`, read as not flagged.)
+local function finish_moderation (self, params, res, want)
   local results, why = reply.reply_objects(res, "results")
-  if results then
-    for i, r in ipairs(results) do
-      if r.categories ~= nil and not reply.is_object(r.categories) then
-        why = "the reply's results[" .. i .. "].categories: an object expected, got " .. reply.shape(r.categories)
-        break
-      end
+  if results and want and #results ~= want then
+    why = "the reply has " .. #results .. " result(s) for " .. want .. " input(s)"
+  end
+  for i, r in ipairs(not why and results or {}) do
+    if r.flagged ~= nil and type(r.flagged) ~= "boolean" then
+      why = "the reply's results[" .. i .. "].flagged: a boolean expected, got " .. reply.shape(r.flagged)
+    elseif r.categories ~= nil and not reply.is_object(r.categories) then
+      why = "the reply's results[" .. i .. "].categories: an object expected, got " .. reply.shape(r.categories)
     end
+    if why then break end
   end
   if why then return nil, reply.reply_error(self, params, res, "parse", why) end
   res.flagged, res.flagged_categories = M.flags(res)
@@ -519,7 +533,7 @@ local function moderate (self, submit, fname, params, async)
   local sent = call.sendable(params)
   return call.perform(self, submit, {
     fname = fname, async = async, api = "json", path = "/moderations", params = sent,
-    finish = function (res) return finish_moderation(self, sent, res) end,
+    finish = function (res) return finish_moderation(self, sent, res, moderation_count(params.input)) end,
     on_done = params.on_done, on_error = params.on_error, model = model_of(self, params),
   })
 end
