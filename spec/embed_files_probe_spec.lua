@@ -162,6 +162,26 @@ describe("against the bundled server", function ()
     assert.equal(64, first.dimensions)
   end)
 
+  -- (the API answers 400 to both: a program tried on the bundled server
+  -- must not meet them first in production)
+  it("more than 2048 inputs, or an empty string, is a 400 as from the API", function ()
+    local many = {}
+    for i = 1, 2049 do many[i] = "w" .. i end
+    local res, err = c:embeddings { input = many, dimensions = 1 }
+    assert.is_nil(res)
+    assert.equal(400, err.status)
+    assert.matches("at most 2048 inputs", err.message)
+    many[2049] = nil
+    assert.equal(2048, #assert(c:embeddings { input = many, dimensions = 1 }).data)
+    res, err = c:embeddings { input = "" }
+    assert.is_nil(res)
+    assert.equal(400, err.status)
+    assert.matches("'input': an input cannot be an empty string", err.message)
+    res, err = c:embeddings { input = { "a", "" } }
+    assert.is_nil(res)
+    assert.matches("'input%[1%]'", err.message)
+  end)
+
   it("files_content to a device or a folder is an io error; an existing file is replaced whole", function ()
     local up = assert(c:files_upload { purpose = "batch",
                                        file = { data = ("0123456789"):rep(1000), filename = "a.jsonl" } })

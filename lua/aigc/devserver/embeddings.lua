@@ -52,6 +52,18 @@ function M.embeddings (req)
     return bad_param("input", "Invalid 'input': expected a non-empty string, array of strings, or token arrays.",
       "invalid_type")
   end
+  -- (the API's limits: at most 2048 inputs a request, none an empty string;
+  -- a client that passes here must not fail there)
+  if #inputs > 2048 then
+    return bad_param("input", format("Invalid 'input': at most 2048 inputs expected, got %d.", #inputs),
+      "invalid_value")
+  end
+  for i, inp in ipairs(inputs) do
+    if inp.key == "" then
+      local name = type(input) == "string" and "input" or format("input[%d]", i - 1)
+      return bad_param("input", format("Invalid '%s': an input cannot be an empty string.", name), "invalid_value")
+    end
+  end
   local full = find(model, "large", 1, true) and 3072 or 1536
   local dims, err = opt_int(body, "dimensions", 1, full)
   if err then return err end
