@@ -3,7 +3,9 @@
 --   1. an embedding reply's vector: base64 of 1536 little-endian float32
 --      -> a Lua array (core.media.f32 vs a Lua base64 decoder + string.unpack);
 --   2. top-k (k = 5) cosine search over N stored vectors of 256 floats
---      (aigc.vec index:topk vs a Lua loop over normalized arrays).
+--      (aigc.vec index:topk vs a Lua loop over normalized arrays);
+--   3. the whole store ranked (k = N: index:topk vs the Lua scores and a
+--      table.sort): a large k once cost k moves a row, quadratic.
 --
 --   lua5.4 bench/media_bench.lua [N]      (N vectors for 2; default 5000)
 -- Not run by `make bench` (yet): run it by hand from the repo root after `make`.
@@ -106,3 +108,27 @@ t_c = measure(20, function () return index:topk(q, K) end)
 t_lua = measure(3, lua_topk)
 print(string.format("top-%d of %d vectors x %d floats: C %.2f ms, Lua %.2f ms: C is %.1fx faster",
                     K, N, DIM, t_c * 1e3, t_lua * 1e3, t_lua / t_c))
+
+-- 3. The whole store ranked.
+local function lua_rank_all ()
+  local order, scores = {}, {}
+  for r = 1, N do
+    local row, s = rows[r], 0
+    for i = 1, DIM do s = s + row[i] * qn[i] end
+    order[r], scores[r] = r, s
+  end
+  table.sort(order, function (a, b)
+    if scores[a] ~= scores[b] then return scores[a] > scores[b] end
+    return a < b
+  end)
+  return order
+end
+local ca, la = index:topk(q, N), lua_rank_all()
+local agree = 0
+for i = 1, N do if ca[i] == la[i] then agree = agree + 1 end end
+-- (float32 against double scores: near-ties may swap; most places agree)
+assert(agree > N * 0.9, "C and Lua disagree on the ranking")
+t_c = measure(3, function () return index:topk(q, N) end)
+t_lua = measure(3, lua_rank_all)
+print(string.format("all %d vectors ranked (k = %d): C %.2f ms, Lua %.2f ms: C is %.1fx faster",
+                    N, N, t_c * 1e3, t_lua * 1e3, t_lua / t_c))
