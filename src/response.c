@@ -600,6 +600,43 @@ static int push_responses_outcome (lua_State *L, aigc_request *r) {
   return 1;
 }
 
+/* The choices the request asked for: its "n" (1 when it has none; when
+   its body cannot be read, more than any reply has). Plain C. */
+static int64_t asked_choices (const aigc_request *r) {
+  aigc_json_arena arena;
+  aigc_json_value v;
+  aigc_json_error err;
+  const aigc_json_value *n;
+  int64_t asked = INT64_MAX;
+  aigc_json_arena_init(&arena);
+  if (r->body.len > 0 && aigc_json_parse(&arena, r->body.data, r->body.len, 0, &v, &err) == AIGC_JSON_OK)
+    asked = (n = aigc_json_get(&v, "n")) != NULL && n->type == AIGC_JSON_INT ? n->u.i : 1;
+  aigc_json_arena_free(&arena);
+  return asked;
+}
+
+/*
+** A chat or completion stream without [DONE] that is whole all the same:
+** its body ended well (no error from the connection, not inside an event)
+** after every choice got its finish_reason. Hugging Face TGI before 2.2
+** ends every stream so, and the SDKs read to the end of the body and ask
+** for no [DONE]. A stream cut before a finish_reason, or before every
+** choice the request asked for (n) began, stays incomplete.
+*/
+static int ended_without_done (aigc_request *r) {
+  const aigc_json_value *choices = aigc_json_get(&r->accum.root, "choices");
+  size_t i;
+  if (!r->eof_clean || !is_chat_like(r) || choices == NULL || choices->type != AIGC_JSON_ARRAY
+      || choices->len == 0)
+    return 0;
+  for (i = 0; i < choices->len; i++) {   /* ("": some servers' "not yet") */
+    const aigc_json_value *fr = aigc_json_get(&choices->u.items[i], "finish_reason");
+    if (fr == NULL || fr->type != AIGC_JSON_STRING || fr->len == 0)
+      return 0;
+  }
+  return (int64_t)choices->len >= asked_choices(r);
+}
+
 /* A stream that ended: its accumulated reply, or why it is incomplete. */
 static int push_stream_outcome (lua_State *L, aigc_request *r) {
   const aigc_json_value *acc;
@@ -608,7 +645,7 @@ static int push_stream_outcome (lua_State *L, aigc_request *r) {
   acc = aigc_accum_finish(&r->accum);
   if (acc == NULL)
     aigc_error_new(L, "limit", "out of memory while accumulating the stream");
-  else if (!r->saw_done) {
+  else if (!r->saw_done && !ended_without_done(r)) {
     aigc_error_new(L, "stream", "the stream was incomplete: it ended before [DONE]");
     aigc_response_add_partial(L, r);
   }

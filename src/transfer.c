@@ -678,6 +678,7 @@ static int setup_attempt (aigc_request *r) {
   r->mode_decided = 0;
   r->sse = 0;
   r->saw_done = 0;
+  r->eof_clean = 0;
   r->sse_events = 0;
   r->head_len = 0;
   r->done_deadline = 0;
@@ -827,8 +828,12 @@ void aigc_transfer_done (aigc_request *r, CURLcode code) {
     timers_changed(r);
     return;
   }
-  if (code == CURLE_OK && r->sse && !r->saw_done)
+  if (code == CURLE_OK && r->sse && !r->saw_done) {
+    /* (whether the body ended between events, not inside one: Hugging
+       Face TGI before 2.2 sends no [DONE], response.c) */
+    r->eof_clean = !aigc_sse_pending(&r->sse_parser);
     aigc_sse_finish(&r->sse_parser, on_final_event, r);   /* (plain C: no Lua runs) */
+  }
   attempt_over(r, code, AIGC_ABORT_NONE);
 }
 

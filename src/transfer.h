@@ -159,6 +159,8 @@ struct aigc_request {
                                    nested drive cannot move it under us */
   size_t draining_read;         /* read offset in draining */
   int saw_done;                 /* "data: [DONE]" (or a Responses final event) arrived */
+  int eof_clean;                /* no [DONE], but the body ended well between
+                                   events (response.c push_stream_outcome) */
   int sse_events;               /* the parser dispatched an event this attempt */
   size_t head_len;
   char head[AIGC_STREAM_HEAD];  /* the first body bytes of an SSE attempt, kept

@@ -1,0 +1,138 @@
+-- What real OpenAI-compatible servers send that OpenAI does not, and what
+-- a user gets from it: the reply, or a clear error. Each answer comes byte
+-- for byte from a one-off server (spec/support/oneshot.lua), chosen by the
+-- request's model. (spec/backends_spec.lua holds the servers' error bodies.)
+local aigc = require "aigc"
+local oneshot = require "oneshot"
+
+-- luacheck: push ignore 631 (the bodies, one a line as the servers send them)
+local SERVER = [=[
+  local oneshot = require "oneshot"
+  local J, SSE = "application/json", "text/event-stream"
+  local function data (t) return "data: " .. t .. "\n\n" end
+  local function chunk (i, delta, finish)
+    return data('{"id":"c1","object":"chat.completion.chunk","created":1,"model":"tgi","system_fingerprint":"2.0.4-native",'
+      .. '"choices":[{"index":' .. i .. ',"delta":' .. delta .. ',"logprobs":null,"finish_reason":' .. (finish or "null") .. '}]}')
+  end
+  local function text (i, t, finish) return chunk(i, '{"role":"assistant","content":"' .. t .. '"}', finish) end
+  local CASES = {
+    -- Hugging Face TGI before 2.2 ends every stream with no [DONE] (huggingface/text-generation-inference#1896)
+    ["tgi-whole"] = { 200, SSE, text(0, "Hel") .. text(0, "lo", '"eos_token"') },
+    ["tgi-cut"] = { 200, SSE, text(0, "Hel") .. text(0, "lo") },
+    -- a finish_reason "" as some servers send before the end ("not yet")
+    ["tgi-empty-finish"] = { 200, SSE, text(0, "Hel") .. text(0, "lo", '""') },
+    -- n = 2: both choices finished; only the first one came
+    ["tgi-n2-whole"] = { 200, SSE, text(1, "B") .. text(0, "A", '"stop"') .. text(1, "b", '"stop"') },
+    ["tgi-n2-one"] = { 200, SSE, text(0, "A", '"stop"') },
+    -- a finish_reason, then the body ends inside the next event (the usage chunk, cut)
+    ["tgi-cut-event"] = { 200, SSE, text(0, "Hello", '"stop"') .. 'data: {"id":"c1","object":"chat.completion.chunk","choices":[],"usage":{"prompt' },
+    -- a finish_reason, then the connection breaks (fewer bytes than its Content-Length)
+    ["tgi-broken"] = { 200, SSE, text(0, "Hello", '"stop"'), 64 },
+    -- the legacy completions stream, TGI alike
+    ["tgi-completion"] = { 200, SSE, data('{"id":"c1","object":"text_completion","created":1,"model":"tgi","choices":[{"index":0,"text":"Hel","logprobs":null,"finish_reason":null}]}')
+      .. data('{"id":"c1","object":"text_completion","created":1,"model":"tgi","choices":[{"index":0,"text":"lo","logprobs":null,"finish_reason":"length"}]}') },
+  }
+  local server = oneshot.listen()
+  while true do
+    local c, body = oneshot.read_request(server)
+    local model = body:match('"model":"([^"]*)"')
+    if model == "quit" then c:close(); break end
+    local case = CASES[model] or { 404, J, '{"error":{"message":"no such case"}}' }
+    c:send("HTTP/1.1 " .. case[1] .. " X\r\nContent-Type: " .. case[2] .. "\r\nConnection: close\r\n"
+      .. (case[4] and ("Content-Length: " .. (#case[3] + case[4]) .. "\r\n") or "") .. "\r\n" .. case[3])
+    c:close()
+  end
+]=]
+-- luacheck: pop
+
+describe("real servers' streams", function ()
+  local port, child, client
+
+  setup(function () port, child = oneshot.start(SERVER) end)
+  teardown(function ()
+    local c = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0, timeout = 5 }
+    c:chat { model = "quit", messages = { { role = "user", content = "x" } } }
+    c:close()
+    child:wait(10)
+  end)
+  before_each(function ()
+    client = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", api_key = "sk-quirks-0123456789",
+                           max_retries = 0, timeout = 30 }
+  end)
+  after_each(function () client:close() end)
+
+  -- A streamed chat of `model` (params on top): the result, the error, the
+  -- deltas joined, and how many times on_stream_end ran.
+  local function stream (model, params)
+    local deltas, ended = {}, 0
+    local p = { model = model, messages = { { role = "user", content = "Hi" } },
+                stream = function (d) deltas[#deltas + 1] = d end,
+                on_stream_end = function () ended = ended + 1 end }
+    for k, v in pairs(params or {}) do p[k] = v end
+    local res, err = client:chat(p)
+    return res, err, table.concat(deltas), ended
+  end
+
+  describe("that end with no [DONE] (Hugging Face TGI before 2.2)", function ()
+    it("are whole when the body ended between events after every choice's finish_reason", function ()
+      local res, err, text, ended = stream("tgi-whole")
+      assert.is_nil(err)
+      assert.equal("Hello", res.text)
+      assert.equal("Hello", text)
+      assert.same({ "assistant", "eos_token", "tgi" },
+                  { res.choices[1].message.role, res.choices[1].finish_reason, res.model })
+      assert.equal(1, ended)
+    end)
+
+    it("are whole with n = 2 once both choices finished", function ()
+      local res, err = stream("tgi-n2-whole", { n = 2 })
+      assert.is_nil(err)
+      assert.same({ "A", "Bb" }, { res.choices[1].message.content, res.choices[2].message.content })
+    end)
+
+    it("as a legacy completions stream too", function ()
+      local parts = {}
+      local res, err = client:complete { model = "tgi-completion", prompt = "x",
+                                         stream = function (d) parts[#parts + 1] = d end }
+      assert.is_nil(err)
+      assert.same({ "Hello", "length", "Hello" }, { res.text, res.choices[1].finish_reason, table.concat(parts) })
+    end)
+
+    it("stay incomplete when a choice has no finish_reason (kind stream, the reply in err.partial)", function ()
+      local res, err, text, ended = stream("tgi-cut")
+      assert.is_nil(res)
+      assert.same({ "stream", "the stream was incomplete: it ended before [DONE]" }, { err.kind, err.message })
+      assert.equal("Hello", err.partial.choices[1].message.content)
+      assert.equal("Hello", text)
+      assert.equal(0, ended)
+    end)
+
+    it("stay incomplete when the finish_reason is \"\" (some servers' \"not yet\")", function ()
+      local res, err = stream("tgi-empty-finish")
+      assert.is_nil(res)
+      assert.equal("stream", err.kind)
+    end)
+
+    it("stay incomplete when fewer choices came than n asked for", function ()
+      local res, err = stream("tgi-n2-one", { n = 2 })
+      assert.is_nil(res)
+      assert.equal("stream", err.kind)
+      assert.equal("A", err.partial.choices[1].message.content)
+    end)
+
+    it("stay incomplete when the body ends inside an event, after a finish_reason", function ()
+      local res, err = stream("tgi-cut-event")
+      assert.is_nil(res)
+      assert.equal("stream", err.kind)
+      assert.matches("incomplete", err.message)
+    end)
+
+    it("fail when the connection broke after a finish_reason", function ()
+      local res, err = stream("tgi-broken")
+      assert.is_nil(res)
+      assert.same({ "stream", "the stream was interrupted: transfer closed with 64 bytes remaining to read" },
+                  { err.kind, err.message })
+      assert.equal("Hello", err.partial.choices[1].message.content)
+    end)
+  end)
+end)
