@@ -31,6 +31,11 @@ local SERVER = [=[
     -- the legacy completions stream, TGI alike
     ["tgi-completion"] = { 200, SSE, data('{"id":"c1","object":"text_completion","created":1,"model":"tgi","choices":[{"index":0,"text":"Hel","logprobs":null,"finish_reason":null}]}')
       .. data('{"id":"c1","object":"text_completion","created":1,"model":"tgi","choices":[{"index":0,"text":"lo","logprobs":null,"finish_reason":"length"}]}') },
+    -- Mistral's Magistral models: content as a list of parts, thinking then text (simonw/llm-mistral#39)
+    ["magistral"] = { 200, J, '{"id":"m1","object":"chat.completion","created":1,"model":"magistral-medium-2509","choices":[{"index":0,"message":{"role":"assistant","tool_calls":null,"content":[{"type":"thinking","thinking":[{"type":"text","text":"A greeting."}]},{"type":"text","text":"Hello"},{"type":"text","text":" there!"}]},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"total_tokens":9,"completion_tokens":4}}' },
+    ["magistral-thinking"] = { 200, J, '{"id":"m2","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":[{"type":"thinking","thinking":[{"type":"text","text":"Hm."}]}]},"finish_reason":"length"}]}' },
+    ["parts-many"] = { 200, J, '{"id":"m3","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":['
+      .. ('{"type":"text","text":"ab"},'):rep(20) .. 'null,{"type":"image_url","image_url":{"url":"x"}},{"type":"text","text":"c"}]},"finish_reason":"stop"}]}' },
   }
   local server = oneshot.listen()
   while true do
@@ -133,6 +138,31 @@ describe("real servers' streams", function ()
       assert.same({ "stream", "the stream was interrupted: transfer closed with 64 bytes remaining to read" },
                   { err.kind, err.message })
       assert.equal("Hello", err.partial.choices[1].message.content)
+    end)
+  end)
+
+  describe("whose reply's content is a list of parts (Mistral's Magistral)", function ()
+    local function chat (model)
+      return client:chat { model = model, messages = { { role = "user", content = "Hi" } } }
+    end
+
+    it("give res.text from its text parts, the parts kept as they came", function ()
+      local res = assert(chat("magistral"))
+      assert.equal("Hello there!", res.text)
+      local content = res.choices[1].message.content
+      assert.same({ "thinking", "A greeting.", "text" },
+                  { content[1].type, content[1].thinking[1].text, content[2].type })
+    end)
+
+    it("no res.text when it has no text part", function ()
+      local res = assert(chat("magistral-thinking"))
+      assert.is_nil(res.text)
+      assert.equal("thinking", res.choices[1].message.content[1].type)
+    end)
+
+    it("every text part, among other parts and nulls", function ()
+      local res = assert(chat("parts-many"))
+      assert.equal(("ab"):rep(20) .. "c", res.text)
     end)
   end)
 end)

@@ -329,12 +329,43 @@ static void push_http_error (lua_State *L, aigc_request *r, long status) {
 ** =======================================================
 */
 
+/*
+** The content on top, a list of parts (Mistral's Magistral models:
+** {"type": "thinking", ...}, then {"type": "text", "text": ...}), replaced
+** by the text of its text parts joined; left as it is when it has none.
+*/
+static void join_text_parts (lua_State *L) {
+  int list = lua_gettop(L), n = 0;
+  lua_Integer i;
+  if (!lua_checkstack(L, 12))
+    return;
+  for (i = 1; lua_rawgeti(L, list, i) != LUA_TNIL; i++) {
+    if (lua_type(L, -1) == LUA_TTABLE && lua_getfield(L, -1, "type") == LUA_TSTRING
+        && strcmp(lua_tostring(L, -1), "text") == 0 && lua_getfield(L, -2, "text") == LUA_TSTRING) {
+      lua_replace(L, -3);   /* (the part's slot: the text) */
+      lua_pop(L, 1);
+      if (++n == 8) {   /* (a bounded stack) */
+        lua_concat(L, n);
+        n = 1;
+      }
+    }
+    else
+      lua_settop(L, list + n);
+  }
+  lua_pop(L, 1);
+  if (n > 0) {
+    lua_concat(L, n);
+    lua_replace(L, list);
+  }
+}
+
 /* The text of choices[1]: message.content for chat, text for completions. */
 static void set_text (lua_State *L, int res) {
   if (lua_getfield(L, res, "choices") == LUA_TTABLE
       && lua_rawgeti(L, -1, 1) == LUA_TTABLE) {
     if (lua_getfield(L, -1, "message") == LUA_TTABLE) {
-      lua_getfield(L, -1, "content");
+      if (lua_getfield(L, -1, "content") == LUA_TTABLE)
+        join_text_parts(L);
       lua_remove(L, -2);
     }
     else {
