@@ -31,6 +31,8 @@ local SERVER = [=[
     -- the legacy completions stream, TGI alike
     ["tgi-completion"] = { 200, SSE, data('{"id":"c1","object":"text_completion","created":1,"model":"tgi","choices":[{"index":0,"text":"Hel","logprobs":null,"finish_reason":null}]}')
       .. data('{"id":"c1","object":"text_completion","created":1,"model":"tgi","choices":[{"index":0,"text":"lo","logprobs":null,"finish_reason":"length"}]}') },
+    -- two prompts with n = 2 ask for four choices: two came
+    ["tgi-prompts"] = { 200, SSE, data('{"id":"c1","object":"text_completion","created":1,"model":"tgi","choices":[{"index":0,"text":"a","finish_reason":"stop"},{"index":1,"text":"b","finish_reason":"stop"}]}') },
     -- Mistral's Magistral models: content as a list of parts, thinking then text (simonw/llm-mistral#39)
     ["magistral"] = { 200, J, '{"id":"m1","object":"chat.completion","created":1,"model":"magistral-medium-2509","choices":[{"index":0,"message":{"role":"assistant","tool_calls":null,"content":[{"type":"thinking","thinking":[{"type":"text","text":"A greeting."}]},{"type":"text","text":"Hello"},{"type":"text","text":" there!"}]},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"total_tokens":9,"completion_tokens":4}}' },
     ["magistral-thinking"] = { 200, J, '{"id":"m2","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":[{"type":"thinking","thinking":[{"type":"text","text":"Hm."}]}]},"finish_reason":"length"}]}' },
@@ -101,6 +103,20 @@ describe("real servers' streams", function ()
                                          stream = function (d) parts[#parts + 1] = d end }
       assert.is_nil(err)
       assert.same({ "Hello", "length", "Hello" }, { res.text, res.choices[1].finish_reason, table.concat(parts) })
+    end)
+
+    it("stay incomplete when fewer choices came than n times a completion's prompts", function ()
+      local function complete (prompt, n)
+        return client:complete { model = "tgi-prompts", prompt = prompt, n = n, stream = function () end }
+      end
+      local _, err = complete({ "x", "y" }, 2)
+      assert.equal("stream", err.kind)
+      _, err = complete({ { 1, 2 }, { 3 }, { 4 } })
+      assert.equal("stream", err.kind)
+      local res = assert(complete({ "x", "y" }))   -- (n = 1: both came)
+      assert.equal("a", res.text)
+      res = assert(complete({ 1, 2, 3 }, 2))      -- (token ids: one prompt)
+      assert.equal("b", res.choices[2].text)
     end)
 
     it("stay incomplete when a choice has no finish_reason (kind stream, the reply in err.partial)", function ()

@@ -631,17 +631,24 @@ static int push_responses_outcome (lua_State *L, aigc_request *r) {
   return 1;
 }
 
-/* The choices the request asked for: its "n" (1 when it has none; when
-   its body cannot be read, more than any reply has). Plain C. */
+/* The choices the request asked for: its "n" (1 when it has none), times
+   a completion's prompts when it sent a list of them (when its body cannot
+   be read: more than any reply has). Plain C. */
 static int64_t asked_choices (const aigc_request *r) {
   aigc_json_arena arena;
   aigc_json_value v;
   aigc_json_error err;
-  const aigc_json_value *n;
+  const aigc_json_value *n, *p;
   int64_t asked = INT64_MAX;
   aigc_json_arena_init(&arena);
-  if (r->body.len > 0 && aigc_json_parse(&arena, r->body.data, r->body.len, 0, &v, &err) == AIGC_JSON_OK)
-    asked = (n = aigc_json_get(&v, "n")) != NULL && n->type == AIGC_JSON_INT ? n->u.i : 1;
+  if (r->body.len > 0 && aigc_json_parse(&arena, r->body.data, r->body.len, 0, &v, &err) == AIGC_JSON_OK) {
+    n = aigc_json_get(&v, "n");   /* (over 128: more than a stream's choices can be) */
+    asked = n != NULL && n->type == AIGC_JSON_INT && n->u.i > 1 ? (n->u.i > 128 ? 129 : n->u.i) : 1;
+    p = aigc_json_get(&v, "prompt");
+    if (p != NULL && p->type == AIGC_JSON_ARRAY && p->len > 0
+        && (p->u.items[0].type == AIGC_JSON_STRING || p->u.items[0].type == AIGC_JSON_ARRAY))
+      asked *= (int64_t)p->len;   /* (a list of token ids is one prompt) */
+  }
   aigc_json_arena_free(&arena);
   return asked;
 }
