@@ -33,6 +33,11 @@ local SERVER = [=[
       .. data('{"id":"c1","object":"text_completion","created":1,"model":"tgi","choices":[{"index":0,"text":"lo","logprobs":null,"finish_reason":"length"}]}') },
     -- two prompts with n = 2 ask for four choices: two came
     ["tgi-prompts"] = { 200, SSE, data('{"id":"c1","object":"text_completion","created":1,"model":"tgi","choices":[{"index":0,"text":"a","finish_reason":"stop"},{"index":1,"text":"b","finish_reason":"stop"}]}') },
+    -- a server that streams whether asked or not (mini-sglang: sgl-project/mini-sglang#51), whole or cut;
+    -- a JSON reply labelled as an event stream
+    ["sglang"] = { 200, SSE, text(0, "Hel") .. text(0, "lo", '"stop"') .. "data: [DONE]\n\n" },
+    ["sglang-cut"] = { 200, SSE, text(0, "Hel") },
+    ["json-as-sse"] = { 200, SSE, '\n{"id":"j1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}]}' },
     -- Mistral's Magistral models: content as a list of parts, thinking then text (simonw/llm-mistral#39)
     ["magistral"] = { 200, J, '{"id":"m1","object":"chat.completion","created":1,"model":"magistral-medium-2509","choices":[{"index":0,"message":{"role":"assistant","tool_calls":null,"content":[{"type":"thinking","thinking":[{"type":"text","text":"A greeting."}]},{"type":"text","text":"Hello"},{"type":"text","text":" there!"}]},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"total_tokens":9,"completion_tokens":4}}' },
     ["magistral-thinking"] = { 200, J, '{"id":"m2","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":[{"type":"thinking","thinking":[{"type":"text","text":"Hm."}]}]},"finish_reason":"length"}]}' },
@@ -179,6 +184,33 @@ describe("real servers' streams", function ()
     it("every text part, among other parts and nulls", function ()
       local res = assert(chat("parts-many"))
       assert.equal(("ab"):rep(20) .. "c", res.text)
+    end)
+  end)
+
+  describe("answering a call that did not ask to stream with events", function ()
+    local function chat (model)
+      return client:chat { model = model, messages = { { role = "user", content = "Hi" } } }
+    end
+
+    it("give the reply the events make up", function ()
+      local res, err = chat("sglang")
+      assert.is_nil(err)
+      assert.same({ "Hello", "stop", "chat.completion" }, { res.text, res.choices[1].finish_reason, res.object })
+      res, err = client:complete { model = "tgi-completion", prompt = "x" }
+      assert.is_nil(err)
+      assert.equal("Hello", res.text)
+    end)
+
+    it("cut short: kind stream, with what came in err.partial", function ()
+      local res, err = chat("sglang-cut")
+      assert.is_nil(res)
+      assert.equal("stream", err.kind)
+      assert.equal("Hel", err.partial.choices[1].message.content)
+    end)
+
+    it("a JSON reply labelled text/event-stream stays the JSON reply", function ()
+      local res = assert(chat("json-as-sse"))
+      assert.same({ "Hi", "j1" }, { res.text, res.id })
     end)
   end)
 end)

@@ -293,22 +293,42 @@ static int on_other_event (aigc_request *r, const aigc_sse_event *ev) {
   return 0;
 }
 
+/* The first byte of a body's first bytes after blanks (0: only blanks). */
+static char first_byte (const char *first, size_t n) {
+  size_t i = 0;
+  while (i < n && (first[i] == ' ' || first[i] == '\n' || first[i] == '\r' || first[i] == '\t'))
+    i++;
+  return i < n ? first[i] : 0;
+}
+
 /*
 ** Decides, at the first body byte, how to read this response: as SSE when
 ** a stream was asked for, the status is 2xx and the server says
 ** text/event-stream (or says nothing and the body does not start like
 ** JSON); otherwise as one body (errors, or a server that ignored `stream`).
+** A chat or completion not asked to stream is read as SSE too when a 2xx
+** says text/event-stream and its body starts as no JSON can.
 */
 static void decide_mode (aigc_request *r, const char *first, size_t n) {
   const char *ct;
+  char c;
   r->mode_decided = 1;
   r->sse = 0;
   if ((r->xb.sink == AIGC_SINK_FILE || r->xb.sink == AIGC_SINK_CHUNKS) && r->xb.sink_audio
       && r->status >= 200 && r->status < 300)
     r->xb.sink_diverted = aigc_body_not_audio_type(aigc_headers_find(&r->hdrs, "content-type", NULL));
-  if (!r->stream || r->status < 200 || r->status >= 300)
+  if (r->status < 200 || r->status >= 300)
     return;
   ct = aigc_headers_find(&r->hdrs, "content-type", NULL);
+  c = first_byte(first, n);
+  if (!r->stream) {
+    /* (servers whose "stream" defaults to true, or that ignore it:
+       mini-sglang; their chunks, accumulated, are the reply. A body that
+       starts as JSON, or with blanks only so far, stays JSON.) */
+    r->sse = (r->kind == AIGC_KIND_CHAT || r->kind == AIGC_KIND_COMPLETION) && ct != NULL
+             && strstr(ct, "event-stream") != NULL && c != 0 && c != '{' && c != '[';
+    return;
+  }
   if (ct != NULL && strstr(ct, "event-stream") != NULL)
     r->sse = 1;
   else if (ct != NULL && strstr(ct, "json") != NULL)
@@ -317,12 +337,8 @@ static void decide_mode (aigc_request *r, const char *first, size_t n) {
     r->xb.sink_diverted = 1;
   else if (r->xb.events_audio && aigc_body_is_audio_type(ct))   /* the audio: to fn as chunks */
     r->xb.sink_diverted = r->xb.events_raw = 1;
-  else {
-    size_t i = 0;
-    while (i < n && (first[i] == ' ' || first[i] == '\n' || first[i] == '\r' || first[i] == '\t'))
-      i++;
-    r->sse = !(i < n && (first[i] == '{' || first[i] == '['));
-  }
+  else
+    r->sse = c != '{' && c != '[';
 }
 
 /* SSE bytes: parsed into events, queued for the loop. */
