@@ -38,6 +38,8 @@ local SERVER = [=[
     ["sglang"] = { 200, SSE, text(0, "Hel") .. text(0, "lo", '"stop"') .. "data: [DONE]\n\n" },
     ["sglang-cut"] = { 200, SSE, text(0, "Hel") },
     ["json-as-sse"] = { 200, SSE, '\n{"id":"j1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}]}' },
+    -- a gateway's error (or a whole reply) as plain JSON under text/event-stream, to a stream
+    ["sse-label-error"] = { 200, SSE, '{"error":{"message":"quota exceeded for this key","type":"insufficient_quota","code":"insufficient_quota"}}' },
     -- Mistral's Magistral models: content as a list of parts, thinking then text (simonw/llm-mistral#39)
     ["magistral"] = { 200, J, '{"id":"m1","object":"chat.completion","created":1,"model":"magistral-medium-2509","choices":[{"index":0,"message":{"role":"assistant","tool_calls":null,"content":[{"type":"thinking","thinking":[{"type":"text","text":"A greeting."}]},{"type":"text","text":"Hello"},{"type":"text","text":" there!"}]},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"total_tokens":9,"completion_tokens":4}}' },
     ["magistral-thinking"] = { 200, J, '{"id":"m2","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":[{"type":"thinking","thinking":[{"type":"text","text":"Hm."}]}]},"finish_reason":"length"}]}' },
@@ -211,6 +213,20 @@ describe("real servers' streams", function ()
     it("a JSON reply labelled text/event-stream stays the JSON reply", function ()
       local res = assert(chat("json-as-sse"))
       assert.same({ "Hi", "j1" }, { res.text, res.id })
+    end)
+  end)
+
+  describe("answering a stream with plain JSON labelled text/event-stream", function ()
+    it("a gateway's error: kind api with its message, not an incomplete stream", function ()
+      local res, err = stream("sse-label-error")
+      assert.is_nil(res)
+      assert.same({ "api", "quota exceeded for this key", "insufficient_quota" }, { err.kind, err.message, err.code })
+    end)
+
+    it("a whole reply: the reply, its text the one delta", function ()
+      local res, err, text, ended = stream("json-as-sse")
+      assert.is_nil(err)
+      assert.same({ "Hi", "Hi", 1 }, { res.text, text, ended })
     end)
   end)
 end)

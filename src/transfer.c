@@ -306,8 +306,9 @@ static char first_byte (const char *first, size_t n) {
 ** a stream was asked for, the status is 2xx and the server says
 ** text/event-stream (or says nothing and the body does not start like
 ** JSON); otherwise as one body (errors, or a server that ignored `stream`).
-** A chat or completion not asked to stream is read as SSE too when a 2xx
-** says text/event-stream and its body starts as no JSON can.
+** A body that starts as JSON is read as JSON whatever its label; a chat or
+** completion not asked to stream is read as SSE when a 2xx says
+** text/event-stream and its body starts as no JSON can.
 */
 static void decide_mode (aigc_request *r, const char *first, size_t n) {
   const char *ct;
@@ -330,7 +331,7 @@ static void decide_mode (aigc_request *r, const char *first, size_t n) {
     return;
   }
   if (ct != NULL && strstr(ct, "event-stream") != NULL)
-    r->sse = 1;
+    r->sse = c != '{' && c != '[';   /* (JSON so labelled, a proxy's error: no event starts so) */
   else if (ct != NULL && strstr(ct, "json") != NULL)
     r->sse = 0;
   else if (r->xb.events_text && aigc_body_not_audio_type(ct))   /* text/...: the body, whole */
