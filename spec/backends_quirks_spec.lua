@@ -40,6 +40,10 @@ local SERVER = [=[
     ["json-as-sse"] = { 200, SSE, '\n{"id":"j1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}]}' },
     -- a gateway's error (or a whole reply) as plain JSON under text/event-stream, to a stream
     ["sse-label-error"] = { 200, SSE, '{"error":{"message":"quota exceeded for this key","type":"insufficient_quota","code":"insufficient_quota"}}' },
+    -- Azure OpenAI's 429: retry-after-ms beside retry-after; Azure's own x-ms-retry-after-ms alone
+    ["azure-429"] = { 429, J, '{"error":{"code":"429","message":"Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2024-10-21 have exceeded call rate limit."}}',
+      nil, "retry-after: 2\r\nretry-after-ms: 1500\r\nx-ms-retry-after-ms: 1500\r\n" },
+    ["azure-429-xms"] = { 429, J, '{"error":{"code":"429","message":"rate limit"}}', nil, "x-ms-retry-after-ms: 1500\r\n" },
     -- Mistral's Magistral models: content as a list of parts, thinking then text (simonw/llm-mistral#39)
     ["magistral"] = { 200, J, '{"id":"m1","object":"chat.completion","created":1,"model":"magistral-medium-2509","choices":[{"index":0,"message":{"role":"assistant","tool_calls":null,"content":[{"type":"thinking","thinking":[{"type":"text","text":"A greeting."}]},{"type":"text","text":"Hello"},{"type":"text","text":" there!"}]},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"total_tokens":9,"completion_tokens":4}}' },
     ["magistral-thinking"] = { 200, J, '{"id":"m2","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":[{"type":"thinking","thinking":[{"type":"text","text":"Hm."}]}]},"finish_reason":"length"}]}' },
@@ -52,7 +56,7 @@ local SERVER = [=[
     local model = body:match('"model":"([^"]*)"')
     if model == "quit" then c:close(); break end
     local case = CASES[model] or { 404, J, '{"error":{"message":"no such case"}}' }
-    c:send("HTTP/1.1 " .. case[1] .. " X\r\nContent-Type: " .. case[2] .. "\r\nConnection: close\r\n"
+    c:send("HTTP/1.1 " .. case[1] .. " X\r\nContent-Type: " .. case[2] .. "\r\nConnection: close\r\n" .. (case[5] or "")
       .. (case[4] and ("Content-Length: " .. (#case[3] + case[4]) .. "\r\n") or "") .. "\r\n" .. case[3])
     c:close()
   end
@@ -227,6 +231,16 @@ describe("real servers' streams", function ()
       local res, err, text, ended = stream("json-as-sse")
       assert.is_nil(err)
       assert.same({ "Hi", "Hi", 1 }, { res.text, text, ended })
+    end)
+  end)
+
+  describe("Azure OpenAI's 429", function ()
+    it("waits retry-after-ms; x-ms-retry-after-ms alone is not read (the SDKs' rule: the backoff)", function ()
+      local _, err = client:chat { model = "azure-429", messages = { { role = "user", content = "Hi" } } }
+      assert.same({ "http", 429, 1.5, true }, { err.kind, err.status, err.retry_after, err.retryable })
+      _, err = client:chat { model = "azure-429-xms", messages = { { role = "user", content = "Hi" } } }
+      assert.same({ "http", 429, true }, { err.kind, err.status, err.retryable })
+      assert.is_nil(err.retry_after)
     end)
   end)
 end)
