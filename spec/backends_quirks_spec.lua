@@ -44,6 +44,12 @@ local SERVER = [=[
     ["azure-429"] = { 429, J, '{"error":{"code":"429","message":"Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2024-10-21 have exceeded call rate limit."}}',
       nil, "retry-after: 2\r\nretry-after-ms: 1500\r\nx-ms-retry-after-ms: 1500\r\n" },
     ["azure-429-xms"] = { 429, J, '{"error":{"code":"429","message":"rate limit"}}', nil, "x-ms-retry-after-ms: 1500\r\n" },
+    -- an "error" member in every reply, empty (servers that always fill the field): no error,
+    -- as the SDKs take it (Python's truth); LocalAI's finish_reason "" before the end
+    ["error-empty-stream"] = { 200, SSE, data('{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","error":"","choices":[{"index":0,"finish_reason":"","delta":{"content":"Hel"}}]}')
+      .. data('{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","error":"","choices":[{"index":0,"finish_reason":"stop","delta":{"content":"lo"}}]}') .. "data: [DONE]\n\n" },
+    ["error-empty-object"] = { 200, J, '{"id":"e1","object":"chat.completion","created":1,"model":"m","error":{},"choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}]}' },
+    ["error-zero"] = { 200, J, '{"id":"e2","object":"chat.completion","created":1,"model":"m","error":0,"choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}]}' },
     -- Mistral's Magistral models: content as a list of parts, thinking then text (simonw/llm-mistral#39)
     ["magistral"] = { 200, J, '{"id":"m1","object":"chat.completion","created":1,"model":"magistral-medium-2509","choices":[{"index":0,"message":{"role":"assistant","tool_calls":null,"content":[{"type":"thinking","thinking":[{"type":"text","text":"A greeting."}]},{"type":"text","text":"Hello"},{"type":"text","text":" there!"}]},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"total_tokens":9,"completion_tokens":4}}' },
     ["magistral-thinking"] = { 200, J, '{"id":"m2","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":[{"type":"thinking","thinking":[{"type":"text","text":"Hm."}]}]},"finish_reason":"length"}]}' },
@@ -241,6 +247,19 @@ describe("real servers' streams", function ()
       _, err = client:chat { model = "azure-429-xms", messages = { { role = "user", content = "Hi" } } }
       assert.same({ "http", 429, true }, { err.kind, err.status, err.retryable })
       assert.is_nil(err.retry_after)
+    end)
+  end)
+
+  describe("whose replies always hold an \"error\" member, empty", function ()
+    it("give the reply: \"\", {} and 0 are no error (the SDKs' truth)", function ()
+      local res, err, text = stream("error-empty-stream")
+      assert.is_nil(err)
+      assert.same({ "Hello", "Hello", "stop" }, { res.text, text, res.choices[1].finish_reason })
+      for _, model in ipairs { "error-empty-object", "error-zero" } do
+        res, err = client:chat { model = model, messages = { { role = "user", content = "Hi" } } }
+        assert.is_nil(err)
+        assert.equal("Hi", res.text)
+      end
     end)
   end)
 end)

@@ -701,9 +701,19 @@ static int push_stream_outcome (lua_State *L, aigc_request *r) {
   return 0;
 }
 
-/* Whether a JSON value is present and not null or false (an "error"). */
+/* Whether a JSON value is present and true as the SDKs take an "error"
+   (Python's truth: not null, false, 0, "", [] or {}; servers that fill
+   every chunk's "error" with "" or {} send no error). */
 static int truthy (const aigc_json_value *v) {
-  return v != NULL && v->type != AIGC_JSON_NULL && v->type != AIGC_JSON_FALSE;
+  if (v == NULL)
+    return 0;
+  switch (v->type) {
+    case AIGC_JSON_NULL: case AIGC_JSON_FALSE: return 0;
+    case AIGC_JSON_INT: return v->u.i != 0;
+    case AIGC_JSON_FLOAT: return v->u.d != 0;
+    case AIGC_JSON_STRING: case AIGC_JSON_ARRAY: case AIGC_JSON_OBJECT: return v->len > 0;
+    default: return 1;
+  }
 }
 
 /* A 2xx body read whole: the result, or why it is not one. */
