@@ -97,7 +97,24 @@ describe("real servers' streams", function ()
     return res, err, table.concat(deltas), ended
   end
 
-  describe("that end with no [DONE] (Hugging Face TGI before 2.2)", function ()
+  it("that end with no [DONE] are reported by default, the reply whole in err.partial (never accepted silently)",
+     function ()
+    local res, err, text, ended = stream("tgi-whole")
+    assert.is_nil(res)
+    assert.same({ "stream", "the stream was incomplete: it ended before [DONE]" }, { err.kind, err.message })
+    assert.same({ "Hello", "eos_token" }, { err.partial.choices[1].message.content,
+                                            err.partial.choices[1].finish_reason })
+    assert.equal("Hello", text)
+    assert.equal(0, ended)
+  end)
+
+  describe("that end with no [DONE] (Hugging Face TGI before 2.2), to a client with require_done = false", function ()
+    before_each(function ()
+      client:close()
+      client = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", api_key = "sk-quirks-0123456789",
+                             max_retries = 0, timeout = 30, require_done = false }
+    end)
+
     it("are whole when the body ended between events after every choice's finish_reason", function ()
       local res, err, text, ended = stream("tgi-whole")
       assert.is_nil(err)
@@ -208,7 +225,11 @@ describe("real servers' streams", function ()
       local res, err = chat("sglang")
       assert.is_nil(err)
       assert.same({ "Hello", "stop", "chat.completion" }, { res.text, res.choices[1].finish_reason, res.object })
-      res, err = client:complete { model = "tgi-completion", prompt = "x" }
+      -- (a completion's events with no [DONE]: a client that takes them whole)
+      local lax = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0, timeout = 30,
+                                require_done = false }
+      res, err = lax:complete { model = "tgi-completion", prompt = "x" }
+      lax:close()
       assert.is_nil(err)
       assert.equal("Hello", res.text)
     end)

@@ -216,13 +216,16 @@ describe("the OpenAI-compatible servers the README names", function ()
   end)
 
   describe("TGI 1.4 to 2.0's chat stream (chunks of object text_completion, no [DONE])", function ()
-    it("gives its text to the callback, and the reply (its body ended well after the finish_reason)", function ()
+    it("gives its text to the callback, and the reply whole in err.partial (kind stream: no [DONE])", function ()
       local res, err, text = chat("tgi-2.0-stream", true)
-      assert.is_nil(err)
+      assert.is_nil(res)
       assert.equal("Hello", text)
-      assert.same({ "Hello", "assistant", "eos_token" }, { res.choices[1].message.content,
-                  res.choices[1].message.role, res.choices[1].finish_reason })
-      assert.same({ "tgi", "chat.completion" }, { res.model, res.object })
+      assert.equal("stream", err.kind)
+      assert.matches("ended before %[DONE%]", err.message)
+      local partial = err.partial
+      assert.same({ "Hello", "assistant", "eos_token" }, { partial.choices[1].message.content,
+                  partial.choices[1].message.role, partial.choices[1].finish_reason })
+      assert.same({ "tgi", "chat.completion" }, { partial.model, partial.object })
     end)
   end)
 

@@ -764,6 +764,9 @@ static void read_config (lua_State *L, aigc_config *c) {
   lua_getfield(L, 1, "insecure");
   c->insecure = lua_toboolean(L, -1);
   lua_pop(L, 1);
+  lua_getfield(L, 1, "require_done");   /* (default true: nil is true) */
+  c->done_optional = lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1);
+  lua_pop(L, 1);
   lua_getfield(L, 1, "log_bodies");
   c->log_bodies = lua_toboolean(L, -1);
   lua_pop(L, 1);
@@ -791,7 +794,7 @@ static void read_config (lua_State *L, aigc_config *c) {
 ** "Name: value" lines), stream_headers (the same for streams), timeout,
 ** connect_timeout, deadline, max_retries, max_concurrency,
 ** max_response_bytes, max_json_values, max_json_containers, ca_file,
-** ca_path, proxy, insecure, log, log_bodies, error_handler.
+** ca_path, proxy, insecure, require_done, log, log_bodies, error_handler.
 */
 static int eng_new (lua_State *L) {
   aigc_engine *e;

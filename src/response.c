@@ -654,17 +654,22 @@ static int64_t asked_choices (const aigc_request *r) {
 }
 
 /*
-** A chat or completion stream without [DONE] that is whole all the same:
-** its body ended well (no error from the connection, not inside an event)
-** after every choice got its finish_reason. Hugging Face TGI before 2.2
-** ends every stream so, and the SDKs read to the end of the body and ask
-** for no [DONE]. A stream cut before a finish_reason, or before every
-** choice the request asked for (n) began, stays incomplete.
+** A chat or completion stream without [DONE] that is whole all the same,
+** for a client made with require_done = false: its body ended well (no
+** error from the connection, not inside an event) after every choice got
+** its finish_reason. Hugging Face TGI before 2.2 ends every stream so (the
+** SDKs read to the end of any body and ask for no [DONE]). By default such
+** a stream is reported, never accepted silently (REFERENCE.md's rule: a
+** proxy that closes cleanly before the usage chunk, or a server that ends
+** early between events, is not taken for a whole reply). A stream cut
+** before a finish_reason, or before every choice the request asked for (n)
+** began, stays incomplete either way.
 */
 static int ended_without_done (aigc_request *r) {
   const aigc_json_value *choices = aigc_json_get(&r->accum.root, "choices");
   size_t i;
-  if (!r->eof_clean || !is_chat_like(r) || choices == NULL || choices->type != AIGC_JSON_ARRAY
+  if (r->roster == NULL || !r->roster->config.done_optional || !r->eof_clean || !is_chat_like(r)
+      || choices == NULL || choices->type != AIGC_JSON_ARRAY
       || choices->len == 0)
     return 0;
   for (i = 0; i < choices->len; i++) {   /* ("": some servers' "not yet") */

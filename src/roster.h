@@ -96,6 +96,9 @@ typedef struct aigc_config {
   char *proxy_shown;            /* the proxy libcurl takes, for connection errors
                                    ("http://host:port, from $https_proxy"), or NULL */
   int insecure;
+  int done_optional;            /* require_done = false: a chat stream whose body
+                                   ended well after every choice's finish_reason
+                                   is whole without [DONE] (response.c) */
   int log_bodies;               /* log() may include bodies */
   int log_enabled;              /* a log function is set */
   int no_stream_options;        /* a server refused the default stream_options: streams

@@ -112,6 +112,9 @@ end
 --  - `headers`, `query`: sent with every request (`aigc.null` removes a default)
 --  - `idempotency`: send an `Idempotency-Key`, the same on every retry of a call
 --  - `ca_file`, `ca_path`, `proxy`, `insecure` (no TLS verification; warns once)
+--  - `require_done = false`: a chat or completion stream that ends without
+--    `[DONE]` is whole when its body ended well after every choice's
+--    `finish_reason` (Hugging Face TGI before 2.2); by default it is kind "stream"
 --  - `log = function(level, message)`, `log_bodies`, `error_handler = function(err)`
 --  - `prices` (`{ [model] = { input =, output = } }`, $ per 1M tokens) for `client:usage()`'s cost;
 --    `usage = false`: keep no totals
