@@ -274,7 +274,8 @@ function M.resolve (opts, ext)
     headers = header_list, stream_headers = stream_list,
     ca_file = opts.ca_file, ca_path = opts.ca_path, proxy = opts.proxy,
     proxy_shown = M.proxy_shown(base_url, opts.proxy),   -- (in connection errors)
-    insecure = opts.insecure, require_done = opts.require_done, log = opts.log, log_bodies = opts.log_bodies, error_handler = opts.error_handler,
+    insecure = opts.insecure, require_done = opts.require_done,
+    log = opts.log, log_bodies = opts.log_bodies, error_handler = opts.error_handler,
     max_concurrency_by_priority = opts.max_concurrency_by_priority,
   }
   for name, rule in pairs(check.CLIENT_OPTIONS) do   -- the engine's own options, integers as integers
