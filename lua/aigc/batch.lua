@@ -31,6 +31,7 @@
 -- @module aigc.batch
 
 local core = require "aigc.core"
+local task = require "aigc.task"
 local util = require "aigc.util"
 
 local json = core.json
@@ -541,6 +542,20 @@ local function why_over (b)
                        first.message, #list > 1 and string.format("; and %d more", #list - 1) or "")
 end
 
+-- What a caller of `run` is told of batch `id` that it stopped waiting for.
+local function pending (id)
+  return "batch " .. id .. " goes on at the server (aigc.batch.wait(client, \"" .. id .. "\") waits for it again, "
+         .. "aigc.batch.cancel cancels it)"
+end
+
+-- `err` naming batch `id`: its `batch_id`, and `what` before its message.
+local function named (client, err, id, what)
+  if not util.is_error(err) then return err end
+  err.batch_id = id
+  err.message = what .. ": " .. tostring(err.message)
+  return util.scrub(client, err)
+end
+
 --- Creates a batch, waits for it and reads its results.
 -- @tparam aigc.client client
 -- @tparam table requests
@@ -552,14 +567,27 @@ end
 function M.run (client, requests, opts)
   local b, err = create("run", client, requests, opts)
   if not b then return nil, err end
-  b, err = wait("run", client, b.id, opts)
-  if not b then return nil, err end
+  -- From here the batch exists at the server, and goes on (billed) whatever
+  -- ends this call: a poll failing for good, a timeout, Ctrl-C. The error
+  -- names it (`batch_id`, and in its message) so it can be waited for again
+  -- or cancelled; it said only "down" or "interrupted!", and the id was lost.
+  local id = b.id
+  local ok
+  ok, b, err = task.pcall(wait, "run", client, id, opts)
+  if not ok then
+    -- (an interrupt stays one: the message still ends with "interrupted!")
+    if type(b) == "string" then error(batch_error(client, pending(id) .. ": " .. b).message, 0) end
+    error(b, 0)
+  end
+  if not b then return nil, named(client, err, id, pending(id)) end
   if b.status == "failed" then
     -- (with why: "batch X failed" alone sent the caller digging in err.errors)
     return nil, batch_error(client, "batch " .. b.id .. " failed" .. why_over(b), { batch = b, errors = b.errors })
   end
   local results, rerr = M.results(client, b)
-  if not results then return nil, rerr end
+  if not results then
+    return nil, named(client, rerr, id, "batch " .. id .. " is " .. b.status .. " (aigc.batch.results reads it again)")
+  end
   return results, b
 end
 

@@ -1,0 +1,187 @@
+-- Probes of aigc.batch (the Batch API) against the bundled server and a
+-- raw routed server over loopback HTTP: the API's limits, odd JSONL,
+-- statuses, polling failures. Each test failed before its fix, or pins
+-- what was found correct.
+
+local aigc = require "aigc"
+local batch = require "aigc.batch"
+local cjson = require "cjson"
+local cli = require "cli"
+local devserver = require "devserver"
+
+-- A raw server answering each request by the longest "METHOD /prefix" route
+-- of a JSON file the test writes (any status, any body).
+local ROUTED = [[
+local oneshot = require "oneshot"
+local cjson = require "cjson"
+local routes_path = arg[1]
+local server = oneshot.listen()
+server:settimeout(60)
+while true do
+  local c = server:accept()
+  if not c then break end
+  c:settimeout(5)
+  local line, len = c:receive("*l"), 0
+  repeat
+    local h = c:receive("*l")
+    len = tonumber(h and h:match("^[Cc]ontent%-[Ll]ength: *(%d+)")) or len
+  until h == nil or h == ""
+  if len > 0 then c:receive(len) end
+  local method, target = (line or ""):match("^(%S+) (%S+)")
+  if target == "/_quit" then c:close(); break end
+  local f = io.open(routes_path, "rb")
+  local routes = cjson.decode(f:read("*a"))
+  f:close()
+  local best, blen = nil, -1
+  for k, v in pairs(routes) do
+    local m, prefix = k:match("^(%S+) (.*)$")
+    if m == method and target and target:sub(1, #prefix) == prefix and #prefix > blen then best, blen = v, #prefix end
+  end
+  best = best or { status = 404, body = '{"error":{"message":"no route"}}' }
+  local body = best.body or "{}"
+  c:send(("HTTP/1.1 %d X\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n")
+         :format(best.status or 200, best.ctype or "application/json", #body) .. body)
+  c:close()
+end
+]]
+
+local KEY = "sk-proj-BATCHPROBE0123456789abcdefXYZ"
+local FILE = { body = '{"id":"file-1","object":"file","purpose":"batch"}' }
+local REPLY = '{"choices":[{"index":0,"message":{"role":"assistant","content":"Paris"},"finish_reason":"stop"}]}'
+local function ask (id, content)
+  return { custom_id = id, body = { messages = { { role = "user", content = content or "Hi" } } } }
+end
+local function out_line (id, status, body)
+  return '{"custom_id":"' .. id .. '","response":{"status_code":' .. status .. ',"request_id":"r","body":'
+         .. body .. '},"error":null}'
+end
+
+describe("aigc.batch probes against a raw server", function ()
+  local port, child, dir, routes_path, client
+
+  setup(function ()
+    dir = cli.home()
+    routes_path = dir .. "/routes.json"
+    cli.write(routes_path, "{}")
+    port, child = require("oneshot").start(ROUTED, { routes_path })
+  end)
+  teardown(function ()
+    local socket = require "socket"
+    local c = socket.tcp()
+    if c:connect("127.0.0.1", port) then c:send("GET /_quit HTTP/1.1\r\n\r\n"); c:close() end
+    child:wait(10)
+    cli.rmdir(dir)
+  end)
+  local function serve (routes) cli.write(routes_path, cjson.encode(routes)) end
+
+  before_each(function ()
+    client = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", model = "aigc-dev", api_key = KEY,
+                           max_retries = 0, timeout = 10 }
+  end)
+  after_each(function () client:close() end)
+
+  local function results_of (text, err_text)
+    local routes = { ["GET /v1/files/out/content"] = { ctype = "application/jsonl", body = text } }
+    local b = { id = "b", status = "completed", output_file_id = "out" }
+    if err_text then
+      routes["GET /v1/files/err/content"] = { ctype = "application/jsonl", body = err_text }
+      b.error_file_id = "err"
+    end
+    serve(routes)
+    return batch.results(client, b)
+  end
+
+  it("reads CRLF lines, U+2028/U+2029 in strings, lines out of order, a last line without newline", function ()
+    local odd = "a" .. string.char(226, 128, 168) .. "b" .. string.char(226, 128, 169) .. "c"
+    local text = out_line("z", 200, '{"choices":[{"message":{"role":"assistant","content":"' .. odd .. '"}}]}')
+                 .. "\r\n" .. out_line("a", 200, REPLY) .. "\r\n" .. out_line("m", 200, REPLY)
+    local r = assert(results_of(text))
+    assert.is_true(r.z.ok)
+    assert.equal(odd, r.z.body.choices[1].message.content)
+    assert.is_true(r.a.ok)
+    assert.is_true(r.m.ok, "the last line, without its newline, was lost")
+  end)
+
+  it("an empty output file gives no results; output and error files both read", function ()
+    assert.same({}, assert(results_of("")))
+    local r = assert(results_of(out_line("a", 200, REPLY) .. "\n",
+      out_line("b", 400, '{"error":{"message":"bad model","type":"invalid_request_error"}}') .. "\n"
+      .. '{"custom_id":"c","response":null,"error":{"code":"batch_expired","message":"expired"}}\n'))
+    assert.is_true(r.a.ok)
+    assert.is_false(r.b.ok)
+    assert.equal(400, r.b.status_code)
+    assert.equal("bad model", r.b.body.error.message)
+    assert.is_false(r.c.ok)
+    assert.equal("batch_expired", r.c.error.code)
+  end)
+
+  it("a poll that fails for good after the batch was made: the error names the batch", function ()
+    serve { ["POST /v1/files"] = FILE, ["POST /v1/batches"] = { body = '{"id":"batch_kept","status":"validating"}' },
+            ["GET /v1/batches/"] = { status = 500, body = '{"error":{"message":"down"}}' } }
+    local res, err = batch.run(client, { ask("a") }, { interval = 0.02 })
+    assert.is_nil(res)
+    assert.equal(500, err.status)
+    assert.equal("batch_kept", err.batch_id)
+    assert.matches("batch_kept", tostring(err))
+  end)
+  it("a batch over whose output file cannot be read: the error names the batch", function ()
+    local done = { body = '{"id":"batch_done","status":"completed","output_file_id":"out"}' }
+    serve { ["POST /v1/files"] = FILE, ["POST /v1/batches"] = done, ["GET /v1/batches/"] = done,
+            ["GET /v1/files/out/content"] = { status = 500, body = '{"error":{"message":"storage down"}}' } }
+    local res, err = batch.run(client, { ask("a") }, { interval = 0.02 })
+    assert.is_nil(res)
+    assert.equal(500, err.status)
+    assert.equal("batch_done", err.batch_id)
+    assert.matches("^batch batch_done is completed %(aigc%.batch%.results reads it again%): .*storage down",
+                   err.message)
+  end)
+end)
+
+describe("aigc.batch.run stopped while it polls", function ()
+  local srv
+  setup(function () srv = devserver.start { pause_ms = 0, batch_delay_ms = 60000 } end)
+  teardown(function () srv:stop() end)
+
+  it("by Ctrl-C: the interrupt names the batch, which goes on at the server", function ()
+    local luachild, socket = require "luachild", require "socket"
+    local job = luachild.run([[
+      local aigc = require "aigc"
+      local client = aigc.client { base_url = arg[1], model = "aigc-dev", api_key = arg[2] }
+      aigc.batch.run(client, { { custom_id = "a", body = { messages = { { role = "user", content = "Hi" } } } } },
+                     { interval = 0.05 })
+      print("not interrupted")
+    ]], { args = { srv.base_url, KEY }, background = true })
+    local id = devserver.batch_polled(srv, 2, socket.gettime() + 30)
+    os.execute("kill -INT " .. job.pid)
+    local r = job:wait(30)
+    assert.not_equal(0, r.status)
+    assert.matches("batch " .. id .. " goes on at the server %(aigc%.batch%.wait%(client, \"" .. id
+                   .. "\"%) waits for it again, aigc%.batch%.cancel cancels it%): .*interrupted!", r.stderr)
+    assert.is_nil(r.stderr:find(KEY, 1, true))
+    local client = aigc.client { base_url = srv.base_url, model = "aigc-dev" }
+    local b = assert(batch.retrieve(client, id))
+    client:close()
+    assert.is_nil(batch.TERMINAL[b.status], b.status)   -- (not over: its lines take a minute each)
+  end)
+end)
+
+describe("aigc.batch.run in a task", function ()
+  local client
+  devserver.fixture(_ENV, function (_, c) client = c end, { model = "aigc-dev" }, nil,
+                    { pause_ms = 0, batch_delay_ms = 1 })
+
+  it("yields while it polls (its wait is guarded, on every Lua): another task runs meanwhile", function ()
+    local results, ticks = nil, 0
+    client:spawn(function ()
+      results = assert(batch.run(client, { { custom_id = "a", body = { messages = {
+        { role = "user", content = "Echo: one" } } } } }, { interval = 0.02 }))
+    end)
+    client:spawn(function ()
+      while results == nil do ticks = ticks + 1; client:sleep(0.01) end
+    end)
+    while client:step(0.05) > 0 do end
+    assert.is_true(results.a.ok)
+    assert.equal("one", results.a.body.choices[1].message.content)
+    assert.is_true(ticks > 0)
+  end)
+end)
