@@ -135,6 +135,39 @@ describe("aigc.batch probes against a raw server", function ()
     assert.matches("^batch batch_done is completed %(aigc%.batch%.results reads it again%): .*storage down",
                    err.message)
   end)
+  it("an embeddings batch over 50,000 inputs in all is refused before anything is uploaded", function ()
+    serve { ["POST /v1/files"] = { status = 500, body = '{"error":{"message":"upload reached"}}' } }
+    local many = {}
+    for i = 1, 49999 do many[i] = "x" end
+    local reqs = { { custom_id = "many", body = { input = many } },
+                   { custom_id = "tokens", body = { input = { 1, 2, 3 } } } }   -- (a token list: one input)
+    -- 50,000: at the limit, it goes (to the upload, which this server refuses)
+    local b, err = batch.create(client, reqs, { endpoint = "/v1/embeddings" })
+    assert.is_nil(b)
+    assert.equal(500, err.status)
+    reqs[3] = { custom_id = "one", body = { input = "s" } }
+    b, err = batch.create(client, reqs, { endpoint = "/v1/embeddings" })
+    assert.is_nil(b)
+    assert.equal("batch", err.kind)
+    assert.equal("too_many_inputs", err.code)
+    assert.matches("50001 embedding inputs: an embeddings batch takes at most 50000", err.message)
+    assert.equal(50000, batch.MAX_EMBEDDING_INPUTS)
+    -- (the other endpoints count requests, not inputs)
+    b, err = batch.create(client, reqs, { endpoint = "/v1/moderations" })
+    assert.equal(500, err.status)
+  end)
+
+  it("a custom_id or body JSON cannot carry: bad argument naming the function and the request", function ()
+    local misuse = require "misuse"
+    local bad = "a" .. string.char(255)
+    misuse.raises("bad argument #2 to 'create' %(requests%[2%]%.custom_id: invalid UTF%-8", function ()
+      batch.create(client, { ask("ok"), ask(bad) })
+    end)
+    misuse.raises("bad argument #2 to 'run' %(requests%[1%]%.body%.messages%[1%]%.content: invalid UTF%-8",
+                  function () batch.run(client, { ask("ok", bad) }) end)
+    misuse.raises("bad argument #1 to 'jsonl' %(requests%[1%]%.body%.messages%[1%]%.content: invalid UTF%-8",
+                  function () batch.jsonl { ask("ok", bad) } end)
+  end)
 end)
 
 describe("aigc.batch.run stopped while it polls", function ()

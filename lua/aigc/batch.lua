@@ -58,6 +58,9 @@ end
 -- its input file. `create` refuses more, before uploading anything.
 M.MAX_REQUESTS = 50000
 M.MAX_BYTES = 200 * 1000 * 1000
+--- An embeddings batch's limit: inputs across all its requests (a
+-- request's `input` list counts each of its items).
+M.MAX_EMBEDDING_INPUTS = 50000
 
 --- The longest wait between two polls of `wait` without an `interval`
 -- (it backs off from 1 s while the batch does not move).
@@ -279,6 +282,25 @@ local function check_requests (fname, argn, requests)
   end
 end
 
+-- The JSONL of `requests`, checked as argument `argn` of `fname`'s.
+local function jsonl (fname, argn, requests, endpoint)
+  local lines = {}
+  for i, r in ipairs(requests) do
+    local ok, line = pcall(json.encode, { custom_id = r.custom_id, method = "POST",
+                                          url = endpoint or "/v1/chat/completions", body = r.body })
+    if not ok then
+      -- A value JSON cannot carry (a string not UTF-8...): the encoder's
+      -- "bad argument #1 to 'encode' (value.custom_id: ...)" named neither
+      -- the function called nor the request.
+      local path, why = tostring(line):match("%(value([^:]*): (.*)%)$")
+      if not path then path, why = "", tostring(line) end
+      field_error(fname, argn, "requests[" .. i .. "]" .. path, why)
+    end
+    lines[i] = line
+  end
+  return table_concat(lines, "\n") .. "\n"
+end
+
 --- The JSONL of a batch: one request line per `{ custom_id =, body = }`.
 -- @tparam table requests
 -- @tparam[opt="/v1/chat/completions"] string endpoint
@@ -286,12 +308,15 @@ end
 function M.jsonl (requests, endpoint)
   check_requests("jsonl", 1, requests)
   if endpoint ~= nil and type(endpoint) ~= "string" then argerror("jsonl", 2, expected("string", endpoint)) end
-  local lines = {}
-  for i, r in ipairs(requests) do
-    lines[i] = json.encode { custom_id = r.custom_id, method = "POST", url = endpoint or "/v1/chat/completions",
-                             body = r.body }
-  end
-  return table_concat(lines, "\n") .. "\n"
+  return jsonl("jsonl", 1, requests, endpoint)
+end
+
+-- The inputs of an embeddings request: a string or a list of token ids
+-- is one, a list of them as many.
+local function embedding_inputs (body)
+  local input = body.input
+  if type(input) ~= "table" or type(input[1]) == "number" then return 1 end
+  return #input
 end
 
 -- create, checking its arguments as `fname`'s (create, run).
@@ -316,7 +341,16 @@ local function create (fname, client, requests, opts)
                                                   .. "send them as several batches", #lines, M.MAX_REQUESTS),
                             { code = "too_many_requests" })
   end
-  local text = M.jsonl(lines, endpoint)
+  if endpoint == "/v1/embeddings" then
+    local n = 0
+    for _, line in ipairs(lines) do n = n + embedding_inputs(line.body) end
+    if n > M.MAX_EMBEDDING_INPUTS then
+      return nil, batch_error(client, string.format("%d embedding inputs: an embeddings batch takes at most %d "
+                                                    .. "(the Batch API's limit): send them as several batches",
+                                                    n, M.MAX_EMBEDDING_INPUTS), { code = "too_many_inputs" })
+    end
+  end
+  local text = jsonl(fname, 2, lines, endpoint)
   if #text > M.MAX_BYTES then
     return nil, batch_error(client, string.format("the batch's input file would be %d bytes: a batch takes at most "
                                                   .. "%d (the Batch API's limit): send the requests as several batches",
