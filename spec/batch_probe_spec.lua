@@ -154,6 +154,7 @@ describe("aigc.batch probes against a raw server", function ()
     assert.equal(50000, batch.MAX_EMBEDDING_INPUTS)
     -- (the other endpoints count requests, not inputs)
     b, err = batch.create(client, reqs, { endpoint = "/v1/moderations" })
+    assert.is_nil(b)
     assert.equal(500, err.status)
   end)
 
