@@ -219,3 +219,94 @@ describe("aigc.batch.run in a task", function ()
     assert.is_true(ticks > 0)
   end)
 end)
+
+describe("a batch run past the Batch API's limits", function ()
+  local srv, client, dir
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end, { model = "aigc-dev" }, nil,
+                    { pause_ms = 0, batch_delay_ms = 1 })
+  local runner = require "aigc.runner"
+  local tpl = aigc.template.new { prompt = "Echo: {{word}}" }
+  local function cases (n)
+    local list = {}
+    for i = 1, n do
+      list[i] = { id = "k" .. i, vars = { word = "w" .. i }, assert = { { type = "contains", value = "w" .. i } } }
+    end
+    return list
+  end
+  -- (the limits, lowered for the test: 50,000 cases would take minutes)
+  local function with_limits (requests, bytes, f)
+    local r0, b0 = batch.MAX_REQUESTS, batch.MAX_BYTES
+    batch.MAX_REQUESTS, batch.MAX_BYTES = requests, bytes
+    local ok, a, b = pcall(f)
+    batch.MAX_REQUESTS, batch.MAX_BYTES = r0, b0
+    assert(ok, a)
+    return a, b
+  end
+  local function batches ()
+    local n = 0
+    for _, r in ipairs(srv:requests()) do if r.method == "POST" and r.path == "/v1/batches" then n = n + 1 end end
+    return n
+  end
+  setup(function () dir = cli.home() end)
+  teardown(function () cli.rmdir(dir) end)
+
+  it("goes as several batches, one after another (it failed: 'send them as several batches')", function ()
+    local summary, err = with_limits(2, 200 * 1000 * 1000, function ()
+      return runner.run { client = client, cases = cases(5), template = tpl, out = dir .. "/n.jsonl",
+                          backend = "batch", batch_interval = 0.02 }
+    end)
+    assert.is_table(summary, tostring(err))
+    assert.equal(5, summary.passed)
+    assert.equal(3, batches())
+    assert.is_nil(io.open(dir .. "/n.jsonl.batch"))
+  end)
+
+  it("its progress counts the cases done by its earlier batches (done went back to 0 with each batch)", function ()
+    local seen = {}
+    local summary, err = with_limits(2, 200 * 1000 * 1000, function ()
+      return runner.run { client = client, cases = cases(5), template = tpl, backend = "batch", batch_interval = 0.02,
+                          on_progress = function (p) seen[#seen + 1] = p.done end }
+    end)
+    assert.is_table(summary, tostring(err))
+    assert.equal(5, seen[#seen])
+    for i = 2, #seen do
+      assert.is_true(seen[i] >= seen[i - 1], "done went back: " .. table.concat(seen, " "))
+    end
+  end)
+
+  it("by bytes: a batch takes the lines its input file holds", function ()
+    local one = #batch.jsonl({ { custom_id = "k1", body = { model = "aigc-dev", messages = {
+      { role = "user", content = "Echo: w1" } } } } })
+    local summary, err = with_limits(50000, one * 2 + 10, function ()
+      return runner.run { client = client, cases = cases(4), template = tpl, out = dir .. "/b.jsonl",
+                          backend = "batch", batch_interval = 0.02 }
+    end)
+    assert.is_table(summary, tostring(err))
+    assert.equal(4, summary.passed)
+    assert.equal(2, batches())
+  end)
+
+  it("stopped in its second batch, resumes that one (the first's cases are done)", function ()
+    local out, first = dir .. "/s.jsonl", nil
+    local stopped = with_limits(2, 200 * 1000 * 1000, function ()
+      return (pcall(runner.run, { client = client, cases = cases(4), template = tpl, out = out, backend = "batch",
+        batch_interval = 0.02, batch_metadata = { aigc_delay_ms = "200" },
+        on_progress = function (p)
+          first = first or p.batch.id
+          if p.batch.id ~= first then error("stopped by the test") end
+        end }))
+    end)
+    assert.is_false(stopped)
+    local kept = assert(io.open(out .. ".batch")):read("*l")
+    assert.not_equal(first, kept)
+    local summary, err = with_limits(2, 200 * 1000 * 1000, function ()
+      return runner.run { client = client, cases = cases(4), template = tpl, out = out, backend = "batch",
+                          batch_interval = 0.02 }
+    end)
+    assert.is_table(summary, tostring(err))
+    assert.equal(kept, summary.batch_id)
+    assert.equal(2, summary.skipped)   -- (k1, k2: written by the first run)
+    assert.equal(4, summary.passed)
+    assert.equal(2, batches())   -- (the two of the first run: none made by the second)
+  end)
+end)

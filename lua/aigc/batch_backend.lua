@@ -135,7 +135,10 @@ local function progress (run, b)
   -- (kept: the run's final progress names the batch too -- it showed the direct backend's "x4")
   run.last_batch = { id = b.id, status = b.status, completed = counts.completed, failed = counts.failed,
                      total = counts.total }
-  on { total = s.total, done = s.skipped + (counts.completed or 0) + (counts.failed or 0), skipped = s.skipped,
+  -- (done: the cases with a line -- done before, failed unsent, of an
+  -- earlier batch of this run -- and the batch's; it was `skipped` and the
+  -- batch's, and went back to 0 when a run's second batch began)
+  on { total = s.total, done = s.ok + s.failed + (counts.completed or 0) + (counts.failed or 0), skipped = s.skipped,
        ok = s.ok + (counts.completed or 0), failed = s.failed + (counts.failed or 0), passed = s.passed,
        running = (counts.total or 0) - (counts.completed or 0) - (counts.failed or 0), elapsed = elapsed,
        rate = elapsed > 0 and ((counts.completed or 0) + (counts.failed or 0)) / elapsed or 0,
@@ -309,6 +312,18 @@ local function cancel_abandoned (run, b)
                                   error = not c and tostring(type(err) == "table" and err.message or err) or nil }
 end
 
+-- How many of `requests`, from the first, one batch takes: the Batch
+-- API's limits (batch.MAX_REQUESTS lines, batch.MAX_BYTES of JSONL); at
+-- least one (a line too large alone is batch.create's error).
+local function batch_size (requests, endpoint)
+  local bytes = 0
+  for i, r in ipairs(requests) do
+    bytes = bytes + #batch.jsonl({ r }, endpoint)
+    if i > 1 and (i > batch.MAX_REQUESTS or bytes > batch.MAX_BYTES) then return i - 1 end
+  end
+  return #requests
+end
+
 --- The runner's "batch" backend (`aigc.runner.run { backend = "batch" }`):
 -- the run's pending cases as one batch; every case gets its result line
 -- as with the direct backend. Internal.
@@ -333,11 +348,16 @@ function M.backend (run, internal)
   batch_usage(run)
   run.summary.requests = 0
   local round = 0
+  local endpoint = spec.batch_endpoint or runner_responses.BATCH_ENDPOINT[run.api]
   while jobs[1] do
-    local digests = {}
-    for i, job in ipairs(jobs) do digests[requests[i].custom_id] = job.digest end
+    -- A new batch takes the first cases the API's limits allow; the others,
+    -- not in its digests, go as the next. (Past them every run failed "send
+    -- them as several batches", which `aigc run --batch` cannot do.)
+    local n = batch_size(requests, endpoint)
+    local digests, head = {}, {}
+    for i = 1, n do digests[requests[i].custom_id], head[i] = jobs[i].digest, requests[i] end
     round = round + 1   -- (after the first, a new batch: an OUT.batch it cannot remove is not resumed again)
-    local b, err, kept, sent = run_batch(run, requests, digests, round > 1)
+    local b, err, kept, sent = run_batch(run, head, digests, round > 1)
     if not b then return nil, err end
     -- The cases the batch has: a resumed batch's, those whose request is
     -- the one it was sent. The others -- changed or added since (the cases

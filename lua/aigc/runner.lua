@@ -640,7 +640,8 @@ local INTERNAL, run_cases   -- (set below)
 --    flight then end with no line and no callback)
 --  - `judge_client`: the client of judge assertions (default `client`)
 --  - `backend`: "direct" (the default) or "batch": the Batch API (`aigc.batch`): the cases
---    that are not done go as one batch, polled every `batch_interval` s (default: `aigc.batch.wait`'s backoff),
+--    that are not done go as one batch (as several past the API's limits), polled every
+--    `batch_interval` s (default: `aigc.batch.wait`'s backoff),
 --    mapped back to the same result lines (no `latency_ms`; `cost` at `batch_price_factor`
 --    times the prices, default 0.5); with `out` (a regular file), the batch id is kept in `out .. ".batch"`
 --    until its results are written, so a run that stops resumes the same batch (with each
