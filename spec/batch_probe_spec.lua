@@ -169,6 +169,39 @@ describe("aigc.batch probes against a raw server", function ()
     misuse.raises("bad argument #1 to 'jsonl' %(requests%[1%]%.body%.messages%[1%]%.content: invalid UTF%-8",
                   function () batch.jsonl { ask("ok", bad) } end)
   end)
+  it("every status: polls through the live ones, gives an expired or cancelled batch's partial results", function ()
+    for _, over in ipairs { "expired", "cancelled" } do
+      local states = { "validating", "in_progress", "finalizing", "cancelling", over }
+      local seen, n = {}, 0
+      local function route (status)
+        return { body = '{"id":"b","status":"' .. status .. '","output_file_id":"out","error_file_id":"err"}' }
+      end
+      serve { ["POST /v1/files"] = FILE, ["POST /v1/batches"] = route("validating"),
+              ["GET /v1/batches/b"] = route(states[1]),
+              ["GET /v1/files/out/content"] = { body = out_line("a", 200, REPLY) .. "\n" },
+              ["GET /v1/files/err/content"] = {
+                body = '{"custom_id":"b","response":{"status_code":200,"body":{}},"error":{"code":"x","message":"y"}}' } }
+      local results, b = batch.run(client, { ask("a"), ask("b"), ask("c") }, { interval = 0.01,
+        on_progress = function (x)
+          seen[#seen + 1] = x.status
+          n = n + 1
+          if states[n + 1] then   -- (the next poll's status)
+            local f = assert(io.open(routes_path))
+            local r = cjson.decode(f:read("*a"))
+            f:close()
+            r["GET /v1/batches/b"] = route(states[n + 1])
+            serve(r)
+          end
+        end })
+      assert.is_table(results, tostring(b))
+      assert.same(states, seen)
+      assert.equal(over, b.status)
+      assert.is_true(results.a.ok)
+      assert.is_false(results.b.ok)             -- a 200 with an error: the error counts
+      assert.equal("y", results.b.error.message)
+      assert.is_nil(results.c)                  -- never done
+    end
+  end)
 end)
 
 describe("aigc.batch.run stopped while it polls", function ()
@@ -199,10 +232,40 @@ describe("aigc.batch.run stopped while it polls", function ()
   end)
 end)
 
-describe("aigc.batch.run in a task", function ()
-  local client
-  devserver.fixture(_ENV, function (_, c) client = c end, { model = "aigc-dev" }, nil,
+describe("aigc.batch against the bundled server", function ()
+  local srv, client
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end, { model = "aigc-dev" }, nil,
                     { pause_ms = 0, batch_delay_ms = 1 })
+
+  it("a poll that fails for a while (503 twice) is retried by the client, and the wait goes on", function ()
+    local b = assert(batch.create(client, { { custom_id = "a", body = { messages = {
+      { role = "user", content = "Echo: one" } } } } }))
+    local flaky = aigc.client { base_url = srv.base_url, model = "aigc-dev", max_retries = 3,
+                                headers = { ["x-aigc-fault"] = "status=503,times=2" } }
+    local over, err = batch.wait(flaky, b.id, { interval = 0.02 })
+    local retries = flaky:usage().retries
+    flaky:close()
+    assert.is_table(over, tostring(err))
+    assert.equal("completed", over.status)
+    assert.equal(2, retries)
+  end)
+
+  it("a custom_id with quotes, a backslash, a newline, URL characters, U+2028 and accents; every endpoint", function ()
+    local odd = 'a"b\\c\n/d?e=f&g%20 ' .. string.char(226, 128, 168) .. string.char(195, 169)
+    local bodies = { ["/v1/chat/completions"] = { messages = { { role = "user", content = "Echo: x" } } },
+                     ["/v1/embeddings"] = { input = { "a", "b" } }, ["/v1/completions"] = { prompt = "hi" },
+                     ["/v1/responses"] = { input = "Echo: r" }, ["/v1/moderations"] = { input = "hi" } }
+    for endpoint, body in pairs(bodies) do
+      local results, b = batch.run(client, { { custom_id = odd, body = body }, { custom_id = "2", body = body } },
+                                   { endpoint = endpoint, interval = 0.02 })
+      assert.is_table(results, endpoint .. ": " .. tostring(b))
+      assert.is_true(results[odd].ok, endpoint)
+      assert.is_true(results["2"].ok, endpoint)
+      assert.equal(endpoint, b.endpoint)
+    end
+    assert.equal(2, #batch.run(client, { { custom_id = odd, body = bodies["/v1/embeddings"] } },
+      { endpoint = "/v1/embeddings", interval = 0.02 })[odd].body.data)
+  end)
 
   it("yields while it polls (its wait is guarded, on every Lua): another task runs meanwhile", function ()
     local results, ticks = nil, 0
