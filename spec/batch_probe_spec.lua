@@ -180,7 +180,8 @@ describe("aigc.batch probes against a raw server", function ()
               ["GET /v1/batches/b"] = route(states[1]),
               ["GET /v1/files/out/content"] = { body = out_line("a", 200, REPLY) .. "\n" },
               ["GET /v1/files/err/content"] = {
-                body = '{"custom_id":"b","response":{"status_code":200,"body":{}},"error":{"code":"x","message":"y"}}' } }
+                body = '{"custom_id":"b","response":{"status_code":200,"body":{}},'
+                       .. '"error":{"code":"x","message":"y"}}' } }
       local results, b = batch.run(client, { ask("a"), ask("b"), ask("c") }, { interval = 0.01,
         on_progress = function (x)
           seen[#seen + 1] = x.status
