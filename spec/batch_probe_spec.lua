@@ -124,6 +124,23 @@ describe("aigc.batch probes against a raw server", function ()
     assert.equal("batch_kept", err.batch_id)
     assert.matches("batch_kept", tostring(err))
   end)
+  it("a batch id that echoes the key: scrubbed from the error that names it, and from an interrupt", function ()
+    serve { ["POST /v1/files"] = FILE, ["POST /v1/batches"] = { body = '{"id":"' .. KEY .. '","status":"validating"}' },
+            ["GET /v1/batches/"] = { status = 500, body = '{"error":{"message":"down"}}' } }
+    local res, err = batch.run(client, { ask("a") }, { interval = 0.02 })
+    assert.is_nil(res)
+    assert.is_nil(tostring(err):find(KEY, 1, true))
+    assert.is_nil(tostring(err.batch_id):find(KEY, 1, true))
+    assert.matches("%[redacted%]", err.message)
+    serve { ["POST /v1/files"] = FILE, ["POST /v1/batches"] = { body = '{"id":"' .. KEY .. '","status":"validating"}' },
+            ["GET /v1/batches/"] = { body = '{"id":"' .. KEY .. '","status":"in_progress"}' } }
+    local ok, raised = pcall(batch.run, client, { ask("a") }, { interval = 0.02,
+                             on_progress = function () error("interrupted!", 0) end })
+    assert.is_false(ok)
+    assert.is_nil(raised:find(KEY, 1, true))
+    assert.matches("^batch %[redacted%] goes on at the server .*: interrupted!$", raised)
+  end)
+
   it("a batch over whose output file cannot be read: the error names the batch", function ()
     local done = { body = '{"id":"batch_done","status":"completed","output_file_id":"out"}' }
     serve { ["POST /v1/files"] = FILE, ["POST /v1/batches"] = done, ["GET /v1/batches/"] = done,
