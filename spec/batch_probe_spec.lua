@@ -141,6 +141,19 @@ describe("aigc.batch probes against a raw server", function ()
     assert.matches("^batch %[redacted%] goes on at the server .*: interrupted!$", raised)
   end)
 
+  it("a batch run whose polls fail for good: the error names the batch, which goes on at the server", function ()
+    serve { ["POST /v1/files"] = FILE, ["POST /v1/batches"] = { body = '{"id":"batch_run1","status":"validating"}' },
+            ["GET /v1/batches/"] = { status = 500, body = '{"error":{"message":"down"}}' } }
+    local runner = require "aigc.runner"
+    local summary, err = runner.run { client = client, backend = "batch", batch_interval = 0.02,
+      cases = { { id = "a", messages = { { role = "user", content = "Hi" } } } } }
+    assert.is_nil(summary)
+    assert.equal(500, err.status)
+    assert.equal("batch_run1", err.batch_id)
+    assert.equal('batch batch_run1 goes on at the server (batch_id = "batch_run1", aigc run --batch-id batch_run1, '
+                 .. 'takes its results): down', err.message)
+  end)
+
   it("a batch over whose output file cannot be read: the error names the batch", function ()
     local done = { body = '{"id":"batch_done","status":"completed","output_file_id":"out"}' }
     serve { ["POST /v1/files"] = FILE, ["POST /v1/batches"] = done, ["GET /v1/batches/"] = done,

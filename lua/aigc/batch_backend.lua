@@ -250,8 +250,19 @@ end
 local function settle_batch (run, internal, b, jobs, kept)
   local client, spec = run.client, run.spec
   local err
-  b, err = batch.wait(client, b.id, { interval = spec.batch_interval, on_progress = function (x) progress(run, x) end })
-  if not b then return nil, err end
+  local id = b.id
+  b, err = batch.wait(client, id, { interval = spec.batch_interval, on_progress = function (x) progress(run, x) end })
+  if not b then
+    -- (polls that failed for good, the key revoked: the batch goes on, billed; without OUT.batch
+    -- the message was the poll's alone, and the batch's id was lost)
+    if util.is_error(err) then
+      err.batch_id = id
+      err.message = string.format("batch %s goes on at the server (batch_id = \"%s\", aigc run --batch-id %s, "
+        .. "takes its results): %s", id, id, id, tostring(err.message))
+      err = util.scrub(client, err)
+    end
+    return nil, err
+  end
   local results, rerr = batch.results(client, b)
   if not results then
     if type(rerr) == "table" and rerr.status == 404 then
