@@ -141,6 +141,18 @@ describe("aigc.batch probes against a raw server", function ()
     assert.matches("^batch %[redacted%] goes on at the server .*: interrupted!$", raised)
   end)
 
+  it("an error object raised while it waits (an on_progress's) names the batch too", function ()
+    local running = { body = '{"id":"batch_obj","status":"in_progress"}' }
+    serve { ["POST /v1/files"] = FILE, ["POST /v1/batches"] = running, ["GET /v1/batches/"] = running }
+    local ok, raised = pcall(batch.run, client, { ask("a") }, { interval = 0.02, on_progress = function ()
+      error(require("aigc.util").new_error { kind = "callback", message = "stopped" }, 0)
+    end })
+    assert.is_false(ok)
+    assert.equal("callback", raised.kind)
+    assert.equal("batch_obj", raised.batch_id)
+    assert.matches("^batch batch_obj goes on at the server .*: stopped$", raised.message)
+  end)
+
   it("a batch run whose polls fail for good: the error names the batch, which goes on at the server", function ()
     serve { ["POST /v1/files"] = FILE, ["POST /v1/batches"] = { body = '{"id":"batch_run1","status":"validating"}' },
             ["GET /v1/batches/"] = { status = 500, body = '{"error":{"message":"down"}}' } }

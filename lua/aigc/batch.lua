@@ -611,7 +611,7 @@ function M.run (client, requests, opts)
   if not ok then
     -- (an interrupt stays one: the message still ends with "interrupted!")
     if type(b) == "string" then error(batch_error(client, pending(id) .. ": " .. b).message, 0) end
-    error(b, 0)
+    error(named(client, b, id, pending(id)), 0)   -- (an error object: named too; any other value as it is)
   end
   if not b then return nil, named(client, err, id, pending(id)) end
   if b.status == "failed" then
