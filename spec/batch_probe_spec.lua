@@ -115,6 +115,18 @@ describe("aigc.batch probes against a raw server", function ()
     assert.equal("batch_expired", r.c.error.code)
   end)
 
+  it("a line that is not JSON, of a custom_id with escapes: that line's failure (it had no result)", function ()
+    local bad = string.char(255)
+    local r = assert(results_of('{"custom_id":"a\\"b\\nc\\u00e9","response":{"status_code":200,"body":{"x":"'
+                                .. bad .. '"}},"error":null}\n' .. out_line("ok", 200, REPLY) .. "\n"))
+    local id = 'a"b\nc' .. string.char(195, 169)
+    assert.is_table(r[id], "the line's case had no result")
+    assert.is_false(r[id].ok)
+    assert.equal("parse", r[id].error.kind)
+    assert.equal(id, r[id].error.custom_id)
+    assert.is_true(r.ok.ok)
+  end)
+
   it("a poll that fails for good after the batch was made: the error names the batch", function ()
     serve { ["POST /v1/files"] = FILE, ["POST /v1/batches"] = { body = '{"id":"batch_kept","status":"validating"}' },
             ["GET /v1/batches/"] = { status = 500, body = '{"error":{"message":"down"}}' } }

@@ -470,6 +470,23 @@ local function line_fault (x, status)
   return nil
 end
 
+-- The custom_id a line that is not JSON names (its string, escapes and
+-- all: an id with a quote or a \n was not found, and its case said the
+-- batch "ended completed without this case"), or nil.
+local function named_id (line)
+  local _, from = line:find('"custom_id"%s*:%s*"')
+  if not from then return nil end
+  local i = from + 1
+  while true do
+    i = line:find('["\\]', i)
+    if not i then return nil end
+    if line:sub(i, i) == '"' then break end
+    i = i + 2
+  end
+  local id = json.decode(line:sub(from, i))
+  return type(id) == "string" and id ~= "" and id or nil
+end
+
 -- Adds one line of a JSONL output/error file to `into`. A line the
 -- server sent malformed is that line's failure (`error` a parse error);
 -- one without a custom_id names no case and is skipped.
@@ -479,7 +496,7 @@ local function read_line (client, file_id, line, into)
     -- Not JSON (a reply's invalid UTF-8, a line cut short) but naming its
     -- custom_id: that line's failure. (Skipped, its case said the batch
     -- "ended completed without this case", though the server answered it.)
-    local id = line:match('"custom_id"%s*:%s*"([^"\\]+)"')
+    local id = named_id(line)
     if id and into[id] == nil then
       into[id] = { ok = false, error = parse_error(client, "batch file " .. file_id .. ", line of custom_id '" .. id
                                                    .. "': not JSON (" .. tostring(why) .. ")", { custom_id = id }) }
