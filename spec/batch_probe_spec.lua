@@ -322,6 +322,37 @@ describe("aigc.batch against the bundled server", function ()
       { endpoint = "/v1/embeddings", interval = 0.02 })[odd].body.data)
   end)
 
+  it("the server's expired batch: the lines done, the others in the error file as batch_expired", function ()
+    local results, b = batch.run(client, { ask("a", "Echo: one"), ask("b", "Echo: two"), ask("c", "Echo: three") },
+                                 { interval = 0.02, metadata = { aigc_expire_after = "1" } })
+    assert.is_table(results, tostring(b))
+    assert.equal("expired", b.status)
+    assert.is_number(b.expired_at)
+    assert.is_true(results.a.ok)
+    assert.equal("one", results.a.body.choices[1].message.content)
+    for _, id in ipairs { "b", "c" } do
+      assert.is_false(results[id].ok)
+      assert.equal("batch_expired", results[id].error.code)
+    end
+    local _, err = batch.cancel(client, b.id)   -- (over: not cancellable)
+    assert.equal(409, err.status)
+    -- a run: the case done passes, the other fails with the server's reason, and runs again next time
+    local runner = require "aigc.runner"
+    local dir = cli.home()
+    local out = dir .. "/e.jsonl"
+    local cases = { { id = "x", messages = { { role = "user", content = "Echo: x1" } } },
+                    { id = "y", messages = { { role = "user", content = "Echo: y1" } } } }
+    local s1 = assert(runner.run { client = client, cases = cases, out = out, backend = "batch", batch_interval = 0.02,
+                                   batch_metadata = { aigc_expire_after = "1" } })
+    assert.equal(1, s1.ok)
+    assert.equal(1, s1.failed)
+    assert.matches("completion window expired", tostring(s1.results.y.error.message))
+    local s2 = assert(runner.run { client = client, cases = cases, out = out, backend = "batch", batch_interval = 0.02 })
+    cli.rmdir(dir)
+    assert.equal(2, s2.ok)
+    assert.equal(1, s2.skipped)
+  end)
+
   it("yields while it polls (its wait is guarded, on every Lua): another task runs meanwhile", function ()
     local results, ticks = nil, 0
     client:spawn(function ()

@@ -278,7 +278,10 @@ BATCHES (shapes of openapi.yaml: Batch, ListBatchesResponse)
   the 2xx lines {id "batch_req_..", custom_id, response {status_code, request_id,
   body}, error null}; error file (<id>_error.jsonl): the others, same shape.
   request_counts {total, completed, failed}; usage sums the lines' usage; model = the
-  first line's. POST .../cancel: "cancelling" now, "cancelled" at the next tick with
+  first line's. metadata.aigc_expire_after ("N"): after N lines the window passes,
+  "expired" with the files of the lines done, the others in the error file {custom_id,
+  response null, error {code "batch_expired", message}}. POST .../cancel:
+  "cancelling" now, "cancelled" at the next tick with
   the files of the lines done (again: no change; a finished batch: 409). GET
   /v1/batches: newest first, limit 1..100 (20), after, has_more. /_aigc/reset
   forgets batches and stops them.

@@ -7,7 +7,8 @@
 -- `fault:status=CODE` fails (partial failures). Results go to an output file
 -- (2xx) and an error file (others), OpenAI's line format; statuses
 -- validating -> in_progress -> finalizing -> completed, or failed (the input
--- is invalid: errors with line numbers), or cancelling -> cancelled.
+-- is invalid: errors with line numbers), or cancelling -> cancelled, or
+-- expired (after metadata.aigc_expire_after lines).
 -- Part of the devserver package.
 
 local uv = require "luv"
@@ -42,7 +43,8 @@ local function obj (b)
     "output_file_id", b.output_file_id, "error_file_id", b.error_file_id,
     "created_at", b.created_at, "in_progress_at", b.in_progress_at, "expires_at", b.created_at + 86400,
     "finalizing_at", b.finalizing_at, "completed_at", b.completed_at, "failed_at", b.failed_at,
-    "cancelling_at", b.cancelling_at, "cancelled_at", b.cancelled_at, "request_counts", counts(b),
+    "cancelling_at", b.cancelling_at, "cancelled_at", b.cancelled_at, "expired_at", b.expired_at,
+    "request_counts", counts(b),
     "usage", O("input_tokens", b.input_tokens, "input_tokens_details", O("cached_tokens", 0),
       "output_tokens", b.output_tokens, "output_tokens_details", O("reasoning_tokens", 0),
       "total_tokens", b.input_tokens + b.output_tokens),
@@ -109,6 +111,19 @@ local function finish (srv, b)
   end
 end
 
+-- The completion window passed (metadata.aigc_expire_after lines done):
+-- the lines not done go to the error file as OpenAI's do, and the batch
+-- is "expired" with the files of the lines done.
+local function expire (srv, b, now)
+  for i = b.next, #b.lines do
+    b.err[#b.err + 1] = json.encode(O("id", "batch_req_" .. uid(), "custom_id", b.lines[i].custom_id,
+      "response", NULL, "error", O("code", "batch_expired",
+        "message", "This request could not be executed before the completion window expired.")))
+  end
+  finish(srv, b)
+  b.status, b.expired_at = "expired", now
+end
+
 -- One tick of a batch's life.
 local function tick (srv, b, call)
   local now = os.time()
@@ -119,7 +134,9 @@ local function tick (srv, b, call)
     b.status, b.cancelled_at = "cancelled", now
   elseif b.status == "in_progress" then
     local line = b.lines[b.next]
-    if line then
+    if line and b.expire_after and b.next > b.expire_after then
+      expire(srv, b, now)
+    elseif line then
       b.next = b.next + 1
       run_line(srv, b, line, call)
     else
@@ -129,7 +146,7 @@ local function tick (srv, b, call)
     finish(srv, b)
     b.status, b.completed_at = "completed", now
   end
-  return b.status == "completed" or b.status == "cancelled"
+  return b.status == "completed" or b.status == "cancelled" or b.status == "expired"
 end
 
 local function start (srv, b, delay, call)
@@ -164,7 +181,8 @@ function M.create (req)
   local delay = math.tointeger(tonumber(metadata and metadata.aigc_delay_ms)) or srv.batch_delay_ms or 20
   local b = { id = "batch_" .. uid(), endpoint = endpoint, input_file_id = fid, status = "validating",
               created_at = os.time(), completed = 0, failed = 0, total = 0, input_tokens = 0, output_tokens = 0,
-              metadata = metadata, out = {}, err = {}, next = 1 }
+              metadata = metadata, out = {}, err = {}, next = 1,
+              expire_after = math.tointeger(tonumber(metadata and metadata.aigc_expire_after)) }
   local lines, errs = parse_input(file.data, endpoint)
   if #errs > 0 then
     b.status, b.failed_at, b.errors = "failed", os.time(), errs
