@@ -399,9 +399,14 @@ local function check_alternatives (v, s, key, pos, r, c)
     if #alts == 1 then
       include(r, best)
     else
+      -- (the closest alternative's innermost violation: one that is itself
+      -- "matches none" would quote its own closest, and so on down a
+      -- recursive schema, a message growing as the square of the depth)
       local f = first_of(best)
+      if f and f.leaf then f = f.leaf end
       add(r, pos, "matches none of the %d alternatives (%s)%s", #alts, key,
           f and (": closest: " .. path_of(f.pos) .. ": " .. f.message) or "")
+      r[#r].leaf = f
     end
   elseif key == "oneOf" and matched > 1 then
     add(r, pos, "matches %d of the oneOf alternatives, expected exactly one", matched)
