@@ -5,6 +5,7 @@
 -- checking must not blow up.
 local aigc = require "aigc"
 local scripted = require "scripted"
+local luachild = require "luachild"
 local cjson = require "cjson"
 
 local function user () return { { role = "user", content = "go" } } end
@@ -246,5 +247,61 @@ describe("tools and structured output, probed", function ()
       assert.is_nil(good)
       assert.equal(1, ok.parsed.next.v)
     end)
+  end)
+
+  it("checks a long property name against a bounded-repeat patternProperties at once (Lua's matcher hung)", function ()
+    -- `^[a-z_]{1,40}$` became the Lua pattern [a-z_] then 39 x [a-z_]?,
+    -- which backtracks through 2^39 ways on a name of 41 letters: the
+    -- call hung in the validator (structured output and tool arguments
+    -- alike). Run in a child: the old code is killed by the timeout.
+    local r = luachild.run([[
+      local aigc = require "aigc"
+      local scripted = require "scripted"
+      local schema = { type = "object", additionalProperties = false,
+                       patternProperties = { ["^[a-z_]{1,40}$"] = { type = "integer" },
+                                             ["^x{0,50}y$"] = { type = "string" } } }
+      local long = string.rep("a", 41)
+      local s = scripted.start {
+        scripted.chat { content = '{"' .. long .. '": 1}' },
+        scripted.chat { content = '{"' .. string.rep("a", 40) .. '": 1, "' .. string.rep("x", 50) .. 'y": "z"}' },
+        scripted.chat { tool_calls = { scripted.call("c1", "t", '{"' .. string.rep("x", 60) .. 'z": 1}') } },
+        scripted.chat { content = "done" } }
+      local c = aigc.client { base_url = s.base_url, api_key = "k", max_retries = 0 }
+      local msgs = { { role = "user", content = "go" } }
+      local _, err = c:chat { messages = msgs, schema = schema }
+      print(err.kind, err.violations[1].path, err.violations[1].message)
+      local res = assert(c:chat { messages = msgs, schema = schema })
+      print("ok", res.parsed[string.rep("a", 40)])
+      local ts = aigc.tools { { name = "t", parameters = schema, fn = function () return "ran" end } }
+      local r2 = assert(c:chat { messages = msgs, tools = ts })
+      print(r2.tool_calls_made[1].ok, r2.tool_calls_made[1].violations[1].message)
+      c:close()
+      s.finish()
+    ]], { timeout = 120 })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("schema\t$." .. string.rep("a", 41) .. "\tproperty is not allowed (additionalProperties is false)\n"
+                 .. "ok\t1\n"
+                 .. "false\tproperty is not allowed (additionalProperties is false)\n", r.stdout)
+  end)
+
+  it("matches patternProperties as the regex would, bounded repeats and searches included", function ()
+    local schema = require "aigc.schema"
+    local function allowed (re, key)
+      return (schema.validate({ [key] = 1 }, { type = "object", additionalProperties = false,
+                                              patternProperties = { [re] = true } }))
+    end
+    assert.is_true(allowed("^[a-z_]{1,3}$", "ab_"))
+    assert.is_false(allowed("^[a-z_]{1,3}$", "abcd"))
+    assert.is_false(allowed("^[a-z_]{1,3}$", ""))
+    assert.is_true(allowed("\\d{2,3}$", "x123"))
+    assert.is_false(allowed("\\d{2,3}$", "x1"))
+    assert.is_true(allowed("^x-", "x-y"))
+    assert.is_false(allowed("^x-", "yx-"))
+    assert.is_true(allowed("a*b", "ccb"))   -- (unanchored: a search)
+    assert.is_true(allowed("^a?b?c$", "ac"))
+    assert.is_false(allowed("^a?b?c$", "abbc"))
+    assert.is_true(allowed("^.*\\.json$", "caf\195\169.json"))
+    assert.is_false(allowed("^.*\\.json$", "a.jsonx"))
+    assert.is_true(allowed("^$", ""))
   end)
 end)

@@ -12,8 +12,9 @@
 -- `format` (Lua patterns are not regular expressions: a wrong check is
 -- worse than none). A `patternProperties` regex is matched when it has an
 -- exact Lua pattern (literals, classes, `\d`, `*`, `+`, `?`, `{n,m}`, `^`,
--- `$`: the usual ones); one with none (alternation, groups...) may match
--- any property, which is then never "additional".
+-- `$`: the usual ones), in time linear in the property name's length (not
+-- by Lua's matcher, which backtracks); one with none (alternation,
+-- groups...) may match any property, which is then never "additional".
 --
 -- Values are Lua values as `aigc.json.decode` gives them: `aigc.null` is
 -- null, tables carrying the array mark are arrays (the decoder marks every
@@ -239,9 +240,9 @@ end
 local function check_patterns (v, k, patterns, pos, r, c)
   local matched = false
   for _, p in ipairs(patterns) do
-    if p.lua == nil then
+    if p.match == nil then
       matched = true
-    elseif k:find(p.lua) then
+    elseif p.match(k) then
       matched = true
       include(r, check(v[k], p.schema, position(pos, k), c))
     end

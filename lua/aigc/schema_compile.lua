@@ -14,7 +14,7 @@ local util = require "aigc.util"
 local null = core.null
 local error, getmetatable, ipairs, pairs, pcall, setmetatable, tonumber, tostring, type =
   error, getmetatable, ipairs, pairs, pcall, setmetatable, tonumber, tostring, type
-local string_format, string_match = string.format, string.match
+local string_byte, string_char, string_format, string_match = string.byte, string.char, string.format, string.match
 local table_concat, table_sort = table.concat, table.sort
 util.own_module()
 
@@ -228,7 +228,7 @@ function walk (c, s, where)
     local list = {}
     for re, sub in pairs(pp) do
       if type(re) ~= "string" then bad(where .. "/patternProperties", "keys must be regexes (strings)") end
-      list[#list + 1] = { re = re, lua = M.to_lua(re), schema = sub }
+      list[#list + 1] = { re = re, match = M.matcher(re), schema = sub }
     end
     table_sort(list, function (a, b) return a.re < b.re end)
     c.patterns[s] = list
@@ -378,23 +378,25 @@ local function item_to_lua (re, i)
   return c, i + 1, true
 end
 
---- The Lua pattern that matches the strings the ECMA regex `re` matches
--- (searching, as regexes do), or nil when there is none (see above).
--- @tparam string re
--- @treturn string|nil
-function M.to_lua (re)
-  local out, i, n = {}, 1, #re
-  if re:sub(1, 1) == "^" then out[1] = "^"; i = 2 end
-  local tail = ""
-  if n >= i and re:sub(n, n) == "$" and re:sub(n - 1, n - 1) ~= "\\" then tail = "$"; n = n - 1 end
+-- The items of the ECMA regex `re`: a list of `{ item =, lo =, hi = }` (a
+-- single-character Lua matcher, repeated lo to hi times, hi nil: no bound),
+-- whether it starts with `^`, whether it ends with `$`; nil when it has no
+-- Lua equivalent (see above).
+local function regex_items (re)
+  local items, i, n = {}, 1, #re
+  local head = re:sub(1, 1) == "^"
+  if head then i = 2 end
+  local tail = false
+  if n >= i and re:sub(n, n) == "$" and re:sub(n - 1, n - 1) ~= "\\" then tail = true; n = n - 1 end
   re = re:sub(1, n)
   while i <= n do
     local item, nx, quantifiable, wide = item_to_lua(re, i)
     if item == nil then return nil end
     local q = re:sub(nx, nx)
+    local lo, hi = 1, 1
     if q == "*" or q == "+" or q == "?" or q == "{" then
       if not quantifiable then return nil end
-      local lo, hi, after
+      local after
       if q == "{" then
         local a, b, c, e = re:match("^{(%d+)(,?)(%d*)}()", nx)
         if a == nil or tonumber(a) > 50 or (c ~= "" and (tonumber(c) > 50 or tonumber(c) < tonumber(a))) then
@@ -406,19 +408,86 @@ function M.to_lua (re)
       end
       if re:sub(after, after) == "?" then after = after + 1 end   -- (lazy: the same names match)
       if wide and not (hi == nil and lo <= 1) then return nil end
-      if lo == 1 and hi == nil then out[#out + 1] = item .. "+"
-      else
-        out[#out + 1] = item:rep(lo)
-        out[#out + 1] = hi == nil and item .. "*" or (item .. "?"):rep(hi - lo)
-      end
       nx = after
-    else
-      if wide then return nil end
-      out[#out + 1] = item
+    elseif wide then
+      return nil
     end
+    items[#items + 1] = { item = item, lo = lo, hi = hi }
     i = nx
   end
-  return table_concat(out) .. tail
+  return items, head, tail
+end
+
+--- The Lua pattern that matches the strings the ECMA regex `re` matches
+-- (searching, as regexes do), or nil when there is none (see above).
+-- Validation does not run it (see `matcher`): it says what is matched.
+-- @tparam string re
+-- @treturn string|nil
+function M.to_lua (re)
+  local items, head, tail = regex_items(re)
+  if items == nil then return nil end
+  local out = { head and "^" or "" }
+  for _, it in ipairs(items) do
+    local item, lo, hi = it.item, it.lo, it.hi
+    if lo == 1 and hi == nil then out[#out + 1] = item .. "+"
+    else
+      out[#out + 1] = item:rep(lo)
+      out[#out + 1] = hi == nil and item .. "*" or (item .. "?"):rep(hi - lo)
+    end
+  end
+  return table_concat(out) .. (tail and "$" or "")
+end
+
+--- A function `(s) -> boolean` that matches as `s:find(to_lua(re))`
+-- would, or nil when `to_lua` gives nil; in time linear in #s. (Lua's
+-- matcher backtracks: the `[a-z]?` repeated that `{1,40}` becomes takes
+-- 2^39 steps on a property name of 41 letters, the model's to choose.)
+-- It runs the pattern as an automaton: the set of places in it that the
+-- bytes read so far may have reached, one step per byte.
+-- @tparam string re
+-- @treturn function|nil
+function M.matcher (re)
+  local items, head, tail = regex_items(re)
+  if items == nil then return nil end
+  local els = {}   -- one per byte to match: `{ set =, opt = , star = }`
+  for _, it in ipairs(items) do
+    local set = { pat = "^" .. it.item .. "$" }   -- (and set[byte]: whether it matches)
+    for _ = 1, it.lo do els[#els + 1] = { set = set } end
+    if it.hi == nil then els[#els + 1] = { set = set, star = true }
+    else for _ = it.lo + 1, it.hi do els[#els + 1] = { set = set, opt = true } end end
+  end
+  local final = #els + 1
+  return function (s)
+    local active, seen, stamp = {}, {}, 1
+    local function add (list, j)   -- place j, and those it reaches without reading a byte
+      while seen[j] ~= stamp do
+        seen[j] = stamp
+        list[#list + 1] = j
+        local e = els[j]
+        if e == nil or not (e.opt or e.star) then return end
+        j = j + 1
+      end
+    end
+    add(active, 1)
+    for i = 1, #s do
+      if seen[final] == stamp and not tail then return true end
+      local b, nxt = string_byte(s, i), {}
+      stamp = stamp + 1
+      for _, j in ipairs(active) do
+        local e = els[j]
+        local set = e and e.set
+        if set then
+          local ok = set[b]
+          if ok == nil then ok = string_char(b):find(set.pat) ~= nil; set[b] = ok end
+          if ok then add(nxt, e.star and j or j + 1) end
+        end
+      end
+      if not head then add(nxt, 1) end   -- (a search: a match may start at any byte)
+      if nxt[1] == nil then return false end
+      active = nxt
+    end
+    return seen[final] == stamp
+  end
 end
 
 -- }======================================================
