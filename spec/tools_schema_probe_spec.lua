@@ -249,6 +249,29 @@ describe("tools and structured output, probed", function ()
     end)
   end)
 
+  it("sends a tool's error quoting the model's text at once, however many position-like prefixes it has", function ()
+    -- Stripping `file:line: ` prefixes copied the rest of the message
+    -- after each one: time as the square of its length, minutes for an
+    -- error quoting a path of 1.4 MB the model wrote (io.open's message
+    -- starts with the path). Run in a child: the old code is killed.
+    local r = luachild.run([[
+      local aigc = require "aigc"
+      local scripted = require "scripted"
+      local path = string.rep("a.b:1: ", 200000)
+      local ts = aigc.tools { { name = "read",
+        parameters = { type = "object", properties = { path = { type = "string" } }, required = { "path" } },
+        fn = function (args) local f = assert(io.open(args.path)); f:close(); return "read" end } }
+      local res, err, sent = scripted.tool_chat(ts, {
+        scripted.chat { tool_calls = { scripted.call("c1", "read", aigc.json.encode { path = path }) } },
+        scripted.chat { content = "done" } })
+      assert(res, err)
+      print(res.text, sent[2].messages[3].content)
+      print(res.tool_calls_made[1].error:find(path .. ": File name too long", 1, true) ~= nil)   -- (kept whole)
+    ]], { timeout = 120 })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal('done\t{"error":": File name too long"}\ntrue\n', r.stdout)
+  end)
+
   it("checks a long property name against a bounded-repeat patternProperties at once (Lua's matcher hung)", function ()
     -- `^[a-z_]{1,40}$` became the Lua pattern [a-z_] then 39 x [a-z_]?,
     -- which backtracks through 2^39 ways on a name of 41 letters: the

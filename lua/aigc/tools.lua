@@ -281,10 +281,14 @@ end
 -- @treturn string
 -- @usage tools.strip_position("npc.lua:12: locked") --> "locked"
 local function strip_position (message, sources)
+  -- (by index, the message copied once: copying what is left after each
+  -- prefix took time as the square of its length, and a message may quote
+  -- the model's own text, `assert(io.open(args.path))`'s, prefixes and all)
+  local i = 1
   while true do
-    local prefix, rest = message:match("^(.-):%d+: (.*)$")
-    if not prefix or not looks_like_chunk(prefix, sources) then return message end
-    message = rest
+    local prefix, after = message:match("^(.-):%d+: ()", i)
+    if not prefix or not looks_like_chunk(prefix, sources) then return i == 1 and message or message:sub(i) end
+    i = after
   end
 end
 
