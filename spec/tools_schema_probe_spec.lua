@@ -179,6 +179,29 @@ describe("tools and structured output, probed", function ()
                   { type = "function_call_output", call_id = "c1", output = "noon A" } }, sent[2].input)
   end)
 
+  it("refuses a schema JSON cannot hold where it is given, not as 'chat_async' and a wire path", function ()
+    -- (a cycle, a function: the request's encoding raised "bad argument #1
+    -- to 'chat_async' (params.response_format.json_schema.schema...)")
+    local node = { type = "object", properties = {} }
+    node.properties.next = node
+    local ok, e = pcall(aigc.tools, { { name = "t", parameters = node, fn = print } }, { validate = false })
+    assert.is_false(ok)
+    assert.matches("bad argument #1 to 'tools' (tools[1].parameters: not JSON-encodable "
+                   .. "(value.properties.next: cannot encode a table that contains itself", tostring(e), 1, true)
+    local s = scripted.start { scripted.chat { content = "{}" } }
+    local c = aigc.client { base_url = s.base_url, api_key = "k", max_retries = 0 }
+    local bad = { type = "object", properties = { x = { type = "string", default = print } } }
+    local ok2, e2 = pcall(c.chat, c, { messages = user(), schema = bad })
+    assert.is_false(ok2)
+    assert.matches("bad argument #1 to 'chat' (params.schema: not JSON-encodable "
+                   .. "(value.properties.x.default: cannot encode a function))", tostring(e2), 1, true)
+    assert.matches("tools_schema_probe_spec.lua:", tostring(e2), 1, true)   -- (the user's line)
+    local res = assert(c:chat { messages = user(), schema = { type = "object" } })
+    assert.same({}, res.parsed)
+    c:close()
+    assert.equal(1, #s.finish())   -- (nothing sent for the refused schema)
+  end)
+
   describe("a structured reply", function ()
     local obj = { type = "object", properties = { a = { type = "integer" } }, required = { "a" },
                   additionalProperties = false }

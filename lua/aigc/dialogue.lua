@@ -109,6 +109,8 @@ local function prepare (params, fname, A)
     -- (validated against as given; sent with `required = {}` as [], see
     -- aigc.tools: OpenAI refuses a schema whose required is an object)
     o.schema, o.wire_schema = s, tools_mod.wire_schema(s)
+    local bad = tools_mod.unencodable(o.wire_schema)
+    if bad then field_error(fname, 1, "params.schema", bad) end
     local name = params.schema_name
     if name == nil then name = "response" end
     if not name:find("^[%w_%-]+$") or #name > 64 then

@@ -68,6 +68,8 @@ Toolset.__name = "aigc.toolset"
 
 local EMPTY_PARAMS = { type = "object", properties = {} }
 
+local unencodable   -- (defined with wire_schema, below)
+
 -- Checks one tool definition (at `path` of argument #1 of `fname`);
 -- returns the normalized tool.
 local function check_tool (t, path, fname)
@@ -118,6 +120,8 @@ function Toolset:_add (t, path, fname)
     local ok, why = schema.check_schema(tool.parameters)
     if not ok then field_error(fname, 1, path .. ".parameters", why) end
   end
+  local bad = tool.parameters and unencodable(M.wire_schema(tool.parameters))
+  if bad then field_error(fname, 1, path .. ".parameters", bad) end
   if self._by_name[tool.name] then
     field_error(fname, 1, path .. ".name", "duplicate tool name '" .. tool.name .. "'")
   end
@@ -199,6 +203,17 @@ function wire_schema (s, seen)
     out[k] = v
   end
   return out
+end
+
+-- Why a schema (as wire_schema made it) cannot go in a request, or nil:
+-- a function, a cycle, NaN in it. Said where the schema was given (the
+-- toolset's line, `params.schema`), not as the request's encoding error,
+-- which named 'chat_async' and a path the user never wrote.
+function unencodable (s)
+  local ok, e = pcall(json_encode, s)
+  if ok then return nil end
+  e = tostring(e)
+  return "not JSON-encodable (" .. (e:match("bad argument #1 to 'encode' %((.*)%)$") or e) .. ")"
 end
 
 --- The tool definitions as the API wants them in `tools`.
@@ -466,6 +481,7 @@ M.Toolset = Toolset
 M.error_content = error_content
 M.repair_utf8 = repair_utf8
 M.wire_schema = function (s) return wire_schema(s, {}) end
+M.unencodable = unencodable
 M.strip_position = strip_position
 
 -- `aigc.tools { ... }` calls M.new.
