@@ -202,6 +202,21 @@ describe("tools and structured output, probed", function ()
     assert.equal(1, #s.finish())   -- (nothing sent for the refused schema)
   end)
 
+  it("gives a strict tool without parameters a closed empty object, as strict mode wants", function ()
+    local ts = aigc.tools { { name = "now", strict = true, fn = function () return "noon" end },
+                            { name = "today", fn = function () return "Sat" end } }
+    local res, err, sent = scripted.tool_chat(ts, {
+      scripted.chat { tool_calls = { call("c1", "now", "{}"), call("c2", "today", "") } }, final })
+    assert.is_nil(err)
+    assert.equal("done", res.text)
+    local strict, plain = sent[1].tools[1]["function"], sent[1].tools[2]["function"]
+    assert.is_true(strict.strict)
+    assert.same({ type = "object", properties = {}, required = {}, additionalProperties = false }, strict.parameters)
+    assert.matches('"required":[]', aigc.json.encode(ts:definitions()[1]["function"].parameters), 1, true)
+    assert.same({ type = "object", properties = {} }, plain.parameters)
+    assert.is_nil(plain.strict)
+  end)
+
   describe("a structured reply", function ()
     local obj = { type = "object", properties = { a = { type = "integer" } }, required = { "a" },
                   additionalProperties = false }

@@ -67,6 +67,9 @@ Toolset.__index = Toolset
 Toolset.__name = "aigc.toolset"
 
 local EMPTY_PARAMS = { type = "object", properties = {} }
+-- (strict mode wants every object closed and its properties listed in
+-- `required`: OpenAI answers 400 to a strict tool given EMPTY_PARAMS)
+local EMPTY_STRICT = { type = "object", properties = {}, required = array {}, additionalProperties = false }
 
 local unencodable   -- (defined with wire_schema, below)
 
@@ -90,7 +93,8 @@ end
 --- Makes a toolset. Also `aigc.tools(list, opts)`.
 -- @tparam table list tool definitions `{ name =, description =, parameters =, fn =, strict = }`:
 -- `name` (letters, digits, `_`, `-`), `fn` required; `parameters` a JSON
--- schema table (default: an object with no properties)
+-- schema table (default: an object with no properties; for a `strict` tool a
+-- closed one, `additionalProperties = false` and `required = []`, as strict mode wants)
 -- @tparam[opt] table opts `validate = false` skips checking arguments
 -- against `parameters`
 -- @treturn aigc.toolset
@@ -225,7 +229,7 @@ function Toolset:definitions ()
     for i, t in ipairs(self._list) do
       wire[i] = { type = "function", ["function"] = {
         name = t.name, description = t.description, strict = t.strict,
-        parameters = t.parameters and wire_schema(t.parameters, {}) or EMPTY_PARAMS,
+        parameters = t.parameters and wire_schema(t.parameters, {}) or (t.strict and EMPTY_STRICT or EMPTY_PARAMS),
       } }
     end
     self._wire = wire
