@@ -73,8 +73,11 @@ describe("tools and structured output, probed", function ()
     assert.equal(8, #got)
     assert.equal("null", got[1].content)
     assert.equal("3.5", got[2].content)
-    assert.matches("not JSON%-encodable.*NaN", cjson.decode(got[3].content).error)
-    assert.matches("not JSON%-encodable.*cycle", cjson.decode(got[4].content).error)
+    -- (what is wrong and where, not the encoder's "bad argument #1 to 'encode'")
+    assert.equal("the result of t3 is not JSON-encodable (value: cannot encode NaN (JSON has no NaN))",
+                 cjson.decode(got[3].content).error)
+    assert.equal("the result of t4 is not JSON-encodable (value.self: cannot encode a table that contains itself "
+                 .. "(a cycle))", cjson.decode(got[4].content).error)
     assert.equal("a" .. string.char(0) .. "\239\191\189b", got[5].content)   -- (U+FFFD for the bad byte)
     assert.equal("a table error value without a message", cjson.decode(got[6].content).error)
     assert.equal("boom", cjson.decode(got[7].content).error)

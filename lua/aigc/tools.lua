@@ -219,6 +219,7 @@ function unencodable (s)
   e = tostring(e)
   return "not JSON-encodable (" .. (e:match("bad argument #1 to 'encode' %((.*)%)$") or e) .. ")"
 end
+M.unencodable = unencodable
 
 --- The tool definitions as the API wants them in `tools`.
 -- @treturn table an array of `{ type = "function", ["function"] = { name, description, parameters, strict } }`
@@ -466,7 +467,8 @@ function Toolset:call (call, ctx)
   local ok, s = pcall(json_encode, result)
   if not ok then
     rec.ok = false
-    rec.error = string_format("the result of %s is not JSON-encodable: %s", name, strip_position(message_of(s)))
+    -- (what is wrong and where, without the encoder's "bad argument #1 to 'encode'")
+    rec.error = string_format("the result of %s is %s", name, unencodable(result) or "not JSON-encodable")
     return error_content(rec.error), rec
   end
   return s, rec
@@ -485,7 +487,6 @@ M.Toolset = Toolset
 M.error_content = error_content
 M.repair_utf8 = repair_utf8
 M.wire_schema = function (s) return wire_schema(s, {}) end
-M.unencodable = unencodable
 M.strip_position = strip_position
 
 -- `aigc.tools { ... }` calls M.new.
