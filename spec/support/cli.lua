@@ -110,7 +110,8 @@ local function whole_line (path)
 end
 
 --- Starts `aigc ARGS` in the background, as a shell job would run it (stdin
--- /dev/null, stdout to `opts.stdout`, stderr to `opts.stderr`, or dropped).
+-- `opts.stdin_path` or /dev/null, stdout to `opts.stdout`, stderr to
+-- `opts.stderr`, or dropped).
 -- @treturn table `pid` (the aigc process: signal it), `wait_exit(deadline)`
 -- (its exit code as a number, once it ended; raises at `deadline`, a
 -- socket.gettime() value)
@@ -119,7 +120,8 @@ function M.background (args, opts)
   os.remove(pidfile); os.remove(codefile)
   local out = opts.stdout and quote(opts.stdout) or "/dev/null"
   local errout = opts.stderr and quote(opts.stderr) or "/dev/null"
-  os.execute("sh -c " .. quote(M.command(args, opts) .. " </dev/null >" .. out .. " 2>" .. errout .. " & echo $! >"
+  local inp = opts.stdin_path and quote(opts.stdin_path) or "/dev/null"
+  os.execute("sh -c " .. quote(M.command(args, opts) .. " <" .. inp .. " >" .. out .. " 2>" .. errout .. " & echo $! >"
                                .. pidfile .. "; wait $!; echo $? >" .. codefile) .. " &")
   local job = {}
   local function wait (deadline, what, fn)

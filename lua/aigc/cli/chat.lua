@@ -84,9 +84,15 @@ function Session:say_line (text)
     local st = req:status()
     if st ~= "queued" and st ~= "running" then break end
     client:step(0.05)
-    if not canceled and (self.reader:interrupted() or self.reader:terminated()) then
-      canceled = true
-      req:cancel()
+    if not canceled then
+      local hit = self.reader:interrupted()
+      if hit or self.reader:terminated() then
+        canceled = true
+        req:cancel()
+        -- stdin a script: Ctrl-C ends the session (its next lines were
+        -- written for the reply just lost; it went on to each in turn)
+        if hit and not self.reader.tty then self.stopped = true end
+      end
     end
   end
   local res, err = req:result()
@@ -403,7 +409,8 @@ end
 -- that line ends (Readline's blocking read goes on until Enter).
 function Session:read_input ()
   local reader = self.reader
-  local line = reader:read("> ")
+  local line, hit = reader:read("> ")
+  if hit and not reader.tty then self.stopped = true; return nil end   -- (a script's Ctrl-C: as above)
   if line == nil then return nil end
   local parts = {}
   local function typed ()
@@ -415,6 +422,7 @@ function Session:read_input ()
     if hit then
       common.note("aigc: input abandoned (Ctrl-C): nothing sent")
       self.eof = l == nil   -- (Ctrl-C, then Ctrl-D: abandoned, and the end)
+      self.stopped = not reader.tty or nil
       return nil, true
     end
     return l
@@ -528,7 +536,7 @@ function M.run (args)
       if tty and session.eof then common.out("\n") end   -- (the reply below the typed lines)
       if session:dispatch(input, block) == "quit" then break end
     end
-    if session.eof or session.terminated then break end
+    if session.eof or session.terminated or session.stopped then break end
   end
   reader:close()
   if log then log:close() end
@@ -540,7 +548,7 @@ function M.run (args)
     uv.kill(uv.os_getpid(), session.terminated)
     os.exit(session.terminated == "sighup" and 129 or 143)
   end
-  return 0
+  return session.stopped and 130 or 0
 end
 
 return M

@@ -1,0 +1,39 @@
+-- `aigc` used as a person uses it in a terminal, and as a script's tool:
+-- Ctrl-C, line input with and without lua-readline, what a reply may put
+-- on the screen. Terminal tests run in tmux (skipped without it).
+
+local cli = require "cli"
+local proc = require "procutil"
+local socket = require "socket"
+
+local function wait_until (fn, what, seconds)
+  local deadline = socket.gettime() + (seconds or 20)
+  while not fn() do
+    assert(socket.gettime() < deadline, "timed out waiting for " .. what)
+    socket.sleep(0.02)
+  end
+end
+
+describe("aigc (in a script, on a dumb terminal)", function ()
+  local srv, home
+  local aigc, logs = cli.fixture(_ENV, function (s, h) srv, home = s, h end)
+
+  it("stdin a script: Ctrl-C cancels the reply and ends the session, 130 (it went on to the next line)", function ()
+    local script = home .. "/questions.txt"
+    cli.write(script, "Tell me a story about a robot that learns to paint\n"
+                      .. "Tell me a story about a dragon\nWhat is 2 + 2?\n")
+    local out = home .. "/out.txt"
+    local job = cli.background({ "chat", "-m", "fault:pause=200" },
+      { home = home, base_url = srv.base_url, stdin_path = script, stdout = out })
+    -- (the reply streams: the signal handler is in place)
+    wait_until(function () return (proc.read_file(out) or ""):find("Once upon", 1, true) end, "the reply to stream")
+    assert(proc.sh("kill -INT " .. job.pid))
+    assert.equal(130, job.wait_exit(socket.gettime() + 30))
+    assert.matches("\n%[canceled%]\n$", proc.read_file(out))
+    assert.equal(1, srv:stats().requests_total)   -- (the next questions were not sent)
+    local entries = logs()
+    assert.equal(1, #entries)
+    assert.equal("canceled", entries[1].status)
+  end)
+
+end)
