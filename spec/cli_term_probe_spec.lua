@@ -36,4 +36,17 @@ describe("aigc (in a script, on a dumb terminal)", function ()
     assert.equal("canceled", entries[1].status)
   end)
 
+  it("aigc run on TERM=dumb (an editor's shell): progress as plain lines, no ESC [K (shown there as ^[[K)", function ()
+    local cases = home .. "/cases.jsonl"
+    cli.write(cases, '{"prompt":"What is 2 + 2?"}\n{"prompt":"Hi"}\n')
+    local r = aigc({ "run", cases }, { env = { AIGC_FORCE_TTY = "1", TERM = "dumb" } })
+    assert.equal(0, r.code, r.stderr)
+    assert.is_nil(r.stderr:find("[\r\27]"), r.stderr)
+    assert.matches("2/2%s+%[#+%]%s+100%%", r.stderr)   -- (the final progress line, whole)
+    assert.matches("\ncases 2 ", r.stderr)
+    -- a terminal that takes escapes still has the bar rewritten in place
+    r = aigc({ "run", cases, "--out", home .. "/again.jsonl" }, { env = { AIGC_FORCE_TTY = "1", TERM = "xterm" } })
+    assert.equal(0, r.code, r.stderr)
+    assert.matches("^\r\27%[K", r.stderr)
+  end)
 end)

@@ -288,7 +288,9 @@ function M.run (args)
   for _, s in ipairs(args.asserts or {}) do asserts[#asserts + 1] = parse_assert(s) end
   local log = common.open_log(config, args)   -- (calls are scrubbed by the client's engine)
 
-  local tty = not args.quiet and common.isatty(io.stderr)
+  -- (TERM=dumb, an editor's shell: no cursor control, "\27[K" showed as
+  -- ^[[K; the plain lines a pipe gets instead)
+  local tty = not args.quiet and common.isatty(io.stderr) and config_mod.env("TERM") ~= "dumb"
   local last_plain = 0
   -- Ctrl-C stops the run between steps (the interpreter's own SIGINT would
   -- raise "interrupted!" anywhere); the batch backend keeps that default.
