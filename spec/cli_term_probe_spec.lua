@@ -14,7 +14,7 @@ local function wait_until (fn, what, seconds)
   end
 end
 
-describe("aigc (in a script, on a dumb terminal)", function ()
+describe("aigc (in scripts, on terminals)", function ()
   local srv, home
   local aigc, logs = cli.fixture(_ENV, function (s, h) srv, home = s, h end)
 
@@ -49,4 +49,29 @@ describe("aigc (in a script, on a dumb terminal)", function ()
     assert.equal(0, r.code, r.stderr)
     assert.matches("^\r\27%[K", r.stderr)
   end)
+
+  it("a server's text on stderr reaches a terminal as text too: a batch's status could retitle the window", function ()
+    local oneshot = require "oneshot"
+    local port, child = oneshot.start([[
+      local oneshot = require "oneshot"
+      local c = oneshot.read_request(oneshot.listen())
+      local body = '{"id":"batch_1","object":"batch","status":"cancelling\\u001b]2;PWNED\\u0007\\u001b[2J"}'
+      c:send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " .. #body
+             .. "\r\nConnection: close\r\n\r\n" .. body)
+      c:close()
+    ]])
+    local r = aigc({ "run", "cases.jsonl", "--batch", "--cancel", "--batch-id", "batch_1" },
+      { base_url = "http://127.0.0.1:" .. port .. "/v1", env = { AIGC_FORCE_TTY = "1" } })
+    child:wait(10)
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("batch batch_1: cancelling^[]2;PWNED^G^[[2J\n", r.stderr)
+  end)
+
+  it("aigc run's progress line shows a batch's status as text (the line is written to the terminal as it is)", function ()
+    local run = require "aigc.cli.run"
+    local line = run.progress_line { done = 1, total = 2, ok = 1, failed = 0, tokens = 3, rate = 1,
+                                     batch = { id = "batch_1", status = "in_progress\27]2;PWNED\7\27[2J" } }
+    assert.matches("batch batch_1 in_progress%?]2;PWNED%?%?%[2J$", line)
+  end)
+
 end)

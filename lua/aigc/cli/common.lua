@@ -167,11 +167,15 @@ end
 -- above. On a terminal, control characters other than tab and newline are
 -- shown in caret notation (ESC as ^[, a lone CR as ^M, DEL as ^?) and the
 -- C1 controls (U+0080..U+009F, 8-bit CSI among them) as U+FFFD; a pipe or
--- a file gets the bytes as they are.
-local stdout_tty
-local function shown_on_terminal (s)
-  if stdout_tty == nil then stdout_tty = M.isatty(io.stdout) end
-  if not stdout_tty or not (s:find("[%z\1-\8\11-\31\127]") or s:find("\194[\128-\159]")) then return s end
+-- a file gets the bytes as they are. The same on stderr: a server's text
+-- in a note (a batch's status) retitled the window.
+local is_tty = {}
+local function on_terminal (f)
+  if is_tty[f] == nil then is_tty[f] = M.isatty(f) end
+  return is_tty[f]
+end
+local function shown_on_terminal (s, f)
+  if not on_terminal(f or io.stdout) or not (s:find("[%z\1-\8\11-\31\127]") or s:find("\194[\128-\159]")) then return s end
   s = s:gsub("\r\n", "\n")
   s = s:gsub("[%z\1-\8\11-\31]", function (c) return "^" .. string.char(c:byte() + 64) end)
   return (s:gsub("\127", "^?"):gsub("\194[\128-\159]", "\239\191\189"))
@@ -187,7 +191,7 @@ end
 --- A line on stderr.
 -- @tparam string s
 function M.note (s)
-  io.stderr:write(s, "\n")
+  io.stderr:write(shown_on_terminal(s, io.stderr), "\n")
   io.stderr:flush()
 end
 

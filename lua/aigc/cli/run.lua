@@ -78,7 +78,9 @@ function M.progress_line (p, width)
   else
     parts[#parts + 1] = "x" .. tostring(p.concurrency)
   end
-  return table.concat(parts, "  ")
+  -- (the batch's status is the server's text: shown, not obeyed; the line
+  -- goes to the terminal as it is, rewritten in place)
+  return (table.concat(parts, "  "):gsub("[%z\1-\31\127]", "?"))
 end
 
 -- The report's lines of the cases that failed, with their errors (the
