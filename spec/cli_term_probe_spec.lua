@@ -74,4 +74,26 @@ describe("aigc (in scripts, on terminals)", function ()
     assert.matches("batch batch_1 in_progress%?]2;PWNED%?%?%[2J$", line)
   end)
 
+  it("a streamed reply of CR LF lines cut between CR and LF shows its lines, not ^M at each end", function ()
+    local function event (delta)
+      return 'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,'
+             .. '"delta":' .. delta .. ',"finish_reason":' .. (delta == "{}" and '"stop"' or "null") .. '}]}\n\n'
+    end
+    local sse = event('{"content":"line one\\r"}') .. event('{"content":"\\nline two\\r"}')
+                .. event('{"content":"\\n"}') .. event("{}") .. "data: [DONE]\n\n"
+    local file = home .. "/reply.sse"
+    cli.write(file, sse)
+    local oneshot = require "oneshot"
+    local port, child = oneshot.start([[
+      local oneshot = require "oneshot"
+      local body = assert(io.open(arg[1], "rb")):read("*a")
+      local c = oneshot.read_request(oneshot.listen())
+      c:send("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n" .. body)
+      c:close()
+    ]], { file })
+    local r = aigc({ "Hi" }, { base_url = "http://127.0.0.1:" .. port .. "/v1", env = { AIGC_FORCE_TTY = "1" } })
+    child:wait(10)
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("line one\nline two\n", r.stdout)
+  end)
 end)

@@ -181,7 +181,14 @@ local function shown_on_terminal (s, f)
   return (s:gsub("\127", "^?"):gsub("\194[\128-\159]", "\239\191\189"))
 end
 
+-- A CR that ends a piece written to a terminal, held until the next one:
+-- a streamed reply of CR LF lines cut between the two showed ^M at every
+-- line's end.
+local held_cr = false
+
 function M.out (s)
+  if held_cr then s, held_cr = "\r" .. s, false end
+  if s:sub(-1) == "\r" and on_terminal(io.stdout) then s, held_cr = s:sub(1, -2), true end
   local ok, err = io.stdout:write(shown_on_terminal(s))
   if ok then ok, err = io.stdout:flush() end
   if not ok and M.out_error == nil then M.out_error = tostring(err) end
