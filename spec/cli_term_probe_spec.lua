@@ -67,7 +67,7 @@ describe("aigc (in scripts, on terminals)", function ()
     assert.equal("batch batch_1: cancelling^[]2;PWNED^G^[[2J\n", r.stderr)
   end)
 
-  it("aigc run's progress line shows a batch's status as text (the line is written to the terminal as it is)", function ()
+  it("aigc run's progress line shows a batch's status as text (the line goes to the terminal as it is)", function ()
     local run = require "aigc.cli.run"
     local line = run.progress_line { done = 1, total = 2, ok = 1, failed = 0, tokens = 3, rate = 1,
                                      batch = { id = "batch_1", status = "in_progress\27]2;PWNED\7\27[2J" } }

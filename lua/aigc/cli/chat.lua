@@ -53,6 +53,30 @@ end
 local Session = {}
 Session.__index = Session
 
+-- Drives the client until the reply is in, canceled on Ctrl-C: whether it was.
+function Session:wait_reply (req)
+  local canceled = false
+  -- SIGTERM (or SIGHUP: the terminal closed) cancels the reply as Ctrl-C
+  -- does: the turn is logged (it was lost with the process), then the
+  -- session ends by the signal (M.run).
+  self.reader:catch_term()
+  while true do
+    local st = req:status()
+    if st ~= "queued" and st ~= "running" then return canceled end
+    self.client:step(0.05)
+    if not canceled then
+      local hit = self.reader:interrupted()
+      if hit or self.reader:terminated() then
+        canceled = true
+        req:cancel()
+        -- stdin a script: Ctrl-C ends the session (its next lines were
+        -- written for the reply just lost; it went on to each in turn)
+        if hit and not self.reader.tty then self.stopped = true end
+      end
+    end
+  end
+end
+
 function Session:say_line (text)
   local client, conv = self.client, self.conv
   local streamed = {}
@@ -75,26 +99,7 @@ function Session:say_line (text)
   local t0 = aigc.now()
   local req = conv:say_async(text, per_call)
   self.request = req
-  local canceled = false
-  -- SIGTERM (or SIGHUP: the terminal closed) cancels the reply as Ctrl-C
-  -- does: the turn is logged (it was lost with the process), then the
-  -- session ends by the signal (M.run).
-  self.reader:catch_term()
-  while true do
-    local st = req:status()
-    if st ~= "queued" and st ~= "running" then break end
-    client:step(0.05)
-    if not canceled then
-      local hit = self.reader:interrupted()
-      if hit or self.reader:terminated() then
-        canceled = true
-        req:cancel()
-        -- stdin a script: Ctrl-C ends the session (its next lines were
-        -- written for the reply just lost; it went on to each in turn)
-        if hit and not self.reader.tty then self.stopped = true end
-      end
-    end
-  end
+  local canceled = self:wait_reply(req)
   local res, err = req:result()
   self.request = nil
   if canceled then
@@ -409,8 +414,8 @@ end
 -- that line ends (Readline's blocking read goes on until Enter).
 function Session:read_input ()
   local reader = self.reader
-  local line, hit = reader:read("> ")
-  if hit and not reader.tty then self.stopped = true; return nil end   -- (a script's Ctrl-C: as above)
+  local line, interrupted = reader:read("> ")
+  if interrupted and not reader.tty then self.stopped = true; return nil end   -- (a script's Ctrl-C: as in wait_reply)
   if line == nil then return nil end
   local parts = {}
   local function typed ()

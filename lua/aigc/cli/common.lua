@@ -175,7 +175,8 @@ local function on_terminal (f)
   return is_tty[f]
 end
 local function shown_on_terminal (s, f)
-  if not on_terminal(f or io.stdout) or not (s:find("[%z\1-\8\11-\31\127]") or s:find("\194[\128-\159]")) then return s end
+  if not on_terminal(f or io.stdout) then return s end
+  if not (s:find("[%z\1-\8\11-\31\127]") or s:find("\194[\128-\159]")) then return s end
   s = s:gsub("\r\n", "\n")
   s = s:gsub("[%z\1-\8\11-\31]", function (c) return "^" .. string.char(c:byte() + 64) end)
   return (s:gsub("\127", "^?"):gsub("\194[\128-\159]", "\239\191\189"))
