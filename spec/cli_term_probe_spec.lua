@@ -96,4 +96,20 @@ describe("aigc (in scripts, on terminals)", function ()
     assert.equal(0, r.code, r.stderr)
     assert.equal("line one\nline two\n", r.stdout)
   end)
+
+  it("aigc logs that lists nothing says so on stderr (a conversation of failed turns showed a blank)", function ()
+    local r = aigc({ "chat", "-m", "fault:status=500" }, { stdin = "Hi\n" })
+    assert.equal(0, r.code, r.stderr)
+    r = aigc { "logs", "-c" }
+    assert.equal(0, r.code)
+    assert.equal("", r.stdout)
+    assert.matches("^aigc: conversation %x+ has no turns %(a failed or canceled call is none: "
+                   .. "%-%-all shows them%)\n$", r.stderr)
+    assert.matches("\n%[%a+%] [^\n]*500", aigc({ "logs", "-c", "--all" }).stdout)
+    r = aigc { "logs", "-q", "zebra" }
+    assert.equal("", r.stdout)
+    assert.equal("aigc: no entries\n", r.stderr)
+    r = aigc { "logs", "-q", "zebra", "--json" }   -- (JSON: the empty list says it)
+    assert.same({ "[]\n", "" }, { r.stdout, r.stderr })
+  end)
 end)

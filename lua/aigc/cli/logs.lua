@@ -118,6 +118,11 @@ function M.run (args)
     return 0
   end
   for _, r in ipairs(ordered) do show(r) end
+  -- (a terminal showed a blank: a conversation of failed turns looked lost)
+  if #ordered == 0 then
+    common.note(ids and ("aigc: conversation " .. cid .. " has no turns (a failed or canceled call is none: "
+                         .. "--all shows them)") or "aigc: no entries")
+  end
   return 0
 end
 
