@@ -113,3 +113,37 @@ describe("aigc (in scripts, on terminals)", function ()
     assert.same({ "[]\n", "" }, { r.stdout, r.stderr })
   end)
 end)
+
+local describe_tty = cli.has_tmux() and describe or pending
+
+describe_tty("aigc chat without lua-readline (in a terminal)", function ()
+  local srv, home, term
+  cli.fixture(_ENV, function (s, h) srv, home = s, h end, {
+    after_each = function () if term then term:close(); term = nil end end })
+
+  -- (LUA_INIT runs before bin/aigc: `require "readline"` fails there as where it is not installed)
+  local NO_READLINE = 'package.preload.readline = function () error("module readline not found") end'
+
+  it("Ctrl-C cancels a reply and the session goes on; Ctrl-D at the prompt quits, 0", function ()
+    term = cli.terminal({ "chat", "-m", "fault:pause=200" },
+      { home = home, base_url = srv.base_url, env = { LUA_INIT = NO_READLINE } })
+    term:wait_for("Ctrl-D to quit.", 10, true)
+    term:wait_prompt()
+    term:type("Tell me a story about a robot that learns to paint")
+    term:keys("Enter")
+    term:wait_for("Once upon a time", 10, true)
+    term:keys("C-c")
+    term:wait_for("[canceled]", 10, true)
+    wait_until(function () return srv:stats().open_now == 0 end, "the canceled request to close")
+    term:wait_prompt()
+    term:type("What is the capital of France?")
+    term:keys("Enter")
+    term:wait_for("The capital of France is Paris.", 20, true)
+    term:wait_prompt()
+    term:keys("C-d")
+    wait_until(function () return (term:dead()) end, "aigc chat to end on Ctrl-D")
+    local _, code = term:dead()
+    assert.is_true(code == nil or code == 0, tostring(code))
+    assert.equal(2, srv:stats().requests_total)
+  end)
+end)
