@@ -114,6 +114,25 @@ describe("aigc (in scripts, on terminals)", function ()
   end)
 end)
 
+describe("aigc without $HOME (cron, a service, env -i)", function ()
+  it("keeps its files in the user's home, not in the current directory (a config planted there was read)", function ()
+    local dir = cli.home()
+    local uv = require "luv"
+    local home = uv.os_get_passwd().homedir
+    -- (only paths printed: nothing is written in the user's home)
+    local function path_of (args)
+      local cmd = cli.command(args, {}):gsub("^env ", "env -u HOME ", 1):gsub(" %./bin/aigc ", ' "$R"/bin/aigc ', 1)
+      cmd = "R=$(pwd) && cd " .. proc.quote(dir) .. " && " .. cmd
+      local ok, out = proc.sh(cmd .. " 2>&1")
+      assert(ok, out)
+      return (out:gsub("\n$", ""))
+    end
+    assert.equal(home .. "/.local/share/aigc/logs.db", path_of { "logs", "path" })
+    assert.equal(home .. "/.config/aigc/templates", path_of { "templates", "path" })
+    cli.rmdir(dir)
+  end)
+end)
+
 local describe_tty = cli.has_tmux() and describe or pending
 
 describe_tty("aigc chat without lua-readline (in a terminal)", function ()

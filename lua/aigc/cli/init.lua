@@ -75,9 +75,22 @@ local function plug_closed_std_fds ()
   end
 end
 
+-- $HOME unset (cron, a service, `env -i`): the config, templates, history
+-- and log were under the current directory (./.config/aigc, ./.local/share:
+-- a config planted in a project was read, the private log left there). The
+-- user's home from the password database instead, as libuv (and Python) find it.
+local function ensure_home ()
+  local h = os.getenv("HOME")
+  if h and h ~= "" then return end
+  local ok, uv = pcall(require, "luv")
+  local home = ok and uv.os_homedir and uv.os_homedir()
+  if home and home ~= "" then uv.os_setenv("HOME", home) end
+end
+
 function M.main (argv)
   argv = argv or {}
   plug_closed_std_fds()
+  ensure_home()
   local first = argv[1]
   if first == "--version" then common.out(version() .. "\n"); return finish(0) end
   local name = "prompt"
