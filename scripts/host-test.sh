@@ -6,7 +6,9 @@
 # "aigc-host: ok" (both scripts got their replies, nothing failed), exits 0,
 # and ThreadSanitizer / AddressSanitizer / LeakSanitizer / UBSan reported
 # nothing. The runs start in an empty folder: the host reads no file. Each
-# build also runs aigc-host-media (spec/c/host_media_probe.c).
+# build also runs aigc-host-media (spec/c/host_media_probe.c). The plain build
+# is also made for LuaJIT (build/c-host-jit: a LuaJIT engine's static aigc,
+# README "Defold and other LuaJIT engines").
 # Prints one line per run and "host: N passed, N failed"; exit 1 on a failure.
 set -u
 cd "$(dirname "$0")/.." || exit 2
@@ -15,10 +17,11 @@ seconds=${AIGC_HOST_SECONDS:-3}
 mkdir -p build
 pass=0; fail=0
 
-for target in host host-tsan host-asan; do
-  if ! make --no-print-directory "$target" WERROR=-Werror > "build/$target-build.log" 2>&1; then
+for target in host host-tsan host-asan host-jit; do
+  if [ $target = host-jit ]; then set -- host LUA_VERSION=jit; else set -- "$target"; fi
+  if ! make --no-print-directory "$@" WERROR=-Werror > "build/$target-build.log" 2>&1; then
     tail -n 30 "build/$target-build.log"
-    echo "host: make $target failed (build/$target-build.log)"; fail=$((fail + 1))
+    echo "host: make $* failed (build/$target-build.log)"; fail=$((fail + 1))
   fi
 done
 
@@ -35,7 +38,7 @@ url=http://127.0.0.1:$(cat "$port_file")/v1
 # Each build runs aigc-host (the example), then aigc-host-media
 # (spec/c/host_media_probe.c: four threads' voice and image calls, three
 # states closed with them in flight, no part file left; its own folder).
-for dir in c-host c-host-tsan c-host-asan; do
+for dir in c-host c-host-tsan c-host-asan c-host-jit; do
   for prog in aigc-host aigc-host-media; do
     exe=$root/build/$dir/$prog
     [ -x "$exe" ] || continue
@@ -56,4 +59,4 @@ for dir in c-host c-host-tsan c-host-asan; do
   done
 done
 echo "host: $pass passed, $fail failed"
-[ $fail -eq 0 ] && [ $pass -eq 6 ]
+[ $fail -eq 0 ] && [ $pass -eq 8 ]
