@@ -95,3 +95,31 @@ describe("a game's use of aigc in LÖVE", function ()
     assert.equal("run 4: 20 done, 0 failed", lines[4])
   end)
 end)
+
+-- README, "Defold and other LuaJIT engines": an engine's Lua needs `require`,
+-- the C API and the standard libraries, `debug` too; `io` and `os` are not
+-- needed to load aigc. (An engine that strips `debug` from its scripts'
+-- Lua cannot load it: this says so, rather than "require and the C API".)
+describe("an engine's Lua with some standard libraries removed", function ()
+  local luachild = require "luachild"
+  local SCRIPT = [[
+    local name = arg[1]
+    local req = require
+    _G[name] = nil
+    package.loaded[name] = nil
+    local ok, err = pcall(req, "aigc")
+    print(ok and "loaded" or ("failed: " .. tostring(err)))
+  ]]
+  it("loads without io and os", function ()
+    for _, name in ipairs { "io", "os" } do
+      local r = luachild.run(SCRIPT, { args = { name } })
+      assert.equal(0, r.status, r.stderr)
+      assert.equal("loaded\n", r.stdout, name)
+    end
+  end)
+  it("does not load without debug (README says it needs it)", function ()
+    local r = luachild.run(SCRIPT, { args = { "debug" } })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("^failed: .*'debug'", r.stdout)
+  end)
+end)
