@@ -986,10 +986,17 @@ static int merge_chunk (lua_State *L, aigc_request *r, const aigc_json_value *ch
   return 0;
 }
 
+/* Whether a Responses event type is one of the API's "response." types
+   (response.failed aside: its error ends the stream whatever its shape). */
+static int api_event (const char *t, size_t len) {
+  return t != NULL && len > 9 && memcmp(t, "response.", 9) == 0
+         && !(len == 15 && memcmp(t, "response.failed", 15) == 0);
+}
+
 /*
 ** A Responses stream event (parsed into *ev), merged by the C accumulator:
 ** every event is delivered, unknown ones too; response.failed, "error"
-** events and events with an "error" member fail the request (kind "api"),
+** events and untyped events with an "error" member fail the request (kind "api"),
 ** a sequence_number gap or step back too (kind "stream"), all with
 ** err.partial.
 */
@@ -1002,9 +1009,11 @@ static int responses_event (lua_State *L, aigc_request *r, const char *type, siz
     push_error_event(L, r, 1, ev, NULL, 0);
     return AIGC_EVENT_ERROR;
   }
-  if (truthy(aigc_json_get(ev, "error"))) {
+  if (truthy(aigc_json_get(ev, "error")) && !api_event(t, len)) {
     /* No event of the API has an "error" member (a proxy's mid-stream
-       {"error": {...}}): the server's error, as in a chat stream. */
+       {"error": {...}}): the server's error, as in a chat stream. An
+       event of the API's own "response." types (one of a later version,
+       say a tool call's failure) is not a proxy's: it is passed on. */
     push_api_error(L, r, "api", ev, "the server sent an error in the stream");
     aigc_response_add_partial(L, r);
     return AIGC_EVENT_ERROR;
