@@ -78,4 +78,91 @@ describe("Responses API: stream events", function ()
     assert.equal("Upstream broke", err.message)
     assert.equal("server_error", err.code)
   end)
+
+  -- A custom tool call's input, a code interpreter call's code and an MCP
+  -- call's arguments stream as deltas, as a function call's arguments do:
+  -- they were dropped, so a stream cut before the items' done events left
+  -- them "" in err.partial (the function call's arguments were there).
+  local function tool_deltas (announce)
+    local events = { { type = "response.created", response = response("in_progress") } }
+    local function add (e) events[#events + 1] = e end
+    if announce then
+      add { type = "response.output_item.added", output_index = 0,
+            item = { id = "ctc_1", type = "custom_tool_call", call_id = "call_1", name = "run", input = "" } }
+    end
+    add { type = "response.custom_tool_call_input.delta", item_id = "ctc_1", output_index = 0, delta = "print(" }
+    add { type = "response.custom_tool_call_input.delta", item_id = "ctc_1", output_index = 0, delta = "1)" }
+    if announce then
+      add { type = "response.output_item.added", output_index = 1,
+            item = { id = "ci_1", type = "code_interpreter_call", status = "in_progress", code = aigc.null,
+                     container_id = "cntr_1", outputs = aigc.null } }
+    end
+    add { type = "response.code_interpreter_call_code.delta", item_id = "ci_1", output_index = 1, delta = "x = " }
+    add { type = "response.code_interpreter_call_code.delta", item_id = "ci_1", output_index = 1, delta = "6 * 7" }
+    if announce then
+      add { type = "response.output_item.added", output_index = 2,
+            item = { id = "mcp_1", type = "mcp_call", server_label = "wiki", name = "search", arguments = "" } }
+    end
+    add { type = "response.mcp_call_arguments.delta", item_id = "mcp_1", output_index = 2, delta = '{"q":' }
+    add { type = "response.mcp_call_arguments.delta", item_id = "mcp_1", output_index = 2, delta = '"Lua"}' }
+    return events
+  end
+
+  for _, announce in ipairs { true, false } do
+    it("a stream cut mid-call keeps the custom tool input, code and MCP arguments streamed so far"
+       .. (announce and "" or " (items never announced)"), function ()
+      local c
+      c, stop = canned_client(sse(tool_deltas(announce)))
+      local res, err = c:respond { input = "x", stream = function () end }
+      assert.is_nil(res)
+      assert.equal("stream", err.kind)
+      local out = err.partial.output
+      assert.equal("custom_tool_call", out[1].type)
+      assert.equal("print(1)", out[1].input)
+      assert.equal("code_interpreter_call", out[2].type)
+      assert.equal("x = 6 * 7", out[2].code)
+      assert.equal("mcp_call", out[3].type)
+      assert.equal('{"q":"Lua"}', out[3].arguments)
+      if announce then
+        assert.equal("run", out[1].name)
+        assert.equal("cntr_1", out[2].container_id)
+        assert.equal("wiki", out[3].server_label)
+      end
+    end)
+  end
+
+  it("their done events give the whole text when no delta came, and the result is response.completed's", function ()
+    local ctc = { id = "ctc_1", type = "custom_tool_call", call_id = "call_1", name = "run", input = "print(1)" }
+    local ci = { id = "ci_1", type = "code_interpreter_call", status = "completed", code = "x = 6 * 7",
+                 container_id = "cntr_1", outputs = A {} }
+    local mcp = { id = "mcp_1", type = "mcp_call", server_label = "wiki", name = "search",
+                  arguments = '{"q":"Lua"}', output = "Lua is a language." }
+    local events = tool_deltas(true)
+    events[#events + 1] = { type = "response.custom_tool_call_input.done", item_id = "ctc_1", output_index = 0,
+                            input = "print(1)" }
+    events[#events + 1] = { type = "response.code_interpreter_call_code.done", item_id = "ci_1", output_index = 1,
+                            code = "x = 6 * 7" }
+    events[#events + 1] = { type = "response.mcp_call_arguments.done", item_id = "mcp_1", output_index = 2,
+                            arguments = '{"q":"Lua"}' }
+    for i, item in ipairs { ctc, ci, mcp } do
+      events[#events + 1] = { type = "response.output_item.done", output_index = i - 1, item = item }
+    end
+    events[#events + 1] = { type = "response.completed", response = response("completed", { ctc, ci, mcp }) }
+    local c
+    c, stop = canned_client(sse(events))
+    local res = assert(c:respond { input = "x", stream = function () end })
+    assert.same(aigc.json.decode(aigc.json.encode { ctc, ci, mcp }), aigc.json.decode(aigc.json.encode(res.output)))
+    stop()
+    -- the done events alone (a server that sends no delta): cut before the items' done
+    c, stop = canned_client(sse {
+      { type = "response.created", response = response("in_progress") },
+      { type = "response.custom_tool_call_input.done", item_id = "ctc_1", output_index = 0, input = "print(1)" },
+      { type = "response.code_interpreter_call_code.done", item_id = "ci_1", output_index = 1, code = "x = 6 * 7" },
+      { type = "response.mcp_call_arguments.done", item_id = "mcp_1", output_index = 2, arguments = '{"q":"Lua"}' },
+    })
+    local _, err = c:respond { input = "x", stream = function () end }
+    assert.equal("print(1)", err.partial.output[1].input)
+    assert.equal("x = 6 * 7", err.partial.output[2].code)
+    assert.equal('{"q":"Lua"}', err.partial.output[3].arguments)
+  end)
 end)

@@ -364,7 +364,7 @@ static const aigc_json_value *object_field (aigc_raccum *a, const aigc_json_valu
   return v;
 }
 
-static const char *const ITEM_BUILT[] = { "content", "summary", "arguments", NULL };
+static const char *const ITEM_BUILT[] = { "content", "summary", "arguments", "input", "code", NULL };
 
 /*
 ** The last snapshot's output completes the items built from the events, as
@@ -468,15 +468,18 @@ static int text_event (aigc_raccum *a, const aigc_json_value *ev, const char *li
   return done ? fill_done(a, part, field, ev) : append_delta(part, field, d);
 }
 
-static int arguments_event (aigc_raccum *a, const aigc_json_value *ev, int done) {
+/* A delta or done of an item's own text, item[field] (a new item gets
+   {"type": item_type}). */
+static int call_event (aigc_raccum *a, const aigc_json_value *ev, const char *item_type,
+                       const char *field, int done) {
   const aigc_json_value *d = NULL;
   aigc_json_value *item;
   int rc;
   if (!done && (d = delta_of(a, ev)) == NULL)
     return AIGC_RACCUM_BADSHAPE;
-  if ((item = item_of(a, ev, "function_call", &rc)) == NULL)
+  if ((item = item_of(a, ev, item_type, &rc)) == NULL)
     return rc;
-  return done ? fill_done(a, item, "arguments", ev) : append_delta(item, "arguments", d);
+  return done ? fill_done(a, item, field, ev) : append_delta(item, field, d);
 }
 
 static int annotation_event (aigc_raccum *a, const aigc_json_value *ev) {
@@ -502,7 +505,8 @@ static int annotation_event (aigc_raccum *a, const aigc_json_value *ev) {
 typedef enum { EV_CREATED, EV_COMPLETED, EV_INCOMPLETE, EV_FAILED, EV_ITEM_ADDED, EV_ITEM_DONE,
   EV_PART_ADDED, EV_PART_DONE, EV_TEXT_DELTA, EV_TEXT_DONE, EV_REFUSAL_DELTA, EV_REFUSAL_DONE,
   EV_ARGS_DELTA, EV_ARGS_DONE, EV_SUMMARY_PART_ADDED, EV_SUMMARY_PART_DONE, EV_SUMMARY_DELTA,
-  EV_SUMMARY_DONE, EV_REASONING_DELTA, EV_REASONING_DONE, EV_ANNOTATION, EV_OTHER } ev_kind;
+  EV_SUMMARY_DONE, EV_REASONING_DELTA, EV_REASONING_DONE, EV_ANNOTATION, EV_INPUT_DELTA,
+  EV_INPUT_DONE, EV_CODE_DELTA, EV_CODE_DONE, EV_MCP_DELTA, EV_MCP_DONE, EV_OTHER } ev_kind;
 
 static const struct { const char *name; ev_kind kind; } EVENTS[] = {
   { "created", EV_CREATED }, { "queued", EV_CREATED }, { "in_progress", EV_CREATED },
@@ -519,7 +523,28 @@ static const struct { const char *name; ev_kind kind; } EVENTS[] = {
   { "reasoning_summary_text.done", EV_SUMMARY_DONE },
   { "reasoning_text.delta", EV_REASONING_DELTA }, { "reasoning_text.done", EV_REASONING_DONE },
   { "output_text.annotation.added", EV_ANNOTATION },
+  { "custom_tool_call_input.delta", EV_INPUT_DELTA }, { "custom_tool_call_input.done", EV_INPUT_DONE },
+  { "code_interpreter_call_code.delta", EV_CODE_DELTA },
+  { "code_interpreter_call_code.done", EV_CODE_DONE },
+  { "mcp_call_arguments.delta", EV_MCP_DELTA }, { "mcp_call_arguments.done", EV_MCP_DONE },
 };
+
+/*
+** The streamed text of an item itself (a function or MCP call's arguments,
+** a custom tool call's input, a code interpreter call's code): its member,
+** with the type an item made for it gets and whether the event is the
+** ".done"; NULL for the other kinds.
+*/
+static const char *call_text (ev_kind k, const char **item_type, int *done) {
+  *done = k == EV_ARGS_DONE || k == EV_INPUT_DONE || k == EV_CODE_DONE || k == EV_MCP_DONE;
+  switch (k) {
+    case EV_ARGS_DELTA: case EV_ARGS_DONE: *item_type = "function_call"; return "arguments";
+    case EV_INPUT_DELTA: case EV_INPUT_DONE: *item_type = "custom_tool_call"; return "input";
+    case EV_CODE_DELTA: case EV_CODE_DONE: *item_type = "code_interpreter_call"; return "code";
+    case EV_MCP_DELTA: case EV_MCP_DONE: *item_type = "mcp_call"; return "arguments";
+    default: return NULL;
+  }
+}
 
 static ev_kind kind_of (const char *type, size_t len) {
   size_t i;
@@ -538,6 +563,7 @@ static ev_kind kind_of (const char *type, size_t len) {
 ** changes, so that a refused event changes nothing), or NULL.
 */
 static const aigc_json_value *payload_of (ev_kind k, const aigc_json_value *ev) {
+  int done;
   switch (k) {
     case EV_CREATED: case EV_COMPLETED: case EV_INCOMPLETE: case EV_FAILED:
       return aigc_json_get(ev, "response");
@@ -547,12 +573,15 @@ static const aigc_json_value *payload_of (ev_kind k, const aigc_json_value *ev) 
     case EV_ANNOTATION: return aigc_json_get(ev, "annotation");
     case EV_TEXT_DONE: case EV_SUMMARY_DONE: case EV_REASONING_DONE: return aigc_json_get(ev, "text");
     case EV_REFUSAL_DONE: return aigc_json_get(ev, "refusal");
-    case EV_ARGS_DONE: return aigc_json_get(ev, "arguments");
-    default: return NULL;
+    default: {
+      const char *type, *field = call_text(k, &type, &done);
+      return field != NULL && done ? aigc_json_get(ev, field) : NULL;
+    }
   }
 }
 
 static int dispatch (aigc_raccum *a, ev_kind k, const aigc_json_value *ev) {
+  int done;
   switch (k) {
     case EV_CREATED: return snapshot(a, ev, AIGC_RACCUM_PENDING);
     case EV_COMPLETED: return snapshot(a, ev, AIGC_RACCUM_COMPLETED);
@@ -572,9 +601,11 @@ static int dispatch (aigc_raccum *a, ev_kind k, const aigc_json_value *ev) {
     case EV_REASONING_DELTA: case EV_REASONING_DONE:
       return text_event(a, ev, "content", "content_index", "reasoning_text", "text",
                         k == EV_REASONING_DONE);
-    case EV_ARGS_DELTA: case EV_ARGS_DONE: return arguments_event(a, ev, k == EV_ARGS_DONE);
     case EV_ANNOTATION: return annotation_event(a, ev);
-    default: return AIGC_RACCUM_OK;
+    default: {
+      const char *type, *field = call_text(k, &type, &done);
+      return field != NULL ? call_event(a, ev, type, field, done) : AIGC_RACCUM_OK;
+    }
   }
 }
 
@@ -741,12 +772,6 @@ static cost made_by (const aigc_raccum *a, ev_kind k, const aigc_json_value *ev)
       cost_text(&c, a, ev, "content", "content_index", "reasoning_text", "text",
                 k == EV_REASONING_DONE);
       break;
-    case EV_ARGS_DELTA: case EV_ARGS_DONE: {
-      const aigc_json_value *item = cost_item(&c, a, ev, "function_call");
-      if (k == EV_ARGS_DELTA && index_of(ev, "output_index") >= 0)
-        cost_delta(&c, item, "arguments");
-      break;
-    }
     case EV_ANNOTATION: {
       const aigc_json_value *part = cost_part(&c, a, ev, "content", "content_index", "output_text");
       if (index_of(ev, "content_index") >= 0 && index_of(ev, "output_index") >= 0)
@@ -754,7 +779,17 @@ static cost made_by (const aigc_raccum *a, ev_kind k, const aigc_json_value *ev)
                   index_of(ev, "annotation_index"));
       break;
     }
-    default: break;
+    default: {
+      int done;
+      const char *type, *field = call_text(k, &type, &done);
+      const aigc_json_value *item;
+      if (field == NULL)
+        break;
+      item = cost_item(&c, a, ev, type);
+      if (!done && index_of(ev, "output_index") >= 0)
+        cost_delta(&c, item, field);
+      break;
+    }
   }
   return c;
 }

@@ -25,16 +25,21 @@
 **       reasoning_text.delta          output[oi].content[ci].text ..= delta
 **       reasoning_summary_text.delta  output[oi].summary[si].text ..= delta
 **       function_call_arguments.delta output[oi].arguments ..= delta
+**       mcp_call_arguments.delta      output[oi].arguments ..= delta
+**       custom_tool_call_input.delta  output[oi].input ..= delta
+**       code_interpreter_call_code.delta  output[oi].code ..= delta
 **       output_text.annotation.added  ...content[ci].annotations[ai] = annotation
 **     A delta for a slot nobody added creates it, typed: an item
 **     {"type":"message"} ("reasoning" for summaries and reasoning text,
-**     "function_call" for arguments), a part {"type":"output_text"}
+**     "function_call" for arguments, "mcp_call", "custom_tool_call",
+**     "code_interpreter_call"), a part {"type":"output_text"}
 **     ("refusal", "summary_text", "reasoning_text").
 **   - The ".done" events (output_item.done, content_part.done,
 **     reasoning_summary_part.done, output_text.done, refusal.done,
 **     function_call_arguments.done...) complete what was built: each member
 **     they carry replaces the accumulated one, except the text the deltas
-**     built (text, refusal, arguments, and an item's content / summary),
+**     built (text, refusal, arguments, input, code, and an item's content /
+**     summary),
 **     which they fill only when no delta came (it is absent, null, or an
 **     empty string or array; a built content / summary list is completed
 **     part by part, so a part added empty takes the done event's text).

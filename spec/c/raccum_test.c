@@ -450,6 +450,9 @@ TEST(test_index_slots_charged) {
     "{\"type\":\"response.reasoning_summary_part.added\",\"output_index\":1023,\"summary_index\":1023,"
     "\"part\":{}}",
     "{\"type\":\"response.function_call_arguments.delta\",\"output_index\":1023,\"delta\":\"{\"}",
+    "{\"type\":\"response.custom_tool_call_input.delta\",\"output_index\":1022,\"delta\":\"x\"}",
+    "{\"type\":\"response.code_interpreter_call_code.delta\",\"output_index\":1021,\"delta\":\"x\"}",
+    "{\"type\":\"response.mcp_call_arguments.done\",\"output_index\":1020,\"arguments\":\"{}\"}",
     "{\"type\":\"response.output_item.added\",\"output_index\":1023,\"item\":{}}",
     NULL
   };
