@@ -165,4 +165,28 @@ describe("Responses API: stream events", function ()
     assert.equal("x = 6 * 7", err.partial.output[2].code)
     assert.equal('{"q":"Lua"}', err.partial.output[3].arguments)
   end)
+
+  -- A server that announces no item (no output_item.added) before a
+  -- reasoning_text part: the item made for the part was a "message",
+  -- so err.partial showed the model's reasoning as a message.
+  it("a reasoning_text part of an item never announced makes a reasoning item, a refusal part a message", function ()
+    local c
+    c, stop = canned_client(sse {
+      { type = "response.created", response = response("in_progress") },
+      { type = "response.content_part.added", item_id = "rs_1", output_index = 0, content_index = 0,
+        part = { type = "reasoning_text", text = "" } },
+      { type = "response.reasoning_text.delta", item_id = "rs_1", output_index = 0, content_index = 0,
+        delta = "Paris is the capital." },
+      { type = "response.content_part.added", item_id = "msg_1", output_index = 1, content_index = 0,
+        part = { type = "refusal", refusal = "" } },
+      { type = "response.refusal.delta", item_id = "msg_1", output_index = 1, content_index = 0, delta = "No." },
+    })
+    local _, err = c:respond { input = "x", stream = function () end }
+    assert.equal("stream", err.kind)
+    local out = err.partial.output
+    assert.equal("reasoning", out[1].type)
+    assert.same({ { type = "reasoning_text", text = "Paris is the capital." } }, out[1].content)
+    assert.equal("message", out[2].type)
+    assert.same({ { type = "refusal", refusal = "No." } }, out[2].content)
+  end)
 end)

@@ -440,6 +440,12 @@ static int item_event (aigc_raccum *a, const aigc_json_value *ev, int done) {
   return merge_members(a, item, src, ITEM_BUILT);
 }
 
+/* A part's "type" ("output_text" when it has none). */
+static const char *part_type_of (const aigc_json_value *part) {
+  const aigc_json_value *t = aigc_json_get(part, "type");
+  return t != NULL && t->type == AIGC_JSON_STRING ? t->u.s : "output_text";
+}
+
 /* content_part / reasoning_summary_part .added and .done. */
 static int part_event (aigc_raccum *a, const aigc_json_value *ev, const char *list,
                        const char *index_key, int done) {
@@ -448,7 +454,9 @@ static int part_event (aigc_raccum *a, const aigc_json_value *ev, const char *li
   int rc;
   if (src == NULL)
     return AIGC_RACCUM_BADSHAPE;
-  if ((part = part_of(a, ev, list, index_key, "output_text", &rc)) == NULL)
+  /* (the part's type names the item made for it: a reasoning_text part's
+     is a "reasoning" item, not a "message") */
+  if ((part = part_of(a, ev, list, index_key, part_type_of(src), &rc)) == NULL)
     return rc;
   if (!done)
     return put_copy(a, part, src);
@@ -754,7 +762,7 @@ static cost made_by (const aigc_raccum *a, ev_kind k, const aigc_json_value *ev)
       break;
     case EV_ITEM_ADDED: case EV_ITEM_DONE: cost_item(&c, a, ev, NULL); break;
     case EV_PART_ADDED: case EV_PART_DONE:
-      cost_part(&c, a, ev, "content", "content_index", "output_text");
+      cost_part(&c, a, ev, "content", "content_index", part_type_of(aigc_json_get(ev, "part")));
       break;
     case EV_SUMMARY_PART_ADDED: case EV_SUMMARY_PART_DONE:
       cost_part(&c, a, ev, "summary", "summary_index", "output_text");

@@ -30,7 +30,8 @@
 **       code_interpreter_call_code.delta  output[oi].code ..= delta
 **       output_text.annotation.added  ...content[ci].annotations[ai] = annotation
 **     A delta for a slot nobody added creates it, typed: an item
-**     {"type":"message"} ("reasoning" for summaries and reasoning text,
+**     {"type":"message"} ("reasoning" for summaries and reasoning text or
+**     parts,
 **     "function_call" for arguments, "mcp_call", "custom_tool_call",
 **     "code_interpreter_call"), a part {"type":"output_text"}
 **     ("refusal", "summary_text", "reasoning_text").
