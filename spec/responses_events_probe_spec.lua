@@ -189,4 +189,22 @@ describe("Responses API: stream events", function ()
     assert.equal("message", out[2].type)
     assert.same({ { type = "refusal", refusal = "No." } }, out[2].content)
   end)
+
+  -- An event sent twice (a proxy's replay) would add its delta twice: the
+  -- stream fails, kind "stream", but the message said "out of order" of
+  -- events that were in order.
+  it("an event repeated with its sequence_number fails the stream saying so, with the text so far", function ()
+    local c
+    c, stop = canned_client(sse {
+      { type = "response.created", response = response("in_progress"), sequence_number = 0 },
+      { type = "response.output_text.delta", item_id = "msg_1", output_index = 0, content_index = 0,
+        delta = "Par", sequence_number = 1 },
+      { type = "response.output_text.delta", item_id = "msg_1", output_index = 0, content_index = 0,
+        delta = "Par", sequence_number = 1 },
+    })
+    local _, err = c:respond { input = "x", stream = function () end }
+    assert.equal("stream", err.kind)
+    assert.matches("sequence_number 1 came after 1 (an event repeated)", err.message, 1, true)
+    assert.equal("Par", err.partial.output[1].content[1].text)
+  end)
 end)

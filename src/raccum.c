@@ -631,7 +631,8 @@ static int check_sequence (aigc_raccum *a, const aigc_json_value *ev) {
   if (prev < INT64_MAX && s->u.i == prev + 1)
     return AIGC_RACCUM_OK;
   snprintf(a->error, sizeof a->error, "sequence_number %lld came after %lld (%s)",
-           (long long)s->u.i, (long long)prev, s->u.i > prev ? "events are missing" : "out of order");
+           (long long)s->u.i, (long long)prev, s->u.i > prev ? "events are missing"
+           : s->u.i == prev ? "an event repeated" : "out of order");
   return AIGC_RACCUM_SEQUENCE;
 }
 

@@ -48,7 +48,8 @@
 **     done events disagree is
 **     caught by comparing the result with its response.completed payload.
 **   - "sequence_number", when present, must be the previous one + 1 (the
-**     first may be any): a gap or a step back is AIGC_RACCUM_SEQUENCE.
+**     first may be any): a gap, a repeat or a step back is
+**     AIGC_RACCUM_SEQUENCE.
 **   - A resumed stream (aigc_raccum_resume: GET /responses/{id}?stream=true
 **     &starting_after=N) starts at N + 1, and what its deltas build lacks
 **     what came before N: its last snapshot's output replaces the built one.
