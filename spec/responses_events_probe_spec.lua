@@ -208,3 +208,30 @@ describe("Responses API: stream events", function ()
     assert.equal("Par", err.partial.output[1].content[1].text)
   end)
 end)
+
+describe("Responses API: the bundled server", function ()
+  local srv, c
+  setup(function ()
+    srv = require("devserver").start { pause_ms = 0 }
+    c = aigc.client { base_url = srv.base_url, model = "m", max_retries = 0 }
+  end)
+  teardown(function () c:close(); srv:stop() end)
+
+  -- A function_call_output's output may be a list of input_text parts (the
+  -- API's other form): the server answered with their JSON, not their text.
+  it("a tool output given as input_text parts is read as its text, streamed or not", function ()
+    local input = {
+      { role = "user", content = "What is the weather?" },
+      { type = "function_call", call_id = "call_1", name = "get_weather", arguments = "{}" },
+      { type = "function_call_output", call_id = "call_1",
+        output = { { type = "input_text", text = "sunny" }, { type = "input_text", text = "21 C" } } },
+    }
+    local res = assert(c:respond { input = input })
+    assert.equal("Here is what I found: sunny 21 C", res.text)
+    local deltas = {}
+    local streamed = assert(c:respond { input = input, stream = function (d) deltas[#deltas + 1] = d end })
+    assert.equal(res.text, streamed.text)
+    assert.equal(res.text, table.concat(deltas))
+  end)
+end)
+

@@ -166,7 +166,8 @@ RESPONSES (the Responses API; shapes of ../shared/openapi/openapi.yaml, checked 
   across the chain); function tools {type="function", name, parameters} are called as
   in chat (`name(ARGS)`, bare names, tool_choice "none" | "required" |
   {type="function", name=X}, parallel_tool_calls); function_call_output items last
-  -> "Here is what I found: <outputs joined by '; '>". text.format json_schema /
+  -> "Here is what I found: <outputs joined by '; '>" (an output given as a list of
+  input_text parts: their text). text.format json_schema /
   json_object -> the same instances as chat's response_format. max_output_tokens
   (>= 16 as the spec says, less is a 400) cuts the text: status "incomplete",
   incomplete_details {reason="max_output_tokens"}.

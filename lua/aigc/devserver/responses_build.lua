@@ -52,8 +52,11 @@ function M.messages_of (items)
     if t == "message" then msgs[#msgs + 1] = { role = it.role, content = it.content }
     elseif t == "function_call" then msgs[#msgs + 1] = { role = "assistant", content = "" }
     elseif t == "function_call_output" then
+      -- (a string, or a list of input_text / input_image / input_file
+      -- parts: their text, as a chat tool message's parts)
       local out = it.output
-      msgs[#msgs + 1] = { role = "tool", content = type(out) == "string" and out or json.encode(out) }
+      local parts = type(out) == "table" and #out > 0
+      msgs[#msgs + 1] = { role = "tool", content = (type(out) == "string" or parts) and out or json.encode(out) }
     end
   end
   return msgs
