@@ -67,17 +67,19 @@ describe("Responses API: stream events", function ()
                   "response.output_text.delta", "response.completed" }, types)
   end)
 
-  it("a response.failed whose error is at the top (no response) still fails with the server's message", function ()
-    local c
-    c, stop = canned_client(text_stream {
-      { type = "response.failed", error = { code = "server_error", message = "Upstream broke" } },
-    })
-    local res, err = c:respond { input = "x", stream = function () end }
-    assert.is_nil(res)
-    assert.equal("api", err.kind)
-    assert.equal("Upstream broke", err.message)
-    assert.equal("server_error", err.code)
-  end)
+  for _, name in ipairs { "response.failed", "response.error" } do
+    it("a " .. name .. " whose error is at the top (no response) still fails with the server's message", function ()
+      local c
+      c, stop = canned_client(text_stream {
+        { type = name, error = { code = "server_error", message = "Upstream broke" } },
+      })
+      local res, err = c:respond { input = "x", stream = function () end }
+      assert.is_nil(res)
+      assert.equal("api", err.kind)
+      assert.equal("Upstream broke", err.message)
+      assert.equal("server_error", err.code)
+    end)
+  end
 
   -- A custom tool call's input, a code interpreter call's code and an MCP
   -- call's arguments stream as deltas, as a function call's arguments do:

@@ -987,10 +987,12 @@ static int merge_chunk (lua_State *L, aigc_request *r, const aigc_json_value *ch
 }
 
 /* Whether a Responses event type is one of the API's "response." types
-   (response.failed aside: its error ends the stream whatever its shape). */
+   (response.failed aside, and a server's "response.error": their error
+   ends the stream whatever its shape). */
 static int api_event (const char *t, size_t len) {
   return t != NULL && len > 9 && memcmp(t, "response.", 9) == 0
-         && !(len == 15 && memcmp(t, "response.failed", 15) == 0);
+         && !(len == 15 && memcmp(t, "response.failed", 15) == 0)
+         && !(len == 14 && memcmp(t, "response.error", 14) == 0);
 }
 
 /*
