@@ -235,5 +235,24 @@ describe("Responses API: the bundled server", function ()
     assert.equal(res.text, streamed.text)
     assert.equal(res.text, table.concat(deltas))
   end)
+
+  -- A stream the server failed midway (fault failed-mid: response.failed)
+  -- was stored as "completed" with that error beside it: GET
+  -- /responses/{id} contradicted the stream it had sent.
+  it("a response whose stream failed midway is stored as failed", function ()
+    local devserver = require "devserver"
+    local id
+    local res, err = c:respond { input = "Hi", headers = { ["x-aigc-fault"] = "failed-mid" },
+                                 stream = function (_, ev) if ev.response then id = ev.response.id end end }
+    assert.is_nil(res)
+    assert.equal("api", err.kind)
+    assert.equal("failed", err.partial.status)
+    local body, status = devserver.http("GET", srv.base_url .. "/responses/" .. id)
+    assert.equal(200, status)
+    local stored = aigc.json.decode(body)
+    assert.equal("failed", stored.status)
+    assert.equal("server_error", stored.error.code)
+    assert.equal(0, #stored.output)
+  end)
 end)
 

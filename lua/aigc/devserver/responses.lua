@@ -78,7 +78,7 @@ local function run_background (srv, r, fault)
   local t = uv.new_timer()
   local timers = store_of(srv).timers
   timers[t] = true
-  local steps = { { 10, "in_progress" }, { total, nil } }
+  local steps = { { 10, "in_progress" }, { total, r.error and "failed" or nil } }   -- (failed-mid: failed)
   local k = 0
   local function next_step ()
     k = k + 1
@@ -120,6 +120,8 @@ function M.create (req)
   end
   local resp = { status = 200, headers = {}, tokens = r.plan.usage.total_tokens }
   local events = (body.background == true or body.stream == true) and stream.events(r, fault)
+  -- (failed-mid set r.error in the stream: the stored response failed too)
+  if r.error then r.state = "failed" end
   if body.background == true then   -- (kept for the streams that resume it: a copy, the faults edit theirs)
     r.events = {}
     for i, ev in ipairs(events) do r.events[i] = ev end
