@@ -211,6 +211,48 @@ describe("Responses API: stream events", function ()
   end)
 end)
 
+describe("Responses API: a malformed stream event", function ()
+  local stop
+  after_each(function () if stop then stop(); stop = nil end end)
+
+  -- The error named the field and not the event (of the dozens of types a
+  -- stream mixes, which one a proxy got wrong); the type is the server's
+  -- text, so it is bounded and scrubbed as a server's message is.
+  it("fails naming the event's type", function ()
+    local c
+    c, stop = require("oneshot").sse_client(aigc, sse {
+      { type = "response.created", response = response("in_progress") },
+      { type = "response.output_text.delta", item_id = "msg_1", output_index = 0, content_index = 0, delta = "Par" },
+      { type = "response.output_text.delta", item_id = "msg_1", output_index = 0, delta = "is." },
+    }, nil, { model = "m" })
+    local res, err = c:respond { input = "x", stream = function () end }
+    assert.is_nil(res)
+    assert.equal("parse", err.kind)
+    assert.matches("(response.output_text.delta): content_index is missing", err.message, 1, true)
+    assert.equal("Par", err.partial.output[1].content[1].text)
+  end)
+
+  it("a sequence error names the event's type too, scrubbed of the key", function ()
+    local key = "sk-probe" .. string.rep("Z", 24)
+    for _, t in ipairs { "response.output_text.delta", "response.later_thing " .. key } do
+      local c
+      c, stop = require("oneshot").sse_client(aigc, sse {
+        { type = "response.created", response = response("in_progress"), sequence_number = 0 },
+        { type = t, item_id = "msg_1", output_index = 0, content_index = 0, delta = "Par", sequence_number = 2 },
+      }, nil, { model = "m", api_key = key })
+      local _, err = c:respond { input = "x", stream = function () end }
+      stop(); stop = nil
+      assert.equal("stream", err.kind)
+      assert.not_matches(key, tostring(err), 1, true)
+      if t == "response.output_text.delta" then
+        assert.matches("(response.output_text.delta): sequence_number 2 came after 0", err.message, 1, true)
+      else
+        assert.matches("(response.later_thing [redacted]): sequence_number 2 came after 0", err.message, 1, true)
+      end
+    end
+  end)
+end)
+
 describe("Responses API: the bundled server", function ()
   local srv, c
   setup(function ()

@@ -1036,10 +1036,12 @@ static int responses_event (lua_State *L, aigc_request *r, const char *type, siz
   else if (rc == AIGC_RACCUM_LIMIT)
     aigc_error_json_limit(L, "the streamed response", r->raccum.error);
   else {
-    char msg[200];
-    snprintf(msg, sizeof msg, "%s: %s", rc == AIGC_RACCUM_SEQUENCE
-             ? "the stream lost its order" : "unexpected stream event", r->raccum.error);
-    aigc_error_new(L, rc == AIGC_RACCUM_SEQUENCE ? "stream" : "parse", msg);
+    /* (the event's type, which the server wrote: bounded, scrubbed) */
+    char msg[300];
+    snprintf(msg, sizeof msg, "%s (%.*s): %s", rc == AIGC_RACCUM_SEQUENCE
+             ? "the stream lost its order" : "unexpected stream event",
+             t != NULL ? (int)(len > 80 ? 80 : len) : 7, t != NULL ? t : "no type", r->raccum.error);
+    new_error_scrubbed(L, r, rc == AIGC_RACCUM_SEQUENCE ? "stream" : "parse", msg, strlen(msg));
   }
   aigc_response_add_partial(L, r);
   return AIGC_EVENT_ERROR;
