@@ -31,8 +31,7 @@
 **       output_text.annotation.added  ...content[ci].annotations[ai] = annotation
 **     A delta for a slot nobody added creates it, typed: an item
 **     {"type":"message"} ("reasoning" for summaries and reasoning text or
-**     parts,
-**     "function_call" for arguments, "mcp_call", "custom_tool_call",
+**     parts, "function_call" for arguments, "mcp_call", "custom_tool_call",
 **     "code_interpreter_call"), a part {"type":"output_text"}
 **     ("refusal", "summary_text", "reasoning_text").
 **   - The ".done" events (output_item.done, content_part.done,
@@ -40,8 +39,7 @@
 **     function_call_arguments.done...) complete what was built: each member
 **     they carry replaces the accumulated one, except the text the deltas
 **     built (text, refusal, arguments, input, code, and an item's content /
-**     summary),
-**     which they fill only when no delta came (it is absent, null, or an
+**     summary), which they fill only when no delta came (it is absent, null, or an
 **     empty string or array; a built content / summary list is completed
 **     part by part, so a part added empty takes the done event's text).
 **     So the result is what the deltas say, and a server whose deltas and
