@@ -15,8 +15,10 @@
 --
 -- A placeholder is `{{name}}` or `{{ name }}`; `name` is letters, digits,
 -- `_` and `-`, and dots walk into tables (`{{user.name}}`). Strings are
--- inserted as they are, numbers and booleans as `tostring` writes them
--- (integers without `.0`), tables as JSON. Text between `{{` and `}}` that
+-- inserted as they are, booleans as `true`/`false`, numbers as JSON writes
+-- them (integers without `.0`), tables as JSON; any other value (a
+-- function, a table JSON cannot hold) is an error naming the variable. A
+-- value is inserted once, never read for placeholders again. Text between `{{` and `}}` that
 -- is not a name is left alone. A variable with no value is an error that
 -- names every missing variable — never an empty string sent by surprise
 -- (JSON null, `aigc.null`, counts as no value: the default, else missing).
@@ -58,19 +60,28 @@ local function template_error (message, fields)
 end
 
 -- A value as template text: strings as they are, integral numbers without
--- ".0" (on every Lua), tables as JSON.
+-- ".0" (on every Lua), other numbers as a JSON body writes them (the
+-- shortest text that reads back, with a '.' whatever the C locale:
+-- tostring's 14 digits sent 1234567.1234568 for 1234567.123456789), tables
+-- as JSON. nil for what has no text: a function, a userdata, a table JSON
+-- cannot hold (tostring sent its address, "function: 0x55...", to the model),
+-- and why.
 local function as_text (v)
   local t = type(v)
   if t == "string" then return v end
+  if t == "boolean" then return tostring(v) end
   if t == "number" then
     if v == math_floor(v) and v > -2^53 and v < 2^53 then return string_format("%d", v) end
-    return tostring(v)
+    local ok, s = pcall(json_encode, v)
+    if ok and not s:find("%.0$") then return s end
+    return string_format("%.17g", v)   -- (integral beyond 2^53, which LuaJIT's encoder refuses; NaN, inf)
   end
   if t == "table" then
     local ok, s = pcall(json_encode, v)
     if ok then return s end
+    return nil, "a table JSON cannot hold (" .. (tostring(s):match("%((value.*)%)$") or tostring(s)) .. ")"
   end
-  return tostring(v)
+  return nil, "a " .. t .. " has no text (a string, number, boolean or table expected)"
 end
 
 -- The value of a dotted name in vars, or nil.
@@ -113,7 +124,7 @@ function M.render (text, vars)
     error("bad argument #2 to 'render' (table expected, got " .. type(vars) .. ")", 2)
   end
   vars = vars or {}
-  local missing, seen = {}, {}
+  local missing, seen, bad = {}, {}, nil
   local out = text:gsub(PLACEHOLDER, function (name)
     local v = lookup(vars, name)
     -- (JSON null, from a dataset's case, is no value either: not "userdata: (nil)")
@@ -121,11 +132,17 @@ function M.render (text, vars)
       if not seen[name] then seen[name] = true; missing[#missing + 1] = name end
       return nil
     end
-    return as_text(v)
+    local s, why = as_text(v)
+    if s == nil and bad == nil then bad = { name = name, why = why } end
+    return s
   end)
   if #missing > 0 then
     return nil, template_error("missing template variable" .. (#missing > 1 and "s" or "") .. ": "
                                .. table_concat(missing, ", "), { missing = missing })
+  end
+  if bad then
+    return nil, template_error(string_format("template variable '%s': %s", bad.name, bad.why),
+                               { missing = {}, variable = bad.name })
   end
   return out
 end
@@ -454,18 +471,20 @@ function Template:render (vars, extra)
   local all = {}
   for k, v in pairs(self.defaults) do all[k] = v end
   for k, v in pairs(vars or {}) do if v ~= null then all[k] = v end end   -- (null: the default, if any)
-  local messages, missing, errs = {}, {}, nil
+  local messages, missing, seen, errs = {}, {}, {}, nil
   for _, part in ipairs { { "system", self.system }, { "user", self.prompt } } do
     if part[2] then
       local text, err = M.render(part[2], all)
       if text then
         messages[#messages + 1] = { role = part[1], content = text }
+      elseif #err.missing == 0 then   -- (a value with no text)
+        if self.name then err.message = "template '" .. self.name .. "': " .. err.message end
+        return nil, err
       else
         errs = err
+        -- (a set: a scan of the list per name was quadratic, 11 s for 32,000 names)
         for _, name in ipairs(err.missing) do
-          local dup = false
-          for _, m in ipairs(missing) do if m == name then dup = true end end
-          if not dup then missing[#missing + 1] = name end
+          if not seen[name] then seen[name] = true; missing[#missing + 1] = name end
         end
       end
     end

@@ -488,6 +488,7 @@ local function session_params (args)
       for k, v in pairs(tpl.defaults) do all[k] = v end
       for k, v in pairs(vars) do all[k] = v end
       local text, err = template.render(tpl.system, all)
+      if not text and #err.missing == 0 then common.usage("template '" .. args.template .. "': " .. err.message) end
       if not text then
         common.usage(("template '%s': missing variable%s: %s (give it with -p NAME=VALUE)"):format(
           args.template, #err.missing > 1 and "s" or "", table.concat(err.missing, ", ")))

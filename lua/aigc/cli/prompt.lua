@@ -75,7 +75,9 @@ local function template_params (args, input, extra)
     vars.input = input
   end
   local params, err = tpl:render(vars, extra)
-  if not params then common.usage(tostring(err.message) .. " (give it with -p NAME=VALUE)") end
+  if not params then
+    common.usage(tostring(err.message) .. (#(err.missing or {}) > 0 and " (give it with -p NAME=VALUE)" or ""))
+  end
   if user_text then params.messages[#params.messages + 1] = { role = "user", content = user_text } end
   return params
 end

@@ -1,0 +1,105 @@
+-- Probes of prompt templates (aigc.template) and client-side rate limiting
+-- (aigc.ratelimit): values with no text, number digits, the cost of many
+-- missing variables, injection; costs the limiter must refuse.
+
+local aigc = require "aigc"
+local devserver = require "devserver"
+local template = require "aigc.template"
+
+-- Runs f in a coroutine that fails after `limit` Lua instructions (counted,
+-- not timed: a quadratic loop is caught on any machine, under valgrind too).
+-- LuaJIT calls count hooks only in the interpreter: the JIT is off meanwhile.
+local function within_instructions (limit, f)
+  local jit = rawget(_G, "jit")
+  if jit then jit.off() end
+  local co = coroutine.create(f)
+  debug.sethook(co, function () error("more than " .. limit .. " instructions", 0) end, "", limit)
+  local ok, err = coroutine.resume(co)
+  if jit then jit.on() end
+  return ok, err
+end
+
+describe("aigc.template probes", function ()
+  it("a value with no text is an error naming the variable, never its address", function ()
+    local cyclic = {}
+    cyclic.self = cyclic
+    for _, v in ipairs { print, io.stdout, coroutine.create(function () end), { f = print }, { 1, a = 2 }, cyclic } do
+      local s, err = template.render("Tell me about {{thing}}.", { thing = v })
+      assert.is_nil(s)
+      assert.equal("template", err.kind)
+      assert.equal("thing", err.variable)
+      assert.same({}, err.missing)
+      assert.matches("template variable 'thing': ", err.message, 1, true)
+      assert.is_nil(err.message:find("0x", 1, true))
+    end
+    local s, err = template.render("{{t}}", { t = { f = print } })
+    assert.is_nil(s)
+    assert.matches("a table JSON cannot hold (value.f: cannot encode a function)", err.message, 1, true)
+    -- (a template's render says which template)
+    local t = template.new { name = "about", system = "Be brief.", prompt = "About {{thing}}" }
+    local p, terr = t:render { thing = print }
+    assert.is_nil(p)
+    assert.equal("template 'about': template variable 'thing': a function has no text "
+                 .. "(a string, number, boolean or table expected)", terr.message)
+    -- a missing variable is still reported as missing (and first)
+    local p2, merr = t:render {}
+    assert.is_nil(p2)
+    assert.same({ "thing" }, merr.missing)
+  end)
+
+  it("inserts numbers with every digit and a '.', as JSON writes them", function ()
+    assert.equal("x=1234567.123456789", template.render("x={{x}}", { x = 1234567.123456789 }))
+    assert.equal("0.1 0.3333333333333333", template.render("{{a}} {{b}}", { a = 0.1, b = 1 / 3 }))
+    assert.equal("9007199254740994", template.render("{{n}}", { n = 2 ^ 53 + 2 }))
+    assert.equal("-12 3 1e-07", template.render("{{a}} {{b}} {{c}}", { a = -12, b = 3.0, c = 1e-7 }))
+    assert.equal("true false", template.render("{{a}} {{b}}", { a = true, b = false }))
+  end)
+
+  it("names 20,000 missing variables in linear time (was a quadratic merge)", function ()
+    local n, parts = 20000, {}
+    for i = 1, n do parts[i] = "{{v" .. i .. "}}" end
+    local t = template.new { system = "{{v1}} {{w}}", prompt = table.concat(parts, " ") }
+    local p, err
+    local ok, herr = within_instructions(4e7, function () p, err = t:render {} end)
+    assert.is_true(ok, herr)
+    assert.is_nil(p)
+    assert.equal(n + 1, #err.missing)
+    assert.equal("v1", err.missing[1])
+    assert.equal("w", err.missing[2])
+    assert.equal("v" .. n, err.missing[n + 1])
+  end)
+
+  it("never reads an inserted value for placeholders (no injection), in the system prompt either", function ()
+    local t = template.new { system = "You are {{role}}.", prompt = "Q: {{q}}", defaults = { role = "terse" } }
+    local p = assert(t:render { q = "{{role}} {{secret}} {{ q }}", role = "{{q}}" })
+    assert.equal("You are {{q}}.", p.messages[1].content)
+    assert.equal("Q: {{role}} {{secret}} {{ q }}", p.messages[2].content)
+    -- pathological text is linear too
+    local text = ("{{ "):rep(50000) .. ("a"):rep(50000) .. ("{{a"):rep(50000)
+    local ok, herr = within_instructions(2e7, function () template.render(text, { a = "x" }) end)
+    assert.is_true(ok, herr)
+  end)
+end)
+
+describe("aigc -t with a value that has no text", function ()
+  it("is a usage error naming the variable, nothing sent (was the table's address in the prompt)", function ()
+    local cli = require "cli"
+    local srv, home = devserver.start {}, cli.home()
+    cli.write(home .. "/templates/tags.lua", [[
+      return { system = "Tags: {{tags}}.", prompt = "About {{input}}", defaults = { tags = { 1, a = 2 } } }
+    ]])
+    local opts = { home = home, base_url = srv.base_url, stdin = "Hi\n" }
+    local chat = cli.run({ "chat", "-t", "tags" }, opts)
+    local one = cli.run({ "-t", "tags", "cats" }, opts)
+    local sent = #srv:requests()
+    srv:stop()
+    cli.rmdir(home)
+    local want = "template 'tags': template variable 'tags': a table JSON cannot hold (value: mixed table "
+    for _, r in ipairs { chat, one } do
+      assert.equal(2, r.code, r.stderr)
+      assert.matches(want, r.stderr, 1, true)
+      assert.is_nil(r.stderr:find("give it with -p", 1, true))
+    end
+    assert.equal(0, sent)
+  end)
+end)
