@@ -4,6 +4,7 @@
 
 local aigc = require "aigc"
 local devserver = require "devserver"
+local ratelimit = require "aigc.ratelimit"
 local template = require "aigc.template"
 
 -- Runs f in a coroutine that fails after `limit` Lua instructions (counted,
@@ -101,5 +102,42 @@ describe("aigc -t with a value that has no text", function ()
       assert.is_nil(r.stderr:find("give it with -p", 1, true))
     end
     assert.equal(0, sent)
+  end)
+end)
+
+describe("aigc.ratelimit probes", function ()
+  it("refuses a NaN, negative or non-number cost (NaN emptied its memory of what was sent: a 429)", function ()
+    local srv = devserver.start {}
+    local client = aigc.client { base_url = srv.base_url, max_retries = 0 }
+    local params = devserver.params("rate-limit=60,rate-limit-tpm=1000", { max_tokens = 700 })
+    local cost = ratelimit.estimate(params)
+    local l = ratelimit.new { concurrency = 4 }
+    local ticket = l:sent(cost)
+    local res = assert(client:chat(params))
+    l:observe(ticket, res)
+    assert.is_false((l:reserve(cost)))          -- the server has ~300 tokens left: it would answer 429
+    assert.has_error(function () l:sent(0 / 0) end, "bad argument #1 to 'sent' (number >= 0 expected, got "
+                     .. tostring(0 / 0) .. ")")
+    assert.is_false((l:reserve(cost)))          -- (old: true, and the request was a 429)
+    local _, err = client:chat(params)          -- what the server says of it
+    assert.equal(429, err.status)
+    assert.has_error(function () l:sent(-1000000) end, "bad argument #1 to 'sent' (number >= 0 expected, got -1000000)")
+    assert.has_error(function () l:reserve("abc") end,
+                     "bad argument #1 to 'reserve' (number >= 0 expected, got string)")
+    assert.has_error(function () l:reserve(10, 0 / 0) end)
+    client:close()
+    srv:stop()
+  end)
+
+  it("estimates a finite cost >= 0 for counts a server will refuse, so the runner can reserve it", function ()
+    for _, p in ipairs { { max_tokens = -5000 }, { max_tokens = 0 / 0 }, { max_completion_tokens = -1, n = -3 },
+                         { max_tokens = 1e308, n = 10 } } do
+      local cost = ratelimit.estimate(p)
+      assert.is_true(cost >= 0 and cost < math.huge, tostring(cost))
+      local l = ratelimit.new { tpm = 1000 }
+      assert.has_no_error(function () l:reserve(cost); l:sent(cost) end)
+    end
+    -- (-5000 counts as the default 16 output tokens: a body as long as 16000's)
+    assert.equal(16000 - 16, ratelimit.estimate { max_tokens = 16000 } - ratelimit.estimate { max_tokens = -5000 })
   end)
 end)

@@ -126,12 +126,16 @@ function M.estimate (params, n)
   end
   local ok, text = pcall(json_encode, body)
   local bytes = ok and #text or 1000
-  local out = tonumber(params.max_completion_tokens) or tonumber(params.max_tokens)
-    or tonumber(params.max_output_tokens) or 16
-  local choices = tonumber(params.n) or 1
+  -- (a count the server will refuse -- negative, NaN -- counts as none:
+  -- reserve and sent take a finite cost >= 0 only)
+  local function count (v) return finite(tonumber(v)) end
+  local out = count(params.max_completion_tokens) or count(params.max_tokens)
+    or count(params.max_output_tokens) or 16
+  local choices = count(params.n) or 1
   -- 10 % and 16 bytes of margin: the encoder of the core may write the
   -- body a little longer (added fields, number formats).
-  return (math_ceil((bytes * 1.1 + 16) / 4) + out * choices) * (n or 1)
+  local cost = (math_ceil((bytes * 1.1 + 16) / 4) + out * choices) * (n or 1)
+  return cost < 2^53 and cost or 2^53
 end
 
 --- Makes a limiter.
@@ -225,6 +229,19 @@ local function wait_for (b, need)
   return (need - b.level) / b.rate
 end
 
+-- A cost or a count given to reserve or sent: a finite number >= 0. NaN
+-- made the bucket's level NaN, which the next refill turned into a full
+-- bucket (what was sent before was forgotten: a 429); a negative one added
+-- tokens; a string raised "attempt to compare string with number".
+local function amount (fname, argn, v, default)
+  if v == nil then return default end
+  if not finite(v) then
+    error(string.format("bad argument #%d to '%s' (number >= 0 expected, got %s)", argn, fname,
+          type(v) == "number" and tostring(v) or type(v)), 3)
+  end
+  return v
+end
+
 --- Whether a request of `cost` tokens may go now. When it may, nothing is
 -- deducted yet: call `sent` when it goes.
 -- @tparam[opt=0] number cost estimated tokens (see `estimate`)
@@ -233,7 +250,7 @@ end
 -- @treturn number seconds to wait before asking again (0 when it may go)
 -- @usage local ok, wait = limiter:reserve(cost)
 function Limiter:reserve (cost, requests)
-  cost, requests = cost or 0, requests or 1
+  cost, requests = amount("reserve", 1, cost, 0), amount("reserve", 2, requests, 1)
   local t = now()
   if self.in_flight >= math_max(1, math_floor(self.concurrency)) then return false, 0.05 end
   if t < self.paused_until then return false, self.paused_until - t end
@@ -257,7 +274,7 @@ end
 -- @treturn table ticket
 -- @usage local ticket = limiter:sent(cost)
 function Limiter:sent (cost, requests)
-  cost, requests = cost or 0, requests or 1
+  cost, requests = amount("sent", 1, cost, 0), amount("sent", 2, requests, 1)
   self.in_flight = self.in_flight + 1
   self.sent_requests = self.sent_requests + requests
   self.sent_tokens = self.sent_tokens + cost
