@@ -140,4 +140,29 @@ describe("aigc.ratelimit probes", function ()
     -- (-5000 counts as the default 16 output tokens: a body as long as 16000's)
     assert.equal(16000 - 16, ratelimit.estimate { max_tokens = 16000 } - ratelimit.estimate { max_tokens = -5000 })
   end)
+
+  it("estimates at least what the server counts for a schema or a stream (was ~20 tokens short)", function ()
+    local srv = devserver.start {}
+    local client = aigc.client { base_url = srv.base_url, max_retries = 0 }
+    local schema = { type = "object", properties = { a = { type = "string" } } }
+    local shapes = {
+      { schema = schema },
+      { schema = schema, schema_name = "answer", max_tokens = 50 },
+      { stream = function () end },
+      {},
+    }
+    for i, extra in ipairs(shapes) do
+      -- (a limiter of its own per shape, key k<i>: its remaining tokens say what this request cost)
+      local params = { model = "fault:rate-limit=60,rate-limit-tpm=100000,key=k" .. i,
+                       messages = { { role = "user", content = "Hi" } } }
+      for k, v in pairs(extra) do params[k] = v end
+      local res = assert(client:chat(params))
+      local counted = 100000 - tonumber(res.headers["x-ratelimit-remaining-tokens"])
+      local estimated = ratelimit.estimate(params)
+      assert.is_true(estimated >= counted, ("shape %d: estimated %d, the server counted %d"):format(i, estimated,
+                                                                                                   counted))
+    end
+    client:close()
+    srv:stop()
+  end)
 end)

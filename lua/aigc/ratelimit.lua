@@ -124,6 +124,20 @@ function M.estimate (params, n)
   for k, v in pairs(params) do
     if type(v) ~= "function" then body[k] = v end
   end
+  -- As the body goes on the wire: a schema in its response_format (86 bytes
+  -- more), a stream with its stream_options (53). Without them a small
+  -- request was estimated ~20 tokens under the server's count, and requests
+  -- in flight near the limit, each short, added up to a 429.
+  if params.schema ~= nil then
+    body.schema, body.schema_name, body.schema_mode, body.schema_strict = nil, nil, nil, nil
+    body.response_format = { type = "json_schema", json_schema = {
+      name = type(params.schema_name) == "string" and params.schema_name or "response", strict = true,
+      schema = params.schema } }
+  end
+  if params.stream then
+    body.stream = true
+    if body.stream_options == nil then body.stream_options = { include_usage = true } end
+  end
   local ok, text = pcall(json_encode, body)
   local bytes = ok and #text or 1000
   -- (a count the server will refuse -- negative, NaN -- counts as none:
