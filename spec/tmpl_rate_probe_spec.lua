@@ -165,4 +165,20 @@ describe("aigc.ratelimit probes", function ()
     client:close()
     srv:stop()
   end)
+
+  it("counts a ticket observed twice once (it let a request more than the concurrency fly)", function ()
+    local l = ratelimit.new { concurrency = 4, pace = false }
+    local a = l:sent(10)
+    l:sent(10)                                  -- b, still in flight
+    l:observe(a, nil, { status = 429, retry_after = 0 })
+    l:observe(a, nil, { status = 429, retry_after = 0 })   -- reported again
+    assert.same({ concurrency = 2, in_flight = 1, rate_limited = 1 }, l:state())   -- (old: 1, 0, 2)
+    assert.is_true((l:reserve(10)))
+    l:sent(10)                                  -- c beside b: the concurrency's 2
+    assert.is_false((l:reserve(10)))
+    local t = l:sent(0)
+    l:observe(t, { headers = {} })
+    l:observe(t, { headers = {} })
+    assert.equal(2, l:state().in_flight)
+  end)
 end)

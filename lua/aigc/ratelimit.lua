@@ -334,13 +334,20 @@ end
 -- adapts the concurrency (a 429 or 503 halves it and pauses every request
 -- for the `retry-after` the server gave, at most `max_wait`; a success adds
 -- 1/concurrency).
--- @tparam table ticket from `sent`
+-- @tparam table ticket from `sent` (a ticket observed again is ignored)
 -- @tparam[opt] table res the response (its `headers`)
 -- @tparam[opt] table err the error (its `status`, `headers`, `retry_after`)
 -- @usage limiter:observe(ticket, res, err)
 function Limiter:observe (ticket, res, err)
+  -- A ticket observed again (an error callback and the code after the
+  -- call both reporting it) counts once: it let one more request fly than
+  -- the concurrency, and a 429 halved the concurrency twice.
+  if type(ticket) == "table" then
+    if ticket.observed then return end
+    ticket.observed = true
+    self.open[ticket] = nil
+  end
   self.in_flight = math_max(0, self.in_flight - 1)
-  if type(ticket) == "table" then self.open[ticket] = nil end
   local h = (res and res.headers) or (err and type(err) == "table" and err.headers) or nil
   if self.pace and h then
     local before = { requests = 0, tokens = 0 }   -- (the requests sent before it, still in flight)
