@@ -375,9 +375,19 @@ int aigc_body_is_audio_type (const char *ct) {
   return strncasecmp(ct, "audio/", 6) == 0;
 }
 
+/*
+** libcurl's read callback of the fed part. With a size, libcurl stops asking
+** once it has that many bytes: a function with more to give would be cut
+** short unseen (a corrupt file, and the call told it succeeded). So the
+** last byte of the size is held back until the function said it ended; a
+** function that gives more then fails the call, before the server has the
+** whole body (request.c).
+*/
 size_t aigc_body_feed_read (char *buf, size_t size, size_t nitems, void *arg) {
   aigc_body *b = (aigc_body *)arg;
   size_t want = size * nitems, have = b->feed.len - b->feed_read;
+  if (have > 0 && !b->feed_eof && b->feed_size >= 0 && b->feed_total >= (size_t)b->feed_size)
+    have--;   /* (feed_total > feed_size failed the call: aigc_body_feed_mismatch) */
   if (have == 0) {
     if (b->feed_eof)
       return 0;
@@ -415,14 +425,19 @@ int aigc_body_feed (aigc_body *b, const char *p, size_t len, int eof) {
   return 0;
 }
 
-const char *aigc_body_feed_mismatch (const aigc_body *b) {
+int aigc_body_feed_mismatch (const aigc_body *b, char *msg, size_t n) {
+  const char *what;
   if (b->feed_size < 0)
-    return NULL;
+    return 0;
   if (b->feed_total > (size_t)b->feed_size)
-    return "gave more bytes than its size";
-  if (b->feed_eof && b->feed_total < (size_t)b->feed_size)
-    return "ended before its size";
-  return NULL;
+    what = "gave more bytes than its size";
+  else if (b->feed_eof && b->feed_total < (size_t)b->feed_size)
+    what = "ended before its size";
+  else
+    return 0;
+  snprintf(msg, n, "%s (size %lld, it gave %llu)", what, (long long)b->feed_size,
+           (unsigned long long)b->feed_total);
+  return 1;
 }
 
 void aigc_body_free (aigc_body *b) {

@@ -116,9 +116,10 @@ size_t aigc_body_feed_read (char *buf, size_t size, size_t nitems, void *arg);
 int aigc_body_feed_seek (void *arg, curl_off_t offset, int origin);
 /* Adds bytes the function gave (len 0 with eof: the end). -1: ENOMEM. */
 int aigc_body_feed (aigc_body *b, const char *p, size_t len, int eof);
-/* What is wrong when the function gave more than the part's size, or
-   ended before it (libcurl would cut the part or the server wait), else NULL. */
-const char *aigc_body_feed_mismatch (const aigc_body *b);
+/* 1 with what is wrong in msg when the function gave more than the part's
+   size, or ended before it (libcurl would cut the part or the server wait),
+   else 0. */
+int aigc_body_feed_mismatch (const aigc_body *b, char *msg, size_t n);
 
 /*
 ** Whether path may be uploaded: 0, or -1 with errno (ENOENT, EACCES...),

@@ -136,6 +136,10 @@ static void add_part (lua_State *L, int p, aigc_body *b, const aigc_argctx *cx, 
     b->feed_size = reader_size(L, p, cx, i);
     rc = curl_mime_data_cb(part, b->feed_size, aigc_body_feed_read, aigc_body_feed_seek, NULL, b);
     b->has_reader = 1;
+    /* libcurl never asks for a part of size 0: the loop asks the function
+       at the request's first dispatch (its end at the latest, before the
+       result), so one with bytes to give fails the call (request.c). */
+    b->feed_wanted = b->feed_size == 0;
   }
   else if (rc == CURLE_OK)
     rc = value != NULL ? curl_mime_data(part, value, vlen) : curl_mime_data(part, data, dlen);

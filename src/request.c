@@ -754,7 +754,8 @@ static int fail_upload (lua_State *L, int eidx, int ridx, aigc_request *r,
 static int feed_upload (lua_State *L, int eidx, int ridx, aigc_request *r) {
   int st;
   size_t len = 0;
-  const char *s, *wrong;
+  const char *s;
+  char wrong[96];
   r->xb.feed_wanted = 0;
   lua_getiuservalue(L, ridx, AIGC_RQ_READER);
   r->in_callback = 1;
@@ -778,8 +779,7 @@ static int feed_upload (lua_State *L, int eidx, int ridx, aigc_request *r) {
     return fail_upload(L, eidx, ridx, r, "limit", "gave more than memory holds");
   }
   lua_pop(L, 1);
-  wrong = aigc_body_feed_mismatch(&r->xb);
-  if (wrong != NULL)
+  if (aigc_body_feed_mismatch(&r->xb, wrong, sizeof wrong))
     return fail_upload(L, eidx, ridx, r, "io", wrong);
   resume_upload(r);
   return 1;
