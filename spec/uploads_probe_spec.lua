@@ -117,3 +117,189 @@ describe("uploads fed by a function with a size", function ()
     assert.is_table(nested)
   end)
 end)
+
+-- client:files_upload_parts: a file of any size through the Uploads API
+-- (POST /uploads, its parts of at most 64 MB, complete), cancelled at the
+-- server when it fails; against the bundled server's emulation over HTTP.
+describe("files_upload_parts", function ()
+  local srv, client, dir
+
+  setup(function ()
+    srv = devserver.start()
+    dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p '" .. dir .. "'"))
+  end)
+  teardown(function ()
+    srv:stop()
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
+  before_each(function ()
+    srv:reset()
+    client = aigc.client { base_url = srv.base_url, api_key = SECRET, max_retries = 0, timeout = 20 }
+  end)
+  after_each(function () client:close() end)
+
+  local function bytes (n)
+    local t = {}
+    for i = 1, n do t[i] = string.char(32 + (i * 7) % 90) end
+    return table.concat(t)
+  end
+
+  -- The server's requests: their paths, and the parts' sizes.
+  local function seen ()
+    local paths, sizes = {}, {}
+    for _, r in ipairs(srv:requests()) do
+      paths[#paths + 1] = r.path
+      if r.path:find("/parts$") then
+        for _, p in ipairs(r.parts or {}) do if p.name == "data" then sizes[#sizes + 1] = p.size end end
+      end
+    end
+    return paths, sizes
+  end
+
+  it("a file in parts of part_size: one file of the same bytes, the parts completed in order", function ()
+    local path = dir .. "/big.jsonl"
+    local want = bytes(3500)
+    local f = assert(io.open(path, "wb"))
+    f:write(want)
+    f:close()
+    local up = assert(client:files_upload_parts { file = path, purpose = "batch", part_size = 1000 })
+    assert.equal("completed", up.status)
+    assert.equal("big.jsonl", up.filename)
+    assert.equal(3500, up.file.bytes)
+    assert.equal(want, assert(client:files_content(up.file.id)).body)
+    local paths, sizes = seen()
+    assert.same({ 1000, 1000, 1000, 500 }, sizes)
+    assert.equal("/v1/uploads", paths[1])
+    assert.equal("/v1/uploads/" .. up.id .. "/complete", paths[6])
+    assert.equal(64 * 1024 * 1024, aigc.files.PART_MAX)
+  end)
+
+  it("a reader's pieces cut at the parts' edges; non-blocking with _async", function ()
+    local want = bytes(2500)
+    local at = 0
+    local function reader ()
+      if at >= #want then return nil end
+      local s = want:sub(at + 1, at + 333)
+      at = at + #s
+      return s
+    end
+    local fut = client:files_upload_parts_async { file = { reader = reader, size = #want }, filename = "r.jsonl",
+                                                  purpose = "batch", part_size = 1024 }
+    local up = assert(fut:wait())
+    assert.equal(want, assert(client:files_content(up.file.id)).body)
+    local _, sizes = seen()
+    assert.same({ 1024, 1024, 452 }, sizes)
+  end)
+
+  it("a reader with fewer or more bytes than its size: kind io, the upload cancelled at the server", function ()
+    for _, n in ipairs { 1500, 2600 } do
+      srv:reset()
+      local data = bytes(n)
+      local given = false
+      local res, err = client:files_upload_parts { purpose = "batch", filename = "s.jsonl", part_size = 1000,
+        file = { size = 2000, reader = function () if given then return nil end given = true return data end } }
+      assert.is_nil(res)
+      assert.equal("io", err.kind)
+      assert.is_string(err.upload_id)
+      assert.matches("(cancelled)", err.message, 1, true)
+      local paths = seen()
+      assert.equal("/v1/uploads/" .. err.upload_id .. "/cancel", paths[#paths])
+      assert.is_nil(paths[#paths - 1]:find("/complete$"))
+    end
+  end)
+
+  it("an _async upload canceled midway is cancelled at the server too", function ()
+    local fut
+    local calls = 0
+    fut = client:files_upload_parts_async { purpose = "batch", filename = "c.jsonl", part_size = 100,
+      file = { size = 1000, reader = function ()
+        calls = calls + 1
+        if calls == 3 then fut:cancel("enough") end
+        return string.rep("x", 50)
+      end } }
+    local _, err = fut:wait()
+    assert.equal("canceled", err.kind)
+    local frames = 0
+    repeat   -- the cancel at the server is sent from the loop
+      client:step(0.05)
+      frames = frames + 1
+      local paths = seen()
+    until paths[#paths]:find("/cancel$") or frames > 400
+    local paths = seen()
+    assert.matches("^/v1/uploads/upload_[^/]+/cancel$", paths[#paths])
+  end)
+
+  it("in a task it yields: spawn returns before the upload is done, the loop finishes it", function ()
+    local want = bytes(3000)
+    local up, order, reads = nil, {}, 0
+    client:spawn(function ()
+      up = assert(client:files_upload_parts { file = { size = #want, reader = function ()
+        reads = reads + 1
+        if reads > 1 then return nil end
+        return want
+      end }, filename = "t.jsonl", purpose = "batch", part_size = 1000 })
+      order[#order + 1] = "done"
+    end)
+    order[#order + 1] = "spawned"   -- (spawn returned before the upload was done)
+    local frames = 0
+    while up == nil and frames < 400 do
+      client:step(0.05)
+      frames = frames + 1
+    end
+    assert.equal("spawned", order[1])
+    assert.equal("done", order[#order])
+    assert.equal(want, assert(client:files_content(up.file.id)).body)
+  end)
+
+  it("misuse raises: no file, a part over the API's 64 MB", function ()
+    assert.has_error(function () client:files_upload_parts { purpose = "batch" } end)
+    assert.has_error(function ()
+      client:files_upload_parts { file = "/etc/hostname", purpose = "batch", part_size = 64 * 1024 * 1024 + 1 }
+    end)
+  end)
+end)
+
+-- Ctrl-C (a real SIGINT to a real interpreter) while a part is sent: the
+-- interrupt goes on out of the call, after the upload is cancelled at the
+-- server (else its parts wait there for an hour).
+describe("files_upload_parts and Ctrl-C", function ()
+  local luachild = require "luachild"
+  local socket = require "socket"
+  local CHILD = [[
+local aigc = require "aigc"
+local c = aigc.client { base_url = arg[1], max_retries = 0 }
+local calls = 0
+local function reader ()
+  calls = calls + 1
+  if calls == 2 then   -- the first part's bytes: works (Lua code) until the signal comes, 10 s at most
+    io.write("READY\n"); io.flush()
+    local stop, x = os.clock() + 10, 0
+    while os.clock() < stop do for i = 1, 1e4 do x = x + i end end
+  end
+  return string.rep("y", 100)
+end
+if rawget(_G, "jit") then jit.off(reader) end
+local ok, err = pcall(c.files_upload_parts, c, { purpose = "batch", filename = "i.jsonl", part_size = 100,
+                                                 file = { size = 1000, reader = reader } })
+print("RESULT", ok, tostring(err):match("interrupted!") and "interrupted!" or tostring(err))
+]]
+
+  it("cancels the upload at the server, then the interrupt propagates", function ()
+    local srv = devserver.start()
+    local child = luachild.run(CHILD, { args = { srv.base_url }, background = true })
+    assert.truthy(child.pid, "the child did not start")
+    child:until_printed("READY")
+    socket.sleep(0.4)   -- now inside the reader's work
+    os.execute("kill -INT " .. child.pid)
+    local r = child:wait(60)
+    local paths = {}
+    for _, q in ipairs(srv:requests()) do paths[#paths + 1] = q.path end
+    srv:stop()
+    assert.equal(0, r.status, r.stderr .. r.stdout)
+    assert.matches("RESULT\tfalse\tinterrupted!\n", r.stdout, 1, true)
+    assert.matches("^/v1/uploads/upload_[^/]+/cancel$", paths[#paths])
+    assert.is_nil(table.concat(paths, " "):find("/complete", 1, true))
+  end)
+end)

@@ -55,6 +55,8 @@ ENDPOINTS (paths without /v1 are 404; wrong method 405; errors in OpenAI's wire 
   POST /v1/audio/speech   POST /v1/audio/transcriptions*   POST /v1/audio/translations*
   POST /v1/moderations    POST /v1/files*   GET /v1/files   GET|DELETE /v1/files/{id}
   GET  /v1/files/{id}/content                                         (see MEDIA)
+  POST /v1/uploads   POST /v1/uploads/{id}/parts*   POST /v1/uploads/{id}/complete|cancel
+                       (complete: the parts' bytes in part_ids order make a file; md5 not checked)
   POST /v1/batches   GET /v1/batches   GET /v1/batches/{id}   POST /v1/batches/{id}/cancel
                                                                       (see BATCHES)
   (* multipart/form-data: boundary required, every part with Content-Disposition

@@ -12,6 +12,9 @@ local core = require "aigc.core"
 local media_call = require "aigc.media_call"
 local reply = require "aigc.reply"
 local util = require "aigc.util"
+local check = require "aigc.check"
+local future = require "aigc.future"
+local task = require "aigc.task"
 
 local ipairs, next, pairs, tostring, type = ipairs, next, pairs, tostring, type
 local argerror, expected, field_error = util.argerror, util.expected, util.field_error
@@ -238,6 +241,139 @@ end
 
 -- }======================================================
 
+-- {======================================================
+-- Uploads in parts (POST /uploads, its parts, complete, cancel)
+-- =======================================================
+
+M.PART_MAX = 64 * 1024 * 1024   -- the Uploads API's limit of one part
+local PIECE = 1024 * 1024         -- what one call of a part's reader reads
+
+-- The bytes of params.file: take(max) gives at most max bytes, nil at the
+-- end. A function's pieces are cut at the parts' edges.
+local function source_of (file)
+  if type(file) == "string" then
+    local fh, why = io.open(file, "rb")
+    if not fh then return nil, media_call.io_error("params.file: " .. tostring(why)) end
+    local size = fh:seek("end")
+    if not size or not fh:seek("set") then   -- (a directory opens on Linux)
+      fh:close()
+      return nil, media_call.io_error("params.file: " .. file .. ": not a regular file")
+    end
+    return { size = size, close = function () fh:close() end, take = function (max) return fh:read(max) end }
+  end
+  local held, fn = "", file.reader
+  return { size = file.size, close = function () end, take = function (max)
+    if held == "" then
+      held = fn()
+      if held == nil or held == "" then held = "" return nil end
+      if type(held) ~= "string" then error("params.file.reader returned " .. type(held) .. ", not a string", 0) end
+    end
+    local out = held:sub(1, max)
+    held = held:sub(max + 1)
+    return out
+  end }
+end
+
+-- A JSON POST of the upload (a form: `body`); waits (yields in a task).
+local function post (self, submit, ctx, path, params, body)
+  local ok, req = pcall(submit, self, "json", params, path, ctx.fname, 1, body)
+  if not ok then error(req, 0) end
+  if ctx.future and path:find("/cancel$") == nil then ctx.future:track(req) end
+  return req:wait()
+end
+
+-- res, an object whose id goes into paths; else an error (kind "parse").
+local function with_id (self, res, what)
+  if type(res) ~= "table" then res = {} end
+  if type(res.id) == "string" and util.is_path_segment(res.id) then return res end
+  return nil, reply.reply_error(self, {}, res, "parse", what .. " without a string id")
+end
+
+local function part_options () return { headers = { Expect = "100-continue", ["Content-Type"] = core.null } } end
+
+-- The parts, then complete: the Upload object (its `file`), or nil, err.
+local function send_parts (self, submit, ctx, src, base, part_size, md5)
+  local ids, left = {}, src.size
+  while left > 0 do
+    local n = math.min(part_size, left)
+    local want = n
+    -- (as files_upload's: libcurl writes the multipart Content-Type, and no
+    -- byte is read before the server says go on, so a refusal is retried)
+    local part, err = post(self, submit, ctx, base .. "/parts", part_options(), { reader = function ()
+      if want == 0 then return nil end
+      local s = src.take(math.min(want, PIECE))
+      want = want - #(s or "")
+      return s
+    end, form = { { name = "data", reader = true, filename = "part", size = n } } })
+    if part then part, err = with_id(self, part, "a part") end
+    if not part then return nil, err end
+    ids[#ids + 1] = part.id
+    left = left - n
+  end
+  if src.take(1) then   -- (as an upload fed by a function: more than its size is no success)
+    return nil, media_call.io_error("params.file.reader gave more bytes than its size (" .. src.size .. ")")
+  end
+  return post(self, submit, ctx, base .. "/complete", { part_ids = ids, md5 = md5 })
+end
+
+local TYPES = { jsonl = "text/jsonl", json = "application/json", txt = "text/plain", pdf = "application/pdf" }
+
+-- The params checked (misuse raises, also for the _async form): the
+-- file's name and the part size.
+local function parts_params (fname, params)
+  if type(params) ~= "table" then argerror(fname, 1, expected("table", params)) end
+  local file = params.file
+  if type(file) ~= "string" and (type(file) ~= "table" or not check.is_callable(file.reader)
+     or type(file.size) ~= "number" or file.size < 0 or file.size ~= math.floor(file.size)) then
+    field_error(fname, 1, "params.file", expected("a path or {reader = fn, size = bytes}", file))
+  end
+  if type(params.purpose) ~= "string" then
+    field_error(fname, 1, "params.purpose", expected("string", params.purpose))
+  end
+  local name = params.filename or (type(file) == "string" and file:match("[^/]*$"))
+  if type(name) ~= "string" or name == "" then field_error(fname, 1, "params.filename", expected("string", name)) end
+  local part_size = params.part_size or M.PART_MAX
+  if type(part_size) ~= "number" or part_size < 1 or part_size > M.PART_MAX or part_size ~= math.floor(part_size) then
+    field_error(fname, 1, "params.part_size", expected("a whole number from 1 to " .. M.PART_MAX, part_size))
+  end
+  return name, part_size
+end
+
+local function upload_parts (self, submit, ctx, params, name, part_size)
+  local src, serr = source_of(params.file)
+  if not src then return nil, serr end
+  local up, err = post(self, submit, ctx, "/uploads", { purpose = params.purpose, filename = name, bytes = src.size,
+    mime_type = params.mime_type or TYPES[name:match("%.(%w+)$") or ""] or "application/octet-stream",
+    expires_after = params.expires_after })
+  if up then up, err = with_id(self, up, "an upload") end
+  if not up then src.close() return nil, err end
+  local base = "/uploads/" .. urlencode(up.id)
+  local ok, res, perr = task.pcall(send_parts, self, submit, ctx, src, base, part_size, params.md5)
+  src.close()
+  if ok and res then return res end
+  -- Failed, canceled or interrupted (Ctrl-C): its parts would wait at the
+  -- server for an hour, so the upload is cancelled there first.
+  task.pcall(post, self, submit, ctx, base .. "/cancel", {})
+  if not ok then error(res, 0) end   -- (an interrupt stays one)
+  if util.is_error(perr) then
+    perr.upload_id = up.id
+    perr.message = "upload " .. up.id .. " (cancelled): " .. tostring(perr.message)
+  end
+  return nil, perr
+end
+
+local function parts_call (self, submit, fname, params)
+  local ctx = { fname = fname }
+  local name, part_size = parts_params(fname, params)
+  if not fname:find("_async$") then return upload_parts(self, submit, ctx, params, name, part_size) end
+  return future.run(self._loop, function (f)
+    ctx.future = f
+    return upload_parts(self, submit, ctx, params, name, part_size)
+  end, { label = fname, what = fname })
+end
+
+-- }======================================================
+
 --- Client methods (installed on every client). Each one also has an
 -- `_async` form taking the same arguments and returning an `aigc.request`;
 -- each takes the call options (`timeout`, `headers`...) and `on_done` /
@@ -252,6 +388,17 @@ end
 -- @treturn[1] table the file object (`id`, `bytes`, `filename`...)
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
+
+--- Uploads a file of any size through the Uploads API (`POST /uploads`,
+-- its parts, complete): `file` (a path or `{ reader = fn, size = bytes }`),
+-- `purpose`, and optional `filename`, `mime_type`, `md5`, `expires_after`,
+-- `part_size` (at most `aigc.files.PART_MAX`, 64 MB, the default). A
+-- failure, a cancel or Ctrl-C cancels the upload at the server.
+-- @function Client:files_upload_parts
+-- @tparam table params
+-- @treturn[1] table the Upload object (`status` "completed", `file` the file object)
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err (`upload_id` once the upload was made)
 
 --- Lists files (`GET /files`): `purpose`, `limit`, `after`, `order`;
 -- `res.next_after` is the cursor of the next page (nil on the last; a
@@ -323,6 +470,7 @@ function M.install (Client, submit, check_self)
   both("files_content", two(by_id("content")))
   both("files_delete", two(by_id("delete")))
   both("embeddings", one(embeddings))
+  both("files_upload_parts", parts_call)
 end
 
 return M

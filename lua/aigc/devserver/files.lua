@@ -131,7 +131,108 @@ function M.delete (req)
   return { status = 200, headers = {}, object = O("id", f.id, "object", "file", "deleted", true) }
 end
 
+-- {======================================================
+-- Uploads in parts: POST /v1/uploads, /v1/uploads/{id}/parts (multipart
+-- `data`, at most 64 MB), /complete (part_ids in order: the file is their
+-- bytes in that order, which must be the upload's `bytes`; `md5` is taken,
+-- not checked), /cancel. Kept in memory with the files.
+-- =======================================================
+
+local PART_MAX, UPLOAD_MAX = 64 * 1024 * 1024, 8 * 1024 * 1024 * 1024
+
+local function uploads (srv)
+  return srv.keep("uploads", function () return {} end)
+end
+
+local function upload_obj (u)
+  return O("id", u.id, "object", "upload", "bytes", u.bytes, "created_at", u.created_at, "filename", u.filename,
+    "purpose", u.purpose, "status", u.status, "expires_at", u.created_at + 3600,
+    "file", u.file and M.obj(u.file) or NULL)
+end
+
+--- POST /v1/uploads
+function M.upload_create (req)
+  local b = req.body
+  for _, k in ipairs { "filename", "purpose", "mime_type" } do
+    if type(b[k]) ~= "string" then
+      return bad_param(k, format("Missing required parameter: '%s'.", k), "missing_required_parameter")
+    end
+  end
+  if not M.PURPOSES[b.purpose] then return bad_param("purpose", "Invalid value for 'purpose'.", "invalid_value") end
+  if type(b.bytes) ~= "number" or b.bytes % 1 ~= 0 or b.bytes < 0 or b.bytes > UPLOAD_MAX then
+    return bad_param("bytes", "Invalid 'bytes': an integer from 0 to 8 GB expected.", "invalid_value")
+  end
+  local u = { id = "upload_" .. uid(), bytes = math.floor(b.bytes), filename = b.filename, purpose = b.purpose,
+              mime_type = b.mime_type, status = "pending", created_at = os.time(), parts = {} }
+  uploads(req.srv)[u.id] = u
+  return { status = 200, headers = {}, object = upload_obj(u) }
+end
+
+-- The pending upload the path names, or nil and the error response.
+local function pending_upload (req)
+  local id = url_decode(req.captures[1])
+  local u = uploads(req.srv)[id]
+  if not u then return nil, error_resp(404, format("No such Upload object: %s", id), "invalid_request_error", "id") end
+  if u.status ~= "pending" then
+    return nil, error_resp(400, format("Upload %s is %s.", id, u.status), "invalid_request_error", NULL)
+  end
+  return u
+end
+
+--- POST /v1/uploads/{id}/parts
+function M.upload_part (req)
+  local u, err = pending_upload(req)
+  if not u then return err end
+  local data = req.form.files.data or req.form.values.data and { data = req.form.values.data }
+  if not data then return bad_param("data", "Missing required parameter: 'data'.", "missing_required_parameter") end
+  if #data.data > PART_MAX then return bad_param("data", "A part is at most 64 MB.", "invalid_value") end
+  local part = { id = "part_" .. uid(), data = data.data }
+  u.parts[part.id] = part
+  return { status = 200, headers = {}, object = O("id", part.id, "object", "upload.part", "created_at", os.time(),
+    "upload_id", u.id) }
+end
+
+--- POST /v1/uploads/{id}/complete
+function M.upload_complete (req)
+  local u, err = pending_upload(req)
+  if not u then return err end
+  local ids = req.body.part_ids
+  if type(ids) ~= "table" then
+    return bad_param("part_ids", "Missing required parameter: 'part_ids'.", "missing_required_parameter")
+  end
+  local pieces, seen = {}, {}
+  for i = 1, #ids do
+    local part = u.parts[ids[i]]
+    if not part or seen[part] then
+      return bad_param("part_ids", format("Invalid part id: %s.", tostring(ids[i])), "invalid_value")
+    end
+    seen[part], pieces[i] = true, part.data
+  end
+  local data = table.concat(pieces)
+  if #data ~= u.bytes then
+    return bad_param("part_ids", format("The parts hold %d bytes, the upload was created with %d.", #data, u.bytes),
+      "invalid_value")
+  end
+  u.status, u.parts = "completed", {}
+  u.file = M.add(req.srv, data, u.filename, u.purpose, u.mime_type)
+  return { status = 200, headers = {}, object = upload_obj(u) }
+end
+
+--- POST /v1/uploads/{id}/cancel
+function M.upload_cancel (req)
+  local u, err = pending_upload(req)
+  if not u then return err end
+  u.status, u.parts = "cancelled", {}
+  return { status = 200, headers = {}, object = upload_obj(u) }
+end
+
+-- }======================================================
+
 M.routes = {
+  { "POST", "^/v1/uploads$", M.upload_create },
+  { "POST", "^/v1/uploads/([^/]+)/parts$", M.upload_part, body = "multipart" },
+  { "POST", "^/v1/uploads/([^/]+)/complete$", M.upload_complete },
+  { "POST", "^/v1/uploads/([^/]+)/cancel$", M.upload_cancel, body = "none" },
   { "POST", "^/v1/files$", M.upload, body = "multipart" },
   { "GET", "^/v1/files$", M.list },
   { "GET", "^/v1/files/([^/]+)$", M.retrieve },
