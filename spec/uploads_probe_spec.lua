@@ -253,6 +253,15 @@ describe("files_upload_parts", function ()
     assert.equal(want, assert(client:files_content(up.file.id)).body)
   end)
 
+  it("an empty file: no part, complete with part_ids [] (not {})", function ()
+    local path = dir .. "/empty.jsonl"
+    assert(io.open(path, "wb")):close()
+    local up = assert(client:files_upload_parts { file = path, purpose = "batch" })
+    assert.equal(0, up.file.bytes)
+    local paths = seen()
+    assert.same({ "/v1/uploads", "/v1/uploads/" .. up.id .. "/complete" }, paths)
+  end)
+
   it("misuse raises: no file, a part over the API's 64 MB", function ()
     assert.has_error(function () client:files_upload_parts { purpose = "batch" } end)
     assert.has_error(function ()

@@ -313,7 +313,8 @@ local function send_parts (self, submit, ctx, src, base, part_size, md5)
   if src.take(1) then   -- (as an upload fed by a function: more than its size is no success)
     return nil, media_call.io_error("params.file.reader gave more bytes than its size (" .. src.size .. ")")
   end
-  return post(self, submit, ctx, base .. "/complete", { part_ids = ids, md5 = md5 })
+  -- (core.array: an empty file has no part, and an empty table is sent as {})
+  return post(self, submit, ctx, base .. "/complete", { part_ids = core.array(ids), md5 = md5 })
 end
 
 local TYPES = { jsonl = "text/jsonl", json = "application/json", txt = "text/plain", pdf = "application/pdf" }

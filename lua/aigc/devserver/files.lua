@@ -200,6 +200,10 @@ function M.upload_complete (req)
   if type(ids) ~= "table" then
     return bad_param("part_ids", "Missing required parameter: 'part_ids'.", "missing_required_parameter")
   end
+  -- (cjson decodes [] and {} alike: the body says which it was)
+  if not string.find(req.job.body, '"part_ids"%s*:%s*%[') then
+    return bad_param("part_ids", "Invalid type for 'part_ids': expected an array.", "invalid_type")
+  end
   local pieces, seen = {}, {}
   for i = 1, #ids do
     local part = u.parts[ids[i]]
