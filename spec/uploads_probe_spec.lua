@@ -262,6 +262,22 @@ describe("files_upload_parts", function ()
     assert.same({ "/v1/uploads", "/v1/uploads/" .. up.id .. "/complete" }, paths)
   end)
 
+  it("mime_type (else from the name), expires_after and md5 go to the server as given", function ()
+    local path = dir .. "/m.jsonl"
+    local f = assert(io.open(path, "wb"))
+    f:write("{}\n")
+    f:close()
+    local up = assert(client:files_upload_parts { file = path, purpose = "batch", md5 = "0123abcd",
+                                                  expires_after = { anchor = "created_at", seconds = 7200 } })
+    local create = srv:bodies("/v1/uploads")[1]
+    assert.equal("text/jsonl", create.mime_type)
+    assert.equal(3, create.bytes)
+    assert.equal(7200, create.expires_after.seconds)
+    assert.equal("0123abcd", srv:bodies("/v1/uploads/" .. up.id .. "/complete")[1].md5)
+    assert(client:files_upload_parts { file = path, filename = "x.bin", mime_type = "text/plain", purpose = "batch" })
+    assert.equal("text/plain", srv:bodies("/v1/uploads")[2].mime_type)
+  end)
+
   it("misuse raises: no file, a part over the API's 64 MB", function ()
     assert.has_error(function () client:files_upload_parts { purpose = "batch" } end)
     assert.has_error(function ()
