@@ -602,9 +602,31 @@ local function fts_query (text)
 end
 M.fts_query = fts_query
 
+-- The WHERE terms of a search. FTS5's tokenizer splits text at spaces and
+-- punctuation only: Chinese or Japanese text, written without spaces, is
+-- one long token, and a word of it ("日本語" in "日本語のテキスト") matched
+-- nothing. A word with non-ASCII bytes also matches as a substring (LIKE:
+-- a scan of the log, no schema change); ASCII words keep the FTS5 search.
+local function search_terms (text)
+  local ascii, terms = {}, {}
+  for word in text:gmatch("%S+") do
+    if word:find("[\128-\255]") then
+      local pat = sql("%" .. word:gsub("[\\%%_]", "\\%0") .. "%") .. " ESCAPE '\\'"
+      terms[#terms + 1] = "(responses.id IN (SELECT rowid FROM responses_fts WHERE responses_fts MATCH "
+        .. sql(fts_query(word)) .. ") OR responses.system LIKE " .. pat
+        .. " OR responses.prompt LIKE " .. pat .. " OR responses.response LIKE " .. pat .. ")"
+    else
+      ascii[#ascii + 1] = word
+    end
+  end
+  if #ascii > 0 then terms[#terms + 1] = "responses_fts MATCH " .. sql(fts_query(table_concat(ascii, " "))) end
+  return terms, #ascii > 0
+end
+
 --- Entries, newest first.
 -- @tparam[opt] table opts `n` (default 3; 0: all), `query` (full-text search:
--- every word must appear in the prompt, reply or system prompt),
+-- every word must appear in the prompt, reply or system prompt; a word with
+-- non-ASCII letters also matches inside a longer one, as in CJK text),
 -- `conversation_id` (every entry logged under that id: undone turns, retried
 -- replies, failed calls), `ids` (only these entries: e.g. a conversation's
 -- `chain`), `source`, `status`
@@ -618,8 +640,9 @@ function Log:list (opts)
   local where = {}
   local from = "responses"
   if type(opts.query) == "string" and opts.query:find("%S") then
-    from = "responses JOIN responses_fts ON responses_fts.rowid = responses.id"
-    where[#where + 1] = "responses_fts MATCH " .. sql(fts_query(opts.query))
+    local terms, fts = search_terms(opts.query)
+    if fts then from = "responses JOIN responses_fts ON responses_fts.rowid = responses.id" end
+    for _, t in ipairs(terms) do where[#where + 1] = t end
   end
   if opts.conversation_id then where[#where + 1] = "responses.conversation_id = " .. sql(opts.conversation_id) end
   if type(opts.ids) == "table" then
