@@ -65,3 +65,42 @@ describe("prompt log search of text without spaces (CJK)", function ()
     log = assert(promptlog.open(dir .. "/logs.db"))
   end)
 end)
+
+-- README, "Defold and other LuaJIT engines": an engine may remove `debug`
+-- from its scripts' Lua; aigc loaded reading it (debug.getinfo at load
+-- time: "attempt to index global 'debug'").
+describe("aigc in a Lua without the debug library", function ()
+  local devserver = require "devserver"
+  local luachild = require "luachild"
+  local srv
+  setup(function () srv = devserver.start {} end)
+  teardown(function () srv:stop() end)
+
+  it("loads, calls, and reports misuse, task and tool errors (without tracebacks)", function ()
+    local r = luachild.run([[
+      debug = nil
+      package.loaded.debug = nil
+      local aigc = require "aigc"
+      local c = aigc.client { base_url = arg[1] }
+      local res, err = c:chat "Hi"
+      print("chat", res ~= nil and type(res.text), err)
+      local ok, merr = pcall(c.chat, c, 42)
+      print("misuse", ok, merr)
+      c:spawn(function () error("boom in task", 0) end)
+      for _ = 1, 50 do
+        local _, errs = c:step(0.1)
+        if errs then print("task", errs[1].kind, errs[1].message, errs[1].traceback) break end
+      end
+      local ts = aigc.tools { { name = "door", fn = function () error("the door is locked", 0) end } }
+      local content, rec = ts:call { id = "c1", ["function"] = { name = "door", arguments = "{}" } }
+      print("tool", content, rec.error, rec.traceback)
+    ]], { args = { srv.base_url } })
+    assert.equal(0, r.status, r.stderr)
+    local lines = {}
+    for l in r.stdout:gmatch("[^\n]+") do lines[#lines + 1] = l end
+    assert.equal("chat\tstring\tnil", lines[1], r.stdout)
+    assert.equal("misuse\tfalse\tbad argument #1 to 'chat' (table or string expected, got number)", lines[2])
+    assert.equal("task\tcallback\terror in a task started with client:spawn: boom in task\tboom in task", lines[3])
+    assert.equal('tool\t{"error":"the door is locked"}\tthe door is locked\tthe door is locked', lines[4])
+  end)
+end)

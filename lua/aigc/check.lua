@@ -189,7 +189,7 @@ M.CLIENT_OPTIONS = CLIENT_OPTIONS
 -- calls __len and __pairs itself, so the rules are the same on every Lua
 -- (5.1 and LuaJIT's # and pairs() do not call them on tables), and reads
 -- the real metatable (a __metatable field hides nothing from the encoder).
-local debug_getmetatable = debug.getmetatable
+local debug_getmetatable = compat.getmetatable
 local ARRAY_MT = core.array_mt
 local PAIRS_MAX = 2 ^ 24   -- (the encoder's PAIRS_MAX and CHAIN_MAX)
 local CHAIN_MAX = 100

@@ -12,7 +12,8 @@
 
 local core = require "aigc.core"
 local compat = require "aigc.compat"
-compat.keep_aigc_off_jit(debug.getinfo(1, "f").func)   -- LuaJIT #1045 (also when required without aigc.init)
+compat.jit_off(true, true)     -- LuaJIT #1045: see compat.lua (also when required without aigc.init)
+compat.keep_aigc_off_jit()
 local util = require "aigc.util"
 local check = require "aigc.check"
 local client_loop = require "aigc.client_loop"

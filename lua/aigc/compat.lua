@@ -15,11 +15,34 @@
 -- @local
 
 local math_floor, math_huge = math.floor, math.huge
-local select, type = select, type
+local getmetatable, pcall, select, type = getmetatable, pcall, select, type
 local string_byte, string_char = string.byte, string.char
 local coroutine_running = coroutine.running
 
 local M = {}
+
+-- The `debug` library. An engine may remove it from its scripts' Lua (a
+-- sandbox): aigc still loads, and only what needs it degrades: a misuse
+-- error carries no position, a failed task or tool no traceback, and a
+-- tool's error goes to the model with its positions (they are stripped
+-- only from the chunks `getinfo` names).
+local debug_lib = rawget(_G, "debug") or {}
+
+--- `debug.getinfo`, else a function that finds nothing (nil, as past the
+-- top of the stack).
+M.getinfo = debug_lib.getinfo or function () return nil end
+
+--- `debug.getmetatable`, else `getmetatable` (a `__metatable` field then
+-- hides the real one).
+M.getmetatable = debug_lib.getmetatable or getmetatable
+
+--- `debug.traceback`, else the message alone (a non-string one as it is).
+M.traceback = debug_lib.traceback or function (...)
+  local msg = ...
+  if type(msg) == "thread" then msg = select(2, ...) end
+  if msg == nil then return "(no traceback: this Lua has no debug library)" end
+  return msg
+end
 
 --- The running Lua: "5.1", "5.2", "5.3", "5.4" or "jit" (LuaJIT).
 M.version = rawget(_G, "jit") and "jit" or _VERSION:match("%d+%.%d+")
@@ -227,17 +250,24 @@ end
 -- cycle (spec/lifecycle/luajit-itern-gc.lua). A finalizer may call any aigc
 -- function (a request, a stream loop, step, close), so the lifecycle tester
 -- hung in hooks.before's parameter copy. jit.* is refused inside __gc, hence
--- at load time: `caller` (the module chunk calling this) now, and every
--- aigc.* module loaded later through the Lua file searcher.
+-- at load time: the module chunk that loads first calls `M.jit_off(true,
+-- true)` (itself and its functions), then this: every aigc.* module loaded
+-- later through the Lua file searcher.
 local jit_kept_off = false
-function M.keep_aigc_off_jit (caller)
+
+--- LuaJIT's `jit.off` itself (called as `jit_off(true, true)` from a chunk,
+-- it turns off the JIT for that chunk and its functions: LuaJIT looks at
+-- the frame that called it, so this must stay the C function, no wrapper);
+-- a no-op on the other Luas. (It replaces `debug.getinfo(1, "f").func`: an
+-- engine may remove `debug`.)
+M.jit_off = rawget(_G, "jit") and rawget(_G, "jit").off or function () end
+function M.keep_aigc_off_jit ()
   local jit = rawget(_G, "jit")
   if not jit or not jit.off then return end
-  jit.off(caller, true)
   if jit_kept_off then return end
   jit_kept_off = true
   for _, f in pairs(M) do
-    if type(f) == "function" and debug.getinfo(f, "S").what == "Lua" then jit.off(f, true) end
+    if type(f) == "function" then pcall(jit.off, f, true) end   -- (a C function is refused: left as it is)
   end
   local searchers = rawget(package, "loaders") or rawget(package, "searchers")
   local lua_searcher = searchers and searchers[2]

@@ -11,7 +11,9 @@
 -- local res = assert(client:chat { messages = { { role = "user", content = "Hi" } } })
 -- print(res.text)
 
-require("aigc.compat").keep_aigc_off_jit(debug.getinfo(1, "f").func)   -- LuaJIT #1045: see compat.lua
+local compat = require "aigc.compat"
+compat.jit_off(true, true)     -- this chunk and its functions off LuaJIT's JIT (#1045: see compat.lua)
+compat.keep_aigc_off_jit()     -- and every aigc.* module loaded after it
 local core = require "aigc.core"
 
 local M = {

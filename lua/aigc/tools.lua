@@ -48,14 +48,14 @@ local task = require "aigc.task"
 local schema = require "aigc.schema"
 
 local json_encode, json_decode = core.json.encode, core.json.decode
-local getinfo = debug.getinfo
+local getinfo = compat.getinfo   -- (these two degrade without a debug library: see compat.lua)
 local table_concat = table.concat
 local utf8_len, pack = compat.utf8_len, compat.pack
 local array, is_array = core.array, core.is_array
 local getmetatable, ipairs, next, pairs, pcall, setmetatable, tostring, type =
   getmetatable, ipairs, next, pairs, pcall, setmetatable, tostring, type
 local string_format = string.format
-local traceback = debug.traceback
+local traceback = compat.traceback
 local argerror, expected, field_error = util.argerror, util.expected, util.field_error
 
 util.own_module()
@@ -433,7 +433,8 @@ function Toolset:call (call, ctx)
   -- them whole, with the traceback.
   local tb
   local sources = {}
-  if type(tool.fn) == "function" then sources[getinfo(tool.fn, "S").short_src] = true end
+  local fn_info = type(tool.fn) == "function" and getinfo(tool.fn, "S")
+  if fn_info then sources[fn_info.short_src] = true end
   -- (task.guarded_xpcall: the tool runs in a coroutine of its own, so a
   -- yield outside aigc is seen, not taken for an error of the tool; inside
   -- a task its waits yield, on Lua 5.1 too; the handler gets the coroutine

@@ -15,7 +15,7 @@
 
 local core = require "aigc.core"
 
-local debug_getinfo = debug.getinfo
+local debug_getinfo = require("aigc.compat").getinfo   -- (finds nothing without a debug library)
 local error, getmetatable, ipairs, pairs, rawget, select, tonumber, tostring, type =
   error, getmetatable, ipairs, pairs, rawget, select, tonumber, tostring, type
 local string_format = string.format
@@ -25,16 +25,18 @@ local M = {}
 -- The chunk sources of aigc's Lua modules, and their file names.
 local own_sources, own_files = {}, {}
 
-local function own (source)
+local function own (info)
+  if info == nil then return end   -- (no debug library: no source known)
+  local source = info.source
   own_sources[source] = true
   if source:sub(1, 1) == "@" then own_files[#own_files + 1] = source:sub(2) end
 end
-own(debug_getinfo(1, "S").source)
+own(debug_getinfo(1, "S"))
 
 --- Registers the calling module's chunk as aigc's own: misuse errors are
 -- never located in it.
 function M.own_module ()
-  own(debug_getinfo(2, "S").source)
+  own(debug_getinfo(2, "S"))
 end
 
 --- `msg` without the position Lua put in front of it when that position
