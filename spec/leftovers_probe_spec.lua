@@ -104,3 +104,71 @@ describe("aigc in a Lua without the debug library", function ()
     assert.equal('tool\t{"error":"the door is locked"}\tthe door is locked\tthe door is locked', lines[4])
   end)
 end)
+
+describe("aigc.batch: error lines, poll interval, a custom_id on two lines", function ()
+  local aigc = require "aigc"
+  local batch = require "aigc.batch"
+  local KEY = "sk-proj-LEFTOVERS0123456789abcdefXYZ"
+  local client
+  before_each(function () client = aigc.client { base_url = "http://127.0.0.1:9/v1", api_key = KEY } end)
+  after_each(function () client:close() end)
+
+  -- The client's files API answers with `files[id]` (no server).
+  local function serve_files (files)
+    client.files_content = function (_, id, opts)
+      opts.to(assert(files[id], id))
+      return {}
+    end
+  end
+  local function line (id, status, body, err)
+    local response = status and ('{"status_code":' .. status .. ',"request_id":"r-' .. id .. '","body":' .. body .. '}')
+    return '{"custom_id":"' .. id .. '","response":' .. (response or "null") .. ',"error":' .. (err or "null") .. '}\n'
+  end
+  local OK = '{"choices":[{"index":0,"message":{"role":"assistant","content":"Paris"},"finish_reason":"stop"}]}'
+
+  it("an error line's error and a failed line's body are scrubbed of the key", function ()
+    serve_files {
+      out = line("a", 200, OK) .. line("b", 401, '{"error":{"message":"Incorrect API key provided: ' .. KEY .. '"}}'),
+      err = line("c", nil, nil, '{"code":"invalid_api_key","message":"bad key ' .. KEY .. '"}'),
+    }
+    local results = assert(batch.results(client, { id = "x", status = "completed",
+                                                    output_file_id = "out", error_file_id = "err" }))
+    assert.is_true(results.a.ok)
+    assert.is_false(results.b.ok)
+    assert.equal("Incorrect API key provided: [redacted]", results.b.body.error.message)
+    assert.is_false(results.c.ok)
+    assert.equal("bad key [redacted]", results.c.error.message)
+    assert.equal("invalid_api_key", results.c.error.code)
+  end)
+
+  it("a custom_id in both files: the line that succeeded stays, else the first (the output file's)", function ()
+    serve_files {
+      out = line("a", 200, OK) .. line("b", 500, '{"error":{"message":"first"}}') .. line("c", 500, '{}'),
+      err = line("a", nil, nil, '{"code":"x","message":"late error"}')
+            .. line("b", nil, nil, '{"code":"y","message":"second"}')
+            .. line("c", 200, OK),
+    }
+    local results = assert(batch.results(client, { id = "x", status = "completed",
+                                                    output_file_id = "out", error_file_id = "err" }))
+    assert.is_true(results.a.ok)
+    assert.equal("Paris", results.a.body.choices[1].message.content)
+    assert.is_nil(results.a.error)
+    assert.is_false(results.b.ok)
+    assert.equal("first", results.b.body.error.message)
+    assert.is_true(results.c.ok)
+  end)
+
+  it("wait with interval = 0 pauses between polls (it polled in a loop with no pause)", function ()
+    local polls, pauses = 0, {}
+    client.request = function ()
+      polls = polls + 1
+      return { id = "b1", status = polls < 4 and "in_progress" or "completed" }
+    end
+    client.sleep = function (_, s) pauses[#pauses + 1] = s end
+    local b = assert(batch.wait(client, "b1", { interval = 0 }))
+    assert.equal("completed", b.status)
+    assert.equal(3, #pauses)
+    for _, s in ipairs(pauses) do assert.equal(batch.MIN_POLL_INTERVAL, s) end
+    assert.is_true(batch.MIN_POLL_INTERVAL > 0)
+  end)
+end)

@@ -66,6 +66,11 @@ M.MAX_EMBEDDING_INPUTS = 50000
 -- (it backs off from 1 s while the batch does not move).
 M.MAX_POLL_INTERVAL = 60
 
+--- The shortest wait between two polls: a smaller `interval` (0) is taken
+-- as this one (at 0 `wait` polled with no pause, as fast as the server
+-- answered: a loop hammering it).
+M.MIN_POLL_INTERVAL = 0.01
+
 --- The statuses after which a batch changes no more.
 M.TERMINAL = { completed = true, failed = true, expired = true, cancelled = true }
 
@@ -419,7 +424,7 @@ local function wait (fname, client, id, opts)
   check_client(fname, client)
   check_id(fname, 2, id)
   opts = check_opts(fname, 3, opts)
-  local started, interval, last = core.now(), opts.interval or 1, nil
+  local started, interval, last = core.now(), math.max(opts.interval or 1, M.MIN_POLL_INTERVAL), nil
   while true do
     local b, err = checked_batch(client, client:request("GET", "/batches/" .. segment(id)))
     if not b then return nil, err end
@@ -439,7 +444,9 @@ local function wait (fname, client, id, opts)
     end
     last = now_is
     local pause = interval   -- (not past the timeout)
-    if opts.timeout then pause = math.min(pause, math.max(0.01, started + opts.timeout - core.now())) end
+    if opts.timeout then
+      pause = math.min(pause, math.max(M.MIN_POLL_INTERVAL, started + opts.timeout - core.now()))
+    end
     client:sleep(pause)
   end
 end
@@ -448,7 +455,7 @@ end
 -- @tparam aigc.client client
 -- @tparam string id
 -- @tparam[opt] table opts `interval` (default: 1 s, doubling up to `MAX_POLL_INTERVAL` while the
--- batch does not move), `on_progress(batch)` after each poll, `timeout` (s)
+-- batch does not move; `MIN_POLL_INTERVAL` at least), `on_progress(batch)` after each poll, `timeout` (s)
 -- @treturn[1] table the batch, over (see `TERMINAL`)
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err (kind "timeout" when `timeout` passed)
@@ -487,6 +494,26 @@ local function named_id (line)
   return type(id) == "string" and id ~= "" and id or nil
 end
 
+-- A failed line's server text (its `error`, its body: an error reply
+-- such as "Incorrect API key provided: sk-...") with the client's
+-- secrets replaced, as util.scrub does for errors: a server may echo the key.
+local function scrub_entry (client, entry)
+  local engine = rawget(client, "_engine")
+  if engine ~= nil then pcall(engine.scrub, engine, entry) end   -- (in place)
+  return entry
+end
+
+-- Puts a line's result in `into`. A custom_id on several lines (in both the
+-- output and the error file, or twice in one): a line that succeeded is
+-- never replaced (a reply the server gave, and billed, is not thrown away
+-- for an error line naming the same case); else the first line read (the
+-- output file's) stays. (The error file, read last, silently won.)
+local function put (client, into, id, entry)
+  local had = into[id]
+  if had ~= nil and (had.ok or not entry.ok) then return end
+  into[id] = entry.ok and entry or scrub_entry(client, entry)
+end
+
 -- Adds one line of a JSONL output/error file to `into`. A line the
 -- server sent malformed is that line's failure (`error` a parse error);
 -- one without a custom_id names no case and is skipped.
@@ -497,9 +524,10 @@ local function read_line (client, file_id, line, into)
     -- custom_id: that line's failure. (Skipped, its case said the batch
     -- "ended completed without this case", though the server answered it.)
     local id = named_id(line)
-    if id and into[id] == nil then
-      into[id] = { ok = false, error = parse_error(client, "batch file " .. file_id .. ", line of custom_id '" .. id
-                                                   .. "': not JSON (" .. tostring(why) .. ")", { custom_id = id }) }
+    if id then
+      local e = parse_error(client, "batch file " .. file_id .. ", line of custom_id '" .. id .. "': not JSON ("
+                            .. tostring(why) .. ")", { custom_id = id })
+      put(client, into, id, { ok = false, error = e })
     end
     return
   end
@@ -514,7 +542,8 @@ local function read_line (client, file_id, line, into)
       e = parse_error(client, "batch file " .. file_id .. ", line of custom_id '" .. x.custom_id .. "': " .. fault,
                       { custom_id = x.custom_id, status = status })
     end
-    into[x.custom_id] = { ok = ok, status_code = status, request_id = r.request_id, body = r.body, error = e }
+    put(client, into, x.custom_id,
+        { ok = ok, status_code = status, request_id = r.request_id, body = r.body, error = e })
   end
 end
 
@@ -548,7 +577,9 @@ local function line_sink (client, file_id, into)
 end
 
 --- The results of a batch that is over: `{ [custom_id] = { ok =, status_code =, body =, error = } }`
--- from its output and error files (a line the batch never did has none).
+-- from its output and error files (a line the batch never did has none; a
+-- custom_id on several lines keeps the one that succeeded, else the first).
+-- A failed line's `error` and body are scrubbed of the client's secrets.
 -- @tparam aigc.client client
 -- @tparam table batch
 -- @treturn[1] table
