@@ -325,6 +325,13 @@ local function stack_sources (level, into, co)
   end
 end
 
+-- The chunk names a tool's error may start with: its function's (none
+-- without a debug library), then those of the stack where it was raised.
+local function sources_of (fn)
+  local info = type(fn) == "function" and getinfo(fn, "S")
+  return info and { [info.short_src] = true } or {}
+end
+
 local function error_content (message, sources)
   return json_encode { error = strip_position(repair_utf8(message), sources) }
 end
@@ -432,9 +439,7 @@ function Toolset:call (call, ctx)
   -- The model gets error messages without positions; the record keeps
   -- them whole, with the traceback.
   local tb
-  local sources = {}
-  local fn_info = type(tool.fn) == "function" and getinfo(tool.fn, "S")
-  if fn_info then sources[fn_info.short_src] = true end
+  local sources = sources_of(tool.fn)
   -- (task.guarded_xpcall: the tool runs in a coroutine of its own, so a
   -- yield outside aigc is seen, not taken for an error of the tool; inside
   -- a task its waits yield, on Lua 5.1 too; the handler gets the coroutine
