@@ -172,3 +172,47 @@ describe("aigc.batch: error lines, poll interval, a custom_id on two lines", fun
     assert.is_true(batch.MIN_POLL_INTERVAL > 0)
   end)
 end)
+
+-- A download follows redirects hop by hop, each hop a request of its own;
+-- the URLs' credentials (a signed URL's `sig=`) were scrubbed from the
+-- download's error, but a hop's own log line ("warn: GET /signed -> http
+-- error 403 ...: Signature ... has expired") was written with them whole.
+describe("a download's per-hop log lines", function ()
+  local aigc = require "aigc"
+  local oneshot = require "oneshot"
+  local SIG = "Qz7Wx9Lk2Rt5Yp8Mn4Bv6Cx1"
+  -- /start: a 302 to /signed?sig=SIG; /signed: a 403 whose message echoes SIG
+  local SERVER = [[
+    local oneshot = require "oneshot"
+    local sig = arg[1]
+    local server = oneshot.listen()
+    for i = 1, 2 do
+      local c = oneshot.read_request(server)
+      if i == 1 then
+        c:send("HTTP/1.1 302 Found\r\nLocation: /signed?sig=" .. sig .. "\r\nContent-Length: 0\r\n"
+               .. "Connection: close\r\n\r\n")
+      else
+        local body = '{"error":{"message":"Signature ' .. sig .. ' has expired"}}'
+        c:send("HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: " .. #body
+               .. "\r\nConnection: close\r\n\r\n" .. body)
+      end
+      c:close()
+    end
+  ]]
+
+  it("a server echoing the signature of the URL it was redirected to: not in the hop's log line", function ()
+    local port, child = oneshot.start(SERVER, { SIG })
+    local lines = {}
+    local c = aigc.client { base_url = "http://127.0.0.1:9/v1", max_retries = 0, timeout = 30,
+                            log = function (level, msg) lines[#lines + 1] = level .. ": " .. msg end }
+    local res, err = c:download("http://127.0.0.1:" .. port .. "/start")
+    c:close()
+    child:wait(10)
+    assert.is_nil(res)
+    assert.equal(403, err.status)
+    assert.equal("Signature [redacted] has expired", err.message)
+    local text = table.concat(lines, "\n")
+    assert.matches("warn: GET /signed %-> http error 403 after [%d.]+ s: Signature %[redacted%] has expired", text)
+    assert.is_nil(text:find(SIG, 1, true), text)
+  end)
+end)

@@ -45,11 +45,11 @@ static void log_submit (lua_State *L, aigc_engine *e, aigc_request *r) {
   char path[256];
   aigc_transfer_path(r, path, sizeof path);
   if (e->roster.config.log_bodies && !aigc_request_bodiless(r))
-    aigc_error_log(L, 1, r->secrets, "debug", "POST %s%s body: %.*s", path,
+    aigc_error_log(L, 1, aigc_log_secrets(r), "debug", "POST %s%s body: %.*s", path,
                    r->stream ? " (stream)" : "", (int)(r->body.len > 800 ? 800 : r->body.len),
                    r->body.data ? r->body.data : "");
   else
-    aigc_error_log(L, 1, r->secrets, "debug", "%s %s%s",
+    aigc_error_log(L, 1, aigc_log_secrets(r), "debug", "%s %s%s",
                    aigc_request_method(r),
                    path, r->stream ? " (stream)" : "");
 }

@@ -182,14 +182,14 @@ static void log_end (lua_State *L, int eidx, aigc_request *r, int vidx, int ok) 
   rid = aigc_headers_find(&r->hdrs, "x-request-id", NULL);
   aigc_transfer_path(r, path, sizeof path);
   if (ok)
-    aigc_error_log(L, eidx, r->secrets, "info", "%s %s -> %ld in %.3f s%s%s%s", method, path,
+    aigc_error_log(L, eidx, aigc_log_secrets(r), "info", "%s %s -> %ld in %.3f s%s%s%s", method, path,
                    r->status, aigc_now() - r->started, rid ? " [request " : "", rid ? rid : "",
                    rid ? "]" : "");
   else {
     char title[80];
     error_title(L, vidx, title, sizeof title);
     lua_getfield(L, vidx, "message");
-    aigc_error_log(L, eidx, r->secrets, "warn", "%s %s -> %s after %.3f s: %s%s%s%s",
+    aigc_error_log(L, eidx, aigc_log_secrets(r), "warn", "%s %s -> %s after %.3f s: %s%s%s%s",
                    method, path, title, aigc_now() - r->started,
                    lua_tostring(L, -1) ? lua_tostring(L, -1) : "",
                    rid ? " [request " : "", rid ? rid : "", rid ? "]" : "");
@@ -508,7 +508,7 @@ static int fail_now (lua_State *L, int eidx, int ridx, aigc_request *r) {
 
 /* The stale connection of aigc_transfer_stale: logged, started again. */
 static int restart_stale (lua_State *L, int eidx, aigc_request *r) {
-  aigc_error_log(L, eidx, r->secrets, "warn", "a reused connection answered with garbage (%s): "
+  aigc_error_log(L, eidx, aigc_log_secrets(r), "warn", "a reused connection answered with garbage (%s): "
                  "starting again on a new connection", r->errbuf[0] ? r->errbuf : "not HTTP");
   if (r->state == AIGC_RUNNING && r->easy != NULL)   /* (the log function may cancel it) */
     aigc_transfer_restart_fresh(r);
@@ -518,7 +518,7 @@ static int restart_stale (lua_State *L, int eidx, aigc_request *r) {
 /* The refused stream_options of aigc_transfer_refused_stream_options:
    logged, sent again without it. */
 static int resend_without_stream_options (lua_State *L, int eidx, aigc_request *r) {
-  aigc_error_log(L, eidx, r->secrets, "warn", "the server refused stream_options (HTTP %ld): "
+  aigc_error_log(L, eidx, aigc_log_secrets(r), "warn", "the server refused stream_options (HTTP %ld): "
                  "sending again without it; this client's streams carry no usage from now on",
                  r->status);
   if (r->state == AIGC_RUNNING && r->easy != NULL)   /* (the log function may cancel it) */
@@ -539,19 +539,19 @@ static int try_retry (lua_State *L, int eidx, aigc_request *r) {
       || r->retries >= r->max_retries)
     return 0;
   if (r->xb.fed > 0) {   /* what a reader gave libcurl is gone: it cannot be sent again */
-    aigc_error_log(L, eidx, r->secrets, "warn", "not retrying: the upload's reader already gave "
+    aigc_error_log(L, eidx, aigc_log_secrets(r), "warn", "not retrying: the upload's reader already gave "
                    "%lu bytes, which cannot be read again", (unsigned long)r->xb.fed);
     return 0;
   }
   delay = aigc_transfer_retry_delay(r);
   if (delay < 0) {   /* say why: else a 429 comes back with retries = 0 and no word */
-    aigc_error_log(L, eidx, r->secrets, "warn", "not retrying: the server asked to wait %g s, "
+    aigc_error_log(L, eidx, aigc_log_secrets(r), "warn", "not retrying: the server asked to wait %g s, "
                    "more than %g s", aigc_headers_retry_after(&r->hdrs), AIGC_MAX_RETRY_AFTER);
     return 0;
   }
   if (r->deadline_at > 0 && aigc_now() + delay >= r->deadline_at) {
     /* The wait would pass the deadline: this error is the call's. */
-    aigc_error_log(L, eidx, r->secrets, "warn", "not retrying: waiting %.3f s would pass the "
+    aigc_error_log(L, eidx, aigc_log_secrets(r), "warn", "not retrying: waiting %.3f s would pass the "
                    "call's deadline (%g s)", delay, r->deadline);
     return 0;
   }
@@ -559,7 +559,7 @@ static int try_retry (lua_State *L, int eidx, aigc_request *r) {
     return 0;
   error_title(L, lua_gettop(L), title, sizeof title);
   lua_getfield(L, -1, "message");
-  aigc_error_log(L, eidx, r->secrets, "warn", "retrying in %.3f s (retry %d of %d) after %s: %s",
+  aigc_error_log(L, eidx, aigc_log_secrets(r), "warn", "retrying in %.3f s (retry %d of %d) after %s: %s",
                  delay, r->retries + 1, r->max_retries, title, lua_tostring(L, -1));
   lua_pop(L, 2);
   if (r->state == AIGC_RUNNING)   /* (the log function may cancel it) */
@@ -1188,6 +1188,8 @@ static int req_gc (lua_State *L) {
   r->secrets = NULL;
   aigc_secrets_free(r->own_secrets);
   r->own_secrets = NULL;
+  aigc_secrets_free(r->log_secrets);
+  r->log_secrets = NULL;
   return 0;
 }
 

@@ -54,7 +54,7 @@ enum {   /* bits of aigc_submit.opts_keys: opts_names' order */
   AIGC_OK_HEADERS = 1 << 7, AIGC_OK_METHOD = 1 << 8, AIGC_OK_ABSOLUTE = 1 << 9,
   AIGC_OK_FORM = 1 << 10, AIGC_OK_SINK = 1 << 11, AIGC_OK_ON_DONE = 1 << 12,
   AIGC_OK_ON_ERROR = 1 << 13, AIGC_OK_WATCH = 1 << 14, AIGC_OK_SECRETS = 1 << 15,
-  AIGC_OK_STREAM_USAGE = 1 << 16, AIGC_OK_STARTING_AFTER = 1 << 17,
+  AIGC_OK_STREAM_USAGE = 1 << 16, AIGC_OK_STARTING_AFTER = 1 << 17, AIGC_OK_LOG_SECRETS = 1 << 18,
   /* what aigc_form_read reads (form.c) */
   AIGC_OK_BODY = AIGC_OK_METHOD | AIGC_OK_ABSOLUTE | AIGC_OK_FORM | AIGC_OK_EVENTS | AIGC_OK_SINK
 };
@@ -62,7 +62,7 @@ static const key_name opts_names[] = {
   KEY("path"), KEY("query"), KEY("fname"), KEY("arg"), KEY("events"), KEY("stream_field"),
   KEY("deadline"), KEY("headers"), KEY("method"), KEY("absolute"), KEY("form"), KEY("sink"),
   KEY("on_done"), KEY("on_error"), KEY("watch"), KEY("secrets"), KEY("stream_usage"),
-  KEY("starting_after"), { NULL, 0 }
+  KEY("starting_after"), KEY("log_secrets"), { NULL, 0 }
 };
 
 /* The bits of `names` present as keys of the table at t (every bit when
@@ -374,6 +374,11 @@ aigc_request *aigc_request_new (lua_State *L, aigc_roster *ro, const aigc_submit
       r->secrets = r->own_secrets;
     lua_pop(L, 2);
   }
+  /* More secrets for its log lines only (a download's hop: its URLs'
+     credentials; its error keeps them, the Lua layer scrubs it later). */
+  if (get_key(L, 4, s->opts_keys, AIGC_OK_LOG_SECRETS, "log_secrets") == LUA_TTABLE)
+    r->log_secrets = aigc_secrets_with_call(L, 0, lua_gettop(L), r->secrets);
+  lua_pop(L, 1);
   /* May run Lua (metamethods) and allocates: anything may happen to the
      engine meanwhile, which is why nothing of it is read after this. */
   if (r->xb.mime != NULL || r->xb.method == AIGC_METHOD_GET)

@@ -81,6 +81,9 @@ struct aigc_request {
                                    engine's userdata; or own_secrets */
   char *own_secrets;            /* the engine's and the call's header
                                    credentials (submit.c), freed by req_gc */
+  char *log_secrets;            /* secrets and more for its log lines only
+                                   (opts.log_secrets: submit.c), or NULL;
+                                   freed by req_gc */
   CURL *easy;
   aigc_easy_memo easy_memo;     /* what easy was last given (roster.h) */
   aigc_kind kind;
@@ -170,6 +173,13 @@ struct aigc_request {
   aigc_raccum raccum;           /* AIGC_KIND_RESPONSES streams: the response */
   aigc_json_arena arena;        /* per-chunk parse memory, reset each chunk */
 };
+
+/* The secrets r's log lines are scrubbed of: log_secrets when given (a
+   download's hop: its URLs' credentials, which its error keeps for the Lua
+   layer to follow a redirect and scrub after), else its errors' ones. */
+static inline const char *aigc_log_secrets (const aigc_request *r) {
+  return r->log_secrets != NULL ? r->log_secrets : r->secrets;
+}
 
 /* The request whose roster entry is en (the entry is its first member). */
 #define aigc_request_of(en) ((aigc_request *)(void *)(en))

@@ -111,7 +111,8 @@ end
 -- call's own query key is) and of the client's secrets. (Not given to the
 -- requests themselves: a hop's error would then hold its redirect's
 -- Location redacted, and an http URL redirected to its https form, the
--- same signature, could not be followed.)
+-- same signature, could not be followed. Their log lines, though, are
+-- written at once: `hop` gives them as `log_secrets`.)
 local function scrubbed (self, err, urls)
   if type(err) ~= "table" then return err end
   local list = {}
@@ -152,15 +153,19 @@ end
 -- One request of a download: `url` with the headers of its origin, and
 -- none of the credentials when `left` (an earlier hop left the client's
 -- origin: a host that redirects back to the API must not make the client
--- send its key to a URL that host chose).
-local function hop (self, submit, fname, url, opts, sink, left)
+-- send its key to a URL that host chose). Its log lines are scrubbed of
+-- the credentials of `urls` (those visited, `url` last): a server echoing
+-- a signature in its error message put it whole in the hop's "warn" line.
+local function hop (self, submit, fname, url, opts, sink, left, urls)
   local params = media_call.sendable(opts)
   if left or origin(url) ~= origin(self.base_url) then   -- another host: no credential, no organization
     params.headers, params.extra_headers = foreign_headers(self, opts), nil
   end
+  local log_secrets = {}
+  for _, u in ipairs(urls) do util.url_secrets(u, log_secrets) end
   return media_call.perform(self, submit, {
     fname = fname, async = true, api = "get", path = url, params = params,
-    body = { absolute = true, sink = sink },
+    body = { absolute = true, sink = sink, log_secrets = log_secrets[1] and log_secrets or nil },
   })
 end
 
@@ -170,7 +175,8 @@ function M.download (self, submit, fname, url, opts, async)
   if not media.is_http_url(url) then util.argerror(fname, 1, util.expected("an http:// or https:// URL", url)) end
   opts = opts == nil and {} or media_call.params_of(self, fname, opts, nil, 2)
   local sink = media_call.sink_of(fname, opts.to)
-  local first = hop(self, submit, fname, url, opts, sink)   -- (a misuse raises here, at the caller's line)
+  -- (a misuse raises here, at the caller's line)
+  local first = hop(self, submit, fname, url, opts, sink, false, { url })
   local f = future.run(self._loop, function (f)
     local req, seen, left, hops = first, { [url:gsub("#.*$", "")] = true }, false, 0
     local visited = { url }
@@ -183,7 +189,7 @@ function M.download (self, submit, fname, url, opts, async)
       visited[#visited + 1] = to
       left = left or origin(url) ~= origin(self.base_url)
       seen[to], url = true, to
-      local ok, nreq = pcall(hop, self, submit, fname, url, opts, sink, left)
+      local ok, nreq = pcall(hop, self, submit, fname, url, opts, sink, left, visited)
       if not ok then   -- (the client closed meanwhile)
         return nil, core.error { kind = "canceled", message = tostring(nreq) }
       end
