@@ -64,7 +64,9 @@ static void log_submit (lua_State *L, aigc_engine *e, aigc_request *r) {
 **          fname =, arg = } for what the Lua layer computed (Azure paths,
 **          per-call headers) and who the user called (for misuse messages);
 **          method = "GET" with starting_after = N: a "responses" stream
-**          resumed (GET /responses/{id}?stream=true&starting_after=N)
+**          resumed (GET /responses/{id}?stream=true&starting_after=N);
+**          secrets = {...} (the call's own, scrubbed from its errors and
+**          log lines), log_secrets = {...} (from its log lines only)
 */
 static int eng_submit (lua_State *L) {
   aigc_engine *e = check_engine(L, 1);
