@@ -216,3 +216,21 @@ describe("a download's per-hop log lines", function ()
     assert.is_nil(text:find(SIG, 1, true), text)
   end)
 end)
+
+describe("aigc.compat without the debug library", function ()
+  it("getmetatable: a protected metatable that is not a table reads as none (check.lua indexes it)", function ()
+    local luachild = require "luachild"
+    local r = luachild.run([[
+      debug = nil
+      package.loaded.debug = nil
+      require "aigc"
+      local compat = require "aigc.compat"
+      local t = setmetatable({}, { __metatable = false })
+      print(compat.getmetatable(t), compat.getmetatable(setmetatable({}, { __metatable = "locked" })))
+      local plain = setmetatable({ a = 1 }, { __index = {} })
+      print(compat.getmetatable(plain) == getmetatable(plain))
+    ]])
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("nil\tnil\ntrue\n", r.stdout)
+  end)
+end)

@@ -32,9 +32,13 @@ local debug_lib = rawget(_G, "debug") or {}
 -- top of the stack).
 M.getinfo = debug_lib.getinfo or function () return nil end
 
---- `debug.getmetatable`, else `getmetatable` (a `__metatable` field then
--- hides the real one).
-M.getmetatable = debug_lib.getmetatable or getmetatable
+--- `debug.getmetatable`, else `getmetatable` when that gives a table (a
+-- `__metatable` field then hides the real one: nil for a value that is not
+-- a table, which callers would index).
+M.getmetatable = debug_lib.getmetatable or function (v)
+  local mt = getmetatable(v)
+  return type(mt) == "table" and mt or nil
+end
 
 --- `debug.traceback`, else the message alone (a non-string one as it is).
 M.traceback = debug_lib.traceback or function (...)
