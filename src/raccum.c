@@ -509,12 +509,73 @@ static int annotation_event (aigc_raccum *a, const aigc_json_value *ev) {
   return put_copy(a, slot, ann);
 }
 
+/*
+** A shell call's command (shell_call_command.added / delta / done):
+** output[oi].action.commands[command_index], a string, made as needed in
+** an item {"type": "shell_call"}. added sets it, a delta appends, done
+** fills it when no delta came.
+*/
+static int command_event (aigc_raccum *a, const aigc_json_value *ev, int what) {
+  const aigc_json_value *src = aigc_json_get(ev, what > 0 ? "delta" : "command");
+  aigc_json_value *item, *action, *list, *slot;
+  long ci = index_field(a, ev, "command_index");
+  int rc;
+  if (ci < 0)
+    return AIGC_RACCUM_BADSHAPE;
+  if (src == NULL || src->type != AIGC_JSON_STRING)
+    return bad(a, what > 0 ? "delta is missing or not a string" : "command is missing or not a string");
+  if ((item = item_of(a, ev, "shell_call", &rc)) == NULL)
+    return rc;
+  if ((action = SLOT(item, "action")) == NULL)
+    return AIGC_RACCUM_NOMEM;
+  ensure(action, AIGC_JSON_OBJECT);
+  if ((list = SLOT(action, "commands")) == NULL)
+    return AIGC_RACCUM_NOMEM;
+  ensure(list, AIGC_JSON_ARRAY);
+  if ((slot = arr_slot(list, (size_t)ci)) == NULL)
+    return AIGC_RACCUM_NOMEM;
+  if (what > 0)
+    return str_append(slot, src->u.s, src->len) != 0 ? AIGC_RACCUM_NOMEM : AIGC_RACCUM_OK;
+  return what < 0 && built(slot) ? AIGC_RACCUM_OK : put_copy(a, slot, src);
+}
+
+/*
+** A shell call output's delta (shell_call_output_content.delta): its
+** {"stdout", "stderr"} appended to output[oi].output[command_index], made
+** as needed in an item {"type": "shell_call_output"}. (The .done event's
+** list is left to output_item.done: it completes the item.)
+*/
+static int output_content_event (aigc_raccum *a, const aigc_json_value *ev) {
+  static const char *const fields[] = { "stdout", "stderr" };
+  const aigc_json_value *d = object_field(a, ev, "delta");
+  aigc_json_value *item, *list, *part;
+  long ci = index_field(a, ev, "command_index");
+  int rc, i;
+  if (d == NULL || ci < 0)
+    return AIGC_RACCUM_BADSHAPE;
+  if ((item = item_of(a, ev, "shell_call_output", &rc)) == NULL)
+    return rc;
+  if ((list = SLOT(item, "output")) == NULL)
+    return AIGC_RACCUM_NOMEM;
+  ensure(list, AIGC_JSON_ARRAY);
+  if ((part = arr_slot(list, (size_t)ci)) == NULL)
+    return AIGC_RACCUM_NOMEM;
+  ensure(part, AIGC_JSON_OBJECT);
+  for (i = 0; i < 2; i++) {
+    const aigc_json_value *v = aigc_json_get(d, fields[i]);
+    if (v != NULL && v->type == AIGC_JSON_STRING && (rc = append_delta(part, fields[i], v)) != AIGC_RACCUM_OK)
+      return rc;
+  }
+  return AIGC_RACCUM_OK;
+}
+
 /* The event types, after "response.". */
 typedef enum { EV_CREATED, EV_COMPLETED, EV_INCOMPLETE, EV_FAILED, EV_ITEM_ADDED, EV_ITEM_DONE,
   EV_PART_ADDED, EV_PART_DONE, EV_TEXT_DELTA, EV_TEXT_DONE, EV_REFUSAL_DELTA, EV_REFUSAL_DONE,
   EV_ARGS_DELTA, EV_ARGS_DONE, EV_SUMMARY_PART_ADDED, EV_SUMMARY_PART_DONE, EV_SUMMARY_DELTA,
   EV_SUMMARY_DONE, EV_REASONING_DELTA, EV_REASONING_DONE, EV_ANNOTATION, EV_INPUT_DELTA,
-  EV_INPUT_DONE, EV_CODE_DELTA, EV_CODE_DONE, EV_MCP_DELTA, EV_MCP_DONE, EV_OTHER } ev_kind;
+  EV_INPUT_DONE, EV_CODE_DELTA, EV_CODE_DONE, EV_MCP_DELTA, EV_MCP_DONE, EV_COMMAND_ADDED,
+  EV_COMMAND_DELTA, EV_COMMAND_DONE, EV_SHELL_OUTPUT_DELTA, EV_OTHER } ev_kind;
 
 static const struct { const char *name; ev_kind kind; } EVENTS[] = {
   { "created", EV_CREATED }, { "queued", EV_CREATED }, { "in_progress", EV_CREATED },
@@ -535,6 +596,9 @@ static const struct { const char *name; ev_kind kind; } EVENTS[] = {
   { "code_interpreter_call_code.delta", EV_CODE_DELTA },
   { "code_interpreter_call_code.done", EV_CODE_DONE },
   { "mcp_call_arguments.delta", EV_MCP_DELTA }, { "mcp_call_arguments.done", EV_MCP_DONE },
+  { "shell_call_command.added", EV_COMMAND_ADDED }, { "shell_call_command.delta", EV_COMMAND_DELTA },
+  { "shell_call_command.done", EV_COMMAND_DONE },
+  { "shell_call_output_content.delta", EV_SHELL_OUTPUT_DELTA },
 };
 
 /*
@@ -581,6 +645,7 @@ static const aigc_json_value *payload_of (ev_kind k, const aigc_json_value *ev) 
     case EV_ANNOTATION: return aigc_json_get(ev, "annotation");
     case EV_TEXT_DONE: case EV_SUMMARY_DONE: case EV_REASONING_DONE: return aigc_json_get(ev, "text");
     case EV_REFUSAL_DONE: return aigc_json_get(ev, "refusal");
+    case EV_COMMAND_ADDED: case EV_COMMAND_DONE: return aigc_json_get(ev, "command");
     default: {
       const char *type, *field = call_text(k, &type, &done);
       return field != NULL && done ? aigc_json_get(ev, field) : NULL;
@@ -610,6 +675,10 @@ static int dispatch (aigc_raccum *a, ev_kind k, const aigc_json_value *ev) {
       return text_event(a, ev, "content", "content_index", "reasoning_text", "text",
                         k == EV_REASONING_DONE);
     case EV_ANNOTATION: return annotation_event(a, ev);
+    case EV_COMMAND_ADDED: return command_event(a, ev, 0);
+    case EV_COMMAND_DELTA: return command_event(a, ev, 1);
+    case EV_COMMAND_DONE: return command_event(a, ev, -1);
+    case EV_SHELL_OUTPUT_DELTA: return output_content_event(a, ev);
     default: {
       const char *type, *field = call_text(k, &type, &done);
       return field != NULL ? call_event(a, ev, type, field, done) : AIGC_RACCUM_OK;
@@ -754,6 +823,35 @@ static void cost_text (cost *c, const aigc_raccum *a, const aigc_json_value *ev,
     cost_delta(c, part, field);
 }
 
+/* A shell call's command slot or output part (command_event,
+   output_content_event): the item, its "action" (for a command), the list
+   and the slot; for a delta, the slot made a string, or the members of
+   the output part it appends to. */
+static void cost_shell (cost *c, const aigc_raccum *a, const aigc_json_value *ev, ev_kind k) {
+  int out = k == EV_SHELL_OUTPUT_DELTA;
+  const aigc_json_value *item, *holder, *slot, *d = aigc_json_get(ev, "delta");
+  long ci = index_of(ev, "command_index");
+  if (ci < 0 || index_of(ev, "output_index") < 0)
+    return;   /* refused before anything is made */
+  item = cost_item(c, a, ev, out ? "shell_call_output" : "shell_call");
+  holder = out ? item : cost_ensure(c, cost_member(c, item, "action"), AIGC_JSON_OBJECT);
+  slot = cost_slot(c, cost_ensure(c, cost_member(c, holder, out ? "output" : "commands"),
+                                  AIGC_JSON_ARRAY), ci);
+  if (!out) {   /* (added and done copy the command into the slot) */
+    if (k == EV_COMMAND_DELTA && slot != NULL && slot->type != AIGC_JSON_STRING)
+      cost_replace(c, slot);
+    return;
+  }
+  slot = cost_ensure(c, slot, AIGC_JSON_OBJECT);
+  if (d != NULL && d->type == AIGC_JSON_OBJECT) {
+    const aigc_json_value *v = aigc_json_get(d, "stdout"), *w = aigc_json_get(d, "stderr");
+    if (v != NULL && v->type == AIGC_JSON_STRING)
+      cost_delta(c, slot, "stdout");
+    if (w != NULL && w->type == AIGC_JSON_STRING)
+      cost_delta(c, slot, "stderr");
+  }
+}
+
 /* The nodes an event of kind k makes besides the copies of its payload. */
 static cost made_by (const aigc_raccum *a, ev_kind k, const aigc_json_value *ev) {
   cost c = { 0, 0 };
@@ -788,6 +886,9 @@ static cost made_by (const aigc_raccum *a, ev_kind k, const aigc_json_value *ev)
                   index_of(ev, "annotation_index"));
       break;
     }
+    case EV_COMMAND_ADDED: case EV_COMMAND_DELTA: case EV_COMMAND_DONE: case EV_SHELL_OUTPUT_DELTA:
+      cost_shell(&c, a, ev, k);
+      break;
     default: {
       int done;
       const char *type, *field = call_text(k, &type, &done);

@@ -28,11 +28,16 @@
 **       mcp_call_arguments.delta      output[oi].arguments ..= delta
 **       custom_tool_call_input.delta  output[oi].input ..= delta
 **       code_interpreter_call_code.delta  output[oi].code ..= delta
+**       shell_call_command.added / .delta / .done
+**                                     output[oi].action.commands[ci] = / ..= / fills
+**       shell_call_output_content.delta  output[oi].output[ci].stdout / .stderr ..= delta
+**     (ci: command_index; the output's .done event changes nothing: its
+**     item's output_item.done completes it)
 **       output_text.annotation.added  ...content[ci].annotations[ai] = annotation
 **     A delta for a slot nobody added creates it, typed: an item
 **     {"type":"message"} ("reasoning" for summaries and reasoning text or
 **     parts, "function_call" for arguments, "mcp_call", "custom_tool_call",
-**     "code_interpreter_call"), a part {"type":"output_text"}
+**     "code_interpreter_call", "shell_call", "shell_call_output"), a part {"type":"output_text"}
 **     ("refusal", "summary_text", "reasoning_text").
 **   - The ".done" events (output_item.done, content_part.done,
 **     reasoning_summary_part.done, output_text.done, refusal.done,

@@ -340,6 +340,34 @@ TEST(test_sequence) {
    &starting_after=4): the first event must be 5, the built output is only
    the text's end, the final snapshot's output replaces it; a reset (a new
    attempt) resumes after 4 again. */
+/* A shell call's commands and its output's stdout / stderr, from their
+   events alone (a stream cut before output_item.done keeps them). */
+TEST(test_shell_call) {
+  static const char *const events[] = {
+    "{\"type\":\"response.shell_call_command.added\",\"output_index\":0,\"command_index\":0,\"command\":\"\"}",
+    "{\"type\":\"response.shell_call_command.delta\",\"output_index\":0,\"command_index\":0,\"delta\":\"ls \"}",
+    "{\"type\":\"response.shell_call_command.delta\",\"output_index\":0,\"command_index\":0,\"delta\":\"-l\"}",
+    "{\"type\":\"response.shell_call_command.done\",\"output_index\":0,\"command_index\":0,\"command\":\"ls -x\"}",
+    "{\"type\":\"response.shell_call_command.done\",\"output_index\":0,\"command_index\":1,\"command\":\"pwd\"}",
+    "{\"type\":\"response.shell_call_output_content.delta\",\"output_index\":1,\"command_index\":0,"
+    "\"delta\":{\"stdout\":\"a\"}}",
+    "{\"type\":\"response.shell_call_output_content.delta\",\"output_index\":1,\"command_index\":0,"
+    "\"delta\":{\"stdout\":\"b\",\"stderr\":\"oops\"}}",
+    NULL
+  };
+  aigc_raccum a;
+  aigc_raccum_init(&a);
+  CHECK(add_all(&a, events));
+  CHECK_EQ_STR(json(&a.root), "{\"output\":[{\"type\":\"shell_call\",\"action\":{\"commands\":"
+               "[\"ls -l\",\"pwd\"]}},{\"type\":\"shell_call_output\",\"output\":[{\"stdout\":\"ab\","
+               "\"stderr\":\"oops\"}]}]}");
+  CHECK_EQ_INT(add(&a, "{\"type\":\"response.shell_call_command.delta\",\"output_index\":0,"
+                       "\"command_index\":0}"), AIGC_RACCUM_BADSHAPE);
+  CHECK_EQ_INT(add(&a, "{\"type\":\"response.shell_call_output_content.delta\",\"output_index\":1,"
+                       "\"command_index\":0,\"delta\":\"x\"}"), AIGC_RACCUM_BADSHAPE);
+  aigc_raccum_free(&a);
+}
+
 TEST(test_resumed) {
   aigc_raccum a;
   int i;
@@ -453,6 +481,10 @@ TEST(test_index_slots_charged) {
     "{\"type\":\"response.custom_tool_call_input.delta\",\"output_index\":1022,\"delta\":\"x\"}",
     "{\"type\":\"response.code_interpreter_call_code.delta\",\"output_index\":1021,\"delta\":\"x\"}",
     "{\"type\":\"response.mcp_call_arguments.done\",\"output_index\":1020,\"arguments\":\"{}\"}",
+    "{\"type\":\"response.shell_call_command.delta\",\"output_index\":1019,\"command_index\":1023,"
+    "\"delta\":\"ls\"}",
+    "{\"type\":\"response.shell_call_output_content.delta\",\"output_index\":1018,\"command_index\":1023,"
+    "\"delta\":{\"stdout\":\"x\",\"stderr\":\"y\"}}",
     "{\"type\":\"response.output_item.added\",\"output_index\":1023,\"item\":{}}",
     NULL
   };
@@ -559,6 +591,7 @@ int main (void) {
   RUN(test_interleaved_calls);
   RUN(test_reasoning_refusal_annotations);
   RUN(test_sequence);
+  RUN(test_shell_call);
   RUN(test_resumed);
   RUN(test_unknown_and_sse_type);
   RUN(test_badshape_unchanged);

@@ -1,0 +1,99 @@
+-- The Responses API's stream and stored results, second round: the shell
+-- tool's streamed commands and output, the API's failure events reaching
+-- the stream callback (as the SDKs' iterators yield them), servers that do
+-- not count their events, a stored failed response retrieved. Over real
+-- HTTP on loopback: a one-shot server (spec/support/oneshot.lua) for
+-- another server's events, the bundled server for stored responses.
+local aigc = require "aigc"
+local devserver = require "devserver"
+
+local A = aigc.array
+
+local function canned_client (sse_body)
+  return require("oneshot").sse_client(aigc, sse_body, nil, { model = "m" })
+end
+
+-- The SSE body of a list of events (each a table with its `type`),
+-- numbered from 0 unless they carry their own sequence_number (false:
+-- none).
+local function sse (events)
+  local t = {}
+  for i, e in ipairs(events) do
+    if e.sequence_number == nil then e.sequence_number = i - 1 end
+    if e.sequence_number == false then e.sequence_number = nil end
+    t[#t + 1] = "event: " .. e.type .. "\ndata: " .. aigc.json.encode(e) .. "\n\n"
+  end
+  return table.concat(t)
+end
+
+local function response (status, output, err)
+  return { id = "resp_1", object = "response", created_at = 1, model = "m", status = status,
+           output = output or A {}, incomplete_details = aigc.null, error = err or aigc.null }
+end
+
+local MSG = { id = "msg_1", type = "message", role = "assistant", status = "completed",
+              content = { { type = "output_text", text = "Paris.", annotations = A {} } } }
+
+local function text_events ()
+  return {
+    { type = "response.created", response = response("in_progress") },
+    { type = "response.output_text.delta", item_id = "msg_1", output_index = 0, content_index = 0, delta = "Par" },
+    { type = "response.output_text.delta", item_id = "msg_1", output_index = 0, content_index = 0, delta = "is." },
+  }
+end
+
+describe("Responses API: more of the stream", function ()
+  local stop
+  after_each(function () if stop then stop(); stop = nil end end)
+
+  -- The shell tool's events (openapi.yaml: response.shell_call_command.*,
+  -- response.shell_call_output_content.delta) were unknown to the
+  -- accumulator: a stream cut before the items' done events lost the
+  -- commands and the output in err.partial.
+  it("a cut stream keeps a shell call's streamed commands and output in err.partial", function ()
+    local c
+    c, stop = canned_client(sse {
+      { type = "response.created", response = response("in_progress") },
+      { type = "response.output_item.added", output_index = 0,
+        item = { id = "sh_1", type = "shell_call", call_id = "call_1", status = "in_progress",
+                 action = { commands = A {}, timeout_ms = aigc.null, max_output_length = aigc.null } } },
+      { type = "response.shell_call_command.added", output_index = 0, command_index = 0, command = "" },
+      { type = "response.shell_call_command.delta", output_index = 0, command_index = 0, delta = "ls " },
+      { type = "response.shell_call_command.delta", output_index = 0, command_index = 0, delta = "-l" },
+      { type = "response.shell_call_command.done", output_index = 0, command_index = 0, command = "ls -l" },
+      { type = "response.shell_call_command.added", output_index = 0, command_index = 1, command = "" },
+      { type = "response.shell_call_command.delta", output_index = 0, command_index = 1, delta = "pw" },
+      { type = "response.shell_call_output_content.delta", item_id = "sho_1", output_index = 1,
+        command_index = 0, delta = { stdout = "total 0\n" } },
+      { type = "response.shell_call_output_content.delta", item_id = "sho_1", output_index = 1,
+        command_index = 0, delta = { stderr = "ls: warning" } },
+    })
+    local types = {}
+    local res, err = c:respond { input = "x", stream = function (_, e) types[#types + 1] = e.type end }
+    assert.is_nil(res)
+    assert.equal("stream", err.kind)
+    assert.equal(10, #types)   -- (every event reached the callback)
+    local call = err.partial.output[1]
+    assert.equal("shell_call", call.type)
+    assert.equal("call_1", call.call_id)
+    assert.same({ "ls -l", "pw" }, call.action.commands)
+    local out = err.partial.output[2]
+    assert.equal("shell_call_output", out.type)
+    assert.same({ { stdout = "total 0\n", stderr = "ls: warning" } }, out.output)
+  end)
+
+  it("a shell call's command with no delta takes its done event's text; the completed response wins", function ()
+    local item = { id = "sh_1", type = "shell_call", call_id = "call_1", status = "completed",
+                   action = { commands = { "pwd" }, timeout_ms = aigc.null, max_output_length = aigc.null } }
+    local c
+    c, stop = canned_client(sse {
+      { type = "response.created", response = response("in_progress") },
+      { type = "response.shell_call_command.done", output_index = 0, command_index = 0, command = "pwd" },
+      { type = "response.output_item.done", output_index = 0, item = item },
+      { type = "response.completed", response = response("completed", { item }) },
+    })
+    local res = assert(c:respond { input = "x", stream = function () end })
+    assert.same({ "pwd" }, res.output[1].action.commands)
+    assert.equal("call_1", res.output[1].call_id)
+  end)
+end)
