@@ -96,4 +96,60 @@ describe("Responses API: more of the stream", function ()
     assert.same({ "pwd" }, res.output[1].action.commands)
     assert.equal("call_1", res.output[1].call_id)
   end)
+
+  -- The API's own failure events are events of the stream: the SDKs'
+  -- iterators yield them, then raise. The callback never saw them, so a
+  -- UI that shows every event (or logs them) lost the one saying why.
+  for _, case in ipairs {
+    { "error", { type = "error", code = "rate_limit_exceeded", message = "Slow down", param = aigc.null } },
+    { "response.failed", { type = "response.failed",
+        response = response("failed", nil, { code = "server_error", message = "Slow down" }) } },
+  } do
+    local name, event = case[1], case[2]
+    it("a " .. name .. " event reaches the callback before the call fails with its error", function ()
+      local events = text_events()
+      events[#events + 1] = event
+      local c
+      c, stop = canned_client(sse(events))
+      local seen = {}
+      local res, err = c:respond { input = "x", stream = function (delta, e)
+        seen[#seen + 1] = e.type
+        if e.type == name then assert.is_nil(delta) end
+      end }
+      assert.is_nil(res)
+      assert.equal("api", err.kind)
+      assert.equal("Slow down", err.message)
+      assert.equal("Par" .. "is.", err.partial.output[1].content[1].text)
+      assert.same({ "response.created", "response.output_text.delta", "response.output_text.delta", name }, seen)
+    end)
+  end
+
+  it("the iterator yields the error event, then raises its error", function ()
+    local events = text_events()
+    events[#events + 1] = { type = "error", code = "server_error", message = "It broke", param = aigc.null }
+    local c
+    c, stop = canned_client(sse(events))
+    local s = c:stream_response { input = "x" }
+    local seen = {}
+    local ok, err = pcall(function ()
+      for _, e in s:deltas() do seen[#seen + 1] = e.type end
+    end)
+    assert.is_false(ok)
+    assert.equal("api", err.kind)
+    assert.equal("It broke", err.message)
+    assert.equal("error", seen[#seen])
+  end)
+
+  it("a callback that raises on the error event: its error is the call's", function ()
+    local events = text_events()
+    events[#events + 1] = { type = "error", code = "server_error", message = "It broke", param = aigc.null }
+    local c
+    c, stop = canned_client(sse(events))
+    local res, err = c:respond { input = "x", stream = function (_, e)
+      if e.type == "error" then error("callback saw it") end
+    end }
+    assert.is_nil(res)
+    assert.equal("callback", err.kind)
+    assert.matches("callback saw it", err.message, 1, true)
+  end)
 end)

@@ -789,7 +789,7 @@ static int feed_upload (lua_State *L, int eidx, int ridx, aigc_request *r) {
 static int handle_event (lua_State *L, int eidx, int ridx, aigc_request *r,
                          const char *type, size_t tlen, const char *data, size_t dlen) {
   aigc_json_value chunk;
-  int nargs, what;
+  int nargs, what, ran;
   if (r->xb.sink == AIGC_SINK_CHUNKS || r->xb.events_raw)   /* (events_raw: body.h) */
     return handle_bytes(L, eidx, ridx, r, data, dlen);
   if (r->xb.sink == AIGC_SINK_EVENTS)
@@ -811,12 +811,23 @@ static int handle_event (lua_State *L, int eidx, int ridx, aigc_request *r,
     lua_pop(L, 1);
     return 0;
   }
+  if (what == AIGC_EVENT_FAILED)
+    lua_insert(L, -2);   /* the error, kept under the delivery */
   if (lua_getiuservalue(L, ridx, AIGC_RQ_STREAM) == LUA_TNIL) {   /* else a function or callable */
     lua_pop(L, 2);
-    return 0;
+    ran = 0;
   }
-  nargs = aigc_response_push_delta(L, r, &chunk, type, tlen);
-  return run_stream_callback(L, eidx, ridx, r, nargs);
+  else {
+    nargs = aigc_response_push_delta(L, r, &chunk, type, tlen);
+    ran = run_stream_callback(L, eidx, ridx, r, nargs);
+  }
+  if (what != AIGC_EVENT_FAILED)
+    return ran;
+  if (r->state != AIGC_RUNNING) {   /* the callback failed it, canceled or closed: that end wins */
+    lua_pop(L, 1);
+    return ran;
+  }
+  return ran + fail_now(L, eidx, ridx, r);
 }
 
 /* Whether r's stream events may be delivered now. */

@@ -1000,16 +1000,18 @@ static int api_event (const char *t, size_t len) {
 ** every event is delivered, unknown ones too; response.failed, "error"
 ** events and untyped events with an "error" member fail the request (kind "api"),
 ** a sequence_number gap or step back too (kind "stream"), all with
-** err.partial.
+** err.partial. The API's own failure events (response.failed, "error")
+** reach the callback first, as the SDKs' stream iterators yield them
+** before they raise; a proxy's untyped {"error": ...} is no event.
 */
 static int responses_event (lua_State *L, aigc_request *r, const char *type, size_t tlen,
                             const aigc_json_value *ev) {
   size_t len;
   const char *t = aigc_raccum_event_type(ev, type, tlen, &len);
   int rc;
-  if (len == 5 && memcmp(t, "error", 5) == 0) {
+  if ((len == 5 && memcmp(t, "error", 5) == 0) || (tlen == 5 && memcmp(type, "error", 5) == 0)) {
     push_error_event(L, r, 1, ev, NULL, 0);
-    return AIGC_EVENT_ERROR;
+    return AIGC_EVENT_FAILED;
   }
   if (truthy(aigc_json_get(ev, "error")) && !api_event(t, len)) {
     /* No event of the API has an "error" member (a proxy's mid-stream
@@ -1025,7 +1027,7 @@ static int responses_event (lua_State *L, aigc_request *r, const char *type, siz
     const aigc_json_value *resp = aigc_json_get(ev, "response");
     push_api_error(L, r, "api", resp, "the response failed (response.failed)");
     aigc_response_add_partial(L, r);
-    return AIGC_EVENT_ERROR;
+    return AIGC_EVENT_FAILED;
   }
   if (rc == AIGC_RACCUM_OK) {
     r->delivered = 1;
@@ -1075,7 +1077,8 @@ int aigc_response_event (lua_State *L, aigc_request *r, const char *type, size_t
       aigc_error_new(L, "limit", "out of memory while parsing a stream event");
     return AIGC_EVENT_ERROR;
   }
-  if (tlen == 5 && memcmp(type, "error", 5) == 0) {
+  if (tlen == 5 && memcmp(type, "error", 5) == 0
+      && !(r->kind == AIGC_KIND_RESPONSES && rc == AIGC_JSON_OK && chunk->type == AIGC_JSON_OBJECT)) {
     push_error_event(L, r, rc == AIGC_JSON_OK, chunk, data, dlen);
     return AIGC_EVENT_ERROR;
   }

@@ -41,7 +41,9 @@ enum {
                            a chat chunk that aigc_accum_scan merged (the
                            callback wants no chunk table), only the text
                            choice 0 got: a STRING into r->accum, or NULL */
-  AIGC_EVENT_ERROR      /* an error object is pushed: the request fails */
+  AIGC_EVENT_ERROR,     /* an error object is pushed: the request fails */
+  AIGC_EVENT_FAILED     /* the same, but *chunk is delivered first (a Responses
+                           response.failed or "error" event: the API's own) */
 };
 /* Parses one stream event and merges it into the accumulated reply. */
 int aigc_response_event (lua_State *L, aigc_request *r, const char *type, size_t tlen,

@@ -7,7 +7,8 @@
 -- event)` callback, and the iterator. A stream's typed events are merged
 -- into the response in C (src/raccum.c), so a streamed call returns what
 -- the blocking one does; `res.text` is the output text (the SDKs'
--- `output_text`). `response.failed` fails the call (kind "api"), a stream
+-- `output_text`). `response.failed` fails the call (kind "api", after the
+-- callback got the event), a stream
 -- that ends before `response.completed` too (kind "stream", `err.partial`
 -- the response so far); `response.incomplete` is a result whose
 -- `incomplete_details.reason` says why.
