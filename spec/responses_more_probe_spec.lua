@@ -152,4 +152,52 @@ describe("Responses API: more of the stream", function ()
     assert.equal("callback", err.kind)
     assert.matches("callback saw it", err.message, 1, true)
   end)
+
+  -- sequence_number: LiteLLM's synthesized streams serialize 0 on every
+  -- event; gateways (sub2api) number the response.failed they make up 0.
+  -- The SDKs do not check the numbers; aigc failed such a stream.
+  it("a server numbering every event 0 streams fine", function ()
+    local events = text_events()
+    events[#events + 1] = { type = "response.completed", response = response("completed", { MSG }) }
+    for _, e in ipairs(events) do e.sequence_number = 0 end
+    local c
+    c, stop = canned_client(sse(events))
+    local res, err = c:respond { input = "x", stream = function () end }
+    assert.is_nil(err)
+    assert.equal("Paris.", res.text)
+  end)
+
+  it("a server numbering no event streams fine", function ()
+    local events = text_events()
+    events[#events + 1] = { type = "response.completed", response = response("completed", { MSG }) }
+    for _, e in ipairs(events) do e.sequence_number = false end
+    local c
+    c, stop = canned_client(sse(events))
+    local res, err = c:respond { input = "x", stream = function () end }
+    assert.is_nil(err)
+    assert.equal("Paris.", res.text)
+  end)
+
+  it("a response.failed numbered 0 after counted events reports the server's error, not the order", function ()
+    local events = text_events()
+    events[#events + 1] = { type = "response.failed", sequence_number = 0,
+                            response = response("failed", nil, { code = "server_error", message = "Upstream gone" }) }
+    local c
+    c, stop = canned_client(sse(events))
+    local res, err = c:respond { input = "x", stream = function () end }
+    assert.is_nil(res)
+    assert.equal("api", err.kind)
+    assert.equal("Upstream gone", err.message)
+  end)
+
+  it("a server that counts is still held to it: a repeat after counting fails the stream", function ()
+    local events = text_events()
+    events[3].sequence_number = 1   -- (created 0, delta 1, delta 1)
+    local c
+    c, stop = canned_client(sse(events))
+    local res, err = c:respond { input = "x", stream = function () end }
+    assert.is_nil(res)
+    assert.equal("stream", err.kind)
+    assert.matches("an event repeated", err.message, 1, true)
+  end)
 end)

@@ -686,8 +686,9 @@ static int dispatch (aigc_raccum *a, ev_kind k, const aigc_json_value *ev) {
   }
 }
 
-/* Checks and takes the event's sequence_number. */
-static int check_sequence (aigc_raccum *a, const aigc_json_value *ev) {
+/* Checks and takes the event's sequence_number (raccum.h: a server that
+   does not count, and a failure, are not held to it). */
+static int check_sequence (aigc_raccum *a, const aigc_json_value *ev, ev_kind k) {
   const aigc_json_value *s = aigc_json_get(ev, "sequence_number");
   int64_t prev = a->last_seq;
   if (s == NULL || s->type != AIGC_JSON_INT)
@@ -697,7 +698,11 @@ static int check_sequence (aigc_raccum *a, const aigc_json_value *ev) {
     a->have_seq = 1;
     return AIGC_RACCUM_OK;
   }
-  if (prev < INT64_MAX && s->u.i == prev + 1)
+  if (prev < INT64_MAX && s->u.i == prev + 1) {
+    a->seq_counts = 1;
+    return AIGC_RACCUM_OK;
+  }
+  if ((s->u.i == prev && !a->seq_counts) || k == EV_FAILED)
     return AIGC_RACCUM_OK;
   snprintf(a->error, sizeof a->error, "sequence_number %lld came after %lld (%s)",
            (long long)s->u.i, (long long)prev, s->u.i > prev ? "events are missing"
@@ -915,7 +920,7 @@ void aigc_raccum_init (aigc_raccum *a) {
 void aigc_raccum_resume (aigc_raccum *a, int64_t n) {
   a->resumed = 1;
   a->resumed_after = a->last_seq = n;
-  a->have_seq = 1;   /* (so the first event must be n + 1) */
+  a->have_seq = a->seq_counts = 1;   /* (so the first event must be n + 1) */
 }
 
 void aigc_raccum_free (aigc_raccum *a) {
@@ -954,10 +959,10 @@ int aigc_raccum_add (aigc_raccum *a, const char *type, size_t tlen, const aigc_j
   a->error[0] = '\0';
   if (ev->type != AIGC_JSON_OBJECT)
     return bad(a, "an event is not a JSON object");
-  if ((rc = check_sequence(a, ev)) != AIGC_RACCUM_OK)
-    return rc;
   t = aigc_raccum_event_type(ev, type, tlen, &len);
   k = kind_of(t, len);
+  if ((rc = check_sequence(a, ev, k)) != AIGC_RACCUM_OK)
+    return rc;
   payload = payload_of(k, ev);
   made = made_by(a, k, ev);
   if (charge(a, payload, &made) != 0)

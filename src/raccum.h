@@ -52,7 +52,11 @@
 **     caught by comparing the result with its response.completed payload.
 **   - "sequence_number", when present, must be the previous one + 1 (the
 **     first may be any): a gap, a repeat or a step back is
-**     AIGC_RACCUM_SEQUENCE.
+**     AIGC_RACCUM_SEQUENCE. Two exceptions, for servers that do not count
+**     (LiteLLM's synthesized streams number every event 0; gateways number
+**     the response.failed they make up 0): a repeat before any step of
+**     + 1 (the same number on every event so far), and a response.failed
+**     whatever its number (the failure is what the caller must hear).
 **   - A resumed stream (aigc_raccum_resume: GET /responses/{id}?stream=true
 **     &starting_after=N) starts at N + 1, and what its deltas build lacks
 **     what came before N: its last snapshot's output replaces the built one.
@@ -104,6 +108,7 @@ typedef struct aigc_raccum {
   size_t events;               /* events merged (unknown types included) */
   int64_t last_seq;            /* the last sequence_number seen */
   int have_seq;
+  int seq_counts;              /* a step of + 1 was seen (or resumed): the server counts */
   int resumed;                 /* a resumed stream: kept by reset, as the limits */
   int64_t resumed_after;       /* its starting_after */
   aigc_raccum_end end;

@@ -340,6 +340,24 @@ TEST(test_sequence) {
    &starting_after=4): the first event must be 5, the built output is only
    the text's end, the final snapshot's output replaces it; a reset (a new
    attempt) resumes after 4 again. */
+/* A server that does not count: the same number on every event passes
+   until the numbers once step by one; a response.failed passes whatever
+   its number (the failure is what is reported). */
+TEST(test_sequence_not_counted) {
+  aigc_raccum a;
+  aigc_raccum_init(&a);
+  CHECK_EQ_INT(add(&a, "{\"type\":\"x\",\"sequence_number\":0}"), AIGC_RACCUM_OK);
+  CHECK_EQ_INT(add(&a, "{\"type\":\"x\",\"sequence_number\":0}"), AIGC_RACCUM_OK);
+  CHECK_EQ_INT(add(&a, "{\"type\":\"x\",\"sequence_number\":0}"), AIGC_RACCUM_OK);
+  CHECK_EQ_INT(add(&a, "{\"type\":\"x\",\"sequence_number\":1}"), AIGC_RACCUM_OK);
+  CHECK_EQ_INT(add(&a, "{\"type\":\"x\",\"sequence_number\":1}"), AIGC_RACCUM_SEQUENCE);
+  CHECK_EQ_INT(add(&a, "{\"type\":\"x\",\"sequence_number\":2}"), AIGC_RACCUM_OK);
+  CHECK_EQ_INT(add(&a, "{\"type\":\"response.failed\",\"sequence_number\":0,"
+                       "\"response\":{\"status\":\"failed\"}}"), AIGC_RACCUM_OK);
+  CHECK_EQ_INT(a.end, AIGC_RACCUM_FAILED);
+  aigc_raccum_free(&a);
+}
+
 /* A shell call's commands and its output's stdout / stderr, from their
    events alone (a stream cut before output_item.done keeps them). */
 TEST(test_shell_call) {
@@ -591,6 +609,7 @@ int main (void) {
   RUN(test_interleaved_calls);
   RUN(test_reasoning_refusal_annotations);
   RUN(test_sequence);
+  RUN(test_sequence_not_counted);
   RUN(test_shell_call);
   RUN(test_resumed);
   RUN(test_unknown_and_sse_type);
