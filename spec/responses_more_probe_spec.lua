@@ -201,3 +201,34 @@ describe("Responses API: more of the stream", function ()
     assert.matches("an event repeated", err.message, 1, true)
   end)
 end)
+
+describe("Responses API: stored results", function ()
+  local client
+  devserver.fixture(_ENV, function (_, c) client = c end, { model = "aigc-dev" })
+
+  -- A stored response that failed is a response: the SDKs' retrieve
+  -- returns it (status "failed", its error beside); aigc returned nil,
+  -- err, so a loop polling a background response could not tell "it
+  -- failed" from "the retrieve failed".
+  it("get_response of a failed response returns it, status failed with its error", function ()
+    local res, err = client:respond { input = "Tell me a story.", stream = true,
+                                      headers = { ["x-aigc-fault"] = "failed-mid" } }
+    assert.is_nil(res)
+    local id = err.partial.id
+    assert.is_string(id)
+    local got, gerr = client:get_response(id)
+    assert.is_nil(gerr)
+    assert.equal(id, got.id)
+    assert.equal("failed", got.status)
+    assert.equal("server_error", got.error.code)
+    assert.is_string(got.text)
+    assert.matches("^req_", got.request_id)
+    assert.equal(0, got.retries)
+  end)
+
+  it("get_response of an unknown id is still an error (404)", function ()
+    local got, err = client:get_response("resp_nothing_here")
+    assert.is_nil(got)
+    assert.equal(404, err.status)
+  end)
+end)

@@ -8,7 +8,8 @@
 -- into the response in C (src/raccum.c), so a streamed call returns what
 -- the blocking one does; `res.text` is the output text (the SDKs'
 -- `output_text`). `response.failed` fails the call (kind "api", after the
--- callback got the event), a stream
+-- callback got the event; a stored response that failed, retrieved, is
+-- a result), a stream
 -- that ends before `response.completed` too (kind "stream", `err.partial`
 -- the response so far); `response.incomplete` is a result whose
 -- `incomplete_details.reason` says why.
@@ -137,7 +138,14 @@ local function resume_call (self, fname, argn, id, opts)
 end
 
 -- A result of a stored-response call given its text (the blocking form).
+-- A stored response that failed is a result (the SDKs' retrieve returns
+-- it): the core took its "error" member for the server's error.
 local function with_text (res, err)
+  local body = not res and err and err.kind == "api" and err.body
+  if type(body) == "table" and body.object == "response" and body.status == "failed" then
+    body.request_id, body.headers, body.retries = err.request_id, err.headers, err.retries
+    res, err = body, nil
+  end
   if res and res.object == "response" then
     res.text = M.output_text(res)
     res.output_text = res.text   -- (as the C core's results: the SDKs' name)
@@ -222,7 +230,8 @@ function Client:stream_response (params)
   return s, nil, nil, s
 end
 
---- A stored response (`GET /responses/{id}`), with `text`. With `stream`
+--- A stored response (`GET /responses/{id}`), with `text`; one that
+-- failed too (`status` "failed", its `error`), as the SDKs' retrieve. With `stream`
 -- (a function, as `respond`'s, or true) the stream of a response created
 -- with `background = true`, resumed after the event `starting_after` (a
 -- sequence number; none: from the start): every event after it reaches
