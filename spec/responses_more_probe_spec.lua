@@ -226,6 +226,39 @@ describe("Responses API: stored results", function ()
     assert.equal(0, got.retries)
   end)
 
+  -- The README's reconnect loop went on after kind "network", a kind aigc
+  -- has not: a stream idle past its timeout (kind "timeout") or a server
+  -- unreachable for a moment (kind "connect") ended the loop at once. The
+  -- loop is run as the README has it, its first call given a timeout.
+  it("the README's reconnect loop resumes a stream that went idle past its timeout", function ()
+    local readme = assert(io.open("README.md")):read("*a")
+    local code = readme:match("The reconnect loop %(spec/responses_resume_spec.lua runs it%):%s*```lua\n(.-)```")
+    assert.is_string(code)
+    local written, calls = {}, {}
+    local proxy = {
+      -- (response.created at once, then 10 s between events: idle past 2 s)
+      respond = function (_, p)
+        calls[#calls + 1] = "respond"
+        p.timeout, p.headers = 2, { ["x-aigc-fault"] = "pause=10000" }
+        return client:respond(p)
+      end,
+      get_response = function (_, id, q)
+        calls[#calls + 1] = "get_response"
+        return client:get_response(id, q)
+      end,
+    }
+    local env = setmetatable({ client = proxy, io = { write = function (s) written[#written + 1] = s end } },
+                             { __index = _G })
+    local chunk = assert((loadstring or load)(code .. "\nreturn res, err", "=README", "t", env))
+    if setfenv then setfenv(chunk, env) end
+    local res, err = chunk()
+    assert.is_nil(err)
+    assert.same({ "respond", "get_response" }, calls)
+    assert.equal("completed", res.status)
+    assert.truthy(#res.text > 0)
+    assert.equal(res.text, table.concat(written))
+  end)
+
   it("get_response of an unknown id is still an error (404)", function ()
     local got, err = client:get_response("resp_nothing_here")
     assert.is_nil(got)

@@ -245,7 +245,8 @@ describe("Responses API: resuming a background stream", function ()
     local res, err = client:respond { input = STORY, background = true, stream = on_event,
                                       headers = { ["x-aigc-fault"] = "drop-after=6" } }
     for attempt = 1, 5 do
-      if res or not id or (err.kind ~= "stream" and err.kind ~= "network") then break end
+      local k = not res and id and err.kind
+      if not (k == "stream" or k == "timeout" or k == "connect") then break end
       drops = drops + 1
       local fault = attempt == 1 and { ["x-aigc-fault"] = "drop-after=4" } or nil
       res, err = client:get_response(id, { stream = on_event, starting_after = last, headers = fault })
