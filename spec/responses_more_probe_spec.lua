@@ -153,6 +153,25 @@ describe("Responses API: more of the stream", function ()
     assert.matches("callback saw it", err.message, 1, true)
   end)
 
+  it("a callback that cancels on the error event: the request ends canceled, on_error once with that", function ()
+    local events = text_events()
+    events[#events + 1] = { type = "error", code = "server_error", message = "It broke", param = aigc.null }
+    local c
+    c, stop = canned_client(sse(events))
+    local req, seen, errors = nil, {}, {}
+    req = c:respond_async { input = "x", on_error = function (e) errors[#errors + 1] = e.kind end,
+      stream = function (_, e)
+        seen[#seen + 1] = e.type
+        if e.type == "error" then req:cancel() end
+      end }
+    local res, err = req:wait()
+    assert.is_nil(res)
+    assert.equal("canceled", err.kind)
+    assert.equal("canceled", req:status())
+    assert.same({ "canceled" }, errors)   -- (not the server's error too: exactly one end)
+    assert.equal("error", seen[#seen])
+  end)
+
   -- sequence_number: LiteLLM's synthesized streams serialize 0 on every
   -- event; gateways (sub2api) number the response.failed they make up 0.
   -- The SDKs do not check the numbers; aigc failed such a stream.
