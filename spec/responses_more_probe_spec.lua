@@ -268,6 +268,7 @@ describe("Responses API: stored results", function ()
     }
     local env = setmetatable({ client = proxy, io = { write = function (s) written[#written + 1] = s end } },
                              { __index = _G })
+    local loadstring, setfenv = rawget(_G, "loadstring"), rawget(_G, "setfenv")   -- (5.1, LuaJIT)
     local chunk = assert((loadstring or load)(code .. "\nreturn res, err", "=README", "t", env))
     if setfenv then setfenv(chunk, env) end
     local res, err = chunk()
