@@ -279,6 +279,24 @@ describe("Responses API: stored results", function ()
     assert.equal(res.text, table.concat(written))
   end)
 
+  -- The bundled server answered a background response that was to fail
+  -- with the error already in its "queued" object (so the call failed at
+  -- once): it is queued, then failed when polled, as OpenAI's.
+  it("a background response that fails: queued at first, then get_response polls it to failed", function ()
+    local res = assert(client:respond { input = "Tell me a story.", background = true,
+                                        headers = { ["x-aigc-fault"] = "failed-mid" } })
+    assert.equal("queued", res.status)
+    assert.equal(aigc.null, res.error)
+    local got
+    for _ = 1, 600 do   -- (about 0.6 s of the server's clock; up to 60 s here)
+      got = assert(client:get_response(res.id))
+      if got.status ~= "queued" and got.status ~= "in_progress" then break end
+      client:sleep(0.1)
+    end
+    assert.equal("failed", got.status)
+    assert.equal("server_error", got.error.code)
+  end)
+
   it("get_response of an unknown id is still an error (404)", function ()
     local got, err = client:get_response("resp_nothing_here")
     assert.is_nil(got)

@@ -213,7 +213,8 @@ RESPONSES (the Responses API; shapes of ../shared/openapi/openapi.yaml, checked 
     failed-mid           after the 2nd delta: response.failed (status "failed", error
                          {code="server_error", message}, output []), then the end;
                          blocking: the reply has status "failed" and that error
-                         (either way the stored response is that failed one)
+                         (background: "queued", failed when its time is up; either
+                         way the stored response is that failed one)
     truncate             every event but the last (response.completed): the HTTP
                          response itself ends properly
     incomplete           the text cut at half its tokens: status incomplete,

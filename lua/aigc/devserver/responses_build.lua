@@ -294,7 +294,7 @@ function M.response_obj (r, state, output)
   return O("id", r.id, "object", "response", "created_at", r.created_at, "status", status,
     "background", body.background == true, "completed_at", status == "completed" and (r.completed_at or os.time())
       or NULL,
-    "error", r.error or NULL,
+    "error", status == "failed" and r.error or NULL,   -- (a queued one fails later: no error yet)
     "incomplete_details", status == "incomplete" and O("reason", plan.incomplete or "max_output_tokens") or NULL,
     "instructions", body.instructions or NULL, "max_output_tokens", body.max_output_tokens or NULL,
     "model", r.model, "output", out, "parallel_tool_calls", body.parallel_tool_calls ~= false,
