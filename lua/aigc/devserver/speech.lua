@@ -87,9 +87,14 @@ local CTYPES = { wav = "audio/wav", pcm = "audio/pcm", mp3 = "audio/mpeg" }
 local function params (body)
   local input, err = errors.need_string(body, "input")
   if not input then return nil, err end
-  if #input > 4096 then
-    return nil, bad_param("input", "Invalid 'input': string too long (maximum 4096 characters).",
-      "string_above_max_length")
+  -- (the limits are in characters, as the API counts them: 4096 Chinese
+  -- characters are 12 KB of UTF-8 and still allowed)
+  for _, key in ipairs { "input", "instructions" } do
+    local v = body[key]
+    if type(v) == "string" and (utf8.len(v) or #v) > 4096 then
+      return nil, bad_param(key, format("Invalid '%s': string too long (maximum 4096 characters).", key),
+        "string_above_max_length")
+    end
   end
   local voice = body.voice
   if type(voice) == "table" and type(voice.id) == "string" then voice = voice.id end
