@@ -4,7 +4,8 @@
 -- of /v1/audio/speech carry their input there), else the `prompt` field,
 -- else "Audio file NAME, N bytes." Formats json, text, srt, vtt,
 -- verbose_json (segments per sentence, words with timestamp_granularities[]
--- word), and stream=true (transcriptions: transcript.text.delta / .done).
+-- word), and stream=true (transcriptions: transcript.text.delta / .done;
+-- whisper-1 ignores it). A body over 25 MiB is refused with a 413, as the API's.
 -- Part of the devserver package.
 
 local json = require "aigc.devserver.json"
@@ -19,7 +20,7 @@ local O, A = json.O, json.A
 local tokenize, trim, words = util.tokenize, util.trim, util.words
 local bad_param, isnull = errors.bad_param, errors.isnull
 
-local M = {}
+local M = { MAX_UPLOAD = 25 * 1024 * 1024 }
 
 local SECONDS_PER_WORD = 0.4
 local FORMATS = { json = true, text = true, srt = true, vtt = true, verbose_json = true }
@@ -105,6 +106,11 @@ end
 -- Validate the upload; returns {file, text, format, ...} or nil and an error response.
 local function params (req)
   local form, body = req.form, req.body
+  -- (the API's upload limit, on the whole request body: 413, as it answers)
+  if #req.job.body > M.MAX_UPLOAD then
+    return nil, errors.error_resp(413, format("Maximum content size limit (%d) exceeded (%d bytes read)",
+      M.MAX_UPLOAD, #req.job.body), "server_error")
+  end
   local file = form.files.file
   if not file then
     return nil, bad_param("file", "Missing required parameter: 'file'.", "missing_required_parameter")
@@ -152,7 +158,8 @@ local function answer (req, task)
   local p, err = params(req)
   if not p then return err end
   local resp = { status = 200, headers = {} }
-  if p.stream and task == "transcribe" then
+  -- (whisper-1 ignores `stream`, as the API says: it answers in one piece)
+  if p.stream and task == "transcribe" and req.model ~= "whisper-1" then
     local events = { done = false }
     for _, tok in ipairs(tokenize(p.text)) do
       events[#events + 1] = { data = json.encode(O("type", "transcript.text.delta", "delta", tok,
