@@ -3,6 +3,7 @@
 -- API's (limits counted as the API counts them, models that ignore
 -- `stream`), and sentence streaming's edge cases.
 local devserver = require "devserver"
+local sentences = require "aigc.sentences"
 
 local SECRET = "sk-test-SECRET-voice-31"
 
@@ -12,13 +13,13 @@ local function voice_note (text)
 end
 
 describe("voice probe", function ()
-  local srv, client
+  local client
 
-  devserver.fixture(_ENV, function (s, c) srv, client = s, c end, { api_key = SECRET, model = "aigc-dev" },
+  devserver.fixture(_ENV, function (_, c) client = c end, { api_key = SECRET, model = "aigc-dev" },
                     nil, { api_key = SECRET })
 
   describe("speech (bundled server)", function ()
-    it("the 4096 limit of input and instructions counts characters, not bytes (2,000 Chinese ones are allowed)", function ()
+    it("the 4096 limit of input and instructions counts characters, not bytes (2,000 Chinese ones pass)", function ()
       local zh = string.rep("\228\189\160", 2000)   -- 2,000 x U+4F60: 6,000 bytes of UTF-8
       local res, err = client:speech { input = zh, model = "gpt-4o-mini-tts", response_format = "pcm",
                                        instructions = string.rep("\195\169", 3000) }   -- 3,000 x e-acute
@@ -63,6 +64,81 @@ describe("voice probe", function ()
       local small = "RIFF\0\0\0\0WAVE" .. string.rep("\0", limit - 4096)
       local res = assert(client:transcribe { file = { data = small, filename = "long.wav" }, model = "whisper-1" })
       assert.equal("string", type(res.text))
+    end)
+  end)
+
+  describe("sentences", function ()
+    -- The pieces of `text` fed in `step`-byte deltas.
+    local function feed (mod, text, step)
+      local sp, out = mod.new(), {}
+      for i = 1, #text, step do
+        for _, p in ipairs(sp:push(text:sub(i, i + step - 1))) do out[#out + 1] = p end
+      end
+      for _, p in ipairs(sp:finish()) do out[#out + 1] = p end
+      return out
+    end
+
+    -- The work of splitting `text` fed in 2-byte deltas, counted, not timed:
+    -- the calls to the string functions a fresh copy of the module makes,
+    -- plus the bytes each gsub goes through.
+    local function work (text)
+      local strings = string   -- (patched for the count, then restored: rawset)
+      local names, saved, count = { "byte", "sub", "find", "match", "gsub" }, {}, 0
+      for _, name in ipairs(names) do
+        local f = strings[name]
+        saved[name] = f
+        rawset(strings, name, function (s, ...)
+          count = count + 1 + (name == "gsub" and #s or 0)
+          return f(s, ...)
+        end)
+      end
+      local loaded = package.loaded["aigc.sentences"]
+      package.loaded["aigc.sentences"] = nil
+      local ok, err = pcall(function ()
+        local fresh = require "aigc.sentences"    -- (its locals: the counting functions)
+        count = 0
+        feed(fresh, text, 2)
+      end)
+      for _, name in ipairs(names) do rawset(strings, name, saved[name]) end
+      package.loaded["aigc.sentences"] = loaded
+      assert(ok, err)
+      return count
+    end
+
+    -- Whether the work grows linearly: twice the text, about twice the work (a quadratic cost: four times).
+    local function linear (make)
+      local w1, w2 = work(make(2000)), work(make(4000))
+      assert.is_true(w2 < 3 * w1, string.format("work %d for n = 2000, %d for n = 4000", w1, w2))
+    end
+
+    it("a stop followed by a long run (dots, closers, white space): linear work, split as fed whole", function ()
+      local makers = {
+        function (n) return "Hmm" .. string.rep(".", n) .. " Then he left." end,              -- a model gone astray
+        function (n) return "Done!" .. string.rep(" ", n) .. "next thing." end,
+        function (n) return "Yes." .. string.rep(")", n) .. " And so." end,
+        function (n) return "Hi" .. string.rep("\226\128\166", n) .. " there." end,         -- U+2026 ...
+        function (n) return "Oui." .. string.rep("\194\160", n) .. "Puis." end,             -- no-break spaces
+      }
+      for _, make in ipairs(makers) do
+        linear(make)
+        local text = make(300)
+        assert.same(sentences.split(text), feed(sentences, text, 1))
+      end
+    end)
+
+    it("a piece with a long run of white space at its ends is trimmed in linear work", function ()
+      linear(function (n) return "\227\128\128" .. string.rep("\227\128\128 ", n) .. "Konnichiwa"
+                                  .. string.rep("\227\128\128", n) end)       -- ideographic spaces
+      linear(function (n) return "Bonjour" .. string.rep("\194\160", n) end)
+      assert.same({ "Konnichiwa" }, sentences.split("\227\128\128 \194\160Konnichiwa \227\128\128\t"))
+      assert.same({ "a \194\160 b" }, sentences.split("\194\160a \194\160 b\226\128\175"))
+    end)
+
+    it("past 64 characters of white space after a stop the sentence ends, whatever the next word", function ()
+      local gap = string.rep(" ", 65)
+      assert.same({ "Done!", "next thing." }, sentences.split("Done!" .. gap .. "next thing."))
+      local near = "Done!" .. string.rep(" ", 64) .. "next thing."
+      assert.same({ near }, sentences.split(near))
     end)
   end)
 end)

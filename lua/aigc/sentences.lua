@@ -33,7 +33,8 @@
 --   sentence (`1. First`) or a German ordinal (`am 3. Mai`, `der 1. Platz`:
 --   `BEFORE_ORDINALS`, `MONTHS`) does not end it.
 --
--- A newline always ends a sentence (lists, paragraphs). A fenced code
+-- A newline always ends a sentence (lists, paragraphs), and so does more
+-- than RUN_MAX (64) characters of white space after a stop. A fenced code
 -- block (from a line of three or more backticks or tildes to its closing
 -- line, or the text's end) is one piece, fences and all, marked as code
 -- (`sp.code[k]`, the callbacks' and the iterator's third value) so a voice
@@ -143,14 +144,32 @@ end
 
 -- A piece without the white space around it: ASCII's, and the no-break,
 -- narrow no-break and ideographic spaces (in any order and number).
-local TRIMMED = { "^%s+", "%s+$", "^\194\160", "\194\160$", "^\226\128\175", "\226\128\175$",
-                  "^\227\128\128", "\227\128\128$" }
+-- (Byte by byte from each end: patterns such as "%s+$" try every start in
+-- a run of white space, and stripping one no-break space per pass copied
+-- the piece once per space: quadratic in a piece with kilobytes of them.)
+local WIDE_SPACES = { "\194\160", "\226\128\175", "\227\128\128" }
+local function space_len (s, i, at_end)   -- the length of the white space ending (or starting) at i, or nil
+  local b = string_byte(s, i)
+  if b == 32 or (b >= 9 and b <= 13) then return 1 end
+  for _, w in ipairs(WIDE_SPACES) do
+    local from = at_end and i - #w + 1 or i
+    if from >= 1 and string_sub(s, from, from + #w - 1) == w then return #w end
+  end
+  return nil
+end
 local function trim (s)
-  repeat
-    local before = s
-    for _, p in ipairs(TRIMMED) do s = s:gsub(p, "") end
-  until s == before
-  return s
+  local i, e = 1, #s
+  while i <= e do
+    local n = space_len(s, i, false)
+    if n == nil then break end
+    i = i + n
+  end
+  while e >= i do
+    local n = space_len(s, e, true)
+    if n == nil or e - n + 1 < i then break end
+    e = e - n
+  end
+  return string_sub(s, i, e)
 end
 
 -- Dashes that open a reply (`¿Vienes? —preguntó él.`): skipped, as
@@ -245,6 +264,15 @@ local function dot_goes_on (self, s, i, next_char, k, final)
   return ordinal(s, from, word, k, final)                                 -- "am 3. Mai"
 end
 
+-- A stop's run, its closers, the white space after it are looked at up to
+-- RUN_MAX characters each: a model gone astray that sends "Hmm" and ten
+-- thousand dots, or a stop and kilobytes of spaces, had the whole run
+-- scanned again at every delta while the scan waited on what follows it
+-- (quadratic: seconds of a game's frames). Past RUN_MAX a run of stops goes
+-- on as a new run (a CJK one ends the sentence), closers go on as text, and
+-- white space ends the sentence; decided by the text alone, as every rule.
+local RUN_MAX = 64
+
 -- French spacing puts a space before the closing guillemet (`« Oui. » Puis`,
 -- `« Oui. », dit-il`): the guillemet after the white space at j belongs to
 -- the sentence when white space, a newline, a stop or a clause mark follows
@@ -252,7 +280,12 @@ end
 -- the guillemet, j when there is none, nil when the text to come decides.
 local function spaced_closer (s, j, final)
   local k, c, nxt = j, char_at(s, j)
-  while c ~= nil and SPACE[c] do k = nxt; c, nxt = char_at(s, k) end
+  local n = 0
+  while c ~= nil and SPACE[c] do
+    n = n + 1
+    if n > RUN_MAX then return j end              -- (too far for French spacing)
+    k = nxt; c, nxt = char_at(s, k)
+  end
   if c == nil then return (k > #s and final) and j or nil end
   if c ~= "»" and c ~= "›" then return j end
   if nxt > #s then return final and nxt or nil end
@@ -270,7 +303,7 @@ local function stop_end (self, s, i, final)
   local c, nxt
   while true do                                   -- the run of stops
     c, nxt = char_at(s, j)
-    if c == nil or not STOPS[c] then break end
+    if c == nil or not STOPS[c] or run == RUN_MAX then break end
     run = run + 1
     if STOPS_CJK[c] then cjk = true end
     j = nxt
@@ -278,7 +311,9 @@ local function stop_end (self, s, i, final)
   local single_dot = run == 1 and string_sub(s, i, i) == "."
   local after_run = j
   if c == nil and j <= #s then return nil end     -- inside a UTF-8 sequence
-  while c ~= nil and CLOSERS[c] do                -- closing quotes and brackets
+  local closers = 0
+  while c ~= nil and CLOSERS[c] and closers < RUN_MAX do   -- closing quotes and brackets
+    closers = closers + 1
     j = nxt
     c, nxt = char_at(s, j)
   end
@@ -299,10 +334,12 @@ local function stop_end (self, s, i, final)
     if bang and is_wide(c) then return j - 1 end
     return false, after_run
   end
-  local k = j                                     -- the next word's first letter
+  local k, gap = j, 0                             -- the next word's first letter
   while true do
     c, nxt = char_at(s, k)
     if c == nil or not (SPACE[c] or c == "\n" or (k > j and (OPENERS[c] or DASHES[c]))) then break end
+    gap = gap + 1
+    if gap > RUN_MAX then return j - 1 end         -- (a gap that long ends the sentence)
     k = nxt
   end
   if k > #s then return final and j - 1 or nil end
