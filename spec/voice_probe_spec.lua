@@ -141,4 +141,30 @@ describe("voice probe", function ()
       assert.same({ near }, sentences.split(near))
     end)
   end)
+
+  describe("sentences over a chat stream", function ()
+    it("max_length: a reply with no stop is spoken in bounded pieces as it streams, not all at its end", function ()
+      local words = {}
+      for i = 1, 60 do words[i] = (i % 2 == 0) and "and the knight rode on" or "through the night" end
+      local line = table.concat(words, " ")                     -- 1,200 bytes, no stop
+      local pieces, ends, at_end = {}, {}, nil
+      local res = assert(client:chat(sentences.stream({ messages = { { role = "user", content = "Echo: " .. line } },
+        on_stream_end = function () at_end = #pieces end },
+        function (s, e) pieces[#pieces + 1], ends[#ends + 1] = s, e end, { max_length = 100 })))
+      assert.equal(line, res.text)
+      assert.equal(line, table.concat(pieces, " "))              -- cut at white space only: nothing lost
+      assert.is_true(#pieces >= 10)
+      assert.equal(#pieces - 1, at_end)                          -- all but the rest came while it streamed
+      for k, s in ipairs(pieces) do
+        assert.is_true(#s <= 100 + #"through", s)
+        if k < #pieces then assert.is_true(#s >= 99, s); assert.is_false(ends[k]) end   -- (99: space trimmed)
+      end
+      -- a sentence that ends before the bound is given whole, as without it
+      assert.same({ "Halt!", "Who goes there?" }, sentences.split("Halt! Who goes there?", { max_length = 100 }))
+      -- text with no white space at all: cut at twice the bound, on a character's edge
+      local zh = sentences.split(string.rep("\228\189\160", 100), { max_length = 30 })
+      assert.same({ string.rep("\228\189\160", 20), string.rep("\228\189\160", 20) }, { zh[1], zh[2] })
+      assert.has_error(function () sentences.new { max_length = 0 } end)
+    end)
+  end)
 end)

@@ -373,7 +373,7 @@ local function cut (self, n, whole, out)
   local text = string_sub(self.buf, 1, n)
   if self.head[1] ~= nil then
     text = table_concat(self.head) .. text
-    self.head, self.head_text, self.mid_word = {}, false, false
+    self.head, self.head_len, self.head_text, self.mid_word = {}, 0, false, false
   end
   local piece, code = trim(text), self.fence ~= nil
   self.line_start = string_byte(self.buf, n) == 10   -- (what follows a newline may open a code block)
@@ -422,6 +422,18 @@ local function fence_close (self, i, final)
   end
 end
 
+-- Whether the piece has grown past `max_length` bytes before character c at
+-- byte i, where it may be cut (`max_length`: a voice need not wait for the
+-- end of a sentence that never ends): before white space, or anywhere but
+-- before a stop or a closer at twice that (text with no white space).
+local function too_long (self, i, c)
+  local max = self.max_length
+  if max == nil then return false end
+  local len = self.head_len + i - 1
+  if len < max then return false end
+  return SPACE[c] or (len >= 2 * max and not STOPS[c] and not CLOSERS[c] and c ~= "\n")
+end
+
 -- Scans the buffer from where the last scan stopped, cutting the pieces it is sure of.
 local function scan (self, final, out)
   local i = self.pos
@@ -441,7 +453,10 @@ local function scan (self, final, out)
       local c, nxt = char_at(s, i)
       if c == nil then break end
       local e, on = false, nxt
-      if c == "\n" then
+      if too_long(self, i, c) then                -- (a bounded piece: before this character)
+        cut(self, i - 1, false, out)
+        e, on = false, 1
+      elseif c == "\n" then
         e = i
       elseif STOPS[c] then
         e, on = stop_end(self, s, i, final)
@@ -488,6 +503,7 @@ local function set_aside (self)
   end
   local part = string_sub(buf, 1, n)
   self.head[#self.head + 1] = part
+  self.head_len = self.head_len + n
   if string_find(part, "%S") then self.head_text = true end
   self.mid_word = string_find(part, "%S$") ~= nil and string_find(buf, "^%S", n + 1) ~= nil
   self.buf = string_sub(buf, n + 1)
@@ -582,8 +598,13 @@ local function options (opts, fname, argn)
       if type(v) ~= "boolean" then util.field_error(fname, argn, "opts." .. k, util.expected("boolean", v)) end
     elseif k == "abbreviations" then
       if type(v) ~= "table" then util.field_error(fname, argn, "opts.abbreviations", util.expected("table", v)) end
+    elseif k == "max_length" then
+      if type(v) ~= "number" or v < 1 or v ~= math.floor(v) then
+        util.field_error(fname, argn, "opts.max_length", util.expected("a positive integer", v))
+      end
     else
-      util.field_error(fname, argn, "opts." .. tostring(k), "unknown option (clauses, abbreviations, skip_code)")
+      util.field_error(fname, argn, "opts." .. tostring(k),
+                       "unknown option (clauses, abbreviations, skip_code, max_length)")
     end
   end
   return opts
@@ -602,14 +623,17 @@ local function new (opts, fname, argn)
   end
   return setmetatable({ buf = "", pos = 1, ends = {}, code = {}, clauses = opts.clauses or false,
                         skip_code = opts.skip_code or false, line_start = true, fence = nil,
-                        abbreviations = abbreviations, head = {}, head_text = false, mid_word = false }, Splitter)
+                        abbreviations = abbreviations, head = {}, head_len = 0, head_text = false, mid_word = false,
+                        max_length = opts.max_length }, Splitter)
 end
 
 --- A new splitter.
 -- @tparam[opt] table opts `clauses` (boolean: also end pieces at `,` `;`
 -- `:` `，` `、`...), `abbreviations` (a list of extra words, or a set whose
 -- `false` values remove one of `ABBREVIATIONS`), `skip_code` (boolean: drop
--- fenced code blocks, which a voice should not read)
+-- fenced code blocks, which a voice should not read), `max_length` (bytes:
+-- a piece that grows past it with no end is cut before its next white
+-- space, or at twice it where there is none; not a code block)
 -- @treturn aigc.sentences a splitter: `push(delta)`, `finish()`, `pending()`
 -- @usage local sp = sentences.new { clauses = true }
 function M.new (opts)
