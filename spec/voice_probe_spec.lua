@@ -167,4 +167,59 @@ describe("voice probe", function ()
       assert.has_error(function () sentences.new { max_length = 0 } end)
     end)
   end)
+
+  describe("the NPC pipeline: deltas -> sentences -> speech per sentence, non-blocking", function ()
+    local function busy (req) return req:status() == "queued" or req:status() == "running" end
+
+    it("each sentence's audio goes to its own line, in the sentences' order, whatever order they finish in", function ()
+      local lines, audio, reqs = {}, {}, {}
+      local chat = client:chat_async(sentences.stream({ messages = { { role = "user",
+        content = "Echo: Halt! Who goes there? Friend or foe. State your business." } } },
+        function (s)
+          local k = #lines + 1
+          lines[k], audio[k] = s, {}
+          reqs[k] = client:speech_async { input = s, response_format = "pcm", voice = "onyx",
+                                          to = function (chunk) audio[k][#audio[k] + 1] = chunk end }
+        end))
+      for _ = 1, 10000 do
+        local any = busy(chat)
+        for _, r in ipairs(reqs) do any = any or busy(r) end
+        if not any then break end
+        client:step(0.05)
+      end
+      assert(chat:result())
+      assert.same({ "Halt!", "Who goes there?", "Friend or foe.", "State your business." }, lines)
+      for k, s in ipairs(lines) do
+        assert(reqs[k]:result())
+        local alone = assert(client:speech { input = s, response_format = "pcm", voice = "onyx" })
+        assert.equal(alone.body, table.concat(audio[k]))         -- its own audio, whole, in order
+      end
+    end)
+
+    it("walking away from the NPC cancels its line and its voice: nothing more is said or played", function ()
+      local lines, played, reqs, errs = {}, 0, {}, {}
+      local chat
+      chat = client:chat_async(sentences.stream({ messages = { { role = "user",
+        content = "Echo: Halt! Who goes there? Friend or foe. State your business." } },
+        on_error = function (e) errs[#errs + 1] = e.kind end },
+        function (s)
+          lines[#lines + 1] = s
+          reqs[#reqs + 1] = client:speech_async { input = s, response_format = "pcm",
+                                                  to = function (chunk) played = played + #chunk end }
+          chat:cancel()                                           -- (the player walks away)
+          for _, r in ipairs(reqs) do r:cancel() end
+        end))
+      for _ = 1, 10000 do
+        if not busy(chat) then break end
+        client:step(0.05)
+      end
+      for _ = 1, 20 do client:step(0.01) end
+      assert.same({ "Halt!" }, lines)
+      assert.same({ "canceled" }, errs)
+      assert.equal("canceled", reqs[1]:status())
+      assert.equal(0, played)
+      local _, err = reqs[1]:result()
+      assert.equal("canceled", err and err.kind)
+    end)
+  end)
 end)
