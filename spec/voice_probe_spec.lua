@@ -80,7 +80,7 @@ describe("voice probe", function ()
 
     -- The work of splitting `text` fed in 2-byte deltas, counted, not timed:
     -- the calls to the string functions a fresh copy of the module makes,
-    -- plus the bytes each gsub goes through.
+    -- plus the bytes of the text each search (find, match, gsub) is given.
     local function work (text)
       local strings = string   -- (patched for the count, then restored: rawset)
       local names, saved, count = { "byte", "sub", "find", "match", "gsub" }, {}, 0
@@ -88,7 +88,7 @@ describe("voice probe", function ()
         local f = strings[name]
         saved[name] = f
         rawset(strings, name, function (s, ...)
-          count = count + 1 + (name == "gsub" and #s or 0)
+          count = count + 1 + ((name == "gsub" or name == "find" or name == "match") and #s or 0)
           return f(s, ...)
         end)
       end
@@ -132,6 +132,23 @@ describe("voice probe", function ()
       linear(function (n) return "Bonjour" .. string.rep("\194\160", n) end)
       assert.same({ "Konnichiwa" }, sentences.split("\227\128\128 \194\160Konnichiwa \227\128\128\t"))
       assert.same({ "a \194\160 b" }, sentences.split("\194\160a \194\160 b\226\128\175"))
+    end)
+
+    it("a long run of backticks or tildes at a fence: linear work, split as fed whole", function ()
+      local R = string.rep
+      local makers = {
+        function (n) return "Hi.\n" .. R("`", n) .. "\nx = 1\n" .. R("`", n) .. "\nDone. Ok" end,
+        function (n) return "Hi.\n  " .. R("~", n) .. "\ncode\n" .. R("~", n) .. "  \nDone. Ok" end,
+        function (n) return "```\ncode\n" .. R("`", n) .. "   \nafter. B" end,        -- it closes the block
+      }
+      for _, make in ipairs(makers) do
+        linear(make)
+        local text = make(1500)
+        assert.same(sentences.split(text), feed(sentences, text, 1))
+        assert.same(sentences.split(text), feed(sentences, text, 7))
+      end
+      assert.same({ "Hi.", "~~~~\ncode\n~~~~", "Done.", "Ok" },
+                  sentences.split("Hi.\n~~~~\ncode\n~~~~\nDone. Ok"))
     end)
 
     it("past 64 characters of white space after a stop the sentence ends, whatever the next word", function ()

@@ -511,25 +511,27 @@ local function set_aside (self)
 end
 
 -- A line the scan waits on to its end -- a fence's opening line (its info
--- string), or a code block's line that can no longer close it -- was
--- joined and searched whole again at every delta: quadratic. Once such a
--- line is long, the deltas are held in a list (`held`), untouched, until
--- one holds what decides (`held_stop`: a newline; a backtick, that makes
--- a backtick fence's line inline code), then joined once.
+-- string), a code block's line (closing fence or not) -- or a fence's run
+-- of backticks or tildes alone, was joined and searched whole again at
+-- every delta: quadratic. Once such a line is long, the deltas are held in
+-- a list (`held`), untouched, until one holds what decides (`held_stop`: a
+-- newline; a backtick, that makes a backtick fence's line inline code; a
+-- character other than the run's), then joined once.
 local function hold (self)
   local s, i = self.buf, self.pos
   if #s - i < SET_ASIDE or string_find(s, "\n", i, true) then return end
-  local stop = "\n"
-  if self.fence then                              -- (not a closing fence: other than white space and its run)
-    if not string_find(s, string_sub(self.fence, 1, 1) == "~" and "[^%s~]" or "[^%s`]", i) then return end
-  elseif i == 1 and self.line_start then          -- (an opening fence's run, then more: its info string)
-    if fence_open(s, false) ~= nil then return end
+  local stop = "\n"                               -- (a code block's line: its newline decides)
+  if not self.fence then
+    if i ~= 1 or not self.line_start then return end
+    if fence_open(s, false) ~= nil then return end   -- (an opening fence's run, then its info string)
     local sp = #string_match(s, "^ *")
     local ch = string_sub(s, sp + 1, sp + 1)
-    if not string_find(s, ch == "~" and "[^~]" or "[^`]", sp + 1) then return end
-    if ch == "`" then stop = "[\n`]" end
-  else
-    return
+    local other = ch == "~" and "[^~]" or "[^`]"
+    if not string_find(s, other, sp + 1) then
+      stop = other                                -- (the run alone: what follows it decides)
+    elseif ch == "`" then
+      stop = "[\n`]"
+    end
   end
   self.held, self.held_stop = {}, stop
 end
