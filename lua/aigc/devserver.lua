@@ -241,7 +241,7 @@ MEDIA (shapes of openapi.yaml, checked by spec/devserver_openapi_spec.lua)
   .completed with usage; no [DONE]. Edits: image or image[] (<= 16, PNG/JPEG/WebP/
   GIF bytes), mask (a PNG of the image's size, else 400 param "mask"), prompt.
   Variations: image; no stream.
-  Speech: input (<= 4096 chars), voice (a built-in name, each its own pitch, or
+  Speech: input and instructions (<= 4096 characters, UTF-8), voice (a built-in name, each its own pitch, or
   {id="voice_..."}), speed 0.25..4, response_format: wav (RIFF 24 kHz 16-bit mono,
   a tone per letter and silence per whitespace, 50 ms / speed each, at least 200 ms;
   a LIST/INFO/ICMT chunk holds "AIGC-TEXT:<input>"), pcm (those samples raw), mp3 (the
@@ -258,7 +258,8 @@ MEDIA (shapes of openapi.yaml, checked by spec/devserver_openapi_spec.lua)
   logprobs with include[]=logprobs), text, srt, vtt, verbose_json (task, language
   "english", duration, segments per sentence, words with
   timestamp_granularities[]=word). Transcriptions with stream=true: `data:` events
-  transcript.text.delta (per word) then transcript.text.done {text, usage}.
+  transcript.text.delta (per word) then transcript.text.done {text, usage}; whisper-1
+  ignores stream. A body over 25 MiB: 413 "Maximum content size limit (26214400)...".
   Moderations: input a string, strings (one result each) or text/image_url parts (one
   result); the 13 categories, flagged by keywords (moderations.lua CATEGORIES, whole
   words, any case; an image by its URL or the AIGC-TEXT in a base64 data URL); scores
