@@ -16,6 +16,10 @@ local function within_instructions (limit, f)
   local co = coroutine.create(f)
   debug.sethook(co, function () error("more than " .. limit .. " instructions", 0) end, "", limit)
   local ok, err = coroutine.resume(co)
+  -- (LuaJIT's hooks are the whole VM's, whatever thread they were set on:
+  -- left set, the count fired in whichever spec ran next)
+  debug.sethook(co)
+  debug.sethook()
   if jit then jit.on() end
   return ok, err
 end
