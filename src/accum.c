@@ -648,7 +648,7 @@ static int merge_indexed (merge *M, aigc_json_value *arr, const aigc_json_value 
     aigc_json_value *item;
     int k = index_of(d);
     if (k < 0)
-      return badshape(M, "array item \"index\" out of 0..127");
+      return badshape(M, "array item \"index\" is not an integer in 0..127");
     if (map[k] == NOPOS || another_call(M, arr, map[k], d)) {
       aigc_json_value nv;
       empty(&nv, AIGC_JSON_OBJECT);
@@ -932,7 +932,7 @@ static int merge_choices (merge *M, aigc_json_value *acc, const aigc_json_value 
       return badshape(M, "choice is not an object");
     k = index_of(ch);
     if (k == -2)
-      return badshape(M, "choice \"index\" out of 0..127");
+      return badshape(M, "choice \"index\" is not an integer in 0..127");
     if (k == -1)
       k = 0;
     pos = mapped ? at[k] : find_choice(acc, k);

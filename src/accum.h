@@ -94,7 +94,8 @@ enum {
   AIGC_ACCUM_OK = 0,
   AIGC_ACCUM_NOMEM = -1,
   AIGC_ACCUM_BADSHAPE = -2,  /* not an object, "choices" not an array, an
-                                index out of 0..127, a delta not an object */
+                                index not an integer in 0..127, a delta not
+                                an object */
   AIGC_ACCUM_LIMIT = -3      /* the merged tree would pass a->limits */
 };
 

@@ -647,10 +647,10 @@ TEST(test_badshape_unchanged) {
     free(after);
   }
   CHECK(add(&a, "{\"choices\":[{\"index\":128}]}") == AIGC_ACCUM_BADSHAPE &&
-        strcmp(a.error, "choice \"index\" out of 0..127") == 0);
+        strcmp(a.error, "choice \"index\" is not an integer in 0..127") == 0);
   CHECK(add(&a, "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":128}]}}]}")
         == AIGC_ACCUM_BADSHAPE &&
-        strcmp(a.error, "array item \"index\" out of 0..127") == 0);
+        strcmp(a.error, "array item \"index\" is not an integer in 0..127") == 0);
   CHECK(add(&a, "{\"choices\":5}") == AIGC_ACCUM_BADSHAPE &&
         strcmp(a.error, "\"choices\" is not an array") == 0);
   CHECK(add(&a, "{\"choices\":[{\"delta\":5}]}") == AIGC_ACCUM_BADSHAPE &&
