@@ -14,7 +14,13 @@ local SERVER = [=[
     return data('{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",' .. (extra or "")
       .. '"choices":[{"index":0,"delta":' .. delta .. ',"finish_reason":' .. (finish or "null") .. '}]}')
   end
+  local function think (t) return chunk('{"content":[{"type":"thinking","thinking":[{"type":"text","text":"' .. t .. '"}]}]}') end
   local CASES = {
+    -- Mistral's Magistral models stream their thinking as lists of parts in delta.content,
+    -- then the answer (BerriAI/litellm#16272; as text parts or strings)
+    ["magistral"] = { 200, SSE, chunk('{"role":"assistant","content":""}') .. think("A greeting") .. think(", answer it.")
+      .. chunk('{"content":[{"type":"text","text":"Hel"}]}') .. chunk('{"content":"lo"}')
+      .. chunk('{"content":[{"type":"text","text":"!"}]}', '"stop"') .. DONE },
     -- a choice's index as a float or a string
     ["index-float"] = { 200, SSE, data('{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0.0,"delta":{"content":"Hi"},"finish_reason":"stop"}]}') .. DONE },
     ["index-string"] = { 200, SSE, data('{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":"0","delta":{"content":"Hi"},"finish_reason":"stop"}]}') .. DONE },
@@ -56,6 +62,20 @@ describe("chat replies of unusual shapes", function ()
     local res, err = client:chat { model = model, messages = { { role = "user", content = "Hi" } }, stream = cb }
     return res, err, deltas
   end
+
+  describe("streamed by Mistral's Magistral models (content as lists of parts)", function ()
+    for _, two in ipairs { false, true } do
+      it("give the callback the text parts, res.text the answer and the content the parts merged"
+         .. (two and " (two-parameter callback)" or ""), function ()
+        local res, err, deltas = stream("magistral", two)
+        assert.is_nil(err)
+        assert.same({ "", false, false, "Hel", "lo", "!" }, deltas)
+        assert.equal("Hello!", res.text)
+        assert.same({ { type = "thinking", thinking = { { type = "text", text = "A greeting, answer it." } } },
+                      { type = "text", text = "Hello!" } }, res.choices[1].message.content)
+      end)
+    end
+  end)
 
   describe("streamed with a choice index that is not an integer", function ()
     for _, model in ipairs { "index-float", "index-string" } do

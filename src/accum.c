@@ -506,6 +506,118 @@ static int keys_note (merge *M, const aigc_json_value *obj, size_t pos) {
 
 static int merge_member (merge *M, aigc_json_value *obj, const aigc_json_member *dm);
 
+/* The member of part p that a part of its type continues: "text" of a
+   {"type": "text"} part (a string), "thinking" of a {"type": "thinking"}
+   one (a list of text parts); NULL for another part. */
+static const char *part_key (const aigc_json_value *p) {
+  const aigc_json_value *t = aigc_json_get(p, "type"), *v;
+  const char *key;
+  if (p->type != AIGC_JSON_OBJECT || t == NULL || t->type != AIGC_JSON_STRING)
+    return NULL;
+  key = (t->len == 4 && memcmp(t->u.s, "text", 4) == 0) ? "text"
+      : (t->len == 8 && memcmp(t->u.s, "thinking", 8) == 0) ? "thinking" : NULL;
+  v = key != NULL ? aigc_json_get(p, key) : NULL;
+  if (v == NULL || v->type != (key[4] == '\0' ? AIGC_JSON_STRING : AIGC_JSON_ARRAY))
+    return NULL;
+  return key;
+}
+
+/*
+** Content parts (Mistral's Magistral models stream their thinking as
+** [{"type": "thinking", "thinking": [{"type": "text", ...}]}] and their
+** answer as text parts or strings) into the accumulated list of parts at
+** the current path: a part that continues the last one's type extends it
+** (its text appended, its thinking's parts merged alike), so the result
+** holds the few parts a non-streamed reply has; another part is appended.
+** (Parts are copies, not built member by member: found with find(), and
+** only small ones are extended.)
+*/
+static int merge_parts (merge *M, aigc_json_value *arr, const aigc_json_value *parts) {
+  size_t i, pos;
+  int rc = AIGC_ACCUM_OK;
+  for (i = 0; i < parts->len && rc == AIGC_ACCUM_OK; i++) {
+    const aigc_json_value *p = &parts->u.items[i];
+    const char *key = part_key(p);
+    aigc_json_value *last = arr->len > 0 ? &arr->u.items[arr->len - 1] : NULL, nv;
+    if (key != NULL && last != NULL && last->len <= 8 && part_key(last) == key) {
+      const aigc_json_value *dv = aigc_json_get(p, key);
+      pos = find(last, key, strlen(key));
+      if ((rc = push(M, arr->len - 1)) != AIGC_ACCUM_OK || (rc = push(M, pos)) != AIGC_ACCUM_OK)
+        return rc;
+      rc = dv->type == AIGC_JSON_STRING ? str_append(M, &last->u.members[pos].value, dv->u.s, dv->len)
+                                        : merge_parts(M, &last->u.members[pos].value, dv);
+      pop(M);
+      pop(M);
+    }
+    else if (p->type != AIGC_JSON_NULL)
+      rc = aigc_json_copy(&nv, p) != 0 ? AIGC_ACCUM_NOMEM : arr_append(M, arr, &nv, &pos);
+  }
+  return rc;
+}
+
+/*
+** A delta's "content" when parts are involved: a list of parts, or a string
+** after parts (it is a text part then). The accumulated text so far becomes
+** the first text part. Returns -1 (nothing done) for two strings.
+*/
+static int merge_content (merge *M, aigc_json_value *msg, const aigc_json_member *dm, int *rc) {
+  char type_key[] = "type", text_key[] = "text", text_type[] = "text";   /* (no globals) */
+  aigc_json_member fields[2];
+  aigc_json_value part, list, nv, *av;
+  size_t pos = acc_find(M, msg, "content", 7);
+  const aigc_json_value *dv = &dm->value;
+  av = pos == NOPOS ? NULL : &msg->u.members[pos].value;
+  if (dv->type != AIGC_JSON_ARRAY && !(dv->type == AIGC_JSON_STRING && av != NULL && av->type == AIGC_JSON_ARRAY))
+    return -1;
+  /* {"type": "text", "text": <a string>}, read only (copied where kept) */
+  fields[0].key = type_key;
+  fields[0].key_len = 4;
+  fields[0].value.type = AIGC_JSON_STRING;
+  fields[0].value.len = 4;
+  fields[0].value.cap = 0;
+  fields[0].value.u.s = text_type;
+  fields[1].key = text_key;
+  fields[1].key_len = 4;
+  part.type = AIGC_JSON_OBJECT;
+  part.len = 2;
+  part.cap = 0;
+  part.u.members = fields;
+  *rc = AIGC_ACCUM_OK;
+  if (av == NULL || av->type != AIGC_JSON_ARRAY) {   /* the list starts */
+    empty(&nv, AIGC_JSON_ARRAY);
+    if (av != NULL && av->type == AIGC_JSON_STRING && av->len > 0) {
+      fields[1].value = *av;
+      if (items_reserve(&nv, 1) != 0 || aigc_json_copy(&nv.u.items[0], &part) != 0) {
+        aigc_json_free(&nv);
+        *rc = AIGC_ACCUM_NOMEM;
+        return 0;
+      }
+      nv.len = 1;
+    }
+    if (av == NULL)
+      *rc = obj_append(M, msg, "content", 7, &nv, &pos);
+    else if ((*rc = push(M, pos)) == AIGC_ACCUM_OK) {
+      *rc = replace(M, av, &nv);
+      pop(M);
+    }
+    else
+      aigc_json_free(&nv);
+  }
+  if (*rc == AIGC_ACCUM_OK && (*rc = push(M, pos)) == AIGC_ACCUM_OK) {
+    if (dv->type == AIGC_JSON_STRING) {
+      fields[1].value = *dv;
+      list.type = AIGC_JSON_ARRAY;
+      list.len = dv->len > 0;
+      list.cap = 0;
+      list.u.items = &part;
+      dv = &list;
+    }
+    *rc = merge_parts(M, &msg->u.members[pos].value, dv);
+    pop(M);
+  }
+  return 0;
+}
+
 /*
 ** Merges every member of the delta object into the object at the current
 ** path, a repeated key once, with its last value; drop_obfuscation at the
@@ -518,8 +630,9 @@ static int merge_object (merge *M, aigc_json_value *obj, const aigc_json_value *
   int rc = lk_open(&lk, delta, M->a->keys.seed);
   for (i = 0; i < delta->len && rc == AIGC_ACCUM_OK; i++) {
     const aigc_json_member *dm = &delta->u.members[i];
-    if (!(drop_obfuscation && key_is(dm, "obfuscation")) &&
-        lk_last(&lk, delta, i))
+    if ((drop_obfuscation && key_is(dm, "obfuscation")) || !lk_last(&lk, delta, i))
+      continue;
+    if (!(drop_obfuscation && key_is(dm, "content") && merge_content(M, obj, dm, &rc) == 0))
       rc = merge_member(M, obj, dm);
   }
   lk_close(&lk);

@@ -50,6 +50,12 @@
 **                                  are appended (logprobs content/refusal,
 **                                  completion tokens/token_logprobs/...);
 **       anything else           -> replaced.
+**   - A delta's "content" that is a list of parts (Mistral's Magistral
+**     models: [{"type": "thinking", "thinking": [{"type": "text", ...}]}],
+**     then text parts or strings), or a string after one: the message's
+**     content becomes a list of parts (the text before it its first text
+**     part); a part continuing the last one's type (text, thinking)
+**     extends it, another one is appended.
 **   - A key repeated inside one object of a chunk counts once, with its
 **     last value, as JSON decoders (aigc's Lua tables, the SDKs) read it:
 **     {"content":"a","content":"b"} merges "b", the text the stream

@@ -947,8 +947,33 @@ static const aigc_json_value *chunk_delta (const aigc_json_value *chunk, aigc_ki
   else {
     d = aigc_json_get(c, "delta");
     d = d ? aigc_json_get(d, "content") : NULL;
+    if (d != NULL && d->type == AIGC_JSON_ARRAY)
+      return d;   /* (a list of parts: Mistral's Magistral models) */
   }
   return (d != NULL && d->type == AIGC_JSON_STRING) ? d : NULL;
+}
+
+/* The text of a delta's list of content parts, its "text" parts joined
+   (a thinking part is not text); nil when it has none. */
+static void push_parts_text (lua_State *L, const aigc_json_value *parts) {
+  luaL_Buffer b;
+  size_t i;
+  int any = 0;
+  luaL_buffinit(L, &b);
+  for (i = 0; i < parts->len; i++) {
+    const aigc_json_value *t = aigc_json_get(&parts->u.items[i], "type");
+    const aigc_json_value *text = aigc_json_get(&parts->u.items[i], "text");
+    if (t != NULL && t->type == AIGC_JSON_STRING && t->len == 4 && memcmp(t->u.s, "text", 4) == 0
+        && text != NULL && text->type == AIGC_JSON_STRING) {
+      luaL_addlstring(&b, text->u.s, text->len);
+      any = 1;
+    }
+  }
+  luaL_pushresult(&b);
+  if (!any) {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+  }
 }
 
 /* An "error" event: the server's error object, or its text. */
@@ -1167,7 +1192,9 @@ int aigc_response_push_delta (lua_State *L, aigc_request *r, const aigc_json_val
     return 1;
   }
   delta = r->kind == AIGC_KIND_RESPONSES ? event_delta(chunk, type, tlen) : chunk_delta(chunk, r->kind);
-  if (delta != NULL)
+  if (delta != NULL && delta->type == AIGC_JSON_ARRAY)
+    push_parts_text(L, delta);
+  else if (delta != NULL)
     lua_pushlstring(L, delta->u.s, delta->len);
   else
     lua_pushnil(L);

@@ -943,6 +943,70 @@ TEST(test_nomem) {
 }
 
 /*
+** Mistral's Magistral models stream content as lists of parts: thinking,
+** then text parts or strings. They merge into the parts a non-streamed
+** reply has (a part continuing the last one's type extends it); text
+** accumulated before becomes the first text part; another part is kept.
+*/
+#define THINK(t) "{\"content\":[{\"type\":\"thinking\",\"thinking\":[{\"type\":\"text\",\"text\":\"" t "\"}]}]}"
+TEST(test_content_parts) {
+  static const char *const chunks[] = {
+    CHUNK(DELTA(0, "{\"role\":\"assistant\",\"content\":\"\"}") "," DELTA(1, "{\"content\":\"So\"}")),
+    CHUNK(DELTA(0, THINK("a")) "," DELTA(1, THINK("b"))),
+    CHUNK(DELTA(0, THINK("c"))),
+    CHUNK(DELTA(0, "{\"content\":[{\"type\":\"text\",\"text\":\"H\"},{\"type\":\"text\",\"text\":\"i\"}]}")),
+    CHUNK(DELTA(0, "{\"content\":\"!\"}") "," DELTA(1, "{\"content\":[null,{\"type\":\"image_url\"}]}")),
+    CHUNK(DELTA(0, "{\"content\":\"\"}") "," DELTA(1, "{\"content\":\"?\"}")),
+    CHUNK(STOP(0, "stop") "," STOP(1, "stop")),
+    NULL
+  };
+  static const char *const want =
+    "{" OUTHEAD ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":"
+    "[{\"type\":\"thinking\",\"thinking\":[{\"type\":\"text\",\"text\":\"ac\"}]},"
+    "{\"type\":\"text\",\"text\":\"Hi!\"}]},\"logprobs\":null,\"finish_reason\":\"stop\"},"
+    "{\"index\":1,\"message\":{\"role\":\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"So\"},"
+    "{\"type\":\"thinking\",\"thinking\":[{\"type\":\"text\",\"text\":\"b\"}]},{\"type\":\"image_url\"},"
+    "{\"type\":\"text\",\"text\":\"?\"}]},\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":null}";
+  aigc_accum a;
+  size_t i;
+  long n;
+  CHECK(stream_gives(AIGC_ACCUM_CHAT, chunks, want));
+  /* every add undone exactly by a bad chunk after it, and by a failed allocation */
+  aigc_accum_init(&a, AIGC_ACCUM_CHAT);
+  for (i = 0; chunks[i] != NULL; i++) {
+    char bad[600], *before = snapshot(&a), *after;
+    const char *c = chunks[i];
+    snprintf(bad, sizeof bad, "%.*s,{\"index\":128}]}", (int)(strstr(c, "],\"usage\"") - c), c);
+    CHECK_EQ_INT(add(&a, bad), AIGC_ACCUM_BADSHAPE);
+    after = snapshot(&a);
+    CHECK(before != NULL && after != NULL && strcmp(before, after) == 0);
+    free(after);
+    for (n = 0; faults_work() && n < 10000; n++) {
+      aigc_json_value v;
+      aigc_json_error err;
+      long live_before = live;
+      int rc;
+      aigc_json_arena_reset(&arena);
+      CHECK(aigc_json_parse(&arena, c, strlen(c), 0, &v, &err) == 0);
+      fault_after = n;
+      rc = aigc_accum_add(&a, &v);
+      fault_after = -1;
+      if (rc != AIGC_ACCUM_NOMEM)
+        break;
+      CHECK_EQ_INT(live, live_before);
+      after = snapshot(&a);
+      CHECK(after != NULL && strcmp(before, after) == 0);
+      free(after);
+    }
+    if (!faults_work())
+      CHECK_EQ_INT(add(&a, c), AIGC_ACCUM_OK);
+    free(before);
+  }
+  CHECK(same(finished(&a), want));
+  aigc_accum_free(&a);
+}
+
+/*
 ** Defect 15 of issue 10: a key repeated inside one object of a chunk
 ** counts once, with its last value, as the stream callback saw it (a JSON
 ** decoder keeps the last). Before, both values were appended ("ab").
@@ -1197,6 +1261,7 @@ int main (void) {
   RUN(test_append_amortized);
   RUN(test_many_keys);
   RUN(test_nomem);
+  RUN(test_content_parts);
   RUN(test_duplicate_keys_last_wins);
   RUN(test_limits);
   RUN(test_index_mode);
