@@ -753,6 +753,16 @@ static int push_body_outcome (lua_State *L, aigc_request *r) {
                                || choices->type != AIGC_JSON_ARRAY))
     aigc_error_new(L, "parse", choices == NULL ? "the response has no choices"
                                                : "the response's choices is not an array");
+  else if (is_chat_like(r) && choices->len == 0) {
+    /* "choices": [] (Gemini's OpenAI layer when its safety filter drops
+       the candidates; a gateway's usage-only reply): no reply, as a stream
+       with none is incomplete. The body, its usage or filter results, is
+       err.partial. */
+    aigc_error_new(L, "parse", "the response has no choices (an empty list: a content filter "
+                   "may have dropped them)");
+    aigc_jsonlua_push(L, &v);
+    lua_setfield(L, -2, "partial");
+  }
   else if (!push_error_choice(L, r, &v)) {
     aigc_jsonlua_push_room(L, &v, RESULT_FIELDS);
     decorate_result(L, r, &v);
