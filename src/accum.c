@@ -569,6 +569,10 @@ static int merge_content (merge *M, aigc_json_value *msg, const aigc_json_member
   av = pos == NOPOS ? NULL : &msg->u.members[pos].value;
   if (dv->type != AIGC_JSON_ARRAY && !(dv->type == AIGC_JSON_STRING && av != NULL && av->type == AIGC_JSON_ARRAY))
     return -1;
+  if (dv->type == AIGC_JSON_ARRAY && dv->len == 0) {   /* (no part: the text stays a string) */
+    *rc = AIGC_ACCUM_OK;
+    return av == NULL ? -1 : 0;
+  }
   /* {"type": "text", "text": <a string>}, read only (copied where kept) */
   fields[0].key = type_key;
   fields[0].key_len = 4;

@@ -970,7 +970,17 @@ TEST(test_content_parts) {
   aigc_accum a;
   size_t i;
   long n;
+  static const char *const empty_list[] = {
+    CHUNK(DELTA(0, "{\"role\":\"assistant\",\"content\":\"\"}")),
+    CHUNK(DELTA(0, "{\"content\":[]}")),
+    CHUNK(DELTA(0, "{\"content\":\"a\"}")),
+    CHUNK(STOP(0, "stop")),
+    NULL
+  };
   CHECK(stream_gives(AIGC_ACCUM_CHAT, chunks, want));
+  CHECK(stream_gives(AIGC_ACCUM_CHAT, empty_list,
+    "{" OUTHEAD ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"a\"},"
+    "\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":null}"));
   /* every add undone exactly by a bad chunk after it, and by a failed allocation */
   aigc_accum_init(&a, AIGC_ACCUM_CHAT);
   for (i = 0; chunks[i] != NULL; i++) {
