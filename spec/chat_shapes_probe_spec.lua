@@ -14,10 +14,10 @@ local SERVER = [=[
     return data('{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",' .. (extra or "")
       .. '"choices":[{"index":0,"delta":' .. delta .. ',"finish_reason":' .. (finish or "null") .. '}]}')
   end
-  local function think (t) return chunk('{"content":[{"type":"thinking","thinking":[{"type":"text","text":"' .. t .. '"}]}]}') end
+  local function think (t) return chunk('{"content":[{"type":"thinking","thinking":[{"type":"text","text":"' .. t .. '"}],"closed":true}]}') end
   local CASES = {
     -- Mistral's Magistral models stream their thinking as lists of parts in delta.content,
-    -- then the answer (BerriAI/litellm#16272; as text parts or strings)
+    -- then the answer (BerriAI/litellm#16272, open-webui/open-webui#30089; as text parts or strings)
     ["magistral"] = { 200, SSE, chunk('{"role":"assistant","content":""}') .. think("A greeting") .. think(", answer it.")
       .. chunk('{"content":[{"type":"text","text":"Hel"}]}') .. chunk('{"content":"lo"}')
       .. chunk('{"content":[{"type":"text","text":"!"}]}', '"stop"') .. DONE },
@@ -101,7 +101,8 @@ describe("chat replies of unusual shapes", function ()
         assert.is_nil(err)
         assert.same({ "", false, false, "Hel", "lo", "!" }, deltas)
         assert.equal("Hello!", res.text)
-        assert.same({ { type = "thinking", thinking = { { type = "text", text = "A greeting, answer it." } } },
+        assert.same({ { type = "thinking", closed = true,
+                        thinking = { { type = "text", text = "A greeting, answer it." } } },
                       { type = "text", text = "Hello!" } }, res.choices[1].message.content)
       end)
     end

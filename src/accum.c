@@ -465,6 +465,18 @@ static int replace (merge *M, aigc_json_value *slot, aigc_json_value *val) {
   return AIGC_ACCUM_OK;
 }
 
+/* Replaces member pos of obj, at the current path, with nv (owned). */
+static int replace_member (merge *M, aigc_json_value *obj, size_t pos, aigc_json_value *nv) {
+  int rc = push(M, pos);
+  if (rc != AIGC_ACCUM_OK) {
+    aigc_json_free(nv);
+    return rc;
+  }
+  rc = replace(M, &obj->u.members[pos].value, nv);
+  pop(M);
+  return rc;
+}
+
 /* }==================================================================== */
 
 
@@ -510,27 +522,43 @@ static int merge_member (merge *M, aigc_json_value *obj, const aigc_json_member 
    {"type": "text"} part (a string), "thinking" of a {"type": "thinking"}
    one (a list of text parts); NULL for another part. */
 static const char *part_key (const aigc_json_value *p) {
-  const aigc_json_value *t = aigc_json_get(p, "type"), *v;
-  const char *key;
-  if (p->type != AIGC_JSON_OBJECT || t == NULL || t->type != AIGC_JSON_STRING)
-    return NULL;
-  key = (t->len == 4 && memcmp(t->u.s, "text", 4) == 0) ? "text"
-      : (t->len == 8 && memcmp(t->u.s, "thinking", 8) == 0) ? "thinking" : NULL;
+  const aigc_json_value *t = aigc_json_get(p, "type"), *v;   /* (NULL for a non-object) */
+  const char *key = t == NULL || t->type != AIGC_JSON_STRING ? NULL
+                  : (t->len == 4 && memcmp(t->u.s, "text", 4) == 0) ? "text"
+                  : (t->len == 8 && memcmp(t->u.s, "thinking", 8) == 0) ? "thinking" : NULL;
   v = key != NULL ? aigc_json_get(p, key) : NULL;
-  if (v == NULL || v->type != (key[4] == '\0' ? AIGC_JSON_STRING : AIGC_JSON_ARRAY))
-    return NULL;
-  return key;
+  return v != NULL && v->type == (key[4] == '\0' ? AIGC_JSON_STRING : AIGC_JSON_ARRAY) ? key : NULL;
+}
+
+/* The members of a part that continues the last one, `last` (at the
+   current path), but its type and its continued `key`: each replaces the
+   last one's (Mistral's "closed" of a thinking part: the newest counts). */
+static int merge_part_labels (merge *M, aigc_json_value *last, const aigc_json_value *p, const char *key) {
+  size_t j, pos;
+  int rc = AIGC_ACCUM_OK;
+  for (j = 0; j < p->len && rc == AIGC_ACCUM_OK; j++) {
+    const aigc_json_member *dm = &p->u.members[j];
+    aigc_json_value nv;
+    if (key_is(dm, "type") || key_is(dm, key))
+      continue;
+    pos = find(last, dm->key, dm->key_len);
+    if (pos != NOPOS && same_scalar(&last->u.members[pos].value, &dm->value))
+      continue;
+    if (aigc_json_copy(&nv, &dm->value) != 0)
+      return AIGC_ACCUM_NOMEM;
+    rc = pos == NOPOS ? obj_append(M, last, dm->key, dm->key_len, &nv, &pos)
+                      : replace_member(M, last, pos, &nv);
+  }
+  return rc;
 }
 
 /*
 ** Content parts (Mistral's Magistral models stream their thinking as
-** [{"type": "thinking", "thinking": [{"type": "text", ...}]}] and their
-** answer as text parts or strings) into the accumulated list of parts at
-** the current path: a part that continues the last one's type extends it
-** (its text appended, its thinking's parts merged alike), so the result
-** holds the few parts a non-streamed reply has; another part is appended.
-** (Parts are copies, not built member by member: found with find(), and
-** only small ones are extended.)
+** [{"type": "thinking", "thinking": [{"type": "text", ...}]}], their answer
+** as text parts or strings) into the accumulated list at the current path:
+** a part that continues the last one's type extends it (text appended,
+** thinking merged alike, other members replaced), as a non-streamed reply
+** has them; another is appended. (Parts are copies: searched with find().)
 */
 static int merge_parts (merge *M, aigc_json_value *arr, const aigc_json_value *parts) {
   size_t i, pos;
@@ -547,6 +575,8 @@ static int merge_parts (merge *M, aigc_json_value *arr, const aigc_json_value *p
       rc = dv->type == AIGC_JSON_STRING ? str_append(M, &last->u.members[pos].value, dv->u.s, dv->len)
                                         : merge_parts(M, &last->u.members[pos].value, dv);
       pop(M);
+      if (rc == AIGC_ACCUM_OK)
+        rc = merge_part_labels(M, last, p, key);
       pop(M);
     }
     else if (p->type != AIGC_JSON_NULL)
@@ -575,44 +605,36 @@ static int merge_content (merge *M, aigc_json_value *msg, const aigc_json_member
   }
   /* {"type": "text", "text": <a string>}, read only (copied where kept) */
   fields[0].key = type_key;
-  fields[0].key_len = 4;
+  fields[1].key = text_key;
+  fields[0].key_len = fields[1].key_len = 4;
   fields[0].value.type = AIGC_JSON_STRING;
   fields[0].value.len = 4;
-  fields[0].value.cap = 0;
+  fields[0].value.cap = part.cap = 0;
   fields[0].value.u.s = text_type;
-  fields[1].key = text_key;
-  fields[1].key_len = 4;
   part.type = AIGC_JSON_OBJECT;
   part.len = 2;
-  part.cap = 0;
   part.u.members = fields;
   *rc = AIGC_ACCUM_OK;
   if (av == NULL || av->type != AIGC_JSON_ARRAY) {   /* the list starts */
     empty(&nv, AIGC_JSON_ARRAY);
     if (av != NULL && av->type == AIGC_JSON_STRING && av->len > 0) {
       fields[1].value = *av;
-      if (items_reserve(&nv, 1) != 0 || aigc_json_copy(&nv.u.items[0], &part) != 0) {
-        aigc_json_free(&nv);
+      if (items_reserve(&nv, 1) != 0 || aigc_json_copy(&nv.u.items[0], &part) != 0)
         *rc = AIGC_ACCUM_NOMEM;
-        return 0;
-      }
-      nv.len = 1;
+      else
+        nv.len = 1;
     }
-    if (av == NULL)
-      *rc = obj_append(M, msg, "content", 7, &nv, &pos);
-    else if ((*rc = push(M, pos)) == AIGC_ACCUM_OK) {
-      *rc = replace(M, av, &nv);
-      pop(M);
-    }
-    else
+    if (*rc != AIGC_ACCUM_OK)
       aigc_json_free(&nv);
+    else
+      *rc = av == NULL ? obj_append(M, msg, "content", 7, &nv, &pos) : replace_member(M, msg, pos, &nv);
   }
   if (*rc == AIGC_ACCUM_OK && (*rc = push(M, pos)) == AIGC_ACCUM_OK) {
     if (dv->type == AIGC_JSON_STRING) {
       fields[1].value = *dv;
+      list = part;
       list.type = AIGC_JSON_ARRAY;
       list.len = dv->len > 0;
-      list.cap = 0;
       list.u.items = &part;
       dv = &list;
     }
@@ -1152,12 +1174,8 @@ static int merge_chunk (merge *M, const aigc_json_value *chunk) {
         rc = AIGC_ACCUM_NOMEM;
       else if (pos == NOPOS)
         rc = obj_append(M, root, m->key, m->key_len, &nv, &pos);
-      else if ((rc = push(M, pos)) == AIGC_ACCUM_OK) {
-        rc = replace(M, &root->u.members[pos].value, &nv);
-        pop(M);
-      }
       else
-        aigc_json_free(&nv);
+        rc = replace_member(M, root, pos, &nv);
     }
   }
   lk_close(&lk);

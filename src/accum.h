@@ -55,7 +55,8 @@
 **     then text parts or strings), or a string after one: the message's
 **     content becomes a list of parts (the text before it its first text
 **     part); a part continuing the last one's type (text, thinking)
-**     extends it, another one is appended.
+**     extends it (its other members, Mistral's "closed", replaced),
+**     another one is appended.
 **   - A key repeated inside one object of a chunk counts once, with its
 **     last value, as JSON decoders (aigc's Lua tables, the SDKs) read it:
 **     {"content":"a","content":"b"} merges "b", the text the stream

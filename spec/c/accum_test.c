@@ -948,13 +948,14 @@ TEST(test_nomem) {
 ** reply has (a part continuing the last one's type extends it); text
 ** accumulated before becomes the first text part; another part is kept.
 */
-#define THINK(t) "{\"content\":[{\"type\":\"thinking\",\"thinking\":[{\"type\":\"text\",\"text\":\"" t "\"}]}]}"
+#define THINK(t, closed) "{\"content\":[{\"type\":\"thinking\",\"thinking\":[{\"type\":\"text\",\"text\":\"" t "\"}]," \
+                          "\"closed\":" closed "}]}"
 TEST(test_content_parts) {
   static const char *const chunks[] = {
     CHUNK(DELTA(0, "{\"role\":\"assistant\",\"content\":\"\"}") "," DELTA(1, "{\"content\":\"So\"}")),
-    CHUNK(DELTA(0, THINK("a")) "," DELTA(1, THINK("b"))),
-    CHUNK(DELTA(0, THINK("c"))),
-    CHUNK(DELTA(0, "{\"content\":[{\"type\":\"text\",\"text\":\"H\"},{\"type\":\"text\",\"text\":\"i\"}]}")),
+    CHUNK(DELTA(0, THINK("a", "false")) "," DELTA(1, THINK("b", "true"))),
+    CHUNK(DELTA(0, THINK("c", "true"))),
+    CHUNK(DELTA(0, "{\"content\":[{\"type\":\"text\",\"text\":\"H\"},{\"type\":\"text\",\"text\":\"i\",\"lang\":\"en\"}]}")),
     CHUNK(DELTA(0, "{\"content\":\"!\"}") "," DELTA(1, "{\"content\":[null,{\"type\":\"image_url\"}]}")),
     CHUNK(DELTA(0, "{\"content\":\"\"}") "," DELTA(1, "{\"content\":\"?\"}")),
     CHUNK(STOP(0, "stop") "," STOP(1, "stop")),
@@ -962,10 +963,10 @@ TEST(test_content_parts) {
   };
   static const char *const want =
     "{" OUTHEAD ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":"
-    "[{\"type\":\"thinking\",\"thinking\":[{\"type\":\"text\",\"text\":\"ac\"}]},"
-    "{\"type\":\"text\",\"text\":\"Hi!\"}]},\"logprobs\":null,\"finish_reason\":\"stop\"},"
+    "[{\"type\":\"thinking\",\"thinking\":[{\"type\":\"text\",\"text\":\"ac\"}],\"closed\":true},"
+    "{\"type\":\"text\",\"text\":\"Hi!\",\"lang\":\"en\"}]},\"logprobs\":null,\"finish_reason\":\"stop\"},"
     "{\"index\":1,\"message\":{\"role\":\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"So\"},"
-    "{\"type\":\"thinking\",\"thinking\":[{\"type\":\"text\",\"text\":\"b\"}]},{\"type\":\"image_url\"},"
+    "{\"type\":\"thinking\",\"thinking\":[{\"type\":\"text\",\"text\":\"b\"}],\"closed\":true},{\"type\":\"image_url\"},"
     "{\"type\":\"text\",\"text\":\"?\"}]},\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":null}";
   aigc_accum a;
   size_t i;
