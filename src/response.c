@@ -725,7 +725,7 @@ static int truthy (const aigc_json_value *v) {
 static int push_body_outcome (lua_State *L, aigc_request *r) {
   aigc_json_value v;
   aigc_json_error perr;
-  const aigc_json_value *choices;
+  const aigc_json_value *choices = NULL;   /* (set where is_chat_like: gcc cannot see it) */
   int rc;
   aigc_json_arena_reset(&r->arena);
   rc = aigc_json_parse(&r->arena, r->resp.data ? r->resp.data : "", r->resp.len,
