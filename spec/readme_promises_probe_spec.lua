@@ -223,3 +223,40 @@ describe("README promises of streams without [DONE]", function ()
     assert.equal(aigc.null, res.usage)   -- (as a stream that asked for none)
   end)
 end)
+
+-- README (Downloads): "A download's error and its hops' log lines are
+-- scrubbed of the credentials its URLs carry (a `sig=`, `X-Amz-Signature=`...
+-- parameter, a password in the user info)". The log lines were run with a
+-- redirect's `sig=` only.
+describe("README promises of a download's log lines", function ()
+  local SECRET = "Hv3Jq8Zt1Wm6Rk4Xp9Ld2Sb7"
+  -- (answers 403 to arg[2] requests, the message echoing arg[1])
+  local ECHO = [[
+    local oneshot = require "oneshot"
+    local server = oneshot.listen()
+    for _ = 1, tonumber(arg[2]) do
+      local c = oneshot.read_request(server)
+      local body = '{"error":{"message":"credentials ' .. arg[1] .. ' refused"}}'
+      c:send("HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: " .. #body
+             .. "\r\nConnection: close\r\n\r\n" .. body)
+      c:close()
+    end
+  ]]
+
+  it("a password in the user info and an X-Amz-Signature a server echoes: in no log line", function ()
+    local port, child = oneshot.start(ECHO, { SECRET, "2" })
+    local lines = {}
+    local c = aigc.client { base_url = "http://127.0.0.1:9/v1", max_retries = 0, timeout = 30,
+                            log = function (level, msg) lines[#lines + 1] = level .. ": " .. msg end }
+    local base = "127.0.0.1:" .. port
+    local _, err1 = c:download("http://bob:" .. SECRET .. "@" .. base .. "/a.bin")
+    local _, err2 = c:download("http://" .. base .. "/b.bin?X-Amz-Credential=AKIA&X-Amz-Signature=" .. SECRET)
+    c:close()
+    child:wait(10)
+    assert.same({ 403, 403 }, { err1.status, err2.status })
+    local text = table.concat(lines, "\n")
+    assert.matches("GET /a.bin %-> http error 403[^\n]*credentials %[redacted%] refused", text)
+    assert.matches("GET /b.bin[^\n]*%-> http error 403[^\n]*credentials %[redacted%] refused", text)
+    assert.is_nil((text .. tostring(err1) .. tostring(err2)):find(SECRET, 1, true), text)
+  end)
+end)
