@@ -115,14 +115,39 @@ describe("README promises against a raw routed server", function ()
     local running = { body = '{"id":"batch_slow","object":"batch","status":"in_progress"}' }
     serve { ["POST /v1/files"] = { body = '{"id":"file-1","object":"file","purpose":"batch"}' },
             ["POST /v1/batches"] = running, ["GET /v1/batches/"] = running }
-    local res, err = batch.run(client, { { custom_id = "a", body = { messages = { { role = "user", content = "Hi" } } } } },
-                               { interval = 0.02, timeout = 0.2 })
+    local ask = { custom_id = "a", body = { messages = { { role = "user", content = "Hi" } } } }
+    local res, err = batch.run(client, { ask }, { interval = 0.02, timeout = 0.2 })
     assert.is_nil(res)
     assert.equal("timeout", err.kind)
     assert.equal("batch_slow", err.batch_id)
     assert.matches('^batch batch_slow goes on at the server %(aigc%.batch%.wait%(client, "batch_slow"%)', err.message)
     local seen = requests()
     assert.equal("GET /v1/batches/batch_slow", seen[#seen])
+  end)
+
+  -- README (aigc): "On a terminal, a reply's control characters are shown,
+  -- not obeyed (ESC as `^[`, ..., C1 controls as U+FFFD): a model cannot
+  -- ... retitle the window ... (nor a server through its text in a message
+  -- on stderr)". `aigc run`'s report at the end went to stderr raw: a
+  -- batch id holding ESC ] 2 ; ... BEL retitled the window, a case's error
+  -- holding an 8-bit CSI (U+009B) could clear the screen.
+  it("aigc run --batch's report shows a server's batch id and errors as text on a terminal", function ()
+    local batch_obj = '{"id":"batch_\\u001b]2;PWNED\\u0007","object":"batch","status":"completed",'
+      .. '"output_file_id":"out","request_counts":{"total":1,"completed":1,"failed":0}}'
+    serve { ["POST /v1/files"] = { body = '{"id":"file-1","object":"file","purpose":"batch"}' },
+            ["POST /v1/batches"] = { body = batch_obj }, ["GET /v1/batches/"] = { body = batch_obj },
+            ["GET /v1/files/out/content"] = { body = '{"custom_id":"a","response":{"status_code":500,"request_id":"r",'
+              .. '"body":{"error":{"message":"oops \\u009b2J"}}},"error":null}\n' } }
+    local home = cli.home()
+    cli.write(home .. "/cases.jsonl", '{"id":"a","messages":[{"role":"user","content":"Hi"}]}\n')
+    local r = cli.run({ "run", home .. "/cases.jsonl", "--batch", "-m", "aigc-dev", "--no-log" },
+                      { home = home, base_url = "http://127.0.0.1:" .. port .. "/v1", env = { AIGC_FORCE_TTY = "1" } })
+    cli.rmdir(home)
+    assert.equal(1, r.code, r.stderr)
+    assert.matches("\nthrough the Batch API: batch batch_^[]2;PWNED^G\n", r.stderr, 1, true)
+    assert.matches("\ncase a failed: http 500: oops \239\191\1892J\n", r.stderr, 1, true)
+    assert.is_nil(r.stderr:find("\27]", 1, true))
+    assert.is_nil(r.stderr:find("\194\155", 1, true))
   end)
 
   -- README (The Batch API): "`wait` (polls `retrieve` every `interval` s
