@@ -132,7 +132,7 @@ describe("README promises against a raw routed server", function ()
   -- batch id holding ESC ] 2 ; ... BEL retitled the window, a case's error
   -- holding an 8-bit CSI (U+009B) could clear the screen.
   it("aigc run --batch's report shows a server's batch id and errors as text on a terminal", function ()
-    local batch_obj = '{"id":"batch_\\u001b]2;PWNED\\u0007","object":"batch","status":"completed",'
+    local batch_obj = '{"id":"batch_\\u001b]2;PWNED\\u0007\\u009b2J","object":"batch","status":"completed",'
       .. '"output_file_id":"out","request_counts":{"total":1,"completed":1,"failed":0}}'
     serve { ["POST /v1/files"] = { body = '{"id":"file-1","object":"file","purpose":"batch"}' },
             ["POST /v1/batches"] = { body = batch_obj }, ["GET /v1/batches/"] = { body = batch_obj },
@@ -144,7 +144,8 @@ describe("README promises against a raw routed server", function ()
                       { home = home, base_url = "http://127.0.0.1:" .. port .. "/v1", env = { AIGC_FORCE_TTY = "1" } })
     cli.rmdir(home)
     assert.equal(1, r.code, r.stderr)
-    assert.matches("\nthrough the Batch API: batch batch_^[]2;PWNED^G\n", r.stderr, 1, true)
+    assert.matches("\nthrough the Batch API: batch batch_^[]2;PWNED^G\239\191\1892J\n", r.stderr, 1, true)
+    assert.matches("batch batch_?]2;PWNED??2J completed", r.stderr, 1, true)   -- (the progress line)
     assert.matches("\ncase a failed: http 500: oops \239\191\1892J\n", r.stderr, 1, true)
     assert.is_nil(r.stderr:find("\27]", 1, true))
     assert.is_nil(r.stderr:find("\194\155", 1, true))

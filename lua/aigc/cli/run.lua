@@ -79,8 +79,9 @@ function M.progress_line (p, width)
     parts[#parts + 1] = "x" .. tostring(p.concurrency)
   end
   -- (the batch's status is the server's text: shown, not obeyed; the line
-  -- goes to the terminal as it is, rewritten in place)
-  return (table.concat(parts, "  "):gsub("[%z\1-\31\127]", "?"))
+  -- goes to the terminal as it is, rewritten in place. The C1 controls too:
+  -- U+009B is an 8-bit CSI to a terminal that takes them)
+  return (table.concat(parts, "  "):gsub("[%z\1-\31\127]", "?"):gsub("\194[\128-\159]", "?"))
 end
 
 -- The report's lines of the cases that failed, with their errors (the
