@@ -286,3 +286,31 @@ describe("README promises of a download's log lines", function ()
     assert.is_nil((text .. tostring(err1) .. tostring(err2)):find(SECRET, 1, true), text)
   end)
 end)
+
+-- README (Prompt logs): "with `$HOME` unset, the command takes the home of
+-- the password database, found through `lua-luv`: without it, set `HOME`,
+-- else the current directory's". The sentence said "never the current
+-- directory", which held only with luv (not a dependency of aigc): both
+-- halves are run, luv hidden by LUA_INIT for the second.
+describe("README promises of aigc without $HOME", function ()
+  local proc = require "procutil"
+
+  it("the log's path: in the password database's home with luv, under the current directory without", function ()
+    local ok_uv, uv = pcall(require, "luv")
+    local pw = ok_uv and uv.os_get_passwd and uv.os_get_passwd()
+    if not (pw and pw.homedir) then pending("no luv, or no password database entry for this user") return end
+    local dir = cli.home()
+    local function path_of (env)
+      local cmd = cli.command({ "logs", "path" }, { env = env }):gsub("^env ", "env -u HOME ", 1)
+                    :gsub(" %./bin/aigc ", ' "$R"/bin/aigc ', 1)
+      local ok, out = proc.sh("R=$(pwd) && cd " .. proc.quote(dir) .. " && " .. cmd .. " 2>&1")
+      assert(ok, out)
+      return (out:gsub("\n$", ""))
+    end
+    local with_luv = path_of({})
+    local without = path_of({ LUA_INIT = "package.preload.luv = function () error('no luv') end" })
+    cli.rmdir(dir)
+    assert.equal(pw.homedir .. "/.local/share/aigc/logs.db", with_luv)
+    assert.equal("./.local/share/aigc/logs.db", without)
+  end)
+end)
