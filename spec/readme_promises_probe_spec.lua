@@ -314,3 +314,42 @@ describe("README promises of aigc without $HOME", function ()
     assert.equal("./.local/share/aigc/logs.db", without)
   end)
 end)
+
+-- README (aigc chat): "With stdin a file or a pipe (a script), Ctrl-C
+-- cancels the reply and ends the session (130)". A file was run; here a
+-- pipe (`cat questions | aigc chat`).
+describe("README promises of aigc chat fed by a pipe", function ()
+  local proc = require "procutil"
+  local socket = require "socket"
+  local srv, home
+  local _, logs = cli.fixture(_ENV, function (s, h) srv, home = s, h end)
+
+  local function whole_line (path) return (proc.read_file(path) or ""):match("^(.-)\n") end
+  local function wait_for (fn, what)
+    local deadline = socket.gettime() + 60
+    local v = fn()
+    while not v do
+      assert(socket.gettime() < deadline, "timed out waiting for " .. what)
+      socket.sleep(0.02)
+      v = fn()
+    end
+    return v
+  end
+
+  it("Ctrl-C cancels the reply and ends the session, 130; the next lines are not sent", function ()
+    local script, out, pidfile, codefile = home .. "/q.txt", home .. "/out.txt", home .. "/pid", home .. "/code"
+    cli.write(script, "Tell me a story about a robot that learns to paint\nTell me a story about a dragon\n"
+                      .. "What is 2 + 2?\n")
+    local cmd = cli.command({ "chat", "-m", "fault:pause=200" }, { home = home, base_url = srv.base_url })
+    os.execute("sh -c " .. proc.quote("cat " .. proc.quote(script) .. " | " .. cmd .. " >" .. proc.quote(out)
+      .. " 2>/dev/null & echo $! >" .. proc.quote(pidfile) .. "; wait $!; echo $? >" .. proc.quote(codefile)) .. " &")
+    local pid = tonumber(wait_for(function () return whole_line(pidfile) end, "the pid"))
+    wait_for(function () return (proc.read_file(out) or ""):find("Once upon", 1, true) end, "the reply to stream")
+    assert(proc.sh("kill -INT " .. pid))
+    assert.equal("130", wait_for(function () return whole_line(codefile) end, "the exit"))
+    assert.matches("\n%[canceled%]\n$", proc.read_file(out))
+    assert.equal(1, srv:stats().requests_total)
+    local entries = logs()
+    assert.same({ 1, "canceled" }, { #entries, entries[1].status })
+  end)
+end)
