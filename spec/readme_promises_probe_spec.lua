@@ -353,3 +353,37 @@ describe("README promises of aigc chat fed by a pipe", function ()
     assert.same({ 1, "canceled" }, { #entries, entries[1].status })
   end)
 end)
+
+-- README (Moderation, Embeddings): "A reply without one result per input
+-- ... is an error of kind "parse"", "A reply without one embedding per
+-- input ... is an error of kind "parse"". Fewer were run; here more (a
+-- server answering for an input it was not sent).
+describe("README promises of one result per input", function ()
+  local SERVER = [[
+    local oneshot = require "oneshot"
+    local server = oneshot.listen()
+    local bodies = {
+      '{"id":"m","model":"m","results":[{"flagged":false},{"flagged":false},{"flagged":true}]}',
+      '{"object":"list","data":[{"index":0,"embedding":[1]},{"index":1,"embedding":[2]},{"index":2,"embedding":[3]}]}',
+    }
+    for _, body in ipairs(bodies) do
+      local c = oneshot.read_request(server)
+      c:send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " .. #body
+             .. "\r\nConnection: close\r\n\r\n" .. body)
+      c:close()
+    end
+  ]]
+
+  it("more results or embeddings than inputs: kind parse, not a flagged reply or an extra vector", function ()
+    local port, child = oneshot.start(SERVER)
+    local c = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0, timeout = 20 }
+    local res, err = c:moderate { input = { "a", "b" } }
+    assert.is_nil(res)
+    assert.same({ "parse", "the reply has 3 result(s) for 2 input(s)" }, { err.kind, err.message })
+    res, err = c:embeddings { input = { "a", "b" }, encoding_format = "float" }
+    assert.is_nil(res)
+    assert.same({ "parse", "the reply has 3 embedding(s) for 2 input(s)" }, { err.kind, err.message })
+    c:close()
+    child:wait(10)
+  end)
+end)
