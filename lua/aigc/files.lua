@@ -261,15 +261,17 @@ local function source_of (file)
     end
     return { size = size, close = function () fh:close() end, take = function (max) return fh:read(max) end }
   end
-  local held, fn = "", file.reader
+  -- (the reader's string is read from `at` on: cutting its rest off at each
+  -- take copied it again, time as the square of a big string's size)
+  local held, at, fn = "", 1, file.reader
   return { size = file.size, close = function () end, take = function (max)
-    if held == "" then
-      held = fn()
+    if at > #held then
+      held, at = fn(), 1
       if held == nil or held == "" then held = "" return nil end
       if type(held) ~= "string" then error("params.file.reader returned " .. type(held) .. ", not a string", 0) end
     end
-    local out = held:sub(1, max)
-    held = held:sub(max + 1)
+    local out = held:sub(at, at + max - 1)
+    at = at + #out
     return out
   end }
 end
@@ -360,7 +362,7 @@ local function upload_parts (self, submit, ctx, params, name, part_size)
     perr.upload_id = up.id
     perr.message = "upload " .. up.id .. " (cancelled): " .. tostring(perr.message)
   end
-  return nil, perr
+  return nil, util.scrub(self, perr)   -- (the id is the server's: it may echo the key)
 end
 
 local function parts_call (self, submit, fname, params)
