@@ -117,3 +117,113 @@ describe("audit probes against the bundled server", function ()
     assert.is_true(copied < 2 * size, "string.sub made " .. copied .. " bytes for " .. size)
   end)
 end)
+
+-- The Responses stream now gives its response.failed and "error" events to
+-- the stream callback before it fails the call (request.c handle_event):
+-- whatever that callback does there (close the client, cancel, raise,
+-- collect the request, start another call), the call ends once, one way.
+describe("audit: a Responses failure event delivered to a callback that does anything", function ()
+  local srv, client
+
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+  before_each(function ()
+    srv:reset()
+    client = aigc.client { base_url = srv.base_url, api_key = KEY, model = "aigc-dev", max_retries = 0, timeout = 60 }
+  end)
+  after_each(function () client:close() end)
+
+  local FAULTS = { "failed-mid", "error-event" }
+
+  local function failing (ev)
+    return type(ev) == "table" and (ev.type == "response.failed" or ev.type == "error")
+  end
+
+  -- respond with `fault`, `on_fail(req_ref)` run by the callback at the failure event
+  local function run (fault, on_fail)
+    local seen, errors = 0, 0
+    client.error_handler = function () errors = errors + 1 end
+    local res, err = client:respond { input = "Hi there friend", headers = { ["x-aigc-fault"] = fault },
+      stream = function (_, ev)
+        if failing(ev) then
+          seen = seen + 1
+          on_fail(ev)
+        end
+      end }
+    return res, err, seen, errors
+  end
+
+  it("the callback raises: the call fails with its error, once; the key nowhere", function ()
+    for _, fault in ipairs(FAULTS) do
+      local res, err, seen = run(fault .. ",echo-key", function () error("mine", 0) end)
+      assert.is_nil(res)
+      assert.equal(1, seen)
+      assert.equal("callback", err.kind, fault)
+      assert.matches("mine", err.message)
+      assert.is_false(texts.contains(texts.all(err), KEY))
+    end
+  end)
+
+  it("the callback closes the client: the call ends closed, nothing after", function ()
+    for _, fault in ipairs(FAULTS) do
+      local res, err, seen = run(fault, function () client:close() end)
+      assert.is_nil(res)
+      assert.equal(1, seen)
+      assert.equal("canceled", err.kind, fault)
+      assert.equal("the client was closed", err.message)
+      client = aigc.client { base_url = srv.base_url, api_key = KEY, model = "aigc-dev", max_retries = 0 }
+    end
+  end)
+
+  it("the callback collects garbage and makes a blocking call (refused or served): the call fails with the server's error", function ()
+    for _, fault in ipairs(FAULTS) do
+      local inner_ok
+      local res, err, seen = run(fault, function ()
+        collectgarbage("collect")
+        inner_ok = pcall(client.respond, client, { input = "inner" })
+        collectgarbage("collect")
+      end)
+      assert.is_nil(res)
+      assert.equal(1, seen)
+      assert.equal("api", err.kind, fault)
+      assert.is_true(inner_ok)
+      assert.is_table(err.partial)
+    end
+  end)
+
+  it("the callback cancels its own call and drops the last reference to it: canceled, its reason", function ()
+    for _, fault in ipairs(FAULTS) do
+      local fut
+      fut = client:respond_async { input = "Hi", headers = { ["x-aigc-fault"] = fault },
+        stream = function (_, ev)
+          if failing(ev) and fut then
+            fut:cancel("enough")
+            fut = nil
+            collectgarbage("collect")
+          end
+        end }
+      local mine = fut
+      local res, err = mine:wait()
+      assert.is_nil(res)
+      assert.equal("canceled", err.kind, fault)
+      assert.equal("enough", err.message)
+    end
+  end)
+
+  it("in a task, the callback yields (refused) or the task is canceled: one end each", function ()
+    for _, fault in ipairs(FAULTS) do
+      local out = {}
+      client:spawn(function ()
+        local res, err = client:respond { input = "Hi", headers = { ["x-aigc-fault"] = fault },
+          stream = function (_, ev) if failing(ev) then coroutine.yield() end end }
+        out.res, out.err = res, err
+        out.done = true
+      end)
+      local frames = 0
+      while not out.done and frames < 2000 do client:step(0.01) frames = frames + 1 end
+      assert.is_true(out.done, fault)
+      assert.is_nil(out.res)
+      assert.equal("callback", out.err.kind)
+    end
+  end)
+end)
