@@ -227,3 +227,72 @@ describe("audit: a Responses failure event delivered to a callback that does any
     end
   end)
 end)
+
+-- An upload fed by a function with a size holds its last byte back until
+-- the reader says it ended (body.c): the reader is asked once more, from
+-- the loop. Whatever it does on that extra ask, the call ends once.
+describe("audit: the extra ask of a sized upload reader", function ()
+  local srv, client
+
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+  before_each(function ()
+    srv:reset()
+    client = aigc.client { base_url = srv.base_url, api_key = KEY, max_retries = 0, timeout = 60 }
+  end)
+  after_each(function () client:close() end)
+
+  -- files_upload_async of 4 bytes; at the reader's 2nd call `extra(req)`
+  local function upload (extra)
+    local calls, req = 0, nil
+    req = client:files_upload_async { purpose = "batch", file = { filename = "x.jsonl", size = 4,
+      reader = function ()
+        calls = calls + 1
+        if calls == 1 then return "abcd" end
+        return extra(req)
+      end } }
+    local frames = 0
+    while (req:status() == "queued" or req:status() == "running") and frames < 4000 do
+      client:step(0.02)
+      frames = frames + 1
+    end
+    local res, err = req:wait()
+    return res, err, calls
+  end
+
+  it("raises: the call fails with its error (kind io or callback), the key nowhere", function ()
+    local res, err, calls = upload(function () error("reader broke " .. KEY, 0) end)
+    assert.is_nil(res)
+    assert.equal(2, calls)
+    assert.matches("reader broke", err.message)
+    assert.is_false(texts.contains(texts.all(err), KEY))
+  end)
+
+  it("cancels its own request and collects garbage: canceled, its reason", function ()
+    local res, err, calls = upload(function (req)
+      req:cancel("no more")
+      collectgarbage("collect")
+      return nil
+    end)
+    assert.is_nil(res)
+    assert.equal(2, calls)
+    assert.equal("canceled", err.kind)
+    assert.equal("no more", err.message)
+  end)
+
+  it("closes the client: canceled, closed", function ()
+    local res, err, calls = upload(function () client:close() return nil end)
+    assert.is_nil(res)
+    assert.equal(2, calls)
+    assert.equal("canceled", err.kind)
+    assert.equal("the client was closed", err.message)
+  end)
+
+  it("ends (nil) after a garbage collection: the file is whole", function ()
+    local res, err, calls = upload(function () collectgarbage("collect") return nil end)
+    assert(res, err)
+    assert.equal(2, calls)
+    assert.equal(4, res.bytes)
+    assert.equal("abcd", assert(client:files_content(res.id)).body)
+  end)
+end)
