@@ -83,6 +83,43 @@ describe("audit probes against a raw server", function ()
     assert.matches("^upload upload_%[redacted%] %(cancelled%): ", err.message)
     assert.equal("upload_[redacted]", err.upload_id)
   end)
+
+  -- a valid UTF-8 message: aigc.json.encode (as a log in JSON) refuses any other
+  local function encodable (s)
+    local ok, why = pcall(aigc.json.encode, s)
+    return ok, why
+  end
+
+  it("a stream event's type quoted in a message is cut at a character, not inside one (valid UTF-8)", function ()
+    local cjk = string.rep(string.char(230, 151, 165), 40)   -- 日 x 40
+    local function ev (t) return "data: " .. cjson.encode(t) .. "\n\n" end
+    for pad = 0, 2 do
+      local body = ev { type = "response.created", sequence_number = 0,
+                        response = { id = "r", status = "in_progress", output = {} } }
+                   .. ev { type = "response." .. string.rep("a", pad) .. cjk, sequence_number = 7 }
+      serve { ["POST /v1/responses"] = { ctype = "text/event-stream", body = body } }
+      local res, err = client:respond { input = "x", stream = function () end }
+      assert.is_nil(res)
+      assert.equal("stream", err.kind)
+      assert.matches("events are missing", err.message)
+      assert.is_true(encodable(err.message), pad)
+      assert.is_true(encodable(tostring(err)), pad)
+    end
+  end)
+
+  it("a FastAPI validation message over 400 bytes is cut at a character, not inside one", function ()
+    for pad = 0, 2 do
+      local msg = string.rep("b", pad) .. string.rep(string.char(230, 151, 165), 200)
+      local loc = string.rep(string.char(195, 169), 30)   -- e-acute x 30, over 40 bytes
+      serve { ["POST /v1/chat/completions"] = { status = 422,
+        body = cjson.encode { detail = { { msg = msg, loc = { "body", loc } } } } } }
+      local res, err = client:chat { messages = { { role = "user", content = "x" } } }
+      assert.is_nil(res)
+      assert.equal(422, err.status)
+      assert.truthy(err.message:find(string.char(230, 151, 165), 1, true))
+      assert.is_true(encodable(err.message), pad)
+    end
+  end)
 end)
 
 describe("audit probes against the bundled server", function ()

@@ -65,6 +65,20 @@ void aigc_response_add_partial (lua_State *L, aigc_request *r) {
   lua_setfield(L, -2, "partial");
 }
 
+/*
+** How many bytes of s[0..len) to quote when at most max are: a cut in the
+** middle of a UTF-8 character would put invalid UTF-8 in err.message (which
+** JSON encoders and LOVE's print refuse), so it backs off to the
+** character's start.
+*/
+static size_t utf8_prefix (const char *s, size_t len, size_t max) {
+  if (len <= max)
+    return len;
+  while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
+    max--;
+  return max;
+}
+
 /* Pushes a new error whose message is built from a server string, scrubbed. */
 static void new_error_scrubbed (lua_State *L, aigc_request *r, const char *kind,
                                 const char *msg, size_t len) {
@@ -130,12 +144,12 @@ static void copy_first_detail (lua_State *L, aigc_request *r, const aigc_json_va
   loc = aigc_json_get(&d->u.items[0], "loc");
   if (msg == NULL || msg->type != AIGC_JSON_STRING)
     return;
-  n = (size_t)snprintf(text, sizeof text, "%.*s", (int)(msg->len < 400 ? msg->len : 400), msg->u.s);
+  n = (size_t)snprintf(text, sizeof text, "%.*s", (int)utf8_prefix(msg->u.s, msg->len, 400), msg->u.s);
   for (i = 0; loc != NULL && loc->type == AIGC_JSON_ARRAY && i < loc->len && n < sizeof text - 64; i++) {
     const aigc_json_value *part = &loc->u.items[i];
     const char *sep = parts == 0 ? " (" : ".";
     if (part->type == AIGC_JSON_STRING)
-      n += (size_t)snprintf(text + n, sizeof text - n, "%s%.*s", sep, (int)(part->len < 40 ? part->len : 40),
+      n += (size_t)snprintf(text + n, sizeof text - n, "%s%.*s", sep, (int)utf8_prefix(part->u.s, part->len, 40),
                             part->u.s);
     else if (part->type == AIGC_JSON_INT)
       n += (size_t)snprintf(text + n, sizeof text - n, "%s%lld", sep, (long long)part->u.i);
@@ -1077,7 +1091,7 @@ static int responses_event (lua_State *L, aigc_request *r, const char *type, siz
     char msg[300];
     snprintf(msg, sizeof msg, "%s (%.*s): %s", rc == AIGC_RACCUM_SEQUENCE
              ? "the stream lost its order" : "unexpected stream event",
-             t != NULL ? (int)(len > 80 ? 80 : len) : 7, t != NULL ? t : "no type", r->raccum.error);
+             t != NULL ? (int)utf8_prefix(t, len, 80) : 7, t != NULL ? t : "no type", r->raccum.error);
     new_error_scrubbed(L, r, rc == AIGC_RACCUM_SEQUENCE ? "stream" : "parse", msg, strlen(msg));
   }
   aigc_response_add_partial(L, r);
