@@ -84,6 +84,24 @@ describe("audit probes against a raw server", function ()
     assert.equal("upload_[redacted]", err.upload_id)
   end)
 
+  it("files_upload_parts of a directory: an io error naming it, no request (not the server's 400 on bytes = 2^63-1)",
+     function ()
+    serve {}   -- (any request: 404 "no route")
+    local res, err = client:files_upload_parts { purpose = "batch", file = dir }
+    assert.is_nil(res)
+    assert.equal("io", err.kind)
+    assert.equal("params.file: " .. dir .. ": not a regular file", err.message)
+  end)
+
+  it("files_upload_parts with file.size = inf: misuse naming params.file (not a params.bytes the user never wrote)",
+     function ()
+    local ok, msg = pcall(client.files_upload_parts, client, { purpose = "batch", filename = "a.jsonl",
+      file = { size = math.huge, reader = function () return nil end } })
+    assert.is_false(ok)
+    assert.matches("bad argument #1 to 'files_upload_parts' (params.file: a path or {reader = fn, size = bytes} "
+                   .. "expected", msg, 1, true)
+  end)
+
   -- a valid UTF-8 message: aigc.json.encode (as a log in JSON) refuses any other
   local function encodable (s)
     local ok, why = pcall(aigc.json.encode, s)

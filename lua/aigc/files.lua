@@ -254,8 +254,13 @@ local function source_of (file)
   if type(file) == "string" then
     local fh, why = io.open(file, "rb")
     if not fh then return nil, media_call.io_error("params.file: " .. tostring(why)) end
+    -- (a directory opens on Linux, and on ext4 seeks to an "end" of 2^63 - 1:
+    -- reading is what fails, with EISDIR; at the end of a file, no error)
     local size = fh:seek("end")
-    if not size or not fh:seek("set") then   -- (a directory opens on Linux)
+    local at0 = size and fh:seek("set")
+    local rerr
+    if at0 then rerr = select(2, fh:read(0)) end
+    if not size or not at0 or rerr then
       fh:close()
       return nil, media_call.io_error("params.file: " .. file .. ": not a regular file")
     end
@@ -327,7 +332,8 @@ local function parts_params (fname, params)
   if type(params) ~= "table" then argerror(fname, 1, expected("table", params)) end
   local file = params.file
   if type(file) ~= "string" and (type(file) ~= "table" or not check.is_callable(file.reader)
-     or type(file.size) ~= "number" or file.size < 0 or file.size ~= math.floor(file.size)) then
+     or type(file.size) ~= "number" or file.size < 0 or file.size ~= math.floor(file.size)
+     or file.size == math.huge) then
     field_error(fname, 1, "params.file", expected("a path or {reader = fn, size = bytes}", file))
   end
   if type(params.purpose) ~= "string" then
