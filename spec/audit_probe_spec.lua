@@ -153,6 +153,21 @@ describe("audit probes against a raw server", function ()
     end
   end)
 
+  it("a stream event's type that echoes the key, or holds controls, is quoted scrubbed and escaped", function ()
+    local function ev (t) return "data: " .. cjson.encode(t) .. "\n\n" end
+    local body = ev { type = "response.created", sequence_number = 0,
+                      response = { id = "r", status = "in_progress", output = {} } }
+                 .. ev { type = "response." .. KEY .. string.char(27) .. "]0;x" .. string.char(7), sequence_number = 9 }
+    serve { ["POST /v1/responses"] = { ctype = "text/event-stream", body = body } }
+    local res, err = client:respond { input = "x", stream = function () end }
+    assert.is_nil(res)
+    assert.equal("stream", err.kind)
+    assert.is_false(texts.contains(texts.all(err), KEY))
+    assert.is_false(texts.contains(tostring(err), KEY))
+    assert.is_nil(err.message:find("[%c]"))
+    assert.matches("(response.[redacted]\\27]0;x\\7)", err.message, 1, true)
+  end)
+
   it("a FastAPI validation message over 400 bytes is cut at a character, not inside one", function ()
     for pad = 0, 2 do
       local msg = string.rep("b", pad) .. string.rep(string.char(230, 151, 165), 200)
