@@ -194,6 +194,22 @@ describe("audit probes against the bundled server", function ()
   end)
   after_each(function () client:close() end)
 
+  it("files_upload_parts of a path that grows during the upload: says so (not a params.file.reader never given)",
+     function ()
+    local path = os.tmpname()
+    cli.write(path, string.rep("a", 1000))
+    local fut = client:files_upload_parts_async { purpose = "batch", file = path, filename = "g.jsonl", part_size = 400 }
+    local fh = assert(io.open(path, "ab"))
+    fh:write(string.rep("b", 5000))   -- (past what a first read may have buffered)
+    fh:close()
+    local res, err = fut:wait()
+    os.remove(path)
+    assert.is_nil(res)
+    assert.equal("io", err.kind)
+    assert.matches("(cancelled): params.file: " .. path .. " grew during the upload (1000 bytes when it began)",
+                   err.message, 1, true)
+  end)
+
   it("files_upload_parts: a reader's big string is read on, not copied again at each piece (linear)", function ()
     local size = 8 * 1024 * 1024
     local data = string.rep("x", size)

@@ -264,7 +264,8 @@ local function source_of (file)
       fh:close()
       return nil, media_call.io_error("params.file: " .. file .. ": not a regular file")
     end
-    return { size = size, close = function () fh:close() end, take = function (max) return fh:read(max) end }
+    return { size = size, close = function () fh:close() end, take = function (max) return fh:read(max) end,
+             more = "params.file: " .. file .. " grew during the upload (" .. size .. " bytes when it began)" }
   end
   -- (the reader's string is read from `at` on: cutting its rest off at each
   -- take copied it again, time as the square of a big string's size)
@@ -318,7 +319,7 @@ local function send_parts (self, submit, ctx, src, base, part_size, md5)
     left = left - n
   end
   if src.take(1) then   -- (as an upload fed by a function: more than its size is no success)
-    return nil, media_call.io_error("params.file.reader gave more bytes than its size (" .. src.size .. ")")
+    return nil, media_call.io_error(src.more or "params.file.reader gave more bytes than its size (" .. src.size .. ")")
   end
   -- (core.array: an empty file has no part, and an empty table is sent as {})
   return post(self, submit, ctx, base .. "/complete", { part_ids = core.array(ids), md5 = md5 })
