@@ -198,7 +198,8 @@ describe("audit probes against the bundled server", function ()
      function ()
     local path = os.tmpname()
     cli.write(path, string.rep("a", 1000))
-    local fut = client:files_upload_parts_async { purpose = "batch", file = path, filename = "g.jsonl", part_size = 400 }
+    local fut = client:files_upload_parts_async { purpose = "batch", file = path, filename = "g.jsonl",
+                                                  part_size = 400 }
     local fh = assert(io.open(path, "ab"))
     fh:write(string.rep("b", 5000))   -- (past what a first read may have buffered)
     fh:close()
