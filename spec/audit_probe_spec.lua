@@ -64,6 +64,11 @@ describe("audit probes against a raw server", function ()
     cli.rmdir(dir)
   end)
   local function serve (routes) cli.write(routes_path, cjson.encode(routes)) end
+  -- a valid UTF-8 message: aigc.json.encode (as a log in JSON) refuses any other
+  local function encodable (s)
+    local ok, why = pcall(aigc.json.encode, s)
+    return ok, why
+  end
 
   before_each(function ()
     client = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", model = "aigc-dev", api_key = KEY,
@@ -130,11 +135,34 @@ describe("audit probes against a raw server", function ()
     assert.is_true(grew < 20 * 1024, "the call allocated " .. math.floor(grew) .. " KB")
   end)
 
-  -- a valid UTF-8 message: aigc.json.encode (as a log in JSON) refuses any other
-  local function encodable (s)
-    local ok, why = pcall(aigc.json.encode, s)
-    return ok, why
-  end
+  it("a failed batch's megabyte error message is quoted bounded in each case's error, cut at a character", function ()
+    local big = "bad input " .. string.rep(string.char(230, 151, 165), 400000)   -- 1.2 MB
+    local failed = { body = cjson.encode { id = "batch_f", status = "failed",
+                                           errors = { data = { { message = big, line = 1 } } } } }
+    serve { ["POST /v1/files"] = { body = '{"id":"file-1","object":"file","purpose":"batch"}' },
+            ["POST /v1/batches"] = failed, ["GET /v1/batches/"] = failed }
+    local cases = {}
+    for i = 1, 3 do cases[i] = { id = "c" .. i, messages = { { role = "user", content = "Hi" } } } end
+    local summary = assert(require("aigc.runner").run { client = client, backend = "batch", batch_interval = 0.02,
+                                                         cases = cases })
+    local n = 0
+    for _, r in pairs(summary.results) do
+      n = n + 1
+      assert.is_false(r.ok)
+      local m = r.error.message
+      assert.matches("^batch batch_f ended failed without this case %(input line 1: bad input ", m)
+      assert.is_true(#m < 1000, #m)
+      assert.is_true(encodable(m))
+    end
+    assert.equal(3, n)
+    local res, err = require("aigc.batch").run(client, { { custom_id = "a", body = {
+      messages = { { role = "user", content = "x" } } } } }, { interval = 0.02 })
+    assert.is_nil(res)
+    assert.matches("^batch batch_f failed %(input line 1: bad input ", err.message)
+    assert.is_true(#err.message < 1000, #err.message)
+    assert.equal(big, err.errors.data[1].message)   -- (the batch's own list: whole)
+  end)
+
 
   it("a stream event's type quoted in a message is cut at a character, not inside one (valid UTF-8)", function ()
     local cjk = string.rep(string.char(230, 151, 165), 40)   -- 日 x 40

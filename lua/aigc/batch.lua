@@ -614,14 +614,24 @@ end
 -- Why a batch ended without doing everything, from its `errors` (a
 -- failed batch's: the input's faults, with their lines), or "": without
 -- it every case of a failed batch said only "ended failed".
+-- The server's message is quoted up to WHY_MAX bytes (cut at a character):
+-- whole, a message of a megabyte went into every case's error (50,000 cases
+-- of a run: 50 GB); the whole list stays in the batch's `errors`.
+local WHY_MAX = 400
 local function why_over (b)
   local list = type(b.errors) == "table" and type(b.errors.data) == "table" and b.errors.data or {}
   local first = list[1]
   if type(first) ~= "table" or type(first.message) ~= "string" then return "" end
+  local message = first.message
+  if #message > WHY_MAX then
+    local n = WHY_MAX
+    while n > 0 and message:byte(n + 1) >= 128 and message:byte(n + 1) < 192 do n = n - 1 end
+    message = message:sub(1, n) .. "..."
+  end
   local line = tonumber(first.line)
   if line and (line ~= math.floor(line) or line < 0 or line > 2^53) then line = nil end
   return string.format(" (%s%s%s)", line and "input line " .. string.format("%d", line) .. ": " or "",
-                       first.message, #list > 1 and string.format("; and %d more", #list - 1) or "")
+                       message, #list > 1 and string.format("; and %d more", #list - 1) or "")
 end
 
 -- What a caller of `run` is told of batch `id` that it stopped waiting for.
