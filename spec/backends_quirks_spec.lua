@@ -37,6 +37,8 @@ local SERVER = [=[
     -- a JSON reply labelled as an event stream
     ["sglang"] = { 200, SSE, text(0, "Hel") .. text(0, "lo", '"stop"') .. "data: [DONE]\n\n" },
     ["sglang-cut"] = { 200, SSE, text(0, "Hel") },
+    -- the same whose first bytes are a blank line, sent on their own (the events follow 0.3 s later)
+    ["sglang-blank-first"] = { 200, SSE, text(0, "Hel") .. text(0, "lo", '"stop"') .. "data: [DONE]\n\n", nil, nil, "\n" },
     ["json-as-sse"] = { 200, SSE, '\n{"id":"j1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}]}' },
     -- a gateway's error (or a whole reply) as plain JSON under text/event-stream, to a stream
     ["sse-label-error"] = { 200, SSE, '{"error":{"message":"quota exceeded for this key","type":"insufficient_quota","code":"insufficient_quota"}}' },
@@ -62,8 +64,15 @@ local SERVER = [=[
     local model = body:match('"model":"([^"]*)"')
     if model == "quit" then c:close(); break end
     local case = CASES[model] or { 404, J, '{"error":{"message":"no such case"}}' }
-    c:send("HTTP/1.1 " .. case[1] .. " X\r\nContent-Type: " .. case[2] .. "\r\nConnection: close\r\n" .. (case[5] or "")
-      .. (case[4] and ("Content-Length: " .. (#case[3] + case[4]) .. "\r\n") or "") .. "\r\n" .. case[3])
+    local head = "HTTP/1.1 " .. case[1] .. " X\r\nContent-Type: " .. case[2] .. "\r\nConnection: close\r\n"
+      .. (case[5] or "") .. (case[4] and ("Content-Length: " .. (#case[3] + case[4]) .. "\r\n") or "") .. "\r\n"
+    if case[6] then   -- (a first piece on its own: the client's first read holds only it)
+      c:send(head .. case[6])
+      require("socket").sleep(0.3)
+      c:send(case[3])
+    else
+      c:send(head .. case[3])
+    end
     c:close()
   end
 ]=]
@@ -230,6 +239,12 @@ describe("real servers' streams", function ()
                                 require_done = false }
       res, err = lax:complete { model = "tgi-completion", prompt = "x" }
       lax:close()
+      assert.is_nil(err)
+      assert.equal("Hello", res.text)
+    end)
+
+    it("give the reply when their first bytes, read on their own, are a blank line", function ()
+      local res, err = chat("sglang-blank-first")
       assert.is_nil(err)
       assert.equal("Hello", res.text)
     end)

@@ -325,9 +325,12 @@ static void decide_mode (aigc_request *r, const char *first, size_t n) {
   if (!r->stream) {
     /* (servers whose "stream" defaults to true, or that ignore it:
        mini-sglang; their chunks, accumulated, are the reply. A body that
-       starts as JSON, or with blanks only so far, stays JSON.) */
+       starts as JSON stays JSON. Blanks only so far decide nothing: the
+       next bytes do, and the blanks mean nothing either way.) */
     r->sse = (r->kind == AIGC_KIND_CHAT || r->kind == AIGC_KIND_COMPLETION) && ct != NULL
-             && strstr(ct, "event-stream") != NULL && c != 0 && c != '{' && c != '[';
+             && strstr(ct, "event-stream") != NULL && c != '{' && c != '[';
+    if (r->sse && c == 0)
+      r->sse = r->mode_decided = 0;
     return;
   }
   if (ct != NULL && strstr(ct, "event-stream") != NULL)
