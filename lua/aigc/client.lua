@@ -123,7 +123,7 @@ end
 --  - `cassette = { path =, mode = "record" | "replay" | "auto" }`: see `aigc.cassette`
 --  - Azure OpenAI: `azure = true`, `endpoint` (`$AZURE_OPENAI_ENDPOINT`),
 --    `api_version` (`$OPENAI_API_VERSION`), `api_key` (`$AZURE_OPENAI_API_KEY`)
---    or `azure_ad_token`; `model` names the deployment (of chat, completions,
+--    or `azure_ad_token` (`$AZURE_OPENAI_AD_TOKEN`, first); `model` names the deployment (of chat, completions,
 --    embeddings, images generations and edits, audio: the SDKs' list).
 -- @treturn aigc.client
 -- @usage
@@ -213,12 +213,17 @@ end
 -- Azure's deployment paths; the name of the user's call.
 local function call_opts (self, api, params, path, fname, argn, body_opts)
   local opts = { path = path, fname = fname, arg = argn }   -- (the core's misuse errors name the user's call)
-  if self._azure and (api == "chat" or api == "completion" or AZURE_DEPLOYMENT_PATHS[path]) then
-    local model = deployment_of(self, params, body_opts)
-    if type(model) ~= "string" then
-      field_error(fname, 1, "params.model", "Azure OpenAI needs a model: the deployment name")
+  local azure = self._azure
+  if azure and (api == "chat" or api == "completion" or AZURE_DEPLOYMENT_PATHS[path]) then
+    local deployment = azure.deployment   -- (the base URL's, as written there, whatever the call's model)
+    if deployment == nil then
+      local model = deployment_of(self, params, body_opts)
+      if type(model) ~= "string" then
+        field_error(fname, 1, "params.model", "Azure OpenAI needs a model: the deployment name")
+      end
+      deployment = urlencode(model)
     end
-    opts.path = "/deployments/" .. urlencode(model) .. (path or DEFAULT_PATH[api])
+    opts.path = "/deployments/" .. deployment .. (path or DEFAULT_PATH[api])
   end
   if self._no_stream_usage then opts.stream_usage = false end
   if params.headers ~= nil or params.extra_headers ~= nil or params.idempotency_key ~= nil or self._idempotency then

@@ -45,11 +45,12 @@ function M.azure_v1 (base_url)
   return base_url:match("^[^?]*"):gsub("/+$", ""):find("/openai/v1$") ~= nil
 end
 
--- Where requests go: (azure, base_url, api_key, query) from the options
--- and the environment.
+-- Where requests go: (azure, base_url, api_key, query, ad_token) from the
+-- options and the environment.
 local function endpoint_of (opts)
   local azure = opts.azure or opts.provider == "azure"
   local base_url, api_key, from = opts.base_url, opts.api_key, "opts.base_url"
+  local ad_token = azure and opts.azure_ad_token or nil
   local query = {}
   if azure then
     local endpoint = opts.endpoint or env("AZURE_OPENAI_ENDPOINT")
@@ -60,7 +61,11 @@ local function endpoint_of (opts)
       local host_part, endpoint_query = endpoint:match("^([^?]*)(%?.*)$")   -- ("/openai" before any query)
       base_url, from = (host_part or endpoint):gsub("/+$", "") .. "/openai" .. (endpoint_query or ""), "opts.endpoint"
     end
-    if api_key == nil then api_key = env("AZURE_OPENAI_API_KEY") end
+    -- no credential given: $AZURE_OPENAI_AD_TOKEN, else $AZURE_OPENAI_API_KEY (openai-python's order)
+    if api_key == nil and ad_token == nil then
+      ad_token = env("AZURE_OPENAI_AD_TOKEN")
+      if ad_token == nil then api_key = env("AZURE_OPENAI_API_KEY") end
+    end
     -- opts.api_version, else the one the base_url names (the portal's URL:
     -- the user wrote it), else $OPENAI_API_VERSION; Azure's v1 API
     -- (<endpoint>/openai/v1) takes none (a dated one is refused there)
@@ -99,7 +104,7 @@ local function endpoint_of (opts)
   if api_key ~= nil and api_key:find("[\r\n%z]") then
     field_error("client", 1, "opts.api_key", "contains CR, LF or NUL")
   end
-  return azure, (base_url:gsub("/+$", "")), api_key, query
+  return azure, (base_url:gsub("/+$", "")), api_key, query, ad_token
 end
 
 -- The client's secrets, scrubbed from errors and logs (with the
@@ -212,7 +217,7 @@ end
 
 -- The default headers, in order: (names, lines) with lower-case names as
 -- keys of lines ("Name: value"); names are merged case-insensitively.
-local function default_headers (opts, azure, api_key)
+local function default_headers (opts, azure, api_key, ad_token)
   local names, lines = {}, {}
   local function set (name, value)
     local key = name:lower()
@@ -222,8 +227,8 @@ local function default_headers (opts, azure, api_key)
   set("Accept", "application/json")
   set("Content-Type", "application/json")
   set("User-Agent", USER_AGENT)
-  if azure and opts.azure_ad_token then   -- (the token, not the key too: the SDKs send one of them)
-    set("Authorization", "Bearer " .. opts.azure_ad_token)
+  if ad_token then   -- (the token, not the key too: the SDKs send one of them)
+    set("Authorization", "Bearer " .. ad_token)
   elseif api_key ~= nil then
     if azure then set("api-key", api_key) else set("Authorization", "Bearer " .. api_key) end
   end
@@ -240,17 +245,27 @@ local function default_headers (opts, azure, api_key)
 end
 
 --- What a client's options give: `config` (for `core.engine`), `names`
--- and `lines` (the default headers), `query`, `azure_paths` (Azure, and a
--- base URL that names no deployment: calls add theirs), `old_azure` (an
+-- and `lines` (the default headers), `query`, `azure_paths` (Azure's
+-- deployment paths: `deployment`, the one the base URL named, else each
+-- call's model), `old_azure` (an
 -- api-version before stream_options).
 -- @tparam table opts the client's options, checked
 -- @param ext the hooks' part of the options (`hooks.split`)
 -- @treturn table
 function M.resolve (opts, ext)
-  local azure, base_url, api_key, query = endpoint_of(opts)
+  local azure, base_url, api_key, query, ad_token = endpoint_of(opts)
+  -- A base_url that names a deployment, as Azure's portal shows it: the
+  -- deployment endpoints go to it, the others (files, batches, responses,
+  -- models...) to the /openai above it, where Azure serves them (it answers
+  -- 404 at /deployments/<name>/files), as openai-python's azure_deployment
+  local deployment
+  if azure and not M.azure_v1(base_url) then
+    local root, name = base_url:match("^(.*)/deployments/([^/]+)$")
+    if root then base_url, deployment = root, name end
+  end
   local real_base_url = base_url   -- (a cassette may put its own server in between)
   base_url = hooks.base_url(ext, base_url)
-  local names, lines = default_headers(opts, azure, api_key)
+  local names, lines = default_headers(opts, azure, api_key, ad_token)
   local header_list, stream_list = {}, {}
   for _, key in ipairs(names) do
     if lines[key] then
@@ -263,7 +278,7 @@ function M.resolve (opts, ext)
   -- there go without the default one (and so without a usage chunk)
   local version = azure and query["api-version"]
   local old_azure = type(version) == "string" and version:find("^%d%d%d%d%-%d%d%-%d%d") and version < "2024-09-01"
-  local secrets = client_secrets(api_key, opts.azure_ad_token, real_base_url, query, opts.proxy)
+  local secrets = client_secrets(api_key, ad_token, real_base_url, query, opts.proxy)
   if opts.insecure and not insecure_warned then
     insecure_warned = true
     io.stderr:write("aigc: warning: insecure = true: TLS certificates and host names are NOT verified\n")
@@ -284,8 +299,7 @@ function M.resolve (opts, ext)
   end
   return {
     config = config, names = names, lines = lines, query = query, old_azure = old_azure,
-    -- (a base_url that names the deployment, as Azure's portal shows it, is not given a second one)
-    azure_paths = azure and not real_base_url:find("/deployments/[^/]+$") and not M.azure_v1(real_base_url) or nil,
+    azure_paths = azure and not M.azure_v1(real_base_url) and { deployment = deployment } or nil,
   }
 end
 

@@ -244,7 +244,7 @@ local function redact (v, secrets)
 end
 
 -- The variables a client takes its key from when given none.
-local ENV_KEYS = { "OPENAI_API_KEY", "AZURE_OPENAI_API_KEY" }
+local ENV_KEYS = { "OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_AD_TOKEN" }
 
 -- A function that scrubs one string: through the client's engine (aigc's
 -- own redaction, which knows every secret of the client, and with

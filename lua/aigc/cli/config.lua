@@ -230,7 +230,7 @@ function M.client_options (config, endpoint_name)
   end
   local key = opts.api_key or env("OPENAI_API_KEY")
   if key and not (e and e.no_key) then secrets[#secrets + 1] = key end
-  for _, v in ipairs { "AZURE_OPENAI_API_KEY" } do
+  for _, v in ipairs { "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_AD_TOKEN" } do
     if env(v) then secrets[#secrets + 1] = env(v) end
   end
   return opts, secrets, e, from

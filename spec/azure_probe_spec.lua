@@ -1,0 +1,151 @@
+-- Azure OpenAI as a client meets it: where each call goes (deployment
+-- paths or not, a base URL that names a deployment), which credential is
+-- sent (the key, an Entra ID token, from the options or the environment as
+-- openai-python reads them), and that no credential shows in an error.
+-- The requests are seen by a raw one-off server (spec/support/oneshot.lua)
+-- that records each request line and its headers: no aigc on its side.
+local aigc = require "aigc"
+local oneshot = require "oneshot"
+local luachild = require "luachild"
+
+-- The server: answers `arg[2]` requests, each by its path, and appends
+-- "<request line>\t<header>\t<header>..." to the file arg[1]. A path with
+-- "echo401" is answered 401 with the request's headers in the message (as
+-- some gateways echo them): what a client's error must not repeat.
+local SERVER = [=[
+  local oneshot = require "oneshot"
+  local out_path, n = arg[1], tonumber(arg[2])
+  local server = oneshot.listen()
+  server:settimeout(30)
+  local CHAT = '{"id":"c1","object":"chat.completion","created":1,"model":"dep","choices":[{"index":0,'
+    .. '"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}'
+  local function reply (line, heads)
+    if line:find("echo401") then
+      return "401 Unauthorized", '{"error":{"code":"401","message":"Access denied: '
+        .. table.concat(heads, " "):gsub('[\\"]', "") .. '"}}'
+    elseif line:find("^POST [^ ]*/files") then
+      return "200 OK", '{"id":"file-1","object":"file","bytes":10,"created_at":1,"filename":"b.jsonl",'
+        .. '"purpose":"batch","status":"processed"}'
+    elseif line:find("/batches") then
+      return "200 OK", '{"id":"batch_1","object":"batch","endpoint":"/chat/completions","input_file_id":"file-1",'
+        .. '"completion_window":"24h","status":"in_progress","created_at":1,'
+        .. '"request_counts":{"total":1,"completed":0,"failed":0}}'
+    elseif line:find("/embeddings") then
+      return "200 OK", '{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.5]}],"model":"dep"}'
+    elseif line:find("/files") or line:find("/models") then
+      return "200 OK", '{"object":"list","data":[],"has_more":false}'
+    elseif line:find("/responses") then
+      return "200 OK", '{"id":"resp_1","object":"response","created_at":1,"status":"completed","model":"dep",'
+        .. '"output":[]}'
+    end
+    return "200 OK", CHAT
+  end
+  for _ = 1, n do
+    local c = assert(server:accept())
+    c:settimeout(10)
+    local first = assert(c:receive("*l"))
+    local heads, len = {}, 0
+    while true do
+      local l = assert(c:receive("*l"))
+      if l == "" then break end
+      heads[#heads + 1] = l
+      len = tonumber(l:match("^[Cc]ontent%-[Ll]ength: *(%d+)")) or len
+    end
+    if len > 0 then c:receive(len) end
+    local f = assert(io.open(out_path, "ab"))
+    f:write(first, "\t", table.concat(heads, "\t"), "\n")
+    f:close()
+    local status, body = reply(first, heads)
+    c:send("HTTP/1.1 " .. status .. "\r\nContent-Type: application/json\r\nContent-Length: " .. #body
+           .. "\r\nConnection: close\r\n\r\n" .. body)
+    c:close()
+  end
+]=]
+
+-- Starts the server for `n` requests: its URL, and a function that waits
+-- for it and gives what it received ({ line =, headers = { lower name = value } } each).
+local function capture (n)
+  local out = os.tmpname()
+  local port, child = oneshot.start(SERVER, { out, tostring(n) })
+  local function finish ()
+    child:wait(40)
+    local seen = {}
+    local f = io.open(out, "rb")
+    for l in (f and f:lines() or function () end) do
+      local fields = {}
+      for field in l:gmatch("[^\t]+") do fields[#fields + 1] = field end
+      local h = {}
+      for i = 2, #fields do
+        local k, v = fields[i]:match("^([^:]+):%s*(.-)%s*$")
+        if k then h[k:lower()] = v end
+      end
+      seen[#seen + 1] = { line = fields[1], headers = h }
+    end
+    if f then f:close() end
+    os.remove(out)
+    return seen
+  end
+  return "http://127.0.0.1:" .. port, finish
+end
+
+-- The request lines of what the server saw, without " HTTP/1.1".
+local function lines_of (seen)
+  local t = {}
+  for i, s in ipairs(seen) do t[i] = s.line:gsub(" HTTP/1%.1$", "") end
+  return t
+end
+
+describe("Azure OpenAI, as the server sees it", function ()
+  it("a base_url naming a deployment: its deployment calls go there, files, batches, responses and models "
+     .. "to the /openai above it (at /deployments/<name>/files Azure answers 404)", function ()
+    local url, finish = capture(7)
+    local c = aigc.client { azure = true, base_url = url .. "/openai/deployments/dep?api-version=2024-10-21",
+                            api_key = "azure-key-0123456789", max_retries = 0 }
+    assert(c:chat "Hi")
+    assert(c:embeddings { input = "x" })
+    assert(c:chat { model = "other", messages = { { role = "user", content = "Hi" } } })   -- (the URL's wins)
+    assert(c:files_list {})
+    assert(c:models())
+    assert(c:respond { model = "dep", input = "Hi" })
+    assert(aigc.batch.retrieve(c, "batch_1"))
+    c:close()
+    local q = "?api-version=2024-10-21"
+    assert.same({
+      "POST /openai/deployments/dep/chat/completions" .. q,
+      "POST /openai/deployments/dep/embeddings" .. q,
+      "POST /openai/deployments/dep/chat/completions" .. q,
+      "GET /openai/files" .. q,
+      "GET /openai/models" .. q,
+      "POST /openai/responses" .. q,
+      "GET /openai/batches/batch_1" .. q,
+    }, lines_of(finish()))
+  end)
+
+  it("$AZURE_OPENAI_AD_TOKEN, with no credential given, is sent as a Bearer token (before "
+     .. "$AZURE_OPENAI_API_KEY, as openai-python), and no error shows it", function ()
+    local url, finish = capture(3)
+    local r = luachild.run([[
+      local aigc = require "aigc"
+      local c = aigc.client { azure = true, endpoint = arg[1], api_version = "2024-10-21", model = "dep",
+                              max_retries = 0 }
+      assert(c:chat "Hi")
+      local _, err = c:request("GET", "/echo401")
+      io.write(tostring(err), "\n", tostring(c), "\n")
+      -- a key given wins over the variables (and is sent alone)
+      local k = aigc.client { azure = true, endpoint = arg[1], api_version = "2024-10-21", model = "dep",
+                              api_key = "given-key-0123456789", max_retries = 0 }
+      assert(k:chat "Hi")
+    ]], { args = { url }, env = { AZURE_OPENAI_AD_TOKEN = "entra-token-0123456789",
+                                  AZURE_OPENAI_API_KEY = "env-key-0123456789" } })
+    local seen = finish()
+    assert.equal(0, r.status, r.stderr)
+    assert.equal(3, #seen)
+    assert.equal("Bearer entra-token-0123456789", seen[1].headers.authorization)
+    assert.is_nil(seen[1].headers["api-key"])
+    assert.equal("Bearer entra-token-0123456789", seen[2].headers.authorization)   -- (the echo)
+    assert.matches("401", r.stdout, 1, true)   -- (the error came)
+    assert.is_nil(r.stdout:find("entra-token-0123456789", 1, true))
+    assert.equal("given-key-0123456789", seen[3].headers["api-key"])
+    assert.is_nil(seen[3].headers.authorization)
+  end)
+end)
