@@ -149,3 +149,51 @@ describe("Azure OpenAI, as the server sees it", function ()
     assert.is_nil(seen[3].headers.authorization)
   end)
 end)
+
+describe("Azure's azure_ad_token_provider (openai-python's: a token per request)", function ()
+  it("is called for each request, its token sent as Bearer, never the key of $AZURE_OPENAI_API_KEY too, "
+     .. "and no error shows it", function ()
+    local url, finish = capture(5)
+    local r = luachild.run([[
+      local aigc = require "aigc"
+      local n = 0
+      local c = aigc.client { azure = true, endpoint = arg[1], api_version = "2024-10-21", model = "dep",
+                              max_retries = 0,
+                              azure_ad_token_provider = function () n = n + 1 return "entra-token-000" .. n end }
+      assert(c:chat "Hi")
+      assert(c:files_list {})
+      assert(aigc.batch.retrieve(c, "batch_1"))   -- (a batch's poll)
+      local _, err = c:request("GET", "/echo401")
+      io.write(tostring(err), "\n", tostring(c), "\n")
+      -- the call's own Authorization wins (and the provider is still asked: the same rule for every call)
+      assert(c:chat { messages = { { role = "user", content = "Hi" } }, headers = { Authorization = "Bearer mine" } })
+      io.write("calls ", n, "\n")
+    ]], { args = { url }, env = { AZURE_OPENAI_API_KEY = "env-key-0123456789" } })
+    local seen = finish()
+    assert.equal(0, r.status, r.stderr)
+    assert.equal(5, #seen)
+    for i = 1, 4 do
+      assert.equal("Bearer entra-token-000" .. i, seen[i].headers.authorization)
+      assert.is_nil(seen[i].headers["api-key"])
+    end
+    assert.equal("GET /openai/batches/batch_1?api-version=2024-10-21 HTTP/1.1", seen[3].line)
+    assert.equal("Bearer mine", seen[5].headers.authorization)
+    assert.matches("401", r.stdout, 1, true)
+    assert.is_nil(r.stdout:find("entra-token-0004", 1, true))   -- (the echo's token: scrubbed)
+    assert.matches("calls 5", r.stdout, 1, true)
+  end)
+
+  it("a provider that gives no token, or one given with a key: misuse, named", function ()
+    local c = aigc.client { azure = true, endpoint = "http://127.0.0.1:9", api_version = "2024-10-21", model = "dep",
+                            max_retries = 0, azure_ad_token_provider = function () return nil end }
+    local ok, e = pcall(c.chat, c, "Hi")
+    assert.is_false(ok)
+    assert.matches("chat: opts.azure_ad_token_provider gave nil, not a token", tostring(e), 1, true)
+    c:close()
+    ok, e = pcall(aigc.client, { azure = true, endpoint = "http://127.0.0.1:9", api_version = "2024-10-21",
+                                 api_key = "k", azure_ad_token_provider = function () return "t" end })
+    assert.is_false(ok)
+    assert.matches("opts.azure_ad_token_provider: give one of api_key, azure_ad_token and azure_ad_token_provider",
+                   tostring(e), 1, true)
+  end)
+end)

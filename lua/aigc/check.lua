@@ -164,6 +164,7 @@ local CLIENT_OPTIONS = {
   error_handler = { type = "function" },
   azure = { type = "boolean" }, provider = { type = "string" }, endpoint = { type = "string" },
   api_version = { type = "string" }, azure_ad_token = { type = "string" },
+  azure_ad_token_provider = { type = "function" },
 }
 for _, name in ipairs { "timeout", "connect_timeout", "max_retries", "max_concurrency", "max_starts_per_step",
                        "max_bytes_per_step", "max_response_bytes", "max_json_values", "max_json_containers" } do

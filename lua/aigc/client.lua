@@ -123,7 +123,8 @@ end
 --  - `cassette = { path =, mode = "record" | "replay" | "auto" }`: see `aigc.cassette`
 --  - Azure OpenAI: `azure = true`, `endpoint` (`$AZURE_OPENAI_ENDPOINT`),
 --    `api_version` (`$OPENAI_API_VERSION`), `api_key` (`$AZURE_OPENAI_API_KEY`)
---    or `azure_ad_token` (`$AZURE_OPENAI_AD_TOKEN`, first); `model` names the deployment (of chat, completions,
+--    or `azure_ad_token` (`$AZURE_OPENAI_AD_TOKEN`, first), or `azure_ad_token_provider`
+--    (a function giving a token, called for each request); `model` names the deployment (of chat, completions,
 --    embeddings, images generations and edits, audio: the SDKs' list).
 -- @treturn aigc.client
 -- @usage
@@ -138,7 +139,8 @@ function M.new (opts)
   local engine = core.engine(s.config)
   local client = setmetatable({
     _azure = s.azure_paths, _engine = engine, _hnames = s.names, _hlines = s.lines, _query = s.query,
-    _no_stream_usage = s.old_azure or nil, _idempotency = opts.idempotency or nil, _log = opts.log, _typos = {},
+    _ad_token_provider = s.ad_token_provider, _no_stream_usage = s.old_azure or nil,
+    _idempotency = opts.idempotency or nil, _log = opts.log, _typos = {},
     --- The base URL requests go to (read-only).
     base_url = s.config.base_url,
     --- The default model (read-only).
@@ -158,12 +160,16 @@ end
 
 -- The headers of one call: the client's, merged with params.headers and
 -- params.extra_headers (aigc.null removes one), the Idempotency-Key, and
--- the stream's Accept. nil when they are the client's.
-local function call_headers (self, params)
+-- the stream's Accept; `token`: an Azure token for this call (the call's
+-- own Authorization wins). nil when they are the client's.
+local function call_headers (self, params, token)
   local h1, h2, key = params.headers, params.extra_headers, params.idempotency_key
-  if h1 == nil and h2 == nil and key == nil and not self._idempotency then return nil end
+  if h1 == nil and h2 == nil and key == nil and not self._idempotency and token == nil then return nil end
   local lines, names, extra = {}, self._hnames, {}
   for k, v in pairs(self._hlines) do lines[k] = v end
+  if token then
+    extra[1], lines.authorization = "authorization", "Authorization: Bearer " .. token
+  end
   for _, h in ipairs { h1 or false, h2 or false } do
     for name, value in pairs(h or {}) do
       local lower = name:lower()
@@ -209,6 +215,19 @@ local function deployment_of (self, params, body_opts)
   return model
 end
 
+-- An Azure client's token for a call, from its azure_ad_token_provider,
+-- called for each request as openai-python does (an Entra ID token lasts
+-- about an hour: a long run, a batch polled for a day, outlives one token).
+local function ad_token (self, fname)
+  local token = self._ad_token_provider()
+  if type(token) ~= "string" or token == "" or token:find("[\r\n%z]") then
+    util.raise(string_format("%s: opts.azure_ad_token_provider gave %s, not a token (a non-empty string "
+                             .. "without CR, LF or NUL)", fname, type(token) == "string" and "a bad string"
+                             or util.describe(token)))
+  end
+  return token
+end
+
 -- The per-call options the C core cannot know: merged headers and query,
 -- Azure's deployment paths; the name of the user's call.
 local function call_opts (self, api, params, path, fname, argn, body_opts)
@@ -226,8 +245,12 @@ local function call_opts (self, api, params, path, fname, argn, body_opts)
     opts.path = "/deployments/" .. deployment .. (path or DEFAULT_PATH[api])
   end
   if self._no_stream_usage then opts.stream_usage = false end
-  if params.headers ~= nil or params.extra_headers ~= nil or params.idempotency_key ~= nil or self._idempotency then
-    opts.headers = call_headers(self, params)   -- (most calls have none: no call)
+  local token = self._ad_token_provider and ad_token(self, fname)
+  if params.headers ~= nil or params.extra_headers ~= nil or params.idempotency_key ~= nil or self._idempotency
+     or token then
+    -- (most calls have none: no call; a token in a call's header is one of its secrets: the engine
+    -- scrubs its errors and logs of it)
+    opts.headers = call_headers(self, params, token)
   end
   local q1, q2 = params.query, params.extra_query
   if q1 ~= nil or q2 ~= nil then

@@ -51,6 +51,11 @@ local function endpoint_of (opts)
   local azure = opts.azure or opts.provider == "azure"
   local base_url, api_key, from = opts.base_url, opts.api_key, "opts.base_url"
   local ad_token = azure and opts.azure_ad_token or nil
+  local provider = azure and opts.azure_ad_token_provider or nil
+  if provider and (api_key ~= nil or ad_token ~= nil) then   -- (which one would be sent? openai-python refuses too)
+    field_error("client", 1, "opts.azure_ad_token_provider", "give one of api_key, azure_ad_token and "
+                .. "azure_ad_token_provider")
+  end
   local query = {}
   if azure then
     local endpoint = opts.endpoint or env("AZURE_OPENAI_ENDPOINT")
@@ -62,7 +67,7 @@ local function endpoint_of (opts)
       base_url, from = (host_part or endpoint):gsub("/+$", "") .. "/openai" .. (endpoint_query or ""), "opts.endpoint"
     end
     -- no credential given: $AZURE_OPENAI_AD_TOKEN, else $AZURE_OPENAI_API_KEY (openai-python's order)
-    if api_key == nil and ad_token == nil then
+    if api_key == nil and ad_token == nil and provider == nil then
       ad_token = env("AZURE_OPENAI_AD_TOKEN")
       if ad_token == nil then api_key = env("AZURE_OPENAI_API_KEY") end
     end
@@ -247,7 +252,7 @@ end
 --- What a client's options give: `config` (for `core.engine`), `names`
 -- and `lines` (the default headers), `query`, `azure_paths` (Azure's
 -- deployment paths: `deployment`, the one the base URL named, else each
--- call's model), `old_azure` (an
+-- call's model), `ad_token_provider` (Azure's: a token per call), `old_azure` (an
 -- api-version before stream_options).
 -- @tparam table opts the client's options, checked
 -- @param ext the hooks' part of the options (`hooks.split`)
@@ -300,6 +305,7 @@ function M.resolve (opts, ext)
   return {
     config = config, names = names, lines = lines, query = query, old_azure = old_azure,
     azure_paths = azure and not M.azure_v1(real_base_url) and { deployment = deployment } or nil,
+    ad_token_provider = azure and opts.azure_ad_token_provider or nil,
   }
 end
 
