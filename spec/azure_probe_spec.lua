@@ -121,6 +121,20 @@ describe("Azure OpenAI, as the server sees it", function ()
     }, lines_of(finish()))
   end)
 
+  it("a base_url that is the portal's Target URI (the deployment and its endpoint): the deployment's, "
+     .. "not /chat/completions/deployments/...", function ()
+    local url, finish = capture(3)
+    local target = url .. "/openai/deployments/gpt-4o/chat/completions?api-version=2025-01-01-preview"
+    local c = aigc.client { azure = true, api_key = "azure-key-0123456789", max_retries = 0, base_url = target }
+    assert(c:chat "Hi")   -- (no model needed: the URL names the deployment)
+    assert(c:embeddings { input = "x" })
+    assert(c:files_list {})
+    c:close()
+    local q = "?api-version=2025-01-01-preview"
+    assert.same({ "POST /openai/deployments/gpt-4o/chat/completions" .. q,
+                  "POST /openai/deployments/gpt-4o/embeddings" .. q, "GET /openai/files" .. q }, lines_of(finish()))
+  end)
+
   it("$AZURE_OPENAI_AD_TOKEN, with no credential given, is sent as a Bearer token (before "
      .. "$AZURE_OPENAI_API_KEY, as openai-python), and no error shows it", function ()
     local url, finish = capture(3)

@@ -192,14 +192,8 @@ local function call_headers (self, params, token)
   return list
 end
 
--- The endpoints Azure OpenAI serves per deployment, at
--- /openai/deployments/<model><path> (the official SDKs' list); the others
--- (files, batches, responses, moderations, models...) stay at /openai<path>.
-local AZURE_DEPLOYMENT_PATHS = {
-  ["/chat/completions"] = true, ["/completions"] = true, ["/embeddings"] = true,
-  ["/audio/transcriptions"] = true, ["/audio/translations"] = true, ["/audio/speech"] = true,
-  ["/images/generations"] = true, ["/images/edits"] = true,
-}
+-- The endpoints Azure OpenAI serves per deployment (aigc.client_setup).
+local AZURE_DEPLOYMENT_PATHS = setup.AZURE_DEPLOYMENT_PATHS
 
 -- The deployment of an Azure call: the params' model, or the model part of
 -- a multipart form (its params are then only the call options), or the

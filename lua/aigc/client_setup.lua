@@ -45,6 +45,15 @@ function M.azure_v1 (base_url)
   return base_url:match("^[^?]*"):gsub("/+$", ""):find("/openai/v1$") ~= nil
 end
 
+--- The endpoints Azure OpenAI serves per deployment, at
+-- /openai/deployments/<model><path> (the official SDKs' list); the others
+-- (files, batches, responses, moderations, models...) stay at /openai<path>.
+M.AZURE_DEPLOYMENT_PATHS = {
+  ["/chat/completions"] = true, ["/completions"] = true, ["/embeddings"] = true,
+  ["/audio/transcriptions"] = true, ["/audio/translations"] = true, ["/audio/speech"] = true,
+  ["/images/generations"] = true, ["/images/edits"] = true,
+}
+
 -- Where requests go: (azure, base_url, api_key, query, ad_token) from the
 -- options and the environment.
 local function endpoint_of (opts)
@@ -263,10 +272,11 @@ function M.resolve (opts, ext)
   -- deployment endpoints go to it, the others (files, batches, responses,
   -- models...) to the /openai above it, where Azure serves them (it answers
   -- 404 at /deployments/<name>/files), as openai-python's azure_deployment
+  -- (or the portal's Target URI, which names the endpoint too: a call's path went after it)
   local deployment
   if azure and not M.azure_v1(base_url) then
-    local root, name = base_url:match("^(.*)/deployments/([^/]+)$")
-    if root then base_url, deployment = root, name end
+    local root, name, rest = base_url:match("^(.*)/deployments/([^/]+)(.*)$")
+    if root and (rest == "" or M.AZURE_DEPLOYMENT_PATHS[rest]) then base_url, deployment = root, name end
   end
   local real_base_url = base_url   -- (a cassette may put its own server in between)
   base_url = hooks.base_url(ext, base_url)
