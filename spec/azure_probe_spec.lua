@@ -135,6 +135,27 @@ describe("Azure OpenAI, as the server sees it", function ()
                   "POST /openai/deployments/gpt-4o/embeddings" .. q, "GET /openai/files" .. q }, lines_of(finish()))
   end)
 
+  it("the response cache keeps the deployments of two base URLs apart (one's reply never answers the other)",
+     function ()
+    local url, finish = capture(2)
+    local dir = os.tmpname()
+    os.remove(dir)
+    local function ask (deployment)
+      local c = aigc.client { azure = true, api_key = "azure-key-0123456789", max_retries = 0, cache = { dir = dir },
+                              base_url = url .. "/openai/deployments/" .. deployment .. "?api-version=2024-10-21" }
+      local res = assert(c:chat { messages = { { role = "user", content = "Hi" } }, temperature = 0 })
+      c:close()
+      return res.cached
+    end
+    ask("dep-a")
+    assert.is_true(ask("dep-a"))   -- (the cache works: a hit)
+    assert.is_falsy(ask("dep-b"))
+    local q = "?api-version=2024-10-21"
+    assert.same({ "POST /openai/deployments/dep-a/chat/completions" .. q,
+                  "POST /openai/deployments/dep-b/chat/completions" .. q }, lines_of(finish()))
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
+
   it("$AZURE_OPENAI_AD_TOKEN, with no credential given, is sent as a Bearer token (before "
      .. "$AZURE_OPENAI_API_KEY, as openai-python), and no error shows it", function ()
     local url, finish = capture(3)

@@ -335,6 +335,9 @@ function M.before (client, api, params, path, body)
     -- client's own, not a cassette's server's, whose port is new each run: the disk
     -- entries were never hit again while a cassette recorded through its proxy or replayed)
     local url = client._cassette and client._cassette.upstream or client.base_url
+    -- (an Azure base URL's deployment, which requests add to it: two deployments never share a reply)
+    local azure = rawget(client, "_azure")
+    if azure and azure.deployment then url = url .. "/deployments/" .. azure.deployment end
     call.cache_key = client._cache:call_key(util.shown_url(url) .. " " .. cassette.key(api, p, path, client.model),
                                             call.secrets, call.header_lines, p, held_credentials(client, url))
     call.hit = call.cache_key and client._cache:get(call.cache_key)
