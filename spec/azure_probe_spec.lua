@@ -218,6 +218,20 @@ describe("Azure's azure_ad_token_provider (openai-python's: a token per request)
     assert.matches("calls 5", r.stdout, 1, true)
   end)
 
+  it("its token never goes to another origin (a download of an image's URL)", function ()
+    local url, finish = capture(1)
+    local other, finish_other = capture(1)
+    local c = aigc.client { azure = true, endpoint = url, api_version = "2024-10-21", model = "dep", max_retries = 0,
+                            azure_ad_token_provider = function () return "entra-token-0123456789" end }
+    assert(c:download(other:gsub("127%.0%.0%.1", "localhost") .. "/blob/img.png"))
+    assert(c:download(url .. "/openai/files/file-1/content"))
+    c:close()
+    local foreign, own = finish_other(), finish()
+    assert.equal("GET /blob/img.png HTTP/1.1", foreign[1].line)
+    assert.is_nil(foreign[1].headers.authorization)
+    assert.equal("Bearer entra-token-0123456789", own[1].headers.authorization)
+  end)
+
   it("a provider that gives no token, or one given with a key: misuse, named", function ()
     local c = aigc.client { azure = true, endpoint = "http://127.0.0.1:9", api_version = "2024-10-21", model = "dep",
                             max_retries = 0, azure_ad_token_provider = function () return nil end }
