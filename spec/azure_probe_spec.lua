@@ -51,9 +51,11 @@ local SERVER = [=[
       heads[#heads + 1] = l
       len = tonumber(l:match("^[Cc]ontent%-[Ll]ength: *(%d+)")) or len
     end
-    if len > 0 then c:receive(len) end
+    local body = len > 0 and c:receive(len) or ""
     local f = assert(io.open(out_path, "ab"))
-    f:write(first, "\t", table.concat(heads, "\t"), "\n")
+    -- (a JSON body as the last field: "body=...", on one line)
+    local json = body:sub(1, 1) == "{" and body:find("^[^\r\n\t]*$") and "\tbody=" .. body or ""
+    f:write(first, "\t", table.concat(heads, "\t"), json, "\n")
     f:close()
     local status, body = reply(first, heads)
     c:send("HTTP/1.1 " .. status .. "\r\nContent-Type: application/json\r\nContent-Length: " .. #body
@@ -63,7 +65,8 @@ local SERVER = [=[
 ]=]
 
 -- Starts the server for `n` requests: its URL, and a function that waits
--- for it and gives what it received ({ line =, headers = { lower name = value } } each).
+-- for it and gives what it received ({ line =, headers = { lower name = value }, body = a JSON
+-- body's text } each).
 local function capture (n)
   local out = os.tmpname()
   local port, child = oneshot.start(SERVER, { out, tostring(n) })
@@ -74,12 +77,13 @@ local function capture (n)
     for l in (f and f:lines() or function () end) do
       local fields = {}
       for field in l:gmatch("[^\t]+") do fields[#fields + 1] = field end
-      local h = {}
+      local h, body = {}, nil
       for i = 2, #fields do
         local k, v = fields[i]:match("^([^:]+):%s*(.-)%s*$")
-        if k then h[k:lower()] = v end
+        if fields[i]:find("^body=") then body = fields[i]:sub(6)
+        elseif k then h[k:lower()] = v end
       end
-      seen[#seen + 1] = { line = fields[1], headers = h }
+      seen[#seen + 1] = { line = fields[1], headers = h, body = body }
     end
     if f then f:close() end
     os.remove(out)
@@ -244,5 +248,29 @@ describe("Azure's azure_ad_token_provider (openai-python's: a token per request)
     assert.is_false(ok)
     assert.matches("opts.azure_ad_token_provider: give one of api_key, azure_ad_token and azure_ad_token_provider",
                    tostring(e), 1, true)
+  end)
+end)
+
+describe("Azure's Batch API", function ()
+  it("aigc.batch.create sends output_expires_after (Azure's and OpenAI's: how long the output files stay)",
+     function ()
+    local url, finish = capture(2)
+    local c = aigc.client { azure = true, endpoint = url, api_version = "2025-04-01-preview", api_key = "k",
+                            model = "batch-dep", max_retries = 0 }
+    local requests = { { custom_id = "a", body = { messages = { { role = "user", content = "Hi" } } } } }
+    local b = assert(aigc.batch.create(c, requests,
+                                       { output_expires_after = { anchor = "created_at", seconds = 1209600 } }))
+    assert.equal("batch_1", b.id)
+    c:close()
+    local seen = finish()
+    assert.equal("POST /openai/files?api-version=2025-04-01-preview HTTP/1.1", seen[1].line)
+    assert.equal("POST /openai/batches?api-version=2025-04-01-preview HTTP/1.1", seen[2].line)
+    local sent = require("cjson").decode(seen[2].body)
+    assert.same({ anchor = "created_at", seconds = 1209600 }, sent.output_expires_after)
+    assert.equal("file-1", sent.input_file_id)
+    -- not a table: misuse, named
+    local ok, e = pcall(aigc.batch.create, c, { { custom_id = "a", body = {} } }, { output_expires_after = 3600 })
+    assert.is_false(ok)
+    assert.matches("opts.output_expires_after: table expected, got number", tostring(e), 1, true)
   end)
 end)

@@ -125,8 +125,10 @@ local function check_opts (fname, argn, opts)
       field_error(fname, argn, "opts." .. k, expected("string", opts[k]))
     end
   end
-  if opts.metadata ~= nil and type(opts.metadata) ~= "table" then
-    field_error(fname, argn, "opts.metadata", expected("table", opts.metadata))
+  for _, k in ipairs { "metadata", "output_expires_after" } do
+    if opts[k] ~= nil and type(opts[k]) ~= "table" then
+      field_error(fname, argn, "opts." .. k, expected("table", opts[k]))
+    end
   end
   for _, k in ipairs { "interval", "timeout" } do
     if opts[k] ~= nil and not util.is_duration(opts[k]) then
@@ -369,7 +371,8 @@ local function create (fname, client, requests, opts)
                                     .. ")", { file = file })
   end
   local b, berr = checked_batch(client, client:request("POST", "/batches", { input_file_id = file_id,
-    endpoint = endpoint, completion_window = opts.completion_window or "24h", metadata = opts.metadata }))
+    endpoint = endpoint, completion_window = opts.completion_window or "24h", metadata = opts.metadata,
+    output_expires_after = opts.output_expires_after }))   -- (how long the output files stay)
   if not b and type(berr) == "table" and berr.kind == "http" then
     -- The server refused the batch: its input file is no one's now (it
     -- stayed on the server, billed as storage, one more per failed try).
@@ -386,7 +389,8 @@ end
 -- @tparam aigc.client client
 -- @tparam table requests `{ custom_id =, body = }` (the body as for the endpoint; `model` defaults
 -- to the client's)
--- @tparam[opt] table opts `endpoint` ("/v1/chat/completions"), `completion_window` ("24h"), `metadata`
+-- @tparam[opt] table opts `endpoint` ("/v1/chat/completions"), `completion_window` ("24h"), `metadata`,
+-- `output_expires_after` (`{ anchor = "created_at", seconds = }`)
 -- @treturn[1] table the batch (`id`, `status`...)
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
