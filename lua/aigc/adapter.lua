@@ -296,7 +296,7 @@ function chat.parse (res, o)
       err = core.error {
         kind = "incomplete", reason = choice.finish_reason,
         message = string_format("the structured reply was cut short (finish_reason %q): %s", choice.finish_reason, why),
-        text = type(msg.content) == "string" and msg.content or nil,
+        text = util.content_text(msg.content),
       }
     else
       local parsed, perr = schema_mod.parse(msg.content, o.schema, "reply")

@@ -59,7 +59,7 @@ local function reply_text (body, api)
   if api == "responses" then return type(body) == "table" and output_text(body) or "" end
   local choice = type(body) == "table" and type(body.choices) == "table" and body.choices[1]
   if type(choice) ~= "table" then return "" end
-  if type(choice.message) == "table" and type(choice.message.content) == "string" then return choice.message.content end
+  if type(choice.message) == "table" then return util.content_text(choice.message.content) or "" end
   return type(choice.text) == "string" and choice.text or ""
 end
 

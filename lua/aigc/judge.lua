@@ -67,7 +67,7 @@ function M.text_of (res)
   if type(res) ~= "table" then return nil end
   if type(res.text) == "string" then return res.text end
   local c = res.choices and res.choices[1]
-  if c and c.message and type(c.message.content) == "string" then return c.message.content end
+  if type(c) == "table" and type(c.message) == "table" then return util.content_text(c.message.content) end
   return nil
 end
 

@@ -118,7 +118,7 @@ function M.generate (client, params, n, use_n, vary)
     if not choice then break end
     got = i
     cands[i] = { index = i, res = res, choice = choice, parsed = choice.parsed,
-                 text = choice.message and type(choice.message.content) == "string" and choice.message.content or "" }
+                 text = type(choice.message) == "table" and util.content_text(choice.message.content) or "" }
     if params.schema ~= nil and choice.parsed == nil then   -- (a bad choice of a structured reply)
       cands[i].err = judge_mod.choice_error(res, i, params.schema)
     end

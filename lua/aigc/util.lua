@@ -19,6 +19,7 @@ local debug_getinfo = require("aigc.compat").getinfo   -- (finds nothing without
 local error, getmetatable, ipairs, pairs, rawget, select, tonumber, tostring, type =
   error, getmetatable, ipairs, pairs, rawget, select, tonumber, tostring, type
 local string_format = string.format
+local table_concat = table.concat
 
 local M = {}
 
@@ -167,6 +168,23 @@ end
 -- @param v
 function M.bad_self (fname, class, v)
   raise(string_format("calling '%s' on bad self (%s expected, got %s)", fname, class, typename(v)))
+end
+
+--- A reply message's content as text, by the core's rule for `res.text`:
+-- a string as it is; a list of parts (Mistral's Magistral: thinking parts,
+-- then text parts) its parts of type "text" joined with no separator; nil
+-- when it holds no text.
+function M.content_text (content)
+  if type(content) == "string" then return content end
+  if type(content) ~= "table" then return nil end
+  local texts = {}
+  for _, part in ipairs(content) do
+    if type(part) == "table" and part.type == "text" and type(part.text) == "string" then
+      texts[#texts + 1] = part.text
+    end
+  end
+  if #texts == 0 then return nil end
+  return table_concat(texts)
 end
 
 --- Whether `v` is a number of seconds >= 0 (NaN is not).

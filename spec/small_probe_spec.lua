@@ -1,0 +1,133 @@
+-- Small defects found by other helpers, each over real HTTP on loopback
+-- against a raw server. Each test failed before its fix.
+
+local aigc = require "aigc"
+local cjson = require "cjson"
+local cli = require "cli"
+
+-- A raw server answering each request by the longest "METHOD /prefix" route
+-- of a JSON file the test writes (as spec/audit_probe_spec.lua's).
+local ROUTED = [[
+local oneshot = require "oneshot"
+local cjson = require "cjson"
+local routes_path = arg[1]
+local server = oneshot.listen()
+server:settimeout(60)
+while true do
+  local c = server:accept()
+  if not c then break end
+  c:settimeout(5)
+  local line, len = c:receive("*l"), 0
+  repeat
+    local h = c:receive("*l")
+    len = tonumber(h and h:match("^[Cc]ontent%-[Ll]ength: *(%d+)")) or len
+  until h == nil or h == ""
+  if len > 0 then c:receive(len) end
+  local method, target = (line or ""):match("^(%S+) (%S+)")
+  if target == "/_quit" then c:close(); break end
+  local f = io.open(routes_path, "rb")
+  local routes = cjson.decode(f:read("*a"))
+  f:close()
+  local best, blen = nil, -1
+  for k, v in pairs(routes) do
+    local m, prefix = k:match("^(%S+) (.*)$")
+    if m == method and target and target:sub(1, #prefix) == prefix and #prefix > blen then best, blen = v, #prefix end
+  end
+  best = best or { status = 404, body = '{"error":{"message":"no route"}}' }
+  local body = best.body or "{}"
+  c:send(("HTTP/1.1 %d X\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n")
+         :format(best.status or 200, best.ctype or "application/json", #body) .. body)
+  c:close()
+end
+]]
+
+-- A chat completion of Mistral's Magistral models: each choice's content a
+-- list of parts, the thinking first, then the answer in text parts.
+local function magistral_choice (i, answer)
+  return { index = i - 1, finish_reason = "stop", message = { role = "assistant", content = {
+    { type = "thinking", thinking = { { type = "text", text = "Let me think about " .. i .. "." } } },
+    { type = "text", text = answer:sub(1, 3) }, { type = "text", text = answer:sub(4) } } } }
+end
+
+-- Whether `s` is valid UTF-8 (aigc.json.encode refuses any other string).
+local function utf8_ok (s)
+  return (pcall(aigc.json.encode, s))
+end
+
+describe("small defects, against a raw server", function ()
+  local port, child, dir, routes_path, client
+
+  setup(function ()
+    dir = cli.home()
+    routes_path = dir .. "/routes.json"
+    cli.write(routes_path, "{}")
+    port, child = require("oneshot").start(ROUTED, { routes_path })
+  end)
+  teardown(function ()
+    local socket = require "socket"
+    local c = socket.tcp()
+    if c:connect("127.0.0.1", port) then c:send("GET /_quit HTTP/1.1\r\n\r\n"); c:close() end
+    child:wait(10)
+    cli.rmdir(dir)
+  end)
+  local function serve (routes) cli.write(routes_path, cjson.encode(routes)) end
+
+  before_each(function ()
+    client = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", model = "m",
+                           api_key = "sk-small-0123456789",
+                           max_retries = 0, timeout = 10 }
+  end)
+  after_each(function () client:close() end)
+
+  describe("a reply whose content is a list of parts (Magistral)", function ()
+    local reply = { id = "c1", object = "chat.completion", created = 1, model = "m",
+                    choices = { magistral_choice(1, "Paris."), magistral_choice(2, "Lyon!") } }
+
+    it("gives best_of's use_n candidates the text parts joined, as res.text (they were \"\")", function ()
+      serve { ["POST /v1/chat/completions"] = { body = cjson.encode(reply) } }
+      local seen = {}
+      local best, cands = aigc.strategy.best_of { client = client, n = 2, use_n = true, params = "Capital?",
+        score = function (text) seen[#seen + 1] = text; return #text end }
+      assert.truthy(best, cands)
+      assert.equal("Paris.", cands[1].text)
+      assert.equal("Lyon!", cands[2].text)
+      assert.same({ "Paris.", "Lyon!" }, seen)
+      assert.equal("Paris.", best.text)
+      -- (the core's own rule for a direct call, the same)
+      assert.equal("Paris.", assert(client:chat { messages = { { role = "user", content = "Capital?" } } }).text)
+    end)
+
+    it("gives vote's use_n candidates their answers (no vote for \"\")", function ()
+      local two = { id = "c1", object = "chat.completion", created = 1, model = "m",
+                    choices = { magistral_choice(1, "Paris"), magistral_choice(2, "Paris") } }
+      serve { ["POST /v1/chat/completions"] = { body = cjson.encode(two) } }
+      local win = assert(aigc.strategy.vote { client = client, n = 2, use_n = true, params = "Capital?" })
+      assert.equal("paris", win.answer)   -- (normalized: lower case)
+      assert.equal(2, win.count)
+    end)
+
+    it("judge.text_of reads the parts of a result without res.text", function ()
+      local judge = require "aigc.judge"
+      assert.equal("Paris.", judge.text_of { choices = { magistral_choice(1, "Paris.") } })
+      local thinking = { { type = "thinking", thinking = {} } }
+      assert.is_nil(judge.text_of { choices = { { message = { content = thinking } } } })
+    end)
+
+    it("gives a batch run's cases the text parts joined (they were answered \"\")", function ()
+      -- (the line's custom_id: the case's id)
+      local line = cjson.encode { id = "r1", custom_id = "only", response = { status_code = 200, request_id = "q",
+        body = { id = "c1", object = "chat.completion", created = 1, model = "m",
+                 choices = { magistral_choice(1, "Paris.") } } } }
+      local done = cjson.encode { id = "batch_m", object = "batch", status = "completed", output_file_id = "file-out",
+                                  request_counts = { total = 1, completed = 1, failed = 0 } }
+      serve { ["POST /v1/files"] = { body = '{"id":"file-in","object":"file","purpose":"batch"}' },
+              ["POST /v1/batches"] = { body = done }, ["GET /v1/batches/"] = { body = done },
+              ["GET /v1/files/file-out/content"] = { body = line .. "\n", ctype = "application/jsonl" } }
+      local summary = assert(require("aigc.runner").run { client = client, backend = "batch", batch_interval = 0.02,
+        cases = { { id = "only", messages = { { role = "user", content = "Capital?" } } } } })
+      local r = summary.results.only
+      assert.is_true(r.ok, r.error and r.error.message)
+      assert.equal("Paris.", r.text)
+    end)
+  end)
+end)
