@@ -130,4 +130,71 @@ describe("small defects, against a raw server", function ()
       assert.equal("Paris.", r.text)
     end)
   end)
+  describe("a server's long batch id", function ()
+    -- 30 KB of CJK (the bound cuts inside a character unless it looks)
+    local BIG = "batch_" .. string.rep(string.char(230, 151, 165), 10000)
+    local function batch_of (status, extra)
+      local b = { id = BIG, object = "batch", status = status,
+                  request_counts = { total = 1, completed = 0, failed = 0 } }
+      for k, v in pairs(extra or {}) do b[k] = v end
+      return cjson.encode(b)
+    end
+    local function bounded (m)
+      assert.is_string(m)
+      assert.is_true(#m < 1200, #m)
+      assert.is_true(utf8_ok(m), "not UTF-8")
+      assert.truthy(m:find("batch_" .. string.char(230, 151, 165), 1, true), m)
+    end
+    local REQUESTS = { { custom_id = "a", body = { messages = { { role = "user", content = "x" } } } } }
+    local CASES = { { id = "c1", prompt = "Hi" }, { id = "c2", prompt = "Ho" } }
+    local FILE = { body = '{"id":"file-1","object":"file","purpose":"batch"}' }
+
+    it("is quoted bounded when the batch failed (batch.run, and each case of a run)", function ()
+      local failed = { body = batch_of("failed", { errors = { data = { { message = "bad line", line = 1 } } } }) }
+      serve { ["POST /v1/files"] = FILE, ["POST /v1/batches"] = failed, ["GET /v1/batches/"] = failed }
+      local res, err = require("aigc.batch").run(client, REQUESTS, { interval = 0.02 })
+      assert.is_nil(res)
+      bounded(err.message)
+      assert.matches("failed %(input line 1: bad line%)$", err.message)
+      assert.equal(BIG, err.batch.id)   -- (the batch: whole)
+      local summary = assert(require("aigc.runner").run { client = client, backend = "batch", batch_interval = 0.02,
+                                                           cases = CASES })
+      for _, id in ipairs { "c1", "c2" } do
+        local r = summary.results[id]
+        assert.is_false(r.ok)
+        bounded(r.error.message)
+        assert.matches("ended failed without this case %(input line 1: bad line%)$", r.error.message)
+      end
+    end)
+
+    it("is quoted bounded when the polls fail, err.batch_id whole (batch.run, a run)", function ()
+      serve { ["POST /v1/files"] = FILE, ["POST /v1/batches"] = { body = batch_of("in_progress") },
+              ["GET /v1/batches/"] = { status = 500, body = '{"error":{"message":"down"}}' } }
+      local res, err = require("aigc.batch").run(client, REQUESTS, { interval = 0.02 })
+      assert.is_nil(res)
+      bounded(err.message)
+      assert.matches(": down$", err.message)
+      assert.equal(BIG, err.batch_id)
+      local none, e = require("aigc.runner").run { client = client, backend = "batch", batch_interval = 0.02,
+                                                    cases = CASES }
+      assert.is_nil(none)
+      bounded(e.message)
+      assert.matches(": down$", e.message)
+      assert.equal(BIG, e.batch_id)
+    end)
+
+    it("is quoted bounded by aigc run --batch --cancel and its progress line", function ()
+      serve { ["POST /v1/batches/"] = { body = batch_of("cancelling") } }
+      local r = cli.run({ "run", "cases.jsonl", "--batch", "--cancel", "--batch-id", "batch_1" },
+                        { home = dir, base_url = "http://127.0.0.1:" .. port .. "/v1" })
+      assert.equal(0, r.code, r.stderr:sub(1, 500))
+      bounded(r.stderr)
+      assert.matches(": cancelling\n$", r.stderr)
+      local line = require("aigc.cli.run").progress_line { done = 1, total = 2, ok = 1, failed = 0, tokens = 3,
+                                                           rate = 1,
+                                                           batch = { id = BIG, status = "in_progress" } }
+      bounded(line)
+    end)
+  end)
+
 end)

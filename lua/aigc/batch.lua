@@ -113,6 +113,15 @@ local segment = util.urlencode
 
 local not_id = util.not_path_segment
 
+-- An id from the server (a batch's, a file's) as messages quote it: at most
+-- ID_SHOWN bytes, cut at a character. A megabyte-long batch id went two or
+-- three times into a message, and into every case's error of a run;
+-- `err.batch_id` and the batch keep it whole.
+local ID_SHOWN = 200
+local function shown_id (id)
+  return util.clip(tostring(id), ID_SHOWN)
+end
+
 local function check_id (fname, argn, id, what)
   if not is_id(id) then argerror(fname, argn, not_id(what or "batch id", id)) end
 end
@@ -154,7 +163,7 @@ local function checked_batch (client, b, err)
                             { batch = b })
   end
   if type(b.status) ~= "string" then
-    return nil, parse_error(client, "the server's batch " .. b.id .. " has no status (status: "
+    return nil, parse_error(client, "the server's batch " .. shown_id(b.id) .. " has no status (status: "
                                     .. expected("string", b.status) .. ")", { batch = b })
   end
   return b
@@ -255,7 +264,7 @@ function M.download (client, file_id)
     local res, err = client:files_content(file_id)
     if not res then return nil, err end
     if type(res.body) ~= "string" then
-      return nil, parse_error(client, "file " .. file_id .. ": no content (body: "
+      return nil, parse_error(client, "file " .. shown_id(file_id) .. ": no content (body: "
                                       .. expected("string", res.body) .. ")")
     end
     return res.body
@@ -435,7 +444,7 @@ local function wait (fname, client, id, opts)
     if opts.on_progress then opts.on_progress(b) end
     if M.TERMINAL[b.status] then return b end
     if opts.timeout and core.now() - started > opts.timeout then
-      return nil, util.scrub(client, util.new_error { kind = "timeout", message = "batch " .. id .. " still "
+      return nil, util.scrub(client, util.new_error { kind = "timeout", message = "batch " .. shown_id(id) .. " still "
                                .. b.status .. " after " .. opts.timeout .. " s", batch = b })
     end
     -- Without an `interval`, polls back off while the batch does not move
@@ -529,7 +538,8 @@ local function read_line (client, file_id, line, into)
     -- "ended completed without this case", though the server answered it.)
     local id = named_id(line)
     if id then
-      local e = parse_error(client, "batch file " .. file_id .. ", line of custom_id '" .. id .. "': not JSON ("
+      local e = parse_error(client, "batch file " .. shown_id(file_id) .. ", line of custom_id '" .. id
+                            .. "': not JSON ("
                             .. tostring(why) .. ")", { custom_id = id })
       put(client, into, id, { ok = false, error = e })
     end
@@ -543,7 +553,8 @@ local function read_line (client, file_id, line, into)
                and (x.error == nil or x.error == core.null)
     local e = x.error ~= core.null and x.error or nil
     if fault then
-      e = parse_error(client, "batch file " .. file_id .. ", line of custom_id '" .. x.custom_id .. "': " .. fault,
+      e = parse_error(client, "batch file " .. shown_id(file_id) .. ", line of custom_id '" .. x.custom_id
+                      .. "': " .. fault,
                       { custom_id = x.custom_id, status = status })
     end
     put(client, into, x.custom_id,
@@ -640,6 +651,7 @@ end
 
 -- What a caller of `run` is told of batch `id` that it stopped waiting for.
 local function pending (id)
+  id = shown_id(id)
   return "batch " .. id .. " goes on at the server (aigc.batch.wait(client, \"" .. id .. "\") waits for it again, "
          .. "aigc.batch.cancel cancels it)"
 end
@@ -678,11 +690,13 @@ function M.run (client, requests, opts)
   if not b then return nil, named(client, err, id, pending(id)) end
   if b.status == "failed" then
     -- (with why: "batch X failed" alone sent the caller digging in err.errors)
-    return nil, batch_error(client, "batch " .. b.id .. " failed" .. why_over(b), { batch = b, errors = b.errors })
+    return nil, batch_error(client, "batch " .. shown_id(b.id) .. " failed" .. why_over(b),
+                            { batch = b, errors = b.errors })
   end
   local results, rerr = M.results(client, b)
   if not results then
-    return nil, named(client, rerr, id, "batch " .. id .. " is " .. b.status .. " (aigc.batch.results reads it again)")
+    return nil, named(client, rerr, id, "batch " .. shown_id(id) .. " is " .. b.status
+                                        .. " (aigc.batch.results reads it again)")
   end
   return results, b
 end
@@ -692,5 +706,9 @@ end
 --- Why a batch ended without doing everything (see `run`): internal, for
 -- aigc.batch_backend's messages.
 M.why_over = why_over
+
+--- A server's id as messages quote it (see `run`): internal, for
+-- aigc.batch_backend's and the command's messages.
+M.shown_id = shown_id
 
 return M

@@ -187,6 +187,19 @@ function M.content_text (content)
   return table_concat(texts)
 end
 
+--- `s` as quoted in a message: at most `max` bytes of it, cut at a UTF-8
+-- character's start, and "..." when cut (a server's megabyte-long id or
+-- message went whole into every line that named it).
+-- @tparam string s
+-- @tparam number max
+-- @treturn string
+function M.clip (s, max)
+  if #s <= max then return s end
+  local n = max
+  while n > 0 and s:byte(n + 1) >= 128 and s:byte(n + 1) < 192 do n = n - 1 end
+  return s:sub(1, n) .. "..."
+end
+
 --- Whether `v` is a number of seconds >= 0 (NaN is not).
 -- @param v
 -- @treturn boolean

@@ -10,6 +10,14 @@ local lineinput = require "aigc.cli.lineinput"
 local runfile = require "aigc.runfile"
 local runner = require "aigc.runner"
 local template = require "aigc.template"
+local util = require "aigc.util"
+
+-- A batch's id as the command's lines quote it: at most 200 bytes (a
+-- server's megabyte-long id went whole into the progress line, rewritten
+-- several times a second, and two or three times into a message).
+local function shown_id (id)
+  return util.clip(tostring(id), 200)
+end
 
 local M = {}
 
@@ -74,7 +82,7 @@ function M.progress_line (p, width)
   if p.failed > 0 then parts[#parts + 1] = "failed " .. p.failed end
   if p.retries and p.retries > 0 then parts[#parts + 1] = "retries " .. p.retries end
   if p.batch then
-    parts[#parts + 1] = "batch " .. tostring(p.batch.id) .. " " .. tostring(p.batch.status)
+    parts[#parts + 1] = "batch " .. shown_id(p.batch.id) .. " " .. tostring(p.batch.status)
   else
     parts[#parts + 1] = "x" .. tostring(p.concurrency)
   end
@@ -130,11 +138,12 @@ function M.report (s)
     s.cost and string.format("; cost $%.4f", s.cost) or "", common.duration(s.elapsed or 0),
     type(s.totals) == "table" and tonumber(s.totals.requests) or s.requests,
     s.retries, s.rate_limited)
-  if s.batch_id then lines[#lines + 1] = "through the Batch API: batch " .. s.batch_id end
+  if s.batch_id then lines[#lines + 1] = "through the Batch API: batch " .. shown_id(s.batch_id) end
   local ab = s.abandoned_batch   -- (the kept batch whose cases all changed since it was sent)
   if ab then
-    lines[#lines + 1] = "batch " .. ab.id .. " (sent before every case's request changed) "
-      .. (ab.error and "could not be cancelled: " .. ab.error .. " (--batch --cancel --batch-id " .. ab.id .. ")"
+    local id = shown_id(ab.id)
+    lines[#lines + 1] = "batch " .. id .. " (sent before every case's request changed) "
+      .. (ab.error and "could not be cancelled: " .. ab.error .. " (--batch --cancel --batch-id " .. id .. ")"
           or "was cancelled (" .. tostring(ab.status) .. ")")
   end
   for _, line in ipairs(failure_lines(s)) do lines[#lines + 1] = line end
@@ -204,13 +213,13 @@ function M.cancel (client, args)
   if not id and kept then
     local f = io.open(kept, "rb")
     if f then id = f:read("*l"); f:close() end
-    from = " (batch " .. tostring(id) .. ", whose id " .. kept .. " keeps)"
+    from = " (batch " .. shown_id(id) .. ", whose id " .. kept .. " keeps)"
   end
   if not id then common.usage("--cancel: no batch (give --batch-id, or --out of a run with a batch)") end
   local b, err = require("aigc.batch").cancel(client, id)
   client:close()
   if not b then common.fail("aigc run --cancel" .. from .. ": " .. tostring(err.message or err)) end
-  common.note("batch " .. tostring(b.id) .. ": " .. tostring(b.status))
+  common.note("batch " .. shown_id(b.id) .. ": " .. tostring(b.status))
   return 0
 end
 
@@ -331,11 +340,11 @@ function M.run (args)
     -- Ctrl-C: the batch goes on at the server (and is billed); "interrupted" alone left a
     -- run without --out no way to its results, and running it again sent a second batch
     if tty then io.stderr:write("\n") end
-    local kept = runfile.batch_file(args.out)   -- (none beside /dev/stdout, a pipe)
+    local kept, id = runfile.batch_file(args.out), shown_id(batch_id)   -- (no file beside /dev/stdout, a pipe)
     local again = args.batch_id and "run it again" or kept and "run it again (" .. kept
-      .. " keeps its id)" or "run it again with --batch-id " .. batch_id
-    common.fail("aigc run: interrupted: batch " .. batch_id .. " goes on at the server (" .. again
-      .. " to take its results; --batch --cancel --batch-id " .. batch_id .. " cancels it)", 130)
+      .. " keeps its id)" or "run it again with --batch-id " .. id
+    common.fail("aigc run: interrupted: batch " .. id .. " goes on at the server (" .. again
+      .. " to take its results; --batch --cancel --batch-id " .. id .. " cancels it)", 130)
   end
   if not ok then error(summary, 0) end
   if not summary and err.code == "interrupted" then
