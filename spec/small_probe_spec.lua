@@ -197,4 +197,29 @@ describe("small defects, against a raw server", function ()
     end)
   end)
 
+  describe("a 2xx reply whose error has an empty message", function ()
+    it("fails with a message that says so, not \"aigc: \" and nothing after", function ()
+      serve { ["POST /v1/chat/completions"] = { body = '{"error":{"message":"","type":"server_error"}}' } }
+      local res, err = client:chat { messages = { { role = "user", content = "Hi" } } }
+      assert.is_nil(res)
+      assert.equal("api", err.kind)
+      assert.equal("the server returned an error", err.message)
+      assert.equal("server_error", err.type)
+      assert.matches("the server returned an error", tostring(err))
+    end)
+
+    it("streamed, and as an HTTP error's body: the same", function ()
+      serve { ["POST /v1/chat/completions"] = { ctype = "text/event-stream",
+                                                body = 'data: {"error":{"message":""}}\n\ndata: [DONE]\n\n' } }
+      local res, err = client:chat { messages = { { role = "user", content = "Hi" } }, stream = function () end }
+      assert.is_nil(res)
+      assert.equal("api", err.kind)
+      assert.equal("the server sent an error in the stream", err.message)
+      serve { ["POST /v1/chat/completions"] = { status = 400, body = '{"error":{"message":"","code":"x"}}' } }
+      res, err = client:chat { messages = { { role = "user", content = "Hi" } } }
+      assert.is_nil(res)
+      assert.equal("http", err.kind)
+      assert.equal("HTTP status 400", err.message)
+    end)
+  end)
 end)

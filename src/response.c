@@ -244,6 +244,13 @@ static void push_api_error (lua_State *L, aigc_request *r, const char *kind,
     if (aigc_json_get(v, "message") == NULL && aigc_json_get(v, "detail") == NULL)
       copy_choice_verdict(L, r, v);
   }
+  /* {"message": ""} says nothing: the fallback stays, as openai-python puts
+     its own words for an error event whose message is empty or missing. */
+  if (lua_getfield(L, -1, "message") == LUA_TSTRING && lua_rawlen(L, -1) == 0) {
+    lua_pushstring(L, fallback);
+    lua_setfield(L, -3, "message");
+  }
+  lua_pop(L, 1);
   aigc_jsonlua_push(L, body);
   lua_setfield(L, -2, "body");
 }
