@@ -106,6 +106,21 @@ describe("small defects, against a raw server", function ()
       assert.equal(2, win.count)
     end)
 
+    it("gives conv:last_reply() the text parts joined (it gave the turn before's reply)", function ()
+      local function reply_of (answer)
+        return cjson.encode { id = "c1", object = "chat.completion", created = 1, model = "m",
+                              choices = { answer and magistral_choice(1, answer)
+                                          or { index = 0, finish_reason = "stop",
+                                               message = { role = "assistant", content = "Hello there." } } } }
+      end
+      serve { ["POST /v1/chat/completions"] = { body = reply_of(nil) } }
+      local conv = aigc.conversation { client = client }
+      assert.equal("Hello there.", (conv:say "Hi"))
+      serve { ["POST /v1/chat/completions"] = { body = reply_of("Paris.") } }
+      assert.equal("Paris.", (conv:say "Capital?"))
+      assert.equal("Paris.", conv:last_reply())
+    end)
+
     it("judge.text_of reads the parts of a result without res.text", function ()
       local judge = require "aigc.judge"
       assert.equal("Paris.", judge.text_of { choices = { magistral_choice(1, "Paris.") } })

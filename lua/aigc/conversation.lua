@@ -652,7 +652,9 @@ end
 function Conversation:last_reply ()
   local msgs = self.messages
   for i = #msgs, 1, -1 do
-    if msgs[i].role == "assistant" and type(msgs[i].content) == "string" then return msgs[i].content end
+    -- (a Magistral reply's content is a list of parts: its text, as res.text)
+    local text = msgs[i].role == "assistant" and util.content_text(msgs[i].content)
+    if text then return text end
   end
   return nil
 end
