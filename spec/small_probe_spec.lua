@@ -121,6 +121,16 @@ describe("small defects, against a raw server", function ()
       assert.equal("Paris.", conv:last_reply())
     end)
 
+    it("gives a structured call the parts' JSON to decode (it failed: the reply 'has no text to decode')", function ()
+      local body = cjson.encode { id = "c1", object = "chat.completion", created = 1, model = "m",
+                                  choices = { magistral_choice(1, '{"city": "Paris"}') } }
+      serve { ["POST /v1/chat/completions"] = { body = body } }
+      local res, err = client:chat { messages = { { role = "user", content = "Capital?" } },
+        schema = { type = "object", properties = { city = { type = "string" } }, required = { "city" } } }
+      assert.is_nil(err and err.message)
+      assert.same({ city = "Paris" }, res.parsed)
+    end)
+
     it("judge.text_of reads the parts of a result without res.text", function ()
       local judge = require "aigc.judge"
       assert.equal("Paris.", judge.text_of { choices = { magistral_choice(1, "Paris.") } })

@@ -299,7 +299,8 @@ function chat.parse (res, o)
         text = util.content_text(msg.content),
       }
     else
-      local parsed, perr = schema_mod.parse(msg.content, o.schema, "reply")
+      -- (a Magistral reply's content is a list of parts: its text parts, as res.text)
+      local parsed, perr = schema_mod.parse(util.content_text(msg.content) or msg.content, o.schema, "reply")
       if parsed ~= nil then choice.parsed = parsed else err = perr end
     end
     if err then
