@@ -19,7 +19,10 @@
 -- them (integers without `.0`), tables as JSON; any other value (a
 -- function, a table JSON cannot hold) is an error naming the variable. A
 -- value is inserted once, never read for placeholders again. Text between `{{` and `}}` that
--- is not a name is left alone. A variable with no value is an error that
+-- is not a name is left alone. Text between `{% raw %}` and `{% endraw %}`
+-- (Jinja's escape) is sent as it is, without the two tags: a literal
+-- `{{name}}` (a prompt that shows template code); a `{% raw %}` with no
+-- `{% endraw %}` after it is plain text, as before. A variable with no value is an error that
 -- names every missing variable — never an empty string sent by surprise
 -- (JSON null, `aigc.null`, counts as no value: the default, else missing).
 --
@@ -48,6 +51,24 @@ Template.__index = Template
 Template.__name = "aigc.template"
 
 local PLACEHOLDER = "{{%s*([%w_%-%.]+)%s*}}"
+local RAW_OPEN, RAW_CLOSE = "{%%%s*raw%s*%%}", "{%%%s*endraw%s*%%}"
+
+-- The text in pieces: odd ones are template text, even ones the text of a
+-- `{% raw %}...{% endraw %}` block, to send as it is. A `{% raw %}` without
+-- an `{% endraw %}` after it stays template text (it was plain text
+-- before the escape existed: such a template means what it meant).
+local function pieces (text)
+  local list, pos = {}, 1
+  while true do
+    local s, e = text:find(RAW_OPEN, pos)
+    local cs, ce
+    if s then cs, ce = text:find(RAW_CLOSE, e + 1) end
+    if not cs then list[#list + 1] = text:sub(pos); return list end
+    list[#list + 1] = text:sub(pos, s - 1)
+    list[#list + 1] = text:sub(e + 1, cs - 1)
+    pos = ce + 1
+  end
+end
 
 local function argerror (fname, msg, level)
   error(string_format("bad argument #1 to '%s' (%s)", fname, msg), level + 1)
@@ -105,8 +126,12 @@ end
 function M.variables (text)
   if type(text) ~= "string" then argerror("variables", "string expected, got " .. type(text), 2) end
   local seen, list = {}, {}
-  for name in text:gmatch(PLACEHOLDER) do
-    if not seen[name] then seen[name] = true; list[#list + 1] = name end
+  for i, piece in ipairs(pieces(text)) do
+    if i % 2 == 1 then   -- (a raw block's text has no variables)
+      for name in piece:gmatch(PLACEHOLDER) do
+        if not seen[name] then seen[name] = true; list[#list + 1] = name end
+      end
+    end
   end
   return list
 end
@@ -125,7 +150,7 @@ function M.render (text, vars)
   end
   vars = vars or {}
   local missing, seen, bad = {}, {}, nil
-  local out = text:gsub(PLACEHOLDER, function (name)
+  local function value (name)
     local v = lookup(vars, name)
     -- (JSON null, from a dataset's case, is no value either: not "userdata: (nil)")
     if v == nil or v == null then
@@ -135,7 +160,11 @@ function M.render (text, vars)
     local s, why = as_text(v)
     if s == nil and bad == nil then bad = { name = name, why = why } end
     return s
-  end)
+  end
+  -- (each piece substituted once and joined: a value is never read again)
+  local out = pieces(text)
+  for i = 1, #out, 2 do out[i] = out[i]:gsub(PLACEHOLDER, value) end
+  out = table_concat(out)
   if #missing > 0 then
     return nil, template_error("missing template variable" .. (#missing > 1 and "s" or "") .. ": "
                                .. table_concat(missing, ", "), { missing = missing })
