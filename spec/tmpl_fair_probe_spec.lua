@@ -55,3 +55,93 @@ describe("aigc -t with a raw block", function ()
     assert.equal("What is {{x}}?", msgs[2].content)   -- (the prompt's text is a value: never expanded)
   end)
 end)
+
+-- A fresh aigc.ratelimit whose clock is `clock()` (the module takes
+-- core.now when it loads): the test drives the time, nothing is timed.
+local function limiter_module (clock)
+  local core = require "aigc.core"
+  local saved, real = package.loaded["aigc.ratelimit"], core.now
+  package.loaded["aigc.ratelimit"], core.now = nil, clock
+  local ok, m = pcall(require, "aigc.ratelimit")
+  package.loaded["aigc.ratelimit"], core.now = saved, real
+  assert(ok, m)
+  return m
+end
+
+describe("aigc.ratelimit shared by tasks of different costs", function ()
+  local t
+  local ratelimit = limiter_module(function () return t end)
+
+  -- A limiter of 600 tokens a minute (10 a second), drained at t = 0.
+  local function drained ()
+    t = 0
+    local limiter = ratelimit.new { tpm = 600, concurrency = 1000 }
+    assert.is_true((limiter:reserve(600)))
+    limiter:sent(600)
+    return limiter
+  end
+
+  -- Each second every task not yet sent asks, in `order`; returns the
+  -- second at which each task was let go (and sent).
+  local function run (limiter, tasks, seconds, order)
+    local went = {}
+    for s = 1, seconds do
+      t = s
+      for _, name in ipairs(order and order(s) or tasks) do
+        local task = tasks[name]
+        if task and not went[name] and s >= (task.from or 1) and s <= (task["until"] or math.huge) then
+          local ok, wait = limiter:reserve(task.cost, 1, task.who or name)
+          assert.is_true(wait >= 0)
+          if ok then went[name] = s; limiter:sent(task.cost) end
+        end
+      end
+    end
+    return went
+  end
+
+  it("a big request waiting holds back later small ones (it waited forever)", function ()
+    local limiter = drained()
+    local tasks = { "big", "s1", "s2", "s3", big = { cost = 500 }, s1 = { cost = 50 }, s2 = { cost = 50 },
+                    s3 = { cost = 50 } }
+    -- (the small ones ask again in another order each second: their place is when they came)
+    local went = run(limiter, tasks, 200, function (s)
+      return s % 2 == 0 and { "big", "s3", "s2", "s1" } or { "big", "s1", "s2", "s3" }
+    end)
+    assert.equal(50, went.big)   -- 500 tokens at 10 a second
+    assert.equal(55, went.s1)
+    assert.equal(60, went.s2)
+    assert.equal(65, went.s3)
+  end)
+
+  it("holds back a caller that does not name itself too; one that came first still goes first", function ()
+    local limiter = drained()
+    t = 1
+    assert.is_false((limiter:reserve(300, 1, "big")))
+    t = 29
+    assert.is_false((limiter:reserve(50)))   -- (290 tokens: enough for 50, but big came first)
+    t = 30
+    assert.is_true((limiter:reserve(300, 1, "big")))
+    limiter:sent(300)
+    t = 35
+    assert.is_true((limiter:reserve(50)))
+  end)
+
+  it("a caller that stops asking loses its place after LAPSE seconds past its wait", function ()
+    local limiter = drained()
+    local tasks = { "big", "small", big = { cost = 500, ["until"] = 1 }, small = { cost = 50, from = 2 } }
+    local went = run(limiter, tasks, 200)
+    assert.is_nil(went.big)
+    -- big was told to wait 49 s at t = 1: its place lapses after t = 55
+    assert.equal(1 + 49 + ratelimit.LAPSE + 1, went.small)
+  end)
+
+  it("without names, callers are served as before (the runner's single caller)", function ()
+    local limiter = drained()
+    t = 1
+    assert.is_false((limiter:reserve(500)))
+    t = 5
+    assert.is_true((limiter:reserve(50)))
+    assert.has_error(function () limiter:reserve(1, 1, 0 / 0) end,
+                     "bad argument #3 to 'reserve' (NaN cannot name a caller)")
+  end)
+end)

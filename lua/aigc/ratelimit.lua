@@ -49,6 +49,7 @@ local error, ipairs, pairs, pcall, setmetatable, tonumber, type = error, ipairs,
   tonumber, type
 local math_ceil, math_floor, math_huge, math_max, math_min = math.ceil, math.floor, math.huge, math.max, math.min
 local string_match = string.match
+local table_remove = table.remove
 
 local M = {}
 
@@ -191,6 +192,8 @@ function M.new (opts)
     known = false,                  -- limits learned (or given)
     probing = opts.pace ~= false,   -- one request until the first response
     buckets = {},
+    waiting = {},                   -- named callers of reserve refused, first first: { who =, asked =, wait = }
+    place = {},                     -- who -> its entry in waiting
   }, Limiter)
   if opts.rpm then self:_set_bucket("requests", opts.rpm, opts.rpm, opts.rpm / 60) end
   if opts.tpm then self:_set_bucket("tokens", opts.tpm, opts.tpm, opts.tpm / 60) end
@@ -256,16 +259,9 @@ local function amount (fname, argn, v, default)
   return v
 end
 
---- Whether a request of `cost` tokens may go now. When it may, nothing is
--- deducted yet: call `sent` when it goes.
--- @tparam[opt=0] number cost estimated tokens (see `estimate`)
--- @tparam[opt=1] number requests how many requests it makes
--- @treturn boolean may go
--- @treturn number seconds to wait before asking again (0 when it may go)
--- @usage local ok, wait = limiter:reserve(cost)
-function Limiter:reserve (cost, requests)
-  cost, requests = amount("reserve", 1, cost, 0), amount("reserve", 2, requests, 1)
-  local t = now()
+-- Whether a request may go now, for any caller: true, 0 or false and the
+-- seconds to wait.
+function Limiter:_may_go (cost, requests, t)
   if self.in_flight >= math_max(1, math_floor(self.concurrency)) then return false, 0.05 end
   if t < self.paused_until then return false, self.paused_until - t end
   if not self.pace then return true, 0 end
@@ -279,6 +275,49 @@ function Limiter:reserve (cost, requests)
   if tb then self:_refill(tb, t); wait = math_max(wait, wait_for(tb, cost)) end
   if wait > 0 then return false, math_min(wait, self.max_wait) end   -- (a rounding's excess)
   return true, 0
+end
+
+--- How long (seconds) past the wait it was told a named caller of
+-- `reserve` keeps its place without asking again.
+M.LAPSE = 5
+
+--- Whether a request of `cost` tokens may go now. When it may, nothing is
+-- deducted yet: call `sent` when it goes.
+--
+-- Tasks that share one limiter name themselves with `who` (any value: the
+-- task, its coroutine) to be served first come, first served: once a named
+-- caller is refused, every later one (named or not) is refused too until
+-- it is let go, so small requests cannot keep taking the bucket while a
+-- big one waits forever. It never blocks: a refused caller asks again
+-- after the wait it is told. A named caller that does not ask again within
+-- `LAPSE` seconds past that wait loses its place (a task given up).
+-- @tparam[opt=0] number cost estimated tokens (see `estimate`)
+-- @tparam[opt=1] number requests how many requests it makes
+-- @param[opt] who the caller, for first come, first served
+-- @treturn boolean may go
+-- @treturn number seconds to wait before asking again (0 when it may go)
+-- @usage local ok, wait = limiter:reserve(cost, 1, task)
+function Limiter:reserve (cost, requests, who)
+  cost, requests = amount("reserve", 1, cost, 0), amount("reserve", 2, requests, 1)
+  if who ~= who then error("bad argument #3 to 'reserve' (NaN cannot name a caller)", 2) end
+  local t = now()
+  local q, ok, wait = self.waiting, self:_may_go(cost, requests, t)
+  -- (the waiters that stopped asking go; the others keep their place)
+  while q[1] and q[1].who ~= who and t > q[1].asked + q[1].wait + M.LAPSE do
+    self.place[q[1].who] = nil
+    table_remove(q, 1)
+  end
+  if q[1] and q[1].who == who then
+    if ok then self.place[who] = nil; table_remove(q, 1) end
+  elseif q[1] and ok then
+    ok, wait = false, 0.05   -- (a caller came first: its turn)
+  end
+  if not ok and who ~= nil then
+    local entry = self.place[who]
+    if entry == nil then entry = { who = who }; self.place[who] = entry; q[#q + 1] = entry end
+    entry.asked, entry.wait = t, wait
+  end
+  return ok, wait
 end
 
 --- Records that a request went: deducts it from the buckets and returns
