@@ -788,6 +788,15 @@ static size_t cut_tail (const char *b, const char *s, size_t len) {
 }
 
 /*
+** How many bytes of s[0..len) a message may quote when the text goes on
+** after them ("msg (loc)"): len less a tail that starts a secret (8 bytes
+** or more), which only a string's end would show as cut. Pure C.
+*/
+size_t aigc_secrets_cut (const char *secrets, const char *s, size_t len) {
+  return secrets != NULL && len >= SECRET_MIN ? len - cut_tail(secrets, s, len) : len;
+}
+
+/*
 ** The first short secret of block b (short_secret) standing as a whole
 ** word in s[from..len), touching no ASCII letter or digit on either side
 ** ("req_sk-1", "key sk-1." but not "task-1"): *lo its start. 0: none.

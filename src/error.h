@@ -42,6 +42,9 @@ void aigc_secrets_box_free (char **box);
 /* Pushes s[0..len) with every secret (every run of 12 bytes or more of
    one, or of its base64 forms) replaced by "[redacted]". */
 void aigc_error_push_scrubbed (lua_State *L, const char *s, size_t len, const char *secrets);
+/* How many bytes of s[0..len) to quote before more text: len less a tail
+   of 8 bytes or more that starts a secret (a cut secret). No allocation. */
+size_t aigc_secrets_cut (const char *secrets, const char *s, size_t len);
 /* Scrubs the value at idx: a string is replaced by its scrubbed form, a
    table is scrubbed in place (every string value and key, any depth); an
    error object's message gets its control characters escaped. */

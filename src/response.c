@@ -79,6 +79,15 @@ static size_t utf8_prefix (const char *s, size_t len, size_t max) {
   return max;
 }
 
+/*
+** The same for a quote that more text follows: a secret the cut splits
+** would not end the message, so the scrub (pieces of 12 bytes, or a cut
+** start at the very end) would miss 8 to 11 bytes of it: left out.
+*/
+static size_t quoted_prefix (aigc_request *r, const char *s, size_t len, size_t max) {
+  return len <= max ? len : aigc_secrets_cut(r->secrets, s, utf8_prefix(s, len, max));
+}
+
 /* Pushes a new error whose message is built from a server string, scrubbed. */
 static void new_error_scrubbed (lua_State *L, aigc_request *r, const char *kind,
                                 const char *msg, size_t len) {
@@ -144,12 +153,12 @@ static void copy_first_detail (lua_State *L, aigc_request *r, const aigc_json_va
   loc = aigc_json_get(&d->u.items[0], "loc");
   if (msg == NULL || msg->type != AIGC_JSON_STRING)
     return;
-  n = (size_t)snprintf(text, sizeof text, "%.*s", (int)utf8_prefix(msg->u.s, msg->len, 400), msg->u.s);
+  n = (size_t)snprintf(text, sizeof text, "%.*s", (int)quoted_prefix(r, msg->u.s, msg->len, 400), msg->u.s);
   for (i = 0; loc != NULL && loc->type == AIGC_JSON_ARRAY && i < loc->len && n < sizeof text - 64; i++) {
     const aigc_json_value *part = &loc->u.items[i];
     const char *sep = parts == 0 ? " (" : ".";
     if (part->type == AIGC_JSON_STRING)
-      n += (size_t)snprintf(text + n, sizeof text - n, "%s%.*s", sep, (int)utf8_prefix(part->u.s, part->len, 40),
+      n += (size_t)snprintf(text + n, sizeof text - n, "%s%.*s", sep, (int)quoted_prefix(r, part->u.s, part->len, 40),
                             part->u.s);
     else if (part->type == AIGC_JSON_INT)
       n += (size_t)snprintf(text + n, sizeof text - n, "%s%lld", sep, (long long)part->u.i);
@@ -1106,7 +1115,7 @@ static int responses_event (lua_State *L, aigc_request *r, const char *type, siz
     char msg[300];
     snprintf(msg, sizeof msg, "%s (%.*s): %s", rc == AIGC_RACCUM_SEQUENCE
              ? "the stream lost its order" : "unexpected stream event",
-             t != NULL ? (int)utf8_prefix(t, len, 80) : 7, t != NULL ? t : "no type", r->raccum.error);
+             t != NULL ? (int)quoted_prefix(r, t, len, 80) : 7, t != NULL ? t : "no type", r->raccum.error);
     new_error_scrubbed(L, r, rc == AIGC_RACCUM_SEQUENCE ? "stream" : "parse", msg, strlen(msg));
   }
   aigc_response_add_partial(L, r);

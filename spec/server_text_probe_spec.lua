@@ -1,0 +1,100 @@
+-- Server text quoted in aigc's own messages (server_text probes): no piece
+-- of a secret that a cut leaves, bounded, valid UTF-8. Each test failed
+-- before its fix.
+
+local aigc = require "aigc"
+local cjson = require "cjson"
+local cli = require "cli"
+local texts = require "texts"
+
+-- A raw server answering each request by the longest "METHOD /prefix" route
+-- of a JSON file the test writes (as spec/audit_probe_spec.lua's).
+local ROUTED = [[
+local oneshot = require "oneshot"
+local cjson = require "cjson"
+local routes_path = arg[1]
+local server = oneshot.listen()
+server:settimeout(60)
+while true do
+  local c = server:accept()
+  if not c then break end
+  c:settimeout(5)
+  local line, len = c:receive("*l"), 0
+  repeat
+    local h = c:receive("*l")
+    len = tonumber(h and h:match("^[Cc]ontent%-[Ll]ength: *(%d+)")) or len
+  until h == nil or h == ""
+  if len > 0 then c:receive(len) end
+  local method, target = (line or ""):match("^(%S+) (%S+)")
+  if target == "/_quit" then c:close(); break end
+  local f = io.open(routes_path, "rb")
+  local routes = cjson.decode(f:read("*a"))
+  f:close()
+  local best, blen = nil, -1
+  for k, v in pairs(routes) do
+    local m, prefix = k:match("^(%S+) (.*)$")
+    if m == method and target and target:sub(1, #prefix) == prefix and #prefix > blen then best, blen = v, #prefix end
+  end
+  best = best or { status = 404, body = '{"error":{"message":"no route"}}' }
+  local body = best.body or "{}"
+  c:send(("HTTP/1.1 %d X\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n")
+         :format(best.status or 200, best.ctype or "application/json", #body) .. body)
+  c:close()
+end
+]]
+
+local KEY = "sk-proj-SERVERTEXT0123456789abcdefXYZ"
+local PIECE = KEY:sub(1, 10)   -- what a cut 10 bytes into the key leaves
+
+describe("server text against a raw server", function ()
+  local port, child, dir, routes_path, client
+
+  setup(function ()
+    dir = cli.home()
+    routes_path = dir .. "/routes.json"
+    cli.write(routes_path, "{}")
+    port, child = require("oneshot").start(ROUTED, { routes_path })
+  end)
+  teardown(function ()
+    local socket = require "socket"
+    local c = socket.tcp()
+    if c:connect("127.0.0.1", port) then c:send("GET /_quit HTTP/1.1\r\n\r\n"); c:close() end
+    child:wait(10)
+    cli.rmdir(dir)
+  end)
+  local function serve (routes) cli.write(routes_path, cjson.encode(routes)) end
+
+  before_each(function ()
+    client = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", model = "aigc-dev", api_key = KEY,
+                           max_retries = 0, timeout = 10 }
+  end)
+  after_each(function () client:close() end)
+
+  -- The cut at 400 (msg) and 40 (each loc part) fell 10 bytes into the key,
+  -- and text followed: the scrub (pieces of 12 bytes, or a cut start ending
+  -- the string) left "sk-proj-SE" in err.message.
+  it("a FastAPI validation msg and loc cut inside the key: no piece of it in the message", function ()
+    serve { ["POST /v1/chat/completions"] = { status = 422, body = cjson.encode { detail = { {
+      msg = string.rep("m", 390) .. KEY, loc = { "body", string.rep("l", 30) .. KEY } } } } } }
+    local res, err = client:chat { messages = { { role = "user", content = "x" } } }
+    assert.is_nil(res)
+    assert.equal(422, err.status)
+    assert.matches("^" .. string.rep("m", 390) .. " %(body%." .. string.rep("l", 30) .. "%)$", err.message)
+    assert.is_false(texts.contains(texts.all(err), PIECE))
+    assert.is_false(texts.contains(tostring(err), PIECE))
+  end)
+
+  it("a Responses stream event's type cut inside the key: no piece of it in the message", function ()
+    local function ev (t) return "data: " .. cjson.encode(t) .. "\n\n" end
+    local body = ev { type = "response.created", sequence_number = 0,
+                      response = { id = "r", status = "in_progress", output = {} } }
+                 .. ev { type = "response." .. string.rep("a", 61) .. KEY, sequence_number = 7 }
+    serve { ["POST /v1/responses"] = { ctype = "text/event-stream", body = body } }
+    local res, err = client:respond { input = "x", stream = function () end }
+    assert.is_nil(res)
+    assert.equal("stream", err.kind)
+    assert.truthy(err.message:find("(response." .. string.rep("a", 61) .. ")", 1, true), err.message)
+    assert.is_false(texts.contains(texts.all(err), PIECE))
+    assert.is_false(texts.contains(tostring(err), PIECE))
+  end)
+end)
