@@ -98,3 +98,56 @@ describe("server text against a raw server", function ()
     assert.is_false(texts.contains(tostring(err), PIECE))
   end)
 end)
+
+describe("server text in batch messages", function ()
+  local port, child, dir, routes_path, client
+  local batch = require "aigc.batch"
+
+  setup(function ()
+    dir = cli.home()
+    routes_path = dir .. "/routes.json"
+    cli.write(routes_path, "{}")
+    port, child = require("oneshot").start(ROUTED, { routes_path })
+  end)
+  teardown(function ()
+    local socket = require "socket"
+    local c = socket.tcp()
+    if c:connect("127.0.0.1", port) then c:send("GET /_quit HTTP/1.1\r\n\r\n"); c:close() end
+    child:wait(10)
+    cli.rmdir(dir)
+  end)
+  local function serve (routes) cli.write(routes_path, cjson.encode(routes)) end
+
+  before_each(function ()
+    client = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", model = "aigc-dev", api_key = KEY,
+                           max_retries = 0, timeout = 10 }
+  end)
+  after_each(function () client:close() end)
+
+  -- A line's custom_id went whole into its parse error (a megabyte here);
+  -- cut at 200 bytes, it must not keep the 10 bytes of the key the cut left.
+  it("a results line's long custom_id is quoted bounded, with no piece of a key the cut splits", function ()
+    local id = string.rep("c", 190) .. KEY .. string.rep("c", 1000000)
+    serve { ["GET /v1/files/out/content"] = { ctype = "application/jsonl",
+                                              body = cjson.encode { custom_id = id, response = {} } .. "\n" } }
+    local r = assert(batch.results(client, { id = "b", status = "completed", output_file_id = "out" }))
+    local e = r[id].error
+    assert.equal("parse", e.kind)
+    assert.truthy(e.message:find("line of custom_id '" .. string.rep("c", 190), 1, true), e.message)
+    assert.is_true(#e.message < 1000, #e.message)
+    assert.is_false(texts.contains(e.message, PIECE))
+    assert.is_false(texts.contains(tostring(e), PIECE))
+  end)
+
+  -- A batch's status, never terminal, went whole into wait's timeout error.
+  it("wait's timeout quotes a long status bounded", function ()
+    local status = string.rep("s", 190) .. KEY .. string.rep("s", 1000000)
+    serve { ["GET /v1/batches/b"] = { body = cjson.encode { id = "b", status = status } } }
+    local res, err = batch.wait(client, "b", { timeout = 0, interval = 1 })
+    assert.is_nil(res)
+    assert.equal("timeout", err.kind)
+    assert.matches("^batch b still " .. string.rep("s", 190), err.message)
+    assert.is_true(#err.message < 1000, #err.message)
+    assert.is_false(texts.contains(err.message, PIECE))
+  end)
+end)

@@ -118,8 +118,16 @@ local not_id = util.not_path_segment
 -- three times into a message, and into every case's error of a run;
 -- `err.batch_id` and the batch keep it whole.
 local ID_SHOWN = 200
-local function shown_id (id)
-  return util.clip(tostring(id), ID_SHOWN)
+-- With the client, the text is scrubbed before the cut: a key the cut
+-- split, text following, kept a piece (8 to 11 bytes) no scrub finds.
+local function shown_id (id, client)
+  id = tostring(id)
+  local engine = #id > ID_SHOWN and client and rawget(client, "_engine")
+  if engine then
+    local ok, v = pcall(engine.scrub, engine, id)
+    if ok and type(v) == "string" then id = v end
+  end
+  return util.clip(id, ID_SHOWN)
 end
 
 local function check_id (fname, argn, id, what)
@@ -163,7 +171,7 @@ local function checked_batch (client, b, err)
                             { batch = b })
   end
   if type(b.status) ~= "string" then
-    return nil, parse_error(client, "the server's batch " .. shown_id(b.id) .. " has no status (status: "
+    return nil, parse_error(client, "the server's batch " .. shown_id(b.id, client) .. " has no status (status: "
                                     .. expected("string", b.status) .. ")", { batch = b })
   end
   return b
@@ -264,7 +272,7 @@ function M.download (client, file_id)
     local res, err = client:files_content(file_id)
     if not res then return nil, err end
     if type(res.body) ~= "string" then
-      return nil, parse_error(client, "file " .. shown_id(file_id) .. ": no content (body: "
+      return nil, parse_error(client, "file " .. shown_id(file_id, client) .. ": no content (body: "
                                       .. expected("string", res.body) .. ")")
     end
     return res.body
@@ -444,8 +452,9 @@ local function wait (fname, client, id, opts)
     if opts.on_progress then opts.on_progress(b) end
     if M.TERMINAL[b.status] then return b end
     if opts.timeout and core.now() - started > opts.timeout then
-      return nil, util.scrub(client, util.new_error { kind = "timeout", message = "batch " .. shown_id(id) .. " still "
-                               .. b.status .. " after " .. opts.timeout .. " s", batch = b })
+      return nil, util.scrub(client, util.new_error { kind = "timeout", message = "batch " .. shown_id(id, client)
+                               .. " still " .. shown_id(b.status, client) .. " after " .. opts.timeout .. " s",
+                               batch = b })
     end
     -- Without an `interval`, polls back off while the batch does not move
     -- (1 s, 2, 4... MAX_POLL_INTERVAL), and come back to 1 s when it does:
@@ -538,7 +547,8 @@ local function read_line (client, file_id, line, into)
     -- "ended completed without this case", though the server answered it.)
     local id = named_id(line)
     if id then
-      local e = parse_error(client, "batch file " .. shown_id(file_id) .. ", line of custom_id '" .. id
+      local e = parse_error(client, "batch file " .. shown_id(file_id, client) .. ", line of custom_id '"
+                            .. shown_id(id, client)
                             .. "': not JSON ("
                             .. tostring(why) .. ")", { custom_id = id })
       put(client, into, id, { ok = false, error = e })
@@ -553,7 +563,8 @@ local function read_line (client, file_id, line, into)
                and (x.error == nil or x.error == core.null)
     local e = x.error ~= core.null and x.error or nil
     if fault then
-      e = parse_error(client, "batch file " .. shown_id(file_id) .. ", line of custom_id '" .. x.custom_id
+      e = parse_error(client, "batch file " .. shown_id(file_id, client) .. ", line of custom_id '"
+                      .. shown_id(x.custom_id, client)
                       .. "': " .. fault,
                       { custom_id = x.custom_id, status = status })
     end
@@ -690,12 +701,12 @@ function M.run (client, requests, opts)
   if not b then return nil, named(client, err, id, pending(id)) end
   if b.status == "failed" then
     -- (with why: "batch X failed" alone sent the caller digging in err.errors)
-    return nil, batch_error(client, "batch " .. shown_id(b.id) .. " failed" .. why_over(b),
+    return nil, batch_error(client, "batch " .. shown_id(b.id, client) .. " failed" .. why_over(b),
                             { batch = b, errors = b.errors })
   end
   local results, rerr = M.results(client, b)
   if not results then
-    return nil, named(client, rerr, id, "batch " .. shown_id(id) .. " is " .. b.status
+    return nil, named(client, rerr, id, "batch " .. shown_id(id, client) .. " is " .. shown_id(b.status, client)
                                         .. " (aigc.batch.results reads it again)")
   end
   return results, b
