@@ -151,3 +151,30 @@ describe("server text in batch messages", function ()
     assert.is_false(texts.contains(err.message, PIECE))
   end)
 end)
+
+describe("server text in aigc run's batch messages", function ()
+  local devserver = require "devserver"
+  local srv, home
+
+  setup(function ()
+    srv = devserver.start()
+    home = cli.home()
+  end)
+  teardown(function ()
+    srv:stop()
+    cli.rmdir(home)
+  end)
+
+  -- The batch id kept in OUT.batch, cut at 200 bytes inside the key, then
+  -- ", whose id ... keeps": stderr showed the key's first 10 bytes.
+  it("a kept batch id cut inside the key: no piece of it on stderr", function ()
+    cli.write(home .. "/cases.jsonl", '{"id": "a", "prompt": "Hi"}\n')
+    local out = home .. "/r.jsonl"
+    cli.write(out .. ".batch", string.rep("c", 190) .. KEY .. string.rep("c", 300) .. "\n")
+    local r = cli.run({ "run", home .. "/cases.jsonl", "--out", out, "--batch", "-q", "--no-log" },
+                      { home = home, base_url = srv.base_url, env = { OPENAI_API_KEY = KEY } })
+    assert.equal(1, r.code, r.stderr)
+    assert.matches("^aigc run: cannot resume batch " .. string.rep("c", 190), r.stderr)
+    assert.is_false(texts.contains(r.stderr, PIECE), r.stderr)
+  end)
+end)

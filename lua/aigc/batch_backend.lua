@@ -105,7 +105,8 @@ local function run_batch (run, requests, digests, fresh)
     local b, err = batch.retrieve(client, id)
     if not b and not spec.batch_id and type(err) == "table" then
       -- an id kept by an earlier run: the message names the file, and how to start afresh
-      err.message = string.format("cannot resume batch %s, whose id %s keeps: %s%s", batch.shown_id(id), id_file,
+      err.message = string.format("cannot resume batch %s, whose id %s keeps: %s%s", batch.shown_id(id, client),
+        id_file,
         tostring(err.message), (err.status == 404 or err.status == 400)
         and " (remove " .. id_file .. " to send the cases as a new batch)" or "")
     end
@@ -114,8 +115,8 @@ local function run_batch (run, requests, digests, fresh)
     local other = b and type(b.endpoint) == "string" and runner_responses.api_of(b.endpoint)
     if other and other ~= run.api then
       return nil, runfile.run_error(string.format("batch %s was sent to %s: its lines are not of this run's API "
-        .. "(api = \"%s\"): resume it with api = \"%s\" (aigc run --api %s)", batch.shown_id(id), b.endpoint, run.api,
-        other, other))
+        .. "(api = \"%s\"): resume it with api = \"%s\" (aigc run --api %s)", batch.shown_id(id, client),
+        b.endpoint, run.api, other, other))
     end
     return b, err, not spec.batch_id and id_file or nil, sent
   end
@@ -259,7 +260,7 @@ local function settle_batch (run, internal, b, jobs, kept)
     -- the message was the poll's alone, and the batch's id was lost)
     if util.is_error(err) then
       err.batch_id = id
-      local shown = batch.shown_id(id)
+      local shown = batch.shown_id(id, client)
       err.message = string.format("batch %s goes on at the server (batch_id = \"%s\", aigc run --batch-id %s, "
         .. "takes its results): %s", shown, shown, shown, tostring(err.message))
       err = util.scrub(client, err)
@@ -272,7 +273,7 @@ local function settle_batch (run, internal, b, jobs, kept)
       -- (a resumed batch whose files the server no longer has -- deleted, expired: every
       -- rerun failed on the same download, saying nothing of the way out)
       rerr.message = string.format("cannot read the results of batch %s: %s (its results are gone from the "
-        .. "server%s)", batch.shown_id(b.id), tostring(rerr.message),
+        .. "server%s)", batch.shown_id(b.id, client), tostring(rerr.message),
         kept and ": remove " .. kept .. " to send the cases as a new batch" or "")
     end
     return nil, rerr
