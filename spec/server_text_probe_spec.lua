@@ -84,6 +84,21 @@ describe("server text against a raw server", function ()
     assert.is_false(texts.contains(tostring(err), PIECE))
   end)
 
+  -- A 10 MB error message went whole into err.message (and type, code).
+  it("a 10 MB error message, type and code are kept bounded, with no piece of a key the cut splits", function ()
+    local big = string.rep("m", 65536 - 10) .. KEY .. string.rep("m", 10000000)
+    serve { ["POST /v1/chat/completions"] = { status = 400, body = cjson.encode { error = {
+      message = big, type = string.rep("t", 3000000), code = string.rep("c", 3000000) } } } }
+    local res, err = client:chat { messages = { { role = "user", content = "x" } } }
+    assert.is_nil(res)
+    assert.equal(400, err.status)
+    assert.is_true(#err.message <= 65536, #err.message)
+    assert.is_true(#err.type <= 65536 and #err.code <= 65536, #err.type)
+    assert.equal(string.rep("m", 65536 - 10), err.message:sub(1, 65536 - 10))
+    assert.is_false(texts.contains(err.message, PIECE))
+    assert.is_true(#tostring(err) < 1000)
+  end)
+
   it("a Responses stream event's type cut inside the key: no piece of it in the message", function ()
     local function ev (t) return "data: " .. cjson.encode(t) .. "\n\n" end
     local body = ev { type = "response.created", sequence_number = 0,

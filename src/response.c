@@ -116,14 +116,15 @@ void aigc_response_callback_error (lua_State *L) {
 }
 
 /* Copies the string-or-number member `key` of object v into the error on
-   top, as its field `as`. */
+   top, as its field `as`: a string at most KEPT_BODY_MAX bytes (a server's
+   10 MB message went whole into err.message), cut at a character. */
 static void copy_member_as (lua_State *L, aigc_request *r, const aigc_json_value *v,
                             const char *key, const char *as) {
   const aigc_json_value *m = aigc_json_get(v, key);
   if (m == NULL)
     return;
   if (m->type == AIGC_JSON_STRING)
-    aigc_error_push_scrubbed(L, m->u.s, m->len, r->secrets);
+    aigc_error_push_scrubbed(L, m->u.s, utf8_prefix(m->u.s, m->len, KEPT_BODY_MAX), r->secrets);
   else if (m->type == AIGC_JSON_INT)
     aigc_push_int64(L, m->u.i);
   else if (m->type == AIGC_JSON_FLOAT)
