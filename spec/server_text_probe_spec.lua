@@ -99,6 +99,25 @@ describe("server text against a raw server", function ()
     assert.is_true(#tostring(err) < 1000)
   end)
 
+  -- The judge's reply quoted at 80 bytes, then the closing quote: a key
+  -- the cut split kept its first 10 bytes in the error. (A key without
+  -- digits: the judge's reply must name no candidate.)
+  it("a judge's reply cut inside the key: no piece of it in the error", function ()
+    local jkey = "sk-proj-JUDGEPROBEabcdefghijklmnopXYZ"
+    local judged = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", model = "aigc-dev",
+                                 api_key = jkey, max_retries = 0, timeout = 10 }
+    serve { ["POST /v1/chat/completions"] = { body = cjson.encode { id = "c", object = "chat.completion",
+      choices = { { index = 0, finish_reason = "stop",
+                    message = { role = "assistant", content = string.rep("x", 70) .. jkey } } } } } }
+    local best, err = require("aigc.strategy").best_of { client = judged, n = 2, params = "Hello", judge = {} }
+    judged:close()
+    assert.is_nil(best)
+    assert.equal("parse", err.kind)
+    assert.matches("names no candidate", err.message, 1, true)
+    assert.is_false(texts.contains(err.message, jkey:sub(1, 10)), err.message)
+    assert.is_false(texts.contains(tostring(err), jkey:sub(1, 10)))
+  end)
+
   it("a Responses stream event's type cut inside the key: no piece of it in the message", function ()
     local function ev (t) return "data: " .. cjson.encode(t) .. "\n\n" end
     local body = ev { type = "response.created", sequence_number = 0,

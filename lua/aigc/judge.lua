@@ -91,11 +91,20 @@ function M.shorten (text, max)
   return cut and s .. "..." or s
 end
 
---- `text` quoted (`%q`) for a message, shortened as `shorten` does.
+--- `text` quoted (`%q`) for a message, shortened as `shorten` does; with
+-- `client`, scrubbed of its secrets before the cut (a key the cut splits,
+-- the closing quote after it, kept a piece of 8 to 11 bytes no later scrub
+-- of the message finds).
 -- @tparam string text
 -- @tparam[opt] integer max
+-- @tparam[opt] aigc.client client
 -- @treturn string
-function M.quote (text, max)
+function M.quote (text, max, client)
+  local engine = client and rawget(client, "_engine")
+  if engine then
+    local ok, v = pcall(engine.scrub, engine, text)
+    if ok and type(v) == "string" then text = v end
+  end
   local s, cut = one_line(text, max or 80)
   return string_format("%q", s) .. (cut and "..." or "")
 end
@@ -280,7 +289,7 @@ function M.rank (judge, model, task, ok, prompt)
   local chosen = choice_of(reply, ok)
   if not chosen then
     return nil, util.scrub(judge.client, strategy_error("parse", "the judge's reply names no candidate: "
-                               .. string_format("%q", reply:sub(1, 80)), { response = res }))
+                               .. M.quote(reply, 80, judge.client), { response = res }))
   end
   for _, c in ipairs(ok) do c.score = c == chosen and 1 or 0 end
   return { text = reply, res = res, refused = refused }
@@ -341,7 +350,7 @@ local function score_all (reqs, judge, model, task, ok, prompt)
       if c.score then scored = scored + 1
       else
         last_err = util.scrub(judge.client, strategy_error("parse", "the judge's reply gives no score from 0 to 10: "
-                                  .. string_format("%q", reply:sub(1, 80))))
+                                  .. M.quote(reply, 80, judge.client)))
       end
     else
       c.judge = { err = err, refused = refused }

@@ -678,16 +678,16 @@ end
 -- the classifier said (its reply, shortened and scrubbed of the client's
 -- secrets, or the label it returned) and the routes there are.
 local function no_route (spec, classify, label, reply)
+  local client = type(classify) == "table" and classify.client or spec.client
   local names = {}
   for k in pairs(spec.routes) do names[#names + 1] = tostring(k) end
   table_sort(names)
   local said
-  if reply ~= nil then said = "the classifier's reply " .. judge_mod.quote(reply) .. " names no route"
+  if reply ~= nil then said = "the classifier's reply " .. judge_mod.quote(reply, nil, client) .. " names no route"
   elseif label == nil then said = "the classifier named no route"
   else said = "no route for " .. judge_mod.quote(tostring(label)) end
   local routes = judge_mod.shorten(table_concat(names, ", "), 200)
   local err = strategy_error("route", said .. " (routes: " .. routes .. ")")
-  local client = type(classify) == "table" and classify.client or spec.client
   return is_a(client, "aigc.client") and util.scrub(client, err) or err
 end
 
