@@ -173,6 +173,21 @@ describe("server text in batch messages", function ()
     assert.is_false(texts.contains(tostring(e), PIECE))
   end)
 
+  -- A failed batch's first error message, quoted at 400 bytes and then ")":
+  -- a key the cut split kept its first 10 bytes in the message.
+  it("a failed batch's error message cut inside the key: no piece of it in the message", function ()
+    local failed = { body = cjson.encode { id = "batch_f", status = "failed", errors = { data = { {
+      message = string.rep("e", 390) .. KEY .. string.rep("e", 1000), line = 1 } } } } }
+    serve { ["POST /v1/files"] = { body = '{"id":"file-1","object":"file","purpose":"batch"}' },
+            ["POST /v1/batches"] = failed, ["GET /v1/batches/"] = failed }
+    local res, err = batch.run(client, { { custom_id = "a", body = {
+      messages = { { role = "user", content = "x" } } } } }, { interval = 0.02 })
+    assert.is_nil(res)
+    assert.matches("^batch batch_f failed %(input line 1: " .. string.rep("e", 390), err.message)
+    assert.is_false(texts.contains(err.message, PIECE), err.message)
+    assert.is_false(texts.contains(tostring(err), PIECE))
+  end)
+
   -- A batch's status, never terminal, went whole into wait's timeout error.
   it("wait's timeout quotes a long status bounded", function ()
     local status = string.rep("s", 190) .. KEY .. string.rep("s", 1000000)

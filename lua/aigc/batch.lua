@@ -118,16 +118,20 @@ local not_id = util.not_path_segment
 -- three times into a message, and into every case's error of a run;
 -- `err.batch_id` and the batch keep it whole.
 local ID_SHOWN = 200
--- With the client, the text is scrubbed before the cut: a key the cut
--- split, text following, kept a piece (8 to 11 bytes) no scrub finds.
-local function shown_id (id, client)
-  id = tostring(id)
-  local engine = #id > ID_SHOWN and client and rawget(client, "_engine")
+-- `s` at most `max` bytes (util.clip). With the client, scrubbed before the
+-- cut: a key the cut split, text following, kept a piece (8 to 11 bytes)
+-- that no scrub of the message finds.
+local function clipped (s, max, client)
+  local engine = #s > max and client and rawget(client, "_engine")
   if engine then
-    local ok, v = pcall(engine.scrub, engine, id)
-    if ok and type(v) == "string" then id = v end
+    local ok, v = pcall(engine.scrub, engine, s)
+    if ok and type(v) == "string" then s = v end
   end
-  return util.clip(id, ID_SHOWN)
+  return util.clip(s, max)
+end
+
+local function shown_id (id, client)
+  return clipped(tostring(id), ID_SHOWN, client)
 end
 
 local function check_id (fname, argn, id, what)
@@ -644,16 +648,11 @@ end
 -- whole, a message of a megabyte went into every case's error (50,000 cases
 -- of a run: 50 GB); the whole list stays in the batch's `errors`.
 local WHY_MAX = 400
-local function why_over (b)
+local function why_over (b, client)
   local list = type(b.errors) == "table" and type(b.errors.data) == "table" and b.errors.data or {}
   local first = list[1]
   if type(first) ~= "table" or type(first.message) ~= "string" then return "" end
-  local message = first.message
-  if #message > WHY_MAX then
-    local n = WHY_MAX
-    while n > 0 and message:byte(n + 1) >= 128 and message:byte(n + 1) < 192 do n = n - 1 end
-    message = message:sub(1, n) .. "..."
-  end
+  local message = clipped(first.message, WHY_MAX, client)
   local line = tonumber(first.line)
   if line and (line ~= math.floor(line) or line < 0 or line > 2^53) then line = nil end
   return string.format(" (%s%s%s)", line and "input line " .. string.format("%d", line) .. ": " or "",
@@ -701,7 +700,7 @@ function M.run (client, requests, opts)
   if not b then return nil, named(client, err, id, pending(id)) end
   if b.status == "failed" then
     -- (with why: "batch X failed" alone sent the caller digging in err.errors)
-    return nil, batch_error(client, "batch " .. shown_id(b.id, client) .. " failed" .. why_over(b),
+    return nil, batch_error(client, "batch " .. shown_id(b.id, client) .. " failed" .. why_over(b, client),
                             { batch = b, errors = b.errors })
   end
   local results, rerr = M.results(client, b)

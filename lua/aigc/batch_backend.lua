@@ -166,7 +166,7 @@ local function line_error (client, b, r, o, api)
   return util.scrub(client, util.new_error { kind = r and "http" or "batch", status = r and r.status_code,
     message = type(e.message) == "string" and e.message or r and "status " .. tostring(r.status_code)
               or "batch " .. batch.shown_id(b.id, client) .. " ended " .. batch.shown_id(b.status, client)
-                 .. " without this case" .. batch.why_over(b) })
+                 .. " without this case" .. batch.why_over(b, client) })
 end
 
 -- The batch's requests for the run's pending cases, and their jobs; a
