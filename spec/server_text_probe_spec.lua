@@ -188,6 +188,23 @@ describe("server text in batch messages", function ()
     assert.is_false(texts.contains(tostring(err), PIECE))
   end)
 
+  -- `aigc run --batch --cancel` printed the server's batch id and status
+  -- whole on stderr, unscrubbed (no error object on the way).
+  it("aigc run --cancel: the batch's id and status echoing the key, a megabyte long: scrubbed, bounded", function ()
+    serve { ["POST /v1/batches/"] = { body = cjson.encode { id = "batch_" .. KEY,
+      status = string.rep("s", 190) .. KEY .. string.rep("s", 1000000) } } }
+    local home = cli.home()
+    cli.write(home .. "/cases.jsonl", '{"id": "a", "prompt": "Hi"}\n')
+    local r = cli.run({ "run", home .. "/cases.jsonl", "--batch", "--cancel", "--batch-id", "b1" },
+                      { home = home, base_url = "http://127.0.0.1:" .. port .. "/v1",
+                        env = { OPENAI_API_KEY = KEY } })
+    cli.rmdir(home)
+    assert.equal(0, r.code, r.stderr)
+    assert.matches("^batch batch_%[redacted%]: " .. string.rep("s", 190), r.stderr)
+    assert.is_true(#r.stderr < 1000, #r.stderr)
+    assert.is_false(texts.contains(r.stderr, PIECE), r.stderr)
+  end)
+
   -- A batch's status, never terminal, went whole into wait's timeout error.
   it("wait's timeout quotes a long status bounded", function ()
     local status = string.rep("s", 190) .. KEY .. string.rep("s", 1000000)

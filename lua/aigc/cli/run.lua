@@ -15,8 +15,17 @@ local util = require "aigc.util"
 -- A batch's id as the command's lines quote it: at most 200 bytes (a
 -- server's megabyte-long id went whole into the progress line, rewritten
 -- several times a second, and two or three times into a message).
-local function shown_id (id)
-  return util.clip(tostring(id), 200)
+-- With the client, scrubbed first: a line that only the command prints
+-- (no error object scrubbed on the way) showed an id or status echoing the
+-- key, and a cut inside the key leaves a piece no later scrub finds.
+local function shown_id (id, client)
+  id = tostring(id)
+  local engine = client and rawget(client, "_engine")
+  if engine then
+    local ok, v = pcall(engine.scrub, engine, id)
+    if ok and type(v) == "string" then id = v end
+  end
+  return util.clip(id, 200)
 end
 
 local M = {}
@@ -82,7 +91,7 @@ function M.progress_line (p, width)
   if p.failed > 0 then parts[#parts + 1] = "failed " .. p.failed end
   if p.retries and p.retries > 0 then parts[#parts + 1] = "retries " .. p.retries end
   if p.batch then
-    parts[#parts + 1] = "batch " .. shown_id(p.batch.id) .. " " .. tostring(p.batch.status)
+    parts[#parts + 1] = "batch " .. shown_id(p.batch.id) .. " " .. shown_id(p.batch.status)
   else
     parts[#parts + 1] = "x" .. tostring(p.concurrency)
   end
@@ -213,13 +222,14 @@ function M.cancel (client, args)
   if not id and kept then
     local f = io.open(kept, "rb")
     if f then id = f:read("*l"); f:close() end
-    from = " (batch " .. shown_id(id) .. ", whose id " .. kept .. " keeps)"
+    from = " (batch " .. shown_id(id, client) .. ", whose id " .. kept .. " keeps)"
   end
   if not id then common.usage("--cancel: no batch (give --batch-id, or --out of a run with a batch)") end
   local b, err = require("aigc.batch").cancel(client, id)
+  local line = b and "batch " .. shown_id(b.id, client) .. ": " .. shown_id(b.status, client)   -- (before close)
   client:close()
   if not b then common.fail("aigc run --cancel" .. from .. ": " .. tostring(err.message or err)) end
-  common.note("batch " .. shown_id(b.id) .. ": " .. tostring(b.status))
+  common.note(line)
   return 0
 end
 
