@@ -17,43 +17,8 @@ local cjson = require "cjson"
 local cli = require "cli"
 local misuse = require "misuse"
 local proc = require "procutil"
+local routed = require "routed"
 
-local ROUTED = [[
-local oneshot = require "oneshot"
-local cjson = require "cjson"
-local routes_path, log_path = arg[1], arg[2]
-local server = oneshot.listen()
-server:settimeout(60)
-while true do
-  local c = server:accept()
-  if not c then break end
-  c:settimeout(5)
-  local line, len = c:receive("*l"), 0
-  repeat
-    local h = c:receive("*l")
-    len = tonumber(h and h:match("^[Cc]ontent%-[Ll]ength: *(%d+)")) or len
-  until h == nil or h == ""
-  if len > 0 then c:receive(len) end
-  local method, target = (line or ""):match("^(%S+) (%S+)")
-  if target == "/_quit" then c:close(); break end
-  local log = io.open(log_path, "ab")
-  log:write(tostring(method), " ", tostring(target), "\n")
-  log:close()
-  local f = io.open(routes_path, "rb")
-  local routes = cjson.decode(f:read("*a"))
-  f:close()
-  local best, blen = nil, -1
-  for k, v in pairs(routes) do
-    local m, prefix = k:match("^(%S+) (.*)$")
-    if m == method and target and target:sub(1, #prefix) == prefix and #prefix > blen then best, blen = v, #prefix end
-  end
-  best = best or { status = 404, body = '{"error":{"message":"no route"}}' }
-  local body = best.body or "{}"
-  c:send(("HTTP/1.1 %d X\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n")
-         :format(best.status or 200, best.ctype or "application/json", #body) .. body)
-  c:close()
-end
-]]
 
 local KEY = "sk-proj-BATCHSECRET0123456789abcdefXYZ"
 local FILE = { body = '{"id":"file-1","object":"file","purpose":"batch"}' }
@@ -70,34 +35,22 @@ local function out_line (id, status, body)
 end
 
 describe("aigc.batch against a hostile server", function ()
-  local port, child, dir, routes_path, log_path, client
+  local srv, dir, client
 
   setup(function ()
-    dir = cli.home()
-    routes_path, log_path = dir .. "/routes.json", dir .. "/requests.log"
-    cli.write(routes_path, "{}")
-    port, child = require("oneshot").start(ROUTED, { routes_path, log_path })
+    srv = routed.start()
+    dir = srv.dir
   end)
-  teardown(function ()
-    local socket = require "socket"
-    local c = socket.tcp()
-    if c:connect("127.0.0.1", port) then c:send("GET /_quit HTTP/1.1\r\n\r\n"); c:close() end
-    child:wait(10)
-    cli.rmdir(dir)
-  end)
+  teardown(function () srv:stop() end)
 
   local function serve (routes)
-    cli.write(routes_path, cjson.encode(routes))
-    os.remove(log_path)
+    srv:serve(routes)
+    srv:forget()
   end
-  local function requests ()
-    local list = {}
-    for line in (proc.read_file(log_path) or ""):gmatch("[^\n]+") do list[#list + 1] = line end
-    return list
-  end
+  local function requests () return srv:requests() end
 
   before_each(function ()
-    client = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", model = "aigc-dev", api_key = KEY,
+    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = KEY,
                            max_retries = 0, timeout = 10 }
   end)
   after_each(function () client:close() end)
@@ -329,7 +282,7 @@ describe("aigc.batch against a hostile server", function ()
         for round = 1, 2 do
           if round == 2 then cli.write(home .. "/out.jsonl.batch", "b\n") end
           local r = cli.run({ "run", home .. "/cases.jsonl", "--batch", "--out", home .. "/out.jsonl" },
-                            { home = home, base_url = "http://127.0.0.1:" .. port .. "/v1",
+                            { home = home, base_url = srv.base_url,
                               env = { AIGC_NO_LOG = "1" } })
           assert.equal(1, r.code, r.stderr)
           assert.is_nil(r.stderr:find("internal error", 1, true))

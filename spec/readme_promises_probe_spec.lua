@@ -5,89 +5,28 @@
 
 local aigc = require "aigc"
 local batch = require "aigc.batch"
-local cjson = require "cjson"
 local cli = require "cli"
 local devserver = require "devserver"
 local oneshot = require "oneshot"
+local routed = require "routed"
 
--- A raw server answering each request by the longest "METHOD /prefix"
--- route of the JSON file arg[1] (any status, any body), and appending
--- "METHOD target" of each request to the file arg[2]. A refusal (4xx, 5xx)
--- of a request that waits for `100 Continue` is sent before its body, as a
--- server that refuses does.
-local ROUTED = [[
-local oneshot = require "oneshot"
-local cjson = require "cjson"
-local routes_path, log_path = arg[1], arg[2]
-local server = oneshot.listen()
-server:settimeout(60)
-while true do
-  local c = server:accept()
-  if not c then break end
-  c:settimeout(5)
-  local line, len, expect = c:receive("*l"), 0, false
-  repeat
-    local h = c:receive("*l")
-    len = tonumber(h and h:match("^[Cc]ontent%-[Ll]ength: *(%d+)")) or len
-    if h and h:lower():match("^expect: *100%-continue") then expect = true end
-  until h == nil or h == ""
-  local method, target = (line or ""):match("^(%S+) (%S+)")
-  if target == "/_quit" then c:close(); break end
-  local log = io.open(log_path, "ab")
-  log:write(tostring(method), " ", tostring(target), "\n")
-  log:close()
-  local f = io.open(routes_path, "rb")
-  local routes = cjson.decode(f:read("*a"))
-  f:close()
-  local best, blen = nil, -1
-  for k, v in pairs(routes) do
-    local m, prefix = k:match("^(%S+) (.*)$")
-    if m == method and target and target:sub(1, #prefix) == prefix and #prefix > blen then best, blen = v, #prefix end
-  end
-  best = best or { status = 404, body = '{"error":{"message":"no route"}}' }
-  local status = best.status or 200
-  if len > 0 and not (expect and status >= 400) then
-    if expect then c:send("HTTP/1.1 100 Continue\r\n\r\n") end
-    c:receive(len)
-  end
-  local body = best.body or "{}"
-  c:send(("HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n")
-         :format(status, #body) .. body)
-  c:close()
-end
-]]
 
 describe("README promises against a raw routed server", function ()
-  local port, child, dir, routes_path, log_path, client
+  local srv, client
 
   setup(function ()
-    dir = cli.home()
-    routes_path, log_path = dir .. "/routes.json", dir .. "/requests.log"
-    cli.write(routes_path, "{}")
-    port, child = oneshot.start(ROUTED, { routes_path, log_path })
+    srv = routed.start()
   end)
-  teardown(function ()
-    local socket = require "socket"
-    local c = socket.tcp()
-    if c:connect("127.0.0.1", port) then c:send("GET /_quit HTTP/1.1\r\n\r\n"); c:close() end
-    child:wait(10)
-    cli.rmdir(dir)
-  end)
+  teardown(function () srv:stop() end)
   before_each(function ()
-    cli.write(log_path, "")
-    client = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", model = "aigc-dev",
+    srv:forget()
+    client = aigc.client { base_url = srv.base_url, model = "aigc-dev",
                            api_key = "sk-proj-PROMISES0123456789abcdefXYZ", max_retries = 0, timeout = 20 }
   end)
   after_each(function () client:close() end)
 
-  local function serve (routes) cli.write(routes_path, cjson.encode(routes)) end
-  local function requests ()
-    local f = assert(io.open(log_path, "rb"))
-    local list = {}
-    for l in f:read("*a"):gmatch("[^\n]+") do list[#list + 1] = l end
-    f:close()
-    return list
-  end
+  local function serve (routes) srv:serve(routes) end
+  local function requests () return srv:requests() end
 
   -- README (Files): "A failure (...), a cancel of the `_async` form's
   -- future, or Ctrl-C cancels the upload at the server (`POST
@@ -141,7 +80,7 @@ describe("README promises against a raw routed server", function ()
     local home = cli.home()
     cli.write(home .. "/cases.jsonl", '{"id":"a","messages":[{"role":"user","content":"Hi"}]}\n')
     local r = cli.run({ "run", home .. "/cases.jsonl", "--batch", "-m", "aigc-dev", "--no-log" },
-                      { home = home, base_url = "http://127.0.0.1:" .. port .. "/v1", env = { AIGC_FORCE_TTY = "1" } })
+                      { home = home, base_url = srv.base_url, env = { AIGC_FORCE_TTY = "1" } })
     cli.rmdir(home)
     assert.equal(1, r.code, r.stderr)
     assert.matches("\nthrough the Batch API: batch batch_^[]2;PWNED^G\239\191\1892J\n", r.stderr, 1, true)
@@ -169,7 +108,7 @@ describe("README promises against a raw routed server", function ()
       assert.equal("completed", b.status)
       assert.same({ math.max(interval, 0.01) }, pauses)
       assert.same({ "GET /v1/batches/b", "GET /v1/batches/b" }, requests())
-      cli.write(log_path, "")
+      srv:forget()
     end
     assert.equal(0.01, batch.MIN_POLL_INTERVAL)
   end)

@@ -6,66 +6,23 @@ local aigc = require "aigc"
 local cjson = require "cjson"
 local cli = require "cli"
 local texts = require "texts"
+local routed = require "routed"
 
--- A raw server answering each request by the longest "METHOD /prefix" route
--- of a JSON file the test writes (as spec/audit_probe_spec.lua's).
-local ROUTED = [[
-local oneshot = require "oneshot"
-local cjson = require "cjson"
-local routes_path = arg[1]
-local server = oneshot.listen()
-server:settimeout(60)
-while true do
-  local c = server:accept()
-  if not c then break end
-  c:settimeout(5)
-  local line, len = c:receive("*l"), 0
-  repeat
-    local h = c:receive("*l")
-    len = tonumber(h and h:match("^[Cc]ontent%-[Ll]ength: *(%d+)")) or len
-  until h == nil or h == ""
-  if len > 0 then c:receive(len) end
-  local method, target = (line or ""):match("^(%S+) (%S+)")
-  if target == "/_quit" then c:close(); break end
-  local f = io.open(routes_path, "rb")
-  local routes = cjson.decode(f:read("*a"))
-  f:close()
-  local best, blen = nil, -1
-  for k, v in pairs(routes) do
-    local m, prefix = k:match("^(%S+) (.*)$")
-    if m == method and target and target:sub(1, #prefix) == prefix and #prefix > blen then best, blen = v, #prefix end
-  end
-  best = best or { status = 404, body = '{"error":{"message":"no route"}}' }
-  local body = best.body or "{}"
-  c:send(("HTTP/1.1 %d X\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n")
-         :format(best.status or 200, best.ctype or "application/json", #body) .. body)
-  c:close()
-end
-]]
 
 local KEY = "sk-proj-SERVERTEXT0123456789abcdefXYZ"
 local PIECE = KEY:sub(1, 10)   -- what a cut 10 bytes into the key leaves
 
 describe("server text against a raw server", function ()
-  local port, child, dir, routes_path, client
+  local srv, client
 
   setup(function ()
-    dir = cli.home()
-    routes_path = dir .. "/routes.json"
-    cli.write(routes_path, "{}")
-    port, child = require("oneshot").start(ROUTED, { routes_path })
+    srv = routed.start()
   end)
-  teardown(function ()
-    local socket = require "socket"
-    local c = socket.tcp()
-    if c:connect("127.0.0.1", port) then c:send("GET /_quit HTTP/1.1\r\n\r\n"); c:close() end
-    child:wait(10)
-    cli.rmdir(dir)
-  end)
-  local function serve (routes) cli.write(routes_path, cjson.encode(routes)) end
+  teardown(function () srv:stop() end)
+  local function serve (routes) srv:serve(routes) end
 
   before_each(function ()
-    client = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", model = "aigc-dev", api_key = KEY,
+    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = KEY,
                            max_retries = 0, timeout = 10 }
   end)
   after_each(function () client:close() end)
@@ -104,7 +61,7 @@ describe("server text against a raw server", function ()
   -- digits: the judge's reply must name no candidate.)
   it("a judge's reply cut inside the key: no piece of it in the error", function ()
     local jkey = "sk-proj-JUDGEPROBEabcdefghijklmnopXYZ"
-    local judged = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", model = "aigc-dev",
+    local judged = aigc.client { base_url = srv.base_url, model = "aigc-dev",
                                  api_key = jkey, max_retries = 0, timeout = 10 }
     serve { ["POST /v1/chat/completions"] = { body = cjson.encode { id = "c", object = "chat.completion",
       choices = { { index = 0, finish_reason = "stop",
@@ -134,26 +91,17 @@ describe("server text against a raw server", function ()
 end)
 
 describe("server text in batch messages", function ()
-  local port, child, dir, routes_path, client
+  local srv, client
   local batch = require "aigc.batch"
 
   setup(function ()
-    dir = cli.home()
-    routes_path = dir .. "/routes.json"
-    cli.write(routes_path, "{}")
-    port, child = require("oneshot").start(ROUTED, { routes_path })
+    srv = routed.start()
   end)
-  teardown(function ()
-    local socket = require "socket"
-    local c = socket.tcp()
-    if c:connect("127.0.0.1", port) then c:send("GET /_quit HTTP/1.1\r\n\r\n"); c:close() end
-    child:wait(10)
-    cli.rmdir(dir)
-  end)
-  local function serve (routes) cli.write(routes_path, cjson.encode(routes)) end
+  teardown(function () srv:stop() end)
+  local function serve (routes) srv:serve(routes) end
 
   before_each(function ()
-    client = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", model = "aigc-dev", api_key = KEY,
+    client = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = KEY,
                            max_retries = 0, timeout = 10 }
   end)
   after_each(function () client:close() end)
@@ -196,7 +144,7 @@ describe("server text in batch messages", function ()
     local home = cli.home()
     cli.write(home .. "/cases.jsonl", '{"id": "a", "prompt": "Hi"}\n')
     local r = cli.run({ "run", home .. "/cases.jsonl", "--batch", "--cancel", "--batch-id", "b1" },
-                      { home = home, base_url = "http://127.0.0.1:" .. port .. "/v1",
+                      { home = home, base_url = srv.base_url,
                         env = { OPENAI_API_KEY = KEY } })
     cli.rmdir(home)
     assert.equal(0, r.code, r.stderr)

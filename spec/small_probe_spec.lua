@@ -4,42 +4,8 @@
 local aigc = require "aigc"
 local cjson = require "cjson"
 local cli = require "cli"
+local routed = require "routed"
 
--- A raw server answering each request by the longest "METHOD /prefix" route
--- of a JSON file the test writes (as spec/audit_probe_spec.lua's).
-local ROUTED = [[
-local oneshot = require "oneshot"
-local cjson = require "cjson"
-local routes_path = arg[1]
-local server = oneshot.listen()
-server:settimeout(60)
-while true do
-  local c = server:accept()
-  if not c then break end
-  c:settimeout(5)
-  local line, len = c:receive("*l"), 0
-  repeat
-    local h = c:receive("*l")
-    len = tonumber(h and h:match("^[Cc]ontent%-[Ll]ength: *(%d+)")) or len
-  until h == nil or h == ""
-  if len > 0 then c:receive(len) end
-  local method, target = (line or ""):match("^(%S+) (%S+)")
-  if target == "/_quit" then c:close(); break end
-  local f = io.open(routes_path, "rb")
-  local routes = cjson.decode(f:read("*a"))
-  f:close()
-  local best, blen = nil, -1
-  for k, v in pairs(routes) do
-    local m, prefix = k:match("^(%S+) (.*)$")
-    if m == method and target and target:sub(1, #prefix) == prefix and #prefix > blen then best, blen = v, #prefix end
-  end
-  best = best or { status = 404, body = '{"error":{"message":"no route"}}' }
-  local body = best.body or "{}"
-  c:send(("HTTP/1.1 %d X\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n")
-         :format(best.status or 200, best.ctype or "application/json", #body) .. body)
-  c:close()
-end
-]]
 
 -- A chat completion of Mistral's Magistral models: each choice's content a
 -- list of parts, the thinking first, then the answer in text parts.
@@ -55,25 +21,17 @@ local function utf8_ok (s)
 end
 
 describe("small defects, against a raw server", function ()
-  local port, child, dir, routes_path, client
+  local srv, dir, client
 
   setup(function ()
-    dir = cli.home()
-    routes_path = dir .. "/routes.json"
-    cli.write(routes_path, "{}")
-    port, child = require("oneshot").start(ROUTED, { routes_path })
+    srv = routed.start()
+    dir = srv.dir
   end)
-  teardown(function ()
-    local socket = require "socket"
-    local c = socket.tcp()
-    if c:connect("127.0.0.1", port) then c:send("GET /_quit HTTP/1.1\r\n\r\n"); c:close() end
-    child:wait(10)
-    cli.rmdir(dir)
-  end)
-  local function serve (routes) cli.write(routes_path, cjson.encode(routes)) end
+  teardown(function () srv:stop() end)
+  local function serve (routes) srv:serve(routes) end
 
   before_each(function ()
-    client = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", model = "m",
+    client = aigc.client { base_url = srv.base_url, model = "m",
                            api_key = "sk-small-0123456789",
                            max_retries = 0, timeout = 10 }
   end)
@@ -211,7 +169,7 @@ describe("small defects, against a raw server", function ()
     it("is quoted bounded by aigc run --batch --cancel and its progress line", function ()
       serve { ["POST /v1/batches/"] = { body = batch_of("cancelling") } }
       local r = cli.run({ "run", "cases.jsonl", "--batch", "--cancel", "--batch-id", "batch_1" },
-                        { home = dir, base_url = "http://127.0.0.1:" .. port .. "/v1" })
+                        { home = dir, base_url = srv.base_url })
       assert.equal(0, r.code, r.stderr:sub(1, 500))
       bounded(r.stderr)
       assert.matches(": cancelling\n$", r.stderr)
