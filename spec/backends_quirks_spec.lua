@@ -79,17 +79,12 @@ local SERVER = [=[
 -- luacheck: pop
 
 describe("real servers' streams", function ()
-  local port, child, client
+  local srv, client
 
-  setup(function () port, child = oneshot.start(SERVER) end)
-  teardown(function ()
-    local c = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0, timeout = 5 }
-    c:chat { model = "quit", messages = { { role = "user", content = "x" } } }
-    c:close()
-    child:wait(10)
-  end)
+  setup(function () srv = oneshot.model_server(SERVER) end)
+  teardown(function () srv.stop() end)
   before_each(function ()
-    client = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", api_key = "sk-quirks-0123456789",
+    client = aigc.client { base_url = srv.base_url, api_key = "sk-quirks-0123456789",
                            max_retries = 0, timeout = 30 }
   end)
   after_each(function () client:close() end)
@@ -120,7 +115,7 @@ describe("real servers' streams", function ()
   describe("that end with no [DONE] (Hugging Face TGI before 2.2), to a client with require_done = false", function ()
     before_each(function ()
       client:close()
-      client = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", api_key = "sk-quirks-0123456789",
+      client = aigc.client { base_url = srv.base_url, api_key = "sk-quirks-0123456789",
                              max_retries = 0, timeout = 30, require_done = false }
     end)
 
@@ -235,7 +230,7 @@ describe("real servers' streams", function ()
       assert.is_nil(err)
       assert.same({ "Hello", "stop", "chat.completion" }, { res.text, res.choices[1].finish_reason, res.object })
       -- (a completion's events with no [DONE]: a client that takes them whole)
-      local lax = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0, timeout = 30,
+      local lax = aigc.client { base_url = srv.base_url, max_retries = 0, timeout = 30,
                                 require_done = false }
       res, err = lax:complete { model = "tgi-completion", prompt = "x" }
       lax:close()

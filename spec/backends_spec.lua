@@ -156,17 +156,12 @@ local SERVER = [=[
 -- luacheck: pop
 
 describe("the OpenAI-compatible servers the README names", function ()
-  local port, child, client
+  local server, client
 
-  setup(function () port, child = oneshot.start(SERVER) end)
-  teardown(function ()
-    local c = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0, timeout = 5 }
-    c:chat { model = "quit", messages = { { role = "user", content = "x" } } }
-    c:close()
-    child:wait(10)
-  end)
+  setup(function () server = oneshot.model_server(SERVER) end)
+  teardown(function () server.stop() end)
   before_each(function ()
-    client = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0 }
+    client = aigc.client { base_url = server.base_url, max_retries = 0 }
   end)
   after_each(function () client:close() end)
 
@@ -348,7 +343,7 @@ describe("the OpenAI-compatible servers the README names", function ()
   describe("Azure's asynchronous content filter cutting a streamed reply", function ()
     it("is a reply whose finish_reason says content_filter, with the annotations; not a cut stream", function ()
       local chunks = {}
-      local c = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0 }
+      local c = aigc.client { base_url = server.base_url, max_retries = 0 }
       local res, err = c:chat { model = "azure-async-blocked", messages = { { role = "user", content = "Hi" } },
                                 stream = function (_, ch) chunks[#chunks + 1] = ch.id end }
       c:close()
@@ -454,7 +449,7 @@ describe("the OpenAI-compatible servers the README names", function ()
   describe("a server that refuses stream_options (vLLM before 0.5, Fireworks, Databricks' gateway)", function ()
     it("gets the stream again without it, once, and the client sends it no more", function ()
       local lines = {}
-      local c = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0,
+      local c = aigc.client { base_url = server.base_url, max_retries = 0,
                               log = function (level, msg) lines[#lines + 1] = level .. " " .. msg end }
       local text = {}
       local res, err = c:chat { model = "strict", messages = { { role = "user", content = "Hi" } },
@@ -474,7 +469,7 @@ describe("the OpenAI-compatible servers the README names", function ()
       assert.is_nil(table.concat(lines, "\n"):find("stream_options", 1, true))
       c:close()
       -- a caller's own stream_options is theirs: the server's 400 is the call's error
-      local c2 = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0 }
+      local c2 = aigc.client { base_url = server.base_url, max_retries = 0 }
       local _, err2 = c2:chat { model = "strict", messages = { { role = "user", content = "Hi" } },
                                 stream_options = { include_usage = true }, stream = function () end }
       assert.equal(400, err2.status)

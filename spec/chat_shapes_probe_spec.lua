@@ -68,17 +68,12 @@ local SERVER = [=[
 -- luacheck: pop
 
 describe("chat replies of unusual shapes", function ()
-  local port, child, client
+  local srv, client
 
-  setup(function () port, child = oneshot.start(SERVER) end)
-  teardown(function ()
-    local c = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0, timeout = 5 }
-    c:chat { model = "quit", messages = { { role = "user", content = "x" } } }
-    c:close()
-    child:wait(10)
-  end)
+  setup(function () srv = oneshot.model_server(SERVER) end)
+  teardown(function () srv.stop() end)
   before_each(function ()
-    client = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", api_key = "sk-shapes-0123456789",
+    client = aigc.client { base_url = srv.base_url, api_key = "sk-shapes-0123456789",
                            max_retries = 0, timeout = 30 }
   end)
   after_each(function () client:close() end)

@@ -49,17 +49,12 @@ local SERVER = [=[
 ]=]
 
 describe("the end of a stream's body", function ()
-  local port, child, client
+  local srv, client
 
-  setup(function () port, child = oneshot.start(SERVER, { KEY }) end)
-  teardown(function ()
-    local c = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0, timeout = 2 }
-    c:chat { model = "quit", messages = { { role = "user", content = "x" } } }
-    c:close()
-    child:wait(10)
-  end)
+  setup(function () srv = oneshot.model_server(SERVER, { KEY }) end)
+  teardown(function () srv.stop() end)
   before_each(function ()
-    client = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", api_key = KEY, max_retries = 2 }
+    client = aigc.client { base_url = srv.base_url, api_key = KEY, max_retries = 2 }
   end)
   after_each(function () client:close() end)
 

@@ -95,4 +95,21 @@ function M.sse_client (aigc, sse_body, linger, client_opts)
   return c, function () c:close(); child:wait((linger or 0) + 10); os.remove(path) end
 end
 
+--- (spec) Starts `script` (with `args`): a child that answers chat requests
+-- by their "model" and ends when asked for the model "quit" (the servers of
+-- backends_spec and its kin).
+-- @treturn table the server: `base_url` ("http://127.0.0.1:PORT/v1"), and
+-- `stop()`, which asks for "quit" through an aigc client and waits for the child
+function M.model_server (script, args)
+  local port, child = M.start(script, args)
+  local srv = { base_url = "http://127.0.0.1:" .. port .. "/v1" }
+  function srv.stop ()
+    local c = require("aigc").client { base_url = srv.base_url, max_retries = 0, timeout = 5 }
+    c:chat { model = "quit", messages = { { role = "user", content = "x" } } }
+    c:close()
+    child:wait(10)
+  end
+  return srv
+end
+
 return M
