@@ -244,11 +244,18 @@ function M.terminal (args, opts)
   term_count = term_count + 1
   local name = "t" .. term_count .. "_" .. RUN_ID .. "_" .. tostring(os.time())
   local self = setmetatable({ name = name }, Term)
-  local ok, out = new_session("-d -s " .. name .. " -x 120 -y 40 " .. quote(M.command(args, opts)))
+  -- remain-on-exit is set in the same tmux command as the session's start,
+  -- as its option: set after, a command that ended at once took its
+  -- session (and, the last one, the server) with it.
+  local ok, out = new_session("-d -s " .. name .. " -x 120 -y 40 " .. quote(M.command(args, opts))
+                              .. " \\; set-option -t " .. name .. " remain-on-exit on")
   assert(ok, "tmux new-session: " .. tostring(out))
-  tmux("set-option -t " .. name .. " remain-on-exit on")
-  local _, pid = tmux("display -p -t " .. name .. " '#{pane_pid}'")
-  self.pid = tonumber(pid:match("%d+"))
+  -- The pane's pid, or a clear failure: "%d+" of an error such as "no
+  -- server running on /tmp/tmux-0/aigc-spec" was 0, and a test's
+  -- `kill -TERM 0` then killed its own process group (busted, the CI lane).
+  local shown, pid = tmux("display -p -t " .. name .. " '#{pane_pid}'")
+  self.pid = shown and tonumber(tostring(pid):match("^%s*(%d+)%s*$"))
+  assert(self.pid and self.pid > 1, "tmux gave no pane pid for " .. name .. ": " .. tostring(pid))
   return self
 end
 
