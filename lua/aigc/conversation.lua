@@ -629,7 +629,8 @@ function Conversation:say_async (input, params)
   self._busy = token   -- (at once: a second say_async before the task runs is refused)
   local fut = future.run(self.client._loop, function (f)
     return self:_busy_with(token, self._say, self, user, params, f)
-  end, { label = "say", on_done = on_done, on_error = on_error, what = "a conversation's say" })
+  end, { label = "say", on_done = on_done, on_error = on_error, what = "a conversation's say",
+       cancel_waits = true })
   token.future = fut
   return fut
 end

@@ -403,7 +403,8 @@ function M.chat_async (client, params, fname)
   local wire, o = prepare(params, fname)
   return future.run(client._loop, function (f)
     return run(client, wire, o, f)
-  end, { label = "chat", on_done = o.on_done, on_error = o.on_error, what = "a dialogue task" })
+  end, { label = "chat", on_done = o.on_done, on_error = o.on_error, what = "a dialogue task",
+       cancel_waits = true })
 end
 
 --- The blocking form over the Responses API (`client:respond` with a
@@ -434,7 +435,8 @@ function M.respond_async (client, params, fname)
   local wire, o = prepare(params, fname, adapter.responses)
   return future.run(client._loop, function (f)
     return run(client, wire, o, f)
-  end, { label = "respond", on_done = o.on_done, on_error = o.on_error, what = "a dialogue task" })
+  end, { label = "respond", on_done = o.on_done, on_error = o.on_error, what = "a dialogue task",
+       cancel_waits = true })
 end
 
 -- }======================================================

@@ -46,7 +46,8 @@ local run_end   -- (defined below)
 -- request whose events settle it: a blocking wait pumps it), `what` (names
 -- the work in the error it raises, for `run`: "a dialogue task"), `unowned`
 -- (not canceled when the loop's client closes: a race's end, which waits
--- for the entries of other clients too)
+-- for the entries of other clients too), `cancel_waits` (for `run`: a
+-- cancel also cancels what the work's task waits for, and will)
 -- @treturn aigc.future
 -- @local
 function M.new (loop, opts)
@@ -57,7 +58,7 @@ function M.new (loop, opts)
     _loop = loop, _state = "running", _label = opts.label or "future",
     _on_done = opts.on_done, _on_error = opts.on_error, _waiters = {},
     _drivers = opts.drivers or { loop }, _request = opts.request,
-    _res = false, _err = false, _inner = false, _deliver = false, _in_callback = false,
+    _res = false, _err = false, _inner = false, _deliver = false, _in_callback = false, _task = false,
   }, Future)
   f._run_end = function () run_end(f) end
   if not opts.unowned then loop.futures[f] = true end
@@ -286,6 +287,11 @@ function Future:cancel (why)
   local inner = self._inner
   settle(self, "canceled", nil, core.error { kind = "canceled", message = why or "the request was canceled" })
   if inner then inner:cancel(why) end
+  -- (`cancel_waits`: the work's task may wait for requests of its own --
+  -- a tool's client:chat, a strategy's candidates --: they end now, and
+  -- those it starts from here on, instead of running on, billed, for
+  -- nobody; not an upload's, which must still cancel it at the server)
+  if self._task then task.cancel_task(self._task, why or "the request was canceled") end
   return true
 end
 
@@ -315,6 +321,7 @@ function M.run (loop, fn, opts)
   -- outside fn's pcall (memory; an error value that no tostring takes),
   -- or its being abandoned, still ends f, and wakes its waiters.
   task.spawn_guarded(loop, function ()
+    if opts and opts.cancel_waits then f._task = compat.running() end   -- (for cancel)
     local ok, res, err = task.pcall(fn, f)
     if not ok and type(res) == "string" and res:find("not enough memory", 1, true) then
       -- (Lua out of memory is kind "limit", as in any task: not the "callback" of a raise)

@@ -1,0 +1,161 @@
+-- Strategies and the tool loop when the user's own code cancels or closes
+-- things under them: a dialogue canceled while its tool waits, a client
+-- closed while a strategy runs, a refine step that returns nothing.
+local aigc = require "aigc"
+local strategy = require "aigc.strategy"
+local devserver = require "devserver"
+
+-- Chat params for a request the server never answers (`timeout`: a bound
+-- for the old code, which let it run on until then).
+local function hanging (text)
+  return { messages = { { role = "user", content = text or "Hi" } }, headers = { ["x-aigc-fault"] = "hang" },
+           timeout = 20 }
+end
+
+local function drain (client)
+  local errs = {}
+  repeat
+    local n, e = client:step(0.01)
+    for _, x in ipairs(e or {}) do errs[#errs + 1] = tostring(x) end
+  until n == 0
+  return errs
+end
+
+describe("strategies and tools canceled under them", function ()
+  local srv, client
+
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end)
+
+  describe("canceling a dialogue's future", function ()
+    it("cancels the request its tool waits for (it ran on, for nobody, until it ended)", function ()
+      local inner, got
+      local ts = aigc.tools { { name = "look", fn = function ()
+        inner = client:chat_async(hanging())
+        local _, err = inner:wait()
+        got = err and err.kind or "answered"
+        return "x"
+      end } }
+      local fut = client:chat_async { messages = { { role = "user", content = "look()" } }, tools = ts }
+      while inner == nil do client:step(0.01) end
+      assert.equal("running", inner:status())
+      assert.is_true(fut:cancel())
+      assert.equal("canceled", inner:status())
+      assert.same({}, drain(client))
+      assert.equal("canceled", fut:status())
+      assert.equal("canceled", got)
+      assert.equal(0, client:active())
+    end)
+
+    it("cancels the candidates of a best_of its tool runs, and what the tool starts after", function ()
+      local cands, started, after
+      local ts = aigc.tools { { name = "think", fn = function ()
+        started = true
+        local _, err
+        _, err, cands = strategy.best_of { client = client, n = 3, params = hanging(), score = function () return 1 end }
+        -- (a request the tool starts once canceled ends at once)
+        local _, e2 = client:chat(hanging("again"))
+        after = e2 and e2.kind
+        return tostring(err)
+      end } }
+      local fut = client:chat_async { messages = { { role = "user", content = "think()" } }, tools = ts }
+      while not started do client:step(0.01) end
+      client:step(0.01)
+      fut:cancel()
+      assert.same({}, drain(client))
+      assert.equal(3, #cands)
+      for i = 1, 3 do assert.equal("canceled", cands[i].err.kind) end
+      assert.equal("canceled", after)
+      assert.equal(0, client:active())
+    end)
+
+    it("of a conversation's say cancels what its tool waits for", function ()
+      local inner
+      local ts = aigc.tools { { name = "look", fn = function ()
+        inner = client:chat_async(hanging())
+        inner:wait()
+        return "x"
+      end } }
+      local conv = aigc.conversation { client = client, params = { tools = ts } }
+      local fut = conv:say_async "look()"
+      while inner == nil do client:step(0.01) end
+      fut:cancel()
+      assert.equal("canceled", inner:status())
+      assert.same({}, drain(client))
+      assert.equal(0, #conv.messages)
+    end)
+  end)
+
+  describe("a client closed while a strategy runs", function ()
+    it("ends fallback's entries on it as canceled and goes on to the next (it raised 'closed client')", function ()
+      local backup = aigc.client { base_url = srv.base_url, max_retries = 0 }
+      local res, attempts = strategy.fallback {
+        params = { messages = { { role = "user", content = "Hi" } } },
+        -- (its on_error closes its own client: the next entry's is closed)
+        { client = client, params = { messages = { { role = "user", content = "Hi" } },
+          headers = { ["x-aigc-fault"] = "status=500" }, on_error = function () client:close() end } },
+        { client = client },
+        { client = backup, model = "backup" },
+      }
+      backup:close()
+      assert.is_table(res)
+      assert.equal(3, res.attempt)
+      assert.equal("http", attempts[1].err.kind)
+      assert.equal("canceled", attempts[2].err.kind)
+      assert.equal("the client was closed", attempts[2].err.message)
+      assert.is_true(attempts[3].ok)
+    end)
+
+    it("ends fallback as canceled when its primary is closed mid-request from outside (a task of another client)",
+       function ()
+      local home = aigc.client { base_url = srv.base_url, max_retries = 0 }
+      local out
+      home:spawn(function ()
+        out = { strategy.fallback { params = hanging(), client, client } }
+      end)
+      while client:active() == 0 do home:step(0.01) end
+      client:close()
+      while out == nil and home:step(0.01) > 0 do end
+      home:close()
+      assert.is_table(out)
+      assert.is_nil(out[1])
+      assert.equal("canceled", out[2].kind)
+      assert.equal(2, #out[3])
+      assert.equal("canceled", out[3][2].err.kind)
+    end)
+
+    it("ends best_of with a score judge whose client closed while the candidates ran: nil, err (it raised)", function ()
+      local jc = aigc.client { base_url = srv.base_url, max_retries = 0 }
+      local best, err, cands = strategy.best_of { client = client, n = 2, judge = { client = jc, mode = "score" },
+        params = { messages = { { role = "user", content = "Hi" } }, on_done = function () jc:close() end } }
+      assert.is_nil(best)
+      assert.equal("canceled", err.kind)
+      assert.equal(2, cands.usage_total.requests)
+    end)
+  end)
+
+  describe("refine's functions", function ()
+    it("a critique or revise function that returns nothing raises naming it (the model got the text 'nil')",
+       function ()
+      local ok, e = pcall(strategy.refine, { client = client, params = "Hi", rounds = 1,
+                                             critique = function () end })
+      assert.is_false(ok)
+      assert.matches("spec.critique: the function returned nil", tostring(e), 1, true)
+      ok, e = pcall(strategy.refine, { client = client, params = "Hi", rounds = 1, revise = function () end,
+                                       done = function () return false end })
+      assert.is_false(ok)
+      assert.matches("spec.revise: the function returned nil", tostring(e), 1, true)
+      local bodies = srv:bodies("/v1/chat/completions")
+      assert.equal(3, #bodies)   -- (the two drafts and the critique)
+      for _, b in ipairs(bodies) do
+        assert.is_nil(b.messages[#b.messages].content:find("nil", 1, true))
+      end
+    end)
+
+    it("a number a critique function returns goes as text", function ()
+      local final, steps = strategy.refine { client = client, params = "Hi", rounds = 1,
+        critique = function () return 42 end, done = function () return true end }
+      assert.is_table(final)
+      assert.equal("critique", steps[2].stage)
+    end)
+  end)
+end)
