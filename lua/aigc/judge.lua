@@ -11,7 +11,7 @@ local util = require "aigc.util"
 local scheduler = require "aigc.task"
 local adapter = require "aigc.adapter"
 
-local ipairs, pairs, tonumber, type = ipairs, pairs, tonumber, type
+local ipairs, pairs, pcall, tonumber, type = ipairs, pairs, pcall, tonumber, type
 local string_format, string_lower = string.format, string.lower
 local table_concat = table.concat
 local await, merge = scheduler.await, util.merge
@@ -144,8 +144,26 @@ function M.cut_reason (c)
   return nil
 end
 
+--- The error for a call on a client closed while a strategy ran (by a
+-- callback, a finalizer, another task), or nil: that call ends as a close
+-- ends a request in flight, `nil, err` of kind "canceled", and the
+-- strategy with it (fallback goes on to its next entry) -- not a raise of
+-- misuse at the strategy's line, which called a client open at the time.
+function M.closed (client)
+  local loop = rawget(client, "_loop")
+  -- (`loop.closed` is set once the engine's close has returned; a task
+  -- waiting on one of its requests resumes inside it, when only the
+  -- engine knows: its methods raise once it is closed)
+  if loop and (loop.closed or not pcall(loop.engine.active, loop.engine)) then
+    return strategy_error("canceled", "the client was closed")
+  end
+  return nil
+end
+
 --- One blocking chat or response (yields inside a task).
 function M.chat (client, p)
+  local closed = M.closed(client)
+  if closed then return nil, closed end
   return await(M.send(client, p))
 end
 
@@ -327,6 +345,8 @@ M.score_of = score_of
 -- Starts the judge's requests into `reqs`, waits for them all; returns
 -- how many scored, and the last error.
 local function score_all (reqs, judge, model, task, ok, prompt)
+  local closed = M.closed(judge.client)   -- (the judge's own client, closed while the candidates ran)
+  if closed then return 0, closed end
   local params = {}
   for i, c in ipairs(ok) do
     local content = table_concat({ judge.prompt or prompt, "", "Task:", task, "",
