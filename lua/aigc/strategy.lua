@@ -323,6 +323,15 @@ local function follow_up (params, draft, text)
   return p
 end
 
+-- What a `critique` or `revise` function returned: chat params, or the
+-- text to send. Anything else (nil: a branch that forgot its return) is
+-- misuse: it went to the model as the text "nil".
+local function made_text (v, path)
+  if type(v) == "table" or type(v) == "string" then return v end
+  if type(v) == "number" then return tostring(v) end
+  spec_error("refine", path, "the function returned " .. util.describe(v) .. "; a string or chat params expected")
+end
+
 --- Draft, critique, revise: up to `rounds` critique/revision rounds, until
 -- the critic finds nothing to change.
 -- @tparam table spec
@@ -332,7 +341,8 @@ end
 --  - `critique`: the critic's instruction (a string, default `CRITIQUE_PROMPT`), or
 --    `function(task, draft) -> string | params`,
 --  - `revise`: the revision instruction (a string, default `REVISE_PROMPT`), or
---    `function(task, draft, critique) -> string | params`,
+--    `function(task, draft, critique) -> string | params` (a function that returns
+--    anything else, nil too, raises),
 --  - `critic = { client =, params =, api = }` another model for the critique
 --    (api "chat" or "responses", default the API of `params`),
 --  - `done = function(critique_text) -> boolean` (default: it begins "no issues" or "LGTM").
@@ -374,9 +384,9 @@ function M.refine (spec)
   for _ = 1, rounds do
     local cp
     if type(critique) == "function" then
-      local v = critique(task, draft)
+      local v = made_text(critique(task, draft), "critique")
       cp = type(v) == "table" and chat_params(v, "refine", "critique", critic_client)
-        or judge_mod.ask(critic_api, nil, tostring(v))
+        or judge_mod.ask(critic_api, nil, v)
     else
       cp = judge_mod.ask(critic_api, nil, table_concat({ critique, "", "Task:", task, "", "Answer:", draft }, "\n"))
     end
@@ -389,9 +399,9 @@ function M.refine (spec)
     if done(ctext) then break end
     local rp
     if type(revise) == "function" then
-      local v = revise(task, draft, ctext)
+      local v = made_text(revise(task, draft, ctext), "revise")
       rp = type(v) == "table" and merge(params, chat_params(v, "refine", "revise", client))
-        or follow_up(params, draft, tostring(v))
+        or follow_up(params, draft, v)
     else
       rp = follow_up(params, draft, revise .. "\n\nCritique:\n" .. ctext)
     end
