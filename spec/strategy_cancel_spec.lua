@@ -133,6 +133,46 @@ describe("strategies and tools canceled under them", function ()
     end)
   end)
 
+  describe("what the caller's functions return", function ()
+    it("a vary that returns no table raises naming spec.vary (a number raised deep in aigc; a string went as the request)",
+       function ()
+      for _, bad in ipairs { 5, "Say hi", true } do
+        local ok, e = pcall(strategy.best_of, { client = client, n = 2, params = "Hi",
+          vary = function () return bad end, score = function () return 1 end })
+        assert.is_false(ok)
+        assert.matches("bad argument #1 to 'best_of' (spec.vary: returned", tostring(e), 1, true)
+        ok, e = pcall(strategy.vote, { client = client, n = 2, params = "Hi", vary = function () return bad end })
+        assert.matches("bad argument #1 to 'vote' (spec.vary: returned", tostring(e), 1, true)
+      end
+      assert.equal(0, #srv:requests())
+      -- (nil keeps the params as they were)
+      local win = strategy.vote { client = client, n = 2, params = "Hi", vary = function () end }
+      assert.equal(2, win.total)
+    end)
+
+    it("a route function that returns nothing is nil, err of kind route (it was nil, info: info as the error)",
+       function ()
+      local out, err, info = strategy.route { input = "x", classify = function () return "a" end,
+                                              routes = { a = function () end } }
+      assert.is_nil(out)
+      assert.equal("route", err.kind)
+      assert.matches("the route 'a' returned nothing", err.message, 1, true)
+      assert.equal("a", info.route)
+      local e2 = select(2, strategy.route { input = "x", classify = function () return nil, "no idea" end,
+                                            routes = { a = function () end } })
+      assert.equal("no idea", e2)
+    end)
+
+    it("a classify function that returns a table names no address in the error", function ()
+      local out, err = strategy.route { input = "x", classify = function () return {} end,
+                                        routes = { a = function () return 1 end } }
+      assert.is_nil(out)
+      assert.equal("route", err.kind)
+      assert.matches("the classifier returned a table, not a route name", err.message, 1, true)
+      assert.is_nil(err.message:find("0x", 1, true))
+    end)
+  end)
+
   describe("refine's functions", function ()
     it("a critique or revise function that returns nothing raises naming it (the model got the text 'nil')",
        function ()

@@ -149,7 +149,7 @@ function M.best_of (spec)
   if spec.use_n and judge_mod.is_responses(params) then
     spec_error("best_of", "use_n", "the Responses API has no n (leave use_n out: n requests go at once)")
   end
-  local cands = generate(client, params, n, spec.use_n, spec.vary)
+  local cands = generate(client, params, n, spec.use_n, spec.vary, "best_of")
   -- Replies cut short (max_tokens, a content filter) compete only when no
   -- other did: a story cut mid-sentence is no best story, nor the shortest.
   local ok, cut = {}, {}
@@ -245,7 +245,7 @@ function M.vote (spec)
   if spec.use_n and judge_mod.is_responses(params) then
     spec_error("vote", "use_n", "the Responses API has no n (leave use_n out: n requests go at once)")
   end
-  local cands = generate(client, params, n, spec.use_n, spec.vary)
+  local cands = generate(client, params, n, spec.use_n, spec.vary, "vote")
   local tally, order, total = {}, {}, 0
   local cut
   for _, c in ipairs(cands) do
@@ -657,7 +657,11 @@ end
 local function run_route (spec, h, input, info, spent)
   if type(h) == "function" then
     local out, herr = h(input, info)
-    if out == nil and herr ~= nil then return nil, herr, info end
+    -- (nil and no error came back as `nil, info`: the info table where a
+    -- caller's `local res, err = ...` reads the error)
+    if out == nil then
+      return nil, herr or strategy_error("route", "the route '" .. tostring(info.route) .. "' returned nothing"), info
+    end
     return out, info
   elseif is_a(h, "aigc.conversation") then
     local text, res = h:say(input)
@@ -695,6 +699,8 @@ local function no_route (spec, classify, label, reply)
   local said
   if reply ~= nil then said = "the classifier's reply " .. judge_mod.quote(reply, nil, client) .. " names no route"
   elseif label == nil then said = "the classifier named no route"
+  elseif type(label) ~= "string" and type(label) ~= "number" then   -- (not its address: "table: 0x55...")
+    said = "the classifier returned a " .. type(label) .. ", not a route name"
   else said = "no route for " .. judge_mod.quote(tostring(label)) end
   local routes = judge_mod.shorten(table_concat(names, ", "), 200)
   local err = strategy_error("route", said .. " (routes: " .. routes .. ")")
@@ -735,7 +741,8 @@ end
 --    route names (the reply's exact label, else the first label it mentions),
 --    asked over `api` "chat" (default) or "responses",
 --  - `routes = { name = handler, ... }`: a handler is
---    `function(input, info) -> result`, a conversation (`conv:say(input)`,
+--    `function(input, info) -> result | nil, err` (nil alone is an error of
+--    kind "route"), a conversation (`conv:say(input)`,
 --    the result is the reply text), or chat params `{ client =, system =,
 --    messages =, ... }` (the input is appended as the user message; the
 --    result is the response) or Responses params (`input =` items, or

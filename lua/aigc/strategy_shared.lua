@@ -79,12 +79,21 @@ end
 local chat, text_of, strategy_error = judge_mod.chat, judge_mod.text_of, judge_mod.error
 
 -- Starts requests for the candidates `from`..`n` at once and waits for them all.
-local function generate_each (client, params, from, n, vary, cands)
+local function generate_each (client, params, from, n, vary, cands, fname)
   local reqs = {}
   local base_seed = is_integer(params.seed) and params.seed or 0
   for i = from, n do   -- (every vary first: one that raises leaves no request running)
     reqs[i] = merge(params, { seed = base_seed + i })
-    if vary then reqs[i] = vary(i, reqs[i]) or reqs[i] end
+    if vary then
+      local v = vary(i, reqs[i])
+      -- (a number raised "attempt to index a number value" deep in aigc; a
+      -- string went as the whole request, a bare prompt without the params)
+      if v ~= nil and type(v) ~= "table" then
+        util.argerror(fname, 1, "spec.vary: returned " .. util.describe(v)
+                      .. " for candidate " .. i .. "; chat params or nil expected")
+      end
+      reqs[i] = v or reqs[i]
+    end
   end
   -- (an interrupt or a hook's error while they run cancels them all: see cancel_on_error)
   local started = {}
@@ -100,10 +109,11 @@ local function generate_each (client, params, from, n, vary, cands)
 end
 
 -- Starts n candidate requests at once and waits for them all.
--- Returns the candidates { index =, text =, res =, err = }.
-function M.generate (client, params, n, use_n, vary)
+-- Returns the candidates { index =, text =, res =, err = }. `fname`: the
+-- strategy's name, for misuse of vary.
+function M.generate (client, params, n, use_n, vary, fname)
   local cands = {}
-  if not use_n then return generate_each(client, params, 1, n, vary, cands) end
+  if not use_n then return generate_each(client, params, 1, n, vary, cands, fname) end
   local res, err = chat(client, merge(params, { n = n }))
   -- A structured reply fails with its first choice: the others may be good.
   local whole = not res and params.schema ~= nil and type(err.response) == "table" and err.response
@@ -127,7 +137,7 @@ function M.generate (client, params, n, use_n, vary)
   -- missing candidates as requests of their own, as without use_n.
   if got < n then
     cands.use_n_short = got
-    generate_each(client, params, got + 1, n, vary, cands)
+    generate_each(client, params, got + 1, n, vary, cands, fname)
   end
   return cands
 end
