@@ -85,6 +85,22 @@ describe("strategies and tools canceled under them", function ()
     end)
   end)
 
+  it("a tool that closes the client leaves the round's other tools unrun, answered (they ran after the close)",
+     function ()
+    local ran = {}
+    local ts = aigc.tools {
+      { name = "a", parameters = { type = "object" }, fn = function () ran.a = true; client:close(); return "a" end },
+      { name = "b", parameters = { type = "object" }, fn = function () ran.b = true; return "b" end },
+    }
+    local res, err = client:chat { messages = { { role = "user", content = "a({}) b({})" } }, tools = ts }
+    assert.is_nil(res)
+    assert.equal("canceled", err.kind)
+    assert.is_true(ran.a)
+    assert.is_nil(ran.b)
+    assert.equal(3, #err.tool_messages)
+    assert.equal('{"error":"not run: the client was closed"}', err.tool_messages[3].content)
+  end)
+
   describe("a client closed while a strategy runs", function ()
     it("ends fallback's entries on it as canceled and goes on to the next (it raised 'closed client')", function ()
       local backup = aigc.client { base_url = srv.base_url, max_retries = 0 }

@@ -251,6 +251,12 @@ local function run_tools (d, calls, res)
       answer_unrun(d, calls, i + 1, "the call was canceled")
       return true
     end
+    -- (a tool that closed the client ends the call as a cancel does: the
+    -- round's other tools, work for a reply that will not come, do not run)
+    if d.client._loop.closed then
+      answer_unrun(d, calls, i + 1, "the client was closed")
+      return core.error { kind = "canceled", message = "the client was closed" }
+    end
   end
   return nil
 end
