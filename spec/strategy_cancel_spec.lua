@@ -101,6 +101,20 @@ describe("strategies and tools canceled under them", function ()
     assert.equal('{"error":"not run: the client was closed"}', err.tool_messages[3].content)
   end)
 
+  it("a tool's error object whose __index raises goes back to the model (the whole chat raised its error)",
+     function ()
+    local hostile = setmetatable({}, { __index = function () error("gotcha") end })
+    for _, fn in ipairs { function () error(hostile) end, function () return nil, hostile end } do
+      local res, err = client:chat { messages = { { role = "user", content = "t()" } },
+                                     tools = aigc.tools { { name = "t", fn = fn } } }
+      assert.is_nil(err)
+      local rec = res.tool_calls_made[1]
+      assert.is_false(rec.ok)
+      assert.equal("a table error value without a message", rec.error)
+      assert.equal(hostile, rec.error_value)
+    end
+  end)
+
   describe("a client closed while a strategy runs", function ()
     it("ends fallback's entries on it as canceled and goes on to the next (it raised 'closed client')", function ()
       local backup = aigc.client { base_url = srv.base_url, max_retries = 0 }

@@ -341,10 +341,17 @@ end
 -- libraries'), else what its own __tostring says, else a fixed text --
 -- never tostring()'s "table: 0x55a9...", an address that changes between
 -- runs and means nothing to the model.
+local function index_message (e) return e.message end
+
 local function message_of (e)
   local t = type(e)
   if t == "string" or t == "number" or t == "boolean" then return tostring(e) end
-  if t == "table" and type(e.message) == "string" then return e.message end
+  -- (read under pcall: an error object whose __index raises made the
+  -- whole chat raise from here, where the tool's error was to go back)
+  if t == "table" then
+    local ok, m = pcall(index_message, e)
+    if ok and type(m) == "string" then return m end
+  end
   local mt = getmetatable(e)
   if type(mt) == "table" and mt.__tostring ~= nil then
     local ok, s = pcall(tostring, e)
