@@ -51,7 +51,8 @@ describe("strategies and tools canceled under them", function ()
       local ts = aigc.tools { { name = "think", fn = function ()
         started = true
         local _, err
-        _, err, cands = strategy.best_of { client = client, n = 3, params = hanging(), score = function () return 1 end }
+        _, err, cands = strategy.best_of { client = client, n = 3, params = hanging(),
+                                           score = function () return 1 end }
         -- (a request the tool starts once canceled ends at once)
         local _, e2 = client:chat(hanging("again"))
         after = e2 and e2.kind
@@ -164,7 +165,7 @@ describe("strategies and tools canceled under them", function ()
   end)
 
   describe("what the caller's functions return", function ()
-    it("a vary that returns no table raises naming spec.vary (a number raised deep in aigc; a string went as the request)",
+    it("a vary that returns no table raises naming spec.vary (a number raised deep in aigc; a string went alone)",
        function ()
       for _, bad in ipairs { 5, "Say hi", true } do
         local ok, e = pcall(strategy.best_of, { client = client, n = 2, params = "Hi",
@@ -172,6 +173,7 @@ describe("strategies and tools canceled under them", function ()
         assert.is_false(ok)
         assert.matches("bad argument #1 to 'best_of' (spec.vary: returned", tostring(e), 1, true)
         ok, e = pcall(strategy.vote, { client = client, n = 2, params = "Hi", vary = function () return bad end })
+        assert.is_false(ok)
         assert.matches("bad argument #1 to 'vote' (spec.vary: returned", tostring(e), 1, true)
       end
       assert.equal(0, #srv:requests())
