@@ -116,6 +116,19 @@ describe("strategies and tools canceled under them", function ()
     end
   end)
 
+  it("a tool that waits for its own dialogue's future raises, to the model (the future stayed running forever)",
+     function ()
+    local fut
+    local ts = aigc.tools { { name = "t", fn = function () return fut:wait() end } }
+    fut = client:chat_async { messages = { { role = "user", content = "t()" } }, tools = ts }
+    local turns = 0
+    while client:step(0.01) > 0 and turns < 1000 do turns = turns + 1 end
+    assert.equal("done", fut:status())
+    local rec = fut:result().tool_calls_made[1]
+    assert.is_false(rec.ok)
+    assert.matches("wait called from inside the work of the request it waits for", rec.error, 1, true)
+  end)
+
   describe("a client closed while a strategy runs", function ()
     it("ends fallback's entries on it as canceled and goes on to the next (it raised 'closed client')", function ()
       local backup = aigc.client { base_url = srv.base_url, max_retries = 0 }

@@ -59,6 +59,7 @@ function M.new (loop, opts)
     _on_done = opts.on_done, _on_error = opts.on_error, _waiters = {},
     _drivers = opts.drivers or { loop }, _request = opts.request,
     _res = false, _err = false, _inner = false, _deliver = false, _in_callback = false, _task = false,
+    _cancel_waits = opts.cancel_waits or false,
   }, Future)
   f._run_end = function () run_end(f) end
   if not opts.unowned then loop.futures[f] = true end
@@ -232,6 +233,12 @@ function Future:wait (timeout)
     util.argerror("wait", 1, util.expected("a number of seconds >= 0", timeout))
   end
   local rec, deadline = task.in_task(), timeout and now() + timeout
+  -- (a tool waiting for its own dialogue's future: the task would wait for
+  -- its own end, the future stay "running" forever and client:step() say
+  -- 0 active; misuse, raised: the tool's error goes to the model)
+  if timeout == nil and rec and rec.co == self._task and pending_state(self._state) then
+    util.raise("wait called from inside the work of the request it waits for (it would wait forever)")
+  end
   -- (the list is read when the waker is handed over, not before: an
   -- allocation in between may run a finalizer that drives the loop until
   -- the future ended and its waiters ran; then it wakes at once)
@@ -291,7 +298,7 @@ function Future:cancel (why)
   -- a tool's client:chat, a strategy's candidates --: they end now, and
   -- those it starts from here on, instead of running on, billed, for
   -- nobody; not an upload's, which must still cancel it at the server)
-  if self._task then task.cancel_task(self._task, why or "the request was canceled") end
+  if self._cancel_waits and self._task then task.cancel_task(self._task, why or "the request was canceled") end
   return true
 end
 
@@ -321,7 +328,7 @@ function M.run (loop, fn, opts)
   -- outside fn's pcall (memory; an error value that no tostring takes),
   -- or its being abandoned, still ends f, and wakes its waiters.
   task.spawn_guarded(loop, function ()
-    if opts and opts.cancel_waits then f._task = compat.running() end   -- (for cancel)
+    f._task = compat.running()   -- (for cancel and wait)
     local ok, res, err = task.pcall(fn, f)
     if not ok and type(res) == "string" and res:find("not enough memory", 1, true) then
       -- (Lua out of memory is kind "limit", as in any task: not the "callback" of a raise)
