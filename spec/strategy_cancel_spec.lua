@@ -208,6 +208,21 @@ describe("strategies and tools canceled under them", function ()
       assert.equal("no idea", e2)
     end)
 
+    it("an input the model's classifier cannot read raises naming route or router (it named 'classify')", function ()
+      local ok, e = pcall(strategy.route, { input = {}, client = client, classify = { client = client },
+                                            routes = { a = {}, b = {} } })
+      assert.is_false(ok)
+      assert.matches("bad argument #1 to 'route' (spec.input: string expected, got table)", tostring(e), 1, true)
+      local handle = strategy.router { client = client, classify = { client = client }, routes = { a = {}, b = {} } }
+      ok, e = pcall(handle, nil)
+      assert.is_false(ok)
+      assert.matches("bad argument #1 to 'router' (input: string expected, got nil)", tostring(e), 1, true)
+      -- (a classify function takes any input)
+      local out = strategy.route { input = { id = 7 }, classify = function (x) return x.id == 7 and "a" end,
+                                   routes = { a = function () return "seven" end } }
+      assert.equal("seven", out)
+    end)
+
     it("a classify function that returns a table names no address in the error", function ()
       local out, err = strategy.route { input = "x", classify = function () return {} end,
                                         routes = { a = function () return 1 end } }

@@ -713,6 +713,11 @@ local function make_router (spec, fname)
   return function (input)
     local info, spent = {}, meter()
     info.usage_total = spent.total   -- (the classifier's and the route's calls; a function's are its own)
+    -- (the model's classifier reads text: misuse named 'classify', a
+    -- function the caller never called; a classify function takes anything)
+    if type(classify) == "table" and type(input) ~= "string" and type(input) ~= "number" then
+      util.field_error(fname, 1, fname == "route" and "spec.input" or "input", expected("string", input))
+    end
     local label, err
     if type(classify) == "function" then
       label, err = classify(input)
