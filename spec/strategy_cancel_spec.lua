@@ -4,6 +4,7 @@
 local aigc = require "aigc"
 local strategy = require "aigc.strategy"
 local devserver = require "devserver"
+local scripted = require "scripted"
 
 -- Chat params for a request the server never answers (`timeout`: a bound
 -- for the old code, which let it run on until then).
@@ -231,6 +232,28 @@ describe("strategies and tools canceled under them", function ()
       assert.matches("the classifier returned a table, not a route name", err.message, 1, true)
       assert.is_nil(err.message:find("0x", 1, true))
     end)
+  end)
+
+  it("use_n: a server's choice that is no object fails that candidate; the others compete (it raised)", function ()
+    local cjson = require "cjson"
+    local body = cjson.encode { id = "c", object = "chat.completion", model = "m", created = 1,
+      choices = { { index = 0, message = { role = "assistant", content = "one" }, finish_reason = "stop" }, 5,
+                  { index = 2, message = { role = "assistant", content = "three!" }, finish_reason = "stop" } },
+      usage = { prompt_tokens = 1, completion_tokens = 3 } }
+    local s = scripted.start { "json " .. body, "json " .. body }
+    local c = aigc.client { base_url = s.base_url, api_key = "k", max_retries = 0 }
+    local best, cands = strategy.best_of { client = c, n = 3, use_n = true, params = { model = "m",
+      messages = { { role = "user", content = "x" } } }, score = function (t) return #t end }
+    local win = strategy.vote { client = c, n = 3, use_n = true, params = { model = "m",
+      messages = { { role = "user", content = "x" } } } }
+    c:close()
+    s:finish()
+    assert.equal(3, best.index)
+    assert.equal("parse", cands[2].err.kind)
+    assert.matches("choices[2]: an object expected, got number", cands[2].err.message, 1, true)
+    assert.equal(1, cands.usage_total.requests)
+    assert.equal(4, cands.usage_total.total_tokens)
+    assert.equal(2, win.total)
   end)
 
   describe("refine's functions", function ()

@@ -123,13 +123,21 @@ function M.generate (client, params, n, use_n, vary, fname)
     return cands
   end
   local got = 0
+  local choices = type(res.choices) == "table" and res.choices or {}
   for i = 1, n do
-    local choice = res.choices and res.choices[i]
-    if not choice then break end
+    local choice = choices[i]
+    if choice == nil then break end
     got = i
-    cands[i] = { index = i, res = res, choice = choice, parsed = choice.parsed,
-                 text = type(choice.message) == "table" and util.content_text(choice.message.content) or "" }
-    if params.schema ~= nil and choice.parsed == nil then   -- (a bad choice of a structured reply)
+    if type(choice) ~= "table" then
+      -- (a server's choice that is no object -- `5`, null -- raised "attempt to
+      -- index" here: that candidate fails, the others compete)
+      cands[i] = { index = i, err = strategy_error("parse", "the reply's choices[" .. i .. "]: an object expected, got "
+                                                   .. (choice == core.null and "null" or type(choice)), { response = res }) }
+    else
+      cands[i] = { index = i, res = res, choice = choice, parsed = choice.parsed,
+                   text = type(choice.message) == "table" and util.content_text(choice.message.content) or "" }
+    end
+    if cands[i].res and params.schema ~= nil and choice.parsed == nil then   -- (a bad choice of a structured reply)
       cands[i].err = judge_mod.choice_error(res, i, params.schema)
     end
   end
