@@ -131,8 +131,9 @@ function M.generate (client, params, n, use_n, vary, fname)
     if type(choice) ~= "table" then
       -- (a server's choice that is no object -- `5`, null -- raised "attempt to
       -- index" here: that candidate fails, the others compete)
+      local got_what = choice == core.null and "null" or type(choice)
       cands[i] = { index = i, err = strategy_error("parse", "the reply's choices[" .. i .. "]: an object expected, got "
-                                                   .. (choice == core.null and "null" or type(choice)), { response = res }) }
+                                                   .. got_what, { response = res }) }
     else
       cands[i] = { index = i, res = res, choice = choice, parsed = choice.parsed,
                    text = type(choice.message) == "table" and util.content_text(choice.message.content) or "" }
