@@ -168,6 +168,19 @@ describe("strategies and tools canceled under them", function ()
       assert.equal("canceled", out[3][2].err.kind)
     end)
 
+    it("closed before the strategy is called: raises at once (a judge's raised once the candidates were paid for)",
+       function ()
+      local jc = aigc.client { base_url = srv.base_url, max_retries = 0 }
+      jc:close()
+      local ok, e = pcall(strategy.best_of, { client = client, n = 2, params = "Hi", judge = { client = jc } })
+      assert.is_false(ok)
+      assert.matches("attempt to use a closed client", tostring(e), 1, true)
+      ok, e = pcall(strategy.fallback, { params = "Hi", client, jc })
+      assert.is_false(ok)
+      assert.matches("attempt to use a closed client", tostring(e), 1, true)
+      assert.equal(0, #srv:requests())
+    end)
+
     it("ends best_of with a score judge whose client closed while the candidates ran: nil, err (it raised)", function ()
       local jc = aigc.client { base_url = srv.base_url, max_retries = 0 }
       local best, err, cands = strategy.best_of { client = client, n = 2, judge = { client = jc, mode = "score" },

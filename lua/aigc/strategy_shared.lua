@@ -40,6 +40,10 @@ end
 
 function M.need_client (c, fname, path)
   if not is_a(c, "aigc.client") then M.spec_error(fname, path, expected("aigc.client", c)) end
+  -- (closed already: misuse, raised now -- a judge's raised only once the
+  -- candidates were paid for; one closed while the strategy runs ends its
+  -- calls as canceled, see judge.closed)
+  if judge_mod.closed(c) then util.raise("attempt to use a closed client") end
   return c
 end
 
