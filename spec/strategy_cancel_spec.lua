@@ -237,6 +237,23 @@ describe("strategies and tools canceled under them", function ()
       assert.equal("seven", out)
     end)
 
+    it("a judge's or classifier's prompt that is no text raises at the call (it raised from judge.lua once paid for)",
+       function ()
+      for _, mode in ipairs { "rank", "score" } do
+        local ok, e = pcall(strategy.best_of, { client = client, n = 2, params = "Hi",
+                                                judge = { prompt = {}, mode = mode } })
+        assert.is_false(ok)
+        assert.matches("bad argument #1 to 'best_of' (spec.judge.prompt: string expected, got table)",
+                       tostring(e), 1, true)
+      end
+      local ok, e = pcall(strategy.route, { input = "x", client = client, classify = { prompt = true },
+                                            routes = { a = {} } })
+      assert.is_false(ok)
+      assert.matches("bad argument #1 to 'route' (spec.classify.prompt: string expected, got boolean)",
+                     tostring(e), 1, true)
+      assert.equal(0, #srv:requests())
+    end)
+
     it("a classify function that returns a table names no address in the error", function ()
       local out, err = strategy.route { input = "x", classify = function () return {} end,
                                         routes = { a = function () return 1 end } }

@@ -143,6 +143,7 @@ function M.best_of (spec)
       spec_error("best_of", "judge.params", expected("table", judge.params))
     end
     judge.api = api_option(judge.api, judge_mod.api_of(params), "best_of", "judge.api")
+    shared.need_string(judge.prompt, "best_of", "judge.prompt")
   end
   need_function(spec.vary, "best_of", "vary")
 
@@ -634,6 +635,7 @@ local function check_router (spec, fname)
     classify = merge(classify)
     classify.client = need_client(classify.client or spec.client, fname, "classify.client")
     classify.api = api_option(classify.api, "chat", fname, "classify.api")
+    shared.need_string(classify.prompt, fname, "classify.prompt")
   elseif type(classify) ~= "function" then
     spec_error(fname, "classify", expected("function or { client =, prompt =, params = }", classify))
   end

@@ -52,6 +52,13 @@ function M.need_function (v, fname, path)
   return v
 end
 
+-- (a judge's prompt that is no text raised "invalid value in table for
+-- 'concat'" from aigc.judge, once the candidates were paid for)
+function M.need_string (v, fname, path)
+  if v ~= nil and type(v) ~= "string" and type(v) ~= "number" then M.spec_error(fname, path, expected("string", v)) end
+  return v
+end
+
 -- Chat params from a string or a table (copied, one level), checked as a
 -- call checks them.
 function M.chat_params (p, fname, path, client)
