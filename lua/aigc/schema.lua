@@ -8,13 +8,12 @@
 -- `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum`,
 -- `multipleOf`, `anyOf`, `oneOf`, `allOf`, `not`, `if`/`then`/`else`,
 -- `dependentRequired`, `dependentSchemas`, `patternProperties`, and `$ref`
--- to `#`, `#/$defs/...` or `#/definitions/...`. Not checked: `pattern` and
--- `format` (Lua patterns are not regular expressions: a wrong check is
--- worse than none). A `patternProperties` regex is matched when it has an
--- exact Lua pattern (literals, classes, `\d`, `*`, `+`, `?`, `{n,m}`, `^`,
--- `$`: the usual ones), in time linear in the property name's length (not
--- by Lua's matcher, which backtracks); one with none (alternation,
--- groups...) may match any property, which is then never "additional".
+-- to `#`, `#/$defs/...` or `#/definitions/...`, and `pattern`.
+-- The regexes of `pattern` and `patternProperties` are ECMA-262's, matched
+-- per character in time linear in the string's length (aigc.schema_regex:
+-- alternation, groups, classes, repeats, anchors, `\b`); one using what it
+-- cannot match exactly (lookaround, backreferences, `\p{...}`) makes the
+-- schema a misuse, as an invalid one does. Not checked: `format`.
 --
 -- Values are Lua values as `aigc.json.decode` gives them: `aigc.null` is
 -- null, tables carrying the array mark are arrays (the decoder marks every
@@ -235,14 +234,11 @@ local function sorted_keys (v, pos)
 end
 
 -- Checks property k against the patternProperties of s (its compiled
--- `patterns`): whether a pattern matched it, or may have (a regex with no
--- Lua pattern: see aigc.schema_compile).
+-- `patterns`): whether a pattern matched it.
 local function check_patterns (v, k, patterns, pos, r, c)
   local matched = false
   for _, p in ipairs(patterns) do
-    if p.match == nil then
-      matched = true
-    elseif p.match(k) then
+    if p.match(k) then
       matched = true
       include(r, check(v[k], p.schema, position(pos, k), c))
     end
@@ -354,7 +350,7 @@ local function check_number (v, s, pos, r)
   end
 end
 
-local function check_string (v, s, pos, r)
+local function check_string (v, s, pos, r, c)
   if s.minLength or s.maxLength then
     local n = utf8_len(v) or #v
     if s.minLength and n < s.minLength then
@@ -364,6 +360,8 @@ local function check_string (v, s, pos, r)
       add(r, pos, "expected at most %d characters, got %d", s.maxLength, n)
     end
   end
+  local match = c.regexes[s]
+  if match and not match(v) then add(r, pos, "%s does not match the pattern %s", show(v), show(s.pattern)) end
 end
 
 local function check_enum (v, s, pos, r)
@@ -469,7 +467,7 @@ function check (v, s, pos, c)
       elseif jt == "integer" or jt == "number" then
         check_number(v, s, pos, r)
       elseif jt == "string" then
-        check_string(v, s, pos, r)
+        check_string(v, s, pos, r, c)
       end
       if s.allOf then
         for _, sub in ipairs(s.allOf) do include(r, check(v, sub, pos, c)) end

@@ -1,5 +1,5 @@
 --- Checking a JSON schema before it is used, and compiling what
--- validation needs: the targets of `$ref`, the Lua patterns of
+-- validation needs: the targets of `$ref`, the matchers of `pattern` and
 -- `patternProperties`. Part of `aigc.schema` (its validator is there).
 --
 -- Internal: not part of the API.
@@ -10,12 +10,13 @@
 local compat = require "aigc.compat"
 local core = require "aigc.core"
 local util = require "aigc.util"
+local schema_regex = require "aigc.schema_regex"
 
 local null = core.null
 local error, getmetatable, ipairs, pairs, pcall, setmetatable, tonumber, tostring, type =
   error, getmetatable, ipairs, pairs, pcall, setmetatable, tonumber, tostring, type
-local string_byte, string_char, string_format, string_match = string.byte, string.char, string.format, string.match
-local table_concat, table_sort = table.concat, table.sort
+local string_format, string_match = string.format, string.match
+local table_sort = table.sort
 util.own_module()
 
 local M = {}
@@ -94,6 +95,15 @@ local function resolve_pointer (root, ref)
   end
   if not is_schema(target) then return nil, "does not resolve to a schema" end
   return target
+end
+
+-- The matcher of the regex re found at `where`; one this library cannot
+-- check exactly is a misuse: checking it otherwise (or not at all) would
+-- let values through that the schema refuses.
+local function regex (re, where)
+  local match, why = schema_regex.compile(re)
+  if match == nil then bad(where .. ":", "%s %s", show(re), why) end
+  return match
 end
 
 local walk   -- forward
@@ -222,13 +232,19 @@ function walk (c, s, where)
     if type(props) ~= "table" then bad(where .. "/properties", "must be a table of schemas, got %s", type(props)) end
     for k, sub in pairs(props) do walk_schema(c, sub, where .. "/properties/" .. pointer_part(k)) end
   end
+  if s.pattern ~= nil then
+    if type(s.pattern) ~= "string" then
+      bad(where .. "/pattern", "must be a regex (a string), got %s", type(s.pattern))
+    end
+    c.regexes[s] = regex(s.pattern, where .. "/pattern")
+  end
   local pp = s.patternProperties
   if pp ~= nil then
     walk_map(c, pp, where .. "/patternProperties")
     local list = {}
     for re, sub in pairs(pp) do
       if type(re) ~= "string" then bad(where .. "/patternProperties", "keys must be regexes (strings)") end
-      list[#list + 1] = { re = re, match = M.matcher(re), schema = sub }
+      list[#list + 1] = { re = re, match = regex(re, where .. "/patternProperties/" .. pointer_part(re)), schema = sub }
     end
     table_sort(list, function (a, b) return a.re < b.re end)
     c.patterns[s] = list
@@ -289,14 +305,14 @@ end
 
 --- Checks a schema; returns what validation needs (`refs`: the target of
 -- each `$ref` node; `patterns`: each `patternProperties` node's list of
--- `{ re =, lua = (nil: none), schema = }`), or nil and the message naming
--- the misuse.
+-- `{ re =, match =, schema = }`; `regexes`: each `pattern` node's matcher,
+-- see aigc.schema_regex), or nil and the message naming the misuse.
 -- @param schema
 -- @treturn table|nil
 -- @treturn[opt] string
 function M.compile (schema)
-  if type(schema) == "boolean" then return { refs = {}, patterns = {} } end
-  local c = { root = schema, seen = {}, order = {}, edges = {}, refs = {}, patterns = {}, depth = 0 }
+  if type(schema) == "boolean" then return { refs = {}, patterns = {}, regexes = {} } end
+  local c = { root = schema, seen = {}, order = {}, edges = {}, refs = {}, patterns = {}, regexes = {}, depth = 0 }
   local ok, e = pcall(function ()
     walk(c, schema, "#")
     find_loop(c)
@@ -304,190 +320,6 @@ function M.compile (schema)
   if ok then return c end
   if getmetatable(e) == SchemaError then return nil, e.message end
   error(e, 0)
-end
-
--- }======================================================
-
--- {======================================================
--- patternProperties: ECMA-262 regular expressions as Lua patterns
--- =======================================================
-
--- Lua patterns are not regular expressions, but the simple ones the
--- schemas of structured output use (`^x-`, `^[a-z_]+$`, `\d{3}`) have an
--- exact Lua equivalent: literals, `.`, classes, \d \w \s (and their
--- negations), escaped punctuation, `*` `+` `?` (lazy or not: the same
--- property names match) and `{n,m}` after one of those, `^` first and `$`
--- last. A regex with anything else (alternation, groups, lookaround,
--- backreferences, a quantified non-ASCII character) has none: `to_lua`
--- says so with nil, and validation then treats every property as one it
--- may match (never "additional", its schema not applied), as it leaves
--- `pattern` unchecked: a wrong check is worse than none.
-
--- (\s, \S: ECMA's white space includes Unicode's, Lua's is ASCII: no equivalent)
-local ESCAPES = { d = "%d", D = "%D", w = "[%w_]", W = "[^%w_]" }
-local WIDE = { D = true, W = true }   -- (they match non-ASCII characters: see `to_lua`)
-local IN_CLASS = { d = "%d", w = "%w_" }
-
--- The Lua set of the class at re[i] == "[": the set and the index after it.
-local function class_to_lua (re, i)
-  local out, j = { "[" }, i + 1
-  if re:sub(j, j) == "^" then out[2] = "^"; j = j + 1 end
-  local first = true
-  while true do
-    local c = re:sub(j, j)
-    if c == "" or c:byte() >= 0x80 then return nil end
-    if c == "]" then
-      if first then return nil end   -- ([] matches nothing, [^] anything, in ECMA)
-      break
-    end
-    if c == "\\" then
-      local e = re:sub(j + 1, j + 1)
-      if IN_CLASS[e] then out[#out + 1] = IN_CLASS[e]
-      elseif e:find("^%p$") then out[#out + 1] = "%" .. e
-      else return nil end
-      j = j + 2
-    else
-      local range = c == "-" and not first and re:sub(j + 1, j + 1) ~= "]"   -- (a-z; a "-" first or last is itself)
-      out[#out + 1] = (range or not c:find("^[%%%]%^%-]$")) and c or "%" .. c
-      j = j + 1
-    end
-    first = false
-  end
-  out[#out + 1] = "]"
-  return table_concat(out), j + 1
-end
-
--- One item (a single-character matcher) at re[i]: its Lua text, the
--- index after it, whether a quantifier may follow it, and whether it is
--- "wide": it matches non-ASCII characters, one character in ECMA but one
--- byte in Lua, so that only a run of them (`*`, `+`) matches the same names.
-local function item_to_lua (re, i)
-  local c = re:sub(i, i)
-  if c == "[" then
-    local set, nx = class_to_lua(re, i)
-    return set, nx, set ~= nil, re:sub(i + 1, i + 1) == "^"
-  elseif c == "\\" then
-    local e = re:sub(i + 1, i + 1)
-    if ESCAPES[e] then return ESCAPES[e], i + 2, true, WIDE[e] end
-    if e:find("^%p$") then return "%" .. e, i + 2, true end
-    return nil
-  elseif c == "." then return "[^\n\r]", i + 1, true, true
-  elseif c:find("^[|()*+?{}^$]$") then return nil
-  elseif c:byte() >= 0x80 then return c, i + 1, false   -- (a byte of a UTF-8 character)
-  elseif c:find("^%p$") then return "%" .. c, i + 1, true end
-  return c, i + 1, true
-end
-
--- The items of the ECMA regex `re`: a list of `{ item =, lo =, hi = }` (a
--- single-character Lua matcher, repeated lo to hi times, hi nil: no bound),
--- whether it starts with `^`, whether it ends with `$`; nil when it has no
--- Lua equivalent (see above).
-local function regex_items (re)
-  local items, i, n = {}, 1, #re
-  local head = re:sub(1, 1) == "^"
-  if head then i = 2 end
-  local tail = false
-  if n >= i and re:sub(n, n) == "$" and re:sub(n - 1, n - 1) ~= "\\" then tail = true; n = n - 1 end
-  re = re:sub(1, n)
-  while i <= n do
-    local item, nx, quantifiable, wide = item_to_lua(re, i)
-    if item == nil then return nil end
-    local q = re:sub(nx, nx)
-    local lo, hi = 1, 1
-    if q == "*" or q == "+" or q == "?" or q == "{" then
-      if not quantifiable then return nil end
-      local after
-      if q == "{" then
-        local a, b, c, e = re:match("^{(%d+)(,?)(%d*)}()", nx)
-        if a == nil or tonumber(a) > 50 or (c ~= "" and (tonumber(c) > 50 or tonumber(c) < tonumber(a))) then
-          return nil
-        end
-        lo, hi, after = tonumber(a), b == "" and tonumber(a) or tonumber(c), e
-      else
-        lo, hi, after = q == "+" and 1 or 0, q == "?" and 1 or nil, nx + 1
-      end
-      if re:sub(after, after) == "?" then after = after + 1 end   -- (lazy: the same names match)
-      if wide and not (hi == nil and lo <= 1) then return nil end
-      nx = after
-    elseif wide then
-      return nil
-    end
-    items[#items + 1] = { item = item, lo = lo, hi = hi }
-    i = nx
-  end
-  return items, head, tail
-end
-
---- The Lua pattern that matches the strings the ECMA regex `re` matches
--- (searching, as regexes do), or nil when there is none (see above).
--- Validation does not run it (see `matcher`): it says what is matched.
--- @tparam string re
--- @treturn string|nil
-function M.to_lua (re)
-  local items, head, tail = regex_items(re)
-  if items == nil then return nil end
-  local out = { head and "^" or "" }
-  for _, it in ipairs(items) do
-    local item, lo, hi = it.item, it.lo, it.hi
-    if lo == 1 and hi == nil then out[#out + 1] = item .. "+"
-    else
-      out[#out + 1] = item:rep(lo)
-      out[#out + 1] = hi == nil and item .. "*" or (item .. "?"):rep(hi - lo)
-    end
-  end
-  return table_concat(out) .. (tail and "$" or "")
-end
-
---- A function `(s) -> boolean` that matches as `s:find(to_lua(re))`
--- would, or nil when `to_lua` gives nil; in time linear in #s. (Lua's
--- matcher backtracks: the `[a-z]?` repeated that `{1,40}` becomes takes
--- 2^39 steps on a property name of 41 letters, the model's to choose.)
--- It runs the pattern as an automaton: the set of places in it that the
--- bytes read so far may have reached, one step per byte.
--- @tparam string re
--- @treturn function|nil
-function M.matcher (re)
-  local items, head, tail = regex_items(re)
-  if items == nil then return nil end
-  local els = {}   -- one per byte to match: `{ set =, opt = , star = }`
-  for _, it in ipairs(items) do
-    local set = { pat = "^" .. it.item .. "$" }   -- (and set[byte]: whether it matches)
-    for _ = 1, it.lo do els[#els + 1] = { set = set } end
-    if it.hi == nil then els[#els + 1] = { set = set, star = true }
-    else for _ = it.lo + 1, it.hi do els[#els + 1] = { set = set, opt = true } end end
-  end
-  local final = #els + 1
-  return function (s)
-    local active, seen, stamp = {}, {}, 1
-    local function add (list, j)   -- place j, and those it reaches without reading a byte
-      while seen[j] ~= stamp do
-        seen[j] = stamp
-        list[#list + 1] = j
-        local e = els[j]
-        if e == nil or not (e.opt or e.star) then return end
-        j = j + 1
-      end
-    end
-    add(active, 1)
-    for i = 1, #s do
-      if seen[final] == stamp and not tail then return true end
-      local b, nxt = string_byte(s, i), {}
-      stamp = stamp + 1
-      for _, j in ipairs(active) do
-        local e = els[j]
-        local set = e and e.set
-        if set then
-          local ok = set[b]
-          if ok == nil then ok = string_char(b):find(set.pat) ~= nil; set[b] = ok end
-          if ok then add(nxt, e.star and j or j + 1) end
-        end
-      end
-      if not head then add(nxt, 1) end   -- (a search: a match may start at any byte)
-      if nxt[1] == nil then return false end
-      active = nxt
-    end
-    return seen[final] == stamp
-  end
 end
 
 -- }======================================================

@@ -1,0 +1,179 @@
+-- JSON Schema's regexes (`pattern`, `patternProperties`):
+-- checked in structured output and tool arguments (aigc.schema,
+-- aigc.schema_regex).
+local aigc = require "aigc"
+local schema = require "aigc.schema"
+local scripted = require "scripted"
+local json = aigc.json
+
+local function user () return { { role = "user", content = "go" } } end
+
+-- A structured-output chat against `replies`: res, err.
+local function schema_chat (s, replies)
+  local srv = scripted.start(replies)
+  local c = aigc.client { base_url = srv.base_url, api_key = "k", max_retries = 0 }
+  local res, err = c:chat { messages = user(), schema = s }
+  c:close()
+  srv.finish()
+  return res, err
+end
+
+local function messages (value, s)
+  local _, list = schema.validate(value, s)
+  local out = {}
+  for i, v in ipairs(list) do out[i] = v.path .. ": " .. v.message end
+  return out
+end
+
+-- Runs fn under a budget of Lua VM instructions (a count, not a time):
+-- an exponential matcher exceeds it by orders of magnitude.
+local function within_budget (budget, fn, ...)
+  local count = 0
+  debug.sethook(function ()
+    count = count + 1000
+    if count > budget then
+      debug.sethook()
+      error("work budget exceeded: more than " .. budget .. " VM instructions", 0)
+    end
+  end, "", 1000)
+  local ok, a, b = pcall(fn, ...)
+  debug.sethook()
+  if not ok then error(a, 0) end
+  return a, b
+end
+
+describe("patternProperties with alternation and groups", function ()
+  local S = { type = "object", additionalProperties = false,
+              patternProperties = { ["^(foo|bar)_[0-9]+$"] = { type = "integer" },
+                                    ["^(?:x|y)$"] = { type = "string" } } }
+
+  it("matches them as the regex does (they matched any key: nothing was additional, no schema applied)", function ()
+    assert.is_true(schema.validate(json.decode('{"foo_1": 1, "bar_22": 2, "x": "a", "y": "b"}'), S))
+    assert.same({
+      "$.bar_: property is not allowed (additionalProperties is false)",
+      "$.baz_1: property is not allowed (additionalProperties is false)",
+      "$.foo_1: expected integer, got string",
+      "$.xy: property is not allowed (additionalProperties is false)",
+    }, messages(json.decode('{"foo_1": "s", "baz_1": 1, "bar_": 2, "xy": "c"}'), S))
+  end)
+
+  it("refuses a structured reply with such a key as a schema error; a tool call's arguments too", function ()
+    local _, err = schema_chat(S, { scripted.chat { content = '{"qux_1": 1}' } })
+    assert.equal("schema", err.kind)
+    assert.same({ path = "$.qux_1", message = "property is not allowed (additionalProperties is false)" },
+                err.violations[1])
+    local ts = aigc.tools { { name = "t", parameters = S, fn = function () return "ran" end } }
+    local res, terr = scripted.tool_chat(ts, {
+      scripted.chat { tool_calls = { scripted.call("c1", "t", '{"foo_1": 1, "z": 2}') } },
+      scripted.chat { content = "done" } })
+    assert(res, terr)
+    local rec = res.tool_calls_made[1]
+    assert.is_false(rec.ok)
+    assert.equal("$.z", rec.violations[1].path)
+  end)
+
+  it("matches ECMA syntax: classes, escapes, repeats, anchors, word boundaries, characters", function ()
+    local function allowed (re, key)
+      return (schema.validate({ [key] = 1 }, { type = "object", additionalProperties = false,
+                                              patternProperties = { [re] = true } }))
+    end
+    local cases = {
+      { "^(a|bc)+$", "abca", true }, { "^(a|bc)+$", "abcb", false }, { "^(ab)?c$", "c", true },
+      { "^(ab)?c$", "abc", true }, { "^(ab)?c$", "ac", false }, { "^(?:a|b){2,3}$", "aba", true },
+      { "^(?:a|b){2,3}$", "abab", false }, { "^(?<id>x\\d)$", "x1", true }, { "(cat|dog)s?$", "hotdogs", true },
+      { "\\bid\\b", "my id", true }, { "\\bid\\b", "myid", false }, { "\\Bid", "myid", true },
+      { "^.$", "\195\169", true }, { "^[^a]{2}$", "\195\169\195\169", true }, { "^\\s+$", " \t", true },
+      { "^\\w+$", "\195\169", false }, { "^[\\d.-]+$", "1.5-2", true }, { "^\\u00e9$", "\195\169", true },
+      { "^x{$", "x{", true }, { "^a|b$", "ab_", true }, { "^a|b$", "cab", true }, { "^a|b$", "ca", false },
+      { "^$", "", true }, { "^(|a)$", "", true }, { "[]", "a", false }, { "^[^]$", "a", true },
+      { "^(a*)*$", "aaa", true }, { "^(a*)*b$", "aaa", false },
+    }
+    for i, c in ipairs(cases) do
+      assert(allowed(c[1], c[2]) == c[3], ("case %d: %s on %q"):format(i, c[1], c[2]))
+    end
+  end)
+
+  it("refuses a schema whose regex it cannot check exactly, naming the place (it was silently unchecked)", function ()
+    local cases = {
+      { "^(?=a)", "uses lookaround (?=...), which is not supported" },
+      { "(a)\\1", "uses a backreference (\\1), which is not supported" },
+      { "\\p{L}", "uses a Unicode property (\\p{...}), which is not supported" },
+      { "(a", "is not a valid regular expression (a ( is not closed)" },
+      { "a)", "is not a valid regular expression (a ) is not opened)" },
+      { "*a", "is not a valid regular expression (nothing to repeat before *)" },
+      { "[z-a]", "is not a valid regular expression (a range out of order)" },
+      { "a{3,2}", "is not a valid regular expression (numbers out of order in {3,2})" },
+      { "(a{1000}){1000}", "is too large to check (more than 50000 steps once its repeats are expanded)" },
+      { string.rep("(", 1000) .. string.rep(")", 1000), "nests groups deeper than 100 levels" },
+    }
+    for _, c in ipairs(cases) do
+      local ok, why = schema.check_schema { patternProperties = { [c[1]] = true } }
+      assert.is_false(ok)
+      assert.equal("#/patternProperties/" .. c[1] .. ": " .. string.format("%q", #c[1] > 40 and c[1]:sub(1, 37)
+                   .. "..." or c[1]) .. " " .. c[2], why)
+      local ok2, why2 = schema.check_schema { properties = { s = { type = "string", pattern = c[1] } } }
+      assert.is_false(ok2)
+      assert.matches("^#/properties/s/pattern: ", why2)
+    end
+    assert.has_error(function ()
+      aigc.tools { { name = "t", parameters = { type = "object", properties = { p = { pattern = "(?!x)" } } },
+                     fn = function () end } }
+    end)
+  end)
+end)
+
+describe("pattern", function ()
+  local S = { type = "object", properties = { code = { type = "string", pattern = "^[A-Z]{3}-\\d{2,4}$" },
+                                              tag = { type = "string", pattern = "ab|cd" } } }
+
+  it("checks a string against its regex, unanchored as JSON Schema's are (it was not checked)", function ()
+    assert.is_true(schema.validate({ code = "ABC-12", tag = "xxcdxx" }, S))
+    assert.same({ '$.code: "AB-12" does not match the pattern "^[A-Z]{3}-\\\\d{2,4}$"',
+                  '$.tag: "ac" does not match the pattern "ab|cd"' },
+                messages({ code = "AB-12", tag = "ac" }, S))
+    assert.is_false(schema.validate("ABC-12345", S.properties.code))
+    assert.is_true(schema.validate(5, { pattern = "^x$" }))   -- (pattern is for strings only)
+  end)
+
+  it("a structured reply that breaks it is a schema error; a tool call's arguments get the violation", function ()
+    local res, err = schema_chat(S, { scripted.chat { content = '{"code": "abc-12"}' } })
+    assert.is_nil(res)
+    assert.equal("schema", err.kind)
+    assert.equal("$.code", err.violations[1].path)
+    local ts = aigc.tools { { name = "t", parameters = S, fn = function () return "ran" end } }
+    local r2, terr, sent = scripted.tool_chat(ts, {
+      scripted.chat { tool_calls = { scripted.call("c1", "t", '{"code": "A-1"}') } },
+      scripted.chat { content = "done" } })
+    assert(r2, terr)
+    assert.is_false(r2.tool_calls_made[1].ok)
+    assert.matches('does not match the pattern', sent[2].messages[3].content, 1, true)
+  end)
+end)
+
+describe("regex cost on hostile patterns and inputs", function ()
+  it("a 1 MB key against 1,000 alternatives, and patterns that make a backtracking matcher exponential", function ()
+    local alts = {}
+    for i = 1, 1000 do alts[i] = "key" .. i end
+    local S = { type = "object", additionalProperties = false,
+                patternProperties = { ["^(" .. table.concat(alts, "|") .. ")$"] = { type = "integer" },
+                                      ["^(a|aa)+$"] = true, ["^(x+x+)+y$"] = true } }
+    local huge = string.rep("k", 2 ^ 20)
+    local ok, list = within_budget(5e8, schema.validate,
+      { [huge] = 1, key999 = 2, key1001 = 3, [string.rep("a", 100000)] = 4, [string.rep("a", 99999) .. "b"] = 5,
+        [string.rep("x", 5000)] = 6 }, S)
+    assert.is_false(ok)
+    local bad = {}
+    for _, v in ipairs(list) do bad[#bad + 1] = #v.path end
+    table.sort(bad)
+    -- ($.key1001, the 100,000-character "a...ab", the 5,000 x's, the 1 MB key: not allowed)
+    assert.same({ #"$.key1001", #("$." .. string.rep("x", 5000)), #("$." .. string.rep("a", 99999) .. "b"),
+                  #("$." .. huge) }, bad)
+  end)
+
+  it("a 1 MB string value against a pattern", function ()
+    local s = { type = "string", pattern = "^(\\w+\\s?)*$" }   -- (backtracking: exponential on a failure)
+    local text = string.rep("word ", 200000) .. "!"
+    assert.is_false(within_budget(2e8, schema.validate, text, s))
+    assert.is_true(within_budget(2e8, schema.validate, string.rep("word ", 200000), s))
+  end)
+end)
