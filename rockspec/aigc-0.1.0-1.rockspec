@@ -145,6 +145,7 @@ build = {
     ["aigc.runner_responses"] = "lua/aigc/runner_responses.lua",
     ["aigc.schema"] = "lua/aigc/schema.lua",
     ["aigc.schema_compile"] = "lua/aigc/schema_compile.lua",
+    ["aigc.schema_format"] = "lua/aigc/schema_format.lua",
     ["aigc.schema_regex"] = "lua/aigc/schema_regex.lua",
     ["aigc.sentences"] = "lua/aigc/sentences.lua",
     ["aigc.strategy"] = "lua/aigc/strategy.lua",

@@ -1,6 +1,6 @@
--- JSON Schema's regexes (`pattern`, `patternProperties`):
--- checked in structured output and tool arguments (aigc.schema,
--- aigc.schema_regex).
+-- JSON Schema's regexes (`pattern`, `patternProperties`) and `format`:
+-- checked in structured output and tool arguments (aigc.schema, aigc.schema_regex,
+-- aigc.schema_format).
 local aigc = require "aigc"
 local schema = require "aigc.schema"
 local scripted = require "scripted"
@@ -147,6 +147,52 @@ describe("pattern", function ()
     assert(r2, terr)
     assert.is_false(r2.tool_calls_made[1].ok)
     assert.matches('does not match the pattern', sent[2].messages[3].content, 1, true)
+  end)
+end)
+
+describe("format", function ()
+  it("checks the formats of OpenAI's structured outputs, and uri (they were not checked)", function ()
+    local cases = {
+      { "date-time", "2024-02-29T08:30:06.25Z", true }, { "date-time", "2024-02-29T08:30:06+02:00", true },
+      { "date-time", "2023-02-29T08:30:06Z", false }, { "date-time", "2024-02-29 08:30:06Z", false },
+      { "date-time", "2024-02-29T08:30:06", false }, { "date-time", "1990-12-31T23:59:60Z", true },
+      { "date-time", "1990-12-31T22:59:60Z", false },
+      { "date", "2000-02-29", true }, { "date", "1900-02-29", false }, { "date", "2024-13-01", false },
+      { "time", "23:59:59Z", true }, { "time", "24:00:00Z", false }, { "time", "12:00:00", false },
+      { "duration", "P3Y6M4DT12H30M5S", true }, { "duration", "PT36H", true }, { "duration", "P2W", true },
+      { "duration", "P", false }, { "duration", "PT", false }, { "duration", "P1D2H", false },
+      { "email", "joe.bloggs@example.com", true }, { "email", "joe@[IPv6:::1]", true },
+      { "email", "joe..b@example.com", false }, { "email", "joe", false }, { "email", "a@b@example.com", false },
+      { "hostname", "api.example.com", true }, { "hostname", "-a.example.com", false },
+      { "hostname", string.rep("a", 64) .. ".com", false }, { "hostname", "a_b.com", false },
+      { "ipv4", "192.168.0.1", true }, { "ipv4", "256.1.1.1", false }, { "ipv4", "01.1.1.1", false },
+      { "ipv6", "2001:db8::1", true }, { "ipv6", "::ffff:192.0.2.1", true }, { "ipv6", "1::2::3", false },
+      { "ipv6", "1:2:3:4:5:6:7:8:9", false }, { "ipv6", "12345::", false },
+      { "uuid", "123e4567-E89B-12d3-a456-426614174000", true }, { "uuid", "123e4567e89b12d3a456426614174000", false },
+      { "uri", "https://example.com/a?b=c#d", true }, { "uri", "urn:isbn:0451450523", true },
+      { "uri", "http://[2001:db8::1]:8080/", true }, { "uri", "/relative/path", false },
+      { "uri", "http://a b.com/", false }, { "uri", "http://x/%zz", false },
+      { "x-unknown", "anything", true },   -- (other formats are annotations)
+    }
+    for i, c in ipairs(cases) do
+      local ok = schema.validate(c[2], { type = "string", format = c[1] })
+      assert(ok == c[3], ("case %d: %s %q"):format(i, c[1], c[2]))
+    end
+    assert.same({ '$.when: "yesterday" is not a valid date-time (format)' },
+                messages({ when = "yesterday" }, { properties = { when = { format = "date-time" } } }))
+    assert.is_true(schema.validate(12, { format = "email" }))   -- (format is for strings only)
+  end)
+
+  it("a structured reply with a bad format is a schema error", function ()
+    local S = { type = "object", properties = { id = { type = "string", format = "uuid" } }, required = { "id" } }
+    local _, err = schema_chat(S, { scripted.chat { content = '{"id": "not-a-uuid"}' } })
+    assert.equal("schema", err.kind)
+    assert.equal('"not-a-uuid" is not a valid uuid (format)', err.violations[1].message)
+    local res = assert(schema_chat(S, { scripted.chat { content = '{"id": "123e4567-e89b-12d3-a456-426614174000"}' } }))
+    assert.equal("123e4567-e89b-12d3-a456-426614174000", res.parsed.id)
+    local ok, why = schema.check_schema { format = 5 }
+    assert.is_false(ok)
+    assert.equal("#/format must be a string, got number", why)
   end)
 end)
 

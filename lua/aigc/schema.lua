@@ -8,12 +8,14 @@
 -- `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum`,
 -- `multipleOf`, `anyOf`, `oneOf`, `allOf`, `not`, `if`/`then`/`else`,
 -- `dependentRequired`, `dependentSchemas`, `patternProperties`, and `$ref`
--- to `#`, `#/$defs/...` or `#/definitions/...`, and `pattern`.
+-- to `#`, `#/$defs/...` or `#/definitions/...`, `pattern` and `format`.
 -- The regexes of `pattern` and `patternProperties` are ECMA-262's, matched
 -- per character in time linear in the string's length (aigc.schema_regex:
 -- alternation, groups, classes, repeats, anchors, `\b`); one using what it
 -- cannot match exactly (lookaround, backreferences, `\p{...}`) makes the
--- schema a misuse, as an invalid one does. Not checked: `format`.
+-- schema a misuse, as an invalid one does. `format`: date-time, date,
+-- time, duration, email, hostname, ipv4, ipv6, uuid, uri (aigc.schema_format);
+-- other formats are not checked.
 --
 -- Values are Lua values as `aigc.json.decode` gives them: `aigc.null` is
 -- null, tables carrying the array mark are arrays (the decoder marks every
@@ -45,6 +47,7 @@ local core = require "aigc.core"
 local compat = require "aigc.compat"
 local util = require "aigc.util"
 local schema_compile = require "aigc.schema_compile"
+local format_checks = require("aigc.schema_format").CHECKS
 
 local null = core.null
 local is_array = core.is_array
@@ -362,6 +365,8 @@ local function check_string (v, s, pos, r, c)
   end
   local match = c.regexes[s]
   if match and not match(v) then add(r, pos, "%s does not match the pattern %s", show(v), show(s.pattern)) end
+  local valid = format_checks[s.format]
+  if valid and not valid(v) then add(r, pos, "%s is not a valid %s (format)", show(v), s.format) end
 end
 
 local function check_enum (v, s, pos, r)

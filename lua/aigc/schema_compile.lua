@@ -180,6 +180,9 @@ local function check_keywords (s, where)
     bad(where .. "/uniqueItems", "must be a boolean, got %s", type(s.uniqueItems))
   end
   check_names(s.required, where .. "/required")
+  if s.format ~= nil and type(s.format) ~= "string" then
+    bad(where .. "/format", "must be a string, got %s", type(s.format))
+  end
   local dr = s.dependentRequired
   if dr ~= nil then
     if type(dr) ~= "table" then bad(where .. "/dependentRequired", "must be a table of lists, got %s", type(dr)) end
