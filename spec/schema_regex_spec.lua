@@ -1,5 +1,6 @@
--- JSON Schema's regexes (`pattern`, `patternProperties`) and `format`:
--- checked in structured output and tool arguments (aigc.schema, aigc.schema_regex,
+-- JSON Schema's regexes (`pattern`, `patternProperties`), `format`, and
+-- integers beyond what a Lua number holds exactly: checked in structured
+-- output and tool arguments (aigc.schema, aigc.schema_regex,
 -- aigc.schema_format).
 local aigc = require "aigc"
 local schema = require "aigc.schema"
@@ -221,5 +222,73 @@ describe("regex cost on hostile patterns and inputs", function ()
     local text = string.rep("word ", 200000) .. "!"
     assert.is_false(within_budget(2e8, schema.validate, text, s))
     assert.is_true(within_budget(2e8, schema.validate, string.rep("word ", 200000), s))
+  end)
+end)
+
+describe("integers beyond what this Lua holds exactly", function ()
+  local INT = { type = "object", properties = { n = { type = "integer" } } }
+  local function parse (text, s) return schema.parse('{"n": ' .. text .. '}', s or INT) end
+  local has_integers = math.type ~= nil
+
+  it("an integer schema refuses a number read as a rounded float (it passed, rounded)", function ()
+    -- 2^63 and beyond: a float on every Lua (5.4's integers stop at 2^63-1)
+    for _, text in ipairs { "9223372036854775808", "-9223372036854775809", "18446744073709551616", "1e300" } do
+      local v, err = parse(text)
+      assert.is_nil(v, text)
+      assert.equal("schema", err.kind)
+      assert.matches("^expected integer, got .* %(beyond 2%^53: not an exact integer in this Lua%)$",
+                     err.violations[1].message)
+    end
+    -- a number schema takes them, as floats
+    assert.equal(2 ^ 63, assert(parse("9223372036854775808", { properties = { n = { type = "number" } } })).n)
+  end)
+
+  it("2^53+1, 2^63-1 and -2^63 are exact Lua integers on 5.3+; refused on the Luas of doubles", function ()
+    local exact = { { "9007199254740993", "9007199254740993" }, { "9223372036854775807", "9223372036854775807" },
+                    { "-9223372036854775808", "-9223372036854775808" } }
+    for _, c in ipairs(exact) do
+      local v, err = parse(c[1])
+      if has_integers then
+        assert(v, err)
+        assert.equal("integer", math.type(v.n))
+        assert.equal(c[2], string.format("%d", v.n))
+      else
+        assert.is_nil(v, c[1])
+        assert.matches("beyond 2%^53", err.violations[1].message)
+      end
+    end
+    -- 2^53-1: exact everywhere
+    local v = assert(parse("9007199254740991"))
+    assert.equal("9007199254740991", string.format("%.0f", v.n))
+    if has_integers then
+      assert.equal(math.maxinteger, assert(parse("9223372036854775807")).n)
+      assert.equal(math.mininteger, assert(parse("-9223372036854775808")).n)
+    end
+  end)
+
+  it("-0 is the integer 0; 1e400 does not decode (JSON has no infinity): a schema error", function ()
+    for _, text in ipairs { "-0", "-0.0", "0" } do
+      local v = assert(parse(text))
+      assert.equal(0, v.n)
+      if has_integers then assert.equal("integer", math.type(v.n)) end
+    end
+    for _, text in ipairs { "1e400", "-1e400" } do
+      local v, err = parse(text, { properties = { n = { type = "number" } } })
+      assert.is_nil(v)
+      assert.equal("schema", err.kind)
+      assert.matches("number out of range", err.violations[1].message, 1, true)
+    end
+  end)
+
+  it("a tool's integer argument beyond 2^63 is refused, not passed on rounded", function ()
+    local got
+    local ts = aigc.tools { { name = "t", parameters = INT, fn = function (a) got = a.n; return "ran" end } }
+    local res, err = scripted.tool_chat(ts, {
+      scripted.chat { tool_calls = { scripted.call("c1", "t", '{"n": 18446744073709551616}') } },
+      scripted.chat { content = "done" } })
+    assert(res, err)
+    assert.is_nil(got)
+    assert.is_false(res.tool_calls_made[1].ok)
+    assert.equal("$.n", res.tool_calls_made[1].violations[1].path)
   end)
 end)

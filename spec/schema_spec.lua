@@ -229,7 +229,7 @@ describe("aigc.schema", function ()
           any = { anyOf = { { type = "integer" }, { type = "string" } } }, big = { type = "integer" },
           all = { allOf = { { type = "integer" } } } } }
       local v = assert(schema.parse('{"n": 3.0, "x": 2.0, "ref": 6.0, "list": [1.0, 2, 3e0], "nullable": 5.0,'
-                                    .. ' "any": 4.0, "big": 1e300, "all": 8.0, "extra": 7.0}', S))
+                                    .. ' "any": 4.0, "all": 8.0, "extra": 7.0}', S))
       local function kind (x) return math.type and math.type(x) or "number" end
       local int = math.type and "integer" or "number"
       assert.same({ 3, int }, { v.n, kind(v.n) })
@@ -240,10 +240,10 @@ describe("aigc.schema", function ()
       assert.same({ int, int, int }, { kind(v.list[1]), kind(v.list[2]), kind(v.list[3]) })
       assert.equal("3", string.format("%s", v.n))
       assert.equal(int, kind(schema.parse("8.0", { type = "integer" })))
-      -- a number stays as decoded; so does an anyOf branch (which matched is not kept), and 1e300
-      -- (no Lua integer holds it)
+      -- a number stays as decoded; so does an anyOf branch (which matched is not kept). (1e300 is
+      -- no integer here: spec/schema_regex_spec.lua, "integers beyond what this Lua holds exactly")
       local float = math.type and "float" or "number"
-      assert.same({ float, float, float }, { kind(v.x), kind(v.any), kind(v.big) })
+      assert.same({ float, float }, { kind(v.x), kind(v.any) })
       -- validate never changes its value
       local t = { n = 3.0 }
       assert.is_true((schema.validate(t, S)))

@@ -15,7 +15,7 @@
 -- cannot match exactly (lookaround, backreferences, `\p{...}`) makes the
 -- schema a misuse, as an invalid one does. `format`: date-time, date,
 -- time, duration, email, hostname, ipv4, ipv6, uuid, uri (aigc.schema_format);
--- other formats are not checked.
+-- other formats are not checked. Integers: see `json_type`.
 --
 -- Values are Lua values as `aigc.json.decode` gives them: `aigc.null` is
 -- null, tables carrying the array mark are arrays (the decoder marks every
@@ -69,13 +69,21 @@ M.MAX_LISTED = 10
 -- =======================================================
 
 -- The JSON type of a Lua value: "null", "boolean", "integer" (a number
--- with no fraction, as JSON Schema counts them), "number", "string",
--- "array", "object" or nil.
+-- with no fraction, as JSON Schema counts them, that this Lua holds
+-- exactly: see below), "number", "string", "array", "object" or nil.
+--
+-- A Lua integer (5.3+: the decoder gives every JSON integer within 64 bits
+-- as one, -2^63 and 2^63-1 included) is an integer. A float is one only
+-- below 2^53 in magnitude: beyond, floats are not every integer, so the
+-- value may be a rounded one (2^53+1 on 5.1/LuaJIT, 2^64 on 5.4 are read as
+-- the nearest float), which must not pass as the integer the text said.
+local math_type = rawget(math, "type")
 local function json_type (v)
   local t = type(v)
   if t == "string" then return "string"
   elseif t == "number" then
-    if v == math_floor(v) and v - v == 0 then return "integer" end
+    if math_type and math_type(v) == "integer" then return "integer" end
+    if v == math_floor(v) and v - v == 0 and v > -2 ^ 53 and v < 2 ^ 53 then return "integer" end
     return "number"
   elseif t == "boolean" then return "boolean"
   elseif v == null then return "null"
@@ -102,6 +110,9 @@ local show = schema_compile.show
 
 local function type_name (jt, v)
   if jt == nil then return "a value JSON cannot hold" end
+  if jt == "number" and v == math_floor(v) and v - v == 0 then
+    return string_format("%.17g (beyond 2^53: not an exact integer in this Lua)", v)
+  end
   if jt == "object" and next(v) == nil then return "an empty object (aigc.array {} is an empty array)" end
   return jt
 end
