@@ -18,7 +18,7 @@ local reply_text = replies.reply_text
 local M = {}
 
 -- Deterministic valid instance of a JSON schema (see header for the rules).
-local STRING_FORMATS = { ["date-time"] = "2024-01-01T00:00:00Z", date = "2024-01-01", time = "12:00:00",
+local STRING_FORMATS = { ["date-time"] = "2024-01-01T00:00:00Z", date = "2024-01-01", time = "12:00:00Z",
   email = "user@example.com", uri = "https://example.com/", uuid = "00000000-0000-4000-8000-000000000000" }
 local TEXT_NAMES = { say = true, text = true, answer = true, reply = true, message = true, content = true }
 local NAMED = { city = "Paris", location = "Paris", name = "Ada", country = "France", language = "en" }
