@@ -87,7 +87,8 @@ describe("patternProperties with alternation and groups", function ()
       { "^\\w+$", "\195\169", false }, { "^[\\d.-]+$", "1.5-2", true }, { "^\\u00e9$", "\195\169", true },
       { "^x{$", "x{", true }, { "^a|b$", "ab_", true }, { "^a|b$", "cab", true }, { "^a|b$", "ca", false },
       { "^$", "", true }, { "^(|a)$", "", true }, { "[]", "a", false }, { "^[^]$", "a", true },
-      { "^(a*)*$", "aaa", true }, { "^(a*)*b$", "aaa", false },
+      { "^(a*)*$", "aaa", true }, { "^(a*)*b$", "aaa", false }, { "^[\\w-.]+$", "a-b.c", true },
+      { "^[\\w-.]+$", "a,b", false },
     }
     for i, c in ipairs(cases) do
       assert(allowed(c[1], c[2]) == c[3], ("case %d: %s on %q"):format(i, c[1], c[2]))

@@ -148,11 +148,15 @@ local function parse_class (P, i)   -- at the "[": the class and the index after
     if ch(P, i) == "-" and ch(P, i + 1) ~= "]" and cp_at(P, i + 1) ~= nil then
       i = i + 1
       local b = atom()
-      if type(a) == "table" or type(b) == "table" then
-        fail("is not a valid regular expression (a class in a range)")
+      if type(a) == "table" or type(b) == "table" then   -- ([\w-.]: the three, "-" itself, as ECMA reads it)
+        for _, x in ipairs { a, 45, b } do
+          if type(x) == "table" then cls.subs[#cls.subs + 1] = x
+          else cls.ranges[#cls.ranges + 1] = x; cls.ranges[#cls.ranges + 1] = x end
+        end
+      else
+        if b < a then fail("is not a valid regular expression (a range out of order)") end
+        cls.ranges[#cls.ranges + 1] = a; cls.ranges[#cls.ranges + 1] = b
       end
-      if b < a then fail("is not a valid regular expression (a range out of order)") end
-      cls.ranges[#cls.ranges + 1] = a; cls.ranges[#cls.ranges + 1] = b
     elseif type(a) == "table" then
       cls.subs[#cls.subs + 1] = a
     else
