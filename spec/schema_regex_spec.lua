@@ -218,6 +218,20 @@ describe("regex cost on hostile patterns and inputs", function ()
                   #("$." .. huge) }, bad)
   end)
 
+  it("a regex whose DFA has more states than are kept (2^13 here) still matches exactly", function ()
+    local s = { type = "string", pattern = "(a|b)*a(a|b){12}$" }
+    local parts, seed = {}, 7
+    for i = 1, 8000 do   -- (thousands of different states: the cache starts again)
+      seed = (seed * 1103515245 + 12345) % 2147483648
+      parts[i] = math.floor(seed / 65536) % 2 == 0 and "a" or "b"
+    end
+    local text = table.concat(parts)
+    for _, t in ipairs { text, text .. "a" .. string.rep("b", 12), text .. "b" .. string.rep("a", 12) } do
+      local want = t:sub(-13, -13) == "a"
+      assert.equal(want, (within_budget(4e8, schema.validate, t, s)))
+    end
+  end)
+
   it("a 1 MB string value against a pattern", function ()
     local s = { type = "string", pattern = "^(\\w+\\s?)*$" }   -- (backtracking: exponential on a failure)
     local text = string.rep("word ", 200000) .. "!"
