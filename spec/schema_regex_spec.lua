@@ -58,6 +58,18 @@ describe("patternProperties with alternation and groups", function ()
     }, messages(json.decode('{"foo_1": "s", "baz_1": 1, "bar_": 2, "xy": "c"}'), S))
   end)
 
+  it("on Lua 5.3+ a 3.0 under a pattern's integer schema, or additionalProperties', is an integer (stayed 3.0)",
+     function ()
+    local P = { type = "object", patternProperties = { ["^(n|m)_"] = { type = "integer" } },
+                additionalProperties = { type = "integer" }, properties = { x = { type = "number" } } }
+    local v = assert(schema.parse('{"n_1": 3.0, "m_2": 4.0, "other": 5.0, "x": 6.0}', P))
+    local int = math.type and "integer" or "number"
+    local function kind (n) return math.type and math.type(n) or "number" end
+    assert.same({ int, int, int }, { kind(v.n_1), kind(v.m_2), kind(v.other) })
+    assert.equal(math.type and "float" or "number", kind(v.x))
+    assert.same({ 3, 4, 5, 6 }, { v.n_1, v.m_2, v.other, v.x })
+  end)
+
   it("refuses a structured reply with such a key as a schema error; a tool call's arguments too", function ()
     local _, err = schema_chat(S, { scripted.chat { content = '{"qux_1": 1}' } })
     assert.equal("schema", err.kind)

@@ -575,19 +575,23 @@ local function as_integers (v, s, c, depth)
     return v
   end
   local props, items, prefix = s.properties, s.items, s.prefixItems
-  -- (additionalProperties: only where no pattern could have taken a key instead)
-  local extra = c.patterns[s] == nil and s.additionalProperties or nil
+  local patterns, extra = c.patterns[s], s.additionalProperties
   if json_type(v) == "array" then
     local tuple = type(items) == "table" and items[1] ~= nil
     for i = 1, #v do
       local sub = prefix and prefix[i] or (tuple and items[i]) or (not tuple and items) or nil
       if type(sub) == "table" then v[i] = as_integers(v[i], sub, c, depth + 1) end
     end
-  elseif props or type(extra) == "table" then
-    for k, x in pairs(v) do
+  elseif props or patterns or type(extra) == "table" then
+    for k, x in pairs(v) do   -- (as check_object: properties and every matching pattern, else extra)
       local sub = props and props[k]
-      if sub == nil then sub = extra end
-      if type(sub) == "table" then v[k] = as_integers(x, sub, c, depth + 1) end
+      local known = sub ~= nil
+      if type(sub) == "table" then x = as_integers(x, sub, c, depth + 1) end
+      for _, p in ipairs(type(k) == "string" and patterns or {}) do
+        if p.match(k) then known = true; x = as_integers(x, p.schema, c, depth + 1) end
+      end
+      if not known and type(extra) == "table" then x = as_integers(x, extra, c, depth + 1) end
+      v[k] = x
     end
   end
   return v
