@@ -134,6 +134,20 @@ describe("patternProperties with alternation and groups", function ()
                      fn = function () end } }
     end)
   end)
+
+  it("refuses a huge count on an empty group at once (it repeated nothing 10^11 times: the check hung)", function ()
+    -- (in a child: the old code is killed by the timeout)
+    local r = require("luachild").run([[
+      local schema = require "aigc.schema"
+      print(select(2, schema.check_schema { properties = { s = { pattern = "(?:){99999999999}" } } }))
+      print(select(2, schema.check_schema { properties = { s = { pattern = "(){0,99999999999}" } } }))
+    ]], { timeout = 120 })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal('#/properties/s/pattern: "(?:){99999999999}" is too large to check (more than 50000 steps once '
+                 .. "its repeats are expanded)\n"
+                 .. '#/properties/s/pattern: "(){0,99999999999}" is too large to check (more than 50000 steps once '
+                 .. "its repeats are expanded)\n", r.stdout)
+  end)
 end)
 
 describe("pattern", function ()

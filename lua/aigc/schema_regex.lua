@@ -41,6 +41,9 @@ M.MAX_STATES = 2000
 
 local Fail = {}
 local function fail (fmt, ...) error(setmetatable({ message = string_format(fmt, ...) }, Fail), 0) end
+local function too_large ()
+  fail("is too large to check (more than %d steps once its repeats are expanded)", M.MAX_PROGRAM)
+end
 
 -- {======================================================
 -- Parsing (the regex is a list of code points)
@@ -232,6 +235,8 @@ local function parse_quantifier (P)
     if hi and hi < lo then
       fail("is not a valid regular expression (numbers out of order in {%s})", table_concat(text))
     end
+    -- (a count the automaton cannot hold; also bounds the repeats of an empty group, which add no step)
+    if lo > M.MAX_PROGRAM or (hi or 0) > M.MAX_PROGRAM then too_large() end
     i = k + 1
   else
     return nil
@@ -275,8 +280,7 @@ end
 
 local function emit (prog, op, a, b)
   local pc = #prog.op + 1
-  if pc > M.MAX_PROGRAM then fail("is too large to check (more than %d steps once its repeats are expanded)",
-                                  M.MAX_PROGRAM) end
+  if pc > M.MAX_PROGRAM then too_large() end
   prog.op[pc], prog.x[pc], prog.y[pc] = op, a, b
   return pc
 end
