@@ -32,7 +32,7 @@ end
 -- second, :60, only at 23:59 UTC).
 local function time (s)
   local h, mi, sec, frac, zone = string_match(s, "^(%d%d):(%d%d):(%d%d)(%.?%d*)(.*)$")
-  if h == nil or frac == "." then return false end
+  if h == nil or (frac ~= "" and not string_match(frac, "^%.%d+$")) then return false end
   h, mi, sec = tonumber(h), tonumber(mi), tonumber(sec)
   if h > 23 or mi > 59 or sec > 60 then return false end
   local off = 0
