@@ -107,46 +107,60 @@ describe("patternProperties with alternation and groups", function ()
     end
   end)
 
-  it("refuses a schema whose regex it cannot check exactly, naming the place (it was silently unchecked)", function ()
+  it("refuses a schema whose regex is invalid, naming the place (it was silently unchecked)", function ()
     local cases = {
-      { "^(?=a)", "uses lookaround (?=...), which is not supported" },
-      { "(a)\\1", "uses a backreference (\\1), which is not supported" },
-      { "\\p{L}", "uses a Unicode property (\\p{...}), which is not supported" },
       { "(a", "is not a valid regular expression (a ( is not closed)" },
       { "a)", "is not a valid regular expression (a ) is not opened)" },
       { "*a", "is not a valid regular expression (nothing to repeat before *)" },
       { "[z-a]", "is not a valid regular expression (a range out of order)" },
       { "a{3,2}", "is not a valid regular expression (numbers out of order in {3,2})" },
-      { "(a{1000}){1000}", "is too large to check (more than 50000 steps once its repeats are expanded)" },
-      { string.rep("(", 1000) .. string.rep(")", 1000), "nests groups deeper than 100 levels" },
     }
     for _, c in ipairs(cases) do
       local ok, why = schema.check_schema { patternProperties = { [c[1]] = true } }
       assert.is_false(ok)
-      assert.equal("#/patternProperties/" .. c[1] .. ": " .. string.format("%q", #c[1] > 40 and c[1]:sub(1, 37)
-                   .. "..." or c[1]) .. " " .. c[2], why)
+      assert.equal("#/patternProperties/" .. c[1] .. ": " .. string.format("%q", c[1]) .. " " .. c[2], why)
       local ok2, why2 = schema.check_schema { properties = { s = { type = "string", pattern = c[1] } } }
       assert.is_false(ok2)
       assert.matches("^#/properties/s/pattern: ", why2)
     end
     assert.has_error(function ()
-      aigc.tools { { name = "t", parameters = { type = "object", properties = { p = { pattern = "(?!x)" } } },
+      aigc.tools { { name = "t", parameters = { type = "object", properties = { p = { pattern = "(x" } } },
                      fn = function () end } }
     end)
   end)
 
-  it("refuses a huge count on an empty group at once (it repeated nothing 10^11 times: the check hung)", function ()
+  -- (a server with the whole of ECMA's regexes takes these: the schema must
+  -- not become a misuse here, nor be checked wrongly)
+  it("leaves a valid regex it cannot check exactly unchecked: lookaround, backreferences, \\p{}, too large", function ()
+    local regexes = { "^(?=a)", "(a)\\1", "\\p{L}", "(a{1000}){1000}", string.rep("(", 1000) .. string.rep(")", 1000) }
+    for _, re in ipairs(regexes) do
+      assert.is_true(schema.check_schema { properties = { s = { type = "string", pattern = re } } }, re)
+      local one = { type = "object", properties = { s = { type = "string", pattern = re } } }
+      assert.is_true(schema.validate({ s = "zzz" }, one), re)
+      -- (a patternProperties one may match any key: never "additional", its schema not applied)
+      local pp = { type = "object", additionalProperties = false, patternProperties = { [re] = { type = "integer" } } }
+      assert.is_true(schema.validate({ zzz = "text" }, pp), re)
+      -- (the other, checkable patterns still apply)
+      pp.patternProperties["^n_"] = { type = "integer" }
+      local ok, errs = schema.validate({ n_1 = "text" }, pp)
+      assert.is_false(ok, re)
+      assert.same({ { path = "$.n_1", message = "expected integer, got string" } }, errs)
+    end
+    aigc.tools { { name = "t", parameters = { type = "object", properties = { p = { pattern = "(?!x)" } } },
+                   fn = function () end } }
+  end)
+
+  it("a huge count on an empty group is left unchecked at once (it repeated nothing 10^11 times: hung)", function ()
     -- (in a child: the old code is killed by the timeout)
     local r = require("luachild").run([[
       local schema = require "aigc.schema"
-      print(select(2, schema.check_schema { properties = { s = { pattern = "(?:){99999999999}" } } }))
-      print(select(2, schema.check_schema { properties = { s = { pattern = "(){0,99999999999}" } } }))
+      local s1 = { type = "object", properties = { s = { pattern = "(?:){99999999999}" } } }
+      local s2 = { type = "object", properties = { s = { pattern = "(){0,99999999999}" } } }
+      print(schema.check_schema(s1), (schema.validate({ s = "x" }, s1)))
+      print(schema.check_schema(s2), (schema.validate({ s = "x" }, s2)))
     ]], { timeout = 120 })
     assert.equal(0, r.status, r.stderr)
-    assert.equal('#/properties/s/pattern: "(?:){99999999999}" is too large to check (more than 50000 steps once '
-                 .. "its repeats are expanded)\n"
-                 .. '#/properties/s/pattern: "(){0,99999999999}" is too large to check (more than 50000 steps once '
-                 .. "its repeats are expanded)\n", r.stdout)
+    assert.equal("true\ttrue\ntrue\ttrue\n", r.stdout)
   end)
 end)
 

@@ -12,8 +12,9 @@
 -- The regexes of `pattern` and `patternProperties` are ECMA-262's, matched
 -- per character in time linear in the string's length (aigc.schema_regex:
 -- alternation, groups, classes, repeats, anchors, `\b`); one using what it
--- cannot match exactly (lookaround, backreferences, `\p{...}`) makes the
--- schema a misuse, as an invalid one does. `format`: date-time, date,
+-- cannot match exactly (lookaround, backreferences, `\p{...}`, too large)
+-- is left unchecked (a `patternProperties` one may match any property,
+-- which is then never "additional"); an invalid one makes the schema a misuse. `format`: date-time, date,
 -- time, duration, email, hostname, ipv4, ipv6, uuid, uri (aigc.schema_format);
 -- other formats are not checked. Integers: see `json_type`.
 --
@@ -248,11 +249,14 @@ local function sorted_keys (v, pos)
 end
 
 -- Checks property k against the patternProperties of s (its compiled
--- `patterns`): whether a pattern matched it.
+-- `patterns`): whether a pattern matched it, or may have (a regex left
+-- unchecked: see aigc.schema_compile; its schema is not applied).
 local function check_patterns (v, k, patterns, pos, r, c)
   local matched = false
   for _, p in ipairs(patterns) do
-    if p.match(k) then
+    if not p.match then
+      matched = true
+    elseif p.match(k) then
       matched = true
       include(r, check(v[k], p.schema, position(pos, k), c))
     end
@@ -588,7 +592,8 @@ local function as_integers (v, s, c, depth)
       local known = sub ~= nil
       if type(sub) == "table" then x = as_integers(x, sub, c, depth + 1) end
       for _, p in ipairs(type(k) == "string" and patterns or {}) do
-        if p.match(k) then known = true; x = as_integers(x, p.schema, c, depth + 1) end
+        if not p.match then known = true   -- (unchecked: it may have taken the key)
+        elseif p.match(k) then known = true; x = as_integers(x, p.schema, c, depth + 1) end
       end
       if not known and type(extra) == "table" then x = as_integers(x, extra, c, depth + 1) end
       v[k] = x

@@ -97,13 +97,15 @@ local function resolve_pointer (root, ref)
   return target
 end
 
--- The matcher of the regex re found at `where`; one this library cannot
--- check exactly is a misuse: checking it otherwise (or not at all) would
--- let values through that the schema refuses.
+-- The matcher of the regex re found at `where`, or false: a valid regex
+-- the matcher cannot check exactly (lookaround, `\p{...}`, too large) is
+-- left unchecked, as a server with the whole of ECMA's regexes takes it;
+-- an invalid one is a misuse (the server refuses the schema too).
 local function regex (re, where)
-  local match, why = schema_regex.compile(re)
-  if match == nil then bad(where .. ":", "%s %s", show(re), why) end
-  return match
+  local match, why, unchecked = schema_regex.compile(re)
+  if match then return match end
+  if unchecked then return false end
+  bad(where .. ":", "%s %s", show(re), why)
 end
 
 local walk   -- forward
@@ -308,8 +310,9 @@ end
 
 --- Checks a schema; returns what validation needs (`refs`: the target of
 -- each `$ref` node; `patterns`: each `patternProperties` node's list of
--- `{ re =, match =, schema = }`; `regexes`: each `pattern` node's matcher,
--- see aigc.schema_regex), or nil and the message naming the misuse.
+-- `{ re =, match = (false: unchecked), schema = }`; `regexes`: each
+-- `pattern` node's matcher or false, see aigc.schema_regex), or nil and the
+-- message naming the misuse.
 -- @param schema
 -- @treturn table|nil
 -- @treturn[opt] string

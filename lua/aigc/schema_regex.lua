@@ -7,8 +7,9 @@
 -- groups `(...)`, `(?:...)`, `(?<name>...)`, quantifiers `* + ? {n} {n,}
 -- {n,m}` (lazy or not: the same strings match), `^`, `$`, `\b`, `\B`.
 -- Strings are matched per character (code point), as with the `u` flag.
--- Not supported (`compile` says so, and the schema is refused rather than
--- checked wrongly): lookaround, backreferences, `\p{...}`, other escapes.
+-- Not supported (`compile` says so; such a regex is left unchecked, never
+-- checked wrongly): lookaround, backreferences, `\p{...}`, other escapes,
+-- and a regex too large once its repeats are expanded.
 --
 -- The regex becomes a Thompson automaton run as a lazily built DFA: each
 -- character of the string costs one table look-up once its state is known
@@ -41,8 +42,14 @@ M.MAX_STATES = 2000
 
 local Fail = {}
 local function fail (fmt, ...) error(setmetatable({ message = string_format(fmt, ...) }, Fail), 0) end
+-- A valid regex the matcher cannot check exactly: left unchecked (the
+-- server, which has the whole of ECMA's regexes, still holds to it), not
+-- refused: a schema a server takes must not become a misuse here.
+local function beyond (fmt, ...)
+  error(setmetatable({ message = string_format(fmt, ...), unchecked = true }, Fail), 0)
+end
 local function too_large ()
-  fail("is too large to check (more than %d steps once its repeats are expanded)", M.MAX_PROGRAM)
+  beyond("is too large to check (more than %d steps once its repeats are expanded)", M.MAX_PROGRAM)
 end
 
 -- {======================================================
@@ -98,7 +105,7 @@ local function escape (P, i, in_class)
   local c = ch(P, i)
   if c == nil then
     if cp_at(P, i) == nil then fail("is not a valid regular expression (it ends with \\)") end
-    fail("uses an escaped non-ASCII character, which is not supported")
+    beyond("uses an escaped non-ASCII character, which is not supported")
   end
   if CLASS_ESC[c] then return CLASS_ESC[c], i + 1 end
   if CHAR_ESC[c] then return CHAR_ESC[c], i + 1 end
@@ -124,11 +131,11 @@ local function escape (P, i, in_class)
   elseif c:find("^%p$") then
     return cp_at(P, i), i + 1
   elseif c:find("^[1-9]$") or c == "k" then
-    fail("uses a backreference (\\%s), which is not supported", c)
+    beyond("uses a backreference (\\%s), which is not supported", c)
   elseif c == "p" or c == "P" then
-    fail("uses a Unicode property (\\%s{...}), which is not supported", c)
+    beyond("uses a Unicode property (\\%s{...}), which is not supported", c)
   end
-  fail("uses the escape \\%s, which is not supported", c)
+  beyond("uses the escape \\%s, which is not supported", c)
 end
 
 local function parse_class (P, i)   -- at the "[": the class and the index after the "]"
@@ -184,11 +191,11 @@ local function parse_atom (P)
       elseif k == "<" and ch(P, j + 2) ~= "=" and ch(P, j + 2) ~= "!" then
         while cp_at(P, j) and ch(P, j) ~= ">" do j = j + 1 end
         j = j + 1
-      elseif k == "=" or k == "!" or k == "<" then fail("uses lookaround (?%s...), which is not supported", k)
+      elseif k == "=" or k == "!" or k == "<" then beyond("uses lookaround (?%s...), which is not supported", k)
       else fail("is not a valid regular expression (an unknown group (?%s...))", k or "") end
     end
     P.i = j
-    if P.depth >= M.MAX_NESTING then fail("nests groups deeper than %d levels", M.MAX_NESTING) end
+    if P.depth >= M.MAX_NESTING then beyond("nests groups deeper than %d levels", M.MAX_NESTING) end
     P.depth = P.depth + 1
     local node = parse_alt(P)
     P.depth = P.depth - 1
@@ -497,10 +504,12 @@ end
 --- A function `(s) -> boolean` that tells whether the regex matches in
 -- the string (searching, as JSON Schema's regexes do: `^` and `$` anchor),
 -- or nil and why not: "is not a valid regular expression (...)", "uses
--- lookaround (?=...), which is not supported"...
+-- lookaround (?=...), which is not supported"..., and whether the regex is
+-- valid but beyond the matcher (unsupported, too large: left unchecked).
 -- @tparam string re
 -- @treturn function|nil
 -- @treturn[opt] string
+-- @treturn[opt] boolean
 function M.compile (re)
   local ok, prog = pcall(function ()
     local P = { cps = codepoints(re), i = 1, depth = 0 }
@@ -513,7 +522,7 @@ function M.compile (re)
     return prog
   end)
   if ok then return matcher(prog) end
-  if getmetatable(prog) == Fail then return nil, prog.message end
+  if getmetatable(prog) == Fail then return nil, prog.message, prog.unchecked or false end
   error(prog, 0)
 end
 
