@@ -89,10 +89,11 @@ local estimate_text = M.estimate_text
 -- @tparam table msg
 -- @tparam[opt] function est text -> tokens (default `estimate_text`)
 -- @tparam[opt] integer overhead per message (default `MESSAGE_OVERHEAD`)
+-- @tparam[opt] string model the model (images count by model)
 -- @treturn integer
 -- @usage conversation.estimate_message { role = "user", content = "Hi" } --> 5
-function M.estimate_message (msg, est, overhead)
-  return tokens.estimate_message(msg, est, overhead or M.MESSAGE_OVERHEAD)
+function M.estimate_message (msg, est, overhead, model)
+  return tokens.estimate_message(msg, est, overhead or M.MESSAGE_OVERHEAD, model)
 end
 
 -- }======================================================
@@ -280,7 +281,10 @@ function Conversation:_cost (msg)
   local text = msg.content
   if type(text) ~= "string" or msg.tool_calls ~= nil or msg.arguments ~= nil or msg.output ~= nil
      or msg.name ~= nil then
-    return M.estimate_message(msg, self.estimate, self.message_overhead)
+    -- (images count by the model they go to)
+    local c, model = self.client, self.model or self.params.model
+    if model == nil and type(c) == "table" then model = c.model end
+    return M.estimate_message(msg, self.estimate, self.message_overhead, model)
   end
   local memo = self._costs
   if not memo or memo.estimate ~= self.estimate or memo.overhead ~= self.message_overhead then

@@ -179,47 +179,127 @@ local function image_size (b)
   return nil
 end
 
--- The tokens of an image at high detail, as OpenAI counts them (the
--- vision guide, GPT-4o and GPT-4.1): scaled to fit 2048 x 2048, then its
--- shortest side to 768 (never up); 170 a 512-pixel tile, plus 85.
-local function high_detail_tokens (w, h)
+-- OpenAI counts an image's tokens by one of two rules, by model (the
+-- vision guide). Patches: the models named here cover the image with 32 x
+-- 32 pixel patches (scaled down to at most 1,536 of them) and multiply the
+-- patches by their factor; `detail` does not change it. Tiles: the other
+-- models scale the image to fit 2048 x 2048, then its shortest side to 768,
+-- and count `tile` per 512-pixel tile plus `base` (`base` alone at low
+-- detail). Without a model, or with an unknown one, GPT-4o's tiles. (A
+-- gpt-4.1-mini image was estimated 765 tokens where the API counted 1,659,
+-- a gpt-4o-mini one 765 where it counted 25,501.)
+local PATCH_MODELS = {   -- (a longer prefix before a shorter one that starts it)
+  { "gpt-4.1-mini", 1.62 }, { "gpt-4.1-nano", 2.46 }, { "gpt-5-mini", 1.62 }, { "gpt-5-nano", 2.46 },
+  { "o4-mini", 1.72 },
+}
+local TILE_MODELS = {
+  { "gpt-4o-mini", 2833, 5667 }, { "o1", 75, 150 }, { "o3", 75, 150 }, { "computer-use-preview", 65, 129 },
+  { "gpt-5", 70, 140 },
+}
+local MAX_PATCHES = 1536
+
+-- The image rule of `model`: "patch", factor; or "tile", base, tile.
+local function image_rule (model)
+  if type(model) == "string" then
+    local name = model:match("[^/]*$")   -- (a router's "openai/gpt-4.1-mini")
+    for _, r in ipairs(PATCH_MODELS) do
+      if name:sub(1, #r[1]) == r[1] then return "patch", r[2] end
+    end
+    for _, r in ipairs(TILE_MODELS) do
+      local rest = name:sub(#r[1] + 1, #r[1] + 1)   -- ("o1" but not "o10")
+      if name:sub(1, #r[1]) == r[1] and not rest:find("^[%w.]") then return "tile", r[2], r[3] end
+    end
+  end
+  return "tile", 85, 170
+end
+
+-- The patches of a w x h image: 32-pixel patches, the image scaled down
+-- (keeping its aspect) to whole patches when they are more than 1,536.
+local function patches (w, h)
+  local n = math_ceil(w / 32) * math_ceil(h / 32)
+  if n <= MAX_PATCHES then return n end
+  local f = math.sqrt(32 * 32 * MAX_PATCHES / (w * h))
+  f = f * math.min(math_floor(w * f / 32) / (w * f / 32), math_floor(h * f / 32) / (h * f / 32))
+  return math.min(MAX_PATCHES, math_ceil(w * f / 32) * math_ceil(h * f / 32))
+end
+
+-- The tiles of a w x h image at high detail.
+local function tiles (w, h)
   local f = math.min(1, 2048 / math_max(w, h))
   w, h = w * f, h * f
   f = math.min(1, 768 / math.min(w, h))
   w, h = w * f, h * f
-  return 85 + 170 * math_ceil(w / 512) * math_ceil(h / 512)
+  return math_ceil(w / 512) * math_ceil(h / 512)
 end
 
 --- Tokens of an image whose size is not known at high detail: a 1024 x
--- 1024 image (2 x 2 tiles). A low-detail image is 85.
+-- 1024 image (2 x 2 tiles) with GPT-4o's tiles. A low-detail image is 85.
 M.IMAGE_TOKENS = 765
 
--- Tokens of an image part (chat `image_url`, Responses `input_image`):
--- 85 at low detail; at high or auto detail, by its size when its data
--- is in the part (auto: OpenAI takes large images at high detail), else
--- M.IMAGE_TOKENS for high and 85 for auto (an image URL: its size is not
--- known here).
-local function image_tokens (part)
+-- Tokens of an image part (chat `image_url`, Responses `input_image`) for
+-- `model`. By the image's size when its data is in the part; else (an
+-- image URL) a 1024 x 1024 image for the patch models; for the tile
+-- models, `base` at low or auto detail, 2 x 2 tiles at high.
+local function image_tokens (part, model)
   local img = part.image_url
   local url, detail = img, part.detail
   if type(img) == "table" then url, detail = img.url, img.detail end
-  if detail == "low" then return 85 end
+  local rule, base, tile = image_rule(model)
+  if rule == "tile" and detail == "low" then return base end
+  local w, h
   if type(url) == "string" then
     -- (the header is in the first bytes: decode only a prefix, whole quads)
     local b64 = url:match("^data:[^,]-;base64,(.*)$")
     local bytes = b64 and b64decode(b64:sub(1, 65536))
-    local w, h
     if bytes then w, h = image_size(bytes) end
-    if w and h and w > 0 and h > 0 then return high_detail_tokens(w, h) end
   end
-  return detail == "high" and M.IMAGE_TOKENS or 85
+  local known = w and h and w > 0 and h > 0
+  if rule == "patch" then
+    if not known then w, h = 1024, 1024 end
+    return math_ceil(patches(w, h) * base)
+  end
+  if known then return base + tile * tiles(w, h) end
+  return detail == "high" and base + 4 * tile or base
+end
+
+-- Audio input: 10 tokens a second (OpenAI: a token per 100 ms of audio
+-- in). The length is read from a WAV header; other formats (mp3...) are
+-- taken at 64 kbit/s, on the high side for budgets. (Every clip was
+-- estimated 100 tokens: a 10-minute recording, 6,000, dropped no history.)
+M.AUDIO_TOKENS_PER_SECOND = 10
+local AUDIO_BYTES_PER_SECOND = 8000
+
+local function le32 (b, i) local x, y, z, w = b:byte(i, i + 3); return ((w * 256 + z) * 256 + y) * 256 + x end
+
+local function audio_tokens (part)
+  local a = part.input_audio
+  local data = type(a) == "table" and a.data
+  if type(data) ~= "string" then return 100 end
+  data = data:match("^data:[^,]-;base64,(.*)$") or data
+  local nbytes = math_floor(#data * 3 / 4)
+  local head = b64decode(data:sub(1, 4096))
+  local seconds = nbytes / AUDIO_BYTES_PER_SECOND
+  if head and #head >= 44 and head:sub(1, 4) == "RIFF" and head:sub(9, 12) == "WAVE" then
+    -- (the "fmt " chunk's byte rate; the data is the whole file but its header)
+    local i = 13
+    while i + 8 <= #head do
+      local id, size = head:sub(i, i + 3), le32(head, i + 4)
+      if id == "fmt " and size >= 16 and i + 19 <= #head then
+        local rate = le32(head, i + 16)
+        if rate > 0 then seconds = (nbytes - 44) / rate end
+        break
+      end
+      i = i + 8 + size + size % 2
+    end
+  end
+  return math_max(1, math_ceil(seconds * M.AUDIO_TOKENS_PER_SECOND))
 end
 
 -- }======================================================
 
 
 -- Tokens of a content value (a string, a list of parts, or null).
-local function content_tokens (content, est)
+local function content_tokens (content, est, model)
   if type(content) == "string" then return tokens_of(est, content) end
   if type(content) ~= "table" then return 0 end
   local n = 0
@@ -227,8 +307,8 @@ local function content_tokens (content, est)
     if type(part) == "string" then n = n + tokens_of(est, part)
     elseif type(part) == "table" then
       if type(part.text) == "string" then n = n + tokens_of(est, part.text)
-      elseif part.type == "image_url" or part.image_url ~= nil then n = n + image_tokens(part)
-      elseif part.type == "input_audio" then n = n + 100
+      elseif part.type == "image_url" or part.image_url ~= nil then n = n + image_tokens(part, model)
+      elseif part.type == "input_audio" then n = n + audio_tokens(part)
       else
         local data = file_data_of(part)
         local f = data and file_tokens(part, data, est)
@@ -247,16 +327,17 @@ end
 -- @tparam table msg
 -- @tparam[opt] function est text -> tokens (default `estimate_text`)
 -- @tparam[opt] integer overhead per message (default `MESSAGE_OVERHEAD`)
+-- @tparam[opt] string model the model its images go to (they count by model)
 -- @treturn integer
 -- @usage conversation.estimate_message { role = "user", content = "Hi" } --> 5
-function M.estimate_message (msg, est, overhead)
+function M.estimate_message (msg, est, overhead, model)
   if type(msg) ~= "table" then argerror("estimate_message", 1, expected("message table", msg)) end
   if est ~= nil and not is_callable(est) then argerror("estimate_message", 2, expected("function", est)) end
   if overhead ~= nil and not (type(overhead) == "number" and overhead >= 0 and overhead < math.huge) then
     argerror("estimate_message", 3, expected("a number >= 0", overhead))
   end
   est = est or estimate_text
-  local n = (overhead or M.MESSAGE_OVERHEAD) + content_tokens(msg.content, est)
+  local n = (overhead or M.MESSAGE_OVERHEAD) + content_tokens(msg.content, est, model)
   -- (the reasoning a tool-calling turn carries back: adapter.keep_reasoning)
   if type(msg.reasoning_content) == "string" then n = n + tokens_of(est, msg.reasoning_content) end
   -- Responses API items: a function call, a tool's output.
@@ -265,7 +346,7 @@ function M.estimate_message (msg, est, overhead)
   if msg.type == "custom_tool_call" and type(msg.input) == "string" then n = n + 3 + tokens_of(est, msg.input) end
   if type(msg.output) == "string" then n = n + tokens_of(est, msg.output)
   -- (a function's output may be content parts: text, an image, a file)
-  elseif type(msg.output) == "table" then n = n + content_tokens(msg.output, est) end
+  elseif type(msg.output) == "table" then n = n + content_tokens(msg.output, est, model) end
   if type(msg.name) == "string" then n = n + tokens_of(est, msg.name) + 1 end
   if type(msg.tool_calls) == "table" then
     for _, call in ipairs(msg.tool_calls) do
