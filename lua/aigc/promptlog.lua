@@ -509,6 +509,8 @@ end
 -- and the result or the error. The prompt is the last user message, the
 -- system prompt the first system message, the messages between them the
 -- context (unless `info.parent_id` links the turn to an earlier entry).
+-- A prompt with parts other than text (an image...) keeps them all in
+-- `extra.prompt_content` (`conversation` gives them back).
 -- @tparam table params the chat params (a string: one user message)
 -- @tparam table|nil res the response
 -- @tparam[opt] aigc.error err the error when `res` is nil
@@ -531,7 +533,24 @@ function Log:record_call (params, res, err, info)
   for i = #msgs, first, -1 do
     if type(msgs[i]) == "table" and msgs[i].role == "user" then last_user = i; break end
   end
-  if last_user then prompt = content_text(msgs[last_user].content) end
+  local extra = info.extra
+  if last_user then
+    local content = msgs[last_user].content
+    prompt = content_text(content)
+    -- (the prompt column holds its text: an image, audio or file the turn
+    -- sent was in no row but in later rows' context, and the last turn's
+    -- nowhere; `extra.prompt_content` keeps the parts, blobs keep big data)
+    if type(content) == "table" and (extra == nil or type(extra) == "table") then
+      for _, part in ipairs(content) do
+        if type(part) == "table" and type(part.text) ~= "string" then
+          extra = {}
+          for k, v in pairs(info.extra or {}) do extra[k] = v end
+          extra.prompt_content = content
+          break
+        end
+      end
+    end
+  end
   if prompt == nil and type(params.prompt) == "string" then prompt = params.prompt end   -- completions
   local context
   if info.parent_id == nil and last_user and last_user > first then
@@ -542,7 +561,7 @@ function Log:record_call (params, res, err, info)
   if latency == nil and type(info.started) == "number" then latency = (core.now() - info.started) * 1000 end
   local entry = {
     conversation_id = info.conversation_id, parent_id = info.parent_id, leaf = info.leaf and res ~= nil,
-    source = info.source or "script", template = info.template, extra = info.extra,
+    source = info.source or "script", template = info.template, extra = extra,
     model = params.model, system = system, prompt = prompt, context = context, params = params,
     latency_ms = latency,
   }
@@ -720,7 +739,9 @@ function Log:conversation (cid)
   end
   for i = #chain, 1, -1 do
     local row = chain[i]
-    if row.prompt then messages[#messages + 1] = { role = "user", content = row.prompt } end
+    local parts = type(row.extra) == "table" and row.extra.prompt_content
+    if type(parts) == "table" then messages[#messages + 1] = { role = "user", content = parts }
+    elseif row.prompt then messages[#messages + 1] = { role = "user", content = row.prompt } end
     messages[#messages + 1] = { role = "assistant", content = row.response or "" }
   end
   conv.messages, conv.system, conv.turns, conv.chain = messages, system, #chain, chain

@@ -1,0 +1,62 @@
+-- aigc.promptlog: a turn's image (audio, file) is logged in the turn's
+-- own row, not only in later rows' context.
+
+local aigc = require "aigc"
+local cli = require "cli"
+local devserver = require "devserver"
+local promptlog = require "aigc.promptlog"
+
+local function image_message (text, url)
+  return { role = "user",
+           content = { { type = "text", text = text }, { type = "image_url", image_url = { url = url } } } }
+end
+
+describe("aigc.promptlog prompt parts", function ()
+  local dir, path, log
+  before_each(function ()
+    dir = cli.home()
+    path = dir .. "/logs.db"
+    log = assert(promptlog.open(path))
+  end)
+  after_each(function ()
+    if log then log:close() end
+    cli.rmdir(dir)
+  end)
+
+  it("keeps the newest turn's image in its own row, and log:conversation gives it back", function ()
+    local url = "data:image/png;base64," .. string.rep("iVBORw0KGgo", 600)   -- (over 4 KiB: a blob)
+    local msg = image_message("What is it?", url)
+    local cid = promptlog.new_id()
+    local id = assert(log:record_call({ model = "m", messages = { msg } }, { text = "A cat." }, nil,
+                                      { conversation_id = cid, leaf = true, extra = { case = "c1" } }))
+    local row = assert(log:get(id))
+    assert.equal("What is it?", row.prompt)
+    assert.same(msg.content, row.extra.prompt_content)
+    assert.equal("c1", row.extra.case)                 -- the caller's extra kept
+    -- a second turn linked by parent_id: no context; the conversation has the image
+    local id2 = assert(log:record_call({ model = "m", messages = { msg, { role = "assistant", content = "A cat." },
+      { role = "user", content = "Sure?" } } }, { text = "Yes." }, nil,
+      { conversation_id = cid, parent_id = id, leaf = true }))
+    assert.is_nil(log:get(id2).extra)                   -- (a text prompt: nothing added)
+    local conv = assert(log:conversation(cid))
+    assert.same({ msg, { role = "assistant", content = "A cat." }, { role = "user", content = "Sure?" },
+                  { role = "assistant", content = "Yes." } }, conv.messages)
+  end)
+
+  it("a client's prompt_log: the last say's image is in the log", function ()
+    log:close(); log = nil
+    local srv = devserver.start()
+    local client = aigc.client { base_url = srv.base_url, model = "aigc-dev", prompt_log = path }
+    local url = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUg"
+    local conv = aigc.conversation { client = client }
+    assert(conv:say("hello"))
+    assert(conv:say(image_message("And this?", url)))
+    client:close()
+    srv:stop()
+    log = assert(promptlog.open(path))
+    local rows = assert(log:list { n = 0 })
+    assert.equal(2, #rows)
+    assert.equal("And this?", rows[1].prompt)
+    assert.equal(url, rows[1].extra.prompt_content[2].image_url.url)
+  end)
+end)
