@@ -14,7 +14,7 @@ local conversation = require "aigc.conversation"
 
 local null, array = core.null, core.array
 local json_encode, json_decode = core.json.encode, core.json.decode
-local getmetatable, ipairs, pairs, pcall, tostring, type = getmetatable, ipairs, pairs, pcall, tostring, type
+local getmetatable, ipairs, pairs, pcall, rawget, tostring, type = getmetatable, ipairs, pairs, pcall, rawget, tostring, type
 local is_integer = compat.is_integer
 local argerror, expected = util.argerror, util.expected
 
@@ -79,7 +79,13 @@ function M.save (self)
     response_ends = self.response_ids[1] and self.response_ends or nil,
   }
   if self.calibrate == false then t.calibrate = false end   -- (only when off: the default is on)
-  return encode_saved(t)
+  -- (the client's key in the history -- a server or a model echoing it,
+  -- a user pasting it -- went into the file: scrubbed, as the prompt log,
+  -- the cache and a cassette scrub what they keep)
+  local engine = util.is_a(self.client, "aigc.client") and rawget(self.client, "_engine")
+  local s = encode_saved(t)
+  if engine then s = engine:scrub(s) end
+  return s
 end
 
 local function parse_error (message)
