@@ -149,7 +149,7 @@ end
 local MAX_MODELS, MAX_NAME = 256, 200
 
 function Totals:reset ()
-  self.requests, self.errors, self.retries, self.cache_hits, self.replayed = 0, 0, 0, 0, 0
+  self.requests, self.errors, self.retries, self.cache_hits, self.replayed, self.no_usage = 0, 0, 0, 0, 0, 0
   self.errors_by_kind, self.models, self.cost, self.model_count = {}, {}, nil, 0
   for _, k in ipairs(TOKEN_FIELDS) do self[k] = 0 end
 end
@@ -157,6 +157,9 @@ end
 function Totals:set_prices (prices)
   self.prices = prices
 end
+
+-- The objects of the replies that cost tokens: chat, completions, Responses.
+local GENERATIONS = { ["chat.completion"] = true, text_completion = true, response = true }
 
 --- Counts one ended request: `res` or `nil, err`; `how` is nil, "cache"
 -- (answered from the response cache: no request sent) or "replay".
@@ -180,7 +183,13 @@ function Totals:record (res, err, how)
     return
   end
   local u = ended_is_table and res.usage   -- (res is `ended` here)
-  if type(u) ~= "table" then return end
+  if type(u) ~= "table" then
+    -- (a stream sent with include_usage = false, a server that sends no
+    -- usage: its tokens were missing from the totals and the cost without
+    -- a sign; counted, a budget check can tell the totals fall short)
+    if ended_is_table and GENERATIONS[res.object] then self.no_usage = self.no_usage + 1 end
+    return
+  end
   local model = res.model
   if type(model) ~= "string" or #model > MAX_NAME then model = "?" end
   local m = self.models[model]
@@ -226,7 +235,7 @@ end
 -- @treturn table
 function Totals:snapshot ()
   local s = { requests = self.requests, errors = self.errors, retries = self.retries,
-              cache_hits = self.cache_hits, replayed = self.replayed, cost = self.cost,
+              cache_hits = self.cache_hits, replayed = self.replayed, no_usage = self.no_usage, cost = self.cost,
               errors_by_kind = {}, models = {} }
   for _, k in ipairs(TOKEN_FIELDS) do s[k] = self[k] end
   for k, n in pairs(self.errors_by_kind) do s.errors_by_kind[k] = n end
@@ -245,7 +254,7 @@ end
 -- @treturn table
 function M.diff (after, before)
   local d = { errors_by_kind = {}, models = {} }
-  for _, k in ipairs { "requests", "errors", "retries", "cache_hits", "replayed", "prompt_tokens",
+  for _, k in ipairs { "requests", "errors", "retries", "cache_hits", "replayed", "no_usage", "prompt_tokens",
                        "completion_tokens", "total_tokens" } do
     d[k] = (after[k] or 0) - (before[k] or 0)
   end
