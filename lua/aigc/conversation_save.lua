@@ -14,7 +14,8 @@ local conversation = require "aigc.conversation"
 
 local null, array = core.null, core.array
 local json_encode, json_decode = core.json.encode, core.json.decode
-local getmetatable, ipairs, pairs, pcall, rawget, tostring, type = getmetatable, ipairs, pairs, pcall, rawget, tostring, type
+local getmetatable, ipairs, pairs, pcall, rawget, tostring, type =
+  getmetatable, ipairs, pairs, pcall, rawget, tostring, type
 local is_integer = compat.is_integer
 local argerror, expected = util.argerror, util.expected
 
