@@ -72,6 +72,14 @@ describe("image and audio token estimates", function ()
     assert.equal(85, cost(image(1024, 1024, "low"), "some-local-model"))
   end)
 
+  it("count a Responses input_image given by file_id as an image of unknown size, not as its JSON", function ()
+    local function by_id (detail) return { role = "user", content = { { type = "input_image", file_id = "file-abc123",
+                                                                         detail = detail } } } end
+    assert.equal(85 + 4 * 170, cost(by_id "high", "gpt-4o"))
+    assert.equal(85, cost(by_id "auto", "gpt-4o"))
+    assert.equal(math.ceil(1024 * 1.62), cost(by_id "high", "gpt-4.1-mini"))
+  end)
+
   it("count a conversation's images by its model", function ()
     local conv = conversation.new { client = client(), model = "gpt-4.1-nano", message_overhead = 0 }
     conv:add(image(1024, 1024))

@@ -307,7 +307,8 @@ local function content_tokens (content, est, model)
     if type(part) == "string" then n = n + tokens_of(est, part)
     elseif type(part) == "table" then
       if type(part.text) == "string" then n = n + tokens_of(est, part.text)
-      elseif part.type == "image_url" or part.image_url ~= nil then n = n + image_tokens(part, model)
+      elseif part.type == "image_url" or part.type == "input_image" or part.image_url ~= nil then
+        n = n + image_tokens(part, model)   -- (an input_image may give a file_id, no URL)
       elseif part.type == "input_audio" then n = n + audio_tokens(part)
       else
         local data = file_data_of(part)
