@@ -60,3 +60,45 @@ describe("aigc.promptlog prompt parts", function ()
     assert.equal(url, rows[1].extra.prompt_content[2].image_url.url)
   end)
 end)
+
+describe("a client's prompt_log that cannot write", function ()
+  local dir, path, srv
+  before_each(function ()
+    dir = cli.home()
+    path = dir .. "/logs.db"
+    srv = devserver.start()
+  end)
+  after_each(function ()
+    srv:stop()
+    cli.rmdir(dir)
+  end)
+
+  it("reports its first failure to the error_handler (not each call's), and again after it worked", function ()
+    local reported = {}
+    local client = aigc.client { base_url = srv.base_url, model = "aigc-dev", prompt_log = path,
+                                 error_handler = function (e) reported[#reported + 1] = e end }
+    assert(client:chat "Echo: logged")
+    -- (a failing write, as a full disk's: root ignores file modes)
+    local other = assert(promptlog.open(path))
+    local function failing (on)
+      assert(other.con:execute(on and "CREATE TRIGGER full BEFORE INSERT ON responses "
+                                       .. "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+                                     or "DROP TRIGGER full"))
+    end
+    failing(true)
+    assert(client:chat "Echo: lost one")          -- (the call itself is not failed by its log)
+    assert(client:chat "Echo: lost two")
+    assert.equal(1, #reported)
+    assert.equal("log", reported[1].kind)
+    assert.matches("the prompt log did not record a call: .*disk is full", reported[1].message)
+    failing(false)
+    assert(client:chat "Echo: logged again")
+    assert.equal(1, #reported)
+    failing(true)
+    assert(client:chat "Echo: lost three")
+    assert.equal(2, #reported)
+    client:close()
+    assert.equal(2, other:count())
+    other:close()
+  end)
+end)

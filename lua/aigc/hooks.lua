@@ -153,14 +153,24 @@ local function held_credentials (client, url)
 end
 
 -- Records a chat call's end in the client's prompt log, if it has one
--- (`extra`: the entry's extra fields).
+-- (`extra`: the entry's extra fields). A write that fails (the database
+-- locked past its timeout, a read-only or full disk) was dropped without
+-- a word, every call after it too: the first failure is reported (the
+-- client's `error_handler`, else `step()`), and again after a write that worked.
 local function log_call (client, call, res, err, extra)
   local log = client._promptlog
   if log and call.api == "chat" and type(call.user_params) == "table" then
-    quietly(log.record_call, log, call.user_params, res, err, { started = call.started, client = client,
-                                                                call_secrets = call.secrets,
-                                                                header_lines = call.header_lines,
-                                                                extra = extra })
+    local ok, id, lerr = pcall(log.record_call, log, call.user_params, res, err, {
+      started = call.started, client = client, call_secrets = call.secrets, header_lines = call.header_lines,
+      extra = extra })
+    if not ok and tostring(id):find("interrupted!$") then error(id, 0) end
+    local why = not ok and id or id == nil and lerr
+    if why and not client._log_failing then
+      local e = type(why) == "table" and why.message or why
+      quietly(util.report, client, core.error { kind = "log", message = "the prompt log did not record a call: "
+                                                                       .. tostring(e) })
+    end
+    client._log_failing = why and true or nil
   end
 end
 
