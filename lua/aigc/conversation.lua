@@ -219,6 +219,12 @@ local function new (opts, fname, argn)
   }, Conversation)
   if opts.messages then
     for i, m in ipairs(check.list_copy(opts.messages)) do self.messages[i] = m end
+    -- (a `system` given too was conv.system but never sent: as `load` does)
+    if self.system then
+      local sys = { role = "system", content = self.system }
+      if self.messages[1] and self.messages[1].role == "system" then self.messages[1] = sys
+      else table.insert(self.messages, 1, sys) end
+    end
   elseif self.system then
     self.messages[1] = { role = "system", content = self.system }
   end
@@ -230,7 +236,7 @@ end
 --
 --  - `client` (required), `model`, `system` (the system prompt),
 --  - `params`: sent with every request (`temperature`, `tools`, `schema`, ...),
---  - `messages`: a history to start from (instead of `system`),
+--  - `messages`: a history to start from (`system` replaces its system message, or goes first),
 --  - `max_context_tokens`: the prompt's token budget (nil: no trimming),
 --  - `keep_first` (0), `keep_last` (1): turns never dropped; the new turn always stays,
 --  - `estimate = function(text) -> tokens` (default `estimate_text`; it must
