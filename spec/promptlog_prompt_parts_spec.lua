@@ -102,3 +102,27 @@ describe("a client's prompt_log that cannot write", function ()
     other:close()
   end)
 end)
+
+describe("a client's prompt_log and a failed stream", function ()
+  it("logs the text the stream gave before it failed", function ()
+    local dir = cli.home()
+    local path = dir .. "/logs.db"
+    local srv = devserver.start()
+    local client = aigc.client { base_url = srv.base_url, model = "aigc-dev", prompt_log = path, max_retries = 0 }
+    local got = {}
+    local res, err = client:chat { messages = { { role = "user", content = "Echo: one two three four five six" } },
+      stream = function (d) got[#got + 1] = d end, headers = { ["x-aigc-fault"] = "drop-after=3" } }
+    assert.is_nil(res)
+    assert.equal("stream", err.kind)
+    client:close()
+    srv:stop()
+    local streamed = table.concat(got)
+    assert.is_true(#streamed > 0)
+    local log = assert(promptlog.open(path))
+    local row = log:list({ n = 1 })[1]
+    log:close()
+    cli.rmdir(dir)
+    assert.equal("stream", row.status)
+    assert.equal(streamed, row.response)
+  end)
+end)

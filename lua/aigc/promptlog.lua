@@ -579,7 +579,18 @@ function Log:record_call (params, res, err, info)
     entry.status = type(err) == "table" and type(err.kind) == "string" and err.kind or "error"
     entry.error = err ~= nil and tostring(err) or "unknown error"
     entry.request_id = type(err) == "table" and type(err.request_id) == "string" and err.request_id or nil
-    entry.response = info.partial
+    -- (a failed stream's text, which its caller saw: `err.partial`, the
+    -- response so far, when the caller gives no `info.partial` -- a
+    -- client's prompt_log logged none)
+    local partial, p = info.partial, type(err) == "table" and err.partial
+    if partial == nil and type(p) == "table" then
+      local choice = type(p.choices) == "table" and p.choices[1]
+      partial = type(p.text) == "string" and p.text
+        or (type(choice) == "table" and type(choice.message) == "table" and content_text(choice.message.content))
+        or nil
+      if partial == "" then partial = nil end
+    end
+    entry.response = partial
   end
   return self:record(entry, info)
 end
