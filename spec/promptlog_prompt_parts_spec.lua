@@ -126,3 +126,33 @@ describe("a client's prompt_log and a failed stream", function ()
     assert.equal(streamed, row.response)
   end)
 end)
+
+describe("a prompt log write that fails half way", function ()
+  it("leaves nothing behind: no conversation without its entry, no blob", function ()
+    local dir = cli.home()
+    local log = assert(promptlog.open(dir .. "/logs.db"))
+    local function count (q)
+      local cur = assert(log.con:execute(q))
+      local n = tonumber(cur:fetch({}, "n")[1])
+      cur:close()
+      return n
+    end
+    assert(log.con:execute("CREATE TRIGGER full BEFORE INSERT ON responses "
+                           .. "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"))
+    local big = string.rep("a long document ", 400)   -- (a blob)
+    local id, err = log:record_call({ model = "m", messages = { { role = "user", content = big },
+      { role = "assistant", content = "ok" }, { role = "user", content = "and?" } } }, { text = "fine" }, nil,
+      { conversation_id = promptlog.new_id(), leaf = true })
+    assert.is_nil(id)
+    assert.matches("disk is full", tostring(err))
+    assert.equal(0, count "SELECT count(*) FROM conversations")
+    assert.equal(0, count "SELECT count(*) FROM blobs")
+    assert.is_nil(log:last_conversation())
+    -- and it writes again once it can
+    assert(log.con:execute("DROP TRIGGER full"))
+    assert(log:record_call({ model = "m", messages = { { role = "user", content = "hi" } } }, { text = "yo" }))
+    assert.equal(1, log:count())
+    log:close()
+    cli.rmdir(dir)
+  end)
+end)

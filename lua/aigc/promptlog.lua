@@ -448,9 +448,29 @@ local ENTRY_FIELDS = {
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err of kind "log"
 -- @usage local id = log:record { prompt = "Hi", response = "Hello!", model = "m", status = "ok" }
+local record
+
 function Log:record (entry, info)
   check_open(self, "record")
   if type(entry) ~= "table" then argerror("record", "table expected, got " .. type(entry), 2) end
+  -- One transaction: a write that failed half way (a full disk, the lock
+  -- held past the timeout) left a new conversation without its entry --
+  -- the last one, that `aigc -c` continued -- and blobs no entry held.
+  -- (In the caller's own transaction, the caller's.)
+  local began, berr = exec(self, "BEGIN IMMEDIATE")
+  if not began and not tostring(berr):find("within a transaction", 1, true) then
+    return nil, log_error("log: " .. tostring(berr))
+  end
+  local ok, id, err = pcall(record, self, entry, info)
+  if began then
+    local done, cerr = exec(self, ok and id and "COMMIT" or "ROLLBACK")
+    if not done and ok and id then exec(self, "ROLLBACK"); id, err = nil, log_error("log: " .. tostring(cerr)) end
+  end
+  if not ok then error(id, 0) end
+  return id, err
+end
+
+function record (self, entry, info)
   local e = {}
   for k, v in pairs(entry) do e[k] = v end
   e.params = M.loggable_params(entry.params)
