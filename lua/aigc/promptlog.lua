@@ -434,6 +434,8 @@ local ENTRY_FIELDS = {
   "request_id", "finish_reason", "template",
 }
 
+local record   -- (below: Log:record runs it in a transaction)
+
 --- Records one entry. Fields: `conversation_id`, `parent_id`, `source`,
 -- `model`, `system`, `prompt`, `response`, `context` (messages before this
 -- turn, when `parent_id` cannot give them), `params` (logged as
@@ -448,8 +450,6 @@ local ENTRY_FIELDS = {
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err of kind "log"
 -- @usage local id = log:record { prompt = "Hi", response = "Hello!", model = "m", status = "ok" }
-local record
-
 function Log:record (entry, info)
   check_open(self, "record")
   if type(entry) ~= "table" then argerror("record", "table expected, got " .. type(entry), 2) end
