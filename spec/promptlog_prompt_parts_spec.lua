@@ -43,6 +43,14 @@ describe("aigc.promptlog prompt parts", function ()
                   { role = "assistant", content = "Yes." } }, conv.messages)
   end)
 
+  it("log:conversation takes an extra.prompt_content that is no list of parts as the prompt's text", function ()
+    local cid = promptlog.new_id()
+    assert(log:record_call({ model = "m", messages = { { role = "user", content = "Hi" } } }, { text = "Yo" }, nil,
+                           { conversation_id = cid, leaf = true, extra = { prompt_content = { a = 1 } } }))
+    assert.same({ { role = "user", content = "Hi" }, { role = "assistant", content = "Yo" } },
+                assert(log:conversation(cid)).messages)
+  end)
+
   it("a client's prompt_log: the last say's image is in the log", function ()
     log:close(); log = nil
     local srv = devserver.start()

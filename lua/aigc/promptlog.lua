@@ -771,7 +771,8 @@ function Log:conversation (cid)
   for i = #chain, 1, -1 do
     local row = chain[i]
     local parts = type(row.extra) == "table" and row.extra.prompt_content
-    if type(parts) == "table" then messages[#messages + 1] = { role = "user", content = parts }
+    if type(parts) == "table" and type(parts[1]) == "table" then   -- (a list of parts; else its text)
+      messages[#messages + 1] = { role = "user", content = parts }
     elseif row.prompt then messages[#messages + 1] = { role = "user", content = row.prompt } end
     messages[#messages + 1] = { role = "assistant", content = row.response or "" }
   end
