@@ -73,6 +73,30 @@ describe("the response cache's keys", function ()
     assert.equal("600", mode(dir .. "/c/.key"))
   end)
 
+  it("clients whose organization, project, headers or query differ share no entry", function ()
+    -- (a fine-tuned model one organization may use, an api-version that shapes the reply:
+    -- a second client that differed only there was given the first one's reply)
+    local function cached (opts)
+      local o = { base_url = srv.base_url, model = "aigc-dev", cache = { dir = dir .. "/o" } }
+      for k, v in pairs(opts) do o[k] = v end
+      local c = aigc.client(o)
+      local res = assert(c:chat(ask("Echo: scoped")))
+      c:close()
+      return res.cached == true
+    end
+    assert.is_false(cached { organization = "org-a" })
+    assert.is_false(cached { organization = "org-b" })
+    assert.is_false(cached { organization = "org-a", project = "proj-b" })
+    assert.is_false(cached { headers = { ["X-Tenant"] = "t1" } })
+    assert.is_false(cached { query = { ["api-version"] = "2024-01-01" } })
+    assert.is_false(cached { base_url = srv.base_url .. "?api-version=2025-01-01" })
+    assert.equal(6, #srv:requests())
+    -- each hits its own entry again
+    assert.is_true(cached { organization = "org-b" })
+    assert.is_true(cached { base_url = srv.base_url .. "?api-version=2025-01-01" })
+    assert.equal(6, #srv:requests())
+  end)
+
   it("per-call keys partition too, and an in-memory cache's", function ()
     for _, spec in ipairs { true, { dir = dir .. "/m" } } do
       local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = spec }

@@ -254,10 +254,12 @@ end
 -- @tparam[opt] table header_lines its own headers, "Name: value"
 -- @tparam table params its params (`query`, `extra_query`)
 -- @tparam[opt] table held the client's credentials (strings)
+-- @tparam[opt] table held_own the client's other headers and query that change a reply (strings)
 -- @treturn string|nil
-function Cache:call_key (key, secrets, header_lines, params, held)
+function Cache:call_key (key, secrets, header_lines, params, held, held_own)
   key = util.replace_secrets(key, secrets, function () return "[secret]" end)
   local own, creds = {}, {}
+  for _, s in ipairs(held_own or {}) do own[#own + 1] = s end
   for _, s in ipairs(held or {}) do creds[#creds + 1] = s end
   for _, s in ipairs(secrets or {}) do creds[#creds + 1] = s end
   for _, line in ipairs(header_lines or {}) do

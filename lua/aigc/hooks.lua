@@ -137,19 +137,30 @@ end
 -- key's Authorization, api-key...), its query's keys and those of its
 -- base URL `url`. Without them, two clients with two API keys and one
 -- cache folder shared their entries. Made once per client.
+--
+-- And its other headers and query (the second list): an organization, a
+-- project, an `api-version`, a header of the caller's change the reply
+-- (a fine-tuned model only one organization may use); without them, two
+-- clients that differ only there got each other's replies. Not the
+-- headers every client sends (`User-Agent` names the Lua: a LuaJIT
+-- process missed a 5.4 one's entries).
+local SAME_FOR_ALL = { ["user-agent"] = true, ["content-type"] = true, accept = true, expect = true }
 local function held_credentials (client, url)
   local held = rawget(client, "_held")
-  if held then return held end
+  if held then return held, client._held_own end
   held = {}
+  local own = {}
   for name, line in pairs(client._hlines or {}) do
-    if util.credential_header(name) then held[#held + 1] = line end
+    if util.credential_header(name) then held[#held + 1] = line
+    elseif not SAME_FOR_ALL[name] then own[#own + 1] = line end
   end
   for k, v in pairs(client._query or {}) do
-    if util.secret_param(tostring(k)) then held[#held + 1] = "?" .. tostring(k) .. "=" .. tostring(v) end
+    local into = util.secret_param(tostring(k)) and held or own
+    into[#into + 1] = "?" .. tostring(k) .. "=" .. tostring(v)
   end
   util.url_secrets(url, held)
-  client._held = held
-  return held
+  client._held, client._held_own = held, own
+  return held, own
 end
 
 -- Records a chat call's end in the client's prompt log, if it has one
