@@ -194,12 +194,32 @@ end
 -- scrubs from errors and logs (its key, token, header credentials, URL
 -- secrets, a call's own); a server may echo them back, and none may be
 -- stored. Shorter than 8 bytes are not searched (as the engine's rule).
-local function credentials (request_head)
+-- Every header the client takes for a credential by its name
+-- (util.credential_header: `x-goog-api-key`, `Ocp-Apim-Subscription-Key`,
+-- `X-Auth-Token`...), and a call's `api_key` or `azure_ad_token` param,
+-- which goes in the body: with the four names alone, such a key echoed by
+-- the server was written to the tape as it is (the client's own
+-- recording, for https, masked it).
+local HEADER_WORDS = { authentication = true, cookie = true }
+local function credential_header (name)
+  if name == "idempotency-key" or name:find("^x%-aigc%-") then return false end
+  if secret_param(name) then return true end
+  for word in name:gmatch("[^%-_.]+") do if HEADER_WORDS[word] then return true end end
+  return false
+end
+
+local function credentials (request_head, body)
   local list = {}
   local function add (v) if v and #v >= 8 then list[#list + 1] = v end end
+  local ok, sent = pcall(cjson.decode, body or "")
+  if ok and type(sent) == "table" then
+    for _, k in ipairs { "api_key", "azure_ad_token" } do
+      if type(sent[k]) == "string" then add(sent[k]) end
+    end
+  end
   for name, value in request_head:gmatch("\r\n([^:\r\n]+):[ \t]*([^\r\n]*)") do
     name = name:lower()
-    if name == "authorization" or name == "api-key" or name == "x-api-key" or name == "proxy-authorization" then
+    if credential_header(name) then
       local scheme, cred = value:match("^(%S+)%s+(%S+)%s*$")
       add(cred or value:match("^%s*(.-)%s*$"))   -- (X of "Bearer X", as the engine takes it)
       if scheme and scheme:lower() == "basic" and cred then
@@ -370,7 +390,7 @@ local recording, draining, DRAIN_MS = 0, false, 5000
 -- Forwards one request, relays and records the response.
 local function proxy (sock, request_head, body, key)
   local up, t0, events, pending = uv.new_tcp(), uv.now(), {}, ""
-  local secrets = credentials(request_head)
+  local secrets = credentials(request_head, body)
   recording = recording + 1
   local function finish ()
     recording = recording - 1

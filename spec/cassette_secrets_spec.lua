@@ -1,0 +1,88 @@
+-- Cassettes meant for sharing hold no secret: what the recording proxy
+-- keeps of a reply is masked of every credential the request carried --
+-- any header the client takes for one by its name, and a call's own key
+-- sent in the body -- not only Authorization, api-key and x-api-key.
+
+local aigc = require "aigc"
+local cli = require "cli"
+
+local function read (path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+-- An upstream that echoes, in its reply's text, the values of the request's
+-- X-Goog-Api-Key and Ocp-Apim-Subscription-Key headers and of the body's api_key.
+local ECHO = [=[
+local uv = require "luv"
+local srv = uv.new_tcp()
+assert(srv:bind("127.0.0.1", 0))
+srv:listen(8, function ()
+  local s = uv.new_tcp()
+  srv:accept(s)
+  local buf = ""
+  s:read_start(function (_, d)
+    if not d then return end
+    buf = buf .. d
+    local h = buf:find("\r\n\r\n", 1, true)
+    if not h or #buf < h + 3 + (tonumber(buf:match("[Cc]ontent%-[Ll]ength:%s*(%d+)")) or 0) then return end
+    s:read_stop()
+    local echoed = {}
+    for name, v in buf:sub(1, h):gmatch("\r\n([^:\r\n]+):%s*([^\r\n]*)") do
+      local n = name:lower()
+      if n == "x-goog-api-key" or n == "ocp-apim-subscription-key" then echoed[#echoed + 1] = v end
+    end
+    echoed[#echoed + 1] = buf:sub(h + 4):match('"api_key":"([^"]*)"')
+    local body = '{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,'
+      .. '"message":{"role":"assistant","content":"keys: ' .. table.concat(echoed, " ") .. '"},'
+      .. '"finish_reason":"stop"}]}'
+    s:write("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " .. #body
+            .. "\r\nConnection: close\r\n\r\n" .. body, function () s:shutdown(function () s:close() end) end)
+  end)
+end)
+io.stdout:write(srv:getsockname().port, " ", uv.os_getpid(), "\n")
+io.stdout:flush()
+uv.new_timer():start(60000, 0, function () os.exit(0) end)
+uv.run()
+]=]
+
+describe("a cassette's secrets", function ()
+  local dir, script, up, port, pid
+  setup(function ()
+    dir = cli.home()
+    script = dir .. "/echo.lua"
+    cli.write(script, ECHO)
+    up = io.popen("exec lua5.4 " .. script)
+    port, pid = up:read("*l"):match("^(%d+) (%d+)$")
+  end)
+  teardown(function ()
+    os.execute("kill " .. pid)
+    up:close()
+    cli.rmdir(dir)
+  end)
+
+  it("a key echoed from any credential header or from the body is masked, by the proxy and in the client", function ()
+    local goog, apim, body_key = "goog-k-5550123456", "apim-k-5550654321", "sk-body-k-5550999888"
+    for _, proxy in ipairs { true, false } do
+      local path = dir .. "/keys-" .. tostring(proxy) .. ".jsonl"
+      local rec = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", model = "m",
+                                headers = { ["X-Goog-Api-Key"] = goog },
+                                cassette = { path = path, mode = "record", proxy = proxy } }
+      local live = assert(rec:chat { messages = { { role = "user", content = "hi" } }, api_key = body_key,
+                                     headers = { ["Ocp-Apim-Subscription-Key"] = apim } })
+      -- (the upstream did echo them: compared, not printed)
+      assert.is_truthy(live.text:find(goog, 1, true) and live.text:find(apim, 1, true)
+                       and live.text:find(body_key, 1, true))
+      rec:close()
+      local tape = read(path)
+      assert.equal(proxy, tape:find('"raw"', 1, true) ~= nil)
+      assert.matches("keys: ", tape, 1, true)
+      -- (the messages name no key: no secret in test output)
+      for i, key in ipairs { goog, apim, body_key } do
+        assert.is_nil(tape:find(key, 1, true), "key " .. i .. " on the tape, proxy " .. tostring(proxy))
+      end
+    end
+  end)
+end)
