@@ -191,6 +191,39 @@ local function file_exists (path)
   return false
 end
 
+-- Why an exchange cannot be played, or nil: its fields of the wrong type
+-- or out of range (a hand-edited or damaged tape). Left to the replay
+-- server, such a line killed it: that call failed as "Empty reply from
+-- server", and every later call of the client as a refused connection.
+local function unplayable (x)
+  local status = x.status
+  if status ~= nil and not (type(status) == "number" and status >= 100 and status <= 599 and status % 1 == 0) then
+    return "status"
+  end
+  if x.headers ~= nil then
+    if type(x.headers) ~= "table" then return "headers" end
+    for name, v in pairs(x.headers) do
+      if type(name) ~= "string" or name:find("[%c:]") or (type(v) ~= "string" and type(v) ~= "number")
+         or tostring(v):find("[\r\n%z]") then
+        return "headers"
+      end
+    end
+  end
+  for _, k in ipairs { "body", "body_b64" } do
+    if x[k] ~= nil and type(x[k]) ~= "string" then return k end
+  end
+  if x.events ~= nil then
+    if type(x.events) ~= "table" then return "events" end
+    for _, ev in ipairs(x.events) do
+      if type(ev) ~= "table" or (ev.t ~= nil and type(ev.t) ~= "number")
+         or (type(ev.data) ~= "string" and type(ev.b64) ~= "string") then
+        return "events"
+      end
+    end
+  end
+  return nil
+end
+
 -- The exchanges of a cassette: key -> list of line numbers; and the
 -- number of a torn last line. A recording killed while it wrote leaves its
 -- last line without its end: that exchange is left out (a call for it is
@@ -209,6 +242,8 @@ local function read_index (path)
         torn = n
       elseif type(x) ~= "table" or type(x.key) ~= "string" then
         return nil, string_format("%s:%d: not a cassette exchange", path, n)
+      elseif unplayable(x) then
+        return nil, string_format("%s:%d: not a cassette exchange (its %s)", path, n, unplayable(x))
       else
         local list = index[x.key]
         if not list then list = {}; index[x.key] = list end
