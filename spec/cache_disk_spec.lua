@@ -8,9 +8,10 @@ local luachild = require "luachild"
 
 local mode = require("procutil").mode
 
+-- The files in `dir`, but the cache's format mark (`.format2`).
 local function list (dir)
   local names, p = {}, assert(io.popen("ls -A '" .. dir .. "'"))
-  for name in p:lines() do names[#names + 1] = name end
+  for name in p:lines() do if name ~= ".format2" then names[#names + 1] = name end end
   p:close()
   return names
 end
@@ -98,6 +99,7 @@ describe("the response cache on disk", function ()
   it("the TTL sweep and max_disk_bytes remove only the cache's own files from a folder the user gave", function ()
     local folder = dir .. "/mixed"
     os.execute("mkdir '" .. folder .. "'")
+    cli.write(folder .. "/.format2", "")   -- (a folder of this format: its entries are read)
     cli.write(folder .. "/config.json", string.rep("c", 500))
     cli.write(folder .. "/0123456789abcdef.json", string.rep("e", 500))   -- (an entry of ours, old)
     os.execute("touch -d '2 hours ago' '" .. folder .. "/config.json' '" .. folder .. "/0123456789abcdef.json'")
@@ -115,6 +117,7 @@ describe("the response cache on disk", function ()
     -- (a process killed between its write and its rename leaves NAME.json.tmpPID.N.R: they stayed for ever)
     local folder = dir .. "/c"
     os.execute("mkdir '" .. folder .. "'")
+    cli.write(folder .. "/.format2", "")   -- (a folder of this format: its entries are read)
     local function touch (name, age)
       cli.write(folder .. "/" .. name, "{}")
       if age then os.execute("touch -d '" .. age .. "' '" .. folder .. "/" .. name .. "'") end
@@ -130,6 +133,34 @@ describe("the response cache on disk", function ()
     table.sort(names)
     assert.same({ "0123456789abcdef.json", "0123456789abcdef.json.tmp1.1.44",
                   "0123456789abcdef.json.tmp999999999.2.45", "notes.tmp.txt" }, names)
+  end)
+end)
+
+describe("the response cache's entries of an earlier key format", function ()
+  local dir
+  before_each(function () dir = cli.home() end)
+  after_each(function () cli.rmdir(dir) end)
+
+  it("are removed, once, by the first cache to open the folder; the user's files and .key stay", function ()
+    -- (never read again -- their names are hashes of keys no call makes now -- they stayed
+    -- for ever without a ttl, those of the first format with unsalted hashes of the calls' keys)
+    local folder = dir .. "/c"
+    os.execute("mkdir '" .. folder .. "'")
+    local old = '{"key":"http://h/v1 POST /chat/completions {\\"api_key\\":\\"[secret 0123456789abcdef]\\"}",'
+      .. '"time":1,"value":"{}"}'
+    cli.write(folder .. "/0123456789abcdef.json", old)
+    cli.write(folder .. "/config.json", "{}")
+    cli.write(folder .. "/.key", string.rep("k", 32))
+    local c = cache.new { dir = folder }
+    local names = list(folder)
+    table.sort(names)
+    assert.same({ ".key", "config.json" }, names)
+    assert.equal("file", require("aigc.core").file_kind(folder .. "/.format2"))
+    -- entries of this format stay: the next cache to open the folder reads them
+    c:put("k", { text = "kept" })
+    local again = cache.new { dir = folder }
+    assert.equal("kept", again:get("k").text)
+    assert.equal(3, #list(folder))
   end)
 end)
 

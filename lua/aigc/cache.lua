@@ -165,6 +165,9 @@ local function drop_stale_tmp (dir)
   p:close()
 end
 
+-- (defined below, with the listing of the entries)
+local drop_old_format
+
 local Cache = {}
 Cache.__index = Cache
 
@@ -183,6 +186,7 @@ function M.new (spec)
     local ok, why = usable_dir(self.dir)
     if not ok then error("aigc.cache: cannot keep replies in the folder " .. self.dir .. ": " .. why, 0) end
     drop_stale_tmp(self.dir)
+    drop_old_format(self.dir)
   end
   return self
 end
@@ -370,6 +374,23 @@ local function disk_entries (dir)
   p:close()
   table.sort(list, function (a, b) return a.t < b.t end)
   return list
+end
+
+-- The format of the keys (a file in the folder names it): entries made
+-- under another key format are never read again (their names are hashes of
+-- keys no call makes now), and without a `ttl` nor `max_disk_bytes` stayed
+-- for ever -- those of the first format with the unsalted hashes of the
+-- calls' keys ("[secret HASH]"), which a short key was found again from.
+-- The first cache of this format to open a folder without its file removes
+-- every entry in it (ours only), once; then makes the file. Bump the name
+-- when the key changes again.
+local FORMAT = ".format2"
+
+function drop_old_format (dir)
+  if core.file_kind(dir .. "/" .. FORMAT) then return end
+  for _, e in ipairs(disk_entries(dir)) do os.remove(e.path) end
+  local f = io.open(dir .. "/" .. FORMAT, "wb")
+  if f then f:close() end
 end
 
 --- Removes the oldest disk entries while they hold more than
