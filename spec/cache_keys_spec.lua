@@ -97,6 +97,20 @@ describe("the response cache's keys", function ()
     assert.equal(6, #srv:requests())
   end)
 
+  it("a header new for every request (a trace's, a request id) does not make every call a miss", function ()
+    local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = true }
+    local function cached (i, tenant)
+      return assert(c:chat(ask("Echo: traced", { headers = { traceparent = "00-trace" .. i .. "-span-01",
+        tracestate = "a=" .. i, ["X-Request-Id"] = "req-" .. i, ["Idempotency-Key"] = "idem-" .. i,
+        ["X-Tenant"] = tenant } }))).cached == true
+    end
+    assert.is_false(cached(1, "t1"))
+    assert.is_true(cached(2, "t1"))
+    assert.is_false(cached(3, "t2"))   -- (another header that is no request's own: still its entry)
+    c:close()
+    assert.equal(2, #srv:requests())
+  end)
+
   it("per-call keys partition too, and an in-memory cache's", function ()
     for _, spec in ipairs { true, { dir = dir .. "/m" } } do
       local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = spec }

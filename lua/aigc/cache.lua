@@ -242,6 +242,12 @@ function Cache:digest (text)
   return nil
 end
 
+-- Headers whose value is new for every request and changes no reply (a
+-- trace's, a request's id, an idempotency key): in the key, no call that
+-- sent them was ever a hit.
+local PER_REQUEST = { traceparent = true, tracestate = true, baggage = true, ["x-request-id"] = true,
+                      ["x-client-request-id"] = true, ["x-correlation-id"] = true, ["idempotency-key"] = true }
+
 --- A call's key: `key` (the base URL and the cassette key) with the
 -- call's own secrets (`api_key` given in its params, sent in the body)
 -- replaced by "[secret]", a hash of its own headers and query that are no
@@ -267,8 +273,9 @@ function Cache:call_key (key, secrets, header_lines, params, held, held_own)
   for _, s in ipairs(held or {}) do creds[#creds + 1] = s end
   for _, s in ipairs(secrets or {}) do creds[#creds + 1] = s end
   for _, line in ipairs(header_lines or {}) do
-    local into = util.credential_header(line:match("^[^:]*")) and creds or own
-    into[#into + 1] = line
+    local name = line:match("^[^:]*")
+    local into = util.credential_header(name) and creds or own
+    if not PER_REQUEST[name:lower()] then into[#into + 1] = line end
   end
   for _, q in ipairs { params.query or false, params.extra_query or false } do
     if type(q) == "table" then
