@@ -149,6 +149,23 @@ describe("the response cache's keys", function ()
     assert.equal(2, #srv:requests())
   end)
 
+  it("a prompt holding the client's key: not in the disk entry's key, and hit", function ()
+    local key = "sk-prompt-in-cache-5557654321"
+    local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = key, cache = { dir = dir .. "/p" } }
+    local p = ask("Echo: why is " .. key .. " refused?")
+    assert(c:chat(p))
+    assert.is_true(assert(c:chat(p)).cached)
+    c:close()
+    local text = stored(dir .. "/p")
+    assert.matches("why is", text, 1, true)
+    assert.is_nil(text:find(key, 1, true), "the key is in a cache file")
+    -- another client with that key hits the entry from the disk
+    local again = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = key, cache = { dir = dir .. "/p" } }
+    assert.is_true(assert(again:chat(p)).cached)
+    again:close()
+    assert.equal(1, #srv:requests())
+  end)
+
   it("keeps neither a key nor an unsalted hash of one on disk", function ()
     -- (short keys: an unsalted 64-bit hash of one was found again by trying keys)
     local client_key, body_key, header_key, query_key = "sk-c1", "sk-b1", "sk-h1", "sk-q1"

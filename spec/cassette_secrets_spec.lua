@@ -48,6 +48,36 @@ uv.new_timer():start(60000, 0, function () os.exit(0) end)
 uv.run()
 ]=]
 
+describe("a cassette's keys", function ()
+  local devserver = require "devserver"
+  local srv, dir
+  setup(function () srv = devserver.start { pause_ms = 0 }; dir = cli.home() end)
+  teardown(function () srv:stop(); cli.rmdir(dir) end)
+
+  it("a prompt holding the client's key: not on the tape, and the tape replays", function ()
+    -- (the proxy wrote it in the exchange's key; recorded in the client, the line was
+    -- scrubbed but the replay's key was not, and the call missed)
+    local key = "sk-prompt-key-5551234567"
+    local p = { messages = { { role = "user", content = "Echo: why is " .. key .. " refused?" } } }
+    for _, proxy in ipairs { true, false } do
+      local path = dir .. "/prompt-" .. tostring(proxy) .. ".jsonl"
+      local rec = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = key,
+                                cassette = { path = path, mode = "record", proxy = proxy } }
+      assert(rec:chat(p))
+      rec:close()
+      local tape = read(path)
+      assert.equal(proxy, tape:find('"raw"', 1, true) ~= nil)
+      assert.is_nil(tape:find(key, 1, true), "the key is on the tape, proxy " .. tostring(proxy))
+      local c = aigc.client { base_url = "http://127.0.0.1:9/v1", model = "aigc-dev", api_key = key,
+                              cassette = { path = path, mode = "replay", timing = false } }
+      local res, err = c:chat(p)
+      c:close()
+      assert.is_nil(err and err.message, "proxy " .. tostring(proxy))
+      assert.matches("why is %[redacted%]", res.text)
+    end
+  end)
+end)
+
 describe("a cassette's secrets", function ()
   local dir, script, up, port, pid
   setup(function ()

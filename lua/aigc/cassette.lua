@@ -392,12 +392,21 @@ local function describe_key (key)
   return (key:gsub("[^\32-\126]", "?"))
 end
 
--- The key of a call (`call.params`: the copy, without the `cache` mark).
-local function key_of (call, api, params, path)
+-- The key of a call (`call.params`: the copy, without the `cache` mark),
+-- scrubbed by `scrub` (the client's secrets and the call's).
+local function key_of (call, api, params, path, scrub)
   local key = M.key(api, params and call.params, path, call.model, call.method)
   -- (a call's api_key param, in the body, was written in the file's key;
   -- redacted, not hashed: a replay with another key still matches)
-  return util.replace_secrets(key, call.secrets, function () return "[redacted]" end)
+  key = util.replace_secrets(key, call.secrets, function () return "[redacted]" end)
+  -- (the client's key in the params -- a prompt asking why it is refused --
+  -- was on the tape in the proxy's key; recorded in the client, the line was
+  -- scrubbed but the replay's key was not: a miss)
+  if scrub then
+    local ok, scrubbed = pcall(scrub, key)
+    if ok and type(scrubbed) == "string" then key = scrubbed end
+  end
+  return key
 end
 
 --- Before a call is submitted: changes `call.params` (the copy the client
@@ -407,9 +416,10 @@ end
 -- @tparam string api
 -- @tparam table|nil params the caller's
 -- @tparam string|nil path
-function Cassette:before (call, api, params, path)
+-- @tparam[opt] function scrub the key -> the key to keep (the client's and the call's secrets)
+function Cassette:before (call, api, params, path, scrub)
   local p = call.params
-  local key = key_of(call, api, params, path)
+  local key = key_of(call, api, params, path, scrub)
   call.key = key
   if self.proxy then   -- recording through the proxy: it stores the exchange under this key
     local headers = {}
@@ -548,7 +558,7 @@ end
 -- @tparam[opt] function scrub as for `ended`
 function Cassette:hit (call, api, params, path, res, scrub)
   if self.mode ~= "record" then return end
-  call.key = key_of(call, api, params, path)
+  call.key = key_of(call, api, params, path, scrub)
   record(self, call, res, nil, scrub)
 end
 

@@ -359,8 +359,11 @@ function M.before (client, api, params, path, body)
     -- (an Azure base URL's deployment, which requests add to it: two deployments never share a reply)
     local azure = rawget(client, "_azure")
     if azure and azure.deployment then url = url .. "/deployments/" .. azure.deployment end
-    call.cache_key = client._cache:call_key(util.shown_url(url) .. " " .. cassette.key(api, p, path, client.model),
-                                            call.secrets, call.header_lines, p, held_credentials(client, url))
+    -- (scrubbed: a prompt holding the client's key -- "why is sk-... refused?" -- wrote it
+    -- to the disk entry's key; a key that cannot be scrubbed is no key: not cached)
+    local ok, key = pcall(scrubber(client, call), util.shown_url(url) .. " " .. cassette.key(api, p, path, client.model))
+    call.cache_key = ok and type(key) == "string"
+      and client._cache:call_key(key, call.secrets, call.header_lines, p, held_credentials(client, url)) or nil
     call.hit = call.cache_key and client._cache:get(call.cache_key)
     if call.hit then
       -- (a tape being recorded keeps the hit too: a replay of it missed that call)
@@ -382,7 +385,7 @@ function M.before (client, api, params, path, body)
   else
     call.unheld = true
   end
-  if client._cassette then client._cassette:before(call, api, params, path) end
+  if client._cassette then client._cassette:before(call, api, params, path, scrubber(client, call)) end
   if params == nil and call.unheld then call.params = nil end   -- (a GET: options only)
   return call
 end
