@@ -303,6 +303,8 @@ end
 local Cassette = {}
 Cassette.__index = Cassette
 
+local PROXY_KEY_MAX = 64 * 1024
+
 local MODES = { record = true, replay = true, auto = true }
 
 --- Checks the client option `cassette` (misuse raises in the one format).
@@ -421,7 +423,12 @@ function Cassette:before (call, api, params, path, scrub)
   local p = call.params
   local key = key_of(call, api, params, path, scrub)
   call.key = key
-  if self.proxy then   -- recording through the proxy: it stores the exchange under this key
+  -- Recording through the proxy: it stores the exchange under this key,
+  -- sent in a header. Not a key of more than 64 KiB (a long prompt): libcurl
+  -- refuses a request head over 1 MB, and such a call failed only because it
+  -- was recorded; it is recorded in the client (the proxy keeps no exchange
+  -- it was given no key for), as from an https server.
+  if self.proxy and #key <= PROXY_KEY_MAX then
     local headers = {}
     for k, v in pairs(type(p.headers) == "table" and p.headers or {}) do headers[k] = v end
     headers["x-aigc-cassette-key"] = key
@@ -456,6 +463,7 @@ function Cassette:before (call, api, params, path, scrub)
     p.headers = headers
     return
   end
+  call.in_client = true   -- (recorded here, at its end)
   if not p.stream then return end
   local events, t0, user = {}, core.now(), p.stream
   p.stream = function (delta, chunk, ...)
@@ -543,7 +551,7 @@ function Cassette:ended (call, res, err, scrub)
     end
     return
   end
-  if self.mode ~= "record" or self.proxy then return end
+  if self.mode ~= "record" or not call.in_client then return end
   record(self, call, res, err, scrub)
 end
 
