@@ -76,6 +76,25 @@ describe("the response cache on disk", function ()
     assert.equal("reply", c:get("same key").text)
   end)
 
+  it("a write that fails at its end (a full disk) leaves the entry it would replace, and no file", function ()
+    local folder = dir .. "/full"
+    local c = cache.new { dir = folder }
+    c:put("k", { text = "the first reply" })
+    local open = io.open
+    io.open = function (path, how)   -- luacheck: ignore 122
+      local f, why = open(path, how)
+      if not (f and path:find("%.tmp")) then return f, why end
+      -- (buffered: the write seems to succeed; half of it reaches the disk, the flush fails)
+      return { write = function (self, s) f:write(s:sub(1, math.floor(#s / 2))) return self end,
+               close = function () f:close() return nil, "No space left on device" end }
+    end
+    local ok, err = pcall(c.put, c, "k", { text = "the second reply" })
+    io.open = open   -- luacheck: ignore 122
+    assert(ok, err)
+    assert.equal("the first reply", cache.new({ dir = folder }):get("k").text)
+    assert.equal(1, #list(folder))
+  end)
+
   it("a folder that cannot be made or written in is an error naming it when the client is made", function ()
     local aigc = require "aigc"
     cli.write(dir .. "/a-file", "not a folder\n")

@@ -346,8 +346,10 @@ local function write_disk (self, key, value, time)
   local f = io.open(tmp, "wb")
   if not f then return end
   local text = json.encode { key = key, time = time, value = value }
+  -- (a full disk fails at the flush, in close: the torn file was renamed
+  -- over the entry it replaced)
   local ok = f:write(text)
-  f:close()
+  ok = f:close() and ok
   if ok then os.rename(tmp, path) else os.remove(tmp) end
   -- The folder's size is counted from its last scan on: it is scanned
   -- again (a `find`, a process) when a write may take it past the cap, or
