@@ -289,7 +289,7 @@ local function start_server (path, timing, upstream)
     if pipe then pipe:close() end
     error("aigc.cassette: the replay server did not start (needs " .. lua .. " with luv and lua-cjson)", 0)
   end
-  local prefix = upstream and upstream:match("^https?://[^/]+(/.*)$") or "/v1"
+  local prefix = upstream and upstream:match("^%a+://[^/]+(/.*)$") or "/v1"
   return "http://127.0.0.1:" .. port .. prefix, pid, pipe
 end
 

@@ -169,10 +169,18 @@ end
 -- The upstream of a recording: host, port, address.
 local up_host, up_port, up_addr
 if upstream then
-  up_host, up_port = upstream:match("^http://([^/:]+):?(%d*)")
+  -- (an IPv6 literal too, "http://[::1]:8080", and a scheme in capitals:
+  -- both made the proxy exit, and the client raised that its server "did
+  -- not start (needs lua5.4 with luv...)")
+  local rest = upstream:match("^[Hh][Tt][Tt][Pp]://(.*)$") or ""
+  local literal, port6 = rest:match("^%[([%x:.]+)%]:?(%d*)")
+  if literal then up_host, up_port = "[" .. literal .. "]", port6
+  else up_host, up_port = rest:match("^([^/:?]+):?(%d*)") end
   if not up_host then io.stderr:write("--record needs an http:// URL\n") os.exit(2) end
   up_port = tonumber(up_port) or 80
-  local ai = assert(uv.getaddrinfo(up_host, nil, { socktype = "stream", family = "inet" }))
+  -- IPv4 first (a "localhost" server listening on 127.0.0.1 alone), else any
+  local ai = not literal and uv.getaddrinfo(up_host, nil, { socktype = "stream", family = "inet" })
+  ai = ai or assert(uv.getaddrinfo(literal or up_host, nil, { socktype = "stream" }))
   up_addr = ai[1].addr
 end
 
