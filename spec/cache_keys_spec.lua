@@ -160,7 +160,8 @@ describe("the response cache's keys", function ()
     assert.matches("why is", text, 1, true)
     assert.is_nil(text:find(key, 1, true), "the key is in a cache file")
     -- another client with that key hits the entry from the disk
-    local again = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = key, cache = { dir = dir .. "/p" } }
+    local again = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = key,
+                                cache = { dir = dir .. "/p" } }
     assert.is_true(assert(again:chat(p)).cached)
     again:close()
     assert.equal(1, #srv:requests())

@@ -48,7 +48,8 @@ describe("a damaged cassette", function ()
 
   it("a well-formed tape still replays (a status of its own, a header)", function ()
     local path = tape { status = 201, headers = { ["x-n"] = "5", ["content-type"] = "application/json" }, body = GOOD }
-    local c = aigc.client { base_url = "http://127.0.0.1:9/v1", model = "m", cassette = { path = path, mode = "replay" } }
+    local c = aigc.client { base_url = "http://127.0.0.1:9/v1", model = "m",
+                            cassette = { path = path, mode = "replay" } }
     finally(function () c:close() end)
     assert.equal("fine", assert(c:chat "one").text)
     local res = assert(c:chat "two")

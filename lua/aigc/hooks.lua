@@ -361,7 +361,8 @@ function M.before (client, api, params, path, body)
     if azure and azure.deployment then url = url .. "/deployments/" .. azure.deployment end
     -- (scrubbed: a prompt holding the client's key -- "why is sk-... refused?" -- wrote it
     -- to the disk entry's key; a key that cannot be scrubbed is no key: not cached)
-    local ok, key = pcall(scrubber(client, call), util.shown_url(url) .. " " .. cassette.key(api, p, path, client.model))
+    local ok, key = pcall(scrubber(client, call),
+                          util.shown_url(url) .. " " .. cassette.key(api, p, path, client.model))
     call.cache_key = ok and type(key) == "string"
       and client._cache:call_key(key, call.secrets, call.header_lines, p, held_credentials(client, url)) or nil
     call.hit = call.cache_key and client._cache:get(call.cache_key)
