@@ -282,11 +282,42 @@ local function source_of (file)
   end }
 end
 
--- A JSON POST of the upload (a form: `body`); waits (yields in a task).
-local function post (self, submit, ctx, path, params, body)
+-- The call's options (`timeout`, `headers`, `extra_query`... as the other
+-- calls take them) for each of its requests: `ctx.opts`, and its `deadline`
+-- as a time on aigc.now()'s clock (`ctx.at`): it is for the whole upload,
+-- each request given what is left of it. `extra_body` goes to the create
+-- only (the parts are multipart: its fields would be text parts there), and
+-- `idempotency_key` too (given to every part, the server would take each
+-- part for the first one again).
+local NOT_PER_REQUEST = { on_done = true, on_error = true, on_stream_end = true, deadline = true,
+                          extra_body = true, idempotency_key = true }
+local function call_options_of (params)
+  local opts = {}
+  for k, reader in pairs(core.call_options) do
+    if reader ~= "dialogue" and not NOT_PER_REQUEST[k] then opts[k] = params[k] end
+  end
+  local d = params.deadline
+  if d == false then opts.deadline = false end   -- (the client's default off)
+  return opts, type(d) == "number" and core.now() + d or nil
+end
+
+local function deadline_error (ctx)
+  return core.error { kind = "timeout", retryable = false,
+                      message = "the call's deadline (" .. ctx.deadline .. " s for the whole upload) passed" }
+end
+
+-- A JSON POST of the upload (a form: `body`) with the call's options; waits
+-- (yields in a task). `last`: the cancel, sent after the deadline too.
+local function post (self, submit, ctx, path, params, body, last)
+  for k, v in pairs(ctx.opts) do if params[k] == nil then params[k] = v end end
+  if ctx.at and not last then
+    local left = ctx.at - core.now()
+    if left <= 0 then return nil, deadline_error(ctx) end
+    params.deadline = left
+  end
   local ok, req = pcall(submit, self, "json", params, path, ctx.fname, 1, body)
   if not ok then error(req, 0) end
-  if ctx.future and path:find("/cancel$") == nil then ctx.future:track(req) end
+  if ctx.future and not last then ctx.future:track(req) end
   return req:wait()
 end
 
@@ -297,7 +328,14 @@ local function with_id (self, res, what)
   return nil, reply.reply_error(self, {}, res, "parse", what .. " without a string id")
 end
 
-local function part_options () return { headers = { Expect = "100-continue", ["Content-Type"] = core.null } } end
+-- A part's options: the call's headers, with libcurl's multipart Content-Type
+-- and Expect.
+local function part_options (ctx)
+  local h = { Expect = "100-continue" }   -- (`Expect = ""` of the caller's turns it off, as files_upload's)
+  for k, v in pairs(ctx.opts.headers or {}) do h[k] = v end
+  h["Content-Type"] = core.null
+  return { headers = h }
+end
 
 -- The parts, then complete: the Upload object (its `file`), or nil, err.
 local function send_parts (self, submit, ctx, src, base, part_size, md5)
@@ -307,7 +345,7 @@ local function send_parts (self, submit, ctx, src, base, part_size, md5)
     local want = n
     -- (as files_upload's: libcurl writes the multipart Content-Type, and no
     -- byte is read before the server says go on, so a refusal is retried)
-    local part, err = post(self, submit, ctx, base .. "/parts", part_options(), { reader = function ()
+    local part, err = post(self, submit, ctx, base .. "/parts", part_options(ctx), { reader = function ()
       if want == 0 then return nil end
       local s = src.take(math.min(want, PIECE))
       want = want - #(s or "")
@@ -349,12 +387,53 @@ local function parts_params (fname, params)
   return name, part_size
 end
 
+-- Whether a failed create surely made no upload at the server: it answered
+-- with an error status, or the connection was never made (libcurl's
+-- resolve and connect failures). A timeout or a connection lost after the
+-- request went is not sure: the upload may be made, its reply lost.
+local NOT_SENT = { [5] = true, [6] = true, [7] = true }
+local function surely_not_made (err)
+  return type(err) == "table" and (type(err.status) == "number" and err.status >= 400 and err.kind ~= "connect"
+                                   or err.kind == "connect" and NOT_SENT[err.curl_code] == true)
+end
+
+-- POST /uploads, retried here (not by the engine) and only when the
+-- failure surely made no upload: a retry after a lost reply made a second
+-- one, the first left pending at the server for an hour, its id unknown.
+-- The retries and waits are the engine's (max_retries, the backoff, the
+-- server's retry-after up to 120 s).
+local function create (self, submit, ctx, body)
+  local retries = ctx.max_retries or self._max_retries or 2
+  local n = 0
+  while true do
+    local p = {}
+    for k, v in pairs(body) do p[k] = v end
+    p.max_retries = 0
+    local up, err = post(self, submit, ctx, "/uploads", p)
+    if up or n >= retries or not (util.is_error(err) and err.retryable and surely_not_made(err)) then
+      if not up and util.is_error(err) and err.retryable and not surely_not_made(err) then
+        err.message = tostring(err.message) .. " (the upload is not created again: it may have been made, "
+                      .. "its reply lost)"
+      end
+      if err and util.is_error(err) then err.retries = n end
+      return up, err
+    end
+    local wait = err.retry_after
+    if type(wait) ~= "number" or wait <= 0 or wait > 120 then
+      wait = math.min(0.5 * 2 ^ n, 8) * (1 - 0.25 * math.random())
+    end
+    if ctx.at and core.now() + wait >= ctx.at then return nil, err end
+    n = n + 1
+    self:sleep(wait)
+  end
+end
+
 local function upload_parts (self, submit, ctx, params, name, part_size)
   local src, serr = source_of(params.file)
   if not src then return nil, serr end
-  local up, err = post(self, submit, ctx, "/uploads", { purpose = params.purpose, filename = name, bytes = src.size,
+  local up, err = create(self, submit, ctx, { purpose = params.purpose, filename = name, bytes = src.size,
     mime_type = params.mime_type or TYPES[name:match("%.(%w+)$") or ""] or "application/octet-stream",
-    expires_after = params.expires_after })
+    expires_after = params.expires_after, extra_body = params.extra_body, idempotency_key = params.idempotency_key })
   if up then up, err = with_id(self, up, "an upload") end
   if not up then src.close() return nil, err end
   local base = "/uploads/" .. urlencode(up.id)
@@ -363,7 +442,7 @@ local function upload_parts (self, submit, ctx, params, name, part_size)
   if ok and res then return res end
   -- Failed, canceled or interrupted (Ctrl-C): its parts would wait at the
   -- server for an hour, so the upload is cancelled there first.
-  task.pcall(post, self, submit, ctx, base .. "/cancel", {})
+  task.pcall(post, self, submit, ctx, base .. "/cancel", {}, nil, true)
   if not ok then error(res, 0) end   -- (an interrupt stays one)
   if util.is_error(perr) then
     perr.upload_id = up.id
@@ -373,13 +452,20 @@ local function upload_parts (self, submit, ctx, params, name, part_size)
 end
 
 local function parts_call (self, submit, fname, params)
-  local ctx = { fname = fname }
   local name, part_size = parts_params(fname, params)
-  if not fname:find("_async$") then return upload_parts(self, submit, ctx, params, name, part_size) end
-  return future.run(self._loop, function (f)
-    ctx.future = f
+  check.call(self, fname, 1, "json", params)   -- (the call options: as the other calls check them)
+  local opts, at = call_options_of(params)
+  local ctx = { fname = fname, opts = opts, at = at, deadline = params.deadline, max_retries = params.max_retries }
+  local async = fname:find("_async$") ~= nil
+  if not async and params.on_done == nil and params.on_error == nil then
     return upload_parts(self, submit, ctx, params, name, part_size)
-  end, { label = fname, what = fname })
+  end
+  local f = future.run(self._loop, function (fut)
+    ctx.future = fut
+    return upload_parts(self, submit, ctx, params, name, part_size)
+  end, { label = fname, what = fname, on_done = params.on_done, on_error = params.on_error })
+  if async then return f end
+  return f:wait()
 end
 
 -- }======================================================
@@ -402,8 +488,12 @@ end
 --- Uploads a file of any size through the Uploads API (`POST /uploads`,
 -- its parts, complete): `file` (a path or `{ reader = fn, size = bytes }`),
 -- `purpose`, and optional `filename`, `mime_type`, `md5`, `expires_after`,
--- `part_size` (at most `aigc.files.PART_MAX`, 64 MB, the default). A
--- failure, a cancel or Ctrl-C cancels the upload at the server.
+-- `part_size` (at most `aigc.files.PART_MAX`, 64 MB, the default), and the
+-- call options (`timeout` per request, `deadline` for the whole upload,
+-- `headers`, `extra_query`... on each request; `on_done` / `on_error`). A
+-- failure, a cancel or Ctrl-C cancels the upload at the server. The create
+-- is not sent again after a failure that may have made it (a timeout, a
+-- connection lost after it went).
 -- @function Client:files_upload_parts
 -- @tparam table params
 -- @treturn[1] table the Upload object (`status` "completed", `file` the file object)

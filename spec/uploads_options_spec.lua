@@ -1,0 +1,142 @@
+-- files_upload_parts took none of the per-call options the other calls take
+-- (`timeout`, `headers`, `deadline`, `extra_query`, `on_done`...): they were
+-- ignored, a misspelt one not refused. And its create (`POST /uploads`) was
+-- retried by the engine after a reply lost on the way back: the server had
+-- made the upload, the retry made a second one, the first left pending at
+-- the server for an hour with an id nobody knew.
+local aigc = require "aigc"
+local devserver = require "devserver"
+
+local SECRET = "sk-test-SECRET-uploads-options"
+
+describe("files_upload_parts call options", function ()
+  local srv, client
+
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+  before_each(function ()
+    srv:reset()
+    client = aigc.client { base_url = srv.base_url, api_key = SECRET, max_retries = 0, timeout = 30 }
+  end)
+  after_each(function () client:close() end)
+
+  -- A reader of `s` in one piece.
+  local function file_of (s)
+    local given = false
+    return { size = #s, reader = function () if given then return nil end given = true return s end }
+  end
+
+  local function paths ()
+    local t = {}
+    for _, r in ipairs(srv:requests()) do t[#t + 1] = r.path end
+    return t
+  end
+
+  it("headers and extra_query go with the create, every part and the complete", function ()
+    local up = assert(client:files_upload_parts { file = file_of(string.rep("a", 250)), filename = "h.jsonl",
+      purpose = "batch", part_size = 100, headers = { ["X-Trace"] = "t1" }, extra_query = { trace = "q1" } })
+    assert.equal("completed", up.status)
+    local reqs = srv:requests()
+    assert.equal(5, #reqs)   -- create, 3 parts, complete
+    for _, r in ipairs(reqs) do
+      assert.equal("t1", r.headers["x-trace"], r.path)
+      assert.equal("q1", r.query.trace, r.path)
+    end
+  end)
+
+  it("timeout is per request: a create that never answers fails as a timeout", function ()
+    local res, err = client:files_upload_parts { file = file_of("abc"), filename = "t.jsonl", purpose = "batch",
+      timeout = 1, headers = { ["x-aigc-fault"] = "hang,times=1" } }
+    assert.is_nil(res)
+    assert.equal("timeout", err.kind)
+    assert.matches("timeout: 1 s per attempt", err.message, 1, true)
+  end)
+
+  it("deadline is for the whole upload: five requests of 0.6 s each pass a deadline of 1.5 s", function ()
+    local res, err = client:files_upload_parts { file = file_of(string.rep("d", 300)), filename = "d.jsonl",
+      purpose = "batch", part_size = 100, deadline = 1.5, headers = { ["x-aigc-fault"] = "delay=600" } }
+    assert.is_nil(res)
+    assert.equal("timeout", err.kind)
+    assert.is_nil(table.concat(paths(), " "):find("/complete", 1, true))
+    -- a deadline the upload keeps is no failure
+    srv:reset()
+    assert(client:files_upload_parts { file = file_of("ok"), filename = "k.jsonl", purpose = "batch", deadline = 60 })
+  end)
+
+  it("a bad call option is misuse, as in the other calls", function ()
+    local ok, msg = pcall(client.files_upload_parts, client, { file = file_of("x"), filename = "x.jsonl",
+                                                               purpose = "batch", timeout = "soon" })
+    assert.is_false(ok)
+    assert.matches("timeout", tostring(msg), 1, true)
+    assert.equal(0, #srv:requests())
+  end)
+
+  it("on_done runs with the upload, for the blocking call and the _async form", function ()
+    local got = {}
+    local up = assert(client:files_upload_parts { file = file_of("abc"), filename = "o.jsonl", purpose = "batch",
+      on_done = function (res) got[#got + 1] = res.status end })
+    assert.equal("completed", up.status)
+    local fut = client:files_upload_parts_async { file = file_of("def"), filename = "p.jsonl", purpose = "batch",
+      on_done = function (res) got[#got + 1] = res.file.bytes end }
+    assert(fut:wait())
+    assert.same({ "completed", 3 }, got)
+  end)
+end)
+
+describe("files_upload_parts' create and its retries", function ()
+  local srv, client
+
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+  before_each(function ()
+    srv:reset()
+    client = aigc.client { base_url = srv.base_url, api_key = SECRET, max_retries = 2, timeout = 30 }
+  end)
+  after_each(function () client:close() end)
+
+  local function creates ()
+    local n = 0
+    for _, r in ipairs(srv:requests()) do if r.path == "/v1/uploads" then n = n + 1 end end
+    return n
+  end
+
+  it("a create whose reply is lost (the server made it) is not sent again: no second, orphan upload", function ()
+    local res, err = client:files_upload_parts { file = "/etc/hostname", purpose = "batch",
+                                                 headers = { ["x-aigc-fault"] = "reset,times=1" } }
+    assert.is_nil(res)
+    assert.equal("connect", err.kind)
+    assert.matches("not created again", err.message, 1, true)
+    assert.equal(1, creates())
+    assert.is_nil(tostring(err):find(SECRET, 1, true))
+  end)
+
+  it("a create the server refused (5xx, 429) is retried as the engine would, up to max_retries", function ()
+    local up = assert(client:files_upload_parts { file = "/etc/hostname", purpose = "batch",
+                                                  headers = { ["x-aigc-fault"] = "status=500,times=1" } })
+    assert.equal("completed", up.status)
+    assert.equal(2, creates())
+    srv:reset()
+    local res, err = client:files_upload_parts { file = "/etc/hostname", purpose = "batch", max_retries = 0,
+                                                 headers = { ["x-aigc-fault"] = "status=429,retry-after=0.1,times=1" } }
+    assert.is_nil(res)
+    assert.equal(429, err.status)
+    assert.equal(1, creates())
+    srv:reset()
+    up = assert(client:files_upload_parts { file = "/etc/hostname", purpose = "batch",
+                                            headers = { ["x-aigc-fault"] = "status=429,retry-after=0.1,times=2" } })
+    assert.equal("completed", up.status)
+    assert.equal(3, creates())
+  end)
+
+  it("a connection never made is retried (nothing was sent); on_error gets the error", function ()
+    local c = aigc.client { base_url = "http://127.0.0.1:1/v1", api_key = SECRET, max_retries = 1, timeout = 30 }
+    local seen
+    local res, err = c:files_upload_parts { file = "/etc/hostname", purpose = "batch",
+                                            on_error = function (e) seen = e end }
+    c:close()
+    assert.is_nil(res)
+    assert.equal("connect", err.kind)
+    assert.equal(1, err.retries)
+    assert.equal(err, seen)
+  end)
+end)
