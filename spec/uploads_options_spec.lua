@@ -140,3 +140,76 @@ describe("files_upload_parts' create and its retries", function ()
     assert.equal(err, seen)
   end)
 end)
+
+-- What goes wrong mid-upload: the error says what happened to the upload.
+describe("files_upload_parts midway", function ()
+  local srv
+
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+  before_each(function () srv:reset() end)
+
+  local function paths ()
+    local t = {}
+    for _, r in ipairs(srv:requests()) do t[#t + 1] = r.path end
+    return t
+  end
+
+  it("a reader that closes the client: the error says the upload was not cancelled (the cancel could not go)",
+     function ()
+    local c = aigc.client { base_url = srv.base_url, api_key = SECRET, max_retries = 0, timeout = 30 }
+    local n = 0
+    local res, err = c:files_upload_parts { filename = "c.jsonl", purpose = "batch", part_size = 100,
+      file = { size = 300, reader = function ()
+        n = n + 1
+        if n == 2 then c:close() end
+        return string.rep("a", 100)
+      end } }
+    assert.is_nil(res)
+    assert.equal("canceled", err.kind)
+    assert.is_string(err.upload_id)
+    assert.matches("(not cancelled at the server: ", err.message, 1, true)
+    assert.is_nil(err.message:find("(cancelled)", 1, true))
+    local p = paths()
+    assert.is_nil(p[#p]:find("/cancel$"))
+  end)
+
+  it("a path that shrinks during the upload: says so (not a reader never given), cancelled", function ()
+    local c = aigc.client { base_url = srv.base_url, api_key = SECRET, max_retries = 0, timeout = 30 }
+    local path = os.tmpname()
+    local f = assert(io.open(path, "wb"))
+    f:write(string.rep("c", 3 * 8192))   -- (parts past stdio's buffer: the cut is seen)
+    f:close()
+    local fut = c:files_upload_parts_async { file = path, filename = "s.jsonl", purpose = "batch", part_size = 8192 }
+    local frames = 0
+    repeat
+      c:step(0.01)
+      frames = frames + 1
+      local p = paths()
+    until (p[#p] or ""):find("/parts$") or frames > 2000
+    assert(io.open(path, "wb")):close()
+    local res, err = fut:wait()
+    c:close()
+    os.remove(path)
+    assert.is_nil(res)
+    assert.equal("io", err.kind)
+    assert.matches(path .. " shrank during the upload (24576 bytes when it began)", err.message, 1, true)
+    local p = paths()
+    assert.matches("/cancel$", p[#p])
+  end)
+
+  it("a size that is an exact multiple of part_size: that many parts, no empty one", function ()
+    local c = aigc.client { base_url = srv.base_url, api_key = SECRET, max_retries = 0, timeout = 30 }
+    local given = 0
+    local up = assert(c:files_upload_parts { filename = "b.jsonl", purpose = "batch", part_size = 100,
+      file = { size = 200, reader = function ()
+        given = given + 1
+        if given <= 2 then return string.rep("b", 100) end
+      end } })
+    c:close()
+    assert.equal(200, up.file.bytes)
+    local p = paths()
+    assert.equal(4, #p)   -- create, 2 parts, complete
+    assert.matches("/complete$", p[4])
+  end)
+end)

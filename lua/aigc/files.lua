@@ -265,7 +265,8 @@ local function source_of (file)
       return nil, media_call.io_error("params.file: " .. file .. ": not a regular file")
     end
     return { size = size, close = function () fh:close() end, take = function (max) return fh:read(max) end,
-             more = "params.file: " .. file .. " grew during the upload (" .. size .. " bytes when it began)" }
+             more = "params.file: " .. file .. " grew during the upload (" .. size .. " bytes when it began)",
+             less = "params.file: " .. file .. " shrank during the upload (" .. size .. " bytes when it began)" }
   end
   -- (the reader's string is read from `at` on: cutting its rest off at each
   -- take copied it again, time as the square of a big string's size)
@@ -352,6 +353,10 @@ local function send_parts (self, submit, ctx, src, base, part_size, md5)
       return s
     end, form = { { name = "data", reader = true, filename = "part", size = n } } })
     if part then part, err = with_id(self, part, "a part") end
+    -- (a path that shrank: said so, not "the upload's reader", never given)
+    if not part and src.less and want > 0 and util.is_error(err) and err.kind == "io" then
+      err = media_call.io_error(src.less)
+    end
     if not part then return nil, err end
     ids[#ids + 1] = part.id
     left = left - n
@@ -442,11 +447,15 @@ local function upload_parts (self, submit, ctx, params, name, part_size)
   if ok and res then return res end
   -- Failed, canceled or interrupted (Ctrl-C): its parts would wait at the
   -- server for an hour, so the upload is cancelled there first.
-  task.pcall(post, self, submit, ctx, base .. "/cancel", {}, nil, true)
+  -- (a client closed by a reader, a server down: the cancel fails, and the
+  -- error says so, not "cancelled": the upload waits there for its hour)
+  local cok, cres, cerr = task.pcall(post, self, submit, ctx, base .. "/cancel", {}, nil, true)
   if not ok then error(res, 0) end   -- (an interrupt stays one)
   if util.is_error(perr) then
+    local why = not cok and tostring(cres) or cres == nil and tostring(util.is_error(cerr) and cerr.message or cerr)
     perr.upload_id = up.id
-    perr.message = "upload " .. up.id .. " (cancelled): " .. tostring(perr.message)
+    perr.message = "upload " .. up.id .. (why and " (not cancelled at the server: " .. why:sub(1, 200) .. ")"
+                                          or " (cancelled)") .. ": " .. tostring(perr.message)
   end
   return nil, util.scrub(self, perr)   -- (the id is the server's: it may echo the key)
 end
