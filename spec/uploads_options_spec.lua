@@ -213,3 +213,57 @@ describe("files_upload_parts midway", function ()
     assert.matches("/complete$", p[4])
   end)
 end)
+
+-- md5 = true was sent as JSON true (the server's 400, or a check of nothing):
+-- it is now the MD5 of the bytes sent, computed as they go (src/md5.c).
+describe("files_upload_parts md5 = true", function ()
+  local srv, client, core
+
+  setup(function ()
+    srv = devserver.start()
+    core = require "aigc.core"
+  end)
+  teardown(function () srv:stop() end)
+  before_each(function ()
+    srv:reset()
+    client = aigc.client { base_url = srv.base_url, api_key = SECRET, max_retries = 0, timeout = 30 }
+  end)
+  after_each(function () client:close() end)
+
+  local function sent_md5 (up)
+    return srv:bodies("/v1/uploads/" .. up.id .. "/complete")[1].md5
+  end
+
+  it("core.md5 gives RFC 1321's digests, in one step or many", function ()
+    local function md5 (s) return core.md5(core.md5(nil, s)) end
+    assert.equal("d41d8cd98f00b204e9800998ecf8427e", md5(""))
+    assert.equal("0cc175b9c0f1b6a831c399e269772661", md5("a"))
+    assert.equal("900150983cd24fb0d6963f7d28e17f72", md5("abc"))
+    assert.equal("f96b697d7cb7938d525a2f31aaf161d0", md5("message digest"))
+    assert.equal("57edf4a22be3c955ac49da2e2107b67a", md5(string.rep("1234567890", 8)))
+    local big, st = string.rep("abcdefg", 30001), nil
+    for i = 1, #big, 61 do st = core.md5(st, big:sub(i, i + 60)) end   -- (pieces across the 64-byte blocks)
+    assert.equal(md5(big), core.md5(st))
+    assert.has_error(function () core.md5("not a state") end)
+  end)
+
+  it("a reader's bytes in parts: the MD5 of all of them goes with the complete", function ()
+    local pieces, n = { "me", "ssage ", "digest" }, 0
+    local up = assert(client:files_upload_parts { filename = "m.txt", purpose = "batch", part_size = 5, md5 = true,
+      file = { size = 14, reader = function () n = n + 1 return pieces[n] end } })
+    assert.equal("f96b697d7cb7938d525a2f31aaf161d0", sent_md5(up))
+  end)
+
+  it("a path, and an empty file", function ()
+    local path = os.tmpname()
+    local f = assert(io.open(path, "wb"))
+    f:write("abc")
+    f:close()
+    local up = assert(client:files_upload_parts { file = path, filename = "a.txt", purpose = "batch", md5 = true })
+    assert.equal("900150983cd24fb0d6963f7d28e17f72", sent_md5(up))
+    assert(io.open(path, "wb")):close()
+    up = assert(client:files_upload_parts { file = path, filename = "e.txt", purpose = "batch", md5 = true })
+    os.remove(path)
+    assert.equal("d41d8cd98f00b204e9800998ecf8427e", sent_md5(up))
+  end)
+end)

@@ -14,6 +14,7 @@
 **   file_kind(path)  "file", "directory", "fifo", "char"... or nil, message
 **   lockfile(path)   an exclusive hold on a file name, or nil, message, code
 **   hmac_sha256(key, msg)   HMAC-SHA-256 as 64 hex digits (sha256.h)
+**   md5(state, bytes)       MD5 in steps: the state after bytes; md5(state) the hex digest
 **
 ** The layers below it, the re-entrancy rule and the lifecycle contract are
 ** in aigc.h and docs/ARCHITECTURE.md. Here: sleep() ends early when a
@@ -36,6 +37,7 @@
 #include "lockfile.h"
 #include "media.h"
 #include "sha256.h"
+#include "md5.h"
 #include "util.h"
 
 AIGC_EXPORT int luaopen_aigc_core (lua_State *L);
@@ -290,6 +292,38 @@ static int core_hmac_sha256 (lua_State *L) {
 }
 
 /*
+** core.md5(state, bytes) -> the MD5 state after bytes (a string; state nil:
+** the start); core.md5(state) -> the digest of all the bytes given, as 32
+** lowercase hex digits. In steps, without a userdata: files_upload_parts
+** hashes a file's bytes piece by piece as it sends them (md5 = true).
+*/
+static int core_md5 (lua_State *L) {
+  static const char digits[] = "0123456789abcdef";
+  aigc_md5 m;
+  unsigned char d[AIGC_MD5_BYTES];
+  char out[2 * AIGC_MD5_BYTES];
+  size_t slen, len;
+  const char *state = luaL_optlstring(L, 1, NULL, &slen);
+  const char *data = luaL_optlstring(L, 2, NULL, &len);
+  int i;
+  if (state == NULL) aigc_md5_init(&m);
+  else if (slen == sizeof m) memcpy(&m, state, sizeof m);
+  else return luaL_argerror(L, 1, "not an MD5 state");
+  if (data != NULL) {
+    aigc_md5_update(&m, data, len);
+    lua_pushlstring(L, (const char *)&m, sizeof m);
+    return 1;
+  }
+  aigc_md5_final(&m, d);
+  for (i = 0; i < AIGC_MD5_BYTES; i++) {
+    out[2 * i] = digits[d[i] >> 4];
+    out[2 * i + 1] = digits[d[i] & 15];
+  }
+  lua_pushlstring(L, out, sizeof out);
+  return 1;
+}
+
+/*
 ** aigc.core.yieldable() -> whether a wait in the running code may yield to
 ** its task (util.h, aigc_may_yield): the Lua scheduler's rule as the core's.
 */
@@ -309,6 +343,7 @@ static const luaL_Reg core_funcs[] = {
   {"fields_fit", core_fields_fit},
   {"file_kind", core_file_kind},
   {"hmac_sha256", core_hmac_sha256},
+  {"md5", core_md5},
   {NULL, NULL}
 };
 

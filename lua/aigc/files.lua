@@ -364,6 +364,7 @@ local function send_parts (self, submit, ctx, src, base, part_size, md5)
   if src.take(1) then   -- (as an upload fed by a function: more than its size is no success)
     return nil, media_call.io_error(src.more or "params.file.reader gave more bytes than its size (" .. src.size .. ")")
   end
+  if md5 == true then md5 = core.md5(src.md5) end   -- (the bytes sent, hashed as they went)
   -- (core.array: an empty file has no part, and an empty table is sent as {})
   return post(self, submit, ctx, base .. "/complete", { part_ids = core.array(ids), md5 = md5 })
 end
@@ -436,6 +437,14 @@ end
 local function upload_parts (self, submit, ctx, params, name, part_size)
   local src, serr = source_of(params.file)
   if not src then return nil, serr end
+  if params.md5 == true then   -- (md5 = true: the MD5 of the bytes as they are read and sent)
+    local take = src.take
+    src.take = function (max)
+      local s = take(max)
+      if s and s ~= "" then src.md5 = core.md5(src.md5, s) end
+      return s
+    end
+  end
   local up, err = create(self, submit, ctx, { purpose = params.purpose, filename = name, bytes = src.size,
     mime_type = params.mime_type or TYPES[name:match("%.(%w+)$") or ""] or "application/octet-stream",
     expires_after = params.expires_after, extra_body = params.extra_body, idempotency_key = params.idempotency_key })
@@ -496,7 +505,8 @@ end
 
 --- Uploads a file of any size through the Uploads API (`POST /uploads`,
 -- its parts, complete): `file` (a path or `{ reader = fn, size = bytes }`),
--- `purpose`, and optional `filename`, `mime_type`, `md5`, `expires_after`,
+-- `purpose`, and optional `filename`, `mime_type`, `md5` (a string sent as
+-- given; `true`: computed from the bytes sent), `expires_after`,
 -- `part_size` (at most `aigc.files.PART_MAX`, 64 MB, the default), and the
 -- call options (`timeout` per request, `deadline` for the whole upload,
 -- `headers`, `extra_query`... on each request; `on_done` / `on_error`). A
