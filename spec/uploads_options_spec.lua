@@ -267,3 +267,90 @@ describe("files_upload_parts md5 = true", function ()
     assert.equal("d41d8cd98f00b204e9800998ecf8427e", sent_md5(up))
   end)
 end)
+
+-- concurrency = n: parts of a path in flight together (openai-python sends
+-- them one after another: 1, the default), their ids completed in order.
+describe("files_upload_parts concurrency", function ()
+  local srv, client
+
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+  before_each(function ()
+    srv:reset()
+    client = aigc.client { base_url = srv.base_url, api_key = SECRET, max_retries = 0, timeout = 30 }
+  end)
+  after_each(function () client:close() end)
+
+  local function bytes (n)
+    local t = {}
+    for i = 1, n do t[i] = string.char(32 + (i * 7) % 90) end
+    return table.concat(t)
+  end
+
+  local function write (s)
+    local path = os.tmpname()
+    local f = assert(io.open(path, "wb"))
+    f:write(s)
+    f:close()
+    return path
+  end
+
+  it("parts go side by side (several open at the server at once); the file is whole and in order", function ()
+    local want = bytes(450)
+    local path = write(want)
+    local up = assert(client:files_upload_parts { file = path, filename = "c.jsonl", purpose = "batch",
+      part_size = 100, concurrency = 3, headers = { ["x-aigc-fault"] = "delay=1000" } })
+    os.remove(path)
+    assert.is_true(srv:stats().max_open >= 2)   -- (one at a time: 1)
+    local parts = 0
+    for _, r in ipairs(srv:requests()) do if r.path:find("/parts$") then parts = parts + 1 end end
+    assert.equal(5, parts)
+    assert.equal(want, assert(client:files_content(up.file.id)).body)
+  end)
+
+  it("one at a time by default", function ()
+    local path = write(bytes(300))
+    assert(client:files_upload_parts { file = path, filename = "o.jsonl", purpose = "batch", part_size = 100,
+                                       headers = { ["x-aigc-fault"] = "delay=100" } })
+    os.remove(path)
+    assert.equal(1, srv:stats().max_open)
+  end)
+
+  it("a file that grew or shrank: said so, the upload cancelled", function ()
+    local path = write(bytes(300))
+    local fut = client:files_upload_parts_async { file = path, filename = "g.jsonl", purpose = "batch",
+                                                  part_size = 100, concurrency = 2 }
+    local f = assert(io.open(path, "ab"))
+    f:write("more")
+    f:close()
+    local res, err = fut:wait()
+    assert.is_nil(res)
+    assert.matches("grew during the upload", err.message, 1, true)
+    srv:reset()
+    path = write(bytes(30000))
+    fut = client:files_upload_parts_async { file = path, filename = "s.jsonl", purpose = "batch",
+                                            part_size = 10000, concurrency = 2 }
+    client:step(0)   -- (the create sent: the file's size taken)
+    assert(io.open(path, "wb")):close()
+    res, err = fut:wait()
+    os.remove(path)
+    assert.is_nil(res)
+    assert.equal("io", err.kind)
+    assert.matches("shrank during the upload", err.message, 1, true)
+    local paths = {}
+    for _, r in ipairs(srv:requests()) do paths[#paths + 1] = r.path end
+    assert.matches("/cancel$", paths[#paths])
+  end)
+
+  it("misuse: a reader or md5 = true with concurrency > 1, or a concurrency out of range", function ()
+    local function call (p)
+      local ok, msg = pcall(client.files_upload_parts, client, p)
+      assert.is_false(ok)
+      assert.matches("params.concurrency", tostring(msg), 1, true)
+    end
+    call { file = { size = 1, reader = function () end }, filename = "x", purpose = "batch", concurrency = 2 }
+    call { file = "/etc/hostname", purpose = "batch", concurrency = 2, md5 = true }
+    call { file = "/etc/hostname", purpose = "batch", concurrency = 0 }
+    call { file = "/etc/hostname", purpose = "batch", concurrency = 1.5 }
+  end)
+end)

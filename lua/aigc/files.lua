@@ -264,7 +264,19 @@ local function source_of (file)
       fh:close()
       return nil, media_call.io_error("params.file: " .. file .. ": not a regular file")
     end
-    return { size = size, close = function () fh:close() end, take = function (max) return fh:read(max) end,
+    local handles = {}
+    -- at(offset): a take from offset on, with a handle of its own (parts in flight together)
+    local function at (offset)
+      local h = io.open(file, "rb")
+      if h then handles[#handles + 1] = h end
+      if not h or not h:seek("set", offset) then return function () return nil end end
+      return function (max) return h:read(max) end
+    end
+    local function close ()
+      fh:close()
+      for _, h in ipairs(handles) do h:close() end
+    end
+    return { size = size, close = close, at = at, take = function (max) return fh:read(max) end,
              more = "params.file: " .. file .. " grew during the upload (" .. size .. " bytes when it began)",
              less = "params.file: " .. file .. " shrank during the upload (" .. size .. " bytes when it began)" }
   end
@@ -309,7 +321,7 @@ end
 
 -- A JSON POST of the upload (a form: `body`) with the call's options; waits
 -- (yields in a task). `last`: the cancel, sent after the deadline too.
-local function post (self, submit, ctx, path, params, body, last)
+local function start (self, submit, ctx, path, params, body, last)
   for k, v in pairs(ctx.opts) do if params[k] == nil then params[k] = v end end
   if ctx.at and not last then
     local left = ctx.at - core.now()
@@ -319,6 +331,12 @@ local function post (self, submit, ctx, path, params, body, last)
   local ok, req = pcall(submit, self, "json", params, path, ctx.fname, 1, body)
   if not ok then error(req, 0) end
   if ctx.future and not last then ctx.future:track(req) end
+  return req
+end
+
+local function post (self, submit, ctx, path, params, body, last)
+  local req, err = start(self, submit, ctx, path, params, body, last)
+  if not req then return nil, err end
   return req:wait()
 end
 
@@ -338,30 +356,52 @@ local function part_options (ctx)
   return { headers = h }
 end
 
--- The parts, then complete: the Upload object (its `file`), or nil, err.
+-- The request of part i (bytes from `offset`, n of them), started; `st.want`
+-- is what its reader has yet to give. Parts in flight together
+-- (concurrency > 1, a path) read from their own handles at their offsets.
+local function start_part (self, submit, ctx, src, base, offset, n)
+  local st = { want = n }
+  local take = ctx.concurrency > 1 and src.at(offset) or src.take
+  -- (as files_upload's: libcurl writes the multipart Content-Type, and no
+  -- byte is read before the server says go on, so a refusal is retried)
+  local req, err = start(self, submit, ctx, base .. "/parts", part_options(ctx), { reader = function ()
+    if st.want == 0 then return nil end
+    local s = take(math.min(st.want, PIECE))
+    st.want = st.want - #(s or "")
+    return s
+  end, form = { { name = "data", reader = true, filename = "part", size = n } } })
+  return req, err or st
+end
+
+-- The parts (up to ctx.concurrency in flight, their ids kept in order),
+-- then complete: the Upload object (its `file`), or nil, err. A failed part
+-- leaves those in flight in ctx.flight: upload_parts cancels them.
 local function send_parts (self, submit, ctx, src, base, part_size, md5)
-  local ids, left = {}, src.size
-  while left > 0 do
-    local n = math.min(part_size, left)
-    local want = n
-    -- (as files_upload's: libcurl writes the multipart Content-Type, and no
-    -- byte is read before the server says go on, so a refusal is retried)
-    local part, err = post(self, submit, ctx, base .. "/parts", part_options(ctx), { reader = function ()
-      if want == 0 then return nil end
-      local s = src.take(math.min(want, PIECE))
-      want = want - #(s or "")
-      return s
-    end, form = { { name = "data", reader = true, filename = "part", size = n } } })
+  local ids, flight, count = {}, {}, math.ceil(src.size / part_size)
+  ctx.flight = flight   -- (an error or an interrupt raised here: upload_parts cancels them)
+  local sent, done = 0, 0
+  while done < count do
+    while sent < count and sent - done < ctx.concurrency do
+      local offset = sent * part_size
+      local req, st = start_part(self, submit, ctx, src, base, offset, math.min(part_size, src.size - offset))
+      if not req then return nil, st end
+      sent = sent + 1
+      flight[sent] = { req = req, st = st }
+    end
+    done = done + 1
+    local f = flight[done]
+    flight[done] = nil
+    local part, err = f.req:wait()
     if part then part, err = with_id(self, part, "a part") end
     -- (a path that shrank: said so, not "the upload's reader", never given)
-    if not part and src.less and want > 0 and util.is_error(err) and err.kind == "io" then
+    if not part and src.less and f.st.want > 0 and util.is_error(err) and err.kind == "io" then
       err = media_call.io_error(src.less)
     end
     if not part then return nil, err end
-    ids[#ids + 1] = part.id
-    left = left - n
+    ids[done] = part.id
   end
-  if src.take(1) then   -- (as an upload fed by a function: more than its size is no success)
+  -- (as an upload fed by a function: more than its size is no success)
+  if (ctx.concurrency > 1 and src.at(src.size) or src.take)(1) then
     return nil, media_call.io_error(src.more or "params.file.reader gave more bytes than its size (" .. src.size .. ")")
   end
   if md5 == true then md5 = core.md5(src.md5) end   -- (the bytes sent, hashed as they went)
@@ -390,7 +430,15 @@ local function parts_params (fname, params)
   if type(part_size) ~= "number" or part_size < 1 or part_size > M.PART_MAX or part_size ~= math.floor(part_size) then
     field_error(fname, 1, "params.part_size", expected("a whole number from 1 to " .. M.PART_MAX, part_size))
   end
-  return name, part_size
+  local conc = params.concurrency or 1
+  if type(conc) ~= "number" or conc < 1 or conc > 16 or conc ~= math.floor(conc) then
+    field_error(fname, 1, "params.concurrency", expected("a whole number from 1 to 16", conc))
+  end
+  -- (a reader's bytes come in order, as does their MD5: parts side by side need a path)
+  if conc > 1 and (type(file) ~= "string" or params.md5 == true) then
+    field_error(fname, 1, "params.concurrency", "more than 1 needs a path for params.file, and md5 not true")
+  end
+  return name, part_size, conc
 end
 
 -- Whether a failed create surely made no upload at the server: it answered
@@ -456,6 +504,7 @@ local function upload_parts (self, submit, ctx, params, name, part_size)
   if ok and res then return res end
   -- Failed, canceled or interrupted (Ctrl-C): its parts would wait at the
   -- server for an hour, so the upload is cancelled there first.
+  for _, f in pairs(ctx.flight or {}) do pcall(f.req.cancel, f.req) end   -- (parts still in flight)
   -- (a client closed by a reader, a server down: the cancel fails, and the
   -- error says so, not "cancelled": the upload waits there for its hour)
   local cok, cres, cerr = task.pcall(post, self, submit, ctx, base .. "/cancel", {}, nil, true)
@@ -470,10 +519,11 @@ local function upload_parts (self, submit, ctx, params, name, part_size)
 end
 
 local function parts_call (self, submit, fname, params)
-  local name, part_size = parts_params(fname, params)
+  local name, part_size, conc = parts_params(fname, params)
   check.call(self, fname, 1, "json", params)   -- (the call options: as the other calls check them)
   local opts, at = call_options_of(params)
-  local ctx = { fname = fname, opts = opts, at = at, deadline = params.deadline, max_retries = params.max_retries }
+  local ctx = { fname = fname, opts = opts, at = at, deadline = params.deadline, max_retries = params.max_retries,
+                concurrency = conc }
   local async = fname:find("_async$") ~= nil
   if not async and params.on_done == nil and params.on_error == nil then
     return upload_parts(self, submit, ctx, params, name, part_size)
@@ -507,6 +557,7 @@ end
 -- its parts, complete): `file` (a path or `{ reader = fn, size = bytes }`),
 -- `purpose`, and optional `filename`, `mime_type`, `md5` (a string sent as
 -- given; `true`: computed from the bytes sent), `expires_after`,
+-- `concurrency` (parts side by side, 1 to 16, a path only; 1 by default),
 -- `part_size` (at most `aigc.files.PART_MAX`, 64 MB, the default), and the
 -- call options (`timeout` per request, `deadline` for the whole upload,
 -- `headers`, `extra_query`... on each request; `on_done` / `on_error`). A
