@@ -58,6 +58,14 @@ describe("files_upload_parts call options", function ()
     assert.is_nil(res)
     assert.equal("timeout", err.kind)
     assert.is_nil(table.concat(paths(), " "):find("/complete", 1, true))
+    -- the client's deadline is for the whole upload too
+    srv:reset()
+    local c = aigc.client { base_url = srv.base_url, api_key = SECRET, max_retries = 0, timeout = 30, deadline = 1.5 }
+    res, err = c:files_upload_parts { file = file_of(string.rep("d", 300)), filename = "d.jsonl",
+      purpose = "batch", part_size = 100, headers = { ["x-aigc-fault"] = "delay=600" } }
+    c:close()
+    assert.is_nil(res)
+    assert.equal("timeout", err.kind)
     -- a deadline the upload keeps is no failure
     srv:reset()
     assert(client:files_upload_parts { file = file_of("ok"), filename = "k.jsonl", purpose = "batch", deadline = 60 })
@@ -126,6 +134,13 @@ describe("files_upload_parts' create and its retries", function ()
                                             headers = { ["x-aigc-fault"] = "status=429,retry-after=0.1,times=2" } })
     assert.equal("completed", up.status)
     assert.equal(3, creates())
+    -- a retry-after over 120 s: not retried (as the engine does)
+    srv:reset()
+    res, err = client:files_upload_parts { file = "/etc/hostname", purpose = "batch",
+                                           headers = { ["x-aigc-fault"] = "status=429,retry-after=600,times=1" } }
+    assert.is_nil(res)
+    assert.equal(429, err.status)
+    assert.equal(1, creates())
   end)
 
   it("a connection never made is retried (nothing was sent); on_error gets the error", function ()

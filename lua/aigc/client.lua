@@ -141,7 +141,7 @@ function M.new (opts)
     _azure = s.azure_paths, _engine = engine, _hnames = s.names, _hlines = s.lines, _query = s.query,
     _ad_token_provider = s.ad_token_provider, _no_stream_usage = s.old_azure or nil,
     _idempotency = opts.idempotency or nil, _log = opts.log, _typos = {},
-    _max_retries = opts.max_retries,   -- (files_upload_parts retries its create itself)
+    _max_retries = opts.max_retries, _deadline = opts.deadline,   -- (files_upload_parts: its create, its whole)
     --- The base URL requests go to (read-only).
     base_url = s.config.base_url,
     --- The default model (read-only).

@@ -304,12 +304,13 @@ end
 -- part for the first one again).
 local NOT_PER_REQUEST = { on_done = true, on_error = true, on_stream_end = true, deadline = true,
                           extra_body = true, idempotency_key = true }
-local function call_options_of (params)
+local function call_options_of (self, params)
   local opts = {}
   for k, reader in pairs(core.call_options) do
     if reader ~= "dialogue" and not NOT_PER_REQUEST[k] then opts[k] = params[k] end
   end
   local d = params.deadline
+  if d == nil then d = self._deadline end   -- (the client's, for the whole upload too)
   if d == false then opts.deadline = false end   -- (the client's default off)
   return opts, type(d) == "number" and core.now() + d or nil
 end
@@ -473,7 +474,8 @@ local function create (self, submit, ctx, body)
       return up, err
     end
     local wait = err.retry_after
-    if type(wait) ~= "number" or wait <= 0 or wait > 120 then
+    if type(wait) == "number" and wait > 120 then return nil, err end   -- (as the engine: not retried)
+    if type(wait) ~= "number" or wait <= 0 then
       wait = math.min(0.5 * 2 ^ n, 8) * (1 - 0.25 * math.random())
     end
     if ctx.at and core.now() + wait >= ctx.at then return nil, err end
@@ -521,8 +523,8 @@ end
 local function parts_call (self, submit, fname, params)
   local name, part_size, conc = parts_params(fname, params)
   check.call(self, fname, 1, "json", params)   -- (the call options: as the other calls check them)
-  local opts, at = call_options_of(params)
-  local ctx = { fname = fname, opts = opts, at = at, deadline = params.deadline, max_retries = params.max_retries,
+  local opts, at = call_options_of(self, params)
+  local ctx = { fname = fname, opts = opts, at = at, deadline = params.deadline or self._deadline, max_retries = params.max_retries,
                 concurrency = conc }
   local async = fname:find("_async$") ~= nil
   if not async and params.on_done == nil and params.on_error == nil then
