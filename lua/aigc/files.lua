@@ -524,8 +524,8 @@ local function parts_call (self, submit, fname, params)
   local name, part_size, conc = parts_params(fname, params)
   check.call(self, fname, 1, "json", params)   -- (the call options: as the other calls check them)
   local opts, at = call_options_of(self, params)
-  local ctx = { fname = fname, opts = opts, at = at, deadline = params.deadline or self._deadline, max_retries = params.max_retries,
-                concurrency = conc }
+  local ctx = { fname = fname, opts = opts, at = at, deadline = params.deadline or self._deadline,
+                max_retries = params.max_retries, concurrency = conc }
   local async = fname:find("_async$") ~= nil
   if not async and params.on_done == nil and params.on_error == nil then
     return upload_parts(self, submit, ctx, params, name, part_size)
