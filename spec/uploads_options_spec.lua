@@ -44,6 +44,18 @@ describe("files_upload_parts call options", function ()
     end
   end)
 
+  it("idempotency_key and extra_body go with the create only (given to every part, a part would be the first)",
+     function ()
+    local up = assert(client:files_upload_parts { file = file_of(string.rep("i", 150)), filename = "i.jsonl",
+      purpose = "batch", part_size = 100, idempotency_key = "ik-uploads-1", extra_body = { note = "n1" } })
+    local reqs = srv:requests()
+    assert.equal("/v1/uploads", reqs[1].path)
+    assert.equal("ik-uploads-1", reqs[1].headers["idempotency-key"])
+    assert.equal("n1", srv:bodies("/v1/uploads")[1].note)
+    for i = 2, #reqs do assert.is_nil(reqs[i].headers["idempotency-key"], reqs[i].path) end
+    assert.is_nil(srv:bodies("/v1/uploads/" .. up.id .. "/complete")[1].note)
+  end)
+
   it("timeout is per request: a create that never answers fails as a timeout", function ()
     local res, err = client:files_upload_parts { file = file_of("abc"), filename = "t.jsonl", purpose = "batch",
       timeout = 1, headers = { ["x-aigc-fault"] = "hang,times=1" } }
