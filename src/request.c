@@ -497,6 +497,15 @@ static int fail_now (lua_State *L, int eidx, int ridx, aigc_request *r) {
   return end_request(L, eidx, ridx, r, 0);
 }
 
+/* Fails r with the error held since a Responses "error" event. */
+static int fail_held (lua_State *L, int eidx, int ridx, aigc_request *r) {
+  lua_getiuservalue(L, ridx, AIGC_RQ_HELD);
+  lua_pushnil(L);
+  lua_setiuservalue(L, ridx, AIGC_RQ_HELD);
+  r->error_held = 0;
+  return fail_now(L, eidx, ridx, r);
+}
+
 /* }====================================================== */
 
 
@@ -632,6 +641,8 @@ static int end_with_result (lua_State *L, int eidx, int ridx, aigc_request *r) {
 */
 static int finish_transfer (lua_State *L, int eidx, int ridx, aigc_request *r) {
   int retryable;
+  if (r->error_held)   /* the stream ended after an "error" event */
+    return fail_held(L, eidx, ridx, r);
   aigc_transfer_take_status(r);
   if (aigc_transfer_stale(r))
     return restart_stale(L, eidx, r);
@@ -785,7 +796,14 @@ static int feed_upload (lua_State *L, int eidx, int ridx, aigc_request *r) {
   return 1;
 }
 
-/* Handles one queued stream event. Returns the callbacks run (0 or 1+). */
+/*
+** Handles one queued stream event. Returns the callbacks run (0 or 1+).
+** A Responses "error" event does not end the stream at once: its error is
+** held for the event after it, which is delivered too when it is the
+** response.failed that servers send next (the SDKs' iterators yield both
+** before they raise); then the held error ends the call, whatever came
+** (the stream's end too: finish_transfer).
+*/
 static int handle_event (lua_State *L, int eidx, int ridx, aigc_request *r,
                          const char *type, size_t tlen, const char *data, size_t dlen) {
   aigc_json_value chunk;
@@ -803,6 +821,15 @@ static int handle_event (lua_State *L, int eidx, int ridx, aigc_request *r,
     return 0;
   }
   what = aigc_response_event(L, r, type, tlen, data, dlen, &chunk);
+  if (r->error_held && !(what == AIGC_EVENT_FAILED && r->raccum.end == AIGC_RACCUM_FAILED)) {
+    lua_pop(L, what == AIGC_EVENT_ERROR || what == AIGC_EVENT_FAILED ? 2 : 1);
+    return fail_held(L, eidx, ridx, r);
+  }
+  if (r->error_held) {   /* the response.failed: delivered, then the held error */
+    lua_pop(L, 1);
+    lua_getiuservalue(L, ridx, AIGC_RQ_HELD);
+    r->error_held = 0;
+  }
   if (what == AIGC_EVENT_ERROR) {
     lua_remove(L, -2);   /* the handler, under the error */
     return fail_now(L, eidx, ridx, r);
@@ -819,12 +846,19 @@ static int handle_event (lua_State *L, int eidx, int ridx, aigc_request *r,
   }
   else {
     nargs = aigc_response_push_delta(L, r, &chunk, type, tlen);
+    if (what == AIGC_EVENT_FAILED && nargs == 2)   /* a server's echo of the key */
+      aigc_error_scrub(L, -1, r->secrets);
     ran = run_stream_callback(L, eidx, ridx, r, nargs);
   }
   if (what != AIGC_EVENT_FAILED)
     return ran;
   if (r->state != AIGC_RUNNING) {   /* the callback failed it, canceled or closed: that end wins */
     lua_pop(L, 1);
+    return ran;
+  }
+  if (r->raccum.end != AIGC_RACCUM_FAILED) {   /* an "error" event: held */
+    lua_setiuservalue(L, ridx, AIGC_RQ_HELD);
+    r->error_held = 1;
     return ran;
   }
   return ran + fail_now(L, eidx, ridx, r);

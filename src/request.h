@@ -33,6 +33,7 @@ enum {
   AIGC_RQ_RESULT,       /* the result table or the error object, once terminal */
   AIGC_RQ_READER,       /* the function feeding an upload part (body.h), or nil */
   AIGC_RQ_STREAM_END,   /* on_stream_end callback: a stream's last word, before its end */
+  AIGC_RQ_HELD,         /* a Responses stream's held error (request.c, handle_event) */
   AIGC_RQ_CORE,         /* the userdata holding the C state (request.c, "The
                            request's two objects"): kept alive by this one */
   AIGC_RQ_NSLOTS = AIGC_RQ_CORE

@@ -132,6 +132,8 @@ struct aigc_request {
   double held_since;            /* when max_bytes_per_step last held it */
   double done_deadline;         /* after [DONE]: finish by then, or 0 */
   int delivered;                /* stream events delivered to Lua: no retry */
+  int error_held;               /* a Responses "error" event's error waits in
+                                   AIGC_RQ_HELD for the event after it (request.c) */
   int stale;                    /* restarts on a new connection (not retries) */
   int fresh_only;               /* a reader's upload: on a new connection (transfer.c) */
   int h2_resent;                /* sent again after an HTTP/2 early answer (transfer.c) */

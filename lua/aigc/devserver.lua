@@ -215,6 +215,9 @@ RESPONSES (the Responses API; shapes of ../shared/openapi/openapi.yaml, checked 
                          blocking: the reply has status "failed" and that error
                          (background: "queued", failed when its time is up; either
                          way the stored response is that failed one)
+    failed-after-error   with error-event or echo-key: a response.failed 50 ms after
+                         the error event (its error's message echoes the key with
+                         echo-key), as OpenAI sends one
     truncate             every event but the last (response.completed): the HTTP
                          response itself ends properly
     incomplete           the text cut at half its tokens: status incomplete,
@@ -393,7 +396,7 @@ FAULTS -- header `x-aigc-fault: <spec>` or model `fault:<spec>` (both: merged, h
     comment-drip=MS      (any request) headers of an SSE stream, then one comment line
                          `:` every MS ms forever, never data, until the client goes
   Endpoint faults: the Responses API's (seq-gap, seq-disorder, failed-mid, truncate,
-  incomplete, refusal: see RESPONSES), tokenizer=words2 (TOKENIZER), rate-limit=RPM,
+  incomplete, refusal, failed-after-error: see RESPONSES), tokenizer=words2 (TOKENIZER), rate-limit=RPM,
   rate-limit-tpm=TPM (RATE LIMITS).
   Structured output (chat with response_format json_schema / json_object):
     schema=violate       the instance breaks its schema, deterministically: in every

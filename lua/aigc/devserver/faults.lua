@@ -52,7 +52,7 @@ local GRAMMAR = {
   tokenizer = words_set("words", "words2"),
   -- the Responses API
   ["seq-gap"] = "flag", ["seq-disorder"] = "flag", ["failed-mid"] = "flag", truncate = "flag",
-  incomplete = "flag", refusal = "flag",
+  incomplete = "flag", refusal = "flag", ["failed-after-error"] = "flag",
   -- rate limits (aigc.devserver.ratelimit)
   ["rate-limit"] = "int", ["rate-limit-tpm"] = "int",
 }
@@ -210,9 +210,11 @@ local function stream_faults (events, f)
   if f["echo-key"] then
     for i = #events, 2, -1 do events[i] = nil end
     events[#events + 1] = { event = "error", data = error_json(f, true, 1) }
+    events[#events + 1] = events.after_error and events.after_error(f, true, 2)
   elseif f["error-event"] or f["error-data"] then
     for i = #events, 3, -1 do events[i] = nil end
     events[#events + 1] = { event = f["error-event"] and "error" or nil, data = error_json(f, false, 2) }
+    events[#events + 1] = events.after_error and events.after_error(f, false, 3)
   elseif not f["no-done"] and events.done ~= false then
     events[#events + 1] = { data = "[DONE]" }
   end

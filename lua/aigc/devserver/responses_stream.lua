@@ -125,6 +125,17 @@ function M.events (r, fault)
       "param", NULL, "sequence_number", position,
       "details", echo and O("key", f.echo_value, "list", A { "first", f.echo_value, "last" }) or nil))
   end
+  -- failed-after-error: the response.failed that follows the error event
+  -- (as OpenAI sends it), written 50 ms later: a read of its own
+  if fault["failed-after-error"] then
+    events.after_error = function (f, echo, position)
+      local msg = echo and "Incorrect API key provided: " .. f.echo_value .. "."
+        or "The response failed after the error."
+      r.error = O("code", "server_error", "message", msg)
+      return { event = "response.failed", pause = 50, data = json.encode(O("type", "response.failed",
+        "sequence_number", position, "response", build.response_obj(r, "failed", A()))) }
+    end
+  end
   return events
 end
 
