@@ -539,28 +539,38 @@ static int command_event (aigc_raccum *a, const aigc_json_value *ev, int what) {
   return what < 0 && built(slot) ? AIGC_RACCUM_OK : put_copy(a, slot, src);
 }
 
+/* The part output[oi].output[command_index] of an item {"type":
+   "shell_call_output"}, made as needed (an object), or NULL (*rc set). */
+static aigc_json_value *shell_output_part (aigc_raccum *a, const aigc_json_value *ev, int *rc) {
+  aigc_json_value *item, *list, *part;
+  long ci = index_field(a, ev, "command_index");
+  *rc = AIGC_RACCUM_BADSHAPE;
+  if (ci < 0 || (item = item_of(a, ev, "shell_call_output", rc)) == NULL)
+    return NULL;
+  *rc = AIGC_RACCUM_NOMEM;
+  if ((list = SLOT(item, "output")) == NULL)
+    return NULL;
+  ensure(list, AIGC_JSON_ARRAY);
+  if ((part = arr_slot(list, (size_t)ci)) == NULL)
+    return NULL;
+  ensure(part, AIGC_JSON_OBJECT);
+  *rc = AIGC_RACCUM_OK;
+  return part;
+}
+
 /*
 ** A shell call output's delta (shell_call_output_content.delta): its
-** {"stdout", "stderr"} appended to output[oi].output[command_index], made
-** as needed in an item {"type": "shell_call_output"}. (The .done event's
-** list is left to output_item.done: it completes the item.)
+** {"stdout", "stderr"} appended to output[oi].output[command_index].
 */
 static int output_content_event (aigc_raccum *a, const aigc_json_value *ev) {
   static const char *const fields[] = { "stdout", "stderr" };
   const aigc_json_value *d = object_field(a, ev, "delta");
-  aigc_json_value *item, *list, *part;
-  long ci = index_field(a, ev, "command_index");
+  aigc_json_value *part;
   int rc, i;
-  if (d == NULL || ci < 0)
+  if (d == NULL)
     return AIGC_RACCUM_BADSHAPE;
-  if ((item = item_of(a, ev, "shell_call_output", &rc)) == NULL)
+  if ((part = shell_output_part(a, ev, &rc)) == NULL)
     return rc;
-  if ((list = SLOT(item, "output")) == NULL)
-    return AIGC_RACCUM_NOMEM;
-  ensure(list, AIGC_JSON_ARRAY);
-  if ((part = arr_slot(list, (size_t)ci)) == NULL)
-    return AIGC_RACCUM_NOMEM;
-  ensure(part, AIGC_JSON_OBJECT);
   for (i = 0; i < 2; i++) {
     const aigc_json_value *v = aigc_json_get(d, fields[i]);
     if (v != NULL && v->type == AIGC_JSON_STRING && (rc = append_delta(part, fields[i], v)) != AIGC_RACCUM_OK)
@@ -569,13 +579,42 @@ static int output_content_event (aigc_raccum *a, const aigc_json_value *ev) {
   return AIGC_RACCUM_OK;
 }
 
+/* The content a shell_call_output_content.done event gives its command:
+   its "output" list's one object, or NULL (none, or several: what these
+   mean is not documented, so output_item.done completes the item). */
+static const aigc_json_value *shell_done_content (const aigc_json_value *ev) {
+  const aigc_json_value *out = aigc_json_get(ev, "output");
+  if (out == NULL || out->type != AIGC_JSON_ARRAY || out->len != 1
+      || out->u.items[0].type != AIGC_JSON_OBJECT)
+    return NULL;
+  return &out->u.items[0];
+}
+
+static const char *const SHELL_BUILT[] = { "stdout", "stderr", NULL };
+
+/*
+** shell_call_output_content.done: the final content completes the part,
+** as output_item.done would (a stream cut before that kept none of it): the
+** stdout and stderr the deltas built stay, the rest (outcome) is taken.
+*/
+static int output_content_done (aigc_raccum *a, const aigc_json_value *ev) {
+  const aigc_json_value *src = shell_done_content(ev);
+  aigc_json_value *part;
+  int rc;
+  if (src == NULL)
+    return AIGC_RACCUM_OK;
+  if ((part = shell_output_part(a, ev, &rc)) == NULL)
+    return rc;
+  return merge_members(a, part, src, SHELL_BUILT);
+}
+
 /* The event types, after "response.". */
 typedef enum { EV_CREATED, EV_COMPLETED, EV_INCOMPLETE, EV_FAILED, EV_ITEM_ADDED, EV_ITEM_DONE,
   EV_PART_ADDED, EV_PART_DONE, EV_TEXT_DELTA, EV_TEXT_DONE, EV_REFUSAL_DELTA, EV_REFUSAL_DONE,
   EV_ARGS_DELTA, EV_ARGS_DONE, EV_SUMMARY_PART_ADDED, EV_SUMMARY_PART_DONE, EV_SUMMARY_DELTA,
   EV_SUMMARY_DONE, EV_REASONING_DELTA, EV_REASONING_DONE, EV_ANNOTATION, EV_INPUT_DELTA,
   EV_INPUT_DONE, EV_CODE_DELTA, EV_CODE_DONE, EV_MCP_DELTA, EV_MCP_DONE, EV_COMMAND_ADDED,
-  EV_COMMAND_DELTA, EV_COMMAND_DONE, EV_SHELL_OUTPUT_DELTA, EV_OTHER } ev_kind;
+  EV_COMMAND_DELTA, EV_COMMAND_DONE, EV_SHELL_OUTPUT_DELTA, EV_SHELL_OUTPUT_DONE, EV_OTHER } ev_kind;
 
 static const struct { const char *name; ev_kind kind; } EVENTS[] = {
   { "created", EV_CREATED }, { "queued", EV_CREATED }, { "in_progress", EV_CREATED },
@@ -599,6 +638,7 @@ static const struct { const char *name; ev_kind kind; } EVENTS[] = {
   { "shell_call_command.added", EV_COMMAND_ADDED }, { "shell_call_command.delta", EV_COMMAND_DELTA },
   { "shell_call_command.done", EV_COMMAND_DONE },
   { "shell_call_output_content.delta", EV_SHELL_OUTPUT_DELTA },
+  { "shell_call_output_content.done", EV_SHELL_OUTPUT_DONE },
 };
 
 /*
@@ -646,6 +686,7 @@ static const aigc_json_value *payload_of (ev_kind k, const aigc_json_value *ev) 
     case EV_TEXT_DONE: case EV_SUMMARY_DONE: case EV_REASONING_DONE: return aigc_json_get(ev, "text");
     case EV_REFUSAL_DONE: return aigc_json_get(ev, "refusal");
     case EV_COMMAND_ADDED: case EV_COMMAND_DONE: return aigc_json_get(ev, "command");
+    case EV_SHELL_OUTPUT_DONE: return shell_done_content(ev);
     default: {
       const char *type, *field = call_text(k, &type, &done);
       return field != NULL && done ? aigc_json_get(ev, field) : NULL;
@@ -679,6 +720,7 @@ static int dispatch (aigc_raccum *a, ev_kind k, const aigc_json_value *ev) {
     case EV_COMMAND_DELTA: return command_event(a, ev, 1);
     case EV_COMMAND_DONE: return command_event(a, ev, -1);
     case EV_SHELL_OUTPUT_DELTA: return output_content_event(a, ev);
+    case EV_SHELL_OUTPUT_DONE: return output_content_done(a, ev);
     default: {
       const char *type, *field = call_text(k, &type, &done);
       return field != NULL ? call_event(a, ev, type, field, done) : AIGC_RACCUM_OK;
@@ -833,7 +875,7 @@ static void cost_text (cost *c, const aigc_raccum *a, const aigc_json_value *ev,
    and the slot; for a delta, the slot made a string, or the members of
    the output part it appends to. */
 static void cost_shell (cost *c, const aigc_raccum *a, const aigc_json_value *ev, ev_kind k) {
-  int out = k == EV_SHELL_OUTPUT_DELTA;
+  int out = k == EV_SHELL_OUTPUT_DELTA || k == EV_SHELL_OUTPUT_DONE;
   const aigc_json_value *item, *holder, *slot, *d = aigc_json_get(ev, "delta");
   long ci = index_of(ev, "command_index");
   if (ci < 0 || index_of(ev, "output_index") < 0)
@@ -848,7 +890,7 @@ static void cost_shell (cost *c, const aigc_raccum *a, const aigc_json_value *ev
     return;
   }
   slot = cost_ensure(c, slot, AIGC_JSON_OBJECT);
-  if (d != NULL && d->type == AIGC_JSON_OBJECT) {
+  if (k == EV_SHELL_OUTPUT_DELTA && d != NULL && d->type == AIGC_JSON_OBJECT) {
     const aigc_json_value *v = aigc_json_get(d, "stdout"), *w = aigc_json_get(d, "stderr");
     if (v != NULL && v->type == AIGC_JSON_STRING)
       cost_delta(c, slot, "stdout");
@@ -893,6 +935,10 @@ static cost made_by (const aigc_raccum *a, ev_kind k, const aigc_json_value *ev)
     }
     case EV_COMMAND_ADDED: case EV_COMMAND_DELTA: case EV_COMMAND_DONE: case EV_SHELL_OUTPUT_DELTA:
       cost_shell(&c, a, ev, k);
+      break;
+    case EV_SHELL_OUTPUT_DONE:   /* (the members of its content are copies) */
+      if (shell_done_content(ev) != NULL)
+        cost_shell(&c, a, ev, k);
       break;
     default: {
       int done;

@@ -31,8 +31,10 @@
 **       shell_call_command.added / .delta / .done
 **                                     output[oi].action.commands[ci] = / ..= / fills
 **       shell_call_output_content.delta  output[oi].output[ci].stdout / .stderr ..= delta
-**     (ci: command_index; the output's .done event changes nothing: its
-**     item's output_item.done completes it)
+**       shell_call_output_content.done  output[oi].output[ci] completed by
+**                                     the one content of its "output" list
+**     (ci: command_index; a .done list of several contents changes nothing:
+**     their meaning is not documented, the item's output_item.done completes it)
 **       output_text.annotation.added  ...content[ci].annotations[ai] = annotation
 **     A delta for a slot nobody added creates it, typed: an item
 **     {"type":"message"} ("reasoning" for summaries and reasoning text or
