@@ -450,7 +450,7 @@ describe("Responses API", function ()
       assert.equal(before, #srv:requests())   -- (it was sent as include=table: 0x...)
       local _, err = client:get_response("resp_none", { include = { "a", 2, true } })
       assert.equal(404, err.status)
-      assert.equal("true", srv:last().query.include)   -- (the devserver keeps the last of a repeated name)
+      assert.equal("true", srv:last().query["include[]"])   -- (the devserver keeps the last of a repeated name)
     end)
 
     it("cancel a background response", function ()

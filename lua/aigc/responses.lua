@@ -17,6 +17,7 @@
 -- @module aigc.responses
 
 local check = require "aigc.check"
+local reply = require "aigc.reply"
 local core = require "aigc.core"
 local task = require "aigc.task"
 local util = require "aigc.util"
@@ -65,7 +66,11 @@ end
 
 -- A query string from a table of scalars or lists of them ("" when
 -- empty), keys sorted. Anything else raises: tostring would send
--- `include=table: 0x...`.
+-- `include=table: 0x...`. A list goes as the SDKs send it
+-- (openai-python's Querystring(array_format="brackets")):
+-- `include%5B%5D=a&include%5B%5D=b`, i.e. `include[]=a&include[]=b`, which
+-- OpenAI reads; the OpenAPI spec's form (`include=a&include=b`) is not sent:
+-- for a server that reads only that one, a string value goes as `include=a`.
 local function query_of (fname, argn, opts)
   if opts == nil then return "" end
   if type(opts) ~= "table" then argerror(fname, argn, expected("table", opts)) end
@@ -90,8 +95,9 @@ local function query_of (fname, argn, opts)
   local parts = {}
   for _, k in ipairs(keys) do
     local v = opts[k]
-    if type(v) == "table" then   -- include = { "a", "b" } -> include=a&include=b (the spec's form)
-      for _, x in ipairs(v) do parts[#parts + 1] = urlencode(k) .. "=" .. urlencode(x) end
+    if type(v) == "table" then   -- include = { "a", "b" } -> include[]=a&include[]=b (the SDKs')
+      local name = urlencode(k:sub(-2) == "[]" and k or k .. "[]")
+      for _, x in ipairs(v) do parts[#parts + 1] = name .. "=" .. urlencode(x) end
     else
       parts[#parts + 1] = urlencode(k) .. "=" .. urlencode(v)
     end
@@ -278,7 +284,8 @@ end
 
 --- The input items of a stored response (`GET /responses/{id}/input_items`).
 -- @tparam string id
--- @tparam[opt] table query `limit`, `order` ("asc" | "desc"), `after`, `include`
+-- @tparam[opt] table query `limit`, `order` ("asc" | "desc"), `after`, `include` (a list
+-- goes as `include[]=a&include[]=b`, as the SDKs send it; a string as `include=a`)
 -- @treturn[1] table `{ object = "list", data =, first_id =, last_id =, has_more = }`
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
@@ -288,6 +295,78 @@ function Client:response_input_items (id, query)
   local path = response_path("response_input_items", id, "/input_items")
     .. query_of("response_input_items", 2, query)
   return task.await(submit(self, "get", nil, path, "response_input_items"))
+end
+
+-- The most pages response_input_items_all asks for, unless told.
+local MAX_PAGES = 100
+
+-- The cursor of the page after `page` (its last_id, else its last item's
+-- id), or nil and why.
+local function next_cursor (page, data)
+  local c = page.last_id
+  if type(c) ~= "string" then c = data[#data] and data[#data].id end
+  if type(c) ~= "string" or c == "" then
+    return nil, "the reply says has_more but gives no cursor (last_id, or its last item's id)"
+  end
+  return c
+end
+
+--- Every input item of a stored response: `response_input_items` page
+-- after page, each asked `after` the last one's `last_id`, while
+-- `has_more` is true. A reply that is not a list of items, that says
+-- `has_more` with no cursor, or whose cursor was given before (a server
+-- that ignores `after`, cursors in a cycle) is an error of kind "parse";
+-- more than `max_pages` pages (100; not sent) one of kind "limit". An
+-- error says so with `err.data`, the items got so far.
+-- @tparam string id
+-- @tparam[opt] table query `limit` (a page's size), `order`, `after` (where to start),
+-- `include`, `max_pages`
+-- @treturn[1] table `{ object = "list", data =, first_id =, last_id =, has_more = false, pages = }`
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+-- @usage for _, item in ipairs(assert(client:response_input_items_all(id, { order = "asc" })).data) do end
+function Client:response_input_items_all (id, query)
+  check_self(self, "response_input_items_all")
+  if query ~= nil and type(query) ~= "table" then argerror("response_input_items_all", 2, expected("table", query)) end
+  local q, max_pages = {}, MAX_PAGES
+  for k, v in pairs(query or {}) do q[k] = v end
+  if q.max_pages ~= nil then
+    max_pages = q.max_pages
+    if type(max_pages) ~= "number" or max_pages < 1 or max_pages ~= math.floor(max_pages) then
+      util.field_error("response_input_items_all", 2, "opts.max_pages", expected("integer >= 1", max_pages))
+    end
+    q.max_pages = nil
+  end
+  local all, seen, pages, last = {}, {}, 0, nil
+  local function fail (kind, why, page)
+    local err = reply.reply_error(self, q, page or {}, kind, "response_input_items_all: " .. why)
+    err.data = all
+    return nil, err
+  end
+  while true do
+    if pages >= max_pages then
+      return fail("limit", "more than " .. max_pages .. " pages (max_pages)", last)
+    end
+    local page, err = self:response_input_items(id, q)
+    if not page then
+      err.data = all
+      return nil, err
+    end
+    pages, last = pages + 1, page
+    local data, why = reply.reply_objects(page, "data")
+    if not data then return fail("parse", why, page) end
+    for _, item in ipairs(data) do all[#all + 1] = item end
+    if page.has_more ~= true then break end
+    local cursor, bad = next_cursor(page, data)
+    if cursor and (cursor == q.after or seen[cursor]) then
+      bad = "the next page's cursor (" .. cursor .. ") was given before: the server did not move on"
+    end
+    if bad then return fail("parse", bad, page) end
+    seen[cursor], q.after = true, cursor
+  end
+  return { object = "list", data = all, first_id = all[1] and all[1].id or nil,
+           last_id = all[#all] and all[#all].id or nil, has_more = false, pages = pages,
+           request_id = last.request_id, headers = last.headers }
 end
 
 --- Installs the methods on the client class.
