@@ -83,7 +83,8 @@ describe("Responses done events", function ()
     assert.same({ stdout = "total 0\n", stderr = "", outcome = { type = "timeout" } }, out.output[2])
   end)
 
-  it("a shell output done event whose list is not one content changes nothing (output_item.done completes it)", function ()
+  it("a shell output done event whose list is not one content changes nothing (output_item.done completes it)",
+     function ()
     local partial = partial_of {
       { type = "response.shell_call_output_content.delta", item_id = "sho_1", output_index = 0,
         command_index = 0, delta = { stdout = "a" } },
