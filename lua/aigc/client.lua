@@ -643,6 +643,7 @@ require("aigc.files").install(Client, submit, check_self)
 hooks.install(Client)
 -- The Responses API's methods (lua/aigc/responses.lua).
 require("aigc.responses").install(Client, { check_self = check_self, submit = submit })
+require("aigc.conversations").install(Client, { check_self = check_self, submit = submit })
 
 M.Client = Client
 

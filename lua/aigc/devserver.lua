@@ -51,6 +51,9 @@ ENDPOINTS (paths without /v1 are 404; wrong method 405; errors in OpenAI's wire 
        (Azure style: model = deployment; the key may come in `api-key`)
   POST /v1/responses          GET|DELETE /v1/responses/{id}
   POST /v1/responses/{id}/cancel          GET /v1/responses/{id}/input_items  (see RESPONSES)
+  POST /v1/conversations   GET|POST|DELETE /v1/conversations/{id}   GET|POST .../{id}/items
+  GET|DELETE .../{id}/items/{item_id}   (in memory; a response with `conversation` adds its
+       input and output items to it)
   POST /v1/images/generations   POST /v1/images/edits*   POST /v1/images/variations*
   POST /v1/audio/speech   POST /v1/audio/transcriptions*   POST /v1/audio/translations*
   POST /v1/moderations    POST /v1/files*   GET /v1/files   GET|DELETE /v1/files/{id}

@@ -105,6 +105,8 @@ local function query_of (fname, argn, opts)
   return #parts > 0 and ("?" .. table_concat(parts, "&")) or ""
 end
 
+M.query_of = query_of   -- (aigc.conversations' queries too)
+
 -- The query fields of GET /responses/{id}; the rest of a resumed stream's
 -- options are the per-call ones (stream, on_done, timeout, headers...).
 local RETRIEVE_QUERY = { include = true, include_obfuscation = true, starting_after = true }

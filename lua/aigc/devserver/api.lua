@@ -28,6 +28,7 @@ local moderations = require "aigc.devserver.moderations"
 local files = require "aigc.devserver.files"
 local ratelimit = require "aigc.devserver.ratelimit"
 local batches = require "aigc.devserver.batches"
+local conversations = require "aigc.devserver.conversations"
 
 local find, format, lower, match, sub = string.find, string.format, string.lower, string.match, string.sub
 local concat = table.concat
@@ -47,7 +48,7 @@ local ROUTES = {
   { "POST", "^/openai/deployments/([^/]+)/completions$", completions.completions, azure = true },
   { "POST", "^/openai/deployments/([^/]+)/embeddings$", embeddings.embeddings, azure = true },
 }
-for _, m in ipairs { responses, images, speech, transcribe, moderations, files, batches } do
+for _, m in ipairs { responses, images, speech, transcribe, moderations, files, batches, conversations } do
   for _, r in ipairs(m.routes) do ROUTES[#ROUTES + 1] = r end
 end
 

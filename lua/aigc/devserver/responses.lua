@@ -1,6 +1,7 @@
 --- aigc devserver: the Responses API -- POST /v1/responses (blocking,
 -- streamed, or `background`), GET / DELETE /v1/responses/{id},
--- POST /v1/responses/{id}/cancel, GET /v1/responses/{id}/input_items.
+-- POST /v1/responses/{id}/cancel, GET /v1/responses/{id}/input_items;
+-- `conversation` adds the input and output items to that conversation.
 -- A background response keeps its stream's events: GET
 -- /v1/responses/{id}?stream=true&starting_after=N replays those after N
 -- (paced as a live stream; a cancel ends it, and a cancelled response has
@@ -15,6 +16,7 @@ local util = require "aigc.devserver.util"
 local errors = require "aigc.devserver.errors"
 local build = require "aigc.devserver.responses_build"
 local stream = require "aigc.devserver.responses_stream"
+local conversations = require "aigc.devserver.conversations"
 
 local format = string.format
 local O, A, NULL = json.O, json.A, json.NULL
@@ -105,6 +107,11 @@ function M.create (req)
   if body.background == true and body.store == false then
     return bad_param("background", "Background mode requires store=true.", "invalid_value")
   end
+  local conv, cerr
+  if not isnull(body.conversation) then   -- (its items: this response's input and output are added)
+    conv, cerr = conversations.find(srv, body.conversation)
+    if not conv then return cerr end
+  end
   local r = { id = "resp_" .. uid(), body = body, model = req.model, created_at = os.time() }
   r.plan = build.plan(req, p)
   r.completed_at = os.time()
@@ -114,6 +121,10 @@ function M.create (req)
   end
   r.items = listed_items(p.items)
   r.history = history_of(r, p)
+  if conv then
+    conversations.append(conv, r.items)
+    for _, it in ipairs(r.plan.items) do conversations.append(conv, { build.item_obj(it) }) end
+  end
   if body.store ~= false then
     store[r.id] = r
     for _, it in ipairs(r.plan.items) do if it.id then store_of(srv).items[it.id] = true end end

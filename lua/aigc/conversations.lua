@@ -1,0 +1,161 @@
+--- The Conversations API (`/conversations`): thin client methods, as the
+-- stored responses' (aigc.responses): `create_conversation`,
+-- `get_conversation`, `update_conversation`, `delete_conversation`,
+-- `conversation_items`, `create_conversation_items`,
+-- `get_conversation_item` and `delete_conversation_item`, installed on the
+-- client class by client.lua. A response joins a conversation with
+-- `client:respond { conversation = id, ... }` (the field passes through).
+--
+-- @module aigc.conversations
+
+local check = require "aigc.check"
+local task = require "aigc.task"
+local util = require "aigc.util"
+local responses = require "aigc.responses"
+
+local pairs, type = pairs, type
+local argerror, expected, urlencode = util.argerror, util.expected, util.urlencode
+
+util.own_module()
+
+local M = {}
+
+-- client.lua's private helpers, given to `install`.
+local check_self, submit
+
+-- "/conversations/<id>[/items[/<item_id>]]"; ids checked as path segments.
+local function path_of (fname, id, item_id, items)
+  if not util.is_path_segment(id) then argerror(fname, 1, util.not_path_segment("a conversation id", id)) end
+  local path = "/conversations/" .. urlencode(id)
+  if item_id ~= nil then
+    if not util.is_path_segment(item_id) then argerror(fname, 2, util.not_path_segment("an item id", item_id)) end
+    return path .. "/items/" .. urlencode(item_id)
+  end
+  return items and path .. "/items" or path
+end
+
+-- A POST's body (a copy of `params`: nil is {}), checked as every call's.
+local function body_of (self, fname, argn, params)
+  if params == nil then return {} end
+  if type(params) ~= "table" then argerror(fname, argn, expected("table", params)) end
+  local body = {}
+  for k, v in pairs(params) do body[k] = v end
+  check.call(self, fname, argn, "json", body)
+  return body
+end
+
+local function call (self, api, body, path, fname, argn)
+  return task.await(submit(self, api, body, path, fname, argn))
+end
+
+-- The methods `install` puts on the client class.
+local Client = {}
+
+--- A conversation (`POST /conversations`): `metadata`, `items` (at most 20).
+-- @tparam[opt] table params
+-- @treturn[1] table `{ id =, object = "conversation", created_at =, metadata = }`
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+-- @usage local conv = assert(client:create_conversation { items = { { role = "user", content = "Hi" } } })
+function Client:create_conversation (params)
+  check_self(self, "create_conversation")
+  return call(self, "json", body_of(self, "create_conversation", 1, params), "/conversations",
+              "create_conversation", 1)
+end
+
+--- A conversation (`GET /conversations/{id}`).
+-- @tparam string id
+-- @treturn[1] table the conversation
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+function Client:get_conversation (id)
+  check_self(self, "get_conversation")
+  return call(self, "get", nil, path_of("get_conversation", id), "get_conversation")
+end
+
+--- Updates a conversation's `metadata` (`POST /conversations/{id}`).
+-- @tparam string id
+-- @tparam table params `{ metadata = {...} }`
+-- @treturn[1] table the conversation
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+function Client:update_conversation (id, params)
+  check_self(self, "update_conversation")
+  local path = path_of("update_conversation", id)
+  if type(params) ~= "table" then argerror("update_conversation", 2, expected("table", params)) end
+  return call(self, "json", body_of(self, "update_conversation", 2, params), path, "update_conversation", 2)
+end
+
+--- Deletes a conversation (`DELETE /conversations/{id}`).
+-- @tparam string id
+-- @treturn[1] table `{ id =, object = "conversation.deleted", deleted = true }`
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+function Client:delete_conversation (id)
+  check_self(self, "delete_conversation")
+  return call(self, "delete", nil, path_of("delete_conversation", id), "delete_conversation")
+end
+
+--- A page of a conversation's items (`GET /conversations/{id}/items`).
+-- @tparam string id
+-- @tparam[opt] table query `limit`, `order`, `after`, `include` (as `response_input_items`')
+-- @treturn[1] table `{ object = "list", data =, first_id =, last_id =, has_more = }`
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+function Client:conversation_items (id, query)
+  check_self(self, "conversation_items")
+  local path = path_of("conversation_items", id, nil, true) .. responses.query_of("conversation_items", 2, query)
+  return call(self, "get", nil, path, "conversation_items")
+end
+
+--- Adds items to a conversation (`POST /conversations/{id}/items`).
+-- @tparam string id
+-- @tparam table items a list of items (at most 20)
+-- @tparam[opt] table query `include`
+-- @treturn[1] table `{ object = "list", data = (the items added) ... }`
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+function Client:create_conversation_items (id, items, query)
+  check_self(self, "create_conversation_items")
+  local path = path_of("create_conversation_items", id, nil, true)
+    .. responses.query_of("create_conversation_items", 3, query)
+  if type(items) ~= "table" then
+    argerror("create_conversation_items", 2, expected("table (a list of items)", items))
+  end
+  return call(self, "json", { items = items }, path, "create_conversation_items", 2)
+end
+
+--- One item of a conversation (`GET /conversations/{id}/items/{item_id}`).
+-- @tparam string id
+-- @tparam string item_id
+-- @tparam[opt] table query `include`
+-- @treturn[1] table the item
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+function Client:get_conversation_item (id, item_id, query)
+  check_self(self, "get_conversation_item")
+  local path = path_of("get_conversation_item", id, item_id) .. responses.query_of("get_conversation_item", 3, query)
+  return call(self, "get", nil, path, "get_conversation_item")
+end
+
+--- Deletes an item of a conversation (`DELETE /conversations/{id}/items/{item_id}`).
+-- @tparam string id
+-- @tparam string item_id
+-- @treturn[1] table the conversation
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+function Client:delete_conversation_item (id, item_id)
+  check_self(self, "delete_conversation_item")
+  return call(self, "delete", nil, path_of("delete_conversation_item", id, item_id), "delete_conversation_item")
+end
+
+--- Installs the methods on the client class.
+-- @tparam table class the client class
+-- @tparam table helpers client.lua's `check_self` and `submit` (as aigc.responses')
+-- @local
+function M.install (class, helpers)
+  check_self, submit = helpers.check_self, helpers.submit
+  for name, fn in pairs(Client) do class[name] = fn end
+end
+
+return M
