@@ -54,11 +54,11 @@ describe("Responses failure events", function ()
   end)
 
   -- luacheck: push ignore 631 (the events, one a line as a server sends them)
+  local oneshot = require "oneshot"
+  local created = '{"type":"response.created","sequence_number":0,"response":{"id":"r","object":"response","status":"in_progress","output":[]}}'
+  local error_ev = '{"type":"error","sequence_number":1,"code":"server_error","message":"boom","param":null}'
   it("another server: error and response.failed in one write; another event after the error is not delivered",
      function ()
-    local oneshot = require "oneshot"
-    local created = '{"type":"response.created","sequence_number":0,"response":{"id":"r","object":"response","status":"in_progress","output":[]}}'
-    local error_ev = '{"type":"error","sequence_number":1,"code":"server_error","message":"boom","param":null}'
     local failed = '{"type":"response.failed","sequence_number":2,"response":{"id":"r","object":"response","status":"failed","error":{"code":"server_error","message":"other words"},"output":[]}}'
     local delta = '{"type":"response.output_text.delta","sequence_number":2,"output_index":0,"content_index":0,"delta":"late"}'
     for _, case in ipairs {
@@ -79,6 +79,20 @@ describe("Responses failure events", function ()
       assert.equal("server_error", err.code)
       assert.same(case.want, types)
     end
+  end)
+
+  it("a server that keeps the response open after the error, saying nothing: the error ends the call", function ()
+    -- (it has 2 s to send what follows, as after response.completed; the
+    -- child keeps the response open 20 s, the call's timeout is longer)
+    local c, done = oneshot.sse_client(aigc, sse { { "response.created", created }, { "error", error_ev } }, 20)
+    local types = {}
+    local res, err = c:respond { input = "x", timeout = 60,
+                                 stream = function (_, event) types[#types + 1] = event.type end }
+    done()
+    assert.is_nil(res)
+    assert.equal("api", err.kind)
+    assert.equal("boom", err.message)
+    assert.same({ "response.created", "error" }, types)
   end)
   -- luacheck: pop
 

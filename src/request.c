@@ -859,6 +859,7 @@ static int handle_event (lua_State *L, int eidx, int ridx, aigc_request *r,
   if (r->raccum.end != AIGC_RACCUM_FAILED) {   /* an "error" event: held */
     lua_setiuservalue(L, ridx, AIGC_RQ_HELD);
     r->error_held = 1;
+    aigc_transfer_grace(r);   /* (a server that then says nothing more ends in 2 s) */
     return ran;
   }
   return ran + fail_now(L, eidx, ridx, r);

@@ -220,6 +220,12 @@ static void responses_end (aigc_request *r) {
   timers_changed(r);   /* (an earlier timer: the roster's floor must know) */
 }
 
+void aigc_transfer_grace (aigc_request *r) {
+  r->idle_deadline = 0;
+  r->done_deadline = aigc_now() + AIGC_DONE_GRACE;
+  timers_changed(r);
+}
+
 /* Whether s[0..n) holds the string lit. */
 static int has_text (const char *s, size_t n, const char *lit) {
   size_t len = strlen(lit), i;

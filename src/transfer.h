@@ -249,6 +249,10 @@ double aigc_transfer_retry_delay (aigc_request *r);
 int aigc_transfer_status_retryable (const aigc_request *r, long status);
 /* Schedules the next attempt in `delay` seconds (a retry). */
 void aigc_transfer_schedule_retry (aigc_request *r, double delay);
+/* A Responses "error" event's error is held (request.c): the server has
+   AIGC_DONE_GRACE to send what follows it (a response.failed) and end the
+   response, else the transfer ends there (as after [DONE]). */
+void aigc_transfer_grace (aigc_request *r);
 /* Whether the failed attempt was a stale keep-alive connection answering
    with bytes from before (see transfer.c): then start again once. */
 int aigc_transfer_stale (const aigc_request *r);
