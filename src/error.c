@@ -1049,94 +1049,9 @@ void aigc_error_scrub (lua_State *L, int idx, const char *secrets) {
 
 /*
 ** {======================================================
-** Callback errors and log lines
+** Log lines (the callbacks' errors: error_report.c)
 ** =======================================================
 */
-
-/*
-** Pushes the text of the error value at idx, for stderr: a string, number
-** or boolean as it is, a value with __tostring as that gives it, a plain
-** table's string `message` field (an error object of the caller's own),
-** else what the value is: "a table error value without a message", as
-** the tool loop describes such a value (lua/aigc/tools.lua message_of),
-** never "table: 0x...".
-*/
-static const char *error_text (lua_State *L, int idx) {
-  int t = lua_type(L, idx);
-  idx = lua_absindex(L, idx);
-  luaL_checkstack(L, 2, NULL);
-  if (t == LUA_TSTRING || t == LUA_TNUMBER || t == LUA_TBOOLEAN)
-    return aigc_tostring_safe(L, idx, NULL);
-  if (luaL_getmetafield(L, idx, "__tostring")) {
-    lua_pop(L, 1);
-    return aigc_tostring_safe(L, idx, NULL);
-  }
-  if (t == LUA_TTABLE) {
-    lua_pushliteral(L, "message");
-    lua_rawget(L, idx);   /* (raw: no __index runs here) */
-    if (lua_type(L, -1) == LUA_TSTRING)
-      return lua_tostring(L, -1);
-    lua_pop(L, 1);
-  }
-  return lua_pushfstring(L, "a %s error value without a message", luaL_typename(L, idx));
-}
-
-/* Writes the error at idx to stderr, one report. */
-static void write_error (lua_State *L, int idx, const char *why) {
-  fprintf(stderr, "aigc: %s: %s\n", why, error_text(L, idx));
-  fflush(stderr);
-  lua_pop(L, 1);
-}
-
-/*
-** Reported exactly once (error.h). What is still kept when the client is
-** closed or collected goes to stderr (aigc_error_flush).
-*/
-void aigc_error_report (lua_State *L, int eidx, int erridx, const char *secrets) {
-  lua_Integer n;
-  erridx = lua_absindex(L, erridx);
-  eidx = lua_absindex(L, eidx);
-  aigc_error_scrub(L, erridx, secrets);   /* no secret on stderr or in step()'s list */
-  if (lua_getiuservalue(L, eidx, AIGC_EN_ERRHANDLER) == LUA_TFUNCTION) {
-    lua_pushvalue(L, erridx);
-    if (aigc_pcall(L, 1, 0) == LUA_OK)
-      return;
-    write_error(L, -1, "error in the client's error_handler");
-    lua_pop(L, 1);
-    write_error(L, erridx, "error in a callback, given to the error_handler that failed");
-    return;
-  }
-  lua_pop(L, 1);
-  if (lua_getiuservalue(L, eidx, AIGC_EN_ERRORS) != LUA_TTABLE) {   /* cannot be: kept a table */
-    lua_pop(L, 1);
-    write_error(L, erridx, "error in a callback");
-    return;
-  }
-  n = (lua_Integer)lua_rawlen(L, -1);
-  if (n >= AIGC_MAX_KEPT_ERRORS) {
-    lua_pop(L, 1);
-    write_error(L, erridx, "error in a callback (too many kept for step() already)");
-    return;
-  }
-  lua_pushvalue(L, erridx);
-  lua_rawseti(L, -2, n + 1);
-  lua_pop(L, 1);
-}
-
-void aigc_error_flush (lua_State *L, int eidx) {
-  lua_Integer i, n;
-  if (lua_getiuservalue(L, eidx, AIGC_EN_ERRORS) == LUA_TTABLE) {
-    n = (lua_Integer)lua_rawlen(L, -1);
-    for (i = 1; i <= n; i++) {
-      lua_rawgeti(L, -1, i);
-      write_error(L, -1, "error in a callback (no step() collected it before the client closed)");
-      lua_pop(L, 1);
-      lua_pushnil(L);
-      lua_rawseti(L, -2, i);
-    }
-  }
-  lua_pop(L, 1);
-}
 
 void aigc_error_log (lua_State *L, int eidx, const char *secrets, const char *level,
                      const char *fmt, ...) {
