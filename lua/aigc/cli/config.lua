@@ -114,15 +114,38 @@ local function secret_in_file (at)
     .. "with api_key_env)"
 end
 
+-- The setting of the client options `o` (at `at`) that holds a credential
+-- in a URL or a query: a password in base_url's user info
+-- ("https://user:pass@host/"), a `?api-key=` or `?key=` in it (or in
+-- azure_endpoint, proxy), a credential-like `query` parameter. The file
+-- would hold the key, and logs, errors and the run's output showed it.
+local URL_OPTIONS = { "base_url", "azure_endpoint", "proxy" }
+local function url_secret (o, at)
+  if type(o) ~= "table" then return nil end
+  for _, k in ipairs(URL_OPTIONS) do
+    if type(o[k]) == "string" and #util.url_secrets(o[k], {}) > 0 then
+      return at .. "." .. k .. " holds a credential (a password or a key in the URL), which a config "
+        .. "file may not hold (a key: name its environment variable with api_key_env)"
+    end
+  end
+  for name, v in pairs(type(o.query) == "table" and o.query or {}) do
+    if util.secret_param(name) and v ~= "" then return secret_in_file(util.path(at .. ".query", name)) end
+  end
+end
+
 -- What is wrong with the settings' values, or nil (the settings' types are checked).
 local function config_problem (t)
   local client_header = credential_header(type(t.client) == "table" and t.client.headers)
   if client_header then return secret_in_file(util.path(util.path("client", "headers"), client_header)) end
+  local in_url = url_secret(t.client, "client")
+  if in_url then return in_url end
   for name, e in pairs(t.endpoints or {}) do
     local at = util.path("endpoints", name)
     if type(e) ~= "table" then return "endpoint '" .. tostring(name) .. "' must be a table" end
     local header = credential_header(e.headers)
     if header then return secret_in_file(util.path(util.path(at, "headers"), header)) end
+    in_url = url_secret(e, at)
+    if in_url then return in_url end
     if e.api_key ~= nil then
       return "endpoint '" .. tostring(name) .. "' has an api_key: put the key in the "
         .. "environment and name the variable with api_key_env"
