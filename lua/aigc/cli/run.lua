@@ -18,14 +18,28 @@ local util = require "aigc.util"
 -- With the client, scrubbed first: a line that only the command prints
 -- (no error object scrubbed on the way) showed an id or status echoing the
 -- key, and a cut inside the key leaves a piece no later scrub finds.
-local function shown_id (id, client)
-  id = tostring(id)
+local function scrubbed (v, client)
   local engine = client and rawget(client, "_engine")
   if engine then
-    local ok, v = pcall(engine.scrub, engine, id)
-    if ok and type(v) == "string" then id = v end
+    local ok, s = pcall(engine.scrub, engine, v)   -- (a table: in place)
+    if ok and type(s) == type(v) then return s end
   end
-  return util.clip(id, 200)
+  return v
+end
+
+local function shown_id (id, client)
+  return util.clip(scrubbed(tostring(id), client), 200)
+end
+
+-- Closes the run's client, the summary's batch id and abandoned batch
+-- (status, error: the server's text) scrubbed first: the report's lines
+-- are the command's, no error object the engine scrubbed.
+local function close_client (client, summary)
+  if type(summary) == "table" then
+    summary.batch_id = summary.batch_id and scrubbed(summary.batch_id, client)
+    summary.abandoned_batch = summary.abandoned_batch and scrubbed(summary.abandoned_batch, client)
+  end
+  client:close()
 end
 
 local M = {}
@@ -73,8 +87,10 @@ end
 --- One progress line: bar, count, rate, ETA, tokens, cost.
 -- @tparam table p the runner's progress table
 -- @tparam[opt=24] integer width of the bar
+-- @tparam[opt] table client the run's, to scrub the batch's id and status
+-- (the server's text) of its key: this line is no error the engine scrubs
 -- @treturn string
-function M.progress_line (p, width)
+function M.progress_line (p, width, client)
   width = width or 24
   local frac = p.total > 0 and p.done / p.total or 1
   local filled = math.floor(frac * width + 0.5)
@@ -91,7 +107,7 @@ function M.progress_line (p, width)
   if p.failed > 0 then parts[#parts + 1] = "failed " .. p.failed end
   if p.retries and p.retries > 0 then parts[#parts + 1] = "retries " .. p.retries end
   if p.batch then
-    parts[#parts + 1] = "batch " .. shown_id(p.batch.id) .. " " .. shown_id(p.batch.status)
+    parts[#parts + 1] = "batch " .. shown_id(p.batch.id, client) .. " " .. shown_id(p.batch.status, client)
   else
     parts[#parts + 1] = "x" .. tostring(p.concurrency)
   end
@@ -331,26 +347,26 @@ function M.run (args)
       if p.batch then batch_id = p.batch.id end
       if args.quiet then return end
       if tty then
-        local line, columns = M.progress_line(p), width()
+        local line, columns = M.progress_line(p, nil, client), width()
         if columns and #line >= columns then line = line:sub(1, columns - 1) end
         io.stderr:write("\r\27[K", line)
         if p.final then io.stderr:write("\n") end
         io.stderr:flush()
       elseif p.final or p.elapsed - last_plain >= 5 then
         last_plain = p.elapsed
-        common.note(M.progress_line(p))
+        common.note(M.progress_line(p, nil, client))
       end
     end or nil,
   })
   stop_width()
   if signals then signals:close() end
   if log then log:close() end
-  client:close()
+  close_client(client, ok and summary)
   if not ok and batch_id and tostring(summary):find("interrupted!$") then
     -- Ctrl-C: the batch goes on at the server (and is billed); "interrupted" alone left a
     -- run without --out no way to its results, and running it again sent a second batch
     if tty then io.stderr:write("\n") end
-    local kept, id = runfile.batch_file(args.out), shown_id(batch_id)   -- (no file beside /dev/stdout, a pipe)
+    local kept, id = runfile.batch_file(args.out), shown_id(batch_id, client)   -- (no file beside /dev/stdout, a pipe)
     local again = args.batch_id and "run it again" or kept and "run it again (" .. kept
       .. " keeps its id)" or "run it again with --batch-id " .. id
     common.fail("aigc run: interrupted: batch " .. id .. " goes on at the server (" .. again
