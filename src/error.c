@@ -25,7 +25,7 @@
 **
 ** The secrets of an engine (the API key, an Azure key, an Azure AD token,
 ** the credential of a custom Authorization or api-key header) are kept as
-** one block with their base64 forms and an index of them
+** one block with their other forms (base64, hex...) and an index of them
 ** (aigc_secrets_from_config, see "The block of an engine's secrets"), for
 ** the life of the engine userdata: close() leaves it, __gc zeroes and
 ** frees it. So a pointer to it stays valid while the engine is on the
@@ -38,7 +38,9 @@
 ** with its start or its end cut off, cut in the middle of a text, masked in
 ** its middle, split over two values joined (each piece of 12 bytes or
 ** more); the same for the characters of its base64 forms (whatever bytes
-** are encoded with it: "Bearer <key>", "user:<password>"); and, as before,
+** are encoded with it: "Bearer <key>", "user:<password>"), its hex form
+** and its percent-encoded form; all of it whatever the ASCII case (a
+** gateway's "INVALID KEY SK-PROJ-..."); and, as before,
 ** a string that ends with the first 8 bytes or more of a secret (a secret
 ** cut by a truncation: a log line's 1 KiB, a body kept to 64 KiB). Each
 ** stretch becomes one "[redacted]". A secret of 4 to 7 bytes holding a
@@ -48,8 +50,9 @@
 ** (a placeholder word such as "EMPTY" or "ollama", a number, under 4
 ** bytes) are not searched for: as words they are ordinary text ("ollama
 ** pull"), which the redaction would mangle, and they are no real
-** credentials. A secret transformed otherwise (escaped, hex, reversed) or
-** cut into pieces shorter than 12 bytes is not found.
+** credentials. A secret transformed otherwise (reversed, base64 of its
+** upper-cased form, base32) or cut into pieces shorter than 12 bytes is not
+** found.
 */
 #include <stdarg.h>
 #include <stdint.h>
@@ -267,10 +270,11 @@ static void add_header_secret (lua_State *L, int list, lua_Integer *n) {
 /*
 ** The block of an engine's secrets, built once (aigc_secrets_from_config)
 ** and read only here. It indexes what is searched: each secret of
-** SECRET_MIN bytes or more (at most AIGC_MAX_SECRETS) and its three base64
-** forms, the characters of base64(X .. secret .. Y) that its bytes alone
-** decide, for X of 0, 1 or 2 bytes mod 3 ("Bearer <key>" base64'd, an HTTP
-** Basic credential holding a password).
+** SECRET_MIN bytes or more (at most AIGC_MAX_SECRETS) and its other forms
+** (form_of): three base64 ones, the characters of base64(X .. secret .. Y)
+** that its bytes alone decide, for X of 0, 1 or 2 bytes mod 3 ("Bearer
+** <key>" base64'd, an HTTP Basic credential holding a password), its hex
+** form, its percent-encoded form when it differs.
 **
 ** Layout, 32-bit fields in native order, read with memcpy (a copy in a Lua
 ** string need not be aligned):
@@ -321,10 +325,34 @@ static size_t block_len (const char *b) {
   return get32(b, H_TOTAL);
 }
 
-static unsigned gram_hash (const char *p, unsigned shift) {
-  uint64_t w;
+/*
+** Matching ignores ASCII case: a gateway or a server upper-cases or
+** lower-cases what it echoes ("INVALID KEY SK-PROJ-..."), and a hex form
+** may be in either case. 12 letters or digits still hold ~62 bits. fold8
+** lower-cases the 8 bytes of w at once (SWAR, no carry between bytes).
+*/
+static unsigned char fold (unsigned char c) {
+  return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+}
+
+static uint64_t fold8 (const char *p) {
+  const uint64_t ones = 0x0101010101010101u, high = ones * 0x80;
+  uint64_t w, low;
   memcpy(&w, p, sizeof w);
-  return (unsigned)((w * 0x9E3779B97F4A7C15u) >> shift);
+  low = w & ~high;
+  return w | ((((low + ones * (0x80 - 'A')) & ~(low + ones * (0x80 - 'Z' - 1))) & ~w & high) >> 2);
+}
+
+static int same_folded (const char *a, const char *b, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++)
+    if (fold((unsigned char)a[i]) != fold((unsigned char)b[i]))
+      return 0;
+  return 1;
+}
+
+static unsigned gram_hash (const char *p, unsigned shift) {
+  return (unsigned)((fold8(p) * 0x9E3779B97F4A7C15u) >> shift);
 }
 
 /* Bytes of a string of length n a run must have; the step between its
@@ -397,26 +425,69 @@ static int short_secret (const char *p, size_t n) {
 }
 
 /*
+** The other forms a server may echo a secret in (form 0, 1, 2: the base64
+** ones, b64_inner with r = form), written to out when not NULL; returns
+** the length, 0 when the form is the secret itself:
+**   3  hex ("736b2d..."; upper case too: matching ignores case), as a
+**      gateway dumps a header it refused;
+**   4  percent-encoded, all but RFC 3986's unreserved characters (a key
+**      with '/', '+', '=' echoed in a URL or a form: "abc%2Fdef%2B...").
+** A JSON string's escapes ("\/") are decoded before a scrub sees them
+** (err.message), and err.body is the decoded document.
+*/
+#define NFORMS 5
+
+static int unreserved (unsigned char c) {
+  return is_alnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+static size_t form_of (const unsigned char *s, size_t n, int form, char *out) {
+  static const char hex[] = "0123456789ABCDEF";
+  size_t i, m = 0, escaped = 0;
+  if (form < 3)
+    return b64_inner(s, n, (size_t)form, out);
+  for (i = 0; i < n; i++)
+    escaped += form == 3 || !unreserved(s[i]);
+  if (escaped == 0)
+    return 0;
+  for (i = 0; out != NULL && i < n; i++) {
+    if (form == 4 && unreserved(s[i])) {
+      out[m++] = (char)s[i];
+      continue;
+    }
+    if (form == 4)
+      out[m++] = '%';
+    out[m++] = hex[s[i] >> 4];
+    out[m++] = hex[s[i] & 15];
+  }
+  return form == 3 ? 2 * n : n + 2 * escaped;
+}
+
+/*
 ** The block of the secrets in `plain` ("s1\0s2\0...\0\0", all SECRET_MIN
 ** bytes or more) and of the short ones in `shorts` (same form),
 ** malloc'ed, or NULL when out of memory. Pure C.
 */
 static char *build_block (const char *plain, const char *shorts, size_t nshorts) {
-  size_t nsec = 0, nstr, bytes = 0, grams = 0, slots = 8, total, at, k = 0, r;
+  size_t nsec = 0, nstr = 0, bytes = 0, grams = 0, slots = 8, total, at, k = 0, i;
   unsigned bits = 3;
+  int f;
   const char *p;
   char *b;
   for (p = plain; *p != '\0' && nsec < AIGC_MAX_SECRETS; p += strlen(p) + 1, nsec++) {
     size_t n = strlen(p);
     bytes += n + 1;
     grams += grams_of(n);
-    for (r = 0; r < 3; r++) {
-      size_t m = b64_inner(NULL, n, r, NULL);
+    nstr++;
+    for (f = 0; f < NFORMS; f++) {
+      size_t m = form_of((const unsigned char *)p, n, f, NULL);
+      if (m == 0)
+        continue;
       bytes += m + 1;
       grams += grams_of(m);   /* (m >= 10: n >= 8) */
+      nstr++;
     }
   }
-  nstr = 4 * nsec;
   while (slots < 4 * grams) {   /* a quarter full: most windows meet an empty slot */
     slots *= 2;
     bits++;
@@ -440,14 +511,17 @@ static char *build_block (const char *plain, const char *shorts, size_t nshorts)
     put32(b, H_DIR + 8 * k + 4, n);
     at += n + 1;
   }
-  for (k = 0; k < nsec; k++) {   /* then their base64 forms */
+  for (k = 0, i = nsec; k < nsec; k++) {   /* then their other forms */
     const char *s = b + get32(b, H_DIR + 8 * k);
     size_t n = get32(b, H_DIR + 8 * k + 4);
-    for (r = 0; r < 3; r++) {
-      size_t m = b64_inner((const unsigned char *)s, n, r, b + at), i = nsec + 3 * k + r;
+    for (f = 0; f < NFORMS; f++) {
+      size_t m = form_of((const unsigned char *)s, n, f, b + at);
+      if (m == 0)
+        continue;
       put32(b, H_DIR + 8 * i, at);
       put32(b, H_DIR + 8 * i + 4, m);
       at += m + 1;
+      i++;
     }
   }
   for (k = 0; k < nstr; k++)
@@ -714,15 +788,17 @@ static int runs_at (const scan *S, size_t i, size_t *lo, size_t *hi, int known) 
     size_t k = get32(b, S->table + 8 * slot + 4);
     size_t n = get32(b, H_DIR + 8 * k + 4), j = off - get32(b, H_DIR + 8 * k);
     size_t left = 0, right = GRAM, back = i - S->from;
-    if (memcmp(b + off, s + i, GRAM) != 0)
+    if (fold8(b + off) != fold8(s + i))
       continue;
     if (back > RUN_MIN)   /* (a run begins at most RUN_MIN bytes before its first window) */
       back = RUN_MIN;
-    while (left < back && left < j && s[i - left - 1] == b[off - left - 1])
+    while (left < back && left < j
+           && fold((unsigned char)s[i - left - 1]) == fold((unsigned char)b[off - left - 1]))
       left++;
     if (known && i - left >= *lo && i + n - j <= *hi)
       continue;
-    while (i + right < S->len && j + right < n && s[i + right] == b[off + right])
+    while (i + right < S->len && j + right < n
+           && fold((unsigned char)s[i + right]) == fold((unsigned char)b[off + right]))
       right++;
     if (left + right < run_min(n))
       continue;
@@ -738,12 +814,10 @@ static int runs_at (const scan *S, size_t i, size_t *lo, size_t *hi, int known) 
 /* Whether the window s[i..i + GRAM) is an indexed piece: the test made
    at every byte of a text, kept to a hash, a load or two, a compare. */
 static int indexed (const scan *S, size_t i) {
-  uint64_t w, p;
+  uint64_t w = fold8(S->s + i);
   size_t slot = gram_hash(S->s + i, S->shift), off;
-  memcpy(&w, S->s + i, sizeof w);
   for (; (off = get32(S->b, S->table + 8 * slot)) != 0; slot = (slot + 1) & S->mask) {
-    memcpy(&p, S->b + off, sizeof p);
-    if (p == w)
+    if (fold8(S->b + off) == w)
       return 1;
   }
   return 0;
@@ -781,7 +855,7 @@ static size_t cut_tail (const char *b, const char *s, size_t len) {
     const char *p = b + get32(b, H_DIR + 8 * k);
     size_t n = get32(b, H_DIR + 8 * k + 4), t = (n - 1 < len) ? n - 1 : len;
     for (; t >= SECRET_MIN && t > best; t--)
-      if (s[len - t] == p[0] && memcmp(s + len - t, p, t) == 0)
+      if (same_folded(s + len - t, p, t))
         best = t;
   }
   return best;

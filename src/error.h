@@ -4,7 +4,7 @@
 ** and the client's log lines go (the client's error_handler, step()'s list,
 ** stderr; its log function).
 **
-** A secrets block (aigc_secrets_from_config: the secrets, their base64
+** A secrets block (aigc_secrets_from_config: the secrets, their base64, hex...
 ** forms and an index of them; its layout is error.c's) is owned by an
 ** engine and valid as long as the engine userdata lives; NULL: none.
 ** Every function that takes one copies it into Lua before any allocation
@@ -40,7 +40,8 @@ char **aigc_secrets_box (lua_State *L, int hidx, int sidx, const char *engine);
 /* Zeroes and frees a box's block now (the box stays, empty). */
 void aigc_secrets_box_free (char **box);
 /* Pushes s[0..len) with every secret (every run of 12 bytes or more of
-   one, or of its base64 forms) replaced by "[redacted]". */
+   one, or of its base64, hex or percent-encoded forms, in any ASCII
+   case) replaced by "[redacted]". */
 void aigc_error_push_scrubbed (lua_State *L, const char *s, size_t len, const char *secrets);
 /* How many bytes of s[0..len) to quote before more text: len less a tail
    of 8 bytes or more that starts a secret (a cut secret). No allocation. */

@@ -1,0 +1,177 @@
+-- Secrets a server echoes transformed, and secrets the command's own lines
+-- show: an error body holding the key upper-cased, lower-cased, hex- or
+-- percent-encoded (or base64'd) is scrubbed, at the 64 KiB cut too; a
+-- config file's base_url with a password or a query key is refused; the
+-- `aigc run --batch` progress line scrubs the batch's status.
+local aigc = require "aigc"
+local cjson = require "cjson"
+local cli = require "cli"
+local devserver = require "devserver"
+local scripted = require "scripted"
+local base64 = require "b64"
+
+local KEY = "sk-proj-" .. ("Zx81QwErTy7uIoPaSdFgHjKl3ZxCvBnM0qWeRtYuIoP"):rep(2)
+-- A key with characters percent-encoding escapes ('/', '+', '='), none
+-- of its pieces between them 12 bytes long.
+local SLASH_KEY = "Ab3/Xy9+Qw7=Zr5/Tp1+Mn4=Kd8/Lq2+Vw6="
+
+local function hex (s)
+  return (s:gsub(".", function (c) return string.format("%02x", c:byte()) end))
+end
+local function percent (s)
+  return (s:gsub("[^%w%-%._~]", function (c) return string.format("%%%02X", c:byte()) end))
+end
+
+-- What a server may send back of a secret: every form the scrubber
+-- promises to find, each a list of (text, pieces to look for).
+local function forms_of (secret)
+  return {
+    upper = secret:upper(), lower = secret:lower(), hex = hex(secret), HEX = hex(secret):upper(),
+    percent = percent(secret), percent_lower = percent(secret):lower(),
+    base64 = base64(secret), bearer64 = base64("Bearer " .. secret),
+  }
+end
+
+-- Whether s holds 12 bytes in a row of a form of a secret, in any case
+-- (the pieces of base64 forms: 12 characters inside them, away from the
+-- ends that other bytes decide), or ends with the first 8 of one.
+local RUN = 12
+local function leak (s, secret)
+  local hay = s:lower()
+  for name, form in pairs(forms_of(secret)) do
+    local inner = (name == "base64" or name == "bearer64") and form:sub(3, -4) or form
+    inner = inner:lower()
+    for i = 1, #inner - RUN + 1 do
+      if hay:find(inner:sub(i, i + RUN - 1), 1, true) then return name end
+    end
+  end
+  local low = secret:lower()
+  for n = 8, #secret - 1 do
+    if hay:sub(-n) == low:sub(1, n) then return "cut start" end
+  end
+end
+
+local function strings_of (v, out, seen)
+  out, seen = out or {}, seen or {}
+  if type(v) == "string" then out[#out + 1] = v
+  elseif type(v) == "table" and not seen[v] then
+    seen[v] = true
+    for k, x in pairs(v) do strings_of(k, out, seen); strings_of(x, out, seen) end
+  end
+  return out
+end
+
+local function assert_clean (v, secret, what)
+  for _, s in ipairs(strings_of(v)) do
+    local form = leak(s, secret)
+    if form then error(what .. " leaks the secret (" .. form .. " form)", 2) end
+  end
+end
+
+describe("scrubbing transformed echoes", function ()
+  it("a key upper-cased, lower-cased, hex, percent-encoded or base64'd in an error body: scrubbed", function ()
+    for _, secret in ipairs { KEY, SLASH_KEY } do
+      local forms, names = forms_of(secret), {}
+      for name in pairs(forms) do names[#names + 1] = name end
+      table.sort(names)
+      local replies = {}
+      for i, name in ipairs(names) do
+        replies[i] = "e400 " .. cjson.encode { error = { message = "Invalid key " .. forms[name] .. " given",
+                                                        details = { seen = "<" .. forms[name] .. ">" } } }
+      end
+      local srv = scripted.start(replies)
+      local lines = {}
+      local client = aigc.client { base_url = srv.base_url, api_key = secret, max_retries = 0,
+                                   log = function (_, msg) lines[#lines + 1] = msg end }
+      for _, name in ipairs(names) do
+        local res, err = client:chat { model = "m", messages = { { role = "user", content = "Hi" } } }
+        assert.is_nil(res)
+        assert.equal(400, err.status)
+        assert_clean(err, secret, name .. ": err")
+        assert_clean(tostring(err), secret, name .. ": tostring(err)")
+        -- (a base64 form keeps the few characters at its ends that other bytes decide)
+        local want = (name == "base64" or name == "bearer64") and "[redacted]" or "Invalid key [redacted] given"
+        assert.matches(want, err.message, 1, true)
+        assert.matches(want == "[redacted]" and want or "<[redacted]>", err.body.error.details.seen, 1, true)
+      end
+      assert_clean(lines, secret, "a log line")
+      client:close()
+      srv.finish()
+    end
+  end)
+
+  it("ordinary text (hex, words, a key's public prefix in capitals) is not blanked", function ()
+    local client = aigc.client { base_url = "http://127.0.0.1:9/v1", api_key = KEY }
+    local text = "SK-PROJ- keys; " .. hex("hello world, ordinary text") .. " %2F%2B ZX81 QWERTY"
+    assert.equal(text, client._engine:scrub(text))
+    client:close()
+  end)
+
+  it("a key upper-cased at the 64 KiB cut of a text body: its start is redacted", function ()
+    local body = ("x"):rep(65536 - 10) .. KEY:upper() .. " trailing"
+    local srv = scripted.start { "e400 " .. body }
+    local client = aigc.client { base_url = srv.base_url, api_key = KEY, max_retries = 0 }
+    local res, err = client:chat { model = "m", messages = { { role = "user", content = "Hi" } } }
+    assert.is_nil(res)
+    assert.is_string(err.body)
+    assert.equal(("x"):rep(65536 - 10) .. "[redacted]", err.body)
+    assert_clean(err, KEY, "err")
+    client:close()
+    srv.finish()
+  end)
+
+  it("a key the server sends a byte at a time (split over many reads): scrubbed", function ()
+    local srv = devserver.start()
+    local client = aigc.client { base_url = srv.base_url, api_key = KEY, max_retries = 0, timeout = 60 }
+    local res, err = client:chat { model = "m", messages = { { role = "user", content = "Hi" } },
+                                   headers = { ["x-aigc-fault"] = "echo-key,status=401,drip=1" } }
+    assert.is_nil(res)
+    assert.equal(401, err.status)
+    assert.matches("Incorrect API key provided: [redacted].", err.message, 1, true)
+    assert_clean(err, KEY, "err")
+    client:close()
+    srv:stop()
+  end)
+end)
+
+describe("aigc run --batch progress line", function ()
+  it("scrubs the batch's id and status of the run's key", function ()
+    local run = require "aigc.cli.run"
+    local client = aigc.client { base_url = "http://127.0.0.1:9/v1", api_key = KEY }
+    local line = run.progress_line({ done = 1, total = 2, ok = 1, failed = 0, tokens = 3, rate = 1,
+                                     batch = { id = "batch_" .. KEY, status = "failed: bad key " .. KEY:upper() } },
+                                   nil, client)
+    assert_clean(line, KEY, "the progress line")
+    assert.matches("batch batch_[redacted] failed: bad key [redacted]", line, 1, true)
+    client:close()
+  end)
+end)
+
+describe("aigc config: a credential in a URL", function ()
+  local srv, home
+  local aigc_cmd = cli.fixture(_ENV, function (s, h) srv, home = s, h end)
+
+  it("refuses base_url with a password or a query key (client or endpoint), and shows none", function ()
+    local PASSWORD = "Hunter2-Vq8ZrT3mWx5LpK9sNb4Yd"
+    local port = srv.base_url:match(":(%d+)/")
+    local cases = {
+      { '{ client = { base_url = "http://bob:' .. PASSWORD .. '@127.0.0.1:' .. port .. '/v1" } }', "client.base_url" },
+      { '{ endpoint = "w", endpoints = { w = { base_url = "http://127.0.0.1:' .. port .. '/v1?api-key='
+        .. PASSWORD .. '" } } }', "endpoints.w.base_url" },
+      { '{ endpoint = "w", endpoints = { w = { base_url = "http://127.0.0.1:' .. port .. '/v1?key='
+        .. PASSWORD .. '" } } }', "endpoints.w.base_url" },
+      { '{ endpoint = "w", endpoints = { w = { base_url = "http://127.0.0.1:' .. port .. '/v1", query = { key = "'
+        .. PASSWORD .. '" } } } }', "endpoints.w.query.key" },
+    }
+    for _, c in ipairs(cases) do
+      cli.write(home .. "/config.lua", c[1])
+      local r = aigc_cmd { "Hi" }
+      assert.equal(2, r.code, r.stderr)
+      assert.matches(c[2], r.stderr, 1, true)
+      assert.matches("a config file may not hold", r.stderr, 1, true)
+      assert.is_nil(r.stderr:find(PASSWORD, 1, true))
+      assert.is_nil(r.stdout:find(PASSWORD, 1, true))
+    end
+    assert.equal(0, #srv:requests())
+  end)
+end)
