@@ -134,6 +134,42 @@ describe("scrubbing transformed echoes", function ()
   end)
 end)
 
+describe("a log line's long path", function ()
+  local srv
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+
+  -- The line a streamed chat to base_url logs when it is sent.
+  local function logged (base_url)
+    local lines = {}
+    local client = aigc.client { base_url = base_url, api_key = KEY, max_retries = 0,
+                                 log = function (_, msg) lines[#lines + 1] = msg end }
+    client:chat { model = "m", messages = { { role = "user", content = "Hi" } }, stream = function () end }
+    client:close()
+    for _, l in ipairs(lines) do
+      if l:find("^POST ") then return l end
+    end
+    error("no POST line logged")
+  end
+
+  it("is cut at a character, with its mark, and keeps ' (stream)'", function ()
+    -- "/v1/" then 2-byte characters: byte 255 is the second of one
+    local line = logged(srv.base_url .. "/" .. ("\195\169"):rep(200))
+    assert.matches(" (stream)", line, 1, true)
+    assert.matches("\195\169\226\128\166 (stream)", line, 1, true)   -- "é… (stream)": whole characters
+    local path = line:match("^POST (.-)\226\128\166 %(stream%)$")
+    assert.is_string(path)
+    assert.equal(254, #path)
+  end)
+
+  it("is not cut inside the key (the start of a cut key then ' (stream)' was shown)", function ()
+    -- "/v1/" and 242 bytes: the cut at 255 falls 9 bytes into the key
+    local line = logged(srv.base_url .. "/" .. ("a"):rep(242) .. KEY)
+    assert_clean((line:gsub(" %(stream%)$", "")), KEY, "the log line")
+    assert.matches(("a"):rep(242) .. "\226\128\166 (stream)", line, 1, true)
+  end)
+end)
+
 describe("aigc run --batch progress line", function ()
   it("scrubs the batch's id and status of the run's key", function ()
     local run = require "aigc.cli.run"
