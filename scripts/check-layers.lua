@@ -37,6 +37,7 @@ local LAYERS = {
   { "util" },
   { "jsonlua", "headers", "form", "media", "lockfile" },
   { "error" },
+  { "error_report" },
   { "transfer" },
   { "response", "textrun" },
   { "request" },

@@ -41,20 +41,9 @@ static const char *secrets_of (aigc_engine *e) {
 /* Logs a new request (once it is in the engine: the log function may
    close the client or cancel it, which then cancels it like any other),
    scrubbed of its secrets: the engine's and the call's own. */
-#define LOG_PATH_MAX 255   /* bytes of a path a log line shows */
-
 static void log_submit (lua_State *L, aigc_engine *e, aigc_request *r) {
-  char path[LOG_PATH_MAX + 4];   /* (room for one byte more, then for the "…") */
-  size_t n;
-  aigc_transfer_path(r, path, LOG_PATH_MAX + 2);
-  if ((n = strlen(path)) > LOG_PATH_MAX) {
-    /* Cut: at a character, not inside a secret (" (stream)" follows, so
-       the scrub would not see its start as a cut one), then "…". */
-    for (n = LOG_PATH_MAX; n > 0 && ((unsigned char)path[n] & 0xC0) == 0x80; n--)
-      ;
-    n = aigc_secrets_cut(aigc_log_secrets(r), path, n);
-    memcpy(path + n, "\xE2\x80\xA6", 4);   /* … */
-  }
+  char path[AIGC_LOG_PATH];
+  aigc_transfer_path(r, path, sizeof path);
   if (e->roster.config.log_bodies && !aigc_request_bodiless(r))
     aigc_error_log(L, 1, aigc_log_secrets(r), "debug", "POST %s%s body: %.*s", path,
                    r->stream ? " (stream)" : "", (int)(r->body.len > 800 ? 800 : r->body.len),

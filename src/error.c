@@ -157,7 +157,7 @@ static void push_text (lua_State *L, const char *s, size_t len, const char *more
 }
 
 /* Replaces the string on top by its form with controls escaped, if needed. */
-static void escape_top (lua_State *L) {
+void aigc_error_escape_top (lua_State *L) {
   size_t len;
   const char *s = lua_tolstring(L, -1, &len);
   if (has_control(s, len)) {
@@ -179,7 +179,7 @@ static void escape_message (lua_State *L, int idx) {
       lua_pop(L, 1);
     return;
   }
-  escape_top(L);
+  aigc_error_escape_top(L);
   lua_setfield(L, idx, "message");
 }
 
@@ -1116,36 +1116,6 @@ void aigc_error_scrub (lua_State *L, int idx, const char *secrets) {
     lua_pop(L, 1);
   }
   escape_message(L, idx);   /* an error's message is text (see "Text shown") */
-}
-
-/* }====================================================== */
-
-
-/*
-** {======================================================
-** Log lines (the callbacks' errors: error_report.c)
-** =======================================================
-*/
-
-void aigc_error_log (lua_State *L, int eidx, const char *secrets, const char *level,
-                     const char *fmt, ...) {
-  char msg[1024];
-  va_list ap;
-  eidx = lua_absindex(L, eidx);
-  if (lua_getiuservalue(L, eidx, AIGC_EN_LOG) != LUA_TFUNCTION) {
-    lua_pop(L, 1);
-    return;
-  }
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  lua_pushstring(L, level);
-  aigc_error_push_scrubbed(L, msg, strlen(msg), secrets);   /* no secret in a log line */
-  escape_top(L);   /* nor a line of its own (see "Text shown") */
-  if (aigc_pcall(L, 2, 0) != LUA_OK) {
-    aigc_error_report(L, eidx, -1, secrets);
-    lua_pop(L, 1);
-  }
 }
 
 /* }====================================================== */

@@ -46,6 +46,9 @@ void aigc_error_push_scrubbed (lua_State *L, const char *s, size_t len, const ch
 /* How many bytes of s[0..len) to quote before more text: len less a tail
    of 8 bytes or more that starts a secret (a cut secret). No allocation. */
 size_t aigc_secrets_cut (const char *secrets, const char *s, size_t len);
+/* Replaces the string on top by its form with controls escaped (CR, LF,
+   ESC... as Lua writes them), if it has any. */
+void aigc_error_escape_top (lua_State *L);
 /* Scrubs the value at idx: a string is replaced by its scrubbed form, a
    table is scrubbed in place (every string value and key, any depth); an
    error object's message gets its control characters escaped. */

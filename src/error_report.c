@@ -1,8 +1,10 @@
 /*
-** error_report.c -- where the errors of callbacks go: the client's
-** error_handler, the list step() returns, stderr (error.h). Apart from
-** error.c, which makes and scrubs the errors, for its size.
+** error_report.c -- where the errors of callbacks go (the client's
+** error_handler, the list step() returns, stderr) and the client's log
+** lines (error.h). Apart from error.c, which makes and scrubs the errors,
+** for its size.
 */
+#include <stdarg.h>
 #include <stdio.h>
 
 #include "error.h"
@@ -91,4 +93,25 @@ void aigc_error_flush (lua_State *L, int eidx) {
     }
   }
   lua_pop(L, 1);
+}
+
+void aigc_error_log (lua_State *L, int eidx, const char *secrets, const char *level,
+                     const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  eidx = lua_absindex(L, eidx);
+  if (lua_getiuservalue(L, eidx, AIGC_EN_LOG) != LUA_TFUNCTION) {
+    lua_pop(L, 1);
+    return;
+  }
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  lua_pushstring(L, level);
+  aigc_error_push_scrubbed(L, msg, strlen(msg), secrets);   /* no secret in a log line */
+  aigc_error_escape_top(L);   /* nor a line of its own (error.c, "Text shown") */
+  if (aigc_pcall(L, 2, 0) != LUA_OK) {
+    aigc_error_report(L, eidx, -1, secrets);
+    lua_pop(L, 1);
+  }
 }

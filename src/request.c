@@ -175,7 +175,7 @@ static const char *error_title (lua_State *L, int vidx, char *buf, size_t size) 
 
 /* Logs how a request ended: "POST /v1/chat/completions -> 200 in 0.123 s". */
 static void log_end (lua_State *L, int eidx, aigc_request *r, int vidx, int ok) {
-  char path[256];
+  char path[AIGC_LOG_PATH];
   const char *rid, *method = aigc_request_method(r);
   if (r->roster == NULL || !r->roster->config.log_enabled)
     return;

@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "transfer.h"
+#include "error.h"
 
 static aigc_accum_kind accum_kind (aigc_kind kind) {
   return kind == AIGC_KIND_COMPLETION ? AIGC_ACCUM_COMPLETION : AIGC_ACCUM_CHAT;
@@ -658,10 +659,16 @@ const char *aigc_transfer_path (const aigc_request *r, char *buf, size_t size) {
   if (p == NULL)
     p = "/";
   n = strcspn(p, "?#");   /* a query may carry credentials some providers put there */
-  if (n >= size)
-    n = size - 1;
+  if (n < size) {
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+    return buf;
+  }
+  for (n = size - 4; n > 0 && ((unsigned char)p[n] & 0xC0) == 0x80; n--)
+    ;   /* (at a character: p[n] is no continuation byte) */
+  n = aigc_secrets_cut(aigc_log_secrets(r), p, n);
   memcpy(buf, p, n);
-  buf[n] = '\0';
+  memcpy(buf + n, "\xE2\x80\xA6", 4);   /* … */
   return buf;
 }
 

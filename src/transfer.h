@@ -281,7 +281,11 @@ void aigc_transfer_detach (aigc_request *r);
 /* Everything the request owns, for its __gc. */
 void aigc_transfer_free (aigc_request *r);
 
-/* The path of the URL for log lines: no scheme, host or query. */
+/* The path of the URL for log lines: no scheme, host or query. When it
+   does not fit in size bytes (AIGC_LOG_PATH), cut at a character and
+   before the start of a secret (text follows it in a line: the scrub
+   would see no cut secret), then "…". */
+#define AIGC_LOG_PATH 259
 const char *aigc_transfer_path (const aigc_request *r, char *buf, size_t size);
 
 #endif
