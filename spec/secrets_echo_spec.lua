@@ -147,7 +147,7 @@ describe("a log line's long path", function ()
     client:chat { model = "m", messages = { { role = "user", content = "Hi" } }, stream = function () end }
     client:close()
     for _, l in ipairs(lines) do
-      if l:find("^POST ") then return l end
+      if l:find("^POST ") then return l, lines end
     end
     error("no POST line logged")
   end
@@ -164,9 +164,20 @@ describe("a log line's long path", function ()
 
   it("is not cut inside the key (the start of a cut key then ' (stream)' was shown)", function ()
     -- "/v1/" and 242 bytes: the cut at 255 falls 9 bytes into the key
-    local line = logged(srv.base_url .. "/" .. ("a"):rep(242) .. KEY)
+    local line, lines = logged(srv.base_url .. "/" .. ("a"):rep(242) .. KEY)
     assert_clean((line:gsub(" %(stream%)$", "")), KEY, "the log line")
     assert.matches(("a"):rep(242) .. "\226\128\166 (stream)", line, 1, true)
+    -- and the line of its end ("POST <path> -> 404 in 0.001 s")
+    local ended = 0
+    for _, l in ipairs(lines) do
+      local path = l:match("^POST (.-) %-> ")
+      if path then
+        ended = ended + 1
+        assert_clean(path, KEY, "the end's log line")
+        assert.equal(("a"):rep(242) .. "\226\128\166", path:sub(-245))
+      end
+    end
+    assert.equal(1, ended)
   end)
 end)
 
