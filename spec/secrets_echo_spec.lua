@@ -222,3 +222,50 @@ describe("aigc config: a credential in a URL", function ()
     assert.equal(0, #srv:requests())
   end)
 end)
+
+describe("Azure details", function ()
+  it("a gateway's error with only apim-request-id: err.request_id is it (x-request-id first when both)", function ()
+    local oneshot = require "oneshot"
+    local SCRIPT = [[
+      local oneshot = require "oneshot"
+      local server = oneshot.listen()
+      server:settimeout(30)
+      for _, extra in ipairs { "", "x-request-id: req_openai\r\n" } do
+        local c = oneshot.read_request(server)
+        local body = '{"statusCode": 429, "message": "Rate limit is exceeded."}'
+        c:send("HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
+               .. "apim-request-id: 6f1c2a9e-apim\r\n" .. extra .. "Content-Length: " .. #body
+               .. "\r\nConnection: close\r\n\r\n" .. body)
+        c:close()
+      end
+    ]]
+    local port, child = oneshot.start(SCRIPT, {})
+    local client = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", api_key = "k", max_retries = 0 }
+    local _, err = client:chat { model = "m", messages = { { role = "user", content = "Hi" } } }
+    assert.equal(429, err.status)
+    assert.equal("6f1c2a9e-apim", err.request_id)
+    assert.matches("[request 6f1c2a9e-apim]", tostring(err), 1, true)
+    _, err = client:chat { model = "m", messages = { { role = "user", content = "Hi" } } }
+    assert.equal("req_openai", err.request_id)
+    client:close()
+    child:wait(10)
+  end)
+
+  it("aigc.batch refuses an option it does not know, naming it", function ()
+    local client = aigc.client { base_url = "http://127.0.0.1:9/v1", api_key = "k" }
+    local reqs = { { custom_id = "a", body = { model = "m", messages = { { role = "user", content = "Hi" } } } } }
+    local ok, msg = pcall(aigc.batch.create, client, reqs, { completion_windw = "24h" })
+    assert.is_false(ok)
+    assert.matches("opts.completion_windw: unknown option (did you mean completion_window?)", msg, 1, true)
+    ok, msg = pcall(aigc.batch.wait, client, "batch_1", { timout = 5 })
+    assert.is_false(ok)
+    assert.matches("opts.timout: unknown option (did you mean timeout?)", msg, 1, true)
+    ok, msg = pcall(aigc.batch.wait, client, "batch_1", { endpoint = "/v1/embeddings" })   -- (create's, not wait's)
+    assert.is_false(ok)
+    assert.matches("opts.endpoint: unknown option", msg, 1, true)
+    ok, msg = pcall(aigc.batch.run, client, reqs, { api_version = "2024-10-21" })
+    assert.is_false(ok)
+    assert.matches("opts.api_version: unknown option", msg, 1, true)
+    client:close()
+  end)
+end)

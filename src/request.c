@@ -179,7 +179,7 @@ static void log_end (lua_State *L, int eidx, aigc_request *r, int vidx, int ok) 
   const char *rid, *method = aigc_request_method(r);
   if (r->roster == NULL || !r->roster->config.log_enabled)
     return;
-  rid = aigc_headers_find(&r->hdrs, "x-request-id", NULL);
+  rid = aigc_request_id(r);
   aigc_transfer_path(r, path, sizeof path);
   if (ok)
     aigc_error_log(L, eidx, aigc_log_secrets(r), "info", "%s %s -> %ld in %.3f s%s%s%s", method, path,

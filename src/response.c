@@ -29,7 +29,7 @@ static int is_chat_like (const aigc_request *r) {
 */
 
 void aigc_response_decorate_error (lua_State *L, aigc_request *r) {
-  const char *rid = aigc_headers_find(&r->hdrs, "x-request-id", NULL);
+  const char *rid = aigc_request_id(r);
   if (rid != NULL) {
     lua_pushstring(L, rid);
     lua_setfield(L, -2, "request_id");
@@ -450,7 +450,7 @@ static void set_output_text (lua_State *L, int res, const aigc_json_value *tree)
    top, and headers made when first read. */
 static void decorate_result (lua_State *L, aigc_request *r, const aigc_json_value *tree) {
   int res = lua_gettop(L);
-  const char *rid = aigc_headers_find(&r->hdrs, "x-request-id", NULL);
+  const char *rid = aigc_request_id(r);
   if (r->kind == AIGC_KIND_CHAT || r->kind == AIGC_KIND_COMPLETION)
     set_text(L, res);
   else if (r->kind == AIGC_KIND_RESPONSES)

@@ -176,6 +176,13 @@ struct aigc_request {
   aigc_json_arena arena;        /* per-chunk parse memory, reset each chunk */
 };
 
+/* The request id of r's answer: x-request-id, else apim-request-id (an
+   Azure API Management gateway's own error carries only that), or NULL. */
+static inline const char *aigc_request_id (const aigc_request *r) {
+  const char *rid = aigc_headers_find(&r->hdrs, "x-request-id", NULL);
+  return rid != NULL ? rid : aigc_headers_find(&r->hdrs, "apim-request-id", NULL);
+}
+
 /* The secrets r's log lines are scrubbed of: log_secrets when given (a
    download's hop: its URLs' credentials, which its error keeps for the Lua
    layer to follow a redirect and scrub after), else its errors' ones. */

@@ -30,6 +30,7 @@
 --
 -- @module aigc.batch
 
+local check = require "aigc.check"
 local core = require "aigc.core"
 local task = require "aigc.task"
 local util = require "aigc.util"
@@ -138,9 +139,23 @@ local function check_id (fname, argn, id, what)
   if not is_id(id) then argerror(fname, argn, not_id(what or "batch id", id)) end
 end
 
+-- The options of create and of wait (run takes both). Another name was
+-- ignored: a misspelt `completion_windw` or `timout` sent the default.
+local CREATE_OPTIONS = { endpoint = true, completion_window = true, filename = true, metadata = true,
+                         output_expires_after = true }
+local WAIT_OPTIONS = { interval = true, timeout = true, on_progress = true }
+
 local function check_opts (fname, argn, opts)
   if opts == nil then return {} end
   if type(opts) ~= "table" then argerror(fname, argn, expected("table", opts)) end
+  for k in pairs(opts) do
+    if not ((fname ~= "wait" and CREATE_OPTIONS[k]) or (fname ~= "create" and WAIT_OPTIONS[k])) then
+      local known = check.likely_typo(k, fname ~= "wait" and CREATE_OPTIONS or {},
+                                      fname ~= "create" and WAIT_OPTIONS or {})
+      field_error(fname, argn, util.path("opts", k),
+                  "unknown option" .. (known and " (did you mean " .. known .. "?)" or ""))
+    end
+  end
   for _, k in ipairs { "endpoint", "completion_window", "filename" } do
     if opts[k] ~= nil and type(opts[k]) ~= "string" then
       field_error(fname, argn, "opts." .. k, expected("string", opts[k]))
