@@ -29,6 +29,8 @@ local function forms_of (secret)
     upper = secret:upper(), lower = secret:lower(), hex = hex(secret), HEX = hex(secret):upper(),
     percent = percent(secret), percent_lower = percent(secret):lower(),
     base64 = base64(secret), bearer64 = base64("Bearer " .. secret),
+    -- (a JSON text in a string: a gateway wrapping the upstream's body)
+    json = (secret:gsub("[/\\\"]", "\\%0")),
   }
 end
 
@@ -267,5 +269,41 @@ describe("Azure details", function ()
     assert.is_false(ok)
     assert.matches("opts.api_version: unknown option", msg, 1, true)
     client:close()
+  end)
+end)
+
+describe("a cassette recorded through the proxy", function ()
+  it("holds no key the upstream echoes upper-cased, hex or percent-encoded", function ()
+    local oneshot = require "oneshot"
+    local forms = forms_of(SLASH_KEY)
+    local text = "Your key: " .. forms.upper .. " / " .. forms.HEX .. " / " .. forms.percent_lower
+    local SCRIPT = [[
+      local oneshot = require "oneshot"
+      local server = oneshot.listen()
+      server:settimeout(30)
+      local c = oneshot.read_request(server)
+      local body = arg[1]
+      c:send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nx-debug: " .. arg[2] .. "\r\nContent-Length: "
+             .. #body .. "\r\nConnection: close\r\n\r\n" .. body)
+      c:close()
+    ]]
+    local body = cjson.encode { id = "c1", object = "chat.completion", model = "m", created = 1,
+      choices = { { index = 0, message = { role = "assistant", content = text }, finish_reason = "stop" } } }
+    local port, child = oneshot.start(SCRIPT, { body, forms.hex })
+    local path = os.tmpname()
+    local rec = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", api_key = SLASH_KEY, max_retries = 0,
+                              cassette = { path = path, mode = "record", proxy = true } }
+    local res = assert(rec:chat { model = "m", messages = { { role = "user", content = "Hi" } } })
+    assert.equal(text, res.text)   -- (the reply is the caller's: not altered)
+    rec:close()
+    child:wait(10)
+    local f = assert(io.open(path, "rb"))
+    local tape = f:read("*a")
+    f:close()
+    os.remove(path)
+    assert.matches('"raw"', tape, 1, true)
+    assert.matches("Your key: [redacted]", tape, 1, true)
+    assert_clean(cjson.decode(tape:match("[^\n]+")), SLASH_KEY, "the tape")
+    assert_clean(tape, SLASH_KEY, "the tape's text")
   end)
 end)

@@ -431,14 +431,21 @@ static int short_secret (const char *p, size_t n) {
 **   3  hex ("736b2d..."; upper case too: matching ignores case), as a
 **      gateway dumps a header it refused;
 **   4  percent-encoded, all but RFC 3986's unreserved characters (a key
-**      with '/', '+', '=' echoed in a URL or a form: "abc%2Fdef%2B...").
-** A JSON string's escapes ("\/") are decoded before a scrub sees them
-** (err.message), and err.body is the decoded document.
+**      with '/', '+', '=' echoed in a URL or a form: "abc%2Fdef%2B...");
+**   5  in a JSON string, '/', '"' and '\' escaped ("abc\/def"): the text
+**      of a JSON document a gateway wraps in a string of its own (what
+**      aigc decodes, err.message, err.body, keeps those escapes), a
+**      cassette's raw bytes.
 */
-#define NFORMS 5
+#define NFORMS 6
 
 static int unreserved (unsigned char c) {
   return is_alnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+/* Whether form (3, 4, 5) writes byte c as more than itself. */
+static int escaped_in (int form, unsigned char c) {
+  return form == 3 || (form == 4 && !unreserved(c)) || (form == 5 && (c == '/' || c == '"' || c == '\\'));
 }
 
 static size_t form_of (const unsigned char *s, size_t n, int form, char *out) {
@@ -447,20 +454,24 @@ static size_t form_of (const unsigned char *s, size_t n, int form, char *out) {
   if (form < 3)
     return b64_inner(s, n, (size_t)form, out);
   for (i = 0; i < n; i++)
-    escaped += form == 3 || !unreserved(s[i]);
+    escaped += escaped_in(form, s[i]);
   if (escaped == 0)
     return 0;
   for (i = 0; out != NULL && i < n; i++) {
-    if (form == 4 && unreserved(s[i])) {
+    if (!escaped_in(form, s[i]))
       out[m++] = (char)s[i];
-      continue;
+    else if (form == 5) {
+      out[m++] = '\\';
+      out[m++] = (char)s[i];
     }
-    if (form == 4)
-      out[m++] = '%';
-    out[m++] = hex[s[i] >> 4];
-    out[m++] = hex[s[i] & 15];
+    else {
+      if (form == 4)
+        out[m++] = '%';
+      out[m++] = hex[s[i] >> 4];
+      out[m++] = hex[s[i] & 15];
+    }
   }
-  return form == 3 ? 2 * n : n + 2 * escaped;
+  return form == 3 ? 2 * n : form == 4 ? n + 2 * escaped : n + escaped;
 }
 
 /*

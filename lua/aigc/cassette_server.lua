@@ -32,8 +32,8 @@ request. The key comes from the client in `x-aigc-cassette-key`. Nothing
 of the request (its Authorization header) is stored, and the credentials
 it carries are masked in what is stored of the response (a server may
 echo the key in a header or a body), as the engine scrubs errors: any run
-of 12 bytes or more of one or of its base64 forms becomes `[redacted]***`,
-as many bytes.
+of 12 bytes or more of one or of its base64, hex or percent-encoded forms,
+in any case, becomes `[redacted]***`, as many bytes.
 It exits when its parent is gone
 (polled every 0.5 s) or on SIGTERM; a
 recording proxy's SIGTERM first lets the exchanges in flight finish and be
@@ -250,18 +250,23 @@ end
 -- What is searched for each credential, as the engine's scrub: the
 -- credential and the characters of its base64 forms that it alone decides
 -- (base64(X .. secret .. Y) for X of 0, 1 or 2 bytes mod 3: an echoed
--- "Bearer <key>" or Basic credential). Each run of 12 bytes of one -> true.
+-- "Bearer <key>" or Basic credential), its hex and percent-encoded forms
+-- and its form in a JSON string with "/" escaped, all in any ASCII case (kept lower-cased, and matched against the text
+-- lower-cased). Each run of 12 bytes of one -> true.
 local RUN = 12
 local function pieces_of (secrets)
   local pieces, whole = {}, {}
   for _, secret in ipairs(secrets) do
-    local forms = { secret }
+    local forms = { secret, (secret:gsub(".", function (c) return string.format("%02x", c:byte()) end)),
+                    (secret:gsub("[^%w%-%._~]", function (c) return string.format("%%%02x", c:byte()) end)),
+                    (secret:gsub("/", "\\/")) }   -- (the bytes recorded are raw JSON: PHP, cjson write "\/")
     for r = 0, 2 do
       local n = #secret
       local c0, c1 = math.floor((8 * r + 5) / 6), math.floor(8 * (r + n) / 6)
       forms[#forms + 1] = base64(("\0"):rep(r) .. secret):sub(c0 + 1, c1)
     end
     for _, f in ipairs(forms) do
+      f = f:lower()
       if #f < RUN then whole[#whole + 1] = f end
       for i = 1, #f - RUN + 1 do pieces[f:sub(i, i + RUN - 1)] = true end
     end
@@ -274,14 +279,14 @@ end
 -- the recorded bytes keep their lengths, so Content-Length and chunk
 -- sizes stay right, and a replay plays the masked text as it was recorded.
 local function mask (s, pieces, whole)
-  local runs = {}   -- [from, to] pairs, in order, possibly overlapping
+  local runs, low = {}, s:lower()   -- [from, to] pairs, in order, possibly overlapping
   for i = 1, #s - RUN + 1 do
-    if pieces[s:sub(i, i + RUN - 1)] then runs[#runs + 1] = { i, i + RUN - 1 } end
+    if pieces[low:sub(i, i + RUN - 1)] then runs[#runs + 1] = { i, i + RUN - 1 } end
   end
   for _, w in ipairs(whole) do
     local i = 1
     while true do
-      local a, b = s:find(w, i, true)
+      local a, b = low:find(w, i, true)
       if not a then break end
       runs[#runs + 1] = { a, b }
       i = b + 1
