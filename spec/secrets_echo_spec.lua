@@ -307,3 +307,22 @@ describe("a cassette recorded through the proxy", function ()
     assert_clean(tape, SLASH_KEY, "the tape's text")
   end)
 end)
+
+describe("aigc run --batch report", function ()
+  it("shows the batch's id and an abandoned batch's status and error scrubbed", function ()
+    local run = require "aigc.cli.run"
+    local client = aigc.client { base_url = "http://127.0.0.1:9/v1", api_key = KEY }
+    local s = { total = 1, skipped = 0, ok = 1, failed = 0, passed = 1, pass_rate = 1, usage = {}, elapsed = 1,
+                requests = 1, retries = 0, rate_limited = 0, assertions = {}, results = {},
+                batch_id = "batch_" .. KEY,
+                abandoned_batch = { id = "batch_old", status = "cancelled " .. KEY:lower(),
+                                    error = "refused: " .. hex(KEY) } }
+    run.scrub_summary(s, client)
+    client:close()
+    local report = run.report(s)
+    assert_clean(report, KEY, "the report")
+    assert.matches("through the Batch API: batch batch_[redacted]", report, 1, true)
+    s.abandoned_batch.error = nil
+    assert.matches("was cancelled (cancelled [redacted])", run.report(s), 1, true)
+  end)
+end)

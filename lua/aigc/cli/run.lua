@@ -31,18 +31,25 @@ local function shown_id (id, client)
   return util.clip(scrubbed(tostring(id), client), 200)
 end
 
--- Closes the run's client, the summary's batch id and abandoned batch
--- (status, error: the server's text) scrubbed first: the report's lines
--- are the command's, no error object the engine scrubbed.
-local function close_client (client, summary)
+-- The summary's batch id and abandoned batch (status, error: the server's
+-- text) scrubbed in place: the report's lines are the command's, no error
+-- object the engine scrubbed.
+local function scrub_summary (summary, client)
   if type(summary) == "table" then
     summary.batch_id = summary.batch_id and scrubbed(summary.batch_id, client)
     summary.abandoned_batch = summary.abandoned_batch and scrubbed(summary.abandoned_batch, client)
   end
+end
+
+local function close_client (client, summary)
+  scrub_summary(summary, client)
   client:close()
 end
 
 local M = {}
+
+-- (internal, for its spec)
+M.scrub_summary = scrub_summary
 
 --- The parser of `aigc run`.
 -- @treturn table argparse parser
