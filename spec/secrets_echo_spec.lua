@@ -326,3 +326,43 @@ describe("aigc run --batch report", function ()
     assert.matches("was cancelled (cancelled [redacted])", run.report(s), 1, true)
   end)
 end)
+
+describe("a log line cut at 1 KiB", function ()
+  local function valid_utf8 (s)
+    local i, n = 1, #s
+    while i <= n do
+      local c = s:byte(i)
+      local len = c < 128 and 1 or c >= 240 and 4 or c >= 224 and 3 or c >= 194 and 2 or nil
+      if not len or i + len - 1 > n then return false end
+      for k = i + 1, i + len - 1 do
+        local d = s:byte(k)
+        if d < 128 or d > 191 then return false end
+      end
+      i = i + len
+    end
+    return true
+  end
+
+  it("is cut at a character (a server's long message of 2-byte characters)", function ()
+    -- (two messages one byte apart: whatever the line's start, one of them is cut inside a character)
+    local replies = {}
+    for i, pad in ipairs { "", "x" } do
+      replies[i] = "e400 " .. cjson.encode { error = { message = pad .. ("\195\169"):rep(700) } }
+    end
+    local srv = scripted.start(replies)
+    local lines = {}
+    local client = aigc.client { base_url = srv.base_url, api_key = KEY, max_retries = 0,
+                                 log = function (level, msg) if level == "warn" then lines[#lines + 1] = msg end end }
+    for _ = 1, 2 do
+      local _, err = client:chat { model = "m", messages = { { role = "user", content = "Hi" } } }
+      assert.equal(400, err.status)
+    end
+    client:close()
+    srv.finish()
+    assert.equal(2, #lines)
+    for _, l in ipairs(lines) do
+      assert.is_true(#l > 1000)
+      assert.is_true(valid_utf8(l), "a log line is not valid UTF-8")
+    end
+  end)
+end)

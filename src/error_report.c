@@ -6,6 +6,7 @@
 */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "error.h"
 #include "aigc.h"
@@ -95,9 +96,26 @@ void aigc_error_flush (lua_State *L, int eidx) {
   lua_pop(L, 1);
 }
 
+/* len, less an incomplete UTF-8 character at the end of s[0..len) (a
+   cut one: the log function got invalid UTF-8, which JSON encoders and
+   LOVE's print refuse). */
+static size_t whole_chars (const char *s, size_t len) {
+  size_t j = len, need;
+  unsigned char c;
+  while (j > 0 && ((unsigned char)s[j - 1] & 0xC0) == 0x80)
+    j--;
+  if (j == 0)
+    return len;
+  c = (unsigned char)s[j - 1];   /* the last character's first byte */
+  need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+  return len - (j - 1) < need ? j - 1 : len;
+}
+
 void aigc_error_log (lua_State *L, int eidx, const char *secrets, const char *level,
                      const char *fmt, ...) {
   char msg[1024];
+  size_t len;
+  int n;
   va_list ap;
   eidx = lua_absindex(L, eidx);
   if (lua_getiuservalue(L, eidx, AIGC_EN_LOG) != LUA_TFUNCTION) {
@@ -105,10 +123,13 @@ void aigc_error_log (lua_State *L, int eidx, const char *secrets, const char *le
     return;
   }
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  n = vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  len = strlen(msg);
+  if (n >= (int)sizeof msg)
+    len = whole_chars(msg, len);   /* (a line cut at 1 KiB: not inside a character) */
   lua_pushstring(L, level);
-  aigc_error_push_scrubbed(L, msg, strlen(msg), secrets);   /* no secret in a log line */
+  aigc_error_push_scrubbed(L, msg, len, secrets);   /* no secret in a log line */
   aigc_error_escape_top(L);   /* nor a line of its own (error.c, "Text shown") */
   if (aigc_pcall(L, 2, 0) != LUA_OK) {
     aigc_error_report(L, eidx, -1, secrets);
