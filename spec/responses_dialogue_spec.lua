@@ -77,11 +77,13 @@ describe("dialogue over the Responses API", function ()
     -- the conversation again and sends only the tool outputs.
     it("with a conversation: the next round names it, with the outputs alone and no previous_response_id",
       function ()
-      local res, err = client:respond { input = BOTH, tools = toolset(), conversation = "conv_1" }
+      -- (the bundled server keeps conversations: one made first, as a user would)
+      local conv = assert(client:create_conversation {})
+      local res, err = client:respond { input = BOTH, tools = toolset(), conversation = conv.id }
       assert.is_nil(err)
       assert.equal(1, res.tool_rounds)
       local second = bodies()[2]
-      assert.equal("conv_1", second.conversation)
+      assert.equal(conv.id, second.conversation)
       assert.is_nil(second.previous_response_id)
       assert.same({ "function_call_output", "function_call_output" }, { second.input[1].type, second.input[2].type })
       assert.equal(2, #second.input)
