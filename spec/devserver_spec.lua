@@ -931,6 +931,17 @@ describe("devserver", function ()
       assert.equal(502, f("status=502,times=1").status)
     end)
 
+    it("skip=N passes over N requests, then times=M fails the next M (alone: all after the N)", function ()
+      local spec = "status=503,skip=2,times=1"
+      assert.equal(200, f(spec).status)
+      assert.equal(200, f(spec).status)
+      assert.equal(503, f(spec).status)
+      assert.equal(200, f(spec).status)
+      assert.equal(200, f("status=504,skip=1").status)
+      assert.equal(504, f("status=504,skip=1").status)
+      assert.equal(504, f("status=504,skip=1").status)
+    end)
+
     it("rejects unknown faults", function ()
       local res = f "status=500,explode"
       assert.equal(400, res.status)

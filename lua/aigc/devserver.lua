@@ -334,6 +334,8 @@ FAULTS -- header `x-aigc-fault: <spec>` or model `fault:<spec>` (both: merged, h
     body=nokey           JSON object without `error`: {"detail": "..."}
   times=N[,key=K]        apply only to the first N requests carrying key K
                          (default key: the whole spec); later ones are normal
+  skip=N[,key=K]         pass over the first N requests carrying key K (with times:
+                         then apply to the next N): `reset,skip=2,times=1` hits the 3rd
   delay=MS               wait before the status line
   hang                   never answer; keep the connection until the client goes
   drip=MS                the whole response one byte every MS ms (headers too)

@@ -131,11 +131,12 @@ local function read_fault (srv, req)
   local f, ferr = faults.parse(spec)
   if not f then return nil, error_resp(400, ferr, "invalid_request_error", "x-aigc-fault", "invalid_fault") end
   local fault, applies = {}, true
-  if f.times then
+  if f.times or f.skip then
     local key = f.key or spec
     local c = (srv.fault_counts[key] or 0) + 1
+    local skip = f.skip or 0
     srv.fault_counts[key] = c
-    applies = c <= f.times
+    applies = c > skip and (not f.times or c <= skip + f.times)
   end
   if applies then fault = f; rec.fault = spec end
   fault.echo_value = rec.credential or ""

@@ -31,7 +31,7 @@ local GRAMMAR = {
   -- status and headers
   status = "int", ["retry-after"] = "text", ["retry-after-ms"] = "int", ["should-retry"] = "text",
   headers = "int", ["raw-header"] = "text", ["bad-gzip"] = "flag", ["echo-key"] = "flag",
-  informational = "int", times = "int", key = "text",
+  informational = "int", times = "int", skip = "int", key = "text",
   -- wire
   delay = "int", hang = "flag", drip = "int", ["close-mid-body"] = "flag", ["long-body"] = "flag",
   reset = "flag", ["garbage-status"] = "flag",
