@@ -374,6 +374,55 @@ local function start_part (self, submit, ctx, src, base, offset, n)
   return req, err or st
 end
 
+-- Whether err is the 400 of a complete (what: "complete") or cancel
+-- ("cancel") sent again by the engine after a reply lost on the way back:
+-- the first try did it, so the server says the upload "is already
+-- completed" (cancelled). A call sent once is not taken for that.
+local function done_before (err, what)
+  local m = util.is_error(err) and err.status == 400 and type(err.retries) == "number" and err.retries > 0
+            and type(err.message) == "string" and err.message:lower()
+  if not m then return false end
+  if what == "complete" then
+    return (m:find("already complete", 1, true) or m:find("is completed", 1, true)) ~= nil
+  end
+  return (m:find("already cancel", 1, true) or m:find("is cancel", 1, true)) ~= nil
+end
+
+-- The upload ctx.upload, completed by a try whose reply was lost (err: the
+-- retry's 400): the Uploads API has no retrieve, so its file is looked up
+-- in GET /files (the purpose's newest: the name and size of this upload,
+-- made since it). Returns the Upload object as complete gives it (status
+-- "completed", `file`), or err, saying why, when no one file matches.
+local function completed_before (self, submit, ctx, err)
+  local up, q = ctx.upload, { purpose = ctx.purpose, order = "desc", limit = "100" }
+  local p = {}
+  for k, v in pairs(ctx.opts) do p[k] = v end
+  for k, v in pairs(ctx.opts.query or {}) do if q[k] == nil then q[k] = v end end
+  p.query = q
+  if ctx.at then p.deadline = math.max(ctx.at - core.now(), 0.001) end
+  local req = submit(self, "get", p, "/files", ctx.fname, 1)
+  if ctx.future then ctx.future:track(req) end
+  local page = req:wait()
+  local found, n = nil, 0
+  for _, f in ipairs(type(page) == "table" and type(page.data) == "table" and page.data or {}) do
+    if type(f) == "table" and f.filename == ctx.filename and f.bytes == ctx.size and type(f.id) == "string"
+       and (type(f.created_at) ~= "number" or type(up.created_at) ~= "number" or f.created_at >= up.created_at) then
+      found, n = f, n + 1
+    end
+  end
+  if n ~= 1 then
+    local why = n == 0 and "its file was not found" or n .. " files could be its"
+    err.message = tostring(err.message) .. " (sent again after a lost reply: the first try completed the upload, but "
+                  .. why .. " in GET /files)"
+    ctx.completed = true   -- (not to be cancelled: upload_parts)
+    return nil, err
+  end
+  local res = {}
+  for k, v in pairs(up) do res[k] = v end
+  res.status, res.file = "completed", found
+  return res
+end
+
 -- The parts (up to ctx.concurrency in flight, their ids kept in order),
 -- then complete: the Upload object (its `file`), or nil, err. A failed part
 -- leaves those in flight in ctx.flight: upload_parts cancels them.
@@ -407,7 +456,9 @@ local function send_parts (self, submit, ctx, src, base, part_size, md5)
   end
   if md5 == true then md5 = core.md5(src.md5) end   -- (the bytes sent, hashed as they went)
   -- (core.array: an empty file has no part, and an empty table is sent as {})
-  return post(self, submit, ctx, base .. "/complete", { part_ids = core.array(ids), md5 = md5 })
+  local res, err = post(self, submit, ctx, base .. "/complete", { part_ids = core.array(ids), md5 = md5 })
+  if not res and done_before(err, "complete") then return completed_before(self, submit, ctx, err) end
+  return res, err
 end
 
 local TYPES = { jsonl = "text/jsonl", json = "application/json", txt = "text/plain", pdf = "application/pdf" }
@@ -501,6 +552,7 @@ local function upload_parts (self, submit, ctx, params, name, part_size)
   if up then up, err = with_id(self, up, "an upload") end
   if not up then src.close() return nil, err end
   local base = "/uploads/" .. urlencode(up.id)
+  ctx.upload, ctx.purpose, ctx.filename, ctx.size = up, params.purpose, name, src.size
   local ok, res, perr = task.pcall(send_parts, self, submit, ctx, src, base, part_size, params.md5)
   src.close()
   if ok and res then return res end
@@ -509,8 +561,13 @@ local function upload_parts (self, submit, ctx, params, name, part_size)
   for _, f in pairs(ctx.flight or {}) do pcall(f.req.cancel, f.req) end   -- (parts still in flight)
   -- (a client closed by a reader, a server down: the cancel fails, and the
   -- error says so, not "cancelled": the upload waits there for its hour)
+  if ok and ctx.completed then   -- (completed by a lost try: nothing to cancel)
+    perr.upload_id = up.id
+    return nil, util.scrub(self, perr)
+  end
   local cok, cres, cerr = task.pcall(post, self, submit, ctx, base .. "/cancel", {}, nil, true)
   if not ok then error(res, 0) end   -- (an interrupt stays one)
+  if cok and not cres and done_before(cerr, "cancel") then cres = true end   -- (its first try did it)
   if util.is_error(perr) then
     local why = not cok and tostring(cres) or cres == nil and tostring(util.is_error(cerr) and cerr.message or cerr)
     perr.upload_id = up.id
