@@ -8,6 +8,11 @@ local promptlog = require "aigc.promptlog"
 
 local M = {}
 
+-- What a listing shows of each text (system, prompt, reply, error): a
+-- terminal got a 2 MB prompt and its reply whole (4 MB, the entries around
+-- them scrolled away). `show ID`, --full and --json give them whole.
+M.MAX_LINES, M.MAX_BYTES = 12, 1000
+
 --- The parser of `aigc logs`.
 -- @treturn table argparse parser
 function M.parser ()
@@ -18,15 +23,19 @@ function M.parser ()
   aigc logs -n 10 -q paris  the last 10 whose prompt, reply or system prompt has "paris"
   aigc logs -c --json       the last conversation (its turns, first to last), as JSON
   aigc logs -c --all        every entry of it: undone turns, retried replies, failed calls
+  aigc logs show 42         entry #42 whole (a listing shortens long texts)
   aigc logs path            where the log is]])
-  p:argument("action", "'list' (default) or 'path'."):args("?")
+  p:argument("action", "'list' (default), 'show ID' or 'path'."):args("?")
+  p:argument("id", "With 'show': the entry's id (#N in a listing)."):args("?")
   p:option("-n --count", "How many entries (0: all).", "3", tonumber):target("count")
   p:option("-q --query", "Full-text search: entries with every word (a non-ASCII one also inside longer text: CJK).")
   p:option("--cid", "Only this conversation (id or unique prefix).")
   p:flag("-c --conversation", "Only the last conversation.")
   p:flag("--all", "With -c/--cid: every entry logged in the conversation, not only its turns.")
   p:option("--source", "Only entries from this source (cli, chat, run, script...).")
-  p:flag("--json", "As JSON: an array of entries.")
+  p:flag("--full", "Every text whole (a listing shows each up to " .. M.MAX_LINES .. " lines, "
+         .. M.MAX_BYTES .. " bytes).")
+  p:flag("--json", "As JSON: an array of entries (texts whole).")
   p:option("--log-db", "The log database.")
   return p
 end
@@ -35,7 +44,28 @@ local function quote_lines (s)
   return "> " .. s:gsub("\n", "\n> ")
 end
 
-local function show (row)
+-- The text cut to `M.MAX_LINES` lines and `M.MAX_BYTES` bytes (at a whole
+-- UTF-8 character), with how much was left out; the text whole if `full`.
+local function shorten (s, id, full)
+  if full then return s end
+  local cut = #s
+  local nl, at = 0, 0
+  while true do
+    at = s:find("\n", at + 1, true)
+    if not at then break end
+    nl = nl + 1
+    if nl == M.MAX_LINES then cut = at - 1; break end
+  end
+  if cut > M.MAX_BYTES then
+    cut = M.MAX_BYTES
+    while cut > 0 and (s:byte(cut + 1) or 0) >= 128 and s:byte(cut + 1) < 192 do cut = cut - 1 end
+  end
+  if cut >= #s then return s end
+  return ("%s\n[... %d more bytes: aigc logs show %s]"):format(s:sub(1, cut), #s - cut, tostring(id))
+end
+
+local function show (row, full)
+  local function cut (s) return shorten(s, row.id, full) end
   local head = { "## " .. tostring(row.created_at), "#" .. row.id }
   if row.model then head[#head + 1] = row.model end
   if row.conversation_id then head[#head + 1] = "conversation " .. row.conversation_id end
@@ -44,12 +74,12 @@ local function show (row)
   if row.template then head[#head + 1] = "template " .. row.template end
   if row.source and row.source ~= "cli" then head[#head + 1] = "from " .. row.source end
   local lines = { table.concat(head, "  "), "" }
-  if row.system then lines[#lines + 1] = "system: " .. row.system:gsub("\n", "\n        "); lines[#lines + 1] = "" end
-  lines[#lines + 1] = quote_lines(row.prompt or "")
+  if row.system then lines[#lines + 1] = "system: " .. cut(row.system):gsub("\n", "\n        "); lines[#lines + 1] = "" end
+  lines[#lines + 1] = quote_lines(cut(row.prompt or ""))
   lines[#lines + 1] = ""
-  if row.response and row.response ~= "" then lines[#lines + 1] = row.response; lines[#lines + 1] = "" end
+  if row.response and row.response ~= "" then lines[#lines + 1] = cut(row.response); lines[#lines + 1] = "" end
   if row.status ~= "ok" then
-    lines[#lines + 1] = "[" .. tostring(row.status) .. "] " .. tostring(row.error or "")
+    lines[#lines + 1] = "[" .. tostring(row.status) .. "] " .. cut(tostring(row.error or ""))
     lines[#lines + 1] = ""
   end
   common.out(table.concat(lines, "\n") .. "\n")
@@ -62,9 +92,14 @@ function M.run (args)
   local config = common.config()
   local path = args.log_db or config.log_db or promptlog.default_path()
   if args.action == "path" then common.out(path .. "\n"); return 0 end
-  if args.action ~= nil and args.action ~= "list" then
+  if args.action ~= nil and args.action ~= "list" and args.action ~= "show" then
     common.usage("aigc logs: unknown action '" .. args.action .. "'")
   end
+  local show_id = args.action == "show" and tonumber(args.id) or nil
+  if args.action == "show" and not (show_id and show_id == math.floor(show_id) and show_id > 0) then
+    common.usage("aigc logs show: give the entry's id (a whole number: #N in a listing)")
+  end
+  if args.id ~= nil and not show_id then common.usage("aigc logs: unexpected argument '" .. args.id .. "'") end
   -- Reading makes nothing: a log that is not there (nothing logged yet, a
   -- mistyped --log-db) is said, not created empty.
   local f = io.open(path, "rb")
@@ -98,6 +133,7 @@ function M.run (args)
   end
   local n = args.count
   if not n or n < 0 or n ~= math.floor(n) then log:close(); common.usage("-n must be a whole number >= 0") end
+  if show_id then n, ids = 0, { show_id } end
   local rows, lerr = log:list { n = n, query = args.query, conversation_id = args.all and cid or nil, ids = ids,
                                 source = args.source }
   log:close()
@@ -117,7 +153,8 @@ function M.run (args)
     common.print_json(aigc.array(ordered))
     return 0
   end
-  for _, r in ipairs(ordered) do show(r) end
+  for _, r in ipairs(ordered) do show(r, args.full or show_id) end
+  if show_id and #ordered == 0 then common.fail("aigc: no entry #" .. show_id .. " in " .. path) end
   -- (a terminal showed a blank: a conversation of failed turns looked lost)
   if #ordered == 0 then
     common.note(ids and ("aigc: conversation " .. cid .. " has no turns (a failed or canceled call is none: "
