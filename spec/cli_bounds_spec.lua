@@ -5,10 +5,76 @@
 local cjson = require "cjson"
 local cli = require "cli"
 local proc = require "procutil"
+local socket = require "socket"
+
+local it_tty = cli.has_tmux() and it or pending
 
 describe("aigc at its bounds", function ()
   local srv, home
-  local aigc = cli.fixture(_ENV, function (s, h) srv, home = s, h end)
+  local term
+  local aigc = cli.fixture(_ENV, function (s, h) srv, home = s, h end, {
+    after_each = function () if term then term:close(); term = nil end end })
+
+  local function wait_until (fn, what)
+    local deadline = socket.gettime() + 30   -- (generous: CI runs under valgrind too)
+    while not fn() do
+      if socket.gettime() > deadline then
+        error("timed out waiting for " .. what .. (term and ("; the terminal shows:\n" .. term:screen()) or ""), 2)
+      end
+      socket.sleep(0.02)
+    end
+  end
+
+  local function chat ()
+    term = cli.terminal({ "chat" }, { home = home, base_url = srv.base_url })
+    term:wait_for("Ctrl-D to quit.", 10, true)
+    term:wait_prompt()
+    return term
+  end
+
+  it_tty("aigc chat: a pasted text, a \"\"\" block and a \\-continued input are one history entry each", function ()
+    local t = chat()
+    -- a paste as a terminal makes it (bracketed: readline takes its newlines as text)
+    assert(proc.sh("tmux -L aigc-spec set-buffer -b cli2paste " .. proc.quote("What is 2 + 2?\nAnswer in words.")
+                   .. " && tmux -L aigc-spec paste-buffer -p -d -b cli2paste -t " .. t.name))
+    t:wait_for("Answer in words.$", 10)
+    t:keys("Enter")
+    t:wait_for("2 + 2 = 4.", 10, true)
+    t:wait_prompt()
+    for i, l in ipairs { '"""', "block one", "\\block two", '"""' } do
+      t:type(l)
+      t:keys("Enter")
+      if i < 4 then t:wait_for("\n%.%.%.%s*$") end
+    end
+    wait_until(function () return #srv:requests() == 2 end, "the block's turn")
+    t:wait_prompt()
+    t:type_at_prompt("one \\")
+    t:keys("Enter")
+    t:wait_for("\n%.%.%.%s*$")
+    t:type("two")
+    t:keys("Enter")
+    wait_until(function () return #srv:requests() == 3 end, "the continued turn")
+    t:wait_prompt()
+    t:type_at_prompt("/quit")
+    t:keys("Enter")
+    wait_until(function () return (t:dead()) end, "/quit")
+    t:close(); term = nil
+    -- the next session recalls each input whole, the last first
+    t = chat()
+    t:keys("Up", "Up")
+    t:wait_for("\n> one%s*\ntwo$", 10)
+    t:keys("Up")
+    t:wait_for("\n> block one%s*\n\\block two$", 10)
+    t:keys("Up")
+    t:wait_for("\n> What is 2 %+ 2%?%s*\nAnswer in words%.$", 10)
+    local lineinput = require "aigc.cli.lineinput"
+    local entries = {}
+    for line in proc.read_file(home .. "/history"):gmatch("[^\n]+") do
+      entries[#entries + 1] = lineinput.decode_history(line)
+    end
+    assert.same({ "What is 2 + 2?\nAnswer in words.", "block one\n\\block two", "one \ntwo", "/quit" }, entries)
+  end)
+
 
   it("aigc logs: a listing shortens a huge prompt and reply; show ID, --full and --json give them whole", function ()
     local promptlog = require "aigc.promptlog"

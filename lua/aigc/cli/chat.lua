@@ -412,7 +412,16 @@ end
 -- typed is the input (then `self.eof` is set: the session ends after it).
 -- Ctrl-C at a `...` prompt abandons the input: "" (nothing sent) once
 -- that line ends (Readline's blocking read goes on until Enter).
+-- The input is one history entry, as it was sent (an abandoned one: what
+-- was typed of it), however many lines it took.
 function Session:read_input ()
+  self.typed = nil
+  local input, block = self:read_lines()
+  self.reader:remember(self.typed or input or "")
+  return input, block
+end
+
+function Session:read_lines ()
   local reader = self.reader
   local line, interrupted = reader:read("> ")
   if interrupted and not reader.tty then self.stopped = true; return nil end   -- (a script's Ctrl-C: as in wait_reply)
@@ -425,6 +434,8 @@ function Session:read_input ()
   local function more ()
     local l, hit = reader:read("... ")
     if hit then
+      parts[#parts + 1] = l
+      self.typed = table.concat(parts, "\n")
       common.note("aigc: input abandoned (Ctrl-C): nothing sent")
       self.eof = l == nil   -- (Ctrl-C, then Ctrl-D: abandoned, and the end)
       self.stopped = not reader.tty or nil

@@ -18,6 +18,24 @@ local M = {}
 local Reader = {}
 Reader.__index = Reader
 
+--- How many entries the history file keeps.
+M.KEEP_LINES = 1000
+
+-- An entry as a line of the history file: one holding a newline, or
+-- beginning with a backslash, is written escaped after a backslash (\n a
+-- newline, \\ a backslash); any other is written as it is (a file
+-- written before holds such lines: each is an entry, as it was).
+local function encode (text)
+  if not (text:find("\n", 1, true) or text:sub(1, 1) == "\\") then return text end
+  return "\\" .. text:gsub("\\", "\\\\"):gsub("\n", "\\n")
+end
+
+local function decode (line)
+  if line:sub(1, 1) ~= "\\" then return line end
+  return (line:sub(2):gsub("\\(.?)", function (c) return c == "n" and "\n" or c end))
+end
+M.encode_history, M.decode_history = encode, decode
+
 --- Makes a reader.
 -- @tparam table opts `tty` (use readline), `histfile` (the history file)
 -- @treturn table reader
@@ -44,9 +62,13 @@ function M.new (opts)
         local f = io.open(opts.histfile, "a")
         if f then f:close() else self.histfile = nil end
       end
-      -- (completion off: lua-readline's readline() then strips a trailing space)
-      readline.set_options { histfile = opts.histfile or "", keeplines = 1000, auto_add = false,
-                             completion = false }
+      -- (completion off: lua-readline's readline() then strips a trailing space.)
+      -- The history file is this module's (`load_history`, `remember`):
+      -- readline writes an entry holding newlines (a pasted text, a """
+      -- block) as one entry per line, and the next session recalled its lines
+      -- one by one.
+      readline.set_options { histfile = "", keeplines = M.KEEP_LINES, auto_add = false, completion = false }
+      self:load_history()
     end
   end
   return self
@@ -135,30 +157,42 @@ function Reader:read (prompt)
     if line and not self.tty then line = line:gsub("\r$", "") end
   end
   local hit = self:interrupted()   -- (a Ctrl-C at the prompt is not for the next reply)
-  if self.rl and type(line) == "string" and line:find("%S") then
-    self.rl.add_history(line)
-    self:save_history()
-  end
   return line, hit
 end
 
---- Writes the lines entered since the last save to the history file, as
--- each is entered: a session that ends by a signal at the prompt (the
--- terminal closed: SIGHUP, or SIGTERM) never reaches `close`, and every
--- line it had read was lost from the history.
-function Reader:save_history ()
-  if not (self.rl and self.histfile) then return end
-  pcall(self.rl.save_history)
-  -- lua-readline appends the lines added since it last read the file:
-  -- read it again (naming another file, then this one), so that the next
-  -- save appends only the lines entered after this one.
-  pcall(self.rl.set_options, { histfile = "" })
-  pcall(self.rl.set_options, { histfile = self.histfile })
+--- Reads the history file into Readline's history, keeping its last
+-- `M.KEEP_LINES` entries (the file is rewritten when it holds more).
+function Reader:load_history ()
+  local f = self.histfile and io.open(self.histfile, "rb")
+  if not f then return end
+  local entries = {}
+  for line in f:lines() do entries[#entries + 1] = decode(line) end
+  f:close()
+  local first = math.max(1, #entries - M.KEEP_LINES + 1)
+  for i = first, #entries do self.rl.add_history(entries[i]) end
+  if first > 1 then
+    local w = io.open(self.histfile, "wb")   -- (in place: the file keeps its mode)
+    if w then
+      for i = first, #entries do w:write(encode(entries[i]), "\n") end
+      w:close()
+    end
+  end
+end
+
+--- Adds one input (what was typed on one or more lines) to the history as
+-- one entry, and writes it to the history file at once: a session that
+-- ends by a signal at the prompt (the terminal closed: SIGHUP, or SIGTERM)
+-- never reaches `close`, and every line it had read was lost.
+-- @tparam string text
+function Reader:remember (text)
+  if not (self.rl and text:find("%S")) then return end
+  self.rl.add_history(text)
+  local f = self.histfile and io.open(self.histfile, "ab")
+  if f then f:write(encode(text), "\n"); f:close() end
 end
 
 --- Saves the history and releases the signal handler.
 function Reader:close ()
-  if self.rl then pcall(self.rl.save_history) end
   if self.signal then
     self.signal:stop()
     self.signal:close()
