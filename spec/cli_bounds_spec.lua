@@ -76,6 +76,33 @@ describe("aigc at its bounds", function ()
   end)
 
 
+  it_tty("aigc chat: a terminal narrowed while a reply comes: the next line is edited at the new width", function ()
+    term = cli.terminal({ "chat", "-m", "fault:delay=1500" }, { home = home, base_url = srv.base_url })
+    local t = term
+    t:wait_for("Ctrl-D to quit.", 10, true)
+    t:wait_prompt()
+    t:type_at_prompt("What is 2 + 2?")
+    t:keys("Enter")
+    wait_until(function () return #srv:requests() == 1 end, "the request")
+    assert(proc.sh("tmux -L aigc-spec resize-window -t " .. t.name .. " -x 40 -y 40"))
+    t:wait_for("2 + 2 = 4.", 30, true)
+    t:wait_prompt()
+    -- a line longer than the new width, then Ctrl-A and a key: drawn at the start of the line
+    local long = string.rep("0123456789", 5) .. "abcdefgh"
+    t:type(long)
+    t:wait_for("abcdefgh$", 10)
+    t:keys("C-a")
+    t:type("X")
+    local _, screen = proc.sh("tmux -L aigc-spec capture-pane -p -t " .. t.name)
+    local deadline = socket.gettime() + 10
+    while not screen:find("\n> X0123", 1, true) and socket.gettime() < deadline do
+      socket.sleep(0.05)
+      _, screen = proc.sh("tmux -L aigc-spec capture-pane -p -t " .. t.name)
+    end
+    -- (at the old width, 120, the X was drawn 40 columns on: "> 0123...\n789X0123...")
+    assert.matches("\n> X0123456789012345678901234567890123456\n", screen, 1, true)
+  end)
+
   it("aigc logs: a listing shortens a huge prompt and reply; show ID, --full and --json give them whole", function ()
     local promptlog = require "aigc.promptlog"
     local path = home .. "/logs.db"

@@ -69,6 +69,8 @@ function M.new (opts)
       -- one by one.
       readline.set_options { histfile = "", keeplines = M.KEEP_LINES, auto_add = false, completion = false }
       self:load_history()
+      -- (the terminal's size, for `follow_resize`; libuv opens its own file description of it)
+      if ok_uv and uv.guess_handle(1) == "tty" then self.out_tty = uv.new_tty(1, false) end
     end
   end
   return self
@@ -149,7 +151,9 @@ end
 function Reader:read (prompt)
   local line
   if self.rl then
+    self:follow_resize()
     line = self.rl.readline(prompt)
+    self.rl_started = true
   else
     if self.tty then io.stdout:write(prompt); io.stdout:flush() end
     line = io.stdin:read("*l")
@@ -158,6 +162,32 @@ function Reader:read (prompt)
   end
   local hit = self:interrupted()   -- (a Ctrl-C at the prompt is not for the next reply)
   return line, hit
+end
+
+-- What a thread does for `follow_resize`: sends SIGWINCH until Readline
+-- has taken the width `want` (it sets COLUMNS then), 3 s at most.
+local function winch_until (pid, want)
+  local uv = require "luv"
+  for _ = 1, 100 do
+    uv.kill(pid, "sigwinch")
+    uv.sleep(30)
+    if os.getenv("COLUMNS") == want then return end
+  end
+end
+
+--- Tells Readline of a resize made while it did not read (a reply
+-- streamed): it hears only the SIGWINCH that comes while it reads, and
+-- kept the old width (lines drawn wrong once longer than it).
+-- lua-readline exposes no rl_resize_terminal: a thread sends SIGWINCH
+-- until Readline, reading by then, has taken the new width. (Readline
+-- keeps COLUMNS at its width; a SIGWINCH outside it is ignored.)
+function Reader:follow_resize ()
+  if not (self.out_tty and self.rl_started) then return end
+  local width = self.out_tty:get_winsize()
+  if not width or tostring(width) == os.getenv("COLUMNS") then return end
+  if self.winch then self.winch:join() end
+  local ok, thread = pcall(self.uv.new_thread, winch_until, self.uv.os_getpid(), tostring(width))
+  self.winch = ok and thread or nil
 end
 
 --- Reads the history file into Readline's history, keeping its last
@@ -193,6 +223,8 @@ end
 
 --- Saves the history and releases the signal handler.
 function Reader:close ()
+  if self.winch then self.winch:join(); self.winch = nil end
+  if self.out_tty then self.out_tty:close(); self.out_tty = nil end
   if self.signal then
     self.signal:stop()
     self.signal:close()

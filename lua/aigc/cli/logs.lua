@@ -74,7 +74,10 @@ local function show (row, full)
   if row.template then head[#head + 1] = "template " .. row.template end
   if row.source and row.source ~= "cli" then head[#head + 1] = "from " .. row.source end
   local lines = { table.concat(head, "  "), "" }
-  if row.system then lines[#lines + 1] = "system: " .. cut(row.system):gsub("\n", "\n        "); lines[#lines + 1] = "" end
+  if row.system then
+    lines[#lines + 1] = "system: " .. cut(row.system):gsub("\n", "\n        ")
+    lines[#lines + 1] = ""
+  end
   lines[#lines + 1] = quote_lines(cut(row.prompt or ""))
   lines[#lines + 1] = ""
   if row.response and row.response ~= "" then lines[#lines + 1] = cut(row.response); lines[#lines + 1] = "" end
