@@ -8,6 +8,7 @@ local proc = require "procutil"
 local socket = require "socket"
 
 local it_tty = cli.has_tmux() and it or pending
+local unpack = table.unpack or rawget(_G, "unpack")
 
 describe("aigc at its bounds", function ()
   local srv, home
@@ -33,6 +34,10 @@ describe("aigc at its bounds", function ()
   end
 
   it_tty("aigc chat: a pasted text, a \"\"\" block and a \\-continued input are one history entry each", function ()
+    -- a history written before: one entry a line, more than the 1000 kept
+    local old = {}
+    for i = 1, 1005 do old[i] = "old " .. i end
+    cli.write(home .. "/history", table.concat(old, "\n") .. "\n")
     local t = chat()
     -- a paste as a terminal makes it (bracketed: readline takes its newlines as text)
     assert(proc.sh("tmux -L aigc-spec set-buffer -b cli2paste " .. proc.quote("What is 2 + 2?\nAnswer in words.")
@@ -72,7 +77,12 @@ describe("aigc at its bounds", function ()
     for line in proc.read_file(home .. "/history"):gmatch("[^\n]+") do
       entries[#entries + 1] = lineinput.decode_history(line)
     end
-    assert.same({ "What is 2 + 2?\nAnswer in words.", "block one\n\\block two", "one \ntwo", "/quit" }, entries)
+    -- (the last session began with 1004 and kept the last 1000)
+    assert.equal(1000, #entries)
+    assert.equal("old 10", entries[1])
+    assert.equal("old 1005", entries[996])
+    assert.same({ "What is 2 + 2?\nAnswer in words.", "block one\n\\block two", "one \ntwo", "/quit" },
+                { unpack(entries, 997) })
   end)
 
 
