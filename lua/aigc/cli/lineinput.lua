@@ -221,7 +221,8 @@ function Reader:remember (text)
   if f then f:write(encode(text), "\n"); f:close() end
 end
 
---- Saves the history and releases the signal handler.
+--- Releases the signal handler, the tty handle and the resize thread (the
+-- history is written as each input is entered: `remember`).
 function Reader:close ()
   if self.winch then self.winch:join(); self.winch = nil end
   if self.out_tty then self.out_tty:close(); self.out_tty = nil end
