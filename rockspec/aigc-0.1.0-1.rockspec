@@ -140,6 +140,7 @@ build = {
     ["aigc.judge"] = "lua/aigc/judge.lua",
     ["aigc.promptlog"] = "lua/aigc/promptlog.lua",
     ["aigc.promptlog_store"] = "lua/aigc/promptlog_store.lua",
+    ["aigc.promptlog_pending"] = "lua/aigc/promptlog_pending.lua",
     ["aigc.ratelimit"] = "lua/aigc/ratelimit.lua",
     ["aigc.runfile"] = "lua/aigc/runfile.lua",
     ["aigc.runner"] = "lua/aigc/runner.lua",

@@ -19,6 +19,8 @@ local util = require "aigc.util"
 local usage = require "aigc.usage"
 local cassette = require "aigc.cassette"
 local cache = require "aigc.cache"
+local pending = require "aigc.promptlog_pending"
+local task = require "aigc.task"
 
 local error, getmetatable, next, pairs, pcall, setmetatable, tostring, type =
   error, getmetatable, next, pairs, pcall, setmetatable, tostring, type
@@ -163,31 +165,38 @@ local function held_credentials (client, url)
   return held, own
 end
 
+-- What became of a call's row in the client's prompt log (`why`: nil,
+-- written; else why it was not). A write that fails (a read-only or full
+-- disk, the lock held past the wait) was dropped without a word, every
+-- call after it too: the first failure is reported (the client's
+-- `error_handler`, else `step()`), and again after a write that worked.
+local function log_outcome (client, why)
+  if why and not client._log_failing then
+    local e = type(why) == "table" and why.message or why
+    quietly(util.report, client, core.error { kind = "log", message = "the prompt log did not record a call: "
+                                                                     .. tostring(e) })
+  end
+  client._log_failing = why and true or nil
+end
+
 -- Records a chat call's end in the client's prompt log, if it has one
--- (`extra`: the entry's extra fields). A write that fails (the database
--- locked past its timeout, a read-only or full disk) was dropped without
--- a word, every call after it too: the first failure is reported (the
--- client's `error_handler`, else `step()`), and again after a write that worked.
-local function log_call (client, call, res, err, extra)
+-- (`extra`: the entry's extra fields). `blocking`: the end of a blocking
+-- call outside a task, which may wait for the database's lock as long as
+-- the log says; from the loop (a step, a callback, a task) a write waits
+-- a few ms at most, and a row the lock keeps out is written later
+-- (aigc.promptlog_pending: a frame froze while another process held the lock).
+local function log_call (client, call, res, err, extra, blocking)
   local log = client._promptlog
   if log and call.api == "chat" and type(call.user_params) == "table" then
-    local ok, id, lerr = pcall(log.record_call, log, call.user_params, res, err, {
+    pending.log(client, log, call.user_params, res, err, {
       started = call.started, client = client, call_secrets = call.secrets, header_lines = call.header_lines,
-      extra = extra })
-    if not ok and tostring(id):find("interrupted!$") then error(id, 0) end
-    local why = not ok and id or id == nil and lerr
-    if why and not client._log_failing then
-      local e = type(why) == "table" and why.message or why
-      quietly(util.report, client, core.error { kind = "log", message = "the prompt log did not record a call: "
-                                                                       .. tostring(e) })
-    end
-    client._log_failing = why and true or nil
+      extra = extra }, not blocking and pending.LOOP_WAIT_MS or nil, log_outcome)
   end
 end
 
 -- A request has ended: counts it, logs it, records it. Nothing here may
 -- raise into the engine's end (a failing log write is dropped).
-local function ended (client, call, res, err)
+local function ended (client, call, res, err, blocking)
   local c = client._cassette
   if client._usage then
     -- (a miss is the cassette's own 404, not a recorded exchange replayed)
@@ -198,7 +207,7 @@ local function ended (client, call, res, err)
     quietly(client._cache.put, client._cache, call.cache_key, res, scrubber(client, call))
   end
   if c then quietly(c.ended, c, call, res, err, scrubber(client, call)) end
-  log_call(client, call, res, err)
+  log_call(client, call, res, err, nil, blocking)
 end
 
 -- Whether a call's end can be heard through its own callbacks: only
@@ -318,7 +327,14 @@ local function sweep (client, force)
     end
   end
 end
-M.sweep = sweep
+
+--- After a step or an act: the ends of that turn (`sweep`), and the
+-- prompt log's rows that the database's lock kept out, written if it is free.
+function M.sweep (client, force)
+  sweep(client, force)
+  local log = client._promptlog
+  if log and client._log_pending then pending.flush(client, log, pending.LOOP_WAIT_MS, log_outcome) end
+end
 
 --- Before a request is submitted: the call's state; `call.params` is what
 -- to submit (a copy whose `on_done` and `on_error` also tell this module
@@ -422,7 +438,7 @@ function M.await (client, req, call, res, err)   -- luacheck: ignore 212/req
       local totals = client._usage
       quietly(totals.record, totals, res, err)
     else
-      quietly(ended, client, call, res, err)
+      quietly(ended, client, call, res, err, task.current_client() == nil)
     end
   end
   return res, err
@@ -449,6 +465,8 @@ function M.close (client)
   sweep(client, true)
   if client._cassette then client._cassette:close() end
   local log = client._promptlog
+  -- (the rows the lock kept out: written now, waiting as long as the log says)
+  if log then pending.flush(client, log, nil, log_outcome, true) end
   if log and type(log.close) == "function" and client._owns_log then pcall(log.close, log) end
   client._promptlog = nil
 end

@@ -442,8 +442,8 @@ local record   -- (below: Log:record runs it in a transaction)
 -- `loggable_params` gives them), `extra` (a JSON-able table), `usage`
 -- (`prompt_tokens`, `completion_tokens`, `total_tokens`), `latency_ms`,
 -- `status` ("ok" or an error kind), `error` (text), `request_id`,
--- `finish_reason`, `template`. With `leaf = true` and a conversation, the
--- entry becomes the conversation's leaf (creating the conversation if needed).
+-- `finish_reason`, `template`, `created_at` (default now). With `leaf = true` and a
+-- conversation, the entry becomes the conversation's leaf (creating it if needed).
 -- @tparam table entry
 -- @tparam[opt] table info `client` and/or `secrets` for redaction
 -- @treturn[1] integer the entry's id
@@ -488,7 +488,7 @@ function record (self, entry, info)
     if type(v) == "string" then v = clean(v) end
     if v ~= nil then cols[#cols + 1] = f; vals[#vals + 1] = sql(v) end
   end
-  cols[#cols + 1] = "created_at"; vals[#vals + 1] = sql(now_iso())
+  cols[#cols + 1] = "created_at"; vals[#vals + 1] = sql(e.created_at or now_iso())
   local extra = { { "context_json", e.context }, { "params_json", e.params }, { "extra_json", e.extra } }
   for _, x in ipairs(extra) do
     -- (scrubbed first: what a blob keeps is scrubbed too)
@@ -547,6 +547,12 @@ function Log:record_call (params, res, err, info)
   if type(params) == "string" then params = { messages = { { role = "user", content = params } } } end
   if type(params) ~= "table" then argerror("record_call", "table or string expected, got " .. type(params), 2) end
   info = info or {}
+  return self:record(M.call_entry(params, res, err, info), info)
+end
+
+-- The entry `record_call` records (`params`: a table; `info`: a table).
+-- Apart, for a client's log that writes it later (aigc.promptlog_pending).
+function M.call_entry (params, res, err, info)
   local msgs = type(params.messages) == "table" and params.messages or {}
   local system, prompt, first, last_user = nil, nil, 1, nil
   if msgs[1] and msgs[1].role == "system" then system = content_text(msgs[1].content); first = 2 end
@@ -612,7 +618,7 @@ function Log:record_call (params, res, err, info)
     end
     entry.response = partial
   end
-  return self:record(entry, info)
+  return entry
 end
 
 -- }======================================================

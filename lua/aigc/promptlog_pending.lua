@@ -1,0 +1,132 @@
+--- A client's prompt log (`prompt_log`) written from its loop without
+-- waiting for the database's lock.
+--
+-- Each call's row was written with the log's busy timeout (10 s) where the
+-- call ended: inside `client:step(0)`. While another process held the lock
+-- (a second `aigc`, a backup), the write waited there, and a game's frame
+-- froze as long (2.5 s for a lock held 3 s). A write from the loop now
+-- waits at most `LOOP_WAIT_MS`; a row the lock kept out is kept in memory
+-- (at most `MAX`, in order) and written at a later step, call or `close()`.
+-- A blocking call outside a task waits for the lock as long as the log
+-- says (its caller waits anyway), and so does `close()`.
+--
+-- @module aigc.promptlog_pending
+-- @local
+
+local store = require "aigc.promptlog_store"
+
+local error, getmetatable, pairs, pcall, setmetatable, tonumber, tostring, type =
+  error, getmetatable, pairs, pcall, setmetatable, tonumber, tostring, type
+local table_remove, table_insert = table.remove, table.insert
+
+local M = {}
+
+--- The most rows kept while the lock is held; a row beyond is dropped
+-- (and reported).
+M.MAX = 64
+
+--- How long a write from the loop waits for the lock, in milliseconds.
+M.LOOP_WAIT_MS = 2
+
+-- Whether a write failed on the lock (SQLITE_BUSY: "database is locked";
+-- SQLITE_LOCKED: "database table is locked").
+local function locked (err)
+  local s = type(err) == "table" and err.message or err
+  return tostring(s):find("is locked", 1, true) ~= nil
+end
+
+-- A copy of `v` that the caller's later changes cannot reach (a game
+-- appends to the messages it sent, the dialogue layer sums a reply's
+-- usage): what is written later is what the call had.
+local function copy (v, depth)
+  if type(v) ~= "table" or depth > 200 then return v end
+  local t = {}
+  for k, x in pairs(v) do t[k] = copy(x, depth + 1) end
+  return setmetatable(t, getmetatable(v))
+end
+
+-- Writes one entry, waiting at most `wait_ms` for the lock (nil: the
+-- log's own busy timeout, which is set back after). Returns the id, or
+-- nil and the error.
+local function write (log, item, wait_ms)
+  local saved
+  if wait_ms then
+    local rows = store.query_rows(log, "PRAGMA busy_timeout")
+    saved = rows and rows[1] and tonumber(rows[1].timeout)
+    store.exec(log, "PRAGMA busy_timeout = " .. wait_ms)
+  end
+  local ok, id, err = pcall(log.record, log, item.entry, item.info)
+  if saved then store.exec(log, "PRAGMA busy_timeout = " .. saved) end
+  if not ok then error(id, 0) end
+  return id, err
+end
+
+-- The text of a failure (a string or an aigc.error).
+local function text (why)
+  return type(why) == "table" and tostring(why.message) or tostring(why)
+end
+
+-- Writes the rows kept, oldest first, until one meets the lock (it stays
+-- first). `outcome(client, why)` hears each row written (why nil) or lost.
+-- `last` (close): nothing is kept after; the first row the lock keeps out
+-- ends it, the others lost with it (each would wait as long).
+local function flush (client, log, wait_ms, outcome, last)
+  local queue = client._log_pending
+  while queue[1] do
+    local item = table_remove(queue, 1)
+    local ok, id, err = pcall(write, log, item, wait_ms)
+    if not ok and tostring(id):find("interrupted!$") then error(id, 0) end
+    local why = not ok and id or id == nil and err
+    if why and locked(why) then
+      if not last then table_insert(queue, 1, item); return end
+      if queue[1] then why = text(why) .. "; " .. #queue .. " more calls were not recorded either" end
+      outcome(client, why)
+      break
+    end
+    outcome(client, why or nil)
+  end
+  client._log_pending = nil
+end
+
+--- Records a call's end in `log` (an `aigc.promptlog`, or a table with
+-- `record_call`): `params`, `res`, `err` and `info` as `record_call`'s.
+-- `wait_ms`: the longest wait for the lock (nil: the log's timeout).
+-- `outcome(client, why)` hears each row written (why nil) or lost.
+-- Raises only an interrupt.
+function M.log (client, log, params, res, err, info, wait_ms, outcome)
+  local promptlog = require "aigc.promptlog"
+  if getmetatable(log) ~= promptlog.Log then   -- (another object with record_call: written now, as it will)
+    local ok, id, lerr = pcall(log.record_call, log, params, res, err, info)
+    if not ok and tostring(id):find("interrupted!$") then error(id, 0) end
+    return outcome(client, not ok and id or id == nil and lerr or nil)
+  end
+  local ok, entry = pcall(promptlog.call_entry, params, res, err, info)
+  if not ok then return outcome(client, entry) end
+  entry.created_at = store.now_iso()   -- (the time of the call's end, however late it is written)
+  if client._log_pending then flush(client, log, wait_ms, outcome) end   -- (the older rows first)
+  local queue = client._log_pending
+  if queue == nil then   -- (none waits: this one is written now)
+    local wok, id, werr = pcall(write, log, { entry = entry, info = info }, wait_ms)
+    if not wok and tostring(id):find("interrupted!$") then error(id, 0) end
+    local why = not wok and id or id == nil and werr
+    if not (why and locked(why)) then return outcome(client, why or nil) end
+    queue = {}
+    client._log_pending = queue
+  elseif #queue >= M.MAX then
+    return outcome(client, "the database stayed locked and " .. #queue .. " calls wait to be written already")
+  end
+  entry.params = promptlog.loggable_params(entry.params)   -- (its toolsets as names, before the copy)
+  queue[#queue + 1] = { entry = copy(entry, 0), info = info }
+end
+
+--- Writes the rows kept (see `flush`).
+-- @tparam table client
+-- @tparam aigc.promptlog log
+-- @tparam number|nil wait_ms
+-- @tparam function outcome
+-- @tparam[opt] boolean last
+function M.flush (client, log, wait_ms, outcome, last)
+  if client._log_pending then flush(client, log, wait_ms, outcome, last) end
+end
+
+return M

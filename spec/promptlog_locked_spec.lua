@@ -1,0 +1,205 @@
+-- A client's prompt_log while another process holds the database's lock
+-- (a second `aigc`, a backup): a write from the loop waited up to the
+-- log's 10 s busy timeout inside `client:step(0)` (a game's frame froze),
+-- then dropped the row. Now the step returns with the row kept, and the
+-- rows are written, in order and once each, when the lock is free.
+
+local aigc = require "aigc"
+local cli = require "cli"
+local devserver = require "devserver"
+local luachild = require "luachild"
+local proc = require "procutil"
+
+local has_sqlite = pcall(require, "luasql.sqlite3")
+local pending_rows = require "aigc.promptlog_pending"
+local store = require "aigc.promptlog_store"
+
+-- The busy timeouts (ms) the client's log sets around its writes, from
+-- now on; the second result stops watching.
+local function watch_waits ()
+  local waits, exec = {}, store.exec
+  store.exec = function (self, q)
+    local ms = tostring(q):match("^PRAGMA busy_timeout = (%d+)$")
+    if ms then waits[#waits + 1] = tonumber(ms) end
+    return exec(self, q)
+  end
+  return waits, function () store.exec = exec end
+end
+
+-- A child process that holds the log's write lock (BEGIN EXCLUSIVE) from
+-- when it prints "locked" until the file `release` exists (at most ~2
+-- minutes, so that a test that never releases it still ends), then
+-- commits and prints "released".
+local HOLDER = [[
+local path, release = arg[1], arg[2]
+local driver = require("luasql.sqlite3").sqlite3()
+local con = assert(driver:connect(path))
+local c = con:execute("PRAGMA busy_timeout = 60000")
+if type(c) ~= "number" and c then c:close() end
+assert(con:execute("BEGIN EXCLUSIVE"))
+io.stdout:write("locked\n"); io.stdout:flush()
+for _ = 1, 6000 do
+  local f = io.open(release, "rb")
+  if f then f:close(); break end
+  os.execute("sleep 0.02")
+end
+assert(con:execute("COMMIT"))
+io.stdout:write("released\n"); io.stdout:flush()
+con:close(); driver:close()
+]]
+
+local function touch (file)
+  local f = assert(io.open(file, "w"))
+  f:close()
+end
+
+-- The prompts of the log's rows, oldest first, read by a connection of
+-- this test's own (in WAL mode, reading needs no lock the holder has).
+local function prompts (path)
+  local driver = require("luasql.sqlite3").sqlite3()
+  local con = assert(driver:connect(path))
+  local cur = assert(con:execute("SELECT id, prompt FROM responses ORDER BY id"))
+  local out = {}
+  local row = cur:fetch({}, "a")
+  while row do
+    out[#out + 1] = row.prompt
+    row = cur:fetch({}, "a")
+  end
+  cur:close(); con:close(); driver:close()
+  return out
+end
+
+describe("a client's prompt_log while another process holds the lock", function ()
+  local dir, path, srv, holder, release, unwatch
+  before_each(function ()
+    if not has_sqlite then return end
+    dir = cli.home()
+    path = dir .. "/logs.db"
+    release = dir .. "/release"
+    srv = devserver.start()
+  end)
+  after_each(function ()
+    if not has_sqlite then return end
+    if holder then
+      touch(release)
+      holder:wait(30)
+      holder = nil
+    end
+    srv:stop()
+    cli.rmdir(dir)
+    pending_rows.MAX = 64
+    if unwatch then unwatch(); unwatch = nil end
+  end)
+
+  local function hold ()
+    holder = luachild.run(HOLDER, { background = true, args = { path, release } })
+    holder:until_printed("locked", 60)
+  end
+
+  local function let_go ()
+    touch(release)
+    holder:until_printed("released", 60)
+    local r = holder:wait(30)
+    holder = nil
+    assert.equal(0, r.status, r.stderr)
+  end
+
+  local function still_held ()
+    return not (proc.read_file(holder.stdout_path) or ""):find("released", 1, true)
+  end
+
+  local function client_with_log (reports)
+    return aigc.client { base_url = srv.base_url, model = "aigc-dev", prompt_log = path,
+                         error_handler = function (e) reports[#reports + 1] = e end }
+  end
+
+  -- Ends one chat_async call in the steps of a frame loop.
+  local function frame_call (client, prompt)
+    local done
+    client:chat_async { messages = { { role = "user", content = prompt } },
+                        on_done = function () done = true end, on_error = function (e) done = e end }
+    while done == nil do client:step(0.05) end
+    assert.is_true(done)
+  end
+
+  it("step() returns with the lock still held, and the rows come once it is free, in order, once each", function ()
+    if not has_sqlite then pending("no lua-sql-sqlite3") return end
+    local reports = {}
+    local client = client_with_log(reports)
+    hold()
+    local waits
+    waits, unwatch = watch_waits()
+    frame_call(client, "Echo: one")
+    frame_call(client, "Echo: two")
+    -- a task's blocking call is the loop's too: its row waits as well
+    client:spawn(function () assert(client:chat "Echo: three") end)
+    while client:step(0.05) > 0 do end
+    assert.is_true(still_held())          -- every step returned while the other process held the lock
+    assert.same({}, reports)              -- nothing was lost (nor reported)
+    assert.same({}, prompts(path))        -- kept, not written
+    -- every write tried waited 2 ms at most for the lock, then set the log's 10 s back
+    assert.is_true(#waits >= 6)
+    for i, ms in ipairs(waits) do assert.equal(i % 2 == 1 and 2 or 10000, ms) end
+    let_go()
+    client:step(0)                        -- a later step writes them
+    assert.same({ "Echo: one", "Echo: two", "Echo: three" }, prompts(path))
+    client:step(0)
+    frame_call(client, "Echo: four")      -- and the log goes on as before
+    client:close()
+    assert.same({ "Echo: one", "Echo: two", "Echo: three", "Echo: four" }, prompts(path))
+    assert.same({}, reports)
+  end)
+
+  it("close() writes the rows the lock kept out", function ()
+    if not has_sqlite then pending("no lua-sql-sqlite3") return end
+    local reports = {}
+    local client = client_with_log(reports)
+    hold()
+    frame_call(client, "Echo: one")
+    frame_call(client, "Echo: two")
+    assert.is_true(still_held())
+    let_go()
+    client:close()
+    assert.same({ "Echo: one", "Echo: two" }, prompts(path))
+    assert.same({}, reports)
+  end)
+
+  it("keeps at most MAX rows: the next one is dropped and reported, kind 'log'", function ()
+    if not has_sqlite then pending("no lua-sql-sqlite3") return end
+    assert.equal(64, pending_rows.MAX)
+    pending_rows.MAX = 2
+    local reports = {}
+    local client = client_with_log(reports)
+    hold()
+    frame_call(client, "Echo: one")
+    frame_call(client, "Echo: two")
+    frame_call(client, "Echo: three")
+    frame_call(client, "Echo: four")
+    assert.is_true(still_held())
+    assert.equal(1, #reports)             -- (the first failure; again only after a write worked)
+    assert.equal("log", reports[1].kind)
+    assert.matches("the prompt log did not record a call: the database stayed locked", reports[1].message, 1, true)
+    let_go()
+    client:step(0)
+    assert.same({ "Echo: one", "Echo: two" }, prompts(path))
+    client:close()
+  end)
+
+  it("a blocking call outside a task waits for the lock as the log says (its caller waits anyway)", function ()
+    if not has_sqlite then pending("no lua-sql-sqlite3") return end
+    local reports = {}
+    local client = client_with_log(reports)
+    hold()
+    local waits
+    waits, unwatch = watch_waits()
+    -- (the lock is let go while the reply streams in, before the call's
+    -- end: the write then waits for it, up to the log's 10 s)
+    local res = assert(client:chat { messages = { { role = "user", content = "Echo: blocking" } },
+                                     stream = function () touch(release) end })
+    assert.equal("blocking", res.text)
+    assert.same({ "Echo: blocking" }, prompts(path))   -- written before chat returned
+    assert.same({}, waits)                             -- (with the log's own timeout)
+    assert.same({}, reports)
+    client:close()
+  end)
+end)
