@@ -150,18 +150,36 @@ describe("a client's prompt_log while another process holds the lock", function 
     assert.same({}, reports)
   end)
 
-  it("close() writes the rows the lock kept out", function ()
+  it("close() writes the rows the lock kept out, as the calls were (not as the caller changed them after)", function ()
     if not has_sqlite then pending("no lua-sql-sqlite3") return end
     local reports = {}
     local client = client_with_log(reports)
     hold()
-    frame_call(client, "Echo: one")
-    frame_call(client, "Echo: two")
+    local msgs = { { role = "system", content = "Be brief." }, { role = "user", content = "Echo: zero" },
+                   { role = "assistant", content = "zero" }, { role = "user", content = "Echo: one" } }
+    local done
+    local params = { messages = msgs, temperature = 0, on_done = function () done = true end }
+    client:chat_async(params)
+    while not done do client:step(0.05) end
+    -- (a game's history goes on: the next turn appended, an old one edited)
+    msgs[2].content = "edited"
+    msgs[4].content = "edited too"
+    msgs[#msgs + 1] = { role = "assistant", content = "one" }
+    msgs[#msgs + 1] = { role = "user", content = "Echo: two" }
+    params.temperature = 1
+    frame_call(client, "Echo: three")
     assert.is_true(still_held())
     let_go()
     client:close()
-    assert.same({ "Echo: one", "Echo: two" }, prompts(path))
+    assert.same({ "Echo: one", "Echo: three" }, prompts(path))
     assert.same({}, reports)
+    local log = assert(require("aigc.promptlog").open(path))
+    local rows = log:list { n = 0 }
+    log:close()
+    assert.equal("Be brief.", rows[2].system)
+    assert.same({ { role = "user", content = "Echo: zero" }, { role = "assistant", content = "zero" } },
+                rows[2].context)
+    assert.same({ temperature = 0 }, rows[2].params)
   end)
 
   it("keeps at most MAX rows: the next one is dropped and reported, kind 'log'", function ()
