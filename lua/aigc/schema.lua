@@ -48,6 +48,7 @@ local core = require "aigc.core"
 local compat = require "aigc.compat"
 local util = require "aigc.util"
 local schema_compile = require "aigc.schema_compile"
+local schema_regex = require "aigc.schema_regex"
 local format_checks = require("aigc.schema_format").CHECKS
 
 local null = core.null
@@ -256,9 +257,10 @@ local function check_patterns (v, k, patterns, pos, r, c)
   for _, p in ipairs(patterns) do
     if not p.match then
       matched = true
-    elseif p.match(k) then
-      matched = true
-      include(r, check(v[k], p.schema, position(pos, k), c))
+    else
+      local hit = p.match(k, c.budget)
+      if hit ~= false then matched = true end   -- (nil: too costly to check, as unchecked)
+      if hit then include(r, check(v[k], p.schema, position(pos, k), c)) end
     end
   end
   return matched
@@ -379,7 +381,9 @@ local function check_string (v, s, pos, r, c)
     end
   end
   local match = c.regexes[s]
-  if match and not match(v) then add(r, pos, "%s does not match the pattern %s", show(v), show(s.pattern)) end
+  if match and match(v, c.budget) == false then   -- (nil: too costly to check, as unchecked)
+    add(r, pos, "%s does not match the pattern %s", show(v), show(s.pattern))
+  end
   local valid = format_checks[s.format]
   if valid and not valid(v) then add(r, pos, "%s is not a valid %s (format)", show(v), s.format) end
 end
@@ -532,8 +536,9 @@ local function validate (value, schema, fname, argn)
   end
   local c, msg = schema_compile.compile(schema)
   if c == nil then util.field_error(fname, argn, "schema", msg) end
+  c.budget = { left = schema_regex.MAX_WORK }   -- (for all of this value's regex checks)
   local out = flatten(check(value, schema, position(nil), c))
-  return #out == 0, out
+  return #out == 0, out, c
 end
 
 -- {======================================================
@@ -593,7 +598,11 @@ local function as_integers (v, s, c, depth)
       if type(sub) == "table" then x = as_integers(x, sub, c, depth + 1) end
       for _, p in ipairs(type(k) == "string" and patterns or {}) do
         if not p.match then known = true   -- (unchecked: it may have taken the key)
-        elseif p.match(k) then known = true; x = as_integers(x, p.schema, c, depth + 1) end
+        else
+          local hit = p.match(k, c.budget)
+          if hit ~= false then known = true end
+          if hit then x = as_integers(x, p.schema, c, depth + 1) end
+        end
       end
       if not known and type(extra) == "table" then x = as_integers(x, extra, c, depth + 1) end
       v[k] = x
@@ -713,8 +722,8 @@ function M.parse (text, schema, what)
       text = text,
     }
   end
-  local ok, violations = validate(v, schema, "parse", 2)
-  if ok then return as_integers(v, schema, schema_compile.compile(schema), 0) end
+  local ok, violations, c = validate(v, schema, "parse", 2)
+  if ok then return as_integers(v, schema, c, 0) end
   return nil, mismatch(what, violations, text)
 end
 
@@ -722,7 +731,10 @@ M.json_type = json_type
 --- (internal) `as_integers` for a value that passed `schema` (tool
 -- arguments, aigc.tools): the value, integral floats made integers.
 function M.integers (value, schema)
-  return as_integers(value, schema, schema_compile.compile(schema), 0)
+  local c = schema_compile.compile(schema)
+  if c == nil then return value end   -- (a broken schema: checked, and refused, before any value)
+  c.budget = { left = schema_regex.MAX_WORK }
+  return as_integers(value, schema, c, 0)
 end
 M.equal = function (a, b) return equal(a, b) end
 

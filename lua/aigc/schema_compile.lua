@@ -13,10 +13,10 @@ local util = require "aigc.util"
 local schema_regex = require "aigc.schema_regex"
 
 local null = core.null
-local error, getmetatable, ipairs, pairs, pcall, setmetatable, tonumber, tostring, type =
-  error, getmetatable, ipairs, pairs, pcall, setmetatable, tonumber, tostring, type
+local error, getmetatable, ipairs, pairs, pcall, rawget, setmetatable, tonumber, tostring, type =
+  error, getmetatable, ipairs, pairs, pcall, rawget, setmetatable, tonumber, tostring, type
 local string_format, string_match = string.format, string.match
-local table_sort = table.sort
+local table_concat, table_sort = table.concat, table.sort
 util.own_module()
 
 local M = {}
@@ -46,7 +46,7 @@ local show = M.show
 -- Checking the schema itself (misuse raises)
 -- =======================================================
 
--- Walked once per validation, before any value is looked at: every keyword
+-- Walked once per schema (see `compile`), before any value is looked at: every keyword
 -- this module reads must have the type it reads it as (so that a schema
 -- mistake is an error naming its place, never an error from in here), every
 -- `$ref` must resolve, and no chain of in-place applicators (`$ref`,
@@ -308,6 +308,63 @@ local function find_loop (c)
   end
 end
 
+-- {======================================================
+-- The compiled forms, kept per schema table
+-- =======================================================
+
+-- A schema is compiled at its first use and kept (regexes are the costly
+-- part: a 1,000-alternative one takes milliseconds). A schema may still be
+-- changed between calls: the compiled form is reused only while the
+-- schema's content is the same, down to which tables it holds (the
+-- compiled form is keyed by them), as `fingerprint` writes it down.
+-- Weak keys: a schema dropped is collected with its compiled form. Lua
+-- 5.1 and LuaJIT have no ephemerons (the compiled form holds its schema):
+-- weak values there too, the cache lasting until the next collection.
+local cache = setmetatable({}, { __mode = rawget(_G, "jit") == nil and _VERSION ~= "Lua 5.1" and "k" or "kv" })
+local ids = setmetatable({}, { __mode = "k" })   -- table (or userdata) -> a number never given twice
+local next_id = 0
+local math_type = rawget(math, "type")
+
+-- Keywords whose values are data, not schemas: compile does not look
+-- inside them (validation reads them as they are then), nor does
+-- `fingerprint` (a 200,000-value enum is not read at every call).
+local DATA = { enum = true, const = true, default = true, examples = true }
+-- Keywords whose values are maps: their keys are names, not keywords.
+local MAPS = { properties = true, patternProperties = true, dependentSchemas = true, dependentRequired = true,
+               ["$defs"] = true, definitions = true }
+
+-- The content of schema that compile reads, as a string, or nil when it
+-- nests deeper than a compiled schema may (not kept then: compile says why
+-- each time).
+local function fingerprint (schema)
+  local out, visited = {}, {}
+  local function put (v, depth, map)
+    local t = type(v)
+    if t == "string" then out[#out + 1] = "s" .. #v .. ":" .. v
+    elseif t == "number" then
+      out[#out + 1] = math_type and math_type(v) == "integer" and "i" .. tostring(v) or string_format("n%.17g", v)
+    elseif t == "boolean" then out[#out + 1] = v and "T" or "F"
+    else
+      local id = ids[v]
+      if id == nil then next_id = next_id + 1; id = next_id; ids[v] = id end
+      out[#out + 1] = "@" .. id
+      if t ~= "table" or visited[v] or depth < 0 then return true end
+      if depth > 2 * M.MAX_NESTING + 10 then return false end
+      visited[v] = true
+      out[#out + 1] = "{"
+      for k, x in pairs(v) do
+        local sub = depth + 1
+        if not map and DATA[k] then sub = -1 end   -- (its identity only)
+        if not (put(k, depth + 1) and put(x, sub, not map and MAPS[k])) then return false end
+      end
+      out[#out + 1] = "}"
+    end
+    return true
+  end
+  if not put(schema, 0) then return nil end
+  return table_concat(out, ",")
+end
+
 --- Checks a schema; returns what validation needs (`refs`: the target of
 -- each `$ref` node; `patterns`: each `patternProperties` node's list of
 -- `{ re =, match = (false: unchecked), schema = }`; `regexes`: each
@@ -318,6 +375,19 @@ end
 -- @treturn[opt] string
 function M.compile (schema)
   if type(schema) == "boolean" then return { refs = {}, patterns = {}, regexes = {} } end
+  local key = fingerprint(schema)
+  local hit = cache[schema]
+  if hit and hit.key == key then return hit end
+  local c, msg = M.compile_now(schema)
+  if c and key then c.key = key; cache[schema] = c end
+  return c, msg
+end
+
+--- (internal) `compile` without the cache.
+-- @param schema
+-- @treturn table|nil
+-- @treturn[opt] string
+function M.compile_now (schema)
   local c = { root = schema, seen = {}, order = {}, edges = {}, refs = {}, patterns = {}, regexes = {}, depth = 0 }
   local ok, e = pcall(function ()
     walk(c, schema, "#")

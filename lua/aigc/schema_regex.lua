@@ -15,7 +15,8 @@
 -- character of the string costs one table look-up once its state is known
 -- and at most the automaton's size otherwise. No backtracking: the work is
 -- bounded by the string's length times the regex's size (after its counted
--- repeats are expanded, at most MAX_PROGRAM steps).
+-- repeats are expanded, at most MAX_PROGRAM steps), and the steps spent
+-- building states by a budget (MAX_WORK) shared by one validation's checks.
 --
 -- Internal: not part of the API.
 --
@@ -39,6 +40,12 @@ M.MAX_PROGRAM = 50000
 M.MAX_NESTING = 100
 --- The most DFA states kept per regex before the cache starts again.
 M.MAX_STATES = 2000
+--- The most automaton steps spent building DFA states for one check (a
+-- `validate`, or one call of a matcher given no budget): a regex whose DFA
+-- needs a new state at nearly every character costs the string's length
+-- times the regex's size, minutes for a long string and a large regex. Past
+-- it, the strings left are unchecked (the matcher answers nil).
+M.MAX_WORK = 1000000
 
 local Fail = {}
 local function fail (fmt, ...) error(setmetatable({ message = string_format(fmt, ...) }, Fail), 0) end
@@ -387,16 +394,17 @@ end
 -- the regex is reached.
 local function closure (prog, pcs, at_start, at_end, prev_word, next_word)
   local op, x, y = prog.op, prog.x, prog.y
-  local seen, stack, chars = {}, {}, {}
+  local seen, stack, chars, work = {}, {}, {}, 0
   for k = #pcs, 1, -1 do stack[#stack + 1] = pcs[k] end
   while stack[1] ~= nil do
     local pc = stack[#stack]
     stack[#stack] = nil
     if not seen[pc] then
       seen[pc] = true
+      work = work + 1
       local o = op[pc]
       if o == "char" then chars[#chars + 1] = pc
-      elseif o == "match" then return nil, true
+      elseif o == "match" then prog.work = prog.work + work; return nil, true
       elseif o == "jmp" then stack[#stack + 1] = x[pc]
       elseif o == "split" then stack[#stack + 1] = y[pc]; stack[#stack + 1] = x[pc]
       else
@@ -406,6 +414,7 @@ local function closure (prog, pcs, at_start, at_end, prev_word, next_word)
       end
     end
   end
+  prog.work = prog.work + work
   return chars, false
 end
 
@@ -474,7 +483,10 @@ end
 local function matcher (prog)
   local dfa = { states = {}, count = 0 }
   local ascii, bounds = prog.ascii, prog.bounds
-  return function (s)
+  return function (s, budget)
+    budget = budget or { left = M.MAX_WORK }
+    if budget.left <= 0 then return nil end
+    prog.work = 0
     local st = dfa.start
     if st == nil then st = intern(dfa, { 1 }, false, true); dfa.start = st end
     local i, n = 1, #s
@@ -489,20 +501,27 @@ local function matcher (prog)
         k = interval_of(bounds, cp)
       end
       local to = st.trans[k]
-      if to == nil then to = step(prog, dfa, st, k) end
-      if to == true then return true end
+      if to == nil then
+        to = step(prog, dfa, st, k)
+        -- (each state built costs up to the regex's size: counted; a known one costs nothing)
+        if prog.work >= budget.left then budget.left = 0; return nil end
+      end
+      if to == true then budget.left = budget.left - prog.work; return true end
       st = to
     end
     if st.final == nil then
       local _, m = closure(prog, st.pcs, st.at_start, true, st.prev_word, false)
       st.final = m
     end
+    budget.left = budget.left - prog.work
     return st.final
   end
 end
 
---- A function `(s) -> boolean` that tells whether the regex matches in
--- the string (searching, as JSON Schema's regexes do: `^` and `$` anchor),
+--- A function `(s, budget) -> boolean|nil` that tells whether the regex
+-- matches in the string (searching, as JSON Schema's regexes do: `^` and
+-- `$` anchor), nil when that would cost more than `budget.left` steps
+-- (a table `{left = n}` the call spends; default: a fresh MAX_WORK),
 -- or nil and why not: "is not a valid regular expression (...)", "uses
 -- lookaround (?=...), which is not supported"..., and whether the regex is
 -- valid but beyond the matcher (unsupported, too large: left unchecked).
