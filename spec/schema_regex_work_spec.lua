@@ -151,3 +151,29 @@ describe("compiled schemas", function ()
     assert.is_nil(next(weak))
   end)
 end)
+
+describe("format", function ()
+  it("duration follows RFC 3339 appendix A: a part only after the one just before it (P1Y2D and PT1H2S passed)", function ()
+    local cases = {
+      { "P1Y2D", false }, { "PT1H2S", false }, { "P1Y2M", true }, { "P1M2D", true }, { "P1Y2M3D", true },
+      { "PT1M2S", true }, { "PT1H2M", true }, { "P4DT12H30M5S", true }, { "P2W", true }, { "P1Y2W", false },
+      { "PT", false }, { "P1DT", false }, { "P", false }, { "P2D1Y", false }, { "P1D2H", false },
+    }
+    for i, c in ipairs(cases) do
+      local ok = schema.validate(c[1], { type = "string", format = "duration" })
+      assert(ok == c[2], ("case %d: %q"):format(i, c[1]))
+    end
+  end)
+
+  it("ipv6 takes the forms RFC 4291 has (:: and an IPv4 tail; no zone id)", function ()
+    local cases = {
+      { "::", true }, { "::ffff:1.2.3.4", true }, { "::1.2.3.4", true }, { "1:2:3:4:5:6:7::", true },
+      { "fe80::1%eth0", false }, { "::1:2:3:4:5:6:1.2.3.4", false }, { "1::2::3", false }, { ":1::", false },
+      { "::ffff:256.1.1.1", false }, { "1:2:3:4:5:6:7:8:9", false }, { "12345::", false },
+    }
+    for i, c in ipairs(cases) do
+      local ok = schema.validate(c[1], { type = "string", format = "ipv6" })
+      assert(ok == c[2], ("case %d: %q"):format(i, c[1]))
+    end
+  end)
+end)

@@ -50,20 +50,26 @@ local function date_time (s)
 end
 
 -- ISO 8601 durations as RFC 3339 appendix A has them: P then years,
--- months, days (in that order, each optional), then T and hours, minutes,
--- seconds; or weeks alone.
+-- months, days, then T and hours, minutes, seconds; or weeks alone. Each
+-- part may only follow the one just before it (dur-year = 1*DIGIT "Y"
+-- [dur-month]): P1Y2D and PT1H2S are not durations there.
+local DATE_PARTS = { "^%d+D$", "^%d+M$", "^%d+M%d+D$", "^%d+Y$", "^%d+Y%d+M$", "^%d+Y%d+M%d+D$" }
+local TIME_PARTS = { "^%d+S$", "^%d+M$", "^%d+M%d+S$", "^%d+H$", "^%d+H%d+M$", "^%d+H%d+M%d+S$" }
+
+local function one_of (s, patterns)
+  for _, p in ipairs(patterns) do
+    if string_find(s, p) then return true end
+  end
+  return false
+end
+
 local function duration (s)
   if string_match(s, "^P%d+W$") then return true end
   local d, t = string_match(s, "^P([^T]*)(.*)$")
   if d == nil or (d == "" and t == "") then return false end
-  if not (d == "" or string_match(d, "^%d+Y%d+M%d+D$") or string_match(d, "^%d+[YMD]$")
-          or string_match(d, "^%d+Y%d+[MD]$") or string_match(d, "^%d+M%d+D$")) then
-    return false
-  end
+  if not (d == "" or one_of(d, DATE_PARTS)) then return false end
   if t == "" then return true end
-  t = string_sub(t, 2)
-  return t ~= "" and (string_match(t, "^%d+H%d+M%d+S$") or string_match(t, "^%d+[HMS]$")
-                      or string_match(t, "^%d+H%d+[MS]$") or string_match(t, "^%d+M%d+S$")) ~= nil
+  return one_of(string_sub(t, 2), TIME_PARTS)
 end
 
 local function ipv4 (s)
