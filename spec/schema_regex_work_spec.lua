@@ -87,6 +87,25 @@ describe("regex work per validation", function ()
   end)
 end)
 
+describe("the DFA cache", function ()
+  it("starts again past MAX_CACHED places, with the same answers", function ()
+    local cached = schema_regex.MAX_CACHED
+    schema_regex.MAX_CACHED = 50
+    local ok, err = pcall(function ()
+      local m = assert(schema_regex.compile("(a|b)*a(a|b){5}$"))
+      local seen = {}
+      for i = 1, 30 do
+        local s = random_ab(40, i)
+        assert.equal(s:sub(-6, -6) == "a", m(s))
+        seen[m(s)] = true
+      end
+      assert.same({ [true] = true, [false] = true }, seen)   -- (both answers were tried)
+    end)
+    schema_regex.MAX_CACHED = cached
+    assert(ok, err)
+  end)
+end)
+
 describe("compiled schemas", function ()
   local calls, real
   before_each(function ()

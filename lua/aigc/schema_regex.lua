@@ -40,6 +40,10 @@ M.MAX_PROGRAM = 50000
 M.MAX_NESTING = 100
 --- The most DFA states kept per regex before the cache starts again.
 M.MAX_STATES = 2000
+--- The most automaton places those states may hold together (a state of
+-- a large regex holds thousands): the cache is kept with its schema, so
+-- it must stay small.
+M.MAX_CACHED = 100000
 --- The most automaton steps spent building DFA states for one check (a
 -- `validate`, or one call of a matcher given no budget): a regex whose DFA
 -- needs a new state at nearly every character costs the string's length
@@ -424,12 +428,12 @@ local function intern (dfa, pcs, prev_word, at_start)
   local key = table_concat(pcs, ",") .. (prev_word and "w" or "") .. (at_start and "^" or "")
   local st = dfa.states[key]
   if st then return st end
-  if dfa.count >= M.MAX_STATES then   -- (start again: memory stays bounded, work linear)
-    dfa.states, dfa.count, dfa.start = {}, 0, nil
+  if dfa.count >= M.MAX_STATES or dfa.size >= M.MAX_CACHED then   -- (start again: memory stays bounded)
+    dfa.states, dfa.count, dfa.size, dfa.start = {}, 0, 0, nil
   end
   st = { pcs = pcs, prev_word = prev_word, at_start = at_start, trans = {} }
   dfa.states[key] = st
-  dfa.count = dfa.count + 1
+  dfa.count, dfa.size = dfa.count + 1, dfa.size + #pcs
   return st
 end
 
@@ -481,7 +485,7 @@ local function interval_of (bounds, cp)   -- the largest k with bounds[k] <= cp
 end
 
 local function matcher (prog)
-  local dfa = { states = {}, count = 0 }
+  local dfa = { states = {}, count = 0, size = 0 }
   local ascii, bounds = prog.ascii, prog.bounds
   return function (s, budget)
     budget = budget or { left = M.MAX_WORK }
