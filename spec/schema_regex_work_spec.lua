@@ -66,6 +66,14 @@ describe("regex work per validation", function ()
       assert.same({}, list)
     end)
 
+    it("leaves parse's integers their own budget (validation may have spent its own)", function ()
+      local s = { type = "object", properties = { text = { type = "string", pattern = HARD } },
+                  patternProperties = { ["^x_"] = { type = "integer" } } }
+      local v = assert(schema.parse('{"text": "' .. random_ab(100000, 5) .. '", "x_1": 3.0}', s))
+      assert.equal(3, v.x_1)
+      if math.type then assert.equal("integer", math.type(v.x_1)) end   -- (5.3+: an integer, as the schema says)
+    end)
+
     it("leaves a property name too costly to check unchecked: it may match, so it is not additional", function ()
       local s = { type = "object", patternProperties = { [HARD] = { type = "integer" } }, additionalProperties = false }
       local v = {}

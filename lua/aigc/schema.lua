@@ -723,7 +723,10 @@ function M.parse (text, schema, what)
     }
   end
   local ok, violations, c = validate(v, schema, "parse", 2)
-  if ok then return as_integers(v, schema, c, 0) end
+  if ok then
+    c.budget = { left = schema_regex.MAX_WORK }   -- (validation's may be spent: integers get their own)
+    return as_integers(v, schema, c, 0)
+  end
   return nil, mismatch(what, violations, text)
 end
 
