@@ -220,16 +220,16 @@ end
 -- The b64_json of each image decoded in C into `bytes`; `res:save(...)`.
 -- A reply whose `data` is not an array of objects is an error (kind
 -- "parse"); one without `data` (the API's schema allows it) has no images.
--- `decoded`: the bytes of a b64_json text already decoded (a stream's
--- completed event, which its function got decoded), not decoded again.
+-- `decoded`: the bytes of data[i], already decoded (a stream's completed
+-- events, which its function got decoded), not decoded again.
 local function finish_images (self, params, res, decoded)
   local data, why = reply.reply_objects(res, "data", true)
   if data == nil then return nil, reply.reply_error(self, params, res, "parse", why) end
   for i, item in ipairs(data) do
     if type(item.b64_json) == "string" then
       local bytes, bad
-      if decoded and decoded.b64 == item.b64_json then bytes = decoded.bytes
-      else bytes, bad = core.media.b64decode(item.b64_json) end
+      bytes = decoded and decoded[i]
+      if bytes == nil then bytes, bad = core.media.b64decode(item.b64_json) end
       if bytes == nil then
         return nil, reply.reply_error(self, params, res, "parse", "image " .. i .. ": " .. bad)
       end
@@ -247,41 +247,59 @@ local IMAGE_FILES = { edit = { image = true, mask = true }, variation = { image 
 
 -- A streamed images call (`stream = true` or a function): the partial
 -- images are events (their b64_json decoded into `bytes`) given to the
--- function; the completed event becomes the result, shaped like a plain one
--- (`res.data[1]`). A server that answers in one JSON piece: that answer.
+-- function; the completed events (one per image: `n = 2` gives two) become
+-- the result, shaped like a plain one (`res.data[i]`, the last event's
+-- other fields). A server that answers in one JSON piece: that answer.
 -- An event whose b64_json does not decode ends the call (kind "parse", in
 -- `failed.err`), as speech's audio events: never an event without its bytes.
+-- `partial()`: what a failed stream leaves (err.partial): the images
+-- completed before it failed, and the last partial image after them.
 local function image_events (self, params, failed)
   local user, plain = params.stream, false
-  -- The last event's text and bytes: the result is the completed event,
-  -- whose image (megabytes) the function already got decoded.
-  local last = { b64 = false, bytes = false }
+  -- The completed images so far ({b64_json =, revised_prompt =}; their
+  -- bytes in `decoded`, as their events got them: an image is megabytes,
+  -- decoded once) and the last partial image event after them.
+  local done, decoded, last_partial = {}, {}, nil
   local fn = function (ev, whole)
     -- (a reply in one piece comes as (its text, the reply): not an event)
     if whole ~= nil or type(ev) ~= "table" then plain = true; return end
-    last.b64, last.bytes = false, false
+    local bytes, why
     if type(ev.b64_json) == "string" then
-      local bytes, why = core.media.b64decode(ev.b64_json)
+      bytes, why = core.media.b64decode(ev.b64_json)
       if bytes == nil then
         failed.err = { kind = "parse", message = "an image stream event's b64_json: " .. why }
         error(failed.err.message, 0)
       end
       ev.bytes = bytes
-      last.b64, last.bytes = ev.b64_json, bytes
+    end
+    if type(ev.type) == "string" and ev.type:find("%.completed$") then
+      done[#done + 1] = { b64_json = ev.b64_json, revised_prompt = ev.revised_prompt }
+      decoded[#done], last_partial = bytes, nil   -- (nil: no b64_json, a hole)
+    elseif bytes then
+      last_partial = ev
     end
     if user ~= true then return user(ev) end
   end
+  local function partial ()   -- (nil: nothing came)
+    if #done == 0 and last_partial == nil then return nil end
+    local data = {}
+    for i = 1, #done do data[i] = { bytes = decoded[i] } end
+    return { data = data, partial_image = last_partial and { bytes = last_partial.bytes,
+                                                             partial_image_index = last_partial.partial_image_index } }
+  end
   local function completed (res)
     if plain or (res.data ~= nil and res.type == nil) then return res end   -- (answered without a stream)
-    if type(res.type) ~= "string" or not res.type:find("%.completed$") then
-      return nil, reply.reply_error(self, params, res, "stream", "the image stream ended before its completed event"
-                                .. (res.type ~= nil and " (last: " .. tostring(res.type) .. ")" or ""))
+    if type(res.type) ~= "string" or not res.type:find("%.completed$") or #done == 0 then
+      local err = reply.reply_error(self, params, res, "stream", "the image stream ended before its completed event"
+                                    .. (res.type ~= nil and " (last: " .. tostring(res.type) .. ")" or ""))
+      err.partial = partial()
+      return nil, err
     end
-    res.data = { { b64_json = res.b64_json, revised_prompt = res.revised_prompt } }
-    res.b64_json = nil
-    return res, last
+    res.data = done
+    res.b64_json, res.revised_prompt = nil, nil
+    return res, decoded
   end
-  return fn, completed
+  return fn, completed, partial
 end
 
 -- The model a call asks for: its own, else the client's.
@@ -293,13 +311,13 @@ end
 
 local function images (self, submit, fname, what, params, async)
   params = call.params_of(self, fname, params, what == "generate" and "prompt" or nil)
-  local events, completed, failed
+  local events, completed, failed, partial
   if params.stream then
     failed = {}
-    events, completed = image_events(self, params, failed)
+    events, completed, partial = image_events(self, params, failed)
   end
   local s = { fname = fname, async = async, api = "json", on_done = params.on_done, on_error = params.on_error,
-              model = model_of(self, params), failed = failed,
+              model = model_of(self, params), failed = failed, partial = partial,
               finish = function (res)
                 local decoded
                 if completed then

@@ -229,7 +229,8 @@ end
 -- `model`, the model the call asked for (the result's `model` when the
 -- reply names none and has usage: the client's usage counts it there);
 -- `failed`, a table where a stream's event function leaves the error
--- (`failed.err`) it raised for: the call's error then.
+-- (`failed.err`) it raised for: the call's error then; `partial`, a
+-- function giving a failed call's `err.partial` (what its stream got).
 -- @local
 function M.perform (self, submit, s)
   local plain = s.finish == nil and s.on_done == nil and s.on_error == nil
@@ -253,8 +254,10 @@ function M.perform (self, submit, s)
     if hook and call then hook.await(self, req, call, res, err) end
     if res == nil and s.failed and s.failed.err then
       local e = s.failed.err
-      return nil, reply.reply_error(self, s.params, err or {}, e.kind, e.message)
+      err = reply.reply_error(self, s.params, err or {}, e.kind, e.message)
     end
+    -- (after the scrub: an image is bytes, not text to search for secrets)
+    if res == nil and s.partial and type(err) == "table" and err.partial == nil then err.partial = s.partial() end
     if res ~= nil and s.finish then return s.finish(res) end
     return res, err
   end, { label = s.fname, on_done = s.on_done, on_error = s.on_error, request = req })
