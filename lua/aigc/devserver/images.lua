@@ -175,12 +175,18 @@ function M.edits (req)
       return bad_param("image", format("Invalid image %d: expected a PNG, JPEG, WebP or GIF file.", i),
         "invalid_image_format")
     end
+    if part.data:sub(1, 8) == png.SIGNATURE and not png.size(part.data) then   -- (its size is read below)
+      return bad_param("image", format("Invalid image %d: a PNG file without a valid IHDR header (cut short?).", i),
+        "invalid_image_format")
+    end
   end
   local w, h = png.size(images[1].data)
   local mask = form.files.mask
   if mask then
     local mw, mh = png.size(mask.data)
-    if not mw then return bad_param("mask", "Invalid mask: expected a PNG file.", "invalid_image_format") end
+    if not mw then
+      return bad_param("mask", "Invalid mask: expected a PNG file (with a valid IHDR header).", "invalid_image_format")
+    end
     if w and (mw ~= w or mh ~= h) then
       return bad_param("mask", format("Invalid mask: %dx%d, the image is %dx%d; they must have the same size.", mw, mh,
         w, h), "invalid_value")

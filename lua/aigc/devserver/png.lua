@@ -86,10 +86,14 @@ function M.image (width, height, seed, progress, transparent)
   end)
 end
 
---- Width and height of PNG bytes, or nil when they are not a PNG.
+--- Width and height of PNG bytes, or nil when they are not a PNG (or one
+-- cut short in its IHDR chunk, or of width or height 0: no image).
 function M.size (bytes)
-  if type(bytes) ~= "string" or sub(bytes, 1, 8) ~= M.SIGNATURE or sub(bytes, 13, 16) ~= "IHDR" then return nil end
+  if type(bytes) ~= "string" or #bytes < 24 or sub(bytes, 1, 8) ~= M.SIGNATURE or sub(bytes, 13, 16) ~= "IHDR" then
+    return nil
+  end
   local w, h = sunpack(">I4I4", bytes, 17)
+  if w == 0 or h == 0 then return nil end
   return w, h
 end
 
