@@ -102,6 +102,19 @@ static void watch_h2_early_answer (aigc_request *r) {
   }
 }
 
+/* Whether a 2xx answer's headers, just ended, announce a body over
+   max_response_bytes (a hostile server's 10 GB download): refused at once,
+   not after max_response_bytes of it were read (into a file, maybe). Not
+   a compressed one: the limit counts the bytes decoded. */
+static int announced_too_big (const aigc_request *r) {
+  curl_off_t announced = -1;
+  size_t vlen;
+  if (r->status < 200 || r->status >= 300 || aigc_headers_find(&r->hdrs, "content-encoding", &vlen) != NULL)
+    return 0;
+  curl_easy_getinfo(r->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced);
+  return announced >= 0 && (unsigned long long)announced > (unsigned long long)r->max_bytes;
+}
+
 static size_t on_header (char *buf, size_t size, size_t nitems, void *ud) {
   aigc_request *r = (aigc_request *)ud;
   size_t len = size * nitems;
@@ -112,6 +125,10 @@ static size_t on_header (char *buf, size_t size, size_t nitems, void *ud) {
     r->idle_deadline = aigc_now() + r->timeout;
   rc = aigc_headers_line(&r->hdrs, buf, len, &r->status);
   if (rc == AIGC_HEADERS_OK) {
+    if (len <= 2 && announced_too_big(r)) {
+      r->abort_reason = AIGC_ABORT_LIMIT;
+      return 0;
+    }
     if (len <= 2 && r->status >= 200 && (r->body.len >= H2_EARLY_MIN_BODY || r->xb.mime != NULL))
       watch_h2_early_answer(r);   /* (the blank line ending a final answer's headers) */
     return len;
