@@ -122,6 +122,20 @@ describe("redirects", function ()
       end)
     end
 
+    -- (an http(s) URL but not a valid one: the message said "a redirect to a http: URL, which a
+    -- download does not follow (http and https only)", contradicting itself)
+    for _, target in ipairs { "http:evil.example/x", "HTTP://127.0.0.1/a b" } do
+      it("calls a redirect to " .. target .. " one to an invalid URL", function ()
+        local c = client()
+        local none, err = c:download(a .. "/r/302/" .. enc(target))
+        c:close()
+        assert.is_nil(none)
+        assert.are.equal(302, err.status)
+        assert.matches("a redirect to an invalid URL, which a download does not follow", err.message, 1, true)
+        assert.are.equal(1, #srv.requests())
+      end)
+    end
+
     it("writes only the last answer's body to a file or a function; its headers are the last's", function ()
       local c = client()
       local path = dir .. "/img.png"

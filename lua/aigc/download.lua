@@ -136,6 +136,8 @@ local function redirect_of (self, url, err, seen, hops)
   end
   if not media.is_http_url(to) then
     local scheme = to:match("^(%a[%w+.-]*):")
+    -- ("http:host/x", a space or a control character: an http(s) URL, but not a valid one)
+    if scheme and scheme:lower():find("^https?$") then scheme = nil end
     return fail(("HTTP status %d: a redirect to %s, which a download does not follow (http and https only)")
                 :format(status, scheme and "a " .. scheme .. ": URL" or "an invalid URL"))
   end
