@@ -26,6 +26,24 @@ describe("image edits (multipart)", function ()
     assert.matches("Invalid mask: expected a PNG file", err.message, 1, true)
   end)
 
+  it("an image whose header claims more than 4096 pixels a side: a 400, not an output that large", function ()
+    -- (only the header: 100000 x 100000 had the server encode 2.5 GB; 5000 x 1 shows the bound)
+    local function header (w, h)
+      local function be32 (n)
+        local f = math.floor
+        return string.char(f(n / 16777216) % 256, f(n / 65536) % 256, f(n / 256) % 256, n % 256)
+      end
+      return "\137PNG\r\n\26\n" .. be32(13) .. "IHDR" .. be32(w) .. be32(h) .. "\8\2\0\0\0" .. be32(0)
+    end
+    local res, err = client:images_edit { image = { data = header(5000, 1), filename = "wide.png" }, prompt = "p" }
+    assert.is_nil(res)
+    assert.equal(400, err.status)
+    assert.matches("Invalid image 1: 5000x1; the devserver edits images of at most 4096 pixels a side",
+                   err.message, 1, true)
+    assert(client:images_edit { image = { data = header(4096, 1), filename = "edge.png" }, prompt = "p",
+                                response_format = "b64_json" })
+  end)
+
   it("a mask of another size: a 400 naming both sizes", function ()
     local res, err = client:images_edit { image = { data = png("16x16"), filename = "a.png" },
                                           mask = { data = png("8x8"), filename = "m.png" }, prompt = "p" }

@@ -181,6 +181,12 @@ function M.edits (req)
     end
   end
   local w, h = png.size(images[1].data)
+  -- (its size is the output's unless `size` says: a header claiming 100000 x 100000 would
+  -- have the server encode 2.5 GB of pixels)
+  if w and (w > MAX_SIDE or h > MAX_SIDE) then
+    return bad_param("image", format("Invalid image 1: %dx%d; the devserver edits images of at most %d pixels a side.",
+      w, h, MAX_SIDE), "invalid_value")
+  end
   local mask = form.files.mask
   if mask then
     local mw, mh = png.size(mask.data)
