@@ -162,6 +162,15 @@ local function jpeg_size (b)
   return nil
 end
 
+-- The first bytes of base64 text, from about its first n characters:
+-- whitespace dropped (base64 wrapped in lines, as the `base64` tool
+-- writes it) and the prefix cut to whole quads (one cut in two does not
+-- decode: the header was not read, and the estimate fell to the default).
+local function b64_head (text, n)
+  local s = text:sub(1, n):gsub("%s+", "")
+  return b64decode(s:sub(1, #s - #s % 4))
+end
+
 local function image_size (b)
   if b:sub(1, 8) == "\137PNG\r\n\26\n" and #b >= 24 then
     return be16(b, 17) * 65536 + be16(b, 19), be16(b, 21) * 65536 + be16(b, 23)
@@ -250,7 +259,7 @@ local function image_tokens (part, model)
   if type(url) == "string" then
     -- (the header is in the first bytes: decode only a prefix, whole quads)
     local b64 = url:match("^data:[^,]-;base64,(.*)$")
-    local bytes = b64 and b64decode(b64:sub(1, 65536))
+    local bytes = b64 and b64_head(b64, 65536)
     if bytes then w, h = image_size(bytes) end
   end
   local known = w and h and w > 0 and h > 0
@@ -277,7 +286,7 @@ local function audio_tokens (part)
   if type(data) ~= "string" then return 100 end
   data = data:match("^data:[^,]-;base64,(.*)$") or data
   local nbytes = math_floor(#data * 3 / 4)
-  local head = b64decode(data:sub(1, 4096))
+  local head = b64_head(data, 4096)
   local seconds = nbytes / AUDIO_BYTES_PER_SECOND
   if head and #head >= 44 and head:sub(1, 4) == "RIFF" and head:sub(9, 12) == "WAVE" then
     -- (the "fmt " chunk's byte rate; the data is the whole file but its header)
