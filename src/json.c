@@ -825,6 +825,39 @@ static int string_flood (const aigc_json_value *v) {
   return t.steps > FLOOD_STEPS * n + FLOOD_SLACK;
 }
 
+/* 1 when v or an object inside it is a hash flood (hash_flood), 0 when
+   not, -1 out of memory. */
+static int objects_flood (const aigc_json_value *v) {
+  size_t i;
+  int rc = 0;
+  if (v->type == AIGC_JSON_OBJECT && v->len > FLOOD_MIN)
+    rc = hash_flood(v->u.members, v->len);
+  if (v->type == AIGC_JSON_ARRAY)
+    for (i = 0; i < v->len && rc == 0; i++)
+      rc = objects_flood(&v->u.items[i]);
+  else if (v->type == AIGC_JSON_OBJECT)
+    for (i = 0; i < v->len && rc == 0; i++)
+      rc = objects_flood(&v->u.members[i].value);
+  return rc;
+}
+
+/*
+** A tree built by other means than a parse (a stream's accumulated reply:
+** each event passed the checks above, but one object may gain a key an
+** event, and the strings add up) checked as a parse with limits.lua_hash
+** checks its document: 1 (*what says how) when it floods, 0 when not, -1
+** out of memory. Linear in the tree.
+*/
+int aigc_json_flood (const aigc_json_value *v, const char **what) {
+  int rc = objects_flood(v);
+  *what = "an object whose keys Lua hashes alike (a hash flood)";
+  if (rc == 0) {
+    rc = string_flood(v);
+    *what = "strings that Lua hashes alike (a hash flood)";
+  }
+  return rc;
+}
+
 #define SKIP_WS  while (p < end && IS_WS(*p)) p++
 
 /* a new scratch slot at slots[nslots - 1] */

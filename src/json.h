@@ -156,6 +156,11 @@ typedef struct aigc_json_error {
    its history again. */
 #define AIGC_JSON_DEFAULT_MAX_DEPTH 200
 
+/* Lua 5.1-5.3's hash flood (json.c), in a tree not parsed with
+   limits.lua_hash: 1 and *what (a static text) when v holds one, 0 when
+   not, -1 out of memory. */
+int aigc_json_flood (const aigc_json_value *v, const char **what);
+
 /* What aigc_json_parse returns. */
 enum {
   AIGC_JSON_OK = 0,

@@ -49,9 +49,22 @@ void aigc_response_decorate_error (lua_State *L, aigc_request *r) {
   }
 }
 
+/*
+** Lua 5.1-5.3 (limits.lua_hash): whether a stream's accumulated tree floods
+** Lua's string hash (json.c). Each event was checked when parsed, but a
+** server can add one crafted key an event to one object: 20,000 events made
+** the result cost 5 s on Lua 5.3, quadratic. 1 (*what set), 0, -1: no memory.
+*/
+static int stream_flood (const aigc_request *r, const aigc_json_value *v, const char **what) {
+  return r->accum.limits.lua_hash ? aigc_json_flood(v, what) : 0;
+}
+
 void aigc_response_add_partial (lua_State *L, aigc_request *r) {
   const aigc_json_value *acc;
+  const char *what;
   if (r->sse && r->kind == AIGC_KIND_RESPONSES && r->raccum.events > 0) {
+    if (stream_flood(r, &r->raccum.root, &what) != 0)
+      return;   /* (no partial: the error stands without it) */
     aigc_jsonlua_push(L, &r->raccum.root);
     lua_setfield(L, -2, "partial");
     return;
@@ -59,7 +72,7 @@ void aigc_response_add_partial (lua_State *L, aigc_request *r) {
   if (!r->sse || r->accum.chunks == 0)
     return;
   acc = aigc_accum_finish(&r->accum);
-  if (acc == NULL)
+  if (acc == NULL || stream_flood(r, acc, &what) != 0)
     return;
   aigc_jsonlua_push(L, acc);
   lua_setfield(L, -2, "partial");
@@ -658,11 +671,20 @@ static int push_error_choice (lua_State *L, aigc_request *r, const aigc_json_val
 ** event), else kind "stream" with what had come as err.partial.
 */
 static int push_responses_outcome (lua_State *L, aigc_request *r) {
+  const char *what;
+  int flood;
   if (r->raccum.end == AIGC_RACCUM_PENDING) {
     aigc_error_new(L, "stream", r->raccum.events == 0
                    ? "the stream was incomplete: it ended before any event"
                    : "the stream was incomplete: it ended before response.completed");
     aigc_response_add_partial(L, r);
+    return 0;
+  }
+  if ((flood = stream_flood(r, &r->raccum.root, &what)) != 0) {
+    if (flood < 0)
+      aigc_error_new(L, "limit", "out of memory while accumulating the stream");
+    else
+      aigc_error_json_limit(L, "the streamed response", what);
     return 0;
   }
   aigc_jsonlua_push_room(L, &r->raccum.root, RESULT_FIELDS);
@@ -722,11 +744,15 @@ static int ended_without_done (aigc_request *r) {
 /* A stream that ended: its accumulated reply, or why it is incomplete. */
 static int push_stream_outcome (lua_State *L, aigc_request *r) {
   const aigc_json_value *acc;
+  const char *what;
+  int flood = 0;
   if (r->kind == AIGC_KIND_RESPONSES)
     return push_responses_outcome(L, r);
   acc = aigc_accum_finish(&r->accum);
-  if (acc == NULL)
+  if (acc == NULL || (flood = stream_flood(r, acc, &what)) < 0)
     aigc_error_new(L, "limit", "out of memory while accumulating the stream");
+  else if (flood)   /* (no partial: it is the flood) */
+    aigc_error_json_limit(L, "the streamed reply", what);
   else if (!r->saw_done && !ended_without_done(r)) {
     aigc_error_new(L, "stream", "the stream was incomplete: it ended before [DONE]");
     aigc_response_add_partial(L, r);
