@@ -93,6 +93,13 @@ describe("Responses queries", function ()
         "bad argument #2 to 'response_input_items_all' %(opts.max_pages: integer >= 1 expected")
     end)
 
+    it("misuse names response_input_items_all, not the call it makes per page", function ()
+      assert.error_matches(function () client:response_input_items_all(123) end,
+        "bad argument #1 to 'response_input_items_all' %(a response id expected, got number%)")
+      assert.error_matches(function () client:response_input_items_all("resp_1", { after = print }) end,
+        "bad argument #2 to 'response_input_items_all' %(opts.after")
+    end)
+
     it("a server's error: returned, with the items got so far", function ()
       local all, err = client:response_input_items_all("resp_unknown")
       assert.is_nil(all)

@@ -339,6 +339,9 @@ function Client:response_input_items_all (id, query)
     end
     q.max_pages = nil
   end
+  -- (misuse named as this call: each page's response_input_items would name itself)
+  response_path("response_input_items_all", id)
+  query_of("response_input_items_all", 2, q)
   local all, seen, pages, last = {}, {}, 0, nil
   local function fail (kind, why, page)
     local err = reply.reply_error(self, q, page or {}, kind, "response_input_items_all: " .. why)
