@@ -30,9 +30,16 @@ local function encode (text)
   return "\\" .. text:gsub("\\", "\\\\"):gsub("\n", "\\n")
 end
 
+-- A line of a file written before that begins with a backslash (a LaTeX
+-- \frac{1}{2}, a \\server\share path) is read as it is: an escaped line
+-- holds an escape (its text had a newline or began with a backslash) and
+-- no backslash that is not one.
 local function decode (line)
   if line:sub(1, 1) ~= "\\" then return line end
-  return (line:sub(2):gsub("\\(.?)", function (c) return c == "n" and "\n" or c end))
+  local rest = line:sub(2)
+  local bare, escapes = rest:gsub("\\[n\\]", "")
+  if escapes == 0 or bare:find("\\", 1, true) then return line end
+  return (rest:gsub("\\(.?)", function (c) return c == "n" and "\n" or c end))
 end
 M.encode_history, M.decode_history = encode, decode
 
