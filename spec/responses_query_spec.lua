@@ -28,13 +28,14 @@ local PAGES = [[
 ]]
 
 -- A client to a child answering `n` requests with `body`; done() gives the request lines.
-local function pages_client (n, body)
+local function pages_client (n, body, api_key)
   local lines, path = os.tmpname(), os.tmpname()
   local f = assert(io.open(path, "wb"))
   f:write(body)
   f:close()
   local port, child = oneshot.start(PAGES, { lines, tostring(n), path })
-  local c = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0, model = "m" }
+  local c = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0, model = "m",
+                         api_key = api_key }
   return c, function ()
     c:close()
     child:wait(10)
@@ -91,6 +92,19 @@ describe("Responses queries", function ()
       assert.equal(4, #err.data)
       assert.error_matches(function () client:response_input_items_all(res.id, { max_pages = 0 }) end,
         "bad argument #2 to 'response_input_items_all' %(opts.max_pages: integer >= 1 expected")
+    end)
+
+    it("an error's items got so far (err.data) are scrubbed of the key, as the rest of the error", function ()
+      local key = "sk-audit2-0123456789abcdefghij"
+      local c, done = pages_client(2, '{"object":"list","data":[{"id":"it_1","type":"message","content":'
+                                      .. '[{"type":"input_text","text":"why is ' .. key .. ' refused?"}]}],'
+                                      .. '"first_id":"it_1","last_id":"it_1","has_more":true}', key)
+      local all, err = c:response_input_items_all("resp_1")
+      done()
+      assert.is_nil(all)
+      assert.equal("parse", err.kind)
+      assert.equal(2, #err.data)
+      assert.equal("why is [redacted] refused?", err.data[1].content[1].text)
     end)
 
     it("misuse names response_input_items_all, not the call it makes per page", function ()

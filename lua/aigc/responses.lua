@@ -343,10 +343,12 @@ function Client:response_input_items_all (id, query)
   response_path("response_input_items_all", id)
   query_of("response_input_items_all", 2, q)
   local all, seen, pages, last = {}, {}, 0, nil
+  -- (err.data scrubbed too: an item may hold the key a user pasted, and
+  -- every string reachable from an error is scrubbed)
   local function fail (kind, why, page)
     local err = reply.reply_error(self, q, page or {}, kind, "response_input_items_all: " .. why)
     err.data = all
-    return nil, err
+    return nil, reply.scrub(self, err, q)
   end
   while true do
     if pages >= max_pages then
@@ -355,7 +357,7 @@ function Client:response_input_items_all (id, query)
     local page, err = self:response_input_items(id, q)
     if not page then
       err.data = all
-      return nil, err
+      return nil, reply.scrub(self, err, q)
     end
     pages, last = pages + 1, page
     local data, why = reply.reply_objects(page, "data")
