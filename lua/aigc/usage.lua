@@ -187,7 +187,12 @@ function Totals:record (res, err, how)
     -- (a stream sent with include_usage = false, a server that sends no
     -- usage: its tokens were missing from the totals and the cost without
     -- a sign; counted, a budget check can tell the totals fall short)
-    if ended_is_table and GENERATIONS[res.object] then self.no_usage = self.no_usage + 1 end
+    -- A reply without an `object` (a server that sends neither) is known by
+    -- its shape: `choices` (chat, completions) or `output` (Responses).
+    local object = ended_is_table and res.object
+    if ended_is_table and (GENERATIONS[object] or (object == nil and (res.choices ~= nil or res.output ~= nil))) then
+      self.no_usage = self.no_usage + 1
+    end
     return
   end
   local model = res.model

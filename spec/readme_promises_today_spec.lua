@@ -1,0 +1,193 @@
+-- README promises and examples added on 2026-12-05 that no spec held to
+-- the letter: each test here checks one sentence (quoted above it) or runs
+-- one README example as written, over real HTTP on loopback (the bundled
+-- server, or a raw routed server for what the bundled one does not send).
+
+local aigc = require "aigc"
+local cjson = require "cjson"
+local cli = require "cli"
+local devserver = require "devserver"
+local routed = require "routed"
+
+describe("README examples of today's features, as written, against the bundled server", function ()
+  local srv, client
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end, { model = "aigc-dev" })
+
+  -- README (The Conversations API): the example, as written.
+  it("the Conversations API example runs as written", function ()
+    local conv = assert(client:create_conversation { metadata = { topic = "demo" },
+                                                     items = { { role = "user", content = "Hi" } } })
+    local res = assert(client:respond { input = "And now?", conversation = conv.id })   -- joins it
+    local page = assert(client:conversation_items(conv.id, { order = "asc", limit = 20 }))
+    -- (the created item, then the response's input and output: "joins it")
+    assert.equal(3, #page.data)
+    assert.equal("Hi", page.data[1].content[1].text)
+    assert.equal("And now?", page.data[2].content[1].text)
+    assert.equal(res.text, page.data[3].content[1].text)
+    assert.same({ order = "asc", limit = "20" }, srv:last().query)
+    assert.equal("demo", assert(client:get_conversation(conv.id)).metadata.topic)
+  end)
+
+  -- README (Responses): "-- every page (has_more, after = last_id; at most
+  -- max_pages = 100, else kind "limit"; ...)
+  -- local all = assert(client:response_input_items_all(res.id, { order = "asc" })).data"
+  it("response_input_items_all: the example as written, and max_pages = 100 by default", function ()
+    local res = assert(client:respond { input = "What is the capital of France?" })
+    local all = assert(client:response_input_items_all(res.id, { order = "asc" })).data
+    assert.equal(1, #all)
+    assert.equal("What is the capital of France?", all[1].content[1].text)
+    -- 101 input items one a page: 100 pages are read, then kind "limit"
+    local input = {}
+    for i = 1, 101 do input[i] = { role = "user", content = "m" .. i } end
+    local many = assert(client:respond { input = input })
+    local got, err = client:response_input_items_all(many.id, { order = "asc", limit = 1 })
+    assert.is_nil(got)
+    assert.equal("limit", err.kind)
+    assert.matches("more than 100 pages", err.message, 1, true)
+    assert.equal(100, #err.data)
+    assert.equal("m100", err.data[100].content[1].text)
+  end)
+
+  -- README (Files): "`md5` (sent as given; `true`: the MD5 of the bytes
+  -- sent, computed as they go)" and "`concurrency = n`, up to 16, sends n
+  -- side by side, for a path, `md5` not `true`: misuse otherwise". Only
+  -- `true`, and concurrency 0 or 1.5, were checked.
+  it("files_upload_parts: an md5 string is sent as given, with concurrency 16; 17 is misuse", function ()
+    local path = os.tmpname()
+    local f = assert(io.open(path, "wb"))
+    f:write(string.rep("abcdefghij", 20))
+    f:close()
+    local given = "0123456789abcdef0123456789abcdef"   -- (not the bytes' MD5: sent as given all the same)
+    local up = assert(client:files_upload_parts { file = path, filename = "m.txt", purpose = "batch",
+                                                  part_size = 10, md5 = given, concurrency = 16 })
+    assert.equal(given, srv:bodies("/v1/uploads/" .. up.id .. "/complete")[1].md5)
+    assert.equal(20, #srv:bodies("/v1/uploads/" .. up.id .. "/complete")[1].part_ids)
+    assert.equal(string.rep("abcdefghij", 20), assert(client:files_content(up.file.id)).body)
+    local ok, msg = pcall(client.files_upload_parts, client, { file = path, purpose = "batch", concurrency = 17 })
+    os.remove(path)
+    assert.is_false(ok)
+    assert.matches("params.concurrency: a whole number from 1 to 16 expected", tostring(msg), 1, true)
+  end)
+end)
+
+describe("README promises against raw servers", function ()
+  local srv, client
+
+  setup(function () srv = routed.start() end)
+  teardown(function () srv:stop() end)
+  before_each(function ()
+    srv:forget()
+    client = aigc.client { base_url = srv.base_url, model = "m", api_key = "sk-today-0123456789abcdefXYZ",
+                           max_retries = 0, timeout = 20 }
+  end)
+  after_each(function () client:close() end)
+
+  -- README (Usage): "`no_usage` (chat, completions and Responses replies
+  -- that came without a usage — a stream sent with `include_usage = false`,
+  -- a server that sends none: their tokens are not in the totals)". Only a
+  -- chat stream was checked.
+  it("usage().no_usage counts a chat, a completion and a response from a server that sends no usage", function ()
+    srv:serve {
+      ["POST /v1/chat/completions"] = { body = '{"id":"c1","object":"chat.completion","model":"m","choices":'
+        .. '[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}' },
+      ["POST /v1/completions"] = { body = '{"id":"t1","object":"text_completion","model":"m","choices":'
+        .. '[{"index":0,"text":"hi","finish_reason":"stop"}]}' },
+      ["POST /v1/responses"] = { body = '{"id":"resp_1","object":"response","model":"m","status":"completed",'
+        .. '"output":[{"type":"message","id":"msg_1","role":"assistant","status":"completed",'
+        .. '"content":[{"type":"output_text","text":"hi","annotations":[]}]}]}' },
+      ["GET /v1/models"] = { body = '{"object":"list","data":[]}' } }
+    assert(client:chat { messages = { { role = "user", content = "Hi" } } })
+    assert(client:complete "Hi")
+    assert(client:respond { input = "Hi" })
+    assert(client:models())   -- (no tokens to report: not counted)
+    local u = client:usage()
+    assert.equal(4, u.requests)
+    assert.equal(3, u.no_usage)
+    assert.equal(0, u.total_tokens)
+  end)
+
+  -- The same sentence, of a server that sends neither a usage nor an
+  -- `object` (the replies' shapes alone say what they are): such replies
+  -- were not counted, the totals falling short without a sign.
+  it("usage().no_usage counts replies without a usage and without an object, by their shape", function ()
+    srv:serve {
+      ["POST /v1/chat/completions"] = { body = '{"id":"c1","model":"m","choices":'
+        .. '[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}' },
+      ["POST /v1/completions"] = { body = '{"id":"t1","model":"m","choices":[{"index":0,"text":"hi"}]}' },
+      ["POST /v1/responses"] = { body = '{"id":"resp_1","status":"completed","output":[{"type":"message",'
+        .. '"role":"assistant","content":[{"type":"output_text","text":"hi","annotations":[]}]}]}' },
+      ["GET /v1/models"] = { body = '{"data":[]}' } }
+    assert.equal("hi", assert(client:chat { messages = { { role = "user", content = "Hi" } } }).text)
+    assert.equal("hi", assert(client:complete "Hi").text)
+    assert.equal("hi", assert(client:respond { input = "Hi" }).text)
+    assert(client:models())   -- (no tokens to report: not counted)
+    assert.equal(3, client:usage().no_usage)
+  end)
+end)
+
+-- README (Making requests): "`res.request_id` (`x-request-id`, else Azure
+-- API Management's `apim-request-id`)". Only an error's was checked.
+describe("README: res.request_id of a reply", function ()
+  it("is apim-request-id when the reply has no x-request-id, x-request-id when it has both", function ()
+    local oneshot = require "oneshot"
+    local SCRIPT = [[
+      local oneshot = require "oneshot"
+      local server = oneshot.listen()
+      server:settimeout(30)
+      for _, extra in ipairs { "", "x-request-id: req_openai\r\n" } do
+        local c = oneshot.read_request(server)
+        local body = '{"id":"c1","object":"chat.completion","model":"m","choices":[{"index":0,'
+          .. '"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}'
+        c:send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+               .. "apim-request-id: 6f1c2a9e-apim\r\n" .. extra .. "Content-Length: " .. #body
+               .. "\r\nConnection: close\r\n\r\n" .. body)
+        c:close()
+      end
+    ]]
+    local port, child = oneshot.start(SCRIPT, {})
+    local client = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", api_key = "k", max_retries = 0 }
+    local res = assert(client:chat { model = "m", messages = { { role = "user", content = "Hi" } } })
+    assert.equal("6f1c2a9e-apim", res.request_id)
+    res = assert(client:chat { model = "m", messages = { { role = "user", content = "Hi" } } })
+    assert.equal("req_openai", res.request_id)
+    client:close()
+    child:wait(10)
+  end)
+end)
+
+-- README (The aigc command, config): "a password or a credential-like
+-- query parameter in their `base_url`, `azure_endpoint`, `proxy` or
+-- `query` (`https://user:pass@host/`, `?api-key=`, `?key=`), is refused"
+-- (a usage error, exit 2, naming the file and the setting). No spec ran it.
+describe("README: aigc's config refuses a credential in a URL or a query", function ()
+  local home
+  before_each(function () home = cli.home() end)
+  after_each(function () cli.rmdir(home) end)
+
+  local SAID = " holds a credential (a password or a key in the URL), which a config file may not hold "
+    .. "(a key: name its environment variable with api_key_env)\n"
+  local IN_FILE = " is a secret, which a config file may not hold (a key: name its environment variable "
+    .. "with api_key_env)\n"
+
+  local function refused (text, want)
+    local config = home .. "/config.lua"
+    cli.write(config, text)
+    local r = cli.run({ "Hi" }, { home = home })
+    assert.equal(2, r.code, r.stderr)
+    assert.equal(config .. ": " .. want, r.stderr)
+    assert.is_nil(r.stderr:find("s3cr3t", 1, true))   -- (the value is never shown)
+  end
+
+  it("in base_url, azure_endpoint, proxy and query, of an endpoint or of client", function ()
+    refused('{ endpoint = "w", endpoints = { w = { base_url = "https://user:s3cr3t-pass@llm.example.com/v1" } } }',
+            "endpoints.w.base_url" .. SAID)
+    refused('{ endpoint = "w", endpoints = { w = { base_url = "https://llm.example.com/v1?api-key=s3cr3t-0123" } } }',
+            "endpoints.w.base_url" .. SAID)
+    refused('{ endpoints = { az = { azure_endpoint = "https://x.openai.azure.com/?key=s3cr3t-0123" } } }',
+            "endpoints.az.azure_endpoint" .. SAID)
+    refused('{ client = { proxy = "http://user:s3cr3t-pass@proxy.example.com:3128" } }', "client.proxy" .. SAID)
+    refused('{ endpoints = { w = { query = { ["api-key"] = "s3cr3t-0123" } } } }',
+            'endpoints.w.query["api-key"]' .. IN_FILE)
+    refused('{ client = { query = { key = "s3cr3t-0123" } } }', "client.query.key" .. IN_FILE)
+  end)
+end)
