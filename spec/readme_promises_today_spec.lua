@@ -191,3 +191,82 @@ describe("README: aigc's config refuses a credential in a URL or a query", funct
     refused('{ client = { query = { key = "s3cr3t-0123" } } }', "client.query.key" .. IN_FILE)
   end)
 end)
+
+-- README (Structured outputs): "`integer` refuses what this Lua cannot
+-- hold exactly: beyond 2^63-1 (or below -2^63) on 5.3+, beyond ±(2^53-1)
+-- on 5.1/5.2/LuaJIT, and a float of 2^53 or more". The specs held floats
+-- of 2^63 and more only.
+describe("README: a structured reply's integer this Lua cannot hold exactly", function ()
+  local scripted = require "scripted"
+  local S = { type = "object", properties = { n = { type = "integer" } }, required = { "n" } }
+
+  local function parsed (text)
+    local srv = scripted.start { scripted.chat { content = '{"n": ' .. text .. '}' } }
+    local c = aigc.client { base_url = srv.base_url, api_key = "k", max_retries = 0 }
+    local res, err = c:chat { messages = { { role = "user", content = "n?" } }, schema = S }
+    c:close()
+    srv.finish()
+    return res, err
+  end
+
+  it("a float of 2^53 or more is refused; 2^53 written as an integer only where integers are exact", function ()
+    for _, text in ipairs { "1e16", "9007199254740992.0", "-9007199254740992.0" } do
+      local res, err = parsed(text)
+      assert.is_nil(res, text)
+      assert.equal("schema", err.kind)
+      assert.matches("not an exact integer in this Lua", err.violations[1].message, 1, true)
+    end
+    local res, err = parsed("9007199254740992")
+    if math.type then
+      assert(res, err)
+      assert.equal("integer", math.type(res.parsed.n))
+      assert.equal("9007199254740992", string.format("%d", res.parsed.n))
+    else
+      assert.is_nil(res)
+      assert.equal("schema", err.kind)
+    end
+    assert.equal(9007199254740991, assert(parsed("9007199254740991")).parsed.n)   -- (2^53-1: exact everywhere)
+    assert.equal(-9007199254740991, assert(parsed("-9007199254740991")).parsed.n)
+  end)
+end)
+
+-- README (aigc logs): "A listing shows each text (system prompt, prompt,
+-- reply, error) up to 12 lines and 1,000 bytes, then how much it left
+-- out; `show ID`, `--full` and `--json` give the texts whole." The specs
+-- shortened a prompt and a reply only.
+describe("README: aigc logs shortens each text of a listing", function ()
+  local home
+  before_each(function () home = cli.home() end)
+  after_each(function () cli.rmdir(home) end)
+
+  local function lines (n, word)
+    local t = {}
+    for i = 1, n do t[i] = word .. " " .. i end
+    return table.concat(t, "\n")
+  end
+
+  it("the system prompt and the error too; a text of 12 lines ending in a newline is whole", function ()
+    local promptlog = require "aigc.promptlog"
+    local log = assert(promptlog.open(home .. "/logs.db"))
+    local system, err_text = lines(30, "sys"), string.rep("e", 3000)
+    local id = assert(log:record { system = system, prompt = lines(12, "p") .. "\n", response = "r",
+                                   model = "m", status = "http", error = err_text })
+    log:close()
+    local r = cli.run({ "logs" }, { home = home })
+    assert.equal(0, r.code, r.stderr)
+    assert.is_nil(r.stdout:find("sys 13", 1, true))
+    assert.matches("sys 12\n", r.stdout, 1, true)
+    assert.matches("[... " .. (#system - #lines(12, "sys")) .. " more bytes: aigc logs show " .. id .. "]",
+                   r.stdout, 1, true)
+    assert.matches("[http] " .. string.rep("e", 1000) .. "\n[... 2000 more bytes: aigc logs show " .. id .. "]",
+                   r.stdout, 1, true)
+    -- (the prompt's 12 lines are all there, and nothing was left out of it)
+    assert.matches("> p 12\n", r.stdout, 1, true)
+    assert.equal(2, select(2, r.stdout:gsub("more bytes", "")))
+    r = cli.run({ "logs", "show", tostring(id) }, { home = home })
+    assert.equal(0, r.code, r.stderr)
+    assert.matches("sys 30", r.stdout, 1, true)
+    assert.matches(err_text, r.stdout, 1, true)
+    assert.is_nil(r.stdout:find("more bytes", 1, true))
+  end)
+end)

@@ -54,7 +54,8 @@ local function shorten (s, id, full)
     at = s:find("\n", at + 1, true)
     if not at then break end
     nl = nl + 1
-    if nl == M.MAX_LINES then cut = at - 1; break end
+    -- (12 lines and their last newline: nothing left out, the text is whole)
+    if nl == M.MAX_LINES then cut = at < #s and at - 1 or #s; break end
   end
   if cut > M.MAX_BYTES then
     cut = M.MAX_BYTES
