@@ -48,6 +48,28 @@ describe("README examples of today's features, as written, against the bundled s
     assert.equal("m100", err.data[100].content[1].text)
   end)
 
+  -- README (Tools): "canceling a `chat_async`'s future cancels the requests
+  -- its tools wait for (a tool's `client:chat` then returns kind
+  -- "canceled")". The spec's tool waited with chat_async + wait.
+  it("a chat_async canceled: its tool's blocking client:chat returns kind canceled", function ()
+    local started, got = false, nil
+    local ts = aigc.tools { { name = "look", fn = function ()
+      started = true
+      local res, err = client:chat { messages = { { role = "user", content = "Hi" } },
+                                     headers = { ["x-aigc-fault"] = "hang" }, timeout = 20 }
+      got = res and "answered" or err.kind
+      return "x"
+    end } }
+    local fut = client:chat_async { messages = { { role = "user", content = "look()" } }, tools = ts }
+    while not started do client:step(0.01) end
+    client:step(0.05)   -- (the tool's request sent; never answered: on its own it ends at its timeout, "timeout")
+    assert.is_true(fut:cancel())
+    while got == nil do client:step(0.01) end
+    assert.equal("canceled", got)
+    assert.equal("canceled", fut:status())
+    while client:active() > 0 do client:step(0.01) end
+  end)
+
   -- README (Files): "`md5` (sent as given; `true`: the MD5 of the bytes
   -- sent, computed as they go)" and "`concurrency = n`, up to 16, sends n
   -- side by side, for a path, `md5` not `true`: misuse otherwise". Only
@@ -268,5 +290,76 @@ describe("README: aigc logs shortens each text of a listing", function ()
     assert.matches("sys 30", r.stdout, 1, true)
     assert.matches(err_text, r.stdout, 1, true)
     assert.is_nil(r.stdout:find("more bytes", 1, true))
+  end)
+end)
+
+-- README (Images): "the completed events (one per image: `n = 2` gives
+-- two) are the result, shaped as above (`res.data[i].bytes`, `res:save`;
+-- the last event's `usage`)". The specs gave every event the same usage.
+describe("README: an image stream of two images", function ()
+  local scripted = require "scripted"
+  local b64 = require "b64"
+
+  it("gives both images, and the last completed event's usage", function ()
+    local events = {}
+    for i, img in ipairs { "\137PNG\r\n\26\nfirst", "\137PNG\r\n\26\nsecond" } do
+      events[i] = "data: " .. cjson.encode { type = "image_generation.completed", b64_json = b64(img),
+        usage = { input_tokens = 5, output_tokens = 100 * i, total_tokens = 5 + 100 * i } } .. "\n\n"
+    end
+    local srv = scripted.start { "sse " .. table.concat(events) }
+    local c = aigc.client { base_url = srv.base_url, api_key = "k", max_retries = 0 }
+    local res, err = c:images_generate { prompt = "p", model = "gpt-image-1", n = 2, stream = true }
+    c:close()
+    srv.finish()
+    assert(res, err)
+    assert.equal(2, #res.data)
+    assert.equal("\137PNG\r\n\26\nfirst", res.data[1].bytes)
+    assert.equal("\137PNG\r\n\26\nsecond", res.data[2].bytes)
+    assert.equal(205, res.usage.total_tokens)
+    assert.equal(200, res.usage.output_tokens)
+    local dir = cli.home()
+    local paths = assert(res:save(dir .. "/img-%d.png"))
+    assert.equal(2, #paths)
+    for i, p in ipairs(paths) do
+      assert.equal(dir .. "/img-" .. i .. ".png", p)
+      local f = assert(io.open(p, "rb"))
+      assert.equal(res.data[i].bytes, f:read("*a"))
+      f:close()
+    end
+    cli.rmdir(dir)
+  end)
+end)
+
+-- README (Images, audio... downloads): "`max_response_bytes` (64 MiB by
+-- default) applies to downloads too, whatever their sink: ... (a 2xx reply
+-- whose Content-Length is over it, uncompressed, fails with kind `"limit"`
+-- at its headers, before any of its body is read)". The specs wrote to a
+-- path and to a string from a server that then closed; here the sink is a
+-- function and the server stalls after 1,000 bytes of its body.
+describe("README: a download announcing more than max_response_bytes", function ()
+  it("fails at its headers into a function sink too: the function gets none of it", function ()
+    local oneshot = require "oneshot"
+    local SCRIPT = [[
+      local oneshot = require "oneshot"
+      local server = oneshot.listen()
+      server:settimeout(30)
+      local c = oneshot.read_request(server)
+      c:send("HTTP/1.1 200 OK\r\nContent-Type: audio/wav\r\nContent-Length: 10737418240\r\n\r\n"
+             .. ("x"):rep(1000))
+      c:settimeout(30)
+      c:receive("*a")   -- (stalls: the rest never comes; ends when the client hangs up)
+      c:close()
+    ]]
+    local port, child = oneshot.start(SCRIPT, {})
+    local client = aigc.client { base_url = "http://127.0.0.1:9/v1", api_key = "k", max_retries = 0, timeout = 25 }
+    local got = 0
+    local res, err = client:download("http://127.0.0.1:" .. port .. "/big.wav",
+                                     { to = function (chunk) got = got + #chunk end })
+    client:close()
+    child:wait(40)
+    assert.is_nil(res)
+    assert.equal("limit", err.kind)   -- (read on, it would have stalled to the timeout: kind "timeout")
+    assert.matches("larger than max_response_bytes (67108864 bytes)", err.message, 1, true)
+    assert.equal(0, got)
   end)
 end)
