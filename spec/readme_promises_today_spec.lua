@@ -363,3 +363,54 @@ describe("README: a download announcing more than max_response_bytes", function 
     assert.equal(0, got)
   end)
 end)
+
+-- README (Cassettes): "from an https server (or with `proxy = false`, or
+-- for a call whose key passes 64 KiB: a long prompt) what the client
+-- received". The spec's long prompt was over a megabyte; here one of
+-- 80 KB is recorded by the client, one of 30 KB by the proxy (wire bytes).
+describe("README: a cassette's call whose key passes 64 KiB", function ()
+  local srv, dir
+  setup(function () srv = devserver.start { pause_ms = 0 }; dir = cli.home() end)
+  teardown(function () srv:stop(); cli.rmdir(dir) end)
+
+  it("is recorded as the client received it; a shorter one through the proxy", function ()
+    local path = dir .. "/tape.jsonl"
+    local rec = aigc.client { base_url = srv.base_url, model = "aigc-dev", cassette = { path = path, mode = "record" },
+                              timeout = 60 }
+    for _, kb in ipairs { 80, 30 } do
+      assert(rec:chat { messages = { { role = "user", content = "Echo: " .. string.rep("abcd ", kb * 1024 / 5) } } })
+    end
+    rec:close()
+    local tape = {}
+    for line in require("procutil").read_file(path):gmatch("[^\n]+") do tape[#tape + 1] = cjson.decode(line) end
+    assert.equal(2, #tape)
+    assert.is_not_true(tape[1].raw)   -- (80 KB: the client's record)
+    assert.is_true(tape[2].raw)       -- (30 KB: the proxy's wire bytes)
+  end)
+end)
+
+-- README (Conversations): "an image by the conversation's model as OpenAI
+-- counts it: gpt-4.1-mini, gpt-4.1-nano and o4-mini (and gpt-5-mini/nano)
+-- by 32-pixel patches (at most 1,536) times 1.62, 2.46 or 1.72". The spec
+-- did not name gpt-5-mini nor gpt-5-nano (their factors: gpt-4.1-mini's and
+-- gpt-4.1-nano's, as OpenAI's vision guide gives them).
+describe("README: image estimates of gpt-5-mini and gpt-5-nano", function ()
+  local conversation = require "aigc.conversation"
+  local b64 = require "b64"
+  local function be32 (n)
+    return string.char(math.floor(n / 16777216) % 256, math.floor(n / 65536) % 256, math.floor(n / 256) % 256, n % 256)
+  end
+  local function image (w, h)
+    local png = string.char(137) .. "PNG\r\n" .. string.char(26) .. "\n" .. be32(13) .. "IHDR" .. be32(w) .. be32(h)
+      .. string.char(8, 2, 0, 0, 0) .. string.rep("\0", 40)
+    return { role = "user", content = { { type = "image_url", image_url = { url = "data:image/png;base64," .. b64(png) } } } }
+  end
+
+  it("are by patches, times 1.62 and 2.46, at most 1,536 patches", function ()
+    local function cost (msg, model) return conversation.estimate_message(msg, nil, 0, model) end
+    assert.equal(math.ceil(1024 * 1.62), cost(image(1024, 1024), "gpt-5-mini"))
+    assert.equal(math.ceil(1024 * 2.46), cost(image(1024, 1024), "gpt-5-nano-2025-08-07"))
+    assert.is_true(cost(image(8000, 8000), "gpt-5-mini") <= math.ceil(1536 * 1.62))
+    assert.equal(math.ceil(4 * 1.62), cost(image(64, 64), "gpt-5-mini"))   -- (not a tile model's 70 + 140)
+  end)
+end)
