@@ -70,6 +70,25 @@ describe("README examples of today's features, as written, against the bundled s
     while client:active() > 0 do client:step(0.01) end
   end)
 
+  -- README (Files): "The create is retried only when it surely made nothing
+  -- (an error status, a connection never made): after a timeout or a
+  -- connection lost once it went, it is not sent again (...); the error says
+  -- so." The spec ran the lost connection, and the timeout without retries.
+  it("files_upload_parts: a create that timed out is not sent again, with retries left; the error says so", function ()
+    local c = aigc.client { base_url = srv.base_url, max_retries = 2, timeout = 30 }
+    local given = false
+    local res, err = c:files_upload_parts { filename = "t.jsonl", purpose = "batch", timeout = 2,
+      headers = { ["x-aigc-fault"] = "hang,times=1" },
+      file = { size = 3, reader = function () if given then return nil end given = true return "abc" end } }
+    c:close()
+    assert.is_nil(res)
+    assert.equal("timeout", err.kind)
+    assert.matches("not created again", err.message, 1, true)
+    local creates = 0
+    for _, r in ipairs(srv:requests()) do if r.path == "/v1/uploads" then creates = creates + 1 end end
+    assert.equal(1, creates)
+  end)
+
   -- README (Files): "`md5` (sent as given; `true`: the MD5 of the bytes
   -- sent, computed as they go)" and "`concurrency = n`, up to 16, sends n
   -- side by side, for a path, `md5` not `true`: misuse otherwise". Only
@@ -180,7 +199,9 @@ end)
 -- README (The aigc command, config): "a password or a credential-like
 -- query parameter in their `base_url`, `azure_endpoint`, `proxy` or
 -- `query` (`https://user:pass@host/`, `?api-key=`, `?key=`), is refused"
--- (a usage error, exit 2, naming the file and the setting). No spec ran it.
+-- (a usage error, exit 2, naming the file and the setting). The spec ran
+-- base_url and an endpoint's query.key; not azure_endpoint, proxy, nor a
+-- client's query.
 describe("README: aigc's config refuses a credential in a URL or a query", function ()
   local home
   before_each(function () home = cli.home() end)
@@ -412,5 +433,38 @@ describe("README: image estimates of gpt-5-mini and gpt-5-nano", function ()
     assert.equal(math.ceil(1024 * 2.46), cost(image(1024, 1024), "gpt-5-nano-2025-08-07"))
     assert.is_true(cost(image(8000, 8000), "gpt-5-mini") <= math.ceil(1536 * 1.62))
     assert.equal(math.ceil(4 * 1.62), cost(image(64, 64), "gpt-5-mini"))   -- (not a tile model's 70 + 140)
+  end)
+end)
+
+-- README (Prompt log): "A write that fails (...) never fails the call: its
+-- first failure is reported as an error of kind "log" (the client's
+-- `error_handler`, else `step()`), again after a write worked". The spec
+-- ran the error_handler only.
+describe("README: a prompt_log write that fails, without an error_handler", function ()
+  local dir, srv
+  before_each(function () dir = cli.home(); srv = devserver.start() end)
+  after_each(function () srv:stop(); cli.rmdir(dir) end)
+
+  it("is the next step()'s second result, once; the call is not failed", function ()
+    local promptlog = require "aigc.promptlog"
+    local path = dir .. "/logs.db"
+    local client = aigc.client { base_url = srv.base_url, model = "aigc-dev", prompt_log = path }
+    assert(client:chat "Echo: logged")
+    local other = assert(promptlog.open(path))
+    -- (a failing write, as a full disk's: root ignores file modes)
+    assert(other.con:execute("CREATE TRIGGER full BEFORE INSERT ON responses "
+                             .. "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"))
+    assert.equal("lost one", assert(client:chat "Echo: lost one").text)
+    assert(client:chat "Echo: lost two")
+    local _, errs = client:step(0)
+    assert.is_table(errs)
+    assert.equal(1, #errs)
+    assert.equal("log", errs[1].kind)
+    assert.matches("the prompt log did not record a call: .*disk is full", errs[1].message)
+    local _, again = client:step(0)
+    assert.is_true(again == nil or #again == 0)
+    client:close()
+    assert.equal(1, other:count())
+    other:close()
   end)
 end)
