@@ -424,7 +424,8 @@ describe("README: image estimates of gpt-5-mini and gpt-5-nano", function ()
   local function image (w, h)
     local png = string.char(137) .. "PNG\r\n" .. string.char(26) .. "\n" .. be32(13) .. "IHDR" .. be32(w) .. be32(h)
       .. string.char(8, 2, 0, 0, 0) .. string.rep("\0", 40)
-    return { role = "user", content = { { type = "image_url", image_url = { url = "data:image/png;base64," .. b64(png) } } } }
+    local url = "data:image/png;base64," .. b64(png)
+    return { role = "user", content = { { type = "image_url", image_url = { url = url } } } }
   end
 
   it("are by patches, times 1.62 and 2.46, at most 1,536 patches", function ()
