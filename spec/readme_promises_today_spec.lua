@@ -469,3 +469,29 @@ describe("README: a prompt_log write that fails, without an error_handler", func
     other:close()
   end)
 end)
+
+-- README (The response cache): "The key is the base URL and the cassette
+-- key, with a hash of the client's headers and query (an `organization`,
+-- a `project`, an `api-version`; not `User-Agent`) ...". The specs held
+-- the ones that partition; not User-Agent, which does not (it names the
+-- Lua: a LuaJIT process would miss a 5.4 one's entries).
+describe("README: the cache key leaves out the client's User-Agent", function ()
+  local srv, dir
+  setup(function () srv = devserver.start { pause_ms = 0 } end)
+  teardown(function () srv:stop() end)
+  before_each(function () dir = cli.home() end)
+  after_each(function () cli.rmdir(dir) end)
+
+  it("a client sending another User-Agent hits the entry another client made", function ()
+    local function cached (headers)
+      local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = { dir = dir .. "/c" },
+                              headers = headers }
+      local res = assert(c:chat { messages = { { role = "user", content = "Echo: agent" } }, temperature = 0 })
+      c:close()
+      return res.cached == true
+    end
+    assert.is_false(cached(nil))
+    assert.is_true(cached { ["User-Agent"] = "my-bot/2.0" })
+    assert.is_false(cached { ["X-Tenant"] = "t1" })   -- (another header of the client: its own entry)
+  end)
+end)
