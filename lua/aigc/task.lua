@@ -195,7 +195,7 @@ M.SCHED = { tasks = tasks, token = TOKEN, resume = resume_from_core, wake = wake
 
 local function make_task_error (co, err, what)
   what = what or "a task started with client:spawn"
-  local traceback = compat.traceback(co, util.error_text(err))
+  local traceback = compat.traceback(co, util.value_text(err))
   if is_memory(err) then
     return core.error { kind = "limit", message = "not enough memory (Lua) in " .. what, traceback = traceback }
   end

@@ -336,29 +336,10 @@ local function error_content (message, sources)
   return json_encode { error = strip_position(repair_utf8(message), sources) }
 end
 
--- The text of an error value a tool raised or returned: a string or a
--- number as it is, a table's string `message` (aigc's errors, most
--- libraries'), else what its own __tostring says, else a fixed text --
--- never tostring()'s "table: 0x55a9...", an address that changes between
--- runs and means nothing to the model.
-local function index_message (e) return e.message end
-
-local function message_of (e)
-  local t = type(e)
-  if t == "string" or t == "number" or t == "boolean" then return tostring(e) end
-  -- (read under pcall: an error object whose __index raises made the
-  -- whole chat raise from here, where the tool's error was to go back)
-  if t == "table" then
-    local ok, m = pcall(index_message, e)
-    if ok and type(m) == "string" then return m end
-  end
-  local mt = getmetatable(e)
-  if type(mt) == "table" and mt.__tostring ~= nil then
-    local ok, s = pcall(tostring, e)
-    if ok and type(s) == "string" then return s end
-  end
-  return string_format("a %s error value without a message", t)
-end
+-- The text of an error value a tool raised or returned (util.error_message):
+-- never tostring()'s "table: 0x55a9..." nor a file's "file (0x55a9...)",
+-- an address that changes between runs and means nothing to the model.
+local message_of = util.error_message
 
 -- }======================================================
 
