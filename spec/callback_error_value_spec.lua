@@ -9,6 +9,8 @@ local devserver = require "devserver"
 
 warn("@on")
 
+local USER = { { role = "user", content = "Generate a short story about a robot that learns to paint." } }
+
 local function no_address (s)
   assert.is_string(s)
   assert.is_nil(s:find("0x", 1, true), s)
@@ -18,6 +20,88 @@ describe("a callback's error that is not a string", function ()
   local srv, client
 
   devserver.fixture(_ENV, function (s, c) srv, client = s, c end, { model = "aigc-dev" })
+
+  -- The error of a blocking streamed chat whose callback `where` raises v.
+  local function raised (where, v)
+    local p = { messages = USER, stream = function () end }
+    p[where] = function () error(v) end
+    local ok, res, err = pcall(client.chat, client, p)
+    assert.is_true(ok, tostring(res))
+    assert.is_nil(res)
+    assert.equal("callback", err.kind)
+    return err
+  end
+
+  for _, where in ipairs { "stream", "on_stream_end" } do
+    describe("raised by " .. where, function ()
+      it("is kept whole as err.value, unchanged", function ()
+        local npc = { name = "Ada" }
+        local reason = { reason = "npc_left", npc = npc, note = "the guard saw it" }
+        local err = raised(where, reason)
+        assert.equal(reason, err.value)   -- (the same table: the game reads its fields)
+        assert.equal("npc_left", err.value.reason)
+        assert.equal(npc, err.value.npc)
+        assert.equal("the guard saw it", err.value.note)
+        assert.equal("a table error value without a message", err.message)
+        no_address(tostring(err))
+      end)
+
+      it("gives its message the table's message field or its __tostring", function ()
+        local err = raised(where, { message = "the door is locked" })
+        assert.equal("the door is locked", err.message)
+        local shown = setmetatable({}, { __tostring = function () return "npc left the scene" end })
+        err = raised(where, shown)
+        assert.equal("npc left the scene", err.message)
+        assert.equal(shown, err.value)
+      end)
+
+      it("never shows an address, nor raises, whatever the value's metatable does", function ()
+        local addressed = setmetatable({}, { __tostring = function () return "thing: 0x55d0c0ffee10" end })
+        local err = raised(where, addressed)
+        assert.equal("a table error value without a message", err.message)
+        assert.equal(addressed, err.value)
+        local hostile = setmetatable({}, { __index = function () error("no fields for you") end,
+                                           __tostring = function () error("no text for you") end })
+        err = raised(where, hostile)
+        assert.equal(hostile, err.value)
+        assert.equal("(a table value whose __tostring failed)", err.message)
+        err = raised(where, io.stdout)   -- (a userdata whose own __tostring is "file (0x...)")
+        assert.equal(io.stdout, err.value)
+        assert.equal("a userdata error value without a message", err.message)
+        err = raised(where, false)
+        assert.equal(false, err.value)
+        assert.equal("false", err.message)
+      end)
+    end)
+  end
+
+  it("a string keeps its traceback and has no value", function ()
+    local err = raised("stream", "boom in my callback")
+    assert.matches("boom in my callback", err.message, 1, true)
+    assert.matches("stack traceback", err.traceback, 1, true)
+    assert.is_nil(err.value)
+  end)
+
+  it("the value survives collections while the error is kept", function ()
+    local err = raised("stream", { reason = "npc_left" })
+    collectgarbage()
+    collectgarbage()
+    assert.equal("npc_left", err.value.reason)
+  end)
+
+  it("is the script's own object: the redaction changes the message, never the value", function ()
+    local key = "sk-cberr-0123456789abcdefghij"
+    local c = aigc.client { base_url = srv.base_url, api_key = key }
+    local raised_value = { message = "rejected " .. key, deep = { key } }
+    local res, err = c:chat { messages = USER, stream = function () error(raised_value) end }
+    c:close()
+    assert.is_nil(res)
+    assert.equal(raised_value, err.value)
+    assert.equal("rejected " .. key, raised_value.message)   -- (left as the script made it)
+    assert.equal(key, raised_value.deep[1])
+    assert.is_nil(err.message:find(key, 1, true))   -- (no secret in the message)
+    assert.matches("[redacted]", err.message, 1, true)
+  end)
 
   it("a task's error keeps it too (the Lua layer's callback errors)", function ()
     local errors = {}

@@ -1105,6 +1105,18 @@ static void scrub_walk (lua_State *L, int idx, int sidx) {
   lua_pushvalue(L, idx);
   lua_pushboolean(L, 1);
   lua_rawset(L, W.seen);
+  if (lua_getmetatable(L, idx)) {
+    luaL_getmetatable(L, AIGC_ERROR_MT);
+    lua_pushliteral(L, "value");
+    lua_rawget(L, idx);
+    if (lua_rawequal(L, -3, -2) && lua_istable(L, -1)) {
+      /* An error's `value` is what a callback raised, the script's own
+         object (a game's NPC, and all it reaches): not walked nor changed. */
+      lua_pushboolean(L, 1);
+      lua_rawset(L, W.seen);
+    }
+  }
+  lua_settop(L, W.renames);
   lua_pushvalue(L, idx);
   lua_rawseti(L, W.work, ++W.nwork);
   while (head < W.nwork) {

@@ -63,6 +63,17 @@ void aigc_error_scrub (lua_State *L, int idx, const char *secrets);
 ** the next step() (beyond AIGC_MAX_KEPT_ERRORS kept, stderr instead).
 */
 void aigc_error_report (lua_State *L, int eidx, int erridx, const char *secrets);
+/*
+** Pushes (and returns) the text of an error value, never raising for it
+** (only memory or a debug hook may): a string, number or boolean as it
+** is; a value with __tostring as that gives it, unless it is only an
+** address ("file (0x...)") or it fails ("(a table value whose __tostring
+** failed)"); a table's string `message` field (raw: no __index runs);
+** else what the value is: "a table error value without a message", as
+** the tool loop says it (lua/aigc/util.lua error_message), never
+** "table: 0x...". For stderr and for a callback error's message.
+*/
+const char *aigc_error_text (lua_State *L, int idx);
 /* Writes what no step() collected to stderr (the client closes). */
 void aigc_error_flush (lua_State *L, int eidx);
 /* Calls the client's log function, if any, with (level, the line scrubbed). */

@@ -4,6 +4,7 @@
 ** lines (error.h). Apart from error.c, which makes and scrubs the errors,
 ** for its size.
 */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,22 +13,46 @@
 #include "aigc.h"
 
 /*
-** Pushes the text of the error value at idx, for stderr: a string, number
-** or boolean as it is, a value with __tostring as that gives it, a plain
-** table's string `message` field (an error object of the caller's own),
-** else what the value is: "a table error value without a message", as
-** the tool loop describes such a value (lua/aigc/tools.lua message_of),
-** never "table: 0x...".
+** Whether s is only an address as Lua shows one: "table: 0x55d0c...",
+** "file (0x55d0c...)" (an open io file's own __tostring), "0x55d0c...": a
+** word, separators, the address, an optional ")". Such a text tells the
+** reader nothing and differs from run to run.
 */
-static const char *error_text (lua_State *L, int idx) {
+static int only_address (const char *s, size_t len) {
+  size_t i = 0, sep = strcspn(s, ":( "), digits;
+  int hex = 0;
+  if (sep < len) {   /* a word before the first separator */
+    for (; i < sep; i++)
+      if (!isalnum((unsigned char)s[i]) && strchr("_.*", s[i]) == NULL)
+        return 0;
+    while (i < len && strchr(":( ", s[i]) != NULL)
+      i++;
+  }
+  if (len - i >= 2 && s[i] == '0' && (s[i + 1] == 'x' || s[i + 1] == 'X'))
+    i += 2, hex = 1;
+  else if (i == 0)
+    return 0;   /* bare hex digits: a word, not an address */
+  for (digits = 0; i < len && isxdigit((unsigned char)s[i]); i++)
+    digits++;
+  if (i < len && s[i] == ')')
+    i++;
+  return digits >= (hex ? 1u : 8u) && i == len;   /* (Windows shows no "0x") */
+}
+
+const char *aigc_error_text (lua_State *L, int idx) {
   int t = lua_type(L, idx);
   idx = lua_absindex(L, idx);
   luaL_checkstack(L, 2, NULL);
   if (t == LUA_TSTRING || t == LUA_TNUMBER || t == LUA_TBOOLEAN)
     return aigc_tostring_safe(L, idx, NULL);
   if (luaL_getmetafield(L, idx, "__tostring")) {
+    size_t len;
+    const char *s;
     lua_pop(L, 1);
-    return aigc_tostring_safe(L, idx, NULL);
+    s = aigc_tostring_safe(L, idx, &len);
+    if (!only_address(s, len))
+      return s;
+    lua_pop(L, 1);
   }
   if (t == LUA_TTABLE) {
     lua_pushliteral(L, "message");
@@ -41,7 +66,7 @@ static const char *error_text (lua_State *L, int idx) {
 
 /* Writes the error at idx to stderr, one report. */
 static void write_error (lua_State *L, int idx, const char *why) {
-  fprintf(stderr, "aigc: %s: %s\n", why, error_text(L, idx));
+  fprintf(stderr, "aigc: %s: %s\n", why, aigc_error_text(L, idx));
   fflush(stderr);
   lua_pop(L, 1);
 }

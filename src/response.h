@@ -30,7 +30,9 @@ void aigc_response_add_partial (lua_State *L, aigc_request *r);
 /*
 ** Replaces the error a callback raised (on top, with its traceback appended
 ** by aigc_pcall's handler) by an error object of kind "callback": message =
-** what the callback raised, traceback = where.
+** what the callback raised, traceback = where; a value not a string (no
+** traceback then) is kept as err.value, its text (aigc_error_text) the
+** message.
 */
 void aigc_response_callback_error (lua_State *L);
 
