@@ -68,12 +68,36 @@ describe("a callback's error that is not a string", function ()
         err = raised(where, io.stdout)   -- (a userdata whose own __tostring is "file (0x...)")
         assert.equal(io.stdout, err.value)
         assert.equal("a userdata error value without a message", err.message)
+        local closed = io.tmpfile()
+        closed:close()
+        err = raised(where, closed)   -- (its __tostring holds no address: kept)
+        assert.equal("file (closed)", err.message)
         err = raised(where, false)
         assert.equal(false, err.value)
         assert.equal("false", err.message)
       end)
     end)
   end
+
+  it("a __tostring that closes the client or cancels the request: that end wins (re-entrancy)", function ()
+    for _, where in ipairs { "stream", "on_stream_end" } do
+      local c = aigc.client { base_url = srv.base_url }
+      local closing = setmetatable({}, { __tostring = function () c:close(); return "closed it" end })
+      local p = { messages = USER, stream = function () end }
+      p[where] = function () error(closing) end
+      local res, err = c:chat(p)
+      assert.is_nil(res)
+      assert.equal("canceled", err.kind)
+      local req
+      local canceling = setmetatable({}, { __tostring = function () req:cancel(); return "canceled it" end })
+      p[where] = function () error(canceling) end
+      req = client:chat_async(p)
+      res, err = req:wait()
+      assert.is_nil(res)
+      assert.equal("canceled", err.kind)
+    end
+    assert(client:chat "still usable")
+  end)
 
   it("a string keeps its traceback and has no value", function ()
     local err = raised("stream", "boom in my callback")
