@@ -6,6 +6,7 @@
 -- "table: 0x..." and the value was lost.
 local aigc = require "aigc"
 local devserver = require "devserver"
+local luachild = require "luachild"
 
 warn("@on")
 
@@ -97,6 +98,21 @@ describe("a callback's error that is not a string", function ()
       assert.equal("canceled", err.kind)
     end
     assert(client:chat "still usable")
+  end)
+
+  it("on stderr, an on_done that raised an open file is shown without its address", function ()
+    local r = luachild.run([[
+      local aigc = require "aigc"
+      local c = aigc.client { base_url = arg[1], max_retries = 0 }
+      assert(c:chat { messages = { { role = "user", content = "Hi" } }, on_done = function () error(io.stdout) end })
+      c:close()
+      print("closed")
+    ]], { args = { srv.base_url } })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("closed\n", r.stdout)
+    assert.matches("no step() collected it before the client closed): a userdata error value without a message\n",
+                   r.stderr, 1, true)
+    no_address(r.stderr)
   end)
 
   it("a string keeps its traceback and has no value", function ()
