@@ -168,6 +168,21 @@ describe("a callback's error that is not a string", function ()
     end
   end)
 
+  it("a conversation's summarize that returns nil and a table: kept as err.value", function ()
+    local why = { reason = "quota" }
+    local conv = aigc.conversation { client = client, max_context_tokens = 40, keep_last = 1,
+      summarize = function () return nil, why end }
+    for i = 1, 4 do
+      conv:add { role = "user", content = ("question %02d "):format(i) .. string.rep("q", 28) }
+      conv:add { role = "assistant", content = ("answer %02d "):format(i) .. string.rep("a", 30) }
+    end
+    local reply, err = conv:say "Echo: x"
+    assert.is_nil(reply)
+    assert.equal("callback", err.kind)
+    assert.equal(why, err.value)
+    assert.equal("summarize failed: a table error value without a message", err.message)
+  end)
+
   it("a tool raising an open file sends the model no address", function ()
     local ts = aigc.tools {
       { name = "raises_file", fn = function () error(io.stdout) end },

@@ -374,7 +374,8 @@ local function summary_for (self, msgs, from, to, fut)
     -- (a say's failure is an error object: a summarizer's `nil, "why"` too)
     if not util.is_error(err) then
       err = core.error { kind = "callback", message = err == nil and "summarize returned no text"
-                                                      or "summarize failed: " .. tostring(err) }
+                                                      or "summarize failed: " .. util.value_text(err),
+                         value = type(err) ~= "string" and err or nil }   -- (a table: kept, not "table: 0x...")
     end
     return nil, err
   end
