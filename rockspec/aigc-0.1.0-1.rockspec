@@ -62,6 +62,7 @@ build = {
     },
     ["aigc"] = "lua/aigc/init.lua",
     ["aigc.check"] = "lua/aigc/check.lua",
+    ["aigc.check_history"] = "lua/aigc/check_history.lua",
     ["aigc.client"] = "lua/aigc/client.lua",
     ["aigc.client_setup"] = "lua/aigc/client_setup.lua",
     ["aigc.files"] = "lua/aigc/files.lua",

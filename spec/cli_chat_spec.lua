@@ -366,8 +366,8 @@ describe("aigc chat (stdin not a terminal)", function ()
     assert.equal(0, r.code, r.stderr)
     assert.equal("aigc: /load " .. path .. ": not a saved conversation: invalid JSON at byte 0: unexpected "
                  .. "character 'r'\n"
-                 .. "aigc: /load " .. obj .. ": not loaded: message 1: its content is not text or a list of "
-                 .. "content parts\n"
+                 .. "aigc: /load " .. obj .. ": not a valid saved conversation: messages[1].content: string or "
+                 .. "list of content parts expected, got table\n"
                  .. "aigc: /load " .. tools .. ": ignored what the chat cannot honour: params tools, tool_choice\n",
                  r.stderr)
     local reqs = srv:requests()

@@ -853,13 +853,20 @@ describe("aigc.conversation", function ()
         assert.equal("parse", err.kind)
         assert.matches(case[1], err.message, 1, true)
       end
-      -- messages the model would refuse are sent (the server says no: nil, err), never a raise
+      -- a message no request can carry is refused where it enters (spec/conversation_messages_spec.lua);
+      -- what passes and the model would still refuse is sent (the server says no: nil, err), never a raise
       local t = json.decode(saved)
       t.messages[#t.messages + 1] = { role = "assistant", content = 5, tool_calls = { 1, "x", { ["function"] = 2 } } }
-      t.messages[#t.messages + 1] = { role = "user", content = { 1, { text = 2 } }, name = {} }
+      local back, err = conversation.load(json.encode(t), client)
+      assert.is_nil(back)
+      assert.equal("parse", err.kind)
+      assert.matches("messages[" .. #t.messages .. "].content: ", err.message, 1, true)
+      t.messages[#t.messages] = { role = "assistant", content = "x", tool_calls = { { ["function"] = 2 } } }
+      t.messages[#t.messages + 1] = { role = "user", content = { { text = 2 } }, name = {} }
       for _ = 1, 4 do t.messages[#t.messages + 1] = { role = "user", content = string.rep("word ", 30) } end
-      local back = assert(conversation.load(json.encode(t), client))
-      local ok, res, err = pcall(back.say, back, "Hello again")
+      back = assert(conversation.load(json.encode(t), client))
+      local ok, res
+      ok, res, err = pcall(back.say, back, "Hello again")
       assert.is_true(ok, tostring(res))
       assert.is_true(res ~= nil or err ~= nil)
     end)

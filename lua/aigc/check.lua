@@ -332,6 +332,8 @@ local function items_problem (v, path, key, rule, what, list_what)
   return nil
 end
 
+M.items_problem = items_problem   -- (for aigc.check_history)
+
 local function list_of_strings (v, path, key)
   return items_problem(v, path, key, "string", "string", "string or list of strings")
 end

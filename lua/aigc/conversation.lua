@@ -38,6 +38,7 @@
 local core = require "aigc.core"
 local util = require "aigc.util"
 local check = require "aigc.check"
+local check_history = require "aigc.check_history"
 local task = require "aigc.task"
 local future = require "aigc.future"
 local dialogue = require "aigc.dialogue"
@@ -151,9 +152,10 @@ end
 
 -- Why a history breaks the API's rule, or nil: chat messages need a role;
 -- Responses items may have none (`function_call`, `function_call_output`).
-local function history_problem (api, msgs, path)
+-- `earlier`: the history msgs follow (the tool calls a result answers).
+local function history_problem (api, msgs, path, earlier)
   if api == "responses" then return check.RESPONSES_FIELDS.input(msgs, path) end
-  return check.CHAT_FIELDS.messages(msgs, path)
+  return check_history.history_problem(msgs, path, earlier)
 end
 
 -- Checks a conversation's options (argument `argn` of `fname`).
@@ -484,7 +486,8 @@ local function check_say (self, input, params, fname)
   -- (say raised it from the call it makes; say_async must too, not hand back a failed future)
   if self.client._loop.closed then util.raise("attempt to use a closed client") end
   local user = user_message(input, fname)
-  local bad = check.CHAT_FIELDS.messages({ user }, "input")
+  local bad = self.api == "chat" and history_problem("chat", { user }, "input", self.messages)
+    or check.CHAT_FIELDS.messages({ user }, "input")
   if bad then argerror(fname, 1, (bad:gsub("^input%[1%]", "input"))) end
   bad = encode_problem(input, "input")
   if bad then argerror(fname, 1, bad) end
@@ -652,7 +655,7 @@ end
 -- @treturn aigc.conversation self
 -- @usage conv:add { role = "assistant", content = "Welcome back! How can I help?" }
 function Conversation:add (msg)
-  local why = history_problem(self.api, { msg }, "msg")
+  local why = history_problem(self.api, { msg }, "msg", self.messages)
   if why then argerror("add", 1, (why:gsub("^msg%[1%]", "msg"))) end
   self.messages[#self.messages + 1] = msg
   return self
