@@ -49,7 +49,7 @@ describe("the runner's batch backend", function ()
     assert.equal(1, summary.ok)
     assert.is_true(summary.results.es.ok)
     assert.is_false(summary.results.fr.ok)
-    assert.equal("the case cannot be sent: params.messages[1].content: invalid UTF-8 at byte 15 of a string",
+    assert.equal("the case cannot be sent: params.messages[1].content: invalid UTF-8 at byte 16 of a string",
                  summary.results.fr.error.message)
   end)
 

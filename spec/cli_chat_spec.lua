@@ -364,7 +364,7 @@ describe("aigc chat (stdin not a terminal)", function ()
       "/load " .. path, "/load " .. obj, "What is the capital of France?", "/load " .. tools, "Hello there",
       "/reset", "What is 2 + 2?", "" }, "\n") })
     assert.equal(0, r.code, r.stderr)
-    assert.equal("aigc: /load " .. path .. ": not a saved conversation: invalid JSON at byte 0: unexpected "
+    assert.equal("aigc: /load " .. path .. ": not a saved conversation: invalid JSON at byte 1: unexpected "
                  .. "character 'r'\n"
                  .. "aigc: /load " .. obj .. ": not a valid saved conversation: messages[1].content: string or "
                  .. "list of content parts expected, got table\n"

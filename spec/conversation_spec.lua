@@ -939,9 +939,9 @@ describe("aigc.conversation", function ()
       local here = "^[^\n]*conversation_spec.lua:%d+: "
       local conv = aigc.conversation { client = client }
       for _, case in ipairs {
-        { "bad \255", "(input: invalid UTF-8 at byte 4 of a string)" },
-        { { role = "user", content = "x\255" }, "(input.content: invalid UTF-8 at byte 1 of a string)" },
-        { { { type = "text", text = "x\255" } }, "(input[1].text: invalid UTF-8 at byte 1 of a string)" },
+        { "bad \255", "(input: invalid UTF-8 at byte 5 of a string)" },
+        { { role = "user", content = "x\255" }, "(input.content: invalid UTF-8 at byte 2 of a string)" },
+        { { { type = "text", text = "x\255" } }, "(input[1].text: invalid UTF-8 at byte 2 of a string)" },
         { { role = "user", content = "x", name = print }, "(input.name: " },
       } do
         for _, fname in ipairs { "say", "say_async" } do
@@ -961,7 +961,7 @@ describe("aigc.conversation", function ()
         local at = fname == "save" and e:find("(self.system: ", 1, true) and "self%.system"
                    or "self%.messages%[1%]%.content"
         assert.matches(here .. "calling '" .. fname .. "' on bad self %(" .. at .. ": "
-                       .. "invalid UTF%-8 at byte 1 of a string%)$", e)
+                       .. "invalid UTF%-8 at byte 2 of a string%)$", e)
       end
       local fine = aigc.conversation { client = client }
       fine:add { role = "user", content = "Hi", extra = { f = print } }

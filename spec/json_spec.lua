@@ -99,7 +99,7 @@ describe("aigc.json.encode", function ()
   end)
 
   it("refuses invalid UTF-8, naming the path", function ()
-    assert.matches("value.content: invalid UTF%-8 at byte 1", encode_error { content = "a\255b" })
+    assert.matches("value.content: invalid UTF%-8 at byte 2 ", encode_error { content = "a\255b" })
     assert.matches("invalid UTF%-8", encode_error { content = "\237\160\128" })   -- a surrogate
     assert.matches("invalid UTF%-8", encode_error { content = "\192\175" })       -- overlong "/"
     assert.matches("value: invalid UTF%-8", encode_error { ["k\255"] = 1 })
@@ -176,8 +176,8 @@ describe("aigc.json.decode", function ()
       assert.matches("^invalid JSON at byte %d+: ", err)
     end
     -- beyond a double's range: refused, never a silent inf (README, Limits)
-    assert.same({ nil, "invalid JSON at byte 1: number out of range" }, { json.decode("[1e400]") })
-    assert.same({ nil, "invalid JSON at byte 0: number out of range" }, { json.decode("-1e400") })
+    assert.same({ nil, "invalid JSON at byte 2: number out of range" }, { json.decode("[1e400]") })
+    assert.same({ nil, "invalid JSON at byte 1: number out of range" }, { json.decode("-1e400") })
   end)
 
   it("fails cleanly on 100,000 levels of nesting", function ()

@@ -146,8 +146,8 @@ static void encode_string (encoder *enc, const char *s, size_t len) {
   if (rc == -1)
     out_fail(enc);
   else if (rc == -2) {
-    char detail[64];
-    snprintf(detail, sizeof detail, "%zu", bad);
+    char detail[64];   /* (bytes counted from 1, as Lua's string functions do: every "at byte") */
+    snprintf(detail, sizeof detail, "%zu", bad + 1);
     encode_error(enc, "%s: invalid UTF-8 at byte %s of a string", detail);
   }
 }
@@ -1104,7 +1104,7 @@ int aigc_jsonlua_decode (lua_State *L) {
     return luaL_error(L, "not enough memory");
   if (rc != 0) {
     luaL_pushfail(L);
-    lua_pushfstring(L, "invalid JSON at byte %d: %s", (int)err.offset, err.message);
+    lua_pushfstring(L, "invalid JSON at byte %d: %s", (int)err.offset + 1, err.message);   /* (from 1) */
     return 2;
   }
   aigc_jsonlua_push(L, &v);

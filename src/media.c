@@ -31,7 +31,7 @@ static unsigned char *decode_arg (lua_State *L, int idx, size_t *outlen) {
     if (bad >= n)
       lua_pushliteral(L, "not base64: the text ends inside a byte");
     else
-      lua_pushfstring(L, "not base64: byte %d at offset %d", (int)(unsigned char)s[bad], (int)bad);
+      lua_pushfstring(L, "not base64: byte value %d at byte %d", (int)(unsigned char)s[bad], (int)bad + 1);
     return NULL;
   }
   return out;

@@ -819,7 +819,7 @@ static int push_body_outcome (lua_State *L, aigc_request *r) {
       snprintf(msg, sizeof msg, "the response body is empty (HTTP %ld)", r->status);
     else
       snprintf(msg, sizeof msg, "the response is not valid JSON (at byte %zu: %s)",
-               perr.offset, perr.message);
+               perr.offset + 1, perr.message);   /* (bytes counted from 1, as everywhere) */
     aigc_error_new(L, "parse", msg);
     if (r->resp.len > 0)
       set_body_text(L, r, r->resp.data, r->resp.len);
@@ -1199,7 +1199,7 @@ int aigc_response_event (lua_State *L, aigc_request *r, const char *type, size_t
   if (rc != AIGC_JSON_OK) {
     char msg[200];
     snprintf(msg, sizeof msg, "a stream event is not valid JSON (at byte %zu: %s)",
-             perr.offset, perr.message);
+             perr.offset + 1, perr.message);   /* (bytes counted from 1) */
     aigc_error_new(L, "parse", msg);
     set_body_text(L, r, data, dlen);
     return AIGC_EVENT_ERROR;

@@ -417,7 +417,7 @@ function M.load_data (text, name)
     local json_like = name:find("%.json$") or text:find('^%s*{%s*"[^"\n]*"%s*:')
     local at = json_like and tostring(jerr):match("^invalid JSON at byte (%d+): (.*)$")
     if at then
-      local _, lines = text:sub(1, tonumber(at)):gsub("\n", "")
+      local _, lines = text:sub(1, tonumber(at) - 1):gsub("\n", "")   -- (the lines before the byte)
       local why = tostring(jerr):gsub("^invalid JSON at byte %d+: ", "invalid JSON: ")
       return nil, name .. ":" .. (lines + 1) .. ": " .. why
     end

@@ -5,6 +5,7 @@
 local aigc = require "aigc"
 local argparse = require "argparse"
 local common = require "aigc.cli.common"
+local compat = require "aigc.compat"
 local config_mod = require "aigc.cli.config"
 local future = require "aigc.future"
 local promptlog = require "aigc.promptlog"
@@ -107,6 +108,11 @@ function M.build_params (args, config, endpoint, stdin, history, continued_model
   local text = table.concat(words, " ")
   local extra = common.options_table(args.options)
   local input = join_input(stdin, text)
+  -- (refused by the request, it was named "params.messages[1].content", the
+  -- byte counted from 0: named here as the user gave it, counted from 1)
+  local utf8_ok, bad_at = compat.utf8_len(input)
+  if not utf8_ok then common.usage(("aigc: invalid input: the prompt: invalid UTF-8 at byte %d"):format(bad_at)) end
+  common.check_text(args.system, "-s")   -- (as aigc run says it: it was params.messages[1].content too)
   local params
   if args.template then
     params = template_params(args, input, extra)
