@@ -532,7 +532,16 @@ function M.run (args)
   if bad then common.usage(("aigc: the system prompt is not valid UTF-8 (byte %d)"):format(bad)) end
   local conv = aigc.conversation { client = client, system = system, params = params,
                                    model = config_mod.model(config, endpoint, args.model, tpl_model) }
-  for _, m in ipairs(history or {}) do if m.role ~= "system" then conv:add(m) end end
+  for i, m in ipairs(history or {}) do
+    -- (a log written by a program's own log:record may hold what no request
+    -- can carry -- a tool result without its call -- that add refuses)
+    local ok, e = true, nil
+    if m.role ~= "system" then ok, e = pcall(conv.add, conv, m) end
+    if not ok then
+      common.usage(("aigc: the continued conversation cannot be sent: message %d: %s")
+                   :format(i, tostring(e):match("%(msg%.(.*)%)$") or tostring(e)))
+    end
+  end
 
   local tty = common.isatty(io.stdin)
   config_mod.mkdir(config_mod.home())
