@@ -13,7 +13,7 @@ local core = require "aigc.core"
 local util = require "aigc.util"
 local check = require "aigc.check"
 
-local ipairs, next, type = ipairs, next, type
+local ipairs, next, rawget, setmetatable, type = ipairs, next, rawget, setmetatable, type
 local huge = math.huge
 local string_format = string.format
 local expected = util.expected
@@ -92,10 +92,15 @@ end
 function M.history_problem (msgs, path, earlier)
   local why = messages_problem(msgs, path)
   if why then return why end
-  local ids = {}
-  for _, m in ipairs(earlier or {}) do
-    if type(m) == "table" then add_call_ids(ids, m) end
-  end
+  -- (the earlier history's calls are read only for a tool result: a say
+  -- checks its input against the whole history, which may be long)
+  local ids = setmetatable({}, { __index = function (t, id)
+    setmetatable(t, nil)
+    for _, m in ipairs(earlier or {}) do
+      if type(m) == "table" then add_call_ids(t, m) end
+    end
+    return rawget(t, id)
+  end })
   local items, n = as_sent(msgs)
   for i = 1, n or huge do
     local m = items[i]
