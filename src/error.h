@@ -64,16 +64,13 @@ void aigc_error_scrub (lua_State *L, int idx, const char *secrets);
 */
 void aigc_error_report (lua_State *L, int eidx, int erridx, const char *secrets);
 /*
-** Pushes (and returns) the text of an error value, never raising for it
-** (only memory or a debug hook may): a string, number or boolean as it
-** is; a value with __tostring as that gives it, unless it is only an
-** address ("file (0x...)") or it fails ("(a table value whose __tostring
-** failed)"); a table's string `message` field (raw: no __index runs);
-** else what the value is: "a table error value without a message", as
-** the tool loop says it (lua/aigc/util.lua error_message), never
-** "table: 0x...". For stderr and for a callback error's message.
+** Replaces the error a callback raised (on top, with its traceback appended
+** by aigc_pcall's handler) by an error object of kind "callback": message =
+** what the callback raised, traceback = where; a value not a string (no
+** traceback then) is kept as err.value, its text (error_report.c) the
+** message.
 */
-const char *aigc_error_text (lua_State *L, int idx);
+void aigc_error_from_callback (lua_State *L);
 /* Writes what no step() collected to stderr (the client closes). */
 void aigc_error_flush (lua_State *L, int eidx);
 /* Calls the client's log function, if any, with (level, the line scrubbed). */

@@ -39,7 +39,17 @@ static int only_address (const char *s, size_t len) {
   return digits >= (hex ? 1u : 8u) && i == len;   /* (Windows shows no "0x") */
 }
 
-const char *aigc_error_text (lua_State *L, int idx) {
+/*
+** Pushes (and returns) the text of an error value, never raising for it
+** (only memory or a debug hook may): a string, number or boolean as it
+** is; a value with __tostring as that gives it, unless it is only an
+** address ("file (0x...)") or it fails ("(a table value whose __tostring
+** failed)"); a table's string `message` field (raw: no __index runs);
+** else what the value is: "a table error value without a message", as
+** the tool loop says it (lua/aigc/util.lua error_message), never
+** "table: 0x...". For stderr and for a callback error's message.
+*/
+static const char *error_text (lua_State *L, int idx) {
   int t = lua_type(L, idx);
   idx = lua_absindex(L, idx);
   luaL_checkstack(L, 2, NULL);
@@ -64,9 +74,41 @@ const char *aigc_error_text (lua_State *L, int idx) {
   return lua_pushfstring(L, "a %s error value without a message", luaL_typename(L, idx));
 }
 
+/*
+** The error a callback raised (request.c: a stream callback, on_stream_end,
+** an upload's reader), with aigc_pcall's traceback: see error.h. Here, beside
+** error_text, which names a value raised as it is.
+*/
+void aigc_error_from_callback (lua_State *L) {
+  size_t len;
+  const char *full, *tb;
+  if (lua_type(L, -1) != LUA_TSTRING) {
+    /* A value raised as it is (a table, a userdata, a boolean: the
+       handler adds no traceback to those): kept whole as err.value (the
+       game's error({ reason = "npc_left" })), its text as the message,
+       which never shows an address nor raises (error_text). */
+    aigc_error_new(L, "callback", "");
+    error_text(L, -2);
+    lua_setfield(L, -2, "message");
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, "value");
+    lua_replace(L, -2);
+    return;
+  }
+  full = aigc_tostring_safe(L, -1, &len);
+  tb = strstr(full, "\nstack traceback:");
+  aigc_error_new(L, "callback", "");
+  lua_pushlstring(L, full, tb ? (size_t)(tb - full) : len);
+  lua_setfield(L, -2, "message");
+  lua_pushvalue(L, -2);
+  lua_setfield(L, -2, "traceback");
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+}
+
 /* Writes the error at idx to stderr, one report. */
 static void write_error (lua_State *L, int idx, const char *why) {
-  fprintf(stderr, "aigc: %s: %s\n", why, aigc_error_text(L, idx));
+  fprintf(stderr, "aigc: %s: %s\n", why, error_text(L, idx));
   fflush(stderr);
   lua_pop(L, 1);
 }

@@ -597,7 +597,7 @@ static int call_before_end (lua_State *L, int eidx, int ridx, aigc_request *r, i
     return 0;
   }
   if (st != LUA_OK) {
-    aigc_response_callback_error(L);
+    aigc_error_from_callback(L);
     lua_replace(L, -2);   /* replaces the result */
     aigc_response_decorate_error(L, r);
     end_request(L, eidx, ridx, r, 0);
@@ -671,7 +671,7 @@ static void stream_callback_error (lua_State *L, int st) {
     aigc_error_new(L, "limit", "not enough memory (Lua) in the stream callback");
   }
   else
-    aigc_response_callback_error(L);
+    aigc_error_from_callback(L);
 }
 
 /*
@@ -777,7 +777,7 @@ static int feed_upload (lua_State *L, int eidx, int ridx, aigc_request *r) {
     return 1;
   }
   if (st != LUA_OK) {
-    aigc_response_callback_error(L);
+    aigc_error_from_callback(L);
     return fail_now(L, eidx, ridx, r) + 1;
   }
   if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING) {

@@ -115,33 +115,6 @@ static void set_body_text (lua_State *L, aigc_request *r, const char *s, size_t 
   lua_setfield(L, -2, "body");
 }
 
-void aigc_response_callback_error (lua_State *L) {
-  size_t len;
-  const char *full, *tb;
-  if (lua_type(L, -1) != LUA_TSTRING) {
-    /* A value raised as it is (a table, a userdata, a boolean: the
-       handler adds no traceback to those): kept whole as err.value (the
-       game's error({ reason = "npc_left" })), its text as the message,
-       which never shows an address nor raises (aigc_error_text). */
-    aigc_error_new(L, "callback", "");
-    aigc_error_text(L, -2);
-    lua_setfield(L, -2, "message");
-    lua_pushvalue(L, -2);
-    lua_setfield(L, -2, "value");
-    lua_replace(L, -2);
-    return;
-  }
-  full = aigc_tostring_safe(L, -1, &len);
-  tb = strstr(full, "\nstack traceback:");
-  aigc_error_new(L, "callback", "");
-  lua_pushlstring(L, full, tb ? (size_t)(tb - full) : len);
-  lua_setfield(L, -2, "message");
-  lua_pushvalue(L, -2);
-  lua_setfield(L, -2, "traceback");
-  lua_replace(L, -3);
-  lua_pop(L, 1);
-}
-
 /* Copies the string-or-number member `key` of object v into the error on
    top, as its field `as`: a string at most KEPT_BODY_MAX bytes (a server's
    10 MB message went whole into err.message), cut at a character. */

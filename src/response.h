@@ -27,14 +27,6 @@ int aigc_response_outcome (lua_State *L, aigc_request *r, int *retryable);
 void aigc_response_decorate_error (lua_State *L, aigc_request *r);
 /* Adds err.partial to the error on top: what a stream had accumulated. */
 void aigc_response_add_partial (lua_State *L, aigc_request *r);
-/*
-** Replaces the error a callback raised (on top, with its traceback appended
-** by aigc_pcall's handler) by an error object of kind "callback": message =
-** what the callback raised, traceback = where; a value not a string (no
-** traceback then) is kept as err.value, its text (aigc_error_text) the
-** message.
-*/
-void aigc_response_callback_error (lua_State *L);
 
 /* What aigc_response_event found. */
 enum {
