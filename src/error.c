@@ -92,7 +92,7 @@ void aigc_error_setint (lua_State *L, const char *field, lua_Integer v) {
 void aigc_error_json_limit (lua_State *L, const char *what, const char *detail) {
   int containers = strstr(detail, "arrays") != NULL;
   aigc_error_new(L, "limit", "");
-  if (strstr(detail, "hash flood") != NULL)   /* (no option lifts it) */
+  if (strstr(detail, "hash flood") != NULL || strstr(detail, " members") != NULL)   /* (no option lifts them) */
     lua_pushfstring(L, "%s holds %s", what, detail);
   else
     lua_pushfstring(L, "%s holds %s (the limit is max_json_%s)", what, detail,

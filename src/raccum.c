@@ -958,6 +958,84 @@ static cost made_by (const aigc_raccum *a, ev_kind k, const aigc_json_value *ev)
 /* }====================================================== */
 
 
+/*
+** {======================================================
+** Members: how big the objects merged into may grow
+** =======================================================
+*/
+
+/*
+** A key merged into the response, its items, their parts or an action is
+** found by a linear search (obj_slot): the fastest for the handful of
+** members real objects have, but quadratic for objects a server lets grow
+** without bound (an output_item.done adding one key each time, an item of
+** 100,000 keys then a delta per letter: hours for a 64 MiB stream). So an
+** event that would merge into, or copy to one of those places, an object
+** of more than AIGC_RACCUM_MAX_MEMBERS members is refused before anything
+** changes: they then hold at most twice that (one merge of two) plus the
+** few members the events name, and a key costs that many comparisons at most.
+*/
+
+static int too_big (const aigc_json_value *v) {
+  return v != NULL && v->type == AIGC_JSON_OBJECT && v->len > AIGC_RACCUM_MAX_MEMBERS;
+}
+
+/* v[idx] when v is an array that long, else NULL. */
+static const aigc_json_value *item_at (const aigc_json_value *v, long idx) {
+  if (v == NULL || v->type != AIGC_JSON_ARRAY || idx < 0 || (size_t)idx >= v->len)
+    return NULL;
+  return &v->u.items[idx];
+}
+
+/* The item src merged into dst (NULL: copied): the items, the parts of
+   their lists at the same index, src's action. */
+static int item_too_big (const aigc_json_value *dst, const aigc_json_value *src) {
+  static const char *const lists[] = { "content", "summary", "output" };
+  size_t i, j;
+  if (too_big(dst) || too_big(src) || too_big(aigc_json_get(src, "action")))
+    return 1;
+  for (i = 0; i < 3; i++) {
+    const aigc_json_value *s = aigc_json_get(src, lists[i]), *d = aigc_json_get(dst, lists[i]);
+    for (j = 0; s != NULL && s->type == AIGC_JSON_ARRAY && j < s->len; j++)
+      if (too_big(&s->u.items[j]) || too_big(item_at(d, (long)j)))
+        return 1;
+  }
+  return 0;
+}
+
+/* Whether the event merges or copies an object past the bound. */
+static int members_over (const aigc_raccum *a, ev_kind k, const aigc_json_value *ev) {
+  const aigc_json_value *output = aigc_json_get(&a->root, "output");
+  const aigc_json_value *item = item_at(output, index_of(ev, "output_index")), *src;
+  size_t i;
+  switch (k) {
+    case EV_CREATED: case EV_COMPLETED: case EV_INCOMPLETE: case EV_FAILED:
+      src = aigc_json_get(ev, "response");
+      if (too_big(&a->root) || too_big(src))
+        return 1;
+      src = aigc_json_get(src, "output");
+      for (i = 0; src != NULL && src->type == AIGC_JSON_ARRAY && i < src->len; i++)
+        if (item_too_big(item_at(output, (long)i), &src->u.items[i]))
+          return 1;
+      return 0;
+    case EV_ITEM_ADDED: return item_too_big(NULL, aigc_json_get(ev, "item"));
+    case EV_ITEM_DONE: return item_too_big(item, aigc_json_get(ev, "item"));
+    case EV_PART_DONE: case EV_SUMMARY_PART_DONE:
+      if (too_big(item_at(aigc_json_get(item, k == EV_PART_DONE ? "content" : "summary"),
+                          index_of(ev, k == EV_PART_DONE ? "content_index" : "summary_index"))))
+        return 1;
+      /* FALLTHROUGH */
+    case EV_PART_ADDED: case EV_SUMMARY_PART_ADDED: return too_big(aigc_json_get(ev, "part"));
+    case EV_SHELL_OUTPUT_DONE:
+      return too_big(shell_done_content(ev))
+             || too_big(item_at(aigc_json_get(item, "output"), index_of(ev, "command_index")));
+    default: return 0;   /* (a delta adds one member its event names) */
+  }
+}
+
+/* }====================================================== */
+
+
 void aigc_raccum_init (aigc_raccum *a) {
   memset(a, 0, sizeof *a);
   a->root.type = AIGC_JSON_OBJECT;
@@ -1009,6 +1087,11 @@ int aigc_raccum_add (aigc_raccum *a, const char *type, size_t tlen, const aigc_j
   k = kind_of(t, len);
   if ((rc = check_sequence(a, ev, k)) != AIGC_RACCUM_OK)
     return rc;
+  if (members_over(a, k, ev)) {
+    snprintf(a->error, sizeof a->error, "an object of more than %d members",
+             AIGC_RACCUM_MAX_MEMBERS);
+    return AIGC_RACCUM_LIMIT;
+  }
   payload = payload_of(k, ev);
   made = made_by(a, k, ev);
   if (charge(a, payload, &made) != 0)

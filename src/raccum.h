@@ -73,7 +73,12 @@
 ** limits.max_values / max_containers (zero: the defaults); an event that
 ** would pass them is refused whole with AIGC_RACCUM_LIMIT. So the tree
 ** never holds more nodes than the limits allow, however far the indexes
-** jump.
+** jump. An event that would merge into, or copy to, the response, an
+** item, a part or an action an object of more than AIGC_RACCUM_MAX_MEMBERS
+** members is refused too (AIGC_RACCUM_LIMIT, "an object of more than N
+** members"): their keys are searched linearly, so objects a server lets
+** grow without bound would make merging quadratic (real ones hold a few
+** dozen members at most: a response ~35, an item or part under 10).
 ** After BADSHAPE, LIMIT or SEQUENCE the tree is as it was; after NOMEM it
 ** may hold empty slots the event made (null items, an empty string), which
 ** the same event merged again fills as if nothing had failed. Nothing leaks.
@@ -102,6 +107,7 @@ typedef enum aigc_raccum_end {
 } aigc_raccum_end;
 
 #define AIGC_RACCUM_MAX_INDEX 1023
+#define AIGC_RACCUM_MAX_MEMBERS 128
 
 typedef struct aigc_raccum {
   aigc_json_limits limits;     /* set by the owner after init (init: defaults) */

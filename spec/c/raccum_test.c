@@ -486,6 +486,92 @@ TEST(test_limits) {
   aigc_raccum_free(&a);
 }
 
+/* An event: head, then n members "kI":1 (from I = first), then tail. */
+static const char *members_event (char *buf, size_t size, const char *head, int first, int n,
+                                  const char *tail) {
+  size_t len = (size_t)snprintf(buf, size, "%s", head);
+  int i;
+  for (i = first; i < first + n && len < size; i++)
+    len += (size_t)snprintf(buf + len, size - len, "%s\"k%d\":1", i > first ? "," : "", i);
+  if (len < size)
+    snprintf(buf + len, size - len, "%s", tail);
+  return buf;
+}
+
+#define ITEM_DONE_HEAD \
+  "{\"type\":\"response.output_item.done\",\"output_index\":0,\"item\":{\"type\":\"message\","
+#define OVER_MEMBERS "an object of more than 128 members"
+
+/* The objects keys are merged into (the response, items, parts) cannot
+   grow past the bound: one output_item.done per new key was merged by a
+   linear search each, quadratic (40,000 events: 6.75 s). The item stops
+   growing, refused whole, and holds at most twice the bound. */
+TEST(test_members_bounded_by_events) {
+  static char buf[8192];
+  aigc_raccum a;
+  const aigc_json_value *item;
+  char *before = NULL;
+  int i, rc = AIGC_RACCUM_OK;
+  aigc_raccum_init(&a);
+  REQUIRE(add(&a, MESSAGE_STREAM[0]) == AIGC_RACCUM_OK);
+  for (i = 0; i < 1000 && rc == AIGC_RACCUM_OK; i++) {
+    free(before);
+    before = snapshot(&a);
+    REQUIRE(before != NULL);
+    rc = add(&a, members_event(buf, sizeof buf, ITEM_DONE_HEAD, i, 1, "}}"));
+  }
+  CHECK_EQ_INT(rc, AIGC_RACCUM_LIMIT);
+  CHECK_EQ_STR(a.error, OVER_MEMBERS);
+  CHECK_EQ_STR(json(&a.root), before);   /* (refused whole) */
+  CHECK(i > 128);   /* (an item of 128 members is merged into) */
+  item = &aigc_json_get(&a.root, "output")->u.items[0];
+  CHECK(item->len <= 2 * AIGC_RACCUM_MAX_MEMBERS + 14);
+  /* the deltas, each a member the event names, are still merged */
+  CHECK_EQ_INT(add(&a, "{\"type\":\"response.output_text.delta\",\"output_index\":0,"
+                       "\"content_index\":0,\"delta\":\"Hi\"}"), AIGC_RACCUM_OK);
+  free(before);
+  aigc_raccum_free(&a);
+}
+
+/* One event of too many members is refused before anything changes (its
+   keys merged one by one cost n^2 / 2; an item of 100,000 keys made every
+   later delta search them all); the bound itself is merged. */
+TEST(test_members_bounded_in_one_event) {
+  static char buf[8192];
+  static const struct { const char *head, *tail; } over[] = {
+    { "{\"type\":\"response.output_item.added\",\"output_index\":0,\"item\":{", "}}" },
+    { ITEM_DONE_HEAD, "}}" },
+    { "{\"type\":\"response.output_item.added\",\"output_index\":0,\"item\":{\"content\":[{", "}]}}" },
+    { "{\"type\":\"response.output_item.added\",\"output_index\":0,\"item\":{\"action\":{", "}}}" },
+    { "{\"type\":\"response.content_part.added\",\"output_index\":0,\"content_index\":0,\"part\":{",
+      "}}" },
+    { "{\"type\":\"response.in_progress\",\"response\":{", "}}" },
+    { "{\"type\":\"response.completed\",\"response\":{\"output\":[{\"type\":\"message\",", "}]}}" },
+  };
+  aigc_raccum a;
+  char *before;
+  size_t i;
+  aigc_raccum_init(&a);
+  REQUIRE(add_all(&a, MESSAGE_STREAM));
+  before = snapshot(&a);
+  REQUIRE(before != NULL);
+  for (i = 0; i < sizeof over / sizeof over[0]; i++) {
+    CHECK_EQ_INT(add(&a, members_event(buf, sizeof buf, over[i].head, 0, 129, over[i].tail)),
+                 AIGC_RACCUM_LIMIT);
+    CHECK_EQ_STR(a.error, OVER_MEMBERS);
+    CHECK_EQ_STR(json(&a.root), before);
+  }
+  free(before);
+  aigc_raccum_free(&a);
+  for (i = 0; i < sizeof over / sizeof over[0]; i++) {   /* 128 (an item's "type" too) */
+    aigc_raccum_init(&a);
+    CHECK_EQ_INT(add(&a, members_event(buf, sizeof buf, over[i].head, 0,
+                                       i == 1 || i == 6 ? 127 : 128, over[i].tail)),
+                 AIGC_RACCUM_OK);
+    aigc_raccum_free(&a);
+  }
+}
+
 /* Nulls up to a far index count against the limits: a few events at index
    1023 cannot build thousands of slots the limits never saw. */
 TEST(test_index_slots_charged) {
@@ -616,6 +702,8 @@ int main (void) {
   RUN(test_badshape_unchanged);
   RUN(test_limits);
   RUN(test_index_slots_charged);
+  RUN(test_members_bounded_by_events);
+  RUN(test_members_bounded_in_one_event);
   RUN(test_nomem);
   RUN(test_output_text);
   aigc_json_arena_free(&arena);
