@@ -1003,33 +1003,40 @@ static int item_too_big (const aigc_json_value *dst, const aigc_json_value *src)
   return 0;
 }
 
-/* Whether the event merges or copies an object past the bound. */
+/* The item of the response the event names by its output_index, or NULL. */
+static const aigc_json_value *item_named (const aigc_raccum *a, const aigc_json_value *ev) {
+  return item_at(aigc_json_get(&a->root, "output"), index_of(ev, "output_index"));
+}
+
+/* Whether the event merges or copies an object past the bound. (The
+   look-ups run only for the events that bring objects: a delta, the
+   stream's hot path, adds one member its event names.) */
 static int members_over (const aigc_raccum *a, ev_kind k, const aigc_json_value *ev) {
-  const aigc_json_value *output = aigc_json_get(&a->root, "output");
-  const aigc_json_value *item = item_at(output, index_of(ev, "output_index")), *src;
+  const aigc_json_value *output, *src;
   size_t i;
   switch (k) {
     case EV_CREATED: case EV_COMPLETED: case EV_INCOMPLETE: case EV_FAILED:
       src = aigc_json_get(ev, "response");
       if (too_big(&a->root) || too_big(src))
         return 1;
+      output = aigc_json_get(&a->root, "output");
       src = aigc_json_get(src, "output");
       for (i = 0; src != NULL && src->type == AIGC_JSON_ARRAY && i < src->len; i++)
         if (item_too_big(item_at(output, (long)i), &src->u.items[i]))
           return 1;
       return 0;
     case EV_ITEM_ADDED: return item_too_big(NULL, aigc_json_get(ev, "item"));
-    case EV_ITEM_DONE: return item_too_big(item, aigc_json_get(ev, "item"));
+    case EV_ITEM_DONE: return item_too_big(item_named(a, ev), aigc_json_get(ev, "item"));
     case EV_PART_DONE: case EV_SUMMARY_PART_DONE:
-      if (too_big(item_at(aigc_json_get(item, k == EV_PART_DONE ? "content" : "summary"),
+      if (too_big(item_at(aigc_json_get(item_named(a, ev), k == EV_PART_DONE ? "content" : "summary"),
                           index_of(ev, k == EV_PART_DONE ? "content_index" : "summary_index"))))
         return 1;
       /* FALLTHROUGH */
     case EV_PART_ADDED: case EV_SUMMARY_PART_ADDED: return too_big(aigc_json_get(ev, "part"));
     case EV_SHELL_OUTPUT_DONE:
       return too_big(shell_done_content(ev))
-             || too_big(item_at(aigc_json_get(item, "output"), index_of(ev, "command_index")));
-    default: return 0;   /* (a delta adds one member its event names) */
+             || too_big(item_at(aigc_json_get(item_named(a, ev), "output"), index_of(ev, "command_index")));
+    default: return 0;
   }
 }
 
