@@ -199,7 +199,8 @@ describe("uploads from a path", function ()
       local paths = {}
       for i, name in ipairs { "a", "b", "c", "d", "e" } do
         paths[i] = dir .. "/" .. name .. ".png"
-        write(paths[i], "\137PNG\r\n\26\n" .. name)   -- (the server reads the signature)
+        -- (the server reads the signature and the IHDR chunk's size: 1 x 1)
+        write(paths[i], "\137PNG\r\n\26\n\0\0\0\13IHDR\0\0\0\1\0\0\0\1" .. name)
       end
       assert(client:images_edit { prompt = "x", image = paths })
       local got = {}
