@@ -7,58 +7,14 @@
 -- quadratic; an endless stream: a frozen frame for ever). Lua 5.4 and
 -- LuaJIT hash the whole key, seeded: there the reply is whole.
 local aigc = require "aigc"
+local hashflood = require "hashflood"
 local oneshot = require "oneshot"
-local portable = require "portable"
 
-local SAMPLED = portable.version == "5.1" or portable.version == "5.2" or portable.version == "5.3"
-local DIGITS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+local SAMPLED, flood_key, honest_key = hashflood.SAMPLED, hashflood.flood_key, hashflood.honest_key
 
--- The i-th key of 64 bytes: i in base 62 in bytes 1, 2, 4, 5 (0-based),
--- which Lua 5.1-5.3 do not hash (every third byte from the end).
-local function flood_key (i)
-  local bytes = {}
-  for p = 1, 64 do bytes[p] = "x" end
-  for _, p in ipairs { 1, 2, 4, 5 } do
-    local d = i % 62
-    i = (i - d) / 62
-    bytes[p + 1] = DIGITS:sub(d + 1, d + 1)
-  end
-  return table.concat(bytes)
-end
-
-local function honest_key (i)
-  return ("https://example.com/item/%d#k"):format(i * 7919)
-end
-
--- A server answering its connections, in order, with the raw replies given.
-local SCRIPTED = [[
-  local oneshot = require "oneshot"
-  local server = oneshot.listen()
-  for i = 1, #arg do
-    local f = assert(io.open(arg[i], "rb"))
-    local reply = f:read("*a")
-    f:close()
-    local c = oneshot.read_request(server)
-    c:send(reply)
-    c:close()
-  end
-]]
-
-local function serve (replies)
-  local files = {}
-  for i, reply in ipairs(replies) do
-    files[i] = os.tmpname()
-    local f = assert(io.open(files[i], "wb"))
-    f:write(reply)
-    f:close()
-  end
-  local port, child = oneshot.start(SCRIPTED, files)
-  finally(function ()
-    child:wait(10)
-    for _, path in ipairs(files) do os.remove(path) end
-  end)
-  return "http://127.0.0.1:" .. port .. "/v1"
-end
+-- A server answering this test's requests with the raw replies given, in
+-- order (spec/support/oneshot.lua): its base URL.
+local function serve (replies) return oneshot.serve_raw(replies, finally) end
 
 local function sse (events)
   local parts = {}
@@ -67,11 +23,7 @@ local function sse (events)
     .. table.concat(parts)
 end
 
-local function count (t)
-  local n = 0
-  for _ in pairs(t) do n = n + 1 end
-  return n
-end
+local count = hashflood.count
 
 local N = 5000
 local CHUNK = '{"id":"c1","object":"chat.completion.chunk",'

@@ -6,40 +6,11 @@
 -- reply: no aigc on their side.
 local aigc = require "aigc"
 local oneshot = require "oneshot"
-local portable = require "portable"
+local hashflood = require "hashflood"
 
--- A server answering its connections, in order, with the raw replies given
--- (one a connection, then closed).
-local SCRIPTED = [[
-  local oneshot = require "oneshot"
-  local server = oneshot.listen()
-  for i = 1, #arg do
-    local f = assert(io.open(arg[i], "rb"))
-    local reply = f:read("*a")
-    f:close()
-    local c = oneshot.read_request(server)
-    c:send(reply)
-    c:close()
-  end
-]]
-
--- Starts the scripted server for this test (stopped at its end, killed
--- when a failure left it waiting): returns its base URL.
-local function serve (replies)
-  local files = {}
-  for i, reply in ipairs(replies) do
-    files[i] = os.tmpname()
-    local f = assert(io.open(files[i], "wb"))
-    f:write(reply)
-    f:close()
-  end
-  local port, child = oneshot.start(SCRIPTED, files)
-  finally(function ()
-    child:wait(10)
-    for _, path in ipairs(files) do os.remove(path) end
-  end)
-  return "http://127.0.0.1:" .. port .. "/v1"
-end
+-- A server answering this test's requests with the raw replies given, in
+-- order (spec/support/oneshot.lua): its base URL.
+local function serve (replies) return oneshot.serve_raw(replies, finally) end
 
 local function http_reply (body)
   return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " .. #body
@@ -137,21 +108,7 @@ describe("a hostile server", function ()
     -- chain, and building the object costs n^2 / 2 steps (40,000 keys,
     -- 2.7 MB: 9 s on Lua 5.1; 64 MiB: hours). Lua 5.4 and LuaJIT hash
     -- the whole key, seeded: nothing to refuse there.
-    local SAMPLED = portable.version == "5.1" or portable.version == "5.2" or portable.version == "5.3"
-    local DIGITS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-
-    -- The i-th key of 64 bytes: i in base 62 in bytes 1, 2, 4, 5 (0-based),
-    -- which Lua 5.1-5.3 do not hash.
-    local function flood_key (i)
-      local bytes = {}
-      for p = 1, 64 do bytes[p] = "x" end
-      for _, p in ipairs { 1, 2, 4, 5 } do
-        local d = i % 62
-        i = (i - d) / 62
-        bytes[p + 1] = DIGITS:sub(d + 1, d + 1)
-      end
-      return table.concat(bytes)
-    end
+    local SAMPLED, flood_key, count = hashflood.SAMPLED, hashflood.flood_key, hashflood.count
 
     local function object_of (n, key)
       local members = {}
@@ -159,15 +116,9 @@ describe("a hostile server", function ()
       return "{" .. table.concat(members, ",") .. "}"
     end
 
-    local function count (t)
-      local n = 0
-      for _ in pairs(t) do n = n + 1 end
-      return n
-    end
-
     local N = 5000
     local FLOOD = object_of(N, flood_key)
-    local HONEST = object_of(N, function (i) return ("https://example.com/item/%d#k"):format(i * 7919) end)
+    local HONEST = object_of(N, hashflood.honest_key)
 
     it("a reply holding one is a limit error there, and decodes whole elsewhere", function ()
       local function reply (metadata)

@@ -60,6 +60,43 @@ function M.start (script, args)
   return assert(port, "the one-shot server printed no port"), child
 end
 
+-- (child) Answers its connections, in order, with the raw replies in the
+-- files arg[1], arg[2]... (one a connection, then closed).
+local RAW_REPLIES = [[
+  local oneshot = require "oneshot"
+  local server = oneshot.listen()
+  for i = 1, #arg do
+    local f = assert(io.open(arg[i], "rb"))
+    local reply = f:read("*a")
+    f:close()
+    local c = oneshot.read_request(server)
+    c:send(reply)
+    c:close()
+  end
+]]
+
+--- (spec) Starts a child that answers its connections, in order, with the
+-- raw replies given (whole HTTP responses, one a connection, then closed),
+-- stopped at the test's end (killed when a failure left it waiting).
+-- @tparam {string,...} replies
+-- @tparam function finally the spec's `finally` (a module cannot see the test's)
+-- @treturn string its base URL ("http://127.0.0.1:PORT/v1")
+function M.serve_raw (replies, finally)
+  local files = {}
+  for i, reply in ipairs(replies) do
+    files[i] = os.tmpname()
+    local f = assert(io.open(files[i], "wb"))
+    f:write(reply)
+    f:close()
+  end
+  local port, child = M.start(RAW_REPLIES, files)
+  finally(function ()
+    child:wait(10)
+    for _, path in ipairs(files) do os.remove(path) end
+  end)
+  return "http://127.0.0.1:" .. port .. "/v1"
+end
+
 -- (child) Answers one request with the SSE body in the file arg[1]; keeps
 -- the response open arg[2] seconds more (until the client goes) unless "".
 local CANNED_SSE = [[
