@@ -4,32 +4,17 @@
 -- (cancelled): the user saw a failure although the file was made (or the
 -- error said the upload was not cancelled although it was). The devserver's
 -- `reset,skip=N,times=1` fault loses the reply of the request N + 1 only.
-local aigc = require "aigc"
 local devserver = require "devserver"
-
-local SECRET = "sk-test-SECRET-uploads-lost-reply"
+local uploads = require "uploads"
 
 describe("files_upload_parts after a lost reply", function ()
+  local SECRET = "sk-test-SECRET-uploads-lost-reply"
   local srv, client
 
-  setup(function () srv = devserver.start() end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    srv:reset()
-    client = aigc.client { base_url = srv.base_url, api_key = SECRET, max_retries = 2, timeout = 30 }
-  end)
-  after_each(function () client:close() end)
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end, { api_key = SECRET, max_retries = 2, timeout = 30 })
 
-  local function file_of (s)
-    local given = false
-    return { size = #s, reader = function () if given then return nil end given = true return s end }
-  end
-
-  local function count (path)
-    local n = 0
-    for _, r in ipairs(srv:requests()) do if r.path == path then n = n + 1 end end
-    return n
-  end
+  local file_of = uploads.file_of
+  local function count (path) return uploads.count(srv, path) end
 
   it("a complete sent again after its reply was lost: the upload and its file, not the retry's 400", function ()
     local data = string.rep("lost-reply ", 30)

@@ -6,31 +6,17 @@
 -- the server for an hour with an id nobody knew.
 local aigc = require "aigc"
 local devserver = require "devserver"
+local uploads = require "uploads"
 
 local SECRET = "sk-test-SECRET-uploads-options"
 
 describe("files_upload_parts call options", function ()
   local srv, client
 
-  setup(function () srv = devserver.start() end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    srv:reset()
-    client = aigc.client { base_url = srv.base_url, api_key = SECRET, max_retries = 0, timeout = 30 }
-  end)
-  after_each(function () client:close() end)
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end, { api_key = SECRET, max_retries = 0, timeout = 30 })
 
-  -- A reader of `s` in one piece.
-  local function file_of (s)
-    local given = false
-    return { size = #s, reader = function () if given then return nil end given = true return s end }
-  end
-
-  local function paths ()
-    local t = {}
-    for _, r in ipairs(srv:requests()) do t[#t + 1] = r.path end
-    return t
-  end
+  local file_of = uploads.file_of
+  local function paths () return uploads.paths(srv) end
 
   it("headers and extra_query go with the create, every part and the complete", function ()
     local up = assert(client:files_upload_parts { file = file_of(string.rep("a", 250)), filename = "h.jsonl",
@@ -106,19 +92,9 @@ end)
 describe("files_upload_parts' create and its retries", function ()
   local srv, client
 
-  setup(function () srv = devserver.start() end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    srv:reset()
-    client = aigc.client { base_url = srv.base_url, api_key = SECRET, max_retries = 2, timeout = 30 }
-  end)
-  after_each(function () client:close() end)
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end, { api_key = SECRET, max_retries = 2, timeout = 30 })
 
-  local function creates ()
-    local n = 0
-    for _, r in ipairs(srv:requests()) do if r.path == "/v1/uploads" then n = n + 1 end end
-    return n
-  end
+  local function creates () return uploads.count(srv, "/v1/uploads") end
 
   it("a create whose reply is lost (the server made it) is not sent again: no second, orphan upload", function ()
     local res, err = client:files_upload_parts { file = "/etc/hostname", purpose = "batch",
@@ -176,11 +152,7 @@ describe("files_upload_parts midway", function ()
   teardown(function () srv:stop() end)
   before_each(function () srv:reset() end)
 
-  local function paths ()
-    local t = {}
-    for _, r in ipairs(srv:requests()) do t[#t + 1] = r.path end
-    return t
-  end
+  local function paths () return uploads.paths(srv) end
 
   it("a reader that closes the client: the error says the upload was not cancelled (the cancel could not go)",
      function ()
@@ -244,18 +216,10 @@ end)
 -- md5 = true was sent as JSON true (the server's 400, or a check of nothing):
 -- it is now the MD5 of the bytes sent, computed as they go (src/md5.c).
 describe("files_upload_parts md5 = true", function ()
-  local srv, client, core
+  local srv, client
+  local core = require "aigc.core"
 
-  setup(function ()
-    srv = devserver.start()
-    core = require "aigc.core"
-  end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    srv:reset()
-    client = aigc.client { base_url = srv.base_url, api_key = SECRET, max_retries = 0, timeout = 30 }
-  end)
-  after_each(function () client:close() end)
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end, { api_key = SECRET, max_retries = 0, timeout = 30 })
 
   local function sent_md5 (up)
     return srv:bodies("/v1/uploads/" .. up.id .. "/complete")[1].md5
@@ -300,19 +264,9 @@ end)
 describe("files_upload_parts concurrency", function ()
   local srv, client
 
-  setup(function () srv = devserver.start() end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    srv:reset()
-    client = aigc.client { base_url = srv.base_url, api_key = SECRET, max_retries = 0, timeout = 30 }
-  end)
-  after_each(function () client:close() end)
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end, { api_key = SECRET, max_retries = 0, timeout = 30 })
 
-  local function bytes (n)
-    local t = {}
-    for i = 1, n do t[i] = string.char(32 + (i * 7) % 90) end
-    return table.concat(t)
-  end
+  local bytes = uploads.bytes
 
   local function write (s)
     local path = os.tmpname()

@@ -8,6 +8,7 @@
 -- server has the whole body.
 local aigc = require "aigc"
 local devserver = require "devserver"
+local uploads = require "uploads"
 
 local SECRET = "sk-test-SECRET-uploads-probe"
 
@@ -22,16 +23,9 @@ local function pieces (list)
 end
 
 describe("uploads fed by a function with a size", function ()
-  local srv, client
+  local client
 
-  setup(function () srv = devserver.start() end)
-  teardown(function () srv:stop() end)
-
-  before_each(function ()
-    srv:reset()
-    client = aigc.client { base_url = srv.base_url, api_key = SECRET, max_retries = 0, timeout = 20 }
-  end)
-  after_each(function () client:close() end)
+  devserver.fixture(_ENV, function (_, c) client = c end, { api_key = SECRET, max_retries = 0, timeout = 20 })
 
   local function stored_files ()
     return #assert(client:files_list { purpose = "batch" }).data
@@ -124,27 +118,15 @@ end)
 describe("files_upload_parts", function ()
   local srv, client, dir
 
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end, { api_key = SECRET, max_retries = 0, timeout = 20 })
   setup(function ()
-    srv = devserver.start()
     dir = os.tmpname()
     os.remove(dir)
     assert(os.execute("mkdir -p '" .. dir .. "'"))
   end)
-  teardown(function ()
-    srv:stop()
-    os.execute("rm -rf '" .. dir .. "'")
-  end)
-  before_each(function ()
-    srv:reset()
-    client = aigc.client { base_url = srv.base_url, api_key = SECRET, max_retries = 0, timeout = 20 }
-  end)
-  after_each(function () client:close() end)
+  teardown(function () os.execute("rm -rf '" .. dir .. "'") end)
 
-  local function bytes (n)
-    local t = {}
-    for i = 1, n do t[i] = string.char(32 + (i * 7) % 90) end
-    return table.concat(t)
-  end
+  local bytes = uploads.bytes
 
   -- The server's requests: their paths, and the parts' sizes.
   local function seen ()

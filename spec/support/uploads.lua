@@ -1,0 +1,35 @@
+--- Helpers of the files_upload / files_upload_parts specs (uploads_*_spec):
+-- what they feed an upload, and what they read of the bundled server's
+-- record of it (spec/support/devserver.lua's `srv:requests()`).
+
+local M = {}
+
+--- A file given by a reader of `s` in one piece, with its size.
+function M.file_of (s)
+  local given = false
+  return { size = #s, reader = function () if given then return nil end given = true return s end }
+end
+
+--- `n` printable bytes, no two neighbours alike (a part cut in the wrong
+-- place shows).
+function M.bytes (n)
+  local t = {}
+  for i = 1, n do t[i] = string.char(32 + (i * 7) % 90) end
+  return table.concat(t)
+end
+
+--- The paths of the requests `srv` recorded, oldest first.
+function M.paths (srv)
+  local t = {}
+  for _, r in ipairs(srv:requests()) do t[#t + 1] = r.path end
+  return t
+end
+
+--- How many of the requests `srv` recorded went to `path`.
+function M.count (srv, path)
+  local n = 0
+  for _, r in ipairs(srv:requests()) do if r.path == path then n = n + 1 end end
+  return n
+end
+
+return M
