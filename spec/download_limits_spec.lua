@@ -5,18 +5,9 @@
 local aigc = require "aigc"
 local oneshot = require "oneshot"
 
--- Answers one request: `length` in Content-Length, then `sent` bytes of
--- it, then closes (the transfer ends cut short: an error of kind "connect"
--- where the headers were not checked).
-local SCRIPT = [[
-  local oneshot = require "oneshot"
-  local server = oneshot.listen()
-  server:settimeout(30)
-  local c = oneshot.read_request(server)
-  c:send("HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: " .. arg[1] .. "\r\n\r\n"
-         .. ("x"):rep(tonumber(arg[2])))
-  c:close()
-]]
+-- The server (oneshot.announced) sends `sent` bytes of the `length` it
+-- announced and closes: where the headers were not checked, the transfer
+-- ends cut short (an error of kind "connect").
 
 local function tmpname ()
   local p = os.tmpname()
@@ -38,7 +29,7 @@ describe("download: a Content-Length over max_response_bytes", function ()
   after_each(function () client:close() end)
 
   it("10 GB announced: kind limit at the headers, no file and no .part left", function ()
-    local port, child = oneshot.start(SCRIPT, { "10737418240", "1000" })
+    local port, child = oneshot.announced("image/png", 10737418240, 1000)
     local path = tmpname()
     local res, err = client:download("http://127.0.0.1:" .. port .. "/big.png", { to = path })
     child:wait(30)
@@ -50,7 +41,7 @@ describe("download: a Content-Length over max_response_bytes", function ()
   end)
 
   it("over a call's own max_response_bytes, into a string too", function ()
-    local port, child = oneshot.start(SCRIPT, { "2000", "1000" })
+    local port, child = oneshot.announced("image/png", 2000, 1000)
     local res, err = client:download("http://127.0.0.1:" .. port .. "/big.png", { max_response_bytes = 1500 })
     child:wait(30)
     assert.is_nil(res)
@@ -59,7 +50,7 @@ describe("download: a Content-Length over max_response_bytes", function ()
   end)
 
   it("at the limit exactly: downloaded", function ()
-    local port, child = oneshot.start(SCRIPT, { "1500", "1500" })
+    local port, child = oneshot.announced("image/png", 1500, 1500)
     local res = assert(client:download("http://127.0.0.1:" .. port .. "/ok.png", { max_response_bytes = 1500 }))
     child:wait(30)
     assert.equal(("x"):rep(1500), res.body)

@@ -171,28 +171,15 @@ end)
 describe("README: res.request_id of a reply", function ()
   it("is apim-request-id when the reply has no x-request-id, x-request-id when it has both", function ()
     local oneshot = require "oneshot"
-    local SCRIPT = [[
-      local oneshot = require "oneshot"
-      local server = oneshot.listen()
-      server:settimeout(30)
-      for _, extra in ipairs { "", "x-request-id: req_openai\r\n" } do
-        local c = oneshot.read_request(server)
-        local body = '{"id":"c1","object":"chat.completion","model":"m","choices":[{"index":0,'
-          .. '"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}'
-        c:send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-               .. "apim-request-id: 6f1c2a9e-apim\r\n" .. extra .. "Content-Length: " .. #body
-               .. "\r\nConnection: close\r\n\r\n" .. body)
-        c:close()
-      end
-    ]]
-    local port, child = oneshot.start(SCRIPT, {})
-    local client = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", api_key = "k", max_retries = 0 }
+    local body = '{"id":"c1","object":"chat.completion","model":"m","choices":[{"index":0,'
+      .. '"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}'
+    local client = aigc.client { base_url = oneshot.apim_server("200 OK", body, finally), api_key = "k",
+                                 max_retries = 0 }
     local res = assert(client:chat { model = "m", messages = { { role = "user", content = "Hi" } } })
     assert.equal("6f1c2a9e-apim", res.request_id)
     res = assert(client:chat { model = "m", messages = { { role = "user", content = "Hi" } } })
     assert.equal("req_openai", res.request_id)
     client:close()
-    child:wait(10)
   end)
 end)
 
@@ -360,18 +347,8 @@ end)
 describe("README: a download announcing more than max_response_bytes", function ()
   it("fails at its headers into a function sink too: the function gets none of it", function ()
     local oneshot = require "oneshot"
-    local SCRIPT = [[
-      local oneshot = require "oneshot"
-      local server = oneshot.listen()
-      server:settimeout(30)
-      local c = oneshot.read_request(server)
-      c:send("HTTP/1.1 200 OK\r\nContent-Type: audio/wav\r\nContent-Length: 10737418240\r\n\r\n"
-             .. ("x"):rep(1000))
-      c:settimeout(30)
-      c:receive("*a")   -- (stalls: the rest never comes; ends when the client hangs up)
-      c:close()
-    ]]
-    local port, child = oneshot.start(SCRIPT, {})
+    -- (stalls after 1,000 bytes: the rest never comes; ends when the client hangs up)
+    local port, child = oneshot.announced("audio/wav", 10737418240, 1000, "stall")
     local client = aigc.client { base_url = "http://127.0.0.1:9/v1", api_key = "k", max_retries = 0, timeout = 25 }
     local got = 0
     local res, err = client:download("http://127.0.0.1:" .. port .. "/big.wav",

@@ -7,6 +7,7 @@ local aigc = require "aigc"
 local cjson = require "cjson"
 local cli = require "cli"
 local devserver = require "devserver"
+local oneshot = require "oneshot"
 local scripted = require "scripted"
 local base64 = require "b64"
 
@@ -14,6 +15,10 @@ local KEY = "sk-proj-" .. ("Zx81QwErTy7uIoPaSdFgHjKl3ZxCvBnM0qWeRtYuIoP"):rep(2)
 -- A key with characters percent-encoding escapes ('/', '+', '='), none
 -- of its pieces between them 12 bytes long.
 local SLASH_KEY = "Ab3/Xy9+Qw7=Zr5/Tp1+Mn4=Kd8/Lq2+Vw6="
+
+-- A client holding KEY, for the `aigc run` code that scrubs with it (no
+-- server: nothing is sent).
+local function key_client () return aigc.client { base_url = "http://127.0.0.1:9/v1", api_key = KEY } end
 
 local function hex (s)
   return (s:gsub(".", function (c) return string.format("%02x", c:byte()) end))
@@ -185,8 +190,7 @@ end)
 
 describe("aigc run --batch progress line", function ()
   it("scrubs the batch's id and status of the run's key", function ()
-    local run = require "aigc.cli.run"
-    local client = aigc.client { base_url = "http://127.0.0.1:9/v1", api_key = KEY }
+    local run, client = require "aigc.cli.run", key_client()
     local line = run.progress_line({ done = 1, total = 2, ok = 1, failed = 0, tokens = 3, rate = 1,
                                      batch = { id = "batch_" .. KEY, status = "failed: bad key " .. KEY:upper() } },
                                    nil, client)
@@ -227,22 +231,9 @@ end)
 
 describe("Azure details", function ()
   it("a gateway's error with only apim-request-id: err.request_id is it (x-request-id first when both)", function ()
-    local oneshot = require "oneshot"
-    local SCRIPT = [[
-      local oneshot = require "oneshot"
-      local server = oneshot.listen()
-      server:settimeout(30)
-      for _, extra in ipairs { "", "x-request-id: req_openai\r\n" } do
-        local c = oneshot.read_request(server)
-        local body = '{"statusCode": 429, "message": "Rate limit is exceeded."}'
-        c:send("HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
-               .. "apim-request-id: 6f1c2a9e-apim\r\n" .. extra .. "Content-Length: " .. #body
-               .. "\r\nConnection: close\r\n\r\n" .. body)
-        c:close()
-      end
-    ]]
-    local port, child = oneshot.start(SCRIPT, {})
-    local client = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", api_key = "k", max_retries = 0 }
+    local body = '{"statusCode": 429, "message": "Rate limit is exceeded."}'
+    local client = aigc.client { base_url = oneshot.apim_server("429 Too Many Requests", body, finally), api_key = "k",
+                                 max_retries = 0 }
     local _, err = client:chat { model = "m", messages = { { role = "user", content = "Hi" } } }
     assert.equal(429, err.status)
     assert.equal("6f1c2a9e-apim", err.request_id)
@@ -250,7 +241,6 @@ describe("Azure details", function ()
     _, err = client:chat { model = "m", messages = { { role = "user", content = "Hi" } } }
     assert.equal("req_openai", err.request_id)
     client:close()
-    child:wait(10)
   end)
 
   it("aigc.batch refuses an option it does not know, naming it", function ()
@@ -274,7 +264,6 @@ end)
 
 describe("a cassette recorded through the proxy", function ()
   it("holds no key the upstream echoes upper-cased, hex or percent-encoded", function ()
-    local oneshot = require "oneshot"
     local forms = forms_of(SLASH_KEY)
     local text = "Your key: " .. forms.upper .. " / " .. forms.HEX .. " / " .. forms.percent_lower
     local SCRIPT = [[
@@ -310,8 +299,7 @@ end)
 
 describe("aigc run --batch report", function ()
   it("shows the batch's id and an abandoned batch's status and error scrubbed", function ()
-    local run = require "aigc.cli.run"
-    local client = aigc.client { base_url = "http://127.0.0.1:9/v1", api_key = KEY }
+    local run, client = require "aigc.cli.run", key_client()
     local s = { total = 1, skipped = 0, ok = 1, failed = 0, passed = 1, pass_rate = 1, usage = {}, elapsed = 1,
                 requests = 1, retries = 0, rate_limited = 0, assertions = {}, results = {},
                 batch_id = "batch_" .. KEY,

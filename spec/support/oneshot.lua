@@ -75,6 +75,14 @@ local RAW_REPLIES = [[
   end
 ]]
 
+--- (spec) A whole HTTP/1.1 response with a JSON `body`, for `serve_raw`:
+-- `status` its status line's end ("200 OK"), `headers` more header lines
+-- ("Name: value\r\n" each), if any.
+function M.http_reply (status, body, headers)
+  return "HTTP/1.1 " .. status .. "\r\nContent-Type: application/json\r\n" .. (headers or "")
+    .. "Content-Length: " .. #body .. "\r\nConnection: close\r\n\r\n" .. body
+end
+
 --- (spec) Starts a child that answers its connections, in order, with the
 -- raw replies given (whole HTTP responses, one a connection, then closed),
 -- stopped at the test's end (killed when a failure left it waiting).
@@ -95,6 +103,43 @@ function M.serve_raw (replies, finally)
     for _, path in ipairs(files) do os.remove(path) end
   end)
   return "http://127.0.0.1:" .. port .. "/v1"
+end
+
+--- (spec) `serve_raw` of two replies as from behind Azure API Management:
+-- both carry `apim-request-id: 6f1c2a9e-apim`, the second `x-request-id:
+-- req_openai` too (which is the request id when both are there).
+-- @treturn string the base URL
+function M.apim_server (status, body, finally)
+  local apim = "apim-request-id: 6f1c2a9e-apim\r\n"
+  return M.serve_raw({ M.http_reply(status, body, apim),
+                       M.http_reply(status, body, apim .. "x-request-id: req_openai\r\n") }, finally)
+end
+
+-- (child) Answers one request with a 200 of type arg[1] announcing arg[2]
+-- bytes and sending arg[3] of them; then closes, or with arg[4] "stall"
+-- waits (30 s at most) until the client hangs up.
+local ANNOUNCED = [[
+  local oneshot = require "oneshot"
+  local server = oneshot.listen()
+  server:settimeout(30)
+  local c = oneshot.read_request(server)
+  c:send("HTTP/1.1 200 OK\r\nContent-Type: " .. arg[1] .. "\r\nContent-Length: " .. arg[2] .. "\r\n\r\n"
+         .. ("x"):rep(tonumber(arg[3])))
+  if arg[4] == "stall" then
+    c:settimeout(30)
+    c:receive("*a")   -- (the rest never comes)
+  end
+  c:close()
+]]
+
+--- (spec) A child that answers one request (a download's) with a 200 of
+-- `content_type` whose Content-Length says `length` and whose body is `sent`
+-- bytes of "x"; then it closes the connection (the transfer cut short), or
+-- with `stall` keeps it open until the client hangs up.
+-- @treturn number the port
+-- @treturn table the child (`child:wait(30)` when done)
+function M.announced (content_type, length, sent, stall)
+  return M.start(ANNOUNCED, { content_type, tostring(length), tostring(sent), stall and "stall" or "" })
 end
 
 -- (child) Answers one request with the SSE body in the file arg[1]; keeps
