@@ -5,47 +5,21 @@
 
 local aigc = require "aigc"
 local cli = require "cli"
+local upstream = require "upstream"
 
-local function read (path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read = cli.read
 
--- An upstream that echoes, in its reply's text, the values of the request's
--- X-Goog-Api-Key and Ocp-Apim-Subscription-Key headers and of the body's api_key.
+-- An upstream (spec/support/upstream.lua) that echoes, in its reply's text,
+-- the values of the request's X-Goog-Api-Key and Ocp-Apim-Subscription-Key
+-- headers and of the body's api_key.
 local ECHO = [=[
-local uv = require "luv"
-local srv = uv.new_tcp()
-assert(srv:bind("127.0.0.1", 0))
-srv:listen(8, function ()
-  local s = uv.new_tcp()
-  srv:accept(s)
-  local buf = ""
-  s:read_start(function (_, d)
-    if not d then return end
-    buf = buf .. d
-    local h = buf:find("\r\n\r\n", 1, true)
-    if not h or #buf < h + 3 + (tonumber(buf:match("[Cc]ontent%-[Ll]ength:%s*(%d+)")) or 0) then return end
-    s:read_stop()
     local echoed = {}
     for name, v in buf:sub(1, h):gmatch("\r\n([^:\r\n]+):%s*([^\r\n]*)") do
       local n = name:lower()
       if n == "x-goog-api-key" or n == "ocp-apim-subscription-key" then echoed[#echoed + 1] = v end
     end
     echoed[#echoed + 1] = buf:sub(h + 4):match('"api_key":"([^"]*)"')
-    local body = '{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,'
-      .. '"message":{"role":"assistant","content":"keys: ' .. table.concat(echoed, " ") .. '"},'
-      .. '"finish_reason":"stop"}]}'
-    s:write("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " .. #body
-            .. "\r\nConnection: close\r\n\r\n" .. body, function () s:shutdown(function () s:close() end) end)
-  end)
-end)
-io.stdout:write(srv:getsockname().port, " ", uv.os_getpid(), "\n")
-io.stdout:flush()
-uv.new_timer():start(60000, 0, function () os.exit(0) end)
-uv.run()
+    reply(s, "keys: " .. table.concat(echoed, " "))
 ]=]
 
 describe("a cassette's keys", function ()
@@ -79,17 +53,14 @@ describe("a cassette's keys", function ()
 end)
 
 describe("a cassette's secrets", function ()
-  local dir, script, up, port, pid
+  local dir, up, port
   setup(function ()
     dir = cli.home()
-    script = dir .. "/echo.lua"
-    cli.write(script, ECHO)
-    up = io.popen("exec lua5.4 " .. script)
-    port, pid = up:read("*l"):match("^(%d+) (%d+)$")
+    up = upstream.start(dir .. "/echo.lua", ECHO)
+    port = up.port
   end)
   teardown(function ()
-    os.execute("kill " .. pid)
-    up:close()
+    up.stop()
     cli.rmdir(dir)
   end)
 

@@ -6,14 +6,10 @@ local aigc = require "aigc"
 local cassette = require "aigc.cassette"
 local devserver = require "devserver"
 local cli = require "cli"
+local upstream = require "upstream"
 local socket = require "socket"
 
-local function read (path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read = cli.read
 
 -- The conversation a workflow's test would make: a blocking call, a stream
 -- with a callback, a stream through the iterator, a non-blocking call
@@ -287,43 +283,20 @@ describe("cassettes", function ()
   it("closing a recording client waits for the exchange the proxy is still writing", function ()
     -- An upstream that answers at once but closes the connection 0.8 s later:
     -- the client has its reply long before the proxy sees the end and writes it.
-    local script = os.tmpname()
-    cli.write(script, [=[
-local uv = require "luv"
-local srv = uv.new_tcp()
-assert(srv:bind("127.0.0.1", 0))
-srv:listen(8, function ()
-  local s = uv.new_tcp()
-  srv:accept(s)
-  local buf = ""
-  s:read_start(function (_, d)
-    if not d then return end
-    buf = buf .. d
-    local h = buf:find("\r\n\r\n", 1, true)
-    if not h or #buf < h + 3 + (tonumber(buf:match("[Cc]ontent%-[Ll]ength:%s*(%d+)")) or 0) then return end
-    s:read_stop()
+    local up = upstream.start(os.tmpname(), [=[
     local body = '{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,'
       .. '"message":{"role":"assistant","content":"lingered"},"finish_reason":"stop"}]}'
     s:write("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " .. #body .. "\r\n\r\n" .. body)
     uv.new_timer():start(800, 0, function () s:close() end)
-  end)
-end)
-io.stdout:write(srv:getsockname().port, " ", uv.os_getpid(), "\n")
-io.stdout:flush()
-uv.new_timer():start(20000, 0, function () os.exit(0) end)
-uv.run()
-]=])
-    local up = io.popen("exec lua5.4 " .. script)
-    local port, pid = up:read("*l"):match("^(%d+) (%d+)$")
+]=], { lifetime = 20000 })
+    local port = up.port
     local path = dir .. "/linger.jsonl"
     local rec = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", model = "m",
                               cassette = { path = path, mode = "record" } }
     assert.equal("lingered", assert(rec:chat "hi").text)
     rec:close()
     assert.equal(1, select(2, read(path):gsub("\n", "")))
-    os.execute("kill " .. pid)
-    up:close()
-    os.remove(script)
+    up.stop()
   end)
 
   it("a replay miss is an error naming the request, for blocking, streaming and async calls", function ()

@@ -113,12 +113,7 @@ local function assert_clean (v, what)
   end
 end
 
-local function read (path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read = cli.read
 
 -- Every file under dir, read whole.
 local function files_of (dir)

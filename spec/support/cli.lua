@@ -50,6 +50,14 @@ function M.write (path, text)
   f:close()
 end
 
+--- Reads a file whole.
+function M.read (path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
 local CLEARED = { "OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "AIGC_HOME",
                   "AIGC_LOG_DB", "AIGC_NO_LOG", "AIGC_MODEL", "AIGC_ENDPOINT", "AIGC_CONFIG", "AIGC_TEMPLATES",
                   "AZURE_OPENAI_API_KEY", "XDG_CONFIG_HOME", "XDG_DATA_HOME" }
