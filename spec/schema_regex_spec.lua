@@ -28,20 +28,7 @@ end
 
 -- Runs fn under a budget of Lua VM instructions (a count, not a time):
 -- an exponential matcher exceeds it by orders of magnitude.
-local function within_budget (budget, fn, ...)
-  local count = 0
-  debug.sethook(function ()
-    count = count + 1000
-    if count > budget then
-      debug.sethook()
-      error("work budget exceeded: more than " .. budget .. " VM instructions", 0)
-    end
-  end, "", 1000)
-  local ok, a, b = pcall(fn, ...)
-  debug.sethook()
-  if not ok then error(a, 0) end
-  return a, b
-end
+local within_budget = require("workbudget").within_budget
 
 describe("patternProperties with alternation and groups", function ()
   local S = { type = "object", additionalProperties = false,

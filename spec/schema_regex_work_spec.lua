@@ -6,22 +6,8 @@ local schema = require "aigc.schema"
 local schema_regex = require "aigc.schema_regex"
 local json = aigc.json
 
--- Runs fn under a budget of Lua VM instructions. (Under LuaJIT hooks are
--- global: removed on every path.)
-local function within_budget (budget, fn, ...)
-  local count = 0
-  debug.sethook(function ()
-    count = count + 1000
-    if count > budget then
-      debug.sethook()
-      error("work budget exceeded: more than " .. budget .. " VM instructions", 0)
-    end
-  end, "", 1000)
-  local ok, a, b = pcall(fn, ...)
-  debug.sethook()
-  if not ok then error(a, 0) end
-  return a, b
-end
+-- Runs fn under a budget of Lua VM instructions.
+local within_budget = require("workbudget").within_budget
 
 -- n pseudo-random "a"s and "b"s (the same on every Lua).
 local function random_ab (n, seed)

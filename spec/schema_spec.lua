@@ -265,20 +265,7 @@ describe("aigc.schema", function ()
   -- on the machine's load), against a budget far above what the linear
   -- algorithm needs and far below what the exponential/quadratic ones did.
   describe("bounded work", function ()
-    local function within_budget (budget, fn, ...)
-      local count = 0
-      debug.sethook(function ()
-        count = count + 1000
-        if count > budget then
-          debug.sethook()
-          error("work budget exceeded: more than " .. budget .. " VM instructions", 0)
-        end
-      end, "", 1000)
-      local ok, a, b = pcall(fn, ...)
-      debug.sethook()
-      if not ok then error(a, 0) end
-      return a, b
-    end
+    local within_budget = require("workbudget").within_budget
 
     -- A tree of named nodes: kids are nodes again, through self-$refs.
     local function tree (combinator)
