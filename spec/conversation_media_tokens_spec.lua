@@ -9,20 +9,7 @@ local function client (model)
   return aigc.client { model = model, base_url = "http://127.0.0.1:9/v1", api_key = "sk-unused" }
 end
 
--- Base64 (no bit operators: 5.1).
-local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-local function b64 (s)
-  local out = {}
-  for i = 1, #s, 3 do
-    local a, b, c = s:byte(i, i + 2)
-    local n = a * 65536 + (b or 0) * 256 + (c or 0)
-    local q = {}
-    for k = 4, 1, -1 do q[k] = n % 64; n = math.floor(n / 64) end
-    out[#out + 1] = B64:sub(q[1] + 1, q[1] + 1) .. B64:sub(q[2] + 1, q[2] + 1)
-      .. (b and B64:sub(q[3] + 1, q[3] + 1) or "=") .. (c and B64:sub(q[4] + 1, q[4] + 1) or "=")
-  end
-  return table.concat(out)
-end
+local b64 = require "b64"   -- (spec/support: no bit operators, 5.1)
 
 local function be32 (n) return string.char(math.floor(n / 16777216) % 256, math.floor(n / 65536) % 256,
                                            math.floor(n / 256) % 256, n % 256) end

@@ -219,20 +219,7 @@ describe("aigc.conversation", function ()
                    { type = "input_image", image_url = "https://example.com/a.png", detail = "low" } } })
     end)
 
-    -- Base64 (no bit operators: 5.1).
-    local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-    local function b64 (s)
-      local out = {}
-      for i = 1, #s, 3 do
-        local a, b, c = s:byte(i, i + 2)
-        local n = a * 65536 + (b or 0) * 256 + (c or 0)
-        local q = {}
-        for k = 4, 1, -1 do q[k] = n % 64; n = math.floor(n / 64) end
-        out[#out + 1] = B64:sub(q[1] + 1, q[1] + 1) .. B64:sub(q[2] + 1, q[2] + 1)
-          .. (b and B64:sub(q[3] + 1, q[3] + 1) or "=") .. (c and B64:sub(q[4] + 1, q[4] + 1) or "=")
-      end
-      return table.concat(out)
-    end
+    local b64 = require "b64"   -- (spec/support: no bit operators, 5.1)
 
     it("counts a PDF by its pages, not by the length of its base64", function ()
       -- 3 pages and 200 KB of page content (images, fonts): ~67,000 tokens by its JSON
