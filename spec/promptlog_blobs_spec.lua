@@ -5,6 +5,7 @@
 local aigc = require "aigc"
 local cli = require "cli"
 local devserver = require "devserver"
+local logdb = require "logdb"
 local proc = require "procutil"
 local promptlog = require "aigc.promptlog"
 
@@ -21,10 +22,7 @@ local function data_url (n, seed)
   return head .. table.concat(t)
 end
 
-local function image_message (text, url)
-  return { role = "user",
-           content = { { type = "text", text = text }, { type = "image_url", image_url = { url = url } } } }
-end
+local image_message = logdb.image_message
 
 -- The bytes the database takes (its pages, the WAL's included).
 local function db_bytes (log)
@@ -50,15 +48,8 @@ end
 
 describe("aigc.promptlog blobs", function ()
   local dir, path, log
-  before_each(function ()
-    dir = cli.home()
-    path = dir .. "/logs.db"
-    log = assert(promptlog.open(path))
-  end)
-  after_each(function ()
-    if log then log:close() end
-    cli.rmdir(dir)
-  end)
+  before_each(function () dir, path, log = logdb.open() end)
+  after_each(function () logdb.close(dir, log) end)
 
   it("keeps an image the context carries at every turn once: 11 turns grow the log by one copy, not 11", function ()
     local url = data_url(400 * 1024)

@@ -4,24 +4,15 @@
 local aigc = require "aigc"
 local cli = require "cli"
 local devserver = require "devserver"
+local logdb = require "logdb"
 local promptlog = require "aigc.promptlog"
 
-local function image_message (text, url)
-  return { role = "user",
-           content = { { type = "text", text = text }, { type = "image_url", image_url = { url = url } } } }
-end
+local image_message = logdb.image_message
 
 describe("aigc.promptlog prompt parts", function ()
   local dir, path, log
-  before_each(function ()
-    dir = cli.home()
-    path = dir .. "/logs.db"
-    log = assert(promptlog.open(path))
-  end)
-  after_each(function ()
-    if log then log:close() end
-    cli.rmdir(dir)
-  end)
+  before_each(function () dir, path, log = logdb.open() end)
+  after_each(function () logdb.close(dir, log) end)
 
   it("keeps the newest turn's image in its own row, and log:conversation gives it back", function ()
     local url = "data:image/png;base64," .. string.rep("iVBORw0KGgo", 600)   -- (over 4 KiB: a blob)
