@@ -9,14 +9,7 @@ local aigc = require "aigc"
 local A = aigc.array
 
 -- The SSE body of a list of events (each a table with its `type`), numbered from 0.
-local function sse (events)
-  local t = {}
-  for i, e in ipairs(events) do
-    e.sequence_number = i - 1
-    t[#t + 1] = "event: " .. e.type .. "\ndata: " .. aigc.json.encode(e) .. "\n\n"
-  end
-  return table.concat(t)
-end
+local sse = require("sse").numbered
 
 local CREATED = { type = "response.created",
   response = { id = "resp_1", object = "response", model = "m", status = "in_progress", output = A {} } }

@@ -9,24 +9,14 @@ local devserver = require "devserver"
 local FRANCE = "What is the capital of France?"
 local ERROR_MESSAGE = "The server had an error while processing your request."
 
-local function sse (events)
-  local t = {}
-  for _, e in ipairs(events) do
-    t[#t + 1] = (e[1] and ("event: " .. e[1] .. "\n") or "") .. "data: " .. e[2] .. "\n\n"
-  end
-  return table.concat(t)
-end
+local sse = require("sse").body
 
 describe("Responses failure events", function ()
   local srv, client
   devserver.fixture(_ENV, function (s, c) srv, client = s, c end, { model = "aigc-dev" })
   local _ = srv
 
-  local function fault (spec, params)
-    params = params or { input = FRANCE }
-    params.headers = { ["x-aigc-fault"] = spec }
-    return params
-  end
+  local function fault (spec, params) return devserver.fault_params(spec, params or { input = FRANCE }) end
 
   it("error then response.failed (a later write): both reach the callback, the error's message fails the call",
      function ()

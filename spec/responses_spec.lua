@@ -66,23 +66,13 @@ local function canned_client (sse_body)
   return require("oneshot").sse_client(aigc, sse_body)
 end
 
-local function sse (events)
-  local t = {}
-  for _, e in ipairs(events) do
-    t[#t + 1] = (e[1] and ("event: " .. e[1] .. "\n") or "") .. "data: " .. e[2] .. "\n\n"
-  end
-  return table.concat(t)
-end
+local sse = require("sse").body
 
 describe("Responses API", function ()
   local srv, client
   devserver.fixture(_ENV, function (s, c) srv, client = s, c end, { model = "aigc-dev" })
 
-  local function fault (spec, params)
-    params = params or { input = FRANCE }
-    params.headers = { ["x-aigc-fault"] = spec }
-    return params
-  end
+  local function fault (spec, params) return devserver.fault_params(spec, params or { input = FRANCE }) end
 
   describe("blocking", function ()
     it("returns the response with text, request_id and headers", function ()

@@ -14,16 +14,8 @@ local function canned_client (sse_body, linger)
   return require("oneshot").sse_client(aigc, sse_body, linger, { model = "m" })
 end
 
--- The SSE body of a list of events (each a table with its `type`),
--- numbered from 0.
-local function sse (events)
-  local t = {}
-  for i, e in ipairs(events) do
-    e.sequence_number = i - 1
-    t[#t + 1] = "event: " .. e.type .. "\ndata: " .. aigc.json.encode(e) .. "\n\n"
-  end
-  return table.concat(t)
-end
+-- The SSE body of a list of events (each a table with its `type`), numbered from 0.
+local sse = require("sse").numbered
 
 -- A response object with `status` and `output`.
 local function response (status, output, reason)

@@ -270,6 +270,14 @@ function M.params (fault, extra, model)
   return p
 end
 
+--- `params` with `spec` (the server's fault grammar) in its x-aigc-fault
+-- header (a table of headers replaced); `params` returned.
+-- @usage client:respond(devserver.fault_params("error-event", { input = "Hi" }))
+function M.fault_params (spec, params)
+  params.headers = { ["x-aigc-fault"] = spec }
+  return params
+end
+
 --- Attach to a server that is already running (e.g. `make server`).
 -- @tparam string base_url like "http://127.0.0.1:8089/v1"
 -- @treturn table the same object as `start` returns; `stop` does nothing
