@@ -108,9 +108,14 @@ describe("a client's prompt_log while another process holds the lock", function 
     return not (proc.read_file(holder.stdout_path) or ""):find("released", 1, true)
   end
 
-  local function client_with_log (reports)
-    return aigc.client { base_url = srv.base_url, model = "aigc-dev", prompt_log = path,
-                         error_handler = function (e) reports[#reports + 1] = e end }
+  -- A client logging to `path` while the other process holds the lock, and
+  -- the list its error_handler fills (every test's start).
+  local function locked_client ()
+    local reports = {}
+    local client = aigc.client { base_url = srv.base_url, model = "aigc-dev", prompt_log = path,
+                                 error_handler = function (e) reports[#reports + 1] = e end }
+    hold()
+    return client, reports
   end
 
   -- Ends one chat_async call in the steps of a frame loop.
@@ -124,9 +129,7 @@ describe("a client's prompt_log while another process holds the lock", function 
 
   it("step() returns with the lock still held, and the rows come once it is free, in order, once each", function ()
     if not has_sqlite then pending("no lua-sql-sqlite3") return end
-    local reports = {}
-    local client = client_with_log(reports)
-    hold()
+    local client, reports = locked_client()
     local waits
     waits, unwatch = watch_waits()
     frame_call(client, "Echo: one")
@@ -152,9 +155,7 @@ describe("a client's prompt_log while another process holds the lock", function 
 
   it("close() writes the rows the lock kept out, as the calls were (not as the caller changed them after)", function ()
     if not has_sqlite then pending("no lua-sql-sqlite3") return end
-    local reports = {}
-    local client = client_with_log(reports)
-    hold()
+    local client, reports = locked_client()
     local msgs = { { role = "system", content = "Be brief." }, { role = "user", content = "Echo: zero" },
                    { role = "assistant", content = "zero" }, { role = "user", content = "Echo: one" } }
     local done
@@ -186,9 +187,7 @@ describe("a client's prompt_log while another process holds the lock", function 
     if not has_sqlite then pending("no lua-sql-sqlite3") return end
     assert.equal(64, pending_rows.MAX)
     pending_rows.MAX = 2
-    local reports = {}
-    local client = client_with_log(reports)
-    hold()
+    local client, reports = locked_client()
     frame_call(client, "Echo: one")
     frame_call(client, "Echo: two")
     frame_call(client, "Echo: three")
@@ -205,9 +204,7 @@ describe("a client's prompt_log while another process holds the lock", function 
 
   it("a blocking call outside a task waits for the lock as the log says (its caller waits anyway)", function ()
     if not has_sqlite then pending("no lua-sql-sqlite3") return end
-    local reports = {}
-    local client = client_with_log(reports)
-    hold()
+    local client, reports = locked_client()
     local waits
     waits, unwatch = watch_waits()
     -- (the lock is let go while the reply streams in, before the call's
