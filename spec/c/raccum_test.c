@@ -122,6 +122,14 @@ static const char *const MESSAGE_STREAM[] = {
   NULL
 };
 
+/* `a` initialised and fed the whole MESSAGE_STREAM: its JSON then,
+   malloc'ed, the state the refusal tests compare with (NULL when an event
+   failed, said on stderr). */
+static char *message_snapshot (aigc_raccum *a) {
+  aigc_raccum_init(a);
+  return add_all(a, MESSAGE_STREAM) ? snapshot(a) : NULL;
+}
+
 #define MESSAGE_RESULT "{\"id\":\"resp_1\",\"object\":\"response\",\"status\":\"completed\",\"output\":[" \
   MSG_ITEM_DONE "],\"usage\":{\"total_tokens\":7}}"
 
@@ -449,11 +457,8 @@ TEST(test_badshape_unchanged) {
     NULL
   };
   aigc_raccum a;
-  char *before;
+  char *before = message_snapshot(&a);
   size_t i;
-  aigc_raccum_init(&a);
-  REQUIRE(add_all(&a, MESSAGE_STREAM));
-  before = snapshot(&a);
   REQUIRE(before != NULL);
   for (i = 0; bad[i] != NULL; i++) {
     CHECK_EQ_INT(add(&a, bad[i]), AIGC_RACCUM_BADSHAPE);
@@ -549,11 +554,8 @@ TEST(test_members_bounded_in_one_event) {
     { "{\"type\":\"response.completed\",\"response\":{\"output\":[{\"type\":\"message\",", "}]}}" },
   };
   aigc_raccum a;
-  char *before;
+  char *before = message_snapshot(&a);
   size_t i;
-  aigc_raccum_init(&a);
-  REQUIRE(add_all(&a, MESSAGE_STREAM));
-  before = snapshot(&a);
   REQUIRE(before != NULL);
   for (i = 0; i < sizeof over / sizeof over[0]; i++) {
     CHECK_EQ_INT(add(&a, members_event(buf, sizeof buf, over[i].head, 0, 129, over[i].tail)),
