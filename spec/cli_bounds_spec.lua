@@ -17,13 +17,7 @@ describe("aigc at its bounds", function ()
     after_each = function () if term then term:close(); term = nil end end })
 
   local function wait_until (fn, what)
-    local deadline = socket.gettime() + 30   -- (generous: CI runs under valgrind too)
-    while not fn() do
-      if socket.gettime() > deadline then
-        error("timed out waiting for " .. what .. (term and ("; the terminal shows:\n" .. term:screen()) or ""), 2)
-      end
-      socket.sleep(0.02)
-    end
+    cli.wait_until(fn, what, 30, term)   -- (generous: CI runs under valgrind too)
   end
 
   local function chat ()

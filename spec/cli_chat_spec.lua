@@ -31,13 +31,7 @@ describe_tty("aigc chat (in a terminal)", function ()
   end
 
   local function wait_until (fn, what)
-    local deadline = socket.gettime() + 10
-    while not fn() do
-      if socket.gettime() > deadline then
-        error("timed out waiting for " .. what .. (term and ("; the terminal shows:\n" .. term:screen()) or ""), 2)
-      end
-      socket.sleep(0.02)
-    end
+    cli.wait_until(fn, what, 10, term)
   end
 
   it("streams a reply as it arrives, and Ctrl-C cancels it but not the session", function ()

@@ -226,6 +226,20 @@ local function new_session (args)
   return ok, out
 end
 
+--- Waits until `fn()` is true, polling every 20 ms, for `timeout` seconds;
+-- then raises "timed out waiting for WHAT", with the screen of `term` (a
+-- terminal, or nil) -- reported at the caller of the spec's own
+-- `wait_until` wrapper, which calls this.
+function M.wait_until (fn, what, timeout, term)
+  local deadline = socket.gettime() + timeout
+  while not fn() do
+    if socket.gettime() > deadline then
+      error("timed out waiting for " .. what .. (term and ("; the terminal shows:\n" .. term:screen()) or ""), 3)
+    end
+    socket.sleep(0.02)
+  end
+end
+
 --- Whether tmux is installed.
 function M.has_tmux ()
   return proc.sh("command -v tmux >/dev/null")
