@@ -48,6 +48,15 @@ local function call (self, api, body, path, fname, argn)
   return task.await(submit(self, api, body, path, fname, argn))
 end
 
+-- A method without a body: a GET or DELETE of the path the ids name, with
+-- `query` (argument `query_argn`) when the method takes one.
+local function without_body (self, api, fname, id, item_id, items, query_argn, query)
+  check_self(self, fname)
+  local path = path_of(fname, id, item_id, items)
+  if query_argn then path = path .. responses.query_of(fname, query_argn, query) end
+  return call(self, api, nil, path, fname)
+end
+
 -- The methods `install` puts on the client class.
 local Client = {}
 
@@ -69,8 +78,7 @@ end
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
 function Client:get_conversation (id)
-  check_self(self, "get_conversation")
-  return call(self, "get", nil, path_of("get_conversation", id), "get_conversation")
+  return without_body(self, "get", "get_conversation", id)
 end
 
 --- Updates a conversation's `metadata` (`POST /conversations/{id}`).
@@ -92,8 +100,7 @@ end
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
 function Client:delete_conversation (id)
-  check_self(self, "delete_conversation")
-  return call(self, "delete", nil, path_of("delete_conversation", id), "delete_conversation")
+  return without_body(self, "delete", "delete_conversation", id)
 end
 
 --- A page of a conversation's items (`GET /conversations/{id}/items`).
@@ -103,9 +110,7 @@ end
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
 function Client:conversation_items (id, query)
-  check_self(self, "conversation_items")
-  local path = path_of("conversation_items", id, nil, true) .. responses.query_of("conversation_items", 2, query)
-  return call(self, "get", nil, path, "conversation_items")
+  return without_body(self, "get", "conversation_items", id, nil, true, 2, query)
 end
 
 --- Adds items to a conversation (`POST /conversations/{id}/items`).
@@ -133,9 +138,7 @@ end
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
 function Client:get_conversation_item (id, item_id, query)
-  check_self(self, "get_conversation_item")
-  local path = path_of("get_conversation_item", id, item_id) .. responses.query_of("get_conversation_item", 3, query)
-  return call(self, "get", nil, path, "get_conversation_item")
+  return without_body(self, "get", "get_conversation_item", id, item_id, false, 3, query)
 end
 
 --- Deletes an item of a conversation (`DELETE /conversations/{id}/items/{item_id}`).
@@ -145,17 +148,10 @@ end
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
 function Client:delete_conversation_item (id, item_id)
-  check_self(self, "delete_conversation_item")
-  return call(self, "delete", nil, path_of("delete_conversation_item", id, item_id), "delete_conversation_item")
+  return without_body(self, "delete", "delete_conversation_item", id, item_id)
 end
 
---- Installs the methods on the client class.
--- @tparam table class the client class
--- @tparam table helpers client.lua's `check_self` and `submit` (as aigc.responses')
--- @local
-function M.install (class, helpers)
-  check_self, submit = helpers.check_self, helpers.submit
-  for name, fn in pairs(Client) do class[name] = fn end
-end
+-- Installs the methods on the client class (client.lua calls it), as aigc.responses' install.
+M.install = responses.installer(Client, function (h) check_self, submit = h.check_self, h.submit end)
 
 return M

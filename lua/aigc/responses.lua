@@ -376,14 +376,21 @@ function Client:response_input_items_all (id, query)
            request_id = last.request_id, headers = last.headers }
 end
 
---- Installs the methods on the client class.
--- @tparam table class the client class
--- @tparam table helpers client.lua's private helpers: `check_self(self,
--- fname)`, `submit(self, api, params, path, fname, argn)`
+--- An `install(class, helpers)` for a module of client methods (this one,
+-- aigc.conversations): it gives client.lua's private helpers (`check_self(self,
+-- fname)`, `submit(self, api, params, path, fname, argn)`) to `keep`, then puts
+-- `methods` on the client class.
+-- @tparam table methods
+-- @tparam function keep `keep(helpers)`
+-- @treturn function
 -- @local
-function M.install (class, helpers)
-  check_self, submit = helpers.check_self, helpers.submit
-  for name, fn in pairs(Client) do class[name] = fn end
+function M.installer (methods, keep)
+  return function (class, helpers)
+    keep(helpers)
+    for name, fn in pairs(methods) do class[name] = fn end
+  end
 end
+
+M.install = M.installer(Client, function (h) check_self, submit = h.check_self, h.submit end)
 
 return M

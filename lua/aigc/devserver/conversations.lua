@@ -118,10 +118,11 @@ local function page (data, has_more)
     "last_id", data[#data] and data[#data].id or NULL, "has_more", has_more)
 end
 
-function M.list_items (req)
-  local c, err = conversation(req)
-  if not c then return err end
-  local q = req.query or {}
+--- A page of `items` (a conversation's, or a response's input items) as
+-- GET ...?limit=&order=&after= lists them: the 200 response, or the 400 for a
+-- bad `limit` or `order`, or an `after` not among them (`owner`:
+-- "conversation" or "response", for that message).
+function M.item_page (items, q, owner)
   local limit = math.tointeger(tonumber(q.limit or "20"))
   if not limit or limit < 1 or limit > 100 then
     return bad_param("limit", "Invalid 'limit': integer between 1 and 100 expected.", "integer_out_of_range")
@@ -131,17 +132,23 @@ function M.list_items (req)
     return bad_param("order", "Invalid 'order': expected 'asc' or 'desc'.", "invalid_value")
   end
   local all = {}
-  for i, it in ipairs(c.items) do all[order == "asc" and i or #c.items - i + 1] = it end
+  for i, it in ipairs(items) do all[order == "asc" and i or #items - i + 1] = it end
   local start = 1
-  if q.after then
+  if not isnull(q.after) then
     start = nil
     for i, it in ipairs(all) do if it.id == q.after then start = i + 1 end end
-    if not start then return bad_param("after", format("No item with id '%s' in this conversation.", q.after),
+    if not start then return bad_param("after", format("No item with id '%s' in this %s.", q.after, owner),
       "invalid_value") end
   end
   local data = A()
   for i = start, math.min(#all, start + limit - 1) do data[#data + 1] = all[i] end
   return ok(page(data, start + limit - 1 < #all))
+end
+
+function M.list_items (req)
+  local c, err = conversation(req)
+  if not c then return err end
+  return M.item_page(c.items, req.query or {}, "conversation")
 end
 
 function M.add_items (req)

@@ -224,29 +224,7 @@ end
 function M.input_items (req)
   local r, err = find_response(req)
   if not r then return err end
-  local q = req.query or {}
-  local limit = math.tointeger(tonumber(q.limit or "20"))
-  if not limit or limit < 1 or limit > 100 then
-    return bad_param("limit", "Invalid 'limit': integer between 1 and 100 expected.", "integer_out_of_range")
-  end
-  local order = q.order or "desc"
-  if order ~= "asc" and order ~= "desc" then
-    return bad_param("order", "Invalid 'order': expected 'asc' or 'desc'.", "invalid_value")
-  end
-  local all = {}
-  for i, it in ipairs(r.items) do all[order == "asc" and i or #r.items - i + 1] = it end
-  local start = 1
-  if not isnull(q.after) and q.after then
-    start = nil
-    for i, it in ipairs(all) do if it.id == q.after then start = i + 1 end end
-    if not start then return bad_param("after", format("No item with id '%s' in this response.", q.after),
-      "invalid_value") end
-  end
-  local data = A()
-  for i = start, math.min(#all, start + limit - 1) do data[#data + 1] = all[i] end
-  return { status = 200, headers = {}, object = O("object", "list", "data", data,
-    "first_id", data[1] and data[1].id or NULL, "last_id", data[#data] and data[#data].id or NULL,
-    "has_more", start + limit - 1 < #all) }
+  return conversations.item_page(r.items, req.query or {}, "response")
 end
 
 M.routes = {
