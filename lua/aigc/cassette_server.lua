@@ -402,7 +402,10 @@ local recording, draining, DRAIN_MS = 0, false, 5000
 
 -- Forwards one request, relays and records the response.
 local function proxy (sock, request_head, body, key)
-  local up, t0, events, pending = uv.new_tcp(), uv.now(), {}, ""
+  -- (`pending`: the pieces of the line not yet ended, joined once it ends:
+  -- joining them at each piece copied a long line -- a reply of several MB
+  -- on one line -- once per piece, quadratic)
+  local up, t0, events, pending = uv.new_tcp(), uv.now(), {}, {}
   local secrets = credentials(request_head, body)
   recording = recording + 1
   local function finish ()
@@ -422,20 +425,21 @@ local function proxy (sock, request_head, body, key)
     up:read_start(function (rerr, data)
       if data then
         if not sock:is_closing() then sock:write(data) end
-        -- (anchored: unanchored, a chunk with no newline -- a long line
-        -- of base64, an image stream's -- was searched from each of its
-        -- bytes, minutes of CPU in which nothing was relayed)
-        local cut = (pending .. data):match("^.*\n()")
-        local all = pending .. data
+        -- (only the new piece is searched; anchored: unanchored, a piece
+        -- with no newline -- a long line of base64, an image stream's --
+        -- was searched from each of its bytes)
+        local cut = data:match("^.*\n()")
         if cut then
-          events[#events + 1] = { t = uv.now() - t0, data = all:sub(1, cut - 1) }
-          pending = all:sub(cut)
+          pending[#pending + 1] = data:sub(1, cut - 1)
+          events[#events + 1] = { t = uv.now() - t0, data = table.concat(pending) }
+          pending = { data:sub(cut) }
         else
-          pending = all
+          pending[#pending + 1] = data
         end
         return
       end
-      if pending ~= "" then events[#events + 1] = { t = uv.now() - t0, data = pending } end
+      local rest = table.concat(pending)
+      if rest ~= "" then events[#events + 1] = { t = uv.now() - t0, data = rest } end
       up:close()
       if not rerr and key and #events > 0 then append_exchange(key, events, secrets) end
       finish()
@@ -467,16 +471,24 @@ end
 local function on_connection (server)
   local sock = uv.new_tcp()
   server:accept(sock)
-  local buf, need = "", nil
+  -- The pieces read, joined once the request is whole (joining them at each
+  -- piece copied a body of several MB once per piece, quadratic); until the
+  -- head has ended, only the head so far is searched for its end.
+  local parts, size, buf, hend, headers, need = {}, 0, "", nil, nil, nil
   sock:read_start(function (err, data)
     if err or not data then if not sock:is_closing() then sock:close() end return end
-    buf = buf .. data
-    local hend = buf:find("\r\n\r\n", 1, true)
-    if not hend then return end
-    local headers = {}
-    for name, value in buf:sub(1, hend):gmatch("([^:\r\n]+):[ \t]*([^\r\n]*)") do headers[name:lower()] = value end
-    need = need or (hend + 3 + (tonumber(headers["content-length"]) or 0))
-    if #buf < need then return end
+    parts[#parts + 1], size = data, size + #data
+    if not hend then
+      buf = table.concat(parts)
+      parts = { buf }
+      hend = buf:find("\r\n\r\n", 1, true)
+      if not hend then return end
+      headers = {}
+      for name, value in buf:sub(1, hend):gmatch("([^:\r\n]+):[ \t]*([^\r\n]*)") do headers[name:lower()] = value end
+      need = hend + 3 + (tonumber(headers["content-length"]) or 0)
+    end
+    if size < need then return end
+    buf = table.concat(parts)
     sock:read_stop()
     if upstream then
       return proxy(sock, buf:sub(1, hend - 1), buf:sub(hend + 4, need), headers["x-aigc-cassette-key"])
