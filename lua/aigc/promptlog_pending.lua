@@ -15,8 +15,9 @@
 
 local store = require "aigc.promptlog_store"
 
-local error, getmetatable, pairs, pcall, setmetatable, tonumber, tostring, type =
-  error, getmetatable, pairs, pcall, setmetatable, tonumber, tostring, type
+local error, getmetatable, ipairs, pairs, pcall, setmetatable, tonumber, tostring, type =
+  error, getmetatable, ipairs, pairs, pcall, setmetatable, tonumber, tostring, type
+local newproxy = rawget(_G, "newproxy")   -- (Lua 5.1, LuaJIT)
 local table_remove, table_insert = table.remove, table.insert
 
 local M = {}
@@ -66,6 +67,51 @@ local function text (why)
   return type(why) == "table" and tostring(why.message) or tostring(why)
 end
 
+-- {======================================================
+-- The rows kept when the program ends without close()
+-- =======================================================
+
+-- Each client's queue of rows is also listed in its log (`log._kept`), and
+-- the log holds an object whose finalizer writes them: they were lost when
+-- the program ended (or dropped the client) without `client:close()`.
+-- That object is made after the log's database connection, so at exit
+-- (or in the same collection) its finalizer runs first, the connection
+-- still open. A table's __gc on Lua 5.2+; 5.1's and LuaJIT's tables have
+-- none, a userdata's then.
+
+-- Writes the rows of every queue, each waiting for the lock as long as the
+-- log says; the first the lock keeps out ends its queue (the others would
+-- wait as long).
+local function write_kept (log)
+  local kept = log._kept
+  log._kept = {}
+  if not log.con then return end   -- (closed by its owner: nothing can be written)
+  for queue in pairs(kept) do
+    for _, item in ipairs(queue) do
+      local ok, id, err = pcall(write, log, item, nil)
+      local why = not ok and id or id == nil and err
+      if why and locked(why) then break end
+    end
+  end
+end
+
+-- Lists `queue` in `log`, giving the log its finalizer the first time.
+local function keep_in (log, queue)
+  if not log._kept then
+    log._kept = {}
+    local function finalize () pcall(write_kept, log) end   -- (a finalizer never raises)
+    if newproxy then
+      log._finalizer = newproxy(true)
+      getmetatable(log._finalizer).__gc = finalize
+    else
+      log._finalizer = setmetatable({}, { __gc = finalize })
+    end
+  end
+  log._kept[queue] = true
+end
+
+-- }======================================================
+
 -- Writes the rows kept, oldest first, until one meets the lock (it stays
 -- first). `outcome(client, why)` hears each row written (why nil) or lost.
 -- `last` (close): nothing is kept after; the first row the lock keeps out
@@ -86,6 +132,7 @@ local function flush (client, log, wait_ms, outcome, last)
     outcome(client, why or nil)
   end
   client._log_pending = nil
+  if log._kept then log._kept[queue] = nil end
 end
 
 --- Records a call's end in `log` (an `aigc.promptlog`, or a table with
@@ -112,6 +159,7 @@ function M.log (client, log, params, res, err, info, wait_ms, outcome)
     if not (why and locked(why)) then return outcome(client, why or nil) end
     queue = {}
     client._log_pending = queue
+    keep_in(log, queue)
   elseif #queue >= M.MAX then
     return outcome(client, "the database stayed locked and " .. #queue .. " calls wait to be written already")
   end
