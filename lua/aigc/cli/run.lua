@@ -256,10 +256,20 @@ function M.cancel (client, args)
   return 0
 end
 
+-- Exits for a run that failed, or found no cases in its dataset (an empty
+-- file, blank lines: nothing ran, and a report of 0 cases with status 0
+-- read as a run that passed): a usage error, as cases to fix are.
+local function check_outcome (summary, err, dataset)
+  if not summary and err.code == "input" then common.usage("aigc run: " .. tostring(err.message)) end
+  if not summary then common.fail("aigc run: " .. tostring(err.message or err)) end
+  if summary.total == 0 then common.usage("aigc run: the dataset " .. dataset .. " has no cases") end
+end
+
 -- Checks the arguments before anything is made: the request params of -o.
 local function check_args (args)
   -- ("-" is stdout, as for `aigc image -o -`: it made a file named "-")
   if args.out == "-" then args.out = "/dev/stdout" end
+  args.dataset = args.cases   -- (as given, for messages: "-", not /dev/stdin)
   if args.cases == "-" then args.cases = "/dev/stdin" end   -- (and the cases' "-" is stdin)
   if (args.batch_id or args.cancel) and not args.batch then common.usage("--batch-id and --cancel go with --batch") end
   if args.api == "responses" and (args.best_of or args.vote) then
@@ -385,8 +395,7 @@ function M.run (args)
     common.fail("aigc run: interrupted" .. (args.out and " (the results so far are in " .. args.out
                 .. ": run it again to resume)" or ""), 130)
   end
-  if not summary and err.code == "input" then common.usage("aigc run: " .. tostring(err.message)) end
-  if not summary then common.fail("aigc run: " .. tostring(err.message or err)) end
+  check_outcome(summary, err, args.dataset)
   if args.json then
     summary.results = nil
     common.print_json(summary)
