@@ -23,11 +23,14 @@ local M = {}
 -- client.lua's private helpers, given to `install`.
 local check_self, submit
 
--- "/conversations/<id>[/items[/<item_id>]]"; ids checked as path segments.
-local function path_of (fname, id, item_id, items)
+-- "/conversations/<id>[/items[/<item_id>]]" (`items`: "items" or "item");
+-- ids checked as path segments. (An item's method given no item id sent
+-- the conversation's path: delete_conversation_item(id) deleted the
+-- whole conversation.)
+local function path_of (fname, id, items, item_id)
   if not util.is_path_segment(id) then argerror(fname, 1, util.not_path_segment("a conversation id", id)) end
   local path = "/conversations/" .. urlencode(id)
-  if item_id ~= nil then
+  if items == "item" then
     if not util.is_path_segment(item_id) then argerror(fname, 2, util.not_path_segment("an item id", item_id)) end
     return path .. "/items/" .. urlencode(item_id)
   end
@@ -50,9 +53,9 @@ end
 
 -- A method without a body: a GET or DELETE of the path the ids name, with
 -- `query` (argument `query_argn`) when the method takes one.
-local function without_body (self, api, fname, id, item_id, items, query_argn, query)
+local function without_body (self, api, fname, id, items, item_id, query_argn, query)
   check_self(self, fname)
-  local path = path_of(fname, id, item_id, items)
+  local path = path_of(fname, id, items, item_id)
   if query_argn then path = path .. responses.query_of(fname, query_argn, query) end
   return call(self, api, nil, path, fname)
 end
@@ -110,7 +113,7 @@ end
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
 function Client:conversation_items (id, query)
-  return without_body(self, "get", "conversation_items", id, nil, true, 2, query)
+  return without_body(self, "get", "conversation_items", id, "items", nil, 2, query)
 end
 
 --- Adds items to a conversation (`POST /conversations/{id}/items`).
@@ -122,7 +125,7 @@ end
 -- @treturn[2] aigc.error err
 function Client:create_conversation_items (id, items, query)
   check_self(self, "create_conversation_items")
-  local path = path_of("create_conversation_items", id, nil, true)
+  local path = path_of("create_conversation_items", id, "items")
     .. responses.query_of("create_conversation_items", 3, query)
   if type(items) ~= "table" then
     argerror("create_conversation_items", 2, expected("table (a list of items)", items))
@@ -138,7 +141,7 @@ end
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
 function Client:get_conversation_item (id, item_id, query)
-  return without_body(self, "get", "get_conversation_item", id, item_id, false, 3, query)
+  return without_body(self, "get", "get_conversation_item", id, "item", item_id, 3, query)
 end
 
 --- Deletes an item of a conversation (`DELETE /conversations/{id}/items/{item_id}`).
@@ -148,7 +151,7 @@ end
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
 function Client:delete_conversation_item (id, item_id)
-  return without_body(self, "delete", "delete_conversation_item", id, item_id)
+  return without_body(self, "delete", "delete_conversation_item", id, "item", item_id)
 end
 
 -- Installs the methods on the client class (client.lua calls it), as aigc.responses' install.
