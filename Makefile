@@ -232,11 +232,17 @@ ctest: $(CTESTS)
 
 # libFuzzer harnesses (clang). FUZZ_SECONDS per harness.
 FUZZ_SECONDS ?= 60
+# (the plain-C sources are compiled once, instrumented for coverage with
+# fuzzer-no-link, and linked by every harness: ctest's reason)
 FUZZERS = $(patsubst spec/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard spec/fuzz/fuzz_*.c))
-$(BUILD)/fuzz/%: spec/fuzz/%.c $(PURE_SRC) $(HEADERS)
+FUZZ_OBJ = $(patsubst src/%.c,$(BUILD)/fuzz/obj/%.o,$(PURE_SRC))
+FUZZ_CFLAGS = -g -O1 -fno-sanitize-recover=all -std=c99 -D_POSIX_C_SOURCE=200809L -Isrc
+$(BUILD)/fuzz/obj/%.o: src/%.c $(HEADERS)
+	@mkdir -p $(BUILD)/fuzz/obj
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
+$(BUILD)/fuzz/%: spec/fuzz/%.c $(FUZZ_OBJ) $(HEADERS)
 	@mkdir -p $(BUILD)/fuzz
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	  -std=c99 -D_POSIX_C_SOURCE=200809L -Isrc -o $@ $< $(PURE_SRC) -lm
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_OBJ) -lm
 fuzz: $(FUZZERS)
 	@for f in $(FUZZERS); do \
 	  mkdir -p $(BUILD)/corpus/$$(basename $$f); \
