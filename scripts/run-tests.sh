@@ -25,6 +25,8 @@
 #              one result per test; a test that cannot run here is skipped
 #   busted-V   the Lua specs under interpreter V, the module built for V, against
 #              real local servers they start themselves; V = 5.4 5.1 5.2 5.3 jit
+#              (5.2 and 5.3 in two halves each, busted-part1-V and busted-part2-V,
+#              run by whichever of lanes 1 and 3 is free first: see shared_cells)
 #              (a spec file marked "-- needs: Lua 5.4 (why)" in its first lines
 #              counts as one skipped result elsewhere)
 #   examples-V every examples/*.lua under V against the bundled server: one
@@ -738,13 +740,51 @@ for v in $VERSIONS $HEAVY_VERSIONS; do built "$v" || true; done
 interpreter_cells () {
   suite_busted "$1"; suite_examples "$1"; suite_install "$1"
 }
-# Lane 1 ran the longest (2026-12-05: 26.6 min, against 21 and 20 for lanes
-# 2 and 3, which then left the machine to it): one interpreter's cells run
-# at the end of lane 3 instead (about 5 min moved).
-# 2026-12-05, later: with valgrind's files dealt between 5.4 and LuaJIT
-# (select_valgrind_specs), lane 3 has room for a second interpreter's cells.
-LANE3_VERSIONS="5.2 5.3"
-in_lane3 () { case " $LANE3_VERSIONS " in *" $1 "*) return 0 ;; esac; return 1; }
+
+# The shared cells: 5.2's and 5.3's busted runs, each in two halves (the spec
+# files dealt in turns), taken by lanes 1 and 3, each lane claiming the next
+# one not yet taken when it has nothing else to do. Fixed lanes left one lane
+# running alone for minutes at the end (CI of 2026-12-05: lane 3, with
+# valgrind and both cells, ended ~7 min after lane 1); a half (~4 min) is
+# small enough to even them out. A claim is a directory made with mkdir,
+# which only one lane can make.
+SHARED_VERSIONS="5.2 5.3"
+SHARED_PARTS=2
+CLAIMS=build/claims
+rm -rf "$CLAIMS"; mkdir -p "$CLAIMS"
+in_shared () { case " $SHARED_VERSIONS " in *" $1 "*) return 0 ;; esac; return 1; }
+claim () { mkdir "$CLAIMS/$1" 2>/dev/null; }
+
+# busted-V's part K of N: the spec files whose place in name order is K
+# modulo N (summary line "busted-partK-V", counted like a whole cell's; the
+# name ends in "-V" as run_busted wants). Part 1 also runs V's examples and
+# install.
+suite_busted_part () {
+  local v=$1 k=$2 n=$3 lua name; lua=$(interp_of "$v"); name="busted-part$k-$v"
+  banner "$name of $n ($lua)"
+  if skipped "busted-$v"; then record "$name" 0 0 1; return; fi
+  cannot_run "$name" "$v" && return
+  select_specs "$v"
+  if [ ${#SPEC_FILES[@]} -eq 0 ]; then mapfile -t SPEC_FILES < <(find spec -name '*_spec.lua' | sort); fi
+  local mine=() i
+  for i in "${!SPEC_FILES[@]}"; do
+    if [ $((i % n + 1)) -eq "$k" ]; then mine+=("${SPEC_FILES[$i]}"); fi
+  done
+  SPEC_FILES=("${mine[@]}")
+  [ "$k" -eq 1 ] || NSKIPPED_FILES=0   # (the files only 5.4 runs count once)
+  run_busted "$name" "$lua" "$(cpath_of "$v")"
+}
+shared_cells () {
+  local v k
+  for v in $VERSIONS; do
+    in_shared "$v" || continue
+    for k in $(seq 1 "$SHARED_PARTS"); do
+      claim "busted-$v-$k" || continue
+      suite_busted_part "$v" "$k" "$SHARED_PARTS"
+      if [ "$k" -eq 1 ]; then suite_examples "$v"; suite_install "$v"; fi
+    done
+  done
+}
 
 # Three lanes side by side (AIGC_JOBS=2: lanes 2 and 3 one after the
 # other beside lane 1; AIGC_JOBS=1: all in turn). Lane 1 prints as it goes
@@ -762,9 +802,10 @@ lane1 () {
   suite_ctest
   local v
   for v in $VERSIONS; do
-    in_lane3 "$v" || interpreter_cells "$v"
+    in_shared "$v" || interpreter_cells "$v"
   done
   suite_rockspec
+  shared_cells
 }
 lane2 () {
   local v
@@ -776,9 +817,7 @@ lane3 () {
   local v
   for v in $HEAVY_VERSIONS; do suite_valgrind "$v"; done
   run_check host bash scripts/host-test.sh
-  for v in $VERSIONS; do
-    in_lane3 "$v" && interpreter_cells "$v"
-  done
+  shared_cells
   return 0
 }
 
