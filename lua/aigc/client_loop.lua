@@ -132,6 +132,20 @@ function M.post (loop, fn)
   tell_wake(loop, now())
 end
 
+--- Withdraws `fn` if it is still posted: a future whose end a wait ran
+-- first (one over already, a cache hit's), whose delivery would only find
+-- it delivered. A blocking call never turns the loop when what it waits
+-- for is over, so a bot that never steps kept every cache hit's future and
+-- reply in the list, for ever. (Most often the last one posted.)
+-- @tparam table loop
+-- @tparam function fn
+function M.unpost (loop, fn)
+  local list = loop.posted
+  for i = #list, 1, -1 do
+    if list[i] == fn then table_remove(list, i); return end
+  end
+end
+
 local function run_posted (loop)
   local list = loop.posted
   if #list == 0 then return end

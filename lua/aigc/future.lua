@@ -258,6 +258,7 @@ function Future:wait (timeout)
             deadline, self._request or self._inner)
     end
   end
+  if self._deliver then client_loop.unpost(self._loop, self._run_end) end   -- (run here, not again)
   run_end(self)
   -- Its on_done/on_error's task yielded (a blocking call there): wait
   -- for its end too, as a request's wait returns after its on_done.
