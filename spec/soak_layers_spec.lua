@@ -44,4 +44,30 @@ describe("long-running layers", function ()
     assert.equal(rounds + 19, c:cache_stats().hits)
     assert.is_true(grew < 100, ("the heap grew by %.1f KiB over %d cache hits"):format(grew, rounds))
   end)
+
+  it("clients (each with its own API key), their conversations and errors are collected once dropped", function ()
+    -- (nothing module-wide -- the secrets' scrubbing, the loops by engine,
+    -- the tasks -- may keep a client a bot made per customer)
+    local gone = setmetatable({}, { __mode = "k" })
+    local errors = {}
+    for i = 1, 20 do
+      local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", max_retries = 0,
+                              api_key = "sk-customer-" .. i .. "-0123456789", cache = i % 2 == 0 }
+      local conv = aigc.conversation { client = c, max_context_tokens = 200 }
+      assert(conv:say("Hi " .. i))
+      local req = c:chat_async { messages = { { role = "user", content = "Hi" } } }
+      assert(req:wait())
+      local _, err = c:chat { messages = { { role = "user", content = "Hi" } },
+                              headers = { ["x-aigc-fault"] = "status=400" } }
+      errors[i] = assert(err)   -- (kept: an error keeps no client)
+      if i % 3 == 0 then c:close() end
+      gone[c], gone[conv] = true, true
+    end
+    collectgarbage("collect")
+    collectgarbage("collect")
+    local left = 0
+    for _ in pairs(gone) do left = left + 1 end
+    assert.equal(0, left)
+    assert.equal(20, #errors)
+  end)
 end)
