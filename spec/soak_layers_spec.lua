@@ -7,6 +7,8 @@
 -- rounds are few enough for valgrind (AIGC_VALGRIND: fewer still).
 local aigc = require "aigc"
 local devserver = require "devserver"
+local proc = require "procutil"
+local socket = require "socket"
 
 local VALGRIND = os.getenv("AIGC_VALGRIND") ~= nil
 
@@ -69,5 +71,66 @@ describe("long-running layers", function ()
     for _ in pairs(gone) do left = left + 1 end
     assert.equal(0, left)
     assert.equal(20, #errors)
+  end)
+
+  -- (the server runs outside valgrind: nothing of the module is under test
+  -- in this process, and 4,000 requests would be slow there)
+  local it_unless_valgrind = VALGRIND and pending or it
+
+  it_unless_valgrind("the cassette replay server keeps no state for every call it served", function ()
+    -- (it kept each call's attempts for as long as it ran, ~400 bytes a
+    -- call: a suite replaying tapes for hours grew). Its own Lua heap is
+    -- read through a wrapper that writes it to a file on SIGUSR1.
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir " .. proc.quote(dir)))
+    finally(function () os.execute("rm -rf " .. proc.quote(dir)) end)
+    local tape, heap_file = dir .. "/tape.jsonl", dir .. "/heap"
+    local f = assert(io.open(tape, "wb"))
+    f:write('{"key":"k","status":200,"body":"{}"}\n')
+    f:close()
+    local wrapper = dir .. "/wrapper.lua"
+    f = assert(io.open(wrapper, "wb"))
+    f:write(([[
+local uv = require "luv"
+local sig = uv.new_signal()
+sig:start("sigusr1", function ()
+  collectgarbage("collect"); collectgarbage("collect")
+  local out = assert(io.open(%q, "wb")); out:write(collectgarbage("count")); out:close()
+  os.rename(%q, %q)
+end)
+arg = { [0] = "lua/aigc/cassette_server.lua", %q, "--parent-pid", %q }
+dofile "lua/aigc/cassette_server.lua"
+]]):format(heap_file .. ".tmp", heap_file .. ".tmp", heap_file, tape,
+           proc.read_file("/proc/self/stat"):match("^(%d+)")))
+    f:close()
+    local pipe = assert(io.popen("exec lua5.4 " .. proc.quote(wrapper), "r"))
+    local port, pid = (pipe:read("*l") or ""):match("^aigc cassette server (%d+) (%d+)$")
+    assert(port, "the replay server did not start")
+    finally(function () proc.stop(pid); pipe:close() end)
+    local function call (i)
+      local c = assert(socket.tcp())
+      c:settimeout(30)   -- (a bound for a hung server, not a timing)
+      assert(c:connect("127.0.0.1", tonumber(port)))
+      assert(c:send("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nx-aigc-cassette: 1\r\n"
+                    .. "x-aigc-cassette-call: " .. i .. "\r\nContent-Length: 0\r\n\r\n"))
+      local reply = c:receive("*a")
+      c:close()
+      assert(reply and reply:find("^HTTP/1.1 200"), "no recorded reply")
+    end
+    local function server_heap ()
+      os.remove(heap_file)
+      os.execute("kill -USR1 " .. pid)
+      local deadline = socket.gettime() + 60   -- (a bound, not a timing)
+      while not proc.exists(heap_file) and socket.gettime() < deadline do socket.sleep(0.01) end
+      return assert(tonumber(proc.read_file(heap_file)), "the server did not tell its heap")
+    end
+    -- (the warm-up: past twice the calls it keeps, its tables have their size)
+    local warmup, rounds = 2600, 1500
+    for i = 1, warmup do call(i) end
+    local before = server_heap()
+    for i = warmup + 1, warmup + rounds do call(i) end
+    local grew = server_heap() - before
+    assert.is_true(grew < 60, ("the replay server's heap grew by %.1f KiB over %d calls"):format(grew, rounds))
   end)
 end)

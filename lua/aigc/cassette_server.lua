@@ -452,7 +452,24 @@ end
 -- attempt of the same call (the engine retrying a 429 or a 5xx) the next
 -- one when the last was recorded by the proxy, which recorded every
 -- attempt; a whole call recorded in the client is played again.
+-- The attempts of the last KEEP_CALLS calls only are kept (a call's
+-- attempts come while it is in flight): the server kept them for every
+-- call it served, as long as it ran (~400 bytes a call: 8 MiB over 20,000
+-- calls of one replaying client).
+local KEEP_CALLS = 1024
 local attempts = {}   -- call name -> { lines, index }
+local names, count = {}, 0   -- the names kept: a ring of KEEP_CALLS
+
+local function remember (call, a)
+  if attempts[call] == nil then
+    count = count + 1
+    local slot = (count - 1) % KEEP_CALLS + 1
+    if names[slot] ~= nil then attempts[names[slot]] = nil end
+    names[slot] = call
+  end
+  attempts[call] = a
+end
+
 local function pick (which, call)
   local lines = {}
   for n in (which or ""):gmatch("%d+") do lines[#lines + 1] = tonumber(n) end
@@ -460,7 +477,7 @@ local function pick (which, call)
   local a = call and attempts[call]
   if not a or a.which ~= which then
     a = { which = which, i = 1 }
-    if call then attempts[call] = a end
+    if call then remember(call, a) end
   elseif exchanges[lines[a.i]] and exchanges[lines[a.i]].raw and a.i < #lines then
     a.i = a.i + 1
   end
