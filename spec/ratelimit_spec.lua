@@ -16,6 +16,24 @@ local function headers (limit, remaining, reset, tlimit, tremaining, treset)
 end
 
 describe("aigc.ratelimit", function ()
+  it("a ticket dropped without observe gives its place back once collected (the concurrency stayed shrunk for good)", function ()
+    local limiter = ratelimit.new { concurrency = 2, pace = false }
+    limiter:sent(10)            -- dropped: a task given up, an error path that forgot it
+    local kept = limiter:sent(10)
+    assert.is_false((limiter:reserve(10)))   -- two in flight: full
+    collectgarbage(); collectgarbage()
+    assert.is_true((limiter:reserve(10)))    -- the dropped one's place is free
+    assert.equal(1, limiter:state().in_flight)
+    limiter:observe(kept)
+    assert.equal(0, limiter:state().in_flight)
+    -- pacing, before its first response: one request at a time, and a dropped one ends its turn too
+    limiter = ratelimit.new { concurrency = 2 }
+    limiter:sent(10)
+    assert.is_false((limiter:reserve(10)))
+    collectgarbage(); collectgarbage()
+    assert.is_true((limiter:reserve(10)))
+  end)
+
   it("reads durations as OpenAI writes them", function ()
     assert.equal(0, ratelimit.duration("0s"))
     assert.equal(0.02, ratelimit.duration("20ms"))

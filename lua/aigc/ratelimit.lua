@@ -261,11 +261,25 @@ end
 
 -- Whether a request may go now, for any caller: true, 0 or false and the
 -- seconds to wait.
+-- A ticket dropped without `observe` (a task given up, an error path that
+-- forgot it) left `in_flight` raised for good: the limiter's concurrency
+-- shrank by one each time, down to every caller waiting for ever. The weak
+-- `open` set loses such a ticket at a collection; a full limiter recounts
+-- from it before it refuses.
+local function recount_in_flight (self)
+  local n = 0
+  for _ in pairs(self.open) do n = n + 1 end
+  if n < self.in_flight then self.in_flight = n end
+end
+
 function Limiter:_may_go (cost, requests, t)
-  if self.in_flight >= math_max(1, math_floor(self.concurrency)) then return false, 0.05 end
+  local limit = math_max(1, math_floor(self.concurrency))
+  if self.in_flight >= limit then recount_in_flight(self) end
+  if self.in_flight >= limit then return false, 0.05 end
   if t < self.paused_until then return false, self.paused_until - t end
   if not self.pace then return true, 0 end
   if self.probing then
+    if self.in_flight > 0 then recount_in_flight(self) end
     if self.in_flight > 0 then return false, 0.05 end
     return true, 0
   end
