@@ -16,7 +16,7 @@ local function headers (limit, remaining, reset, tlimit, tremaining, treset)
 end
 
 describe("aigc.ratelimit", function ()
-  it("a ticket dropped without observe gives its place back once collected (the concurrency stayed shrunk for good)", function ()
+  it("a ticket dropped without observe gives its place back once collected (it stayed taken)", function ()
     local limiter = ratelimit.new { concurrency = 2, pace = false }
     limiter:sent(10)            -- dropped: a task given up, an error path that forgot it
     local kept = limiter:sent(10)
