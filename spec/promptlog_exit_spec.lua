@@ -6,29 +6,10 @@
 local cli = require "cli"
 local devserver = require "devserver"
 local luachild = require "luachild"
+local logdb = require "logdb"
 
 local has_sqlite = pcall(require, "luasql.sqlite3")
 
--- Holds the log's write lock (BEGIN EXCLUSIVE) from when it prints
--- "locked" until the file `release` exists (at most ~2 minutes), then
--- commits and prints "released".
-local HOLDER = [[
-local path, release = arg[1], arg[2]
-local driver = require("luasql.sqlite3").sqlite3()
-local con = assert(driver:connect(path))
-local c = con:execute("PRAGMA busy_timeout = 60000")
-if type(c) ~= "number" and c then c:close() end
-assert(con:execute("BEGIN EXCLUSIVE"))
-io.stdout:write("locked\n"); io.stdout:flush()
-for _ = 1, 6000 do
-  local f = io.open(release, "rb")
-  if f then f:close(); break end
-  os.execute("sleep 0.02")
-end
-assert(con:execute("COMMIT"))
-io.stdout:write("released\n"); io.stdout:flush()
-con:close(); driver:close()
-]]
 
 -- Two calls ended in a frame loop's steps while the lock is held (their
 -- rows kept), then the lock let go, then the end of the script: no close().
@@ -81,7 +62,7 @@ describe("a client's prompt_log when the program ends without close()", function
     finally(function () srv:stop() end)
     -- (the log made first: the holder needs the database to exist)
     assert(require("aigc.promptlog").open(path)):close()
-    local holder = luachild.run(HOLDER, { background = true, args = { path, release } })
+    local holder = luachild.run(logdb.LOCK_HOLDER, { background = true, args = { path, release } })
     finally(function () assert(io.open(release, "w")):close(); holder:wait(30) end)
     holder:until_printed("locked", 60)
     local r = luachild.run(PROGRAM, { args = { srv.base_url, path, release, holder.stdout_path }, timeout = 120 })

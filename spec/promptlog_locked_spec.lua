@@ -8,6 +8,7 @@ local aigc = require "aigc"
 local cli = require "cli"
 local devserver = require "devserver"
 local luachild = require "luachild"
+local logdb = require "logdb"
 local proc = require "procutil"
 
 local has_sqlite = pcall(require, "luasql.sqlite3")
@@ -26,27 +27,6 @@ local function watch_waits ()
   return waits, function () store.exec = exec end
 end
 
--- A child process that holds the log's write lock (BEGIN EXCLUSIVE) from
--- when it prints "locked" until the file `release` exists (at most ~2
--- minutes, so that a test that never releases it still ends), then
--- commits and prints "released".
-local HOLDER = [[
-local path, release = arg[1], arg[2]
-local driver = require("luasql.sqlite3").sqlite3()
-local con = assert(driver:connect(path))
-local c = con:execute("PRAGMA busy_timeout = 60000")
-if type(c) ~= "number" and c then c:close() end
-assert(con:execute("BEGIN EXCLUSIVE"))
-io.stdout:write("locked\n"); io.stdout:flush()
-for _ = 1, 6000 do
-  local f = io.open(release, "rb")
-  if f then f:close(); break end
-  os.execute("sleep 0.02")
-end
-assert(con:execute("COMMIT"))
-io.stdout:write("released\n"); io.stdout:flush()
-con:close(); driver:close()
-]]
 
 local function touch (file)
   local f = assert(io.open(file, "w"))
@@ -92,7 +72,7 @@ describe("a client's prompt_log while another process holds the lock", function 
   end)
 
   local function hold ()
-    holder = luachild.run(HOLDER, { background = true, args = { path, release } })
+    holder = luachild.run(logdb.LOCK_HOLDER, { background = true, args = { path, release } })
     holder:until_printed("locked", 60)
   end
 

@@ -12,6 +12,29 @@ local promptlog = require "aigc.promptlog"
 
 local M = {}
 
+--- A child process's script (luachild.run, args `path`, `release`) that
+-- holds the log's write lock (BEGIN EXCLUSIVE) from when it prints
+-- "locked" until the file `release` exists (at most ~2 minutes, so that a
+-- test that never releases it still ends), then commits and prints
+-- "released" (promptlog_locked_spec, promptlog_exit_spec).
+M.LOCK_HOLDER = [[
+local path, release = arg[1], arg[2]
+local driver = require("luasql.sqlite3").sqlite3()
+local con = assert(driver:connect(path))
+local c = con:execute("PRAGMA busy_timeout = 60000")
+if type(c) ~= "number" and c then c:close() end
+assert(con:execute("BEGIN EXCLUSIVE"))
+io.stdout:write("locked\n"); io.stdout:flush()
+for _ = 1, 6000 do
+  local f = io.open(release, "rb")
+  if f then f:close(); break end
+  os.execute("sleep 0.02")
+end
+assert(con:execute("COMMIT"))
+io.stdout:write("released\n"); io.stdout:flush()
+con:close(); driver:close()
+]]
+
 --- A fresh directory (cli.home), the path of logs.db in it, and that log opened.
 function M.open ()
   local dir = cli.home()
