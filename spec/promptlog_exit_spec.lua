@@ -37,21 +37,6 @@ end
 io.stdout:write("exiting\n")
 ]]
 
--- The prompts of the log's rows, oldest first.
-local function prompts (path)
-  local driver = require("luasql.sqlite3").sqlite3()
-  local con = assert(driver:connect(path))
-  local cur = assert(con:execute("SELECT id, prompt FROM responses ORDER BY id"))
-  local out = {}
-  local row = cur:fetch({}, "a")
-  while row do
-    out[#out + 1] = row.prompt
-    row = cur:fetch({}, "a")
-  end
-  cur:close(); con:close(); driver:close()
-  return out
-end
-
 describe("a client's prompt_log when the program ends without close()", function ()
   it("writes the rows the lock kept out, once the lock is free", function ()
     if not has_sqlite then pending("no lua-sql-sqlite3") return end
@@ -69,6 +54,6 @@ describe("a client's prompt_log when the program ends without close()", function
     assert.equal(0, r.status, r.stderr)
     assert.equal("kept 2\nexiting\n", r.stdout)   -- (both rows were kept while the lock was held)
     assert.equal("", r.stderr)                    -- (nothing reported lost, no finalizer's warning)
-    assert.same({ "Echo: one", "Echo: two" }, prompts(path))
+    assert.same({ "Echo: one", "Echo: two" }, logdb.prompts(path))
   end)
 end)

@@ -33,22 +33,6 @@ local function touch (file)
   f:close()
 end
 
--- The prompts of the log's rows, oldest first, read by a connection of
--- this test's own (in WAL mode, reading needs no lock the holder has).
-local function prompts (path)
-  local driver = require("luasql.sqlite3").sqlite3()
-  local con = assert(driver:connect(path))
-  local cur = assert(con:execute("SELECT id, prompt FROM responses ORDER BY id"))
-  local out = {}
-  local row = cur:fetch({}, "a")
-  while row do
-    out[#out + 1] = row.prompt
-    row = cur:fetch({}, "a")
-  end
-  cur:close(); con:close(); driver:close()
-  return out
-end
-
 describe("a client's prompt_log while another process holds the lock", function ()
   local dir, path, srv, holder, release, unwatch
   before_each(function ()
@@ -119,17 +103,17 @@ describe("a client's prompt_log while another process holds the lock", function 
     while client:step(0.05) > 0 do end
     assert.is_true(still_held())          -- every step returned while the other process held the lock
     assert.same({}, reports)              -- nothing was lost (nor reported)
-    assert.same({}, prompts(path))        -- kept, not written
+    assert.same({}, logdb.prompts(path))        -- kept, not written
     -- every write tried waited 2 ms at most for the lock, then set the log's 10 s back
     assert.is_true(#waits >= 6)
     for i, ms in ipairs(waits) do assert.equal(i % 2 == 1 and 2 or 10000, ms) end
     let_go()
     client:step(0)                        -- a later step writes them
-    assert.same({ "Echo: one", "Echo: two", "Echo: three" }, prompts(path))
+    assert.same({ "Echo: one", "Echo: two", "Echo: three" }, logdb.prompts(path))
     client:step(0)
     frame_call(client, "Echo: four")      -- and the log goes on as before
     client:close()
-    assert.same({ "Echo: one", "Echo: two", "Echo: three", "Echo: four" }, prompts(path))
+    assert.same({ "Echo: one", "Echo: two", "Echo: three", "Echo: four" }, logdb.prompts(path))
     assert.same({}, reports)
   end)
 
@@ -152,7 +136,7 @@ describe("a client's prompt_log while another process holds the lock", function 
     assert.is_true(still_held())
     let_go()
     client:close()
-    assert.same({ "Echo: one", "Echo: three" }, prompts(path))
+    assert.same({ "Echo: one", "Echo: three" }, logdb.prompts(path))
     assert.same({}, reports)
     local log = assert(require("aigc.promptlog").open(path))
     local rows = log:list { n = 0 }
@@ -178,7 +162,7 @@ describe("a client's prompt_log while another process holds the lock", function 
     assert.matches("the prompt log did not record a call: the database stayed locked", reports[1].message, 1, true)
     let_go()
     client:step(0)
-    assert.same({ "Echo: one", "Echo: two" }, prompts(path))
+    assert.same({ "Echo: one", "Echo: two" }, logdb.prompts(path))
     client:close()
   end)
 
@@ -192,7 +176,7 @@ describe("a client's prompt_log while another process holds the lock", function 
     local res = assert(client:chat { messages = { { role = "user", content = "Echo: blocking" } },
                                      stream = function () touch(release) end })
     assert.equal("blocking", res.text)
-    assert.same({ "Echo: blocking" }, prompts(path))   -- written before chat returned
+    assert.same({ "Echo: blocking" }, logdb.prompts(path))   -- written before chat returned
     assert.same({}, waits)                             -- (with the log's own timeout)
     assert.same({}, reports)
     client:close()

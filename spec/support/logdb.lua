@@ -35,6 +35,23 @@ io.stdout:write("released\n"); io.stdout:flush()
 con:close(); driver:close()
 ]]
 
+--- The prompts of the log's rows at `path`, oldest first, read by a
+-- connection of the caller's own (in WAL mode, reading needs no lock a
+-- LOCK_HOLDER has).
+function M.prompts (path)
+  local driver = require("luasql.sqlite3").sqlite3()
+  local con = assert(driver:connect(path))
+  local cur = assert(con:execute("SELECT id, prompt FROM responses ORDER BY id"))
+  local out = {}
+  local row = cur:fetch({}, "a")
+  while row do
+    out[#out + 1] = row.prompt
+    row = cur:fetch({}, "a")
+  end
+  cur:close(); con:close(); driver:close()
+  return out
+end
+
 --- A fresh directory (cli.home), the path of logs.db in it, and that log opened.
 function M.open ()
   local dir = cli.home()
