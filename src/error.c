@@ -39,20 +39,22 @@
 ** its middle, split over two values joined (each piece of 12 bytes or
 ** more); the same for the characters of its base64 forms (whatever bytes
 ** are encoded with it: "Bearer <key>", "user:<password>"), its hex form
-** and its percent-encoded form; all of it whatever the ASCII case (a
-** gateway's "INVALID KEY SK-PROJ-..."); and, as before,
+** and its percent-encoded forms (the reserved bytes or every byte as %XX);
+** all of it whatever the ASCII case (a gateway's "INVALID KEY SK-PROJ-...",
+** and the base64 of the upper- or lower-cased secret); and, as before,
 ** a string that ends with the first 8 bytes or more of a secret (a secret
 ** cut by a truncation: a log line's 1 KiB, a body kept to 64 KiB). Each
 ** stretch becomes one "[redacted]". A secret of 4 to 7 bytes holding a
 ** letter and a digit (a local server's "sk-1") is redacted only whole and
-** standing as a word, touching no letter or digit (short_secret): a piece
+** standing as a word (in any ASCII case: "SK-1"), touching no letter or digit (short_secret): a piece
 ** of it, or inside a word ("task-1"), is ordinary text. Other short ones
 ** (a placeholder word such as "EMPTY" or "ollama", a number, under 4
 ** bytes) are not searched for: as words they are ordinary text ("ollama
 ** pull"), which the redaction would mangle, and they are no real
-** credentials. A secret transformed otherwise (reversed, base64 of its
-** upper-cased form, base32) or cut into pieces shorter than 12 bytes is not
-** found.
+** credentials. A secret transformed otherwise (reversed, base32, the
+** base64 of a mix of cases, a short secret's base64 or hex: a word of 6 to
+** 14 characters, too short to tell from text) or cut into pieces shorter
+** than 12 bytes is not found.
 */
 #include <stdarg.h>
 #include <stdint.h>
@@ -370,14 +372,18 @@ static size_t grams_of (size_t n) {
 ** being r bytes mod 3, written to out (when not NULL); returns how many.
 ** Character c covers bits [6c, 6c + 6) of the stream of r bytes then s.
 */
-static size_t b64_inner (const unsigned char *s, size_t n, size_t r, char *out) {
+static unsigned recase (unsigned c, int kase) {   /* kase 1: upper, 2: lower, 0: as is */
+  return kase == 1 && c >= 'a' && c <= 'z' ? c - 32 : kase == 2 && c >= 'A' && c <= 'Z' ? c + 32 : c;
+}
+
+static size_t b64_inner (const unsigned char *s, size_t n, size_t r, int kase, char *out) {
   static const char digits[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   size_t c0 = (8 * r + 5) / 6, c1 = 8 * (r + n) / 6, c;
   for (c = c0; out != NULL && c < c1; c++) {
     size_t bit = 6 * c, k = bit / 8;
-    unsigned hi = (k >= r && k - r < n) ? s[k - r] : 0;
-    unsigned lo = (k + 1 >= r && k + 1 - r < n) ? s[k + 1 - r] : 0;
+    unsigned hi = (k >= r && k - r < n) ? recase(s[k - r], kase) : 0;
+    unsigned lo = (k + 1 >= r && k + 1 - r < n) ? recase(s[k + 1 - r], kase) : 0;
     out[c - c0] = digits[(((hi << 8) | lo) >> (10 - bit % 8)) & 63];
   }
   return c1 - c0;
@@ -435,9 +441,14 @@ static int short_secret (const char *p, size_t n) {
 **   5  in a JSON string, '/', '"' and '\' escaped ("abc\/def"): the text
 **      of a JSON document a gateway wraps in a string of its own (what
 **      aigc decodes, err.message, err.body, keeps those escapes), a
-**      cassette's raw bytes.
+**      cassette's raw bytes;
+**   6  percent-encoded, every byte ("%73%6B%2D...", as some encoders do);
+**   7-9, 10-12  the base64 ones of the secret upper-cased, lower-cased
+**      (when that changes it): a gateway that folds the case of a header
+**      before it encodes it. Matching ignores case, so these and the
+**      forms above are enough for any echo folded to one case.
 */
-#define NFORMS 6
+#define NFORMS 13
 
 static int unreserved (unsigned char c) {
   return is_alnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
@@ -445,14 +456,18 @@ static int unreserved (unsigned char c) {
 
 /* Whether form (3, 4, 5) writes byte c as more than itself. */
 static int escaped_in (int form, unsigned char c) {
-  return form == 3 || (form == 4 && !unreserved(c)) || (form == 5 && (c == '/' || c == '"' || c == '\\'));
+  return form == 3 || form == 6 || (form == 4 && !unreserved(c)) || (form == 5 && (c == '/' || c == '"' || c == '\\'));
 }
 
 static size_t form_of (const unsigned char *s, size_t n, int form, char *out) {
   static const char hex[] = "0123456789ABCDEF";
   size_t i, m = 0, escaped = 0;
   if (form < 3)
-    return b64_inner(s, n, (size_t)form, out);
+    return b64_inner(s, n, (size_t)form, 0, out);
+  for (i = 0; form >= 7 && i < n; i++)   /* 7-12: cased otherwise? */
+    escaped += recase(s[i], form < 10 ? 1 : 2) != s[i];
+  if (form >= 7)
+    return escaped == 0 ? 0 : b64_inner(s, n, (size_t)(form - 7) % 3, form < 10 ? 1 : 2, out);
   for (i = 0; i < n; i++)
     escaped += escaped_in(form, s[i]);
   if (escaped == 0)
@@ -465,13 +480,13 @@ static size_t form_of (const unsigned char *s, size_t n, int form, char *out) {
       out[m++] = (char)s[i];
     }
     else {
-      if (form == 4)
+      if (form == 4 || form == 6)
         out[m++] = '%';
       out[m++] = hex[s[i] >> 4];
       out[m++] = hex[s[i] & 15];
     }
   }
-  return form == 3 ? 2 * n : form == 4 ? n + 2 * escaped : n + escaped;
+  return form == 3 ? 2 * n : form == 4 || form == 6 ? n + 2 * escaped : n + escaped;
 }
 
 /*
@@ -883,7 +898,7 @@ size_t aigc_secrets_cut (const char *secrets, const char *s, size_t len) {
 
 /*
 ** The first short secret of block b (short_secret) standing as a whole
-** word in s[from..len), touching no ASCII letter or digit on either side
+** word in s[from..len), in any ASCII case ("SK-1": an echo upper-cased), touching no ASCII letter or digit on either side
 ** ("req_sk-1", "key sk-1." but not "task-1"): *lo its start. 0: none.
 ** Pure C: allocates nothing.
 */
@@ -893,7 +908,7 @@ static int find_short (const char *b, const char *s, size_t len, size_t from, si
   for (p = b + get32(b, H_SHORT); *p != '\0'; p += strlen(p) + 1) {
     size_t n = strlen(p), i;
     for (i = from; i + n <= len && (!found || i < *lo); i++)
-      if (s[i] == p[0] && memcmp(s + i, p, n) == 0
+      if (fold((unsigned char)s[i]) == fold((unsigned char)p[0]) && same_folded(s + i, p, n)
           && (i == 0 || !is_alnum((unsigned char)s[i - 1]))
           && (i + n == len || !is_alnum((unsigned char)s[i + n]))) {
         *lo = i;
@@ -910,7 +925,7 @@ static size_t short_at (const char *b, const char *s, size_t len, size_t at) {
   size_t best = 0;
   for (p = b + get32(b, H_SHORT); *p != '\0'; p += strlen(p) + 1) {
     size_t n = strlen(p);
-    if (n > best && at + n <= len && memcmp(s + at, p, n) == 0
+    if (n > best && at + n <= len && same_folded(s + at, p, n)
         && (at + n == len || !is_alnum((unsigned char)s[at + n])))
       best = n;
   }
