@@ -31,6 +31,9 @@ describe("aigc (probed as a user would)", function ()
       local what = table.concat(args, " ")
       assert.equal(2, r.code, what .. ": " .. r.stderr)
       assert.matches("^aigc: invalid input: [^\n]+\n$", r.stderr, 1, what)
+      if args[3] == "-o" then   -- (named as typed: it was "spec.params.temperature")
+        assert.equal("aigc: invalid input: -o temperature: number expected, got string\n", r.stderr)
+      end
       -- (not "callback error: error in the strategy: /path/prompt.lua:105: ...")
       assert.is_nil(r.stderr:find("strategy", 1, true), r.stderr)
       assert.is_nil(r.stderr:find(".lua:", 1, true), r.stderr)
@@ -38,7 +41,7 @@ describe("aigc (probed as a user would)", function ()
     -- the plain prompt says the same of the same value
     local plain = aigc { "-o", "temperature=hot", "Hi" }
     assert.equal(2, plain.code)
-    assert.matches("params.temperature: number expected, got string", plain.stderr, 1, true)
+    assert.matches("-o temperature: number expected, got string", plain.stderr, 1, true)
   end)
 
   it("aigc run: a case whose call the library refuses says why in its result line (it said \"nil\")", function ()

@@ -611,8 +611,12 @@ describe("aigc (one-shot prompts)", function ()
       assert.equal(2, r.code, r.stderr)
       assert.equal("aigc: invalid input: " .. want .. "\n", r.stderr)   -- one line: no traceback
     end
-    refused({ "-o", "temperature=hot", "Hi" }, "params.temperature: number expected, got string")
-    refused({ "-o", "timeout=abc", "Hi" }, "params.timeout: a number of seconds > 0 expected, got string")
+    -- (an -o option named as typed: it was "params.temperature", "params.stop[1]")
+    refused({ "-o", "temperature=hot", "Hi" }, "-o temperature: number expected, got string")
+    refused({ "-o", "timeout=abc", "Hi" }, "-o timeout: a number of seconds > 0 expected, got string")
+    refused({ "-o", "stop=5", "Hi" }, "-o stop: string or list of strings expected, got number")
+    refused({ "-o", "stop=[1]", "Hi" }, "-o stop[1]: string expected, got number")
+    refused({ "chat", "-o", "stop=5" }, "-o stop: string or list of strings expected, got number", { stdin = "Hi\n" })
     -- (the prompt named as the user gave it, its bytes counted from 1 as everywhere)
     refused({ "Echo: caf\233" }, "the prompt: invalid UTF-8 at byte 10")
     refused({ "Echo" }, "the prompt: invalid UTF-8 at byte 4", { stdin = "caf\233\n" })
@@ -633,6 +637,9 @@ describe("aigc (one-shot prompts)", function ()
     r = aigc { "run", home .. "/cases.jsonl", "-q", "-o", "stop=caf\233" }
     assert.equal(2, r.code, r.stderr)
     assert.matches("^%-o: not UTF%-8 text", r.stderr)
+    r = aigc { "run", home .. "/cases.jsonl", "-q", "--no-log", "-o", "stop=5" }   -- (each case: named as typed)
+    assert.equal(1, r.code, r.stderr)
+    assert.matches("case a failed: [^\n]*%(%-o stop: string or list of strings expected, got number%)", r.stderr)
     for _, flag in ipairs { "--concurrency", "--max-attempts", "--best-of", "--vote" } do
       r = aigc { "run", home .. "/cases.jsonl", "-q", flag, "0" }
       assert.equal(2, r.code, r.stderr)

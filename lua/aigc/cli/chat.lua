@@ -365,7 +365,7 @@ local function error_message (e)
     local what = e:match("^bad argument #%d+ to '[^']*' %((.*)%)$")
       or e:match("^[^\n]-:%d+: bad argument #%d+ to '[^']*' %((.*)%)$")
     if what and (what:find("^input") or what:find("^params[%.%[]") or what:find("^opts%.")) then
-      return "aigc: invalid input: " .. what
+      return "aigc: invalid input: " .. common.as_typed(what)
     end
   end
   return "aigc: internal error: " .. tostring(e)

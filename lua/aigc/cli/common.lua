@@ -114,6 +114,8 @@ local function credential_in (k, v)
   end
 end
 
+M.option_keys = {}   -- the keys given with -o (options_table), for as_typed
+
 function M.options_table (list)
   local t = {}
   for _, s in ipairs(list or {}) do
@@ -124,8 +126,21 @@ function M.options_table (list)
         .. "the shell's history: put the key in the environment (OPENAI_API_KEY, or an endpoint's api_key_env)")
     end
     t[k] = v
+    M.option_keys[k] = true
   end
   return t
+end
+
+--- A misuse error's text with a request param given by -o named as the
+-- user typed it: `params.stop: ...` (`opts.params.stop` in the REPL, `spec.params.stop` with
+-- --vote, `(params.stop[1]: ...)` in a run's case) is `-o stop: ...`; the internal name meant
+-- nothing on the command line.
+-- @tparam string text
+-- @treturn string
+function M.as_typed (text)
+  local function typed (k) return M.option_keys[k] and ("-o " .. k) or nil end   -- (nil: kept)
+  text = text:gsub("^opts%.params%.([%a_][%w_]*)", typed):gsub("^spec%.params%.([%a_][%w_]*)", typed)
+  return (text:gsub("%f[%w_%.]params%.([%a_][%w_]*)", typed))
 end
 
 --- The template variables of `-p` options.

@@ -146,6 +146,7 @@ local function failure_lines (s)
       and (tostring(e.kind or "error") .. (e.status and (" " .. tostring(e.status)) or "") .. ": "
            .. tostring(e.message))
       or tostring(e)
+    why = common.as_typed(why)   -- (an -o value the library refused: named as typed)
     if #why > 200 then why = why:sub(1, 197) .. "..." end
     lines[i] = ("case %s failed: %s"):format(tostring(failed[i].id), why):gsub("[%z\1-\31\127]", "?")
   end
