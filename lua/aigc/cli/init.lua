@@ -123,7 +123,9 @@ function M.main (argv)
       return setmetatable({ message = "aigc: interrupted", code = 130 }, common.Exit)
     end
     local what = user_value_error(e)   -- the user's input, refused: a usage error
-    if what then return setmetatable({ message = "aigc: invalid input: " .. common.as_typed(what), code = 2 }, common.Exit) end
+    if what then
+      return setmetatable({ message = "aigc: invalid input: " .. common.as_typed(what), code = 2 }, common.Exit)
+    end
     return debug.traceback("aigc: internal error: " .. tostring(e), 2)
   end, args)
   if ran then code = code or 0 end
