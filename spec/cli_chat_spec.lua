@@ -327,10 +327,10 @@ describe("aigc chat (stdin not a terminal)", function ()
       "What is the capital of France?\nbad \255 bytes\n/system bad \254\n/model x\255\n"
       .. '"""\nline\n\255\n"""\nWhat is 2 + 2?\n' })
     assert.equal(0, r.code, r.stderr)
-    assert.equal("aigc: the input is not valid UTF-8 (byte 5): not sent\n"
-                 .. "aigc: the input is not valid UTF-8 (byte 13): /system ignored\n"
-                 .. "aigc: the input is not valid UTF-8 (byte 9): /model ignored\n"
-                 .. "aigc: the input is not valid UTF-8 (byte 6): not sent\n", r.stderr)
+    assert.equal("aigc: the input: invalid UTF-8 at byte 5: not sent\n"
+                 .. "aigc: the input: invalid UTF-8 at byte 13: /system ignored\n"
+                 .. "aigc: the input: invalid UTF-8 at byte 9: /model ignored\n"
+                 .. "aigc: the input: invalid UTF-8 at byte 6: not sent\n", r.stderr)
     assert.equal("The capital of France is Paris.\n2 + 2 = 4.\n", r.stdout)
     assert.equal(2, #srv:requests())
     local body = body_of(srv:last())
@@ -341,7 +341,7 @@ describe("aigc chat (stdin not a terminal)", function ()
     -- -s that is not UTF-8: a usage error, nothing sent
     r = cli.run({ "chat", "-s", "bad \255" }, { home = home, base_url = srv.base_url, stdin = "Hi\n" })
     assert.equal(2, r.code)
-    assert.equal("aigc: the system prompt is not valid UTF-8 (byte 5)\n", r.stderr)
+    assert.equal("aigc: the system prompt: invalid UTF-8 at byte 5\n", r.stderr)
     assert.equal(2, #srv:requests())
   end)
 

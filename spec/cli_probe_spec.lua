@@ -68,7 +68,7 @@ describe("aigc (probed as a user would)", function ()
     cli.write(cases, '{"id": "a", "prompt": "Hi"}\n')
     local r = aigc { "run", cases, "-q", "--best-of", "2", "--judge", "bad " .. string.char(255) }
     assert.equal(2, r.code, r.stderr)
-    assert.matches("^%-%-judge: not UTF%-8 text", r.stderr)
+    assert.matches("^%-%-judge: invalid UTF%-8 at byte %d+ of", r.stderr)
     assert.equal(0, #srv:requests())
   end)
 

@@ -383,7 +383,7 @@ function Session:dispatch (input, text)
   if not (cmd and PATH_COMMANDS[cmd]) then
     local at = bad_utf8_at(input)
     if at then
-      common.note(("aigc: the input is not valid UTF-8 (byte %d): %s"):format(
+      common.note(("aigc: the input: invalid UTF-8 at byte %d: %s"):format(
         at, cmd and ("/" .. cmd .. " ignored") or "not sent"))
       return nil
     end
@@ -529,7 +529,7 @@ function M.run (args)
   end
   system = args.system or system
   local bad = system and bad_utf8_at(system)
-  if bad then common.usage(("aigc: the system prompt is not valid UTF-8 (byte %d)"):format(bad)) end
+  if bad then common.usage(("aigc: the system prompt: invalid UTF-8 at byte %d"):format(bad)) end
   local conv = aigc.conversation { client = client, system = system, params = params,
                                    model = config_mod.model(config, endpoint, args.model, tpl_model) }
   for i, m in ipairs(history or {}) do

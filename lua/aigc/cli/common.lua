@@ -357,8 +357,9 @@ function M.check_text (v, what)
     for _, x in pairs(v) do M.check_text(x, what) end
   elseif type(v) == "string" then
     local ok, at = compat.utf8_len(v)
-    if not ok then M.usage(what .. ": not UTF-8 text (byte " .. tostring(at) .. " of '" .. v:gsub("[\128-\255]", "?")
-                           .. "' is not valid UTF-8)") end
+    -- (worded as every message that places a byte: "invalid UTF-8 at byte N", counted from 1)
+    if not ok then M.usage(what .. ": invalid UTF-8 at byte " .. tostring(at) .. " of '" .. v:gsub("[\128-\255]", "?")
+                           .. "'") end
   end
 end
 
