@@ -38,7 +38,8 @@ describe("a future's task", function ()
       assert.is_nil(res)
       assert.is_table(err, "the future was still pending after 5 s")
       assert.equal("callback", err.kind)
-      assert.matches("error in a conversation's say: (table error value: ", err.message, 1, true)
+      -- (worded as the core words it: spec/callback_value_wording_spec.lua)
+      assert.equal("error in a conversation's say: (a table value whose __tostring failed)", err.message)
     end)
   end
 
@@ -89,7 +90,7 @@ describe("a future's task", function ()
     assert.is_nil(res)
     assert.is_table(err, "the future was still pending after 5 s")
     assert.equal("callback", err.kind)
-    assert.matches("table error value", err.message, 1, true)
+    assert.matches("(a table value whose __tostring failed)", err.message, 1, true)
     assert.equal(0, #reported, "the error went to the future: not reported as well")
     c:close()
   end)
@@ -145,12 +146,12 @@ end)
 describe("util.callback_error", function ()
   local util = require "aigc.util"
   local values = {
-    { "nil", nil, "error in X: nil" },
+    { "nil", nil, "error in X: a nil error value without a message" },   -- (as the core says it)
     { "a number", 7, "error in X: 7" },
     { "a table whose __tostring returns nil", error_object(function () return nil end),
-      "error in X: (table error value: " },
+      "error in X: (a table value whose __tostring failed)" },
     { "a table whose __tostring raises a table", error_object(function () error({}) end),
-      "error in X: (table error value: tostring raised a table)" },
+      "error in X: (a table value whose __tostring failed)" },
   }
   for _, v in ipairs(values) do
     it("makes an error object of " .. v[1], function ()

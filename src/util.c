@@ -420,6 +420,8 @@ static int traceback_handler (lua_State *L) {
   msg = lua_tostring(L, 1);
   if (msg == NULL && !lua_isnoneornil(L, 1))
     return 1;   /* a non-string error object (an aigc error table): keep it */
+  if (msg == NULL)   /* error(nil): named as error_report.c and the Lua layer name it (not a bare traceback) */
+    msg = "a nil error value without a message";
   luaL_traceback(L, L, msg, 1);
   return 1;
 }

@@ -16,6 +16,7 @@
 local core = require "aigc.core"
 
 local debug_getinfo = require("aigc.compat").getinfo   -- (finds nothing without a debug library)
+local compat_getmetatable = require("aigc.compat").getmetatable
 local error, getmetatable, ipairs, pairs, rawget, select, tonumber, tostring, type =
   error, getmetatable, ipairs, pairs, rawget, select, tonumber, tostring, type
 local string_format = string.format
@@ -282,16 +283,29 @@ function M.error_message (e)
   end
   return string_format("a %s error value without a message", t)
 end
-local error_message = M.error_message
 
---- `error_text(e)`, but `error_message(e)` for what is only an address
--- (a plain table's "table: 0x55a9...").
+--- The text of an error value a callback raised, worded as the core words
+-- it (src/error_report.c error_text: the same value, the same words from a
+-- stream callback and from a task; they differed for a __tostring that
+-- failed, or an address with a message behind __index): a string, number or
+-- boolean as it is; its `__tostring`'s text unless only an address, or
+-- "(a table value whose __tostring failed)" when it raises or gives no
+-- string; a table's raw string `message`; else "a table error value
+-- without a message". No __index runs; only memory may raise.
 -- @param e
 -- @treturn string
 function M.value_text (e)
-  local s = error_text(e)
-  if only_address(s) then return error_message(e) end
-  return s
+  local t = type(e)
+  if t == "string" or t == "number" or t == "boolean" then return tostring(e) end
+  local mt = compat_getmetatable(e)   -- (the real one, as luaL_getmetafield reads it)
+  if type(mt) == "table" and rawget(mt, "__tostring") ~= nil then
+    local ok, s = pcall(tostring, e)
+    if not ok or type(s) ~= "string" then return string_format("(a %s value whose __tostring failed)", t) end
+    if not only_address(s) then return s end
+  end
+  local m = t == "table" and rawget(e, "message")
+  if type(m) == "string" then return m end
+  return string_format("a %s error value without a message", t)
 end
 local value_text = M.value_text
 
