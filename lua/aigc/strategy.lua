@@ -139,10 +139,8 @@ function M.best_of (spec)
     if judge.mode ~= nil and judge.mode ~= "rank" and judge.mode ~= "score" then
       spec_error("best_of", "judge.mode", "'rank' or 'score' expected, got " .. util.describe(judge.mode))
     end
-    if judge.params ~= nil and type(judge.params) ~= "table" then
-      spec_error("best_of", "judge.params", expected("table", judge.params))
-    end
     judge.api = api_option(judge.api, judge_mod.api_of(params), "best_of", "judge.api")
+    shared.extra_params(judge.params, "best_of", "judge.params", judge.client, judge.api)
     shared.need_string(judge.prompt, "best_of", "judge.prompt")
   end
   need_function(spec.vary, "best_of", "vary")
@@ -372,6 +370,7 @@ function M.refine (spec)
   if type(critic) ~= "table" then spec_error("refine", "critic", expected("table", critic)) end
   local critic_client = need_client(critic.client or client, "refine", "critic.client")
   local critic_api = api_option(critic.api, judge_mod.api_of(params), "refine", "critic.api")
+  shared.extra_params(critic.params, "refine", "critic.params", critic_client, critic_api)
 
   local steps, spent = {}, meter()
   steps.usage_total = spent.total   -- (summed as each call ends: also when one fails)

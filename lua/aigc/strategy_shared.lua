@@ -73,6 +73,17 @@ function M.chat_params (p, fname, path, client)
   return merge(p)
 end
 
+-- Params merged later into a call the strategy makes (a critic's, a
+-- judge's), checked now as that call will check them: a wrong one raised
+-- only once the draft or the candidates had been paid for.
+function M.extra_params (v, fname, path, client, api)
+  if v == nil then return nil end
+  if type(v) ~= "table" then M.spec_error(fname, path, expected("table", v)) end
+  local why = check.call_problem(client, api, v, spec_path(path), true)
+  if why then util.argerror(fname, 1, why) end
+  return v
+end
+
 -- An `api` option: "chat", "responses", or nil (then `default`).
 function M.api_option (v, default, fname, path)
   if v ~= nil and v ~= "chat" and v ~= "responses" then
