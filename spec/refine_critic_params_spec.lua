@@ -3,7 +3,6 @@
 -- raised after the draft had been generated and paid for. Now it is
 -- misuse named up front with the other arguments, nothing sent; best_of's
 -- judge.params the same (checked for being a table only).
-local aigc = require "aigc"
 local strategy = require "aigc.strategy"
 local devserver = require "devserver"
 
