@@ -247,7 +247,9 @@ end
 function Meter:add (x)
   if type(x) ~= "table" then return self end
   local res = billed(x)
-  local key = res or x
+  -- (the response an error carries is the request too: a reply without usage
+  -- whose use_n choices failed counted one request per failed choice)
+  local key = res or (type(x.response) == "table" and x.response) or x
   if self.seen[key] then return self end
   self.seen[key] = true
   local t = self.total
