@@ -20,7 +20,8 @@ end
 local PARAMS = { model = "m", messages = { { role = "user", content = "x" } } }
 
 describe("a strategy's usage_total with use_n", function ()
-  for _, case in ipairs { { "without usage", nil, 0 }, { "with usage", { prompt_tokens = 1, completion_tokens = 3 }, 4 } } do
+  local CASES = { { "without usage", nil, 0 }, { "with usage", { prompt_tokens = 1, completion_tokens = 3 }, 4 } }
+  for _, case in ipairs(CASES) do
     it("one request whose reply came " .. case[1] .. " and had choices that were no object: 1 request", function ()
       local s = scripted.start { reply(case[2]), reply(case[2]) }
       local c = aigc.client { base_url = s.base_url, api_key = "k", max_retries = 0 }
