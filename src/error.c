@@ -52,9 +52,10 @@
 ** bytes) are not searched for: as words they are ordinary text ("ollama
 ** pull"), which the redaction would mangle, and they are no real
 ** credentials. A secret transformed otherwise (reversed, base32, the
-** base64 of a mix of cases, a short secret's base64 or hex: a word of 6 to
-** 14 characters, too short to tell from text) or cut into pieces shorter
-** than 12 bytes is not found.
+** base64 of a mix of cases no server makes, a short secret's base64, hex
+** or percent-encoded form: 6 to 21 characters whose base64 ones are
+** decided by what surrounds them, too short to tell from text) or cut
+** into pieces shorter than 12 bytes is not found.
 */
 #include <stdarg.h>
 #include <stdint.h>
