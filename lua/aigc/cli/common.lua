@@ -118,6 +118,7 @@ M.option_keys = {}   -- the keys given with -o (options_table), for as_typed
 
 function M.options_table (list)
   local t = {}
+  M.option_keys = {}   -- (this command's: main may run again in one process)
   for _, s in ipairs(list or {}) do
     local k, v = M.key_value(s, "-o")
     local what = credential_in(k, v)
