@@ -556,7 +556,10 @@ describe("aigc (one-shot prompts)", function ()
   it("-e local talks to the bundled server's default port and sends no key", function ()
     -- (the bundled server is not on 8089 here: the connection is refused, which names the URL's port)
     local r = aigc({ "-e", "local", "Hi" }, { env = { OPENAI_API_KEY = "sk-not-for-local-0123" } })
-    if r.code == 0 then return end   -- a developer's `make server` answered
+    if r.code == 0 then   -- a developer's `make server` answered: nothing of this can be checked
+      pending("a server answers on the bundled server's default port here")
+      return
+    end
     assert.equal(1, r.code)
     assert.matches("connect", r.stderr)
   end)

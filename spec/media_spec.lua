@@ -396,7 +396,7 @@ describe("media (issue 15)", function ()
     it("finalizers that cancel while chunks become Lua strings: the request ends once, the state is sane", function ()
       -- Objects whose __gc cancels the request, collected while the C core
       -- pushes chunks (the re-entrancy rule). Table __gc needs 5.2+.
-      if _VERSION == "Lua 5.1" then return end
+      if _VERSION == "Lua 5.1" then pending("needs Lua 5.2+: table __gc") return end
       local req, ends, after = nil, 0, 0
       local function arm ()
         setmetatable({}, { __gc = function () if req then req:cancel() end end })
