@@ -792,6 +792,7 @@ describe("devserver", function ()
       assert.matches("\r\r", cr.body, 1, true)
       same_chunks(cr)
       local com = sfault "comments"
+      assert.equal(#normal.chunks + 1, #com.events)   -- (the chunks and [DONE]: each checked below)
       for _, ev in ipairs(com.events) do assert.equal(1, ev.comments) end
       assert.matches("^: keep%-alive\ndata: ", com.body)
       same_chunks(com)
@@ -835,6 +836,7 @@ describe("devserver", function ()
 
     it("no-finish-reason, malformed-chunk, content-filter", function ()
       local nf = sfault "no-finish-reason"
+      assert.is_true(#nf.chunks > 1, "no chunk to check")
       for _, c in ipairs(nf.chunks) do assert.equal(null, c.choices[1].finish_reason) end
       local mc = sfault "malformed-chunk"
       assert.is_nil(safe.decode(mc.events[2].data))

@@ -154,12 +154,15 @@ describe("upload parts fed by a function (issue 15)", function ()
       return table.remove(halves, 1)
     end } })
     assert.equal(1, #edited.data)
+    local images = 0
     for _, p in ipairs(srv:last().parts) do
       if p.name == "image" then
+        images = images + 1
         assert.equal(#png, p.size)
         same_crc(png, p.crc32)
       end
     end
+    assert.equal(1, images)   -- (else nothing of the image was checked)
   end)
 
   it("an error raised by the reader fails the call (kind callback, its message), the state stays usable", function ()
