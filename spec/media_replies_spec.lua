@@ -194,12 +194,6 @@ describe("media replies", function ()
 
     it("a key given to one call only (its own x-api-key), echoed in a cut stream", function ()
       local c = client()
-      local probe = "x-api-key-PROBE-0123456789"
-      if c._engine:scrub(probe, nil, { "x-api-key: " .. probe }) == probe then
-        c:close()
-        pending("this engine's scrub takes no call's header lines (engine:scrub(v, secrets, lines))")
-        return
-      end
       local _, err = c:images_generate { prompt = "x", stream = true, headers = {
         ["x-api-key"] = KEY, ["x-answer"] = sse({ '{"type":"partial ' .. KEY .. '"}' })["x-answer"] } }
       c:close()
