@@ -79,7 +79,8 @@ end
 
 --- Writes `script` to a file and runs it: `opts.args` (strings) as its
 -- arguments, `opts.lua` as the interpreter, `opts.env` (a table) added to
--- the environment, `opts.timeout` seconds (default 60) before it is killed.
+-- the environment, `opts.timeout` seconds (default 60; 600 in the background)
+-- before it is killed.
 -- With `opts.background`, returns at once: `{ pid =, wait = function () }`.
 -- @tparam string script
 -- @tparam[opt] table opts
@@ -112,10 +113,13 @@ local function run_once (script, opts)
   end
   if opts.background then
     -- `exec`: the pid written is the interpreter's own (signals go to it).
+    -- The timeout holds here too: without it a child whose test failed
+    -- before its wait (a one-shot server never connected to blocks in
+    -- accept() for ever) outlived the test run.
     local pidfile = out .. ".pid"
-    local bg = ("%s sh -c 'echo $$ >%s; exec \"$@\"' sh %s %s %s >%s 2>%s; echo $? >%s.rc"):format(
-      env, pidfile, proc.quote(opts.lua or M.interpreter()), proc.quote(file), table.concat(argv, " "),
-      out, err, out)
+    local bg = ("%s timeout -s KILL %d sh -c 'echo $$ >%s; exec \"$@\"' sh %s %s %s >%s 2>%s; echo $? >%s.rc"):format(
+      env, opts.timeout or 600, pidfile, proc.quote(opts.lua or M.interpreter()), proc.quote(file),
+      table.concat(argv, " "), out, err, out)
     local p = assert(io.popen("(" .. bg .. ") </dev/null >/dev/null 2>&1 & echo $!", "r"))
     p:read("*a")   -- (closing unread made the shell's echo fail: "I/O error")
     p:close()
