@@ -289,6 +289,9 @@ describe("cassettes", function ()
     s:write("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " .. #body .. "\r\n\r\n" .. body)
     uv.new_timer():start(800, 0, function () s:close() end)
 ]=], { lifetime = 20000 })
+    -- (in a finally: a failed check left it running, and the handle's
+    -- close, at its __gc or at exit, then waited up to 20 s for it)
+    finally(up.stop)
     local port = up.port
     local path = dir .. "/linger.jsonl"
     local rec = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", model = "m",
@@ -296,7 +299,6 @@ describe("cassettes", function ()
     assert.equal("lingered", assert(rec:chat "hi").text)
     rec:close()
     assert.equal(1, select(2, read(path):gsub("\n", "")))
-    up.stop()
   end)
 
   it("a replay miss is an error naming the request, for blocking, streaming and async calls", function ()

@@ -554,6 +554,7 @@ describe("aigc run (the command)", function ()
     local p = assert(io.popen("sh -c " .. proc.quote("exec " .. cmd .. " >/dev/null 2>&1") .. " & echo $!"))
     local pid = tonumber(p:read("*a"):match("%d+"))
     p:close()
+    finally(function () os.execute("kill -9 " .. pid .. " 2>/dev/null") end)   -- (never left to run on)
     local deadline = socket.gettime() + 20
     while #((proc.read_file(out) or ""):gsub("[^\n]", "")) < 60 do
       assert.is_true(socket.gettime() < deadline, "the run wrote too little")
