@@ -129,13 +129,15 @@ describe("a finalizer at every allocation of a request (collector before the cop
         assert.is_nil(r.stderr:find("runtime error", 1, true), r.stderr)
         local total, fired, problems, after = r.stdout:match("total=(%d+) fired=(%d+) problems=(%d+) after=([^\n]*)")
         assert(total, "the child printed no summary: " .. r.stdout .. r.stderr)
-        if tonumber(total) == 0 then
+        local version = r.stdout:match("version=([^\n]*)") or "Lua"
+        if tonumber(total) == 0 and version:find("^Lua 5%.[34]") then
           -- 5.3 and 5.4 step the collector after the copy, and their
           -- finalizers are timed by spec/reentrancy_spec.lua instead.
           return pending(("needs a collector that steps before lua_pushlstring copies (5.1, 5.2, LuaJIT); "
-                          .. "the child's %s ran no finalizer during the request")
-                         :format(r.stdout:match("version=([^\n]*)") or "Lua"))
+                          .. "the child's %s ran no finalizer during the request"):format(version))
         end
+        -- (on the Luas this is for, no finalizer run is a failure, not a skip)
+        assert.is_true(tonumber(total) > 0, version .. " ran no finalizer during the request: " .. r.stdout)
         assert.equal(0, tonumber(problems), r.stdout)
         -- (a request's allocations vary a little with how many steps its
         -- reply takes to arrive: the last few k may fall beyond one run's --
