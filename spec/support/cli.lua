@@ -258,11 +258,27 @@ local RUN_ID = (function ()
   return ("%02x%02x%02x%02x"):format(b:byte(1, 4))
 end)()
 
+-- A run killed before its tests closed their terminals (a CI timeout, a
+-- kill, Ctrl-C) left their sessions for ever: remain-on-exit keeps a
+-- session (its aigc chat still running), and any session keeps the shared
+-- tmux server. A watcher, started with this process's first terminal, ends
+-- this run's sessions once the process is gone (or a zombie); its $PPID is
+-- this Lua process.
+local watching = false
+local function watch_sessions ()
+  if watching then return end
+  watching = true
+  os.execute(("(p=$PPID; while kill -0 $p 2>/dev/null && ! grep -qs ') Z ' /proc/$p/stat; do sleep 1; done; "
+    .. "tmux -L aigc-spec ls -F '#{session_name}' | grep '_%s_' | while read -r n; do "
+    .. "tmux -L aigc-spec kill-session -t \"$n\"; done) </dev/null >/dev/null 2>&1 &"):format(RUN_ID))
+end
+
 --- Starts `aigc ARGS` in a new tmux session of its own server
 -- (`-L aigc-spec`), 120 columns by 40 rows; the pane stays after the
 -- command ends, so its exit status can be read.
 -- @treturn table terminal with `send`, `keys`, `screen`, `wait_for`, `dead`, `close`
 function M.terminal (args, opts)
+  watch_sessions()
   term_count = term_count + 1
   local name = "t" .. term_count .. "_" .. RUN_ID .. "_" .. tostring(os.time())
   local self = setmetatable({ name = name }, Term)
