@@ -90,6 +90,7 @@ describe("devserver batches", function ()
     local f = call("GET", "/v1/files/" .. done.output_file_id).json
     assert.equal("batch_output", f.purpose)
     assert.equal(b.id .. "_output.jsonl", f.filename)
+    assert.is_true(#srv:requests() > 0)   -- (the calls above are: else the loop checks nothing)
     for _, r in ipairs(srv:requests()) do -- the lines are not HTTP requests: never recorded
       assert.not_equal("/v1/chat/completions", r.path)
     end

@@ -629,6 +629,7 @@ describe("aigc run (one writer per results file; clear refusals)", function ()
     assert.equal("aigc run: " .. out .. " is in use: another run (pid " .. job.pid .. ") is writing it (its lock is "
                  .. out .. ".lock): wait for it to end, or give another results file\n", r.stderr)
     -- (the raw body: a request of the first run still in flight has no body_json yet)
+    assert.is_true(#srv:requests() > 0)   -- (the first run's: else the loop checks nothing)
     for _, req in ipairs(srv:requests()) do
       assert.is_nil((type(req.body) == "string" and req.body or ""):find("second-run", 1, true))
     end
