@@ -21,6 +21,8 @@
 ** signal installs a debug hook (Ctrl-C), and the module prepares the
 ** interrupt probe (util.c) once.
 */
+#define _GNU_SOURCE   /* (before any header: dladdr, RTLD_NODELETE) */
+#include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
 #include <string.h>
@@ -53,8 +55,24 @@ AIGC_EXPORT int luaopen_aigc_core (lua_State *L);
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_result = CURLE_FAILED_INIT;
 
+/*
+** This library stays mapped until the process ends. LuaJIT's lua_close
+** finalizes in rounds: the first unloads the C modules (dlclose), the next
+** finalizes the userdata made by the first's finalizers -- a request a
+** game's __gc submitted -- and called its __gc in unmapped code (a crash
+** at quit). A host linking aigc statically is pinned anyway.
+*/
+static void pin_library (void) {
+#if defined(RTLD_NODELETE) && defined(RTLD_NOLOAD)
+  Dl_info info;
+  if (dladdr((void *)&curl_once, &info) != 0 && info.dli_fname != NULL)
+    (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+#endif
+}
+
 static void init_curl (void) {
   curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+  pin_library();
 }
 
 /* core.call_options: { name = reader, ... } (util.c has the list). */

@@ -593,8 +593,10 @@ static void let_go (aigc_engine *e, int keep_ends) {
       aigc_transfer_release(r);   /* (starts nothing: the engine is closed) */
       aigc_transfer_recycle(r);   /* (cleaned up: the engine is closed) */
     }
-    else
+    else if (keep_ends)
       aigc_transfer_detach(r);
+    else   /* (__gc: its own __gc may never run, see aigc_request_free_c) */
+      aigc_request_free_c(r);
   }
   aigc_roster_drain_easy(&e->roster);
   if (e->roster.multi != NULL) {
@@ -618,7 +620,7 @@ static void engine_close (lua_State *L, int eidx, aigc_engine *e, int from_gc) {
        copying part of the config (a bad header, say). */
     if (from_gc) {
       while (e->roster.all != NULL)   /* ends left undelivered: nobody can now */
-        aigc_transfer_detach(aigc_request_of(e->roster.all));
+        aigc_request_free_c(aigc_request_of(e->roster.all));
     }
     aigc_config_free(&e->roster.config);
     return;

@@ -1226,8 +1226,7 @@ static int req_close (lua_State *L) {
 ** any allocation, even inside the engine's own loop: the roster's lists
 ** allow it).
 */
-static int req_gc (lua_State *L) {
-  aigc_request *r = (aigc_request *)luaL_checkudata(L, 1, AIGC_REQUEST_CORE_MT);
+void aigc_request_free_c (aigc_request *r) {
   if (!aigc_terminal(r->state))
     r->state = AIGC_CANCELED;
   aigc_transfer_free(r);
@@ -1236,6 +1235,10 @@ static int req_gc (lua_State *L) {
   r->own_secrets = NULL;
   aigc_secrets_free(r->log_secrets);
   r->log_secrets = NULL;
+}
+
+static int req_gc (lua_State *L) {
+  aigc_request_free_c((aigc_request *)luaL_checkudata(L, 1, AIGC_REQUEST_CORE_MT));
   return 0;
 }
 

@@ -96,6 +96,10 @@ int  aigc_request_dispatch (lua_State *L, int eidx, int ridx, int budget);
 int  aigc_request_deliver_end (lua_State *L, int eidx, int ridx);
 /* Ends every pending delivery of r's memory (after an escaped error). */
 void aigc_request_unpin (aigc_request *r);
+/* Frees a request's C resources, as its __gc does (idempotent): from the
+   engine's __gc too, for a request whose own __gc will never run (made by a
+   finalizer while lua_close runs them: Lua registers no finalizer then). */
+void aigc_request_free_c (aigc_request *r);
 /*
 ** Cancels the request at ridx if it is not over. Allocates nothing: the
 ** error object is made later (from `why`, a static string, or the string

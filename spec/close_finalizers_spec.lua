@@ -1,0 +1,56 @@
+-- lua_close (a C host closing its state, LÖVE quitting) runs the game's
+-- finalizers, and a finalizer may call aigc. A request submitted by one of
+-- them, to a client still open (its object made after the client: its
+-- finalizer runs first), got no finalizer of its own: Lua registers none
+-- while lua_close runs them (5.4: the state is closing; 5.1-5.3: the list
+-- of objects to finalize was already taken). Its easy handle and the copies
+-- of its secrets then leaked with each closed state: the client's __gc only
+-- unlinked it, leaving those to the request's __gc, which never came.
+-- (LeakSanitizer reports it: under the ASan suite the child runs on the
+-- ASan host and a leak is its exit status.) On LuaJIT, whose lua_close
+-- finalizes in rounds, the request's __gc did run, in the next round -- after
+-- the first had unloaded aigc/core.so: a segmentation fault at quit.
+local devserver = require "devserver"
+
+describe("lua_close running a finalizer that calls aigc", function ()
+  local luachild = require "luachild"
+  local srv
+  devserver.fixture(_ENV, function (s) srv = s end)
+
+  local SCRIPT = [[
+    local aigc = require "aigc"
+    local url = arg[1]
+    local HI = { { role = "user", content = "hi there" } }
+    local c = aigc.client { base_url = url, max_retries = 0, api_key = "sk-close-finalizer" }
+    -- requests in flight, a stream mid-delta, a task waiting
+    for _ = 1, 2 do
+      c:chat_async { messages = HI, headers = { ["x-aigc-fault"] = "pause=30" }, stream = function () end,
+                     on_done = function () end, on_error = function () end }
+    end
+    c:spawn(function () c:chat { messages = HI, headers = { ["x-aigc-fault"] = "pause=30" } } end)
+    for _ = 1, 5 do c:step(0.02) end
+    local function goodbye ()
+      local req = c:chat_async { messages = HI, stream = function () end,
+                                 on_done = function () end, on_error = function () end }
+      c:spawn(function () c:chat { messages = HI } end)
+      io.stderr:write("submitted in lua_close: ", req:status(), "\n")
+    end
+    local npc
+    if newproxy then   -- (5.1, LuaJIT: only a userdata has a finalizer)
+      npc = newproxy(true)
+      getmetatable(npc).__gc = goodbye
+    else
+      npc = setmetatable({}, { __gc = goodbye })
+    end
+    _G.kept = { c, npc }   -- (collected by lua_close only: npc's finalizer runs before c's)
+    print("ok")
+  ]]
+
+  it("leaks nothing: the request it submitted is freed by the client's __gc", function ()
+    local r = luachild.run(SCRIPT, { args = { srv.base_url } })
+    assert.equal("ok\n", r.stdout, r.stderr)
+    assert.matches("submitted in lua_close: %a+", r.stderr)
+    assert.is_nil(r.stderr:find("Sanitizer", 1, true), r.stderr)
+    assert.equal(0, r.status, r.stderr)
+  end)
+end)
