@@ -21,7 +21,9 @@
 ** signal installs a debug hook (Ctrl-C), and the module prepares the
 ** interrupt probe (util.c) once.
 */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE   /* (before any header: dladdr, RTLD_NODELETE) */
+#endif
 #include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
