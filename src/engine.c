@@ -814,6 +814,7 @@ static int eng_new (lua_State *L) {
   e->curl_deadline = -1;
   e->reported_deadline = -2;
   e->task_deadline = -1;
+  e->roster.turn_ended = aigc_now();   /* (a request made before any turn: its stall counts from here) */
   luaL_setmetatable(L, AIGC_ENGINE_MT);
   new_user_values(L, e);
   read_config(L, &e->roster.config);

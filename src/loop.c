@@ -497,12 +497,14 @@ int aigc_loop_drive (lua_State *L, int eidx, double timeout, int budget,
       hooks = &own;
     }
     aigc_transfer_new_turn(&e->roster);   /* (max_bytes_per_step counts again) */
+    e->roster.poll_began = aigc_now();
     poll_and_act(L, e, timeout, hooks);
     collect_finished(e);
     fire_timers(e, aigc_now());
     e->roster.started_this_turn = 0;   /* a new turn: max_starts_per_step counts again */
     aigc_transfer_start_queued(&e->roster);
   }
+  e->roster.turn_ended = aigc_now();   /* (below: again after the callbacks) */
   if (e->roster.r_head == NULL && (e->roster.closed || !e->watching))
     return 0;   /* nothing to dispatch, no watcher to tell */
   e->stepping++;
@@ -511,6 +513,7 @@ int aigc_loop_drive (lua_State *L, int eidx, double timeout, int budget,
   lua_pushinteger(L, budget);
   st = lua_pcall(L, 2, 1, 0);
   e->stepping--;
+  e->roster.turn_ended = aigc_now();   /* (a slow callback is a stall too) */
   if (st == LUA_OK) {
     count = (int)lua_tointeger(L, -1);
     lua_pop(L, 1);

@@ -119,6 +119,8 @@ typedef struct aigc_roster {
   aigc_roster_entry *h_head, *h_tail;   /* held (max_bytes_per_step) */
   size_t bytes_this_turn;       /* reply bytes taken in since the turn began */
   int running, queued, ends;
+  double turn_ended;            /* when the last turn of the loop ended (or the engine was made) */
+  double poll_began;            /* when this turn began to read the sockets */
   int started_this_turn;        /* requests handed to libcurl since the turn began
                                    (aigc_loop_drive): max_starts_per_step holds the rest */
   int *free_slots;              /* the engine's table slots given back (request.c

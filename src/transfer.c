@@ -741,6 +741,7 @@ static int setup_attempt (aigc_request *r) {
   aigc_raccum_reset(&r->raccum);
   /* A stream's timeout is an idle limit between bytes, counted from now. */
   r->idle_deadline = r->stream ? aigc_now() + r->timeout : 0;
+  r->idle_forgiven = 0;
   r->attempt_deadline = own_timeout(r, r->roster) ? aigc_now() + r->timeout : 0;
   timers_changed(r);   /* (and the deadline counts again: transfer_done = 0) */
   return files_ok;
@@ -914,6 +915,22 @@ static void deadline_passed (aigc_request *r) {
   attempt_over(r, CURLE_OPERATION_TIMEDOUT, AIGC_ABORT_DEADLINE);
 }
 
+/*
+** The idle limit passed while the host drove nothing: no turn of the loop
+** for at least half the limit (a loading screen, a long frame). Nobody
+** listened, and the request itself may only just have gone out; the limit
+** counts again from now. Once an attempt: a host that always steps that
+** seldom still learns of a dead server.
+*/
+static int host_stalled (aigc_request *r) {
+  const aigc_roster *ro = r->roster;
+  if (r->idle_forgiven || r->idle_deadline > ro->poll_began
+      || ro->poll_began - ro->turn_ended < r->timeout / 2)
+    return 0;
+  r->idle_forgiven = 1;
+  return 1;
+}
+
 void aigc_transfer_tick (aigc_request *r, double now) {
   if (r->deadline_at > 0 && now >= r->deadline_at && !r->transfer_done
       && (r->state == AIGC_RUNNING || r->state == AIGC_QUEUED)) {
@@ -941,7 +958,7 @@ void aigc_transfer_tick (aigc_request *r, double now) {
     attempt_over(r, CURLE_OK, AIGC_ABORT_NONE);
   }
   else if (r->idle_deadline > 0 && now >= r->idle_deadline) {
-    if (r->entry.in_held) {   /* bytes wait for it: held by max_bytes_per_step, not idle */
+    if (r->entry.in_held || host_stalled(r)) {   /* held: bytes wait for it (max_bytes_per_step) */
       r->idle_deadline = now + r->timeout;
       return;
     }

@@ -1,0 +1,59 @@
+-- A host that stops driving aigc for a while right after it starts a
+-- stream (a game's loading screen: no step() for seconds), then steps
+-- again. A stream's timeout is an idle limit: "no data from the server for
+-- N s". Its clock ran from the request's start whether or not anything
+-- drove the transfer, so the first step after the stall found it passed
+-- before the request had even gone out (or the instant it did), and the
+-- stream failed with kind "timeout", "no data from the server for 2 s", a
+-- server that had not heard the question yet. The limit now counts again
+-- from the end of a stall that swallowed it, once an attempt: a server that
+-- never answers is still reported.
+local aigc = require "aigc"
+local devserver = require "devserver"
+
+describe("a host that does not step for longer than a stream's idle timeout", function ()
+  local srv
+  devserver.fixture(_ENV, function (s) srv = s end)
+
+  -- The stall: no turn of aigc's loop for `seconds` (the host busy elsewhere).
+  local function stall (seconds)
+    local t0 = aigc.now()
+    os.execute("sleep " .. seconds)
+    while aigc.now() - t0 < seconds do end   -- (os.execute may return early on a signal)
+  end
+
+  local function start (c, fault)
+    local out = {}
+    c:chat_async { messages = { { role = "user", content = "hi there" } }, stream = function () end,
+                   headers = fault and { ["x-aigc-fault"] = fault } or nil,
+                   on_done = function (res) out.text = res.text end,
+                   on_error = function (e) out.err = e end }
+    return out
+  end
+
+  for _, steps in ipairs { 0, 1 } do
+    it("gets its reply when the stall began " .. (steps == 0 and "before any step" or "after one step"),
+       function ()
+      local c = aigc.client { base_url = srv.base_url, max_retries = 0, timeout = 2 }
+      finally(function () c:close() end)
+      local out = start(c)
+      for _ = 1, steps do c:step(0) end
+      stall(3)
+      while c:step(0.05) > 0 do end
+      assert.is_nil(out.err, out.err and tostring(out.err))
+      assert.is_string(out.text)
+      assert.is_true(#out.text > 0)
+    end)
+  end
+
+  it("still times out on a server that never answers (the limit restarts once)", function ()
+    local c = aigc.client { base_url = srv.base_url, max_retries = 0, timeout = 2 }
+    finally(function () c:close() end)
+    local out = start(c, "hang")
+    stall(3)
+    while c:step(0.05) > 0 do end
+    assert.is_table(out.err)
+    assert.equal("timeout", out.err.kind)
+    assert.matches("no data from the server for 2 s", out.err.message)
+  end)
+end)
