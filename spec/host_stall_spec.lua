@@ -5,9 +5,11 @@
 -- drove the transfer, so the first step after the stall found it passed
 -- before the request had even gone out (or the instant it did), and the
 -- stream failed with kind "timeout", "no data from the server for 2 s", a
--- server that had not heard the question yet. The limit now counts again
--- from the end of a stall that swallowed it, once an attempt: a server that
--- never answers is still reported.
+-- server that had not heard the question yet. A plain call's total timeout
+-- was libcurl's, which checks before it reads: the reply, there in the
+-- socket, "Operation timed out". The limit (aigc's own now for plain calls
+-- too) counts again from the end of a stall that swallowed it, once an
+-- attempt: a server that never answers is still reported.
 local aigc = require "aigc"
 local devserver = require "devserver"
 
@@ -22,22 +24,25 @@ describe("a host that does not step for longer than a stream's idle timeout", fu
     while aigc.now() - t0 < seconds do end   -- (os.execute may return early on a signal)
   end
 
-  local function start (c, fault)
+  local function start (c, fault, plain)
     local out = {}
-    c:chat_async { messages = { { role = "user", content = "hi there" } }, stream = function () end,
+    c:chat_async { messages = { { role = "user", content = "hi there" } },
+                   stream = not plain and function () end or nil,
                    headers = fault and { ["x-aigc-fault"] = fault } or nil,
                    on_done = function (res) out.text = res.text end,
                    on_error = function (e) out.err = e end }
     return out
   end
 
-  for _, steps in ipairs { 0, 1 } do
-    it("gets its reply when the stall began " .. (steps == 0 and "before any step" or "after one step"),
-       function ()
+  -- (delay=300: the request has gone out, the reply comes during the stall)
+  for _, case in ipairs { { 0, "stream" }, { 1, "stream" }, { 1, "plain" }, { 5, "plain", "delay=300" } } do
+    local steps, kind, fault = case[1], case[2], case[3]
+    it("gets its reply (" .. kind .. ") when the stall began after " .. steps .. " steps "
+       .. (fault or ""), function ()
       local c = aigc.client { base_url = srv.base_url, max_retries = 0, timeout = 2 }
       finally(function () c:close() end)
-      local out = start(c)
-      for _ = 1, steps do c:step(0) end
+      local out = start(c, fault, kind == "plain")
+      for _ = 1, steps do c:step(0.01) end
       stall(3)
       while c:step(0.05) > 0 do end
       assert.is_nil(out.err, out.err and tostring(out.err))
@@ -46,14 +51,17 @@ describe("a host that does not step for longer than a stream's idle timeout", fu
     end)
   end
 
-  it("still times out on a server that never answers (the limit restarts once)", function ()
-    local c = aigc.client { base_url = srv.base_url, max_retries = 0, timeout = 2 }
-    finally(function () c:close() end)
-    local out = start(c, "hang")
-    stall(3)
-    while c:step(0.05) > 0 do end
-    assert.is_table(out.err)
-    assert.equal("timeout", out.err.kind)
-    assert.matches("no data from the server for 2 s", out.err.message)
-  end)
+  for _, kind in ipairs { "stream", "plain" } do
+    it("still times out on a server that never answers (the limit restarts once): " .. kind, function ()
+      local c = aigc.client { base_url = srv.base_url, max_retries = 0, timeout = 2 }
+      finally(function () c:close() end)
+      local out = start(c, "hang", kind == "plain")
+      stall(3)
+      while c:step(0.05) > 0 do end
+      assert.is_table(out.err)
+      assert.equal("timeout", out.err.kind)
+      assert.matches(kind == "plain" and "timed out after %d+ milliseconds"
+                     or "no data from the server for 2 s", out.err.message)
+    end)
+  end
 end)

@@ -546,13 +546,14 @@ static int moves_file (const aigc_request *r) {
 
 /*
 ** Whether the attempt's total timeout is aigc's own (attempt_deadline)
-** rather than libcurl's: a non-streamed call whose reply
-** max_bytes_per_step may hold. libcurl's would count the turns it waits,
-** paused, for the game's next steps: a fast server's reply timed out in a
-** loop that steps slowly (a loading screen). (Streams and files: no total.)
+** rather than libcurl's: a non-streamed call. libcurl's would count the
+** turns its reply waits, paused by max_bytes_per_step, for the game's next
+** steps, and checks itself before it reads: a fast server's reply, there
+** in the socket, timed out in a loop that steps slowly (a loading screen).
+** aigc's is checked after the loop has read. (Streams and files: no total.)
 */
 static int own_timeout (const aigc_request *r, const aigc_roster *ro) {
-  return !r->stream && !moves_file(r) && ro != NULL && ro->config.max_bytes_per_step > 0;
+  return !r->stream && !moves_file(r) && ro != NULL;
 }
 
 /*
@@ -916,15 +917,16 @@ static void deadline_passed (aigc_request *r) {
 }
 
 /*
-** The idle limit passed while the host drove nothing: no turn of the loop
-** for at least half the limit (a loading screen, a long frame). Nobody
-** listened, and the request itself may only just have gone out; the limit
-** counts again from now. Once an attempt: a host that always steps that
-** seldom still learns of a dead server.
+** The attempt's limit (a stream's idle limit, a plain call's total) passed
+** while the host drove nothing: no turn of the loop for at least half the
+** limit (a loading screen, a long frame). Nobody listened, and the request
+** itself may only just have gone out; the limit counts again from now.
+** Once an attempt: a host that always steps that seldom still learns of a
+** dead server.
 */
-static int host_stalled (aigc_request *r) {
+static int host_stalled (aigc_request *r, double deadline) {
   const aigc_roster *ro = r->roster;
-  if (r->idle_forgiven || r->idle_deadline > ro->poll_began
+  if (r->idle_forgiven || deadline > ro->poll_began
       || ro->poll_began - ro->turn_ended < r->timeout / 2)
     return 0;
   r->idle_forgiven = 1;
@@ -958,7 +960,7 @@ void aigc_transfer_tick (aigc_request *r, double now) {
     attempt_over(r, CURLE_OK, AIGC_ABORT_NONE);
   }
   else if (r->idle_deadline > 0 && now >= r->idle_deadline) {
-    if (r->entry.in_held || host_stalled(r)) {   /* held: bytes wait for it (max_bytes_per_step) */
+    if (r->entry.in_held || host_stalled(r, r->idle_deadline)) {   /* held: bytes wait for it (max_bytes_per_step) */
       r->idle_deadline = now + r->timeout;
       return;
     }
@@ -968,9 +970,14 @@ void aigc_transfer_tick (aigc_request *r, double now) {
   }
   else if (r->attempt_deadline > 0 && now >= r->attempt_deadline && !r->entry.in_held) {
     /* (held: the next turn resumes it and pushes the deadline back) */
+    if (host_stalled(r, r->attempt_deadline)) {
+      r->attempt_deadline = now + r->timeout;
+      return;
+    }
     leave_multi(r);
     snprintf(r->errbuf, sizeof r->errbuf, "Operation timed out after %.0f milliseconds with %zu bytes "
-             "received (the turns max_bytes_per_step held it not counted)", r->timeout * 1000.0, r->received);
+             "received%s", r->timeout * 1000.0, r->received, r->roster->config.max_bytes_per_step > 0
+             ? " (the turns max_bytes_per_step held it not counted)" : "");
     attempt_over(r, CURLE_OPERATION_TIMEDOUT, AIGC_ABORT_NONE);
   }
 }

@@ -125,8 +125,9 @@ struct aigc_request {
   int retries;                  /* retries already taken */
   double retry_at;              /* monotonic time of the next attempt, or 0 */
   double idle_deadline;         /* streams: abort if no byte by then, or 0 */
-  int idle_forgiven;            /* this attempt's idle limit passed during a
-                                   stall of the host, and was restarted (transfer.c) */
+  int idle_forgiven;            /* this attempt's limit (idle, or attempt_deadline)
+                                   passed during a stall of the host, and was
+                                   restarted (transfer.c, host_stalled) */
   double attempt_deadline;      /* a non-streamed call of a client with
                                    max_bytes_per_step: its attempt's timeout, in
                                    place of libcurl's, pushed back by the time it
