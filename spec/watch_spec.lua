@@ -89,7 +89,11 @@ describe("an external event loop (watch / act)", function ()
     end)
     local slept_timer
     assert.equal("done", host.run(function ()
-      if type(host.last_timer) == "number" and host.last_timer > 0.1 then slept_timer = host.last_timer end
+      -- (the first: later ones may be the chat's attempt timeout, 600 s, a
+      -- floor the loop keeps until it passes)
+      if not slept_timer and type(host.last_timer) == "number" and host.last_timer > 0.1 then
+        slept_timer = host.last_timer
+      end
       return #out == 3
     end))
     assert.truthy(slept_timer and slept_timer <= 0.3, "the watcher heard of the sleep: " .. tostring(slept_timer))
