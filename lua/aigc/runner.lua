@@ -275,6 +275,15 @@ local function attempt (run, job)
   local t0 = now()
   local res, err = call(run, job.params, job.case)
   job.latency = now() - t0
+  -- A strategy function's result that is no table (42) reached the rate
+  -- limiter's `res.headers` and stopped the whole run with "attempt to index a
+  -- number value"; nothing at all failed the case with "the call failed: nil".
+  if res ~= nil and type(res) ~= "table" then
+    res, err = nil, run_error("the strategy returned " .. util.describe(res)
+                              .. "; a result table, or nil and an error, expected")
+  elseif res == nil and err == nil then
+    err = run_error("the strategy returned nil and no error")
+  end
   job.res, job.err = res, err
   if res then result_of(run, job, res) end
 end
