@@ -2,7 +2,9 @@
 -- attacked: candidates, strategies, structured output, dataset runs, the
 -- Batch API. Each test here is a defect found by probing (it failed before
 -- its fix).
+local aigc = require "aigc"
 local devserver = require "devserver"
+local oneshot = require "oneshot"
 local runner = require "aigc.runner"
 
 describe("a dataset run", function ()
@@ -35,5 +37,54 @@ describe("a dataset run", function ()
                  summary.results.number.error.message)
     assert.equal("the strategy returned nil and no error", summary.results.nothing.error.message)
     assert.equal(1, summary.results.number.attempts)   -- (not retried: it is the script's, not the server's)
+  end)
+end)
+
+describe("best_of's rank judge", function ()
+  -- The judge is asked for "the number of the best candidate only"; one that
+  -- answers so on its first line and then gives its reasons, naming the
+  -- others, had the candidate named in the reasons chosen: "2\n\nCandidate 1
+  -- is too short." made candidate 1, the one it turned down, the winner.
+  local function reply (...)
+    local choices = {}
+    for i, content in ipairs { ... } do
+      choices[i] = '{"index":' .. (i - 1) .. ',"message":{"role":"assistant","content":' .. aigc.json.encode(content)
+        .. '},"finish_reason":"stop"}'
+    end
+    return oneshot.http_reply("200 OK", '{"id":"c1","object":"chat.completion","model":"m","choices":['
+      .. table.concat(choices, ",") .. ']}')
+  end
+  local function client (url)
+    return aigc.client { base_url = url, api_key = "sk-judge-0123456789", model = "m", max_retries = 0, timeout = 30 }
+  end
+
+  it("takes a first line that is the number alone as the answer", function ()
+    local judge = client(oneshot.serve_raw({ reply "2\n\nCandidate 1 is too short." }, finally))
+    local c = client(oneshot.serve_raw({ reply("A short one.", "A longer, more vivid one.") }, finally))
+    finally(function () judge:close(); c:close() end)
+    local best, cands = aigc.strategy.best_of { client = c, n = 2, use_n = true, judge = { client = judge },
+                                                params = { messages = { { role = "user", content = "A tale" } } } }
+    assert.is_table(best, tostring(cands))
+    assert.equal(2, best.index)
+    assert.equal("A longer, more vivid one.", best.text)
+    assert.equal(1, cands[2].score)
+    assert.equal(0, cands[1].score)
+  end)
+
+  it("reads the answer in the replies judges give", function ()
+    local judge = require "aigc.judge"
+    local ok = { { index = 1 }, { index = 2 }, { index = 3 } }
+    local cases = {
+      ["2\n\nCandidate 1 is too short."] = 2, ["**2**\nCandidate 3 lacks detail"] = 2, ["2.\r\nCandidate 1: no"] = 2,
+      ["  3  "] = 3, ["Candidate 2.\nCandidate 1 is too short."] = 2, ["Of the 3 candidates, candidate 2 is best"] = 2,
+      ["7\nCandidate 2 is best"] = 2,   -- (no candidate 7: the reasons are read)
+      ["1) Candidate 1 is short. 2) Candidate 2 is long. Best: 2"] = 2,
+      -- (a degenerate reply, read in linear time)
+      [string.rep(" ", 200000) .. "2" .. string.rep(" ", 200000) .. "x"] = 2,
+    }
+    for text, want in pairs(cases) do
+      local c = judge.choice_of(text, ok)
+      assert.equal(want, c and c.index, text:sub(1, 80))
+    end
   end)
 end)

@@ -272,6 +272,14 @@ local VERDICT = { "answer", "best", "winner", "choice", "choose", "chose", "pick
 -- the one it names first. A judge that talks before it answers names other
 -- candidates too: "Candidates 1 and 2 are fine, I prefer 2" chose 1.
 local function choice_of (reply, ok)
+  -- A first line that is the number alone ("2", "**2**", "2.") is the answer
+  -- in the form asked for; the reasons after it name the others ("2\n\n
+  -- Candidate 1 is too short." chose 1, the candidate the judge turned down).
+  -- (the line taken first: two runs of spaces side by side in one pattern
+  -- were read in time quadratic in their length)
+  local line = reply:match("^%s*([^\n]*)")
+  local first = tonumber(line:match("^[%*_#`\"']*#?(%d+)[%*_`\"'%.!%s]*$"))
+  for _, c in ipairs(ok) do if c.index == first then return c end end
   local low = string_lower(reply)
   local chosen, at = nil, 0
   for _, w in ipairs(VERDICT) do
