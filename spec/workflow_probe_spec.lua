@@ -88,3 +88,29 @@ describe("best_of's rank judge", function ()
     end
   end)
 end)
+
+describe("the is-json and json-schema assertions", function ()
+  -- A reply read inside its ```json fence by a lazy pattern anchored at both
+  -- ends: a run of blank lines inside the fence (a model's degenerate reply)
+  -- took time cubic in its length, 15 s for 2,000 lines, hours for 100,000:
+  -- `aigc run` stood still on that case. (In a child, killed if it hangs.)
+  it("read a fenced reply of 100,000 blank lines at once, and fenced JSON as before", function ()
+    local luachild = require "luachild"
+    local r = luachild.run([[
+      local assertions = require "aigc.assertions"
+      local function check (text, a)
+        local pass, out = assertions.check({ a or { type = "is-json" } }, text, {})
+        return tostring(pass) .. (out[1].reason and ":" .. out[1].reason or "")
+      end
+      print(check("```json\n" .. string.rep("\n", 100000) .. "x"))
+      print(check("```\n" .. string.rep("\n", 100000) .. "```"))
+      print(check('```json\n{"a": 1}\n```\n'), check('```JSON \n[1]```'), check('{"a": 1}'), check("```json\n{}"))
+      local schema = { properties = { a = { type = "integer" } } }
+      print(check('```json\n{"a": "x"}\n```', { type = "json-schema", value = schema }))
+    ]], { timeout = 300 })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("false:the reply is not JSON\nfalse:the reply is not JSON\n"
+                 .. "true\ttrue\ttrue\tfalse:the reply is not JSON\n"
+                 .. "false:$.a: expected integer, got string\n", r.stdout)
+  end)
+end)

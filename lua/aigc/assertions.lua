@@ -38,9 +38,16 @@ function M.describe (a)
 end
 
 local function parse_json_reply (text)
-  local s = text:match("^%s*```%w*%s*\n(.-)\n%s*```%s*$") or text
-  local v = json_decode(s)
-  return v
+  -- (found by plain steps: a lazy pattern anchored at both ends took time
+  -- cubic in a run of blank lines inside the fence, 15 s for 2,000 -- a
+  -- model's degenerate reply held the run for hours)
+  local s, from = text, text:match("^%s*```%w*[ \t]*\n()")
+  if from then
+    local stop = #text
+    while stop > 0 and text:find("^%s", stop) do stop = stop - 1 end
+    if stop - 2 >= from and text:sub(stop - 2, stop) == "```" then s = text:sub(from, stop - 3) end
+  end
+  return (json_decode(s))
 end
 
 -- Checks one assertion: pass, reason. Judges chat (inside the case's task).
