@@ -114,3 +114,20 @@ describe("the is-json and json-schema assertions", function ()
                  .. "false:$.a: expected integer, got string\n", r.stdout)
   end)
 end)
+
+describe("the equals assertion", function ()
+  -- The reply was trimmed with "^%s*(.-)%s*$", quadratic in a run of spaces
+  -- inside it: 8 s for 40,000, over an hour for a reply of 1 MB of them (a
+  -- model's degenerate reply), and `aigc run` stood still on that case.
+  it("compares a reply holding a run of 1,000,000 spaces at once, trimmed as before", function ()
+    local luachild = require "luachild"
+    local r = luachild.run([[
+      local assertions = require "aigc.assertions"
+      local function equals (text, v) return (assertions.check({ { type = "equals", value = v } }, text, {})) end
+      print(equals("a" .. string.rep(" ", 1000000) .. "b", "x"), equals(" \t Paris.\n\n", "Paris."),
+            equals("Paris", "Paris "), equals("", ""), equals(" \n ", ""))
+    ]], { timeout = 300 })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("false\ttrue\tfalse\ttrue\ttrue\n", r.stdout)
+  end)
+end)

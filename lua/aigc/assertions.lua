@@ -56,7 +56,8 @@ local function check (a, text, ctx)
   if ty == "contains" then return text:find(tostring(v), 1, true) ~= nil
   elseif ty == "icontains" then return text:lower():find(tostring(v):lower(), 1, true) ~= nil
   elseif ty == "not-contains" then return text:find(tostring(v), 1, true) == nil
-  elseif ty == "equals" then return text:match("^%s*(.-)%s*$") == tostring(v)
+  elseif ty == "equals" then   -- (trimmed by judge.trim's loops: "^%s*(.-)%s*$" is quadratic in a run of spaces)
+    return require("aigc.judge").trim(text) == tostring(v)
   elseif ty == "starts-with" then return text:sub(1, #tostring(v)) == tostring(v)
   elseif ty == "pattern" then
     local ok, r = pcall(string.find, text, tostring(v))
