@@ -131,3 +131,31 @@ describe("the equals assertion", function ()
     assert.equal("false\ttrue\tfalse\ttrue\ttrue\n", r.stdout)
   end)
 end)
+
+describe("a judge assertion", function ()
+  -- A judge's reply with no score was quoted in the assertion's reason cut
+  -- at 60 bytes, inside a character of a non-ASCII reply: the result line was
+  -- not UTF-8 and runner.run raised "bad argument #1 to 'encode'
+  -- (value.assertions[1].reason: invalid UTF-8 ...)", the whole run stopped.
+  it("whose judge answers with no score, in words of more than one byte, fails only its case", function ()
+    local words = "a" .. string.rep("\195\169", 40)   -- ("a" then 40 e-acute: byte 60 is inside one)
+    local body = '{"id":"c1","object":"chat.completion","model":"m","choices":[{"index":0,"message":'
+      .. '{"role":"assistant","content":"' .. words .. '"},"finish_reason":"stop"}]}'
+    local url = oneshot.serve_raw({ oneshot.http_reply("200 OK", body), oneshot.http_reply("200 OK", body) }, finally)
+    local c = aigc.client { base_url = url, api_key = "sk-judge-0123456789", model = "m", max_retries = 0,
+                            timeout = 30 }
+    local out = os.tmpname()
+    finally(function () c:close(); os.remove(out) end)
+    os.remove(out)
+    local summary = assert(runner.run { client = c, out = out, cases = {
+      { id = "a", prompt = "hi", assert = { { type = "judge", value = "polite" } } } } })
+    assert.equal(1, summary.ok)
+    assert.equal(0, summary.passed)
+    local reason = summary.results.a.assertions[1].reason
+    assert.equal('the judge gave no score: "a' .. string.rep("\195\169", 29) .. '"...', reason)
+    local f = assert(io.open(out, "rb"))
+    local line = f:read("*l")
+    f:close()
+    assert.equal(reason, aigc.json.decode(line).assertions[1].reason)
+  end)
+end)

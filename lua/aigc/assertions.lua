@@ -92,7 +92,11 @@ local function check (a, text, ctx)
     -- (as the strategies' judge reads it: the first number of "On a scale of
     -- 1 to 10, I'd give it 9" is 1, and the case failed)
     local score = require("aigc.judge").score_of(tostring(res.text or ""))
-    if not score then return false, "the judge gave no score: " .. tostring(res.text):sub(1, 60) end
+    -- (quoted whole characters: 60 bytes cut a judge's non-ASCII reply inside one, and the
+    -- result line, invalid UTF-8, raised from the encoder and stopped the run)
+    if not score then
+      return false, "the judge gave no score: " .. judge.quote(tostring(res.text or ""), 60, ctx.client)
+    end
     return score >= threshold, "score " .. score .. (score >= threshold and " >= " or " < ") .. threshold, score
   end
   return false, "unknown assertion type '" .. tostring(ty) .. "'"
