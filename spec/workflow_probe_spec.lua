@@ -14,21 +14,26 @@ describe("a dataset run", function ()
   -- A strategy function that returned no table (42) reached the rate
   -- limiter's `res.headers`: the whole run stopped with "attempt to index a
   -- number value (local 'res')" from ratelimit.lua, no line for any case; one
-  -- that returned nothing failed its case with "the call failed: nil".
+  -- that returned nothing failed its case with "the call failed: nil"; a text
+  -- that is not UTF-8 stopped the run from the result line's encoder.
   it("fails only the case whose strategy function returns no result table, naming what it returned", function ()
     local cases = {}
-    for i, id in ipairs { "good", "number", "nothing", "also_good" } do
+    for i, id in ipairs { "good", "number", "nothing", "latin1", "also_good" } do
       cases[i] = { id = id, prompt = "Repeat after me: fine" }
     end
+    local out = os.tmpname()
+    os.remove(out)
+    finally(function () os.remove(out) end)
     local summary = assert(runner.run {
-      client = client, cases = cases, concurrency = 1,
+      client = client, cases = cases, concurrency = 1, out = out,
       strategy = function (c, params, case)
         if case.id == "number" then return 42 end
         if case.id == "nothing" then return end
+        if case.id == "latin1" then return { text = "caf" .. string.char(233) } end
         return c:chat(params)
       end,
     })
-    assert.equal(4, summary.total)
+    assert.equal(5, summary.total)
     assert.equal(2, summary.ok)
     assert.equal("fine", summary.results.good.text)
     assert.equal("fine", summary.results.also_good.text)
@@ -36,7 +41,12 @@ describe("a dataset run", function ()
     assert.equal("the strategy returned 42; a result table, or nil and an error, expected",
                  summary.results.number.error.message)
     assert.equal("the strategy returned nil and no error", summary.results.nothing.error.message)
+    assert.equal("the strategy returned a text JSON cannot hold (invalid UTF-8 at byte 4 of a string)",
+                 summary.results.latin1.error.message)
     assert.equal(1, summary.results.number.attempts)   -- (not retried: it is the script's, not the server's)
+    local lines = 0
+    for _ in io.lines(out) do lines = lines + 1 end
+    assert.equal(5, lines)
   end)
 end)
 

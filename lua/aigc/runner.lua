@@ -271,19 +271,34 @@ local function result_of (run, job, res)
   }
 end
 
+-- What a strategy function gave, as a call's `res, err`. A result that is
+-- no table (42) reached the rate limiter's `res.headers` and stopped the
+-- whole run with "attempt to index a number value"; nothing at all failed
+-- the case with "the call failed: nil"; a text that is not UTF-8 (a reply
+-- never is: the decoder refuses it) stopped the run from the result line's
+-- encoder. Each fails its case now.
+local function strategy_result (res, err)
+  if res ~= nil and type(res) ~= "table" then
+    return nil, run_error("the strategy returned " .. util.describe(res)
+                          .. "; a result table, or nil and an error, expected")
+  elseif res == nil and err == nil then
+    return nil, run_error("the strategy returned nil and no error")
+  end
+  local ok, why = true, nil
+  if res and type(res.text) == "string" then ok, why = pcall(json_encode, res.text) end
+  if not ok then
+    why = tostring(why)
+    return nil, run_error("the strategy returned a text JSON cannot hold ("
+                          .. (why:match("invalid UTF%-8[^)]*") or why) .. ")")
+  end
+  return res, err
+end
+
 local function attempt (run, job)
   local t0 = now()
   local res, err = call(run, job.params, job.case)
   job.latency = now() - t0
-  -- A strategy function's result that is no table (42) reached the rate
-  -- limiter's `res.headers` and stopped the whole run with "attempt to index a
-  -- number value"; nothing at all failed the case with "the call failed: nil".
-  if res ~= nil and type(res) ~= "table" then
-    res, err = nil, run_error("the strategy returned " .. util.describe(res)
-                              .. "; a result table, or nil and an error, expected")
-  elseif res == nil and err == nil then
-    err = run_error("the strategy returned nil and no error")
-  end
+  if type(run.strategy) == "function" then res, err = strategy_result(res, err) end
   job.res, job.err = res, err
   if res then result_of(run, job, res) end
 end
