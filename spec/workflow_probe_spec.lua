@@ -50,6 +50,23 @@ describe("a dataset run", function ()
   end)
 end)
 
+describe("refine", function ()
+  local client
+  devserver.fixture(_ENV, function (_, c) client = c end)
+
+  -- A revision cut short by max_tokens came back as the final text like any
+  -- other, nothing saying so (best_of and vote mark such a reply `incomplete`).
+  it("says when its final text was cut short", function ()
+    local story = "Tell me a story about a robot that learns to paint"
+    local final = assert(aigc.strategy.refine { client = client, rounds = 1,
+      params = { messages = { { role = "user", content = story } }, max_tokens = 5 } })
+    assert.equal("length", final.incomplete)
+    assert.equal(1, final.rounds)
+    final = assert(aigc.strategy.refine { client = client, rounds = 1, params = "Repeat after me: done" })
+    assert.is_nil(final.incomplete)
+  end)
+end)
+
 describe("best_of's rank judge", function ()
   -- The judge is asked for "the number of the best candidate only"; one that
   -- answers so on its first line and then gives its reasons, naming the

@@ -345,7 +345,8 @@ end
 --  - `critic = { client =, params =, api = }` another model for the critique
 --    (api "chat" or "responses", default the API of `params`),
 --  - `done = function(critique_text) -> boolean` (default: it begins "no issues" or "LGTM").
--- @treturn[1] table final `{ text =, res =, rounds = }` (rounds: revisions made)
+-- @treturn[1] table final `{ text =, res =, rounds =, incomplete = }` (rounds: revisions made;
+-- incomplete: "length", "content_filter"... when the final text was cut short)
 -- @treturn[1] table steps `{ {stage = "draft" | "critique" | "revision", text =, res = }, ... }`
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
@@ -412,7 +413,9 @@ function M.refine (spec)
     made = made + 1
     steps[#steps + 1] = { stage = "revision", text = draft, res = rres }
   end
-  return { text = draft, res = res, rounds = made, usage_total = spent.total }, steps
+  -- (a last text cut short by max_tokens or a filter came back as any other)
+  return { text = draft, res = res, rounds = made, usage_total = spent.total,
+           incomplete = judge_mod.cut_reason { res = res } }, steps
 end
 
 -- }======================================================
