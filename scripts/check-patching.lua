@@ -8,7 +8,8 @@
 --    cassette replay server aside: scripts run as their own 5.4 processes,
 --    they never load aigc) names `request_methods`, reaches the registry
 --    (`debug.getregistry`, `debug.setmetatable`) or assigns through a
---    `getmetatable(...)` result;
+--    `getmetatable(...)` result (but for the fresh metatable of a
+--    `newproxy(true)` made on the line before: 5.1's finalizer idiom);
 -- 2. the running module: every table the C module hands out -- aigc.core
 --    and its table fields, each metatable it registered (registry keys
 --    "aigc..."), their __index tables -- is copied, then every Lua module of
@@ -62,16 +63,28 @@ end
 
 local files = library_files()
 if #files == 0 then report("no Lua files under lua/aigc: run from the checkout's root") end
+-- A userdata made by `newproxy(true)` on the line before (Lua 5.1's and
+-- LuaJIT's only object with a finalizer: their tables have no __gc) comes
+-- with a fresh metatable of its own, no C table: setting its __gc there is
+-- no patch. `proxy` is the name (a local or a field) it was assigned to.
+local function own_proxy_metatable (code, proxy)
+  return proxy ~= nil and code:find("getmetatable(" .. proxy .. ")", 1, true) ~= nil
+end
+
 for _, path in ipairs(files) do
-  local n = 0
+  local n, proxy = 0, nil
   for line in io.lines(path) do
     n = n + 1
     local code = line:gsub("%-%-.*$", "")   -- a comment may name them
-    for _, rule in ipairs(SOURCE_RULES) do
-      if code:find(rule.pattern) then
-        report("%s:%d: %s (%s)", path, n, line:gsub("^%s+", ""), rule.why)
+    if not own_proxy_metatable(code, proxy) then
+      for _, rule in ipairs(SOURCE_RULES) do
+        if code:find(rule.pattern) then
+          report("%s:%d: %s (%s)", path, n, line:gsub("^%s+", ""), rule.why)
+        end
       end
     end
+    proxy = code:match("^%s*local%s+([%w_]+)%s*=%s*newproxy%(%s*true%s*%)%s*$")
+      or code:match("^%s*([%w_][%w_.]*)%s*=%s*newproxy%(%s*true%s*%)%s*$")
   end
 end
 
