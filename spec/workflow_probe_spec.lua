@@ -116,15 +116,21 @@ describe("best_of's rank judge", function ()
   end)
 end)
 
+-- Runs CODE (with `assertions` = aigc.assertions) in a child Lua, killed if
+-- it hangs (the cases below hung for hours on the old code); its stdout.
+local function assertions_in_child (code)
+  local r = require("luachild").run('local assertions = require "aigc.assertions"\n' .. code, { timeout = 300 })
+  assert.equal(0, r.status, r.stderr)
+  return r.stdout
+end
+
 describe("the is-json and json-schema assertions", function ()
   -- A reply read inside its ```json fence by a lazy pattern anchored at both
   -- ends: a run of blank lines inside the fence (a model's degenerate reply)
   -- took time cubic in its length, 15 s for 2,000 lines, hours for 100,000:
   -- `aigc run` stood still on that case. (In a child, killed if it hangs.)
   it("read a fenced reply of 100,000 blank lines at once, and fenced JSON as before", function ()
-    local luachild = require "luachild"
-    local r = luachild.run([[
-      local assertions = require "aigc.assertions"
+    local out = assertions_in_child([[
       local function check (text, a)
         local pass, out = assertions.check({ a or { type = "is-json" } }, text, {})
         return tostring(pass) .. (out[1].reason and ":" .. out[1].reason or "")
@@ -134,11 +140,10 @@ describe("the is-json and json-schema assertions", function ()
       print(check('```json\n{"a": 1}\n```\n'), check('```JSON \n[1]```'), check('{"a": 1}'), check("```json\n{}"))
       local schema = { properties = { a = { type = "integer" } } }
       print(check('```json\n{"a": "x"}\n```', { type = "json-schema", value = schema }))
-    ]], { timeout = 300 })
-    assert.equal(0, r.status, r.stderr)
+    ]])
     assert.equal("false:the reply is not JSON\nfalse:the reply is not JSON\n"
                  .. "true\ttrue\ttrue\tfalse:the reply is not JSON\n"
-                 .. "false:$.a: expected integer, got string\n", r.stdout)
+                 .. "false:$.a: expected integer, got string\n", out)
   end)
 end)
 
@@ -147,15 +152,12 @@ describe("the equals assertion", function ()
   -- inside it: 8 s for 40,000, over an hour for a reply of 1 MB of them (a
   -- model's degenerate reply), and `aigc run` stood still on that case.
   it("compares a reply holding a run of 1,000,000 spaces at once, trimmed as before", function ()
-    local luachild = require "luachild"
-    local r = luachild.run([[
-      local assertions = require "aigc.assertions"
+    local out = assertions_in_child([[
       local function equals (text, v) return (assertions.check({ { type = "equals", value = v } }, text, {})) end
       print(equals("a" .. string.rep(" ", 1000000) .. "b", "x"), equals(" \t Paris.\n\n", "Paris."),
             equals("Paris", "Paris "), equals("", ""), equals(" \n ", ""))
-    ]], { timeout = 300 })
-    assert.equal(0, r.status, r.stderr)
-    assert.equal("false\ttrue\tfalse\ttrue\ttrue\n", r.stdout)
+    ]])
+    assert.equal("false\ttrue\tfalse\ttrue\ttrue\n", out)
   end)
 end)
 
