@@ -25,8 +25,8 @@
 #              one result per test; a test that cannot run here is skipped
 #   busted-V   the Lua specs under interpreter V, the module built for V, against
 #              real local servers they start themselves; V = 5.4 5.1 5.2 5.3 jit
-#              (5.2 and 5.3 in two halves each, busted-part1-V and busted-part2-V,
-#              run by whichever of lanes 1 and 3 is free first: see shared_cells)
+#              (all but 5.4 in two halves each, busted-part1-V and busted-part2-V,
+#              run by whichever lane is free first: see shared_cells)
 #              (a spec file marked "-- needs: Lua 5.4 (why)" in its first lines
 #              counts as one skipped result elsewhere)
 #   examples-V every examples/*.lua under V against the bundled server: one
@@ -37,14 +37,14 @@
 #              require "aigc" from it (5.4, 5.3, 5.1; rockspec-jit: LuaJIT loads
 #              the 5.1 tree, as Debian's 5.1 modules serve LuaJIT); rockspec-files:
 #              the rockspec lists every src/*.c and lua/**/*.lua
-#   fuzz       libFuzzer on the SSE parser (45 s), the JSON parser (20 s), base64/float32
-#              (20 s), the Responses stream accumulator (20 s) and the chat chunk scanner
-#              against the full parse and merge (20 s)
+#   fuzz       libFuzzer on the SSE parser (30 s), the JSON parser (15 s), base64/float32
+#              (15 s), the Responses stream accumulator (15 s) and the chat chunk scanner
+#              against the full parse and merge (15 s)
 #   lifecycle-V      the random lifecycle tester (spec/lifecycle/run.lua) with
-#                    its children under V, 60 s: one result
+#                    its children under V, 40 s: one result
 #   asan-V           the busted specs again under V, the module and a host
 #                    interpreter built with ASan + UBSan
-#   lifecycle-asan-V the lifecycle tester again on that build, 90 s: one result
+#   lifecycle-asan-V the lifecycle tester again on that build, 60 s: one result
 #   valgrind-V       the specs that drive aigc's C in-process (select_valgrind_specs)
 #                    under valgrind memcheck: no definite leak, no error; each
 #                    such spec file once, the heavy interpreters taking turns
@@ -82,7 +82,11 @@
 # 2026-12-03 (main, two lanes): 34 min in all; busted cells 2-3 min each,
 # mostly waiting (lane 1: ~21 min); valgrind of every spec 14 min under 5.4
 # and 11 under LuaJIT, mostly waiting too (hence its own lane and the
-# C-facing subset); fuzz 2.5 min (hence 45 + 20 s).
+# C-facing subset); fuzz 2.5 min (hence 45 + 20 s). CI of 2026-12-06: 32.9
+# min; lane 2 (fuzz, ASan, lifecycle, soak) is CPU-bound, so its time boxes
+# were cut (fuzz 30 + 4 x 15 s, lifecycle 40 s plain and 60 s under ASan;
+# each run draws a new seed, so the runs add up over CI runs), and every lane
+# now takes the other interpreters' busted halves when it is done.
 #   AIGC_SUITE_TIMEOUT=S   a busted run (any cell, ASan, valgrind) still going
 #                    after S seconds (default 1500) is stopped and counts as failed
 set -u
@@ -624,9 +628,9 @@ suite_fuzz () {
   banner fuzz
   if skipped fuzz; then record fuzz 0 0 2; return; fi
   local fp=0 ff=0 h name secs
-  for h in fuzz_sse:${FUZZ_SSE_SECONDS:-45} fuzz_json:${FUZZ_JSON_SECONDS:-20} \
-           fuzz_base64:${FUZZ_BASE64_SECONDS:-20} fuzz_raccum:${FUZZ_RACCUM_SECONDS:-20} \
-           fuzz_chunkscan:${FUZZ_CHUNKSCAN_SECONDS:-20}; do
+  for h in fuzz_sse:${FUZZ_SSE_SECONDS:-30} fuzz_json:${FUZZ_JSON_SECONDS:-15} \
+           fuzz_base64:${FUZZ_BASE64_SECONDS:-15} fuzz_raccum:${FUZZ_RACCUM_SECONDS:-15} \
+           fuzz_chunkscan:${FUZZ_CHUNKSCAN_SECONDS:-15}; do
     name=${h%%:*}; secs=${h##*:}
     if [ ! -f "spec/fuzz/$name.c" ]; then echo "$name: no harness"; ff=$((ff + 1)); continue; fi
     mkdir -p "build/corpus/$name"
@@ -648,7 +652,7 @@ suite_lifecycle () {
   banner "lifecycle-$v ($lua)"
   if skipped "lifecycle-$v"; then record "lifecycle-$v" 0 0 1; return; fi
   cannot_run "lifecycle-$v" "$v" && return
-  run_lifecycle "lifecycle-$v" "${LIFECYCLE_SECONDS:-60}" --lua "$lua" --cpath "$(cpath_of "$v")"
+  run_lifecycle "lifecycle-$v" "${LIFECYCLE_SECONDS:-40}" --lua "$lua" --cpath "$(cpath_of "$v")"
 }
 
 # soak-V
@@ -700,7 +704,7 @@ suite_asan () {
   banner "lifecycle-asan-$v"
   if skipped "lifecycle-$v" || skipped "asan-$v" || skipped "lifecycle-asan-$v"; then record "lifecycle-asan-$v" 0 0 1
   elif [ $ok -eq 1 ]; then
-    run_lifecycle "lifecycle-asan-$v" "${LIFECYCLE_ASAN_SECONDS:-90}" --lua "$adir/lua" --cpath "$adir/?.so"
+    run_lifecycle "lifecycle-asan-$v" "${LIFECYCLE_ASAN_SECONDS:-60}" --lua "$adir/lua" --cpath "$adir/?.so"
   else
     echo "lifecycle-asan-$v: no ASan build for $v (see asan-$v)"; record "lifecycle-asan-$v" 0 1 0
   fi
@@ -741,14 +745,18 @@ interpreter_cells () {
   suite_busted "$1"; suite_examples "$1"; suite_install "$1"
 }
 
-# The shared cells: 5.2's and 5.3's busted runs, each in two halves (the spec
-# files dealt in turns), taken by lanes 1 and 3, each lane claiming the next
-# one not yet taken when it has nothing else to do. Fixed lanes left one lane
-# running alone for minutes at the end (CI of 2026-12-05: lane 3, with
-# valgrind and both cells, ended ~7 min after lane 1); a half (~4 min) is
-# small enough to even them out. A claim is a directory made with mkdir,
-# which only one lane can make.
-SHARED_VERSIONS="5.2 5.3"
+# The shared cells: every interpreter's busted run but 5.4's (5.1, 5.2, 5.3,
+# LuaJIT), each in two halves (the spec files dealt in turns), with its
+# examples and install after the first half. Every lane, once its own suites
+# are done, claims the next half not yet taken. Fixed lanes left one lane
+# running alone for minutes at the end (CI of 2026-12-05: lane 3 ended ~7 min
+# after lane 1; CI of 2026-12-06, with only 5.2 and 5.3 shared by lanes 1
+# and 3: 31.6 min for lane 1, 28.7 for lane 2); a half (~4 min) is small
+# enough to even them out. A claim is a directory made with mkdir, which only
+# one lane can make. (The busted cells mostly wait on servers and timers, so
+# a third one beside the CPU-bound lanes costs them little.)
+SHARED_VERSIONS=""
+for v in $VERSIONS; do [ "$v" = 5.4 ] || SHARED_VERSIONS="$SHARED_VERSIONS $v"; done
 SHARED_PARTS=2
 CLAIMS=build/claims
 rm -rf "$CLAIMS"; mkdir -p "$CLAIMS"
@@ -788,11 +796,12 @@ shared_cells () {
 
 # Three lanes side by side (AIGC_JOBS=2: lanes 2 and 3 one after the
 # other beside lane 1; AIGC_JOBS=1: all in turn). Lane 1 prints as it goes
-# (the checks, every interpreter's busted cell, examples, installs, rocks:
-# mostly waiting on servers); lane 2 (fuzz, ASan, the lifecycle tester,
-# soak) and lane 3 (valgrind) write their output to build/lane2.log and
-# build/lane3.log, printed when lane 1 is done. Each lane records into its
-# own results file; the summary joins them.
+# (the checks, 5.4's busted cell, examples and install, the rocks: mostly
+# waiting on servers); lane 2 (fuzz, ASan, the lifecycle tester, soak) and
+# lane 3 (valgrind, the host test) write their output to build/lane2.log and
+# build/lane3.log, printed when lane 1 is done. Then each lane takes shared
+# cells (the other interpreters' busted halves) until none is left. Each lane
+# records into its own results file; the summary joins them.
 lane1 () {
   suite_lint; suite_subset
   run_check size lua5.4 scripts/check-size.lua
@@ -812,6 +821,7 @@ lane2 () {
   suite_fuzz
   for v in $HEAVY_VERSIONS; do suite_asan "$v"; done
   for v in $HEAVY_VERSIONS; do suite_lifecycle "$v"; suite_soak "$v"; done
+  shared_cells
 }
 lane3 () {
   local v
