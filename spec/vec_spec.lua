@@ -134,7 +134,7 @@ describe("aigc.vec and a finalizer that adds to the same index", function ()
 
   local function tries (call)
     local fired, both = 0, 0
-    portable.gc_incremental(1, 1000000)   -- (1, not 0: 5.4 takes a 0 as "unchanged")
+    portable.gc_incremental(1, 1000000, 20)   -- (1, not 0: 5.4 takes a 0 as "unchanged")
     armed = true
     arm()
     collectgarbage()   -- (the new pause counts from the end of a cycle)

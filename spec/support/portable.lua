@@ -96,10 +96,14 @@ end
 
 --- The incremental collector with this pause and step multiplier (5.4:
 -- collectgarbage("incremental", ...); 5.1-5.3, LuaJIT: setpause and
--- setstepmul, their step size being fixed).
-function M.gc_incremental (pause, stepmul)
+-- setstepmul, their step size being fixed). On 5.4 also the step size
+-- (log2 of bytes; default 13, Lua's own): a step there does stepmul times
+-- its size of work, so "a whole cycle at every allocation check" needs a
+-- large one (20) as well as a large stepmul: with 13 a cycle took several
+-- checks, and a finalizer meant to run at a call's first allocation did not.
+function M.gc_incremental (pause, stepmul, stepsize_log2)
   if M.version == "5.4" then
-    collectgarbage("incremental", pause, stepmul)
+    collectgarbage("incremental", pause, stepmul, stepsize_log2 or 13)
   else
     collectgarbage("setpause", pause)
     collectgarbage("setstepmul", stepmul)
