@@ -142,6 +142,7 @@ build = {
     ["aigc.promptlog"] = "lua/aigc/promptlog.lua",
     ["aigc.promptlog_store"] = "lua/aigc/promptlog_store.lua",
     ["aigc.promptlog_pending"] = "lua/aigc/promptlog_pending.lua",
+    ["aigc.promptlog_redact"] = "lua/aigc/promptlog_redact.lua",
     ["aigc.ratelimit"] = "lua/aigc/ratelimit.lua",
     ["aigc.runfile"] = "lua/aigc/runfile.lua",
     ["aigc.runner"] = "lua/aigc/runner.lua",

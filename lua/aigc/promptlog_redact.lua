@@ -1,0 +1,135 @@
+--- What the prompt log (`aigc.promptlog`) never writes: the secrets of a
+-- call and of its client. Params whose name says key, token, secret or
+-- password are replaced by `"[redacted]"`, the per-call options that are
+-- not sent (headers, query, callbacks...) are left out, and every string
+-- of an entry goes through a scrubber: the client's own redaction (its
+-- engine knows each of its secrets, and the call's), the secrets given,
+-- and the keys a default client reads from the environment.
+--
+-- @module aigc.promptlog_redact
+-- @local
+
+local core = require "aigc.core"
+
+local json_encode = core.json.encode
+local getmetatable, ipairs, pairs, pcall, rawget, type = getmetatable, ipairs, pairs, pcall, rawget, type
+local table_concat = table.concat
+
+local M = {}
+
+local function env (name)
+  local v = os.getenv(name)
+  if v == "" then return nil end
+  return v
+end
+
+local SECRET_NAME = { "key", "token", "secret", "password", "authorization" }
+
+local function secret_name (k)
+  if type(k) ~= "string" then return false end
+  local lk = k:lower()
+  for _, w in ipairs(SECRET_NAME) do
+    if lk:find(w, 1, true) and not lk:find("tokens", 1, true) then return true end
+  end
+  return false
+end
+
+-- Replaces each secret (8 bytes or more) in a string.
+local function redact (v, secrets)
+  for _, s in ipairs(secrets) do
+    if #s >= 8 and v:find(s, 1, true) then
+      local parts, i = {}, 1
+      while true do
+        local first, last = v:find(s, i, true)
+        if not first then break end
+        parts[#parts + 1] = v:sub(i, first - 1)
+        parts[#parts + 1] = "[redacted]"
+        i = last + 1
+      end
+      parts[#parts + 1] = v:sub(i)
+      v = table_concat(parts)
+    end
+  end
+  return v
+end
+
+-- The variables a client takes its key from when given none.
+local ENV_KEYS = { "OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_AD_TOKEN" }
+
+-- A function that scrubs one string (`M.scrubber`): through the client's engine (aigc's
+-- own redaction, which knows every secret of the client, and with
+-- `info.call_secrets` and `info.header_lines` the call's own: a per-call
+-- key in a header or the query, as `aigc.util.call_credentials` names
+-- them) and the secrets given. Strings only: the caller's tables are never
+-- changed.
+local function scrubber (info)
+  local client = info and info.client
+  local engine = type(client) == "table" and rawget(client, "_engine") or nil
+  local engine_scrub
+  if engine then
+    local ok, f = pcall(function () return engine.scrub end)
+    if ok and type(f) == "function" then engine_scrub = f end
+  end
+  local secrets = {}
+  for _, s in ipairs(info and info.secrets or {}) do
+    if type(s) == "string" then secrets[#secrets + 1] = s end
+  end
+  if type(client) == "table" and type(rawget(client, "api_key")) == "string" then
+    secrets[#secrets + 1] = client.api_key
+  end
+  for _, name in ipairs(ENV_KEYS) do   -- (the keys a default client reads: a string logged with no client)
+    local v = env(name)
+    if v then secrets[#secrets + 1] = v end
+  end
+  local call_secrets = info and type(info.call_secrets) == "table" and info.call_secrets or nil
+  local header_lines = info and type(info.header_lines) == "table" and info.header_lines or nil
+  if not engine_scrub then   -- (no engine: the call's query credentials whole, at least)
+    for _, x in ipairs(call_secrets or {}) do
+      if type(x) == "string" then secrets[#secrets + 1] = x end
+    end
+  end
+  return function (s)
+    if engine_scrub then
+      local ok, r = pcall(engine_scrub, engine, s, call_secrets, header_lines)
+      if ok and type(r) == "string" then s = r end
+    end
+    if #secrets > 0 then s = redact(s, secrets) end
+    return s
+  end
+end
+
+-- Per-call options that are never sent, and so never logged.
+local NOT_LOGGED = {
+  messages = true, stream = true, on_done = true, on_error = true, headers = true, extra_headers = true,
+  query = true, extra_query = true, idempotency_key = true, timeout = true, connect_timeout = true,
+  max_retries = true, max_response_bytes = true, max_json_values = true, max_json_containers = true,
+  deadline = true, api_key = true,
+}
+
+-- The params as they are logged (`aigc.promptlog.loggable_params`).
+function M.loggable_params (params)
+  local out = {}
+  if type(params) ~= "table" then return out end
+  for k, v in pairs(params) do
+    if type(k) == "string" and not NOT_LOGGED[k] and type(v) ~= "function" then
+      local mt = getmetatable(v)
+      if type(mt) == "table" and mt.__name == "aigc.toolset" then
+        local names = {}
+        for _, t in ipairs(v) do
+          local f = type(t) == "table" and t["function"]
+          names[#names + 1] = type(f) == "table" and f.name or "?"
+        end
+        out[k] = { toolset = names }
+      elseif secret_name(k) then
+        out[k] = "[redacted]"
+      elseif pcall(json_encode, v) then
+        out[k] = v
+      end
+    end
+  end
+  return out
+end
+
+M.scrubber = scrubber
+
+return M
