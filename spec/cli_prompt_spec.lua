@@ -205,6 +205,27 @@ describe("aigc (one-shot prompts)", function ()
     assert.equal(2, body_of(srv:last()).n)
   end)
 
+  it("-n logs every choice, and aigc logs shows each of them", function ()
+    local r = aigc { "-n", "3", "Tell me a joke" }
+    assert.equal(0, r.code, r.stderr)
+    local printed = {}
+    for text in (r.stdout .. "---\n"):gmatch("(.-)\n%-%-%-\n") do printed[#printed + 1] = text end
+    assert.equal(3, #printed, r.stdout)
+    local e = logs()[1]
+    assert.equal(printed[1], e.response)                  -- the first: the one a conversation goes on from
+    assert.is_table(e.extra and e.extra.choices, "no choices logged")
+    local logged = {}
+    for i, c in ipairs(e.extra.choices) do logged[i] = c.text; assert.equal("stop", c.finish_reason) end
+    assert.same(printed, logged)
+    for _, args in ipairs { { "logs" }, { "logs", "show", tostring(e.id) } } do
+      r = aigc(args)
+      assert.equal(0, r.code, r.stderr)
+      for i, text in ipairs(printed) do
+        assert.truthy(r.stdout:find("[choice " .. i .. " of 3]\n" .. text .. "\n", 1, true), r.stdout)
+      end
+    end
+  end)
+
   it("-n above 128 (OpenAI's bound) is a usage error and sends nothing", function ()
     local before = #srv:requests()
     local r = aigc { "-n", "1e9", "Tell me a joke" }

@@ -223,6 +223,33 @@ describe("aigc.promptlog", function ()
     end
   end)
 
+  it("records every choice of a reply with several (n), in order; the caller's extra is left as it was", function ()
+    local srv = devserver.start()
+    local client = aigc.client { base_url = srv.base_url, model = "aigc-dev", prompt_log = log }
+    local res = assert(client:chat { messages = { { role = "user", content = "Tell me a joke" } }, n = 3 })
+    local extra = { case_id = 7 }
+    local id = assert(log:record_call({ messages = { { role = "user", content = "Tell me a joke" } }, n = 3 }, res,
+                                      nil, { extra = extra }))
+    client:close()
+    srv:stop()
+    assert.equal(3, #res.choices)
+    assert.same({ case_id = 7 }, extra)
+    local rows = log:list { n = 0 }
+    assert.equal(2, #rows)                                 -- the client's own log, then record_call's
+    for _, row in ipairs(rows) do
+      assert.equal(res.choices[1].message.content, row.response)
+      assert.is_table(row.extra and row.extra.choices, "no choices logged")
+      assert.equal(3, #row.extra.choices)
+      for i, c in ipairs(res.choices) do
+        assert.equal(c.message.content, row.extra.choices[i].text)
+        assert.equal(c.finish_reason, row.extra.choices[i].finish_reason)
+      end
+    end
+    assert.equal(7, log:get(id).extra.case_id)
+    -- one choice: no list
+    assert.is_nil(log:get(call("Hi", "Hello")).extra)
+  end)
+
   it("fails clearly: unwritable path, a newer schema, misuse, a closed log", function ()
     local none, err = promptlog.open("/proc/no/such/dir/logs.db")
     assert.is_nil(none)

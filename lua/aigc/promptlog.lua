@@ -28,7 +28,7 @@
 --               model TEXT, system TEXT, prompt TEXT, response TEXT,
 --               context_json TEXT,         -- messages before this turn that parent_id cannot give
 --               params_json TEXT,          -- the request params but messages (JSON object)
---               extra_json TEXT,           -- anything else (strategy evidence, case id...)
+--               extra_json TEXT,           -- anything else (strategy evidence, case id, `choices`...)
 --               prompt_tokens INTEGER, completion_tokens INTEGER, total_tokens INTEGER,
 --               latency_ms INTEGER,
 --               status TEXT,               -- "ok", or the error's kind ("http", "canceled"...)
@@ -45,6 +45,11 @@
 -- writes the whole context at every call, and an image in it was written
 -- again at each turn. `get`, `list` and `conversation` put them back
 -- (`context`, `params`, `extra`; the `*_json` columns are as stored).
+--
+-- A reply with several choices (`n`) has the first one's text in
+-- `response` (a conversation goes on from it) and every choice, in order,
+-- in `extra.choices` (`{ text =, finish_reason =, tool_calls = }` each):
+-- only the first was logged, and the other candidates were lost.
 --
 -- A conversation's history is the chain of replies from its leaf up the
 -- `parent_id` links: undoing a turn moves the leaf back, retrying makes a
@@ -444,6 +449,29 @@ function Log:record_call (params, res, err, info)
   return self:record(M.call_entry(params, res, err, info), info)
 end
 
+-- Every choice of a reply with more than one (`n`), in order: the text,
+-- finish reason and tool calls of each; nil for one choice or none.
+local function choices_of (res)
+  local list = type(res) == "table" and type(res.choices) == "table" and res.choices or nil
+  if not list or #list < 2 then return nil end
+  local out = {}
+  for i, c in ipairs(list) do
+    local m = type(c) == "table" and type(c.message) == "table" and c.message or nil
+    local text = m and content_text(m.content) or (type(c) == "table" and type(c.text) == "string" and c.text)
+    out[i] = { text = text or "", finish_reason = type(c) == "table" and type(c.finish_reason) == "string"
+                 and c.finish_reason or nil, tool_calls = m and type(m.tool_calls) == "table" and m.tool_calls or nil }
+  end
+  return out
+end
+
+-- `extra` (the caller's, never changed) with `k` set to `v`: a copy.
+local function extra_with (extra, k, v)
+  local t = {}
+  for x, y in pairs(extra or {}) do t[x] = y end
+  t[k] = v
+  return t
+end
+
 -- The entry `record_call` records (`params`: a table; `info`: a table).
 -- Apart, for a client's log that writes it later (aigc.promptlog_pending).
 function M.call_entry (params, res, err, info)
@@ -463,9 +491,7 @@ function M.call_entry (params, res, err, info)
     if type(content) == "table" and (extra == nil or type(extra) == "table") then
       for _, part in ipairs(content) do
         if type(part) == "table" and type(part.text) ~= "string" then
-          extra = {}
-          for k, v in pairs(info.extra or {}) do extra[k] = v end
-          extra.prompt_content = content
+          extra = extra_with(extra, "prompt_content", content)
           break
         end
       end
@@ -485,6 +511,7 @@ function M.call_entry (params, res, err, info)
     model = params.model, system = system, prompt = prompt, context = context, params = params,
     latency_ms = latency,
   }
+  local choices   -- (every one of several: `extra.choices`)
   if res then
     local choice = type(res.choices) == "table" and res.choices[1] or nil
     entry.response = type(res.text) == "string" and res.text
@@ -495,6 +522,7 @@ function M.call_entry (params, res, err, info)
     entry.request_id = res.request_id
     entry.finish_reason = choice and type(choice.finish_reason) == "string" and choice.finish_reason or nil
     entry.status = "ok"
+    choices = choices_of(res)
   else
     entry.status = type(err) == "table" and type(err.kind) == "string" and err.kind or "error"
     entry.error = err ~= nil and tostring(err) or "unknown error"
@@ -511,7 +539,9 @@ function M.call_entry (params, res, err, info)
       if partial == "" then partial = nil end
     end
     entry.response = partial
+    if type(p) == "table" then choices = choices_of(p) end
   end
+  if choices and (extra == nil or type(extra) == "table") then entry.extra = extra_with(extra, "choices", choices) end
   return entry
 end
 

@@ -81,7 +81,19 @@ local function show (row, full)
   end
   lines[#lines + 1] = quote_lines(cut(row.prompt or ""))
   lines[#lines + 1] = ""
-  if row.response and row.response ~= "" then lines[#lines + 1] = cut(row.response); lines[#lines + 1] = "" end
+  -- (a call with several choices, `aigc -n 3`: each one, as the call printed
+  -- them; the first alone was shown, and logged)
+  local choices = type(row.extra) == "table" and type(row.extra.choices) == "table" and row.extra.choices or {}
+  if #choices > 1 then
+    for i, c in ipairs(choices) do
+      local text = type(c) == "table" and type(c.text) == "string" and c.text or ""
+      lines[#lines + 1] = ("[choice %d of %d]"):format(i, #choices)
+      if text ~= "" then lines[#lines + 1] = cut(text) end
+      lines[#lines + 1] = ""
+    end
+  elseif row.response and row.response ~= "" then
+    lines[#lines + 1] = cut(row.response); lines[#lines + 1] = ""
+  end
   if row.status ~= "ok" then
     lines[#lines + 1] = "[" .. tostring(row.status) .. "] " .. cut(tostring(row.error or ""))
     lines[#lines + 1] = ""
