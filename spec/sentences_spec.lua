@@ -15,6 +15,12 @@ local CASES = {
     { "Mrs. Hudson and Mr. Holmes live on Baker St. in London." } },
   { "Bring tools, e.g. a hammer. Also i.e. nails. Done.",
     { "Bring tools, e.g. a hammer.", "Also i.e. nails.", "Done." } },
+  -- capitals joined by dots go on (an NPC's "The U.S." and "Army" were two sentences), but before a
+  -- word that opens one
+  { "The U.S. Army met the U.K. Navy near Washington, D.C. Today. I moved to the U.S. Then I left. "
+    .. "(U.S.A.) It is big. E.g. Boats. The U.S. IT sector grew.",
+    { "The U.S. Army met the U.K. Navy near Washington, D.C. Today.", "I moved to the U.S.", "Then I left.",
+      "(U.S.A.)", "It is big.", "E.g. Boats.", "The U.S. IT sector grew." } },
   { "Pi is 3.14159 and e is 2.718. Version 1.2.3 is out.",
     { "Pi is 3.14159 and e is 2.718.", "Version 1.2.3 is out." } },
   { "I read J. R. R. Tolkien. Then I slept. So did I. The end",

@@ -29,7 +29,9 @@
 --   `Подожди... что?`, `¿Vienes? —preguntó él.`);
 -- - a single `.` after a title or a Latin abbreviation that always goes on
 --   (`Dr.`, `Mrs.`, `St.`, `e.g.`, `i.e.`, `vs.`...: `ABBREVIATIONS`), after an
---   initial (`J. R. R. Tolkien`), after a list number at the start of a
+--   initial (`J. R. R. Tolkien`) or capitals joined by dots (`U.S.`, `U.K.`,
+--   `D.C.`: `the U.S. Army`; not before `AFTER_INITIALS`: `the U.S. Then`),
+--   after a list number at the start of a
 --   sentence (`1. First`) or a German ordinal (`am 3. Mai`, `der 1. Platz`:
 --   `BEFORE_ORDINALS`, `MONTHS`) does not end it.
 --
@@ -82,6 +84,14 @@ M.ABBREVIATIONS = {
 M.BEFORE_NUMBERS = {
   no = true, nos = true, nr = true, p = true, pp = true, vol = true, ch = true, art = true, sec = true,
   ext = true, tel = true, op = true, para = true, pt = true, ca = true,
+}
+
+--- Words that open a sentence after capitals joined by dots (`U.S.`,
+-- `D.C.`), which go on before any other (`the U.S. Army`). As written:
+-- `IT` is not `It`.
+M.AFTER_INITIALS = {
+  I = true, He = true, She = true, It = true, We = true, They = true, You = true, The = true, This = true,
+  That = true, There = true, Then = true, But = true, So = true, Now = true, Yes = true, No = true,
 }
 
 --- German ordinals: a number and `.` before a capital go on after these
@@ -257,6 +267,14 @@ local function dot_goes_on (self, s, i, next_char, k, final)
   if self.abbreviations[word:lower()] then return true end
   if M.BEFORE_NUMBERS[word:lower()] and string_find(next_char, "^%d") then return true end
   if string_find(word, "^%u$") and word ~= "I" then return true end      -- an initial
+  -- Capitals joined by dots go on as initials do (`The U.S. Army` was cut
+  -- after "The U.S.": a voice read it as a sentence), but before a word
+  -- that opens sentences (`I moved to the U.S. Then`: `AFTER_INITIALS`).
+  if string_find(word, "^%u%.%u") and string_find((word:gsub("%u%.", "")), "^%u$") then
+    local nw = word_at(s, k, final)
+    if nw == nil then return nil end
+    return not M.AFTER_INITIALS[nw]
+  end
   if #word <= 9 and string_find(word, "^%d+$") and not self.head_text
      and not string_find(string_sub(s, 1, from), "%S") then
     return true                                                           -- "1. First" (not 2,000 digits)
