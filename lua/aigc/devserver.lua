@@ -82,9 +82,11 @@ CONTROL (no auth; not counted, not recorded)
   GET  /_aigc/stats     {requests_total, open_now, max_open, connections_total,
                          connections_open, max_connections_open, client_closed_total,
                          idle_closed_total, rate_limited_total, timers_active,
-                         jobs_active, jobs_waiting}
-                        (the last three: live connection timers, API responses in
-                        progress, API requests read but not started)
+                         jobs_active, jobs_waiting, responses_messages_kept}
+                        (timers_active, jobs_active, jobs_waiting: live connection
+                        timers, API responses in progress, API requests read but not
+                        started; responses_messages_kept: the messages the stored
+                        responses keep for previous_response_id chains)
   POST /_aigc/reset     zero the counters and high-water marks (to the current
                         gauges), forget recorded requests, `times` fault counters,
                         stored responses, files, batches (stopped), image URLs, and

@@ -27,7 +27,8 @@ local function stats_obj (srv)
     "max_connections_open", s.max_connections_open, "client_closed_total", s.client_closed_total,
     "idle_closed_total", s.idle_closed_total, "rate_limited_total", s.rate_limited_total,
     "timers_active", srv.live_timers, "jobs_active", srv.live_jobs,
-    "jobs_waiting", srv.ready.last - srv.ready.first + 1)
+    "jobs_waiting", srv.ready.last - srv.ready.first + 1,
+    "responses_messages_kept", srv.kept.responses and srv.kept.responses.messages or 0)
 end
 
 local function parts_obj (parts)

@@ -28,7 +28,9 @@ local M = {}
 -- Stored responses by id; `timers` the background ones' (closed by reset and close).
 local function store_of (srv)
   -- (`items`: the ids of the stored responses' output items, which a later input may name)
-  return srv.keep("responses", function () return { by_id = {}, timers = {}, items = {} } end, function (s)
+  -- (`messages`: how many the stored responses keep for chains, /_aigc/stats' responses_messages_kept)
+  return srv.keep("responses", function () return { by_id = {}, timers = {}, items = {}, messages = 0 } end,
+                  function (s)
     for t in pairs(s.timers) do if not t:is_closing() then t:close() end end
   end)
 end
@@ -127,6 +129,7 @@ function M.create (req)
   end
   if body.store ~= false then
     store[r.id] = r
+    store_of(srv).messages = store_of(srv).messages + #r.history
     for _, it in ipairs(r.plan.items) do if it.id then store_of(srv).items[it.id] = true end end
   end
   local resp = { status = 200, headers = {}, tokens = r.plan.usage.total_tokens }
@@ -200,6 +203,7 @@ function M.delete (req)
   if not r then return err end
   local s = store_of(req.srv)
   s.by_id[r.id] = nil
+  s.messages = s.messages - #r.history
   if r.timer and not r.timer:is_closing() then s.timers[r.timer] = nil; r.timer:close() end
   return { status = 200, headers = {}, object = O("id", r.id, "object", "response", "deleted", true) }
 end
