@@ -269,6 +269,27 @@ describe("devserver Responses API", function ()
     assert.equal(404, call("GET", "/v1/responses/" .. prev).status)
   end)
 
+  it("keeps a long previous_response_id chain in memory linear in its length (each turn once)", function ()
+    -- Each stored response kept a copy of its whole history: N turns kept N*(N+1) messages (40,200
+    -- for 200 turns, 100 million for 10,000). Now each keeps its own turn, input and reply: 2 each.
+    local N, prev, ids, tokens_before = 200, nil, {}, 0
+    for turn = 1, N do
+      local r = create { input = "Tell me about rivers", previous_response_id = prev }
+      assert.is_true(r.usage.input_tokens > tokens_before)   -- (the whole chain is still the input)
+      tokens_before = r.usage.input_tokens
+      prev, ids[turn] = r.id, r.id
+    end
+    assert.equal(2 * N, srv:stats().responses_messages_kept)
+    -- a response deleted inside the chain: the turns after it still see it, as before
+    assert.equal(200, call("DELETE", "/v1/responses/" .. ids[N / 2]).status)
+    assert.equal(2 * N - 2, srv:stats().responses_messages_kept)
+    local last = create { input = "Tell me about rivers", previous_response_id = prev }
+    assert.matches("turn " .. (N + 1), output_text(last), 1, true)
+    assert.is_true(last.usage.input_tokens > tokens_before)
+    srv:reset()
+    assert.equal(0, srv:stats().responses_messages_kept)
+  end)
+
   it("retrieves and deletes stored responses", function ()
     local r = create { input = "What is the capital of Spain?", metadata = { k = "v" } }
     local got = call("GET", "/v1/responses/" .. r.id)

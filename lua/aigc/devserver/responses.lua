@@ -60,11 +60,13 @@ local function listed_items (items)
   return out
 end
 
--- What a later response chained to r sees: r's history, input and output.
-local function history_of (r, p)
-  local h = {}
-  for _, m in ipairs(p.previous and p.previous.history or {}) do h[#h + 1] = m end
-  for _, m in ipairs(build.messages_of(p.items)) do h[#h + 1] = m end
+-- What r adds to its chain: its input and its output, as messages. A
+-- response chained to r sees the turns of r's chain, oldest first
+-- (`build.history`, up the `previous` links). Each response kept a copy of
+-- its whole history instead: a chain of N turns kept N^2 messages (10,000
+-- turns: 100 million), each turn copying all those before it.
+local function turn_of (r, p)
+  local h = build.messages_of(p.items)
   local text = {}
   for _, it in ipairs(r.plan.items) do
     if it.type == "message" then text[#text + 1] = it.text or it.refusal or "" end
@@ -122,14 +124,14 @@ function M.create (req)
     r.state = "failed"
   end
   r.items = listed_items(p.items)
-  r.history = history_of(r, p)
+  r.turn, r.previous = turn_of(r, p), p.previous
   if conv then
     conversations.append(conv, r.items)
     for _, it in ipairs(r.plan.items) do conversations.append(conv, { build.item_obj(it) }) end
   end
   if body.store ~= false then
     store[r.id] = r
-    store_of(srv).messages = store_of(srv).messages + #r.history
+    store_of(srv).messages = store_of(srv).messages + #r.turn
     for _, it in ipairs(r.plan.items) do if it.id then store_of(srv).items[it.id] = true end end
   end
   local resp = { status = 200, headers = {}, tokens = r.plan.usage.total_tokens }
@@ -203,7 +205,7 @@ function M.delete (req)
   if not r then return err end
   local s = store_of(req.srv)
   s.by_id[r.id] = nil
-  s.messages = s.messages - #r.history
+  s.messages = s.messages - #r.turn
   if r.timer and not r.timer:is_closing() then s.timers[r.timer] = nil; r.timer:close() end
   return { status = 200, headers = {}, object = O("id", r.id, "object", "response", "deleted", true) }
 end

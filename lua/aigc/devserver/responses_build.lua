@@ -187,13 +187,24 @@ local function summary_parts (ctx, setting)
   return parts
 end
 
+--- The messages of the chain that ends with stored response `r` (nil:
+-- none), oldest first: each response keeps its own turn (`turn`) and a
+-- link to the one before (`previous`), so this is linear in the chain.
+function M.history (r)
+  local chain = {}
+  while r do chain[#chain + 1] = r; r = r.previous end
+  local msgs = {}
+  for i = #chain, 1, -1 do
+    for _, m in ipairs(chain[i].turn) do msgs[#msgs + 1] = m end
+  end
+  return msgs
+end
+
 --- Plan the whole response: its output items with their pieces (for
 -- streaming), usage, status. `p` from M.params; `fault` the request's fault.
 function M.plan (req, p)
   local body, model, fault = req.body, req.model, req.fault
-  local history = p.previous and p.previous.history or {}
-  local msgs = {}
-  for _, m in ipairs(history) do msgs[#msgs + 1] = m end
+  local msgs = M.history(p.previous)
   if type(body.instructions) == "string" then
     table.insert(msgs, 1, { role = "developer", content = body.instructions })
   end
