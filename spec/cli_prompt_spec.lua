@@ -242,24 +242,43 @@ describe("aigc (one-shot prompts)", function ()
     local judge = body_of(reqs[4]).messages[1].content .. "\n\n"
     assert.matches("Which is the most vivid%?", judge)
     -- the bundled judge picks the candidate with the most words
-    local best, most = nil, -1
+    local best, most, texts, chosen = nil, -1, {}, nil
     for i = 1, 3 do
       local text = judge:match("Candidate " .. i .. ":\n(.-)\n\n")
       local words = select(2, text:gsub("%S+", ""))
-      if words > most then best, most = text, words end
+      if words > most then best, most, chosen = text, words, i end
+      texts[i] = text
     end
     assert.equal(best .. "\n", r.stdout)
     local entry = logs()[1]
     assert.equal("best_of", entry.extra.strategy)
     assert.equal(best, entry.response)
     assert.equal(3, entry.extra.n)
+    -- every candidate is logged, not the chosen one alone, and aigc logs shows them
+    assert.is_table(entry.extra.candidates, "no candidates logged")
+    assert.equal(chosen, entry.extra.chosen)
+    r = aigc { "logs" }
+    for i, text in ipairs(texts) do
+      assert.equal(text, entry.extra.candidates[i].text)
+      local head = ("[candidate %d of 3: score %d%s]\n"):format(i, entry.extra.candidates[i].score,
+                                                                i == chosen and ", chosen" or "")
+      assert.truthy(r.stdout:find(head .. text .. "\n", 1, true), r.stdout)
+    end
   end)
 
-  it("--vote N prints the majority answer", function ()
+  it("--vote N prints the majority answer, and logs every candidate with its answer", function ()
     local r = aigc { "--vote", "3", "What is 2 + 2?" }
     assert.equal(0, r.code, r.stderr)
     assert.equal(3, #srv:requests())
     assert.matches("4", r.stdout)
+    local entry = logs()[1]
+    assert.is_table(entry.extra.candidates, "no candidates logged")
+    assert.equal(3, #entry.extra.candidates)
+    for i, req in ipairs(srv:requests()) do
+      local reply = cjson.decode(req.body).messages[1].content   -- (the same question each time)
+      assert.equal("What is 2 + 2?", reply)
+      assert.matches("4", entry.extra.candidates[i].text)
+    end
   end)
 
   it("logs every prompt, reply, model, params, usage, latency and conversation in SQLite", function ()

@@ -94,6 +94,20 @@ local function show (row, full)
   elseif row.response and row.response ~= "" then
     lines[#lines + 1] = cut(row.response); lines[#lines + 1] = ""
   end
+  -- (--best-of, --vote: the candidates after the reply they gave)
+  local cands = type(row.extra) == "table" and type(row.extra.candidates) == "table" and row.extra.candidates or {}
+  for i, c in ipairs(cands) do
+    c = type(c) == "table" and c or {}
+    local notes = {}
+    if type(c.score) == "number" then notes[#notes + 1] = "score " .. c.score end
+    if c.answer ~= nil then notes[#notes + 1] = "answer " .. tostring(c.answer) end
+    if row.extra.chosen == i then notes[#notes + 1] = "chosen" end
+    lines[#lines + 1] = ("[candidate %d of %d%s]"):format(i, #cands, #notes > 0 and ": " .. table.concat(notes, ", ")
+                                                           or "")
+    local text = type(c.text) == "string" and c.text or type(c.error) == "string" and "[error] " .. c.error or ""
+    if text ~= "" then lines[#lines + 1] = cut(text) end
+    lines[#lines + 1] = ""
+  end
   if row.status ~= "ok" then
     lines[#lines + 1] = "[" .. tostring(row.status) .. "] " .. cut(tostring(row.error or ""))
     lines[#lines + 1] = ""

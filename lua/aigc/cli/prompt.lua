@@ -183,8 +183,13 @@ local function run_strategy (args, client, params)
     extra.chosen = best.index
     local res = { text = best.text, model = best.res and best.res.model,
                   usage = common.sum_usage(evidence_responses(cands)) }
-    extra.scores = {}
-    for i, c in ipairs(cands) do extra.scores[i] = c.score or aigc.null end
+    -- (every candidate's text too: the log kept the chosen one alone, and a
+    -- user looking back lost the others, which the judge scored)
+    extra.scores, extra.candidates = {}, {}
+    for i, c in ipairs(cands) do
+      extra.scores[i] = c.score or aigc.null
+      extra.candidates[i] = { text = c.text, score = c.score, error = c.err and tostring(c.err) or nil }
+    end
     local out = { text = best.text, index = best.index, score = best.score, candidates = {} }
     for i, c in ipairs(cands) do
       out.candidates[i] = { index = c.index, score = c.score, text = c.text, error = c.err and tostring(c.err) }
@@ -195,6 +200,10 @@ local function run_strategy (args, client, params)
   local extra = { strategy = "vote", n = vote }
   if not win then return nil, cands, extra end      -- (cands: the error)
   extra.answer, extra.count, extra.total = win.answer, win.count, win.total
+  extra.candidates = {}   -- (each one's text and answer, as for --best-of)
+  for i, c in ipairs(cands) do
+    extra.candidates[i] = { text = c.text, answer = c.answer, error = c.err and tostring(c.err) or nil }
+  end
   local res = { text = win.text, usage = common.sum_usage(evidence_responses(cands)) }
   return res, { text = win.text, answer = win.answer, count = win.count, total = win.total, tally = win.tally },
     extra
