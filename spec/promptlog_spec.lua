@@ -250,6 +250,32 @@ describe("aigc.promptlog", function ()
     assert.is_nil(log:get(call("Hi", "Hello")).extra)
   end)
 
+  it("a retried call is one row: a chat the engine retried; a batch's creation (no prompt) is none", function ()
+    -- (the engine's retries are part of a call: one row for a chat, none for the file and batch a
+    -- batch's creation makes, retried or not; the client's usage counts both retries alike)
+    local srv = devserver.start()
+    local function client ()
+      return aigc.client { base_url = srv.base_url, model = "aigc-dev", prompt_log = log,
+                           headers = { ["x-aigc-fault"] = "status=500,times=1" } }
+    end
+    local c1 = client()
+    local res = assert(c1:chat { messages = { { role = "user", content = "Hi" } } })
+    assert.equal(1, res.retries)
+    assert.equal(1, c1:usage().retries)
+    c1:close()
+    srv:reset()
+    local c2 = client()
+    assert(aigc.batch.create(c2, { { custom_id = "a", body = { messages = { { role = "user", content = "Hi" } } } } }))
+    assert.equal(3, #srv:requests())                       -- the upload twice (a 500, then 200), the batch
+    assert.equal(1, c2:usage().retries)
+    c2:close()
+    srv:stop()
+    local rows = log:list { n = 0 }
+    assert.equal(1, #rows)
+    assert.equal("Hi", rows[1].prompt)
+    assert.equal("ok", rows[1].status)
+  end)
+
   it("fails clearly: unwritable path, a newer schema, misuse, a closed log", function ()
     local none, err = promptlog.open("/proc/no/such/dir/logs.db")
     assert.is_nil(none)
