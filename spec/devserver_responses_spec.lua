@@ -269,9 +269,10 @@ describe("devserver Responses API", function ()
     assert.equal(404, call("GET", "/v1/responses/" .. prev).status)
   end)
 
-  it("keeps a long previous_response_id chain in memory linear in its length (each turn once)", function ()
+  it("follows a long previous_response_id chain in work linear in its length (each turn once)", function ()
     -- Each stored response kept a copy of its whole history: N turns kept N*(N+1) messages (40,200
-    -- for 200 turns, 100 million for 10,000). Now each keeps its own turn, input and reply: 2 each.
+    -- for 200 turns, 100 million for 10,000), and each turn read all those before it again. Now
+    -- each keeps its own turn, input and reply (2 messages), and its chain's counts.
     local N, prev, ids, tokens_before = 200, nil, {}, 0
     for turn = 1, N do
       local r = create { input = "Tell me about rivers", previous_response_id = prev }
@@ -280,12 +281,21 @@ describe("devserver Responses API", function ()
       prev, ids[turn] = r.id, r.id
     end
     assert.equal(2 * N, srv:stats().responses_messages_kept)
+    assert.equal(0, srv:stats().responses_history_read)   -- (no turn read the ones before it)
     -- a response deleted inside the chain: the turns after it still see it, as before
     assert.equal(200, call("DELETE", "/v1/responses/" .. ids[N / 2]).status)
     assert.equal(2 * N - 2, srv:stats().responses_messages_kept)
     local last = create { input = "Tell me about rivers", previous_response_id = prev }
     assert.matches("turn " .. (N + 1), output_text(last), 1, true)
     assert.is_true(last.usage.input_tokens > tokens_before)
+    assert.equal(0, srv:stats().responses_history_read)
+    -- a json_object reply looks for a schema a message gave: it reads the chain, once
+    local first = create { input = 'Use JSON schema: {"type":"object","properties":{"a":{"type":"integer"}},'
+                                   .. '"required":["a"]}' }
+    local obj = create { input = "Now give it", previous_response_id = first.id,
+                         text = { format = { type = "json_object" } } }
+    assert.same({ a = 1 }, cjson.decode(output_text(obj)))
+    assert.equal(2, srv:stats().responses_history_read)
     srv:reset()
     assert.equal(0, srv:stats().responses_messages_kept)
   end)

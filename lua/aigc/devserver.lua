@@ -82,11 +82,15 @@ CONTROL (no auth; not counted, not recorded)
   GET  /_aigc/stats     {requests_total, open_now, max_open, connections_total,
                          connections_open, max_connections_open, client_closed_total,
                          idle_closed_total, rate_limited_total, timers_active,
-                         jobs_active, jobs_waiting, responses_messages_kept}
+                         jobs_active, jobs_waiting, responses_messages_kept,
+                         responses_history_read}
                         (timers_active, jobs_active, jobs_waiting: live connection
                         timers, API responses in progress, API requests read but not
                         started; responses_messages_kept: the messages the stored
-                        responses keep for previous_response_id chains)
+                        responses keep for previous_response_id chains, each turn's
+                        once; responses_history_read: the messages of earlier turns
+                        read to answer one -- a turn keeps its chain's counts, so
+                        only a json_object reply reads them, for a schema)
   POST /_aigc/reset     zero the counters and high-water marks (to the current
                         gauges), forget recorded requests, `times` fault counters,
                         stored responses, files, batches (stopped), image URLs, and

@@ -28,7 +28,8 @@ local function stats_obj (srv)
     "idle_closed_total", s.idle_closed_total, "rate_limited_total", s.rate_limited_total,
     "timers_active", srv.live_timers, "jobs_active", srv.live_jobs,
     "jobs_waiting", srv.ready.last - srv.ready.first + 1,
-    "responses_messages_kept", srv.kept.responses and srv.kept.responses.messages or 0)
+    "responses_messages_kept", srv.kept.responses and srv.kept.responses.messages or 0,
+    "responses_history_read", srv.kept.responses and srv.kept.responses.read or 0)
 end
 
 local function parts_obj (parts)

@@ -279,9 +279,11 @@ local function reply_text (ctx)
 end
 
 -- The context of a chat request: last user text, turn number, trailing tool results.
-local function conversation (model, messages, seed, temperature)
-  local ctx = { model = model, seed = seed, temperature = temperature, index = 0, turn = 0,
-                last_text = "", images = 0 }
+-- (`base`: what the messages before these add up to, `turn`, `last_text`,
+-- `images`, as a Responses chain keeps them: aigc.devserver.responses_build)
+local function conversation (model, messages, seed, temperature, base)
+  local ctx = { model = model, seed = seed, temperature = temperature, index = 0, turn = base and base.turn or 0,
+                last_text = base and base.last_text or "", images = base and base.images or 0 }
   for _, m in ipairs(messages) do
     if m.role == "user" then
       ctx.turn = ctx.turn + 1
@@ -290,7 +292,7 @@ local function conversation (model, messages, seed, temperature)
     end
   end
   local last = messages[#messages]
-  if last.role == "tool" then
+  if last and last.role == "tool" then
     local results, i = {}, #messages
     while i >= 1 and messages[i].role == "tool" do
       table.insert(results, 1, content_text(messages[i].content)); i = i - 1

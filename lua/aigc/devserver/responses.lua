@@ -29,7 +29,7 @@ local M = {}
 local function store_of (srv)
   -- (`items`: the ids of the stored responses' output items, which a later input may name)
   -- (`messages`: how many the stored responses keep for chains, /_aigc/stats' responses_messages_kept)
-  return srv.keep("responses", function () return { by_id = {}, timers = {}, items = {}, messages = 0 } end,
+  return srv.keep("responses", function () return { by_id = {}, timers = {}, items = {}, messages = 0, read = 0 } end,
                   function (s)
     for t in pairs(s.timers) do if not t:is_closing() then t:close() end end
   end)
@@ -125,6 +125,7 @@ function M.create (req)
   end
   r.items = listed_items(p.items)
   r.turn, r.previous = turn_of(r, p), p.previous
+  r.tally = build.tally(p.previous and p.previous.tally, r.turn)   -- (what a turn after it starts from)
   if conv then
     conversations.append(conv, r.items)
     for _, it in ipairs(r.plan.items) do conversations.append(conv, { build.item_obj(it) }) end

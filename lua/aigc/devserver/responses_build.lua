@@ -189,32 +189,54 @@ end
 
 --- The messages of the chain that ends with stored response `r` (nil:
 -- none), oldest first: each response keeps its own turn (`turn`) and a
--- link to the one before (`previous`), so this is linear in the chain.
-function M.history (r)
+-- link to the one before (`previous`). Only a json_object reply reads
+-- them (the schema a message gives); counted in `store.read`.
+function M.history (r, store)
   local chain = {}
   while r do chain[#chain + 1] = r; r = r.previous end
   local msgs = {}
   for i = #chain, 1, -1 do
     for _, m in ipairs(chain[i].turn) do msgs[#msgs + 1] = m end
   end
+  if store then store.read = store.read + #msgs end
   return msgs
+end
+
+--- What a chain's messages add up to -- `words` and `count` (for its
+-- input tokens), `turn`, `last_text`, `images` (for the reply) -- from
+-- `tally` (the turns before, nil: none) and `msgs`. A stored response keeps
+-- its chain's (`tally`), so a turn counts its own messages only: each
+-- counted the whole chain again, N turns N^2/2 messages.
+function M.tally (tally, msgs)
+  local t = { words = 0, count = 0, turn = 0, last_text = "", images = 0 }
+  for k, v in pairs(tally or {}) do t[k] = v end
+  for _, m in ipairs(msgs) do
+    local text = content_text(m.content)
+    t.words, t.count = t.words + words(text), t.count + 1
+    if m.role == "user" then t.turn, t.last_text, t.images = t.turn + 1, text, util.count_images(m.content) end
+  end
+  return t
 end
 
 --- Plan the whole response: its output items with their pieces (for
 -- streaming), usage, status. `p` from M.params; `fault` the request's fault.
 function M.plan (req, p)
   local body, model, fault = req.body, req.model, req.fault
-  local msgs = M.history(p.previous)
+  local prev = p.previous and p.previous.tally   -- (its chain's counts, kept: nothing before is read)
+  local msgs = M.messages_of(p.items)
   if type(body.instructions) == "string" then
     table.insert(msgs, 1, { role = "developer", content = body.instructions })
   end
-  for _, m in ipairs(M.messages_of(p.items)) do msgs[#msgs + 1] = m end
-  local ctx = replies.conversation(model, #msgs > 0 and msgs or { { role = "user", content = "" } }, chat.seed(body),
-    p.temperature)
-  local texts = {}
-  for i, m in ipairs(msgs) do texts[i] = content_text(m.content) end
-  local plan = { items = {}, status = "completed", input_tokens = tokens.prompt(req.tokenizer, texts),
-                 msgs = msgs, reasoning = reasoning_of(body, model), count = 0, reasoning_count = 0 }
+  local ctx = replies.conversation(model, (prev or #msgs > 0) and msgs or { { role = "user", content = "" } },
+    chat.seed(body), p.temperature, prev)
+  local sum = M.tally(prev, msgs)
+  local plan = { items = {}, status = "completed", input_tokens = tokens.prompt_counted(req.tokenizer, sum.words,
+                 sum.count), msgs = msgs, reasoning = reasoning_of(body, model), count = 0, reasoning_count = 0 }
+  if p.format and p.format.type == "json_object" and p.previous then   -- (a schema a message before gives)
+    plan.msgs = M.history(p.previous, req.srv.kept.responses)
+    if msgs[1] and msgs[1].role == "developer" then table.insert(plan.msgs, 1, msgs[1]) end
+    for i = msgs[1] and msgs[1].role == "developer" and 2 or 1, #msgs do plan.msgs[#plan.msgs + 1] = msgs[i] end
+  end
   if plan.reasoning then
     local parts = plan.reasoning.summary and summary_parts(ctx, plan.reasoning.summary) or {}
     plan.items[1] = { type = "reasoning", id = "rs_" .. uid(), summary = parts }
@@ -240,6 +262,9 @@ function M.plan (req, p)
       "cache_write_tokens", 0), "output_tokens", out_tokens,
     "output_tokens_details", O("reasoning_tokens", tokens.completion(req.tokenizer, plan.reasoning_count)),
     "total_tokens", plan.input_tokens + out_tokens)
+  -- (the chain's messages, needed for planning only: a stored response kept
+  -- them, and so the whole history again in each turn of a chain)
+  plan.msgs = nil
   return plan
 end
 

@@ -119,6 +119,13 @@ function M.prompt (tokenizer, texts, bare)
   return n
 end
 
+--- Prompt tokens of `n` messages of `nwords` words in all: `prompt` of
+-- their texts, from counts kept (a Responses chain's, per turn).
+function M.prompt_counted (tokenizer, nwords, n)
+  local t = TOKENIZERS[tokenizer] or TOKENIZERS.words
+  return t.word * nwords + t.message * n
+end
+
 --- A count of words (or of token ids) as this tokenizer counts them.
 function M.scale (tokenizer, count)
   local t = TOKENIZERS[tokenizer] or TOKENIZERS.words
