@@ -114,6 +114,38 @@ describe("best_of's rank judge", function ()
       assert.equal(want, c and c.index, text:sub(1, 80))
     end
   end)
+
+  -- A reply that leads with its answer on the same line as its reasons had
+  -- the candidate named in the reasons chosen: "2 is the best, candidate 1
+  -- is too short" chose 1, the one the judge turned down.
+  it("takes a number the reply leads with as the answer, when its words say so or a verdict word does not", function ()
+    local judge = require "aigc.judge"
+    local ok = { { index = 1 }, { index = 2 }, { index = 3 } }
+    local cases = {
+      ["2 is the best, candidate 1 is too short"] = 2, ["**2** is my pick; candidate 3 is close"] = 2,
+      ["Candidate 2 is the best, candidate 1 is too short"] = 2, ["3 candidates; 2 was the best"] = 2,
+      ["2: candidate 1 is too short"] = 2, ["2 - candidate 1 rambles"] = 2, ["2 (candidate 1 is too short)"] = 2,
+      ["2 is better, candidate 1 is too short"] = 2,
+      -- a leading number that is not the answer: a list, a negation
+      ["1: too short. 2: vivid. Best: 2"] = 2, ["1 is short. 2 is long. Best: 2"] = 2, ["2 is not the best, 1 is"] = 1,
+      -- (degenerate replies, read in linear time)
+      [string.rep("1 2 3 4 5 6 7 8 9 best ", 50000) .. "3 is best"] = 3,
+      [string.rep(string.rep(" ", 199) .. "1" .. string.rep(" ", 199) .. "is best", 1000)] = 1,
+    }
+    for text, want in pairs(cases) do
+      local c = judge.choice_of(text, ok)
+      assert.equal(want, c and c.index, text:sub(1, 80))
+    end
+    -- best_of with such a judge
+    local j = client(oneshot.serve_raw({ reply "2 is the best, candidate 1 is too short" }, finally))
+    local c = client(oneshot.serve_raw({ reply("A short one.", "A longer, more vivid one.") }, finally))
+    finally(function () j:close(); c:close() end)
+    local best, cands = aigc.strategy.best_of { client = c, n = 2, use_n = true, judge = { client = j },
+                                                params = { messages = { { role = "user", content = "A tale" } } } }
+    assert.is_table(best, tostring(cands))
+    assert.equal(2, best.index)
+    assert.same({ 0, 1 }, { cands[1].score, cands[2].score })
+  end)
 end)
 
 -- Runs CODE (with `assertions` = aigc.assertions) in a child Lua, killed if

@@ -242,13 +242,20 @@ local function check_args (fname, j, list, list_at, text, text_at, prompt, promp
   end
 end
 
+-- The candidate of `ok` numbered `num` (a string of digits), or nil.
+local function numbered (num, ok)
+  local n = tonumber(num)
+  for _, c in ipairs(ok) do if c.index == n then return c end end
+  return nil
+end
+
 -- The candidate of `ok` that `text` names first: after "Candidate N"
 -- ("Of the 3 candidates, candidate 2 is best" names 2, not 3), else its
 -- first number that is a candidate's index.
 local function named (text, ok)
   for num in (text:match("[Cc]andidate%s*[#:]?%s*#?(%d+)") or text):gmatch("%d+") do
-    local n = tonumber(num)
-    for _, c in ipairs(ok) do if c.index == n then return c end end
+    local c = numbered(num, ok)
+    if c then return c end
   end
   return nil
 end
@@ -258,28 +265,78 @@ end
 -- 1", "The best is 3"), else as `named`.
 local function named_after (sentence, ok)
   local num = sentence:match("^[%s:=%-]*#?(%d+)") or sentence:match("^%s+is%s+#?(%d+)")
-  local n = tonumber(num)
-  for _, c in ipairs(ok) do if c.index == n then return c end end
-  return named(sentence, ok)
+  return num and numbered(num, ok) or named(sentence, ok)
 end
 
 -- Words that give a verdict: the candidate named after one of them, in its
 -- sentence, is the judge's choice.
 local VERDICT = { "answer", "best", "winner", "choice", "choose", "chose", "pick", "prefer", "select", "verdict" }
 
--- The candidate a rank judge's reply chooses: the one named after its last
--- verdict word ("Answer: 2", "I prefer 2", "the best is candidate 3"), else
--- the one it names first. A judge that talks before it answers names other
--- candidates too: "Candidates 1 and 2 are fine, I prefer 2" chose 1.
-local function choice_of (reply, ok)
-  -- A first line that is the number alone ("2", "**2**", "2.") is the answer
-  -- in the form asked for; the reasons after it name the others ("2\n\n
-  -- Candidate 1 is too short." chose 1, the candidate the judge turned down).
-  -- (the line taken first: two runs of spaces side by side in one pattern
-  -- were read in time quadratic in their length)
+-- Whether `words` (after "N is") call N the answer: a verdict word or
+-- "better" ("is the best", "is my pick", "is better"), not negated ("is
+-- not the best").
+local function declares (words)
+  words = string_lower(words)
+  if words:find("%f[%a]not%f[%A]") or words:find("n't", 1, true) then return false end
+  if words:find("%f[%a]better%f[%A]") then return true end
+  for _, w in ipairs(VERDICT) do if words:find("%f[%a]" .. w) then return true end end
+  return false
+end
+
+-- The candidate a verdict word's clause names as its subject, before the
+-- word: "2 is the best", "candidate 2 was my pick" (`rclause`: the clause
+-- up to the word, reversed). The reasons after the word name others
+-- ("Candidate 2 is the best, candidate 1 is too short" chose 1, the one
+-- turned down). (Read reversed, its spaces made one: anchored patterns,
+-- linear time; unanchored ones were quadratic in a run of digits and spaces.)
+local function subject (rclause, ok)
+  local r = rclause:gsub("%s+", " ")
+  local words, num = r:match("^([%a ']-) si [%*_`\"']*(%d+)")
+  if not num then words, num = r:match("^([%a ']-) saw [%*_`\"']*(%d+)") end
+  if not num or words:find("%f[%a]ton%f[%A]") or words:find("t'n", 1, true) then return nil end
+  return numbered(num:reverse(), ok)
+end
+
+-- The candidate a reply leads with, and how: "alone" (the first line is
+-- its number and nothing else: "2", "**2**", "2."), "declared" (the words
+-- after it say it is the answer: "2 is the best, candidate 1 is too
+-- short"), "reasons" (a separator then words: "2: candidate 1 is too
+-- short", "2 - ...", "2, because ...", "2 (...)"); nil when the reply does
+-- not lead with a candidate's number. (The line is taken first: two runs of
+-- spaces side by side in one pattern were read in time quadratic in their
+-- length.)
+local function leading (reply, ok)
   local line = reply:match("^%s*([^\n]*)")
-  local first = tonumber(line:match("^[%*_#`\"']*#?(%d+)[%*_`\"'%.!%s]*$"))
-  for _, c in ipairs(ok) do if c.index == first then return c end end
+  local num, rest = line:match("^[%*_#`\"']*#?(%d+)[%*_`\"']*(.*)$")
+  local c = num and numbered(num, ok)
+  if not c then return nil end
+  if rest:find("^[%.!]?[%*_`\"']*%s*$") then return c, "alone" end
+  local words = rest:match("^%s+is%s+([^,.;!?]*)") or rest:match("^%s+was%s+([^,.;!?]*)")
+  if words and declares(words) then return c, "declared" end
+  if rest:find("^%s*[:,%(%-]") or rest:find("^%s*\226\128[\147\148]") then return c, "reasons" end
+  return nil
+end
+
+-- The candidate a rank judge's reply chooses. The rules, first that
+-- applies:
+--  1. a reply that leads with a candidate's number alone on its line, or
+--     with words saying it is the answer ("2 is the best, candidate 1 is
+--     too short"): that number. The judge is asked for the number only;
+--     the reasons after it name the others ("2\n\nCandidate 1 is too
+--     short." and "2 is the best, candidate 1 is too short" chose 1, the
+--     candidate the judge turned down);
+--  2. the candidate its last verdict word ("answer", "best", "prefer"...)
+--     gives: the subject of that clause ("candidate 3 is the best"), else
+--     the one named after the word ("Answer: 2", "I prefer 2", "the best
+--     is candidate 3"). A judge that talks before it answers names other
+--     candidates too: "Candidates 1 and 2 are fine, I prefer 2" chose 1;
+--  3. a number it leads with before a separator and its reasons ("2:
+--     candidate 1 is too short", "2 - ..."): weaker than a verdict word, as
+--     a list leads so too ("1: too short. 2: vivid. Best: 2");
+--  4. the candidate it names first (`named`).
+local function choice_of (reply, ok)
+  local lead, how = leading(reply, ok)
+  if lead and how ~= "reasons" then return lead end
   local low = string_lower(reply)
   local chosen, at = nil, 0
   for _, w in ipairs(VERDICT) do
@@ -288,13 +345,14 @@ local function choice_of (reply, ok)
       local s, e = low:find("%f[%a]" .. w .. "%a*", from)
       if not s then break end
       from = e + 1
-      -- (its sentence, of 200 bytes at most: a reply of many verdict
-      -- words would be read again from each, quadratic)
-      local c = s > at and named_after(low:sub(e + 1, e + 200):match("^[^\n.!?;]*"), ok)
+      -- (its sentence, of 200 bytes at most each way: a reply of many
+      -- verdict words would be read again from each, quadratic)
+      local c = s > at and (subject(low:sub(s > 200 and s - 200 or 1, s - 1):reverse():match("^[^\n.!?;,]*"), ok)
+                            or named_after(low:sub(e + 1, e + 200):match("^[^\n.!?;]*"), ok))
       if c then chosen, at = c, s end
     end
   end
-  return chosen or named(reply, ok)
+  return chosen or lead or named(reply, ok)
 end
 M.choice_of = choice_of
 

@@ -100,9 +100,9 @@ end
 --  - `judge = { client =, prompt =, params =, mode = "rank" | "score", api = }`: an LLM
 --    judge (client defaults to `client`, api "chat" or "responses" to the
 --    API of `params`); "rank" (default) asks once for the
---    best candidate (score 1, the others 0: a first line that is its number alone, else
---    the one named after the reply's last verdict word -- "answer", "best", "prefer",
---    "pick"... --, else the one it names first), "score" asks for a 1-10 score per
+--    best candidate (score 1, the others 0: the number the reply leads with, alone or said
+--    to be the best -- "2 is the best, candidate 1 is too short" --, else the one its last
+--    verdict word gives, else the one it names first: rules in aigc.judge), "score" asks for a 1-10 score per
 --    candidate, all at once,
 --  - `use_n = true`: one request with `n =` instead of n requests (a server
 --    that returns fewer choices gets the missing candidates asked one by
