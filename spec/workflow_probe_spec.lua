@@ -50,6 +50,42 @@ describe("a dataset run", function ()
   end)
 end)
 
+describe("a dataset run whose strategy raises or returns an error that is not a string", function ()
+  local client
+  devserver.fixture(_ENV, function (_, c) client = c end)
+
+  -- A strategy that raised a table showed "the call failed: table: 0x55...";
+  -- one that returned nil and a table without a message, "table: 0x55...".
+  -- Worded now as every aigc callback error is (util.value_text).
+  it("words it as aigc words a callback's error value, never an address", function ()
+    local shown = setmetatable({}, { __tostring = function () return "the npc left" end,
+                                     __index = { message = "an error" } })
+    local values = {
+      raised_message = function () error({ message = "the door is locked" }) end,
+      raised_tostring = function () error(shown) end,
+      raised_bare = function () error({ code = 5 }) end,
+      returned_bare = function () return nil, { code = 5 } end,
+      returned_tostring = function () return nil, shown end,
+      raised_string = function () error("no way") end,
+    }
+    local cases = {}
+    for id in pairs(values) do cases[#cases + 1] = { id = id, prompt = "hi" } end
+    table.sort(cases, function (a, b) return a.id < b.id end)
+    local summary = assert(runner.run { client = client, cases = cases,
+      strategy = function (_, _, case) return values[case.id]() end })
+    local want = {
+      raised_message = "the call failed: the door is locked", raised_tostring = "the call failed: the npc left",
+      raised_bare = "the call failed: a table error value without a message",
+      returned_bare = "a table error value without a message", returned_tostring = "the npc left",
+      raised_string = "the call failed: no way",
+    }
+    for id, message in pairs(want) do
+      assert.is_false(summary.results[id].ok, id)
+      assert.equal(message, summary.results[id].error.message, id)
+    end
+  end)
+end)
+
 describe("refine", function ()
   local client
   devserver.fixture(_ENV, function (_, c) client = c end)

@@ -303,6 +303,15 @@ local function attempt (run, job)
   if res then result_of(run, job, res) end
 end
 
+-- The text of an error a strategy or a check raised or returned: an aigc
+-- error's message; any other value as every aigc callback error words it
+-- (util.value_text: its __tostring, its message, or what it is; never
+-- tostring()'s "table: 0x55a9...", which a result line showed).
+local function error_words (err)
+  if util.is_error(err) then return err.message end
+  return util.value_text(err)
+end
+
 local function failure_result (job)
   local err = job.err
   return {
@@ -310,8 +319,8 @@ local function failure_result (job)
     latency_ms = job.latency and math_floor(job.latency * 1000 + 0.5) or nil,
     -- (repaired: a server's error page need not be UTF-8 -- a proxy's Latin-1
     -- 502 -- and the line is JSON; it stopped the run with an encode error)
-    error = { kind = type(err) == "table" and err.kind or "error", message = repair_utf8(tostring(type(err) == "table"
-              and err.message or err)), status = type(err) == "table" and err.status or nil },
+    error = { kind = type(err) == "table" and err.kind or "error", message = repair_utf8(tostring(error_words(err))),
+              status = type(err) == "table" and err.status or nil },
   }
 end
 
@@ -466,11 +475,11 @@ function Run:settle (job)
   end
   if job.res and job.result then return self:finish(job, job.result) end
   if job.res and not job.result then   -- the assertions raised
-    job.err = run_error("checking the assertions failed: " .. tostring(job.check_error))
+    job.err = run_error("checking the assertions failed: " .. error_words(job.check_error))
     return self:finish(job, failure_result(job))
   end
   if not job.res and job.err == nil then   -- the call raised (params the library refuses): its message, not "nil"
-    job.err = run_error("the call failed: " .. tostring(job.check_error):gsub("^[^\n]-:%d+: ", ""))
+    job.err = run_error("the call failed: " .. error_words(job.check_error):gsub("^[^\n]-:%d+: ", ""))
   end
   local summary = self.summary
   if type(job.err) == "table" and job.err.status == 429 then summary.rate_limited = summary.rate_limited + 1 end
