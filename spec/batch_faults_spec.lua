@@ -240,6 +240,29 @@ describe("aigc.batch against a hostile server", function ()
         assert.equal(1, summary.totals.requests)
       end)
 
+      -- A line whose `error` is a plain string (a proxy's, a gateway's) was
+      -- "status 200" (or "status nil" with no response): the server's words lost.
+      it("a line whose error is a string, or an object with a code only: the case's error says so", function ()
+        local lines = {
+          '{"custom_id":"fr","response":{"status_code":200,"body":' .. REPLY .. '},"error":"quota exceeded for '
+            .. KEY .. '"}',
+          '{"custom_id":"es","response":null,"error":{"code":"batch_expired"}}',
+          '{"custom_id":"it","response":{"status_code":500,"body":{"error":"upstream gateway down"}},"error":null}',
+        }
+        serve { ["POST /v1/files"] = FILE, ["POST /v1/batches"] = done_batch(), ["GET /v1/batches/b"] = done_batch(),
+                ["GET /v1/files/out/content"] = { ctype = "application/jsonl", body = table.concat(lines, "\n") } }
+        local cases = { CASES[1], CASES[2], { id = "it", vars = { country = "Italy" } } }
+        local summary = assert(runner.run { client = client, backend = "batch", batch_interval = 0.02,
+                                            template = tpl, cases = cases })
+        assert.equal(3, summary.failed)
+        local fr, es, it_ = summary.results.fr.error, summary.results.es.error, summary.results.it.error
+        assert.equal("quota exceeded for [redacted]", fr.message)   -- (scrubbed, as every server text)
+        assert.equal(200, fr.status)
+        assert.equal("batch_expired", es.message)
+        assert.equal("upstream gateway down", it_.message)
+        assert.equal(500, it_.status)
+      end)
+
       it("a failed batch: each case's error says why (the batch's first error, its input line)", function ()
         local failed = { body = '{"id":"b","status":"failed","errors":{"object":"list","data":['
           .. '{"code":"invalid_json_line","message":"This line is not valid JSON.","line":2},'

@@ -148,6 +148,16 @@ local function progress (run, b)
        batch = run.last_batch }
 end
 
+-- The words of a result line's error as the server sent it: an object's
+-- message (else its code), or a plain string (a proxy's, a gateway's: the
+-- line was "status 200", the server's words lost); nil when it says nothing.
+local function server_words (e)
+  if type(e) == "string" then return e ~= "" and e or nil end
+  if type(e) ~= "table" then return nil end
+  if type(e.message) == "string" and e.message ~= "" then return e.message end
+  return type(e.code) == "string" and e.code ~= "" and e.code or nil
+end
+
 -- Why a case's line `r` of batch `b` failed (its result line's error), or
 -- nil when it is answered as it should be: a line the server sent
 -- malformed (kind "parse"), a reply that breaks the case's schema `o` (as
@@ -161,10 +171,9 @@ local function line_error (client, b, r, o, api)
     local parsed, perr = adapter[api].parse(r.body, o)   -- (sets r.body.parsed)
     return not parsed and util.scrub(client, perr) or nil
   end
-  local e = r and (type(r.error) == "table" and r.error
-                   or type(r.body) == "table" and type(r.body.error) == "table" and r.body.error) or {}
   return util.scrub(client, util.new_error { kind = r and "http" or "batch", status = r and r.status_code,
-    message = type(e.message) == "string" and e.message or r and "status " .. tostring(r.status_code)
+    message = r and (server_words(r.error) or type(r.body) == "table" and server_words(r.body.error)
+                     or "status " .. tostring(r.status_code))
               or "batch " .. batch.shown_id(b.id, client) .. " ended " .. batch.shown_id(b.status, client)
                  .. " without this case" .. batch.why_over(b, client) })
 end
