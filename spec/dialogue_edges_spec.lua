@@ -199,9 +199,40 @@ describe("the dialogue layer", function ()
       local msgs = sent[2].messages
       assert.equal('{"error":"the door is locked"}', msgs[3].content)
       assert.equal('{"error":"the door is locked"}', msgs[4].content)
-      assert.equal('{"error":"a table error value without a message"}', msgs[5].content)
+      -- (a __tostring that raises: as a callback's error says it, and the C core)
+      assert.equal('{"error":"(a table value whose __tostring failed)"}', msgs[5].content)
       assert.equal(shown, res.tool_calls_made[1].error_value)
       assert.equal("the door is locked", res.tool_calls_made[2].error)
+    end)
+
+    -- An error class whose instances inherit a generic `message` through
+    -- __index and describe themselves in __tostring: the model got the
+    -- generic "an error" (read through __index before __tostring), where a
+    -- callback's error says what __tostring says. Now the same order as
+    -- every aigc callback error (util.value_text): __tostring (unless only
+    -- an address), the table's own message, else what the value is.
+    it("an error object's __tostring comes before a message inherited through __index", function ()
+      local Err = { message = "an error" }
+      Err.__index = Err
+      Err.__tostring = function (e) return "no door at " .. e.where end
+      local own = setmetatable({ message = "the door is locked" },
+                               { __tostring = function () return "thing: 0x55d0c0ffee10" end })
+      local ts = aigc.tools {
+        { name = "raises", fn = function () error(setmetatable({ where = "the cellar" }, Err)) end },
+        { name = "returns", fn = function () return nil, setmetatable({ where = "the attic" }, Err) end },
+        { name = "addressed", fn = function () error(own) end },
+      }
+      local res, err, sent = chat(ts, {
+        scripted.chat { tool_calls = { scripted.call("a", "raises", "{}"), scripted.call("b", "returns", "{}"),
+                                       scripted.call("c", "addressed", "{}") } },
+        scripted.chat { content = "No door." } })
+      assert.is_nil(err)
+      local msgs = sent[2].messages
+      assert.equal('{"error":"no door at the cellar"}', msgs[3].content)
+      assert.equal('{"error":"no door at the attic"}', msgs[4].content)
+      assert.equal('{"error":"the door is locked"}', msgs[5].content)   -- (its __tostring is only an address)
+      assert.equal("no door at the cellar", res.tool_calls_made[1].error)
+      assert.matches("no door at the cellar", res.tool_calls_made[1].traceback, 1, true)
     end)
   end)
 

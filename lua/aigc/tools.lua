@@ -336,10 +336,18 @@ local function error_content (message, sources)
   return json_encode { error = strip_position(repair_utf8(message), sources) }
 end
 
--- The text of an error value a tool raised or returned (util.error_message):
--- never tostring()'s "table: 0x55a9..." nor a file's "file (0x55a9...)",
--- an address that changes between runs and means nothing to the model.
-local message_of = util.error_message
+-- The text of an error value a tool raised or returned: an aigc error's
+-- message (a call the tool made failed); any other value as every aigc
+-- callback error words it (util.value_text, the C core's words too): its
+-- __tostring, unless only an address; its own `message`; else what it is.
+-- Never tostring()'s "table: 0x55a9..." nor a file's "file (0x55a9...)",
+-- an address that changes between runs and means nothing to the model;
+-- no __index runs (a `message` an error class gave all its instances came
+-- before the __tostring that described this one).
+local function message_of (e)
+  if util.is_error(e) then return e.message end
+  return util.value_text(e)
+end
 
 -- }======================================================
 

@@ -248,40 +248,12 @@ function M.error_text (e)
 end
 local error_text = M.error_text
 
-local function index_message (e) return e.message end
-
 -- Whether `s` is only an address as Lua shows one: "table: 0x55d0c...",
 -- "file (0x55d0c...)" (an open io file's __tostring), as
 -- src/error_report.c's only_address reads it.
 local function only_address (s)
   return s:find("^[%w_%.%*]*[:%s%(]*0[xX]%x+%)?$") ~= nil
     or s:find("^[%w_%.%*]+[:%s%(]+%x%x%x%x%x%x%x%x+%)?$") ~= nil   -- (Windows: no "0x")
-end
-
---- The text of an error value, never raising for it (only memory may):
--- a string, number or boolean as it is; a table's string `message` (aigc's
--- errors, most libraries'); else what its own `__tostring` says, unless
--- that fails or is only an address ("file (0x55a9...)"); else what the
--- value is: "a table error value without a message" -- never tostring()'s
--- "table: 0x55a9...", an address that changes between runs and means
--- nothing to a reader (nor to a model: the tool loop sends it).
--- @param e
--- @treturn string
-function M.error_message (e)
-  local t = type(e)
-  if t == "string" or t == "number" or t == "boolean" then return tostring(e) end
-  -- (read under pcall: an error object whose __index raises made the
-  -- whole chat raise from here, where the tool's error was to go back)
-  if t == "table" then
-    local ok, m = pcall(index_message, e)
-    if ok and type(m) == "string" then return m end
-  end
-  local mt = getmetatable(e)
-  if type(mt) == "table" and rawget(mt, "__tostring") ~= nil then   -- (raw, as tostring reads it)
-    local ok, s = pcall(tostring, e)
-    if ok and type(s) == "string" and not only_address(s) then return s end
-  end
-  return string_format("a %s error value without a message", t)
 end
 
 --- The text of an error value a callback raised, worded as the core words
@@ -311,8 +283,8 @@ local value_text = M.value_text
 
 --- `e` as an error object: `e` itself if it is one, else an error of kind
 -- "callback" that says where it came from (`what`: "on_done", "a task"...),
--- with `e`'s text (`error_text`; `error_message` for what is only an
--- address: "table: 0x55a9..." means nothing), a value not a string kept whole
+-- with `e`'s text (`value_text`: never an address, "table: 0x55a9...",
+-- which means nothing), the name of `what` by `error_text`, a value not a string kept whole
 -- as `value` (a game's `error({ reason = "npc_left" })`).
 -- Any value will do (nil, a table whose `__tostring` raises or returns
 -- nil): only memory can make it fail.
