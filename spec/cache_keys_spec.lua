@@ -167,6 +167,37 @@ describe("the response cache's keys", function ()
     assert.equal(1, #srv:requests())
   end)
 
+  -- An Azure client's azure_ad_token_provider gives its token per call, not
+  -- in the client's headers: two clients of two identities (two providers)
+  -- and one folder were each answered from the other's entries.
+  it("Azure clients whose token providers give other tokens share no entry; the token is never stored", function ()
+    local function cached (token, prompt)
+      local c = aigc.client { azure = true, endpoint = srv.url, api_version = "2024-10-21", model = "dep",
+                              max_retries = 0, cache = { dir = dir .. "/t" },
+                              azure_ad_token_provider = function () return token end }
+      local res = assert(c:chat(ask(prompt or "Echo: shared folder")))
+      c:close()
+      return res.cached == true
+    end
+    local alice, bob = "entra-token-alice-0123456789", "entra-token-bob-0123456789"
+    assert.is_false(cached(alice))
+    assert.is_false(cached(bob))                  -- (was alice's reply)
+    assert.is_true(cached(alice))
+    assert.is_true(cached(bob))
+    -- the token of a provider is the credential, as a fixed azure_ad_token's: the same token hits
+    local fixed = aigc.client { azure = true, endpoint = srv.url, api_version = "2024-10-21", model = "dep",
+                                max_retries = 0, cache = { dir = dir .. "/t" }, azure_ad_token = alice }
+    assert.is_true(assert(fixed:chat(ask("Echo: shared folder"))).cached)
+    fixed:close()
+    -- a prompt holding the token: not in the entry's key (nor the token anywhere in the folder), and hit
+    assert.is_false(cached(alice, "Echo: is " .. alice .. " still valid?"))
+    assert.is_true(cached(alice, "Echo: is " .. alice .. " still valid?"))
+    assert.equal(3, #srv:requests())
+    local text = stored(dir .. "/t")
+    assert.matches("still valid", text, 1, true)
+    assert.is_nil(text:find("entra-token-", 1, true))
+  end)
+
   it("keeps neither a key nor an unsalted hash of one on disk", function ()
     -- (short keys: an unsalted 64-bit hash of one was found again by trying keys)
     local client_key, body_key, header_key, query_key = "sk-c1", "sk-b1", "sk-h1", "sk-q1"

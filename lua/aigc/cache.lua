@@ -11,7 +11,9 @@
 -- The key is the client's base URL and the request's cassette key (the API
 -- path and the canonical JSON of what is sent: `aigc.cassette.key`), with
 -- a hash of the call's own headers and query and a keyed digest of the
--- credentials (`Cache:call_key`), so no header, key or token is in it. A hit returns a copy of the stored reply
+-- credentials (`Cache:call_key`; an Azure client's azure_ad_token_provider's
+-- token for the call among them: two identities never share an entry, a
+-- new token makes new ones), so no header, key or token is in it. A hit returns a copy of the stored reply
 -- (with `cached = true`, `retries = 0`): blocking calls return it at once;
 -- `chat_async` returns a future that is already done (its `on_done` runs
 -- from the next `step()`, as for any request). Hits and misses are counted

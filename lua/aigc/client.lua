@@ -224,8 +224,9 @@ local function ad_token (self, fname)
 end
 
 -- The per-call options the C core cannot know: merged headers and query,
--- Azure's deployment paths; the name of the user's call.
-local function call_opts (self, api, params, path, fname, argn, body_opts)
+-- Azure's deployment paths; the name of the user's call. `token`: the
+-- call's Azure token (from its azure_ad_token_provider), or nil.
+local function call_opts (self, api, params, path, fname, argn, body_opts, token)
   local opts = { path = path, fname = fname, arg = argn }   -- (the core's misuse errors name the user's call)
   local azure = self._azure
   if azure and (api == "chat" or api == "completion" or AZURE_DEPLOYMENT_PATHS[path]) then
@@ -240,7 +241,6 @@ local function call_opts (self, api, params, path, fname, argn, body_opts)
     opts.path = "/deployments/" .. deployment .. (path or DEFAULT_PATH[api])
   end
   if self._no_stream_usage then opts.stream_usage = false end
-  local token = self._ad_token_provider and ad_token(self, fname)
   if params.headers ~= nil or params.extra_headers ~= nil or params.idempotency_key ~= nil or self._idempotency
      or token then
     -- (most calls have none: no call; a token in a call's header is one of its secrets: the engine
@@ -271,12 +271,15 @@ end
 -- sweep), and its call state is returned after it, for `await`.
 local function submit (self, api, params, path, fname, argn, body_opts, awaited)
   local hook = self._hook   -- usage totals, prompt_log, cassette (aigc.hooks: what to submit)
-  local call = hook and hook.before(self, api, params, path, body_opts)
+  -- (an Azure provider's token, asked first: it is the call's credential, which the response
+  -- cache's key and what the hooks keep need too -- two identities shared cached replies)
+  local token = self._ad_token_provider and ad_token(self, fname)
+  local call = hook and hook.before(self, api, params, path, body_opts, token)
   if call and not call.as_is then   -- (as_is: the params are submitted as they are)
     if call.hit then return hook.settled(self, call) end   -- the response cache answered
     params = call.params
   end
-  local opts = call_opts(self, api, call and call.options or params or {}, path, fname, argn or 1, body_opts)
+  local opts = call_opts(self, api, call and call.options or params or {}, path, fname, argn or 1, body_opts, token)
   if body_opts then for k, v in pairs(body_opts) do opts[k] = v end end   -- form, sink, method (aigc.media)
   -- (the usage hook's counting callbacks, in the params' stead: aigc.hooks)
   if call then

@@ -342,8 +342,9 @@ end
 -- headers the call sends; `call.on_done`/`call.on_error`, when set, go to
 -- the engine in the submit's opts (in place of the params' own). `PLAIN`:
 -- submit the params as they are. `body`: the media calls' body options
--- (`sink`, `events`, `form`: aigc.media).
-function M.before (client, api, params, path, body)
+-- (`sink`, `events`, `form`: aigc.media). `token`: the call's Azure token
+-- (its client's azure_ad_token_provider's), or nil.
+function M.before (client, api, params, path, body, token)
   sweep(client)
   -- The common case, a straight line (~10k instructions per call less
   -- than the general one below): totals only, params without a `cache`
@@ -366,6 +367,12 @@ function M.before (client, api, params, path, body)
   local call = { api = api, started = now(), user_params = params, params = p, options = p, model = client.model,
                  method = body and body.method }
   call.secrets, call.header_lines = util.call_credentials(p)   -- (what the cache, the cassette keep: scrubbed)
+  if token then
+    -- (an Azure provider's token: the call's credential, as a fixed azure_ad_token's header is
+    -- the client's -- in the cache's key, digested, and scrubbed from what is kept)
+    call.header_lines = call.header_lines or {}
+    table.insert(call.header_lines, 1, "Authorization: Bearer " .. token)
+  end
   p.cache = nil   -- (the cache mark is never sent)
   if client._cache and cache.cacheable(api, params, body) then
     -- (the URL as shown: no password in a key that the disk cache's files repeat; the
