@@ -148,6 +148,7 @@ build = {
     ["aigc.runner"] = "lua/aigc/runner.lua",
     ["aigc.runner_input"] = "lua/aigc/runner_input.lua",
     ["aigc.runner_responses"] = "lua/aigc/runner_responses.lua",
+    ["aigc.runner_strategy"] = "lua/aigc/runner_strategy.lua",
     ["aigc.schema"] = "lua/aigc/schema.lua",
     ["aigc.schema_compile"] = "lua/aigc/schema_compile.lua",
     ["aigc.schema_format"] = "lua/aigc/schema_format.lua",

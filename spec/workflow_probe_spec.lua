@@ -84,6 +84,32 @@ describe("a dataset run whose strategy raises or returns an error that is not a 
       assert.equal(message, summary.results[id].error.message, id)
     end
   end)
+
+  -- An error value whose __index raises, returned by a strategy, was read
+  -- by the rate limiter and the retry: runner.run raised "gotcha", the
+  -- whole run stopped, no line written. It fails its case alone now; an
+  -- error table of the script's own keeps its kind and status (a 503 is
+  -- retried, as a server's).
+  it("fails only its case when that value's __index raises; its own status still retries", function ()
+    local hostile = setmetatable({}, { __index = function () error("gotcha") end })
+    local tries = 0
+    local summary = assert(runner.run { client = client, max_attempts = 2, concurrency = 1,
+      cases = { { id = "hostile", prompt = "hi" }, { id = "busy", prompt = "hi" }, { id = "fine", prompt = "hi" } },
+      strategy = function (c, params, case)
+        if case.id == "hostile" then return nil, hostile end
+        if case.id == "busy" then
+          tries = tries + 1
+          return nil, { kind = "http", status = 503, retry_after = 0, message = "busy" }
+        end
+        return c:chat(params)
+      end })
+    assert.equal(1, summary.ok)
+    assert.equal("a table error value without a message", summary.results.hostile.error.message)
+    assert.equal("error", summary.results.hostile.error.kind)
+    assert.equal(1, summary.results.hostile.attempts)
+    assert.same({ kind = "http", status = 503, message = "busy" }, summary.results.busy.error)
+    assert.equal(2, tries)
+  end)
 end)
 
 describe("refine", function ()

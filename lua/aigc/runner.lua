@@ -60,9 +60,11 @@ local assertions_mod = require "aigc.assertions"
 local runfile = require "aigc.runfile"
 local runner_input = require "aigc.runner_input"
 local runner_responses = require "aigc.runner_responses"
+local answer = require "aigc.runner_strategy"   -- (a case's call or strategy)
 local repair_utf8 = require("aigc.tools").repair_utf8
 
 local json_encode = core.json.encode
+local error_words = answer.error_words
 local now = core.now
 local error, getmetatable, ipairs, pairs, pcall, setmetatable, tonumber, tostring, type = error, getmetatable,
   ipairs, pairs, pcall, setmetatable, tonumber, tostring, type
@@ -192,33 +194,6 @@ local function iso_now ()
   return os.date("!%Y-%m-%dT%H:%M:%SZ")
 end
 
--- Runs a case's request (or strategy): res-like table or nil, err.
-local function call (run, params, c)
-  local s = run.strategy
-  if s == nil then
-    if run.api == "responses" then return run.client:respond(params) end
-    return run.client:chat(params)
-  end
-  if type(s) == "function" then return s(run.client, params, c) end
-  local strategy = require "aigc.strategy"
-  if s.best_of then
-    local best, cands = strategy.best_of { client = run.client, n = s.best_of, params = params,
-                                           judge = { prompt = s.judge } }
-    if not best then return nil, cands end
-    local list = {}
-    for _, x in ipairs(cands) do list[#list + 1] = x.res; if x.judge then list[#list + 1] = x.judge.res end end
-    if cands.judge then list[#list + 1] = cands.judge.res end
-    return { text = best.text, model = best.res and best.res.model, usage_list = list,
-             headers = best.res and best.res.headers, strategy = { chosen = best.index, score = best.score } }
-  end
-  local win, cands = strategy.vote { client = run.client, n = s.vote, params = params }
-  if not win then return nil, cands end
-  local list = {}
-  for _, x in ipairs(cands) do list[#list + 1] = x.res end
-  return { text = win.text, usage_list = list, headers = cands[1] and cands[1].res and cands[1].res.headers,
-           strategy = { answer = win.answer, count = win.count, total = win.total } }
-end
-
 -- (a response's input_tokens and output_tokens count as a chat reply's)
 local USAGE_ALIAS = { prompt_tokens = "input_tokens", completion_tokens = "output_tokens" }
 local function add_usage (into, u)
@@ -271,45 +246,12 @@ local function result_of (run, job, res)
   }
 end
 
--- What a strategy function gave, as a call's `res, err`. A result that is
--- no table (42) reached the rate limiter's `res.headers` and stopped the
--- whole run with "attempt to index a number value"; nothing at all failed
--- the case with "the call failed: nil"; a text that is not UTF-8 (a reply
--- never is: the decoder refuses it) stopped the run from the result line's
--- encoder. Each fails its case now.
-local function strategy_result (res, err)
-  if res ~= nil and type(res) ~= "table" then
-    return nil, run_error("the strategy returned " .. util.describe(res)
-                          .. "; a result table, or nil and an error, expected")
-  elseif res == nil and err == nil then
-    return nil, run_error("the strategy returned nil and no error")
-  end
-  local ok, why = true, nil
-  if res and type(res.text) == "string" then ok, why = pcall(json_encode, res.text) end
-  if not ok then
-    why = tostring(why)
-    return nil, run_error("the strategy returned a text JSON cannot hold ("
-                          .. (why:match("invalid UTF%-8[^)]*") or why) .. ")")
-  end
-  return res, err
-end
-
 local function attempt (run, job)
   local t0 = now()
-  local res, err = call(run, job.params, job.case)
+  local res, err = answer.call(run, job.params, job.case)
   job.latency = now() - t0
-  if type(run.strategy) == "function" then res, err = strategy_result(res, err) end
   job.res, job.err = res, err
   if res then result_of(run, job, res) end
-end
-
--- The text of an error a strategy or a check raised or returned: an aigc
--- error's message; any other value as every aigc callback error words it
--- (util.value_text: its __tostring, its message, or what it is; never
--- tostring()'s "table: 0x55a9...", which a result line showed).
-local function error_words (err)
-  if util.is_error(err) then return err.message end
-  return util.value_text(err)
 end
 
 local function failure_result (job)
