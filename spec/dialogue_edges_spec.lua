@@ -183,6 +183,15 @@ describe("the dialogue layer", function ()
       assert.equal(0, ran)
     end)
 
+    -- The model calls each tool of `names` once, then answers: the result, and the messages of the second request.
+    local function call_each (ts, names)
+      local calls = {}
+      for i, name in ipairs(names) do calls[i] = scripted.call(string.char(96 + i), name, "{}") end
+      local res, err, sent = chat(ts, { scripted.chat { tool_calls = calls }, scripted.chat { content = "Done." } })
+      assert.is_nil(err)
+      return res, sent[2].messages
+    end
+
     it("an error value with its own __tostring goes to the model as what it says (as a callback's does)", function ()
       local shown = setmetatable({ code = 7 }, { __tostring = function () return "the door is locked" end })
       local broken = setmetatable({}, { __tostring = function () error("no") end })
@@ -191,12 +200,7 @@ describe("the dialogue layer", function ()
         { name = "returns", fn = function () return nil, shown end },
         { name = "broken", fn = function () error(broken) end },
       }
-      local res, err, sent = chat(ts, {
-        scripted.chat { tool_calls = { scripted.call("a", "raises", "{}"), scripted.call("b", "returns", "{}"),
-                                       scripted.call("c", "broken", "{}") } },
-        scripted.chat { content = "Locked." } })
-      assert.is_nil(err)
-      local msgs = sent[2].messages
+      local res, msgs = call_each(ts, { "raises", "returns", "broken" })
       assert.equal('{"error":"the door is locked"}', msgs[3].content)
       assert.equal('{"error":"the door is locked"}', msgs[4].content)
       -- (a __tostring that raises: as a callback's error says it, and the C core)
@@ -222,12 +226,7 @@ describe("the dialogue layer", function ()
         { name = "returns", fn = function () return nil, setmetatable({ where = "the attic" }, Err) end },
         { name = "addressed", fn = function () error(own) end },
       }
-      local res, err, sent = chat(ts, {
-        scripted.chat { tool_calls = { scripted.call("a", "raises", "{}"), scripted.call("b", "returns", "{}"),
-                                       scripted.call("c", "addressed", "{}") } },
-        scripted.chat { content = "No door." } })
-      assert.is_nil(err)
-      local msgs = sent[2].messages
+      local res, msgs = call_each(ts, { "raises", "returns", "addressed" })
       assert.equal('{"error":"no door at the cellar"}', msgs[3].content)
       assert.equal('{"error":"no door at the attic"}', msgs[4].content)
       assert.equal('{"error":"the door is locked"}', msgs[5].content)   -- (its __tostring is only an address)

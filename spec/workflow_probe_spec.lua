@@ -147,13 +147,19 @@ describe("best_of's rank judge", function ()
     return aigc.client { base_url = url, api_key = "sk-judge-0123456789", model = "m", max_retries = 0, timeout = 30 }
   end
 
-  it("takes a first line that is the number alone as the answer", function ()
-    local judge = client(oneshot.serve_raw({ reply "2\n\nCandidate 1 is too short." }, finally))
+  -- best_of of two candidates (the second the longer) whose judge replies `verdict`.
+  local function best_of_two (verdict)
+    local judge = client(oneshot.serve_raw({ reply(verdict) }, finally))
     local c = client(oneshot.serve_raw({ reply("A short one.", "A longer, more vivid one.") }, finally))
     finally(function () judge:close(); c:close() end)
     local best, cands = aigc.strategy.best_of { client = c, n = 2, use_n = true, judge = { client = judge },
                                                 params = { messages = { { role = "user", content = "A tale" } } } }
     assert.is_table(best, tostring(cands))
+    return best, cands
+  end
+
+  it("takes a first line that is the number alone as the answer", function ()
+    local best, cands = best_of_two "2\n\nCandidate 1 is too short."
     assert.equal(2, best.index)
     assert.equal("A longer, more vivid one.", best.text)
     assert.equal(1, cands[2].score)
@@ -199,12 +205,7 @@ describe("best_of's rank judge", function ()
       assert.equal(want, c and c.index, text:sub(1, 80))
     end
     -- best_of with such a judge
-    local j = client(oneshot.serve_raw({ reply "2 is the best, candidate 1 is too short" }, finally))
-    local c = client(oneshot.serve_raw({ reply("A short one.", "A longer, more vivid one.") }, finally))
-    finally(function () j:close(); c:close() end)
-    local best, cands = aigc.strategy.best_of { client = c, n = 2, use_n = true, judge = { client = j },
-                                                params = { messages = { { role = "user", content = "A tale" } } } }
-    assert.is_table(best, tostring(cands))
+    local best, cands = best_of_two "2 is the best, candidate 1 is too short"
     assert.equal(2, best.index)
     assert.same({ 0, 1 }, { cands[1].score, cands[2].score })
   end)
