@@ -46,7 +46,7 @@ static int only_address (const char *s, size_t len) {
 ** address ("file (0x...)") or it fails ("(a table value whose __tostring
 ** failed)"); a table's string `message` field (raw: no __index runs);
 ** else what the value is: "a table error value without a message", as
-** the tool loop says it (lua/aigc/util.lua error_message), never
+** the Lua layer says it (lua/aigc/util.lua value_text), never
 ** "table: 0x...". For stderr and for a callback error's message.
 */
 static const char *error_text (lua_State *L, int idx) {
