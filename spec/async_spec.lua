@@ -87,6 +87,29 @@ describe("non-blocking requests", function ()
     assert.equal(400, failed.status)
   end)
 
+  it("hands over 300 replies that all came before one step: each once, to its own request", function ()
+    -- (the step reads every transfer that ended in its turn before it lets
+    -- libcurl forget any: loop.c collect_finished; bench/README, issue 17)
+    local N, got, reqs = 300, {}, {}
+    for i = 1, N do
+      reqs[i] = client:chat_async(params("delay=1000", { messages = { { role = "user", content = "Echo: n" .. i } },
+        on_done = function (res) got[#got + 1] = { i, res } end }))
+    end
+    while srv:stats().requests_total < N do client:step(0) end   -- all sent, none answered yet
+    wait_for(function () return srv:stats().open_now == 0 end, 20)   -- all answered, none read yet
+    assert.equal(0, #got)
+    client:step(0)
+    assert.equal(N, #got)
+    local seen = {}
+    for _, g in ipairs(got) do
+      local i, res = g[1], g[2]
+      assert.is_nil(seen[i])
+      seen[i] = true
+      assert.equal("n" .. i, res.text)
+      assert.equal(res, (reqs[i]:result()))
+    end
+  end)
+
   it("keeps a request with callbacks alive when the script dropped it", function ()
     local done
     client:chat_async(params("delay=100", { on_done = function (res) done = res.text end }))

@@ -285,21 +285,43 @@ static void poll_and_act (lua_State *L, aigc_engine *e, double timeout, const ai
   act_on_timer(e);
 }
 
-/* Hands finished transfers to their requests (and the ready list). */
+/*
+** Hands finished transfers to their requests (and the ready list). Every
+** message is read before any handle is removed: libcurl (7.88)
+** curl_multi_remove_handle walks the queue of unread messages for one from
+** that handle, so removing each handle right after reading its message
+** walked the rest of the queue each time, quadratic in the transfers that
+** end in one turn (bench/README, issue 17). The requests read wait in a
+** list through their own finished_next (nothing allocated); plain C, no
+** Lua runs, so none of them can be freed before its turn.
+*/
 static void collect_finished (aigc_engine *e) {
+  aigc_request *head = NULL, **tail = &head, *r;
   CURLMsg *msg;
   int left;
   while ((msg = curl_multi_info_read(e->roster.multi, &left)) != NULL) {
-    aigc_request *r = NULL;
     CURL *easy = msg->easy_handle;
     CURLcode code = msg->data.result;
     if (msg->msg != CURLMSG_DONE)
       continue;
+    r = NULL;
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&r);
-    /* msg is invalid after remove_handle: everything is read above. */
-    curl_multi_remove_handle(e->roster.multi, easy);
-    if (r != NULL)
-      aigc_transfer_done(r, code);
+    if (r == NULL || r->easy != easy) {   /* (cannot be: handled at once, as it comes) */
+      curl_multi_remove_handle(e->roster.multi, easy);
+      if (r != NULL)
+        aigc_transfer_done(r, code);
+      continue;
+    }
+    r->finished_code = code;
+    r->finished_next = NULL;
+    *tail = r;
+    tail = &r->finished_next;
+  }
+  while ((r = head) != NULL) {
+    head = r->finished_next;
+    r->finished_next = NULL;
+    curl_multi_remove_handle(e->roster.multi, r->easy);
+    aigc_transfer_done(r, r->finished_code);
   }
 }
 

@@ -92,6 +92,9 @@ struct aigc_request {
   int mode_decided;             /* sse decided for this attempt */
   int sse;                      /* this response is being parsed as SSE */
   int in_multi;                 /* its easy handle is in libcurl */
+  aigc_request *finished_next;  /* loop.c collect_finished: its transfer's end read, its handle
+                                   not yet removed (only within that function) */
+  CURLcode finished_code;       /* that end's code (the same) */
   int in_callback;              /* a Lua callback of this request is running */
   int delivering;               /* the loop is delivering it (request.c): its
                                    memory is pinned (frees deferred), the loop
