@@ -218,9 +218,10 @@ static void run_multi (const char *url, int n, int k) {
   CURLM *m = curl_multi_init();
   struct curl_slist *hdr = headers(0);
   slot *slots = (slot *)calloc((size_t)k, sizeof *slots);
+  slot **fin = (slot **)calloc((size_t)k, sizeof *fin);   /* the transfers that ended in one turn */
   int i, started = 0, done = 0, running = 0, warm = 2 * k, total = n + warm;
   double t0 = 0, c0 = 0;
-  if (slots == NULL)
+  if (slots == NULL || fin == NULL)
     die("out of memory");
   curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
   for (i = 0; i < k; i++) {
@@ -235,16 +236,22 @@ static void run_multi (const char *url, int n, int k) {
   }
   while (done < total) {
     CURLMsg *msg;
-    int left;
+    int left, nfin = 0, f;
     curl_multi_perform(m, &running);
+    /* Every message read before any handle is removed: libcurl (7.88)
+       curl_multi_remove_handle walks the queue of unread messages, so
+       removing each at once was quadratic in the transfers ending in one
+       turn (bench/README, 2026-12-06: 41.6 -> 30.9 us at K = 4,096). */
     while ((msg = curl_multi_info_read(m, &left)) != NULL) {
-      slot *sl;
-      long status = 0;
       if (msg->msg != CURLMSG_DONE)
         continue;
       if (msg->data.result != CURLE_OK)
         die("transfer failed");
-      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&sl);
+      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&fin[nfin++]);
+    }
+    for (f = 0; f < nfin; f++) {
+      slot *sl = fin[f];
+      long status = 0;
       curl_easy_getinfo(sl->h, CURLINFO_RESPONSE_CODE, &status);
       curl_multi_remove_handle(m, sl->h);
       if (status != 200)
@@ -267,6 +274,7 @@ static void run_multi (const char *url, int n, int k) {
     free(slots[i].s.data);
   }
   free(slots);
+  free(fin);
   curl_multi_cleanup(m);
   curl_slist_free_all(hdr);
 }

@@ -29,6 +29,8 @@ typedef struct bound {
   struct curl_slist *headers;
   char *data;
   size_t len, cap;
+  struct bound *done_next;   /* its transfer ended this turn (read, not yet removed) */
+  CURLcode done_code;
 } bound;
 
 static size_t on_body (char *p, size_t size, size_t n, void *ud) {
@@ -204,18 +206,27 @@ static int bound_multi (lua_State *L) {
   while (done < total) {
     CURLMsg *msg;
     int left;
+    bound *ended = NULL, **tail = &ended, *b;
     curl_multi_perform(p->multi, &running);
+    /* Every message read before any handle is removed, as the floor and
+       aigc do: libcurl (7.88) curl_multi_remove_handle walks the queue of
+       unread messages (quadratic in the transfers ending in one turn). */
     while ((msg = curl_multi_info_read(p->multi, &left)) != NULL) {
-      bound *b;
-      long status = 0;
-      int s;
       if (msg->msg != CURLMSG_DONE)
         continue;
       curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&b);
-      s = (int)(b - p->slots);
+      b->done_code = msg->data.result;
+      b->done_next = NULL;
+      *tail = b;
+      tail = &b->done_next;
+    }
+    while ((b = ended) != NULL) {
+      long status = 0;
+      int s = (int)(b - p->slots);
+      ended = b->done_next;
       curl_easy_getinfo(b->easy, CURLINFO_RESPONSE_CODE, &status);
       curl_multi_remove_handle(p->multi, b->easy);
-      if (msg->data.result != CURLE_OK)
+      if (b->done_code != CURLE_OK)
         return luaL_error(L, "transfer failed");
       if (status != 200)
         return luaL_error(L, "status %d", (int)status);
