@@ -136,6 +136,21 @@ describe("aigc.promptlog", function ()
     assert.equal(s, row.response)
   end)
 
+  it("keeps an extra with a string that is not UTF-8: its bad bytes as U+FFFD, the rest as given", function ()
+    -- (JSON cannot carry the bytes: the whole extra was dropped, silently, for one Latin-1 byte)
+    local id = assert(log:record { prompt = "p", response = "r", status = "ok",
+      extra = { npc = "Jos\233", mood = "calm", ["k\255"] = { 1, 2 }, n = 3 } })
+    local row = log:get(id)
+    assert.same({ npc = "Jos\239\191\189", mood = "calm", ["k\239\191\189"] = { 1, 2 }, n = 3 }, row.extra)
+    -- (a call's context and params alike: a failed call's messages, logged)
+    id = assert(log:record_call({ model = "m", user = "caf\233",
+      messages = { { role = "user", content = "old\233" }, { role = "assistant", content = "a" },
+                   { role = "user", content = "now" } } }, nil, require("aigc.core").error { kind = "parse", message = "x" }))
+    row = log:get(id)
+    assert.equal("caf\239\191\189", row.params.user)
+    assert.equal("old\239\191\189", row.context[1].content)
+  end)
+
   it("never writes a secret: the client's (scrubbed by its engine) or given ones, key-like params", function ()
     local key = "sk-promptlog-secret-0123456789"
     local client = aigc.client { base_url = "http://127.0.0.1:1/v1", api_key = key }

@@ -46,6 +46,10 @@
 -- again at each turn. `get`, `list` and `conversation` put them back
 -- (`context`, `params`, `extra`; the `*_json` columns are as stored).
 --
+-- Text that is not UTF-8 is stored as it is in the text columns; JSON
+-- cannot carry it, so in the `*_json` columns its bad bytes are U+FFFD
+-- (the rest of the value is kept: a script's whole `extra` was dropped).
+--
 -- A reply with several choices (`n`) has the first one's text in
 -- `response` (a conversation goes on from it) and every choice, in order,
 -- in `extra.choices` (`{ text =, finish_reason =, tool_calls = }` each):
@@ -72,6 +76,7 @@
 local core = require "aigc.core"
 local store = require "aigc.promptlog_store"   -- SQL literals, the schema, statements
 local redact = require "aigc.promptlog_redact" -- what is never written: secrets, per-call options
+local repair_utf8 = require("aigc.tools").repair_utf8
 
 local json_encode = core.json.encode
 local sql, now_iso, to_int = store.sql, store.now_iso, store.to_int
@@ -231,14 +236,6 @@ end
 -- Writing
 -- =======================================================
 
-local function encode_or_nil (v)
-  if v == nil then return nil end
-  if type(v) == "table" and next(v) == nil then return nil end
-  local ok, s = pcall(json_encode, v)
-  if ok then return s end
-  return nil
-end
-
 -- A copy of v with every string scrubbed (keys too): scrubbing its JSON
 -- missed a secret with a quote or a backslash, escaped there.
 local function scrubbed (v, clean, depth)
@@ -247,6 +244,21 @@ local function scrubbed (v, clean, depth)
   local t = {}
   for k, x in pairs(v) do t[scrubbed(k, clean, depth + 1)] = scrubbed(x, clean, depth + 1) end
   return setmetatable(t, getmetatable(v))
+end
+
+-- The JSON of a column's value. A string in it that is not UTF-8 (a
+-- script's Latin-1 note in `extra`), which JSON cannot carry, made the
+-- whole column be dropped, silently: its bytes that are not UTF-8 become
+-- U+FFFD, the rest is kept (as `aigc logs --json` shows the top-level
+-- text, which is stored as it is). (Repaired only when the encoding
+-- fails: checking every string costs a scan in Lua on 5.1 and LuaJIT.)
+local function encode_or_nil (v)
+  if v == nil then return nil end
+  if type(v) == "table" and next(v) == nil then return nil end
+  local ok, s = pcall(json_encode, v)
+  if not ok then ok, s = pcall(json_encode, scrubbed(v, repair_utf8, 0)) end
+  if ok then return s end
+  return nil
 end
 
 local id_counter = 0

@@ -12,7 +12,8 @@
 local core = require "aigc.core"
 
 local json_encode = core.json.encode
-local getmetatable, ipairs, pairs, pcall, rawget, type = getmetatable, ipairs, pairs, pcall, rawget, type
+local getmetatable, ipairs, pairs, pcall, rawget, tostring, type =
+  getmetatable, ipairs, pairs, pcall, rawget, tostring, type
 local table_concat = table.concat
 
 local M = {}
@@ -122,8 +123,11 @@ function M.loggable_params (params)
         out[k] = { toolset = names }
       elseif secret_name(k) then
         out[k] = "[redacted]"
-      elseif pcall(json_encode, v) then
-        out[k] = v
+      else
+        -- (a value JSON cannot carry is left out; one with text that is not
+        -- UTF-8 is kept: the column's encoding repairs it, aigc.promptlog)
+        local ok, err = pcall(json_encode, v)
+        if ok or tostring(err):find("invalid UTF-8", 1, true) then out[k] = v end
       end
     end
   end
