@@ -115,6 +115,20 @@ local function show (row, full)
   common.out(table.concat(lines, "\n") .. "\n")
 end
 
+-- Text as it was logged may hold bytes that are not UTF-8 (a proxy's
+-- Latin-1 error page in `error`; in `extra`, the context or the params, a
+-- string of 4 KiB or more, kept as it is in `blobs`), which JSON cannot
+-- carry: --json raised (a traceback, every time) where it now shows U+FFFD,
+-- at every depth (keys too).
+local repair_utf8 = require("aigc.tools").repair_utf8
+local function repaired (v, depth)
+  if type(v) == "string" then return repair_utf8(v) end
+  if type(v) ~= "table" or depth > 200 then return v end
+  local t = {}
+  for k, x in pairs(v) do t[repaired(k, depth + 1)] = repaired(x, depth + 1) end
+  return setmetatable(t, getmetatable(v))
+end
+
 --- Runs `aigc logs`.
 -- @tparam table args
 -- @treturn integer exit code
@@ -171,16 +185,8 @@ function M.run (args)
   local ordered = {}
   for i = #rows, 1, -1 do ordered[#ordered + 1] = rows[i] end
   if args.json then
-    local aigc = require "aigc"
-    local repair_utf8 = require("aigc.tools").repair_utf8
-    for _, r in ipairs(ordered) do
-      r.context_json, r.params_json, r.extra_json = nil, nil, nil
-      -- Text as it was logged may hold bytes that are not UTF-8 (a proxy's
-      -- Latin-1 error page in `error`), which JSON cannot carry: the listing
-      -- raised (a traceback, every time) where it now shows U+FFFD.
-      for k, v in pairs(r) do if type(v) == "string" then r[k] = repair_utf8(v) end end
-    end
-    common.print_json(aigc.array(ordered))
+    for _, r in ipairs(ordered) do r.context_json, r.params_json, r.extra_json = nil, nil, nil end
+    common.print_json(require("aigc").array(repaired(ordered, 0)))
     return 0
   end
   for _, r in ipairs(ordered) do show(r, args.full or show_id) end
