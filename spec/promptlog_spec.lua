@@ -289,6 +289,7 @@ describe("aigc.promptlog", function ()
     assert.equal(1, #rows)
     assert.equal("Hi", rows[1].prompt)
     assert.equal("ok", rows[1].status)
+    assert.equal(1, rows[1].extra.retries)   -- (how many, as res.retries said)
   end)
 
   it("fails clearly: unwritable path, a newer schema, misuse, a closed log", function ()

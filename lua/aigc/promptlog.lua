@@ -55,6 +55,8 @@
 -- in `extra.choices` (`{ text =, finish_reason =, tool_calls = }` each):
 -- only the first was logged, and the other candidates were lost.
 --
+-- A call the engine retried has how many times in `extra.retries`.
+--
 -- A conversation's history is the chain of replies from its leaf up the
 -- `parent_id` links: undoing a turn moves the leaf back, retrying makes a
 -- sibling, forking starts a new conversation whose first turn's parent is
@@ -554,6 +556,12 @@ function M.call_entry (params, res, err, info)
     if type(p) == "table" then choices = choices_of(p) end
   end
   if choices and (extra == nil or type(extra) == "table") then entry.extra = extra_with(extra, "choices", choices) end
+  -- (the engine's retries of the call, which the client knows: a row said
+  -- nothing of the 429s and 503s behind a slow reply)
+  local retries = type(res) == "table" and res.retries or type(err) == "table" and err.retries
+  if type(retries) == "number" and retries > 0 and (entry.extra == nil or type(entry.extra) == "table") then
+    entry.extra = extra_with(entry.extra, "retries", retries)
+  end
   return entry
 end
 

@@ -72,6 +72,8 @@ local function show (row, full)
   if row.conversation_id then head[#head + 1] = "conversation " .. row.conversation_id end
   if row.total_tokens then head[#head + 1] = row.total_tokens .. " tokens" end
   if row.latency_ms then head[#head + 1] = row.latency_ms .. " ms" end
+  local retries = type(row.extra) == "table" and tonumber(row.extra.retries)
+  if retries and retries > 0 then head[#head + 1] = retries .. (retries == 1 and " retry" or " retries") end
   if row.template then head[#head + 1] = "template " .. row.template end
   if row.source and row.source ~= "cli" then head[#head + 1] = "from " .. row.source end
   local lines = { table.concat(head, "  "), "" }
