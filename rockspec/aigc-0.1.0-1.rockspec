@@ -143,6 +143,7 @@ build = {
     ["aigc.promptlog_store"] = "lua/aigc/promptlog_store.lua",
     ["aigc.promptlog_pending"] = "lua/aigc/promptlog_pending.lua",
     ["aigc.promptlog_redact"] = "lua/aigc/promptlog_redact.lua",
+    ["aigc.promptlog_kept"] = "lua/aigc/promptlog_kept.lua",
     ["aigc.ratelimit"] = "lua/aigc/ratelimit.lua",
     ["aigc.runfile"] = "lua/aigc/runfile.lua",
     ["aigc.runner"] = "lua/aigc/runner.lua",

@@ -7,6 +7,8 @@ local cli = require "cli"
 local devserver = require "devserver"
 local luachild = require "luachild"
 local logdb = require "logdb"
+local proc = require "procutil"
+local socket = require "socket"
 
 local has_sqlite = pcall(require, "luasql.sqlite3")
 
@@ -55,5 +57,66 @@ describe("a client's prompt_log when the program ends without close()", function
     assert.equal("kept 2\nexiting\n", r.stdout)   -- (both rows were kept while the lock was held)
     assert.equal("", r.stderr)                    -- (nothing reported lost, no finalizer's warning)
     assert.same({ "Echo: one", "Echo: two" }, logdb.prompts(path))
+  end)
+
+  -- (the log's finalizer waited for the lock the log's 10 s busy timeout: a
+  -- bot dropping its client, or quitting, while another process held the
+  -- lock froze 10.02 s, and the row was lost all the same)
+  it("does not freeze while the lock is held: the rows are kept beside the database for its next open", function ()
+    if not has_sqlite then pending("no lua-sql-sqlite3") return end
+    local dir = cli.home()
+    finally(function () cli.rmdir(dir) end)
+    local path, release = dir .. "/logs.db", dir .. "/release"
+    local srv = devserver.start()
+    finally(function () srv:stop() end)
+    local promptlog = require "aigc.promptlog"
+    assert(promptlog.open(path)):close()
+    local holder = luachild.run(logdb.LOCK_HOLDER, { background = true, args = { path, release } })
+    finally(function () assert(io.open(release, "w")):close(); holder:wait(30) end)
+    holder:until_printed("locked", 60)
+    local t0 = socket.gettime()
+    -- (one client dropped mid-run, one left to the end of the program; the
+    -- key in a prompt, which nothing kept may hold)
+    local r = luachild.run([[
+local aigc = require "aigc"
+local url, path = arg[1], arg[2]
+local function ask (prompt)
+  local client = aigc.client { base_url = url, model = "aigc-dev", prompt_log = path, api_key = "sk-kept-0123456789" }
+  local done
+  client:chat_async { messages = { { role = "user", content = prompt } },
+                      on_done = function () done = true end, on_error = function (e) done = e end }
+  while done == nil do client:step(0.05) end
+  assert(done == true and #client._log_pending == 1)
+  return client
+end
+local client = ask "Echo: dropped sk-kept-0123456789"
+client = nil
+local t0 = aigc.now()
+collectgarbage(); collectgarbage()
+io.stdout:write(string.format("%.1f\n", aigc.now() - t0))
+_G.last = ask "Echo: at exit"
+]], { args = { srv.base_url, path }, timeout = 60 })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("", r.stderr)
+    assert.is_true(tonumber(r.stdout) < 2, r.stdout)   -- (seconds the drop took: 10.0 before)
+    assert.is_true(socket.gettime() - t0 < 5)   -- (the program's whole run, its end included: 20 s before)
+    local text = cli.read(path .. "-kept")
+    assert.equal(2, select(2, text:gsub("\n", "")))
+    assert.is_nil(text:find("sk-kept-0123456789", 1, true))
+    assert.equal("600", proc.mode(path .. "-kept"))
+    assert.same({}, logdb.prompts(path))
+    -- (an open while the lock is held keeps them; the next one, once it is free, writes them, once)
+    local log = assert(promptlog.open(path))
+    log:close()
+    assert.is_not_nil(io.open(path .. "-kept", "rb"))
+    assert(io.open(release, "w")):close()
+    holder:until_printed("released", 60)
+    log = assert(promptlog.open(path))
+    local rows = log:list { n = 0 }
+    log:close()
+    assert.is_nil(io.open(path .. "-kept", "rb"))
+    assert.same({ "Echo: dropped [redacted]", "Echo: at exit" }, logdb.prompts(path))
+    assert.equal("ok", rows[1].status)
+    assert.is_nil(assert(promptlog.open(path)):list { n = 0 }[3])
   end)
 end)

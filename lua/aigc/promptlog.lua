@@ -79,6 +79,7 @@ local core = require "aigc.core"
 local store = require "aigc.promptlog_store"   -- SQL literals, the schema, statements
 local redact = require "aigc.promptlog_redact" -- what is never written: secrets, per-call options
 local repair_utf8 = require("aigc.tools").repair_utf8
+local kept = require "aigc.promptlog_kept"     -- rows a collected client's log could not write, on disk
 
 local json_encode = core.json.encode
 local sql, now_iso, to_int = store.sql, store.now_iso, store.to_int
@@ -210,6 +211,7 @@ function M.open (path)
     end
     exec(self, "PRAGMA user_version = " .. M.SCHEMA_VERSION)
   end
+  if path ~= ":memory:" then kept.adopt(self, 0) end   -- (if the lock is free at once; else a later open)
   return self
 end
 
@@ -247,6 +249,10 @@ local function scrubbed (v, clean, depth)
   for k, x in pairs(v) do t[scrubbed(k, clean, depth + 1)] = scrubbed(x, clean, depth + 1) end
   return setmetatable(t, getmetatable(v))
 end
+
+--- A copy of `v` with every string (keys too) through `clean`.
+-- @local
+function M.scrubbed (v, clean) return scrubbed(v, clean, 0) end
 
 -- The JSON of a column's value. A string in it that is not UTF-8 (a
 -- script's Latin-1 note in `extra`), which JSON cannot carry, made the
@@ -300,6 +306,11 @@ local function write_scrubber (self, info)
   return scrubber { client = known.client, secrets = known.secrets,
                     call_secrets = info.call_secrets, header_lines = info.header_lines }
 end
+
+--- `entry` with every string as `record` would write it (through the
+-- scrubber of `info`, else of the log): what may be kept outside the database.
+-- @local
+function M.scrubbed_entry (log, entry, info) return scrubbed(entry, write_scrubber(log, info), 0) end
 
 --- Creates (or touches) a conversation. Its name and model are set when
 -- they are still unset (a conversation started before its first turn gets

@@ -14,6 +14,7 @@
 -- @local
 
 local store = require "aigc.promptlog_store"
+local kept = require "aigc.promptlog_kept"
 
 local error, getmetatable, ipairs, pairs, pcall, setmetatable, tonumber, tostring, type =
   error, getmetatable, ipairs, pairs, pcall, setmetatable, tonumber, tostring, type
@@ -79,20 +80,31 @@ end
 -- still open. A table's __gc on Lua 5.2+; 5.1's and LuaJIT's tables have
 -- none, a userdata's then.
 
--- Writes the rows of every queue, each waiting for the lock as long as the
--- log says; the first the lock keeps out ends its queue (the others would
--- wait as long).
+-- Writes the rows of every queue, the first waiting for the lock
+-- `FINAL_WAIT_MS` at most (as long as the log said: a program quitting, or
+-- dropping its client, while another process held the lock froze 10 s, and
+-- lost the rows); from the first the lock keeps out, the rows are kept on
+-- disk, scrubbed, for the log's next open (aigc.promptlog_kept).
 local function write_kept (log)
-  local kept = log._kept
+  local queues = log._kept
   log._kept = {}
   if not log.con then return end   -- (closed by its owner: nothing can be written)
-  for queue in pairs(kept) do
+  local promptlog = require "aigc.promptlog"
+  local left = {}
+  for queue in pairs(queues) do
     for _, item in ipairs(queue) do
-      local ok, id, err = pcall(write, log, item, nil)
-      local why = not ok and id or id == nil and err
-      if why and locked(why) then break end
+      local why
+      if not left[1] then
+        local ok, id, err = pcall(write, log, item, kept.FINAL_WAIT_MS)
+        why = not ok and id or id == nil and err
+      end
+      if left[1] or (why and locked(why)) then
+        local ok, e = pcall(promptlog.scrubbed_entry, log, item.entry, item.info)
+        if ok then left[#left + 1] = e end
+      end
     end
   end
+  if left[1] then kept.save(log, left) end
 end
 
 -- Lists `queue` in `log`, giving the log its finalizer the first time.
