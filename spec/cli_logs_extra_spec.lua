@@ -68,4 +68,44 @@ describe("aigc logs and extra", function ()
     assert.matches("  1 retry\n", r.stdout:gsub("  from %w+", ""), 1, true)
     assert.equal(2, select(2, r.stdout:gsub(" retr", "")))
   end)
+
+  it("-q finds every choice of an -n 3 call and every best-of/vote candidate, not only the first text", function ()
+    if not has_sqlite then pending("no lua-sql-sqlite3") return end
+    local srv = devserver.start()
+    finally(function () srv:stop() end)
+    -- (the bundled server's third choice of three is another sentence: "... an interesting point ...")
+    local r = cli.run({ "--log-db", path, "-n", "3", "--no-stream", "Tell me a story" },
+                      { home = dir, base_url = srv.base_url })
+    assert.equal(0, r.code, r.stderr)
+    assert.matches("interesting point", r.stdout, 1, true)
+    local n3 = log:list { n = 1 }[1]
+    assert.is_nil(n3.response:find("interesting", 1, true))
+    -- (candidates as best-of logs them; the long one kept as a blob; a row with other things in extra)
+    local cands = assert(log:record { prompt = "Name a city", response = "Paris", status = "ok",
+      extra = { strategy = "best_of", chosen = 1, candidates = { { text = "Paris", score = 9 },
+        { text = "Bordeaux 50%_off", score = 3 }, { text = string.rep("z", 5000) .. " Marseille", score = 1 },
+        { error = "timeout Lyon" } } } })
+    assert(log:record { prompt = "other", response = "r", status = "ok",
+                        extra = { choices = "Bordeaux", candidates = { "Bordeaux" }, note = "Bordeaux Marseille" } })
+    local function found (q)
+      local res = logs { "-q", q, "-n", "0", "--json" }
+      assert.equal(0, res.code, res.stderr)
+      local ids = {}
+      for i, e in ipairs(cjson.decode(res.stdout)) do ids[i] = e.id end
+      return ids
+    end
+    assert.same({ n3.id }, found "interesting")
+    assert.same({ n3.id }, found "INTERESTING point")      -- (case aside, every word)
+    assert.same({}, found "interesting Paris")               -- (every word, in the same row)
+    assert.same({ cands }, found "bordeaux")                 -- (text of the candidates only, not other extra)
+    assert.same({ cands }, found "marseille")                -- (a text kept as a blob)
+    assert.same({ cands }, found "50%_off")
+    assert.same({}, found "5%off")                            -- (% and _ are text, not LIKE's)
+    assert.same({}, found "Bordeaux_50")
+    assert.same({}, found "Lyon")                             -- (a candidate's error is no text it gave)
+    assert.same({}, found "choices")                          -- (the JSON's names are not searched)
+    local listing = logs { "-q", "interesting" }
+    assert.equal(0, listing.code, listing.stderr)
+    assert.matches("[choice 3 of 3]", listing.stdout, 1, true)
+  end)
 end)

@@ -613,30 +613,50 @@ local function fts_query (text)
 end
 M.fts_query = fts_query
 
--- The WHERE terms of a search. FTS5's tokenizer splits text at spaces and
--- punctuation only: Chinese or Japanese text, written without spaces, is
--- one long token, and a word of it ("日本語" in "日本語のテキスト") matched
--- nothing. A word with non-ASCII bytes also matches as a substring (LIKE:
--- a scan of the log, no schema change); ASCII words keep the FTS5 search.
-local function search_terms (text)
-  local ascii, terms = {}, {}
-  for word in text:gmatch("%S+") do
-    if word:find("[\128-\255]") then
-      local pat = sql("%" .. word:gsub("[\\%%_]", "\\%0") .. "%") .. " ESCAPE '\\'"
-      terms[#terms + 1] = "(responses.id IN (SELECT rowid FROM responses_fts WHERE responses_fts MATCH "
-        .. sql(fts_query(word)) .. ") OR responses.system LIKE " .. pat
-        .. " OR responses.prompt LIKE " .. pat .. " OR responses.response LIKE " .. pat .. ")"
-    else
-      ascii[#ascii + 1] = word
-    end
+-- The texts a row keeps in `extra` besides its reply: every choice of a
+-- call with several (`extra.choices`), every candidate of best-of or vote
+-- (`extra.candidates`), as SQL rows `t` (a text kept as a blob read back;
+-- a row whose extra is not JSON, or holds something else there, gives none).
+local EXTRA_TEXTS = [[
+SELECT CASE WHEN substr(t, 1, 10) = 'aigc-blob:' THEN COALESCE((SELECT data FROM blobs WHERE key = substr(t, 11)), t)
+            ELSE t END AS t
+FROM (SELECT CASE WHEN c.type = 'object' AND json_type(c.value, '$.text') = 'text' THEN json_extract(c.value, '$.text') END AS t
+  FROM json_each(CASE WHEN json_valid(responses.extra_json) THEN responses.extra_json END, '$.choices') AS c
+  UNION ALL
+  SELECT CASE WHEN c.type = 'object' AND json_type(c.value, '$.text') = 'text' THEN json_extract(c.value, '$.text') END AS t
+  FROM json_each(CASE WHEN json_valid(responses.extra_json) THEN responses.extra_json END, '$.candidates') AS c)]]
+
+-- The WHERE term of a search's word: in the FTS5 index of the system
+-- prompt, prompt and reply, or inside one of the texts of `extra`: the
+-- other choices of an `n = 3` call and the candidates of best-of or vote
+-- were kept, but a search found only the first choice. (A LIKE, as the
+-- CJK words: case aside for ASCII, `%` and `_` plain text; the stored
+-- JSON is looked at first when it holds the word as it is, unescaped.)
+-- FTS5's tokenizer splits text at spaces and punctuation only: Chinese or
+-- Japanese text, written without spaces, is one long token, and a word of
+-- it ("日本語" in "日本語のテキスト") matched nothing. A word with non-ASCII
+-- bytes also matches as a substring of those columns (LIKE: a scan of the
+-- log, no schema change).
+local function search_term (word)
+  local pat = sql("%" .. word:gsub("[\\%%_]", "\\%0") .. "%") .. " ESCAPE '\\'"
+  local term = { "responses.id IN (SELECT rowid FROM responses_fts WHERE responses_fts MATCH "
+                 .. sql(fts_query(word)) .. ")" }
+  if word:find("[\128-\255]") then
+    term[#term + 1] = "responses.system LIKE " .. pat .. " OR responses.prompt LIKE " .. pat
+      .. " OR responses.response LIKE " .. pat
   end
-  if #ascii > 0 then terms[#terms + 1] = "responses_fts MATCH " .. sql(fts_query(table_concat(ascii, " "))) end
-  return terms, #ascii > 0
+  local inside = "EXISTS (SELECT 1 FROM (" .. EXTRA_TEXTS .. ") WHERE t LIKE " .. pat .. ")"
+  if not word:find('[%c"\\]') then   -- (as JSON writes it: the rows that cannot hold it are passed at once)
+    inside = "(responses.extra_json LIKE " .. pat .. " OR responses.extra_json LIKE '%aigc-blob:%') AND " .. inside
+  end
+  term[#term + 1] = "(responses.extra_json IS NOT NULL AND " .. inside .. ")"
+  return "(" .. table_concat(term, " OR ") .. ")"
 end
 
 --- Entries, newest first.
 -- @tparam[opt] table opts `n` (default 3; 0: all), `query` (full-text search:
--- every word must appear in the prompt, reply or system prompt; a word with
+-- every word must appear in the prompt, reply or system prompt, or inside
+-- the text of one of `extra.choices` or `extra.candidates`; a word with
 -- non-ASCII letters also matches inside a longer one, as in CJK text),
 -- `conversation_id` (every entry logged under that id: undone turns, retried
 -- replies, failed calls), `ids` (only these entries: e.g. a conversation's
@@ -649,11 +669,8 @@ function Log:list (opts)
   check_open(self, "list")
   opts = opts or {}
   local where = {}
-  local from = "responses"
-  if type(opts.query) == "string" and opts.query:find("%S") then
-    local terms, fts = search_terms(opts.query)
-    if fts then from = "responses JOIN responses_fts ON responses_fts.rowid = responses.id" end
-    for _, t in ipairs(terms) do where[#where + 1] = t end
+  if type(opts.query) == "string" then
+    for word in opts.query:gmatch("%S+") do where[#where + 1] = search_term(word) end
   end
   if opts.conversation_id then where[#where + 1] = "responses.conversation_id = " .. sql(opts.conversation_id) end
   if type(opts.ids) == "table" then
@@ -664,7 +681,7 @@ function Log:list (opts)
   if opts.source then where[#where + 1] = "responses.source = " .. sql(opts.source) end
   if opts.status then where[#where + 1] = "responses.status = " .. sql(opts.status) end
   local n = to_int(opts.n or 3)
-  local q = "SELECT responses.* FROM " .. from
+  local q = "SELECT responses.* FROM responses"
     .. (#where > 0 and (" WHERE " .. table_concat(where, " AND ")) or "")
     .. " ORDER BY responses.id DESC" .. (n > 0 and (" LIMIT " .. n) or "")
   local rows, err = query_rows(self, q)

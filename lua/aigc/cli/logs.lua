@@ -20,7 +20,7 @@ function M.parser ()
   p:help_max_width(100):help_description_margin(28)
   p:epilog([[Examples:
   aigc logs                 the last 3 entries
-  aigc logs -n 10 -q paris  the last 10 whose prompt, reply or system prompt has "paris"
+  aigc logs -n 10 -q paris  the last 10 whose prompt, reply, system prompt, choice or candidate has "paris"
   aigc logs -c --json       the last conversation (its turns, first to last), as JSON
   aigc logs -c --all        every entry of it: undone turns, retried replies, failed calls
   aigc logs show 42         entry #42 whole (a listing shortens long texts)
@@ -28,7 +28,8 @@ function M.parser ()
   p:argument("action", "'list' (default), 'show ID' or 'path'."):args("?")
   p:argument("id", "With 'show': the entry's id (#N in a listing)."):args("?")
   p:option("-n --count", "How many entries (0: all).", "3", tonumber):target("count")
-  p:option("-q --query", "Full-text search: entries with every word (a non-ASCII one also inside longer text: CJK).")
+  p:option("-q --query", "Full-text search: entries with every word (a non-ASCII one also inside longer text: CJK; "
+           .. "in the other choices and candidates, inside their text).")
   p:option("--cid", "Only this conversation (id or unique prefix).")
   p:flag("-c --conversation", "Only the last conversation.")
   p:flag("--all", "With -c/--cid: every entry logged in the conversation, not only its turns.")
