@@ -91,19 +91,43 @@ local function write_kept (path, id, sent)
   if f then f:write(id, "\n", json.encode(sent), "\n"); f:close() end
 end
 
--- The batch of a run: the one it resumes (spec.batch_id, else the id kept
--- next to the results file: that file's name is the third value) or a new
--- one; the fourth value, the digests of its lines' requests by custom_id
--- (nil when they are not known: a batch_id, an id kept without them).
--- `fresh`: a new one, whatever is kept.
-local function run_batch (run, requests, digests, fresh)
+-- The digests of the lines of a batch resumed by its id, from its input
+-- file (`params`: the pending cases' params by custom_id, for their
+-- secrets), or nil when the file cannot be read. Without them every
+-- pending case was taken as the batch's: resumed with the id `aigc run`
+-- printed at Ctrl-C, a run split over several batches failed the cases of
+-- the others "without this case" (the next batch's never sent).
+local function sent_of (client, b, params)
+  local fid = b and b.input_file_id
+  if type(fid) ~= "string" then return nil end
+  local ok, text = pcall(batch.download, client, fid)
+  if not ok or type(text) ~= "string" then return nil end
+  local sent = {}
+  for line in text:gmatch("[^\n]+") do
+    local dok, l = pcall(json.decode, line)
+    if not (dok and type(l) == "table" and type(l.custom_id) == "string" and type(l.body) == "table") then
+      return nil
+    end
+    local p = params[l.custom_id]
+    if p then sent[l.custom_id] = digest(l.body, p) end
+  end
+  return sent
+end
+
+-- The batch of a run: the one it resumes (`id`: a batch_id given, else the
+-- id kept next to the results file: that file's name is the third value)
+-- or a new one; the fourth value, the digests of its lines' requests by
+-- custom_id (nil when they are not known: an id kept without them, an
+-- input file that cannot be read). `fresh`: a new one, whatever is kept.
+-- `params`: the pending cases' params by custom_id.
+local function run_batch (run, requests, digests, fresh, id, params)
   local spec, client = run.spec, run.client
   local id_file = runfile.batch_file(spec.out)
-  local id, sent = spec.batch_id, nil
+  local given, sent = id, nil
   if fresh then id = nil elseif not id then id, sent = read_kept(id_file) end
   if id and id ~= "" then
     local b, err = batch.retrieve(client, id)
-    if not b and not spec.batch_id and type(err) == "table" then
+    if not b and not given and type(err) == "table" then
       -- an id kept by an earlier run: the message names the file, and how to start afresh
       err.message = string.format("cannot resume batch %s, whose id %s keeps: %s%s", batch.shown_id(id, client),
         id_file,
@@ -118,7 +142,8 @@ local function run_batch (run, requests, digests, fresh)
         .. "(api = \"%s\"): resume it with api = \"%s\" (aigc run --api %s)", batch.shown_id(id, client),
         b.endpoint, run.api, other, other))
     end
-    return b, err, not spec.batch_id and id_file or nil, sent
+    if b and given then sent = sent_of(client, b, params) end
+    return b, err, not given and id_file or nil, sent
   end
   local b, err = batch.create(client, requests, { metadata = spec.batch_metadata,
     endpoint = spec.batch_endpoint or runner_responses.BATCH_ENDPOINT[run.api] })
@@ -373,15 +398,20 @@ function M.backend (run, internal)
   run.summary.requests = 0
   local round = 0
   local endpoint = spec.batch_endpoint or runner_responses.BATCH_ENDPOINT[run.api]
+  -- (the batches to resume, in order: `batch_id`, one or a list -- a run
+  -- split over several batches, stopped, resumes them all)
+  local resume = type(spec.batch_id) == "table" and spec.batch_id or { spec.batch_id }
   while jobs[1] do
     -- A new batch takes the first cases the API's limits allow; the others,
     -- not in its digests, go as the next. (Past them every run failed "send
     -- them as several batches", which `aigc run --batch` cannot do.)
     local n = batch_size(requests, endpoint)
-    local digests, head = {}, {}
+    local digests, head, params = {}, {}, {}
     for i = 1, n do digests[requests[i].custom_id], head[i] = jobs[i].digest, requests[i] end
+    for i, job in ipairs(jobs) do params[requests[i].custom_id] = job.params end
     round = round + 1   -- (after the first, a new batch: an OUT.batch it cannot remove is not resumed again)
-    local b, err, kept, sent = run_batch(run, head, digests, round > 1)
+    local given = resume[round]
+    local b, err, kept, sent = run_batch(run, head, digests, round > 1 and not given, given, params)
     if not b then return nil, err end
     -- The cases the batch has: a resumed batch's, those whose request is
     -- the one it was sent. The others -- changed or added since (the cases

@@ -621,7 +621,8 @@ local INTERNAL, run_cases   -- (set below)
 --    times the prices, default 0.5); with `out` (a regular file), the batch id is kept in `out .. ".batch"`
 --    until its results are written, so a run that stops resumes the same batch (with each
 --    request's digest: a case changed or added since goes as a new batch after it);
---    `batch_id` resumes a given one; `batch_metadata`, `batch_endpoint` (the `api`'s path:
+--    `batch_id` resumes a given one (a list: several, in order, the cases none of them has
+--    going as new batches after them); `batch_metadata`, `batch_endpoint` (the `api`'s path:
 --    "/v1/chat/completions" or "/v1/responses", the default; the other API's is refused)
 --  - `api`: "chat" (the default: `client:chat`) or "responses" (`client:respond`, for models
 --    that accept only the Responses API): the case's system messages are the `instructions`,

@@ -30,7 +30,7 @@ local OPTIONS = {
   strategy = true, prices = "table", max_attempts = "number", pace = "boolean", on_result = "function",
   on_progress = "function", log = "table", backend = "string", assert = "table", judge_client = "table",
   resume = "boolean", rpm = "number", tpm = "number", progress_interval = "number",
-  batch_id = "string", batch_interval = "number", batch_metadata = "table", batch_endpoint = "string",
+  batch_id = true, batch_interval = "number", batch_metadata = "table", batch_endpoint = "string",
   batch_price_factor = "number", interrupted = "function", max_wait = "number", api = "string",
 }
 
@@ -84,6 +84,13 @@ function M.check_spec (spec)
   if spec.prices ~= nil then   -- (a price of "x" or -1 gave a wrong cost, not an error)
     local path, why = usage_mod.prices_problem(spec.prices)
     if path then spec_error("prices" .. path, why) end
+  end
+  local ids = spec.batch_id   -- (a list: the batches of a run split over several, resumed in order)
+  if ids ~= nil and type(ids) ~= "string" then
+    if type(ids) ~= "table" or ids[1] == nil then spec_error("batch_id", util.expected("string or list of strings", ids)) end
+    for i, id in ipairs(ids) do
+      if type(id) ~= "string" then spec_error("batch_id[" .. i .. "]", util.expected("string", id)) end
+    end
   end
   local factor = spec.batch_price_factor
   if factor ~= nil and not (factor >= 0 and factor < math.huge) then

@@ -78,7 +78,8 @@ Example:
   p:option("--api", "The API of the requests: chat (the default) or responses (/v1/responses, for "
     .. "Responses-only models).", nil):choices { "chat", "responses" }
   p:flag("--batch", "Through the Batch API: one asynchronous job (a rerun resumes it: see --out .batch).")
-  p:option("--batch-id", "With --batch: resume (or with --cancel, cancel) this batch.")
+  p:option("--batch-id", "With --batch: resume (or with --cancel, cancel) this batch (several, comma-separated: "
+    .. "in order).")
   p:flag("--cancel", "With --batch: cancel the run's batch (--batch-id, else the one --out's .batch file names).")
   p:flag("--json", "Print the summary as JSON (stdout).")
   p:flag("-q --quiet", "No progress display.")
@@ -242,6 +243,22 @@ end
 -- @treturn integer exit code
 function M.cancel (client, args)
   local id, from = args.batch_id, ""
+  if id and id:find(",", 1, true) then   -- (each of a run's batches; the running ones are canceled)
+    local code = 0
+    for one in id:gmatch("[^,]+") do
+      args.batch_id = one
+      if M.cancel_one(client, args, true) ~= 0 then code = 1 end
+    end
+    client:close()
+    return code
+  end
+  return M.cancel_one(client, args)
+end
+
+-- Cancels one batch (`args.batch_id`, else the one --out's .batch file
+-- names); `keep_open`: the client stays open, a failure is a note.
+function M.cancel_one (client, args, keep_open)
+  local id, from = args.batch_id, ""
   local kept = runfile.batch_file(args.out)
   if not id and kept then
     local f = io.open(kept, "rb")
@@ -251,7 +268,8 @@ function M.cancel (client, args)
   if not id then common.usage("--cancel: no batch (give --batch-id, or --out of a run with a batch)") end
   local b, err = require("aigc.batch").cancel(client, id)
   local line = b and "batch " .. shown_id(b.id, client) .. ": " .. shown_id(b.status, client)   -- (before close)
-  client:close()
+  if keep_open and not b then common.note("aigc run --cancel: " .. tostring(err.message or err)); return 1 end
+  if not keep_open then client:close() end
   if not b then common.fail("aigc run --cancel" .. from .. ": " .. tostring(err.message or err)) end
   common.note(line)
   return 0
@@ -353,16 +371,28 @@ function M.run (args)
   local signals = not args.batch and lineinput.new { tty = false } or nil
   local width, stop_width = function () return nil end, function () end
   if tty then width, stop_width = width_watch(signals) end
-  local batch_id = args.batch_id   -- (the run's batch, once its progress names it)
+  -- (the run's batch, once its progress names it; every batch of the run,
+  -- in order: those it resumes, then those it made)
+  local batch_id, batch_ids, resume = nil, {}, nil
+  for id in (args.batch_id or ""):gmatch("[^,]+") do batch_ids[#batch_ids + 1], batch_id = id, id end
+  if batch_ids[2] then   -- (a copy: the run's new batches join batch_ids)
+    resume = {}
+    for i, id in ipairs(batch_ids) do resume[i] = id end
+  else
+    resume = batch_ids[1]
+  end
   -- (a batch run only: a direct run's errors keep their own traceback)
   local ok, summary, err = (args.batch and pcall or function (f, ...) return true, f(...) end)(runner.run, {
     client = client, cases = args.cases, template = tpl, params = params, out = args.out,
     concurrency = args.concurrency and math.floor(args.concurrency), strategy = strategy, assert = asserts,
     prices = config.prices, max_attempts = args.max_attempts, pace = not args.no_pace, log = log,
-    backend = args.batch and "batch" or nil, batch_id = args.batch_id, api = args.api,
+    backend = args.batch and "batch" or nil, batch_id = resume, api = args.api,
     interrupted = signals and function () return signals:interrupted() end,
     on_progress = (args.batch or not args.quiet) and function (p)
-      if p.batch then batch_id = p.batch.id end
+      if p.batch and p.batch.id ~= batch_id then
+        batch_id = p.batch.id
+        if batch_ids[#batch_ids] ~= batch_id then batch_ids[#batch_ids + 1] = batch_id end
+      end
       if args.quiet then return end
       if tty then
         local line, columns = M.progress_line(p, nil, client), width()
@@ -384,11 +414,18 @@ function M.run (args)
     -- Ctrl-C: the batch goes on at the server (and is billed); "interrupted" alone left a
     -- run without --out no way to its results, and running it again sent a second batch
     if tty then io.stderr:write("\n") end
+    -- Without --out (or with --batch-id) every batch of the run is named, in
+    -- order: only the last was, and a run split over several, resumed with
+    -- it, failed the others' cases "without this case" (or sent them again)
     local kept, id = runfile.batch_file(args.out), shown_id(batch_id, client)   -- (no file beside /dev/stdout, a pipe)
-    local again = args.batch_id and "run it again" or kept and "run it again (" .. kept
-      .. " keeps its id)" or "run it again with --batch-id " .. id
+    local ids = {}
+    for i, x in ipairs(batch_ids) do ids[i] = shown_id(x, client) end
+    ids = table.concat(ids, ",")
+    local again = (kept and not args.batch_id) and "run it again (" .. kept .. " keeps its id)"
+      or ids == args.batch_id and "run it again" or "run it again with --batch-id " .. ids
     common.fail("aigc run: interrupted: batch " .. id .. " goes on at the server (" .. again
-      .. " to take its results; --batch --cancel --batch-id " .. id .. " cancels it)", 130)
+      .. (batch_ids[2] and " to take the results" or " to take its results") .. "; --batch --cancel --batch-id "
+      .. id .. " cancels it)", 130)
   end
   if not ok then error(summary, 0) end
   if not summary and err.code == "interrupted" then
