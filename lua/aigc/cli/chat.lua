@@ -358,8 +358,11 @@ local PATH_COMMANDS = { save = true, load = true }
 
 -- The message of an error raised inside a turn or a command:
 -- common.fail/usage and a value the library refuses as misuse are the
--- user's; anything else is a bug, and says so.
-local function error_message (e)
+-- user's; anything else is a bug, and says so: in words (`util.value_text`:
+-- a table raised showed "table: 0x55d0..."), the session's keys
+-- scrubbed as its log scrubs them (the client's engine, the config's and
+-- the environment's keys: a key in the text showed as it was).
+local function error_message (e, session)
   if getmetatable(e) == common.Exit then return e.message and tostring(e.message) or "aigc: failed" end
   if type(e) == "string" then
     local what = e:match("^bad argument #%d+ to '[^']*' %((.*)%)$")
@@ -368,7 +371,8 @@ local function error_message (e)
       return "aigc: invalid input: " .. common.as_typed(what)
     end
   end
-  return "aigc: internal error: " .. tostring(e)
+  local clean = require("aigc.promptlog_redact").scrubber { client = session.client, secrets = session.secrets }
+  return "aigc: internal error: " .. clean(util.value_text(e))
 end
 
 --- Runs one input, a turn or a slash command: text that is not UTF-8 is
@@ -392,7 +396,7 @@ function Session:dispatch (input, text)
   local ok, res = compat.xpcall(function ()
     if cmd then return self:command(input) end
     self:say_line(input)
-  end, error_message)
+  end, function (e) return error_message(e, self) end)
   self.terminated = self.reader:release_term()   -- (the turn, logged: say_line)
   if ok then return res end
   local req = self.request
