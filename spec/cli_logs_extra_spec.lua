@@ -64,9 +64,16 @@ describe("aigc logs and extra", function ()
     local r = logs { "show", tostring(rows[3].id) }
     assert.equal(0, r.code, r.stderr)
     assert.matches("  2 retries", r.stdout, 1, true)
+    -- (aigc chat logs its turns itself: a retried one alike)
+    local chat = cli.run({ "chat", "--log-db", path, "-m", "fault:status=503,retry-after-ms=1,times=1", "--no-stream" },
+                         { home = dir, base_url = srv.base_url, stdin = "Hi\n" })
+    assert.equal(0, chat.code, chat.stderr)
+    local turn = log:list { n = 1 }[1]
+    assert.equal("chat", turn.source)
+    assert.equal(1, turn.extra and turn.extra.retries)
     r = logs { "-n", "3" }
     assert.matches("  1 retry\n", r.stdout:gsub("  from %w+", ""), 1, true)
-    assert.equal(2, select(2, r.stdout:gsub(" retr", "")))
+    assert.equal(2, select(2, r.stdout:gsub(" retr", "")))   -- (the chat's turn and the failure)
   end)
 
   it("-q finds every choice of an -n 3 call and every best-of/vote candidate, not only the first text", function ()

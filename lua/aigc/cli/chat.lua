@@ -124,6 +124,7 @@ function Session:say_line (text)
       self.log:conversation_start { id = self.cid, model = conv.model }
     end
     local choice = res and type(res.choices) == "table" and res.choices[1] or nil
+    local retries = res and res.retries or type(err) == "table" and err.retries   -- (as record_call keeps them)
     local id, lerr = self.log:record({
       conversation_id = self.cid, parent_id = self.leaf, leaf = res ~= nil, source = "chat",
       model = (res and type(res.model) == "string" and res.model) or conv.model,
@@ -133,6 +134,7 @@ function Session:say_line (text)
       error = not res and tostring(err) or nil, request_id = res and res.request_id,
       finish_reason = choice and type(choice.finish_reason) == "string" and choice.finish_reason or nil,
       template = self.template_name,
+      extra = type(retries) == "number" and retries > 0 and { retries = retries } or nil,
     }, { client = client, secrets = self.secrets })
     if id and res then self.leaf = id end
     if lerr then common.note("aigc: warning: not logged: " .. tostring(lerr.message)) end
