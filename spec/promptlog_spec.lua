@@ -145,7 +145,8 @@ describe("aigc.promptlog", function ()
     -- (a call's context and params alike: a failed call's messages, logged)
     id = assert(log:record_call({ model = "m", user = "caf\233",
       messages = { { role = "user", content = "old\233" }, { role = "assistant", content = "a" },
-                   { role = "user", content = "now" } } }, nil, require("aigc.core").error { kind = "parse", message = "x" }))
+                   { role = "user", content = "now" } } },
+      nil, require("aigc.core").error { kind = "parse", message = "x" }))
     row = log:get(id)
     assert.equal("caf\239\191\189", row.params.user)
     assert.equal("old\239\191\189", row.context[1].content)

@@ -617,14 +617,15 @@ M.fts_query = fts_query
 -- call with several (`extra.choices`), every candidate of best-of or vote
 -- (`extra.candidates`), as SQL rows `t` (a text kept as a blob read back;
 -- a row whose extra is not JSON, or holds something else there, gives none).
-local EXTRA_TEXTS = [[
-SELECT CASE WHEN substr(t, 1, 10) = 'aigc-blob:' THEN COALESCE((SELECT data FROM blobs WHERE key = substr(t, 11)), t)
-            ELSE t END AS t
-FROM (SELECT CASE WHEN c.type = 'object' AND json_type(c.value, '$.text') = 'text' THEN json_extract(c.value, '$.text') END AS t
-  FROM json_each(CASE WHEN json_valid(responses.extra_json) THEN responses.extra_json END, '$.choices') AS c
-  UNION ALL
-  SELECT CASE WHEN c.type = 'object' AND json_type(c.value, '$.text') = 'text' THEN json_extract(c.value, '$.text') END AS t
-  FROM json_each(CASE WHEN json_valid(responses.extra_json) THEN responses.extra_json END, '$.candidates') AS c)]]
+local function texts_of (list)
+  return "SELECT CASE WHEN c.type = 'object' AND json_type(c.value, '$.text') = 'text' "
+    .. "THEN json_extract(c.value, '$.text') END AS t "
+    .. "FROM json_each(CASE WHEN json_valid(responses.extra_json) THEN responses.extra_json END, "
+    .. "'$." .. list .. "') AS c"
+end
+local EXTRA_TEXTS = "SELECT CASE WHEN substr(t, 1, 10) = 'aigc-blob:' "
+  .. "THEN COALESCE((SELECT data FROM blobs WHERE key = substr(t, 11)), t) ELSE t END AS t "
+  .. "FROM (" .. texts_of("choices") .. " UNION ALL " .. texts_of("candidates") .. ")"
 
 -- The WHERE term of a search's word: in the FTS5 index of the system
 -- prompt, prompt and reply, or inside one of the texts of `extra`: the

@@ -87,7 +87,9 @@ function M.check_spec (spec)
   end
   local ids = spec.batch_id   -- (a list: the batches of a run split over several, resumed in order)
   if ids ~= nil and type(ids) ~= "string" then
-    if type(ids) ~= "table" or ids[1] == nil then spec_error("batch_id", util.expected("string or list of strings", ids)) end
+    if type(ids) ~= "table" or ids[1] == nil then
+      spec_error("batch_id", util.expected("string or list of strings", ids))
+    end
     for i, id in ipairs(ids) do
       if type(id) ~= "string" then spec_error("batch_id[" .. i .. "]", util.expected("string", id)) end
     end

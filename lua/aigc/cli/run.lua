@@ -242,7 +242,7 @@ end
 -- @tparam table args
 -- @treturn integer exit code
 function M.cancel (client, args)
-  local id, from = args.batch_id, ""
+  local id = args.batch_id
   if id and id:find(",", 1, true) then   -- (each of a run's batches; the running ones are canceled)
     local code = 0
     for one in id:gmatch("[^,]+") do
@@ -345,6 +345,48 @@ local function run_template (args)
   return tpl
 end
 
+-- The batches of a run (`given`: --batch-id, one or several, comma-separated):
+-- `resume` (for the runner: an id, a list, or nil), `ids` (every batch of the run,
+-- in order: those it resumes, then those it made, as its progress names them)
+-- and `last` (the one it is at).
+local Batches = {}
+Batches.__index = Batches
+
+local function batch_runs (given)
+  local self = setmetatable({ ids = {} }, Batches)
+  for id in (given or ""):gmatch("[^,]+") do self.ids[#self.ids + 1], self.last = id, id end
+  if self.ids[2] then   -- (a copy: the run's new batches join ids)
+    self.resume = {}
+    for i, id in ipairs(self.ids) do self.resume[i] = id end
+  else
+    self.resume = self.ids[1]
+  end
+  return self
+end
+
+function Batches:saw (id)
+  if id == self.last then return end
+  self.last = id
+  if self.ids[#self.ids] ~= id then self.ids[#self.ids + 1] = id end
+end
+
+-- Ctrl-C: the batch goes on at the server (and is billed); "interrupted" alone left a
+-- run without --out no way to its results, and running it again sent a second batch.
+-- Without --out (or with --batch-id) every batch of the run is named, in order: only
+-- the last was, and a run split over several, resumed with it, failed the others'
+-- cases "without this case" (those of the batches after it never sent).
+function Batches:interrupted (args, client)
+  local kept, id = runfile.batch_file(args.out), shown_id(self.last, client)   -- (no file beside /dev/stdout, a pipe)
+  local ids = {}
+  for i, x in ipairs(self.ids) do ids[i] = shown_id(x, client) end
+  ids = table.concat(ids, ",")
+  local again = (kept and not args.batch_id) and "run it again (" .. kept .. " keeps its id)"
+    or ids == args.batch_id and "run it again" or "run it again with --batch-id " .. ids
+  common.fail("aigc run: interrupted: batch " .. id .. " goes on at the server (" .. again
+    .. (self.ids[2] and " to take the results" or " to take its results") .. "; --batch --cancel --batch-id "
+    .. id .. " cancels it)", 130)
+end
+
 --- Runs `aigc run`.
 -- @tparam table args
 -- @treturn integer exit code
@@ -371,28 +413,16 @@ function M.run (args)
   local signals = not args.batch and lineinput.new { tty = false } or nil
   local width, stop_width = function () return nil end, function () end
   if tty then width, stop_width = width_watch(signals) end
-  -- (the run's batch, once its progress names it; every batch of the run,
-  -- in order: those it resumes, then those it made)
-  local batch_id, batch_ids, resume = nil, {}, nil
-  for id in (args.batch_id or ""):gmatch("[^,]+") do batch_ids[#batch_ids + 1], batch_id = id, id end
-  if batch_ids[2] then   -- (a copy: the run's new batches join batch_ids)
-    resume = {}
-    for i, id in ipairs(batch_ids) do resume[i] = id end
-  else
-    resume = batch_ids[1]
-  end
+  local batches = batch_runs(args.batch_id)
   -- (a batch run only: a direct run's errors keep their own traceback)
   local ok, summary, err = (args.batch and pcall or function (f, ...) return true, f(...) end)(runner.run, {
     client = client, cases = args.cases, template = tpl, params = params, out = args.out,
     concurrency = args.concurrency and math.floor(args.concurrency), strategy = strategy, assert = asserts,
     prices = config.prices, max_attempts = args.max_attempts, pace = not args.no_pace, log = log,
-    backend = args.batch and "batch" or nil, batch_id = resume, api = args.api,
+    backend = args.batch and "batch" or nil, batch_id = batches.resume, api = args.api,
     interrupted = signals and function () return signals:interrupted() end,
     on_progress = (args.batch or not args.quiet) and function (p)
-      if p.batch and p.batch.id ~= batch_id then
-        batch_id = p.batch.id
-        if batch_ids[#batch_ids] ~= batch_id then batch_ids[#batch_ids + 1] = batch_id end
-      end
+      if p.batch then batches:saw(p.batch.id) end
       if args.quiet then return end
       if tty then
         local line, columns = M.progress_line(p, nil, client), width()
@@ -410,22 +440,9 @@ function M.run (args)
   if signals then signals:close() end
   if log then log:close() end
   close_client(client, ok and summary)
-  if not ok and batch_id and tostring(summary):find("interrupted!$") then
-    -- Ctrl-C: the batch goes on at the server (and is billed); "interrupted" alone left a
-    -- run without --out no way to its results, and running it again sent a second batch
+  if not ok and batches.last and tostring(summary):find("interrupted!$") then
     if tty then io.stderr:write("\n") end
-    -- Without --out (or with --batch-id) every batch of the run is named, in
-    -- order: only the last was, and a run split over several, resumed with
-    -- it, failed the others' cases "without this case" (or sent them again)
-    local kept, id = runfile.batch_file(args.out), shown_id(batch_id, client)   -- (no file beside /dev/stdout, a pipe)
-    local ids = {}
-    for i, x in ipairs(batch_ids) do ids[i] = shown_id(x, client) end
-    ids = table.concat(ids, ",")
-    local again = (kept and not args.batch_id) and "run it again (" .. kept .. " keeps its id)"
-      or ids == args.batch_id and "run it again" or "run it again with --batch-id " .. ids
-    common.fail("aigc run: interrupted: batch " .. id .. " goes on at the server (" .. again
-      .. (batch_ids[2] and " to take the results" or " to take its results") .. "; --batch --cancel --batch-id "
-      .. id .. " cancels it)", 130)
+    batches:interrupted(args, client)
   end
   if not ok then error(summary, 0) end
   if not summary and err.code == "interrupted" then
