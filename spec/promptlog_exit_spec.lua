@@ -39,19 +39,26 @@ end
 io.stdout:write("exiting\n")
 ]]
 
+-- A fresh home, its log, a bundled server, and a child holding the log's
+-- lock until `release` exists (all undone after the test).
+local function locked_log ()
+  local dir = cli.home()
+  finally(function () cli.rmdir(dir) end)
+  local path, release = dir .. "/logs.db", dir .. "/release"
+  local srv = devserver.start()
+  finally(function () srv:stop() end)
+  -- (the log made first: the holder needs the database to exist)
+  assert(require("aigc.promptlog").open(path)):close()
+  local holder = luachild.run(logdb.LOCK_HOLDER, { background = true, args = { path, release } })
+  finally(function () assert(io.open(release, "w")):close(); holder:wait(30) end)
+  holder:until_printed("locked", 60)
+  return dir, path, release, srv, holder
+end
+
 describe("a client's prompt_log when the program ends without close()", function ()
   it("writes the rows the lock kept out, once the lock is free", function ()
     if not has_sqlite then pending("no lua-sql-sqlite3") return end
-    local dir = cli.home()
-    finally(function () cli.rmdir(dir) end)
-    local path, release = dir .. "/logs.db", dir .. "/release"
-    local srv = devserver.start()
-    finally(function () srv:stop() end)
-    -- (the log made first: the holder needs the database to exist)
-    assert(require("aigc.promptlog").open(path)):close()
-    local holder = luachild.run(logdb.LOCK_HOLDER, { background = true, args = { path, release } })
-    finally(function () assert(io.open(release, "w")):close(); holder:wait(30) end)
-    holder:until_printed("locked", 60)
+    local _, path, release, srv, holder = locked_log()
     local r = luachild.run(PROGRAM, { args = { srv.base_url, path, release, holder.stdout_path }, timeout = 120 })
     assert.equal(0, r.status, r.stderr)
     assert.equal("kept 2\nexiting\n", r.stdout)   -- (both rows were kept while the lock was held)
@@ -64,16 +71,8 @@ describe("a client's prompt_log when the program ends without close()", function
   -- lock froze 10.02 s, and the row was lost all the same)
   it("does not freeze while the lock is held: the rows are kept beside the database for its next open", function ()
     if not has_sqlite then pending("no lua-sql-sqlite3") return end
-    local dir = cli.home()
-    finally(function () cli.rmdir(dir) end)
-    local path, release = dir .. "/logs.db", dir .. "/release"
-    local srv = devserver.start()
-    finally(function () srv:stop() end)
+    local _, path, release, srv, holder = locked_log()
     local promptlog = require "aigc.promptlog"
-    assert(promptlog.open(path)):close()
-    local holder = luachild.run(logdb.LOCK_HOLDER, { background = true, args = { path, release } })
-    finally(function () assert(io.open(release, "w")):close(); holder:wait(30) end)
-    holder:until_printed("locked", 60)
     local t0 = socket.gettime()
     -- (one client dropped mid-run, one left to the end of the program; the
     -- key in a prompt, which nothing kept may hold)
