@@ -218,6 +218,8 @@ end
 --- Closes the database. Idempotent.
 -- @usage log:close()
 function Log:close ()
+  local final = rawget(self, "_final_log")   -- (aigc.promptlog_pending's second connection)
+  if final and final ~= self then self._final_log = nil; final:close() end
   if self.con then
     self.con:close()
     self.env:close()

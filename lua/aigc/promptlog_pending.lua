@@ -80,22 +80,45 @@ end
 -- still open. A table's __gc on Lua 5.2+; 5.1's and LuaJIT's tables have
 -- none, a userdata's then.
 
--- Writes the rows of every queue, the first waiting for the lock
--- `FINAL_WAIT_MS` at most (as long as the log said: a program quitting, or
--- dropping its client, while another process held the lock froze 10 s, and
--- lost the rows); from the first the lock keeps out, the rows are kept on
--- disk, scrubbed, for the log's next open (aigc.promptlog_kept).
+-- The connection the finalizer writes through: the log's database opened
+-- a second time, its busy timeout `FINAL_WAIT_MS`, made while the program
+-- runs. Setting the timeout in the finalizer (a PRAGMA, which gives a
+-- LuaSQL cursor) made a userdata there: at exit LuaJIT finalizes such a
+-- one after it has unloaded LuaSQL, and the program ended in a
+-- segmentation fault. A log in memory (no other process can lock it) is
+-- its own.
+local function final_log (log)
+  if log.path == ":memory:" then return log end
+  local ok, driver = pcall(require, "luasql.sqlite3")
+  local env = ok and driver.sqlite3()
+  local con = env and env:connect(log.path)
+  if not con then
+    if env then env:close() end
+    return nil
+  end
+  local r = con:execute("PRAGMA busy_timeout = " .. kept.FINAL_WAIT_MS)
+  if type(r) == "userdata" then r:close() end
+  return setmetatable({ con = con, env = env, path = log.path }, getmetatable(log))
+end
+
+-- Writes the rows of every queue through `final_log`, waiting for the
+-- lock `FINAL_WAIT_MS` at most (as long as the log said: a program
+-- quitting, or dropping its client, while another process held the lock
+-- froze 10 s, and lost the rows); from the first the lock keeps out, the
+-- rows are kept on disk, scrubbed, for the log's next open
+-- (aigc.promptlog_kept). Nothing here makes a userdata with a finalizer.
 local function write_kept (log)
-  local queues = log._kept
-  log._kept = {}
-  if not log.con then return end   -- (closed by its owner: nothing can be written)
+  local queues, target = log._kept, log._final_log
+  log._kept, log._final_log = {}, nil
+  if not log.con or not target then return end   -- (closed by its owner: nothing can be written)
+  target.scrub_info = log.scrub_info
   local promptlog = require "aigc.promptlog"
   local left = {}
   for queue in pairs(queues) do
     for _, item in ipairs(queue) do
       local why
       if not left[1] then
-        local ok, id, err = pcall(write, log, item, kept.FINAL_WAIT_MS)
+        local ok, id, err = pcall(target.record, target, item.entry, item.info)
         why = not ok and id or id == nil and err
       end
       if left[1] or (why and locked(why)) then
@@ -104,13 +127,16 @@ local function write_kept (log)
       end
     end
   end
+  if target ~= log then target:close() end
   if left[1] then kept.save(log, left) end
 end
 
--- Lists `queue` in `log`, giving the log its finalizer the first time.
+-- Lists `queue` in `log`, giving the log its finalizer the first time
+-- (made after the finalizer's connection: it runs first).
 local function keep_in (log, queue)
   if not log._kept then
     log._kept = {}
+    log._final_log = final_log(log)
     local function finalize () pcall(write_kept, log) end   -- (a finalizer never raises)
     if newproxy then
       log._finalizer = newproxy(true)
