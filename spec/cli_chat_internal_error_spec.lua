@@ -1,9 +1,10 @@
--- `aigc chat`: an error raised inside a turn that is neither the user's nor
--- a misuse the library words is a bug, said in one line ("aigc: internal
--- error: ..."), the session going on. It was `tostring(e)`: an error value
--- that is a table showed as "table: 0x55d0...", and the text went out as it
--- was, a key in it included. A fault is put in the command's own process
--- (LUA_INIT): the conversation's say raises the value the test names.
+-- An error that is neither the user's nor a misuse the library words is a
+-- bug, said as "aigc: internal error: ...": inside an `aigc chat` turn in
+-- one line, the session going on; around every command with a traceback,
+-- exit 70. Both were `tostring(e)`: an error value that is a table showed
+-- as "table: 0x55d0...", and the text went out as it was, a key in it
+-- included. A fault is put in the command's own process (LUA_INIT): the
+-- conversation's say, or `aigc models`, raises the value the test names.
 
 local cli = require "cli"
 local devserver = require "devserver"
@@ -27,8 +28,8 @@ function require (name)
 end
 ]]
 
-describe("aigc chat: an internal error inside a turn", function ()
-  it("is worded (a table's message, not its address) and never shows a key; the session goes on", function ()
+describe("aigc: an internal error", function ()
+  it("inside a chat turn: worded (a table's message, not its address), no key; the session goes on", function ()
     local srv = devserver.start()
     finally(function () srv:stop() end)
     local home = cli.home()
@@ -44,5 +45,34 @@ describe("aigc chat: an internal error inside a turn", function ()
                    r.stderr, 1, true)
     assert.is_nil((r.stdout .. r.stderr):find(KEY, 1, true))
     assert.matches("still here", r.stdout, 1, true)
+  end)
+
+  -- (the command's own last handler, around every command, had the same tostring(e))
+  it("of any command, outside a turn: worded, no key, exit 70 with a traceback", function ()
+    local home = cli.home()
+    finally(function () cli.rmdir(home) end)
+    cli.write(home .. "/inject.lua", [[
+local require0 = require
+function require (name)
+  local m = require0(name)
+  if name == "aigc.cli.models" then
+    m.run = function (args)
+      if args.json then error({ message = "the fault's own words" }) end
+      error("a fault quoting the key " .. os.getenv("OPENAI_API_KEY") .. " here", 0)
+    end
+  end
+  return m
+end
+]])
+    for _, case in ipairs { { { "models", "--json" }, "aigc: internal error: the fault's own words\n" },
+                            { { "models" }, "aigc: internal error: a fault quoting the key [redacted] here\n" } } do
+      local r = cli.run(case[1], { home = home,
+                                   env = { LUA_INIT = "@" .. home .. "/inject.lua", OPENAI_API_KEY = KEY } })
+      assert.equal(70, r.code, r.stderr)
+      assert.is_truthy(r.stderr:find(case[2], 1, true), r.stderr)
+      assert.matches("stack traceback:", r.stderr, 1, true)
+      assert.is_nil(r.stderr:find("table: 0x", 1, true))
+      assert.is_nil((r.stdout .. r.stderr):find(KEY, 1, true))
+    end
   end)
 end)

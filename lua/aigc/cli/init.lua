@@ -126,7 +126,10 @@ function M.main (argv)
     if what then
       return setmetatable({ message = "aigc: invalid input: " .. common.as_typed(what), code = 2 }, common.Exit)
     end
-    return debug.traceback("aigc: internal error: " .. tostring(e), 2)
+    -- (a bug: in words, `util.value_text` -- a table raised showed "table: 0x55d0..." --
+    -- and without the environment's keys, as the log scrubs them: there is no client here)
+    local clean = require("aigc.promptlog_redact").scrubber(nil)
+    return debug.traceback("aigc: internal error: " .. clean(require("aigc.util").value_text(e)), 2)
   end, args)
   if ran then code = code or 0 end
   if getmetatable(code) == common.Exit then
