@@ -67,22 +67,25 @@ describe("timeout for a binary download or a file upload", function ()
   -- "Operation timed out after 1000 milliseconds with 386 bytes received")
   it("bounds the time nothing moves, not the whole: a reply that drips for longer comes whole", function ()
     local c = aigc.client { base_url = srv.base_url, max_retries = 0 }
-    local whole = assert(c:speech { input = "hi", model = "tts-1", voice = "alloy" }).body
-    assert.truthy(#whole > 500)   -- a byte every 2 ms or slower: over 1 s in all
+    local whole = assert(c:speech { input = "hello", model = "tts-1", voice = "alloy" }).body
+    assert.truthy(#whole > 1000)   -- a byte every 1 ms or slower: over 1 s in all
     path = os.tmpname()
-    local res, err = c:speech { input = "hi", model = "tts-1", voice = "alloy", to = path, timeout = 1,
-                                headers = { ["x-aigc-fault"] = "drip=2" } }
+    local t0 = aigc.now()
+    local res, err = c:speech { input = "hello", model = "tts-1", voice = "alloy", to = path, timeout = 1,
+                                headers = { ["x-aigc-fault"] = "drip=1" } }
+    local took = aigc.now() - t0
     c:close()
     assert.is_nil(err, tostring(err))
     assert.equal(#whole, res.bytes)
+    assert.truthy(took > 1, took)   -- (longer than the timeout in all)
   end)
 
   it("bounds the time nothing moves for an upload: one that goes on for longer is sent whole", function ()
     local c = aigc.client { base_url = srv.base_url, max_retries = 0 }
     local piece, n = string.rep('{"custom_id":"n","method":"POST"}\n', 30), 0
     local req = c:files_upload_async { purpose = "batch", timeout = 1, file = { filename = "big.jsonl",
-      reader = function () n = n + 1; if n <= 30 then return piece end end } }
-    -- one piece a frame (README, readers), a frame every 0.1 s: 3 s in all
+      reader = function () n = n + 1; if n <= 15 then return piece end end } }
+    -- one piece a frame (README, readers), a frame every 0.1 s: 1.5 s in all
     while req:status() == "queued" or req:status() == "running" do
       c:step(0)
       core.sleep(0.1)
@@ -90,7 +93,7 @@ describe("timeout for a binary download or a file upload", function ()
     local res, err = req:result()
     c:close()
     assert.is_nil(err, tostring(err))
-    assert.equal(30 * #piece, res.bytes)
+    assert.equal(15 * #piece, res.bytes)
   end)
 
   it("still ends a download when the server sends nothing (kind 'timeout', naming the option)", function ()
