@@ -410,8 +410,10 @@ describe("aigc (probed as a user would)", function ()
 
   it("aigc chat run with SIGHUP ignored (nohup, stdin a script): a SIGHUP changes nothing", function ()
     local input, out, pidfile = home .. "/in.txt", home .. "/out.txt", home .. "/pid"
-    cli.write(input, "Tell me a story about a robot that learns to paint\n")
-    local cmd = cli.command({ "chat", "-m", "fault:pause=30" }, { home = home, base_url = srv.base_url })
+    -- (a reply of 23 words, a token each 50 ms apart: about a second to send)
+    cli.write(input, "Repeat after me: Once upon a time, a robot in a quiet workshop learned to paint the sunset"
+                     .. " it had watched for so long.\n")
+    local cmd = cli.command({ "chat", "-m", "fault:pause=50" }, { home = home, base_url = srv.base_url })
     assert(proc.execute("sh -c " .. proc.quote("trap '' HUP; exec " .. cmd .. " <" .. proc.quote(input) .. " >"
                         .. proc.quote(out) .. " 2>&1") .. " >/dev/null 2>&1 & echo $! >" .. proc.quote(pidfile)))
     local deadline = socket.gettime() + 10
@@ -421,6 +423,7 @@ describe("aigc (probed as a user would)", function ()
     end
     local pid = tonumber(proc.read_file(pidfile))
     assert.is_true(proc.execute("kill -HUP " .. pid))
+    assert.equal(1, srv:stats().open_now)   -- (the SIGHUP came while the reply was being sent)
     while proc.alive(pid) do
       assert(socket.gettime() < deadline + 20, "aigc chat did not end")
       socket.sleep(0.05)

@@ -35,12 +35,14 @@ describe("aigc (one-shot prompts)", function ()
     assert.equal("A document.\nTwo lines.\n\nSummarise this.", body_of(srv:last()).messages[1].content)
   end)
 
+  -- (a reply of 23 words, a token each: about a second at 50 ms apart)
+  local TALE = "Once upon a time, a robot in a quiet workshop learned to paint the sunset it had watched for so long."
+
   it("streams: the first bytes reach stdout while the server is still sending", function ()
-    local out = cli.spawn({ "-m", "fault:pause=40", "Tell me a story about a robot that learns to paint" },
-                          { home = home, base_url = srv.base_url })
+    local out = cli.spawn({ "-m", "fault:pause=50", "Repeat after me: " .. TALE }, { home = home, base_url = srv.base_url })
     local first = out:read(8)
     assert.equal(8, #first)
-    -- the reply (about 150 tokens, 40 ms apart) is still being sent
+    -- the reply (23 tokens, 50 ms apart) is still being sent
     assert.equal(1, srv:stats().open_now)
     local rest = out:read("*a")
     assert.is_true(out:close())
