@@ -44,23 +44,23 @@ describe("files_upload_parts call options", function ()
 
   it("timeout is per request: a create that never answers fails as a timeout", function ()
     local res, err = client:files_upload_parts { file = file_of("abc"), filename = "t.jsonl", purpose = "batch",
-      timeout = 1, headers = { ["x-aigc-fault"] = "hang,times=1" } }
+      timeout = 0.3, headers = { ["x-aigc-fault"] = "hang,times=1" } }
     assert.is_nil(res)
     assert.equal("timeout", err.kind)
-    assert.matches("timeout: 1 s per attempt", err.message, 1, true)
+    assert.matches("timeout: 0.3 s per attempt", err.message, 1, true)
   end)
 
-  it("deadline is for the whole upload: five requests of 0.6 s each pass a deadline of 1.5 s", function ()
+  it("deadline is for the whole upload: five requests of 0.2 s each pass a deadline of 0.5 s", function ()
     local res, err = client:files_upload_parts { file = file_of(string.rep("d", 300)), filename = "d.jsonl",
-      purpose = "batch", part_size = 100, deadline = 1.5, headers = { ["x-aigc-fault"] = "delay=600" } }
+      purpose = "batch", part_size = 100, deadline = 0.5, headers = { ["x-aigc-fault"] = "delay=200" } }
     assert.is_nil(res)
     assert.equal("timeout", err.kind)
     assert.is_nil(table.concat(paths(), " "):find("/complete", 1, true))
     -- the client's deadline is for the whole upload too
     srv:reset()
-    local c = aigc.client { base_url = srv.base_url, api_key = SECRET, max_retries = 0, timeout = 30, deadline = 1.5 }
+    local c = aigc.client { base_url = srv.base_url, api_key = SECRET, max_retries = 0, timeout = 30, deadline = 0.5 }
     res, err = c:files_upload_parts { file = file_of(string.rep("d", 300)), filename = "d.jsonl",
-      purpose = "batch", part_size = 100, headers = { ["x-aigc-fault"] = "delay=600" } }
+      purpose = "batch", part_size = 100, headers = { ["x-aigc-fault"] = "delay=200" } }
     c:close()
     assert.is_nil(res)
     assert.equal("timeout", err.kind)
@@ -280,7 +280,7 @@ describe("files_upload_parts concurrency", function ()
     local want = bytes(450)
     local path = write(want)
     local up = assert(client:files_upload_parts { file = path, filename = "c.jsonl", purpose = "batch",
-      part_size = 100, concurrency = 3, headers = { ["x-aigc-fault"] = "delay=1000" } })
+      part_size = 100, concurrency = 3, headers = { ["x-aigc-fault"] = "delay=300" } })
     os.remove(path)
     assert.is_true(srv:stats().max_open >= 2)   -- (one at a time: 1)
     local parts = 0
