@@ -10,6 +10,8 @@ local devserver = require "devserver"
 local socket = require "socket"
 
 local STREAMS, WORDS = 4, 400
+-- Turns apart and timeouts grow together under valgrind (a step is slower).
+local SCALE = tonumber(os.getenv("AIGC_TIMEOUT_SCALE")) or 1
 -- Every chat chunk event of the bundled server is longer than this on the
 -- wire ("data: ", the id, "chat.completion.chunk", the choice...).
 local MIN_EVENT_BYTES = 100
@@ -134,11 +136,12 @@ describe("max_bytes_per_step", function ()
 
   it("held streams are not idle: a short idle timeout does not end them", function ()
     -- One byte a turn: each turn one stream takes a write, the others wait
-    -- their turn, 3 x 0.12 s, longer than the 0.3 s idle timeout.
-    local client, text, _, reqs, parts = written_streams { max_bytes_per_step = 1, timeout = 0.3 }
+    -- their turn, 3 x 0.05 s, longer than the 0.12 s idle timeout (the
+    -- replies are all in the sockets already: a stream let go reads at once).
+    local client, text, _, reqs, parts = written_streams { max_bytes_per_step = 1, timeout = 0.12 * SCALE }
     local deadline = socket.gettime() + 60
     while client:step(0) > 0 do
-      socket.sleep(0.12)
+      socket.sleep(0.05 * SCALE)
       assert(socket.gettime() < deadline, "the streams did not end")
     end
     finish(client, reqs, parts, text)
@@ -147,23 +150,26 @@ describe("max_bytes_per_step", function ()
 
   it("a call's total timeout does not count the turns it was held: a slow frame loop, a fast server", function ()
     -- A non-streamed reply of ~200 KB, taken a write (<= 16 KiB) a turn,
-    -- turns 0.25 s apart: over 3 s held in all, longer than the 2 s
+    -- turns 0.12 s apart: over 1.5 s held in all, longer than the 1 s
     -- timeout (libcurl's total timer counted them: timed out with 65 KB of
     -- 390 KB in, the server long done).
     local words = {}
     for i = 1, 20000 do words[i] = "word" .. i end
     local text = table.concat(words, " ")
-    local client = aigc.client { base_url = srv.base_url, max_retries = 0, max_bytes_per_step = 1, timeout = 2 }
+    local client = aigc.client { base_url = srv.base_url, max_retries = 0, max_bytes_per_step = 1,
+                                 timeout = 1 * SCALE }
     local req = client:chat_async { model = "m", messages = { { role = "user", content = "Echo: " .. text } } }
-    local turns, deadline = 0, socket.gettime() + 120
+    local turns, t0, deadline = 0, socket.gettime(), socket.gettime() + 120
     while client:step(0) > 0 do
       turns = turns + 1
-      socket.sleep(0.25)
+      socket.sleep(0.12 * SCALE)
       assert(socket.gettime() < deadline, "the call did not end")
     end
+    local took = socket.gettime() - t0
     assert.equal("done", req:status(), why(req))
     assert.equal(text, req:result().text)
     assert.is_true(turns > 8, "the reply came in " .. turns .. " turns: the case tested nothing")
+    assert.is_true(took > 1.2 * SCALE, "the reply came in " .. took .. " s: the case tested nothing")
     -- and a server that never answers still times out, at the timeout
     local hung = client:chat_async { model = "m", messages = { { role = "user", content = "Hi" } },
                                      timeout = 0.5, headers = { ["x-aigc-fault"] = "hang" } }
