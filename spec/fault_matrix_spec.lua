@@ -228,17 +228,19 @@ describe("fault matrix", function ()
   end
 
   describe("stream idle timeout", function ()
-    it("does not fire while bytes keep coming (drip 20 ms, idle 1.5 s, watched for 3.5 s)", function ()
-      local client = closing(aigc.client { base_url = srv.base_url, max_retries = 0, timeout = 1.5 })
+    -- (the reply takes over 3 s at 2 ms a byte: its head's lines, then its
+    -- events; a header line, up to 41 bytes, comes whole in about 0.1 s)
+    it("does not fire while bytes keep coming (drip 2 ms, idle 0.5 s, watched for 1.4 s)", function ()
+      local client = closing(aigc.client { base_url = srv.base_url, max_retries = 0, timeout = 0.5 })
       local errors, dones = 0, 0
       local req = client:chat_async {
         messages = { { role = "user", content = PROMPT } },
-        headers = { ["x-aigc-fault"] = "drip=20" },
+        headers = { ["x-aigc-fault"] = "drip=2" },
         stream = function () end,
         on_error = function () errors = errors + 1 end,
         on_done = function () dones = dones + 1 end,
       }
-      local stop = clock() + 1.5 + 2
+      local stop = clock() + 0.5 + 0.9
       while clock() < stop do
         local _, step_errors = client:step(0.01)
         assert.is_nil(step_errors)
@@ -256,17 +258,17 @@ describe("fault matrix", function ()
       check_usable(client, "drip")
     end)
 
-    it("counts between events, not in total (8 events 250 ms apart, idle 1 s)", function ()
-      local client = closing(aigc.client { base_url = srv.base_url, max_retries = 0, timeout = 1 })
+    it("counts between events, not in total (8 events 100 ms apart, idle 0.4 s)", function ()
+      local client = closing(aigc.client { base_url = srv.base_url, max_retries = 0, timeout = 0.4 })
       local started = clock()
       local deltas = {}
       local res, err = client:chat {
         messages = { { role = "user", content = "Repeat after me: one two three four five" } },
-        headers = { ["x-aigc-fault"] = "pause=250" },
+        headers = { ["x-aigc-fault"] = "pause=100" },
         stream = function (d) deltas[#deltas + 1] = d end,
       }
       assert.is_nil(err, err and tostring(err))
-      assert.truthy(clock() - started > 1.5)   -- longer in total than the timeout
+      assert.truthy(clock() - started > 0.6)   -- longer in total than the timeout
       assert.equal("one two three four five", res.text)
       assert.equal(res.text, table.concat(deltas))
     end)
