@@ -352,11 +352,17 @@ local PROXY_VARIABLES = { "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROX
 -- Runs CHILD with the proxy variables `vars` (the others set empty: the
 -- runner's own do not count); returns its report as { key = { lines } }
 -- and its whole stdout.
-local function child_with (vars, base, opts)
+-- The child started in the background; its report comes from report_of.
+local function child_started (vars, base, opts)
   local env = {}
   for _, name in ipairs(PROXY_VARIABLES) do env[name] = vars[name] or "" end
   opts = opts or {}
-  local r = luachild.run(CHILD, { env = env, args = { base, PROXY_PASS, opts.proxy or "", opts.status or "500" } })
+  return luachild.run(CHILD, { env = env, args = { base, PROXY_PASS, opts.proxy or "", opts.status or "500" },
+                               background = true, timeout = 60 })
+end
+
+local function report_of (child)
+  local r = child:wait(60)
   assert.equal(0, r.status, r.stderr)
   local report = {}
   for line in r.stdout:gmatch("[^\n]+") do
@@ -369,6 +375,8 @@ local function child_with (vars, base, opts)
   return report, r.stdout
 end
 
+local function child_with (vars, base, opts) return report_of(child_started(vars, base, opts)) end
+
 describe("proxies", function ()
   local port, child
   setup(function () port, child = oneshot.start(ECHO) end)
@@ -379,12 +387,16 @@ describe("proxies", function ()
 
   it("the password of a proxy from the environment is a secret, as `proxy`'s is", function ()
     local gopher = "gopher://bob:" .. PROXY_PASS .. "@127.0.0.1:1"   -- (libcurl's message shows the URL whole)
-    for _, case in ipairs {
+    local cases = {
       { "http_proxy", "http://127.0.0.1:1/v1" }, { "all_proxy", "http://127.0.0.1:1/v1" },
       { "ALL_PROXY", "http://127.0.0.1:1/v1" }, { "https_proxy", "https://127.0.0.1:1/v1" },
       { "HTTPS_PROXY", "https://127.0.0.1:1/v1" },
-    } do
-      local report, out = child_with({ [case[1]] = gopher }, case[2])
+    }
+    -- (the children side by side: each waits out its retry's backoff)
+    for _, case in ipairs(cases) do case.child = child_started({ [case[1]] = gopher }, case[2]) end
+    local upper = child_started({ HTTP_PROXY = gopher }, "http://127.0.0.1:1/v1")
+    for _, case in ipairs(cases) do
+      local report, out = report_of(case.child)
       assert.equal("connect", report.kind[1], case[1])
       assert.truthy(report.message[1]:find("Unsupported proxy scheme for 'gopher://bob:[redacted]@127.0.0.1:1'",
                                            1, true), case[1])
@@ -392,7 +404,7 @@ describe("proxies", function ()
       assert_clean(out, "the error or a log line (" .. case[1] .. ")")
     end
     -- $HTTP_PROXY, which libcurl leaves alone for http, is a secret as well
-    local report = child_with({ HTTP_PROXY = gopher }, "http://127.0.0.1:1/v1")
+    local report = report_of(upper)
     assert.equal("x [redacted] y", report.scrub[1])
   end)
 
