@@ -20,7 +20,7 @@ describe("a cassette replaying a call the engine retried", function ()
 
   it("through the recording proxy: replays the retried call's reply, then the next call's", function ()
     local tape = dir .. "/proxy.jsonl"
-    local fault = "status=429,retry-after=0,times=1,key=proxy"
+    local fault = "status=429,retry-after-ms=10,times=1,key=proxy"
     local rec = aigc.client { base_url = srv.base_url, model = "aigc-dev", cassette = { path = tape } }
     local live1 = assert(rec:chat(ask(fault)))
     local live2 = assert(rec:chat(ask(fault)))
@@ -43,7 +43,7 @@ describe("a cassette replaying a call the engine retried", function ()
   it("recorded in the client (proxy = false): a call that failed after its retries fails again, the next succeeds",
      function ()
     local tape = dir .. "/client.jsonl"
-    local fault = "status=429,retry-after=0,times=3,key=client"
+    local fault = "status=429,retry-after-ms=10,times=3,key=client"
     local rec = aigc.client { base_url = srv.base_url, model = "aigc-dev",
                               cassette = { path = tape, proxy = false } }
     local _, live_err = rec:chat(ask(fault))
