@@ -118,7 +118,7 @@ describe("priorities", function ()
     local reqs = {}
     for i = 1, 6 do
       reqs[i] = client:chat_async(call("bg" .. i, "background",
-        { stream = function () end, headers = { ["x-aigc-fault"] = "pause=30" } }))
+        { stream = function () end, headers = { ["x-aigc-fault"] = "pause=10" } }))
     end
     local running = 0
     for _, r in ipairs(reqs) do if r:status() == "running" then running = running + 1 end end
