@@ -81,7 +81,7 @@ describe("aigc at its bounds", function ()
 
 
   it_tty("aigc chat: a terminal narrowed while a reply comes: the next line is edited at the new width", function ()
-    term = cli.terminal({ "chat", "-m", "fault:delay=1500" }, { home = home, base_url = srv.base_url })
+    term = cli.terminal({ "chat", "-m", "fault:delay=500" }, { home = home, base_url = srv.base_url })
     local t = term
     t:wait_for("Ctrl-D to quit.", 10, true)
     t:wait_prompt()

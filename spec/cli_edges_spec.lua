@@ -399,7 +399,7 @@ describe_tty("aigc (edges, in a terminal)", function ()
     local cases = {}
     for i = 1, 30 do cases[i] = '{"id": ' .. i .. ', "prompt": "Hi"}' end
     cli.write(home .. "/cases.jsonl", table.concat(cases, "\n") .. "\n")
-    term = cli.terminal({ "run", home .. "/cases.jsonl", "-m", "fault:delay=400", "--concurrency", "1", "--no-log" },
+    term = cli.terminal({ "run", home .. "/cases.jsonl", "-m", "fault:delay=150", "--concurrency", "1", "--no-log" },
                         { home = home, base_url = srv.base_url })
     local function done ()
       local n = 0

@@ -146,7 +146,8 @@ describe_tty("aigc chat without lua-readline (in a terminal)", function ()
   local NO_READLINE = 'package.preload.readline = function () error("module readline not found") end'
 
   it("Ctrl-C cancels a reply and the session goes on; Ctrl-D at the prompt quits, 0", function ()
-    term = cli.terminal({ "chat", "-m", "fault:pause=200" },
+    -- (50 ms a token: the story has some 150, seconds left to cancel it in)
+    term = cli.terminal({ "chat", "-m", "fault:pause=50" },
       { home = home, base_url = srv.base_url, env = { LUA_INIT = NO_READLINE } })
     term:wait_for("Ctrl-D to quit.", 10, true)
     term:wait_prompt()
