@@ -23,13 +23,13 @@ describe("the call's deadline", function ()
       local aigc = require "aigc"
       local c = aigc.client { base_url = arg[1], max_retries = 2, timeout = 5 }
       local deltas = 0
-      local res, err = c:chat { messages = { { role = "user", content = "Hi" } }, deadline = 1,
+      local res, err = c:chat { messages = { { role = "user", content = "Hi" } }, deadline = 0.5,
                                 headers = { ["x-aigc-fault"] = "comment-drip=100" },
                                 stream = function () deltas = deltas + 1 end }
       print(res, err.kind, err.message, err.retries, deltas)
     ]], { args = { srv.base_url }, timeout = 30 })
     assert.equal(0, r.status, r.stderr)
-    assert.equal("nil\ttimeout\tthe call's deadline (1 s) passed\t0\t0\n", r.stdout)
+    assert.equal("nil\ttimeout\tthe call's deadline (0.5 s) passed\t0\t0\n", r.stdout)
   end)
 
   it("does not take a retry whose wait would pass it (Retry-After: 3, deadline 1)", function ()
@@ -43,7 +43,7 @@ describe("the call's deadline", function ()
     assert.truthy(aigc.now() - t0 < 2.5)
     -- Without a deadline the same call waits and retries (timeout is per attempt).
     srv:reset()
-    local _, err2 = client:chat(params("status=429,retry-after=1", { max_retries = 1 }))
+    local _, err2 = client:chat(params("status=429,retry-after=0.3", { max_retries = 1 }))
     assert.equal(1, err2.retries)
     assert.equal(2, srv:stats().requests_total)
   end)
@@ -82,11 +82,11 @@ describe("the call's deadline", function ()
   end)
 
   it("is a client default that a call can change or turn off (false)", function ()
-    local c = aigc.client { base_url = srv.base_url, deadline = 0.2, max_retries = 0 }
-    local _, err = c:chat(params "delay=600")
+    local c = aigc.client { base_url = srv.base_url, deadline = 0.1, max_retries = 0 }
+    local _, err = c:chat(params "delay=300")
     assert.equal("timeout", err.kind)
-    assert.truthy(c:chat(params("delay=600", { deadline = false })))
-    assert.truthy(c:chat(params("delay=600", { deadline = 5 })))
+    assert.truthy(c:chat(params("delay=300", { deadline = false })))
+    assert.truthy(c:chat(params("delay=300", { deadline = 5 })))
     c:close()
   end)
 
