@@ -409,9 +409,9 @@ end)
 
 describe("aigc.runner under a rate limit", function ()
   it("runs 1,000 cases with no failed case and no 429 (the server counts them)", function ()
-    -- 900 requests a minute: a burst of 900, then 15 a second; 60,000 tokens a minute
-    -- (a case costs about 30): the runner must pace the last hundred cases itself.
-    local srv = devserver.start { args = { "--rate-limit", "900,60000" } }
+    -- 950 requests a minute: a burst of 950, then 15.8 a second; 60,000 tokens a minute
+    -- (a case costs about 30): the runner must pace the last fifty cases itself.
+    local srv = devserver.start { args = { "--rate-limit", "950,60000" } }
     local client = aigc.client { base_url = srv.base_url }
     local dir = cli.home()
     local cases_path, out = dir .. "/cases.jsonl", dir .. "/results.jsonl"
@@ -436,12 +436,13 @@ describe("aigc.runner under a rate limit", function ()
   end)
 
   it("without pacing the same run meets 429s, and still finishes every case by retrying", function ()
-    local srv = devserver.start { args = { "--rate-limit", "120" } }
+    -- (a burst of 240, then 4 a second: the last 3 cases meet the limit)
+    local srv = devserver.start { args = { "--rate-limit", "240" } }
     local client = aigc.client { base_url = srv.base_url }
     local cases = {}
-    for i = 1, 125 do cases[i] = { id = i, prompt = "Hi" } end
+    for i = 1, 243 do cases[i] = { id = i, prompt = "Hi" } end
     local s = assert(runner.run { client = client, cases = cases, concurrency = 8, pace = false })
-    assert.equal(125, s.ok)
+    assert.equal(243, s.ok)
     assert.is_true(srv:stats().rate_limited_total > 0)
     assert.is_true(s.rate_limited > 0)
     client:close()
@@ -465,7 +466,7 @@ describe("aigc.runner under a rate limit", function ()
     local client = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0 }
     local t0 = aigc.now()
     local s = assert(runner.run { client = client, cases = { { id = 1, prompt = "Hi" } }, pace = false,
-                                  max_wait = 1, interrupted = function () return aigc.now() - t0 > 20 end })
+                                  max_wait = 0.3, interrupted = function () return aigc.now() - t0 > 20 end })
     assert.equal(1, s.ok)        -- (before: paused for 86,400 s, stopped by `interrupted` with 0 done)
     assert.equal(1, s.retries)
     assert.is_true(aigc.now() - t0 < 15)
@@ -516,7 +517,7 @@ describe("aigc run (the command)", function ()
   end)
 
   it("SIGINT (Ctrl-C) stops a run: exit 130, one line, only whole result lines; a rerun resumes", function ()
-    local n = 200
+    local n = 100   -- (30 ms a reply, 4 in flight: the 80 left after the 20th line take 0.6 s)
     write_cases(home .. "/cases.jsonl", n)
     cli.write(home .. "/templates/capital.lua", '{ prompt = "What is the capital of {{country}}?" }')
     local out, err = home .. "/r.jsonl", home .. "/err.txt"
@@ -544,10 +545,10 @@ describe("aigc run (the command)", function ()
 
   it("a run killed with SIGKILL resumes without redoing the cases it had done", function ()
     cli.write(home .. "/templates/capital.lua", '{ prompt = "What is the capital of {{country}}?" }')
-    local n = 300
+    local n = 150
     write_cases(home .. "/cases.jsonl", n)
     local out = home .. "/r.jsonl"
-    -- each reply takes 20 ms: the run lasts about 1.5 s at 4 in flight
+    -- each reply takes 20 ms: the run lasts about 0.75 s at 4 in flight (0.45 s after the 60th line)
     local args = { "run", home .. "/cases.jsonl", "-t", "capital", "--out", out, "--concurrency", "4", "-q",
                    "--no-log", "-m", "fault:delay=20" }
     local cmd = cli.command(args, { home = home, base_url = srv.base_url })
