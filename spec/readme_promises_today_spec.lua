@@ -77,7 +77,7 @@ describe("README examples of today's features, as written, against the bundled s
   it("files_upload_parts: a create that timed out is not sent again, with retries left; the error says so", function ()
     local c = aigc.client { base_url = srv.base_url, max_retries = 2, timeout = 30 }
     local given = false
-    local res, err = c:files_upload_parts { filename = "t.jsonl", purpose = "batch", timeout = 2,
+    local res, err = c:files_upload_parts { filename = "t.jsonl", purpose = "batch", timeout = 0.5,
       headers = { ["x-aigc-fault"] = "hang,times=1" },
       file = { size = 3, reader = function () if given then return nil end given = true return "abc" end } }
     c:close()
