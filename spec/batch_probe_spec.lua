@@ -254,7 +254,7 @@ describe("aigc.batch against the bundled server", function ()
     local b = assert(batch.create(client, { { custom_id = "a", body = { messages = {
       { role = "user", content = "Echo: one" } } } } }))
     local flaky = aigc.client { base_url = srv.base_url, model = "aigc-dev", max_retries = 3,
-                                headers = { ["x-aigc-fault"] = "status=503,times=2" } }
+                                headers = { ["x-aigc-fault"] = "status=503,retry-after-ms=10,times=2" } }
     local over, err = batch.wait(flaky, b.id, { interval = 0.02 })
     local retries = flaky:usage().retries
     flaky:close()
@@ -398,7 +398,7 @@ describe("a batch run past the Batch API's limits", function ()
     local out, first = dir .. "/s.jsonl", nil
     local stopped = with_limits(2, 200 * 1000 * 1000, function ()
       return (pcall(runner.run, { client = client, cases = cases(4), template = tpl, out = out, backend = "batch",
-        batch_interval = 0.02, batch_metadata = { aigc_delay_ms = "200" },
+        batch_interval = 0.02, batch_metadata = { aigc_delay_ms = "50" },
         on_progress = function (p)
           first = first or p.batch.id
           if p.batch.id ~= first then error("stopped by the test") end
