@@ -24,7 +24,8 @@ describe("the test helper devserver.start", function ()
     local srv = devserver.start { pause_ms = 0, batch_delay_ms = 60000 }
     local client = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "k" }
     local b = assert(batch.create(client, { ask("a") }))
-    local over, err = batch.wait(client, b.id, { interval = 0.05, timeout = 1 })
+    -- (at the default 20 ms a line it is over in about 0.1 s)
+    local over, err = batch.wait(client, b.id, { interval = 0.05, timeout = 0.4 })
     client:close()
     srv:stop()
     assert.is_nil(over, "the batch was over: the delay did not reach the server")
