@@ -39,7 +39,8 @@ describe("aigc (one-shot prompts)", function ()
   local TALE = "Once upon a time, a robot in a quiet workshop learned to paint the sunset it had watched for so long."
 
   it("streams: the first bytes reach stdout while the server is still sending", function ()
-    local out = cli.spawn({ "-m", "fault:pause=50", "Repeat after me: " .. TALE }, { home = home, base_url = srv.base_url })
+    local out = cli.spawn({ "-m", "fault:pause=50", "Repeat after me: " .. TALE },
+                          { home = home, base_url = srv.base_url })
     local first = out:read(8)
     assert.equal(8, #first)
     -- the reply (23 tokens, 50 ms apart) is still being sent

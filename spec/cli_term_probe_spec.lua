@@ -98,7 +98,8 @@ describe("aigc (in scripts, on terminals)", function ()
   end)
 
   it("aigc logs that lists nothing says so on stderr (a conversation of failed turns showed a blank)", function ()
-    local r = aigc({ "chat", "-m", "fault:status=500,should-retry=false" }, { stdin = "Hi\n" })   -- (not retried: at once)
+    -- (a 500 not retried: the failed turn at once)
+    local r = aigc({ "chat", "-m", "fault:status=500,should-retry=false" }, { stdin = "Hi\n" })
     assert.equal(0, r.code, r.stderr)
     r = aigc { "logs", "-c" }
     assert.equal(0, r.code)
