@@ -409,9 +409,9 @@ end)
 
 describe("aigc.runner under a rate limit", function ()
   it("runs 1,000 cases with no failed case and no 429 (the server counts them)", function ()
-    -- 950 requests a minute: a burst of 950, then 15.8 a second; 60,000 tokens a minute
-    -- (a case costs about 30): the runner must pace the last fifty cases itself.
-    local srv = devserver.start { args = { "--rate-limit", "950,60000" } }
+    -- 975 requests a minute: a burst of 975, then 16 a second; 60,000 tokens a minute
+    -- (a case costs about 30): the runner must pace the last 25 cases itself.
+    local srv = devserver.start { args = { "--rate-limit", "975,60000" } }
     local client = aigc.client { base_url = srv.base_url }
     local dir = cli.home()
     local cases_path, out = dir .. "/cases.jsonl", dir .. "/results.jsonl"
