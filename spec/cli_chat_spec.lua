@@ -35,7 +35,7 @@ describe_tty("aigc chat (in a terminal)", function ()
   end
 
   it("streams a reply as it arrives, and Ctrl-C cancels it but not the session", function ()
-    local t = chat { "-m", "fault:pause=60" }
+    local t = chat { "-m", "fault:pause=30" }   -- (the story: 150 tokens, seconds to go at Ctrl-C)
     t:type("Tell me a story about a robot that learns to paint")
     t:keys("Enter")
     -- part of the story is on the screen while the server is still sending it

@@ -386,7 +386,7 @@ describe("aigc (probed as a user would)", function ()
 
   it_tty("aigc chat: SIGTERM or SIGHUP during a reply logs the turn as canceled, then ends by it", function ()
     for i, sig in ipairs { { "TERM", 143 }, { "HUP", 129 } } do
-      local term = cli.terminal({ "chat", "-m", "fault:pause=60" }, { home = home, base_url = srv.base_url })
+      local term = cli.terminal({ "chat", "-m", "fault:pause=30" }, { home = home, base_url = srv.base_url })
       finally(function () term:close() end)
       term:wait_for("Ctrl-D to quit.", 10, true)
       term:wait_prompt()
