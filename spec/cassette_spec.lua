@@ -51,7 +51,7 @@ describe("cassettes", function ()
 
   it("replays a recording with the server stopped: same replies, byte-identical streams", function ()
     local path = dir .. "/wf.jsonl"
-    local srv = devserver.start { pause_ms = 5 }
+    local srv = devserver.start { pause_ms = 1 }   -- (replies still streamed, event by event)
     local rec = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "sk-cassette-secret-77",
                               cassette = { path = path, mode = "record" } }
     local live = workflow(rec)
@@ -110,7 +110,7 @@ describe("cassettes", function ()
 
   it("records in the client with proxy = false (as for https): replies and events replay the same", function ()
     local path = dir .. "/decoded.jsonl"
-    local srv = devserver.start { pause_ms = 5 }
+    local srv = devserver.start { pause_ms = 1 }   -- (replies still streamed, event by event)
     local rec = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = "sk-cassette-secret-78",
                               cassette = { path = path, mode = "record", proxy = false } }
     local live = workflow(rec)
@@ -281,13 +281,13 @@ describe("cassettes", function ()
   end)
 
   it("closing a recording client waits for the exchange the proxy is still writing", function ()
-    -- An upstream that answers at once but closes the connection 0.8 s later:
+    -- An upstream that answers at once but closes the connection 0.3 s later:
     -- the client has its reply long before the proxy sees the end and writes it.
     local up = upstream.start(os.tmpname(), [=[
     local body = '{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,'
       .. '"message":{"role":"assistant","content":"lingered"},"finish_reason":"stop"}]}'
     s:write("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " .. #body .. "\r\n\r\n" .. body)
-    uv.new_timer():start(800, 0, function () s:close() end)
+    uv.new_timer():start(300, 0, function () s:close() end)
 ]=], { lifetime = 20000 })
     -- (in a finally: a failed check left it running, and the handle's
     -- close, at its __gc or at exit, then waited up to 20 s for it)
