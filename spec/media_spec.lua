@@ -440,7 +440,7 @@ describe("media (issue 15)", function ()
       local sub = dir .. "/vanishing"
       assert.is_true(proc.execute("mkdir '" .. sub .. "'"))
       local req = client:speech_async { input = string.rep("a", 40), response_format = "wav", to = sub .. "/line.wav",
-                                        headers = fault("pause=50") }
+                                        headers = fault("pause=20") }   -- (its pieces 20 ms apart)
       local removed = false
       while req:status() == "queued" or req:status() == "running" do
         client:step(0.01)
