@@ -25,7 +25,7 @@
 #              one result per test; a test that cannot run here is skipped
 #   busted-V   the Lua specs under interpreter V, the module built for V, against
 #              real local servers they start themselves; V = 5.4 5.1 5.2 5.3 jit
-#              (all but 5.4 in two halves each, busted-part1-V and busted-part2-V,
+#              (all but 5.4 in three parts each, busted-part1-V ... busted-part3-V,
 #              run by whichever lane is free first: see shared_cells)
 #              (a spec file marked "-- needs: Lua 5.4 (why)" in its first lines
 #              counts as one skipped result elsewhere)
@@ -86,7 +86,7 @@
 # min; lane 2 (fuzz, ASan, lifecycle, soak) is CPU-bound, so its time boxes
 # were cut (fuzz 30 + 4 x 15 s, lifecycle 40 s plain and 60 s under ASan;
 # each run draws a new seed, so the runs add up over CI runs), and every lane
-# now takes the other interpreters' busted halves when it is done.
+# now takes the other interpreters' busted parts (thirds) when it is done.
 #   AIGC_SUITE_TIMEOUT=S   a busted run (any cell, ASan, valgrind) still going
 #                    after S seconds (default 1500) is stopped and counts as failed
 set -u
@@ -746,18 +746,18 @@ interpreter_cells () {
 }
 
 # The shared cells: every interpreter's busted run but 5.4's (5.1, 5.2, 5.3,
-# LuaJIT), each in two halves (the spec files dealt in turns), with its
-# examples and install after the first half. Every lane, once its own suites
-# are done, claims the next half not yet taken. Fixed lanes left one lane
+# LuaJIT), each in three parts (the spec files dealt in turns), with its
+# examples and install after the first part. Every lane, once its own suites
+# are done, claims the next part not yet taken. Fixed lanes left one lane
 # running alone for minutes at the end (CI of 2026-12-05: lane 3 ended ~7 min
 # after lane 1; CI of 2026-12-06, with only 5.2 and 5.3 shared by lanes 1
-# and 3: 31.6 min for lane 1, 28.7 for lane 2); a half (~4 min) is small
+# and 3: 31.6 min for lane 1, 28.7 for lane 2); a third (~2.5 min) is small
 # enough to even them out. A claim is a directory made with mkdir, which only
 # one lane can make. (The busted cells mostly wait on servers and timers, so
 # a third one beside the CPU-bound lanes costs them little.)
 SHARED_VERSIONS=""
 for v in $VERSIONS; do [ "$v" = 5.4 ] || SHARED_VERSIONS="$SHARED_VERSIONS $v"; done
-SHARED_PARTS=2
+SHARED_PARTS=3
 CLAIMS=build/claims
 rm -rf "$CLAIMS"; mkdir -p "$CLAIMS"
 in_shared () { case " $SHARED_VERSIONS " in *" $1 "*) return 0 ;; esac; return 1; }
@@ -800,7 +800,7 @@ shared_cells () {
 # waiting on servers); lane 2 (fuzz, ASan, the lifecycle tester, soak) and
 # lane 3 (valgrind, the host test) write their output to build/lane2.log and
 # build/lane3.log, printed when lane 1 is done. Then each lane takes shared
-# cells (the other interpreters' busted halves) until none is left. Each lane
+# cells (the other interpreters' busted parts) until none is left. Each lane
 # records into its own results file; the summary joins them.
 lane1 () {
   suite_lint; suite_subset
