@@ -1192,6 +1192,27 @@ int aigc_response_event (lua_State *L, aigc_request *r, const char *type, size_t
   return AIGC_EVENT_CHUNK;
 }
 
+/*
+** Keeps a typed event as the reply so far (r->resp is unused by a stream):
+** its data, with the SSE event's name as its "type" when it has none, as
+** the callback gets it (the result is read from here: a transcription's
+** transcript.text.done named only by its "event:" line is the result).
+*/
+static int keep_last_event (aigc_request *r, const aigc_json_value *ev, const char *type, size_t tlen,
+                            const char *data, size_t dlen) {
+  const char *brace = (const char *)memchr(data, '{', dlen);
+  aigc_buf_clear(&r->resp);
+  if (tlen > 0 && aigc_json_get(ev, "type") == NULL && brace != NULL
+      && aigc_json_utf8_valid(type, tlen, NULL)) {
+    brace++;
+    return aigc_buf_append(&r->resp, "{\"type\":", 8) != 0
+           || aigc_json_write_string(&r->resp, type, tlen, NULL) != 0
+           || (ev->len > 0 && aigc_buf_append(&r->resp, ",", 1) != 0)
+           || aigc_buf_append(&r->resp, brace, dlen - (size_t)(brace - data)) != 0 ? -1 : 0;
+  }
+  return aigc_buf_append(&r->resp, data, dlen);
+}
+
 int aigc_response_typed_event (lua_State *L, aigc_request *r, const char *type, size_t tlen,
                                const char *data, size_t dlen) {
   aigc_json_value ev;
@@ -1212,9 +1233,7 @@ int aigc_response_typed_event (lua_State *L, aigc_request *r, const char *type, 
   else if (truthy(aigc_json_get(&ev, "error")))
     push_api_error(L, r, "api", &ev, "the server sent an error in the stream");
   else {
-    /* The reply so far: the last event (r->resp is unused by a stream). */
-    aigc_buf_clear(&r->resp);
-    if (aigc_buf_append(&r->resp, data, dlen) != 0) {
+    if (keep_last_event(r, &ev, type, tlen, data, dlen) != 0) {
       aigc_error_new(L, "limit", "out of memory while keeping a stream event");
       return AIGC_EVENT_ERROR;
     }
