@@ -126,6 +126,7 @@ void aigc_error_report (lua_State *L, int eidx, int erridx, const char *secrets)
     lua_pushvalue(L, erridx);
     if (aigc_pcall(L, 1, 0) == LUA_OK)
       return;
+    aigc_error_scrub(L, -1, secrets);   /* (its own error may hold one too) */
     write_error(L, -1, "error in the client's error_handler");
     lua_pop(L, 1);
     write_error(L, erridx, "error in a callback, given to the error_handler that failed");
