@@ -19,8 +19,10 @@ end
 
 -- Runs a transcription stream against `body`: the result, the error, and
 -- the events' types and deltas the stream function saw.
-local function transcribe (body)
-  local c, done = oneshot.sse_client(aigc, body, nil, { api_key = KEY })
+local function transcribe (body, client_opts)
+  local opts = { api_key = KEY }
+  for k, v in pairs(client_opts or {}) do opts[k] = v end
+  local c, done = oneshot.sse_client(aigc, body, nil, opts)
   local path, seen = audio_file(), {}
   local res, err = c:transcribe { model = "m", file = path, stream = function (ev)
     seen[#seen + 1] = tostring(ev.type) .. ":" .. tostring(ev.delta)
@@ -49,6 +51,17 @@ describe("typed event streams", function ()
     assert.are.same({ "transcript.text.delta:Hel", "transcript.text.delta:lo", "transcript.text.done:nil" }, seen)
     assert.are.equal("transcript.text.done", res.type)
     assert.are.equal("Hello", res.text)
+  end)
+
+  it("the name taken as its type counts nothing against max_json_values", function ()
+    -- ({"text": "hi"} is 2 values: the object and its string)
+    local body = 'event: transcript.text.done\ndata: {"text":"hi"}\n\n'
+    local res, err = transcribe(body, { max_json_values = 2 })
+    assert.is_nil(err)
+    assert.are.equal("transcript.text.done", res.type)
+    assert.are.equal("hi", res.text)
+    local _, err2 = transcribe(body, { max_json_values = 1 })
+    assert.are.equal("limit", err2.kind)
   end)
 
   it("a speech stream named by event: lines ends on its speech.audio.done", function ()

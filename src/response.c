@@ -864,13 +864,18 @@ static int push_sink_outcome (lua_State *L, aigc_request *r) {
 static int push_events_outcome (lua_State *L, aigc_request *r) {
   aigc_json_value v;
   aigc_json_error perr;
+  size_t max_values = r->arena.limits.max_values;
+  int rc;
   aigc_json_arena_reset(&r->arena);
   if (r->resp.len == 0) {
     aigc_error_new(L, "stream", "the stream ended before any event");
     return 0;
   }
-  if (aigc_json_parse(&r->arena, r->resp.data, r->resp.len, AIGC_JSON_DEFAULT_MAX_DEPTH, &v,
-                      &perr) != AIGC_JSON_OK) {
+  if (max_values > 0)   /* (parsed once already: the "type" keep_last_event added counts nothing) */
+    r->arena.limits.max_values = max_values + 1;
+  rc = aigc_json_parse(&r->arena, r->resp.data, r->resp.len, AIGC_JSON_DEFAULT_MAX_DEPTH, &v, &perr);
+  r->arena.limits.max_values = max_values;
+  if (rc != AIGC_JSON_OK) {
     aigc_error_new(L, "limit", "out of memory while parsing the last stream event");
     return 0;
   }
