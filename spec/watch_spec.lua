@@ -149,6 +149,25 @@ describe("an external event loop (watch / act)", function ()
     assert.is_nil(next(host.fds))
   end)
 
+  -- (coverage: client:sockets() on a client with a transfer, and watch()
+  -- begun with sockets open, were never run)
+  it("begun while a transfer is open, hears its sockets at once and drives it to its end", function ()
+    local res
+    client:chat_async(params("delay=200", { messages = { { role = "user", content = "Echo: midway" } },
+                                            on_done = function (r) res = r end }))
+    local deadline = now() + 10 * SCALE
+    while next(client:sockets()) == nil and now() < deadline do client:step(0.01) end
+    local open = client:sockets()
+    local fd, what = next(open)
+    assert.truthy(fd, "no socket open")
+    assert.truthy(what == "in" or what == "out" or what == "inout", what)
+    local host = new_host(client)
+    assert.equal(what, host.fds[fd], table.concat(host.log, " "))
+    assert.equal("done", host.run(function () return res ~= nil end))
+    assert.equal("midway", res.text)
+    assert.same({}, host.problems)
+  end)
+
   for _, where in ipairs { "main", "callback" } do
     it("close() (from the " .. where .. ") removes every socket and the timer; act() then does nothing", function ()
       local host = new_host(client)
