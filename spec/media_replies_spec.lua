@@ -402,6 +402,9 @@ describe("media replies", function ()
             c:embeddings { input = "x", headers = reply '{"data":[3]}' })
       fails("the reply's data: an array expected, got an object",
             c:embeddings { input = "x", encoding_format = "float", headers = reply '{"data":{"a":1}}' })
+      -- (the base64 aigc asks for, not base64: media.f32's failure, never run before)
+      fails("embedding 1: not base64: byte value 33 at byte 8",
+            c:embeddings { input = "x", headers = reply '{"data":[{"index":0,"embedding":"AACAPw=!"}]}' })
       fails("the reply's results: an array expected, got null",
             c:moderate { input = "x", headers = reply '{"results":null}' })
       fails("the reply's results%[1%]%.categories: an object expected, got null",
