@@ -123,6 +123,28 @@ describe("max_bytes_per_step", function ()
     client:close()
   end)
 
+  -- (coverage: the limit crossed by bytes libcurl hands over as a held
+  -- transfer resumes, curl_easy_pause refusing, was never run)
+  it("a reply that passes max_response_bytes while it is held and resumed fails with the limit", function ()
+    local oneshot = require "oneshot"
+    local event = 'data: {"choices":[{"index":0,"delta":{"content":"' .. ("y"):rep(1000) .. '"}}]}\n\n'
+    local chunk = '{"choices":[{"index":0,"message":{"role":"assistant","content":"' .. ("x"):rep(64000) .. '"}}]}'
+    local base = oneshot.serve_raw({
+      "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n" .. chunk,
+      "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n" .. event:rep(64) }, finally)
+    local client = aigc.client { base_url = base, max_retries = 0, max_bytes_per_step = 1, max_response_bytes = 40000 }
+    local msgs = { { role = "user", content = "x" } }
+    local res, err = client:chat { model = "m", messages = msgs }
+    local sres, serr = client:chat { model = "m", messages = msgs, stream = function () end }
+    client:close()
+    assert.is_nil(res)
+    assert.equal("limit", err.kind, tostring(err))
+    assert.matches("max_response_bytes", err.message)
+    assert.is_nil(sres)
+    assert.equal("limit", serr.kind, tostring(serr))
+    assert.matches("max_response_bytes", serr.message)
+  end)
+
   it("asks for no compression (a compressed reply would inflate past the bound)", function ()
     local bounded = aigc.client { base_url = srv.base_url, max_retries = 0, max_bytes_per_step = 65536 }
     bounded:chat { model = "m", messages = { { role = "user", content = "Hi" } } }
