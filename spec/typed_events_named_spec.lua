@@ -110,6 +110,22 @@ describe("a chat stream's error event", function ()
     assert.is_false(texts.contains(texts.all(err), KEY))
   end)
 
+  -- (coverage: a named chunk merged by the scanner, response.c, was never run)
+  it("is only the one named error: chunks in events named message are chunks", function ()
+    local chunk = '{"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"%s"}%s}]}'
+    local c, done = oneshot.sse_client(aigc, "event: message\ndata: " .. chunk:format("Hel", "") .. "\n\n"
+                                       .. "event: message\ndata: " .. chunk:format("lo", ',"finish_reason":"stop"')
+                                       .. "\n\ndata: [DONE]\n\n")
+    local deltas = {}
+    local res, err = c:chat { model = "m", messages = { { role = "user", content = "Hi" } },
+                              stream = function (d) deltas[#deltas + 1] = d end }
+    done()
+    assert.is_nil(err)
+    assert.are.same({ "Hel", "lo" }, deltas)
+    assert.are.equal("Hello", res.text)
+    assert.are.equal("stop", res.choices[1].finish_reason)
+  end)
+
   it("with no data says the server sent an error event", function ()
     local _, err = chat("event: error\ndata:\n\n")
     assert.are.equal("stream", err.kind)
