@@ -672,6 +672,12 @@ describe("media (issue 15)", function ()
       raises("bad argument #1 to 'speech' %(params.to: a path or a function expected, got number%)", function ()
         client:speech { input = "x", to = 5 }
       end)
+      raises("bad argument #1 to 'speech' %(params%.to: contains a NUL byte%)$", function ()
+        client:speech { input = "x", to = "out\0.wav" }
+      end)
+      raises("bad argument #1 to 'files_content' %(params%.to: contains a NUL byte%)$", function ()
+        client:files_content("file-1", { to = "out\0.jsonl" })
+      end)
       raises("bad argument #1 to 'transcribe' %(params.file.filename: ", function ()
         client:transcribe { file = { data = "x" } }
       end)

@@ -57,6 +57,8 @@ local function sink_of (fname, to)
   if to == nil then return "bytes" end
   if type(to) == "string" then
     if to == "" then field_error(fname, 1, "params.to", "an empty path") end
+    -- (else the core's words, "params.sink.path", named a field the caller never wrote)
+    if to:find("\0", 1, true) then field_error(fname, 1, "params.to", "contains a NUL byte") end
     return { path = to }
   end
   if check.is_callable(to) then
