@@ -84,6 +84,13 @@ describe("typed event streams", function ()
     assert.are.equal("ok", res.text)
   end)
 
+  it("an event stream of comments and events without data only ends before any event", function ()
+    local res, err = transcribe(": keep-alive\n\nevent: transcript.text.delta\n\n")
+    assert.is_nil(res)
+    assert.are.equal("stream", err.kind)
+    assert.are.equal("the stream ended before any event", err.message)
+  end)
+
   it("an error event of text, data that is no object, an {\"error\"} event: errors without the key", function ()
     local _, err = transcribe("event: error\ndata: the key " .. KEY .. " was refused\n\n")
     assert.are.equal("stream", err.kind)
@@ -113,15 +120,17 @@ describe("a chat stream's error event", function ()
   -- (coverage: a named chunk merged by the scanner, response.c, was never run)
   it("is only the one named error: chunks in events named message are chunks", function ()
     local chunk = '{"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"%s"}%s}]}'
+    -- (the second chunk has the first's shape: the scanner takes it)
     local c, done = oneshot.sse_client(aigc, "event: message\ndata: " .. chunk:format("Hel", "") .. "\n\n"
-                                       .. "event: message\ndata: " .. chunk:format("lo", ',"finish_reason":"stop"')
+                                       .. "event: message\ndata: " .. chunk:format("l", "") .. "\n\n"
+                                       .. "event: message\ndata: " .. chunk:format("o", ',"finish_reason":"stop"')
                                        .. "\n\ndata: [DONE]\n\n")
     local deltas = {}
     local res, err = c:chat { model = "m", messages = { { role = "user", content = "Hi" } },
                               stream = function (d) deltas[#deltas + 1] = d end }
     done()
     assert.is_nil(err)
-    assert.are.same({ "Hel", "lo" }, deltas)
+    assert.are.same({ "Hel", "l", "o" }, deltas)
     assert.are.equal("Hello", res.text)
     assert.are.equal("stop", res.choices[1].finish_reason)
   end)
