@@ -9,7 +9,8 @@
 -- was libcurl's, which checks before it reads: the reply, there in the
 -- socket, "Operation timed out". The limit (aigc's own now for plain calls
 -- too) counts again from the end of a stall that swallowed it, once an
--- attempt: a server that never answers is still reported.
+-- attempt: a server that never answers is still reported. A binary
+-- download's idle limit (aigc's own now too, not libcurl's low-speed check) alike.
 local aigc = require "aigc"
 local devserver = require "devserver"
 
@@ -29,24 +30,31 @@ describe("a host that does not step for longer than a stream's idle timeout", fu
     while aigc.now() - t0 < seconds do end   -- (os.execute may return early on a signal)
   end
 
-  local function start (c, fault, plain)
+  -- kind: "stream", "plain" (a chat call) or "file" (a binary download: speech).
+  local function start (c, fault, kind)
     local out = {}
+    local headers = fault and { ["x-aigc-fault"] = fault } or nil
+    local function on_error (e) out.err = e end
+    if kind == "file" then
+      c:speech_async { input = "hi there", model = "tts-1", voice = "alloy", headers = headers,
+                       on_done = function (res) out.text = res.body end, on_error = on_error }
+      return out
+    end
     c:chat_async { messages = { { role = "user", content = "hi there" } },
-                   stream = not plain and function () end or nil,
-                   headers = fault and { ["x-aigc-fault"] = fault } or nil,
-                   on_done = function (res) out.text = res.text end,
-                   on_error = function (e) out.err = e end }
+                   stream = kind == "stream" and function () end or nil, headers = headers,
+                   on_done = function (res) out.text = res.text end, on_error = on_error }
     return out
   end
 
   -- (delay=300: the request has gone out, the reply comes during the stall)
-  for _, case in ipairs { { 0, "stream" }, { 1, "stream" }, { 1, "plain" }, { 5, "plain", "delay=300" } } do
+  for _, case in ipairs { { 0, "stream" }, { 1, "stream" }, { 1, "plain" }, { 5, "plain", "delay=300" },
+                          { 0, "file" } } do
     local steps, kind, fault = case[1], case[2], case[3]
     it("gets its reply (" .. kind .. ") when the stall began after " .. steps .. " steps "
        .. (fault or ""), function ()
       local c = aigc.client { base_url = srv.base_url, max_retries = 0, timeout = LIMIT }
       finally(function () c:close() end)
-      local out = start(c, fault, kind == "plain")
+      local out = start(c, fault, kind)
       for _ = 1, steps do c:step(0.01) end
       stall(STALL)
       while c:step(0.05) > 0 do end
@@ -56,16 +64,17 @@ describe("a host that does not step for longer than a stream's idle timeout", fu
     end)
   end
 
-  for _, kind in ipairs { "stream", "plain" } do
+  for _, kind in ipairs { "stream", "plain", "file" } do
     it("still times out on a server that never answers (the limit restarts once): " .. kind, function ()
       local c = aigc.client { base_url = srv.base_url, max_retries = 0, timeout = LIMIT }
       finally(function () c:close() end)
-      local out = start(c, "hang", kind == "plain")
+      local out = start(c, "hang", kind)
       stall(STALL)
       while c:step(0.05) > 0 do end
       assert.is_table(out.err)
       assert.equal("timeout", out.err.kind)
       assert.matches(kind == "plain" and "timed out after %d+ milliseconds"
+                     or kind == "file" and "Operation too slow"
                      or ("no data from the server for " .. string.format("%g", LIMIT) .. " s"):gsub("%.", "%%."),
                      out.err.message)
     end)

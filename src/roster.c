@@ -197,7 +197,8 @@ void aigc_easy_memo_clear (aigc_easy_memo *memo) {
   memo->headers = NULL;
   memo->have_headers = 0;
   memo->method = 0;
-  memo->connect_ms = memo->timeout_ms = memo->low_speed_s = -1;
+  memo->connect_ms = memo->timeout_ms = -1;
+  memo->progress = -1;
 }
 
 CURL *aigc_roster_take_easy (aigc_roster *ro, int *fresh, aigc_easy_memo *memo) {

@@ -54,7 +54,7 @@ typedef struct aigc_easy_memo {
   int have_headers;
   int method;                        /* CURLOPT_CUSTOMREQUEST: 0 none yet, 1 NULL, 2 DELETE */
   long connect_ms, timeout_ms;       /* CURLOPT_CONNECTTIMEOUT_MS, CURLOPT_TIMEOUT_MS (-1: none yet) */
-  long low_speed_s;                  /* CURLOPT_LOW_SPEED_TIME (-1: none yet) */
+  int progress;                      /* CURLOPT_NOPROGRESS's opposite (-1: none yet) */
 } aigc_easy_memo;
 
 /* A request's priority class: its queue, and its cap of slots. A lower

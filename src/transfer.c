@@ -462,6 +462,26 @@ static size_t on_write (char *ptr, size_t size, size_t nmemb, void *ud) {
   return n;
 }
 
+/*
+** A file upload's or binary download's sent bytes (libcurl's progress
+** callback, set for those only): bytes going out are movement too, and the
+** idle limit counts from the last of them (received ones: on_write,
+** on_header). (libcurl's own low-speed check, used before, averages bytes
+** both ways over its last 5 s or so: the request's own body, sent at the
+** start, kept a silent server's download alive some 6 s past `timeout`.)
+*/
+static int on_progress (void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                        curl_off_t ulnow) {
+  aigc_request *r = (aigc_request *)ud;
+  (void)dltotal; (void)dlnow; (void)ultotal;
+  if (ulnow != r->sent) {   /* (smaller too: libcurl sent the request again) */
+    r->sent = ulnow;
+    if (r->idle_deadline > 0)
+      r->idle_deadline = aigc_now() + r->timeout;
+  }
+  return 0;
+}
+
 /* }====================================================== */
 
 
@@ -538,7 +558,7 @@ static int setup_fresh (CURL *h, const aigc_roster *ro) {
 }
 
 /* Whether a non-streamed call moves a file (an upload, a binary download):
-   no total timeout, libcurl's low-speed check instead (setup_easy). */
+   no total timeout, an idle limit instead, as a stream's (setup_attempt). */
 static int moves_file (const aigc_request *r) {
   return !r->stream && (r->xb.mime != NULL || r->xb.sink == AIGC_SINK_BYTES
                         || r->xb.sink == AIGC_SINK_FILE || r->xb.sink == AIGC_SINK_CHUNKS);
@@ -575,16 +595,17 @@ static int setup_easy (aigc_request *r, const aigc_roster *ro, int fresh) {
   long connect_ms = (long)ceil(r->connect_timeout * 1000.0);
   /* Non-streamed calls have a total deadline; a stream only an idle one
      (the request's own timer), never a total. So has a file upload or a
-     binary download, both ways (libcurl's low-speed check: under a byte a
-     second for `timeout`): a 1 GB file at 1 MB/s outlasts 600 s while
-     it moves (the SDKs bound each read and write, not the whole). */
+     binary download, both ways (no byte received or sent for `timeout`;
+     the sent ones told by libcurl's progress callback): a 1 GB file at
+     1 MB/s outlasts 600 s while it moves (the SDKs bound each read and
+     write, not the whole). */
   int files = moves_file(r);
   long timeout_ms = r->stream || files || own_timeout(r, ro) ? 0L : (long)ceil(r->timeout * 1000.0);
-  long low_speed_s = files ? (long)ceil(r->timeout) : 0L;
   SET(CURLOPT_ERRORBUFFER, r->errbuf);
   SET(CURLOPT_PRIVATE, (void *)r);
   SET(CURLOPT_WRITEDATA, (void *)r);
   SET(CURLOPT_HEADERDATA, (void *)r);
+  SET(CURLOPT_XFERINFODATA, (void *)r);
   /* The rest only when it differs from what this handle was last given
      (its memo): the same client sends the same URL, headers and limits. */
   if (m->url == NULL || strcmp(m->url, r->url) != 0) {
@@ -621,10 +642,10 @@ static int setup_easy (aigc_request *r, const aigc_roster *ro, int fresh) {
     SET(CURLOPT_TIMEOUT_MS, timeout_ms);
     m->timeout_ms = timeout_ms;
   }
-  if (m->low_speed_s != low_speed_s) {
-    SET(CURLOPT_LOW_SPEED_LIMIT, low_speed_s > 0 ? 1L : 0L);
-    SET(CURLOPT_LOW_SPEED_TIME, low_speed_s);
-    m->low_speed_s = low_speed_s;
+  if (m->progress != files) {
+    SET(CURLOPT_XFERINFOFUNCTION, files ? on_progress : NULL);
+    SET(CURLOPT_NOPROGRESS, files ? 0L : 1L);
+    m->progress = files;
   }
 #undef SET
   if (rc != CURLE_OK) {
@@ -740,8 +761,10 @@ static int setup_attempt (aigc_request *r) {
   if (r->accum.chunks > 0 || r->accum.root.len > 0)
     aigc_accum_free(&r->accum);   /* (keeps its kind and limits) */
   aigc_raccum_reset(&r->raccum);
-  /* A stream's timeout is an idle limit between bytes, counted from now. */
-  r->idle_deadline = r->stream ? aigc_now() + r->timeout : 0;
+  /* A stream's timeout is an idle limit between bytes, counted from now;
+     a file upload's or binary download's too, bytes either way. */
+  r->idle_deadline = r->stream || moves_file(r) ? aigc_now() + r->timeout : 0;
+  r->sent = 0;
   r->idle_forgiven = 0;
   r->attempt_deadline = own_timeout(r, r->roster) ? aigc_now() + r->timeout : 0;
   timers_changed(r);   /* (and the deadline counts again: transfer_done = 0) */
@@ -917,7 +940,7 @@ static void deadline_passed (aigc_request *r) {
 }
 
 /*
-** The attempt's limit (a stream's idle limit, a plain call's total) passed
+** The attempt's limit (an idle limit, a plain call's total) passed
 ** while the host drove nothing: no turn of the loop for at least half the
 ** limit (a loading screen, a long frame). Nobody listened, and the request
 ** itself may only just have gone out; the limit counts again from now.
@@ -966,7 +989,13 @@ void aigc_transfer_tick (aigc_request *r, double now) {
     }
     leave_multi(r);
     r->idle_deadline = 0;
-    attempt_over(r, CURLE_OPERATION_TIMEDOUT, AIGC_ABORT_IDLE);
+    if (r->stream)
+      attempt_over(r, CURLE_OPERATION_TIMEDOUT, AIGC_ABORT_IDLE);
+    else {   /* a file: the text and outcome of libcurl's low-speed check, used before */
+      snprintf(r->errbuf, sizeof r->errbuf, "Operation too slow. Less than 1 bytes/sec "
+               "transferred the last %g seconds", r->timeout);
+      attempt_over(r, CURLE_OPERATION_TIMEDOUT, AIGC_ABORT_NONE);
+    }
   }
   else if (r->attempt_deadline > 0 && now >= r->attempt_deadline && !r->entry.in_held) {
     /* (held: the next turn resumes it and pushes the deadline back) */

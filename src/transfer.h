@@ -115,8 +115,8 @@ struct aigc_request {
   aigc_body xb;                 /* a form, DELETE, a non-JSON reply (body.h) */
 
   /* settings for this call */
-  double timeout;               /* per attempt: total (non-stream) or idle
-                                   between bytes (stream), seconds */
+  double timeout;               /* per attempt: total (a plain call) or idle
+                                   between bytes (a stream, a file), seconds */
   double connect_timeout;       /* per attempt */
   double deadline;              /* the whole call, seconds; 0: none */
   double deadline_at;           /* monotonic time it passes, or 0 */
@@ -127,7 +127,8 @@ struct aigc_request {
   double started;               /* monotonic time of submit (for logs) */
   int retries;                  /* retries already taken */
   double retry_at;              /* monotonic time of the next attempt, or 0 */
-  double idle_deadline;         /* streams: abort if no byte by then, or 0 */
+  double idle_deadline;         /* a stream, a file upload or binary download:
+                                   abort if no byte moved by then, or 0 */
   int idle_forgiven;            /* this attempt's limit (idle, or attempt_deadline)
                                    passed during a stall of the host, and was
                                    restarted (transfer.c, host_stalled) */
@@ -157,6 +158,8 @@ struct aigc_request {
   aigc_buf resp;                /* non-SSE body */
   aigc_headers hdrs;
   size_t received;              /* body bytes of this attempt */
+  curl_off_t sent;              /* request body bytes libcurl sent (files only:
+                                   on_progress) */
   int transfer_done;            /* libcurl finished this attempt */
   CURLcode curl_code;
   char errbuf[CURL_ERROR_SIZE];
