@@ -264,6 +264,38 @@ local function call_opts (self, api, params, path, fname, argn, body_opts, token
   return opts
 end
 
+-- The opts of a call that needs none of `call_opts`' per-call work (no
+-- Azure path, headers, query nor credentials of its own: the usual call):
+-- made once per call name and callbacks, then shared, as the engine only
+-- reads them (a table made per call cost ~1k instructions, its collection
+-- more). `call`: the hook's state (false or nil without one; the usage
+-- totals' counting callbacks are the same for every call with the same
+-- caller's callbacks: aigc.hooks). nil when the call needs `call_opts`.
+local PLAIN_OPTS, WATCHED_OPTS = {}, {}
+local function plain_opts (self, call, params, fname, awaited, token)
+  if params == nil or token or self._azure or self._no_stream_usage or self._idempotency or (call and not call.as_is)
+     or params.headers ~= nil or params.extra_headers ~= nil or params.idempotency_key ~= nil
+     or params.query ~= nil or params.extra_query ~= nil or params.api_key ~= nil
+     or params.azure_ad_token ~= nil then
+    return nil
+  end
+  local shared, watch = PLAIN_OPTS, nil
+  if call and call.on_done then
+    shared = call.opts
+    if shared == nil then shared = {}; call.opts = shared end
+  elseif call and call.unheld and not awaited then   -- (its end is listed for the hook: aigc.hooks sweep)
+    shared, watch = WATCHED_OPTS, true
+    self._watching = true
+  end
+  local opts = shared[fname]
+  if opts == nil then
+    opts = { fname = fname, arg = 1, watch = watch }
+    if shared ~= PLAIN_OPTS and not watch then opts.on_done, opts.on_error = call.on_done, call.on_error end
+    shared[fname] = opts
+  end
+  return opts
+end
+
 -- Submits a request ("chat", "completion", "json" or "get" api) whose
 -- params were checked; `fname` and `argn` name the user's call and its
 -- params in errors. `awaited`: a blocking call that `await`s it: the hook
@@ -279,14 +311,18 @@ local function submit (self, api, params, path, fname, argn, body_opts, awaited)
     if call.hit then return hook.settled(self, call) end   -- the response cache answered
     params = call.params
   end
-  local opts = call_opts(self, api, call and call.options or params or {}, path, fname, argn or 1, body_opts, token)
-  if body_opts then for k, v in pairs(body_opts) do opts[k] = v end end   -- form, sink, method (aigc.media)
-  -- (the usage hook's counting callbacks, in the params' stead: aigc.hooks)
-  if call then
-    if call.on_done then opts.on_done, opts.on_error = call.on_done, call.on_error
-    elseif call.unheld and not awaited then   -- (its end is listed for the hook: aigc.hooks sweep)
-      opts.watch = true
-      self._watching = true
+  local opts = body_opts == nil and path == nil and argn == nil
+               and plain_opts(self, call, params, fname, awaited, token)
+  if not opts then
+    opts = call_opts(self, api, call and call.options or params or {}, path, fname, argn or 1, body_opts, token)
+    if body_opts then for k, v in pairs(body_opts) do opts[k] = v end end   -- form, sink, method (aigc.media)
+    -- (the usage hook's counting callbacks, in the params' stead: aigc.hooks)
+    if call then
+      if call.on_done then opts.on_done, opts.on_error = call.on_done, call.on_error
+      elseif call.unheld and not awaited then   -- (its end is listed for the hook: aigc.hooks sweep)
+        opts.watch = true
+        self._watching = true
+      end
     end
   end
   local engine = self._engine   -- (engine_call, inline: two vararg calls less per request)
