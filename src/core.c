@@ -11,6 +11,7 @@
 **   error(t)         gives t the error metatable
 **   header_problem(name, value)   nil, or what is wrong with a header
 **   fields_fit(params, rules)     whether a call's fields need no closer check
+**   opts_keys(opts)  the opts keys engine:submit reads (its hint)
 **   file_kind(path)  "file", "directory", "fifo", "char"... or nil, message
 **   lockfile(path)   an exclusive hold on a file name, or nil, message, code
 **   hmac_sha256(key, msg)   HMAC-SHA-256 as 64 hex digits (sha256.h)
@@ -40,6 +41,7 @@
 #include "jsonlua.h"
 #include "lockfile.h"
 #include "media.h"
+#include "request.h"
 #include "sha256.h"
 #include "md5.h"
 #include "util.h"
@@ -104,7 +106,7 @@ static int core_header_problem (lua_State *L) {
 }
 
 /*
-** core.fields_fit(params, rules) -> boolean: whether every field of params
+** core.fields_fit(params, rules) -> boolean[, keys]: whether every field of params
 ** passes rules (field name -> "string" | "number" | "integer" | "boolean"
 ** | "table" | "function" | "stream" | "messages"), read raw. The Lua
 ** layer's argument checks (lua/aigc/check.lua) ask this first: true means
@@ -112,7 +114,10 @@ static int core_header_problem (lua_State *L) {
 ** for the fields whose rule is one of these); false means "walk": a field
 ** not in rules, a value to be judged (aigc.null, a callable table, NaN...),
 ** a table with a metatable. Reads only: no allocation, so no finalizer can
-** run while it walks (the re-entrancy rule), and no error.
+** run while it walks (the re-entrancy rule), and no error. When they fit,
+** also the option keys params holds (request.h aigc_params_key_bit), the
+** hint engine:submit takes (its 5th argument) in place of walking params
+** again.
 */
 static int message_list_fits (lua_State *L, int idx, int role) {
   int i, ok = 1;
@@ -170,6 +175,7 @@ static int value_fits (lua_State *L, const char *rule, int idx, int role) {
 
 static int core_fields_fit (lua_State *L) {
   int fits = 1;
+  unsigned keys = 0;   /* (the option keys engine:submit reads: its hint, as its own walk would find) */
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
@@ -183,6 +189,9 @@ static int core_fields_fit (lua_State *L) {
     if (lua_type(L, 4) != LUA_TSTRING)
       fits = 0;
     else {
+      size_t len;
+      const char *k = lua_tolstring(L, 4, &len);
+      keys |= aigc_params_key_bit(k, len);
       lua_pushvalue(L, 4);
       lua_rawget(L, 2);
       fits = lua_type(L, -1) == LUA_TSTRING && value_fits(L, lua_tostring(L, -1), 5, 3);
@@ -191,6 +200,21 @@ static int core_fields_fit (lua_State *L) {
     lua_pop(L, 1);
   }
   lua_pushboolean(L, fits);
+  if (!fits)
+    return 1;
+  lua_pushinteger(L, (lua_Integer)keys);
+  return 2;
+}
+
+/*
+** core.opts_keys(opts) -> integer: the opts keys engine:submit reads, as
+** its own walk of opts finds them (every bit for a table with a
+** metatable). The Lua layer makes it once for an opts table it shares
+** between calls, and hands it to engine:submit (its 6th argument).
+*/
+static int core_opts_keys (lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_pushinteger(L, (lua_Integer)aigc_opts_keys(L, 1));
   return 1;
 }
 
@@ -361,6 +385,7 @@ static const luaL_Reg core_funcs[] = {
   {"error", core_error},
   {"header_problem", core_header_problem},
   {"fields_fit", core_fields_fit},
+  {"opts_keys", core_opts_keys},
   {"file_kind", core_file_kind},
   {"hmac_sha256", core_hmac_sha256},
   {"md5", core_md5},

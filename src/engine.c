@@ -55,7 +55,7 @@ static void log_submit (lua_State *L, aigc_engine *e, aigc_request *r) {
 }
 
 /*
-** eng:submit(kind, params [, opts]) -> request
+** eng:submit(kind, params [, opts [, params_keys [, opts_keys]]]) -> request
 **   kind   "chat" | "completion" | "json" | "get" | "responses" (POST
 **          /responses, typed stream events) | "delete"
 **   params the request table (nil for "get" and "delete"); its per-call options
@@ -67,6 +67,11 @@ static void log_submit (lua_State *L, aigc_engine *e, aigc_request *r) {
 **          resumed (GET /responses/{id}?stream=true&starting_after=N);
 **          secrets = {...} (the call's own, scrubbed from its errors and
 **          log lines), log_secrets = {...} (from its log lines only)
+**   params_keys, opts_keys   hints: the option keys the tables hold, as
+**          core.fields_fit and core.opts_keys give them (the client's
+**          checks walked params already; its opts are shared between
+**          calls): trusted, not walked again; ignored for a table with a
+**          metatable (submit.c)
 */
 static int eng_submit (lua_State *L) {
   aigc_engine *e = check_engine(L, 1);

@@ -64,6 +64,12 @@ extern const char *const aigc_request_kind_names[];
 /* Checks engine:submit's arguments (engine at 1, kind at 2, params at 3,
    opts at 4). Raises on misuse. (submit.c) */
 void aigc_request_read_args (lua_State *L, aigc_submit *s);
+/* The bit of aigc_submit.params_keys that names the params key
+   k[0..len), or 0 (core.fields_fit). (submit.c) */
+unsigned aigc_params_key_bit (const char *k, size_t len);
+/* aigc_submit.opts_keys of the opts table at t (core.opts_keys): every
+   bit for a table with a metatable. Allocates nothing. (submit.c) */
+unsigned aigc_opts_keys (lua_State *L, int t);
 /*
 ** Makes the request userdata (pushed) for the engine at 1: its per-call
 ** options, callbacks, body; held by the engine (its tables, below).

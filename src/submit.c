@@ -65,6 +65,19 @@ static const key_name opts_names[] = {
   KEY("starting_after"), KEY("log_secrets"), { NULL, 0 }
 };
 
+/* The bit of `names` that names the key k[0..len), or 0. */
+static unsigned key_bit (const key_name *names, const char *k, size_t len) {
+  size_t i;
+  for (i = 0; names[i].name != NULL; i++)   /* (the first byte spares most memcmp calls) */
+    if (names[i].len == len && names[i].name[0] == k[0] && memcmp(names[i].name, k, len) == 0)
+      return 1u << i;
+  return 0;
+}
+
+unsigned aigc_params_key_bit (const char *k, size_t len) {
+  return key_bit(params_names, k, len);
+}
+
 /* The bits of `names` present as keys of the table at t (every bit when
    it has a metatable). Allocates nothing, runs no Lua. */
 static unsigned scan_keys (lua_State *L, int t, const key_name *names) {
@@ -77,17 +90,31 @@ static unsigned scan_keys (lua_State *L, int t, const key_name *names) {
   lua_pushnil(L);
   while (lua_next(L, t) != 0) {
     if (lua_type(L, -2) == LUA_TSTRING) {
-      size_t len, i;
+      size_t len;
       const char *k = lua_tolstring(L, -2, &len);
-      for (i = 0; names[i].name != NULL; i++)   /* (the first byte spares most memcmp calls) */
-        if (names[i].len == len && names[i].name[0] == k[0] && memcmp(names[i].name, k, len) == 0) {
-          mask |= 1u << i;
-          break;
-        }
+      mask |= key_bit(names, k, len);
     }
     lua_pop(L, 1);
   }
   return mask;
+}
+
+unsigned aigc_opts_keys (lua_State *L, int t) {
+  return scan_keys(L, t, opts_names);
+}
+
+/*
+** The keys of the table at t (`names`' bits): the caller's `hint` (the
+** argument at h, a number), else a walk. A hint is taken for a table
+** without a metatable only (one with a metatable is read key by key).
+*/
+static unsigned hinted_keys (lua_State *L, int t, int h, const key_name *names) {
+  if (lua_type(L, h) == LUA_TNUMBER) {
+    if (!lua_getmetatable(L, t))
+      return (unsigned)lua_tointeger(L, h);
+    lua_pop(L, 1);
+  }
+  return scan_keys(L, t, names);
 }
 
 /* lua_getfield(L, t, name) for a key scan_keys saw; nil pushed for one
@@ -104,7 +131,7 @@ static void read_opts (lua_State *L, aigc_submit *s) {
   unsigned k;
   if (lua_isnil(L, 4))
     return;
-  k = s->opts_keys = scan_keys(L, 4, opts_names);
+  k = s->opts_keys = hinted_keys(L, 4, 6, opts_names);
   if (get_key(L, 4, k, AIGC_OK_PATH, "path") != LUA_TNIL)
     s->path = luaL_checkstring(L, -1);   /* anchored by opts until we return */
   lua_pop(L, 1);
@@ -156,10 +183,11 @@ void aigc_request_read_args (lua_State *L, aigc_submit *s) {
     luaL_checktype(L, 3, LUA_TTABLE);
   if (!lua_isnoneornil(L, 4))
     luaL_checktype(L, 4, LUA_TTABLE);
-  lua_settop(L, 4);
+  lua_settop(L, 6);
   if (s->has_params)
-    s->params_keys = scan_keys(L, 3, params_names);
+    s->params_keys = hinted_keys(L, 3, 5, params_names);
   read_opts(L, s);
+  lua_settop(L, 4);
   if (s->path == NULL) {
     if (s->kind == AIGC_KIND_CHAT)
       s->path = "/chat/completions";

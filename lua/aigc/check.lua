@@ -679,14 +679,21 @@ end
 
 --- Checks a call's params (see `call_problem`); raises
 -- `bad argument #argn to 'fname' (params.X: ...)` at the caller's line.
+-- Returns, when the fast check answered, the option keys params holds
+-- (`core.fields_fit`'s: engine:submit's hint, which spares it a walk of
+-- params), else nil.
 -- @tparam table|nil client
 -- @tparam string fname
 -- @tparam integer argn
 -- @tparam string api
 -- @tparam table params
+-- @treturn integer|nil
 function M.call (client, fname, argn, api, params)
   local fast = FAST[api]   -- (call_problem's first step, inline: every call passes here)
-  if fast ~= nil and fields_fit(params, fast) then return end
+  if fast ~= nil then
+    local fits, keys = fields_fit(params, fast)
+    if fits then return keys end
+  end
   local why = M.call_problem(client, api, params)
   if why then util.argerror(fname, argn, why) end
 end

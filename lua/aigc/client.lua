@@ -291,6 +291,7 @@ local function plain_opts (self, call, params, fname, awaited, token)
   if opts == nil then
     opts = { fname = fname, arg = 1, watch = watch }
     if shared ~= PLAIN_OPTS and not watch then opts.on_done, opts.on_error = call.on_done, call.on_error end
+    opts._keys = core.opts_keys(opts)   -- (engine:submit's hint: it reads these without a walk)
     shared[fname] = opts
   end
   return opts
@@ -301,7 +302,9 @@ end
 -- params in errors. `awaited`: a blocking call that `await`s it: the hook
 -- hears its end there, so it is neither watched nor listed (aigc.hooks
 -- sweep), and its call state is returned after it, for `await`.
-local function submit (self, api, params, path, fname, argn, body_opts, awaited)
+-- `keys`: the option keys params holds, from its check (`check.call`), or
+-- nil; engine:submit takes them for the params it is given, the caller's.
+local function submit (self, api, params, path, fname, argn, body_opts, awaited, keys)
   local hook = self._hook   -- usage totals, prompt_log, cassette (aigc.hooks: what to submit)
   -- (an Azure provider's token, asked first: it is the call's credential, which the response
   -- cache's key and what the hooks keep need too -- two identities shared cached replies)
@@ -309,7 +312,7 @@ local function submit (self, api, params, path, fname, argn, body_opts, awaited)
   local call = hook and hook.before(self, api, params, path, body_opts, token)
   if call and not call.as_is then   -- (as_is: the params are submitted as they are)
     if call.hit then return hook.settled(self, call) end   -- the response cache answered
-    params = call.params
+    params, keys = call.params, nil
   end
   local opts = body_opts == nil and path == nil and argn == nil
                and plain_opts(self, call, params, fname, awaited, token)
@@ -326,7 +329,7 @@ local function submit (self, api, params, path, fname, argn, body_opts, awaited)
     end
   end
   local engine = self._engine   -- (engine_call, inline: two vararg calls less per request)
-  local ok, req = pcall(engine.submit, engine, api, params, opts)
+  local ok, req = pcall(engine.submit, engine, api, params, opts, keys, opts._keys)
   if not ok then relay(fname, ok, req) end
   if call and not awaited then hook.after(self, req, call) end
   if awaited then return req, call end
@@ -353,8 +356,7 @@ local function call_params (self, api, params, fname)
   elseif api == "completion" and params.prompt == nil then
     field_error(fname, 1, "params.prompt", expected("string or list", nil))
   end
-  check.call(self, fname, 1, api, params)
-  return params
+  return params, check.call(self, fname, 1, api, params)   -- (and the option keys params holds, or nil)
 end
 
 -- Params that need the dialogue layer above a single request: a toolset
@@ -394,9 +396,9 @@ end
 -- if not res then print(err.kind, err.message) else print(res.text) end
 function Client:chat (params)
   check_self(self, "chat")
-  params = call_params(self, "chat", params, "chat")
-  if layered(params) then return dialogue().chat(self, params, "chat") end
-  return await(self, submit(self, "chat", params, nil, "chat", nil, nil, true))
+  local p, keys = call_params(self, "chat", params, "chat")
+  if layered(p) then return dialogue().chat(self, p, "chat") end
+  return await(self, submit(self, "chat", p, nil, "chat", nil, nil, true, keys))
 end
 
 --- Legacy text completion (`POST /completions`). A string is the prompt.
@@ -409,8 +411,8 @@ end
 -- print(res.choices[1].text)
 function Client:complete (params)
   check_self(self, "complete")
-  params = call_params(self, "completion", params, "complete")
-  return await(self, submit(self, "completion", params, nil, "complete", nil, nil, true))
+  local p, keys = call_params(self, "completion", params, "complete")
+  return await(self, submit(self, "completion", p, nil, "complete", nil, nil, true, keys))
 end
 
 --- Starts a chat request without waiting: returns an `aigc.request`
@@ -424,9 +426,9 @@ end
 -- while req:status() == "running" or req:status() == "queued" do client:step(0.016) end
 function Client:chat_async (params)
   check_self(self, "chat_async")
-  params = call_params(self, "chat", params, "chat_async")
-  if layered(params) then return dialogue().chat_async(self, params, "chat_async") end
-  return submit(self, "chat", params, nil, "chat_async")
+  local p, keys = call_params(self, "chat", params, "chat_async")
+  if layered(p) then return dialogue().chat_async(self, p, "chat_async") end
+  return submit(self, "chat", p, nil, "chat_async", nil, nil, nil, keys)
 end
 
 --- Starts a completion request without waiting; see `chat_async`.
@@ -435,8 +437,8 @@ end
 -- @usage local req = client:complete_async { prompt = "Once upon a time", max_tokens = 30 }
 function Client:complete_async (params)
   check_self(self, "complete_async")
-  params = call_params(self, "completion", params, "complete_async")
-  return submit(self, "completion", params, nil, "complete_async")
+  local p, keys = call_params(self, "completion", params, "complete_async")
+  return submit(self, "completion", p, nil, "complete_async", nil, nil, nil, keys)
 end
 
 --- Lists the models (`GET /models`).
