@@ -39,6 +39,7 @@ local LAYERS = {
   { "error" },
   { "error_report" },
   { "transfer" },
+  { "server_error" },
   { "response", "textrun" },
   { "request" },
   { "submit" },

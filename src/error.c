@@ -65,6 +65,7 @@
 
 #include "error.h"
 #include "headers.h"
+#include "utf8.h"
 
 #define SECRET_MIN 8                 /* shorter secrets are not searched */
 #define AIGC_MAX_SECRETS 16          /* more in one block are not searched */
@@ -1167,18 +1168,6 @@ void aigc_error_scrub (lua_State *L, int idx, const char *secrets) {
 */
 
 /*
-** Length of the first `max` bytes of s[0..len), cut back to the start of
-** a UTF-8 character (a continuation byte is never the first one kept out).
-*/
-static size_t utf8_cut (const char *s, size_t len, size_t max) {
-  if (len <= max)
-    return len;
-  while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
-    max--;
-  return max;
-}
-
-/*
 ** Pushes field `name` of the error at idx as text (controls escaped, see
 ** "Text shown"), at most `max` bytes of it and then "…", and returns 1, if
 ** it is a string or a number; else pushes nothing and returns 0. The copy is
@@ -1192,7 +1181,7 @@ static int push_field (lua_State *L, int idx, const char *name, size_t max) {
   if (t == LUA_TSTRING || t == LUA_TNUMBER) {
     size_t len, n;
     const char *s = lua_tolstring(L, -1, &len);
-    n = utf8_cut(s, len, max);
+    n = aigc_utf8_cut(s, len, max);
     push_text(L, s, n, n < len ? "\xE2\x80\xA6" : NULL);   /* … */
     lua_remove(L, -2);
     return 1;
@@ -1240,7 +1229,7 @@ static int error_tostring (lua_State *L) {
     while (cut < len && msg[cut] != '\n' && msg[cut] != '\r'
            && !(msg[cut] == '\\' && cut + 1 < len && (msg[cut + 1] == 'n' || msg[cut + 1] == 'r')))
       cut++;
-    keep = utf8_cut(msg, cut, TOSTRING_MESSAGE_MAX);
+    keep = aigc_utf8_cut(msg, cut, TOSTRING_MESSAGE_MAX);
     push_text(L, msg, keep, keep < cut ? "\xE2\x80\xA6" : NULL);   /* … */
     lua_remove(L, -2);
   }

@@ -1,6 +1,7 @@
 /*
 ** response.c — a request's transfer made into Lua values (response.h):
-** result tables, error objects, stream events.
+** result tables, error objects, stream events. An error body's shapes (and
+** the other errors made from what a server sent): server_error.c.
 **
 ** Strings a server sent are scrubbed of the client's secrets as they are
 ** made into an error (and the whole error object is scrubbed again when
@@ -13,9 +14,7 @@
 #include "error.h"
 #include "jsonlua.h"
 #include "response.h"
-
-/* Kept bodies and echoed data: at most this many bytes in an error. */
-#define KEPT_BODY_MAX 65536
+#include "server_error.h"
 
 static int is_chat_like (const aigc_request *r) {
   return r->kind == AIGC_KIND_CHAT || r->kind == AIGC_KIND_COMPLETION;
@@ -76,279 +75,6 @@ void aigc_response_add_partial (lua_State *L, aigc_request *r) {
     return;
   aigc_jsonlua_push(L, acc);
   lua_setfield(L, -2, "partial");
-}
-
-/*
-** How many bytes of s[0..len) to quote when at most max are: a cut in the
-** middle of a UTF-8 character would put invalid UTF-8 in err.message (which
-** JSON encoders and LOVE's print refuse), so it backs off to the
-** character's start.
-*/
-static size_t utf8_prefix (const char *s, size_t len, size_t max) {
-  if (len <= max)
-    return len;
-  while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
-    max--;
-  return max;
-}
-
-/*
-** The same for a quote that more text follows: a secret the cut splits
-** would not end the message, so the scrub (pieces of 12 bytes, or a cut
-** start at the very end) would miss 8 to 11 bytes of it: left out.
-*/
-static size_t quoted_prefix (aigc_request *r, const char *s, size_t len, size_t max) {
-  return len <= max ? len : aigc_secrets_cut(r->secrets, s, utf8_prefix(s, len, max));
-}
-
-/* Pushes a new error whose message is built from a server string, scrubbed. */
-static void new_error_scrubbed (lua_State *L, aigc_request *r, const char *kind,
-                                const char *msg, size_t len) {
-  aigc_error_new(L, kind, "");
-  aigc_error_push_scrubbed(L, msg, len, r->secrets);
-  lua_setfield(L, -2, "message");
-}
-
-/* Sets err.body on the error on top: at most KEPT_BODY_MAX bytes, scrubbed. */
-static void set_body_text (lua_State *L, aigc_request *r, const char *s, size_t len) {
-  aigc_error_push_scrubbed(L, s, len > KEPT_BODY_MAX ? KEPT_BODY_MAX : len, r->secrets);
-  lua_setfield(L, -2, "body");
-}
-
-/* Copies the string-or-number member `key` of object v into the error on
-   top, as its field `as`: a string at most KEPT_BODY_MAX bytes (a server's
-   10 MB message went whole into err.message), cut at a character. */
-static void copy_member_as (lua_State *L, aigc_request *r, const aigc_json_value *v,
-                            const char *key, const char *as) {
-  const aigc_json_value *m = aigc_json_get(v, key);
-  if (m == NULL)
-    return;
-  if (m->type == AIGC_JSON_STRING)
-    aigc_error_push_scrubbed(L, m->u.s, utf8_prefix(m->u.s, m->len, KEPT_BODY_MAX), r->secrets);
-  else if (m->type == AIGC_JSON_INT)
-    aigc_push_int64(L, m->u.i);
-  else if (m->type == AIGC_JSON_FLOAT)
-    lua_pushnumber(L, (lua_Number)m->u.d);
-  else
-    return;
-  lua_setfield(L, -2, as);
-}
-
-static void copy_member (lua_State *L, aigc_request *r, const aigc_json_value *v, const char *key) {
-  copy_member_as(L, r, v, key, key);
-}
-
-/*
-** FastAPI's own validation error (servers built on it that do not replace
-** it, text-generation-webui's among them): {"detail": [{"loc": ["body",
-** "messages"], "msg": "field required", ...}]}. Its first item is the
-** message, "field required (body.messages)"; the list stays in err.body.
-*/
-static void copy_first_detail (lua_State *L, aigc_request *r, const aigc_json_value *v) {
-  const aigc_json_value *d = aigc_json_get(v, "detail"), *msg, *loc;
-  char text[512];
-  size_t n, i, parts = 0;
-  if (d == NULL || d->type != AIGC_JSON_ARRAY || d->len == 0 || d->u.items[0].type != AIGC_JSON_OBJECT)
-    return;
-  msg = aigc_json_get(&d->u.items[0], "msg");
-  loc = aigc_json_get(&d->u.items[0], "loc");
-  if (msg == NULL || msg->type != AIGC_JSON_STRING)
-    return;
-  n = (size_t)snprintf(text, sizeof text, "%.*s", (int)quoted_prefix(r, msg->u.s, msg->len, 400), msg->u.s);
-  for (i = 0; loc != NULL && loc->type == AIGC_JSON_ARRAY && i < loc->len && n < sizeof text - 64; i++) {
-    const aigc_json_value *part = &loc->u.items[i];
-    const char *sep = parts == 0 ? " (" : ".";
-    if (part->type == AIGC_JSON_STRING)
-      n += (size_t)snprintf(text + n, sizeof text - n, "%s%.*s", sep, (int)quoted_prefix(r, part->u.s, part->len, 40),
-                            part->u.s);
-    else if (part->type == AIGC_JSON_INT)
-      n += (size_t)snprintf(text + n, sizeof text - n, "%s%lld", sep, (long long)part->u.i);
-    else
-      continue;
-    parts++;
-  }
-  if (parts > 0)
-    text[n++] = ')';   /* (n < sizeof text - 64 + 42: room) */
-  aigc_error_push_scrubbed(L, text, n < sizeof text ? n : sizeof text - 1, r->secrets);
-  lua_setfield(L, -2, "message");
-}
-
-/*
-** Azure AI Foundry answers a reply its content filter blocked with a 400
-** whose body is the chat completion, no "error" in it: {"choices": [{
-** "finish_reason": "content_filter", "content_filter_results": {"error":
-** {"code", "message"}}}]}. The first choice's verdict is the error: the
-** filter's message and code, else its finish_reason as the code.
-*/
-static void copy_choice_verdict (lua_State *L, aigc_request *r, const aigc_json_value *v) {
-  const aigc_json_value *ch = aigc_json_get(v, "choices"), *c, *fr, *cf, *e;
-  int has_code;
-  if (ch == NULL || ch->type != AIGC_JSON_ARRAY || ch->len == 0 || ch->u.items[0].type != AIGC_JSON_OBJECT)
-    return;
-  c = &ch->u.items[0];
-  fr = aigc_json_get(c, "finish_reason");
-  if (fr == NULL || fr->type != AIGC_JSON_STRING)
-    return;
-  cf = aigc_json_get(c, "content_filter_results");
-  e = cf != NULL && cf->type == AIGC_JSON_OBJECT ? aigc_json_get(cf, "error") : NULL;
-  if (e != NULL && e->type == AIGC_JSON_OBJECT) {
-    copy_member(L, r, e, "message");
-    copy_member(L, r, e, "code");
-  }
-  has_code = lua_getfield(L, -1, "code") != LUA_TNIL;
-  lua_pop(L, 1);
-  if (!has_code)
-    copy_member_as(L, r, c, "finish_reason", "code");
-  if (e == NULL || aigc_json_get(e, "message") == NULL) {
-    lua_pushfstring(L, "the reply ended with finish_reason ");
-    aigc_error_push_scrubbed(L, fr->u.s, fr->len > 40 ? 40 : fr->len, r->secrets);
-    lua_concat(L, 2);
-    lua_setfield(L, -2, "message");
-  }
-}
-
-/*
-** Pushes an error object for an API error found in a JSON value `v` (the
-** body of an HTTP error, an "error" stream event, a 200 body with an
-** "error" member): unwraps {"error": {...}} as the SDKs do, and keeps the
-** whole decoded body in err.body.
-*/
-static void push_api_error (lua_State *L, aigc_request *r, const char *kind,
-                            const aigc_json_value *body, const char *fallback) {
-  const aigc_json_value *v = body, *inner;
-  /* Gemini's OpenAI layer wraps its error in a list: [{"error": {...}}] */
-  if (v->type == AIGC_JSON_ARRAY && v->len > 0 && v->u.items[0].type == AIGC_JSON_OBJECT
-      && aigc_json_get(&v->u.items[0], "error") != NULL)
-    v = &v->u.items[0];
-  inner = aigc_json_get(v, "error");
-  aigc_error_new(L, kind, fallback);
-  if (inner != NULL && inner->type == AIGC_JSON_OBJECT) {
-    copy_member(L, r, inner, "message");
-    copy_member(L, r, inner, "type");
-    copy_member(L, r, inner, "code");
-    copy_member(L, r, inner, "param");
-  }
-  else if (inner != NULL && inner->type == AIGC_JSON_STRING) {
-    copy_member_as(L, r, v, "error", "message");   /* {"error": "text"} (Ollama, LM Studio) */
-    copy_member_as(L, r, v, "error_type", "type");   /* TGI's {"error", "error_type"} */
-  }
-  else if (v->type == AIGC_JSON_OBJECT) {
-    /* No "error" member: the body is the error, as the SDKs read it (vLLM's
-       {"object": "error", "message", "type", "param", "code"}). A "type" of
-       "error" names the object (a Responses stream's error event), not the
-       error's type. */
-    const aigc_json_value *t = aigc_json_get(v, "type");
-    copy_member(L, r, v, "message");
-    if (t == NULL || t->type != AIGC_JSON_STRING || t->len != 5 || memcmp(t->u.s, "error", 5) != 0)
-      copy_member(L, r, v, "type");
-    copy_member(L, r, v, "code");
-    copy_member(L, r, v, "param");
-    copy_member(L, r, v, "detail");   /* FastAPI-style servers */
-    if (lua_getfield(L, -1, "detail") == LUA_TSTRING) {
-      lua_setfield(L, -2, "message");
-    }
-    else {
-      lua_pop(L, 1);
-      copy_first_detail(L, r, v);
-    }
-    if (aigc_json_get(v, "message") == NULL && aigc_json_get(v, "detail") == NULL)
-      copy_choice_verdict(L, r, v);
-  }
-  /* {"message": ""} says nothing: the fallback stays, as openai-python puts
-     its own words for an error event whose message is empty or missing. */
-  if (lua_getfield(L, -1, "message") == LUA_TSTRING && lua_rawlen(L, -1) == 0) {
-    lua_pushstring(L, fallback);
-    lua_setfield(L, -3, "message");
-  }
-  lua_pop(L, 1);
-  aigc_jsonlua_push(L, body);
-  lua_setfield(L, -2, "body");
-}
-
-/*
-** A 3xx with a Location: an API call never follows one (transfer.c), nor a
-** download's request (aigc.download follows, or replaces this message), so
-** the error says where it led, whatever the body says ("Found"). The
-** Location is scrubbed: it may echo a key sent in the URL; and shown
-** without its query ("?..."): a redirect to storage carries the signature
-** of a signed URL there (sig=, X-Amz-Signature=), a credential no secret
-** list holds, and the message reaches log lines. err.headers has it whole.
-*/
-static int push_redirect_error (lua_State *L, aigc_request *r, long status) {
-  char head[64];
-  size_t n = 0, shown = 0;
-  int query;
-  const char *loc = status >= 300 && status < 400 ? aigc_headers_find(&r->hdrs, "location", &n) : NULL;
-  if (loc == NULL || n == 0)
-    return 0;
-  while (shown < n && loc[shown] != '?' && loc[shown] != '#')
-    shown++;
-  query = shown < n && loc[shown] == '?';   /* (read before any allocation) */
-  aigc_error_new(L, "http", "");
-  snprintf(head, sizeof head, "HTTP status %ld: a redirect to ", status);
-  lua_pushstring(L, head);
-  aigc_error_push_scrubbed(L, loc, shown < 500 ? shown : 500, r->secrets);
-  lua_pushstring(L, query ? "?..." : "");
-  lua_pushstring(L, r->xb.absolute ? ", not followed" : ", which API calls never follow");
-  lua_concat(L, 4);
-  lua_setfield(L, -2, "message");
-  if (r->resp.len > 0)
-    set_body_text(L, r, r->resp.data, r->resp.len);
-  return 1;
-}
-
-/* Pushes the error for an HTTP status outside 2xx, from the body kept. */
-static void push_http_error (lua_State *L, aigc_request *r, long status) {
-  aigc_json_value v;
-  aigc_json_error perr;
-  char fallback[64];
-  snprintf(fallback, sizeof fallback, "HTTP status %ld", status);
-  aigc_json_arena_reset(&r->arena);
-  if (push_redirect_error(L, r, status))
-    ;
-  else if (r->resp.len > 0
-      && aigc_json_parse(&r->arena, r->resp.data, r->resp.len, AIGC_JSON_DEFAULT_MAX_DEPTH, &v, &perr) == 0
-      && (v.type == AIGC_JSON_OBJECT || v.type == AIGC_JSON_ARRAY)) {
-    push_api_error(L, r, "http", &v, fallback);
-  }
-  else {
-    /* Not JSON (a proxy's HTML page, plain text): keep it as text. */
-    char msg[256];
-    size_t i, n = 0;
-    int space = 0;
-    aigc_error_new(L, "http", "");
-    for (i = 0; i < r->resp.len && n < 200; i++) {   /* one line, collapsed */
-      unsigned char c = (unsigned char)r->resp.data[i];
-      if (c <= ' ') {
-        space = n > 0;
-        continue;
-      }
-      if (space && n < sizeof msg - 1)
-        msg[n++] = ' ';
-      space = 0;
-      msg[n++] = (char)c;
-    }
-    if (n == 0) {
-      lua_pushstring(L, fallback);
-      lua_setfield(L, -2, "message");
-    }
-    else {
-      lua_pushfstring(L, "%s: ", fallback);
-      aigc_error_push_scrubbed(L, msg, n, r->secrets);
-      lua_concat(L, 2);
-      lua_setfield(L, -2, "message");
-    }
-    if (r->resp.len > 0)
-      set_body_text(L, r, r->resp.data, r->resp.len);
-  }
-  aigc_error_setint(L, "status", (lua_Integer)status);
-  {
-    double ra = aigc_headers_retry_after(&r->hdrs);
-    if (ra == ra) {
-      lua_pushnumber(L, ra);
-      lua_setfield(L, -2, "retry_after");
-    }
-  }
 }
 
 /* }====================================================== */
@@ -544,7 +270,7 @@ static void push_broken_http_error (lua_State *L, aigc_request *r, const char *d
              ce ? ce : "?", detail);
   else
     snprintf(msg, sizeof msg, "; the body could not be read whole: %s", detail);
-  push_http_error(L, r, r->status);
+  aigc_server_error_push_http(L, r, r->status);
   lua_getfield(L, -1, "message");
   aigc_error_push_scrubbed(L, msg, strlen(msg), r->secrets);
   lua_concat(L, 2);
@@ -582,7 +308,7 @@ static void push_curl_error (lua_State *L, aigc_request *r, int *retryable) {
     else
       snprintf(msg, sizeof msg, "the response headers are too large (libcurl takes a header "
                "line of at most 100 KB): %s", detail);
-    new_error_scrubbed(L, r, "limit", msg, strlen(msg));
+    aigc_server_error_new(L, r, "limit", msg, strlen(msg));
   }
   else if (r->curl_code == CURLE_OUT_OF_MEMORY) {
     aigc_error_new(L, "limit", "out of memory while receiving the response");
@@ -597,11 +323,11 @@ static void push_curl_error (lua_State *L, aigc_request *r, int *retryable) {
     const char *ce = aigc_headers_find(&r->hdrs, "content-encoding", NULL);
     snprintf(msg, sizeof msg, "the response body could not be decoded (Content-Encoding: %s): %s",
              ce ? ce : "?", detail);
-    new_error_scrubbed(L, r, "parse", msg, strlen(msg));
+    aigc_server_error_new(L, r, "parse", msg, strlen(msg));
   }
   else if (r->delivered) {
     snprintf(msg, sizeof msg, "the stream was interrupted: %s", detail);
-    new_error_scrubbed(L, r, "stream", msg, strlen(msg));
+    aigc_server_error_new(L, r, "stream", msg, strlen(msg));
     aigc_response_add_partial(L, r);
   }
   else {
@@ -615,8 +341,8 @@ static void push_curl_error (lua_State *L, aigc_request *r, int *retryable) {
     }
     if (r->curl_code == CURLE_OPERATION_TIMEDOUT)
       detail = name_timeout(r, detail, msg, sizeof msg);
-    new_error_scrubbed(L, r, r->curl_code == CURLE_OPERATION_TIMEDOUT ? "timeout" : "connect",
-                       detail, strlen(detail));
+    aigc_server_error_new(L, r, r->curl_code == CURLE_OPERATION_TIMEDOUT ? "timeout" : "connect",
+                          detail, strlen(detail));
     *retryable = 1;
   }
   aigc_error_setint(L, "curl_code", (lua_Integer)r->curl_code);
@@ -642,8 +368,8 @@ static int push_error_choice (lua_State *L, aigc_request *r, const aigc_json_val
     aigc_error_new(L, "api", "the reply broke off: the server ended it with finish_reason \"error\" "
                    "(the model or its provider failed mid-reply)");
     if (e != NULL && e->type == AIGC_JSON_OBJECT) {
-      copy_member(L, r, e, "message");
-      copy_member(L, r, e, "code");
+      aigc_server_error_copy_member(L, r, e, "message");
+      aigc_server_error_copy_member(L, r, e, "code");
     }
     aigc_jsonlua_push(L, v);
     lua_setfield(L, -2, "partial");
@@ -795,12 +521,12 @@ static int push_body_outcome (lua_State *L, aigc_request *r) {
                perr.offset + 1, perr.message);   /* (bytes counted from 1, as everywhere) */
     aigc_error_new(L, "parse", msg);
     if (r->resp.len > 0)
-      set_body_text(L, r, r->resp.data, r->resp.len);
+      aigc_server_error_set_body(L, r, r->resp.data, r->resp.len);
   }
   else if (v.type != AIGC_JSON_OBJECT)
     aigc_error_new(L, "parse", "the response is not a JSON object");
   else if (truthy(aigc_json_get(&v, "error")))
-    push_api_error(L, r, "api", &v, "the server returned an error");
+    aigc_server_error_push(L, r, "api", &v, "the server returned an error");
   else if (is_chat_like(r) && ((choices = aigc_json_get(&v, "choices")) == NULL
                                || choices->type != AIGC_JSON_ARRAY))
     aigc_error_new(L, "parse", choices == NULL ? "the response has no choices"
@@ -943,7 +669,7 @@ static void push_not_event_stream (lua_State *L, aigc_request *r) {
     lua_pushliteral(L, "");
   lua_concat(L, 5);
   lua_setfield(L, -2, "message");
-  set_body_text(L, r, r->head, r->head_len);
+  aigc_server_error_set_body(L, r, r->head, r->head_len);
 }
 
 /* Whether the response said it is an event stream. */
@@ -963,7 +689,7 @@ int aigc_response_outcome (lua_State *L, aigc_request *r, int *retryable) {
   else if (r->curl_code != CURLE_OK)
     push_curl_error(L, r, retryable);
   else if (r->status < 200 || r->status >= 300) {
-    push_http_error(L, r, r->status);
+    aigc_server_error_push_http(L, r, r->status);
     *retryable = aigc_transfer_status_retryable(r, r->status);
   }
   else if (r->sse && !r->sse_events && !says_event_stream(r))
@@ -1047,13 +773,13 @@ static void push_parts_text (lua_State *L, const aigc_json_value *parts) {
 static void push_error_event (lua_State *L, aigc_request *r, int parsed,
                               const aigc_json_value *chunk, const char *data, size_t dlen) {
   if (parsed && chunk->type == AIGC_JSON_OBJECT) {
-    push_api_error(L, r, "api", chunk, "the server sent an error event");   /* (the Responses
-       API's: message, code, param at the top) */
+    /* (the Responses API's: message, code, param at the top) */
+    aigc_server_error_push(L, r, "api", chunk, "the server sent an error event");
     if (r->kind == AIGC_KIND_RESPONSES)
       aigc_response_add_partial(L, r);
   }
   else {
-    new_error_scrubbed(L, r, "stream", data, dlen > 500 ? 500 : dlen);
+    aigc_server_error_new(L, r, "stream", data, dlen > 500 ? 500 : dlen);
     if (dlen == 0) {
       lua_pushliteral(L, "the server sent an error event");
       lua_setfield(L, -2, "message");
@@ -1110,14 +836,14 @@ static int responses_event (lua_State *L, aigc_request *r, const char *type, siz
        {"error": {...}}): the server's error, as in a chat stream. An
        event of the API's own "response." types (one of a later version,
        say a tool call's failure) is not a proxy's: it is passed on. */
-    push_api_error(L, r, "api", ev, "the server sent an error in the stream");
+    aigc_server_error_push(L, r, "api", ev, "the server sent an error in the stream");
     aigc_response_add_partial(L, r);
     return AIGC_EVENT_ERROR;
   }
   rc = aigc_raccum_add(&r->raccum, type, tlen, ev);
   if (rc == AIGC_RACCUM_OK && r->raccum.end == AIGC_RACCUM_FAILED) {
     const aigc_json_value *resp = aigc_json_get(ev, "response");
-    push_api_error(L, r, "api", resp, "the response failed (response.failed)");
+    aigc_server_error_push(L, r, "api", resp, "the response failed (response.failed)");
     aigc_response_add_partial(L, r);
     return AIGC_EVENT_FAILED;
   }
@@ -1134,8 +860,9 @@ static int responses_event (lua_State *L, aigc_request *r, const char *type, siz
     char msg[300];
     snprintf(msg, sizeof msg, "%s (%.*s): %s", rc == AIGC_RACCUM_SEQUENCE
              ? "the stream lost its order" : "unexpected stream event",
-             t != NULL ? (int)quoted_prefix(r, t, len, 80) : 7, t != NULL ? t : "no type", r->raccum.error);
-    new_error_scrubbed(L, r, rc == AIGC_RACCUM_SEQUENCE ? "stream" : "parse", msg, strlen(msg));
+             t != NULL ? (int)aigc_server_error_quote_len(r, t, len, 80) : 7, t != NULL ? t : "no type",
+             r->raccum.error);
+    aigc_server_error_new(L, r, rc == AIGC_RACCUM_SEQUENCE ? "stream" : "parse", msg, strlen(msg));
   }
   aigc_response_add_partial(L, r);
   return AIGC_EVENT_ERROR;
@@ -1179,13 +906,13 @@ int aigc_response_event (lua_State *L, aigc_request *r, const char *type, size_t
     snprintf(msg, sizeof msg, "a stream event is not valid JSON (at byte %zu: %s)",
              perr.offset + 1, perr.message);   /* (bytes counted from 1) */
     aigc_error_new(L, "parse", msg);
-    set_body_text(L, r, data, dlen);
+    aigc_server_error_set_body(L, r, data, dlen);
     return AIGC_EVENT_ERROR;
   }
   if (r->kind == AIGC_KIND_RESPONSES)
     return responses_event(L, r, type, tlen, chunk);
   if (truthy(aigc_json_get(chunk, "error"))) {
-    push_api_error(L, r, "api", chunk, "the server sent an error in the stream");
+    aigc_server_error_push(L, r, "api", chunk, "the server sent an error in the stream");
     return AIGC_EVENT_ERROR;
   }
   before = r->accum.chunks;
@@ -1233,10 +960,10 @@ int aigc_response_typed_event (lua_State *L, aigc_request *r, const char *type, 
     push_error_event(L, r, rc == AIGC_JSON_OK, &ev, data, dlen);
   else if (rc != AIGC_JSON_OK || ev.type != AIGC_JSON_OBJECT) {
     aigc_error_new(L, "parse", "a stream event is not a JSON object");
-    set_body_text(L, r, data, dlen);
+    aigc_server_error_set_body(L, r, data, dlen);
   }
   else if (truthy(aigc_json_get(&ev, "error")))
-    push_api_error(L, r, "api", &ev, "the server sent an error in the stream");
+    aigc_server_error_push(L, r, "api", &ev, "the server sent an error in the stream");
   else {
     if (keep_last_event(r, &ev, type, tlen, data, dlen) != 0) {
       aigc_error_new(L, "limit", "out of memory while keeping a stream event");

@@ -1,7 +1,8 @@
 /*
 ** utf8.h — UTF-8 well-formedness, shared by the JSON parser (json.c) and
-** writer (jsonout.c). A static inline function: both use it in their
-** hottest loops.
+** writer (jsonout.c), and where to cut a quoted string (error.c,
+** server_error.c). Static inline functions: the first is in the JSON
+** code's hottest loops.
 */
 #ifndef AIGC_UTF8_H
 #define AIGC_UTF8_H
@@ -38,6 +39,20 @@ static inline size_t aigc_utf8_seq (const unsigned char *s, size_t n) {
     return 4;
   }
   return 0;
+}
+
+/*
+** Length of the first `max` bytes of s[0..len), cut back to the start of
+** a UTF-8 character (a continuation byte is never the first one kept out):
+** a cut in the middle of a character would put invalid UTF-8 in an error's
+** message (which JSON encoders and LOVE's print refuse).
+*/
+static inline size_t aigc_utf8_cut (const char *s, size_t len, size_t max) {
+  if (len <= max)
+    return len;
+  while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
+    max--;
+  return max;
 }
 
 #endif
