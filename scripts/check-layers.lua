@@ -39,7 +39,7 @@ local LAYERS = {
   { "error" },
   { "error_report" },
   { "transfer" },
-  { "server_error" },
+  { "retry", "server_error" },
   { "response", "textrun" },
   { "request" },
   { "submit" },

@@ -10,7 +10,7 @@
 **   dispatch  from the driving loop: each queued stream event is merged
 **             into the accumulated reply and handed to the stream
 **             callback; when the transfer is over, its outcome (response.c)
-**             ends the request, or a retry is scheduled;
+**             ends the request, or a retry is scheduled (retry.c);
 **   end       on_done / on_error run, then the waiters (req:_notify
 **             functions, tasks waiting in wait()), and the engine lets go
 **             of the request.
@@ -28,6 +28,7 @@
 #include "jsonlua.h"
 #include "form.h"
 #include "request.h"
+#include "retry.h"
 #include "textrun.h"
 
 static const char *const state_names[] = {
@@ -515,23 +516,23 @@ static int fail_held (lua_State *L, int eidx, int ridx, aigc_request *r) {
 ** =======================================================
 */
 
-/* The stale connection of aigc_transfer_stale: logged, started again. */
+/* The stale connection of aigc_retry_stale: logged, started again. */
 static int restart_stale (lua_State *L, int eidx, aigc_request *r) {
   aigc_error_log(L, eidx, aigc_log_secrets(r), "warn", "a reused connection answered with garbage (%s): "
                  "starting again on a new connection", r->errbuf[0] ? r->errbuf : "not HTTP");
   if (r->state == AIGC_RUNNING && r->easy != NULL)   /* (the log function may cancel it) */
-    aigc_transfer_restart_fresh(r);
+    aigc_retry_restart_fresh(r);
   return 0;
 }
 
-/* The refused stream_options of aigc_transfer_refused_stream_options:
+/* The refused stream_options of aigc_retry_refused_stream_options:
    logged, sent again without it. */
 static int resend_without_stream_options (lua_State *L, int eidx, aigc_request *r) {
   aigc_error_log(L, eidx, aigc_log_secrets(r), "warn", "the server refused stream_options (HTTP %ld): "
                  "sending again without it; this client's streams carry no usage from now on",
                  r->status);
   if (r->state == AIGC_RUNNING && r->easy != NULL)   /* (the log function may cancel it) */
-    aigc_transfer_resend_without_stream_options(r);
+    aigc_retry_resend_without_stream_options(r);
   return 0;
 }
 
@@ -552,7 +553,7 @@ static int try_retry (lua_State *L, int eidx, aigc_request *r) {
                    "%lu bytes, which cannot be read again", (unsigned long)r->xb.fed);
     return 0;
   }
-  delay = aigc_transfer_retry_delay(r);
+  delay = aigc_retry_delay(r);
   if (delay < 0) {   /* say why: else a 429 comes back with retries = 0 and no word */
     aigc_error_log(L, eidx, aigc_log_secrets(r), "warn", "not retrying: the server asked to wait %g s, "
                    "more than %g s", aigc_headers_retry_after(&r->hdrs), AIGC_MAX_RETRY_AFTER);
@@ -572,7 +573,7 @@ static int try_retry (lua_State *L, int eidx, aigc_request *r) {
                  delay, r->retries + 1, r->max_retries, title, lua_tostring(L, -1));
   lua_pop(L, 2);
   if (r->state == AIGC_RUNNING)   /* (the log function may cancel it) */
-    aigc_transfer_schedule_retry(r, delay);
+    aigc_retry_schedule(r, delay);
   return 1;
 }
 
@@ -644,9 +645,9 @@ static int finish_transfer (lua_State *L, int eidx, int ridx, aigc_request *r) {
   if (r->error_held)   /* the stream ended after an "error" event */
     return fail_held(L, eidx, ridx, r);
   aigc_transfer_take_status(r);
-  if (aigc_transfer_stale(r))
+  if (aigc_retry_stale(r))
     return restart_stale(L, eidx, r);
-  if (aigc_transfer_refused_stream_options(r))
+  if (aigc_retry_refused_stream_options(r))
     return resend_without_stream_options(L, eidx, r);
   if (aigc_response_outcome(L, r, &retryable))
     return end_with_result(L, eidx, ridx, r);

@@ -14,6 +14,7 @@
 #include "error.h"
 #include "jsonlua.h"
 #include "response.h"
+#include "retry.h"
 #include "server_error.h"
 
 static int is_chat_like (const aigc_request *r) {
@@ -275,7 +276,7 @@ static void push_broken_http_error (lua_State *L, aigc_request *r, const char *d
   aigc_error_push_scrubbed(L, msg, strlen(msg), r->secrets);
   lua_concat(L, 2);
   lua_setfield(L, -2, "message");
-  *retryable = aigc_transfer_status_retryable(r, r->status);
+  *retryable = aigc_retry_status_retryable(r, r->status);
 }
 
 /*
@@ -690,7 +691,7 @@ int aigc_response_outcome (lua_State *L, aigc_request *r, int *retryable) {
     push_curl_error(L, r, retryable);
   else if (r->status < 200 || r->status >= 300) {
     aigc_server_error_push_http(L, r, r->status);
-    *retryable = aigc_transfer_status_retryable(r, r->status);
+    *retryable = aigc_retry_status_retryable(r, r->status);
   }
   else if (r->sse && !r->sse_events && !says_event_stream(r))
     push_not_event_stream(L, r);

@@ -2,8 +2,8 @@
 ** transfer.c — one request's transfer in C (transfer.h): the libcurl
 ** callbacks (on_header, on_write, on_sse_event: they append bytes, feed the
 ** SSE parser and queue events, never call Lua), the easy handle's options,
-** attempts, the request's own timers, retries, and the request's moves
-** between the engine's lists (roster.h).
+** attempts, the request's own timers, and the request's moves between the
+** engine's lists (roster.h). Retries and other attempts sent again: retry.c.
 */
 #include <math.h>
 #include <stdio.h>
@@ -50,13 +50,6 @@ void aigc_transfer_init (aigc_request *r, aigc_roster *ro, aigc_kind kind, int s
 }
 
 
-/* r set (or made relevant) a timer: the roster's timer floor comes down
-   to it (timers pushed later need nothing: the floor stays below them). */
-static void timers_changed (aigc_request *r) {
-  if (r->roster != NULL)
-    aigc_roster_timer_at(r->roster, aigc_transfer_next_deadline(r, -1));
-}
-
 /*
 ** {======================================================
 ** libcurl callbacks: C only, never Lua
@@ -98,7 +91,7 @@ static void watch_h2_early_answer (aigc_request *r) {
   if (version == CURL_HTTP_VERSION_2_0 && announced >= 0) {
     r->h2_early_watch = 1;
     r->done_deadline = aigc_now() + H2_EARLY_POLL;
-    timers_changed(r);
+    aigc_transfer_timers_changed(r);
   }
 }
 
@@ -235,13 +228,13 @@ static void responses_end (aigc_request *r) {
   r->saw_done = 1;
   r->idle_deadline = 0;
   r->done_deadline = aigc_now() + AIGC_DONE_GRACE;
-  timers_changed(r);   /* (an earlier timer: the roster's floor must know) */
+  aigc_transfer_timers_changed(r);   /* (an earlier timer: the roster's floor must know) */
 }
 
 void aigc_transfer_grace (aigc_request *r) {
   r->idle_deadline = 0;
   r->done_deadline = aigc_now() + AIGC_DONE_GRACE;
-  timers_changed(r);
+  aigc_transfer_timers_changed(r);
 }
 
 /* Whether s[0..n) holds the string lit. */
@@ -303,7 +296,7 @@ static int on_other_event (aigc_request *r, const aigc_sse_event *ev) {
     r->saw_done = 1;
     r->idle_deadline = 0;
     r->done_deadline = aigc_now() + AIGC_DONE_GRACE;
-    timers_changed(r);
+    aigc_transfer_timers_changed(r);
     return 0;
   }
   if ((!ev->has_data || blank_data(ev)) && !(ev->type_len == 5 && memcmp(ev->type, "error", 5) == 0))
@@ -726,7 +719,7 @@ void aigc_transfer_link (aigc_request *r) {
   r->started = aigc_now();
   if (r->deadline > 0)
     r->deadline_at = r->started + r->deadline;
-  timers_changed(r);
+  aigc_transfer_timers_changed(r);
 }
 
 /* Resets what one attempt leaves behind, before (re)adding the handle. */
@@ -767,7 +760,7 @@ static int setup_attempt (aigc_request *r) {
   r->sent = 0;
   r->idle_forgiven = 0;
   r->attempt_deadline = own_timeout(r, r->roster) ? aigc_now() + r->timeout : 0;
-  timers_changed(r);   /* (and the deadline counts again: transfer_done = 0) */
+  aigc_transfer_timers_changed(r);   /* (and the deadline counts again: transfer_done = 0) */
   return files_ok;
 }
 
@@ -801,7 +794,7 @@ void aigc_transfer_start (aigc_request *r) {
   r->state = AIGC_RUNNING;
   aigc_roster_take_slot(r->roster, &r->entry);
   begin_attempt(r);
-  timers_changed(r);   /* (begin_attempt may end the attempt at once) */
+  aigc_transfer_timers_changed(r);   /* (begin_attempt may end the attempt at once) */
 }
 
 void aigc_transfer_queue (aigc_request *r) {
@@ -900,7 +893,7 @@ void aigc_transfer_done (aigc_request *r, CURLcode code) {
   else if (h2_early_answer_lost(r, code)) {
     r->h2_resent = 1;
     begin_attempt(r);   /* (plain C: no Lua runs, the loop reads on) */
-    timers_changed(r);
+    aigc_transfer_timers_changed(r);
     return;
   }
   if (code == CURLE_OK && r->sse && !r->saw_done) {
@@ -910,6 +903,17 @@ void aigc_transfer_done (aigc_request *r, CURLcode code) {
     aigc_sse_finish(&r->sse_parser, on_final_event, r);   /* (plain C: no Lua runs) */
   }
   attempt_over(r, code, AIGC_ABORT_NONE);
+}
+
+/* The attempt is over: its HTTP status as libcurl saw it. */
+void aigc_transfer_take_status (aigc_request *r) {
+  long status = 0;
+  /* (An upload that failed before it was sent never ran on the handle: it
+     still holds the status of the request it served before.) */
+  if (r->easy != NULL && r->abort_reason != AIGC_ABORT_UPLOAD)
+    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+  if (status > 0)
+    r->status = status;
 }
 
 /* Out of libcurl (a timer ended the attempt, a cancel, the end). */
@@ -1101,128 +1105,6 @@ void aigc_transfer_recycle (aigc_request *r) {
     aigc_roster_give_easy(r->roster, r->easy, &r->easy_memo);
     r->easy = NULL;
   }
-}
-
-/* }====================================================== */
-
-
-/*
-** {======================================================
-** Retries
-** =======================================================
-*/
-
-/*
-** The server's delay, when 0 < d <= 120 s; none (-1: do not retry) when it
-** asks for longer; otherwise the SDKs' backoff min(0.5 * 2^n, 8) *
-** (1 - 0.25 * rand), n = retries taken.
-*/
-double aigc_transfer_retry_delay (aigc_request *r) {
-  double d = aigc_headers_retry_after(&r->hdrs);
-  if (d == d) {
-    if (d > 0 && d <= AIGC_MAX_RETRY_AFTER)
-      return d;
-    if (d > AIGC_MAX_RETRY_AFTER)
-      return -1;
-  }
-  d = 0.5 * pow(2.0, (double)r->retries);
-  if (d > 8.0)
-    d = 8.0;
-  return d * (1.0 - 0.25 * aigc_roster_random(r->roster));
-}
-
-int aigc_transfer_status_retryable (const aigc_request *r, long status) {
-  int says = aigc_headers_should_retry(&r->hdrs);
-  if (says >= 0)
-    return says;
-  return status == 408 || status == 409 || status == 429 || status >= 500;
-}
-
-void aigc_transfer_schedule_retry (aigc_request *r, double delay) {
-  r->retries++;
-  r->retry_at = aigc_now() + (delay > 0 ? delay : 0.000001);
-  r->idle_deadline = 0;
-  r->transfer_done = 0;
-  aigc_buf_clear(&r->resp);
-  timers_changed(r);
-}
-
-/*
-** A reused keep-alive connection that answers with something that is not
-** HTTP at all was carrying bytes from before this request (a server that
-** sent more than its Content-Length; libcurl before 8.x reuses such a
-** connection). The connection was at fault, not the request: start again
-** once on a new connection, as libcurl does for a reused connection found
-** dead.
-*/
-void aigc_transfer_take_status (aigc_request *r) {
-  long status = 0;
-  /* (An upload that failed before it was sent never ran on the handle: it
-     still holds the status of the request it served before.) */
-  if (r->easy != NULL && r->abort_reason != AIGC_ABORT_UPLOAD)
-    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
-  if (status > 0)
-    r->status = status;
-}
-
-int aigc_transfer_stale (const aigc_request *r) {
-  long connects = 1;
-  return (r->curl_code == CURLE_UNSUPPORTED_PROTOCOL || r->curl_code == CURLE_WEIRD_SERVER_REPLY)
-         && r->status == 0 && !r->delivered && r->stale == 0 && r->easy != NULL
-         && r->roster != NULL && !r->roster->closed
-         && curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK
-         && connects == 0;
-}
-
-/*
-** A stream is sent with stream_options = {include_usage = true} unless the
-** caller set the field (for the usage chunk), but some servers refuse a
-** field they do not know: vLLM before 0.5, Fireworks and Databricks' gateway
-** answered 400 "Extra inputs are not permitted" naming it, which made every
-** stream fail. A 400 or 422 naming stream_options to a body holding the
-** default one is answered by sending the body again without it, once, not
-** counted as a retry; the client sends it no more (its streams then carry
-** no usage).
-*/
-static int names_stream_options (const aigc_buf *b) {
-  static const char field[] = "stream_options";
-  size_t n = sizeof field - 1, i;
-  for (i = 0; i + n <= b->len; i++)
-    if (b->data[i] == 's' && memcmp(b->data + i, field, n) == 0)
-      return 1;
-  return 0;
-}
-
-int aigc_transfer_refused_stream_options (const aigc_request *r) {
-  return r->default_so_len > 0 && (r->status == 400 || r->status == 422) && r->curl_code == CURLE_OK
-         && !r->delivered && r->roster != NULL && !r->roster->closed && r->easy != NULL
-         && names_stream_options(&r->resp);
-}
-
-void aigc_transfer_resend_without_stream_options (aigc_request *r) {
-  size_t len = r->body.len, cut = r->default_so_len;
-  /* the body is {...,"stream_options":{"include_usage":true}}: keep the '}' */
-  memmove(r->body.data + len - 1 - cut, r->body.data + len - 1, 2);   /* '}' and the NUL */
-  r->body.len = len - cut;
-  r->default_so_len = 0;
-  /* (set per request, not per attempt: the handle still has the old size) */
-  curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body.len);
-  r->roster->config.no_stream_options = 1;
-  r->retry_at = aigc_now() + 0.000001;
-  r->idle_deadline = 0;
-  r->transfer_done = 0;
-  aigc_buf_clear(&r->resp);
-  timers_changed(r);
-}
-
-void aigc_transfer_restart_fresh (aigc_request *r) {
-  r->stale++;
-  curl_easy_setopt(r->easy, CURLOPT_FRESH_CONNECT, 1L);
-  r->retry_at = aigc_now() + 0.000001;
-  r->idle_deadline = 0;
-  r->transfer_done = 0;
-  aigc_buf_clear(&r->resp);
-  timers_changed(r);
 }
 
 /* }====================================================== */

@@ -1,8 +1,9 @@
 /*
 ** transfer.h — one request's transfer, in C (no Lua): the request's state,
-** the libcurl callbacks (they never call Lua), its attempts, its timers,
-** its retries. The Lua side of a request is in response.h (a finished
-** transfer made into Lua values) and request.h (its life and methods).
+** the libcurl callbacks (they never call Lua), its attempts, its timers.
+** When and how an attempt is sent again: retry.h. The Lua side of a
+** request is in response.h (a finished transfer made into Lua values) and
+** request.h (its life and methods).
 **
 ** THE RE-ENTRANCY RULE (aigc.h): nothing here allocates Lua memory, so
 ** nothing here can run a finalizer; but a finalizer run elsewhere may call
@@ -233,6 +234,14 @@ void aigc_transfer_done (aigc_request *r, CURLcode code);
 void aigc_transfer_tick (aigc_request *r, double now);
 /* The earliest of r's timers, or d if it comes first (d < 0: none). */
 double aigc_transfer_next_deadline (const aigc_request *r, double d);
+/* r set (or made relevant) a timer: the roster's timer floor comes down
+   to it (timers pushed later need nothing: the floor stays below them).
+   Shared with retry.c, which sets retry_at; inline, as when it was
+   transfer.c's own static function. */
+static inline void aigc_transfer_timers_changed (aigc_request *r) {
+  if (r->roster != NULL)
+    aigc_roster_timer_at(r->roster, aigc_transfer_next_deadline(r, -1));
+}
 
 /* `draining` all read: the events queued since swapped in (1), or 0 when
    there are none. */
@@ -259,24 +268,10 @@ int aigc_transfer_drained (const aigc_request *r);
 
 /* The attempt is over: its HTTP status as libcurl saw it. */
 void aigc_transfer_take_status (aigc_request *r);
-/* The delay before the next attempt, or -1: do not retry. */
-double aigc_transfer_retry_delay (aigc_request *r);
-/* Whether a response with this status may be retried (REFERENCE.md). */
-int aigc_transfer_status_retryable (const aigc_request *r, long status);
-/* Schedules the next attempt in `delay` seconds (a retry). */
-void aigc_transfer_schedule_retry (aigc_request *r, double delay);
 /* A Responses "error" event's error is held (request.c): the server has
    AIGC_DONE_GRACE to send what follows it (a response.failed) and end the
    response, else the transfer ends there (as after [DONE]). */
 void aigc_transfer_grace (aigc_request *r);
-/* Whether the failed attempt was a stale keep-alive connection answering
-   with bytes from before (see transfer.c): then start again once. */
-int aigc_transfer_stale (const aigc_request *r);
-void aigc_transfer_restart_fresh (aigc_request *r);
-/* Whether the server refused the default stream_options the body ends
-   with (see transfer.c): then send again without it, at once. */
-int aigc_transfer_refused_stream_options (const aigc_request *r);
-void aigc_transfer_resend_without_stream_options (aigc_request *r);
 
 /* Starts queued requests while slots are free (FIFO), unless the engine
    is closing. */
