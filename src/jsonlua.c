@@ -1100,14 +1100,18 @@ int aigc_jsonlua_decode (lua_State *L) {
   aigc_json_value v;
   aigc_json_error err;
   int rc = aigc_json_parse(&box->arena, text, len, AIGC_JSON_DEFAULT_MAX_DEPTH, &v, &err);
-  if (rc == -2)
+  if (rc == -2) {
+    aigc_json_arena_free(&box->arena);
     return luaL_error(L, "not enough memory");
+  }
   if (rc != 0) {
     luaL_pushfail(L);
     lua_pushfstring(L, "invalid JSON at byte %d: %s", (int)err.offset + 1, err.message);   /* (from 1) */
+    aigc_json_arena_free(&box->arena);
     return 2;
   }
   aigc_jsonlua_push(L, &v);
+  aigc_json_arena_free(&box->arena);   /* (see aigc_jsonlua_encodefn) */
   return 1;
 }
 
@@ -1119,6 +1123,11 @@ int aigc_jsonlua_encodefn (lua_State *L) {
   box = new_box(L);
   encode_root(L, 1, &box->buf, &cx);
   lua_pushlstring(L, box->buf.data ? box->buf.data : "", box->buf.len);
+  /* Freed now, not by the box's __gc: a finalizer that encodes while
+     lua_close runs finalizers (a prompt log's last rows) makes a box that
+     Lua registers no __gc for (5.4 and 5.1-5.3 register none then), and its
+     buffer leaked. (The box's __gc stays for a raise mid-encode.) */
+  aigc_buf_free(&box->buf);
   return 1;
 }
 
