@@ -59,4 +59,36 @@ describe("a cassette replaying a call the engine retried", function ()
     assert.is_nil(e2)
     assert.equal(live2.text, r2.text)
   end)
+
+  it("recorded in the client: a failed call's retry-after, request id and rate-limit headers replay, "
+     .. "its key echoed in them does not", function ()
+    local tape = dir .. "/headers.jsonl"
+    local key = "sk-hdr-k-5550777111"
+    local fault = "status=429,retry-after-ms=40,times=3,key=hdr,echo-key"
+    local rec = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = key,
+                              cassette = { path = tape, proxy = false } }
+    local _, live_err = rec:chat(ask(fault))
+    rec:close()
+    assert.equal(429, live_err.status)
+    local rep = aigc.client { base_url = "http://127.0.0.1:9/v1", model = "aigc-dev", api_key = key,
+                              cassette = { path = tape } }
+    local t0 = require("aigc.core").now()
+    local r1, e1 = rep:chat(ask(fault))
+    local took = require("aigc.core").now() - t0
+    rep:close()
+    assert.is_nil(r1)
+    assert.equal(429, e1.status)
+    -- (the server's 40 ms, not the default backoff's ~1.2 s over 2 retries)
+    assert.equal(0.04, e1.retry_after)
+    assert.equal("40", e1.headers["retry-after-ms"])
+    assert.is_string(live_err.headers["x-ratelimit-limit-requests"])
+    assert.equal(live_err.headers["x-ratelimit-limit-requests"], e1.headers["x-ratelimit-limit-requests"])
+    assert.equal(2, e1.retries)
+    assert.is_true(took < 0.8, "replay took " .. took .. " s")
+    assert.is_string(e1.request_id)
+    assert.equal(live_err.request_id, e1.request_id)
+    -- (the key the server echoed in x-request-id: not on the tape; compared, not printed)
+    assert.is_nil(cli.read(tape):find(key, 1, true), "the key is on the tape")
+    assert.is_nil(e1.request_id:find(key, 1, true), "the key in the replay's request id")
+  end)
 end)

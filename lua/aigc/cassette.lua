@@ -482,6 +482,20 @@ local function stored_headers (h)
   return out
 end
 
+-- The headers of an error response kept on a tape: those that say when to
+-- retry, the request's id and the rate limits (scrubbed with the rest).
+local function error_headers (h)
+  local out = { ["content-type"] = "application/json" }
+  for name, value in pairs(stored_headers(h)) do
+    local n = name:lower()
+    if n == "retry-after" or n == "retry-after-ms" or n == "x-request-id" or n == "x-should-retry"
+       or n:find("^x%-ratelimit%-") or n:find("^ratelimit") then
+      out[n] = value
+    end
+  end
+  return out
+end
+
 -- Appends an exchange recorded in the client.
 local function record (self, call, res, err, scrub)
   local x = { key = call.key }
@@ -511,7 +525,9 @@ local function record (self, call, res, err, scrub)
       x.body = json.encode(body)
     end
   elseif type(err) == "table" and type(err.status) == "number" then
-    x.status, x.headers = err.status, { ["content-type"] = "application/json" }
+    -- (with the headers a retry or a caller acts on: without them the
+    -- replay waited the default backoff, not the server's retry-after)
+    x.status, x.headers = err.status, error_headers(err.headers)
     local b = err.body
     x.body = type(b) == "table" and json.encode(b) or type(b) == "string" and b
              or json.encode { error = { message = err.message, type = err.kind } }
