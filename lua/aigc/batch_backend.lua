@@ -413,6 +413,10 @@ function M.backend (run, internal)
     local given = resume[round]
     local b, err, kept, sent = run_batch(run, head, digests, round > 1 and not given, given, params)
     if not b then return nil, err end
+    -- (reported as soon as it is made or found: known from a poll's report
+    -- alone, a Ctrl-C before the first poll's answer named no batch, and the
+    -- user could neither resume nor cancel it)
+    progress(run, b)
     -- The cases the batch has: a resumed batch's, those whose request is
     -- the one it was sent. The others -- changed or added since (the cases
     -- file edited, a line inserted before cases numbered by their line) --

@@ -606,7 +606,8 @@ local INTERNAL, run_cases   -- (set below)
 --    `ratelimit.MAX_WAIT`: the longest pause a server's `retry-after` or
 --    rate-limit headers can make)
 --  - `on_result = function(result, case)`, `on_progress = function(progress)`
---    (about every `progress_interval` seconds, default 0.2, and at the end);
+--    (about every `progress_interval` seconds, default 0.2, and at the end;
+--    the batch backend: when a batch is made or resumed, and after each poll);
 --    a callback that raises stops the run, and `run` raises its error
 --  - `log`: an `aigc.promptlog` to log each call into (source "run")
 --  - `interrupted`: a function asked between steps (direct backend); when it
