@@ -152,6 +152,30 @@ describe("aigc.promptlog", function ()
     assert.equal("old\239\191\189", row.context[1].content)
   end)
 
+  it("keeps an extra holding a value JSON cannot carry: that value as a string naming its type, the rest as given",
+     function ()
+    -- (a function or a userdata anywhere in it dropped the whole extra, silently)
+    local id = assert(log:record { prompt = "p", response = "r", status = "ok",
+      extra = { mood = "calm", on_done = print, file = io.stdout,
+                deep = { n = 3, co = coroutine.create(function () end) },
+                npc = "Jos\233", none = require("aigc.core").null } })
+    local row = log:get(id)
+    assert.same({ mood = "calm", on_done = "[function]", file = "[userdata]", deep = { n = 3, co = "[thread]" },
+                  npc = "Jos\239\191\189", none = require("aigc.core").null }, row.extra)
+  end)
+
+  it("a row the lock kept out beside the database, its extra holding a function: kept, that value named", function ()
+    -- (the kept file's line is JSON too: the whole row was dropped)
+    local kept = require "aigc.promptlog_kept"
+    assert.is_true(kept.save(log, { { prompt = "kept p", response = "r", status = "ok",
+                                      extra = { mood = "calm", on_done = print, npc = "Jos\233" } } }))
+    assert.equal(1, kept.adopt(log, 0))
+    local rows = log:list { limit = 5 }
+    assert.equal(1, #rows)
+    assert.equal("kept p", rows[1].prompt)
+    assert.same({ mood = "calm", on_done = "[function]", npc = "Jos\239\191\189" }, log:get(rows[1].id).extra)
+  end)
+
   it("never writes a secret: the client's (scrubbed by its engine) or given ones, key-like params", function ()
     local key = "sk-promptlog-secret-0123456789"
     local client = aigc.client { base_url = "http://127.0.0.1:1/v1", api_key = key }

@@ -48,7 +48,9 @@
 --
 -- Text that is not UTF-8 is stored as it is in the text columns; JSON
 -- cannot carry it, so in the `*_json` columns its bad bytes are U+FFFD
--- (the rest of the value is kept: a script's whole `extra` was dropped).
+-- (the rest of the value is kept: a script's whole `extra` was dropped);
+-- a value JSON has no place for (a function, a userdata) is a string
+-- naming its type there ("[function]").
 --
 -- A reply with several choices (`n`) has the first one's text in
 -- `response` (a conversation goes on from it) and every choice, in order,
@@ -252,21 +254,37 @@ local function scrubbed (v, clean, depth)
   return setmetatable(t, getmetatable(v))
 end
 
---- A copy of `v` with every string (keys too) through `clean`.
--- @local
-function M.scrubbed (v, clean) return scrubbed(v, clean, 0) end
+-- A copy of v JSON can carry. Its strings that are not UTF-8 (a script's
+-- Latin-1 note in `extra`) have their bad bytes as U+FFFD; a value of a
+-- type JSON has no place for (a function, a userdata, a thread: a script's
+-- callback or file handle in `extra`) is a string naming its type
+-- ("[function]"); the rest as it is. Either made the whole column be
+-- dropped, silently.
+local function loggable (v, depth)
+  local t = type(v)
+  if t == "string" then return repair_utf8(v) end
+  if t == "table" and depth <= 200 then
+    local out = {}
+    for k, x in pairs(v) do out[loggable(k, depth + 1)] = loggable(x, depth + 1) end
+    return setmetatable(out, getmetatable(v))
+  end
+  if (t == "function" or t == "userdata" or t == "thread") and v ~= core.null then return "[" .. t .. "]" end
+  return v
+end
 
--- The JSON of a column's value. A string in it that is not UTF-8 (a
--- script's Latin-1 note in `extra`), which JSON cannot carry, made the
--- whole column be dropped, silently: its bytes that are not UTF-8 become
--- U+FFFD, the rest is kept (as `aigc logs --json` shows the top-level
--- text, which is stored as it is). (Repaired only when the encoding
--- fails: checking every string costs a scan in Lua on 5.1 and LuaJIT.)
+--- A copy of `v` JSON can carry (as `loggable`).
+-- @local
+function M.loggable (v) return loggable(v, 0) end
+
+-- The JSON of a column's value; one JSON cannot carry as it is, `loggable`'s
+-- copy (as `aigc logs --json` shows the top-level text, which is stored as
+-- it is). (Copied only when the encoding fails: checking every string
+-- costs a scan in Lua on 5.1 and LuaJIT.)
 local function encode_or_nil (v)
   if v == nil then return nil end
   if type(v) == "table" and next(v) == nil then return nil end
   local ok, s = pcall(json_encode, v)
-  if not ok then ok, s = pcall(json_encode, scrubbed(v, repair_utf8, 0)) end
+  if not ok then ok, s = pcall(json_encode, loggable(v, 0)) end
   if ok then return s end
   return nil
 end

@@ -56,12 +56,11 @@ end
 -- @treturn boolean whether they were kept
 function M.save (log, entries)
   if log.path == ":memory:" or not entries[1] then return false end
-  local repair_utf8 = require("aigc.tools").repair_utf8
   local lines = {}
   for _, e in ipairs(entries) do
     local ok, s = pcall(json_encode, e)
-    if not ok then   -- (text that is not UTF-8: as the log's JSON columns keep it)
-      ok, s = pcall(json_encode, require("aigc.promptlog").scrubbed(e, repair_utf8))
+    if not ok then   -- (text that is not UTF-8, a function in `extra`: as the log's JSON columns keep them)
+      ok, s = pcall(json_encode, require("aigc.promptlog").loggable(e))
     end
     if ok then lines[#lines + 1] = s end
   end
