@@ -46,11 +46,55 @@ describe("lua_close running a finalizer that calls aigc", function ()
     print("ok")
   ]]
 
-  it("leaks nothing: the request it submitted is freed by the client's __gc", function ()
-    local r = luachild.run(SCRIPT, { args = { srv.base_url } })
+  -- Runs script in a child: its finalizer wrote `said` to stderr, and the
+  -- child exited cleanly (under the ASan suite: LeakSanitizer found nothing).
+  local function closes_cleanly (script, said)
+    local r = luachild.run(script, { args = { srv.base_url } })
     assert.equal("ok\n", r.stdout, r.stderr)
-    assert.matches("submitted in lua_close: %a+", r.stderr)
+    assert.matches(said, r.stderr)
     assert.is_nil(r.stderr:find("Sanitizer", 1, true), r.stderr)
+    assert.is_nil(r.stderr:find("sk-", 1, true), r.stderr)
     assert.equal(0, r.status, r.stderr)
+  end
+
+  it("leaks nothing: the request it submitted is freed by the client's __gc", function ()
+    closes_cleanly(SCRIPT, "submitted in lua_close: %a+")
   end)
+
+  -- A finalizer that makes a client while lua_close runs them: the engine
+  -- got no __gc of its own (Lua registers none then), so its multi handle,
+  -- its config, its secrets and the request it made leaked with each closed
+  -- state. Freed now by the state's sentinel, whose __gc runs after the
+  -- game's finalizers (its object is older: made when aigc was loaded).
+  local MAKER = [[
+    local aigc = require "aigc"
+    local url = arg[1]
+    aigc.client { base_url = url }:close()   -- (its modules loaded now: LuaJIT refuses some inside __gc)
+    local function goodbye ()
+      local c = aigc.client { base_url = url, max_retries = 0, api_key = "sk-made-in-close",
+                              headers = { ["x-game"] = "quitting" } }
+      local req = c:chat_async { messages = { { role = "user", content = "bye" } },
+                                 stream = function () end }
+      c:step(0)
+      io.stderr:write("client made in lua_close: ", req:status(), "\n")
+    end
+    local npc
+    if newproxy then
+      npc = newproxy(true)
+      getmetatable(npc).__gc = goodbye
+    else
+      npc = setmetatable({}, { __gc = goodbye })
+    end
+    _G.kept = { npc }
+    print("ok")
+  ]]
+
+  it("leaks nothing when it makes a client: the state's sentinel frees it", function ()
+    closes_cleanly(MAKER, "client made in lua_close: %a+")
+  end)
+
+  -- An object made before aigc was loaded is finalized after the sentinel:
+  -- a client it makes then still leaks on Lua 5.1-5.4 (no C of aigc runs
+  -- after the sentinel's __gc; LuaJIT finalizes it in its next round).
+  pending("a client made by the finalizer of an object older than aigc's loading still leaks on 5.1-5.4")
 end)
