@@ -56,8 +56,6 @@ typedef struct aigc_engine {
   int dispatching;              /* depth of nested dispatch */
   int stepping;                 /* inside step() or act() */
   unsigned pass;                /* dispatch passes so far (see skip_pass) */
-  /* on its state's list of live engines (engine.c: the sentinel) */
-  struct aigc_engine *live_next, **live_prev;
 } aigc_engine;
 
 /* Sets up a new engine's multi handle (the roster's multi) with the
