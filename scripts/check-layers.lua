@@ -35,6 +35,7 @@ local LAYERS = {
   { "accum", "raccum", "poller", "roster" },
   { "accum_shape", "accum_scan" },
   { "util" },
+  { "home" },
   { "jsonlua", "headers", "form", "media", "lockfile" },
   { "error" },
   { "error_report" },

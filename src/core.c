@@ -38,6 +38,7 @@
 #include "engine.h"
 #include "error.h"
 #include "headers.h"
+#include "home.h"
 #include "jsonlua.h"
 #include "lockfile.h"
 #include "media.h"
@@ -403,6 +404,7 @@ AIGC_EXPORT int luaopen_aigc_core (lua_State *L) {
   if (pthread_once(&curl_once, init_curl) != 0 || curl_init_result != CURLE_OK)
     return luaL_error(L, "curl_global_init failed");
   aigc_note_main_thread(L);
+  aigc_home_open(L);   /* now: older than the game's later objects, finalized after them */
   luaL_newlib(L, core_funcs);
 
   luaL_newmetatable(L, AIGC_ARRAY_MT);

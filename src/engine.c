@@ -18,6 +18,7 @@
 
 #include "engine.h"
 #include "error.h"
+#include "home.h"
 #include "loop.h"
 
 static aigc_engine *check_engine (lua_State *L, int idx) {
@@ -676,33 +677,13 @@ static int eng_close (lua_State *L) {
 }
 
 /*
-** The state's sentinel: a userdata anchored in the registry, made when
-** aigc.core is loaded, whose user value is a weak-keyed table of the
-** state's engines. An engine made while lua_close runs the finalizers (a
-** game's __gc making a client) gets no __gc of its own: Lua registers none
-** then (5.4: the state is closing; 5.1-5.3: the objects to finalize were
-** already taken), and its multi handle, config, secrets and requests
-** leaked. Lua runs the finalizers newest first, and the sentinel is older
-** than any object made after aigc was loaded: its __gc runs after theirs
-** and frees the C state of every engine still in the table. (An engine
-** made after that, by the finalizer of an object older than aigc's
-** loading, still leaks on 5.1-5.4: no C runs after the sentinel. Refusing
-** it would break a finalizer's blocking call, which works.)
-**
-** A weak table, not a C list of pointers into the engines: an engine's
-** __gc is not always called (a memory error while Lua calls it, or a
-** debug.setmetatable that took it away), and Lua then frees the engine
-** with nothing told; a C list kept its dangling pointer, and the next
-** engine's unlink wrote into freed memory. A weak key goes with its object.
+** Frees what an unreachable engine holds in C; idempotent. Its __gc calls
+** it, or the state's sentinel (home.h) for an engine made while lua_close
+** runs the finalizers, which gets no __gc of its own.
 */
-typedef struct aigc_home {
-  int armed;   /* registered: only then is its __gc the state's close */
-} aigc_home;
-
-static const char home_key = 'h';
-
-/* Frees what an unreachable engine holds in C; idempotent. */
-static void engine_free_c (lua_State *L, aigc_engine *e) {
+static void engine_free_c (lua_State *L, aigc_home_link *link) {
+  aigc_engine *e = AIGC_HOME_OWNER(link, aigc_engine, home);
+  aigc_home_leave(link);
   engine_close(L, 0, e, 1);   /* (from_gc: touches no stack slot) */
   aigc_secrets_free(e->roster.config.secret);   /* kept until now: errors are scrubbed with them */
   e->roster.config.secret = NULL;
@@ -711,54 +692,9 @@ static void engine_free_c (lua_State *L, aigc_engine *e) {
   e->roster.nfree_slots = e->roster.cap_slots = 0;
 }
 
-static int home_gc (lua_State *L) {
-  aigc_home *h = (aigc_home *)lua_touserdata(L, 1);
-  lua_Debug ar;
-  /* lua_close calls it with nothing below. Else a collection step inside
-     another finalizer ran it (5.1: a big allocation in a finalizer at
-     close runs the pending ones): the engines may be in use there, and
-     are left as they were (what the sentinel cannot free then leaks). */
-  if (h == NULL || !h->armed || lua_getstack(L, 1, &ar))
-    return 0;
-  if (lua_getiuservalue(L, 1, 1) != LUA_TTABLE)
-    return 0;
-  lua_pushnil(L);
-  while (lua_next(L, -2) != 0) {   /* (engine_free_c runs no Lua: the table stays as it is) */
-    lua_pop(L, 1);
-    engine_free_c(L, (aigc_engine *)lua_touserdata(L, -1));
-  }
-  return 0;
-}
-
-/* Pushes the state's weak-keyed table of engines, making the sentinel on
-   first use (by aigc_engine_open, when aigc.core loads). */
-static void push_live_engines (lua_State *L) {
-  aigc_home *h;
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &home_key) != LUA_TUSERDATA) {
-    lua_pop(L, 1);
-    h = (aigc_home *)lua_newuserdatauv(L, sizeof *h, 1);
-    h->armed = 0;
-    lua_newtable(L);
-    lua_createtable(L, 0, 1);
-    lua_pushliteral(L, "k");
-    lua_setfield(L, -2, "__mode");
-    lua_setmetatable(L, -2);
-    lua_setiuservalue(L, -2, 1);
-    lua_createtable(L, 0, 1);
-    lua_pushcfunction(L, home_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_setmetatable(L, -2);
-    lua_pushvalue(L, -1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &home_key);
-    h->armed = 1;
-  }
-  lua_getiuservalue(L, -1, 1);
-  lua_remove(L, -2);
-}
-
 static int eng_gc (lua_State *L) {
   aigc_engine *e = (aigc_engine *)luaL_checkudata(L, 1, AIGC_ENGINE_MT);
-  engine_free_c(L, e);
+  engine_free_c(L, &e->home);
   aigc_error_flush(L, 1);   /* last: it may run out of memory, with nothing left to free */
   return 0;
 }
@@ -897,11 +833,7 @@ static int eng_new (lua_State *L) {
   e->task_deadline = -1;
   e->roster.turn_ended = aigc_now();   /* (a request made before any turn: its stall counts from here) */
   luaL_setmetatable(L, AIGC_ENGINE_MT);
-  push_live_engines(L);   /* (its __gc, or the sentinel's, frees what follows) */
-  lua_pushvalue(L, 2);
-  lua_pushboolean(L, 1);
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
+  aigc_home_join(L, &e->home, engine_free_c);   /* (its __gc, or the sentinel's, frees what follows) */
   new_user_values(L, e);
   read_config(L, &e->roster.config);
   if (aigc_loop_init(e) != 0)
@@ -945,8 +877,6 @@ static const luaL_Reg driving_methods[] = {
 };
 
 void aigc_engine_open (lua_State *L) {
-  push_live_engines(L);   /* now: older than the game's objects, finalized after them */
-  lua_pop(L, 1);
   luaL_newmetatable(L, AIGC_ENGINE_MT);
   luaL_setfuncs(L, engine_meta, 0);
   luaL_newlibtable(L, engine_methods);

@@ -34,11 +34,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "home.h"
 #include "lockfile.h"
 
 typedef struct Lock {
-  int fd;             /* -1: closed */
-  char path[1];       /* (allocated to the path's length) */
+  aigc_home_link home;   /* on its state's list (home.h): released at lua_close */
+  int fd;                /* -1: closed */
+  char path[1];          /* (allocated to the path's length) */
 } Lock;
 
 static Lock *check_lock (lua_State *L) {
@@ -60,15 +62,25 @@ static long read_pid (int fd) {
   return strtol(buf, NULL, 10);
 }
 
-/* lock:close(): removes the file (when still ours) and releases it. */
-static int lock_close (lua_State *L) {
-  Lock *k = check_lock(L);
+/* Removes the file (when still ours) and releases it; idempotent. Also
+   the state's sentinel's (home.h), for a lock made while lua_close runs
+   the finalizers: no __gc of its own then, and the flock was held, the
+   file left, until the process ended. */
+static void lock_release (lua_State *L, aigc_home_link *link) {
+  Lock *k = AIGC_HOME_OWNER(link, Lock, home);
+  (void)L;
+  aigc_home_leave(link);
   if (k->fd >= 0) {
     int fd = k->fd;
     k->fd = -1;
     if (same_file(fd, k->path)) unlink(k->path);
     close(fd);   /* (releases the flock) */
   }
+}
+
+/* lock:close() (also __close and __gc) */
+static int lock_close (lua_State *L) {
+  lock_release(L, &check_lock(L)->home);
   return 0;
 }
 
@@ -95,9 +107,11 @@ static int core_lockfile (lua_State *L) {
   luaL_argcheck(L, strlen(path) == len && len > 0, 1, "a file name expected");
   /* Created closed, with its metatable, before anything is acquired. */
   k = (Lock *)lua_newuserdatauv(L, sizeof(Lock) + len, 0);
+  memset(&k->home, 0, sizeof k->home);
   k->fd = -1;
   memcpy(k->path, path, len + 1);
   luaL_setmetatable(L, AIGC_LOCK_MT);
+  aigc_home_join(L, &k->home, lock_release);
   /* From here on nothing raises until the lock is held or refused. */
   for (tries = 0; tries < 20; tries++) {
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);

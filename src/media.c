@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "base64.h"
+#include "home.h"
 #include "media.h"
 #include "vec.h"
 
@@ -126,6 +127,7 @@ static int vec_cosine (lua_State *L) {
 
 /* An index: n unit vectors of dim floats, one malloc'ed block. */
 typedef struct vindex {
+  aigc_home_link home;   /* on its state's list (home.h): freed at lua_close */
   float *data;
   size_t n, cap, dim;
 } vindex;
@@ -134,11 +136,24 @@ static vindex *check_index (lua_State *L) {
   return (vindex *)luaL_checkudata(L, 1, AIGC_VECINDEX_MT);
 }
 
+/* Frees its rows; idempotent. Also the state's sentinel's (home.h), for
+   an index made while lua_close runs the finalizers: no __gc of its own
+   then, and its rows leaked with each closed state. */
+static void index_free_c (lua_State *L, aigc_home_link *link) {
+  vindex *x = AIGC_HOME_OWNER(link, vindex, home);
+  (void)L;
+  aigc_home_leave(link);
+  free(x->data);
+  x->data = NULL;
+  x->n = x->cap = x->dim = 0;
+}
+
 /* vec.index() -> an empty index */
 static int vec_index (lua_State *L) {
   vindex *x = (vindex *)lua_newuserdatauv(L, sizeof *x, 0);
   memset(x, 0, sizeof *x);
   luaL_setmetatable(L, AIGC_VECINDEX_MT);
+  aigc_home_join(L, &x->home, index_free_c);
   return 1;
 }
 
@@ -233,9 +248,7 @@ static int index_len (lua_State *L) {
 }
 
 static int index_gc (lua_State *L) {
-  vindex *x = check_index(L);
-  free(x->data);
-  memset(x, 0, sizeof *x);
+  index_free_c(L, &check_index(L)->home);
   return 0;
 }
 

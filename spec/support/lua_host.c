@@ -20,6 +20,14 @@
 **   aigc_host_failat(n [, run]) the n-th allocation that grows from now
 **                               fails, and the run-1 after it (0: none)
 **
+** And a second state, for the specs of what lua_close leaves behind in a
+** host that goes on (a lock still held, a descriptor still open):
+**   aigc_host_closed_state(code, ...)   runs code (with the ARGS as ...) in
+**                               a new lua_State with the standard libraries
+**                               and this one's package.path and cpath, then
+**                               lua_close's it; returns true, or false and
+**                               the error
+**
 ** Ctrl-C (SIGINT) works as in lua.c: the handler installs a debug hook
 ** that raises "interrupted!" (the interrupt specs send it).
 */
@@ -101,6 +109,43 @@ static int host_failat (lua_State *L) {
   return 0;
 }
 
+/* Copies this state's package.<field> (a string) into L2's. */
+static void copy_package_field (lua_State *L, lua_State *L2, const char *field) {
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, field);
+  lua_getglobal(L2, "package");
+  lua_pushstring(L2, lua_tostring(L, -1));
+  lua_setfield(L2, -2, field);
+  lua_pop(L2, 1);
+  lua_pop(L, 2);
+}
+
+static int host_closed_state (lua_State *L) {
+  size_t len;
+  const char *code = luaL_checklstring(L, 1, &len);
+  int i, n = lua_gettop(L), status;
+  lua_State *L2;
+  for (i = 2; i <= n; i++)   /* (before L2 is made: nothing raises while it lives) */
+    luaL_checkstring(L, i);
+  L2 = luaL_newstate();
+  if (L2 == NULL)
+    return luaL_error(L, "luaL_newstate failed");
+  luaL_openlibs(L2);
+  copy_package_field(L, L2, "path");
+  copy_package_field(L, L2, "cpath");
+  status = luaL_loadbuffer(L2, code, len, "=closed_state");
+  if (status == LUA_OK) {
+    for (i = 2; i <= n; i++)
+      lua_pushstring(L2, lua_tostring(L, i));
+    status = lua_pcall(L2, n - 1, 0, 0);
+  }
+  lua_pushboolean(L, status == LUA_OK);
+  if (status != LUA_OK)
+    lua_pushstring(L, lua_tostring(L2, -1));
+  lua_close(L2);
+  return status == LUA_OK ? 1 : 2;
+}
+
 static int traceback (lua_State *L) {
   const char *msg = lua_tostring(L, 1);
   if (msg == NULL)
@@ -125,6 +170,7 @@ int main (int argc, char **argv) {
   luaL_openlibs(L);
   lua_register(L, "aigc_host_memlimit", host_memlimit);
   lua_register(L, "aigc_host_failat", host_failat);
+  lua_register(L, "aigc_host_closed_state", host_closed_state);
   /* arg, as lua.c builds it: arg[0] is the script, arg[-1] the interpreter */
   lua_createtable(L, argc, 2);
   for (i = 0; i < argc; i++) {
