@@ -227,6 +227,19 @@ AIGC_COMPAT_FN int aigc_hooks_tell_finalizers (void) {
 }
 
 /*
+** Whether lua_close finalizes the objects its finalizers make: LuaJIT's
+** does, in rounds (a userdata made by a finalizer gets its __gc in the
+** next one); 5.1-5.4 register no finalizer once lua_close has begun (home.h).
+*/
+AIGC_COMPAT_FN int aigc_close_finalizes_late_objects (void) {
+#if defined(LUA_LJDIR)
+  return 1;
+#else
+  return 0;
+#endif
+}
+
+/*
 ** Whether this Lua hashes a long string from a sample of its bytes (5.1 to
 ** 5.3; 5.4 and LuaJIT hash it whole, seeded): JSON objects whose keys
 ** collide in that hash are then refused (a hash flood: json.c).

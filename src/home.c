@@ -7,9 +7,11 @@
 ** node that is gone.
 */
 #include "home.h"
+#include "util.h"
 
 typedef struct aigc_home {
   aigc_home_link *live;   /* objects whose C state is not yet freed */
+  int done;               /* its __gc has freed them: the state is closing */
 } aigc_home;
 
 static const char home_key = 'h';
@@ -38,6 +40,7 @@ static int home_gc (lua_State *L) {
     aigc_home_leave(link);
     link->free_c(L, link);
   }
+  h->done = 1;
   return 0;
 }
 
@@ -52,6 +55,7 @@ static aigc_home *home_of (lua_State *L) {
   lua_pop(L, 1);
   h = (aigc_home *)lua_newuserdatauv(L, sizeof *h, 0);
   h->live = NULL;
+  h->done = 0;
   lua_newtable(L);
   lua_pushcfunction(L, home_gc);
   lua_setfield(L, -2, "__gc");
@@ -67,6 +71,8 @@ void aigc_home_open (lua_State *L) {
 void aigc_home_join (lua_State *L, aigc_home_link *link, aigc_home_free free_c) {
   aigc_home *h = home_of(L);
   link->free_c = free_c;
+  if (h->done && !aigc_close_finalizes_late_objects())
+    aigc_error_at_caller(L, "aigc: the Lua state is closing");
   link->next = h->live;
   if (h->live != NULL)
     h->live->prev = &link->next;

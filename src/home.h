@@ -11,10 +11,11 @@
 ** registry: its __gc runs after those of every object made after aigc was
 ** loaded, and frees the C state of the objects still on its list.
 **
-** An object made after it has run (by the finalizer of an object older
-** than aigc's loading) still leaks on 5.1-5.4: no C of aigc runs after the
-** sentinel. (LuaJIT's lua_close finalizes in rounds: it gets its own __gc
-** in the next one.)
+** After it has run, on 5.1-5.4 no C of aigc runs again in that state: an
+** object made then (by the finalizer of an object older than aigc's
+** loading) could never be freed, so making one raises "aigc: the Lua state
+** is closing". LuaJIT's lua_close finalizes in rounds: such an object gets
+** its own __gc in the next one, and is made.
 */
 #ifndef AIGC_HOME_H
 #define AIGC_HOME_H
@@ -44,9 +45,10 @@ void aigc_home_open (lua_State *L);
 
 /*
 ** Puts an object being made on its state's list, with the function that
-** frees its C state. Allocates nothing once the sentinel is made: call it
-** right after the object's userdata is made, closed, and before it
-** acquires anything.
+** frees its C state; raises "aigc: the Lua state is closing" instead when
+** nothing could free it (above). Allocates nothing once the sentinel is
+** made: call it right after the object's userdata is made, closed, and
+** before it acquires anything.
 */
 void aigc_home_join (lua_State *L, aigc_home_link *link, aigc_home_free free_c);
 

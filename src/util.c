@@ -53,6 +53,14 @@ int aigc_argerror (lua_State *L, int arg, const char *fname, const char *fmt, ..
   return lua_error(L);
 }
 
+int aigc_error_at_caller (lua_State *L, const char *msg) {
+  luaL_checkstack(L, 2, "aigc error");
+  push_where(L);
+  lua_pushstring(L, msg);
+  lua_concat(L, 2);
+  return lua_error(L);
+}
+
 /* }====================================================== */
 
 

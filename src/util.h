@@ -28,6 +28,9 @@ double aigc_now (void);
 int aigc_argerror (lua_State *L, int arg, const char *fname, const char *fmt, ...)
   AIGC_PRINTF(4, 5);
 
+/* Raises "<where>msg", located as aigc_argerror's are. */
+int aigc_error_at_caller (lua_State *L, const char *msg);
+
 /* Who is being called, for the messages of the option readers: argument
    `arg` of function `fname`, a table called `what` ("params", "config"). */
 typedef struct aigc_argctx {
