@@ -17,6 +17,8 @@
 **   with Lua:
 **     util      clock, pcall trampoline, interrupts, option readers, the
 **               caller's position and the one misuse format, call options
+**     home      the state's sentinel: its live clients, vector indexes and
+**               locks, freed when lua_close gave them no __gc
 **     jsonlua   Lua values <-> JSON trees
 **     headers   request headers built and checked; the response header
 **               store; Retry-After
