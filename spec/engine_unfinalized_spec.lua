@@ -1,4 +1,5 @@
--- An engine's __gc is not always called: Lua frees an engine with nothing
+-- An engine's __gc is not always called (nor an index's or a lock's: the
+-- state's sentinel keeps all three): Lua frees an engine with nothing
 -- told when a memory error ends the call of its finalizer (the host OOM
 -- spec's runs of 2 on Lua 5.1 found it: "malloc(): invalid next size") or
 -- when debug.setmetatable took its metatable away. The state's sentinel
@@ -8,22 +9,32 @@
 -- heap-use-after-free in unlink_engine), as did lua_close's walk. Under the
 -- ASan suite the child runs on the ASan host, so any such write is its
 -- exit status; on a plain build it corrupted the allocator's heap.
-describe("an engine whose __gc never runs", function ()
+describe("a client, vector index or lock whose __gc never runs", function ()
   local luachild = require "luachild"
 
   local SCRIPT = [[
     local aigc = require "aigc"
     local core = require "aigc.core"
     local url = "http://127.0.0.1:9/v1"   -- (nothing is sent)
-    local function unfinalized ()   -- (an engine Lua frees with no __gc called)
+    local lockpath = os.tmpname() .. ".lock"
+    local function unfinalized ()   -- (a client, an index, a lock: Lua frees them with no __gc called)
       local e = core.engine { base_url = url }
       e:close()
       debug.setmetatable(e, nil)
+      debug.setmetatable(core.vec.index(), nil)   -- (empty: nothing of it leaks)
+      local lock = assert(core.lockfile(lockpath))
+      lock:close()
+      debug.setmetatable(lock, nil)
     end
     for round = 1, 3 do
       local kept = {}
       for i = 1, 40 do
-        if i % 2 == 0 then unfinalized() else kept[#kept + 1] = aigc.client { base_url = url } end
+        if i % 2 == 0 then unfinalized()
+        else
+          kept[#kept + 1] = aigc.client { base_url = url }
+          kept[#kept + 1] = core.vec.index()
+          kept[#kept + 1] = assert(core.lockfile(lockpath .. i))
+        end
       end
       if round < 3 then kept = nil end   -- (the rest are collected: their __gc unlinks them)
       collectgarbage(); collectgarbage()

@@ -681,9 +681,8 @@ static int eng_close (lua_State *L) {
 ** it, or the state's sentinel (home.h) for an engine made while lua_close
 ** runs the finalizers, which gets no __gc of its own.
 */
-static void engine_free_c (lua_State *L, aigc_home_link *link) {
-  aigc_engine *e = AIGC_HOME_OWNER(link, aigc_engine, home);
-  aigc_home_leave(link);
+static void engine_free_c (lua_State *L, void *object) {
+  aigc_engine *e = (aigc_engine *)object;
   engine_close(L, 0, e, 1);   /* (from_gc: touches no stack slot) */
   aigc_secrets_free(e->roster.config.secret);   /* kept until now: errors are scrubbed with them */
   e->roster.config.secret = NULL;
@@ -692,9 +691,11 @@ static void engine_free_c (lua_State *L, aigc_home_link *link) {
   e->roster.nfree_slots = e->roster.cap_slots = 0;
 }
 
+static const aigc_home_kind engine_home = { engine_free_c };
+
 static int eng_gc (lua_State *L) {
   aigc_engine *e = (aigc_engine *)luaL_checkudata(L, 1, AIGC_ENGINE_MT);
-  engine_free_c(L, &e->home);
+  engine_free_c(L, e);
   aigc_error_flush(L, 1);   /* last: it may run out of memory, with nothing left to free */
   return 0;
 }
@@ -833,7 +834,7 @@ static int eng_new (lua_State *L) {
   e->task_deadline = -1;
   e->roster.turn_ended = aigc_now();   /* (a request made before any turn: its stall counts from here) */
   luaL_setmetatable(L, AIGC_ENGINE_MT);
-  aigc_home_join(L, &e->home, engine_free_c);   /* (its __gc, or the sentinel's, frees what follows) */
+  aigc_home_join(L, 2, &engine_home);   /* (its __gc, or the sentinel's, frees what follows) */
   new_user_values(L, e);
   read_config(L, &e->roster.config);
   if (aigc_loop_init(e) != 0)

@@ -9,7 +9,7 @@
 ** already taken), and what it held in C leaked with each closed state. The
 ** sentinel is a userdata made when aigc.core loads, anchored in the
 ** registry: its __gc runs after those of every object made after aigc was
-** loaded, and frees the C state of the objects still on its list.
+** loaded, and frees the C state of the objects still in its table.
 **
 ** After it has run, on 5.1-5.4 no C of aigc runs again in that state: an
 ** object made then (by the finalizer of an object older than aigc's
@@ -20,39 +20,38 @@
 #ifndef AIGC_HOME_H
 #define AIGC_HOME_H
 
-#include <stddef.h>
-
 #include "aigc.h"
 
-typedef struct aigc_home_link aigc_home_link;
-
-/* Frees what the object of `link` holds in C, touching no stack slot and
-   raising nothing (the sentinel's __gc calls it, the link already off the
-   list); idempotent. */
-typedef void (*aigc_home_free) (lua_State *L, aigc_home_link *link);
-
-struct aigc_home_link {
-  aigc_home_link *next, **prev;   /* prev NULL: on no list */
-  aigc_home_free free_c;
-};
-
-/* The object that holds `link` as its `member`. */
-#define AIGC_HOME_OWNER(link, type, member) \
-  ((type *)(void *)((char *)(link) - offsetof(type, member)))
+/*
+** A kind of object the sentinel frees: one static instance per module
+** (engine.c, media.c, lockfile.c). `free_c` gets the object's userdata
+** block; it frees what the object holds in C, touching no stack slot,
+** running no Lua and raising nothing, and is idempotent: the sentinel calls
+** it on every object of the state still in memory, those whose own __gc
+** has already run too.
+*/
+typedef struct aigc_home_kind {
+  void (*free_c) (lua_State *L, void *object);
+} aigc_home_kind;
 
 /* Makes the state's sentinel, once per state (when aigc.core loads). */
 void aigc_home_open (lua_State *L);
 
 /*
-** Puts an object being made on its state's list, with the function that
-** frees its C state; raises "aigc: the Lua state is closing" instead when
-** nothing could free it (above). Allocates nothing once the sentinel is
-** made: call it right after the object's userdata is made, closed, and
-** before it acquires anything.
+** Puts the userdata at idx, being made, in its state's table of objects,
+** with its kind; raises "aigc: the Lua state is closing" instead when
+** nothing could free it (above). It may raise (a memory error too): call it
+** once the userdata is made, closed, with its metatable (its __gc then
+** frees it), and before it acquires anything.
+**
+** A weak-keyed table, not a C list of pointers into the objects: Lua does
+** not always call a __gc (a memory error or a C stack overflow while it
+** calls it; a debug.setmetatable that took it away) and then frees the
+** object with nothing told. A list kept the freed object's pointer, and the
+** next object's unlink wrote into freed memory (CI's host OOM spec on Lua
+** 5.1: "malloc(): invalid next size"; spec/engine_unfinalized_spec.lua). A
+** weak key goes with its object, so no object leaves the table by hand.
 */
-void aigc_home_join (lua_State *L, aigc_home_link *link, aigc_home_free free_c);
-
-/* Takes it off its list (its own __gc, or close()); idempotent. */
-void aigc_home_leave (aigc_home_link *link);
+void aigc_home_join (lua_State *L, int idx, const aigc_home_kind *kind);
 
 #endif

@@ -38,7 +38,6 @@
 #include "lockfile.h"
 
 typedef struct Lock {
-  aigc_home_link home;   /* on its state's list (home.h): released at lua_close */
   int fd;                /* -1: closed */
   char path[1];          /* (allocated to the path's length) */
 } Lock;
@@ -66,10 +65,9 @@ static long read_pid (int fd) {
    the state's sentinel's (home.h), for a lock made while lua_close runs
    the finalizers: no __gc of its own then, and the flock was held, the
    file left, until the process ended. */
-static void lock_release (lua_State *L, aigc_home_link *link) {
-  Lock *k = AIGC_HOME_OWNER(link, Lock, home);
+static void lock_release (lua_State *L, void *object) {
+  Lock *k = (Lock *)object;
   (void)L;
-  aigc_home_leave(link);
   if (k->fd >= 0) {
     int fd = k->fd;
     k->fd = -1;
@@ -78,9 +76,11 @@ static void lock_release (lua_State *L, aigc_home_link *link) {
   }
 }
 
+static const aigc_home_kind lock_home = { lock_release };
+
 /* lock:close() (also __close and __gc) */
 static int lock_close (lua_State *L) {
-  lock_release(L, &check_lock(L)->home);
+  lock_release(L, check_lock(L));
   return 0;
 }
 
@@ -107,11 +107,10 @@ static int core_lockfile (lua_State *L) {
   luaL_argcheck(L, strlen(path) == len && len > 0, 1, "a file name expected");
   /* Created closed, with its metatable, before anything is acquired. */
   k = (Lock *)lua_newuserdatauv(L, sizeof(Lock) + len, 0);
-  memset(&k->home, 0, sizeof k->home);
   k->fd = -1;
   memcpy(k->path, path, len + 1);
   luaL_setmetatable(L, AIGC_LOCK_MT);
-  aigc_home_join(L, &k->home, lock_release);
+  aigc_home_join(L, -1, &lock_home);
   /* From here on nothing raises until the lock is held or refused. */
   for (tries = 0; tries < 20; tries++) {
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);

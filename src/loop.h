@@ -29,7 +29,6 @@
 #ifndef AIGC_LOOP_H
 #define AIGC_LOOP_H
 
-#include "home.h"
 #include "poller.h"
 #include "request.h"
 #include "roster.h"
@@ -57,7 +56,6 @@ typedef struct aigc_engine {
   int dispatching;              /* depth of nested dispatch */
   int stepping;                 /* inside step() or act() */
   unsigned pass;                /* dispatch passes so far (see skip_pass) */
-  aigc_home_link home;          /* on its state's list (home.h): freed at lua_close */
 } aigc_engine;
 
 /* Sets up a new engine's multi handle (the roster's multi) with the

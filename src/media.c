@@ -127,7 +127,6 @@ static int vec_cosine (lua_State *L) {
 
 /* An index: n unit vectors of dim floats, one malloc'ed block. */
 typedef struct vindex {
-  aigc_home_link home;   /* on its state's list (home.h): freed at lua_close */
   float *data;
   size_t n, cap, dim;
 } vindex;
@@ -139,21 +138,22 @@ static vindex *check_index (lua_State *L) {
 /* Frees its rows; idempotent. Also the state's sentinel's (home.h), for
    an index made while lua_close runs the finalizers: no __gc of its own
    then, and its rows leaked with each closed state. */
-static void index_free_c (lua_State *L, aigc_home_link *link) {
-  vindex *x = AIGC_HOME_OWNER(link, vindex, home);
+static void index_free_c (lua_State *L, void *object) {
+  vindex *x = (vindex *)object;
   (void)L;
-  aigc_home_leave(link);
   free(x->data);
   x->data = NULL;
   x->n = x->cap = x->dim = 0;
 }
+
+static const aigc_home_kind index_home = { index_free_c };
 
 /* vec.index() -> an empty index */
 static int vec_index (lua_State *L) {
   vindex *x = (vindex *)lua_newuserdatauv(L, sizeof *x, 0);
   memset(x, 0, sizeof *x);
   luaL_setmetatable(L, AIGC_VECINDEX_MT);
-  aigc_home_join(L, &x->home, index_free_c);
+  aigc_home_join(L, -1, &index_home);
   return 1;
 }
 
@@ -248,7 +248,7 @@ static int index_len (lua_State *L) {
 }
 
 static int index_gc (lua_State *L) {
-  index_free_c(L, &check_index(L)->home);
+  index_free_c(L, check_index(L));
   return 0;
 }
 
