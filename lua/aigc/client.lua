@@ -339,8 +339,9 @@ end
 -- Waits for a blocking call's request (yields in a task); the hook hears
 -- its end at once (`call`: what `submit` returned after the request).
 local function await (self, req, call)
-  if self._hook then return self._hook.await(self, req, call, task.await(req)) end
-  return task.await(req)
+  -- (task.await's own line, `req:wait()`, inline: a Lua call less per call)
+  if self._hook then return self._hook.await(self, req, call, req:wait()) end
+  return req:wait()
 end
 
 -- A call's params (a string: one user message, or the prompt), checked.

@@ -208,10 +208,14 @@ function Totals:record (res, err, how)
     self.model_count = self.model_count + 1
   end
   m.requests = m.requests + 1
-  -- (M.add_tokens, read once for both sums)
-  local p = count(u.prompt_tokens or u.input_tokens)
-  local c = count(u.completion_tokens or u.output_tokens)
-  local t = count(u.total_tokens, p + c)
+  -- (M.add_tokens, read once for both sums; `count` inline: a Lua call
+  -- less for each, ~200 instructions on Lua 5.4)
+  local p = tonumber(u.prompt_tokens or u.input_tokens)
+  if p == nil or p ~= p or p < 0 or p > MAX_COUNT then p = 0 end
+  local c = tonumber(u.completion_tokens or u.output_tokens)
+  if c == nil or c ~= c or c < 0 or c > MAX_COUNT then c = 0 end
+  local t = tonumber(u.total_tokens)
+  if t == nil or t ~= t or t < 0 or t > MAX_COUNT then t = p + c end
   m.prompt_tokens, m.completion_tokens, m.total_tokens = m.prompt_tokens + p, m.completion_tokens + c,
                                                          m.total_tokens + t
   self.prompt_tokens, self.completion_tokens, self.total_tokens = self.prompt_tokens + p,
@@ -228,8 +232,9 @@ function Totals:record (res, err, how)
                                                            h.total_tokens + t
     return
   end
+  if self.prices == nil then return end
   local named = type(res.model) == "string" and res.model or model   -- (priced by its name, counted as "?")
-  local cost = self.prices ~= nil and M.cost(u, M.price(self.prices, named)) or nil
+  local cost = M.cost(u, M.price(self.prices, named))
   if cost then
     m.cost = (m.cost or 0) + cost
     self.cost = (self.cost or 0) + cost
