@@ -6,6 +6,10 @@
 local aigc = require "aigc"
 local socket = require "socket"
 local devserver = require "devserver"
+local oneshot = require "oneshot"
+
+local CHAT_BODY = '{"id":"x","object":"chat.completion","created":1,"model":"m",'
+  .. '"choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}'
 
 -- A one-shot HTTP server in a child process: skips connections that send
 -- nothing (the readiness probe), answers the first request with the given
@@ -75,6 +79,37 @@ describe("response headers", function ()
     assert.equal("9", res.headers["x-ratelimit-remaining-requests"])
     assert.equal("application/json", res.headers["content-type"])
     assert.is_nil(res.headers["Set-Cookie"])
+  end)
+
+  -- The names are lower-cased 8 bytes at a time (issue 17): names of
+  -- every length from 1 to 40 (whole words, a tail, both), made of the
+  -- bytes around 'A'..'Z' ('@', '[', '`', '{'), digits, a UTF-8 letter and
+  -- bytes >= 0x80 before upper case and the bounds; each must come out as Lua's own
+  -- lower() (the C locale: A-Z only) makes it. (A NUL, which the store
+  -- makes a space, never comes: libcurl refuses the line, "Nul byte in
+  -- header".)
+  it("lower-cases names of every length as string.lower does", function ()
+    local ALPHABET = { "A", "z", "@", "[", "Z", "`", "a", "{", "M", "\195\137", "0", "-", "\200", "Q", "_",
+                       "\200@", "\233Z", "\255[" }   -- (a high byte before a bound: no carry over)
+    local lines, want, k = {}, {}, 0
+    for len = 1, 40 do
+      local name = ("%02d"):format(len):sub(1, len)
+      while #name < len do
+        k = k + 1
+        name = (name .. ALPHABET[k % #ALPHABET + 1]):sub(1, len)
+      end
+      lines[#lines + 1] = name .. ": v" .. len
+      want[name:lower()] = "v" .. len
+    end
+    local url = oneshot.serve_raw({ oneshot.http_reply("200 OK", CHAT_BODY, table.concat(lines, "\r\n") .. "\r\n") },
+                                  finally)
+    local client = aigc.client { base_url = url, max_retries = 0 }
+    local res, err = client:chat "hello"
+    client:close()
+    assert(res, tostring(err))
+    local got = {}
+    for name, v in pairs(res.headers) do got[name] = v end
+    for name, v in pairs(want) do assert.equal(v, got[name], name) end
   end)
 
   describe("made on first read", function ()
