@@ -345,7 +345,7 @@ end
 -- (`sink`, `events`, `form`: aigc.media). `token`: the call's Azure token
 -- (its client's azure_ad_token_provider's), or nil.
 function M.before (client, api, params, path, body, token)
-  sweep(client)
+  if client._watching or client._unheld then sweep(client) end   -- (else it has nothing to do: a call less)
   -- The common case, a straight line (~10k instructions per call less
   -- than the general one below): totals only, params without a `cache`
   -- mark nor a metatable. The end is all this call needs: the caller's
