@@ -40,6 +40,7 @@ local LAYERS = {
   { "error" },
   { "error_report" },
   { "transfer" },
+  { "slots" },
   { "retry", "server_error" },
   { "response", "textrun" },
   { "request" },

@@ -28,6 +28,8 @@
 **               attempts, timers, retries
 **     response  a finished transfer or a stream event made into Lua: the
 **               result, the error object, the stream callback's arguments
+**     slots     the engine's tables of requests: a request's slot, its
+**               handle held, its core anchored (its three objects)
 **     request   one request's life: made, dispatched, ended, canceled; its
 **               waiters; its methods
 **     engine    the engine: the multi handle, its sockets and timer, the
@@ -116,7 +118,10 @@ enum {
   AIGC_EN_RESUME,       /* resume(co, req) */
   AIGC_EN_ENDED,        /* watched requests whose end was delivered (a list, or
                            nil): eng:take_ended hands it over */
-  AIGC_EN_NSLOTS = AIGC_EN_ENDED
+  AIGC_EN_CORES,        /* slot -> the userdata holding a request's C state, for
+                           as long as the request has its slot (slots.c,
+                           "The request's three objects") */
+  AIGC_EN_NSLOTS = AIGC_EN_CORES
 };
 
 #endif

@@ -85,12 +85,12 @@ static int eng_submit (lua_State *L) {
      from here on there are no Lua allocations until the request is in the
      engine's lists (where close() would find and cancel it). */
   if (e->roster.closed || e->roster.closing) {
-    aigc_request_drop(L, 1, r);
+    aigc_request_unanchor(L, 1, r);
     return luaL_error(L, "attempt to use a closed client (it was closed while the request was made)");
   }
   rc = aigc_transfer_prepare(r, s.path, s.query);
   if (rc != AIGC_PREPARE_OK) {
-    aigc_request_drop(L, 1, r);
+    aigc_request_unanchor(L, 1, r);
     return luaL_error(L, rc == AIGC_PREPARE_NOMEM ? "not enough memory"
                          : rc == AIGC_PREPARE_NOHANDLE ? "curl_easy_init failed"
                          : "could not configure the transfer (a bad ca_file, ca_path or proxy?)");
@@ -730,6 +730,8 @@ static void new_user_values (lua_State *L, aigc_engine *e) {
   lua_setiuservalue(L, 2, AIGC_EN_WEAK);
   lua_newtable(L);
   lua_setiuservalue(L, 2, AIGC_EN_ERRORS);
+  lua_newtable(L);
+  lua_setiuservalue(L, 2, AIGC_EN_CORES);
   if (lua_getfield(L, 1, "log") != LUA_TNIL) {
     if (!lua_isfunction(L, -1))
       aigc_argerror(L, 1, "engine", "config.log: a function expected, got %s", luaL_typename(L, -1));

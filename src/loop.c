@@ -384,6 +384,7 @@ int aigc_loop_dispatch (lua_State *L, int eidx, aigc_engine *e, int budget) {
         r->state = AIGC_CANCELED;
         if (r->watched)
           ro->unlisted_ends++;   /* (ended off the ended list: see ended_quietly) */
+        aigc_request_unanchor(L, eidx, r);   /* (its finalizer's __gc may never come) */
         aigc_transfer_detach(r);
       }
       continue;

@@ -41,20 +41,6 @@ const char *aigc_request_state_name (aigc_state st) {
   return state_names[st];
 }
 
-/*
-** The request's two objects. What Lua holds (AIGC_REQUEST_MT) is a pointer
-** and the user values (callbacks, the result); the C state lives in a
-** second userdata (AIGC_REQUEST_CORE_MT), held in the first's AIGC_RQ_CORE
-** slot, and only that one has a __gc. A finalized object is kept for one
-** more collection cycle with everything it references: were the __gc on
-** the first, every dropped request would keep its result (the reply's
-** tables) alive for a cycle more, ~6k instructions per request in marking
-** (bench/README, issue 17, lane transfer). The core references nothing, so
-** the first dies with its user values in one cycle and the core's __gc
-** then cancels and frees as before. A core's memory lives as long as
-** anything can reach the first object (a finalizer that resurrects it
-** reaches the core through the slot), so the pointer never dangles.
-*/
 aigc_request *aigc_check_request (lua_State *L, int idx) {
   return *(aigc_request **)luaL_checkudata(L, idx, AIGC_REQUEST_MT);
 }
@@ -64,89 +50,6 @@ static aigc_request *request_at (lua_State *L, int idx) {
   return *(aigc_request **)lua_touserdata(L, idx);
 }
 
-
-/*
-** {======================================================
-** The engine's tables of requests
-** =======================================================
-*/
-
-/*
-** A request's key in the engine's tables (AIGC_EN_WEAK: every live one,
-** AIGC_EN_STRONG: those kept alive) is a small integer, its slot, given
-** back when it is dropped and given to the next request: the keys stay in
-** 1..(most requests at once), in the tables' array parts. Keyed by the
-** request's address, they were hash tables of K live keys churned at every
-** request; Lua reuses no dead key's node, so once its free nodes ran out
-** the table was rebuilt (every K keys rehashed), and with K just under a
-** power of two that was every few requests: 500 tasks making blocking
-** calls cost 260k instructions per request, 64 cost 223k.
-*/
-static int take_table_slot (lua_State *L, aigc_roster *ro) {
-  if (ro->nfree_slots > 0)
-    return ro->free_slots[--ro->nfree_slots];
-  if (ro->next_slot == ro->cap_slots) {   /* room for every slot ever given, back at once */
-    int cap = ro->cap_slots > 0 ? ro->cap_slots * 2 : 64;
-    int *p = cap > ro->cap_slots ? (int *)realloc(ro->free_slots, (size_t)cap * sizeof *p) : NULL;
-    if (p == NULL)
-      luaL_error(L, "not enough memory");
-    ro->free_slots = p;
-    ro->cap_slots = cap;
-  }
-  return ++ro->next_slot;
-}
-
-/* (The stores may allocate, and a finalizer run: none can drop r meanwhile.
-   At submit nothing can reach r yet; from add_waiter, r has waiters, so a
-   cancel or close in a finalizer leaves its end to deliver, not dropped.) */
-void aigc_request_hold (lua_State *L, int eidx, aigc_request *r, int ridx, int strong) {
-  ridx = lua_absindex(L, ridx);
-  if (r->slot == 0)
-    r->slot = take_table_slot(L, r->roster);   /* (raises before anything changed) */
-  lua_getiuservalue(L, eidx, AIGC_EN_WEAK);
-  lua_pushvalue(L, ridx);
-  lua_rawseti(L, -2, r->slot);
-  lua_pop(L, 1);
-  if (strong && !r->strong) {
-    lua_getiuservalue(L, eidx, AIGC_EN_STRONG);
-    lua_pushvalue(L, ridx);
-    lua_rawseti(L, -2, r->slot);
-    lua_pop(L, 1);
-    r->strong = 1;
-  }
-}
-
-/* Out of the engine's tables (no allocation: a nil store, the slot onto
-   a stack with room for it). */
-void aigc_request_drop (lua_State *L, int eidx, aigc_request *r) {
-  int t;
-  if (r->slot != 0) {
-    for (t = AIGC_EN_STRONG; t <= AIGC_EN_WEAK; t++) {
-      lua_getiuservalue(L, eidx, t);
-      lua_pushnil(L);
-      lua_rawseti(L, -2, r->slot);
-      lua_pop(L, 1);
-    }
-    if (r->roster != NULL)   /* (detached: its engine is going away, and the slot with it) */
-      r->roster->free_slots[r->roster->nfree_slots++] = r->slot;
-    r->slot = 0;
-  }
-  r->strong = 0;
-}
-
-int aigc_request_push (lua_State *L, int eidx, aigc_request *r) {
-  if (r->slot == 0)
-    return 0;
-  lua_getiuservalue(L, eidx, AIGC_EN_WEAK);
-  if (lua_rawgeti(L, -1, r->slot) == LUA_TUSERDATA) {
-    lua_remove(L, -2);
-    return 1;
-  }
-  lua_pop(L, 2);
-  return 0;
-}
-
-/* }====================================================== */
 
 
 /*
@@ -449,9 +352,12 @@ int aigc_request_deliver_end (lua_State *L, int eidx, int ridx) {
     note_watched_end(L, eidx, ridx, r);
   if (r->entry.end_pending)   /* a new waiter came meanwhile (req:_notify in a callback) */
     return count;
-  aigc_request_drop(L, eidx, r);
-  if (r->roster != NULL && r->roster->closed)   /* kept by close() until now */
+  if (r->roster != NULL && r->roster->closed) {   /* kept by close() until now */
+    aigc_request_unanchor(L, eidx, r);
     aigc_transfer_detach(r);
+  }
+  else
+    aigc_request_drop(L, eidx, r);
   return count;
 }
 
@@ -1238,8 +1144,19 @@ void aigc_request_free_c (aigc_request *r) {
   r->log_secrets = NULL;
 }
 
+/* The finalizer's __gc (slots.c: the request's three objects): its user
+   values, the core and the engine, are alive while it runs. */
 static int req_gc (lua_State *L) {
-  aigc_request_free_c((aigc_request *)luaL_checkudata(L, 1, AIGC_REQUEST_CORE_MT));
+  aigc_request *r = *(aigc_request **)luaL_checkudata(L, 1, AIGC_REQUEST_CORE_MT);
+  aigc_roster *ro = r->roster;
+  int slot = r->slot;
+  /* The C frees first: what follows touches the engine's tables, and on
+     5.1 and LuaJIT an error in a __gc (a host's memory cap) ends it there
+     (the request's body and handle leaked). */
+  aigc_request_free_c(r);
+  r->slot = 0;
+  if (slot != 0 && lua_getiuservalue(L, 1, 2) == LUA_TUSERDATA)
+    aigc_slot_release(L, lua_gettop(L), slot, ro);
   return 0;
 }
 
@@ -1267,7 +1184,7 @@ static const luaL_Reg request_meta[] = {
 };
 
 void aigc_request_open (lua_State *L) {
-  luaL_newmetatable(L, AIGC_REQUEST_CORE_MT);   /* (the request's two objects, above) */
+  luaL_newmetatable(L, AIGC_REQUEST_CORE_MT);   /* (its finalizer: slots.c, the request's three objects) */
   lua_pushcfunction(L, req_gc);
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);

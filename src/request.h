@@ -17,27 +17,9 @@
 #define AIGC_REQUEST_H
 
 #include "response.h"
+#include "slots.h"
 #include "transfer.h"
 #include "util.h"
-
-/* Request user values (lua_newuserdatauv slots). */
-enum {
-  AIGC_RQ_ENGINE = 1,   /* the engine userdata: keeps it alive */
-  AIGC_RQ_STREAM,       /* stream callback (function) or nil */
-  AIGC_RQ_ON_DONE,      /* on_done callback */
-  AIGC_RQ_ON_ERROR,     /* on_error callback */
-  AIGC_RQ_WAITERS,      /* what runs once at its end, after on_done/on_error: a
-                           list of functions fn(req) (req:_notify(fn), and a
-                           closure calling the scheduler's resume(co, req)
-                           for each task waiting in wait()), or nil */
-  AIGC_RQ_RESULT,       /* the result table or the error object, once terminal */
-  AIGC_RQ_READER,       /* the function feeding an upload part (body.h), or nil */
-  AIGC_RQ_STREAM_END,   /* on_stream_end callback: a stream's last word, before its end */
-  AIGC_RQ_HELD,         /* a Responses stream's held error (request.c, handle_event) */
-  AIGC_RQ_CORE,         /* the userdata holding the C state (request.c, "The
-                           request's two objects"): kept alive by this one */
-  AIGC_RQ_NSLOTS = AIGC_RQ_CORE
-};
 
 /* Makes the metatable and its methods (engine.c then adds wait and pump). */
 void aigc_request_open (lua_State *L);
@@ -79,19 +61,6 @@ unsigned aigc_opts_keys (lua_State *L, int t);
 ** aigc_transfer_prepare and aigc_transfer_link.
 */
 aigc_request *aigc_request_new (lua_State *L, aigc_roster *ro, const aigc_submit *s);
-
-/*
-** The engine's tables of requests (its user values): every live request is
-** in the weak one, so the engine finds its userdata from the C pointer; one
-** that someone expects to hear from (callbacks, waiters) is in the strong
-** one too (request.c holds it there). Pushing the userdata returns 0
-** (pushing nothing) when it is being collected. Hold puts the request at
-** ridx in the weak table (and in the strong one with `strong`); it
-** allocates (the first time, its slot: it may raise).
-*/
-void aigc_request_hold (lua_State *L, int eidx, aigc_request *r, int ridx, int strong);
-void aigc_request_drop (lua_State *L, int eidx, aigc_request *r);
-int  aigc_request_push (lua_State *L, int eidx, aigc_request *r);
 
 /* Dispatches what is pending for r (its userdata at ridx, the engine at
    eidx): stream events, then the outcome, then its end. Returns the

@@ -345,6 +345,25 @@ static void push_default_model (lua_State *L, aigc_roster *ro) {
   lua_remove(L, -2);
 }
 
+/*
+** Pushes a new request's finalizer (slots.c, "The request's three
+** objects"), its core (the C state, returned) in its first user value and
+** the engine (at 1) in its second: both stay alive while its __gc runs.
+** The core is zeroed before the finalizer can run, then set up "closed".
+*/
+static aigc_request *new_core (lua_State *L, aigc_roster *ro, const aigc_submit *s) {
+  aigc_request *r = (aigc_request *)lua_newuserdatauv(L, sizeof *r, 0);
+  memset(r, 0, sizeof *r);
+  *(aigc_request **)lua_newuserdatauv(L, sizeof r, 2) = r;
+  luaL_setmetatable(L, AIGC_REQUEST_CORE_MT);
+  lua_insert(L, -2);
+  lua_setiuservalue(L, -2, 1);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 2);
+  aigc_transfer_init(r, ro, s->kind, s->stream);   /* "closed" until it is linked */
+  return r;
+}
+
 aigc_request *aigc_request_new (lua_State *L, aigc_roster *ro, const aigc_submit *s) {
   aigc_request *r;
   int ridx, strong;
@@ -356,11 +375,9 @@ aigc_request *aigc_request_new (lua_State *L, aigc_roster *ro, const aigc_submit
     push_default_model(L, ro);
   else
     lua_pushnil(L);
-  /* The core first, so that it is anchored while the request allocates. */
-  r = (aigc_request *)lua_newuserdatauv(L, sizeof *r, 0);
-  memset(r, 0, sizeof *r);
-  aigc_transfer_init(r, ro, s->kind, s->stream);   /* "closed" until it is linked */
-  luaL_setmetatable(L, AIGC_REQUEST_CORE_MT);
+  /* The core and its finalizer first, so that they are anchored while
+     the request allocates. */
+  r = new_core(L, ro, s);
   *(aigc_request **)lua_newuserdatauv(L, sizeof r, AIGC_RQ_NSLOTS) = r;
   luaL_setmetatable(L, AIGC_REQUEST_MT);
   ridx = lua_gettop(L);
