@@ -332,6 +332,7 @@ local function jsonl (fname, argn, requests, endpoint)
     local ok, line = pcall(json.encode, { custom_id = r.custom_id, method = "POST",
                                           url = endpoint or "/v1/chat/completions", body = r.body })
     if not ok then
+      util.reraise_memory(line)   -- (Lua out of memory: not a bad request)
       -- A value JSON cannot carry (a string not UTF-8...): the encoder's
       -- "bad argument #1 to 'encode' (value.custom_id: ...)" named neither
       -- the function called nor the request.

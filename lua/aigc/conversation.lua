@@ -134,7 +134,7 @@ local function encode_problem (v, root)
   local ok, e = pcall(json_encode, v)
   if ok then return nil end
   -- (Lua out of memory says nothing of the value: raised as it is, not as a bad argument)
-  if type(e) == "string" and e:find("not enough memory", 1, true) then error(e, 0) end
+  util.reraise_memory(e)
   e = tostring(e)
   local at = e:match("%(value(.*)%)$")
   return at and root .. at or root .. ": " .. e

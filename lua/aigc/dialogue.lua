@@ -163,7 +163,7 @@ function M.params_problem (params)
   local ok, e = pcall(prepare, p, "check")
   if ok then return nil end
   -- (Lua out of memory says nothing of the params: raised as it is, not as misuse)
-  if type(e) == "string" and e:find("not enough memory", 1, true) then error(e, 0) end
+  util.reraise_memory(e)
   e = tostring(e)
   return e:match("%((.*)%)$") or e
 end

@@ -116,6 +116,14 @@ function M.argerror (fname, argn, msg)
 end
 local argerror = M.argerror
 
+--- Raises `e` as it is when it is Lua's out of memory (a check that
+-- caught it with pcall must not report it as a bad argument: it says
+-- nothing of the value); else returns.
+-- @param e what the pcall caught
+function M.reraise_memory (e)
+  if type(e) == "string" and e:find("not enough memory", 1, true) then error(e, 0) end
+end
+
 --- Raises for the value at `path` of argument `argn`:
 -- `bad argument #1 to 'chat' (params.temperature: number expected, got string)`.
 -- @tparam string fname

@@ -1,0 +1,204 @@
+-- host_oom_spec's sweep over the rest of the API: whichever allocation of
+-- a call fails (the n-th after it starts, and the run - 1 after it), the
+-- call ends with a memory error (raised, or nil, err saying so) and the
+-- state stays usable: a new client's chat then succeeds. The calls: the
+-- Responses API (plain, streamed with a tool, the iterator), a streamed
+-- chat with a tool, images saved to files, speech to a file, a
+-- transcription, a file's upload and download (to a file), a batch run,
+-- a conversation that summarises its history, aigc.json over a big value,
+-- a vector index, close() from a stream callback and from on_done, and
+-- the finalizers of dropped requests, clients, streams, conversations,
+-- indexes and JSON values called while allocations fail (made garbage
+-- before, collected after the failures start).
+--
+-- n runs 1..$AIGC_OOM_LAST (default 12: CI is time-bound; 300 is the
+-- whole sweep, run by hand under the ASan hosts).
+--
+-- A batch's requests were checked by encoding them with pcall, and Lua
+-- out of memory there was reported as misuse: "bad argument #2 to 'run'
+-- (requests[1]: not enough memory)".
+
+local devserver = require "devserver"
+
+describe("a call of the wider API whose allocation fails", function ()
+  local luachild = require "luachild"
+  local srv
+  devserver.fixture(_ENV, function (s) srv = s end)
+
+  local SCRIPT = [[
+    local aigc = require "aigc"
+    for _, m in ipairs { "aigc.dialogue", "aigc.conversation", "aigc.batch", "aigc.vec", "aigc.responses",
+                         "aigc.download", "aigc.media", "aigc.files" } do require(m) end
+    local url, run, last = arg[1], tonumber(arg[2]), tonumber(arg[3])
+    local dir = os.tmpname(); os.remove(dir); assert(os.execute("mkdir -p " .. dir))
+    local HI = { { role = "user", content = "hi there" } }
+    local tools = aigc.tools { { name = "roll", parameters = { type = "object", properties = {} },
+                                 fn = function () return "four" end } }
+    local big = {}
+    for i = 1, 200 do big[i] = { id = i, name = "n" .. i, v = { i, i * 0.5, true, "x\0y\195\169" } } end
+    local bigjson = aigc.json.encode(big)
+    local function churn (c)   -- (runs the finalizers of what was dropped before)
+      collectgarbage()
+      local t = {}
+      for i = 1, 3000 do t[i] = { i } end
+      c:step(0.01)
+      return "ok"
+    end
+    local fid
+    local calls = {
+      { "respond", function (c) return c:respond { input = "hi" } end },
+      { "a streamed respond with a tool", function (c)
+        return c:respond { input = "roll()", tools = tools, stream = function () end }
+      end },
+      { "stream_response", function (c)
+        local t = {}
+        for d in c:stream_response { input = "hi" } do t[#t + 1] = d end
+        return table.concat(t)
+      end },
+      { "a streamed chat with a tool", function (c)
+        return c:chat { messages = { { role = "user", content = "roll()" } }, tools = tools, stream = function () end }
+      end },
+      { "images saved", function (c)
+        local r, e = c:images_generate { prompt = "a red square", response_format = "b64_json" }
+        if not r then return r, e end
+        return r:save(dir)
+      end },
+      { "speech to a file", function (c) return c:speech { input = "Into a file", to = dir .. "/s.mp3" } end },
+      { "transcribe", function (c) return c:transcribe { file = { data = "RIFF audio", filename = "a.wav" } } end },
+      { "files_upload", function (c)
+        return c:files_upload { file = { data = "{}\n", filename = "a.jsonl" }, purpose = "batch" }
+      end },
+      { "download to a file", function (c)
+        return c:download(url .. "/files/" .. fid .. "/content", { to = dir .. "/d.bin" })
+      end },
+      { "batch.run", function (c)
+        return aigc.batch.run(c, { { custom_id = "a", body = { messages = HI } } }, { interval = 0.02 })
+      end },
+      { "a conversation that summarises", function (c)
+        local conv = aigc.conversation { client = c, max_context_tokens = 60, summarize = true }
+        for i = 1, 4 do
+          conv:add { role = "user", content = "turn " .. i .. " some words here" }
+          conv:add { role = "assistant", content = "reply " .. i .. " more words here" }
+        end
+        return conv:say("hello again")
+      end },
+      { "aigc.json", function () return aigc.json.encode(aigc.json.decode(bigjson)) end },
+      { "a vector index", function ()
+        local x, q = aigc.vec.index(), {}
+        for i = 1, 50 do
+          local r = {}
+          for j = 1, 16 do r[j] = math.sin(i * j) end
+          x:add(r)
+        end
+        for j = 1, 16 do q[j] = j end
+        return x:topk(q, 3)
+      end },
+      { "close() in a stream callback", function (c)
+        local req = c:chat_async { messages = HI, stream = function () c:close() end, on_error = function () end }
+        for _ = 1, 200 do if c:step(0.01) == 0 then break end end
+        return req:status()
+      end },
+      { "close() in on_done", function (c)
+        c:chat_async { messages = HI, on_done = function () c:close() end, on_error = function () c:close() end }
+        for _ = 1, 200 do if c:step(0.01) == 0 then break end end
+        return "ok"
+      end },
+      { "dropped requests collected", pre = function (c)
+        for _ = 1, 3 do c:chat_async { messages = HI, stream = function () end } end
+        c:step(0.01)
+        return churn
+      end },
+      { "a dropped client collected", pre = function ()
+        local d = aigc.client { base_url = url, model = "m" }
+        for _ = 1, 2 do d:chat_async { messages = HI, stream = function () end } end
+        d:step(0.01)
+        return churn
+      end },
+      { "dropped streams, a conversation, an index, a JSON value collected", pre = function (c)
+        c:stream({ messages = HI })()
+        c:stream_response { input = "hi" }
+        aigc.conversation({ client = c }):say_async("hello")
+        aigc.vec.index():add { 1, 2, 3 }
+        aigc.json.decode(bigjson)
+        return churn
+      end },
+    }
+    do
+      local c = aigc.client { base_url = url, model = "m" }
+      fid = assert(c:files_upload { file = { data = "hello there\n", filename = "a.jsonl" }, purpose = "batch" }).id
+      c:close()
+    end
+    local bad, runs, deadline = {}, 0, math.huge
+    debug.sethook(function () if aigc.now() > deadline then error("hung", 0) end end, "", 1000)
+    for _, call in ipairs(calls) do
+      for n = 1, last do
+        local c = aigc.client { base_url = url, max_retries = 0, timeout = 5, model = "m",
+                                error_handler = function () end }
+        local fn = call[2]
+        if call.pre then collectgarbage(); fn = call.pre(c) end
+        deadline = aigc.now() + 3
+        aigc_host_failat(n, run)
+        local ok, res, err = pcall(fn, c)
+        aigc_host_failat(0)
+        deadline = math.huge
+        local why = not ok and res or res == nil and err
+        if type(why) == "table" then why = tostring(why.kind) .. ": " .. tostring(why.message) end
+        -- (a batch made before the failure: its error names it, to wait for it again)
+        if why and not (why == "not enough memory" or tostring(why):find("^limit: not enough memory")
+                        or tostring(why):find("^batch %S+ goes on at the server .*: not enough memory$")) then
+          bad[#bad + 1] = call[1] .. " at " .. n .. ": " .. tostring(why)
+        end
+        pcall(c.close, c)
+        local c2 = aigc.client { base_url = url, max_retries = 0, timeout = 5, model = "m" }
+        local ok2, res2, err2 = pcall(c2.chat, c2, { messages = HI })
+        if not (ok2 and res2 and res2.text) then
+          bad[#bad + 1] = call[1] .. " at " .. n .. ", then a chat: " .. tostring(err2 or res2)
+        end
+        c2:close()
+        runs = runs + 1
+      end
+    end
+    debug.sethook()
+    os.execute("rm -rf " .. dir)
+    print(runs .. " runs; " .. #bad .. " bad" .. (bad[1] and (": " .. table.concat(bad, "\n")) or ""))
+  ]]
+
+  local last = tonumber(os.getenv("AIGC_OOM_LAST")) or 12
+  for _, run in ipairs { 1, 2 } do
+    it("ends with a memory error and leaves the state usable (runs of " .. run .. ")", function ()
+      local host = luachild.host()
+      if not host then pending("no C compiler to build spec/support/lua_host.c"); return end
+      local r = luachild.run(SCRIPT, { lua = host, args = { srv.base_url, tostring(run), tostring(last) },
+                                       timeout = 600 })
+      assert.equal(0, r.status, r.stderr)
+      assert.equal((18 * last) .. " runs; 0 bad\n", r.stdout)
+    end)
+  end
+end)
+
+describe("aigc.batch's check of its requests out of memory", function ()
+  local luachild = require "luachild"
+
+  it("raises the memory error, not a bad argument", function ()
+    local host = luachild.host()
+    if not host then pending("no C compiler to build spec/support/lua_host.c"); return end
+    local r = luachild.run([[
+      local batch = require "aigc.batch"
+      local reqs = { { custom_id = "a", body = { messages = { { role = "user", content = "hi" } } } } }
+      local failed, bad = 0, {}
+      for run = 1, 2 do
+        for n = 1, 60 do
+          aigc_host_failat(n, run)
+          local ok, e = pcall(batch.jsonl, reqs)
+          aigc_host_failat(0)
+          if not ok then failed = failed + 1 end
+          if not ok and e ~= "not enough memory" then bad[#bad + 1] = run .. "/" .. n .. ": " .. tostring(e) end
+        end
+      end
+      print((failed > 0 and "some failed" or "none failed") .. "; " .. #bad .. " bad"
+            .. (bad[1] and (": " .. table.concat(bad, "\n")) or ""))
+    ]], { lua = host, timeout = 120 })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("some failed; 0 bad\n", r.stdout)
+  end)
+end)
