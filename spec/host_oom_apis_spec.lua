@@ -202,3 +202,67 @@ describe("aigc.batch's check of its requests out of memory", function ()
     assert.equal("some failed; 0 bad\n", r.stdout)
   end)
 end)
+
+-- runner.run out of memory:
+-- - a case's task registered its abandon hook itself, in its first lines:
+--   Lua out of memory there (or before its pcall) ended the task with the
+--   case never settled, and run waited for ever (`remaining` never 0);
+-- - a case id was checked by encoding it under pcall, and out of memory
+--   there was reported as a bad id: "runner: case 1: id cannot be written
+--   in the results (JSON): not enough memory".
+describe("runner.run whose allocation fails", function ()
+  local luachild = require "luachild"
+  local srv
+  devserver.fixture(_ENV, function (s) srv = s end)
+
+  local SCRIPT = [[
+    local aigc = require "aigc"
+    local runner = require "aigc.runner"
+    require "aigc.batch_backend"
+    local url, last = arg[1], tonumber(arg[2])
+    local LAST = { direct = last, batch = math.min(last, 50) }   -- (a batch's polls take time)
+    local bad, failed, deadline = {}, 0, math.huge
+    debug.sethook(function () if aigc.now() > deadline then error("hung", 0) end end, "", 1000)
+    for _, backend in ipairs { "direct", "batch" } do
+      for run = 1, 2 do
+        for n = 1, LAST[backend] do
+          local cases = {}
+          for i = 1, 3 do cases[i] = { id = "c" .. i, messages = { { role = "user", content = "Hi" } } } end
+          local c = aigc.client { base_url = url, max_retries = 0, timeout = 5, model = "m",
+                                  error_handler = function () end }
+          local spec = { client = c, cases = cases, backend = backend, batch_interval = 0.02 }
+          deadline = aigc.now() + 3
+          aigc_host_failat(n, run)
+          local ok, s, err = pcall(runner.run, spec)
+          aigc_host_failat(0)
+          deadline = math.huge
+          local whys = {}
+          if not ok then whys[1] = s elseif not s then whys[1] = err else
+            for id, r in pairs(s.results) do if r.error then whys[#whys + 1] = r.error end end
+          end
+          for _, why in ipairs(whys) do
+            failed = failed + 1
+            why = type(why) == "table" and tostring(why.message) or tostring(why)
+            if not why:find("not enough memory", 1, true) or why:find("id cannot", 1, true) then
+              bad[#bad + 1] = backend .. " " .. run .. "/" .. n .. ": " .. why
+            end
+          end
+          pcall(c.close, c)
+          if bad[1] and bad[#bad]:find("hung") then break end   -- (each hang costs its 3 s)
+        end
+      end
+    end
+    debug.sethook()
+    print((failed > 0 and "some failed" or "none failed") .. "; " .. #bad .. " bad"
+          .. (bad[1] and (": " .. table.concat(bad, "\n")) or ""))
+  ]]
+
+  it("ends, with memory errors only, whichever allocation fails", function ()
+    local host = luachild.host()
+    if not host then pending("no C compiler to build spec/support/lua_host.c"); return end
+    local r = luachild.run(SCRIPT, { lua = host, args = { srv.base_url, os.getenv("AIGC_OOM_LAST") or "160" },
+                                     timeout = 600 })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("some failed; 0 bad\n", r.stdout)
+  end)
+end)

@@ -46,6 +46,7 @@ local function id_problem (id)
     -- string that is not UTF-8, NaN) made the run raise at that line.
     local ok, why = pcall(json_encode, id)
     if ok then return nil end
+    util.reraise_memory(why)   -- (Lua out of memory says nothing of the id)
     why = tostring(why)
     return "id cannot be written in the results (JSON): " .. (why:match("%(value: (.*)%)$") or why)
   end

@@ -453,16 +453,15 @@ function Run:start (job)
   self.running = self.running + 1
   self.summary.requests = self.summary.requests + 1
   job.ticket = self.limiter:sent(job.cost, job.requests)
-  self.client:spawn(function ()
-    -- A job's task abandoned (a callback of it -- on_result, a strategy --
-    -- yielded outside aigc) never finishes its case: the run stops with
-    -- that error, as when on_result raises, instead of waiting for ever.
-    task.on_abandon(function (err)
-      if self.fatal then return false end
-      self.fatal = err
-      wake_loop(self)
-      return true   -- (run raises it: not reported besides)
-    end)
+  local loop = self.client._loop
+  if loop.closed then util.raise("attempt to use a closed client") end   -- (as client:spawn)
+  -- A job's task that fails or is abandoned (a callback of it -- on_result,
+  -- a strategy -- yielded outside aigc) never finishes its case: the run
+  -- stops with that error, as when on_result raises, instead of waiting for
+  -- ever. The hook is registered before the task runs: registered by the
+  -- task itself, Lua out of memory before it was (or before the pcall
+  -- below) ended the task with the case unsettled, and run waited for ever.
+  task.spawn_guarded(loop, function ()
     self.in_flight[job] = coroutine.running()
     local ok, e = task.pcall(attempt, self, job)
     self.in_flight[job] = nil
@@ -477,6 +476,11 @@ function Run:start (job)
     local sok, serr = task.pcall(self.settle, self, job)
     if not sok and not self.fatal then self.fatal = serr end
     wake_loop(self)
+  end, nil, function (err)
+    if self.fatal then return false end
+    self.fatal = err
+    wake_loop(self)
+    return true   -- (run raises it: not reported besides)
   end)
 end
 
