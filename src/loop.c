@@ -530,10 +530,13 @@ int aigc_loop_drive (lua_State *L, int eidx, double timeout, int budget,
   e->roster.turn_ended = aigc_now();   /* (below: again after the callbacks) */
   if (e->roster.r_head == NULL && (e->roster.closed || !e->watching))
     return 0;   /* nothing to dispatch, no watcher to tell */
-  e->stepping++;
+  /* Pushed before `stepping` counts: on 5.1 and LuaJIT a C function is an
+     allocation, which may fail, and the raise left the client stepping for
+     ever ("client:step() is already running" at every later step). */
   lua_pushcfunction(L, drive_lua);
   lua_pushvalue(L, eidx);
   lua_pushinteger(L, budget);
+  e->stepping++;
   st = lua_pcall(L, 2, 1, 0);
   e->stepping--;
   e->roster.turn_ended = aigc_now();   /* (a slow callback is a stall too) */
