@@ -134,6 +134,7 @@ build = {
     ["aigc.cassette_server"] = "lua/aigc/cassette_server.lua",
     ["aigc.conversation"] = "lua/aigc/conversation.lua",
     ["aigc.conversation_plan"] = "lua/aigc/conversation_plan.lua",
+    ["aigc.conversation_busy"] = "lua/aigc/conversation_busy.lua",
     ["aigc.conversation_save"] = "lua/aigc/conversation_save.lua",
     ["aigc.dialogue"] = "lua/aigc/dialogue.lua",
     ["aigc.hooks"] = "lua/aigc/hooks.lua",

@@ -45,6 +45,8 @@ local dialogue = require "aigc.dialogue"
 local A = require "aigc.adapter"
 local tokens = require "aigc.tokens"
 local planner = require "aigc.conversation_plan"
+local busy_mod = require "aigc.conversation_busy"   -- (one say at a time)
+local busy, busy_with = busy_mod.busy, busy_mod.with
 
 local null, array = core.null, core.array
 local error, getmetatable, ipairs, pairs, pcall, setmetatable, tostring, type =
@@ -466,17 +468,6 @@ local function merged_params (self, params, msgs)
   return p
 end
 
--- Whether a say holds the conversation. A say_async whose future was
--- canceled lets go at once (its task, resumed on a later turn, changes
--- nothing: `_say` commits only what ended well, and `_busy_with` frees
--- only its own mark).
-local function busy (self)
-  local token = self._busy
-  if token == nil then return false end
-  local fut = token.future
-  return fut == nil or not fut:canceled()
-end
-
 -- Checks a say's arguments as the call would check them (misuse raises
 -- here, at the user's line, not inside the say's task). Returns the user
 -- message and the say's on_done(res) / on_error(err) (per call, else the
@@ -588,21 +579,6 @@ function Conversation:_say (user, params, fut)
   return res
 end
 
--- Runs fn(...) with the conversation busy (`token`: this say's mark);
--- not busy after, whatever happens (an error, the task it runs in
--- abandoned) -- unless another say took the conversation meanwhile (this
--- one's future was canceled: see `busy`).
-function Conversation:_busy_with (token, fn, ...)
-  self._busy = token
-  local function free () if self._busy == token then self._busy = nil end end
-  local hook = task.on_abandon(free)
-  local ok, res, err = task.pcall(fn, ...)
-  task.forget_abandon(hook)
-  free()
-  if not ok then error(res, 0) end
-  return res, err
-end
-
 --- Sends `input` as the next user turn and records the exchange.
 -- @tparam string|table input text, a list of content parts, or a whole message
 -- @tparam[opt] table params per-call params (override `conv.params`): `stream`, `temperature`, `tools`,
@@ -615,7 +591,7 @@ end
 -- local reply, res = conv:say("Where is my order A-1042?", { stream = function (d) io.write(d or "") end })
 function Conversation:say (input, params)
   local user, on_done, on_error = check_say(self, input, params, "say")
-  local res, err = self:_busy_with({}, self._say, self, user, params, nil)
+  local res, err = busy_with(self, {}, self._say, self, user, params, nil)
   local cb, what = on_done, "on_done"
   if not res then cb, what = on_error, "on_error" end
   if cb then
@@ -639,14 +615,12 @@ end
 -- print(req:result().text)
 function Conversation:say_async (input, params)
   local user, on_done, on_error = check_say(self, input, params, "say_async")
-  local token = {}
-  self._busy = token   -- (at once: a second say_async before the task runs is refused)
-  local fut = future.run(self.client._loop, function (f)
-    return self:_busy_with(token, self._say, self, user, params, f)
-  end, { label = "say", on_done = on_done, on_error = on_error, what = "a conversation's say",
-       cancel_waits = true })
-  token.future = fut
-  return fut
+  return busy_mod.start(self, function (token)
+    return future.run(self.client._loop, function (f)
+      return busy_with(self, token, self._say, self, user, params, f)
+    end, { label = "say", on_done = on_done, on_error = on_error, what = "a conversation's say",
+         cancel_waits = true })
+  end)
 end
 
 --- Appends a message to the history as it is (an assistant greeting, a

@@ -1,0 +1,79 @@
+--- One say at a time: the mark a say holds on its conversation
+-- (`conv._busy`, the say's token), taken and let go whatever ends the say
+-- (an error, Lua out of memory, the task it runs in abandoned).
+--
+-- Internal: `aigc.conversation`'s. Not part of the API.
+--
+-- @module aigc.conversation_busy
+-- @local
+
+local task = require "aigc.task"
+local util = require "aigc.util"
+
+local error, pcall = error, pcall
+
+util.own_module()
+
+local M = {}
+
+--- Whether a say holds `conv`. A say_async whose future has ended (or was
+-- canceled) lets go at once: its task, resumed on a later turn, changes
+-- nothing (`_say` commits only what ended well, and `with` frees only its
+-- own mark). A future that failed before its say started (Lua out of
+-- memory in its task) left the conversation busy for ever.
+-- @tparam table conv
+-- @treturn boolean
+function M.busy (conv)
+  local token = conv._busy
+  if token == nil then return false end
+  local fut = token.future
+  if not fut then return true end
+  local s = fut:status()
+  return s == "running" or s == "queued"
+end
+
+local function hold (conv, token, fn, ...)
+  conv._busy = token
+  return fn(...)
+end
+
+--- Runs `fn(...)` with `conv` busy (`token`: this say's mark); not busy
+-- after, whatever happens -- unless another say took the conversation
+-- meanwhile (this one's future was canceled: see `busy`). The mark is
+-- taken inside the pcall: taken before it (and before the hook that
+-- frees it was registered), Lua out of memory between the two left the
+-- conversation busy for ever ("attempt to say: the conversation is busy").
+-- @tparam table conv
+-- @tparam table token
+-- @tparam function fn
+-- @return what fn returns (what it raises is raised)
+function M.with (conv, token, fn, ...)
+  local function free () if conv._busy == token then conv._busy = nil end end
+  local hook = task.on_abandon(free)
+  local ok, res, err = task.pcall(hold, conv, token, fn, ...)
+  task.forget_abandon(hook)
+  free()
+  if not ok then error(res, 0) end
+  return res, err
+end
+
+--- say_async's: marks `conv` at once (a second say_async before the task
+-- runs is refused) and returns `start(token)`'s future, kept in the token
+-- (the key made with it: setting it allocates nothing). What start raises
+-- lets go of the mark and is raised.
+-- @tparam table conv
+-- @tparam function start
+-- @treturn aigc.future
+function M.start (conv, start)
+  local token = { future = false }
+  conv._busy = token
+  local ok, fut = pcall(start, token)
+  if not ok then
+    if conv._busy == token then conv._busy = nil end
+    error(fut, 0)
+  end
+  token.future = fut
+  return fut
+end
+
+return M
