@@ -49,8 +49,8 @@ local busy_mod = require "aigc.conversation_busy"   -- (one say at a time)
 local busy, busy_with = busy_mod.busy, busy_mod.with
 
 local null, array = core.null, core.array
-local error, getmetatable, ipairs, pairs, pcall, setmetatable, tostring, type =
-  error, getmetatable, ipairs, pairs, pcall, setmetatable, tostring, type
+local getmetatable, ipairs, pairs, pcall, setmetatable, tostring, type =
+  getmetatable, ipairs, pairs, pcall, setmetatable, tostring, type
 local string_format = string.format
 local await, argerror, expected, field_error = task.await, util.argerror, util.expected, util.field_error
 

@@ -77,7 +77,7 @@ local tools_mod = require "aigc.tools"
 local adapter = require "aigc.adapter"
 
 local null, array, json_encode = core.null, core.array, core.json.encode
-local error, ipairs, pairs, pcall, tostring, type = error, ipairs, pairs, pcall, tostring, type
+local ipairs, pairs, pcall, tostring, type = ipairs, pairs, pcall, tostring, type
 local string_format = string.format
 local await, is_error, field_error = task.await, util.is_error, util.field_error
 
