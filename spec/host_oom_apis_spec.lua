@@ -293,19 +293,23 @@ describe("a conversation's say, and step(), whose allocation fails", function ()
     local url, last = arg[1], tonumber(arg[2])
     local bad, failed = {}, 0
     local function drain (c) for _ = 1, 200 do if c:step(0.01) == 0 then break end end end
-    for _, mode in ipairs { "say", "say_async", "step" } do
+    for _, mode in ipairs { "say", "say_async", "step", "a task's wait" } do
       for run = 1, 2 do
         for n = 1, last do
           local c = aigc.client { base_url = url, max_retries = 0, timeout = 5, model = "m",
                                   error_handler = function () end }
           local conv = aigc.conversation { client = c, max_context_tokens = 60, summarize = true }
           conv:add { role = "user", content = "turn one some words here" }
-          local f
+          local f, after
           if mode == "say" then f = function () return conv:say("hello") end
           elseif mode == "say_async" then f = function () return conv:say_async("hello"):wait() end
-          else
+          elseif mode == "step" then
             c:chat_async { messages = { { role = "user", content = "hi" } }, stream = function () end }
             f = function () drain(c); return "ok" end
+          else
+            local co = c:spawn(function () c:chat { messages = { { role = "user", content = "hi" } } } end)
+            f = function () drain(c); return coroutine.status(co) == "dead" and "ok" or nil end
+            after = function () if coroutine.status(co) ~= "dead" then return "the task still waits" end end
           end
           aigc_host_failat(n, run)
           local ok, res, err = pcall(f)
@@ -313,6 +317,8 @@ describe("a conversation's say, and step(), whose allocation fails", function ()
           if not ok or res == nil then failed = failed + 1 end
           local sok, serr = pcall(drain, c)
           if not sok then bad[#bad + 1] = mode .. " " .. run .. "/" .. n .. ", then step(): " .. tostring(serr) end
+          local still = after and after()
+          if still then bad[#bad + 1] = mode .. " " .. run .. "/" .. n .. ": " .. still end
           local ok2, r2, e2 = pcall(conv.say, conv, "again")
           if not (ok2 and r2) then
             bad[#bad + 1] = mode .. " " .. run .. "/" .. n .. ", then a say: " .. tostring(ok2 and e2 or r2)

@@ -212,9 +212,25 @@ static void keep_waiters (lua_State *L, int ridx, aigc_request *r, int list, lua
 #define TASK_WAITER_RAISES 8
 static void run_waiters (lua_State *L, int eidx, int ridx, aigc_request *r) {
   lua_Integer i, n, kept = 0;
-  int list, task, st;
+  int list, handler, task, st;
   if (lua_getiuservalue(L, ridx, AIGC_RQ_WAITERS) != LUA_TTABLE) {
     lua_pop(L, 1);
+    return;
+  }
+  lua_pop(L, 1);
+  /* The handler is pushed once, before the list leaves its slot: on 5.1
+     and LuaJIT a C function pushed is an allocation, which may fail, and
+     a raise there with the list out lost every waiter not run yet (a task
+     slept for ever on a request that was over). Meanwhile the end is
+     pending again: a raise leaves the waiters told on the next turn. */
+  if (r->roster != NULL)
+    aigc_roster_set_end(r->roster, &r->entry);
+  aigc_push_pcall_handler(L);
+  if (r->roster != NULL)
+    aigc_roster_clear_end(r->roster, &r->entry);
+  handler = lua_gettop(L);
+  if (lua_getiuservalue(L, ridx, AIGC_RQ_WAITERS) != LUA_TTABLE) {   /* (run by a finalizer meanwhile) */
+    lua_pop(L, 2);
     return;
   }
   list = lua_gettop(L);
@@ -222,14 +238,10 @@ static void run_waiters (lua_State *L, int eidx, int ridx, aigc_request *r) {
   lua_setiuservalue(L, ridx, AIGC_RQ_WAITERS);   /* once */
   n = (lua_Integer)lua_rawlen(L, list);
   for (i = 1; i <= n; i++) {
-    int base = lua_gettop(L) + 1;
     lua_rawgeti(L, list, i);
     task = lua_tocfunction(L, -1) == resume_task;
-    aigc_push_pcall_handler(L);
-    lua_insert(L, base);
     lua_pushvalue(L, ridx);
-    st = lua_pcall(L, 1, 0, base);
-    lua_remove(L, base);
+    st = lua_pcall(L, 1, 0, handler);
     if (st == LUA_OK) {
       if (task)
         r->task_waiter_raises = 0;
@@ -269,7 +281,7 @@ static void run_waiters (lua_State *L, int eidx, int ridx, aigc_request *r) {
   }
   if (kept > 0)
     keep_waiters(L, ridx, r, list, kept, n);
-  lua_pop(L, 1);
+  lua_pop(L, 2);   /* the list, the handler */
 }
 
 /*
