@@ -686,9 +686,10 @@ static void engine_free_c (lua_State *L, void *object) {
   engine_close(L, 0, e, 1);   /* (from_gc: touches no stack slot) */
   aigc_secrets_free(e->roster.config.secret);   /* kept until now: errors are scrubbed with them */
   e->roster.config.secret = NULL;
-  free(e->roster.free_slots);   /* (every request detached by now: none gives a slot back) */
-  e->roster.free_slots = NULL;
-  e->roster.nfree_slots = e->roster.cap_slots = 0;
+  free(e->roster.slots.free);   /* (every request detached by now: none gives a slot back) */
+  free(e->roster.cores.free);
+  memset(&e->roster.slots, 0, sizeof e->roster.slots);
+  memset(&e->roster.cores, 0, sizeof e->roster.cores);
 }
 
 static const aigc_home_kind engine_home = { engine_free_c };

@@ -1161,14 +1161,14 @@ void aigc_request_free_c (aigc_request *r) {
 static int req_gc (lua_State *L) {
   aigc_request *r = *(aigc_request **)luaL_checkudata(L, 1, AIGC_REQUEST_CORE_MT);
   aigc_roster *ro = r->roster;
-  int slot = r->slot;
+  int slot = r->slot, core_slot = r->core_slot;
   /* The C frees first: what follows touches the engine's tables, and on
      5.1 and LuaJIT an error in a __gc (a host's memory cap) ends it there
      (the request's body and handle leaked). */
   aigc_request_free_c(r);
-  r->slot = 0;
-  if (slot != 0 && lua_getiuservalue(L, 1, 2) == LUA_TUSERDATA)
-    aigc_slot_release(L, lua_gettop(L), slot, ro);
+  r->slot = r->core_slot = 0;
+  if ((slot != 0 || core_slot != 0) && lua_getiuservalue(L, 1, 2) == LUA_TUSERDATA)
+    aigc_slot_release(L, lua_gettop(L), slot, core_slot, ro);
   return 0;
 }
 

@@ -108,6 +108,14 @@ typedef struct aigc_config {
                                    engine is collected (not freed by close) */
 } aigc_config;
 
+/* Keys of one of the engine's tables (slots.c): those given back, for the
+   next request, and the next never given. cap >= next: a give-back never
+   allocates. */
+typedef struct aigc_slot_pool {
+  int *free;
+  int nfree, cap, next;
+} aigc_slot_pool;
+
 typedef struct aigc_roster {
   CURLM *multi;
   int closed;
@@ -123,9 +131,8 @@ typedef struct aigc_roster {
   double poll_began;            /* when this turn began to read the sockets */
   int started_this_turn;        /* requests handed to libcurl since the turn began
                                    (aigc_loop_drive): max_starts_per_step holds the rest */
-  int *free_slots;              /* the engine's table slots given back (request.c
-                                   hold/aigc_request_drop), for the next request */
-  int nfree_slots, cap_slots, next_slot;   /* cap_slots >= next_slot: a drop never allocates */
+  aigc_slot_pool slots;         /* the keys of the engine's tables of handles (slots.c) */
+  aigc_slot_pool cores;         /* the keys of its table of cores (slots.c) */
   int unlisted_ends;            /* watched requests that ended off the ended list
                                    (request.c note_watched_end, ended_quietly):
                                    eng:take_ended says so */

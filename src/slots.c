@@ -31,9 +31,9 @@
 ** anything can reach the handle (a finalizer that resurrects it reaches the
 ** core through the finalizer), so the handle's pointer never dangles.
 **
-** The engine also holds the core, in its AIGC_EN_CORES table, for as long
-** as the request has its slot: from submit until the finalizer's __gc (or
-** the loop finding the handle gone) gives the slot back. The engine's lists
+** The engine also holds the core, in its AIGC_EN_CORES table under the
+** core's own slot, from submit until the finalizer's __gc (or the loop
+** finding the handle gone) gives that slot back. The engine's lists
 ** point into the core, and Lua does not always call a __gc: when it cannot
 ** (a memory error or a C stack overflow while calling it) it frees the
 ** object with nothing told. A core held only by its handle was then freed
@@ -57,19 +57,38 @@
 ** the table was rebuilt (every K keys rehashed), and with K just under a
 ** power of two that was every few requests: 500 tasks making blocking
 ** calls cost 260k instructions per request, 64 cost 223k.
+**
+** So each table's keys must stay dense: two pools of slots. A request's
+** slot in the tables of handles is given back when nobody listens (its
+** end delivered: drop), its core's slot in the table of cores only when
+** its finalizer runs, which under a generational collector is the next
+** major collection (the handle dies old). With one slot for both, the
+** tables of handles held K live keys among K + (requests ended since the
+** last major) and churned their hash parts as above: 3-4k instructions
+** per request at 64 in flight, up to 91k at 1,024 (bench/README,
+** 2026-12-06, "two pools of slots").
 */
-static int take_table_slot (lua_State *L, aigc_roster *ro) {
-  if (ro->nfree_slots > 0)
-    return ro->free_slots[--ro->nfree_slots];
-  if (ro->next_slot == ro->cap_slots) {   /* room for every slot ever given, back at once */
-    int cap = ro->cap_slots > 0 ? ro->cap_slots * 2 : 64;
-    int *p = cap > ro->cap_slots ? (int *)realloc(ro->free_slots, (size_t)cap * sizeof *p) : NULL;
+static int take_table_slot (lua_State *L, aigc_slot_pool *pool) {
+  if (pool->nfree > 0)
+    return pool->free[--pool->nfree];
+  if (pool->next == pool->cap) {   /* room for every slot ever given, back at once */
+    int cap = pool->cap > 0 ? pool->cap * 2 : 64;
+    int *p = cap > pool->cap ? (int *)realloc(pool->free, (size_t)cap * sizeof *p) : NULL;
     if (p == NULL)
       luaL_error(L, "not enough memory");
-    ro->free_slots = p;
-    ro->cap_slots = cap;
+    pool->free = p;
+    pool->cap = cap;
   }
-  return ++ro->next_slot;
+  return ++pool->next;
+}
+
+/* (a closed engine takes no more requests, and its __gc frees the stacks) */
+static void give_table_slot (aigc_roster *ro, int core, int slot) {
+  aigc_slot_pool *pool;
+  if (ro == NULL || ro->closed)
+    return;
+  pool = core ? &ro->cores : &ro->slots;
+  pool->free[pool->nfree++] = slot;
 }
 
 /* (The stores may allocate, and a finalizer run: none can drop r meanwhile.
@@ -78,14 +97,16 @@ static int take_table_slot (lua_State *L, aigc_roster *ro) {
 void aigc_request_hold (lua_State *L, int eidx, aigc_request *r, int ridx, int strong) {
   ridx = lua_absindex(L, ridx);
   eidx = lua_absindex(L, eidx);
-  if (r->slot == 0) {
-    r->slot = take_table_slot(L, r->roster);   /* (raises before anything changed) */
+  if (r->core_slot == 0) {
+    r->core_slot = take_table_slot(L, &r->roster->cores);   /* (raises before anything changed) */
     lua_getiuservalue(L, eidx, AIGC_EN_CORES);
     lua_getiuservalue(L, ridx, AIGC_RQ_CORE);   /* its finalizer */
     lua_getiuservalue(L, -1, 1);                 /* the core */
-    lua_rawseti(L, -3, r->slot);   /* (may grow the table and raise: unanchor clears a nil) */
+    lua_rawseti(L, -3, r->core_slot);   /* (may grow the table and raise: unanchor clears a nil) */
     lua_pop(L, 2);
   }
+  if (r->slot == 0)
+    r->slot = take_table_slot(L, &r->roster->slots);
   lua_getiuservalue(L, eidx, AIGC_EN_WEAK);
   lua_pushvalue(L, ridx);
   lua_rawseti(L, -2, r->slot);
@@ -112,27 +133,33 @@ static void clear_slot (lua_State *L, int eidx, int slot, int first, int last) {
   }
 }
 
-/* Nobody listens any more: out of the engine's tables of handles. It keeps
-   its slot, and the engine its core, until unanchor. */
+/* Nobody listens any more: out of the engine's tables of handles, its
+   slot there given back (the next request takes it: those tables stay as
+   dense as the requests in flight). The engine keeps its core, under the
+   core's own slot, until unanchor. */
 void aigc_request_drop (lua_State *L, int eidx, aigc_request *r) {
-  if (r->slot != 0)
+  if (r->slot != 0) {
     clear_slot(L, eidx, r->slot, AIGC_EN_STRONG, AIGC_EN_WEAK);
+    give_table_slot(r->roster, 0, r->slot);
+    r->slot = 0;
+  }
   r->strong = 0;
 }
 
-void aigc_slot_release (lua_State *L, int eidx, int slot, aigc_roster *ro) {
-  clear_slot(L, eidx, slot, AIGC_EN_STRONG, AIGC_EN_WEAK);
-  clear_slot(L, eidx, slot, AIGC_EN_CORES, AIGC_EN_CORES);
-  /* (a closed engine takes no more requests, and its __gc frees the stack) */
-  if (ro != NULL && !ro->closed)
-    ro->free_slots[ro->nfree_slots++] = slot;
+void aigc_slot_release (lua_State *L, int eidx, int slot, int core_slot, aigc_roster *ro) {
+  if (slot != 0) {
+    clear_slot(L, eidx, slot, AIGC_EN_STRONG, AIGC_EN_WEAK);
+    give_table_slot(ro, 0, slot);
+  }
+  if (core_slot != 0) {
+    clear_slot(L, eidx, core_slot, AIGC_EN_CORES, AIGC_EN_CORES);
+    give_table_slot(ro, 1, core_slot);
+  }
 }
 
 void aigc_request_unanchor (lua_State *L, int eidx, aigc_request *r) {
-  if (r->slot != 0) {
-    aigc_slot_release(L, eidx, r->slot, r->roster);
-    r->slot = 0;
-  }
+  aigc_slot_release(L, eidx, r->slot, r->core_slot, r->roster);
+  r->slot = r->core_slot = 0;
   r->strong = 0;
 }
 

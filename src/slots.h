@@ -38,16 +38,17 @@ enum {
 ** ridx in the weak table (and in the strong one with `strong`); it
 ** allocates (the first time, its slot and its core in the engine's table of
 ** cores: it may raise). Drop takes it out of the tables of handles (nobody
-** listens); unanchor out of the table of cores too, and gives its slot back
-** (slots.c, "The request's three objects").
+** listens) and gives its slot there back; unanchor takes its core out of
+** the table of cores too and gives the core's slot back (slots.c, "The
+** request's three objects", and why two pools of slots).
 */
 void aigc_request_hold (lua_State *L, int eidx, aigc_request *r, int ridx, int strong);
 void aigc_request_drop (lua_State *L, int eidx, aigc_request *r);
 void aigc_request_unanchor (lua_State *L, int eidx, aigc_request *r);
-/* Unanchor's work for a slot whose request has already let go of it (the
-   finalizer's __gc, after its C frees): `ro` gets the slot back unless
-   NULL or closed. */
-void aigc_slot_release (lua_State *L, int eidx, int slot, aigc_roster *ro);
+/* Unanchor's work for slots whose request has already let go of them (the
+   finalizer's __gc, after its C frees): `ro` gets them back unless NULL or
+   closed. A slot of 0 is none. */
+void aigc_slot_release (lua_State *L, int eidx, int slot, int core_slot, aigc_roster *ro);
 int  aigc_request_push (lua_State *L, int eidx, aigc_request *r);
 
 #endif

@@ -149,7 +149,8 @@ struct aigc_request {
   size_t default_so_len;        /* the body ends with the default stream_options (these
                                    bytes before its '}'; submit.c), 0: it does not */
   int h2_early_watch;           /* done_deadline polls for that answer's end (transfer.c) */
-  int slot;                     /* its index in the engine's tables (request.c hold), 0: none */
+  int slot;                     /* its key in the engine's tables of handles (slots.c), 0: none */
+  int core_slot;                /* its core's key in the engine's table of cores, 0: none */
   int watched;                  /* opts.watch: its end goes on the engine's ended list
                                    (request.c note_watched_end), once */
   aigc_abort abort_reason;
