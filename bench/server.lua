@@ -40,6 +40,16 @@ local function write (path, text)
   f:close()
 end
 
+-- `template` with each word (capitals, digits, `_`) that is a key of
+-- `values` replaced, in one pass: a value put in (a directory, the reply's
+-- JSON) is never searched again for another word, nor read for `%`.
+local function fill (template, values)
+  return (template:gsub("%u[%u%d_]*", function (word)
+    local value = values[word]
+    if value ~= nil then return tostring(value) end
+  end))
+end
+
 local function sh (cmd)
   local p = assert(io.popen(cmd))
   local out = p:read("a")
@@ -84,9 +94,9 @@ http {
 }
 ]]):gsub("TLS_LISTEN", tls and ("listen 127.0.0.1:TLS2PORT ssl http2 backlog=4096; "
       .. "listen 127.0.0.1:TLS1PORT ssl backlog=4096; ssl_certificate DIR/cert.pem; ssl_certificate_key DIR/key.pem;")
-      or ""):gsub("TLS2PORT", tls2_port):gsub("TLS1PORT", tls1_port)
-    :gsub("ADD_HEADERS", table.concat(add, "\n    ")):gsub("DIR", dir):gsub("PORT", port)
-    :gsub("CHAT", fixtures.chat)
+      or "")
+  conf = fill(conf, { TLS2PORT = tls2_port, TLS1PORT = tls1_port, ADD_HEADERS = table.concat(add, "\n    "),
+                      DIR = dir, PORT = port, CHAT = fixtures.chat })
   write(dir .. "/nginx.conf", conf)
   local pid = tonumber(sh(("taskset -c %s nginx -p %s -c %s/nginx.conf >%s/stdout.log 2>&1 & echo $!")
     :format(cpu, dir, dir, dir)):match("%d+"))

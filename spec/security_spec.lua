@@ -25,7 +25,7 @@ local function start_nginx (dev_port)
   local ports
   local pid = proc.start_nginx(dir, function (owner)
     ports = { tls = free_port(), wrong = free_port(), plain = owner.port, h2 = free_port() }
-    return proc.nginx_conf(dir, ([[
+    return proc.nginx_conf(dir, proc.fill([[
   access_log off;
   server { listen 127.0.0.1:TLS ssl; ssl_certificate DIR/good.pem; ssl_certificate_key DIR/good.key;
            location / { default_type application/json; return 200 'REPLY'; } }
@@ -38,10 +38,9 @@ local function start_nginx (dev_port)
   server { listen 127.0.0.1:PLAIN;
            location = /_owner { return 200 'OWNER'; }
            location /redirect/ { return 307 http://127.0.0.1:DEV/v1/chat/completions; }
-           location / { proxy_pass http://127.0.0.1:DEV; proxy_set_header X-Via-Proxy yes; } }]])
-      :gsub("DIR", dir):gsub("TLS", ports.tls):gsub("WRONG", ports.wrong):gsub("PLAIN", ports.plain)
-      :gsub("H2", ports.h2):gsub("DEV", dev_port):gsub("CONNREPLY", CONN_REPLY):gsub("REPLY", REPLY)
-      :gsub("OWNER", owner.token))
+           location / { proxy_pass http://127.0.0.1:DEV; proxy_set_header X-Via-Proxy yes; } }]],
+      { DIR = dir, TLS = ports.tls, WRONG = ports.wrong, PLAIN = ports.plain, H2 = ports.h2,
+        DEV = dev_port, CONNREPLY = CONN_REPLY, REPLY = REPLY, OWNER = owner.token }))
   end)
   return { dir = dir, pid = pid, ports = ports, stop = function ()
     os.execute("kill " .. pid .. " 2>/dev/null; sleep 0.1; rm -rf " .. dir)

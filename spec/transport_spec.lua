@@ -35,15 +35,15 @@ local function start_nginx ()
   local tls, h2
   local pid = proc.start_nginx(dir, function (owner)
     tls, h2 = proc.free_port(), proc.free_port()
-    return proc.nginx_conf(dir, ([[
+    return proc.nginx_conf(dir, proc.fill([[
   access_log off;
   server { listen 127.0.0.1:TLS ssl; ssl_certificate DIR/proxy.pem; ssl_certificate_key DIR/proxy.key;
            location / { default_type application/json; return 200 'REPLY'; } }
   server { listen 127.0.0.1:H2 ssl http2; ssl_certificate DIR/proxy.pem; ssl_certificate_key DIR/proxy.key;
            location / { default_type application/json; return 200 'CONNREPLY'; } }
-  server { listen 127.0.0.1:OWNERPORT; location = /_owner { return 200 'OWNER'; } }]])
-      :gsub("DIR", dir):gsub("TLS", tls):gsub("H2", h2):gsub("OWNERPORT", owner.port):gsub("OWNER", owner.token)
-      :gsub("CONNREPLY", CONN_REPLY):gsub("REPLY", REPLY))
+  server { listen 127.0.0.1:OWNERPORT; location = /_owner { return 200 'OWNER'; } }]],
+      { DIR = dir, TLS = tls, H2 = h2, OWNERPORT = owner.port, OWNER = owner.token,
+        CONNREPLY = CONN_REPLY, REPLY = REPLY }))
   end)
   return { dir = dir, tls = tls, h2 = h2, stop = function () proc.stop(pid); os.execute("rm -rf " .. dir) end }
 end

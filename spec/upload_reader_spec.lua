@@ -53,14 +53,13 @@ local function start_h2_proxy (dev_port)
   local port
   local pid = proc.start_nginx(dir, function (owner)
     port = proc.free_port()
-    return proc.nginx_conf(dir, ([[
+    return proc.nginx_conf(dir, proc.fill([[
   client_max_body_size 64m;
   log_format p "$request $server_protocol $status"; access_log DIR/access.log p;
   server { listen 127.0.0.1:PORT ssl http2; ssl_certificate DIR/h2.pem; ssl_certificate_key DIR/h2.key;
            location / { proxy_pass http://127.0.0.1:DEV; proxy_http_version 1.1; } }
-  server { listen 127.0.0.1:OWNPORT; location = /_owner { return 200 'OWNER'; } }]])
-      :gsub("DIR", dir):gsub("OWNPORT", owner.port):gsub("PORT", port):gsub("DEV", dev_port)
-      :gsub("OWNER", owner.token))
+  server { listen 127.0.0.1:OWNPORT; location = /_owner { return 200 'OWNER'; } }]],
+      { DIR = dir, OWNPORT = owner.port, PORT = port, DEV = dev_port, OWNER = owner.token }))
   end)
   return { dir = dir, port = port, stop = function ()
     proc.stop(pid)
