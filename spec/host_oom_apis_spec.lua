@@ -144,39 +144,12 @@ describe("a call of the wider API whose allocation fails", function ()
       fid = assert(c:files_upload { file = { data = "hello there\n", filename = "a.jsonl" }, purpose = "batch" }).id
       c:close()
     end
-    local bad, runs, deadline = {}, 0, math.huge
-    debug.sethook(function () if aigc.now() > deadline then error("hung", 0) end end, "", 1000)
-    for _, call in ipairs(calls) do
-      for n = 1, last do
-        local c = aigc.client { base_url = url, max_retries = 0, timeout = 5, model = "m",
-                                error_handler = function () end }
-        local fn = call[2]
-        if call.pre then collectgarbage(); fn = call.pre(c) end
-        deadline = aigc.now() + 3
-        aigc_host_failat(n, run)
-        local ok, res, err = pcall(fn, c)
-        aigc_host_failat(0)
-        deadline = math.huge
-        local why = not ok and res or res == nil and err
-        if type(why) == "table" then why = tostring(why.kind) .. ": " .. tostring(why.message) end
-        -- (a batch made before the failure: its error names it, to wait for it again)
-        if why and not (why == "not enough memory" or tostring(why):find("^limit: not enough memory")
-                        or tostring(why):find("^batch %S+ goes on at the server .*: not enough memory$")) then
-          bad[#bad + 1] = call[1] .. " at " .. n .. ": " .. tostring(why)
-        end
-        pcall(c.close, c)
-        local c2 = aigc.client { base_url = url, max_retries = 0, timeout = 5, model = "m" }
-        local ok2, res2, err2 = pcall(c2.chat, c2, { messages = HI })
-        if not (ok2 and res2 and res2.text) then
-          bad[#bad + 1] = call[1] .. " at " .. n .. ", then a chat: " .. tostring(err2 or res2)
-        end
-        c2:close()
-        runs = runs + 1
-      end
-    end
-    debug.sethook()
+    local sweep = require "oom_sweep"
+    -- (a batch made before the failure: its error names it, to wait for it again)
+    local function batch_named (why) return why:find("^batch %S+ goes on at the server .*: not enough memory$") end
+    local runs, bad = sweep.run { url = url, run = run, last = last, seconds = 3, calls = calls, also = batch_named }
     os.execute("rm -rf " .. dir)
-    print(runs .. " runs; " .. #bad .. " bad" .. (bad[1] and (": " .. table.concat(bad, "\n")) or ""))
+    print(sweep.report(runs, bad))
   ]]
 
   local last = tonumber(os.getenv("AIGC_OOM_LAST")) or 8

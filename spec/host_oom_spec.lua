@@ -58,36 +58,8 @@ describe("a call whose allocation fails", function ()
         return "closed"
       end },
     }
-    local bad, runs, deadline = {}, 0, math.huge
-    debug.sethook(function () if aigc.now() > deadline then error("hung", 0) end end, "", 1000)
-    for _, call in ipairs(calls) do
-      for n = 1, last do
-        local c = aigc.client { base_url = url, max_retries = 0, timeout = 5, model = "m",
-                                error_handler = function () end }
-        local fn = call[2]
-        deadline = aigc.now() + 2
-        aigc_host_failat(n, run)
-        local ok, res, err = pcall(fn, c)
-        aigc_host_failat(0)
-        deadline = math.huge
-        local why = not ok and res or res == nil and err
-        if type(why) == "table" then why = why.kind .. ": " .. tostring(why.message) end
-        -- (not a misuse: "bad argument #1 to 'say_async' (input: not enough memory)")
-        if why and not (why == "not enough memory" or why:find("^limit: not enough memory")) then
-          bad[#bad + 1] = call[1] .. " at " .. n .. ": " .. tostring(why)
-        end
-        pcall(c.close, c)
-        local c2 = aigc.client { base_url = url, max_retries = 0, timeout = 5, model = "m" }
-        local ok2, res2, err2 = pcall(c2.chat, c2, { messages = HI })
-        if not (ok2 and res2 and res2.text) then
-          bad[#bad + 1] = call[1] .. " at " .. n .. ", then a chat: " .. tostring(err2 or res2)
-        end
-        c2:close()
-        runs = runs + 1
-      end
-    end
-    debug.sethook()
-    print(runs .. " runs; " .. #bad .. " bad" .. (bad[1] and (": " .. table.concat(bad, "\n")) or ""))
+    local sweep = require "oom_sweep"
+    print(sweep.report(sweep.run { url = url, run = run, last = last, seconds = 2, calls = calls }))
   ]]
 
   for _, run in ipairs { 1, 2 } do
