@@ -1136,6 +1136,9 @@ void aigc_transfer_free_memory (aigc_request *r) {
     r->free_deferred = 1;
     return;
   }
+  if (r->memory_freed)   /* (the end freed it; the finalizer asks again) */
+    return;
+  r->memory_freed = 1;
   aigc_headers_free(&r->hdrs);
   aigc_buf_free(&r->body);
   aigc_body_free(&r->xb);   /* a partial file is removed */
@@ -1167,14 +1170,13 @@ void aigc_transfer_detach (aigc_request *r) {
 }
 
 void aigc_transfer_free (aigc_request *r) {
-  aigc_transfer_detach(r);
+  r->delivering = 0;   /* cannot be: it is on the stack while delivered */
+  aigc_transfer_detach(r);   /* (and its memory freed, unless the end did) */
   if (r->easy != NULL) {
     curl_easy_cleanup(r->easy);
     r->easy = NULL;
   }
   aigc_easy_memo_clear(&r->easy_memo);
-  r->delivering = 0;   /* cannot be: it is on the stack while delivered */
-  aigc_transfer_free_memory(r);
   aigc_sse_free(&r->sse_parser);
 }
 

@@ -101,6 +101,8 @@ struct aigc_request {
                                    memory is pinned (frees deferred), the loop
                                    does not dispatch it again meanwhile */
   int free_deferred;            /* aigc_transfer_free_memory asked meanwhile */
+  int memory_freed;             /* aigc_transfer_free_memory has run: nothing
+                                   left to free (a request ends once) */
   int strong;                   /* held in the engine's strong table */
   int want_chunk;               /* the stream callback takes the chunk table */
   int has_stream_end;           /* an on_stream_end callback is set (request.c) */
