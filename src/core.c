@@ -127,20 +127,19 @@ static int message_list_fits (lua_State *L, int idx, int role) {
     return 0;
   }
   for (i = 1; ok; i++) {
-    lua_rawgeti(L, idx, i);
-    if (lua_isnil(L, -1)) {
+    int t = lua_rawgeti(L, idx, i);   /* (the type: 5.3+, and compat-5.3 below) */
+    if (t == LUA_TNIL) {
       lua_pop(L, 1);
       return i > 1;   /* (an empty list: the full check says what it is) */
     }
-    ok = lua_type(L, -1) == LUA_TTABLE;
+    ok = t == LUA_TTABLE;
     if (ok && lua_getmetatable(L, -1)) {
       lua_pop(L, 1);
       ok = 0;
     }
     if (ok) {
       lua_pushvalue(L, role);
-      lua_rawget(L, -2);
-      ok = lua_type(L, -1) == LUA_TSTRING;
+      ok = lua_rawget(L, -2) == LUA_TSTRING;
       lua_pop(L, 1);
     }
     lua_pop(L, 1);

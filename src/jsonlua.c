@@ -1008,7 +1008,7 @@ static void push_string (lua_State *L, const push_ctx *c, const char *s, size_t 
     int i;
     while ((i = c->ix->slot[h]) != 0) {
       if (c->ix->len[i - 1] == len && memcmp(known_strings[i - 1], s, len) == 0) {
-        lua_rawgeti(L, c->known, i);
+        (lua_rawgeti)(L, c->known, i);   /* (not compat-5.3's macro: no lua_type after it) */
         return;
       }
       h = (h + 1) & (KNOWN_SLOTS - 1);
