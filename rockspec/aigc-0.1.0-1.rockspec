@@ -53,7 +53,7 @@ build = {
         "src/core.c",
         "src/engine.c", "src/error.c", "src/error_report.c", "src/form.c", "src/headers.c", "src/home.c", "src/jsonlua.c", "src/lockfile.c", "src/loop.c", "src/media.c",
         "src/request.c", "src/response.c", "src/retry.c",
-        "src/roster.c", "src/server_error.c", "src/slots.c", "src/submit.c", "src/textrun.c", "src/transfer.c", "src/util.c",
+        "src/roster.c", "src/server_error.c", "src/slots.c", "src/submit.c", "src/textrun.c", "src/timers.c", "src/transfer.c", "src/util.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       incdirs = { "src", "$(CURL_INCDIR)" },

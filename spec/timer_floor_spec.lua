@@ -1,10 +1,10 @@
 -- The requests' timers with many requests waiting (issue 17 item 3): a
--- step scans the requests' timers (deadlines, retries, a stream's idle
--- limit, the grace after [DONE]) only once the earliest of them has come
--- (the roster's timer floor), so a step with thousands waiting costs
--- O(ready). These cases pin that no timer is missed when it is set after
--- the floor was computed from later ones: each short timer below is set
--- while 20 requests hold timers minutes away. Each case runs in a child
+-- step looks only at the requests whose timer (a deadline, a retry, a
+-- stream's idle limit, the grace after [DONE]) is due (the roster's heap of
+-- timers, src/timers.h; until 2026-12-06 a floor, then a walk of every
+-- request), so a step with thousands waiting costs O(ready). These cases
+-- pin that no timer is missed when it is set after later ones: each short
+-- timer below is set while 20 requests hold timers minutes away. Each case runs in a child
 -- (a missed timer would hang it: that must fail the case, not the run) and
 -- asserts on what ended each call, never on tight wall-clock bounds.
 local devserver = require "devserver"

@@ -151,6 +151,7 @@ int aigc_loop_init (aigc_engine *e) {
 }
 
 void aigc_loop_free (aigc_engine *e) {
+  aigc_timers_free(&e->roster.timers);
   aigc_poller_free(&e->poller);
   free(e->changes);
   e->changes = NULL;
@@ -190,7 +191,7 @@ static int dispatch_due (const aigc_engine *e) {
 
 /* The earliest moment a timer needs doing: libcurl's, the requests'. */
 static double timers_deadline (aigc_engine *e) {
-  double d = e->curl_deadline, f = e->roster.timer_floor;
+  double d = e->curl_deadline, f = aigc_timers_first(&e->roster.timers);
   if (f >= 0 && (d < 0 || f < d))
     d = f;
   return d;
@@ -325,19 +326,33 @@ static void collect_finished (aigc_engine *e) {
   }
 }
 
-/* The requests' own timers: retries due, idle streams, servers slow to end
-   after [DONE], deadlines. */
+/*
+** The requests' own timers: retries due, idle streams, servers slow to end
+** after [DONE], deadlines. Only the requests with a timer due are looked
+** at (timers.h): they are taken off the heap first, then each is ticked
+** and put back at its next timer, so a tick that sets another timer due
+** now fires it on the next turn, as before. Plain C: no Lua runs, so no
+** request is freed meanwhile (one unlinked anyway leaves a NULL).
+*/
 static void fire_timers (aigc_engine *e, double now) {
-  aigc_roster *ro = &e->roster;
-  aigc_roster_entry *en;
-  if (ro->timer_floor < 0 || now < ro->timer_floor)
-    return;   /* no timer is due: the requests are not even looked at */
-  ro->timer_floor = -1;   /* recomputed below (and lowered by what ticks set) */
-  for (en = ro->all; en != NULL; en = en->all_next) {
-    aigc_request *r = aigc_request_of(en);
+  aigc_timers *t = &e->roster.timers;
+  size_t i, n;
+  if (t->n == 0 || now < t->heap[0].at)
+    return;
+  aigc_timers_take_due(t, now);
+  n = t->ndue;
+  for (i = 0; i < n; i++) {
+    aigc_timed *tm = t->due[i];
+    aigc_request *r;
+    if (tm == NULL)
+      continue;
+    t->due[i] = NULL;
+    tm->pos = 0;
+    r = aigc_request_of(aigc_roster_entry_of_timed(tm));
     aigc_transfer_tick(r, now);
-    aigc_roster_timer_at(ro, aigc_transfer_next_deadline(r, -1));
+    aigc_transfer_timers_changed(r);
   }
+  t->ndue = 0;
 }
 
 /* }====================================================== */

@@ -22,6 +22,7 @@ void aigc_roster_link (aigc_roster *ro, aigc_roster_entry *en) {
   if (ro->all)
     ro->all->all_prev = en;
   ro->all = en;
+  ro->nall++;
 }
 
 void aigc_roster_enqueue (aigc_roster *ro, aigc_roster_entry *en) {
@@ -174,8 +175,11 @@ void aigc_roster_unlink (aigc_roster *ro, aigc_roster_entry *en) {
   aigc_roster_unhold(ro, en);
   aigc_roster_give_slot(ro, en);
   aigc_roster_clear_end(ro, en);
+  aigc_timers_remove(&ro->timers, &en->timed);
   if (ro->current == en)
     ro->current = NULL;
+  if (en->all_prev || ro->all == en)
+    ro->nall--;
   if (en->all_prev)
     en->all_prev->all_next = en->all_next;
   else if (ro->all == en)

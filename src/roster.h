@@ -36,6 +36,7 @@
 
 #include "buf.h"
 #include "json.h"
+#include "timers.h"
 
 #define AIGC_EASY_POOL 32    /* idle easy handles an engine keeps */
 #define AIGC_SPARE_BUFS 2    /* a stream's two event buffers (events, draining) */
@@ -74,7 +75,12 @@ struct aigc_roster_entry {
   int priority;                 /* AIGC_PRIO_*: set before it is queued, never changed */
   int end_pending;              /* its end is still to be delivered: in ends */
   unsigned skip_pass;           /* the dispatch pass that last skipped it */
+  aigc_timed timed;             /* its entry in the engine's timers (timers.h) */
 };
+
+/* The entry whose aigc_timed is tm. */
+#define aigc_roster_entry_of_timed(tm) \
+  ((aigc_roster_entry *)(void *)((char *)(tm) - offsetof(aigc_roster_entry, timed)))
 
 /* What the client was created with (a copy, freed with the engine). */
 typedef struct aigc_config {
@@ -153,12 +159,11 @@ typedef struct aigc_roster {
   aigc_buf spare_bufs[AIGC_SPARE_BUFS];
   int nspare_bufs;
   uint64_t rng;                 /* retry jitter (xorshift64*) */
-  /* No request's timer (deadline, retry, idle, [DONE] grace) falls before
-     this moment (< 0: none has one): a step scans the requests' timers only
-     once it has come, so a step with thousands waiting costs O(ready). Set
-     to the earliest timer by each scan, lowered by aigc_roster_timer_at
-     whenever a request sets an earlier one. 0 (init): scan at once. */
-  double timer_floor;
+  /* The requests' own timers (deadline, retry, idle, [DONE] grace), one
+     entry per request that has one (timers.h): a step fires what is due
+     in O(due log n), and looks at no other request. */
+  aigc_timers timers;
+  size_t nall;                  /* requests on the all list (room kept in timers) */
   /* How the engine's easy handles open and close their sockets (set on
      every new handle: the engine's poller hears of each socket). */
   curl_opensocket_callback open_socket;
@@ -167,12 +172,6 @@ typedef struct aigc_roster {
 } aigc_roster;
 
 void aigc_roster_init (aigc_roster *ro, uint64_t seed);
-
-/* A request has a timer at t (< 0: none): timer_floor comes down to it. */
-static inline void aigc_roster_timer_at (aigc_roster *ro, double t) {
-  if (t >= 0 && (ro->timer_floor < 0 || t < ro->timer_floor))
-    ro->timer_floor = t;
-}
 
 void aigc_roster_link (aigc_roster *ro, aigc_roster_entry *en);
 /* Takes en off every list (and its slot, its end): the request is no longer

@@ -655,7 +655,8 @@ int aigc_transfer_prepare (aigc_request *r, const char *path, const char *query)
     r->url = strdup(path);
   else
     r->url = dup_url(&ro->config, path, query != NULL ? query : ro->config.query);
-  if (r->url == NULL)
+  /* (room for its timer, reserved before it is linked: timers.h) */
+  if (r->url == NULL || aigc_timers_reserve(&ro->timers, ro->nall + 1) != 0)
     return AIGC_PREPARE_NOMEM;
   r->easy = aigc_roster_take_easy(ro, &fresh, &r->easy_memo);
   if (r->easy == NULL)
@@ -1076,8 +1077,10 @@ void aigc_transfer_new_turn (aigc_roster *ro) {
     aigc_request *r = aigc_request_of(en);
     CURLcode rc;
     aigc_roster_unhold(ro, en);
-    if (r->attempt_deadline > 0)   /* (the time held is the game's, not the server's) */
+    if (r->attempt_deadline > 0) {   /* (the time held is the game's, not the server's) */
       r->attempt_deadline += now - r->held_since;
+      aigc_transfer_timers_changed(r);   /* (counts again: a firing while held dropped it) */
+    }
     if (!r->in_multi)
       continue;
     rc = curl_easy_pause(r->easy, CURLPAUSE_CONT);
@@ -1095,6 +1098,7 @@ void aigc_transfer_release (aigc_request *r) {
   leave_multi(r);
   aigc_roster_dequeue(ro, &r->entry);
   aigc_roster_give_slot(ro, &r->entry);
+  aigc_timers_remove(&ro->timers, &r->entry.timed);   /* (no timer is left to an end) */
   aigc_transfer_start_queued(ro);
 }
 

@@ -237,13 +237,14 @@ void aigc_transfer_done (aigc_request *r, CURLcode code);
 void aigc_transfer_tick (aigc_request *r, double now);
 /* The earliest of r's timers, or d if it comes first (d < 0: none). */
 double aigc_transfer_next_deadline (const aigc_request *r, double d);
-/* r set (or made relevant) a timer: the roster's timer floor comes down
-   to it (timers pushed later need nothing: the floor stays below them).
-   Shared with retry.c, which sets retry_at; inline, as when it was
-   transfer.c's own static function. */
+/* r set (or made relevant) a timer: its entry in the engine's timers comes
+   forward to it (timers pushed later need nothing: an early entry fires,
+   finds nothing due and goes back at the real one; timers.h). Shared with
+   retry.c, which sets retry_at; inline, as when it was transfer.c's own
+   static function. */
 static inline void aigc_transfer_timers_changed (aigc_request *r) {
   if (r->roster != NULL)
-    aigc_roster_timer_at(r->roster, aigc_transfer_next_deadline(r, -1));
+    aigc_timers_set(&r->roster->timers, &r->entry.timed, aigc_transfer_next_deadline(r, -1));
 }
 
 /* `draining` all read: the events queued since swapped in (1), or 0 when
