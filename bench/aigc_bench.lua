@@ -8,6 +8,9 @@
 --   lua5.4 bench/aigc_bench.lua steps  URL N EXPECT K    the same, timing every step(0)
 --   lua5.4 bench/aigc_bench.lua idle   -   N -      K    step(0) with K waiting on a
 --                                                       server that never answers
+--   lua5.4 bench/aigc_bench.lua timers -   N -      K    step(0) with K streams waiting, each
+--                                                       with its own timeout (T s) coming due in
+--                                                       turn: N of them end, each replaced
 --   lua5.4 bench/aigc_bench.lua rss    URL N EXPECT      RSS growth over N requests
 --   BENCH_CPATH='build/jit/?.so' luajit bench/aigc_bench.lua ...   the same under LuaJIT
 --
@@ -199,6 +202,72 @@ function modes.idle ()
   assert(#reqs == k)
   report(n, wall, cpu, { { "step_med_us", ("%.2f"):format(percentile(times, 0.5) * 1e6) },
                          { "step_p99_us", ("%.2f"):format(percentile(times, 0.99) * 1e6) } })
+end
+
+-- K streams waiting on a server that never answers, each with its own
+-- timeout (BENCH_TIMEOUT seconds, default 1: a stream's idle limit, a timer
+-- of aigc's own), started in turn over that time so that their timers come
+-- due one after another; each one that times out is replaced by a new one.
+-- Every step(0) is timed until N have timed out: what a frame loop pays per
+-- frame while timers fire; then the CPU per request that ended, over N
+-- more. BENCH_SPIN=0 skips the step(0) loop (under callgrind: how often it
+-- spins between two timers depends on the clock, not on the work).
+function modes.timers ()
+  local socket = require "socket"
+  local srv = assert(socket.bind("127.0.0.1", 0, k + 64))   -- (never accepts: the rest wait in SYN)
+  local _, port = srv:getsockname()
+  local T = tonumber(os.getenv("BENCH_TIMEOUT") or "") or 1
+  local client = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", api_key = "sk-bench",
+                               max_retries = 0, connect_timeout = 600 }
+  local ended, bad, stop = 0, nil, false
+  local start
+  local function on_error (err)
+    if stop then return end
+    if err.kind ~= "timeout" then bad = err end
+    ended = ended + 1
+    start()
+  end
+  function start ()
+    local p = params(ended)
+    p.timeout, p.stream, p.on_error = T, function () end, on_error
+    client:chat_async(p)
+  end
+  local t0 = now()
+  for i = 1, k do   -- (in turn over T: the timers come due one after another)
+    while now() < t0 + T * (i - 1) / k do client:step(0) end
+    start()
+  end
+  while ended < k do client:step(0.01) end   -- (the first ones replaced: steady state)
+  if bad then error(tostring(bad)) end
+  local times, ns, total = {}, 0, 0
+  local target = ended + n
+  local c0
+  t0, c0 = now(), clock()
+  if os.getenv("BENCH_SPIN") == "0" then target = ended end
+  while ended < target do   -- a frame loop: step(0), timed
+    local t = now()
+    client:step(0)
+    ns = ns + 1
+    times[ns] = now() - t
+    total = total + times[ns]
+  end
+  local wall, cpu = now() - t0, clock() - c0
+  -- The CPU per request that ended, with a loop that sleeps until the next
+  -- timer (step(1) returns when one fires): the work, not the spinning.
+  target = ended + n
+  local c1 = clock()
+  while ended < target do client:step(1) end
+  local cpu_req = (clock() - c1) / n
+  if bad then error(tostring(bad)) end
+  table.sort(times)
+  if ns == 0 then times, ns, total = { 0 }, 1, 0 end
+  stop = true
+  client:close()
+  srv:close()
+  report(n, wall, cpu, { { "steps", ns }, { "step_med_us", ("%.2f"):format(percentile(times, 0.5) * 1e6) },
+                         { "step_p99_us", ("%.2f"):format(percentile(times, 0.99) * 1e6) },
+                         { "step_mean_us", ("%.2f"):format(total / ns * 1e6) },
+                         { "cpu_req_us", ("%.2f"):format(cpu_req * 1e6) } })
 end
 
 -- RSS after a warm-up and after N more requests, each after a full GC.

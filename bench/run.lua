@@ -603,6 +603,32 @@ local function main ()
         :format(loop_steps and fmt_num(count(20000) / loop_steps, 0) or "-"),
         fmt_num(loop_med, 1), fmt_num(loop_p99, 1))
 
+    -- Timers (issue 17 item 3): K streams, each with its own timeout
+    -- falling due in turn (aigc_bench.lua timers; T = K / 512 s, so that
+    -- 512 time out per second at every K), each replaced as it ends.
+    local timer_rows = {}
+    for _, k in ipairs { 1024, 4096 } do
+      progress(("timers K=%d"):format(k))
+      local row = { k = k, med = {}, p99 = {}, cpu = {} }
+      for _ = 1, math.max(1, ROUNDS // 2) do
+        local r = run(CPU, ("env BENCH_TIMEOUT=%d lua5.4 bench/aigc_bench.lua timers - %d - %d"):format(k // 512,
+          count(2000), k))
+        if r then
+          table.insert(row.med, r.step_med_us)
+          table.insert(row.p99, r.step_p99_us)
+          table.insert(row.cpu, r.cpu_req_us)
+        end
+      end
+      timer_rows[#timer_rows + 1] = row
+    end
+    say("")
+    say("Timers: K streams waiting, each with its own timeout (K / 512 s) falling due in turn, each replaced")
+    say("  %6s %14s %14s %22s", "K", "step(0) median", "step(0) p99", "CPU per timed-out (us)")
+    for _, row in ipairs(timer_rows) do
+      say("  %6d %14s %14s %22s", row.k, fmt_num(median(row.med)), fmt_num(median(row.p99)),
+          fmt_num(median(row.cpu), 1))
+    end
+
     -- Scale (issue 17 item 3): CPU per request and throughput at 64 ...
     -- 4,096 in flight, aigc beside curl-multi, alternating; step(0) with K
     -- waiting; the charts.
