@@ -131,19 +131,15 @@ static int wait_failed (lua_State *L, aigc_request *r) {
 */
 static int cannot_start (const aigc_request *r) {
   const aigc_roster *ro = r->roster;
-  const aigc_roster_entry *en;
-  int blocked = 0, blocked_class = 0, prio = r->entry.priority;
+  int prio = r->entry.priority;
   if (r->state != AIGC_QUEUED || ro == NULL || aigc_roster_slot_free_for(ro, prio))
     return 0;
-  for (en = ro->all; en != NULL; en = en->all_next)
-    if (en->has_slot && aigc_const_request_of(en)->delivering) {
-      blocked++;
-      blocked_class += en->priority == prio;
-    }
   /* Whichever limit holds it (max_concurrency, or its class's cap) is
-     held by waiting callbacks only. */
-  return (!aigc_roster_slot_free(ro) && blocked >= ro->running)
-      || (aigc_roster_slot_free(ro) && blocked_class >= ro->running_by[prio]);
+     held by waiting callbacks only. The slots held by requests being
+     delivered are counted as they change (roster.c): O(1) per turn of a
+     wait, where walking every request bound to the engine was O(K + ended). */
+  return (!aigc_roster_slot_free(ro) && ro->blocked >= ro->running)
+      || (aigc_roster_slot_free(ro) && ro->blocked_by[prio] >= ro->running_by[prio]);
 }
 
 static const char cannot_start_msg[] = "the request cannot start: every slot of "

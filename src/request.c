@@ -852,7 +852,8 @@ int aigc_request_dispatch (lua_State *L, int eidx, int ridx, int budget) {
   size_t tlen, dlen;
   int count = 0;
   luaL_checkstack(L, 16, "aigc dispatch");
-  r->delivering++;
+  if (r->delivering++ == 0)
+    aigc_roster_set_delivering(r->roster, &r->entry, 1);
   if (r->xb.feed_wanted && running(r))
     count += feed_upload(L, eidx, ridx, r);
   if (r->kind == AIGC_KIND_CHAT && !r->want_chunk && r->xb.sink == AIGC_SINK_JSON) {
@@ -872,7 +873,9 @@ int aigc_request_dispatch (lua_State *L, int eidx, int ridx, int budget) {
   if (r->state == AIGC_RUNNING && r->transfer_done && r->roster != NULL && !r->roster->closed
       && (aigc_transfer_drained(r) || r->abort_reason == AIGC_ABORT_DEADLINE))
     count += finish_transfer(L, eidx, ridx, r);
-  if (--r->delivering == 0 && r->free_deferred) {
+  if (--r->delivering == 0)
+    aigc_roster_set_delivering(r->roster, &r->entry, 0);
+  if (r->delivering == 0 && r->free_deferred) {
     r->free_deferred = 0;
     aigc_transfer_free_memory(r);
   }
@@ -884,6 +887,7 @@ int aigc_request_dispatch (lua_State *L, int eidx, int ridx, int budget) {
 /* After an error escaped a delivery (see aigc_engine_drive): not pinned. */
 void aigc_request_unpin (aigc_request *r) {
   r->delivering = 0;
+  aigc_roster_set_delivering(r->roster, &r->entry, 0);
   r->in_callback = 0;
   if (r->free_deferred) {
     r->free_deferred = 0;

@@ -30,6 +30,7 @@ void aigc_roster_enqueue (aigc_roster *ro, aigc_roster_entry *en) {
   if (en->in_queue)
     return;
   en->q_next = NULL;
+  en->q_prev = ro->q_tail[p];
   if (ro->q_tail[p])
     ro->q_tail[p]->q_next = en;
   else
@@ -39,22 +40,22 @@ void aigc_roster_enqueue (aigc_roster *ro, aigc_roster_entry *en) {
   ro->queued++;
 }
 
+/* O(1): a cancel or a deadline of a queued request does not walk the queue
+   to its place (cancelling Q queued requests newest first was O(Q^2)). */
 void aigc_roster_dequeue (aigc_roster *ro, aigc_roster_entry *en) {
   int p = en->priority;
-  aigc_roster_entry **pp = &ro->q_head[p], *prev = NULL;
   if (!en->in_queue)
     return;
-  while (*pp != NULL && *pp != en) {
-    prev = *pp;
-    pp = &(*pp)->q_next;
-  }
-  if (*pp == en) {
-    *pp = en->q_next;
-    if (ro->q_tail[p] == en)
-      ro->q_tail[p] = prev;
-    ro->queued--;
-  }
-  en->q_next = NULL;
+  if (en->q_prev)
+    en->q_prev->q_next = en->q_next;
+  else
+    ro->q_head[p] = en->q_next;
+  if (en->q_next)
+    en->q_next->q_prev = en->q_prev;
+  else
+    ro->q_tail[p] = en->q_prev;
+  ro->queued--;
+  en->q_prev = en->q_next = NULL;
   en->in_queue = 0;
 }
 
@@ -137,21 +138,43 @@ aigc_roster_entry *aigc_roster_next_queued (const aigc_roster *ro) {
   return NULL;
 }
 
+/* The slots held by requests being delivered (blocked, blocked_by): kept
+   as slots and deliveries change, so that a blocking wait asks in O(1). */
+static void count_blocked (aigc_roster *ro, const aigc_roster_entry *en, int d) {
+  if (en->has_slot && en->delivering) {
+    ro->blocked += d;
+    ro->blocked_by[en->priority] += d;
+  }
+}
+
 void aigc_roster_take_slot (aigc_roster *ro, aigc_roster_entry *en) {
   if (!en->has_slot) {
     en->has_slot = 1;
     ro->started_this_turn++;
     ro->running++;
     ro->running_by[en->priority]++;
+    count_blocked(ro, en, 1);
   }
 }
 
 void aigc_roster_give_slot (aigc_roster *ro, aigc_roster_entry *en) {
   if (en->has_slot) {
+    count_blocked(ro, en, -1);
     en->has_slot = 0;
     ro->running--;
     ro->running_by[en->priority]--;
   }
+}
+
+void aigc_roster_set_delivering (aigc_roster *ro, aigc_roster_entry *en, int on) {
+  on = on != 0;
+  if (en->delivering == on)
+    return;
+  if (ro != NULL)
+    count_blocked(ro, en, -1);
+  en->delivering = on;
+  if (ro != NULL)
+    count_blocked(ro, en, 1);
 }
 
 void aigc_roster_set_end (aigc_roster *ro, aigc_roster_entry *en) {

@@ -67,13 +67,16 @@ extern const char *const aigc_priority_names[AIGC_NPRIO + 1];
 typedef struct aigc_roster_entry aigc_roster_entry;
 struct aigc_roster_entry {
   aigc_roster_entry *all_prev, *all_next;
-  aigc_roster_entry *q_next;
+  aigc_roster_entry *q_prev, *q_next;
   aigc_roster_entry *r_prev, *r_next;
   aigc_roster_entry *h_prev, *h_next;
   int in_queue, in_ready, in_held;
   int has_slot;                 /* counted in running (and running_by) */
   int priority;                 /* AIGC_PRIO_*: set before it is queued, never changed */
   int end_pending;              /* its end is still to be delivered: in ends */
+  int delivering;               /* the loop is delivering it (its request's
+                                   `delivering` is not 0): counted in `blocked`
+                                   while it holds a slot */
   unsigned skip_pass;           /* the dispatch pass that last skipped it */
   aigc_timed timed;             /* its entry in the engine's timers (timers.h) */
 };
@@ -143,6 +146,9 @@ typedef struct aigc_roster {
                                    (request.c note_watched_end, ended_quietly):
                                    eng:take_ended says so */
   int running_by[AIGC_NPRIO];   /* running, per priority class */
+  /* Of those, the ones being delivered (a callback up the stack may wait
+     for a queued request: engine.c cannot_start), in all and per class. */
+  int blocked, blocked_by[AIGC_NPRIO];
   aigc_roster_entry *current;   /* the request being dispatched, innermost */
   CURL *easy_pool[AIGC_EASY_POOL];   /* easy handles of ended requests, kept
                                    for the next ones: a reused handle keeps
@@ -198,6 +204,9 @@ aigc_roster_entry *aigc_roster_next_queued (const aigc_roster *ro);
 int  aigc_roster_may_start (const aigc_roster *ro);
 void aigc_roster_take_slot (aigc_roster *ro, aigc_roster_entry *en);
 void aigc_roster_give_slot (aigc_roster *ro, aigc_roster_entry *en);
+/* en's request begins (on != 0) or ends being delivered: counted in
+   blocked while it holds a slot. ro may be NULL when en holds none. */
+void aigc_roster_set_delivering (aigc_roster *ro, aigc_roster_entry *en, int on);
 
 /* The request's end is to be delivered (it goes on the ready list), or was. */
 void aigc_roster_set_end (aigc_roster *ro, aigc_roster_entry *en);

@@ -1175,6 +1175,7 @@ void aigc_transfer_detach (aigc_request *r) {
 
 void aigc_transfer_free (aigc_request *r) {
   r->delivering = 0;   /* cannot be: it is on the stack while delivered */
+  aigc_roster_set_delivering(r->roster, &r->entry, 0);
   aigc_transfer_detach(r);   /* (and its memory freed, unless the end did) */
   if (r->easy != NULL) {
     curl_easy_cleanup(r->easy);
