@@ -11,6 +11,11 @@
 --   lua5.4 bench/aigc_bench.lua timers -   N -      K    step(0) with K streams waiting, each
 --                                                       with its own timeout (T s) coming due in
 --                                                       turn: N of them end, each replaced
+--   lua5.4 bench/aigc_bench.lua cancelq -  N -      K    N queued behind max_concurrency = K (a
+--                                                       server that never answers), all canceled
+--                                                       newest first: CPU per cancel
+--   lua5.4 bench/aigc_bench.lua waitq  URL N EXPECT K    N blocking client:chat, each queued behind K
+--                                                       in flight (max_concurrency = K, each replaced)
 --   lua5.4 bench/aigc_bench.lua rss    URL N EXPECT      RSS growth over N requests
 --   BENCH_CPATH='build/jit/?.so' luajit bench/aigc_bench.lua ...   the same under LuaJIT
 --
@@ -268,6 +273,70 @@ function modes.timers ()
                          { "step_p99_us", ("%.2f"):format(percentile(times, 0.99) * 1e6) },
                          { "step_mean_us", ("%.2f"):format(total / ns * 1e6) },
                          { "cpu_req_us", ("%.2f"):format(cpu_req * 1e6) } })
+end
+
+-- N requests queued behind max_concurrency = K (K in flight to a server
+-- that accepts and never answers), then all canceled newest first, as a
+-- game cancels the NPC lines it queued when the player leaves: the CPU of
+-- the cancels (each a queued request leaving its class's queue), then of
+-- delivering their ends.
+function modes.cancelq ()
+  local socket = require "socket"
+  local srv = assert(socket.bind("127.0.0.1", 0, k + 64))
+  local _, port = srv:getsockname()
+  local client = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", api_key = "sk-bench",
+                               max_retries = 0, max_concurrency = k, timeout = 600 }
+  local ended = 0
+  local function on_error (err)
+    if err.kind ~= "canceled" then error(tostring(err)) end
+    ended = ended + 1
+  end
+  local function submit (i)
+    local p = params(i)
+    p.on_error = on_error
+    return client:chat_async(p)
+  end
+  local running = {}
+  for i = 1, k do running[i] = submit(i) end
+  local queued = {}
+  for i = 1, n do queued[i] = submit(k + i) end
+  client:step(0)
+  local t0, c0 = now(), clock()
+  for i = n, 1, -1 do queued[i]:cancel() end
+  local wall, cpu = now() - t0, clock() - c0
+  local c1 = clock()
+  while ended < n do client:step(0) end
+  local cpu_end = clock() - c1
+  client:close()
+  srv:close()
+  assert(#running == k)
+  report(n, wall, cpu, { { "cancel_us", ("%.3f"):format(cpu / n * 1e6) },
+                         { "end_us", ("%.3f"):format(cpu_end / n * 1e6) } })
+end
+
+-- N blocking client:chat calls, each queued behind K requests in flight
+-- (max_concurrency = K; each of the K replaced as it ends): every turn of
+-- the blocking call's wait asks whether the call can start at all.
+function modes.waitq ()
+  local client = aigc.client { base_url = url, api_key = "sk-bench", max_retries = 0, max_concurrency = k,
+                               timeout = 120, connect_timeout = 60 }
+  local stop = false
+  local submit
+  local function on_done () if not stop then submit() end end
+  function submit ()
+    local p = params(1)
+    p.on_done, p.on_error = on_done, function (err) error(tostring(err)) end
+    client:chat_async(p)
+  end
+  for _ = 1, k do submit() end
+  for i = 1, 2 do check(client:chat(params(i))) end   -- (each waits for ~K others: 2 warm up)
+  local t0, c0 = now(), clock()
+  for i = 1, n do check(client:chat(params(i))) end
+  local wall, cpu = now() - t0, clock() - c0
+  stop = true
+  while client:step(1) > 0 do end
+  client:close()
+  report(n, wall, cpu, { { "chat_us", ("%.1f"):format(cpu / n * 1e6) } })
 end
 
 -- RSS after a warm-up and after N more requests, each after a full GC.

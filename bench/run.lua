@@ -629,6 +629,27 @@ local function main ()
           fmt_num(median(row.cpu), 1))
     end
 
+    -- The queue (issue 17 item 3): Q = 4,096 queued behind max_concurrency
+    -- = 4, all canceled newest first (aigc_bench.lua cancelq); blocking
+    -- client:chat calls queued behind K = 1,024 in flight (waitq).
+    progress("queue: cancels, blocking calls behind K")
+    local cq, wq = { cancel = {}, ends = {} }, {}
+    for _ = 1, math.max(1, ROUNDS // 2) do
+      local r = run(CPU, ("lua5.4 bench/aigc_bench.lua cancelq - %d - 4"):format(count(4096)))
+      if r then
+        table.insert(cq.cancel, r.cancel_us)
+        table.insert(cq.ends, r.end_us)
+      end
+      local w = run(CPU, ("lua5.4 bench/aigc_bench.lua waitq %s %d %s 1024"):format(srv.url, count(20), E_CHAT))
+      if w then table.insert(wq, w.chat_us) end
+    end
+    say("")
+    say("Queue: Q = %d queued behind max_concurrency = 4, canceled newest first (us per request)", count(4096))
+    say("  %-62s %8s", "CPU per cancel", fmt_num(median(cq.cancel), 2))
+    say("  %-62s %8s", "CPU per end delivered (on_error canceled)", fmt_num(median(cq.ends), 2))
+    say("  %-62s %8s", "a blocking chat behind 1,024 in flight (ms CPU, ~1,024 served meanwhile)",
+        fmt_num(median(wq) and median(wq) / 1000, 1))
+
     -- Scale (issue 17 item 3): CPU per request and throughput at 64 ...
     -- 4,096 in flight, aigc beside curl-multi, alternating; step(0) with K
     -- waiting; the charts.
