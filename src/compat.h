@@ -25,6 +25,8 @@
 **                        double, exact up to 2^53)
 **       yield            aigc_isyieldable, aigc_hooks_tell_finalizers
 **       threads          aigc_main_thread (no LUA_RIDX_MAINTHREAD in 5.1)
+**       C functions      aigc_push_kept_cfunction (a closure per push
+**                        before 5.2: made once, kept)
 **       debug info       aigc_nparams (no "u" of nparams in 5.1/LuaJIT),
 **                        aigc_frame_is_finalizer, aigc_frame_is_hook,
 **                        aigc_gc_refused: how a finalizer and a debug hook
@@ -252,6 +254,32 @@ AIGC_COMPAT_FN int aigc_lua_samples_long_strings (void) {
   return 0;
 #endif
 }
+
+/*
+** A C function pushed on every request (the pcall's message handler, the
+** step's driver, the lazy headers' metamethods). 5.2+: a light C function,
+** no allocation. 5.1 and LuaJIT: each lua_pushcfunction made a closure (an
+** allocation and the collector's work, ~130 instructions on LuaJIT, 5 a
+** request); it is made once per Lua state and kept in the registry under
+** `key`, the address of a static byte of the caller's. It raises (memory)
+** only the first time, where lua_pushcfunction always could.
+*/
+#if LUA_VERSION_NUM < 502
+AIGC_COMPAT_FN void aigc_push_kept_cfunction (lua_State *L, lua_CFunction f,
+                                              const char *key) {
+  lua_pushlightuserdata(L, (void *)(uintptr_t)key);
+  (lua_rawget)(L, LUA_REGISTRYINDEX);
+  if (lua_tocfunction(L, -1) == f)
+    return;
+  lua_pop(L, 1);
+  lua_pushcfunction(L, f);
+  lua_pushlightuserdata(L, (void *)(uintptr_t)key);
+  lua_pushvalue(L, -2);
+  (lua_rawset)(L, LUA_REGISTRYINDEX);
+}
+#else
+#define aigc_push_kept_cfunction(L, f, key) ((void)(key), lua_pushcfunction((L), (f)))
+#endif
 
 #if LUA_VERSION_NUM < 502
 /* 5.1 and LuaJIT keep no main thread in the registry: aigc notes it when

@@ -401,6 +401,10 @@ static int is_headers_key (lua_State *L, int idx) {
 }
 
 /* __index(res, key): only "headers" is computed; anything else is absent. */
+/* The metamethods' keys (kept: a closure per push on 5.1 and LuaJIT,
+   see compat.h). */
+static const char lazy_index_key = 'i', lazy_pairs_key = 'p';
+
 static int lazy_index (lua_State *L) {
   if (!is_headers_key(L, 2))
     return 0;
@@ -451,9 +455,9 @@ void aigc_headers_set_lazy (lua_State *L, const aigc_headers *h, int obj) {
   lua_createtable(L, 1, 2);
   lua_pushlstring(L, h->buf.data != NULL ? h->buf.data : "", h->buf.len);
   lua_rawseti(L, -2, STORE_SLOT);
-  lua_pushcfunction(L, lazy_index);
+  aigc_push_kept_cfunction(L, lazy_index, &lazy_index_key);
   lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, lazy_pairs);
+  aigc_push_kept_cfunction(L, lazy_pairs, &lazy_pairs_key);
   lua_setfield(L, -2, "__pairs");
   lua_setmetatable(L, obj);
 }

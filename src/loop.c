@@ -482,6 +482,8 @@ static void report_watch_changes (lua_State *L, int eidx, aigc_engine *e) {
 }
 
 /* The Lua part of one turn, run under lua_pcall: engine at 1, budget at 2. */
+static const char drive_key = 'd';   /* (kept: see compat.h) */
+
 static int drive_lua (lua_State *L) {
   aigc_engine *e = (aigc_engine *)lua_touserdata(L, 1);
   int count = aigc_loop_dispatch(L, 1, e, (int)lua_tointeger(L, 2));
@@ -546,9 +548,9 @@ int aigc_loop_drive (lua_State *L, int eidx, double timeout, int budget,
   if (e->roster.r_head == NULL && (e->roster.closed || !e->watching))
     return 0;   /* nothing to dispatch, no watcher to tell */
   /* Pushed before `stepping` counts: on 5.1 and LuaJIT a C function is an
-     allocation, which may fail, and the raise left the client stepping for
+     allocation (the first time: then kept), which may fail, and the raise left the client stepping for
      ever ("client:step() is already running" at every later step). */
-  lua_pushcfunction(L, drive_lua);
+  aigc_push_kept_cfunction(L, drive_lua, &drive_key);
   lua_pushvalue(L, eidx);
   lua_pushinteger(L, budget);
   e->stepping++;

@@ -441,10 +441,13 @@ static int traceback_handler (lua_State *L) {
 ** returned: it is raised again at once (see engine drive for who restores
 ** what on the way out).
 */
+/* (kept: a closure per push on 5.1 and LuaJIT, see compat.h) */
+static const char traceback_key = 't';
+
 int aigc_pcall (lua_State *L, int nargs, int nresults) {
   int base = lua_gettop(L) - nargs;   /* the function's index */
   int status;
-  lua_pushcfunction(L, traceback_handler);
+  aigc_push_kept_cfunction(L, traceback_handler, &traceback_key);
   lua_insert(L, base);
   status = lua_pcall(L, nargs, nresults, base);
   lua_remove(L, base);
@@ -454,7 +457,7 @@ int aigc_pcall (lua_State *L, int nargs, int nresults) {
 }
 
 void aigc_push_pcall_handler (lua_State *L) {
-  lua_pushcfunction(L, traceback_handler);
+  aigc_push_kept_cfunction(L, traceback_handler, &traceback_key);
 }
 
 int aigc_pcall_under (lua_State *L, int nargs, int nresults, int hidx) {
