@@ -59,6 +59,28 @@ describe("encoding tables with metatables", function ()
     assert.same({ role = "assistant", content = "base" }, cjson.decode(encode(setmetatable({}, Derived))))
   end)
 
+  -- aigc keeps one encoder per Lua state and marks it busy while in use: an
+  -- encode run from a __pairs (nested), or after one that raised half-way
+  -- (it never gave its encoder back), must get an encoder of its own.
+  it("an encode inside __pairs, and encodes after one that raised, each write their own text", function ()
+    local inner = {}
+    local outer = setmetatable({}, { __pairs = function ()
+      inner[#inner + 1] = encode({ deep = { 1, { 2 } } })
+      return next, { a = "x", b = { c = 1 } }, nil
+    end })
+    local text = encode({ first = { 1, 2 }, o = outer, last = "z" })
+    assert.same({ first = { 1, 2 }, o = { a = "x", b = { c = 1 } }, last = "z" }, cjson.decode(text))
+    local raising = setmetatable({}, { __pairs = function () error("boom") end })
+    for _ = 1, 3 do
+      assert.is_false((pcall(encode, { x = { 1, raising } })))
+      assert.equal('{"k":"v"}', encode({ k = "v" }))
+      text = encode({ o = outer })
+      assert.same({ o = { a = "x", b = { c = 1 } } }, cjson.decode(text))
+    end
+    assert.equal(4, #inner)
+    for _, t in ipairs(inner) do assert.equal('{"deep":[1,[2]]}', t) end
+  end)
+
   it("a function __index without __pairs, or a cycle in the chain, is refused with the path", function ()
     local msg = setmetatable({ role = "user" }, { __index = function (_, k) return k end })
     assert.has_error(function () encode({ messages = { msg } }) end,

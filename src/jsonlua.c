@@ -78,6 +78,7 @@ typedef struct encoder {
   const char *fname;       /* misuse is reported as argument `arg` of `fname` */
   int arg;
   int request;             /* a request's params: known array fields say [] */
+  int busy;                /* taken: an encode under way, or one that raised */
 } encoder;
 
 
@@ -655,27 +656,38 @@ static void encode_value (encoder *enc, int idx) {
 /*
 ** The encoder holds 200-entry arrays (6 KiB), so it lives in a userdata;
 ** one made per request body was 4% of a request's instructions (the
-** allocation and the GC work it drives). The idle one is kept in the
-** registry and taken out while in use: a nested encode, or one that
-** raised half-way (the GC gets that one), just makes another.
+** allocation and the GC work it drives). One stays in the registry and is
+** marked busy while in use (taking it out and putting it back was two
+** registry stores a request, ~0.5k instructions). A busy one found there
+** (a nested encode, or one that raised half-way and never gave it back)
+** is replaced by a new one: the old one stays with its encode, or goes to
+** the collector. The new one is made before anything changes (it may
+** raise), and replacing a key the registry has allocates nothing.
 */
 static const char encoder_key = 'e';
 
 static encoder *take_encoder (lua_State *L) {
+  encoder *enc;
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &encoder_key) == LUA_TUSERDATA) {
-    lua_pushnil(L);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &encoder_key);
-    return (encoder *)lua_touserdata(L, -1);
+    enc = (encoder *)lua_touserdata(L, -1);
+    if (!enc->busy) {
+      enc->busy = 1;
+      return enc;
+    }
   }
   lua_pop(L, 1);
-  return (encoder *)lua_newuserdatauv(L, sizeof(encoder), 0);
+  enc = (encoder *)lua_newuserdatauv(L, sizeof(encoder), 0);
+  enc->busy = 1;
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &encoder_key);
+  return enc;
 }
 
-/* Pops the array metatable (pushed by encoder_init), and the encoder below
-   it back into the registry. */
-static void give_back_encoder (lua_State *L) {
-  lua_pop(L, 1);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &encoder_key);
+/* Pops the array metatable (pushed by encoder_init) and the encoder below
+   it, which is idle again. */
+static void give_back_encoder (lua_State *L, encoder *enc) {
+  enc->busy = 0;
+  lua_pop(L, 2);
 }
 
 static void encoder_init (lua_State *L, encoder *enc, aigc_buf *out,
@@ -699,7 +711,7 @@ static void encode_root (lua_State *L, int idx, aigc_buf *out, const aigc_argctx
   enc = take_encoder(L);
   encoder_init(L, enc, out, cx, 0);
   encode_value(enc, idx);
-  give_back_encoder(L);
+  give_back_encoder(L, enc);
 }
 
 /*
@@ -883,7 +895,7 @@ int aigc_jsonlua_encode_params (lua_State *L, int idx, aigc_buf *out, const char
   lua_pop(L, 1);   /* extra_body or nil */
   if (mode == READ_PAIRS || mode == READ_CHAIN)
     lua_pop(L, 1);   /* the snapshot */
-  give_back_encoder(L);
+  give_back_encoder(L, enc);
   return default_so;
 }
 
