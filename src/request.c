@@ -793,11 +793,13 @@ static int running (const aigc_request *r) {
 ** The plain chat stream's loop (no chunk table, no sink): the chunks the
 ** scanner merges go to the callback in runs under one pcall (textrun.h),
 ** the handler and callback pushed once; anything else (a named event, a
-** chunk it declines) goes to handle_event between runs. Pushing allocates
-** on 5.1/LuaJIT: the run re-checks the state, as after each call. An error
-** that is not the callback's (out of memory making a delta) escapes the
-** dispatch, as it always did.
+** chunk it declines) goes to handle_event between runs. Pushing may
+** allocate on 5.1/LuaJIT (the first time): the run re-checks the state, as
+** after each call. An error that is not the callback's (out of memory
+** making a delta) escapes the dispatch, as it always did.
 */
+static const char text_run_key = 'r';   /* (kept: see compat.h) */
+
 static int deliver_text_chunks (lua_State *L, int eidx, int ridx, aigc_request *r, int budget) {
   aigc_text_run t;
   int hidx = lua_gettop(L) + 1;
@@ -809,7 +811,7 @@ static int deliver_text_chunks (lua_State *L, int eidx, int ridx, aigc_request *
   while (running(r)) {
     int st;
     t.held = t.in_callback = 0;
-    lua_pushcfunction(L, aigc_text_run_chunks);
+    aigc_push_kept_cfunction(L, aigc_text_run_chunks, &text_run_key);
     lua_pushvalue(L, hidx + 1);
     lua_pushlightuserdata(L, &t);
     st = aigc_pcall_under(L, 2, 0, hidx);
