@@ -26,7 +26,8 @@
 **       yield            aigc_isyieldable, aigc_hooks_tell_finalizers
 **       threads          aigc_main_thread (no LUA_RIDX_MAINTHREAD in 5.1)
 **       C functions      aigc_push_kept_cfunction (a closure per push
-**                        before 5.2: made once, kept)
+**                        before 5.2: made once, kept),
+**                        aigc_set_kept_metatable (a name looked up)
 **       debug info       aigc_nparams (no "u" of nparams in 5.1/LuaJIT),
 **                        aigc_frame_is_finalizer, aigc_frame_is_hook,
 **                        aigc_gc_refused: how a finalizer and a debug hook
@@ -302,6 +303,32 @@ AIGC_COMPAT_FN void aigc_push_kept_cfunction (lua_State *L, lua_CFunction f,
 }
 #else
 #define aigc_push_kept_cfunction(L, f, key) ((void)(key), lua_pushcfunction((L), (f)))
+#endif
+
+/*
+** luaL_setmetatable for the userdata every request makes. 5.1 and LuaJIT:
+** compat-5.3's looks the name up in the registry with lua_getfield, and
+** LuaJIT hashes and finds the C string each time (~230 instructions); the
+** metatable is also kept under `key` (a static byte's address) at its
+** first use, and found there by a light key. It raises (memory) only that
+** first time, where the lookup by name always could.
+*/
+#if LUA_VERSION_NUM < 502
+AIGC_COMPAT_FN void aigc_set_kept_metatable (lua_State *L, const char *name,
+                                             const char *key) {
+  lua_pushlightuserdata(L, (void *)(uintptr_t)key);
+  (lua_rawget)(L, LUA_REGISTRYINDEX);
+  if (lua_type(L, -1) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    luaL_getmetatable(L, name);
+    lua_pushlightuserdata(L, (void *)(uintptr_t)key);
+    lua_pushvalue(L, -2);
+    (lua_rawset)(L, LUA_REGISTRYINDEX);
+  }
+  lua_setmetatable(L, -2);
+}
+#else
+#define aigc_set_kept_metatable(L, name, key) ((void)(key), luaL_setmetatable((L), (name)))
 #endif
 
 #if LUA_VERSION_NUM < 502

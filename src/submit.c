@@ -351,11 +351,15 @@ static void push_default_model (lua_State *L, aigc_roster *ro) {
 ** the engine (at 1) in its second: both stay alive while its __gc runs.
 ** The core is zeroed before the finalizer can run, then set up "closed".
 */
+/* The two metatables' keys (kept: a lookup by name per request on 5.1 and
+   LuaJIT, see compat.h). */
+static const char core_mt_key = 'c', request_mt_key = 'q';
+
 static aigc_request *new_core (lua_State *L, aigc_roster *ro, const aigc_submit *s) {
   aigc_request *r = (aigc_request *)lua_newuserdatauv(L, sizeof *r, 0);
   memset(r, 0, sizeof *r);
   *(aigc_request **)lua_newuserdatauv(L, sizeof r, 2) = r;
-  luaL_setmetatable(L, AIGC_REQUEST_CORE_MT);
+  aigc_set_kept_metatable(L, AIGC_REQUEST_CORE_MT, &core_mt_key);
   lua_insert(L, -2);
   lua_setiuservalue(L, -2, 1);
   lua_pushvalue(L, 1);
@@ -379,7 +383,7 @@ aigc_request *aigc_request_new (lua_State *L, aigc_roster *ro, const aigc_submit
      the request allocates. */
   r = new_core(L, ro, s);
   *(aigc_request **)lua_newuserdatauv(L, sizeof r, AIGC_RQ_NSLOTS) = r;
-  luaL_setmetatable(L, AIGC_REQUEST_MT);
+  aigc_set_kept_metatable(L, AIGC_REQUEST_MT, &request_mt_key);
   ridx = lua_gettop(L);
   lua_pushvalue(L, ridx - 1);
   lua_setiuservalue(L, ridx, AIGC_RQ_CORE);
