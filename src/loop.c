@@ -548,8 +548,9 @@ int aigc_loop_drive (lua_State *L, int eidx, double timeout, int budget,
   if (e->roster.r_head == NULL && (e->roster.closed || !e->watching))
     return 0;   /* nothing to dispatch, no watcher to tell */
   /* Pushed before `stepping` counts: on 5.1 and LuaJIT a C function is an
-     allocation (the first time: then kept), which may fail, and the raise left the client stepping for
-     ever ("client:step() is already running" at every later step). */
+     allocation (the first time: then kept), which may fail, and the raise
+     left the client stepping for ever ("client:step() is already running"
+     at every later step). */
   aigc_push_kept_cfunction(L, drive_lua, &drive_key);
   lua_pushvalue(L, eidx);
   lua_pushinteger(L, budget);
