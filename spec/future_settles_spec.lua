@@ -105,6 +105,11 @@ describe("a future's task out of memory", function ()
   -- allocation after the call starts, and the `run` - 1 after it, for
   -- every n in a range: a raise, a failure or a result are all fine; a
   -- wait that never returns (stopped by a hook after 2 s) is not.
+  -- The embeddings call is swept three times: on 5.1 a task whose resume
+  -- failed lost its end when calling pcall for it raised too (its stack
+  -- or CallInfo list grew there), and its future stayed running for ever;
+  -- which n meets that depends on the heap, which the earlier sweeps
+  -- leave as the later ones need (1 CI in ~10 saw it with one sweep).
   local SCRIPT = [[
     local aigc = require "aigc"
     local run, last = tonumber(arg[2]), tonumber(arg[3])
@@ -116,14 +121,14 @@ describe("a future's task out of memory", function ()
     local hung, runs, deadline = {}, 0, math.huge
     debug.sethook(function () if aigc.now() > deadline then error("hung", 0) end end, "", 1000)
     for k, call in ipairs(calls) do
-      for n = 1, last do
+      for n = k == 2 and 1 - 2 * last or 1, last do   -- (embeddings: swept three times)
         local c = aigc.client { base_url = arg[1], max_retries = 0, timeout = 5, error_handler = function () end }
         deadline = aigc.now() + 2
-        aigc_host_failat(n, run)
+        aigc_host_failat((n - 1) % last + 1, run)
         local ok, e = pcall(call, c)
         aigc_host_failat(0)
         deadline = math.huge
-        if not ok and e == "hung" then hung[#hung + 1] = k .. ":" .. n end
+        if not ok and e == "hung" then hung[#hung + 1] = k .. ":" .. (n - 1) % last + 1 end
         runs = runs + 1
         pcall(c.close, c)
       end
@@ -138,7 +143,7 @@ describe("a future's task out of memory", function ()
       if not host then pending("no C compiler to build spec/support/lua_host.c"); return end
       local r = luachild.run(SCRIPT, { lua = host, args = { srv.base_url, tostring(run), "260" }, timeout = 300 })
       assert.equal(0, r.status, r.stderr)
-      assert.equal("780 runs, hung: \n", r.stdout)
+      assert.equal("1300 runs, hung: \n", r.stdout)
     end)
   end
 end)

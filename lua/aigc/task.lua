@@ -80,7 +80,7 @@ function M.current_client ()
   return rec and rec.loop.client
 end
 
-local resume_task   -- (defined below)
+local resume_task, finish_resume   -- (defined below)
 
 -- A wait is registered (`rec.waiting = w`) BEFORE anything that may
 -- allocate between it and the task's yield: any allocation may run a
@@ -177,11 +177,15 @@ end
 -- task waiting and is raised: the core keeps this waiter for its next turn.
 local function resume_from_core (co, req)
   local rec = tasks[co]
+  if rec and rec.ending then finish_resume(rec) end   -- (its last resume's end raised out)
   local w = rec and rec.waiting
   if not w or (w ~= req and (type(w) ~= "table" or w.request ~= req)) then return end
   local ok, res, err = pcall(req.result, req)
   if not ok then res, err = nil, is_memory(res) and NO_MEMORY or UNREPORTABLE end
   local woke, e = pcall(wake, rec, w, res, err)   -- (a hook may raise before wake took the wait, or after)
+  if not woke and tasks[co] == rec and rec.ending then
+    error(e, 0)   -- (resumed, its end not run: kept, the next call runs it)
+  end
   if not woke and (rec.waiting == false or rec.waiting == w) and tasks[co] == rec
      and coroutine_status(co) == "suspended" then
     rec.waiting = w   -- (not resumed: the key exists, this allocates nothing)
@@ -278,15 +282,37 @@ end
 -- is tried again when it raises (out of memory: a call, an error object;
 -- the next try may find memory): a failed task whose end was lost would
 -- leave the future it works for pending for ever.
+--
+-- The resume's outcome is kept on the record (slots that exist: nothing
+-- allocates) with `ending` set until what follows it has run: calling
+-- pcall can itself raise out of memory before its protection is set up
+-- (Lua 5.1 grows its stack or CallInfo list there), and the failed task's
+-- end, its hooks included, was then lost (future_settles_spec, 5.1, runs
+-- of 4 failed allocations: the task dead, its future running for ever).
+-- The raise goes on to whoever resumed the task; resume_from_core then
+-- raises again, the core keeps the waiter, and its next call ends it
+-- (finish_resume).
+function finish_resume (rec)
+  local o, done = rec.outcome, false
+  for _ = 1, 8 do
+    done = pcall(after_resume, rec, o[1], o[2], o[3])
+    if done then break end
+  end
+  if not done then after_resume(rec, o[1], o[2], o[3]) end
+  rec.ending = false
+  o[2], o[3] = false, false   -- (what it returned or raised is not kept alive)
+end
+
 function resume_task (rec, ...)
+  if rec.ending then finish_resume(rec) end   -- (the last resume's end first)
   local ok, a, b = coroutine_resume(rec.co, ...)
   -- a core wait is registered first (see suspend above); nothing before
   -- this assignment allocates (the key exists: see M.spawn)
   if ok and a == TOKEN and b ~= nil then rec.waiting = b end
-  for _ = 1, 8 do
-    if pcall(after_resume, rec, ok, a, b) then return end
-  end
-  after_resume(rec, ok, a, b)
+  local o = rec.outcome   -- (its array part: no allocation)
+  o[1], o[2], o[3] = ok, a, b
+  rec.ending = true
+  finish_resume(rec)
 end
 
 -- Passes on what the task's body returned (its first argument is the
@@ -305,7 +331,8 @@ local function start (loop, fn, name, hook, ...)
   -- (its client dropped) kept its client, its engine and its sockets.
   -- (`waiting` is false, not nil, when it waits for nothing: the key
   -- exists from the start, so registering a wait never allocates)
-  local rec = { loop = loop, name = name, waiting = false, delivered = false, hooks = hook and { hook } or false }
+  local rec = { loop = loop, name = name, waiting = false, delivered = false, hooks = hook and { hook } or false,
+                ending = false, outcome = { false, false, false } }
   local co = coroutine_create(function (...)
     return keep(rec, fn(...))
   end)
