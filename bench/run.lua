@@ -520,7 +520,8 @@ plot "D/scale.dat" using 1:2 with linespoints title "curl-multi floor", "" using
 set title "client:step(0) with K waiting, median (us)"; set yrange [0:*]
 plot "D/scale.dat" using 1:7 with linespoints title "aigc"
 unset logscale x; set xrange [-0.6:3.6]; set xtics auto; set xlabel ""
-set title "CPU per stream chunk (us); *: OpenAI's chunks"; set style fill solid 0.6; set boxwidth 0.6; set yrange [0:*]; set key off
+set title "CPU per stream chunk (us); *: OpenAI's chunks"
+set style fill solid 0.6; set boxwidth 0.6; set yrange [0:*]; set key off
 plot "D/chunk.dat" using 1:3:xtic(2) with boxes
 unset multiplot
 ]]):gsub("D/", DIR .. "/"):gsub("DATE", os.date("!%Y-%m-%d"))
