@@ -173,11 +173,17 @@ describe("usage totals: record, read once per field (issue 17)", function ()
       return
     end
     if type(res) ~= "table" or type(res.usage) ~= "table" then return end
-    local model = type(res.model) == "string" and res.model or "?"
+    -- (the cap on names, since: over 200 bytes, or past 256 of them, "?")
+    local model = type(res.model) == "string" and #res.model <= 200 and res.model or "?"
     local m = self.models[model]
+    if not m and self.model_count >= 256 then
+      model = "?"
+      m = self.models[model]
+    end
     if not m then
       m = { requests = 0, prompt_tokens = 0, completion_tokens = 0, total_tokens = 0 }
       self.models[model] = m
+      self.model_count = self.model_count + 1
     end
     m.requests = m.requests + 1
     usage.add_tokens(m, res.usage)
@@ -186,16 +192,26 @@ describe("usage totals: record, read once per field (issue 17)", function ()
       m.cache_hit_tokens = m.cache_hit_tokens or {}
       usage.add_tokens(m.cache_hit_tokens, res.usage)
     end
-    local cost = how ~= "cache" and usage.cost(res.usage, usage.price(self.prices, model)) or nil
+    local named = type(res.model) == "string" and res.model or model   -- (priced by its name)
+    local cost = how ~= "cache" and usage.cost(res.usage, usage.price(self.prices, named)) or nil
     if cost then
       m.cost = (m.cost or 0) + cost
       self.cost = (self.cost or 0) + cost
     end
   end
 
-  -- (negative, NaN, past 2^53: what `count` refuses, which record checks inline)
-  local TOKENS = { 3, 0, 12.5, "7", "x", true, {}, -4, 0 / 0, 2 ^ 60, "-2", nil }
+  -- (negative, NaN, past 2^53: what `count` refuses, which record checks
+  -- inline; strings tonumber converts, to an integer or a float; on 5.3+
+  -- integers past 2^53 and floats that equal integers)
+  local TOKENS = { 3, 0, 12.5, "7", "12", "12.0", " 5 ", "x", true, false, {}, -4, -0.0, 0 / 0, 1 / 0, -1 / 0,
+                   1e308, 2 ^ 53, 2 ^ 60, "-2", 7.0 }
+  if math.type then
+    for _, v in ipairs { load("return math.maxinteger, 1 << 53, (1 << 53) + 1, -1")() } do
+      TOKENS[#TOKENS + 1] = v
+    end
+  end
   local function pick (list) return list[math.random(#list + 1)] end   -- (one past the end: nil)
+  local LONG = ("n"):rep(201)
 
   local function random_end ()
     local r = math.random(6)
@@ -207,7 +223,21 @@ describe("usage totals: record, read once per field (issue 17)", function ()
       output_tokens = pick(TOKENS), total_tokens = pick(TOKENS),
       prompt_tokens_details = pick { { cached_tokens = 2 }, { cached_tokens = "1" }, "x" },
     }
-    return { usage = u, model = pick { "m-1", "m-2-mini", 42 }, retries = pick { 0, 1, 2.0, "3", "no", {} } }
+    -- (one end in 2 names a model of 1000: past 256 of them, "?")
+    local model = math.random(2) == 1 and "x-" .. math.random(1000) or pick { "m-1", "m-2-mini", 42, LONG, "?" }
+    return { usage = u, model = model, retries = pick { 0, 1, 2.0, "3", "no", {}, -1, 0.5 } }
+  end
+
+  -- The totals with each number's kind and value spelled out: `assert.same`
+  -- holds 14 and 14.0 equal, and NaN unequal to itself.
+  local function typed (v)
+    if type(v) == "number" then
+      return (math.type and math.type(v) or "number") .. " " .. (v ~= v and "nan" or string.format("%.17g", v))
+    end
+    if type(v) ~= "table" then return v end
+    local t = {}
+    for k, x in pairs(v) do t[k] = typed(x) end
+    return t
   end
 
   it("gives the totals the old rules give, over random ends, prices or none", function ()
@@ -220,7 +250,87 @@ describe("usage totals: record, read once per field (issue 17)", function ()
         new:record(res, err, how)
         oracle_record(old, res, err, how)
       end
-      assert.same(old:snapshot(), new:snapshot())
+      assert.same(typed(old:snapshot()), typed(new:snapshot()))
+      assert.is_true(new.model_count == 256 and new.models["?"] ~= nil)   -- (the cap reached)
     end
   end)
+
+  -- Each end alone, after a first reply of model "m" (the common end: a
+  -- model counted before).
+  local function each_alone (ends)
+    for i, e in ipairs(ends) do
+      local old, new = usage.new(), usage.new()
+      for _, t in ipairs { old, new } do t:record { model = "m", usage = { prompt_tokens = 1 } } end
+      oracle_record(old, e.res, nil)
+      new:record(e.res, nil)
+      if e.float_zero then   -- (see below)
+        assert.equal(0, new.retries)
+        assert.equal(math.type(0), math.type(new.retries))
+        old.retries = 0
+      end
+      assert.same(typed(old:snapshot()), typed(new:snapshot()), "end " .. i)
+    end
+    return ends
+  end
+
+  it("counts each kind of number as the old rules do, integers as integers and floats as floats", function ()
+    local ends = {}
+    for _, v in ipairs(TOKENS) do
+      ends[#ends + 1] = { res = { model = "m", usage = { prompt_tokens = v } } }
+      ends[#ends + 1] = { res = { model = "m", usage = { input_tokens = v, output_tokens = v } } }
+      ends[#ends + 1] = { res = { model = "m", usage = { prompt_tokens = false, input_tokens = v } } }
+      ends[#ends + 1] = { res = { model = "m",
+                                  usage = { prompt_tokens = 2, completion_tokens = 3, total_tokens = v } } }
+      -- (a float zero: record adds no retries since issue 17's shortcut
+      -- `retries ~= 0`, where the old rules made the integer total the
+      -- float 0.0: the one difference, held here as it is)
+      ends[#ends + 1] = { res = { model = "m", usage = {}, retries = v },
+                          float_zero = v == 0 and math.type ~= nil and math.type(v) == "float" }
+    end
+    ends[#ends + 1] = { res = { model = "m", usage = { prompt_tokens = 2 }, retries = 0 / 0 } }
+    ends[#ends + 1] = { res = { model = "new", usage = { prompt_tokens = 2 } } }   -- (a first reply)
+    ends[#ends + 1] = { res = { usage = { prompt_tokens = 2 } } }                  -- (no model: "?")
+    ends[#ends + 1] = { res = { model = LONG, usage = { prompt_tokens = 2 } } }
+    ends[#ends + 1] = { res = { model = "m", usage = "none" } }
+    each_alone(ends)
+  end)
+
+  it("reads a user's table through its __index", function ()
+    local function watched (t, fields)
+      return setmetatable(t, { __index = function (_, k) return fields[k] end })
+    end
+    local ends = each_alone {
+      { res = watched({ model = "m" }, { usage = { prompt_tokens = 4 }, retries = 2 }) },
+      { res = { model = "m", usage = watched({}, { prompt_tokens = 5, total_tokens = 9 }) } },
+      { res = setmetatable({ model = "m", usage = { prompt_tokens = 6 } }, { __index = { retries = 1 } }) },
+    }
+    -- (what only the __index gave was counted: after the first reply's 1 token)
+    local got = {}
+    for _, e in ipairs(ends) do
+      local t = usage.new()
+      t:record { model = "m", usage = { prompt_tokens = 1 } }
+      t:record(e.res)
+      got[#got + 1] = { t.prompt_tokens, t.total_tokens, t.retries }
+    end
+    assert.same({ { 5, 5, 2 }, { 6, 10, 0 }, { 7, 7, 1 } }, got)
+  end)
+
+  it("counts a result from a server as the old rules do, and leaves its headers unmade", function ()
+    local srv = devserver.start { pause_ms = 0 }
+    local c = aigc.client { base_url = srv.base_url, model = "aigc-dev" }
+    local ok, first, res = pcall(function () return assert(c:chat "hi"), assert(c:chat "hi") end)
+    srv:stop()
+    assert(ok, first)
+    assert.is_not_nil(getmetatable(res))   -- (the lazy headers': headers.c)
+    local t, old = usage.new(), usage.new()
+    t:record(first)
+    oracle_record(old, first)
+    t:record(res)
+    oracle_record(old, res)
+    assert.is_nil(rawget(res, "headers"))
+    assert.same(typed(old:snapshot()), typed(t:snapshot()))
+    assert.same(typed(old:snapshot()), typed(c:usage()))
+    c:close()
+  end)
 end)
+
