@@ -86,6 +86,34 @@ describe("tools and structured output, probed", function ()
     assert.same({ message = "boom" }, res.tool_calls_made[7].error_value)
   end)
 
+  -- (the encoder calls a result's __pairs and __len, README "Errors"; what
+  -- they raise came to the model as "pairs failed)": the position's
+  -- stripping took the sentence in front of it, whose "(" and the file's
+  -- "/" made it look like a chunk name; a table raised came as "table: 0x...")
+  it("a result whose __pairs or __len raises: the model reads why, without the position", function ()
+    local outs = {
+      function () return setmetatable({}, { __pairs = function () error("pairs failed") end }) end,
+      function () return setmetatable({}, { __len = function () error("len failed") end }) end,
+      function () return setmetatable({}, { __pairs = function () error({ message = "no list" }) end }) end,
+    }
+    local defs, calls = {}, {}
+    for i, fn in ipairs(outs) do
+      defs[i] = { name = "t" .. i, fn = fn }
+      calls[i] = call("c" .. i, "t" .. i, "{}")
+    end
+    local res, err, sent = scripted.tool_chat(aigc.tools(defs), { scripted.chat { tool_calls = calls }, final })
+    assert.is_nil(err)
+    local got = tool_contents(sent[2])
+    assert.equal(3, #got)
+    assert.equal("the result of t1 is not JSON-encodable (pairs failed)", cjson.decode(got[1].content).error)
+    assert.equal("the result of t2 is not JSON-encodable (len failed)", cjson.decode(got[2].content).error)
+    assert.equal("the result of t3 is not JSON-encodable (no list)", cjson.decode(got[3].content).error)
+    -- (the record keeps the position)
+    assert.matches("^the result of t1 is not JSON%-encodable %(.-tools_schema_probe_spec%.lua:%d+: pairs failed%)$",
+                   res.tool_calls_made[1].error)
+    assert.is_false(res.tool_calls_made[3].ok)
+  end)
+
   it("takes empty or null arguments as {}, and answers broken ones and unknown tools with an error", function ()
     local seen = {}
     local ts = aigc.tools { { name = "t", fn = function (args) seen[#seen + 1] = next(args) == nil; return "ok" end },

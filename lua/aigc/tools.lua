@@ -382,6 +382,22 @@ local function decode_args (raw)
   return v
 end
 
+-- The content for the model of a tool's result that is not a string nor
+-- nil: its JSON, else an error content (`rec` then says it failed).
+-- (What is wrong and where, without the encoder's "bad argument #1 to
+-- 'encode'"; what a result's __pairs or __len raised is worded as a tool's
+-- error, its position stripped before the sentence is put around it: after
+-- it, the sentence's "(" and a file's "/" looked like a chunk name.)
+local function result_content (name, result, rec, sources)
+  local ok, s = pcall(json_encode, result)
+  if ok then return s, rec end
+  rec.ok = false
+  local why = type(s) == "string" and (s:match("bad argument #1 to 'encode' %((.*)%)$") or s) or message_of(s)
+  local said = "the result of %s is not JSON-encodable (%s)"
+  rec.error = string_format(said, name, why)
+  return error_content(string_format(said, name, strip_position(repair_utf8(why), sources))), rec
+end
+
 --- Runs one tool call the model made.
 -- Never raises for the tool's own failures: they become an error result.
 -- @tparam table call a tool call from a reply (`{ id =, type = "function", ["function"] = { name, arguments } }`)
@@ -466,14 +482,7 @@ function Toolset:call (call, ctx)
   rec.result = result
   if type(result) == "string" then return repair_utf8(result), rec end
   if result == nil then return "null", rec end
-  local ok, s = pcall(json_encode, result)
-  if not ok then
-    rec.ok = false
-    -- (what is wrong and where, without the encoder's "bad argument #1 to 'encode'")
-    rec.error = string_format("the result of %s is %s", name, unencodable(result) or "not JSON-encodable")
-    return error_content(rec.error), rec
-  end
-  return s, rec
+  return result_content(name, result, rec, sources)
 end
 
 --- Whether a value is a toolset.
