@@ -164,6 +164,25 @@ describe("aigc.promptlog", function ()
                   npc = "Jos\239\191\189", none = require("aigc.core").null }, row.extra)
   end)
 
+  it("keeps an extra holding a cycle (an object and its back references) at once: the cycle named", function ()
+    -- (each table reached was copied again: a cycle reached through two
+    -- fields took 2^200 copies, record never returned; bounded here by
+    -- instructions, not time: the old code raises "still running")
+    local npc = { name = "Ada" }
+    npc.self, npc.world = npc, { npcs = { npc, npc } }
+    local co = coroutine.create(function ()
+      return log:record { prompt = "p", response = "r", status = "ok", extra = { npc = npc, mood = "calm" } }
+    end)
+    debug.sethook(co, function () error("still running after 1e8 instructions", 0) end, "", 100000000)
+    local ok, id = coroutine.resume(co)
+    debug.sethook(co)
+    debug.sethook()   -- (LuaJIT's hooks are the whole VM's)
+    assert.is_true(ok, id)
+    local cycle = "[cycle]"
+    assert.same({ mood = "calm", npc = { name = "Ada", self = cycle, world = { npcs = { cycle, cycle } } } },
+                log:get(id).extra)
+  end)
+
   it("a row the lock kept out beside the database, its extra holding a function: kept, that value named", function ()
     -- (the kept file's line is JSON too: the whole row was dropped)
     local kept = require "aigc.promptlog_kept"

@@ -92,7 +92,7 @@ local math_floor, math_random = math.floor, math.random
 local string_format = string.format
 local table_concat = table.concat
 
-local scrubber = redact.scrubber
+local scrubber, scrubbed = redact.scrubber, redact.scrubbed
 
 local M = {}
 
@@ -243,16 +243,6 @@ end
 -- {======================================================
 -- Writing
 -- =======================================================
-
--- A copy of v with every string scrubbed (keys too): scrubbing its JSON
--- missed a secret with a quote or a backslash, escaped there.
-local function scrubbed (v, clean, depth)
-  if type(v) == "string" then return clean(v) end
-  if type(v) ~= "table" or depth > 200 then return v end
-  local t = {}
-  for k, x in pairs(v) do t[scrubbed(k, clean, depth + 1)] = scrubbed(x, clean, depth + 1) end
-  return setmetatable(t, getmetatable(v))
-end
 
 -- A copy of v JSON can carry. Its strings that are not UTF-8 (a script's
 -- Latin-1 note in `extra`) have their bad bytes as U+FFFD; a value of a

@@ -4,7 +4,8 @@
 -- not sent (headers, query, callbacks...) are left out, and every string
 -- of an entry goes through a scrubber: the client's own redaction (its
 -- engine knows each of its secrets, and the call's), the secrets given,
--- and the keys a default client reads from the environment.
+-- and the keys a default client reads from the environment (`scrubbed`:
+-- a copy of a value through one).
 --
 -- @module aigc.promptlog_redact
 -- @local
@@ -12,8 +13,8 @@
 local core = require "aigc.core"
 
 local json_encode = core.json.encode
-local getmetatable, ipairs, pairs, pcall, rawget, tostring, type =
-  getmetatable, ipairs, pairs, pcall, rawget, tostring, type
+local getmetatable, ipairs, pairs, pcall, rawget, setmetatable, tostring, type =
+  getmetatable, ipairs, pairs, pcall, rawget, setmetatable, tostring, type
 local table_concat = table.concat
 
 local M = {}
@@ -133,6 +134,28 @@ function M.loggable_params (params)
   end
   return out
 end
+
+-- A copy of v with every string scrubbed (keys too): scrubbing its JSON
+-- missed a secret with a quote or a backslash, escaped there. A table met
+-- again inside itself is "[cycle]", and past COPY_MAX tables the rest is
+-- "[too large]": the copy is a tree, a table reached twice copied twice,
+-- so a cycle reached through two fields (an object and its back
+-- references) was copied 2^200 times (`record` never returned).
+local COPY_MAX = 100000
+local function scrubbed (v, clean, depth, walk)
+  if type(v) == "string" then return clean(v) end
+  if type(v) ~= "table" or depth > 200 then return v end
+  walk = walk or { n = 0 }
+  if walk[v] then return "[cycle]" end
+  walk.n = walk.n + 1
+  if walk.n > COPY_MAX then return "[too large]" end
+  walk[v] = true
+  local t = {}
+  for k, x in pairs(v) do t[scrubbed(k, clean, depth + 1, walk)] = scrubbed(x, clean, depth + 1, walk) end
+  walk[v] = nil
+  return setmetatable(t, getmetatable(v))
+end
+M.scrubbed = scrubbed
 
 M.scrubber = scrubber
 
