@@ -299,6 +299,24 @@ describe("the response cache", function ()
       "bad argument #1 to 'client' %(opts.cache.ttl: a number > 0 expected")
     assert.error_matches(function () aigc.client { cache = "yes" } end, "opts.cache")
   end)
+
+  -- (the key's canonical text followed the cycle until Lua's stack
+  -- overflowed: "cassette.lua:96: stack overflow", naming no argument)
+  it("a param holding a cycle raises the encoder's error, naming it, as without a cache or a cassette", function ()
+    local loop = {}
+    loop.self = loop
+    local want = "bad argument #1 to 'chat' (params.metadata.self: cannot encode a table that contains itself "
+      .. "(a cycle))"
+    local tape = { path = dir .. "/tape.jsonl", mode = "record" }
+    for _, opts in ipairs { { cache = true }, { cassette = tape } } do
+      local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = opts.cache, cassette = opts.cassette }
+      local ok, err = pcall(c.chat, c, ask("Hi", { temperature = 0, metadata = loop }))
+      c:close()
+      assert.is_false(ok)
+      assert.is_truthy(tostring(err):find(want, 1, true), tostring(err))
+    end
+    assert.equal(0, #srv:requests())
+  end)
 end)
 
 describe("the response cache's keys", function ()

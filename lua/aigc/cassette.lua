@@ -100,7 +100,10 @@ local function is_array (t)
   return true
 end
 
-local function canonical_into (v, out)
+-- (`path`: the tables being written; one met again inside itself, a cycle
+-- the encoder then refuses naming it, is "<cycle>": followed, it overflowed
+-- Lua's stack, an error naming no argument)
+local function canonical_into (v, out, path)
   local t = type(v)
   if v == null or v == nil then out[#out + 1] = "null"
   elseif t == "boolean" then out[#out + 1] = tostring(v)
@@ -109,14 +112,18 @@ local function canonical_into (v, out)
     -- so a 5.4 script's `temperature = 0` can be -0 on 5.1 (a replay miss)
     out[#out + 1] = v == 0 and "0" or string_format("%.17g", v)
   elseif t == "string" then out[#out + 1] = json.encode(v)   -- (%q differs between Lua versions)
+  elseif t == "table" and path[v] then out[#out + 1] = "<cycle>"
   elseif t == "table" and is_array(v) then
+    path[v] = true
     out[#out + 1] = "["
     for i = 1, #v do
       if i > 1 then out[#out + 1] = "," end
-      canonical_into(v[i], out)
+      canonical_into(v[i], out, path)
     end
     out[#out + 1] = "]"
+    path[v] = nil
   elseif t == "table" then
+    path[v] = true
     local keys = {}
     for k in pairs(v) do keys[#keys + 1] = tostring(k) end
     table_sort(keys)
@@ -126,9 +133,10 @@ local function canonical_into (v, out)
       local value = v[k]
       if value == nil then value = v[tonumber(k)] end
       out[#out + 1] = json.encode(k) .. ":"
-      canonical_into(value, out)
+      canonical_into(value, out, path)
     end
     out[#out + 1] = "}"
+    path[v] = nil
   else
     out[#out + 1] = "<" .. t .. ">"
   end
@@ -140,7 +148,7 @@ end
 -- @treturn string
 function M.canonical (v)
   local out = {}
-  canonical_into(v, out)
+  canonical_into(v, out, {})
   return table_concat(out)
 end
 
