@@ -309,7 +309,8 @@ describe("the response cache", function ()
       .. "(a cycle))"
     local tape = { path = dir .. "/tape.jsonl", mode = "record" }
     for _, opts in ipairs { { cache = true }, { cassette = tape } } do
-      local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = opts.cache, cassette = opts.cassette }
+      local c = aigc.client { base_url = srv.base_url, model = "aigc-dev",
+                              cache = opts.cache, cassette = opts.cassette }
       local ok, err = pcall(c.chat, c, ask("Hi", { temperature = 0, metadata = loop }))
       c:close()
       assert.is_false(ok)
