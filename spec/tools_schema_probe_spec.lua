@@ -42,6 +42,17 @@ end
 describe("tools and structured output, probed", function ()
   local call, final = scripted.call, scripted.chat { content = "done" }
 
+  -- Tools t1, t2... running `outs`' functions, all called in one round,
+  -- then a final reply: res, err, the bodies sent.
+  local function run_tools (outs)
+    local defs, calls = {}, {}
+    for i, fn in ipairs(outs) do
+      defs[i] = { name = "t" .. i, fn = fn }
+      calls[i] = call("c" .. i, "t" .. i, "{}")
+    end
+    return scripted.tool_chat(aigc.tools(defs), { scripted.chat { tool_calls = calls }, final })
+  end
+
   it("answers parallel calls in the order given, each under its own id", function ()
     local ts = aigc.tools { { name = "a", fn = function () return "A" end },
                             { name = "b", fn = function () return "B" end } }
@@ -61,12 +72,7 @@ describe("tools and structured output, probed", function ()
                    function () return cyc end, function () return "a" .. string.char(0, 255) .. "b" end,
                    function () error({ code = 5 }) end, function () error({ message = "boom" }) end,
                    function () return nil, "not found" end }
-    local defs, calls = {}, {}
-    for i, fn in ipairs(outs) do
-      defs[i] = { name = "t" .. i, fn = fn }
-      calls[i] = call("c" .. i, "t" .. i, "{}")
-    end
-    local res, err, sent = scripted.tool_chat(aigc.tools(defs), { scripted.chat { tool_calls = calls }, final })
+    local res, err, sent = run_tools(outs)
     assert.is_nil(err)
     assert.equal("done", res.text)
     local got = tool_contents(sent[2])
@@ -96,12 +102,7 @@ describe("tools and structured output, probed", function ()
       function () return setmetatable({}, { __len = function () error("len failed") end }) end,
       function () return setmetatable({}, { __pairs = function () error({ message = "no list" }) end }) end,
     }
-    local defs, calls = {}, {}
-    for i, fn in ipairs(outs) do
-      defs[i] = { name = "t" .. i, fn = fn }
-      calls[i] = call("c" .. i, "t" .. i, "{}")
-    end
-    local res, err, sent = scripted.tool_chat(aigc.tools(defs), { scripted.chat { tool_calls = calls }, final })
+    local res, err, sent = run_tools(outs)
     assert.is_nil(err)
     local got = tool_contents(sent[2])
     assert.equal(3, #got)
