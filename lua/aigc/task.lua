@@ -101,24 +101,47 @@ local function suspend (rec, w)
   return coroutine_yield(TOKEN)
 end
 
+-- Takes the wait `w` of the task `rec` off its loop: the other clients it
+-- drove for it (the loop's guest count) and its sleeper. Once: a wake that
+-- failed may come again. Allocates nothing.
+local function release_wait (rec, w)
+  if type(w) ~= "table" then return end
+  local gs = w.guests
+  if gs then
+    w.guests = nil
+    for i = 1, #gs do remove_guest(rec.loop, gs[i]) end
+  end
+  local s = w.sleeper
+  if s then
+    w.sleeper = nil
+    remove_sleeper(rec.loop, s)
+  end
+end
+
+-- A wait the task registered and then could not yield for: on PUC 5.1 a
+-- wait under a pcall or a C iterator raises "attempt to yield across a
+-- C-call boundary", and that error goes on through the task, whose wait
+-- stays registered. Its waker may never run (the stream it waited on
+-- canceled), or run once the task waits on something else, and then find
+-- another wait and do nothing: the loop's count of guest waits stayed
+-- up, and `client:active()` never came back to 0 (the lifecycle tester on
+-- 5.1, seed 3726924 sequence 206). The task is running, so `rec.waiting`
+-- is stale: called when the task waits again, ends or is abandoned.
+-- Allocates nothing.
+local function drop_stale_wait (rec)
+  local w = rec.waiting
+  if w == false then return end
+  rec.waiting = false
+  release_wait(rec, w)
+end
+
 -- (Nothing allocates from the check to the resume: a wake that raised
 -- after taking the wait, out of memory, would leave the task asleep for
 -- ever.)
 local function wake (rec, w, ...)
   if rec.waiting ~= w then return end
   rec.waiting = false
-  if type(w) == "table" then   -- (once: a wake that failed may come again)
-    local gs = w.guests
-    if gs then
-      w.guests = nil
-      for i = 1, #gs do remove_guest(rec.loop, gs[i]) end
-    end
-    local s = w.sleeper
-    if s then
-      w.sleeper = nil
-      remove_sleeper(rec.loop, s)
-    end
-  end
+  release_wait(rec, w)
   -- (PUC 5.1: a wait under a C call -- pcall, a generic for's iterator --
   -- cannot yield; its error went on through the task, which may have ended
   -- since: nobody to resume. And a task woken before it yielded -- running,
@@ -265,6 +288,8 @@ end
 -- What follows a task's resume (its results ok, a, b).
 local function after_resume (rec, ok, a, b)
   local co = rec.co
+  -- (ended or abandoned: a wait it could not yield for is still registered)
+  if not ok or a ~= TOKEN or coroutine_status(co) == "dead" then drop_stale_wait(rec) end
   if not ok then
     tasks[co] = nil
     end_task(rec, task_error(co, a, rec.name))
@@ -308,7 +333,10 @@ function resume_task (rec, ...)
   local ok, a, b = coroutine_resume(rec.co, ...)
   -- a core wait is registered first (see suspend above); nothing before
   -- this assignment allocates (the key exists: see M.spawn)
-  if ok and a == TOKEN and b ~= nil then rec.waiting = b end
+  if ok and a == TOKEN and b ~= nil then
+    if rec.waiting ~= false then drop_stale_wait(rec) end   -- (the core registers nothing in Lua)
+    rec.waiting = b
+  end
   local o = rec.outcome   -- (its array part: no allocation)
   o[1], o[2], o[3] = ok, a, b
   rec.ending = true
@@ -406,7 +434,10 @@ end
 -- registered here as resume_task does). No task: nothing to register.
 local function with_wait (rec, ok, a, b, ...)
   if rec == nil then return nil, ok, a, b, ... end
-  if ok and a == TOKEN and b ~= nil then rec.waiting = b end
+  if ok and a == TOKEN and b ~= nil then
+    if rec.waiting ~= false then drop_stale_wait(rec) end   -- (the core registers nothing in Lua)
+    rec.waiting = b
+  end
   return rec.waiting, ok, a, b, ...
 end
 
@@ -577,6 +608,7 @@ M.in_task = current
 -- @tparam table loops
 -- @tparam[opt] number timeout
 function M.wait_in_task (rec, register, loops, timeout)
+  drop_stale_wait(rec)   -- (the task runs: a wait still registered is one it could not yield for)
   local w = { guests = {} }
   local wake_me = waker(rec, w)
   rec.waiting = w   -- (registered first: see suspend)
