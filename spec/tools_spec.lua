@@ -596,9 +596,11 @@ describe("aigc.tools", function ()
             return nil, e
           end },
         { name = "colons", fn = function () error("retry at 10:30: later", 0) end },
+        -- (a URL's port is not a line number: "fetch http" is no file)
+        { name = "url", fn = function () error("fetch http://host:8080: refused", 0) end },
       }
       local res = assert(client:chat { tools = ts,
-                                       messages = user "boom and index and nested and returned and colons" })
+                                       messages = user "boom and index and nested and returned and colons and url" })
       local sent = srv:requests()[2].body_json.messages
       assert.equal('{"error":"the spell fizzled"}', sent[3].content)
       -- (5.1, 5.2 and LuaJIT word it "attempt to index local 'npc' (a nil value)")
@@ -608,7 +610,8 @@ describe("aigc.tools", function ()
       assert.equal('{"error":"no such door"}', sent[5].content)
       assert.equal('{"error":"lost the map"}', sent[6].content)
       assert.equal('{"error":"retry at 10:30: later"}', sent[7].content)
-      for i = 3, 7 do assert.is_nil(sent[i].content:find("%.lua"), sent[i].content) end
+      assert.equal('{"error":"fetch http://host:8080: refused"}', sent[8].content)
+      for i = 3, 8 do assert.is_nil(sent[i].content:find("%.lua"), sent[i].content) end
       local made = res.tool_calls_made
       assert.equal("spec/tools_spec.lua:" .. line .. ": the spell fizzled", made[1].error)
       assert.matches("the spell fizzled", made[1].traceback, 1, true)

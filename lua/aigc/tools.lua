@@ -288,6 +288,9 @@ local function looks_like_chunk (prefix, sources)
   if sources and sources[prefix] then return true end
   if prefix:find("^%[string \".*\"%]$") then return true end
   if prefix:find(": ", 1, true) then return false end   -- (a sentence, not a file name)
+  -- (a URL's port: "fetch http://host:8080: refused" lost all but "refused";
+  -- a chunk named like a URL is still stripped when it is in `sources`)
+  if prefix:find("://", 1, true) then return false end
   return prefix:find("^%.%.%.") ~= nil or prefix:find("[/\\]") ~= nil or prefix:find("%.%w+$") ~= nil
 end
 
