@@ -240,11 +240,23 @@ static int push_abort_error (lua_State *L, aigc_request *r, int *retryable) {
   }
 }
 
+/* (headers_too_large) libcurl's HTTP/2 header buffer overflowed: its
+   nghttp2 callback failed (-902) while no header had reached aigc yet.
+   (CURLINFO_HTTP_VERSION is still 0 then: no response was parsed.) */
+static int h2_headers_overflow (const aigc_request *r) {
+  return r->curl_code == CURLE_RECV_ERROR && r->received == 0
+         && strstr(r->errbuf, "nghttp2_session_mem_recv() returned -902") != NULL;
+}
+
 /*
 ** Whether libcurl failed on headers too big for it, before they ended: its
 ** CURLE_TOO_LARGE (8.6 on); before, CURLE_OUT_OF_MEMORY, with no text, is
 ** how it refuses one header line over 100 KB. (The whole section is
 ** aigc's to refuse first: AIGC_MAX_HEADER_BYTES is below libcurl's limit.)
+** Over HTTP/2, libcurl before 8.6 holds a header block in a buffer of
+** 128 KiB (DYN_H2_HEADERS) and, when it is full, fails its nghttp2 header
+** callback: CURLE_RECV_ERROR, "nghttp2_session_mem_recv() returned
+** -902", before aigc saw any header (h2_headers_overflow).
 */
 static int headers_too_large (const aigc_request *r) {
   if (r->hdrs.ended)
@@ -253,7 +265,7 @@ static int headers_too_large (const aigc_request *r) {
   if (r->curl_code == CURLE_TOO_LARGE)
     return 1;
 #endif
-  return r->curl_code == CURLE_OUT_OF_MEMORY;
+  return r->curl_code == CURLE_OUT_OF_MEMORY || h2_headers_overflow(r);
 }
 
 /*
@@ -304,7 +316,10 @@ static void push_curl_error (lua_State *L, aigc_request *r, int *retryable) {
   const char *detail = r->errbuf[0] ? r->errbuf : curl_easy_strerror(r->curl_code);
   char msg[CURL_ERROR_SIZE + 128];
   if (headers_too_large(r)) {
-    if (r->errbuf[0])
+    if (h2_headers_overflow(r))
+      snprintf(msg, sizeof msg, "the response headers are too large (libcurl takes at most "
+               "128 KiB of HTTP/2 headers): %s", detail);
+    else if (r->errbuf[0])
       snprintf(msg, sizeof msg, "the response headers are too large: %s", r->errbuf);
     else
       snprintf(msg, sizeof msg, "the response headers are too large (libcurl takes a header "

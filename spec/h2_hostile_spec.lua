@@ -1,0 +1,219 @@
+-- aigc against a hostile HTTP/2 server (spec/support/h2hostile.js, on
+-- Node's http2): streams reset mid-reply or refused, GOAWAY with requests in
+-- flight, a header block too big, trailers, one stream at a time, a server
+-- that goes silent or stops reading. Every request must end with a result
+-- or an error a user can read (kind and message), retried as the README
+-- says, and the client stay usable. Every wait is bounded: the calls' own
+-- `timeout` and `deadline`, and WAIT_BOUND for the loops of async calls.
+local aigc = require "aigc"
+local socket = require "socket"
+local h2hostile = require "h2hostile"
+
+local WAIT_BOUND = 20   -- seconds: a bound for a loaded machine, not a timing
+local MSGS = { { role = "user", content = "hi" } }
+
+describe("a hostile HTTP/2 server", function ()
+  local srv, why, serial = nil, nil, 0
+  setup(function ()
+    if not aigc.http2 then
+      why = "this libcurl has no HTTP/2"
+    else
+      srv, why = h2hostile.start()
+    end
+  end)
+  teardown(function () if srv then srv.stop() end end)
+
+  -- A client of mode `mode` with a token of its own (the server counts the
+  -- requests each token received), or nil when the server could not start.
+  local function client (mode, opts)
+    if not srv then
+      pending(why)
+      return nil
+    end
+    serial = serial + 1
+    local token = "t" .. serial
+    local o = { base_url = srv.url(mode, token), ca_file = srv.ca_file, max_retries = 0,
+                timeout = 5, deadline = 15 }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    return aigc.client(o), token
+  end
+
+  -- Starts n chats on c (every other one streaming; what each stream
+  -- delivered kept in deltas[i]) and steps until all have ended, or
+  -- WAIT_BOUND passed; returns the requests and the deltas.
+  local function run_async (c, n)
+    local reqs, deltas = {}, {}
+    for i = 1, n do
+      deltas[i] = {}
+      local stream = i % 2 == 0 and function (d) deltas[i][#deltas[i] + 1] = d end or nil
+      reqs[i] = c:chat_async { messages = MSGS, stream = stream }
+    end
+    local limit, left = socket.gettime() + WAIT_BOUND, n
+    while left > 0 and socket.gettime() < limit do
+      c:step(0.05)
+      left = 0
+      for i = 1, n do
+        local s = reqs[i]:status()
+        if s == "queued" or s == "running" then left = left + 1 end
+      end
+    end
+    return reqs, deltas
+  end
+
+  describe("RST_STREAM", function ()
+    it("INTERNAL_ERROR in the middle of a JSON answer is a connection error, retried as one", function ()
+      local c, token = client("rst_internal", { max_retries = 1 })
+      if not c then return end
+      local res, err = c:chat { messages = MSGS }
+      c:close()
+      assert.is_nil(res)
+      assert.equal("connect", err.kind)
+      assert.matches("not closed cleanly: INTERNAL_ERROR", err.message)
+      assert.equal(2, srv.count(token))   -- the first attempt and one retry
+    end)
+
+    it("INTERNAL_ERROR after a stream's first event is a stream error, not retried, the event kept", function ()
+      local c, token = client("rst_internal", { max_retries = 2 })
+      if not c then return end
+      local seen = {}
+      local res, err = c:chat { messages = MSGS, stream = function (d) seen[#seen + 1] = d end }
+      c:close()
+      assert.is_nil(res)
+      assert.equal("stream", err.kind)
+      assert.matches("the stream was interrupted: .*INTERNAL_ERROR", err.message)
+      assert.same({ "half" }, seen)
+      assert.equal(1, srv.count(token))   -- delivered: never sent again
+    end)
+
+    it("INTERNAL_ERROR before a Content-Length's end is a connection error, retried as one", function ()
+      local c, token = client("rst_internal_cl", { max_retries = 1 })
+      if not c then return end
+      local res, err = c:chat { messages = MSGS }
+      c:close()
+      assert.is_nil(res)
+      assert.equal("connect", err.kind)
+      assert.matches("INTERNAL_ERROR", err.message)
+      assert.equal(2, srv.count(token))
+    end)
+
+    it("CANCEL before any header is a connection error naming it, retried as one", function ()
+      local c, token = client("rst_cancel", { max_retries = 1 })
+      if not c then return end
+      local res, err = c:chat { messages = MSGS, stream = function () end }
+      c:close()
+      assert.is_nil(res)
+      assert.equal("connect", err.kind)
+      assert.matches("CANCEL", err.message)
+      assert.equal(2, srv.count(token))
+    end)
+
+    it("REFUSED_STREAM once: the request is sent again (libcurl's own resend) and answered", function ()
+      local c, token = client("refused_once")
+      if not c then return end
+      local res, err = c:chat { messages = MSGS }
+      c:close()
+      assert.is_nil(err)
+      assert.equal("ok", res.text)
+      assert.equal(0, res.retries)   -- (not one of max_retries: the server did not process it)
+      assert.equal(2, srv.count(token))
+    end)
+
+    it("REFUSED_STREAM every time ends with a connection error, libcurl's resends bounded", function ()
+      local c, token = client("refused")
+      if not c then return end
+      local res, err = c:chat { messages = MSGS }
+      c:close()
+      assert.is_nil(res)
+      assert.equal("connect", err.kind)
+      assert.truthy(err.message ~= "")
+      local n = srv.count(token)
+      assert.is_true(n >= 2 and n <= 6, tostring(n))   -- libcurl: 5 resends at most
+    end)
+  end)
+
+  it("a header block over libcurl's 128 KiB for HTTP/2 is a limit error, not retried", function ()
+    -- (it was a "connect" error, "nghttp2_session_mem_recv() returned
+    -- -902: The user callback function failed", and sent max_retries times
+    -- more, each time for 300 KB of headers)
+    local c, token = client("big_headers", { max_retries = 2 })
+    if not c then return end
+    local res, err = c:chat { messages = MSGS }
+    local res2, err2 = c:chat { messages = MSGS, stream = function () end }
+    c:close()
+    assert.is_nil(res)
+    assert.equal("limit", err.kind)
+    assert.matches("the response headers are too large", err.message)
+    assert.is_nil(res2)
+    assert.equal("limit", err2.kind)
+    assert.equal(2, srv.count(token))   -- once each
+  end)
+
+  it("an answer with trailers is the answer", function ()
+    local c = client("trailers")
+    if not c then return end
+    local res, err = c:chat { messages = MSGS }
+    local res2, err2 = c:chat { messages = MSGS, stream = function () end }
+    c:close()
+    assert.is_nil(err)
+    assert.equal("with trailers", res.text)
+    assert.is_nil(err2)
+    assert.equal("with trailers", res2.text)
+  end)
+
+  it("20 requests in flight to a server allowing 1 stream at a time all end answered", function ()
+    if not srv then pending(why); return end
+    local c = aigc.client { base_url = srv.conc1_url, ca_file = srv.ca_file, max_retries = 0,
+                            timeout = 5, deadline = 15 }
+    local reqs = run_async(c, 20)
+    local texts = {}
+    for i = 1, 20 do
+      local res, err = reqs[i]:result()
+      texts[i] = res and res.text or tostring(err)
+    end
+    c:close()
+    for i = 1, 20 do assert.equal("one at a time", texts[i]) end
+  end)
+
+  describe("a server that goes quiet", function ()
+    it("headers, then nothing: the timeout ends the call, the stream's idle limit a stream", function ()
+      local c, token = client("silent", { timeout = 1 })
+      if not c then return end
+      local res, err = c:chat { messages = MSGS }
+      local res2, err2 = c:chat { messages = MSGS, stream = function () end }
+      c:close()
+      assert.is_nil(res)
+      assert.equal("timeout", err.kind)
+      assert.matches("timeout: 1 s per attempt", err.message)
+      assert.is_nil(res2)
+      assert.equal("timeout", err2.kind)
+      assert.matches("idle timeout", err2.message)
+      assert.equal(2, srv.count(token))
+    end)
+
+    it("never reading a 2 MB body (its window never reopened): the timeout ends the call", function ()
+      local c, token = client("noread", { timeout = 1 })
+      if not c then return end
+      local res, err = c:chat { messages = { { role = "user", content = ("x"):rep(2 * 1024 * 1024) } } }
+      local up, uerr = c:files_upload { file = { data = ("y"):rep(1024 * 1024), filename = "in.jsonl" },
+                                        purpose = "batch" }
+      c:close()
+      assert.is_nil(res)
+      assert.equal("timeout", err.kind)
+      assert.is_nil(up)
+      assert.equal("timeout", uerr.kind)
+      assert.equal(2, srv.count(token))
+    end)
+  end)
+
+  it("an upload reset mid-reply is sent again with the same bytes, then fails readably", function ()
+    local c, token = client("rst_internal", { max_retries = 1 })
+    if not c then return end
+    local up, err = c:files_upload { file = { data = '{"custom_id":"1"}\n', filename = "in.jsonl" },
+                                     purpose = "batch" }
+    c:close()
+    assert.is_nil(up)
+    assert.equal("connect", err.kind)
+    assert.matches("INTERNAL_ERROR", err.message)
+    assert.equal(2, srv.count(token))
+  end)
+end)
