@@ -38,14 +38,14 @@ describe("a hostile HTTP/2 server", function ()
     return aigc.client(o), token
   end
 
-  -- Starts n chats on c (every other one streaming; what each stream
-  -- delivered kept in deltas[i]) and steps until all have ended, or
-  -- WAIT_BOUND passed; returns the requests and the deltas.
-  local function run_async (c, n)
+  -- Starts n chats on c (every other one streaming unless `plain`; what
+  -- each stream delivered kept in deltas[i]) and steps until all have
+  -- ended, or WAIT_BOUND passed; returns the requests and the deltas.
+  local function run_async (c, n, plain)
     local reqs, deltas = {}, {}
     for i = 1, n do
       deltas[i] = {}
-      local stream = i % 2 == 0 and function (d) deltas[i][#deltas[i] + 1] = d end or nil
+      local stream = not plain and i % 2 == 0 and function (d) deltas[i][#deltas[i] + 1] = d end or nil
       reqs[i] = c:chat_async { messages = MSGS, stream = stream }
     end
     local limit, left = socket.gettime() + WAIT_BOUND, n
@@ -199,6 +199,25 @@ describe("a hostile HTTP/2 server", function ()
     c:close()
     for i = 1, 20 do assert.equal("one at a time", texts[i]) end
   end)
+
+  -- (raw frames: Node's http2 cannot send them; any request gets one JSON answer)
+  for _, case in ipairs { { "unknown_url", "raw_unknown", "50 frames of an unknown type before each answer" },
+                          { "ping_url", "raw_ping", "20,000 PINGs before each answer" } } do
+    it(case[3] .. ": 4 requests in flight all answered", function ()
+      if not srv then pending(why); return end
+      local c = aigc.client { base_url = srv[case[1]], ca_file = srv.ca_file, max_retries = 0,
+                              timeout = 5, deadline = 15 }
+      local reqs = run_async(c, 4, true)
+      local got = {}
+      for i = 1, 4 do
+        local res, err = reqs[i]:result()
+        got[i] = res and res.text or tostring(err)
+      end
+      c:close()
+      assert.same({ case[2], case[2], case[2], case[2] }, got)
+      assert.equal(4, srv.count(case[2]))
+    end)
+  end
 
   describe("a server that goes quiet", function ()
     it("headers, then nothing: the timeout ends the call, the stream's idle limit a stream", function ()

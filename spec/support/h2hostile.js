@@ -5,17 +5,21 @@
 //
 //   node h2hostile.js CERT KEY
 //
-// prints "H2PORT CONC1PORT COUNTPORT" on one line once it listens:
+// prints "H2PORT CONC1PORT COUNTPORT UNKNOWNPORT PINGPORT" on one line once
+// it listens:
 // - H2PORT: TLS + h2; the request path /MODE/TOKEN/v1/... picks the
 //   misbehaviour (MODES below); TOKEN counts the attempts of one test;
 // - CONC1PORT: TLS + h2 with SETTINGS_MAX_CONCURRENT_STREAMS = 1, answering
 //   every request after 20 ms;
 // - COUNTPORT: plain HTTP/1.1, GET /TOKEN answers how many requests TOKEN
-//   received (as text), so a spec can tell what was retried.
+//   received (as text), so a spec can tell what was retried;
+// - UNKNOWNPORT, PINGPORT: raw HTTP/2 (rawServer below) sending frames of
+//   unknown types, or 20,000 PINGs, before each answer.
 // It exits when its stdin closes (the spec that started it is gone).
 'use strict';
 const http2 = require('http2');
 const http = require('http');
+const tls = require('tls');
 const fs = require('fs');
 
 const C = http2.constants;
@@ -147,15 +151,64 @@ conc1.on('stream', (stream) => {
   stream.resume();
   stream.on('end', () => setTimeout(() => answer(stream, false, 'one at a time'), 20));
 });
+// Raw HTTP/2 (frames written by hand, over tls: Node's http2 cannot send
+// these): before each answer, `frames(id)` -- frames of unknown types
+// (RFC 9113 5.5: to be ignored), or a flood of PINGs (each wants an ACK).
+// Any request gets the same answer; `name` counts them.
+function frame (type, flags, id, payload) {
+  const h = Buffer.alloc(9);
+  h.writeUIntBE(payload.length, 0, 3); h[3] = type; h[4] = flags; h.writeUInt32BE(id, 5);
+  return Buffer.concat([h, payload]);
+}
+function rawServer (name, frames) {
+  return tls.createServer({ cert, key, ALPNProtocols: ['h2'] }, (sock) => {
+    let buf = Buffer.alloc(0), preface = false;
+    const answered = new Set();
+    sock.on('error', () => {});
+    sock.write(frame(4, 0, 0, Buffer.alloc(0)));   // SETTINGS
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      if (!preface) { if (buf.length < 24) return; buf = buf.subarray(24); preface = true; }
+      while (buf.length >= 9) {
+        const len = buf.readUIntBE(0, 3), type = buf[3], flags = buf[4], id = buf.readUInt32BE(5) & 0x7fffffff;
+        if (buf.length < 9 + len) return;
+        buf = buf.subarray(9 + len);
+        if (type === 4 && !(flags & 1)) sock.write(frame(4, 1, 0, Buffer.alloc(0)));   // SETTINGS ACK
+        // a request's end (END_STREAM on its HEADERS or DATA): answered
+        if ((type === 0 || type === 1) && (flags & 1) && !answered.has(id)) {
+          answered.add(id);
+          counts.set(name, (counts.get(name) || 0) + 1);
+          const ct = Buffer.from('application/json');
+          // HPACK: :status 200 (static 8), content-type (static 31) literal
+          const hdrs = Buffer.concat([Buffer.from([0x88, 0x5f, ct.length]), ct]);
+          sock.write(Buffer.concat(frames(id).concat([frame(1, 4, id, hdrs),
+            frame(0, 1, id, Buffer.from(chat(name)))])));
+        }
+      }
+    });
+  });
+}
+const unknownFrames = rawServer('raw_unknown', (id) => {
+  const out = [];
+  for (let i = 0; i < 50; i++) out.push(frame(0xfa, 0xff, i % 2 ? id : 0, Buffer.from('junk ' + i)));
+  return out;
+});
+const pingFlood = rawServer('raw_ping', () => {
+  const out = [];
+  for (let i = 0; i < 20000; i++) out.push(frame(6, 0, 0, Buffer.alloc(8, i & 255)));
+  return out;
+});
+
 const counter = http.createServer((req, res) => {
   res.end(String(counts.get(req.url.slice(1)) || 0));
 });
 
 let listening = 0;
 const ports = [];
-[h2, conc1, counter].forEach((srv, i) => srv.listen(0, '127.0.0.1', () => {
+const servers = [h2, conc1, counter, unknownFrames, pingFlood];
+servers.forEach((srv, i) => srv.listen(0, '127.0.0.1', () => {
   ports[i] = srv.address().port;
-  if (++listening === 3) process.stdout.write(ports.join(' ') + '\n');
+  if (++listening === servers.length) process.stdout.write(ports.join(' ') + '\n');
 }));
 process.stdin.on('end', () => process.exit(0));
 process.stdin.resume();

@@ -16,7 +16,8 @@ local proc = require "procutil"
 local M = {}
 
 --- Starts the server: a table with `url(mode, token)` (a base_url),
--- `conc1_url` (the server allowing one stream at a time), `ca_file`,
+-- `conc1_url` (the server allowing one stream at a time), `unknown_url` and
+-- `ping_url` (raw HTTP/2: frames of unknown types, a PING flood), `ca_file`,
 -- `count(token)` and `stop()`; or nil and why it could not start (no node,
 -- no http2 in it, no openssl).
 function M.start ()
@@ -28,7 +29,7 @@ function M.start ()
   local deadline, line, pid = socket.gettime() + 10
   repeat
     pid = pid or tonumber(proc.read_file(dir .. "/pid") or "")
-    line = (proc.read_file(dir .. "/ports") or ""):match("^(%d+ %d+ %d+)\n")
+    line = (proc.read_file(dir .. "/ports") or ""):match("^(%d+ %d+ %d+ %d+ %d+)\n")
     if not line then socket.sleep(0.02) end
   until line or (pid and not proc.alive(pid)) or socket.gettime() > deadline
   local function stop ()
@@ -41,12 +42,14 @@ function M.start ()
     stop()
     return nil, "node's http2 server did not start: " .. why:sub(1, 300)
   end
-  local h2, conc1, counter = line:match("(%d+) (%d+) (%d+)")
+  local h2, conc1, counter, unknown, ping = line:match("(%d+) (%d+) (%d+) (%d+) (%d+)")
   local http = require "socket.http"
   return {
     ca_file = dir .. "/h2.pem",
     url = function (mode, token) return ("https://127.0.0.1:%s/%s/%s/v1"):format(h2, mode, token) end,
     conc1_url = ("https://127.0.0.1:%s/conc1/x/v1"):format(conc1),
+    unknown_url = ("https://127.0.0.1:%s/v1"):format(unknown),   -- (counted as "raw_unknown")
+    ping_url = ("https://127.0.0.1:%s/v1"):format(ping),         -- (counted as "raw_ping")
     count = function (token)
       http.TIMEOUT = 5
       return tonumber((http.request(("http://127.0.0.1:%s/%s"):format(counter, token))))
