@@ -574,6 +574,11 @@ describe("aigc (one-shot prompts)", function ()
     refused('{ endpoint = "w", endpoints = { w = { base_url = "ftp://example.com" } } }',
             "endpoints.w.base_url: an http:// or https:// URL expected")
     refused('{ endpoints = { w = { no_key = "yes" } } }', 'endpoints.w.no_key: boolean expected, got "yes"')
+    -- (endpoints as a list were taken, and `-e NAME` stopped with an internal error, exit 70)
+    refused('{ endpoints = { { base_url = "http://127.0.0.1:1/v1" } } }',
+            "endpoints[1]: an endpoint name (a string) expected as the key, got number")
+    refused('{ endpoints = { [1.5] = { model = "m" } } }',
+            "endpoints[1.5]: an endpoint name (a string) expected as the key, got number", { "-e", "x", "Hi" })
     refused('{ endpoints = { w = { api_key_env = 5 } } }', "endpoints.w.api_key_env: the name of an environment "
             .. "variable (a string) expected, got number")
     -- (a secret in the file: refused as an api_key is, its value never shown)

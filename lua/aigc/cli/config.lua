@@ -141,6 +141,11 @@ local function config_problem (t)
   if in_url then return in_url end
   for name, e in pairs(t.endpoints or {}) do
     local at = util.path("endpoints", name)
+    -- (a list, `endpoints = { { base_url = ... } }`, was taken; `-e NAME` then
+    -- sorted the names for its message and stopped with an internal error)
+    if type(name) ~= "string" then
+      return at .. ": an endpoint name (a string) expected as the key, got " .. type(name)
+    end
     if type(e) ~= "table" then return "endpoint '" .. tostring(name) .. "' must be a table" end
     local header = credential_header(e.headers)
     if header then return secret_in_file(util.path(util.path(at, "headers"), header)) end
