@@ -213,6 +213,19 @@ describe("aigc (edges)", function ()
     assert.equal("no template named 'nope' in " .. home .. "/templates\n", r.stderr)
   end)
 
+  it("a template whose params have a key that is not a name: a usage error naming its file (it was exit 70)", function ()
+    local path = home .. "/templates/listy.lua"
+    cli.write(path, 'return { prompt = "Say {{input}}", params = { [1] = 2 } }\n')
+    local want = "bad template " .. path .. ": template field 'params': keys must be strings, got number\n"
+    local n = #srv:requests()
+    for _, r in ipairs { aigc { "--no-log", "-t", "listy", "Hi" },
+                         aigc({ "chat", "--no-log", "-t", "listy" }, { stdin = "Hi\n" }) } do
+      assert.equal(2, r.code, r.stderr)
+      assert.equal(want, r.stderr)   -- (no "internal error", no traceback)
+    end
+    assert.equal(n, #srv:requests())
+  end)
+
   it("aigc chat: a \"\"\" block is text even when it begins with / (it ran as a command: /quit quit)", function ()
     local r = aigc({ "chat", "--no-log" }, { stdin = table.concat({ '"""', "/etc/hosts: what is this file?",
       "It maps names.", '"""', '"""', "/quit", '"""', "What is 2 + 2?", "" }, "\n") })

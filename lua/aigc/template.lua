@@ -459,6 +459,13 @@ function M.new (spec)
   if spec.prompt == nil and spec.system == nil then
     argerror("new", "a template needs a prompt or a system prompt", 2)
   end
+  -- (a key that is not a name, `params = { [1] = 2 }` or a list, reached the
+  -- call: `aigc -t NAME` stopped with an internal error naming no file)
+  for k in pairs(spec.params or {}) do
+    if type(k) ~= "string" then
+      argerror("new", string_format("template field 'params': keys must be strings, got %s", type(k)), 2)
+    end
+  end
   local t = {}
   for k, v in pairs(spec) do t[k] = v end
   t.params, t.defaults = t.params or {}, t.defaults or {}
