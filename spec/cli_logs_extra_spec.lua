@@ -40,6 +40,19 @@ describe("aigc logs and extra", function ()
     assert.equal("fine", entries[1].extra.ok)
   end)
 
+  it("-n beyond what a log holds lists them all (-n 1e300 failed: 'log: LuaSQL: datatype mismatch')", function ()
+    if not has_sqlite then pending("no lua-sql-sqlite3") return end
+    for i = 1, 4 do assert(log:record { prompt = "p" .. i, response = "r" .. i, status = "ok" }) end
+    log:close(); log = nil
+    for _, n in ipairs { "1e300", "9223372036854775808" } do
+      local r = logs { "--json", "-n", n }
+      assert.equal(0, r.code, r.stderr)
+      local entries = cjson.decode(r.stdout)
+      assert.equal(4, #entries)
+      assert.equal("p1", entries[1].prompt)
+    end
+  end)
+
   it("a call the engine retried keeps how many times (extra.retries); show and a listing say it", function ()
     if not has_sqlite then pending("no lua-sql-sqlite3") return end
     local srv = devserver.start()

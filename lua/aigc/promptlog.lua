@@ -692,6 +692,7 @@ function Log:list (opts)
   if opts.source then where[#where + 1] = "responses.source = " .. sql(opts.source) end
   if opts.status then where[#where + 1] = "responses.status = " .. sql(opts.status) end
   local n = to_int(opts.n or 3)
+  if n >= 2 ^ 53 then n = 0 end   -- (more than a log holds: all; `LIMIT 1e+300` was "datatype mismatch")
   local q = "SELECT responses.* FROM responses"
     .. (#where > 0 and (" WHERE " .. table_concat(where, " AND ")) or "")
     .. " ORDER BY responses.id DESC" .. (n > 0 and (" LIMIT " .. n) or "")
