@@ -95,6 +95,24 @@ describe("the response cache on disk", function ()
     assert.equal(1, #list(folder))
   end)
 
+  it("an entry that is not a regular file (a FIFO) is a miss, and the reply stored over it (the call hung)",
+     function ()
+    local folder = dir .. "/fifo"
+    cache.new({ dir = folder }):put("k", { text = "the first reply" })
+    local name = list(folder)[1]
+    assert(os.remove(folder .. "/" .. name))
+    assert(require("procutil").execute("mkfifo '" .. folder .. "/" .. name .. "'"))
+    local r = luachild.run([[
+      local cache = require "aigc.cache"
+      local c = cache.new { dir = arg[1] }
+      print(c:get("k") == nil, c:stats().misses)
+      c:put("k", { text = "the second reply" })
+      print(cache.new({ dir = arg[1] }):get("k").text)
+    ]], { args = { folder }, timeout = 10 })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("true\t1\nthe second reply\n", r.stdout)
+  end)
+
   it("a folder that cannot be made or written in is an error naming it when the client is made", function ()
     local aigc = require "aigc"
     cli.write(dir .. "/a-file", "not a folder\n")

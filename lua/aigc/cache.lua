@@ -326,6 +326,9 @@ end
 local function read_disk (self, key)
   if not self.dir then return nil end
   local path = file_of(self, key)
+  -- (only a regular file is an entry: one replaced by a FIFO blocked the call for ever,
+  -- by a link to /dev/zero read until memory ran out; a miss, the reply is stored over it)
+  if core.file_kind(path) ~= "file" then return nil end
   local text = util.read_file(path)
   if not text then return nil end
   local x = json.decode(text)
