@@ -77,7 +77,9 @@ local function pointer_part (k)
   return (tostring(k):gsub("~", "~0"):gsub("/", "~1"))
 end
 
-local function is_schema (x) return type(x) == "table" or type(x) == "boolean" end
+-- (a list is no schema, as a JSON array is none: `properties = { tags = { { type = "string" } } }`,
+-- or `schema = { ... }` holding a list, checked nothing: every value passed. `items`' tuple form is read apart.)
+local function is_schema (x) return type(x) == "table" and x[1] == nil or type(x) == "boolean" end
 
 -- The schema a JSON pointer ("#" or "#/a/b/0") names inside root, or nil
 -- and why not. Segments that index an array are 0-based, as in JSON.
@@ -111,7 +113,9 @@ end
 local walk   -- forward
 
 local function walk_schema (c, sub, where)
-  if not is_schema(sub) then bad(where, "must be a schema (a table or a boolean), got %s", type(sub)) end
+  if not is_schema(sub) then
+    bad(where, "must be a schema (a table or a boolean), got %s", type(sub) == "table" and "a list" or type(sub))
+  end
   walk(c, sub, where)
 end
 
@@ -266,7 +270,11 @@ function walk (c, s, where)
     local defs = s[k]
     if defs ~= nil then
       if type(defs) ~= "table" then bad(where .. "/" .. k, "must be a table of schemas, got %s", type(defs)) end
-      for name, sub in pairs(defs) do walk_schema(c, sub, where .. "/" .. k .. "/" .. pointer_part(name)) end
+      for name, sub in pairs(defs) do
+        local w = where .. "/" .. k .. "/" .. pointer_part(name)
+        -- (a list of schemas kept there, reached by "#/$defs/NAME/0": each is one)
+        if type(sub) == "table" and sub[1] ~= nil then walk_list(c, sub, w) else walk_schema(c, sub, w) end
+      end
     end
   end
   local in_place = ref == nil and edges or nil
@@ -390,7 +398,7 @@ end
 function M.compile_now (schema)
   local c = { root = schema, seen = {}, order = {}, edges = {}, refs = {}, patterns = {}, regexes = {}, depth = 0 }
   local ok, e = pcall(function ()
-    walk(c, schema, "#")
+    walk_schema(c, schema, "#")
     find_loop(c)
   end)
   if ok then return c end
