@@ -213,7 +213,8 @@ describe("aigc (edges)", function ()
     assert.equal("no template named 'nope' in " .. home .. "/templates\n", r.stderr)
   end)
 
-  it("a template whose params have a key that is not a name: a usage error naming its file (it was exit 70)", function ()
+  it("a template whose params have a key that is not a name: a usage error naming its file (it was exit 70)",
+     function ()
     local path = home .. "/templates/listy.lua"
     cli.write(path, 'return { prompt = "Say {{input}}", params = { [1] = 2 } }\n')
     local want = "bad template " .. path .. ": template field 'params': keys must be strings, got number\n"

@@ -384,7 +384,8 @@ describe("aigc.schema", function ()
       raises({ { type = "string" } }, "# must be a schema (a table or a boolean), got a list")
       raises({ properties = { tags = { { type = "string" } } } },
              "#/properties/tags must be a schema (a table or a boolean), got a list")
-      raises({ allOf = { { type = "string" } }, ["$ref"] = "#/allOf" }, '#/$ref: "#/allOf" does not resolve to a schema')
+      raises({ allOf = { { type = "string" } }, ["$ref"] = "#/allOf" },
+             '#/$ref: "#/allOf" does not resolve to a schema')
       raises({ minLength = -1 }, "#/minLength must be an integer >= 0, got -1")
       raises({ maxItems = 1.5 }, "#/maxItems must be an integer >= 0, got 1.5")
       raises({ multipleOf = 0 }, "#/multipleOf must be a number > 0, got 0")
