@@ -32,6 +32,8 @@ describe("a damaged cassette", function ()
       { { status = 99999, body = "{}" }, "status" },
       { { status = 200, body = 5 }, "body" },
       { { status = 200, events = { { t = "x", data = "data: {}\n\n" } } }, "events" },
+      { { status = 200, events = { { t = 1e300, data = "data: {}\n\n" } } }, "events" },   -- (it killed the server)
+      { { status = 200, events = { { t = -5, data = "data: {}\n\n" } } }, "events" },     -- (never sent: a timeout)
       { { status = 200, events = { 5 } }, "events" },
       { { status = 200, events = "zz" }, "events" },
       { { status = 200, headers = { x = "a\r\nb" }, body = "{}" }, "headers" },

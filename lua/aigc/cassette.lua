@@ -223,7 +223,9 @@ local function unplayable (x)
   if x.events ~= nil then
     if type(x.events) ~= "table" then return "events" end
     for _, ev in ipairs(x.events) do
-      if type(ev) ~= "table" or (ev.t ~= nil and type(ev.t) ~= "number")
+      -- (a time, in ms from the answer's start, below 0 was never played: the call waited for its
+      -- timeout; one of 2^53 or more, no integer to the server's timer, killed it)
+      if type(ev) ~= "table" or (ev.t ~= nil and not (type(ev.t) == "number" and ev.t >= 0 and ev.t < 2 ^ 53))
          or (type(ev.data) ~= "string" and type(ev.b64) ~= "string") then
         return "events"
       end
