@@ -237,6 +237,21 @@ describe("aigc (one-shot prompts)", function ()
     assert.equal(before, #srv:requests())
   end)
 
+  it("--best-of or --vote above 128 is a usage error and sends nothing (1e9 built a billion requests: killed)",
+     function ()
+    cli.write(home .. "/cases.jsonl", '{"id": "a", "prompt": "Hi"}\n')
+    local before = #srv:requests()
+    for _, flag in ipairs { "--best-of", "--vote" } do
+      for _, args in ipairs { { "run", home .. "/cases.jsonl", "-q", "--no-log", flag, "129" },
+                              { flag, "129", "--no-log", "Tell me a joke" } } do
+        local r = aigc(args)
+        assert.equal(2, r.code, r.stderr)
+        assert.equal(flag .. ": at most 128\n", r.stderr)
+      end
+    end
+    assert.equal(before, #srv:requests())
+  end)
+
   it("--best-of N --judge generates N candidates and prints the one the judge picks", function ()
     local r = aigc { "--best-of", "3", "--judge", "Which is the most vivid?", "Tell me a joke" }
     assert.equal(0, r.code, r.stderr)

@@ -364,13 +364,20 @@ function M.check_text (v, what)
   end
 end
 
+--- The most candidates of --best-of and --vote: each is a request sent at
+-- once (--best-of 1e9 built a billion of them, until the kernel killed the
+-- process), as -n asks at most 128 choices of one call.
+M.MAX_CANDIDATES = 128
+
 --- A whole number >= 1 (nil stays nil), or a usage error naming `what`.
 -- @tparam number|nil v
 -- @tparam string what the option
+-- @tparam[opt] integer max the most it may be (`what: at most MAX`)
 -- @treturn integer|nil
-function M.positive (v, what)
+function M.positive (v, what, max)
   if v == nil then return nil end
   if v ~= math.floor(v) or v < 1 then M.usage(what .. " must be a whole number >= 1") end
+  if max and v > max then M.usage(what .. ": at most " .. max) end
   return math.floor(v)
 end
 

@@ -44,7 +44,7 @@ Examples:
   return p
 end
 
-local join_input, positive = common.join_input, common.positive
+local join_input, positive, MAX_CANDIDATES = common.join_input, common.positive, common.MAX_CANDIDATES
 -- The most choices one chat call may ask (OpenAI's `n`: 1 to 128).
 local MAX_CHOICES = 128
 
@@ -173,7 +173,8 @@ end
 
 local function run_strategy (args, client, params)
   local strategy = aigc.strategy
-  local best_of, vote = positive(args.best_of, "--best-of"), positive(args.vote, "--vote")
+  local best_of, vote = positive(args.best_of, "--best-of", MAX_CANDIDATES),
+    positive(args.vote, "--vote", MAX_CANDIDATES)
   if best_of and vote then common.usage("--best-of and --vote exclude each other") end
   if best_of then
     local best, cands = strategy.best_of { client = client, n = best_of, params = params,
@@ -261,7 +262,8 @@ end
 -- Returns res, shown (or err), extra, canceled.
 local function strategy_interruptible (args, client, params, term)
   if params.n then common.usage("-n and --best-of/--vote exclude each other") end
-  local best_of, vote = positive(args.best_of, "--best-of"), positive(args.vote, "--vote")
+  local best_of, vote = positive(args.best_of, "--best-of", MAX_CANDIDATES),
+    positive(args.vote, "--vote", MAX_CANDIDATES)
   if best_of and vote then common.usage("--best-of and --vote exclude each other") end
   local out = {}
   local f = future.run(client._loop, function ()

@@ -308,6 +308,9 @@ local function check_args (args)
     if n ~= nil and (n < 1 or n ~= math.floor(n)) then
       common.usage("--" .. flag:gsub("_", "-") .. " must be a whole number >= 1")
     end
+    if n ~= nil and (flag == "best_of" or flag == "vote") and n > common.MAX_CANDIDATES then
+      common.usage("--" .. flag:gsub("_", "-") .. ": at most " .. common.MAX_CANDIDATES)
+    end
   end
   local params = common.options_table(args.options)
   if params.n ~= nil and (args.best_of or args.vote) then
