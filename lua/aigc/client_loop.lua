@@ -280,6 +280,7 @@ end
 -- @treturn integer what `count` counts after the turn
 -- @treturn[opt] table the callback errors reported meanwhile
 function M.step (loop, timeout, budget)
+  loop.sched.finish_ends()
   local _, errors = loop.engine:step(wait_bound(loop, timeout), budget)
   drive_guests(loop)
   run_posted(loop)
@@ -295,6 +296,7 @@ end
 -- hears when the tasks next need a turn.
 -- @tparam table loop
 function M.after_act (loop)
+  loop.sched.finish_ends()
   drive_guests(loop)
   run_posted(loop)
   if #loop.sleepers > 0 then wake_sleepers(loop) end
@@ -306,6 +308,7 @@ end
 -- engine for the user's next step(). `request`: a C request the wait is
 -- for, pumped if pending (its own turn checks that it can ever start).
 local function turn (loop, timeout, request)
+  loop.sched.finish_ends()
   timeout = wait_bound(loop, timeout)
   local engine = loop.engine
   local status = type(request) == "userdata" and request:status()

@@ -82,6 +82,12 @@ end
 
 local resume_task, finish_resume   -- (defined below)
 
+-- The tasks whose wake or end is pending (see finish_ends), linked through
+-- their records (`next_end`, a key each has from the start: listing one
+-- allocates nothing); LAST ends the list.
+local LAST = {}
+local ends = LAST
+
 -- A wait is registered (`rec.waiting = w`) BEFORE anything that may
 -- allocate between it and the task's yield: any allocation may run a
 -- finalizer, and a finalizer may call anything in aigc -- a blocking call
@@ -138,8 +144,13 @@ end
 -- (Nothing allocates from the check to the resume: a wake that raised
 -- after taking the wait, out of memory, would leave the task asleep for
 -- ever.)
+-- It is listed first (see finish_ends: on Lua 5.1 each call below may
+-- raise, growing the stack, out of memory): a wake that took the wait and
+-- raised before the resume left the task asleep for ever.
 local function wake (rec, w, ...)
   if rec.waiting ~= w then return end
+  rec.woke = w
+  if not rec.next_end then rec.next_end, ends = ends, rec end
   rec.waiting = false
   release_wait(rec, w)
   -- (PUC 5.1: a wait under a C call -- pcall, a generic for's iterator --
@@ -147,7 +158,11 @@ local function wake (rec, w, ...)
   -- since: nobody to resume. And a task woken before it yielded -- running,
   -- or "normal" under a coroutine of its own -- is not resumed: suspend()
   -- sees the wait is over and goes on.)
-  if coroutine_status(rec.co) ~= "suspended" then return end
+  if coroutine_status(rec.co) ~= "suspended" then
+    rec.woke = false
+    if ends == rec and not rec.ending then ends, rec.next_end = rec.next_end, false end
+    return
+  end
   resume_task(rec, ...)
 end
 
@@ -218,6 +233,7 @@ end
 
 --- The scheduler the C core is given (`engine:set_scheduler`).
 -- (`wake` is for the loops: they wake their sleepers through it)
+-- (and `finish_ends`, below: every turn of a loop calls it first)
 M.SCHED = { tasks = tasks, token = TOKEN, resume = resume_from_core, wake = wake }
 
 local function make_task_error (co, err, what)
@@ -243,7 +259,7 @@ end
 
 -- A task failed (an error escaped it) or was abandoned, with `err` (an
 -- error object): what it was doing must end. Its hooks run (last first),
--- each once (taken off the list first: this may run again, see
+-- each taken off the list once it ran (this may run again, see
 -- resume_task; a hook that ran out of memory is tried again, so hooks
 -- must be idempotent); one that returns true delivered the error (it
 -- failed a future with it), which is then not reported again.
@@ -252,12 +268,14 @@ local function end_task (rec, err)
   local hooks = rec.hooks
   while hooks and #hooks > 0 do
     local hook = hooks[#hooks]
-    hooks[#hooks] = nil
     local ok, took = pcall(hook, err)
     for _ = 1, 8 do   -- (out of memory: tried again, the next try may find some)
       if ok or not is_memory(took) then break end
       ok, took = pcall(hook, err)
     end
+    -- (taken off once it ran: calling pcall may raise, on 5.1, before it
+    -- runs; taken off first, the retry of this end found it gone)
+    if hooks[#hooks] == hook then hooks[#hooks] = nil end
     if not ok then report(rec, task_error(rec.co, took, "a hook of a task that ended"))
     elseif took then rec.delivered = true end
   end
@@ -328,6 +346,12 @@ function finish_resume (rec)
   o[2], o[3] = false, false   -- (what it returned or raised is not kept alive)
 end
 
+-- Only resume_from_core retries a resume whose end raised out; a sleeper's
+-- wake (client:sleep), a waker (a task waiting on a future), a spawn's
+-- first resume have nobody to: the task's end stayed pending, its future
+-- running for ever. So the record is listed before its end runs, and
+-- leaves the list when it has; one raised out stays there, and the next
+-- turn of any loop ends it (finish_ends).
 function resume_task (rec, ...)
   if rec.ending then finish_resume(rec) end   -- (the last resume's end first)
   local ok, a, b = coroutine_resume(rec.co, ...)
@@ -337,11 +361,38 @@ function resume_task (rec, ...)
     if rec.waiting ~= false then drop_stale_wait(rec) end   -- (the core registers nothing in Lua)
     rec.waiting = b
   end
+  rec.woke = false   -- (resumed: see wake)
   local o = rec.outcome   -- (its array part: no allocation)
   o[1], o[2], o[3] = ok, a, b
   rec.ending = true
+  if not rec.next_end then rec.next_end, ends = ends, rec end
   finish_resume(rec)
+  if ends == rec then ends, rec.next_end = rec.next_end, false end
 end
+
+-- Resumes the tasks whose wake raised before their resume (see wake) and
+-- ends those whose end raised out of it (above), for the loops' turns
+-- (SCHED.finish_ends). A raise here leaves the rest listed, for the next
+-- turn. (One in progress further up the stack -- a finalizer that turns a
+-- loop -- may be met here too: what follows a resume tolerates running
+-- twice, as resume_from_core's retry needs; a task resumed since, or
+-- waiting again, is not resumed. A core wait's wake is retried by the
+-- core: resume_from_core puts the wait back.)
+local function finish_ends ()
+  while ends ~= LAST do
+    local rec = ends
+    if rec.ending then finish_resume(rec) end
+    local w = rec.woke
+    if w and rec.waiting == false and type(w) == "table" and not w.request
+       and coroutine_status(rec.co) == "suspended" then
+      resume_task(rec)
+    end
+    rec.woke = false
+    if ends == rec then ends, rec.next_end = rec.next_end, false end
+  end
+end
+
+M.SCHED.finish_ends = finish_ends
 
 -- Passes on what the task's body returned (its first argument is the
 -- record, kept on the task's frame until then).
@@ -360,7 +411,7 @@ local function start (loop, fn, name, hook, ...)
   -- (`waiting` is false, not nil, when it waits for nothing: the key
   -- exists from the start, so registering a wait never allocates)
   local rec = { loop = loop, name = name, waiting = false, delivered = false, hooks = hook and { hook } or false,
-                ending = false, outcome = { false, false, false } }
+                ending = false, outcome = { false, false, false }, next_end = false, woke = false }
   local co = coroutine_create(function (...)
     return keep(rec, fn(...))
   end)
