@@ -88,6 +88,22 @@ local resume_task, finish_resume   -- (defined below)
 local LAST = {}
 local ends = LAST
 
+-- Listing a record and taking the head off are written inline, one store
+-- per statement, in this order:
+--   list:   if not rec.next_end then rec.next_end = ends; ends = rec end
+--   unlist: if ends == rec then ends = rec.next_end or LAST; rec.next_end = false end
+-- Inline: calling a function can itself raise out of memory (a new
+-- CallInfo), and a wake that raised there had lost its sleeper. One store
+-- per statement: a host's debug hook may raise between any two
+-- instructions (a watchdog that cuts a frame: host_media_probe_spec), and
+-- `ends` must never be anything but a record or LAST. The multiple
+-- assignment this was stored `next_end = false` first and was cut there:
+-- `ends` led to a record whose successor was false, and the next turn
+-- indexed a boolean. A raise between the two stores leaves the record
+-- marked but off the list: its later ends are then not retried by the
+-- loops' turns (as before this list), which matters only if such an end
+-- also raises out of memory.
+
 -- A wait is registered (`rec.waiting = w`) BEFORE anything that may
 -- allocate between it and the task's yield: any allocation may run a
 -- finalizer, and a finalizer may call anything in aigc -- a blocking call
@@ -150,7 +166,7 @@ end
 local function wake (rec, w, ...)
   if rec.waiting ~= w then return end
   rec.woke = w
-  if not rec.next_end then rec.next_end, ends = ends, rec end
+  if not rec.next_end then rec.next_end = ends; ends = rec end   -- (list: see LAST)
   rec.waiting = false
   release_wait(rec, w)
   -- (PUC 5.1: a wait under a C call -- pcall, a generic for's iterator --
@@ -160,7 +176,7 @@ local function wake (rec, w, ...)
   -- sees the wait is over and goes on.)
   if coroutine_status(rec.co) ~= "suspended" then
     rec.woke = false
-    if ends == rec and not rec.ending then ends, rec.next_end = rec.next_end, false end
+    if not rec.ending and ends == rec then ends = rec.next_end or LAST; rec.next_end = false end
     return
   end
   resume_task(rec, ...)
@@ -365,9 +381,9 @@ function resume_task (rec, ...)
   local o = rec.outcome   -- (its array part: no allocation)
   o[1], o[2], o[3] = ok, a, b
   rec.ending = true
-  if not rec.next_end then rec.next_end, ends = ends, rec end
+  if not rec.next_end then rec.next_end = ends; ends = rec end   -- (list: see LAST)
   finish_resume(rec)
-  if ends == rec then ends, rec.next_end = rec.next_end, false end
+  if ends == rec then ends = rec.next_end or LAST; rec.next_end = false end
 end
 
 -- Resumes the tasks whose wake raised before their resume (see wake) and
@@ -388,7 +404,7 @@ local function finish_ends ()
       resume_task(rec)
     end
     rec.woke = false
-    if ends == rec then ends, rec.next_end = rec.next_end, false end
+    if ends == rec then ends = rec.next_end or LAST; rec.next_end = false end
   end
 end
 
