@@ -568,23 +568,27 @@ end
 -- @tparam string|nil delta
 -- @treturn {string,...}
 -- @usage for _, s in ipairs(sp:push(delta)) do bubble:add(s) end
+-- (A long delta -- a whole text given to `split` -- goes in by pieces of
+-- SET_ASIDE bytes: a cut copies the buffer's rest, so a megabyte of ". . ."
+-- in one piece took seconds; the pieces change nothing but the time.)
 function Splitter:push (delta)
   if delta ~= nil and type(delta) ~= "string" then
     util.argerror("push", 1, util.expected("string", delta))
   end
   local out = {}
   self.ends, self.code = {}, {}
-  if delta and delta ~= "" then
+  for from = 1, delta and #delta or 0, SET_ASIDE do
+    local part = string_sub(delta, from, from + SET_ASIDE - 1)
     local held = self.held
-    if held and not string_find(delta, self.held_stop) then
-      held[#held + 1] = delta
-      return out
+    if held and not string_find(part, self.held_stop) then
+      held[#held + 1] = part
+    else
+      if held then unhold(self) end
+      self.buf = self.buf .. part
+      scan(self, false, out)
+      set_aside(self)
+      hold(self)
     end
-    if held then unhold(self) end
-    self.buf = self.buf .. delta
-    scan(self, false, out)
-    set_aside(self)
-    hold(self)
   end
   return out
 end
