@@ -182,7 +182,12 @@ local CASES = {
   { function () local _ = aigc.strategy.best_of { params = "x", judge = {} } end,
     "best_of", 1, "spec.client: aigc.client expected, got nil" },
   { function (ctx) local _ = aigc.strategy.best_of { client = ctx.client, params = "x", n = 0, judge = {} } end,
-    "best_of", 1, "spec.n: an integer >= 1 expected, got 0" },
+    "best_of", 1, "spec.n: an integer from 1 to 128 expected, got 0" },
+  -- (n = 1e9 built a billion candidate requests, until memory ran out: at most 128, as a call's n)
+  { function (ctx) local _ = aigc.strategy.best_of { client = ctx.client, params = "x", n = 129, judge = {} } end,
+    "best_of", 1, "spec.n: an integer from 1 to 128 expected, got 129" },
+  { function (ctx) local _ = aigc.strategy.vote { client = ctx.client, params = "x", n = 1e9 } end,
+    "vote", 1, "spec.n: an integer from 1 to 128 expected, got 1000000000" },
   { function (ctx) local _ = aigc.strategy.best_of { client = ctx.client, params = ctx.hot, judge = {} } end,
     "best_of", 1, "spec.params.temperature: number expected, got string" },
   { function (ctx) local _ = aigc.strategy.vote { client = ctx.client, params = "x", extract = 5 } end,
@@ -233,6 +238,14 @@ local CASES = {
     "run", 1, "spec.concurency: unknown option (did you mean concurrency?)" },
   { function (ctx) local _ = aigc.runner.run { client = ctx.client, cases = 5 } end,
     "run", 1, "spec.cases: JSONL path or list of case tables expected, got number" },
+  -- (best_of = "x" raised "runner.lua:329: attempt to add a 'string' with a 'number'"; vote = -1
+  -- "bad argument #2 to 'estimate'"; best_of = 1e9 ran out of memory in each case)
+  { function (ctx) local _ = aigc.runner.run { client = ctx.client, cases = {}, strategy = { best_of = "x" } } end,
+    "run", 1, "spec.strategy.best_of: an integer from 1 to 128 expected, got string" },
+  { function (ctx) local _ = aigc.runner.run { client = ctx.client, cases = {}, strategy = { vote = -1 } } end,
+    "run", 1, "spec.strategy.vote: an integer from 1 to 128 expected, got -1" },
+  { function (ctx) local _ = aigc.runner.run { client = ctx.client, cases = {}, strategy = { best_of = 1e9 } } end,
+    "run", 1, "spec.strategy.best_of: an integer from 1 to 128 expected, got 1000000000" },
   { function (ctx) local _ = ctx.future:wait(-1) end, "wait", 1, "a number of seconds >= 0 expected, got -1" },
   { function (ctx) local _ = ctx.future:cancel(5) end, "cancel", 1, "string expected, got number" },
 }

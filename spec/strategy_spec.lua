@@ -160,7 +160,7 @@ describe("aigc.strategy", function ()
       assert.has_error(function () strategy.best_of { client = client, params = "x" } end,
         "bad argument #1 to 'best_of' (spec.score: a function (or spec.judge) expected, got nil)")
       assert.has_error(function () strategy.best_of { client = client, n = 0, params = "x", judge = {} } end,
-        "bad argument #1 to 'best_of' (spec.n: an integer >= 1 expected, got 0)")
+        "bad argument #1 to 'best_of' (spec.n: an integer from 1 to 128 expected, got 0)")
       assert.has_error(function () strategy.best_of { client = client, params = {}, judge = {} } end,
         "bad argument #1 to 'best_of' (spec.params.messages: list of messages expected, got nil)")
       assert.has_error(function () strategy.best_of { client = client, params = "x", judge = { mode = "x" } } end,

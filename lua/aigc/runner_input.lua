@@ -7,8 +7,10 @@
 
 local assertions_mod = require "aigc.assertions"
 local check_mod = require "aigc.check"
+local compat = require "aigc.compat"
 local runfile = require "aigc.runfile"
 local runner_responses = require "aigc.runner_responses"
+local strategy_shared = require "aigc.strategy_shared"
 local template_mod = require "aigc.template"
 local usage_mod = require "aigc.usage"
 local util = require "aigc.util"
@@ -80,6 +82,13 @@ function M.check_spec (spec)
   local s = spec.strategy
   if s ~= nil and not check_mod.is_callable(s) and (type(s) ~= "table" or (s.best_of == nil and s.vote == nil)) then
     spec_error("strategy", "a function, { best_of = N [, judge = ...] } or { vote = N } expected")
+  end
+  if type(s) == "table" then   -- (best_of = "x" raised "attempt to add a 'string' with a 'number'" from runner.lua)
+    local k = s.best_of ~= nil and "best_of" or "vote"
+    local v, max = s[k], strategy_shared.MAX_CANDIDATES
+    if not compat.is_integer(v) or v < 1 or v > max then
+      spec_error("strategy." .. k, util.expected("an integer from 1 to " .. max, v))
+    end
   end
   if spec.prices ~= nil then   -- (a price of "x" or -1 gave a wrong cost, not an error)
     local path, why = usage_mod.prices_problem(spec.prices)

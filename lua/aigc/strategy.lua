@@ -127,7 +127,7 @@ function M.best_of (spec)
   check_spec(spec, "best_of")
   local client = need_client(spec.client, "best_of", "client")
   local params = chat_params(spec.params, "best_of", "params", client)
-  local n = count_of(spec.n, 4, 1, "best_of", "n")
+  local n = count_of(spec.n, 4, 1, "best_of", "n", shared.MAX_CANDIDATES)
   local score, judge = need_function(spec.score, "best_of", "score"), spec.judge
   if score == nil and judge == nil then
     spec_error("best_of", "score", "a function (or spec.judge) expected, got nil")
@@ -238,7 +238,7 @@ function M.vote (spec)
   check_spec(spec, "vote")
   local client = need_client(spec.client, "vote", "client")
   local params = chat_params(spec.params, "vote", "params", client)
-  local n = count_of(spec.n, 5, 1, "vote", "n")
+  local n = count_of(spec.n, 5, 1, "vote", "n", shared.MAX_CANDIDATES)
   local extract = need_function(spec.extract, "vote", "extract")
   need_function(spec.vary, "vote", "vary")
   if spec.use_n and judge_mod.is_responses(params) then

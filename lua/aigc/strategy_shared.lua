@@ -92,9 +92,18 @@ function M.api_option (v, default, fname, path)
   return v or default
 end
 
-function M.count_of (v, default, min, fname, path)
+--- The most candidates of best_of and vote (and of a run's strategy): each
+-- is a request, all built before any is sent (n = 1e9 ran until memory ran
+-- out), as one call asks at most 128 choices (the API's `n`).
+M.MAX_CANDIDATES = 128
+
+-- A count from `min` (to `max`, when given), or misuse naming the field.
+function M.count_of (v, default, min, fname, path, max)
   if v == nil then return default end
-  if not is_integer(v) or v < min then M.spec_error(fname, path, expected("an integer >= " .. min, v)) end
+  if not is_integer(v) or v < min or (max and v > max) then
+    M.spec_error(fname, path, expected(max and "an integer from " .. min .. " to " .. max
+                                       or "an integer >= " .. min, v))
+  end
   return v
 end
 

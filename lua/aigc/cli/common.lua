@@ -9,6 +9,7 @@ local compat = require "aigc.compat"
 local config_mod = require "aigc.cli.config"
 local lineinput = require "aigc.cli.lineinput"
 local promptlog = require "aigc.promptlog"
+local strategy_shared = require "aigc.strategy_shared"
 local template = require "aigc.template"
 local util = require "aigc.util"
 
@@ -366,8 +367,8 @@ end
 
 --- The most candidates of --best-of and --vote: each is a request sent at
 -- once (--best-of 1e9 built a billion of them, until the kernel killed the
--- process), as -n asks at most 128 choices of one call.
-M.MAX_CANDIDATES = 128
+-- process), as -n asks at most 128 choices of one call (the library's bound).
+M.MAX_CANDIDATES = strategy_shared.MAX_CANDIDATES
 
 --- A whole number >= 1 (nil stays nil), or a usage error naming `what`.
 -- @tparam number|nil v
