@@ -246,6 +246,10 @@ local CASES = {
     "run", 1, "spec.strategy.vote: an integer from 1 to 128 expected, got -1" },
   { function (ctx) local _ = aigc.runner.run { client = ctx.client, cases = {}, strategy = { best_of = 1e9 } } end,
     "run", 1, "spec.strategy.best_of: an integer from 1 to 128 expected, got 1000000000" },
+  -- (raised "bad argument #3 to 'wait'" once the batch was made and paid for)
+  { function (ctx) local _ = aigc.runner.run { client = ctx.client, cases = {}, backend = "batch",
+                                                batch_interval = -1 } end,
+    "run", 1, "spec.batch_interval: number of seconds >= 0 expected, got -1" },
   { function (ctx) local _ = ctx.future:wait(-1) end, "wait", 1, "a number of seconds >= 0 expected, got -1" },
   { function (ctx) local _ = ctx.future:cancel(5) end, "cancel", 1, "string expected, got number" },
 }

@@ -103,6 +103,10 @@ function M.check_spec (spec)
       if type(id) ~= "string" then spec_error("batch_id[" .. i .. "]", util.expected("string", id)) end
     end
   end
+  -- (-1 or NaN raised "bad argument #3 to 'wait' (opts.interval: ...)" once the batch was made)
+  if spec.batch_interval ~= nil and not util.is_duration(spec.batch_interval) then
+    spec_error("batch_interval", util.expected("number of seconds >= 0", spec.batch_interval))
+  end
   local factor = spec.batch_price_factor
   if factor ~= nil and not (factor >= 0 and factor < math.huge) then
     spec_error("batch_price_factor", util.expected("a finite number >= 0", factor))
