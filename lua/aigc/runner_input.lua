@@ -41,6 +41,21 @@ local function spec_error (path, msg)
   util.field_error("run", 1, "spec." .. path, msg)
 end
 
+-- A run's strategy: a function, or best_of or vote with a count (1 to
+-- strategy_shared.MAX_CANDIDATES, as strategy.best_of's n).
+local function check_strategy (s)
+  if s ~= nil and not check_mod.is_callable(s) and (type(s) ~= "table" or (s.best_of == nil and s.vote == nil)) then
+    spec_error("strategy", "a function, { best_of = N [, judge = ...] } or { vote = N } expected")
+  end
+  if type(s) == "table" then   -- (best_of = "x" raised "attempt to add a 'string' with a 'number'" from runner.lua)
+    local k = s.best_of ~= nil and "best_of" or "vote"
+    local v, max = s[k], strategy_shared.MAX_CANDIDATES
+    if not compat.is_integer(v) or v < 1 or v > max then
+      spec_error("strategy." .. k, util.expected("an integer from 1 to " .. max, v))
+    end
+  end
+end
+
 function M.check_spec (spec)
   if type(spec) ~= "table" then util.argerror("run", 1, util.expected("table", spec)) end
   for k, v in pairs(spec) do
@@ -79,17 +94,7 @@ function M.check_spec (spec)
     n = spec[k]
     if n ~= nil and not (n > 0 and n < math.huge) then spec_error(k, util.expected("a finite number > 0", n)) end
   end
-  local s = spec.strategy
-  if s ~= nil and not check_mod.is_callable(s) and (type(s) ~= "table" or (s.best_of == nil and s.vote == nil)) then
-    spec_error("strategy", "a function, { best_of = N [, judge = ...] } or { vote = N } expected")
-  end
-  if type(s) == "table" then   -- (best_of = "x" raised "attempt to add a 'string' with a 'number'" from runner.lua)
-    local k = s.best_of ~= nil and "best_of" or "vote"
-    local v, max = s[k], strategy_shared.MAX_CANDIDATES
-    if not compat.is_integer(v) or v < 1 or v > max then
-      spec_error("strategy." .. k, util.expected("an integer from 1 to " .. max, v))
-    end
-  end
+  check_strategy(spec.strategy)
   if spec.prices ~= nil then   -- (a price of "x" or -1 gave a wrong cost, not an error)
     local path, why = usage_mod.prices_problem(spec.prices)
     if path then spec_error("prices" .. path, why) end
