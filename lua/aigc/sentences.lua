@@ -578,7 +578,7 @@ function Splitter:push (delta)
   local out = {}
   self.ends, self.code = {}, {}
   for from = 1, delta and #delta or 0, SET_ASIDE do
-    local part = string_sub(delta, from, from + SET_ASIDE - 1)
+    local part = #delta <= SET_ASIDE and delta or string_sub(delta, from, from + SET_ASIDE - 1)
     local held = self.held
     if held and not string_find(part, self.held_stop) then
       held[#held + 1] = part
