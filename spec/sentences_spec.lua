@@ -628,5 +628,44 @@ describe("sentences", function ()
       assert.equal("canceled", req:status())
       assert.same({ "Dr. Watson arrived at 3.14 p.m." }, got)
     end)
+
+    it("params given again after a failure or a cancel start with no rest of the last call", function ()
+      -- (the dropped rest stayed in the splitter: the next call given these params -- a retry,
+      -- strategy.fallback's next entry -- began 'He satDr. Watson arrived ...')
+      local got, kinds = {}, {}
+      local p = sentences.stream({ messages = msgs(LINE), on_error = function (e) kinds[#kinds + 1] = e.kind end,
+                                   headers = { ["x-aigc-fault"] = "drop-after=9" } },
+                                 function (s) got[#got + 1] = s end)
+      local res, err = client:chat(p)
+      assert.equal("stream", err and err.kind, tostring(res))
+      assert.same({ "Dr. Watson arrived at 3.14 p.m." }, got)   -- (the rest, cut, not given)
+      got, p.headers = {}, nil
+      assert(client:chat(p))
+      assert.same(WANT, got)
+      assert.same({ "stream" }, kinds)   -- (the caller's own on_error still runs)
+      -- a cancel, then the same params again
+      got = {}
+      local req, cancel = nil, true
+      local again = sentences.stream({ messages = msgs(LINE), stream = function (d)
+        if cancel and d and d:find("sat") then cancel = false; req:cancel() end
+      end }, function (s) got[#got + 1] = s end)
+      req = client:chat_async(again)
+      while client:step(0.01) > 0 do end
+      assert.equal("canceled", req:status())
+      got = {}
+      assert(client:chat(again))
+      assert.same(WANT, got)
+      -- strategy.fallback: the first entry's stream cut, the next one's reply whole
+      got = {}
+      local bad = aigc.client { base_url = srv.base_url, model = "aigc-dev", max_retries = 0,
+                                headers = { ["x-aigc-fault"] = "drop-after=9" } }
+      local p2 = sentences.stream({ messages = msgs(LINE) }, function (s) got[#got + 1] = s end)
+      res = assert(aigc.strategy.fallback { params = p2, bad, client })
+      bad:close()
+      assert.equal(LINE, res.text)
+      local want = { WANT[1] }   -- (the first entry's whole sentence, then the next one's reply)
+      for _, w in ipairs(WANT) do want[#want + 1] = w end
+      assert.same(want, got)
+    end)
   end)
 end)

@@ -58,6 +58,7 @@
 
 local check = require "aigc.check"
 local util = require "aigc.util"
+local words = require "aigc.sentences_words"
 
 local getmetatable, ipairs, pairs, setmetatable, tonumber, tostring, type =
   getmetatable, ipairs, pairs, setmetatable, tonumber, tostring, type
@@ -68,47 +69,18 @@ util.own_module()
 
 local M = {}
 
---- Words that a single `.` never ends a sentence after (lower case, without
--- the dot): titles and Latin abbreviations that always go on. Add to it
--- (or pass `abbreviations` to `new`) for your game's own.
-M.ABBREVIATIONS = {
-  dr = true, mr = true, mrs = true, ms = true, prof = true, st = true, sr = true, jr = true,
-  capt = true, gen = true, lt = true, col = true, sgt = true, rev = true, hon = true,
-  mt = true, ft = true, fig = true, vs = true, ["e.g"] = true, ["i.e"] = true, cf = true,
-  viz = true, approx = true, lit = true,
-}
-
---- Words that a single `.` does not end a sentence after when a number
--- follows (`Order No. 4411`, `p. 12`, `vol. 3`, `ext. 204`), though they
--- may end one otherwise (`I said no. Then`). Add to it for your own.
-M.BEFORE_NUMBERS = {
-  no = true, nos = true, nr = true, p = true, pp = true, vol = true, ch = true, art = true, sec = true,
-  ext = true, tel = true, op = true, para = true, pt = true, ca = true,
-}
-
---- Words that open a sentence after capitals joined by dots (`U.S.`,
--- `D.C.`), which go on before any other (`the U.S. Army`). As written:
--- `IT` is not `It`.
-M.AFTER_INITIALS = {
-  I = true, He = true, She = true, It = true, We = true, They = true, You = true, The = true, This = true,
-  That = true, There = true, Then = true, But = true, So = true, Now = true, Yes = true, No = true,
-}
-
---- German ordinals: a number and `.` before a capital go on after these
--- words (`am 3. Mai`, `der 1. Platz`, `zum 100. Geburtstag`; lower case,
--- any capitalisation matches), and before a month's name (`3. Mai`,
--- `24. Dezember`, `1. Okt.`). A number that ends a sentence elsewhere
--- still does (`I have 3. Then`, `Ich habe 3. Dann`).
-M.BEFORE_ORDINALS = {
-  der = true, die = true, das = true, den = true, dem = true, des = true, am = true, im = true,
-  zum = true, zur = true, vom = true, beim = true,
-}
-M.MONTHS = {
-  januar = true, ["j\195\164nner"] = true, februar = true, ["m\195\164rz"] = true, april = true, mai = true,
-  juni = true, juli = true, august = true, september = true, oktober = true, november = true, dezember = true,
-  jan = true, feb = true, ["m\195\164r"] = true, apr = true, jun = true, jul = true, aug = true, sep = true,
-  sept = true, okt = true, nov = true, dez = true,
-}
+-- The words the rules know, each a set a game may add to (their lists and
+-- what each rule does with them: aigc.sentences_words).
+--- Titles and abbreviations a single `.` never ends a sentence after (`Dr.`, `e.g.`).
+M.ABBREVIATIONS = words.ABBREVIATIONS
+--- Words a single `.` does not end a sentence after before a number (`No. 4411`).
+M.BEFORE_NUMBERS = words.BEFORE_NUMBERS
+--- Words that open a sentence after capitals joined by dots (`the U.S. Then`).
+M.AFTER_INITIALS = words.AFTER_INITIALS
+--- German words after which a number and `.` go on (`am 3. Mai`).
+M.BEFORE_ORDINALS = words.BEFORE_ORDINALS
+--- German months' names, before which a number and `.` go on (`3. Mai`).
+M.MONTHS = words.MONTHS
 
 -- Characters (as strings: UTF-8) by their part in a sentence.
 local STOPS_CJK = { ["。"] = true, ["！"] = true, ["？"] = true, ["．"] = true, ["｡"] = true }
@@ -694,6 +666,7 @@ end
 -- @tparam[opt] table opts as `new`'s
 -- @treturn function the stream callback `function (delta)`
 -- @treturn function flush
+-- @treturn function drop: forgets the rest (after a failure or a cancel)
 -- @usage local on_delta, flush = sentences.callback(speak)
 function M.callback (on_sentence, opts)
   check_fn(on_sentence, "callback", 1)
@@ -704,7 +677,7 @@ function M.callback (on_sentence, opts)
   local function flush ()
     give(sp, sp:finish(), on_sentence)
   end
-  return on_delta, flush
+  return on_delta, flush, function () sp:finish() end
 end
 
 --- `params` with a stream callback that gives each whole sentence to
@@ -724,10 +697,11 @@ end
 function M.stream (params, on_sentence, opts)
   if type(params) ~= "table" then util.argerror("stream", 1, util.expected("table", params)) end
   check_fn(on_sentence, "stream", 2)
-  local on_delta, flush = M.callback(on_sentence, opts)
+  local on_delta, flush, drop = M.callback(on_sentence, opts)
   local p = {}
   for k, v in pairs(params) do p[k] = v end
-  local user_stream, user_end, user_done = params.stream, params.on_stream_end, params.on_done
+  local user_stream, user_end, user_done, user_error = params.stream, params.on_stream_end, params.on_done,
+    params.on_error
   if user_stream ~= nil and type(user_stream) ~= "boolean" then
     check_fn(user_stream, "stream", 1)
     -- (vararg: the chunk is passed on when the user's callback wants it)
@@ -746,6 +720,13 @@ function M.stream (params, on_sentence, opts)
   p.on_done = function (...)
     flush()
     if user_done then return user_done(...) end
+  end
+  -- (kept, the rest began the first sentence of the next call given these
+  -- params: a retry, strategy.fallback's next entry -- 'You asked: "tell meYou asked: ...')
+  if user_error ~= nil then check_fn(user_error, "stream", 1) end
+  p.on_error = function (...)
+    drop()
+    if user_error then return user_error(...) end
   end
   return p
 end
