@@ -594,6 +594,14 @@ local function options (opts, fname, argn)
       if type(v) ~= "boolean" then util.field_error(fname, argn, "opts." .. k, util.expected("boolean", v)) end
     elseif k == "abbreviations" then
       if type(v) ~= "table" then util.field_error(fname, argn, "opts.abbreviations", util.expected("table", v)) end
+      -- (a number or true where a word goes raised "sentences.lua: attempt to index a number value")
+      for word, on in pairs(v) do
+        if type(word) == "number" and type(on) ~= "string" then
+          util.field_error(fname, argn, "opts.abbreviations[" .. word .. "]", util.expected("string", on))
+        elseif type(word) ~= "number" and type(word) ~= "string" then
+          util.field_error(fname, argn, "opts.abbreviations", "words (strings) expected as keys, got " .. type(word))
+        end
+      end
     elseif k == "max_length" then
       if type(v) ~= "number" or v < 1 or v ~= math.floor(v) then
         util.field_error(fname, argn, "opts.max_length", util.expected("a positive integer", v))
