@@ -250,6 +250,9 @@ local CASES = {
   { function (ctx) local _ = aigc.runner.run { client = ctx.client, cases = {}, backend = "batch",
                                                 batch_interval = -1 } end,
     "run", 1, "spec.batch_interval: number of seconds >= 0 expected, got -1" },
+  -- (NaN was taken: on_progress then never came before the end)
+  { function (ctx) local _ = aigc.runner.run { client = ctx.client, cases = {}, progress_interval = 0 / 0 } end,
+    "run", 1, "spec.progress_interval: number of seconds >= 0 expected, got NaN" },
   { function (ctx) local _ = ctx.future:wait(-1) end, "wait", 1, "a number of seconds >= 0 expected, got -1" },
   { function (ctx) local _ = ctx.future:cancel(5) end, "cancel", 1, "string expected, got number" },
 }

@@ -108,9 +108,11 @@ function M.check_spec (spec)
       if type(id) ~= "string" then spec_error("batch_id[" .. i .. "]", util.expected("string", id)) end
     end
   end
-  -- (-1 or NaN raised "bad argument #3 to 'wait' (opts.interval: ...)" once the batch was made)
-  if spec.batch_interval ~= nil and not util.is_duration(spec.batch_interval) then
-    spec_error("batch_interval", util.expected("number of seconds >= 0", spec.batch_interval))
+  -- (-1 or NaN: batch_interval's raised "bad argument #3 to 'wait'" once the batch was made; progress_interval's
+  -- was taken, and on_progress then never came until the end)
+  for _, k in ipairs { "batch_interval", "progress_interval" } do
+    local v = spec[k]
+    if v ~= nil and not util.is_duration(v) then spec_error(k, util.expected("number of seconds >= 0", v)) end
   end
   local factor = spec.batch_price_factor
   if factor ~= nil and not (factor >= 0 and factor < math.huge) then
