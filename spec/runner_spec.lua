@@ -339,6 +339,11 @@ describe("aigc.runner", function ()
       "bad argument #1 to 'run' (spec.client: aigc.client expected, got nil)")
     assert.has_error(function () runner.run { client = client, cases = {}, assert = { { type = "nope" } } } end,
       "bad argument #1 to 'run' (spec.assert[1]: unknown assertion nope)")
+    -- (a JSON null where the type goes read "unknown assertion userdata: (nil)")
+    assert.has_error(function () runner.run { client = client, cases = {}, assert = { { type = aigc.null } } } end,
+      "bad argument #1 to 'run' (spec.assert[1]: unknown assertion userdata)")
+    assert.has_error(function () runner.run { client = client, cases = {}, assert = { { type = 5 } } } end,
+      "bad argument #1 to 'run' (spec.assert[1]: unknown assertion 5)")
   end)
 
   it("refuses a bad price table or assertion argument at the call, before any request", function ()

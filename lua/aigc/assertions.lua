@@ -239,7 +239,9 @@ function M.list (v)
   end
   for i, a in ipairs(v) do
     if type(a) ~= "table" or not M.TYPES[a.type] then
-      return nil, "unknown assertion " .. tostring(type(a) == "table" and a.type or a), i
+      -- (a name as it is; else what it is: a JSON null's type read "userdata: (nil)")
+      local t = type(a) == "table" and a.type or a
+      return nil, "unknown assertion " .. (type(t) == "string" and t or util.describe(t)), i
     end
     local why = M.problem(a)
     if why then return nil, why, i end
