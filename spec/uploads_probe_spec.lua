@@ -244,6 +244,27 @@ describe("files_upload_parts", function ()
     assert.same({ "/v1/uploads", "/v1/uploads/" .. up.id .. "/complete" }, paths)
   end)
 
+  -- A FIFO's open blocked the call (and the host) for ever; /dev/zero was
+  -- taken as a file of 0 bytes. Both are the io error a directory is.
+  it("a path that is not a regular file (/dev/zero, a FIFO): kind io naming it, nothing sent", function ()
+    srv:reset()
+    local res, err = client:files_upload_parts { file = "/dev/zero", purpose = "batch", filename = "z.jsonl" }
+    assert.is_nil(res)
+    assert.equal("io", err.kind)
+    assert.equal("params.file: /dev/zero: not a regular file (a character device)", err.message)
+    assert.same({}, (seen()))
+    local fifo = dir .. "/fifo"
+    assert(require("procutil").execute("mkfifo '" .. fifo .. "'"))
+    local r = require("luachild").run([[
+      local c = require("aigc").client { base_url = arg[1], max_retries = 0 }
+      local res, err = c:files_upload_parts { file = arg[2], purpose = "batch", filename = "f.jsonl" }
+      print(res, err.kind, err.message)
+    ]], { args = { srv.base_url, fifo }, timeout = 10 })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("nil\tio\tparams.file: " .. fifo .. ": not a regular file (a FIFO)\n", r.stdout)
+    assert.same({}, (seen()))
+  end)
+
   it("mime_type (else from the name), expires_after and md5 go to the server as given", function ()
     local path = dir .. "/m.jsonl"
     local f = assert(io.open(path, "wb"))

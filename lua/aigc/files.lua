@@ -248,10 +248,20 @@ end
 M.PART_MAX = 64 * 1024 * 1024   -- the Uploads API's limit of one part
 local PIECE = 1024 * 1024         -- what one call of a part's reader reads
 
+-- What a path that is not a regular file is, for the message (core.file_kind's word).
+local SPECIAL = { fifo = " (a FIFO)", char = " (a character device)", block = " (a block device)",
+                  socket = " (a socket)" }
+
 -- The bytes of params.file: take(max) gives at most max bytes, nil at the
 -- end. A function's pieces are cut at the parts' edges.
 local function source_of (file)
   if type(file) == "string" then
+    -- (asked before opening it: opening a FIFO blocked the call for ever,
+    -- and /dev/zero seeks to an "end" of 0 and was taken as an empty file)
+    local kind = core.file_kind(file)
+    if kind ~= nil and kind ~= "file" then
+      return nil, media_call.io_error("params.file: " .. file .. ": not a regular file" .. (SPECIAL[kind] or ""))
+    end
     local fh, why = io.open(file, "rb")
     if not fh then return nil, media_call.io_error("params.file: " .. tostring(why)) end
     -- (a directory opens on Linux, and on ext4 seeks to an "end" of 2^63 - 1:
