@@ -119,6 +119,23 @@ describe("media (issue 15)", function ()
       assert.has_error(function () res:save(dir, 5) end)
     end)
 
+    -- overwrite = false asked whether a path was taken by opening it: a FIFO
+    -- there blocked the save (and the host) for ever.
+    it("overwrite = false with a FIFO at a path: that path is taken (kind io), not opened", function ()
+      assert(proc.execute("mkfifo '" .. dir .. "/pipe-2.png'"))
+      local r = require("luachild").run([[
+        local c = require("aigc").client { base_url = arg[1], max_retries = 0 }
+        local res = assert(c:images_generate { prompt = "a fish", size = "16x16", n = 2,
+                                               response_format = "b64_json", model = "dall-e-2" })
+        local paths, err = res:save(arg[2] .. "/pipe-%d.png", { overwrite = false })
+        print(paths, err.kind, err.message)
+      ]], { args = { srv.base_url, dir }, timeout = 10 })
+      assert.equal(0, r.status, r.stderr)
+      assert.equal("nil\tio\tcould not write " .. dir .. "/pipe-2.png: a file is there already (overwrite = false)\n",
+                   r.stdout)
+      assert.is_false(exists(dir .. "/pipe-1.png"))
+    end)
+
     it("save_async: url images downloaded as the loop turns, never in the call; the paths its result", function ()
       local res = assert(client:images_generate { prompt = "a dog", size = "24x16", model = "dall-e-2", n = 2 })
       assert.is_string(res.data[1].url)

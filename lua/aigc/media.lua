@@ -166,9 +166,8 @@ local function save_images (self, target, opts, f)
   if paths == nil then return nil, err end
   if opts.overwrite == false then   -- (every path checked before any is written)
     for _, path in ipairs(paths) do
-      local fh = io_open(path, "rb")
-      if fh then
-        fh:close()
+      -- (asked, not opened: opening a FIFO there blocked the save for ever)
+      if core.file_kind(path) ~= nil then
         return nil, call.io_error("could not write " .. path .. ": a file is there already (overwrite = false)")
       end
     end
