@@ -95,6 +95,22 @@ describe("the runner's batch backend", function ()
     assert.equal(404, err.status)
     assert.matches("remove " .. out .. ".batch to send the cases as a new batch", err.message, 1, true)
   end)
+
+  -- OUT.batch was opened to be read (and written) whatever it was: a FIFO
+  -- there blocked the run (and the host) for ever before anything was sent.
+  it("OUT.batch that is not a regular file (a FIFO) keeps nothing: the run sends its batch and ends", function ()
+    local out = home .. "/results.jsonl"
+    assert(proc.execute("mkfifo '" .. out .. ".batch'"))
+    local r = require("luachild").run([[
+      local aigc = require "aigc"
+      local client = aigc.client { base_url = arg[1], model = "aigc-dev", max_retries = 0 }
+      local summary, err = require("aigc.runner").run { client = client, backend = "batch", batch_interval = 0.02,
+        out = arg[2], cases = { { id = "fr", prompt = "Capital of France?" } } }
+      print(summary and summary.ok, err)
+    ]], { args = { client.base_url, out }, timeout = 15 })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("1\tnil\n", r.stdout)
+  end)
 end)
 
 describe("a batch run resumed after its cases changed", function ()

@@ -77,8 +77,9 @@ end
 -- What OUT.batch keeps: the batch's id (trimmed), and the digest of each
 -- line's request by custom_id (nil when the file, of an older version,
 -- has none); nil when it cannot be read.
+-- Only a regular file is read or written: a FIFO there blocked the run for ever.
 local function read_kept (path)
-  local s = path and util.read_file(path)
+  local s = path and core.file_kind(path) == "file" and util.read_file(path)
   if not s then return nil end
   local id, rest = s:match("^%s*([^\n]-)%s*\n(.*)$")
   local sent = rest and json.decode(rest)
@@ -87,7 +88,8 @@ end
 
 -- Keeps the batch's id and its lines' digests in OUT.batch.
 local function write_kept (path, id, sent)
-  local f = io.open(path, "wb")
+  local kind = core.file_kind(path)
+  local f = (kind == nil or kind == "file") and io.open(path, "wb")
   if f then f:write(id, "\n", json.encode(sent), "\n"); f:close() end
 end
 
