@@ -145,6 +145,29 @@ describe("embeddings sent as JSON floats", function ()
   end)
 end)
 
+describe("an empty embedding", function ()
+  -- ([] or base64 "": the result held a vector of no numbers, and the
+  -- caller's vec index:add raised on it, a server's fault as a raise)
+  it("is a parse error naming it, as floats or base64", function ()
+    local srv = scripted.start {
+      'json {"object":"list","data":[{"object":"embedding","index":0,"embedding":[]}]}',
+      embedding_list { { object = "embedding", index = 0, embedding = b64(ONE) },
+                       { object = "embedding", index = 1, embedding = "" } },
+    }
+    local c = client_of(srv)
+    local res, err = c:embeddings { input = "x" }
+    assert.is_nil(res)
+    assert.equal("parse", err.kind)
+    assert.matches("embedding 1: a list of numbers expected, got an empty list", err.message, 1, true)
+    res, err = c:embeddings { input = { "x", "y" } }
+    assert.is_nil(res)
+    assert.equal("parse", err.kind)
+    assert.matches("embedding 2: a list of numbers expected, got an empty list", err.message, 1, true)
+    c:close()
+    assert.equal(2, #srv.finish())
+  end)
+end)
+
 describe("a query string", function ()
   -- (files_list's limit, a client's query: Lua 5.3+ writes 4/2 as "2.0")
   it("writes a whole float as a whole number, on every Lua", function ()

@@ -191,6 +191,7 @@ local function bad_embedding (v)
   if type(v) ~= "table" or reply.is_object(v) and next(v) ~= nil then
     return "a list of numbers expected, got " .. reply.shape(v)
   end
+  if v[1] == nil then return "a list of numbers expected, got an empty list" end   -- (index:add raised on it)
   local null, huge = core.null, math.huge
   for j = 1, #v do   -- (one test a value: 2048 inputs of 1536 are 3 M values)
     local x = v[j]
