@@ -389,14 +389,38 @@ local SCALES = { "%f[%w]1%s*%-%s*10%f[%D]", "%f[%w]1%s*\226\128[\147\148]%s*10%f
 -- I'd give it 8" is 8, not 1), or nil. A score on another scale ("85/100",
 -- "4 out of 5") is brought to 10 (as given, 85 beat every 9/10); a number
 -- outside 0-10 is no score.
+-- The first "N SEP D" of r (as r:match("(%-?%d+%.?%d*)%s*/%s*(%d+)%f[%D]")
+-- finds it for SEP "/"): N and D, or nil. That pattern, tried at every
+-- byte, read each run of digits again from each of its digits and
+-- backtracked over its "%d+%.?%d*" (cubic in the run: a reply of 20-digit
+-- numbers took 5 s a MB). Here each separator is found once and N read
+-- backwards from it, greedily, in the reversed text (`rev`: the same
+-- shape reversed, "%d*%.?%d+%-?"), so every byte is read a bounded number of times.
+local function given_over (r, sep, after, spaces)
+  local rev, from = nil, 1
+  while true do
+    local at = r:find(sep, from, true)
+    if not at then return nil end
+    from = at + 1
+    local d = r:match(after, at)
+    if d then
+      rev = rev or r:reverse()
+      local q = #r - at + 2   -- (the byte before `at`, in rev)
+      local sp = rev:match(spaces .. "()", q)
+      local n = sp and rev:match("^%d*%.?%d+%-?", sp)
+      if n then return n:reverse(), d end
+    end
+  end
+end
+
 local function score_of (reply)
   -- A run of over 20 digits is no score: it becomes one "#" first, as the
   -- patterns below (digits, an optional fraction, a "/") took time cubic in
   -- such a run: 13 s for 1,200 digits, a model's degenerate reply.
   local r = reply:gsub("%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d+", "#")
   for _, scale in ipairs(SCALES) do r = r:gsub(scale, " ") end
-  local n, d = r:match("(%-?%d+%.?%d*)%s*/%s*(%d+)%f[%D]")
-  if not n then n, d = r:match("(%-?%d+%.?%d*)%s+out%s+of%s+(%d+)%f[%D]") end
+  local n, d = given_over(r, "/", "^/%s*(%d+)%f[%D]", "^%s*")
+  if not n then n, d = given_over(r, "out", "^out%s+of%s+(%d+)%f[%D]", "^%s+") end
   n = n or r:match("%-?%d+%.?%d*")
   local v = util.number(n and (n:gsub("%.$", "")))   -- ("8." ends a sentence: 8; "8.5" under any locale)
   if v and d and d ~= "10" then v = v * 10 / tonumber(d) end
