@@ -354,12 +354,15 @@ local function read_primary (r, depth)
   data_error(r, "unexpected %s %s", near(r), ONLY_DATA)
 end
 
--- A value, with `..` between strings and numbers.
+-- A value, with `..` between strings and numbers. A chain's pieces are
+-- joined once at its end (joined one by one, each join copied all before
+-- it: a chain of n pieces cost n^2 / 2 of them).
 function read_value (r, depth)
   local v = read_primary(r, depth)
+  local chain
   while true do
     skip(r)
-    if r.text:sub(r.pos, r.pos + 1) ~= ".." or r.text:sub(r.pos + 2, r.pos + 2) == "." then return v end
+    if r.text:sub(r.pos, r.pos + 1) ~= ".." or r.text:sub(r.pos + 2, r.pos + 2) == "." then break end
     advance(r, 2)
     skip(r)
     local w = read_primary(r, depth)
@@ -367,8 +370,11 @@ function read_value (r, depth)
     if (tv ~= "string" and tv ~= "number") or (tw ~= "string" and tw ~= "number") then
       data_error(r, "'..' joins strings and numbers only")
     end
-    v = v .. w
+    chain = chain or { v }
+    chain[#chain + 1] = w
   end
+  if chain then return table_concat(chain) end   -- (numbers as `..` writes them)
+  return v
 end
 
 -- The value of a data file's Lua text (an optional `return`, one value),
