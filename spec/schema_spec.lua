@@ -417,6 +417,39 @@ describe("aigc.schema", function ()
       assert.is_false((schema.validate({ a = "x" }, { ["$defs"] = { l = { { type = "integer" } } },
         properties = { a = { ["$ref"] = "#/$defs/l/0" } } })))
     end)
+
+    it("a $ref's percent-escapes and ~0 / ~1 are decoded (RFC 6901, a URI fragment)", function ()
+      -- (%XX was taken as it is: "#/$defs/a%20b", which every JSON Schema tool resolves to
+      -- "a b", was refused as not resolving)
+      local function ref_checks (ref, defs)
+        local s = { ["$defs"] = defs, properties = { a = { ["$ref"] = ref } } }
+        return (schema.validate({ a = "x" }, s)), (schema.validate({ a = 1 }, s))
+      end
+      local str = { type = "string" }
+      for ref, name in pairs { ["#/$defs/a%20b"] = "a b", ["#/$defs/x%25y"] = "x%y", ["#/$defs/a~1b"] = "a/b",
+                               ["#/$defs/a~0b"] = "a~b", ["#/$defs/a~01"] = "a~1", ["#/$defs/a%7E1b"] = "a/b",
+                               ["#/$defs/%7e0"] = "~", ["#/$defs/caf%C3%A9"] = "caf\195\169" } do
+        local ok_str, ok_num = ref_checks(ref, { [name] = str })
+        assert.is_true(ok_str, ref)
+        assert.is_false(ok_num, ref)
+      end
+      local ok_str, ok_num = ref_checks("#/$defs/a%2Fb", { a = { b = str } })   -- (%2F is a "/" between segments)
+      assert.is_true(ok_str)
+      assert.is_false(ok_num)
+      -- what cannot be decoded, or names nothing, stays misuse naming the $ref
+      local function refused (ref, defs, why)
+        assert.has_error(function ()
+          schema.validate({ a = 1 }, { ["$defs"] = defs, properties = { a = { ["$ref"] = ref } } })
+        end, "bad argument #2 to 'validate' (schema: #/properties/a/$ref: " .. ("%q"):format(ref) .. " " .. why .. ")")
+      end
+      local bad_pct = 'is not a valid URI fragment (a "%" not followed by two hex digits)'
+      refused("#/$defs/a%zz", { ["a%zz"] = str }, bad_pct)
+      refused("#/$defs/a%2", { ["a%2"] = str }, bad_pct)
+      refused("#/$defs/a%", { ["a%"] = str }, bad_pct)
+      refused("#/$defs/a~2", { ["a~2"] = str }, 'is not a valid JSON pointer (a "~" not followed by 0 or 1)')
+      refused("#/$defs/a~", { ["a~"] = str }, 'is not a valid JSON pointer (a "~" not followed by 0 or 1)')
+      refused("#/$defs/a%20b", { ab = str }, "does not resolve to a schema")
+    end)
   end)
 
   describe("structured output", function ()

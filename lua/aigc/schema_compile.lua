@@ -82,11 +82,20 @@ end
 local function is_schema (x) return type(x) == "table" and x[1] == nil or type(x) == "boolean" end
 
 -- The schema a JSON pointer ("#" or "#/a/b/0") names inside root, or nil
--- and why not. Segments that index an array are 0-based, as in JSON.
+-- and why not. Segments that index an array are 0-based, as in JSON. The
+-- pointer is a URI fragment: its %XX escapes are decoded first (`#/$defs/a%20b`
+-- names "a b", as JSON Schema says), then each segment's ~1 and ~0 (RFC 6901).
 local function resolve_pointer (root, ref)
   if ref == "#" then return root end
   local rest = string_match(ref, "^#/(.*)$")
   if not rest then return nil, 'is not supported (only "#" and "#/..." pointers into this schema)' end
+  if (rest:gsub("%%%x%x", "")):find("%", 1, true) then
+    return nil, 'is not a valid URI fragment (a "%" not followed by two hex digits)'
+  end
+  rest = rest:gsub("%%(%x%x)", function (h) return string.char(tonumber(h, 16)) end)
+  if rest:find("~[^01]") or rest:find("~$") then
+    return nil, 'is not a valid JSON pointer (a "~" not followed by 0 or 1)'
+  end
   local target = root
   for part in (rest .. "/"):gmatch("([^/]*)/") do
     part = part:gsub("~1", "/"):gsub("~0", "~")
