@@ -592,15 +592,25 @@ describe("aigc.tools", function ()
         { name = "nested", fn = assert(portable.load("local function deep () error('no such door') end\n"
                                             .. "return function () deep() end", "=/home/ada/game/npc.lua"))() },
         { name = "returned", fn = function ()
-            local _, e = pcall(assert(portable.load("error('lost the map')", "@/home/ada/game/quest.lua")))
+            local _, e = pcall(error, "lost the map", 2)   -- (Lua's position for this tool's own chunk)
             return nil, e
           end },
         { name = "colons", fn = function () error("retry at 10:30: later", 0) end },
         -- (a URL's port is not a line number: "fetch http" is no file)
         { name = "url", fn = function () error("fetch http://host:8080: refused", 0) end },
+        -- (a tool's own text that names a file and line: Lua put no position there, and
+        -- a message from another chunk the tool kept cannot be told from one it wrote)
+        { name = "own", fn = function () error("config.yaml:12: bad key", 0) end },
+        { name = "own_nested", fn = function () error("config.yaml:12: bad key") end },
+        { name = "own_returned", fn = function () return nil, "data/npc.json:3: bad key" end },
+        { name = "other_chunk", fn = function ()
+            local _, e = pcall(assert(portable.load("error('lost the map')", "@/home/ada/game/quest.lua")))
+            return nil, e
+          end },
       }
-      local res = assert(client:chat { tools = ts,
-                                       messages = user "boom and index and nested and returned and colons and url" })
+      local res = assert(client:chat { tools = ts, messages = user(
+        "boom and index and nested and returned and colons and url and own and own_nested and own_returned "
+        .. "and other_chunk") })
       local sent = srv:requests()[2].body_json.messages
       assert.equal('{"error":"the spell fizzled"}', sent[3].content)
       -- (5.1, 5.2 and LuaJIT word it "attempt to index local 'npc' (a nil value)")
@@ -612,13 +622,17 @@ describe("aigc.tools", function ()
       assert.equal('{"error":"retry at 10:30: later"}', sent[7].content)
       assert.equal('{"error":"fetch http://host:8080: refused"}', sent[8].content)
       for i = 3, 8 do assert.is_nil(sent[i].content:find("%.lua"), sent[i].content) end
+      assert.equal('{"error":"config.yaml:12: bad key"}', sent[9].content)
+      assert.equal('{"error":"config.yaml:12: bad key"}', sent[10].content)
+      assert.equal('{"error":"data/npc.json:3: bad key"}', sent[11].content)
+      assert.equal('{"error":"/home/ada/game/quest.lua:1: lost the map"}', sent[12].content)
       local made = res.tool_calls_made
       assert.equal("spec/tools_spec.lua:" .. line .. ": the spell fizzled", made[1].error)
       assert.matches("the spell fizzled", made[1].traceback, 1, true)
       assert.matches("spec/tools_spec.lua:", made[1].traceback, 1, true)
       assert.matches("^spec/tools_spec.lua:%d+: attempt to index", made[2].error)
       assert.equal("/home/ada/game/npc.lua:1: no such door", made[3].error)
-      assert.equal("/home/ada/game/quest.lua:1: lost the map", made[4].error)
+      assert.matches("^spec/tools_spec.lua:%d+: lost the map$", made[4].error)
       -- tool_errors = "fail": the caller is local, it gets the whole message
       local _, err = client:chat { tools = ts, tool_errors = "fail", messages = user "boom" }
       assert.equal("tool boom failed: spec/tools_spec.lua:" .. line .. ": the spell fizzled", err.message)

@@ -20,7 +20,9 @@
 -- itself: inside a task (and inside `chat_async`) those calls yield.
 --
 -- What goes to the model is a third party's to read: an error message goes
--- without the position Lua puts in front of it (`/home/ada/npc.lua:12: `)
+-- without the position Lua puts in front of it (`/home/ada/npc.lua:12: `:
+-- the tool's chunk, or one on the stack where it raised; a `config.yaml:12: `
+-- the tool wrote, or a message of another chunk it passes on, is kept)
 -- and, in the tool loop, with the client's secrets redacted; bytes that
 -- are not UTF-8 in an output or error are replaced by U+FFFD
 -- (JSON text must be UTF-8; the call goes on). The call's record keeps
@@ -282,11 +284,15 @@ local function repair_utf8 (s)
 end
 
 -- Whether `prefix` (what comes before ":<line>: " in an error message) is
--- a chunk name: a file path, a "[string ...]" chunk, a truncated source.
+-- a chunk name: one of `sources` when they are given (Lua's own chunk
+-- names), else a file path, a "[string ...]" chunk, a truncated source.
+-- (Given sources, what only looked like a file was stripped too: a tool's
+-- own 'error("config.yaml:12: bad key", 0)' reached the model as "bad key".)
 local function looks_like_chunk (prefix, sources)
   if prefix:find("\n", 1, true) then return false end
   if sources and sources[prefix] then return true end
   if prefix:find("^%[string \".*\"%]$") then return true end
+  if sources then return false end
   if prefix:find(": ", 1, true) then return false end   -- (a sentence, not a file name)
   -- (a URL's port: "fetch http://host:8080: refused" lost all but "refused";
   -- a chunk named like a URL is still stripped when it is in `sources`)
@@ -296,9 +302,10 @@ end
 
 --- An error message without the position Lua puts in front of it
 -- (`/home/ada/game/npc.lua:12: the door is locked` -> `the door is
--- locked`), nested positions included. `sources` (a set of chunk names, as
--- `debug.getinfo` gives them in `short_src`) are stripped whatever they
--- look like; other prefixes only when they look like a file or a chunk.
+-- locked`), nested positions included. Given `sources` (a set of chunk
+-- names, as `debug.getinfo` gives them in `short_src`), only those and
+-- "[string ...]" chunks are stripped, whatever they look like; without,
+-- prefixes that look like a file or a chunk.
 -- @tparam string message
 -- @tparam[opt] table sources
 -- @treturn string
@@ -398,7 +405,7 @@ local function result_content (name, result, rec, sources)
   local why = type(s) == "string" and (s:match("bad argument #1 to 'encode' %((.*)%)$") or s) or message_of(s)
   local said = "the result of %s is not JSON-encodable (%s)"
   rec.error = string_format(said, name, why)
-  return error_content(string_format(said, name, strip_position(repair_utf8(why), sources))), rec
+  return error_content(string_format(said, name, strip_position(repair_utf8(why), sources)), {}), rec
 end
 
 --- Runs one tool call the model made.
@@ -429,12 +436,12 @@ function Toolset:call (call, ctx)
   if tool == nil and type(name) == "string" then tool = self._by_name[name:match("^functions%.(.+)$") or ""] end
   if tool == nil then
     rec.error = string_format("unknown tool '%s' (available: %s)", tostring(name), table.concat(self:names(), ", "))
-    return error_content(rec.error), rec
+    return error_content(rec.error, {}), rec
   end
   local args, aerr = decode_args(raw)
   if args == nil then
     rec.error = string_format("invalid arguments for %s: %s", name, aerr)
-    return error_content(rec.error), rec
+    return error_content(rec.error, {}), rec
   end
   rec.arguments = args
   if self._validate and tool.parameters then
@@ -442,7 +449,7 @@ function Toolset:call (call, ctx)
     if not ok then
       rec.violations = violations
       rec.error = string_format("invalid arguments for %s: %s", name, schema.describe(violations))
-      return error_content(rec.error), rec
+      return error_content(rec.error, {}), rec
     end
     -- (an integer written 3.0 comes as one, as structured output's do; not in a
     -- table the server sent as it is, which is the reply's own)
