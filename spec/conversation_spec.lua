@@ -950,14 +950,37 @@ describe("aigc.conversation", function ()
         assert.matches(here .. "calling '" .. fname .. "' on bad self %(" .. at .. ": "
                        .. "invalid UTF%-8 at byte 2 of a string%)$", e)
       end
-      local fine = aigc.conversation { client = client }
-      fine:add { role = "user", content = "Hi", extra = { f = print } }
-      local ok, e = pcall(fine.save, fine)
-      assert.is_false(ok)
-      assert.matches(here .. "calling 'save' on bad self %(self%.messages%[1%]%.extra%.f: "
-                     .. "cannot encode a function%)$", e)
-      assert.is_false(bad._busy ~= nil or fine._busy ~= nil)   -- (nothing started)
+      assert.is_false(bad._busy ~= nil)   -- (nothing started)
       assert.equal(0, #srv:requests())
+    end)
+
+    it("add refuses a message JSON cannot carry, and the conversation goes on", function ()
+      -- (it was taken, and every later say and save failed: 'calling 'save' on bad
+      -- self (self.messages[1].extra.f: cannot encode a function)')
+      local here = "^[^\n]*conversation_spec.lua:%d+: "
+      local conv = aigc.conversation { client = client }
+      conv:add { role = "user", content = "earlier" }
+      local cycle = { role = "assistant", content = "x" }
+      cycle.extra = cycle
+      for _, case in ipairs {
+        { { role = "user", content = "Hi", extra = { f = print } }, "(msg.extra.f: cannot encode a function)" },
+        { { role = "assistant", content = "ok", meta = { "a\255" } },
+          "(msg.meta[1]: invalid UTF-8 at byte 2 of a string)" },
+        { cycle, "(msg.extra: cannot encode a table that contains itself (a cycle))" },
+        { { role = "user", content = "ok", score = 0 / 0 }, "(msg.score: cannot encode NaN" },
+      } do
+        local ok, e = pcall(conv.add, conv, case[1])
+        assert.is_false(ok)
+        assert.matches(here .. "bad argument #1 to 'add' %(", e)
+        assert.matches(case[2], e, 1, true)
+      end
+      assert.equal(1, #conv.messages)
+      local reply = assert(conv:say "Hello")
+      assert.equal("string", type(reply))
+      assert.equal(3, #conv.messages)
+      assert.equal(1, #srv:requests())
+      assert.equal("earlier", srv:requests()[1].body_json.messages[1].content)
+      assert.is_string(conv:save())
     end)
   end)
 

@@ -624,13 +624,17 @@ function Conversation:say_async (input, params)
 end
 
 --- Appends a message to the history as it is (an assistant greeting, a
--- note, a tool result).
+-- note, a tool result). A message no request can carry is misuse here,
+-- the history unchanged: one JSON cannot hold (a function, a table that
+-- contains itself, invalid UTF-8) was taken, and every later say failed.
 -- @tparam table msg
 -- @treturn aigc.conversation self
 -- @usage conv:add { role = "assistant", content = "Welcome back! How can I help?" }
 function Conversation:add (msg)
   local why = history_problem(self.api, { msg }, "msg", self.messages)
   if why then argerror("add", 1, (why:gsub("^msg%[1%]", "msg"))) end
+  why = encode_problem(msg, "msg")
+  if why then argerror("add", 1, why) end
   self.messages[#self.messages + 1] = msg
   return self
 end
