@@ -156,6 +156,7 @@ build = {
     ["aigc.schema_format"] = "lua/aigc/schema_format.lua",
     ["aigc.schema_regex"] = "lua/aigc/schema_regex.lua",
     ["aigc.sentences"] = "lua/aigc/sentences.lua",
+    ["aigc.sentences_calls"] = "lua/aigc/sentences_calls.lua",
     ["aigc.sentences_words"] = "lua/aigc/sentences_words.lua",
     ["aigc.strategy"] = "lua/aigc/strategy.lua",
     ["aigc.strategy_shared"] = "lua/aigc/strategy_shared.lua",

@@ -637,6 +637,58 @@ describe("sentences", function ()
       assert.same({ "Dr. Watson arrived at 3.14 p.m." }, got)
     end)
 
+    it("one params table given to calls at once: each call's sentences are its own", function ()
+      -- (the splitter was the params table's: two NPCs sharing a config table, two tasks, got
+      -- each other's text inside their sentences -- 'Dr. Dr. Watson Watson arrived ...')
+      local LINE2 = "Mrs. Hudson knocked twice. It was noon. Who goes there? Nobody!"
+      local WANT2 = { "Mrs. Hudson knocked twice.", "It was noon.", "Who goes there?", "Nobody!" }
+      local function counts (list)
+        local n = {}
+        for _, x in ipairs(list) do n[x] = (n[x] or 0) + 1 end
+        return n
+      end
+      local got, deltas = {}, 0
+      local p = sentences.stream({ messages = msgs(LINE) }, function (s) got[#got + 1] = s end)
+      local a, b = client:chat_async(p), client:chat_async(p)
+      while client:step(0.01) > 0 do end
+      assert.equal(LINE, assert(a:result()).text)
+      assert.equal(LINE, assert(b:result()).text)
+      local want = {}
+      for _, w in ipairs(WANT) do want[#want + 1] = w; want[#want + 1] = w end
+      assert.same(counts(want), counts(got))
+      -- two conversations (NPCs) sharing one params table, each with its own reply,
+      -- and the caller's own stream callback seeing both
+      got = {}
+      local shared = sentences.stream({ stream = function (d) if d then deltas = deltas + 1 end end },
+                                      function (s) got[#got + 1] = s end)
+      local npc1, npc2 = aigc.conversation { client = client }, aigc.conversation { client = client }
+      local f1 = npc1:say_async("Repeat after me: " .. LINE, shared)
+      local f2 = npc2:say_async("Repeat after me: " .. LINE2, shared)
+      while client:step(0.01) > 0 do end
+      assert.equal(LINE, assert(f1:result()).text)
+      assert.equal(LINE2, assert(f2:result()).text)
+      want = {}
+      for _, w in ipairs(WANT) do want[#want + 1] = w end
+      for _, w in ipairs(WANT2) do want[#want + 1] = w end
+      assert.same(counts(want), counts(got))
+      assert.is_true(deltas > 2)
+    end)
+
+    it("the params' per-call entry goes with the params (a weak key)", function ()
+      local util = require "aigc.util"
+      local function entries () local n = 0; for _ in pairs(util.per_call) do n = n + 1 end; return n end
+      collectgarbage(); collectgarbage()
+      local before = entries()
+      local p = sentences.stream({ messages = msgs(LINE) }, function () end)
+      assert.equal(before + 1, entries())
+      assert(client:chat(p))
+      local gone = setmetatable({ p }, { __mode = "v" })
+      p = nil   -- luacheck: ignore 311
+      collectgarbage(); collectgarbage()
+      assert.is_nil(gone[1])
+      assert.equal(before, entries())
+    end)
+
     it("params given again after a failure or a cancel start with no rest of the last call", function ()
       -- (the dropped rest stayed in the splitter: the next call given these params -- a retry,
       -- strategy.fallback's next entry -- began 'He satDr. Watson arrived ...')

@@ -15,6 +15,7 @@ local compat = require "aigc.compat"
 compat.jit_off(true, true)     -- LuaJIT #1045: see compat.lua (also when required without aigc.init)
 compat.keep_aigc_off_jit()
 local util = require "aigc.util"
+local PER_CALL = util.per_call
 local check = require "aigc.check"
 local client_loop = require "aigc.client_loop"
 local task = require "aigc.task"
@@ -305,6 +306,10 @@ end
 -- `keys`: the option keys params holds, from its check (`check.call`), or
 -- nil; engine:submit takes them for the params it is given, the caller's.
 local function submit (self, api, params, path, fname, argn, body_opts, awaited, keys)
+  -- (params given to several calls at once whose callbacks keep state,
+  -- sentences.stream's, get callbacks of the request's own: util.per_call)
+  local per_call = params and PER_CALL[params.stream]
+  if per_call then params = per_call(params) end
   local hook = self._hook   -- usage totals, prompt_log, cassette (aigc.hooks: what to submit)
   -- (an Azure provider's token, asked first: it is the call's credential, which the response
   -- cache's key and what the hooks keep need too -- two identities shared cached replies)

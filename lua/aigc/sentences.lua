@@ -56,7 +56,6 @@
 --
 -- @module aigc.sentences
 
-local check = require "aigc.check"
 local util = require "aigc.util"
 local words = require "aigc.sentences_words"
 
@@ -614,7 +613,8 @@ local function options (opts, fname, argn)
   return opts
 end
 
-local function new (opts, fname, argn)
+-- A function that makes new splitters of `opts` (checked once, here).
+local function maker (opts, fname, argn)
   opts = options(opts, fname, argn)
   local abbreviations = M.ABBREVIATIONS
   if opts.abbreviations then
@@ -625,10 +625,16 @@ local function new (opts, fname, argn)
       else abbreviations[k:lower():gsub("%.$", "")] = v and true or nil end
     end
   end
-  return setmetatable({ buf = "", pos = 1, ends = {}, code = {}, clauses = opts.clauses or false,
-                        skip_code = opts.skip_code or false, line_start = true, fence = nil,
-                        abbreviations = abbreviations, head = {}, head_len = 0, head_text = false, mid_word = false,
-                        max_length = opts.max_length }, Splitter)
+  local clauses, skip_code, max_length = opts.clauses or false, opts.skip_code or false, opts.max_length
+  return function ()
+    return setmetatable({ buf = "", pos = 1, ends = {}, code = {}, clauses = clauses, skip_code = skip_code,
+                          line_start = true, fence = nil, abbreviations = abbreviations, head = {}, head_len = 0,
+                          head_text = false, mid_word = false, max_length = max_length }, Splitter)
+  end
+end
+
+local function new (opts, fname, argn)
+  return maker(opts, fname, argn)()
 end
 
 --- A new splitter.
@@ -657,15 +663,8 @@ function M.split (text, opts)
   return out
 end
 
--- Calls each piece of `list` with on_piece(piece, ends_sentence, is_code).
-local function give (sp, list, on_piece)
-  local ends, code = sp.ends, sp.code
-  for k = 1, #list do on_piece(list[k], ends[k], code[k]) end
-end
-
-local function check_fn (fn, fname, argn)
-  if not check.is_callable(fn) then util.argerror(fname, argn, util.expected("function", fn)) end
-end
+local calls = require "aigc.sentences_calls"
+local check_fn = calls.check_fn
 
 --- A stream callback that gives `on_sentence(sentence, ends_sentence, is_code)` each
 -- whole piece, and a function that gives the rest (call it when the stream
@@ -678,14 +677,7 @@ end
 -- @usage local on_delta, flush = sentences.callback(speak)
 function M.callback (on_sentence, opts)
   check_fn(on_sentence, "callback", 1)
-  local sp = new(opts, "callback", 2)
-  local function on_delta (delta)
-    if delta then give(sp, sp:push(delta), on_sentence) end
-  end
-  local function flush ()
-    give(sp, sp:finish(), on_sentence)
-  end
-  return on_delta, flush, function () sp:finish() end
+  return calls.callback(maker(opts, "callback", 2), on_sentence)
 end
 
 --- `params` with a stream callback that gives each whole sentence to
@@ -696,7 +688,9 @@ end
 -- conversation's `say` and `say_async`. A `stream` or `on_stream_end`
 -- function already in `params` still runs (before this one's part);
 -- after a failure or a cancel (`on_error`) the unfinished rest is dropped
--- (an NPC cut off does not finish its sentence).
+-- (an NPC cut off does not finish its sentence). Each call given these
+-- params splits its own text: calls at once (two NPCs sharing one config
+-- table) keep their sentences apart.
 -- @tparam table params (a copy is returned; `params` is not changed)
 -- @tparam function on_sentence
 -- @tparam[opt] table opts as `new`'s
@@ -705,38 +699,7 @@ end
 function M.stream (params, on_sentence, opts)
   if type(params) ~= "table" then util.argerror("stream", 1, util.expected("table", params)) end
   check_fn(on_sentence, "stream", 2)
-  local on_delta, flush, drop = M.callback(on_sentence, opts)
-  local p = {}
-  for k, v in pairs(params) do p[k] = v end
-  local user_stream, user_end, user_done, user_error = params.stream, params.on_stream_end, params.on_done,
-    params.on_error
-  if user_stream ~= nil and type(user_stream) ~= "boolean" then
-    check_fn(user_stream, "stream", 1)
-    -- (vararg: the chunk is passed on when the user's callback wants it)
-    p.stream = function (delta, ...) user_stream(delta, ...); on_delta(delta) end
-  else
-    p.stream = on_delta
-  end
-  if user_end ~= nil then
-    check_fn(user_end, "stream", 1)
-    p.on_stream_end = function (res) user_end(res); flush() end
-  else
-    p.on_stream_end = flush
-  end
-  -- What a stream's end did not flush (a dialogue's rounds end in its
-  -- task, after the last request's own end): nothing, once it did.
-  p.on_done = function (...)
-    flush()
-    if user_done then return user_done(...) end
-  end
-  -- (kept, the rest began the first sentence of the next call given these
-  -- params: a retry, strategy.fallback's next entry -- 'You asked: "tell meYou asked: ...')
-  if user_error ~= nil then check_fn(user_error, "stream", 1) end
-  p.on_error = function (...)
-    drop()
-    if user_error then return user_error(...) end
-  end
-  return p
+  return calls.stream(maker(opts, "callback", 2), params, on_sentence)
 end
 
 --- An iterator over the sentences of an iterator over deltas (`client:stream`,

@@ -602,4 +602,10 @@ end
 
 -- }======================================================
 
+-- Params whose callbacks belong to each call, not to the params table
+-- (sentences.stream's, which keep a splitter): their stream callback ->
+-- a function that makes a request's params anew (client.lua's submit).
+-- Weak keys: the entry goes with the params' callback.
+M.per_call = setmetatable({}, { __mode = "k" })
+
 return M
