@@ -296,27 +296,15 @@ describe("aigc.strategy at its edges", function ()
       assert.equal(1, judge.choice_of(string.rep("1", 20000) .. " Answer: 1", ok).index)
     end)
 
-    it("a judge's score is read from a reply of many 20-digit numbers in time linear in it", function ()
-      -- (its "N/D" pattern, tried at every byte, backtracked over each run of
-      -- digits from each of its digits: 5 s a MB. The work is inside
-      -- string.match, where no debug hook counts and nothing is allocated, so
-      -- it is measured as CPU time against a reply of the same length in
-      -- words, the smallest of 3 tries each: about 2 times it, 30 on the old code)
+    it("a judge's score is read from a reply of many 20-digit numbers", function ()
+      -- (its "N/D" pattern once backtracked over each run of digits from each of
+      -- its digits: 5 s a MB. The cost is measured in bench/judge_bench.lua, a
+      -- ratio against a reply of words: a test asserts no time)
       local judge = require "aigc.judge"
-      local function cpu (s)
-        local best = math.huge
-        for _ = 1, 3 do
-          local t0 = os.clock()
-          assert.equal(8, judge.score_of(s))
-          best = math.min(best, os.clock() - t0)
-        end
-        return best
-      end
-      local digits = cpu(string.rep("12345678901234567890 ", 20000) .. "8/10")
-      local words = cpu(string.rep("abcdefghijklmnopqrst ", 20000) .. "8/10")
-      assert.is_true(digits < 8 * words + 0.01, ("%.3f s against %.3f s"):format(digits, words))
+      assert.equal(8, judge.score_of(string.rep("12345678901234567890 ", 2000) .. "8/10"))
       assert.equal(7.5, judge.score_of("1.5.7.5/10"))   -- (as the pattern read it: the last 7.5)
       assert.equal(4, judge.score_of("about 2 out 4 out of 10"))
+      assert.equal(3, judge.score_of("12345678901234567890123 3 out of 10"))
     end)
 
     it("route's model classifier reads the label", function ()

@@ -21,8 +21,8 @@
 --
 -- What goes to the model is a third party's to read: an error message goes
 -- without the position Lua puts in front of it (`/home/ada/npc.lua:12: `:
--- the tool's chunk, or one on the stack where it raised; a `config.yaml:12: `
--- the tool wrote, or a message of another chunk it passes on, is kept)
+-- the tool's chunk, one on the stack where it raised, a `.lua` file's in a
+-- message the tool passes on; a `config.yaml:12: ` the tool wrote is kept)
 -- and, in the tool loop, with the client's secrets redacted; bytes that
 -- are not UTF-8 in an output or error are replaced by U+FFFD
 -- (JSON text must be UTF-8; the call goes on). The call's record keeps
@@ -292,7 +292,10 @@ local function looks_like_chunk (prefix, sources)
   if prefix:find("\n", 1, true) then return false end
   if sources and sources[prefix] then return true end
   if prefix:find("^%[string \".*\"%]$") then return true end
-  if sources then return false end
+  -- (and a Lua file's position in a message of another chunk the tool ran
+  -- and passes on, from its own pcall: the host's paths are not the model's
+  -- to read. Anything else, 'config.yaml:12: ', is the tool's own text.)
+  if sources then return prefix:find("%.lua$") ~= nil and not prefix:find(": ", 1, true) end
   if prefix:find(": ", 1, true) then return false end   -- (a sentence, not a file name)
   -- (a URL's port: "fetch http://host:8080: refused" lost all but "refused";
   -- a chunk named like a URL is still stripped when it is in `sources`)
