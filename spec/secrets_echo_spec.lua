@@ -1,6 +1,7 @@
 -- Secrets a server echoes transformed, and secrets the command's own lines
 -- show: an error body holding the key upper-cased, lower-cased, hex- or
--- percent-encoded (or base64'd) is scrubbed, at the 64 KiB cut too; a
+-- percent-encoded, base64'd or JSON-escaped (a '+' as .NET's "\u002B")
+-- is scrubbed, at the 64 KiB cut too; a
 -- config file's base_url with a password or a query key is refused; the
 -- `aigc run --batch` progress line scrubs the batch's status.
 local aigc = require "aigc"
@@ -36,6 +37,11 @@ local function forms_of (secret)
     base64 = base64(secret), bearer64 = base64("Bearer " .. secret),
     -- (a JSON text in a string: a gateway wrapping the upstream's body)
     json = (secret:gsub("[/\\\"]", "\\%0")),
+    -- (the same, by .NET's System.Text.Json, an ASP.NET gateway's default
+    -- encoder: '+' as "\u002B", HTML's characters too, '\' as "\\")
+    dotnet = (secret:gsub("[+<>&'\"`\\]", function (c)
+      return c == "\\" and "\\\\" or string.format("\\u%04X", c:byte())
+    end)),
   }
 end
 
@@ -76,7 +82,8 @@ local function assert_clean (v, secret, what)
 end
 
 describe("scrubbing transformed echoes", function ()
-  it("a key upper-cased, lower-cased, hex, percent-encoded or base64'd in an error body: scrubbed", function ()
+  it("a key upper-cased, lower-cased, hex, percent-encoded, base64'd or JSON-escaped (\\/, .NET's \\u002B) "
+     .. "in an error body: scrubbed", function ()
     for _, secret in ipairs { KEY, SLASH_KEY } do
       local forms, names = forms_of(secret), {}
       for name in pairs(forms) do names[#names + 1] = name end

@@ -449,46 +449,62 @@ static int short_secret (const char *p, size_t n) {
 **      (when that changes it): a gateway that folds the case of a header
 **      before it encodes it. Matching ignores case, so these and the
 **      forms above are enough for any echo folded to one case.
+**   13 in a JSON string as .NET's System.Text.Json writes one by default
+**      (ASP.NET gateways): '+', '<', '>', '&', '\'', '"', '`' as \u002B...,
+**      '\' as \\ ("abc\u002Bdef"), kept as form 5 is.
 */
-#define NFORMS 13
+#define NFORMS 14
 
 static int unreserved (unsigned char c) {
   return is_alnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
 }
 
-/* Whether form (3, 4, 5) writes byte c as more than itself. */
+/* Whether form (3-6, 13) writes byte c as more than itself. */
 static int escaped_in (int form, unsigned char c) {
-  return form == 3 || form == 6 || (form == 4 && !unreserved(c)) || (form == 5 && (c == '/' || c == '"' || c == '\\'));
+  return form == 3 || form == 6 || (form == 4 && !unreserved(c)) || (form == 5 && (c == '/' || c == '"' || c == '\\'))
+    || (form == 13 && c != '\0' && strchr("+<>&'\"`\\", c) != NULL);
+}
+
+/* The bytes form (3-6, 13) writes byte c as. */
+static size_t width_in (int form, unsigned char c) {
+  if (!escaped_in(form, c))
+    return 1;
+  return form == 3 || form == 5 || (form == 13 && c == '\\') ? 2 : form == 13 ? 6 : 3;
 }
 
 static size_t form_of (const unsigned char *s, size_t n, int form, char *out) {
   static const char hex[] = "0123456789ABCDEF";
   size_t i, m = 0, escaped = 0;
+  int cased = form >= 7 && form <= 12;
   if (form < 3)
     return b64_inner(s, n, (size_t)form, 0, out);
-  for (i = 0; form >= 7 && i < n; i++)   /* 7-12: cased otherwise? */
+  for (i = 0; cased && i < n; i++)   /* 7-12: cased otherwise? */
     escaped += recase(s[i], form < 10 ? 1 : 2) != s[i];
-  if (form >= 7)
+  if (cased)
     return escaped == 0 ? 0 : b64_inner(s, n, (size_t)(form - 7) % 3, form < 10 ? 1 : 2, out);
   for (i = 0; i < n; i++)
-    escaped += escaped_in(form, s[i]);
+    escaped += width_in(form, s[i]) - 1;
   if (escaped == 0)
     return 0;
   for (i = 0; out != NULL && i < n; i++) {
     if (!escaped_in(form, s[i]))
       out[m++] = (char)s[i];
-    else if (form == 5) {
+    else if (form == 5 || (form == 13 && s[i] == '\\')) {
       out[m++] = '\\';
       out[m++] = (char)s[i];
     }
     else {
       if (form == 4 || form == 6)
         out[m++] = '%';
+      if (form == 13) {
+        memcpy(out + m, "\\u00", 4);
+        m += 4;
+      }
       out[m++] = hex[s[i] >> 4];
       out[m++] = hex[s[i] & 15];
     }
   }
-  return form == 3 ? 2 * n : form == 4 || form == 6 ? n + 2 * escaped : n + escaped;
+  return n + escaped;
 }
 
 /*
