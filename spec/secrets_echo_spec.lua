@@ -270,27 +270,29 @@ describe("Azure details", function ()
 end)
 
 describe("a cassette recorded through the proxy", function ()
-  it("holds no key the upstream echoes upper-cased, hex or percent-encoded", function ()
-    local forms = forms_of(SLASH_KEY)
-    local text = "Your key: " .. forms.upper .. " / " .. forms.HEX .. " / " .. forms.percent_lower
-    local SCRIPT = [[
-      local oneshot = require "oneshot"
-      local server = oneshot.listen()
-      server:settimeout(30)
-      local c = oneshot.read_request(server)
-      local body = arg[1]
-      c:send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nx-debug: " .. arg[2] .. "\r\nContent-Length: "
-             .. #body .. "\r\nConnection: close\r\n\r\n" .. body)
-      c:close()
-    ]]
-    local body = cjson.encode { id = "c1", object = "chat.completion", model = "m", created = 1,
+  local SCRIPT = [[
+    local oneshot = require "oneshot"
+    local server = oneshot.listen()
+    server:settimeout(30)
+    local c = oneshot.read_request(server)
+    local body = arg[1]
+    c:send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nx-debug: " .. arg[2] .. "\r\nContent-Length: "
+           .. #body .. "\r\nConnection: close\r\n\r\n" .. body)
+    c:close()
+  ]]
+  local function reply_body (text)
+    return cjson.encode { id = "c1", object = "chat.completion", model = "m", created = 1,
       choices = { { index = 0, message = { role = "assistant", content = text }, finish_reason = "stop" } } }
-    local port, child = oneshot.start(SCRIPT, { body, forms.hex })
+  end
+
+  -- Records one call through the proxy to an upstream answering `body` (and
+  -- `header` in x-debug): the reply, and the tape's text.
+  local function record (body, header)
+    local port, child = oneshot.start(SCRIPT, { body, header })
     local path = os.tmpname()
     local rec = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", api_key = SLASH_KEY, max_retries = 0,
                               cassette = { path = path, mode = "record", proxy = true } }
     local res = assert(rec:chat { model = "m", messages = { { role = "user", content = "Hi" } } })
-    assert.equal(text, res.text)   -- (the reply is the caller's: not altered)
     rec:close()
     child:wait(10)
     local f = assert(io.open(path, "rb"))
@@ -298,9 +300,26 @@ describe("a cassette recorded through the proxy", function ()
     f:close()
     os.remove(path)
     assert.matches('"raw"', tape, 1, true)
+    return res, tape
+  end
+
+  it("holds no key the upstream echoes upper-cased, hex or percent-encoded", function ()
+    local forms = forms_of(SLASH_KEY)
+    local text = "Your key: " .. forms.upper .. " / " .. forms.HEX .. " / " .. forms.percent_lower
+    local res, tape = record(reply_body(text), forms.hex)
+    assert.equal(text, res.text)   -- (the reply is the caller's: not altered)
     assert.matches("Your key: [redacted]", tape, 1, true)
     assert_clean(cjson.decode(tape:match("[^\n]+")), SLASH_KEY, "the tape")
     assert_clean(tape, SLASH_KEY, "the tape's text")
+  end)
+
+  it("holds no key a .NET upstream echoes in its JSON, a '+' written \\u002B", function ()
+    -- (System.Text.Json's default: the bytes on the wire hold the escapes)
+    local body = reply_body("Your key: KEY."):gsub("KEY", (forms_of(SLASH_KEY).dotnet:gsub("%%", "%%%%")))
+    local res, tape = record(body, "none")
+    assert.equal("Your key: " .. SLASH_KEY .. ".", res.text)   -- (the reply is the caller's: not altered)
+    assert.matches("Your key: [redacted]", tape, 1, true)
+    assert_clean(cjson.decode(tape:match("[^\n]+")), SLASH_KEY, "the tape")
   end)
 end)
 

@@ -32,8 +32,9 @@ request. The key comes from the client in `x-aigc-cassette-key`. Nothing
 of the request (its Authorization header) is stored, and the credentials
 it carries are masked in what is stored of the response (a server may
 echo the key in a header or a body), as the engine scrubs errors: any run
-of 12 bytes or more of one or of its base64, hex or percent-encoded forms,
-in any case, becomes `[redacted]***`, as many bytes.
+of 12 bytes or more of one or of its base64, hex, percent-encoded or
+JSON-escaped ("\/", .NET's "\u002B") forms, in
+any case, becomes `[redacted]***`, as many bytes.
 It exits when its parent is gone
 (polled every 0.5 s) or on SIGTERM; a
 recording proxy's SIGTERM first lets the exchanges in flight finish and be
@@ -251,15 +252,23 @@ end
 -- credential and the characters of its base64 forms that it alone decides
 -- (base64(X .. secret .. Y) for X of 0, 1 or 2 bytes mod 3: an echoed
 -- "Bearer <key>" or Basic credential), its hex and percent-encoded forms
--- and its form in a JSON string with "/" escaped, all in any ASCII case (kept lower-cased, and matched against the text
--- lower-cased). Each run of 12 bytes of one -> true.
+-- and its forms in a JSON string with "/" escaped, or as .NET's
+-- System.Text.Json writes one ('+', '<', '>', '&', "'", '"', '`' as
+-- "\u002B"..., '\' as "\\"), all in any ASCII case (kept lower-cased,
+-- and matched against the text lower-cased). Each run of 12 bytes of one
+-- -> true.
 local RUN = 12
+local function dotnet_escape (c)
+  return c == "\\" and "\\\\" or string.format("\\u%04x", c:byte())
+end
+
 local function pieces_of (secrets)
   local pieces, whole = {}, {}
   for _, secret in ipairs(secrets) do
     local forms = { secret, (secret:gsub(".", function (c) return string.format("%02x", c:byte()) end)),
                     (secret:gsub("[^%w%-%._~]", function (c) return string.format("%%%02x", c:byte()) end)),
-                    (secret:gsub("/", "\\/")) }   -- (the bytes recorded are raw JSON: PHP, cjson write "\/")
+                    (secret:gsub("/", "\\/")),   -- (the bytes recorded are raw JSON: PHP, cjson write "\/")
+                    (secret:gsub("[+<>&'\"`\\]", dotnet_escape)) }   -- (and .NET's "\u002B" for a '+')
     for r = 0, 2 do
       local n = #secret
       local c0, c1 = math.floor((8 * r + 5) / 6), math.floor(8 * (r + n) / 6)
