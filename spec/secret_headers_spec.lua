@@ -52,6 +52,24 @@ describe("a credential in a header of any credential-like name", function ()
     end)
   end
 
+  -- A value with trailing blanks (a key read from a file or a .env line
+  -- "KEY=sk-... "): sent so, and servers strip them; the credential was
+  -- taken as the empty word after the last blank, so none was a secret.
+  it("a credential with trailing spaces or a tab, the client's or one call's: still a secret", function ()
+    local value = value_for("x-api-key")
+    for _, header in ipairs { { Authorization = "Bearer " .. value .. " " }, { ["api-key"] = value .. " \t " },
+                              { ["x-goog-api-key"] = value .. "\t" } } do
+      for _, per_call in ipairs { false, true } do
+        local lines = {}
+        local err = echoed(not per_call and header or nil, per_call and header or nil, value, lines)
+        local what = next(header) .. (per_call and " (one call's)" or " (the client's)")
+        assert.equal(401, err.status, what)
+        assert.equal("[redacted]", err.headers["x-echo"], what)
+        assert.is_false(contains(all_text(err) .. tostring(err) .. table.concat(lines, "\n"), value), what)
+      end
+    end
+  end)
+
   it("other headers are not secrets: an Idempotency-Key, a User-Agent, aigc's cassette key stay shown", function ()
     local value = "idem-Qz7Wx9Lk2Rt5Yp8"
     for _, name in ipairs { "Idempotency-Key", "User-Agent", "OpenAI-Project", "X-Keyboard", "X-Aigc-Cassette-Key" } do

@@ -257,6 +257,8 @@ static void add_header_secret (lua_State *L, int list, lua_Integer *n) {
     return;
   }
   end = line + len;
+  while (end > colon + 1 && (end[-1] == ' ' || end[-1] == '\t'))   /* (sent, but servers strip it) */
+    end--;
   if (credential_name(line, (size_t)(colon - line))) {
     const char *p;
     v = colon + 1;
