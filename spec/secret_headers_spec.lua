@@ -70,6 +70,24 @@ describe("a credential in a header of any credential-like name", function ()
     end
   end)
 
+  -- An HTTP Basic credential given as a header: its base64 was the only
+  -- secret, so a server rejecting it with the user and password decoded
+  -- showed them whole (a base_url's "user:password@" was redacted decoded).
+  it("a Basic credential in a header, the client's or one call's: its password echoed decoded is redacted", function ()
+    local password = "pw-Qz7Wx9Lk2Rt5Yp8Mn3"
+    local header = { Authorization = "Basic " .. require("b64")("bob:" .. password) }
+    for _, per_call in ipairs { false, true } do
+      for _, echo in ipairs { "bob:" .. password, "password " .. password .. " refused" } do
+        local lines = {}
+        local err = echoed(not per_call and header or nil, per_call and header or nil, echo, lines)
+        local what = echo .. (per_call and " (one call's)" or " (the client's)")
+        assert.equal(401, err.status, what)
+        assert.is_false(contains(all_text(err) .. tostring(err) .. table.concat(lines, "\n"), password), what)
+        assert.matches("[redacted]", err.headers["x-echo"], 1, true)
+      end
+    end
+  end)
+
   it("other headers are not secrets: an Idempotency-Key, a User-Agent, aigc's cassette key stay shown", function ()
     local value = "idem-Qz7Wx9Lk2Rt5Yp8"
     for _, name in ipairs { "Idempotency-Key", "User-Agent", "OpenAI-Project", "X-Keyboard", "X-Aigc-Cassette-Key" } do

@@ -259,8 +259,10 @@ local function call_opts (self, api, params, path, fname, argn, body_opts, token
     end
     opts.query = encode_query(merged)
   end
-  if q1 ~= nil or q2 ~= nil or params.api_key ~= nil or params.azure_ad_token ~= nil then
-    opts.secrets = util.call_credentials(params)   -- (a per-call key in the query, or api_key in the body)
+  if q1 ~= nil or q2 ~= nil or params.api_key ~= nil or params.azure_ad_token ~= nil
+     or params.headers ~= nil or params.extra_headers ~= nil then
+    -- (a per-call key in the query, api_key in the body, a Basic credential's password)
+    opts.secrets = util.call_credentials(params)
   end
   return opts
 end

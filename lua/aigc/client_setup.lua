@@ -200,10 +200,13 @@ function M.proxy_shown (base_url, proxy)
   return string_format("%s://%s, from %s", pscheme:lower(), where, from)
 end
 
-local function client_secrets (api_key, ad_token, base_url, query, proxy)
+local function client_secrets (api_key, ad_token, base_url, query, proxy, headers)
   local list = {}
   if api_key ~= nil then list[#list + 1] = api_key end
   if ad_token ~= nil then list[#list + 1] = ad_token end
+  for name, value in pairs(headers or {}) do   -- (the engine takes the rest of a header's credential)
+    if util.credential_header(name) then util.basic_secrets(value, list) end
+  end
   util.url_secrets(base_url, list)
   if type(proxy) == "string" then proxy_secrets(proxy, list) end
   for _, name in ipairs(PROXY_VARIABLES) do
@@ -293,7 +296,7 @@ function M.resolve (opts, ext)
   -- there go without the default one (and so without a usage chunk)
   local version = azure and query["api-version"]
   local old_azure = type(version) == "string" and version:find("^%d%d%d%d%-%d%d%-%d%d") and version < "2024-09-01"
-  local secrets = client_secrets(api_key, ad_token, real_base_url, query, opts.proxy)
+  local secrets = client_secrets(api_key, ad_token, real_base_url, query, opts.proxy, opts.headers)
   if opts.insecure and not insecure_warned then
     insecure_warned = true
     io.stderr:write("aigc: warning: insecure = true: TLS certificates and host names are NOT verified\n")

@@ -517,6 +517,25 @@ function M.url_secrets (url, out)
   return out
 end
 
+--- Adds to `out` what an HTTP Basic credential in a header's value
+-- ("Basic <base64 of user:password>") holds: "user:password" and the
+-- password, which a server rejecting it may echo decoded (as the password
+-- of a `base_url`'s user info is a secret decoded). The base64 itself the
+-- engine takes as the header's credential.
+-- @param value the header's value
+-- @tparam table out
+-- @treturn table out
+function M.basic_secrets (value, out)
+  local cred = type(value) == "string" and string.match(value, "^%s*[Bb][Aa][Ss][Ii][Cc]%s+(%S+)%s*$")
+  local userpass = cred and core.media.b64decode(cred)
+  if userpass and userpass ~= "" then
+    out[#out + 1] = userpass
+    local password = string.match(userpass, ":(.+)$")
+    if password then out[#out + 1] = password end
+  end
+  return out
+end
+
 local CLIENT_KEY_OPTIONS = { "api_key", "azure_ad_token" }
 M.CLIENT_KEY_OPTIONS = CLIENT_KEY_OPTIONS
 
@@ -524,11 +543,12 @@ M.CLIENT_KEY_OPTIONS = CLIENT_KEY_OPTIONS
 -- errors, logs and what a cache or a cassette keeps of it, as the
 -- client's): the values of the credential-like parameters (`secret_param`)
 -- of `params.query` and `params.extra_query` (as given and URL-encoded),
+-- what a Basic credential of a credential header holds (`basic_secrets`),
 -- and `params.headers`/`params.extra_headers` as "Name: value" lines (the
 -- engine takes the credential of an Authorization, api-key, x-api-key or
 -- Proxy-Authorization line, as for the client's headers).
 -- @tparam table params
--- @treturn table|nil the query's credentials
+-- @treturn table|nil the query's and the Basic credentials' secrets
 -- @treturn table|nil the header lines
 function M.call_credentials (params)
   local secrets, lines
@@ -559,6 +579,9 @@ function M.call_credentials (params)
         if type(name) == "string" and (type(value) == "string" or type(value) == "number") then
           lines = lines or {}
           lines[#lines + 1] = name .. ": " .. tostring(value)
+          if M.credential_header(name) and M.basic_secrets(value, {})[1] then
+            secrets = M.basic_secrets(value, secrets or {})
+          end
         end
       end
     end
