@@ -313,6 +313,23 @@ describe("a cassette recorded through the proxy", function ()
     assert_clean(tape, SLASH_KEY, "the tape's text")
   end)
 
+  -- (forms the engine finds in errors, which the proxy's own list lacked)
+  it("holds no key echoed percent-encoded byte by byte, nor base64'd upper- or lower-cased", function ()
+    local every = SLASH_KEY:gsub(".", function (c) return string.format("%%%02X", c:byte()) end)
+    local echoes = { every, base64(SLASH_KEY:upper()), base64(("Bearer " .. SLASH_KEY):lower()) }
+    local text = "Your key: " .. table.concat(echoes, " / ")
+    local res, tape = record(reply_body(text), "none")
+    assert.equal(text, res.text)   -- (the reply is the caller's: not altered)
+    assert.matches("Your key: [redacted]", tape, 1, true)
+    local recorded = table.concat(strings_of(cjson.decode(tape:match("[^\n]+"))), "\n")
+    for i, echo in ipairs(echoes) do
+      local inner = i == 1 and echo or echo:sub(4, -4)   -- (a base64 form's ends: decided by other bytes)
+      for j = 1, #inner - 11 do
+        assert.is_nil(recorded:find(inner:sub(j, j + 11), 1, true), "echo " .. i .. " in the tape")
+      end
+    end
+  end)
+
   it("holds no key a .NET upstream echoes in its JSON, a '+' written \\u002B", function ()
     -- (System.Text.Json's default: the bytes on the wire hold the escapes)
     local body = reply_body("Your key: KEY."):gsub("KEY", (forms_of(SLASH_KEY).dotnet:gsub("%%", "%%%%")))

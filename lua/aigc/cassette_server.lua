@@ -251,8 +251,9 @@ end
 -- What is searched for each credential, as the engine's scrub: the
 -- credential and the characters of its base64 forms that it alone decides
 -- (base64(X .. secret .. Y) for X of 0, 1 or 2 bytes mod 3: an echoed
--- "Bearer <key>" or Basic credential), its hex and percent-encoded forms
--- and its forms in a JSON string with "/" escaped, or as .NET's
+-- "Bearer <key>" or Basic credential; and of the secret upper- or
+-- lower-cased), its hex and percent-encoded forms (reserved bytes, or every
+-- byte: "%73%6B...") and its forms in a JSON string with "/" escaped, or as .NET's
 -- System.Text.Json writes one ('+', '<', '>', '&', "'", '"', '`' as
 -- "\u002B"..., '\' as "\\"), all in any ASCII case (kept lower-cased,
 -- and matched against the text lower-cased). Each run of 12 bytes of one
@@ -267,12 +268,15 @@ local function pieces_of (secrets)
   for _, secret in ipairs(secrets) do
     local forms = { secret, (secret:gsub(".", function (c) return string.format("%02x", c:byte()) end)),
                     (secret:gsub("[^%w%-%._~]", function (c) return string.format("%%%02x", c:byte()) end)),
+                    (secret:gsub(".", function (c) return string.format("%%%02x", c:byte()) end)),   -- (every byte)
                     (secret:gsub("/", "\\/")),   -- (the bytes recorded are raw JSON: PHP, cjson write "\/")
                     (secret:gsub("[+<>&'\"`\\]", dotnet_escape)) }   -- (and .NET's "\u002B" for a '+')
-    for r = 0, 2 do
-      local n = #secret
+    local n = #secret
+    for r = 0, 2 do   -- (of the secret as it is, upper- and lower-cased: a gateway folding a header's case)
       local c0, c1 = math.floor((8 * r + 5) / 6), math.floor(8 * (r + n) / 6)
-      forms[#forms + 1] = base64(("\0"):rep(r) .. secret):sub(c0 + 1, c1)
+      for _, cased in ipairs { secret, secret:upper(), secret:lower() } do
+        forms[#forms + 1] = base64(("\0"):rep(r) .. cased):sub(c0 + 1, c1)
+      end
     end
     for _, f in ipairs(forms) do
       f = f:lower()
