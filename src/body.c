@@ -114,6 +114,8 @@ static void close_file (aigc_upfile *f) {
 /* Whether f's size is still the one its attempt began with (told when not). */
 static int same_size (aigc_upfile *f) {
   struct stat st;
+  if (f->unsized)   /* (stat says nothing of it) */
+    return 1;
   if (fstat(f->fd, &st) != 0) {
     upload_failed(f, AIGC_UPLOAD_ERRNO, errno ? errno : EIO, 0);
     return 0;
@@ -123,6 +125,24 @@ static int same_size (aigc_upfile *f) {
     return 0;
   }
   return 1;
+}
+
+/* An unsized file's read: to its end, failed past AIGC_UNSIZED_MAX. */
+static size_t unsized_read (aigc_upfile *f, char *buf, size_t want) {
+  ssize_t got;
+  do
+    got = read(f->fd, buf, want);
+  while (got < 0 && errno == EINTR);
+  if (got < 0) {
+    upload_failed(f, AIGC_UPLOAD_ERRNO, errno ? errno : EIO, 0);
+    return CURL_READFUNC_ABORT;
+  }
+  f->pos += got;
+  if (f->pos > AIGC_UNSIZED_MAX) {
+    upload_failed(f, AIGC_UPLOAD_TOO_BIG, 0, f->pos);
+    return CURL_READFUNC_ABORT;
+  }
+  return (size_t)got;
 }
 
 /*
@@ -137,6 +157,8 @@ static size_t file_read (char *buf, size_t size, size_t nitems, void *arg) {
   ssize_t got;
   if (f->fd < 0)
     return CURL_READFUNC_ABORT;
+  if (f->unsized)
+    return unsized_read(f, buf, want);
   if (f->pos >= f->size)
     return same_size(f) ? 0 : CURL_READFUNC_ABORT;
   if ((curl_off_t)want > f->size - f->pos)
@@ -162,12 +184,28 @@ static size_t file_read (char *buf, size_t size, size_t nitems, void *arg) {
 /* libcurl rewinds a part (a redirect, a connection it retries itself). */
 static int file_seek (void *arg, curl_off_t offset, int origin) {
   aigc_upfile *f = (aigc_upfile *)arg;
-  if (f->fd < 0 || origin != SEEK_SET || offset < 0 || offset > f->size)
+  if (f->fd < 0 || origin != SEEK_SET || offset < 0 || (!f->unsized && offset > f->size))
     return CURL_SEEKFUNC_CANTSEEK;
   if (lseek(f->fd, (off_t)offset, SEEK_SET) < 0)
     return CURL_SEEKFUNC_FAIL;
   f->pos = offset;
   return CURL_SEEKFUNC_OK;
+}
+
+/*
+** Whether a file that stat says is empty has bytes (1, rewound; 0; -1 with
+** errno): a /proc or /sys file's size is known only by reading it. Such a
+** file is sent as curl -F and requests send it: what it reads, to its end.
+*/
+static int has_bytes (int fd) {
+  char c[512];   /* (not 1: some such files refuse reads of odd sizes) */
+  ssize_t got;
+  do
+    got = read(fd, c, sizeof c);
+  while (got < 0 && errno == EINTR);
+  if (got <= 0)
+    return (int)got;
+  return lseek(fd, 0, SEEK_SET) < 0 ? -1 : 1;
 }
 
 /*
@@ -179,6 +217,7 @@ static int open_file (aigc_upfile *f) {
   struct stat st;
   close_file(f);
   f->size = f->pos = 0;
+  f->unsized = 0;
   f->fd = open(f->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (f->fd < 0 || fstat(f->fd, &st) != 0) {
     upload_failed(f, AIGC_UPLOAD_ERRNO, errno ? errno : EIO, 0);
@@ -192,7 +231,13 @@ static int open_file (aigc_upfile *f) {
     return -1;
   }
   f->size = (curl_off_t)st.st_size;
-  if (curl_mime_data_cb(f->part, f->size, file_read, file_seek, NULL, f) != CURLE_OK) {
+  f->unsized = f->size == 0 ? has_bytes(f->fd) : 0;
+  if (f->unsized < 0) {
+    upload_failed(f, AIGC_UPLOAD_ERRNO, errno ? errno : EIO, 0);
+    close_file(f);
+    return -1;
+  }
+  if (curl_mime_data_cb(f->part, f->unsized ? -1 : f->size, file_read, file_seek, NULL, f) != CURLE_OK) {
     upload_failed(f, AIGC_UPLOAD_ERRNO, ENOMEM, 0);
     close_file(f);
     return -1;
@@ -231,6 +276,10 @@ void aigc_body_upload_error (const aigc_body *b, char *msg, size_t n) {
     snprintf(msg, n, "%s: %s changed size while it was sent (%lld bytes when the request "
              "began, %lld then)", f->field, f->path, (long long)f->size,
              (long long)b->upload_now);
+  else if (b->upload_why == AIGC_UPLOAD_TOO_BIG)
+    snprintf(msg, n, "%s: %s has no size the system tells (stat says 0 bytes) and gave more "
+             "than %lld bytes, the most such a file is read for an upload", f->field, f->path,
+             (long long)AIGC_UNSIZED_MAX);
   else if (b->upload_why == AIGC_UPLOAD_NOT_FILE)
     snprintf(msg, n, "%s: %s is %s when the request is sent (only a regular file can be "
              "uploaded)", f->field, f->path, b->upload_kind ? b->upload_kind : "not a regular file");

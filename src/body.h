@@ -48,8 +48,12 @@ typedef enum aigc_method { AIGC_METHOD_DEFAULT = 0, AIGC_METHOD_DELETE, AIGC_MET
 typedef enum aigc_upload_why {
   AIGC_UPLOAD_ERRNO = 1,   /* it could not be opened or read: errno */
   AIGC_UPLOAD_NOT_FILE,    /* not a regular file (now) */
-  AIGC_UPLOAD_CHANGED      /* its size changed while it was sent */
+  AIGC_UPLOAD_CHANGED,     /* its size changed while it was sent */
+  AIGC_UPLOAD_TOO_BIG      /* unsized, and more than AIGC_UNSIZED_MAX bytes */
 } aigc_upload_why;
+
+/* The most a file of no known size (below) sends: /files' own bound. */
+#define AIGC_UNSIZED_MAX ((curl_off_t)512 * 1024 * 1024)
 
 /* A part read from a path (form.c), one allocation with its strings. */
 typedef struct aigc_upfile {
@@ -60,6 +64,9 @@ typedef struct aigc_upfile {
   const char *field;        /* the caller's name for it: "params.image[2]" */
   int fd;                   /* open for this attempt, else -1 */
   curl_off_t size;          /* its size when this attempt began */
+  int unsized;              /* ... stat said 0 but it reads bytes (a /proc or /sys
+                               file, some FUSE ones): sent as read, to its end,
+                               chunked, at most AIGC_UNSIZED_MAX bytes */
   curl_off_t pos;           /* bytes given to libcurl this pass */
 } aigc_upfile;
 

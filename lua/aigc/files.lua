@@ -269,11 +269,20 @@ local function source_of (file)
     -- reading is what fails, with EISDIR; at the end of a file, no error)
     local size = fh:seek("end")
     local at0 = size and fh:seek("set")
-    local rerr
-    if at0 then rerr = select(2, fh:read(0)) end
+    local more, rerr
+    if at0 then more, rerr = fh:read(0) end
     if not size or not at0 or rerr then
       fh:close()
       return nil, media_call.io_error("params.file: " .. file .. ": not a regular file")
+    end
+    -- (a /proc or /sys file: the system says 0 bytes, its bytes are known
+    -- by reading it; files_upload sends them, but the upload is created
+    -- with its size first: it grew during the upload, once created)
+    if size == 0 and more then
+      fh:close()
+      return nil, media_call.io_error("params.file: " .. file .. ": no size known before it is read"
+        .. " (the system says 0 bytes, yet it has some: a /proc or /sys file); the Uploads API needs"
+        .. " the size first: give { reader = fn, size = bytes }, or use files_upload")
     end
     local handles = {}
     -- at(offset): a take from offset on, with a handle of its own (parts in flight together)
