@@ -437,6 +437,9 @@ end
 local read_file = util.read_file
 M.read_file = read_file
 
+--- The most a template file may be (its path may name a pipe or a device).
+M.MAX_BYTES = 16 * 1024 * 1024
+
 -- }======================================================
 
 
@@ -557,7 +560,7 @@ end
 -- @usage local t = assert(template.load("templates/summary.lua"))
 function M.load (path)
   if type(path) ~= "string" then argerror("load", "string expected, got " .. type(path), 2) end
-  local text, rerr = read_file(path)
+  local text, rerr = read_file(path, M.MAX_BYTES, "a template")
   if not text then return nil, template_error("cannot read template: " .. tostring(rerr)) end
   local data, derr = M.load_data(text, path)
   if not data then return nil, template_error("bad template " .. derr) end

@@ -396,18 +396,47 @@ function M.urlencode (s)
   end))
 end
 
---- The whole of a file, read in binary mode.
+--- The most `read_file` reads of a file unless told less.
+M.READ_MAX = 1024 * 1024 * 1024
+
+-- "1 MiB", "1 GiB" or "N bytes".
+local function size_text (n)
+  if n % 1073741824 == 0 then return string_format("%d GiB", n / 1073741824) end
+  if n % 1048576 == 0 then return string_format("%d MiB", n / 1048576) end
+  return n .. " bytes"
+end
+
+--- The whole of a file, read in binary mode, at most `max` bytes (default
+-- `READ_MAX`): the path may name a pipe or a device (`AIGC_CONFIG=<(...)`,
+-- a mistaken /dev/zero), whose end no size tells; read whole, /dev/zero
+-- took all memory.
 -- @tparam string path
+-- @tparam[opt] number max
+-- @tparam[opt] string what the file, for the error past max ("a config file")
 -- @treturn[1] string its bytes
 -- @treturn[2] nil
--- @treturn[2] string "PATH: why" (a directory reads as "Is a directory")
-function M.read_file (path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local text, rerr = f:read("*a")
+-- @treturn[2] string "PATH: why" (a directory reads as "Is a directory"; past
+-- max: "PATH: more than 1 MiB, the most a config file may be")
+-- @treturn[2] the third result of `io.open`, or "limit" past max
+-- @usage local text, err = util.read_file("config.lua", 1048576, "a config file")
+function M.read_file (path, max, what)
+  local f, err, code = io.open(path, "rb")
+  if not f then return nil, err, code end
+  max = max or M.READ_MAX
+  local parts, n = {}, 0
+  while n <= max do
+    local s, rerr = f:read(65536)
+    if not s then
+      f:close()
+      if rerr then return nil, path .. ": " .. tostring(rerr) end
+      return table_concat(parts)
+    end
+    n = n + #s
+    parts[#parts + 1] = s
+  end
   f:close()
-  if not text then return nil, path .. ": " .. tostring(rerr) end
-  return text
+  return nil, path .. ": more than " .. size_text(max) .. ", the most " .. (what or "a file read whole") .. " may be",
+    "limit"
 end
 
 --- Whether `id` can be one segment of a URL path once `urlencode`d: a

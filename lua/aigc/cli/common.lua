@@ -300,7 +300,8 @@ local TYPES = {
 -- @tparam string s
 -- @treturn table schema
 function M.parse_schema (s)
-  local text, rerr = template.read_file(s)
+  local text, rerr, code = template.read_file(s, template.MAX_BYTES, "a schema file")
+  if code == "limit" then M.usage("--schema: " .. rerr) end
   if text then
     local t, err = template.load_data(text, s)
     if not t then M.usage("--schema: " .. err) end

@@ -172,13 +172,17 @@ local function config_problem (t)
   if at then return "prices" .. at .. ": " .. with_value(why, v) end
 end
 
+--- The most a config file may be (it may be a pipe: `AIGC_CONFIG=<(...)`).
+M.MAX_BYTES = 1024 * 1024
+
 --- Loads the config file (none is an empty config).
 -- @treturn[1] table config
 -- @treturn[2] nil
 -- @treturn[2] string message
 function M.load ()
   local path = M.path()
-  local text = template.read_file(path)
+  local text, rerr, code = template.read_file(path, M.MAX_BYTES, "a config file")
+  if code == "limit" then return nil, rerr end
   if text == nil then return { path = path, endpoints = {}, prices = {} } end
   local t, err = template.load_data(text, path)
   if not t then return nil, "bad config file " .. err end

@@ -88,7 +88,9 @@ function M.run (args)
   -- show: the file as it is, a broken one too (`list` says "broken", and
   -- show refused to show what to fix), its error after it
   local path = template.path_of(dir, args.name)
-  local text = path and template.read_file(path)
+  local text, rerr, code = nil, nil, nil
+  if path then text, rerr, code = template.read_file(path, template.MAX_BYTES, "a template") end
+  if code == "limit" then common.fail("aigc: " .. rerr) end
   if not text then common.template(args.name) end   -- (its errors: an invalid name, none by that name)
   common.out(text)
   local ok, err = template.load(path)

@@ -1,0 +1,73 @@
+-- Files the command reads whole may be pipes or devices: `AIGC_CONFIG=<(printf
+-- ...) aigc ...` is a real use (a pipe must work), but a config of /dev/zero,
+-- or a pipe that never ends, was read until memory ran out. A config file is
+-- at most 1 MiB, a template or a --schema file 16 MiB: past it, an error that
+-- names the file and the bound (exit 2 for the config, as its other errors).
+local cli = require "cli"
+local devserver = require "devserver"
+local proc = require "procutil"
+
+local quote = proc.quote
+
+-- Runs the shell line `line` with bash (process substitution), to its end.
+local function bash (line)
+  local out, err = os.tmpname(), os.tmpname()
+  local _, how, code = proc.execute3("bash -c " .. quote(line) .. " </dev/null >" .. out .. " 2>" .. err)
+  local r = { code = how == "signal" and 128 + code or code, stdout = cli.read(out), stderr = cli.read(err) }
+  os.remove(out); os.remove(err)
+  return r
+end
+
+describe("files the command reads whole: pipes and devices", function ()
+  local srv, home
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+  before_each(function ()
+    srv:reset()
+    home = cli.home()
+  end)
+  after_each(function () cli.rmdir(home) end)
+
+  it("AIGC_CONFIG=<(printf ...): the pipe's config is read and used", function ()
+    local cmd = cli.command({ "--no-log", "Hi" }, { home = home, base_url = srv.base_url,
+                                                    env = { AIGC_CONFIG = "PIPE" } })
+    local r = bash((cmd:gsub("AIGC_CONFIG='PIPE'", "AIGC_CONFIG=<(printf 'return { model = \"piped-model\" }')", 1)))
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("piped-model", srv:last().body_json.model)
+  end)
+
+  it("a config of more than 1 MiB through a pipe: exit 2, the file and the bound named, nothing sent", function ()
+    local cmd = cli.command({ "--no-log", "Hi" }, { home = home, base_url = srv.base_url,
+                                                    env = { AIGC_CONFIG = "PIPE" } })
+    local r = bash((cmd:gsub("AIGC_CONFIG='PIPE'", "AIGC_CONFIG=<(head -c 1100000 /dev/zero | tr '\\0' ' '; "
+                                                  .. "printf 'return { model = \"big-model\" }')", 1)))
+    assert.equal(2, r.code, r.stderr)
+    assert.matches("^/dev/fd/%d+: more than 1 MiB, the most a config file may be", r.stderr)
+    assert.equal(0, #srv:requests())
+  end)
+
+  it("AIGC_CONFIG=/dev/zero ends at once with that error (it read until memory ran out)", function ()
+    -- (a memory bound, so that the old code fails rather than fills the machine)
+    local cmd = cli.command({ "--no-log", "Hi" }, { home = home, base_url = srv.base_url,
+                                                    env = { AIGC_CONFIG = "/dev/zero" } })
+    local r = bash("ulimit -v 1000000; " .. cmd)
+    assert.equal(2, r.code, r.stderr)
+    assert.matches("/dev/zero: more than 1 MiB, the most a config file may be", r.stderr, 1, true)
+  end)
+
+  it("a template or a --schema file that is /dev/zero: the error names it and the bound", function ()
+    assert(proc.execute("ln -s /dev/zero " .. quote(home .. "/templates/zero.lua")))
+    local r = bash("ulimit -v 1000000; " .. cli.command({ "--no-log", "-t", "zero", "Hi" },
+                                                        { home = home, base_url = srv.base_url }))
+    assert.is_true(r.code ~= 0)
+    assert.matches("/templates/zero.lua: more than 16 MiB, the most a template may be", r.stderr, 1, true)
+    r = bash("ulimit -v 1000000; " .. cli.command({ "templates", "show", "zero" }, { home = home }))
+    assert.is_true(r.code ~= 0)
+    assert.matches("/templates/zero.lua: more than 16 MiB, the most a template may be", r.stderr, 1, true)
+    r = bash("ulimit -v 1000000; " .. cli.command({ "--no-log", "--schema", "/dev/zero", "Hi" },
+                                                  { home = home, base_url = srv.base_url }))
+    assert.equal(2, r.code, r.stderr)
+    assert.matches("--schema: /dev/zero: more than 16 MiB, the most a schema file may be", r.stderr, 1, true)
+    assert.equal(0, #srv:requests())
+  end)
+end)
