@@ -594,6 +594,13 @@ describe("aigc (one-shot prompts)", function ()
             "endpoints[1]: an endpoint name (a string) expected as the key, got number")
     refused('{ endpoints = { [1.5] = { model = "m" } } }',
             "endpoints[1.5]: an endpoint name (a string) expected as the key, got number", { "-e", "x", "Hi" })
+    -- (an endpoint named "" was taken, and `-e ""` or endpoint = "" used it, silently)
+    refused('{ endpoints = { [""] = { base_url = "http://127.0.0.1:1/v1" } } }',
+            'endpoints[""]: an endpoint name expected as the key, got an empty string', { "-e", "", "Hi" })
+    refused('{"endpoints": {"": {"model": "m"}}}', 'endpoints[""]: an endpoint name expected as the key, got an '
+            .. "empty string")
+    refused('{ endpoint = "", endpoints = { [""] = { model = "m" } } }',
+            "'endpoint' is empty: an endpoint name expected")
     refused('{ endpoints = { w = { api_key_env = 5 } } }', "endpoints.w.api_key_env: the name of an environment "
             .. "variable (a string) expected, got number")
     -- (a secret in the file: refused as an api_key is, its value never shown)

@@ -146,6 +146,8 @@ local function config_problem (t)
     if type(name) ~= "string" then
       return at .. ": an endpoint name (a string) expected as the key, got " .. type(name)
     end
+    -- ([""] was taken: `-e ""` and `endpoint = ""` then used it, silently)
+    if name == "" then return at .. ": an endpoint name expected as the key, got an empty string" end
     if type(e) ~= "table" then return "endpoint '" .. tostring(name) .. "' must be a table" end
     local header = credential_header(e.headers)
     if header then return secret_in_file(util.path(util.path(at, "headers"), header)) end
@@ -192,6 +194,7 @@ function M.load ()
     if type(v) ~= want then return nil, path .. ": '" .. k .. "' must be a " .. want .. ", got " .. type(v) end
   end
   if t.model == "" then return nil, path .. ": 'model' is empty: a model name expected" end
+  if t.endpoint == "" then return nil, path .. ": 'endpoint' is empty: an endpoint name expected" end
   local why = config_problem(t)
   if why then return nil, path .. ": " .. why end
   t.path = path
