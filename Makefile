@@ -131,7 +131,7 @@ HOST_MODULES  = $(filter-out lua/aigc/devserver.lua lua/aigc/devserver/%,$(LUA_T
 HOST_LIBS     = $(LUA_LIB) -L$(CURL_LIBDIR) -lcurl -lpthread -lm -ldl
 host:
 	@$(MAKE) --no-print-directory BUILD=$(HOST_DIR) MODULE=$(HOST_DIR)/aigc/core.so $(HOST_DIR)/aigc-host \
-	  $(HOST_DIR)/aigc-host-media
+	  $(HOST_DIR)/aigc-host-media $(HOST_DIR)/aigc-host-preload
 host-tsan:
 	@$(MAKE) --no-print-directory host HOST_DIR=build/c-host-tsan CC=clang CFLAGS="-O1 -g" \
 	  SANITIZE="-fsanitize=thread -fno-omit-frame-pointer"
@@ -156,6 +156,10 @@ $(BUILD)/aigc-host: examples/host/host.c include/aigc_preload.h $(BUILD)/libaigc
 # (scripts/host-test.sh: four threads' media calls, lua_close with them in flight)
 $(BUILD)/aigc-host-media: spec/c/host_media_probe.c include/aigc_preload.h $(BUILD)/libaigc.a
 	$(CC) $(ALL_CFLAGS) -Iinclude -o $@ spec/c/host_media_probe.c $(BUILD)/libaigc.a $(HOST_LIBS) $(LDFLAGS)
+
+# (scripts/host-test.sh: aigc_preload on a state without the package library returns its error)
+$(BUILD)/aigc-host-preload: spec/c/host_preload_probe.c include/aigc_preload.h $(BUILD)/libaigc.a
+	$(CC) $(ALL_CFLAGS) -Iinclude -o $@ spec/c/host_preload_probe.c $(BUILD)/libaigc.a $(HOST_LIBS) $(LDFLAGS)
 
 # The package.cpath template of the module built for LUA_VERSION
 # (scripts/run-tests.sh asks it, so the folder is decided here only).

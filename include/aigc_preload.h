@@ -18,8 +18,16 @@
 extern "C" {
 #endif
 
-/* package.preload entries for aigc.core and every module of lua/aigc/. */
-void aigc_preload (lua_State *L);
+/*
+** package.preload entries for aigc.core and every module of lua/aigc/.
+** Returns 0 (LUA_OK), or as lua_pcall does an error status with the message
+** on the top of L's stack (pop it): LUA_ERRRUN when L has no package library
+** (luaL_openlibs first) or package.preload is not a table, LUA_ERRMEM when
+** memory ran out (with nothing pushed when L's stack could not grow). It
+** never raises nor aborts the host; on an error, `require "aigc"` would not
+** find aigc in memory.
+*/
+int aigc_preload (lua_State *L);
 
 /* The C module itself (what require "aigc.core" runs). */
 int luaopen_aigc_core (lua_State *L);

@@ -61,13 +61,17 @@ static int load_module (lua_State *L) {
   return 1;
 }
 
-void aigc_preload (lua_State *L) {
+/* The entries, in a protected call: any error (no package library, no
+   memory) is the host's to see, not a panic that aborts it. */
+static int preload (lua_State *L) {
   size_t i;
   luaL_checkstack(L, 4, "aigc_preload");
   lua_getglobal(L, "package");
   if (!lua_istable(L, -1))
-    luaL_error(L, "aigc_preload: no package library (luaL_openlibs first)");
+    return luaL_error(L, "aigc_preload: no package library (luaL_openlibs first)");
   lua_getfield(L, -1, "preload");
+  if (!lua_istable(L, -1))
+    return luaL_error(L, "aigc_preload: package.preload is not a table");
   lua_pushcfunction(L, luaopen_aigc_core);
   lua_setfield(L, -2, "aigc.core");
   for (i = 0; modules[i].name != NULL; i++) {
@@ -75,7 +79,18 @@ void aigc_preload (lua_State *L) {
     lua_pushcclosure(L, load_module, 1);
     lua_setfield(L, -2, modules[i].name);
   }
-  lua_pop(L, 2);
+  return 0;
+}
+
+int aigc_preload (lua_State *L) {
+  if (!lua_checkstack(L, 2))
+    return LUA_ERRMEM;   /* (nothing pushed: there is no room) */
+#if LUA_VERSION_NUM >= 502
+  lua_pushcfunction(L, preload);   /* (a light C function: no allocation) */
+  return lua_pcall(L, 0, 0, 0);
+#else
+  return lua_cpcall(L, preload, NULL);
+#endif
 }
 ]]
 local f = assert(io.open(out_name .. ".tmp", "wb"))

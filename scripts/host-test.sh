@@ -6,7 +6,8 @@
 # "aigc-host: ok" (both scripts got their replies, nothing failed), exits 0,
 # and ThreadSanitizer / AddressSanitizer / LeakSanitizer / UBSan reported
 # nothing. The runs start in an empty folder: the host reads no file. Each
-# build also runs aigc-host-media (spec/c/host_media_probe.c). The plain build
+# build also runs aigc-host-media (spec/c/host_media_probe.c) and
+# aigc-host-preload (spec/c/host_preload_probe.c). The plain build
 # is also made for LuaJIT (build/c-host-jit: a LuaJIT engine's static aigc,
 # README "Defold and other LuaJIT engines").
 # Prints one line per run and "host: N passed, N failed"; exit 1 on a failure.
@@ -39,7 +40,7 @@ url=http://127.0.0.1:$(cat "$port_file")/v1
 # (spec/c/host_media_probe.c: four threads' voice and image calls, three
 # states closed with them in flight, no part file left; its own folder).
 for dir in c-host c-host-tsan c-host-asan c-host-jit; do
-  for prog in aigc-host aigc-host-media; do
+  for prog in aigc-host aigc-host-media aigc-host-preload; do
     exe=$root/build/$dir/$prog
     [ -x "$exe" ] || continue
     out=$scratch/$dir-$prog.out; err=$scratch/$dir-$prog.err
@@ -59,4 +60,4 @@ for dir in c-host c-host-tsan c-host-asan c-host-jit; do
   done
 done
 echo "host: $pass passed, $fail failed"
-[ $fail -eq 0 ] && [ $pass -eq 8 ]
+[ $fail -eq 0 ] && [ $pass -eq 12 ]

@@ -150,7 +150,11 @@ static void *worker_main (void *arg) {
     return NULL;
   }
   luaL_openlibs(L);
-  aigc_preload(L);   /* require "aigc" now loads from memory */
+  if (aigc_preload(L) != 0) {   /* require "aigc" now loads from memory */
+    snprintf(w->summary, sizeof w->summary, "aigc_preload: %s", lua_tostring(L, -1));
+    lua_close(L);
+    return NULL;
+  }
   lua_pushstring(L, w->base_url);
   lua_setglobal(L, "BASE_URL");
   if (luaL_loadbuffer(L, w->script, strlen(w->script), w->name) != 0 || lua_pcall(L, 0, 0, 0) != 0)

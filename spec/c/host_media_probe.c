@@ -100,7 +100,11 @@ static void *run (void *arg) {
     return NULL;
   }
   luaL_openlibs(L);
-  aigc_preload(L);
+  if (aigc_preload(L) != 0) {
+    snprintf(w->summary, sizeof w->summary, "aigc_preload: %s", lua_tostring(L, -1));
+    lua_close(L);
+    return NULL;
+  }
   lua_pushstring(L, base_url);
   lua_setglobal(L, "BASE_URL");
   if (luaL_loadbuffer(L, script, sizeof script - 1, "=probe") != 0) {
