@@ -38,11 +38,7 @@ end
 -- A WAV whose transcription the server gives back as `text`.
 local function voice_note (text) return "RIFF\0\0\0\0WAVE" .. "AIGC-TEXT:" .. text end
 
-local function header (req, name)
-  for k, v in pairs(req.headers or {}) do
-    if k:lower() == name then return v end
-  end
-end
+local header = require("uploads").header
 
 -- nginx offering HTTP/2 over TLS in front of the devserver (it buffers the
 -- upload and forwards it over HTTP/1.1): libcurl's HTTP/2 upload path pauses

@@ -10,6 +10,7 @@
 local aigc = require "aigc"
 local devserver = require "devserver"
 local proc = require "procutil"
+local uploads = require "uploads"
 local has_util, util = pcall(require, "aigc.devserver.util")
 
 local function slurp (path)
@@ -19,17 +20,7 @@ local function slurp (path)
   return s
 end
 
-local function part_of (rec, name)
-  for _, p in ipairs(rec.parts or {}) do
-    if p.name == name then return p end
-  end
-end
-
-local function header (rec, name)
-  for k, v in pairs(rec.headers or {}) do
-    if k:lower() == name then return v end
-  end
-end
+local part_of, header = uploads.part_of, uploads.header
 
 -- The stat size of path (the premise of every case here).
 local function stat_size (path)

@@ -32,4 +32,19 @@ function M.count (srv, path)
   return n
 end
 
+--- The multipart part named `name` of a request `rec` the server recorded
+-- (its `size`, `crc32`, `filename`, `content_type`), or nil.
+function M.part_of (rec, name)
+  for _, p in ipairs(rec.parts or {}) do
+    if p.name == name then return p end
+  end
+end
+
+--- The value of the header `name` (lower case) of a recorded request, or nil.
+function M.header (rec, name)
+  for k, v in pairs(rec.headers or {}) do
+    if k:lower() == name then return v end
+  end
+end
+
 return M
