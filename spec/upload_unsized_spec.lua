@@ -2,7 +2,7 @@
 -- file (and some FUSE ones) is a regular file that stat says is 0 bytes long,
 -- yet it reads bytes. files_upload { file = "/proc/self/status" } sent an
 -- empty file and reported success (the size taken from stat). Such a file is
--- now sent as curl -F and requests send it: what it reads, to its end
+-- now sent as Python's requests sends it (curl 7.88's -F sends it empty): what it reads, to its end
 -- (chunked: no Content-Length is known), at most 512 MiB (/files' own bound:
 -- past it the call fails, kind "io"). files_upload_parts, which must give the
 -- Uploads API the size before any byte, refuses it before anything is sent.

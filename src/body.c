@@ -195,7 +195,8 @@ static int file_seek (void *arg, curl_off_t offset, int origin) {
 /*
 ** Whether a file that stat says is empty has bytes (1, rewound; 0; -1 with
 ** errno): a /proc or /sys file's size is known only by reading it. Such a
-** file is sent as curl -F and requests send it: what it reads, to its end.
+** file is sent as Python's requests sends it (curl 7.88's -F sends it
+** empty): what it reads, to its end.
 */
 static int has_bytes (int fd) {
   char c[512];   /* (not 1: some such files refuse reads of odd sizes) */
