@@ -3,6 +3,8 @@
 -- or a pipe that never ends, was read until memory ran out. A config file is
 -- at most 1 MiB, a template or a --schema file 16 MiB: past it, an error that
 -- names the file and the bound (exit 2 for the config, as its other errors).
+-- A log database that is a FIFO (--log-db) blocked `aigc logs` and every
+-- logged prompt for ever: only a regular file is opened as one.
 local cli = require "cli"
 local devserver = require "devserver"
 local proc = require "procutil"
@@ -69,5 +71,20 @@ describe("files the command reads whole: pipes and devices", function ()
     assert.equal(2, r.code, r.stderr)
     assert.matches("--schema: /dev/zero: more than 16 MiB, the most a schema file may be", r.stderr, 1, true)
     assert.equal(0, #srv:requests())
+  end)
+
+  it("a log database that is a FIFO: `aigc logs` and a logged prompt end at once, saying so (they waited for ever)",
+     function ()
+    local fifo = home .. "/log.fifo"
+    assert(proc.execute("mkfifo " .. quote(fifo)))
+    -- (timeout: the old code waits for a writer that never comes)
+    local r = bash("timeout 20 " .. cli.command({ "logs", "--log-db", fifo }, { home = home }))
+    assert.equal(1, r.code, r.stderr)
+    assert.equal("aigc: cannot open the log database " .. fifo .. ": not a regular file (fifo)\n", r.stderr)
+    r = bash("timeout 20 " .. cli.command({ "--log-db", fifo, "Hi" }, { home = home, base_url = srv.base_url }))
+    assert.equal(0, r.code, r.stderr)
+    assert.matches("not logging: cannot open the log database " .. fifo:gsub("%p", "%%%0")
+                   .. ": not a regular file %(fifo%)", r.stderr)
+    assert.equal(1, #srv:requests())
   end)
 end)

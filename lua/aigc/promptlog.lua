@@ -185,6 +185,10 @@ function M.open (path)
   if not ok then
     return nil, log_error("prompt logs need LuaSQL's SQLite driver (Debian: apt-get install lua-sql-sqlite3)")
   end
+  local kind = path ~= ":memory:" and core.file_kind(path)   -- (a FIFO: opening it waited for a writer for ever)
+  if kind and kind ~= "file" then
+    return nil, log_error("cannot open the log database " .. path .. ": not a regular file (" .. kind .. ")")
+  end
   if path ~= ":memory:" then ensure_dir(path); ensure_private_file(path) end
   local sqlenv = driver.sqlite3()
   local con, cerr = sqlenv:connect(path)

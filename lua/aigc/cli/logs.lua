@@ -149,14 +149,16 @@ function M.run (args)
   if args.id ~= nil and not show_id then common.usage("aigc logs: unexpected argument '" .. args.id .. "'") end
   -- Reading makes nothing: a log that is not there (nothing logged yet, a
   -- mistyped --log-db) is said, not created empty.
-  local f = io.open(path, "rb")
-  if not f then
+  -- (not a regular file: promptlog.open says what it is; a FIFO's io.open waited for a writer for ever)
+  local kind = require("aigc.core").file_kind(path)
+  local f = (kind == nil or kind == "file") and io.open(path, "rb")
+  if f == nil then
     if args.conversation or args.cid then common.fail("aigc: no conversation: no log at " .. path) end
     common.note("aigc: no log at " .. path .. " (nothing logged there yet)")
     if args.json then common.print_json(require("aigc").array {}) end
     return 0
   end
-  f:close()
+  if f then f:close() end
   local log, err = promptlog.open(path)
   if not log then common.fail("aigc: " .. tostring(err.message)) end
   local cid = args.cid
