@@ -87,4 +87,24 @@ describe("files the command reads whole: pipes and devices", function ()
                    .. ": not a regular file %(fifo%)", r.stderr)
     assert.equal(1, #srv:requests())
   end)
+
+  it("AIGC_CONFIG naming a directory: exit 2 naming it (it was taken as no config at all)", function ()
+    local r = bash(cli.command({ "--no-log", "Hi" }, { home = home, base_url = srv.base_url,
+                                                       env = { AIGC_CONFIG = home } }))
+    assert.equal(2, r.code, r.stderr)
+    assert.matches("cannot read the config file " .. home .. ": Is a directory", r.stderr, 1, true)
+    assert.equal(0, #srv:requests())
+  end)
+
+  it("a piped prompt of 300 kB of spaces, then text: sent at once (its trailing trim was quadratic)", function ()
+    -- (gsub("%s+$", "") tried each space of the run to its end: 54 s for 100 kB, minutes
+    -- for 300; the 60 s bound is a hang's, the work now a few milliseconds)
+    local cmd = cli.command({ "--no-log", "--no-stream" }, { home = home, base_url = srv.base_url })
+    local r = bash("(head -c 300000 /dev/zero | tr '\\0' ' '; printf 'Repeat after me: piped  \\n\\n')"
+                   .. " | timeout 60 " .. cmd)
+    assert.equal(0, r.code, r.stderr)
+    local sent = srv:last().body_json.messages
+    assert.equal(300000 + #"Repeat after me: piped", #sent[#sent].content)
+    assert.matches("Repeat after me: piped$", sent[#sent].content)
+  end)
 end)

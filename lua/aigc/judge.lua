@@ -486,20 +486,10 @@ local function escape (s) return (s:gsub("%p", "%%%0")) end
 local function is_space (b) return b == 32 or (b >= 9 and b <= 13) end
 
 --- `s` without its leading white space, nor its trailing bytes for which
--- `tail(byte)` is true (default: white space). Byte loops: a lazy
--- `"^%s*(.-)%s*$"` is quadratic in a run of spaces inside `s` (49 s for a
--- line of 100 kB, a model's degenerate reply).
--- @tparam string s
--- @tparam[opt] function tail
--- @treturn string
-function M.trim (s, tail)
-  local byte = s.byte
-  local i, j = 1, #s
-  while i <= j and is_space(byte(s, i)) do i = i + 1 end
-  tail = tail or is_space
-  while j >= i and tail(byte(s, j)) do j = j - 1 end
-  return s:sub(i, j)
-end
+-- `tail(byte)` is true (default: white space): `util.trim` (byte loops: a
+-- lazy `"^%s*(.-)%s*$"` took 49 s for a degenerate reply line of 100 kB).
+-- @function trim
+M.trim = util.trim
 
 -- White space, "." and "!": what ends a classifier's label.
 local function label_end (b) return b == 46 or b == 33 or is_space(b) end

@@ -289,7 +289,8 @@ local function expand_home (path)
 end
 
 function Session:command (line)
-  local cmd, rest = line:match("^/(%S+)%s*(.-)%s*$")
+  local cmd, rest = line:match("^/(%S+)%s*(.*)$")
+  rest = rest and util.trim_end(rest)   -- (a lazy "(.-)%s*$" is quadratic in a run of spaces)
   if cmd == "save" or cmd == "load" then rest = expand_home(rest) end
   local conv = self.conv
   if cmd == "help" or cmd == "?" then common.out(M.HELP .. "\n")

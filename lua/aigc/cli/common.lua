@@ -345,7 +345,7 @@ end
 -- @tparam string text
 -- @treturn string
 function M.join_input (stdin, text)
-  if stdin then stdin = stdin:gsub("%s+$", "") end
+  if stdin then stdin = util.trim_end(stdin) end   -- (gsub("%s+$", "") is quadratic in a run of spaces)
   if stdin and stdin ~= "" and text ~= "" then return stdin .. "\n\n" .. text end
   if stdin and stdin ~= "" then return stdin end
   return text

@@ -34,6 +34,8 @@ local util = require "aigc.util"
 
 local M = {}
 
+local ENOENT = 2   -- (io.open's code for a path with no file)
+
 --- The built-in endpoints (a config file's endpoints override them).
 M.BUILTIN_ENDPOINTS = {
   ["local"] = { base_url = "http://127.0.0.1:8089/v1", model = "aigc-dev", no_key = true },
@@ -185,6 +187,9 @@ function M.load ()
   local path = M.path()
   local text, rerr, code = template.read_file(path, M.MAX_BYTES, "a config file")
   if code == "limit" then return nil, rerr end
+  -- (no file there: no config. Anything else that cannot be read -- a
+  -- directory, no permission -- is the user's to know: it was taken silently)
+  if text == nil and code ~= ENOENT then return nil, "cannot read the config file " .. tostring(rerr) end
   if text == nil then return { path = path, endpoints = {}, prices = {} } end
   local t, err = template.load_data(text, path)
   if not t then return nil, "bad config file " .. err end

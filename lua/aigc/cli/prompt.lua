@@ -5,6 +5,7 @@
 local aigc = require "aigc"
 local argparse = require "argparse"
 local common = require "aigc.cli.common"
+local util = require "aigc.util"
 local compat = require "aigc.compat"
 local config_mod = require "aigc.cli.config"
 local future = require "aigc.future"
@@ -101,7 +102,7 @@ function M.build_params (args, config, endpoint, stdin, history, continued_model
     if w == "-" and not text_at then text_at = #words + 1 else words[#words + 1] = w end
   end
   if text_at then
-    local piped = (stdin or ""):gsub("%s+$", "")
+    local piped = util.trim_end(stdin or "")   -- (a byte loop: gsub("%s+$", "") is quadratic in a run of spaces)
     if piped ~= "" then table.insert(words, text_at, piped) end
     stdin = nil
   end
