@@ -109,6 +109,44 @@ describe("under a comma-decimal LC_NUMERIC", function ()
     end)
   end)
 
+  -- A cassette's key holds the params as canonical JSON: string.format's
+  -- "%.17g" wrote temperature = 0.7 as 0,69999999999999996 there, so a tape
+  -- recorded in one locale missed in the other (a C host that calls
+  -- setlocale(LC_ALL, "") replaying its CI's tapes: 404 cassette_miss).
+  it("a cassette recorded under it replays in the C locale, and the other way", function ()
+    local tape = os.tmpname()
+    finally(function () os.remove(tape); os.remove(tape .. ".lock") end)
+    os.remove(tape)
+    local HI = { { role = "user", content = "Echo: locale" } }
+    local live
+    if not with_comma_locale(function ()
+      local rec = aigc.client { base_url = srv.base_url, model = "aigc-dev",
+                                cassette = { path = tape, mode = "record" } }
+      live = assert(rec:chat { messages = HI, temperature = 0.7 })
+      rec:close()
+    end) then return end
+    local f = assert(io.open(tape, "rb"))
+    local text = f:read("*a")
+    f:close()
+    assert.truthy(text:find('temperature\\?":0%.69999999999999996', 1), "the key's number: " .. text:sub(1, 300))
+    local off = aigc.client { base_url = "http://127.0.0.1:9/v1", model = "aigc-dev",
+                              cassette = { path = tape, mode = "replay" } }
+    local res, err = off:chat { messages = HI, temperature = 0.7 }
+    off:close()
+    assert.is_nil(err)
+    assert.equal(live.text, res.text)
+    -- and a tape of the C locale under the comma
+    local got, gerr
+    with_comma_locale(function ()
+      local again = aigc.client { base_url = "http://127.0.0.1:9/v1", model = "aigc-dev",
+                                  cassette = { path = tape, mode = "replay" } }
+      got, gerr = again:chat { messages = HI, temperature = 0.7 }
+      again:close()
+    end)
+    assert.is_nil(gerr)
+    assert.equal(live.text, got.text)
+  end)
+
   it("a judge's score \"8.5/10\" and a template file's 0.5 read as 8.5 and 0.5 (nil and an error on 5.1)", function ()
     local judge, template = require "aigc.judge", require "aigc.template"
     with_comma_locale(function ()

@@ -109,8 +109,9 @@ local function canonical_into (v, out, path)
   elseif t == "boolean" then out[#out + 1] = tostring(v)
   elseif t == "number" then
     -- -0 is 0: PUC Lua 5.1 merges the constants 0 and -0.0 of one function,
-    -- so a 5.4 script's `temperature = 0` can be -0 on 5.1 (a replay miss)
-    out[#out + 1] = v == 0 and "0" or string_format("%.17g", v)
+    -- so a 5.4 script's `temperature = 0` can be -0 on 5.1 (a replay miss);
+    -- '.' whatever the C locale, or a tape missed in another locale
+    out[#out + 1] = v == 0 and "0" or util.g17(v)
   elseif t == "string" then out[#out + 1] = json.encode(v)   -- (%q differs between Lua versions)
   elseif t == "table" and path[v] then out[#out + 1] = "<cycle>"
   elseif t == "table" and is_array(v) then

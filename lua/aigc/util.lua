@@ -160,6 +160,23 @@ function M.number (s)
   return v
 end
 
+--- `string.format("%.17g", v)` with '.' as the decimal point whatever the C
+-- locale: PUC Lua's string.format follows it ("0,69999999999999996" under
+-- de_DE), LuaJIT's does not. For text that is kept or compared beyond this
+-- process: a cassette's key, a SQL literal.
+-- @tparam number v
+-- @treturn string
+-- @usage util.g17(0.5) --> "0.5" (under any locale)
+function M.g17 (v)
+  local s = string_format("%.17g", v)
+  local point = string_format("%.1f", 0.5):sub(2, -2)   -- (the locale's; it may be several bytes)
+  if point ~= "." then
+    local i = s:find(point, 1, true)
+    if i then s = s:sub(1, i - 1) .. "." .. s:sub(i + #point) end
+  end
+  return s
+end
+
 --- "T expected, got U" for a value `v`: U is its type, or the number
 -- itself when a number of another range was expected.
 -- @tparam string what
