@@ -62,6 +62,17 @@ describe("under a comma-decimal LC_NUMERIC", function ()
     assert.same({ "0.25", "1.5", "3" }, { h["x-client-ratio"], h["x-call-ratio"], h["x-call-count"] })
   end)
 
+  it("sends a number given as a query value with a '.' (the client's and the call's)", function ()
+    with_comma_locale(function ()
+      local c = aigc.client { base_url = srv.base_url, max_retries = 0, query = { ratio = 0.25 } }
+      assert(c:chat { messages = { { role = "user", content = "Hi" } }, query = { x = 1.5, n = 3 },
+                      extra_query = { y = 2.5 } })
+      c:close()
+    end)
+    local q = srv:last().query
+    assert.same({ ratio = "0.25", x = "1.5", n = "3", y = "2.5" }, q)
+  end)
+
   it("is waited for on a retry (0.9 s, not the backoff of at most 0.5 s)", function ()
     with_comma_locale(function ()
       local core = require "aigc.core"

@@ -404,10 +404,21 @@ function M.credential_header (name)
   return false
 end
 
+-- A number in a URL's query: a whole float as a whole number (Lua 5.3+
+-- writes `4/2` as "2.0", which a server's integer parameter, `limit`, may
+-- refuse), another as a JSON body writes it (tostring gives "1,5" under a
+-- comma-decimal LC_NUMERIC: a C host's setlocale(LC_ALL, "")).
+local function query_number (v)
+  if v == math.floor(v) and v >= -2^53 and v <= 2^53 then return string_format("%.0f", v + 0) end   -- (+ 0: -0.0 as 0)
+  if v == v and v > -math.huge and v < math.huge then return core.json.encode(v) end
+  return tostring(v)
+end
+
 --- Percent-encodes everything but the unreserved characters (RFC 3986).
 -- @param s a string (or a value tostring makes one of)
 -- @treturn string
 function M.urlencode (s)
+  if type(s) == "number" then s = query_number(s) end
   return (string.gsub(tostring(s), "[^%w%-%._~]", function (c)
     return string.format("%%%02X", string.byte(c))
   end))
@@ -486,13 +497,7 @@ function M.encode_query (map)
   table.sort(keys)
   local parts = {}
   for i, k in ipairs(keys) do
-    local v = map[k]
-    -- (a whole float as a whole number: Lua 5.3+ writes `4/2` as "2.0",
-    -- which a server's integer parameter, `limit`, may refuse)
-    if type(v) == "number" and v == math.floor(v) and v >= -2^53 and v <= 2^53 then
-      v = string.format("%.0f", v + 0)   -- (+ 0: -0.0 as 0)
-    end
-    parts[i] = M.urlencode(k) .. "=" .. M.urlencode(v)
+    parts[i] = M.urlencode(k) .. "=" .. M.urlencode(map[k])
   end
   return table.concat(parts, "&")
 end
