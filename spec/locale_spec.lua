@@ -158,6 +158,31 @@ describe("under a comma-decimal LC_NUMERIC", function ()
     assert.equal(live.text, got.text)
   end)
 
+  -- A disk cache reads its files' times from GNU find ("1733490000.5"):
+  -- Lua 5.1's tonumber read nil there, and a put with `ttl` or
+  -- `max_disk_bytes` raised "attempt to perform arithmetic on local 'time'".
+  it("a disk cache with ttl and max_disk_bytes prunes its oldest files", function ()
+    local cache = require "aigc.cache"
+    local dir = os.tmpname()
+    os.remove(dir)
+    finally(function () os.execute("rm -rf '" .. dir .. "'") end)
+    assert(os.execute("mkdir -p '" .. dir .. "'"))
+    local cc = cache.new { dir = dir, ttl = 3600, max_disk_bytes = 400 }
+    local ok, err
+    with_comma_locale(function ()
+      ok, err = pcall(function ()
+        for i = 1, 10 do
+          cc:put("k" .. i, { text = string.rep("z", 60) .. i })
+          os.execute("sleep 0.01")   -- (files' times in order, as cache_spec's)
+        end
+      end)
+    end)
+    assert(ok, err)
+    cc:clear()   -- (memory emptied: what remains is on disk)
+    assert.equal(string.rep("z", 60) .. 10, cc:get("k10").text)
+    assert.is_nil(cc:get("k1"))
+  end)
+
   it("a judge's score \"8.5/10\" and a template file's 0.5 read as 8.5 and 0.5 (nil and an error on 5.1)", function ()
     local judge, template = require "aigc.judge", require "aigc.template"
     with_comma_locale(function ()

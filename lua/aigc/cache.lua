@@ -383,7 +383,8 @@ local function disk_entries (dir)
     -- (only our files, named by a key's hash: the folder may be one the
     -- user keeps other JSON in, and the TTL sweep and the size cap removed
     -- every *.json in it -- a config.json an hour old was gone)
-    if path and path:find(OURS) then list[#list + 1] = { t = tonumber(t), size = tonumber(size), path = path } end
+    -- (util.number: Lua 5.1's tonumber read nil for "1733490000.5" under a comma-decimal locale)
+    if path and path:find(OURS) then list[#list + 1] = { t = util.number(t), size = tonumber(size), path = path } end
   end
   p:close()
   table.sort(list, function (a, b) return a.t < b.t end)
