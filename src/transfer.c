@@ -526,6 +526,14 @@ static int setup_fresh (CURL *h, const aigc_roster *ro) {
   SET(CURLOPT_CLOSESOCKETDATA, ro->socket_data);
   if (rc != CURLE_OK)
     return -1;
+#if LIBCURL_VERSION_NUM >= 0x075700   /* 7.87.0 */
+  /* Removing a transfer whose host name is still being resolved (cancel,
+     close, a timeout) otherwise joins libcurl's resolver thread: the frame
+     (req:cancel(), client:close(), lua_close) waited for getaddrinfo, as
+     long as the DNS takes to answer or give up. The thread is left to end
+     alone (it frees what it holds). */
+  curl_easy_setopt(h, CURLOPT_QUICK_EXIT, 1L);
+#endif
 #if LIBCURL_VERSION_NUM >= 0x075500
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
