@@ -330,6 +330,39 @@ describe("retries", function ()
     c:close()
   end)
 
+  -- The keys came from math.random: the same in every process on LuaJIT and
+  -- 5.1-5.3 (one seed at start) and after a game's math.randomseed(42) on
+  -- any Lua, so a server honouring them answered one player's call with
+  -- another's reply.
+  it("sends keys no other process or seeded generator repeats", function ()
+    local c = aigc.client { base_url = srv.base_url, idempotency = true }
+    local keys = {}
+    for i = 1, 2 do
+      math.randomseed(42)   -- (a game's, for its reproducible levels)
+      assert(c:chat "Hi")
+      keys[i] = srv:last().headers["idempotency-key"]
+    end
+    math.randomseed(os.time())
+    c:close()
+    -- two processes that never seed: their first call each
+    local luachild = require "luachild"
+    for i = 3, 4 do
+      local r = luachild.run([[
+        local aigc = require "aigc"
+        local c = aigc.client { base_url = arg[1], idempotency = true, max_retries = 0 }
+        assert(c:chat "Hi")
+        print("ok")
+      ]], { args = { srv.base_url } })
+      assert.equal("ok\n", r.stdout, r.stderr)
+      keys[i] = srv:last().headers["idempotency-key"]
+    end
+    for i = 1, 4 do
+      assert.matches("^aigc%-%x+$", keys[i])
+      assert.is_true(#keys[i] >= 5 + 32, keys[i])
+      for j = i + 1, 4 do assert.are_not.equal(keys[i], keys[j]) end
+    end
+  end)
+
   it("takes an idempotency key per call", function ()
     assert(client:chat { messages = HI, idempotency_key = "my-key-1" })
     assert.equal("my-key-1", srv:last().headers["idempotency-key"])

@@ -85,9 +85,23 @@ end
 
 local urlencode, encode_query = util.urlencode, util.encode_query
 
+-- An Idempotency-Key: 128 bits from /dev/urandom. math.random's gave every
+-- process (and every lua_State of a C host) the same keys on LuaJIT and Lua
+-- 5.1-5.3, whose generators start from one seed, and on any Lua after a
+-- game's math.randomseed(42): a server that honours the key answered one
+-- process's call with another's reply. Without /dev/urandom: math.random
+-- mixed with what differs between states and calls.
+local keys_made = 0
 local function random_key ()
-  return string_format("aigc-%08x%08x%08x%08x", math.random(0, 0x7fffffff), math.random(0, 0x7fffffff),
-                       math.random(0, 0x7fffffff), math.random(0, 0x7fffffff))
+  local f = io.open("/dev/urandom", "rb")
+  local b = f and f:read(16)
+  if f then f:close() end
+  if b and #b == 16 then
+    return "aigc-" .. (b:gsub(".", function (c) return string_format("%02x", c:byte()) end))
+  end
+  keys_made = keys_made + 1
+  return string_format("aigc-%08x%08x-%s-%x-%x", math.random(0, 0x7fffffff), math.random(0, 0x7fffffff),
+                       tostring({}):match("0x(%x+)") or "", math.floor(os.clock() * 1e6), keys_made)
 end
 
 
