@@ -591,7 +591,7 @@ end
 -- local reply, res = conv:say("Where is my order A-1042?", { stream = function (d) io.write(d or "") end })
 function Conversation:say (input, params)
   local user, on_done, on_error = check_say(self, input, params, "say")
-  local res, err = busy_with(self, {}, self._say, self, user, params, nil)
+  local res, err = busy_with(self, busy_mod.token(), self._say, self, user, params, nil)
   local cb, what = on_done, "on_done"
   if not res then cb, what = on_error, "on_error" end
   if cb then

@@ -7,10 +7,12 @@
 -- @module aigc.conversation_busy
 -- @local
 
+local compat = require "aigc.compat"
 local task = require "aigc.task"
 local util = require "aigc.util"
 
-local error, pcall = error, pcall
+local error, pcall, setmetatable = error, pcall, setmetatable
+local coroutine_status = coroutine.status
 
 util.own_module()
 
@@ -26,10 +28,29 @@ local M = {}
 function M.busy (conv)
   local token = conv._busy
   if token == nil then return false end
+  if token.in_coroutine then   -- (see M.token)
+    local co = token.owner
+    if co == nil or coroutine_status(co) == "dead" then return false end
+  end
   local fut = token.future
   if not fut then return true end
   local s = fut:status()
   return s == "running" or s == "queued"
+end
+
+local WEAK_OWNER = { __mode = "v" }
+
+--- A blocking say's mark: it knows the coroutine the say runs in (weakly).
+-- A say in a coroutine of the caller's own (not an aigc task, whose
+-- abandon hook frees it) that yields to the caller's scheduler (a
+-- function the say runs yielding: its `estimate`) and is never resumed
+-- held the conversation for ever: every later say "busy". Once that
+-- coroutine is collected (or dead: closed), the mark holds nothing.
+-- @treturn table
+function M.token ()
+  local co, main = compat.running()
+  if co == nil or main then return {} end
+  return setmetatable({ in_coroutine = true, owner = co }, WEAK_OWNER)
 end
 
 local function hold (conv, token, fn, ...)
