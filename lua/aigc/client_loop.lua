@@ -202,9 +202,14 @@ local pending = M.pending
 -- client (whose sockets are not in this wait).
 local GUEST_SLICE = 0.005
 
--- `timeout`, shortened to the soonest sleeper and, with guests, to GUEST_SLICE.
+-- `timeout`, shortened to the soonest sleeper and, with guests, to
+-- GUEST_SLICE; 0 when deliveries are posted: the turn runs them after its
+-- wait, and one may end what a blocking wait is for (a future's end, which
+-- wakes the task that works for the waited one): a blocking wait spent a
+-- whole slice (50 ms) on its sockets before running it.
 local function wait_bound (loop, timeout)
   if type(timeout) ~= "number" or timeout <= 0 then return timeout end
+  if #loop.posted > 0 then return 0 end
   local t, soonest = now(), math_huge
   for _, s in ipairs(loop.sleepers) do
     if s.at < soonest then soonest = s.at end
