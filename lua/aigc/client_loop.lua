@@ -90,6 +90,7 @@ function M.new (client, engine, sched)
     client = client, engine = engine, sched = sched,
     sleepers = {},     -- tasks asleep: { at =, rec =, w = }
     posted = {},       -- functions the next turn runs (deliveries "from the loop")
+    running_posted = false,   -- the ones a turn runs now (see run_posted)
     guests = {},       -- loops this one drives for its tasks: loop -> tasks waiting there
     guest_waits = 0,   -- tasks of this client waiting on another client
     futures = setmetatable({}, { __mode = "k" }),   -- pending futures close() cancels
@@ -146,14 +147,43 @@ function M.unpost (loop, fn)
   end
 end
 
+-- Runs the deliveries of `list` not run yet; each is taken once its
+-- pcall returned, unless it ran out of memory (calling it, or pcall, may
+-- raise so before its body ran): then it stays, and the rest with it, for
+-- the next turn. So deliveries tolerate running twice (the Lua layer's
+-- do: a future's end, its waiters). Returns whether some stay.
+local function run_list (loop, list)
+  for i = 1, #list do
+    local fn = list[i]
+    if fn then
+      local ok, e = pcall(fn)
+      if not ok and type(e) == "string" and e:find("not enough memory", 1, true) then return true end
+      list[i] = false
+      if not ok then pcall(report_delivery_error, loop, e) end   -- (the next ones run still)
+    end
+  end
+  return false
+end
+
+-- Runs what was posted before this turn (what is posted meanwhile runs
+-- on the next). The list being run stays reachable (`running_posted`)
+-- until it has run: out of memory at the call of a delivery (or of its
+-- pcall), the deliveries not run yet were lost with the list (a future's
+-- end: a task waiting on it asleep for ever). The next turn runs the rest
+-- first.
 local function run_posted (loop)
+  local left = loop.running_posted
+  if left then
+    if run_list(loop, left) then return end
+    if loop.running_posted == left then loop.running_posted = false end
+  end
   local list = loop.posted
   if #list == 0 then return end
-  loop.posted = {}
-  for _, fn in ipairs(list) do
-    local ok, e = pcall(fn)
-    if not ok then pcall(report_delivery_error, loop, e) end   -- (the next ones run still)
-  end
+  local fresh = {}
+  loop.running_posted = list
+  loop.posted = fresh
+  if run_list(loop, list) then return end
+  if loop.running_posted == list then loop.running_posted = false end
 end
 
 --- Puts the task `rec` to sleep in `loop` until `at` (on `now()`'s clock)
@@ -174,19 +204,33 @@ function M.add_sleeper (loop, at, rec, w)
   if told == nil or at < told then tell_wake(loop, at) end
 end
 
+-- (The sleeper stays listed until the wake took it off, allocation-free
+-- (release_wait): on Lua 5.1 the call to wake may itself raise out of
+-- memory, and a sleeper taken off before it was lost, its task asleep for
+-- ever. The next turn wakes it then.)
 local function wake_sleepers (loop)
   local list, t = loop.sleepers, now()
   local i = 1
   while i <= #list do
     local s = list[i]
     if s.at <= t then
-      table_remove(list, i)
-      s.w.sleeper = nil
       loop.sched.wake(s.rec, s.w)
+      if list[i] == s then   -- (a stale one: its wait is over)
+        table_remove(list, i)
+        s.w.sleeper = nil
+      end
     else
       i = i + 1
     end
   end
+end
+
+-- What raised out of a past turn, first (the scheduler's pending ends,
+-- the futures' waiters not run).
+local function finish (loop)
+  local sched = loop.sched
+  sched.finish_ends()
+  if sched.finish_waiters then sched.finish_waiters() end
 end
 
 --- What the loop has to do besides its engine's requests: tasks asleep
@@ -194,7 +238,7 @@ end
 -- @tparam table loop
 -- @treturn integer
 function M.pending (loop)
-  return #loop.sleepers + #loop.posted + loop.guest_waits
+  return #loop.sleepers + #loop.posted + loop.guest_waits + (loop.running_posted and 1 or 0)
 end
 local pending = M.pending
 
@@ -209,7 +253,7 @@ local GUEST_SLICE = 0.005
 -- whole slice (50 ms) on its sockets before running it.
 local function wait_bound (loop, timeout)
   if type(timeout) ~= "number" or timeout <= 0 then return timeout end
-  if #loop.posted > 0 then return 0 end
+  if #loop.posted > 0 or loop.running_posted then return 0 end
   local t, soonest = now(), math_huge
   for _, s in ipairs(loop.sleepers) do
     if s.at < soonest then soonest = s.at end
@@ -264,7 +308,7 @@ end
 -- soon when tasks wait on another client (GUEST_SLICE, as a step's wait),
 -- else when the first sleep ends; nil: never.
 local function wake_at (loop)
-  if #loop.posted > 0 then return now() end
+  if #loop.posted > 0 or loop.running_posted then return now() end
   local soonest
   for _, s in ipairs(loop.sleepers) do
     if soonest == nil or s.at < soonest then soonest = s.at end
@@ -285,7 +329,7 @@ end
 -- @treturn integer what `count` counts after the turn
 -- @treturn[opt] table the callback errors reported meanwhile
 function M.step (loop, timeout, budget)
-  loop.sched.finish_ends()
+  finish(loop)
   local _, errors = loop.engine:step(wait_bound(loop, timeout), budget)
   drive_guests(loop)
   run_posted(loop)
@@ -301,7 +345,7 @@ end
 -- hears when the tasks next need a turn.
 -- @tparam table loop
 function M.after_act (loop)
-  loop.sched.finish_ends()
+  finish(loop)
   drive_guests(loop)
   run_posted(loop)
   if #loop.sleepers > 0 then wake_sleepers(loop) end
@@ -313,7 +357,7 @@ end
 -- engine for the user's next step(). `request`: a C request the wait is
 -- for, pumped if pending (its own turn checks that it can ever start).
 local function turn (loop, timeout, request)
-  loop.sched.finish_ends()
+  finish(loop)
   timeout = wait_bound(loop, timeout)
   local engine = loop.engine
   local status = type(request) == "userdata" and request:status()

@@ -59,7 +59,7 @@ function M.new (loop, opts)
     _on_done = opts.on_done, _on_error = opts.on_error, _waiters = {},
     _drivers = opts.drivers or { loop }, _request = opts.request,
     _res = false, _err = false, _inner = false, _deliver = false, _in_callback = false, _task = false,
-    _cancel_waits = opts.cancel_waits or false,
+    _cancel_waits = opts.cancel_waits or false, _next_run = false,
   }, Future)
   f._run_end = function () run_end(f) end
   if not opts.unowned then loop.futures[f] = true end
@@ -93,20 +93,67 @@ function M.refuse_in_callback (name)
   end
 end
 
+-- The futures whose waiters are being run, linked through `_next_run` (a
+-- key each has from the start: listing one allocates nothing); LAST ends
+-- the list. A future is listed before its waiters run and leaves the list
+-- when they all have: on Lua 5.1 calling pcall may itself raise out of
+-- memory (it grows the stack or CallInfo list) before it protects
+-- anything, and the waiter it was to run -- a waker of a task waiting on
+-- this future -- was lost, the task asleep for ever. The next turn of a
+-- loop runs the ones left (M.finish_waiters). Membership is whether the
+-- list reaches it (walked, inline: a call may raise): a host's debug hook
+-- may cut between any two stores, and a future marked but off the list
+-- is then listed again, not skipped.
+local LAST = {}
+local waking = LAST
+
 -- Runs f's waiters (the ones added meanwhile too). Each is protected: an
--- error in one (memory) is reported and the others still run.
+-- error in one is reported and the others still run. One is taken once
+-- its pcall returned, unless it ran out of memory: then (a waker whose
+-- call to wake raised, on 5.1) it stays, f stays listed, and the next turn
+-- runs it again. So waiters tolerate running more than once (a waker
+-- does: `wake` checks the wait). Returns whether one stays.
 local function run_waiters (f)
+  local r = waking
+  while r ~= LAST and r ~= f do r = r._next_run end
+  if r == LAST then f._next_run = waking; waking = f end   -- (listed: see LAST)
   local client = f._loop.client
-  local list, i = f._waiters, 1
+  local list, i, left = f._waiters, 1, false
   while list[i] ~= nil do
     local fn = list[i]
-    list[i] = false
+    if fn then
+      local ok, e = pcall(fn, f)
+      if ok or not (type(e) == "string" and e:find("not enough memory", 1, true)) then
+        list[i] = false
+        if not ok then pcall(report_error, client, "a waiter", e) end
+      else
+        left = true
+      end
+    end
     i = i + 1
-    local ok, e = pcall(fn, f)
-    if not ok then pcall(report_error, client, "a waiter", e) end
   end
-  for j = 1, i - 1 do list[j] = nil end
+  if left then return true end
+  for j = i - 1, 1, -1 do
+    if list[j] == false then list[j] = nil end
+  end
+  if waking == f then waking = f._next_run or LAST; f._next_run = false end
+  return false
 end
+
+--- Runs the waiters left by a run that raised out or ran out of memory
+-- (see LAST), for the loops' turns (SCHED.finish_waiters). What is left
+-- again waits for the next turn.
+-- @local
+function M.finish_waiters ()
+  while waking ~= LAST do
+    local f = waking
+    if f._deliver then run_end(f)   -- (neither posted nor run: see settle)
+    -- (not while its on_done/on_error runs: its end runs them)
+    elseif not f._in_callback and run_waiters(f) then return end
+    if waking == f then waking = f._next_run or LAST; f._next_run = false end
+  end
+end
+task.SCHED.finish_waiters = M.finish_waiters
 
 -- The end of f's on_done/on_error task (however it ended: its last line,
 -- an error, abandoned): the waiters run now if that task had to wait
@@ -128,6 +175,9 @@ end
 -- as with a request's on_done, which the loop runs to its end.
 function run_end (f)
   if not f._deliver then return end
+  local r = waking   -- (listed first: the call to run_waiters may raise; see LAST)
+  while r ~= LAST and r ~= f do r = r._next_run end
+  if r == LAST then f._next_run = waking; waking = f end
   f._deliver = false
   local cb, value, what = f._on_done, f._res, "on_done"
   if f._state ~= "done" then cb, value, what = f._on_error, f._err, "on_error" end
@@ -166,7 +216,11 @@ local function settle (f, state, res, err)
   f._state, f._res, f._err, f._inner = state, res, err, nil
   f._loop.futures[f] = nil
   f._deliver = true
+  local r = waking   -- (listed until posted: the call to pcall may raise; see LAST)
+  while r ~= LAST and r ~= f do r = r._next_run end
+  if r == LAST then f._next_run = waking; waking = f end
   if not pcall(client_loop.post, f._loop, f._run_end) then run_end(f) end
+  if waking == f and f._deliver then waking = f._next_run or LAST; f._next_run = false end
   return true
 end
 
@@ -258,8 +312,11 @@ function Future:wait (timeout)
             deadline, self._request or self._inner)
     end
   end
-  if self._deliver then client_loop.unpost(self._loop, self._run_end) end   -- (run here, not again)
+  -- (run here, then withdrawn: withdrawn first, a raise at the call to
+  -- run_end (5.1, out of memory) lost the end)
+  local posted = self._deliver
   run_end(self)
+  if posted then client_loop.unpost(self._loop, self._run_end) end
   -- Its on_done/on_error's task yielded (a blocking call there): wait
   -- for its end too, as a request's wait returns after its on_done.
   if callback_pending(self) and not (deadline and now() >= deadline) then
