@@ -90,7 +90,8 @@ local ends = LAST
 
 -- Listing a record and taking the head off are written inline, one store
 -- per statement, in this order:
---   list:   if not rec.next_end then rec.next_end = ends; ends = rec end
+--   list:   local r = ends; while r ~= LAST and r ~= rec do r = r.next_end end
+--           if r == LAST then rec.next_end = ends; ends = rec end
 --   unlist: if ends == rec then ends = rec.next_end or LAST; rec.next_end = false end
 -- Inline: calling a function can itself raise out of memory (a new
 -- CallInfo), and a wake that raised there had lost its sleeper. One store
@@ -99,10 +100,12 @@ local ends = LAST
 -- `ends` must never be anything but a record or LAST. The multiple
 -- assignment this was stored `next_end = false` first and was cut there:
 -- `ends` led to a record whose successor was false, and the next turn
--- indexed a boolean. A raise between the two stores leaves the record
--- marked but off the list: its later ends are then not retried by the
--- loops' turns (as before this list), which matters only if such an end
--- also raises out of memory.
+-- indexed a boolean. Whether a record is listed is whether the list
+-- reaches it (it is short: the resumes in progress, and what raised out),
+-- not whether its `next_end` is set: a raise between the two stores left
+-- the record marked but off the list, and it was never listed again; its
+-- end, when that then raised out too, was lost (the task dead, its future
+-- running for ever: task_cut_spec).
 
 -- A wait is registered (`rec.waiting = w`) BEFORE anything that may
 -- allocate between it and the task's yield: any allocation may run a
@@ -166,7 +169,9 @@ end
 local function wake (rec, w, ...)
   if rec.waiting ~= w then return end
   rec.woke = w
-  if not rec.next_end then rec.next_end = ends; ends = rec end   -- (list: see LAST)
+  local r = ends   -- (list it unless the list reaches it: see LAST)
+  while r ~= LAST and r ~= rec do r = r.next_end end
+  if r == LAST then rec.next_end = ends; ends = rec end
   rec.waiting = false
   release_wait(rec, w)
   -- (PUC 5.1: a wait under a C call -- pcall, a generic for's iterator --
@@ -218,6 +223,8 @@ end
 -- Errors made in advance, for when no other can be made (out of memory):
 -- a task that failed or was abandoned must still end what it was doing.
 local NO_MEMORY = core.error { kind = "limit", message = "not enough memory (Lua) in a task" }
+local CUT = core.error {
+  kind = "callback", message = "a task ended, and its end was cut by an error raised meanwhile (a debug hook)" }
 local UNREPORTABLE = core.error {
   kind = "callback", message = "error in a task (it could not be made into an error object)" }
 
@@ -276,17 +283,20 @@ end
 -- A task failed (an error escaped it) or was abandoned, with `err` (an
 -- error object): what it was doing must end. Its hooks run (last first),
 -- each taken off the list once it ran (this may run again, see
--- resume_task; a hook that ran out of memory is tried again, so hooks
--- must be idempotent); one that returns true delivered the error (it
--- failed a future with it), which is then not reported again.
+-- resume_task; a hook that raised -- out of memory, cut by a host's
+-- debug hook -- is tried again, so hooks must be idempotent); one that
+-- returns true delivered the error (it failed a future with it), which is
+-- then not reported again.
 local function end_task (rec, err)
   tasks[rec.co] = nil
   local hooks = rec.hooks
   while hooks and #hooks > 0 do
     local hook = hooks[#hooks]
     local ok, took = pcall(hook, err)
-    for _ = 1, 8 do   -- (out of memory: tried again, the next try may find some)
-      if ok or not is_memory(took) then break end
+    -- (tried again when it raised: out of memory, the next try may find
+    -- some; a host's debug hook that cut it, a watchdog, raises once)
+    for _ = 1, 8 do
+      if ok then break end
       ok, took = pcall(hook, err)
     end
     -- (taken off once it ran: calling pcall may raise, on 5.1, before it
@@ -365,11 +375,17 @@ end
 -- Only resume_from_core retries a resume whose end raised out; a sleeper's
 -- wake (client:sleep), a waker (a task waiting on a future), a spawn's
 -- first resume have nobody to: the task's end stayed pending, its future
--- running for ever. So the record is listed before its end runs, and
--- leaves the list when it has; one raised out stays there, and the next
--- turn of any loop ends it (finish_ends).
+-- running for ever. So the record is listed before it is resumed, and
+-- leaves the list when its end has run; one raised out stays there, and
+-- the next turn of any loop ends it (finish_ends). (Listed before the
+-- resume: a host's debug hook that cut between the resume and `ending`
+-- lost its outcome, and a dead task's end with it; finish_ends ends a
+-- listed task found dead and not ended, with the error CUT.)
 function resume_task (rec, ...)
   if rec.ending then finish_resume(rec) end   -- (the last resume's end first)
+  local r = ends   -- (list it unless the list reaches it: see LAST)
+  while r ~= LAST and r ~= rec do r = r.next_end end
+  if r == LAST then rec.next_end = ends; ends = rec end
   local ok, a, b = coroutine_resume(rec.co, ...)
   -- a core wait is registered first (see suspend above); nothing before
   -- this assignment allocates (the key exists: see M.spawn)
@@ -381,7 +397,6 @@ function resume_task (rec, ...)
   local o = rec.outcome   -- (its array part: no allocation)
   o[1], o[2], o[3] = ok, a, b
   rec.ending = true
-  if not rec.next_end then rec.next_end = ends; ends = rec end   -- (list: see LAST)
   finish_resume(rec)
   if ends == rec then ends = rec.next_end or LAST; rec.next_end = false end
 end
@@ -397,6 +412,11 @@ end
 local function finish_ends ()
   while ends ~= LAST do
     local rec = ends
+    if not rec.ending and tasks[rec.co] == rec and coroutine_status(rec.co) == "dead" then
+      local o = rec.outcome   -- (its resume was cut before its outcome was kept: ended so)
+      o[1], o[2], o[3] = false, CUT, false
+      rec.ending = true
+    end
     if rec.ending then finish_resume(rec) end
     local w = rec.woke
     if w and rec.waiting == false and type(w) == "table" and not w.request
