@@ -30,8 +30,8 @@ describe("a task out of memory", function ()
   -- For each case, each depth d and each n in 1..last, the call runs d
   -- frames deep (where the stack must grow moves with d) and the host fails
   -- the n-th growth after it starts and the run - 1 after it. Then, with
-  -- memory again, the future must settle within 1 s, and a new client's
-  -- chat must succeed. (Every wait is bounded: no debug hook stops a hung
+  -- memory again, the future must settle within 1 s, and (one run in 7) a
+  -- new client's chat must succeed. (Every wait is bounded: no debug hook stops a hung
   -- one, since a hook's call can itself raise out of memory anywhere.)
   local SCRIPT = [[
     local aigc = require "aigc"
@@ -83,12 +83,16 @@ describe("a task out of memory", function ()
             bad[#bad + 1] = case[1] .. " d" .. d .. " n" .. n .. " (" .. tostring(not ok and e or "pending") .. ")"
           end
           pcall(c.close, c)
-          local c2 = aigc.client { base_url = url, max_retries = 0, timeout = 5, model = "m" }
-          local ok2, res2, err2 = pcall(c2.chat, c2, { messages = { { role = "user", content = "hi" } } })
-          if not (ok2 and res2 and res2.text) then
-            bad[#bad + 1] = case[1] .. " d" .. d .. " n" .. n .. ", then a chat: " .. tostring(err2 or res2)
+          -- (a chat after one run in 7 and after each depth's last: the chats
+          -- were most of the sweep's time, 180 s on 5.4, on every run)
+          if n % 7 == 1 or n == last then
+            local c2 = aigc.client { base_url = url, max_retries = 0, timeout = 5, model = "m" }
+            local ok2, res2, err2 = pcall(c2.chat, c2, { messages = { { role = "user", content = "hi" } } })
+            if not (ok2 and res2 and res2.text) then
+              bad[#bad + 1] = case[1] .. " d" .. d .. " n" .. n .. ", then a chat: " .. tostring(err2 or res2)
+            end
+            c2:close()
           end
-          c2:close()
           runs = runs + 1
         end
       end
