@@ -46,6 +46,19 @@ describe("aigc.ratelimit", function ()
     assert.is_nil(ratelimit.duration(nil))
   end)
 
+  it("reads a reset header of 100 kB of digits at once (its pattern backtracked over them: minutes)", function ()
+    -- (a child with a hang's bound: the backtracking runs inside string.match,
+    -- where no hook sees it; the work is now linear, milliseconds)
+    local r = require("luachild").run([[
+      local ratelimit = require "aigc.ratelimit"
+      io.write(tostring(ratelimit.duration(string.rep("1", 100000) .. "-")), " ",
+               tostring(ratelimit.duration(string.rep("1s", 50000)) == 50000), " ",
+               tostring(ratelimit.duration(string.rep("1", 100000) .. "ms")))
+    ]], { timeout = 60 })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("nil true nil", r.stdout)
+  end)
+
   it("estimates at least what a server counts (body / 4 + the output asked for)", function ()
     local params = { model = "m", messages = { { role = "user", content = string.rep("x", 400) } } }
     local body = aigc.json.encode(params)

@@ -89,9 +89,12 @@ function M.duration (s)
   local n = decimal(s)
   if n then return finite(n) end
   local total, matched = 0, false
-  local rest = s:gsub("%s", "")
-  while rest ~= "" do
-    local num, unit, tail = rest:match("^(%d*%.?%d+)(%a+)(.*)$")
+  -- (a number and its unit read from a position: "^(%d*%.?%d+)(%a+)(.*)$"
+  -- backtracked over a run of digits, quadratic in it, and copied the rest
+  -- at each unit; decimal() refuses what "%d*%.?%d+" did not take)
+  local rest, at = s:gsub("%s", ""), 1
+  while at <= #rest do
+    local num, unit, tail = rest:match("^([%d%.]+)(%a+)()", at)
     if not num then return nil end
     local v = decimal(num)
     if not v then return nil end
@@ -101,7 +104,7 @@ function M.duration (s)
     elseif unit == "h" then v = v * 3600
     elseif unit == "d" then v = v * 86400
     else return nil end
-    total, matched, rest = total + v, true, tail
+    total, matched, at = total + v, true, tail
   end
   return matched and finite(total) or nil
 end
