@@ -44,6 +44,13 @@ describe("devserver --api-key-file", function ()
     assert.equal("--api-key-file " .. path .. ": one key on one line expected\n", refused { "--api-key-file", path })
     write(path, " \n")
     assert.equal("--api-key-file " .. path .. ": no key in it\n", refused { "--api-key-file", path })
+    -- (a key, 300 kB of spaces, a word: "^%s*(.-)%s*$" was quadratic in the run, minutes;
+    -- 60 s is a hang's bound, the refusal now takes milliseconds)
+    write(path, KEY .. string.rep(" ", 300000) .. "x\n")
+    local ok, out = proc.sh("timeout 60 lua5.4 lua/aigc/devserver.lua --port 0 --exit-after 5 --api-key-file "
+                            .. proc.quote(path))
+    assert.is_false(ok)
+    assert.equal("--api-key-file " .. path .. ": one key on one line expected\n", out)
     os.remove(path)
     assert.equal("cannot read --api-key-file: " .. path .. ": No such file or directory\n",
                  refused { "--api-key-file", path })

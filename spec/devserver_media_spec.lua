@@ -156,6 +156,14 @@ describe("devserver media endpoints", function ()
         { ["Content-Type"] = 'multipart/form-data; boundary="a b"' })
       assert.equal(200, quoted.status, quoted.body)
       assert.equal("q.txt", quoted.json.filename)
+      -- (a part's header with 1 MB of spaces inside its value: "(.-)%s*$" tried the
+      -- rest of the run at each space, hours; rawhttp's 30 s timeout is the hang bound)
+      local spaces = string.rep(" ", 1000000)
+      local padded = post("/v1/files", '--x\r\nContent-Disposition: form-data; name="purpose"\r\nX-Pad: a' .. spaces
+        .. 'b ' .. spaces .. '\r\n\r\nbatch\r\n--x\r\nContent-Disposition: form-data; name="file"; '
+        .. 'filename="p.txt"\r\n\r\nx\r\n--x--\r\n', { ["Content-Type"] = "multipart/form-data; boundary=x" })
+      assert.equal(200, padded.status, padded.body)
+      assert.equal("p.txt", padded.json.filename)
     end)
   end)
 
@@ -386,6 +394,17 @@ describe("devserver media endpoints", function ()
       assert.equal("translate", tr.task)
       assert.equal("Hello there. How are you today?", tr.text)
       assert.equal(400, as("mp4").status)
+      -- (a text ending in 300 kB without a stop, a word with 200 kB of marks inside: the
+      -- sentence and word patterns read them again from each byte, minutes; rawhttp's
+      -- 30 s timeout is the hang bound)
+      local long, marks = string.rep("a", 300000), string.rep("!", 200000)
+      file.value = "AIGC-TEXT:Hello there. " .. long .. " x" .. marks .. "y"
+      v = as("verbose_json", { { name = "timestamp_granularities[]", value = "word" },
+                               { name = "timestamp_granularities[]", value = "segment" } }).json
+      assert.equal(1, #v.segments)
+      assert.equal(" Hello there. " .. long .. " x" .. marks .. "y", v.segments[1].text)
+      assert.equal(4, #v.words)
+      assert.equal("x" .. marks .. "y", v.words[4].word)
     end)
 
     it("streams transcript.text.delta events, then transcript.text.done", function ()

@@ -586,6 +586,12 @@ describe("devserver", function ()
       assert.same({ order_id = "A-1042", carrier = "dhl" }, cjson.decode(calls[1]["function"].arguments))
       assert.equal("refund_policy", calls[2]["function"].name)
       assert.equal("{}", calls[2]["function"].arguments)
+      -- (an id ending in a long run of marks: "[^%w]+$" read the run from each of its
+      -- bytes, minutes for 200 kB; rawhttp's 30 s timeout is the hang bound)
+      local marks = string.rep("!", 200000)
+      local long = chat { tools = tools, messages = user("Track order #A-1042" .. marks .. "x" .. marks .. " via DHL") }
+      assert.same({ order_id = "A-1042" .. marks .. "x", carrier = "dhl" },
+        cjson.decode(long.choices[1].message.tool_calls[1]["function"].arguments))
       local once = chat { tools = tools, messages = user 'track_order({"order_id":"B7"}) -- track order B7' }
       assert.equal(1, #once.choices[1].message.tool_calls)
       assert.equal('{"order_id":"B7"}', once.choices[1].message.tool_calls[1]["function"].arguments)
@@ -632,6 +638,23 @@ describe("devserver", function ()
         .choices[1].message.content)
       assert.equal("refunds", chat { messages = user "Categories: refunds, billing\nInput: one refund please" }
         .choices[1].message.content)
+    end)
+
+    it("reads long messages in linear steps: echo, capitals, arithmetic, categories (their patterns took minutes)",
+       function ()
+      -- (rawhttp's 30 s socket timeout is the hang bound: on these messages the old
+      -- patterns backtracked for minutes to hours; the work is now milliseconds)
+      local spaces = string.rep(" ", 300000)
+      local function reply (text) return chat { messages = user(text) }.choices[1].message.content end
+      assert.equal("a" .. spaces .. "b", reply("Repeat after me:  a" .. spaces .. "b  "))
+      local unsure = {
+        ["I'm not sure about that capital, but an atlas or encyclopedia will have it."] = true,
+        ["I don't know that one offhand; a quick look at an atlas would settle it."] = true,
+        ["That capital isn't in my notes, I'm afraid."] = true }
+      assert.is_true(unsure[reply("What is the capital of " .. spaces .. "atlantis?")])
+      assert.matches("[ ]5%.$", reply("Calculate " .. string.rep("1", 5000) .. " and then 2+3"))
+      assert.equal("billing", reply("Categories: a" .. spaces .. "b, billing\n" .. string.rep("x", 100000)
+        .. " a billing question"))
     end)
 
     it("tells stories of three lengths, so judges can choose", function ()

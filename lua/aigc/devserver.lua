@@ -506,7 +506,7 @@ local function key_of_file (path)
   if not f then return nil, "cannot read --api-key-file: " .. tostring(why) end
   local text = f:read("*a") or ""
   f:close()
-  local key = match(text, "^%s*(.-)%s*$")
+  local key = require("aigc.devserver.util").trim(text)   -- (loops: "^%s*(.-)%s*$" was quadratic in spaces)
   if key == "" then return nil, "--api-key-file " .. path .. ": no key in it" end
   if key:find("[%c ]") then return nil, "--api-key-file " .. path .. ": one key on one line expected" end
   return key

@@ -8,11 +8,12 @@
 local util = require "aigc.devserver.util"
 local num = require("aigc.devserver.json").num
 
-local find, format, gsub, lower, match, sub = string.find, string.format, string.gsub, string.lower, string.match,
-  string.sub
+local byte, find, format, gsub, lower, match, sub = string.byte, string.find, string.format, string.gsub, string.lower,
+  string.match, string.sub
 local concat = table.concat
 local fnv, words, trim, gmatch_lines, content_text, count_images = util.fnv, util.words, util.trim,
   util.gmatch_lines, util.content_text, util.count_images
+local trim_end = util.trim_end
 
 local M = {}
 
@@ -52,12 +53,34 @@ local function judge (text)
   return nil
 end
 
+-- What gsub(text, "[^\n]*[Cc]ategories%s*:[^\n]*", "") gives, in linear
+-- steps (that pattern read each line again from each of its bytes, quadratic
+-- in a long line): from the start of a line where "Categories:" starts to
+-- the end of the line of the colon of the last one starting in that line.
+local function without_categories (text)
+  local out, pos = {}, 1
+  while true do
+    local s, e = find(text, "[Cc]ategories%s*:", pos)
+    if not s then out[#out + 1] = sub(text, pos); return concat(out) end
+    local ls = s
+    while ls > pos and byte(text, ls - 1) ~= 10 do ls = ls - 1 end
+    local le = find(text, "\n", s, true) or #text + 1
+    while true do
+      local s2, e2 = find(text, "[Cc]ategories%s*:", s + 1)
+      if not s2 or s2 >= le then break end
+      s, e = s2, e2
+    end
+    out[#out + 1] = sub(text, pos, ls - 1)
+    pos = find(text, "\n", e, true) or #text + 1
+  end
+end
+
 -- `Categories: a, b, c` classification; nil when the message is not one.
 local function classify (text)
   local list
   for line in gmatch_lines(text) do
-    local l = match(line, "^%s*[Cc]ategories%s*:%s*(.-)%s*$")
-    if l then list = l end
+    local l = match(line, "^%s*[Cc]ategories%s*:(.*)$")   -- (trimmed in loops: "(.-)%s*$" was quadratic)
+    if l then list = trim(l) end
   end
   if not list or list == "" then return nil end
   local cats = {}
@@ -68,7 +91,7 @@ local function classify (text)
   if #cats == 0 then return nil end
   local input = match(text, "[Ii]nput%s*:%s*(.*)$")
   if not input then
-    input = gsub(text, "[^\n]*[Cc]ategories%s*:[^\n]*", "")
+    input = without_categories(text)
   end
   input = lower(input)
   local best, at
@@ -105,16 +128,57 @@ local STORY = "Once upon a time, in a quiet workshop at the edge of the city, th
 
 local function three (a, b, c) return { a, b, c } end
 
+local QUESTION_END = { [33] = true, [46] = true, [63] = true }   -- ("!", ".", "?")
+local function space (b) return b == 32 or (b >= 9 and b <= 13) end
+
+-- What match(l, "capital of ([%a ]-)%s*[%?%.!]*%s*$") gives, in linear steps
+-- (the lazy capture tried the end pattern over the rest at each byte: a
+-- question with a long run of spaces took minutes). The end it leaves out is
+-- the longest of white space, then "?.!", then white space; the capture
+-- follows the first "capital of" after the last byte before that end that
+-- is not a letter or a space.
+local function capital_asked (l)
+  local j = #l
+  while j >= 1 and space(byte(l, j)) do j = j - 1 end
+  while j >= 1 and QUESTION_END[byte(l, j)] do j = j - 1 end
+  while j >= 1 and space(byte(l, j)) do j = j - 1 end
+  local last_other = 0
+  for k = j, 1, -1 do
+    local b = byte(l, k)
+    if not (b == 32 or (b >= 65 and b <= 90) or (b >= 97 and b <= 122)) then last_other = k; break end
+  end
+  local s = find(l, "capital of ", last_other + 1, true)
+  return s and sub(l, s + 11, j)
+end
+
+-- What match(l, "(%-?%d+%.?%d*)%s*([%+%-%*/x])%s*(%-?%d+%.?%d*)") gives, in
+-- linear steps (that pattern backtracked over a run of digits from each of
+-- its digits, cubic in it: 2,000 digits in a message took over 20 s). A
+-- number read greedily from a start inside another ends where that one
+-- does, and no shorter number is followed by an operator; only a start in
+-- the decimals ("2" of "1.2.3") can end elsewhere.
+local function operation (l)
+  local pos = 1
+  while true do
+    local i = find(l, "%-?%d", pos)
+    if not i then return nil end
+    local a, frac, e = match(l, "^(%-?%d+%.?()%d*)()", i)
+    local op, b = match(l, "^%s*([%+%-%*/x])%s*(%-?%d+%.?%d*)", e)
+    if op then return a, op, b end
+    pos = (frac < e and byte(l, frac - 1) == 46) and frac or e
+  end
+end
+
 -- Rules that compute their reply: function(text, lower_text) -> variants or nil.
 local COMPUTED = {
   function (t)
-    local x = match(t, "^%s*[Rr]epeat after me:%s*(.-)%s*$") or match(t, "^%s*[Ee]cho:%s*(.-)%s*$")
-    if x then return { x } end
+    local x = match(t, "^%s*[Rr]epeat after me:(.*)$") or match(t, "^%s*[Ee]cho:(.*)$")
+    if x then return { trim(x) } end
   end,
   function (_, l)
-    local c = match(l, "capital of ([%a ]-)%s*[%?%.!]*%s*$") or match(l, "capital of (%a+)")
+    local c = capital_asked(l) or match(l, "capital of (%a+)")
     if c then
-      c = gsub(gsub(c, "^the ", ""), "%s+$", "")
+      c = trim_end(gsub(c, "^the ", ""))
       local e = COUNTRIES[c] or (c == "the united kingdom" or c == "united kingdom" or c == "uk")
         and { "the United Kingdom", "London" }
       if e then
@@ -137,7 +201,7 @@ local COMPUTED = {
     end
   end,
   function (_, l)
-    local a, op, b = match(l, "(%-?%d+%.?%d*)%s*([%+%-%*/x])%s*(%-?%d+%.?%d*)")
+    local a, op, b = operation(l)
     if a and (find(l, "what", 1, true) or find(l, "calculate", 1, true) or find(l, "^[%s%d%.%+%-%*/x=?]+$")) then
       local x, y = tonumber(a), tonumber(b)
       local r

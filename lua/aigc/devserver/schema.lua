@@ -60,7 +60,10 @@ end
 local function id_word (text)
   for w in string.gmatch(text or "", "%S+") do
     if find(w, "%d") then
-      w = gsub(gsub(w, "^[^%w]+", ""), "[^%w]+$", "")
+      w = gsub(w, "^[^%w]+", "")
+      local j = #w   -- (a byte loop: "[^%w]+$" read a run of marks from each of its bytes, quadratic)
+      while j >= 1 and not find(w, "^%w", j) do j = j - 1 end
+      w = sub(w, 1, j)
       if w ~= "" then return w end
     end
   end

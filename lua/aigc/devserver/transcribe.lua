@@ -54,10 +54,27 @@ local function duration (file, text)
   return round_ms(math.max(1, words(text)) * SECONDS_PER_WORD)
 end
 
+-- A word without the punctuation around it, in byte loops ("%p+$" read a
+-- run of marks inside a word from each of its bytes, quadratic).
+local function bare (w)
+  local i, j = 1, #w
+  while i <= j and find(w, "^%p", i) do i = i + 1 end
+  while j >= i and find(w, "^%p", j) do j = j - 1 end
+  return sub(w, i, j)
+end
+
 -- Segments: one per sentence, timed by words over the whole duration.
 local function segments (text, total)
   local list, per, t = {}, total / math.max(1, words(text)), 0
-  for sentence in (text .. " "):gmatch("%s*(.-[%.!%?]+)%s") do list[#list + 1] = sentence end
+  -- (what gmatch("%s*(.-[%.!%?]+)%s") gave, found forward: that lazy pattern
+  -- read the rest again from each byte after the last sentence, quadratic)
+  local padded, pos = text .. " ", 1
+  while true do
+    local from = find(padded, "%S", pos)
+    local stop = from and find(padded, "[%.!%?]%s", from)
+    if not stop then break end
+    list[#list + 1], pos = sub(padded, from, stop), stop + 2
+  end
   if #list == 0 or concat(list, " ") ~= text then list = { text } end
   local out = {}
   for i, s in ipairs(list) do
@@ -95,7 +112,7 @@ local function verbose (task, text, total, segs, want_words)
     local per = total / math.max(1, words(text))
     for w in text:gmatch("%S+") do
       local k = #wl
-      wl[k + 1] = O("word", (w:gsub("^%p+", ""):gsub("%p+$", "")), "start", round_ms(k * per),
+      wl[k + 1] = O("word", bare(w), "start", round_ms(k * per),
         "end", round_ms((k + 1) * per))
     end
   end

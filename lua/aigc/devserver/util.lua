@@ -4,8 +4,8 @@
 local uv = require "luv"
 local json = require "aigc.devserver.json"
 
-local byte, char, find, format, gsub, match, rep, sub =
-  string.byte, string.char, string.find, string.format, string.gsub, string.match, string.rep, string.sub
+local byte, char, find, format, gsub, rep, sub =
+  string.byte, string.char, string.find, string.format, string.gsub, string.rep, string.sub
 local spack, sunpack = string.pack, string.unpack
 local concat = table.concat
 local RAW = json.RAW
@@ -36,7 +36,26 @@ local function http_date (t) return os.date("!%a, %d %b %Y %H:%M:%S GMT", t) end
 
 local function words (s) return select(2, gsub(s, "%S+", "")) end
 
-local function trim (s) return match(s, "^%s*(.-)%s*$") end
+-- White space as %s reads it (no locale): tab, newline, vertical tab, form
+-- feed, carriage return, space.
+local function space (b) return b == 32 or (b >= 9 and b <= 13) end
+
+-- `s` without its trailing white space, in a byte loop: "%s+$" tried each
+-- space of an inner run to its end, quadratic in the run.
+local function trim_end (s)
+  local j = #s
+  while j >= 1 and space(byte(s, j)) do j = j - 1 end
+  return sub(s, 1, j)
+end
+
+-- `s` without its white space at either end, in byte loops: "^%s*(.-)%s*$"
+-- tried "%s*$" over the rest of a run at each of its spaces (a message with
+-- 100 kB of spaces inside took a minute).
+local function trim (s)
+  local i, n = 1, #s
+  while i <= n and space(byte(s, i)) do i = i + 1 end
+  return trim_end(sub(s, i))
+end
 
 local function url_decode (s)
   return (gsub(gsub(s, "+", " "), "%%(%x%x)", function (h) return char(tonumber(h, 16)) end))
@@ -190,6 +209,7 @@ end
 M.crc32, M.adler32 = crc32, adler32
 M.fnv, M.base64, M.unbase64, M.http_date, M.words, M.trim, M.url_decode = fnv, base64, unbase64, http_date, words,
   trim, url_decode
+M.trim_end = trim_end
 M.uid, M.tokenize, M.pieces, M.cached, M.filler, M.filler_json, M.float32 = uid, tokenize, pieces, cached, filler,
   filler_json, float32
 M.content_text, M.count_images, M.gmatch_lines = content_text, count_images, gmatch_lines
