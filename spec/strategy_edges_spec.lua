@@ -296,6 +296,19 @@ describe("aigc.strategy at its edges", function ()
       assert.equal(1, judge.choice_of(string.rep("1", 20000) .. " Answer: 1", ok).index)
     end)
 
+    it("a judge's choice is read from a reply with a long run after 'candidate'", function ()
+      -- (its "Candidate N" pattern backtracked its two runs of white space against each other:
+      -- 7 s for 20 kB, minutes for this; a child with a hang's bound, milliseconds now)
+      local r = require("luachild").run([[
+        local ok = { { index = 1 }, { index = 2 } }
+        local choice_of = require("aigc.judge").choice_of
+        io.write(choice_of("Candidate" .. string.rep(" ", 300000) .. "x. So: 2", ok).index, " ",
+                 choice_of("candidate" .. string.rep(" ", 300000) .. "# 1", ok).index)
+      ]], { timeout = 60 })
+      assert.equal(0, r.status, r.stderr)
+      assert.equal("2 1", r.stdout)
+    end)
+
     it("a judge's score is read from a reply of many 20-digit numbers", function ()
       -- (its "N/D" pattern once backtracked over each run of digits from each of
       -- its digits: 5 s a MB. The cost is measured in bench/judge_bench.lua, a
