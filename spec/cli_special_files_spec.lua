@@ -107,4 +107,13 @@ describe("files the command reads whole: pipes and devices", function ()
     assert.equal(300000 + #"Repeat after me: piped", #sent[#sent].content)
     assert.matches("Repeat after me: piped$", sent[#sent].content)
   end)
+
+  it("a --schema of fields with 120 kB of spaces inside one: its error at once (its trim was quadratic)", function ()
+    -- ("^%s*(.-)%s*$" tried the rest of the run at each space: over a minute; 60 s is a hang's bound)
+    local r = bash("timeout 60 " .. cli.command({ "--no-log", "--schema", "name" .. string.rep(" ", 120000) .. "x",
+                                                  "Hi" }, { home = home, base_url = srv.base_url }))
+    assert.equal(2, r.code, r.stderr)
+    assert.matches("--schema: unknown type 'x'", r.stderr, 1, true)
+    assert.equal(0, #srv:requests())
+  end)
 end)

@@ -322,7 +322,7 @@ function M.parse_schema (s)
   local props, required = {}, {}
   local sep = s:find("\n", 1, true) and "\n" or ","
   for field in (s .. sep):gmatch("(.-)" .. sep) do
-    field = field:match("^%s*(.-)%s*$")
+    field = util.trim(field)   -- (loops: "^%s*(.-)%s*$" was quadratic in a run of spaces)
     if field ~= "" then
       local head, desc = field:match("^([^:]*):%s*(.*)$")
       head = head or field
