@@ -8,12 +8,14 @@
 --
 -- @module aigc.runfile
 
+local compat = require "aigc.compat"
 local core = require "aigc.core"
 local util = require "aigc.util"
 
 local json_encode, json_decode = core.json.encode, core.json.decode
 local pairs, pcall, tostring, type = pairs, pcall, tostring, type
 local string_format = string.format
+local math_type, tointeger = rawget(math, "type"), compat.tointeger
 
 util.own_module()
 
@@ -92,8 +94,16 @@ function M.read_cases (path)
   return cases, lines
 end
 
+-- A case's key (its results line's, its batch line's custom_id). An integer
+-- is its digits where Lua has integers (5.3, 5.4): "%.17g" made 64-bit ids
+-- (a database's, a snowflake's) one key past 2^53, 1789456123456789012 and
+-- ...013 alike: two cases refused as one id, or one skipped as done on
+-- resume because the other was. A float with an integer value keys as
+-- that integer (1.0 read back from a results file is case 1).
 local function id_key (id)
-  return type(id) == "number" and string_format("%.17g", id) or tostring(id)
+  if type(id) ~= "number" then return tostring(id) end
+  local i = math_type and tointeger(id)
+  return i and string_format("%d", i) or string_format("%.17g", id)
 end
 
 -- A line the runner wrote: a JSON object with an `id` and a boolean `ok`.
