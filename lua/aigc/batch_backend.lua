@@ -86,11 +86,19 @@ local function read_kept (path)
   return id or s:match("^%s*(.-)%s*$"), type(sent) == "table" and sent or nil
 end
 
--- Keeps the batch's id and its lines' digests in OUT.batch.
+-- Keeps the batch's id and its lines' digests in OUT.batch: true, or nil
+-- and why not (a full disk). Only a regular file (or none) is written: a
+-- FIFO or a device there keeps nothing, and the run goes on (true).
 local function write_kept (path, id, sent)
   local kind = core.file_kind(path)
-  local f = (kind == nil or kind == "file") and io.open(path, "wb")
-  if f then f:write(id, "\n", json.encode(sent), "\n"); f:close() end
+  if kind ~= nil and kind ~= "file" then return true end
+  local f, err = io.open(path, "wb")
+  if not f then return nil, err end
+  local ok, werr = f:write(id, "\n", json.encode(sent), "\n")
+  local cok, cerr = f:close()   -- (a full disk fails here: the write went to the buffer)
+  if ok and cok then return true end
+  os.remove(path)   -- (an empty or cut file is no kept id)
+  return nil, werr or cerr
 end
 
 -- The digests of the lines of a batch resumed by its id, from its input
@@ -149,7 +157,17 @@ local function run_batch (run, requests, digests, fresh, id, params)
   end
   local b, err = batch.create(client, requests, { metadata = spec.batch_metadata,
     endpoint = spec.batch_endpoint or runner_responses.BATCH_ENDPOINT[run.api] })
-  if b and id_file then write_kept(id_file, b.id, digests) end
+  if b and id_file then
+    -- Not kept (a full disk), a stopped or killed run made a new batch on its rerun, paid twice,
+    -- nothing said: the run stops here, naming the batch, which goes on at the server.
+    local ok, why = write_kept(id_file, b.id, digests)
+    if not ok then
+      local shown = batch.shown_id(b.id, client)
+      return nil, util.scrub(client, runfile.run_error(string.format("batch %s goes on at the server, but its id "
+        .. "cannot be kept in %s (%s): resume it with batch_id = \"%s\" (aigc run --batch-id %s)",
+        shown, id_file, tostring(why), shown, shown), { batch_id = b.id }))
+    end
+  end
   return b, err, nil, digests
 end
 

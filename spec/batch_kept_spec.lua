@@ -1,0 +1,56 @@
+-- The runner's batch backend keeps its batch's id in OUT.batch so that a
+-- stopped or killed run resumes that batch. When the file could not be
+-- written (a full disk; here a file size limit, `ulimit -f`, which fails
+-- the write as ENOSPC would) the run went on without a word, and a rerun
+-- found no id (or a cut file) and made a new batch, paid twice. Now the run
+-- stops at once with an error naming the batch (which goes on at the
+-- server) and how to resume it; resumed so, no second batch is made.
+
+local cli = require "cli"
+local devserver = require "devserver"
+local proc = require "procutil"
+
+local function batches_made (srv)
+  local n = 0
+  for _, r in ipairs(srv:requests()) do
+    if r.method == "POST" and r.path == "/v1/batches" then n = n + 1 end
+  end
+  return n
+end
+
+describe("aigc run --batch whose OUT.batch cannot be written", function ()
+  local srv, home
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+  before_each(function () srv:reset(); home = cli.home() end)
+  after_each(function () cli.rmdir(home) end)
+
+  it("stops naming the batch and how to resume it; resumed by that id, no second batch", function ()
+    local lines = {}   -- (40 cases: OUT.batch, their digests, is past 512 bytes; the error is not)
+    for i = 1, 40 do lines[i] = '{"id": "c' .. i .. '", "prompt": "Capital ' .. i .. '?"}' end
+    cli.write(home .. "/cases.jsonl", table.concat(lines, "\n") .. "\n")
+    local out, errfile = home .. "/r.jsonl", home .. "/stderr"
+    local args = { "run", home .. "/cases.jsonl", "--batch", "-q", "--no-log", "--out", out }
+    local opts = { home = home, base_url = srv.base_url }
+    -- (SIGXFSZ ignored: past the limit a write fails, EFBIG, instead of killing the process)
+    local ok = proc.execute("sh -c " .. proc.quote("trap '' XFSZ; ulimit -f 1; " .. cli.command(args, opts)
+                                                    .. " </dev/null >/dev/null 2>" .. proc.quote(errfile)))
+    assert.is_false(ok)
+    assert.equal(1, batches_made(srv))
+    local stderr = assert(proc.read_file(errfile))
+    local id = stderr:match("^aigc run: batch (%S+) goes on at the server")
+    assert.is_string(id, stderr)
+    assert.equal("aigc run: batch " .. id .. " goes on at the server, but its id cannot be kept in " .. out
+                 .. ".batch (File too large): resume it with batch_id = \"" .. id .. "\" (aigc run --batch-id "
+                 .. id .. ")\n", stderr)
+    assert.is_nil(proc.read_file(out .. ".batch"))   -- (no cut file left)
+    args[#args + 1] = "--batch-id"
+    args[#args + 1] = id
+    local r = cli.run(args, opts)
+    assert.equal(0, r.code, r.stderr)
+    assert.equal(1, batches_made(srv))
+    local n = 0
+    for _ in proc.read_file(out):gmatch('"ok":true') do n = n + 1 end
+    assert.equal(40, n)
+  end)
+end)
