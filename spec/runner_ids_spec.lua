@@ -6,7 +6,6 @@
 -- Where Lua has no integers (5.1, LuaJIT) such an id cannot be kept exact:
 -- refused at its line, asking for a string, never one case skipped.
 
-local aigc = require "aigc"
 local cli = require "cli"
 local devserver = require "devserver"
 local proc = require "procutil"
@@ -15,25 +14,13 @@ local runner = require "aigc.runner"
 local HAS_INTEGERS = rawget(math, "type") ~= nil
 local A, B = "1789456123456789012", "1789456123456789013"
 
-local function write (path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local write = cli.write
 
 describe("aigc.runner with 64-bit integer case ids", function ()
   local srv, client, dir
-  setup(function () srv = devserver.start() end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    srv:reset()
-    client = aigc.client { base_url = srv.base_url }
-    dir = cli.home()
-  end)
-  after_each(function ()
-    client:close()
-    cli.rmdir(dir)
-  end)
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end)
+  before_each(function () dir = cli.home() end)
+  after_each(function () cli.rmdir(dir) end)
 
   it("runs two ids that differ past 2^53 as two cases, and resumes each by its own id", function ()
     local cases, out = dir .. "/cases.jsonl", dir .. "/results.jsonl"
