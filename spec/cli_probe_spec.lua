@@ -217,6 +217,10 @@ describe("aigc (probed as a user would)", function ()
       assert.equal(2, r.code, r.stderr)
       assert.equal("aigc run: " .. cases .. ":2: not a JSON object (a list)\n", r.stderr)
     end
+    cli.write(cases, '{"id": "a", "prompt": "Hi"}\nnull\n')   -- (it said "(userdata)": the decoder's null)
+    local r = aigc { "run", cases, "-q" }
+    assert.equal(2, r.code, r.stderr)
+    assert.equal("aigc run: " .. cases .. ":2: not a JSON object (null)\n", r.stderr)
     assert.equal(0, #srv:requests())
     cli.write(cases, '{"id": "a", "prompt": "Hi"}\n{}\n')   -- (an empty object is a case: it fails, it runs)
     assert.equal(1, (aigc { "run", cases, "-q" }).code)

@@ -80,7 +80,9 @@ function M.read_cases (path)
     if line:find("%S") then
       local c, jerr = json_decode(line)
       -- (a JSON list is no case: it ran as one with no prompt, its first item taken for nothing)
-      local what = type(c) == "table" and core.is_array(c) and "a list" or jerr or type(c)
+      -- (a line `null` said "(userdata)", the Lua type of the decoder's null)
+      local what = type(c) == "table" and core.is_array(c) and "a list" or jerr or (c == core.null and "null")
+        or type(c)
       if type(c) ~= "table" or what == "a list" then
         return nil, input_error(string_format("%s:%d: not a JSON object (%s)", path, n, tostring(what)))
       end
