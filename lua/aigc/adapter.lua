@@ -188,6 +188,23 @@ local function ids_in (messages)
 end
 
 local id_counter = 0
+local B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+-- The next id a call may be given: call00001..call99999, then "call" and 5
+-- letters and digits (base 36: 60 million, more than a history can hold;
+-- a history that held the 99,999 of the first form left none to give, and
+-- the search for a free one never ended).
+local function next_id ()
+  id_counter = id_counter % 60466175 + 1   -- (36^5 - 1)
+  if id_counter <= 99999 then return string_format("call%05d", id_counter) end
+  local n, s = id_counter, ""
+  for _ = 1, 5 do
+    local r = n % 36
+    s = B36:sub(r + 1, r + 1) .. s
+    n = (n - r) / 36
+  end
+  return "call" .. s
+end
 
 -- Gives each call without an id of its own one: Gemini's OpenAI-compatible
 -- endpoint and LM Studio send `"id": ""`, some servers none at all (in
@@ -207,8 +224,7 @@ local function give_ids (d, calls)
     local id = call.id
     if type(id) ~= "string" or id == "" or mine[id] then
       repeat
-        id_counter = id_counter % 99999 + 1
-        id = string_format("call%05d", id_counter)
+        id = next_id()
       until not taken[id] and not mine[id]
       call.id = id
     end
