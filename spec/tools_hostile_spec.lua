@@ -33,4 +33,33 @@ describe("the tool loop against a hostile model", function ()
     assert.equal(given, last[#last].tool_call_id)
     for i = 1, 99999 do assert.not_equal(taken[i].id, given) end
   end)
+
+  it("runs a reply of 10,000 calls in time linear in the calls (each call copied the history: quadratic)", function ()
+    local N = 10000
+    local calls = {}
+    for i = 1, N do calls[i] = scripted.call("c" .. i, "now", "{}") end
+    local seen = {}   -- (the history some calls were given: what it holds is unchanged)
+    local ts = aigc.tools { { name = "now", fn = function (_, call)
+      local i = tonumber(call.id:sub(2))
+      if i <= 2 or i == N then
+        local h = call.messages
+        seen[i] = { n = #h, last = h[#h].role, id = h[#h].tool_call_id }
+        h[#h + 1] = { role = "user", content = "a tool's own message" }   -- (changes nothing sent)
+      end
+      return "noon"
+    end } }
+    local out = workbudget.within_budget(3e7, function ()
+      return { scripted.tool_chat(ts, { scripted.chat { tool_calls = calls }, scripted.chat { content = "done" } }) }
+    end)
+    local res, err, sent = out[1], out[2], out[3]
+    assert.is_nil(err)
+    assert.equal("done", res.text)
+    assert.equal(N, #res.tool_calls_made)
+    assert.same({ n = 2, last = "assistant" }, seen[1])
+    assert.same({ n = 3, last = "tool", id = "c1" }, seen[2])
+    assert.same({ n = N + 1, last = "tool", id = "c" .. (N - 1) }, seen[N])
+    local msgs = sent[2].messages
+    assert.equal(N + 2, #msgs)
+    for i = 3, N + 2 do assert.equal("c" .. (i - 2), msgs[i].tool_call_id) end
+  end)
 end)

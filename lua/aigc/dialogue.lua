@@ -74,6 +74,7 @@ local task = require "aigc.task"
 local future = require "aigc.future"
 local schema_mod = require "aigc.schema"
 local tools_mod = require "aigc.tools"
+local HISTORY = tools_mod.HISTORY   -- (the key of a call's history, made when read)
 local adapter = require "aigc.adapter"
 
 local null, array, json_encode = core.null, core.array, core.json.encode
@@ -225,9 +226,15 @@ local function run_tools (d, calls, res)
     -- (the tool gets a copy of the history: one that appends to it, as to
     -- a list of its own, would put its message between the calls and
     -- their outputs, a history servers refuse: 400)
-    local history = {}
-    for j, m in ipairs(d.messages) do history[j] = m end
-    local content, rec = d.o.toolset:call(call, { round = d.rounds, client = d.client, messages = history })
+    -- (made when the tool reads it: the history grows by one output a
+    -- call, and copying it for each took time as the square of the calls)
+    local msgs, n = d.messages, #d.messages
+    local function history ()
+      local h = {}
+      for j = 1, n do h[j] = msgs[j] end
+      return h
+    end
+    local content, rec = d.o.toolset:call(call, { round = d.rounds, client = d.client, [HISTORY] = history })
     rec.round = d.rounds
     d.made[#d.made + 1] = rec
     -- (an error a tool met may quote the client's key, as a library's

@@ -11,7 +11,8 @@
 -- A tool function receives `(args, call)`: the decoded arguments (a table,
 -- already validated against `parameters`) and the call
 -- `{ id =, name =, arguments = <raw JSON text>, round =, client =, messages = }`
--- (`messages`: a copy of the history so far; changing it changes nothing).
+-- (`messages`: a copy of the history so far, made when the tool first reads
+-- it, so `pairs(call)` lists it only after; changing it changes nothing).
 -- It returns the result: a string goes to the model as it is, any other
 -- value JSON-encoded (`nil` as `null`). Returning `nil, message` or raising
 -- an error sends `{"error": "<message>"}` to the model instead, so that it
@@ -411,6 +412,31 @@ local function result_content (name, result, rec, sources)
   return error_content(string_format(said, name, strip_position(repair_utf8(why), sources)), {}), rec
 end
 
+-- A key of `ctx` (the tool loop's): a function that makes the call's
+-- `messages` when the tool first reads them. A copy of the history for
+-- every call of a round took time as the square of the calls: a reply of
+-- 10,000 calls cost 2.5 s of copying, one of 40,000 some 40 s.
+local HISTORY = {}
+M.HISTORY = HISTORY
+
+-- The tool's `call` argument: the call's id, name and raw JSON text
+-- (whichever form the server sent), and ctx's fields.
+local function call_info (call, name, raw, ctx)
+  local info = { id = call.id, name = name, arguments = type(raw) == "table" and json_encode(raw) or raw }
+  if not ctx then return info end
+  for k, v in pairs(ctx) do if info[k] == nil and k ~= HISTORY then info[k] = v end end
+  local history = ctx[HISTORY]
+  if history and info.messages == nil then
+    setmetatable(info, { __index = function (t, k)
+      if k ~= "messages" then return nil end
+      local h = history()
+      rawset(t, k, h)
+      return h
+    end })
+  end
+  return info
+end
+
 --- Runs one tool call the model made.
 -- Never raises for the tool's own failures: they become an error result.
 -- @tparam table call a tool call from a reply (`{ id =, type = "function", ["function"] = { name, arguments } }`)
@@ -458,9 +484,7 @@ function Toolset:call (call, ctx)
     -- table the server sent as it is, which is the reply's own)
     if type(raw) == "string" then args = schema.integers(args, tool.parameters); rec.arguments = args end
   end
-  -- (`call.arguments` is the raw JSON text, whichever form the server sent)
-  local info = { id = call.id, name = name, arguments = type(raw) == "table" and json_encode(raw) or raw }
-  if ctx then for k, v in pairs(ctx) do if info[k] == nil then info[k] = v end end end
+  local info = call_info(call, name, raw, ctx)
   -- The model gets error messages without positions; the record keeps
   -- them whole, with the traceback.
   local tb
