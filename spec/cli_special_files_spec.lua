@@ -4,7 +4,8 @@
 -- at most 1 MiB, a template or a --schema file 16 MiB: past it, an error that
 -- names the file and the bound (exit 2 for the config, as its other errors).
 -- A log database that is a FIFO (--log-db) blocked `aigc logs` and every
--- logged prompt for ever: only a regular file is opened as one.
+-- logged prompt for ever: only a regular file is opened as one. So did the
+-- REPL's /load and /save of a FIFO.
 local cli = require "cli"
 local devserver = require "devserver"
 local proc = require "procutil"
@@ -86,6 +87,23 @@ describe("files the command reads whole: pipes and devices", function ()
     assert.matches("not logging: cannot open the log database " .. fifo:gsub("%p", "%%%0")
                    .. ": not a regular file %(fifo%)", r.stderr)
     assert.equal(1, #srv:requests())
+  end)
+
+  it("the REPL's /load and /save of a FIFO, /load of a device: refused at once, the chat goes on (it hung for ever, "
+     .. "Ctrl-C unheard)", function ()
+    local fifo = home .. "/chat.fifo"
+    assert(proc.execute("mkfifo " .. quote(fifo)))
+    local input = home .. "/input"
+    cli.write(input, "/load " .. fifo .. "\n/save " .. fifo .. "\n/load /dev/zero\n/save /dev/null\n"
+                     .. "Repeat after me: still here\n")
+    -- (timeout: the old code waits for a writer that never comes)
+    local r = bash("timeout 20 " .. cli.command({ "chat", "--no-log" }, { home = home, base_url = srv.base_url })
+                   .. " <" .. quote(input))
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("aigc: /load " .. fifo .. ": not a regular file (a FIFO)\n"
+                 .. "aigc: /save " .. fifo .. ": not a regular file (a FIFO)\n"
+                 .. "aigc: /load /dev/zero: not a regular file (a character device)\n", r.stderr)
+    assert.equal("saved to /dev/null\nstill here\n", r.stdout)
   end)
 
   it("AIGC_CONFIG naming a directory: exit 2 naming it (it was taken as no config at all)", function ()

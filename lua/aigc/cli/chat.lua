@@ -288,10 +288,26 @@ local function expand_home (path)
   return path
 end
 
+-- Why /save or /load will not open `path`, or nil: a FIFO (or a socket)
+-- waited for a writer, or a reader, for ever -- the REPL stuck, Ctrl-C
+-- unheard -- and /load of a device (/dev/urandom) read 1 GiB before
+-- refusing it. A device is fine to /save to (/dev/null, /dev/stdout).
+local SPECIAL = { fifo = "a FIFO", socket = "a socket", char = "a character device", block = "a block device" }
+local function not_a_file (path, cmd)
+  local kind = require("aigc.core").file_kind(path)
+  if kind == nil or kind == "file" or kind == "directory" then return nil end
+  if cmd == "save" and (kind == "char" or kind == "block") then return nil end
+  return "aigc: /" .. cmd .. " " .. path .. ": not a regular file (" .. (SPECIAL[kind] or kind) .. ")"
+end
+
 function Session:command (line)
   local cmd, rest = line:match("^/(%S+)%s*(.*)$")
   rest = rest and util.trim_end(rest)   -- (a lazy "(.-)%s*$" is quadratic in a run of spaces)
-  if cmd == "save" or cmd == "load" then rest = expand_home(rest) end
+  if cmd == "save" or cmd == "load" then
+    rest = expand_home(rest)
+    local why = rest ~= "" and not_a_file(rest, cmd)
+    if why then common.note(why); return end
+  end
   local conv = self.conv
   if cmd == "help" or cmd == "?" then common.out(M.HELP .. "\n")
   elseif cmd == "quit" or cmd == "exit" or cmd == "q" then return "quit"
