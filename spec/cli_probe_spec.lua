@@ -209,6 +209,42 @@ describe("aigc (probed as a user would)", function ()
     assert.matches("^%-o expects KEY=VALUE", stderr)
   end)
 
+  it_full("a streamed reply on a full disk: the call is canceled at the first failed write, logged as such (the "
+          .. "whole reply was generated, paid for and waited for)", function ()
+    local story = "Tell me a story about a robot that learns to paint"
+    -- (100 ms between events: the whole story takes 15 s, the old code's wait)
+    local code, stderr = to_full_disk { "-m", "fault:pause=100", story }
+    assert.equal(1, code, stderr)
+    assert.equal("aigc: cannot write the output: No space left on device\n", stderr)
+    assert.is_true(srv:last().client_closed)
+    local r = aigc { "logs", "--json", "-n", "1" }
+    local entry = cjson.decode(r.stdout)[1]
+    assert.equal("canceled", entry.status)
+    assert.equal(story, entry.prompt)
+    local whole = aigc { "--no-log", "--no-stream", story }.stdout
+    assert.is_true(#entry.response < #whole - 1, entry.response)
+    assert.equal(whole:sub(1, #entry.response), entry.response)
+  end)
+
+  it_full("aigc chat on a full disk: the session ends at the first lost output, its streamed reply canceled (each "
+          .. "question was sent and its reply streamed whole, to the input's end)", function ()
+    local story = "Tell me a story about a robot that learns to paint"
+    local input = home .. "/input"
+    cli.write(input, story .. "\nRepeat after me: two\n")
+    local err = os.tmpname()
+    local cmd = cli.command({ "chat", "-m", "fault:pause=100" }, { home = home, base_url = srv.base_url })
+    local _, how, code = proc.execute3(cmd .. " <" .. proc.quote(input) .. " >/dev/full 2>" .. err)
+    local stderr = proc.read_file(err) or ""
+    os.remove(err)
+    assert.same({ "exit", 1 }, { how, code }, stderr)
+    assert.equal("aigc: cannot write the output: No space left on device\n", stderr)
+    assert.equal(1, #srv:requests())   -- (the second question not sent)
+    assert.is_true(srv:last().client_closed)
+    local entries = cjson.decode(aigc({ "logs", "--json", "-n", "0" }).stdout)
+    assert.equal(1, #entries)
+    assert.equal("canceled", entries[1].status)
+  end)
+
   it("aigc run: a cases line that is a JSON list is refused naming its line (it ran as a case)", function ()
     local cases = home .. "/cases.jsonl"
     for _, list in ipairs { '[{"id": "a", "prompt": "Hi"}]', "[]" } do

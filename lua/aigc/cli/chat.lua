@@ -85,7 +85,8 @@ function Session:say_line (text)
     per_call.stream = function (delta)
       if delta and delta ~= "" then
         streamed[#streamed + 1] = delta
-        common.out(delta)
+        -- (the output lost: the reply is not generated on to its end, unseen)
+        if not common.out(delta) and self.request then pcall(self.request.cancel, self.request) end
       end
     end
   end
@@ -116,7 +117,7 @@ function Session:say_line (text)
   else
     if #streamed > 0 then common.out("\n") end
     if canceled then common.out("[canceled]\n")
-    else common.note(tostring(err)) end
+    elseif not common.out_error then common.note(tostring(err)) end
   end
   if self.log then
     if self.unlogged then
@@ -578,7 +579,10 @@ function M.run (args)
       tostring(conv.model), util.shown_url(client.base_url), session.cid,   -- (no password shown)
       history and (" (" .. #history .. " messages)") or ""))
   end
-  while true do
+  -- Output that cannot be written (a full disk, a closed stdout with
+  -- SIGPIPE ignored) ends the session: each question was sent and its
+  -- reply streamed whole, paid for and lost, until the input ended.
+  while not common.out_error do
     local input, block = session:read_input()
     if input == nil then if tty then common.out("\n") end break end
     if input and input:find("%S") then

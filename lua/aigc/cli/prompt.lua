@@ -251,9 +251,9 @@ end
 
 -- A chat that Ctrl-C cancels (the reply so far stays printed and is
 -- logged with status "canceled"): res, err, canceled.
-local function chat_interruptible (client, params, term)
+local function chat_interruptible (client, params, hold)
   local req = client:chat_async(params)
-  if term then term.req = req end
+  hold.req = req
   return common.wait_interruptible(client, req)
 end
 
@@ -314,6 +314,7 @@ function M.run (args)
   local streamed = {}
   local res, err, shown, extra, canceled
   local term = catch_term()
+  local hold = term or {}   -- (the call, once made: `req`)
   if strategy_run then
     res, shown, extra, canceled = strategy_interruptible(args, client, params, term)
     if not res then err = shown end
@@ -323,11 +324,14 @@ function M.run (args)
       params.stream = function (delta)
         if delta and delta ~= "" then
           streamed[#streamed + 1] = delta
-          common.out(delta)
+          -- The output lost (a full disk, a closed stdout with SIGPIPE
+          -- ignored): the reply streamed to its end, generated and paid
+          -- for, then the command failed. The call is canceled at once.
+          if not common.out(delta) and hold.req then pcall(hold.req.cancel, hold.req) end
         end
       end
     end
-    res, err, canceled = chat_interruptible(client, params, term)
+    res, err, canceled = chat_interruptible(client, params, hold)
     params.stream = nil
   end
 
@@ -346,6 +350,7 @@ function M.run (args)
     if #streamed > 0 then common.out("\n") end
     client:close()
     if canceled then common.fail("aigc: canceled", 130) end
+    if common.out_error then common.fail("aigc: cannot write the output: " .. common.out_error) end
     common.fail(tostring(err))
   end
   if #streamed > 0 then
