@@ -283,6 +283,19 @@ local function strategy_interruptible (args, client, params, term)
   return out[1], out[2], out[3]
 end
 
+-- The stream callback: each delta printed, and kept in `streamed`. The
+-- output lost (a full disk, a closed stdout with SIGPIPE ignored): the
+-- reply streamed to its end, generated and paid for, then the command
+-- failed. The call (`hold.req`) is canceled at once.
+local function stream_out (streamed, hold)
+  return function (delta)
+    if delta and delta ~= "" then
+      streamed[#streamed + 1] = delta
+      if not common.out(delta) and hold.req then pcall(hold.req.cancel, hold.req) end
+    end
+  end
+end
+
 -- The piped stdin; with a word "-" in the prompt, stdin even when it is a
 -- terminal (`aigc -` there reads what is typed, up to Ctrl-D).
 local function prompt_stdin (args)
@@ -320,17 +333,7 @@ function M.run (args)
     if not res then err = shown end
   else
     local stream = not (args.no_stream or args.json or params.schema or (params.n and params.n > 1))
-    if stream then
-      params.stream = function (delta)
-        if delta and delta ~= "" then
-          streamed[#streamed + 1] = delta
-          -- The output lost (a full disk, a closed stdout with SIGPIPE
-          -- ignored): the reply streamed to its end, generated and paid
-          -- for, then the command failed. The call is canceled at once.
-          if not common.out(delta) and hold.req then pcall(hold.req.cancel, hold.req) end
-        end
-      end
-    end
+    if stream then params.stream = stream_out(streamed, hold) end
     res, err, canceled = chat_interruptible(client, params, hold)
     params.stream = nil
   end
