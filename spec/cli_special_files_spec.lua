@@ -106,6 +106,31 @@ describe("files the command reads whole: pipes and devices", function ()
     assert.equal("saved to /dev/null\nstill here\n", r.stdout)
   end)
 
+  it("/save over an earlier save that fails (a file size limit, as a full disk): the earlier save stays whole (it "
+     .. "was truncated, the conversation it held lost); a save through a symlink keeps the link, and the file's mode",
+     function ()
+    local saved, link = home .. "/saved.json", home .. "/link.json"
+    cli.write(saved, '{"earlier": "save"}')
+    assert(proc.execute("chmod 600 " .. quote(saved) .. " && ln -s saved.json " .. quote(link)))
+    local input = home .. "/input"
+    cli.write(input, "Repeat after me: " .. ("a"):rep(3000) .. "\n/save " .. saved .. "\n")
+    -- (XFSZ ignored: a write past `ulimit -f` fails with EFBIG instead of killing)
+    local cmd = cli.command({ "chat", "--no-log" }, { home = home, base_url = srv.base_url })
+    local r = bash("trap '' XFSZ; ulimit -f 1; " .. cmd .. " <" .. quote(input) .. " >/dev/null")
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("aigc: /save " .. saved .. ": File too large\n", r.stderr)
+    assert.equal('{"earlier": "save"}', cli.read(saved))
+    assert.is_nil(io.open(saved .. ".part", "rb"))
+    cli.write(input, "Repeat after me: short\n/save " .. link .. "\n")
+    r = bash(cmd .. " <" .. quote(input))
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("short\nsaved to " .. link .. "\n", r.stdout)
+    assert.matches('"content":"short"', cli.read(saved))
+    local ok, out = proc.sh("stat -c '%F %a' " .. quote(link) .. " " .. quote(saved))
+    assert(ok, out)
+    assert.equal("symbolic link 777\nregular file 600", (out:gsub("\n$", "")))
+  end)
+
   it("AIGC_CONFIG naming a directory: exit 2 naming it (it was taken as no config at all)", function ()
     local r = bash(cli.command({ "--no-log", "Hi" }, { home = home, base_url = srv.base_url,
                                                        env = { AIGC_CONFIG = home } }))

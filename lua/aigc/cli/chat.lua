@@ -298,7 +298,38 @@ local function not_a_file (path, cmd)
   local kind = require("aigc.core").file_kind(path)
   if kind == nil or kind == "file" or kind == "directory" then return nil end
   if cmd == "save" and (kind == "char" or kind == "block") then return nil end
+  -- (a descriptor's path -- /dev/stdout to a pipe -- has its reader: it is opened at once)
+  if cmd == "save" and (path:find("^/dev/std") or path:find("^/dev/fd/") or path:find("^/proc/self/fd/")) then
+    return nil
+  end
   return "aigc: /" .. cmd .. " " .. path .. ": not a regular file (" .. (SPECIAL[kind] or kind) .. ")"
+end
+
+-- Writes a /save. A regular file (or a new one) as PATH.part, renamed into
+-- place when whole: /save over an earlier save on a full disk truncated
+-- it, and the conversation it held was lost with the new one. Anything
+-- else -- a symlink (kept a link), a device, /dev/stdout, or a .part that
+-- cannot be made (a folder not writable) -- is written directly. The
+-- error, or nil.
+local function save_file (path, text)
+  if require("aigc.core").file_kind(path) == "directory" then return path .. ": Is a directory" end
+  local has_uv, uv = pcall(require, "luv")
+  local st = has_uv and uv.fs_lstat(path)
+  local part = has_uv and (st == nil or st.type == "file") and path .. ".part" or nil
+  local f = part and io.open(part, "wb")
+  if not f then
+    part = nil
+    local err
+    f, err = io.open(path, "wb")
+    if not f then return tostring(err) end
+  end
+  local ok, werr = f:write(text)
+  local closed, cerr = f:close()
+  if part and st then uv.fs_chmod(part, st.mode % 4096) end   -- (the earlier save's mode: 0600 stays private)
+  if ok and closed and part then ok, werr = os.rename(part, path) end
+  if ok and closed then return nil end
+  if part then os.remove(part) end
+  return "/save " .. path .. ": " .. tostring(werr or cerr)
 end
 
 function Session:command (line)
@@ -320,11 +351,8 @@ function Session:command (line)
     else conv.model = rest; common.out("model " .. rest .. "\n") end
   elseif cmd == "save" then
     if rest == "" then common.out("usage: /save FILE\n"); return end
-    local f, err = io.open(rest, "wb")
-    if not f then common.note("aigc: " .. tostring(err)); return end
-    local ok, werr = f:write(conv:save())
-    local closed, cerr = f:close()
-    if not (ok and closed) then common.note("aigc: /save " .. rest .. ": " .. tostring(werr or cerr)); return end
+    local why = save_file(rest, conv:save())
+    if why then common.note("aigc: " .. why); return end
     common.out("saved to " .. rest .. "\n")
   elseif cmd == "load" then
     if rest == "" then common.out("usage: /load FILE\n"); return end
