@@ -82,13 +82,7 @@ function Session:say_line (text)
   local streamed = {}
   local per_call = {}
   if not self.no_stream then
-    per_call.stream = function (delta)
-      if delta and delta ~= "" then
-        streamed[#streamed + 1] = delta
-        -- (the output lost: the reply is not generated on to its end, unseen)
-        if not common.out(delta) and self.request then pcall(self.request.cancel, self.request) end
-      end
-    end
+    per_call.stream = common.stream_out(streamed, function () return self.request end)
   end
   local context
   if self.log and self.leaf == nil then

@@ -213,6 +213,23 @@ function M.out (s)
   return ok and true or false
 end
 
+--- A stream callback: each delta printed, and kept in `streamed`. The
+-- output lost (a full disk, a closed stdout with SIGPIPE ignored): the
+-- reply streamed to its end, generated and paid for, then the command
+-- failed. The call (`current()`, once made) is canceled at once.
+-- @tparam table streamed
+-- @tparam function current
+-- @treturn function
+function M.stream_out (streamed, current)
+  return function (delta)
+    if delta and delta ~= "" then
+      streamed[#streamed + 1] = delta
+      local req = not M.out(delta) and current()
+      if req then pcall(req.cancel, req) end
+    end
+  end
+end
+
 --- A line on stderr.
 -- @tparam string s
 function M.note (s)

@@ -283,19 +283,6 @@ local function strategy_interruptible (args, client, params, term)
   return out[1], out[2], out[3]
 end
 
--- The stream callback: each delta printed, and kept in `streamed`. The
--- output lost (a full disk, a closed stdout with SIGPIPE ignored): the
--- reply streamed to its end, generated and paid for, then the command
--- failed. The call (`hold.req`) is canceled at once.
-local function stream_out (streamed, hold)
-  return function (delta)
-    if delta and delta ~= "" then
-      streamed[#streamed + 1] = delta
-      if not common.out(delta) and hold.req then pcall(hold.req.cancel, hold.req) end
-    end
-  end
-end
-
 -- The piped stdin; with a word "-" in the prompt, stdin even when it is a
 -- terminal (`aigc -` there reads what is typed, up to Ctrl-D).
 local function prompt_stdin (args)
@@ -333,7 +320,7 @@ function M.run (args)
     if not res then err = shown end
   else
     local stream = not (args.no_stream or args.json or params.schema or (params.n and params.n > 1))
-    if stream then params.stream = stream_out(streamed, hold) end
+    if stream then params.stream = common.stream_out(streamed, function () return hold.req end) end
     res, err, canceled = chat_interruptible(client, params, hold)
     params.stream = nil
   end
