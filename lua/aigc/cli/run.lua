@@ -210,14 +210,28 @@ end
 -- the run's luv loop between its steps): read once, a terminal narrowed
 -- mid-run wrapped every progress line, and its "\r" rewrote only the last
 -- row, piling them up. Returns the width function and its stop.
-local function width_watch (uv)
+local function width_watch (on)
   local columns, changed = stderr_columns(), false
-  local h = uv and uv.new_signal()
+  local has_uv, uv = pcall(require, "luv")
+  local h = on and has_uv and uv.new_signal()
   if h then h:start("sigwinch", function () changed = true end) end
   return function ()
     if changed then changed, columns = false, stderr_columns() end
     return columns
   end, function () if h then h:stop(); h:close() end end
+end
+
+-- A run's Ctrl-C: whether it was pressed (asked between steps), and the
+-- close of its handler. The handler is made at the first step, once the
+-- cases are read: made before, it only noted Ctrl-C, and `aigc run -`
+-- reading cases typed at a terminal went on reading (Ctrl-C did nothing
+-- until Ctrl-D). Until then the interpreter's "interrupted!" stops the run.
+local function step_signals ()
+  local signals
+  return function ()
+    signals = signals or lineinput.new { tty = false }
+    return signals:interrupted()
+  end, function () if signals then signals:close() end end
 end
 
 local function parse_assert (s)
@@ -413,14 +427,9 @@ function M.run (args)
   local last_plain = 0
   -- Ctrl-C stops the run between steps (the interpreter's own SIGINT would
   -- raise "interrupted!" anywhere); the batch backend keeps that default.
-  -- Its handler is made at the first step, once the cases are read: made
-  -- before, it only noted Ctrl-C, and `aigc run -` reading cases typed at
-  -- a terminal went on reading (Ctrl-C did nothing until Ctrl-D). Until
-  -- then the interpreter's "interrupted!" stops the run, as it does a batch.
-  local signals
-  local has_uv, uv = pcall(require, "luv")
+  local interrupted, close_signals = step_signals()
   local width, stop_width = function () return nil end, function () end
-  if tty then width, stop_width = width_watch(not args.batch and has_uv and uv or nil) end
+  if tty then width, stop_width = width_watch(not args.batch) end
   local batches = batch_runs(args.batch_id)
   -- (a batch run only: a direct run's errors keep their own traceback)
   local ok, summary, err = (args.batch and pcall or function (f, ...) return true, f(...) end)(runner.run, {
@@ -428,10 +437,7 @@ function M.run (args)
     concurrency = args.concurrency and math.floor(args.concurrency), strategy = strategy, assert = asserts,
     prices = config.prices, max_attempts = args.max_attempts, pace = not args.no_pace, log = log,
     backend = args.batch and "batch" or nil, batch_id = batches.resume, api = args.api,
-    interrupted = not args.batch and function ()
-      signals = signals or lineinput.new { tty = false }
-      return signals:interrupted()
-    end or nil,
+    interrupted = not args.batch and interrupted or nil,
     on_progress = (args.batch or not args.quiet) and function (p)
       if p.batch then batches:saw(p.batch.id) end
       if args.quiet then return end
@@ -448,7 +454,7 @@ function M.run (args)
     end or nil,
   })
   stop_width()
-  if signals then signals:close() end
+  close_signals()
   if log then log:close() end
   close_client(client, ok and summary)
   if not ok and batches.last and tostring(summary):find("interrupted!$") then
