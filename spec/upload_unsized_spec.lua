@@ -49,9 +49,10 @@ describe("uploads of a file whose size the system does not tell", function ()
   after_each(function () client:close() end)
 
   it("a /proc file (stat: 0 bytes) is sent whole, as it reads, not as an empty file", function ()
-    for _, path in ipairs { "/proc/version", "/proc/self/cmdline" } do
+    -- (not /proc/self/cmdline: valgrind serves it from a regular file of its own, with a size)
+    for _, path in ipairs { "/proc/version", "/proc/filesystems" } do
       assert.equal(0, stat_size(path))
-      local want = slurp(path)   -- (this process's own command line: it stays the same)
+      local want = slurp(path)   -- (both stay the same from one read to the next)
       assert.is_true(#want > 0)
       local res, err = client:files_upload { purpose = "batch", file = path }
       assert.is_nil(err)
