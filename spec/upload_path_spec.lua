@@ -13,6 +13,7 @@ local aigc = require "aigc"
 local devserver = require "devserver"
 local luachild = require "luachild"
 local proc = require "procutil"
+local uploads = require "uploads"
 local raises = require("misuse").raises
 local has_util, util = pcall(require, "aigc.devserver.util")
 
@@ -26,7 +27,7 @@ local function write (path, bytes)
 end
 
 -- The part named `name` of the server's last request.
-local function part_of (srv, name) return require("uploads").part_of(srv:last(), name) end
+local function part_of (srv, name) return uploads.part_of(srv:last(), name) end
 
 local function same_crc (bytes, crc)
   if has_util then assert.equal(util.crc32(bytes), crc) end
@@ -35,16 +36,9 @@ end
 describe("uploads from a path", function ()
   local srv, client, logs, dir
 
-  setup(function ()
-    srv = devserver.start()
-    dir = os.tmpname()
-    os.remove(dir)
-    assert(proc.sh("mkdir -p " .. proc.quote(dir)))
-  end)
-  teardown(function ()
-    srv:stop()
-    proc.sh("rm -rf " .. proc.quote(dir))
-  end)
+  setup(function () srv = devserver.start() end)
+  teardown(function () srv:stop() end)
+  uploads.folder_fixture(_ENV, function (d) dir = d end)
 
   -- A client with one slot (a call waits in the queue behind `hold()`).
   local function new_client (opts)

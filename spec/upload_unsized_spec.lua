@@ -7,7 +7,6 @@
 -- past it the call fails, kind "io"). files_upload_parts, which must give the
 -- Uploads API the size before any byte, refuses it before anything is sent.
 -- What the server received is read back from its own record of the parts.
-local aigc = require "aigc"
 local devserver = require "devserver"
 local proc = require "procutil"
 local uploads = require "uploads"
@@ -31,22 +30,8 @@ end
 
 describe("uploads of a file whose size the system does not tell", function ()
   local srv, client, dir
-
-  setup(function ()
-    srv = devserver.start()
-    dir = os.tmpname()
-    os.remove(dir)
-    assert(proc.sh("mkdir -p " .. proc.quote(dir)))
-  end)
-  teardown(function ()
-    srv:stop()
-    proc.sh("rm -rf " .. proc.quote(dir))
-  end)
-  before_each(function ()
-    srv:reset()
-    client = aigc.client { base_url = srv.base_url, max_retries = 0, timeout = 10 }
-  end)
-  after_each(function () client:close() end)
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end, { timeout = 10 })
+  uploads.folder_fixture(_ENV, function (d) dir = d end)
 
   it("a /proc file (stat: 0 bytes) is sent whole, as it reads, not as an empty file", function ()
     -- (not /proc/self/cmdline: valgrind serves it from a regular file of its own, with a size)

@@ -119,12 +119,7 @@ describe("files_upload_parts", function ()
   local srv, client, dir
 
   devserver.fixture(_ENV, function (s, c) srv, client = s, c end, { api_key = SECRET, max_retries = 0, timeout = 20 })
-  setup(function ()
-    dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir -p '" .. dir .. "'"))
-  end)
-  teardown(function () os.execute("rm -rf '" .. dir .. "'") end)
+  uploads.folder_fixture(_ENV, function (d) dir = d end)
 
   local bytes = uploads.bytes
 

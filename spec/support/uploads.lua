@@ -4,6 +4,22 @@
 
 local M = {}
 
+--- A folder of a describe block's own, for the files it uploads: made in
+-- its setup (`assign(path)`), removed with what it holds in its teardown.
+-- @param env the spec's _ENV (nil on Lua 5.1: the caller's environment)
+-- @tparam function assign
+function M.folder_fixture (env, assign)
+  env = env or rawget(_G, "getfenv")(2)
+  local dir
+  env.setup(function ()
+    dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p '" .. dir .. "'"))
+    assign(dir)
+  end)
+  env.teardown(function () os.execute("rm -rf '" .. dir .. "'") end)
+end
+
 --- A file given by a reader of `s` in one piece, with its size.
 function M.file_of (s)
   local given = false
