@@ -98,46 +98,62 @@ describe("a game's media on a host", function ()
   teardown(function () os.execute("rm -rf '" .. dir .. "'") end)
 
   describe("res:save() on a full disk", function ()
-    -- /dev/full takes every open and write, and fails the flush: a small
-    -- image sits in stdio's buffer, so only close() says ENOSPC. Both the
-    -- file and a temporary one beside it lead there, whichever is written.
-    it("a small image whose bytes only fail at close: kind io, not a path to an empty file", function ()
-      local res = assert(client:images_generate { prompt = "a mouse", size = "8x8", response_format = "b64_json" })
-      assert.is_true(#res.data[1].bytes < 1024)
-      local target = dir .. "/full-1.png"
-      assert.is_true(proc.execute("ln -s /dev/full '" .. target .. "' && ln -s /dev/full '" .. target .. ".part'"))
-      local paths, err = res:save(dir .. "/full-%d.png")
-      assert.is_nil(paths)
-      assert.equal("io", err.kind)
-      assert.matches("could not write " .. target:gsub("%p", "%%%0") .. ": .*[Ss]pace", err.message)
-    end)
-
     -- A file size limit (RLIMIT_FSIZE, SIGXFSZ ignored: writes past it fail
-    -- with EFBIG) in a child: the disk fills in the middle of the image.
-    it("an image cut by the disk filling up: kind io, and no cut PNG left under its name", function ()
-      local res = assert(client:images_generate { prompt = "a knight", size = "256x256", response_format = "b64_json" })
-      local png = res.data[1].bytes
-      assert.is_true(#png > 12000)
+    -- with EFBIG) in a child that saves an image of `size`; what it printed.
+    -- (ulimit -f counts 512-byte blocks in dash and 1024-byte ones in bash.)
+    local function save_limited (blocks, size, name)
       local wrapper = dir .. "/limited.sh"
       local f = assert(io.open(wrapper, "w"))
-      -- (ulimit -f counts 512-byte blocks in dash and 1024-byte ones in bash: 8 or 16 KiB)
-      f:write("#!/bin/sh\ntrap '' XFSZ\nulimit -f 16\nexec " .. luachild.interpreter() .. ' "$@"\n')
+      f:write("#!/bin/sh\ntrap '' XFSZ\nulimit -f " .. blocks .. "\nexec " .. luachild.interpreter() .. ' "$@"\n')
       f:close()
       assert.is_true(proc.execute("chmod +x '" .. wrapper .. "'"))
       local r = luachild.run([[
         local aigc = require "aigc"
         local c = aigc.client { base_url = arg[1], max_retries = 0, model = "aigc-dev" }
-        local res = assert(c:images_generate { prompt = "a knight", size = "256x256", response_format = "b64_json" })
-        local paths, err = res:save(arg[2] .. "/knight-%d.png")
+        local res = assert(c:images_generate { prompt = "a knight", size = arg[3], response_format = "b64_json" })
+        local paths, err = res:save(arg[2])
         c:close()
-        print(paths and "saved" or (err.kind .. ": " .. err.message))
-      ]], { lua = wrapper, args = { srv.base_url, dir } })
+        print(#res.data[1].bytes, paths and "saved" or (err.kind .. ": " .. err.message))
+      ]], { lua = wrapper, args = { srv.base_url, dir .. "/" .. name .. "-%d.png", size } })
       assert.equal(0, r.status, r.stderr)
-      assert.matches("^io: could not write .*knight%-1%.png: .*[Ll]arge", r.stdout)
+      return r.stdout
+    end
+
+    -- The image goes whole into stdio's buffer (4 KiB or more): only the
+    -- close() says the disk is full, and the cut image must not stand.
+    it("a small image whose bytes only fail at close: kind io, not a path to a cut file", function ()
+      local out = save_limited(1, "64x64", "mouse")
+      local n = tonumber(out:match("^%d+"))
+      assert.is_true(n > 1024 and n < 4096, out)
+      assert.matches("\tio: could not write .*mouse%-1%.png: .*[Ll]arge", out)
+      assert.is_false(proc.exists(dir .. "/mouse-1.png"))
+      assert.is_false(proc.exists(dir .. "/mouse-1.png.part"))
+    end)
+
+    -- The disk fills in the middle of the image.
+    it("an image cut by the disk filling up: kind io, and no cut PNG left under its name", function ()
+      local out = save_limited(16, "256x256", "knight")
+      assert.is_true(tonumber(out:match("^%d+")) > 12000, out)
+      assert.matches("\tio: could not write .*knight%-1%.png: .*[Ll]arge", out)
       assert.is_false(proc.exists(dir .. "/knight-1.png"))
       assert.is_false(proc.exists(dir .. "/knight-1.png.part"))
     end)
 
+    -- (/dev/full behind a link at the path, as `to = path` treats a device)
+    it("a link to a device at the path: kind io, the device not written", function ()
+      local res = assert(client:images_generate { prompt = "a mouse", size = "8x8", response_format = "b64_json" })
+      local target = dir .. "/full-1.png"
+      assert.is_true(proc.execute("ln -s /dev/full '" .. target .. "'"))
+      local paths, err = res:save(dir .. "/full-%d.png")
+      assert.is_nil(paths)
+      assert.equal("io", err.kind)
+      assert.equal("could not write " .. target .. ": it is a device or other special file, not a regular file "
+                   .. "(a function as `to` gets the bytes)", err.message)
+      assert.is_false(proc.exists(target .. ".part"))
+    end)
+  end)
+
+  describe("res:save() after the client, over a file", function ()
     it("url images after the client was closed (a scene unloaded): nil, err (kind canceled), not a raise", function ()
       local own = aigc.client { base_url = srv.base_url, max_retries = 0, model = "aigc-dev" }
       local res = assert(own:images_generate { prompt = "a bard", size = "8x8", response_format = "url" })

@@ -136,6 +136,34 @@ describe("media (issue 15)", function ()
       assert.is_false(exists(dir .. "/pipe-1.png"))
     end)
 
+    -- A b64_json image was written by Lua's io.open(path .. ".part", "wb"):
+    -- a symbolic link planted under that name (a shared /tmp) had its target
+    -- overwritten with the image, a FIFO there blocked the save for ever,
+    -- and a FIFO at the path itself was replaced, where `to = path` refuses it.
+    it("save writes as to = path: a link or FIFO at path.part is not written through, a FIFO at the path stays",
+       function ()
+      local victim = dir .. "/the-players-notes.txt"
+      write_all(victim, "the player's notes")
+      assert(proc.execute("ln -s '" .. victim .. "' '" .. dir .. "/seal-1.png.part' && mkfifo '"
+                          .. dir .. "/seal-2.png.part' && mkfifo '" .. dir .. "/held-1.png'"))
+      local r = require("luachild").run([[
+        local c = require("aigc").client { base_url = arg[1], max_retries = 0 }
+        local res = assert(c:images_generate { prompt = "a seal", size = "16x16", n = 2,
+                                               response_format = "b64_json", model = "dall-e-2" })
+        local paths = assert(res:save(arg[2] .. "/seal-%d.png"))
+        io.write(#paths, "|", (res.data[1].bytes == io.open(paths[1], "rb"):read("*a")) and "same" or "other", "\n")
+        local none, err = res:save(arg[2] .. "/held-%d.png")
+        io.write(tostring(none), "|", err.kind, "|", err.message, "\n")
+      ]], { args = { srv.base_url, dir }, timeout = 10 })
+      assert.equal(0, r.status, r.stderr)
+      assert.equal("2|same\nnil|io|could not write " .. dir .. "/held-1.png: it is a FIFO, not a regular file "
+                   .. "(a function as `to` gets the bytes as they come)\n", r.stdout)
+      assert.equal("the player's notes", read_all(victim))
+      assert.equal("file", aigc.core.file_kind(dir .. "/seal-1.png"))
+      assert.equal("fifo", aigc.core.file_kind(dir .. "/held-1.png"))
+      assert.is_false(exists(dir .. "/seal-1.png.part") or exists(dir .. "/seal-2.png.part"))
+    end)
+
     it("save_async: url images downloaded as the loop turns, never in the call; the paths its result", function ()
       local res = assert(client:images_generate { prompt = "a dog", size = "24x16", model = "dall-e-2", n = 2 })
       assert.is_string(res.data[1].url)

@@ -1,5 +1,5 @@
 /*
-** media.c — core.media (b64decode, f32) and core.vec (cosine, index).
+** media.c — core.media (b64decode, f32, save) and core.vec (cosine, index).
 **
 ** THE RE-ENTRANCY RULE (aigc.h): nothing here points into request or
 ** engine memory. Scratch memory is a Lua userdata (collected if an error
@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "base64.h"
+#include "body.h"
 #include "home.h"
 #include "media.h"
 #include "vec.h"
@@ -83,6 +84,41 @@ static int media_f32 (lua_State *L) {
     lua_pushnumber(L, (lua_Number)vals[i % 64]);
     lua_rawseti(L, -2, (lua_Integer)(i + 1));
   }
+  return 1;
+}
+
+/*
+** media.save(path, bytes) -> true | nil, message: bytes made a file as a
+** download's `to = path` makes it (body.h): never over a folder, a FIFO or
+** a device at path; written to a new "<path>.part" (whatever is under that
+** name, a symbolic link or a FIFO too, unlinked first, never written
+** through), renamed into place when whole. `res:save` opened path.part in
+** Lua: it wrote through a link planted there (in a shared /tmp, another's
+** file overwritten with the image) and blocked for ever on a FIFO. Nothing
+** here allocates from Lua between the body's set-up and its free.
+*/
+static int media_save (lua_State *L) {
+  size_t plen, n;
+  const char *path = luaL_checklstring(L, 1, &plen);
+  const char *bytes = luaL_checklstring(L, 2, &n);
+  aigc_body b;
+  char msg[1024];
+  int failed;
+  if (plen == 0 || strlen(path) != plen)
+    return luaL_argerror(L, 1, "an empty path or one with a NUL byte");
+  memset(&b, 0, sizeof b);
+  if (aigc_body_set_path(&b, path) != 0)
+    return luaL_error(L, "not enough memory");
+  failed = aigc_body_write_file(&b, bytes, n) != 0 || aigc_body_commit(&b) != 0;
+  if (failed)   /* (the image's path: its part file is no name of the caller's) */
+    snprintf(msg, sizeof msg, "could not write %.700s: %s", b.path, aigc_body_sink_error(&b));
+  aigc_body_free(&b);   /* (a part file left by a failed write: removed) */
+  if (failed) {
+    luaL_pushfail(L);
+    lua_pushstring(L, msg);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
   return 1;
 }
 
@@ -255,6 +291,7 @@ static int index_gc (lua_State *L) {
 static const luaL_Reg media_funcs[] = {
   {"b64decode", media_b64decode},
   {"f32", media_f32},
+  {"save", media_save},
   {NULL, NULL}
 };
 

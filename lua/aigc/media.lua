@@ -31,8 +31,7 @@ local future = require "aigc.future"
 local reply = require "aigc.reply"
 local util = require "aigc.util"
 
-local error, io_open, ipairs, os_remove, os_rename, pairs, setmetatable, tostring, type =
-  error, io.open, ipairs, os.remove, os.rename, pairs, setmetatable, tostring, type
+local error, ipairs, pairs, setmetatable, tostring, type = error, ipairs, pairs, setmetatable, tostring, type
 local table_sort = table.sort
 local argerror, expected, field_error = util.argerror, util.expected, util.field_error
 local null = core.null
@@ -98,19 +97,12 @@ local function write_image (client, i, item, path, f)
     if f then return f:track(client:download_async(item.url, { to = path })):wait() end
     return client:download(item.url, { to = path })
   end
-  -- As a download's file: written to path.part, renamed into place when
-  -- whole. close() is checked: a full disk often fails only there (the
-  -- bytes sat in stdio's buffer), and a cut image must not stand as one.
-  local part = path .. ".part"
-  local fh, why = io_open(part, "wb")
-  if not fh then return nil, call.io_error("could not write " .. part .. ": " .. tostring(why)) end
-  local ok, werr = fh:write(item.bytes)
-  local closed, cerr = fh:close()
-  if ok and closed then ok, werr = os_rename(part, path) end
-  if not (ok and closed) then
-    os_remove(part)
-    return nil, call.io_error("could not write " .. path .. ": " .. tostring(werr or cerr))
-  end
+  -- As a download's file, by the same C code: never over a folder, a FIFO
+  -- or a device; written to a new path.part (a link or FIFO there is not
+  -- written through), renamed into place when whole; its close checked (a
+  -- full disk often fails only there), a cut image never left as one.
+  local ok, why = core.media.save(path, item.bytes)
+  if not ok then return nil, call.io_error(why) end
   return true
 end
 
