@@ -166,6 +166,41 @@ describe("aigc image / aigc speak", function ()
     assert.equal(0, #srv:requests())
   end)
 
+  -- A b64_json image was written with io.open and its close() not checked:
+  -- on a full disk (here a file size limit of 512 or 1024 bytes, SIGXFSZ
+  -- ignored) the 1,180-byte image still in stdio's buffer was cut at close,
+  -- and `aigc image` printed its path and exited 0; -o /dev/full did too.
+  it("image -o FILE on a full disk: exit 1 saying so, no cut image left (not a path printed, exit 0)", function ()
+    local path = dir .. "/mouse.png"
+    local args = { "image", "-m", "gpt-image-1", "-s", "64x64", "a mouse", "-o", path }
+    local out, err = dir .. "/stdout", dir .. "/stderr"
+    local line = "trap '' XFSZ; ulimit -f 1; " .. cli.command(args, { home = home, base_url = srv.base_url })
+                 .. " </dev/null >" .. proc.quote(out) .. " 2>" .. proc.quote(err)
+    local _, _, code = proc.execute3("sh -c " .. proc.quote(line))
+    local stdout, stderr = proc.read_file(out), proc.read_file(err)
+    assert.equal(1, code, stdout .. stderr)
+    assert.equal("", stdout)
+    assert.equal("aigc: could not write " .. path .. ": File too large (image 1)\n", stderr)
+    assert.is_false(exists(path))
+    assert.is_false(exists(path .. ".part"))
+    assert.equal(1, #srv:requests())
+  end)
+
+  it("-o a device or a FIFO: exit 2 before the call (the image or audio was made, then lost)", function ()
+    local fifo = dir .. "/pipe.png"
+    assert(proc.execute("mkfifo " .. proc.quote(fifo)))
+    for _, c in ipairs {
+      { { "image", "x", "-o", "/dev/full" }, "aigc image: -o /dev/full is a device, not a regular file" },
+      { { "speak", "x", "-o", "/dev/full" }, "aigc speak: -o /dev/full is a device, not a regular file" },
+      { { "image", "x", "-o", fifo }, "aigc image: -o " .. fifo .. " is a FIFO, not a regular file" },
+    } do
+      local r = aigc(c[1])
+      assert.equal(2, r.code, r.stderr)
+      assert.equal(c[2] .. ": give a file name (or - for stdout)\n", r.stderr)
+    end
+    assert.equal(0, #srv:requests())
+  end)
+
   it("SIGINT (Ctrl-C) cancels speech mid-stream: exit 130, no file left, the request closed", function ()
     local path = dir .. "/long.wav"
     local job = cli.background({ "speak", "A long speech that takes its time to arrive", "-o", path,

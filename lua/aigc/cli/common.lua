@@ -400,6 +400,8 @@ function M.positive (v, what, max)
   return math.floor(v)
 end
 
+local SPECIAL = { fifo = "a FIFO", char = "a device", block = "a device", socket = "a socket" }
+
 -- Whether a path is a directory ("p/." opens only then; never opens a
 -- FIFO, which would block).
 local function is_directory (p)
@@ -429,6 +431,13 @@ function M.binary_output (output, command)
     end
     if not is_directory(dir == "" and "/" or dir) then
       M.usage(command .. ": -o " .. output .. ": no directory " .. dir)
+    end
+    -- (a FIFO or a device is never written, refused after the call: the
+    -- file is renamed into place)
+    local kind = aigc.core.file_kind(output)
+    if kind ~= nil and kind ~= "file" then
+      M.usage(command .. ": -o " .. output .. " is " .. (SPECIAL[kind] or "a special file")
+              .. ", not a regular file: give a file name (or - for stdout)")
     end
   end
   return output or "-"

@@ -5,6 +5,7 @@
 
 local argparse = require "argparse"
 local common = require "aigc.cli.common"
+local core = require "aigc.core"
 
 local M = {}
 
@@ -54,11 +55,12 @@ local function write_image (client, i, item, target)
     return
   end
   if target == io.stdout then common.out(item.bytes); return end
-  local f, why = io.open(target, "wb")
-  if not f then common.fail("aigc: cannot write " .. target .. ": " .. tostring(why)) end
-  local ok, werr = f:write(item.bytes)
-  f:close()
-  if not ok then common.fail("aigc: cannot write " .. target .. ": " .. tostring(werr)) end
+  -- As a url image's download and `aigc speak -o` write: to FILE.part,
+  -- renamed into place when whole, its close checked (io.open's file, its
+  -- close unchecked: on a full disk an image still in stdio's buffer was cut
+  -- or empty, its path printed, exit 0); never over a FIFO or a device.
+  local ok, why = core.media.save(target, item.bytes)
+  if not ok then common.fail("aigc: " .. why .. " (image " .. i .. ")") end
 end
 
 --- The most images one call asks for (OpenAI's images endpoints take n 1..10).
