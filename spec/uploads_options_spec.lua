@@ -323,6 +323,40 @@ describe("files_upload_parts concurrency", function ()
     assert.matches("/cancel$", paths[#paths])
   end)
 
+  -- Each part side by side read the path through a handle of its own, all
+  -- kept open to the end: a 2 GB file in 1 MB parts held 2,048 open, and
+  -- past the process's limit of open files a part's connection could not
+  -- be made ("Couldn't connect to server"), the upload cancelled. Here a
+  -- child limited to 48 open files sends 150 parts (the server keeps the
+  -- last 200 requests).
+  it("many parts side by side: each part's file handle is closed when it ends, not all kept to the end", function ()
+    local luachild = require "luachild"
+    local proc = require "procutil"
+    local want = bytes(150)
+    local path = write(want)
+    local wrapper = os.tmpname()
+    local f = assert(io.open(wrapper, "w"))
+    f:write("#!/bin/sh\nulimit -n 48\nexec ", proc.quote(luachild.interpreter()), ' "$@"\n')
+    f:close()
+    assert(proc.execute("chmod +x " .. proc.quote(wrapper)))
+    local r = luachild.run([[
+      local c = require("aigc").client { base_url = arg[1], api_key = "sk-x", max_retries = 0 }
+      local up, err = c:files_upload_parts { file = arg[2], filename = "m.jsonl", purpose = "batch",
+                                             part_size = 1, concurrency = 2 }
+      c:close()
+      io.write(up and (up.status .. " " .. up.file.id) or (err.kind .. ": " .. err.message))
+    ]], { lua = wrapper, args = { srv.base_url, path }, timeout = 60 })
+    os.remove(wrapper)
+    os.remove(path)
+    assert.equal(0, r.status, r.stderr)
+    local id = r.stdout:match("^completed (%S+)$")
+    assert.truthy(id, r.stdout)
+    local parts = 0
+    for _, rec in ipairs(srv:requests()) do if rec.path:find("/parts$") then parts = parts + 1 end end
+    assert.equal(150, parts)
+    assert.equal(want, assert(client:files_content(id)).body)
+  end)
+
   it("misuse: a reader or md5 = true with concurrency > 1, or a concurrency out of range", function ()
     local function call (p)
       local ok, msg = pcall(client.files_upload_parts, client, p)

@@ -284,17 +284,24 @@ local function source_of (file)
         .. " (the system says 0 bytes, yet it has some: a /proc or /sys file); the Uploads API needs"
         .. " the size first: give { reader = fn, size = bytes }, or use files_upload")
     end
-    local handles = {}
-    -- at(offset): a take from offset on, with a handle of its own (parts in flight together)
+    local handles = {}   -- (those still open: a key each)
+    -- at(offset): a take from offset on, with a handle of its own (parts in
+    -- flight together), and the function closing it, called when its part
+    -- ended: kept to the end, a handle a part made them add up (a 2 GB file
+    -- in parts of 1 MB: 2,048 open files), and past the limit of open files
+    -- the next part's connection failed ("Couldn't connect to server").
     local function at (offset)
       local h = io.open(file, "rb")
-      if h then handles[#handles + 1] = h end
-      if not h or not h:seek("set", offset) then return function () return nil end end
-      return function (max) return h:read(max) end
+      local function done ()
+        if h and handles[h] then handles[h] = nil; h:close() end
+      end
+      if h then handles[h] = true end
+      if not h or not h:seek("set", offset) then return function () return nil end, done end
+      return function (max) return h:read(max) end, done
     end
     local function close ()
       fh:close()
-      for _, h in ipairs(handles) do h:close() end
+      for h in pairs(handles) do h:close() end
     end
     return { size = size, close = close, at = at, take = function (max) return fh:read(max) end,
              more = "params.file: " .. file .. " grew during the upload (" .. size .. " bytes when it began)",
@@ -382,7 +389,8 @@ end
 -- (concurrency > 1, a path) read from their own handles at their offsets.
 local function start_part (self, submit, ctx, src, base, offset, n)
   local st = { want = n }
-  local take = ctx.concurrency > 1 and src.at(offset) or src.take
+  local take = src.take
+  if ctx.concurrency > 1 then take, st.done = src.at(offset) end
   -- (as files_upload's: libcurl writes the multipart Content-Type, and no
   -- byte is read before the server says go on, so a refusal is retried)
   local req, err = start(self, submit, ctx, base .. "/parts", part_options(ctx), { reader = function ()
@@ -462,6 +470,7 @@ local function send_parts (self, submit, ctx, src, base, part_size, md5)
     local f = flight[done]
     flight[done] = nil
     local part, err = f.req:wait()
+    if f.st.done then f.st.done() end   -- (its file handle, if it has one of its own)
     if part then part, err = with_id(self, part, "a part") end
     -- (a path that shrank: said so, not "the upload's reader", never given)
     if not part and src.less and f.st.want > 0 and util.is_error(err) and err.kind == "io" then
