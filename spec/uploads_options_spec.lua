@@ -329,7 +329,7 @@ describe("files_upload_parts concurrency", function ()
   -- be made ("Couldn't connect to server"), the upload cancelled. Here a
   -- child limited to 48 open files sends 150 parts (the server keeps the
   -- last 200 requests).
-  it("many parts side by side: each part's file handle is closed when it ends, not all kept to the end", function ()
+  it("many parts side by side: no file handle held a part (150 parts under a limit of 48 open files)", function ()
     local luachild = require "luachild"
     local proc = require "procutil"
     local want = bytes(150)
@@ -355,6 +355,36 @@ describe("files_upload_parts concurrency", function ()
     for _, rec in ipairs(srv:requests()) do if rec.path:find("/parts$") then parts = parts + 1 end end
     assert.equal(150, parts)
     assert.equal(want, assert(client:files_content(id)).body)
+  end)
+
+  -- Each part side by side opened the path by name as it began: a new
+  -- recording renamed into place (as the README advises) while the first
+  -- parts were on their way went as the rest of the old one, and the mix of
+  -- two files completed as one. Parts one after another send the file as it
+  -- was when the upload began; side by side now too.
+  it("a file renamed over the path mid-upload: the parts are all the file as it began, not a mix", function ()
+    local old = string.rep("a", 30000)
+    local path = write(old)
+    local fut = client:files_upload_parts_async { file = path, filename = "r.jsonl", purpose = "batch",
+      part_size = 10000, concurrency = 2, headers = { ["x-aigc-fault"] = "delay=200" } }
+    local function parts_seen ()
+      local n = 0
+      for _, r in ipairs(srv:requests()) do if r.path:find("/parts$") then n = n + 1 end end
+      return n
+    end
+    while parts_seen() == 0 and fut:status() ~= "failed" do client:step(0.02) end
+    local renamed = path .. ".new"
+    local f = assert(io.open(renamed, "wb"))
+    f:write(string.rep("b", 30000))
+    f:close()
+    assert(os.rename(renamed, path))
+    local up = assert(fut:wait())
+    os.remove(path)
+    -- (the file as runs of one byte: "a x 30000", not 30,000 bytes in a failure's message)
+    local body = assert(client:files_content(up.file.id)).body
+    local runs = body:gsub("a+", function (run) return "a x " .. #run .. " " end)
+    runs = runs:gsub("b+", function (run) return "b x " .. #run .. " " end)
+    assert.equal("a x 30000 ", runs)
   end)
 
   it("misuse: a reader or md5 = true with concurrency > 1, or a concurrency out of range", function ()

@@ -284,25 +284,24 @@ local function source_of (file)
         .. " (the system says 0 bytes, yet it has some: a /proc or /sys file); the Uploads API needs"
         .. " the size first: give { reader = fn, size = bytes }, or use files_upload")
     end
-    local handles = {}   -- (those still open: a key each)
-    -- at(offset): a take from offset on, with a handle of its own (parts in
-    -- flight together), and the function closing it, called when its part
-    -- ended: kept to the end, a handle a part made them add up (a 2 GB file
-    -- in parts of 1 MB: 2,048 open files), and past the limit of open files
-    -- the next part's connection failed ("Couldn't connect to server").
+    -- at(offset): a take from offset on, for parts in flight together. All
+    -- read the one handle opened here, each seeking to its place first (the
+    -- readers run one at a time, from the loop), as the parts sent one after
+    -- another read it: the file as it was when the upload began, whatever is
+    -- renamed over its path meanwhile. (A handle a part, opened by name as the
+    -- part began, sent a new recording renamed into place mid-upload as the
+    -- rest of the old one, a mix "completed"; a file removed meanwhile failed
+    -- as "shrank"; and kept to the end, 2,048 parts held 2,048 files open.)
     local function at (offset)
-      local h = io.open(file, "rb")
-      local function done ()
-        if h and handles[h] then handles[h] = nil; h:close() end
+      local pos = offset
+      return function (max)
+        if fh:seek("set", pos) == nil then return nil end
+        local s = fh:read(max)
+        if s then pos = pos + #s end
+        return s
       end
-      if h then handles[h] = true end
-      if not h or not h:seek("set", offset) then return function () return nil end, done end
-      return function (max) return h:read(max) end, done
     end
-    local function close ()
-      fh:close()
-      for h in pairs(handles) do h:close() end
-    end
+    local function close () fh:close() end
     return { size = size, close = close, at = at, take = function (max) return fh:read(max) end,
              more = "params.file: " .. file .. " grew during the upload (" .. size .. " bytes when it began)",
              less = "params.file: " .. file .. " shrank during the upload (" .. size .. " bytes when it began)" }
@@ -389,8 +388,7 @@ end
 -- (concurrency > 1, a path) read from their own handles at their offsets.
 local function start_part (self, submit, ctx, src, base, offset, n)
   local st = { want = n }
-  local take = src.take
-  if ctx.concurrency > 1 then take, st.done = src.at(offset) end
+  local take = ctx.concurrency > 1 and src.at(offset) or src.take
   -- (as files_upload's: libcurl writes the multipart Content-Type, and no
   -- byte is read before the server says go on, so a refusal is retried)
   local req, err = start(self, submit, ctx, base .. "/parts", part_options(ctx), { reader = function ()
@@ -470,7 +468,6 @@ local function send_parts (self, submit, ctx, src, base, part_size, md5)
     local f = flight[done]
     flight[done] = nil
     local part, err = f.req:wait()
-    if f.st.done then f.st.done() end   -- (its file handle, if it has one of its own)
     if part then part, err = with_id(self, part, "a part") end
     -- (a path that shrank: said so, not "the upload's reader", never given)
     if not part and src.less and f.st.want > 0 and util.is_error(err) and err.kind == "io" then
