@@ -110,7 +110,12 @@ static int media_save (lua_State *L) {
   if (aigc_body_set_path(&b, path) != 0)
     return luaL_error(L, "not enough memory");
   failed = aigc_body_write_file(&b, bytes, n) != 0 || aigc_body_commit(&b) != 0;
-  if (failed)   /* (the image's path: its part file is no name of the caller's) */
+  /* (the image's path: its part file is no name of the caller's; and not the
+     sink's advice for a FIFO or a device, a function as `to`: save has none) */
+  if (failed && b.sink_kind != NULL && b.sink_kind[0] == 'a' && b.sink_kind[1] == ' ')
+    snprintf(msg, sizeof msg, "could not write %.700s: it is %s%s", b.path, b.sink_kind,
+             strcmp(b.sink_kind, "a directory") == 0 ? "" : ", not a regular file");
+  else if (failed)
     snprintf(msg, sizeof msg, "could not write %.700s: %s", b.path, aigc_body_sink_error(&b));
   aigc_body_free(&b);   /* (a part file left by a failed write: removed) */
   if (failed) {
