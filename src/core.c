@@ -13,6 +13,7 @@
 **   fields_fit(params, rules)     whether a call's fields need no closer check
 **   opts_keys(opts)  the opts keys engine:submit reads (its hint)
 **   file_kind(path)  "file", "directory", "fifo", "char"... or nil, message
+**   realpath(path)   the path with its links and dots resolved, or nil, message, errno
 **   lockfile(path)   an exclusive hold on a file name, or nil, message, code
 **   hmac_sha256(key, msg)   HMAC-SHA-256 as 64 hex digits (sha256.h)
 **   md5(state, bytes)       MD5 in steps: the state after bytes; md5(state) the hex digest
@@ -27,7 +28,9 @@
 #endif
 #include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
 #include <time.h>
@@ -313,6 +316,28 @@ static int core_file_kind (lua_State *L) {
 }
 
 /*
+** core.realpath(path) -> realpath(3): the absolute path with its symbolic
+** links, "." and ".." resolved (the file must exist); nil, message, errno
+** otherwise. A lock taken beside a file (aigc.runfile's OUT.lock) is taken
+** beside the file itself: two links to one results file named two locks,
+** and two runs through them both wrote it. (A buffer of PATH_MAX on the C
+** stack: nothing to free if pushing the result raises.)
+*/
+static int core_realpath (lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  char buf[PATH_MAX];
+  if (realpath(path, buf) == NULL) {
+    int e = errno;
+    luaL_pushfail(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(e));
+    lua_pushinteger(L, e);
+    return 3;
+  }
+  lua_pushstring(L, buf);
+  return 1;
+}
+
+/*
 ** core.hmac_sha256(key, msg) -> HMAC-SHA-256 of msg under key, as 64
 ** lowercase hex digits: the disk cache's digest of a call's credentials
 ** under the folder's random key (lua/aigc/cache.lua). Pure C, no
@@ -387,6 +412,7 @@ static const luaL_Reg core_funcs[] = {
   {"fields_fit", core_fields_fit},
   {"opts_keys", core_opts_keys},
   {"file_kind", core_file_kind},
+  {"realpath", core_realpath},
   {"hmac_sha256", core_hmac_sha256},
   {"md5", core_md5},
   {NULL, NULL}
