@@ -148,6 +148,7 @@ build = {
     ["aigc.ratelimit"] = "lua/aigc/ratelimit.lua",
     ["aigc.runfile"] = "lua/aigc/runfile.lua",
     ["aigc.runner"] = "lua/aigc/runner.lua",
+    ["aigc.runner_digest"] = "lua/aigc/runner_digest.lua",
     ["aigc.runner_input"] = "lua/aigc/runner_input.lua",
     ["aigc.runner_responses"] = "lua/aigc/runner_responses.lua",
     ["aigc.runner_strategy"] = "lua/aigc/runner_strategy.lua",

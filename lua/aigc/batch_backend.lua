@@ -7,8 +7,6 @@
 
 local adapter = require "aigc.adapter"
 local batch = require "aigc.batch"
-local cache = require "aigc.cache"
-local cassette = require "aigc.cassette"
 local core = require "aigc.core"
 local runfile = require "aigc.runfile"
 local task = require "aigc.task"
@@ -17,6 +15,7 @@ local util = require "aigc.util"
 
 local json = core.json
 local output_text = require("aigc.responses").output_text
+local runner_digest = require "aigc.runner_digest"
 local runner_responses = require "aigc.runner_responses"
 local ipairs, pairs, pcall, tonumber, tostring, type = ipairs, pairs, pcall, tonumber, tostring, type
 
@@ -28,30 +27,7 @@ local M = {}
 -- The dataset runner's backend
 -- =======================================================
 
--- A case's structured output (a template's `schema`), as the dialogue
--- layer reads it (aigc.adapter), or nil.
-local function schema_of (params)
-  if params.schema == nil then return nil end
-  return { schema = params.schema, schema_name = params.schema_name or "response",
-           strict = params.schema_strict ~= false }
-end
-
--- The body of a batch line: the call's params without what is never sent.
--- A schema goes as a direct call sends it (response_format, text.format): dropped with
--- the call options, the lines were free text and the schema's assertions failed.
-local function wire_body (params, client, api)
-  local body = {}
-  for k, v in pairs(params) do
-    if core.call_options[k] == nil and k ~= "stream" and k ~= "cache" then body[k] = v end
-  end
-  -- extra_body's fields go as they are, over the params' (as the encoder sends them)
-  if type(params.extra_body) == "table" then for k, v in pairs(params.extra_body) do body[k] = v end end
-  if body.model == nil then body.model = client.model end
-  local o = schema_of(params)
-  -- (by the API's adapter: chat's response_format, a response's text.format)
-  if o then adapter[api].set_format(body, o, params.schema_mode == "json_object" and "json_object" or "json_schema") end
-  return body
-end
+local wire_body, schema_of = runner_digest.wire_body, runner_digest.schema_of
 
 -- The reply's text, as the core gives `res.text` for a direct call (a
 -- response's: its output text).
@@ -63,16 +39,7 @@ local function reply_text (body, api)
   return type(choice.text) == "string" and choice.text or ""
 end
 
--- The digest of a batch line's request (its body, canonical): a case's
--- request that changed since its batch was sent no longer matches its line.
--- Its secrets (an `api_key` param goes in the body) are left out, as the
--- cassette's keys leave them: OUT.batch kept an unsalted 64-bit hash of a
--- body that held the key, from which a short key was found by trying keys.
-local function digest (body, params)
-  local text = util.replace_secrets(cassette.canonical(body), (util.call_credentials(params)),
-                                    function () return "[secret]" end)
-  return cache.hash(text)
-end
+local digest = runner_digest.digest
 
 -- What OUT.batch keeps: the batch's id (trimmed), and the digest of each
 -- line's request by custom_id (nil when the file, of an older version,

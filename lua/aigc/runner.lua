@@ -28,7 +28,9 @@
 -- (`ok = false` with `error = {kind, message, status}` when the call
 -- failed after its attempts.) A results file that exists is resumed: cases
 -- whose id has an `ok` line there are not run again (a partial last line
--- from a killed run is dropped); failed cases run again. A file that is
+-- from a killed run is dropped) unless their request changed since (the
+-- line's `digest`, `aigc.runner_digest`; a line without one counts as
+-- done); failed cases run again. A file that is
 -- not a results file (the cases, notes) is refused, never written to; a
 -- file another run is writing (it holds `OUT.lock`) too. The runner paces
 -- itself with `aigc.ratelimit` (x-ratelimit headers, 429s, adaptive
@@ -58,6 +60,7 @@ local template_mod = require "aigc.template"
 local usage_mod = require "aigc.usage"
 local assertions_mod = require "aigc.assertions"
 local runfile = require "aigc.runfile"
+local runner_digest = require "aigc.runner_digest"
 local runner_input = require "aigc.runner_input"
 local runner_responses = require "aigc.runner_responses"
 local answer = require "aigc.runner_strategy"   -- (a case's call or strategy)
@@ -242,7 +245,7 @@ local function result_of (run, job, res)
     usage = usage, latency_ms = job.latency and math_floor(job.latency * 1000 + 0.5), attempts = job.attempt,
     cost = cost,
     pass = pass, assertions = #checked > 0 and checked or nil, strategy = res.strategy,
-    finished_at = iso_now(),
+    finished_at = iso_now(), digest = job.digest,
   }
 end
 
@@ -297,6 +300,24 @@ local check_spec, load_cases = runner_input.check_spec, runner_input.load_cases
 local Run = {}
 Run.__index = Run
 
+-- The digest of a case's request (aigc.runner_digest), or nil when it has
+-- none (a string JSON cannot carry: the call fails it, as before).
+local function request_digest (run, params)
+  local ok, d = pcall(runner_digest.of_params, params, run.client, run.api)
+  if ok then return d end
+  util.reraise_memory(d)
+end
+
+-- Whether a case done by an earlier run was asked another request then
+-- (its prompt, vars, template or params edited since): resumed by its id
+-- alone, the old answer was kept silently. A result line without a digest
+-- (of an older version) counts as done.
+local function changed (run, c, prev)
+  if type(prev.digest) ~= "string" then return false end
+  local params = case_params(run, c)
+  return not params or request_digest(run, params) ~= prev.digest
+end
+
 local function new_run (spec, cases, tpl, out, done)
   local client = spec.client
   local r = setmetatable({
@@ -316,6 +337,7 @@ local function new_run (spec, cases, tpl, out, done)
   }, Run)
   for _, c in ipairs(cases) do
     local prev = done[id_key(c.id)]
+    if prev and changed(r, c, prev) then prev = nil end
     if prev then
       r.summary.skipped = r.summary.skipped + 1
       r.summary.results[id_key(c.id)] = prev
@@ -546,6 +568,7 @@ function Run:prepare (job)
     return false
   end
   job.params, job.log_params = params, chat_or_err
+  job.digest = request_digest(self, params)
   job.requests = self.strategy_requests + self:judges_of(job.case)
   job.cost = ratelimit.estimate(params, job.requests)
   return true
