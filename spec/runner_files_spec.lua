@@ -2,9 +2,9 @@
 -- file reached through symbolic links; resuming a case whose request
 -- changed since its result line was written.
 
-local aigc = require "aigc"
 local cli = require "cli"
 local devserver = require "devserver"
+local proc = require "procutil"
 local runfile = require "aigc.runfile"
 local runner = require "aigc.runner"
 local cjson = require "cjson"
@@ -15,76 +15,133 @@ local function rows (path)
   return list
 end
 
-describe("aigc.runner's results file", function ()
+describe("aigc.runner's files", function ()
   local srv, client, dir
-  setup(function () srv = devserver.start() end)
-  teardown(function () srv:stop() end)
-  before_each(function ()
-    srv:reset()
-    client = aigc.client { base_url = srv.base_url }
-    dir = cli.home()
-  end)
-  after_each(function ()
-    client:close()
-    cli.rmdir(dir)
-  end)
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end)
+  before_each(function () dir = cli.home() end)
+  after_each(function () cli.rmdir(dir) end)
 
-  local function run_to (out)
-    return runner.run { client = client, cases = { { id = "a", prompt = "Echo: a" } }, out = out }
-  end
+  describe("the results file", function ()
 
-  it("is locked as itself: a run through another link to it (or through the file) is refused", function ()
-    cli.write(dir .. "/r.jsonl", "")
-    assert.is_true(os.execute("ln -s r.jsonl " .. dir .. "/a.jsonl && ln -s " .. dir .. "/r.jsonl " .. dir
-                              .. "/b.jsonl"))
-    local hold = assert(runfile.lock_out(dir .. "/a.jsonl"))   -- (a run through link a holds it)
-    for _, out in ipairs { dir .. "/b.jsonl", dir .. "/r.jsonl", dir .. "/a.jsonl" } do
-      local none, err = run_to(out)
-      assert.is_nil(none, out)
-      assert.equal("locked", err.code)
-      assert.matches(out:gsub("%p", "%%%0") .. " is in use: another run %(pid %d+%) is writing it %(its lock is "
-                     .. "/.-/r%.jsonl%.lock%)", err.message)
+    local function run_to (out)
+      return runner.run { client = client, cases = { { id = "a", prompt = "Echo: a" } }, out = out }
     end
-    assert.equal(0, #srv:requests())
-    assert.equal("", cli.read(dir .. "/r.jsonl"))
-    hold:close()
-    assert(run_to(dir .. "/b.jsonl"))                         -- released: the run goes
-    assert.equal(1, #srv:requests())
-    assert.matches('^{.*"id":"a"', cli.read(dir .. "/r.jsonl"))
+
+    it("is locked as itself: a run through another link to it (or through the file) is refused", function ()
+      cli.write(dir .. "/r.jsonl", "")
+      assert.is_true(proc.execute("ln -s r.jsonl " .. dir .. "/a.jsonl && ln -s " .. dir .. "/r.jsonl " .. dir
+                                  .. "/b.jsonl"))
+      local hold = assert(runfile.lock_out(dir .. "/a.jsonl"))   -- (a run through link a holds it)
+      for _, out in ipairs { dir .. "/b.jsonl", dir .. "/r.jsonl", dir .. "/a.jsonl" } do
+        local none, err = run_to(out)
+        assert.is_nil(none, out)
+        assert.equal("locked", err.code)
+        assert.matches(out:gsub("%p", "%%%0") .. " is in use: another run %(pid %d+%) is writing it %(its lock is "
+                       .. "/.-/r%.jsonl%.lock%)", err.message)
+      end
+      assert.equal(0, #srv:requests())
+      assert.equal("", cli.read(dir .. "/r.jsonl"))
+      hold:close()
+      assert(run_to(dir .. "/b.jsonl"))                         -- released: the run goes
+      assert.equal(1, #srv:requests())
+      assert.matches('^{.*"id":"a"', cli.read(dir .. "/r.jsonl"))
+    end)
+
+    it("runs again a case whose request changed since its line was written (its prompt, the params)", function ()
+      local out = dir .. "/r.jsonl"
+      local function run (a, model)
+        return assert(runner.run { client = client, out = out, params = { model = model or "m1" },
+          cases = { { id = "a", prompt = "Echo: " .. a }, { id = "b", prompt = "Echo: same" } } })
+      end
+      run("one")
+      assert.equal(2, #srv:requests())
+      local s = run("two")                                       -- a's prompt edited: a alone runs again
+      assert.equal(3, #srv:requests())
+      assert.equal(1, s.skipped)
+      assert.equal("two", s.results.a.text)
+      local list = rows(out)
+      assert.equal(3, #list)
+      assert.equal("a", list[3].id)
+      assert.equal("two", list[3].text)
+      assert.is_string(list[3].digest)
+      s = run("two")                                             -- unchanged: nothing runs
+      assert.equal(3, #srv:requests())
+      assert.equal(2, s.skipped)
+      assert.equal("two", s.results.a.text)
+      run("two", "m2")                                           -- another model: both run again
+      assert.equal(5, #srv:requests())
+      assert.equal(5, #rows(out))
+    end)
+
+    it("takes a result line without a digest (an older version's) as done", function ()
+      local out = dir .. "/r.jsonl"
+      cli.write(out, '{"id":"a","ok":true,"text":"old","pass":true}\n')
+      local s = assert(runner.run { client = client, out = out, cases = { { id = "a", prompt = "Echo: new" } } })
+      assert.equal(0, #srv:requests())
+      assert.equal(1, s.skipped)
+      assert.equal("old", s.results.a.text)
+    end)
   end)
 
-  it("runs again a case whose request changed since its line was written (its prompt, the params)", function ()
-    local out = dir .. "/r.jsonl"
-    local function run (a, model)
-      return assert(runner.run { client = client, out = out, params = { model = model or "m1" },
-        cases = { { id = "a", prompt = "Echo: " .. a }, { id = "b", prompt = "Echo: same" } } })
+  describe("the cases file", function ()
+
+    local function write_cases (path, n, last)
+      local f = assert(io.open(path, "wb"))
+      for i = 1, n do f:write('{"id":"c', i, '","prompt":"Echo: hello ', i, '"}\n') end
+      if last then f:write(last, "\n") end
+      f:close()
     end
-    run("one")
-    assert.equal(2, #srv:requests())
-    local s = run("two")                                       -- a's prompt edited: a alone runs again
-    assert.equal(3, #srv:requests())
-    assert.equal(1, s.skipped)
-    assert.equal("two", s.results.a.text)
-    local list = rows(out)
-    assert.equal(3, #list)
-    assert.equal("a", list[3].id)
-    assert.equal("two", list[3].text)
-    assert.is_string(list[3].digest)
-    s = run("two")                                             -- unchanged: nothing runs
-    assert.equal(3, #srv:requests())
-    assert.equal(2, s.skipped)
-    assert.equal("two", s.results.a.text)
-    run("two", "m2")                                           -- another model: both run again
-    assert.equal(5, #srv:requests())
-    assert.equal(5, #rows(out))
-  end)
 
-  it("takes a result line without a digest (an older version's) as done", function ()
-    local out = dir .. "/r.jsonl"
-    cli.write(out, '{"id":"a","ok":true,"text":"old","pass":true}\n')
-    local s = assert(runner.run { client = client, out = out, cases = { { id = "a", prompt = "Echo: new" } } })
-    assert.equal(0, #srv:requests())
-    assert.equal(1, s.skipped)
-    assert.equal("old", s.results.a.text)
+    it("is read as the run needs its cases: the heap does not hold the file's 100,000 cases", function ()
+      local cases = dir .. "/cases.jsonl"
+      write_cases(cases, 100000)
+      local heap, n = {}, 0
+      local none, err = runner.run { client = client, cases = cases, out = dir .. "/r.jsonl", concurrency = 2,
+        on_result = function ()
+          n = n + 1
+          collectgarbage()
+          collectgarbage()
+          heap[#heap + 1] = collectgarbage("count")
+        end,
+        interrupted = function () return n >= 3 end }
+      assert.is_nil(none)
+      assert.equal("interrupted", err.code)
+      assert.is_true(#heap >= 3)
+      for _, kb in ipairs(heap) do assert.is_true(kb < 12 * 1024, kb .. " KB") end
+    end)
+
+    it("is checked whole before anything is sent: a bad last line is refused, naming it", function ()
+      local cases = dir .. "/cases.jsonl"
+      write_cases(cases, 2000, '{"id":"c7","prompt":"Echo: again"}')
+      local none, err = runner.run { client = client, cases = cases }
+      assert.is_nil(none)
+      assert.equal(cases .. ":2001: two cases have the id c7 (lines 7 and 2001): ids must be unique", err.message)
+      write_cases(cases, 2000, '{"id":"x","prompt":"Echo: x"')
+      none, err = runner.run { client = client, cases = cases }
+      assert.is_nil(none)
+      assert.matches("^" .. cases:gsub("%p", "%%%0") .. ":2001: not a JSON object", err.message)
+      assert.equal(0, #srv:requests())
+    end)
+
+    it("with results = false: no summary.results, and a resumed run counts what it skips as before", function ()
+      local cases, out = dir .. "/cases.jsonl", dir .. "/r.jsonl"
+      write_cases(cases, 6)
+      local spec = { client = client, cases = cases, out = out, results = false,
+                     assert = { { type = "contains", value = "hello" } } }
+      local s = assert(runner.run(spec))
+      assert.is_nil(s.results)
+      assert.same({ 6, 0, 6, 6 }, { s.total, s.skipped, s.ok, s.passed })
+      write_cases(cases, 8)                                    -- two more cases: they alone run
+      spec.assert = nil
+      cli.write(out, cli.read(out) .. '{"id":"c8","ok":true,"text":"x","pass":false}\n')   -- (an older line)
+      s = assert(runner.run(spec))
+      assert.equal(7, #srv:requests())
+      assert.same({ 8, 7, 8, 7 }, { s.total, s.skipped, s.ok, s.passed })
+      assert.same({ { name = "contains hello", type = "contains", passed = 6, total = 6 } }, s.assertions)
+      cli.write(cases, (cli.read(cases):gsub("hello 7", "hi 7")))   -- c7 edited: it alone runs again
+      s = assert(runner.run(spec))
+      assert.equal(8, #srv:requests())
+      assert.same({ 8, 7, 8 }, { s.total, s.skipped, s.ok })
+    end)
   end)
 end)

@@ -15,6 +15,7 @@ local util = require "aigc.util"
 local json_encode, json_decode = core.json.encode, core.json.decode
 local pairs, pcall, tostring, type = pairs, pcall, tostring, type
 local string_format = string.format
+local table_concat = table.concat
 local math_type, tointeger = rawget(math, "type"), compat.tointeger
 
 util.own_module()
@@ -57,6 +58,32 @@ local function id_problem (id)
   return "id must be a non-empty string or a number, got " .. (#text > 40 and text:sub(1, 37) .. "..." or text)
 end
 
+-- The case of line `n` of the cases file `path` (nil for a blank line),
+-- or nil, err: a line that is not a JSON object, or whose id is not a
+-- string or a number, names its line.
+local function decode_case (path, line, n)
+  if not line:find("%S") then return nil end
+  local c, jerr = json_decode(line)
+  -- (a JSON list is no case: it ran as one with no prompt, its first item taken for nothing)
+  -- (a line `null` said "(userdata)", the Lua type of the decoder's null)
+  local what = type(c) == "table" and core.is_array(c) and "a list" or jerr or (c == core.null and "null")
+    or type(c)
+  if type(c) ~= "table" or what == "a list" then
+    return nil, input_error(string_format("%s:%d: not a JSON object (%s)", path, n, tostring(what)))
+  end
+  if c.id == nil then c.id = n end
+  local why = id_problem(c.id)
+  if why then return nil, input_error(string_format("%s:%d: %s", path, n, why)) end
+  return c
+end
+
+local function cannot_read (path, err)
+  if core.file_kind(path) == "directory" then
+    return input_error("cannot read the cases: " .. path .. " is a directory, not a JSONL file")
+  end
+  return input_error("cannot read the cases: " .. tostring(err))
+end
+
 --- Reads a JSONL file of cases.
 -- @tparam string path
 -- @treturn[1] table cases (each with `id`; numbered from 1 by line when absent)
@@ -66,34 +93,54 @@ end
 -- number, names its line)
 -- @usage local cases = assert(runner.read_cases "cases.jsonl")
 function M.read_cases (path)
-  if core.file_kind(path) == "directory" then
-    return nil, input_error("cannot read the cases: " .. path .. " is a directory, not a JSONL file")
-  end
+  if core.file_kind(path) == "directory" then return nil, cannot_read(path) end
   local text, err = read_lines(path)
-  if not text then return nil, input_error("cannot read the cases: " .. tostring(err)) end
+  if not text then return nil, cannot_read(path, err) end
   -- (a UTF-8 byte order mark, as Windows editors and spreadsheet exports
   -- write one, is not part of the first case: it made line 1 "not JSON")
   if text:sub(1, 3) == "\239\187\191" then text = text:sub(4) end
   local cases, lines, n = {}, {}, 0
   for line in (text .. "\n"):gmatch("([^\n]*)\n") do
     n = n + 1
-    if line:find("%S") then
-      local c, jerr = json_decode(line)
-      -- (a JSON list is no case: it ran as one with no prompt, its first item taken for nothing)
-      -- (a line `null` said "(userdata)", the Lua type of the decoder's null)
-      local what = type(c) == "table" and core.is_array(c) and "a list" or jerr or (c == core.null and "null")
-        or type(c)
-      if type(c) ~= "table" or what == "a list" then
-        return nil, input_error(string_format("%s:%d: not a JSON object (%s)", path, n, tostring(what)))
-      end
-      if c.id == nil then c.id = n end
-      local why = id_problem(c.id)
-      if why then return nil, input_error(string_format("%s:%d: %s", path, n, why)) end
+    local c, cerr = decode_case(path, line, n)
+    if cerr then return nil, cerr end
+    if c then
       cases[#cases + 1] = c
       lines[#cases] = n
     end
   end
   return cases, lines
+end
+
+--- The cases of a JSONL file one at a time, as they are needed: a run
+-- of a million lines held them all (and the file's text), 0.9 GB.
+-- `reader:next()` gives the next case and its line, nil at the end, or
+-- nil, err (a line `decode_case` refuses: the file changed since it was
+-- checked). Only for a regular file (it is read again after its check).
+-- @tparam string path
+-- @treturn[1] table reader (`next`, `close`)
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+function M.case_reader (path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, cannot_read(path, err) end
+  local n = 0
+  local reader = {}
+  function reader.next ()
+    while f do
+      local line = f:read("*l")
+      if not line then reader.close(); return nil end
+      n = n + 1
+      if n == 1 and line:sub(1, 3) == "\239\187\191" then line = line:sub(4) end   -- (a BOM, as above)
+      local c, cerr = decode_case(path, line, n)
+      if cerr then reader.close(); return nil, cerr end
+      if c then return c, n end
+    end
+  end
+  function reader.close ()
+    if f then f:close(); f = nil end
+  end
+  return reader
 end
 
 -- A case's key (its results line's, its batch line's custom_id). An integer
@@ -119,6 +166,20 @@ local function not_results (path, n)
     .. "refusing to write results into it", path, n))
 end
 
+local CHUNK = 65536
+
+-- What a run that keeps no results (`results = false`) keeps of a done
+-- line: what the summary counts of it (`pass`, the assertions') and its
+-- request's digest, as a string ("1" or "0" for pass, then the digest)
+-- when it has no assertions: the lines of a million done cases, whole,
+-- were 1.4 GB. (Its usage and cost are not kept: a run's are its client's.)
+local function slim_row (r)
+  if type(r.assertions) == "table" and next(r.assertions) ~= nil then
+    return { ok = true, pass = r.pass, digest = r.digest, assertions = r.assertions }
+  end
+  return (r.pass == true and "1" or "0") .. (type(r.digest) == "string" and r.digest or "")
+end
+
 --- Reads a results file: the last `ok` result of each case id. Only a
 -- regular file is read (a pipe, a terminal or `/dev/stdout` is written to,
 -- never read: reading it would wait for ever). A file whose lines are not
@@ -127,38 +188,84 @@ end
 -- result line; a fragment that is not JSON (a killed run's last write) is
 -- to be dropped.
 -- @tparam string path
+-- @tparam[opt] boolean slim keep of each line only what a run counts (`done_row` reads it)
 -- @treturn[1] table|nil results by id (nil when there is no regular file to resume from)
 -- @treturn[1] string|nil what the file needs before results are appended: "newline" (its last
--- line has none), "partial" (rewrite it as the complete lines' text), or nil
--- @treturn[1] string the complete lines' text
+-- line has none), "partial" (rewrite it as its complete lines), or nil
+-- @treturn[1] integer the complete lines' length in bytes
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err (not a results file, or unreadable)
 -- @usage local done = runner.read_results "results.jsonl"
-function M.read_results (path)
+function M.read_results (path, slim)
   if core.file_kind(path) ~= "file" then return nil end
-  local text, rerr = read_lines(path)
-  if not text then return nil, run_error("cannot read " .. path .. ": " .. tostring(rerr)) end
-  local done, n = {}, 0
+  local f, rerr = io.open(path, "rb")
+  if not f then return nil, run_error("cannot read " .. path .. ": " .. tostring(rerr)) end
+  local done, n, complete, any, parts = {}, 0, 0, false, {}
   local function take (line)
     n = n + 1
     if not line:find("%S") then return true end
+    any = true
     local r = result_line(line)
-    if r and r.ok == true then done[id_key(r.id)] = r end
+    if r and r.ok == true then done[id_key(r.id)] = slim and slim_row(r) or r end
     return r ~= nil
   end
-  local complete = text:match("^(.*\n)") or ""
-  for line in complete:gmatch("([^\n]*)\n") do
-    if not take(line) then return nil, not_results(path, n) end
+  -- (read a piece at a time, not whole: a million lines' text was 128 MB
+  -- more at the run's start)
+  while true do
+    local chunk = f:read(CHUNK)
+    if not chunk then break end
+    local from = 1
+    while true do
+      local nl = chunk:find("\n", from, true)
+      if not nl then parts[#parts + 1] = chunk:sub(from); break end
+      parts[#parts + 1] = chunk:sub(from, nl - 1)
+      local line = table_concat(parts)
+      parts = {}
+      complete = complete + #line + 1
+      if not take(line) then f:close(); return nil, not_results(path, n) end
+      from = nl + 1
+    end
   end
-  local rest = text:sub(#complete + 1)
+  f:close()
+  local had = any
+  local rest = table_concat(parts)
   if rest == "" then return done, nil, complete end
-  if take(rest) then return done, "newline", text end
+  if take(rest) then return done, "newline", complete + #rest end
   -- Not a result line: a killed run's partial write (it is not JSON, and
   -- the file has results, or it starts as the runner's lines do), or not ours.
-  if json_decode(rest) == nil and (next(done) or complete:find("%S") or rest:find('^{"[%w_]+":')) then
+  if json_decode(rest) == nil and (next(done) or had or rest:find('^{"[%w_]+":')) then
     return done, "partial", complete
   end
   return nil, not_results(path, n)
+end
+
+--- A done line as `read_results(path, true)` keeps it, as a table (`ok`,
+-- `pass`, `digest`, `assertions`).
+-- @tparam string|table row
+-- @treturn table
+function M.done_row (row)
+  if type(row) ~= "string" then return row end
+  return { ok = true, pass = row:sub(1, 1) == "1", digest = #row > 1 and row:sub(2) or nil }
+end
+
+-- Copies the first `size` bytes of `path` into `tmp`: true, or nil, err.
+local function copy_head (path, tmp, size)
+  local src, err = io.open(path, "rb")
+  if not src then return nil, err end
+  local dst
+  dst, err = io.open(tmp, "wb")
+  if not dst then src:close(); return nil, err end
+  local ok = true
+  while ok and size > 0 do
+    local piece = src:read(size < CHUNK and size or CHUNK)
+    if not piece then break end
+    ok, err = dst:write(piece)
+    size = size - #piece
+  end
+  src:close()
+  local cok, cerr = dst:close()
+  if ok and not cok then ok, err = nil, cerr end
+  return ok, err
 end
 
 -- Opens the results file for appending, dropping a killed run's partial
@@ -167,21 +274,16 @@ end
 local function open_out (spec)
   local path = spec.out
   if not path then return nil, {} end
-  local done, fix, complete = M.read_results(path)
+  local done, fix, complete = M.read_results(path, spec.results == false)
   if not done and fix then return nil, nil, fix end
   if done and spec.resume == false then
     return nil, nil, run_error(path .. " exists: remove it, or resume from it")
   end
   if fix == "partial" then   -- a new file renamed into place: the old one stays whole until then
     local tmp = path .. ".partial"
-    local f, err = io.open(tmp, "wb")
-    local ok = f ~= nil
-    if f then
-      ok, err = f:write(complete)
-      f:close()
-      if ok then ok, err = os.rename(tmp, path) end
-      if not ok then os.remove(tmp) end
-    end
+    local ok, err = copy_head(path, tmp, complete)
+    if ok then ok, err = os.rename(tmp, path) end
+    if not ok then os.remove(tmp) end
     if not ok then return nil, nil, run_error("cannot rewrite " .. path .. ": " .. tostring(err)) end
   end
   local f, err = io.open(path, "ab")

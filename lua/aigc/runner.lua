@@ -60,9 +60,7 @@ local template_mod = require "aigc.template"
 local usage_mod = require "aigc.usage"
 local assertions_mod = require "aigc.assertions"
 local runfile = require "aigc.runfile"
-local runner_digest = require "aigc.runner_digest"
 local runner_input = require "aigc.runner_input"
-local runner_responses = require "aigc.runner_responses"
 local answer = require "aigc.runner_strategy"   -- (a case's call or strategy)
 local repair_utf8 = require("aigc.tools").repair_utf8
 
@@ -144,45 +142,6 @@ M.price = usage_mod.price
 -- {======================================================
 -- Running
 -- =======================================================
-
-local function case_vars (c)
-  if type(c.vars) == "table" then return c.vars end
-  local vars = {}
-  for k, v in pairs(c) do
-    if k ~= "id" and k ~= "assert" and k ~= "messages" then vars[k] = v end
-  end
-  return vars
-end
-
--- The params of a case, or nil, err; for a Responses run, the chat params
--- they were made from second (the prompt log reads messages, not input).
-local function case_params (run, c)
-  local params, err
-  if run.template then
-    params, err = run.template:render(case_vars(c), run.params)
-    if not params then return nil, err end
-    -- A template of a system prompt alone: the case's own messages or
-    -- prompt go after it (they were dropped: the system prompt went alone).
-    if run.template.prompt == nil then
-      local msgs = params.messages
-      if type(c.messages) == "table" then
-        for _, m in ipairs(c.messages) do msgs[#msgs + 1] = m end
-      elseif type(c.prompt) == "string" then msgs[#msgs + 1] = { role = "user", content = c.prompt }
-      else
-        return nil, run_error("case " .. tostring(c.id) .. " has no messages or prompt, and the template has no prompt")
-      end
-    end
-  else
-    params = {}
-    for k, v in pairs(run.params) do params[k] = v end
-    if type(c.messages) == "table" then params.messages = c.messages
-    elseif type(c.prompt) == "string" then params.messages = { { role = "user", content = c.prompt } }
-    else return nil, run_error("case " .. tostring(c.id) .. " has no messages or prompt, and there is no template") end
-  end
-  params.max_retries = 0    -- the runner retries, paced by its limiter
-  if run.api == "responses" then return runner_responses.params(params), params end
-  return params, params
-end
 
 local function retryable (err)
   if type(err) ~= "table" then return false end
@@ -294,29 +253,13 @@ end
 
 -- The spec and the cases, checked: aigc.runner_input.
 local check_spec, load_cases = runner_input.check_spec, runner_input.load_cases
+local case_params, request_digest, changed = runner_input.case_params, runner_input.request_digest,
+  runner_input.changed
 
 -- A run in progress: the spec, the queue of jobs (cases in order; a
 -- retried job goes back with a time), the counts, the limiter.
 local Run = {}
 Run.__index = Run
-
--- The digest of a case's request (aigc.runner_digest), or nil when it has
--- none (a string JSON cannot carry: the call fails it, as before).
-local function request_digest (run, params)
-  local ok, d = pcall(runner_digest.of_params, params, run.client, run.api)
-  if ok then return d end
-  util.reraise_memory(d)
-end
-
--- Whether a case done by an earlier run was asked another request then
--- (its prompt, vars, template or params edited since): resumed by its id
--- alone, the old answer was kept silently. A result line without a digest
--- (of an older version) counts as done.
-local function changed (run, c, prev)
-  if type(prev.digest) ~= "string" then return false end
-  local params = case_params(run, c)
-  return not params or request_digest(run, params) ~= prev.digest
-end
 
 local function new_run (spec, cases, tpl, out, done)
   local client = spec.client
@@ -328,25 +271,22 @@ local function new_run (spec, cases, tpl, out, done)
     max_wait = spec.max_wait or ratelimit.MAX_WAIT,
     limiter = ratelimit.new { concurrency = spec.concurrency or 4, pace = spec.pace, rpm = spec.rpm, tpm = spec.tpm,
                               max_wait = spec.max_wait },
-    summary = { total = #cases, skipped = 0, ok = 0, failed = 0, passed = 0, usage = {}, cost = nil, requests = 0,
-                retries = 0, rate_limited = 0, assertions = {}, by_assertion = {}, results = {} },
+    summary = { total = cases.total or #cases, skipped = 0, ok = 0, failed = 0, passed = 0, usage = {}, cost = nil,
+                requests = 0, retries = 0, rate_limited = 0, assertions = {}, by_assertion = {},
+                results = spec.results ~= false and {} or nil },
     started = now(), queue = {}, head = 1, retries = {}, running = 0, fatal = nil, strategy_requests = 1,
     in_flight = {},   -- job -> the task of its attempt, while it makes its requests
     global_judges = 0,
     last_progress = -1, interval = spec.progress_interval or 0.2,
   }, Run)
-  for _, c in ipairs(cases) do
-    local prev = done[id_key(c.id)]
-    if prev and changed(r, c, prev) then prev = nil end
-    if prev then
-      r.summary.skipped = r.summary.skipped + 1
-      r.summary.results[id_key(c.id)] = prev
-      tally(r.summary, prev)
-    else
-      r.queue[#r.queue + 1] = { case = c, attempt = 0, not_before = 0 }
-    end
+  r.done, r.remaining = done, 0
+  if cases.open then   -- (a file's cases, read as the run needs them: Run:pull)
+    local reader, err = cases.open()
+    if not reader then return nil, err end
+    r.source = reader
+  else
+    for _, c in ipairs(cases) do r:take(c) end
   end
-  r.remaining = #r.queue
   if type(r.strategy) == "table" then
     r.strategy_requests = (r.strategy.best_of or r.strategy.vote) + (r.strategy.best_of and 1 or 0)
   end
@@ -354,6 +294,44 @@ local function new_run (spec, cases, tpl, out, done)
   for _, a in ipairs(r.assertions) do if a.type == "judge" then r.global_judges = r.global_judges + 1 end end
   r.usage_before = r:usage_snapshots()
   return r
+end
+
+-- A case read: done by an earlier run (counted as such), or queued.
+function Run:take (c)
+  local key = id_key(c.id)
+  local prev = self.done[key]
+  if prev then prev = runfile.done_row(prev) end   -- (a run keeping no results keeps them short)
+  if prev and changed(self, c, prev) then prev = nil end
+  local summary = self.summary
+  if prev then
+    summary.skipped = summary.skipped + 1
+    if summary.results then summary.results[key] = prev end
+    tally(summary, prev)
+    return false
+  end
+  self.queue[#self.queue + 1] = { case = c, attempt = 0, not_before = 0 }
+  self.remaining = self.remaining + 1
+  return true
+end
+
+-- Reads the next cases of a file to run (a few: the queue is all of them
+-- that is kept) into a new queue: whether it has any. At the file's end
+-- the source goes; a line that became bad since it was checked stops the
+-- run (`fatal`).
+local PULLED = 64
+function Run:pull ()
+  local source, n = self.source, 0
+  self.queue, self.head = {}, 1
+  while source and n < PULLED do
+    local c, err = source.next()
+    if not c then
+      self.source, source = nil, nil
+      if err and not self.fatal then self.fatal = err end
+    elseif self:take(c) then
+      n = n + 1
+    end
+  end
+  return n > 0
 end
 
 -- The usage totals of the run's clients now (the judge client's when it
@@ -411,7 +389,7 @@ end
 -- A job is over: its result is written, counted and told.
 function Run:finish (job, result)
   local summary, out = self.summary, self.out
-  summary.results[id_key(job.case.id)] = result
+  if summary.results then summary.results[id_key(job.case.id)] = result end
   tally(summary, result)
   if out then
     local ok, line = pcall(json_encode, result)
@@ -511,6 +489,7 @@ end
 -- with no line to show for them -- and end with no line.
 function Run:abandon ()
   self.stopped = true
+  if self.source then self.source.close(); self.source = nil end
   for _, co in pairs(self.in_flight) do task.cancel_task(co, "the run was stopped") end
 end
 
@@ -549,7 +528,7 @@ function Run:progress (final)
   spec.on_progress {
     total = summary.total, done = summary.ok + summary.failed, skipped = summary.skipped,
     ok = summary.ok, failed = summary.failed, passed = summary.passed, running = self.running,
-    rate = rate, eta = rate > 0 and self.remaining / rate or nil, elapsed = elapsed,
+    rate = rate, eta = rate > 0 and (summary.total - summary.ok - summary.failed) / rate or nil, elapsed = elapsed,
     tokens = totals.total_tokens or 0, cost = totals.cost, retries = summary.retries,
     rate_limited = summary.rate_limited, concurrency = st.concurrency, final = final or false,
     batch = self.last_batch,   -- (a batch run's: its last state)
@@ -596,7 +575,11 @@ function Run:admit ()
     end
   end
   local queue = self.queue
-  while self.head <= #queue do
+  while true do
+    if self.head > #queue then
+      if not (self.source and self:pull()) then break end
+      queue = self.queue
+    end
     local job = queue[self.head]
     if not self:prepare(job) then
       queue[self.head], self.head = false, self.head + 1
@@ -617,7 +600,8 @@ local INTERNAL, run_cases   -- (set below)
 -- @tparam table spec
 --
 --  - `client` (required): the client requests go to
---  - `cases` (required): a JSONL path, or a list of case tables
+--  - `cases` (required): a JSONL path, or a list of case tables (a regular file, on the direct
+--    backend, is checked whole first, then read as the run sends its cases: never held)
 --  - `template`: an `aigc.template` (or a table for `aigc.template.new`); without
 --    one, cases give `messages` or `prompt`
 --  - `params`: request params over the template's (`model`, `temperature`...)
@@ -641,6 +625,9 @@ local INTERNAL, run_cases   -- (set below)
 --    returns true the run stops, its results so far written (a rerun resumes),
 --    and `run` returns nil, an error of code "interrupted" (the cases still in
 --    flight then end with no line and no callback)
+--  - `results` (default true): false keeps no `summary.results` (a run of a
+--    million cases held every result line until it ended; the done lines of
+--    `out` are then kept without their `text`, `parsed` and `error`)
 --  - `judge_client`: the client of judge assertions (default `client`)
 --  - `backend`: "direct" (the default) or "batch": the Batch API (`aigc.batch`): the cases
 --    that are not done go as one batch (as several past the API's limits), polled every
@@ -661,7 +648,8 @@ local INTERNAL, run_cases   -- (set below)
 -- attempts and judges included), `totals` (`requests`, `errors`, `retries`, `cache_hits`,
 -- tokens, `models`: see `client:usage()`; for the batch backend, its lines and judges), `elapsed`,
 -- `requests` (attempts), `retries`, `rate_limited`,
--- `assertions` (list of `{ name =, type =, passed =, total = }`), `results` (by id)
+-- `assertions` (list of `{ name =, type =, passed =, total = }`), `results` (by id; none with
+-- `results = false`)
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err (unreadable cases or results file; code "input": cases to fix, code
 -- "locked": another run writes `out`, see `aigc.runfile`)
@@ -701,7 +689,11 @@ function run_cases (spec, cases, hold)
   if tpl ~= nil and getmetatable(tpl) ~= template_mod.Template then tpl = template_mod.new(tpl) end
   local out, done, oerr = runfile.open_out(spec)
   if oerr then return nil, oerr end
-  local r = new_run(spec, cases, tpl, out, done)
+  local r, rerr = new_run(spec, cases, tpl, out, done)
+  if not r then
+    if out then out:close() end
+    return nil, rerr
+  end
   hold.run = r
   if (spec.backend or "direct") == "batch" then
     local ok, done_ok, berr = task.pcall(require("aigc.batch_backend").backend, r, INTERNAL)
@@ -713,7 +705,7 @@ function run_cases (spec, cases, hold)
       return nil, ok and berr or done_ok
     end
   end
-  while r.remaining > 0 do
+  while r.remaining > 0 or r.source do
     local wait = r:admit()
     r:progress(false)
     if r.remaining > 0 and not r.fatal then r:pause(wait > 0 and wait or 0) end

@@ -1,6 +1,7 @@
 --- The dataset runner's input, checked (aigc.runner's part): `run`'s
 -- spec (a misuse raises, naming the option) and its cases (a fault of the
--- cases is nil, err of code "input", naming the case and its line).
+-- cases is nil, err of code "input", naming the case and its line); a
+-- case's request (its params, their digest).
 -- Internal: `aigc.runner.run` calls them.
 --
 -- @module aigc.runner_input
@@ -8,16 +9,19 @@
 local assertions_mod = require "aigc.assertions"
 local check_mod = require "aigc.check"
 local compat = require "aigc.compat"
+local core = require "aigc.core"
 local runfile = require "aigc.runfile"
+local runner_digest = require "aigc.runner_digest"
 local runner_responses = require "aigc.runner_responses"
 local strategy_shared = require "aigc.strategy_shared"
 local template_mod = require "aigc.template"
 local usage_mod = require "aigc.usage"
 local util = require "aigc.util"
 
-local getmetatable, ipairs, pairs, tostring, type = getmetatable, ipairs, pairs, tostring, type
+local getmetatable, ipairs, pairs, pcall, tostring, type = getmetatable, ipairs, pairs, pcall, tostring, type
 local math_floor = math.floor
 local input_error, id_problem, id_key = runfile.input_error, runfile.id_problem, runfile.id_key
+local run_error = runfile.run_error
 
 util.own_module()
 
@@ -34,6 +38,7 @@ local OPTIONS = {
   resume = "boolean", rpm = "number", tpm = "number", progress_interval = "number",
   batch_id = true, batch_interval = "number", batch_metadata = "table", batch_endpoint = "string",
   batch_price_factor = "number", interrupted = "function", max_wait = "number", api = "string",
+  results = "boolean",
 }
 
 -- Misuse of run: `bad argument #1 to 'run' (spec.X: ...)`.
@@ -137,47 +142,165 @@ function M.check_spec (spec)
   end
 end
 
--- Reads and checks the cases: list, or nil, err.
+-- Checks case `i` (of line `line` of the file `path`, when it is one's)
+-- and completes it (its id, its assertions as a list): nil, or err.
+-- `seen`: the line (or index) of each id so far, by key.
+local function check_case (spec, c, i, path, line, seen)
+  -- (a case of a file is named by its line too: PATH:LINE: case ID: ...)
+  local function at (key)
+    return (line and path .. ":" .. line .. ": " or "") .. "case " .. key .. ": "
+  end
+  if type(c) ~= "table" then return input_error("case " .. i .. " is not a table") end
+  if c.id == nil then c.id = i end
+  local why = id_problem(c.id)
+  if why then return input_error("case " .. i .. ": " .. why) end
+  local key = id_key(c.id)
+  if seen[key] then   -- (of a file: both lines, to find them in 10,000)
+    return input_error((line and path .. ":" .. line .. ": " or "") .. "two cases have the id "
+      .. key .. (line and " (lines " .. seen[key] .. " and " .. line .. ")" or "")
+      .. ": ids must be unique")
+  end
+  seen[key] = line or i
+  -- (one assertion object is a one-item list; a string or any other
+  -- shape is refused: ignored, its case would pass unchecked; so is an
+  -- assertion whose arguments are wrong: each case would fail the same way)
+  local list
+  list, why = assertions_mod.list(c.assert)
+  if not list then return input_error(at(key) .. "assert: " .. why) end
+  c.assert = c.assert ~= nil and list or nil
+  -- without a template, `messages` or `prompt` is the request: of the wrong type, refused
+  -- here (each case would fail with a message that it has none)
+  if spec.template == nil and c.messages ~= nil and type(c.messages) ~= "table" then
+    return input_error(at(key) .. "messages must be a list of messages, got " .. type(c.messages))
+  elseif spec.template == nil and c.messages == nil and c.prompt ~= nil and type(c.prompt) ~= "string" then
+    return input_error(at(key) .. "prompt must be a string, got " .. util.describe(c.prompt))
+  end
+end
+
+--- A direct run's cases of a regular file, checked line by line, none
+-- kept: `{ path =, total = }`, read again as the run needs them
+-- (`open`: a `runfile.case_reader` whose cases are checked as these were;
+-- a run of a million lines held them all, 0.9 GB). Every line is checked
+-- before anything is sent, as when they were all read: a bad line 900,000
+-- is refused before 899,999 calls are paid for. The ids' keys are kept
+-- while the check runs (two cases with one id are refused).
+-- @treturn[1] table
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+local function scan_cases (spec, path)
+  local reader, err = runfile.case_reader(path)
+  if not reader then return nil, err end
+  local seen, total = {}, 0
+  while true do
+    local c, line_or_err = reader.next()
+    if not c then
+      if line_or_err then return nil, line_or_err end
+      break
+    end
+    total = total + 1
+    err = check_case(spec, c, total, path, line_or_err, seen)
+    if err then reader.close(); return nil, err end
+  end
+  local source = { path = path, total = total }
+  function source.open ()
+    local r, rerr = runfile.case_reader(path)
+    if not r then return nil, rerr end
+    local i = 0
+    return { close = r.close, next = function ()
+      local c, line_or_err = r.next()
+      if not c then return nil, line_or_err end
+      i = i + 1
+      -- (the ids are not kept again: two cases with one id written into
+      -- the file since its check both run)
+      local cerr = check_case(spec, c, i, path, line_or_err, {})
+      if cerr then r.close(); return nil, cerr end
+      return c
+    end }
+  end
+  return source
+end
+
+-- {======================================================
+-- A case's request
+-- =======================================================
+
+local function case_vars (c)
+  if type(c.vars) == "table" then return c.vars end
+  local vars = {}
+  for k, v in pairs(c) do
+    if k ~= "id" and k ~= "assert" and k ~= "messages" then vars[k] = v end
+  end
+  return vars
+end
+
+-- The params of a case, or nil, err; for a Responses run, the chat params
+-- they were made from second (the prompt log reads messages, not input).
+function M.case_params (run, c)
+  local params, err
+  if run.template then
+    params, err = run.template:render(case_vars(c), run.params)
+    if not params then return nil, err end
+    -- A template of a system prompt alone: the case's own messages or
+    -- prompt go after it (they were dropped: the system prompt went alone).
+    if run.template.prompt == nil then
+      local msgs = params.messages
+      if type(c.messages) == "table" then
+        for _, m in ipairs(c.messages) do msgs[#msgs + 1] = m end
+      elseif type(c.prompt) == "string" then msgs[#msgs + 1] = { role = "user", content = c.prompt }
+      else
+        return nil, run_error("case " .. tostring(c.id) .. " has no messages or prompt, and the template has no prompt")
+      end
+    end
+  else
+    params = {}
+    for k, v in pairs(run.params) do params[k] = v end
+    if type(c.messages) == "table" then params.messages = c.messages
+    elseif type(c.prompt) == "string" then params.messages = { { role = "user", content = c.prompt } }
+    else return nil, run_error("case " .. tostring(c.id) .. " has no messages or prompt, and there is no template") end
+  end
+  params.max_retries = 0    -- the runner retries, paced by its limiter
+  if run.api == "responses" then return runner_responses.params(params), params end
+  return params, params
+end
+
+-- The digest of a case's request (aigc.runner_digest), or nil when it has
+-- none (a string JSON cannot carry: the call fails it, as before).
+function M.request_digest (run, params)
+  local ok, d = pcall(runner_digest.of_params, params, run.client, run.api)
+  if ok then return d end
+  util.reraise_memory(d)
+end
+
+-- Whether a case done by an earlier run was asked another request then
+-- (its prompt, vars, template or params edited since): resumed by its id
+-- alone, the old answer was kept silently. A result line without a digest
+-- (of an older version) counts as done.
+function M.changed (run, c, prev)
+  if type(prev.digest) ~= "string" then return false end
+  local params = M.case_params(run, c)
+  return not params or M.request_digest(run, params) ~= prev.digest
+end
+
+-- }======================================================
+
+-- Reads and checks the cases: a list, or a source (`scan_cases`: a direct
+-- run's regular file), or nil, err.
 function M.load_cases (spec)
   local cases, lines = spec.cases, nil
   if type(cases) == "string" then
+    if (spec.backend or "direct") == "direct" and core.file_kind(cases) == "file" then
+      return scan_cases(spec, cases)
+    end
     local list, lines_or_err = runfile.read_cases(cases)
     if not list then return nil, lines_or_err end
     cases, lines = list, lines_or_err
   elseif type(cases) ~= "table" then
     spec_error("cases", util.expected("JSONL path or list of case tables", cases))
   end
-  -- (a case of a file is named by its line too: PATH:LINE: case ID: ...)
-  local function at (i, key)
-    return (lines and spec.cases .. ":" .. lines[i] .. ": " or "") .. "case " .. key .. ": "
-  end
   local seen = {}
   for i, c in ipairs(cases) do
-    if type(c) ~= "table" then return nil, input_error("case " .. i .. " is not a table") end
-    if c.id == nil then c.id = i end
-    local why = id_problem(c.id)
-    if why then return nil, input_error("case " .. i .. ": " .. why) end
-    local key = id_key(c.id)
-    if seen[key] then   -- (of a file: both lines, to find them in 10,000)
-      return nil, input_error((lines and spec.cases .. ":" .. lines[i] .. ": " or "") .. "two cases have the id "
-        .. key .. (lines and " (lines " .. lines[seen[key]] .. " and " .. lines[i] .. ")" or "")
-        .. ": ids must be unique")
-    end
-    seen[key] = i
-    -- (one assertion object is a one-item list; a string or any other
-    -- shape is refused: ignored, its case would pass unchecked; so is an
-    -- assertion whose arguments are wrong: each case would fail the same way)
-    local list
-    list, why = assertions_mod.list(c.assert)
-    if not list then return nil, input_error(at(i, key) .. "assert: " .. why) end
-    c.assert = c.assert ~= nil and list or nil
-    -- without a template, `messages` or `prompt` is the request: of the wrong type, refused
-    -- here (each case would fail with a message that it has none)
-    if spec.template == nil and c.messages ~= nil and type(c.messages) ~= "table" then
-      return nil, input_error(at(i, key) .. "messages must be a list of messages, got " .. type(c.messages))
-    elseif spec.template == nil and c.messages == nil and c.prompt ~= nil and type(c.prompt) ~= "string" then
-      return nil, input_error(at(i, key) .. "prompt must be a string, got " .. util.describe(c.prompt))
-    end
+    local err = check_case(spec, c, i, spec.cases, lines and lines[i], seen)
+    if err then return nil, err end
   end
   return cases
 end

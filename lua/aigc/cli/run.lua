@@ -130,16 +130,31 @@ end
 -- model or key fails every case, and without --out the errors were
 -- nowhere. The server's text is shown, not obeyed (no control characters).
 M.FAILURES_SHOWN = 5
+local function by_id (a, b)   -- (ids: numbers, then strings)
+  if type(a.id) == "number" and type(b.id) == "number" then return a.id < b.id end
+  if type(a.id) ~= type(b.id) then return type(a.id) == "number" end
+  return tostring(a.id) < tostring(b.id)
+end
+
+-- The failed results a run's report shows, kept as they come (the run
+-- keeps no `results`: a million cases' lines held to the end): the first
+-- few by id. Returns the on_result function and the list.
+local function failures_kept ()
+  local kept = {}
+  return function (r)
+    if r.ok ~= false then return end
+    kept[#kept + 1] = r
+    table.sort(kept, by_id)
+    kept[M.FAILURES_SHOWN + 1] = nil
+  end, kept
+end
+
 local function failure_lines (s)
   local failed = {}
   for _, r in pairs(type(s.results) == "table" and s.results or {}) do
     if type(r) == "table" and r.ok == false then failed[#failed + 1] = r end
   end
-  table.sort(failed, function (a, b)   -- (ids: numbers, then strings)
-    if type(a.id) == "number" and type(b.id) == "number" then return a.id < b.id end
-    if type(a.id) ~= type(b.id) then return type(a.id) == "number" end
-    return tostring(a.id) < tostring(b.id)
-  end)
+  table.sort(failed, by_id)
   local lines = {}
   for i = 1, math.min(#failed, M.FAILURES_SHOWN) do
     local e = failed[i].error
@@ -151,9 +166,8 @@ local function failure_lines (s)
     if #why > 200 then why = why:sub(1, 197) .. "..." end
     lines[i] = ("case %s failed: %s"):format(tostring(failed[i].id), why):gsub("[%z\1-\31\127]", "?")
   end
-  if #failed > M.FAILURES_SHOWN then
-    lines[#lines + 1] = ("... and %d more failed cases"):format(#failed - M.FAILURES_SHOWN)
-  end
+  local more = math.max(#failed, tonumber(s.failed) or 0) - math.min(#failed, M.FAILURES_SHOWN)
+  if more > 0 then lines[#lines + 1] = ("... and %d more failed cases"):format(more) end
   return lines
 end
 
@@ -431,13 +445,14 @@ function M.run (args)
   local width, stop_width = function () return nil end, function () end
   if tty then width, stop_width = width_watch(not args.batch) end
   local batches = batch_runs(args.batch_id)
+  local on_result, failed = failures_kept()
   -- (a batch run only: a direct run's errors keep their own traceback)
   local ok, summary, err = (args.batch and pcall or function (f, ...) return true, f(...) end)(runner.run, {
     client = client, cases = args.cases, template = tpl, params = params, out = args.out,
     concurrency = args.concurrency and math.floor(args.concurrency), strategy = strategy, assert = asserts,
     prices = config.prices, max_attempts = args.max_attempts, pace = not args.no_pace, log = log,
     backend = args.batch and "batch" or nil, batch_id = batches.resume, api = args.api,
-    interrupted = not args.batch and interrupted or nil,
+    interrupted = not args.batch and interrupted or nil, results = false, on_result = on_result,
     on_progress = (args.batch or not args.quiet) and function (p)
       if p.batch then batches:saw(p.batch.id) end
       if args.quiet then return end
@@ -468,6 +483,7 @@ function M.run (args)
                 .. ": run it again to resume)" or ""), 130)
   end
   check_outcome(summary, err, args.dataset)
+  summary.results = failed
   if args.json then
     summary.results = nil
     common.print_json(summary)
