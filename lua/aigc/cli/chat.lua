@@ -345,7 +345,14 @@ function Session:command (line)
     else conv.model = rest; common.out("model " .. rest .. "\n") end
   elseif cmd == "save" then
     if rest == "" then common.out("usage: /save FILE\n"); return end
-    local why = save_file(rest, conv:save())
+    local text = conv:save()
+    -- SIGTERM or SIGHUP (the terminal closed) while the file is written
+    -- is noted, as while a reply comes: the save ends whole, renamed into
+    -- place, and then the session ends by the signal (dispatch releases
+    -- them). Killed inside it, it left FILE.part beside the file. (Without
+    -- luv, they kill, as before.)
+    self.reader:catch_term()
+    local why = save_file(rest, text)
     if why then common.note("aigc: " .. why); return end
     common.out("saved to " .. rest .. "\n")
   elseif cmd == "load" then
