@@ -73,6 +73,19 @@ describe("aigc.runner's files", function ()
       assert.equal(5, #rows(out))
     end)
 
+    it("read back with assertions that are none (a number, a type that is no string): counted without them", function ()
+      local out = dir .. "/r.jsonl"
+      cli.write(out, '{"id":"a","ok":true,"pass":true,"assertions":[1,"x",{"type":{}},{"type":"contains",'
+                .. '"value":"x","pass":true}]}\n{"id":"b","ok":true,"pass":"yes","assertions":[{"type":[]}]}\n')
+      for _, results in ipairs { true, false } do
+        local s = assert(runner.run { client = client, out = out, results = results,
+                                      cases = { { id = "a", prompt = "Echo: a" }, { id = "b", prompt = "Echo: b" } } })
+        assert.same({ 2, 2, 1 }, { s.skipped, s.ok, s.passed })
+        assert.same({ { name = "contains x", type = "contains", passed = 1, total = 1 } }, s.assertions)
+      end
+      assert.equal(0, #srv:requests())
+    end)
+
     it("takes a result line without a digest (an older version's) as done", function ()
       local out = dir .. "/r.jsonl"
       cli.write(out, '{"id":"a","ok":true,"text":"old","pass":true}\n')

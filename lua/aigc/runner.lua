@@ -232,19 +232,24 @@ end
 local function tally (summary, r)
   if r.ok then
     summary.ok = summary.ok + 1
-    if r.pass then summary.passed = summary.passed + 1 end
+    if r.pass == true then summary.passed = summary.passed + 1 end
     add_usage(summary.usage, r.usage)
     if type(r.cost) == "number" then summary.cost = (summary.cost or 0) + r.cost end
     for _, a in ipairs(type(r.assertions) == "table" and r.assertions or {}) do
-      local name = describe_assertion(a)
-      local row = summary.by_assertion[name]
-      if not row then
+      -- (a line of the results file, read back, may hold anything: an
+      -- entry that is no assertion -- a number, a `type` that is not a
+      -- string -- raised inside the run, or in the report, "internal error")
+      local name = type(a) == "table" and type(a.type) == "string" and describe_assertion(a)
+      local row = name and summary.by_assertion[name]
+      if name and not row then
         row = { name = name, type = a.type, passed = 0, total = 0 }
         summary.by_assertion[name] = row
         summary.assertions[#summary.assertions + 1] = row
       end
-      row.total = row.total + 1
-      if a.pass then row.passed = row.passed + 1 end
+      if row then
+        row.total = row.total + 1
+        if a.pass == true then row.passed = row.passed + 1 end
+      end
     end
   else
     summary.failed = summary.failed + 1
