@@ -123,6 +123,21 @@ describe("aigc.runner's files", function ()
       for _, kb in ipairs(heap) do assert.is_true(kb < 12 * 1024, kb .. " KB") end
     end)
 
+    it("gives the run the cases it checked, not lines appended to it while the run goes", function ()
+      local cases = dir .. "/cases.jsonl"
+      write_cases(cases, 300)                                 -- (more than a read takes at once)
+      local appended = false
+      local s = assert(runner.run { client = client, cases = cases, concurrency = 4, on_result = function ()
+        if appended then return end
+        appended = true
+        local f = assert(io.open(cases, "ab"))
+        f:write('{"id":"c1","prompt":"Echo: again"}\n{"id":"c6","prompt":"Echo: new"}\n')
+        f:close()
+      end })
+      assert.same({ 300, 300 }, { s.total, s.ok })
+      assert.equal(300, srv:stats().requests_total)
+    end)
+
     it("is checked whole before anything is sent: a bad last line is refused, naming it", function ()
       local cases = dir .. "/cases.jsonl"
       write_cases(cases, 2000, '{"id":"c7","prompt":"Echo: again"}')

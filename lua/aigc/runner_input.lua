@@ -207,11 +207,12 @@ local function scan_cases (spec, path)
     if not r then return nil, rerr end
     local i = 0
     return { close = r.close, next = function ()
+      -- (the cases checked, no more: lines a writer appends while the run
+      -- goes, never checked -- an id twice -- are not taken)
+      if i >= total then r.close(); return nil end
       local c, line_or_err = r.next()
       if not c then return nil, line_or_err end
       i = i + 1
-      -- (the ids are not kept again: two cases with one id written into
-      -- the file since its check both run)
       local cerr = check_case(spec, c, i, path, line_or_err, {})
       if cerr then r.close(); return nil, cerr end
       return c
