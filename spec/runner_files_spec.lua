@@ -138,6 +138,25 @@ describe("aigc.runner's files", function ()
       assert.equal(300, srv:stats().requests_total)
     end)
 
+    it("cut short while the run reads it: the run stops with an error, its results so far kept", function ()
+      local cases, out = dir .. "/cases.jsonl", dir .. "/r.jsonl"
+      write_cases(cases, 300)
+      local cut = false
+      local none, err = runner.run { client = client, cases = cases, out = out, on_result = function ()
+        if cut then return end
+        cut = true
+        write_cases(cases, 250)                               -- (rewritten in place, shorter)
+      end }
+      assert.is_nil(none)
+      assert.equal("input", err.code)
+      -- (the same lines up to the new end: the reader, past what it had read ahead, meets that end; a
+      -- reader further on would meet a line cut in two, named, as changed too)
+      assert.equal(cases .. " changed while the run read it: it ends after 250 cases, 300 were checked (run it "
+                   .. "again to resume)", err.message)
+      local lines = select(2, cli.read(out):gsub("\n", ""))
+      assert.is_true(lines > 0 and lines < 250, lines)
+    end)
+
     it("is checked whole before anything is sent: a bad last line is refused, naming it", function ()
       local cases = dir .. "/cases.jsonl"
       write_cases(cases, 2000, '{"id":"c7","prompt":"Echo: again"}')
