@@ -157,6 +157,22 @@ describe("aigc.runner's files", function ()
       assert.is_true(lines > 0 and lines < 250, lines)
     end)
 
+    it("resumed, passes over its done cases a step at a time: Ctrl-C and the progress are heard meanwhile", function ()
+      local cases, out = dir .. "/cases.jsonl", dir .. "/r.jsonl"
+      write_cases(cases, 10000)
+      local done = {}
+      for i = 1, 10000 do done[i] = '{"id":"c' .. i .. '","ok":true,"pass":true}\n' end
+      cli.write(out, table.concat(done))
+      local seen = {}
+      local none, err = runner.run { client = client, cases = cases, out = out, progress_interval = 0,
+        on_progress = function (p) seen[#seen + 1] = p.skipped end,
+        interrupted = function () return #seen >= 2 end }
+      assert.is_nil(none)
+      assert.equal("interrupted", err.code)
+      assert.is_true(seen[1] < 10000, tostring(seen[1]))
+      assert.equal(0, srv:stats().requests_total)
+    end)
+
     it("is checked whole before anything is sent: a bad last line is refused, naming it", function ()
       local cases = dir .. "/cases.jsonl"
       write_cases(cases, 2000, '{"id":"c7","prompt":"Echo: again"}')

@@ -320,15 +320,18 @@ function Run:take (c)
 end
 
 -- Reads the next cases of a file to run (a few: the queue is all of them
--- that is kept) into a new queue: whether it has any. At the file's end
--- the source goes; a line that became bad since it was checked stops the
--- run (`fatal`).
-local PULLED = 64
+-- that is kept) into a new queue: whether it has any. At most SCANNED
+-- lines a time: the cases done by an earlier run are passed over here, and
+-- a resumed million of them held the run (its Ctrl-C, its progress) for a
+-- minute in one step. At the file's end the source goes; a line that
+-- became bad since it was checked stops the run (`fatal`).
+local PULLED, SCANNED = 64, 2048
 function Run:pull ()
-  local source, n = self.source, 0
+  local source, n, scanned = self.source, 0, 0
   self.queue, self.head = {}, 1
-  while source and n < PULLED do
+  while source and n < PULLED and scanned < SCANNED do
     local c, err = source.next()
+    scanned = scanned + 1
     if not c then
       self.source, source = nil, nil
       if err and not self.fatal then self.fatal = err end
@@ -582,7 +585,10 @@ function Run:admit ()
   local queue = self.queue
   while true do
     if self.head > #queue then
-      if not (self.source and self:pull()) then break end
+      if not (self.source and self:pull()) then
+        if self.source then wait = 0 end   -- (more to read: the next step goes on at once)
+        break
+      end
       queue = self.queue
     end
     local job = queue[self.head]
