@@ -173,6 +173,12 @@ describe("aigc.runner's files", function ()
       assert.equal(0, srv:stats().requests_total)
     end)
 
+    it("is told from a list of cases with fields `total` and `open` of its own", function ()
+      local cases = { { id = "a", prompt = "Echo: a" }, total = 7, open = function () error("opened") end }
+      local s = assert(runner.run { client = client, cases = cases })
+      assert.same({ 1, 1 }, { s.total, s.ok })
+    end)
+
     it("is checked whole before anything is sent: a bad last line is refused, naming it", function ()
       local cases = dir .. "/cases.jsonl"
       write_cases(cases, 2000, '{"id":"c7","prompt":"Echo: again"}')

@@ -267,7 +267,7 @@ local Run = {}
 Run.__index = Run
 
 local function new_run (spec, cases, tpl, out, done)
-  local client = spec.client
+  local client, source = spec.client, getmetatable(cases) == runner_input.Source
   local r = setmetatable({
     spec = spec, out = out, client = client, judge_client = spec.judge_client or client, template = tpl,
     params = spec.params or {}, strategy = spec.strategy, api = spec.api or "chat", prices = spec.prices or {},
@@ -276,8 +276,8 @@ local function new_run (spec, cases, tpl, out, done)
     max_wait = spec.max_wait or ratelimit.MAX_WAIT,
     limiter = ratelimit.new { concurrency = spec.concurrency or 4, pace = spec.pace, rpm = spec.rpm, tpm = spec.tpm,
                               max_wait = spec.max_wait },
-    summary = { total = cases.total or #cases, skipped = 0, ok = 0, failed = 0, passed = 0, usage = {}, cost = nil,
-                requests = 0, retries = 0, rate_limited = 0, assertions = {}, by_assertion = {},
+    summary = { total = source and cases.total or #cases, skipped = 0, ok = 0, failed = 0, passed = 0, usage = {},
+                cost = nil, requests = 0, retries = 0, rate_limited = 0, assertions = {}, by_assertion = {},
                 results = spec.results ~= false and {} or nil },
     started = now(), queue = {}, head = 1, retries = {}, running = 0, fatal = nil, strategy_requests = 1,
     in_flight = {},   -- job -> the task of its attempt, while it makes its requests
@@ -285,7 +285,7 @@ local function new_run (spec, cases, tpl, out, done)
     last_progress = -1, interval = spec.progress_interval or 0.2,
   }, Run)
   r.done, r.remaining = done, 0
-  if cases.open then   -- (a file's cases, read as the run needs them: Run:pull)
+  if source then   -- (a file's cases, read as the run needs them: Run:pull)
     local reader, err = cases.open()
     if not reader then return nil, err end
     r.source = reader

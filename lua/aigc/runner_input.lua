@@ -18,7 +18,8 @@ local template_mod = require "aigc.template"
 local usage_mod = require "aigc.usage"
 local util = require "aigc.util"
 
-local getmetatable, ipairs, pairs, pcall, tostring, type = getmetatable, ipairs, pairs, pcall, tostring, type
+local getmetatable, ipairs, pairs, pcall, setmetatable, tostring, type = getmetatable, ipairs, pairs, pcall,
+  setmetatable, tostring, type
 local math_floor = math.floor
 local input_error, id_problem, id_key = runfile.input_error, runfile.id_problem, runfile.id_key
 local run_error = runfile.run_error
@@ -187,6 +188,9 @@ end
 -- @treturn[1] table
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
+local Source = {}   -- (the metatable of these: a list of the user's may have any field)
+M.Source = Source
+
 local function scan_cases (spec, path)
   local reader, err = runfile.case_reader(path)
   if not reader then return nil, err end
@@ -201,7 +205,7 @@ local function scan_cases (spec, path)
     err = check_case(spec, c, total, path, line_or_err, seen)
     if err then reader.close(); return nil, err end
   end
-  local source = { path = path, total = total }
+  local source = setmetatable({ path = path, total = total }, Source)
   function source.open ()
     local r, rerr = runfile.case_reader(path)
     if not r then return nil, rerr end
