@@ -178,6 +178,9 @@ local function check_case (spec, c, i, path, line, seen)
   end
 end
 
+local Source = {}   -- (the metatable of these: a list of the user's may have any field)
+M.Source = Source
+
 --- A direct run's cases of a regular file, checked line by line, none
 -- kept: `{ path =, total = }`, read again as the run needs them
 -- (`open`: a `runfile.case_reader` whose cases are checked as these were;
@@ -188,9 +191,6 @@ end
 -- @treturn[1] table
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
-local Source = {}   -- (the metatable of these: a list of the user's may have any field)
-M.Source = Source
-
 local function scan_cases (spec, path)
   local reader, err = runfile.case_reader(path)
   if not reader then return nil, err end
@@ -217,14 +217,16 @@ local function scan_cases (spec, path)
       local c, line_or_err = r.next()
       -- (a file cut short since its check -- rewritten in place -- ended
       -- the run as if its last cases were not there: "passed 500/1000", exit 0)
-      if not c then
-        return nil, input_error(path .. " changed while the run read it: " .. (line_or_err and line_or_err.message
-          or "it ends after " .. i .. " cases, " .. total .. " were checked") .. " (run it again to resume)")
+      local cerr
+      if c then
+        i = i + 1
+        cerr = check_case(spec, c, i, path, line_or_err, {})
+        if not cerr then return c end
+        r.close()
       end
-      i = i + 1
-      local cerr = check_case(spec, c, i, path, line_or_err, {})
-      if cerr then r.close(); return nil, cerr end
-      return c
+      local why = cerr or line_or_err
+      why = why and why.message or "it ends after " .. i .. " cases, " .. total .. " were checked"
+      return nil, input_error(path .. " changed while the run read it: " .. why .. " (run it again to resume)")
     end }
   end
   return source
