@@ -41,3 +41,35 @@ describe("a query credential percent-encoded on the wire", function ()
     check({ base_url = srv.base_url .. "?sig=" .. written }, util.urlencode(SIG))
   end)
 end)
+
+-- An Azure Functions base URL carries its function key as `?code=`: a
+-- server echoing the URL it got (a 404 naming it) showed the key, in the
+-- error, tostring(err) and the log lines, since `code` was not a name the
+-- client took for a credential's.
+describe("an Azure Functions key in base_url's ?code=", function ()
+  local FUNC_KEY = "aZfUnC7kEy0Q9wX2vB5nM8lK3jH6gF1dS4aP=="
+
+  it("is redacted wherever the server echoes it, the URL shown hides it", function ()
+    local srv = devserver.start()
+    finally(function () srv:stop() end)
+    local lines = {}
+    local c = aigc.client { base_url = srv.base_url .. "?code=" .. util.urlencode(FUNC_KEY), max_retries = 0,
+                            log = function (level, msg) lines[#lines + 1] = level .. ": " .. msg end }
+    local _, err = c:chat { model = "m", messages = { { role = "user", content = "Hi" } },
+                            headers = { ["x-aigc-fault"] = "status=404,raw-header=x-echo: code " .. FUNC_KEY } }
+    local shown = tostring(c)
+    c:close()
+    assert.equal(404, err.status)
+    assert.equal("code [redacted]", err.headers["x-echo"])
+    local text = all_text(err) .. tostring(err) .. shown .. table.concat(lines, "\n")
+    assert.is_false(contains(text, FUNC_KEY:sub(1, 12)))
+    assert.is_false(contains(text, util.urlencode(FUNC_KEY):sub(1, 12)))
+  end)
+
+  it("a parameter named like a code but no credential stays a plain word (lang_code)", function ()
+    assert.is_true(util.secret_param("code"))
+    assert.is_true(util.secret_param("Code"))
+    assert.is_false(util.secret_param("lang_code"))
+    assert.is_false(util.secret_param("country-code"))
+  end)
+end)

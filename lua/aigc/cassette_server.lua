@@ -191,7 +191,7 @@ local SECRET_WORDS = { secret = true, password = true, passwd = true, auth = tru
                        sig = true, signature = true, credential = true, credentials = true }
 local function secret_param (name)
   name = name:lower()
-  if name:find("key$") or name:find("token$") then return true end
+  if name:find("key$") or name:find("token$") or name == "code" then return true end
   for word in name:gmatch("[^%-_.]+") do if SECRET_WORDS[word] then return true end end
   return false
 end
@@ -211,7 +211,7 @@ end
 -- recording, for https, masked it).
 local HEADER_WORDS = { authentication = true, cookie = true }
 local function credential_header (name)
-  if name == "idempotency-key" or name:find("^x%-aigc%-") then return false end
+  if name == "idempotency-key" or name == "code" or name:find("^x%-aigc%-") then return false end
   if secret_param(name) then return true end
   for word in name:gmatch("[^%-_.]+") do if HEADER_WORDS[word] then return true end end
   return false

@@ -372,12 +372,14 @@ end
 -- ending in `key` or `token` (`key`, `api-key`, `apikey`, `access_token`,
 -- `subscription-key`), or with a word (between `-`, `_`, `.`) that is
 -- `secret`, `password`, `passwd`, `auth`, `authorization`, `sig` or
--- `signature` (a signed URL's). Not `author` nor `api-version`.
+-- `signature` (a signed URL's), or named `code` (an Azure Functions
+-- URL's function key, `?code=`; `lang_code` is no credential). Not `author`
+-- nor `api-version`.
 local SECRET_WORDS = { secret = true, password = true, passwd = true, auth = true, authorization = true,
                        sig = true, signature = true, credential = true, credentials = true }
 local function secret_param (name)
   name = string.lower(tostring(name))
-  if string.find(name, "key$") or string.find(name, "token$") then return true end
+  if string.find(name, "key$") or string.find(name, "token$") or name == "code" then return true end
   for word in string.gmatch(name, "[^%-_.]+") do
     if SECRET_WORDS[word] then return true end
   end
@@ -390,13 +392,14 @@ M.secret_param = secret_param
 -- query parameter (`secret_param`: `api-key`, `x-goog-api-key`,
 -- `Ocp-Apim-Subscription-Key`, `X-Auth-Token`, `Authorization`...), or
 -- with a word `authentication` or `cookie`; not `Idempotency-Key` nor
--- aigc's own `x-aigc-*` (`x-aigc-cassette-key`: a request's description).
+-- aigc's own `x-aigc-*` (`x-aigc-cassette-key`: a request's description)
+-- nor `code` (a credential only as a query parameter, Azure Functions').
 -- @tparam string name
 -- @treturn boolean
 local HEADER_WORDS = { authentication = true, cookie = true }
 function M.credential_header (name)
   name = string.lower(tostring(name))
-  if name == "idempotency-key" or string.find(name, "^x%-aigc%-") then return false end   -- (aigc's own)
+  if name == "idempotency-key" or name == "code" or string.find(name, "^x%-aigc%-") then return false end
   if secret_param(name) then return true end
   for word in string.gmatch(name, "[^%-_.]+") do
     if HEADER_WORDS[word] then return true end
