@@ -37,6 +37,7 @@ local LAYERS = {
   { "util" },
   { "home" },
   { "jsonlua", "headers", "form", "media", "lockfile" },
+  { "redact" },
   { "error" },
   { "error_report" },
   { "transfer" },

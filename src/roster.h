@@ -113,7 +113,7 @@ typedef struct aigc_config {
   int no_stream_options;        /* a server refused the default stream_options: streams
                                    go without it from then on (transfer.c) */
   char *secret;                 /* the secrets, only to scrub them: a block
-                                   "s1\0s2\0\0" (error.c), kept until the
+                                   "s1\0s2\0\0" (redact.c), kept until the
                                    engine is collected (not freed by close) */
 } aigc_config;
 
