@@ -86,4 +86,25 @@ describe("a cassette's secrets", function ()
       end
     end
   end)
+
+  -- A credential header of more than one word after its scheme: only the
+  -- last word was masked, the key before it was on the tape.
+  it("every word of a credential header's value is masked, but a known auth scheme in front", function ()
+    local first, second = "goog-first-5550123456", "goog-second-5550654321"
+    for _, proxy in ipairs { true, false } do
+      local path = dir .. "/words-" .. tostring(proxy) .. ".jsonl"
+      local rec = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", model = "m",
+                                headers = { ["X-Goog-Api-Key"] = "Negotiate " .. first .. " " .. second },
+                                cassette = { path = path, mode = "record", proxy = proxy } }
+      local live = assert(rec:chat { messages = { { role = "user", content = "hi" } } })
+      assert.is_truthy(live.text:find(first, 1, true) and live.text:find(second, 1, true))
+      rec:close()
+      local tape = read(path)
+      assert.equal(proxy, tape:find('"raw"', 1, true) ~= nil)
+      assert.matches("keys: Negotiate ", tape, 1, true)
+      for i, key in ipairs { first, second } do
+        assert.is_nil(tape:find(key, 1, true), "word " .. i .. " on the tape, proxy " .. tostring(proxy))
+      end
+    end
+  end)
 end)

@@ -70,6 +70,38 @@ describe("a credential in a header of any credential-like name", function ()
     end
   end)
 
+  -- A credential header whose value has more than one word after its
+  -- scheme ("Bearer KEY extra", a gateway's "KEY ORG-ID"): only the last
+  -- word was a secret, so a server echoing the key showed it whole. Now
+  -- every word is one but a known auth scheme's name in front ("Bearer",
+  -- "Negotiate", "AWS4-HMAC-SHA256"), which stays shown.
+  it("every word of a credential header's value is a secret, but a known auth scheme in front", function ()
+    local key, extra = "Kq7Wx9Lk2Rt5Yp8Mn3-first", "Zt4Hv6Jd1Fs0Gb3-second"
+    local cases = {
+      { { Authorization = key .. " " .. extra }, { key, extra } },
+      { { Authorization = "Bearer " .. key .. " " .. extra }, { key, extra } },
+      { { ["X-Auth-Token"] = key .. "\t" .. extra .. " " }, { key, extra } },
+      { { Authorization = "Negotiate " .. key .. " " .. extra }, { key, extra }, "Negotiate" },
+      { { Authorization = "AWS4-HMAC-SHA256 Credential=" .. key .. ", Signature=" .. extra },
+        { key, extra }, "AWS4-HMAC-SHA256" },   -- (the words hold them: "Credential=KEY,")
+    }
+    for i, case in ipairs(cases) do
+      for _, per_call in ipairs { false, true } do
+        local what = ("case %d%s"):format(i, per_call and " (one call's)" or " (the client's)")
+        for _, word in ipairs(case[2]) do
+          local lines = {}
+          local echo = (case[3] or "scheme") .. " " .. word
+          local err = echoed(not per_call and case[1] or nil, per_call and case[1] or nil, echo, lines)
+          assert.equal(401, err.status, what)
+          assert.equal((case[3] or "scheme") .. " [redacted]", err.headers["x-echo"], what .. ": " .. word)
+          local text = all_text(err) .. tostring(err) .. table.concat(lines, "\n")
+          assert.is_false(contains(text, key), what)
+          assert.is_false(contains(text, extra), what)
+        end
+      end
+    end
+  end)
+
   -- An HTTP Basic credential given as a header: its base64 was the only
   -- secret, so a server rejecting it with the user and password decoded
   -- showed them whole (a base_url's "user:password@" was redacted decoded).

@@ -103,30 +103,48 @@ static int credential_name (const char *s, size_t n) {
 }
 
 /*
-** Adds to the list at `list` (a Lua table, n entries so far) the credential
-** of the header line at the top of the stack, if it carries one (its name
-** is a credential's: credential_name); of "Bearer X" (any scheme), X.
-** Pops the line.
+** The names of HTTP auth schemes, the first word of a credential header's
+** value ("Bearer X"): shown, not secrets. Any other first word is one.
+*/
+static const char *const AUTH_SCHEMES[] = {
+  "bearer", "basic", "token", "digest", "negotiate", "ntlm", "apikey", "api-key", "key", "sharedkey",
+  "sharedkeylite", "aws4-hmac-sha256", "hoba", "mutual", "oauth", "dpop", "ssws", "bot", "jwt", NULL
+};
+
+static int auth_scheme (const char *s, size_t n) {
+  int k;
+  for (k = 0; AUTH_SCHEMES[k] != NULL; k++)
+    if (word_is(s, n, AUTH_SCHEMES[k]))
+      return 1;
+  return 0;
+}
+
+/*
+** Adds to the list at `list` (a Lua table, n entries so far) the
+** credentials of the header line at the top of the stack, if its name is
+** a credential's (credential_name): each word of its value (between
+** blanks), but the first when it names an auth scheme and more follow
+** ("Bearer X" -> X; "KEY ORG" and "Bearer KEY ORG" -> KEY, ORG: a server
+** may echo any of them). Pops the line.
 */
 static void add_header_secret (lua_State *L, int list, lua_Integer *n) {
   size_t len;
-  const char *line = lua_tolstring(L, -1, &len), *colon, *v, *end;
+  const char *line = lua_tolstring(L, -1, &len), *colon, *p, *end;
+  int first = 1;
   if (line == NULL || lua_type(L, -1) != LUA_TSTRING ||
       (colon = (const char *)memchr(line, ':', len)) == NULL) {
     lua_pop(L, 1);
     return;
   }
-  end = line + len;
-  while (end > colon + 1 && (end[-1] == ' ' || end[-1] == '\t'))   /* (sent, but servers strip it) */
-    end--;
-  if (credential_name(line, (size_t)(colon - line))) {
-    const char *p;
-    v = colon + 1;
-    for (p = v; p < end; p++)   /* the last word: "Bearer X" -> X */
-      if (*p == ' ' || *p == '\t')
-        v = p + 1;
-    if (v < end) {
-      lua_pushlstring(L, v, (size_t)(end - v));
+  end = credential_name(line, (size_t)(colon - line)) ? line + len : colon;
+  for (p = colon + 1; p < end; first = 0) {
+    const char *w;
+    while (p < end && (*p == ' ' || *p == '\t'))
+      p++;
+    for (w = p; p < end && *p != ' ' && *p != '\t'; p++)
+      ;
+    if (p > w && !(first && p < end && auth_scheme(w, (size_t)(p - w)))) {
+      lua_pushlstring(L, w, (size_t)(p - w));
       lua_rawseti(L, list, ++*n);
     }
   }
@@ -607,16 +625,16 @@ char *aigc_secrets_with_call (lua_State *L, int hidx, int sidx, const char *engi
         lua_rawseti(L, list, ++n);
       else
         lua_pop(L, 1);
-      if (n == before)
-        continue;
-      lua_rawgeti(L, list, n);   /* the credential: one the engine searches already? */
-      c = lua_tolstring(L, -1, &len);
-      for (i = 0; i < nsec; i++)
-        if (get32(engine, H_DIR + 8 * i + 4) == len
-            && memcmp(engine + get32(engine, H_DIR + 8 * i), c, len) == 0)
-          break;
-      fresh |= i == nsec && (len >= SECRET_MIN || short_secret(c, len)) && strlen(c) == len;
-      lua_pop(L, 1);
+      for (; before < n; before++) {   /* each credential: one the engine searches already? */
+        lua_rawgeti(L, list, before + 1);
+        c = lua_tolstring(L, -1, &len);
+        for (i = 0; i < nsec; i++)
+          if (get32(engine, H_DIR + 8 * i + 4) == len
+              && memcmp(engine + get32(engine, H_DIR + 8 * i), c, len) == 0)
+            break;
+        fresh |= i == nsec && (len >= SECRET_MIN || short_secret(c, len)) && strlen(c) == len;
+        lua_pop(L, 1);
+      }
     }
   }
   if (!fresh) {

@@ -197,7 +197,8 @@ local function secret_param (name)
 end
 
 -- The credentials a request carries: the values of its Authorization,
--- api-key, x-api-key and Proxy-Authorization headers (and X of "Bearer X";
+-- api-key, x-api-key and Proxy-Authorization headers (each word of them:
+-- X of "Bearer X", KEY and ORG of "KEY ORG";
 -- of "Basic X", the password and "user:password" X encodes) and of its
 -- credential-like query parameters. They are what the client's engine
 -- scrubs from errors and logs (its key, token, header credentials, URL
@@ -217,6 +218,11 @@ local function credential_header (name)
   return false
 end
 
+-- The names of HTTP auth schemes, not secrets in front of one (src/redact.c).
+local AUTH_SCHEMES = {}
+for w in ("bearer basic token digest negotiate ntlm apikey api-key key sharedkey sharedkeylite "
+          .. "aws4-hmac-sha256 hoba mutual oauth dpop ssws bot jwt"):gmatch("%S+") do AUTH_SCHEMES[w] = true end
+
 local function credentials (request_head, body)
   local list = {}
   local function add (v) if v and #v >= 8 then list[#list + 1] = v end end
@@ -230,7 +236,11 @@ local function credentials (request_head, body)
     name = name:lower()
     if credential_header(name) then
       local scheme, cred = value:match("^(%S+)%s+(%S+)%s*$")
-      add(cred or value:match("^%s*(.-)%s*$"))   -- (X of "Bearer X", as the engine takes it)
+      local first = value:match("^%s*(%S+)%s+%S")   -- (a first word with more after it)
+      for word in value:gmatch("%S+") do   -- (each word but a scheme in front, as the engine takes them)
+        if not (first and AUTH_SCHEMES[first:lower()]) then add(word) end
+        first = nil
+      end
       if scheme and scheme:lower() == "basic" and cred then
         local userpass = unbase64(cred)
         add(userpass)
