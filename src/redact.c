@@ -29,6 +29,7 @@
 ** more); the same for the characters of its base64 forms (whatever bytes
 ** are encoded with it: "Bearer <key>", "user:<password>"), its hex form
 ** and its percent-encoded forms (the reserved bytes or every byte as %XX);
+** any of them in a JSON string with any character escaped ("\u003d");
 ** all of it whatever the ASCII case (a gateway's "INVALID KEY SK-PROJ-...",
 ** and the base64 of the upper- or lower-cased secret); and, as before,
 ** a string that ends with the first 8 bytes or more of a secret (a secret
@@ -320,66 +321,45 @@ static int short_secret (const char *p, size_t n) {
 **      gateway dumps a header it refused;
 **   4  percent-encoded, all but RFC 3986's unreserved characters (a key
 **      with '/', '+', '=' echoed in a URL or a form: "abc%2Fdef%2B...");
-**   5  in a JSON string, '/', '"' and '\' escaped ("abc\/def"): the text
-**      of a JSON document a gateway wraps in a string of its own (what
-**      aigc decodes, err.message, err.body, keeps those escapes), a
-**      cassette's raw bytes;
-**   6  percent-encoded, every byte ("%73%6B%2D...", as some encoders do);
-**   7-9, 10-12  the base64 ones of the secret upper-cased, lower-cased
+**   5  percent-encoded, every byte ("%73%6B%2D...", as some encoders do);
+**   6-8, 9-11  the base64 ones of the secret upper-cased, lower-cased
 **      (when that changes it): a gateway that folds the case of a header
 **      before it encodes it. Matching ignores case, so these and the
 **      forms above are enough for any echo folded to one case.
-**   13 in a JSON string as .NET's System.Text.Json writes one by default
-**      (ASP.NET gateways): '+', '<', '>', '&', '\'', '"', '`' as \u002B...,
-**      '\' as \\ ("abc\u002Bdef"), kept as form 5 is.
+** Any of them in a JSON string, with any character escaped ("\u003d",
+** "\/"), is found by searching the text JSON-unescaped (see "JSON escapes").
 */
-#define NFORMS 14
+#define NFORMS 12
 
 static int unreserved (unsigned char c) {
   return is_alnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
 }
 
-/* Whether form (3-6, 13) writes byte c as more than itself. */
+/* Whether form (3-5) writes byte c as more than itself. */
 static int escaped_in (int form, unsigned char c) {
-  return form == 3 || form == 6 || (form == 4 && !unreserved(c)) || (form == 5 && (c == '/' || c == '"' || c == '\\'))
-    || (form == 13 && c != '\0' && strchr("+<>&'\"`\\", c) != NULL);
-}
-
-/* The bytes form (3-6, 13) writes byte c as. */
-static size_t width_in (int form, unsigned char c) {
-  if (!escaped_in(form, c))
-    return 1;
-  return form == 3 || form == 5 || (form == 13 && c == '\\') ? 2 : form == 13 ? 6 : 3;
+  return form == 3 || form == 5 || (form == 4 && !unreserved(c));
 }
 
 static size_t form_of (const unsigned char *s, size_t n, int form, char *out) {
   static const char hex[] = "0123456789ABCDEF";
   size_t i, m = 0, escaped = 0;
-  int cased = form >= 7 && form <= 12;
+  int cased = form >= 6;
   if (form < 3)
     return b64_inner(s, n, (size_t)form, 0, out);
-  for (i = 0; cased && i < n; i++)   /* 7-12: cased otherwise? */
-    escaped += recase(s[i], form < 10 ? 1 : 2) != s[i];
+  for (i = 0; cased && i < n; i++)   /* 6-11: cased otherwise? */
+    escaped += recase(s[i], form < 9 ? 1 : 2) != s[i];
   if (cased)
-    return escaped == 0 ? 0 : b64_inner(s, n, (size_t)(form - 7) % 3, form < 10 ? 1 : 2, out);
+    return escaped == 0 ? 0 : b64_inner(s, n, (size_t)(form - 6) % 3, form < 9 ? 1 : 2, out);
   for (i = 0; i < n; i++)
-    escaped += width_in(form, s[i]) - 1;
+    escaped += escaped_in(form, s[i]) ? (form == 3 ? 1 : 2) : 0;
   if (escaped == 0)
     return 0;
   for (i = 0; out != NULL && i < n; i++) {
     if (!escaped_in(form, s[i]))
       out[m++] = (char)s[i];
-    else if (form == 5 || (form == 13 && s[i] == '\\')) {
-      out[m++] = '\\';
-      out[m++] = (char)s[i];
-    }
     else {
-      if (form == 4 || form == 6)
+      if (form != 3)
         out[m++] = '%';
-      if (form == 13) {
-        memcpy(out + m, "\\u00", 4);
-        m += 4;
-      }
       out[m++] = hex[s[i] >> 4];
       out[m++] = hex[s[i] & 15];
     }
@@ -830,16 +810,213 @@ static size_t short_at (const char *b, const char *s, size_t len, size_t at) {
   return best;
 }
 
-/* Whether s[0..len) holds something to redact. Pure C: allocates nothing. */
-int aigc_secrets_found (const char *s, size_t len, const char *secrets) {
+/*
+** {======================================================
+** JSON escapes
+** =======================================================
+** A server may echo a secret inside a JSON string with any of its
+** characters escaped: Gson writes '=' as "\u003d", .NET's encoder '+' as
+** "\u002B", some gateways every character ("\u0073\u006b..."), PHP a
+** '/' as "\/"; and the JSON text of an upstream's error that a gateway
+** wraps in a string of its own keeps those escapes in what aigc decodes
+** (err.message, err.body), as a cassette's raw bytes do. So a text
+** holding a JSON escape is searched a second time JSON-unescaped (one
+** level), for the secrets and every form of them, and each stretch found
+** there is redacted in the text over all the bytes it came from. Linear
+** in the text: one decoding, one scan, one walk mapping stretches back.
+*/
+static int hex_digit (unsigned char c) {
+  c = fold(c);
+  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* The code unit of the 4 hex digits at s[i..len), or -1. */
+static long hex4 (const char *s, size_t len, size_t i) {
+  long v = 0;
+  size_t k;
+  for (k = i; k < i + 4; k++) {
+    int d = k < len ? hex_digit((unsigned char)s[k]) : -1;
+    if (d < 0)
+      return -1;
+    v = v * 16 + d;
+  }
+  return v;
+}
+
+/*
+** The JSON escape at s[i..len) decoded into out (1 to 4 bytes, *nout:
+** UTF-8; a surrogate pair is one character): returns its length in s, 0
+** when s[i] begins none (a lone surrogate, "\x", a cut "\u00": text).
+*/
+static size_t escape_at (const char *s, size_t len, size_t i, char *out, size_t *nout) {
+  static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+  const char *p;
+  long c, low;
+  size_t n = 6;
+  if (i + 1 >= len || s[i] != '\\')
+    return 0;
+  if (s[i + 1] != 'u') {
+    if (s[i + 1] == '\0' || (p = strchr(from, s[i + 1])) == NULL)
+      return 0;
+    out[0] = to[p - from];
+    *nout = 1;
+    return 2;
+  }
+  if ((c = hex4(s, len, i + 2)) >= 0xD800 && c < 0xDC00) {   /* a pair: its low half next */
+    if (i + 7 >= len || s[i + 6] != '\\' || s[i + 7] != 'u' || (low = hex4(s, len, i + 8)) < 0xDC00 || low > 0xDFFF)
+      return 0;
+    c = 0x10000 + ((c - 0xD800) << 10) + (low - 0xDC00);
+    n = 12;
+  }
+  if (c < 0 || (c >= 0xDC00 && c < 0xE000))
+    return 0;
+  *nout = c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+  if (*nout == 1)
+    out[0] = (char)c;
+  else {
+    size_t k;
+    out[0] = (char)(((0xF00 >> *nout) & 0xFF) | (c >> (6 * (*nout - 1))));   /* 110xxxxx, 1110xxxx... */
+    for (k = 1; k < *nout; k++)
+      out[k] = (char)(0x80 | ((c >> (6 * (*nout - 1 - k))) & 63));
+  }
+  return n;
+}
+
+/* Whether s[0..len) holds a JSON escape. */
+static int has_escape (const char *s, size_t len) {
+  const char *p = s;
+  char tmp[4];
+  size_t n;
+  while ((p = (const char *)memchr(p, '\\', len - (size_t)(p - s))) != NULL) {
+    if (escape_at(s, len, (size_t)(p - s), tmp, &n) > 0)
+      return 1;
+    p++;
+  }
+  return 0;
+}
+
+/* s[0..len) JSON-unescaped into out (len bytes: never longer); returns
+   its length. What is no escape is kept as it is. */
+static size_t unescape (const char *s, size_t len, char *out) {
+  size_t i = 0, m = 0, e, n;
+  while (i < len) {
+    const char *p = (const char *)memchr(s + i, '\\', len - i);
+    size_t plain = p != NULL ? (size_t)(p - s) - i : len - i;
+    memcpy(out + m, s + i, plain);
+    m += plain;
+    i += plain;
+    if (i < len && (e = escape_at(s, len, i, out + m, &n)) > 0) {
+      i += e;
+      m += n;
+    }
+    else if (i < len) {
+      out[m++] = '\\';
+      i++;
+    }
+  }
+  return m;
+}
+
+/* A walk of a text s[0..len) and its unescaped form together: at, the
+   byte of s where the decoded byte dat comes from. */
+typedef struct unescaped {
+  const char *s;
+  size_t len, at, dat;
+} unescaped;
+
+/*
+** Where decoded byte `to` (from U->dat on: calls go forward) lies in the
+** text: the start of the escape (or byte) it comes from when `end` is 0,
+** else the end of the one byte to - 1 comes from.
+*/
+static size_t text_at (unescaped *U, size_t to, int end) {
+  char tmp[4];
+  size_t e, n;
+  while (U->dat < to) {
+    if ((e = escape_at(U->s, U->len, U->at, tmp, &n)) == 0)
+      e = n = 1;
+    if (!end && U->dat + n > to)
+      break;
+    U->at += e;
+    U->dat += n;
+  }
+  return U->at;
+}
+
+/* Whether the unescaped d[0..dlen) holds a run or a cut secret. */
+static int unescaped_found (const char *b, const char *d, size_t dlen) {
   size_t lo, hi;
   scan S;
+  if (dlen < SECRET_MIN)
+    return 0;
+  scan_init(&S, b, d, dlen);
+  return next_run(&S, &lo, &hi) || cut_tail(b, d, dlen) > 0;
+}
+
+/* Whether the JSON-unescaped s[0..len) holds something to redact. No
+   Lua allocation; a malloc failing says yes (the scrub then raises). */
+static int escaped_found (const char *s, size_t len, const char *b) {
+  char *d;
+  int found;
+  if (!has_escape(s, len))
+    return 0;
+  if ((d = (char *)malloc(len)) == NULL)
+    return 1;
+  found = unescaped_found(b, d, unescape(s, len, d));
+  free(d);
+  return found;
+}
+
+/*
+** Replaces the string at the top of the stack (the block just below it)
+** by itself with each stretch found in it JSON-unescaped replaced by
+** "[redacted]", over all the text it came from. Both anchored there.
+*/
+static void scrub_escaped_top (lua_State *L) {
+  size_t len, dlen, lo, hi, tail, from = 0;
+  const char *s = lua_tolstring(L, -1, &len), *b = lua_tostring(L, -2);
+  unescaped U;
+  luaL_Buffer buf;
+  scan S;
+  char *d;
+  if (!has_escape(s, len))
+    return;
+  d = (char *)lua_newuserdatauv(L, len, 0);   /* (anchored below the buffer) */
+  if (!unescaped_found(b, d, dlen = unescape(s, len, d))) {
+    lua_pop(L, 1);
+    return;
+  }
+  U.s = s;
+  U.len = len;
+  U.at = U.dat = 0;
+  scan_init(&S, b, d, dlen);
+  luaL_buffinit(L, &buf);
+  while (next_run(&S, &lo, &hi)) {
+    size_t at = text_at(&U, lo, 0);
+    luaL_addlstring(&buf, s + from, at - from);
+    luaL_addstring(&buf, REDACTED);
+    from = text_at(&U, hi, 1);
+    S.from = hi;
+  }
+  tail = dlen - S.from >= SECRET_MIN ? cut_tail(b, d + S.from, dlen - S.from) : 0;
+  luaL_addlstring(&buf, s + from, (tail > 0 ? text_at(&U, dlen - tail, 0) : len) - from);
+  if (tail > 0)
+    luaL_addstring(&buf, REDACTED);
+  luaL_pushresult(&buf);
+  lua_replace(L, -3);   /* over the original */
+  lua_pop(L, 1);        /* the decoded text */
+}
+
+/* }====================================================== */
+
+
+/* Whether s[0..len) holds something to redact. Pure C: allocates no Lua
+   memory. */
+int aigc_secrets_found (const char *s, size_t len, const char *secrets) {
+  size_t lo;
   if (secrets == NULL || find_short(secrets, s, len, 0, &lo))
     return secrets != NULL;
-  if (len < SECRET_MIN)
-    return 0;
-  scan_init(&S, secrets, s, len);
-  return next_run(&S, &lo, &hi) || cut_tail(secrets, s, len) > 0;
+  return unescaped_found(secrets, s, len) || escaped_found(s, len, secrets);
 }
 
 /*
@@ -877,6 +1054,7 @@ void aigc_secrets_scrub_top (lua_State *L) {
   luaL_Buffer buf;
   scan S;
   scrub_short_top(L);
+  scrub_escaped_top(L);   /* first: a stretch is then one, escapes and all */
   s = lua_tolstring(L, -1, &len);
   scan_init(&S, b, s, len);
   luaL_buffinit(L, &buf);

@@ -32,9 +32,9 @@ request. The key comes from the client in `x-aigc-cassette-key`. Nothing
 of the request (its Authorization header) is stored, and the credentials
 it carries are masked in what is stored of the response (a server may
 echo the key in a header or a body), as the engine scrubs errors: any run
-of 12 bytes or more of one or of its base64, hex, percent-encoded or
-JSON-escaped ("\/", .NET's "\u002B") forms, in
-any case, becomes `[redacted]***`, as many bytes.
+of 12 bytes or more of one or of its base64, hex or percent-encoded
+forms, in any case, as it is or in a JSON string with any character
+escaped ("\/", Gson's "\u003d"), becomes `[redacted]***`, as many bytes.
 It exits when its parent is gone
 (polled every 0.5 s) or on SIGTERM; a
 recording proxy's SIGTERM first lets the exchanges in flight finish and be
@@ -263,24 +263,17 @@ end
 -- (base64(X .. secret .. Y) for X of 0, 1 or 2 bytes mod 3: an echoed
 -- "Bearer <key>" or Basic credential; and of the secret upper- or
 -- lower-cased), its hex and percent-encoded forms (reserved bytes, or every
--- byte: "%73%6B...") and its forms in a JSON string with "/" escaped, or as .NET's
--- System.Text.Json writes one ('+', '<', '>', '&', "'", '"', '`' as
--- "\u002B"..., '\' as "\\"), all in any ASCII case (kept lower-cased,
--- and matched against the text lower-cased). Each run of 12 bytes of one
--- -> true.
+-- byte: "%73%6B..."), all in any ASCII case (kept lower-cased, and
+-- matched against the text lower-cased), in the text and in the text
+-- JSON-unescaped (`unescaped`). Each run of 12 bytes of one -> true.
 local RUN = 12
-local function dotnet_escape (c)
-  return c == "\\" and "\\\\" or string.format("\\u%04x", c:byte())
-end
 
 local function pieces_of (secrets)
   local pieces, whole = {}, {}
   for _, secret in ipairs(secrets) do
     local forms = { secret, (secret:gsub(".", function (c) return string.format("%02x", c:byte()) end)),
                     (secret:gsub("[^%w%-%._~]", function (c) return string.format("%%%02x", c:byte()) end)),
-                    (secret:gsub(".", function (c) return string.format("%%%02x", c:byte()) end)),   -- (every byte)
-                    (secret:gsub("/", "\\/")),   -- (the bytes recorded are raw JSON: PHP, cjson write "\/")
-                    (secret:gsub("[+<>&'\"`\\]", dotnet_escape)) }   -- (and .NET's "\u002B" for a '+')
+                    (secret:gsub(".", function (c) return string.format("%%%02x", c:byte()) end)) }   -- (every byte)
     local n = #secret
     for r = 0, 2 do   -- (of the secret as it is, upper- and lower-cased: a gateway folding a header's case)
       local c0, c1 = math.floor((8 * r + 5) / 6), math.floor(8 * (r + n) / 6)
@@ -301,20 +294,49 @@ end
 -- forms (a shorter one: whole) masked by as many bytes ("[redacted]***"):
 -- the recorded bytes keep their lengths, so Content-Length and chunk
 -- sizes stay right, and a replay plays the masked text as it was recorded.
-local function mask (s, pieces, whole)
-  local runs, low = {}, s:lower()   -- [from, to] pairs, in order, possibly overlapping
-  for i = 1, #s - RUN + 1 do
-    if pieces[low:sub(i, i + RUN - 1)] then runs[#runs + 1] = { i, i + RUN - 1 } end
+-- A text's JSON escapes decoded ("\u003d" -> "=", "\/" -> "/"; a code
+-- past ASCII stays as it is: secrets are ASCII), and at[j], where decoded
+-- byte j comes from in s: a key with any character escaped (Gson's '=',
+-- a gateway's every one) is searched for there too. nil: no escape.
+local SHORT_ESCAPES = { ['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f", n = "\n", r = "\r", t = "\t" }
+local function unescaped (s)
+  if not s:find("\\[\"\\/bfnrtu]") then return nil end
+  local out, at, i = {}, {}, 1
+  while i <= #s do
+    local d, e = s:sub(i, i), 1
+    if d == "\\" then
+      local code = tonumber(s:match("^\\u(%x%x%x%x)", i) or "", 16)
+      if code and code < 128 then d, e = string.char(code), 6
+      elseif SHORT_ESCAPES[s:sub(i + 1, i + 1)] then d, e = SHORT_ESCAPES[s:sub(i + 1, i + 1)], 2 end
+    end
+    out[#out + 1], at[#out + 1], i = d, i, i + e
+  end
+  at[#out + 1] = #s + 1
+  return table.concat(out), at
+end
+
+-- Adds to runs the runs of `text` (lower-cased), mapped by at (nil: as they are).
+local function runs_in (text, at, pieces, whole, runs)
+  local function add (a, b) runs[#runs + 1] = at and { at[a], at[b + 1] - 1 } or { a, b } end
+  for i = 1, #text - RUN + 1 do
+    if pieces[text:sub(i, i + RUN - 1)] then add(i, i + RUN - 1) end
   end
   for _, w in ipairs(whole) do
     local i = 1
     while true do
-      local a, b = low:find(w, i, true)
+      local a, b = text:find(w, i, true)
       if not a then break end
-      runs[#runs + 1] = { a, b }
+      add(a, b)
       i = b + 1
     end
   end
+end
+
+local function mask (s, pieces, whole)
+  local runs = {}   -- [from, to] pairs, in order, possibly overlapping
+  runs_in(s:lower(), nil, pieces, whole, runs)
+  local decoded, map = unescaped(s)
+  if decoded then runs_in(decoded:lower(), map, pieces, whole, runs) end
   if #runs == 0 then return s end
   table.sort(runs, function (x, y) return x[1] < y[1] end)
   local out, at, k = {}, 1, 1
