@@ -52,6 +52,12 @@ local CASES = {
     "client", 1, "opts.api_key: contains CR, LF or NUL" },
   { function () local _ = aigc.client { headers = { ["X A"] = "1" } } end,
     "client", 1, "opts.headers: header \"X A\" has an invalid name (a token: letters, digits and !#$%&'*+-.^_`|~)" },
+  -- (a whole "Name: value" line given as a credential header's name: its value is not shown)
+  { function () local _ = aigc.client { headers = { ["Authorization: Bearer sk-Qz7Wx9Lk2Rt5Yp8Mn3"] = "" } } end,
+    "client", 1, "opts.headers: header \"Authorization: [redacted]\" has an invalid name "
+                 .. "(a token: letters, digits and !#$%&'*+-.^_`|~)" },
+  { function () local _ = aigc.client { headers = { ["x-api-key sk-Qz7Wx9Lk2Rt5Yp8Mn3"] = true } } end,
+    "client", 1, "opts.headers: header \"x-api-key [redacted]\": string, number or aigc.null expected, got boolean" },
   { function () local _ = aigc.client { query = { a = {} } } end,
     "client", 1, "opts.query.a: string, number, boolean or aigc.null expected, got table" },
   { function () local _ = aigc.client.new(true) end, "client", 1, "table expected, got boolean" },
@@ -92,6 +98,9 @@ local CASES = {
     "chat", 1, "params.on_done: function expected, got string" },
   { function (ctx) local _ = ctx.client:chat { messages = msgs(), headers = { ["X:A"] = "1" } } end,
     "chat", 1, "params.headers: header \"X:A\" has an invalid name (a token: letters, digits and !#$%&'*+-.^_`|~)" },
+  { function (ctx) local _ = ctx.client:chat { messages = msgs(), headers = { ["Api-Key:sk-Qz7Wx9Lk2Rt5"] = "1" } } end,
+    "chat", 1, "params.headers: header \"Api-Key:[redacted]\" has an invalid name "
+               .. "(a token: letters, digits and !#$%&'*+-.^_`|~)" },
   { function (ctx) local _ = ctx.client:chat { messages = msgs(), headers = { X = "a\nb" } } end,
     "chat", 1, "params.headers: header \"X\" contains CR, LF or NUL (refused: header injection)" },
   { function (ctx) local _ = ctx.client:chat { messages = msgs(), query = 5 } end,

@@ -481,7 +481,11 @@ end
 -- @treturn string|nil
 function M.header_problem (name, value)
   if type(name) ~= "string" then return "header names must be strings, got " .. util.describe(name) end
-  local shown = (string_format("%q", name):gsub("\\\n", "\\n"))   -- (one line, whatever the name holds)
+  -- (a whole "Authorization: Bearer KEY" line given as a name: shown without what follows a
+  -- credential header's name, the key)
+  local head, sep = string.match(name, "^([^:%s]+)([:%s]+)%S")
+  local shown = head and util.credential_header(head) and head .. sep .. "[redacted]" or name
+  shown = (string_format("%q", shown):gsub("\\\n", "\\n"))   -- (one line, whatever the name holds)
   if value == null then value = "" end
   if type(value) ~= "string" and type(value) ~= "number" then
     return "header " .. shown .. ": " .. expected("string, number or aigc.null", value)
