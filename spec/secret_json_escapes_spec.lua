@@ -31,6 +31,11 @@ local ESCAPED = {
     return string.format("\\u%04x", c:byte())
   end)),
 }
+-- Every character escaped, in a JSON text a gateway wrapped in a string
+-- of its own (two backslashes before "u0073"), and once more (four): what
+-- a cassette's raw bytes or a text body hold.
+ESCAPED.wrapped = (ESCAPED.all_lower:gsub("\\", "\\\\"))
+ESCAPED.wrapped_twice = (ESCAPED.wrapped:gsub("\\", "\\\\"))
 
 local function names ()
   local list = {}
@@ -42,8 +47,8 @@ end
 -- Whether s holds 12 bytes in a row of the key, or of the inner
 -- characters of its "Bearer" base64, once JSON-unescaped.
 local function leaks (s)
-  local plain = s:gsub("\\u(%x%x%x%x)", function (h) return string.char(tonumber(h, 16) % 256) end)
-                 :gsub("\\(.)", "%1"):lower()
+  local plain = s:gsub("\\+u(%x%x%x%x)", function (h) return string.char(tonumber(h, 16) % 256) end)
+                 :gsub("\\+(.)", "%1"):lower()
   for _, form in ipairs { KEY, b64("Bearer " .. KEY):sub(11, -4) } do
     form = form:lower()
     for i = 1, #form - 11 do
@@ -110,7 +115,8 @@ describe("a key echoed JSON-escaped", function ()
       local key = buf:sub(1, h):match("\r\n[Aa]uthorization: Bearer ([^\r\n]*)")
       local some = key:gsub("[=+]", function (c) return string.format("\\u%04x", c:byte()) end)
       local every = key:gsub(".", function (c) return string.format("\\u%04X", c:byte()) end)
-      reply(s, "keys: " .. some .. " " .. every)
+      local wrapped = every:gsub("\\", "\\\\")   -- (a gateway's string around that text)
+      reply(s, "keys: " .. some .. " " .. every .. " " .. wrapped)
     ]=])
     finally(function () up.stop() end)
     local path = dir .. "/escaped.jsonl"

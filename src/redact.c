@@ -820,10 +820,12 @@ static size_t short_at (const char *b, const char *s, size_t len, size_t at) {
 ** '/' as "\/"; and the JSON text of an upstream's error that a gateway
 ** wraps in a string of its own keeps those escapes in what aigc decodes
 ** (err.message, err.body), as a cassette's raw bytes do. So a text
-** holding a JSON escape is searched a second time JSON-unescaped (one
-** level), for the secrets and every form of them, and each stretch found
-** there is redacted in the text over all the bytes it came from. Linear
-** in the text: one decoding, one scan, one walk mapping stretches back.
+** holding a JSON escape is searched a second time JSON-unescaped (every
+** level at once: an escape's backslash doubled by each string around it,
+** see unit_at), for the secrets and every form of them, and each stretch
+** found there is redacted in the text over all the bytes it came from.
+** Linear in the text: one decoding, one scan, one walk mapping stretches
+** back.
 */
 static int hex_digit (unsigned char c) {
   c = fold(c);
@@ -843,43 +845,61 @@ static long hex4 (const char *s, size_t len, size_t i) {
   return v;
 }
 
+/* The end of the run of backslashes at s[i..len). */
+static size_t backslashes (const char *s, size_t len, size_t i) {
+  while (i < len && s[i] == '\\')
+    i++;
+  return i;
+}
+
+/* A run of r backslashes escaping nothing: one when it is two or more. */
+static size_t backslash_run (char *out, size_t *nout, size_t r) {
+  out[0] = '\\';
+  *nout = r > 1;
+  return r;
+}
+
 /*
-** The JSON escape at s[i..len) decoded into out (1 to 4 bytes, *nout:
-** UTF-8; a surrogate pair is one character): returns its length in s, 0
-** when s[i] begins none (a lone surrogate, "\x", a cut "\u00": text).
+** The unit of text at s[i] ('\' there): a JSON escape, its backslash
+** doubled by each JSON string it was wrapped in ("\u003d", "\\u003d",
+** "\\\\/": one level or more, a gateway's string around an upstream's
+** JSON text), decoded into out (1 to 4 bytes, *nout: UTF-8; a surrogate
+** pair is one character); or else the run of backslashes alone: one
+** backslash when it is two or more ("\\" escaping one: "C:\\Users"), else
+** *nout 0, text (a lone surrogate, "\x", a cut "\u00"). Returns its
+** length in s.
 */
-static size_t escape_at (const char *s, size_t len, size_t i, char *out, size_t *nout) {
-  static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+static size_t unit_at (const char *s, size_t len, size_t i, char *out, size_t *nout) {
+  static const char from[] = "\"/bfnrt", to[] = "\"/\b\f\n\r\t";
+  size_t j = backslashes(s, len, i), k;
   const char *p;
   long c, low;
-  size_t n = 6;
-  if (i + 1 >= len || s[i] != '\\')
-    return 0;
-  if (s[i + 1] != 'u') {
-    if (s[i + 1] == '\0' || (p = strchr(from, s[i + 1])) == NULL)
-      return 0;
+  *nout = 0;
+  if (j < len && s[j] != 'u' && s[j] != '\0' && (p = strchr(from, s[j])) != NULL) {
     out[0] = to[p - from];
     *nout = 1;
-    return 2;
+    return j + 1 - i;
   }
-  if ((c = hex4(s, len, i + 2)) >= 0xD800 && c < 0xDC00) {   /* a pair: its low half next */
-    if (i + 7 >= len || s[i + 6] != '\\' || s[i + 7] != 'u' || (low = hex4(s, len, i + 8)) < 0xDC00 || low > 0xDFFF)
-      return 0;
+  if (j >= len || s[j] != 'u' || (c = hex4(s, len, j + 1)) < 0 || (c >= 0xDC00 && c < 0xE000))
+    return backslash_run(out, nout, j - i);
+  k = j + 5;
+  if (c >= 0xD800 && c < 0xDC00) {   /* a pair: its low half next */
+    size_t m = backslashes(s, len, k);
+    if (m == k || m >= len || s[m] != 'u' || (low = hex4(s, len, m + 1)) < 0xDC00 || low > 0xDFFF)
+      return backslash_run(out, nout, j - i);
     c = 0x10000 + ((c - 0xD800) << 10) + (low - 0xDC00);
-    n = 12;
+    k = m + 5;
   }
-  if (c < 0 || (c >= 0xDC00 && c < 0xE000))
-    return 0;
   *nout = c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
   if (*nout == 1)
     out[0] = (char)c;
   else {
-    size_t k;
+    size_t n;
     out[0] = (char)(((0xF00 >> *nout) & 0xFF) | (c >> (6 * (*nout - 1))));   /* 110xxxxx, 1110xxxx... */
-    for (k = 1; k < *nout; k++)
-      out[k] = (char)(0x80 | ((c >> (6 * (*nout - 1 - k))) & 63));
+    for (n = 1; n < *nout; n++)
+      out[n] = (char)(0x80 | ((c >> (6 * (*nout - 1 - n))) & 63));
   }
-  return n;
+  return k - i;
 }
 
 /* Whether s[0..len) holds a JSON escape. */
@@ -888,9 +908,9 @@ static int has_escape (const char *s, size_t len) {
   char tmp[4];
   size_t n;
   while ((p = (const char *)memchr(p, '\\', len - (size_t)(p - s))) != NULL) {
-    if (escape_at(s, len, (size_t)(p - s), tmp, &n) > 0)
+    p += unit_at(s, len, (size_t)(p - s), tmp, &n);
+    if (n > 0)
       return 1;
-    p++;
   }
   return 0;
 }
@@ -905,13 +925,14 @@ static size_t unescape (const char *s, size_t len, char *out) {
     memcpy(out + m, s + i, plain);
     m += plain;
     i += plain;
-    if (i < len && (e = escape_at(s, len, i, out + m, &n)) > 0) {
+    if (i < len) {
+      e = unit_at(s, len, i, out + m, &n);
+      if (n == 0) {   /* a lone backslash: as it is */
+        out[m] = '\\';
+        n = 1;
+      }
       i += e;
       m += n;
-    }
-    else if (i < len) {
-      out[m++] = '\\';
-      i++;
     }
   }
   return m;
@@ -931,14 +952,15 @@ typedef struct unescaped {
 */
 static size_t text_at (unescaped *U, size_t to, int end) {
   char tmp[4];
-  size_t e, n;
+  size_t e = 1, n = 1;
   while (U->dat < to) {
-    if ((e = escape_at(U->s, U->len, U->at, tmp, &n)) == 0)
-      e = n = 1;
+    if (U->s[U->at] == '\\' && (e = unit_at(U->s, U->len, U->at, tmp, &n), n == 0))
+      e = n = 1;   /* (a lone backslash, as it is) */
     if (!end && U->dat + n > to)
       break;
     U->at += e;
     U->dat += n;
+    e = n = 1;
   }
   return U->at;
 }

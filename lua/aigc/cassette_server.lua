@@ -295,19 +295,24 @@ end
 -- the recorded bytes keep their lengths, so Content-Length and chunk
 -- sizes stay right, and a replay plays the masked text as it was recorded.
 -- A text's JSON escapes decoded ("\u003d" -> "=", "\/" -> "/"; a code
--- past ASCII stays as it is: secrets are ASCII), and at[j], where decoded
--- byte j comes from in s: a key with any character escaped (Gson's '=',
--- a gateway's every one) is searched for there too. nil: no escape.
-local SHORT_ESCAPES = { ['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f", n = "\n", r = "\r", t = "\t" }
+-- past ASCII stays as it is: secrets are ASCII), their backslash doubled
+-- by each JSON string they were wrapped in too ("\\u003d": a gateway's
+-- string around an upstream's JSON text), as src/redact.c decodes them;
+-- and at[j], where decoded byte j comes from in s: a key with any
+-- character escaped (Gson's '=', a gateway's every one) is searched for
+-- there too. nil: no escape.
+local SHORT_ESCAPES = { ['"'] = '"', ["/"] = "/", b = "\b", f = "\f", n = "\n", r = "\r", t = "\t" }
 local function unescaped (s)
-  if not s:find("\\[\"\\/bfnrtu]") then return nil end
+  if not s:find("\\[\\\"/bfnrtu]") then return nil end
   local out, at, i = {}, {}, 1
   while i <= #s do
     local d, e = s:sub(i, i), 1
     if d == "\\" then
-      local code = tonumber(s:match("^\\u(%x%x%x%x)", i) or "", 16)
-      if code and code < 128 then d, e = string.char(code), 6
-      elseif SHORT_ESCAPES[s:sub(i + 1, i + 1)] then d, e = SHORT_ESCAPES[s:sub(i + 1, i + 1)], 2 end
+      local j = i + #s:match("^\\+", i)   -- (past the run of backslashes)
+      local code = tonumber(s:match("^u(%x%x%x%x)", j) or "", 16)
+      if code and code < 128 then d, e = string.char(code), j + 5 - i
+      elseif SHORT_ESCAPES[s:sub(j, j)] then d, e = SHORT_ESCAPES[s:sub(j, j)], j + 1 - i
+      else e = j - i end   -- (backslashes escaping nothing: one)
     end
     out[#out + 1], at[#out + 1], i = d, i, i + e
   end
