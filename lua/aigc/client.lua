@@ -274,15 +274,15 @@ local function call_opts (self, api, params, path, fname, argn, body_opts, token
     opts.query = encode_query(merged)
   end
   if q1 ~= nil or q2 ~= nil or params.api_key ~= nil or params.azure_ad_token ~= nil
-     or params.headers ~= nil or params.extra_headers ~= nil then
-    -- (a per-call key in the query, api_key in the body, a Basic credential's password)
+     or params.headers ~= nil or params.extra_headers ~= nil or params.extra_body ~= nil then
+    -- (a per-call key in the query, api_key or a key in extra_body in the body, a Basic credential's password)
     opts.secrets = util.call_credentials(params)
   end
   return opts
 end
 
 -- The opts of a call that needs none of `call_opts`' per-call work (no
--- Azure path, headers, query nor credentials of its own: the usual call):
+-- Azure path, headers, query, extra_body nor credentials of its own: the usual call):
 -- made once per call name and callbacks, then shared, as the engine only
 -- reads them (a table made per call cost ~1k instructions, its collection
 -- more). `call`: the hook's state (false or nil without one; the usage
@@ -293,7 +293,7 @@ local function plain_opts (self, call, params, fname, awaited, token)
   if params == nil or token or self._azure or self._no_stream_usage or self._idempotency or (call and not call.as_is)
      or params.headers ~= nil or params.extra_headers ~= nil or params.idempotency_key ~= nil
      or params.query ~= nil or params.extra_query ~= nil or params.api_key ~= nil
-     or params.azure_ad_token ~= nil then
+     or params.azure_ad_token ~= nil or params.extra_body ~= nil then   -- (a key in extra_body: util.call_credentials)
     return nil
   end
   local shared, watch = PLAIN_OPTS, nil

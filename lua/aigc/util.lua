@@ -593,11 +593,31 @@ end
 local CLIENT_KEY_OPTIONS = { "api_key", "azure_ad_token" }
 M.CLIENT_KEY_OPTIONS = CLIENT_KEY_OPTIONS
 
+-- Adds to `out` (or a new list) the strings of `v` (extra_body) under a
+-- name like a credential's (`secret_param`), at any depth: a gateway's
+-- per-user key sent in the body (LiteLLM's
+-- `user_config.model_list[i].litellm_params.api_key`). Each table once.
+local function body_secrets (v, out, seen)
+  if seen[v] then return out end
+  seen[v] = true
+  for k, x in pairs(v) do
+    if type(x) == "table" then
+      out = body_secrets(x, out, seen)
+    elseif type(x) == "string" and x ~= "" and type(k) == "string" and secret_param(k) then
+      out = out or {}
+      out[#out + 1] = x
+    end
+  end
+  return out
+end
+
 --- One call's own credentials, for its secrets (scrubbed from its
 -- errors, logs and what a cache or a cassette keeps of it, as the
 -- client's): the values of the credential-like parameters (`secret_param`)
 -- of `params.query` and `params.extra_query` (as given and URL-encoded),
 -- what a Basic credential of a credential header holds (`basic_secrets`),
+-- the strings of `params.extra_body` under a credential's name, at any depth
+-- (`api_key`, `access_token`...: a gateway's per-user key sent in the body),
 -- and `params.headers`/`params.extra_headers` as "Name: value" lines (the
 -- engine takes the credential of an Authorization, api-key, x-api-key or
 -- Proxy-Authorization line, as for the client's headers).
@@ -615,6 +635,7 @@ function M.call_credentials (params)
       secrets[#secrets + 1] = params[k]
     end
   end
+  if type(params.extra_body) == "table" then secrets = body_secrets(params.extra_body, secrets, {}) end
   for _, q in ipairs { params.query or false, params.extra_query or false } do
     if type(q) == "table" then
       for k, v in pairs(q) do
