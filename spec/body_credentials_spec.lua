@@ -13,6 +13,7 @@ local cli = require "cli"
 local logdb = require "logdb"
 local scripted = require "scripted"
 local texts = require "texts"
+local upstream = require "upstream"
 local util = require "aigc.util"
 
 local USER_KEY = "sk-user-Vb7Nm3Qw9Er5Ty1Ui8Op2As"
@@ -73,5 +74,25 @@ describe("a credential sent in extra_body", function ()
     f:close()
     assert.is_truthy(bytes:find("eu-west-1-long-name", 1, true))   -- (the params are in it)
     assert.is_false(leaks(bytes), "the prompt log")
+  end)
+
+  it("echoed by the upstream of a recording proxy: masked on the tape", function ()
+    local dir = cli.home()
+    finally(function () cli.rmdir(dir) end)
+    local up = upstream.start(dir .. "/echo.lua", [=[
+      local sent = buf:sub(h + 4)
+      local key, token = sent:match('"api_key":"([^"]*)"'), sent:match('"access_token":"([^"]*)"')
+      reply(s, "keys: " .. (key or "") .. " " .. (token or ""))
+    ]=])
+    finally(function () up.stop() end)
+    local tape = dir .. "/tape.jsonl"
+    local c = aigc.client { base_url = "http://127.0.0.1:" .. up.port .. "/v1", model = "m",
+                            cassette = { path = tape, mode = "record", proxy = true } }
+    local live = assert(c:chat { messages = { { role = "user", content = "Hi" } }, extra_body = extra_body() })
+    c:close()
+    assert.is_true(leaks(live.text))   -- (the upstream did echo them: checked, not printed)
+    local bytes = cli.read(tape)
+    assert.matches("keys: ", bytes, 1, true)
+    assert.is_false(leaks(bytes), "the tape")
   end)
 end)

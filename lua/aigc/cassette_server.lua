@@ -207,9 +207,10 @@ end
 -- Every header the client takes for a credential by its name
 -- (util.credential_header: `x-goog-api-key`, `Ocp-Apim-Subscription-Key`,
 -- `X-Auth-Token`...), and a call's `api_key` or `azure_ad_token` param,
--- which goes in the body: with the four names alone, such a key echoed by
--- the server was written to the tape as it is (the client's own
--- recording, for https, masked it).
+-- which goes in the body, as does any string under a credential's name
+-- there (a gateway's per-user key in extra_body: util.call_credentials):
+-- with the four names alone, such a key echoed by the server was written
+-- to the tape as it is (the client's own recording, for https, masked it).
 local HEADER_WORDS = { authentication = true, cookie = true }
 local function credential_header (name)
   if name == "idempotency-key" or name == "code" or name:find("^x%-aigc%-") then return false end
@@ -227,11 +228,16 @@ local function credentials (request_head, body)
   local list = {}
   local function add (v) if v and #v >= 8 then list[#list + 1] = v end end
   local ok, sent = pcall(cjson.decode, body or "")
-  if ok and type(sent) == "table" then
-    for _, k in ipairs { "api_key", "azure_ad_token" } do
-      if type(sent[k]) == "string" then add(sent[k]) end
+  local seen = {}
+  local function walk (t)   -- (a call's api_key, azure_ad_token, a key in its extra_body: any depth)
+    if seen[t] then return end
+    seen[t] = true
+    for k, v in pairs(t) do
+      if type(v) == "table" then walk(v)
+      elseif type(v) == "string" and type(k) == "string" and secret_param(k) then add(v) end
     end
   end
+  if ok and type(sent) == "table" then walk(sent) end
   for name, value in request_head:gmatch("\r\n([^:\r\n]+):[ \t]*([^\r\n]*)") do
     name = name:lower()
     if credential_header(name) then
