@@ -221,6 +221,10 @@ static void scrub_table (lua_State *L, scrub_walk_state *W, int t) {
     lua_pushvalue(L, W->sidx);
     lua_pushvalue(L, -2);
     aigc_secrets_scrub_top(L);                   /* key, new key */
+    if (lua_rawequal(L, -1, -2)) {  /* (found by a search that could not allocate) */
+      lua_pop(L, 2);
+      continue;
+    }
     lua_pushvalue(L, -2);
     lua_rawget(L, t);               /* key, new key, value */
     lua_rawset(L, t);
