@@ -965,8 +965,8 @@ static size_t text_at (unescaped *U, size_t to, int end) {
   return U->at;
 }
 
-/* Whether the unescaped d[0..dlen) holds a run or a cut secret. */
-static int unescaped_found (const char *b, const char *d, size_t dlen) {
+/* Whether d[0..dlen) (a text, or one unescaped) holds a run or a cut secret. */
+static int runs_found (const char *b, const char *d, size_t dlen) {
   size_t lo, hi;
   scan S;
   if (dlen < SECRET_MIN)
@@ -984,7 +984,7 @@ static int escaped_found (const char *s, size_t len, const char *b) {
     return 0;
   if ((d = (char *)malloc(len)) == NULL)
     return 1;
-  found = unescaped_found(b, d, unescape(s, len, d));
+  found = runs_found(b, d, unescape(s, len, d));
   free(d);
   return found;
 }
@@ -1004,7 +1004,7 @@ static void scrub_escaped_top (lua_State *L) {
   if (!has_escape(s, len))
     return;
   d = (char *)lua_newuserdatauv(L, len, 0);   /* (anchored below the buffer) */
-  if (!unescaped_found(b, d, dlen = unescape(s, len, d))) {
+  if (!runs_found(b, d, dlen = unescape(s, len, d))) {
     lua_pop(L, 1);
     return;
   }
@@ -1038,7 +1038,7 @@ int aigc_secrets_found (const char *s, size_t len, const char *secrets) {
   size_t lo;
   if (secrets == NULL || find_short(secrets, s, len, 0, &lo))
     return secrets != NULL;
-  return unescaped_found(secrets, s, len) || escaped_found(s, len, secrets);
+  return runs_found(secrets, s, len) || escaped_found(s, len, secrets);
 }
 
 /*
