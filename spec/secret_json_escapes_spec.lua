@@ -75,6 +75,26 @@ describe("a key echoed JSON-escaped", function ()
     c:close()
   end)
 
+  -- (a text cut at a limit -- a body kept to 64 KiB, a log line's 1 KiB --
+  -- inside an escape: its start showed, before the cut escape)
+  it("a key escaped and cut by a truncation, inside an escape or not: its start is redacted", function ()
+    local c = aigc.client { base_url = "http://127.0.0.1:9/v1", api_key = KEY }
+    for _, cut in ipairs { 6 * 10, 6 * 10 + 1, 6 * 10 + 2, 6 * 10 + 4, 6 * 10 + 5 } do
+      local out = c._engine:scrub("seen: " .. every(KEY, "\\u%04x"):sub(1, cut))
+      assert.is_true(out == "seen: [redacted]", "cut at " .. cut)
+    end
+    -- (its first 10 bytes as they are, then the next one's escape cut)
+    assert.is_true(c._engine:scrub("seen: " .. KEY:sub(1, 10) .. "\\u00") == "seen: [redacted]")
+    local srv = scripted.start { "e400 " .. ("x"):rep(65536 - 6 * 10 - 3) .. every(KEY, "\\u%04x") }
+    local client = aigc.client { base_url = srv.base_url, api_key = KEY, max_retries = 0 }
+    local res, err = client:chat { model = "m", messages = { { role = "user", content = "Hi" } } }
+    client:close()
+    srv.finish()
+    assert.is_nil(res)
+    assert.is_true(err.body == ("x"):rep(65536 - 6 * 10 - 3) .. "[redacted]")
+    c:close()
+  end)
+
   it("ordinary escaped text is not blanked", function ()
     local c = aigc.client { base_url = "http://127.0.0.1:9/v1", api_key = KEY }
     local text = 'a \\"quoted\\" \\u0041\\u0042\\u0043 line\\r\\n\\t caf\\u00e9 \\ud83d\\ude00 \\u12 \\x'

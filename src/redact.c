@@ -902,7 +902,23 @@ static size_t unit_at (const char *s, size_t len, size_t i, char *out, size_t *n
   return k - i;
 }
 
-/* Whether s[0..len) holds a JSON escape. */
+/*
+** The bytes at the end of a text d[0..dlen) (or one unescaped) that are
+** an escape cut short ("\u00", "\": a text cut at a limit inside one),
+** which cut_tail looks before.
+*/
+static size_t cut_escape (const char *d, size_t dlen) {
+  size_t k = 0;
+  while (k < 3 && k < dlen && hex_digit((unsigned char)d[dlen - 1 - k]) >= 0)
+    k++;
+  for (; k > 0 && !(k < dlen && d[dlen - 1 - k] == 'u'); k--)
+    ;
+  if (k > 0 || (dlen > 0 && d[dlen - 1] == 'u'))
+    k = k > 0 ? k + 1 : 1;   /* and its 'u' */
+  return k < dlen && d[dlen - 1 - k] == '\\' ? k + 1 : 0;
+}
+
+/* Whether s[0..len) holds a JSON escape, or ends with one cut short. */
 static int has_escape (const char *s, size_t len) {
   const char *p = s;
   char tmp[4];
@@ -912,7 +928,7 @@ static int has_escape (const char *s, size_t len) {
     if (n > 0)
       return 1;
   }
-  return 0;
+  return cut_escape(s, len) > 0;
 }
 
 /* s[0..len) JSON-unescaped into out (len bytes: never longer); returns
@@ -972,7 +988,7 @@ static int runs_found (const char *b, const char *d, size_t dlen) {
   if (dlen < SECRET_MIN)
     return 0;
   scan_init(&S, b, d, dlen);
-  return next_run(&S, &lo, &hi) || cut_tail(b, d, dlen) > 0;
+  return next_run(&S, &lo, &hi) || cut_tail(b, d, dlen - cut_escape(d, dlen)) > 0;
 }
 
 /* Whether the JSON-unescaped s[0..len) holds something to redact. No
@@ -995,7 +1011,7 @@ static int escaped_found (const char *s, size_t len, const char *b) {
 ** "[redacted]", over all the text it came from. Both anchored there.
 */
 static void scrub_escaped_top (lua_State *L) {
-  size_t len, dlen, lo, hi, tail, from = 0;
+  size_t len, dlen, lo, hi, tail, cut, from = 0;
   const char *s = lua_tolstring(L, -1, &len), *b = lua_tostring(L, -2);
   unescaped U;
   luaL_Buffer buf;
@@ -1020,8 +1036,9 @@ static void scrub_escaped_top (lua_State *L) {
     from = text_at(&U, hi, 1);
     S.from = hi;
   }
-  tail = dlen - S.from >= SECRET_MIN ? cut_tail(b, d + S.from, dlen - S.from) : 0;
-  luaL_addlstring(&buf, s + from, (tail > 0 ? text_at(&U, dlen - tail, 0) : len) - from);
+  cut = cut_escape(d + S.from, dlen - S.from);
+  tail = dlen - S.from - cut >= SECRET_MIN ? cut_tail(b, d + S.from, dlen - S.from - cut) : 0;
+  luaL_addlstring(&buf, s + from, (tail > 0 ? text_at(&U, dlen - cut - tail, 0) : len) - from);
   if (tail > 0)
     luaL_addstring(&buf, REDACTED);
   luaL_pushresult(&buf);
