@@ -62,6 +62,30 @@ describe("aigc.promptlog", function ()
     assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ$", row.created_at)
   end)
 
+  -- (a per-user key in extra_body -- LiteLLM's client-side credentials --
+  -- was written to the file by a record_call with no client's scrub of the
+  -- call: only a top-level key-like param was redacted)
+  it("redacts key-like params at any depth of a param's table", function ()
+    local user_key = "sk-user-Vb7Nm3Qw9Er5Ty1Ui8Op2As"
+    local params = { model = "m1", messages = { { role = "user", content = "Hi" } },
+                     extra_body = { user_config = { model_list = { { litellm_params = { api_key = user_key,
+                                                                                       api_base = "http://x" } } } },
+                                    max_tokens = 7 } }
+    local id = assert(log:record_call(params, { text = "Hello!" }, nil, {}))
+    local row = log:get(id)
+    local lp = row.params.extra_body.user_config.model_list[1].litellm_params
+    assert.is_true(lp.api_key == "[redacted]")   -- (compared, not printed)
+    assert.equal("http://x", lp.api_base)
+    assert.equal(7, row.params.extra_body.max_tokens)
+    assert.is_true(params.extra_body.user_config.model_list[1].litellm_params.api_key == user_key)   -- (not changed)
+    log:close()
+    local f = assert(io.open(dir .. "/sub/dir/logs.db", "rb"))
+    local bytes = f:read("*a")
+    f:close()
+    assert.is_nil(bytes:find(user_key:sub(3, 14), 1, true))
+    log = assert(promptlog.open(dir .. "/sub/dir/logs.db"))
+  end)
+
   it("records a failure with its kind, message and partial text", function ()
     local res, e = aigc.client({ base_url = "http://127.0.0.1:1/v1", max_retries = 0 }):chat "Hi"
     assert.is_nil(res)

@@ -1,6 +1,7 @@
 --- What the prompt log (`aigc.promptlog`) never writes: the secrets of a
 -- call and of its client. Params whose name says key, token, secret or
--- password are replaced by `"[redacted]"`, the per-call options that are
+-- password (at any depth of a param's table too) are replaced by
+-- `"[redacted]"`, the per-call options that are
 -- not sent (headers, query, callbacks...) are left out, and every string
 -- of an entry goes through a scrubber: the client's own redaction (its
 -- engine knows each of its secrets, and the call's), the secrets given,
@@ -108,6 +109,23 @@ local NOT_LOGGED = {
   deadline = true, api_key = true,
 }
 
+-- A copy of the table v with every string under a key-like name, at any
+-- depth, as "[redacted]" (a per-user key in extra_body: LiteLLM's
+-- `user_config.model_list[i].litellm_params.api_key`); a table met again
+-- inside itself is "[cycle]". The caller's tables are not changed.
+local function redacted_names (v, walk)
+  if walk[v] then return "[cycle]" end
+  walk[v] = true
+  local t = {}
+  for k, x in pairs(v) do
+    if type(x) == "table" and getmetatable(x) == nil then x = redacted_names(x, walk)
+    elseif type(x) == "string" and secret_name(k) then x = "[redacted]" end
+    t[k] = x
+  end
+  walk[v] = nil
+  return t
+end
+
 -- The params as they are logged (`aigc.promptlog.loggable_params`).
 function M.loggable_params (params)
   local out = {}
@@ -128,7 +146,9 @@ function M.loggable_params (params)
         -- (a value JSON cannot carry is left out; one with text that is not
         -- UTF-8 is kept: the column's encoding repairs it, aigc.promptlog)
         local ok, err = pcall(json_encode, v)
-        if ok or tostring(err):find("invalid UTF-8", 1, true) then out[k] = v end
+        if ok or tostring(err):find("invalid UTF-8", 1, true) then
+          out[k] = type(v) == "table" and getmetatable(v) == nil and redacted_names(v, {}) or v
+        end
       end
     end
   end
