@@ -77,21 +77,13 @@ describe("a credential sent in extra_body", function ()
   end)
 
   it("echoed by the upstream of a recording proxy: masked on the tape", function ()
-    local dir = cli.home()
-    finally(function () cli.rmdir(dir) end)
-    local up = upstream.start(dir .. "/echo.lua", [=[
+    local live, err, bytes = upstream.recorded([=[
       local sent = buf:sub(h + 4)
       local key, token = sent:match('"api_key":"([^"]*)"'), sent:match('"access_token":"([^"]*)"')
       reply(s, "keys: " .. (key or "") .. " " .. (token or ""))
-    ]=])
-    finally(function () up.stop() end)
-    local tape = dir .. "/tape.jsonl"
-    local c = aigc.client { base_url = "http://127.0.0.1:" .. up.port .. "/v1", model = "m",
-                            cassette = { path = tape, mode = "record", proxy = true } }
-    local live = assert(c:chat { messages = { { role = "user", content = "Hi" } }, extra_body = extra_body() })
-    c:close()
+    ]=], { model = "m" }, { messages = { { role = "user", content = "Hi" } }, extra_body = extra_body() }, finally)
+    assert.is_nil(err and err.message)
     assert.is_true(leaks(live.text))   -- (the upstream did echo them: checked, not printed)
-    local bytes = cli.read(tape)
     assert.matches("keys: ", bytes, 1, true)
     assert.is_false(leaks(bytes), "the tape")
   end)

@@ -7,7 +7,6 @@
 local aigc = require "aigc"
 local cjson = require "cjson"
 local b64 = require "b64"
-local cli = require "cli"
 local scripted = require "scripted"
 local texts = require "texts"
 local upstream = require "upstream"
@@ -129,24 +128,15 @@ describe("a key echoed JSON-escaped", function ()
   end)
 
   it("the recording proxy masks it in the cassette", function ()
-    local dir = cli.home()
-    finally(function () cli.rmdir(dir) end)
-    local up = upstream.start(dir .. "/echo.lua", [=[
+    local live, err, tape = upstream.recorded([=[
       local key = buf:sub(1, h):match("\r\n[Aa]uthorization: Bearer ([^\r\n]*)")
       local some = key:gsub("[=+]", function (c) return string.format("\\u%04x", c:byte()) end)
       local every = key:gsub(".", function (c) return string.format("\\u%04X", c:byte()) end)
       local wrapped = every:gsub("\\", "\\\\")   -- (a gateway's string around that text)
       reply(s, "keys: " .. some .. " " .. every .. " " .. wrapped)
-    ]=])
-    finally(function () up.stop() end)
-    local path = dir .. "/escaped.jsonl"
-    local rec = aigc.client { base_url = "http://127.0.0.1:" .. up.port .. "/v1", model = "m", api_key = KEY,
-                              cassette = { path = path, mode = "record", proxy = true } }
-    local live, err = rec:chat { messages = { { role = "user", content = "hi" } } }
-    rec:close()
+    ]=], { model = "m", api_key = KEY }, { messages = { { role = "user", content = "hi" } } }, finally)
     assert.is_nil(err and err.message)
     assert.is_true(leaks(live.text))   -- (the upstream did echo it: checked, not printed)
-    local tape = cli.read(path)
     assert.matches("keys: ", tape, 1, true)
     assert.is_false(leaks(tape), "the key is on the tape")
   end)

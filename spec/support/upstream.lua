@@ -74,4 +74,26 @@ function M.start (path, answer, opts)
   end }
 end
 
+--- One chat call recorded through the cassette's recording proxy in front
+-- of an upstream answering with `answer`, in a folder of its own (removed
+-- at the test's end): what the call gave and the tape's bytes.
+-- @tparam string answer as for `start`
+-- @tparam table client_opts the client's options (base_url, cassette: set here)
+-- @tparam table params the chat call's
+-- @tparam function finally the spec's `finally`
+-- @return the call's result (or nil), its error, and the tape's bytes
+function M.recorded (answer, client_opts, params, finally)
+  local dir = cli.home()
+  finally(function () cli.rmdir(dir) end)
+  local up = M.start(dir .. "/upstream.lua", answer)
+  finally(function () up.stop() end)
+  client_opts.base_url = "http://127.0.0.1:" .. up.port .. "/v1"
+  client_opts.cassette = { path = dir .. "/tape.jsonl", mode = "record", proxy = true }
+  local aigc = require "aigc"
+  local c = aigc.client(client_opts)
+  local res, err = c:chat(params)
+  c:close()
+  return res, err, cli.read(dir .. "/tape.jsonl")
+end
+
 return M
