@@ -82,6 +82,7 @@ describe("a credential in a header of any credential-like name", function ()
       { { Authorization = "Bearer " .. key .. " " .. extra }, { key, extra } },
       { { ["X-Auth-Token"] = key .. "\t" .. extra .. " " }, { key, extra } },
       { { Authorization = "Negotiate " .. key .. " " .. extra }, { key, extra }, "Negotiate" },
+      { { Cookie = "session=" .. key .. "; csrftoken=" .. extra }, { key, extra } },   -- (two cookies)
       { { Authorization = "AWS4-HMAC-SHA256 Credential=" .. key .. ", Signature=" .. extra },
         { key, extra }, "AWS4-HMAC-SHA256" },   -- (the words hold them: "Credential=KEY,")
     }
