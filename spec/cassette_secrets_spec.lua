@@ -108,3 +108,43 @@ describe("a cassette's secrets", function ()
     end
   end)
 end)
+
+-- A stream whose deltas carry the key a few characters at a time (a model
+-- repeating the key of a prompt, "why is sk-... refused?", one token a
+-- chunk): no one event held 12 bytes of it, so the tape recorded in the
+-- client kept it whole, in pieces that a replay joins again.
+describe("a cassette recorded in the client, a key split over a stream's deltas", function ()
+  local scripted = require "scripted"
+  local KEY = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1w"
+
+  it("is redacted from the tape; a stream with no secret replays as it came", function ()
+    local dir = cli.home()
+    finally(function () cli.rmdir(dir) end)
+    local chunks = {}
+    for i = 1, #KEY, 4 do chunks[#chunks + 1] = { content = KEY:sub(i, i + 3) } end
+    chunks[#chunks + 1] = { content = " is refused." }
+    local plain = { { content = "Hello" }, { content = ", world" } }
+    local srv = scripted.start { scripted.sse(chunks, "stop"), scripted.sse(plain, "stop") }
+    local tape = dir .. "/split.jsonl"
+    local rec = aigc.client { base_url = srv.base_url, api_key = KEY, model = "m",
+                              cassette = { path = tape, mode = "record", proxy = false } }
+    local p1 = { messages = { { role = "user", content = "one" } }, stream = function () end }
+    local p2 = { messages = { { role = "user", content = "two" } }, stream = function () end }
+    assert.is_true(assert(rec:chat(p1)).text == KEY .. " is refused.")   -- (compared, not printed)
+    assert.equal("Hello, world", assert(rec:chat(p2)).text)
+    rec:close()
+    srv.finish()
+    local c = aigc.client { base_url = "http://127.0.0.1:9/v1", api_key = KEY, model = "m",
+                            cassette = { path = tape, mode = "replay", timing = false } }
+    local deltas = {}
+    local r1 = assert(c:chat { messages = p1.messages, stream = function (d) deltas[#deltas + 1] = d end })
+    local r2 = assert(c:chat { messages = p2.messages, stream = function () end })
+    c:close()
+    assert.is_true(r1.text == "[redacted] is refused.")   -- (compared, not printed)
+    assert.equal("Hello, world", r2.text)
+    local pieces = {}
+    for piece in cli.read(tape):gmatch('content\\":\\"(.-)\\"') do pieces[#pieces + 1] = piece end
+    assert.is_true(#pieces >= 3)
+    assert.is_nil(table.concat(pieces):find(KEY:sub(9, 20), 1, true), "the key's pieces are on the tape")
+  end)
+end)

@@ -507,6 +507,56 @@ local function error_headers (h)
   return out
 end
 
+-- The strings of a stream's chunk `v`, added to `groups` by the field
+-- they are a piece of: its path (an array's element by its `index` when
+-- it has one: a choice, a tool call), after `id` (a Responses event's
+-- type and item). Each piece: the table holding it, its key, event `n`.
+local function stream_fields (v, path, groups, n)
+  for k, x in pairs(v) do
+    local step = type(x) == "table" and type(k) == "number" and type(x.index) == "number" and "i" .. x.index or k
+    local at = path .. "/" .. tostring(step)
+    if type(x) == "string" then
+      local g = groups[at]
+      if not g then g = {}; groups[at] = g end
+      g[#g + 1] = { t = v, k = k, n = n }
+    elseif type(x) == "table" then
+      stream_fields(x, at, groups, n)
+    end
+  end
+end
+
+-- A secret a stream's deltas carry in pieces (a model repeating the key
+-- of a prompt, a few characters a chunk) is in no one event, where the
+-- scrub looks: the pieces of each field (a choice's delta.content...) are
+-- joined and scrubbed, and when that redacts something the field's whole
+-- scrubbed text goes in its first event, "" in the others (a replay gives
+-- the same text, cut less finely). Events rewritten: their data again.
+local function scrub_split (events, scrub)
+  local chunks, groups, changed = {}, {}, {}
+  for n, ev in ipairs(events) do
+    local ok, chunk = pcall(json.decode, ev.data:match("^data: (.*)\n\n$") or "")
+    if ok and type(chunk) == "table" then
+      chunks[n] = chunk
+      local id = tostring(chunk.type) .. "|" .. tostring(chunk.item_id) .. "|" .. tostring(chunk.output_index)
+        .. "|" .. tostring(chunk.content_index)
+      stream_fields(chunk, id, groups, n)
+    end
+  end
+  for _, g in pairs(groups) do
+    local parts = {}
+    for i, piece in ipairs(g) do parts[i] = piece.t[piece.k] end
+    local joined = table_concat(parts)
+    local clean = #g > 1 and scrub(joined)
+    if clean and clean ~= joined then
+      for i, piece in ipairs(g) do
+        piece.t[piece.k] = i == 1 and clean or ""
+        changed[piece.n] = true
+      end
+    end
+  end
+  for n in pairs(changed) do events[n].data = "data: " .. json.encode(chunks[n]) .. "\n\n" end
+end
+
 -- Appends an exchange recorded in the client.
 local function record (self, call, res, err, scrub)
   local x = { key = call.key }
@@ -524,6 +574,7 @@ local function record (self, call, res, err, scrub)
       if pcall(json.encode, bytes) then x.body = bytes else x.body_b64 = util.base64(bytes) end
     elseif call.events then
       local events = call.events
+      if scrub then scrub_split(events, scrub) end
       events[#events + 1] = { t = math_floor((core.now() - call.t0) * 1000 + 0.5), data = "data: [DONE]\n\n" }
       x.events = events
       x.headers["content-type"] = "text/event-stream"
