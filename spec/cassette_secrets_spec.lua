@@ -113,7 +113,7 @@ end)
 -- repeating the key of a prompt, "why is sk-... refused?", one token a
 -- chunk): no one event held 12 bytes of it, so the tape recorded in the
 -- client kept it whole, in pieces that a replay joins again.
-describe("a cassette recorded in the client, a key split over a stream's deltas", function ()
+describe("a key split over a stream's deltas", function ()
   local scripted = require "scripted"
   local KEY = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1w"
 
@@ -146,5 +146,27 @@ describe("a cassette recorded in the client, a key split over a stream's deltas"
     for piece in cli.read(tape):gmatch('content\\":\\"(.-)\\"') do pieces[#pieces + 1] = piece end
     assert.is_true(#pieces >= 3)
     assert.is_nil(table.concat(pieces):find(KEY:sub(9, 20), 1, true), "the key's pieces are on the tape")
+  end)
+
+  it("is masked on the recording proxy's tape, as many bytes", function ()
+    local dir = cli.home()
+    finally(function () cli.rmdir(dir) end)
+    local chunks = {}
+    for i = 1, #KEY, 4 do chunks[#chunks + 1] = { content = KEY:sub(i, i + 3) } end
+    chunks[#chunks + 1] = { content = " is refused." }
+    local srv = scripted.start { scripted.sse(chunks, "stop") }
+    local tape = dir .. "/split-proxy.jsonl"
+    local rec = aigc.client { base_url = srv.base_url, api_key = KEY, model = "m",
+                              cassette = { path = tape, mode = "record", proxy = true } }
+    local p = { messages = { { role = "user", content = "one" } }, stream = function () end }
+    assert.is_true(assert(rec:chat(p)).text == KEY .. " is refused.")   -- (compared, not printed)
+    rec:close()
+    srv.finish()
+    assert.matches('"raw":true', cli.read(tape), 1, true)
+    local c = aigc.client { base_url = "http://127.0.0.1:9/v1", api_key = KEY, model = "m",
+                            cassette = { path = tape, mode = "replay", timing = false } }
+    local r = assert(c:chat { messages = p.messages, stream = function () end })
+    c:close()
+    assert.is_true(r.text == ("*"):rep(#KEY) .. " is refused.")
   end)
 end)

@@ -34,7 +34,8 @@ it carries are masked in what is stored of the response (a server may
 echo the key in a header or a body), as the engine scrubs errors: any run
 of 12 bytes or more of one or of its base64, hex or percent-encoded
 forms, in any case, as it is or in a JSON string with any character
-escaped ("\/", Gson's "\u003d"), becomes `[redacted]***`, as many bytes.
+escaped ("\/", Gson's "\u003d"), becomes `[redacted]***`, as many bytes;
+one a stream's deltas carry a few characters at a time, `*` each.
 It exits when its parent is gone
 (polled every 0.5 s) or on SIGTERM; a
 recording proxy's SIGTERM first lets the exchanges in flight finish and be
@@ -366,6 +367,83 @@ local function mask (s, pieces, whole)
   return table.concat(out)
 end
 
+-- A key a stream's deltas carry a few characters at a time (a model
+-- repeating the key of a prompt, one token a chunk) is in no one event:
+-- the short JSON string values of each name ("content": "sk-p", "roj-"...),
+-- unescaped and joined in order over the exchange's events, are searched
+-- too, and each byte of a run that spans two of them or more is masked
+-- as "*" where it came from (as many bytes: the framing holds).
+local PIECE_MAX, LINE_MAX = 64, 16384   -- (a stream's chunk is a short line; a long one is searched whole)
+-- Adds to by_name the string values of one line (at byte `base` of event n).
+local function line_values (line, n, base, by_name)
+  local i = 1
+  while true do
+    local _, b, name = line:find('"([%w_]+)"%s*:%s*"', i)
+    if not b then return end
+    local j = b + 1
+    repeat   -- (to its end quote, past escapes)
+      local q = line:find('["\\]', j)
+      j = q and (line:byte(q) == 92 and q + 2 or q) or #line + 1
+    until not q or line:byte(q) == 34
+    local raw = line:sub(b + 1, j - 1)
+    if #raw <= PIECE_MAX then
+      local g = by_name[name]
+      if not g then g = { text = {}, ev = {}, lo = {}, hi = {}, piece = {}, pieces = 0 }; by_name[name] = g end
+      local decoded, at = unescaped(raw)
+      g.pieces = g.pieces + 1
+      g.text[#g.text + 1] = decoded or raw
+      for k = 1, #(decoded or raw) do
+        local m = #g.ev + 1
+        g.ev[m], g.piece[m] = n, g.pieces
+        g.lo[m], g.hi[m] = base + b + (at and at[k] or k), base + b + (at and at[k + 1] - 1 or k)
+      end
+    end
+    i = j + 1
+  end
+end
+
+-- name -> its values' bytes, decoded, over the events: text (the pieces),
+-- and per byte its event, where it came from there (lo, hi), its piece.
+local function split_values (events)
+  local by_name = {}
+  for n, ev in ipairs(events) do
+    local base = 0
+    for line in ev.data:gmatch("[^\n]*\n?") do
+      if #line <= LINE_MAX then line_values(line, n, base, by_name) end
+      base = base + #line
+    end
+  end
+  return by_name
+end
+
+local function mask_split (events, pieces, whole)
+  local stars = {}   -- event -> { [byte] = true }
+  for _, g in pairs(split_values(events)) do
+    local runs = {}
+    if g.pieces > 1 then runs_in(table.concat(g.text):lower(), nil, pieces, whole, runs) end
+    for _, r in ipairs(runs) do
+      if g.piece[r[1]] ~= g.piece[r[2]] then
+        for k = r[1], r[2] do
+          local set = stars[g.ev[k]] or {}
+          stars[g.ev[k]] = set
+          for x = g.lo[k], g.hi[k] do set[x] = true end
+        end
+      end
+    end
+  end
+  for n, set in pairs(stars) do
+    local xs, s, out, from = {}, events[n].data, {}, 1
+    for x in pairs(set) do xs[#xs + 1] = x end
+    table.sort(xs)
+    for _, x in ipairs(xs) do
+      out[#out + 1] = s:sub(from, x - 1) .. "*"
+      from = x + 1
+    end
+    out[#out + 1] = s:sub(from)
+    events[n].data = table.concat(out)
+  end
+end
+
 -- Whether `s` is valid UTF-8 (what a JSON string may hold: the client's
 -- decoder refuses anything else). Without the utf8 library (Lua 5.1,
 -- LuaJIT): ASCII only.
@@ -420,6 +498,7 @@ local function append_exchange (key, events, secrets)
   if not f then return end
   drop_private_headers(events)
   local pieces, whole = pieces_of(secrets)
+  mask_split(events, pieces, whole)
   for _, ev in ipairs(events) do
     ev.data = mask(ev.data, pieces, whole)
     -- Bytes that are no text (audio, an image, a gzip body) as base64:
