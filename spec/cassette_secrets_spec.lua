@@ -116,57 +116,54 @@ end)
 describe("a key split over a stream's deltas", function ()
   local scripted = require "scripted"
   local KEY = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1w"
+  local dir
+  before_each(function () dir = cli.home() end)
+  after_each(function () cli.rmdir(dir) end)
 
-  it("is redacted from the tape; a stream with no secret replays as it came", function ()
-    local dir = cli.home()
-    finally(function () cli.rmdir(dir) end)
+  -- The reply that streams the key 4 characters a chunk, then " is refused."
+  local function split_reply ()
     local chunks = {}
     for i = 1, #KEY, 4 do chunks[#chunks + 1] = { content = KEY:sub(i, i + 3) } end
     chunks[#chunks + 1] = { content = " is refused." }
-    local plain = { { content = "Hello" }, { content = ", world" } }
-    local srv = scripted.start { scripted.sse(chunks, "stop"), scripted.sse(plain, "stop") }
+    return scripted.sse(chunks, "stop")
+  end
+
+  -- The calls `params` recorded (proxy or not) from a server giving `replies`,
+  -- then replayed: the replies' texts, and the tape's bytes.
+  local function record_replay (replies, params, proxy)
+    local srv = scripted.start(replies)
     local tape = dir .. "/split.jsonl"
     local rec = aigc.client { base_url = srv.base_url, api_key = KEY, model = "m",
-                              cassette = { path = tape, mode = "record", proxy = false } }
-    local p1 = { messages = { { role = "user", content = "one" } }, stream = function () end }
-    local p2 = { messages = { { role = "user", content = "two" } }, stream = function () end }
-    assert.is_true(assert(rec:chat(p1)).text == KEY .. " is refused.")   -- (compared, not printed)
-    assert.equal("Hello, world", assert(rec:chat(p2)).text)
+                              cassette = { path = tape, mode = "record", proxy = proxy } }
+    for _, p in ipairs(params) do assert(rec:chat(p)) end
     rec:close()
     srv.finish()
     local c = aigc.client { base_url = "http://127.0.0.1:9/v1", api_key = KEY, model = "m",
                             cassette = { path = tape, mode = "replay", timing = false } }
-    local deltas = {}
-    local r1 = assert(c:chat { messages = p1.messages, stream = function (d) deltas[#deltas + 1] = d end })
-    local r2 = assert(c:chat { messages = p2.messages, stream = function () end })
+    local texts = {}
+    for i, p in ipairs(params) do texts[i] = assert(c:chat(p)).text end
     c:close()
-    assert.is_true(r1.text == "[redacted] is refused.")   -- (compared, not printed)
-    assert.equal("Hello, world", r2.text)
+    return texts, cli.read(tape)
+  end
+
+  local function params (content)
+    return { messages = { { role = "user", content = content } }, stream = function () end }
+  end
+
+  it("is redacted from the tape; a stream with no secret replays as it came", function ()
+    local plain = scripted.sse({ { content = "Hello" }, { content = ", world" } }, "stop")
+    local texts, tape = record_replay({ split_reply(), plain }, { params "one", params "two" }, false)
+    assert.is_true(texts[1] == "[redacted] is refused.")   -- (compared, not printed)
+    assert.equal("Hello, world", texts[2])
     local pieces = {}
-    for piece in cli.read(tape):gmatch('content\\":\\"(.-)\\"') do pieces[#pieces + 1] = piece end
+    for piece in tape:gmatch('content\\":\\"(.-)\\"') do pieces[#pieces + 1] = piece end
     assert.is_true(#pieces >= 3)
     assert.is_nil(table.concat(pieces):find(KEY:sub(9, 20), 1, true), "the key's pieces are on the tape")
   end)
 
   it("is masked on the recording proxy's tape, as many bytes", function ()
-    local dir = cli.home()
-    finally(function () cli.rmdir(dir) end)
-    local chunks = {}
-    for i = 1, #KEY, 4 do chunks[#chunks + 1] = { content = KEY:sub(i, i + 3) } end
-    chunks[#chunks + 1] = { content = " is refused." }
-    local srv = scripted.start { scripted.sse(chunks, "stop") }
-    local tape = dir .. "/split-proxy.jsonl"
-    local rec = aigc.client { base_url = srv.base_url, api_key = KEY, model = "m",
-                              cassette = { path = tape, mode = "record", proxy = true } }
-    local p = { messages = { { role = "user", content = "one" } }, stream = function () end }
-    assert.is_true(assert(rec:chat(p)).text == KEY .. " is refused.")   -- (compared, not printed)
-    rec:close()
-    srv.finish()
-    assert.matches('"raw":true', cli.read(tape), 1, true)
-    local c = aigc.client { base_url = "http://127.0.0.1:9/v1", api_key = KEY, model = "m",
-                            cassette = { path = tape, mode = "replay", timing = false } }
-    local r = assert(c:chat { messages = p.messages, stream = function () end })
-    c:close()
-    assert.is_true(r.text == ("*"):rep(#KEY) .. " is refused.")
+    local texts, tape = record_replay({ split_reply() }, { params "one" }, true)
+    assert.matches('"raw":true', tape, 1, true)
+    assert.is_true(texts[1] == ("*"):rep(#KEY) .. " is refused.")   -- (compared, not printed)
   end)
 end)
