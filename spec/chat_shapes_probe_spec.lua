@@ -54,6 +54,16 @@ local SERVER = [=[
     -- a choice's index as a float or a string
     ["index-float"] = { 200, SSE, data('{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0.0,"delta":{"content":"Hi"},"finish_reason":"stop"}]}') .. DONE },
     ["index-string"] = { 200, SSE, data('{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":"0","delta":{"content":"Hi"},"finish_reason":"stop"}]}') .. DONE },
+    -- a tool call's index as a float or a string, the same in each of its pieces (each piece was a call)
+    ["call-index-1e300"] = { 200, SSE, chunk('{"role":"assistant","tool_calls":[{"index":1e300,"id":"c","type":"function","function":{"name":"f","arguments":""}}]}')
+      .. chunk('{"tool_calls":[{"index":1e300,"function":{"arguments":"{}"}}]}', '"tool_calls"') .. DONE },
+    ["call-index-0.5"] = { 200, SSE, chunk('{"role":"assistant","tool_calls":[{"index":0.5,"id":"c","type":"function","function":{"name":"f","arguments":""}}]}')
+      .. chunk('{"tool_calls":[{"index":0.5,"function":{"arguments":"{}"}}]}', '"tool_calls"') .. DONE },
+    ["call-index-string"] = { 200, SSE, chunk('{"role":"assistant","tool_calls":[{"index":"3","id":"c","type":"function","function":{"name":"f","arguments":""}}]}')
+      .. chunk('{"tool_calls":[{"index":"3","function":{"arguments":"{}"}}]}', '"tool_calls"') .. DONE },
+    -- the first piece well indexed, the next one not
+    ["call-index-late"] = { 200, SSE, chunk('{"role":"assistant","tool_calls":[{"index":0,"id":"c","type":"function","function":{"name":"f","arguments":""}}]}')
+      .. chunk('{"tool_calls":[{"index":0.0,"function":{"arguments":"{}"}}]}', '"tool_calls"') .. DONE },
   }
   local server = oneshot.listen()
   while true do
@@ -186,7 +196,23 @@ describe("chat replies of unusual shapes", function ()
         local res, err = stream(model)
         assert.is_nil(res)
         assert.equal("parse", err.kind)
-        assert.matches("choice \"index\" is not an integer", err.message, 1, true)
+        assert.matches("choice \"index\" " .. (model == "index-float" and "0.0" or '"0"')
+                       .. " is not an integer in 0..127", err.message, 1, true)
+      end)
+    end
+  end)
+
+  describe("streamed with a tool call index that is not an integer", function ()
+    -- Each piece of such a call was taken as a new call (1e300, 0.5, "3"): a
+    -- reply of two calls, one named with no arguments and one with no name;
+    -- openai-python refuses it (TypeError: the index is not an integer).
+    for _, case in ipairs { { "call-index-1e300", "1e+300" }, { "call-index-0.5", "0.5" },
+                            { "call-index-string", '"3"' }, { "call-index-late", "0.0" } } do
+      it("say so, naming it (" .. case[1] .. ")", function ()
+        local res, err = stream(case[1])
+        assert.is_nil(res)
+        assert.equal("parse", err.kind)
+        assert.matches('array item "index" ' .. case[2] .. " is not an integer in 0..127", err.message, 1, true)
       end)
     end
   end)

@@ -65,14 +65,15 @@ static int replaces (const aigc_json_member *m) {
 }
 
 /* An array merged item by item on "index": non-empty, every item an
-** object with an integer "index". */
+** object with a non-null "index" (merge_indexed refuses one that is not
+** an integer in 0..127: 0.5, 1e300 or "3" were each a new call). */
 static int indexed_array (const aigc_json_value *v) {
   size_t i;
   if (v->type != AIGC_JSON_ARRAY || v->len == 0)
     return 0;
   for (i = 0; i < v->len; i++) {
     const aigc_json_value *iv = aigc_json_get(&v->u.items[i], "index");
-    if (iv == NULL || iv->type != AIGC_JSON_INT)
+    if (iv == NULL || iv->type == AIGC_JSON_NULL)
       return 0;
   }
   return 1;
@@ -787,7 +788,7 @@ static int merge_indexed (merge *M, aigc_json_value *arr, const aigc_json_value 
     aigc_json_value *item;
     int k = index_of(d);
     if (k < 0)
-      return badshape(M, "array item \"index\" is not an integer in 0..127");
+      return bad_index(M->a->error, sizeof M->a->error, "array item", d);
     if (map[k] == NOPOS || another_call(M, arr, map[k], d)) {
       aigc_json_value nv;
       empty(&nv, AIGC_JSON_OBJECT);
@@ -1071,7 +1072,7 @@ static int merge_choices (merge *M, aigc_json_value *acc, const aigc_json_value 
       return badshape(M, "choice is not an object");
     k = index_of(ch);
     if (k == -2)
-      return badshape(M, "choice \"index\" is not an integer in 0..127");
+      return bad_index(M->a->error, sizeof M->a->error, "choice", ch);
     if (k == -1)
       k = 0;
     pos = mapped ? at[k] : find_choice(acc, k);

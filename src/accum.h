@@ -41,9 +41,11 @@
 **       both strings            -> appended (content, refusal, arguments,
 **                                  text, reasoning_content, ...);
 **       both objects            -> merged recursively;
-**       both arrays             -> if the delta's items are objects with an
-**                                  integer "index" (tool_calls): merged by
-**                                  that index (0..127), but an item whose
+**       both arrays             -> if the delta's items are objects with a
+**                                  non-null "index" (tool_calls): merged by
+**                                  that index, which must be an integer in
+**                                  0..127 (else BADSHAPE, naming it: a float
+**                                  or a string is no index), but an item whose
 **                                  "id" differs from the one its index
 **                                  holds is another item (every parallel
 **                                  call at index 0); otherwise the items

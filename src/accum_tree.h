@@ -7,6 +7,7 @@
 #ifndef AIGC_ACCUM_TREE_H
 #define AIGC_ACCUM_TREE_H
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,6 +49,32 @@ static inline int index_of (const aigc_json_value *obj) {
   if (iv->type != AIGC_JSON_INT || iv->u.i < 0 || iv->u.i > AIGC_ACCUM_MAX_INDEX)
     return -2;
   return (int)iv->u.i;
+}
+
+/*
+** AIGC_ACCUM_BADSHAPE, with err[0..n) saying that what's "index" (obj's,
+** which index_of() read as -2) is not an integer in 0..127, and naming
+** it: a server's 1e300 or "3" told apart from its 128.
+*/
+static inline int bad_index (char *err, size_t n, const char *what, const aigc_json_value *obj) {
+  const aigc_json_value *iv = aigc_json_get(obj, "index");
+  char num[32];
+  int len = 0;
+  const char *s = num;
+  if (iv->type == AIGC_JSON_INT)
+    len = aigc_json_format_int(num, iv->u.i);
+  else if (iv->type == AIGC_JSON_FLOAT)   /* (finite: the parser refuses others) */
+    len = aigc_json_format_double(num, iv->u.d);
+  else if (iv->type == AIGC_JSON_STRING)
+    for (s = iv->u.s, len = iv->len > 20 ? 20 : (int)iv->len;   /* (whole UTF-8 characters) */
+         (size_t)len < iv->len && len > 0 && ((unsigned char)s[len] & 0xC0) == 0x80; len--) {}
+  else
+    s = iv->type == AIGC_JSON_TRUE ? "true" : iv->type == AIGC_JSON_FALSE ? "false"
+      : iv->type == AIGC_JSON_ARRAY ? "an array" : "an object", len = (int)strlen(s);
+  snprintf(err, n, "%s \"index\" %s%.*s%s is not an integer in 0..127", what,
+           iv->type == AIGC_JSON_STRING ? "\"" : "", len, s,
+           iv->type == AIGC_JSON_STRING ? (iv->len > 20 ? "...\"" : "\"") : "");
+  return AIGC_ACCUM_BADSHAPE;
 }
 
 /* An empty value of the type: {}, [] or a scalar with no payload. */

@@ -591,6 +591,9 @@ static char *snapshot (aigc_accum *a) {
 ** Malformed chunks are refused with the tree exactly as it was, even when
 ** the problem is found after part of the chunk was merged.
 */
+#define E9 "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"   /* 9 e-acute */
+#define E10 E9 "\xc3\xa9"
+
 TEST(test_badshape_unchanged) {
   static const char *const bad[] = {
     "[]", "\"chunk\"", "null",
@@ -613,6 +616,12 @@ TEST(test_badshape_unchanged) {
     "{\"index\":128,\"function\":{\"arguments\":\"z\"}}]}}]}",
     "{\"choices\":[{\"index\":3,\"delta\":{\"content\":\"new\",\"tool_calls\":"
     "[{\"index\":200}]}}]}",
+    /* a tool call index that is not an integer was a new call per piece */
+    "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0.0}]}}]}",
+    "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":1e300}]}}]}",
+    "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":\"0\"}]}}]}",
+    "{\"choices\":[{\"index\":1,\"delta\":{\"tool_calls\":[{\"index\":0.5}]}}]}",
+    "{\"choices\":[{\"index\":2,\"delta\":{\"tool_calls\":[{\"index\":true}]}}]}",
     "{\"choices\":[{\"index\":0,\"logprobs\":{\"content\":[{\"token\":\"t\"}]},"
     "\"delta\":{\"role\":\"x\"}},\"oops\"]}",
     "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"q\"}},{\"index\":1,"
@@ -647,10 +656,17 @@ TEST(test_badshape_unchanged) {
     free(after);
   }
   CHECK(add(&a, "{\"choices\":[{\"index\":128}]}") == AIGC_ACCUM_BADSHAPE &&
-        strcmp(a.error, "choice \"index\" is not an integer in 0..127") == 0);
+        strcmp(a.error, "choice \"index\" 128 is not an integer in 0..127") == 0);
   CHECK(add(&a, "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":128}]}}]}")
         == AIGC_ACCUM_BADSHAPE &&
-        strcmp(a.error, "array item \"index\" is not an integer in 0..127") == 0);
+        strcmp(a.error, "array item \"index\" 128 is not an integer in 0..127") == 0);
+  CHECK(add(&a, "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":1e300}]}}]}")
+        == AIGC_ACCUM_BADSHAPE &&
+        strcmp(a.error, "array item \"index\" 1e+300 is not an integer in 0..127") == 0);
+  CHECK(add(&a, "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":"
+                "\"x" E10 "\"}]}}]}")   /* (cut at 20 bytes: inside the tenth e-acute) */
+        == AIGC_ACCUM_BADSHAPE &&
+        strcmp(a.error, "array item \"index\" \"x" E9 "...\" is not an integer in 0..127") == 0);
   CHECK(add(&a, "{\"choices\":5}") == AIGC_ACCUM_BADSHAPE &&
         strcmp(a.error, "\"choices\" is not an array") == 0);
   CHECK(add(&a, "{\"choices\":[{\"delta\":5}]}") == AIGC_ACCUM_BADSHAPE &&
