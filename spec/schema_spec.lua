@@ -93,6 +93,33 @@ describe("aigc.schema", function ()
       assert.same({ "$: expected a JSON value, got function" }, list)
     end)
 
+    it("checks multipleOf for tiny and huge values and divisors, as python-jsonschema", function ()
+      local function multiple (v, m) return (schema.validate(v, { type = "number", multipleOf = m })) end
+      -- 1e300 / 1e-300 is inf, and inf - floor(inf) (NaN) was never over the tolerance
+      assert.is_false(multiple(1e300, 1e-300))
+      assert.is_false(multiple(-1e300, 1e-300))
+      assert.is_false(multiple(1e308, 1e-308))
+      assert.is_true(multiple(2 ^ 1000, 2 ^ -70))   -- (inf too, but exactly a multiple)
+      -- a quotient near 0 passed as 0
+      assert.is_false(multiple(0.5, 1e308))
+      assert.is_false(multiple(1e-10, 1))
+      assert.is_true(multiple(0, 1e308))
+      -- a big quotient's rounding was over the fixed 1e-9 (495880971118.99994)
+      assert.is_true(multiple(4958809711.19, 0.01))
+      assert.is_false(multiple(4958809711.195, 0.01))
+      -- decimal divisors as users write them; tiny ones
+      assert.is_true(multiple(0.3, 0.1))
+      assert.is_true(multiple(19.99, 0.01))
+      assert.is_false(multiple(0.35, 0.1))
+      assert.is_true(multiple(3e-300, 1e-300))
+      assert.is_false(multiple(3.5e-300, 1e-300))
+      if math.type then   -- integers beyond 2^53 (5.4): 2^53 + 1 / 2 was the float 2^52
+        assert.is_false(multiple(math.tointeger(2 ^ 53) + 1, 2))
+        assert.is_true(multiple(math.tointeger(2 ^ 53) + 2, 2))
+        assert.is_false(multiple(json.decode("9007199254740993"), 2))
+      end
+    end)
+
     it("checks numbers, strings (in characters), arrays and objects' sizes", function ()
       local _, list = violations(json.decode('[0, 11, 2.5, 10, 3]'), {
         type = "array", maxItems = 4,

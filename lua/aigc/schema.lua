@@ -55,7 +55,7 @@ local null = core.null
 local is_array = core.is_array
 local json_decode = core.json.decode
 local ipairs, next, pairs, select, tostring, type = ipairs, next, pairs, select, tostring, type
-local math_floor, math_abs = math.floor, math.abs
+local math_floor, math_abs, math_fmod, math_max, huge = math.floor, math.abs, math.fmod, math.max, math.huge
 local string_find, string_format, string_match, string_sub = string.find, string.format, string.match, string.sub
 local table_concat, table_sort = table.concat, table.sort
 local utf8_len = compat.utf8_len
@@ -354,6 +354,21 @@ local function check_array (v, s, pos, r, c)
   end
 end
 
+-- Whether v is a multiple of m (> 0): v / m within rounding of a whole
+-- number n, the tolerance growing with n (1e-9 up to a million, the
+-- quotient's last digits beyond: 4958809711.19 of 0.01 is 495880971118.99994);
+-- but n = 0 only for 0 itself (0.5 / 1e308 = 5e-309 and 1e-10 / 1 passed,
+-- "near 0"). Integers are checked exactly; a quotient too big for a float
+-- (1e300 / 1e-300: inf, and inf - inf, NaN, is never over the tolerance:
+-- it passed) by the exact remainder, as python-jsonschema does.
+local function multiple (v, m)
+  if math_type and math_type(v) == "integer" and math_type(m) == "integer" then return v % m == 0 end
+  local q = v / m
+  if q == huge or q == -huge then return math_fmod(v, m) == 0 end
+  local n = math_floor(q + 0.5)
+  return (n ~= 0 or q == 0) and math_abs(q - n) <= math_max(1e-9, math_abs(n) * 1e-15)
+end
+
 local function check_number (v, s, pos, r)
   local min, max, xmin, xmax = s.minimum, s.maximum, s.exclusiveMinimum, s.exclusiveMaximum
   if min and v < min then add(r, pos, "%s is less than the minimum %s", show(v), show(min)) end
@@ -364,10 +379,7 @@ local function check_number (v, s, pos, r)
   if xmin and v <= xmin then add(r, pos, "%s must be more than %s", show(v), show(xmin)) end
   if xmax and v >= xmax then add(r, pos, "%s must be less than %s", show(v), show(xmax)) end
   local m = s.multipleOf
-  if m then
-    local q = v / m
-    if math_abs(q - math_floor(q + 0.5)) > 1e-9 then add(r, pos, "%s is not a multiple of %s", show(v), show(m)) end
-  end
+  if m and not multiple(v, m) then add(r, pos, "%s is not a multiple of %s", show(v), show(m)) end
 end
 
 local function check_string (v, s, pos, r, c)
