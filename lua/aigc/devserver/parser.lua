@@ -10,7 +10,7 @@ local records = require "aigc.devserver.records"
 
 local find, gsub, lower, match, sub = string.find, string.gsub, string.lower, string.match, string.sub
 local concat = table.concat
-local uid, url_decode, gmatch_lines = util.uid, util.url_decode, util.gmatch_lines
+local uid, url_decode, gmatch_lines, trim_end = util.uid, util.url_decode, util.gmatch_lines, util.trim_end
 local new_record = records.new_record
 
 local M = {}
@@ -29,6 +29,8 @@ local function parse_target (target)
   return path, query
 end
 
+local function ows (b) return b == 32 or b == 9 end   -- (HTTP's blanks: space, tab)
+
 local function parse_head (head)
   local lines = {}
   for line in gmatch_lines(head) do lines[#lines + 1] = line end
@@ -40,9 +42,11 @@ local function parse_head (head)
   end
   local headers = {}
   for i = 2, #lines do
-    local name, value = match(lines[i], "^([!#$%%&'*+%-.^_`|~%w]+):[ \t]*(.-)[ \t]*$")
+    -- (the value's trailing blanks trimmed in a loop: "(.-)[ \t]*$" took 12 s
+    -- for a line of 64 kB of blanks between two letters)
+    local name, value = match(lines[i], "^([!#$%%&'*+%-.^_`|~%w]+):[ \t]*(.*)$")
     if not name then return nil, 400, "Malformed HTTP header line." end
-    name = lower(name)
+    name, value = lower(name), trim_end(value, ows)
     local old = headers[name]
     if old and name == "content-length" and old ~= value then return nil, 400, "Conflicting Content-Length." end
     headers[name] = (old and name ~= "content-length") and old .. ", " .. value or value

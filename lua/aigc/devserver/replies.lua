@@ -178,7 +178,7 @@ local COMPUTED = {
   function (_, l)
     local c = capital_asked(l) or match(l, "capital of (%a+)")
     if c then
-      c = trim_end(gsub(c, "^the ", ""))
+      c = trim_end((gsub(c, "^the ", "")))   -- (one argument: a second is trim_end's blanks)
       local e = COUNTRIES[c] or (c == "the united kingdom" or c == "united kingdom" or c == "uk")
         and { "the United Kingdom", "London" }
       if e then

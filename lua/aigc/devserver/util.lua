@@ -40,11 +40,13 @@ local function words (s) return select(2, gsub(s, "%S+", "")) end
 -- feed, carriage return, space.
 local function space (b) return b == 32 or (b >= 9 and b <= 13) end
 
--- `s` without its trailing white space, in a byte loop: "%s+$" tried each
--- space of an inner run to its end, quadratic in the run.
-local function trim_end (s)
+-- `s` without its trailing white space (the bytes for which `tail(byte)`
+-- is true, if given), in a byte loop: "%s+$" tried each space of an inner
+-- run to its end, quadratic in the run.
+local function trim_end (s, tail)
   local j = #s
-  while j >= 1 and space(byte(s, j)) do j = j - 1 end
+  tail = tail or space
+  while j >= 1 and tail(byte(s, j)) do j = j - 1 end
   return sub(s, 1, j)
 end
 

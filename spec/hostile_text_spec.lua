@@ -1,0 +1,38 @@
+-- Text read with Lua patterns that were quadratic in a run of blanks (or of
+-- other bytes) inside it: a lazy "(.-)" before "%s*$", an unanchored
+-- "[^/]*$". Each case is run in a child bounded by `timeout 60`, a hang's
+-- bound, not a timing (the machine may be loaded): the old patterns took
+-- minutes there, the byte loops take milliseconds.
+local devserver = require "devserver"
+local proc = require "procutil"
+
+-- Runs `code` in a child Lua 5.4 (the module for 5.4, spec/support on the
+-- path) under `timeout 60`: true or false, and what it printed.
+local function bounded (code)
+  local setup = "package.path = 'lua/?.lua;lua/?/init.lua;spec/support/?.lua;' .. package.path; "
+    .. "package.cpath = './?.so;' .. package.cpath; "
+  return proc.sh("timeout 60 lua5.4 -e " .. proc.quote(setup .. code))
+end
+
+describe("text with long runs of blanks", function ()
+  it("the bundled server parses a header of 64 kB of blanks between two letters at once (12 s per request)",
+     function ()
+    local srv = devserver.start()
+    finally(function () srv:stop() end)
+    -- ten requests, each with a header "a<60,000 blanks>b" and trailing blanks
+    local ok, out = bounded(([[
+      local raw = require "rawhttp"
+      local pad = "a" .. (" \t"):rep(30000) .. "b"
+      for _ = 1, 10 do
+        local res = raw.call(%d, "POST", "/v1/chat/completions",
+                             { messages = { { role = "user", content = "Hi" } } }, { ["X-Pad"] = pad .. " \t " })
+        io.write(res.status, " ")
+      end]]):format(srv.port))
+    assert.is_true(ok, out)
+    assert.equal(("200 "):rep(10), out)
+    -- the value as the server took it: inner blanks kept, the trailing ones trimmed
+    local pad = srv:last().headers["x-pad"]
+    assert.equal(60002, #pad)
+    assert.equal("a" .. (" \t"):rep(30000) .. "b", pad)
+  end)
+end)
