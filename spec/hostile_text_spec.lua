@@ -35,4 +35,20 @@ describe("text with long runs of blanks", function ()
     assert.equal(60002, #pad)
     assert.equal("a" .. (" \t"):rep(30000) .. "b", pad)
   end)
+
+  it("the token estimate of an image takes the name of a long model after its last '/' at once", function ()
+    -- ("[^/]*$" was tried from each byte of 300 kB to the "/": minutes)
+    local ok, out = bounded([[
+      local tokens = require "aigc.tokens"
+      local msg = { role = "user", content = { { type = "image_url", image_url = { url = "https://x/i.png" } } } }
+      io.write(tokens.estimate_message(msg, nil, 0, ("x"):rep(300000) .. "/gpt-4.1-mini"), " ",
+               tokens.estimate_message(msg, nil, 0, "gpt-4.1-mini"), " ",
+               tokens.estimate_message(msg, nil, 0, ("x"):rep(300000) .. "/"), " ",
+               tokens.estimate_message(msg, nil, 0, "x/"))]])
+    assert.is_true(ok, out)
+    local a, b, c, d = out:match("^(%d+) (%d+) (%d+) (%d+)$")
+    assert.equal(b, a)
+    assert.equal(d, c)
+    assert.not_equal(a, c)   -- (a patch model's image, and the default tiles)
+  end)
 end)

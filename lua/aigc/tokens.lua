@@ -210,7 +210,9 @@ local MAX_PATCHES = 1536
 -- The image rule of `model`: "patch", factor; or "tile", base, tile.
 local function image_rule (model)
   if type(model) == "string" then
-    local name = model:match("[^/]*$")   -- (a router's "openai/gpt-4.1-mini")
+    -- (a router's "openai/gpt-4.1-mini"; anchored: "[^/]*$" was tried from
+    -- each byte to the next "/", quadratic in a long name before one)
+    local name = model:match("^.*/(.*)$") or model
     for _, r in ipairs(PATCH_MODELS) do
       if name:sub(1, #r[1]) == r[1] then return "patch", r[2] end
     end
