@@ -51,4 +51,25 @@ describe("text with long runs of blanks", function ()
     assert.equal(d, c)
     assert.not_equal(a, c)   -- (a patch model's image, and the default tiles)
   end)
+
+  it("a batch run reads an OUT.batch whose first line holds 300 kB of blanks at once", function ()
+    -- (a torn or hand-edited file: "^%s*([^\n]-)%s*\n" took minutes; the id
+    -- is then asked for, here of a server that is not there)
+    local ok, out = bounded([[
+      local aigc = require "aigc"
+      local runner = require "aigc.runner"
+      local out = os.tmpname()
+      local f = assert(io.open(out .. ".batch", "wb"))
+      f:write("  batch_a" .. (" "):rep(300000) .. "b \n{}\n")
+      f:close()
+      local c = aigc.client { base_url = "http://127.0.0.1:1/v1", api_key = "sk-x", max_retries = 0 }
+      local _, err = runner.run { client = c, backend = "batch", template = aigc.template.new { prompt = "{{x}}" },
+                                  cases = { { id = "a", vars = { x = "y" } } }, out = out }
+      os.remove(out)
+      os.remove(out .. ".batch")
+      io.write(err.message:sub(1, 40))]])
+    assert.is_true(ok, out)
+    -- the id kept: its blanks inside, none before it (the message shows it cut short)
+    assert.equal("cannot resume batch batch_a             ", out)
+  end)
 end)
