@@ -72,4 +72,52 @@ describe("text with long runs of blanks", function ()
     -- the id kept: its blanks inside, none before it (the message shows it cut short)
     assert.equal("cannot resume batch batch_a             ", out)
   end)
+
+  -- The cassette server (`args`: after the cassette's path), started here:
+  -- its port; stopped when the test ends.
+  local function cassette_server (args)
+    local tape = os.tmpname()
+    local pipe = assert(io.popen("exec lua5.4 lua/aigc/cassette_server.lua " .. proc.quote(tape) .. " "
+                                 .. (args or "") .. " --parent-pid $PPID", "r"))
+    local port, pid = (pipe:read("*l") or ""):match("^aigc cassette server (%d+) (%d+)$")
+    assert(port, "the cassette server did not start")
+    finally(function () proc.stop(pid); pipe:close(); os.remove(tape) end)
+    return tonumber(port)
+  end
+
+  -- What a child sends as the request head (no body) that the Lua
+  -- expression `head` makes to `port`, five times, gets: the status lines,
+  -- one a line.
+  local function sent_five (port, head)
+    local ok, out = bounded(([[
+      local socket = require "socket"
+      for _ = 1, 5 do
+        local c = assert(socket.tcp())
+        c:settimeout(60)
+        assert(c:connect("127.0.0.1", %d))
+        assert(c:send(%s))
+        print((c:receive("*l")))
+        c:close()
+      end]]):format(port, head))
+    assert.is_true(ok, out)
+    return out
+  end
+
+  it("the cassette server parses a request head with a 300 kB line without a colon at once", function ()
+    -- (an unanchored "([^:\r\n]+):" was tried from each of its bytes to its end: minutes)
+    local port = cassette_server()
+    local out = sent_five(port, [["GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nx-aigc-cassette: miss\r\nX"
+                                  .. ("y"):rep(300000) .. "\r\n\r\n"]])
+    assert.equal(("HTTP/1.1 404 Not Found\n"):rep(5), out)
+  end)
+
+  it("the cassette server, recording, reads an Authorization with 60 kB of blanks inside at once", function ()
+    -- (not "scheme credential": "^%s*(.-)%s*$" took its credential to mask, 20 s a request)
+    local srv = devserver.start()
+    finally(function () srv:stop() end)
+    local port = cassette_server("--record " .. srv.url)
+    local out = sent_five(port, [["GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nx-aigc-cassette-key: k\r\n"
+                                  .. "Authorization: a b" .. (" "):rep(60000) .. "c\r\n\r\n"]])
+    assert.equal(("HTTP/1.1 200 OK\n"):rep(5), out)
+  end)
 end)

@@ -635,8 +635,13 @@ local function on_connection (server)
       parts = { buf }
       hend = buf:find("\r\n\r\n", 1, true)
       if not hend then return end
+      -- (each line matched anchored: "([^:\r\n]+):" unanchored was tried
+      -- from each byte of a line without a colon to its end, quadratic)
       headers = {}
-      for name, value in buf:sub(1, hend):gmatch("([^:\r\n]+):[ \t]*([^\r\n]*)") do headers[name:lower()] = value end
+      for line in buf:sub(1, hend):gmatch("[^\r\n]+") do
+        local name, value = line:match("^([^:]+):[ \t]*(.*)$")
+        if name then headers[name:lower()] = value end
+      end
       need = hend + 3 + (tonumber(headers["content-length"]) or 0)
     end
     if size < need then return end
