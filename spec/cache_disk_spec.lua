@@ -76,6 +76,39 @@ describe("the response cache on disk", function ()
     assert.equal("reply", c:get("same key").text)
   end)
 
+  it("two states of one process seeded alike write through temporary files of their own", function ()
+    -- A C host's lua_States (a game's, LuaJIT's) share the pid, and each
+    -- counted its writes from 1 and drew from a generator started from one
+    -- seed: the two named their temporary files alike, and two writes of
+    -- one entry at once went into one file (a torn entry).
+    local host, why = luachild.host()
+    if not host then pending(why); return end
+    local WRITE = [[
+      math.randomseed(7)
+      local cache = require "aigc.cache"
+      local c = cache.new { dir = ... }
+      local open, names = io.open, {}
+      io.open = function (path, how)
+        if path:find("%.tmp") then names[#names + 1] = path end
+        return open(path, how)
+      end
+      c:put("same key", { text = "reply" })
+      io.open = open
+      return table.concat(names, " ")
+    ]]
+    -- (a second state first, then the host's own: one process, one pid)
+    local r = luachild.run(("local WRITE = %q\n"):format(WRITE) .. [[
+      assert(aigc_host_closed_state("print((function (...) " .. WRITE .. " end)(...))", arg[1]))
+      print(assert((loadstring or load)(WRITE))(arg[1]))
+    ]], { args = { dir }, lua = host })
+    assert.equal(0, r.status, r.stderr)
+    local a, b = r.stdout:match("^([^\n]+)\n([^\n]+)\n$")
+    assert.matches("%.json%.tmp", a)
+    assert.matches("%.json%.tmp", b)
+    assert.are_not.equal(a, b)
+    assert.equal("reply", cache.new({ dir = dir }):get("same key").text)
+  end)
+
   it("a write that fails at its end (a full disk) leaves the entry it would replace, and no file", function ()
     local folder = dir .. "/full"
     local c = cache.new { dir = folder }

@@ -110,11 +110,15 @@ local function hash (s)
 end
 M.hash = hash
 
--- A temporary name's suffix no other process uses: the pid (Linux:
--- /proc/self is the process that opens it) and a count. math.random alone
--- gave two processes one name (LuaJIT and Lua 5.1 start every process from
--- one seed, a script may seed it for reproducible runs): both wrote into
--- one file, a torn entry or one renamed away under the other.
+-- A temporary name's suffix no other writer uses: the pid (Linux:
+-- /proc/self is the process that opens it), a count, and 64 random bits
+-- from /dev/urandom (util.random_hex, as the Idempotency-Key's).
+-- math.random alone gave two processes one name (LuaJIT and Lua 5.1 start
+-- every process from one seed, a script may seed it for reproducible
+-- runs), and with the pid and count two lua_States of one process (a C
+-- host's, each counting from 1): both wrote into one file, a torn entry or
+-- one renamed away under the other. Without /dev/urandom: math.random and
+-- a table's address, which differs between live states.
 local pid, written = nil, 0
 local function tmp_suffix ()
   if not pid then
@@ -124,7 +128,8 @@ local function tmp_suffix ()
     pid = pid or (tostring({}):match("0x(%x+)") or "") .. "-" .. tostring(os.clock()):gsub("%.", "")
   end
   written = written + 1
-  return pid .. "." .. written .. "." .. math.random(1, 1e9)
+  return pid .. "." .. written .. "." .. (util.random_hex(8)
+    or string_format("%x%s", math.random(0, 0x7fffffff), tostring({}):match("0x(%x+)") or ""))
 end
 
 -- Makes the folder `dir` (0700: it holds the replies, private text, as a
@@ -158,9 +163,9 @@ local function drop_stale_tmp (dir)
   local p = io.popen("find " .. shell_quote(dir) .. " -maxdepth 1 -name '*.tmp*' -mmin +60 -printf '%f\\n' 2>/dev/null")
   if not p then return end
   for name in p:lines() do
-    local writer = name:match("^%x+%.json%.tmp(%d+)%.%d+%.%d+$") or name:match("^%.probe%.tmp(%d+)%.%d+%.%d+$")
-      or name:match("^%.key%.tmp(%d+)%.%d+%.%d+$")
-    local ours = writer or name:match("^%x+%.json%.tmp%x*%-%d*%.%d+%.%d+$")
+    local writer = name:match("^%x+%.json%.tmp(%d+)%.%d+%.%x+$") or name:match("^%.probe%.tmp(%d+)%.%d+%.%x+$")
+      or name:match("^%.key%.tmp(%d+)%.%d+%.%x+$")
+    local ours = writer or name:match("^%x+%.json%.tmp%x*%-%d*%.%d+%.%x+$")
     local alive = writer and core.file_kind("/proc/" .. writer) == "directory"
     if ours and not alive then os.remove(dir .. "/" .. name) end
   end

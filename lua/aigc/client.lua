@@ -93,12 +93,8 @@ local urlencode, encode_query = util.urlencode, util.encode_query
 -- mixed with what differs between states and calls.
 local keys_made = 0
 local function random_key ()
-  local f = io.open("/dev/urandom", "rb")
-  local b = f and f:read(16)
-  if f then f:close() end
-  if b and #b == 16 then
-    return "aigc-" .. (b:gsub(".", function (c) return string_format("%02x", c:byte()) end))
-  end
+  local hex = util.random_hex(16)
+  if hex then return "aigc-" .. hex end
   keys_made = keys_made + 1
   return string_format("aigc-%08x%08x-%s-%x-%x", math.random(0, 0x7fffffff), math.random(0, 0x7fffffff),
                        tostring({}):match("0x(%x+)") or "", math.floor(os.clock() * 1e6), keys_made)

@@ -729,6 +729,21 @@ function M.trim (s, tail)
   return M.trim_end(s:sub(i), tail)
 end
 
+--- `n` bytes from /dev/urandom as 2n hex digits, or nil where there is
+-- none. The random source of what must differ between processes and
+-- between the lua_States of one (math.random starts from one seed on
+-- LuaJIT and 5.1-5.3, and after a game's math.randomseed(42) on any Lua):
+-- Idempotency-Keys, the cache's temporary names.
+-- @tparam integer n
+-- @treturn[opt] string
+function M.random_hex (n)
+  local f = io.open("/dev/urandom", "rb")
+  local b = f and f:read(n)
+  if f then f:close() end
+  if not (b and #b == n) then return nil end
+  return (b:gsub(".", function (c) return string_format("%02x", c:byte()) end))
+end
+
 -- Params whose callbacks belong to each call, not to the params table
 -- (sentences.stream's, which keep a splitter): their stream callback ->
 -- a function that makes a request's params anew (client.lua's submit).
