@@ -5,6 +5,7 @@
 -- @local
 
 local core = require "aigc.core"
+local g17 = require("aigc.util").g17
 
 local null = core.null
 local json_decode = core.json.decode
@@ -34,7 +35,7 @@ local function sql (v)
   if t == "number" then
     if v ~= v or v == math.huge or v == -math.huge then return "NULL" end
     if v == math_floor(v) and v > -2^53 and v < 2^53 then return string_format("%d", v) end
-    return string_format("%.17g", v)
+    return g17(v)   -- (not string.format's "%.17g": under a comma locale 1,5 was two values)
   end
   if t == "boolean" then return v and "1" or "0" end
   return sql_string(tostring(v))
