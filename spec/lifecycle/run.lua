@@ -11,6 +11,9 @@
 --       [--shrink-runs 40] [--child-timeout 60] [--verbose]
 --   lua5.4 spec/lifecycle/run.lua --seed N --sequence I [--keep 1,3,5-9] ...   one sequence
 --   lua5.4 spec/lifecycle/run.lua --ops FILE ...                             an op list file
+--   lua5.4 spec/lifecycle/run.lua --layers ...   the Lua layers above the core instead
+--       (conversations, tools, strategies, tasks, sentences, hooks, cache, ratelimit:
+--       spec/lifecycle/gen_layers.lua draws, spec/lifecycle/layers_child.lua runs and checks)
 --
 -- Under ASan + UBSan: `make asan`, then
 --   lua5.4 spec/lifecycle/run.lua --lua build/asan/lua --cpath 'build/asan/?.so'
@@ -47,7 +50,7 @@ do
   while arg[i] do
     local k = arg[i]:match("^%-%-(.+)$")
     if not k then io.stderr:write("run.lua: unexpected argument ", arg[i], "\n"); os.exit(2) end
-    if k == "no-shrink" or k == "verbose" then
+    if k == "no-shrink" or k == "verbose" or k == "layers" then
       flags[k] = true
       i = i + 1
     else
@@ -67,7 +70,8 @@ if not args.cpath then
 end
 
 package.path = here .. "/?.lua;" .. root .. "/spec/support/?.lua;" .. args.path .. ";" .. package.path
-local gen = require "gen"
+local gen = require(flags.layers and "gen_layers" or "gen")
+local CHILD = flags.layers and "layers_child.lua" or "child.lua"
 local devserver = require "devserver"
 local proc = require "procutil"
 local socket = require "socket"
@@ -212,7 +216,7 @@ local function run_child (ops, counted)
   -- the limit (spinning or sleeping, C backtrace, Lua traceback) into hang_file.
   local cmd = table.concat({
     "sh", proc.quote(here .. "/hangwatch.sh"), tostring(child_timeout), proc.quote(hang_file),
-    "env", SAN_ENV, args.lua, proc.quote(here .. "/child.lua"),
+    "env", SAN_ENV, args.lua, proc.quote(here .. "/" .. CHILD),
     "--ops", proc.quote(ops_file), "--base-url", proc.quote(srv.base_url),
     "--path", proc.quote(args.path), "--cpath", proc.quote(args.cpath),
     args.ignore and ("--ignore " .. proc.quote(args.ignore)) or "",
@@ -368,6 +372,7 @@ local function replay_command (seq, keep)
     parts = { "lua5.4 spec/lifecycle/run.lua --ops", proc.quote(args.ops) }
   end
   if keep then parts[#parts + 1] = "--keep " .. keep end
+  if flags.layers then parts[#parts + 1] = "--layers" end
   if args.lua ~= "lua5.4" then parts[#parts + 1] = "--lua " .. proc.quote(args.lua) end
   if args.cpath ~= "./?.so" then parts[#parts + 1] = "--cpath " .. proc.quote(args.cpath) end
   if args.path ~= "lua/?.lua;lua/?/init.lua" then parts[#parts + 1] = "--path " .. proc.quote(args.path) end
@@ -390,8 +395,8 @@ end
 -- The run
 -- =======================================================
 
-printf("lifecycle: seed %d, %s s, generator v%d, build %s (cpath %s), server %s\n", seed, args.seconds,
-  gen.VERSION, args.lua, args.cpath, srv.base_url)
+printf("lifecycle: seed %d, %s s, %sgenerator v%d, build %s (cpath %s), server %s\n", seed, args.seconds,
+  flags.layers and "the layers' " or "", gen.VERSION, args.lua, args.cpath, srv.base_url)
 if #missing > 0 then
   printf("lifecycle: the server does not know these faults yet, not drawn: %s\n", table.concat(missing, " "))
 end
