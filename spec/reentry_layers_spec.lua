@@ -213,6 +213,52 @@ describe("re-entrancy in the layers the lifecycle tester does not draw", functio
   -- The seeded probe (spec/support/reentry_probe.lua): two cases per
   -- layer, each a drawn sequence of actions in its callbacks. Another
   -- seed: AIGC_REENTRY_SEED=N (and AIGC_REENTRY_CASES=per layer).
+  -- Found by `spec/lifecycle/run.lua --layers` (seed 2, sequence 45): an
+  -- on_error that client:close() ran (the end of a call it canceled)
+  -- started a conversation's say_async; its future failed with kind
+  -- "callback", "error in a conversation's say: attempt to use a closed
+  -- client", as if the callback had raised, where a plain chat_async there
+  -- raises the misuse. chat_async with a toolset or a schema did the same,
+  -- also on a client closed long before.
+  describe("work started on a closed or closing client", function ()
+    local TOOLS = aigc.tools { { name = "poke", parameters = { type = "object", properties = {} },
+                                 fn = function () return "ok" end } }
+    local starts = {
+      say_async = function (_, conv) return conv:say_async("Hi") end,
+      tools = function (c)
+        return c:chat_async { messages = { { role = "user", content = "poke" } }, tools = TOOLS }
+      end,
+      schema = function (c) return c:chat_async { messages = { { role = "user", content = "Hi" } },
+                                                  schema = { type = "object" } } end,
+      chat = function (c) return c:chat_async { messages = { { role = "user", content = "Hi" } } } end,
+    }
+    for name, start in pairs(starts) do
+      it("raises the misuse from an on_error that close() runs: " .. name, function ()
+        local c = aigc.client { base_url = srv.base_url, max_retries = 0, model = "aigc-dev" }
+        local conv = aigc.conversation { client = c }
+        local seen = {}
+        c:chat_async { messages = { { role = "user", content = "Hi" } }, on_error = function (e)
+          seen.kind = e.kind
+          seen.ok, seen.got = pcall(start, c, conv)
+        end }
+        c:close()
+        assert.equal("canceled", seen.kind)
+        assert.is_false(seen.ok, "it returned " .. tostring(seen.got))
+        assert.matches("attempt to use a closed client", seen.got)
+        assert.is_nil(conv._busy)   -- (the conversation was let go)
+      end)
+
+      it("raises the misuse on a closed client: " .. name, function ()
+        local c = aigc.client { base_url = srv.base_url, max_retries = 0, model = "aigc-dev" }
+        local conv = aigc.conversation { client = c }
+        c:close()
+        local ok, got = pcall(start, c, conv)
+        assert.is_false(ok, "it returned " .. tostring(got))
+        assert.matches("attempt to use a closed client", got)
+      end)
+    end
+  end)
+
   describe("a seeded probe of every layer's callbacks", function ()
     local probe = require "reentry_probe"
     local seed = tonumber(os.getenv("AIGC_REENTRY_SEED") or "") or 20261205

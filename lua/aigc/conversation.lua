@@ -474,8 +474,9 @@ end
 -- conversation's): they hear the end of the say -- after the history
 -- changed -- not the end of the request inside it.
 local function check_say (self, input, params, fname)
-  -- (say raised it from the call it makes; say_async must too, not hand back a failed future)
-  if self.client._loop.closed then util.raise("attempt to use a closed client") end
+  -- (say raised it from the call it makes; say_async must too, not hand back a failed future:
+  -- also from the callbacks close() runs, while the client is closing)
+  if future.client_closed(self.client._loop) then util.raise("attempt to use a closed client") end
   local user = user_message(input, fname)
   local bad = self.api == "chat" and history_problem("chat", { user }, "input", self.messages)
     or check.CHAT_FIELDS.messages({ user }, "input")

@@ -404,6 +404,12 @@ function M.chat (client, params, fname)
   return res, err
 end
 
+-- A closed (or closing) client is misuse, raised at the call as a plain
+-- chat_async raises it, not a future that fails with kind "callback".
+local function check_open (client)
+  if future.client_closed(client._loop) then util.raise("attempt to use a closed client") end
+end
+
 --- The non-blocking form (`client:chat_async` with a toolset or a schema):
 -- returns at once with a future (the interface of `aigc.request`); the
 -- dialogue runs as a task of the client, driven by `client:step()` (or any
@@ -413,6 +419,7 @@ end
 -- @tparam string fname
 -- @treturn aigc.future
 function M.chat_async (client, params, fname)
+  check_open(client)
   local wire, o = prepare(params, fname)
   return future.run(client._loop, function (f)
     return run(client, wire, o, f)
@@ -445,6 +452,7 @@ end
 -- @tparam string fname
 -- @treturn aigc.future
 function M.respond_async (client, params, fname)
+  check_open(client)
   local wire, o = prepare(params, fname, adapter.responses)
   return future.run(client._loop, function (f)
     return run(client, wire, o, f)

@@ -372,6 +372,17 @@ end
 --- Runs `fn(f)` as a task of `loop`'s client and returns the future `f`
 -- that stands for it: `fn` returns `res` or `nil, err`; an error it raises
 -- rejects `f` (kind "callback"), and so does the task being abandoned.
+--- Whether `loop`'s client is closed or closing: `loop.closed` is set once
+-- the engine's close has returned, but the callbacks that close runs (the
+-- ends of what it cancels) come before, when only the engine knows (its
+-- methods raise from the start of its close).
+-- @tparam table loop
+-- @treturn boolean
+-- @local
+function M.client_closed (loop)
+  return loop.closed or not pcall(loop.engine.active, loop.engine)
+end
+
 -- Inside `fn`, `f:track(inner)` each request it waits for, and check
 -- `f:canceled()` after each wait.
 -- @tparam table loop
