@@ -44,7 +44,7 @@ local ratelimit = require "aigc.ratelimit"
 
 local BASE_URL = args["base-url"]
 local TAG = "LAYERS-RAISE"
-local LIMIT_KIB = 96
+local LIMIT_KIB = 32
 local PENDING = { queued = true, running = true }
 local MISUSE = { "^bad argument", "^calling '", "^attempt to use a closed client", "^client:%a+%(%)", "^cannot ",
                  "^attempt to say", "attempt to yield", "yield across", "outside aigc", "^req:wait%(%)",
@@ -113,7 +113,10 @@ local PRIMS = {}
 function PRIMS.none () end
 function PRIMS.raise () error(TAG .. " raised by a callback", 0) end
 function PRIMS.yield () coroutine.yield() end
-function PRIMS.gc () collectgarbage() end
+-- (not inside a finalizer: on 5.1 and LuaJIT a full collection there runs
+-- the other finalizers nested, each collecting again: a C stack overflow of
+-- the test's own making)
+function PRIMS.gc () if not S.in_gc then collectgarbage() end end
 function PRIMS.cancel (p, ctx) local r = rec_of(p.k, ctx); if r and r.fut then r.fut:cancel() end end
 function PRIMS.close (p)
   local c = client_of(p.c)
@@ -150,7 +153,7 @@ local function run_prim (p, ctx)
 end
 
 function run_act (list, n, ctx)
-  if not list or (list.nth and list.nth ~= n) then return end
+  if not list or S.quiet or (list.nth and list.nth ~= n) then return end
   for _, p in ipairs(list) do run_prim(p, ctx) end
 end
 
@@ -389,6 +392,8 @@ local function round (ops)
       end
     end
   end
+  -- (the callbacks do nothing from here: a log hook would start says of its own)
+  S.quiet = true
   for c, client in pairs(S.clients) do
     if not S.closed[client] then
       local res, err = client:chat { messages = HI, timeout = 5 }
@@ -419,7 +424,7 @@ end
 local ops = gen.read(args.ops)
 round(ops)
 local h1 = heap()
-round(ops)
+for _ = 2, tonumber(args.rounds or 2) do round(ops) end   -- (--rounds N: a leak's size by hand)
 local h2 = heap()
 OP = "end"
 if h2 - h1 > LIMIT_KIB then
