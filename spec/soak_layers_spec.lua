@@ -73,6 +73,31 @@ describe("long-running layers", function ()
     assert.equal(20, #errors)
   end)
 
+  it("a sentences.stream callback that keeps its request does not keep the client once dropped", function ()
+    -- (found by spec/lifecycle/run.lua --layers, seed 5, on Lua 5.1: the
+    -- params' per-call maker, the value of a weak key, held the sentence
+    -- callback, which led back to the key through the request's params;
+    -- without ephemerons (5.1, LuaJIT) the client, its engine and all it
+    -- held stayed for ever: ~8 KiB a call, ~24 KiB with tools)
+    local gone = setmetatable({}, { __mode = "k" })
+    local tools = aigc.tools { { name = "poke", parameters = { type = "object", properties = {} },
+                                 fn = function () return "ok" end } }
+    for i = 1, 6 do
+      local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", max_retries = 0 }
+      local npc = {}
+      local p = { messages = { { role = "user", content = "Please poke order A-1042" } },
+                  tools = i % 2 == 0 and tools or nil }
+      npc.req = c:chat_async(aigc.sentences.stream(p, function (s) npc.last = s end))
+      if i % 3 == 0 then assert(npc.req:wait()) end
+      gone[c], gone[npc] = true, true
+    end
+    collectgarbage("collect")
+    collectgarbage("collect")
+    local left = 0
+    for _ in pairs(gone) do left = left + 1 end
+    assert.equal(0, left)
+  end)
+
   -- (the server runs outside valgrind: nothing of the module is under test
   -- in this process, and 4,000 requests would be slow there)
   local it_unless_valgrind = VALGRIND and pending or it

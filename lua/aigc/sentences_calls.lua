@@ -87,16 +87,25 @@ function M.stream (make, params, on_sentence)
   local p = {}
   for k, v in pairs(params) do p[k] = v end
   local shared = call_callbacks(make, on_sentence, u)
-  for _, k in ipairs(KEYS) do p[k] = shared[k] end
   -- Each request: a copy of its params whose callbacks that are these
   -- (a layer above may have put its own in some places: a conversation's
   -- on_done, a strategy's wrapper) are new ones, around a new splitter.
-  -- (`shared` is held weakly: this function is the value of a weak key,
-  -- shared.stream, which it must not hold on Lua 5.1)
-  local weak = setmetatable({}, { __mode = "v" })
+  -- This function is the value of a weak key, the params' stream callback,
+  -- and Lua 5.1 and LuaJIT have no ephemerons: what it holds strongly must
+  -- not lead back to that key, and the user's callbacks may (a sentence
+  -- callback that keeps its request, which keeps its params: the client and
+  -- everything it held were never collected, ~8 KiB a call, ~24 with
+  -- tools). So it holds `shared`, `make` and the user's callbacks weakly;
+  -- the key holds them (`anchor`), as long as the entry matters.
+  local anchor = { make = make, on_sentence = on_sentence, u = u }
+  local stream = shared.stream
+  shared.stream = function (...) if anchor then return stream(...) end end
+  for _, k in ipairs(KEYS) do p[k] = shared[k] end
+  local weak = setmetatable({ anchor = anchor }, { __mode = "v" })
   for _, k in ipairs(KEYS) do weak[k] = shared[k] end
   util.per_call[shared.stream] = function (q)
-    local own, copy = call_callbacks(make, on_sentence, u), {}
+    local a = weak.anchor
+    local own, copy = call_callbacks(a.make, a.on_sentence, a.u), {}
     for k, v in pairs(q) do copy[k] = v end
     for _, k in ipairs(KEYS) do
       if q[k] ~= nil and q[k] == weak[k] then copy[k] = own[k] end
