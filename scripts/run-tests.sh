@@ -45,6 +45,10 @@
 #   asan-V           the busted specs again under V, the module and a host
 #                    interpreter built with ASan + UBSan
 #   lifecycle-asan-V the lifecycle tester again on that build, 60 s: one result
+#   lifecycle-layers-V  the lifecycle tester's sequences across the Lua layers
+#                    (run.lua --layers: conversations, tools, strategies, tasks,
+#                    sentences, hooks, cache, ratelimit, finalizers, close), 40 s,
+#                    on the heavy interpreters and the lifecycle extra ones: one result
 #   valgrind-V       the specs that drive aigc's C in-process (select_valgrind_specs)
 #                    under valgrind memcheck: no definite leak, no error; each
 #                    such spec file once, the heavy interpreters taking turns
@@ -70,7 +74,7 @@
 #                                 both lifecycle runs
 #   FUZZ_SSE_SECONDS / FUZZ_JSON_SECONDS / FUZZ_BASE64_SECONDS / FUZZ_RACCUM_SECONDS /
 #   FUZZ_CHUNKSCAN_SECONDS   shorten the fuzz runs
-#   LIFECYCLE_SECONDS / LIFECYCLE_ASAN_SECONDS   the lifecycle runs' length
+#   LIFECYCLE_SECONDS / LIFECYCLE_ASAN_SECONDS / LAYERS_SECONDS   the lifecycle runs' length
 #   LIFECYCLE_SEED   fixes their seed (default: a new one each run, printed,
 #                    so a failure can be replayed)
 #   AIGC_VALGRIND_ALL=1   valgrind runs every spec file (default: the C-facing ones)
@@ -662,6 +666,17 @@ suite_lifecycle () {
   run_lifecycle "lifecycle-$v" "${LIFECYCLE_SECONDS:-40}" --lua "$lua" --cpath "$(cpath_of "$v")"
 }
 
+# lifecycle-layers-V: random sequences across the Lua layers (normal build).
+# In lane 3, which mostly waits (valgrind, the host test): the tester is half
+# waiting on the server too (5.4: ~12 s of CPU in 40 s).
+suite_lifecycle_layers () {
+  local v=$1 lua; lua=$(interp_of "$v")
+  banner "lifecycle-layers-$v ($lua)"
+  if skipped "lifecycle-layers-$v" || skipped lifecycle; then record "lifecycle-layers-$v" 0 0 1; return; fi
+  cannot_run "lifecycle-layers-$v" "$v" && return
+  run_lifecycle "lifecycle-layers-$v" "${LAYERS_SECONDS:-40}" --layers --lua "$lua" --cpath "$(cpath_of "$v")"
+}
+
 # soak-V
 suite_soak () {
   local v=$1 lua; lua=$(interp_of "$v")
@@ -837,6 +852,10 @@ lane3 () {
   local v
   for v in $HEAVY_VERSIONS; do suite_valgrind "$v"; done
   run_check host bash scripts/host-test.sh
+  for v in $HEAVY_VERSIONS; do suite_lifecycle_layers "$v"; done
+  for v in $LIFECYCLE_EXTRA_VERSIONS; do
+    case " $VERSIONS " in *" $v "*) suite_lifecycle_layers "$v" ;; esac
+  done
   shared_cells
   return 0
 }
