@@ -327,6 +327,28 @@ describe("client", function ()
       assert.matches("fragment", tostring(e), 1, true)
     end)
 
+    it("refuses a base_url libcurl cannot parse (a port past 65535, an IPv6 address without its ']', "
+       .. "no host) as the client is made, naming it: each call failed as a connection error, retried", function ()
+      for _, case in ipairs {
+        { "http://127.0.0.1:65536/v1", "Port number" }, { "http://127.0.0.1:80x/v1", "Port number" },
+        { "http://[::1/v1", "IPv6" }, { "http://:8080/v1", "No host" }, { "http://user:pw@/v1", "No host" },
+      } do
+        local ok, e = pcall(aigc.client, { base_url = case[1], max_retries = 2 })
+        assert.is_false(ok, case[1])
+        assert.matches("bad argument #1 to 'client' (opts.base_url: not a URL libcurl can use: ", tostring(e), 1, true)
+        assert.matches(case[2], tostring(e), 1, true)
+        assert.is_nil(tostring(e):find("pw", 1, true))   -- (the URL is not shown: it may hold a password)
+      end
+      -- Azure's endpoint, named where it came from
+      local ok, e = pcall(aigc.client, { azure = true, endpoint = "https://[fe80::1", api_version = "2024-06-01" })
+      assert.is_false(ok)
+      assert.matches("opts.endpoint: not a URL libcurl can use: Bad IPv6 address", tostring(e), 1, true)
+      -- what libcurl takes is taken as before: port 0 (refused by the server), an IPv6 literal, a bare "host:"
+      for _, url in ipairs { "http://127.0.0.1:0/v1", "http://[::1]:1/v1", "http://127.0.0.1:/v1" } do
+        aigc.client({ base_url = url }):close()
+      end
+    end)
+
     it("reuses one connection for sequential calls (keep-alive)", function ()
       for _ = 1, 5 do assert(client:chat "Hi") end
       local stats = srv:stats()
@@ -363,6 +385,15 @@ describe("client", function ()
       assert.equal(#SECRET, last.authorization_len)
       assert.equal("org-env", last.headers["openai-organization"])
       assert.equal("proj-env", last.headers["openai-project"])
+    end)
+
+    it("a malformed $OPENAI_BASE_URL or $AZURE_OPENAI_ENDPOINT is refused naming the variable", function ()
+      local out = run_with_env("OPENAI_BASE_URL=http://127.0.0.1:70000/v1",
+        [[print(pcall(require("aigc").client))]])
+      assert.matches("($OPENAI_BASE_URL: not a URL libcurl can use: Port number", out, 1, true)
+      out = run_with_env("AZURE_OPENAI_ENDPOINT=https://x.openai.azure.com:443443",
+        [[print(pcall(require("aigc").client, { azure = true, api_version = "2024-06-01" }))]])
+      assert.matches("($AZURE_OPENAI_ENDPOINT: not a URL libcurl can use: Port number", out, 1, true)
     end)
 
     it("defaults to https://api.openai.com/v1", function ()

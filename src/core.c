@@ -110,6 +110,32 @@ static int core_header_problem (lua_State *L) {
 }
 
 /*
+** core.url_problem(url) -> nil | what is wrong with it, as libcurl's own
+** URL parser finds it when a transfer starts (its flags there), for the
+** Lua layer to refuse a base URL when the client is made: libcurl's word
+** at the first call ("URL using bad/illegal format or missing URL") came
+** as a connection error, retried, naming no option. Nothing but libcurl's
+** code's text is said: the URL may hold a password.
+*/
+static int core_url_problem (lua_State *L) {
+  const char *url = luaL_checkstring(L, 1);
+  CURLU *h = curl_url();
+  CURLUcode rc;
+  if (h == NULL)
+    return 0;   /* (out of memory: the transfer will say so) */
+  rc = curl_url_set(h, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
+  curl_url_cleanup(h);
+  if (rc == CURLUE_OK)
+    return 0;
+#if LIBCURL_VERSION_NUM >= 0x075000   /* 7.80.0 */
+  lua_pushstring(L, curl_url_strerror(rc));
+#else
+  lua_pushfstring(L, "libcurl cannot parse it (CURLUcode %d)", (int)rc);
+#endif
+  return 1;
+}
+
+/*
 ** core.fields_fit(params, rules) -> boolean[, keys]: whether every field of params
 ** passes rules (field name -> "string" | "number" | "integer" | "boolean"
 ** | "table" | "function" | "stream" | "messages"), read raw. The Lua
@@ -409,6 +435,7 @@ static const luaL_Reg core_funcs[] = {
   {"is_array", core_is_array},
   {"error", core_error},
   {"header_problem", core_header_problem},
+  {"url_problem", core_url_problem},
   {"fields_fit", core_fields_fit},
   {"opts_keys", core_opts_keys},
   {"file_kind", core_file_kind},

@@ -67,13 +67,14 @@ local function endpoint_of (opts)
   end
   local query = {}
   if azure then
-    local endpoint = opts.endpoint or env("AZURE_OPENAI_ENDPOINT")
+    local endpoint, endpoint_from = opts.endpoint, "opts.endpoint"
+    if endpoint == nil then endpoint, endpoint_from = env("AZURE_OPENAI_ENDPOINT"), "$AZURE_OPENAI_ENDPOINT" end
     if base_url == nil then
       if endpoint == nil then
         field_error("client", 1, "opts.endpoint", "Azure needs endpoint (or $AZURE_OPENAI_ENDPOINT) or base_url")
       end
       local host_part, endpoint_query = endpoint:match("^([^?]*)(%?.*)$")   -- ("/openai" before any query)
-      base_url, from = (host_part or endpoint):gsub("/+$", "") .. "/openai" .. (endpoint_query or ""), "opts.endpoint"
+      base_url, from = (host_part or endpoint):gsub("/+$", "") .. "/openai" .. (endpoint_query or ""), endpoint_from
     end
     -- no credential given: $AZURE_OPENAI_AD_TOKEN, else $AZURE_OPENAI_API_KEY (openai-python's order)
     if api_key == nil and ad_token == nil and provider == nil then
@@ -105,6 +106,11 @@ local function endpoint_of (opts)
   if base_url:find("#", 1, true) then
     field_error("client", 1, from, "has a fragment (#...), which a request never sends")
   end
+  -- A port past 65535, an IPv6 address without its "]", no host: libcurl
+  -- refused such a URL only at each call, as a connection error, retried
+  -- (the SDKs refuse it as their client is made: httpx.URL, new URL()).
+  local why = core.url_problem(base_url)
+  if why then field_error("client", 1, from, "not a URL libcurl can use: " .. why) end
   -- A query in the base URL ("https://host/openai?api-version=...", as
   -- some providers show it) goes after each request's path, with the
   -- other query parameters: appended as it was, the path landed inside it.
