@@ -396,6 +396,28 @@ describe("client", function ()
       assert.matches("($AZURE_OPENAI_ENDPOINT: not a URL libcurl can use: Port number", out, 1, true)
     end)
 
+    it("a variable ending in CR (a .env file with CRLF line ends) is refused naming that variable", function ()
+      local code = [[local ok, e = pcall(require("aigc").client, %s) print(e)]]
+      for _, case in ipairs {
+        { "OPENAI_API_KEY", "{ base_url = 'http://127.0.0.1:1/v1' }" },
+        { "OPENAI_ORG_ID", "{ base_url = 'http://127.0.0.1:1/v1' }" },
+        { "OPENAI_PROJECT_ID", "{ base_url = 'http://127.0.0.1:1/v1' }" },
+        { "AZURE_OPENAI_API_KEY", "{ azure = true, endpoint = 'http://127.0.0.1:1', api_version = 'v' }" },
+        { "AZURE_OPENAI_AD_TOKEN", "{ azure = true, endpoint = 'http://127.0.0.1:1', api_version = 'v' }" },
+      } do
+        local out = run_with_env(case[1] .. [[="$(printf 'dotenv-Value-0123456789\r')"]], code:format(case[2]))
+        assert.matches("bad argument #1 to 'client' ($" .. case[1] .. ": contains CR, LF or NUL)", out, 1, true)
+        assert.is_nil(out:find("dotenv-Value", 1, true))
+      end
+      -- given as options, the options are named
+      for _, name in ipairs { "organization", "project", "azure_ad_token" } do
+        local ok, e = pcall(aigc.client, { azure = name == "azure_ad_token", endpoint = "http://127.0.0.1:1",
+                                           api_version = "v", [name] = "value\r\nX-Injected: 1" })
+        assert.is_false(ok)
+        assert.matches("bad argument #1 to 'client' (opts." .. name .. ": contains CR, LF or NUL)", e, 1, true)
+      end
+    end)
+
     it("defaults to https://api.openai.com/v1", function ()
       local out = run_with_env("OPENAI_BASE_URL=", [[print(require("aigc").client().base_url)]])
       assert.equal("https://api.openai.com/v1\n", out)

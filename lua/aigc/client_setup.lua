@@ -36,6 +36,15 @@ local function env (name)
 end
 
 
+--- A value sent in a header, refused with CR, LF or NUL in it, named where
+-- it came from: a variable of a .env file saved with CRLF line ends ends in
+-- a CR, and "opts.api_key" named an option the user never gave (a
+-- variable's organization or project, or Azure's token, named none).
+local function header_safe (value, from)
+  if value ~= nil and value:find("[\r\n%z]") then field_error("client", 1, from, "contains CR, LF or NUL") end
+  return value
+end
+
 local insecure_warned = false
 
 -- Whether an Azure base URL is its v1 API's (<endpoint>/openai/v1, as
@@ -58,8 +67,8 @@ M.AZURE_DEPLOYMENT_PATHS = {
 -- options and the environment.
 local function endpoint_of (opts)
   local azure = opts.azure or opts.provider == "azure"
-  local base_url, api_key, from = opts.base_url, opts.api_key, "opts.base_url"
-  local ad_token = azure and opts.azure_ad_token or nil
+  local base_url, api_key, from = opts.base_url, header_safe(opts.api_key, "opts.api_key"), "opts.base_url"
+  local ad_token = azure and header_safe(opts.azure_ad_token, "opts.azure_ad_token") or nil
   local provider = azure and opts.azure_ad_token_provider or nil
   if provider and (api_key ~= nil or ad_token ~= nil) then   -- (which one would be sent? openai-python refuses too)
     field_error("client", 1, "opts.azure_ad_token_provider", "give one of api_key, azure_ad_token and "
@@ -78,8 +87,8 @@ local function endpoint_of (opts)
     end
     -- no credential given: $AZURE_OPENAI_AD_TOKEN, else $AZURE_OPENAI_API_KEY (openai-python's order)
     if api_key == nil and ad_token == nil and provider == nil then
-      ad_token = env("AZURE_OPENAI_AD_TOKEN")
-      if ad_token == nil then api_key = env("AZURE_OPENAI_API_KEY") end
+      ad_token = header_safe(env("AZURE_OPENAI_AD_TOKEN"), "$AZURE_OPENAI_AD_TOKEN")
+      if ad_token == nil then api_key = header_safe(env("AZURE_OPENAI_API_KEY"), "$AZURE_OPENAI_API_KEY") end
     end
     -- opts.api_version, else the one the base_url names (the portal's URL:
     -- the user wrote it), else $OPENAI_API_VERSION; Azure's v1 API
@@ -95,7 +104,7 @@ local function endpoint_of (opts)
   else
     if base_url == nil then base_url, from = env("OPENAI_BASE_URL"), "$OPENAI_BASE_URL" end
     base_url = base_url or DEFAULT_BASE_URL
-    if api_key == nil then api_key = env("OPENAI_API_KEY") end
+    if api_key == nil then api_key = header_safe(env("OPENAI_API_KEY"), "$OPENAI_API_KEY") end
   end
   if not base_url:lower():find("^https?://[^/]") then
     field_error("client", 1, from, "an http:// or https:// URL expected")
@@ -120,9 +129,6 @@ local function endpoint_of (opts)
     for k, v in pairs(util.parse_query(q)) do
       if query[k] == nil then query[k] = v end   -- (opts.api_version, and opts.query later, win)
     end
-  end
-  if api_key ~= nil and api_key:find("[\r\n%z]") then
-    field_error("client", 1, "opts.api_key", "contains CR, LF or NUL")
   end
   return azure, (base_url:gsub("/+$", "")), api_key, query, ad_token
 end
@@ -255,8 +261,10 @@ local function default_headers (opts, azure, api_key, ad_token)
   elseif api_key ~= nil then
     if azure then set("api-key", api_key) else set("Authorization", "Bearer " .. api_key) end
   end
-  local org = opts.organization or (not azure and env("OPENAI_ORG_ID")) or nil
-  local project = opts.project or (not azure and env("OPENAI_PROJECT_ID")) or nil
+  local org = header_safe(opts.organization, "opts.organization")
+    or (not azure and header_safe(env("OPENAI_ORG_ID"), "$OPENAI_ORG_ID")) or nil
+  local project = header_safe(opts.project, "opts.project")
+    or (not azure and header_safe(env("OPENAI_PROJECT_ID"), "$OPENAI_PROJECT_ID")) or nil
   if org then set("OpenAI-Organization", org) end
   if project then set("OpenAI-Project", project) end
   set("Expect", "")   -- no "Expect: 100-continue" round trip before large bodies
