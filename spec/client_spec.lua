@@ -349,6 +349,33 @@ describe("client", function ()
       end
     end)
 
+    it("refuses a ca_file or ca_path that is not there as the client is made (OpenSSL passed over a missing "
+       .. "ca_path in silence), and never retries a ca_file that holds no certificate", function ()
+      for _, case in ipairs {
+        { { ca_file = "/nonexistent/ca.pem" }, "opts.ca_file: /nonexistent/ca.pem: No such file or directory" },
+        { { ca_path = "/nonexistent/certs" }, "opts.ca_path: /nonexistent/certs: No such file or directory" },
+        { { ca_file = "/" }, "opts.ca_file: a file expected, / is a directory" },
+      } do
+        case[1].base_url = "https://127.0.0.1:1/v1"
+        local ok, e = pcall(aigc.client, case[1])
+        assert.is_false(ok)
+        assert.matches("bad argument #1 to 'client' (" .. case[2] .. ")", tostring(e), 1, true)
+      end
+      -- a pipe or a device is read as a file is (a shell's <(...) gives /dev/fd/63)
+      aigc.client({ base_url = "https://127.0.0.1:1/v1", ca_file = "/dev/null" }):close()
+      local path = os.tmpname()   -- (there, and no certificate in it)
+      local host_port = srv.base_url:match("^http://([^/]+)")
+      local c = aigc.client { base_url = "https://" .. host_port .. "/v1", ca_file = path, max_retries = 2 }
+      local res, err = c:chat "Hi"
+      c:close()
+      os.remove(path)
+      assert.is_nil(res)
+      assert.equal("connect", err.kind)
+      assert.matches("certificate", err.message, 1, true)
+      assert.is_false(err.retryable)
+      assert.equal(0, err.retries)
+    end)
+
     it("reuses one connection for sequential calls (keep-alive)", function ()
       for _ = 1, 5 do assert(client:chat "Hi") end
       local stats = srv:stats()

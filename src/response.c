@@ -359,7 +359,9 @@ static void push_curl_error (lua_State *L, aigc_request *r, int *retryable) {
       detail = name_timeout(r, detail, msg, sizeof msg);
     aigc_server_error_new(L, r, r->curl_code == CURLE_OPERATION_TIMEDOUT ? "timeout" : "connect",
                           detail, strlen(detail));
-    *retryable = 1;
+    /* A ca_file that holds no certificate (or cannot be read) fails every
+       attempt the same way, before any byte is sent: not retried. */
+    *retryable = r->curl_code != CURLE_SSL_CACERT_BADFILE;
   }
   aigc_error_setint(L, "curl_code", (lua_Integer)r->curl_code);
 }

@@ -47,6 +47,28 @@ end
 
 local insecure_warned = false
 
+-- A CA file or folder that is not there (a typo): libcurl failed every
+-- https call with it, retried, as a connection error ("error setting
+-- certificate file"), and OpenSSL passes over a missing ca_path in silence
+-- (the default store verified alone: "self-signed certificate" named
+-- nothing the user set). httpx refuses both as the SDK's client is made.
+-- (A name too long for any file is libcurl's to refuse, at the call.)
+local ENOENT, ENOTDIR = 2, 20
+local function check_ca (opts)
+  for _, o in ipairs { { "ca_file", "file", "a file" }, { "ca_path", "directory", "a folder" } } do
+    local path = opts[o[1]]
+    if path ~= nil then
+      local kind, why, errno = core.file_kind(path)
+      -- (a ca_file that is a pipe, "/dev/fd/63" of a shell's <(...), is read as a file is)
+      if kind ~= nil and (kind == "directory") ~= (o[2] == "directory") then
+        field_error("client", 1, "opts." .. o[1], string_format("%s expected, %s is a %s", o[3], path, kind))
+      elseif errno == ENOENT or errno == ENOTDIR then
+        field_error("client", 1, "opts." .. o[1], why)
+      end
+    end
+  end
+end
+
 -- Whether an Azure base URL is its v1 API's (<endpoint>/openai/v1, as
 -- openai-node#1692 and Azure's docs give it): plain OpenAI paths, the
 -- model in the body, no api-version needed; the api-key header still.
@@ -311,6 +333,7 @@ function M.resolve (opts, ext)
   local version = azure and query["api-version"]
   local old_azure = type(version) == "string" and version:find("^%d%d%d%d%-%d%d%-%d%d") and version < "2024-09-01"
   local secrets = client_secrets(api_key, ad_token, real_base_url, query, opts.proxy, opts.headers)
+  check_ca(opts)
   if opts.insecure and not insecure_warned then
     insecure_warned = true
     io.stderr:write("aigc: warning: insecure = true: TLS certificates and host names are NOT verified\n")
