@@ -67,3 +67,25 @@ describe("a connection error through a proxy", function ()
     assert.is_nil(m:find("through the proxy", 1, true), m)
   end)
 end)
+
+describe("a proxy option libcurl cannot use", function ()
+  local aigc = require "aigc"
+
+  it("is refused as the client is made, naming it (every call failed as a connection error, retried)", function ()
+    for _, case in ipairs {
+      { "http://user:s3cret-pw@127.0.0.1:70000", "Port number" }, { "http://[::1", "IPv6" },
+      { "http://:3128", "No host" }, { "socks9://127.0.0.1:1080", "no proxy of the scheme socks9" },
+    } do
+      local ok, e = pcall(aigc.client, { base_url = "http://127.0.0.1:1/v1", proxy = case[1], max_retries = 2 })
+      assert.is_false(ok, case[1])
+      assert.matches("bad argument #1 to 'client' (opts.proxy: not a proxy libcurl can use: ", e, 1, true)
+      assert.matches(case[2], e, 1, true)
+      assert.is_nil(e:find("s3cret", 1, true))
+    end
+    -- what libcurl takes is taken: no scheme (http), socks, an IPv6 address, "" (no proxy)
+    for _, proxy in ipairs { "127.0.0.1:3128", "socks5h://u:p@127.0.0.1:1080", "http://[::1]:3128", "HTTPS://h:1",
+                             "" } do
+      aigc.client({ base_url = "http://127.0.0.1:1/v1", proxy = proxy }):close()
+    end
+  end)
+end)

@@ -110,20 +110,22 @@ static int core_header_problem (lua_State *L) {
 }
 
 /*
-** core.url_problem(url) -> nil | what is wrong with it, as libcurl's own
-** URL parser finds it when a transfer starts (its flags there), for the
-** Lua layer to refuse a base URL when the client is made: libcurl's word
-** at the first call ("URL using bad/illegal format or missing URL") came
-** as a connection error, retried, naming no option. Nothing but libcurl's
-** code's text is said: the URL may hold a password.
+** core.url_problem(url[, proxy]) -> nil | what is wrong with it, as
+** libcurl's own URL parser finds it when a transfer starts (its flags
+** there; for a proxy, with the scheme guessed: "host:3128"), for the Lua
+** layer to refuse a base URL or a proxy when the client is made: libcurl's
+** word at the first call ("URL using bad/illegal format or missing URL")
+** came as a connection error, retried. Nothing but libcurl's code's text
+** is said: the URL may hold a password.
 */
 static int core_url_problem (lua_State *L) {
   const char *url = luaL_checkstring(L, 1);
+  unsigned int flags = CURLU_NON_SUPPORT_SCHEME | (lua_toboolean(L, 2) ? CURLU_GUESS_SCHEME : 0);
   CURLU *h = curl_url();
   CURLUcode rc;
   if (h == NULL)
     return 0;   /* (out of memory: the transfer will say so) */
-  rc = curl_url_set(h, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
+  rc = curl_url_set(h, CURLUPART_URL, url, flags);
   curl_url_cleanup(h);
   if (rc == CURLUE_OK)
     return 0;

@@ -166,6 +166,22 @@ end
 -- too, which libcurl leaves alone for http but other tools take).
 local PROXY_VARIABLES = { "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY" }
 
+-- A proxy libcurl cannot use (a port past 65535, a scheme it has no
+-- proxy for): every call failed as a connection error, retried. Checked
+-- as libcurl reads the option (url.c: the scheme guessed, then one of its
+-- proxy schemes); "" is no proxy. (One longer than any option libcurl
+-- takes, 8 MB, is libcurl's to refuse, at the call, as a ca_file's.)
+local PROXY_SCHEMES = { http = true, https = true, socks4 = true, socks4a = true, socks5 = true, socks5h = true }
+local function check_proxy (proxy)
+  if type(proxy) ~= "string" or proxy == "" or #proxy > 8000000 then return end
+  local why = core.url_problem(proxy, true)
+  local scheme = proxy:match("^(%a[%w+.%-]*)://")
+  if not why and scheme and not PROXY_SCHEMES[scheme:lower()] then
+    why = "libcurl has no proxy of the scheme " .. scheme
+  end
+  if why then field_error("client", 1, "opts.proxy", "not a proxy libcurl can use: " .. why) end
+end
+
 local function proxy_secrets (proxy, list)
   if not proxy:find("^%a[%w+.%-]*://") then proxy = "http://" .. proxy end   -- (libcurl's default scheme)
   util.url_secrets(proxy, list)
@@ -334,6 +350,7 @@ function M.resolve (opts, ext)
   local old_azure = type(version) == "string" and version:find("^%d%d%d%d%-%d%d%-%d%d") and version < "2024-09-01"
   local secrets = client_secrets(api_key, ad_token, real_base_url, query, opts.proxy, opts.headers)
   check_ca(opts)
+  check_proxy(opts.proxy)
   if opts.insecure and not insecure_warned then
     insecure_warned = true
     io.stderr:write("aigc: warning: insecure = true: TLS certificates and host names are NOT verified\n")
