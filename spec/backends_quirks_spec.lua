@@ -39,6 +39,9 @@ local SERVER = [=[
     ["sglang-cut"] = { 200, SSE, text(0, "Hel") },
     -- the same whose first bytes are a blank line, sent on their own (the events follow 0.3 s later)
     ["sglang-blank-first"] = { 200, SSE, text(0, "Hel") .. text(0, "lo", '"stop"') .. "data: [DONE]\n\n", nil, nil, "\n" },
+    -- the media type in capitals, which is the same type (RFC 9110: case-insensitive)
+    ["sglang-caps"] = { 200, "Text/Event-Stream;Charset=UTF-8", text(0, "Hel") .. text(0, "lo", '"stop"') .. "data: [DONE]\n\n" },
+    ["caps-comments-only"] = { 200, "TEXT/EVENT-STREAM", ": keep-alive\n\n" },
     ["json-as-sse"] = { 200, SSE, '\n{"id":"j1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}]}' },
     -- a gateway's error (or a whole reply) as plain JSON under text/event-stream, to a stream
     ["sse-label-error"] = { 200, SSE, '{"error":{"message":"quota exceeded for this key","type":"insufficient_quota","code":"insufficient_quota"}}' },
@@ -251,9 +254,24 @@ describe("real servers' streams", function ()
       assert.equal("Hel", err.partial.choices[1].message.content)
     end)
 
+    it("labelled in capitals (Text/Event-Stream), the same media type: the reply", function ()
+      local res, err = chat("sglang-caps")
+      assert.is_nil(err)
+      assert.same({ "Hello", "stop" }, { res.text, res.choices[1].finish_reason })
+    end)
+
     it("a JSON reply labelled text/event-stream stays the JSON reply", function ()
       local res = assert(chat("json-as-sse"))
       assert.same({ "Hi", "j1" }, { res.text, res.id })
+    end)
+  end)
+
+  describe("a stream labelled in capitals (TEXT/EVENT-STREAM) that ends with no event", function ()
+    it("is an incomplete stream, not a body 'not text/event-stream'", function ()
+      local res, err = stream("caps-comments-only")
+      assert.is_nil(res)
+      assert.equal("stream", err.kind)
+      assert.matches("ended before [DONE]", err.message, 1, true)
     end)
   end)
 

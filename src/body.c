@@ -399,6 +399,25 @@ const char *aigc_body_sink_error (const aigc_body *b) {
   return strerror(b->sink_errno);
 }
 
+/* Whether a Content-Type (NULL: none) holds `word` (lower case) in any
+   case: a media type is case-insensitive (RFC 9110 8.3.1), and a server's
+   "Text/Event-Stream" was read as no event stream. */
+int aigc_body_type_has (const char *ct, const char *word) {
+  size_t i, k, wn = strlen(word);
+  if (ct == NULL)
+    return 0;
+  for (i = 0; ct[i] != '\0'; i++) {
+    for (k = 0; k < wn; k++) {
+      char c = ct[i + k];
+      if ((c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c) != word[k])
+        break;   /* (the NUL at the end breaks too) */
+    }
+    if (k == wn)
+      return 1;
+  }
+  return 0;
+}
+
 /* As the Lua layer's reply.is_not_audio_type: the media type (before any
    ';' or space, any case) is application/json, ends in +json, or is text/. */
 int aigc_body_not_audio_type (const char *ct) {

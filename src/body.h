@@ -157,6 +157,9 @@ int  aigc_body_commit (aigc_body *b);
    to the same path replaced its part file, or that the path is a FIFO, a
    device, a folder...). */
 const char *aigc_body_sink_error (const aigc_body *b);
+/* Whether a Content-Type (NULL: none) holds `word`, given in lower case,
+   in any case ("event-stream", "json"). */
+int  aigc_body_type_has (const char *ct, const char *word);
 /* Whether a Content-Type (NULL: none) is JSON (application/json, *+json)
    or text/...: not the audio a sink_audio file waits for. */
 int  aigc_body_not_audio_type (const char *ct);

@@ -693,7 +693,7 @@ static void push_not_event_stream (lua_State *L, aigc_request *r) {
 /* Whether the response said it is an event stream. */
 static int says_event_stream (const aigc_request *r) {
   const char *ct = aigc_headers_find(&r->hdrs, "content-type", NULL);
-  return ct != NULL && strstr(ct, "event-stream") != NULL;
+  return aigc_body_type_has(ct, "event-stream");
 }
 
 int aigc_response_outcome (lua_State *L, aigc_request *r, int *retryable) {

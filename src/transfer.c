@@ -345,14 +345,14 @@ static void decide_mode (aigc_request *r, const char *first, size_t n) {
        starts as JSON stays JSON. Blanks only so far decide nothing: the
        next bytes do, and the blanks mean nothing either way.) */
     r->sse = (r->kind == AIGC_KIND_CHAT || r->kind == AIGC_KIND_COMPLETION) && ct != NULL
-             && strstr(ct, "event-stream") != NULL && c != '{' && c != '[';
+             && aigc_body_type_has(ct, "event-stream") && c != '{' && c != '[';
     if (r->sse && c == 0)
       r->sse = r->mode_decided = 0;
     return;
   }
-  if (ct != NULL && strstr(ct, "event-stream") != NULL)
+  if (aigc_body_type_has(ct, "event-stream"))
     r->sse = c != '{' && c != '[';   /* (JSON so labelled, a proxy's error: no event starts so) */
-  else if (ct != NULL && strstr(ct, "json") != NULL)
+  else if (aigc_body_type_has(ct, "json"))
     r->sse = 0;
   else if (r->xb.events_text && aigc_body_not_audio_type(ct))   /* text/...: the body, whole */
     r->xb.sink_diverted = 1;
