@@ -21,6 +21,10 @@ local SERVER = [=[
     ["vllm-400"] = { 400, J, '{"object":"error","message":"This model\'s maximum context length is 4096 tokens.","type":"BadRequestError","param":null,"code":400}' },
     -- FastAPI's own validation error (servers on FastAPI that keep it: text-generation-webui...)
     ["fastapi-422"] = { 422, J, '{"detail":[{"loc":["body","messages",0,"role"],"msg":"field required","type":"value_error.missing"},{"loc":["body","model"],"msg":"str type expected","type":"type_error.str"}]}' },
+    -- Cloudflare's API envelope: Workers AI's OpenAI-compatible endpoint, AI Gateway
+    -- (anomalyco/opencode#18552, cloudflare/cloudflare-docs#15116)
+    ["cloudflare-404"] = { 404, J, '{"result":null,"success":false,"errors":[{"code":7003,"message":"Could not route to /client/v4/accounts/x/ai/v1/chat/completions, perhaps your object identifier is invalid?"}],"messages":[]}' },
+    ["cloudflare-gateway-503"] = { 503, J, '{"result":null,"success":false,"errors":[{"code":7009,"message":"Upstream service unavailable"}],"messages":[]}' },
     -- Hugging Face TGI
     ["tgi-422"] = { 422, J, '{"error":"Input validation error: `inputs` must not be empty","error_type":"validation"}' },
     ["tgi-stream-error"] = { 200, SSE, chunk('{"role":"assistant","content":"Hi"}')
@@ -190,6 +194,16 @@ describe("the OpenAI-compatible servers the README names", function ()
       assert.equal(422, err.status)
       assert.equal("field required (body.messages.0.role)", err.message)
       assert.equal("str type expected", err.body.detail[2].msg)
+    end)
+
+    it("Cloudflare's errors list (Workers AI, AI Gateway): its first error's message and code", function ()
+      local _, err = chat("cloudflare-404")
+      assert.same({ "http", 404, 7003 }, { err.kind, err.status, err.code })
+      assert.equal("Could not route to /client/v4/accounts/x/ai/v1/chat/completions, perhaps your object "
+                   .. "identifier is invalid?", err.message)
+      assert.is_false(err.body.success)
+      _, err = chat("cloudflare-gateway-503")
+      assert.same({ 503, "Upstream service unavailable", 7009 }, { err.status, err.message, err.code })
     end)
 
     it("TGI's error string and its error_type (as err.type)", function ()

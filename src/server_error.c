@@ -2,8 +2,8 @@
 ** server_error.c — what a server sent as an error made into an error
 ** object (server_error.h): an error body of any provider's shape (OpenAI's
 ** {"error": {...}}, Gemini's list, Ollama's and TGI's strings, vLLM's bare
-** object, FastAPI's detail list, Azure's filtered choice), an "error" stream
-** event, a redirect, a page that is not JSON.
+** object, FastAPI's detail list, Cloudflare's errors list, Azure's filtered
+** choice), an "error" stream event, a redirect, a page that is not JSON.
 **
 ** Strings a server sent are scrubbed of the client's secrets as they are
 ** made into an error (and the whole error object is scrubbed again when
@@ -105,6 +105,28 @@ static void copy_first_detail (lua_State *L, aigc_request *r, const aigc_json_va
 }
 
 /*
+** Cloudflare's API envelope, which its Workers AI OpenAI-compatible
+** endpoint and AI Gateway answer errors in: {"result": null, "success":
+** false, "errors": [{"code": 7003, "message": "Could not route to ..."}],
+** "messages": []}. Its first error gives the message and code (the whole
+** message was "HTTP status 404"); the list stays in err.body.
+*/
+static void copy_first_error_item (lua_State *L, aigc_request *r, const aigc_json_value *v) {
+  const aigc_json_value *e = aigc_json_get(v, "errors"), *msg;
+  int has_code;
+  if (e == NULL || e->type != AIGC_JSON_ARRAY || e->len == 0 || e->u.items[0].type != AIGC_JSON_OBJECT)
+    return;
+  msg = aigc_json_get(&e->u.items[0], "message");
+  if (msg == NULL || msg->type != AIGC_JSON_STRING)
+    return;
+  aigc_server_error_copy_member(L, r, &e->u.items[0], "message");
+  has_code = lua_getfield(L, -1, "code") != LUA_TNIL;
+  lua_pop(L, 1);
+  if (!has_code)
+    aigc_server_error_copy_member(L, r, &e->u.items[0], "code");
+}
+
+/*
 ** Azure AI Foundry answers a reply its content filter blocked with a 400
 ** whose body is the chat completion, no "error" in it: {"choices": [{
 ** "finish_reason": "content_filter", "content_filter_results": {"error":
@@ -182,8 +204,10 @@ void aigc_server_error_push (lua_State *L, aigc_request *r, const char *kind,
       lua_pop(L, 1);
       copy_first_detail(L, r, v);
     }
-    if (aigc_json_get(v, "message") == NULL && aigc_json_get(v, "detail") == NULL)
+    if (aigc_json_get(v, "message") == NULL && aigc_json_get(v, "detail") == NULL) {
+      copy_first_error_item(L, r, v);
       copy_choice_verdict(L, r, v);
+    }
   }
   /* {"message": ""} says nothing: the fallback stays, as openai-python puts
      its own words for an error event whose message is empty or missing. */
