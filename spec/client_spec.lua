@@ -431,15 +431,17 @@ describe("client", function ()
         { "OPENAI_PROJECT_ID", "{ base_url = 'http://127.0.0.1:1/v1' }" },
         { "AZURE_OPENAI_API_KEY", "{ azure = true, endpoint = 'http://127.0.0.1:1', api_version = 'v' }" },
         { "AZURE_OPENAI_AD_TOKEN", "{ azure = true, endpoint = 'http://127.0.0.1:1', api_version = 'v' }" },
+        { "OPENAI_API_VERSION", "{ azure = true, endpoint = 'http://127.0.0.1:1', api_key = 'k' }" },
       } do
         local out = run_with_env(case[1] .. [[="$(printf 'dotenv-Value-0123456789\r')"]], code:format(case[2]))
         assert.matches("bad argument #1 to 'client' ($" .. case[1] .. ": contains CR, LF or NUL)", out, 1, true)
         assert.is_nil(out:find("dotenv-Value", 1, true))
       end
       -- given as options, the options are named
-      for _, name in ipairs { "organization", "project", "azure_ad_token" } do
-        local ok, e = pcall(aigc.client, { azure = name == "azure_ad_token", endpoint = "http://127.0.0.1:1",
-                                           api_version = "v", [name] = "value\r\nX-Injected: 1" })
+      for _, name in ipairs { "organization", "project", "azure_ad_token", "api_version" } do
+        local opts = { azure = name:find("^a") ~= nil, endpoint = "http://127.0.0.1:1", api_version = "v" }
+        opts[name] = "value\r\nX-Injected: 1"
+        local ok, e = pcall(aigc.client, opts)
         assert.is_false(ok)
         assert.matches("bad argument #1 to 'client' (opts." .. name .. ": contains CR, LF or NUL)", e, 1, true)
       end

@@ -36,10 +36,12 @@ local function env (name)
 end
 
 
---- A value sent in a header, refused with CR, LF or NUL in it, named where
--- it came from: a variable of a .env file saved with CRLF line ends ends in
--- a CR, and "opts.api_key" named an option the user never gave (a
--- variable's organization or project, or Azure's token, named none).
+--- A value sent in a header (or as Azure's api-version), refused with CR,
+-- LF or NUL in it, named where it came from: a variable of a .env file
+-- saved with CRLF line ends ends in a CR, and "opts.api_key" named an
+-- option the user never gave (a variable's organization or project, or
+-- Azure's token, named none; an api-version "2024-06-01\r" went as
+-- "...%0D", and Azure answered every call 404 "Resource not found").
 local function header_safe (value, from)
   if value ~= nil and value:find("[\r\n%z]") then field_error("client", 1, from, "contains CR, LF or NUL") end
   return value
@@ -115,9 +117,9 @@ local function endpoint_of (opts)
     -- opts.api_version, else the one the base_url names (the portal's URL:
     -- the user wrote it), else $OPENAI_API_VERSION; Azure's v1 API
     -- (<endpoint>/openai/v1) takes none (a dated one is refused there)
-    local version = opts.api_version
+    local version = header_safe(opts.api_version, "opts.api_version")
     if version == nil and not M.azure_v1(base_url) and not base_url:find("[?&]api%-version=") then
-      version = env("OPENAI_API_VERSION")
+      version = header_safe(env("OPENAI_API_VERSION"), "$OPENAI_API_VERSION")
       if version == nil then
         field_error("client", 1, "opts.api_version", "Azure needs api_version (or $OPENAI_API_VERSION)")
       end
