@@ -42,6 +42,8 @@ local SERVER = [=[
     -- the media type in capitals, which is the same type (RFC 9110: case-insensitive)
     ["sglang-caps"] = { 200, "Text/Event-Stream;Charset=UTF-8", text(0, "Hel") .. text(0, "lo", '"stop"') .. "data: [DONE]\n\n" },
     ["caps-comments-only"] = { 200, "TEXT/EVENT-STREAM", ": keep-alive\n\n" },
+    -- an event stream cut before its first byte (a proxy's, a crashed worker's)
+    ["sse-empty"] = { 200, SSE, "" },
     ["json-as-sse"] = { 200, SSE, '\n{"id":"j1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}]}' },
     -- a gateway's error (or a whole reply) as plain JSON under text/event-stream, to a stream
     ["sse-label-error"] = { 200, SSE, '{"error":{"message":"quota exceeded for this key","type":"insufficient_quota","code":"insufficient_quota"}}' },
@@ -266,12 +268,19 @@ describe("real servers' streams", function ()
     end)
   end)
 
-  describe("a stream labelled in capitals (TEXT/EVENT-STREAM) that ends with no event", function ()
-    it("is an incomplete stream, not a body 'not text/event-stream'", function ()
-      local res, err = stream("caps-comments-only")
+  describe("an event stream that holds no event", function ()
+    it("is an incomplete stream (kind stream, as a Responses stream with none): labelled in capitals "
+       .. "(TEXT/EVENT-STREAM, not 'not text/event-stream'), or ended before its first byte (not an empty JSON body)",
+       function ()
+      for _, model in ipairs { "caps-comments-only", "sse-empty" } do
+        local res, err, text = stream(model)
+        assert.is_nil(res, model)
+        assert.same({ "stream", 200, "", true }, { err.kind, err.status, text,
+                                                   err.message:find("ended before [DONE]", 1, true) ~= nil })
+      end
+      local res, err = client:respond { model = "sse-empty", input = "Hi", stream = function () end }
       assert.is_nil(res)
       assert.equal("stream", err.kind)
-      assert.matches("ended before [DONE]", err.message, 1, true)
     end)
   end)
 

@@ -702,6 +702,12 @@ int aigc_response_outcome (lua_State *L, aigc_request *r, int *retryable) {
   if (!r->mode_decided && r->xb.events_audio && r->status >= 200 && r->status < 300
       && aigc_body_is_audio_type(aigc_headers_find(&r->hdrs, "content-type", NULL)))
     r->xb.sink_diverted = r->xb.events_raw = 1;   /* (no byte came: empty audio, body.h) */
+  /* A stream answered 2xx text/event-stream that ended before its first
+     byte (a proxy's or a crashed worker's cut): an event stream that ended
+     before [DONE], kind "stream" as a Responses stream with no event is,
+     not "the response body is empty" (kind "parse", a JSON reply's). */
+  if (!r->mode_decided && r->stream && r->status >= 200 && r->status < 300 && says_event_stream(r))
+    r->sse = 1;
   if (push_abort_error(L, r, retryable))
     ;
   else if (r->curl_code != CURLE_OK)
