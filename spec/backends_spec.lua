@@ -25,6 +25,8 @@ local SERVER = [=[
     -- (anomalyco/opencode#18552, cloudflare/cloudflare-docs#15116)
     ["cloudflare-404"] = { 404, J, '{"result":null,"success":false,"errors":[{"code":7003,"message":"Could not route to /client/v4/accounts/x/ai/v1/chat/completions, perhaps your object identifier is invalid?"}],"messages":[]}' },
     ["cloudflare-gateway-503"] = { 503, J, '{"result":null,"success":false,"errors":[{"code":7009,"message":"Upstream service unavailable"}],"messages":[]}' },
+    -- Mistral's validation error: FastAPI's list inside the message (editor-code-assistant/eca#231)
+    ["mistral-422"] = { 422, J, '{"object":"error","message":{"detail":[{"type":"extra_forbidden","loc":["body","max_completion_tokens"],"msg":"Extra inputs are not permitted","input":32000}]},"type":"invalid_request_error","param":null,"code":null}' },
     -- Hugging Face TGI
     ["tgi-422"] = { 422, J, '{"error":"Input validation error: `inputs` must not be empty","error_type":"validation"}' },
     ["tgi-stream-error"] = { 200, SSE, chunk('{"role":"assistant","content":"Hi"}')
@@ -204,6 +206,13 @@ describe("the OpenAI-compatible servers the README names", function ()
       assert.is_false(err.body.success)
       _, err = chat("cloudflare-gateway-503")
       assert.same({ 503, "Upstream service unavailable", 7009 }, { err.status, err.message, err.code })
+    end)
+
+    it("Mistral's validation error: the first item of the list inside its message, and its type", function ()
+      local _, err = chat("mistral-422")
+      assert.same({ "http", 422, "Extra inputs are not permitted (body.max_completion_tokens)",
+                    "invalid_request_error" }, { err.kind, err.status, err.message, err.type })
+      assert.equal(32000, err.body.message.detail[1].input)
     end)
 
     it("TGI's error string and its error_type (as err.type)", function ()

@@ -201,8 +201,13 @@ void aigc_server_error_push (lua_State *L, aigc_request *r, const char *kind,
       lua_setfield(L, -2, "message");
     }
     else {
+      const aigc_json_value *m = aigc_json_get(v, "message");
       lua_pop(L, 1);
       copy_first_detail(L, r, v);
+      /* Mistral's validation error: FastAPI's list inside the message,
+         {"object": "error", "message": {"detail": [...]}, "type": ...} */
+      if (m != NULL && m->type == AIGC_JSON_OBJECT)
+        copy_first_detail(L, r, m);
     }
     if (aigc_json_get(v, "message") == NULL && aigc_json_get(v, "detail") == NULL) {
       copy_first_error_item(L, r, v);
