@@ -27,6 +27,8 @@ local SERVER = [=[
     ["cloudflare-gateway-503"] = { 503, J, '{"result":null,"success":false,"errors":[{"code":7009,"message":"Upstream service unavailable"}],"messages":[]}' },
     -- Mistral's validation error: FastAPI's list inside the message (editor-code-assistant/eca#231)
     ["mistral-422"] = { 422, J, '{"object":"error","message":{"detail":[{"type":"extra_forbidden","loc":["body","max_completion_tokens"],"msg":"Extra inputs are not permitted","input":32000}]},"type":"invalid_request_error","param":null,"code":null}' },
+    -- KoboldCpp's 503 while it serves another caller, on every endpoint
+    ["koboldcpp-503"] = { 503, J, '{"detail": {"msg": "Server is busy; please try again later.", "type": "service_unavailable"}}' },
     -- Hugging Face TGI
     ["tgi-422"] = { 422, J, '{"error":"Input validation error: `inputs` must not be empty","error_type":"validation"}' },
     ["tgi-stream-error"] = { 200, SSE, chunk('{"role":"assistant","content":"Hi"}')
@@ -213,6 +215,12 @@ describe("the OpenAI-compatible servers the README names", function ()
       assert.same({ "http", 422, "Extra inputs are not permitted (body.max_completion_tokens)",
                     "invalid_request_error" }, { err.kind, err.status, err.message, err.type })
       assert.equal(32000, err.body.message.detail[1].input)
+    end)
+
+    it("KoboldCpp's busy server: the msg and type of its detail object", function ()
+      local _, err = chat("koboldcpp-503")
+      assert.same({ "http", 503, "Server is busy; please try again later.", "service_unavailable" },
+                  { err.kind, err.status, err.message, err.type })
     end)
 
     it("TGI's error string and its error_type (as err.type)", function ()

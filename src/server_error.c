@@ -2,8 +2,9 @@
 ** server_error.c — what a server sent as an error made into an error
 ** object (server_error.h): an error body of any provider's shape (OpenAI's
 ** {"error": {...}}, Gemini's list, Ollama's and TGI's strings, vLLM's bare
-** object, FastAPI's detail list, Cloudflare's errors list, Azure's filtered
-** choice), an "error" stream event, a redirect, a page that is not JSON.
+** object, FastAPI's detail list, KoboldCpp's detail object, Cloudflare's
+** errors list, Azure's filtered choice), an "error" stream event, a
+** redirect, a page that is not JSON.
 **
 ** Strings a server sent are scrubbed of the client's secrets as they are
 ** made into an error (and the whole error object is scrubbed again when
@@ -102,6 +103,27 @@ static void copy_first_detail (lua_State *L, aigc_request *r, const aigc_json_va
     text[n++] = ')';   /* (n < sizeof text - 64 + 42: room) */
   aigc_error_push_scrubbed(L, text, n < sizeof text ? n : sizeof text - 1, r->secrets);
   lua_setfield(L, -2, "message");
+}
+
+/*
+** KoboldCpp's 503 while it serves another caller (all its endpoints, its
+** OpenAI-compatible ones too): {"detail": {"msg": "Server is busy; please
+** try again later.", "type": "service_unavailable"}}. Its msg is the
+** message and its type the type.
+*/
+static void copy_detail_object (lua_State *L, aigc_request *r, const aigc_json_value *v) {
+  const aigc_json_value *d = aigc_json_get(v, "detail"), *msg;
+  int has_type;
+  if (d == NULL || d->type != AIGC_JSON_OBJECT)
+    return;
+  msg = aigc_json_get(d, "msg");
+  if (msg == NULL || msg->type != AIGC_JSON_STRING)
+    return;
+  copy_member_as(L, r, d, "msg", "message");
+  has_type = lua_getfield(L, -1, "type") != LUA_TNIL;
+  lua_pop(L, 1);
+  if (!has_type)
+    aigc_server_error_copy_member(L, r, d, "type");
 }
 
 /*
@@ -204,6 +226,7 @@ void aigc_server_error_push (lua_State *L, aigc_request *r, const char *kind,
       const aigc_json_value *m = aigc_json_get(v, "message");
       lua_pop(L, 1);
       copy_first_detail(L, r, v);
+      copy_detail_object(L, r, v);
       /* Mistral's validation error: FastAPI's list inside the message,
          {"object": "error", "message": {"detail": [...]}, "type": ...} */
       if (m != NULL && m->type == AIGC_JSON_OBJECT)
