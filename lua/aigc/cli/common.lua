@@ -239,8 +239,15 @@ end
 
 --- Prints a value as one line of JSON.
 -- @param v
+-- (JSON escapes the C0 controls; DEL and the C1 ones it writes as they
+-- are, which a terminal showed as ^? and U+FFFD: not the value. There they
+-- are JSON escapes, the same value; they are only ever inside a string.)
 function M.print_json (v)
-  M.out(json.encode(v) .. "\n")
+  local s = json.encode(v)
+  if on_terminal(io.stdout) then
+    s = s:gsub("\127", "\\u007f"):gsub("\194([\128-\159])", function (c) return ("\\u%04x"):format(c:byte()) end)
+  end
+  M.out(s .. "\n")
 end
 
 --- The config file, or exit 2 with its error.
