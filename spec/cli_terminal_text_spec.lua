@@ -41,4 +41,25 @@ describe("aigc on a terminal (a server's text)", function ()
     assert.matches("m\194\1552J", r.stdout, 1, true)
     assert.matches("z\127", r.stdout, 1, true)
   end)
+
+  -- A proxy's error page that is not JSON (text/html, another encoding)
+  -- holding a byte 0x9B, an 8-bit CSI, reached the terminal as it was, on
+  -- stderr and in `aigc logs`: only U+009B in UTF-8 was shown as U+FFFD.
+  it("a byte 0x80-0x9F outside a UTF-8 character is shown as U+FFFD, on stderr and in aigc logs", function ()
+    local page = "<h1>Bad request</h1> \155[2J\155]0;PWNED\7 \194\155[31m caf\233 caf\195\169 \228\184\173 "
+      .. "\226\128\156q\226\128\157 \240\159\152\128 e\204\129 \226\155"
+    local reply = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\nContent-Length: " .. #page
+      .. "\r\nConnection: close\r\n\r\n" .. page
+    local r = aigc({ "Hi" }, { reply }, true)
+    assert.equal(1, r.code, r.stderr)
+    for _, out in ipairs { r.stderr, cli.run({ "logs" }, { home = home, env = { AIGC_FORCE_TTY = "1" } }).stdout } do
+      -- (the message's BEL is dropped before, by the library)
+      assert.matches(FFFD .. "[2J" .. FFFD .. "]0;PWNED " .. FFFD .. "[31m caf\233 caf\195\169 \228\184\173 "
+                     .. "\226\128\156q\226\128\157 \240\159\152\128 e\204\129 \226" .. FFFD, out, 1, true)
+    end
+    -- a pipe: the bytes as they came
+    r = aigc({ "--no-log", "Hi" }, { reply })
+    assert.equal(1, r.code, r.stderr)
+    assert.matches(" \155[2J\155]0;PWNED \194\155[31m caf\233 ", r.stderr, 1, true)
+  end)
 end)

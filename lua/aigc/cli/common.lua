@@ -191,9 +191,30 @@ local function on_terminal (f)
   if is_tty[f] == nil then is_tty[f] = M.isatty(f) end
   return is_tty[f]
 end
+
+-- A byte 0x80..0x9F that is no part of a UTF-8 character is a C1 control
+-- itself to a terminal that takes 8-bit controls (0x9B: CSI): a proxy's
+-- error page in another encoding, in a message or the log, had it raw.
+-- It is shown as U+FFFD; the bytes of valid UTF-8 (U+201C is E2 80 9C) and
+-- the other bytes of text that is not UTF-8 (a Latin-1 e acute, E9) stay.
+local utf8_len = compat.utf8_len
+local function lone_c1_shown (s)
+  local out, i = {}, 1
+  while true do
+    local ok, bad = utf8_len(s, i)
+    if ok then out[#out + 1] = s:sub(i); break end
+    local b = s:byte(bad)
+    out[#out + 1] = s:sub(i, bad - 1)
+    out[#out + 1] = b <= 159 and "\239\191\189" or string.char(b)   -- (a bad byte is >= 0x80)
+    i = bad + 1
+  end
+  return table.concat(out)
+end
+
 local function shown_on_terminal (s, f)
   if not on_terminal(f or io.stdout) then return s end
-  if not (s:find("[%z\1-\8\11-\31\127]") or s:find("\194[\128-\159]")) then return s end
+  if not (s:find("[%z\1-\8\11-\31\127]") or s:find("[\128-\159]")) then return s end
+  if s:find("[\128-\159]") then s = lone_c1_shown(s) end
   s = s:gsub("\r\n", "\n")
   s = s:gsub("[%z\1-\8\11-\31]", function (c) return "^" .. string.char(c:byte() + 64) end)
   return (s:gsub("\127", "^?"):gsub("\194[\128-\159]", "\239\191\189"))
