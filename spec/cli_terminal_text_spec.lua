@@ -62,4 +62,32 @@ describe("aigc on a terminal (a server's text)", function ()
     assert.equal(1, r.code, r.stderr)
     assert.matches(" \155[2J\155]0;PWNED \194\155[31m caf\233 ", r.stderr, 1, true)
   end)
+
+  -- `aigc run --out -` at a terminal: the runner wrote each result line to
+  -- /dev/stdout itself, past the command's output, so a reply's U+009B (an
+  -- 8-bit CSI) and DEL reached the terminal raw inside the JSON.
+  it("aigc run --out - at a terminal writes the result lines as --json does; a pipe gets them as they are", function ()
+    local text = "x \194\1552J \127 \27]0;PWNED\7 \228\184\173 y"
+    local reply = oneshot.http_reply("200 OK", cjson.encode { id = "c", object = "chat.completion", created = 1,
+      model = "m",
+      choices = { { index = 0, message = { role = "assistant", content = text }, finish_reason = "stop" } },
+      usage = { prompt_tokens = 1, completion_tokens = 1, total_tokens = 2 } })
+    local cases = home .. "/cases.jsonl"
+    cli.write(cases, '{"id":"a","prompt":"Hi"}\n')
+    for _, tty in ipairs { true, false } do
+      local r = aigc({ "run", cases, "--out", "-", "--no-log", "-q" }, { reply }, tty)
+      assert.equal(0, r.code, r.stderr)
+      local line = r.stdout:match("^([^\n]*)\n$")
+      assert.is_string(line, r.stdout)
+      local result = cjson.decode(line)
+      assert.same({ "a", true, text }, { result.id, result.ok, result.text })
+      if tty then
+        assert.is_nil(line:find("[%z\1-\31\127]"), line)
+        assert.is_nil(line:find("\194[\128-\159]"), line)
+        assert.matches('"x \\u009b2J \\u007f \\u001b]0;PWNED\\u0007 \228\184\173 y"', line, 1, true)
+      else
+        assert.matches("x \194\1552J \127 ", line, 1, true)
+      end
+    end
+  end)
 end)

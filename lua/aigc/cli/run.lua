@@ -12,6 +12,8 @@ local runner = require "aigc.runner"
 local template = require "aigc.template"
 local util = require "aigc.util"
 
+local json = require("aigc").json
+
 -- A batch's id as the command's lines quote it: at most 200 bytes (a
 -- server's megabyte-long id went whole into the progress line, rewritten
 -- several times a second, and two or three times into a message).
@@ -139,9 +141,17 @@ end
 -- The failed results a run's report shows, kept as they come (the run
 -- keeps no `results`: a million cases' lines held to the end): the first
 -- few by id. Returns the on_result function and the list.
-local function failures_kept ()
+-- With `printed`, each result line is also written here (`--out -` at a
+-- terminal): the runner wrote them to /dev/stdout itself, past the
+-- command's output, and a reply's U+009B (an 8-bit CSI) or DEL reached
+-- the terminal raw inside the JSON. Now as --json writes there.
+local function failures_kept (printed)
   local kept = {}
   return function (r)
+    if printed then
+      if not pcall(json.encode, r) then r.parsed = nil end   -- (as the runner writes a line)
+      common.print_json(r)
+    end
     if r.ok ~= false then return end
     kept[#kept + 1] = r
     table.sort(kept, by_id)
@@ -445,10 +455,11 @@ function M.run (args)
   local width, stop_width = function () return nil end, function () end
   if tty then width, stop_width = width_watch(not args.batch) end
   local batches = batch_runs(args.batch_id)
-  local on_result, failed = failures_kept()
+  local printed = args.out == "/dev/stdout" and common.isatty(io.stdout)
+  local on_result, failed = failures_kept(printed)
   -- (a batch run only: a direct run's errors keep their own traceback)
   local ok, summary, err = (args.batch and pcall or function (f, ...) return true, f(...) end)(runner.run, {
-    client = client, cases = args.cases, template = tpl, params = params, out = args.out,
+    client = client, cases = args.cases, template = tpl, params = params, out = not printed and args.out or nil,
     concurrency = args.concurrency and math.floor(args.concurrency), strategy = strategy, assert = asserts,
     prices = config.prices, max_attempts = args.max_attempts, pace = not args.no_pace, log = log,
     backend = args.batch and "batch" or nil, batch_id = batches.resume, api = args.api,
