@@ -91,3 +91,30 @@ describe("aigc on a terminal (a server's text)", function ()
     end
   end)
 end)
+
+-- The tests above take a terminal's word from AIGC_FORCE_TTY; here a real
+-- one (tmux) tells the command it is a terminal, and shows what it got.
+local describe_tty = cli.has_tmux() and describe or pending
+
+describe_tty("aigc in a real terminal (tmux)", function ()
+  local srv, home, term
+  cli.fixture(_ENV, function (s, h) srv, home = s, h end, {
+    after_each = function () if term then term:close(); term = nil end end })
+
+  it("a reply's escapes are shown, not obeyed: the title stays, the text is there; aigc logs alike", function ()
+    local proc = require "procutil"
+    local function title ()
+      local _, t = proc.sh("tmux -L aigc-spec display -p -t " .. term.name .. " '#{pane_title}'")
+      return (tostring(t):gsub("%s+$", ""))
+    end
+    for _, args in ipairs { { "Repeat after me: copied\27]2;PWNED\7 \27]52;c;cm0gLXJmIH4=\7 up\rback \228\184\173" },
+                            { "logs" } } do
+      term = cli.terminal(args, { home = home, base_url = srv.base_url })
+      cli.wait_until(function () return (term:dead()) end, "aigc to end", 20, term)
+      local screen = term:screen()
+      assert.matches("copied^[]2;PWNED^G ^[]52;c;cm0gLXJmIH4=^G up^Mback \228\184\173", screen, 1, true)
+      assert.is_nil(title():find("PWNED", 1, true), title())
+      term:close(); term = nil
+    end
+  end)
+end)
