@@ -99,6 +99,24 @@ describe("long-running layers", function ()
     assert.equal(0, left_after_collect(gone))
   end)
 
+  it("an images result kept by what its client's error_handler reaches does not keep them once dropped", function ()
+    -- (the result's client was the value of a weak key, the result; Lua 5.1
+    -- and LuaJIT have no ephemerons: a client leading back to the result --
+    -- an app that keeps its last images and handles the client's errors --
+    -- kept the app, the client and the images for ever)
+    local gone = setmetatable({}, { __mode = "k" })
+    for i = 1, 4 do
+      local app = {}
+      app.client = aigc.client { base_url = srv.base_url, model = "aigc-dev", max_retries = 0,
+                                 error_handler = function (e) app.last_error = e end }
+      app.last = assert(app.client:images_generate { prompt = "a knight " .. i, size = "16x16",
+                                                     response_format = "b64_json" })
+      assert.is_function(app.last.save)
+      gone[app], gone[app.client], gone[app.last] = true, true, true
+    end
+    assert.equal(0, left_after_collect(gone))
+  end)
+
   -- (the server runs outside valgrind: nothing of the module is under test
   -- in this process, and 4,000 requests would be slow there)
   local it_unless_valgrind = VALGRIND and pending or it

@@ -31,7 +31,8 @@ local future = require "aigc.future"
 local reply = require "aigc.reply"
 local util = require "aigc.util"
 
-local error, ipairs, pairs, setmetatable, tostring, type = error, ipairs, pairs, setmetatable, tostring, type
+local error, getmetatable, ipairs, pairs, rawget, setmetatable, tostring, type =
+  error, getmetatable, ipairs, pairs, rawget, setmetatable, tostring, type
 local table_sort = table.sort
 local argerror, expected, field_error = util.argerror, util.expected, util.field_error
 local null = core.null
@@ -63,10 +64,18 @@ Images.__index = Images
 Images.__name = "aigc.images"
 
 -- The client an images result came from (its `url` images are downloaded
--- through it). Weak keys: the table keeps no result alive; a result keeps
--- its client (the value) alive as long as it lives, so `save` finds it
--- unless it was closed.
-local owner_of = setmetatable({}, { __mode = "k" })
+-- through it), held by the result's own metatable: a result keeps its
+-- client alive as long as it lives, so `save` finds it unless it was
+-- closed. (It was the value of a weak-keyed table, the result its key;
+-- Lua 5.1 and LuaJIT have no ephemerons, and a client that led back to
+-- its result -- an error_handler whose owner keeps the last images --
+-- kept both, and all they held, for ever.)
+local OWNER = {}
+
+local function owner_of (res)
+  local mt = getmetatable(res)
+  return type(mt) == "table" and rawget(mt, OWNER) or nil
+end
 
 local function is_http_url (url)
   return type(url) == "string" and url:find("^[hH][tT][tT][pP][sS]?://[^/%s]") ~= nil and not url:find("[%c%s]")
@@ -166,7 +175,7 @@ local function save_images (self, target, opts, f)
   end
   for i, item in ipairs(type(self.data) == "table" and self.data or {}) do
     if f and f:canceled() then return nil end
-    local ok, werr = write_image(owner_of[self], i, item, paths[i], f)
+    local ok, werr = write_image(owner_of(self), i, item, paths[i], f)
     if not ok then return nil, werr end
   end
   return paths
@@ -202,7 +211,7 @@ end
 -- @treturn aigc.future
 function Images:save_async (target, opts)
   opts = save_args("save_async", target, opts)
-  local client = owner_of[self]
+  local client = owner_of(self)
   if client == nil then error("save_async: the client this result came from was collected", 2) end
   return future.run(client._loop, function (f) return save_images(self, target, opts, f) end,
                     { label = "save", what = "an images save", on_done = opts.on_done, on_error = opts.on_error })
@@ -227,11 +236,10 @@ local function finish_images (self, params, res, decoded)
       item.bytes = bytes
     end
   end
-  owner_of[res] = self
   -- res.headers is made when first read, through the metatable the core
   -- gave the result: make it now, since Images replaces that metatable.
   rawset(res, "headers", res.headers)
-  return setmetatable(res, Images)
+  return setmetatable(res, { __index = Images, __name = Images.__name, [OWNER] = self })
 end
 
 local IMAGE_FILES = { edit = { image = true, mask = true }, variation = { image = true } }
