@@ -117,6 +117,29 @@ describe("long-running layers", function ()
     assert.equal(0, left_after_collect(gone))
   end)
 
+  it("a conversation whose estimator reaches it, with a file part, is collected once dropped", function ()
+    -- (a file part's estimate is remembered by the part, a weak key; the
+    -- memo held the estimator, which on Lua 5.1 and LuaJIT (no ephemerons)
+    -- kept the part, its conversation and client for ever when it led back
+    -- to them: an NPC's estimator that counts through the NPC)
+    local pdf = "%PDF-1.4\n1 0 obj << /Type /Page >> endobj\n%%EOF\n"
+    local data = "data:application/pdf;base64," .. require("aigc.util").base64(pdf)
+    local gone = setmetatable({}, { __mode = "k" })
+    for i = 1, 4 do
+      local npc = { estimated = 0 }
+      npc.conv = aigc.conversation {
+        client = aigc.client { base_url = srv.base_url, model = "aigc-dev" },
+        estimate = function (text) npc.estimated = npc.estimated + 1; return math.ceil(#text / 4) end }
+      local file = { type = "file", file = { filename = "a.pdf", file_data = data } }
+      npc.conv.messages[1] = { role = "user", content = { { type = "text", text = "Read this " .. i }, file } }
+      local n = npc.conv:tokens()
+      assert.equal(n, npc.conv:tokens())   -- (the memo still answers)
+      assert.is_true(n > 0 and npc.estimated > 0)
+      gone[npc], gone[npc.conv], gone[npc.conv.client] = true, true, true
+    end
+    assert.equal(0, left_after_collect(gone))
+  end)
+
   -- (the server runs outside valgrind: nothing of the module is under test
   -- in this process, and 4,000 requests would be slow there)
   local it_unless_valgrind = VALGRIND and pending or it

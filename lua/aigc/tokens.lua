@@ -107,8 +107,12 @@ end
 -- Files' estimates, by the part that holds them (weak keys: forgotten
 -- with it, never keeping a file's data alive): a conversation estimates
 -- every message again at each say, and decoding a large PDF each time
--- is slow.
+-- is slow. A memo holds its estimator weakly: it is the value of a weak
+-- key, Lua 5.1 and LuaJIT have no ephemerons, and an estimator that led
+-- back to the part (a closure over the NPC whose conversation holds the
+-- message) kept the part, the conversation and its client for ever.
 local file_memo = setmetatable({}, { __mode = "k" })
+local WEAK_V = { __mode = "v" }
 
 -- Tokens of the file data of `part`: per page for a PDF, as text
 -- otherwise (4 bytes a token when it is not UTF-8); nil when it is not
@@ -122,7 +126,7 @@ local function file_tokens (part, data, est)
   if bytes:sub(1, 5) == "%PDF-" then n = pdf_pages(bytes) * M.PDF_PAGE_TOKENS
   elseif utf8_len(bytes) then n = tokens_of(est, bytes)
   else n = math_ceil(#bytes / 4) end   -- (binary: not for a text estimator, which may refuse it)
-  file_memo[part] = { data = data, est = est, n = n }
+  file_memo[part] = setmetatable({ data = data, est = est, n = n }, WEAK_V)
   return n
 end
 
