@@ -8,6 +8,7 @@ local devserver = require "devserver"
 local cli = require "cli"
 local upstream = require "upstream"
 local socket = require "socket"
+local proc = require "procutil"
 
 local read = cli.read
 
@@ -372,6 +373,29 @@ describe("cassettes", function ()
                             cassette = { path = path, mode = "replay", timing = false } }
     assert.equal(first.text, assert(c:chat "Echo: first recorder").text)
     c:close()
+  end)
+
+  it("a recorder dropped without close() is closed when collected: its server stops, the tape replays", function ()
+    -- (Lua 5.1 and LuaJIT have no table __gc: the recording proxy ran until
+    -- the program ended, while the tape's lock went at the collection, and a
+    -- replay opened the tape before the proxy wrote the last exchange)
+    local path = dir .. "/dropped.jsonl"
+    local srv = devserver.start { pause_ms = 0 }
+    local function record ()   -- (its own frame: nothing of it stays on the stack)
+      local rec = aigc.client { base_url = srv.base_url, model = "aigc-dev",
+                                cassette = { path = path, mode = "record" } }
+      return rec._cassette.pid, assert(rec:chat "Echo: dropped recorder").text
+    end
+    local pid, text = record()
+    assert.is_true(proc.alive(pid))
+    collectgarbage("collect")
+    collectgarbage("collect")
+    assert.is_false(proc.alive(pid))
+    srv:stop()
+    local c = aigc.client { base_url = "http://127.0.0.1:9/v1", model = "aigc-dev",
+                            cassette = { path = path, mode = "replay", timing = false } }
+    finally(function () c:close() end)
+    assert.equal(text, assert(c:chat "Echo: dropped recorder").text)
   end)
 
   it("a client that cannot be made (a bad cache folder) lets its tape go: the next client records it", function ()

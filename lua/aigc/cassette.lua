@@ -62,6 +62,7 @@ local error, getmetatable, ipairs, next, pairs, pcall, rawget, setmetatable, ton
   error, getmetatable, ipairs, next, pairs, pcall, rawget, setmetatable, tonumber, tostring, type
 local string_format, table_concat, table_sort = string.format, table.concat, table.sort
 local math_floor = math.floor
+local newproxy = rawget(_G, "newproxy")   -- (Lua 5.1, LuaJIT)
 
 local M = {}
 
@@ -393,6 +394,19 @@ function M.open (spec, base_url)
       if not index then error("aigc.cassette: cannot read " .. tostring(why), 0) end
       self.index, self.torn, self.raw, self.calls = index, why, raw, 0
       self.base_url, self.pid, self.pipe = start_server(spec.path, spec.timing ~= false)
+    end
+    -- Closed when collected (Cassette.__gc), on Lua 5.1 and LuaJIT too,
+    -- whose tables have no finalizer: a userdata's. A client dropped
+    -- without close() kept its server running until the program ended,
+    -- and its lock, a userdata, went at the collection: a replay of the
+    -- tape then opened it before the recording proxy, still running, had
+    -- written the last exchange ("cassette miss"). Made last, so it is
+    -- finalized before the lock and the pipe (5.1 and LuaJIT finalize in
+    -- the reverse order of creation).
+    if newproxy then
+      local sentinel = newproxy(true)
+      getmetatable(sentinel).__gc = function () self:close() end
+      self._finalizer = sentinel
     end
   end)
   if not ok then self:close(); error(err, 0) end
