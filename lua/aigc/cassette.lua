@@ -350,8 +350,12 @@ end
 -- @treturn table the cassette
 function M.open (spec, base_url)
   local mode = spec.mode or "auto"
-  if core.file_kind(spec.path) == "directory" then
+  local kind = core.file_kind(spec.path)
+  if kind == "directory" then
     error("aigc.cassette: " .. spec.path .. " is a directory: the cassette is a file (a .jsonl to record into)", 0)
+  elseif kind and kind ~= "file" then   -- (a FIFO's open, to record or to replay, waited for ever)
+    error(string_format("aigc.cassette: %s is not a regular file (%s): the cassette is a file (a .jsonl to "
+                        .. "record into)", spec.path, kind), 0)
   end
   -- One recorder at a time (`PATH.lock`, core.lockfile: the kernel drops
   -- it however its holder ends). Two processes recording one tape each
