@@ -19,6 +19,33 @@ describe("cassette files", function ()
   before_each(function () dir = cli.home() end)
   after_each(function () cli.rmdir(dir) end)
 
+  it("a second recorder through a link to the tape is refused; the first's exchanges are kept", function ()
+    local srv = devserver.start { pause_ms = 0 }
+    local path = dir .. "/tape.jsonl"
+    local rec = aigc.client { base_url = srv.base_url, model = "aigc-dev",
+                              cassette = { path = path, mode = "record", proxy = false } }
+    local first = assert(rec:chat "Echo: first recorder")
+    os.execute("ln -s tape.jsonl '" .. dir .. "/link.jsonl'")
+    local results = {}
+    for _, mode_ in ipairs { "record", "auto" } do
+      local ok, err = pcall(aigc.client, { base_url = srv.base_url, model = "aigc-dev",
+                                           cassette = { path = dir .. "/link.jsonl", mode = mode_ } })
+      if ok then err:close() end
+      results[mode_] = { ok, tostring(err) }
+    end
+    rec:close()
+    srv:stop()
+    for _, mode_ in ipairs { "record", "auto" } do
+      assert.is_false(results[mode_][1], mode_)
+      assert.matches("aigc.cassette: " .. dir .. "/link.jsonl is being recorded by another client (pid ",
+                     results[mode_][2], 1, true)
+    end
+    local c = aigc.client { base_url = "http://127.0.0.1:9/v1", model = "aigc-dev",
+                            cassette = { path = path, mode = "replay", timing = false } }
+    assert.equal(first.text, assert(c:chat "Echo: first recorder").text)
+    c:close()
+  end)
+
   it("refuses a FIFO at the tape's path in every mode (its open waited for a writer for ever)", function ()
     local fifo = dir .. "/tape.jsonl"
     assert(os.execute("mkfifo '" .. fifo .. "'"))

@@ -363,19 +363,23 @@ function M.open (spec, base_url)
   -- lost, silently. (Where no lock can be made -- a read-only folder --
   -- none is taken.) A replay only reads the lock's pid: a tape still being
   -- recorded would miss every call not yet on it, and replayers taking the
-  -- lock in turn would refuse each other (tests run in parallel).
+  -- lock in turn would refuse each other (tests run in parallel). The lock
+  -- is beside the tape itself (util.real_path): two clients recording
+  -- through two links to one tape took two locks, and the second emptied
+  -- the first's recording.
   local lock, code, pid, _
+  local lock_name = util.real_path(spec.path) .. ".lock"
   if mode == "auto" then mode = file_exists(spec.path) and "replay" or "record" end
   if mode == "record" then
-    lock, _, code, pid = core.lockfile(spec.path .. ".lock")
+    lock, _, code, pid = core.lockfile(lock_name)
   else
-    pid = (util.read_file(spec.path .. ".lock") or ""):match("^(%d+)")
+    pid = (util.read_file(lock_name) or ""):match("^(%d+)")
     code = pid and core.file_kind("/proc/" .. pid) == "directory" and "locked"
   end
   if code == "locked" then
-    error(string_format("aigc.cassette: %s is being recorded by another client%s (its lock is %s.lock): "
+    error(string_format("aigc.cassette: %s is being recorded by another client%s (its lock is %s): "
                         .. "wait for it to end, or give another path", spec.path,
-                        pid and " (pid " .. pid .. ")" or "", spec.path), 0)
+                        pid and " (pid " .. pid .. ")" or "", lock_name), 0)
   end
   -- (`upstream`: the client's own base URL, which `base_url` replaces)
   local self = setmetatable({ path = spec.path, mode = mode, cursor = {}, upstream = base_url, lock = lock },

@@ -296,25 +296,14 @@ end
 -- on the same file is refused rather than running every case again beside
 -- the first. Only a regular file (or one to make) is locked: a pipe or
 -- /dev/stdout is not shared. Where no lock can be made (a read-only
--- folder), the run goes on without one.
---
--- The lock is beside the file itself: `path` with its links resolved (a
--- file to make: its folder's). Taken on the name given, two runs through
--- two links to one file (or a link and the file) took two locks and both
--- appended to it, each case run twice.
-local function resolved (path)
-  local real = core.realpath(path)
-  if real then return real end
-  local dir, base = path:match("^(.*/)([^/]+)$")
-  real = core.realpath(dir or ".")
-  return real and real:gsub("/$", "") .. "/" .. (base or path) or path
-end
-
+-- folder), the run goes on without one. The lock is beside the file
+-- itself (util.real_path): two runs through two links to one file took
+-- two locks and both appended to it, each case run twice.
 local function lock_out (path)
   if not path then return nil end
   local kind = core.file_kind(path)
   if kind and kind ~= "file" then return nil end
-  local name = resolved(path) .. ".lock"
+  local name = util.real_path(path) .. ".lock"
   local lock, _, code, pid = core.lockfile(name)
   if code == "locked" then
     return nil, run_error(string_format("%s is in use: another run%s is writing it (its lock is %s): "

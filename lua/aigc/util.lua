@@ -750,4 +750,18 @@ end
 -- Weak keys: the entry goes with the params' callback.
 M.per_call = setmetatable({}, { __mode = "k" })
 
+--- `path` with its links resolved (a file to make: its folder's), for a
+-- lock beside it (`PATH.lock`): taken on the name given, two links to one
+-- file (or a link and the file) took two locks, and two writers wrote it
+-- at once. The path as given where even its folder cannot be resolved.
+-- @tparam string path
+-- @treturn string
+function M.real_path (path)
+  local real = core.realpath(path)
+  if real then return real end
+  local dir, base = path:match("^(.*/)([^/]+)$")
+  real = core.realpath(dir or ".")
+  return real and real:gsub("/$", "") .. "/" .. (base or path) or path
+end
+
 return M
