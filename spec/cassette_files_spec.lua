@@ -19,6 +19,31 @@ describe("cassette files", function ()
   before_each(function () dir = cli.home() end)
   after_each(function () cli.rmdir(dir) end)
 
+  it("makes a new tape 0600 whatever the umask (it holds the prompts and replies)", function ()
+    local srv = devserver.start { pause_ms = 0 }
+    local wrapper = dir .. "/lua-umask-022"
+    cli.write(wrapper, "#!/bin/sh\numask 022\nexec '" .. luachild.interpreter() .. "' \"$@\"\n")
+    os.execute("chmod 755 '" .. wrapper .. "'")
+    local r = luachild.run([[
+      local aigc = require "aigc"
+      for _, proxy in ipairs { true, false } do   -- (the recording proxy's tape, and the client's own)
+        local c = aigc.client { base_url = arg[1], model = "aigc-dev",
+                                cassette = { path = arg[2] .. "/tape-" .. tostring(proxy) .. ".jsonl",
+                                             mode = "record", proxy = proxy } }
+        assert(c:chat "Echo: a private prompt")
+        c:close()
+      end
+      print("ok")
+    ]], { args = { srv.base_url, dir }, lua = wrapper })
+    srv:stop()
+    assert.equal(0, r.status, r.stderr)
+    for _, proxy in ipairs { "true", "false" } do
+      local tape = dir .. "/tape-" .. proxy .. ".jsonl"
+      assert.matches("a private prompt", cli.read(tape), 1, true)
+      assert.equal("600", mode(tape))
+    end
+  end)
+
   it("a second recorder through a link to the tape is refused; the first's exchanges are kept", function ()
     local srv = devserver.start { pause_ms = 0 }
     local path = dir .. "/tape.jsonl"

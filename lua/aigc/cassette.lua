@@ -386,6 +386,7 @@ function M.open (spec, base_url)
                             Cassette)
   local ok, err = pcall(function ()
     if mode == "record" then
+      util.make_private(spec.path)   -- (a new tape: 0600, as a log; it holds the prompts and replies)
       local f, why = io.open(spec.path, "wb")
       if not f then error("aigc.cassette: cannot write " .. tostring(why), 0) end
       f:close()

@@ -82,6 +82,7 @@ local store = require "aigc.promptlog_store"   -- SQL literals, the schema, stat
 local redact = require "aigc.promptlog_redact" -- what is never written: secrets, per-call options
 local repair_utf8 = require("aigc.tools").repair_utf8
 local kept = require "aigc.promptlog_kept"     -- rows a collected client's log could not write, on disk
+local util = require "aigc.util"
 
 local json_encode = core.json.encode
 local sql, now_iso, to_int = store.sql, store.now_iso, store.to_int
@@ -166,11 +167,7 @@ end
 
 -- Creates a missing database file 0600, whatever the umask, before SQLite
 -- opens it (SQLite makes its -wal and -shm files with the database's mode).
-local function ensure_private_file (path)
-  local f = io.open(path, "rb")
-  if f then f:close(); return end
-  os.execute("(umask 077 && : >> '" .. path:gsub("'", "'\\''") .. "') 2>/dev/null")
-end
+local ensure_private_file = util.make_private
 
 --- Opens (and creates, with its directory and schema) a log database.
 -- @tparam[opt] string path default `default_path()`; ":memory:" for a scratch log

@@ -19,6 +19,7 @@
 
 local core = require "aigc.core"
 local store = require "aigc.promptlog_store"
+local util = require "aigc.util"
 
 local json_encode, json_decode = core.json.encode, core.json.decode
 local ipairs, pcall, tonumber, tostring, type = ipairs, pcall, tonumber, tostring, type
@@ -39,10 +40,8 @@ end
 
 -- Appends `lines` (JSON texts) to the file at `name`, made 0600 if it is new.
 local function append (name, lines)
-  local f = io.open(name, "rb")
-  if f then f:close()
-  else os.execute("(umask 077 && : >> '" .. name:gsub("'", "'\\''") .. "') 2>/dev/null") end
-  f = io.open(name, "ab")
+  util.make_private(name)
+  local f = io.open(name, "ab")
   if not f then return false end
   local ok = f:write(table_concat(lines, "\n"), "\n")
   f:close()

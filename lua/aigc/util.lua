@@ -750,6 +750,16 @@ end
 -- Weak keys: the entry goes with the params' callback.
 M.per_call = setmetatable({}, { __mode = "k" })
 
+--- Makes `path` an empty file 0600, whatever the umask, when nothing is
+-- there (what is there is left as it is): for a file of private text (a
+-- log, a tape), which the Lua's io.open made with the umask's mode (0644:
+-- other users could read the prompts and replies).
+-- @tparam string path
+function M.make_private (path)
+  if core.file_kind(path) ~= nil then return end
+  os.execute("(umask 077 && : >> '" .. path:gsub("'", "'\\''") .. "') 2>/dev/null")
+end
+
 --- `path` with its links resolved (a file to make: its folder's), for a
 -- lock beside it (`PATH.lock`): taken on the name given, two links to one
 -- file (or a link and the file) took two locks, and two writers wrote it
