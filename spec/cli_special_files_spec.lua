@@ -131,6 +131,27 @@ describe("files the command reads whole: pipes and devices", function ()
     assert.equal("symbolic link 777\nregular file 600", (out:gsub("\n$", "")))
   end)
 
+  it("/save: a link or a FIFO planted at PATH.part is not written through nor waited on; a new save is 0600 "
+     .. "whatever the umask (another file was overwritten with the conversation; the REPL hung; the save was 644)",
+     function ()
+    local victim, saved, other = home .. "/victim.txt", home .. "/saved.json", home .. "/other.json"
+    cli.write(victim, "another file\n")
+    assert(proc.execute("ln -s victim.txt " .. quote(saved .. ".part") .. " && mkfifo " .. quote(other .. ".part")))
+    local input = home .. "/input"
+    cli.write(input, "Repeat after me: private\n/save " .. saved .. "\n/save " .. other .. "\n")
+    -- (KILL: the old code, blocked in open() of the FIFO, outlived a TERM for ever)
+    local cmd = cli.command({ "chat", "--no-log" }, { home = home, base_url = srv.base_url })
+    local r = bash("umask 022; timeout -s KILL 20 " .. cmd .. " <" .. quote(input))
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("private\nsaved to " .. saved .. "\nsaved to " .. other .. "\n", r.stdout)
+    assert.equal("another file\n", cli.read(victim))
+    local ok, out = proc.sh("stat -c '%F %a' " .. quote(saved) .. " " .. quote(other))
+    assert(ok, out)
+    assert.equal("regular file 600\nregular file 600", (out:gsub("\n$", "")))
+    for _, path in ipairs { saved, other } do assert.matches('"content":"private"', cli.read(path)) end
+    assert.is_nil(io.open(saved .. ".part", "rb"))
+  end)
+
   it("AIGC_CONFIG naming a directory: exit 2 naming it (it was taken as no config at all)", function ()
     local r = bash(cli.command({ "--no-log", "Hi" }, { home = home, base_url = srv.base_url,
                                                        env = { AIGC_CONFIG = home } }))

@@ -330,8 +330,10 @@ static int open_part (aigc_body *b) {
     b->sink_errno = errno;
     return -1;
   }
-  fd = open(b->part_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-  b->fp = fd >= 0 ? fdopen(fd, "wb") : NULL;
+  fd = open(b->part_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+            b->part_mode != 0 ? (mode_t)b->part_mode : 0666);
+  /* (a private file: its mode set before a byte is in it) */
+  b->fp = fd >= 0 && (b->part_mode == 0 || fchmod(fd, (mode_t)b->part_mode) == 0) ? fdopen(fd, "wb") : NULL;
   if (b->fp == NULL) {
     b->sink_errno = errno ? errno : EIO;
     if (fd >= 0) {

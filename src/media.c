@@ -96,19 +96,24 @@ static int media_f32 (lua_State *L) {
 ** Lua: it wrote through a link planted there (in a shared /tmp, another's
 ** file overwritten with the image) and blocked for ever on a FIFO. Nothing
 ** here allocates from Lua between the body's set-up and its free.
+** media.save(path, bytes, mode): the file made with that mode (0600 for a
+** private one), whatever the umask, before a byte is written.
 */
 static int media_save (lua_State *L) {
   size_t plen, n;
   const char *path = luaL_checklstring(L, 1, &plen);
   const char *bytes = luaL_checklstring(L, 2, &n);
+  lua_Integer mode = luaL_optinteger(L, 3, 0);
   aigc_body b;
   char msg[1024];
   int failed;
   if (plen == 0 || strlen(path) != plen)
     return luaL_argerror(L, 1, "an empty path or one with a NUL byte");
+  luaL_argcheck(L, mode >= 0 && mode <= 07777, 3, "a file mode (0 to 4095) expected");
   memset(&b, 0, sizeof b);
   if (aigc_body_set_path(&b, path) != 0)
     return luaL_error(L, "not enough memory");
+  b.part_mode = (unsigned)mode;
   failed = aigc_body_write_file(&b, bytes, n) != 0 || aigc_body_commit(&b) != 0;
   /* (the image's path: its part file is no name of the caller's; and not the
      sink's advice for a FIFO or a device, a function as `to`: save has none) */

@@ -299,30 +299,32 @@ local function not_a_file (path, cmd)
   return "aigc: /" .. cmd .. " " .. path .. ": not a regular file (" .. (SPECIAL[kind] or kind) .. ")"
 end
 
--- Writes a /save. A regular file (or a new one) as PATH.part, renamed into
--- place when whole: /save over an earlier save on a full disk truncated
--- it, and the conversation it held was lost with the new one. Anything
--- else -- a symlink (kept a link), a device, /dev/stdout, or a .part that
--- cannot be made (a folder not writable) -- is written directly. The
+-- Writes a /save. A regular file (or a new one) with core.media.save:
+-- PATH.part, whatever was under that name unlinked first (a link planted
+-- there in a shared /tmp: written through, another file was overwritten
+-- with the conversation; a FIFO: the REPL hung), made 0600 (the earlier
+-- save's mode over one) before a byte is in it, renamed into place when
+-- whole (over an earlier save on a full disk: the earlier one stays
+-- whole). Anything else -- a symlink (kept a link), a device, /dev/stdout,
+-- or a folder where no .part can be made -- is written directly. The
 -- error, or nil.
 local function save_file (path, text)
-  if require("aigc.core").file_kind(path) == "directory" then return path .. ": Is a directory" end
+  local core = require "aigc.core"
+  if core.file_kind(path) == "directory" then return path .. ": Is a directory" end
   local has_uv, uv = pcall(require, "luv")
   local st = has_uv and uv.fs_lstat(path)
-  local part = has_uv and (st == nil or st.type == "file") and path .. ".part" or nil
-  local f = part and io.open(part, "wb")
-  if not f then
-    part = nil
-    local err
-    f, err = io.open(path, "wb")
-    if not f then return tostring(err) end
+  local dir = path:match("^(.*)/[^/]*$") or "."
+  if has_uv and (st == nil or st.type == "file") and uv.fs_access(dir == "" and "/" or dir, "W") then
+    local ok, why = core.media.save(path, text, st and st.mode % 4096 or 384)   -- (384: 0600)
+    if ok then return nil end
+    local prefix = "could not write " .. path .. ": "
+    return "/save " .. path .. ": " .. (why:sub(1, #prefix) == prefix and why:sub(#prefix + 1) or why)
   end
+  local f, err = io.open(path, "wb")
+  if not f then return tostring(err) end
   local ok, werr = f:write(text)
   local closed, cerr = f:close()
-  if part and st then uv.fs_chmod(part, st.mode % 4096) end   -- (the earlier save's mode: 0600 stays private)
-  if ok and closed and part then ok, werr = os.rename(part, path) end
   if ok and closed then return nil end
-  if part then os.remove(part) end
   return "/save " .. path .. ": " .. tostring(werr or cerr)
 end
 
