@@ -274,6 +274,40 @@ describe("aigc.runner", function ()
     assert.matches("exists", err.message)
   end)
 
+  it("drops a killed run's partial line in place: a link or a FIFO at OUT.partial is neither written through "
+     .. "nor waited on (another file was overwritten, then renamed over OUT; a FIFO hung the run)", function ()
+    local luachild = require "luachild"
+    local cases_path, victim = dir .. "/cases.jsonl", dir .. "/victim.txt"
+    write_cases(cases_path, 2)
+    cli.write(victim, "another file\n")
+    local outs = { dir .. "/linked.jsonl", dir .. "/fifo.jsonl" }
+    for _, out in ipairs(outs) do
+      cli.write(out, cjson.encode { id = "c1", ok = true, text = "earlier", pass = true } .. '\n{"id": "c2", "ok": tr')
+    end
+    assert(proc.execute("ln -s victim.txt " .. proc.quote(outs[1] .. ".partial")
+                        .. " && mkfifo " .. proc.quote(outs[2] .. ".partial")))
+    local r = luachild.run([[
+      local aigc = require "aigc"
+      local client = aigc.client { base_url = arg[1], model = "aigc-dev" }
+      local template = aigc.template.new { prompt = "What is the capital of {{country}}?" }
+      local runner = require "aigc.runner"
+      for i = 3, 4 do
+        local s = assert(runner.run { client = client, cases = arg[2], template = template, out = arg[i] })
+        print(s.skipped, s.ok)
+      end
+      client:close()
+    ]], { args = { srv.base_url, cases_path, outs[1], outs[2] }, timeout = 20 })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("1\t2\n1\t2\n", r.stdout)
+    assert.equal("another file\n", proc.read_file(victim))
+    for _, out in ipairs(outs) do
+      assert.equal("file", require("aigc.core").file_kind(out))
+      local lines = read_lines(out)
+      assert.same({ "c1", "c2" }, { lines[1].id, lines[2].id })
+      assert.equal(2, #lines)
+    end
+  end)
+
   it("never writes into a file that is not a results file, and keeps a last line without its newline", function ()
     local cases_path = dir .. "/cases.jsonl"
     local cases_text = '{"id":"a","prompt":"Echo: a"}\n{"id":"b","prompt":"Echo: b"}'   -- no final newline

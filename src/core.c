@@ -14,6 +14,7 @@
 **   opts_keys(opts)  the opts keys engine:submit reads (its hint)
 **   file_kind(path)  "file", "directory", "fifo", "char"... or nil, message
 **   realpath(path)   the path with its links and dots resolved, or nil, message, errno
+**   truncate(path, n) the file cut to n bytes (truncate(2)): true, or nil, message, errno
 **   lockfile(path)   an exclusive hold on a file name, or nil, message, code
 **   hmac_sha256(key, msg)   HMAC-SHA-256 as 64 hex digits (sha256.h)
 **   md5(state, bytes)       MD5 in steps: the state after bytes; md5(state) the hex digest
@@ -35,6 +36,7 @@
 #include <pthread.h>
 #include <time.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -366,6 +368,29 @@ static int core_realpath (lua_State *L) {
 }
 
 /*
+** core.truncate(path, size) -> true | nil, message, errno: truncate(2),
+** the file at path cut to size bytes. aigc.runfile drops a killed run's
+** partial last line so: it copied the rest to OUT.partial with io.open,
+** which wrote through a symbolic link planted under that name (another
+** file overwritten, then renamed over OUT) and waited for ever on a FIFO
+** there. A cut needs no new file nor any free space.
+*/
+static int core_truncate (lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  lua_Integer size = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, size >= 0, 2, "a size of 0 or more expected");
+  if (truncate(path, (off_t)size) != 0) {
+    int e = errno;
+    luaL_pushfail(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(e));
+    lua_pushinteger(L, e);
+    return 3;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/*
 ** core.hmac_sha256(key, msg) -> HMAC-SHA-256 of msg under key, as 64
 ** lowercase hex digits: the disk cache's digest of a call's credentials
 ** under the folder's random key (lua/aigc/cache.lua). Pure C, no
@@ -442,6 +467,7 @@ static const luaL_Reg core_funcs[] = {
   {"opts_keys", core_opts_keys},
   {"file_kind", core_file_kind},
   {"realpath", core_realpath},
+  {"truncate", core_truncate},
   {"hmac_sha256", core_hmac_sha256},
   {"md5", core_md5},
   {NULL, NULL}

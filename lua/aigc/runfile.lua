@@ -248,26 +248,6 @@ function M.done_row (row)
   return { ok = true, pass = row:sub(1, 1) == "1", digest = #row > 1 and row:sub(2) or nil }
 end
 
--- Copies the first `size` bytes of `path` into `tmp`: true, or nil, err.
-local function copy_head (path, tmp, size)
-  local src, err = io.open(path, "rb")
-  if not src then return nil, err end
-  local dst
-  dst, err = io.open(tmp, "wb")
-  if not dst then src:close(); return nil, err end
-  local ok = true
-  while ok and size > 0 do
-    local piece = src:read(size < CHUNK and size or CHUNK)
-    if not piece then break end
-    ok, err = dst:write(piece)
-    size = size - #piece
-  end
-  src:close()
-  local cok, cerr = dst:close()
-  if ok and not cok then ok, err = nil, cerr end
-  return ok, err
-end
-
 -- Opens the results file for appending, dropping a killed run's partial
 -- last line first (or ending a last line that lacks its newline). Returns
 -- the file and the done results by id.
@@ -279,11 +259,11 @@ local function open_out (spec)
   if done and spec.resume == false then
     return nil, nil, run_error(path .. " exists: remove it, or resume from it")
   end
-  if fix == "partial" then   -- a new file renamed into place: the old one stays whole until then
-    local tmp = path .. ".partial"
-    local ok, err = copy_head(path, tmp, complete)
-    if ok then ok, err = os.rename(tmp, path) end
-    if not ok then os.remove(tmp) end
+  -- (cut in place: no free space needed, no line but the partial one
+  -- lost; a copy to OUT.partial wrote through a link planted there, and
+  -- waited for ever on a FIFO)
+  if fix == "partial" then
+    local ok, err = core.truncate(path, complete)
     if not ok then return nil, nil, run_error("cannot rewrite " .. path .. ": " .. tostring(err)) end
   end
   local f, err = io.open(path, "ab")
