@@ -208,9 +208,19 @@ function Reader:load_history ()
   local first = math.max(1, #entries - M.KEEP_LINES + 1)
   for i = first, #entries do self.rl.add_history(entries[i]) end
   if first > 1 then
+    local lines = {}
+    for i = first, #entries do lines[#lines + 1] = encode(entries[i]) .. "\n" end
+    -- A new file renamed into place, with the old one's mode (0600 stays
+    -- private): cut in place, a full disk (or a write error) left it
+    -- empty or torn, every entry lost. (A link, or no luv to tell: in place.)
+    local st = self.uv and self.uv.fs_lstat(self.histfile)
+    if st and st.type == "file" then
+      require("aigc.core").media.save(self.histfile, table.concat(lines), st.mode % 4096)
+      return
+    end
     local w = io.open(self.histfile, "wb")   -- (in place: the file keeps its mode)
     if w then
-      for i = first, #entries do w:write(encode(entries[i]), "\n") end
+      w:write(table.concat(lines))
       w:close()
     end
   end
