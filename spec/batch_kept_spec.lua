@@ -53,4 +53,15 @@ describe("aigc run --batch whose OUT.batch cannot be written", function ()
     for _ in proc.read_file(out):gmatch('"ok":true') do n = n + 1 end
     assert.equal(40, n)
   end)
+
+  it("a symbolic link planted at OUT.batch is replaced, not written through (another file was made)", function ()
+    cli.write(home .. "/cases.jsonl", '{"id": "c1", "prompt": "Capital?"}\n')
+    local out, other = home .. "/r.jsonl", home .. "/other.txt"
+    assert(proc.execute("ln -s " .. proc.quote(other) .. " " .. proc.quote(out .. ".batch")))
+    local r = cli.run({ "run", home .. "/cases.jsonl", "--batch", "-q", "--no-log", "--out", out },
+                      { home = home, base_url = srv.base_url })
+    assert.equal(0, r.code, r.stderr)
+    assert.is_nil(proc.read_file(other))
+    assert.matches('"ok":true', proc.read_file(out), 1, true)
+  end)
 end)

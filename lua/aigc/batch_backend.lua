@@ -59,16 +59,17 @@ end
 -- Keeps the batch's id and its lines' digests in OUT.batch: true, or nil
 -- and why not (a full disk). Only a regular file (or none) is written: a
 -- FIFO or a device there keeps nothing, and the run goes on (true).
+-- Written as OUT.batch.part renamed into place (core.media.save): opened
+-- by name, a symbolic link planted at OUT.batch (an --out in a shared
+-- /tmp) was written through, another file made or overwritten.
 local function write_kept (path, id, sent)
   local kind = core.file_kind(path)
   if kind ~= nil and kind ~= "file" then return true end
-  local f, err = io.open(path, "wb")
-  if not f then return nil, err end
-  local ok, werr = f:write(id, "\n", json.encode(sent), "\n")
-  local cok, cerr = f:close()   -- (a full disk fails here: the write went to the buffer)
-  if ok and cok then return true end
-  os.remove(path)   -- (an empty or cut file is no kept id)
-  return nil, werr or cerr
+  local ok, err = core.media.save(path, id .. "\n" .. json.encode(sent) .. "\n")
+  if ok then return true end
+  os.remove(path)   -- (an earlier batch's id is no kept id of this one)
+  local prefix = "could not write " .. path .. ": "
+  return nil, err:sub(1, #prefix) == prefix and err:sub(#prefix + 1) or err
 end
 
 -- The digests of the lines of a batch resumed by its id, from its input
