@@ -118,4 +118,19 @@ _G.last = ask "Echo: at exit"
     assert.equal("ok", rows[1].status)
     assert.is_nil(assert(promptlog.open(path)):list { n = 0 }[3])
   end)
+
+  it("a FIFO at the kept rows' file (LOG-kept) is no kept rows: the log opens at once (it waited for ever)", function ()
+    if not has_sqlite then pending("no lua-sql-sqlite3") return end
+    local dir = cli.home()
+    finally(function () cli.rmdir(dir) end)
+    local path = dir .. "/logs.db"
+    assert(proc.execute("mkfifo " .. proc.quote(path .. "-kept")))
+    local r = luachild.run([[
+      local log = assert(require("aigc.promptlog").open(arg[1]))
+      log:close()
+      print("opened")
+    ]], { args = { path }, timeout = 20 })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("opened\n", r.stdout)
+  end)
 end)

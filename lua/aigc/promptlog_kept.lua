@@ -40,6 +40,8 @@ end
 
 -- Appends `lines` (JSON texts) to the file at `name`, made 0600 if it is new.
 local function append (name, lines)
+  local kind = core.file_kind(name)
+  if kind and kind ~= "file" then return false end   -- (a FIFO: its open waited for a reader for ever)
   util.make_private(name)
   local f = io.open(name, "ab")
   if not f then return false end
@@ -73,12 +75,12 @@ end
 -- @treturn integer|nil the number of rows written, or nil and the error
 function M.adopt (log, wait_ms)
   local name = M.file(log.path)
-  local f = io.open(name, "rb")
-  if not f then return 0 end
-  f:close()
+  -- (only a regular file: a FIFO there -- a log in a shared /tmp -- made
+  -- every open of the log, every aigc command, wait for a writer for ever)
+  if core.file_kind(name) ~= "file" then return 0 end
   local claimed = name .. "." .. require("aigc.promptlog").new_id()
   if not os.rename(name, claimed) then return 0 end   -- (another process claimed them)
-  f = io.open(claimed, "rb")
+  local f = io.open(claimed, "rb")
   local text = f and f:read("*a") or ""
   if f then f:close() end
   local lines = {}
