@@ -86,4 +86,26 @@ describe("cassette files", function ()
       assert.matches(m .. "\tfalse\taigc.cassette: " .. fifo .. " is not a regular file (fifo)", r.stdout, 1, true)
     end
   end)
+
+  it("a tape that cannot be written (a full disk) is reported, once, kind io (the exchanges were lost unsaid)",
+     function ()
+    local srv = devserver.start { pause_ms = 0 }
+    local wrapper = dir .. "/lua-full-disk"   -- (a write past `ulimit -f` fails with EFBIG, as on a full disk)
+    cli.write(wrapper, "#!/bin/sh\ntrap '' XFSZ\nulimit -f 1\nexec '" .. luachild.interpreter() .. "' \"$@\"\n")
+    os.execute("chmod 755 '" .. wrapper .. "'")
+    local r = luachild.run([[
+      local aigc = require "aigc"
+      local seen = {}
+      local c = aigc.client { base_url = arg[1], model = "aigc-dev", api_key = "sk-tape-secret-31",
+                              error_handler = function (e) seen[#seen + 1] = e end,
+                              cassette = { path = arg[2], mode = "record", proxy = false } }
+      for i = 1, 3 do print(assert(c:chat("Echo: " .. ("long "):rep(300) .. i)).text:sub(-1)) end
+      c:close()
+      for _, e in ipairs(seen) do print(e.kind, e.message) end
+    ]], { args = { srv.base_url, dir .. "/tape.jsonl" }, lua = wrapper })
+    srv:stop()
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("1\n2\n3\nio\tthe cassette did not record a call: " .. dir .. "/tape.jsonl: File too large\n",
+                 r.stdout)
+  end)
 end)

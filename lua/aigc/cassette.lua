@@ -621,15 +621,16 @@ local function record (self, call, res, err, scrub)
   end
   if scrub then x = scrub(x) end
   local line = json.encode(x) .. "\n"
-  local f = io.open(self.path, "ab")
-  if not f then return end
+  local f, oerr = io.open(self.path, "ab")
+  if not f then return oerr end
   -- (one write(2) for the line, unbuffered -- glibc ignores a buffer size
   -- without a buffer, and wrote a long line in 4 KiB blocks then the rest:
   -- the recording proxy appends to the same file, and its line could come
   -- between the two parts)
   f:setvbuf("no")
-  f:write(line)
-  f:close()
+  local ok, werr = f:write(line)
+  local closed, cerr = f:close()
+  if not (ok and closed) then return tostring(werr or cerr) end   -- (a full disk: the caller says so)
 end
 
 --- When a recorded call has ended: appends its exchange (calls that got no
@@ -640,6 +641,7 @@ end
 -- @param res
 -- @param err
 -- @tparam[opt] function scrub the exchange (a table, in place) -> it
+-- @treturn string|nil why the exchange could not be written (a full disk)
 function Cassette:ended (call, res, err, scrub)
   if self.mode == "replay" then
     -- (a replayed call's retries played the exchanges after its first:
@@ -653,7 +655,7 @@ function Cassette:ended (call, res, err, scrub)
     return
   end
   if self.mode ~= "record" or not call.in_client then return end
-  record(self, call, res, err, scrub)
+  return record(self, call, res, err, scrub)
 end
 
 --- A call the response cache answered while recording: its exchange is
@@ -668,7 +670,7 @@ end
 function Cassette:hit (call, api, params, path, res, scrub)
   if self.mode ~= "record" then return end
   call.key = key_of(call, api, params, path, scrub)
-  record(self, call, res, nil, scrub)
+  return record(self, call, res, nil, scrub)
 end
 
 --- Stops the replay server. Idempotent.

@@ -179,6 +179,22 @@ local function log_outcome (client, why)
   client._log_failing = why and true or nil
 end
 
+-- Writes a call's exchange on the client's recording cassette (`f`: its
+-- `ended` or `hit`). A write that fails (a full disk) left the tape
+-- without the exchange and said nothing (a replay then missed it): the
+-- first failure is reported, kind "io" (the client's `error_handler`, else
+-- `step()`), and again after a write that worked.
+local function tape (client, f, ...)
+  local ok, why = pcall(f, ...)
+  if not ok and tostring(why):find("interrupted!$") then error(why, 0) end
+  why = ok and why or nil
+  if why and not client._tape_failing then
+    quietly(util.report, client, core.error { kind = "io", message = "the cassette did not record a call: "
+                                                                    .. client._cassette.path .. ": " .. why })
+  end
+  client._tape_failing = why and true or nil
+end
+
 -- Records a chat call's end in the client's prompt log, if it has one
 -- (`extra`: the entry's extra fields). `blocking`: the end of a blocking
 -- call outside a task, which may wait for the database's lock as long as
@@ -206,7 +222,7 @@ local function ended (client, call, res, err, blocking)
   if res and call.cache_key and client._cache then
     quietly(client._cache.put, client._cache, call.cache_key, res, scrubber(client, call))
   end
-  if c then quietly(c.ended, c, call, res, err, scrubber(client, call)) end
+  if c then tape(client, c.ended, c, call, res, err, scrubber(client, call)) end
   log_call(client, call, res, err, nil, blocking)
 end
 
@@ -392,7 +408,7 @@ function M.before (client, api, params, path, body, token)
     if call.hit then
       -- (a tape being recorded keeps the hit too: a replay of it missed that call)
       local c = client._cassette
-      if c then quietly(c.hit, c, call, api, params, path, call.hit, scrubber(client, call)) end
+      if c then tape(client, c.hit, c, call, api, params, path, call.hit, scrubber(client, call)) end
       return call
     end
   end
