@@ -72,7 +72,7 @@ end
 local function on_connection (srv, server)
   local tcp = uv.new_tcp()
   if not pcall(server.accept, server, tcp) then tcp:close(); return end
-  local conn = { srv = srv, tcp = tcp, queue = {}, live = {}, hbuf = "", pstate = "head", reading = true,
+  local conn = { srv = srv, tcp = tcp, queue = {}, live = {}, pstate = "head", reading = true,
                  last_active = uv.now() }
   local peer = tcp:getpeername()
   conn.peer = peer and peer.ip or "?"

@@ -1,0 +1,53 @@
+-- The bundled servers under a hostile or slow client: a request head sent a
+-- byte at a time, a head of megabytes. Each case runs in a child bounded by
+-- `timeout 60`, a hang's bound, not a timing (the machine may be loaded):
+-- the old code took minutes there, the fixed one seconds.
+local proc = require "procutil"
+
+-- Runs `code` in a child Lua 5.4 (lua/ and spec/support on the path) under
+-- `timeout 60`: true or false, and what it printed.
+local function bounded (code)
+  local setup = "package.path = 'lua/?.lua;lua/?/init.lua;spec/support/?.lua;' .. package.path; "
+  return proc.sh("timeout 60 lua5.4 -e " .. proc.quote(setup .. code))
+end
+
+describe("the bundled servers and a slow client", function ()
+  it("the devserver reads a head of 65 kB sent a byte at a time in linear time (17 s of its loop each)", function ()
+    -- The server runs in the child, on the loop of its client, which sends
+    -- the next byte only once the loop has gone round: the server reads each
+    -- alone. Four such requests: each was a copy and a search of the whole
+    -- head so far per byte (minutes), now milliseconds.
+    local ok, out = bounded([[
+      local uv = require "luv"
+      local srv = assert(require("aigc.devserver").start { port = 0, quiet = true, announce = false })
+      local head = "GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Pad: " .. ("a"):rep(65000) .. "\r\n\r\n"
+      local statuses = {}
+      local function one (k)
+        if k > 4 then srv.close(); return end
+        local c = uv.new_tcp()
+        c:connect("127.0.0.1", srv.port, function (err)
+          assert(not err, err)
+          c:nodelay(true)
+          local got, i, step = "", 0, uv.new_timer()
+          c:read_start(function (_, data)
+            if data then got = got .. data end
+            if not data or got:find("\r\n") then
+              statuses[#statuses + 1] = got:match("^%S+ (%d+)") or "none"
+              c:close(); one(k + 1)
+            end
+          end)
+          local function send ()
+            i = i + 1
+            if i > #head then step:close(); return end
+            c:write(head:sub(i, i), function () step:start(0, 0, send) end)
+          end
+          send()
+        end)
+      end
+      one(1)
+      uv.run()
+      io.write(table.concat(statuses, " "))]])
+    assert.is_true(ok, out)
+    assert.equal("200 200 200 200", out)
+  end)
+end)
