@@ -50,4 +50,33 @@ describe("the bundled servers and a slow client", function ()
     assert.is_true(ok, out)
     assert.equal("200 200 200 200", out)
   end)
+
+  it("the cassette server refuses a head over 1 MiB (431) and goes on answering", function ()
+    -- (it kept any head whole, joined again at each read: a head of 20 MB
+    -- held 160 MB and 1.6 s of its loop, one of 200 MB minutes)
+    local tape = os.tmpname()
+    local pipe = assert(io.popen("exec lua5.4 lua/aigc/cassette_server.lua " .. proc.quote(tape)
+                                 .. " --parent-pid $PPID", "r"))
+    local port, pid = (pipe:read("*l") or ""):match("^aigc cassette server (%d+) (%d+)$")
+    assert(port, "the cassette server did not start")
+    finally(function () proc.stop(pid); pipe:close(); os.remove(tape) end)
+    local ok, out = bounded(([[
+      local socket = require "socket"
+      local function status (pad)
+        local c = assert(socket.tcp())
+        c:settimeout(60)
+        assert(c:connect("127.0.0.1", %d))
+        c:send("GET /v1/models HTTP/1.1\r\nHost: x\r\nx-aigc-cassette: miss\r\n")
+        for _ = 1, pad do c:send("X-Pad: " .. ("a"):rep(65536) .. "\r\n") end
+        c:send("\r\n")
+        local line = c:receive("*l")
+        c:close()
+        return line
+      end
+      print(status(40))   -- (2.5 MiB)
+      print(status(10))   -- (640 KiB: under the bound)
+      print(status(0))]]):format(port))
+    assert.is_true(ok, out)
+    assert.equal("HTTP/1.1 431 Request Header Fields Too Large\nHTTP/1.1 404 Not Found\nHTTP/1.1 404 Not Found\n", out)
+  end)
 end)

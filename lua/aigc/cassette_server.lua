@@ -124,7 +124,8 @@ if not upstream then
 end
 
 local REASONS = { [200] = "OK", [400] = "Bad Request", [401] = "Unauthorized", [404] = "Not Found",
-                  [429] = "Too Many Requests", [500] = "Internal Server Error" }
+                  [429] = "Too Many Requests", [431] = "Request Header Fields Too Large",
+                  [500] = "Internal Server Error" }
 -- Hop-by-hop and length headers: this server sets its own.
 local SKIP = { ["content-length"] = true, ["transfer-encoding"] = true, ["connection"] = true,
                ["keep-alive"] = true }
@@ -139,12 +140,21 @@ local function head (status, headers, content_length)
   return table.concat(lines, "\r\n") .. "\r\n\r\n"
 end
 
-local function miss_reply (desc)
-  local body = cjson.encode { error = {
-    message = "cassette miss: no exchange recorded for " .. (desc or "this request") .. " in " .. path,
-    type = "invalid_request_error", code = "cassette_miss", param = cjson.null } }
-  return head(404, { ["content-type"] = "application/json" }, #body) .. body
+-- Answers `status` with an OpenAI error body, then closes; `linger`: once
+-- the client closes too, at most 2 s later (the caller drops what it still
+-- reads: closed with bytes unread, the socket sends a reset, which can
+-- take the answer with it).
+local function refuse (sock, status, message, code, linger)
+  local body = cjson.encode { error = { message = message, type = "invalid_request_error", code = code,
+                                        param = cjson.null } }
+  sock:write(head(status, { ["content-type"] = "application/json" }, #body) .. body)
+  if not linger then return sock:shutdown(function () sock:close() end) end
+  sock:shutdown()
+  local t = uv.new_timer()
+  t:start(2000, 0, function () t:close(); if not sock:is_closing() then sock:close() end end)
 end
+
+local MAX_HEAD = 1024 * 1024
 
 -- Plays exchange `x` on `sock`, then closes it.
 local function play (sock, x)
@@ -625,16 +635,25 @@ local function on_connection (server)
   server:accept(sock)
   -- The pieces read, joined once the request is whole (joining them at each
   -- piece copied a body of several MB once per piece, quadratic); until the
-  -- head has ended, only the head so far is searched for its end.
-  local parts, size, buf, hend, headers, need = {}, 0, "", nil, nil, nil
+  -- head has ended, only the new bytes (and the 3 before them) are searched
+  -- for its end (a head sent a byte at a time was joined and searched whole
+  -- at each byte, quadratic). A head over MAX_HEAD (more than a client
+  -- sends: libcurl's limit) is refused: it was kept whatever its size.
+  local parts, size, buf, hend, headers, need, tail, refused = {}, 0, "", nil, nil, nil, "", false
   sock:read_start(function (err, data)
     if err or not data then if not sock:is_closing() then sock:close() end return end
+    if refused then return end
     parts[#parts + 1], size = data, size + #data
     if not hend then
+      local at = (tail .. data):find("\r\n\r\n", 1, true)
+      if at then hend = size - #data - #tail + at end
+      if (hend or size) > MAX_HEAD then
+        refused, parts = true, nil
+        return refuse(sock, 431, "request head over " .. MAX_HEAD .. " bytes", nil, true)
+      end
+      if not hend then tail = (tail .. data):sub(-3); return end
       buf = table.concat(parts)
       parts = { buf }
-      hend = buf:find("\r\n\r\n", 1, true)
-      if not hend then return end
       -- (each line matched anchored: "([^:\r\n]+):" unanchored was tried
       -- from each byte of a line without a colon to its end, quadratic)
       headers = {}
@@ -652,8 +671,8 @@ local function on_connection (server)
     end
     local x = exchanges[pick(headers["x-aigc-cassette"], headers["x-aigc-cassette-call"])]
     if x then return play(sock, x) end
-    sock:write(miss_reply(headers["x-aigc-cassette-request"]))
-    sock:shutdown(function () sock:close() end)
+    refuse(sock, 404, "cassette miss: no exchange recorded for "
+      .. (headers["x-aigc-cassette-request"] or "this request") .. " in " .. path, "cassette_miss")
   end)
 end
 
