@@ -3,6 +3,7 @@
 -- `timeout 60`, a hang's bound, not a timing (the machine may be loaded):
 -- the old code took minutes there, the fixed one seconds.
 local proc = require "procutil"
+local devserver = require "devserver"
 
 -- Runs `code` in a child Lua 5.4 (lua/ and spec/support on the path) under
 -- `timeout 60`: true or false, and what it printed.
@@ -78,5 +79,29 @@ describe("the bundled servers and a slow client", function ()
       print(status(0))]]):format(port))
     assert.is_true(ok, out)
     assert.equal("HTTP/1.1 431 Request Header Fields Too Large\nHTTP/1.1 404 Not Found\nHTTP/1.1 404 Not Found\n", out)
+  end)
+
+  it("the devserver refuses a chunk size of 16 hex digits (413) and goes on answering", function ()
+    -- ("ffffffffffffffff" wrapped to -1: the body loop went back a byte at
+    -- a time, forever, and the server answered no one again)
+    local srv = devserver.start()
+    finally(function () srv:stop() end)
+    local ok, out = bounded(([[
+      local socket = require "socket"
+      local function status (bytes)
+        local c = assert(socket.tcp())
+        c:settimeout(30)
+        assert(c:connect("127.0.0.1", %d))
+        c:send(bytes)
+        local line = c:receive("*l")
+        c:close()
+        return line
+      end
+      local chunked = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+      print(status(chunked .. "ffffffffffffffff\r\nabc"))
+      print(status(chunked .. "8000000000000000\r\nabc"))
+      print(status("GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n"))]]):format(srv.port))
+    assert.is_true(ok, out)
+    assert.equal("HTTP/1.1 413 Payload Too Large\nHTTP/1.1 413 Payload Too Large\nHTTP/1.1 200 OK\n", out)
   end)
 end)

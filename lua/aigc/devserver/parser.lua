@@ -187,8 +187,11 @@ local function feed (conn, data)
       if too_long then return bad_request(conn, 400, "Chunk line too long.") end
       if line then
         if st == "size" then
-          local size = tonumber(match(line, "^%s*(%x+)%s*;?.*$") or "", 16)
-          if not size then return bad_request(conn, 400, "Malformed chunk size.") end
+          -- (16 hex digits or more wrapped: "ffffffffffffffff" was -1, a
+          -- size the body loop went back with, byte by byte, forever)
+          local digits = gsub(match(line, "^%s*(%x+)%s*;?.*$") or "", "^0+(%x)", "%1")
+          if digits == "" then return bad_request(conn, 400, "Malformed chunk size.") end
+          local size = #digits <= 15 and tonumber(digits, 16) or math.huge
           if conn.total + size > MAX_BODY then
             return bad_request(conn, 413, "Request body too large (limit 64 MiB).")
           end
