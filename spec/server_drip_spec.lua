@@ -12,6 +12,18 @@ local function bounded (code)
   return proc.sh("timeout 60 lua5.4 -e " .. proc.quote(setup .. code))
 end
 
+-- The cassette server, started here on an empty tape: its port; stopped
+-- when the test ends.
+local function cassette_server ()
+  local tape = os.tmpname()
+  local pipe = assert(io.popen("exec lua5.4 lua/aigc/cassette_server.lua " .. proc.quote(tape)
+                               .. " --parent-pid $PPID", "r"))
+  local port, pid = (pipe:read("*l") or ""):match("^aigc cassette server (%d+) (%d+)$")
+  assert(port, "the cassette server did not start")
+  finally(function () proc.stop(pid); pipe:close(); os.remove(tape) end)
+  return tonumber(port)
+end
+
 describe("the bundled servers and a slow client", function ()
   it("the devserver reads a head of 65 kB sent a byte at a time in linear time (17 s of its loop each)", function ()
     -- The server runs in the child, on the loop of its client, which sends
@@ -92,12 +104,7 @@ describe("the bundled servers and a slow client", function ()
   it("the cassette server refuses a head over 1 MiB (431) and goes on answering", function ()
     -- (it kept any head whole, joined again at each read: a head of 20 MB
     -- held 160 MB and 1.6 s of its loop, one of 200 MB minutes)
-    local tape = os.tmpname()
-    local pipe = assert(io.popen("exec lua5.4 lua/aigc/cassette_server.lua " .. proc.quote(tape)
-                                 .. " --parent-pid $PPID", "r"))
-    local port, pid = (pipe:read("*l") or ""):match("^aigc cassette server (%d+) (%d+)$")
-    assert(port, "the cassette server did not start")
-    finally(function () proc.stop(pid); pipe:close(); os.remove(tape) end)
+    local port = cassette_server()
     local ok, out = bounded(([[
       local socket = require "socket"
       local function status (pad)
@@ -116,6 +123,28 @@ describe("the bundled servers and a slow client", function ()
       print(status(0))]]):format(port))
     assert.is_true(ok, out)
     assert.equal("HTTP/1.1 431 Request Header Fields Too Large\nHTTP/1.1 404 Not Found\nHTTP/1.1 404 Not Found\n", out)
+  end)
+
+  it("the cassette server refuses a body over 1 GiB at once (413), and a Content-Length that is none (400)", function ()
+    -- (it waited for the 10 GB, holding all the client sent)
+    local port = cassette_server()
+    local ok, out = bounded(([[
+      local socket = require "socket"
+      local function status (length)
+        local c = assert(socket.tcp())
+        c:settimeout(30)
+        assert(c:connect("127.0.0.1", %d))
+        c:send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nx-aigc-cassette: miss\r\nContent-Length: "
+               .. length .. "\r\n\r\nabc")
+        local line = c:receive("*l")
+        c:close()
+        return line
+      end
+      print(status("10000000000"))
+      print(status("-5"))
+      print(status("3"))]]):format(port))
+    assert.is_true(ok, out)
+    assert.equal("HTTP/1.1 413 Payload Too Large\nHTTP/1.1 400 Bad Request\nHTTP/1.1 404 Not Found\n", out)
   end)
 
   it("the devserver refuses a chunk size of 16 hex digits (413) and goes on answering", function ()

@@ -124,8 +124,8 @@ if not upstream then
 end
 
 local REASONS = { [200] = "OK", [400] = "Bad Request", [401] = "Unauthorized", [404] = "Not Found",
-                  [429] = "Too Many Requests", [431] = "Request Header Fields Too Large",
-                  [500] = "Internal Server Error" }
+                  [413] = "Payload Too Large", [429] = "Too Many Requests",
+                  [431] = "Request Header Fields Too Large", [500] = "Internal Server Error" }
 -- Hop-by-hop and length headers: this server sets its own.
 local SKIP = { ["content-length"] = true, ["transfer-encoding"] = true, ["connection"] = true,
                ["keep-alive"] = true }
@@ -155,6 +155,7 @@ local function refuse (sock, status, message, code, linger)
 end
 
 local MAX_HEAD = 1024 * 1024
+local MAX_BODY = 1024 * 1024 * 1024   -- (more than an upload takes: OpenAI's files are at most 512 MB)
 
 -- Plays exchange `x` on `sock`, then closes it.
 local function play (sock, x)
@@ -661,7 +662,15 @@ local function on_connection (server)
         local name, value = line:match("^([^:]+):[ \t]*(.*)$")
         if name then headers[name:lower()] = value end
       end
-      need = hend + 3 + (tonumber(headers["content-length"]) or 0)
+      -- (a body's length as it came was waited for: a client's 10 GB, all
+      -- of it held; a length that is none is refused too)
+      local length = (headers["content-length"] or "0"):match("^(%d+)[ \t]*$")
+      if not length or #length > 15 or tonumber(length) > MAX_BODY then
+        refused, parts = true, nil
+        if not length then return refuse(sock, 400, "invalid Content-Length", nil, true) end
+        return refuse(sock, 413, "request body over " .. MAX_BODY .. " bytes", nil, true)
+      end
+      need = hend + 3 + tonumber(length)
     end
     if size < need then return end
     buf = table.concat(parts)
