@@ -12,12 +12,12 @@ local function bounded (code)
   return proc.sh("timeout 60 lua5.4 -e " .. proc.quote(setup .. code))
 end
 
--- The cassette server, started here on an empty tape: its port; stopped
--- when the test ends.
-local function cassette_server ()
+-- The cassette server (`args`: after the tape's path), started here on an
+-- empty tape: its port; stopped when the test ends.
+local function cassette_server (args)
   local tape = os.tmpname()
-  local pipe = assert(io.popen("exec lua5.4 lua/aigc/cassette_server.lua " .. proc.quote(tape)
-                               .. " --parent-pid $PPID", "r"))
+  local pipe = assert(io.popen("exec lua5.4 lua/aigc/cassette_server.lua " .. proc.quote(tape) .. " "
+                               .. (args or "") .. " --parent-pid $PPID", "r"))
   local port, pid = (pipe:read("*l") or ""):match("^aigc cassette server (%d+) (%d+)$")
   assert(port, "the cassette server did not start")
   finally(function () proc.stop(pid); pipe:close(); os.remove(tape) end)
@@ -145,6 +145,38 @@ describe("the bundled servers and a slow client", function ()
       print(status("3"))]]):format(port))
     assert.is_true(ok, out)
     assert.equal("HTTP/1.1 413 Payload Too Large\nHTTP/1.1 400 Bad Request\nHTTP/1.1 404 Not Found\n", out)
+  end)
+
+  it("the cassette server, recording, sends a chunked body on (an upload of a pipe) and answers", function ()
+    -- (it took the body for none: the upstream got the head alone and
+    -- waited for the chunks, the client for an answer)
+    local srv = devserver.start()
+    finally(function () srv:stop() end)
+    local port = cassette_server("--record " .. srv.url)
+    local ok, out = bounded(([[
+      local socket = require "socket"
+      local function status (...)
+        local c = assert(socket.tcp())
+        c:settimeout(30)
+        assert(c:connect("127.0.0.1", %d))
+        c:setoption("tcp-nodelay", true)
+        c:send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nx-aigc-cassette-key: k\r\n"
+               .. "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for _, piece in ipairs { ... } do socket.sleep(0.01); c:send(piece) end   -- (pieces, not one read)
+        local line = c:receive("*l")
+        c:close()
+        return line
+      end
+      local body = '{"model":"m","messages":[{"role":"user","content":"hi"}]}'
+      print(status(("%%x\r\n%%s"):format(#body - 4, body:sub(1, 20)), body:sub(21, -5) .. "\r", "\n4;x=y\r\n",
+                   body:sub(-4) .. "\r\n0\r\n", "\r\n"))
+      print(status("zz\r\n"))
+      print(status("40000001\r\n"))]]):format(port))
+    assert.is_true(ok, out)
+    assert.equal("HTTP/1.1 200 OK\nHTTP/1.1 400 Bad Request\nHTTP/1.1 413 Payload Too Large\n", out)
+    local last = srv:last()
+    assert.equal("hi", last.body_json.messages[1].content)
+    assert.equal("chunked", last.headers["transfer-encoding"])
   end)
 
   it("the devserver refuses a chunk size of 16 hex digits (413) and goes on answering", function ()

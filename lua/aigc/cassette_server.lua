@@ -630,7 +630,43 @@ local function pick (which, call)
   return lines[a.i]
 end
 
--- Reads one request (head, then Content-Length bytes) and answers it.
+-- Where a chunked body ends: feeds `data` to `st` (its framing so far);
+-- the bytes of data up to the end, or nil (not yet), or false and the status
+-- to refuse it with. (Such a body -- an upload of a file of no known size,
+-- a pipe's -- was taken as none: the proxy sent the head alone and the
+-- upstream waited for the chunks, the call for an answer.)
+local function chunked_end (st, data)
+  local i = 1
+  while i <= #data do
+    if st.left > 0 then
+      local take = math.min(st.left, #data - i + 1)
+      st.left, i = st.left - take, i + take
+    else
+      local nl = data:find("\n", i, true)
+      st.line = st.line .. data:sub(i, (nl or #data + 1) - 1)
+      if #st.line > 4096 then return false, 400 end
+      if not nl then return nil end
+      local line = st.line:gsub("\r$", "")
+      st.line, i = "", nl + 1
+      if st.trailer then
+        if line == "" then return i - 1 end
+      elseif st.crlf then   -- (after a chunk's data)
+        if line ~= "" then return false, 400 end
+        st.crlf = false
+      else
+        local digits = (line:match("^[ \t]*(%x+)") or ""):gsub("^0+(%x)", "%1")
+        if digits == "" then return false, 400 end
+        st.total = st.total + (#digits <= 15 and tonumber(digits, 16) or MAX_BODY + 1)
+        if st.total > MAX_BODY then return false, 413 end
+        if digits == "0" then st.trailer = true else st.left, st.crlf = tonumber(digits, 16), true end
+      end
+    end
+  end
+  return nil
+end
+
+-- Reads one request (head, then its body: Content-Length bytes or chunks)
+-- and answers it.
 local function on_connection (server)
   local sock = uv.new_tcp()
   server:accept(sock)
@@ -640,7 +676,7 @@ local function on_connection (server)
   -- for its end (a head sent a byte at a time was joined and searched whole
   -- at each byte, quadratic). A head over MAX_HEAD (more than a client
   -- sends: libcurl's limit) is refused: it was kept whatever its size.
-  local parts, size, buf, hend, headers, need, tail, refused = {}, 0, "", nil, nil, nil, "", false
+  local parts, size, buf, hend, headers, need, tail, refused, chunks = {}, 0, "", nil, nil, nil, "", false, nil
   sock:read_start(function (err, data)
     if err or not data then if not sock:is_closing() then sock:close() end return end
     if refused then return end
@@ -665,12 +701,24 @@ local function on_connection (server)
       -- (a body's length as it came was waited for: a client's 10 GB, all
       -- of it held; a length that is none is refused too)
       local length = (headers["content-length"] or "0"):match("^(%d+)[ \t]*$")
-      if not length or #length > 15 or tonumber(length) > MAX_BODY then
+      if (headers["transfer-encoding"] or ""):lower():find("chunked", 1, true) then
+        chunks, data = { left = 0, line = "", total = 0 }, buf:sub(hend + 4)
+      elseif not length or #length > 15 or tonumber(length) > MAX_BODY then
         refused, parts = true, nil
         if not length then return refuse(sock, 400, "invalid Content-Length", nil, true) end
         return refuse(sock, 413, "request body over " .. MAX_BODY .. " bytes", nil, true)
+      else
+        need = hend + 3 + tonumber(length)
       end
-      need = hend + 3 + tonumber(length)
+    end
+    if not need then
+      local k, status = chunked_end(chunks, data)
+      if k == false then
+        refused, parts = true, nil
+        return refuse(sock, status, "malformed chunked body, or over " .. MAX_BODY .. " bytes", nil, true)
+      end
+      if not k then return end
+      need = size - #data + k
     end
     if size < need then return end
     buf = table.concat(parts)
