@@ -73,17 +73,7 @@ describe("text with long runs of blanks", function ()
     assert.equal("cannot resume batch batch_a             ", out)
   end)
 
-  -- The cassette server (`args`: after the cassette's path), started here:
-  -- its port; stopped when the test ends.
-  local function cassette_server (args)
-    local tape = os.tmpname()
-    local pipe = assert(io.popen("exec lua5.4 lua/aigc/cassette_server.lua " .. proc.quote(tape) .. " "
-                                 .. (args or "") .. " --parent-pid $PPID", "r"))
-    local port, pid = (pipe:read("*l") or ""):match("^aigc cassette server (%d+) (%d+)$")
-    assert(port, "the cassette server did not start")
-    finally(function () proc.stop(pid); pipe:close(); os.remove(tape) end)
-    return tonumber(port)
-  end
+  local function cassette_server (args) return proc.cassette_server(args, finally) end
 
   -- What a child sends as the request head (no body) that the Lua
   -- expression `head` makes to `port`, five times, gets: the status lines,

@@ -12,17 +12,27 @@ local function bounded (code)
   return proc.sh("timeout 60 lua5.4 -e " .. proc.quote(setup .. code))
 end
 
--- The cassette server (`args`: after the tape's path), started here on an
--- empty tape: its port; stopped when the test ends.
-local function cassette_server (args)
-  local tape = os.tmpname()
-  local pipe = assert(io.popen("exec lua5.4 lua/aigc/cassette_server.lua " .. proc.quote(tape) .. " "
-                               .. (args or "") .. " --parent-pid $PPID", "r"))
-  local port, pid = (pipe:read("*l") or ""):match("^aigc cassette server (%d+) (%d+)$")
-  assert(port, "the cassette server did not start")
-  finally(function () proc.stop(pid); pipe:close(); os.remove(tape) end)
-  return tonumber(port)
-end
+local function cassette_server (args) return proc.cassette_server(args, finally) end
+
+-- Child code: status(port, pieces, gap) sends the strings of `pieces` on one
+-- connection, each alone (`gap` seconds between them, to be read apart),
+-- and gives the status line that comes back.
+local STATUS = [=[
+  local socket = require "socket"
+  local function status (port, pieces, gap)
+    local c = assert(socket.tcp())
+    c:settimeout(30)
+    assert(c:connect("127.0.0.1", port))
+    c:setoption("tcp-nodelay", true)
+    for i, piece in ipairs(pieces) do
+      if gap and i > 1 then socket.sleep(gap) end
+      c:send(piece)
+    end
+    local line = c:receive("*l")
+    c:close()
+    return line
+  end
+]=]
 
 describe("the bundled servers and a slow client", function ()
   it("the devserver reads a head of 65 kB sent a byte at a time in linear time (17 s of its loop each)", function ()
@@ -105,22 +115,16 @@ describe("the bundled servers and a slow client", function ()
     -- (it kept any head whole, joined again at each read: a head of 20 MB
     -- held 160 MB and 1.6 s of its loop, one of 200 MB minutes)
     local port = cassette_server()
-    local ok, out = bounded(([[
-      local socket = require "socket"
-      local function status (pad)
-        local c = assert(socket.tcp())
-        c:settimeout(60)
-        assert(c:connect("127.0.0.1", %d))
-        c:send("GET /v1/models HTTP/1.1\r\nHost: x\r\nx-aigc-cassette: miss\r\n")
-        for _ = 1, pad do c:send("X-Pad: " .. ("a"):rep(65536) .. "\r\n") end
-        c:send("\r\n")
-        local line = c:receive("*l")
-        c:close()
-        return line
+    local ok, out = bounded(STATUS .. ([[
+      local function pad (n)   -- (a head with n lines of 64 KiB)
+        local pieces = { "GET /v1/models HTTP/1.1\r\nHost: x\r\nx-aigc-cassette: miss\r\n" }
+        for _ = 1, n do pieces[#pieces + 1] = "X-Pad: " .. ("a"):rep(65536) .. "\r\n" end
+        pieces[#pieces + 1] = "\r\n"
+        return pieces
       end
-      print(status(40))   -- (2.5 MiB)
-      print(status(10))   -- (640 KiB: under the bound)
-      print(status(0))]]):format(port))
+      print(status(%d, pad(40)))   -- (2.5 MiB)
+      print(status(%d, pad(10)))   -- (640 KiB: under the bound)
+      print(status(%d, pad(0)))]]):format(port, port, port))
     assert.is_true(ok, out)
     assert.equal("HTTP/1.1 431 Request Header Fields Too Large\nHTTP/1.1 404 Not Found\nHTTP/1.1 404 Not Found\n", out)
   end)
@@ -128,21 +132,14 @@ describe("the bundled servers and a slow client", function ()
   it("the cassette server refuses a body over 1 GiB at once (413), and a Content-Length that is none (400)", function ()
     -- (it waited for the 10 GB, holding all the client sent)
     local port = cassette_server()
-    local ok, out = bounded(([[
-      local socket = require "socket"
-      local function status (length)
-        local c = assert(socket.tcp())
-        c:settimeout(30)
-        assert(c:connect("127.0.0.1", %d))
-        c:send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nx-aigc-cassette: miss\r\nContent-Length: "
-               .. length .. "\r\n\r\nabc")
-        local line = c:receive("*l")
-        c:close()
-        return line
+    local ok, out = bounded(STATUS .. ([[
+      local function length (n)
+        return { "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nx-aigc-cassette: miss\r\nContent-Length: "
+                 .. n .. "\r\n\r\nabc" }
       end
-      print(status("10000000000"))
-      print(status("-5"))
-      print(status("3"))]]):format(port))
+      print(status(%d, length("10000000000")))
+      print(status(%d, length("-5")))
+      print(status(%d, length("3")))]]):format(port, port, port))
     assert.is_true(ok, out)
     assert.equal("HTTP/1.1 413 Payload Too Large\nHTTP/1.1 400 Bad Request\nHTTP/1.1 404 Not Found\n", out)
   end)
@@ -153,25 +150,16 @@ describe("the bundled servers and a slow client", function ()
     local srv = devserver.start()
     finally(function () srv:stop() end)
     local port = cassette_server("--record " .. srv.url)
-    local ok, out = bounded(([[
-      local socket = require "socket"
-      local function status (...)
-        local c = assert(socket.tcp())
-        c:settimeout(30)
-        assert(c:connect("127.0.0.1", %d))
-        c:setoption("tcp-nodelay", true)
-        c:send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nx-aigc-cassette-key: k\r\n"
-               .. "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
-        for _, piece in ipairs { ... } do socket.sleep(0.01); c:send(piece) end   -- (pieces, not one read)
-        local line = c:receive("*l")
-        c:close()
-        return line
+    local ok, out = bounded(STATUS .. ([[
+      local function chunked (...)   -- (its pieces read apart)
+        return { "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nx-aigc-cassette-key: k\r\n"
+                 .. "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n", ... }
       end
       local body = '{"model":"m","messages":[{"role":"user","content":"hi"}]}'
-      print(status(("%%x\r\n%%s"):format(#body - 4, body:sub(1, 20)), body:sub(21, -5) .. "\r", "\n4;x=y\r\n",
-                   body:sub(-4) .. "\r\n0\r\n", "\r\n"))
-      print(status("zz\r\n"))
-      print(status("40000001\r\n"))]]):format(port))
+      print(status(%d, chunked(("%%x\r\n%%s"):format(#body - 4, body:sub(1, 20)), body:sub(21, -5) .. "\r",
+                               "\n4;x=y\r\n", body:sub(-4) .. "\r\n0\r\n", "\r\n"), 0.01))
+      print(status(%d, chunked("zz\r\n"), 0.01))
+      print(status(%d, chunked("40000001\r\n"), 0.01))]]):format(port, port, port))
     assert.is_true(ok, out)
     assert.equal("HTTP/1.1 200 OK\nHTTP/1.1 400 Bad Request\nHTTP/1.1 413 Payload Too Large\n", out)
     local last = srv:last()
@@ -184,21 +172,11 @@ describe("the bundled servers and a slow client", function ()
     -- a time, forever, and the server answered no one again)
     local srv = devserver.start()
     finally(function () srv:stop() end)
-    local ok, out = bounded(([[
-      local socket = require "socket"
-      local function status (bytes)
-        local c = assert(socket.tcp())
-        c:settimeout(30)
-        assert(c:connect("127.0.0.1", %d))
-        c:send(bytes)
-        local line = c:receive("*l")
-        c:close()
-        return line
-      end
+    local ok, out = bounded(STATUS .. ([[
       local chunked = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-      print(status(chunked .. "ffffffffffffffff\r\nabc"))
-      print(status(chunked .. "8000000000000000\r\nabc"))
-      print(status("GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n"))]]):format(srv.port))
+      print(status(%d, { chunked .. "ffffffffffffffff\r\nabc" }))
+      print(status(%d, { chunked .. "8000000000000000\r\nabc" }))
+      print(status(%d, { "GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n" }))]]):format(srv.port, srv.port, srv.port))
     assert.is_true(ok, out)
     assert.equal("HTTP/1.1 413 Payload Too Large\nHTTP/1.1 413 Payload Too Large\nHTTP/1.1 200 OK\n", out)
   end)

@@ -142,6 +142,20 @@ function M.stop (pid, grace)
     while M.alive(pid) do socket.sleep(0.02) end
   end
 end
+--- Starts the cassette server (lua/aigc/cassette_server.lua, Lua 5.4) on a
+-- new empty tape, `args` after its path; stopped, its tape removed, when the
+-- test ends (`finally`: busted's, which a module does not see): its port.
+-- @usage local port = proc.cassette_server("--record " .. srv.url, finally)
+function M.cassette_server (args, finally)
+  local tape = os.tmpname()
+  local pipe = assert(io.popen("exec lua5.4 lua/aigc/cassette_server.lua " .. M.quote(tape) .. " "
+                               .. (args or "") .. " --parent-pid $PPID", "r"))
+  local port, pid = (pipe:read("*l") or ""):match("^aigc cassette server (%d+) (%d+)$")
+  assert(port, "the cassette server did not start")
+  finally(function () M.stop(pid); pipe:close(); os.remove(tape) end)
+  return tonumber(port)
+end
+
 --- A new folder for an nginx of a test's own (with the `tmp` folder
 -- `nginx_conf` points its temporary files to) and in it, for each
 -- `{ name, subject_alt_name }` of `certs`, a self-signed certificate
