@@ -21,7 +21,9 @@ by closing the connection (`Connection: close`: HTTP/1.1 allows a body
 delimited by the close when it has no length). `x-aigc-cassette: miss`
 with `x-aigc-cassette-request: DESCRIPTION` answers 404 with an OpenAI
 error body (code "cassette_miss") naming the request, so a miss is one
-error whatever kind of call made it.
+error whatever kind of call made it. A request is read whole (its body by
+Content-Length or chunks) before it is answered; a head over 1 MiB is
+answered 431, a body over 1 GiB 413 (no client sends either).
 RECORDING (--record URL: a plain-http upstream such as the bundled server):
 a proxy. Each request is sent on to the upstream as it came, minus the
 x-aigc-cassette-* headers, with `Connection: close`; the response goes
