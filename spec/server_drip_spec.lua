@@ -167,6 +167,25 @@ describe("the bundled servers and a slow client", function ()
     assert.equal("chunked", last.headers["transfer-encoding"])
   end)
 
+  it("a client recording a cassette through the proxy uploads a file of no known size (a /proc file)", function ()
+    -- (sent chunked, as the README says; the proxy sent the head alone: the
+    -- call failed on its timeout, "Operation too slow")
+    local aigc = require "aigc"
+    local srv = devserver.start()
+    finally(function () srv:stop() end)
+    local tape = os.tmpname()
+    os.remove(tape)
+    local c = aigc.client { base_url = srv.base_url, api_key = "sk-test", max_retries = 0, timeout = 30,
+                            cassette = { path = tape, mode = "record" } }
+    finally(function () c:close(); os.remove(tape) end)
+    local res, err = c:files_upload { file = "/proc/cpuinfo", purpose = "assistants" }
+    assert.is_nil(err and err.message)
+    assert.matches("^file%-", res.id)
+    local last = srv:last()
+    assert.equal("/v1/files", last.path)
+    assert.equal("chunked", last.headers["transfer-encoding"])
+  end)
+
   it("the devserver refuses a chunk size of 16 hex digits (413) and goes on answering", function ()
     -- ("ffffffffffffffff" wrapped to -1: the body loop went back a byte at
     -- a time, forever, and the server answered no one again)
