@@ -29,7 +29,7 @@ do
 end
 assert(args.ops and args["base-url"], "usage: layers_child.lua --ops FILE --base-url URL [--path P] [--cpath C]")
 local here = (arg[0]:match("^(.*)/[^/]*$") or ".")
-package.path = here .. "/?.lua;" .. (args.path and (args.path .. ";") or "") .. package.path
+package.path = here .. "/?.lua;" .. here .. "/../support/?.lua;" .. (args.path and (args.path .. ";") or "") .. package.path
 if args.cpath then package.cpath = args.cpath .. ";" .. package.cpath end
 io.stdout:setvbuf("no")
 -- (LuaJIT: the model's functions stay interpreted, as child.lua's: a compiled
@@ -51,15 +51,7 @@ local MISUSE = { "^bad argument", "^calling '", "^attempt to use a closed client
                  "^attempt to say", "attempt to yield", "yield across", "outside aigc", "^req:wait%(%)",
                  "^future:wait%(%)", "inside an aigc callback" }
 
-local newproxy = rawget(_G, "newproxy")
-local function finalized (fin)
-  if newproxy then
-    local u = newproxy(true)
-    getmetatable(u).__gc = fin
-    return u
-  end
-  return setmetatable({}, { __gc = fin })
-end
+local finalized = require("portable").finalized   -- (spec/support: a table's or a newproxy's __gc)
 
 local S, OP   -- this round's state; the operation running
 local function violation (name, msg)
