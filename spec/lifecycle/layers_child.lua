@@ -54,8 +54,10 @@ local MISUSE = { "^bad argument", "^calling '", "^attempt to use a closed client
 local finalized = require("portable").finalized   -- (spec/support: a table's or a newproxy's __gc)
 
 local S, OP   -- this round's state; the operation running
+local DIR     -- the disk caches and saved images of this child: removed at its end
 local function violation (name, msg)
   io.stdout:write(string.format("violation %s op=%s: %s\n", name, tostring(OP), msg))
+  os.execute("rm -rf '" .. DIR .. "'")
   os.exit(3)
 end
 
@@ -87,6 +89,12 @@ local function check_reported (e, where)
       .. (type(tb) == "string" and ("\n" .. tb:sub(1, 1500)) or ""))
   end
 end
+
+DIR = os.tmpname()
+os.remove(DIR)
+assert(os.execute("mkdir -p '" .. DIR .. "'"))
+local SCHEMA = { type = "object", properties = { name = { type = "string" }, age = { type = "integer" } },
+                 required = { "name", "age" }, additionalProperties = false }
 
 local HI = { { role = "user", content = "Hi" } }
 local TOOL_MSG = { { role = "user", content = "Please poke order A-1042" } }
@@ -137,6 +145,28 @@ function PRIMS.strat (p)
                                score = function (t) return #t end } end
 end
 
+function PRIMS.respond (p)
+  local c = client_of(p.c)
+  if c then c:respond { input = "Hi", timeout = 3 } end
+end
+function PRIMS.speech (p)
+  local c = client_of(p.c)
+  if c then c:speech { input = "Halt! Who goes there?", response_format = "pcm", timeout = 3, to = function () end } end
+end
+function PRIMS.image (p)
+  local c = client_of(p.c)
+  if not c then return end
+  local res = c:images_generate { prompt = "a knight", size = "256x256", response_format = "url", timeout = 3 }
+  if res then res:save_async(DIR .. "/prim-%d.png") end
+end
+-- A stream iterator pulled twice and left to the collector.
+function PRIMS.iter (p)
+  local c = client_of(p.c)
+  if not c then return end
+  local s = c:stream { messages = HI, timeout = 3 }
+  for _ = 1, 2 do if not s() then break end end
+end
+
 local function run_prim (p, ctx)
   local ok, e = pcall(PRIMS[p.a], p, ctx)
   if not ok then
@@ -153,6 +183,8 @@ end
 -- A call's params with the callbacks the op asks for.
 local function params_for (op, ctx)
   local p = { messages = op.tool and TOOL_MSG or HI, timeout = 3 }
+  if op.op == "resp" then p = { input = op.tool and TOOL_MSG[1].content or "Hi", timeout = 3 } end
+  if op.schema then p.schema = SCHEMA end
   if op.fault then p.headers = { ["x-aigc-fault"] = op.fault } end
   if op.temp0 then p.temperature = 0 end
   if op.stream then
@@ -174,7 +206,7 @@ end
 
 -- Registers an async call: `start(params)` gets params with counting
 -- on_done/on_error (running op's acts) and returns the future.
-function register (c, counted, start, op)
+function register (c, counted, start, op, after)
   local rec = { c = c, ends = 0, counted = counted }
   local ctx = { self = rec }
   local params = params_for(op, ctx)
@@ -188,6 +220,7 @@ function register (c, counted, start, op)
       if what == "on_error" and type(v) == "table" and v.kind == "callback" then
         check_reported(v, "on_error's err (kind callback)")
       end
+      if after and what == "on_done" then after(v) end
       run_act(list, 1, ctx)
     end
   end
@@ -203,7 +236,7 @@ function OPS.new (op)
   local old = S.clients[op.c]
   if old then old:close(); S.closed[old] = true; S.check_closed(old) end
   local copts = { base_url = BASE_URL, model = "aigc-dev", max_retries = 0, timeout = 3,
-                  cache = op.cache or nil,
+                  cache = op.cache == "disk" and { dir = DIR .. "/cache" .. op.c } or op.cache and true or nil,
                   prices = op.prices and { ["aigc-dev"] = { input = 0.15, output = 0.6 } } or nil }
   local c = op.c
   copts.error_handler = function (e)
@@ -220,7 +253,8 @@ function OPS.conv (op)
   local c = client_of(op.c)
   if c and not S.closed[c] then
     S.convs[op.v] = { c = c, conv = aigc.conversation { client = c, system = "You are Sam.",
-                                                           max_context_tokens = 400 } }
+      max_context_tokens = op.api ~= "server" and 400 or nil, api = op.api and "responses" or nil,
+      state = op.api == "server" and "server" or nil } }
   end
 end
 function OPS.say (op)
@@ -289,6 +323,76 @@ function OPS.usage (op)
   if c.cache_stats then c:cache_stats() end
   aigc.usage.diff(c:usage(), before)
   if before.requests % 2 == 0 then c:reset_usage() else c:set_prices { ["aigc-dev"] = { input = 1, output = 2 } } end
+end
+function OPS.resp (op)
+  local c = client_of(op.c)
+  if not c then return end
+  if op.async then
+    register(c, true, function (params) return c:respond_async(params) end, op)
+  else
+    c:respond(params_for(op, {}))
+  end
+end
+function OPS.speech (op)
+  local c = client_of(op.c)
+  if not c then return end
+  local n = 0
+  local function sink () n = n + 1; run_act(op.sink, n, {}) end
+  if op.async then
+    register(c, true, function (params)
+      params.messages, params.input, params.response_format, params.to = nil, "Rooms are free upstairs.", "pcm", sink
+      return c:speech_async(params)
+    end, op)
+  else
+    c:speech { input = "Rooms are free upstairs.", response_format = "pcm", timeout = 3, to = sink,
+               headers = op.fault and { ["x-aigc-fault"] = op.fault } or nil }
+  end
+end
+-- The images' save_async is the counted call; with `async`, it starts in
+-- the generation's on_done (its own ends counted there: at most one).
+function OPS.image (op)
+  local c = client_of(op.c)
+  if not c then return end
+  local gp = { prompt = "a knight", size = "256x256", response_format = "url", timeout = 3,
+               headers = op.fault and { ["x-aigc-fault"] = op.fault } or nil }
+  local target = DIR .. "/img" .. OP .. "-%d.png"
+  if op.async then
+    local saves = { ends = 0 }
+    local function ended () saves.ends = saves.ends + 1
+      if saves.ends > 1 then violation("two-ends", "an images save ended twice") end end
+    gp.on_done, gp.on_error = nil, nil
+    register(c, true, function (params)
+      for k, v in pairs(gp) do params[k] = params[k] or v end
+      params.messages = nil
+      return c:images_generate_async(params)
+    end, { on_done = op.save, on_error = op.save },
+    function (res) res:save_async(target, { on_done = ended, on_error = ended }) end)
+  else
+    local res = c:images_generate(gp)
+    if not res then return end
+    register(c, true, function (params)
+      return res:save_async(target, { on_done = params.on_done, on_error = params.on_error })
+    end, { on_done = op.save, on_error = op.save })
+  end
+end
+-- A stream iterator pulled `n` times, then closed or dropped for the
+-- collector; its failures (the server's) are its result, not a finding.
+function OPS.iter (op)
+  local c = client_of(op.c)
+  if not c then return end
+  local p = { timeout = 3, headers = op.fault and { ["x-aigc-fault"] = op.fault } or nil }
+  local s
+  if op.resp then p.input = "Tell me a joke."; s = c:stream_response(p)
+  else p.messages = HI; s = c:stream(p) end
+  for _ = 1, op.n do
+    local ok, d = pcall(s)
+    if not ok then
+      if type(d) ~= "table" or d.kind == "internal" then check_reported(d, "a stream iterator") end
+      break
+    end
+    if d == nil then break end
+  end
+  if op.close then s:close() end
 end
 function OPS.step (op) local c = client_of(op.c); if c then c:step(op.t) end end
 function OPS.wait (op) local r = S.recs[op.k]; if r then r.fut:wait(op.t) end end
@@ -433,4 +537,5 @@ if least > LIMIT_KIB then
   violation("memory", string.format("the heap grew by %.1f KiB at every round after the first (by %.1f KiB in all)",
     least, last - first))
 end
+os.execute("rm -rf '" .. DIR .. "'")
 io.stdout:write(string.format("done ops=%d heap=%.1f+%.1f KiB\n", #ops, first, last - first))
