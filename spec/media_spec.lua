@@ -210,6 +210,19 @@ describe("media (issue 15)", function ()
       assert.is_nil(weak[1], "the result (gone) still held its client")
     end)
 
+    it("a client dropped while a save_async of its url result is under way is collected (5.1, LuaJIT too)", function ()
+      -- (the save's task, which the client's loop holds, holds the result: on Lua 5.1 and
+      -- LuaJIT, which have no ephemerons, a weak-keyed result -> client table kept both for ever)
+      local c = aigc.client { base_url = srv.base_url, max_retries = 0 }
+      local res = assert(c:images_generate { prompt = "x", size = "16x16" })
+      local f = res:save_async(dir .. "/dropped-%d.png", { on_done = function () return res end })
+      local weak = setmetatable({ c, res, f }, { __mode = "v" })
+      c, res, f = nil, nil, nil   -- luacheck: ignore 311
+      for _ = 1, 4 do collectgarbage() end
+      assert.is_nil(weak[1], "the dropped client was never collected")
+      assert.is_nil(weak[2], "its result was never collected")
+    end)
+
     it("stream: partial images to the function (bytes decoded), the completed one as the result", function ()
       local seen = {}
       local res = assert(client:images_generate { prompt = "a castle", size = "32x16", model = "gpt-image-1",

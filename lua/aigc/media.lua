@@ -67,9 +67,10 @@ Images.__name = "aigc.images"
 -- through it), held by the result's own metatable: a result keeps its
 -- client alive as long as it lives, so `save` finds it unless it was
 -- closed. (It was the value of a weak-keyed table, the result its key;
--- Lua 5.1 and LuaJIT have no ephemerons, and a client that led back to
--- its result -- an error_handler whose owner keeps the last images --
--- kept both, and all they held, for ever.)
+-- Lua 5.1 and LuaJIT have no ephemerons, so a client that led back to its
+-- result kept both, and all they held, for ever: an error_handler whose
+-- owner keeps the last images, or a save_async under way, which the
+-- client's loop holds and which holds its result.)
 local OWNER = {}
 
 local function owner_of (res)
