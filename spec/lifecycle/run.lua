@@ -496,7 +496,7 @@ else
     sequences = sequences + 1
     local r = run_counted(ops, seq)
     if flags.verbose then
-      printf("sequence %d: %d operations, %s\n", seq, #ops, r.fail or "ok")
+      printf("sequence %d: %d operations, %.1f s, %s\n", seq, #ops, r.took or 0, r.fail or "ok")
     end
     if r.fail then handle_failure(seq, ops, idx, r) end
   end
