@@ -14,7 +14,8 @@
 --   conv  v, c                                  aigc.conversation on client c in slot v
 --   say   v, async?, stream=ACT?, sent=ACT?, tool=ACT?, on_done=ACT?, on_error=ACT?, fault?
 --   chat  c, async?, stream=ACT?, sent=ACT?, tool=ACT?, on_done=ACT?, on_error=ACT?, fault?, temp0?
---   strat c, kind, c2?, score=ACT?, fault?      best_of, vote, refine, fallback, race, route
+--   strat c, kind, c2?, score=ACT?, fault?, resp?  best_of, vote, refine, fallback, race, route
+--                                                (resp: Responses params, `input`)
 --   spawn c, body={PRIM...}                     client:spawn
 --   rl    c                                      ratelimit reserve, chat, observe
 --   usage c                                      usage(), cache_stats(), reset_usage / set_prices
@@ -22,7 +23,8 @@
 --   arm   n, act=ACT                             n objects whose __gc runs ACT
 --   resp  c, async?, stream=ACT?, tool=ACT?, schema?, on_done=ACT?, on_error=ACT?, fault?
 --                                                client:respond / respond_async (the Responses API)
---   speech c, async?, sink=ACT, fault?           speech to a function sink (ACT runs in it)
+--   speech c, async?, sink=ACT, sse?, fault?     speech to a function sink (ACT runs in it;
+--                                                sse: stream_format = "sse")
 --   image c, async?, save=ACT?, fault?           images_generate (url), then res:save_async
 --   iter  c, resp?, n, close?, fault?            client:stream / stream_response: n pulls,
 --                                                then s:close() or abandoned to the collector
@@ -117,13 +119,14 @@ function M.sequence (seed, opts)
       op.on_error = act_list(r, ctx, 0.3)
       nfut = nfut + 1
     end
-    op.fault = fault(op.op == "resp")
+    op.fault = fault(op.op == "resp" or op.op == "say")
     return op
   end
   local function media (kind)
     local async = r.chance(0.5) or nil
     local op = { op = kind, c = ctx.client(), async = async, fault = fault() }
-    if kind == "speech" then op.sink = act_list(r, ctx) else op.save = act_list(r, ctx, 0.3) end
+    if kind == "speech" then op.sink, op.sse = act_list(r, ctx), r.chance(0.3) or nil
+    else op.save = act_list(r, ctx, 0.3) end
     if async or kind == "image" then nfut = nfut + 1 end
     return op
   end
@@ -160,6 +163,7 @@ function M.sequence (seed, opts)
       op = { op = "strat", c = ctx.client(), c2 = ctx.client(),
              kind = r.pick { "best_of", "best_of", "vote", "refine", "fallback", "race", "route" },
              fault = fault() }
+      if op.kind ~= "route" and r.chance(0.35) then op.resp, op.fault = true, fault(true) end
       if op.kind == "best_of" and r.chance(0.6) then op.score = act_list(r, ctx) end
     elseif kind == "spawn" then
       local body = {}

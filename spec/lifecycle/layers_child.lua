@@ -280,6 +280,7 @@ function OPS.strat (op)
   if not c then return end
   local c2 = client_of(op.c2) or c
   local p = { messages = HI, timeout = 3, headers = op.fault and { ["x-aigc-fault"] = op.fault } or nil }
+  if op.resp then p.messages, p.input = nil, "Hi" end
   local k = op.kind
   if k == "best_of" then
     local n = 0
@@ -341,11 +342,12 @@ function OPS.speech (op)
   if op.async then
     register(c, true, function (params)
       params.messages, params.input, params.response_format, params.to = nil, "Rooms are free upstairs.", "pcm", sink
+      params.stream_format = op.sse and "sse" or nil
       return c:speech_async(params)
     end, op)
   else
     c:speech { input = "Rooms are free upstairs.", response_format = "pcm", timeout = 3, to = sink,
-               headers = op.fault and { ["x-aigc-fault"] = op.fault } or nil }
+               stream_format = op.sse and "sse" or nil, headers = op.fault and { ["x-aigc-fault"] = op.fault } or nil }
   end
 end
 -- The images' save_async is the counted call; with `async`, it starts in
