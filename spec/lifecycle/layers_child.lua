@@ -266,15 +266,19 @@ function OPS.say (op)
     v.conv:say("Hi there", params_for(op, {}))
   end
 end
-function OPS.chat (op)
-  local c = client_of(op.c)
-  if not c then return end
-  if op.async then
-    register(c, true, function (params) return c:chat_async(params) end, op)
-  else
-    c:chat(params_for(op, {}))
+-- A call by method name (chat, respond), blocking or its _async form.
+local function call_op (method)
+  return function (op)
+    local c = client_of(op.c)
+    if not c then return end
+    if op.async then
+      register(c, true, function (params) return c[method .. "_async"](c, params) end, op)
+    else
+      c[method](c, params_for(op, {}))
+    end
   end
 end
+OPS.chat, OPS.resp = call_op("chat"), call_op("respond")
 function OPS.strat (op)
   local c = client_of(op.c)
   if not c then return end
@@ -324,15 +328,6 @@ function OPS.usage (op)
   if c.cache_stats then c:cache_stats() end
   aigc.usage.diff(c:usage(), before)
   if before.requests % 2 == 0 then c:reset_usage() else c:set_prices { ["aigc-dev"] = { input = 1, output = 2 } } end
-end
-function OPS.resp (op)
-  local c = client_of(op.c)
-  if not c then return end
-  if op.async then
-    register(c, true, function (params) return c:respond_async(params) end, op)
-  else
-    c:respond(params_for(op, {}))
-  end
 end
 function OPS.speech (op)
   local c = client_of(op.c)
