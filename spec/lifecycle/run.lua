@@ -81,8 +81,22 @@ local budget = tonumber(args.seconds)
 local max_ops = tonumber(args["max-ops"])
 local child_timeout = tonumber(args["child-timeout"])
 local shrink_runs = tonumber(args["shrink-runs"])
-local workdir = os.getenv("AIGC_LIFECYCLE_DIR") or (root .. "/build/lifecycle")
-os.execute("mkdir -p " .. proc.quote(workdir))
+-- The children's files: $AIGC_LIFECYCLE_DIR (scripts/run-tests.sh gives each
+-- suite its own), else a folder of this run's own under build/lifecycle,
+-- removed at the end when nothing failed. (One shared folder let two runs
+-- in one tree overwrite each other's child-N files: a child's output read
+-- back was the other run's, "child-error, exit 0" with no cause.)
+local workdir, own_workdir = os.getenv("AIGC_LIFECYCLE_DIR"), false
+if workdir then
+  os.execute("mkdir -p " .. proc.quote(workdir))
+else
+  os.execute("mkdir -p " .. proc.quote(root .. "/build/lifecycle"))
+  local p = io.popen("mktemp -d " .. proc.quote(root .. "/build/lifecycle/run-XXXXXX"))
+  workdir = p and p:read("*l")
+  if p then p:close() end
+  if not workdir then io.stderr:write("run.lua: mktemp -d failed under build/lifecycle\n"); os.exit(2) end
+  own_workdir = true
+end
 local t0 = socket.gettime()
 
 local function printf (...) io.stdout:write(string.format(...)); io.stdout:flush() end
@@ -514,4 +528,5 @@ printf("lifecycle: the slowest finished sequence took %.1f s (a sequence is a ha
 -- (the last line; scripts/run-tests.sh reads it)
 printf("lifecycle: %d sequences, %d operations, %d failures%s\n", sequences, total_ops, failures,
   lsan_skipped > 0 and string.format(", %d skipped (LeakSanitizer's own fatal error, twice)", lsan_skipped) or "")
+if own_workdir and failures == 0 then os.execute("rm -rf " .. proc.quote(workdir)) end
 os.exit(failures == 0 and 0 or 1)
