@@ -49,7 +49,7 @@ local FAULTS = {
 -- The Responses API's own (drawn for resp and iter over it only: the
 -- server's grammar has them, run.lua does not probe them).
 local RESP_FAULTS = { "failed-mid", "truncate", "incomplete", "seq-gap", "seq-disorder", "refusal",
-                      "failed-after-error" }
+                      "error-event,failed-after-error" }
 
 local function act_list (r, ctx, absent)
   if absent and r.chance(absent) then return nil end
