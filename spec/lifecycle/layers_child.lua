@@ -29,7 +29,8 @@ do
 end
 assert(args.ops and args["base-url"], "usage: layers_child.lua --ops FILE --base-url URL [--path P] [--cpath C]")
 local here = (arg[0]:match("^(.*)/[^/]*$") or ".")
-package.path = here .. "/?.lua;" .. here .. "/../support/?.lua;" .. (args.path and (args.path .. ";") or "") .. package.path
+package.path = here .. "/?.lua;" .. here .. "/../support/?.lua;"
+  .. (args.path and (args.path .. ";") or "") .. package.path
 if args.cpath then package.cpath = args.cpath .. ";" .. package.cpath end
 io.stdout:setvbuf("no")
 -- (LuaJIT: the model's functions stay interpreted, as child.lua's: a compiled
