@@ -10,11 +10,7 @@ local cli = require "cli"
 local devserver = require "devserver"
 local proc = require "procutil"
 
-local function read_lines (path)
-  local list = {}
-  for line in (proc.read_file(path) or ""):gmatch("[^\n]+") do list[#list + 1] = cjson.decode(line) end
-  return list
-end
+local read_lines = proc.json_lines
 
 local function ask (id, content, model)
   return { custom_id = id, body = { model = model, messages = { { role = "user", content = content } } } }

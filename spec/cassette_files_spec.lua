@@ -7,12 +7,7 @@ local devserver = require "devserver"
 local luachild = require "luachild"
 local cli = require "cli"
 
-local function mode (path)
-  local p = assert(io.popen("stat -c %a '" .. path .. "'"))
-  local m = p:read("*l")
-  p:close()
-  return m
-end
+local mode = require("procutil").mode
 
 describe("cassette files", function ()
   local dir

@@ -7,13 +7,8 @@ local devserver = require "devserver"
 local proc = require "procutil"
 local runfile = require "aigc.runfile"
 local runner = require "aigc.runner"
-local cjson = require "cjson"
 
-local function rows (path)
-  local list = {}
-  for line in (cli.read(path) or ""):gmatch("[^\n]+") do list[#list + 1] = cjson.decode(line) end
-  return list
-end
+local rows = proc.json_lines
 
 describe("aigc.runner's files", function ()
   local srv, client, dir

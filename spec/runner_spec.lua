@@ -22,11 +22,7 @@ local function write_cases (path, n, extra)
   f:close()
 end
 
-local function read_lines (path)
-  local list = {}
-  for line in (proc.read_file(path) or ""):gmatch("[^\n]+") do list[#list + 1] = cjson.decode(line) end
-  return list
-end
+local read_lines = proc.json_lines
 
 local capital = aigc.template.new { prompt = "What is the capital of {{country}}?", params = { temperature = 0 } }
 

@@ -31,6 +31,15 @@ function M.read_file (path)
   return s
 end
 
+--- The decoded JSON lines of a file (a results file, a batch's), a list; none when it is missing.
+-- @usage assert.equal(5, #proc.json_lines(out))
+function M.json_lines (path)
+  local cjson = require "cjson"
+  local list = {}
+  for line in (M.read_file(path) or ""):gmatch("[^\n]+") do list[#list + 1] = cjson.decode(line) end
+  return list
+end
+
 --- Whether a file exists.
 -- @usage if proc.exists(bin) then ... end
 function M.exists (path)
