@@ -418,6 +418,32 @@ describe("likely typos", function ()
                  .. "sent as it is\n", table.concat(written))
   end)
 
+  -- (a key one edit from "model" holding ESC and a BEL: an OSC title sequence would
+  -- reach the terminal raw; shown as Lua escapes, as error messages are)
+  it("a key's control characters are escaped, on stderr and in the log", function ()
+    local written, lines = {}, {}
+    local real = io.stderr
+    local function write (_, ...)
+      for i = 1, select("#", ...) do written[#written + 1] = select(i, ...) end
+    end
+    io.stderr = { write = write }   -- luacheck: ignore 122 (aigc writes there without a log: caught here)
+    local ok, err = pcall(function ()
+      local c = aigc.client { base_url = srv.base_url }
+      assert(c:chat { messages = msgs(), ["mod\27l"] = 1 })
+      c:close()
+      c = aigc.client { base_url = srv.base_url, log = function (_, m) lines[#lines + 1] = m end }
+      assert(c:chat { messages = msgs(), ["tem\7perature"] = 1 })
+      c:close()
+    end)
+    io.stderr = real   -- luacheck: ignore 122
+    assert(ok, err)
+    assert.equal("aigc: warning: params[\"mod\\27l\"] is not a known field (did you mean model?): "
+                 .. "sent as it is\n", table.concat(written))
+    local typo
+    for _, l in ipairs(lines) do if l:find("not a known field", 1, true) then typo = l end end
+    assert.equal("params[\"tem\\7perature\"] is not a known field (did you mean temperature?): sent as it is", typo)
+  end)
+
   it("a log function that raises: its error is reported once, the call goes on", function ()
     local reported = {}
     local c = aigc.client { base_url = srv.base_url, log = function () error("log broke") end,

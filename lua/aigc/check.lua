@@ -615,7 +615,7 @@ local function walk_call (client, api, params, root, partial)
     elseif fields and key ~= "engine" then
       local dialogue_options = (api == "chat" or api == "responses") and DIALOGUE_OPTIONS or {}
       local known = likely_typo(key, fields, call_options, dialogue_options)
-      if known then warn_typo(client, root .. "." .. key, key, known) end
+      if known then warn_typo(client, util.path(root, key), key, known) end
     end
     if why then return why end
   end

@@ -140,7 +140,11 @@ end
 -- @treturn string
 function M.path (root, key)
   if type(key) == "string" and key:find("^[%a_][%w_]*$") then return root .. "." .. key end
-  if type(key) == "string" then return root .. string_format("[%q]", key) end
+  if type(key) == "string" then   -- (one line, controls as Lua escapes: 5.1's %q leaves them raw)
+    return root .. (string_format("[%q]", key):gsub("\\\n", "\\n"):gsub("([%z\1-\31\127])(%d?)", function (c, d)
+      return string_format(d ~= "" and "\\%03d" or "\\%d", c:byte()) .. d
+    end))
+  end
   return root .. "[" .. tostring(key) .. "]"
 end
 
