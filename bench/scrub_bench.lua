@@ -2,7 +2,9 @@
 -- the CPU of engine:scrub, the median of ROUNDS calls, for texts with no
 -- JSON escape, with a few (a JSON text in a string: \" and \n every line),
 -- with every character \u-escaped (the worst case of the JSON-unescaped
--- search), and the same with the key echoed in it 100 times; then 4 MB of
+-- search), and the same with the key echoed in it 100 times; an HTML text
+-- with '&amp;' and percent-encoded URLs, every character an HTML character
+-- reference (searched unescaped since 2026-12-06 evening); then 4 MB of
 -- the worst, to show the cost is linear (about 4x).
 --
 --   lua5.4 bench/scrub_bench.lua [ROUNDS] [CPATH]      (default 9, ./?.so)
@@ -16,8 +18,8 @@ local ROUNDS = tonumber(arg[1]) or 9
 local KEY = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1w+Xy/Zq=="
 local client = aigc.client { base_url = "http://127.0.0.1:9/v1", api_key = KEY }
 
-local function every (s)
-  return (s:gsub(".", function (c) return string.format("\\u%04x", c:byte()) end))
+local function every (s, fmt)
+  return (s:gsub(".", function (c) return string.format(fmt or "\\u%04x", c:byte()) end))
 end
 
 local function text_of (size, line, key)
@@ -43,6 +45,7 @@ end
 
 local MB = 1024 * 1024
 local plain = "The quick brown fox jumps over the lazy dog, again and again, 0123456789.\n"
+local html = '<p>Fish &amp; chips: <a href="/q?u=https%3A%2F%2Fexample.com%2Fa%2Fb">here</a></p>\n'
 local json = '{\\"error\\": {\\"message\\": \\"The quick brown fox jumps over the lazy dog\\"}}\\n'
 local cases = {
   { "1 MB, no escape", text_of(MB, plain) },
@@ -50,6 +53,8 @@ local cases = {
   { "1 MB, every character \\u-escaped", text_of(MB, every(plain)) },
   { "1 MB, no escape, the key 100 times", text_of(MB, plain, KEY) },
   { "1 MB, every character \\u-escaped, the key 100 times", text_of(MB, every(plain), every(KEY)) },
+  { "1 MB, HTML and URLs (&amp; %2F every line)", text_of(MB, html) },
+  { "1 MB, every character &#x..; (HTML)", text_of(MB, every(plain, "&#x%x;")) },
   { "4 MB, every character \\u-escaped", text_of(4 * MB, every(plain)) },
 }
 cpu_of(cases[1][2])   -- warm up

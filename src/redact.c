@@ -29,23 +29,25 @@
 ** more); the same for the characters of its base64 forms (whatever bytes
 ** are encoded with it: "Bearer <key>", "user:<password>"), its hex form
 ** and its percent-encoded forms (the reserved bytes or every byte as %XX);
-** any of them in a JSON string with any character escaped ("\u003d");
+** any of them in a JSON string with any character escaped ("\u003d"), in
+** HTML ("&#x73;", "&amp;"), Java-escaped ("\="), percent-encoded again;
 ** all of it whatever the ASCII case (a gateway's "INVALID KEY SK-PROJ-...",
 ** and the base64 of the upper- or lower-cased secret); and, as before,
 ** a string that ends with the first 8 bytes or more of a secret (a secret
 ** cut by a truncation: a log line's 1 KiB, a body kept to 64 KiB). Each
 ** stretch becomes one "[redacted]". A secret of 4 to 7 bytes holding a
 ** letter and a digit (a local server's "sk-1") is redacted only whole and
-** standing as a word (in any ASCII case: "SK-1"), touching no letter or digit (short_secret): a piece
+** standing as a word (in any ASCII case: "SK-1"), touching no letter or digit (short_secret),
+** in the text or unescaped ("\u0073k-1", "sk%2D1"): a piece
 ** of it, or inside a word ("task-1"), is ordinary text. Other short ones
 ** (a placeholder word such as "EMPTY" or "ollama", a number, under 4
 ** bytes) are not searched for: as words they are ordinary text ("ollama
 ** pull"), which the redaction would mangle, and they are no real
 ** credentials. A secret transformed otherwise (reversed, base32, the
-** base64 of a mix of cases no server makes, a short secret's base64, hex
-** or percent-encoded form: 6 to 21 characters whose base64 ones are
-** decided by what surrounds them, too short to tell from text) or cut
-** into pieces shorter than 12 bytes is not found.
+** base64 of a mix of cases no server makes, a short secret's base64 or
+** hex form: 6 to 14 characters whose base64 ones are decided by what
+** surrounds them, too short to tell from text) or cut into pieces
+** shorter than 12 bytes is not found.
 */
 #include <stdint.h>
 #include <stdlib.h>
@@ -259,17 +261,23 @@ static unsigned recase (unsigned c, int kase) {   /* kase 1: upper, 2: lower, 0:
   return kase == 1 && c >= 'a' && c <= 'z' ? c - 32 : kase == 2 && c >= 'A' && c <= 'Z' ? c + 32 : c;
 }
 
-static size_t b64_inner (const unsigned char *s, size_t n, size_t r, int kase, char *out) {
+/* (url: base64url's "-_" for "+/"; then 0 when no character is one of those) */
+static size_t b64_inner (const unsigned char *s, size_t n, size_t r, int kase, int url, char *out) {
   static const char digits[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  size_t c0 = (8 * r + 5) / 6, c1 = 8 * (r + n) / 6, c;
-  for (c = c0; out != NULL && c < c1; c++) {
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_";
+  size_t c0 = (8 * r + 5) / 6, c1 = 8 * (r + n) / 6, c, high = 0;
+  if (url && out != NULL && b64_inner(s, n, r, kase, url, NULL) == 0)
+    return 0;   /* (nothing written: no room was made for it) */
+  for (c = c0; c < c1; c++) {
     size_t bit = 6 * c, k = bit / 8;
     unsigned hi = (k >= r && k - r < n) ? recase(s[k - r], kase) : 0;
     unsigned lo = (k + 1 >= r && k + 1 - r < n) ? recase(s[k + 1 - r], kase) : 0;
-    out[c - c0] = digits[(((hi << 8) | lo) >> (10 - bit % 8)) & 63];
+    unsigned d = (((hi << 8) | lo) >> (10 - bit % 8)) & 63;
+    high += d >= 62;
+    if (out != NULL)
+      out[c - c0] = digits[d >= 62 && url ? d + 2 : d];
   }
-  return c1 - c0;
+  return url && high == 0 ? 0 : c1 - c0;
 }
 
 /* Indexes the string number k (offset o, length n) of block b. */
@@ -326,10 +334,13 @@ static int short_secret (const char *p, size_t n) {
 **      (when that changes it): a gateway that folds the case of a header
 **      before it encodes it. Matching ignores case, so these and the
 **      forms above are enough for any echo folded to one case.
+**   12-14, 15-20  the base64url ones of 0-2 and 6-11 ('-' and '_' for '+'
+**      and '/'; when one is there): a JWT's, a URL-safe token's alphabet.
 ** Any of them in a JSON string, with any character escaped ("\u003d",
-** "\/"), is found by searching the text JSON-unescaped (see "JSON escapes").
+** "\/"), in HTML ("&#x73;", "&amp;"), percent-encoded once more ("%252F"),
+** is found by searching the text unescaped (see "Escapes").
 */
-#define NFORMS 12
+#define NFORMS 21
 
 static int unreserved (unsigned char c) {
   return is_alnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
@@ -343,13 +354,16 @@ static int escaped_in (int form, unsigned char c) {
 static size_t form_of (const unsigned char *s, size_t n, int form, char *out) {
   static const char hex[] = "0123456789ABCDEF";
   size_t i, m = 0, escaped = 0;
-  int cased = form >= 6;
+  int url = form >= 12, cased;
+  if (url)   /* 12-20: as 0-2, 6-11 in base64url */
+    form = form - 12 < 3 ? form - 12 : form - 9;
+  cased = form >= 6;
   if (form < 3)
-    return b64_inner(s, n, (size_t)form, 0, out);
+    return b64_inner(s, n, (size_t)form, 0, url, out);
   for (i = 0; cased && i < n; i++)   /* 6-11: cased otherwise? */
     escaped += recase(s[i], form < 9 ? 1 : 2) != s[i];
   if (cased)
-    return escaped == 0 ? 0 : b64_inner(s, n, (size_t)(form - 6) % 3, form < 9 ? 1 : 2, out);
+    return escaped == 0 ? 0 : b64_inner(s, n, (size_t)(form - 6) % 3, form < 9 ? 1 : 2, url, out);
   for (i = 0; i < n; i++)
     escaped += escaped_in(form, s[i]) ? (form == 3 ? 1 : 2) : 0;
   if (escaped == 0)
@@ -812,20 +826,23 @@ static size_t short_at (const char *b, const char *s, size_t len, size_t at) {
 
 /*
 ** {======================================================
-** JSON escapes
+** Escapes
 ** =======================================================
 ** A server may echo a secret inside a JSON string with any of its
 ** characters escaped: Gson writes '=' as "\u003d", .NET's encoder '+' as
 ** "\u002B", some gateways every character ("\u0073\u006b..."), PHP a
 ** '/' as "\/"; and the JSON text of an upstream's error that a gateway
 ** wraps in a string of its own keeps those escapes in what aigc decodes
-** (err.message, err.body), as a cassette's raw bytes do. So a text
-** holding a JSON escape is searched a second time JSON-unescaped (every
-** level at once: an escape's backslash doubled by each string around it,
-** see unit_at), for the secrets and every form of them, and each stretch
-** found there is redacted in the text over all the bytes it came from.
-** Linear in the text: one decoding, one scan, one walk mapping stretches
-** back.
+** (err.message, err.body), as a cassette's raw bytes do. Alike, a Java
+** properties text writes '=' and ':' as "\=", "\:"; an HTML error page
+** a character as "&#x73;" or "&#115;", '&' as "&amp;"; a URL inside a
+** URL's query has its percent-encoding encoded again ("%252F"). So a text
+** holding such an escape is searched a second time unescaped (the JSON
+** ones every level at once: an escape's backslash doubled by each string
+** around it, see json_unit; the others one level), for the secrets, every
+** form of them and the short ones, and each stretch found there is
+** redacted in the text over all the bytes it came from. Linear in the
+** text: one decoding, one scan, one walk mapping stretches back.
 */
 static int hex_digit (unsigned char c) {
   c = fold(c);
@@ -859,17 +876,31 @@ static size_t backslash_run (char *out, size_t *nout, size_t r) {
   return r;
 }
 
+/* Writes the code point c (a valid one) to out as UTF-8; *nout its bytes. */
+static void put_utf8 (long c, char *out, size_t *nout) {
+  *nout = c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+  if (*nout == 1)
+    out[0] = (char)c;
+  else {
+    size_t n;
+    out[0] = (char)(((0xF00 >> *nout) & 0xFF) | (c >> (6 * (*nout - 1))));   /* 110xxxxx, 1110xxxx... */
+    for (n = 1; n < *nout; n++)
+      out[n] = (char)(0x80 | ((c >> (6 * (*nout - 1 - n))) & 63));
+  }
+}
+
 /*
 ** The unit of text at s[i] ('\' there): a JSON escape, its backslash
 ** doubled by each JSON string it was wrapped in ("\u003d", "\\u003d",
 ** "\\\\/": one level or more, a gateway's string around an upstream's
-** JSON text), decoded into out (1 to 4 bytes, *nout: UTF-8; a surrogate
-** pair is one character); or else the run of backslashes alone: one
-** backslash when it is two or more ("\\" escaping one: "C:\\Users"), else
-** *nout 0, text (a lone surrogate, "\x", a cut "\u00"). Returns its
-** length in s.
+** JSON text), or a backslash before another ASCII punctuation character
+** (Java properties' "\=", "\:"), decoded into out (1 to 4 bytes, *nout:
+** UTF-8; a surrogate pair is one character); or else the run of
+** backslashes alone: one backslash when it is two or more ("\\" escaping
+** one: "C:\\Users"), else *nout 0, text (a lone surrogate, "\x", a cut
+** "\u00"). Returns its length in s.
 */
-static size_t unit_at (const char *s, size_t len, size_t i, char *out, size_t *nout) {
+static size_t json_unit (const char *s, size_t len, size_t i, char *out, size_t *nout) {
   static const char from[] = "\"/bfnrt", to[] = "\"/\b\f\n\r\t";
   size_t j = backslashes(s, len, i), k;
   const char *p;
@@ -877,6 +908,11 @@ static size_t unit_at (const char *s, size_t len, size_t i, char *out, size_t *n
   *nout = 0;
   if (j < len && s[j] != 'u' && s[j] != '\0' && (p = strchr(from, s[j])) != NULL) {
     out[0] = to[p - from];
+    *nout = 1;
+    return j + 1 - i;
+  }
+  if (j < len && s[j] > ' ' && s[j] < 127 && !is_alnum((unsigned char)s[j])) {
+    out[0] = s[j];   /* "\=", "\:", "\-"... */
     *nout = 1;
     return j + 1 - i;
   }
@@ -890,16 +926,75 @@ static size_t unit_at (const char *s, size_t len, size_t i, char *out, size_t *n
     c = 0x10000 + ((c - 0xD800) << 10) + (low - 0xDC00);
     k = m + 5;
   }
-  *nout = c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
-  if (*nout == 1)
-    out[0] = (char)c;
-  else {
-    size_t n;
-    out[0] = (char)(((0xF00 >> *nout) & 0xFF) | (c >> (6 * (*nout - 1))));   /* 110xxxxx, 1110xxxx... */
-    for (n = 1; n < *nout; n++)
-      out[n] = (char)(0x80 | ((c >> (6 * (*nout - 1 - n))) & 63));
-  }
+  put_utf8(c, out, nout);
   return k - i;
+}
+
+/*
+** The unit of text at s[i] ('&' there): an HTML character reference,
+** "&#115;", "&#x73;" (a code point, not a surrogate) or one of "&amp;",
+** "&lt;", "&gt;", "&quot;", "&apos;", decoded into out as json_unit does;
+** else *nout 0, text. Returns its length in s.
+*/
+static size_t html_unit (const char *s, size_t len, size_t i, char *out, size_t *nout) {
+  static const char *const names[] = {"amp;", "lt;", "gt;", "quot;", "apos;", NULL};
+  size_t k = i + 1, digits = 0, m;
+  int base = 10, d;
+  long c = 0;
+  *nout = 0;
+  if (k < len && s[k] == '#') {
+    if (++k < len && fold((unsigned char)s[k]) == 'x') {
+      base = 16;
+      k++;
+    }
+    for (; digits < 7 && k < len && (d = hex_digit((unsigned char)s[k])) >= 0 && d < base; k++, digits++)
+      c = c * base + d;
+    if (digits == 0 || k >= len || s[k] != ';' || c > 0x10FFFF || (c >= 0xD800 && c < 0xE000))
+      return 1;
+    put_utf8(c, out, nout);
+    return k + 1 - i;
+  }
+  for (d = 0; names[d] != NULL; d++)
+    if (k + (m = strlen(names[d])) <= len && memcmp(s + k, names[d], m) == 0) {
+      out[0] = "&<>\"'"[d];
+      *nout = 1;
+      return m + 1;
+    }
+  return 1;
+}
+
+/*
+** The unit of text at s[i]: an escape (a JSON one or a backslash before
+** punctuation, json_unit; an HTML character reference, html_unit; a
+** percent-encoded byte, "%2F", one level) decoded into out, *nout bytes;
+** or else *nout 0, text. Returns its length in s.
+*/
+static size_t unit_at (const char *s, size_t len, size_t i, char *out, size_t *nout) {
+  int hi, lo;
+  if (s[i] == '\\')
+    return json_unit(s, len, i, out, nout);
+  if (s[i] == '&')
+    return html_unit(s, len, i, out, nout);
+  *nout = 0;
+  if (i + 2 < len && (hi = hex_digit((unsigned char)s[i + 1])) >= 0
+      && (lo = hex_digit((unsigned char)s[i + 2])) >= 0) {
+    out[0] = (char)(hi * 16 + lo);
+    *nout = 1;
+    return 3;
+  }
+  return 1;
+}
+
+/* Whether c may start an escape (unit_at). */
+static int escape_start (char c) {
+  return c == '\\' || c == '&' || c == '%';
+}
+
+/* The first byte of s[i..len) that may start an escape, or len. */
+static size_t next_escape (const char *s, size_t len, size_t i) {
+  while (i < len && !escape_start(s[i]))
+    i++;
+  return i;
 }
 
 /*
@@ -918,33 +1013,36 @@ static size_t cut_escape (const char *d, size_t dlen) {
   return k < dlen && d[dlen - 1 - k] == '\\' ? k + 1 : 0;
 }
 
-/* Whether s[0..len) holds a JSON escape, or ends with one cut short. */
+/* Whether s[0..len) holds an escape, or ends with a JSON one cut short.
+   (memchr for each kind: a text without one costs three fast passes) */
 static int has_escape (const char *s, size_t len) {
-  const char *p = s;
+  static const char starts[] = "\\&%";
+  const char *p;
   char tmp[4];
   size_t n;
-  while ((p = (const char *)memchr(p, '\\', len - (size_t)(p - s))) != NULL) {
-    p += unit_at(s, len, (size_t)(p - s), tmp, &n);
-    if (n > 0)
-      return 1;
-  }
+  int k;
+  for (k = 0; k < 3; k++)
+    for (p = s; (p = (const char *)memchr(p, starts[k], len - (size_t)(p - s))) != NULL; ) {
+      p += unit_at(s, len, (size_t)(p - s), tmp, &n);
+      if (n > 0)
+        return 1;
+    }
   return cut_escape(s, len) > 0;
 }
 
-/* s[0..len) JSON-unescaped into out (len bytes: never longer); returns
-   its length. What is no escape is kept as it is. */
+/* s[0..len) unescaped into out (len bytes: never longer); returns its
+   length. What is no escape is kept as it is. */
 static size_t unescape (const char *s, size_t len, char *out) {
   size_t i = 0, m = 0, e, n;
   while (i < len) {
-    const char *p = (const char *)memchr(s + i, '\\', len - i);
-    size_t plain = p != NULL ? (size_t)(p - s) - i : len - i;
+    size_t plain = next_escape(s, len, i) - i;
     memcpy(out + m, s + i, plain);
     m += plain;
     i += plain;
     if (i < len) {
       e = unit_at(s, len, i, out + m, &n);
-      if (n == 0) {   /* a lone backslash: as it is */
-        out[m] = '\\';
+      if (n == 0) {   /* a lone backslash, '&' or '%': as it is */
+        out[m] = s[i];
         n = 1;
       }
       i += e;
@@ -970,8 +1068,8 @@ static size_t text_at (unescaped *U, size_t to, int end) {
   char tmp[4];
   size_t e = 1, n = 1;
   while (U->dat < to) {
-    if (U->s[U->at] == '\\' && (e = unit_at(U->s, U->len, U->at, tmp, &n), n == 0))
-      e = n = 1;   /* (a lone backslash, as it is) */
+    if (escape_start(U->s[U->at]) && (e = unit_at(U->s, U->len, U->at, tmp, &n), n == 0))
+      e = n = 1;   /* (a lone backslash, '&' or '%', as it is) */
     if (!end && U->dat + n > to)
       break;
     U->at += e;
@@ -991,37 +1089,71 @@ static int runs_found (const char *b, const char *d, size_t dlen) {
   return next_run(&S, &lo, &hi) || cut_tail(b, d, dlen - cut_escape(d, dlen)) > 0;
 }
 
-/* Whether the JSON-unescaped s[0..len) holds something to redact. No
-   Lua allocation; a malloc failing says yes (the scrub then raises). */
+/* Whether the unescaped s[0..len) holds something to redact. No Lua
+   allocation; a malloc failing says yes (the scrub then raises). */
 static int escaped_found (const char *s, size_t len, const char *b) {
   char *d;
+  size_t dlen, lo;
   int found;
   if (!has_escape(s, len))
     return 0;
   if ((d = (char *)malloc(len)) == NULL)
     return 1;
-  found = runs_found(b, d, unescape(s, len, d));
+  dlen = unescape(s, len, d);
+  found = runs_found(b, d, dlen) || find_short(b, d, dlen, 0, &lo);
   free(d);
   return found;
 }
 
 /*
-** Replaces the string at the top of the stack (the block just below it)
-** by itself with each stretch found in it JSON-unescaped replaced by
-** "[redacted]", over all the text it came from. Both anchored there.
+** The text s[0..len) with each short secret standing as a word in its
+** unescaped form d[0..dlen) replaced by "[redacted]" over all the bytes
+** it came from, added to buf.
 */
-static void scrub_escaped_top (lua_State *L) {
+static void add_shorts_unescaped (luaL_Buffer *buf, const char *b, const char *s, size_t len,
+                                  const char *d, size_t dlen) {
+  size_t at = 0, lo, from = 0;
+  unescaped U;
+  U.s = s;
+  U.len = len;
+  U.at = U.dat = 0;
+  while (find_short(b, d, dlen, at, &lo)) {
+    size_t t = text_at(&U, lo, 0);
+    luaL_addlstring(buf, s + from, t - from);
+    luaL_addstring(buf, REDACTED);
+    at = lo + short_at(b, d, dlen, lo);
+    from = text_at(&U, at, 1);
+  }
+  luaL_addlstring(buf, s + from, len - from);
+}
+
+/*
+** Replaces the string at the top of the stack (the block just below it)
+** by itself with each stretch found in it unescaped (the short secrets
+** when `shorts`, else the runs) replaced by "[redacted]", over all the
+** text it came from. Both anchored there.
+*/
+static void scrub_escaped_top (lua_State *L, int shorts) {
   size_t len, dlen, lo, hi, tail, cut, from = 0;
   const char *s = lua_tolstring(L, -1, &len), *b = lua_tostring(L, -2);
   unescaped U;
   luaL_Buffer buf;
   scan S;
   char *d;
-  if (!has_escape(s, len))
-    return;
+  if ((shorts && b[get32(b, H_SHORT)] == '\0') || !has_escape(s, len))
+    return;   /* (no short secret: no second decoding) */
   d = (char *)lua_newuserdatauv(L, len, 0);   /* (anchored below the buffer) */
-  if (!runs_found(b, d, dlen = unescape(s, len, d))) {
+  dlen = unescape(s, len, d);
+  if (shorts ? !find_short(b, d, dlen, 0, &lo) : !runs_found(b, d, dlen)) {
     lua_pop(L, 1);
+    return;
+  }
+  if (shorts) {
+    luaL_buffinit(L, &buf);
+    add_shorts_unescaped(&buf, b, s, len, d, dlen);
+    luaL_pushresult(&buf);
+    lua_replace(L, -3);   /* over the original */
+    lua_pop(L, 1);        /* the decoded text */
     return;
   }
   U.s = s;
@@ -1093,7 +1225,8 @@ void aigc_secrets_scrub_top (lua_State *L) {
   luaL_Buffer buf;
   scan S;
   scrub_short_top(L);
-  scrub_escaped_top(L);   /* first: a stretch is then one, escapes and all */
+  scrub_escaped_top(L, 1);
+  scrub_escaped_top(L, 0);   /* before the runs: a stretch is then one, escapes and all */
   s = lua_tolstring(L, -1, &len);
   scan_init(&S, b, s, len);
   luaL_buffinit(L, &buf);
