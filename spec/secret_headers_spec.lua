@@ -7,8 +7,12 @@
 local aigc = require "aigc"
 local devserver = require "devserver"
 
+-- (and gateways': Cloudflare AI Gateway's cf-aig-authorization, Portkey's
+-- x-portkey-api-key; a JWT in Cloudflare Access's or Google IAP's
+-- assertion header, a session's id: not credentials by name before)
 local NAMES = { "Ocp-Apim-Subscription-Key", "x-goog-api-key", "X-Auth-Token", "X-Access-Token",
-                "Cookie", "X-Secret", "X-Custom-Authentication" }
+                "Cookie", "X-Secret", "X-Custom-Authentication", "cf-aig-authorization", "x-portkey-api-key",
+                "Cf-Access-Jwt-Assertion", "X-Goog-Iap-Jwt-Assertion", "X-JWT", "X-Session-Id", "Session" }
 
 local function value_for (name)   -- distinct, long, no comma (the fault spec's separator)
   return "V-" .. name:gsub("[^%w]", "") .. "-Qz7Wx9Lk2Rt5Yp8"

@@ -79,13 +79,14 @@ static int word_is (const char *s, size_t n, const char *w) {
 ** "token" (api-key, x-api-key, x-goog-api-key, Ocp-Apim-Subscription-Key,
 ** X-Auth-Token...) or with a word (between '-', '_', '.') among
 ** CREDENTIAL_WORDS (Authorization, Proxy-Authorization, Cookie,
-** X-Secret...); not Idempotency-Key (a request's random id, no secret)
+** X-Secret, Cf-Access-Jwt-Assertion, X-Session-Id...); not Idempotency-Key (a request's random id, no secret)
 ** nor aigc's own x-aigc-* headers.
 ** The same rule as util.credential_header in the Lua layer.
 */
 static const char *const CREDENTIAL_WORDS[] = {
   "authorization", "authentication", "auth", "secret", "password", "passwd",
-  "credential", "credentials", "cookie", "sig", "signature", NULL
+  "credential", "credentials", "cookie", "sig", "signature", "jwt", "assertion", "session",
+  "sessionid", NULL
 };
 
 static int credential_name (const char *s, size_t n) {

@@ -202,7 +202,8 @@ end
 -- Credential-like query parameter names (aigc.util's secret_param: this
 -- process runs without aigc's modules).
 local SECRET_WORDS = { secret = true, password = true, passwd = true, auth = true, authorization = true,
-                       sig = true, signature = true, credential = true, credentials = true }
+                       sig = true, signature = true, credential = true, credentials = true, jwt = true,
+                       assertion = true }
 local function secret_param (name)
   name = name:lower()
   if name:find("key$") or name:find("token$") or name == "code" then return true end
@@ -225,7 +226,7 @@ end
 -- there (a gateway's per-user key in extra_body: util.call_credentials):
 -- with the four names alone, such a key echoed by the server was written
 -- to the tape as it is (the client's own recording, for https, masked it).
-local HEADER_WORDS = { authentication = true, cookie = true }
+local HEADER_WORDS = { authentication = true, cookie = true, session = true, sessionid = true }
 local function credential_header (name)
   if name == "idempotency-key" or name == "code" or name:find("^x%-aigc%-") then return false end
   if secret_param(name) then return true end

@@ -376,11 +376,13 @@ end
 -- ending in `key` or `token` (`key`, `api-key`, `apikey`, `access_token`,
 -- `subscription-key`), or with a word (between `-`, `_`, `.`) that is
 -- `secret`, `password`, `passwd`, `auth`, `authorization`, `sig` or
--- `signature` (a signed URL's), or named `code` (an Azure Functions
+-- `signature` (a signed URL's), `jwt` or `assertion` (a JWT: OAuth's
+-- `client_assertion`, Cloudflare Access's `cf-access-jwt-assertion`), or named `code` (an Azure Functions
 -- URL's function key, `?code=`; `lang_code` is no credential). Not `author`
 -- nor `api-version`.
 local SECRET_WORDS = { secret = true, password = true, passwd = true, auth = true, authorization = true,
-                       sig = true, signature = true, credential = true, credentials = true }
+                       sig = true, signature = true, credential = true, credentials = true, jwt = true,
+                       assertion = true }
 local function secret_param (name)
   name = string.lower(tostring(name))
   if string.find(name, "key$") or string.find(name, "token$") or name == "code" then return true end
@@ -395,12 +397,14 @@ M.secret_param = secret_param
 -- rule, src/error.c `credential_name`): a credential-like name as for a
 -- query parameter (`secret_param`: `api-key`, `x-goog-api-key`,
 -- `Ocp-Apim-Subscription-Key`, `X-Auth-Token`, `Authorization`...), or
--- with a word `authentication` or `cookie`; not `Idempotency-Key` nor
+-- with a word `authentication`, `cookie`, `session` or `sessionid` (a
+-- session's id authenticates as a cookie does; a header only: a body's
+-- `session_id` may be a conversation's); not `Idempotency-Key` nor
 -- aigc's own `x-aigc-*` (`x-aigc-cassette-key`: a request's description)
 -- nor `code` (a credential only as a query parameter, Azure Functions').
 -- @tparam string name
 -- @treturn boolean
-local HEADER_WORDS = { authentication = true, cookie = true }
+local HEADER_WORDS = { authentication = true, cookie = true, session = true, sessionid = true }
 function M.credential_header (name)
   name = string.lower(tostring(name))
   if name == "idempotency-key" or name == "code" or string.find(name, "^x%-aigc%-") then return false end

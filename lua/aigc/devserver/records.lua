@@ -99,7 +99,8 @@ end
 -- not Idempotency-Key nor x-aigc-*. (Names come lower-cased.)
 local CREDENTIAL_WORDS = { authorization = true, authentication = true, auth = true, secret = true,
                            password = true, passwd = true, credential = true, credentials = true,
-                           cookie = true, sig = true, signature = true }
+                           cookie = true, sig = true, signature = true, jwt = true, assertion = true,
+                           session = true, sessionid = true }
 local function credential_header (name)
   if name == "idempotency-key" or name:find("^x%-aigc%-") then return false end
   if name:find("key$") or name:find("token$") then return true end
