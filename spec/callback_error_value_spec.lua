@@ -115,6 +115,38 @@ describe("a callback's error that is not a string", function ()
     no_address(r.stderr)
   end)
 
+  -- (the value is the script's own object, kept as it is; but the text aigc writes of
+  -- it to stderr is aigc's: its __tostring put the client's key there whole)
+  it("on stderr, a value's text is scrubbed of the client's key: at close, at collection, a failing handler",
+     function ()
+    local KEY = "sk-Qz7Wx9Lk2Rt5Yp8-stderr-key"
+    local r = luachild.run([[
+      local aigc = require "aigc"
+      local key = arg[2]
+      local npc = setmetatable({}, { __tostring = function () return "npc holding " .. key end })
+      local p = { messages = { { role = "user", content = "Hi" } }, on_done = function () error(npc) end }
+      local c = aigc.client { base_url = arg[1], api_key = key, max_retries = 0 }
+      assert(c:chat(p))
+      c:close()
+      c = aigc.client { base_url = arg[1], api_key = key, max_retries = 0 }
+      assert(c:chat(p))
+      c = nil
+      collectgarbage()
+      collectgarbage()
+      c = aigc.client { base_url = arg[1], api_key = key, max_retries = 0,
+                        error_handler = function () error(npc) end }
+      assert(c:chat(p))
+      c:close()
+      print("closed")
+    ]], { args = { srv.base_url, KEY } })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("closed\n", r.stdout)
+    local _, n = r.stderr:gsub("npc holding %[redacted%]", "")
+    -- (close, collection, the handler's and the one it was given; shown without the key)
+    assert.equal(4, n, (r.stderr:gsub(KEY:gsub("%p", "%%%0"), "KEY")))
+    assert.is_nil(r.stderr:find(KEY, 1, true), "the key on stderr")
+  end)
+
   it("a string keeps its traceback and has no value", function ()
     local err = raised("stream", "boom in my callback")
     assert.matches("boom in my callback", err.message, 1, true)

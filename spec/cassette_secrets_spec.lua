@@ -50,6 +50,25 @@ describe("a cassette's keys", function ()
       assert.matches("why is %[redacted%]", res.text)
     end
   end)
+
+  -- (the recording proxy is a child process: its command line is anyone's to read
+  -- in `ps`; it had the whole base_url, a `?api-key=` or `?code=` in it too)
+  it("a key in base_url's query: not on the recording proxy's command line", function ()
+    local key = "qk-Qz7Wx9Lk2Rt5Yp8-cmdline"
+    local path = dir .. "/cmdline.jsonl"
+    local rec = aigc.client { base_url = srv.base_url .. "?api-key=" .. key .. "&code=" .. key .. "x",
+                              model = "aigc-dev", cassette = { path = path, mode = "record" } }
+    local cas = rec._cassette or rec.cassette
+    local pid = assert(cas and cas.pid, "the proxy's pid")
+    local cmdline = read("/proc/" .. pid .. "/cmdline")
+    local res, err = rec:chat { messages = { { role = "user", content = "Hi" } } }
+    rec:close()
+    assert.is_nil(err and err.message)
+    assert.is_string(res.text)
+    assert.is_truthy(cmdline:find("--record", 1, true))   -- (the proxy's own line: read)
+    assert.is_nil(cmdline:find(key, 1, true), "the key is on the proxy's command line")
+    assert.is_nil(read(path):find(key, 1, true), "the key is on the tape")
+  end)
 end)
 
 describe("a cassette's secrets", function ()

@@ -659,7 +659,7 @@ static void engine_close (lua_State *L, int eidx, aigc_engine *e, int from_gc) {
   /* Last, as it may run out of memory (an error's text); eng_gc flushes
      for itself after its own frees. */
   if (!from_gc && e->roster.ends == 0)
-    aigc_error_flush(L, eidx);   /* else the step() that delivers them returns them */
+    aigc_error_flush(L, eidx, secrets_of(e));   /* else the step() that delivers them returns them */
   if (status != LUA_OK)
     lua_error(L);
 }
@@ -690,10 +690,16 @@ static void engine_free_c (lua_State *L, void *object) {
 
 static const aigc_home_kind engine_home = { engine_free_c };
 
+/* (The kept errors are written scrubbed with the secrets, freed after
+   them: only a memory error while writing, in a finalizer, loses that
+   block unzeroed; everything else is freed before.) */
 static int eng_gc (lua_State *L) {
   aigc_engine *e = (aigc_engine *)luaL_checkudata(L, 1, AIGC_ENGINE_MT);
+  char *secrets = e->roster.config.secret;
+  e->roster.config.secret = NULL;
   engine_free_c(L, e);
-  aigc_error_flush(L, 1);   /* last: it may run out of memory, with nothing left to free */
+  aigc_error_flush(L, 1, secrets);   /* last: it may run out of memory, with nothing left to free */
+  aigc_secrets_free(secrets);
   return 0;
 }
 

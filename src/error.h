@@ -48,7 +48,7 @@ void aigc_error_report (lua_State *L, int eidx, int erridx, const char *secrets)
 */
 void aigc_error_from_callback (lua_State *L);
 /* Writes what no step() collected to stderr (the client closes). */
-void aigc_error_flush (lua_State *L, int eidx);
+void aigc_error_flush (lua_State *L, int eidx, const char *secrets);
 /* Calls the client's log function, if any, with (level, the line scrubbed). */
 void aigc_error_log (lua_State *L, int eidx, const char *secrets, const char *level,
                      const char *fmt, ...) AIGC_PRINTF(5, 6);

@@ -106,11 +106,20 @@ void aigc_error_from_callback (lua_State *L) {
   lua_pop(L, 1);
 }
 
-/* Writes the error at idx to stderr, one report. */
-static void write_error (lua_State *L, int idx, const char *why) {
-  fprintf(stderr, "aigc: %s: %s\n", why, error_text(L, idx));
+/*
+** Writes the error at idx to stderr, one report, scrubbed of `secrets`
+** (or NULL): the text of a value raised as it is comes from its own
+** __tostring, run here, which the walk of the value cannot reach (a
+** game's object whose text holds the key).
+*/
+static void write_error (lua_State *L, int idx, const char *why, const char *secrets) {
+  size_t len;
+  const char *s = error_text(L, idx);
+  lua_tolstring(L, -1, &len);
+  aigc_error_push_scrubbed(L, s, len, secrets);
+  fprintf(stderr, "aigc: %s: %s\n", why, lua_tostring(L, -1));
   fflush(stderr);
-  lua_pop(L, 1);
+  lua_pop(L, 2);
 }
 
 /*
@@ -127,21 +136,21 @@ void aigc_error_report (lua_State *L, int eidx, int erridx, const char *secrets)
     if (aigc_pcall(L, 1, 0) == LUA_OK)
       return;
     aigc_error_scrub(L, -1, secrets);   /* (its own error may hold one too) */
-    write_error(L, -1, "error in the client's error_handler");
+    write_error(L, -1, "error in the client's error_handler", secrets);
     lua_pop(L, 1);
-    write_error(L, erridx, "error in a callback, given to the error_handler that failed");
+    write_error(L, erridx, "error in a callback, given to the error_handler that failed", secrets);
     return;
   }
   lua_pop(L, 1);
   if (lua_getiuservalue(L, eidx, AIGC_EN_ERRORS) != LUA_TTABLE) {   /* cannot be: kept a table */
     lua_pop(L, 1);
-    write_error(L, erridx, "error in a callback");
+    write_error(L, erridx, "error in a callback", secrets);
     return;
   }
   n = (lua_Integer)lua_rawlen(L, -1);
   if (n >= AIGC_MAX_KEPT_ERRORS) {
     lua_pop(L, 1);
-    write_error(L, erridx, "error in a callback (too many kept for step() already)");
+    write_error(L, erridx, "error in a callback (too many kept for step() already)", secrets);
     return;
   }
   lua_pushvalue(L, erridx);
@@ -149,13 +158,13 @@ void aigc_error_report (lua_State *L, int eidx, int erridx, const char *secrets)
   lua_pop(L, 1);
 }
 
-void aigc_error_flush (lua_State *L, int eidx) {
+void aigc_error_flush (lua_State *L, int eidx, const char *secrets) {
   lua_Integer i, n;
   if (lua_getiuservalue(L, eidx, AIGC_EN_ERRORS) == LUA_TTABLE) {
     n = (lua_Integer)lua_rawlen(L, -1);
     for (i = 1; i <= n; i++) {
       lua_rawgeti(L, -1, i);
-      write_error(L, -1, "error in a callback (no step() collected it before the client closed)");
+      write_error(L, -1, "error in a callback (no step() collected it before the client closed)", secrets);
       lua_pop(L, 1);
       lua_pushnil(L);
       lua_rawseti(L, -2, i);
