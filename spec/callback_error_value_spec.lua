@@ -147,6 +147,24 @@ describe("a callback's error that is not a string", function ()
     assert.is_nil(r.stderr:find(KEY, 1, true), "the key on stderr")
   end)
 
+  -- (the report scrubbed the value in place: the game's object lost its fields' text)
+  it("an object on_done raises is handed back unchanged, by step() and to the error_handler", function ()
+    local KEY = "sk-Qz7Wx9Lk2Rt5Yp8-object-key"
+    local seen = {}
+    for _, handler in ipairs { false, true } do
+      local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = KEY, max_retries = 0,
+                              error_handler = handler and function (e) seen[#seen + 1] = e end or nil }
+      local npc = { message = "npc " .. KEY, stats = { secret = KEY } }
+      local req = c:chat_async { messages = USER, on_done = function () error(npc) end }
+      req:wait()
+      local _, errs = c:step(0)
+      c:close()
+      local got = handler and seen[#seen] or errs and errs[1]
+      assert.is_true(got == npc, "the same object")
+      assert.is_true(npc.message == "npc " .. KEY and npc.stats.secret == KEY, "the object was changed")
+    end
+  end)
+
   it("a string keeps its traceback and has no value", function ()
     local err = raised("stream", "boom in my callback")
     assert.matches("boom in my callback", err.message, 1, true)

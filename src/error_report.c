@@ -123,6 +123,27 @@ static void write_error (lua_State *L, int idx, const char *why, const char *sec
 }
 
 /*
+** Scrubs the error at idx of `secrets`, unless it is a value a callback
+** raised as it is (a table that is no aigc error, a userdata): that is the
+** script's own object (a game's NPC), handed back unchanged as a stream
+** callback's err.value is; the walk changed its fields in place. What aigc
+** writes of it (write_error) is scrubbed.
+*/
+static void scrub_reported (lua_State *L, int idx, const char *secrets) {
+  int own = lua_type(L, idx) == LUA_TUSERDATA;
+  if (lua_type(L, idx) == LUA_TTABLE) {
+    own = 1;
+    if (lua_getmetatable(L, idx)) {
+      luaL_getmetatable(L, AIGC_ERROR_MT);
+      own = !lua_rawequal(L, -1, -2);
+      lua_pop(L, 2);
+    }
+  }
+  if (!own)
+    aigc_error_scrub(L, idx, secrets);
+}
+
+/*
 ** Reported exactly once (error.h). What is still kept when the client is
 ** closed or collected goes to stderr (aigc_error_flush).
 */
@@ -130,12 +151,12 @@ void aigc_error_report (lua_State *L, int eidx, int erridx, const char *secrets)
   lua_Integer n;
   erridx = lua_absindex(L, erridx);
   eidx = lua_absindex(L, eidx);
-  aigc_error_scrub(L, erridx, secrets);   /* no secret on stderr or in step()'s list */
+  scrub_reported(L, erridx, secrets);   /* no secret on stderr or in step()'s list */
   if (lua_getiuservalue(L, eidx, AIGC_EN_ERRHANDLER) == LUA_TFUNCTION) {
     lua_pushvalue(L, erridx);
     if (aigc_pcall(L, 1, 0) == LUA_OK)
       return;
-    aigc_error_scrub(L, -1, secrets);   /* (its own error may hold one too) */
+    scrub_reported(L, lua_gettop(L), secrets);   /* (its own error may hold one too) */
     write_error(L, -1, "error in the client's error_handler", secrets);
     lua_pop(L, 1);
     write_error(L, erridx, "error in a callback, given to the error_handler that failed", secrets);
