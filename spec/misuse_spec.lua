@@ -399,35 +399,36 @@ describe("likely typos", function ()
     c:close()
   end)
 
-  it("are told once per process on stderr without a log", function ()
+  -- What fn writes to io.stderr (aigc writes there without a log: caught here).
+  local function stderr_of (fn)
     local written = {}
     local real = io.stderr
     local function write (_, ...)
       for i = 1, select("#", ...) do written[#written + 1] = select(i, ...) end
     end
-    io.stderr = { write = write }   -- luacheck: ignore 122 (aigc writes there without a log: caught here)
-    local ok, err = pcall(function ()
+    io.stderr = { write = write }   -- luacheck: ignore 122
+    local ok, err = pcall(fn)
+    io.stderr = real   -- luacheck: ignore 122
+    assert(ok, err)
+    return table.concat(written)
+  end
+
+  it("are told once per process on stderr without a log", function ()
+    local written = stderr_of(function ()
       local c = aigc.client { base_url = srv.base_url }
       assert(c:chat { messages = msgs(), presense_penalty = 0 })
       assert(c:chat { messages = msgs(), presense_penalty = 0 })
       c:close()
     end)
-    io.stderr = real   -- luacheck: ignore 122
-    assert(ok, err)
     assert.equal("aigc: warning: params.presense_penalty is not a known field (did you mean presence_penalty?): "
-                 .. "sent as it is\n", table.concat(written))
+                 .. "sent as it is\n", written)
   end)
 
   -- (a key one edit from "model" holding ESC and a BEL: an OSC title sequence would
   -- reach the terminal raw; shown as Lua escapes, as error messages are)
   it("a key's control characters are escaped, on stderr and in the log", function ()
-    local written, lines = {}, {}
-    local real = io.stderr
-    local function write (_, ...)
-      for i = 1, select("#", ...) do written[#written + 1] = select(i, ...) end
-    end
-    io.stderr = { write = write }   -- luacheck: ignore 122 (aigc writes there without a log: caught here)
-    local ok, err = pcall(function ()
+    local lines = {}
+    local written = stderr_of(function ()
       local c = aigc.client { base_url = srv.base_url }
       assert(c:chat { messages = msgs(), ["mod\27l"] = 1 })
       c:close()
@@ -435,10 +436,8 @@ describe("likely typos", function ()
       assert(c:chat { messages = msgs(), ["tem\7perature"] = 1 })
       c:close()
     end)
-    io.stderr = real   -- luacheck: ignore 122
-    assert(ok, err)
     assert.equal("aigc: warning: params[\"mod\\27l\"] is not a known field (did you mean model?): "
-                 .. "sent as it is\n", table.concat(written))
+                 .. "sent as it is\n", written)
     local typo
     for _, l in ipairs(lines) do if l:find("not a known field", 1, true) then typo = l end end
     assert.equal("params[\"tem\\7perature\"] is not a known field (did you mean temperature?): sent as it is", typo)

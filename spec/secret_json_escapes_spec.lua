@@ -47,14 +47,8 @@ end
 -- characters of its "Bearer" base64, once JSON-unescaped.
 local function leaks (s)
   local plain = s:gsub("\\+u(%x%x%x%x)", function (h) return string.char(tonumber(h, 16) % 256) end)
-                 :gsub("\\+(.)", "%1"):lower()
-  for _, form in ipairs { KEY, b64("Bearer " .. KEY):sub(11, -4) } do
-    form = form:lower()
-    for i = 1, #form - 11 do
-      if plain:find(form:sub(i, i + 11), 1, true) then return true end
-    end
-  end
-  return false
+                 :gsub("\\+(.)", "%1")
+  return texts.holds_run(plain, { KEY, b64("Bearer " .. KEY):sub(11, -4) })
 end
 
 describe("a key echoed JSON-escaped", function ()

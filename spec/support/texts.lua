@@ -26,4 +26,19 @@ function M.all (v, out, seen)
   return table.concat(out, "\n")
 end
 
+--- Whether `s` holds 12 bytes in a row of any of `forms` (a secret and
+-- its other forms), ignoring ASCII case: what the redaction promises
+-- never to show.
+-- @treturn boolean
+function M.holds_run (s, forms)
+  s = s:lower()
+  for _, form in ipairs(forms) do
+    form = form:lower()
+    for i = 1, #form - 11 do
+      if s:find(form:sub(i, i + 11), 1, true) then return true end
+    end
+  end
+  return false
+end
+
 return M
