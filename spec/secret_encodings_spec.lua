@@ -8,8 +8,10 @@
 -- log lines.
 local aigc = require "aigc"
 local b64 = require "b64"
+local cjson = require "cjson"
 local scripted = require "scripted"
 local texts = require "texts"
+local upstream = require "upstream"
 
 local KEY = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1w+Xy/Zq=="
 -- (a proxy password whose base64 holds '+' or '/' every 4 characters: a
@@ -120,6 +122,24 @@ describe("a key echoed in another encoding", function ()
       assert.equal(s, c._engine:scrub(s))
     end
     c:close()
+  end)
+
+  -- (the recording proxy masks a plain-http upstream's bytes with its own search, a
+  -- copy of the engine's: it searched JSON escapes only)
+  it("the recording proxy masks them in the cassette", function ()
+    for _, case in ipairs(CASES) do
+      if #case[1] >= 8 then   -- (the proxy searches no short secret: as the engine's rule before)
+        local echoed = {}
+        for _, name in ipairs(names(case[2])) do echoed[#echoed + 1] = case[2][name] end
+        local content = cjson.encode("keys: " .. table.concat(echoed, " ")):sub(2, -2)   -- (in a JSON string)
+        local live, err, tape = upstream.recorded(string.format("reply(s, %q)", content),
+          { model = "m", api_key = case[1] }, { messages = { { role = "user", content = "hi" } } }, finally)
+        assert.is_nil(err and err.message, err and err.message)
+        assert.is_true(leaks(live.text, case[1]))   -- (the upstream did echo it: checked, not printed)
+        assert.is_truthy(tape:find("keys: ", 1, true))
+        assert.is_false(leaks(tape, case[1]), "a form of the key is on the tape")
+      end
+    end
   end)
 
   it("a server's error echoing them: no form in err, tostring(err), the log lines", function ()

@@ -299,7 +299,8 @@ local function pieces_of (secrets)
     for r = 0, 2 do   -- (of the secret as it is, upper- and lower-cased: a gateway folding a header's case)
       local c0, c1 = math.floor((8 * r + 5) / 6), math.floor(8 * (r + n) / 6)
       for _, cased in ipairs { secret, secret:upper(), secret:lower() } do
-        forms[#forms + 1] = base64(("\0"):rep(r) .. cased):sub(c0 + 1, c1)
+        local b = base64(("\0"):rep(r) .. cased):sub(c0 + 1, c1)
+        forms[#forms + 1], forms[#forms + 2] = b, (b:gsub("[+/]", { ["+"] = "-", ["/"] = "_" }))   -- (and base64url)
       end
     end
     for _, f in ipairs(forms) do
@@ -318,13 +319,16 @@ end
 -- A text's JSON escapes decoded ("\u003d" -> "=", "\/" -> "/"; a code
 -- past ASCII stays as it is: secrets are ASCII), their backslash doubled
 -- by each JSON string they were wrapped in too ("\\u003d": a gateway's
--- string around an upstream's JSON text), as src/redact.c decodes them;
+-- string around an upstream's JSON text), and a backslash before other
+-- punctuation ("\="), HTML references ("&#x73;", "&amp;"), a percent-
+-- encoded byte ("%2F": "%252F" -> "%2F"), as src/redact.c decodes them;
 -- and at[j], where decoded byte j comes from in s: a key with any
 -- character escaped (Gson's '=', a gateway's every one) is searched for
 -- there too. nil: no escape.
 local SHORT_ESCAPES = { ['"'] = '"', ["/"] = "/", b = "\b", f = "\f", n = "\n", r = "\r", t = "\t" }
+local HTML_NAMES = { ["&amp;"] = "&", ["&lt;"] = "<", ["&gt;"] = ">", ["&quot;"] = '"', ["&apos;"] = "'" }
 local function unescaped (s)
-  if not s:find("\\[\\\"/bfnrtu]") then return nil end
+  if not s:find("[\\&%%]") then return nil end
   local out, at, i = {}, {}, 1
   while i <= #s do
     local d, e = s:sub(i, i), 1
@@ -333,7 +337,13 @@ local function unescaped (s)
       local code = tonumber(s:match("^u(%x%x%x%x)", j) or "", 16)
       if code and code < 128 then d, e = string.char(code), j + 5 - i
       elseif SHORT_ESCAPES[s:sub(j, j)] then d, e = SHORT_ESCAPES[s:sub(j, j)], j + 1 - i
+      elseif s:find("^%p", j) then d, e = s:sub(j, j), j + 1 - i
       else e = j - i end   -- (backslashes escaping nothing: one)
+    elseif d == "&" or d == "%" then
+      local ref = s:match("^&#[xX]%x+;", i) or s:match("^&#%d+;", i) or s:match("^&%a+;", i) or s:match("^%%%x%x", i)
+      local code = ref and (d == "%" and tonumber(ref:sub(2), 16) or tonumber(ref:sub(3, -2))
+                            or tonumber(ref:sub(4, -2), 16))
+      if ref and (HTML_NAMES[ref] or (code and code < 128)) then d, e = HTML_NAMES[ref] or string.char(code), #ref end
     end
     out[#out + 1], at[#out + 1], i = d, i, i + e
   end
