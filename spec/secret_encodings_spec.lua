@@ -128,8 +128,8 @@ describe("a key echoed in another encoding", function ()
   -- copy of the engine's: it searched JSON escapes only)
   it("the recording proxy masks them in the cassette", function ()
     for _, case in ipairs(CASES) do
-      if #case[1] >= 8 then   -- (the proxy searches no short secret: as the engine's rule before)
-        local echoed = {}
+      do   -- (a short key too: the proxy searched none, the engine one as a word)
+        local echoed = #case[1] < 8 and { case[1], case[1]:upper() } or {}
         for _, name in ipairs(names(case[2])) do echoed[#echoed + 1] = case[2][name] end
         local content = cjson.encode("keys: " .. table.concat(echoed, " ")):sub(2, -2)   -- (in a JSON string)
         local live, err, tape = upstream.recorded(string.format("reply(s, %q)", content),

@@ -241,7 +241,9 @@ for w in ("bearer basic token digest negotiate ntlm apikey api-key key sharedkey
 
 local function credentials (request_head, body)
   local list = {}
-  local function add (v) if v and #v >= 8 then list[#list + 1] = v end end
+  local function add (v)   -- (4-7 bytes: with a letter and a digit, searched as a word, as the engine's short ones)
+    if v and (#v >= 8 or (#v >= 4 and v:find("%a") and v:find("%d"))) then list[#list + 1] = v end
+  end
   local ok, sent = pcall(cjson.decode, body or "")
   local seen = {}
   local function walk (t)   -- (a call's api_key, azure_ad_token, a key in its extra_body: any depth)
@@ -286,24 +288,32 @@ end
 -- lower-cased), its hex and percent-encoded forms (reserved bytes, or every
 -- byte: "%73%6B..."), all in any ASCII case (kept lower-cased, and
 -- matched against the text lower-cased), in the text and in the text
--- JSON-unescaped (`unescaped`). Each run of 12 bytes of one -> true.
+-- unescaped (`unescaped`). Each run of 12 bytes of one -> true. A short
+-- one (4-7 bytes, a letter and a digit: a local server's "sk-1") only
+-- whole, as a word, as the engine's.
 local RUN = 12
+
+-- The forms of one secret of 8 bytes or more (above).
+local function forms_of (secret)
+  local forms = { secret, (secret:gsub(".", function (c) return string.format("%02x", c:byte()) end)),
+                  (secret:gsub("[^%w%-%._~]", function (c) return string.format("%%%02x", c:byte()) end)),
+                  (secret:gsub(".", function (c) return string.format("%%%02x", c:byte()) end)) }   -- (every byte)
+  local n = #secret
+  for r = 0, 2 do   -- (of the secret as it is, upper- and lower-cased: a gateway folding a header's case)
+    local c0, c1 = math.floor((8 * r + 5) / 6), math.floor(8 * (r + n) / 6)
+    for _, cased in ipairs { secret, secret:upper(), secret:lower() } do
+      local b = base64(("\0"):rep(r) .. cased):sub(c0 + 1, c1)
+      forms[#forms + 1], forms[#forms + 2] = b, (b:gsub("[+/]", { ["+"] = "-", ["/"] = "_" }))   -- (and base64url)
+    end
+  end
+  return forms
+end
 
 local function pieces_of (secrets)
   local pieces, whole = {}, {}
   for _, secret in ipairs(secrets) do
-    local forms = { secret, (secret:gsub(".", function (c) return string.format("%02x", c:byte()) end)),
-                    (secret:gsub("[^%w%-%._~]", function (c) return string.format("%%%02x", c:byte()) end)),
-                    (secret:gsub(".", function (c) return string.format("%%%02x", c:byte()) end)) }   -- (every byte)
-    local n = #secret
-    for r = 0, 2 do   -- (of the secret as it is, upper- and lower-cased: a gateway folding a header's case)
-      local c0, c1 = math.floor((8 * r + 5) / 6), math.floor(8 * (r + n) / 6)
-      for _, cased in ipairs { secret, secret:upper(), secret:lower() } do
-        local b = base64(("\0"):rep(r) .. cased):sub(c0 + 1, c1)
-        forms[#forms + 1], forms[#forms + 2] = b, (b:gsub("[+/]", { ["+"] = "-", ["/"] = "_" }))   -- (and base64url)
-      end
-    end
-    for _, f in ipairs(forms) do
+    if #secret < 8 then whole[#whole + 1] = { secret:lower() } end   -- (a short one: as a word only)
+    for _, f in ipairs(#secret < 8 and {} or forms_of(secret)) do
       f = f:lower()
       if #f < RUN then whole[#whole + 1] = f end
       for i = 1, #f - RUN + 1 do pieces[f:sub(i, i + RUN - 1)] = true end
@@ -358,12 +368,13 @@ local function runs_in (text, at, pieces, whole, runs)
     if pieces[text:sub(i, i + RUN - 1)] then add(i, i + RUN - 1) end
   end
   for _, w in ipairs(whole) do
-    local i = 1
+    local i, word = 1, type(w) == "table"
+    w = word and w[1] or w
     while true do
       local a, b = text:find(w, i, true)
       if not a then break end
-      add(a, b)
-      i = b + 1
+      if not (word and ((a > 1 and text:find("^%w", a - 1)) or text:find("^%w", b + 1))) then add(a, b) end
+      i = word and a + 1 or b + 1
     end
   end
 end
