@@ -218,7 +218,8 @@ end
 -- credential-like query parameters. They are what the client's engine
 -- scrubs from errors and logs (its key, token, header credentials, URL
 -- secrets, a call's own); a server may echo them back, and none may be
--- stored. Shorter than 8 bytes are not searched (as the engine's rule).
+-- stored. Shorter than 8 bytes: only one of 4-7 with a letter and a digit,
+-- as a word (as the engine's rule).
 -- Every header the client takes for a credential by its name
 -- (util.credential_header: `x-goog-api-key`, `Ocp-Apim-Subscription-Key`,
 -- `X-Auth-Token`...), and a call's `api_key` or `azure_ad_token` param,
