@@ -7,7 +7,9 @@
 -- `maxItems`, `uniqueItems`, `minLength`, `maxLength` (in characters),
 -- `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum`,
 -- `multipleOf`, `anyOf`, `oneOf`, `allOf`, `not`, `if`/`then`/`else`,
--- `dependentRequired`, `dependentSchemas`, `patternProperties`, and `$ref`
+-- `dependentRequired`, `dependentSchemas`, `dependencies` (draft 7),
+-- `contains`, `minContains`, `maxContains`, `propertyNames`,
+-- `additionalItems` (beside a tuple `items`), `patternProperties`, and `$ref`
 -- to `#`, `#/$defs/...` or `#/definitions/...`, `pattern` and `format`.
 -- The regexes of `pattern` and `patternProperties` are ECMA-262's, matched
 -- per character in time linear in the string's length (aigc.schema_regex:
@@ -16,7 +18,9 @@
 -- is left unchecked (a `patternProperties` one may match any property,
 -- which is then never "additional"); an invalid one makes the schema a misuse. `format`: date-time, date,
 -- time, duration, email, hostname, ipv4, ipv6, uuid, uri (aigc.schema_format);
--- other formats are not checked. Integers: see `json_type`.
+-- other formats are not checked. Integers: see `json_type`. A schema holding
+-- `unevaluatedProperties`, `unevaluatedItems`, `$dynamicRef` or `$recursiveRef`
+-- (but for true or {}) is refused: they are not checked.
 --
 -- Values are Lua values as `aigc.json.decode` gives them: `aigc.null` is
 -- null, tables carrying the array mark are arrays (the decoder marks every
@@ -266,19 +270,48 @@ local function check_patterns (v, k, patterns, pos, r, c)
   return matched
 end
 
--- dependentRequired, dependentSchemas: what a present property asks of the object.
+-- dependentRequired, dependentSchemas (and the older `dependencies`, either
+-- by its value): what a present property asks of the object.
 local function check_dependents (v, s, pos, r, c)
-  local dr, ds = s.dependentRequired, s.dependentSchemas
+  local dr, ds, old = s.dependentRequired, s.dependentSchemas, s.dependencies
   for _, k in ipairs(sorted_keys(v, pos)) do
     local names = dr and dr[k]
-    if names then
-      for _, name in ipairs(names) do
-        if v[name] == nil then
-          add(r, position(pos, name), "required property is missing (dependentRequired: %s is present)", show(k))
+    local found = { names, ds and ds[k], old and old[k] }
+    for j = 1, 3 do
+      local d = found[j]
+      if type(d) == "table" and d[1] ~= nil then
+        for _, name in ipairs(d) do
+          if v[name] == nil then
+            add(r, position(pos, name), "required property is missing (%s: %s is present)",
+                d == names and "dependentRequired" or "dependencies", show(k))
+          end
         end
+      elseif d ~= nil and d ~= names then
+        include(r, check(v, d, pos, c))
       end
     end
-    if ds and ds[k] ~= nil then include(r, check(v, ds[k], pos, c)) end
+  end
+end
+
+-- propertyNames: each key, as a string value, against its schema. (A key's
+-- name is checked at a position of its own: the memo of the property's
+-- position is for its value.)
+local function check_names (v, s, pos, r, c)
+  local names = pos.names
+  if names == nil then names = {}; pos.names = names end
+  for _, k in ipairs(sorted_keys(v, pos)) do
+    if type(k) == "string" then
+      local p = names[k]
+      if p == nil then
+        p = { parent = pos.parent, key = pos.key, memo = {}, depth = pos.depth + 1 }
+        names[k] = p
+      end
+      local o = check(k, s.propertyNames, p, c)
+      if o.n > 0 then
+        local f = first_of(o)
+        add(r, position(pos, k), "property name does not match propertyNames%s", f and (": " .. f.message) or "")
+      end
+    end
   end
 end
 
@@ -310,7 +343,8 @@ local function check_object (v, s, pos, r, c)
       include(r, check(v[k], extra, position(pos, k), c))
     end
   end
-  if s.dependentRequired or s.dependentSchemas then check_dependents(v, s, pos, r, c) end
+  if s.dependentRequired or s.dependentSchemas or s.dependencies then check_dependents(v, s, pos, r, c) end
+  if s.propertyNames ~= nil then check_names(v, s, pos, r, c) end
   if s.minProperties or s.maxProperties then
     local n = #sorted_keys(v, pos)
     if s.minProperties and n < s.minProperties then
@@ -322,6 +356,19 @@ local function check_object (v, s, pos, r, c)
   end
 end
 
+-- contains, minContains (default 1), maxContains: how many items match.
+local function check_contains (v, s, pos, r, c)
+  local count = 0
+  for i = 1, #v do
+    if check(v[i], s.contains, position(pos, i - 1), c).n == 0 then count = count + 1 end
+  end
+  local min, max = s.minContains or 1, s.maxContains
+  if count < min then
+    add(r, pos, "expected at least %d item%s matching contains, got %d", min, min == 1 and "" or "s", count)
+  end
+  if max and count > max then add(r, pos, "expected at most %d items matching contains, got %d", max, count) end
+end
+
 local function check_array (v, s, pos, r, c)
   local n = #v
   local prefix = s.prefixItems
@@ -330,7 +377,9 @@ local function check_array (v, s, pos, r, c)
   for i = 1, n do
     local sub
     if prefix and prefix[i] ~= nil then sub = prefix[i]
-    elseif tuple then sub = items[i]
+    elseif tuple then
+      sub = items[i]
+      if sub == nil then sub = s.additionalItems end
     else sub = items end
     if sub == false then
       add(r, position(pos, i - 1), "no item is allowed here")
@@ -340,6 +389,7 @@ local function check_array (v, s, pos, r, c)
   end
   if s.minItems and n < s.minItems then add(r, pos, "expected at least %d items, got %d", s.minItems, n) end
   if s.maxItems and n > s.maxItems then add(r, pos, "expected at most %d items, got %d", s.maxItems, n) end
+  if s.contains ~= nil then check_contains(v, s, pos, r, c) end
   if s.uniqueItems == true then
     local first = {}
     for i = 1, n do
@@ -600,7 +650,7 @@ local function as_integers (v, s, c, depth)
   if json_type(v) == "array" then
     local tuple = type(items) == "table" and items[1] ~= nil
     for i = 1, #v do
-      local sub = prefix and prefix[i] or (tuple and items[i]) or (not tuple and items) or nil
+      local sub = prefix and prefix[i] or (tuple and (items[i] or s.additionalItems)) or (not tuple and items) or nil
       if type(sub) == "table" then v[i] = as_integers(v[i], sub, c, depth + 1) end
     end
   elseif props or patterns or type(extra) == "table" then

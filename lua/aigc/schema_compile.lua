@@ -13,8 +13,8 @@ local util = require "aigc.util"
 local schema_regex = require "aigc.schema_regex"
 
 local null = core.null
-local error, getmetatable, ipairs, pairs, pcall, rawget, setmetatable, tonumber, tostring, type =
-  error, getmetatable, ipairs, pairs, pcall, rawget, setmetatable, tonumber, tostring, type
+local error, getmetatable, ipairs, next, pairs, pcall, rawget, setmetatable, tonumber, tostring, type =
+  error, getmetatable, ipairs, next, pairs, pcall, rawget, setmetatable, tonumber, tostring, type
 local string_format, string_match = string.format, string.match
 local table_concat, table_sort = table.concat, table.sort
 util.own_module()
@@ -159,6 +159,14 @@ local function check_names (list, where)
   end
 end
 
+-- Keywords of JSON Schema that assert something this validator does not
+-- check: a schema holding one is refused (a value breaking it would pass
+-- unseen), but for their no-op values (true, {}).
+local UNSUPPORTED = { "unevaluatedProperties", "unevaluatedItems", "$dynamicRef", "$recursiveRef",
+  unevaluatedProperties = "additionalProperties is", unevaluatedItems = "items is",
+  ["$dynamicRef"] = '"$ref" to "#/..." is', ["$recursiveRef"] = '"$ref" to "#/..." is' }
+for _, k in ipairs(UNSUPPORTED) do UNSUPPORTED[k] = UNSUPPORTED[k] .. " checked" end
+
 -- Checks the keywords of node s that hold values, not schemas.
 local function check_keywords (s, where)
   local t = s.type
@@ -198,6 +206,14 @@ local function check_keywords (s, where)
   if s.format ~= nil and type(s.format) ~= "string" then
     bad(where .. "/format", "must be a string, got %s", type(s.format))
   end
+  check_count_keyword(s, where, "minContains")
+  check_count_keyword(s, where, "maxContains")
+  for _, k in ipairs(UNSUPPORTED) do
+    local v = s[k]
+    if v ~= nil and v ~= true and not (type(v) == "table" and next(v) == nil) then
+      bad(where .. "/" .. k, "is not supported (aigc does not check it; %s)", UNSUPPORTED[k])
+    end
+  end
   local dr = s.dependentRequired
   if dr ~= nil then
     if type(dr) ~= "table" then bad(where .. "/dependentRequired", "must be a table of lists, got %s", type(dr)) end
@@ -214,6 +230,21 @@ local function walk_map (c, map, where, in_place)
     local w = where .. "/" .. pointer_part(k)
     walk_schema(c, sub, w)
     if in_place then in_place[#in_place + 1] = { sub, w } end
+  end
+end
+
+-- `dependencies` (drafts 4 to 7): per property, a list of names (as
+-- dependentRequired) or a schema (as dependentSchemas).
+local function walk_dependencies (c, map, where, in_place)
+  if map == nil then return end
+  if type(map) ~= "table" then bad(where, "must be a table of lists or schemas, got %s", type(map)) end
+  for k, sub in pairs(map) do
+    local w = where .. "/" .. pointer_part(k)
+    if type(sub) == "table" and sub[1] ~= nil then check_names(sub, w)
+    else
+      walk_schema(c, sub, w)
+      if in_place then in_place[#in_place + 1] = { sub, w } end
+    end
   end
 end
 
@@ -267,7 +298,9 @@ function walk (c, s, where)
     table_sort(list, function (a, b) return a.re < b.re end)
     c.patterns[s] = list
   end
-  if s.additionalProperties ~= nil then walk_schema(c, s.additionalProperties, where .. "/additionalProperties") end
+  for _, k in ipairs { "additionalProperties", "propertyNames", "contains", "additionalItems" } do
+    if s[k] ~= nil then walk_schema(c, s[k], where .. "/" .. k) end
+  end
   local items = s.items
   if type(items) == "table" and items[1] ~= nil then   -- the old tuple form: a schema per position
     for i, sub in ipairs(items) do walk_schema(c, sub, where .. "/items/" .. (i - 1)) end
@@ -288,6 +321,7 @@ function walk (c, s, where)
   end
   local in_place = ref == nil and edges or nil
   walk_map(c, s.dependentSchemas, where .. "/dependentSchemas", in_place)
+  walk_dependencies(c, s.dependencies, where .. "/dependencies", in_place)
   for _, k in ipairs { "allOf", "anyOf", "oneOf" } do
     if s[k] ~= nil then walk_list(c, s[k], where .. "/" .. k, in_place) end
   end
@@ -348,7 +382,7 @@ local math_type = rawget(math, "type")
 local DATA = { enum = true, const = true, default = true, examples = true }
 -- Keywords whose values are maps: their keys are names, not keywords.
 local MAPS = { properties = true, patternProperties = true, dependentSchemas = true, dependentRequired = true,
-               ["$defs"] = true, definitions = true }
+               dependencies = true, ["$defs"] = true, definitions = true }
 
 -- The content of schema that compile reads, as a string, or nil when it
 -- nests deeper than a compiled schema may (not kept then: compile says why
