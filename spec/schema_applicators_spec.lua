@@ -56,6 +56,35 @@ describe("aigc.schema applicators", function ()
     end
   end)
 
+  it("the keywords beside a $ref apply too (draft 2020-12), annotations change nothing", function ()
+    local defs = { n = { type = "integer" }, o = { type = "object", properties = { a = { type = "integer" } } } }
+    for i, case in ipairs {
+      { { ["$defs"] = defs, ["$ref"] = "#/$defs/n", minimum = 5 }, '3', false, "$: 3 is less than the minimum 5" },
+      { { ["$defs"] = defs, ["$ref"] = "#/$defs/n", minimum = 5 }, '7', true },
+      { { ["$defs"] = defs, ["$ref"] = "#/$defs/n", minimum = 5 }, '"x"', false, "$: expected integer, got string" },
+      { { ["$defs"] = defs, properties = { p = { ["$ref"] = "#/$defs/o", required = { "b" } } } }, '{"p": {"a": 1}}',
+        false, "$.p.b: required property is missing" },
+      { { ["$defs"] = defs, properties = { p = { ["$ref"] = "#/$defs/o", description = "d", title = "t" } } },
+        '{"p": {"a": 1}}', true },
+    } do
+      local ok, msg = first(case[2], case[1])
+      assert.equal(case[3], ok, "case " .. i .. ": " .. tostring(msg))
+      if not case[3] then assert.equal(case[4], msg, "case " .. i) end
+    end
+    -- (a loop through what is beside a $ref is one too)
+    local ok, why = schema.check_schema { ["$defs"] = { x = { ["$ref"] = "#/$defs/y", allOf = { { ["$ref"] = "#/$defs/x" } } },
+                                                        y = {} }, ["$ref"] = "#/$defs/x" }
+    assert.is_false(ok)
+    assert.matches("leads back to", why, 1, true)
+    -- (integers where the schema beside a $ref says so, on 5.3+)
+    local v = assert(schema.parse('{"p": 3.0, "q": 4.0}', { ["$defs"] = { o = { properties = { p = { type = "integer" } } } },
+      ["$ref"] = "#/$defs/o", properties = { q = { type = "integer" } } }))
+    if math.type then
+      assert.equal("integer", math.type(v.p))
+      assert.equal("integer", math.type(v.q))
+    end
+  end)
+
   it("a schema holding a keyword aigc does not check is refused, naming its place", function ()
     for _, k in ipairs { "unevaluatedProperties", "unevaluatedItems", "$dynamicRef", "$recursiveRef" } do
       local s = { type = "object", properties = { a = { [k] = k:match("Ref$") and "#" or false } } }

@@ -511,13 +511,14 @@ end
 function check (v, s, pos, c)
   while type(s) == "table" do   -- follow $refs (compile proved the chain ends)
     local target = c.refs[s]
-    if target == nil then break end
+    if target == nil or c.beside[s] then break end
     s = target
   end
   if s == true then return VALID end
   local r = pos.memo[s]
   if r then return r end
   r = { n = 0 }
+  if c.beside[s] then include(r, check(v, c.refs[s], pos, c)) end   -- (and the keywords beside it, below)
   if s == false then
     add(r, pos, "no value is allowed here")
   elseif pos.depth > M.MAX_DEPTH then
@@ -616,10 +617,16 @@ end
 -- (which one matched is not kept). Lua 5.1, 5.2 and LuaJIT have one number
 -- type: nothing to do.
 local tointeger = rawget(math, "tointeger")
+local as_integers   -- forward
 
-local function resolved (s, c)
-  while type(s) == "table" and c.refs[s] ~= nil do s = c.refs[s] end
-  return s
+-- The schema node s stands for and v, converted by the target of a `$ref`
+-- that has keywords beside it (s is then that node, for those).
+local function resolved (v, s, c, depth)
+  while type(s) == "table" and c.refs[s] ~= nil do
+    if c.beside[s] then return as_integers(v, c.refs[s], c, depth), s end
+    s = c.refs[s]
+  end
+  return v, s
 end
 
 local function wants_integer (s)
@@ -634,8 +641,9 @@ local function wants_integer (s)
   return integer
 end
 
-local function as_integers (v, s, c, depth)
-  s = resolved(s, c)
+function as_integers (v, s, c, depth)
+  if depth > M.MAX_DEPTH then return v end
+  v, s = resolved(v, s, c, depth)
   if tointeger == nil or type(s) ~= "table" or depth > M.MAX_DEPTH then return v end
   if s.allOf then
     for _, sub in ipairs(s.allOf) do v = as_integers(v, sub, c, depth) end

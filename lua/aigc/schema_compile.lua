@@ -121,6 +121,11 @@ end
 
 local walk   -- forward
 
+-- Keywords that check nothing (beside a `$ref`, the node stands for its target alone).
+local ANNOTATIONS = { title = true, description = true, default = true, examples = true, ["$comment"] = true,
+  ["$schema"] = true, ["$id"] = true, ["$anchor"] = true, ["$defs"] = true, definitions = true, deprecated = true,
+  readOnly = true, writeOnly = true }
+
 local function walk_schema (c, sub, where)
   if not is_schema(sub) then
     bad(where, "must be a schema (a table or a boolean), got %s", type(sub) == "table" and "a list" or type(sub))
@@ -269,7 +274,11 @@ function walk (c, s, where)
     local target, why = resolve_pointer(c.root, ref)
     if target == nil then bad(where .. "/$ref:", "%s %s", show(ref), why) end
     c.refs[s] = target
-    -- (the keywords beside a $ref are not applied: the node stands for its target)
+    -- (the keywords beside a $ref apply too, as in draft 2019-09 and 2020-12: drafts 4
+    -- to 7 ignored them, and `{ "$ref": ..., "minimum": 5 }` let 3 pass)
+    for k in pairs(s) do
+      if k ~= "$ref" and not ANNOTATIONS[k] then c.beside[s] = true end
+    end
     edges[1] = { target, where .. "/$ref", ref }
     walk(c, target, ref)
   end
@@ -319,7 +328,7 @@ function walk (c, s, where)
       end
     end
   end
-  local in_place = ref == nil and edges or nil
+  local in_place = edges
   walk_map(c, s.dependentSchemas, where .. "/dependentSchemas", in_place)
   walk_dependencies(c, s.dependencies, where .. "/dependencies", in_place)
   for _, k in ipairs { "allOf", "anyOf", "oneOf" } do
@@ -425,7 +434,7 @@ end
 -- @treturn table|nil
 -- @treturn[opt] string
 function M.compile (schema)
-  if type(schema) == "boolean" then return { refs = {}, patterns = {}, regexes = {} } end
+  if type(schema) == "boolean" then return { refs = {}, beside = {}, patterns = {}, regexes = {} } end
   local key = fingerprint(schema)
   local hit = cache[schema]
   if hit and hit.key == key then return hit end
@@ -439,7 +448,8 @@ end
 -- @treturn table|nil
 -- @treturn[opt] string
 function M.compile_now (schema)
-  local c = { root = schema, seen = {}, order = {}, edges = {}, refs = {}, patterns = {}, regexes = {}, depth = 0 }
+  local c = { root = schema, seen = {}, order = {}, edges = {}, refs = {}, beside = {}, patterns = {}, regexes = {},
+              depth = 0 }
   local ok, e = pcall(function ()
     walk_schema(c, schema, "#")
     find_loop(c)
