@@ -124,6 +124,33 @@ describe("the dialogue layer", function ()
       assert.equal("schema", err3.kind)
     end)
 
+    it("a reasoning model's leading <think> block is not part of the JSON: it is the message's reasoning_content",
+       function ()
+      local reply = '\n<think>\nThey want n. 42 will do.\n</think>\n\n{"n": 42}'
+      local res, err = ask { scripted.chat { content = reply } }
+      assert.is_nil(err)
+      assert.same({ n = 42 }, res.parsed)
+      assert.equal("They want n. 42 will do.", res.choices[1].message.reasoning_content)
+      assert.equal(reply, res.text)   -- (the reply as it came)
+      -- streamed (DeepSeek-R1 on Ollama), and with the JSON fenced after it
+      local res2, err2 = ask({ scripted.sse({ { role = "assistant", content = "<think>hm" }, { content = "</think>" },
+                                              { content = '```json\n{"n": 7}\n```' }, {} }, "stop") },
+                             { stream = function () end })
+      assert.is_nil(err2)
+      assert.same({ n = 7 }, res2.parsed)
+      assert.equal("hm", res2.choices[1].message.reasoning_content)
+      -- a reasoning_content the server gave stays; a block left open, or not leading, is still not JSON
+      local res3 = assert(ask { scripted.chat { content = "<think>a</think>{\"n\": 1}", reasoning_content = "b" } })
+      assert.equal("b", res3.choices[1].message.reasoning_content)
+      local _, err4 = ask { scripted.chat { content = '<think>{"n": 1}' } }
+      assert.equal("schema", err4.kind)
+      local _, err5 = ask { scripted.chat { content = 'Sure. <think>x</think>{"n": 1}' } }
+      assert.equal("schema", err5.kind)
+      local _, err6 = ask { scripted.chat { content = '<think>x</think>{"n": "one"}' } }
+      assert.equal("schema", err6.kind)
+      assert.equal("$.n", err6.violations[1].path)
+    end)
+
     it("a reply the content filter cut is kind incomplete and says so, streamed or not", function ()
       local _, err = ask { scripted.chat({ content = '{"n": 4' }, "content_filter") }
       assert.equal("incomplete", err.kind)

@@ -316,8 +316,13 @@ function chat.parse (res, o)
       }
     else
       -- (a Magistral reply's content is a list of parts: its text parts, as res.text)
-      local parsed, perr = schema_mod.parse(util.content_text(msg.content) or msg.content, o.schema, "reply")
+      local text = util.content_text(msg.content) or msg.content
+      local parsed, perr = schema_mod.parse(text, o.schema, "reply")
       if parsed ~= nil then choice.parsed = parsed else err = perr end
+      -- (a leading <think> block, which parse skips, is the reasoning: kept where a server
+      -- that splits it out, DeepSeek's or vLLM's reasoning parser, puts it)
+      local thinking = schema_mod.split_think(text)
+      if thinking and msg.reasoning_content == nil then msg.reasoning_content = thinking end
     end
     if err then
       choice.violations = err.violations

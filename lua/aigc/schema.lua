@@ -766,7 +766,27 @@ local function unfenced (text)
   return string_sub(body, 1, stop - 1)
 end
 
+--- A reasoning model's leading `<think>...</think>` block (DeepSeek-R1 and
+-- QwQ served by Ollama or vLLM without a reasoning parser write their
+-- thoughts there, before the JSON): its inside (trimmed) and the text after
+-- it; or nil and the text, when the text does not start (after white space)
+-- with a whole block. Only a leading, closed block: one further in is the
+-- reply's own text. (Linear: an anchored pattern and a plain find.)
+-- @tparam string text
+-- @treturn string|nil the thinking
+-- @treturn string the rest
+-- @usage local thinking, rest = schema.split_think("<think>hm</think>{}")   -- "hm", "{}"
+function M.split_think (text)
+  if type(text) ~= "string" then return nil, text end
+  local _, open_end = string_find(text, "^%s*<think>")
+  if not open_end then return nil, text end
+  local close, close_end = string_find(text, "</think>", open_end + 1, true)
+  if not close then return nil, text end
+  return util.trim(string_sub(text, open_end + 1, close - 1)), string_sub(text, close_end + 1)
+end
+
 --- Decodes JSON text (or the inside of one fenced code block) and validates it.
+-- A leading `<think>` block is not part of the JSON (see `split_think`).
 -- @tparam string text
 -- @tparam table schema
 -- @tparam[opt="reply"] string what names the text in error messages
@@ -783,7 +803,8 @@ function M.parse (text, schema, what)
       violations = { { path = "$", message = "no content (got " .. (text == null and "null" or type(text)) .. ")" } },
     }
   end
-  local v, jerr = json_decode(unfenced(text))
+  local _, rest = M.split_think(text)
+  local v, jerr = json_decode(unfenced(rest))
   if v == nil then
     return nil, core.error {
       kind = "schema",
