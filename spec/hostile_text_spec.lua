@@ -52,6 +52,39 @@ describe("text with long runs of blanks", function ()
     assert.not_equal(a, c)   -- (a patch model's image, and the default tiles)
   end)
 
+  it("files_upload_parts takes the name of a long path after its last '/' at once", function ()
+    -- ("[^/]*$" was tried from each byte of 300 kB to the "/": minutes; 20 kB, 1 s)
+    local ok, out = bounded([[
+      local aigc = require "aigc"
+      local c = aigc.client { base_url = "http://127.0.0.1:9/v1", api_key = "k", max_retries = 0 }
+      local _, err = c:files_upload_parts { file = ("x"):rep(300000) .. "/a.jsonl", purpose = "batch" }
+      local pok, perr = pcall(c.files_upload_parts, c, { file = ("x"):rep(300000) .. "/", purpose = "batch" })
+      io.write(err.kind, " ", tostring(pok), " ", tostring(perr):match("params%.filename[^)]*"))]])
+    assert.is_true(ok, out)
+    assert.equal("io false params.filename: string expected, got string", out)   -- (the name after the "/": "")
+  end)
+
+  it("the command's KEY=VALUE takes a key with 300 kB of blanks inside at once", function ()
+    -- ("^%s*(.-)%s*$" on the key: quadratic in its run of blanks)
+    local ok, out = bounded([[
+      local common = require "aigc.cli.common"
+      local k, v = common.key_value("  a" .. (" "):rep(300000) .. "b  =1", "-p")
+      io.write(#k, " ", k:sub(1, 2), k:sub(-1), " ", v)]])
+    assert.is_true(ok, out)
+    assert.equal("300002 a b 1", out)
+  end)
+
+  it("dialogue.params_problem gives back an error of 300 kB of '(' raised from the params at once", function ()
+    -- (an unanchored "%((.*)%)$" was tried from each "(" when the message does not end with ")")
+    local ok, out = bounded([[
+      local dialogue = require "aigc.dialogue"
+      local boom = setmetatable({}, { __index = function () error(("("):rep(300000), 0) end })
+      local why = dialogue.params_problem { schema = boom }
+      io.write(#why, " ", why:sub(1, 3))]])
+    assert.is_true(ok, out)
+    assert.equal("300000 (((", out)
+  end)
+
   it("a batch run reads an OUT.batch whose first line holds 300 kB of blanks at once", function ()
     -- (a torn or hand-edited file: "^%s*([^\n]-)%s*\n" took minutes; the id
     -- is then asked for, here of a server that is not there)

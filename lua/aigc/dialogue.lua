@@ -166,7 +166,7 @@ function M.params_problem (params)
   -- (Lua out of memory says nothing of the params: raised as it is, not as misuse)
   util.reraise_memory(e)
   e = tostring(e)
-  return e:match("%((.*)%)$") or e
+  return e:match("^[^(]*%((.*)%)$") or e   -- (anchored: unanchored, quadratic in a run of "(")
 end
 
 -- }======================================================

@@ -502,7 +502,8 @@ local function parts_params (fname, params)
   if type(params.purpose) ~= "string" then
     field_error(fname, 1, "params.purpose", expected("string", params.purpose))
   end
-  local name = params.filename or (type(file) == "string" and file:match("[^/]*$"))
+  -- (anchored: "[^/]*$" was tried from each byte to the next "/", quadratic in a long name before one)
+  local name = params.filename or (type(file) == "string" and (file:match("^.*/(.*)$") or file))
   if type(name) ~= "string" or name == "" then field_error(fname, 1, "params.filename", expected("string", name)) end
   local part_size = params.part_size or M.PART_MAX
   if type(part_size) ~= "number" or part_size < 1 or part_size > M.PART_MAX or part_size ~= math.floor(part_size) then

@@ -47,7 +47,7 @@ end
 function M.key_value (s, what)
   local k, v = s:match("^([^=]+)=(.*)$")
   if not k then M.usage(what .. " expects KEY=VALUE, got '" .. s .. "'") end
-  k = k:match("^%s*(.-)%s*$")
+  k = util.trim(k)   -- (loops: "^%s*(.-)%s*$" was quadratic in a run of spaces)
   local first = v:match("^%s*(.)")
   if first and (first:find("[%d%-%[{\"]") or v == "true" or v == "false" or v == "null") then
     local decoded = json.decode(v)
