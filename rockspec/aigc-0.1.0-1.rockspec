@@ -155,6 +155,7 @@ build = {
     ["aigc.schema"] = "lua/aigc/schema.lua",
     ["aigc.schema_compile"] = "lua/aigc/schema_compile.lua",
     ["aigc.schema_format"] = "lua/aigc/schema_format.lua",
+    ["aigc.schema_integers"] = "lua/aigc/schema_integers.lua",
     ["aigc.schema_regex"] = "lua/aigc/schema_regex.lua",
     ["aigc.sentences"] = "lua/aigc/sentences.lua",
     ["aigc.sentences_calls"] = "lua/aigc/sentences_calls.lua",

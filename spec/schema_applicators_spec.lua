@@ -72,13 +72,14 @@ describe("aigc.schema applicators", function ()
       if not case[3] then assert.equal(case[4], msg, "case " .. i) end
     end
     -- (a loop through what is beside a $ref is one too)
-    local ok, why = schema.check_schema { ["$defs"] = { x = { ["$ref"] = "#/$defs/y", allOf = { { ["$ref"] = "#/$defs/x" } } },
-                                                        y = {} }, ["$ref"] = "#/$defs/x" }
+    local x = { ["$ref"] = "#/$defs/y", allOf = { { ["$ref"] = "#/$defs/x" } } }
+    local ok, why = schema.check_schema { ["$defs"] = { x = x, y = {} }, ["$ref"] = "#/$defs/x" }
     assert.is_false(ok)
     assert.matches("leads back to", why, 1, true)
     -- (integers where the schema beside a $ref says so, on 5.3+)
-    local v = assert(schema.parse('{"p": 3.0, "q": 4.0}', { ["$defs"] = { o = { properties = { p = { type = "integer" } } } },
-      ["$ref"] = "#/$defs/o", properties = { q = { type = "integer" } } }))
+    local o = { properties = { p = { type = "integer" } } }
+    local s = { ["$defs"] = { o = o }, ["$ref"] = "#/$defs/o", properties = { q = { type = "integer" } } }
+    local v = assert(schema.parse('{"p": 3.0, "q": 4.0}', s))
     if math.type then
       assert.equal("integer", math.type(v.p))
       assert.equal("integer", math.type(v.q))

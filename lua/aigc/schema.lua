@@ -54,6 +54,7 @@ local util = require "aigc.util"
 local schema_compile = require "aigc.schema_compile"
 local schema_regex = require "aigc.schema_regex"
 local format_checks = require("aigc.schema_format").CHECKS
+local schema_integers = require "aigc.schema_integers"
 
 local null = core.null
 local is_array = core.is_array
@@ -604,84 +605,12 @@ local function validate (value, schema, fname, argn)
   return #out == 0, out, c
 end
 
--- {======================================================
--- Integers where the schema says so
--- =======================================================
-
--- JSON's 3.0 is an integer to JSON Schema, but Lua 5.3+ decode it as the
--- float 3.0, which prints "3.0" ("You have 3.0 apples") and goes back to a
--- server as 3.0. After a value passed its schema, an integral float where
--- the schema wants an integer (and not a number) becomes a Lua integer:
--- through properties, additionalProperties, items, prefixItems and allOf
--- (a value matches each of those); anyOf/oneOf/if branches are left alone
--- (which one matched is not kept). Lua 5.1, 5.2 and LuaJIT have one number
--- type: nothing to do.
-local tointeger = rawget(math, "tointeger")
-local as_integers   -- forward
-
--- The schema node s stands for and v, converted by the target of a `$ref`
--- that has keywords beside it (s is then that node, for those).
-local function resolved (v, s, c, depth)
-  while type(s) == "table" and c.refs[s] ~= nil do
-    if c.beside[s] then return as_integers(v, c.refs[s], c, depth), s end
-    s = c.refs[s]
-  end
-  return v, s
+-- Integral floats made integers where the validated value's schema wants
+-- integers (aigc.schema_integers).
+local function as_integers (v, schema, c)
+  return schema_integers.convert(v, schema, c, json_type, M.MAX_DEPTH)
 end
 
-local function wants_integer (s)
-  local t = s.type
-  if t == "integer" then return true end
-  if type(t) ~= "table" then return false end
-  local integer = false
-  for _, w in ipairs(t) do
-    if w == "number" then return false end
-    if w == "integer" then integer = true end
-  end
-  return integer
-end
-
-function as_integers (v, s, c, depth)
-  if depth > M.MAX_DEPTH then return v end
-  v, s = resolved(v, s, c, depth)
-  if tointeger == nil or type(s) ~= "table" or depth > M.MAX_DEPTH then return v end
-  if s.allOf then
-    for _, sub in ipairs(s.allOf) do v = as_integers(v, sub, c, depth) end
-  end
-  if type(v) == "number" then
-    return wants_integer(s) and tointeger(v) or v
-  elseif type(v) ~= "table" or v == null then
-    return v
-  end
-  local props, items, prefix = s.properties, s.items, s.prefixItems
-  local patterns, extra = c.patterns[s], s.additionalProperties
-  if json_type(v) == "array" then
-    local tuple = type(items) == "table" and items[1] ~= nil
-    for i = 1, #v do
-      local sub = prefix and prefix[i] or (tuple and (items[i] or s.additionalItems)) or (not tuple and items) or nil
-      if type(sub) == "table" then v[i] = as_integers(v[i], sub, c, depth + 1) end
-    end
-  elseif props or patterns or type(extra) == "table" then
-    for k, x in pairs(v) do   -- (as check_object: properties and every matching pattern, else extra)
-      local sub = props and props[k]
-      local known = sub ~= nil
-      if type(sub) == "table" then x = as_integers(x, sub, c, depth + 1) end
-      for _, p in ipairs(type(k) == "string" and patterns or {}) do
-        if not p.match then known = true   -- (unchecked: it may have taken the key)
-        else
-          local hit = p.match(k, c.budget)
-          if hit ~= false then known = true end
-          if hit then x = as_integers(x, p.schema, c, depth + 1) end
-        end
-      end
-      if not known and type(extra) == "table" then x = as_integers(x, extra, c, depth + 1) end
-      v[k] = x
-    end
-  end
-  return v
-end
-
--- }======================================================
 
 --- Validates a value against a JSON schema.
 -- A schema that is itself wrong (a keyword of the wrong type, a `$ref` that
@@ -816,7 +745,7 @@ function M.parse (text, schema, what)
   local ok, violations, c = validate(v, schema, "parse", 2)
   if ok then
     c.budget = { left = schema_regex.MAX_WORK }   -- (validation's may be spent: integers get their own)
-    return as_integers(v, schema, c, 0)
+    return as_integers(v, schema, c)
   end
   return nil, mismatch(what, violations, text)
 end
@@ -828,7 +757,7 @@ function M.integers (value, schema)
   local c = schema_compile.compile(schema)
   if c == nil then return value end   -- (a broken schema: checked, and refused, before any value)
   c.budget = { left = schema_regex.MAX_WORK }
-  return as_integers(value, schema, c, 0)
+  return as_integers(value, schema, c)
 end
 M.equal = function (a, b) return equal(a, b) end
 

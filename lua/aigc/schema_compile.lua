@@ -253,38 +253,9 @@ local function walk_dependencies (c, map, where, in_place)
   end
 end
 
--- Checks node s (a table) found at `where`; records its in-place edges.
--- (Nesting is bounded: each node keeps its path, so a schema 10,000 levels
--- deep built 650 MB of paths and took seconds; 100,000, minutes.)
-function walk (c, s, where)
-  if type(s) ~= "table" or c.seen[s] then return end
-  if c.depth >= M.MAX_NESTING then
-    bad(#where > 120 and where:sub(1, 60) .. "..." .. where:sub(-40) or where, "nests deeper than %d levels",
-        M.MAX_NESTING)
-  end
-  c.depth = c.depth + 1
-  c.seen[s] = where
-  c.order[#c.order + 1] = s
-  local edges = {}
-  c.edges[s] = edges
-
-  local ref = s["$ref"]
-  if ref ~= nil then
-    if type(ref) ~= "string" then bad(where .. "/$ref", "must be a string, got %s", type(ref)) end
-    local target, why = resolve_pointer(c.root, ref)
-    if target == nil then bad(where .. "/$ref:", "%s %s", show(ref), why) end
-    c.refs[s] = target
-    -- (the keywords beside a $ref apply too, as in draft 2019-09 and 2020-12: drafts 4
-    -- to 7 ignored them, and `{ "$ref": ..., "minimum": 5 }` let 3 pass)
-    for k in pairs(s) do
-      if k ~= "$ref" and not ANNOTATIONS[k] then c.beside[s] = true end
-    end
-    edges[1] = { target, where .. "/$ref", ref }
-    walk(c, target, ref)
-  end
-
-  check_keywords(s, where)
-
+-- Walks the keywords of node s that apply to parts of the value (its
+-- properties, their names, its items; its pattern): no in-place edges.
+local function walk_value_keywords (c, s, where)
   local props = s.properties
   if props ~= nil then
     if type(props) ~= "table" then bad(where .. "/properties", "must be a table of schemas, got %s", type(props)) end
@@ -317,6 +288,41 @@ function walk (c, s, where)
     walk_schema(c, items, where .. "/items")
   end
   if s.prefixItems ~= nil then walk_list(c, s.prefixItems, where .. "/prefixItems") end
+end
+
+-- Checks node s (a table) found at `where`; records its in-place edges.
+-- (Nesting is bounded: each node keeps its path, so a schema 10,000 levels
+-- deep built 650 MB of paths and took seconds; 100,000, minutes.)
+function walk (c, s, where)
+  if type(s) ~= "table" or c.seen[s] then return end
+  if c.depth >= M.MAX_NESTING then
+    bad(#where > 120 and where:sub(1, 60) .. "..." .. where:sub(-40) or where, "nests deeper than %d levels",
+        M.MAX_NESTING)
+  end
+  c.depth = c.depth + 1
+  c.seen[s] = where
+  c.order[#c.order + 1] = s
+  local edges = {}
+  c.edges[s] = edges
+
+  local ref = s["$ref"]
+  if ref ~= nil then
+    if type(ref) ~= "string" then bad(where .. "/$ref", "must be a string, got %s", type(ref)) end
+    local target, why = resolve_pointer(c.root, ref)
+    if target == nil then bad(where .. "/$ref:", "%s %s", show(ref), why) end
+    c.refs[s] = target
+    -- (the keywords beside a $ref apply too, as in draft 2019-09 and 2020-12: drafts 4
+    -- to 7 ignored them, and `{ "$ref": ..., "minimum": 5 }` let 3 pass)
+    for k in pairs(s) do
+      if k ~= "$ref" and not ANNOTATIONS[k] then c.beside[s] = true end
+    end
+    edges[1] = { target, where .. "/$ref", ref }
+    walk(c, target, ref)
+  end
+
+  check_keywords(s, where)
+
+  walk_value_keywords(c, s, where)
   for _, k in ipairs { "$defs", "definitions" } do
     local defs = s[k]
     if defs ~= nil then
