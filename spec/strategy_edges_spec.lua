@@ -133,6 +133,32 @@ describe("aigc.strategy at its edges", function ()
       assert.is_nil(none)
       assert.equal("parse", err.kind)
     end)
+
+    it("of a reasoning model is read after its leading <think> block (the verdict, not the weighing)", function ()
+      local verdict = "<think>\nCandidate 1 is too short. I prefer 2 at first, but 3 is more vivid.\n</think>\n\n3"
+      assert.equal(3, judged(3, verdict).index)
+      assert.equal(1, judged(2, "<think>Candidate 2 is the best? No.</think>\n1").index)
+      -- scores: "Maybe 6/10" is the judge thinking, 8 its answer
+      local s = scripted.start { scripted.chat { content = "Red." }, scripted.chat { content = "Blue." },
+        scripted.chat { content = "<think>\nShort. Maybe 6/10? It is right, though.\n</think>\n8/10" },
+        scripted.chat { content = "<think>2/10 at most... no, it is fine.</think> 7" },
+        -- route's classifier: the label after the block
+        scripted.chat { content = "<think>Not about billing: orders.</think>\norders" } }
+      local c = aigc.client { base_url = s.base_url, api_key = "k", max_retries = 0 }
+      local win, cands = strategy.best_of { client = c, n = 2, params = "Name a colour.", judge = { mode = "score" } }
+      local routes = { orders = function () return "o" end, billing = function () return "b" end }
+      local out = strategy.route { client = c, input = "Where is my parcel?", classify = { client = c },
+                                   routes = routes }
+      c:close()
+      s.finish()
+      assert.equal(8, cands[1].score)
+      assert.equal("<think>\nShort. Maybe 6/10? It is right, though.\n</think>\n8/10", cands[1].judge.text)
+      assert.equal(7, cands[2].score)
+      assert.equal(1, win.index)
+      assert.equal("o", out)
+      -- (the runner's judge assertions read a score as these judges do)
+      assert.equal(9, require("aigc.judge").score_of("<think>6/10? 4/10?</think>\n9/10"))
+    end)
   end)
 
   describe("usage_total: what the whole strategy cost", function ()

@@ -10,6 +10,7 @@ local core = require "aigc.core"
 local util = require "aigc.util"
 local scheduler = require "aigc.task"
 local adapter = require "aigc.adapter"
+local split_think = require("aigc.schema").split_think
 
 local ipairs, pairs, pcall, tonumber, type = ipairs, pairs, pcall, tonumber, type
 local string_format, string_lower = string.format, string.lower
@@ -69,6 +70,15 @@ function M.text_of (res)
   local c = res.choices and res.choices[1]
   if type(c) == "table" and type(c.message) == "table" then return util.content_text(c.message.content) end
   return nil
+end
+
+-- The part of a judge's reply its verdict is read from: after a leading
+-- `<think>...</think>` block, where a reasoning model (DeepSeek-R1, QwQ on
+-- Ollama or vLLM without a reasoning parser) weighs scores and candidates
+-- before it answers ("Maybe 6/10? ... </think> 8/10" scored 6).
+local function verdict_of (reply)
+  local _, rest = split_think(reply)
+  return rest
 end
 
 -- `text` on one line (runs of white space become one space), at most
@@ -354,6 +364,7 @@ end
 --     a list leads so too ("1: too short. 2: vivid. Best: 2");
 --  4. the candidate it names first (`named`).
 local function choice_of (reply, ok)
+  reply = verdict_of(reply)
   local lead, how = leading(reply, ok)
   if lead and how ~= "reasons" then return lead end
   local low = string_lower(reply)
@@ -403,7 +414,8 @@ end
 local SCALES = { "%f[%w]1%s*%-%s*10%f[%D]", "%f[%w]1%s*\226\128[\147\148]%s*10%f[%D]", "%f[%w]1%s+to%s+10%f[%D]",
                  "%f[%w]1%s+and%s+10%f[%D]" }
 
--- The score a judge's reply gives: "8/10" or "8 out of 10" first, else its
+-- The score a judge's reply gives (after a leading <think> block: `verdict_of`,
+-- as for the choice of a rank judge and a classifier's label): "8/10" or "8 out of 10" first, else its
 -- first number -- not the scale the prompt gave ("On a scale of 1 to 10,
 -- I'd give it 8" is 8, not 1), or nil. A score on another scale ("85/100",
 -- "4 out of 5") is brought to 10 (as given, 85 beat every 9/10); a number
@@ -433,6 +445,7 @@ local function given_over (r, sep, after, spaces)
 end
 
 local function score_of (reply)
+  reply = verdict_of(reply)
   -- A run of over 20 digits is no score: it becomes one "#" first, as the
   -- patterns below (digits, an optional fraction, a "/") took time cubic in
   -- such a run: 13 s for 1,200 digits, a model's degenerate reply.
@@ -516,6 +529,7 @@ local function label_end (b) return b == 46 or b == 33 or is_space(b) end
 -- The label a classifier reply names: the exact reply, else the first label
 -- that occurs in it as a word.
 local function find_label (reply, labels)
+  reply = verdict_of(reply)
   local r = string_lower(M.trim(reply, label_end))
   for _, l in ipairs(labels) do if string_lower(l) == r then return l end end
   local best, at
