@@ -35,6 +35,22 @@ describe("aigc.strategy at its edges", function ()
       assert.equal(2, cands[2].answer.b)
     end)
 
+    it("a reasoning model's JSON reply votes by its value after its leading <think> block", function ()
+      -- (read as text, the last line of each: "}" won, two votes of three)
+      local win, cands = strategy.vote { client = client, n = 3, params = "Answer in JSON.",
+        vary = saying { '<think>\nKeys a, b.\n</think>\n{\n  "a": 1,\n  "b": 2\n}',
+                        '<think>b, a</think>{"b": 2, "a": 1}', '<think>\nJust a.\n</think>\n\n{\n  "a": 3\n}' } }
+      assert.equal(2, win.count)
+      assert.equal(3, win.total)
+      assert.same({ a = 1, b = 2 }, win.answer)
+      assert.same({ a = 3 }, cands[3].answer)
+      -- a plain answer after the block is its last line, as without one
+      local win2 = strategy.vote { client = client, n = 2, params = "Hello",
+        vary = saying { "<think>\n5? No.\n</think>\nThe answer is 4.", "The answer is 4" } }
+      assert.equal(2, win2.count)
+      assert.equal("the answer is 4", win2.answer)
+    end)
+
     it("a table an extract returns votes the same whatever the order its keys were set in", function ()
       local keys, calls = { "k1", "k2", "k3" }, 0
       local win = strategy.vote { client = client, n = 2, params = "Hello",

@@ -81,6 +81,8 @@ local function verdict_of (reply)
   return rest
 end
 
+M.verdict_of = verdict_of
+
 -- `text` on one line (runs of white space become one space), at most
 -- `max` bytes of it cut at a UTF-8 character's start; and whether it was cut.
 local function one_line (text, max)

@@ -219,7 +219,7 @@ end
 -- function(text, res) -> answer | nil` (nil or NaN abstains: NaN sets the
 -- candidate's `answer_error`; default: a structured reply's `parsed` value,
 -- a reply that is a JSON object or array as a whole decoded, else
--- `default_extract`), `use_n`, `vary` as in `best_of`. Answers are compared
+-- `default_extract`, after a leading `<think>` block), `use_n`, `vary` as in `best_of`. Answers are compared
 -- by value: tables whatever the order of their keys, 1 and 1.0 alike
 -- @treturn[1] table the winner `{ answer =, count =, total =, share =, text =, index =, tally = }`:
 -- `total` counts the votes cast, `tally` lists `{ answer =, count = }` most votes first

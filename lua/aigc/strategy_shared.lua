@@ -214,9 +214,12 @@ end
 
 --- The answer `vote` reads from candidate `c` by default: a structured
 -- reply's parsed value, a reply that is JSON as a whole (an object or an
--- array) decoded, else `default_extract` of its text.
+-- array) decoded, else `default_extract` of its text; both after a
+-- reasoning model's leading `<think>` block (its last line was a
+-- pretty-printed JSON reply's "}", every candidate's vote).
 function M.default_answer (c, default_extract)
   if c.parsed ~= nil then return c.parsed end
+  c = { text = judge_mod.verdict_of(c.text) }
   -- (trimmed by find: a lazy "^%s*(.-)%s*$" is quadratic in a reply of spaces)
   local from, to = c.text:find("^%s*[%[{]"), c.text:find("%S%s*$")
   local body = from and to and c.text:sub(from, to)
