@@ -175,6 +175,19 @@ describe("aigc.strategy at its edges", function ()
       -- (the runner's judge assertions read a score as these judges do)
       assert.equal(9, require("aigc.judge").score_of("<think>6/10? 4/10?</think>\n9/10"))
     end)
+    it("refine's critic that is a reasoning model says NO ISSUES after its <think> block: done", function ()
+      -- (read from the block's start, the critique asked for a revision every round)
+      local s = scripted.start { scripted.chat { content = "Paris." },
+                                 scripted.chat { content = "<think>\nIs it right? Yes.\n</think>\n\nNO ISSUES" } }
+      local c = aigc.client { base_url = s.base_url, api_key = "k", max_retries = 0 }
+      local final, steps = strategy.refine { client = c, params = "Capital of France?" }
+      c:close()
+      s.finish()
+      assert.is_table(final, tostring(steps))
+      assert.equal("Paris.", final.text)
+      assert.equal(0, final.rounds)
+      assert.equal(2, #steps)
+    end)
   end)
 
   describe("usage_total: what the whole strategy cost", function ()

@@ -301,10 +301,10 @@ end
 -- refine
 -- =======================================================
 
--- The critique opens with NO ISSUES or LGTM (markup before it aside): not
--- "no issues" anywhere ("1. The date is wrong. Otherwise no issues." is work).
+-- The critique opens with NO ISSUES or LGTM (markup before it aside; after a reasoning
+-- model's leading <think> block): not "no issues" anywhere ("1. The date is wrong. Otherwise no issues." is work).
 local function default_done (critique)
-  local l = string_lower(critique):gsub("^[%s%p]+", "")
+  local l = string_lower(judge_mod.verdict_of(critique)):gsub("^[%s%p]+", "")
   return l:find("^no issues") ~= nil or l:find("^lgtm") ~= nil
 end
 
@@ -344,7 +344,7 @@ end
 --    anything else, nil too, raises),
 --  - `critic = { client =, params =, api = }` another model for the critique
 --    (api "chat" or "responses", default the API of `params`),
---  - `done = function(critique_text) -> boolean` (default: it begins "no issues" or "LGTM").
+--  - `done = function(critique_text) -> boolean` (default: it begins "no issues" or "LGTM", after a `<think>` block).
 -- @treturn[1] table final `{ text =, res =, rounds =, incomplete = }` (rounds: revisions made;
 -- incomplete: "length", "content_filter"... when the final text was cut short)
 -- @treturn[1] table steps `{ {stage = "draft" | "critique" | "revision", text =, res = }, ... }`
