@@ -96,6 +96,26 @@ describe("the dialogue layer", function ()
     end)
   end)
 
+  it("a reasoning model's summary is what it writes after its leading <think> block", function ()
+    -- (the summary's room, 30 tokens, kept the thinking's first words, and the summary was lost)
+    local thinking = "<think>\n" .. ("They asked questions and got answers, let me see. "):rep(10) .. "\n</think>\n\n"
+    local s = scripted.start { scripted.chat { content = thinking .. "Ada asked four questions." },
+                               scripted.chat { content = "done" } }
+    local c = aigc.client { base_url = s.base_url, api_key = "k", max_retries = 0 }
+    local conv = aigc.conversation { client = c, max_context_tokens = 60, summarize = true, summary_tokens = 30 }
+    for i = 1, 4 do
+      conv:add { role = "user", content = ("question %02d "):format(i) .. string.rep("q", 28) }
+      conv:add { role = "assistant", content = ("answer %02d "):format(i) .. string.rep("a", 30) }
+    end
+    local reply, res = conv:say "Echo: done"
+    c:close()
+    local sent = s.finish()
+    assert.equal("done", reply, tostring(res))
+    assert.equal("Ada asked four questions.", conv.summary.text)
+    local prefix = require("aigc.conversation").SUMMARY_PREFIX
+    assert.equal(prefix .. "Ada asked four questions.", sent[2].messages[1].content)
+  end)
+
   describe("structured output", function ()
     local NUM = { type = "object", properties = { n = { type = "integer" } }, required = { "n" } }
 

@@ -43,6 +43,7 @@ local task = require "aigc.task"
 local future = require "aigc.future"
 local dialogue = require "aigc.dialogue"
 local A = require "aigc.adapter"
+local split_think = require("aigc.schema").split_think
 local tokens = require "aigc.tokens"
 local planner = require "aigc.conversation_plan"
 local busy_mod = require "aigc.conversation_busy"   -- (one say at a time)
@@ -353,7 +354,10 @@ local function model_summary (self, msgs, from, to, previous, fut)
   if type(res.text) ~= "string" then
     return nil, core.error { kind = "parse", message = "the summary reply has no text" }
   end
-  return res.text
+  -- (a reasoning model's leading <think> block is no summary: kept, the summary's
+  -- room cut it to the thinking's first words, and the summary itself was lost)
+  local _, summary = split_think(res.text)
+  return summary
 end
 
 -- The summary text covering messages [from, to] of msgs, reusing the

@@ -698,7 +698,7 @@ end
 --- A reasoning model's leading `<think>...</think>` block (DeepSeek-R1 and
 -- QwQ served by Ollama or vLLM without a reasoning parser write their
 -- thoughts there, before the JSON): its inside (trimmed) and the text after
--- it; or nil and the text, when the text does not start (after white space)
+-- it (from its first non-blank); or nil and the text, when the text does not start (after white space)
 -- with a whole block. Only a leading, closed block: one further in is the
 -- reply's own text. (Linear: an anchored pattern and a plain find.)
 -- @tparam string text
@@ -711,7 +711,8 @@ function M.split_think (text)
   if not open_end then return nil, text end
   local close, close_end = string_find(text, "</think>", open_end + 1, true)
   if not close then return nil, text end
-  return util.trim(string_sub(text, open_end + 1, close - 1)), string_sub(text, close_end + 1)
+  local _, blank_end = string_find(text, "^%s*", close_end + 1)
+  return util.trim(string_sub(text, open_end + 1, close - 1)), string_sub(text, blank_end + 1)
 end
 
 --- Decodes JSON text (or the inside of one fenced code block) and validates it.
