@@ -102,9 +102,14 @@ describe("aigc.runner", function ()
     assert.is_true(check({ type = "is-json" }, json))
     assert.is_true(check({ type = "is-json" }, "```json\n" .. json .. "\n```"))
     assert.is_false(check { type = "is-json" })
+    -- (a reasoning model's reply: the JSON after its leading <think> block, as a structured reply is read)
+    assert.is_true(check({ type = "is-json" }, "<think>\nA city and its rank.\n</think>\n\n" .. json))
+    assert.is_false(check({ type = "is-json" }, "<think>\nA city and its rank.\n" .. json))
     local schema = { type = "object", properties = { city = { type = "string" }, rank = { type = "integer" } },
                      required = { "city", "rank" } }
     assert.is_true(check({ type = "json-schema", value = schema }, json))
+    assert.is_true(check({ type = "json-schema", value = schema },
+                         "<think>Paris, 1.</think>\n```json\n" .. json .. "\n```"))
     local pass, results = runner.check({ { type = "json-schema", value = schema } }, '{"city": 3, "rank": 1}')
     assert.is_false(pass)
     assert.matches("%$%.city", results[1].reason)

@@ -38,6 +38,9 @@ function M.describe (a)
 end
 
 local function parse_json_reply (text)
+  -- (after a reasoning model's leading <think> block, as a structured reply is read)
+  local _, rest = require("aigc.schema").split_think(text)
+  text = rest
   -- (found by plain steps: a lazy pattern anchored at both ends took time
   -- cubic in a run of blank lines inside the fence, 15 s for 2,000 -- a
   -- model's degenerate reply held the run for hours)
