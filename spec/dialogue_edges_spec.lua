@@ -162,6 +162,10 @@ describe("the dialogue layer", function ()
       -- a reasoning_content the server gave stays; a block left open, or not leading, is still not JSON
       local res3 = assert(ask { scripted.chat { content = "<think>a</think>{\"n\": 1}", reasoning_content = "b" } })
       assert.equal("b", res3.choices[1].message.reasoning_content)
+      -- (Qwen3 with its thinking off writes an empty block: no reasoning_content then)
+      local res5 = assert(ask { scripted.chat { content = '<think>\n\n</think>\n\n{"n": 5}' } })
+      assert.same({ n = 5 }, res5.parsed)
+      assert.is_nil(res5.choices[1].message.reasoning_content)
       local _, err4 = ask { scripted.chat { content = '<think>{"n": 1}' } }
       assert.equal("schema", err4.kind)
       local _, err5 = ask { scripted.chat { content = 'Sure. <think>x</think>{"n": 1}' } }

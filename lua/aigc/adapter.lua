@@ -322,7 +322,7 @@ function chat.parse (res, o)
       -- (a leading <think> block, which parse skips, is the reasoning: kept where a server
       -- that splits it out, DeepSeek's or vLLM's reasoning parser, puts it)
       local thinking = schema_mod.split_think(text)
-      if thinking and msg.reasoning_content == nil then msg.reasoning_content = thinking end
+      if thinking and thinking ~= "" and msg.reasoning_content == nil then msg.reasoning_content = thinking end
     end
     if err then
       choice.violations = err.violations
