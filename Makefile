@@ -230,7 +230,7 @@ $(BUILD)/ctest/obj/%.o: src/%.c $(HEADERS)
 	$(CC) $(CTEST_CFLAGS) -c -o $@ $<
 $(BUILD)/ctest/%_test: spec/c/%_test.c $(CTEST_OBJ) $(HEADERS) spec/c/ctest.h spec/c/faultalloc.h spec/c/json_nodes.h
 	@mkdir -p $(BUILD)/ctest
-	$(CC) $(CTEST_CFLAGS) -o $@ $< $(CTEST_OBJ) -lm
+	$(CC) $(CTEST_CFLAGS) -o $@ $< $(CTEST_OBJ) -lm -lpthread
 ctest: $(CTESTS)
 	@for t in $(CTESTS); do $$t || exit 1; done
 

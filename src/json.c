@@ -10,6 +10,7 @@
 */
 #include <locale.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,6 +268,8 @@ typedef struct parser {
   size_t cframes;
   aigc_json_member slots_local[SLOTS_LOCAL];
   frame frames_local[FRAMES_LOCAL];
+  locale_t saved_locale;       /* the thread's own, while c_numeric is 1 */
+  int c_numeric;               /* 1: switched to aigc_json_c_locale at the first float */
 } parser;
 
 static const unsigned char *fail (parser *P, const unsigned char *at,
@@ -544,9 +547,29 @@ static inline const unsigned char *parse_string (parser *P,
 }
 
 /*
+** The process's "C" numeric locale (json.h). Its once flag and the locale
+** are written inside pthread_once only (scripts/check-globals.lua).
+*/
+static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
+static locale_t c_locale = (locale_t)0;
+
+static void make_c_locale (void) {
+  c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+}
+
+locale_t aigc_json_c_locale (void) {
+  if (pthread_once(&c_locale_once, make_c_locale) != 0)
+    return (locale_t)0;
+  return c_locale;
+}
+
+/*
 ** Converts the JSON float text s[0..n) (grammar already checked) with
-** strtod. strtod obeys the C locale's decimal point; if it stops short,
-** the locale's decimal point replaces '.' and the conversion is retried.
+** strtod. At a parse's first float the thread is switched to the C locale
+** (aigc_json_parse switches it back): another thread's setlocale between
+** a strtod and the decimal point read after it refused valid numbers. If
+** no C locale could be made, strtod obeys the process's; if it stops
+** short, that locale's decimal point replaces '.' and it is retried.
 */
 static const unsigned char *to_double (parser *P, const unsigned char *s,
                                        size_t n, double *d) {
@@ -562,6 +585,12 @@ static const unsigned char *to_double (parser *P, const unsigned char *s,
   }
   memcpy(buf, s, n);
   buf[n] = '\0';
+  if (P->c_numeric == 0) {
+    locale_t c = aigc_json_c_locale();
+    P->c_numeric = 2;   /* (no C locale: the process's) */
+    if (c != (locale_t)0 && (P->saved_locale = uselocale(c)) != (locale_t)0)
+      P->c_numeric = 1;
+  }
   *d = strtod(buf, &endp);
   if (endp != buf + n) {
     dp = localeconv()->decimal_point;
@@ -1056,9 +1085,12 @@ int aigc_json_parse (aigc_json_arena *a, const char *text, size_t len, int max_d
   P.cslots = SLOTS_LOCAL;
   P.frames = P.frames_local;
   P.cframes = FRAMES_LOCAL;
+  P.c_numeric = 0;
   if (max_depth <= 0)
     max_depth = AIGC_JSON_DEFAULT_MAX_DEPTH;
   rc = parse_value(&P, max_depth, out);
+  if (P.c_numeric == 1)
+    uselocale(P.saved_locale);
   if (P.slots != P.slots_local)
     free(P.slots);
   if (P.frames != P.frames_local)

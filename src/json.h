@@ -40,6 +40,7 @@
 #ifndef AIGC_JSON_H
 #define AIGC_JSON_H
 
+#include <locale.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -219,6 +220,15 @@ int aigc_json_utf8_valid (const char *s, size_t len, size_t *bad_offset);
 ** The caller rejects NaN and infinities before calling.
 */
 int aigc_json_format_double (char *buf, double d);
+
+/*
+** A locale whose LC_NUMERIC is "C", made once per process (newlocale under
+** pthread_once), or (locale_t)0 if it could not be made. The reader and
+** the writer switch the calling thread to it (uselocale) around strtod and
+** snprintf: another thread of the host may call setlocale at any time, and
+** a number read or written must not depend on it.
+*/
+locale_t aigc_json_c_locale (void);
 
 /* Formats an int64 in decimal; buf needs 21 bytes. Returns the length. */
 int aigc_json_format_int (char *buf, int64_t i);

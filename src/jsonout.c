@@ -207,18 +207,25 @@ int aigc_json_write (aigc_buf *out, const aigc_json_value *v) {
 
 /*
 ** %.15g first: it reads back exactly for almost every value people write
-** (0.7, 1e-5), and only the rest need 16 or 17 digits. snprintf and strtod
-** agree on the locale, so the round-trip test holds in any locale; the
-** locale's decimal point is then replaced by '.'.
+** (0.7, 1e-5), and only the rest need 16 or 17 digits. Both run in the C
+** locale (uselocale, json.h): under the process's, another thread's
+** setlocale between snprintf and strtod made the test fail and the same
+** number came out as 15 or 17 digits by chance (a cache key that missed).
+** Should no C locale exist, the locale's decimal point is replaced by '.'.
 */
 int aigc_json_format_double (char *buf, double d) {
   char tmp[40];
   int prec, n = 0, i, j, dot = 0;
+  locale_t cloc = aigc_json_c_locale(), saved = (locale_t)0;
+  if (cloc != (locale_t)0)
+    saved = uselocale(cloc);
   for (prec = 15; prec <= 17; prec++) {
     n = snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
     if (prec == 17 || strtod(tmp, NULL) == d)
       break;
   }
+  if (saved != (locale_t)0)
+    uselocale(saved);
   for (i = j = 0; i < n; ) {   /* copy, normalising the decimal point */
     unsigned char c = (unsigned char)tmp[i];
     if (IS_DIGIT(c) || c == '-' || c == '+' || c == 'e' || c == 'E' ||
