@@ -22,6 +22,7 @@
 #   make host     libaigc.a (the core and its Lua modules compiled in) and the
 #                 C host example into build/c-host/ (examples/host/README.md);
 #                 make host-tsan / host-asan: the same under TSan / ASan+UBSan
+#   make tsan     the module under TSan (clang) into build/tsan/aigc/core.so
 
 LUA         ?= lua5.4
 LUA_VERSION ?= 5.4
@@ -94,7 +95,7 @@ VERSION     := $(shell sed -n 's/^\#define AIGC_VERSION "\(.*\)"/\1/p' src/aigc.
 ROCKSPEC     = rockspec/aigc-$(VERSION)-1.rockspec
 
 .PHONY: all asan demo love test server bench install uninstall clean lint ctest fuzz deps-demo deps-test deps-bench \
-        env version cpath docs host host-tsan host-asan
+        env version cpath docs host host-tsan host-asan tsan
 
 all: $(MODULE)
 
@@ -131,10 +132,16 @@ HOST_MODULES  = $(filter-out lua/aigc/devserver.lua lua/aigc/devserver/%,$(LUA_T
 HOST_LIBS     = $(LUA_LIB) -L$(CURL_LIBDIR) -lcurl -lpthread -lm -ldl
 host:
 	@$(MAKE) --no-print-directory BUILD=$(HOST_DIR) MODULE=$(HOST_DIR)/aigc/core.so $(HOST_DIR)/aigc-host \
-	  $(HOST_DIR)/aigc-host-media $(HOST_DIR)/aigc-host-preload
+	  $(HOST_DIR)/aigc-host-media $(HOST_DIR)/aigc-host-preload $(HOST_DIR)/aigc-host-threads
+TSAN_FLAGS    = -fsanitize=thread -fno-omit-frame-pointer
 host-tsan:
 	@$(MAKE) --no-print-directory host HOST_DIR=build/c-host-tsan CC=clang CFLAGS="-O1 -g" \
-	  SANITIZE="-fsanitize=thread -fno-omit-frame-pointer"
+	  SANITIZE="$(TSAN_FLAGS)"
+# The module under TSan (clang, Lua 5.4) at build/tsan/aigc/core.so: a TSan host that loads aigc
+# from disk (aigc-host-threads BASE_URL SECONDS build/tsan/?.so PATH) checks dlopen/dlclose too.
+tsan:
+	@$(MAKE) --no-print-directory BUILD=build/tsan/obj MODULE=build/tsan/aigc/core.so CC=clang CFLAGS="-O1 -g" \
+	  SANITIZE="$(TSAN_FLAGS)" build/tsan/aigc/core.so
 host-asan:
 	@$(MAKE) --no-print-directory host HOST_DIR=build/c-host-asan CFLAGS="-O1 -g" SANITIZE="$(ASAN_FLAGS)"
 
@@ -160,6 +167,11 @@ $(BUILD)/aigc-host-media: spec/c/host_media_probe.c include/aigc_preload.h $(BUI
 # (scripts/host-test.sh: aigc_preload on a state without the package library returns its error)
 $(BUILD)/aigc-host-preload: spec/c/host_preload_probe.c include/aigc_preload.h $(BUILD)/libaigc.a
 	$(CC) $(ALL_CFLAGS) -Iinclude -o $@ spec/c/host_preload_probe.c $(BUILD)/libaigc.a $(HOST_LIBS) $(LDFLAGS)
+
+# (scripts/host-test.sh, spec/host_threads_spec.lua: states made and closed on five threads at
+# once, streams canceled and abandoned; aigc from libaigc.a or from disk)
+$(BUILD)/aigc-host-threads: spec/c/host_threads_probe.c include/aigc_preload.h $(BUILD)/libaigc.a
+	$(CC) $(ALL_CFLAGS) -Iinclude -o $@ spec/c/host_threads_probe.c $(BUILD)/libaigc.a $(HOST_LIBS) $(LDFLAGS)
 
 # The package.cpath template of the module built for LUA_VERSION
 # (scripts/run-tests.sh asks it, so the folder is decided here only).

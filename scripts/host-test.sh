@@ -7,7 +7,11 @@
 # and ThreadSanitizer / AddressSanitizer / LeakSanitizer / UBSan reported
 # nothing. The runs start in an empty folder: the host reads no file. Each
 # build also runs aigc-host-media (spec/c/host_media_probe.c) and
-# aigc-host-preload (spec/c/host_preload_probe.c). The plain build
+# aigc-host-preload (spec/c/host_preload_probe.c) and aigc-host-threads
+# (spec/c/host_threads_probe.c: states made and closed on five threads at
+# once); the plain and TSan builds run aigc-host-threads a second time with
+# aigc loaded from disk (aigc/core.so, build/tsan: make all, make tsan), each
+# state dlopen'ing the module and its lua_close dlclose'ing it. The plain build
 # is also made for LuaJIT (build/c-host-jit: a LuaJIT engine's static aigc,
 # README "Defold and other LuaJIT engines").
 # Prints one line per run and "host: N passed, N failed"; exit 1 on a failure.
@@ -18,7 +22,7 @@ seconds=${AIGC_HOST_SECONDS:-3}
 mkdir -p build
 pass=0; fail=0
 
-for target in host host-tsan host-asan host-jit; do
+for target in all tsan host host-tsan host-asan host-jit; do
   if [ $target = host-jit ]; then set -- host LUA_VERSION=jit; else set -- "$target"; fi
   if ! make --no-print-directory "$@" WERROR=-Werror > "build/$target-build.log" 2>&1; then
     tail -n 30 "build/$target-build.log"
@@ -40,18 +44,24 @@ url=http://127.0.0.1:$(cat "$port_file")/v1
 # (spec/c/host_media_probe.c: four threads' voice and image calls, three
 # states closed with them in flight, no part file left; its own folder).
 for dir in c-host c-host-tsan c-host-asan c-host-jit; do
-  for prog in aigc-host aigc-host-media aigc-host-preload; do
-    exe=$root/build/$dir/$prog
+  for prog in aigc-host aigc-host-media aigc-host-preload aigc-host-threads aigc-host-threads-disk; do
+    exe=$root/build/$dir/${prog%-disk}
+    set --
+    case $dir/$prog in
+      c-host/aigc-host-threads-disk) set -- "$root/?.so" "$root/lua/?.lua;$root/lua/?/init.lua" ;;
+      c-host-tsan/aigc-host-threads-disk) set -- "$root/build/tsan/?.so" "$root/lua/?.lua;$root/lua/?/init.lua" ;;
+      */aigc-host-threads-disk) continue ;;
+    esac
     [ -x "$exe" ] || continue
     out=$scratch/$dir-$prog.out; err=$scratch/$dir-$prog.err
     arg2=$seconds
     if [ $prog = aigc-host-media ]; then arg2=$scratch/$dir-media; mkdir -p "$arg2"; fi
     (cd "$scratch" && env TSAN_OPTIONS="halt_on_error=0:exitcode=66" \
        ASAN_OPTIONS="detect_leaks=1:exitcode=23" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
-       "$exe" "$url" "$arg2" > "$out" 2> "$err")
+       "$exe" "$url" "$arg2" "$@" > "$out" 2> "$err")
     rc=$?
     cat "$out"
-    if [ $rc -eq 0 ] && grep -q "^$prog: ok\$" "$out" \
+    if [ $rc -eq 0 ] && grep -q "^${prog%-disk}: ok\$" "$out" \
        && ! grep -qE 'ThreadSanitizer|AddressSanitizer|LeakSanitizer|runtime error:' "$err"; then
       echo "host: $dir/$prog: ok (exit 0, no sanitizer report)"; pass=$((pass + 1))
     else
@@ -60,4 +70,4 @@ for dir in c-host c-host-tsan c-host-asan c-host-jit; do
   done
 done
 echo "host: $pass passed, $fail failed"
-[ $fail -eq 0 ] && [ $pass -eq 12 ]
+[ $fail -eq 0 ] && [ $pass -eq 18 ]
