@@ -132,7 +132,8 @@ HOST_MODULES  = $(filter-out lua/aigc/devserver.lua lua/aigc/devserver/%,$(LUA_T
 HOST_LIBS     = $(LUA_LIB) -L$(CURL_LIBDIR) -lcurl -lpthread -lm -ldl
 host:
 	@$(MAKE) --no-print-directory BUILD=$(HOST_DIR) MODULE=$(HOST_DIR)/aigc/core.so $(HOST_DIR)/aigc-host \
-	  $(HOST_DIR)/aigc-host-media $(HOST_DIR)/aigc-host-preload $(HOST_DIR)/aigc-host-threads
+	  $(HOST_DIR)/aigc-host-media $(HOST_DIR)/aigc-host-preload $(HOST_DIR)/aigc-host-threads \
+	  $(HOST_DIR)/aigc-host-curlinfo
 TSAN_FLAGS    = -fsanitize=thread -fno-omit-frame-pointer
 host-tsan:
 	@$(MAKE) --no-print-directory host HOST_DIR=build/c-host-tsan CC=clang CFLAGS="-O1 -g" \
@@ -172,6 +173,11 @@ $(BUILD)/aigc-host-preload: spec/c/host_preload_probe.c include/aigc_preload.h $
 # once, streams canceled and abandoned; aigc from libaigc.a or from disk)
 $(BUILD)/aigc-host-threads: spec/c/host_threads_probe.c include/aigc_preload.h $(BUILD)/libaigc.a
 	$(CC) $(ALL_CFLAGS) -Iinclude -o $@ spec/c/host_threads_probe.c $(BUILD)/libaigc.a $(HOST_LIBS) $(LDFLAGS)
+
+# (scripts/host-test.sh, spec/host_threads_spec.lua: eight states open aigc at once; libcurl's
+# curl_version_info stood in by one TSan sees, which must be called once)
+$(BUILD)/aigc-host-curlinfo: spec/c/host_curlinfo_probe.c include/aigc_preload.h $(BUILD)/libaigc.a
+	$(CC) $(ALL_CFLAGS) -Iinclude -o $@ spec/c/host_curlinfo_probe.c $(BUILD)/libaigc.a $(HOST_LIBS) $(LDFLAGS)
 
 # The package.cpath template of the module built for LUA_VERSION
 # (scripts/run-tests.sh asks it, so the folder is decided here only).

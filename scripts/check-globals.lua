@@ -14,6 +14,8 @@ local ALLOWED = {
   ["core.o"] = {
     curl_once = "pthread_once's flag: curl_global_init runs once, whatever thread gets there first",
     curl_init_result = "written inside that pthread_once only, read after it",
+    curl_version_text = "written inside that pthread_once only, read after it",
+    curl_http2 = "written inside that pthread_once only, read after it",
   },
   ["json.o"] = {
     c_locale_once = "pthread_once's flag: the C numeric locale is made once, whatever thread gets there first",

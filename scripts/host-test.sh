@@ -11,7 +11,9 @@
 # (spec/c/host_threads_probe.c: states made and closed on five threads at
 # once); the plain and TSan builds run aigc-host-threads a second time with
 # aigc loaded from disk (aigc/core.so, build/tsan: make all, make tsan), each
-# state dlopen'ing the module and its lua_close dlclose'ing it. The plain build
+# state dlopen'ing the module and its lua_close dlclose'ing it; and
+# aigc-host-curlinfo (spec/c/host_curlinfo_probe.c: eight states open aigc
+# at once, libcurl's curl_version_info asked once). The plain build
 # is also made for LuaJIT (build/c-host-jit: a LuaJIT engine's static aigc,
 # README "Defold and other LuaJIT engines").
 # Prints one line per run and "host: N passed, N failed"; exit 1 on a failure.
@@ -44,7 +46,8 @@ url=http://127.0.0.1:$(cat "$port_file")/v1
 # (spec/c/host_media_probe.c: four threads' voice and image calls, three
 # states closed with them in flight, no part file left; its own folder).
 for dir in c-host c-host-tsan c-host-asan c-host-jit; do
-  for prog in aigc-host aigc-host-media aigc-host-preload aigc-host-threads aigc-host-threads-disk; do
+  for prog in aigc-host aigc-host-media aigc-host-preload aigc-host-threads aigc-host-threads-disk \
+              aigc-host-curlinfo; do
     exe=$root/build/$dir/${prog%-disk}
     set --
     case $dir/$prog in
@@ -70,4 +73,4 @@ for dir in c-host c-host-tsan c-host-asan c-host-jit; do
   done
 done
 echo "host: $pass passed, $fail failed"
-[ $fail -eq 0 ] && [ $pass -eq 18 ]
+[ $fail -eq 0 ] && [ $pass -eq 22 ]

@@ -5,7 +5,9 @@
 -- of them closing their states with streams in flight; once with aigc linked
 -- in (libaigc.a), once loaded from disk by every state (dlopen, and dlclose
 -- at lua_close). Every round must end as its script says, every state must
--- give back every byte, and TSan must report nothing. (README "Threads".)
+-- give back every byte, and TSan must report nothing. And eight states
+-- opening aigc at the same moment (spec/c/host_curlinfo_probe.c). (README
+-- "Threads".)
 --
 -- Pending, saying why, where clang or its TSan runtime (Debian:
 -- libclang-rt-14-dev) is missing. A C program, the same under every Lua: it
@@ -48,10 +50,11 @@ describe("a C host with aigc in lua_States on five threads, under ThreadSanitize
   setup(function ()
     srv = devserver.start { pause_ms = 2 }
     -- The probe and the module, from the same TSan objects.
+    local d = proc.quote(dir)
     built, build_log = proc.sh(("make -C %s -j2 --no-print-directory BUILD=%s MODULE=%s/aigc/core.so CC=clang "
-                                .. "CFLAGS='-O1 -g' SANITIZE='%s' WERROR=-Werror %s/aigc-host-threads %s/aigc/core.so")
-                               :format(proc.quote(root), proc.quote(dir), proc.quote(dir), TSAN, proc.quote(dir),
-                                       proc.quote(dir)))
+                                .. "CFLAGS='-O1 -g' SANITIZE='%s' WERROR=-Werror %s/aigc-host-threads "
+                                .. "%s/aigc-host-curlinfo %s/aigc/core.so")
+                               :format(proc.quote(root), d, d, TSAN, d, d, d))
   end)
   teardown(function ()
     if srv then srv:stop() end
@@ -82,6 +85,21 @@ describe("a C host with aigc in lua_States on five threads, under ThreadSanitize
   it("aigc linked in (libaigc.a, aigc_preload): no race, every round as the script says", function ()
     assert(built, build_log)
     check(run(3))
+  end)
+
+  -- libcurl 7.88's curl_version_info fills its static struct again at each
+  -- call; aigc asked it in every luaopen, so states opening aigc at once
+  -- wrote libcurl's statics from several threads. The probe stands in a
+  -- curl_version_info TSan sees (libcurl is not instrumented).
+  it("eight states opening aigc at the same moment: libcurl's curl_version_info asked once", function ()
+    assert(built, build_log)
+    local out, err = dir .. "/ci-out.txt", dir .. "/ci-err.txt"
+    local ok = proc.execute(("TSAN_OPTIONS='halt_on_error=0:exitcode=66' %s/aigc-host-curlinfo > %s 2> %s")
+                            :format(proc.quote(dir), proc.quote(out), proc.quote(err)))
+    out, err = proc.read_file(out) or "", proc.read_file(err) or ""
+    assert.is_nil(err:find("ThreadSanitizer", 1, true), err)
+    assert(ok, out .. err)
+    assert.matches("\naigc%-host%-curlinfo: ok\n$", out)
   end)
 
   it("aigc loaded from disk by each state (dlopen; dlclose at lua_close): no race", function ()

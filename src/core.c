@@ -59,11 +59,17 @@ AIGC_EXPORT int luaopen_aigc_core (lua_State *L);
 ** (other libraries in the host may use libcurl too). curl_global_init is
 ** not thread-safe before libcurl 7.84: a host that opens aigc in several
 ** lua_States on several threads at once must not race on it, hence
-** pthread_once. The once flag and its result are aigc's only C globals
-** that are written (scripts/check-globals.lua holds the list).
+** pthread_once. libcurl 7.88's curl_version_info fills its static struct
+** again at every call: it is asked once, there too, and what aigc shows of
+** it kept (two states opening aigc at once wrote libcurl's statics from two
+** threads: spec/c/host_curlinfo_probe.c). These four and json.c's C
+** locale are aigc's only C globals that are written, each inside a
+** pthread_once (scripts/check-globals.lua).
 */
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_result = CURLE_FAILED_INIT;
+static const char *curl_version_text;   /* libcurl's LIBCURL_VERSION, a constant */
+static int curl_http2;
 
 /*
 ** This library stays mapped until the process ends. LuaJIT's lua_close
@@ -82,6 +88,11 @@ static void pin_library (void) {
 
 static void init_curl (void) {
   curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+  if (curl_init_result == CURLE_OK) {
+    const curl_version_info_data *info = curl_version_info(CURLVERSION_NOW);
+    curl_version_text = info->version;
+    curl_http2 = (info->features & CURL_VERSION_HTTP2) != 0;
+  }
   pin_library();
 }
 
@@ -480,7 +491,6 @@ static const luaL_Reg json_funcs[] = {
 };
 
 AIGC_EXPORT int luaopen_aigc_core (lua_State *L) {
-  curl_version_info_data *info;
   if (pthread_once(&curl_once, init_curl) != 0 || curl_init_result != CURLE_OK)
     return luaL_error(L, "curl_global_init failed");
   aigc_note_main_thread(L);
@@ -497,10 +507,9 @@ AIGC_EXPORT int luaopen_aigc_core (lua_State *L) {
   lua_setfield(L, -2, "null");
   lua_pushliteral(L, AIGC_VERSION);
   lua_setfield(L, -2, "_VERSION");
-  info = curl_version_info(CURLVERSION_NOW);
-  lua_pushstring(L, info->version);
+  lua_pushstring(L, curl_version_text);
   lua_setfield(L, -2, "curl_version");
-  lua_pushboolean(L, (info->features & CURL_VERSION_HTTP2) != 0);
+  lua_pushboolean(L, curl_http2);
   lua_setfield(L, -2, "http2");
 
   luaL_newlib(L, json_funcs);
