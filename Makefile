@@ -162,7 +162,7 @@ $(BUILD)/aigc-host: examples/host/host.c include/aigc_preload.h $(BUILD)/libaigc
 	$(CC) $(ALL_CFLAGS) -Iinclude -o $@ examples/host/host.c $(BUILD)/libaigc.a $(HOST_LIBS) $(LDFLAGS)
 
 # (scripts/host-test.sh: four threads' media calls, lua_close with them in flight)
-$(BUILD)/aigc-host-media: spec/c/host_media_probe.c include/aigc_preload.h $(BUILD)/libaigc.a
+$(BUILD)/aigc-host-media: spec/c/host_media_probe.c spec/c/host_arena.h include/aigc_preload.h $(BUILD)/libaigc.a
 	$(CC) $(ALL_CFLAGS) -Iinclude -o $@ spec/c/host_media_probe.c $(BUILD)/libaigc.a $(HOST_LIBS) $(LDFLAGS)
 
 # (scripts/host-test.sh: aigc_preload on a state without the package library returns its error)
@@ -171,7 +171,7 @@ $(BUILD)/aigc-host-preload: spec/c/host_preload_probe.c include/aigc_preload.h $
 
 # (scripts/host-test.sh, spec/host_threads_spec.lua: states made and closed on five threads at
 # once, streams canceled and abandoned; aigc from libaigc.a or from disk)
-$(BUILD)/aigc-host-threads: spec/c/host_threads_probe.c include/aigc_preload.h $(BUILD)/libaigc.a
+$(BUILD)/aigc-host-threads: spec/c/host_threads_probe.c spec/c/host_arena.h include/aigc_preload.h $(BUILD)/libaigc.a
 	$(CC) $(ALL_CFLAGS) -Iinclude -o $@ spec/c/host_threads_probe.c $(BUILD)/libaigc.a $(HOST_LIBS) $(LDFLAGS)
 
 # (scripts/host-test.sh, spec/host_threads_spec.lua: eight states open aigc at once; libcurl's

@@ -5,8 +5,9 @@
 -- userdata's __gc cancels), callbacks that raise, a request to a server that
 -- never answers, a love.thread worker with its own aigc, a hot reload
 -- (package.loaded cleared, aigc required again, the old client dropped with a
--- request in flight), and love.event.quit mid-stream without client:close().
--- Frames are counted, never timed.
+-- request in flight), and love.event.quit mid-stream without client:close();
+-- and aigc in the main thread and love.thread workers streaming at once, one
+-- worker ending mid-stream. Frames are counted, never timed.
 --
 -- Pending, saying why, where `love` or `xvfb-run` is missing or the LuaJIT
 -- build is not there; under `make test` it runs once, in busted-jit (LÖVE
@@ -95,6 +96,36 @@ describe("aigc in LÖVE under a game's stress", function ()
     assert.equal("from the thread", r.thread.text, tostring(r.thread.error))
     -- The server saw the stalled request's connection go when its client was dropped.
     assert.is_true(srv:stats().client_closed_total >= 1)
+  end)
+
+  -- (stress_threads.lua) The main thread and two workers each stream; one
+  -- worker's code returns while its stream is in flight (LÖVE closes that
+  -- thread's lua_State, collecting the request on that thread while the
+  -- others stream); a fresh worker then requires aigc and streams beside
+  -- the main thread's next stream. README "What is thread-safe".
+  it("aigc in the main thread and love.thread workers at once: a worker ending mid-stream takes its "
+     .. "request with it, a fresh worker streams after it", function ()
+    local TAIL = ", one two three four five six seven eight nine ten"   -- (stress_threads.lua's)
+    local ok, log, r = play("threads")
+    assert(ok and r, "the game failed:\n" .. log)
+    assert.is_nil(r.error, r.error)
+    assert.is_nil(log:find("PANIC", 1, true), log)
+    assert.is_nil(log:find("Error", 1, true), log)
+    assert.equal("from main" .. TAIL, r.main.text, tostring(r.main.text_err))
+    assert.equal("from main again" .. TAIL, r.main.again, tostring(r.main.again_err))
+    assert.is_true(r.main.text_deltas > 10 and r.main.again_deltas > 10)
+    local w = r.workers
+    assert.is_nil(w.raised, w.raised and w.raised.message)
+    assert.is_nil(w.a_error or w.leaver_error or w.late_error)
+    assert.equal("from a" .. TAIL, w.a.text, tostring(w.a.err))
+    assert.equal("from late" .. TAIL, w.late.text, tostring(w.late.err))
+    assert.is_true(w.a.deltas > 10 and w.late.deltas > 10)
+    -- The leaver went with its stream under way: its state's closing
+    -- canceled it, and the server saw that connection go.
+    assert.is_true(w.leaver.left)
+    assert.equal("running", w.leaver.status)
+    assert.is_true(w.leaver.deltas >= 1)
+    assert.is_true(srv:stats().client_closed_total >= 1, "no connection was closed early")
   end)
 
   it("love.event.quit mid-stream, without client:close(): LÖVE exits cleanly", function ()

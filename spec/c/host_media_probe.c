@@ -22,6 +22,7 @@
 #include <lualib.h>
 
 #include "aigc_preload.h"
+#include "host_arena.h"
 
 #define THREADS 4
 
@@ -68,25 +69,6 @@ static const char script[] =
   "assert(#failures == 0, failures[1])\n"
   "assert(results == want, results .. ' of ' .. want .. ' results')\n"
   "return results .. ' results, all ok'\n";
-
-/* The host's own allocator (a game's arena, say): counts what Lua holds. */
-typedef struct { size_t in_use; } arena;
-
-static void *arena_alloc (void *ud, void *ptr, size_t osize, size_t nsize) {
-  arena *a = (arena *)ud;
-  if (ptr != NULL)
-    a->in_use -= osize;
-  if (nsize == 0) {
-    free(ptr);
-    return NULL;
-  }
-  ptr = realloc(ptr, nsize);
-  if (ptr != NULL)
-    a->in_use += nsize;
-  else if (osize > 0)
-    a->in_use += osize;
-  return ptr;
-}
 
 typedef struct { long id; int ok; char summary[512]; } worker;
 

@@ -32,6 +32,7 @@
 #include <lualib.h>
 
 #include "aigc_preload.h"
+#include "host_arena.h"
 
 #define WORKERS 3
 #define ABANDONERS 2
@@ -81,25 +82,6 @@ static const char abandon_script[] =
   "end\n"
   "for _ = 1, round % 7 do c:step(0.003) end\n"   /* (0 to 6 steps: not sent yet, mid-stream) */
   "return nil\n";   /* lua_close ends them */
-
-/* The host's own allocator: counts what a state holds. */
-typedef struct { size_t in_use; } arena;
-
-static void *arena_alloc (void *ud, void *ptr, size_t osize, size_t nsize) {
-  arena *a = (arena *)ud;
-  if (ptr != NULL)
-    a->in_use -= osize;
-  if (nsize == 0) {
-    free(ptr);
-    return NULL;
-  }
-  ptr = realloc(ptr, nsize);
-  if (ptr != NULL)
-    a->in_use += nsize;
-  else if (osize > 0)
-    a->in_use += osize;
-  return ptr;
-}
 
 typedef struct {
   const char *script;

@@ -8,9 +8,15 @@
 -- as JSON to $AIGC_STRESS_OUT (from love.quit) and counts frames: the spec
 -- checks counts, never times.
 --
--- AIGC_STRESS=crowd | quit; OPENAI_BASE_URL the bundled server.
+-- AIGC_STRESS=crowd | quit | quitclose | threads (stress_threads.lua: aigc
+-- in the main thread and love.thread workers at once); OPENAI_BASE_URL the
+-- bundled server.
 -- luacheck: globals love newproxy
 local MODE = os.getenv("AIGC_STRESS") or "crowd"
+if MODE == "threads" then
+  require "stress_threads"
+  return
+end
 local OUT = assert(os.getenv("AIGC_STRESS_OUT"), "AIGC_STRESS_OUT")
 local BASE = assert(os.getenv("OPENAI_BASE_URL"), "OPENAI_BASE_URL")
 local CROWD = 40

@@ -1,12 +1,13 @@
--- aigc in LÖVE's main thread and in love.thread workers at once
--- (spec/love_threads_spec.lua, under xvfb-run against the bundled server
--- pausing between tokens): the main thread and two workers each require
--- aigc and stream; one worker ends (its code returns, LÖVE closes its
--- lua_State) while its stream is in flight; then a third worker requires
--- aigc in a fresh state and streams while the others go on. Writes what it
--- saw as JSON to $AIGC_THREADS_OUT and quits. Frames are counted, never timed.
+-- AIGC_STRESS=threads (main.lua hands over to this file): aigc in LÖVE's
+-- main thread and in love.thread workers at once (spec/love_stress_spec.lua,
+-- under xvfb-run against the bundled server pausing between tokens): the
+-- main thread and two workers each require aigc and stream; one worker ends
+-- (its code returns, LÖVE closes its lua_State) while its stream is in
+-- flight; then a third worker requires aigc in a fresh state and streams
+-- beside the main thread's next stream. Writes what it saw as JSON to
+-- $AIGC_STRESS_OUT and quits. Frames are counted, never timed.
 -- luacheck: globals love
-local OUT = assert(os.getenv("AIGC_THREADS_OUT"), "AIGC_THREADS_OUT")
+local OUT = assert(os.getenv("AIGC_STRESS_OUT"), "AIGC_STRESS_OUT")
 local BASE = assert(os.getenv("OPENAI_BASE_URL"), "OPENAI_BASE_URL")
 local aigc = require "aigc"
 
