@@ -264,7 +264,7 @@ $(BUILD)/fuzz/obj/%.o: src/%.c $(HEADERS)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
 $(BUILD)/fuzz/%: spec/fuzz/%.c $(FUZZ_OBJ) $(HEADERS)
 	@mkdir -p $(BUILD)/fuzz
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_OBJ) -lm
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_OBJ) -lm -lpthread
 fuzz: $(FUZZERS)
 	@for f in $(FUZZERS); do \
 	  mkdir -p $(BUILD)/corpus/$$(basename $$f); \
