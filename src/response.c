@@ -696,6 +696,17 @@ static int says_event_stream (const aigc_request *r) {
   return aigc_body_type_has(ct, "event-stream");
 }
 
+/* A UTF-8 byte order mark before a JSON body (a Windows server's, a
+   proxy's) is no part of the JSON: dropped, as both SDKs' decoders do
+   (httpx's .json() reads bytes as utf-8-sig; fetch's .json() strips it).
+   Bodies kept as bytes (downloads) are never looked at. */
+static void drop_bom (aigc_buf *b) {
+  if (b->len >= 3 && memcmp(b->data, "\xEF\xBB\xBF", 3) == 0) {
+    memmove(b->data, b->data + 3, b->len - 3);
+    b->len -= 3;
+  }
+}
+
 int aigc_response_outcome (lua_State *L, aigc_request *r, int *retryable) {
   int ok = 0;
   *retryable = 0;
@@ -713,6 +724,7 @@ int aigc_response_outcome (lua_State *L, aigc_request *r, int *retryable) {
   else if (r->curl_code != CURLE_OK)
     push_curl_error(L, r, retryable);
   else if (r->status < 200 || r->status >= 300) {
+    drop_bom(&r->resp);
     aigc_server_error_push_http(L, r, r->status);
     *retryable = aigc_retry_status_retryable(r, r->status);
   }
@@ -724,8 +736,10 @@ int aigc_response_outcome (lua_State *L, aigc_request *r, int *retryable) {
     ok = push_stream_outcome(L, r);
   else if ((r->xb.sink != AIGC_SINK_JSON && r->xb.sink != AIGC_SINK_EVENTS) || r->xb.sink_diverted)
     ok = push_sink_outcome(L, r);   /* (events answered in one JSON piece: as JSON) */
-  else
+  else {
+    drop_bom(&r->resp);
     ok = push_body_outcome(L, r);
+  }
   if (!ok)
     aigc_response_decorate_error(L, r);
   return ok;

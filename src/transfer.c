@@ -310,9 +310,9 @@ static int on_other_event (aigc_request *r, const aigc_sse_event *ev) {
   return 0;
 }
 
-/* The first byte of a body's first bytes after blanks (0: only blanks). */
+/* The first byte of a body's first bytes after a BOM and blanks (0: only blanks). */
 static char first_byte (const char *first, size_t n) {
-  size_t i = 0;
+  size_t i = n >= 3 && memcmp(first, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;   /* (a BOM: response.c) */
   while (i < n && (first[i] == ' ' || first[i] == '\n' || first[i] == '\r' || first[i] == '\t'))
     i++;
   return i < n ? first[i] : 0;

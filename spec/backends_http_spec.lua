@@ -1,0 +1,101 @@
+-- What goes on the wire and what comes back, byte for byte, from a one-off
+-- server (spec/support/oneshot.lua) that answers by the request's model:
+-- a reply that starts with a UTF-8 byte order mark, the request line and
+-- headers aigc sent (echoed back as the reply's text).
+local aigc = require "aigc"
+local oneshot = require "oneshot"
+
+-- luacheck: push ignore 631 (the bodies, one a line as the servers send them)
+local SERVER = [=[
+  local BOM = "\239\187\191"
+  local J, SSE = "application/json", "text/event-stream"
+  local REPLY = '{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}]}'
+  local CHUNK = 'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":"stop"}]}\n\n'
+  local CASES = {
+    ["bom"] = { "200 OK", J, BOM .. REPLY },
+    ["bom-error"] = { "400 Bad Request", J, BOM .. '{"error":{"message":"the model is unknown","type":"invalid_request_error"}}' },
+    ["bom-text-error"] = { "503 Service Unavailable", "text/plain", BOM .. "upstream down" },
+    ["bom-sse"] = { "200 OK", SSE, BOM .. CHUNK .. "data: [DONE]\n\n" },
+    ["bom-json-as-sse"] = { "200 OK", SSE, BOM .. REPLY },
+    ["bom-unlabelled"] = { "200 OK", nil, BOM .. REPLY },
+  }
+  local function json_string (s)
+    return '"' .. s:gsub('[%c"\\]', function (c) return string.format("\\u%04x", c:byte()) end) .. '"'
+  end
+  local server = require("oneshot").listen()
+  while true do
+    local c = assert(server:accept())
+    c:settimeout(5)
+    local head, len = {}, 0
+    repeat
+      local line = assert(c:receive("*l"))
+      head[#head + 1] = line
+      len = tonumber(line:match("^[Cc]ontent%-[Ll]ength: *(%d+)")) or len
+    until line == ""
+    local body = len > 0 and c:receive(len) or ""
+    local model = body:match('"model":"([^"]*)"')
+    if model == "quit" then c:close(); break end
+    local case = CASES[model]
+    if model == "echo" then   -- (the request line and headers, one a line, as the reply's text)
+      case = { "200 OK", J, (REPLY:gsub('"Hi"', function () return json_string(table.concat(head, "\n")) end)) }
+    elseif model == "echo-error" then
+      case = { "400 Bad Request", J, '{"error":{"message":' .. json_string(head[1]) .. '}}' }
+    end
+    case = case or { "404 Not Found", J, '{"error":{"message":"no such case"}}' }
+    c:send("HTTP/1.1 " .. case[1] .. "\r\n" .. (case[2] and "Content-Type: " .. case[2] .. "\r\n" or "")
+           .. "Content-Length: " .. #case[3] .. "\r\nConnection: close\r\n\r\n" .. case[3])
+    c:close()
+  end
+]=]
+-- luacheck: pop
+
+describe("a server", function ()
+  local srv, client
+
+  setup(function () srv = oneshot.model_server(SERVER) end)
+  teardown(function () srv.stop() end)
+  before_each(function ()
+    client = aigc.client { base_url = srv.base_url, api_key = "sk-http-0123456789", max_retries = 0, timeout = 30 }
+  end)
+  after_each(function () client:close() end)
+
+  local function chat (model, params, c)
+    local p = { model = model, messages = { { role = "user", content = "Hi" } } }
+    for k, v in pairs(params or {}) do p[k] = v end
+    return (c or client):chat(p)
+  end
+
+  describe("whose reply starts with a UTF-8 byte order mark (both SDKs' decoders drop it)", function ()
+    it("gives the JSON reply, not kind parse ('unexpected byte 0xEF')", function ()
+      local res, err = chat("bom")
+      assert.is_nil(err)
+      assert.same({ "Hi", "c1" }, { res.text, res.id })
+    end)
+
+    it("gives an error body's message, not the whole body with the mark", function ()
+      local res, err = chat("bom-error")
+      assert.is_nil(res)
+      assert.same({ "http", "the model is unknown", 400 }, { err.kind, err.message, err.status })
+      res, err = chat("bom-text-error")
+      assert.is_nil(res)
+      assert.equal("HTTP status 503: upstream down", err.message)
+    end)
+
+    it("gives a stream's events, and a JSON reply to a stream labelled text/event-stream or not labelled",
+       function ()
+      local deltas = {}
+      local res, err = chat("bom-sse", { stream = function (d) deltas[#deltas + 1] = d end })
+      assert.is_nil(err)
+      assert.same({ "Hi", "Hi" }, { res.text, table.concat(deltas) })
+      for _, model in ipairs { "bom-json-as-sse", "bom-unlabelled" } do
+        deltas = {}
+        res, err = chat(model, { stream = function (d) deltas[#deltas + 1] = d end })
+        assert.is_nil(err, model)
+        assert.same({ "Hi", "c1", "Hi" }, { res.text, res.id, table.concat(deltas) })
+      end
+      res, err = chat("bom-json-as-sse")   -- (not asked to stream)
+      assert.is_nil(err)
+      assert.equal("Hi", res.text)
+    end)
+  end)
+end)
