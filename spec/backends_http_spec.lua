@@ -98,4 +98,39 @@ describe("a server", function ()
       assert.equal("Hi", res.text)
     end)
   end)
+
+  describe("is sent", function ()
+    -- The request line and header lines the server got.
+    local function sent (params, c)
+      local res, err = chat("echo", params, c)
+      assert.is_nil(err)
+      return res.text
+    end
+
+    it("a base_url's repeated query parameter, every value in order (httpx sends them all; not only the last)",
+       function ()
+      local c = aigc.client { base_url = srv.base_url .. "?a=1&b=x&a=2&a=3", max_retries = 0, timeout = 30 }
+      local line = sent(nil, c):match("^[^\n]*")
+      assert.equal("POST /v1/chat/completions?a=1&a=2&a=3&b=x HTTP/1.1", line)
+      -- a per-call query's parameter of that name replaces them all, as opts.query's does
+      line = sent({ query = { a = "9" } }, c):match("^[^\n]*")
+      assert.equal("POST /v1/chat/completions?a=9&b=x HTTP/1.1", line)
+      c:close()
+      c = aigc.client { base_url = srv.base_url .. "?a=1&a=2", query = { a = "q" }, max_retries = 0, timeout = 30 }
+      assert.equal("POST /v1/chat/completions?a=q HTTP/1.1", sent(nil, c):match("^[^\n]*"))
+      c:close()
+    end)
+
+    it("both values of a credential parameter repeated in base_url, each a secret of the client", function ()
+      local first, second = "first-secret-0123456789", "second-secret-9876543210"
+      local c = aigc.client { base_url = srv.base_url .. "?key=" .. first .. "&key=" .. second, max_retries = 0,
+                              timeout = 30 }
+      local res, err = chat("echo-error", nil, c)
+      c:close()
+      assert.is_nil(res)
+      assert.matches("^POST /v1/chat/completions%?key=.+&key=.+ HTTP/1%.1$", err.message)
+      assert.is_nil(err.message:find(first, 1, true), err.message)
+      assert.is_nil(err.message:find(second, 1, true), err.message)
+    end)
+  end)
 end)

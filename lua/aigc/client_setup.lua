@@ -265,10 +265,12 @@ local function client_secrets (api_key, ad_token, base_url, query, proxy, header
     local value = env(name)
     if value then proxy_secrets(value, list) end
   end
-  for k, v in pairs(query) do
-    if util.secret_param(k) and type(v) == "string" and v ~= "" then
-      list[#list + 1] = v
-      list[#list + 1] = util.urlencode(v)   -- (as sent: a server echoing the URL shows "%2B" for "+")
+  for k, values in pairs(query) do
+    for _, v in ipairs(util.query_values(values)) do   -- (the base URL's "?key=a&key=b": both)
+      if util.secret_param(k) and type(v) == "string" and v ~= "" then
+        list[#list + 1] = v
+        list[#list + 1] = util.urlencode(v)   -- (as sent: a server echoing the URL shows "%2B" for "+")
+      end
     end
   end
   return list

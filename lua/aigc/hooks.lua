@@ -156,9 +156,11 @@ local function held_credentials (client, url)
     if util.credential_header(name) then held[#held + 1] = line
     elseif not SAME_FOR_ALL[name] then own[#own + 1] = line end
   end
-  for k, v in pairs(client._query or {}) do
+  for k, values in pairs(client._query or {}) do
     local into = util.secret_param(tostring(k)) and held or own
-    into[#into + 1] = "?" .. tostring(k) .. "=" .. tostring(v)
+    for _, v in ipairs(util.query_values(values)) do
+      into[#into + 1] = "?" .. tostring(k) .. "=" .. tostring(v)
+    end
   end
   util.url_secrets(url, held)
   client._held, client._held_own = held, own

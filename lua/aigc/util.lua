@@ -507,8 +507,11 @@ function M.encode_query (map)
   for k in pairs(map) do keys[#keys + 1] = k end
   table.sort(keys)
   local parts = {}
-  for i, k in ipairs(keys) do
-    parts[i] = M.urlencode(k) .. "=" .. M.urlencode(map[k])
+  for _, k in ipairs(keys) do
+    local v = map[k]
+    for _, one in ipairs(type(v) == "table" and v or { v }) do   -- (a list: a name repeated, parse_query)
+      parts[#parts + 1] = M.urlencode(k) .. "=" .. M.urlencode(one)
+    end
   end
   return table.concat(parts, "&")
 end
@@ -518,7 +521,9 @@ local function unescape (s)
 end
 
 --- The parameters of a query string ("a=1&b=x%20y") as a map, decoded
--- (`+` is a space, as in a form); a name without `=` has "" as its value.
+-- (`+` is a space, as in a form); a name without `=` has "" as its value; a
+-- name given more than once ("a=1&a=2") the list of its values, in order
+-- (all of them sent, as httpx sends them: `encode_query`).
 -- @tparam string q
 -- @treturn table
 function M.parse_query (q)
@@ -527,9 +532,20 @@ function M.parse_query (q)
     local k, v = string.match(part, "^([^=]*)=(.*)$")
     if not k then k, v = part, "" end
     k, v = unescape((string.gsub(k, "%+", " "))), unescape((string.gsub(v, "%+", " ")))
-    if k ~= "" then map[k] = v end
+    if k ~= "" then
+      local had = map[k]
+      if had == nil then map[k] = v
+      elseif type(had) == "table" then had[#had + 1] = v
+      else map[k] = { had, v } end
+    end
   end
   return map
+end
+
+--- The values of a query map's entry (`parse_query`'s): a list of one
+-- unless the name was repeated.
+function M.query_values (v)
+  return type(v) == "table" and v or { v }
 end
 
 -- The user info of a URL ("user:password" in scheme://user:password@host/),
@@ -574,7 +590,9 @@ function M.url_secrets (url, out)
   end
   local q = string.match(url, "%?([^#]*)")
   for k, v in pairs(q and M.parse_query(q) or {}) do
-    if secret_param(k) and v ~= "" then out[#out + 1] = v end
+    for _, one in ipairs(M.query_values(v)) do
+      if secret_param(k) and one ~= "" then out[#out + 1] = one end
+    end
   end
   return out
 end
