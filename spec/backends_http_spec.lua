@@ -132,5 +132,32 @@ describe("a server", function ()
       assert.is_nil(err.message:find(first, 1, true), err.message)
       assert.is_nil(err.message:find(second, 1, true), err.message)
     end)
+
+    it("a header given \"\" (or blanks), empty, as the SDKs send it (libcurl drops a 'Name:' line)", function ()
+      local c = aigc.client { base_url = srv.base_url, max_retries = 0, timeout = 30,
+                              headers = { ["X-Empty"] = "", ["X-Blank"] = "  " } }
+      local head = sent({ headers = { ["X-Call-Empty"] = "" } }, c)
+      assert.matches("\nX%-Empty:[ ]?\n", head)
+      assert.matches("\nX%-Blank:[ ]?\n", head)
+      assert.matches("\nX%-Call%-Empty:[ ]?\n", head)
+      -- (and a client's empty header stays when a call has headers of its own)
+      head = sent({ extra_headers = { ["X-Other"] = "1" } }, c)
+      assert.matches("\nX%-Empty:[ ]?\n", head)
+      assert.matches("\nX%-Other: 1\n", head)
+      c:close()
+    end)
+
+    it("no default header set to aigc.null, by the client or by one call (the README's promise)", function ()
+      local c = aigc.client { base_url = srv.base_url, api_key = "sk-http-0123456789", organization = "org-1",
+                              max_retries = 0, timeout = 30, headers = { ["User-Agent"] = aigc.null } }
+      local head = sent(nil, c):lower()
+      assert.is_nil(head:find("\nuser-agent:", 1, true), head)
+      assert.matches("\nopenai%-organization: org%-1\n", head)
+      head = sent({ headers = { ["OpenAI-Organization"] = aigc.null, Authorization = aigc.null } }, c):lower()
+      assert.is_nil(head:find("\nopenai-organization:", 1, true), head)
+      assert.is_nil(head:find("\nauthorization:", 1, true), head)
+      assert.matches("\nopenai%-organization: org%-1\n", sent(nil, c):lower())   -- (the next call has it again)
+      c:close()
+    end)
   end)
 end)

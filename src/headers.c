@@ -34,11 +34,15 @@ const char *aigc_headers_problem (const char *name, size_t nlen, const char *val
   return NULL;
 }
 
-/* The problem of a "Name: value" line, or NULL; *nlen: its name's length
-   (0: no name at all). */
+/* The problem of a "Name: value" line (or "Name;", libcurl's form of a
+   header sent empty), or NULL; *nlen: its name's length (0: no name at all). */
 static const char *line_problem (const char *line, size_t len, size_t *nlen) {
   const char *colon = (const char *)memchr(line, ':', len), *v;
   *nlen = colon ? (size_t)(colon - line) : 0;
+  if (colon == NULL && len > 1 && line[len - 1] == ';') {
+    *nlen = len - 1;
+    return aigc_headers_problem(line, *nlen, "", 0);
+  }
   if (*nlen == 0)
     return "is not a 'Name: value' line";
   for (v = colon + 1; v < line + len && (*v == ' ' || *v == '\t'); v++)

@@ -189,7 +189,7 @@ local function call_headers (self, params, token)
         lines[lower] = nil
       else
         if lines[lower] == nil and self._hlines[lower] == nil then extra[#extra + 1] = lower end
-        lines[lower] = name .. ": " .. setup.header_text(value)
+        lines[lower] = setup.header_line(name, value)
       end
     end
   end

@@ -286,6 +286,17 @@ function M.header_text (value)
   return tostring(value)
 end
 
+-- A request header's line: "Name: value", or "Name;" for an empty value
+-- (libcurl drops a "Name:" line with nothing after it, and "Name;" is its
+-- way to send the header empty, as the SDKs send `""`). But `Expect = ""`
+-- sends no Expect at all, as the README has it (libcurl's own
+-- "100-continue" off; an empty one would ask for nothing either).
+function M.header_line (name, value)
+  local text = M.header_text(value)
+  if text:find("^[ \t]*$") and name:lower() ~= "expect" then return name .. ";" end
+  return name .. ": " .. text
+end
+
 -- The default headers, in order: (names, lines) with lower-case names as
 -- keys of lines ("Name: value"); names are merged case-insensitively.
 local function default_headers (opts, azure, api_key, ad_token)
@@ -293,7 +304,7 @@ local function default_headers (opts, azure, api_key, ad_token)
   local function set (name, value)
     local key = name:lower()
     if lines[key] == nil then names[#names + 1] = key end
-    lines[key] = name .. ": " .. M.header_text(value)
+    lines[key] = M.header_line(name, value)
   end
   set("Accept", "application/json")
   set("Content-Type", "application/json")
