@@ -161,3 +161,24 @@ describe("a server", function ()
     end)
   end)
 end)
+
+describe("an Azure client whose model is \"\"", function ()
+  it("is misuse naming the option, not a request to /deployments//chat/completions", function ()
+    for _, case in ipairs {
+      { { model = "" }, {}, "params.model" },
+      { {}, { model = "" }, "opts.model" },
+    } do
+      local opts = { azure = true, endpoint = "http://127.0.0.1:1", api_version = "2024-06-01", api_key = "k-azure-1",
+                     max_retries = 0 }
+      for k, v in pairs(case[2]) do opts[k] = v end
+      local c = aigc.client(opts)
+      local params = { messages = { { role = "user", content = "Hi" } } }
+      for k, v in pairs(case[1]) do params[k] = v end
+      local ok, e = pcall(c.chat, c, params)
+      c:close()
+      assert.is_false(ok)
+      assert.matches("bad argument #1 to 'chat' (" .. case[3]
+                     .. ": empty: Azure OpenAI needs a model, the deployment name)", e, 1, true)
+    end
+  end)
+end)

@@ -211,14 +211,16 @@ local AZURE_DEPLOYMENT_PATHS = setup.AZURE_DEPLOYMENT_PATHS
 -- a multipart form (its params are then only the call options), or the
 -- client's.
 local function deployment_of (self, params, body_opts)
-  local model = params.model or params.engine
-  if model == nil and body_opts and type(body_opts.form) == "table" then
+  if params.model ~= nil then return params.model, "params.model" end
+  if params.engine ~= nil then return params.engine, "params.engine" end
+  local model
+  if body_opts and type(body_opts.form) == "table" then
     for _, part in ipairs(body_opts.form) do
       if part.name == "model" then model = part.value end
     end
   end
-  if model == nil then model = self.model end
-  return model
+  if model ~= nil then return model, "params.model" end
+  return self.model, "opts.model"
 end
 
 -- An Azure client's token for a call, from its azure_ad_token_provider,
@@ -243,9 +245,11 @@ local function call_opts (self, api, params, path, fname, argn, body_opts, token
   if azure and (api == "chat" or api == "completion" or AZURE_DEPLOYMENT_PATHS[path]) then
     local deployment = azure.deployment   -- (the base URL's, as written there, whatever the call's model)
     if deployment == nil then
-      local model = deployment_of(self, params, body_opts)
+      local model, from = deployment_of(self, params, body_opts)
       if type(model) ~= "string" then
         field_error(fname, 1, "params.model", "Azure OpenAI needs a model: the deployment name")
+      elseif model == "" then   -- (not "/deployments//chat/completions", a 404 naming nothing)
+        field_error(fname, 1, from, "empty: Azure OpenAI needs a model, the deployment name")
       end
       deployment = urlencode(model)
     end
