@@ -66,6 +66,28 @@ describe("a connection error through a proxy", function ()
     m = message(direct, proxy, { no_proxy = "127.0.0.1" })
     assert.is_nil(m:find("through the proxy", 1, true), m)
   end)
+
+  it("names the proxy exactly where libcurl went through it, by libcurl's $no_proxy rules (noproxy.c)", function ()
+    local proxy = "http://127.0.0.1:" .. closed
+    local port = proc.free_port()
+    -- (host, $no_proxy, whether libcurl takes the proxy: 7.88 to 8.18 alike)
+    for _, case in ipairs {
+      { "127.0.0.1", "0.0.1", true },           -- an IPv4 host matches no name, not a name's tail either
+      { "127.0.0.1", "127.0.0.0/0", true },     -- "/0": the same address only
+      { "127.0.0.1", "127.0.0.1/33", true },    -- a width past 32: nothing
+      { "127.0.0.1", "10.0.0.0/8 127.0.0.0/8", false },
+      { "localhost", "localhost.", false },     -- an entry's trailing dot is ignored
+      { "[::1]", "::1", false },
+      { "[::1]", "[::1]", true },
+      { "[::1]", "fd00::/8", true },
+    } do
+      local m = message("http://" .. case[1] .. ":" .. port .. "/v1", nil, { http_proxy = proxy, no_proxy = case[2] })
+      local through = m:find("port " .. closed, 1, true) ~= nil
+      assert.equal(case[3], through, case[2] .. ": " .. m)
+      assert.equal(through, m:find("(through the proxy " .. proxy .. ", from $http_proxy)", 1, true) ~= nil,
+                   case[2] .. ": " .. m)
+    end
+  end)
 end)
 
 describe("a proxy option libcurl cannot use", function ()

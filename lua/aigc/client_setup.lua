@@ -190,27 +190,44 @@ local function proxy_secrets (proxy, list)
 end
 
 -- Whether `host` is exempt from proxies by a no_proxy list, as libcurl
--- 7.88 reads one (noproxy.c): "*", else names separated by commas or
--- spaces, each matching the host or a domain it is in (a leading dot
--- ignored), case-insensitively; an IPv4 entry may be a CIDR ("10.0.0.0/8").
+-- 7.88 reads one (noproxy.c, checked against its curl): "*" alone, else
+-- entries separated by commas or blanks. An IPv4 host (four decimal
+-- numbers, no leading zero) matches an IPv4 entry or CIDR ("10.0.0.0/8";
+-- "/0" or a bad width matches only the same address, past 32 nothing),
+-- never a name. Any other host, an IPv6 literal too (libcurl 7.88 compares
+-- it as a name: "::1" matches it, "[::1]" and "fd00::/8" do not), matches
+-- an entry naming it or a domain it is in, case-insensitively, the
+-- entry's one trailing and one leading dot ignored, the host's trailing dot too.
 local function ipv4 (s)
-  local a, b, c, d = s:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
-  if not a then return nil end
-  return ((tonumber(a) * 256 + tonumber(b)) * 256 + tonumber(c)) * 256 + tonumber(d)
+  local parts = { s:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$") }
+  if not parts[4] then return nil end
+  local n = 0
+  for _, p in ipairs(parts) do
+    if #p > 1 and p:sub(1, 1) == "0" or tonumber(p) > 255 then return nil end
+    n = n * 256 + tonumber(p)
+  end
+  return n
+end
+
+local function cidr4_match (host_ip, entry)
+  local ip, slash = entry:match("^([^/]*)(/?.*)$")
+  local bits = tonumber(slash:match("^/(%d*)") or "") or 0   -- (atoi's: "/abc" is 0)
+  if slash:find("^/%-") or bits > 32 or not ipv4(ip) then return false end
+  local span = 2 ^ (32 - (bits == 0 and 32 or bits))
+  return math.floor(host_ip / span) == math.floor(ipv4(ip) / span)
 end
 
 local function no_proxy_for (host, list)
   if list == nil or list == "" then return false end
   if list == "*" then return true end
-  host = host:lower():gsub("%.$", "")
+  host = host:lower()
   local host_ip = ipv4(host)
-  for entry in list:lower():gmatch("[^,%s]+") do
-    local ip, bits = entry:match("^([%d.]+)/(%d+)$")
-    if host_ip and ip and ipv4(ip) then
-      local span = 2 ^ (32 - math.min(tonumber(bits), 32))
-      if math.floor(host_ip / span) == math.floor(ipv4(ip) / span) then return true end
+  if not host_ip then host = host:gsub("%.$", "") end
+  for entry in list:lower():gmatch("[^, \t]+") do   -- (libcurl's blanks: space and tab)
+    if host_ip then
+      if cidr4_match(host_ip, entry) then return true end
     else
-      entry = entry:gsub("^%.", "")
+      entry = entry:gsub("%.$", ""):gsub("^%.", "")
       if host == entry or (#host > #entry and host:sub(-#entry - 1) == "." .. entry) then return true end
     end
   end
@@ -232,7 +249,7 @@ function M.proxy_shown (base_url, proxy)
   local scheme, authority = base_url:lower():match("^(%a+)://([^/?#]*)")
   if not scheme then return nil end
   local host = authority:gsub("^.*@", "")
-  host = host:match("^%[(.*)%]") or host:gsub(":%d*$", "")
+  host = host:match("^%[([^%%%]]*)") or host:gsub(":%d*$", "")   -- (an IPv6 literal without its zone, as libcurl)
   if no_proxy_for(host, getenv("no_proxy") or getenv("NO_PROXY")) then return nil end
   local value, from = proxy, "the proxy option"
   if value == nil then
