@@ -115,6 +115,20 @@ describe("err.retry_after (defect 18)", function ()
     assert.equal(0.25, retry_after "Retry-After-Ms: 250")
   end)
 
+  it("is read as both SDKs read a number (float(), parseFloat()): an exponent, a leading point or plus sign",
+     function ()
+    assert.equal(1.5, retry_after "Retry-After-Ms: 1.5e3")
+    assert.equal(10, retry_after "Retry-After: 1E1")
+    assert.equal(0.5, retry_after "Retry-After: .5")
+    assert.equal(5, retry_after "Retry-After: 5.")
+    assert.equal(2, retry_after "Retry-After: +2")
+    assert.equal(0.002, retry_after "Retry-After-Ms: 2e-0")
+    -- and still no wait: hex, infinity, a point alone, an exponent without digits, a number too large
+    for _, v in ipairs { "0x2", "inf", "nan", ".", "1e", "2e+", "1e999" } do
+      assert.is_nil(retry_after("Retry-After: " .. v), v)
+    end
+  end)
+
   it("a negative retry-after-ms falls back to retry-after", function ()
     local _, err = client:chat(params "status=429,retry-after=2,raw-header=Retry-After-Ms: -5")
     assert.equal(2, err.retry_after)

@@ -234,7 +234,8 @@ describe("retries", function ()
     end
   end)
 
-  it("reads retry-after(-ms) only as plain decimals: hex, signs, exponents are malformed (finding 9)", function ()
+  it("reads retry-after(-ms) as numbers both SDKs read: hex, a minus sign, other text are malformed (finding 9)",
+     function ()
     -- What the server said, as err.retry_after (max_retries = 0: no wait).
     local function said (header, value)
       local spec = header == "retry-after" and "status=429,retry-after=" .. value
@@ -249,12 +250,15 @@ describe("retries", function ()
     assert.equal(2, said("retry-after", "0002"))
     assert.equal(1.5, said("retry-after-ms", "1500"))
     assert.equal(0.25, said("retry-after-ms", "250.0"))
-    for _, v in ipairs { "0x2", "+2", "-0", "2.5e0", "1e3", "Infinity", "nan", "2abc", ".5", "5." } do
+    for _, v in ipairs { "0x2", "-0", "Infinity", "nan", "2abc", "e3", "." } do
       assert.is_nil(said("retry-after", v), v)
     end
-    for _, v in ipairs { "0x7D0", "+2000", "-0", "1e3", "2000abc" } do
+    for _, v in ipairs { "0x7D0", "-0", "2000abc" } do
       assert.is_nil(said("retry-after-ms", v), "ms " .. v)
     end
+    -- (what Python's float() and Node's parseFloat() both read: bounds_spec)
+    assert.equal(2.5, said("retry-after", "2.5e0"))
+    assert.equal(2, said("retry-after-ms", "+2000"))
   end)
 
   it("waits the backoff, not 2 s, for retry-after-ms: 0x7D0 (finding 9)", function ()

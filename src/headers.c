@@ -476,34 +476,45 @@ void aigc_headers_set_lazy (lua_State *L, const aigc_headers *h, int obj) {
 */
 
 /*
-** A number of the form digits[.digits] ("2", "1.5", "1500"), or NAN. Read
-** here, not with strtod: strtod follows the C locale's decimal point (a
-** host under LC_NUMERIC=de_DE reads "1.5" as 1, "1" and garbage) and takes
-** what the SDKs' float() treats as malformed or the server cannot mean:
-** hex ("0x2"), signs ("-0"), exponents, "inf", "nan". m / 10^k is
-** correctly rounded while m < 2^53 and k <= 22 (10^k exact); longer
-** fractions are cut there (no delay needs a nanosecond's precision).
+** A number as the SDKs read a delay (Python's float(), Node's parseFloat()
+** agree on these): [+]digits[.digits][e[+-]digits], the digits on either
+** side of the point optional but not both ("2", "1.5", ".5", "5.", "1e3",
+** "+2"), or NAN. Read here, not with strtod: strtod follows the C locale's
+** decimal point (a host under LC_NUMERIC=de_DE reads "1.5" as 1, "1" and
+** garbage) and takes what is no delay: hex ("0x2"), "inf", "nan". A minus
+** sign is NAN too (a negative delay is none: the backoff, as theirs).
+** m / 10^k is correctly rounded while m < 2^53 and |k| <= 22 (10^k
+** exact); longer fractions are cut there (no delay needs a nanosecond).
 */
 static double plain_decimal (const char *v) {
-  double m = 0;
-  int k = 0;
-  const char *s = v, *f;
-  while (*s >= '0' && *s <= '9')
-    m = m * 10 + (*s++ - '0');
-  if (s == v)
-    return NAN;
-  if (*s == '.') {
-    for (f = ++s; *s >= '0' && *s <= '9'; s++)
+  double m = 0, d;
+  int k = 0, digits = 0, e = 0, eneg = 0;
+  const char *s = v + (*v == '+');
+  for (; *s >= '0' && *s <= '9'; s++, digits++)
+    m = m * 10 + (*s - '0');
+  if (*s == '.')
+    for (s++; *s >= '0' && *s <= '9'; s++, digits++)
       if (k < 22) {
         m = m * 10 + (*s - '0');
         k++;
       }
-    if (s == f)
+  if (digits == 0)
+    return NAN;
+  if (*s == 'e' || *s == 'E') {
+    s++;
+    if (*s == '+' || *s == '-')
+      eneg = *s++ == '-';
+    if (!(*s >= '0' && *s <= '9'))
       return NAN;
+    for (; *s >= '0' && *s <= '9'; s++)
+      if (e < 1000)
+        e = e * 10 + (*s - '0');
   }
   if (*s != '\0' || !isfinite(m))   /* (hundreds of digits overflow) */
     return NAN;
-  return m / pow(10.0, (double)k);
+  k = eneg ? k + e : k - e;
+  d = k >= 0 ? m / pow(10.0, (double)k) : m * pow(10.0, (double)-k);
+  return isfinite(d) ? d : NAN;
 }
 
 double aigc_headers_retry_after (const aigc_headers *h) {
