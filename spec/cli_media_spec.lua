@@ -186,19 +186,83 @@ describe("aigc image / aigc speak", function ()
     assert.equal(1, #srv:requests())
   end)
 
-  it("-o a device or a FIFO: exit 2 before the call (the image or audio was made, then lost)", function ()
+  -- `-o /dev/stdout`, `-o >(player)` (/dev/fd/N of a pipe), a FIFO or a
+  -- device were refused before the call (exit 2), and before that stop
+  -- `aigc image` wrote them with io.open (a FIFO with no reader: hung for
+  -- ever). They are written as they are now, as `curl -o` writes them: no
+  -- .part, no rename (renaming over /dev/stdout replaced the link itself).
+  local function shell (args, redirs, before)
+    local out, err = dir .. "/stdout", dir .. "/stderr"
+    local line = "set -o pipefail; " .. (before or "")
+                 .. cli.command(args, { home = home, base_url = srv.base_url }) .. " </dev/null 2>"
+                 .. proc.quote(err) .. " " .. redirs:gsub("OUT", proc.quote(out))
+    local _, _, code = proc.execute3("bash -c " .. proc.quote(line))
+    return code, proc.read_file(out) or "", proc.read_file(err) or ""
+  end
+
+  it("-o /dev/stdout, /dev/fd/N of a pipe, >(player): the bytes written there, nothing else", function ()
+    local png = "^\137PNG\r\n\26\n"
+    -- (stdout a file: /dev/fd/1 here, on which the old code failed harmlessly;
+    -- over /dev/stdout, as root, it renamed the PNG over the link itself)
+    local r = aigc { "image", "-m", "gpt-image-1", "-s", "8x8", "x", "-o", "/dev/fd/1" }
+    assert.equal(0, r.code, r.stderr)
+    assert.matches(png, r.stdout)
+    assert.equal(1, #srv:requests())
+    local code, out, err = shell({ "image", "-m", "gpt-image-1", "-s", "8x8", "x", "-o", "/dev/stdout" },
+                                 "| cat >OUT")
+    assert.equal(0, code, err)
+    assert.matches(png, out)
+    assert.is_true(proc.execute("test -L /dev/stdout"))
+    -- dall-e-2 answers with a url: downloaded through the client, into the pipe
+    code, out, err = shell({ "image", "-m", "dall-e-2", "-s", "8x8", "x", "-o", "/dev/fd/3" },
+                           "3>&1 >/dev/null | cat >OUT")
+    assert.equal(0, code, err)
+    assert.matches(png, out)
+    code, out, err = shell({ "speak", "Halt!", "-o", "/dev/fd/3" }, "3>&1 >/dev/null | cat >OUT")
+    assert.equal(0, code, err)
+    assert.equal("\255\243\68\192", out:sub(1, 4))   -- (mp3: no extension to choose another)
+    local wav = dir .. "/line.wav"
+    local line = cli.command({ "speak", "Halt!", "-f", "wav" }, { home = home, base_url = srv.base_url })
+                 .. " -o >(cat >" .. proc.quote(wav) .. ") </dev/null >/dev/null 2>" .. proc.quote(dir .. "/err")
+                 .. "; wait"
+    local _, _, c2 = proc.execute3("bash -c " .. proc.quote(line))
+    assert.equal(0, c2, proc.read_file(dir .. "/err"))
+    cli.wait_until(function () return (proc.read_file(wav) or ""):sub(1, 4) == "RIFF" end,
+                   "the WAV through the pipe", 20)
+  end)
+
+  it("-o a FIFO: written through while read; none reading: exit 2 before the call, no hang", function ()
     local fifo = dir .. "/pipe.png"
     assert(proc.execute("mkfifo " .. proc.quote(fifo)))
-    for _, c in ipairs {
-      { { "image", "x", "-o", "/dev/full" }, "aigc image: -o /dev/full is a device, not a regular file" },
-      { { "speak", "x", "-o", "/dev/full" }, "aigc speak: -o /dev/full is a device, not a regular file" },
-      { { "image", "x", "-o", fifo }, "aigc image: -o " .. fifo .. " is a FIFO, not a regular file" },
-    } do
-      local r = aigc(c[1])
-      assert.equal(2, r.code, r.stderr)
-      assert.equal(c[2] .. ": give a file name (or - for stdout)\n", r.stderr)
-    end
+    local code, _, err = shell({ "image", "x", "-o", fifo }, ">OUT")
+    assert.equal(2, code)
+    assert.equal("aigc image: -o " .. fifo .. ": no process reads it (a FIFO or a pipe is written only"
+                 .. " while it is read)\n", err)
+    code, _, err = shell({ "speak", "x", "-o", fifo }, ">OUT")
+    assert.equal(2, code)
+    assert.matches("aigc speak: %-o .*: no process reads it", err)
     assert.equal(0, #srv:requests())
+    local got = dir .. "/got.png"
+    code, _, err = shell({ "image", "-m", "gpt-image-1", "-s", "8x8", "x", "-o", fifo }, ">OUT",
+                         "cat " .. proc.quote(fifo) .. " >" .. proc.quote(got) .. " & ")
+    assert.equal(0, code, err)
+    cli.wait_until(function () return (proc.read_file(got) or ""):sub(1, 4) == "\137PNG" end, "the PNG", 20)
+    assert.equal("fifo", require("aigc").core.file_kind(fifo))   -- (not replaced by a file)
+  end)
+
+  it("-o a device: written as it is (/dev/null), each write checked (/dev/full: exit 1 saying so)", function ()
+    local r = aigc { "image", "-m", "gpt-image-1", "-s", "8x8", "x", "-o", "/dev/null" }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("", r.stdout)
+    r = aigc { "image", "-m", "gpt-image-1", "-s", "8x8", "x", "-o", "/dev/full" }
+    assert.equal(1, r.code)
+    assert.equal("aigc: could not write /dev/full: No space left on device (image 1)\n", r.stderr)
+    r = aigc { "speak", "x", "-o", "/dev/full" }
+    assert.equal(1, r.code)
+    assert.equal("aigc: could not write /dev/full: No space left on device\n", r.stderr)
+    r = aigc { "image", "-n", "2", "x", "-o", "/dev/null" }
+    assert.equal(2, r.code)
+    assert.matches("one image only", r.stderr)
   end)
 
   it("SIGINT (Ctrl-C) cancels speech mid-stream: exit 130, no file left, the request closed", function ()

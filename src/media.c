@@ -1,15 +1,20 @@
 /*
-** media.c — core.media (b64decode, f32, save) and core.vec (cosine, index).
+** media.c — core.media (b64decode, f32, save, open_through) and core.vec
+** (cosine, index).
 **
 ** THE RE-ENTRANCY RULE (aigc.h): nothing here points into request or
 ** engine memory. Scratch memory is a Lua userdata (collected if an error
 ** escapes); an index's floats are read whole before any Lua allocation
 ** (a finalizer may add to the same index, which may move them).
 */
+#include <errno.h>
+#include <fcntl.h>
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "base64.h"
 #include "body.h"
@@ -131,6 +136,118 @@ static int media_save (lua_State *L) {
   lua_pushboolean(L, 1);
   return 1;
 }
+
+/*
+** {======================================================
+** A device or a pipe named by path (media.open_through)
+** =======================================================
+*/
+
+#define AIGC_THROUGH_MT "aigc.media.through"
+
+typedef struct through {
+  int fd;   /* -1: closed */
+} through;
+
+static through *check_through (lua_State *L) {
+  return (through *)luaL_checkudata(L, 1, AIGC_THROUGH_MT);
+}
+
+/* nil, "could not write PATH: WHY" (two values pushed). */
+static int through_fail (lua_State *L, const char *path, const char *why) {
+  luaL_pushfail(L);
+  lua_pushfstring(L, "could not write %s: %s", path, why);
+  return 2;
+}
+
+/*
+** media.open_through(path) -> writer | nil, message: path opened to be
+** written as it is -- no "<path>.part", no rename -- for what cannot be
+** replaced by a file: a FIFO, a character device (/dev/null), a name of a
+** descriptor (/dev/stdout, /dev/fd/N of `-o >(player)`), as `curl -o`
+** writes them. O_NONBLOCK at the open only: a FIFO that no process reads
+** fails at once (ENXIO) instead of waiting for a reader for ever; the
+** writes then block as any write to a pipe does. O_APPEND: a file reached
+** through /dev/stdout (`> out.png`, `>> log`) is written after what its
+** descriptor holds, as the shell's own descriptor would be. A terminal is
+** refused (binary data) and so is a block device (a disk).
+*/
+static int media_open_through (lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  through *t = (through *)lua_newuserdatauv(L, sizeof *t, 0);
+  struct stat st;
+  int flags;
+  t->fd = -1;
+  luaL_setmetatable(L, AIGC_THROUGH_MT);   /* (closed: __gc is safe at every step) */
+  do
+    t->fd = open(path, O_WRONLY | O_NONBLOCK | O_APPEND | O_NOCTTY | O_CLOEXEC);
+  while (t->fd < 0 && errno == EINTR);
+  if (t->fd < 0)
+    return through_fail(L, path, errno == ENXIO
+                        ? "no process reads it (a FIFO or a pipe is written only while it is read)"
+                        : strerror(errno));
+  if (fstat(t->fd, &st) != 0 || (flags = fcntl(t->fd, F_GETFL)) < 0
+      || fcntl(t->fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+    return through_fail(L, path, strerror(errno));
+  if (S_ISBLK(st.st_mode))
+    return through_fail(L, path, "it is a block device, not a regular file");
+  if (isatty(t->fd))
+    return through_fail(L, path, "it is a terminal (binary data is not written there)");
+  return 1;   /* (a failure's descriptor is closed by __gc) */
+}
+
+/* writer:write(s) -> true | nil, message: all of s, or why not. */
+static int through_write (lua_State *L) {
+  through *t = check_through(L);
+  size_t n, done = 0;
+  const char *s = luaL_checklstring(L, 2, &n);
+  if (t->fd < 0)
+    return luaL_error(L, "attempt to use a closed writer");
+  while (done < n) {
+    ssize_t w = write(t->fd, s + done, n - done);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0) {
+      luaL_pushfail(L);
+      lua_pushstring(L, strerror(w < 0 ? errno : EIO));
+      return 2;
+    }
+    done += (size_t)w;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* writer:close() -> true | nil, message (close(2) checked: an NFS file
+   reached through /dev/stdout tells a failed write only there). */
+static int through_close (lua_State *L) {
+  through *t = check_through(L);
+  int fd = t->fd;
+  t->fd = -1;
+  if (fd >= 0 && close(fd) != 0 && errno != EINTR) {
+    luaL_pushfail(L);
+    lua_pushstring(L, strerror(errno));
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int through_gc (lua_State *L) {
+  through *t = check_through(L);
+  if (t->fd >= 0)
+    close(t->fd);
+  t->fd = -1;
+  return 0;
+}
+
+static const luaL_Reg through_methods[] = {
+  {"write", through_write},
+  {"close", through_close},
+  {NULL, NULL}
+};
+
+/* }====================================================== */
 
 /* The array of numbers at idx as float32 in scratch (pushed); its length
    in *dim (checked against want unless want is 0). A value that is not a
@@ -302,6 +419,7 @@ static const luaL_Reg media_funcs[] = {
   {"b64decode", media_b64decode},
   {"f32", media_f32},
   {"save", media_save},
+  {"open_through", media_open_through},
   {NULL, NULL}
 };
 
@@ -325,6 +443,12 @@ void aigc_media_open (lua_State *L) {
   lua_pushcfunction(L, index_len);
   lua_setfield(L, -2, "__len");
   lua_pushcfunction(L, index_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, AIGC_THROUGH_MT);
+  luaL_newlib(L, through_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, through_gc);
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   luaL_newlib(L, media_funcs);

@@ -438,12 +438,24 @@ local function is_directory (p)
   return f ~= nil
 end
 
+-- Whether `-o PATH` is written as it is, not renamed into place: a FIFO,
+-- a character device, or a name of a descriptor (/dev/stdout, /dev/fd/N
+-- of `-o >(player)`), whatever it leads to (a file there renamed over
+-- would replace the link itself: /dev/stdout, as root).
+local function written_through (p, kind)
+  return kind == "fifo" or kind == "char" or p:find("^/dev/std[oe][ur][tr]$") ~= nil
+      or p:find("^/dev/fd/%d+$") ~= nil or p:find("^/proc/self/fd/%d+$") ~= nil
+end
+
 --- Where a command writes binary data (an image, audio): `-o PATH`, or
 -- "-" (stdout) when `-o -` or no `-o` with stdout not a terminal; binary
 -- data is never written to a terminal.
 -- @tparam string|nil output the `-o` value
 -- @tparam string command for the message
 -- @treturn string a path or "-"
+-- @return a writer (core.media.open_through's) when the path is a FIFO, a
+-- device or a descriptor's name, opened before the call: one that cannot be
+-- written (a FIFO nobody reads, a terminal) exits 2 before the paid call
 function M.binary_output (output, command)
   if output == "" then M.usage(command .. ": -o needs a file name (or - for stdout)") end
   if (output == nil or output == "-") and M.isatty(io.stdout) then
@@ -453,6 +465,12 @@ function M.binary_output (output, command)
   -- A file that cannot be made is told before the request: after it, the
   -- image or the audio was made (and paid for), then lost.
   if output and output ~= "-" then
+    local kind = aigc.core.file_kind(output)
+    if written_through(output, kind) then
+      local writer, why = aigc.core.media.open_through(output)
+      if not writer then M.usage(command .. ": -o " .. why:gsub("^could not write ", "", 1)) end
+      return output, writer
+    end
     local dir = output:match("^(.*)/[^/]*$") or "."
     if output:find("/$") or is_directory(output) then
       M.usage(command .. ": -o " .. output .. " is a directory: give a file name")
@@ -460,9 +478,7 @@ function M.binary_output (output, command)
     if not is_directory(dir == "" and "/" or dir) then
       M.usage(command .. ": -o " .. output .. ": no directory " .. dir)
     end
-    -- (a FIFO or a device is never written, refused after the call: the
-    -- file is renamed into place)
-    local kind = aigc.core.file_kind(output)
+    -- (a block device or a socket is refused: a file is renamed into place)
     if kind ~= nil and kind ~= "file" then
       M.usage(command .. ": -o " .. output .. " is " .. (SPECIAL[kind] or "a special file")
               .. ", not a regular file: give a file name (or - for stdout)")

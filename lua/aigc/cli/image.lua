@@ -44,17 +44,34 @@ local function path_of (output, i, n)
 end
 
 -- Writes image i (decoded bytes, or its url downloaded through the client)
--- to `target`: a path, or io.stdout.
-local function write_image (client, i, item, target)
+-- to `target`: a path, io.stdout, or a writer (common.binary_output's, for
+-- a FIFO, a device or /dev/stdout: written as it is, each write checked).
+local function write_image (client, i, item, target, name)
+  local writer = type(target) == "userdata" and target or nil
+  local wrote_ok, wrote_err = true, nil
+  local function put (chunk)
+    if target == io.stdout then common.out(chunk); return end
+    if wrote_ok then wrote_ok, wrote_err = writer:write(chunk) end
+    if not wrote_ok then
+      wrote_err = "aigc: could not write " .. name .. ": " .. wrote_err
+      error(wrote_err, 0)
+    end   -- (the download stops)
+  end
   if type(item.bytes) ~= "string" then
     if type(item.url) ~= "string" then common.fail("aigc: image " .. i .. " has neither bytes nor a url") end
-    local to = target
-    if target == io.stdout then to = function (chunk) common.out(chunk) end end
+    local to = (target == io.stdout or writer) and put or target
     local ok, err = client:download(item.url, { to = to })
-    if not ok then common.fail(tostring(err) .. " (image " .. i .. ")") end
+    if not ok then common.fail(tostring(wrote_err or err) .. " (image " .. i .. ")") end
     return
   end
   if target == io.stdout then common.out(item.bytes); return end
+  if writer then
+    wrote_ok, wrote_err = writer:write(item.bytes)
+    if not wrote_ok then
+      common.fail("aigc: could not write " .. name .. ": " .. wrote_err .. " (image " .. i .. ")")
+    end
+    return
+  end
   -- As a url image's download and `aigc speak -o` write: to FILE.part,
   -- renamed into place when whole, its close checked (io.open's file, its
   -- close unchecked: on a full disk an image still in stdio's buffer was cut
@@ -75,8 +92,10 @@ function M.run (args)
   local n = args.n and common.positive(args.n, "-n") or 1
   -- (the API's own bound: -n 1e9 was sent, and its reply would be held whole in memory)
   if n > M.MAX_N then common.usage("-n: at most " .. M.MAX_N .. " images per call") end
-  local output = common.binary_output(args.output, "aigc image")
-  if output == "-" and n > 1 then common.usage("-o -: one image only (-n 1); give a file name for more") end
+  local output, writer = common.binary_output(args.output, "aigc image")
+  if (output == "-" or writer) and n > 1 then
+    common.usage("-o " .. output .. ": one image only (-n 1); give a file name for more")
+  end
 
   local params = common.options_table(args.options)
   params.prompt, params.model, params.size, params.quality = prompt, args.model, args.size, args.quality
@@ -91,9 +110,14 @@ function M.run (args)
   local data = type(res.data) == "table" and res.data or {}
   if #data == 0 then client:close(); common.fail("aigc: the reply has no image") end
   for i, item in ipairs(data) do
-    local target = output == "-" and io.stdout or path_of(output, i, #data)
-    write_image(client, i, item, target)
-    if target ~= io.stdout then common.out(target .. "\n") end
+    local target = output == "-" and io.stdout or writer or path_of(output, i, #data)
+    write_image(client, i, item, target, output)
+    if writer then
+      local ok, why = writer:close()
+      if not ok then common.fail("aigc: could not write " .. output .. ": " .. why) end
+    elseif target ~= io.stdout then
+      common.out(target .. "\n")
+    end
   end
   client:close()
   return 0

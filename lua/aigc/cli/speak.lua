@@ -43,7 +43,7 @@ end
 function M.run (args)
   local text = common.join_input(common.piped_stdin(), table.concat(args.text or {}, " "))
   if text == "" then common.usage("no text: give it as an argument or on stdin (aigc speak --help)") end
-  local output = common.binary_output(args.output, "aigc speak")
+  local output, writer = common.binary_output(args.output, "aigc speak")
   local format = args.format
   if format == nil and output ~= "-" then
     local ext = output:match("%.(%w+)$")
@@ -57,19 +57,28 @@ function M.run (args)
   local params = common.options_table(args.options)
   params.input, params.model, params.voice = text, args.model or params.model or M.DEFAULT_MODEL, args.voice
   params.response_format, params.speed, params.instructions = format, args.speed, args.instructions
+  local wrote_err
   if output == "-" then
     params.to = function (chunk) common.out(chunk) end   -- (flushed: playable as it comes)
+  elseif writer then   -- (a FIFO, a device, /dev/stdout: written as it comes, each write checked)
+    params.to = function (chunk)
+      local ok, why = writer:write(chunk)
+      if not ok then wrote_err = "aigc: could not write " .. output .. ": " .. why; error(wrote_err, 0) end
+    end
   else
     params.to = output
   end
   local client = common.client(common.config(), args.endpoint)
   local res, err, canceled = common.wait_interruptible(client, client:speech_async(params))
   client:close()
+  local closed, why = true, nil
+  if writer then closed, why = writer:close() end
   if not res then
     if canceled then common.fail("aigc: canceled", 130) end
-    common.fail(tostring(err))
+    common.fail(wrote_err or tostring(err))
   end
-  if output ~= "-" then common.out(output .. "\n") end
+  if not closed then common.fail("aigc: could not write " .. output .. ": " .. why) end
+  if output ~= "-" and not writer then common.out(output .. "\n") end
   return 0
 end
 
