@@ -39,6 +39,10 @@ describe("image and audio token estimates", function ()
     assert.equal(math.ceil(1452 * 1.62), cost(image(1800, 2400), "gpt-4.1-mini"))
     -- never more than 1,536 patches
     assert.is_true(cost(image(8000, 8000), "gpt-4.1-nano") <= math.ceil(1536 * 2.46))
+    -- a strip whose short side scales under a patch: one row of 1,536 (was 0 tokens)
+    assert.equal(math.ceil(1536 * 1.62), cost(image(100000, 1), "gpt-4.1-mini"))
+    assert.equal(math.ceil(1536 * 1.62), cost(image(40, 100000), "gpt-4.1-mini"))
+    assert.equal(math.ceil(1536 * 1.62), cost(image(100000, 40), "gpt-4.1-mini"))
     -- detail does not change them; a dated name, a router's prefix
     assert.equal(math.ceil(1024 * 1.62), cost(image(1024, 1024, "low"), "gpt-4.1-mini-2025-04-14"))
     assert.equal(math.ceil(1024 * 1.72), cost(image(1024, 1024), "openai/o4-mini"))

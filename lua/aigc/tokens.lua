@@ -229,11 +229,15 @@ local function image_rule (model)
 end
 
 -- The patches of a w x h image: 32-pixel patches, the image scaled down
--- (keeping its aspect) to whole patches when they are more than 1,536.
+-- (keeping its aspect) to whole patches when they are more than 1,536. A
+-- side under a patch once scaled (a 100000 x 1 strip) stays one row of
+-- them, as long as the budget, 1,536: the guide's formula floored it to 0
+-- patches, and the image was estimated at 0 tokens.
 local function patches (w, h)
   local n = math_ceil(w / 32) * math_ceil(h / 32)
   if n <= MAX_PATCHES then return n end
   local f = math.sqrt(32 * 32 * MAX_PATCHES / (w * h))
+  if math.min(w, h) * f < 32 then return MAX_PATCHES end
   f = f * math.min(math_floor(w * f / 32) / (w * f / 32), math_floor(h * f / 32) / (h * f / 32))
   return math.min(MAX_PATCHES, math_ceil(w * f / 32) * math_ceil(h * f / 32))
 end
