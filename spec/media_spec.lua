@@ -762,6 +762,20 @@ describe("media (issue 15)", function ()
       raises("bad argument #1 to 'transcribe' %(params.file.type: contains a NUL byte%)", function ()
         client:transcribe { file = { data = "x", filename = "a.wav", type = "audio/\0wav" } }
       end)
+      -- a NUL (or a newline) in a field's name: escaped as util.path writes a
+      -- name (%q, one line), never raw in the message (was "params.a<NUL>b: ...")
+      for _, p in ipairs {
+        { file = { data = "x", filename = "a.wav" }, ["lang\0uage"] = "en" },
+        { file = { data = "x", filename = "a.wav" }, extra_body = { ["x\0y"] = "1" } },
+        { file = { data = "x", filename = "a.wav" }, ["tags\0"] = { "a" } },
+        { file = { data = "x", filename = "a.wav" }, ["meta\nFAKE LINE"] = { k = {} } },
+      } do
+        local ok, e = pcall(client.transcribe, client, p)
+        assert.is_false(ok)
+        e = tostring(e)
+        assert.is_nil(e:find("[%z\n]"), e)
+        assert.matches("%(params[%.%a_]*%[\"[%a]+\\", e)
+      end
     end)
   end)
 end)

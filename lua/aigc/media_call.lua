@@ -121,7 +121,7 @@ end
 -- merges it into the form's data); a table or an upload's field: refused.
 local function add_extra (fname, extra, files, add)
   for k, v in pairs(extra) do
-    local path = "params.extra_body." .. tostring(k)
+    local path = util.path("params.extra_body", k)   -- (a NUL or a control in k escaped: %q)
     if type(k) ~= "string" then
       field_error(fname, 1, "params.extra_body", "a field name must be a string, got " .. util.typename(k))
     elseif files[k] then
@@ -169,22 +169,23 @@ function M.form_of (self, fname, params, files)
       field_error(fname, 1, "params", "a field name must be a string, got " .. util.typename(k))
     elseif files[k] then
       if type(v) == "table" and v[1] ~= nil then
-        for i, f in ipairs(v) do add_file("params." .. k .. "[" .. i .. "]", k .. "[]", f) end
+        for i, f in ipairs(v) do add_file(util.path("params", k) .. "[" .. i .. "]", k .. "[]", f) end
       else
-        add_file("params." .. k, k, v)
+        add_file(util.path("params", k), k, v)
       end
     elseif type(v) == "table" and v[1] ~= nil then
       for i, x in ipairs(v) do
-        local path = "params." .. k .. "[" .. i .. "]"
+        local path = util.path("params", k) .. "[" .. i .. "]"
         add({ name = k .. "[]", value = text_value(fname, path, x) }, path, true)
       end
     elseif type(v) == "table" then
       for sk, x in pairs(v) do
-        local path = "params." .. k .. "." .. tostring(sk)
+        local path = util.path(util.path("params", k), sk)
         add({ name = k .. "[" .. tostring(sk) .. "]", value = text_value(fname, path, x) }, path, true)
       end
     elseif v ~= null then
-      add({ name = k, value = text_value(fname, "params." .. k, v) }, "params." .. k, true)
+      local path = util.path("params", k)   -- (a NUL in a field's name: shown escaped, %q)
+      add({ name = k, value = text_value(fname, path, v) }, path, true)
     end
   end
   add_extra(fname, extra, files, add)
