@@ -42,6 +42,37 @@ describe("aigc.runner's files", function ()
       assert.matches('^{.*"id":"a"', cli.read(dir .. "/r.jsonl"))
     end)
 
+    -- Two hard links to one file (no link between them to resolve) took a
+    -- lock each, and a dangling link to a file not yet made took its lock
+    -- beside the link: two runs wrote one file. The file itself is locked
+    -- now (its inode), and made first (a dangling link's target).
+    it("is locked as one file through two hard links, and through a dangling link to a file not yet made", function ()
+      cli.write(dir .. "/r.jsonl", "")
+      assert.is_true(proc.execute("mkdir " .. dir .. "/sub && ln " .. dir .. "/r.jsonl " .. dir .. "/sub/h.jsonl"))
+      local hold = assert(runfile.lock_out(dir .. "/r.jsonl"))
+      local none, err = run_to(dir .. "/sub/h.jsonl")
+      assert.is_nil(none)
+      assert.equal("locked", err.code)
+      assert.matches("sub/h%.jsonl is in use: another run is writing it %(its lock is the file itself", err.message)
+      hold:close()
+      hold = assert(runfile.lock_out(dir .. "/sub/h.jsonl"))
+      err = select(2, run_to(dir .. "/r.jsonl"))
+      assert.equal("locked", err and err.code)
+      hold:close()
+      assert.equal(0, #srv:requests())
+      -- a dangling link: its target is the file, made and locked by its name
+      assert.is_true(proc.execute("ln -s " .. dir .. "/new.jsonl " .. dir .. "/d.jsonl"))
+      hold = assert(runfile.lock_out(dir .. "/d.jsonl"))
+      err = select(2, run_to(dir .. "/new.jsonl"))
+      assert.equal("locked", err and err.code)
+      assert.matches("its lock is /.-/new%.jsonl%.lock%)", err.message)
+      hold:close()
+      assert(run_to(dir .. "/d.jsonl"))
+      assert.equal(1, #srv:requests())
+      assert.matches('^{.*"id":"a"', cli.read(dir .. "/new.jsonl"))
+      assert.is_false(proc.exists(dir .. "/new.jsonl.lock"))   -- (released, removed)
+    end)
+
     it("runs again a case whose request changed since its line was written (its prompt, the params)", function ()
       local out = dir .. "/r.jsonl"
       local function run (a, model)

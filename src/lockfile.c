@@ -20,6 +20,11 @@
 ** so a taker checks, once it holds the flock, that the name still leads
 ** to the file it holds, and starts again otherwise.
 **
+** core.lockfile(path, "file"): the flock taken on the file path itself,
+** which must exist: not made, not written, not removed. A flock is the
+** inode's, whatever name reached it: two hard links to one results file
+** (each with its own PATH.lock beside it) are one lock this way.
+**
 ** Failures from the world return nil, message, code: code "locked" (and
 ** the holder's pid, when the file tells it) when another holds it, else
 ** the errno. The descriptor is close-on-exec: children (io.popen) never
@@ -39,6 +44,7 @@
 
 typedef struct Lock {
   int fd;                /* -1: closed */
+  int itself;            /* the file locked is the caller's own: never removed */
   char path[1];          /* (allocated to the path's length) */
 } Lock;
 
@@ -71,7 +77,7 @@ static void lock_release (lua_State *L, void *object) {
   if (k->fd >= 0) {
     int fd = k->fd;
     k->fd = -1;
-    if (same_file(fd, k->path)) unlink(k->path);
+    if (!k->itself && same_file(fd, k->path)) unlink(k->path);
     close(fd);   /* (releases the flock) */
   }
 }
@@ -102,22 +108,29 @@ static int core_lockfile (lua_State *L) {
   size_t len;
   const char *path = luaL_checklstring(L, 1, &len);
   Lock *k;
-  int tries;
+  int tries, itself = 0;
   char pid[32];
   luaL_argcheck(L, strlen(path) == len && len > 0, 1, "a file name expected");
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_argcheck(L, lua_type(L, 2) == LUA_TSTRING && strcmp(lua_tostring(L, 2), "file") == 0, 2,
+                  "\"file\" or nothing expected");
+    itself = 1;
+  }
   /* Created closed, with its metatable, before anything is acquired. */
   k = (Lock *)lua_newuserdatauv(L, sizeof(Lock) + len, 0);
   k->fd = -1;
+  k->itself = itself;
   memcpy(k->path, path, len + 1);
   luaL_setmetatable(L, AIGC_LOCK_MT);
   aigc_home_join(L, -1, &lock_home);
   /* From here on nothing raises until the lock is held or refused. */
   for (tries = 0; tries < 20; tries++) {
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int fd = itself ? open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)   /* (a FIFO put there since: no wait) */
+                    : open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) return fail_errno(L, path, errno);
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
       int e = errno;
-      long holder = e == EWOULDBLOCK ? read_pid(fd) : 0;
+      long holder = e == EWOULDBLOCK && !itself ? read_pid(fd) : 0;   /* (the file itself: no pid in it) */
       close(fd);
       if (e != EWOULDBLOCK) return fail_errno(L, path, e);
       luaL_pushfail(L);
@@ -134,6 +147,7 @@ static int core_lockfile (lua_State *L) {
     close(fd);   /* its holder removed it as we took it: again, on the new one */
   }
   if (k->fd < 0) return fail_errno(L, path, EAGAIN);
+  if (itself) return 1;
   snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
   if (ftruncate(k->fd, 0) != 0 || pwrite(k->fd, pid, strlen(pid), 0) < 0) {
     /* (the pid only names the holder in a message: the lock holds without it) */
