@@ -103,4 +103,40 @@ describe("cassette files", function ()
     assert.equal("1\n2\n3\nio\tthe cassette did not record a call: " .. dir .. "/tape.jsonl: File too large\n",
                  r.stdout)
   end)
+
+  -- The recording proxy (a plain-http upstream) appended with its close
+  -- unchecked: on a full disk the calls went on, the tape stayed short,
+  -- nothing was said. Its failure is reported as the cassette closes, kind
+  -- io, and every later call is answered with it (507, not retried), not
+  -- sent on: its exchange would be lost as well.
+  it("the recording proxy's tape on a full disk: later calls fail saying so, and the close reports it", function ()
+    local srv = devserver.start { pause_ms = 0 }
+    local wrapper = dir .. "/lua-full-disk"
+    cli.write(wrapper, "#!/bin/sh\ntrap '' XFSZ\nulimit -f 1\nexec '" .. luachild.interpreter() .. "' \"$@\"\n")
+    os.execute("chmod 755 '" .. wrapper .. "'")
+    local r = luachild.run([[
+      local aigc = require "aigc"
+      local seen = {}
+      local c = aigc.client { base_url = arg[1], model = "aigc-dev", api_key = "sk-tape-secret-31",
+                              error_handler = function (e) seen[#seen + 1] = e end, max_retries = 0,
+                              cassette = { path = arg[2], mode = "record" } }
+      for i = 1, 3 do
+        local res, err = c:chat("Echo: " .. ("long "):rep(300) .. i)
+        print(i, res and res.text:sub(-1) or err.status .. " " .. err.message)
+      end
+      c:close()
+      for _, e in ipairs(seen) do print(e.kind, e.message) end
+    ]], { args = { srv.base_url, dir .. "/tape.jsonl" }, lua = wrapper, timeout = 30 })
+    local requests = #srv:requests()
+    srv:stop()
+    assert.equal(0, r.status, r.stderr)
+    local tape = dir .. "/tape.jsonl"
+    assert.matches("^1\t1\n", r.stdout)   -- (the call: made, its reply given; its line lost)
+    assert.matches("\n3\t507 cassette recording: could not write " .. tape:gsub("%p", "%%%0")
+                   .. ": EFBIG: [Ff]ile too large; %d exchange%(s%) not on the tape\n", r.stdout)
+    assert.matches("\nio\tthe cassette did not record a call: could not write " .. tape:gsub("%p", "%%%0")
+                   .. ": EFBIG: [Ff]ile too large %(%d exchange%(s%) not on the tape%)\n$", r.stdout)
+    assert.is_true(requests <= 2)   -- (the third was not sent on)
+    assert.equal("", cli.read(tape))   -- (no cut line left)
+  end)
 end)

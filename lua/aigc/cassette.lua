@@ -674,7 +674,10 @@ function Cassette:hit (call, api, params, path, res, scrub)
 end
 
 --- Stops the replay server. Idempotent.
+-- @treturn string|nil why the recording proxy could not write exchanges to
+-- the tape (a full disk; its first reason), which it told on its stdout
 function Cassette:close ()
+  local failed
   if self.pid then
     os.execute("kill " .. self.pid .. " 2>/dev/null")
     self.pid = nil
@@ -682,11 +685,15 @@ function Cassette:close ()
     -- proxy first writes the exchanges in flight)
     -- (collected with the cassette, the pipe's own finalizer may have closed it first:
     -- Lua 5.2 and 5.3 run them in either order)
-    if self.pipe and io.type(self.pipe) == "file" then self.pipe:read("*a"); self.pipe:close() end
+    if self.pipe and io.type(self.pipe) == "file" then
+      failed = (self.pipe:read("*a") or ""):match("aigc cassette server: ([^\n]*)")
+      self.pipe:close()
+    end
     self.pipe = nil
   end
   -- (after the proxy has written its last exchange)
   if self.lock then self.lock:close(); self.lock = nil end
+  return failed
 end
 
 Cassette.__gc = Cassette.close

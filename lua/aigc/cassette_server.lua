@@ -127,7 +127,8 @@ end
 
 local REASONS = { [200] = "OK", [400] = "Bad Request", [401] = "Unauthorized", [404] = "Not Found",
                   [413] = "Payload Too Large", [429] = "Too Many Requests",
-                  [431] = "Request Header Fields Too Large", [500] = "Internal Server Error" }
+                  [431] = "Request Header Fields Too Large", [500] = "Internal Server Error",
+                  [507] = "Insufficient Storage" }
 -- Hop-by-hop and length headers: this server sets its own.
 local SKIP = { ["content-length"] = true, ["transfer-encoding"] = true, ["connection"] = true,
                ["keep-alive"] = true }
@@ -529,9 +530,21 @@ local function drop_private_headers (events)
   end
 end
 
+-- A failed append (a full disk) lost the exchange unsaid: the first one's
+-- reason is kept, told on stdout (the client reads it as it closes the
+-- cassette and reports it, kind "io") and to every later request, which is
+-- not forwarded (a call made and paid for, then lost from the tape).
+local tape_failed, lost = nil, 0
+local function tape_fail (why)
+  lost = lost + 1
+  tape_failed = tape_failed or ("could not write " .. path .. ": " .. tostring(why))
+  io.stdout:write(("aigc cassette server: %s (%d exchange(s) not on the tape)\n"):format(tape_failed, lost))
+  io.stdout:flush()
+end
+
 local function append_exchange (key, events, secrets)
-  local f = io.open(path, "ab")
-  if not f then return end
+  local fd, oerr = uv.fs_open(path, "a", tonumber("600", 8))
+  if not fd then return tape_fail(oerr) end
   drop_private_headers(events)
   local pieces, whole = pieces_of(secrets)
   mask_split(events, pieces, whole)
@@ -546,9 +559,17 @@ local function append_exchange (key, events, secrets)
   -- blocks then the rest, and the client appends to the same file -- a
   -- reply the response cache gave -- which could come between the parts)
   local line = cjson.encode { key = key, raw = true, events = events } .. "\n"
-  f:setvbuf("no")
-  f:write(line)
-  f:close()
+  -- (the disk full inside the line: what went is cut off again, when
+  -- nothing was appended after it since; the rest tried, for its errno)
+  local done, werr = 0, nil
+  while done < #line and not werr do
+    local n, e = uv.fs_write(fd, done == 0 and line or line:sub(done + 1))
+    if n and n > 0 then done = done + n else werr = e or "nothing written" end
+  end
+  local st = werr and done > 0 and uv.fs_fstat(fd)
+  if st then uv.fs_ftruncate(fd, st.size - done) end
+  local closed, cerr = uv.fs_close(fd)
+  if werr or not closed then tape_fail(werr or cerr) end
 end
 
 -- The request as the upstream gets it: no x-aigc-cassette-* header, its
@@ -576,6 +597,12 @@ local function proxy (sock, request_head, body, key)
   -- (`pending`: the pieces of the line not yet ended, joined once it ends:
   -- joining them at each piece copied a long line -- a reply of several MB
   -- on one line -- once per piece, quadratic)
+  if tape_failed then   -- (x-should-retry: the engine would ask again and again)
+    local msg = cjson.encode { error = { message = "cassette recording: " .. tape_failed .. "; " .. lost
+      .. " exchange(s) not on the tape", type = "server_error", code = "cassette_tape" } }
+    sock:write(head(507, { ["content-type"] = "application/json", ["x-should-retry"] = "false" }, #msg) .. msg)
+    return sock:shutdown(function () sock:close() end)
+  end
   local up, t0, events, pending = uv.new_tcp(), uv.now(), {}, {}
   local secrets = credentials(request_head, body)
   recording = recording + 1

@@ -490,7 +490,13 @@ end
 -- the client opened it).
 function M.close (client)
   sweep(client, true)
-  if client._cassette then client._cassette:close() end
+  -- (the recording proxy's own appends: told only here, and by its answer
+  -- to each later call)
+  local failed = client._cassette and client._cassette:close()
+  if failed then
+    quietly(util.report, client, core.error { kind = "io", message = "the cassette did not record a call: "
+                                                                    .. failed })
+  end
   local log = client._promptlog
   -- (the rows the lock kept out: written now, waiting as long as the log says)
   if log then pending.flush(client, log, nil, log_outcome, true) end
