@@ -131,6 +131,7 @@ build = {
     ["aigc.cache"] = "lua/aigc/cache.lua",
     ["aigc.cassette"] = "lua/aigc/cassette.lua",
     -- the cassette replay server: run as its own process, Lua 5.4 + luv + lua-cjson (as aigc.devserver)
+    ["aigc.cassette_mask"] = "lua/aigc/cassette_mask.lua",
     ["aigc.cassette_server"] = "lua/aigc/cassette_server.lua",
     ["aigc.conversation"] = "lua/aigc/conversation.lua",
     ["aigc.conversation_plan"] = "lua/aigc/conversation_plan.lua",
