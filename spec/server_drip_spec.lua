@@ -140,6 +140,55 @@ describe("the bundled servers and a slow client", function ()
     assert.equal("size small data trailer small trailer nil", out)
   end)
 
+  -- A client that connected and sent nothing (or half a head), or that
+  -- never read what it was played, held its connection for ever (a stuck
+  -- test hung CI). Past --idle-timeout of waiting on the client it is
+  -- closed; a client that reads, however slowly, gets every byte.
+  it("the cassette server closes a client idle past --idle-timeout; a slow reader gets it all", function ()
+    local tape = os.tmpname()
+    local body = ("0123456789abcdef"):rep(4 * 65536)   -- (4 MiB, 32 events)
+    local events = { '{"t":0,"data":"HTTP/1.1 200 OK\\r\\nContent-Length: ' .. #body .. '\\r\\n\\r\\n"}' }
+    for i = 1, #body, 131072 do events[#events + 1] = '{"t":0,"data":"' .. body:sub(i, i + 131071) .. '"}' end
+    local f = assert(io.open(tape, "wb"))
+    f:write('{"key":"k","raw":true,"events":[' .. table.concat(events, ",") .. ']}\n')
+    f:close()
+    finally(function () os.remove(tape) end)
+    local port = cassette_server("--no-timing --idle-timeout 0.4 " .. proc.quote(tape))
+    local ok, out = bounded(([[
+      local socket = require "socket"
+      local function open ()
+        local c = assert(socket.tcp())
+        c:settimeout(30)
+        assert(c:connect("127.0.0.1", %d))
+        return c
+      end
+      local REQ = "GET /x HTTP/1.1\r\nHost: x\r\nx-aigc-cassette: 1\r\n\r\n"
+      local silent, half = open(), open()
+      half:send("GET /x HTTP/1.1\r\nHost: x\r\n")
+      print("silent", (select(2, silent:receive(1))))
+      print("half", (select(2, half:receive(1))))
+      local slow = open()   -- (reads 64 KiB every 20 ms: 1.3 s in all, each wait under the limit)
+      slow:send(REQ)
+      local got = {}
+      while true do
+        socket.sleep(0.02)
+        local data, err, part = slow:receive(65536)
+        got[#got + 1] = data or part
+        if err then break end
+      end
+      print("slow", #table.concat(got))
+      local never = open()
+      never:send(REQ)
+      socket.sleep(1.2)   -- (past the limit: the server waited on it that long)
+      local data, err, part = never:receive("*a")
+      print("never", err or "closed", #(data or part) < 4 * 1048576)
+      silent:close(); half:close(); slow:close(); never:close()]]):format(port))
+    assert.is_true(ok, out)
+    local whole = #("HTTP/1.1 200 OK\r\nContent-Length: " .. #body .. "\r\n\r\n") + #body
+    assert.equal("silent\tclosed\nhalf\tclosed\nslow\t" .. whole
+                 .. "\nnever\tclosed\ttrue\n", out)
+  end)
+
   it("the cassette server refuses a head over 1 MiB (431) and goes on answering", function ()
     -- (it kept any head whole, joined again at each read: a head of 20 MB
     -- held 160 MB and 1.6 s of its loop, one of 200 MB minutes)

@@ -38,6 +38,12 @@ of 12 bytes or more of one or of its base64, hex or percent-encoded
 forms, in any case, as it is or in a JSON string with any character
 escaped ("\/", Gson's "\u003d"), becomes `[redacted]***`, as many bytes;
 one a stream's deltas carry a few characters at a time, `*` each.
+IDLE: a connection that keeps the server waiting on its client -- for the
+rest of a request, or to read what it is sent -- longer than
+--idle-timeout SECONDS (60) is closed (a stuck client hung a test run);
+never while the proxy waits for its upstream. What is sent waits for the
+client to read it (each event's write, the upstream's reads past 1 MiB
+unread): a client that never reads holds no growing queue and no CPU.
 It exits when its parent is gone
 (polled every 0.5 s) or on SIGTERM; a
 recording proxy's SIGTERM first lets the exchanges in flight finish and be
@@ -47,11 +53,12 @@ written (at most 5 s).
 local uv = require "luv"
 local cjson = require "cjson"
 
-local path, parent, timing, upstream = nil, nil, true, nil
+local path, parent, timing, upstream, idle_ms = nil, nil, true, nil, 60000
 do
   local i = 1
   while arg[i] do
     if arg[i] == "--parent-pid" then parent = tonumber(arg[i + 1]); i = i + 1
+    elseif arg[i] == "--idle-timeout" then idle_ms = math.floor((tonumber(arg[i + 1]) or 60) * 1000); i = i + 1
     elseif arg[i] == "--record" then upstream = arg[i + 1]; i = i + 1
     elseif arg[i] == "--no-timing" then timing = false
     else path = arg[i] end
@@ -145,24 +152,53 @@ end
 local MAX_HEAD = 1024 * 1024
 local MAX_BODY = 1024 * 1024 * 1024   -- (more than an upload takes: OpenAI's files are at most 512 MB)
 
--- Plays exchange `x` on `sock`, then closes it.
+-- The connections the server waits on (the loop time since when): for the
+-- rest of a request, or for their writes to be read. Swept for those past
+-- idle_ms, closed (see IDLE above).
+local waiting = {}
+local function wait_on (sock) waiting[sock] = uv.now() end
+local function done_waiting (sock) waiting[sock] = nil end
+local sweeper = uv.new_timer()
+sweeper:start(idle_ms, math.max(10, math.min(1000, math.floor(idle_ms / 4))), function ()
+  local now = uv.now()
+  for sock, since in pairs(waiting) do
+    if sock:is_closing() or now - since >= idle_ms then
+      waiting[sock] = nil
+      if not sock:is_closing() then sock:close() end
+    end
+  end
+end)
+
+-- Writes `data` on `sock`, waited on until the client has it; then(err).
+local function send (sock, data, after)
+  if sock:is_closing() then return after and after("closed") end
+  wait_on(sock)
+  sock:write(data, function (err)
+    if sock:get_write_queue_size() == 0 then done_waiting(sock) else wait_on(sock) end
+    if after then after(err) end
+  end)
+end
+
+-- Plays exchange `x` on `sock`, then closes it: each event once the one
+-- before is written (a client that does not read stops the play).
 local function play (sock, x)
   local function finish () if not sock:is_closing() then sock:shutdown(function () sock:close() end) end end
   if not x.events then
     local body = x.body or ""
-    sock:write(head(x.status or 200, x.headers, #body) .. body)
-    return finish()
+    return send(sock, head(x.status or 200, x.headers, #body) .. body, finish)
   end
-  if not x.raw then sock:write(head(x.status or 200, x.headers)) end
+  if not x.raw then send(sock, head(x.status or 200, x.headers)) end
   local i, timer, t0 = 0, uv.new_timer(), uv.now()
   local function next_event ()
     i = i + 1
     local ev = x.events[i]
     if ev == nil or sock:is_closing() then timer:close(); return finish() end
-    sock:write(ev.data)
-    local nxt = x.events[i + 1]
-    local wait = (timing and nxt) and math.max(0, math.floor((nxt.t or 0) - (uv.now() - t0))) or 0
-    timer:start(wait, 0, next_event)
+    send(sock, ev.data, function (err)
+      if err then timer:close(); return finish() end
+      local nxt = x.events[i + 1]
+      local wait = (timing and nxt) and math.max(0, math.floor((nxt.t or 0) - (uv.now() - t0))) or 0
+      timer:start(wait, 0, next_event)
+    end)
   end
   timer:start(timing and math.floor(x.events[1] and x.events[1].t or 0) or 0, 0, next_event)
 end
@@ -249,15 +285,15 @@ local recording, draining, DRAIN_MS = 0, false, 5000
 
 -- Forwards one request, relays and records the response.
 local function proxy (sock, request_head, body, key)
-  -- (`pending`: the pieces of the line not yet ended, joined once it ends:
-  -- joining them at each piece copied a long line -- a reply of several MB
-  -- on one line -- once per piece, quadratic)
   if tape_failed then   -- (x-should-retry: the engine would ask again and again)
     local msg = cjson.encode { error = { message = "cassette recording: " .. tape_failed .. "; " .. lost
       .. " exchange(s) not on the tape", type = "server_error", code = "cassette_tape" } }
     sock:write(head(507, { ["content-type"] = "application/json", ["x-should-retry"] = "false" }, #msg) .. msg)
     return sock:shutdown(function () sock:close() end)
   end
+  -- (`pending`: the pieces of the line not yet ended, joined once it ends:
+  -- joining them at each piece copied a long line -- a reply of several MB
+  -- on one line -- once per piece, quadratic)
   local up, t0, events, pending = uv.new_tcp(), uv.now(), {}, {}
   local secrets = credentials(request_head, body)
   recording = recording + 1
@@ -275,9 +311,21 @@ local function proxy (sock, request_head, body, key)
       return finish()
     end
     up:write(upstream_request(request_head, body))
-    up:read_start(function (rerr, data)
+    local on_read, stopped
+    -- (the upstream read no faster than the client reads: past 1 MiB
+    -- unread, reads stop until it is down to 256 KiB; a client gone or
+    -- closed for idling ends the exchange, unrecorded: its call failed)
+    local function written (err)
+      if err and not up:is_closing() then up:close(); return finish() end
+      if stopped and not up:is_closing() and sock:get_write_queue_size() <= 262144 then
+        stopped = false
+        up:read_start(on_read)
+      end
+    end
+    function on_read (rerr, data)
       if data then
-        if not sock:is_closing() then sock:write(data) end
+        send(sock, data, written)
+        if not stopped and sock:get_write_queue_size() > 1048576 then stopped = true; up:read_stop() end
         -- (only the new piece is searched; anchored: unanchored, a piece
         -- with no newline -- a long line of base64, an image stream's --
         -- was searched from each of its bytes)
@@ -296,7 +344,8 @@ local function proxy (sock, request_head, body, key)
       up:close()
       if not rerr and key and #events > 0 then append_exchange(key, events, secrets) end
       finish()
-    end)
+    end
+    up:read_start(on_read)
   end)
 end
 
@@ -384,9 +433,11 @@ local function on_connection (server)
   -- at each byte, quadratic). A head over MAX_HEAD (more than a client
   -- sends: libcurl's limit) is refused: it was kept whatever its size.
   local parts, size, buf, hend, headers, need, tail, refused, chunks = {}, 0, "", nil, nil, nil, "", false, nil
+  wait_on(sock)
   sock:read_start(function (err, data)
     if err or not data then if not sock:is_closing() then sock:close() end return end
     if refused then return end
+    wait_on(sock)
     parts[#parts + 1], size = data, size + #data
     if not hend then
       local at = (tail .. data):find("\r\n\r\n", 1, true)
@@ -430,6 +481,7 @@ local function on_connection (server)
     if size < need then return end
     buf = table.concat(parts)
     sock:read_stop()
+    done_waiting(sock)
     if upstream then
       return proxy(sock, buf:sub(1, hend - 1), buf:sub(hend + 4, need), headers["x-aigc-cassette-key"])
     end
