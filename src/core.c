@@ -14,6 +14,7 @@
 **   opts_keys(opts)  the opts keys engine:submit reads (its hint)
 **   file_kind(path)  "file", "directory", "fifo", "char"... or nil, message
 **   realpath(path)   the path with its links and dots resolved, or nil, message, errno
+**   readlink(path)   what a symbolic link holds, or nil, message, errno
 **   truncate(path, n) the file cut to n bytes (truncate(2)): true, or nil, message, errno
 **   lockfile(path)   an exclusive hold on a file name, or nil, message, code
 **   hmac_sha256(key, msg)   HMAC-SHA-256 as 64 hex digits (sha256.h)
@@ -379,6 +380,28 @@ static int core_realpath (lua_State *L) {
 }
 
 /*
+** core.readlink(path) -> readlink(2): the text of the symbolic link path
+** (a dangling one too), or nil, message, errno (EINVAL: no link). realpath
+** fails on a dangling link: a lock beside the file a run is to make
+** through it went beside the link, and a run given the target locked it
+** apart (util.real_path follows the links itself then).
+*/
+static int core_readlink (lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  char buf[PATH_MAX];
+  ssize_t n = readlink(path, buf, sizeof buf);
+  if (n < 0 || (size_t)n >= sizeof buf) {
+    int e = n < 0 ? errno : ENAMETOOLONG;
+    luaL_pushfail(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(e));
+    lua_pushinteger(L, e);
+    return 3;
+  }
+  lua_pushlstring(L, buf, (size_t)n);
+  return 1;
+}
+
+/*
 ** core.truncate(path, size) -> true | nil, message, errno: truncate(2),
 ** the file at path cut to size bytes. aigc.runfile drops a killed run's
 ** partial last line so: it copied the rest to OUT.partial with io.open,
@@ -478,6 +501,7 @@ static const luaL_Reg core_funcs[] = {
   {"opts_keys", core_opts_keys},
   {"file_kind", core_file_kind},
   {"realpath", core_realpath},
+  {"readlink", core_readlink},
   {"truncate", core_truncate},
   {"hmac_sha256", core_hmac_sha256},
   {"md5", core_md5},

@@ -278,11 +278,10 @@ end
 -- /dev/stdout is not shared. Where no lock can be made (a read-only
 -- folder), the run goes on without one. The lock is beside the file
 -- itself (util.real_path): two runs through two links to one file took
--- two locks and both appended to it, each case run twice. The file is made
--- first (empty, as the run would make it): a dangling link's lock was
--- beside the link, not its target, which a run given the target locked
--- apart. And the file itself is locked too (an flock is its inode's): two
--- hard links to one file are two names, each with its own OUT.lock.
+-- two locks and both appended to it, each case run twice (a dangling
+-- link's lock was beside the link, not the target it is to make: followed
+-- now). And a file that exists is locked itself too (an flock is its
+-- inode's): two hard links to one file are two names, each its OUT.lock.
 local function locked (path, name, pid)
   return run_error(string_format("%s is in use: another run%s is writing it (its lock is %s): "
     .. "wait for it to end, or give another results file", path, pid and " (pid " .. pid .. ")" or "", name),
@@ -293,10 +292,6 @@ local function lock_out (path)
   if not path then return nil end
   local kind = core.file_kind(path)
   if kind and kind ~= "file" then return nil end
-  if not kind then   -- (io.open's "a": made through a dangling link, its target)
-    local f = io.open(path, "ab")
-    if f then f:close() end
-  end
   local name = util.real_path(path) .. ".lock"
   local lock, _, code, pid = core.lockfile(name)
   if code == "locked" then return nil, locked(path, name, pid) end

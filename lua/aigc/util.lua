@@ -789,11 +789,20 @@ end
 --- `path` with its links resolved (a file to make: its folder's), for a
 -- lock beside it (`PATH.lock`): taken on the name given, two links to one
 -- file (or a link and the file) took two locks, and two writers wrote it
--- at once. The path as given where even its folder cannot be resolved.
+-- at once. A dangling link (to a file not yet made) is followed to its
+-- target (realpath fails on it: the lock went beside the link). The path
+-- as given where even its folder cannot be resolved.
 -- @tparam string path
 -- @treturn string
 function M.real_path (path)
   local real = core.realpath(path)
+  if real then return real end
+  for _ = 1, 40 do   -- (the kernel's own bound on links in a row)
+    local target = core.readlink(path)
+    if not target then break end
+    path = target:sub(1, 1) == "/" and target or (path:match("^(.*/)[^/]*$") or "") .. target
+  end
+  real = core.realpath(path)
   if real then return real end
   local dir, base = path:match("^(.*/)([^/]+)$")
   real = core.realpath(dir or ".")
