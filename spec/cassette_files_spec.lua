@@ -14,11 +14,19 @@ describe("cassette files", function ()
   before_each(function () dir = cli.home() end)
   after_each(function () cli.rmdir(dir) end)
 
+  -- An interpreter that runs `setup` (shell lines) first: DIR/NAME.
+  local function wrapped_lua (name, setup)
+    local wrapper = dir .. "/" .. name
+    cli.write(wrapper, "#!/bin/sh\n" .. setup .. "\nexec '" .. luachild.interpreter() .. "' \"$@\"\n")
+    os.execute("chmod 755 '" .. wrapper .. "'")
+    return wrapper
+  end
+  -- (a write past `ulimit -f` fails with EFBIG, as on a full disk)
+  local FULL_DISK = "trap '' XFSZ\nulimit -f 1"
+
   it("makes a new tape 0600 whatever the umask (it holds the prompts and replies)", function ()
     local srv = devserver.start { pause_ms = 0 }
-    local wrapper = dir .. "/lua-umask-022"
-    cli.write(wrapper, "#!/bin/sh\numask 022\nexec '" .. luachild.interpreter() .. "' \"$@\"\n")
-    os.execute("chmod 755 '" .. wrapper .. "'")
+    local wrapper = wrapped_lua("lua-umask-022", "umask 022")
     local r = luachild.run([[
       local aigc = require "aigc"
       for _, proxy in ipairs { true, false } do   -- (the recording proxy's tape, and the client's own)
@@ -85,9 +93,7 @@ describe("cassette files", function ()
   it("a tape that cannot be written (a full disk) is reported, once, kind io (the exchanges were lost unsaid)",
      function ()
     local srv = devserver.start { pause_ms = 0 }
-    local wrapper = dir .. "/lua-full-disk"   -- (a write past `ulimit -f` fails with EFBIG, as on a full disk)
-    cli.write(wrapper, "#!/bin/sh\ntrap '' XFSZ\nulimit -f 1\nexec '" .. luachild.interpreter() .. "' \"$@\"\n")
-    os.execute("chmod 755 '" .. wrapper .. "'")
+    local wrapper = wrapped_lua("lua-full-disk", FULL_DISK)
     local r = luachild.run([[
       local aigc = require "aigc"
       local seen = {}
@@ -111,9 +117,7 @@ describe("cassette files", function ()
   -- sent on: its exchange would be lost as well.
   it("the recording proxy's tape on a full disk: later calls fail saying so, and the close reports it", function ()
     local srv = devserver.start { pause_ms = 0 }
-    local wrapper = dir .. "/lua-full-disk"
-    cli.write(wrapper, "#!/bin/sh\ntrap '' XFSZ\nulimit -f 1\nexec '" .. luachild.interpreter() .. "' \"$@\"\n")
-    os.execute("chmod 755 '" .. wrapper .. "'")
+    local wrapper = wrapped_lua("lua-full-disk", FULL_DISK)
     local r = luachild.run([[
       local aigc = require "aigc"
       local seen = {}
