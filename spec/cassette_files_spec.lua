@@ -23,6 +23,15 @@ describe("cassette files", function ()
   end
   -- (a write past `ulimit -f` fails with EFBIG, as on a full disk)
   local FULL_DISK = "trap '' XFSZ\nulimit -f 1"
+  -- Child code: a client recording arg[2] from arg[1] (through the proxy
+  -- or not: %s), the errors it reports kept in `seen`.
+  local RECORDER = [[
+    local aigc = require "aigc"
+    local seen = {}
+    local c = aigc.client { base_url = arg[1], model = "aigc-dev", api_key = "sk-tape-secret-31",
+                            error_handler = function (e) seen[#seen + 1] = e end, max_retries = 0,
+                            cassette = { path = arg[2], mode = "record", proxy = %s } }
+  ]]
 
   it("makes a new tape 0600 whatever the umask (it holds the prompts and replies)", function ()
     local srv = devserver.start { pause_ms = 0 }
@@ -94,12 +103,7 @@ describe("cassette files", function ()
      function ()
     local srv = devserver.start { pause_ms = 0 }
     local wrapper = wrapped_lua("lua-full-disk", FULL_DISK)
-    local r = luachild.run([[
-      local aigc = require "aigc"
-      local seen = {}
-      local c = aigc.client { base_url = arg[1], model = "aigc-dev", api_key = "sk-tape-secret-31",
-                              error_handler = function (e) seen[#seen + 1] = e end,
-                              cassette = { path = arg[2], mode = "record", proxy = false } }
+    local r = luachild.run(RECORDER:format("false") .. [[
       for i = 1, 3 do print(assert(c:chat("Echo: " .. ("long "):rep(300) .. i)).text:sub(-1)) end
       c:close()
       for _, e in ipairs(seen) do print(e.kind, e.message) end
@@ -118,12 +122,7 @@ describe("cassette files", function ()
   it("the recording proxy's tape on a full disk: later calls fail saying so, and the close reports it", function ()
     local srv = devserver.start { pause_ms = 0 }
     local wrapper = wrapped_lua("lua-full-disk", FULL_DISK)
-    local r = luachild.run([[
-      local aigc = require "aigc"
-      local seen = {}
-      local c = aigc.client { base_url = arg[1], model = "aigc-dev", api_key = "sk-tape-secret-31",
-                              error_handler = function (e) seen[#seen + 1] = e end, max_retries = 0,
-                              cassette = { path = arg[2], mode = "record" } }
+    local r = luachild.run(RECORDER:format("true") .. [[
       for i = 1, 3 do
         local res, err = c:chat("Echo: " .. ("long "):rep(300) .. i)
         print(i, res and res.text:sub(-1) or err.status .. " " .. err.message)
