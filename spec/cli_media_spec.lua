@@ -231,6 +231,37 @@ describe("aigc image / aigc speak", function ()
                    "the WAV through the pipe", 20)
   end)
 
+  -- stdout a socket (journald's, under systemd; libuv's stdio pipes): it
+  -- cannot be opened by its name (ENXIO), which was told as "no process
+  -- reads it". -o /dev/stdout writes it as -o - does now.
+  it("-o /dev/stdout when stdout is a socket: the bytes on it, as -o - writes them", function ()
+    local uv = require "luv"
+    local out, got, code = uv.new_pipe(false), {}, nil
+    local line = cli.command({ "image", "-m", "gpt-image-1", "-s", "8x8", "x", "-o", "/dev/stdout" },
+                             { home = home, base_url = srv.base_url }) .. " </dev/null"
+    local child = uv.spawn("sh", { args = { "-c", line }, stdio = { nil, out, 2 } }, function (c) code = c end)
+    assert.is_truthy(child)
+    out:read_start(function (_, data) if data then got[#got + 1] = data else out:close() end end)
+    local deadline = socket.gettime() + 20
+    while (code == nil or not out:is_closing()) and socket.gettime() < deadline do uv.run("once") end
+    child:close()
+    if not out:is_closing() then out:close() end
+    uv.run("nowait")   -- (the closes done: luv crashed at exit with them pending)
+    assert.equal(0, code)
+    assert.matches("^\137PNG\r\n\26\n", table.concat(got))
+    local ok, why = require("aigc").core.media.open_through(dir)
+    assert.is_nil(ok)
+    assert.matches("Is a directory", why)
+    -- (another descriptor's socket, /dev/fd/3: told as one, not as a FIFO without a reader)
+    local sock = uv.new_pipe(false)
+    assert(sock:bind(dir .. "/s.sock"))
+    ok, why = require("aigc").core.media.open_through(dir .. "/s.sock")
+    sock:close()
+    uv.run("nowait")
+    assert.is_nil(ok)
+    assert.equal("could not write " .. dir .. "/s.sock: it is a socket, which cannot be opened by its name", why)
+  end)
+
   it("-o a FIFO: written through while read; none reading: exit 2 before the call, no hang", function ()
     local fifo = dir .. "/pipe.png"
     assert(proc.execute("mkfifo " .. proc.quote(fifo)))

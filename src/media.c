@@ -182,10 +182,14 @@ static int media_open_through (lua_State *L) {
   do
     t->fd = open(path, O_WRONLY | O_NONBLOCK | O_APPEND | O_NOCTTY | O_CLOEXEC);
   while (t->fd < 0 && errno == EINTR);
-  if (t->fd < 0)
-    return through_fail(L, path, errno == ENXIO
+  if (t->fd < 0) {
+    int e = errno;
+    if (e == ENXIO && stat(path, &st) == 0 && S_ISSOCK(st.st_mode))   /* (stdout a socket: journald's) */
+      return through_fail(L, path, "it is a socket, which cannot be opened by its name");
+    return through_fail(L, path, e == ENXIO
                         ? "no process reads it (a FIFO or a pipe is written only while it is read)"
-                        : strerror(errno));
+                        : strerror(e));
+  }
   if (fstat(t->fd, &st) != 0 || (flags = fcntl(t->fd, F_GETFL)) < 0
       || fcntl(t->fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
     return through_fail(L, path, strerror(errno));

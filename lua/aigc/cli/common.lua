@@ -438,6 +438,8 @@ local function is_directory (p)
   return f ~= nil
 end
 
+local STDOUT_NAMES = { ["/dev/stdout"] = true, ["/dev/fd/1"] = true, ["/proc/self/fd/1"] = true }
+
 -- Whether `-o PATH` is written as it is, not renamed into place: a FIFO,
 -- a character device, or a name of a descriptor (/dev/stdout, /dev/fd/N
 -- of `-o >(player)`), whatever it leads to (a file there renamed over
@@ -466,6 +468,11 @@ function M.binary_output (output, command)
   -- image or the audio was made (and paid for), then lost.
   if output and output ~= "-" then
     local kind = aigc.core.file_kind(output)
+    -- (stdout itself named: written as `-o -` writes it, whatever it is --
+    -- a socket, journald's under systemd, cannot be opened by its name)
+    if kind == "socket" and STDOUT_NAMES[output] then
+      return M.binary_output("-", command)
+    end
     if written_through(output, kind) then
       local writer, why = aigc.core.media.open_through(output)
       if not writer then M.usage(command .. ": -o " .. why:gsub("^could not write ", "", 1)) end
