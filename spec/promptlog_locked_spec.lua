@@ -147,6 +147,31 @@ describe("a client's prompt_log while another process holds the lock", function 
     assert.same({ temperature = 0 }, rows[2].params)
   end)
 
+  -- Rows kept beside the log (LOG-kept) that an open claims while the lock
+  -- is held are put back for a later open: copied back, on a full disk the
+  -- copy was cut (its close unchecked) and the claimed file, their last
+  -- copy, removed. Now the claimed file is renamed back (no space needed).
+  it("rows kept beside the log, claimed while the lock is held on a full disk, stay whole for a later open",
+     function ()
+    if not has_sqlite then return pending("needs luasql.sqlite3") end
+    require("aigc.promptlog").open(path):close()
+    local lines = {}
+    for i = 1, 20 do lines[i] = '{"model":"m","prompt":"kept row ' .. i .. " " .. ("x"):rep(100) .. '"}' end
+    cli.write(path .. "-kept", table.concat(lines, "\n") .. "\n")
+    hold()
+    local wrapper = dir .. "/lua-full-disk"   -- (a write past `ulimit -f` fails with EFBIG, as on a full disk)
+    cli.write(wrapper, "#!/bin/sh\ntrap '' XFSZ\nulimit -f 1\nexec '" .. luachild.interpreter() .. "' \"$@\"\n")
+    os.execute("chmod 755 '" .. wrapper .. "'")
+    local r = luachild.run([[require("aigc.promptlog").open(arg[1]):close(); print("opened")]],
+                           { args = { path }, lua = wrapper })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("opened\n", r.stdout)
+    assert.equal(table.concat(lines, "\n") .. "\n", cli.read(path .. "-kept"))
+    let_go()
+    require("aigc.promptlog").open(path):close()   -- (the lock free: adopted)
+    assert.equal(20, #logdb.prompts(path))
+  end)
+
   it("keeps at most MAX rows: the next one is dropped and reported, kind 'log'", function ()
     if not has_sqlite then pending("no lua-sql-sqlite3") return end
     assert.equal(64, pending_rows.MAX)

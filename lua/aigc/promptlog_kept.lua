@@ -46,8 +46,8 @@ local function append (name, lines)
   local f = io.open(name, "ab")
   if not f then return false end
   local ok = f:write(table_concat(lines, "\n"), "\n")
-  f:close()
-  return ok and true or false
+  local closed = f:close()   -- (a full disk fails at the flush: a cut file, told as kept)
+  return (ok and closed) and true or false
 end
 
 --- Keeps `entries` (tables as `record` takes them, scrubbed already) in
@@ -105,8 +105,12 @@ function M.adopt (log, wait_ms)
     if not failed and not done then store.exec(log, "ROLLBACK"); err, failed = cerr, true end
   end
   if failed then   -- (not written: kept for a later open)
-    append(name, lines)
-    os.remove(claimed)
+    -- (the claimed file goes back under its name when none was kept since:
+    -- a rename needs no space; a copy on a full disk was cut, and the
+    -- claimed file, the rows' last copy, removed all the same)
+    if core.file_kind(name) ~= nil or not os.rename(claimed, name) then
+      if append(name, lines) then os.remove(claimed) end   -- (else the rows stay in `claimed`)
+    end
     return nil, type(err) == "table" and tostring(err.message) or tostring(err)
   end
   os.remove(claimed)
