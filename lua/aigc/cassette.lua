@@ -628,9 +628,20 @@ local function record (self, call, res, err, scrub)
   -- the recording proxy appends to the same file, and its line could come
   -- between the two parts)
   f:setvbuf("no")
+  local size = f:seek("end")
   local ok, werr = f:write(line)
   local closed, cerr = f:close()
-  if not (ok and closed) then return tostring(werr or cerr) end   -- (a full disk: the caller says so)
+  if not (ok and closed) then   -- (a full disk: the caller says so)
+    -- The part of the line written is cut off again: left, the next line
+    -- appended (space freed) went on after it, one line that is no JSON,
+    -- and the whole tape failed to load. Only when what follows `size` has
+    -- no newline: the proxy's whole line appended after it is kept.
+    local g = size and io.open(self.path, "rb")
+    local tail = g and g:seek("set", size) and g:read(#line)
+    if g then g:close() end
+    if tail and tail ~= "" and not tail:find("\n", 1, true) then core.truncate(self.path, size) end
+    return tostring(werr or cerr)
+  end
 end
 
 --- When a recorded call has ended: appends its exchange (calls that got no
