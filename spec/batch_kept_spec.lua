@@ -54,6 +54,21 @@ describe("aigc run --batch whose OUT.batch cannot be written", function ()
     assert.equal(40, n)
   end)
 
+  -- --out /dev/fd/1 (or /dev/stdout) with stdout a file: OUT.batch went
+  -- beside the name, in /dev/fd (could not be made: the run failed after the
+  -- batch was sent) or in /dev itself (made there, as root). Beside the file.
+  it("--out /dev/fd/1 with stdout a file: OUT.batch beside that file, the run whole", function ()
+    cli.write(home .. "/cases.jsonl", '{"id": "c1", "prompt": "Capital?"}\n')
+    local out, errfile = home .. "/r.jsonl", home .. "/stderr"
+    local args = { "run", home .. "/cases.jsonl", "--batch", "-q", "--no-log", "--out", "/dev/fd/1" }
+    local ok = proc.execute(cli.command(args, { home = home, base_url = srv.base_url }) .. " </dev/null >"
+                            .. proc.quote(out) .. " 2>" .. proc.quote(errfile))
+    assert.is_true(ok, proc.read_file(errfile))
+    assert.equal(1, batches_made(srv))
+    assert.matches('"ok":true', proc.read_file(out))
+    assert.is_nil(proc.read_file(out .. ".batch"))   -- (removed once the batch is done)
+  end)
+
   it("a symbolic link planted at OUT.batch is replaced, not written through (another file was made)", function ()
     cli.write(home .. "/cases.jsonl", '{"id": "c1", "prompt": "Capital?"}\n')
     local out, other = home .. "/r.jsonl", home .. "/other.txt"

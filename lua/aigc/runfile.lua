@@ -308,13 +308,18 @@ end
 --- Where a batch run keeps its batch's id (`OUT.batch`): beside a regular
 -- results file (or one to make), else nil -- a device or a pipe
 -- (`--out /dev/stdout`) keeps no results to resume, and its OUT.batch went
--- beside it, into /dev (as root).
+-- beside it, into /dev (as root). A descriptor's name that leads to a file
+-- (`--out /dev/stdout > r.jsonl`): beside that file (/dev/stdout.batch was
+-- made in /dev as root; /dev/fd/1.batch could not be, and the run failed).
 -- @tparam string|nil out
 -- @treturn string|nil
 function M.batch_file (out)
   if not out then return nil end
   local kind = core.file_kind(out)
   if kind and kind ~= "file" then return nil end
+  if kind and util.names_descriptor(out) then
+    return util.real_path(out) .. ".batch"
+  end
   return out .. ".batch"
 end
 

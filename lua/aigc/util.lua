@@ -786,6 +786,16 @@ function M.make_private (path)
   os.execute("(umask 077 && : >> '" .. path:gsub("'", "'\\''") .. "') 2>/dev/null")
 end
 
+--- Whether `path` names an open descriptor (/dev/stdout, /dev/stderr,
+-- /dev/fd/N, /proc/self/fd/N): what it leads to is the shell's, not a file
+-- to replace or to put another beside.
+-- @tparam string path
+-- @treturn boolean
+function M.names_descriptor (path)
+  return path:find("^/dev/std[oe][ur][tr]$") ~= nil or path:find("^/dev/fd/%d+$") ~= nil
+      or path:find("^/proc/self/fd/%d+$") ~= nil
+end
+
 --- `path` with its links resolved (a file to make: its folder's), for a
 -- lock beside it (`PATH.lock`): taken on the name given, two links to one
 -- file (or a link and the file) took two locks, and two writers wrote it

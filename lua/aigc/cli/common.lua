@@ -445,8 +445,7 @@ local STDOUT_NAMES = { ["/dev/stdout"] = true, ["/dev/fd/1"] = true, ["/proc/sel
 -- of `-o >(player)`), whatever it leads to (a file there renamed over
 -- would replace the link itself: /dev/stdout, as root).
 local function written_through (p, kind)
-  return kind == "fifo" or kind == "char" or p:find("^/dev/std[oe][ur][tr]$") ~= nil
-      or p:find("^/dev/fd/%d+$") ~= nil or p:find("^/proc/self/fd/%d+$") ~= nil
+  return kind == "fifo" or kind == "char" or util.names_descriptor(p)
 end
 
 --- Where a command writes binary data (an image, audio): `-o PATH`, or
