@@ -13,7 +13,7 @@ local core = require "aigc.core"
 local util = require "aigc.util"
 
 local json_encode, json_decode = core.json.encode, core.json.decode
-local pairs, pcall, tostring, type = pairs, pcall, tostring, type
+local pairs, pcall, tonumber, tostring, type = pairs, pcall, tonumber, tostring, type
 local string_format = string.format
 local table_concat = table.concat
 local math_type, tointeger = rawget(math, "type"), compat.tointeger
@@ -170,14 +170,19 @@ local CHUNK = 65536
 
 -- What a run that keeps no results (`results = false`) keeps of a done
 -- line: what the summary counts of it (`pass`, the assertions') and its
--- request's digest, as a string ("1" or "0" for pass, then the digest)
+-- request's digest and its `checks` (with where the line is in the file, `at`:
+-- a case judged again reads its answer there), as a string ("1" or "0" for
+-- pass, then the digest, and a newline, the checks, a newline and `at`)
 -- when it has no assertions: the lines of a million done cases, whole,
 -- were 1.4 GB. (Its usage and cost are not kept: a run's are its client's.)
-local function slim_row (r)
-  if type(r.assertions) == "table" and next(r.assertions) ~= nil then
-    return { ok = true, pass = r.pass, digest = r.digest, assertions = r.assertions }
+local function slim_row (r, at)
+  local checks = type(r.checks) == "string" and r.checks or nil
+  if type(r.assertions) == "table" and next(r.assertions) ~= nil
+     or checks and checks:find("\n", 1, true) or type(r.digest) == "string" and r.digest:find("\n", 1, true) then
+    return { ok = true, pass = r.pass, digest = r.digest, checks = checks, assertions = r.assertions, at = at }
   end
   return (r.pass == true and "1" or "0") .. (type(r.digest) == "string" and r.digest or "")
+    .. (checks and "\n" .. checks .. "\n" .. at or "")
 end
 
 --- Reads a results file: the last `ok` result of each case id. Only a
@@ -201,12 +206,12 @@ function M.read_results (path, slim)
   local f, rerr = io.open(path, "rb")
   if not f then return nil, run_error("cannot read " .. path .. ": " .. tostring(rerr)) end
   local done, n, complete, any, parts = {}, 0, 0, false, {}
-  local function take (line)
+  local function take (line, at)
     n = n + 1
     if not line:find("%S") then return true end
     any = true
     local r = result_line(line)
-    if r and r.ok == true then done[id_key(r.id)] = slim and slim_row(r) or r end
+    if r and r.ok == true then done[id_key(r.id)] = slim and slim_row(r, at) or r end
     return r ~= nil
   end
   -- (read a piece at a time, not whole: a million lines' text was 128 MB
@@ -222,7 +227,7 @@ function M.read_results (path, slim)
       local line = table_concat(parts)
       parts = {}
       complete = complete + #line + 1
-      if not take(line) then f:close(); return nil, not_results(path, n) end
+      if not take(line, complete - #line - 1) then f:close(); return nil, not_results(path, n) end
       from = nl + 1
     end
   end
@@ -230,7 +235,7 @@ function M.read_results (path, slim)
   local had = any
   local rest = table_concat(parts)
   if rest == "" then return done, nil, complete end
-  if take(rest) then return done, "newline", complete + #rest end
+  if take(rest, complete) then return done, "newline", complete + #rest end
   -- Not a result line: a killed run's partial write (it is not JSON, and
   -- the file has results, or it starts as the runner's lines do), or not ours.
   if json_decode(rest) == nil and (next(done) or had or rest:find('^{"[%w_]+":')) then
@@ -240,12 +245,30 @@ function M.read_results (path, slim)
 end
 
 --- A done line as `read_results(path, true)` keeps it, as a table (`ok`,
--- `pass`, `digest`, `assertions`).
+-- `pass`, `digest`, `checks`, `assertions`, `at`).
 -- @tparam string|table row
 -- @treturn table
 function M.done_row (row)
   if type(row) ~= "string" then return row end
-  return { ok = true, pass = row:sub(1, 1) == "1", digest = #row > 1 and row:sub(2) or nil }
+  local digest, checks, at = row:match("^.([^\n]*)\n([^\n]*)\n(%d+)$")
+  if not digest then digest = #row > 1 and row:sub(2) or nil end
+  return { ok = true, pass = row:sub(1, 1) == "1", digest = digest, checks = checks, at = tonumber(at) }
+end
+
+--- The result line of case `key` at byte `at` of results file `path` (a
+-- done row kept short: its answer, to judge again), or nil when it is no
+-- longer there.
+-- @tparam string path
+-- @tparam integer at
+-- @tparam string key the case's `id_key`
+-- @treturn table|nil
+function M.line_at (path, at, key)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local line = f:seek("set", at) and f:read("*l")
+  f:close()
+  local r = line and result_line(line)
+  if r and r.ok == true and id_key(r.id) == key then return r end
 end
 
 -- Opens the results file for appending, dropping a killed run's partial

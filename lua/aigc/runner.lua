@@ -204,7 +204,7 @@ local function result_of (run, job, res)
     usage = usage, latency_ms = job.latency and math_floor(job.latency * 1000 + 0.5), attempts = job.attempt,
     cost = cost,
     pass = pass, assertions = #checked > 0 and checked or nil, strategy = res.strategy,
-    finished_at = iso_now(), digest = job.digest,
+    finished_at = iso_now(), digest = job.digest, checks = runner_input.checks_digest(run, c),
   }
 end
 
@@ -285,6 +285,7 @@ local function new_run (spec, cases, tpl, out, done)
     last_progress = -1, interval = spec.progress_interval or 0.2,
   }, Run)
   r.done, r.remaining = done, 0
+  r.usage_before = r:usage_snapshots()   -- (before a case judged again as it is read asks its judge)
   if source then   -- (a file's cases, read as the run needs them: Run:pull)
     local reader, err = cases.open()
     if not reader then return nil, err end
@@ -297,7 +298,6 @@ local function new_run (spec, cases, tpl, out, done)
   end
   -- Judge assertions make requests too: the limiter counts them.
   for _, a in ipairs(r.assertions) do if a.type == "judge" then r.global_judges = r.global_judges + 1 end end
-  r.usage_before = r:usage_snapshots()
   return r
 end
 
@@ -306,7 +306,9 @@ function Run:take (c)
   local key = id_key(c.id)
   local prev = self.done[key]
   if prev then prev = runfile.done_row(prev) end   -- (a run keeping no results keeps them short)
-  if prev and changed(self, c, prev) then prev = nil end
+  local why = prev and changed(self, c, prev)
+  if why == "checks" and self:judge_again(c, key, prev) then return false end
+  if why then prev = nil end
   local summary = self.summary
   if prev then
     summary.skipped = summary.skipped + 1
@@ -316,6 +318,28 @@ function Run:take (c)
   end
   self.queue[#self.queue + 1] = { case = c, attempt = 0, not_before = 0 }
   self.remaining = self.remaining + 1
+  return true
+end
+
+-- A case done by an earlier run whose assertions changed since (its
+-- `checks`): its kept answer is checked again, without a request (a judge
+-- assertion asks its judge), and its new line written. False when the
+-- answer is no longer in the results file: the case runs again.
+function Run:judge_again (c, key, prev)
+  local line = prev.text and prev or prev.at and runfile.line_at(self.spec.out, prev.at, key)
+  if not line or type(line.text) ~= "string" then return false end
+  local params = case_params(self, c)
+  local job = { case = c, attempt = line.attempts, digest = line.digest, params = params }
+  local ok, err = pcall(result_of, self, job, { text = line.text, parsed = line.parsed, model = line.model,
+                                                usage_list = {} })
+  if not ok then util.reraise_memory(err); return false end
+  local r = job.result
+  add_usage(r.usage, line.usage)   -- (the answer's, and the judges' now)
+  if type(line.cost) == "number" then r.cost = (r.cost or 0) + line.cost end
+  r.latency_ms, r.batch_id, r.strategy = line.latency_ms, line.batch_id, line.strategy
+  self.summary.skipped, self.summary.judged_again = self.summary.skipped + 1, (self.summary.judged_again or 0) + 1
+  self.remaining = self.remaining + 1
+  self:finish(job, r)
   return true
 end
 

@@ -69,9 +69,12 @@ end
 -- @tparam table params
 -- @tparam aigc.client client
 -- @tparam string api
+-- @param[opt] strategy how the request is answered (a dataset run's
+-- `best_of`/`vote`, as a value): part of what is digested when given
 -- @treturn string
-function M.of_params (params, client, api)
-  return M.digest(M.wire_body(params, client, api), params)
+function M.of_params (params, client, api, strategy)
+  local body = M.wire_body(params, client, api)
+  return M.digest(strategy == nil and body or { body = body, strategy = strategy }, params)
 end
 
 return M

@@ -7,6 +7,8 @@
 -- @module aigc.runner_input
 
 local assertions_mod = require "aigc.assertions"
+local cache = require "aigc.cache"
+local cassette = require "aigc.cassette"
 local check_mod = require "aigc.check"
 local compat = require "aigc.compat"
 local core = require "aigc.core"
@@ -277,20 +279,61 @@ end
 
 -- The digest of a case's request (aigc.runner_digest), or nil when it has
 -- none (a string JSON cannot carry: the call fails it, as before).
+-- A run's strategy is part of it: `best_of`, `vote` or a judge's prompt
+-- changed (or a strategy given or dropped) since a line was written asked
+-- another request; a function counts as "function" (its code is not read).
 function M.request_digest (run, params)
-  local ok, d = pcall(runner_digest.of_params, params, run.client, run.api)
+  local s = run.strategy
+  if type(s) == "table" then s = { best_of = s.best_of, vote = s.vote, judge = s.judge }
+  elseif s ~= nil then s = "function" end
+  local ok, d = pcall(runner_digest.of_params, params, run.client, run.api, s)
   if ok then return d end
   util.reraise_memory(d)
+end
+
+-- How a case is judged, as a value: its assertions (the run's, then its
+-- own), and the judges' model when an assertion is a judge.
+local function judging (run, c)
+  local list, judge = {}, false
+  for _, a in ipairs(run.assertions) do list[#list + 1] = a; judge = judge or a.type == "judge" end
+  for _, a in ipairs(type(c.assert) == "table" and c.assert or {}) do
+    list[#list + 1] = a; judge = judge or a.type == "judge"
+  end
+  local model = judge and run.judge_client and run.judge_client.model
+  return { assert = list, judge_model = type(model) == "string" and model or nil }
+end
+
+--- The digest of how a case is judged (a result line's `checks`): an edited
+-- assertion, a run's `assert` or the judges' model changed since a line
+-- was written no longer matches it. The run's alone (a case without
+-- assertions of its own) is worked out once.
+-- @tparam table run
+-- @tparam table c the case
+-- @treturn string|nil
+function M.checks_digest (run, c)
+  local own = type(c.assert) == "table" and c.assert[1] ~= nil
+  if not own and run.checks_digest then return run.checks_digest end
+  local ok, d = pcall(function () return cache.hash(cassette.canonical(judging(run, c))) end)
+  if not ok then util.reraise_memory(d); return nil end
+  if not own then run.checks_digest = d end
+  return d
 end
 
 -- Whether a case done by an earlier run was asked another request then
 -- (its prompt, vars, template or params edited since): resumed by its id
 -- alone, the old answer was kept silently. A result line without a digest
--- (of an older version) counts as done.
+-- (of an older version) counts as done. So is, for its judging, a line
+-- without `checks` (a version before them); a line whose `checks` differ
+-- (its assertions or the strategy changed since) had the old assertions'
+-- verdict: they are checked again on the kept answer, without a request.
+-- (A strategy is part of the request: `request_digest`.)
+-- Gives "request" (the case runs again), "checks" (its answer stands: it
+-- is judged again) or false.
 function M.changed (run, c, prev)
   if type(prev.digest) ~= "string" then return false end
   local params = M.case_params(run, c)
-  return not params or M.request_digest(run, params) ~= prev.digest
+  if not params or M.request_digest(run, params) ~= prev.digest then return "request" end
+  return type(prev.checks) == "string" and prev.checks ~= M.checks_digest(run, c) and "checks"
 end
 
 -- }======================================================

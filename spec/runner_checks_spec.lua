@@ -1,0 +1,97 @@
+-- aigc.runner resuming a results file after how its cases are judged
+-- changed: a case's own assertions edited, the run's `assert`, the
+-- strategy (`vote`, `best_of`). The result line kept the request's digest
+-- alone: the changed cases kept their old verdicts, never run again.
+
+local cjson = require "cjson"
+local cli = require "cli"
+local devserver = require "devserver"
+local proc = require "procutil"
+local runner = require "aigc.runner"
+
+local rows = proc.json_lines
+
+describe("aigc.runner resuming after the judging changed", function ()
+  local srv, client, dir
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end)
+  before_each(function () dir = cli.home() end)
+  after_each(function () cli.rmdir(dir) end)
+
+  for _, results in ipairs { true, false } do
+    it("judges again, without a request, the kept answers whose assertions changed (results = "
+       .. tostring(results) .. ")", function ()
+      local out = dir .. "/r.jsonl"
+      local function run (a_value, extra)
+        return assert(runner.run { client = client, out = out, results = results, assert = extra, cases = {
+          { id = "a", prompt = "Echo: paris", assert = { { type = "contains", value = a_value } } },
+          { id = "b", prompt = "Echo: rome" } } })
+      end
+      local s = run("paris")
+      assert.same({ 2, 2, 0 }, { #srv:requests(), s.passed, s.skipped })
+      s = run("paris")                                  -- nothing changed: nothing runs
+      assert.same({ 2, 2, 2, 2 }, { #srv:requests(), s.passed, s.skipped, #rows(out) })
+      s = run("london")                                 -- a's assertion edited: a judged again, and fails
+      assert.same({ 2, 1, 2, 1 }, { #srv:requests(), s.passed, s.skipped, s.judged_again })
+      local list = rows(out)
+      assert.same({ 3, "a", false, "paris" }, { #list, list[3].id, list[3].pass, list[3].text })
+      assert.same({ "london" }, { list[3].assertions[1].value })
+      assert.same(list[1].usage, list[3].usage)         -- (the answer's usage, kept)
+      s = run("london", { { type = "contains", value = "o" } })   -- a run's assertion added: both judged again
+      assert.same({ 2, 1, 2, 2 }, { #srv:requests(), s.passed, s.skipped, s.judged_again })
+      list = rows(out)
+      assert.same({ 5, "b", true, "rome" }, { #list, list[5].id, list[5].pass, list[5].text })
+      s = run("london", { { type = "contains", value = "o" } })   -- judged as they are now: nothing again
+      assert.same({ 2, 2, 5 }, { #srv:requests(), s.skipped, #rows(out) })
+      assert.is_nil(s.judged_again)
+      if results then assert.equal("rome", s.results.b.text) end
+    end)
+  end
+
+  for _, results in ipairs { true, false } do
+    it("runs a case again when its line keeps no answer to judge (results = " .. tostring(results) .. ")", function ()
+      local out = dir .. "/r.jsonl"
+      local function run (v)
+        return assert(runner.run { client = client, out = out, results = results, assert = { { type = "contains",
+          value = v } }, cases = { { id = "a", prompt = "Echo: x" } } })
+      end
+      run("x")
+      local line = rows(out)[1]
+      line.text = nil                                       -- (a line edited by hand)
+      cli.write(out, cjson.encode(line) .. "\n")
+      local s = run("y")
+      assert.same({ 2, 0 }, { #srv:requests(), s.skipped })
+      assert.is_nil(s.judged_again)
+      assert.equal("x", rows(out)[2].text)
+    end)
+  end
+
+  it("runs again the cases when the strategy changed (vote's count, none)", function ()
+    local out = dir .. "/r.jsonl"
+    local function run (strategy)
+      return assert(runner.run { client = client, out = out, results = false, strategy = strategy,
+                                 cases = { { id = "a", prompt = "Echo: x" } } })
+    end
+    run(nil)
+    assert.equal(1, #srv:requests())
+    run { vote = 2 }                                     -- a strategy now: two requests
+    assert.equal(3, #srv:requests())
+    local s = run { vote = 2 }
+    assert.same({ 3, 1 }, { #srv:requests(), s.skipped })
+    run { vote = 3 }
+    assert.equal(6, #srv:requests())
+    run(nil)                                             -- the plain call again
+    assert.equal(7, #srv:requests())
+  end)
+
+  it("takes a line with a digest and no `checks` (the previous version's) as done", function ()
+    local out = dir .. "/r.jsonl"
+    assert(runner.run { client = client, out = out, cases = { { id = "a", prompt = "Echo: x" } } })
+    local line = rows(out)[1]
+    assert.is_string(line.checks)
+    line.checks = nil
+    cli.write(out, cjson.encode(line) .. "\n")
+    local s = assert(runner.run { client = client, out = out, assert = { { type = "contains", value = "x" } },
+                                  cases = { { id = "a", prompt = "Echo: x" } } })
+    assert.same({ 1, 1 }, { #srv:requests(), s.skipped })
+  end)
+end)
