@@ -3,8 +3,9 @@
 -- written (a full disk; here a file size limit, `ulimit -f`, which fails
 -- the write as ENOSPC would) the run went on without a word, and a rerun
 -- found no id (or a cut file) and made a new batch, paid twice. Now the run
--- stops at once with an error naming the batch (which goes on at the
--- server) and how to resume it; resumed so, no second batch is made.
+-- keeps its intent there before it asks for the batch: when that cannot be
+-- written the run stops before anything is sent. (Kept, and the batch's id
+-- not: the run stops naming the batch and how to resume it.)
 
 local cli = require "cli"
 local devserver = require "devserver"
@@ -25,7 +26,7 @@ describe("aigc run --batch whose OUT.batch cannot be written", function ()
   before_each(function () srv:reset(); home = cli.home() end)
   after_each(function () cli.rmdir(home) end)
 
-  it("stops naming the batch and how to resume it; resumed by that id, no second batch", function ()
+  it("stops before anything is sent (its intent cannot be kept); run again, one batch", function ()
     local lines = {}   -- (40 cases: OUT.batch, their digests, is past 512 bytes; the error is not)
     for i = 1, 40 do lines[i] = '{"id": "c' .. i .. '", "prompt": "Capital ' .. i .. '?"}' end
     cli.write(home .. "/cases.jsonl", table.concat(lines, "\n") .. "\n")
@@ -36,16 +37,12 @@ describe("aigc run --batch whose OUT.batch cannot be written", function ()
     local ok = proc.execute("sh -c " .. proc.quote("trap '' XFSZ; ulimit -f 1; " .. cli.command(args, opts)
                                                     .. " </dev/null >/dev/null 2>" .. proc.quote(errfile)))
     assert.is_false(ok)
-    assert.equal(1, batches_made(srv))
-    local stderr = assert(proc.read_file(errfile))
-    local id = stderr:match("^aigc run: batch (%S+) goes on at the server")
-    assert.is_string(id, stderr)
-    assert.equal("aigc run: batch " .. id .. " goes on at the server, but its id cannot be kept in " .. out
-                 .. ".batch (File too large): resume it with batch_id = \"" .. id .. "\" (aigc run --batch-id "
-                 .. id .. ")\n", stderr)
+    -- (the intent -- OUT.batch written before the batch is asked for, so that a run stopped in
+    -- between finds it again -- is what cannot be written: no batch was made, nothing is lost)
+    assert.equal(0, batches_made(srv))
+    assert.equal("aigc run: cannot keep the batch's intent in " .. out .. ".batch (File too large): nothing was "
+                 .. "sent\n", proc.read_file(errfile))
     assert.is_nil(proc.read_file(out .. ".batch"))   -- (no cut file left)
-    args[#args + 1] = "--batch-id"
-    args[#args + 1] = id
     local r = cli.run(args, opts)
     assert.equal(0, r.code, r.stderr)
     assert.equal(1, batches_made(srv))

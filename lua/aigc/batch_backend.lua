@@ -95,6 +95,69 @@ local function sent_of (client, b, params)
   return sent
 end
 
+-- How many of a server's newest batches are looked through for the one a
+-- run meant to make (`intended`): 10 pages of 100.
+local INTENT_PAGES = 10
+
+-- The batch whose metadata carries `token` (`aigc_run`): the one a run
+-- asked for before it was stopped, or killed, before it kept its id; nil
+-- when the server has none among its newest (the request never reached
+-- it), or nil, err when they cannot be listed.
+local function intended (client, token)
+  local after
+  for _ = 1, INTENT_PAGES do
+    local page, err = client:request("GET", "/batches?limit=100"
+                                     .. (after and "&after=" .. util.urlencode(after) or ""))
+    if not page then return nil, err end
+    local data = type(page) == "table" and type(page.data) == "table" and page.data or {}
+    for _, b in ipairs(data) do
+      if type(b) == "table" and type(b.metadata) == "table" and b.metadata.aigc_run == token
+         and type(b.id) == "string" then
+        return b
+      end
+    end
+    local last = data[#data]
+    if page.has_more ~= true or type(last) ~= "table" or type(last.id) ~= "string" then return nil end
+    after = last.id
+  end
+end
+
+-- The id OUT.batch keeps, its intent resolved: a run writes "pending
+-- TOKEN" there before it asks for a batch (the token in the batch's
+-- metadata, `aigc_run`), and its id once made. Stopped (Ctrl-C, SIGTERM,
+-- killed) between the server's answer and the id kept, the next run made
+-- a second batch and never took the first's results, paid for. Now it
+-- looks for the batch by its token: found, it is resumed (and its id
+-- kept); not found, nothing was made, and a new one goes.
+local function kept_id (client, id_file, id, sent)
+  local token = id and id:match("^pending (%x+)$")
+  if not token then return id, sent end
+  local b, err = intended(client, token)
+  if err then
+    if type(err) == "table" then
+      err.message = string.format("cannot tell whether the batch %s was about to ask for was made: %s (run it "
+                                  .. "again; or remove %s to send the cases as a new batch)", id_file,
+                                  tostring(err.message), id_file)
+    end
+    return nil, nil, err
+  end
+  if not b then os.remove(id_file); return nil, nil end
+  write_kept(id_file, b.id, sent or {})
+  return b.id, sent
+end
+
+--- The id of the batch that OUT.batch (`id_file`) keeps, its intent
+-- resolved (`aigc run --batch --cancel`): nil when it names none; nil, err
+-- when the server's batches cannot be listed.
+-- @tparam aigc.client client
+-- @tparam string id_file
+-- @treturn string|nil
+function M.kept (client, id_file)
+  local id, sent = read_kept(id_file)
+  local got, _, err = kept_id(client, id_file, id, sent)
+  return got, err
+end
+
 -- The batch of a run: the one it resumes (`id`: a batch_id given, else the
 -- id kept next to the results file: that file's name is the third value)
 -- or a new one; the fourth value, the digests of its lines' requests by
@@ -105,7 +168,11 @@ local function run_batch (run, requests, digests, fresh, id, params)
   local spec, client = run.spec, run.client
   local id_file = runfile.batch_file(spec.out)
   local given, sent = id, nil
-  if fresh then id = nil elseif not id then id, sent = read_kept(id_file) end
+  if fresh then id = nil elseif not id then
+    local kerr
+    id, sent, kerr = kept_id(client, id_file, read_kept(id_file))
+    if kerr then return nil, kerr end
+  end
   if id and id ~= "" then
     local b, err = batch.retrieve(client, id)
     if not b and not given and type(err) == "table" then
@@ -126,8 +193,22 @@ local function run_batch (run, requests, digests, fresh, id, params)
     if b and given then sent = sent_of(client, b, params) end
     return b, err, not given and id_file or nil, sent
   end
-  local b, err = batch.create(client, requests, { metadata = spec.batch_metadata,
+  -- The intent first (see kept_id): kept after the batch is made, its id
+  -- was lost to a stop in between. Not kept (a full disk), nothing is sent.
+  local metadata = spec.batch_metadata
+  if id_file then
+    local token = util.random_hex(8) or string.format("%x%x", os.time(), math.random(0, 0x7fffffff))
+    local ok, why = write_kept(id_file, "pending " .. token, digests)
+    if not ok then
+      return nil, runfile.run_error(string.format("cannot keep the batch's intent in %s (%s): nothing was sent",
+                                                  id_file, tostring(why)))
+    end
+    metadata = util.merge(metadata or {}, { aigc_run = token })
+  end
+  local b, err = batch.create(client, requests, { metadata = metadata,
     endpoint = spec.batch_endpoint or runner_responses.BATCH_ENDPOINT[run.api] })
+  -- (refused: nothing was made; a lost connection may have made one: its intent stays)
+  if not b and id_file and type(err) == "table" and err.kind == "http" then os.remove(id_file) end
   if b and id_file then
     -- Not kept (a full disk), a stopped or killed run made a new batch on its rerun, paid twice,
     -- nothing said: the run stops here, naming the batch, which goes on at the server.

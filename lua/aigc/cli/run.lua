@@ -5,6 +5,7 @@
 
 local argparse = require "argparse"
 local common = require "aigc.cli.common"
+local core = require "aigc.core"
 local config_mod = require "aigc.cli.config"
 local lineinput = require "aigc.cli.lineinput"
 local runfile = require "aigc.runfile"
@@ -299,8 +300,9 @@ function M.cancel_one (client, args, keep_open)
   local id, from = args.batch_id, ""
   local kept = runfile.batch_file(args.out)
   if not id and kept then
-    local f = io.open(kept, "rb")
-    if f then id = f:read("*l"); f:close() end
+    local kerr
+    id, kerr = require("aigc.batch_backend").kept(client, kept)   -- (a run's intent: the batch it made, if it did)
+    if kerr then common.fail("aigc run --cancel: " .. tostring(kerr.message or kerr)) end
     from = " (batch " .. shown_id(id, client) .. ", whose id " .. kept .. " keeps)"
   end
   if not id then common.usage("--cancel: no batch (give --batch-id, or --out of a run with a batch)") end
@@ -428,6 +430,18 @@ function Batches:interrupted (args, client)
     .. id .. " cancels it)", 130)
 end
 
+-- A batch run stopped by Ctrl-C (the interpreter's "interrupted!"): the
+-- batch it knows of, or the one it was asking for (OUT.batch keeps the
+-- request: "aigc: interrupted" said nothing of it), named.
+function Batches:stopped (args, client, tty)
+  local kept = runfile.batch_file(args.out)
+  if not (self.last or kept and core.file_kind(kept) == "file") then return end
+  if tty then io.stderr:write("\n") end
+  if self.last then self:interrupted(args, client) end
+  common.fail("aigc run: interrupted as its batch was asked for: run it again (" .. kept .. " keeps the "
+              .. "request: the batch, if the server made it, is resumed)", 130)
+end
+
 --- Runs `aigc run`.
 -- @tparam table args
 -- @treturn integer exit code
@@ -483,10 +497,7 @@ function M.run (args)
   close_signals()
   if log then log:close() end
   close_client(client, ok and summary)
-  if not ok and batches.last and tostring(summary):find("interrupted!$") then
-    if tty then io.stderr:write("\n") end
-    batches:interrupted(args, client)
-  end
+  if not ok and tostring(summary):find("interrupted!$") then batches:stopped(args, client, tty) end
   if not ok then error(summary, 0) end
   if not summary and err.code == "interrupted" then
     if tty then io.stderr:write("\n") end
