@@ -72,6 +72,13 @@ M.MAX_POLL_INTERVAL = 60
 -- answered: a loop hammering it).
 M.MIN_POLL_INTERVAL = 0.01
 
+--- How long past its expiry (`expires_at`, else `created_at` and its
+-- `completion_window`) `wait` goes on polling a batch the server has not
+-- ended (it turns "expired" itself; a clock skew is allowed for): past it,
+-- `wait` gives up (kind "timeout"). A server that never ended a batch was
+-- polled until Ctrl-C.
+M.EXPIRY_GRACE = 3600
+
 --- The statuses after which a batch changes no more.
 M.TERMINAL = { completed = true, failed = true, expired = true, cancelled = true }
 
@@ -460,6 +467,16 @@ function M.cancel (client, id)
   return checked_batch(client, client:request("POST", "/batches/" .. segment(id) .. "/cancel", {}))
 end
 
+-- When batch `b` expires (epoch seconds), or nil when it does not say.
+local function expiry (b)
+  local function time (v) v = tonumber(v); return v and v >= 0 and v < 2 ^ 40 and v or nil end   -- (not NaN)
+  local at = time(b.expires_at)
+  if at then return at end
+  local created, hours = time(b.created_at), type(b.completion_window) == "string"
+    and tonumber(b.completion_window:match("^(%d+)h$"))
+  if created and hours then return created + hours * 3600 end
+end
+
 -- wait, checking its arguments as `fname`'s.
 local function wait (fname, client, id, opts)
   check_client(fname, client)
@@ -471,6 +488,13 @@ local function wait (fname, client, id, opts)
     if not b then return nil, err end
     if opts.on_progress then opts.on_progress(b) end
     if M.TERMINAL[b.status] then return b end
+    local due = expiry(b)
+    if due and os.time() > due + M.EXPIRY_GRACE then
+      return nil, util.scrub(client, util.new_error { kind = "timeout", message = "batch " .. shown_id(id, client)
+                               .. " still " .. shown_id(b.status, client) .. " " .. (os.time() - math.floor(due))
+                               .. " s past its expiry (" .. os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(due))
+                               .. "): the server does not end it", batch = b })
+    end
     if opts.timeout and core.now() - started > opts.timeout then
       return nil, util.scrub(client, util.new_error { kind = "timeout", message = "batch " .. shown_id(id, client)
                                .. " still " .. shown_id(b.status, client) .. " after " .. opts.timeout .. " s",

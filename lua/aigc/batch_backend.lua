@@ -360,7 +360,8 @@ local function settle_batch (run, internal, b, jobs, kept)
   local client, spec = run.client, run.spec
   local err
   local id = b.id
-  b, err = batch.wait(client, id, { interval = spec.batch_interval, on_progress = function (x) progress(run, x) end })
+  b, err = batch.wait(client, id, { interval = spec.batch_interval, timeout = spec.batch_timeout,
+                                    on_progress = function (x) progress(run, x) end })
   if not b then
     -- (polls that failed for good, the key revoked: the batch goes on, billed; without OUT.batch
     -- the message was the poll's alone, and the batch's id was lost)

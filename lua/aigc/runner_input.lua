@@ -39,7 +39,7 @@ local OPTIONS = {
   strategy = true, prices = "table", max_attempts = "number", pace = "boolean", on_result = "function",
   on_progress = "function", log = "table", backend = "string", assert = "table", judge_client = "table",
   resume = "boolean", rpm = "number", tpm = "number", progress_interval = "number",
-  batch_id = true, batch_interval = "number", batch_metadata = "table", batch_endpoint = "string",
+  batch_id = true, batch_interval = "number", batch_timeout = "number", batch_metadata = "table", batch_endpoint = "string",
   batch_price_factor = "number", interrupted = "function", max_wait = "number", api = "string",
   results = "boolean",
 }

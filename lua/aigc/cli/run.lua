@@ -83,6 +83,8 @@ Example:
   p:flag("--batch", "Through the Batch API: one asynchronous job (a rerun resumes it: see --out .batch).")
   p:option("--batch-id", "With --batch: resume (or with --cancel, cancel) this batch (several, comma-separated: "
     .. "in order).")
+  p:option("--batch-timeout", "With --batch: give up waiting for a batch after SECONDS (it goes on at the "
+    .. "server; a rerun resumes it).", nil, tonumber)
   p:flag("--cancel", "With --batch: cancel the run's batch (--batch-id, else the one --out's .batch file names).")
   p:flag("--json", "Print the summary as JSON (stdout).")
   p:flag("-q --quiet", "No progress display.")
@@ -330,7 +332,11 @@ local function check_args (args)
   if args.out == "-" then args.out = "/dev/stdout" end
   args.dataset = args.cases   -- (as given, for messages: "-", not /dev/stdin)
   if args.cases == "-" then args.cases = "/dev/stdin" end   -- (and the cases' "-" is stdin)
-  if (args.batch_id or args.cancel) and not args.batch then common.usage("--batch-id and --cancel go with --batch") end
+  if (args.batch_id or args.cancel or args.batch_timeout) and not args.batch then
+    common.usage("--batch-id, --batch-timeout and --cancel go with --batch")
+  end
+  local t = args.batch_timeout
+  if t and not (t > 0 and t < math.huge) then common.usage("--batch-timeout must be a number of seconds > 0") end
   if args.api == "responses" and (args.best_of or args.vote) then
     common.usage("--best-of and --vote send chat requests: not with --api responses")
   end
@@ -476,7 +482,8 @@ function M.run (args)
     client = client, cases = args.cases, template = tpl, params = params, out = not printed and args.out or nil,
     concurrency = args.concurrency and math.floor(args.concurrency), strategy = strategy, assert = asserts,
     prices = config.prices, max_attempts = args.max_attempts, pace = not args.no_pace, log = log,
-    backend = args.batch and "batch" or nil, batch_id = batches.resume, api = args.api,
+    backend = args.batch and "batch" or nil, batch_id = batches.resume, batch_timeout = args.batch_timeout,
+    api = args.api,
     interrupted = not args.batch and interrupted or nil, results = false, on_result = on_result,
     on_progress = (args.batch or not args.quiet) and function (p)
       if p.batch then batches:saw(p.batch.id) end
