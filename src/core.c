@@ -480,6 +480,31 @@ static int core_md5 (lua_State *L) {
 }
 
 /*
+** core.hash64(s): aigc.cache's 64-bit hash of a string, as 16 hex digits:
+** djb2 and a multiplicative hash, each modulo 2^32 (the Lua arithmetic it
+** replaces, bit for bit: the digests already written still match). A
+** resumed run hashes every done case's request, and the Lua loop was half
+** of its instructions.
+*/
+static int core_hash64 (lua_State *L) {
+  static const char digits[] = "0123456789abcdef";
+  size_t len, i;
+  const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &len);
+  uint32_t h1 = 5381u, h2 = 2166136261u;
+  char out[16];
+  for (i = 0; i < len; i++) {
+    h1 = h1 * 33u + s[i];
+    h2 = h2 * 1048573u + s[i];
+  }
+  for (i = 0; i < 8; i++) {
+    out[i] = digits[(h1 >> (28 - 4 * i)) & 15];
+    out[8 + i] = digits[(h2 >> (28 - 4 * i)) & 15];
+  }
+  lua_pushlstring(L, out, sizeof out);
+  return 1;
+}
+
+/*
 ** aigc.core.yieldable() -> whether a wait in the running code may yield to
 ** its task (util.h, aigc_may_yield): the Lua scheduler's rule as the core's.
 */
@@ -505,6 +530,7 @@ static const luaL_Reg core_funcs[] = {
   {"truncate", core_truncate},
   {"hmac_sha256", core_hmac_sha256},
   {"md5", core_md5},
+  {"hash64", core_hash64},
   {NULL, NULL}
 };
 

@@ -98,16 +98,9 @@ function M.cacheable (api, params, body)
 end
 
 -- A 64-bit hash of a string as 16 hex digits (file names; collisions are
--- caught by the key stored in the file). Plain arithmetic: every Lua.
-local function hash (s)
-  local h1, h2 = 5381, 2166136261
-  for i = 1, #s do
-    local b = s:byte(i)
-    h1 = (h1 * 33 + b) % 4294967296
-    h2 = (h2 * 1048573 + b) % 4294967296   -- (< 2^53: exact in every Lua)
-  end
-  return string_format("%08x%08x", h1, h2)
-end
+-- caught by the key stored in the file): core.hash64 (djb2 and a
+-- multiplicative hash, each modulo 2^32; it was this arithmetic in Lua).
+local hash = core.hash64
 M.hash = hash
 
 -- A temporary name's suffix no other writer uses: the pid (Linux:

@@ -101,6 +101,19 @@ local function is_array (t)
   return true
 end
 
+-- Object keys as canonical_into writes them (`"name":`), for the few
+-- names that come again and again (model, messages, role, content): a
+-- resumed run's million digests encoded each of them anew. At most
+-- KEYS_MAX kept: a body's keys of its own (a schema's) are not held.
+local encoded_keys, n_keys, KEYS_MAX = {}, 0, 256
+local function key_text (k)
+  local e = encoded_keys[k]
+  if e then return e end
+  e = json.encode(k) .. ":"
+  if n_keys < KEYS_MAX then encoded_keys[k], n_keys = e, n_keys + 1 end
+  return e
+end
+
 -- (`path`: the tables being written; one met again inside itself, a cycle
 -- the encoder then refuses naming it, is "<cycle>": followed, it overflowed
 -- Lua's stack, an error naming no argument)
@@ -134,7 +147,7 @@ local function canonical_into (v, out, path)
       if i > 1 then out[#out + 1] = "," end
       local value = v[k]
       if value == nil then value = v[tonumber(k)] end
-      out[#out + 1] = json.encode(k) .. ":"
+      out[#out + 1] = key_text(k)
       canonical_into(value, out, path)
     end
     out[#out + 1] = "}"
