@@ -118,12 +118,13 @@ end
 -- nil, err (a line `decode_case` refuses: the file changed since it was
 -- checked). Only for a regular file (it is read again after its check).
 -- @tparam string path
+-- @tparam[opt] string name what the messages call it (a pipe's cases kept in `path`: `spool`)
 -- @treturn[1] table reader (`next`, `close`)
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
-function M.case_reader (path)
+function M.case_reader (path, name)
   local f, err = io.open(path, "rb")
-  if not f then return nil, cannot_read(path, err) end
+  if not f then return nil, cannot_read(name or path, err) end
   local n = 0
   local reader = {}
   function reader.next ()
@@ -132,7 +133,7 @@ function M.case_reader (path)
       if not line then reader.close(); return nil end
       n = n + 1
       if n == 1 and line:sub(1, 3) == "\239\187\191" then line = line:sub(4) end   -- (a BOM, as above)
-      local c, cerr = decode_case(path, line, n)
+      local c, cerr = decode_case(name or path, line, n)
       if cerr then reader.close(); return nil, cerr end
       if c then return c, n end
     end
@@ -141,6 +142,42 @@ function M.case_reader (path)
     if f then f:close(); f = nil end
   end
   return reader
+end
+
+--- Keeps the cases of a pipe (stdin) in a private temporary file (0600,
+-- os.tmpname's), read in pieces, so that a run reads them as it reads a
+-- regular file's: checked whole first, then read as it sends them. Read
+-- whole into memory, a million piped cases held 0.9 GB. The caller removes
+-- the file.
+-- @tparam string path
+-- @treturn[1] string the temporary file's path
+-- @treturn[2] nil
+-- @treturn[2] aigc.error err
+function M.spool (path)
+  local src, err = io.open(path, "rb")
+  if not src then return nil, cannot_read(path, err) end
+  local tmp = os.tmpname()
+  local dst, derr = io.open(tmp, "wb")
+  local ok, why = dst ~= nil, derr
+  -- (pcall: Ctrl-C's "interrupted!" while it waits for the pipe leaves no file behind)
+  local pok, perr = pcall(function ()
+    while ok do
+      local chunk = src:read(65536)
+      if not chunk then break end
+      ok, why = dst:write(chunk)
+    end
+  end)
+  src:close()
+  if dst then
+    local cok, cerr = dst:close()
+    if ok and not cok then ok, why = false, cerr end
+  end
+  if not (pok and ok) then
+    os.remove(tmp)
+    if not pok then error(perr, 0) end
+    return nil, input_error("cannot keep the cases of " .. path .. " (" .. tmp .. "): " .. tostring(why))
+  end
+  return tmp
 end
 
 -- A case's key (its results line's, its batch line's custom_id). An integer

@@ -628,7 +628,7 @@ function Run:admit ()
   return wait
 end
 
-local INTERNAL, run_cases   -- (set below)
+local INTERNAL, run_cases, run_spooled   -- (set below)
 
 
 --- Runs the cases.
@@ -666,7 +666,8 @@ local INTERNAL, run_cases   -- (set below)
 --  - `judge_client`: the client of judge assertions (default `client`)
 --  - `backend`: "direct" (the default) or "batch": the Batch API (`aigc.batch`): the cases
 --    that are not done go as one batch (as several past the API's limits), polled every
---    `batch_interval` s (default: `aigc.batch.wait`'s backoff),
+--    `batch_interval` s (default: `aigc.batch.wait`'s backoff), given up after `batch_timeout` s
+--    (the batch goes on: a rerun resumes it),
 --    mapped back to the same result lines (no `latency_ms`; `cost` at `batch_price_factor`
 --    times the prices, default 0.5); with `out` (a regular file), the batch id is kept in `out .. ".batch"`
 --    until its results are written, so a run that stops resumes the same batch (with each
@@ -684,7 +685,8 @@ local INTERNAL, run_cases   -- (set below)
 -- tokens, `models`: see `client:usage()`; for the batch backend, its lines and judges), `elapsed`,
 -- `requests` (attempts), `retries`, `rate_limited`,
 -- `assertions` (list of `{ name =, type =, passed =, total = }`), `results` (by id; none with
--- `results = false`)
+-- `results = false`), `judged_again` (done cases whose assertions changed since, judged again on
+-- their kept answers; nil when none)
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err (unreadable cases or results file; code "input": cases to fix, code
 -- "locked": another run writes `out`, see `aigc.runfile`)
@@ -693,6 +695,15 @@ function M.run (spec)
   check_spec(spec)
   local cases, cerr = load_cases(spec)
   if not cases then return nil, cerr end
+  local spooled = getmetatable(cases) == runner_input.Source and cases.spooled   -- (a pipe's cases, kept)
+  local ok, summary, err = task.pcall(run_spooled, spec, cases)   -- (yields in a task on 5.1 too)
+  if spooled then os.remove(spooled) end
+  if not ok then error(summary, 0) end
+  return summary, err
+end
+
+-- M.run's part once its cases are read.
+function run_spooled (spec, cases)
   -- (outside a task it drives the loop, which a callback of that loop,
   -- running inside it, cannot: it failed at its first wait, naming a
   -- client:step() the caller never made)

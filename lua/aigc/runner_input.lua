@@ -39,7 +39,8 @@ local OPTIONS = {
   strategy = true, prices = "table", max_attempts = "number", pace = "boolean", on_result = "function",
   on_progress = "function", log = "table", backend = "string", assert = "table", judge_client = "table",
   resume = "boolean", rpm = "number", tpm = "number", progress_interval = "number",
-  batch_id = true, batch_interval = "number", batch_timeout = "number", batch_metadata = "table", batch_endpoint = "string",
+  batch_id = true, batch_interval = "number", batch_timeout = "number", batch_metadata = "table",
+  batch_endpoint = "string",
   batch_price_factor = "number", interrupted = "function", max_wait = "number", api = "string",
   results = "boolean",
 }
@@ -193,9 +194,10 @@ M.Source = Source
 -- @treturn[1] table
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
-local function scan_cases (spec, path)
-  local reader, err = runfile.case_reader(path)
+local function scan_cases (spec, path, name)
+  local reader, err = runfile.case_reader(path, name)
   if not reader then return nil, err end
+  name = name or path
   local seen, total = {}, 0
   while true do
     local c, line_or_err = reader.next()
@@ -204,12 +206,12 @@ local function scan_cases (spec, path)
       break
     end
     total = total + 1
-    err = check_case(spec, c, total, path, line_or_err, seen)
+    err = check_case(spec, c, total, name, line_or_err, seen)
     if err then reader.close(); return nil, err end
   end
   local source = setmetatable({ path = path, total = total }, Source)
   function source.open ()
-    local r, rerr = runfile.case_reader(path)
+    local r, rerr = runfile.case_reader(path, name)
     if not r then return nil, rerr end
     local i = 0
     return { close = r.close, next = function ()
@@ -222,13 +224,13 @@ local function scan_cases (spec, path)
       local cerr
       if c then
         i = i + 1
-        cerr = check_case(spec, c, i, path, line_or_err, {})
+        cerr = check_case(spec, c, i, name, line_or_err, {})
         if not cerr then return c end
         r.close()
       end
       local why = cerr or line_or_err
       why = why and why.message or "it ends after " .. i .. " cases, " .. total .. " were checked"
-      return nil, input_error(path .. " changed while the run read it: " .. why .. " (run it again to resume)")
+      return nil, input_error(name .. " changed while the run read it: " .. why .. " (run it again to resume)")
     end }
   end
   return source
@@ -343,8 +345,19 @@ end
 function M.load_cases (spec)
   local cases, lines = spec.cases, nil
   if type(cases) == "string" then
-    if (spec.backend or "direct") == "direct" and core.file_kind(cases) == "file" then
+    local kind = core.file_kind(cases)
+    if (spec.backend or "direct") == "direct" and kind == "file" then
       return scan_cases(spec, cases)
+    end
+    if (spec.backend or "direct") == "direct" and kind == "fifo" then
+      -- A pipe (stdin) is read once: its cases are kept in a temporary file,
+      -- then checked and read as a regular file's (`spooled`: runner.run removes it).
+      local tmp, serr = runfile.spool(cases)
+      if not tmp then return nil, serr end
+      local source, err = scan_cases(spec, tmp, cases)
+      if not source then os.remove(tmp); return nil, err end
+      source.spooled = tmp
+      return source
     end
     local list, lines_or_err = runfile.read_cases(cases)
     if not list then return nil, lines_or_err end

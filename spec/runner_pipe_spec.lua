@@ -1,0 +1,86 @@
+-- aigc.runner's cases from a pipe (`aigc run -` fed by another program):
+-- they were read whole into memory (a million piped cases, 0.9 GB). Now
+-- they are kept in a private temporary file and read as a regular file's:
+-- every line checked before anything is sent, then read as the run sends
+-- them; the file is removed when the run ends.
+
+local cli = require "cli"
+local devserver = require "devserver"
+local proc = require "procutil"
+local runfile = require "aigc.runfile"
+local runner = require "aigc.runner"
+
+describe("aigc.runner's cases from a pipe", function ()
+  local srv, client, dir
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end)
+  before_each(function () dir = cli.home() end)
+  after_each(function () cli.rmdir(dir) end)
+
+  -- A FIFO at dir/cases.fifo that a child process writes `n` cases into
+  -- (then `last`, a line of its own).
+  local function piped (n, last)
+    local fifo, gen = dir .. "/cases.fifo", dir .. "/gen.lua"
+    cli.write(gen, ([[
+local out = io.stdout
+for i = 1, %d do out:write('{"id":"c', i, '","prompt":"Echo: hello ', i, '"}\n') end
+%s
+]]):format(n, last and ("out:write(%q, '\\n')"):format(last) or ""))
+    assert(proc.execute("mkfifo " .. proc.quote(fifo)))
+    assert(proc.execute("(lua5.4 " .. proc.quote(gen) .. " > " .. proc.quote(fifo) .. ") &"))
+    return fifo
+  end
+
+  -- runfile.spool, watched: the temporary files it made.
+  local function watch_spool ()
+    local made, spool = {}, runfile.spool
+    runfile.spool = function (...)
+      local tmp, err = spool(...)
+      made[#made + 1] = tmp
+      return tmp, err
+    end
+    finally(function () runfile.spool = spool end)
+    return made
+  end
+
+  it("are read as the run needs them: the heap does not hold 100,000 piped cases; the kept file goes", function ()
+    local made = watch_spool()
+    local fifo = piped(100000)
+    collectgarbage()
+    collectgarbage()
+    local before = collectgarbage("count")
+    local heap, n = {}, 0
+    local none, err = runner.run { client = client, cases = fifo, out = dir .. "/r.jsonl", concurrency = 2,
+      on_result = function ()
+        n = n + 1
+        collectgarbage()
+        collectgarbage()
+        heap[#heap + 1] = collectgarbage("count")
+      end,
+      interrupted = function () return n >= 3 end }
+    assert.is_nil(none)
+    assert.equal("interrupted", err.code)
+    assert.is_true(#heap >= 3)
+    for _, kb in ipairs(heap) do assert.is_true(kb - before < 12 * 1024, (kb - before) .. " KB more") end
+    assert.equal(1, #made)
+    assert.is_nil(proc.read_file(made[1]))                     -- (removed)
+  end)
+
+  it("are all checked before anything is sent: a bad last line is refused, named by the pipe's line", function ()
+    local made = watch_spool()
+    local fifo = piped(500, '{"id":"c1","prompt":"Echo: twice"}')
+    local none, err = runner.run { client = client, cases = fifo, out = dir .. "/r.jsonl" }
+    assert.is_nil(none)
+    assert.equal("input", err.code)
+    assert.matches("^" .. fifo:gsub("%p", "%%%0") .. ":501: ", err.message)
+    assert.matches("c1", err.message)
+    assert.equal(0, #srv:requests())
+    assert.is_nil(proc.read_file(made[1]))
+  end)
+
+  it("run whole, as a file's", function ()
+    local fifo = piped(40)
+    local s = assert(runner.run { client = client, cases = fifo, out = dir .. "/r.jsonl", concurrency = 4 })
+    assert.same({ 40, 40, 40 }, { s.total, s.ok, #srv:requests() })
+    assert.equal(40, #proc.json_lines(dir .. "/r.jsonl"))
+  end)
+end)
