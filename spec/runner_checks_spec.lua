@@ -7,6 +7,7 @@ local cjson = require "cjson"
 local cli = require "cli"
 local devserver = require "devserver"
 local proc = require "procutil"
+local runfile = require "aigc.runfile"
 local runner = require "aigc.runner"
 
 local rows = proc.json_lines
@@ -81,6 +82,31 @@ describe("aigc.runner resuming after the judging changed", function ()
     assert.equal(6, #srv:requests())
     run(nil)                                             -- the plain call again
     assert.equal(7, #srv:requests())
+  end)
+
+  it("a results file read short keeps each line's digest, checks and place (300 distinct checks)", function ()
+    local out, lines, at = dir .. "/r.jsonl", {}, {}
+    local size = 0
+    for i = 1, 300 do
+      local line = cjson.encode { id = "c" .. i, ok = true, text = "t", pass = i % 2 == 0,
+        digest = string.format("%016x", i * 7919), checks = string.format("%08xabcdef01", i) }
+      if i == 300 then line = cjson.encode { id = "c300", ok = true, text = "t", pass = true } end
+      if i == 299 then line = cjson.encode { id = "c299", ok = true, text = "t", digest = "0123456789abcdef" } end
+      if i == 298 then line = cjson.encode { id = "c298", ok = true, text = "t", digest = "not hex", checks = "x" } end
+      at[i], lines[i], size = size, line, size + #line + 1
+    end
+    cli.write(out, table.concat(lines, "\n") .. "\n")
+    local done = assert(runfile.read_results(out, true))
+    for i = 1, 297 do
+      local row = runfile.done_row(done["c" .. i])
+      assert.same({ ok = true, pass = i % 2 == 0, digest = string.format("%016x", i * 7919),
+                    checks = string.format("%08xabcdef01", i), at = at[i] }, row)
+      assert.equal("t", runfile.line_at(out, row.at, "c" .. i).text)
+    end
+    assert.same({ ok = true, digest = "not hex", checks = "x", at = at[298] },
+                runfile.done_row(done.c298))
+    assert.same({ ok = true, pass = false, digest = "0123456789abcdef" }, runfile.done_row(done.c299))
+    assert.same({ ok = true, pass = true }, runfile.done_row(done.c300))
   end)
 
   it("takes a line with a digest and no `checks` (the previous version's) as done", function ()

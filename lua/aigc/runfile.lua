@@ -14,7 +14,8 @@ local util = require "aigc.util"
 
 local json_encode, json_decode = core.json.encode, core.json.decode
 local pairs, pcall, tonumber, tostring, type = pairs, pcall, tonumber, tostring, type
-local string_format = string.format
+local string_char, string_format = string.char, string.format
+local math_floor = math.floor
 local table_concat = table.concat
 local math_type, tointeger = rawget(math, "type"), compat.tointeger
 
@@ -205,21 +206,57 @@ end
 
 local CHUNK = 65536
 
+-- A digest of 16 lowercase hex digits as its 8 bytes, or nil (a line
+-- edited by hand): a short row takes 8 bytes of it, not 16.
+local function raw8 (h)
+  if type(h) ~= "string" or #h ~= 16 or h:find("[^0-9a-f]") then return nil end
+  local a, b = tonumber(h:sub(1, 8), 16), tonumber(h:sub(9), 16)
+  return string_char(math_floor(a / 16777216), math_floor(a / 65536) % 256, math_floor(a / 256) % 256, a % 256,
+                     math_floor(b / 16777216), math_floor(b / 65536) % 256, math_floor(b / 256) % 256, b % 256)
+end
+
+local function hex8 (raw)
+  return (string_format("%02x%02x%02x%02x%02x%02x%02x%02x", raw:byte(1, 8)))
+end
+
+-- The `checks` of short rows, each kept once: most rows of a run share
+-- one (the run's assertions), and a row names it by one byte (1 to 255);
+-- past 255 of them, a row holds its own 8 bytes.
+local checks_by_raw, checks_list = {}, {}
+
+-- A byte offset as its bytes, high first (5 of them up to 1 TB).
+local function raw_at (at)
+  local t = {}
+  repeat
+    t[#t + 1] = string_char(at % 256)
+    at = math_floor(at / 256)
+  until at == 0
+  return table_concat(t):reverse()
+end
+
 -- What a run that keeps no results (`results = false`) keeps of a done
 -- line: what the summary counts of it (`pass`, the assertions') and its
 -- request's digest and its `checks` (with where the line is in the file, `at`:
--- a case judged again reads its answer there), as a string ("1" or "0" for
--- pass, then the digest, and a newline, the checks, a newline and `at`)
--- when it has no assertions: the lines of a million done cases, whole,
--- were 1.4 GB. (Its usage and cost are not kept: a run's are its client's.)
+-- a case judged again reads its answer there), as a string when it has no
+-- assertions: "1" or "0" for pass, then the digest's 8 bytes, then the
+-- checks (a byte naming them in `checks_list`, or "\0" and their 8 bytes)
+-- and `at`'s bytes (a line without a digest: pass alone; without checks:
+-- pass and digest). The lines of a million done cases, whole, were 1.4 GB;
+-- the row fits Lua's short strings. (Its usage and cost are not kept: a
+-- run's are its client's.)
 local function slim_row (r, at)
-  local checks = type(r.checks) == "string" and r.checks or nil
-  if type(r.assertions) == "table" and next(r.assertions) ~= nil
-     or checks and checks:find("\n", 1, true) or type(r.digest) == "string" and r.digest:find("\n", 1, true) then
-    return { ok = true, pass = r.pass, digest = r.digest, checks = checks, assertions = r.assertions, at = at }
+  local digest, checks = raw8(r.digest), raw8(r.checks)
+  if type(r.assertions) == "table" and next(r.assertions) ~= nil or r.digest ~= nil and not digest
+     or r.checks ~= nil and not (checks and digest) or math_floor(at) ~= at then
+    return { ok = true, pass = r.pass, digest = r.digest, checks = r.checks, assertions = r.assertions, at = at }
   end
-  return (r.pass == true and "1" or "0") .. (type(r.digest) == "string" and r.digest or "")
-    .. (checks and "\n" .. checks .. "\n" .. at or "")
+  local tag = checks and checks_by_raw[checks]
+  if checks and not tag and #checks_list < 255 then
+    checks_list[#checks_list + 1] = r.checks
+    tag = string_char(#checks_list)
+    checks_by_raw[checks] = tag
+  end
+  return (r.pass == true and "1" or "0") .. (digest or "") .. (checks and (tag or "\0" .. checks) .. raw_at(at) or "")
 end
 
 --- Reads a results file: the last `ok` result of each case id. Only a
@@ -287,9 +324,14 @@ end
 -- @treturn table
 function M.done_row (row)
   if type(row) ~= "string" then return row end
-  local digest, checks, at = row:match("^.([^\n]*)\n([^\n]*)\n(%d+)$")
-  if not digest then digest = #row > 1 and row:sub(2) or nil end
-  return { ok = true, pass = row:sub(1, 1) == "1", digest = digest, checks = checks, at = tonumber(at) }
+  local r = { ok = true, pass = row:sub(1, 1) == "1", digest = #row >= 9 and hex8(row:sub(2, 9)) or nil }
+  if #row < 10 then return r end
+  local tag, from = row:byte(10), 11
+  if tag == 0 then r.checks, from = hex8(row:sub(11, 18)), 19 else r.checks = checks_list[tag] end
+  local at = 0
+  for i = from, #row do at = at * 256 + row:byte(i) end
+  r.at = at
+  return r
 end
 
 --- The result line of case `key` at byte `at` of results file `path` (a
