@@ -84,6 +84,22 @@ describe("aigc.runner resuming after the judging changed", function ()
     assert.equal(7, #srv:requests())
   end)
 
+  it("a judge added since: the kept answer goes to the judge, the case's request does not go again", function ()
+    local out = dir .. "/r.jsonl"
+    local function run (extra)
+      return assert(runner.run { client = client, out = out, results = false, assert = extra,
+                                 cases = { { id = "a", prompt = "Echo: short" } } })
+    end
+    run(nil)
+    assert.equal(1, #srv:requests())
+    local s = run { { type = "judge", value = "Is it thorough?", threshold = 7 } }
+    assert.same({ 2, 1, 1, 0 }, { #srv:requests(), s.judged_again, s.skipped, s.passed })
+    assert.matches("Is it thorough%?", cjson.decode(srv:last().body).messages[1].content)   -- (the judge's)
+    assert.equal(1, s.totals.requests)                                 -- (the judge's, counted)
+    local line = proc.json_lines(out)[2]
+    assert.same({ "short", false, 1 }, { line.text, line.pass, line.assertions[1].score })
+  end)
+
   it("a results file read short keeps each line's digest, checks and place (300 distinct checks)", function ()
     local out, lines, at = dir .. "/r.jsonl", {}, {}
     local size = 0
