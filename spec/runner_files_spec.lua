@@ -4,6 +4,7 @@
 
 local cli = require "cli"
 local devserver = require "devserver"
+local heapwatch = require "heapwatch"
 local proc = require "procutil"
 local runfile = require "aigc.runfile"
 local runner = require "aigc.runner"
@@ -136,24 +137,12 @@ describe("aigc.runner's files", function ()
     it("is read as the run needs its cases: the heap does not hold the file's 100,000 cases", function ()
       local cases = dir .. "/cases.jsonl"
       write_cases(cases, 100000)
-      -- (the heap's growth over what the process held before: in the
-      -- whole suite, other specs' live data is in the same heap)
-      collectgarbage()
-      collectgarbage()
-      local before = collectgarbage("count")
-      local heap, n = {}, 0
-      local none, err = runner.run { client = client, cases = cases, out = dir .. "/r.jsonl", concurrency = 2,
-        on_result = function ()
-          n = n + 1
-          collectgarbage()
-          collectgarbage()
-          heap[#heap + 1] = collectgarbage("count")
-        end,
-        interrupted = function () return n >= 3 end }
+      local grown, none, err = heapwatch.run(runner, { client = client, cases = cases, out = dir .. "/r.jsonl",
+                                                        concurrency = 2 })
       assert.is_nil(none)
       assert.equal("interrupted", err.code)
-      assert.is_true(#heap >= 3)
-      for _, kb in ipairs(heap) do assert.is_true(kb - before < 12 * 1024, (kb - before) .. " KB more") end
+      assert.is_true(#grown >= 3)
+      for _, kb in ipairs(grown) do assert.is_true(kb < 12 * 1024, kb .. " KB more") end
     end)
 
     it("gives the run the cases it checked, not lines appended to it while the run goes", function ()

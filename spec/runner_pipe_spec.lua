@@ -6,6 +6,7 @@
 
 local cli = require "cli"
 local devserver = require "devserver"
+local heapwatch = require "heapwatch"
 local proc = require "procutil"
 local runfile = require "aigc.runfile"
 local runner = require "aigc.runner"
@@ -45,22 +46,12 @@ for i = 1, %d do out:write('{"id":"c', i, '","prompt":"Echo: hello ', i, '"}\n')
   it("are read as the run needs them: the heap does not hold 100,000 piped cases; the kept file goes", function ()
     local made = watch_spool()
     local fifo = piped(100000)
-    collectgarbage()
-    collectgarbage()
-    local before = collectgarbage("count")
-    local heap, n = {}, 0
-    local none, err = runner.run { client = client, cases = fifo, out = dir .. "/r.jsonl", concurrency = 2,
-      on_result = function ()
-        n = n + 1
-        collectgarbage()
-        collectgarbage()
-        heap[#heap + 1] = collectgarbage("count")
-      end,
-      interrupted = function () return n >= 3 end }
+    local grown, none, err = heapwatch.run(runner, { client = client, cases = fifo, out = dir .. "/r.jsonl",
+                                                      concurrency = 2 })
     assert.is_nil(none)
     assert.equal("interrupted", err.code)
-    assert.is_true(#heap >= 3)
-    for _, kb in ipairs(heap) do assert.is_true(kb - before < 12 * 1024, (kb - before) .. " KB more") end
+    assert.is_true(#grown >= 3)
+    for _, kb in ipairs(grown) do assert.is_true(kb < 12 * 1024, kb .. " KB more") end
     assert.equal(1, #made)
     assert.is_nil(proc.read_file(made[1]))                     -- (removed)
   end)

@@ -126,18 +126,11 @@ local BLOB_MIN = 4096
 local BLOB_PREFIX = "aigc-blob:"
 M.BLOB_MIN, M.BLOB_PREFIX = BLOB_MIN, BLOB_PREFIX
 
--- A 64-bit hash of a string as 16 hex digits (two 32-bit ones). Not
--- collision-resistant: `put_blob` compares the bytes. Plain arithmetic
--- (< 2^53: exact in every Lua).
-local function hash (s)
-  local h1, h2 = 5381, 2166136261
-  for i = 1, #s do
-    local b = s:byte(i)
-    h1 = (h1 * 33 + b) % 4294967296
-    h2 = (h2 * 1048573 + b) % 4294967296
-  end
-  return string_format("%08x%08x", h1, h2)
-end
+-- A 64-bit hash of a string as 16 hex digits (two 32-bit ones): the
+-- cache's, core.hash64 (it was the same arithmetic in Lua here: the blobs
+-- stored keep their names). Not collision-resistant: `put_blob` compares
+-- the bytes.
+local hash = core.hash64
 
 -- Keeps `s` once and gives its key: its length and hash, with "-2", "-3"...
 -- after a different string with the same ones. Another process may write
