@@ -170,6 +170,7 @@ build = {
     ["aigc.tools"] = "lua/aigc/tools.lua",
     ["aigc.usage"] = "lua/aigc/usage.lua",
     ["aigc.util"] = "lua/aigc/util.lua",
+    ["aigc.credentials"] = "lua/aigc/credentials.lua",
   },
   install = {
     bin = { aigc = "bin/aigc" },   -- the command (issue 16)

@@ -5,7 +5,7 @@
 -- a server echoing the request (FastAPI's "extra field" error shows its
 -- input) put it whole into err, tostring(err) and the log lines, and the
 -- cassette's key and the prompt log wrote it to their files. A string in
--- extra_body under a name like a credential's (`util.secret_param`:
+-- extra_body under a name like a credential's (`credentials.secret_param`:
 -- api_key, token, secret...) is now a secret of that call.
 local aigc = require "aigc"
 local cjson = require "cjson"
@@ -14,7 +14,7 @@ local logdb = require "logdb"
 local scripted = require "scripted"
 local texts = require "texts"
 local upstream = require "upstream"
-local util = require "aigc.util"
+local credentials = require "aigc.credentials"
 
 local USER_KEY = "sk-user-Vb7Nm3Qw9Er5Ty1Ui8Op2As"
 local PARTNER_TOKEN = "tok-partner-Zx4Cv6Bn8Mq2Wl5Kj"
@@ -33,7 +33,7 @@ end
 
 describe("a credential sent in extra_body", function ()
   it("is a secret of the call; other fields are not", function ()
-    local secrets = util.call_credentials { extra_body = extra_body() } or {}
+    local secrets = credentials.call_credentials { extra_body = extra_body() } or {}
     table.sort(secrets)
     -- (compared, not printed)
     assert.is_true(#secrets == 2 and secrets[1] == USER_KEY and secrets[2] == PARTNER_TOKEN)

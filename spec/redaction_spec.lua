@@ -282,14 +282,14 @@ describe("redaction", function ()
       assert.equal(QUERY_KEY, last.query.key or last.query["api-key"])   -- (sent, of course)
       c:close()
     end
-    local util = require "aigc.util"
+    local credentials = require "aigc.credentials"
     assert.equal("https://h/v1?api-version=1&api-key=[redacted]&sig=[redacted]&x=2",
-                 util.shown_url("https://h/v1?api-version=1&api-key=k1&sig=s2&x=2"))
+                 credentials.shown_url("https://h/v1?api-version=1&api-key=k1&sig=s2&x=2"))
     for name, secret in pairs { key = true, ["API_KEY"] = true, apikey = true, access_token = true, sig = true,
                                 ["x-auth"] = true, client_secret = true, password = true, jwt = true,
                                 client_assertion = true, ["auth.jwt"] = true, session = false,
                                 author = false, ["api-version"] = false, tenant = false, model = false } do
-      assert.equal(secret, util.secret_param(name), name)
+      assert.equal(secret, credentials.secret_param(name), name)
     end
   end)
 

@@ -7,6 +7,7 @@
 local aigc = require "aigc"
 local devserver = require "devserver"
 local util = require "aigc.util"
+local credentials = require "aigc.credentials"
 
 local SIG = "Qz7+Wx9/Lk2=Rt5+Yp8/Mn4=Bv6+Cx1/"   -- no 12 bytes in a row survive encoding
 
@@ -67,9 +68,9 @@ describe("an Azure Functions key in base_url's ?code=", function ()
   end)
 
   it("a parameter named like a code but no credential stays a plain word (lang_code)", function ()
-    assert.is_true(util.secret_param("code"))
-    assert.is_true(util.secret_param("Code"))
-    assert.is_false(util.secret_param("lang_code"))
-    assert.is_false(util.secret_param("country-code"))
+    assert.is_true(credentials.secret_param("code"))
+    assert.is_true(credentials.secret_param("Code"))
+    assert.is_false(credentials.secret_param("lang_code"))
+    assert.is_false(credentials.secret_param("country-code"))
   end)
 end)

@@ -37,6 +37,7 @@
 
 local core = require "aigc.core"
 local util = require "aigc.util"
+local credentials = require "aigc.credentials"
 local cassette = require "aigc.cassette"
 
 util.own_module()
@@ -260,27 +261,27 @@ local PER_REQUEST = { traceparent = true, tracestate = true, baggage = true, ["x
 -- found again by trying keys). nil when no digest can be made (the call
 -- is then not cached).
 -- @tparam string key
--- @tparam[opt] table secrets the call's (`util.call_credentials`)
+-- @tparam[opt] table secrets the call's (`credentials.call_credentials`)
 -- @tparam[opt] table header_lines its own headers, "Name: value"
 -- @tparam table params its params (`query`, `extra_query`)
 -- @tparam[opt] table held the client's credentials (strings)
 -- @tparam[opt] table held_own the client's other headers and query that change a reply (strings)
 -- @treturn string|nil
 function Cache:call_key (key, secrets, header_lines, params, held, held_own)
-  key = util.replace_secrets(key, secrets, function () return "[secret]" end)
+  key = credentials.replace_secrets(key, secrets, function () return "[secret]" end)
   local own, creds = {}, {}
   for _, s in ipairs(held_own or {}) do own[#own + 1] = s end
   for _, s in ipairs(held or {}) do creds[#creds + 1] = s end
   for _, s in ipairs(secrets or {}) do creds[#creds + 1] = s end
   for _, line in ipairs(header_lines or {}) do
     local name = line:match("^[^:]*")
-    local into = util.credential_header(name) and creds or own
+    local into = credentials.credential_header(name) and creds or own
     if not PER_REQUEST[name:lower()] then into[#into + 1] = line end
   end
   for _, q in ipairs { params.query or false, params.extra_query or false } do
     if type(q) == "table" then
       for k, v in pairs(q) do
-        local into = util.secret_param(tostring(k)) and creds or own
+        local into = credentials.secret_param(tostring(k)) and creds or own
         into[#into + 1] = "?" .. tostring(k) .. "=" .. tostring(v)
       end
     end

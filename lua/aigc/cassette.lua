@@ -54,6 +54,7 @@
 local core = require "aigc.core"
 local check = require "aigc.check"
 local util = require "aigc.util"
+local credentials = require "aigc.credentials"
 
 util.own_module()
 
@@ -447,7 +448,7 @@ local function key_of (call, api, params, path, scrub)
   local key = M.key(api, params and call.params, path, call.model, call.method)
   -- (a call's api_key param, in the body, was written in the file's key;
   -- redacted, not hashed: a replay with another key still matches)
-  key = util.replace_secrets(key, call.secrets, function () return "[redacted]" end)
+  key = credentials.replace_secrets(key, call.secrets, function () return "[redacted]" end)
   -- (the client's key in the params -- a prompt asking why it is refused --
   -- was on the tape in the proxy's key; recorded in the client, the line was
   -- scrubbed but the replay's key was not: a miss)

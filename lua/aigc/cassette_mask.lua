@@ -58,10 +58,10 @@ end
 -- stored. Shorter than 8 bytes: only one of 4-7 with a letter and a digit,
 -- as a word (as the engine's rule).
 -- Every header the client takes for a credential by its name
--- (util.credential_header: `x-goog-api-key`, `Ocp-Apim-Subscription-Key`,
+-- (aigc.credentials.credential_header: `x-goog-api-key`, `Ocp-Apim-Subscription-Key`,
 -- `X-Auth-Token`...), and a call's `api_key` or `azure_ad_token` param,
 -- which goes in the body, as does any string under a credential's name
--- there (a gateway's per-user key in extra_body: util.call_credentials):
+-- there (a gateway's per-user key in extra_body: aigc.credentials.call_credentials):
 -- with the four names alone, such a key echoed by the server was written
 -- to the tape as it is (the client's own recording, for https, masked it).
 local HEADER_WORDS = { authentication = true, cookie = true, session = true, sessionid = true }

@@ -29,6 +29,7 @@
 local core = require "aigc.core"
 local compat = require "aigc.compat"
 local util = require "aigc.util"
+local credentials = require "aigc.credentials"
 
 local getmetatable, ipairs, next, pairs, rawget, select, tonumber, tostring, type =
   getmetatable, ipairs, next, pairs, rawget, select, tonumber, tostring, type
@@ -484,7 +485,7 @@ function M.header_problem (name, value)
   -- (a whole "Authorization: Bearer KEY" line given as a name: shown without what follows a
   -- credential header's name, the key)
   local head, sep = string.match(name, "^([^:%s]+)([:%s]+)%S")
-  local shown = head and util.credential_header(head) and head .. sep .. "[redacted]" or name
+  local shown = head and credentials.credential_header(head) and head .. sep .. "[redacted]" or name
   shown = (string_format("%q", shown):gsub("\\\n", "\\n"))   -- (one line, whatever the name holds)
   if value == null then value = "" end
   if type(value) ~= "string" and type(value) ~= "number" then

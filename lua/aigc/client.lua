@@ -15,6 +15,7 @@ local compat = require "aigc.compat"
 compat.jit_off(true, true)     -- LuaJIT #1045: see compat.lua (also when required without aigc.init)
 compat.keep_aigc_off_jit()
 local util = require "aigc.util"
+local credentials = require "aigc.credentials"
 local PER_CALL = util.per_call
 local check = require "aigc.check"
 local client_loop = require "aigc.client_loop"
@@ -276,7 +277,7 @@ local function call_opts (self, api, params, path, fname, argn, body_opts, token
   if q1 ~= nil or q2 ~= nil or params.api_key ~= nil or params.azure_ad_token ~= nil
      or params.headers ~= nil or params.extra_headers ~= nil or params.extra_body ~= nil then
     -- (a per-call key in the query, api_key or a key in extra_body in the body, a Basic credential's password)
-    opts.secrets = util.call_credentials(params)
+    opts.secrets = credentials.call_credentials(params)
   end
   return opts
 end
@@ -293,7 +294,7 @@ local function plain_opts (self, call, params, fname, awaited, token)
   if params == nil or token or self._azure or self._no_stream_usage or self._idempotency or (call and not call.as_is)
      or params.headers ~= nil or params.extra_headers ~= nil or params.idempotency_key ~= nil
      or params.query ~= nil or params.extra_query ~= nil or params.api_key ~= nil
-     or params.azure_ad_token ~= nil or params.extra_body ~= nil then   -- (a key in extra_body: util.call_credentials)
+     or params.azure_ad_token ~= nil or params.extra_body ~= nil then   -- (extra_body: call_credentials)
     return nil
   end
   local shared, watch = PLAIN_OPTS, nil
@@ -693,7 +694,7 @@ function Client:timeout ()
 end
 
 function Client:__tostring ()
-  return string_format("aigc.client (%s%s)", util.shown_url(self.base_url),   -- (no password shown)
+  return string_format("aigc.client (%s%s)", credentials.shown_url(self.base_url),   -- (no password shown)
                        self.model and (", model " .. self.model) or "")
 end
 

@@ -10,6 +10,7 @@
 local core = require "aigc.core"
 local compat = require "aigc.compat"
 local util = require "aigc.util"
+local credentials = require "aigc.credentials"
 local check = require "aigc.check"
 local hooks = require "aigc.hooks"
 
@@ -186,7 +187,7 @@ end
 
 local function proxy_secrets (proxy, list)
   if not proxy:find("^%a[%w+.%-]*://") then proxy = "http://" .. proxy end   -- (libcurl's default scheme)
-  util.url_secrets(proxy, list)
+  credentials.url_secrets(proxy, list)
 end
 
 -- Whether `host` is exempt from proxies by a no_proxy list, as libcurl
@@ -274,9 +275,9 @@ local function client_secrets (api_key, ad_token, base_url, query, proxy, header
   if api_key ~= nil then list[#list + 1] = api_key end
   if ad_token ~= nil then list[#list + 1] = ad_token end
   for name, value in pairs(headers or {}) do   -- (the engine takes the rest of a header's credential)
-    if util.credential_header(name) then util.basic_secrets(value, list) end
+    if credentials.credential_header(name) then credentials.basic_secrets(value, list) end
   end
-  util.url_secrets(base_url, list)
+  credentials.url_secrets(base_url, list)
   if type(proxy) == "string" then proxy_secrets(proxy, list) end
   for _, name in ipairs(PROXY_VARIABLES) do
     local value = env(name)
@@ -284,7 +285,7 @@ local function client_secrets (api_key, ad_token, base_url, query, proxy, header
   end
   for k, values in pairs(query) do
     for _, v in ipairs(util.query_values(values)) do   -- (the base URL's "?key=a&key=b": both)
-      if util.secret_param(k) and type(v) == "string" and v ~= "" then
+      if credentials.secret_param(k) and type(v) == "string" and v ~= "" then
         list[#list + 1] = v
         list[#list + 1] = util.urlencode(v)   -- (as sent: a server echoing the URL shows "%2B" for "+")
       end

@@ -8,6 +8,7 @@
 local core = require "aigc.core"
 local compat = require "aigc.compat"
 local util = require "aigc.util"
+local credentials = require "aigc.credentials"
 local check = require "aigc.check"
 local dialogue = require "aigc.dialogue"
 local conversation = require "aigc.conversation"
@@ -31,7 +32,7 @@ local FORMAT = "aigc.conversation"
 -- = ... })` gives them again.
 local NOT_SAVED = { stream = true, on_done = true, on_error = true, headers = true, extra_headers = true,
                     query = true, extra_query = true, idempotency_key = true }
-for _, k in ipairs(util.CLIENT_KEY_OPTIONS) do NOT_SAVED[k] = true end
+for _, k in ipairs(credentials.CLIENT_KEY_OPTIONS) do NOT_SAVED[k] = true end
 
 -- Params that survive JSON (no functions, no toolsets, no stream), but NOT_SAVED.
 local function saved_params (params)

@@ -12,6 +12,7 @@ local media = require "aigc.media"
 local media_call = require "aigc.media_call"
 local future = require "aigc.future"
 local util = require "aigc.util"
+local credentials = require "aigc.credentials"
 
 local ipairs, pairs, pcall, rawget, tostring, type = ipairs, pairs, pcall, rawget, tostring, type
 local null = core.null
@@ -25,19 +26,19 @@ local function origin (url)
   return o and o:lower()
 end
 
--- The headers whose value is a credential, by name (`util.credential_header`,
+-- The headers whose value is a credential, by name (`credentials.credential_header`,
 -- the engine's rule for a client's secrets and a call's: src/error.c,
 -- `credential_name`; the README's list): `download` never sends them to
 -- another origin than the client's, neither the client's nor the
 -- caller's own (for a host that wants one: a client whose `base_url` is
 -- on that host). `spec/media_replies_spec.lua` checks that every
 -- header the engine takes a secret from is one of them.
-M.credential_header = util.credential_header
+M.credential_header = credentials.credential_header
 
 -- Also for the client's origin only: who is paying (OpenAI's headers).
 local IS_STRIPPED = { ["openai-organization"] = true, ["openai-project"] = true }
 local function stripped (lower)
-  return IS_STRIPPED[lower] or util.credential_header(lower)
+  return IS_STRIPPED[lower] or credentials.credential_header(lower)
 end
 
 -- Whether the engine finds one of the client's secrets in `value` (a
@@ -69,7 +70,7 @@ local function foreign_headers (self, opts)
   for _, name in ipairs { "authorization", "api-key", "x-api-key", "proxy-authorization" } do h[name] = null end
   for lower, line in pairs(rawget(self, "_hlines") or {}) do   -- (the client's header lines, by lower-case name)
     if not given[lower] and type(line) == "string"
-       and (util.credential_header(lower) or carries_secret(self, line:match("^[^:]*:%s*(.*)$"))) then
+       and (credentials.credential_header(lower) or carries_secret(self, line:match("^[^:]*:%s*(.*)$"))) then
       h[lower] = null
     end
   end
@@ -116,7 +117,7 @@ end
 local function scrubbed (self, err, urls)
   if type(err) ~= "table" then return err end
   local list = {}
-  for _, u in ipairs(urls) do util.url_secrets(u, list) end
+  for _, u in ipairs(urls) do credentials.url_secrets(u, list) end
   local engine = rawget(self, "_engine")
   local ok, shown = pcall(engine.scrub, engine, err, list)
   if ok then return shown end
@@ -164,7 +165,7 @@ local function hop (self, submit, fname, url, opts, sink, left, urls)
     params.headers, params.extra_headers = foreign_headers(self, opts), nil
   end
   local log_secrets = {}
-  for _, u in ipairs(urls) do util.url_secrets(u, log_secrets) end
+  for _, u in ipairs(urls) do credentials.url_secrets(u, log_secrets) end
   return media_call.perform(self, submit, {
     fname = fname, async = true, api = "get", path = url, params = params,
     body = { absolute = true, sink = sink, log_secrets = log_secrets[1] and log_secrets or nil },

@@ -16,6 +16,7 @@
 
 local core = require "aigc.core"
 local util = require "aigc.util"
+local credentials = require "aigc.credentials"
 local usage = require "aigc.usage"
 local cassette = require "aigc.cassette"
 local cache = require "aigc.cache"
@@ -124,7 +125,7 @@ local function quietly (f, ...)
 end
 
 -- The client's secrets and the call's own (the credential of a header or
--- a query parameter of that call: `util.call_credentials`) scrubbed from
+-- a query parameter of that call: `credentials.call_credentials`) scrubbed from
 -- `v` (a string, or a table in place) as from the call's errors and logs
 -- (`engine:scrub`): for what a cache or a cassette keeps. Raises when it
 -- cannot scrub (then nothing is kept).
@@ -153,16 +154,16 @@ local function held_credentials (client, url)
   held = {}
   local own = {}
   for name, line in pairs(client._hlines or {}) do
-    if util.credential_header(name) then held[#held + 1] = line
+    if credentials.credential_header(name) then held[#held + 1] = line
     elseif not SAME_FOR_ALL[name] then own[#own + 1] = line end
   end
   for k, values in pairs(client._query or {}) do
-    local into = util.secret_param(tostring(k)) and held or own
+    local into = credentials.secret_param(tostring(k)) and held or own
     for _, v in ipairs(util.query_values(values)) do
       into[#into + 1] = "?" .. tostring(k) .. "=" .. tostring(v)
     end
   end
-  util.url_secrets(url, held)
+  credentials.url_secrets(url, held)
   client._held, client._held_own = held, own
   return held, own
 end
@@ -384,7 +385,7 @@ function M.before (client, api, params, path, body, token)
   if type(mt) == "table" then setmetatable(p, mt) end
   local call = { api = api, started = now(), user_params = params, params = p, options = p, model = client.model,
                  method = body and body.method }
-  call.secrets, call.header_lines = util.call_credentials(p)   -- (what the cache, the cassette keep: scrubbed)
+  call.secrets, call.header_lines = credentials.call_credentials(p)   -- (what the cache, the cassette keep: scrubbed)
   if token then
     -- (an Azure provider's token: the call's credential, as a fixed azure_ad_token's header is
     -- the client's -- in the cache's key, digested, and scrubbed from what is kept)
@@ -403,7 +404,7 @@ function M.before (client, api, params, path, body, token)
     -- (scrubbed: a prompt holding the client's key -- "why is sk-... refused?" -- wrote it
     -- to the disk entry's key; a key that cannot be scrubbed is no key: not cached)
     local ok, key = pcall(scrubber(client, call),
-                          util.shown_url(url) .. " " .. cassette.key(api, p, path, client.model))
+                          credentials.shown_url(url) .. " " .. cassette.key(api, p, path, client.model))
     call.cache_key = ok and type(key) == "string"
       and client._cache:call_key(key, call.secrets, call.header_lines, p, held_credentials(client, url)) or nil
     call.hit = call.cache_key and client._cache:get(call.cache_key)

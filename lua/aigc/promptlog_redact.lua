@@ -62,7 +62,7 @@ local ENV_KEYS = { "OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_AD_TO
 -- A function that scrubs one string (`M.scrubber`): through the client's engine (aigc's
 -- own redaction, which knows every secret of the client, and with
 -- `info.call_secrets` and `info.header_lines` the call's own: a per-call
--- key in a header or the query, as `aigc.util.call_credentials` names
+-- key in a header or the query, as `aigc.credentials.call_credentials` names
 -- them) and the secrets given. Strings only: the caller's tables are never
 -- changed.
 local function scrubber (info)

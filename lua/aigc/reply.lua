@@ -19,7 +19,7 @@ local M = {}
 
 --- `err` (an error built here from server data) with the client's
 -- secrets, and the call's own credentials (`params`: its headers' and
--- query's, `util.call_credentials`), scrubbed as the core scrubs its own
+-- query's, `credentials.call_credentials`), scrubbed as the core scrubs its own
 -- errors.
 -- @local
 function M.scrub (self, err, params)

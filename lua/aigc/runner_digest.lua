@@ -10,6 +10,7 @@ local cache = require "aigc.cache"
 local cassette = require "aigc.cassette"
 local core = require "aigc.core"
 local util = require "aigc.util"
+local credentials = require "aigc.credentials"
 
 local pairs, type = pairs, type
 
@@ -60,7 +61,7 @@ end
 -- @tparam table params the call's (for its credentials)
 -- @treturn string
 function M.digest (body, params)
-  local text = util.replace_secrets(cassette.canonical(body), (util.call_credentials(params)),
+  local text = credentials.replace_secrets(cassette.canonical(body), (credentials.call_credentials(params)),
                                     function () return "[secret]" end)
   return cache.hash(text)
 end

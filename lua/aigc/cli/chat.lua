@@ -15,6 +15,7 @@ local common = require "aigc.cli.common"
 local compat = require "aigc.compat"
 local config_mod = require "aigc.cli.config"
 local util = require "aigc.util"
+local credentials = require "aigc.credentials"
 local lineinput = require "aigc.cli.lineinput"
 local promptlog = require "aigc.promptlog"
 local template = require "aigc.template"
@@ -607,7 +608,7 @@ function M.run (args)
   if not cid then session:new_conversation() end
   if tty then
     common.out(string.format("aigc chat: %s at %s, conversation %s%s. /help for commands, Ctrl-D to quit.\n",
-      tostring(conv.model), util.shown_url(client.base_url), session.cid,   -- (no password shown)
+      tostring(conv.model), credentials.shown_url(client.base_url), session.cid,   -- (no password shown)
       history and (" (" .. #history .. " messages)") or ""))
   end
   -- Output that cannot be written (a full disk, a closed stdout with

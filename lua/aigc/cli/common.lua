@@ -12,6 +12,7 @@ local promptlog = require "aigc.promptlog"
 local strategy_shared = require "aigc.strategy_shared"
 local template = require "aigc.template"
 local util = require "aigc.util"
+local credentials = require "aigc.credentials"
 
 local json = aigc.json
 
@@ -108,8 +109,8 @@ local CREDENTIAL_PARAMS = { api_key = true, azure_ad_token = true }
 local function credential_in (k, v)
   if CREDENTIAL_PARAMS[k] then return k end
   if type(v) ~= "table" then return nil end
-  local test = (k == "headers" or k == "extra_headers") and util.credential_header
-    or (k == "query" or k == "extra_query") and util.secret_param
+  local test = (k == "headers" or k == "extra_headers") and credentials.credential_header
+    or (k == "query" or k == "extra_query") and credentials.secret_param
   for name in pairs(test and v or {}) do
     if test(name) then return k .. "." .. tostring(name) end
   end

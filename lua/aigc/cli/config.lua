@@ -31,6 +31,7 @@ local aigc = require "aigc"
 local template = require "aigc.template"
 local usage = require "aigc.usage"
 local util = require "aigc.util"
+local credentials = require "aigc.credentials"
 
 local M = {}
 
@@ -107,7 +108,7 @@ end
 local function credential_header (headers)
   if type(headers) ~= "table" then return nil end   -- (the client says what is wrong)
   for name, v in pairs(headers) do
-    if type(name) == "string" and util.credential_header(name) and type(v) == "string" then return name end
+    if type(name) == "string" and credentials.credential_header(name) and type(v) == "string" then return name end
   end
 end
 
@@ -125,13 +126,13 @@ local URL_OPTIONS = { "base_url", "azure_endpoint", "proxy" }
 local function url_secret (o, at)
   if type(o) ~= "table" then return nil end
   for _, k in ipairs(URL_OPTIONS) do
-    if type(o[k]) == "string" and #util.url_secrets(o[k], {}) > 0 then
+    if type(o[k]) == "string" and #credentials.url_secrets(o[k], {}) > 0 then
       return at .. "." .. k .. " holds a credential (a password or a key in the URL), which a config "
         .. "file may not hold (a key: name its environment variable with api_key_env)"
     end
   end
   for name, v in pairs(type(o.query) == "table" and o.query or {}) do
-    if util.secret_param(name) and v ~= "" then return secret_in_file(util.path(at .. ".query", name)) end
+    if credentials.secret_param(name) and v ~= "" then return secret_in_file(util.path(at .. ".query", name)) end
   end
 end
 

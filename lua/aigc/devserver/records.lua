@@ -93,7 +93,7 @@ local function mask (key)
 end
 
 -- Whether a header's value is a credential, never kept whole in a record:
--- the client's rule (aigc.util.credential_header; the devserver needs no
+-- the client's rule (aigc.credentials.credential_header; the devserver needs no
 -- aigc module): a name ending in key or token (x-api-key, X-Auth-Token,
 -- Ocp-Apim-Subscription-Key), or with a word among CREDENTIAL_WORDS;
 -- not Idempotency-Key nor x-aigc-*. (Names come lower-cased.)
