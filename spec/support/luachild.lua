@@ -80,7 +80,9 @@ end
 --- Writes `script` to a file and runs it: `opts.args` (strings) as its
 -- arguments, `opts.lua` as the interpreter, `opts.env` (a table) added to
 -- the environment, `opts.timeout` seconds (default 60; 600 in the background)
--- before it is killed.
+-- before it is killed; with `opts.default_signals`, every signal's
+-- disposition the default one (`env --default-signal`: a signal ignored
+-- here, SIGPIPE by luasocket, is no longer ignored in the child).
 -- With `opts.background`, returns at once: `{ pid =, wait = function () }`.
 -- @tparam string script
 -- @tparam[opt] table opts
@@ -101,7 +103,8 @@ local function run_once (script, opts)
   for k, v in pairs(opts.env or {}) do env = env .. k .. "=" .. proc.quote(v) .. " " end
   local argv = {}
   for i, a in ipairs(opts.args or {}) do argv[i] = proc.quote(a) end
-  local cmd = ("%s timeout -s KILL %d %s %s %s >%s 2>%s"):format(env, opts.timeout or 60,
+  local cmd = ("%s timeout -s KILL %d %s%s %s %s >%s 2>%s"):format(env, opts.timeout or 60,
+    opts.default_signals and "env --default-signal " or "",
     proc.quote(opts.lua or M.interpreter()), proc.quote(file), table.concat(argv, " "), out, err)
   local function collect (ok, how, code)
     local r = { stdout = proc.read_file(out) or "", stderr = proc.read_file(err) or "" }
