@@ -189,6 +189,24 @@ describe("the bundled servers and a slow client", function ()
                  .. "\nnever\tclosed\ttrue\n", out)
   end)
 
+  -- The README's other half of that promise: the idle limit is the
+  -- client's, "never while the proxy waits for the server it records" (a
+  -- model that thinks for minutes before its first byte is recorded whole).
+  it("the recording cassette server never closes a client while it waits on the upstream past --idle-timeout",
+     function ()
+    local srv = devserver.start()
+    finally(function () srv:stop() end)
+    local port = cassette_server("--idle-timeout 0.2 --record " .. srv.url)
+    local ok, out = bounded(STATUS .. ([[
+      local body = '{"model":"fault:delay=1200","messages":[{"role":"user","content":"Echo: waited"}]}'
+      print(status(%d, { "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nx-aigc-cassette-key: k\r\n"
+                         .. "Content-Type: application/json\r\nContent-Length: " .. #body .. "\r\n\r\n" .. body }))
+      ]]):format(port))
+    assert.is_true(ok, out)
+    assert.equal("HTTP/1.1 200 OK\n", out)
+    assert.equal("Echo: waited", srv:last().body_json.messages[1].content)
+  end)
+
   it("the cassette server refuses a head over 1 MiB (431) and goes on answering", function ()
     -- (it kept any head whole, joined again at each read: a head of 20 MB
     -- held 160 MB and 1.6 s of its loop, one of 200 MB minutes)
