@@ -296,6 +296,32 @@ describe("aigc image / aigc speak", function ()
     assert.matches("one image only", r.stderr)
   end)
 
+  -- README (aigc image/speak): "a terminal or a block device is refused
+  -- before the call (exit 2, never a hang)".
+  it("-o a terminal (/dev/tty) or a block device: exit 2 before the call, nothing written", function ()
+    local before = #srv:requests()
+    if tool("command -v script") then   -- (util-linux: a pseudo-terminal for the command)
+      local out = os.tmpname()
+      local cmd = cli.command({ "speak", "x", "-o", "/dev/tty" }, { home = home, base_url = srv.base_url })
+      local _, _, code = proc.execute3("script -qec " .. proc.quote(cmd) .. " /dev/null </dev/null >"
+                                       .. proc.quote(out))
+      local shown = cli.read(out) or ""
+      os.remove(out)
+      assert.equal(2, code, shown)
+      assert.matches("aigc speak: -o /dev/tty: it is a terminal (binary data is not written there)", shown, 1, true)
+    end
+    -- (a node of a loop device no kernel has: even opened, nothing could be written)
+    local blk = home .. "/disk"
+    if proc.execute("mknod " .. proc.quote(blk) .. " b 7 250 2>/dev/null") then
+      for _, cmd in ipairs { "image", "speak" } do
+        local r = aigc { cmd, "x", "-o", blk }
+        assert.equal(2, r.code, r.stderr)
+        assert.matches("-o " .. blk .. " is a device, not a regular file", r.stderr, 1, true)
+      end
+    end
+    assert.equal(before, #srv:requests())
+  end)
+
   it("SIGINT (Ctrl-C) cancels speech mid-stream: exit 130, no file left, the request closed", function ()
     local path = dir .. "/long.wav"
     local job = cli.background({ "speak", "A long speech that takes its time to arrive", "-o", path,
