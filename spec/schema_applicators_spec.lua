@@ -100,6 +100,25 @@ describe("aigc.schema applicators", function ()
     assert.is_true(schema.check_schema { unevaluatedProperties = true, unevaluatedItems = {} })
   end)
 
+  it("a call whose schema holds one is refused before anything is sent (the README's promise)", function ()
+    local srv = require("devserver").start()
+    finally(function () srv:stop() end)
+    local c = aigc.client { base_url = srv.base_url, max_retries = 0, timeout = 30 }
+    finally(function () c:close() end)
+    local messages = { { role = "user", content = "Hi" } }
+    for _, call in ipairs { "chat", "chat_async" } do
+      local ok, err = pcall(c[call], c, { model = "m", messages = messages,
+                                          schema = { type = "object", unevaluatedProperties = false } })
+      assert.is_false(ok, call)
+      assert.matches("bad argument #1 to '" .. call .. "' (params.schema: #/unevaluatedProperties is not supported",
+                     err, 1, true)
+    end
+    assert.equal(0, #srv:requests())
+    -- (its no-op value is sent)
+    assert(c:chat { model = "m", messages = messages, schema = { type = "object", unevaluatedProperties = true } })
+    assert.equal(1, #srv:requests())
+  end)
+
   it("the counts and schemas of these keywords are checked as the others are", function ()
     for _, case in ipairs {
       { { contains = { type = "string" }, minContains = -1 }, "#/minContains must be an integer >= 0, got -1" },
