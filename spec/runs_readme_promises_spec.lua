@@ -2,7 +2,8 @@
 -- a pipe's cases are kept in a private temporary file (mode 0600: the
 -- prompts another user of the machine must not read), and `aigc run --batch
 -- --cancel` finds, by its token, the batch a stopped run asked for before it
--- kept its id (OUT.batch keeps only the intent). Pending where this
+-- kept its id (OUT.batch keeps only the intent), among the server's newest
+-- (here on the second page of its list). Pending where this
 -- checkout's runner has neither (runfile.spool, batch_backend.kept).
 
 local cli = require "cli"
@@ -44,6 +45,12 @@ describe("aigc run's README promises", function ()
                                                     content = "Echo: one" } } } } }
     local other = assert(batch.create(client, requests, { metadata = { aigc_delay_ms = "60000" } }))
     local made = assert(batch.create(client, requests, { metadata = { aigc_run = token, aigc_delay_ms = "60000" } }))
+    -- (and 120 made since: it is on the second page of the server's list)
+    for _ = 1, 120 do
+      assert(client:request("POST", "/batches", { input_file_id = made.input_file_id, completion_window = "24h",
+                                                  endpoint = "/v1/chat/completions",
+                                                  metadata = { aigc_delay_ms = "60000" } }))
+    end
     local cases, out = home .. "/cases.jsonl", home .. "/r.jsonl"
     cli.write(cases, '{"id":"c1","prompt":"Echo: one"}\n')
     cli.write(out .. ".batch", "pending " .. token .. "\n{}\n")   -- (as a run stopped then leaves it)
