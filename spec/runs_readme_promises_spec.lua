@@ -3,7 +3,8 @@
 -- prompts another user of the machine must not read), and `aigc run --batch
 -- --cancel` finds, by its token, the batch a stopped run asked for before it
 -- kept its id (OUT.batch keeps only the intent), among the server's newest
--- (here on the second page of its list). Pending where this
+-- (here on the second page of its list); a strategy function edited does
+-- not make a done case run again. Pending where this
 -- checkout's runner has neither (runfile.spool, batch_backend.kept).
 
 local cli = require "cli"
@@ -30,6 +31,27 @@ describe("aigc run's README promises", function ()
     finally(function () os.remove(tmp) end)
     assert.equal("600", proc.mode(tmp))
     assert.equal('{"id":"a","prompt":"Echo: secret plans"}\n', cli.read(tmp))
+  end);
+
+  it("a strategy function counts as one strategy: its code edited does not make a done case run again", function ()
+    local aigc = require "aigc"
+    local runner = require "aigc.runner"
+    local client = aigc.client { base_url = srv.base_url, max_retries = 0, timeout = 30 }
+    finally(function () client:close() end)
+    local out = home .. "/r.jsonl"
+    local function run (strategy)
+      return assert(runner.run { client = client, out = out, results = false, strategy = strategy,
+                                 params = { model = "aigc-dev" },
+                                 cases = { { id = "a", prompt = "Echo: one" }, { id = "b", prompt = "Echo: two" } } })
+    end
+    run(function (c, params) return c:chat(params) end)
+    local sent = #srv:requests()
+    assert.equal(2, sent)
+    -- the same run, its function edited (another closure, other code)
+    local summary = run(function (c, params) local res, err = c:chat(params); return res, err end)
+    assert.equal(sent, #srv:requests())
+    assert.equal(2, summary.total)
+    assert.equal(2, #proc.json_lines(out))
   end);
 
   (has_intent and it or pending)("--batch --cancel cancels the batch a stopped run asked for, found by its token",
