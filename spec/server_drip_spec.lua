@@ -207,6 +207,24 @@ describe("the bundled servers and a slow client", function ()
     assert.equal("Echo: waited", srv:last().body_json.messages[1].content)
   end)
 
+  it("the cassette server run by hand: its usage names --idle-timeout and --record; a bad limit is refused", function ()
+    -- (the README sends a user there; 0 closed every connection at once, a word was 60 s unsaid)
+    local function run (args)
+      local ok, out = proc.sh("timeout 20 lua5.4 lua/aigc/cassette_server.lua " .. args .. " </dev/null 2>&1")
+      return ok, out
+    end
+    local ok, out = run("")
+    assert.is_false(ok)
+    assert.matches("usage: cassette_server.lua CASSETTE [--record URL] [--idle-timeout SECONDS]", out, 1, true)
+    local tape = os.tmpname()
+    finally(function () os.remove(tape) end)
+    for _, bad in ipairs { "0", "-1", "abc", "inf" } do
+      ok, out = run(proc.quote(tape) .. " --idle-timeout " .. bad)
+      assert.is_false(ok, bad)
+      assert.matches("^%-%-idle%-timeout: SECONDS > 0 expected\n", out)
+    end
+  end)
+
   it("the cassette server refuses a head over 1 MiB (431) and goes on answering", function ()
     -- (it kept any head whole, joined again at each read: a head of 20 MB
     -- held 160 MB and 1.6 s of its loop, one of 200 MB minutes)

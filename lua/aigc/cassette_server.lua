@@ -54,11 +54,19 @@ local uv = require "luv"
 local cjson = require "cjson"
 
 local path, parent, timing, upstream, idle_ms = nil, nil, true, nil, 60000
+local USAGE = "usage: cassette_server.lua CASSETTE [--record URL] [--idle-timeout SECONDS] [--no-timing] "
+  .. "[--parent-pid PID]\n"
 do
   local i = 1
   while arg[i] do
     if arg[i] == "--parent-pid" then parent = tonumber(arg[i + 1]); i = i + 1
-    elseif arg[i] == "--idle-timeout" then idle_ms = math.floor((tonumber(arg[i + 1]) or 60) * 1000); i = i + 1
+    elseif arg[i] == "--idle-timeout" then
+      local s = tonumber(arg[i + 1])   -- (0, a word: every connection closed at once, or 60 s unsaid)
+      if not (s and s > 0 and s < 1e9) then
+        io.stderr:write("--idle-timeout: SECONDS > 0 expected\n", USAGE)
+        os.exit(2)
+      end
+      idle_ms = math.max(1, math.floor(s * 1000)); i = i + 1
     elseif arg[i] == "--record" then upstream = arg[i + 1]; i = i + 1
     elseif arg[i] == "--no-timing" then timing = false
     else path = arg[i] end
@@ -66,7 +74,7 @@ do
   end
 end
 if not path then
-  io.stderr:write("usage: cassette_server.lua CASSETTE [--parent-pid PID] [--no-timing]\n")
+  io.stderr:write(USAGE)
   os.exit(2)
 end
 
