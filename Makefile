@@ -78,7 +78,7 @@ MODULE      ?= build/$(LUA_VERSION)/aigc/core.so
 endif
 # Plain-C parts with no Lua in them: unit-tested and fuzzed on their own.
 PURE_SRC     = src/buf.c src/sse.c src/json.c src/jsonout.c src/accum_keys.c src/accum_shape.c src/accum.c src/accum_scan.c src/raccum.c \
-               src/poller.c src/base64.c src/vec.c src/sha256.c src/md5.c
+               src/poller.c src/base64.c src/vec.c src/sha256.c src/md5.c src/syserr.c
 CORE_SRC     = $(PURE_SRC) $(filter-out $(PURE_SRC),$(sort $(wildcard src/*.c)))
 CORE_OBJ     = $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
 HEADERS      = $(wildcard src/*.h)

@@ -13,6 +13,8 @@
 --   - dead code: a function a header declares and no file defines; a
 --     function a Lua-facing file exports that no other file uses (make it
 --     static; the plain-C files' APIs are their unit tests' too);
+--   - a call of a C library function that answers from one static buffer
+--     (strerror, gmtime...: not thread-safe; their _r forms);
 --   - a file of src/ over 1,300 lines, a function over 80 lines (the JSON
 --     parser's one switch over value kinds excepted).
 --
@@ -28,7 +30,7 @@ local LONG_FUNCTIONS_ALLOWED = { ["json.c:parse_value"] = "the parser's one swit
 -- Bottom first: a file may use only files of lower layers (and of its own
 -- layer when listed on the same line, as long as there is no cycle).
 local LAYERS = {
-  { "buf", "base64", "vec", "sha256", "md5", "body", "timers" },
+  { "buf", "base64", "vec", "sha256", "md5", "syserr", "body", "timers" },
   { "sse", "json" },
   { "jsonout" },
   { "accum_keys" },
@@ -136,6 +138,17 @@ for _, m in ipairs(modules) do
       elseif kind == "U" then
         needs[m][sym] = true
       end
+    end
+  end
+end
+-- C library functions that answer from one static buffer (not
+-- thread-safe: lua_States on several threads share it): their _r forms.
+local SHARED_BUFFER = { strerror = "aigc_strerror (syserr.h)", gmtime = "gmtime_r", localtime = "localtime_r",
+                        ctime = "ctime_r", asctime = "asctime_r", strtok = "strtok_r", strsignal = "a table" }
+for m, syms in pairs(needs) do
+  for sym in pairs(syms) do
+    if SHARED_BUFFER[sym] then
+      problem("%s.c calls %s, whose result is in one buffer for all threads: use %s", m, sym, SHARED_BUFFER[sym])
     end
   end
 end

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "syserr.h"
 #include "body.h"
 
 int aigc_body_set_path (aigc_body *b, const char *path) {
@@ -285,8 +286,11 @@ void aigc_body_upload_error (const aigc_body *b, char *msg, size_t n) {
     snprintf(msg, n, "%s: %s is %s when the request is sent (only a regular file can be "
              "uploaded)", f->field, f->path, b->upload_kind ? b->upload_kind : "not a regular file");
   else
+  {
+    char eb[AIGC_ERRBUF];
     snprintf(msg, n, "%s: %s: %s (when the request is sent)", f->field, f->path,
-             strerror(b->upload_errno));
+             aigc_strerror(b->upload_errno, eb, sizeof eb));
+  }
 }
 
 /* }====================================================== */
@@ -388,7 +392,7 @@ int aigc_body_commit (aigc_body *b) {
   return 0;
 }
 
-const char *aigc_body_sink_error (const aigc_body *b) {
+const char *aigc_body_sink_error (const aigc_body *b, char *buf, size_t n) {
   if (b->sink_replaced)
     return "another download to the same path began before this one ended (the later one is kept)";
   if (b->sink_kind != NULL) {   /* (kind_of's static strings) */
@@ -398,7 +402,7 @@ const char *aigc_body_sink_error (const aigc_body *b) {
       return "it is a FIFO, not a regular file (a function as `to` gets the bytes as they come)";
     return "it is a device or other special file, not a regular file (a function as `to` gets the bytes)";
   }
-  return strerror(b->sink_errno);
+  return aigc_strerror(b->sink_errno, buf, n);
 }
 
 /* Whether a Content-Type (NULL: none) holds `word` (lower case) in any

@@ -156,8 +156,8 @@ int  aigc_body_write_file (aigc_body *b, const char *p, size_t n);
 int  aigc_body_commit (aigc_body *b);
 /* Why the file sink failed (sink_errno's text, that another download
    to the same path replaced its part file, or that the path is a FIFO, a
-   device, a folder...). */
-const char *aigc_body_sink_error (const aigc_body *b);
+   device, a folder...), written in buf (n bytes: AIGC_ERRBUF) or a constant. */
+const char *aigc_body_sink_error (const aigc_body *b, char *buf, size_t n);
 /* Whether a Content-Type (NULL: none) holds `word`, given in lower case,
    in any case ("event-stream", "json"). */
 int  aigc_body_type_has (const char *ct, const char *word);

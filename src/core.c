@@ -41,6 +41,7 @@
 
 #include <curl/curl.h>
 
+#include "syserr.h"
 #include "engine.h"
 #include "error.h"
 #include "headers.h"
@@ -341,8 +342,9 @@ static int core_file_kind (lua_State *L) {
   const char *kind;
   if (stat(path, &st) != 0) {
     int e = errno;
+    char eb[AIGC_ERRBUF];
     luaL_pushfail(L);
-    lua_pushfstring(L, "%s: %s", path, strerror(e));
+    lua_pushfstring(L, "%s: %s", path, aigc_strerror(e, eb, sizeof eb));
     lua_pushinteger(L, e);
     return 3;
   }
@@ -370,8 +372,9 @@ static int core_realpath (lua_State *L) {
   char buf[PATH_MAX];
   if (realpath(path, buf) == NULL) {
     int e = errno;
+    char eb[AIGC_ERRBUF];
     luaL_pushfail(L);
-    lua_pushfstring(L, "%s: %s", path, strerror(e));
+    lua_pushfstring(L, "%s: %s", path, aigc_strerror(e, eb, sizeof eb));
     lua_pushinteger(L, e);
     return 3;
   }
@@ -392,8 +395,9 @@ static int core_readlink (lua_State *L) {
   ssize_t n = readlink(path, buf, sizeof buf);
   if (n < 0 || (size_t)n >= sizeof buf) {
     int e = n < 0 ? errno : ENAMETOOLONG;
+    char eb[AIGC_ERRBUF];
     luaL_pushfail(L);
-    lua_pushfstring(L, "%s: %s", path, strerror(e));
+    lua_pushfstring(L, "%s: %s", path, aigc_strerror(e, eb, sizeof eb));
     lua_pushinteger(L, e);
     return 3;
   }
@@ -415,8 +419,9 @@ static int core_truncate (lua_State *L) {
   luaL_argcheck(L, size >= 0, 2, "a size of 0 or more expected");
   if (truncate(path, (off_t)size) != 0) {
     int e = errno;
+    char eb[AIGC_ERRBUF];
     luaL_pushfail(L);
-    lua_pushfstring(L, "%s: %s", path, strerror(e));
+    lua_pushfstring(L, "%s: %s", path, aigc_strerror(e, eb, sizeof eb));
     lua_pushinteger(L, e);
     return 3;
   }

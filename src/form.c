@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "syserr.h"
 #include "form.h"
 
 /* A string field of the part at p, or NULL; no NUL inside unless `bytes`. */
@@ -95,10 +96,11 @@ static CURLcode add_path_part (lua_State *L, int p, aigc_body *b, const aigc_arg
     aigc_argerror(L, cx->arg, cx->fname, "%s: an empty path", field);
   if (aigc_body_check_file(path, &kind) != 0) {
     int e = errno;
+    char eb[AIGC_ERRBUF];
     if (kind != NULL)
       aigc_argerror(L, cx->arg, cx->fname, "%s: %s is %s (only a regular file can be uploaded)",
                     field, path, kind);
-    aigc_argerror(L, cx->arg, cx->fname, "%s: %s: %s", field, path, strerror(e));
+    aigc_argerror(L, cx->arg, cx->fname, "%s: %s: %s", field, path, aigc_strerror(e, eb, sizeof eb));
   }
   if (aigc_body_add_file(b, part, path, field) == NULL)
     luaL_error(L, "not enough memory");

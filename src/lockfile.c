@@ -39,6 +39,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "syserr.h"
 #include "home.h"
 #include "lockfile.h"
 
@@ -98,8 +99,9 @@ static int lock_tostring (lua_State *L) {
 
 /* Pushes nil, "PATH: strerror", errno. */
 static int fail_errno (lua_State *L, const char *path, int e) {
+  char eb[AIGC_ERRBUF];
   luaL_pushfail(L);
-  lua_pushfstring(L, "%s: %s", path, strerror(e));
+  lua_pushfstring(L, "%s: %s", path, aigc_strerror(e, eb, sizeof eb));
   lua_pushinteger(L, e);
   return 3;
 }

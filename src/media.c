@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "syserr.h"
 #include "base64.h"
 #include "body.h"
 #include "home.h"
@@ -110,7 +111,7 @@ static int media_save (lua_State *L) {
   const char *bytes = luaL_checklstring(L, 2, &n);
   lua_Integer mode = luaL_optinteger(L, 3, 0);
   aigc_body b;
-  char msg[1024];
+  char msg[1024], eb[AIGC_ERRBUF];
   int failed;
   if (plen == 0 || strlen(path) != plen)
     return luaL_argerror(L, 1, "an empty path or one with a NUL byte");
@@ -126,7 +127,7 @@ static int media_save (lua_State *L) {
     snprintf(msg, sizeof msg, "could not write %.700s: it is %s%s", b.path, b.sink_kind,
              strcmp(b.sink_kind, "a directory") == 0 ? "" : ", not a regular file");
   else if (failed)
-    snprintf(msg, sizeof msg, "could not write %.700s: %s", b.path, aigc_body_sink_error(&b));
+    snprintf(msg, sizeof msg, "could not write %.700s: %s", b.path, aigc_body_sink_error(&b, eb, sizeof eb));
   aigc_body_free(&b);   /* (a part file left by a failed write: removed) */
   if (failed) {
     luaL_pushfail(L);
@@ -184,15 +185,18 @@ static int media_open_through (lua_State *L) {
   while (t->fd < 0 && errno == EINTR);
   if (t->fd < 0) {
     int e = errno;
+    char eb[AIGC_ERRBUF];
     if (e == ENXIO && stat(path, &st) == 0 && S_ISSOCK(st.st_mode))   /* (stdout a socket: journald's) */
       return through_fail(L, path, "it is a socket, which cannot be opened by its name");
     return through_fail(L, path, e == ENXIO
                         ? "no process reads it (a FIFO or a pipe is written only while it is read)"
-                        : strerror(e));
+                        : aigc_strerror(e, eb, sizeof eb));
   }
   if (fstat(t->fd, &st) != 0 || (flags = fcntl(t->fd, F_GETFL)) < 0
-      || fcntl(t->fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
-    return through_fail(L, path, strerror(errno));
+      || fcntl(t->fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+    char eb[AIGC_ERRBUF];
+    return through_fail(L, path, aigc_strerror(errno, eb, sizeof eb));
+  }
   if (S_ISBLK(st.st_mode))
     return through_fail(L, path, "it is a block device, not a regular file");
   if (isatty(t->fd))
@@ -212,8 +216,9 @@ static int through_write (lua_State *L) {
     if (w < 0 && errno == EINTR)
       continue;
     if (w <= 0) {
+      char eb[AIGC_ERRBUF];
       luaL_pushfail(L);
-      lua_pushstring(L, strerror(w < 0 ? errno : EIO));
+      lua_pushstring(L, aigc_strerror(w < 0 ? errno : EIO, eb, sizeof eb));
       return 2;
     }
     done += (size_t)w;
@@ -229,8 +234,9 @@ static int through_close (lua_State *L) {
   int fd = t->fd;
   t->fd = -1;
   if (fd >= 0 && close(fd) != 0 && errno != EINTR) {
+    char eb[AIGC_ERRBUF];
     luaL_pushfail(L);
-    lua_pushstring(L, strerror(errno));
+    lua_pushstring(L, aigc_strerror(errno, eb, sizeof eb));
     return 2;
   }
   lua_pushboolean(L, 1);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "syserr.h"
 #include "error.h"
 #include "jsonlua.h"
 #include "response.h"
@@ -217,11 +218,14 @@ static int push_abort_error (lua_State *L, aigc_request *r, int *retryable) {
     case AIGC_ABORT_NOMEM:
       aigc_error_new(L, "limit", "out of memory while receiving the response");
       return 1;
-    case AIGC_ABORT_SINK:
+    case AIGC_ABORT_SINK: {
+      char eb[AIGC_ERRBUF];
       snprintf(msg, sizeof msg, "could not write %.200s: %s",   /* (a FIFO...: the path itself) */
-               r->xb.sink_kind != NULL ? r->xb.path : r->xb.part_path, aigc_body_sink_error(&r->xb));
+               r->xb.sink_kind != NULL ? r->xb.path : r->xb.part_path,
+               aigc_body_sink_error(&r->xb, eb, sizeof eb));
       aigc_error_new(L, "io", msg);
       return 1;
+    }
     case AIGC_ABORT_UPLOAD: {   /* (not retried: the file is as the caller left it) */
       char upmsg[1536];   /* (two paths' worth: the caller's field and its path) */
       aigc_body_upload_error(&r->xb, upmsg, sizeof upmsg);
@@ -575,9 +579,9 @@ static int push_body_outcome (lua_State *L, aigc_request *r) {
 static int push_sink_outcome (lua_State *L, aigc_request *r) {
   const char *ct;
   if (r->xb.sink == AIGC_SINK_FILE && !r->xb.sink_diverted && aigc_body_commit(&r->xb) != 0) {
-    char msg[1024];
+    char msg[1024], eb[AIGC_ERRBUF];
     snprintf(msg, sizeof msg, "could not write %.700s: %s", r->xb.path,
-             aigc_body_sink_error(&r->xb));
+             aigc_body_sink_error(&r->xb, eb, sizeof eb));
     aigc_error_new(L, "io", msg);
     return 0;
   }
