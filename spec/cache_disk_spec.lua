@@ -6,11 +6,12 @@ local cache = require "aigc.cache"
 local cli = require "cli"
 local luachild = require "luachild"
 
-local mode = require("procutil").mode
+local procutil = require "procutil"
+local mode = procutil.mode
 
 -- The files in `dir`, but the cache's format mark (`.format2`).
 local function list (dir)
-  local names, p = {}, assert(io.popen("ls -A '" .. dir .. "'"))
+  local names, p = {}, assert(io.popen("ls -A " .. procutil.quote(dir)))
   for name in p:lines() do if name ~= ".format2" then names[#names + 1] = name end end
   p:close()
   return names
@@ -126,6 +127,30 @@ describe("the response cache on disk", function ()
     assert(ok, err)
     assert.equal("the first reply", cache.new({ dir = folder }):get("k").text)
     assert.equal(1, #list(folder))
+  end)
+
+  it("a write starts no process (a shell made each file 0600: a fork and exec per write), in a folder named"
+     .. " with quotes, $() and a newline", function ()
+    local folder = dir .. "/it's $(touch pwned)\n`touch pwned2`"
+    local c = cache.new { dir = folder, ttl = 3600 }
+    c:put("k0", { text = "reply 0" })   -- (its TTL sweep lists the folder: once an hour, a `find`)
+    local execute, popen, started = os.execute, io.popen, {}
+    os.execute = function (cmd) started[#started + 1] = cmd return execute(cmd) end   -- luacheck: ignore 122
+    io.popen = function (cmd, ...) started[#started + 1] = cmd return popen(cmd, ...) end   -- luacheck: ignore 122
+    local ok, err = pcall(function ()
+      for i = 1, 5 do c:put("k" .. i, { text = "reply " .. i }) end
+    end)
+    os.execute, io.popen = execute, popen   -- luacheck: ignore 122
+    assert(ok, err)
+    assert.same({}, started)
+    assert.equal("reply 3", cache.new({ dir = folder }):get("k3").text)
+    local names = list(folder)
+    assert.equal(6, #names)
+    for _, name in ipairs(names) do
+      if name ~= ".key" then assert.equal("600", mode(folder .. "/" .. name)) end
+    end
+    assert.is_nil(io.open(dir .. "/pwned"))
+    assert.is_nil(io.open("pwned"))
   end)
 
   it("an entry that is not a regular file (a FIFO) is a miss, and the reply stored over it (the call hung)",

@@ -16,6 +16,7 @@
 **   realpath(path)   the path with its links and dots resolved, or nil, message, errno
 **   readlink(path)   what a symbolic link holds, or nil, message, errno
 **   truncate(path, n) the file cut to n bytes (truncate(2)): true, or nil, message, errno
+**   create_private(path [, excl])  a file 0600 made (no shell): true, or nil, message, errno
 **   lockfile(path)   an exclusive hold on a file name, or nil, message, code
 **   hmac_sha256(key, msg)   HMAC-SHA-256 as 64 hex digits (sha256.h)
 **   md5(state, bytes)       MD5 in steps: the state after bytes; md5(state) the hex digest
@@ -30,6 +31,7 @@
 #endif
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -518,6 +520,37 @@ static int core_yieldable (lua_State *L) {
   return 1;
 }
 
+/*
+** core.create_private(path [, exclusive]) -> true | nil, message, errno:
+** makes path a file of mode 0600 (less when the umask takes more), empty
+** when new; an existing file is left as it is (exclusive: EEXIST instead,
+** a symbolic link too). For a file of private text -- a cache entry, a
+** log, a tape -- which the Lua's io.open would make with the umask's mode
+** (0644: readable by other users). Done by a shell before (`umask 077 &&
+** : > path`): a fork and exec per cache write, milliseconds. O_NONBLOCK:
+** a FIFO put there does not block the open (nothing is read or written).
+*/
+static int core_create_private (lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  int flags = O_WRONLY | O_CREAT | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, fd;
+  if (lua_toboolean(L, 2))
+    flags |= O_EXCL;
+  do
+    fd = open(path, flags, 0600);
+  while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    int e = errno;
+    char eb[AIGC_ERRBUF];
+    luaL_pushfail(L);
+    lua_pushfstring(L, "%s: %s", path, aigc_strerror(e, eb, sizeof eb));
+    lua_pushinteger(L, e);
+    return 3;
+  }
+  close(fd);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static const luaL_Reg core_funcs[] = {
   {"yieldable", core_yieldable},
   {"now", core_now},
@@ -533,6 +566,7 @@ static const luaL_Reg core_funcs[] = {
   {"realpath", core_realpath},
   {"readlink", core_readlink},
   {"truncate", core_truncate},
+  {"create_private", core_create_private},
   {"hmac_sha256", core_hmac_sha256},
   {"md5", core_md5},
   {"hash64", core_hash64},

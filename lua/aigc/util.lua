@@ -578,7 +578,7 @@ M.per_call = setmetatable({}, { __mode = "k" })
 -- @tparam string path
 function M.make_private (path)
   if core.file_kind(path) ~= nil then return end
-  os.execute("(umask 077 && : >> '" .. path:gsub("'", "'\\''") .. "') 2>/dev/null")
+  core.create_private(path)   -- (no shell: a fork and exec each time before)
 end
 
 --- Whether `path` names an open descriptor (/dev/stdout, /dev/stderr,
