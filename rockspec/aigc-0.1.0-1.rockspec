@@ -169,6 +169,7 @@ build = {
     ["aigc.template"] = "lua/aigc/template.lua",
     ["aigc.tools"] = "lua/aigc/tools.lua",
     ["aigc.usage"] = "lua/aigc/usage.lua",
+    ["aigc.utc"] = "lua/aigc/utc.lua",
     ["aigc.util"] = "lua/aigc/util.lua",
     ["aigc.credentials"] = "lua/aigc/credentials.lua",
   },

@@ -41,9 +41,8 @@ local function sql (v)
   return sql_string(tostring(v))
 end
 
-local function now_iso ()
-  return os.date("!%Y-%m-%dT%H:%M:%SZ")
-end
+-- (not os.date("!..."): Lua 5.1's and 5.2's gmtime shares one buffer between threads)
+local now_iso = require("aigc.utc").iso
 
 local function to_int (v)
   v = tonumber(v)

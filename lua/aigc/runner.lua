@@ -152,9 +152,8 @@ local function retryable (err)
   return s == 408 or s == 409 or s == 429 or (type(s) == "number" and s >= 500)
 end
 
-local function iso_now ()
-  return os.date("!%Y-%m-%dT%H:%M:%SZ")
-end
+-- (not os.date("!..."): Lua 5.1's and 5.2's gmtime shares one buffer between threads)
+local iso_now = require("aigc.utc").iso
 
 -- (a response's input_tokens and output_tokens count as a chat reply's)
 local USAGE_ALIAS = { prompt_tokens = "input_tokens", completion_tokens = "output_tokens" }
