@@ -214,8 +214,10 @@ end
 local function client_headers (client, content_type)
   local h = {}
   for name, line in pairs(client._hlines or {}) do
-    local value = line:match("^[^:]*:%s*(.*)$")
-    if value and value ~= "" and name ~= "content-type" and name ~= "expect" and name ~= "accept" then
+    -- ("Name;": a header given "", sent empty as the engine sends it; "Name:": one aigc.null removed)
+    local value = line:match("^[^:;]*;$") and "" or line:match("^[^:]*:%s*(.*)$")
+    if value == "" and line:find(":", 1, true) then value = nil end
+    if value and name ~= "content-type" and name ~= "expect" and name ~= "accept" then
       h[name] = value
     end
   end
