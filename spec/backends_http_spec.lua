@@ -147,6 +147,23 @@ describe("a server", function ()
       c:close()
     end)
 
+    it("Content-Type set to aigc.null, by the client or by one call: a JSON body goes with none", function ()
+      -- (libcurl put its own "application/x-www-form-urlencoded" where the header was removed: a
+      -- server reading the body by its type read the JSON as a form)
+      local c = aigc.client { base_url = srv.base_url, max_retries = 0, timeout = 30,
+                              headers = { ["Content-Type"] = aigc.null } }
+      for _, params in ipairs { {}, { extra_headers = { ["X-Other"] = "1" } } } do
+        local head = sent(params, c):lower()
+        assert.is_nil(head:find("\ncontent-type:", 1, true), head)
+      end
+      c:close()
+      c = aigc.client { base_url = srv.base_url, max_retries = 0, timeout = 30 }
+      local head = sent({ headers = { ["Content-Type"] = aigc.null } }, c):lower()
+      assert.is_nil(head:find("\ncontent-type:", 1, true), head)
+      assert.matches("\ncontent%-type: application/json\n", sent(nil, c):lower())   -- (the next call has it)
+      c:close()
+    end)
+
     it("no default header set to aigc.null, by the client or by one call (the README's promise)", function ()
       local c = aigc.client { base_url = srv.base_url, api_key = "sk-http-0123456789", organization = "org-1",
                               max_retries = 0, timeout = 30, headers = { ["User-Agent"] = aigc.null } }
@@ -180,5 +197,23 @@ describe("an Azure client whose model is \"\"", function ()
       assert.matches("bad argument #1 to 'chat' (" .. case[3]
                      .. ": empty: Azure OpenAI needs a model, the deployment name)", e, 1, true)
     end
+  end)
+end)
+
+describe("a multipart upload from a client whose Content-Type is aigc.null", function ()
+  it("goes with libcurl's multipart/form-data and its boundary, the call's headers null it or not", function ()
+    local srv = require("devserver").start()
+    local c = aigc.client { base_url = srv.base_url, max_retries = 0, timeout = 30,
+                            headers = { ["Content-Type"] = aigc.null } }
+    local got = {}
+    for i, headers in ipairs { false, { ["Content-Type"] = aigc.null } } do
+      local f, err = c:files_upload { file = { data = "{}\n", filename = "a" .. i .. ".jsonl" }, purpose = "batch",
+                                      headers = headers or nil }
+      local ct = (srv:last().headers or {})["content-type"]
+      got[i] = { f and f.id ~= nil, err and tostring(err), ct and ct:match("^multipart/form%-data; boundary=") ~= nil }
+    end
+    c:close()
+    srv:stop()
+    assert.same({ { true, nil, true }, { true, nil, true } }, got)
   end)
 end)

@@ -175,7 +175,7 @@ end
 -- params.extra_headers (aigc.null removes one), the Idempotency-Key, and
 -- the stream's Accept; `token`: an Azure token for this call (the call's
 -- own Authorization wins). nil when they are the client's.
-local function call_headers (self, params, token)
+local function call_headers (self, params, token, form)
   local h1, h2, key = params.headers, params.extra_headers, params.idempotency_key
   if h1 == nil and h2 == nil and key == nil and not self._idempotency and token == nil then return nil end
   local lines, names, extra = {}, self._hnames, {}
@@ -187,7 +187,10 @@ local function call_headers (self, params, token)
     for name, value in pairs(h or {}) do
       local lower = name:lower()
       if value == null then
-        lines[lower] = nil
+        -- (a JSON body's Content-Type removed: "Content-Type:", libcurl's way to send none -- with no
+        -- line it sent its own x-www-form-urlencoded; a form's: no line, libcurl's multipart one)
+        lines[lower] = lower == "content-type" and not form and "Content-Type:" or nil
+        if lines[lower] and self._hlines[lower] == nil then extra[#extra + 1] = lower end
       else
         if lines[lower] == nil and self._hlines[lower] == nil then extra[#extra + 1] = lower end
         lines[lower] = setup.header_line(name, value)
@@ -261,7 +264,7 @@ local function call_opts (self, api, params, path, fname, argn, body_opts, token
      or token then
     -- (most calls have none: no call; a token in a call's header is one of its secrets: the engine
     -- scrubs its errors and logs of it)
-    opts.headers = call_headers(self, params, token)
+    opts.headers = call_headers(self, params, token, body_opts ~= nil and body_opts.form ~= nil)
   end
   local q1, q2 = params.query, params.extra_query
   if q1 ~= nil or q2 ~= nil then

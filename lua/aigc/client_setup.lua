@@ -343,6 +343,11 @@ local function default_headers (opts, azure, api_key, ad_token)
   for name, value in pairs(opts.headers or {}) do
     if value == null then lines[name:lower()] = nil else set(name, value) end
   end
+  -- (Content-Type removed: "Content-Type:", libcurl's way to send none; with no line libcurl sent
+  -- application/x-www-form-urlencoded with the JSON. A form's call removes the line: multipart's own)
+  if lines["content-type"] == nil then
+    lines["content-type"] = "Content-Type:"
+  end
   return names, lines
 end
 
