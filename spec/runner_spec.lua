@@ -124,6 +124,26 @@ describe("aigc.runner", function ()
     assert.is_false(check { type = "no-such-thing" })
   end)
 
+  it("reads a reasoning model's reply after its leading <think> block, for every assertion", function ()
+    -- (the text ones read the thinking as the answer: "Paris" thought of and rejected passed
+    -- `contains Paris`, `equals`/`starts-with` never passed, the judge scored the thinking too)
+    local reply = "<think>\nParis? No, it moved. Rome.\n</think>\n\nLyon"
+    local function check (a, t) return (runner.check({ a }, t or reply, { client = client })) end
+    assert.is_false(check { type = "contains", value = "Paris" })
+    assert.is_false(check { type = "icontains", value = "paris" })
+    assert.is_true(check { type = "not-contains", value = "Rome" })
+    assert.is_true(check { type = "equals", value = "Lyon" })
+    assert.is_true(check { type = "starts-with", value = "Lyon" })
+    assert.is_true(check { type = "pattern", value = "^Lyon$" })
+    assert.is_true(check({ type = "contains", value = "<think>" }, "<think>open, never closed: all of it is the reply"))
+    local pass = runner.check({ { type = "judge", value = "Is it right?", threshold = 1 } },
+                              "<think>" .. string.rep("weighing ", 80) .. "</think>Lyon", { client = client })
+    assert.is_true(pass)
+    local asked = cjson.decode(srv:last().body).messages[1].content
+    assert.matches("Candidate:\nLyon$", asked)
+    assert.is_nil(asked:find("weighing", 1, true))
+  end)
+
   it("retries 429s and 5xx itself, honouring retry-after; failures that cannot be retried are final", function ()
     local cases = {
       { id = "flaky", prompt = "Hi" },

@@ -188,6 +188,36 @@ describe("aigc.strategy at its edges", function ()
       assert.equal(0, final.rounds)
       assert.equal(2, #steps)
     end)
+
+    it("refine with a reasoning model: the critic, the revision's turn and the text get the answer, not the thinking",
+       function ()
+      -- (the draft's <think> block went to the critic as the answer, came back as the assistant's
+      -- turn, and was final.text: a critique of the thinking, the thinking shown as the answer)
+      local s = scripted.start {
+        scripted.chat { content = "<think>\nLyon? No, Paris.\n</think>\n\nParis." },
+        scripted.chat { content = "<think>Short.</think>\nSay it in a sentence." },
+        scripted.chat { content = "<think>A sentence, then.</think>The capital of France is Paris." },
+        scripted.chat { content = "NO ISSUES" } }
+      local c = aigc.client { base_url = s.base_url, api_key = "k", max_retries = 0 }
+      local final, steps = strategy.refine { client = c, params = "Capital of France?" }
+      c:close()
+      local bodies = s.finish()
+      assert.is_table(final, tostring(steps))
+      assert.equal("The capital of France is Paris.", final.text)
+      assert.equal(1, final.rounds)
+      assert.same({ "Paris.", "Say it in a sentence.", "The capital of France is Paris.", "NO ISSUES" },
+                  { steps[1].text, steps[2].text, steps[3].text, steps[4].text })
+      assert.same({ "Lyon? No, Paris.", "Short.", "A sentence, then." },
+                  { steps[1].thinking, steps[2].thinking, steps[3].thinking })
+      assert.matches("<think>", steps[1].res.text, 1, true)   -- (the reply as it came)
+      local critic_prompt = bodies[2].messages[#bodies[2].messages].content
+      assert.matches("Answer:\nParis.", critic_prompt, 1, true)
+      assert.is_nil(critic_prompt:find("Lyon", 1, true))
+      local turns = bodies[3].messages
+      assert.equal("Paris.", turns[#turns - 1].content)
+      assert.matches("Critique:\nSay it in a sentence.$", turns[#turns].content)
+      assert.is_nil(bodies[4].messages[#bodies[4].messages].content:find("A sentence, then", 1, true))
+    end)
   end)
 
   describe("usage_total: what the whole strategy cost", function ()

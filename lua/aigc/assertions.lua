@@ -37,10 +37,7 @@ function M.describe (a)
   return a.type .. " " .. v
 end
 
-local function parse_json_reply (text)
-  -- (after a reasoning model's leading <think> block, as a structured reply is read)
-  local _, rest = require("aigc.schema").split_think(text)
-  text = rest
+local function parse_json_reply (text)   -- (text: after the <think> block already, M.check)
   -- (found by plain steps: a lazy pattern anchored at both ends took time
   -- cubic in a run of blank lines inside the fence, 15 s for 2,000 -- a
   -- model's degenerate reply held the run for hours)
@@ -265,8 +262,11 @@ function M.check (assertions, text, ctx)
   ctx = ctx or {}
   ctx.judge_usage = ctx.judge_usage or {}
   local all, out = true, {}
+  -- (a reasoning model's reply: its answer, after its leading <think> block, as a structured
+  -- reply, a judge's verdict and the strategies read it; the result line keeps the whole text)
+  local _, answer = require("aigc.schema").split_think(text or "")
   for i, a in ipairs(assertions or {}) do
-    local pass, reason, score = check(a, text or "", ctx)
+    local pass, reason, score = check(a, answer, ctx)
     pass = pass and true or false
     out[i] = { type = a.type, value = a.value, pass = pass, reason = (not pass or score) and reason or nil,
                score = score }

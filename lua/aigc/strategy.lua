@@ -50,7 +50,7 @@ local spec_error, check_spec, need_client, need_function, chat_params, api_optio
   shared.spec_error, shared.check_spec, shared.need_client, shared.need_function, shared.chat_params,
   shared.api_option, shared.count_of, shared.generate, shared.first_error
 local answer_key, default_answer, meter = shared.answer_key, shared.default_answer, shared.meter
-local chat, text_of, task_of, strategy_error = judge_mod.chat, judge_mod.text_of, judge_mod.task_of, judge_mod.error
+local chat, answer_of, task_of, strategy_error = judge_mod.chat, shared.answer_of, judge_mod.task_of, judge_mod.error
 
 util.own_module()
 
@@ -346,8 +346,8 @@ end
 --    (api "chat" or "responses", default the API of `params`),
 --  - `done = function(critique_text) -> boolean` (default: it begins "no issues" or "LGTM", after a `<think>` block).
 -- @treturn[1] table final `{ text =, res =, rounds =, incomplete = }` (rounds: revisions made;
--- incomplete: "length", "content_filter"... when the final text was cut short)
--- @treturn[1] table steps `{ {stage = "draft" | "critique" | "revision", text =, res = }, ... }`
+-- incomplete: "length", "content_filter"... when the final text was cut short; texts: after a `<think>` block)
+-- @treturn[1] table steps `{ {stage = "draft" | "critique" | "revision", text =, res =, thinking = }, ... }`
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
 -- @treturn[2] table steps so far
@@ -379,8 +379,8 @@ function M.refine (spec)
   local res, err = chat(client, params)
   spent:add(res or err)
   if not res then return nil, err, steps end
-  local draft = text_of(res) or ""
-  steps[1] = { stage = "draft", text = draft, res = res }
+  local draft, thinking = answer_of(res)
+  steps[1] = { stage = "draft", text = draft, res = res, thinking = thinking }
   local made = 0
   for _ = 1, rounds do
     local cp
@@ -395,8 +395,8 @@ function M.refine (spec)
     local cres, cerr = chat(critic_client, cp)
     spent:add(cres or cerr)
     if not cres then return nil, cerr, steps end
-    local ctext = text_of(cres) or ""
-    steps[#steps + 1] = { stage = "critique", text = ctext, res = cres }
+    local ctext, cthinking = answer_of(cres)
+    steps[#steps + 1] = { stage = "critique", text = ctext, res = cres, thinking = cthinking }
     if done(ctext) then break end
     local rp
     if type(revise) == "function" then
@@ -409,9 +409,9 @@ function M.refine (spec)
     local rres, rerr = chat(client, rp)
     spent:add(rres or rerr)
     if not rres then return nil, rerr, steps end
-    draft, res = text_of(rres) or "", rres
-    made = made + 1
-    steps[#steps + 1] = { stage = "revision", text = draft, res = rres }
+    draft, thinking = answer_of(rres)
+    res, made = rres, made + 1
+    steps[#steps + 1] = { stage = "revision", text = draft, res = rres, thinking = thinking }
   end
   -- (a last text cut short by max_tokens or a filter came back as any other)
   return { text = draft, res = res, rounds = made, usage_total = spent.total,

@@ -12,6 +12,7 @@ local util = require "aigc.util"
 local check = require "aigc.check"
 local scheduler = require "aigc.task"
 local judge_mod = require "aigc.judge"
+local split_think = require("aigc.schema").split_think
 local usage = require "aigc.usage"
 
 local ipairs, pairs, setmetatable, tostring, type = ipairs, pairs, setmetatable, tostring, type
@@ -210,6 +211,18 @@ end
 --- The key `vote` tallies an answer by (see canonical above).
 function M.answer_key (v)
   return canonical(v, {})
+end
+
+--- What `refine` reads from a reply: its text after a reasoning model's
+-- leading `<think>` block (the answer, which goes to the critic, back as
+-- the assistant's turn and out as the text: the thinking was critiqued as
+-- the answer before), and the thinking (nil without a block). `res.text`
+-- stays the reply as it came.
+-- @treturn string the answer ("" when the reply has no text)
+-- @treturn string|nil the thinking
+function M.answer_of (res)
+  local thinking, rest = split_think(text_of(res) or "")
+  return rest, thinking
 end
 
 --- The answer `vote` reads from candidate `c` by default: a structured
