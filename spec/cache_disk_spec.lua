@@ -208,6 +208,20 @@ describe("the response cache on disk", function ()
     assert.are_not.equal("0123456789abcdef.json", names[1])
   end)
 
+  it("an entry larger than max_disk_bytes is not written (it emptied the folder of every other entry)", function ()
+    local folder = dir .. "/capped"
+    local c = cache.new { dir = folder, max_disk_bytes = 20000 }
+    for i = 1, 10 do c:put("k" .. i, { text = ("reply %d "):format(i):rep(20) }) end
+    c:put("k1", { text = "an older reply of the key the huge one replaces" })
+    c:put("huge", { text = ("x"):rep(30000) })
+    c:put("k1", { text = ("y"):rep(30000) })   -- (the key's older entry goes: it is no longer its reply)
+    local again = cache.new { dir = folder }
+    assert.equal(9, #list(folder))
+    assert.is_nil(again:get("huge"))
+    assert.is_nil(again:get("k1"))
+    assert.equal(("reply 10 "):rep(20), again:get("k10").text)
+  end)
+
   it("removes the stale temporary files a killed writer left, and only those", function ()
     -- (a process killed between its write and its rename leaves NAME.json.tmpPID.N.R: they stayed for ever)
     local folder = dir .. "/c"

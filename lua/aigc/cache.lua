@@ -342,6 +342,13 @@ end
 local function write_disk (self, key, value, time)
   if not self.dir then return end
   local path = file_of(self, key)
+  local text = json.encode { key = key, time = time, value = value }
+  -- (an entry over the cap is not kept, as memory keeps none over max_bytes: written, the
+  -- size cap's sweep removed every other entry of the folder, oldest first, then it)
+  if self.max_disk_bytes and #text > self.max_disk_bytes then
+    os.remove(path)
+    return
+  end
   local tmp = path .. ".tmp" .. tmp_suffix()
   -- Made 0600 (exclusive: a new name) before it is opened: "wb" keeps the
   -- mode of a file that exists, and one the Lua made has the user's umask
@@ -350,7 +357,6 @@ local function write_disk (self, key, value, time)
   if not core.create_private(tmp, true) then return end
   local f = io.open(tmp, "wb")
   if not f then return end
-  local text = json.encode { key = key, time = time, value = value }
   -- (a full disk fails at the flush, in close: the torn file was renamed
   -- over the entry it replaced)
   local ok = f:write(text)
