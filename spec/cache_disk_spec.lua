@@ -222,6 +222,16 @@ describe("the response cache on disk", function ()
     assert.equal(("reply 10 "):rep(20), again:get("k10").text)
   end)
 
+  it("max_disk_bytes holds in a folder whose name has a newline (its listing, the TTL sweep's too, read no file)",
+     function ()
+    local folder = dir .. "/a\nb c"
+    local c = cache.new { dir = folder, max_disk_bytes = 2000 }
+    for i = 1, 30 do c:put("k" .. i, { text = ("reply %d "):format(i):rep(20) }) end
+    local n = #list(folder)
+    assert.is_true(n > 0 and n <= 10, n .. " files")
+    assert.is_table(cache.new({ dir = folder }):get("k30"))
+  end)
+
   it("removes the stale temporary files a killed writer left, and only those", function ()
     -- (a process killed between its write and its rename leaves NAME.json.tmpPID.N.R: they stayed for ever)
     local folder = dir .. "/c"

@@ -382,10 +382,12 @@ local OURS = "/" .. ("%x"):rep(16) .. "%.json$"
 
 local function disk_entries (dir)
   local list = {}
-  local p = io.popen("find " .. shell_quote(dir) .. " -maxdepth 1 -name '*.json' -printf '%T@ %s %p\\n' 2>/dev/null")
+  -- (the name alone, each ended by a NUL: a folder named with a newline split every line, none
+  -- was read, and neither the TTL sweep nor max_disk_bytes removed a file there)
+  local p = io.popen("find " .. shell_quote(dir) .. " -maxdepth 1 -name '*.json' -printf '%T@ %s %f\\0' 2>/dev/null")
   if not p then return list end
-  for line in p:lines() do
-    local t, size, path = line:match("^(%S+) (%d+) (.+)$")
+  for t, size, name in (p:read("*a") or ""):gmatch("(%S+) (%d+) ([^%z]+)%z") do
+    local path = dir .. "/" .. name
     -- (only our files, named by a key's hash: the folder may be one the
     -- user keeps other JSON in, and the TTL sweep and the size cap removed
     -- every *.json in it -- a config.json an hour old was gone)
