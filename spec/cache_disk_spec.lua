@@ -232,6 +232,33 @@ describe("the response cache on disk", function ()
     assert.is_table(cache.new({ dir = folder }):get("k30"))
   end)
 
+  it("a relative folder named like an option (-delete) is a folder: the current directory's files stay", function ()
+    -- (its `find -delete -maxdepth 1 ...` took the name for find's action: every file of the
+    -- current directory was removed). A child whose current directory is a sandbox.
+    local sandbox = dir .. "/cwd"
+    os.execute("mkdir -p " .. procutil.quote(sandbox .. "/-delete") .. " && touch "
+               .. procutil.quote(sandbox .. "/mine.txt") .. " " .. procutil.quote(sandbox .. "/mine.json"))
+    local root = procutil.first_line("pwd")
+    local cpath = (os.getenv("AIGC_CPATH") or "./?.so"):gsub("^%./", "")
+    local wrapper = dir .. "/lua-in-sandbox"
+    cli.write(wrapper, "#!/bin/sh\ncd " .. procutil.quote(sandbox) .. " || exit 9\n"
+      .. "LUA_PATH=" .. procutil.quote(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;") .. " "
+      .. "LUA_CPATH=" .. procutil.quote(root .. "/" .. cpath .. ";;") .. " "
+      .. "exec " .. procutil.quote(luachild.interpreter()) .. " \"$@\"\n")
+    os.execute("chmod 755 " .. procutil.quote(wrapper))
+    local r = luachild.run([[
+      local c = require("aigc.cache").new { dir = "-delete", max_disk_bytes = 1000, ttl = 1 }
+      c:put("k", { text = "a reply" })
+      c:put("k2", { text = ("a longer reply"):rep(10) })
+      print(require("aigc.cache").new({ dir = "-delete" }):get("k2") ~= nil)
+    ]], { lua = wrapper })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("true\n", r.stdout)
+    assert.is_not_nil(io.open(sandbox .. "/mine.txt"))
+    assert.is_not_nil(io.open(sandbox .. "/mine.json"))
+    assert.equal("directory", require("aigc.core").file_kind(sandbox .. "/-delete"))
+  end)
+
   it("removes the stale temporary files a killed writer left, and only those", function ()
     -- (a process killed between its write and its rename leaves NAME.json.tmpPID.N.R: they stayed for ever)
     local folder = dir .. "/c"

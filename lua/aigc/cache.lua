@@ -154,7 +154,8 @@ end
 -- in the name; a name without one, by age alone), never the file another
 -- process is writing. Once, when a cache opens the folder.
 local function drop_stale_tmp (dir)
-  local p = io.popen("find " .. shell_quote(dir) .. " -maxdepth 1 -name '*.tmp*' -mmin +60 -printf '%f\\n' 2>/dev/null")
+  local p = io.popen("find " .. shell_quote(dir)
+                     .. " -maxdepth 1 -name '*.tmp*' -mmin +60 -printf '%f\\n' 2>/dev/null")
   if not p then return end
   for name in p:lines() do
     local writer = name:match("^%x+%.json%.tmp(%d+)%.%d+%.%x+$") or name:match("^%.probe%.tmp(%d+)%.%d+%.%x+$")
@@ -177,9 +178,13 @@ Cache.__index = Cache
 -- @treturn table
 function M.new (spec)
   if spec == true then spec = {} end
+  local dir = spec.dir
+  -- (a relative folder whose name starts with "-" is "./-...": the shell commands read it as an
+  -- option -- `find -delete ...` removed every file of the current directory)
+  if dir and dir:sub(1, 1) == "-" then dir = "./" .. dir end
   local self = setmetatable({
     ttl = spec.ttl, max_entries = spec.max_entries or DEFAULTS.max_entries,
-    max_bytes = spec.max_bytes or DEFAULTS.max_bytes, dir = spec.dir, max_disk_bytes = spec.max_disk_bytes,
+    max_bytes = spec.max_bytes or DEFAULTS.max_bytes, dir = dir, max_disk_bytes = spec.max_disk_bytes,
     entries = {}, count = 0, bytes = 0, head = nil, tail = nil,
     hits = 0, misses = 0, stores = 0, evictions = 0, digests = {}, ndigests = 0,
   }, Cache)
