@@ -232,6 +232,20 @@ describe("the response cache on disk", function ()
     assert.is_table(cache.new({ dir = folder }):get("k30"))
   end)
 
+  it("max_disk_bytes and the stale-file sweep hold in a folder given as a symbolic link (find listed the link)",
+     function ()
+    os.execute("mkdir " .. procutil.quote(dir .. "/real") .. " && ln -s real " .. procutil.quote(dir .. "/link"))
+    local stale = dir .. "/real/0123456789abcdef.json.tmp999999999.1.00ff"
+    cli.write(stale, "torn")
+    os.execute("touch -d '2 hours ago' " .. procutil.quote(stale))
+    local c = cache.new { dir = dir .. "/link", max_disk_bytes = 2000 }
+    for i = 1, 30 do c:put("k" .. i, { text = ("reply %d "):format(i):rep(20) }) end
+    local n = #list(dir .. "/real")
+    assert.is_true(n > 0 and n <= 10, n .. " files")
+    assert.is_nil(io.open(stale))
+    assert.is_table(cache.new({ dir = dir .. "/link" }):get("k30"))
+  end)
+
   it("a relative folder named like an option (-delete) is a folder: the current directory's files stay", function ()
     -- (its `find -delete -maxdepth 1 ...` took the name for find's action: every file of the
     -- current directory was removed). A child whose current directory is a sandbox.

@@ -154,7 +154,7 @@ end
 -- in the name; a name without one, by age alone), never the file another
 -- process is writing. Once, when a cache opens the folder.
 local function drop_stale_tmp (dir)
-  local p = io.popen("find " .. shell_quote(dir)
+  local p = io.popen("find -H " .. shell_quote(dir)
                      .. " -maxdepth 1 -name '*.tmp*' -mmin +60 -printf '%f\\n' 2>/dev/null")
   if not p then return end
   for name in p:lines() do
@@ -389,7 +389,7 @@ local function disk_entries (dir)
   local list = {}
   -- (the name alone, each ended by a NUL: a folder named with a newline split every line, none
   -- was read, and neither the TTL sweep nor max_disk_bytes removed a file there)
-  local p = io.popen("find " .. shell_quote(dir) .. " -maxdepth 1 -name '*.json' -printf '%T@ %s %f\\0' 2>/dev/null")
+  local p = io.popen("find -H " .. shell_quote(dir) .. " -maxdepth 1 -name '*.json' -printf '%T@ %s %f\\0' 2>/dev/null")
   if not p then return list end
   for t, size, name in (p:read("*a") or ""):gmatch("(%S+) (%d+) ([^%z]+)%z") do
     local path = dir .. "/" .. name
