@@ -330,6 +330,15 @@ static int core_now (lua_State *L) {
   return 1;
 }
 
+/* Pushes nil, "PATH: strerror(e)", e: a file function's failure. */
+static int fail_errno (lua_State *L, const char *path, int e) {
+  char eb[AIGC_ERRBUF];
+  luaL_pushfail(L);
+  lua_pushfstring(L, "%s: %s", path, aigc_strerror(e, eb, sizeof eb));
+  lua_pushinteger(L, e);
+  return 3;
+}
+
 /*
 ** core.file_kind(path) -> what stat(2) says the path is: "file" (a
 ** regular file), "directory", "fifo", "char", "block", "socket" or
@@ -342,14 +351,8 @@ static int core_file_kind (lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   struct stat st;
   const char *kind;
-  if (stat(path, &st) != 0) {
-    int e = errno;
-    char eb[AIGC_ERRBUF];
-    luaL_pushfail(L);
-    lua_pushfstring(L, "%s: %s", path, aigc_strerror(e, eb, sizeof eb));
-    lua_pushinteger(L, e);
-    return 3;
-  }
+  if (stat(path, &st) != 0)
+    return fail_errno(L, path, errno);
   if (S_ISREG(st.st_mode)) kind = "file";
   else if (S_ISDIR(st.st_mode)) kind = "directory";
   else if (S_ISFIFO(st.st_mode)) kind = "fifo";
@@ -372,14 +375,8 @@ static int core_file_kind (lua_State *L) {
 static int core_realpath (lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   char buf[PATH_MAX];
-  if (realpath(path, buf) == NULL) {
-    int e = errno;
-    char eb[AIGC_ERRBUF];
-    luaL_pushfail(L);
-    lua_pushfstring(L, "%s: %s", path, aigc_strerror(e, eb, sizeof eb));
-    lua_pushinteger(L, e);
-    return 3;
-  }
+  if (realpath(path, buf) == NULL)
+    return fail_errno(L, path, errno);
   lua_pushstring(L, buf);
   return 1;
 }
@@ -395,14 +392,8 @@ static int core_readlink (lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   char buf[PATH_MAX];
   ssize_t n = readlink(path, buf, sizeof buf);
-  if (n < 0 || (size_t)n >= sizeof buf) {
-    int e = n < 0 ? errno : ENAMETOOLONG;
-    char eb[AIGC_ERRBUF];
-    luaL_pushfail(L);
-    lua_pushfstring(L, "%s: %s", path, aigc_strerror(e, eb, sizeof eb));
-    lua_pushinteger(L, e);
-    return 3;
-  }
+  if (n < 0 || (size_t)n >= sizeof buf)
+    return fail_errno(L, path, n < 0 ? errno : ENAMETOOLONG);
   lua_pushlstring(L, buf, (size_t)n);
   return 1;
 }
@@ -419,14 +410,8 @@ static int core_truncate (lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   lua_Integer size = luaL_checkinteger(L, 2);
   luaL_argcheck(L, size >= 0, 2, "a size of 0 or more expected");
-  if (truncate(path, (off_t)size) != 0) {
-    int e = errno;
-    char eb[AIGC_ERRBUF];
-    luaL_pushfail(L);
-    lua_pushfstring(L, "%s: %s", path, aigc_strerror(e, eb, sizeof eb));
-    lua_pushinteger(L, e);
-    return 3;
-  }
+  if (truncate(path, (off_t)size) != 0)
+    return fail_errno(L, path, errno);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -538,14 +523,8 @@ static int core_create_private (lua_State *L) {
   do
     fd = open(path, flags, 0600);
   while (fd < 0 && errno == EINTR);
-  if (fd < 0) {
-    int e = errno;
-    char eb[AIGC_ERRBUF];
-    luaL_pushfail(L);
-    lua_pushfstring(L, "%s: %s", path, aigc_strerror(e, eb, sizeof eb));
-    lua_pushinteger(L, e);
-    return 3;
-  }
+  if (fd < 0)
+    return fail_errno(L, path, errno);
   close(fd);
   lua_pushboolean(L, 1);
   return 1;
