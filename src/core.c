@@ -43,7 +43,6 @@
 
 #include <curl/curl.h>
 
-#include "syserr.h"
 #include "engine.h"
 #include "error.h"
 #include "headers.h"
@@ -330,15 +329,6 @@ static int core_now (lua_State *L) {
   return 1;
 }
 
-/* Pushes nil, "PATH: strerror(e)", e: a file function's failure. */
-static int fail_errno (lua_State *L, const char *path, int e) {
-  char eb[AIGC_ERRBUF];
-  luaL_pushfail(L);
-  lua_pushfstring(L, "%s: %s", path, aigc_strerror(e, eb, sizeof eb));
-  lua_pushinteger(L, e);
-  return 3;
-}
-
 /*
 ** core.file_kind(path) -> what stat(2) says the path is: "file" (a
 ** regular file), "directory", "fifo", "char", "block", "socket" or
@@ -352,7 +342,7 @@ static int core_file_kind (lua_State *L) {
   struct stat st;
   const char *kind;
   if (stat(path, &st) != 0)
-    return fail_errno(L, path, errno);
+    return aigc_fail_errno(L, path, errno);
   if (S_ISREG(st.st_mode)) kind = "file";
   else if (S_ISDIR(st.st_mode)) kind = "directory";
   else if (S_ISFIFO(st.st_mode)) kind = "fifo";
@@ -376,7 +366,7 @@ static int core_realpath (lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   char buf[PATH_MAX];
   if (realpath(path, buf) == NULL)
-    return fail_errno(L, path, errno);
+    return aigc_fail_errno(L, path, errno);
   lua_pushstring(L, buf);
   return 1;
 }
@@ -393,7 +383,7 @@ static int core_readlink (lua_State *L) {
   char buf[PATH_MAX];
   ssize_t n = readlink(path, buf, sizeof buf);
   if (n < 0 || (size_t)n >= sizeof buf)
-    return fail_errno(L, path, n < 0 ? errno : ENAMETOOLONG);
+    return aigc_fail_errno(L, path, n < 0 ? errno : ENAMETOOLONG);
   lua_pushlstring(L, buf, (size_t)n);
   return 1;
 }
@@ -411,7 +401,7 @@ static int core_truncate (lua_State *L) {
   lua_Integer size = luaL_checkinteger(L, 2);
   luaL_argcheck(L, size >= 0, 2, "a size of 0 or more expected");
   if (truncate(path, (off_t)size) != 0)
-    return fail_errno(L, path, errno);
+    return aigc_fail_errno(L, path, errno);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -524,7 +514,7 @@ static int core_create_private (lua_State *L) {
     fd = open(path, flags, 0600);
   while (fd < 0 && errno == EINTR);
   if (fd < 0)
-    return fail_errno(L, path, errno);
+    return aigc_fail_errno(L, path, errno);
   close(fd);
   lua_pushboolean(L, 1);
   return 1;

@@ -39,7 +39,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "syserr.h"
 #include "home.h"
 #include "lockfile.h"
 
@@ -97,15 +96,6 @@ static int lock_tostring (lua_State *L) {
   return 1;
 }
 
-/* Pushes nil, "PATH: strerror", errno. */
-static int fail_errno (lua_State *L, const char *path, int e) {
-  char eb[AIGC_ERRBUF];
-  luaL_pushfail(L);
-  lua_pushfstring(L, "%s: %s", path, aigc_strerror(e, eb, sizeof eb));
-  lua_pushinteger(L, e);
-  return 3;
-}
-
 static int core_lockfile (lua_State *L) {
   size_t len;
   const char *path = luaL_checklstring(L, 1, &len);
@@ -129,12 +119,12 @@ static int core_lockfile (lua_State *L) {
   for (tries = 0; tries < 20; tries++) {
     int fd = itself ? open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)   /* (a FIFO put there since: no wait) */
                     : open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) return fail_errno(L, path, errno);
+    if (fd < 0) return aigc_fail_errno(L, path, errno);
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
       int e = errno;
       long holder = e == EWOULDBLOCK && !itself ? read_pid(fd) : 0;   /* (the file itself: no pid in it) */
       close(fd);
-      if (e != EWOULDBLOCK) return fail_errno(L, path, e);
+      if (e != EWOULDBLOCK) return aigc_fail_errno(L, path, e);
       luaL_pushfail(L);
       lua_pushfstring(L, "%s is locked", path);
       lua_pushliteral(L, "locked");
@@ -148,7 +138,7 @@ static int core_lockfile (lua_State *L) {
     }
     close(fd);   /* its holder removed it as we took it: again, on the new one */
   }
-  if (k->fd < 0) return fail_errno(L, path, EAGAIN);
+  if (k->fd < 0) return aigc_fail_errno(L, path, EAGAIN);
   if (itself) return 1;
   snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
   if (ftruncate(k->fd, 0) != 0 || pwrite(k->fd, pid, strlen(pid), 0) < 0) {

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "syserr.h"
 #include "util.h"
 
 double aigc_now (void) {
@@ -481,3 +482,12 @@ void aigc_push_box_mt (lua_State *L, const char *name, lua_CFunction gc) {
 }
 
 /* }====================================================== */
+
+/* A file function's failure: nil, "PATH: strerror(e)", e (util.h). */
+int aigc_fail_errno (lua_State *L, const char *path, int e) {
+  char eb[AIGC_ERRBUF];
+  luaL_pushfail(L);
+  lua_pushfstring(L, "%s: %s", path, aigc_strerror(e, eb, sizeof eb));
+  lua_pushinteger(L, e);
+  return 3;
+}

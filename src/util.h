@@ -28,6 +28,10 @@ double aigc_now (void);
 int aigc_argerror (lua_State *L, int arg, const char *fname, const char *fmt, ...)
   AIGC_PRINTF(4, 5);
 
+/* Pushes nil, "PATH: strerror(e)", e -- a file function's failure
+   (strerror_r's text: syserr.h) -- and returns 3. */
+int aigc_fail_errno (lua_State *L, const char *path, int e);
+
 /* Raises "<where>msg", located as aigc_argerror's are. */
 int aigc_error_at_caller (lua_State *L, const char *msg);
 
