@@ -149,6 +149,21 @@ describe("the response cache's keys", function ()
     assert.equal(2, #srv:requests())
   end)
 
+  it("a folder's key that could not be had is asked for again a minute on (none was cached again)", function ()
+    -- (a full disk or a folder briefly unwritable at the first call: kept as "no key", no call
+    -- with a credential was cached for the rest of the process's life)
+    local folder = dir .. "/keyed"
+    local c = cache.new { dir = folder }
+    os.execute("mkdir '" .. folder .. "/.key'")   -- (a folder in its place: no key read, none made)
+    assert.is_nil(c:digest("sk-first"))
+    os.execute("rm -rf '" .. folder .. "/.key'")
+    assert.is_nil(c:digest("sk-first"))   -- (not again at once: a shell per call while it fails)
+    c.salt_tried = (c.salt_tried or os.time()) - 60
+    local d = c:digest("sk-first")
+    assert.is_string(d)
+    assert.equal(d, cache.new({ dir = folder }):digest("sk-first"))   -- (the folder's key, made now)
+  end)
+
   it("a prompt holding the client's key: not in the disk entry's key, and hit", function ()
     local key = "sk-prompt-in-cache-5557654321"
     local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", api_key = key, cache = { dir = dir .. "/p" } }

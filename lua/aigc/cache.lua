@@ -233,10 +233,14 @@ end
 function Cache:digest (text)
   local d = self.digests[text]
   if d then return d end
-  if self.salt == nil then
+  -- (a key that could not be had -- a full disk, the folder briefly unwritable -- is asked for
+  -- again a minute on: kept as "none", no call with a credential was cached again in the
+  -- process's life)
+  if not self.salt and os_time() - (self.salt_tried or -60) >= 60 then
     local k
     if self.dir then k = folder_key(self.dir) else k = random_key() end
     self.salt = k ~= nil and #k == KEY_BYTES and k or false
+    self.salt_tried = os_time()
   end
   d = self.salt and core.hmac_sha256(self.salt, text)
   if d then
