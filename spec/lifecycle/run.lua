@@ -9,6 +9,9 @@
 --       (--lua luajit, lua5.1...: --cpath defaults to that Lua's build, build/jit/?.so...)
 --       [--devserver FILE] [--ignore name,name] [--findings FILE] [--no-shrink]
 --       [--shrink-runs 40] [--child-timeout 60] [--verbose]
+--       [--drain S]   (the child's bound on the drain without progress; default:
+--                      the longest request's timeouts + 6 s; a small one shows
+--                      what a loaded machine would: seed 5100383 sequence 394)
 --   lua5.4 spec/lifecycle/run.lua --seed N --sequence I [--keep 1,3,5-9] ...   one sequence
 --   lua5.4 spec/lifecycle/run.lua --ops FILE ...                             an op list file
 --   lua5.4 spec/lifecycle/run.lua --layers ...   the Lua layers above the core instead
@@ -234,6 +237,7 @@ local function run_child (ops, counted)
     "--ops", proc.quote(ops_file), "--base-url", proc.quote(srv.base_url),
     "--path", proc.quote(args.path), "--cpath", proc.quote(args.cpath),
     args.ignore and ("--ignore " .. proc.quote(args.ignore)) or "",
+    args.drain and ("--drain " .. proc.quote(args.drain)) or "",
     ">", proc.quote(out_file), "2>", proc.quote(err_file), "</dev/null",
   }, " ")
   local started = socket.gettime()
@@ -392,6 +396,7 @@ local function replay_command (seq, keep)
   if args.path ~= "lua/?.lua;lua/?/init.lua" then parts[#parts + 1] = "--path " .. proc.quote(args.path) end
   if args.devserver then parts[#parts + 1] = "--devserver " .. proc.quote(args.devserver) end
   if args.ignore then parts[#parts + 1] = "--ignore " .. proc.quote(args.ignore) end
+  if args.drain then parts[#parts + 1] = "--drain " .. proc.quote(args.drain) end
   if max_ops ~= 40 then parts[#parts + 1] = "--max-ops " .. max_ops end
   return table.concat(parts, " ")
 end
