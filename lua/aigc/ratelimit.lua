@@ -54,6 +54,14 @@ local table_remove = table.remove
 local M = {}
 
 local Limiter = {}
+
+-- A named caller of `reserve` is held weakly: a task given up while it
+-- waited for its turn (a bot per customer, its client and conversation)
+-- was kept by a long-lived limiter until a later caller found it lapsed,
+-- for ever when none came. `place` is weak-keyed and its entries hold the
+-- caller in a weak field: an entry referring to its key strongly would
+-- keep both on Lua 5.1 and LuaJIT (no ephemerons).
+local WEAK_K, WEAK_V = { __mode = "k" }, { __mode = "v" }
 Limiter.__index = Limiter
 Limiter.__name = "aigc.ratelimit"
 
@@ -196,7 +204,7 @@ function M.new (opts)
     probing = opts.pace ~= false,   -- one request until the first response
     buckets = {},
     waiting = {},                   -- named callers of reserve refused, first first: { who =, asked =, wait = }
-    place = {},                     -- who -> its entry in waiting
+    place = setmetatable({}, WEAK_K),   -- who -> its entry in waiting (both hold `who` weakly: see reserve)
   }, Limiter)
   if opts.rpm then self:_set_bucket("requests", opts.rpm, opts.rpm, opts.rpm / 60) end
   if opts.tpm then self:_set_bucket("tokens", opts.tpm, opts.tpm, opts.tpm / 60) end
@@ -307,7 +315,8 @@ M.LAPSE = 5
 -- it is let go, so small requests cannot keep taking the bucket while a
 -- big one waits forever. It never blocks: a refused caller asks again
 -- after the wait it is told. A named caller that does not ask again within
--- `LAPSE` seconds past that wait loses its place (a task given up).
+-- `LAPSE` seconds past that wait loses its place (a task given up), and
+-- one collected loses it at once: the limiter holds its callers weakly.
 -- @tparam[opt=0] number cost estimated tokens (see `estimate`)
 -- @tparam[opt=1] number requests how many requests it makes
 -- @param[opt] who the caller, for first come, first served
@@ -319,9 +328,9 @@ function Limiter:reserve (cost, requests, who)
   if who ~= who then error("bad argument #3 to 'reserve' (NaN cannot name a caller)", 2) end
   local t = now()
   local q, ok, wait = self.waiting, self:_may_go(cost, requests, t)
-  -- (the waiters that stopped asking go; the others keep their place)
-  while q[1] and q[1].who ~= who and t > q[1].asked + q[1].wait + M.LAPSE do
-    self.place[q[1].who] = nil
+  -- (the waiters that stopped asking go, and the ones collected; the others keep their place)
+  while q[1] and (q[1].who == nil or (q[1].who ~= who and t > q[1].asked + q[1].wait + M.LAPSE)) do
+    if q[1].who ~= nil then self.place[q[1].who] = nil end
     table_remove(q, 1)
   end
   if q[1] and q[1].who == who then
@@ -331,7 +340,7 @@ function Limiter:reserve (cost, requests, who)
   end
   if not ok and who ~= nil then
     local entry = self.place[who]
-    if entry == nil then entry = { who = who }; self.place[who] = entry; q[#q + 1] = entry end
+    if entry == nil then entry = setmetatable({ who = who }, WEAK_V); self.place[who] = entry; q[#q + 1] = entry end
     entry.asked, entry.wait = t, wait
   end
   return ok, wait
