@@ -12,25 +12,16 @@ local ratelimit = require "aigc.ratelimit"
 
 local HI = { { role = "user", content = "Hi" } }
 
--- How many keys of the weak table `gone` are still there after three full
--- collections (see soak_layers_spec: on 5.3 a client dropped with requests
--- pending goes at the third).
-local function left_after_collect (gone)
-  for _ = 1, 3 do collectgarbage("collect") end
-  local left = 0
-  for _ in pairs(gone) do left = left + 1 end
-  return left
-end
+-- (after three full collections: see portable.left_after_collect)
+local left_after_collect = require("portable").left_after_collect
 
 describe("what holds objects alive", function ()
   local srv
   setup(function () srv = devserver.start() end)
   teardown(function () if srv then srv:stop() end end)
 
-  local function client (extra)
-    local o = { base_url = srv.base_url, model = "aigc-dev", max_retries = 0 }
-    for k, v in pairs(extra or {}) do o[k] = v end
-    return aigc.client(o)
+  local function client ()
+    return aigc.client { base_url = srv.base_url, model = "aigc-dev", max_retries = 0 }
   end
 
   it("futures whose callbacks keep the future and its client", function ()

@@ -26,18 +26,7 @@ local function growth (warmup, rounds, round)
   return heap_kib() - before
 end
 
--- How many keys of the weak table `gone` are still there after three full
--- collections (on Lua 5.3 a client whose requests were still pending when
--- dropped goes only at the third: its finalizers run in turns; a leak stays
--- whatever the count).
-local function left_after_collect (gone)
-  collectgarbage("collect")
-  collectgarbage("collect")
-  collectgarbage("collect")
-  local left = 0
-  for _ in pairs(gone) do left = left + 1 end
-  return left
-end
+local left_after_collect = require("portable").left_after_collect
 
 describe("long-running layers", function ()
   local srv
