@@ -145,4 +145,20 @@ describe("what holds objects alive", function ()
     c:step(0)
     assert.equal(0, left_after_collect(gone))
   end)
+
+  it("conversations whose say_async callbacks and tools lead back to them, pending or ended", function ()
+    local gone = setmetatable({}, { __mode = "k" })
+    for i = 1, 4 do
+      local npc = {}
+      local tools = aigc.tools { { name = "poke", parameters = { type = "object", properties = {} },
+                                   fn = function () npc.poked = npc.conv; return "ok" end } }
+      npc.conv = aigc.conversation { client = client(), params = { tools = tools } }
+      npc.f = npc.conv:say_async("Please poke order A-1042 " .. i,
+                                 { on_done = function () npc.done = npc.f end,
+                                   on_error = function (e) npc.err = e; npc.seen = npc.conv end })
+      if i % 2 == 0 then assert(npc.f:wait()); assert.is_table(npc.poked) end
+      gone[npc], gone[npc.conv], gone[npc.conv.client], gone[npc.f] = true, true, true, true
+    end
+    assert.equal(0, left_after_collect(gone))
+  end)
 end)
