@@ -331,7 +331,7 @@ end
 
 --- The error with every string in it scrubbed of the client's secrets
 -- (`engine:scrub`), and with `params` those of that call
--- (`call_credentials`): for errors built in Lua that may hold server text.
+-- (`aigc.credentials.call_credentials`): for errors built in Lua that may hold server text.
 -- @tparam table client
 -- @param err
 -- @tparam[opt] table params the call's
@@ -340,7 +340,9 @@ function M.scrub (client, err, params)
   if not is_error(err) then return err end
   local engine = rawget(client, "_engine")
   local secrets, lines
-  if type(params) == "table" then secrets, lines = M.call_credentials(params) end
+  if type(params) == "table" then   -- (aigc.credentials requires this module: taken at the call)
+    secrets, lines = require("aigc.credentials").call_credentials(params)
+  end
   local ok, v = pcall(engine.scrub, engine, err, secrets, lines)
   if ok and v ~= nil then return v end
   return err
