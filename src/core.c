@@ -522,6 +522,7 @@ static int core_create_private (lua_State *L) {
 
 static const luaL_Reg core_funcs[] = {
   {"yieldable", core_yieldable},
+  {"pcall", aigc_core_pcall},
   {"now", core_now},
   {"sleep", core_sleep},
   {"array", core_array},

@@ -401,6 +401,23 @@ const char *aigc_tostring_safe (lua_State *L, int idx, size_t *len) {
   return lua_tolstring(L, -1, len);
 }
 
+/* Whether the error at 1 (a message handler's argument) was raised inside
+   a debug hook: an interrupt, then marked (the stack left at it). */
+static int marked_if_hook (lua_State *L) {
+  lua_Debug ar;
+  int level, hook = aigc_is_interrupt(L, 1);   /* (raised on by core.pcall: marked there) */
+  /* A frame called by the hook mechanism is named "hook": the handler
+     itself when a C hook (lua.c's) raised, the Lua function given to
+     debug.sethook (or what it called) otherwise. */
+  for (level = 0; !hook && level < 4 && lua_getstack(L, level, &ar); level++)
+    hook = lua_getinfo(L, "n", &ar) && aigc_frame_is_hook(&ar);
+  if (!hook && !aigc_hook_error(L, 1))
+    return 0;
+  lua_settop(L, 1);
+  mark_interrupt(L, 1);
+  return 1;
+}
+
 /*
 ** The message handler of aigc_pcall: adds a traceback, except to an error
 ** object (a table) and to an error raised inside a debug hook — an
@@ -408,24 +425,9 @@ const char *aigc_tostring_safe (lua_State *L, int idx, size_t *len) {
 ** propagate as it would from any Lua code.
 */
 static int traceback_handler (lua_State *L) {
-  lua_Debug ar;
   const char *msg;
-  int level;
-  /* A frame called by the hook mechanism is named "hook": the handler
-     itself when a C hook (lua.c's) raised, the Lua function given to
-     debug.sethook (or what it called) otherwise. */
-  for (level = 0; level < 4 && lua_getstack(L, level, &ar); level++) {
-    if (lua_getinfo(L, "n", &ar) && aigc_frame_is_hook(&ar)) {
-      lua_settop(L, 1);
-      mark_interrupt(L, 1);
-      return 1;
-    }
-  }
-  if (aigc_hook_error(L, 1)) {
-    lua_settop(L, 1);
-    mark_interrupt(L, 1);
+  if (marked_if_hook(L))
     return 1;
-  }
   msg = lua_tostring(L, 1);
   if (msg == NULL && !lua_isnoneornil(L, 1))
     return 1;   /* a non-string error object (an aigc error table): keep it */
@@ -455,6 +457,40 @@ int aigc_pcall (lua_State *L, int nargs, int nresults) {
   if (status != LUA_OK && aigc_is_interrupt(L, -1))
     lua_error(L);
   return status;
+}
+
+/* The message handler of core.pcall: marks an interrupt, changes nothing. */
+static int keeping_handler (lua_State *L) {
+  lua_settop(L, 1);
+  (void)marked_if_hook(L);
+  return 1;
+}
+
+/*
+** aigc.core.pcall(f, ...) -> pcall(f, ...), except that an error raised in
+** a debug hook (a host's watchdog, lua.c's Ctrl-C: recognised as
+** aigc_pcall recognises it) is raised on, untouched, as the C core lets it
+** through: for the Lua layer's calls that drop or report an error. Other
+** errors come back as pcall gives them (no traceback added).
+*/
+static const char keeping_key = 'k';
+
+int aigc_core_pcall (lua_State *L) {
+  int base;
+  luaL_checkany(L, 1);
+  lua_pushboolean(L, 1);
+  lua_insert(L, 1);
+  aigc_push_kept_cfunction(L, keeping_handler, &keeping_key);
+  lua_insert(L, 2);
+  base = 2;
+  if (lua_pcall(L, lua_gettop(L) - 3, LUA_MULTRET, base) != LUA_OK) {
+    if (aigc_is_interrupt(L, -1))
+      lua_error(L);
+    lua_pushboolean(L, 0);
+    lua_replace(L, 1);
+  }
+  lua_remove(L, base);
+  return lua_gettop(L);
 }
 
 void aigc_push_pcall_handler (lua_State *L) {

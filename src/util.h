@@ -92,6 +92,9 @@ int aigc_is_call_option (const char *k, size_t len);
 */
 int aigc_pcall (lua_State *L, int nargs, int nresults);
 
+/* aigc.core.pcall (util.c): pcall that raises on an interrupt. */
+int aigc_core_pcall (lua_State *L);
+
 /*
 ** The same call with aigc_pcall's message handler already on the stack at
 ** hidx (pushed by aigc_push_pcall_handler below the function): a caller

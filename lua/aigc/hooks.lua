@@ -25,7 +25,7 @@ local task = require "aigc.task"
 
 local error, getmetatable, next, pairs, pcall, setmetatable, tostring, type =
   error, getmetatable, next, pairs, pcall, setmetatable, tostring, type
-local now = core.now
+local now, core_pcall = core.now, core.pcall
 
 util.own_module()
 
@@ -116,12 +116,11 @@ function M.attach (client, ext)
   client._counts_only = client._usage ~= nil and not (client._promptlog or client._cassette or client._cache)
 end
 
--- Calls f(...), dropping what it raises -- except an interrupt (Ctrl-C:
--- lua.c's hook raises "interrupted!"), which must reach the caller as it
--- does everywhere in aigc.
+-- Calls f(...), dropping what it raises -- except an interrupt (an error
+-- raised in a debug hook: lua.c's Ctrl-C, a host's watchdog), which must
+-- reach the caller as it does everywhere in aigc (`core.pcall` raises it on).
 local function quietly (f, ...)
-  local ok, e = pcall(f, ...)
-  if not ok and tostring(e):find("interrupted!$") then error(e, 0) end
+  core_pcall(f, ...)
 end
 
 -- The client's secrets and the call's own (the credential of a header or
@@ -188,8 +187,7 @@ end
 -- first failure is reported, kind "io" (the client's `error_handler`, else
 -- `step()`), and again after a write that worked.
 local function tape (client, f, ...)
-  local ok, why = pcall(f, ...)
-  if not ok and tostring(why):find("interrupted!$") then error(why, 0) end
+  local ok, why = core_pcall(f, ...)   -- (an interrupt goes on up)
   why = ok and why or nil
   if why and not client._tape_failing then
     quietly(util.report, client, core.error { kind = "io", message = "the cassette did not record a call: "
@@ -462,9 +460,8 @@ function M.await (client, req, call, res, err)   -- luacheck: ignore 212/req
   if call ~= nil and call.unheld then
     if call == PLAIN then   -- (a counting-only call: `ended` would only count it)
       local totals = client._usage
-      -- (`quietly`, inline: a vararg call less on every blocking call)
-      local ok, e = pcall(totals.record, totals, res, err)
-      if not ok and tostring(e):find("interrupted!$") then error(e, 0) end
+      -- (`quietly`, inline: a Lua call less on every blocking call)
+      core_pcall(totals.record, totals, res, err)
     else
       quietly(ended, client, call, res, err, task.current_client() == nil)
     end

@@ -1,0 +1,87 @@
+-- A host's watchdog (a debug hook that raises once to stop a script that
+-- ran too long, as Defold-style hosts and lua.c's Ctrl-C do) must reach
+-- the caller wherever it fires inside aigc. Fired while the client counted
+-- a call's usage, or wrote its prompt log row (the Lua layer's "drop what
+-- this raises" calls), it was swallowed: the call returned its reply, the
+-- hook had removed itself, and the script ran on past its watchdog. Only an
+-- error whose message ends in "interrupted!" went through there; the C core
+-- already let any error raised in a hook through (Lua 5.3 and 5.4 tell a
+-- hook's frame; 5.1, 5.2 and LuaJIT only that message).
+
+local aigc = require "aigc"
+local compat = require "aigc.compat"
+local devserver = require "devserver"
+
+local HI = { { role = "user", content = "hi there" } }
+
+-- A one-shot hook at the first call into a function of `file`: it removes
+-- itself and raises `msg` (a watchdog's error). Returns a table whose
+-- `fired` says whether it did.
+local function watchdog_in (file, msg)
+  local state = {}
+  debug.sethook(function ()
+    local info = debug.getinfo(2, "S")
+    if info and info.source:find(file, 1, true) then
+      debug.sethook()
+      state.fired = true
+      error(msg, 0)
+    end
+  end, "c")
+  return state
+end
+
+-- f(...) under that watchdog: the hook fired, and f raised its error as it is.
+local function raises_watchdog (file, msg, f, ...)
+  local state = watchdog_in(file, msg)
+  local ok, e = pcall(f, ...)
+  debug.sethook()
+  assert.is_true(state.fired)
+  assert.is_false(ok)
+  assert.equal(msg, e)
+end
+
+describe("a host's watchdog hook inside aigc's own bookkeeping", function ()
+  if compat.version == "5.1" or compat.version == "5.2" or compat.version == "jit" then
+    it("is told from other errors only by its message on this Lua", function ()
+      pending("5.1, 5.2 and LuaJIT name no hook frame: only an 'interrupted!' message marks a hook's error")
+    end)
+    return
+  end
+  local srv, client
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end, { max_retries = 0 })
+  after_each(function () debug.sethook() end)
+
+  it("fired while a blocking call's usage is counted: the call raises it", function ()
+    assert.truthy(client:chat { messages = HI })   -- (the client's modules loaded)
+    raises_watchdog("aigc/usage.lua", "watchdog: too long", client.chat, client, { messages = HI })
+    assert.truthy(client:chat { messages = HI })   -- (the client goes on)
+  end)
+
+  it("fired while an on_done's call is counted: step() raises it", function ()
+    local done
+    local req = client:chat_async { messages = HI, on_done = function () done = true end }
+    while req:status() ~= "done" and req:status() ~= "failed" do
+      local state = watchdog_in("aigc/usage.lua", "watchdog: frame too long")
+      local ok, e = pcall(client.step, client, 0.05)
+      debug.sethook()
+      if state.fired then
+        assert.is_false(ok)
+        assert.equal("watchdog: frame too long", e)
+        break
+      end
+    end
+    assert.equal("done", req:status())
+    assert.is_nil(done)   -- (cut before it: the watchdog stopped the frame, as Ctrl-C does)
+    local r = client:chat { messages = HI }
+    assert.truthy(r)
+  end)
+
+  it("fired while the prompt log writes a call's row: the call raises it", function ()
+    local log = { rows = 0 }
+    function log.record_call () log.rows = log.rows + 1; return 1 end
+    local c = aigc.client { base_url = srv.base_url, max_retries = 0, prompt_log = log }
+    assert.truthy(c:chat { messages = HI })
+    raises_watchdog("aigc/promptlog_pending.lua", "watchdog: log", c.chat, c, { messages = HI })
+    c:close()
+  end)
+end)
