@@ -258,6 +258,7 @@ end
 -- true)` (itself and its functions), then this: every aigc.* module loaded
 -- later through the Lua file searcher.
 local jit_kept_off = false
+local SEARCHER_KEY = "aigc.jit_off_searcher"   -- (the registry's: see below)
 
 --- LuaJIT's `jit.off` itself (called as `jit_off(true, true)` from a chunk,
 -- it turns off the JIT for that chunk and its functions: LuaJIT looks at
@@ -276,6 +277,11 @@ function M.keep_aigc_off_jit ()
   local searchers = rawget(package, "loaders") or rawget(package, "searchers")
   local lua_searcher = searchers and searchers[2]
   if type(lua_searcher) ~= "function" then return end
+  -- A hot reload (every aigc.* module dropped from package.loaded and
+  -- required again) loads this module afresh: its wrapper, kept in the
+  -- registry, is not wrapped again (one more layer per reload, for ever).
+  local registry = debug_lib.getregistry and debug_lib.getregistry()
+  if type(registry) == "table" and registry[SEARCHER_KEY] == lua_searcher then return end
   searchers[2] = function (name, ...)
     local loader, extra = lua_searcher(name, ...)
     if type(loader) == "function" and type(name) == "string" and name:sub(1, 5) == "aigc." then
@@ -283,6 +289,7 @@ function M.keep_aigc_off_jit ()
     end
     return loader, extra
   end
+  if type(registry) == "table" then registry[SEARCHER_KEY] = searchers[2] end
 end
 
 return M
