@@ -85,3 +85,50 @@ describe("a host's watchdog hook inside aigc's own bookkeeping", function ()
     c:close()
   end)
 end)
+
+-- The calls that pass interrupts on (util.pcall_passing_interrupts) are
+-- xpcall with a C message handler, not a pcall made in C: a C function's
+-- lua_pcall cannot be yielded across, and a prompt log object's own
+-- record_call (or a cache's put) may yield its task, as any blocking aigc
+-- call in a task does.
+describe("a prompt log object whose record_call makes a blocking call in a task", function ()
+  local srv
+  devserver.fixture(_ENV, function (s) srv = s end, { max_retries = 0 })
+
+  it("yields its task (the loop goes on meanwhile) and writes the row", function ()
+    if not compat.yield_across_pcall then
+      pending("PUC Lua 5.1 cannot yield across pcall")
+      return
+    end
+    local other = aigc.client { base_url = srv.base_url, max_retries = 0 }
+    local rows, failures, inner_pending, steps_meanwhile = {}, {}, false, 0
+    local log = {}
+    function log.record_call ()
+      inner_pending = true
+      local r, err = other:chat { messages = HI }   -- (in the task: yields it, unless it cannot)
+      inner_pending = false
+      rows[#rows + 1] = r and r.text or tostring(err)
+      return #rows
+    end
+    local c = aigc.client { base_url = srv.base_url, max_retries = 0, prompt_log = log,
+                            error_handler = function (e) failures[#failures + 1] = tostring(e) end }
+    local got
+    c:spawn(function () got = assert(c:chat { messages = HI }).text end)
+    local deadline = os.time() + 30
+    while got == nil and os.time() < deadline do
+      c:step(0.01)
+      other:step(0)
+      if inner_pending then steps_meanwhile = steps_meanwhile + 1 end
+    end
+    assert.same({}, failures)
+    -- (a pcall made in C cannot be yielded across: the call inside then
+    -- waited as a plain blocking call, the whole loop frozen until it ended)
+    assert.is_true(steps_meanwhile > 0, "the loop never ran while record_call's call was in flight")
+    assert.is_string(got)
+    assert.equal(1, #rows)
+    assert.is_string(rows[1])
+    assert.not_matches("yield", rows[1])
+    c:close()
+    other:close()
+  end)
+end)

@@ -522,7 +522,8 @@ static int core_create_private (lua_State *L) {
 
 static const luaL_Reg core_funcs[] = {
   {"yieldable", core_yieldable},
-  {"pcall", aigc_core_pcall},
+  {"keep_interrupt", aigc_core_keep_interrupt},
+  {"is_interrupt", aigc_core_is_interrupt},
   {"now", core_now},
   {"sleep", core_sleep},
   {"array", core_array},

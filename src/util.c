@@ -405,7 +405,7 @@ const char *aigc_tostring_safe (lua_State *L, int idx, size_t *len) {
    a debug hook: an interrupt, then marked (the stack left at it). */
 static int marked_if_hook (lua_State *L) {
   lua_Debug ar;
-  int level, hook = aigc_is_interrupt(L, 1);   /* (raised on by core.pcall: marked there) */
+  int level, hook = aigc_is_interrupt(L, 1);   /* (raised on by util.pcall_passing_interrupts: marked there) */
   /* A frame called by the hook mechanism is named "hook": the handler
      itself when a C hook (lua.c's) raised, the Lua function given to
      debug.sethook (or what it called) otherwise. */
@@ -459,38 +459,26 @@ int aigc_pcall (lua_State *L, int nargs, int nresults) {
   return status;
 }
 
-/* The message handler of core.pcall: marks an interrupt, changes nothing. */
-static int keeping_handler (lua_State *L) {
+/*
+** aigc.core.keep_interrupt: a message handler for xpcall that marks an
+** error raised in a debug hook (a host's watchdog, lua.c's Ctrl-C:
+** recognised as aigc_pcall recognises it) as an interrupt and changes
+** nothing; aigc.core.is_interrupt(e) then tells it. The Lua layer's calls
+** that drop or report an error raise those on (util.pcall_passing
+** _interrupts). A message handler, not a pcall of C's own: xpcall can be
+** yielded across (5.2+, LuaJIT), a C function's lua_pcall cannot, and a
+** log object's or a cache's own functions may yield their task.
+*/
+int aigc_core_keep_interrupt (lua_State *L) {
   lua_settop(L, 1);
   (void)marked_if_hook(L);
   return 1;
 }
 
-/*
-** aigc.core.pcall(f, ...) -> pcall(f, ...), except that an error raised in
-** a debug hook (a host's watchdog, lua.c's Ctrl-C: recognised as
-** aigc_pcall recognises it) is raised on, untouched, as the C core lets it
-** through: for the Lua layer's calls that drop or report an error. Other
-** errors come back as pcall gives them (no traceback added).
-*/
-static const char keeping_key = 'k';
-
-int aigc_core_pcall (lua_State *L) {
-  int base;
+int aigc_core_is_interrupt (lua_State *L) {
   luaL_checkany(L, 1);
-  lua_pushboolean(L, 1);
-  lua_insert(L, 1);
-  aigc_push_kept_cfunction(L, keeping_handler, &keeping_key);
-  lua_insert(L, 2);
-  base = 2;
-  if (lua_pcall(L, lua_gettop(L) - 3, LUA_MULTRET, base) != LUA_OK) {
-    if (aigc_is_interrupt(L, -1))
-      lua_error(L);
-    lua_pushboolean(L, 0);
-    lua_replace(L, 1);
-  }
-  lua_remove(L, base);
-  return lua_gettop(L);
+  lua_pushboolean(L, aigc_is_interrupt(L, 1));
+  return 1;
 }
 
 void aigc_push_pcall_handler (lua_State *L) {

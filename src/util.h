@@ -92,8 +92,10 @@ int aigc_is_call_option (const char *k, size_t len);
 */
 int aigc_pcall (lua_State *L, int nargs, int nresults);
 
-/* aigc.core.pcall (util.c): pcall that raises on an interrupt. */
-int aigc_core_pcall (lua_State *L);
+/* aigc.core.keep_interrupt, aigc.core.is_interrupt (util.c): an xpcall
+   handler marking an error raised in a debug hook, and its test. */
+int aigc_core_keep_interrupt (lua_State *L);
+int aigc_core_is_interrupt (lua_State *L);
 
 /*
 ** The same call with aigc_pcall's message handler already on the stack at

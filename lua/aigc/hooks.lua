@@ -25,7 +25,8 @@ local task = require "aigc.task"
 
 local error, getmetatable, next, pairs, pcall, setmetatable, tostring, type =
   error, getmetatable, next, pairs, pcall, setmetatable, tostring, type
-local now, core_pcall = core.now, core.pcall
+local now = core.now
+local pcall_passing_interrupts = util.pcall_passing_interrupts
 
 util.own_module()
 
@@ -118,9 +119,9 @@ end
 
 -- Calls f(...), dropping what it raises -- except an interrupt (an error
 -- raised in a debug hook: lua.c's Ctrl-C, a host's watchdog), which must
--- reach the caller as it does everywhere in aigc (`core.pcall` raises it on).
+-- reach the caller as it does everywhere in aigc (`util.pcall_passing_interrupts` raises it on).
 local function quietly (f, ...)
-  core_pcall(f, ...)
+  pcall_passing_interrupts(f, ...)
 end
 
 -- The client's secrets and the call's own (the credential of a header or
@@ -187,7 +188,7 @@ end
 -- first failure is reported, kind "io" (the client's `error_handler`, else
 -- `step()`), and again after a write that worked.
 local function tape (client, f, ...)
-  local ok, why = core_pcall(f, ...)   -- (an interrupt goes on up)
+  local ok, why = pcall_passing_interrupts(f, ...)   -- (an interrupt goes on up)
   why = ok and why or nil
   if why and not client._tape_failing then
     quietly(util.report, client, core.error { kind = "io", message = "the cassette did not record a call: "
@@ -461,7 +462,7 @@ function M.await (client, req, call, res, err)   -- luacheck: ignore 212/req
     if call == PLAIN then   -- (a counting-only call: `ended` would only count it)
       local totals = client._usage
       -- (`quietly`, inline: a Lua call less on every blocking call)
-      core_pcall(totals.record, totals, res, err)
+      pcall_passing_interrupts(totals.record, totals, res, err)
     else
       quietly(ended, client, call, res, err, task.current_client() == nil)
     end

@@ -15,7 +15,7 @@
 
 local store = require "aigc.promptlog_store"
 local kept = require "aigc.promptlog_kept"
-local core_pcall = require("aigc.core").pcall   -- (pcall, but an interrupt goes on up)
+local pcall_passing_interrupts = require("aigc.util").pcall_passing_interrupts   -- (an interrupt goes on up)
 
 local error, getmetatable, ipairs, pairs, pcall, setmetatable, tonumber, tostring, type =
   error, getmetatable, ipairs, pairs, pcall, setmetatable, tonumber, tostring, type
@@ -159,7 +159,7 @@ local function flush (client, log, wait_ms, outcome, last)
   local queue = client._log_pending
   while queue[1] do
     local item = table_remove(queue, 1)
-    local ok, id, err = core_pcall(write, log, item, wait_ms)
+    local ok, id, err = pcall_passing_interrupts(write, log, item, wait_ms)
     local why = not ok and id or id == nil and err
     if why and locked(why) then
       if not last then table_insert(queue, 1, item); return end
@@ -181,16 +181,16 @@ end
 function M.log (client, log, params, res, err, info, wait_ms, outcome)
   local promptlog = require "aigc.promptlog"
   if getmetatable(log) ~= promptlog.Log then   -- (another object with record_call: written now, as it will)
-    local ok, id, lerr = core_pcall(log.record_call, log, params, res, err, info)
+    local ok, id, lerr = pcall_passing_interrupts(log.record_call, log, params, res, err, info)
     return outcome(client, not ok and id or id == nil and lerr or nil)
   end
-  local ok, entry = core_pcall(promptlog.call_entry, params, res, err, info)
+  local ok, entry = pcall_passing_interrupts(promptlog.call_entry, params, res, err, info)
   if not ok then return outcome(client, entry) end
   entry.created_at = store.now_iso()   -- (the time of the call's end, however late it is written)
   if client._log_pending then flush(client, log, wait_ms, outcome) end   -- (the older rows first)
   local queue = client._log_pending
   if queue == nil then   -- (none waits: this one is written now)
-    local wok, id, werr = core_pcall(write, log, { entry = entry, info = info }, wait_ms)
+    local wok, id, werr = pcall_passing_interrupts(write, log, { entry = entry, info = info }, wait_ms)
     local why = not wok and id or id == nil and werr
     if not (why and locked(why)) then return outcome(client, why or nil) end
     queue = {}

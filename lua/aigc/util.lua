@@ -124,6 +124,25 @@ function M.reraise_memory (e)
   if type(e) == "string" and e:find("not enough memory", 1, true) then error(e, 0) end
 end
 
+local compat_xpcall = require("aigc.compat").xpcall
+local keep_interrupt, is_interrupt = core.keep_interrupt, core.is_interrupt
+
+local function passing_interrupts (ok, ...)
+  if not ok and is_interrupt((...)) then error((...), 0) end
+  return ok, ...
+end
+
+--- `pcall(f, ...)`, except that an error raised in a debug hook (a host's
+-- watchdog, lua.c's Ctrl-C) is raised on, untouched, as the C core lets it
+-- through: for the calls that drop or report what they catch (a log
+-- write, the usage count). Through xpcall with a C message handler, so a
+-- function that yields its task (a log object's, a cache's own) still can.
+-- @tparam function f
+-- @return pcall's results
+function M.pcall_passing_interrupts (f, ...)
+  return passing_interrupts(compat_xpcall(f, keep_interrupt, ...))
+end
+
 --- Raises for the value at `path` of argument `argn`:
 -- `bad argument #1 to 'chat' (params.temperature: number expected, got string)`.
 -- @tparam string fname
