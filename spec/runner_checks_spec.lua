@@ -6,6 +6,7 @@
 local cjson = require "cjson"
 local cli = require "cli"
 local devserver = require "devserver"
+local luachild = require "luachild"
 local proc = require "procutil"
 local runfile = require "aigc.runfile"
 local runner = require "aigc.runner"
@@ -135,5 +136,35 @@ describe("aigc.runner resuming after the judging changed", function ()
     local s = assert(runner.run { client = client, out = out, assert = { { type = "contains", value = "x" } },
                                   cases = { { id = "a", prompt = "Echo: x" } } })
     assert.same({ 1, 1 }, { #srv:requests(), s.skipped })
+  end)
+
+  -- A kept answer judged again as the run starts writes its new line
+  -- there: a results file it could not write (a full disk; here a file
+  -- size limit) raised out of runner.run, where every other write failure
+  -- is nil, err.
+  it("a results file it cannot write while judging a kept answer again: nil, err, not a raise", function ()
+    local out = dir .. "/r.jsonl"
+    local cases = {}
+    for i = 1, 4 do cases[i] = { id = "c" .. i, prompt = "Echo: paris " .. ("x"):rep(100) } end
+    assert(runner.run { client = client, out = out, cases = cases })
+    assert.is_true(#cli.read(out) > 512)   -- (past `ulimit -f 1`: the next write fails)
+    local wrapper = dir .. "/lua-full-disk"   -- (a write past `ulimit -f` fails with EFBIG, as on a full disk)
+    cli.write(wrapper, "#!/bin/sh\ntrap '' XFSZ\nulimit -f 1\nexec '" .. luachild.interpreter() .. "' \"$@\"\n")
+    os.execute("chmod 755 '" .. wrapper .. "'")
+    local r = luachild.run([[
+      local aigc, runner = require "aigc", require "aigc.runner"
+      local c = aigc.client { base_url = arg[1], max_retries = 0 }   -- (as the first run's: the same requests)
+      local cases = {}
+      for i = 1, 4 do cases[i] = { id = "c" .. i, prompt = "Echo: paris " .. ("x"):rep(100) } end
+      local ok, s, err = pcall(runner.run, { client = c, out = arg[2], cases = cases,
+                                             assert = { { type = "contains", value = "london" } } })
+      print(ok, s, type(err) == "table" and err.kind, type(err) == "table" and err.message or err)
+      c:close()
+    ]], { args = { srv.base_url, out }, lua = wrapper })
+    assert.equal(0, r.status, r.stderr)
+    local ok, s, kind, message = r.stdout:match("^(%S+)\t(%S+)\t(%S+)\t([^\n]*)")
+    assert.same({ "true", "nil", "runner" }, { ok, s, kind }, r.stdout)
+    assert.matches("cannot write " .. out .. ": ", message, 1, true)
+    assert.equal(4, #srv:requests())   -- (judged again: no request)
   end)
 end)

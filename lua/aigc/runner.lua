@@ -87,6 +87,12 @@ M.JUDGE_PROMPT = "You are grading an answer against criteria."
 
 local run_error, id_key = runfile.run_error, runfile.id_key
 
+-- Whether `e`, raised inside the run, is an aigc error (a results file it
+-- cannot write), which run returns, rather than a callback's, which it raises.
+local function runner_error (e)
+  return type(e) == "table" and getmetatable(e) == getmetatable(run_error(""))
+end
+
 --- Reads a JSONL file of cases: `aigc.runfile.read_cases`.
 -- @function read_cases
 M.read_cases = runfile.read_cases
@@ -338,7 +344,13 @@ function Run:judge_again (c, key, prev)
   r.latency_ms, r.batch_id, r.strategy = line.latency_ms, line.batch_id, line.strategy
   self.summary.skipped, self.summary.judged_again = self.summary.skipped + 1, (self.summary.judged_again or 0) + 1
   self.remaining = self.remaining + 1
-  self:finish(job, r)
+  -- (a results file it cannot write -- a full disk -- stops the run, nil, err, as
+  -- when a case run now cannot be written: it raised out of run)
+  local fok, ferr = task.pcall(self.finish, self, job, r)
+  if not fok then
+    if not runner_error(ferr) then error(ferr, 0) end   -- (on_result raised: so does run)
+    self.fatal = self.fatal or ferr
+  end
   return true
 end
 
@@ -606,7 +618,7 @@ function Run:admit ()
     end
   end
   local queue = self.queue
-  while true do
+  while not self.fatal do   -- (a run that stops starts no more cases)
     if self.head > #queue then
       if not (self.source and self:pull()) then
         if self.source then wait = 0 end   -- (more to read: the next step goes on at once)
@@ -721,12 +733,6 @@ function run_spooled (spec, cases)
     error(summary, 0)
   end
   return summary, err
-end
-
--- Whether `e`, raised inside the run, is an aigc error (a results file it
--- cannot write), which run returns, rather than a callback's, which it raises.
-local function runner_error (e)
-  return type(e) == "table" and getmetatable(e) == getmetatable(run_error(""))
 end
 
 function run_cases (spec, cases, hold)
