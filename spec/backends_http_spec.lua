@@ -18,6 +18,10 @@ local SERVER = [=[
     ["bom-sse"] = { "200 OK", SSE, BOM .. CHUNK .. "data: [DONE]\n\n" },
     ["bom-json-as-sse"] = { "200 OK", SSE, BOM .. REPLY },
     ["bom-unlabelled"] = { "200 OK", nil, BOM .. REPLY },
+    -- (the 4th: the body's first bytes sent alone, the rest after a pause: two reads)
+    ["split-bom-json-as-sse"] = { "200 OK", SSE, BOM .. REPLY, 1 },
+    ["split-bom-unlabelled"] = { "200 OK", nil, BOM .. REPLY, 2 },
+    ["split-bom-sse"] = { "200 OK", SSE, BOM .. CHUNK .. "data: [DONE]\n\n", 1 },
   }
   local function json_string (s)
     return '"' .. s:gsub('[%c"\\]', function (c) return string.format("\\u%04x", c:byte()) end) .. '"'
@@ -42,8 +46,13 @@ local SERVER = [=[
       case = { "400 Bad Request", J, '{"error":{"message":' .. json_string(head[1]) .. '}}' }
     end
     case = case or { "404 Not Found", J, '{"error":{"message":"no such case"}}' }
+    local split = case[4] or #case[3]
     c:send("HTTP/1.1 " .. case[1] .. "\r\n" .. (case[2] and "Content-Type: " .. case[2] .. "\r\n" or "")
-           .. "Content-Length: " .. #case[3] .. "\r\nConnection: close\r\n\r\n" .. case[3])
+           .. "Content-Length: " .. #case[3] .. "\r\nConnection: close\r\n\r\n" .. case[3]:sub(1, split))
+    if split < #case[3] then
+      require("socket").sleep(0.05)
+      c:send(case[3]:sub(split + 1))
+    end
     c:close()
   end
 ]=]
@@ -94,6 +103,21 @@ describe("a server", function ()
         assert.same({ "Hi", "c1", "Hi" }, { res.text, res.id, table.concat(deltas) })
       end
       res, err = chat("bom-json-as-sse")   -- (not asked to stream)
+      assert.is_nil(err)
+      assert.equal("Hi", res.text)
+    end)
+
+    -- The body's kind was judged from the first read alone: a mark split
+    -- across two reads (EF, then BB BF {...}) was no JSON's start, and a
+    -- JSON reply to a stream was read as events (kind stream).
+    it("split across the first two reads: a JSON reply to a stream is JSON, a stream's events are events", function ()
+      for _, model in ipairs { "split-bom-json-as-sse", "split-bom-unlabelled", "split-bom-sse" } do
+        local deltas = {}
+        local res, err = chat(model, { stream = function (d) deltas[#deltas + 1] = d end })
+        assert.is_nil(err, model)
+        assert.same({ "Hi", "c1", "Hi" }, { res.text, res.id, table.concat(deltas) }, model)
+      end
+      local res, err = chat("split-bom-json-as-sse")   -- (not asked to stream)
       assert.is_nil(err)
       assert.equal("Hi", res.text)
     end)

@@ -310,12 +310,30 @@ static int on_other_event (aigc_request *r, const aigc_sse_event *ev) {
   return 0;
 }
 
-/* The first byte of a body's first bytes after a BOM and blanks (0: only blanks). */
-static char first_byte (const char *first, size_t n) {
-  size_t i = n >= 3 && memcmp(first, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;   /* (a BOM: response.c) */
+#define BOM "\xEF\xBB\xBF"   /* (a UTF-8 byte order mark, dropped before JSON: response.c) */
+
+/* How many bytes of a BOM the body's bytes held undecided (r->resp) are:
+   1 or 2 (0: none, or blanks). */
+static size_t held_bom (const aigc_buf *held) {
+  return held->len > 0 && held->len < 3 && memcmp(held->data, BOM, held->len) == 0 ? held->len : 0;
+}
+
+/* The first byte of a body's first bytes (after those `held` from an
+   earlier read) after a BOM and blanks (0: only blanks; -1: the start of a
+   BOM only, so far: a mark split across reads is told by the next ones). */
+static int first_byte (const aigc_buf *held, const char *first, size_t n) {
+  size_t h = held_bom(held), h0 = h, i = 0;
+  while (h < 3 && i < n && first[i] == BOM[h])
+    h++, i++;
+  if (h > 0 && h < 3 && i == n)
+    return -1;
+  if (h < 3 && h0 > 0)
+    return (unsigned char)BOM[0];   /* (no mark after all: a byte no JSON starts with) */
+  if (h < 3)
+    i = 0;
   while (i < n && (first[i] == ' ' || first[i] == '\n' || first[i] == '\r' || first[i] == '\t'))
     i++;
-  return i < n ? first[i] : 0;
+  return i < n ? (unsigned char)first[i] : 0;
 }
 
 /*
@@ -329,7 +347,7 @@ static char first_byte (const char *first, size_t n) {
 */
 static void decide_mode (aigc_request *r, const char *first, size_t n) {
   const char *ct;
-  char c;
+  int c;
   r->mode_decided = 1;
   r->sse = 0;
   if ((r->xb.sink == AIGC_SINK_FILE || r->xb.sink == AIGC_SINK_CHUNKS) && r->xb.sink_audio
@@ -338,7 +356,7 @@ static void decide_mode (aigc_request *r, const char *first, size_t n) {
   if (r->status < 200 || r->status >= 300)
     return;
   ct = aigc_headers_find(&r->hdrs, "content-type", NULL);
-  c = first_byte(first, n);
+  c = first_byte(&r->resp, first, n);
   if (!r->stream) {
     /* (servers whose "stream" defaults to true, or that ignore it:
        mini-sglang; their chunks, accumulated, are the reply. A body that
@@ -346,7 +364,7 @@ static void decide_mode (aigc_request *r, const char *first, size_t n) {
        next bytes do, and the blanks mean nothing either way.) */
     r->sse = (r->kind == AIGC_KIND_CHAT || r->kind == AIGC_KIND_COMPLETION) && ct != NULL
              && aigc_body_type_has(ct, "event-stream") && c != '{' && c != '[';
-    if (r->sse && c == 0)
+    if (r->sse && c <= 0)
       r->sse = r->mode_decided = 0;
     return;
   }
@@ -360,6 +378,8 @@ static void decide_mode (aigc_request *r, const char *first, size_t n) {
     r->xb.sink_diverted = r->xb.events_raw = 1;
   else
     r->sse = c != '{' && c != '[';
+  if (r->sse && c < 0)   /* (a BOM's start only: kept in r->resp until the next bytes tell) */
+    r->sse = r->mode_decided = 0;
 }
 
 /* SSE bytes: parsed into events, queued for the loop. */
@@ -434,8 +454,15 @@ static size_t on_write (char *ptr, size_t size, size_t nmemb, void *ud) {
   size_t n = size * nmemb;
   if (hold_for_next_turn(r, n))
     return CURL_WRITEFUNC_PAUSE;
-  if (!r->mode_decided)
+  if (!r->mode_decided) {
     decide_mode(r, ptr, n);
+    /* (a BOM's start held from an earlier read, and events after all: the parser gets it first) */
+    if (r->sse && held_bom(&r->resp) > 0) {
+      if (write_sse(r, r->resp.data, r->resp.len) == 0)
+        return 0;
+      aigc_buf_clear(&r->resp);
+    }
+  }
   r->received += n;
   if (r->received > r->max_bytes) {
     r->abort_reason = AIGC_ABORT_LIMIT;
