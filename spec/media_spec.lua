@@ -119,6 +119,25 @@ describe("media (issue 15)", function ()
       assert.has_error(function () res:save(dir, 5) end)
     end)
 
+    -- overwrite = false checked the paths, then renamed each image into
+    -- place: a file another process made at a path in between (here while
+    -- the first image downloads) was replaced.
+    it("overwrite = false: a file made at a path after the check is not replaced (kind io)", function ()
+      local res = assert(client:images_generate { prompt = "a cat", size = "16x16", model = "dall-e-2", n = 2 })
+      assert.is_string(res.data[1].url)
+      res.data[2].bytes = "the second image"   -- (written at once, after the download)
+      local f = res:save_async(dir .. "/race-%d.png", { overwrite = false })
+      assert.equal("running", f:status())   -- (the paths checked; the first image downloading)
+      write_all(dir .. "/race-2.png", "another process's picture")
+      while client:step(0.05) > 0 do end
+      local paths, err = f:result()
+      assert.is_nil(paths)
+      assert.equal("io", err.kind)
+      assert.matches("race-2.png: a file is there already (overwrite = false)", err.message, 1, true)
+      assert.equal("another process's picture", read_all(dir .. "/race-2.png"))
+      assert.is_false(exists(dir .. "/race-2.png.part"))
+    end)
+
     -- overwrite = false asked whether a path was taken by opening it: a FIFO
     -- there blocked the save (and the host) for ever.
     it("overwrite = false with a FIFO at a path: that path is taken (kind io), not opened", function ()

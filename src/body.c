@@ -360,6 +360,31 @@ int aigc_body_write_file (aigc_body *b, const char *p, size_t n) {
   return 0;
 }
 
+/*
+** The whole part file put at path, never over a file there (no_replace):
+** link(2) fails EEXIST whenever a file is there, whoever made it and when
+** (a check, then a rename, replaced a file another process made in
+** between); the part name then unlinked. A filesystem without hard links
+** (link fails otherwise, nothing at path): a rename, not atomic there.
+*/
+static int commit_no_replace (aigc_body *b) {
+  struct stat there;
+  int e;
+  if (link(b->part_path, b->path) == 0) {
+    unlink(b->part_path);
+    return 0;
+  }
+  e = errno;
+  if (e != EEXIST && lstat(b->path, &there) != 0 && errno == ENOENT) {
+    if (rename(b->part_path, b->path) == 0)
+      return 0;
+    e = errno;
+  }
+  b->sink_errno = e ? e : EIO;
+  unlink(b->part_path);
+  return -1;
+}
+
 int aigc_body_commit (aigc_body *b) {
   struct stat mine;
   if (b->sink_errno != 0)
@@ -384,6 +409,8 @@ int aigc_body_commit (aigc_body *b) {
     b->sink_replaced = 1;
     return -1;
   }
+  if (b->no_replace)
+    return commit_no_replace(b);
   if (rename(b->part_path, b->path) != 0) {
     b->sink_errno = errno ? errno : EIO;
     unlink(b->part_path);

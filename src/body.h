@@ -88,6 +88,7 @@ typedef struct aigc_body {
   size_t written;           /* bytes sunk by this attempt */
   int sink_errno;           /* the file could not be opened/written: errno */
   unsigned part_mode;       /* the part file's mode, whatever the umask (0: 0666 less the umask) */
+  int no_replace;           /* never over a file at path (res:save's overwrite = false): link(2) */
   int sink_replaced;        /* another download to the path replaced the part file */
   const char *sink_kind;    /* the path is no regular file: what it is ("a FIFO") */
   int sink_audio;           /* {path =, audio = true} or {sink = fn, audio = true}: a

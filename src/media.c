@@ -103,7 +103,9 @@ static int media_f32 (lua_State *L) {
 ** file overwritten with the image) and blocked for ever on a FIFO. Nothing
 ** here allocates from Lua between the body's set-up and its free.
 ** media.save(path, bytes, mode): the file made with that mode (0600 for a
-** private one), whatever the umask, before a byte is written.
+** private one), whatever the umask, before a byte is written (mode nil or
+** 0: 0666 less the umask). media.save(path, bytes, mode, true): never over
+** a file at path, whatever made it since the caller looked (body.c).
 */
 static int media_save (lua_State *L) {
   size_t plen, n;
@@ -120,12 +122,15 @@ static int media_save (lua_State *L) {
   if (aigc_body_set_path(&b, path) != 0)
     return luaL_error(L, "not enough memory");
   b.part_mode = (unsigned)mode;
+  b.no_replace = lua_toboolean(L, 4);
   failed = aigc_body_write_file(&b, bytes, n) != 0 || aigc_body_commit(&b) != 0;
   /* (the image's path: its part file is no name of the caller's; and not the
      sink's advice for a FIFO or a device, a function as `to`: save has none) */
   if (failed && b.sink_kind != NULL && b.sink_kind[0] == 'a' && b.sink_kind[1] == ' ')
     snprintf(msg, sizeof msg, "could not write %.700s: it is %s%s", b.path, b.sink_kind,
              strcmp(b.sink_kind, "a directory") == 0 ? "" : ", not a regular file");
+  else if (failed && b.no_replace && b.sink_errno == EEXIST && !b.sink_replaced)
+    snprintf(msg, sizeof msg, "could not write %.700s: a file is there already (overwrite = false)", b.path);
   else if (failed)
     snprintf(msg, sizeof msg, "could not write %.700s: %s", b.path, aigc_body_sink_error(&b, eb, sizeof eb));
   aigc_body_free(&b);   /* (a part file left by a failed write: removed) */

@@ -86,7 +86,7 @@ M.is_http_url = is_http_url
 -- Writes image i of a result to path: its bytes, or its url downloaded
 -- through the client it came from (straight to the file); in the task of
 -- save_async's future `f`, a download it tracks (its cancel reaches it).
-local function write_image (client, i, item, path, f)
+local function write_image (client, i, item, path, f, no_replace)
   if type(item) ~= "table" then
     return nil, core.error { kind = "parse",
                              message = "image " .. i .. ": an object expected, got " .. reply.shape(item) }
@@ -111,7 +111,9 @@ local function write_image (client, i, item, path, f)
   -- or a device; written to a new path.part (a link or FIFO there is not
   -- written through), renamed into place when whole; its close checked (a
   -- full disk often fails only there), a cut image never left as one.
-  local ok, why = core.media.save(path, item.bytes)
+  -- `no_replace` (overwrite = false): never over a file made there since
+  -- the paths were checked (another process's: link(2), not a rename).
+  local ok, why = core.media.save(path, item.bytes, nil, no_replace)
   if not ok then return nil, call.io_error(why) end
   return true
 end
@@ -176,7 +178,7 @@ local function save_images (self, target, opts, f)
   end
   for i, item in ipairs(type(self.data) == "table" and self.data or {}) do
     if f and f:canceled() then return nil end
-    local ok, werr = write_image(owner_of(self), i, item, paths[i], f)
+    local ok, werr = write_image(owner_of(self), i, item, paths[i], f, opts.overwrite == false)
     if not ok then return nil, werr end
   end
   return paths
