@@ -9,10 +9,10 @@ local luachild = require "luachild"
 local procutil = require "procutil"
 local mode = procutil.mode
 
--- The files in `dir`, but the cache's format mark (`.format2`).
+-- The files in `dir`, but the cache's format marks (`.format2`, `.format2-began`).
 local function list (dir)
   local names, p = {}, assert(io.popen("ls -A " .. procutil.quote(dir)))
-  for name in p:lines() do if name ~= ".format2" then names[#names + 1] = name end end
+  for name in p:lines() do if not name:find("^%.format2") then names[#names + 1] = name end end
   p:close()
   return names
 end
@@ -321,6 +321,30 @@ describe("the response cache's entries of an earlier key format", function ()
     local again = cache.new { dir = folder }
     assert.equal("kept", again:get("k").text)
     assert.equal(3, #list(folder))
+  end)
+
+  -- Two processes opening a fresh folder at once: the later one had found
+  -- no `.format2` before the other made it, and removed every entry, the
+  -- ones the other had written since too. Now only those older than the
+  -- first one's start (`.format2-began`, made once) go.
+  it("a cache that found no mark while another opened the folder removes the old entries, not the other's", function ()
+    local folder = dir .. "/c"
+    os.execute("mkdir '" .. folder .. "'")
+    cli.write(folder .. "/0123456789abcdef.json", '{"key":"old","time":1,"value":"{}"}')
+    local first = cache.new { dir = folder }
+    assert.same({}, list(folder))
+    -- (the first one began 10 s ago: its entry is newer than that, as any it writes later)
+    assert(procutil.execute("touch -d @" .. (os.time() - 10) .. " '" .. folder .. "/.format2-began'"))
+    first:put("k", { text = "the first one's" })
+    cli.write(folder .. "/fedcba9876543210.json", '{"key":"old too","time":1,"value":"{}"}')
+    assert(procutil.execute("touch -d @" .. (os.time() - 3600) .. " '" .. folder .. "/fedcba9876543210.json'"))
+    os.remove(folder .. "/.format2")   -- (the second one looked before the first one made it)
+    local second = cache.new { dir = folder }
+    local got = second:get("k")
+    assert.is_table(got, "the first one's entry was removed")
+    assert.equal("the first one's", got.text)
+    assert.equal(1, #list(folder))   -- (the old entry, older than the first one's start: gone)
+    assert.equal("file", require("aigc.core").file_kind(folder .. "/.format2"))
   end)
 end)
 

@@ -414,15 +414,34 @@ end
 -- for ever -- those of the first format with the unsalted hashes of the
 -- calls' keys ("[secret HASH]"), which a short key was found again from.
 -- The first cache of this format to open a folder without its file removes
--- every entry in it (ours only), once; then makes the file. Bump the name
--- when the key changes again.
+-- the entries in it (ours only) older than FORMAT-began, which the first of
+-- them makes (exclusive: its time is when this format first came); then
+-- makes the file. (Every entry was removed: two processes opening a fresh
+-- folder at once, the later one removed the entries the other had written
+-- since, of this format.) A cache killed in between: the next one does it
+-- again, from the same time. Bump the name when the key changes again.
 local FORMAT = ".format2"
+
+-- A file's modification time as disk_entries reads its entries' (nil: none).
+local function file_time (dir, name)
+  local p = io.popen("find -H " .. shell_quote(dir) .. " -maxdepth 1 -name " .. shell_quote(name)
+                     .. " -printf '%T@' 2>/dev/null")
+  local t = p and util.number(p:read("*a") or "")
+  if p then p:close() end
+  return t
+end
 
 function drop_old_format (dir)
   if core.file_kind(dir .. "/" .. FORMAT) then return end
-  for _, e in ipairs(disk_entries(dir)) do os.remove(e.path) end
-  local f = io.open(dir .. "/" .. FORMAT, "wb")
-  if f then f:close() end
+  core.create_private(dir .. "/" .. FORMAT .. "-began", true)   -- (there already: kept as it is)
+  local began = file_time(dir, FORMAT .. "-began")
+  if not began then return end
+  -- (not newer: a file's time is the kernel's tick, and an old entry written in the tick
+  -- FORMAT-began was made stays else; a new one then is a miss, at worst)
+  for _, e in ipairs(disk_entries(dir)) do
+    if e.t and e.t <= began then os.remove(e.path) end
+  end
+  core.create_private(dir .. "/" .. FORMAT)
 end
 
 --- Removes the oldest disk entries while they hold more than
