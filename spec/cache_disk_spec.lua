@@ -255,10 +255,13 @@ describe("the response cache on disk", function ()
     local root = procutil.first_line("pwd")
     local cpath = (os.getenv("AIGC_CPATH") or "./?.so"):gsub("^%./", "")
     local wrapper = dir .. "/lua-in-sandbox"
+    -- (the ASan suites' interpreter is a path in this checkout, build/asan/lua: from the sandbox, made absolute)
+    local interpreter = luachild.interpreter()
+    if interpreter:find("/", 1, true) and interpreter:sub(1, 1) ~= "/" then interpreter = root .. "/" .. interpreter end
     cli.write(wrapper, "#!/bin/sh\ncd " .. procutil.quote(sandbox) .. " || exit 9\n"
       .. "LUA_PATH=" .. procutil.quote(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;") .. " "
       .. "LUA_CPATH=" .. procutil.quote(root .. "/" .. cpath .. ";;") .. " "
-      .. "exec " .. procutil.quote(luachild.interpreter()) .. " \"$@\"\n")
+      .. "exec " .. procutil.quote(interpreter) .. " \"$@\"\n")
     os.execute("chmod 755 " .. procutil.quote(wrapper))
     local r = luachild.run([[
       local c = require("aigc.cache").new { dir = "-delete", max_disk_bytes = 1000, ttl = 1 }
