@@ -22,6 +22,12 @@ local SERVER = [=[
     ["split-bom-json-as-sse"] = { "200 OK", SSE, BOM .. REPLY, 1 },
     ["split-bom-unlabelled"] = { "200 OK", nil, BOM .. REPLY, 2 },
     ["split-bom-sse"] = { "200 OK", SSE, BOM .. CHUNK .. "data: [DONE]\n\n", 1 },
+    -- (keep-alive blank lines alone in the first read, then the reply: llama.cpp's, a proxy's)
+    ["blanks-json-as-sse"] = { "200 OK", SSE, "\n\n" .. REPLY, 2 },
+    ["blanks-unlabelled"] = { "200 OK", nil, "\r\n\r\n" .. REPLY, 4 },
+    ["blanks-error-as-sse"] = { "200 OK", SSE, "\n\n" .. '{"error":{"message":"context too long","type":"server_error"}}', 2 },
+    ["blanks-sse"] = { "200 OK", SSE, "\n\n" .. CHUNK .. "data: [DONE]\n\n", 2 },
+    ["blanks-split-sse"] = { "200 OK", SSE, "\r" .. CHUNK .. "data: [DONE]\n\n", 1 },
   }
   local function json_string (s)
     return '"' .. s:gsub('[%c"\\]', function (c) return string.format("\\u%04x", c:byte()) end) .. '"'
@@ -120,6 +126,35 @@ describe("a server", function ()
       local res, err = chat("split-bom-json-as-sse")   -- (not asked to stream)
       assert.is_nil(err)
       assert.equal("Hi", res.text)
+    end)
+  end)
+
+  -- The body's kind was judged from the first read alone: keep-alive blank
+  -- lines there (and nothing else) made any reply an event stream, and a
+  -- JSON reply after them failed as kind stream ("no [DONE]").
+  describe("whose first read is only blank lines", function ()
+    it("gives a JSON reply after them to a stream, labelled text/event-stream or not labelled", function ()
+      for _, model in ipairs { "blanks-json-as-sse", "blanks-unlabelled" } do
+        local deltas = {}
+        local res, err = chat(model, { stream = function (d) deltas[#deltas + 1] = d end })
+        assert.is_nil(err, model)
+        assert.same({ "Hi", "c1", "Hi" }, { res.text, res.id, table.concat(deltas) }, model)
+      end
+    end)
+
+    it("gives a JSON error body after them as the server's error, not kind stream", function ()
+      local res, err = chat("blanks-error-as-sse", { stream = function () end })
+      assert.is_nil(res)
+      assert.same({ "api", "context too long" }, { err.kind, err.message })
+    end)
+
+    it("still gives a stream's events after them, a line end split across the reads too", function ()
+      for _, model in ipairs { "blanks-sse", "blanks-split-sse" } do
+        local deltas = {}
+        local res, err = chat(model, { stream = function (d) deltas[#deltas + 1] = d end })
+        assert.is_nil(err, model)
+        assert.same({ "Hi", "c1", "Hi" }, { res.text, res.id, table.concat(deltas) }, model)
+      end
     end)
   end)
 

@@ -378,7 +378,9 @@ static void decide_mode (aigc_request *r, const char *first, size_t n) {
     r->xb.sink_diverted = r->xb.events_raw = 1;
   else
     r->sse = c != '{' && c != '[';
-  if (r->sse && c < 0)   /* (a BOM's start only: kept in r->resp until the next bytes tell) */
+  /* (a BOM's start only, or blanks only -- keep-alives before a JSON error
+     or reply: kept in r->resp until the next bytes tell) */
+  if (r->sse && c <= 0)
     r->sse = r->mode_decided = 0;
 }
 
@@ -456,8 +458,8 @@ static size_t on_write (char *ptr, size_t size, size_t nmemb, void *ud) {
     return CURL_WRITEFUNC_PAUSE;
   if (!r->mode_decided) {
     decide_mode(r, ptr, n);
-    /* (a BOM's start held from an earlier read, and events after all: the parser gets it first) */
-    if (r->sse && held_bom(&r->resp) > 0) {
+    /* (a BOM's start or blanks held from earlier reads, and events after all: the parser gets them first) */
+    if (r->sse && r->resp.len > 0) {
       if (write_sse(r, r->resp.data, r->resp.len) == 0)
         return 0;
       aigc_buf_clear(&r->resp);
