@@ -223,6 +223,24 @@ describe("a server", function ()
       c:close()
     end)
 
+    -- Expect set to aigc.null dropped aigc's own "Expect:" line (which keeps
+    -- libcurl from adding one): a body over 1 MiB went with libcurl's
+    -- "Expect: 100-continue", and a server that never answers 100 held
+    -- each such call a second.
+    it("no Expect line with Expect set to aigc.null, by the client or by one call, a body over 1 MiB too", function ()
+      local big = { { role = "user", content = ("x"):rep(1100 * 1024) } }
+      local c = aigc.client { base_url = srv.base_url, max_retries = 0, timeout = 30,
+                              headers = { Expect = aigc.null } }
+      local heads = { sent({ messages = big }, c):lower(),
+                      sent({ messages = big, headers = { Expect = aigc.null } }):lower(),
+                      sent({ messages = big, extra_headers = { Expect = aigc.null, ["X-Other"] = "1" } }, c):lower() }
+      c:close()
+      for i, head in ipairs(heads) do
+        assert.is_nil(head:find("\nexpect:", 1, true), i .. ": " .. head)
+        assert.matches("\ncontent%-length: 11%d%d%d%d%d\n", head)
+      end
+    end)
+
     it("no default header set to aigc.null, by the client or by one call (the README's promise)", function ()
       local c = aigc.client { base_url = srv.base_url, api_key = "sk-http-0123456789", organization = "org-1",
                               max_retries = 0, timeout = 30, headers = { ["User-Agent"] = aigc.null } }

@@ -188,8 +188,9 @@ local function call_headers (self, params, token, form)
       local lower = name:lower()
       if value == null then
         -- (a JSON body's Content-Type removed: "Content-Type:", libcurl's way to send none -- with no
-        -- line it sent its own x-www-form-urlencoded; a form's: no line, libcurl's multipart one)
-        lines[lower] = lower == "content-type" and not form and "Content-Type:" or nil
+        -- line it sent its own x-www-form-urlencoded; a form's: no line, libcurl's multipart one.
+        -- Expect: "Expect:", or libcurl sent its own 100-continue with a body over 1 MiB)
+        lines[lower] = not (form and lower == "content-type") and setup.REMOVED_LINE[lower] or nil
         if lines[lower] and self._hlines[lower] == nil then extra[#extra + 1] = lower end
       else
         if lines[lower] == nil and self._hlines[lower] == nil then extra[#extra + 1] = lower end

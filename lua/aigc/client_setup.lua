@@ -317,6 +317,11 @@ end
 
 -- The default headers, in order: (names, lines) with lower-case names as
 -- keys of lines ("Name: value"); names are merged case-insensitively.
+--- The line that removes a header libcurl would otherwise add of its own
+-- (lower-case name -> "Name:"): a header set to `aigc.null` sends this.
+local REMOVED_LINE = { ["content-type"] = "Content-Type:", expect = "Expect:" }
+M.REMOVED_LINE = REMOVED_LINE
+
 local function default_headers (opts, azure, api_key, ad_token)
   local names, lines = {}, {}
   local function set (name, value)
@@ -344,9 +349,10 @@ local function default_headers (opts, azure, api_key, ad_token)
     if value == null then lines[name:lower()] = nil else set(name, value) end
   end
   -- (Content-Type removed: "Content-Type:", libcurl's way to send none; with no line libcurl sent
-  -- application/x-www-form-urlencoded with the JSON. A form's call removes the line: multipart's own)
-  if lines["content-type"] == nil then
-    lines["content-type"] = "Content-Type:"
+  -- application/x-www-form-urlencoded with the JSON. A form's call removes the line: multipart's own.
+  -- Expect removed: "Expect:" too, or libcurl sent its own 100-continue with a body over 1 MiB)
+  for key, line in pairs(REMOVED_LINE) do
+    if lines[key] == nil then lines[key] = line end
   end
   return names, lines
 end
