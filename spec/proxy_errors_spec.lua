@@ -80,6 +80,14 @@ describe("a connection error through a proxy", function ()
       { "[::1]", "::1", false },
       { "[::1]", "[::1]", true },
       { "[::1]", "fd00::/8", true },
+      -- a host in another numeric form is the address libcurl's URL parser makes of it, no name
+      { "127.1", "127.0.0.1", false },
+      { "0x7f.0.0.1", "127.0.0.0/8", false },
+      { "2130706433", "127.0.0.1", false },
+      { "0177.0.0.01", "127.0.0.1", false },
+      { "127.0.1", "localhost 127.0.0.1", false },
+      { "127.0.0.1", "127.1", true },           -- (an entry is never made an address so)
+      { "127.1", "127.1", true },
     } do
       local m = message("http://" .. case[1] .. ":" .. port .. "/v1", nil, { http_proxy = proxy, no_proxy = case[2] })
       local through = m:find("port " .. closed, 1, true) ~= nil

@@ -218,6 +218,33 @@ local function cidr4_match (host_ip, entry)
   return math.floor(host_ip / span) == math.floor(ipv4(ip) / span)
 end
 
+-- A host as libcurl's URL parser leaves it (urlapi.c's ipv4_normalize,
+-- before $no_proxy is read): one to four numbers, each decimal, octal (a
+-- leading 0) or hex (0x), the last one filling the bytes left, as
+-- inet_aton reads them ("127.1", "0x7f.0.0.1", "2130706433", "0177.0.0.01")
+-- are the IPv4 address they make, dotted; any other host stays as it was.
+local function numeric_host (host)
+  local parts = {}
+  for part in (host .. "."):gmatch("([^.]*)%.") do
+    local v = part:match("^0[xX](%x+)$") and tonumber(part:sub(3), 16)
+      or part:match("^0[0-7]*$") and tonumber(part, 8) or part:match("^[1-9]%d*$") and tonumber(part)
+    if not v or v > 4294967295 or #parts == 4 then return host end
+    parts[#parts + 1] = v
+  end
+  local n, last = #parts, parts[#parts]
+  if last > 256 ^ (5 - n) - 1 then return host end
+  local bytes = {}
+  for i = 1, n - 1 do
+    if parts[i] > 255 then return host end
+    bytes[i] = parts[i]
+  end
+  for i = 4, n, -1 do   -- (the last number's bytes, lowest last)
+    bytes[i] = last % 256
+    last = math.floor(last / 256)
+  end
+  return table.concat(bytes, ".")
+end
+
 local function no_proxy_for (host, list)
   if list == nil or list == "" then return false end
   if list == "*" then return true end
@@ -250,7 +277,8 @@ function M.proxy_shown (base_url, proxy)
   local scheme, authority = base_url:lower():match("^(%a+)://([^/?#]*)")
   if not scheme then return nil end
   local host = authority:gsub("^.*@", "")
-  host = host:match("^%[([^%%%]]*)") or host:gsub(":%d*$", "")   -- (an IPv6 literal without its zone, as libcurl)
+  -- (an IPv6 literal without its zone, as libcurl; a numeric IPv4 host as its URL parser makes it)
+  host = host:match("^%[([^%%%]]*)") or numeric_host((host:gsub(":%d*$", "")))
   if no_proxy_for(host, getenv("no_proxy") or getenv("NO_PROXY")) then return nil end
   local value, from = proxy, "the proxy option"
   if value == nil then
