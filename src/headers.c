@@ -517,33 +517,93 @@ static double plain_decimal (const char *v) {
   return isfinite(d) ? d : NAN;
 }
 
-double aigc_headers_retry_after (const aigc_headers *h) {
-  const char *v;
+/* One element of a retry-after value (b..e, blanks trimmed) as seconds
+   (`ms`: in milliseconds), or NAN. */
+static double delay_of (const char *b, const char *e, int ms) {
+  char tmp[128];
+  size_t n;
   double d;
+  time_t when;
+  while (b < e && (*b == ' ' || *b == '\t'))
+    b++;
+  while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+    e--;
+  n = (size_t)(e - b);
+  if (n == 0 || n >= sizeof tmp)
+    return NAN;
+  memcpy(tmp, b, n);
+  tmp[n] = '\0';
+  d = plain_decimal(tmp);
+  if (d == d || ms)
+    return ms ? d / 1000.0 : d;
+  /* An HTTP-date starts with its day name in all three of its forms
+     (RFC 9110 5.6.7); curl_getdate alone would read a bare "-5" or
+     "0x2" as some date. A date in the past means now (0). */
+  if (!((*tmp >= 'A' && *tmp <= 'Z') || (*tmp >= 'a' && *tmp <= 'z')))
+    return NAN;
+  when = curl_getdate(tmp, NULL);
+  if (when == (time_t)-1)
+    return NAN;
+  d = difftime(when, time(NULL));
+  return d > 0 ? d : 0;
+}
+
+/* The end of the element of a list value that starts at p: the next
+   comma, or for a date whose day name a comma follows ("Sun, 06 Nov 1994
+   08:49:37 GMT", RFC 850's "Sunday, 06-Nov-94 ..."), the one after. */
+static const char *element_end (const char *p, const char *end) {
+  const char *q = p, *comma;
+  while (q < end && (*q == ' ' || *q == '\t'))
+    q++;
+  comma = q < end ? (const char *)memchr(q, ',', (size_t)(end - q)) : NULL;
+  if (comma == NULL)
+    return end;
+  while (q < comma && ((*q >= 'A' && *q <= 'Z') || (*q >= 'a' && *q <= 'z')))
+    q++;
+  if (q == comma && comma > p && comma[-1] != ' ') {   /* a day name alone */
+    const char *next = comma + 1;
+    comma = next < end ? (const char *)memchr(next, ',', (size_t)(end - next)) : NULL;
+    return comma ? comma : end;
+  }
+  return comma;
+}
+
+/*
+** The longest wait the values of header `name` ask for (NAN: none usable).
+** Every line of it counts, and every element of a line's comma-separated
+** list (HTTP's same thing: res.headers shows the lines joined with ", ",
+** a cassette replays them so): a proxy that adds its own Retry-After to
+** the server's is obeyed in both, so is the longest. (httpx joins them and
+** reads no number from "5, 7": the backoff; Node's parseFloat takes the
+** first.)
+*/
+static double longest_delay (const aigc_headers *h, const char *name, int ms) {
+  const char *p = h->buf.data, *end = p + h->buf.len;
+  size_t size = strlen(name) + 1;
+  double best = NAN;
+  if (p == NULL)
+    return NAN;
+  while (p < end) {
+    size_t psize = strlen(p) + 1;
+    const char *value = p + psize, *vend = value + strlen(value), *q = value;
+    if (psize == size && memcmp(p, name, size) == 0)
+      while (q < vend) {
+        const char *e = element_end(q, vend);
+        double d = delay_of(q, e, ms);
+        if (d == d && !(best >= d))
+          best = d;
+        q = e < vend ? e + 1 : vend;
+      }
+    p = vend + 1;
+  }
+  return best;
+}
+
+double aigc_headers_retry_after (const aigc_headers *h) {
   /* Never negative: a sign makes the value malformed (ignored, as if not
      sent); a date in the past means now (0). */
-  if ((v = aigc_headers_find(h, "retry-after-ms", NULL)) != NULL) {
-    d = plain_decimal(v);
-    if (d == d)
-      return d / 1000.0;
-  }
-  if ((v = aigc_headers_find(h, "retry-after", NULL)) != NULL) {
-    time_t when;
-    d = plain_decimal(v);
-    if (d == d)
-      return d;
-    /* An HTTP-date starts with its day name in all three of its forms
-       (RFC 9110 5.6.7); curl_getdate alone would read a bare "-5" or
-       "0x2" as some date. */
-    if (!((*v >= 'A' && *v <= 'Z') || (*v >= 'a' && *v <= 'z')))
-      return NAN;
-    when = curl_getdate(v, NULL);
-    if (when != (time_t)-1) {
-      d = difftime(when, time(NULL));
-      return d > 0 ? d : 0;
-    }
-  }
-  return NAN;
+  double d = longest_delay(h, "retry-after-ms", 1);
+  return d == d ? d : longest_delay(h, "retry-after", 0);
 }
 
 int aigc_headers_should_retry (const aigc_headers *h) {
