@@ -162,7 +162,9 @@ function M.call_credentials (params)
     if type(q) == "table" then
       for k, v in pairs(q) do
         local tv = type(v)
-        if (tv == "string" or tv == "number") and secret_param(k) then
+        -- (not "": no secret, and gsub's empty pattern put the mark between every two bytes of a
+        -- cassette's or cache's key, which then changed with the parameter's presence)
+        if (tv == "string" and v ~= "" or tv == "number") and secret_param(k) then
           secrets = secrets or {}
           secrets[#secrets + 1] = tostring(v)
           secrets[#secrets + 1] = util.urlencode(v)
