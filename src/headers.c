@@ -175,6 +175,10 @@ int aigc_headers_line (aigc_headers *h, const char *line, size_t len, long *stat
     return AIGC_HEADERS_OK;
   }
   nlen = (size_t)(colon - line);
+  /* Blanks before the colon ("X-Request-Id : req_1", which RFC 9112 has
+     a proxy remove) are no part of the name: the header is still found. */
+  while (nlen > 0 && (line[nlen - 1] == ' ' || line[nlen - 1] == '\t'))
+    nlen--;
   v = colon + 1;
   vend = line + len;
   while (v < vend && (*v == ' ' || *v == '\t'))
