@@ -93,3 +93,102 @@ describe("an odd server's reply", function ()
     end
   end)
 end)
+
+-- (child) Answers connection i with arg[i + 1]: "417" (at once, after the
+-- request's head), or a reply of that name after reading the whole body;
+-- writes each request's head lines and body size to the file arg[1].
+local REFUSER = [=[
+  local oneshot = require "oneshot"
+  local server = oneshot.listen()
+  server:settimeout(30)
+  local REPLIES = {
+    file = '{"id":"file-1","object":"file","bytes":3,"filename":"a.jsonl","purpose":"batch","created_at":1}',
+    chat = '{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,'
+           .. '"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}]}',
+  }
+  for i = 2, #arg do
+    local c = assert(server:accept())
+    c:settimeout(10)
+    local log, len = assert(io.open(arg[1], "ab")), 0
+    repeat
+      local line = assert(c:receive("*l"))
+      log:write(i - 1, ": ", line, "\n")
+      len = tonumber(line:lower():match("^content%-length: *(%d+)")) or len
+    until line == ""
+    if arg[i] == "417" then
+      c:send("HTTP/1.1 417 Expectation Failed\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
+             .. "Connection: close\r\n\r\n{}")
+    else
+      local body = len > 0 and c:receive(len) or ""
+      log:write(i - 1, " body ", #(body or ""), "\n")
+      local reply = REPLIES[arg[i]]
+      c:send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " .. #reply
+             .. "\r\nConnection: close\r\n\r\n" .. reply)
+    end
+    log:close()
+    c:close()
+  end
+]=]
+
+describe("a server that answers 417 to \"Expect: 100-continue\"", function ()
+  -- (aigc's own for an upload fed by a reader, or a caller's: libcurl sends
+  -- a request again without it only when it added it itself, and the call
+  -- failed with the 417: every reader upload through such a proxy)
+  -- A client (with `headers`) to a server giving `replies`; done() closes
+  -- both and gives the server's log.
+  local function serve (replies, headers)
+    local log = os.tmpname()
+    local args = { log }
+    for _, r in ipairs(replies) do args[#args + 1] = r end
+    local port, child = oneshot.start(REFUSER, args)
+    local c = aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", api_key = "sk-fake-expect-0123",
+                            max_retries = 0, timeout = 30, headers = headers }
+    return c, function ()
+      c:close()
+      child:wait(30)
+      local f = assert(io.open(log, "rb"))
+      local text = f:read("*a")
+      f:close()
+      os.remove(log)
+      return text
+    end
+  end
+
+  it("gets the request again without it: an upload fed by a reader (which asks it), whole", function ()
+    local c, done = serve { "417", "file" }
+    local given = 0
+    local f, err = c:files_upload { purpose = "batch",
+      file = { filename = "a.jsonl", size = 3, reader = function ()
+        given = given + 1
+        if given == 1 then return "{}\n" end
+      end } }
+    local log = done()
+    assert.is_nil(err and tostring(err))
+    assert.equal("file-1", f.id)
+    assert.matches("\n1: Expect: 100%-continue\n", "\n" .. log)
+    assert.is_nil(log:find("\n2: [Ee]xpect", 1, true), log)
+    local len = tonumber(log:match("\n2: [Cc]ontent%-[Ll]ength: (%d+)"))
+    assert.equal(len, tonumber(log:match("\n2 body (%d+)")))
+  end)
+
+  it("gets a chat again without it, the client's header or the call's", function ()
+    for _, case in ipairs { { {}, { Expect = "100-continue" } }, { { Expect = "100-Continue" }, {} } } do
+      local c, done = serve({ "417", "chat" }, case[1])
+      local res, err = c:chat { model = "m", messages = { { role = "user", content = "Hi" } }, headers = case[2] }
+      local log = done()
+      assert.is_nil(err and tostring(err))
+      assert.equal("Hi", res.text)
+      assert.matches("\n1: Expect: 100%-[Cc]ontinue\n", "\n" .. log)
+      assert.is_nil(log:find("\n2: [Ee]xpect", 1, true), log)
+    end
+  end)
+
+  it("twice: the second 417 is the call's error (sent again once only)", function ()
+    local c, done = serve { "417", "417" }
+    local res, err = c:chat { model = "m", messages = { { role = "user", content = "Hi" } },
+                              headers = { Expect = "100-continue" } }
+    done()
+    assert.is_nil(res)
+    assert.same({ "http", 417 }, { err.kind, err.status })
+  end)
+end)

@@ -454,6 +454,16 @@ static int resend_without_stream_options (lua_State *L, int eidx, aigc_request *
   return 0;
 }
 
+/* The refused expectation of aigc_retry_refused_expect: logged, sent
+   again without it (-1: no memory for that, the 417 stands). */
+static int resend_without_expect (lua_State *L, int eidx, aigc_request *r) {
+  aigc_error_log(L, eidx, aigc_log_secrets(r), "warn", "the server refused \"Expect: 100-continue\" "
+                 "(HTTP 417): sending again without it");
+  if (r->state != AIGC_RUNNING || r->easy == NULL)   /* (the log function may cancel it) */
+    return 0;
+  return aigc_retry_resend_without_expect(r);
+}
+
 /*
 ** The error on top asks for a retry: schedules it (logged) and pops the
 ** error, returning 1, unless no retry is left, the wait would pass the
@@ -567,6 +577,8 @@ static int finish_transfer (lua_State *L, int eidx, int ridx, aigc_request *r) {
     return restart_stale(L, eidx, r);
   if (aigc_retry_refused_stream_options(r))
     return resend_without_stream_options(L, eidx, r);
+  if (aigc_retry_refused_expect(r) && resend_without_expect(L, eidx, r) == 0)
+    return 0;
   if (aigc_response_outcome(L, r, &retryable))
     return end_with_result(L, eidx, ridx, r);
   if (retryable && try_retry(L, eidx, r))

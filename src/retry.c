@@ -6,6 +6,7 @@
 */
 #include <math.h>
 #include <string.h>
+#include <strings.h>
 
 #include "retry.h"
 #include "util.h"
@@ -112,4 +113,62 @@ void aigc_retry_restart_fresh (aigc_request *r) {
   r->stale++;
   curl_easy_setopt(r->easy, CURLOPT_FRESH_CONNECT, 1L);
   send_again_at(r, aigc_now() + 0.000001);
+}
+
+/*
+** A 417 to a request whose headers asked "Expect: 100-continue" (a
+** caller's header: aigc's own "Expect:" keeps libcurl from adding one):
+** the server, or a proxy, refuses the expectation, and the client should
+** repeat the request without it (RFC 9110 10.1.1). libcurl does so only
+** for an Expect it added itself. Sent again once, at once, unless a
+** reader's bytes are gone (libcurl waits for the 100 before it reads the
+** body: none are, unless the server was slower than libcurl's 1 s wait).
+*/
+static int asks_continue (const char *line) {
+  if (strncasecmp(line, "expect:", 7) != 0)
+    return 0;
+  for (line += 7; *line == ' ' || *line == '\t'; line++)
+    ;
+  return strncasecmp(line, "100-continue", 12) == 0;
+}
+
+/* The header list the attempt was sent with (transfer.c setup_easy's). */
+static const struct curl_slist *sent_headers (const aigc_request *r) {
+  const aigc_config *c = &r->roster->config;
+  return r->headers ? r->headers : (r->stream && c->stream_headers) ? c->stream_headers : c->headers;
+}
+
+int aigc_retry_refused_expect (const aigc_request *r) {
+  const struct curl_slist *p;
+  if (r->status != 417 || r->curl_code != CURLE_OK || r->expect_resent || r->delivered || r->xb.fed > 0
+      || r->roster == NULL || r->roster->closed || r->easy == NULL)
+    return 0;
+  for (p = sent_headers(r); p != NULL; p = p->next)
+    if (asks_continue(p->data))
+      return 1;
+  return 0;
+}
+
+int aigc_retry_resend_without_expect (aigc_request *r) {
+  const struct curl_slist *p;
+  struct curl_slist *list = NULL, *next;
+  for (p = sent_headers(r); p != NULL; p = p->next) {
+    if (strncasecmp(p->data, "expect:", 7) == 0)
+      continue;
+    if ((next = curl_slist_append(list, p->data)) == NULL)
+      break;
+    list = next;
+  }
+  next = p == NULL ? curl_slist_append(list, "Expect:") : NULL;
+  if (next == NULL || curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, next) != CURLE_OK) {
+    curl_slist_free_all(next != NULL ? next : list);
+    return -1;
+  }
+  curl_slist_free_all(r->headers);   /* (the call's own, if it had some: libcurl holds the new list) */
+  r->headers = next;
+  r->easy_memo.headers = next;
+  r->easy_memo.have_headers = 1;
+  r->expect_resent = 1;
+  send_again_at(r, aigc_now() + 0.000001);
+  return 0;
 }

@@ -1,9 +1,10 @@
 /*
 ** retry.h — whether and when a request's attempt is sent again, in C (no
 ** Lua): the retry policy (REFERENCE.md: which statuses, the server's delay
-** or the SDKs' backoff) and the three ways an attempt starts again (a
+** or the SDKs' backoff) and the four ways an attempt starts again (a
 ** retry; a stale keep-alive connection, once, on a new one; a body whose
-** default stream_options the server refused, once, without it). Each sets
+** default stream_options the server refused, once, without it; headers
+** whose "Expect: 100-continue" the server refused, once, without it). Each sets
 ** retry_at: aigc_transfer_tick (transfer.c) begins the attempt when it is
 ** due. Used by request.c (an attempt's end) and response.c (its outcome).
 */
@@ -26,5 +27,11 @@ void aigc_retry_restart_fresh (aigc_request *r);
    with (see retry.c): then send again without it, at once. */
 int aigc_retry_refused_stream_options (const aigc_request *r);
 void aigc_retry_resend_without_stream_options (aigc_request *r);
+/* Whether the server answered 417 to headers asking "Expect:
+   100-continue" (see retry.c): then send again without it, at once. */
+int aigc_retry_refused_expect (const aigc_request *r);
+/* Returns 0, or -1 when no memory was left for the new header list (the
+   417 then stands). */
+int aigc_retry_resend_without_expect (aigc_request *r);
 
 #endif

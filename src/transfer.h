@@ -147,6 +147,7 @@ struct aigc_request {
   int stale;                    /* restarts on a new connection (not retries) */
   int fresh_only;               /* a reader's upload: on a new connection (transfer.c) */
   int h2_resent;                /* sent again after an HTTP/2 early answer (transfer.c) */
+  int expect_resent;            /* sent again without Expect after a 417 (retry.c) */
   int task_waiter_raises;       /* raises in a row of a task's waiter (request.c run_waiters) */
   size_t default_so_len;        /* the body ends with the default stream_options (these
                                    bytes before its '}'; submit.c), 0: it does not */
