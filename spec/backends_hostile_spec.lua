@@ -146,9 +146,7 @@ describe("a server that answers 417 to \"Expect: 100-continue\"", function ()
     return c, function ()
       c:close()
       child:wait(30)
-      local f = assert(io.open(log, "rb"))
-      local text = f:read("*a")
-      f:close()
+      local text = require("cli").read(log)
       os.remove(log)
       return text
     end

@@ -133,13 +133,18 @@ describe("a server", function ()
   -- lines there (and nothing else) made any reply an event stream, and a
   -- JSON reply after them failed as kind stream ("no [DONE]").
   describe("whose first read is only blank lines", function ()
-    it("gives a JSON reply after them to a stream, labelled text/event-stream or not labelled", function ()
-      for _, model in ipairs { "blanks-json-as-sse", "blanks-unlabelled" } do
+    -- Each model's reply, streamed: its text, id and the deltas given.
+    local function streams_hi (models)
+      for _, model in ipairs(models) do
         local deltas = {}
         local res, err = chat(model, { stream = function (d) deltas[#deltas + 1] = d end })
         assert.is_nil(err, model)
         assert.same({ "Hi", "c1", "Hi" }, { res.text, res.id, table.concat(deltas) }, model)
       end
+    end
+
+    it("gives a JSON reply after them to a stream, labelled text/event-stream or not labelled", function ()
+      streams_hi { "blanks-json-as-sse", "blanks-unlabelled" }
     end)
 
     it("gives a JSON error body after them as the server's error, not kind stream", function ()
@@ -149,12 +154,7 @@ describe("a server", function ()
     end)
 
     it("still gives a stream's events after them, a line end split across the reads too", function ()
-      for _, model in ipairs { "blanks-sse", "blanks-split-sse" } do
-        local deltas = {}
-        local res, err = chat(model, { stream = function (d) deltas[#deltas + 1] = d end })
-        assert.is_nil(err, model)
-        assert.same({ "Hi", "c1", "Hi" }, { res.text, res.id, table.concat(deltas) }, model)
-      end
+      streams_hi { "blanks-sse", "blanks-split-sse" }
     end)
   end)
 
