@@ -153,6 +153,34 @@ describe("the response cache on disk", function ()
     assert.is_nil(io.open("pwned"))
   end)
 
+  it("opening a folder, its key, its TTL sweep and its size cap start no process (mkdir, find, head, ln)",
+     function ()
+    local folder = dir .. "/it's $(touch pwned)\n/new"
+    local execute, popen, started = os.execute, io.popen, {}
+    os.execute = function (cmd) started[#started + 1] = cmd return execute(cmd) end   -- luacheck: ignore 122
+    io.popen = function (cmd, ...) started[#started + 1] = cmd return popen(cmd, ...) end   -- luacheck: ignore 122
+    local ok, err = pcall(function ()
+      local c = cache.new { dir = folder, ttl = 3600, max_disk_bytes = 1500 }
+      assert.is_string(c:digest("sk-fake-key"))   -- (the folder's .key made)
+      for i = 1, 10 do c:put("k" .. i, { text = ("reply %d "):format(i):rep(20) }) end
+      c.scanned_at, c.swept_at = c.scanned_at - 61, c.swept_at - 3601   -- (a minute and an hour on)
+      c:put("k11", { text = "the last reply" })
+    end)
+    os.execute, io.popen = execute, popen   -- luacheck: ignore 122
+    assert(ok, err)
+    assert.same({}, started)
+    assert.equal("700", mode(folder))
+    local names, bytes = list(folder), 0
+    for _, name in ipairs(names) do
+      if name:find("%.json$") then bytes = bytes + #cli.read(folder .. "/" .. name) end
+    end
+    assert.is_true(bytes > 0 and bytes <= 1500, bytes .. " bytes")   -- the cap held
+    assert.equal(32, #cli.read(folder .. "/.key"))
+    assert.equal("600", mode(folder .. "/.key"))
+    assert.equal("the last reply", cache.new({ dir = folder }):get("k11").text)
+    assert.is_nil(io.open(dir .. "/pwned"))
+  end)
+
   it("an entry that is not a regular file (a FIFO) is a miss, and the reply stored over it (the call hung)",
      function ()
     local folder = dir .. "/fifo"

@@ -17,6 +17,7 @@
 **   readlink(path)   what a symbolic link holds, or nil, message, errno
 **   truncate(path, n) the file cut to n bytes (truncate(2)): true, or nil, message, errno
 **   create_private(path [, excl])  a file 0600 made (no shell): true, or nil, message, errno
+**   list_dir, make_dir, link   a folder's entries, a folder made, a new name (dirfs.c)
 **   lockfile(path)   an exclusive hold on a file name, or nil, message, code
 **   hmac_sha256(key, msg)   HMAC-SHA-256 as 64 hex digits (sha256.h)
 **   md5(state, bytes)       MD5 in steps: the state after bytes; md5(state) the hex digest
@@ -48,6 +49,7 @@
 #include "headers.h"
 #include "home.h"
 #include "jsonlua.h"
+#include "dirfs.h"
 #include "lockfile.h"
 #include "media.h"
 #include "request.h"
@@ -556,6 +558,7 @@ AIGC_EXPORT int luaopen_aigc_core (lua_State *L) {
   aigc_note_main_thread(L);
   aigc_home_open(L);   /* now: older than the game's later objects, finalized after them */
   luaL_newlib(L, core_funcs);
+  aigc_dirfs_open(L);
 
   luaL_newmetatable(L, AIGC_ARRAY_MT);
   lua_pushliteral(L, "aigc.array");

@@ -29,8 +29,8 @@
 -- an expired file is removed when read, and every expired file after a
 -- write, at most once per `ttl`. `ttl` (seconds; default none) applies to
 -- both. `max_disk_bytes` (default none) caps the folder: when a write may
--- take it past the cap (its size counted from the last listing, which GNU
--- find makes, at least once a minute), the oldest files go until it holds
+-- take it past the cap (its size counted from the last listing of the folder, in C,
+-- made at least once a minute), the oldest files go until it holds
 -- no more.
 --
 -- @module aigc.cache
@@ -49,10 +49,6 @@ local string_format = string.format
 local os_time = os.time
 
 local M = {}
-
-local function shell_quote (s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
 
 local DEFAULTS = { max_entries = 1000, max_bytes = 32 * 1024 * 1024 }
 
@@ -127,18 +123,18 @@ local function tmp_suffix ()
 end
 
 -- Makes the folder `dir` (0700: it holds the replies, private text, as a
--- prompt log does; umask 077: every folder `mkdir -p` makes is 0700) and
+-- prompt log does; every folder core.make_dir makes is 0700) and
 -- checks that a file can be written in it: true, or nil and why not. A
 -- folder that could not be made (under a file, no permission) was
 -- ignored: every write failed quietly, the user believed the replies were
--- kept.
+-- kept. (In C, no shell: `mkdir -p` ran /bin/sh at every open.)
 local function usable_dir (dir)
-  local p = io.popen("(umask 077 && mkdir -p " .. shell_quote(dir) .. ") 2>&1")
-  local said = p and p:read("*a") or ""
-  if p then p:close() end
   local kind = core.file_kind(dir)
   if kind and kind ~= "directory" then return nil, "it is a " .. kind .. ", not a folder" end
-  if kind ~= "directory" then return nil, said:match("^mkdir: (.-)%s*$") or "not a folder" end
+  if not kind then
+    local ok, why = core.make_dir(dir)
+    if not ok then return nil, "cannot make it (" .. tostring(why) .. ")" end
+  end
   local probe = dir .. "/.probe.tmp" .. tmp_suffix()
   local f, why = io.open(probe, "wb")
   if not f then return nil, "cannot write in it (" .. tostring(why):gsub("^.*: ", "") .. ")" end
@@ -154,17 +150,17 @@ end
 -- in the name; a name without one, by age alone), never the file another
 -- process is writing. Once, when a cache opens the folder.
 local function drop_stale_tmp (dir)
-  local p = io.popen("find -H " .. shell_quote(dir)
-                     .. " -maxdepth 1 -name '*.tmp*' -mmin +60 -printf '%f\\n' 2>/dev/null")
-  if not p then return end
-  for name in p:lines() do
+  local now = os_time()
+  for _, e in ipairs(core.list_dir(dir) or {}) do
+    local name = e.name
     local writer = name:match("^%x+%.json%.tmp(%d+)%.%d+%.%x+$") or name:match("^%.probe%.tmp(%d+)%.%d+%.%x+$")
       or name:match("^%.key%.tmp(%d+)%.%d+%.%x+$")
     local ours = writer or name:match("^%x+%.json%.tmp%x*%-%d*%.%d+%.%x+$")
     local alive = writer and core.file_kind("/proc/" .. writer) == "directory"
-    if ours and not alive then os.remove(dir .. "/" .. name) end
+    if ours and not alive and now - e.mtime > 3600 then
+      os.remove(dir .. "/" .. name)
+    end
   end
-  p:close()
 end
 
 -- (defined below, with the listing of the entries)
@@ -215,9 +211,15 @@ local function folder_key (dir)
   local path = dir .. "/.key"
   local s = util.read_file(path)
   if not s then
-    local tmp = shell_quote(path .. ".tmp" .. tmp_suffix())
-    os.execute("(umask 077 && head -c " .. KEY_BYTES .. " /dev/urandom > " .. tmp .. " && ln " .. tmp .. " " ..
-               shell_quote(path) .. "; rm -f " .. tmp .. ") 2>/dev/null")
+    -- (no shell: `head -c ... > tmp && ln tmp .key` ran one; core.link fails when .key is there)
+    local tmp, k = path .. ".tmp" .. tmp_suffix(), random_key()
+    if k and #k == KEY_BYTES and core.create_private(tmp, true) then
+      local f = io.open(tmp, "wb")
+      local ok = f and f:write(k)
+      ok = f and f:close() and ok
+      if ok then core.link(tmp, path) end
+      os.remove(tmp)
+    end
     s = util.read_file(path)
   end
   return s
@@ -372,7 +374,7 @@ local function write_disk (self, key, value, time)
   ok = f:close() and ok
   if ok then os.rename(tmp, path) else os.remove(tmp) end
   -- The folder's size is counted from its last scan on: it is scanned
-  -- again (a `find`, a process) when a write may take it past the cap, or
+  -- again (core.list_dir, no process) when a write may take it past the cap, or
   -- a minute on (other processes may write there too), not after every
   -- write. (An overwrite counts twice: a scan comes early.)
   if ok and self.max_disk_bytes then
@@ -385,25 +387,20 @@ local function write_disk (self, key, value, time)
   if ok and self.ttl then self:drop_expired(time) end
 end
 
--- The disk entries, oldest first: { { path =, size = } } (GNU find: no
--- file-system library needed).
-local OURS = "/" .. ("%x"):rep(16) .. "%.json$"
+-- The disk entries, oldest first: { { path =, size =, t = } } (core.list_dir, in C:
+-- `find` ran a shell once per ttl and once a minute under max_disk_bytes).
+local OURS = "^" .. ("%x"):rep(16) .. "%.json$"
 
 local function disk_entries (dir)
   local list = {}
-  -- (the name alone, each ended by a NUL: a folder named with a newline split every line, none
-  -- was read, and neither the TTL sweep nor max_disk_bytes removed a file there)
-  local p = io.popen("find -H " .. shell_quote(dir) .. " -maxdepth 1 -name '*.json' -printf '%T@ %s %f\\0' 2>/dev/null")
-  if not p then return list end
-  for t, size, name in (p:read("*a") or ""):gmatch("(%S+) (%d+) ([^%z]+)%z") do
-    local path = dir .. "/" .. name
+  for _, e in ipairs(core.list_dir(dir) or {}) do
     -- (only our files, named by a key's hash: the folder may be one the
     -- user keeps other JSON in, and the TTL sweep and the size cap removed
     -- every *.json in it -- a config.json an hour old was gone)
-    -- (util.number: Lua 5.1's tonumber read nil for "1733490000.5" under a comma-decimal locale)
-    if path and path:find(OURS) then list[#list + 1] = { t = util.number(t), size = tonumber(size), path = path } end
+    if e.kind ~= "directory" and e.name:find(OURS) then
+      list[#list + 1] = { t = e.mtime, size = e.size, path = dir .. "/" .. e.name }
+    end
   end
-  p:close()
   table.sort(list, function (a, b) return a.t < b.t end)
   return list
 end
@@ -424,11 +421,10 @@ local FORMAT = ".format2"
 
 -- A file's modification time as disk_entries reads its entries' (nil: none).
 local function file_time (dir, name)
-  local p = io.popen("find -H " .. shell_quote(dir) .. " -maxdepth 1 -name " .. shell_quote(name)
-                     .. " -printf '%T@' 2>/dev/null")
-  local t = p and util.number(p:read("*a") or "")
-  if p then p:close() end
-  return t
+  for _, e in ipairs(core.list_dir(dir) or {}) do
+    if e.name == name then return e.mtime end
+  end
+  return nil
 end
 
 function drop_old_format (dir)
