@@ -122,13 +122,15 @@ describe("the response cache", function ()
     c3:close()
   end)
 
+  -- The path of the one entry in the folder dir/c.
+  local function entry ()
+    local f = io.popen("ls " .. dir .. "/c")
+    local name = f:read("*l")
+    f:close()
+    return dir .. "/c/" .. name
+  end
+
   it("a disk entry that is not a reply ({}, choices not a list) is a miss, and overwritten", function ()
-    local function entry ()
-      local f = io.popen("ls " .. dir .. "/c")
-      local name = f:read("*l")
-      f:close()
-      return dir .. "/c/" .. name
-    end
     local c1 = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = { dir = dir .. "/c" } }
     assert(c1:chat(ask("Echo: shaped", { temperature = 0 })))
     c1:close()
@@ -147,6 +149,84 @@ describe("the response cache", function ()
       local again = aigc.json.decode(io.open(path, "rb"):read("*a"))
       assert.equal("shaped", aigc.json.decode(again.value).text)   -- the new reply is stored over it
     end
+  end)
+
+  -- A disk entry edited by hand or torn by another tool: each odd field is a
+  -- miss (the call sent, its reply stored over it), never an error out of
+  -- `chat`, never served.
+  it("a disk entry with fields of the wrong type is a miss, and the reply asked again stored over it", function ()
+    local c1 = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = { dir = dir .. "/c", ttl = 3600 } }
+    assert(c1:chat(ask("Echo: kept", { temperature = 0 })))
+    c1:close()
+    local path = entry()
+    local good = aigc.json.decode(io.open(path, "rb"):read("*a"))
+    local reply = aigc.json.decode(good.value)
+    local function with (field, v)   -- (v a string starting "=": that JSON text as it is)
+      local r = aigc.json.decode(good.value)
+      r[field] = v
+      local text = aigc.json.encode(r)
+      if type(v) == "string" and v:sub(1, 1) == "=" then
+        text = text:gsub(aigc.json.encode(v):gsub("%p", "%%%0"), (v:sub(2):gsub("%%", "%%%%")))
+      end
+      return text
+    end
+    local bads = {
+      { time = "soon" }, { time = {} }, { time = -1e15 }, { key = 5 }, { value = 5 }, { value = {} },
+      { value = with("choices", { { message = "text" } }) },
+      { value = with("choices", { { message = { content = 5 } } }) },
+      { value = with("choices", { { message = { role = "assistant", content = true } } }) },
+      { value = with("choices", { "one" }) },
+      { value = with("usage", "many") },
+      { value = with("usage", { prompt_tokens = "x", total_tokens = {} }) },
+      { value = with("usage", '={"prompt_tokens":1e300,"completion_tokens":2,"total_tokens":3}') },
+      { value = with("usage", { prompt_tokens = 2.5, completion_tokens = -5 }) },
+      { value = with("headers", "none") },
+      { value = with("headers", { ["x-a"] = { 1 } }) },
+      { value = with("status", "ok") },
+      { value = with("body_b64", 5) },
+      { value = with("body_b64", "!!not base64!!") },
+      { value = with("model", {}) },
+      { value = with("id", 5) },
+    }
+    for i, bad in ipairs(bads) do
+      local x = {}
+      for k, v in pairs(good) do x[k] = v end
+      for k, v in pairs(bad) do x[k] = v end
+      local w = io.open(path, "wb"); w:write(aigc.json.encode(x)); w:close()
+      local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", usage = true,
+                              cache = { dir = dir .. "/c", ttl = 3600 } }
+      local ok, r, err = pcall(c.chat, c, ask("Echo: kept", { temperature = 0 }))
+      assert.is_true(ok, "case " .. i .. ": " .. tostring(r))
+      assert.is_nil(err, "case " .. i)
+      assert.is_nil(r.cached, "case " .. i .. ": served")
+      assert.equal(reply.choices[1].message.content, r.text, "case " .. i)
+      assert.equal(1 + i, #srv:requests(), "case " .. i)
+      assert.equal(1, c:cache_stats().misses, "case " .. i)
+      assert.is_table(c:usage())
+      c:close()
+      local again = aigc.json.decode(io.open(path, "rb"):read("*a"))
+      assert.same(reply.choices, aigc.json.decode(again.value).choices, "case " .. i .. ": not stored over")
+      assert.equal("number", type(again.time), "case " .. i)
+    end
+  end)
+
+  it("a disk speech entry without its bytes (no body, no body_b64) is a miss, and the audio asked again", function ()
+    local c1 = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = { dir = dir .. "/c" } }
+    local first = assert(c1:speech { input = "Say it once", cache = true })
+    c1:close()
+    local path = entry()
+    local x = aigc.json.decode(io.open(path, "rb"):read("*a"))
+    local r = aigc.json.decode(x.value)
+    assert.is_string(r.body_b64 or r.body)
+    r.body, r.body_b64 = nil, nil
+    x.value = aigc.json.encode(r)
+    local w = io.open(path, "wb"); w:write(aigc.json.encode(x)); w:close()
+    local c = aigc.client { base_url = srv.base_url, model = "aigc-dev", cache = { dir = dir .. "/c" } }
+    local again = assert(c:speech { input = "Say it once", cache = true })
+    c:close()
+    assert.is_nil(again.cached)
+    assert.equal(first.body, again.body)
+    assert.equal(2, #srv:requests())
   end)
 
   it("keeps no secret a server echoed: the entry is scrubbed as errors are, and a hit gives it so", function ()

@@ -342,8 +342,9 @@ local function read_disk (self, key)
   local text = util.read_file(path)
   if not text then return nil end
   local x = json.decode(text)
-  if type(x) ~= "table" or x.key ~= key or type(x.value) ~= "string" then return nil end
-  if expired(self, tonumber(x.time) or 0) then
+  if type(x) ~= "table" or x.key ~= key then return nil end   -- (another key's: a collision of the hash)
+  -- (a time that is no number -- "soon", a table -- was read as 0: served for ever without a ttl)
+  if type(x.value) ~= "string" or type(x.time) ~= "number" or x.time ~= x.time or expired(self, x.time) then
     os.remove(path)
     return nil
   end
@@ -486,14 +487,59 @@ end
 
 -- Whether a stored reply has the shape of one: a table with fields; for
 -- the chat and completion APIs (the key's path tells), a list of choices;
--- for the Responses API, an output list.
+-- for the Responses API, an output list; for speech, its bytes. Its
+-- common fields of the types a reply's have (an entry edited by hand or by
+-- another tool: a `message` that was a string, a `usage` of text or of
+-- 1e300 tokens, `headers` that were no table, a `body_b64` that was no
+-- base64 were served as hits, to code reading `res.usage.total_tokens`).
+local function count_ok (v)
+  return v == nil or (type(v) == "number" and v >= 0 and v < 2 ^ 53 and v == math.floor(v))
+end
+
+local TOKENS = { "prompt_tokens", "completion_tokens", "total_tokens", "input_tokens", "output_tokens" }
+
+local function fields_ok (res)
+  for _, name in ipairs { "id", "object", "model", "text", "body" } do
+    if res[name] ~= nil and res[name] ~= core.null and type(res[name]) ~= "string" then return false end
+  end
+  if res.status ~= nil and not (count_ok(res.status) and res.status >= 100 and res.status <= 599) then return false end
+  local u = res.usage
+  if u ~= nil and u ~= core.null then
+    if type(u) ~= "table" then return false end
+    for _, name in ipairs(TOKENS) do if not count_ok(u[name]) then return false end end
+  end
+  local h = res.headers
+  if h ~= nil then
+    if type(h) ~= "table" then return false end
+    for k, v in pairs(h) do if type(k) ~= "string" or type(v) ~= "string" then return false end end
+  end
+  local b = res.body_b64
+  return b == nil or (type(b) == "string" and core.media.b64decode(b) ~= nil)
+end
+
+local function choices_ok (choices)
+  if type(choices) ~= "table" or type(choices[1]) ~= "table" then return false end
+  for _, c in ipairs(choices) do
+    if type(c) ~= "table" then return false end
+    local m = c.message
+    if m ~= nil and (type(m) ~= "table" or (m.content ~= nil and m.content ~= core.null
+                     and type(m.content) ~= "string" and type(m.content) ~= "table")) then
+      return false
+    end
+    if c.text ~= nil and type(c.text) ~= "string" then return false end
+  end
+  return true
+end
+
 local function reply_shaped (res, key)
-  if type(res) ~= "table" or next(res) == nil then return false end
+  if type(res) ~= "table" or next(res) == nil or not fields_ok(res) then return false end
   local path = key:match(" POST (/[^ ]*) ")
   if path and path:find("/completions$") then
-    return type(res.choices) == "table" and type(res.choices[1]) == "table"
+    return choices_ok(res.choices)
   elseif path and path:find("/responses$") then
     return type(res.output) == "table"
+  elseif path and path:find("/audio/speech$") then
+    return type(res.body) == "string" or type(res.body_b64) == "string"
   end
   return true
 end
