@@ -18,23 +18,7 @@ describe("aigc run --batch stopped by Ctrl-C before its first poll's answer", fu
     -- (in the command's own process: the first poll is held, as a slow
     -- server's, until Ctrl-C; the batch's id is written for the test first)
     local init, marker = home .. "/hold.lua", home .. "/waiting"
-    cli.write(init, ([[
-local require0 = require
-function require (name)
-  local m = require0(name)
-  if name == "aigc.batch" and not m.held then
-    local wait = m.wait
-    m.held = true
-    m.wait = function (client, id, ...)
-      local f = assert(io.open(%q, "w")); f:write(id); f:close()
-      local deadline = os.time() + 30
-      while os.time() < deadline do end   -- (Lua code: Ctrl-C's "interrupted!" is raised here)
-      return wait(client, id, ...)
-    end
-  end
-  return m
-end
-]]):format(marker))
+    batch_interrupt.hold_init(init, "wait", marker)
     cli.write(home .. "/cases.jsonl", '{"id":"c1","messages":[{"role":"user","content":"Echo: one"}]}\n')
     local args = { "run", home .. "/cases.jsonl", "--batch", "-q", "-m", "aigc-dev" }
     local job = cli.background(args, { home = home, base_url = srv.base_url, stderr = home .. "/err",

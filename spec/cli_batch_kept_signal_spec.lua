@@ -3,6 +3,7 @@
 -- OUT.batch: the next run knew of no batch and made a second one; the
 -- first went on at the server, billed, its results never taken.
 
+local batch_interrupt = require "batch_interrupt"
 local cli = require "cli"
 local devserver = require "devserver"
 local proc = require "procutil"
@@ -27,24 +28,7 @@ describe("aigc run --batch stopped between its batch made and its id kept", func
       -- run is held, in Lua code, until the signal; its batch's id is
       -- written for the test first)
       local init, marker = home .. "/hold.lua", home .. "/made"
-      cli.write(init, ([[
-local require0 = require
-function require (name)
-  local m = require0(name)
-  if name == "aigc.batch" and not m.held then
-    local create = m.create
-    m.held = true
-    m.create = function (...)
-      local b, err = create(...)
-      local f = assert(io.open(%q, "w")); f:write(b and b.id or "none"); f:close()
-      local deadline = os.time() + 30
-      while os.time() < deadline do end
-      return b, err
-    end
-  end
-  return m
-end
-]]):format(marker))
+      batch_interrupt.hold_init(init, "create", marker)
       local cases, out = home .. "/cases.jsonl", home .. "/r.jsonl"
       cli.write(cases, '{"id":"c1","prompt":"Echo: one"}\n{"id":"c2","prompt":"Echo: two"}\n')
       local args = { "run", cases, "--batch", "-q", "-m", "aigc-dev", "--out", out }

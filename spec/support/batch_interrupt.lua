@@ -29,6 +29,41 @@ function M.run (srv, home, extra)
   return id, proc.read_file(err)
 end
 
+-- (a LUA_INIT script: see M.hold_init)
+local HOLD = [[
+local require0 = require
+function require (name)
+  local m = require0(name)
+  if name == "aigc.batch" and not m.held then
+    local fn, which, marker = m[%q], %q, %q
+    m.held = true
+    local function hold (id)
+      local f = assert(io.open(marker, "w")); f:write(id); f:close()
+      local deadline = os.time() + 30
+      while os.time() < deadline do end   -- (Lua code: Ctrl-C's "interrupted!" is raised here)
+    end
+    m[which] = function (...)
+      if which == "wait" then hold((select(2, ...))); return fn(...) end
+      local b, err = fn(...)
+      hold(b and b.id or "none")
+      return b, err
+    end
+  end
+  return m
+end
+]]
+
+--- Writes at `path` a LUA_INIT script for `aigc run` (its own process):
+-- aigc.batch's `which` is held 30 s in Lua code, where a signal lands,
+-- with the batch's id written to `marker` first -- "create": once the
+-- server made the batch; "wait": before its first poll.
+-- @tparam string path
+-- @tparam string which "create" or "wait"
+-- @tparam string marker
+function M.hold_init (path, which, marker)
+  cli.write(path, HOLD:format(which, which, marker))
+end
+
 --- The message of a run interrupted with batch `id` still at the server.
 function M.message (id)
   return "aigc run: interrupted: batch " .. id .. " goes on at the server (run it again with --batch-id "
