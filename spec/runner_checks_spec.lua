@@ -138,6 +138,42 @@ describe("aigc.runner resuming after the judging changed", function ()
     assert.same({ 1, 1 }, { #srv:requests(), s.skipped })
   end)
 
+  -- A run stopped by a results file it cannot write while judging kept
+  -- answers again went on reading (and judging: a judge's request each)
+  -- up to 2,048 more done lines before the stop was seen.
+  for _, from in ipairs { "list", "file" } do
+    it("a run stopped while judging kept answers again reads and judges no more of them (a " .. from .. ")",
+       function ()
+      local out, lines, cases = dir .. "/r.jsonl", {}, {}
+      for i = 1, 6 do
+        cases[i] = { id = "c" .. i, prompt = "Echo: paris " .. ("x"):rep(100) }
+        lines[i] = cjson.encode(cases[i])
+      end
+      cli.write(dir .. "/cases.jsonl", table.concat(lines, "\n") .. "\n")
+      assert(runner.run { client = client, out = out, cases = cases })
+      assert.is_true(#cli.read(out) > 512)   -- (past `ulimit -f 1`: the next write fails)
+      local wrapper = dir .. "/lua-full-disk"
+      cli.write(wrapper, "#!/bin/sh\ntrap '' XFSZ\nulimit -f 1\nexec '" .. luachild.interpreter() .. "' \"$@\"\n")
+      os.execute("chmod 755 '" .. wrapper .. "'")
+      local r = luachild.run([[
+        local aigc, runner = require "aigc", require "aigc.runner"
+        local c = aigc.client { base_url = arg[1], max_retries = 0 }
+        local cases = arg[3]
+        if arg[4] == "list" then
+          cases = {}
+          for i = 1, 6 do cases[i] = { id = "c" .. i, prompt = "Echo: paris " .. ("x"):rep(100) } end
+        end
+        local s, err = runner.run { client = c, out = arg[2], cases = cases,
+                                    assert = { { type = "judge", value = "Is it right?", threshold = 1 } } }
+        print(s, type(err) == "table" and err.kind)
+        c:close()
+      ]], { args = { srv.base_url, out, dir .. "/cases.jsonl", from }, lua = wrapper })
+      assert.equal(0, r.status, r.stderr)
+      assert.equal("nil\trunner\n", r.stdout)
+      assert.equal(6 + 1, #srv:requests())   -- (the first kept answer's judge; no other)
+    end)
+  end
+
   -- A kept answer judged again as the run starts writes its new line
   -- there: a results file it could not write (a full disk; here a file
   -- size limit) raised out of runner.run, where every other write failure

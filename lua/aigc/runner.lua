@@ -296,7 +296,7 @@ local function new_run (spec, cases, tpl, out, done)
     if not reader then return nil, err end
     r.source = reader
   else
-    for _, c in ipairs(cases) do r:take(c) end
+    for _, c in ipairs(cases) do if r.fatal then break end r:take(c) end   -- (none after a stop: Run:pull)
   end
   if type(r.strategy) == "table" then
     r.strategy_requests = (r.strategy.best_of or r.strategy.vote) + (r.strategy.best_of and 1 or 0)
@@ -358,13 +358,14 @@ end
 -- that is kept) into a new queue: whether it has any. At most SCANNED
 -- lines a time: the cases done by an earlier run are passed over here, and
 -- a resumed million of them held the run (its Ctrl-C, its progress) for a
--- minute in one step. At the file's end the source goes; a line that
--- became bad since it was checked stops the run (`fatal`).
+-- minute in one step. At the file's end the source goes; a line that became bad since it was
+-- checked stops the run (`fatal`), as a kept answer judged again that cannot be written does:
+-- no line is read after (each was, and judged again -- a judge's request -- up to SCANNED).
 local PULLED, SCANNED = 64, 2048
 function Run:pull ()
   local source, n, scanned = self.source, 0, 0
   self.queue, self.head = {}, 1
-  while source and n < PULLED and scanned < SCANNED do
+  while source and n < PULLED and scanned < SCANNED and not self.fatal and not self.stopped do
     local c, err = source.next()
     scanned = scanned + 1
     if not c then
