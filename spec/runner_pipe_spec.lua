@@ -5,8 +5,10 @@
 -- them; the file is removed when the run ends.
 
 local cli = require "cli"
+local core = require "aigc.core"
 local devserver = require "devserver"
 local heapwatch = require "heapwatch"
+local luachild = require "luachild"
 local proc = require "procutil"
 local runfile = require "aigc.runfile"
 local runner = require "aigc.runner"
@@ -73,5 +75,56 @@ for i = 1, %d do out:write('{"id":"c', i, '","prompt":"Echo: hello ', i, '"}\n')
     local s = assert(runner.run { client = client, cases = fifo, out = dir .. "/r.jsonl", concurrency = 4 })
     assert.same({ 40, 40, 40 }, { s.total, s.ok, #srv:requests() })
     assert.equal(40, #proc.json_lines(dir .. "/r.jsonl"))
+  end)
+
+  -- A run killed (SIGKILL) while it kept a pipe's cases left their copy
+  -- (os.tmpname's /tmp/lua_XXXXXX, 0600) for ever: now named by its pid in
+  -- $TMPDIR, and the next piped run removes those of runs gone.
+  it("the copy a killed run left is removed by the next piped run; a live run's and other files stay", function ()
+    local tmp = dir .. "/tmp"
+    assert(proc.execute("mkdir " .. proc.quote(tmp)))
+    cli.write(tmp .. "/aigc-cases.999999999.00ff", "a dead run's\n")
+    cli.write(tmp .. "/aigc-cases.1.00ee", "a live process's\n")   -- (pid 1 lives)
+    cli.write(tmp .. "/lua_AbCdEf", "not ours\n")
+    local script = [[
+      local aigc, runner = require "aigc", require "aigc.runner"
+      local c = aigc.client { base_url = arg[1], max_retries = 0 }
+      print("started")
+      io.stdout:flush()
+      local s, err = runner.run { client = c, cases = arg[2], out = arg[3] }
+      print(s and s.ok, err)
+    ]]
+    local fifo, held, holder = dir .. "/held.fifo", dir .. "/hold.sh", dir .. "/hold.pid"
+    assert(proc.execute("mkfifo " .. proc.quote(fifo)))
+    -- (a writer that sends one case and keeps the pipe open: the run keeps copying, then is killed)
+    cli.write(held, "#!/bin/sh\necho $$ > \"$2\"\nexec > \"$1\"\necho '{\"id\":\"c1\",\"prompt\":\"Echo: x\"}'\n"
+                    .. "exec sleep 30\n")
+    assert(proc.execute("(sh " .. proc.quote(held) .. " " .. proc.quote(fifo) .. " " .. proc.quote(holder)
+                        .. " &) >/dev/null 2>&1"))
+    finally(function ()
+      local pid = (proc.read_file(holder) or ""):match("%d+")
+      if pid then os.execute("kill " .. pid .. " 2>/dev/null") end
+    end)
+    local child = luachild.run(script, { args = { srv.base_url, fifo, dir .. "/r1.jsonl" }, env = { TMPDIR = tmp },
+                                         background = true, timeout = 60 })
+    child:until_printed("started")
+    local left
+    for _ = 1, 250 do   -- (the copy made: named by the child's pid; os.tmpname's before, elsewhere)
+      for _, e in ipairs(core.list_dir(tmp)) do
+        if e.name:find("^aigc%-cases%." .. child.pid .. "%.") then left = e.name end
+      end
+      if left then break end
+      os.execute("sleep 0.02")
+    end
+    os.execute("kill -KILL " .. child.pid)
+    child:wait(20)
+    if left then assert.equal("600", proc.mode(tmp .. "/" .. left)) end
+    local r = luachild.run(script, { args = { srv.base_url, piped(3), dir .. "/r2.jsonl" }, env = { TMPDIR = tmp } })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("started\n3\tnil\n", r.stdout)
+    local names = {}
+    for _, e in ipairs(core.list_dir(tmp)) do names[#names + 1] = e.name end
+    table.sort(names)
+    assert.same({ "aigc-cases.1.00ee", "lua_AbCdEf" }, names)
   end)
 end)

@@ -13,7 +13,7 @@ local core = require "aigc.core"
 local util = require "aigc.util"
 
 local json_encode, json_decode = core.json.encode, core.json.decode
-local pairs, pcall, tonumber, tostring, type = pairs, pcall, tonumber, tostring, type
+local ipairs, pairs, pcall, tonumber, tostring, type = ipairs, pairs, pcall, tonumber, tostring, type
 local string_char, string_format = string.char, string.format
 local math_floor = math.floor
 local table_concat = table.concat
@@ -145,8 +145,32 @@ function M.case_reader (path, name)
   return reader
 end
 
+-- A new private (0600) file for spool, named by this process's pid in
+-- $TMPDIR (else /tmp): aigc-cases.PID.RANDOM. os.tmpname's /tmp/lua_XXXXXX
+-- told no one whose it was: a run killed (SIGKILL, a crash) left its copy
+-- of the cases for ever. Each new one removes those of processes gone
+-- (ours only, by name; a file another user owns stays where /tmp is sticky).
+local SPOOLED = "^aigc%-cases%.(%d+)%.%x+$"
+local function spool_file ()
+  local dir = (os.getenv("TMPDIR") or ""):gsub("(.)/+$", "%1")
+  if dir == "" or core.file_kind(dir) ~= "directory" then dir = "/tmp" end
+  local f = io.open("/proc/self/stat", "rb")
+  local pid, hex = f and (f:read("*l") or ""):match("^(%d+)"), util.random_hex(8)
+  if f then f:close() end
+  if not (pid and hex) then return os.tmpname() end
+  for _, e in ipairs(core.list_dir(dir) or {}) do
+    local owner = e.name:match(SPOOLED)
+    if owner and e.kind == "file" and core.file_kind("/proc/" .. owner) ~= "directory" then
+      os.remove(dir .. "/" .. e.name)
+    end
+  end
+  local tmp = dir .. "/aigc-cases." .. pid .. "." .. hex
+  return core.create_private(tmp, true) and tmp or os.tmpname()
+end
+
 --- Keeps the cases of a pipe (stdin) in a private temporary file (0600,
--- os.tmpname's), read in pieces, so that a run reads them as it reads a
+-- in $TMPDIR or /tmp, named by the pid: those of killed runs are removed
+-- by the next), read in pieces, so that a run reads them as it reads a
 -- regular file's: checked whole first, then read as it sends them. Read
 -- whole into memory, a million piped cases held 0.9 GB. The caller removes
 -- the file.
@@ -157,7 +181,7 @@ end
 function M.spool (path)
   local src, err = io.open(path, "rb")
   if not src then return nil, cannot_read(path, err) end
-  local tmp = os.tmpname()
+  local tmp = spool_file()
   local dst, derr = io.open(tmp, "wb")
   local ok, why = dst ~= nil, derr
   -- (pcall: Ctrl-C's "interrupted!" while it waits for the pipe leaves no file behind)
