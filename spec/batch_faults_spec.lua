@@ -205,6 +205,53 @@ describe("aigc.batch against a hostile server", function ()
         ["GET /v1/files/out/content"] = { ctype = "application/jsonl",
                                           body = out_line("fr", 200, "null") .. "\n" .. out_line("es", 200, REPLY) } }
 
+      -- A run's intent left in OUT.batch ("pending TOKEN TIME"): its batch looked for in the
+      -- server's list. A server without GET /batches said "run it again", which told no more; a
+      -- list longer than 1,000 was taken as "none made": a second batch sent, paid twice.
+      local function intent_run (batches_route, timed)   -- (timed: the intent says when it was made)
+        local routes = { ["POST /v1/files"] = FILE, ["POST /v1/batches"] = done_batch() }
+        routes["GET /v1/batches?"] = batches_route
+        serve(routes)
+        local out = dir .. "/intent.jsonl"
+        cli.write(out .. ".batch", "pending 0123456789abcdef" .. (timed and " " .. os.time() or "") .. "\n{}\n")
+        local summary, err = runner.run { client = client, backend = "batch", batch_interval = 0.02,
+                                          template = tpl, cases = CASES, out = out }
+        local posts, lists = 0, 0
+        for _, r in ipairs(requests()) do
+          if r:find("^POST ") then posts = posts + 1 end
+          if r:find("^GET /v1/batches%?") then lists = lists + 1 end
+        end
+        return summary, err, posts, lists, out
+      end
+      local function page (created_at)
+        return { body = cjson.encode { object = "list", has_more = true, data = {
+          { id = "b_other", object = "batch", created_at = created_at, metadata = { aigc_run = "ffff" } } } } }
+      end
+
+      it("a pending intent and a server that does not list its batches: an error saying what to do", function ()
+        local summary, err, posts, lists, out = intent_run(nil)
+        assert.is_nil(summary)
+        assert.equal(0, posts)
+        assert.equal(1, lists)
+        assert.matches("the server does not list its batches: remove " .. out .. ".batch to send the cases as a new "
+                       .. "batch", err.message, 1, true)
+        assert.is_nil(err.message:find("run it again", 1, true))
+      end)
+
+      it("a pending intent not among 10,000 batches newer than it: an error, no second batch sent", function ()
+        local summary, err, posts, lists = intent_run(page(os.time()))
+        assert.is_nil(summary)
+        assert.equal(0, posts)
+        assert.equal(100, lists)
+        assert.matches("not among the server's newest 10000 batches", err.message, 1, true)
+      end)
+
+      it("a pending intent: the list is read back to the batches older than it, no further", function ()
+        local _, _, posts, lists = intent_run(page(os.time() - 7200), true)
+        assert.equal(1, lists)   -- (one page of the list)
+        assert.equal(2, posts)   -- (none made: the cases sent as a new batch: its file, the batch)
+      end)
+
       it("a line whose body is null fails its case (kind parse); the others pass; a resumed run too", function ()
         serve(ROUTES)
         local out = dir .. "/r.jsonl"

@@ -96,14 +96,18 @@ local function sent_of (client, b, params)
 end
 
 -- How many of a server's newest batches are looked through for the one a
--- run meant to make (`intended`): 10 pages of 100.
-local INTENT_PAGES = 10
+-- run meant to make (`intended`): pages of 100, until the batches listed
+-- are older than the intent (by INTENT_SLACK s: clocks differ), at most
+-- INTENT_PAGES. (It looked at the newest 1,000 only, and a batch made
+-- before 1,000 others was taken for none: a second one made, paid twice.)
+local INTENT_PAGES, INTENT_SLACK = 100, 3600
 
 -- The batch whose metadata carries `token` (`aigc_run`): the one a run
--- asked for before it was stopped, or killed, before it kept its id; nil
--- when the server has none among its newest (the request never reached
--- it), or nil, err when they cannot be listed.
-local function intended (client, token)
+-- asked for (at `since`, os.time(); nil for an intent kept without it)
+-- before it was stopped, or killed, before it kept its id; nil when the
+-- server has none (the request never reached it), or nil, err when they
+-- cannot be listed or the list ends before the batches older than `since`.
+local function intended (client, token, since)
   local after
   for _ = 1, INTENT_PAGES do
     local page, err = client:request("GET", "/batches?limit=100"
@@ -118,26 +122,31 @@ local function intended (client, token)
     end
     local last = data[#data]
     if page.has_more ~= true or type(last) ~= "table" or type(last.id) ~= "string" then return nil end
+    if since and type(last.created_at) == "number" and last.created_at < since - INTENT_SLACK then return nil end
     after = last.id
   end
+  return nil, runfile.run_error(string.format("not among the server's newest %d batches", INTENT_PAGES * 100))
 end
 
 -- The id OUT.batch keeps, its intent resolved: a run writes "pending
--- TOKEN" there before it asks for a batch (the token in the batch's
+-- TOKEN TIME" there before it asks for a batch (the token in the batch's
 -- metadata, `aigc_run`), and its id once made. Stopped (Ctrl-C, SIGTERM,
 -- killed) between the server's answer and the id kept, the next run made
 -- a second batch and never took the first's results, paid for. Now it
 -- looks for the batch by its token: found, it is resumed (and its id
 -- kept); not found, nothing was made, and a new one goes.
 local function kept_id (client, id_file, id, sent)
-  local token = id and id:match("^pending (%x+)$")
+  local token, since = (id or ""):match("^pending (%x+) ?(%d*)$")
   if not token then return id, sent end
-  local b, err = intended(client, token)
+  local b, err = intended(client, token, tonumber(since))
   if err then
     if type(err) == "table" then
-      err.message = string.format("cannot tell whether the batch %s was about to ask for was made: %s (run it "
-                                  .. "again; or remove %s to send the cases as a new batch)", id_file,
-                                  tostring(err.message), id_file)
+      -- (a server with no GET /batches: running again tells no more)
+      local never = err.status == 404 or err.status == 405 or err.status == 501
+      err.message = string.format("cannot tell whether the batch %s was about to ask for was made: %s (%s"
+        .. "remove %s to send the cases as a new batch -- a batch made then goes on, paid for; "
+        .. "aigc run --batch-id ID resumes one you know)", id_file, tostring(err.message),
+        never and "the server does not list its batches: " or "run it again; or ", id_file)
     end
     return nil, nil, err
   end
@@ -198,7 +207,7 @@ local function run_batch (run, requests, digests, fresh, id, params)
   local metadata = spec.batch_metadata
   if id_file then
     local token = util.random_hex(8) or string.format("%x%x", os.time(), math.random(0, 0x7fffffff))
-    local ok, why = write_kept(id_file, "pending " .. token, digests)
+    local ok, why = write_kept(id_file, "pending " .. token .. " " .. os.time(), digests)
     if not ok then
       return nil, runfile.run_error(string.format("cannot keep the batch's intent in %s (%s): nothing was sent",
                                                   id_file, tostring(why)))
