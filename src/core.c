@@ -342,17 +342,9 @@ static int core_now (lua_State *L) {
 static int core_file_kind (lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   struct stat st;
-  const char *kind;
   if (stat(path, &st) != 0)
     return aigc_fail_errno(L, path, errno);
-  if (S_ISREG(st.st_mode)) kind = "file";
-  else if (S_ISDIR(st.st_mode)) kind = "directory";
-  else if (S_ISFIFO(st.st_mode)) kind = "fifo";
-  else if (S_ISCHR(st.st_mode)) kind = "char";
-  else if (S_ISBLK(st.st_mode)) kind = "block";
-  else if (S_ISSOCK(st.st_mode)) kind = "socket";
-  else kind = "other";
-  lua_pushstring(L, kind);
+  lua_pushstring(L, aigc_dirfs_kind(st.st_mode));
   return 1;
 }
 

@@ -47,7 +47,7 @@ static int dir_box_gc (lua_State *L) {
   return 0;
 }
 
-static const char *kind_of (mode_t m) {
+const char *aigc_dirfs_kind (mode_t m) {
   if (S_ISREG(m)) return "file";
   if (S_ISDIR(m)) return "directory";
   if (S_ISLNK(m)) return "link";
@@ -67,7 +67,7 @@ static int push_entry (lua_State *L, DIR *d, const char *name) {
   lua_createtable(L, 0, 4);
   lua_pushstring(L, name);
   lua_setfield(L, -2, "name");
-  lua_pushstring(L, kind_of(st.st_mode));
+  lua_pushstring(L, aigc_dirfs_kind(st.st_mode));
   lua_setfield(L, -2, "kind");
   lua_pushinteger(L, (lua_Integer)st.st_size);
   lua_setfield(L, -2, "size");
