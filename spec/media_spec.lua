@@ -138,6 +138,33 @@ describe("media (issue 15)", function ()
       assert.is_false(exists(dir .. "/race-2.png.part"))
     end)
 
+    -- A url image's download was renamed into place even with overwrite =
+    -- false: a file another process made at its path while it downloaded
+    -- was replaced. Now linked, as a b64_json image is; and download's own
+    -- overwrite = false.
+    it("overwrite = false: a file made at a url image's path while it downloads is not replaced (kind io)",
+       function ()
+      local res = assert(client:images_generate { prompt = "a dog", size = "16x16", model = "dall-e-2", n = 1 })
+      assert.is_string(res.data[1].url)
+      local f = res:save_async(dir .. "/dl-%d.png", { overwrite = false })
+      assert.equal("running", f:status())   -- (the path checked; the image downloading)
+      write_all(dir .. "/dl-1.png", "another process's picture")
+      while client:step(0.05) > 0 do end
+      local paths, err = f:result()
+      assert.is_nil(paths)
+      assert.equal("io", err.kind)
+      assert.equal("could not write " .. dir .. "/dl-1.png: a file is there already (overwrite = false)", err.message)
+      assert.equal("another process's picture", read_all(dir .. "/dl-1.png"))
+      assert.is_false(exists(dir .. "/dl-1.png.part"))
+      local none, derr = client:download(res.data[1].url, { to = dir .. "/dl-1.png", overwrite = false })
+      assert.is_nil(none)
+      assert.equal("io", derr.kind)
+      assert.equal("another process's picture", read_all(dir .. "/dl-1.png"))
+      assert(client:download(res.data[1].url, { to = dir .. "/dl-2.png", overwrite = false }))
+      assert.equal(read_all(dir .. "/dl-2.png"), assert(client:download(res.data[1].url)).body)
+      assert.has_error(function () client:download(res.data[1].url, { to = dir .. "/x", overwrite = "no" }) end)
+    end)
+
     -- overwrite = false asked whether a path was taken by opening it: a FIFO
     -- there blocked the save (and the host) for ever.
     it("overwrite = false with a FIFO at a path: that path is taken (kind io), not opened", function ()

@@ -429,6 +429,8 @@ const char *aigc_body_sink_error (const aigc_body *b, char *buf, size_t n) {
       return "it is a FIFO, not a regular file (a function as `to` gets the bytes as they come)";
     return "it is a device or other special file, not a regular file (a function as `to` gets the bytes)";
   }
+  if (b->no_replace && b->sink_errno == EEXIST)
+    return "a file is there already (overwrite = false)";
   return aigc_strerror(b->sink_errno, buf, n);
 }
 

@@ -190,6 +190,9 @@ static int read_sink (lua_State *L, int s, aigc_body *b, const aigc_argctx *cx) 
     lua_pop(L, 1);
     b->sink_audio = lua_getfield(L, s, "audio") == LUA_TBOOLEAN && lua_toboolean(L, -1);
     lua_pop(L, 1);
+    /* (a download's overwrite = false: linked into place, never over a file there) */
+    b->no_replace = lua_getfield(L, s, "no_replace") == LUA_TBOOLEAN && lua_toboolean(L, -1);
+    lua_pop(L, 1);
     return 0;
   }
   return aigc_argerror(L, cx->arg, cx->fname, "%s.sink: \"bytes\", {path = ...} or a function "

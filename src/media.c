@@ -129,8 +129,6 @@ static int media_save (lua_State *L) {
   if (failed && b.sink_kind != NULL && b.sink_kind[0] == 'a' && b.sink_kind[1] == ' ')
     snprintf(msg, sizeof msg, "could not write %.700s: it is %s%s", b.path, b.sink_kind,
              strcmp(b.sink_kind, "a directory") == 0 ? "" : ", not a regular file");
-  else if (failed && b.no_replace && b.sink_errno == EEXIST && !b.sink_replaced)
-    snprintf(msg, sizeof msg, "could not write %.700s: a file is there already (overwrite = false)", b.path);
   else if (failed)
     snprintf(msg, sizeof msg, "could not write %.700s: %s", b.path, aigc_body_sink_error(&b, eb, sizeof eb));
   aigc_body_free(&b);   /* (a part file left by a failed write: removed) */

@@ -161,6 +161,7 @@ end
 -- a signature in its error message put it whole in the hop's "warn" line.
 local function hop (self, submit, fname, url, opts, sink, left, urls)
   local params = media_call.sendable(opts)
+  params.overwrite = nil   -- (the sink's: never sent)
   if left or origin(url) ~= origin(self.base_url) then   -- another host: no credential, no organization
     params.headers, params.extra_headers = foreign_headers(self, opts), nil
   end
@@ -178,6 +179,12 @@ function M.download (self, submit, fname, url, opts, async)
   if not media.is_http_url(url) then util.argerror(fname, 1, util.expected("an http:// or https:// URL", url)) end
   opts = opts == nil and {} or media_call.params_of(self, fname, opts, nil, 2)
   local sink = media_call.sink_of(fname, opts.to)
+  -- overwrite = false (res:save's for a url image): the file linked into place, never over one
+  -- made there meanwhile (a rename replaced it; src/body.c)
+  if opts.overwrite ~= nil and type(opts.overwrite) ~= "boolean" then
+    util.field_error(fname, 2, "opts.overwrite", util.expected("boolean", opts.overwrite))
+  end
+  if opts.overwrite == false and type(sink) == "table" then sink.no_replace = true end
   -- (a misuse raises here, at the caller's line)
   local first = hop(self, submit, fname, url, opts, sink, false, { url })
   local f = future.run(self._loop, function (f)

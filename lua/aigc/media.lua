@@ -104,8 +104,9 @@ local function write_image (client, i, item, path, f, no_replace)
       return nil, core.error { kind = "canceled", message = "image " .. i .. " is a url, and the client "
                                .. "it came from (which downloads it) " .. gone }
     end
-    if f then return f:track(client:download_async(item.url, { to = path })):wait() end
-    return client:download(item.url, { to = path })
+    local opts = { to = path, overwrite = not no_replace }
+    if f then return f:track(client:download_async(item.url, opts)):wait() end
+    return client:download(item.url, opts)
   end
   -- As a download's file, by the same C code: never over a folder, a FIFO
   -- or a device; written to a new path.part (a link or FIFO there is not
