@@ -181,6 +181,29 @@ describe("the response cache on disk", function ()
     assert.is_nil(io.open(dir .. "/pwned"))
   end)
 
+  it("a FIFO as the folder's .key: no key (a call with a credential is not cached), no wait for ever", function ()
+    local folder = dir .. "/fifokey"
+    assert(os.execute("mkdir " .. procutil.quote(folder)))
+    assert(procutil.execute("mkfifo " .. procutil.quote(folder .. "/.key")))
+    local r = luachild.run([[
+      local c = require("aigc.cache").new { dir = arg[1] }
+      print(c:digest("sk-fake-key"), c:call_key("k", nil, nil, {}, { "sk-fake-key" }))
+    ]], { args = { folder }, timeout = 10 })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("nil\tnil\n", r.stdout)
+  end)
+
+  it("a write whose rename fails (a folder at the entry's name) leaves no temporary file", function ()
+    local folder = dir .. "/dirent"
+    local c = cache.new { dir = folder }
+    c:put("k", { text = "the first reply" })
+    local name = list(folder)[1]
+    assert(os.remove(folder .. "/" .. name))
+    assert(os.execute("mkdir " .. procutil.quote(folder .. "/" .. name)))
+    for _ = 1, 3 do c:put("k", { text = "another reply" }) end
+    assert.same({ name }, list(folder))
+  end)
+
   it("an entry that is not a regular file (a FIFO) is a miss, and the reply stored over it (the call hung)",
      function ()
     local folder = dir .. "/fifo"

@@ -209,7 +209,10 @@ end
 
 local function folder_key (dir)
   local path = dir .. "/.key"
-  local s = util.read_file(path)
+  -- (a regular file only: a FIFO there blocked every call with a credential for ever)
+  local kind = core.file_kind(path)
+  if kind and kind ~= "file" then return nil end
+  local s = kind and util.read_file(path)
   if not s then
     -- (no shell: `head -c ... > tmp && ln tmp .key` ran one; core.link fails when .key is there)
     local tmp, k = path .. ".tmp" .. tmp_suffix(), random_key()
@@ -220,7 +223,7 @@ local function folder_key (dir)
       if ok then core.link(tmp, path) end
       os.remove(tmp)
     end
-    s = util.read_file(path)
+    s = core.file_kind(path) == "file" and util.read_file(path) or nil
   end
   return s
 end
@@ -373,7 +376,9 @@ local function write_disk (self, key, value, time)
   -- over the entry it replaced)
   local ok = f:write(text)
   ok = f:close() and ok
-  if ok then os.rename(tmp, path) else os.remove(tmp) end
+  -- (a rename that fails -- a folder at the entry's name -- left the temporary file, one a write)
+  if ok then ok = os.rename(tmp, path) end
+  if not ok then os.remove(tmp) end
   -- The folder's size is counted from its last scan on: it is scanned
   -- again (core.list_dir, no process) when a write may take it past the cap, or
   -- a minute on (other processes may write there too), not after every
