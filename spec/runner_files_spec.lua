@@ -47,6 +47,24 @@ describe("aigc.runner's files", function ()
     -- lock each, and a dangling link to a file not yet made took its lock
     -- beside the link: two runs wrote one file. The file itself is locked
     -- now (its inode), and made first (a dangling link's target).
+    -- Removed during a run, its lines went on into the unlinked file and the
+    -- run ended "ok": nothing kept, nothing to resume from.
+    it("removed during a run: the run stops at its next line, nil, err naming it", function ()
+      local out, cases = dir .. "/r.jsonl", {}
+      for i = 1, 20 do cases[i] = { id = "c" .. i, prompt = "Echo: " .. i } end
+      local seen = 0
+      local summary, err = runner.run { client = client, cases = cases, out = out, concurrency = 1,
+                                        on_result = function ()
+                                          seen = seen + 1
+                                          if seen == 2 then assert(os.remove(out)) end
+                                        end }
+      assert.is_nil(summary)
+      assert.equal("runner", err.kind)
+      assert.equal("cannot write " .. out .. ": it was removed during the run (the lines written since are lost: "
+                   .. "run again to resume)", err.message)
+      assert.is_true(#srv:requests() <= 4, #srv:requests() .. " requests")
+    end)
+
     it("is locked as one file through two hard links, and through a dangling link to a file not yet made", function ()
       cli.write(dir .. "/r.jsonl", "")
       assert.is_true(proc.execute("mkdir " .. dir .. "/sub && ln " .. dir .. "/r.jsonl " .. dir .. "/sub/h.jsonl"))

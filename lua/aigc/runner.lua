@@ -442,7 +442,7 @@ function Run:finish (job, result)
       line = json_encode(result)
     end
     local wok, werr = out:write(line, "\n")
-    if wok then wok, werr = out:flush() end
+    if wok then wok, werr = runfile.flush_out(out, self.spec.out) end
     if not wok then error(run_error("cannot write " .. self.spec.out .. ": " .. tostring(werr)), 0) end
   end
   if self.spec.on_result then self.spec.on_result(result, job.case) end
