@@ -78,13 +78,16 @@ for i = 1, %d do out:write('{"id":"c', i, '","prompt":"Echo: hello ', i, '"}\n')
   end)
 
   -- A run killed (SIGKILL) while it kept a pipe's cases left their copy
-  -- (os.tmpname's /tmp/lua_XXXXXX, 0600) for ever: now named by its pid in
-  -- $TMPDIR, and the next piped run removes those of runs gone.
+  -- (os.tmpname's /tmp/lua_XXXXXX, 0600) for ever: now named so in $TMPDIR
+  -- and locked while its run lasts; the next piped run removes those no
+  -- run holds.
   it("the copy a killed run left is removed by the next piped run; a live run's and other files stay", function ()
     local tmp = dir .. "/tmp"
     assert(proc.execute("mkdir " .. proc.quote(tmp)))
     cli.write(tmp .. "/aigc-cases.999999999.00ff", "a dead run's\n")
-    cli.write(tmp .. "/aigc-cases.1.00ee", "a live process's\n")   -- (pid 1 lives)
+    cli.write(tmp .. "/aigc-cases.999999998.00ee", "a live run's\n")   -- (held: another pid namespace's run)
+    local live = assert(core.lockfile(tmp .. "/aigc-cases.999999998.00ee", "file"))
+    finally(function () live:close() end)
     cli.write(tmp .. "/lua_AbCdEf", "not ours\n")
     local script = [[
       local aigc, runner = require "aigc", require "aigc.runner"
@@ -125,6 +128,6 @@ for i = 1, %d do out:write('{"id":"c', i, '","prompt":"Echo: hello ', i, '"}\n')
     local names = {}
     for _, e in ipairs(core.list_dir(tmp)) do names[#names + 1] = e.name end
     table.sort(names)
-    assert.same({ "aigc-cases.1.00ee", "lua_AbCdEf" }, names)
+    assert.same({ "aigc-cases.999999998.00ee", "lua_AbCdEf" }, names)
   end)
 end)

@@ -145,43 +145,51 @@ function M.case_reader (path, name)
   return reader
 end
 
--- A new private (0600) file for spool, named by this process's pid in
--- $TMPDIR (else /tmp): aigc-cases.PID.RANDOM. os.tmpname's /tmp/lua_XXXXXX
--- told no one whose it was: a run killed (SIGKILL, a crash) left its copy
--- of the cases for ever. Each new one removes those of processes gone
--- (ours only, by name; a file another user owns stays where /tmp is sticky).
-local SPOOLED = "^aigc%-cases%.(%d+)%.%x+$"
+-- A new private (0600) file for spool, in $TMPDIR (else /tmp):
+-- aigc-cases.PID.RANDOM, and the flock its run holds on it (core.lockfile,
+-- dropped by the kernel however the run ends). os.tmpname's
+-- /tmp/lua_XXXXXX told no one whose it was: a run killed (SIGKILL, a crash)
+-- left its copy of the cases for ever. Each new one removes those no run
+-- holds (ours only, by name; a file another user owns stays where /tmp is
+-- sticky). (The lock, not the pid: a /tmp shared with a container is
+-- another pid namespace, whose live runs' pids are no process here.)
+local SPOOLED = "^aigc%-cases%.%d+%.%x+$"
 local function spool_file ()
   local dir = (os.getenv("TMPDIR") or ""):gsub("(.)/+$", "%1")
   if dir == "" or core.file_kind(dir) ~= "directory" then dir = "/tmp" end
   local f = io.open("/proc/self/stat", "rb")
-  local pid, hex = f and (f:read("*l") or ""):match("^(%d+)"), util.random_hex(8)
+  local pid, hex = f and (f:read("*l") or ""):match("^(%d+)") or "0", util.random_hex(8)
   if f then f:close() end
-  if not (pid and hex) then return os.tmpname() end
+  if not hex then return os.tmpname() end
   for _, e in ipairs(core.list_dir(dir) or {}) do
-    local owner = e.name:match(SPOOLED)
-    if owner and e.kind == "file" and core.file_kind("/proc/" .. owner) ~= "directory" then
-      os.remove(dir .. "/" .. e.name)
+    local path = dir .. "/" .. e.name
+    local free = e.kind == "file" and e.name:find(SPOOLED) and core.lockfile(path, "file")
+    if free then
+      os.remove(path)
+      free:close()
     end
   end
   local tmp = dir .. "/aigc-cases." .. pid .. "." .. hex
-  return core.create_private(tmp, true) and tmp or os.tmpname()
+  if not core.create_private(tmp, true) then return os.tmpname() end
+  return tmp, core.lockfile(tmp, "file")
 end
 
 --- Keeps the cases of a pipe (stdin) in a private temporary file (0600,
--- in $TMPDIR or /tmp, named by the pid: those of killed runs are removed
--- by the next), read in pieces, so that a run reads them as it reads a
+-- in $TMPDIR or /tmp, locked while its run lasts: those of killed runs are
+-- removed by the next), read in pieces, so that a run reads them as it reads a
 -- regular file's: checked whole first, then read as it sends them. Read
 -- whole into memory, a million piped cases held 0.9 GB. The caller removes
 -- the file.
 -- @tparam string path
 -- @treturn[1] string the temporary file's path
+-- @treturn[1] nil
+-- @treturn[1] table|nil the lock held on it (kept while the file is read; closed or collected after)
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
 function M.spool (path)
   local src, err = io.open(path, "rb")
   if not src then return nil, cannot_read(path, err) end
-  local tmp = spool_file()
+  local tmp, hold = spool_file()
   local dst, derr = io.open(tmp, "wb")
   local ok, why = dst ~= nil, derr
   -- (pcall: Ctrl-C's "interrupted!" while it waits for the pipe leaves no file behind)
@@ -199,10 +207,11 @@ function M.spool (path)
   end
   if not (pok and ok) then
     os.remove(tmp)
+    if hold then hold:close() end
     if not pok then error(perr, 0) end
     return nil, input_error("cannot keep the cases of " .. path .. " (" .. tmp .. "): " .. tostring(why))
   end
-  return tmp
+  return tmp, nil, hold
 end
 
 -- A case's key (its results line's, its batch line's custom_id). An integer

@@ -352,11 +352,11 @@ function M.load_cases (spec)
     if (spec.backend or "direct") == "direct" and kind == "fifo" then
       -- A pipe (stdin) is read once: its cases are kept in a temporary file,
       -- then checked and read as a regular file's (`spooled`: runner.run removes it).
-      local tmp, serr = runfile.spool(cases)
+      local tmp, serr, hold = runfile.spool(cases)
       if not tmp then return nil, serr end
       local source, err = scan_cases(spec, tmp, cases)
       if not source then os.remove(tmp); return nil, err end
-      source.spooled = tmp
+      source.spooled, source.spool_hold = tmp, hold   -- (its lock: the next piped run leaves it)
       return source
     end
     local list, lines_or_err = runfile.read_cases(cases)
