@@ -193,6 +193,24 @@ describe("the response cache on disk", function ()
     assert.equal("nil\tnil\n", r.stdout)
   end)
 
+  it("an entry file larger than any it writes is not read (a miss), and a reply that large is not written",
+     function ()
+    local folder = dir .. "/big"
+    local c = cache.new { dir = folder, max_bytes = 1000 }
+    c:put("k", { text = "the first reply" })
+    local name = list(folder)[1]
+    local x = require("aigc.core").json.decode(cli.read(folder .. "/" .. name))
+    local v = require("aigc.core").json.decode(x.value)
+    v.padding = ("p"):rep(5000)   -- (past 4 x max_bytes; a gigabyte was read whole)
+    x.value = require("aigc.core").json.encode(v)
+    cli.write(folder .. "/" .. name, require("aigc.core").json.encode(x))
+    local again = cache.new { dir = folder, max_bytes = 1000 }
+    assert.is_nil(again:get("k"))
+    assert.equal(1, again:stats().misses)
+    again:put("k2", { text = ("q"):rep(5000) })
+    assert.same({ name }, list(folder))
+  end)
+
   it("a write whose rename fails (a folder at the entry's name) leaves no temporary file", function ()
     local folder = dir .. "/dirent"
     local c = cache.new { dir = folder }

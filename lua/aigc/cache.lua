@@ -342,7 +342,8 @@ local function read_disk (self, key)
   -- (only a regular file is an entry: one replaced by a FIFO blocked the call for ever,
   -- by a link to /dev/zero read until memory ran out; a miss, the reply is stored over it)
   if core.file_kind(path) ~= "file" then return nil end
-  local text = util.read_file(path)
+  -- (no larger than an entry written here: a file of a gigabyte put under an entry's name was read whole)
+  local text = util.read_file(path, self.max_disk_bytes or 4 * self.max_bytes)
   if not text then return nil end
   local x = json.decode(text)
   if type(x) ~= "table" or x.key ~= key then return nil end   -- (another key's: a collision of the hash)
@@ -360,7 +361,7 @@ local function write_disk (self, key, value, time)
   local text = json.encode { key = key, time = time, value = value }
   -- (an entry over the cap is not kept, as memory keeps none over max_bytes: written, the
   -- size cap's sweep removed every other entry of the folder, oldest first, then it)
-  if self.max_disk_bytes and #text > self.max_disk_bytes then
+  if #text > (self.max_disk_bytes or 4 * self.max_bytes) then   -- (nor one read_disk would not read)
     os.remove(path)
     return
   end
