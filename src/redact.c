@@ -54,6 +54,7 @@
 #include <string.h>
 
 #include "redact.h"
+#include "unescape.h"
 
 #define SECRET_MIN 8                 /* shorter secrets are not searched */
 #define AIGC_MAX_SECRETS 16          /* more in one block are not searched */
@@ -339,7 +340,7 @@ static int short_secret (const char *p, size_t n) {
 **      and '/'; when one is there): a JWT's, a URL-safe token's alphabet.
 ** Any of them in a JSON string, with any character escaped ("\u003d",
 ** "\/"), in HTML ("&#x73;", "&amp;"), percent-encoded once more ("%252F"),
-** is found by searching the text unescaped (see "Escapes").
+** is found by searching the text unescaped (see "Escapes" and unescape.c).
 */
 #define NFORMS 21
 
@@ -829,256 +830,10 @@ static size_t short_at (const char *b, const char *s, size_t len, size_t at) {
 ** {======================================================
 ** Escapes
 ** =======================================================
-** A server may echo a secret inside a JSON string with any of its
-** characters escaped: Gson writes '=' as "\u003d", .NET's encoder '+' as
-** "\u002B", some gateways every character ("\u0073\u006b..."), PHP a
-** '/' as "\/"; and the JSON text of an upstream's error that a gateway
-** wraps in a string of its own keeps those escapes in what aigc decodes
-** (err.message, err.body), as a cassette's raw bytes do. Alike, a Java
-** properties text writes '=' and ':' as "\=", "\:"; an HTML error page
-** a character as "&#x73;" or "&#115;", '&' as "&amp;"; a URL inside a
-** URL's query has its percent-encoding encoded again ("%252F"). So a text
-** holding such an escape is searched a second time unescaped (the JSON
-** ones every level at once: an escape's backslash doubled by each string
-** around it, see json_unit; the others one level), for the secrets, every
-** form of them and the short ones, and each stretch found there is
-** redacted in the text over all the bytes it came from. Linear in the
-** text: one decoding, one scan, one walk mapping stretches back.
+** A text holding an escape (unescape.c: JSON, Java properties, HTML,
+** percent) is searched a second time unescaped, and each stretch found
+** there is redacted in the text over all the bytes it came from.
 */
-static int hex_digit (unsigned char c) {
-  c = fold(c);
-  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* The code unit of the 4 hex digits at s[i..len), or -1. */
-static long hex4 (const char *s, size_t len, size_t i) {
-  long v = 0;
-  size_t k;
-  for (k = i; k < i + 4; k++) {
-    int d = k < len ? hex_digit((unsigned char)s[k]) : -1;
-    if (d < 0)
-      return -1;
-    v = v * 16 + d;
-  }
-  return v;
-}
-
-/* The end of the run of backslashes at s[i..len). */
-static size_t backslashes (const char *s, size_t len, size_t i) {
-  while (i < len && s[i] == '\\')
-    i++;
-  return i;
-}
-
-/* A run of r backslashes escaping nothing: one when it is two or more. */
-static size_t backslash_run (char *out, size_t *nout, size_t r) {
-  out[0] = '\\';
-  *nout = r > 1;
-  return r;
-}
-
-/* Writes the code point c (a valid one) to out as UTF-8; *nout its bytes. */
-static void put_utf8 (long c, char *out, size_t *nout) {
-  *nout = c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
-  if (*nout == 1)
-    out[0] = (char)c;
-  else {
-    size_t n;
-    out[0] = (char)(((0xF00 >> *nout) & 0xFF) | (c >> (6 * (*nout - 1))));   /* 110xxxxx, 1110xxxx... */
-    for (n = 1; n < *nout; n++)
-      out[n] = (char)(0x80 | ((c >> (6 * (*nout - 1 - n))) & 63));
-  }
-}
-
-/*
-** The unit of text at s[i] ('\' there): a JSON escape, its backslash
-** doubled by each JSON string it was wrapped in ("\u003d", "\\u003d",
-** "\\\\/": one level or more, a gateway's string around an upstream's
-** JSON text), or a backslash before another ASCII punctuation character
-** (Java properties' "\=", "\:"), decoded into out (1 to 4 bytes, *nout:
-** UTF-8; a surrogate pair is one character); or else the run of
-** backslashes alone: one backslash when it is two or more ("\\" escaping
-** one: "C:\\Users"), else *nout 0, text (a lone surrogate, "\x", a cut
-** "\u00"). Returns its length in s.
-*/
-static size_t json_unit (const char *s, size_t len, size_t i, char *out, size_t *nout) {
-  static const char from[] = "\"/bfnrt", to[] = "\"/\b\f\n\r\t";
-  size_t j = backslashes(s, len, i), k;
-  const char *p;
-  long c, low;
-  *nout = 0;
-  if (j < len && s[j] != 'u' && s[j] != '\0' && (p = strchr(from, s[j])) != NULL) {
-    out[0] = to[p - from];
-    *nout = 1;
-    return j + 1 - i;
-  }
-  if (j < len && s[j] > ' ' && s[j] < 127 && !is_alnum((unsigned char)s[j])) {
-    out[0] = s[j];   /* "\=", "\:", "\-"... */
-    *nout = 1;
-    return j + 1 - i;
-  }
-  if (j >= len || s[j] != 'u' || (c = hex4(s, len, j + 1)) < 0 || (c >= 0xDC00 && c < 0xE000))
-    return backslash_run(out, nout, j - i);
-  k = j + 5;
-  if (c >= 0xD800 && c < 0xDC00) {   /* a pair: its low half next */
-    size_t m = backslashes(s, len, k);
-    if (m == k || m >= len || s[m] != 'u' || (low = hex4(s, len, m + 1)) < 0xDC00 || low > 0xDFFF)
-      return backslash_run(out, nout, j - i);
-    c = 0x10000 + ((c - 0xD800) << 10) + (low - 0xDC00);
-    k = m + 5;
-  }
-  put_utf8(c, out, nout);
-  return k - i;
-}
-
-/*
-** The unit of text at s[i] ('&' there): an HTML character reference,
-** "&#115;", "&#x73;" (a code point, not a surrogate) or one of "&amp;",
-** "&lt;", "&gt;", "&quot;", "&apos;", decoded into out as json_unit does;
-** else *nout 0, text. Returns its length in s.
-*/
-static size_t html_unit (const char *s, size_t len, size_t i, char *out, size_t *nout) {
-  static const char *const names[] = {"amp;", "lt;", "gt;", "quot;", "apos;", NULL};
-  size_t k = i + 1, digits = 0, m;
-  int base = 10, d;
-  long c = 0;
-  *nout = 0;
-  if (k < len && s[k] == '#') {
-    if (++k < len && fold((unsigned char)s[k]) == 'x') {
-      base = 16;
-      k++;
-    }
-    for (; digits < 7 && k < len && (d = hex_digit((unsigned char)s[k])) >= 0 && d < base; k++, digits++)
-      c = c * base + d;
-    if (digits == 0 || k >= len || s[k] != ';' || c > 0x10FFFF || (c >= 0xD800 && c < 0xE000))
-      return 1;
-    put_utf8(c, out, nout);
-    return k + 1 - i;
-  }
-  for (d = 0; names[d] != NULL; d++)
-    if (k + (m = strlen(names[d])) <= len && memcmp(s + k, names[d], m) == 0) {
-      out[0] = "&<>\"'"[d];
-      *nout = 1;
-      return m + 1;
-    }
-  return 1;
-}
-
-/*
-** The unit of text at s[i]: an escape (a JSON one or a backslash before
-** punctuation, json_unit; an HTML character reference, html_unit; a
-** percent-encoded byte, "%2F", one level) decoded into out, *nout bytes;
-** or else *nout 0, text. Returns its length in s.
-*/
-static size_t unit_at (const char *s, size_t len, size_t i, char *out, size_t *nout) {
-  int hi, lo;
-  if (s[i] == '\\')
-    return json_unit(s, len, i, out, nout);
-  if (s[i] == '&')
-    return html_unit(s, len, i, out, nout);
-  *nout = 0;
-  if (i + 2 < len && (hi = hex_digit((unsigned char)s[i + 1])) >= 0
-      && (lo = hex_digit((unsigned char)s[i + 2])) >= 0) {
-    out[0] = (char)(hi * 16 + lo);
-    *nout = 1;
-    return 3;
-  }
-  return 1;
-}
-
-/* Whether c may start an escape (unit_at). */
-static int escape_start (char c) {
-  return c == '\\' || c == '&' || c == '%';
-}
-
-/* The first byte of s[i..len) that may start an escape, or len. */
-static size_t next_escape (const char *s, size_t len, size_t i) {
-  while (i < len && !escape_start(s[i]))
-    i++;
-  return i;
-}
-
-/*
-** The bytes at the end of a text d[0..dlen) (or one unescaped) that are
-** an escape cut short ("\u00", "\": a text cut at a limit inside one),
-** which cut_tail looks before.
-*/
-static size_t cut_escape (const char *d, size_t dlen) {
-  size_t k = 0;
-  while (k < 3 && k < dlen && hex_digit((unsigned char)d[dlen - 1 - k]) >= 0)
-    k++;
-  for (; k > 0 && !(k < dlen && d[dlen - 1 - k] == 'u'); k--)
-    ;
-  if (k > 0 || (dlen > 0 && d[dlen - 1] == 'u'))
-    k = k > 0 ? k + 1 : 1;   /* and its 'u' */
-  return k < dlen && d[dlen - 1 - k] == '\\' ? k + 1 : 0;
-}
-
-/* Whether s[0..len) holds an escape, or ends with a JSON one cut short.
-   (memchr for each kind: a text without one costs three fast passes) */
-static int has_escape (const char *s, size_t len) {
-  static const char starts[] = "\\&%";
-  const char *p;
-  char tmp[4];
-  size_t n;
-  int k;
-  for (k = 0; k < 3; k++)
-    for (p = s; (p = (const char *)memchr(p, starts[k], len - (size_t)(p - s))) != NULL; ) {
-      p += unit_at(s, len, (size_t)(p - s), tmp, &n);
-      if (n > 0)
-        return 1;
-    }
-  return cut_escape(s, len) > 0;
-}
-
-/* s[0..len) unescaped into out (len bytes: never longer); returns its
-   length. What is no escape is kept as it is. */
-static size_t unescape (const char *s, size_t len, char *out) {
-  size_t i = 0, m = 0, e, n;
-  while (i < len) {
-    size_t plain = next_escape(s, len, i) - i;
-    memcpy(out + m, s + i, plain);
-    m += plain;
-    i += plain;
-    if (i < len) {
-      e = unit_at(s, len, i, out + m, &n);
-      if (n == 0) {   /* a lone backslash, '&' or '%': as it is */
-        out[m] = s[i];
-        n = 1;
-      }
-      i += e;
-      m += n;
-    }
-  }
-  return m;
-}
-
-/* A walk of a text s[0..len) and its unescaped form together: at, the
-   byte of s where the decoded byte dat comes from. */
-typedef struct unescaped {
-  const char *s;
-  size_t len, at, dat;
-} unescaped;
-
-/*
-** Where decoded byte `to` (from U->dat on: calls go forward) lies in the
-** text: the start of the escape (or byte) it comes from when `end` is 0,
-** else the end of the one byte to - 1 comes from.
-*/
-static size_t text_at (unescaped *U, size_t to, int end) {
-  char tmp[4];
-  size_t e = 1, n = 1;
-  while (U->dat < to) {
-    if (escape_start(U->s[U->at]) && (e = unit_at(U->s, U->len, U->at, tmp, &n), n == 0))
-      e = n = 1;   /* (a lone backslash, '&' or '%', as it is) */
-    if (!end && U->dat + n > to)
-      break;
-    U->at += e;
-    U->dat += n;
-    e = n = 1;
-  }
-  return U->at;
-}
 
 /* Whether d[0..dlen) (a text, or one unescaped) holds a run or a cut secret. */
 static int runs_found (const char *b, const char *d, size_t dlen) {
@@ -1087,7 +842,7 @@ static int runs_found (const char *b, const char *d, size_t dlen) {
   if (dlen < SECRET_MIN)
     return 0;
   scan_init(&S, b, d, dlen);
-  return next_run(&S, &lo, &hi) || cut_tail(b, d, dlen - cut_escape(d, dlen)) > 0;
+  return next_run(&S, &lo, &hi) || cut_tail(b, d, dlen - aigc_cut_escape(d, dlen)) > 0;
 }
 
 /* Whether the unescaped s[0..len) holds something to redact. No Lua
@@ -1096,11 +851,11 @@ static int escaped_found (const char *s, size_t len, const char *b) {
   char *d;
   size_t dlen, lo;
   int found;
-  if (!has_escape(s, len))
+  if (!aigc_has_escape(s, len))
     return 0;
   if ((d = (char *)malloc(len)) == NULL)
     return 1;
-  dlen = unescape(s, len, d);
+  dlen = aigc_unescape(s, len, d);
   found = runs_found(b, d, dlen) || find_short(b, d, dlen, 0, &lo);
   free(d);
   return found;
@@ -1114,16 +869,16 @@ static int escaped_found (const char *s, size_t len, const char *b) {
 static void add_shorts_unescaped (luaL_Buffer *buf, const char *b, const char *s, size_t len,
                                   const char *d, size_t dlen) {
   size_t at = 0, lo, from = 0;
-  unescaped U;
+  aigc_unescaped U;
   U.s = s;
   U.len = len;
   U.at = U.dat = 0;
   while (find_short(b, d, dlen, at, &lo)) {
-    size_t t = text_at(&U, lo, 0);
+    size_t t = aigc_text_at(&U, lo, 0);
     luaL_addlstring(buf, s + from, t - from);
     luaL_addstring(buf, REDACTED);
     at = lo + short_at(b, d, dlen, lo);
-    from = text_at(&U, at, 1);
+    from = aigc_text_at(&U, at, 1);
   }
   luaL_addlstring(buf, s + from, len - from);
 }
@@ -1137,14 +892,14 @@ static void add_shorts_unescaped (luaL_Buffer *buf, const char *b, const char *s
 static void scrub_escaped_top (lua_State *L, int shorts) {
   size_t len, dlen, lo, hi, tail, cut, from = 0;
   const char *s = lua_tolstring(L, -1, &len), *b = lua_tostring(L, -2);
-  unescaped U;
+  aigc_unescaped U;
   luaL_Buffer buf;
   scan S;
   char *d;
-  if ((shorts && b[get32(b, H_SHORT)] == '\0') || !has_escape(s, len))
+  if ((shorts && b[get32(b, H_SHORT)] == '\0') || !aigc_has_escape(s, len))
     return;   /* (no short secret: no second decoding) */
   d = (char *)lua_newuserdatauv(L, len, 0);   /* (anchored below the buffer) */
-  dlen = unescape(s, len, d);
+  dlen = aigc_unescape(s, len, d);
   if (shorts ? !find_short(b, d, dlen, 0, &lo) : !runs_found(b, d, dlen)) {
     lua_pop(L, 1);
     return;
@@ -1163,15 +918,15 @@ static void scrub_escaped_top (lua_State *L, int shorts) {
   scan_init(&S, b, d, dlen);
   luaL_buffinit(L, &buf);
   while (next_run(&S, &lo, &hi)) {
-    size_t at = text_at(&U, lo, 0);
+    size_t at = aigc_text_at(&U, lo, 0);
     luaL_addlstring(&buf, s + from, at - from);
     luaL_addstring(&buf, REDACTED);
-    from = text_at(&U, hi, 1);
+    from = aigc_text_at(&U, hi, 1);
     S.from = hi;
   }
-  cut = cut_escape(d + S.from, dlen - S.from);
+  cut = aigc_cut_escape(d + S.from, dlen - S.from);
   tail = dlen - S.from - cut >= SECRET_MIN ? cut_tail(b, d + S.from, dlen - S.from - cut) : 0;
-  luaL_addlstring(&buf, s + from, (tail > 0 ? text_at(&U, dlen - cut - tail, 0) : len) - from);
+  luaL_addlstring(&buf, s + from, (tail > 0 ? aigc_text_at(&U, dlen - cut - tail, 0) : len) - from);
   if (tail > 0)
     luaL_addstring(&buf, REDACTED);
   luaL_pushresult(&buf);

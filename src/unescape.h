@@ -1,0 +1,30 @@
+/*
+** unescape.h — a text's escapes decoded (unescape.c), and the way back
+** from a decoded byte to the bytes of the text it came from. Pure C.
+*/
+#ifndef AIGC_UNESCAPE_H
+#define AIGC_UNESCAPE_H
+
+#include <stddef.h>
+
+/* Whether s[0..len) holds an escape, or ends with one cut short. */
+int aigc_has_escape (const char *s, size_t len);
+/* s[0..len) unescaped into out (len bytes: never longer); returns its
+   length. What is no escape is kept as it is. */
+size_t aigc_unescape (const char *s, size_t len, char *out);
+/* The bytes at the end of d[0..dlen) that are an escape cut short, or 0. */
+size_t aigc_cut_escape (const char *d, size_t dlen);
+
+/* A walk of a text s[0..len) and its unescaped form together: at, the
+   byte of s where the decoded byte dat comes from. Start at 0, 0. */
+typedef struct aigc_unescaped {
+  const char *s;
+  size_t len, at, dat;
+} aigc_unescaped;
+
+/* Where decoded byte `to` (calls go forward) lies in the text: the start
+   of the escape it comes from (end 0), or the end of the one byte to - 1
+   comes from (end 1). */
+size_t aigc_text_at (aigc_unescaped *U, size_t to, int end);
+
+#endif
