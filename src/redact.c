@@ -30,7 +30,8 @@
 ** are encoded with it: "Bearer <key>", "user:<password>"), its hex form
 ** and its percent-encoded forms (the reserved bytes or every byte as %XX);
 ** any of them in a JSON string with any character escaped ("\u003d"), in
-** HTML ("&#x73;", "&amp;"), Java-escaped ("\="), percent-encoded again;
+** HTML ("&#x73;", "&amp;"), Java-escaped ("\="), percent-encoded again,
+** these escapes nested up to three levels ("%25252F", "&amp;#x73;");
 ** all of it whatever the ASCII case (a gateway's "INVALID KEY SK-PROJ-...",
 ** and the base64 of the upper- or lower-cased secret); and, as before,
 ** a string that ends with the first 8 bytes or more of a secret (a secret
@@ -845,93 +846,95 @@ static int runs_found (const char *b, const char *d, size_t dlen) {
   return next_run(&S, &lo, &hi) || cut_tail(b, d, dlen - aigc_cut_escape(d, dlen)) > 0;
 }
 
-/* Whether the unescaped s[0..len) holds something to redact. No Lua
-   allocation; a malloc failing says yes (the scrub then raises). */
+/* Whether the unescaped s[0..len), at any level, holds something to
+   redact. No Lua allocation; a malloc failing says yes (the scrub then
+   raises). */
 static int escaped_found (const char *s, size_t len, const char *b) {
-  char *d;
-  size_t dlen, lo;
-  int found;
+  const char *src = s;
+  char *d, *dst, *other;
+  size_t dlen = len, lo;
+  int found = 0, k;
   if (!aigc_has_escape(s, len))
     return 0;
-  if ((d = (char *)malloc(len)) == NULL)
+  if ((d = (char *)malloc(2 * len)) == NULL)
     return 1;
-  dlen = aigc_unescape(s, len, d);
-  found = runs_found(b, d, dlen) || find_short(b, d, dlen, 0, &lo);
+  for (k = 0, dst = d, other = d + len; !found && k < AIGC_LEVELS && aigc_has_escape(src, dlen); k++) {
+    dlen = aigc_unescape(src, dlen, dst);   /* (each level from the one before) */
+    found = runs_found(b, dst, dlen) || find_short(b, dst, dlen, 0, &lo);
+    src = dst;
+    dst = other;
+    other = d + (size_t)(dst == d) * len;
+  }
   free(d);
   return found;
 }
 
 /*
 ** The text s[0..len) with each short secret standing as a word in its
-** unescaped form d[0..dlen) replaced by "[redacted]" over all the bytes
-** it came from, added to buf.
+** unescaped form d[0..dlen) (walked back by V) replaced by "[redacted]"
+** over all the bytes it came from, added to buf.
 */
-static void add_shorts_unescaped (luaL_Buffer *buf, const char *b, const char *s, size_t len,
-                                  const char *d, size_t dlen) {
+static void add_shorts_unescaped (luaL_Buffer *buf, const char *b, aigc_levels *V, const char *s,
+                                  size_t len, const char *d, size_t dlen) {
   size_t at = 0, lo, from = 0;
-  aigc_unescaped U;
-  U.s = s;
-  U.len = len;
-  U.at = U.dat = 0;
   while (find_short(b, d, dlen, at, &lo)) {
-    size_t t = aigc_text_at(&U, lo, 0);
+    size_t t = aigc_levels_at(V, lo, 0);
     luaL_addlstring(buf, s + from, t - from);
     luaL_addstring(buf, REDACTED);
     at = lo + short_at(b, d, dlen, lo);
-    from = aigc_text_at(&U, at, 1);
+    from = aigc_levels_at(V, at, 1);
   }
   luaL_addlstring(buf, s + from, len - from);
 }
 
 /*
 ** Replaces the string at the top of the stack (the block just below it)
-** by itself with each stretch found in it unescaped (the short secrets
-** when `shorts`, else the runs) replaced by "[redacted]", over all the
-** text it came from. Both anchored there.
+** by itself with each stretch found in it unescaped `levels` times (the
+** short secrets when `shorts`, else the runs) replaced by "[redacted]",
+** over all the text it came from. Both anchored there. Returns 0 when
+** there is no such level (a level before holds no escape): none deeper.
 */
-static void scrub_escaped_top (lua_State *L, int shorts) {
+static int scrub_escaped_top (lua_State *L, int shorts, int levels) {
   size_t len, dlen, lo, hi, tail, cut, from = 0;
   const char *s = lua_tolstring(L, -1, &len), *b = lua_tostring(L, -2);
-  aigc_unescaped U;
+  aigc_levels V;
   luaL_Buffer buf;
   scan S;
   char *d;
   if ((shorts && b[get32(b, H_SHORT)] == '\0') || !aigc_has_escape(s, len))
-    return;   /* (no short secret: no second decoding) */
-  d = (char *)lua_newuserdatauv(L, len, 0);   /* (anchored below the buffer) */
-  dlen = aigc_unescape(s, len, d);
+    return 0;   /* (no short secret: no second decoding) */
+  d = (char *)lua_newuserdatauv(L, len * (size_t)levels, 0);   /* (anchored below the buffer) */
+  if ((dlen = aigc_unescape_levels(&V, s, len, d, levels)) == (size_t)-1) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  d += (size_t)(levels - 1) * len;
   if (shorts ? !find_short(b, d, dlen, 0, &lo) : !runs_found(b, d, dlen)) {
     lua_pop(L, 1);
-    return;
+    return 1;
   }
-  if (shorts) {
-    luaL_buffinit(L, &buf);
-    add_shorts_unescaped(&buf, b, s, len, d, dlen);
-    luaL_pushresult(&buf);
-    lua_replace(L, -3);   /* over the original */
-    lua_pop(L, 1);        /* the decoded text */
-    return;
-  }
-  U.s = s;
-  U.len = len;
-  U.at = U.dat = 0;
-  scan_init(&S, b, d, dlen);
   luaL_buffinit(L, &buf);
-  while (next_run(&S, &lo, &hi)) {
-    size_t at = aigc_text_at(&U, lo, 0);
-    luaL_addlstring(&buf, s + from, at - from);
-    luaL_addstring(&buf, REDACTED);
-    from = aigc_text_at(&U, hi, 1);
-    S.from = hi;
+  if (shorts)
+    add_shorts_unescaped(&buf, b, &V, s, len, d, dlen);
+  else {
+    scan_init(&S, b, d, dlen);
+    while (next_run(&S, &lo, &hi)) {
+      size_t at = aigc_levels_at(&V, lo, 0);
+      luaL_addlstring(&buf, s + from, at - from);
+      luaL_addstring(&buf, REDACTED);
+      from = aigc_levels_at(&V, hi, 1);
+      S.from = hi;
+    }
+    cut = aigc_cut_escape(d + S.from, dlen - S.from);
+    tail = dlen - S.from - cut >= SECRET_MIN ? cut_tail(b, d + S.from, dlen - S.from - cut) : 0;
+    luaL_addlstring(&buf, s + from, (tail > 0 ? aigc_levels_at(&V, dlen - cut - tail, 0) : len) - from);
+    if (tail > 0)
+      luaL_addstring(&buf, REDACTED);
   }
-  cut = aigc_cut_escape(d + S.from, dlen - S.from);
-  tail = dlen - S.from - cut >= SECRET_MIN ? cut_tail(b, d + S.from, dlen - S.from - cut) : 0;
-  luaL_addlstring(&buf, s + from, (tail > 0 ? aigc_text_at(&U, dlen - cut - tail, 0) : len) - from);
-  if (tail > 0)
-    luaL_addstring(&buf, REDACTED);
   luaL_pushresult(&buf);
   lua_replace(L, -3);   /* over the original */
   lua_pop(L, 1);        /* the decoded text */
+  return 1;
 }
 
 /* }====================================================== */
@@ -977,12 +980,15 @@ static void scrub_short_top (lua_State *L) {
 */
 void aigc_secrets_scrub_top (lua_State *L) {
   size_t len, from, lo, hi, tail;
+  int level;
   const char *s, *b = lua_tostring(L, -2);
   luaL_Buffer buf;
   scan S;
   scrub_short_top(L);
-  scrub_escaped_top(L, 1);
-  scrub_escaped_top(L, 0);   /* before the runs: a stretch is then one, escapes and all */
+  for (level = 1; level <= AIGC_LEVELS && scrub_escaped_top(L, 1, level); level++)
+    ;
+  for (level = 1; level <= AIGC_LEVELS && scrub_escaped_top(L, 0, level); level++)
+    ;   /* before the runs: a stretch is then one, escapes and all */
   s = lua_tolstring(L, -1, &len);
   scan_init(&S, b, s, len);
   luaL_buffinit(L, &buf);

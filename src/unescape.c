@@ -263,3 +263,34 @@ size_t aigc_text_at (aigc_unescaped *U, size_t to, int end) {
   return U->at;
 }
 
+
+/*
+** Escapes nested: a key percent-encoded three times (a URL in a URL in a
+** URL's query: "%25252F"), an HTML page quoting an escaped text
+** ("&amp;#x73;"), a percent-encoded JSON escape ("%5Cu0073"). Each level
+** is one more decoding of the one before; a stretch found at level k is
+** mapped back through every level to the text's bytes.
+*/
+size_t aigc_unescape_levels (aigc_levels *V, const char *s, size_t len, char *d, int levels) {
+  const char *t = s;
+  size_t tlen = len;
+  int k;
+  for (k = 0; k < levels; k++) {
+    if (!aigc_has_escape(t, tlen))
+      return (size_t)-1;
+    V->U[k].s = t;
+    V->U[k].len = tlen;
+    V->U[k].at = V->U[k].dat = 0;
+    tlen = aigc_unescape(t, tlen, d + (size_t)k * len);
+    t = d + (size_t)k * len;
+  }
+  V->n = levels;
+  return tlen;
+}
+
+size_t aigc_levels_at (aigc_levels *V, size_t to, int end) {
+  int k;
+  for (k = V->n - 1; k >= 0; k--)
+    to = aigc_text_at(&V->U[k], to, end);
+  return to;
+}

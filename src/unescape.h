@@ -27,4 +27,21 @@ typedef struct aigc_unescaped {
    comes from (end 1). */
 size_t aigc_text_at (aigc_unescaped *U, size_t to, int end);
 
+/* The levels of a text's nested escapes: level k the text unescaped k
+   times (k = 1..AIGC_LEVELS), each walked back to the one before. */
+#define AIGC_LEVELS 3
+typedef struct aigc_levels {
+  aigc_unescaped U[AIGC_LEVELS];
+  int n;
+} aigc_levels;
+
+/* Unescapes s[0..len) `levels` times (1..AIGC_LEVELS) into d (levels *
+   len bytes), level k at d + (k - 1) * len; V walks them. Returns the
+   length of the last level, or (size_t)-1 when a level before it (the
+   text included) holds no escape. */
+size_t aigc_unescape_levels (aigc_levels *V, const char *s, size_t len, char *d, int levels);
+/* aigc_text_at through every level: where byte `to` of the last level
+   lies in the text. Calls go forward. */
+size_t aigc_levels_at (aigc_levels *V, size_t to, int end);
+
 #endif

@@ -217,11 +217,20 @@ local function runs_in (text, at, pieces, whole, runs)
   end
 end
 
+local LEVELS = 3   -- (as src/unescape.h's AIGC_LEVELS)
 local function mask (s, pieces, whole)
   local runs = {}   -- [from, to] pairs, in order, possibly overlapping
   runs_in(s:lower(), nil, pieces, whole, runs)
   local decoded, map = unescaped(s)
-  if decoded then runs_in(decoded:lower(), map, pieces, whole, runs) end
+  for _ = 1, LEVELS do   -- (escapes nested: "%25252F", "&amp;#x73;": each level decoded from the one before)
+    if not decoded then break end
+    runs_in(decoded:lower(), map, pieces, whole, runs)
+    local deeper, back = unescaped(decoded)
+    if deeper then
+      for j = 1, #back do back[j] = map[back[j]] end
+    end
+    decoded, map = deeper, back
+  end
   if #runs == 0 then return s end
   table.sort(runs, function (x, y) return x[1] < y[1] end)
   local out, at, k = {}, 1, 1
