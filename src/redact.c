@@ -35,7 +35,8 @@
 ** all of it whatever the ASCII case (a gateway's "INVALID KEY SK-PROJ-...",
 ** and the base64 of the upper- or lower-cased secret); and, as before,
 ** a string that ends with the first 8 bytes or more of a secret (a secret
-** cut by a truncation: a log line's 1 KiB, a body kept to 64 KiB). Each
+** cut by a truncation: a log line's 1 KiB, a body kept to 64 KiB; escaped,
+** the text cut inside the escape after it: "&#x6", "%6", "\u00"). Each
 ** stretch becomes one "[redacted]". A secret of 4 to 7 bytes holding a
 ** letter and a digit (a local server's "sk-1") is redacted only whole and
 ** standing as a word (in any ASCII case: "SK-1"), touching no letter or digit (short_secret),

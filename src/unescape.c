@@ -185,12 +185,8 @@ static size_t next_escape (const char *s, size_t len, size_t i) {
   return i;
 }
 
-/*
-** The bytes at the end of a text d[0..dlen) (or one unescaped) that are
-** an escape cut short ("\u00", "\": a text cut at a limit inside one),
-** which cut_tail looks before.
-*/
-size_t aigc_cut_escape (const char *d, size_t dlen) {
+/* The JSON escape cut short at the end of d[0..dlen) ("\\u00", "\\"), or 0. */
+static size_t cut_json (const char *d, size_t dlen) {
   size_t k = 0;
   while (k < 3 && k < dlen && hex_digit((unsigned char)d[dlen - 1 - k]) >= 0)
     k++;
@@ -201,7 +197,50 @@ size_t aigc_cut_escape (const char *d, size_t dlen) {
   return k < dlen && d[dlen - 1 - k] == '\\' ? k + 1 : 0;
 }
 
-/* Whether s[0..len) holds an escape, or ends with a JSON one cut short.
+/* The HTML reference cut before its ';' at the end of d[0..dlen) ("&",
+   "&#", "&#x6", "&#11", "&am", "&quo"), or 0. */
+static size_t cut_html (const char *d, size_t dlen) {
+  static const char *const names[] = {"amp", "lt", "gt", "quot", "apos", NULL};
+  size_t k, i = 2;
+  int base = 10, n;
+  for (k = 1; k <= 10 && k <= dlen && d[dlen - k] != '&'; k++)
+    ;
+  if (k > 10 || k > dlen)
+    return 0;
+  d += dlen - k;   /* the k bytes from its '&' */
+  if (k > 1 && d[1] == '#') {
+    if (i < k && fold((unsigned char)d[i]) == 'x') {
+      base = 16;
+      i++;
+    }
+    while (i < k && hex_digit((unsigned char)d[i]) >= 0 && hex_digit((unsigned char)d[i]) < base)
+      i++;
+    return i == k ? k : 0;
+  }
+  for (n = 0; names[n] != NULL; n++)
+    if (k - 1 <= strlen(names[n]) && memcmp(d + 1, names[n], k - 1) == 0)
+      return k;
+  return 0;
+}
+
+/*
+** The bytes at the end of a text d[0..dlen) (or one unescaped) that are
+** an escape cut short (a text cut at a limit inside one: a JSON "\\u00",
+** "\\"; an HTML "&#x6", "&am"; a percent "%6", "%"), which cut_tail
+** looks before.
+*/
+size_t aigc_cut_escape (const char *d, size_t dlen) {
+  size_t k = cut_json(d, dlen);
+  if (k == 0)
+    k = cut_html(d, dlen);
+  if (k == 0 && dlen >= 1 && d[dlen - 1] == '%')
+    k = 1;
+  if (k == 0 && dlen >= 2 && d[dlen - 2] == '%' && hex_digit((unsigned char)d[dlen - 1]) >= 0)
+    k = 2;
+  return k;
+}
+
+/* Whether s[0..len) holds an escape, or ends with one cut short.
    (memchr for each kind: a text without one costs three fast passes) */
 int aigc_has_escape (const char *s, size_t len) {
   static const char starts[] = "\\&%";
