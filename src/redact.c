@@ -40,15 +40,16 @@
 ** stretch becomes one "[redacted]". A secret of 4 to 7 bytes holding a
 ** letter and a digit (a local server's "sk-1") is redacted only whole and
 ** standing as a word (in any ASCII case: "SK-1"), touching no letter or digit (short_secret),
-** in the text or unescaped ("\u0073k-1", "sk%2D1"): a piece
+** in the text or unescaped ("\u0073k-1", "sk%2D1"), and so are its hex,
+** its base64 and that of "Bearer <it>" (short_forms): a piece
 ** of it, or inside a word ("task-1"), is ordinary text. Other short ones
 ** (a placeholder word such as "EMPTY" or "ollama", a number, under 4
 ** bytes) are not searched for: as words they are ordinary text ("ollama
 ** pull"), which the redaction would mangle, and they are no real
 ** credentials. A secret transformed otherwise (reversed, base32, the
-** base64 of a mix of cases no server makes, a short secret's base64 or
-** hex form: 6 to 14 characters whose base64 ones are decided by what
-** surrounds them, too short to tell from text) or cut into pieces
+** base64 of a mix of cases no server makes, a short secret's base64
+** form inside another's, as "user:sk-1": too short to tell from text) or
+** cut into pieces
 ** shorter than 12 bytes is not found.
 */
 #include <stdint.h>
@@ -198,7 +199,7 @@ static void add_header_secret (lua_State *L, int list, lua_Integer *n) {
 #define H_SHIFT 12
 #define H_TABLE 16
 #define H_SLOTS 20
-#define H_SHORT 24   /* offset of the short secrets, "s1\0s2\0\0" (short_secret) */
+#define H_SHORT 24   /* the short secrets, then their forms: "s1\0s2\0\0f1\0f2\0\0" */
 #define H_DIR 28
 
 static uint32_t get32 (const char *b, size_t at) {
@@ -451,21 +452,77 @@ static char *build_block (const char *plain, const char *shorts, size_t nshorts)
   return b;
 }
 
+/* s[0..n) in base64, padded, to out; returns its length. */
+static size_t b64_full (const unsigned char *s, size_t n, char *out) {
+  static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  size_t i, m = 0;
+  for (i = 0; i < n; i += 3) {
+    unsigned long v = (unsigned long)s[i] << 16 | (i + 1 < n ? (unsigned long)s[i + 1] << 8 : 0)
+                      | (i + 2 < n ? s[i + 2] : 0);
+    out[m++] = digits[v >> 18 & 63];
+    out[m++] = digits[v >> 12 & 63];
+    out[m++] = i + 1 < n ? digits[v >> 6 & 63] : '=';
+    out[m++] = i + 2 < n ? digits[v & 63] : '=';
+  }
+  return m;
+}
+
+/*
+** The other forms of the short secret p[0..n) (short_secret) a server may
+** echo, each searched as a word as it is (find_short): its hex (matching
+** ignores case), its base64 and that of "Bearer <it>" (an Authorization
+** header dumped), padded and not: "736b2d31", "c2stMQ==", "c2stMQ",
+** "QmVhcmVyIHNrLTE=", "QmVhcmVyIHNrLTE". Written to out as "f1\0f2\0...";
+** returns their bytes.
+*/
+static size_t short_forms (const char *p, size_t n, char *out) {
+  static const char hex[] = "0123456789abcdef";
+  unsigned char bearer[7 + SECRET_MIN];
+  size_t m = 0, i, k, w;
+  for (i = 0; i < n; i++) {
+    out[m++] = hex[(unsigned char)p[i] >> 4];
+    out[m++] = hex[(unsigned char)p[i] & 15];
+  }
+  out[m++] = '\0';
+  memcpy(bearer, "Bearer ", 7);
+  memcpy(bearer + 7, p, n);
+  for (k = 0; k < 2; k++) {
+    char *f = out + m;
+    w = b64_full(k == 0 ? (const unsigned char *)p : bearer, k == 0 ? n : n + 7, f);
+    f[w] = '\0';
+    m += w + 1;
+    for (i = w; i > 0 && f[i - 1] == '='; i--)
+      ;
+    if (i < w) {   /* and without its padding */
+      memcpy(out + m, f, i);
+      out[m + i] = '\0';
+      m += i + 1;
+    }
+  }
+  return m;
+}
+
 /*
 ** The block of the plain list `plain` (malloc'ed, `len` bytes; zeroed and
 ** freed here), or NULL when it holds no secret searched for. Raises when
 ** out of memory (after freeing it).
 */
 static char *finish_block (lua_State *L, char *plain, size_t len) {
-  char *w = plain, *b = NULL, *shorts = (char *)malloc(len), *ws = shorts;
+  size_t room = 18 * len + 2;   /* (a short one's forms: 81 bytes at most, 18 times its 4-7 and NUL) */
+  char *w = plain, *b = NULL, *shorts = (char *)malloc(room), *ws = shorts;
   const char *p;
-  int failed = shorts == NULL;
-  for (p = plain; !failed && *p != '\0'; p += strlen(p) + 1) {   /* the short ones aside */
-    size_t n = strlen(p);
-    if (short_secret(p, n)) {
-      memcpy(ws, p, n + 1);
-      ws += n + 1;
+  int failed = shorts == NULL, pass;
+  for (pass = 0; !failed && pass < 2; pass++) {   /* the short ones aside, then their forms */
+    for (p = plain; *p != '\0'; p += strlen(p) + 1) {
+      size_t n = strlen(p);
+      if (short_secret(p, n) && pass == 0) {
+        memcpy(ws, p, n + 1);
+        ws += n + 1;
+      }
+      else if (short_secret(p, n))
+        ws += short_forms(p, n, ws);
     }
+    *ws++ = '\0';
   }
   for (p = plain; !failed && *p != '\0'; p += strlen(p) + 1) {   /* keep the long enough */
     size_t n = strlen(p);
@@ -476,10 +533,9 @@ static char *finish_block (lua_State *L, char *plain, size_t len) {
   }
   if (!failed) {
     *w = '\0';
-    *ws = '\0';
-    if (w > plain || ws > shorts)
-      failed = (b = build_block(plain, shorts, (size_t)(ws - shorts) + 1)) == NULL;
-    memset(shorts, 0, len);
+    if (w > plain || ws > shorts + 2)
+      failed = (b = build_block(plain, shorts, (size_t)(ws - shorts))) == NULL;
+    memset(shorts, 0, room);
   }
   free(shorts);
   memset(plain, 0, len);
@@ -799,32 +855,35 @@ size_t aigc_secrets_cut (const char *secrets, const char *s, size_t len) {
 ** Pure C: allocates nothing.
 */
 static int find_short (const char *b, const char *s, size_t len, size_t from, size_t *lo) {
-  const char *p;
-  int found = 0;
-  for (p = b + get32(b, H_SHORT); *p != '\0'; p += strlen(p) + 1) {
-    size_t n = strlen(p), i;
-    for (i = from; i + n <= len && (!found || i < *lo); i++)
-      if (fold((unsigned char)s[i]) == fold((unsigned char)p[0]) && same_folded(s + i, p, n)
-          && (i == 0 || !is_alnum((unsigned char)s[i - 1]))
-          && (i + n == len || !is_alnum((unsigned char)s[i + n]))) {
-        *lo = i;
-        found = 1;
-        break;
-      }
-  }
+  const char *p = b + get32(b, H_SHORT);
+  int found = 0, list;
+  for (list = 0; list < 2; list++, p++)   /* the short secrets, then their forms */
+    for (; *p != '\0'; p += strlen(p) + 1) {
+      size_t n = strlen(p), i;
+      for (i = from; i + n <= len && (!found || i < *lo); i++)
+        if (fold((unsigned char)s[i]) == fold((unsigned char)p[0]) && same_folded(s + i, p, n)
+            && (i == 0 || !is_alnum((unsigned char)s[i - 1]))
+            && (i + n == len || !is_alnum((unsigned char)s[i + n]))) {
+          *lo = i;
+          found = 1;
+          break;
+        }
+    }
   return found;
 }
 
-/* The length of the short secret of block b at s + at (find_short found). */
+/* The length of the short secret (or form) of block b at s + at (find_short found). */
 static size_t short_at (const char *b, const char *s, size_t len, size_t at) {
-  const char *p;
+  const char *p = b + get32(b, H_SHORT);
   size_t best = 0;
-  for (p = b + get32(b, H_SHORT); *p != '\0'; p += strlen(p) + 1) {
-    size_t n = strlen(p);
-    if (n > best && at + n <= len && same_folded(s + at, p, n)
-        && (at + n == len || !is_alnum((unsigned char)s[at + n])))
-      best = n;
-  }
+  int list;
+  for (list = 0; list < 2; list++, p++)
+    for (; *p != '\0'; p += strlen(p) + 1) {
+      size_t n = strlen(p);
+      if (n > best && at + n <= len && same_folded(s + at, p, n)
+          && (at + n == len || !is_alnum((unsigned char)s[at + n])))
+        best = n;
+    }
   return best;
 }
 

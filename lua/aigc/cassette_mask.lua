@@ -150,7 +150,13 @@ end
 local function pieces_of (secrets)
   local pieces, whole = {}, {}
   for _, secret in ipairs(secrets) do
-    if #secret < 8 then whole[#whole + 1] = { secret:lower() } end   -- (a short one: as a word only)
+    if #secret < 8 then   -- (a short one: as a word only; its hex and base64 ones, and "Bearer <it>"'s, too)
+      local hex = secret:gsub(".", function (c) return string.format("%02x", c:byte()) end)
+      for _, f in ipairs { secret, hex, base64(secret), base64("Bearer " .. secret) } do
+        whole[#whole + 1] = { f:lower() }
+        whole[#whole + 1] = { (f:gsub("=+$", "")):lower() }
+      end
+    end
     for _, f in ipairs(#secret < 8 and {} or forms_of(secret)) do
       f = f:lower()
       if #f < RUN then whole[#whole + 1] = f end
