@@ -532,6 +532,19 @@ describe("aigc (one-shot prompts)", function ()
     assert.equal("aigc: the file is gone (" .. home .. "/templates/gone.lua): no template 'gone' saved\n", r.stderr)
   end)
 
+  -- (a choice, as git's: the editor is the user's own program, run with the user's environment, the
+  -- key variables included; aigc prints nothing of them)
+  it("aigc templates edit: the editor runs with the environment, OPENAI_API_KEY included", function ()
+    local key = "sk-fake-editor-0123456789abcdef"
+    local saw = home .. "/editor-saw-key"
+    local r = aigc({ "templates", "edit", "withkey" }, { env = { OPENAI_API_KEY = key,
+      EDITOR = "sh -c '[ \"$OPENAI_API_KEY\" = " .. key .. " ] && touch " .. saw .. "; exit 0'" } })
+    assert.equal(0, r.code, r.stderr)
+    assert.is_not_nil(io.open(saw), "the editor did not see the key")
+    os.remove(saw)
+    assert.is_false((r.stdout .. r.stderr):find(key, 1, true) ~= nil)
+  end)
+
   it("reads the config file: default model, named endpoints, -e", function ()
     local other = devserver.start()
     cli.write(home .. "/config.lua", string.format([[
