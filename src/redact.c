@@ -918,7 +918,7 @@ static int escaped_found (const char *s, size_t len, const char *b) {
     return 0;
   if ((d = (char *)malloc(2 * len)) == NULL)
     return 1;
-  for (k = 0, dst = d, other = d + len; !found && k < AIGC_LEVELS && aigc_has_escape(src, dlen); k++) {
+  for (k = 0, dst = d, other = d + len; !found && k < AIGC_LEVELS && (k == 0 || aigc_escapes_in(src, dlen)); k++) {
     dlen = aigc_unescape(src, dlen, dst);   /* (each level from the one before) */
     found = runs_found(b, dst, dlen) || find_short(b, dst, dlen, 0, &lo);
     src = dst;
@@ -951,11 +951,12 @@ static void add_shorts_unescaped (luaL_Buffer *buf, const char *b, aigc_levels *
 ** Replaces the string at the top of the stack (the block just below it)
 ** by itself with each stretch found in it unescaped `levels` times (the
 ** short secrets when `shorts`, else the runs) replaced by "[redacted]",
-** over all the text it came from. Both anchored there. Returns 0 when
-** there is no such level (a level before holds no escape): none deeper.
+** over all the text it came from. Both anchored there. Returns whether a
+** level deeper may hold more (0: this one, or one before, holds no escape).
 */
 static int scrub_escaped_top (lua_State *L, int shorts, int levels) {
   size_t len, dlen, lo, hi, tail, cut, from = 0;
+  int deeper;
   const char *s = lua_tolstring(L, -1, &len), *b = lua_tostring(L, -2);
   aigc_levels V;
   luaL_Buffer buf;
@@ -969,9 +970,10 @@ static int scrub_escaped_top (lua_State *L, int shorts, int levels) {
     return 0;
   }
   d += (size_t)(levels - 1) * len;
+  deeper = aigc_escapes_in(d, dlen);   /* (a redaction makes no escape: known now) */
   if (shorts ? !find_short(b, d, dlen, 0, &lo) : !runs_found(b, d, dlen)) {
     lua_pop(L, 1);
-    return 1;
+    return deeper;
   }
   luaL_buffinit(L, &buf);
   if (shorts)
@@ -994,7 +996,7 @@ static int scrub_escaped_top (lua_State *L, int shorts, int levels) {
   luaL_pushresult(&buf);
   lua_replace(L, -3);   /* over the original */
   lua_pop(L, 1);        /* the decoded text */
-  return 1;
+  return deeper;
 }
 
 /* }====================================================== */

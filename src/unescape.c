@@ -240,9 +240,9 @@ size_t aigc_cut_escape (const char *d, size_t dlen) {
   return k;
 }
 
-/* Whether s[0..len) holds an escape, or ends with one cut short.
+/* Whether s[0..len) holds an escape (one cut short at its end aside).
    (memchr for each kind: a text without one costs three fast passes) */
-int aigc_has_escape (const char *s, size_t len) {
+int aigc_escapes_in (const char *s, size_t len) {
   static const char starts[] = "\\&%";
   const char *p;
   char tmp[4];
@@ -254,7 +254,11 @@ int aigc_has_escape (const char *s, size_t len) {
       if (n > 0)
         return 1;
     }
-  return aigc_cut_escape(s, len) > 0;
+  return 0;
+}
+
+int aigc_has_escape (const char *s, size_t len) {
+  return aigc_escapes_in(s, len) || aigc_cut_escape(s, len) > 0;
 }
 
 /* s[0..len) unescaped into out (len bytes: never longer); returns its
@@ -287,7 +291,7 @@ size_t aigc_unescape (const char *s, size_t len, char *out) {
 ** text: the start of the escape (or byte) it comes from when `end` is 0,
 ** else the end of the one byte to - 1 comes from.
 */
-size_t aigc_text_at (aigc_unescaped *U, size_t to, int end) {
+static size_t text_at (aigc_unescaped *U, size_t to, int end) {
   char tmp[4];
   size_t e = 1, n = 1;
   while (U->dat < to) {
@@ -315,7 +319,7 @@ size_t aigc_unescape_levels (aigc_levels *V, const char *s, size_t len, char *d,
   size_t tlen = len;
   int k;
   for (k = 0; k < levels; k++) {
-    if (!aigc_has_escape(t, tlen))
+    if (k == 0 ? !aigc_has_escape(t, tlen) : !aigc_escapes_in(t, tlen))   /* (a cut one stays as it is) */
       return (size_t)-1;
     V->U[k].s = t;
     V->U[k].len = tlen;
@@ -330,6 +334,6 @@ size_t aigc_unescape_levels (aigc_levels *V, const char *s, size_t len, char *d,
 size_t aigc_levels_at (aigc_levels *V, size_t to, int end) {
   int k;
   for (k = V->n - 1; k >= 0; k--)
-    to = aigc_text_at(&V->U[k], to, end);
+    to = text_at(&V->U[k], to, end);
   return to;
 }

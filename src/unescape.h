@@ -9,6 +9,9 @@
 
 /* Whether s[0..len) holds an escape, or ends with one cut short. */
 int aigc_has_escape (const char *s, size_t len);
+/* Whether s[0..len) holds an escape that decodes (one cut short aside):
+   whether decoding it once more changes it. */
+int aigc_escapes_in (const char *s, size_t len);
 /* s[0..len) unescaped into out (len bytes: never longer); returns its
    length. What is no escape is kept as it is. */
 size_t aigc_unescape (const char *s, size_t len, char *out);
@@ -16,16 +19,11 @@ size_t aigc_unescape (const char *s, size_t len, char *out);
 size_t aigc_cut_escape (const char *d, size_t dlen);
 
 /* A walk of a text s[0..len) and its unescaped form together: at, the
-   byte of s where the decoded byte dat comes from. Start at 0, 0. */
+   byte of s where the decoded byte dat comes from. */
 typedef struct aigc_unescaped {
   const char *s;
   size_t len, at, dat;
 } aigc_unescaped;
-
-/* Where decoded byte `to` (calls go forward) lies in the text: the start
-   of the escape it comes from (end 0), or the end of the one byte to - 1
-   comes from (end 1). */
-size_t aigc_text_at (aigc_unescaped *U, size_t to, int end);
 
 /* The levels of a text's nested escapes: level k the text unescaped k
    times (k = 1..AIGC_LEVELS), each walked back to the one before. */
@@ -40,8 +38,9 @@ typedef struct aigc_levels {
    length of the last level, or (size_t)-1 when a level before it (the
    text included) holds no escape. */
 size_t aigc_unescape_levels (aigc_levels *V, const char *s, size_t len, char *d, int levels);
-/* aigc_text_at through every level: where byte `to` of the last level
-   lies in the text. Calls go forward. */
+/* Where byte `to` of the last level lies in the text, through every
+   level: the start of the escape it comes from (end 0), or the end of
+   the one byte to - 1 comes from (end 1). Calls go forward. */
 size_t aigc_levels_at (aigc_levels *V, size_t to, int end);
 
 #endif
