@@ -6,10 +6,8 @@
 -- 12 bytes, or a key every byte of which was escaped, stayed readable in
 -- err.message, err.body, tostring(err), the log lines and a cassette.
 local aigc = require "aigc"
-local cjson = require "cjson"
-local scripted = require "scripted"
+local echoed = require "echoed"
 local texts = require "texts"
-local upstream = require "upstream"
 
 -- (its '/', '+', '=' cut it in pieces of 10 bytes)
 local KEY = "Ab3dEf6hIj/kLm2nOp5q+Rs8tUv1w=Xy"
@@ -42,12 +40,7 @@ local function leaks (s)
   return texts.holds_run(s, { KEY })
 end
 
-local function names ()
-  local list = {}
-  for name in pairs(FORMS) do list[#list + 1] = name end
-  table.sort(list)
-  return list
-end
+local function names () return echoed.names(FORMS) end
 
 describe("a key in nested escapes", function ()
   it("the forms are real: each leaks by the test's own measure, in pieces under 12 bytes", function ()
@@ -73,34 +66,14 @@ describe("a key in nested escapes", function ()
   end)
 
   it("a server's error echoing them: no form in err, tostring(err), the log lines", function ()
-    local list, replies = names(), {}
-    for i, name in ipairs(list) do replies[i] = "e400 Invalid key " .. FORMS[name] end
-    local srv = scripted.start(replies)
-    local lines = {}
-    local client = aigc.client { base_url = srv.base_url, api_key = KEY, max_retries = 0,
-                                 log = function (level, msg) lines[#lines + 1] = level .. ": " .. msg end }
-    for _, name in ipairs(list) do
-      local res, err = client:chat { model = "m", messages = { { role = "user", content = "Hi" } } }
-      assert.is_nil(res)
-      assert.equal(400, err.status, name)
-      assert.is_false(leaks(texts.all(err)), name .. ": err")
-      assert.is_false(leaks(tostring(err)), name .. ": tostring(err)")
-    end
-    client:close()
-    srv.finish()
-    assert.is_true(#lines > 0)
-    assert.is_false(leaks(table.concat(lines, "\n")), "a log line")
+    local cases = {}
+    for i, name in ipairs(names()) do cases[i] = { name, "Invalid key " .. FORMS[name] } end
+    assert.same({}, echoed.server_errors(KEY, cases, leaks))
   end)
 
   it("the recording proxy masks them in the cassette", function ()
-    local echoed = {}
-    for _, name in ipairs(names()) do echoed[#echoed + 1] = FORMS[name] end
-    local content = cjson.encode("keys: " .. table.concat(echoed, " ")):sub(2, -2)
-    local live, err, tape = upstream.recorded(string.format("reply(s, %q)", content),
-      { model = "m", api_key = KEY }, { messages = { { role = "user", content = "hi" } } }, finally)
-    assert.is_nil(err and err.message, err and err.message)
-    assert.is_true(leaks(live.text))   -- (the upstream did echo it: checked, not printed)
-    assert.is_truthy(tape:find("keys: ", 1, true))
-    assert.is_false(leaks(tape), "a form of the key is on the tape")
+    local list = {}
+    for _, name in ipairs(names()) do list[#list + 1] = FORMS[name] end
+    assert.same({}, echoed.on_tape(KEY, list, leaks, finally))
   end)
 end)

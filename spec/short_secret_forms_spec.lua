@@ -7,10 +7,8 @@
 -- key at a glance.
 local aigc = require "aigc"
 local b64 = require "b64"
-local cjson = require "cjson"
-local scripted = require "scripted"
+local echoed = require "echoed"
 local texts = require "texts"
-local upstream = require "upstream"
 
 local function hex (s) return (s:gsub(".", function (c) return string.format("%02x", c:byte()) end)) end
 
@@ -33,12 +31,7 @@ local function leaks (s, key)
   return texts.contains(s, key:lower())
 end
 
-local function names (t)
-  local list = {}
-  for name in pairs(t) do list[#list + 1] = name end
-  table.sort(list)
-  return list
-end
+local names = echoed.names
 
 describe("a short key in hex or base64", function ()
   it("the forms are real: each leaks by the test's own measure", function ()
@@ -67,38 +60,17 @@ describe("a short key in hex or base64", function ()
 
   it("a server's error echoing them: not in err, tostring(err), the log lines", function ()
     for _, key in ipairs(KEYS) do
-      local f, replies = forms(key), {}
-      local list = names(f)
-      for i, name in ipairs(list) do replies[i] = "e400 Invalid Authorization (" .. f[name] .. ")" end
-      local srv = scripted.start(replies)
-      local lines = {}
-      local client = aigc.client { base_url = srv.base_url, api_key = key, max_retries = 0,
-                                   log = function (level, msg) lines[#lines + 1] = level .. ": " .. msg end }
-      for _, name in ipairs(list) do
-        local res, err = client:chat { model = "m", messages = { { role = "user", content = "Hi" } } }
-        assert.is_nil(res)
-        assert.equal(400, err.status, name)
-        assert.is_false(leaks(texts.all(err), key), key .. " " .. name .. ": err")
-        assert.is_false(leaks(tostring(err), key), key .. " " .. name .. ": tostring(err)")
-      end
-      client:close()
-      srv.finish()
-      assert.is_true(#lines > 0)
-      assert.is_false(leaks(table.concat(lines, "\n"), key), key .. ": a log line")
+      local f, cases = forms(key), {}
+      for i, name in ipairs(names(f)) do cases[i] = { name, "Invalid Authorization (" .. f[name] .. ")" } end
+      assert.same({}, echoed.server_errors(key, cases, function (s) return leaks(s, key) end), key)
     end
   end)
 
   it("the recording proxy masks them in the cassette", function ()
     for _, key in ipairs(KEYS) do
-      local f, echoed = forms(key), {}
-      for _, name in ipairs(names(f)) do echoed[#echoed + 1] = f[name] end
-      local content = cjson.encode("keys: " .. table.concat(echoed, " ")):sub(2, -2)
-      local live, err, tape = upstream.recorded(string.format("reply(s, %q)", content),
-        { model = "m", api_key = key }, { messages = { { role = "user", content = "hi" } } }, finally)
-      assert.is_nil(err and err.message, err and err.message)
-      assert.is_true(leaks(live.text, key))   -- (the upstream did echo them: checked, not printed)
-      assert.is_truthy(tape:find("keys: ", 1, true))
-      assert.is_false(leaks(tape, key), key .. ": a form of the key is on the tape")
+      local f, list = forms(key), {}
+      for _, name in ipairs(names(f)) do list[#list + 1] = f[name] end
+      assert.same({}, echoed.on_tape(key, list, function (s) return leaks(s, key) end, finally), key)
     end
   end)
 end)
