@@ -130,11 +130,7 @@ local ID_SHOWN = 200
 -- cut: a key the cut split, text following, kept a piece (8 to 11 bytes)
 -- that no scrub of the message finds.
 local function clipped (s, max, client)
-  local engine = #s > max and client and rawget(client, "_engine")
-  if engine then
-    local ok, v = pcall(engine.scrub, engine, s)
-    if ok and type(v) == "string" then s = v end
-  end
+  if #s > max and client then s = util.scrubbed_text(client, s) end
   return util.clip(s, max)
 end
 
@@ -567,8 +563,12 @@ end
 -- secrets replaced, as util.scrub does for errors: a server may echo the key.
 local function scrub_entry (client, entry)
   local engine = rawget(client, "_engine")
-  if engine ~= nil then pcall(engine.scrub, engine, entry) end   -- (in place)
-  return entry
+  if engine == nil or util.pcall_passing_interrupts(engine.scrub, engine, entry) then   -- (in place)
+    return entry
+  end
+  -- (not scrubbed, no memory for it: its server text is not kept; fails closed)
+  return { ok = false, status_code = entry.status_code,
+           error = core.error { kind = "api", message = "[text withheld: it could not be scrubbed of secrets]" } }
 end
 
 -- Puts a line's result in `into`. A custom_id on several lines (in both the

@@ -112,11 +112,7 @@ end
 -- @tparam[opt] aigc.client client
 -- @treturn string
 function M.quote (text, max, client)
-  local engine = client and rawget(client, "_engine")
-  if engine then
-    local ok, v = pcall(engine.scrub, engine, text)
-    if ok and type(v) == "string" then text = v end
-  end
+  if client then text = util.scrubbed_text(client, text) end
   local s, cut = one_line(text, max or 80)
   return string_format("%q", s) .. (cut and "..." or "")
 end

@@ -378,9 +378,29 @@ function M.scrub (client, err, params)
   if type(params) == "table" then   -- (aigc.credentials requires this module: taken at the call)
     secrets, lines = require("aigc.credentials").call_credentials(params)
   end
-  local ok, v = pcall(engine.scrub, engine, err, secrets, lines)
+  local ok, v = M.pcall_passing_interrupts(engine.scrub, engine, err, secrets, lines)
   if ok and v ~= nil then return v end
-  return err
+  -- Fails closed: an error that could not be scrubbed (no memory for it)
+  -- keeps only what holds no server or user text.
+  return core.error { kind = err.kind, status = err.status, retry_after = err.retry_after,
+                      retryable = err.retryable, retries = err.retries,
+                      message = "the error's text is withheld: it could not be scrubbed of secrets ("
+                                .. (ok and "no result" or type(v) == "string" and v:match("^[%w ]+$") and v
+                                    or "an error") .. ")" }
+end
+
+--- A text with the client's secrets replaced (`engine:scrub`), failing
+-- closed: a text that could not be scrubbed (no memory for it) is not
+-- shown at all. An interrupt (a host's watchdog) is raised on.
+-- @tparam table client
+-- @tparam string text
+-- @treturn string
+function M.scrubbed_text (client, text)
+  local engine = rawget(client, "_engine")
+  if engine == nil then return text end
+  local ok, v = M.pcall_passing_interrupts(engine.scrub, engine, text)
+  if ok and type(v) == "string" then return v end
+  return "[text withheld: it could not be scrubbed of secrets]"
 end
 
 --- Reports an error of Lua code the loop ran (a task, a delivery) the way
