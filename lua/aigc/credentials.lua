@@ -188,6 +188,19 @@ function M.call_credentials (params)
   return secrets, lines
 end
 
+-- A secret shorter than this is replaced only where it stands as a word
+-- (no letter, digit or "_" beside it), as src/redact.c searches short
+-- secrets: a Basic password "p" replaced inside every word made
+-- "com[redacted]letions" of a cassette's or a cache's key, which then
+-- missed for the same call made with another password.
+local SHORT_SECRET = 8
+
+local function replace_words (s, form, to)
+  return (s:gsub("()" .. form:gsub("%p", "%%%0") .. "()", function (i, j)
+    if not s:sub(i - 1, i - 1):find("^[%w_]") and not s:sub(j, j):find("^[%w_]") then return to end
+  end))
+end
+
 --- `s` with each of `secrets` (as it is, and as a JSON string escapes it)
 -- replaced by `shown(secret)`: for keys that a cache's or a cassette's
 -- files repeat (a call's `api_key` param is in the canonical JSON of what
@@ -198,9 +211,13 @@ end
 -- @treturn string
 function M.replace_secrets (s, secrets, shown)
   for _, secret in ipairs(secrets or {}) do
-    local to = shown(secret):gsub("%%", "%%%%")
+    local to = shown(secret)
     for _, form in ipairs { secret, core.json.encode(secret):sub(2, -2) } do
-      s = s:gsub(form:gsub("%p", "%%%0"), to)
+      if #secret < SHORT_SECRET then
+        s = replace_words(s, form, to)
+      else
+        s = s:gsub(form:gsub("%p", "%%%0"), (to:gsub("%%", "%%%%")))
+      end
     end
   end
   return s
