@@ -41,6 +41,24 @@ Client.__name = "aigc.client"
 
 local DEFAULT_PATH = { chat = "/chat/completions", completion = "/completions" }
 
+-- The fields the usual call's path asks params for (`plain_opts`,
+-- `layered`, aigc.hooks' straight line). Params that passed the fast
+-- check (`check.call` returned their keys) hold only fields of
+-- `check.FAST[api]` and have no metatable: for an api whose FAST has none
+-- of these, they are nil, and those probes are skipped (~1.5k
+-- instructions a call on Lua 5.4: a missing field is ~117, `getmetatable`
+-- ~470). Made from FAST itself, so a field added to it turns this off.
+local PROBED = { "headers", "extra_headers", "idempotency_key", "query", "extra_query", "api_key",
+                 "azure_ad_token", "extra_body", "cache", "schema", "tools" }
+local FITS_PLAIN = {}
+for api, fast in pairs(check.FAST) do
+  local fits = true
+  for _, k in ipairs(PROBED) do
+    if fast[k] ~= nil then fits = false end
+  end
+  FITS_PLAIN[api] = fits
+end
+
 -- Raises as luaL_checkudata would unless `self` is a client: a method
 -- called with `.` instead of `:`, or on another object.
 local function check_self (self, fname)
@@ -293,12 +311,14 @@ end
 -- more). `call`: the hook's state (false or nil without one; the usage
 -- totals' counting callbacks are the same for every call with the same
 -- caller's callbacks: aigc.hooks). nil when the call needs `call_opts`.
+-- `fit`: params that passed the fast check (`FITS_PLAIN`): none of the
+-- fields probed here is among them (extra_body: for `call_credentials`).
 local PLAIN_OPTS, WATCHED_OPTS = {}, {}
-local function plain_opts (self, call, params, fname, awaited, token)
+local function plain_opts (self, call, params, fname, awaited, token, fit)
   if params == nil or token or self._azure or self._no_stream_usage or self._idempotency or (call and not call.as_is)
-     or params.headers ~= nil or params.extra_headers ~= nil or params.idempotency_key ~= nil
-     or params.query ~= nil or params.extra_query ~= nil or params.api_key ~= nil
-     or params.azure_ad_token ~= nil or params.extra_body ~= nil then   -- (extra_body: call_credentials)
+     or not fit and (params.headers ~= nil or params.extra_headers ~= nil or params.idempotency_key ~= nil
+                     or params.query ~= nil or params.extra_query ~= nil or params.api_key ~= nil
+                     or params.azure_ad_token ~= nil or params.extra_body ~= nil) then
     return nil
   end
   local shared, watch = PLAIN_OPTS, nil
@@ -333,15 +353,17 @@ local function submit (self, api, params, path, fname, argn, body_opts, awaited,
   if per_call then params = per_call(params) end
   local hook = self._hook   -- usage totals, prompt_log, cassette (aigc.hooks: what to submit)
   -- (an Azure provider's token, asked first: it is the call's credential, which the response
-  -- cache's key and what the hooks keep need too -- two identities shared cached replies)
+  -- cache's key and what the hooks keep need too -- two identities shared cached replies;
+  -- the provider is the caller's code, run after the check: no `fit` then)
   local token = self._ad_token_provider and ad_token(self, fname)
-  local call = hook and hook.before(self, api, params, path, body_opts, token)
+  local fit = keys ~= nil and not per_call and not token and FITS_PLAIN[api]
+  local call = hook and hook.before(self, api, params, path, body_opts, token, fit)
   if call and not call.as_is then   -- (as_is: the params are submitted as they are)
     if call.hit then return hook.settled(self, call) end   -- the response cache answered
-    params, keys = call.params, nil
+    params, keys, fit = call.params, nil, nil
   end
   local opts = body_opts == nil and path == nil and argn == nil
-               and plain_opts(self, call, params, fname, awaited, token)
+               and plain_opts(self, call, params, fname, awaited, token, fit)
   if not opts then
     opts = call_opts(self, api, call and call.options or params or {}, path, fname, argn or 1, body_opts, token)
     if body_opts then for k, v in pairs(body_opts) do opts[k] = v end end   -- form, sink, method (aigc.media)
@@ -424,7 +446,7 @@ end
 function Client:chat (params)
   check_self(self, "chat")
   local p, keys = call_params(self, "chat", params, "chat")
-  if layered(p) then return dialogue().chat(self, p, "chat") end
+  if (keys == nil or not FITS_PLAIN.chat) and layered(p) then return dialogue().chat(self, p, "chat") end
   return await(self, submit(self, "chat", p, nil, "chat", nil, nil, true, keys))
 end
 
@@ -454,7 +476,7 @@ end
 function Client:chat_async (params)
   check_self(self, "chat_async")
   local p, keys = call_params(self, "chat", params, "chat_async")
-  if layered(p) then return dialogue().chat_async(self, p, "chat_async") end
+  if (keys == nil or not FITS_PLAIN.chat) and layered(p) then return dialogue().chat_async(self, p, "chat_async") end
   return submit(self, "chat", p, nil, "chat_async", nil, nil, nil, keys)
 end
 

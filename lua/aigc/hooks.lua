@@ -361,8 +361,10 @@ end
 -- the engine in the submit's opts (in place of the params' own). `PLAIN`:
 -- submit the params as they are. `body`: the media calls' body options
 -- (`sink`, `events`, `form`: aigc.media). `token`: the call's Azure token
--- (its client's azure_ad_token_provider's), or nil.
-function M.before (client, api, params, path, body, token)
+-- (its client's azure_ad_token_provider's), or nil. `fit`: params that
+-- passed the fast check, which admits no `cache` field and no metatable
+-- (aigc.client's `FITS_PLAIN`): not asked again.
+function M.before (client, api, params, path, body, token, fit)
   if client._watching or client._unheld then sweep(client) end   -- (else it has nothing to do: a call less)
   -- The common case, a straight line (~10k instructions per call less
   -- than the general one below): totals only, params without a `cache`
@@ -370,7 +372,7 @@ function M.before (client, api, params, path, body, token)
   -- params are submitted as they are (the engine reads them as it would
   -- the copy), with counting callbacks in the opts when the caller gave
   -- callbacks.
-  if client._counts_only and (params == nil or (params.cache == nil and getmetatable(params) == nil)) then
+  if client._counts_only and (params == nil or fit or (params.cache == nil and getmetatable(params) == nil)) then
     if params ~= nil and (params.on_done ~= nil or params.on_error ~= nil) then   -- (has_callbacks)
       return counted_callbacks(client, params)
     end
