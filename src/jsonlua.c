@@ -1011,6 +1011,8 @@ typedef struct push_ctx {
   int array_mt;                 /* the aigc.array metatable */
   int known;                    /* the table of known strings */
   const known_index *ix;
+  const aigc_json_value *keep;  /* a string whose Lua value is also put at slot `kept`, or NULL */
+  int kept;
 } push_ctx;
 
 /* Pushes s[0..len): the known string from the table, or a new one. */
@@ -1038,7 +1040,13 @@ static void push_value (lua_State *L, const aigc_json_value *v, const push_ctx *
     case AIGC_JSON_TRUE: lua_pushboolean(L, 1); break;
     case AIGC_JSON_INT: aigc_push_int64(L, v->u.i); break;
     case AIGC_JSON_FLOAT: lua_pushnumber(L, (lua_Number)v->u.d); break;
-    case AIGC_JSON_STRING: push_string(L, c, v->u.s, v->len); break;
+    case AIGC_JSON_STRING:
+      push_string(L, c, v->u.s, v->len);
+      if (v == c->keep) {
+        lua_pushvalue(L, -1);
+        lua_replace(L, c->kept);
+      }
+      break;
     case AIGC_JSON_ARRAY:
       luaL_checkstack(L, 3, "JSON nesting");
       lua_createtable(L, v->len > INT32_MAX ? INT32_MAX : (int)v->len, 0);
@@ -1062,15 +1070,25 @@ static void push_value (lua_State *L, const aigc_json_value *v, const push_ctx *
   }
 }
 
-void aigc_jsonlua_push_room (lua_State *L, const aigc_json_value *v, int extra) {
+void aigc_jsonlua_push_keep (lua_State *L, const aigc_json_value *v, int extra,
+                             const aigc_json_value *keep) {
   push_ctx c;
   luaL_getmetatable(L, AIGC_ARRAY_MT);
   c.array_mt = lua_gettop(L);
   c.ix = push_known(L);
   c.known = lua_gettop(L);
+  c.keep = keep;
+  lua_pushnil(L);
+  c.kept = lua_gettop(L);
   push_value(L, v, &c, extra);
-  lua_replace(L, c.array_mt);
-  lua_settop(L, c.array_mt);
+  lua_replace(L, c.array_mt);   /* the value, then what was kept */
+  lua_replace(L, c.known);
+  lua_settop(L, c.known);
+}
+
+void aigc_jsonlua_push_room (lua_State *L, const aigc_json_value *v, int extra) {
+  aigc_jsonlua_push_keep(L, v, extra, NULL);
+  lua_pop(L, 1);
 }
 
 void aigc_jsonlua_push (lua_State *L, const aigc_json_value *v) {

@@ -28,6 +28,10 @@ int  aigc_jsonlua_encode_params (lua_State *L, int idx, aigc_buf *out, const cha
 void aigc_jsonlua_push (lua_State *L, const aigc_json_value *v);
 /* The same, an object getting `extra` more slots for fields added after. */
 void aigc_jsonlua_push_room (lua_State *L, const aigc_json_value *v, int extra);
+/* The same, then the Lua value made for `keep` (a string of v's tree) above
+   it, or nil when no string made was `keep` (or keep is NULL). */
+void aigc_jsonlua_push_keep (lua_State *L, const aigc_json_value *v, int extra,
+                             const aigc_json_value *keep);
 /* Makes the strings replies are made of (at require time, so that no
    request pays for them, or sees their allocations). */
 void aigc_jsonlua_open (lua_State *L);

@@ -174,12 +174,14 @@ static void set_output_text (lua_State *L, int res, const aigc_json_value *tree)
   lua_setfield(L, res, "text");
 }
 
-/* Adds text (made from tree), request_id and retries to the result on
-   top, and headers made when first read. */
-static void decorate_result (lua_State *L, aigc_request *r, const aigc_json_value *tree) {
+/* Adds text (made from tree, unless `has_text`: set already), request_id
+   and retries to the result on top, and headers made when first read. */
+static void decorate_result_as (lua_State *L, aigc_request *r, const aigc_json_value *tree, int has_text) {
   int res = lua_gettop(L);
   const char *rid = aigc_request_id(r);
-  if (r->kind == AIGC_KIND_CHAT || r->kind == AIGC_KIND_COMPLETION)
+  if (has_text)
+    ;
+  else if (r->kind == AIGC_KIND_CHAT || r->kind == AIGC_KIND_COMPLETION)
     set_text(L, res);
   else if (r->kind == AIGC_KIND_RESPONSES)
     set_output_text(L, res, tree);
@@ -190,6 +192,46 @@ static void decorate_result (lua_State *L, aigc_request *r, const aigc_json_valu
   aigc_headers_set_lazy(L, &r->hdrs, res);   /* res.headers: made when read */
   lua_pushinteger(L, r->retries);
   lua_setfield(L, res, "retries");
+}
+
+static void decorate_result (lua_State *L, aigc_request *r, const aigc_json_value *tree) {
+  decorate_result_as(L, r, tree, 0);
+}
+
+/*
+** The string of a chat or completion reply's tree that set_text would
+** read back from its tables as res.text: choices[1].message.content, or
+** choices[1].text when message is not a table (the last of a repeated key,
+** as in the tables). NULL for anything else (content parts to join, no
+** text): set_text then reads the tables.
+*/
+static const aigc_json_value *text_node (const aigc_request *r, const aigc_json_value *choices) {
+  const aigc_json_value *first, *msg, *t;
+  if (!is_chat_like(r) || choices->len == 0 || choices->u.items[0].type != AIGC_JSON_OBJECT)
+    return NULL;
+  first = &choices->u.items[0];
+  msg = aigc_json_get(first, "message");
+  if (msg != NULL && (msg->type == AIGC_JSON_OBJECT || msg->type == AIGC_JSON_ARRAY))
+    t = aigc_json_get(msg, "content");
+  else
+    t = aigc_json_get(first, "text");
+  return t != NULL && t->type == AIGC_JSON_STRING ? t : NULL;
+}
+
+/* The result of a plain reply (its tree v) on top: res.text is the string
+   kept as its tables were made (a read back through choices, message and
+   content, three lua_getfield, cost more: issue 17). */
+static void push_reply (lua_State *L, aigc_request *r, const aigc_json_value *v,
+                        const aigc_json_value *choices) {
+  aigc_jsonlua_push_keep(L, v, RESULT_FIELDS, text_node(r, choices));
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    lua_setfield(L, -2, "text");
+    decorate_result_as(L, r, v, 1);
+  }
+  else {
+    lua_pop(L, 1);
+    decorate_result(L, r, v);
+  }
 }
 
 /*
@@ -564,8 +606,7 @@ static int push_body_outcome (lua_State *L, aigc_request *r) {
     lua_setfield(L, -2, "partial");
   }
   else if (!push_error_choice(L, r, &v)) {
-    aigc_jsonlua_push_room(L, &v, RESULT_FIELDS);
-    decorate_result(L, r, &v);
+    push_reply(L, r, &v, choices);
     return 1;
   }
   return 0;
