@@ -30,6 +30,7 @@
 **                        aigc_set_kept_metatable (a name looked up)
 **       debug info       aigc_nparams (no "u" of nparams in 5.1/LuaJIT),
 **                        aigc_frame_is_finalizer, aigc_frame_is_hook,
+**                        aigc_frames_name_hooks,
 **                        aigc_gc_refused: how a finalizer and a debug hook
 **                        show on the stack, where they show at all
 **       misc             luaL_pushfail; lua_pushfstring has only %s %d %f
@@ -426,13 +427,20 @@ AIGC_COMPAT_FN int aigc_frame_is_hook (const lua_Debug *ar) {
   return ar->namewhat != NULL && strcmp(ar->namewhat, "hook") == 0;
 }
 
+/* Whether aigc_frame_is_hook can tell (5.3+). Elsewhere an error raised in
+   a hook is told by the hooks being off where it was raised and on where
+   it was caught (util.c, "suspects"). */
+AIGC_COMPAT_FN int aigc_frames_name_hooks (void) {
+  return LUA_VERSION_NUM >= 503;
+}
+
 /*
 ** An error raised in a debug hook, recognised by the message the standalone
 ** interpreters' Ctrl-C handler raises: "interrupted!" (the handler removes
 ** itself first, so no hook is left to look at). lua.c's is that, with the
 ** position of the Lua code it stopped when there is one; luajit.c's too
 ** ("file:12: interrupted!"). Where frames cannot tell (5.1, 5.2, LuaJIT) it
-** is the only sign; on 5.3 and 5.4 it backs up the "hook" frame, which a
+** backs up the hooks' probes (util.c, suspects); on 5.3 and 5.4 the "hook" frame, which a
 ** hook that fires at a call or return event does not always leave within
 ** the handler's reach (a 5.3 run saw Ctrl-C in a stream callback returned
 ** as a callback error).

@@ -227,7 +227,11 @@ int64_t aigc_opt_integer (lua_State *L, int t, const aigc_argctx *cx, const char
 
 /* Registry keys (their addresses). */
 static const char interrupt_key = 'i';   /* the last error raised in a hook */
+static const char suspect_key = 's';     /* the last error raised with hooks off (see below) */
 static const char probe_key = 'p';       /* a Lua function of one instruction */
+static const char keep_key = 'k';        /* aigc_core_keep_interrupt (kept: see compat.h) */
+
+static int probe_hooks_off (lua_State *L, int *status);
 
 void aigc_hooks_snap (lua_State *L, aigc_hooks *h) {
   lua_State *main;
@@ -262,27 +266,68 @@ static void mark_interrupt (lua_State *L, int idx) {
 void aigc_interrupt_forget (lua_State *L) {
   lua_pushboolean(L, 0);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &interrupt_key);
+  lua_pushboolean(L, 0);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &suspect_key);
 }
 
 /* Loads the probe and makes the registry slots (so that setting them later
-   allocates nothing). Called once by luaopen_aigc_core. */
+   allocates nothing), the kept handler too (made now: aigc_core_pcall_passing
+   then pushes it without an allocation). Called once by luaopen_aigc_core. */
 void aigc_interrupt_open (lua_State *L) {
   aigc_interrupt_forget(L);
   if (luaL_loadstring(L, "return") != LUA_OK)
     lua_error(L);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &probe_key);
+  aigc_push_kept_cfunction(L, aigc_core_keep_interrupt, &keep_key);
+  lua_pop(L, 1);
+}
+
+/* Whether the value at idx is the one kept under key. */
+static int is_kept (lua_State *L, int idx, const char *key) {
+  int yes = lua_rawgetp(L, LUA_REGISTRYINDEX, key) != LUA_TBOOLEAN && lua_rawequal(L, idx, -1);
+  lua_pop(L, 1);
+  return yes;
+}
+
+/*
+** Suspects (5.1, 5.2, LuaJIT: no frame is named "hook"). Lua turns the
+** hooks off while a hook runs, so an error whose message handler finds
+** them off was raised in a hook -- or in a finalizer, where they are off
+** too. The handler keeps it as the suspect; where it is caught, the hooks
+** are probed again: on there, it came from a hook that fired inside the
+** protected call (an interrupt: marked); off there, the call itself runs
+** in a finalizer or a hook, where no hook can fire (not one). Both probes
+** run only for an error: nothing is added to a call that succeeds.
+*/
+static int suspect_if_hooks_off (lua_State *L, int idx) {
+  int status;
+  if (probe_hooks_off(L, &status)) {
+    lua_pushvalue(L, idx);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &suspect_key);
+    return 1;
+  }
+  if (status == LUA_OK && is_kept(L, idx, &suspect_key)) {   /* (an old one, the same value) */
+    lua_pushboolean(L, 0);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &suspect_key);
+  }
+  return 0;
+}
+
+static int confirm_suspect (lua_State *L, int idx) {
+  int status;
+  if (aigc_frames_name_hooks() || !is_kept(L, idx, &suspect_key))
+    return 0;
+  lua_pushboolean(L, 0);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &suspect_key);
+  if (probe_hooks_off(L, &status) || status != LUA_OK)
+    return 0;
+  mark_interrupt(L, idx);
+  return 1;
 }
 
 int aigc_is_interrupt (lua_State *L, int idx) {
-  int yes;
   idx = lua_absindex(L, idx);
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &interrupt_key) == LUA_TBOOLEAN) {
-    lua_pop(L, 1);
-    return 0;
-  }
-  yes = lua_rawequal(L, idx, -1);
-  lua_pop(L, 1);
-  return yes;
+  return is_kept(L, idx, &interrupt_key) || confirm_suspect(L, idx);
 }
 
 int aigc_interrupt_probe (lua_State *L, aigc_hooks *h) {
@@ -340,22 +385,29 @@ static void probe_fired (lua_State *L, lua_Debug *ar) {
 ** left to fire); an error of the probe's call (that interrupt's, memory)
 ** is raised.
 */
-static int hooks_off (lua_State *L) {
+static int probe_hooks_off (lua_State *L, int *status) {   /* the error left on the stack */
   lua_Hook hook = lua_gethook(L), now;
-  int mask = lua_gethookmask(L), count = lua_gethookcount(L), status;
+  int mask = lua_gethookmask(L), count = lua_gethookcount(L);
   luaL_checkstack(L, 2, NULL);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &probe_key);
   lua_sethook(L, probe_fired, LUA_MASKCALL, 0);
-  status = lua_pcall(L, 0, 0, 0);
+  *status = lua_pcall(L, 0, 0, 0);
   now = lua_gethook(L);
   if (now == probe_fired || now == NULL)
     lua_sethook(L, hook, mask, count);
+  if (*status != LUA_OK)
+    return 0;
+  return now == probe_fired;
+}
+
+static int hooks_off (lua_State *L) {
+  int status, off = probe_hooks_off(L, &status);
   if (status != LUA_OK) {
     if (aigc_hook_error(L, -1))
       mark_interrupt(L, -1);
     lua_error(L);
   }
-  return now == probe_fired;
+  return off;
 }
 
 /*
@@ -402,17 +454,23 @@ const char *aigc_tostring_safe (lua_State *L, int idx, size_t *len) {
 }
 
 /* Whether the error at 1 (a message handler's argument) was raised inside
-   a debug hook: an interrupt, then marked (the stack left at it). */
+   a debug hook: an interrupt, then marked (the stack left at it) -- or a
+   suspect (5.1, 5.2, LuaJIT: told where it is caught), left untouched too
+   (a traceback added would change an interrupt's message). */
 static int marked_if_hook (lua_State *L) {
   lua_Debug ar;
-  int level, hook = aigc_is_interrupt(L, 1);   /* (raised on by util.pcall_passing_interrupts: marked there) */
-  /* A frame called by the hook mechanism is named "hook": the handler
-     itself when a C hook (lua.c's) raised, the Lua function given to
-     debug.sethook (or what it called) otherwise. */
-  for (level = 0; !hook && level < 4 && lua_getstack(L, level, &ar); level++)
+  int level, hook = is_kept(L, 1, &interrupt_key);   /* (raised on by util.pcall_passing_interrupts: marked there) */
+  /* A frame called by the hook mechanism is named "hook" (5.3+): the
+     handler itself when a C hook (lua.c's) raised, the Lua function given
+     to debug.sethook (or what it called) otherwise. Elsewhere: a suspect. */
+  for (level = 0; !hook && aigc_frames_name_hooks() && level < 4 && lua_getstack(L, level, &ar); level++)
     hook = lua_getinfo(L, "n", &ar) && aigc_frame_is_hook(&ar);
-  if (!hook && !aigc_hook_error(L, 1))
-    return 0;
+  if (!hook && !aigc_hook_error(L, 1)) {
+    if (aigc_frames_name_hooks() || !suspect_if_hooks_off(L, 1))
+      return 0;
+    lua_settop(L, 1);
+    return 1;
+  }
   lua_settop(L, 1);
   mark_interrupt(L, 1);
   return 1;
@@ -473,6 +531,31 @@ int aigc_core_keep_interrupt (lua_State *L) {
   lua_settop(L, 1);
   (void)marked_if_hook(L);
   return 1;
+}
+
+/*
+** aigc.core.pcall_passing(f, ...): pcall's results, an interrupt raised on
+** (util.pcall_passing_interrupts on PUC 5.1, whose xpcall takes no
+** arguments: compat's wrapper made a table and a closure before the call
+** was protected). A C function: nothing is made before the call (the
+** handler is kept), and 5.1 cannot yield across a pcall anyway.
+*/
+int aigc_core_pcall_passing (lua_State *L) {
+  int status;
+  luaL_checkany(L, 1);
+  aigc_push_kept_cfunction(L, aigc_core_keep_interrupt, &keep_key);
+  lua_insert(L, 1);
+  status = lua_pcall(L, lua_gettop(L) - 2, LUA_MULTRET, 1);
+  if (status != LUA_OK) {
+    if (aigc_is_interrupt(L, -1))
+      lua_error(L);
+    lua_pushboolean(L, 0);
+    lua_insert(L, -2);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  lua_replace(L, 1);   /* (the handler's place) */
+  return lua_gettop(L);
 }
 
 int aigc_core_is_interrupt (lua_State *L) {

@@ -146,17 +146,9 @@ if require("aigc.compat").version == "5.1" then
   -- PUC 5.1's xpcall takes no arguments: compat's wrapper makes a table and
   -- a closure before the call is protected, and a memory error there
   -- escaped into the end of a request (a stream iterator then waited for
-  -- ever: host_oom_spec). Nor can 5.1 yield across a pcall, or tell a
-  -- hook's frame: a plain pcall, an "interrupted!" message raised on (as
-  -- lua.c's Ctrl-C raises it).
-  local function passing_interrupted (ok, ...)
-    local e = ...
-    if not ok and type(e) == "string" and e:find("interrupted!$") then error(e, 0) end
-    return ok, ...
-  end
-  M.pcall_passing_interrupts = function (f, ...)
-    return passing_interrupted(pcall(f, ...))
-  end
+  -- ever: host_oom_spec). Nor can 5.1 yield across a pcall: the same call
+  -- made in C, which makes nothing before it (the handler is kept).
+  M.pcall_passing_interrupts = core.pcall_passing
 end
 
 --- Raises for the value at `path` of argument `argn`:
