@@ -325,8 +325,46 @@ static void note_watched_end (lua_State *L, int eidx, int ridx, aigc_request *r)
 }
 
 /*
-** Runs r's end, exactly once: on_done(res) or on_error(err), then its
-** waiters, then the engine lets go of it. Called by the loop
+** aigc_pcall of what runs at r's end, whose error is reported. An
+** interrupt (a host's watchdog) goes on up with the end pending again: what
+** has not run yet (the caller's callback after the observer, the waiters)
+** runs on the next turn -- a task waiting on r slept for ever, and a cut
+** observer lost the caller's on_done.
+*/
+static void end_pcall (lua_State *L, int eidx, aigc_request *r, int nargs) {
+  int base = lua_gettop(L) - nargs;
+  aigc_push_pcall_handler(L);
+  lua_insert(L, base);
+  if (lua_pcall(L, nargs, 0, base) != LUA_OK) {
+    if (aigc_is_interrupt(L, -1)) {
+      r->in_callback = 0;
+      if (r->roster != NULL)
+        aigc_roster_set_end(r->roster, &r->entry);
+      lua_error(L);
+    }
+    aigc_error_report(L, eidx, -1, r->secrets);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);   /* the handler */
+}
+
+/* The Lua layer's observer (opts.observe), once: fn(res) or fn(nil, err). */
+static void observe_end (lua_State *L, int eidx, int ridx, aigc_request *r, int vidx) {
+  if (lua_getiuservalue(L, ridx, AIGC_RQ_OBSERVE) == LUA_TNIL) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pushnil(L);
+  lua_setiuservalue(L, ridx, AIGC_RQ_OBSERVE);   /* once: a count cut is not made twice */
+  if (r->state != AIGC_DONE)
+    lua_pushnil(L);
+  lua_pushvalue(L, vidx);
+  end_pcall(L, eidx, r, r->state == AIGC_DONE ? 1 : 2);
+}
+
+/*
+** Runs r's end, exactly once: its observer, on_done(res) or on_error(err),
+** then its waiters, then the engine lets go of it. Called by the loop
 ** (aigc_request_dispatch), by close() and by wait(); never by cancel() or a
 ** finalizer. Returns the callbacks run.
 */
@@ -342,15 +380,13 @@ int aigc_request_deliver_end (lua_State *L, int eidx, int ridx) {
   luaL_checkstack(L, 8, "aigc end");
   push_outcome(L, ridx, r);
   vidx = lua_gettop(L);
+  observe_end(L, eidx, ridx, r, vidx);
   if (lua_getiuservalue(L, ridx, r->state == AIGC_DONE ? AIGC_RQ_ON_DONE : AIGC_RQ_ON_ERROR)
       != LUA_TNIL) {   /* a function or a callable */
     clear_callbacks(L, ridx);   /* once */
     lua_pushvalue(L, vidx);
     r->in_callback = 1;
-    if (aigc_pcall(L, 1, 0) != LUA_OK) {
-      aigc_error_report(L, eidx, -1, r->secrets);
-      lua_pop(L, 1);
-    }
+    end_pcall(L, eidx, r, 1);
     r->in_callback = 0;
     count = 1;
   }
@@ -933,7 +969,8 @@ static void ended_quietly (lua_State *L, int eidx, int ridx, aigc_request *r) {
   lua_setiuservalue(L, ridx, AIGC_RQ_ON_DONE);
   listening = lua_getiuservalue(L, ridx, AIGC_RQ_ON_ERROR) != LUA_TNIL;
   listening |= lua_getiuservalue(L, ridx, AIGC_RQ_WAITERS) != LUA_TNIL;
-  lua_pop(L, 2);
+  listening |= lua_getiuservalue(L, ridx, AIGC_RQ_OBSERVE) != LUA_TNIL;
+  lua_pop(L, 3);
   if (r->roster == NULL)
     return;
   if (listening)

@@ -24,6 +24,8 @@ enum {
   AIGC_RQ_READER,       /* the function feeding an upload part (body.h), or nil */
   AIGC_RQ_STREAM_END,   /* on_stream_end callback: a stream's last word, before its end */
   AIGC_RQ_HELD,         /* a Responses stream's held error (request.c, handle_event) */
+  AIGC_RQ_OBSERVE,      /* the Lua layer's observer of its end (opts.observe): fn(res, err),
+                           run once before on_done/on_error (request.c, observe_end) */
   AIGC_RQ_CORE,         /* the finalizer of the C state (slots.c, "The
                            request's three objects"): kept alive by this one */
   AIGC_RQ_NSLOTS = AIGC_RQ_CORE

@@ -55,6 +55,7 @@ enum {   /* bits of aigc_submit.opts_keys: opts_names' order */
   AIGC_OK_FORM = 1 << 10, AIGC_OK_SINK = 1 << 11, AIGC_OK_ON_DONE = 1 << 12,
   AIGC_OK_ON_ERROR = 1 << 13, AIGC_OK_WATCH = 1 << 14, AIGC_OK_SECRETS = 1 << 15,
   AIGC_OK_STREAM_USAGE = 1 << 16, AIGC_OK_STARTING_AFTER = 1 << 17, AIGC_OK_LOG_SECRETS = 1 << 18,
+  AIGC_OK_OBSERVE = 1 << 19,
   /* what aigc_form_read reads (form.c) */
   AIGC_OK_BODY = AIGC_OK_METHOD | AIGC_OK_ABSOLUTE | AIGC_OK_FORM | AIGC_OK_EVENTS | AIGC_OK_SINK
 };
@@ -62,7 +63,7 @@ static const key_name opts_names[] = {
   KEY("path"), KEY("query"), KEY("fname"), KEY("arg"), KEY("events"), KEY("stream_field"),
   KEY("deadline"), KEY("headers"), KEY("method"), KEY("absolute"), KEY("form"), KEY("sink"),
   KEY("on_done"), KEY("on_error"), KEY("watch"), KEY("secrets"), KEY("stream_usage"),
-  KEY("starting_after"), KEY("log_secrets"), { NULL, 0 }
+  KEY("starting_after"), KEY("log_secrets"), KEY("observe"), { NULL, 0 }
 };
 
 /* The bit of `names` that names the key k[0..len), or 0. */
@@ -296,13 +297,16 @@ static int read_call_options (lua_State *L, int ridx, aigc_request *r, const aig
     r->has_stream_end = opt_callback(L, ridx, cx, 3, "on_stream_end", AIGC_RQ_STREAM_END);
     strong |= r->has_stream_end;
   }
-  /* The Lua layer's own (opts.on_done / opts.on_error: the usage hook's
-     counting wrappers, lua/aigc/hooks.lua, which call the caller's) take
-     their place: the params are then submitted without a copy. */
+  /* opts.on_done / opts.on_error (the engine's own callers') take their
+     place: the params are then submitted without a copy. */
   if (s->opts_keys & AIGC_OK_ON_DONE)
     strong |= opt_callback(L, ridx, cx, 4, "on_done", AIGC_RQ_ON_DONE);
   if (s->opts_keys & AIGC_OK_ON_ERROR)
     strong |= opt_callback(L, ridx, cx, 4, "on_error", AIGC_RQ_ON_ERROR);
+  /* (the usage hook's observer of a call with callbacks: it hears the end
+     before them, and a watchdog that cuts it does not lose them) */
+  if (s->opts_keys & AIGC_OK_OBSERVE)
+    strong |= opt_callback(L, ridx, cx, 4, "observe", AIGC_RQ_OBSERVE);
   if (s->opts_keys & AIGC_OK_WATCH) {   /* (the usage hook's: see note_watched_end) */
     lua_getfield(L, 4, "watch");
     r->watched = lua_toboolean(L, -1);

@@ -309,8 +309,8 @@ end
 -- made once per call name and callbacks, then shared, as the engine only
 -- reads them (a table made per call cost ~1k instructions, its collection
 -- more). `call`: the hook's state (false or nil without one; the usage
--- totals' counting callbacks are the same for every call with the same
--- caller's callbacks: aigc.hooks). nil when the call needs `call_opts`.
+-- totals' observer of calls with callbacks is the client's, the same for
+-- every call: aigc.hooks). nil when the call needs `call_opts`.
 -- `fit`: params that passed the fast check (`FITS_PLAIN`): none of the
 -- fields probed here is among them (extra_body: for `call_credentials`).
 local PLAIN_OPTS, WATCHED_OPTS = {}, {}
@@ -322,7 +322,7 @@ local function plain_opts (self, call, params, fname, awaited, token, fit)
     return nil
   end
   local shared, watch = PLAIN_OPTS, nil
-  if call and call.on_done then
+  if call and call.observe then
     shared = call.opts
     if shared == nil then shared = {}; call.opts = shared end
   elseif call and call.unheld and not awaited then   -- (its end is listed for the hook: aigc.hooks sweep)
@@ -332,7 +332,7 @@ local function plain_opts (self, call, params, fname, awaited, token, fit)
   local opts = shared[fname]
   if opts == nil then
     opts = { fname = fname, arg = 1, watch = watch }
-    if shared ~= PLAIN_OPTS and not watch then opts.on_done, opts.on_error = call.on_done, call.on_error end
+    if shared ~= PLAIN_OPTS and not watch then opts.observe = call.observe end
     opts._keys = core.opts_keys(opts)   -- (engine:submit's hint: it reads these without a walk)
     shared[fname] = opts
   end
@@ -367,9 +367,9 @@ local function submit (self, api, params, path, fname, argn, body_opts, awaited,
   if not opts then
     opts = call_opts(self, api, call and call.options or params or {}, path, fname, argn or 1, body_opts, token)
     if body_opts then for k, v in pairs(body_opts) do opts[k] = v end end   -- form, sink, method (aigc.media)
-    -- (the usage hook's counting callbacks, in the params' stead: aigc.hooks)
+    -- (the usage hook's observer of the end, before the params' callbacks: aigc.hooks)
     if call then
-      if call.on_done then opts.on_done, opts.on_error = call.on_done, call.on_error
+      if call.observe then opts.observe = call.observe
       elseif call.unheld and not awaited then   -- (its end is listed for the hook: aigc.hooks sweep)
         opts.watch = true
         self._watching = true

@@ -253,48 +253,24 @@ local TERMINAL = { done = true, failed = true, canceled = true }
 M.PLAIN = { unheld = true, as_is = true }
 local PLAIN = M.PLAIN
 
--- (weak keys and values: see `counted_callbacks`)
-local WEAK_KV = { __mode = "kv" }
-
--- A callback that records an end in `totals`, then calls the caller's
--- `user` (when given) with what it got; `failed`: an on_error.
-local function counting (totals, user, failed)
-  if failed then
-    return function (err, ...)
-      quietly(totals.record, totals, nil, err)
-      if user ~= nil then return user(err, ...) end
-    end
-  end
-  return function (res, ...)
-    quietly(totals.record, totals, res, nil)
-    if user ~= nil then return user(res, ...) end
-  end
-end
-
--- The callbacks of a counting-only call (`M.before`'s straight line):
--- the totals hear the end first, then the caller's callback, as `ended`
--- and the general path's wrappers do. They go to the engine in the
--- submit's opts (`call.on_done`, `call.on_error`: the engine takes them
--- in place of the params' own), so the caller's params are submitted as
--- they are: no copy (a copy of six fields cost ~6.7k instructions).
---
--- The state made for a pair of callbacks serves the next calls with the
--- same pair (a frame loop or a runner passes the same functions each
--- time; the wrappers and the state cost ~3k instructions a call). It is
--- kept weakly, key and value: nothing else holds the state, so it lasts
--- until the next collection at most, and it keeps no callback alive
--- (Lua 5.1 and LuaJIT have no ephemerons: a weak-keyed table whose
--- values refer to their keys would never let them go).
-local function counted_callbacks (client, params)
-  local user_done, user_error = params.on_done, params.on_error
-  local made = client._counted
-  local call = made and made[user_done or user_error]
-  if call and call.user_done == user_done and call.user_error == user_error then return call end
+-- The state of a counting-only call with callbacks (`M.before`'s straight
+-- line): the caller's params are submitted as they are, their `on_done`
+-- and `on_error` with them, and `observe` goes to the engine in the
+-- submit's opts: it hears the end first (the totals count it), then the
+-- caller's callback runs, as `ended` and the general path's observer do.
+-- The engine runs the two apart: a host's watchdog that cut the count (a
+-- wrapper that called the caller's callback itself) lost that callback;
+-- now the interrupt goes on up and the callback runs on the next turn.
+-- One per client: it holds nothing of a call (the shared opts made for it
+-- are kept in it: `client.plain_opts`).
+local function counted_callbacks (client)
+  local call = client._counted
+  if call then return call end
   local totals = client._usage
-  call = { as_is = true, user_done = user_done, user_error = user_error,
-           on_done = counting(totals, user_done, false), on_error = counting(totals, user_error, true) }
-  if not made then made = setmetatable({}, WEAK_KV); client._counted = made end
-  made[user_done or user_error] = call
+  call = { as_is = true, observe = function (res, err)
+    pcall_passing_interrupts(totals.record, totals, res, err)
+  end }
+  client._counted = call
   return call
 end
 
@@ -374,11 +350,11 @@ function M.before (client, api, params, path, body, token, fit)
   -- than the general one below): totals only, params without a `cache`
   -- mark nor a metatable. The end is all this call needs: the caller's
   -- params are submitted as they are (the engine reads them as it would
-  -- the copy), with counting callbacks in the opts when the caller gave
-  -- callbacks.
+  -- the copy), with the counting observer in the opts when the caller
+  -- gave callbacks.
   if client._counts_only and (params == nil or fit or (params.cache == nil and getmetatable(params) == nil)) then
     if params ~= nil and (params.on_done ~= nil or params.on_error ~= nil) then   -- (has_callbacks)
-      return counted_callbacks(client, params)
+      return counted_callbacks(client)
     end
     return PLAIN
   end
@@ -421,15 +397,9 @@ function M.before (client, api, params, path, body, token, fit)
     end
   end
   if has_callbacks(params) then
-    local user_done, user_error = p.on_done, p.on_error
-    p.on_done = function (res, ...)
-      quietly(ended, client, call, res, nil)
-      if user_done then return user_done(res, ...) end
-    end
-    p.on_error = function (err, ...)
-      quietly(ended, client, call, nil, err)
-      if user_error then return user_error(err, ...) end
-    end
+    -- (heard before the caller's callbacks, which the copy keeps: the
+    -- engine runs them apart, see `counted_callbacks`)
+    call.observe = function (res, err) quietly(ended, client, call, res, err) end
   else
     call.unheld = true
   end
