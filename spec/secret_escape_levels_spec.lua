@@ -1,6 +1,7 @@
 -- A key in escapes nested deeper than the redaction decoded: percent-
 -- encoded three times (a URL in a URL in a URL's query: "%25252F"), the
--- HTML of a percent-encoded key, an HTML page quoting HTML ("&amp;#x73;").
+-- HTML of a percent-encoded key, an HTML page quoting HTML ("&amp;#x73;"),
+-- and quoting that ("&amp;amp;#x73;").
 -- The search decoded one level of these (JSON's doubled backslashes
 -- aside), so a key whose reserved characters cut it in pieces shorter than
 -- 12 bytes, or a key every byte of which was escaped, stayed readable in
@@ -26,6 +27,10 @@ local FORMS = {
   html_in_pct = pct(html(KEY)),
   html_in_html = (html(KEY):gsub("&", "&amp;")),
   pct_in_html = (pct(KEY, true):gsub("%%", "&#37;")),
+  -- three levels where each decoding undoes one ("%25" does two at once): HTML in HTML in HTML, HTML in a
+  -- percent-encoding in HTML
+  html_thrice = (html(KEY):gsub("&", "&amp;"):gsub("&", "&amp;")),
+  html_in_pct_in_html = html(pct(html(KEY), true)),
 }
 
 -- Whether s holds 12 bytes in a row of the key once every escape of the
