@@ -42,13 +42,13 @@ local WARMUP = 50
 local expect
 if expect_file and expect_file ~= "-" then
   local f = assert(io.open(expect_file, "rb"))
-  expect = f:read("a")
+  expect = f:read("*a")
   f:close()
 end
 
 local function status_kb (field)
   local f = assert(io.open("/proc/self/status"))
-  local v = f:read("a"):match(field .. ":%s*(%d+)")
+  local v = f:read("*a"):match(field .. ":%s*(%d+)")
   f:close()
   return tonumber(v)
 end
@@ -139,7 +139,7 @@ local CA_FILE = os.getenv("BENCH_CA_FILE")
 -- sockets in /proc/self/fd), sampled while K requests are in flight.
 local function open_sockets ()
   local p = io.popen("ls -l /proc/$PPID/fd 2>/dev/null | grep -c socket:")   -- ($PPID: this process)
-  local count = p and tonumber(p:read("a"):match("%d+")) or 0
+  local count = p and tonumber(p:read("*a"):match("%d+")) or 0
   if p then p:close() end
   return count
 end
