@@ -70,14 +70,14 @@ describe("a request's end cut by a watchdog hook", function ()
     return fired, got
   end
 
-  local function each_cut (client_opts)
+  local function each_cut (client_opts, status)
     local bad, n = {}, 0
     repeat
       n = n + 1
       local fired, got = run(client_opts, n)
       local ends = got.done + got.failed
       if not (ends == 1 or (ends == 0 and got.cut_inside)) or (got.woke == nil and not got.cut_task)
-         or got.status ~= "done" then
+         or got.status ~= (status or "done") then
         bad[#bad + 1] = ("cut at %d: %d on_done, %d on_error, task %s, %s"):format(
           n, got.done, got.failed, tostring(got.woke), got.status)
       end
@@ -94,5 +94,9 @@ describe("a request's end cut by a watchdog hook", function ()
     local log = { rows = 0 }
     function log.record_call () log.rows = log.rows + 1; return log.rows end
     each_cut { prompt_log = log }
+  end)
+
+  it("gives on_error once and wakes the task, a failed request cut at every point", function ()
+    each_cut({ base_url = srv.base_url .. "/no-such-api" }, "failed")
   end)
 end)
