@@ -260,6 +260,37 @@ describe("the response cache on disk", function ()
     assert.same({}, list(dir .. "/new/sub"))
   end)
 
+  -- A time far ahead of now (a clock set wrong, an entry edited) made the
+  -- age negative: the entry was served for ever under any ttl.
+  it("an entry dated ahead of now by more than 60 s is expired under a ttl; a few seconds ahead is served",
+     function ()
+    local folder = dir .. "/ahead"
+    local json = require("aigc.core").json
+    local c = cache.new { dir = folder, ttl = 3600 }
+    c:put("far", { text = "next year's" })
+    c:put("near", { text = "a skewed clock's" })
+    local function date (key, ahead)
+      for _, name in ipairs(list(folder)) do
+        local x = json.decode(cli.read(folder .. "/" .. name))
+        if x.key == key then
+          x.time = os.time() + ahead
+          cli.write(folder .. "/" .. name, json.encode(x))
+        end
+      end
+    end
+    date("far", 365 * 86400)
+    date("near", 5)
+    local again = cache.new { dir = folder, ttl = 3600 }
+    assert.is_nil(again:get("far"))
+    assert.equal("a skewed clock's", again:get("near").text)
+    assert.equal(1, #list(folder))   -- (the expired file removed when read)
+    -- without a ttl nothing expires, a date ahead neither
+    date("near", 365 * 86400)
+    assert.equal("a skewed clock's", cache.new({ dir = folder }):get("near").text)
+    -- a ttl shorter than 60 s is the allowance
+    assert.is_nil(cache.new({ dir = folder, ttl = 5 }):get("near"))
+  end)
+
   it("the TTL sweep and max_disk_bytes remove only the cache's own files from a folder the user gave", function ()
     local folder = dir .. "/mixed"
     os.execute("mkdir '" .. folder .. "'")

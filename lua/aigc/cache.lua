@@ -328,8 +328,13 @@ local function forget (self, e)
   self.count, self.bytes = self.count - 1, self.bytes - #e.key - #e.value
 end
 
+-- A time ahead of now by more than the clocks of two hosts sharing a folder
+-- differ (60 s, or the ttl when shorter) is no time this cache wrote: its
+-- age unknown, expired (an entry dated next year was served for ever).
 local function expired (self, time)
-  return self.ttl ~= nil and os_time() - time > self.ttl
+  if self.ttl == nil then return false end
+  local age = os_time() - time
+  return age > self.ttl or -age > math.min(self.ttl, 60)
 end
 
 local function file_of (self, key)
