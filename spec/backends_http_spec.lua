@@ -28,6 +28,12 @@ local SERVER = [=[
     ["blanks-error-as-sse"] = { "200 OK", SSE, "\n\n" .. '{"error":{"message":"context too long","type":"server_error"}}', 2 },
     ["blanks-sse"] = { "200 OK", SSE, "\n\n" .. CHUNK .. "data: [DONE]\n\n", 2 },
     ["blanks-split-sse"] = { "200 OK", SSE, "\r" .. CHUNK .. "data: [DONE]\n\n", 1 },
+    -- (blank lines, then a mark, then the reply: in one read, and split in the mark)
+    ["blanks-bom"] = { "200 OK", J, "\n\n" .. BOM .. REPLY },
+    ["blanks-bom-json-as-sse"] = { "200 OK", SSE, "\r\n" .. BOM .. REPLY },
+    ["blanks-bom-unlabelled"] = { "200 OK", nil, "\n \n" .. BOM .. REPLY },
+    ["blanks-split-bom-json-as-sse"] = { "200 OK", SSE, "\n\n" .. BOM .. REPLY, 3 },
+    ["blanks-split-bom-unlabelled"] = { "200 OK", nil, "\n\n" .. BOM .. REPLY, 4 },
   }
   local function json_string (s)
     return '"' .. s:gsub('[%c"\\]', function (c) return string.format("\\u%04x", c:byte()) end) .. '"'
@@ -155,6 +161,19 @@ describe("a server", function ()
 
     it("still gives a stream's events after them, a line end split across the reads too", function ()
       streams_hi { "blanks-sse", "blanks-split-sse" }
+    end)
+
+    -- A byte order mark after the blank lines (in one read) was no JSON's
+    -- start: a JSON reply to a stream failed as kind stream, and one not
+    -- streamed as kind parse (the mark was dropped only at the body's start).
+    it("then a byte order mark: a JSON reply is JSON, streamed or not, the mark split across reads too", function ()
+      streams_hi { "blanks-bom-json-as-sse", "blanks-bom-unlabelled", "blanks-split-bom-json-as-sse",
+                   "blanks-split-bom-unlabelled" }
+      for _, model in ipairs { "blanks-bom", "blanks-bom-json-as-sse", "blanks-bom-unlabelled" } do
+        local res, err = chat(model)
+        assert.is_nil(err, model)
+        assert.same({ "Hi", "c1" }, { res.text, res.id }, model)
+      end
     end)
   end)
 

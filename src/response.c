@@ -744,10 +744,14 @@ static int says_event_stream (const aigc_request *r) {
 /* A UTF-8 byte order mark before a JSON body (a Windows server's, a
    proxy's) is no part of the JSON: dropped, as both SDKs' decoders do
    (httpx's .json() reads bytes as utf-8-sig; fetch's .json() strips it).
-   Bodies kept as bytes (downloads) are never looked at. */
+   Bodies kept as bytes (downloads) are never looked at. After blanks too
+   (keep-alives before the reply): the blanks stay, JSON's own. */
 static void drop_bom (aigc_buf *b) {
-  if (b->len >= 3 && memcmp(b->data, "\xEF\xBB\xBF", 3) == 0) {
-    memmove(b->data, b->data + 3, b->len - 3);
+  size_t i = 0;
+  while (i < b->len && (b->data[i] == ' ' || b->data[i] == '\n' || b->data[i] == '\r' || b->data[i] == '\t'))
+    i++;
+  if (b->len - i >= 3 && memcmp(b->data + i, "\xEF\xBB\xBF", 3) == 0) {
+    memmove(b->data + i, b->data + i + 3, b->len - i - 3);
     b->len -= 3;
   }
 }

@@ -312,28 +312,30 @@ static int on_other_event (aigc_request *r, const aigc_sse_event *ev) {
 
 #define BOM "\xEF\xBB\xBF"   /* (a UTF-8 byte order mark, dropped before JSON: response.c) */
 
-/* How many bytes of a BOM the body's bytes held undecided (r->resp) are:
-   1 or 2 (0: none, or blanks). */
-static size_t held_bom (const aigc_buf *held) {
-  return held->len > 0 && held->len < 3 && memcmp(held->data, BOM, held->len) == 0 ? held->len : 0;
-}
-
-/* The first byte of a body's first bytes (after those `held` from an
-   earlier read) after a BOM and blanks (0: only blanks; -1: the start of a
-   BOM only, so far: a mark split across reads is told by the next ones). */
+/* The first byte of a body's first bytes (after those `held` from earlier
+   reads: blanks, a BOM or its start) past blanks, a BOM and blanks (0:
+   nothing else yet; -1: the start of a BOM only, so far: a mark split
+   across reads is told by the next ones). A BOM after blanks ("\n\n" then
+   the mark then JSON, in one read) was a byte no JSON starts with: SSE. */
 static int first_byte (const aigc_buf *held, const char *first, size_t n) {
-  size_t h = held_bom(held), h0 = h, i = 0;
-  while (h < 3 && i < n && first[i] == BOM[h])
-    h++, i++;
-  if (h > 0 && h < 3 && i == n)
-    return -1;
-  if (h < 3 && h0 > 0)
-    return (unsigned char)BOM[0];   /* (no mark after all: a byte no JSON starts with) */
-  if (h < 3)
-    i = 0;
-  while (i < n && (first[i] == ' ' || first[i] == '\n' || first[i] == '\r' || first[i] == '\t'))
-    i++;
-  return i < n ? (unsigned char)first[i] : 0;
+  size_t b = 0, i;   /* b: the bytes of a BOM seen, held's last ones */
+  if (held->len > 0 && (unsigned char)held->data[held->len - 1] == 0xEF)
+    b = 1;
+  else if (held->len > 1 && memcmp(held->data + held->len - 2, BOM, 2) == 0)
+    b = 2;
+  for (i = 0; i < n; i++) {
+    char c = first[i];
+    if (b == 1 || b == 2) {
+      if (c != BOM[b])
+        return (unsigned char)BOM[0];   /* (no mark after all: a byte no JSON starts with) */
+      b++;
+    }
+    else if (b == 0 && c == BOM[0])
+      b = 1;
+    else if (c != ' ' && c != '\n' && c != '\r' && c != '\t')
+      return (unsigned char)c;
+  }
+  return b == 1 || b == 2 ? -1 : 0;
 }
 
 /*
