@@ -148,6 +148,39 @@ static void copy_name (char *o, const char *s, size_t n) {
   }
 }
 
+/*
+** A continuation of the last header's value (RFC 9112 5.2's obs-fold: a
+** line that starts with a blank, which libcurl hands alone): joined to
+** that value, the fold made one space, as the RFC lets a recipient do.
+** It was dropped (no colon: junk) or stored as a header named " x".
+*/
+static int fold_line (aigc_headers *h, const char *v, size_t len) {
+  const char *vend = v + len;
+  size_t vlen, i;
+  char *o;
+  while (v < vend && (*v == ' ' || *v == '\t'))
+    v++;
+  while (vend > v && (vend[-1] == '\r' || vend[-1] == '\n' || vend[-1] == ' ' || vend[-1] == '\t'))
+    vend--;
+  vlen = (size_t)(vend - v);
+  if (vlen == 0)
+    return AIGC_HEADERS_OK;
+  if (aigc_buf_reserve(&h->buf, vlen + 2) != 0)
+    return AIGC_HEADERS_NOMEM;
+  o = h->buf.data + h->buf.len - 1;   /* the last value's NUL */
+  if (h->buf.len >= 2 && o[-1] != '\0')   /* (an empty value gets no space first) */
+    *o++ = ' ';
+  memcpy(o, v, vlen);
+  for (i = 0; i < vlen; i++)
+    if (o[i] == '\0')
+      o[i] = ' ';
+  o += vlen;
+  *o++ = '\0';
+  *o = '\0';
+  h->buf.len = (size_t)(o - h->buf.data);
+  return AIGC_HEADERS_OK;
+}
+
 int aigc_headers_line (aigc_headers *h, const char *line, size_t len, long *status) {
   size_t nlen, vlen, i;
   const char *colon, *v, *vend;
@@ -164,6 +197,8 @@ int aigc_headers_line (aigc_headers *h, const char *line, size_t len, long *stat
     return AIGC_HEADERS_OK;
   }
   h->want_status_line = 0;
+  if (len > 0 && (line[0] == ' ' || line[0] == '\t') && h->n > 0)
+    return fold_line(h, line, len);
   colon = (const char *)memchr(line, ':', len);
   if (colon == NULL) {
     /* The blank line ending the headers (or junk): a status line may
