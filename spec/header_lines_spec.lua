@@ -1,5 +1,6 @@
--- Response headers sent in more than one line: a header folded onto a
--- continuation line (RFC 9112's obs-fold, which
+-- Response headers sent in more than one line: a header repeated (a proxy
+-- adding its own x-request-id or x-should-retry to the server's), and a
+-- header folded onto a continuation line (RFC 9112's obs-fold, which
 -- libcurl hands as a line of its own). Raw replies from a one-off server
 -- (spec/support/oneshot.lua).
 local aigc = require "aigc"
@@ -7,6 +8,7 @@ local oneshot = require "oneshot"
 
 local REPLY = '{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":'
   .. '[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}]}'
+local FAIL = '{"error":{"message":"no","type":"server_error"}}'
 
 -- The result and error of one chat call to a server answering with the
 -- raw `replies`, one a connection (a retry takes the next).
@@ -23,6 +25,41 @@ local function call (replies, max_retries)
   c:close()
   return res, err
 end
+
+describe("a response header in two lines", function ()
+  -- Only the first line was the request id: a proxy's id before the
+  -- server's hid the one the provider's support asks for, while
+  -- res.headers showed both.
+  it("x-request-id: the request id is every line's, as res.headers shows it", function ()
+    local res, err = call { oneshot.http_reply("200 OK", REPLY, "X-Request-Id: req_proxy\r\nx-request-id: req_1\r\n") }
+    assert.is_nil(err)
+    assert.same({ "req_proxy, req_1", "req_proxy, req_1" }, { res.request_id, res.headers["x-request-id"] })
+    res, err = call { oneshot.http_reply("400 Bad Request", FAIL, "X-Request-Id: req_a\r\nX-Request-Id: req_b\r\n") }
+    assert.is_nil(res)
+    assert.same({ 400, "req_a, req_b", "req_a, req_b" }, { err.status, err.request_id, err.headers["x-request-id"] })
+  end)
+
+  -- Only the first line decided: a "false" before a "true" stopped a retry
+  -- and a 500's retry, whose err.headers said "false, true". Now lines
+  -- that agree decide; lines that conflict decide nothing (the status
+  -- does, as the SDKs, which see the joined value as no verdict).
+  it("x-should-retry: decides when every value agrees, else the status decides", function ()
+    local ok = oneshot.http_reply("200 OK", REPLY)
+    local function retried (status, lines)
+      local res, err = call({ oneshot.http_reply(status, FAIL, lines), ok }, 1)
+      assert(res or err.status, tostring(err and err.message))
+      return res ~= nil
+    end
+    local conflicting = "X-Should-Retry: false\r\nx-should-retry: true\r\n"
+    assert.same({ true, false }, { retried("500 Internal Server Error", conflicting),
+                                   retried("400 Bad Request", conflicting) })
+    assert.same({ true, true, false }, {
+      retried("400 Bad Request", "x-should-retry: true, true\r\n"),
+      retried("400 Bad Request", "x-should-retry: true\r\nx-should-retry: true\r\n"),
+      retried("500 Internal Server Error", "x-should-retry: false\r\nX-Should-Retry:  false \r\n"),
+    })
+  end)
+end)
 
 describe("a folded response header (a line that starts with a blank)", function ()
   -- The continuation was dropped (no colon) or stored as a header named

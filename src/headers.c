@@ -645,13 +645,76 @@ double aigc_headers_retry_after (const aigc_headers *h) {
   return d == d ? d : longest_delay(h, "retry-after", 0);
 }
 
-int aigc_headers_should_retry (const aigc_headers *h) {
-  const char *v = aigc_headers_find(h, "x-should-retry", NULL);
-  if (v != NULL && strcmp(v, "true") == 0)
+/* 1 or 0 for an element of x-should-retry that is "true" or "false"
+   (blanks around it dropped), else -1. */
+static int truth_of (const char *q, const char *e) {
+  while (q < e && (*q == ' ' || *q == '\t'))
+    q++;
+  while (e > q && (e[-1] == ' ' || e[-1] == '\t'))
+    e--;
+  if (e - q == 4 && memcmp(q, "true", 4) == 0)
     return 1;
-  if (v != NULL && strcmp(v, "false") == 0)
+  return e - q == 5 && memcmp(q, "false", 5) == 0 ? 0 : -1;
+}
+
+/*
+** Every line of x-should-retry and every element of each (res.headers
+** joins them with ", "): the verdict when all say the same, else none
+** (-1: the status decides). Only the first line was read: a proxy's
+** "false" before the server's "true" stopped the retries the server asked
+** for, while err.retryable's reader saw "false, true". (The SDKs compare
+** the joined value with "true" and "false": repeats, even alike, are no
+** verdict there; alike ones are one here.)
+*/
+int aigc_headers_should_retry (const aigc_headers *h) {
+  const char *p = h->buf.data, *end = p + h->buf.len;
+  int says = -2;
+  if (p == NULL)
+    return -1;
+  while (p < end) {
+    size_t psize = strlen(p) + 1;
+    const char *value = p + psize, *vend = value + strlen(value), *q = value;
+    if (psize == sizeof "x-should-retry" && memcmp(p, "x-should-retry", psize) == 0)
+      for (;;) {
+        const char *e = (const char *)memchr(q, ',', (size_t)(vend - q));
+        int t = truth_of(q, e != NULL ? e : vend);
+        if (t < 0 || (says >= 0 && t != says))
+          return -1;
+        says = t;
+        if (e == NULL)
+          break;
+        q = e + 1;
+      }
+    p = vend + 1;
+  }
+  return says < 0 ? -1 : says;
+}
+
+/*
+** Pushes the values of every line of header `name` joined with ", " (what
+** res.headers shows) and returns 1; none: pushes nothing, returns 0. The
+** store must stay put meanwhile (a request being delivered: pinned).
+*/
+int aigc_headers_push_all (lua_State *L, const aigc_headers *h, const char *name) {
+  const char *p = h->buf.data, *end = p + h->buf.len;
+  size_t size = strlen(name) + 1;
+  int n = 0;
+  if (p == NULL)
     return 0;
-  return -1;
+  while (p < end) {
+    size_t psize = strlen(p) + 1;
+    const char *value = p + psize;
+    size_t vlen = strlen(value);
+    if (psize == size && memcmp(p, name, size) == 0) {
+      if (n > 0)
+        lua_pushliteral(L, ", ");
+      lua_pushlstring(L, value, vlen);
+      if (n++ > 0)
+        lua_concat(L, 3);
+    }
+    p = value + vlen + 1;
+  }
+  return n > 0;
 }
 
 /* }====================================================== */

@@ -87,7 +87,11 @@ void aigc_headers_materialize (lua_State *L, int obj);
 ** usable.
 */
 double aigc_headers_retry_after (const aigc_headers *h);
-/* x-should-retry: 1 ("true"), 0 ("false"), -1 (absent or anything else). */
+/* x-should-retry: 1 ("true"), 0 ("false"): every line and element of it
+   alike; -1 (absent, conflicting or anything else). */
 int aigc_headers_should_retry (const aigc_headers *h);
+/* Pushes the values of every line of `name` joined with ", " (as
+   res.headers shows them): 1; none: 0, nothing pushed. */
+int aigc_headers_push_all (lua_State *L, const aigc_headers *h, const char *name);
 
 #endif

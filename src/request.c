@@ -81,9 +81,11 @@ static const char *error_title (lua_State *L, int vidx, char *buf, size_t size) 
 static void log_end (lua_State *L, int eidx, aigc_request *r, int vidx, int ok) {
   char path[AIGC_LOG_PATH];
   const char *rid, *method = aigc_request_method(r);
+  int pushed;
   if (r->roster == NULL || !r->roster->config.log_enabled)
     return;
-  rid = aigc_request_id(r);
+  pushed = aigc_push_request_id(L, r);
+  rid = pushed ? lua_tostring(L, -1) : NULL;
   aigc_transfer_path(r, path, sizeof path);
   if (ok)
     aigc_error_log(L, eidx, aigc_log_secrets(r), "info", "%s %s -> %ld in %.3f s%s%s%s", method, path,
@@ -99,6 +101,7 @@ static void log_end (lua_State *L, int eidx, aigc_request *r, int vidx, int ok) 
                    rid ? " [request " : "", rid ? rid : "", rid ? "]" : "");
     lua_pop(L, 1);
   }
+  lua_pop(L, pushed);
 }
 
 /* on_stream_end is heard once at most, never after the request's end. */

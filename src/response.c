@@ -30,11 +30,8 @@ static int is_chat_like (const aigc_request *r) {
 */
 
 void aigc_response_decorate_error (lua_State *L, aigc_request *r) {
-  const char *rid = aigc_request_id(r);
-  if (rid != NULL) {
-    lua_pushstring(L, rid);
+  if (aigc_push_request_id(L, r))
     lua_setfield(L, -2, "request_id");
-  }
   if (r->status >= 200) {   /* (1xx: "100 Continue" before an upload, no answer yet) */
     if (lua_getfield(L, -1, "status") == LUA_TNIL) {
       lua_pop(L, 1);
@@ -178,17 +175,14 @@ static void set_output_text (lua_State *L, int res, const aigc_json_value *tree)
    and retries to the result on top, and headers made when first read. */
 static void decorate_result_as (lua_State *L, aigc_request *r, const aigc_json_value *tree, int has_text) {
   int res = lua_gettop(L);
-  const char *rid = aigc_request_id(r);
   if (has_text)
     ;
   else if (r->kind == AIGC_KIND_CHAT || r->kind == AIGC_KIND_COMPLETION)
     set_text(L, res);
   else if (r->kind == AIGC_KIND_RESPONSES)
     set_output_text(L, res, tree);
-  if (rid != NULL) {
-    lua_pushstring(L, rid);
+  if (aigc_push_request_id(L, r))
     lua_setfield(L, res, "request_id");
-  }
   aigc_headers_set_lazy(L, &r->hdrs, res);   /* res.headers: made when read */
   lua_pushinteger(L, r->retries);
   lua_setfield(L, res, "retries");

@@ -190,11 +190,13 @@ struct aigc_request {
   aigc_json_arena arena;        /* per-chunk parse memory, reset each chunk */
 };
 
-/* The request id of r's answer: x-request-id, else apim-request-id (an
-   Azure API Management gateway's own error carries only that), or NULL. */
-static inline const char *aigc_request_id (const aigc_request *r) {
-  const char *rid = aigc_headers_find(&r->hdrs, "x-request-id", NULL);
-  return rid != NULL ? rid : aigc_headers_find(&r->hdrs, "apim-request-id", NULL);
+/* Pushes the request id of r's answer and returns 1, or returns 0: x-request-id,
+   else apim-request-id (an Azure API Management gateway's own error carries
+   only that); repeated, its lines joined with ", " as in res.headers (the
+   first alone was kept: a proxy's id before the server's hid the server's). */
+static inline int aigc_push_request_id (lua_State *L, const aigc_request *r) {
+  return aigc_headers_push_all(L, &r->hdrs, "x-request-id")
+         || aigc_headers_push_all(L, &r->hdrs, "apim-request-id");
 }
 
 /* The secrets r's log lines are scrubbed of: log_secrets when given (a
