@@ -67,4 +67,20 @@ describe("a short key", function ()
       c:close()
     end
   end)
+
+  -- (README: the rule is the same for a proxy's password; one of letters
+  -- only is a word of ordinary text, "hunter" as "hello" would be)
+  it("a proxy's short password of letters only is not either; with a digit it is, as a word", function ()
+    local text = "the hunter said hello to hunter7 and hello7"
+    for _, pass in ipairs { "hunter", "hello" } do
+      local c = aigc.client { base_url = "http://127.0.0.1:1/v1", proxy = "http://bob:" .. pass .. "@127.0.0.1:1" }
+      assert.equal(text, c._engine:scrub(text), pass)
+      c:close()
+    end
+    local c = aigc.client { base_url = "http://127.0.0.1:1/v1", proxy = "http://bob:hunter7@127.0.0.1:1" }
+    local scrubbed = c._engine:scrub(text)
+    c:close()
+    assert.is_nil(scrubbed:find("hunter7", 1, true))
+    assert.truthy(scrubbed:find("the hunter said hello to ", 1, true))
+  end)
 end)
