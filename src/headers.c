@@ -692,27 +692,25 @@ int aigc_headers_should_retry (const aigc_headers *h) {
 
 /*
 ** Pushes the values of every line of header `name` joined with ", " (what
-** res.headers shows) and returns 1; none: pushes nothing, returns 0. The
-** store must stay put meanwhile (a request being delivered: pinned).
+** res.headers shows) and returns 1; none: pushes nothing, returns 0. By
+** offsets, each value pushed before any other allocation: a finalizer
+** run by one may make the store grow (moved) or clear it (the walk ends).
 */
 int aigc_headers_push_all (lua_State *L, const aigc_headers *h, const char *name) {
-  const char *p = h->buf.data, *end = p + h->buf.len;
-  size_t size = strlen(name) + 1;
+  size_t size = strlen(name) + 1, off = 0;
   int n = 0;
-  if (p == NULL)
-    return 0;
-  while (p < end) {
-    size_t psize = strlen(p) + 1;
-    const char *value = p + psize;
-    size_t vlen = strlen(value);
+  while (h->buf.data != NULL && off < h->buf.len) {
+    const char *p = h->buf.data + off;
+    size_t psize = strlen(p) + 1, vlen = strlen(p + psize);
+    off += psize + vlen + 1;
     if (psize == size && memcmp(p, name, size) == 0) {
-      if (n > 0)
+      lua_pushlstring(L, p + psize, vlen);
+      if (n++ > 0) {
         lua_pushliteral(L, ", ");
-      lua_pushlstring(L, value, vlen);
-      if (n++ > 0)
+        lua_insert(L, -2);
         lua_concat(L, 3);
+      }
     }
-    p = value + vlen + 1;
   }
   return n > 0;
 }
