@@ -53,9 +53,16 @@ function M.token ()
   return setmetatable({ in_coroutine = true, owner = co }, WEAK_OWNER)
 end
 
+local function let_go (conv, token, ...)
+  if conv._busy == token then conv._busy = nil end
+  return ...
+end
+
+-- (let go inside the protected call when fn returns: let go after it, a
+-- host's watchdog cut between the two left the conversation busy for ever)
 local function hold (conv, token, fn, ...)
   conv._busy = token
-  return fn(...)
+  return let_go(conv, token, fn(...))
 end
 
 --- Runs `fn(...)` with `conv` busy (`token`: this say's mark); not busy
@@ -72,8 +79,8 @@ function M.with (conv, token, fn, ...)
   local function free () if conv._busy == token then conv._busy = nil end end
   local hook = task.on_abandon(free)
   local ok, res, err = task.pcall(hold, conv, token, fn, ...)
-  task.forget_abandon(hook)
   free()
+  task.forget_abandon(hook)
   if not ok then error(res, 0) end
   return res, err
 end
