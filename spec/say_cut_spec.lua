@@ -1,7 +1,9 @@
 -- A conversation's say cut by a host's watchdog (a count hook that raises
 -- once, as lua.c's Ctrl-C does) at its n-th instruction, for every n: the
--- next say works. Cut after the say's protected call, before it let go of
--- the conversation, every later say was "busy" for ever.
+-- history keeps the whole turn or none of it, and the next say works.
+-- Two cuts went wrong: between the turn's appends the user's message was
+-- kept without its reply; after the say's protected call, before it let
+-- go of the conversation, every later say was "busy" for ever.
 
 local aigc = require "aigc"
 local devserver = require "devserver"
@@ -38,14 +40,18 @@ describe("a conversation's say cut by a watchdog hook", function ()
     return fired, ok, e
   end
 
-  it("says again, cut at every point", function ()
+  it("keeps a whole turn or none, and says again, cut at every point", function ()
     assert.truthy(fresh():say "warm up")   -- (the modules loaded)
     local bad, n = {}, 0
     repeat
       n = n + 1
       local conv = fresh()
       local fired, ok, e = cut_say(conv, n)
+      local grew, msgs = #conv.messages - #HISTORY, conv.messages
       if not fired and not (ok and e) then bad[#bad + 1] = ("not cut (%d): %s"):format(n, tostring(e)) end
+      if not (grew == 0 or grew == 2 and msgs[4].role == "user" and msgs[5].role == "assistant") then
+        bad[#bad + 1] = ("cut at %d: the history grew by %d"):format(n, grew)
+      end
       local said, reply, err = pcall(conv.say, conv, "And now?")
       if not (said and reply) then bad[#bad + 1] = ("say after the cut at %d: %s"):format(n, tostring(err or reply)) end
     until not fired or n == 5000

@@ -570,11 +570,12 @@ function Conversation:_say (user, params, fut)
   if self.messages ~= hist or #hist ~= #msgs - 1 then
     return nil, core.error { kind = "callback", message = "the history changed while say() waited for the reply" }
   end
-  hist[#hist + 1] = user
+  local turn = { user }
   if type(res.tool_messages) == "table" then
-    for _, m in ipairs(res.tool_messages) do hist[#hist + 1] = m end
+    for _, m in ipairs(res.tool_messages) do turn[#turn + 1] = m end
   end
-  hist[#hist + 1] = assistant_message(res)
+  turn[#turn + 1] = assistant_message(res)
+  busy_mod.append_all(hist, turn)   -- (all of the turn or none, whatever cuts it)
   self.last_context = info
   if self.state == "server" then
     local n = #self.response_ids + 1

@@ -1,6 +1,7 @@
 --- One say at a time: the mark a say holds on its conversation
 -- (`conv._busy`, the say's token), taken and let go whatever ends the say
--- (an error, Lua out of memory, the task it runs in abandoned).
+-- (an error, Lua out of memory, the task it runs in abandoned); and the
+-- say's commit of its turn to the history, all of it or none.
 --
 -- Internal: `aigc.conversation`'s. Not part of the API.
 --
@@ -8,6 +9,7 @@
 -- @local
 
 local compat = require "aigc.compat"
+local keep_interrupt = require("aigc.core").keep_interrupt
 local task = require "aigc.task"
 local util = require "aigc.util"
 
@@ -83,6 +85,25 @@ function M.with (conv, token, fn, ...)
   task.forget_abandon(hook)
   if not ok then error(res, 0) end
   return res, err
+end
+
+local function append (list, n, items)
+  for i = 1, #items do list[n + i] = items[i] end
+end
+
+--- Appends `items` to `list` (a say's turn to its history): all of them
+-- or, whatever cuts it (a host's watchdog at any instruction, Lua out of
+-- memory: raised on), none. A cut between a turn's appends kept its user
+-- message without the reply: the next say sent two user turns in a row.
+-- @tparam table list
+-- @tparam table items
+function M.append_all (list, items)
+  local n = #list
+  local ok, e = compat.xpcall(append, keep_interrupt, list, n, items)
+  if not ok then
+    for i = #list, n + 1, -1 do list[i] = nil end
+    error(e, 0)
+  end
 end
 
 --- say_async's: marks `conv` at once (a second say_async before the task
