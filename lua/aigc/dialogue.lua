@@ -78,7 +78,7 @@ local HISTORY = tools_mod.HISTORY   -- (the key of a call's history, made when r
 local adapter = require "aigc.adapter"
 
 local null, array, json_encode = core.null, core.array, core.json.encode
-local ipairs, pairs, pcall, tostring, type = ipairs, pairs, pcall, tostring, type
+local ipairs, pairs, tostring, type = ipairs, pairs, tostring, type
 local string_format = string.format
 local await, is_error, field_error = task.await, util.is_error, util.field_error
 
@@ -161,7 +161,8 @@ function M.params_problem (params)
   local p = {}
   for k, v in pairs(params) do p[k] = v end
   p.messages = {}
-  local ok, e = pcall(prepare, p, "check")
+  -- (a host's watchdog cut in it is raised on, not told as misuse of the params)
+  local ok, e = util.pcall_passing_interrupts(prepare, p, "check")
   if ok then return nil end
   -- (Lua out of memory says nothing of the params: raised as it is, not as misuse)
   util.reraise_memory(e)
