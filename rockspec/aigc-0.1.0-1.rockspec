@@ -49,8 +49,8 @@ build = {
         -- the plain-C parts (no Lua), then the layers over them (src/*.c:
         -- scripts/check-rockspec.lua fails when this list and the folder differ)
         "src/buf.c", "src/sse.c", "src/json.c", "src/jsonout.c", "src/accum_keys.c", "src/accum_shape.c",
-        "src/accum.c", "src/accum_scan.c", "src/raccum.c", "src/poller.c", "src/base64.c", "src/vec.c", "src/sha256.c", "src/md5.c", "src/syserr.c", "src/body.c",
-        "src/core.c",
+        "src/accum.c", "src/accum_scan.c", "src/raccum.c", "src/poller.c", "src/base64.c", "src/vec.c", "src/sha256.c", "src/md5.c", "src/syserr.c", "src/body.c", "src/unescape.c",
+        "src/core.c", "src/dirfs.c",
         "src/engine.c", "src/error.c", "src/error_report.c", "src/form.c", "src/headers.c", "src/home.c", "src/jsonlua.c", "src/lockfile.c", "src/loop.c", "src/media.c",
         "src/redact.c", "src/request.c", "src/response.c", "src/retry.c",
         "src/roster.c", "src/server_error.c", "src/slots.c", "src/submit.c", "src/textrun.c", "src/timers.c", "src/transfer.c", "src/util.c",
