@@ -23,3 +23,21 @@ describe("proc.fill", function ()
     assert.equal("X-Via-Proxy 100% $server_protocol", proc.fill("X-Via-Proxy PCT $server_protocol", { PCT = "100%" }))
   end)
 end)
+
+-- proc.free_port, which picks the ports of those nginx configurations: the
+-- kernel may hand out the port it handed out a moment ago (the probe socket
+-- is closed at once), and security_spec's nginx then put two servers on one
+-- port (its HTTP/2 tests got the other server's certificate: "self-signed
+-- certificate", CI of stop 40).
+describe("proc.free_port", function ()
+  it("never gives a port it gave among its last 512 (3,000 calls)", function ()
+    local given, repeats = {}, 0
+    for i = 1, 3000 do
+      local port = proc.free_port()
+      assert.is_true(port > 0 and port < 65536)
+      if given[port] and i - given[port] <= 512 then repeats = repeats + 1 end
+      given[port] = i
+    end
+    assert.equal(0, repeats)
+  end)
+end)

@@ -121,13 +121,32 @@ function M.lua_command ()
   return lua .. " -e " .. M.quote(setup)
 end
 
---- A TCP port free on 127.0.0.1 right now.
+-- The ports free_port handed out lately, oldest first, and as a set: never
+-- handed out twice. The kernel may give the port it just gave again (bind
+-- to port 0 of a port now closed): about 1 set of 4 in 1,500 held a repeat,
+-- and security_spec's nginx then had its TLS server for another name and
+-- its HTTP/2 server on one port, served the other name's certificate to
+-- the HTTP/2 tests, and 4 of them failed "self-signed certificate" (CI of
+-- stop 40). A window, not every port ever: a long run would exhaust the
+-- kernel's range.
+local RECENT_PORTS = 512
+local recent_ports, recent_set = {}, {}
+
+--- A TCP port free on 127.0.0.1 right now, and none of the last 512 this
+-- process was given (so the ports of one server's configuration differ).
 -- @usage local port = proc.free_port()
 function M.free_port ()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
+  while true do
+    local s = assert(socket.bind("127.0.0.1", 0))
+    local _, port = s:getsockname()
+    s:close()
+    port = tonumber(port)
+    if not recent_set[port] then
+      recent_ports[#recent_ports + 1], recent_set[port] = port, true
+      if #recent_ports > RECENT_PORTS then recent_set[table.remove(recent_ports, 1)] = nil end
+      return port
+    end
+  end
 end
 
 --- Whether process `pid` is alive. A zombie counts as gone: the PID 1 of a
