@@ -381,6 +381,8 @@ function M.scrub (client, err, params)
                                     or "an error") .. ")" }
 end
 
+local WITHHELD = "[text withheld: it could not be scrubbed of secrets]"
+
 --- A text with the client's secrets replaced (`engine:scrub`), failing
 -- closed: a text that could not be scrubbed (no memory for it) is not
 -- shown at all. An interrupt (a host's watchdog) is raised on.
@@ -392,18 +394,25 @@ function M.scrubbed_text (client, text)
   if engine == nil then return text end
   local ok, v = M.pcall_passing_interrupts(engine.scrub, engine, text)
   if ok and type(v) == "string" then return v end
-  return "[text withheld: it could not be scrubbed of secrets]"
+  return WITHHELD
 end
 
 --- Reports an error of Lua code the loop ran (a task, a delivery) the way
 -- the engine reports callback errors: once, to the client's
--- `error_handler`, else kept for `step()`, else stderr.
+-- `error_handler`, else kept for `step()`, else stderr. When the engine's
+-- report itself failed (out of memory), its text goes to stderr scrubbed
+-- as the engine's would be, failing closed: a text that could not be made
+-- or scrubbed (no memory, no engine to scrub with) is not written, a fixed
+-- line is.
 -- @tparam table client
 -- @param err
 function M.report (client, err)
   local engine = rawget(client, "_engine")
   local ok = engine ~= nil and pcall(engine.report, engine, err)
-  if not ok then io.stderr:write("aigc: ", tostring(err), "\n") end
+  if ok then return end
+  local made, text = pcall(value_text, err)
+  text = made and engine ~= nil and M.scrubbed_text(client, text) or WITHHELD
+  pcall(io.stderr.write, io.stderr, "aigc: ", text, "\n")
 end
 
 --- A shallow copy of the tables given, later ones overriding (nil skipped).
