@@ -52,7 +52,7 @@ build = {
         "src/accum.c", "src/accum_scan.c", "src/raccum.c", "src/poller.c", "src/base64.c", "src/vec.c", "src/sha256.c", "src/md5.c", "src/syserr.c", "src/body.c", "src/unescape.c",
         "src/core.c", "src/dirfs.c",
         "src/engine.c", "src/error.c", "src/error_report.c", "src/form.c", "src/headers.c", "src/home.c", "src/jsonlua.c", "src/lockfile.c", "src/loop.c", "src/media.c",
-        "src/redact.c", "src/request.c", "src/response.c", "src/retry.c",
+        "src/peers.c", "src/redact.c", "src/request.c", "src/response.c", "src/retry.c",
         "src/roster.c", "src/server_error.c", "src/slots.c", "src/submit.c", "src/textrun.c", "src/timers.c", "src/transfer.c", "src/util.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },

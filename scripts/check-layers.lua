@@ -38,7 +38,7 @@ local LAYERS = {
   { "accum_shape", "accum_scan" },
   { "util" },
   { "home" },
-  { "jsonlua", "headers", "form", "media", "lockfile", "dirfs" },
+  { "jsonlua", "headers", "form", "media", "lockfile", "dirfs", "peers" },
   { "redact" },
   { "error" },
   { "error_report" },

@@ -20,6 +20,7 @@
 #include "error.h"
 #include "home.h"
 #include "loop.h"
+#include "peers.h"
 
 static aigc_engine *check_engine (lua_State *L, int idx) {
   aigc_engine *e = (aigc_engine *)luaL_checkudata(L, idx, AIGC_ENGINE_MT);
@@ -668,6 +669,7 @@ static void engine_close (lua_State *L, int eidx, aigc_engine *e, int from_gc) {
 static int eng_close (lua_State *L) {
   aigc_engine *e = (aigc_engine *)luaL_checkudata(L, 1, AIGC_ENGINE_MT);
   lua_settop(L, 1);
+  aigc_peers_remove(L, 1);   /* (raises nothing) */
   engine_close(L, 1, e, 0);
   return 0;
 }
@@ -842,6 +844,8 @@ static int eng_new (lua_State *L) {
   aigc_home_join(L, 2, &engine_home);   /* (its __gc, or the sentinel's, frees what follows) */
   new_user_values(L, e);
   read_config(L, &e->roster.config);
+  aigc_peers_add(L, 2, e->roster.config.secret, e->roster.config.secret != NULL
+                 ? aigc_secrets_len(e->roster.config.secret) : 0);   /* its secrets scrubbed from every client's errors */
   if (aigc_loop_init(e) != 0)
     return luaL_error(L, "curl_multi_init failed");
   e->roster.closed = 0;

@@ -23,6 +23,7 @@
 
 #include "error.h"
 #include "headers.h"
+#include "peers.h"
 #include "utf8.h"
 
 #define TOSTRING_MESSAGE_MAX 400     /* bytes of err.message in tostring(err) */
@@ -289,12 +290,22 @@ static void scrub_walk (lua_State *L, int idx, int sidx) {
 }
 
 void aigc_error_scrub (lua_State *L, int idx, const char *secrets) {
+  int i, n;
   idx = lua_absindex(L, idx);
   if (secrets != NULL) {
     lua_pushlstring(L, secrets, aigc_secrets_len(secrets));
     scrub_walk(L, idx, lua_gettop(L));
     lua_pop(L, 1);
   }
+  /* and of the state's other live clients' secrets (peers.h) */
+  n = aigc_peers_push(L, secrets, secrets != NULL ? aigc_secrets_len(secrets) : 0);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    scrub_walk(L, idx, lua_gettop(L));
+    lua_pop(L, 1);
+  }
+  if (n > 0)
+    lua_pop(L, 1);
   escape_message(L, idx);   /* an error's message is text (see "Text shown") */
 }
 

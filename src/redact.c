@@ -56,6 +56,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "peers.h"
 #include "redact.h"
 #include "unescape.h"
 
@@ -1070,17 +1071,43 @@ void aigc_secrets_scrub_top (lua_State *L) {
 }
 
 /*
+** Replaces the text on top by its form scrubbed of the secrets of the
+** state's other live engines (peers.h): a server serving several clients
+** may echo one's key in another's error.
+*/
+static void scrub_peers_top (lua_State *L, const char *own) {
+  size_t len;
+  const char *s;
+  int i, n = aigc_peers_push(L, own, own != NULL ? aigc_secrets_len(own) : 0);
+  for (i = 1; i <= n; i++) {   /* text, list */
+    lua_rawgeti(L, -1, i);
+    s = lua_tolstring(L, -3, &len);
+    if (!aigc_secrets_found(s, len, lua_tostring(L, -1))) {
+      lua_pop(L, 1);
+      continue;
+    }
+    lua_pushvalue(L, -3);
+    aigc_secrets_scrub_top(L);   /* text, list, scrubbed */
+    lua_replace(L, -3);
+  }
+  if (n > 0)
+    lua_pop(L, 1);
+}
+
+/*
 ** Pushes s[0..len) with every secret of the block replaced by
-** "[redacted]" (see the top of this file). `secrets` is an engine's block
-** (valid while the engine userdata lives) or NULL. s is copied into Lua
-** first, so the caller's memory is not read after an allocation.
+** "[redacted]" (see the top of this file), and those of the state's other
+** live engines. `secrets` is an engine's block (valid while the engine
+** userdata lives) or NULL. s is copied into Lua first, so the caller's
+** memory is not read after an allocation.
 */
 void aigc_error_push_scrubbed (lua_State *L, const char *s, size_t len, const char *secrets) {
   lua_pushlstring(L, s, len);   /* copied before any collection step */
   s = lua_tolstring(L, -1, &len);
-  if (!aigc_secrets_found(s, len, secrets))
-    return;
-  lua_pushlstring(L, secrets, aigc_secrets_len(secrets));
-  lua_insert(L, -2);
-  aigc_secrets_scrub_top(L);
+  if (aigc_secrets_found(s, len, secrets)) {
+    lua_pushlstring(L, secrets, aigc_secrets_len(secrets));
+    lua_insert(L, -2);
+    aigc_secrets_scrub_top(L);
+  }
+  scrub_peers_top(L, secrets);
 }
