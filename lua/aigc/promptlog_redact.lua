@@ -94,7 +94,9 @@ local function scrubber (info)
   return function (s)
     if engine_scrub then
       local ok, r = pcall(engine_scrub, engine, s, call_secrets, header_lines)
-      if ok and type(r) == "string" then s = r end
+      -- (failing closed: the secrets below are only some of the engine's)
+      if not ok or type(r) ~= "string" then return "[text withheld: it could not be scrubbed of secrets]" end
+      s = r
     end
     if #secrets > 0 then s = redact(s, secrets) end
     return s

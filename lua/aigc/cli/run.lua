@@ -21,11 +21,17 @@ local json = require("aigc").json
 -- With the client, scrubbed first: a line that only the command prints
 -- (no error object scrubbed on the way) showed an id or status echoing the
 -- key, and a cut inside the key leaves a piece no later scrub finds.
+-- Failing closed: what could not be scrubbed (no memory for it) is not
+-- shown, a table's strings withheld in place (no allocation).
+local WITHHELD = "[text withheld: it could not be scrubbed of secrets]"
 local function scrubbed (v, client)
   local engine = client and rawget(client, "_engine")
-  if engine then
-    local ok, s = pcall(engine.scrub, engine, v)   -- (a table: in place)
-    if ok and type(s) == type(v) then return s end
+  if not engine then return v end
+  local ok, s = pcall(engine.scrub, engine, v)   -- (a table: in place)
+  if ok and type(s) == type(v) then return s end
+  if type(v) ~= "table" then return WITHHELD end
+  for k, x in pairs(v) do
+    if type(x) == "string" then v[k] = WITHHELD end
   end
   return v
 end
