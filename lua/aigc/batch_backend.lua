@@ -65,11 +65,20 @@ end
 local function write_kept (path, id, sent)
   local kind = core.file_kind(path)
   if kind ~= nil and kind ~= "file" then return true end
-  local ok, err = core.media.save(path, id .. "\n" .. json.encode(sent) .. "\n")
+  local ok, err = core.media.save(path, id .. "\n" .. (sent and json.encode(sent) .. "\n" or ""))
   if ok then return true end
   os.remove(path)   -- (an earlier batch's id is no kept id of this one)
   local prefix = "could not write " .. path .. ": "
   return nil, err:sub(1, #prefix) == prefix and err:sub(#prefix + 1) or err
+end
+
+-- OUT.batch written again when it no longer names the batch the run waits
+-- for (`keep`: its file, the batch's id, its lines' digests): removed during
+-- the wait (by hand, a cleaner of old files), then Ctrl-C, the rerun found
+-- no batch kept and sent a second one, paid twice, nothing said. Called at
+-- each poll and when the run stops before the batch's results are written.
+local function keep_again (keep)
+  if keep and read_kept(keep.file) ~= keep.id then write_kept(keep.file, keep.id, keep.sent) end
 end
 
 -- The digests of the lines of a batch resumed by its id, from its input
@@ -365,12 +374,12 @@ end
 
 -- Waits for batch `b` and gives each of `jobs` its result line: true, or
 -- nil, err. `kept`: the file whose id resumed it.
-local function settle_batch (run, internal, b, jobs, kept)
+local function settle_batch (run, internal, b, jobs, kept, keep)
   local client, spec = run.client, run.spec
   local err
   local id = b.id
   b, err = batch.wait(client, id, { interval = spec.batch_interval, timeout = spec.batch_timeout,
-                                    on_progress = function (x) progress(run, x) end })
+                                    on_progress = function (x) keep_again(keep); progress(run, x) end })
   if not b then
     -- (polls that failed for good, the key revoked: the batch goes on, billed; without OUT.batch
     -- the message was the poll's alone, and the batch's id was lost)
@@ -511,7 +520,11 @@ function M.backend (run, internal)
     end
     if mine[1] then
       run.summary.batch_id, run.summary.requests = b.id, run.summary.requests + #mine
-      local ok, serr = settle_batch(run, internal, b, mine, kept)
+      -- (stopped before its results are written -- Ctrl-C, a timeout --, OUT.batch keeps the batch)
+      local keep = id_file and not given and { file = id_file, id = b.id, sent = sent } or nil
+      local pok, ok, serr = task.pcall(settle_batch, run, internal, b, mine, kept, keep)
+      if not (pok and ok) then keep_again(keep) end
+      if not pok then error(ok, 0) end
       if not ok then return nil, serr end
     elseif kept and not batch.TERMINAL[b.status] then
       cancel_abandoned(run, b)
