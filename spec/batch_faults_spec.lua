@@ -208,12 +208,15 @@ describe("aigc.batch against a hostile server", function ()
       -- A run's intent left in OUT.batch ("pending TOKEN TIME"): its batch looked for in the
       -- server's list. A server without GET /batches said "run it again", which told no more; a
       -- list longer than 1,000 was taken as "none made": a second batch sent, paid twice.
-      local function intent_run (batches_route, timed)   -- (timed: the intent says when it was made)
+      -- (again: OUT.batch as the last run left it)
+      local function intent_run (batches_route, timed, again)   -- (timed: the intent says when it was made)
         local routes = { ["POST /v1/files"] = FILE, ["POST /v1/batches"] = done_batch() }
         routes["GET /v1/batches?"] = batches_route
         serve(routes)
         local out = dir .. "/intent.jsonl"
-        cli.write(out .. ".batch", "pending 0123456789abcdef" .. (timed and " " .. os.time() or "") .. "\n{}\n")
+        if not again then
+          cli.write(out .. ".batch", "pending 0123456789abcdef" .. (timed and " " .. os.time() or "") .. "\n{}\n")
+        end
         local summary, err = runner.run { client = client, backend = "batch", batch_interval = 0.02,
                                           template = tpl, cases = CASES, out = out }
         local posts, lists = 0, 0
@@ -238,12 +241,26 @@ describe("aigc.batch against a hostile server", function ()
         assert.is_nil(err.message:find("run it again", 1, true))
       end)
 
-      it("a pending intent not among 10,000 batches newer than it: an error, no second batch sent", function ()
-        local summary, err, posts, lists = intent_run(page(os.time()))
+      -- (it was an error at each run, the same 10,000 looked through: "run it again" could not end it)
+      it("a pending intent not among 10,000 batches newer than it: no second batch; the next run looks on", function ()
+        local summary, err, posts, lists, out = intent_run(page(os.time()), true)
         assert.is_nil(summary)
         assert.equal(0, posts)
         assert.equal(100, lists)
-        assert.matches("not among the server's newest 10000 batches", err.message, 1, true)
+        assert.matches("not among the 10000 batches newer than it looked through (up to batch b_other) (run it "
+                       .. "again to look through the next 10000 (" .. out .. ".batch keeps where this look stopped)",
+                       err.message, 1, true)
+        assert.matches("its metadata aigc_run is 0123456789abcdef", err.message, 1, true)
+        assert.matches("^pending 0123456789abcdef %d+ b_other\n{}\n$", proc.read_file(out .. ".batch"))
+        -- The next run goes on from b_other: past the batches older than the intent, none was made.
+        local _, _, posts2, lists2 = intent_run(page(os.time() - 7200), true, true)
+        assert.equal(1, lists2)
+        assert.equal(2, posts2)   -- (the cases sent as a new batch: its file, the batch)
+        local first
+        for _, r in ipairs(requests()) do
+          if not first and r:find("^GET /v1/batches%?") then first = r end
+        end
+        assert.matches("after=b_other", first, 1, true)
       end)
 
       it("a pending intent: the list is read back to the batches older than it, no further", function ()

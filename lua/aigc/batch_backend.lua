@@ -107,17 +107,21 @@ end
 -- How many of a server's newest batches are looked through for the one a
 -- run meant to make (`intended`): pages of 100, until the batches listed
 -- are older than the intent (by INTENT_SLACK s: clocks differ), at most
--- INTENT_PAGES. (It looked at the newest 1,000 only, and a batch made
+-- INTENT_PAGES a run. (It looked at the newest 1,000 only, and a batch made
 -- before 1,000 others was taken for none: a second one made, paid twice.)
+-- Past them, OUT.batch keeps where the look stopped, and the next run goes
+-- on from there (an intent behind 10,000 newer batches was an error every
+-- run, that running again could not end).
 local INTENT_PAGES, INTENT_SLACK = 100, 3600
 
 -- The batch whose metadata carries `token` (`aigc_run`): the one a run
 -- asked for (at `since`, os.time(); nil for an intent kept without it)
--- before it was stopped, or killed, before it kept its id; nil when the
+-- before it was stopped, or killed, before it kept its id, looked for in
+-- the batches older than batch `after` (nil: from the newest); nil when the
 -- server has none (the request never reached it), or nil, err when they
--- cannot be listed or the list ends before the batches older than `since`.
-local function intended (client, token, since)
-  local after
+-- cannot be listed or INTENT_PAGES end before the batches older than `since`
+-- (`err.after`: the last batch looked at).
+local function intended (client, token, since, after)
   for _ = 1, INTENT_PAGES do
     local page, err = client:request("GET", "/batches?limit=100"
                                      .. (after and "&after=" .. util.urlencode(after) or ""))
@@ -134,7 +138,8 @@ local function intended (client, token, since)
     if since and type(last.created_at) == "number" and last.created_at < since - INTENT_SLACK then return nil end
     after = last.id
   end
-  return nil, runfile.run_error(string.format("not among the server's newest %d batches", INTENT_PAGES * 100))
+  return nil, runfile.run_error(string.format("not among the %d batches newer than it looked through (up to "
+    .. "batch %s)", INTENT_PAGES * 100, batch.shown_id(after, client)), { after = after })
 end
 
 -- The id OUT.batch keeps, its intent resolved: a run writes "pending
@@ -143,19 +148,26 @@ end
 -- killed) between the server's answer and the id kept, the next run made
 -- a second batch and never took the first's results, paid for. Now it
 -- looks for the batch by its token: found, it is resumed (and its id
--- kept); not found, nothing was made, and a new one goes.
+-- kept); not found, nothing was made, and a new one goes. A look cut short
+-- by INTENT_PAGES adds where it stopped: "pending TOKEN TIME AFTER".
 local function kept_id (client, id_file, id, sent)
-  local token, since = (id or ""):match("^pending (%x+) ?(%d*)$")
+  local token, since, from = (id or ""):match("^pending (%x+) ?(%d*) ?(%S*)$")
   if not token then return id, sent end
-  local b, err = intended(client, token, tonumber(since))
+  local b, err = intended(client, token, tonumber(since), from ~= "" and from or nil)
   if err then
     if type(err) == "table" then
       -- (a server with no GET /batches: running again tells no more)
       local never = err.status == 404 or err.status == 405 or err.status == 501
+      local again = "run it again; or "
+      if type(err.after) == "string" and not err.after:find("%s")
+         and write_kept(id_file, string.format("pending %s %s %s", token, since, err.after), sent) then
+        again = string.format("run it again to look through the next %d (%s keeps where this look stopped); or ",
+                              INTENT_PAGES * 100, id_file)
+      end
       err.message = string.format("cannot tell whether the batch %s was about to ask for was made: %s (%s"
         .. "remove %s to send the cases as a new batch -- a batch made then goes on, paid for; "
-        .. "aigc run --batch-id ID resumes one you know)", id_file, tostring(err.message),
-        never and "the server does not list its batches: " or "run it again; or ", id_file)
+        .. "aigc run --batch-id ID resumes one you know: its metadata aigc_run is %s)", id_file,
+        tostring(err.message), never and "the server does not list its batches: " or again, id_file, token)
     end
     return nil, nil, err
   end
