@@ -147,20 +147,24 @@ end
 
 -- A new private (0600) file for spool, in $TMPDIR (else /tmp):
 -- aigc-cases.PID.RANDOM, and the flock its run holds on it (core.lockfile,
--- dropped by the kernel however the run ends). os.tmpname's
--- /tmp/lua_XXXXXX told no one whose it was: a run killed (SIGKILL, a crash)
--- left its copy of the cases for ever. Each new one removes those no run
--- holds (ours only, by name; a file another user owns stays where /tmp is
--- sticky). (The lock, not the pid: a /tmp shared with a container is
--- another pid namespace, whose live runs' pids are no process here.)
+-- dropped by the kernel however the run ends). os.tmpname's name (lua_
+-- and six random characters) told no one whose it was: a run killed
+-- (SIGKILL, a crash) left its copy of the cases for ever. Each new one
+-- removes those no run holds (ours only, by name; a file another user owns
+-- stays where /tmp is sticky). (The lock, not the pid: a /tmp shared with
+-- a container is another pid namespace, whose live runs' pids are no
+-- process here.) Made new (O_EXCL: never a file or a link already there),
+-- or nil and why not: it fell back to os.tmpname's, in /tmp whatever
+-- $TMPDIR said, opened again by name, unlocked (a killed run's copy of the
+-- cases never removed).
 local SPOOLED = "^aigc%-cases%.%d+%.%x+$"
+local spool_count = 0
 local function spool_file ()
   local dir = (os.getenv("TMPDIR") or ""):gsub("(.)/+$", "%1")
   if dir == "" or core.file_kind(dir) ~= "directory" then dir = "/tmp" end
   local f = io.open("/proc/self/stat", "rb")
-  local pid, hex = f and (f:read("*l") or ""):match("^(%d+)") or "0", util.random_hex(8)
+  local pid = f and (f:read("*l") or ""):match("^(%d+)") or "0"
   if f then f:close() end
-  if not hex then return os.tmpname() end
   for _, e in ipairs(core.list_dir(dir) or {}) do
     local path = dir .. "/" .. e.name
     local free = e.kind == "file" and e.name:find(SPOOLED) and core.lockfile(path, "file")
@@ -169,9 +173,19 @@ local function spool_file ()
       free:close()
     end
   end
-  local tmp = dir .. "/aigc-cases." .. pid .. "." .. hex
-  if not core.create_private(tmp, true) then return os.tmpname() end
-  return tmp, core.lockfile(tmp, "file")
+  local why
+  for _ = 1, 3 do   -- (a name taken: another)
+    -- (no /dev/urandom: a name from the clock and a count, made exclusive all the same)
+    spool_count = spool_count + 1
+    local hex = util.random_hex(8) or string_format("%x%x%x", os.time(), math_floor(os.clock() * 1e6), spool_count)
+    local tmp = dir .. "/aigc-cases." .. pid .. "." .. hex
+    local ok, err, errno = core.create_private(tmp, true)
+    if ok then return tmp, core.lockfile(tmp, "file") end
+    why = err
+    if errno ~= 17 then break end   -- (EEXIST)
+  end
+  return nil, string_format("cannot make a private file in %s (%s): set TMPDIR to a folder you can write",
+                            dir, tostring(why))
 end
 
 --- Keeps the cases of a pipe (stdin) in a private temporary file (0600,
@@ -190,6 +204,10 @@ function M.spool (path)
   local src, err = io.open(path, "rb")
   if not src then return nil, cannot_read(path, err) end
   local tmp, hold = spool_file()
+  if not tmp then
+    src:close()
+    return nil, input_error("cannot keep the cases of " .. path .. ": " .. hold)
+  end
   local dst, derr = io.open(tmp, "wb")
   local ok, why = dst ~= nil, derr
   -- (pcall: Ctrl-C's "interrupted!" while it waits for the pipe leaves no file behind)
