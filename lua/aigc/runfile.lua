@@ -34,7 +34,24 @@ end
 -- Cases and results files
 -- =======================================================
 
-local read_lines = util.read_file
+-- Standard input by its names, when a pipe: read through io.stdin, never
+-- opened again. A named FIFO given as stdin (`aigc run - < fifo`), opened
+-- again by name, waited for a writer for ever once its writer had closed
+-- (the run hung before reading a case). The third value: it is stdin (not
+-- to close).
+local STDIN = { ["/dev/stdin"] = true, ["/dev/fd/0"] = true, ["/proc/self/fd/0"] = true }
+local function open_read (path)
+  if STDIN[path] and core.file_kind(path) == "fifo" then return io.stdin, nil, true end
+  return io.open(path, "rb")
+end
+
+local function read_lines (path)
+  local f, err, std = open_read(path)
+  if not std then return util.read_file(path) end
+  local text, rerr = f:read("*a")
+  if not text then return nil, path .. ": " .. tostring(rerr or err) end
+  return text
+end
 
 -- An error in the cases (code "input": the user's to fix; nothing runs).
 local function input_error (message)
@@ -201,11 +218,11 @@ end
 -- @treturn[2] nil
 -- @treturn[2] aigc.error err
 function M.spool (path)
-  local src, err = io.open(path, "rb")
+  local src, err, std = open_read(path)
   if not src then return nil, cannot_read(path, err) end
   local tmp, hold = spool_file()
   if not tmp then
-    src:close()
+    if not std then src:close() end
     return nil, input_error("cannot keep the cases of " .. path .. ": " .. hold)
   end
   local dst, derr = io.open(tmp, "wb")
@@ -218,7 +235,7 @@ function M.spool (path)
       ok, why = dst:write(chunk)
     end
   end)
-  src:close()
+  if not std then src:close() end
   if dst then
     local cok, cerr = dst:close()
     if ok and not cok then ok, why = false, cerr end
