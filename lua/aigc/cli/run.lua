@@ -259,12 +259,34 @@ end
 -- cases are read: made before, it only noted Ctrl-C, and `aigc run -`
 -- reading cases typed at a terminal went on reading (Ctrl-C did nothing
 -- until Ctrl-D). Until then the interpreter's "interrupted!" stops the run.
+-- SIGTERM and SIGHUP (the terminal closed) stop it so too, then it ends by
+-- the signal (the close gives it): they killed it at once, and a piped
+-- run's private copy of the cases (its prompts) stayed until the next piped
+-- run, the results' last line perhaps cut.
 local function step_signals ()
   local signals
   return function ()
-    signals = signals or lineinput.new { tty = false }
-    return signals:interrupted()
-  end, function () if signals then signals:close() end end
+    if not signals then
+      signals = lineinput.new { tty = false }
+      signals:catch_term()
+    end
+    return signals:interrupted() or signals:terminated() ~= nil
+  end, function ()
+    local term = signals and signals:release_term()
+    if signals then signals:close() end
+    return term
+  end
+end
+
+-- Ends the process by `term` ("sigterm", "sighup"), caught while the run
+-- stopped, once `message` is said: as the signal would have (143, 129).
+local function end_by (term, message)
+  io.stderr:write(message, "\n")
+  io.stderr:flush()
+  io.stdout:flush()
+  local uv = require "luv"
+  uv.kill(uv.os_getpid(), term)
+  os.exit(term == "sighup" and 129 or 143)
 end
 
 local function parse_assert (s)
@@ -507,15 +529,17 @@ function M.run (args)
     end or nil,
   })
   stop_width()
-  close_signals()
+  local term = close_signals()
   if log then log:close() end
   close_client(client, ok and summary)
   if not ok and tostring(summary):find("interrupted!$") then batches:stopped(args, client, tty) end
   if not ok then error(summary, 0) end
   if not summary and err.code == "interrupted" then
     if tty then io.stderr:write("\n") end
-    common.fail("aigc run: interrupted" .. (args.out and " (the results so far are in " .. args.out
-                .. ": run it again to resume)" or ""), 130)
+    local said = "aigc run: " .. (term and "stopped by " .. term:upper() or "interrupted")
+      .. (args.out and " (the results so far are in " .. args.out .. ": run it again to resume)" or "")
+    if term then end_by(term, said) end
+    common.fail(said, 130)
   end
   check_outcome(summary, err, args.dataset)
   summary.results = failed
