@@ -41,4 +41,12 @@ describe("aigc run - with a named pipe as stdin whose writer is done", function 
       assert.same({ a = "a", b = "b" }, got)
     end)
   end
+
+  it("a cases file that is not there is still an error naming it (exit 2), nothing sent", function ()
+    local r = cli.run({ "run", home .. "/nope.jsonl", "-q", "--no-log", "-m", "aigc-dev" },
+                      { home = home, base_url = srv.base_url })
+    assert.equal(2, r.code, r.stderr)
+    assert.equal("aigc run: cannot read the cases: " .. home .. "/nope.jsonl: No such file or directory\n", r.stderr)
+    assert.equal(0, #srv:requests())
+  end)
 end)

@@ -42,7 +42,8 @@ end
 local STDIN = { ["/dev/stdin"] = true, ["/dev/fd/0"] = true, ["/proc/self/fd/0"] = true }
 local function open_read (path)
   if STDIN[path] and core.file_kind(path) == "fifo" then return io.stdin, nil, true end
-  return io.open(path, "rb")
+  local f, err = io.open(path, "rb")
+  return f, err, false
 end
 
 local function read_lines (path)
