@@ -363,6 +363,12 @@ local function check_args (args)
   if (args.batch_id or args.cancel or args.batch_timeout) and not args.batch then
     common.usage("--batch-id, --batch-timeout and --cancel go with --batch")
   end
+  -- (an empty id -- `--batch-id "$ID"`, ID unset -- was no id: a new batch sent, paid twice)
+  for part in ((args.batch_id or "x") .. ","):gmatch("([^,]*),") do
+    if not part:find("%S") then
+      common.usage("--batch-id: an empty batch id in '" .. args.batch_id .. "' (IDs, comma-separated)")
+    end
+  end
   local t = args.batch_timeout
   if t and not (t > 0 and t < math.huge) then common.usage("--batch-timeout must be a number of seconds > 0") end
   if args.api == "responses" and (args.best_of or args.vote) then
