@@ -458,16 +458,36 @@ end
 -- Without --out (or with --batch-id) every batch of the run is named, in order: only
 -- the last was, and a run split over several, resumed with it, failed the others'
 -- cases "without this case" (those of the batches after it never sent).
-function Batches:interrupted (args, client)
-  local kept, id = runfile.batch_file(args.out), shown_id(self.last, client)   -- (no file beside /dev/stdout, a pipe)
+-- How to take the results of the run's batches: "run it again (OUT.batch
+-- keeps its id)", or with --batch-id and their ids. `present`: OUT.batch
+-- only if it is there (a full disk may have kept none).
+function Batches:again (args, client, present)
+  local kept = runfile.batch_file(args.out)   -- (no file beside /dev/stdout, a pipe)
+  if present and kept and core.file_kind(kept) ~= "file" then kept = nil end
   local ids = {}
   for i, x in ipairs(self.ids) do ids[i] = shown_id(x, client) end
   ids = table.concat(ids, ",")
-  local again = (kept and not args.batch_id) and "run it again (" .. kept .. " keeps its id)"
-    or ids == args.batch_id and "run it again" or "run it again with --batch-id " .. ids
-  common.fail("aigc run: interrupted: batch " .. id .. " goes on at the server (" .. again
-    .. (self.ids[2] and " to take the results" or " to take its results") .. "; --batch --cancel --batch-id "
-    .. id .. " cancels it)", 130)
+  return ((kept and not args.batch_id) and "run it again (" .. kept .. " keeps its id)"
+    or ids == args.batch_id and "run it again" or "run it again with --batch-id " .. ids)
+    .. (self.ids[2] and " to take the results" or " to take its results")
+end
+
+function Batches:interrupted (args, client)
+  local id = shown_id(self.last, client)
+  common.fail("aigc run: interrupted: batch " .. id .. " goes on at the server (" .. self:again(args, client)
+    .. "; --batch --cancel --batch-id " .. id .. " cancels it)", 130)
+end
+
+-- A batch run that failed once its batch was made, its results not written
+-- (`--out /dev/full`, a full disk): the error named no batch, paid for, its
+-- results at the server; without OUT.batch (a device, a pipe) its id was
+-- lost, and running it again sent a second one. Named now, with the way back.
+function Batches:failed (args, client, err)
+  if not (self.last and util.is_error(err)) or err.code == "input" or err.code == "interrupted" then return end
+  local message = tostring(err.message)
+  if message:find(shown_id(self.last, client), 1, true) then return end
+  err.message = message .. " (batch " .. shown_id(self.last, client) .. " was made, its results are at the server: "
+    .. self:again(args, client, true) .. ")"
 end
 
 -- A batch run stopped by Ctrl-C (the interpreter's "interrupted!"): the
@@ -547,6 +567,7 @@ function M.run (args)
     if term then end_by(term, said) end
     common.fail(said, 130)
   end
+  if not summary and args.batch then batches:failed(args, client, err) end
   check_outcome(summary, err, args.dataset)
   summary.results = failed
   if args.json then
