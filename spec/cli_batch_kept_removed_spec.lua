@@ -12,12 +12,7 @@ local socket = require "socket"
 
 -- How many batches (and files) the server was asked to make.
 local function made (srv)
-  local batches, files = 0, 0
-  for _, r in ipairs(srv:requests()) do
-    if r.method == "POST" and r.path == "/v1/batches" then batches = batches + 1 end
-    if r.method == "POST" and r.path == "/v1/files" then files = files + 1 end
-  end
-  return batches, files
+  return devserver.count(srv, "POST", "/v1/batches"), devserver.count(srv, "POST", "/v1/files")
 end
 
 describe("aigc run --batch, OUT.batch removed during the wait, then Ctrl-C", function ()

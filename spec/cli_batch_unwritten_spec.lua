@@ -10,13 +10,7 @@ local cli = require "cli"
 local devserver = require "devserver"
 local proc = require "procutil"
 
-local function made (srv)
-  local n = 0
-  for _, r in ipairs(srv:requests()) do
-    if r.method == "POST" and r.path == "/v1/batches" then n = n + 1 end
-  end
-  return n
-end
+local function made (srv) return devserver.count(srv, "POST", "/v1/batches") end
 
 describe("aigc run --batch whose results cannot be written", function ()
   local srv, home

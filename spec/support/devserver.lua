@@ -198,6 +198,17 @@ function M.start (opts)
   return self
 end
 
+--- How many requests the server `srv` got for `method` `path` (exactly:
+-- "POST", "/v1/batches": the batches it was asked to make).
+-- @treturn integer
+function M.count (srv, method, path)
+  local n = 0
+  for _, r in ipairs(srv:requests()) do
+    if r.method == method and r.path == path then n = n + 1 end
+  end
+  return n
+end
+
 --- Waits until the server has answered `n` polls of one batch (GET
 -- /v1/batches/ID) and returns its ID: the batch's first answer, with the
 -- id, has reached the client (a run to stop with Ctrl-C, say). Raises past
