@@ -44,4 +44,14 @@ describe("aigc run --batch whose results cannot be written", function ()
     end
     assert.same({ a = "a", b = "b" }, got)
   end)
+
+  it("a --batch-id whose server cannot be reached: its error alone (no batch said made)", function ()
+    cli.write(home .. "/cases.jsonl", '{"id":"a","prompt":"Echo: a"}\n')
+    local r = cli.run({ "run", home .. "/cases.jsonl", "--batch", "--batch-id", "batch_x", "-q", "--no-log",
+                        "-m", "aigc-dev", "--out", home .. "/out.jsonl" },
+                      { home = home, base_url = "http://127.0.0.1:" .. proc.free_port() .. "/v1" })
+    assert.equal(1, r.code, r.stderr)
+    assert.matches("^aigc run: [^\n]*connect", r.stderr)
+    assert.is_nil(r.stderr:find("was made", 1, true), r.stderr)
+  end)
 end)

@@ -448,6 +448,7 @@ local function batch_runs (given)
 end
 
 function Batches:saw (id)
+  self.seen = true   -- (a batch the server made or showed: not a --batch-id alone)
   if id == self.last then return end
   self.last = id
   if self.ids[#self.ids] ~= id then self.ids[#self.ids + 1] = id end
@@ -483,7 +484,7 @@ end
 -- results at the server; without OUT.batch (a device, a pipe) its id was
 -- lost, and running it again sent a second one. Named now, with the way back.
 function Batches:failed (args, client, err)
-  if not (self.last and util.is_error(err)) or err.code == "input" or err.code == "interrupted" then return end
+  if not (self.seen and util.is_error(err)) or err.code == "input" or err.code == "interrupted" then return end
   local message = tostring(err.message)
   if message:find(shown_id(self.last, client), 1, true) then return end
   err.message = message .. " (batch " .. shown_id(self.last, client) .. " was made, its results are at the server: "
