@@ -22,9 +22,10 @@
 **     "\n"; it is empty whenever seen_data is 0;
 **   - p->type holds the value of the last "event" field since the last
 **     dispatch (empty if none); p->id holds the last event id;
-**   - bom_state is 0, 1 or 2 while the whole stream so far is a proper
-**     prefix of a UTF-8 BOM (those bytes are held implicitly: they are the
-**     first bom_state bytes of sse_bom), and -1 once that is settled;
+**   - bom_state is 0, 1 or 2 while the whole stream so far is blank lines
+**     then a proper prefix of a UTF-8 BOM (those bytes are held implicitly:
+**     they are the first bom_state bytes of sse_bom), and -1 once that is
+**     settled;
 **   - pending_cr is 1 when the last byte fed was a CR ending a line, so that
 **     an LF starting the next feed belongs to that line end.
 **
@@ -322,16 +323,31 @@ static int aigc_sse_scan (aigc_sse *p, const char *s, size_t n,
 
 
 /*
-** The BOM is looked for only while the stream so far is a prefix of it.
-** When it turns out not to be one, the bytes matched in earlier feeds are no
-** longer in any buffer, but they are known: they are replayed from sse_bom.
-** The bytes matched in this feed are simply not skipped.
+** The BOM is looked for only while the stream so far is blank lines (a
+** proxy's or server's keep-alives, which dispatch nothing) then a prefix of
+** it: a mark after them was the first line's start, "<BOM>data: ...", an
+** unknown field, and the first event was lost. When it turns out not to be
+** one, the bytes matched in earlier feeds are no longer in any buffer, but
+** they are known: they are replayed from sse_bom. The bytes matched in this
+** feed are simply not skipped.
 */
 int aigc_sse_feed (aigc_sse *p, const char *bytes, size_t len,
                    aigc_sse_handler handler, void *ud) {
   if (len == 0)
     return AIGC_SSE_OK;
   p->consumed += len;
+  if (p->bom_state == 0) {               /* blank lines first: parsed, the mark still awaited */
+    size_t b = 0;
+    while (b < len && (bytes[b] == '\n' || bytes[b] == '\r'))
+      b++;
+    if (b > 0) {
+      int r = aigc_sse_scan(p, bytes, b, handler, ud);
+      if (r != AIGC_SSE_OK || b == len)
+        return r;
+      bytes += b;
+      len -= b;
+    }
+  }
   if (p->bom_state >= 0) {
     int k = p->bom_state;
     size_t i = 0;

@@ -21,7 +21,7 @@
 **   - bytes are bytes: nothing is decoded, so a UTF-8 character split across
 **     feeds is reassembled exactly; NUL bytes in values are kept (lengths are
 **     explicit);
-**   - a leading UTF-8 BOM at the very start of the stream is skipped.
+**   - a UTF-8 BOM at the start of the stream (after blank lines only, if any) is skipped.
 **
 ** The parser has no size limit of its own. `max_event` (0 = none) bounds the
 ** bytes held for one event: at every line, the length of the line (without

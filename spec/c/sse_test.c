@@ -420,6 +420,21 @@ TEST(bom_at_start_is_skipped) {
   CHECK_EQ_INT(split_mismatches(s, strlen(s), 0, 1), 0);
 }
 
+/* Keep-alive blank lines before the BOM: still the stream's start (the
+   first event was lost: its line began with the mark, an unknown field). */
+TEST(bom_after_blank_lines_is_skipped) {
+  const char *s[] = { "\n\n\xEF\xBB\xBF" "data: x\n\n", "\r\n\r\xEF\xBB\xBF" "data: x\n\n" };
+  size_t i;
+  for (i = 0; i < 2; i++) {
+    outcome o;
+    parse_whole(&o, s[i], strlen(s[i]));
+    CHECK_EQ_INT(o.r.n, 1);
+    CHECK(ev_is(&o.r, 0, "", "x", "", 1));
+    rec_free(&o.r);
+    CHECK_EQ_INT(split_mismatches(s[i], strlen(s[i]), 0, 1), 0);
+  }
+}
+
 TEST(bom_later_is_kept) {
   const char *s1 = "data: \xEF\xBB\xBFy\n\n";
   const char *s2 = "\xEF\xBB\xBF\xEF\xBB\xBF" "data: x\n\n";   /* only one is skipped */
@@ -1165,6 +1180,7 @@ int main (void) {
   RUN(cr_then_other_byte_across_feeds);
   RUN(cr_cr_is_two_line_ends);
   RUN(bom_at_start_is_skipped);
+  RUN(bom_after_blank_lines_is_skipped);
   RUN(bom_later_is_kept);
   RUN(partial_bom_bytes_are_kept);
   RUN(done_is_just_data);
