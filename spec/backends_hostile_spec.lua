@@ -95,7 +95,8 @@ describe("an odd server's reply", function ()
 end)
 
 -- (child) Answers connection i with arg[i + 1]: "417" (at once, after the
--- request's head), or a reply of that name after reading the whole body;
+-- request's head), "417late" (after the whole body: libcurl sends it when
+-- no answer came in its 1 s wait), or a reply of that name after reading the whole body;
 -- writes each request's head lines and body size to the file arg[1].
 local REFUSER = [=[
   local oneshot = require "oneshot"
@@ -115,7 +116,8 @@ local REFUSER = [=[
       log:write(i - 1, ": ", line, "\n")
       len = tonumber(line:lower():match("^content%-length: *(%d+)")) or len
     until line == ""
-    if arg[i] == "417" then
+    if arg[i]:match("^417") then
+      if arg[i] == "417late" then log:write(i - 1, " body ", #(len > 0 and c:receive(len) or ""), "\n") end
       c:send("HTTP/1.1 417 Expectation Failed\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
              .. "Connection: close\r\n\r\n{}")
     else
@@ -179,6 +181,44 @@ describe("a server that answers 417 to \"Expect: 100-continue\"", function ()
       assert.matches("\n1: Expect: 100%-[Cc]ontinue\n", "\n" .. log)
       assert.is_nil(log:find("\n2: [Ee]xpect", 1, true), log)
     end
+  end)
+
+  -- A 417 that came after libcurl's 1 s wait, when the body was sent: a
+  -- `data` body is sent again; a reader's bytes are gone, and the call's
+  -- error was a bare "HTTP status 417" that did not say why it was not.
+  describe("only after the body was sent (a server slower than libcurl's 1 s wait)", function ()
+    it("gets a chat (a data body) again without it, whole", function ()
+      local c, done = serve({ "417late", "chat" }, { Expect = "100-continue" })
+      local res, err = c:chat { model = "m", messages = { { role = "user", content = "Hi" } } }
+      local log = done()
+      assert.is_nil(err and tostring(err))
+      assert.equal("Hi", res.text)
+      assert.is_nil(log:find("\n2: [Ee]xpect", 1, true), log)
+      local len = tonumber(log:match("\n2: [Cc]ontent%-[Ll]ength: (%d+)"))
+      assert.same({ len, len }, { tonumber(log:match("\n1 body (%d+)")), tonumber(log:match("\n2 body (%d+)")) })
+    end)
+
+    it("is an upload fed by a reader's error that says why it was not sent again; the client goes on", function ()
+      local c, done = serve { "417late", "chat" }
+      local left = "{}\n"   -- (given once: nothing to give again)
+      local f, err = c:files_upload { purpose = "batch",
+        file = { filename = "a.jsonl", size = 3, reader = function ()
+          local s = left ~= "" and left or nil
+          left = ""
+          return s
+        end } }
+      assert.is_nil(f)
+      assert.same({ "http", 417 }, { err.kind, err.status })
+      assert.matches("HTTP status 417", err.message, 1, true)
+      assert.matches('refused "Expect: 100-continue" after the upload\'s reader gave 3 bytes', err.message, 1, true)
+      assert.matches('headers = { Expect = "" }', err.message, 1, true)
+      assert.is_nil(tostring(err):find("sk-fake", 1, true))
+      local res, err2 = c:chat { model = "m", messages = { { role = "user", content = "Hi" } } }
+      local log = done()
+      assert.is_nil(err2 and tostring(err2))
+      assert.equal("Hi", res.text)
+      assert.matches("\n1 body %d+\n", "\n" .. log)
+    end)
   end)
 
   it("twice: the second 417 is the call's error (sent again once only)", function ()

@@ -750,6 +750,25 @@ static void drop_bom (aigc_buf *b) {
   }
 }
 
+/*
+** A 417 to "Expect: 100-continue" that came only after libcurl's 1 s wait,
+** when a reader's bytes were sent and gone: the error (on top) says why the
+** request was not sent again without it (retry.c), and how to avoid it.
+*/
+static void explain_late_expect (lua_State *L, const aigc_request *r) {
+  char why[240];
+  snprintf(why, sizeof why, ": the server refused \"Expect: 100-continue\" after the upload's reader gave "
+           "%lu bytes (it answered after libcurl's 1 s wait), which cannot be read again, so the request "
+           "was not sent again; headers = { Expect = \"\" } sends without asking", (unsigned long)r->xb.fed);
+  if (lua_getfield(L, -1, "message") != LUA_TSTRING) {
+    lua_pop(L, 1);
+    lua_pushliteral(L, "HTTP status 417");
+  }
+  lua_pushstring(L, why);
+  lua_concat(L, 2);
+  lua_setfield(L, -2, "message");
+}
+
 int aigc_response_outcome (lua_State *L, aigc_request *r, int *retryable) {
   int ok = 0;
   *retryable = 0;
@@ -770,6 +789,8 @@ int aigc_response_outcome (lua_State *L, aigc_request *r, int *retryable) {
     drop_bom(&r->resp);
     aigc_server_error_push_http(L, r, r->status);
     *retryable = aigc_retry_status_retryable(r, r->status);
+    if (aigc_retry_refused_expect_late(r))
+      explain_late_expect(L, r);
   }
   else if (r->sse && !r->sse_events && !says_event_stream(r))
     push_not_event_stream(L, r);

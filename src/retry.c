@@ -138,15 +138,23 @@ static const struct curl_slist *sent_headers (const aigc_request *r) {
   return r->headers ? r->headers : (r->stream && c->stream_headers) ? c->stream_headers : c->headers;
 }
 
-int aigc_retry_refused_expect (const aigc_request *r) {
+/* A 417 to an attempt whose headers asked "Expect: 100-continue". */
+static int refused_continue (const aigc_request *r) {
   const struct curl_slist *p;
-  if (r->status != 417 || r->curl_code != CURLE_OK || r->expect_resent || r->delivered || r->xb.fed > 0
-      || r->roster == NULL || r->roster->closed || r->easy == NULL)
+  if (r->status != 417 || r->curl_code != CURLE_OK || r->expect_resent || r->roster == NULL)
     return 0;
   for (p = sent_headers(r); p != NULL; p = p->next)
     if (asks_continue(p->data))
       return 1;
   return 0;
+}
+
+int aigc_retry_refused_expect (const aigc_request *r) {
+  return !r->delivered && r->xb.fed == 0 && r->easy != NULL && refused_continue(r) && !r->roster->closed;
+}
+
+int aigc_retry_refused_expect_late (const aigc_request *r) {
+  return r->xb.fed > 0 && refused_continue(r);
 }
 
 int aigc_retry_resend_without_expect (aigc_request *r) {

@@ -33,5 +33,8 @@ int aigc_retry_refused_expect (const aigc_request *r);
 /* Returns 0, or -1 when no memory was left for the new header list (the
    417 then stands). */
 int aigc_retry_resend_without_expect (aigc_request *r);
+/* Whether that 417 came once a reader's bytes were gone (the server was
+   slower than libcurl's 1 s wait): it cannot be sent again. */
+int aigc_retry_refused_expect_late (const aigc_request *r);
 
 #endif
