@@ -85,6 +85,17 @@ describe("an odd server's reply", function ()
     end
   end)
 
+  -- (libcurl refuses trailer lines over its bound as "Out of memory in
+  -- chunked-encoding": kind connect, retried, the whole answer asked again)
+  it("with trailers over libcurl's bound is a limit error that says so, not retried", function ()
+    local body = "HTTP/1.1 200 OK\r\n" .. J .. "Transfer-Encoding: chunked\r\nx-request-id: req_trail\r\n"
+                 .. "Connection: close\r\n\r\n" .. chunked(REPLY, nil, "X-T: " .. ("a"):rep(200000) .. "\r\n")
+    local res, err = chat_to(body)
+    assert.is_nil(res)
+    assert.same({ "limit", 200, "req_trail", false }, { err.kind, err.status, err.request_id, err.retryable })
+    assert.equal("the response's trailer lines (after its chunked body) are larger than libcurl takes", err.message)
+  end)
+
   it("with a status code out of HTTP's range is a connection error (libcurl takes no such reply)", function ()
     for _, line in ipairs { "HTTP/1.1 1000 X", "HTTP/1.1 099 X" } do
       local res, err = chat_to(line .. "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")

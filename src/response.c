@@ -309,6 +309,22 @@ static int headers_too_large (const aigc_request *r) {
 }
 
 /*
+** Trailers (header lines after a chunked body's last chunk) over libcurl's
+** bound: libcurl 7.x fails the transfer as a receive error, "Out of memory
+** in chunked-encoding" (8.6 on: CURLE_TOO_LARGE), which read as a
+** connection failure, retried (the whole answer again), out of memory.
+*/
+static int trailers_too_large (const aigc_request *r) {
+  if (!r->hdrs.ended)
+    return 0;
+#if LIBCURL_VERSION_NUM >= 0x080600
+  if (r->curl_code == CURLE_TOO_LARGE)
+    return 1;
+#endif
+  return r->curl_code == CURLE_RECV_ERROR && strstr(r->errbuf, "Out of memory in chunked-encoding") != NULL;
+}
+
+/*
 ** A non-2xx answer whose status and headers came whole, and whose body
 ** then broke (not the gzip it says, cut short, reset): the status decides,
 ** as for any HTTP error: kind "http", retried only as that status allows
@@ -372,6 +388,13 @@ static void push_curl_error (lua_State *L, aigc_request *r, int *retryable) {
   }
   else if (r->hdrs.ended && (r->status < 200 || r->status >= 300))
     push_broken_http_error(L, r, detail, retryable);
+  else if (trailers_too_large(r)) {   /* (the answer came whole: sending it again gets the same) */
+    snprintf(msg, sizeof msg, "the response's trailer lines (after its chunked body) are larger "
+             "than libcurl takes");
+    aigc_server_error_new(L, r, "limit", msg, strlen(msg));
+    if (r->delivered)
+      aigc_response_add_partial(L, r);
+  }
   else if (r->curl_code == CURLE_BAD_CONTENT_ENCODING && r->status >= 200 && r->status < 300) {
     /* The server answered, and what it sent cannot be decoded (a body
        that is not the gzip it says): not a connection failure, and
