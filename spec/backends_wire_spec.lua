@@ -111,6 +111,26 @@ local function zlib_of (s)
   return "\120\156" .. z:sub(11, -9) .. string.char(math.floor(b / 256), b % 256, math.floor(a / 256), a % 256)
 end
 
+describe("a server that closes the connection inside the headers", function ()
+  -- (libcurl calls that done: it was "the response body is empty", kind
+  -- parse, not retried, or a stream that "ended before [DONE]")
+  it("is a connection error, streamed or not, and is retried as one", function ()
+    local cut = "HTTP/1.1 200 OK\r\n" .. J
+    for _, stream in ipairs { false, true } do
+      local res, err = chat_to(cut, stream)
+      assert.is_nil(res)
+      assert.same({ "connect", true, "req_w" }, { err.kind, err.retryable, err.request_id })
+      assert.equal('the connection closed before the response headers ended (after "HTTP 200")', err.message)
+    end
+    local c = aigc.client { base_url = oneshot.serve_raw({ cut, sized("HTTP/1.1 200 OK\r\n" .. J, REPLY) }, finally),
+                            api_key = "sk-fake-wire-0123", max_retries = 1, timeout = 30 }
+    local res, err = c:chat { model = "m", messages = { { role = "user", content = "Hi" } } }
+    c:close()
+    assert.is_nil(err and tostring(err))
+    assert.same({ "Hi", 1 }, { res.text, res.retries })
+  end)
+end)
+
 describe("a server's body", function ()
   it("deflated though the client asked for none (zlib's form, or raw): the reply", function ()
     local z = zlib_of(REPLY)

@@ -792,6 +792,21 @@ static void explain_late_expect (lua_State *L, const aigc_request *r) {
   lua_setfield(L, -2, "message");
 }
 
+/*
+** A 2xx status line, maybe some header lines, then the connection closed
+** before the blank line that ends them (a proxy's or a dying server's cut):
+** libcurl calls that done. It was "the response body is empty" (kind parse,
+** never retried) or a stream that "ended before [DONE]": it is a dropped
+** connection, kind connect, retried as one.
+*/
+static void push_headers_cut (lua_State *L, aigc_request *r, int *retryable) {
+  char msg[120];
+  snprintf(msg, sizeof msg, "the connection closed before the response headers ended (after "
+           "\"HTTP %ld\")", r->status);
+  aigc_server_error_new(L, r, "connect", msg, strlen(msg));
+  *retryable = 1;
+}
+
 int aigc_response_outcome (lua_State *L, aigc_request *r, int *retryable) {
   int ok = 0;
   *retryable = 0;
@@ -808,6 +823,8 @@ int aigc_response_outcome (lua_State *L, aigc_request *r, int *retryable) {
     ;
   else if (r->curl_code != CURLE_OK)
     push_curl_error(L, r, retryable);
+  else if (!r->hdrs.ended && !r->mode_decided && r->status >= 200 && r->status < 300)
+    push_headers_cut(L, r, retryable);
   else if (r->status < 200 || r->status >= 300) {
     drop_bom(&r->resp);
     aigc_server_error_push_http(L, r, r->status);
