@@ -377,6 +377,9 @@ static void push_curl_error (lua_State *L, aigc_request *r, int *retryable) {
                "128 KiB of HTTP/2 headers): %s", detail);
     else if (r->errbuf[0])
       snprintf(msg, sizeof msg, "the response headers are too large: %s", r->errbuf);
+    else if (r->curl_code == CURLE_OUT_OF_MEMORY)   /* (libcurl's word for it: not memory) */
+      snprintf(msg, sizeof msg, "the response headers are too large (libcurl takes a header "
+               "line of at most 100 KB)");
     else
       snprintf(msg, sizeof msg, "the response headers are too large (libcurl takes a header "
                "line of at most 100 KB): %s", detail);
