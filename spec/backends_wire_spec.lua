@@ -141,6 +141,21 @@ describe("a server's body", function ()
     end
   end)
 
+  it("gzipped small that inflates past max_response_bytes: a limit error, counted on what it inflates to", function ()
+    local bomb = assert(io.popen("head -c 2000000 /dev/zero | gzip -c")):read("*a")
+    for _, head in ipairs { J, S } do
+      local reply = sized("HTTP/1.1 200 OK\r\n" .. head .. "Content-Encoding: gzip\r\n", bomb)
+      local c = aigc.client { base_url = oneshot.serve_raw({ reply }, finally), api_key = "sk-fake-wire-0123",
+                              max_retries = 0, timeout = 30, max_response_bytes = 100000 }
+      local res, err = c:chat { model = "m", messages = { { role = "user", content = "Hi" } },
+                                stream = head == S or nil }
+      c:close()
+      assert.is_nil(res)
+      assert.same({ "limit", "the response is larger than max_response_bytes (100000 bytes)" },
+                  { err.kind, err.message })
+    end
+  end)
+
   it("with a NUL escaped in content: kept; raw NUL or invalid UTF-8 in a JSON string: kind parse", function ()
     local res, err = chat_to(sized("HTTP/1.1 200 OK\r\n" .. J, (REPLY:gsub('"Hi"', '"H\\u0000i"'))))
     assert.is_nil(err and tostring(err))
