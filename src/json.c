@@ -105,6 +105,24 @@ void aigc_json_arena_free (aigc_json_arena *a) {
   a->used = 0;
 }
 
+int aigc_json_arena_move_block (aigc_json_arena *to, aigc_json_arena *from, size_t max) {
+  aigc_json_block *b = from->head, *older;
+  if (b == NULL || to->head != NULL || b->size > max)
+    return 0;
+  older = b->prev;
+  b->prev = NULL;
+  while (older != NULL) {
+    aigc_json_block *next = older->prev;
+    free(older);
+    older = next;
+  }
+  to->head = b;
+  to->used = 0;
+  from->head = NULL;
+  from->used = 0;
+  return 1;
+}
+
 static void *arena_newblock (aigc_json_arena *a, size_t n) {
   size_t size = BLOCK_MIN;
   aigc_json_block *b;

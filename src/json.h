@@ -141,6 +141,11 @@ typedef struct aigc_json_arena {
 void aigc_json_arena_init (aigc_json_arena *a);
 void aigc_json_arena_reset (aigc_json_arena *a);
 void aigc_json_arena_free (aigc_json_arena *a);
+/* Moves from's newest block (its largest), emptied, into to when to has no
+   block and it holds at most max bytes; from's older blocks are freed, and
+   from is left empty. Returns 1 if moved; else changes nothing. Limits stay
+   with each arena. (A block kept between parses by another owner.) */
+int  aigc_json_arena_move_block (aigc_json_arena *to, aigc_json_arena *from, size_t max);
 
 /* The effective limits of l (zero fields replaced by the defaults). */
 aigc_json_limits aigc_json_limits_of (const aigc_json_limits *l);

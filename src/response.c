@@ -589,6 +589,7 @@ static int push_body_outcome (lua_State *L, aigc_request *r) {
   aigc_json_error perr;
   const aigc_json_value *choices = NULL;   /* (set where is_chat_like: gcc cannot see it) */
   int rc;
+  aigc_roster_take_arena(r->roster, &r->arena);   /* (the last reply's block) */
   aigc_json_arena_reset(&r->arena);
   rc = aigc_json_parse(&r->arena, r->resp.data ? r->resp.data : "", r->resp.len,
                        AIGC_JSON_DEFAULT_MAX_DEPTH, &v, &perr);

@@ -261,6 +261,18 @@ void aigc_roster_drain_easy (aigc_roster *ro) {
   }
   while (ro->nspare_bufs > 0)
     aigc_buf_free(&ro->spare_bufs[--ro->nspare_bufs]);
+  aigc_json_arena_free(&ro->spare_arena);
+}
+
+void aigc_roster_keep_arena (aigc_roster *ro, aigc_json_arena *a) {
+  if (ro != NULL && !ro->closed)
+    aigc_json_arena_move_block(&ro->spare_arena, a, AIGC_SPARE_BUF_MAX);
+  aigc_json_arena_free(a);   /* (what was not kept) */
+}
+
+void aigc_roster_take_arena (aigc_roster *ro, aigc_json_arena *a) {
+  if (ro != NULL)
+    aigc_json_arena_move_block(a, &ro->spare_arena, (size_t)-1);
 }
 
 int aigc_roster_keep_buf (aigc_roster *ro, aigc_buf *b) {

@@ -164,6 +164,10 @@ typedef struct aigc_roster {
      bytes each: an idle client keeps <= 128 KiB. */
   aigc_buf spare_bufs[AIGC_SPARE_BUFS];
   int nspare_bufs;
+  /* The JSON arena block of an ended request, kept for the next reply's
+     parse (one block, at most AIGC_SPARE_BUF_MAX bytes): a malloc and a
+     free of 4 KiB per reply less. */
+  aigc_json_arena spare_arena;
   uint64_t rng;                 /* retry jitter (xorshift64*) */
   /* The requests' own timers (deadline, retry, idle, [DONE] grace), one
      entry per request that has one (timers.h): a step fires what is due
@@ -229,13 +233,18 @@ CURL *aigc_roster_take_easy (aigc_roster *ro, int *fresh, aigc_easy_memo *memo);
 void aigc_roster_give_easy (aigc_roster *ro, CURL *easy, aigc_easy_memo *memo);
 /* Frees a memo's copy and empties it. */
 void aigc_easy_memo_clear (aigc_easy_memo *memo);
-/* Cleans up every idle handle, and frees the spare event buffers. */
+/* Cleans up every idle handle, and frees the spare event buffers and arena. */
 void aigc_roster_drain_easy (aigc_roster *ro);
 /* Moves *b (emptied) into the spare buffers when the engine is open, there
    is room and it is not too large (returns 1); else leaves it (returns 0). */
 int aigc_roster_keep_buf (aigc_roster *ro, aigc_buf *b);
 /* Moves a spare buffer (emptied) into *b, which has none, if there is one. */
 void aigc_roster_take_buf (aigc_roster *ro, aigc_buf *b);
+/* Frees the arena a's blocks, its newest (if not too large) kept as the
+   spare when the engine is open and has none (ro may be NULL). */
+void aigc_roster_keep_arena (aigc_roster *ro, aigc_json_arena *a);
+/* Moves the spare arena block into a, which has none, if there is one. */
+void aigc_roster_take_arena (aigc_roster *ro, aigc_json_arena *a);
 
 /* A uniform random number in [0, 1) (retry jitter). */
 double aigc_roster_random (aigc_roster *ro);

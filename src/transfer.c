@@ -1220,7 +1220,7 @@ void aigc_transfer_free_memory (aigc_request *r) {
   aigc_sse_init(&r->sse_parser, r->max_bytes);
   aigc_accum_free(&r->accum);
   aigc_raccum_free(&r->raccum);
-  aigc_json_arena_free(&r->arena);
+  aigc_roster_keep_arena(r->roster, &r->arena);
 }
 
 void aigc_transfer_detach (aigc_request *r) {
