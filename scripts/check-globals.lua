@@ -17,6 +17,10 @@ local ALLOWED = {
     curl_version_text = "written inside that pthread_once only, read after it",
     curl_http2 = "written inside that pthread_once only, read after it",
   },
+  ["util.o"] = {
+    opt_filter_once = "pthread_once's flag: the call options' filter is made once, whatever thread gets there first",
+    opt_filter = "written inside that pthread_once only, read after it",
+  },
   ["json.o"] = {
     c_locale_once = "pthread_once's flag: the C numeric locale is made once, whatever thread gets there first",
     c_locale = "written inside that pthread_once only, read after it (each thread uselocale()s it)",

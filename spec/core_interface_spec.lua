@@ -47,6 +47,28 @@ describe("the C core's interfaces", function ()
       assert.equal(0.5, body.temperature)
       assert.equal("x", body.my_field)
     end)
+
+    -- (util.c looks a key up through a filter of each option's length and
+    -- first and last bytes: keys alike in all three are looked up, the rest
+    -- answered by the filter alone)
+    it("a key that only looks like one is sent: same length and ends, one byte more or less", function ()
+      local p, want = ask {}, {}
+      local function add (k) if core.call_options[k] == nil and k ~= "model" and k ~= "messages" then
+        p[k], want[k] = #k, #k end end
+      for name in pairs(core.call_options) do
+        add(name:sub(1, 1) .. ("Z"):rep(#name - 2) .. name:sub(-1))   -- the filter's bit, not the name
+        add(name:sub(1, 1) .. name:sub(2, -2):upper() .. name:sub(-1))
+        add(name .. "x"); add(name:sub(1, -2)); add(name:sub(2)); add("_" .. name)
+        add(name:rep(2))   -- past the filter's 32 bytes: the table alone
+      end
+      for _, k in ipairs { "stream_optionz", "s", "t", "o", ("x"):rep(31), ("x"):rep(32), ("x"):rep(33),
+                           "\0timeout", "timeout\0" } do add(k) end
+      p.logprobs, want.logprobs = true, true   -- (a usual key in the filter's bit of an option)
+      assert(engine:submit("chat", p):wait())
+      local body, n = sent(), 0
+      for k, v in pairs(want) do assert.equal(v, body[k], k); n = n + 1 end
+      assert.is_true(n > 6 * 23, n .. " keys")
+    end)
   end)
 
   describe("misuse", function ()

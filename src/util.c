@@ -5,6 +5,8 @@
 */
 #include <stdarg.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,8 +114,34 @@ const aigc_call_option aigc_call_options[] = {
 
 #undef OPT
 
+/*
+** A filter in front of the table's walk (23 names, ~165 instructions a key;
+** the encoder asks for every params key): per name length, a bit for each
+** option's (first byte + 3 * last byte) & 63. A key whose bit is clear is no
+** option; one whose bit is set (an option, or a rare collision: of the usual
+** params keys only `logprobs`) is looked up in the table. Made once per
+** process, inside pthread_once (scripts/check-globals.lua).
+*/
+#define OPT_FILTER_LEN 32   /* names longer than this go to the table */
+#define OPT_FILTER_BIT(k, len) \
+  ((uint64_t)1 << (((unsigned char)(k)[0] + 3u * (unsigned char)(k)[(len) - 1]) & 63u))
+static pthread_once_t opt_filter_once = PTHREAD_ONCE_INIT;
+static uint64_t opt_filter[OPT_FILTER_LEN];
+
+static void make_opt_filter (void) {
+  const aigc_call_option *o;
+  for (o = aigc_call_options; o->name != NULL; o++)
+    if (o->len < OPT_FILTER_LEN)
+      opt_filter[o->len] |= OPT_FILTER_BIT(o->name, o->len);
+}
+
 int aigc_is_call_option (const char *k, size_t len) {
   const aigc_call_option *o;
+  if (len == 0)
+    return 0;
+  if (len < OPT_FILTER_LEN && pthread_once(&opt_filter_once, make_opt_filter) == 0
+      && (opt_filter[len] & OPT_FILTER_BIT(k, len)) == 0)
+    return 0;
   for (o = aigc_call_options; o->name != NULL; o++)
     if (o->len == len && o->name[0] == k[0] && memcmp(o->name, k, len) == 0)
       return 1;
