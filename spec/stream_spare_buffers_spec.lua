@@ -22,6 +22,8 @@
 --     is being delivered: its memory is pinned);
 --   * a client closed inside a reply's on_done (its spare freed while a reply
 --     is delivered), and replies on the next client.
+-- And the header store's buffer of an ended request (in the spare buffers):
+--   * streams and replies alternating, each with its own headers.
 -- (Under ASan, a block freed twice or kept past the client's close shows.)
 
 local aigc = require "aigc"
@@ -150,6 +152,23 @@ describe("a client's spare stream buffers", function ()
         assert.are.equal(text, res.choices[1].message.content)
         assert.are.equal("assistant", res.choices[1].message.role)
         assert.are.equal(1, #res.choices)
+      end
+    end)
+
+    it("keeps each reply's headers its own (their stores are kept too), streams and replies alternating", function ()
+      local seen = {}
+      for round = 1, 6 do
+        local text = words(round * 40, ("h%d-"):format(round))
+        local res = round % 2 == 0 and echo(text) or select(2, stream_text(text))
+        assert.are.equal(text, res.choices[1].message.content)
+        local id = res.headers["x-request-id"]
+        assert.is_string(id)
+        assert.are.equal(res.request_id, id)
+        assert.is_nil(seen[id], id)
+        seen[id] = true
+        assert.are.equal(round % 2 == 0 and "application/json" or "text/event-stream",
+                         res.headers["content-type"]:match("^[^;]+"))
+        assert.are.equal("aigc-devserver", res.headers.server)
       end
     end)
 

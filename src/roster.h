@@ -39,7 +39,7 @@
 #include "timers.h"
 
 #define AIGC_EASY_POOL 32    /* idle easy handles an engine keeps */
-#define AIGC_SPARE_BUFS 2    /* a stream's two event buffers (events, draining) */
+#define AIGC_SPARE_BUFS 3    /* a stream's two event buffers (events, draining), a header store's */
 #define AIGC_SPARE_BUF_MAX ((size_t)64 * 1024)
 
 /*
@@ -160,8 +160,9 @@ typedef struct aigc_roster {
      stream's queue grows to its burst (64 KiB when a server sends the whole
      stream at once) and regrowing it by realloc in every request cost ~40
      instructions per chunk, and a varying amount (in place or moved, by the
-     heap's layout). At most AIGC_SPARE_BUFS of at most AIGC_SPARE_BUF_MAX
-     bytes each: an idle client keeps <= 128 KiB. */
+     heap's layout). And their header stores' buffers (2 KiB: a malloc and a
+     free per request less). At most AIGC_SPARE_BUFS of at most
+     AIGC_SPARE_BUF_MAX bytes each: an idle client keeps <= 192 KiB. */
   aigc_buf spare_bufs[AIGC_SPARE_BUFS];
   int nspare_bufs;
   /* The JSON arena block of an ended request, kept for the next reply's

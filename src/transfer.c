@@ -767,6 +767,8 @@ static int setup_attempt (aigc_request *r) {
   int files_ok;
   r->status = 0;
   aigc_buf_clear(&r->resp);
+  if (r->roster != NULL)   /* (the last request's store, kept) */
+    aigc_roster_take_buf(r->roster, &r->hdrs.buf);
   aigc_headers_start(&r->hdrs);
   if (r->stream && r->roster != NULL) {   /* start as large as the last stream grew */
     aigc_roster_take_buf(r->roster, &r->events);
@@ -1182,9 +1184,10 @@ void aigc_transfer_recycle (aigc_request *r) {
 ** =======================================================
 */
 
-/* An ended stream's event buffer: to the engine's spares (the next stream
-   starts with the capacity this one grew to), else freed. Never while
-   delivered: free_memory waits for that (the draining buffer is read). */
+/* An ended stream's event buffer, or a header store's: to the engine's
+   spares (the next stream starts with the capacity this one grew to), else
+   freed. Never while delivered: free_memory waits for that (the draining
+   buffer is read). */
 static void keep_or_free (aigc_request *r, aigc_buf *b) {
   if (r->roster == NULL || !aigc_roster_keep_buf(r->roster, b))
     aigc_buf_free(b);
@@ -1205,7 +1208,8 @@ void aigc_transfer_free_memory (aigc_request *r) {
   if (r->memory_freed)   /* (the end freed it; the finalizer asks again) */
     return;
   r->memory_freed = 1;
-  aigc_headers_free(&r->hdrs);
+  keep_or_free(r, &r->hdrs.buf);
+  aigc_headers_free(&r->hdrs);   /* (what is left of it) */
   aigc_buf_free(&r->body);
   aigc_body_free(&r->xb);   /* a partial file is removed */
   free(r->url);
