@@ -55,6 +55,15 @@ aigc_json_limits aigc_json_limits_of (const aigc_json_limits *l) {
   return r;
 }
 
+/* Frees b and every block before it. */
+static void free_chain (aigc_json_block *b) {
+  while (b != NULL) {
+    aigc_json_block *older = b->prev;
+    free(b);
+    b = older;
+  }
+}
+
 /*
 ** Keeps the memory for the next parse: one block, freed of its contents.
 ** If the last parse needed a chain of blocks, they are replaced by one
@@ -80,11 +89,7 @@ void aigc_json_arena_reset (aigc_json_arena *a) {
       a->head->prev = NULL;
       merged = a->head;
     }
-    while (b != NULL) {
-      aigc_json_block *older = b->prev;
-      free(b);
-      b = older;
-    }
+    free_chain(b);
     a->head = merged;
   }
   if (a->head->size > BLOCK_KEEP_MAX) {
@@ -95,27 +100,17 @@ void aigc_json_arena_reset (aigc_json_arena *a) {
 }
 
 void aigc_json_arena_free (aigc_json_arena *a) {
-  aigc_json_block *b = a->head;
-  while (b != NULL) {
-    aigc_json_block *older = b->prev;
-    free(b);
-    b = older;
-  }
+  free_chain(a->head);
   a->head = NULL;
   a->used = 0;
 }
 
 int aigc_json_arena_move_block (aigc_json_arena *to, aigc_json_arena *from, size_t max) {
-  aigc_json_block *b = from->head, *older;
+  aigc_json_block *b = from->head;
   if (b == NULL || to->head != NULL || b->size > max)
     return 0;
-  older = b->prev;
+  free_chain(b->prev);
   b->prev = NULL;
-  while (older != NULL) {
-    aigc_json_block *next = older->prev;
-    free(older);
-    older = next;
-  }
   to->head = b;
   to->used = 0;
   from->head = NULL;
