@@ -518,6 +518,7 @@ static const luaL_Reg core_funcs[] = {
   {"yieldable", core_yieldable},
   {"keep_interrupt", aigc_core_keep_interrupt},
   {"is_interrupt", aigc_core_is_interrupt},
+  {"thread_interrupt", aigc_core_thread_interrupt},
   {"pcall_passing", aigc_core_pcall_passing},
   {"now", core_now},
   {"sleep", core_sleep},

@@ -592,6 +592,31 @@ int aigc_core_is_interrupt (lua_State *L) {
   return 1;
 }
 
+/*
+** aigc.core.thread_interrupt(co, e): whether `e`, the error the coroutine
+** `co` died of (coroutine.resume's false, e), was raised in a debug hook
+** (a host's watchdog cut the task): marked already, lua.c's
+** "interrupted!", or (5.3+) a frame of co's stack called by the hook
+** mechanism. Marked then: aigc_pcall and pcall_passing raise it on. No
+** message handler runs in a coroutine that coroutine.resume stops, so
+** nothing marked it there; 5.1, 5.2 and LuaJIT name no hook frame.
+*/
+int aigc_core_thread_interrupt (lua_State *L) {
+  lua_State *co;
+  lua_Debug ar;
+  int level, yes;
+  luaL_checktype(L, 1, LUA_TTHREAD);
+  luaL_checkany(L, 2);
+  co = lua_tothread(L, 1);
+  yes = aigc_is_interrupt(L, 2) || aigc_hook_error(L, 2);
+  for (level = 0; !yes && aigc_frames_name_hooks() && level < 6 && lua_getstack(co, level, &ar); level++)
+    yes = lua_getinfo(co, "n", &ar) && aigc_frame_is_hook(&ar);
+  if (yes)
+    mark_interrupt(L, 2);
+  lua_pushboolean(L, yes);
+  return 1;
+}
+
 void aigc_push_pcall_handler (lua_State *L) {
   aigc_push_kept_cfunction(L, traceback_handler, &traceback_key);
 }

@@ -96,6 +96,7 @@ int aigc_pcall (lua_State *L, int nargs, int nresults);
    handler marking an error raised in a debug hook, and its test. */
 int aigc_core_keep_interrupt (lua_State *L);
 int aigc_core_is_interrupt (lua_State *L);
+int aigc_core_thread_interrupt (lua_State *L);   /* (a task's death: task.lua) */
 int aigc_core_pcall_passing (lua_State *L);   /* (PUC 5.1's util.pcall_passing_interrupts) */
 
 /*
