@@ -23,6 +23,9 @@ local error, ipairs, next, pairs, pcall, setmetatable, type =
 local math_huge, math_min = math.huge, math.min
 local table_remove = table.remove
 local now = core.now
+-- (a host's watchdog -- an error raised in a debug hook -- goes on up
+-- through the loop to step()'s caller, as through the C core's calls)
+local pcall_passing = util.pcall_passing_interrupts
 
 util.own_module()
 
@@ -124,8 +127,8 @@ end
 -- @tparam function fn
 function M.post (loop, fn)
   if loop.closed then
-    local ok, e = pcall(fn)
-    if not ok then pcall(report_delivery_error, loop, e) end
+    local ok, e = pcall_passing(fn)
+    if not ok then pcall_passing(report_delivery_error, loop, e) end
     return
   end
   local posted = loop.posted
@@ -151,15 +154,17 @@ end
 -- pcall returned, unless it ran out of memory (calling it, or pcall, may
 -- raise so before its body ran): then it stays, and the rest with it, for
 -- the next turn. So deliveries tolerate running twice (the Lua layer's
--- do: a future's end, its waiters). Returns whether some stay.
+-- do: a future's end, its waiters). Returns whether some stay. A host's
+-- watchdog (an error raised in a debug hook) goes on up, at once: the
+-- delivery it cut stays too, and the next turn runs it again.
 local function run_list (loop, list)
   for i = 1, #list do
     local fn = list[i]
     if fn then
-      local ok, e = pcall(fn)
+      local ok, e = pcall_passing(fn)
       if not ok and type(e) == "string" and e:find("not enough memory", 1, true) then return true end
       list[i] = false
-      if not ok then pcall(report_delivery_error, loop, e) end   -- (the next ones run still)
+      if not ok then pcall_passing(report_delivery_error, loop, e) end   -- (the next ones run still)
     end
   end
   return false

@@ -23,7 +23,11 @@ local util = require "aigc.util"
 
 local pcall, setmetatable, type = pcall, setmetatable, type
 local string_format = string.format
+local debug_getinfo = debug.getinfo
 local now = core.now
+-- (the loop's calls that catch what they run pass a host's watchdog on:
+-- an error raised in a debug hook goes on up to whoever turned the loop)
+local pcall_passing = util.pcall_passing_interrupts
 
 util.own_module()
 
@@ -59,7 +63,7 @@ function M.new (loop, opts)
     _on_done = opts.on_done, _on_error = opts.on_error, _waiters = {},
     _drivers = opts.drivers or { loop }, _request = opts.request,
     _res = false, _err = false, _inner = false, _deliver = false, _in_callback = false, _task = false,
-    _cancel_waits = opts.cancel_waits or false, _next_run = false,
+    _cancel_waits = opts.cancel_waits or false, _next_run = false, _cb_ran = false, _cb_line = false,
   }, Future)
   f._run_end = function () run_end(f) end
   if not opts.unowned then loop.futures[f] = true end
@@ -74,12 +78,6 @@ end
 -- `client:step()` or `act()` there is misuse, as inside the core's own
 -- callbacks (README, "Errors"); it ran a nested turn of the loop.
 local callback_tasks = setmetatable({}, { __mode = "k" })
-
-local function as_callback (cb, value)
-  local co = compat.running()
-  if co then callback_tasks[co] = true end
-  return cb(value)
-end
 
 --- Raises (at the caller's caller) when the running task is a future's
 -- on_done/on_error: `name` ("client:step()") is refused there.
@@ -122,10 +120,10 @@ local function run_waiters (f)
   while list[i] ~= nil do
     local fn = list[i]
     if fn then
-      local ok, e = pcall(fn, f)
+      local ok, e = pcall_passing(fn, f)   -- (an interrupt: raised on, the waiter kept for the next turn)
       if ok or not (type(e) == "string" and e:find("not enough memory", 1, true)) then
         list[i] = false
-        if not ok then pcall(report_error, client, "a waiter", e) end
+        if not ok then pcall_passing(report_error, client, "a waiter", e) end
       else
         left = true
       end
@@ -147,7 +145,9 @@ end
 function M.finish_waiters ()
   while waking ~= LAST do
     local f = waking
-    if f._deliver then run_end(f)   -- (neither posted nor run: see settle)
+    if f._deliver then   -- (neither posted nor run: see settle; or cut)
+      run_end(f)
+      if f._deliver and not f._in_callback then return end   -- (its callback starts again: next turn)
     -- (not while its on_done/on_error runs: its end runs them)
     elseif not f._in_callback and run_waiters(f) then return end
     if waking == f then waking = f._next_run or LAST; f._next_run = false end
@@ -156,45 +156,95 @@ end
 task.SCHED.finish_waiters = M.finish_waiters
 
 -- The end of f's on_done/on_error task (however it ended: its last line,
--- an error, abandoned): the waiters run now if that task had to wait
--- (a blocking call in it yielded), from the loop.
+-- an error, abandoned, cut): the rest of f's end -- its waiters -- runs
+-- now if that task had to wait (a blocking call in it yielded), from the
+-- loop. f is listed first (see LAST): a cut in the post leaves it to the
+-- next turn.
 local function callback_ended (f)
   local yielded = f._in_callback == "yielded"
+  local r = waking
+  while r ~= LAST and r ~= f do r = r._next_run end
+  if r == LAST then f._next_run = waking; waking = f end
   f._in_callback = false
-  if yielded and not pcall(client_loop.post, f._loop, function () run_waiters(f) end) then run_waiters(f) end
+  if yielded and not pcall_passing(client_loop.post, f._loop, f._run_end) then run_end(f) end
 end
 
+-- The task of f's on_done/on_error. `_cb_ran` is set once cb returned;
+-- `_cb_line` is the line of its call, for a task cut by a host's debug
+-- hook before that was set (see cb_started).
 local function callback_task (f, cb, value)
-  as_callback(cb, value)
+  local co = compat.running()
+  if co then callback_tasks[co] = true end
+  f._in_callback = true
+  f._cb_line = debug_getinfo(1, "l").currentline + 1
+  cb(value)
+  f._cb_ran = true
   callback_ended(f)
 end
 
--- Runs f's end, once: on_done/on_error as a task, then the waiters -- when
--- that task has ended: a blocking call in on_done yields its task, and
--- whoever waits for f (wait(), a task) hears of the end after on_done's,
--- as with a request's on_done, which the loop runs to its end.
+-- Whether the dead task `co` of f's callback `cb` had called it: cb is on
+-- its stack (the task stopped inside it), or callback_task stopped past
+-- the line of its call (cb returned: a cut just before `_cb_ran` was set).
+-- A task stopped before (a host's debug hook cut it at the call's own
+-- instructions, or in what came before) had not: the next turn starts it
+-- again. (A frame that cannot be read counts as called: never twice.)
+local function cb_started (f, co, cb)
+  if f._cb_ran then return true end
+  for level = 0, 200 do
+    local ok, info = pcall(debug_getinfo, co, level, "fl")
+    -- (no stack at all: closed, an abandoned task -- cb yielded outside aigc)
+    if not ok or (info == nil and level == 0) then return true end
+    if info == nil then return false end
+    if info.func == cb then return true end
+    if info.func == callback_task then
+      local line = f._cb_line
+      return line and (info.currentline < 0 or info.currentline > line) or false
+    end
+  end
+  return true
+end
+
+-- Runs f's end: on_done/on_error as a task, then the waiters -- when that
+-- task has ended: a blocking call in on_done yields its task, and whoever
+-- waits for f (wait(), a task) hears of the end after on_done's, as with
+-- a request's on_done, which the loop runs to its end. Restartable: a
+-- host's watchdog may cut it at any instruction (the interrupt goes on
+-- up); f stays listed (see LAST) and `_deliver` set until its waiters
+-- run, so the next turn goes on where it was cut. The callback counts as
+-- run once it was called (`_cb_ran`, cb_started): never twice, never zero
+-- times.
 function run_end (f)
-  if not f._deliver then return end
+  if not f._deliver or f._in_callback then return end
   local r = waking   -- (listed first: the call to run_waiters may raise; see LAST)
   while r ~= LAST and r ~= f do r = r._next_run end
   if r == LAST then f._next_run = waking; waking = f end
-  f._deliver = false
   local cb, value, what = f._on_done, f._res, "on_done"
   if f._state ~= "done" then cb, value, what = f._on_error, f._err, "on_error" end
-  f._on_done, f._on_error = nil, nil
-  if cb then
-    f._in_callback = true
-    local ok, e = pcall(task.spawn_guarded, f._loop, callback_task, what,
-                        function () callback_ended(f); return false end, f, cb, value)
+  if cb and not f._cb_ran then
+    local ok, e = pcall_passing(task.spawn_guarded, f._loop, callback_task, what, function (_, co)
+      if not cb_started(f, co, cb) then
+        f._in_callback = false
+        return true   -- (started again by the next turn; not reported)
+      end
+      f._cb_ran = true
+      callback_ended(f)
+      return false
+    end, f, cb, value)
     if not ok then
-      f._in_callback = false
-      pcall(report_error, f._loop.client, what, e)
+      f._in_callback, f._cb_ran = false, true
+      pcall_passing(report_error, f._loop.client, what, e)
     end
     if f._in_callback then   -- (its task waits: it runs the waiters when it ends)
       f._in_callback = "yielded"
       return
     end
+    if not f._cb_ran then   -- (its task was cut before it called cb: the next turn starts it)
+      pcall_passing(client_loop.post, f._loop, f._run_end)
+      return
+    end
   end
+  f._on_done, f._on_error = nil, nil
+  f._deliver = false
   run_waiters(f)
 end
 
@@ -219,7 +269,7 @@ local function settle (f, state, res, err)
   local r = waking   -- (listed until posted: the call to pcall may raise; see LAST)
   while r ~= LAST and r ~= f do r = r._next_run end
   if r == LAST then f._next_run = waking; waking = f end
-  if not pcall(client_loop.post, f._loop, f._run_end) then run_end(f) end
+  if not pcall_passing(client_loop.post, f._loop, f._run_end) then run_end(f) end
   if waking == f and f._deliver then waking = f._next_run or LAST; f._next_run = false end
   return true
 end

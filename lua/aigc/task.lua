@@ -41,6 +41,11 @@ local add_guest, remove_guest = client_loop.add_guest, client_loop.remove_guest
 local add_sleeper, remove_sleeper = client_loop.add_sleeper, client_loop.remove_sleeper
 local now = core.now
 local pack, unpack = compat.pack, compat.unpack
+local compat_xpcall, keep_interrupt, is_interrupt = compat.xpcall, core.keep_interrupt, core.is_interrupt
+local thread_interrupt = core.thread_interrupt
+-- (what runs a task's end passes a host's watchdog on, at once: the end
+-- stays pending, and the next turn goes on with it)
+local pcall_passing = util.pcall_passing_interrupts
 
 util.own_module()
 
@@ -207,17 +212,25 @@ end
 -- registered `req` itself as the wait before anything could allocate): the
 -- task's loop drives the request's client meanwhile if it is another one.
 -- The request may end, and the task be resumed, during the allocations
--- here: then there is nothing left to do.
+-- here: then there is nothing left to do. Cut by a host's watchdog, it
+-- raises the interrupt on and runs again (finish_resume): the guest's
+-- count and the wait's record are made both or neither.
 local function core_wait_started (rec, req)
   if rec.waiting ~= req then return end
   if rec.canceled then cancel_started(rec) end   -- (see M.cancel_task)
-  local ok, engine = pcall(req._engine, req)
+  local ok, engine = pcall_passing(req._engine, req)
   local guest = ok and client_loop.of_engine(engine) or nil
   if guest == nil or guest == rec.loop then return end
   local w = { request = req, guests = { guest } }
   if rec.waiting ~= req then return end
-  add_guest(rec.loop, guest)   -- (no allocation from here to the assignment)
-  rec.waiting = w
+  local loop = rec.loop
+  local waits = loop.guest_waits
+  local added, e = compat_xpcall(add_guest, keep_interrupt, loop, guest)   -- (no allocation to the assignment)
+  if added or loop.guest_waits ~= waits then rec.waiting = w end
+  if not added then
+    is_interrupt(e)   -- (5.1, 5.2, LuaJIT: a suspect is confirmed here, where it is caught, and marked)
+    error(e, 0)
+  end
 end
 
 -- Errors made in advance, for when no other can be made (out of memory):
@@ -227,6 +240,11 @@ local CUT = core.error {
   kind = "callback", message = "a task ended, and its end was cut by an error raised meanwhile (a debug hook)" }
 local UNREPORTABLE = core.error {
   kind = "callback", message = "error in a task (it could not be made into an error object)" }
+-- (what a task's hooks get when a host's debug hook cut it: the interrupt
+-- itself goes on up, to whoever turned the loop)
+local INTERRUPTED = core.error {
+  kind = "callback", message = "a task was stopped by an error raised in a debug hook (a host's watchdog)" }
+M.INTERRUPTED = INTERRUPTED
 
 -- Whether `e` is Lua's out-of-memory error (find allocates nothing).
 local function is_memory (e)
@@ -243,7 +261,10 @@ local function resume_from_core (co, req)
   if not w or (w ~= req and (type(w) ~= "table" or w.request ~= req)) then return end
   local ok, res, err = pcall(req.result, req)
   if not ok then res, err = nil, is_memory(res) and NO_MEMORY or UNREPORTABLE end
-  local woke, e = pcall(wake, rec, w, res, err)   -- (a hook may raise before wake took the wait, or after)
+  -- (a hook may raise before wake took the wait, or after: marked by the
+  -- handler, so that the core raises it on, as an interrupt)
+  local woke, e = compat_xpcall(wake, keep_interrupt, rec, w, res, err)
+  local cut = not woke and is_interrupt(e)   -- (confirmed where it is caught: 5.1, 5.2, LuaJIT)
   if not woke and tasks[co] == rec and rec.ending then
     error(e, 0)   -- (resumed, its end not run: kept, the next call runs it)
   end
@@ -252,6 +273,7 @@ local function resume_from_core (co, req)
     rec.waiting = w   -- (not resumed: the key exists, this allocates nothing)
     error(e, 0)   -- (request.c, run_waiters: kept; reported unless memory)
   end
+  if cut then error(e, 0) end   -- (the task was cut: its end ran; see finish_resume)
 end
 
 --- The scheduler the C core is given (`engine:set_scheduler`).
@@ -277,7 +299,7 @@ local function task_error (co, err, what)
 end
 
 local function report (rec, err)
-  pcall(util.report, rec.loop.client, err)
+  pcall_passing(util.report, rec.loop.client, err)
 end
 
 -- A task failed (an error escaped it) or was abandoned, with `err` (an
@@ -286,18 +308,21 @@ end
 -- resume_task; a hook that raised -- out of memory, cut by a host's
 -- debug hook -- is tried again, so hooks must be idempotent); one that
 -- returns true delivered the error (it failed a future with it), which is
--- then not reported again.
-local function end_task (rec, err)
+-- then not reported again. (`quiet`: the task was cut by an interrupt,
+-- which goes on up instead: nothing is reported.) A hook gets the task's
+-- coroutine too, dead, its stack left where it stopped.
+local function end_task (rec, err, quiet)
   tasks[rec.co] = nil
   local hooks = rec.hooks
   while hooks and #hooks > 0 do
     local hook = hooks[#hooks]
-    local ok, took = pcall(hook, err)
+    local ok, took = pcall_passing(hook, err, rec.co)
     -- (tried again when it raised: out of memory, the next try may find
-    -- some; a host's debug hook that cut it, a watchdog, raises once)
+    -- some; a host's debug hook that cut it, a watchdog, goes on up, the
+    -- hook left for the next try: finish_resume)
     for _ = 1, 8 do
       if ok then break end
-      ok, took = pcall(hook, err)
+      ok, took = pcall_passing(hook, err, rec.co)
     end
     -- (taken off once it ran: calling pcall may raise, on 5.1, before it
     -- runs; taken off first, the retry of this end found it gone)
@@ -307,7 +332,7 @@ local function end_task (rec, err)
   end
   if not rec.delivered then
     rec.delivered = true
-    report(rec, err)
+    if not quiet then report(rec, err) end
   end
 end
 
@@ -334,7 +359,13 @@ local function after_resume (rec, ok, a, b)
   local co = rec.co
   -- (ended or abandoned: a wait it could not yield for is still registered)
   if not ok or a ~= TOKEN or coroutine_status(co) == "dead" then drop_stale_wait(rec) end
-  if not ok then
+  if not ok and thread_interrupt(co, a) then
+    -- (cut by a host's debug hook: its end runs, and finish_resume raises
+    -- the interrupt on, marked, to whoever resumed it and up to the caller)
+    tasks[co] = nil
+    rec.cut = a
+    end_task(rec, INTERRUPTED, true)
+  elseif not ok then
     tasks[co] = nil
     end_task(rec, task_error(co, a, rec.name))
   elseif coroutine_status(co) == "dead" then
@@ -342,8 +373,9 @@ local function after_resume (rec, ok, a, b)
   elseif a ~= TOKEN then
     abandon(rec)
   elseif b ~= nil then
-    -- (out of memory, the wait stays the request's alone: it still ends)
-    pcall(core_wait_started, rec, b)
+    -- (out of memory, the wait stays the request's alone: it still ends;
+    -- an interrupt goes on up, and the next turn's finish_resume runs this again)
+    pcall_passing(core_wait_started, rec, b)
   end
 end
 
@@ -364,12 +396,17 @@ end
 function finish_resume (rec)
   local o, done = rec.outcome, false
   for _ = 1, 8 do
-    done = pcall(after_resume, rec, o[1], o[2], o[3])
+    done = pcall_passing(after_resume, rec, o[1], o[2], o[3])   -- (an interrupt: `ending` stays, for the next turn)
     if done then break end
   end
   if not done then after_resume(rec, o[1], o[2], o[3]) end
   rec.ending = false
   o[2], o[3] = false, false   -- (what it returned or raised is not kept alive)
+  local cut = rec.cut
+  if cut then
+    rec.cut = false
+    error(cut, 0)
+  end
 end
 
 -- Only resume_from_core retries a resume whose end raised out; a sleeper's
@@ -447,7 +484,8 @@ local function start (loop, fn, name, hook, ...)
   -- (`waiting` is false, not nil, when it waits for nothing: the key
   -- exists from the start, so registering a wait never allocates)
   local rec = { loop = loop, name = name, waiting = false, delivered = false, hooks = hook and { hook } or false,
-                ending = false, outcome = { false, false, false }, next_end = false, woke = false }
+                ending = false, outcome = { false, false, false }, next_end = false, woke = false,
+                cut = false }
   local co = coroutine_create(function (...)
     return keep(rec, fn(...))
   end)
