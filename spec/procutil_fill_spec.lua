@@ -41,3 +41,31 @@ describe("proc.free_port", function ()
     assert.equal(0, repeats)
   end)
 end)
+
+-- proc.closed_port, the port the specs expect a refused connection on
+-- (proxy_errors, upload_reader, watch): it was found free and closed again,
+-- and a server of another suite running beside (`make test` runs several)
+-- could bind it before the test connected; the test then talked to that
+-- server. Held now: nobody can bind it until it is released.
+describe("proc.closed_port", function ()
+  local socket = require "socket"
+
+  it("refuses connections, and no server can bind it while it is held, in this process or another", function ()
+    local port, release = proc.closed_port()
+    finally(release)
+    local c = socket.tcp()
+    c:settimeout(10)
+    local ok, err = c:connect("127.0.0.1", port)
+    c:close()
+    assert.is_nil(ok)
+    assert.equal("connection refused", err)
+    -- (socket.bind sets SO_REUSEADDR, as nginx, libuv and the devserver do)
+    local srv, why = socket.bind("127.0.0.1", port)
+    if srv then srv:close() end
+    assert.is_nil(srv)
+    assert.equal("address already in use", why)
+    local _, out = proc.sh("lua5.4 -e " .. proc.quote(("local s, e = require('socket').bind('0.0.0.0', %d); "
+      .. "io.write(s and 'bound' or e)"):format(port)))
+    assert.equal("address already in use", out)
+  end)
+end)

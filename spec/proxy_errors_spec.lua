@@ -26,8 +26,9 @@ local function message (base_url, proxy, env)
 end
 
 describe("a connection error through a proxy", function ()
-  local closed   -- a port nothing listens on
-  before_each(function () closed = proc.free_port() end)
+  local closed, release   -- a port nothing listens on (held so: proc.closed_port)
+  before_each(function () closed, release = proc.closed_port() end)
+  after_each(function () release() end)
 
   it("names the proxy and the option it came from, without the proxy's password", function ()
     local m = message("http://api.example.invalid/v1", "http://user:s3cret-pw@127.0.0.1:" .. closed)
@@ -45,7 +46,9 @@ describe("a connection error through a proxy", function ()
   end)
 
   it("names none where libcurl takes none: $HTTP_PROXY for http, a host $no_proxy exempts", function ()
-    local direct = "http://127.0.0.1:" .. proc.free_port() .. "/v1"
+    local port, release_port = proc.closed_port()
+    finally(release_port)
+    local direct = "http://127.0.0.1:" .. port .. "/v1"
     local proxy = "http://127.0.0.1:" .. closed
     for _, env in ipairs {
       { HTTP_PROXY = proxy },                                   -- (never read for http: a CGI's header)
@@ -69,7 +72,8 @@ describe("a connection error through a proxy", function ()
 
   it("names the proxy exactly where libcurl went through it, by libcurl's $no_proxy rules (noproxy.c)", function ()
     local proxy = "http://127.0.0.1:" .. closed
-    local port = proc.free_port()
+    local port, release_port = proc.closed_port()
+    finally(release_port)
     -- (host, $no_proxy, whether libcurl takes the proxy: 7.88 to 8.18 alike)
     for _, case in ipairs {
       { "127.0.0.1", "0.0.1", true },           -- an IPv4 host matches no name, not a name's tail either

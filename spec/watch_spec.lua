@@ -4,6 +4,7 @@
 -- about. A hang there freezes a game's NPC for ever.
 local aigc = require "aigc"
 local devserver = require "devserver"
+local proc = require "procutil"
 
 warn("@on")
 
@@ -208,12 +209,8 @@ describe("an external event loop (watch / act)", function ()
 
   it("never tells the watcher to watch a socket already closed (refused connections, retries)", function ()
     local uv = require "luv"
-    -- a port nobody listens on: bound, then closed
-    local s = uv.new_tcp()
-    s:bind("127.0.0.1", 0)
-    local port = s:getsockname().port
-    s:close()
-    uv.run("nowait")
+    local port, release = proc.closed_port()   -- a port nobody listens on
+    finally(release)
     local bad = {}
     -- ("localhost": the connection starts when libcurl's resolver is done,
     -- and libcurl sees it refused and closes it within that same act())

@@ -149,6 +149,22 @@ function M.free_port ()
   end
 end
 
+--- A port of 127.0.0.1 where nothing listens, held so until `release()`:
+-- a socket of this process bound there without SO_REUSEADDR and never
+-- listening. A connection there is refused; no other process can bind it
+-- (a server's SO_REUSEADDR does not pass a socket bound without it), and
+-- the kernel gives it to no bind to port 0. A port bound and closed again
+-- (free_port) is free for any process: a server of another suite of `make
+-- test` could take it before the test connects, and the test expecting a
+-- refused connection then talked to that server.
+-- @usage local port, release = proc.closed_port(); finally(release)
+function M.closed_port ()
+  local s = assert(socket.tcp())   -- (socket.bind would set SO_REUSEADDR)
+  assert(s:bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  return tonumber(port), function () s:close() end
+end
+
 --- Whether process `pid` is alive. A zombie counts as gone: the PID 1 of a
 -- container does not always reap promptly, and `kill -0` still succeeds.
 -- @usage while proc.alive(pid) do socket.sleep(0.02) end
