@@ -350,11 +350,10 @@ describe("aigc (probed as a user would)", function ()
     local lines = {}
     for i = 1, 5 do lines[i] = '{"id": ' .. i .. ', "prompt": "Hi"}' end
     cli.write(cases, table.concat(lines, "\n") .. "\n")
-    local name = "probe" .. tostring(os.time()) .. tostring(math.random(1e6))
+    local name = cli.session_name("probe")
     local cmd = cli.command({ "run", cases, "--out", out, "--no-log" }, { home = home, base_url = srv.base_url })
     local tmux = "tmux -L aigc-spec "
-    assert(proc.sh(tmux .. "new-session -d -s " .. name .. " -x 50 -y 20 "
-                   .. proc.quote(cmd .. "; echo EXIT=$?; sleep 60")))
+    assert(cli.new_session("-d -s " .. name .. " -x 50 -y 20 " .. proc.quote(cmd .. "; echo EXIT=$?; sleep 60")))
     local deadline, screen = socket.gettime() + 30, ""
     while not screen:find("EXIT=", 1, true) do
       assert(socket.gettime() < deadline, "the run never ended; the terminal shows:\n" .. screen)

@@ -273,14 +273,26 @@ local function watch_sessions ()
     .. "tmux -L aigc-spec kill-session -t \"$n\"; done) </dev/null >/dev/null 2>&1 &"):format(RUN_ID))
 end
 
+--- A name for a new session of the shared tmux server that no other
+-- busted run's session has (this run's random part, a count, the second),
+-- its session ended by the watcher if this run is killed.
+-- @usage local name = cli.session_name("probe"); cli.new_session("-d -s " .. name .. " ...")
+function M.session_name (prefix)
+  watch_sessions()
+  term_count = term_count + 1
+  return prefix .. term_count .. "_" .. RUN_ID .. "_" .. tostring(os.time())
+end
+
+--- `tmux -L aigc-spec new-session ARGS`, again if it met the server on its
+-- way out: true, or false and what tmux said.
+M.new_session = new_session
+
 --- Starts `aigc ARGS` in a new tmux session of its own server
 -- (`-L aigc-spec`), 120 columns by 40 rows; the pane stays after the
 -- command ends, so its exit status can be read.
 -- @treturn table terminal with `send`, `keys`, `screen`, `wait_for`, `dead`, `close`
 function M.terminal (args, opts)
-  watch_sessions()
-  term_count = term_count + 1
-  local name = "t" .. term_count .. "_" .. RUN_ID .. "_" .. tostring(os.time())
+  local name = M.session_name("t")
   local self = setmetatable({ name = name }, Term)
   -- remain-on-exit is set in the same tmux command as the session's start,
   -- as its option: set after, a command that ended at once took its
