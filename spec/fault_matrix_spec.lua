@@ -228,26 +228,49 @@ describe("fault matrix", function ()
   end
 
   describe("stream idle timeout", function ()
-    -- (the reply takes over 3 s at 2 ms a byte: its head's lines, then its
-    -- events; a header line, up to 41 bytes, comes whole in about 0.1 s)
-    it("does not fire while bytes keep coming (drip 2 ms, idle 0.5 s, watched for 1.4 s)", function ()
-      local client = closing(aigc.client { base_url = srv.base_url, max_retries = 0, timeout = 0.5 })
-      local errors, dones = 0, 0
+    -- A listening socket of this process (accept() does not wait) and a
+    -- client of it, without retries, with that timeout.
+    local function served_here (timeout)
+      local server = assert(require("socket").bind("127.0.0.1", 0))
+      finally(function () server:close() end)
+      server:settimeout(0)
+      local _, port = server:getsockname()
+      return server, closing(aigc.client { base_url = "http://127.0.0.1:" .. port .. "/v1", max_retries = 0,
+                                           timeout = timeout })
+    end
+
+    -- The server is this process: it sends a line before each step, so
+    -- every poll of the client finds bytes, and the client reads them before
+    -- it looks at its timers. (A server process of its own, the devserver's
+    -- drip of a byte every 2 ms, was kept off a loaded machine's CPU past
+    -- the 0.5 s once, and the stream rightly timed out: idle it was.)
+    it("does not fire while bytes keep coming (a line before each step, idle 0.5 s, watched for 1.4 s)", function ()
+      local server, client = served_here(0.5)
+      local errors, dones, conn = 0, 0, nil
       local req = client:chat_async {
         messages = { { role = "user", content = PROMPT } },
-        headers = { ["x-aigc-fault"] = "drip=2" },
         stream = function () end,
         on_error = function () errors = errors + 1 end,
         on_done = function () dones = dones + 1 end,
       }
       local stop = clock() + 0.5 + 0.9
       while clock() < stop do
+        if conn then
+          assert(conn:send(":\n"))   -- (an SSE comment: bytes, no event)
+        else
+          conn = server:accept()   -- (the request is left unread)
+          if conn then
+            finally(function () conn:close() end)
+            assert(conn:send("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"))
+          end
+        end
         local _, step_errors = client:step(0.01)
         assert.is_nil(step_errors)
         local _, err = req:result()
         assert.is_nil(err, err and tostring(err))
         assert.equal("running", req:status())
       end
+      assert.truthy(conn, "the client never connected")
       assert.equal(0, errors)
       assert.equal(0, dones)
       assert.is_true(req:cancel())
@@ -255,20 +278,79 @@ describe("fault matrix", function ()
       local _, err = req:result()
       assert.equal("canceled", err.kind)
       assert.equal(0, errors)   -- canceling runs no callback
-      check_usable(client, "drip")
+      -- and the client goes on: a call answered here too (check_usable's, stepped)
+      local want = "still usable drip"
+      local body = '{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,'
+        .. '"message":{"role":"assistant","content":"' .. want .. '"},"finish_reason":"stop"}]}'
+      local next_req = client:chat_async { messages = { { role = "user", content = "Repeat after me: " .. want } } }
+      local c2, got, deadline = nil, "", clock() + 20
+      while pending(next_req) do
+        assert(clock() < deadline, "the call is still pending after 20 s")
+        c2 = c2 or server:accept()
+        if c2 and got then
+          c2:settimeout(0)
+          local data, _, part = c2:receive(65536)
+          got = got .. (data or part or "")
+          local head_end = got:find("\r\n\r\n", 1, true)
+          if head_end and #got >= head_end + 3 + tonumber(got:match("[Cc]ontent%-[Ll]ength: *(%d+)") or 0) then
+            assert(c2:send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " .. #body
+                           .. "\r\nConnection: close\r\n\r\n" .. body))
+            got = nil   -- (answered)
+          end
+        end
+        client:step(0.01)
+      end
+      if c2 then c2:close() end
+      local res, err2 = next_req:result()
+      assert.is_nil(err2, err2 and tostring(err2))
+      assert.equal(want, res.text)
     end)
 
     -- (the gaps are 6x under the limit: with 100 ms against 0.4 s, a CI run
-    -- with its lanes and other work on 2 CPUs once saw a gap over 0.4 s)
+    -- with its lanes and other work on 2 CPUs once saw a gap over 0.4 s. The
+    -- server is this process, as above: an event due is sent before the
+    -- step, so a stall of the machine delays it and the client's look alike)
     it("counts between events, not in total (8 events 150 ms apart, idle 0.9 s)", function ()
-      local client = closing(aigc.client { base_url = srv.base_url, max_retries = 0, timeout = 0.9 })
+      local server, client = served_here(0.9)
+      local function chunk (delta, finish)
+        return '{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,'
+          .. '"delta":' .. delta .. ',"finish_reason":' .. (finish and '"stop"' or "null") .. '}]}'
+      end
+      local events = { chunk('{"role":"assistant","content":""}') }
+      for _, word in ipairs { "one", " two", " three", " four", " five" } do
+        events[#events + 1] = chunk('{"content":"' .. word .. '"}')
+      end
+      events[#events + 1] = chunk("{}", true)
+      events[#events + 1] = "[DONE]"
       local started = clock()
       local deltas = {}
-      local res, err = client:chat {
+      local req = client:chat_async {
         messages = { { role = "user", content = "Repeat after me: one two three four five" } },
-        headers = { ["x-aigc-fault"] = "pause=150" },
         stream = function (d) deltas[#deltas + 1] = d end,
       }
+      local conn, sent, next_at, deadline = nil, 0, nil, clock() + 20
+      while pending(req) do
+        assert(clock() < deadline, "the call is still pending after 20 s")
+        if not conn then
+          conn = server:accept()
+          if conn then
+            finally(function () conn:close() end)
+            conn:settimeout(0)
+            assert(conn:send("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"))
+            next_at = clock()
+          end
+        else
+          conn:receive(65536)   -- (the request, read and dropped: a close never finds it unread)
+          if sent < #events and clock() >= next_at then
+            sent = sent + 1
+            assert(conn:send("data: " .. events[sent] .. "\n\n"))
+            next_at = clock() + 0.15
+            if sent == #events then conn:shutdown("send") end
+          end
+        end
+        client:step(0.01)
+      end
+      local res, err = req:result()
       assert.is_nil(err, err and tostring(err))
       assert.truthy(clock() - started > 0.9)   -- longer in total than the timeout
       assert.equal("one two three four five", res.text)
