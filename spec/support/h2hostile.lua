@@ -26,7 +26,9 @@ function M.start ()
   local script = proc.root() .. "/spec/support/h2hostile.js"
   local pipe = assert(io.popen(("echo $$ > %s/pid; exec node %s %s/h2.pem %s/h2.key > %s/ports 2> %s/err")
     :format(dir, proc.quote(script), dir, dir, dir, dir), "w"))
-  local deadline, line, pid = socket.gettime() + 10
+  -- (a bound for a loaded machine: there 10 s were once too few for node to
+  -- start, and every test of the spec went pending)
+  local deadline, line, pid = socket.gettime() + 60
   repeat
     pid = pid or tonumber(proc.read_file(dir .. "/pid") or "")
     line = (proc.read_file(dir .. "/ports") or ""):match("^(%d+ %d+ %d+ %d+ %d+)\n")
