@@ -228,7 +228,7 @@ describe("timers with many requests waiting", function ()
       for i = 1, n do
         local on_done, on_error = record(i)
         local kind = i % 4
-        local p = kind == 0 and call(nil, { deadline = 0.5 + (i % 9) * 0.01 })       -- done before its timer
+        local p = kind == 0 and call(nil, { deadline = 20 + (i % 9) * 0.01 })        -- done before its timer
                or kind == 1 and call("hang", { deadline = 0.05 + (i % 11) * 0.013 })  -- its timer ends it
                or kind == 2 and call("hang", { timeout = 30, stream = function () end,
                                                deadline = 30 })                       -- canceled below
