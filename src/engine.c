@@ -213,6 +213,42 @@ static int req_wait (lua_State *L) {
 }
 
 /*
+** engine:call(kind, params, opts, params_keys, opts_keys) -> req, true, res,
+** err: a blocking call's submit and wait in one C call, so that no Lua
+** instruction runs between them. Made of two Lua calls (submit, then
+** req:wait()), a host's watchdog that cut the caller between them left
+** the request running with nobody waiting: its stream callback, the
+** caller's code, ran on after the interrupt, inside the next call's wait.
+** What submit raises (misuse) is given back for the caller to relay:
+** false, err. In a task (where wait yields) it gives req, false: the
+** caller waits.
+*/
+static int eng_call (lua_State *L) {
+  int n = lua_gettop(L);
+  lua_pushcfunction(L, eng_submit);
+  lua_insert(L, 1);
+  if (lua_pcall(L, n, 1, 0) != LUA_OK) {
+    lua_pushboolean(L, 0);
+    lua_insert(L, -2);
+    return 2;
+  }
+  lua_settop(L, 1);   /* the request (the call took the rest) */
+  lua_getiuservalue(L, 1, AIGC_RQ_ENGINE);
+  if (aigc_request_in_task(L, 2)) {
+    lua_settop(L, 1);
+    lua_pushboolean(L, 0);
+    return 2;
+  }
+  lua_settop(L, 1);
+  n = req_wait(L);
+  lua_pushvalue(L, 1);
+  lua_insert(L, -(n + 1));
+  lua_pushboolean(L, 1);
+  lua_insert(L, -(n + 1));
+  return n + 2;
+}
+
+/*
 ** req:pump([timeout]) -> status: one turn of the engine (waiting at most
 ** `timeout` seconds, default 1), for an iterator waiting on its next
 ** event. Like wait(), it may be called inside callbacks.
@@ -854,6 +890,7 @@ static int eng_new (lua_State *L) {
 
 static const luaL_Reg engine_methods[] = {
   {"submit", eng_submit},
+  {"call", eng_call},
   {"step", eng_step},
   {"active", eng_active},
   {"take_ended", eng_take_ended},

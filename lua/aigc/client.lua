@@ -343,7 +343,11 @@ end
 -- params were checked; `fname` and `argn` name the user's call and its
 -- params in errors. `awaited`: a blocking call that `await`s it: the hook
 -- hears its end there, so it is neither watched nor listed (aigc.hooks
--- sweep), and its call state is returned after it, for `await`.
+-- sweep), and its call state is returned after it, for `await`. `awaited`
+-- "now" (a blocking call's): submitted and waited for in one C call
+-- (engine:call: a watchdog that cut between the two left it running
+-- unwaited, its callbacks run after the interrupt), its result returned
+-- after the call state.
 -- `keys`: the option keys params holds, from its check (`check.call`), or
 -- nil; engine:submit takes them for the params it is given, the caller's.
 local function submit (self, api, params, path, fname, argn, body_opts, awaited, keys)
@@ -377,6 +381,11 @@ local function submit (self, api, params, path, fname, argn, body_opts, awaited,
     end
   end
   local engine = self._engine   -- (engine_call, inline: two vararg calls less per request)
+  if awaited == "now" then
+    local req, waited, res, err = engine.call(engine, api, params, opts, keys, opts._keys)
+    if not req then relay(fname, false, waited) end
+    return req, call, waited, res, err
+  end
   local ok, req = pcall(engine.submit, engine, api, params, opts, keys, opts._keys)
   if not ok then relay(fname, ok, req) end
   if call and not awaited then hook.after(self, req, call) end
@@ -384,12 +393,14 @@ local function submit (self, api, params, path, fname, argn, body_opts, awaited,
   return req
 end
 
--- Waits for a blocking call's request (yields in a task); the hook hears
--- its end at once (`call`: what `submit` returned after the request).
-local function await (self, req, call)
+-- Waits for a blocking call's request (yields in a task) unless `submit`
+-- did (`waited`: its result follows); the hook hears its end at once
+-- (`call`: what `submit` returned after the request).
+local function await (self, req, call, waited, res, err)
   -- (task.await's own line, `req:wait()`, inline: a Lua call less per call)
-  if self._hook then return self._hook.await(self, req, call, req:wait()) end
-  return req:wait()
+  if not waited then res, err = req:wait() end
+  if self._hook then return self._hook.await(self, req, call, res, err) end
+  return res, err
 end
 
 -- A call's params (a string: one user message, or the prompt), checked.
@@ -447,7 +458,7 @@ function Client:chat (params)
   check_self(self, "chat")
   local p, keys = call_params(self, "chat", params, "chat")
   if (keys == nil or not FITS_PLAIN.chat) and layered(p) then return dialogue().chat(self, p, "chat") end
-  return await(self, submit(self, "chat", p, nil, "chat", nil, nil, true, keys))
+  return await(self, submit(self, "chat", p, nil, "chat", nil, nil, "now", keys))
 end
 
 --- Legacy text completion (`POST /completions`). A string is the prompt.
@@ -461,7 +472,7 @@ end
 function Client:complete (params)
   check_self(self, "complete")
   local p, keys = call_params(self, "completion", params, "complete")
-  return await(self, submit(self, "completion", p, nil, "complete", nil, nil, true, keys))
+  return await(self, submit(self, "completion", p, nil, "complete", nil, nil, "now", keys))
 end
 
 --- Starts a chat request without waiting: returns an `aigc.request`
@@ -497,7 +508,7 @@ end
 -- @usage for _, m in ipairs(assert(client:models()).data) do print(m.id) end
 function Client:models ()
   check_self(self, "models")
-  return await(self, submit(self, "get", nil, "/models", "models", nil, nil, true))
+  return await(self, submit(self, "get", nil, "/models", "models", nil, nil, "now"))
 end
 
 --- Any other endpoint: `client:request("POST", "/images/generations", body)`
@@ -516,10 +527,10 @@ function Client:request (method, path, body)
   if path:find("[%c%s]") then
     argerror("request", 2, "path contains a space or a control character: percent-encode it")
   end
-  if method == "GET" then return await(self, submit(self, "get", nil, path, "request", nil, nil, true)) end
+  if method == "GET" then return await(self, submit(self, "get", nil, path, "request", nil, nil, "now")) end
   if type(body) ~= "table" then argerror("request", 3, expected("table (the body of a POST)", body)) end
   check.call(self, "request", 3, "json", body)
-  return await(self, submit(self, "json", body, path, "request", 3, nil, true))
+  return await(self, submit(self, "json", body, path, "request", 3, nil, "now"))
 end
 
 --- Streams a chat (or, with `prompt` and no `messages`, a completion) as an
@@ -732,7 +743,7 @@ require("aigc.media").install(Client, submit, check_self)
 require("aigc.files").install(Client, submit, check_self)
 hooks.install(Client)
 -- The Responses API's methods (lua/aigc/responses.lua).
-require("aigc.responses").install(Client, { check_self = check_self, submit = submit })
+require("aigc.responses").install(Client, { check_self = check_self, submit = submit, await = await })
 require("aigc.conversations").install(Client, { check_self = check_self, submit = submit })
 
 M.Client = Client

@@ -162,7 +162,7 @@ local function with_text (res, err)
 end
 
 -- client.lua's private helpers, given to `install`.
-local check_self, submit
+local check_self, submit, await
 
 -- A call's params: a string is the input; checked as every call's.
 local function params_of (self, params, fname)
@@ -196,7 +196,7 @@ function Client:respond (params)
   check_self(self, "respond")
   params = params_of(self, params, "respond")
   if layered(params) then return require("aigc.dialogue").respond(self, params, "respond") end
-  return task.await(submit(self, "responses", params, "/responses", "respond"))
+  return await(self, submit(self, "responses", params, "/responses", "respond", nil, nil, "now"))
 end
 
 --- Starts a response without waiting: an `aigc.request` (see `chat_async`).
@@ -255,7 +255,7 @@ function Client:get_response (id, query)
   check_self(self, "get_response")
   if type(query) == "table" and query.stream ~= nil and query.stream ~= false then
     local path, p, core_opts = resume_call(self, "get_response", 2, id, query)
-    return task.await(submit(self, "responses", p, path, "get_response", 2, core_opts))
+    return await(self, submit(self, "responses", p, path, "get_response", 2, core_opts, "now"))
   end
   local path = response_path("get_response", id) .. query_of("get_response", 2, query)
   return with_text(task.await(submit(self, "get", nil, path, "get_response")))
@@ -391,6 +391,6 @@ function M.installer (methods, keep)
   end
 end
 
-M.install = M.installer(Client, function (h) check_self, submit = h.check_self, h.submit end)
+M.install = M.installer(Client, function (h) check_self, submit, await = h.check_self, h.submit, h.await end)
 
 return M
