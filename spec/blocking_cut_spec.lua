@@ -7,51 +7,29 @@
 -- stream callback. Now a blocking call
 -- is submitted and waited for in one C call (engine:call).
 
-local devserver = require "devserver"
+local wd = require "watchdog_cut"
 
 local HI = { { role = "user", content = "hi there" } }
 local FILES = { "aigc/client.lua", "aigc/responses.lua", "aigc/hooks.lua" }
 
 describe("a blocking streamed call cut by a watchdog hook", function ()
   local client
-  devserver.fixture(_ENV, function (_, c) client = c end, nil, nil, { pause_ms = 0 })
-  local jit = rawget(_G, "jit")
-  before_each(function () if jit then jit.off() end end)   -- (count hooks are not called in compiled code)
-  after_each(function () debug.sethook(); if jit then jit.on() end end)
+  wd.fixture(_ENV, function (c) client = c end)
 
-  local function in_files (src)
-    for _, f in ipairs(FILES) do if src:find(f, 1, true) then return true end end
+  local function in_files (info)
+    for _, f in ipairs(FILES) do if info and info.source:find(f, 1, true) then return true end end
     return false
-  end
-
-  -- call(c, on_delta) cut at its n-th instruction inside FILES: whether
-  -- the cut fired, and what the call gave.
-  local function cut_call (call, c, n, on_delta)
-    local k, fired = 0, false
-    local ok, e = pcall(function ()
-      debug.sethook(function ()
-        local info = debug.getinfo(2, "S")
-        if info and in_files(info.source) then
-          k = k + 1
-          if k == n then debug.sethook(); fired = true; error("watchdog", 0) end
-        end
-      end, "", 1)
-      local r, err = call(c, on_delta)
-      debug.sethook()
-      return r or err
-    end)
-    debug.sethook()
-    return fired, ok, e
   end
 
   local function each_cut (call)
     local c = client
     assert.truthy(call(c, function () end))   -- (the modules loaded)
-    local bad, n = {}, 0
-    repeat
-      n = n + 1
+    local n, bad = wd.sweep(1, 3000, function (n, bad)
       local state = {}
-      local fired, ok, e = cut_call(call, c, n, function () if state.cut then state.after = true end end)
+      local fired, ok, e = wd.cut(n, function ()
+        local r, err = call(c, function () if state.cut then state.after = true end end)
+        return r or err
+      end, in_files)
       state.cut = fired
       if fired and (ok or e ~= "watchdog") then bad[#bad + 1] = ("cut at %d: %s"):format(n, tostring(e)) end
       if not fired and not (ok and type(e) == "table" and e.text) then
@@ -59,11 +37,10 @@ describe("a blocking streamed call cut by a watchdog hook", function ()
       end
       local r, err = c:chat { messages = HI }   -- (its wait drives the engine)
       if not r then bad[#bad + 1] = ("the call after the cut at %d: %s"):format(n, tostring(err)) end
-      local guard = os.time() + 10   -- (a guard against a hang only)
-      while c._engine:active() > 0 and os.time() < guard do c:step(0.01) end   -- (what is left, ended)
-      if c._engine:active() > 0 then bad[#bad + 1] = ("cut at %d: a request never ended"):format(n) end
+      wd.drain(c, bad, n)   -- (what is left, ended)
       if state.after then bad[#bad + 1] = ("cut at %d: its stream callback ran after the cut"):format(n) end
-    until not fired or n == 3000
+      return fired
+    end)
     assert.is_true(n > 50 and n < 3000)
     assert.same({}, bad)
   end

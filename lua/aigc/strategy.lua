@@ -579,7 +579,7 @@ function M.race (spec)
         end
         if user_error then user_error(err) end
       end
-      reqs[i] = judge_mod.send(e.client, p)
+      reqs[i] = judge_mod.send(e.client, shared.guarded(started, p))
       started[i + 1] = reqs[i]
     end
     if not owner and in_callback(loops) then wait_entries(over, reqs, outcomes) else over:wait() end

@@ -110,6 +110,26 @@ end
 
 local chat, text_of, strategy_error = judge_mod.chat, judge_mod.text_of, judge_mod.error
 
+--- A strategy's request params `p` to send into `started` (the list of a
+-- scheduler.cancel_on_error), with a stream callback that is no longer
+-- called once an error (a host's watchdog) cut the run: cut between the
+-- request's submit and its place in `started`, the request was not
+-- canceled, and its stream callback, the caller's code, ran after the
+-- interrupt. The list's mark (`started.cut`, canceled with the list's
+-- requests) says so.
+function M.guarded (started, p)
+  local mark = started.cut
+  if mark == nil then
+    mark = { cancel = function (m) m.cut = true end }
+    started.cut = mark
+  end
+  local make = util.per_call[p.stream]   -- (callbacks of a call's own: sentences.stream's)
+  if make then p = make(p) end
+  local stream = p.stream
+  if stream == nil or stream == true or not check.is_callable(stream) then return p end
+  return merge(p, { stream = function (...) if not mark.cut then return stream(...) end end })
+end
+
 -- Starts requests for the candidates `from`..`n` at once and waits for them all.
 local function generate_each (client, params, from, n, vary, cands, fname)
   local reqs = {}
@@ -130,7 +150,7 @@ local function generate_each (client, params, from, n, vary, cands, fname)
   -- (an interrupt or a hook's error while they run cancels them all: see cancel_on_error)
   local started = {}
   return scheduler.cancel_on_error(started, function ()
-    for i = from, n do started[i] = judge_mod.send(client, reqs[i]) end
+    for i = from, n do started[i] = judge_mod.send(client, M.guarded(started, reqs[i])) end
     for i = from, n do
       local res, err = await(started[i])
       cands[i] = { index = i, res = res, err = err, text = res and (text_of(res) or "") or nil,

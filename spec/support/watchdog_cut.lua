@@ -1,7 +1,9 @@
---- Test helper: a host's watchdog, as a one-shot count hook that raises
--- "watchdog" at the n-th instruction counted (over calls) while it is set
--- (the method of end_cut_spec and future_cut_spec: cut a turn of the loop
--- at every instruction, one run per n).
+--- The cut specs' host watchdog: a one-shot count hook that raises
+-- "watchdog" at the n-th instruction, as lua.c's Ctrl-C and game hosts'
+-- frame watchdogs do (the method of end_cut_spec, future_cut_spec,
+-- blocking_cut_spec and strategy_cut_spec: cut a turn of the loop at
+-- every instruction, one run per n); and the end of what a cut left
+-- running.
 local M = {}
 
 --- Runs `fn()` under the hook; `state.k` counts the instructions met so
@@ -29,6 +31,54 @@ function M.run (n, state, fn, counts)
   end)
   debug.sethook()
   return ok, e
+end
+
+--- f() with the watchdog at the n-th instruction counted (those whose
+-- debug.getinfo "S" `counts` accepts; every one when nil). Returns
+-- whether it fired, then pcall's ok and f's value or the error.
+function M.cut (n, f, counts)
+  local k, fired = 0, false
+  local ok, e = pcall(function ()
+    debug.sethook(function ()
+      if counts == nil or counts(debug.getinfo(2, "S")) then
+        k = k + 1
+        if k == n then debug.sethook(); fired = true; error("watchdog", 0) end
+      end
+    end, "", 1)
+    local v = f()
+    debug.sethook()
+    return v
+  end)
+  debug.sethook()
+  return fired, ok, e
+end
+
+--- `one(n, bad)` for n = step, 2 step, ... while it says the cut fired
+-- (below `limit`): returns the last n and `bad`, where `one` adds what
+-- went wrong.
+function M.sweep (step, limit, one)
+  local bad, n = {}, 0
+  repeat n = n + step until not one(n, bad) or n >= limit
+  return n, bad
+end
+
+--- Turns client `c`'s loop until no request of it is active (10 s at
+-- most: a guard against a hang only); one that never ended goes to `bad`.
+function M.drain (c, bad, n)
+  local guard = os.time() + 10
+  while c._engine:active() > 0 and os.time() < guard do c:step(0.01) end
+  if c._engine:active() > 0 then bad[#bad + 1] = ("cut at %d: a request never ended"):format(n) end
+end
+
+--- The cut specs' setup: the devserver fixture (a server with no
+-- pauses; `assign(client)` gets each test's client), the JIT off (count
+-- hooks are not called in compiled code), no hook left after a test.
+function M.fixture (env, assign)
+  env = env or rawget(_G, "getfenv")(2)   -- (Lua 5.1 has no _ENV)
+  require("devserver").fixture(env, function (_, c) assign(c) end, nil, nil, { pause_ms = 0 })
+  local jit = rawget(_G, "jit")
+  env.before_each(function () if jit then jit.off() end end)
+  env.after_each(function () debug.sethook(); if jit then jit.on() end end)
 end
 
 return M
