@@ -23,7 +23,7 @@ local util = require "aigc.util"
 
 local pcall, setmetatable, type = pcall, setmetatable, type
 local string_format = string.format
-local debug_getinfo = debug.getinfo
+local debug_getinfo = compat.getinfo   -- (a sandbox may have no debug library: finds nothing)
 local now = core.now
 -- (the loop's calls that catch what they run pass a host's watchdog on:
 -- an error raised in a debug hook goes on up to whoever turned the loop)
@@ -176,7 +176,8 @@ local function callback_task (f, cb, value)
   local co = compat.running()
   if co then callback_tasks[co] = true end
   f._in_callback = true
-  f._cb_line = debug_getinfo(1, "l").currentline + 1
+  local here = debug_getinfo(1, "l")
+  f._cb_line = here and here.currentline + 1 or false
   cb(value)
   f._cb_ran = true
   callback_ended(f)
