@@ -45,16 +45,32 @@ void aigc_server_error_set_body (lua_State *L, aigc_request *r, const char *s, s
   lua_setfield(L, -2, "body");
 }
 
+/* Pushes the server's text s[0..len) scrubbed, cut at a character to at
+   most KEPT_BODY_MAX bytes (a server's 10 MB message went whole into
+   err.message). A message (or detail) cut says so, "… (N bytes more)": a
+   log holding it, or a user reading it, sees that it is not all (the whole
+   text stays in err.body). Code, type and param are names: cut silently. */
+static void push_kept_text (lua_State *L, aigc_request *r, const char *s, size_t len,
+                            const char *as) {
+  size_t kept = aigc_utf8_cut(s, len, KEPT_BODY_MAX);
+  aigc_error_push_scrubbed(L, s, kept, r->secrets);
+  if (kept < len && (strcmp(as, "message") == 0 || strcmp(as, "detail") == 0)) {
+    char more[64];
+    snprintf(more, sizeof more, "\xe2\x80\xa6 (%lu bytes more)", (unsigned long)(len - kept));
+    lua_pushstring(L, more);
+    lua_concat(L, 2);
+  }
+}
+
 /* Copies the string-or-number member `key` of object v into the error on
-   top, as its field `as`: a string at most KEPT_BODY_MAX bytes (a server's
-   10 MB message went whole into err.message), cut at a character. */
+   top, as its field `as` (a string: push_kept_text). */
 static void copy_member_as (lua_State *L, aigc_request *r, const aigc_json_value *v,
                             const char *key, const char *as) {
   const aigc_json_value *m = aigc_json_get(v, key);
   if (m == NULL)
     return;
   if (m->type == AIGC_JSON_STRING)
-    aigc_error_push_scrubbed(L, m->u.s, aigc_utf8_cut(m->u.s, m->len, KEPT_BODY_MAX), r->secrets);
+    push_kept_text(L, r, m->u.s, m->len, as);
   else if (m->type == AIGC_JSON_INT)
     aigc_push_int64(L, m->u.i);
   else if (m->type == AIGC_JSON_FLOAT)
