@@ -1,11 +1,16 @@
--- What a server sends too much of: an error message of megabytes. The user
--- gets a bounded error that says it was cut (the whole text in err.body):
--- never a flood in a log line.
+-- What a server sends too much of: an error message of megabytes, and
+-- bytes after a stream's [DONE]. The user gets a bounded error that says
+-- it was cut (the whole text in err.body), and the reply as of [DONE]:
+-- never a flood in a log line, an error made of what came after the end,
+-- or a connection reused with the rest of a reply still on it.
 local aigc = require "aigc"
 local oneshot = require "oneshot"
 
 -- luacheck: push ignore 631 (the replies, one a line)
 local CHUNK = 'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}]}\n\n'
+local LAST = 'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+local MORE = 'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":" after"},"finish_reason":null}]}\n\n'
+local SECOND = '{"id":"c2","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"%s"},"finish_reason":"stop"}]}'
 -- luacheck: pop
 local MSGS = { { role = "user", content = "Hi" } }
 local KEY = "sk-fake-bounds-0123456789"
@@ -77,5 +82,47 @@ describe("a server's error message of 3 MB", function ()
     assert.is_nil(err.message:find(KEY:sub(1, 8), 1, true))
     assert.truthy(err.message:find("bytes more)", 1, true))
     assert.is_nil(tostring(err):find("sk-fake", 1, true))
+  end)
+end)
+
+describe("bytes after a stream's [DONE]", function ()
+  it("chunks, an error event, broken JSON: the reply as of [DONE], no delta after it", function ()
+    local res, err, deltas = chat_to(sse_reply(CHUNK .. LAST .. "data: [DONE]\n\n" .. MORE
+      .. 'data: {"error":{"message":"late"}}\n\nevent: error\ndata: {"message":"late too"}\n\ndata: {"choi\n\n'), true)
+    assert.is_nil(err and tostring(err))
+    assert.same({ "Hi", "Hi", "stop" }, { deltas, res.text, res.choices[1].finish_reason })
+  end)
+
+  it("a server that goes on sending and never ends the response: the reply, and a new connection next", function ()
+    -- The child: the first connection gets a chunked keep-alive stream whose
+    -- chunks go on after [DONE] and never end; if the client sent its next
+    -- request on it, that is answered "reused", else the next connection's
+    -- is answered "fresh".
+    local port, child = oneshot.start([[
+      local oneshot = require "oneshot"
+      local server = oneshot.listen()
+      server:settimeout(60)
+      local c = oneshot.read_request(server)
+      local function chunk (s) return string.format("%x\r\n", #s) .. s .. "\r\n" end
+      c:send("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+             .. chunk(arg[1]) .. chunk(arg[2]) .. chunk("data: [DONE]\n\n") .. chunk(arg[3]))
+      c:settimeout(60)
+      local line = c:receive("*l")
+      local answer = line and "reused" or "fresh"
+      if not line then c:close(); c = oneshot.read_request(server) end
+      local body = arg[4]:format(answer)
+      c:send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " .. #body
+             .. "\r\nConnection: close\r\n\r\n" .. body)
+      c:close()
+    ]], { CHUNK, LAST, MORE, SECOND })
+    local c = client("http://127.0.0.1:" .. port .. "/v1")
+    finally(function () c:close(); child:wait(70) end)
+    local deltas = {}
+    local res, err = c:chat { model = "m", messages = MSGS, stream = function (d) deltas[#deltas + 1] = d end }
+    assert.is_nil(err and tostring(err))
+    assert.same({ "Hi", "Hi" }, { table.concat(deltas), res.text })
+    res, err = c:chat { model = "m", messages = MSGS }
+    assert.is_nil(err and tostring(err))
+    assert.equal("fresh", res.text)
   end)
 end)
