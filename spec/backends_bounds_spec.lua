@@ -71,6 +71,21 @@ describe("a server's error message of 3 MB", function ()
     bounded(err, "c", function (body) return body.error.message end)
   end)
 
+  it("in a Responses stream's response.failed, and a response that failed: kind api, cut the same way", function ()
+    local failed = '{"id":"r1","object":"response","status":"failed","output":[],"error":{"code":"server_error",'
+      .. '"message":"' .. ("g"):rep(BIG) .. '"}}'
+    local c = client(oneshot.serve_raw({ sse_reply('event: response.failed\ndata: {"type":"response.failed",'
+      .. '"sequence_number":0,"response":' .. failed .. '}\n\n'), oneshot.http_reply("200 OK", failed) }, finally))
+    finally(function () c:close() end)
+    local _, err = c:respond { model = "m", input = "Hi", stream = function () end }
+    assert.same({ "api", "server_error" }, { err.kind, err.code })
+    bounded(err, "g", function (body) return body.error.message end)   -- (the response)
+    _, err = c:respond { model = "m", input = "Hi" }
+    assert.same({ "api", "server_error" }, { err.kind, err.code })
+    assert.equal(KEPT, #err.message:match("^(g+)"))
+    assert.equal("\226\128\166 (" .. (BIG - KEPT) .. " bytes more)", err.message:sub(KEPT + 1))
+  end)
+
   it("cut inside a character, and never showing the key it echoes at the cut", function ()
     -- 65,535 bytes then a 3-byte character: the cut keeps whole characters
     local msg = ("e"):rep(KEPT - 1) .. "\226\130\172" .. ("e"):rep(100)
