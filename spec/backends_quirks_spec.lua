@@ -44,6 +44,15 @@ local SERVER = [=[
     ["caps-comments-only"] = { 200, "TEXT/EVENT-STREAM", ": keep-alive\n\n" },
     -- an event stream cut before its first byte (a proxy's, a crashed worker's)
     ["sse-empty"] = { 200, SSE, "" },
+    -- a local server's stream: choices with no "index", the role in the first delta only, a first chunk
+    -- of no choice (Azure's prompt_filter_results), reasoning_content (vLLM, llama.cpp) and reasoning
+    -- (OpenRouter), the usage in a last chunk of no choice
+    ["no-index"] = { 200, SSE, data('{"id":"x","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"prompt_filter_results":[]}')
+      .. data('{"id":"x","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"delta":{"role":"assistant","reasoning_content":"th"}}]}')
+      .. data('{"id":"x","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"delta":{"reasoning":"ink","content":"He"}}]}')
+      .. data('{"id":"x","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"delta":{"content":"llo"},"finish_reason":"stop"}]}')
+      .. data('{"id":"x","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}')
+      .. "data: [DONE]\n\n" },
     ["json-as-sse"] = { 200, SSE, '\n{"id":"j1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}]}' },
     -- a gateway's error (or a whole reply) as plain JSON under text/event-stream, to a stream
     ["sse-label-error"] = { 200, SSE, '{"error":{"message":"quota exceeded for this key","type":"insufficient_quota","code":"insufficient_quota"}}' },
@@ -115,6 +124,16 @@ describe("real servers' streams", function ()
                                             err.partial.choices[1].finish_reason })
     assert.equal("Hello", text)
     assert.equal(0, ended)
+  end)
+
+  it("whose choices have no index, the role in the first delta only, chunks of no choice: one whole reply",
+     function ()
+    local res, err, deltas = stream("no-index")
+    assert.is_nil(err and tostring(err))
+    local choice = res.choices[1]
+    assert.same({ 1, 0, "assistant", "Hello", "Hello", "stop", "th", "ink", 5 },
+                { #res.choices, choice.index, choice.message.role, deltas, res.text, choice.finish_reason,
+                  choice.message.reasoning_content, choice.message.reasoning, res.usage.total_tokens })
   end)
 
   describe("that end with no [DONE] (Hugging Face TGI before 2.2), to a client with require_done = false", function ()
