@@ -48,6 +48,22 @@ local function header_safe (value, from)
   return value
 end
 
+-- Whether a secret is blank: not "", but only spaces and tabs ("        ",
+-- "\t": a key field left blank, a variable set to a space).
+local function blank (value)
+  return type(value) == "string" and value ~= "" and not value:find("%S")
+end
+
+--- A secret (a key, a token), refused as header_safe refuses a value, and
+-- blank: it authenticated nothing, and as a secret of 8 bytes or more it
+-- redacted every run of as many spaces in every error and log line. The
+-- message never holds the value.
+local function secret_safe (value, from)
+  header_safe(value, from)
+  if blank(value) then field_error("client", 1, from, "is blank (only spaces or tabs)") end
+  return value
+end
+
 local insecure_warned = false
 
 -- A CA file or folder that is not there (a typo): libcurl failed every
@@ -88,12 +104,12 @@ M.AZURE_DEPLOYMENT_PATHS = {
   ["/images/generations"] = true, ["/images/edits"] = true,
 }
 
--- Where requests go: (azure, base_url, api_key, query, ad_token) from the
+-- Where requests go: (azure, base_url, api_key, query, ad_token, where base_url came from) from the
 -- options and the environment.
 local function endpoint_of (opts)
   local azure = opts.azure or opts.provider == "azure"
-  local base_url, api_key, from = opts.base_url, header_safe(opts.api_key, "opts.api_key"), "opts.base_url"
-  local ad_token = azure and header_safe(opts.azure_ad_token, "opts.azure_ad_token") or nil
+  local base_url, api_key, from = opts.base_url, secret_safe(opts.api_key, "opts.api_key"), "opts.base_url"
+  local ad_token = azure and secret_safe(opts.azure_ad_token, "opts.azure_ad_token") or nil
   local provider = azure and opts.azure_ad_token_provider or nil
   if provider and (api_key ~= nil or ad_token ~= nil) then   -- (which one would be sent? openai-python refuses too)
     field_error("client", 1, "opts.azure_ad_token_provider", "give one of api_key, azure_ad_token and "
@@ -112,8 +128,8 @@ local function endpoint_of (opts)
     end
     -- no credential given: $AZURE_OPENAI_AD_TOKEN, else $AZURE_OPENAI_API_KEY (openai-python's order)
     if api_key == nil and ad_token == nil and provider == nil then
-      ad_token = header_safe(env("AZURE_OPENAI_AD_TOKEN"), "$AZURE_OPENAI_AD_TOKEN")
-      if ad_token == nil then api_key = header_safe(env("AZURE_OPENAI_API_KEY"), "$AZURE_OPENAI_API_KEY") end
+      ad_token = secret_safe(env("AZURE_OPENAI_AD_TOKEN"), "$AZURE_OPENAI_AD_TOKEN")
+      if ad_token == nil then api_key = secret_safe(env("AZURE_OPENAI_API_KEY"), "$AZURE_OPENAI_API_KEY") end
     end
     -- opts.api_version, else the one the base_url names (the portal's URL:
     -- the user wrote it), else $OPENAI_API_VERSION; Azure's v1 API
@@ -129,7 +145,7 @@ local function endpoint_of (opts)
   else
     if base_url == nil then base_url, from = env("OPENAI_BASE_URL"), "$OPENAI_BASE_URL" end
     base_url = base_url or DEFAULT_BASE_URL
-    if api_key == nil then api_key = header_safe(env("OPENAI_API_KEY"), "$OPENAI_API_KEY") end
+    if api_key == nil then api_key = secret_safe(env("OPENAI_API_KEY"), "$OPENAI_API_KEY") end
   end
   if not base_url:lower():find("^https?://[^/]") then
     field_error("client", 1, from, "an http:// or https:// URL expected")
@@ -155,7 +171,7 @@ local function endpoint_of (opts)
       if query[k] == nil then query[k] = v end   -- (opts.api_version, and opts.query later, win)
     end
   end
-  return azure, (base_url:gsub("/+$", "")), api_key, query, ad_token
+  return azure, (base_url:gsub("/+$", "")), api_key, query, ad_token, from
 end
 
 -- The client's secrets, scrubbed from errors and logs (with the
@@ -298,22 +314,38 @@ function M.proxy_shown (base_url, proxy)
   return string_format("%s://%s, from %s", pscheme:lower(), where, from)
 end
 
-local function client_secrets (api_key, ad_token, base_url, query, proxy, headers)
+-- Refuses a blank secret (secret_safe) among those list holds past its n-th,
+-- naming where they came from.
+local function no_blank (list, n, from)
+  for i = n + 1, #list do
+    if blank(list[i]) then field_error("client", 1, from, "holds a blank secret (only spaces or tabs)") end
+  end
+end
+
+local function client_secrets (api_key, ad_token, base_url, base_from, query, opts)
   local list = {}
   if api_key ~= nil then list[#list + 1] = api_key end
   if ad_token ~= nil then list[#list + 1] = ad_token end
-  for name, value in pairs(headers or {}) do   -- (the engine takes the rest of a header's credential)
-    if credentials.credential_header(name) then credentials.basic_secrets(value, list) end
+  for name, value in pairs(opts.headers or {}) do   -- (the engine takes the rest of a header's credential)
+    if credentials.credential_header(name) then
+      if blank(value) then field_error("client", 1, "opts.headers", string_format("header %q is blank", name)) end
+      credentials.basic_secrets(value, list)
+    end
   end
   credentials.url_secrets(base_url, list)
-  if type(proxy) == "string" then proxy_secrets(proxy, list) end
+  no_blank(list, 0, base_from)
+  local n = #list
+  if type(opts.proxy) == "string" then proxy_secrets(opts.proxy, list) end
+  no_blank(list, n, "opts.proxy")
   for _, name in ipairs(PROXY_VARIABLES) do
-    local value = env(name)
+    local value, at = env(name), #list
     if value then proxy_secrets(value, list) end
+    no_blank(list, at, "$" .. name)
   end
   for k, values in pairs(query) do
     for _, v in ipairs(util.query_values(values)) do   -- (the base URL's "?key=a&key=b": both)
       if credentials.secret_param(k) and type(v) == "string" and v ~= "" then
+        if blank(v) then field_error("client", 1, "opts.query", string_format("parameter %q is blank", k)) end
         list[#list + 1] = v
         list[#list + 1] = util.urlencode(v)   -- (as sent: a server echoing the URL shows "%2B" for "+")
       end
@@ -394,7 +426,7 @@ end
 -- @param ext the hooks' part of the options (`hooks.split`)
 -- @treturn table
 function M.resolve (opts, ext)
-  local azure, base_url, api_key, query, ad_token = endpoint_of(opts)
+  local azure, base_url, api_key, query, ad_token, base_from = endpoint_of(opts)
   -- A base_url that names a deployment, as Azure's portal shows it: the
   -- deployment endpoints go to it, the others (files, batches, responses,
   -- models...) to the /openai above it, where Azure serves them (it answers
@@ -420,7 +452,7 @@ function M.resolve (opts, ext)
   -- there go without the default one (and so without a usage chunk)
   local version = azure and query["api-version"]
   local old_azure = type(version) == "string" and version:find("^%d%d%d%d%-%d%d%-%d%d") and version < "2024-09-01"
-  local secrets = client_secrets(api_key, ad_token, real_base_url, query, opts.proxy, opts.headers)
+  local secrets = client_secrets(api_key, ad_token, real_base_url, base_from, query, opts)
   check_ca(opts)
   check_proxy(opts.proxy)
   if opts.insecure and not insecure_warned then
