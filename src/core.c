@@ -462,6 +462,21 @@ static int core_md5 (lua_State *L) {
 ** resumed run hashes every done case's request, and the Lua loop was half
 ** of its instructions.
 */
+/*
+** core.scrub(v) -> v: v with the secrets of every live client of this Lua
+** state (peers.h) replaced by "[redacted]", as engine:scrub replaces its
+** own (a table in place): for text written with no client at hand (the
+** command's last-resort error, a prompt log given no client), which
+** searched only the environment's keys. No client live: v as it is.
+*/
+static int core_scrub (lua_State *L) {
+  luaL_checkany(L, 1);
+  lua_settop(L, 1);
+  aigc_error_scrub(L, 1, NULL);
+  lua_settop(L, 1);
+  return 1;
+}
+
 static int core_hash64 (lua_State *L) {
   static const char digits[] = "0123456789abcdef";
   size_t len, i;
@@ -537,6 +552,7 @@ static const luaL_Reg core_funcs[] = {
   {"hmac_sha256", core_hmac_sha256},
   {"md5", core_md5},
   {"hash64", core_hash64},
+  {"scrub", core_scrub},
   {NULL, NULL}
 };
 

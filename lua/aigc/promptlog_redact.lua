@@ -14,6 +14,7 @@
 local core = require "aigc.core"
 
 local json_encode = core.json.encode
+local scrub_peers = core.scrub
 local getmetatable, ipairs, pairs, pcall, rawget, setmetatable, tostring, type =
   getmetatable, ipairs, pairs, pcall, rawget, setmetatable, tostring, type
 local table_concat = table.concat
@@ -63,7 +64,8 @@ local ENV_KEYS = { "OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_AD_TO
 -- own redaction, which knows every secret of the client, and with
 -- `info.call_secrets` and `info.header_lines` the call's own: a per-call
 -- key in a header or the query, as `aigc.credentials.call_credentials` names
--- them) and the secrets given. Strings only: the caller's tables are never
+-- them; with no client, `core.scrub`: every live client's secrets) and the
+-- secrets given. Strings only: the caller's tables are never
 -- changed.
 local function scrubber (info)
   local client = info and info.client
@@ -92,12 +94,15 @@ local function scrubber (info)
     end
   end
   return function (s)
+    local ok, r
     if engine_scrub then
-      local ok, r = pcall(engine_scrub, engine, s, call_secrets, header_lines)
-      -- (failing closed: the secrets below are only some of the engine's)
-      if not ok or type(r) ~= "string" then return "[text withheld: it could not be scrubbed of secrets]" end
-      s = r
+      ok, r = pcall(engine_scrub, engine, s, call_secrets, header_lines)
+    else   -- (no client: those of every live client of the Lua state, as an engine's scrub searches them too)
+      ok, r = pcall(scrub_peers, s)
     end
+    -- (failing closed: the secrets below are only some of the engine's, and none of the other clients')
+    if not ok or type(r) ~= "string" then return "[text withheld: it could not be scrubbed of secrets]" end
+    s = r
     if #secrets > 0 then s = redact(s, secrets) end
     return s
   end
