@@ -63,6 +63,7 @@ local error, getmetatable, ipairs, next, pairs, pcall, rawget, setmetatable, ton
   error, getmetatable, ipairs, next, pairs, pcall, rawget, setmetatable, tonumber, tostring, type
 local string_format, table_concat, table_sort = string.format, table.concat, table.sort
 local math_floor = math.floor
+local function to_hex (c) return string_format("%02x", c:byte()) end
 local newproxy = rawget(_G, "newproxy")   -- (Lua 5.1, LuaJIT)
 
 local M = {}
@@ -480,6 +481,11 @@ function Cassette:before (call, api, params, path, scrub)
     local headers = {}
     for k, v in pairs(type(p.headers) == "table" and p.headers or {}) do headers[k] = v end
     headers["x-aigc-cassette-key"] = key
+    -- (and every live client's secrets, hex, ","-joined: the proxy masks a reply of
+    -- them too; a header the proxy drops, named as a credential: scrubbed from errors and logs)
+    local hex = {}
+    for i, v in ipairs(credentials.live_secrets()) do hex[i] = (v:gsub(".", to_hex)) end
+    if #hex > 0 then headers["x-aigc-cassette-secrets"] = table_concat(hex, ",") end
     p.headers = headers
     return
   end

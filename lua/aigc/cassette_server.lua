@@ -30,7 +30,9 @@ x-aigc-cassette-* headers, with `Connection: close`; the response goes
 back to the client byte for byte as it arrives and is appended to the
 cassette as one line `{key, raw = true, events = [{t, data}]}`: the bytes
 cut after each newline (so no UTF-8 character is split), t in ms from the
-request. The key comes from the client in `x-aigc-cassette-key`. Nothing
+request. The key comes from the client in `x-aigc-cassette-key`, and the
+secrets of its Lua state's live clients in `x-aigc-cassette-secrets`
+(hex, ","-joined; masked as the request's own credentials). Nothing
 of the request (its Authorization header) is stored, and the credentials
 it carries are masked in what is stored of the response (a server may
 echo the key in a header or a body), as the engine scrubs errors: any run
@@ -292,7 +294,7 @@ end
 local recording, draining, DRAIN_MS = 0, false, 5000
 
 -- Forwards one request, relays and records the response.
-local function proxy (sock, request_head, body, key)
+local function proxy (sock, request_head, body, key, live)
   if tape_failed then   -- (x-should-retry: the engine would ask again and again)
     local msg = cjson.encode { error = { message = "cassette recording: " .. tape_failed .. "; " .. lost
       .. " exchange(s) not on the tape", type = "server_error", code = "cassette_tape" } }
@@ -304,6 +306,10 @@ local function proxy (sock, request_head, body, key)
   -- on one line -- once per piece, quadratic)
   local up, t0, events, pending = uv.new_tcp(), uv.now(), {}, {}
   local secrets = credentials(request_head, body)
+  -- (and those of the client's Lua state's other live clients, which the request does not carry)
+  for hex in (live or ""):gmatch("[^,]+") do
+    secrets[#secrets + 1] = hex:gsub("%x%x", function (h) return string.char(tonumber(h, 16)) end)
+  end
   recording = recording + 1
   local function finish ()
     recording = recording - 1
@@ -491,7 +497,8 @@ local function on_connection (server)
     sock:read_stop()
     done_waiting(sock)
     if upstream then
-      return proxy(sock, buf:sub(1, hend - 1), buf:sub(hend + 4, need), headers["x-aigc-cassette-key"])
+      return proxy(sock, buf:sub(1, hend - 1), buf:sub(hend + 4, need), headers["x-aigc-cassette-key"],
+                   headers["x-aigc-cassette-secrets"])
     end
     local x = exchanges[pick(headers["x-aigc-cassette"], headers["x-aigc-cassette-call"])]
     if x then return play(sock, x) end

@@ -167,6 +167,7 @@ function M.new (opts)
   check.client_options(opts)
   local s = setup.resolve(opts, ext)   -- where requests go, the headers, the secrets (aigc.client_setup)
   local engine = core.engine(s.config)
+  credentials.list_client(engine, s.config.secrets)   -- (a recording cassette's proxy reads them: aigc.cassette)
   local client = setmetatable({
     _azure = s.azure_paths, _engine = engine, _hnames = s.names, _hlines = s.lines, _query = s.query,
     _ad_token_provider = s.ad_token_provider, _no_stream_usage = s.old_azure or nil,
@@ -670,6 +671,7 @@ function Client:close ()
   check_self(self, "close")
   client_loop.close(self._loop)
   hooks.close(self)
+  credentials.unlist_client(self._engine)
 end
 
 Client.__close = Client.close

@@ -14,7 +14,7 @@
 local core = require "aigc.core"
 local util = require "aigc.util"
 
-local ipairs, pairs, tostring, type = ipairs, pairs, tostring, type
+local ipairs, pairs, setmetatable, tostring, type = ipairs, pairs, setmetatable, tostring, type
 
 local M = {}
 
@@ -239,5 +239,34 @@ function M.shown_url (url)
   end))
 end
 
+
+-- The secrets of every live client of this Lua state, by engine: weak,
+-- a collected client's go; `unlist_client` at close (as src/peers.c's
+-- list of blocks, which the engine's own scrubs read). Read by a recording
+-- cassette's proxy (aigc.cassette), a child process that knows only what
+-- a request carries: another client's key a server echoed stayed on the tape.
+local live = setmetatable({}, { __mode = "k" })
+
+--- Lists a client's secrets (its engine, the list of strings).
+function M.list_client (engine, secrets) live[engine] = secrets end
+
+--- Unlists a closed client's secrets.
+function M.unlist_client (engine) live[engine] = nil end
+
+--- Every live client's secrets searched (8 bytes or more, or 4 to 7 with
+-- a letter and a digit, as the engine's and the proxy's rule), each once.
+-- @treturn table a list of strings
+function M.live_secrets ()
+  local out, seen = {}, {}
+  for _, list in pairs(live) do
+    for _, v in ipairs(list) do
+      if type(v) == "string" and not seen[v] and (#v >= 8 or (#v >= 4 and v:find("%a") and v:find("%d"))) then
+        seen[v] = true
+        out[#out + 1] = v
+      end
+    end
+  end
+  return out
+end
 
 return M
