@@ -62,8 +62,14 @@ describe("a blank secret option", function ()
             "opts.base_url: holds a blank secret", "user")
   end)
 
-  it("a credential query parameter, blank: refused, naming it", function ()
+  it("a credential query parameter, blank: refused, naming it and where it came from", function ()
     refused({ base_url = URL, query = { key = "          " } }, 'opts.query: parameter "key" is blank', "")
+    refused({ base_url = URL .. "?code=%20%20%20%20%20%20%20%20%20" }, 'opts.base_url: parameter "code" is blank', "")
+  end)
+
+  it("a Basic credential header whose password is blank: refused, naming opts.headers", function ()
+    local basic = "Basic " .. require("aigc.util").base64("user:          ")
+    refused({ base_url = URL, headers = { Authorization = basic } }, "opts.headers: holds a blank secret", "user")
   end)
 
   it("none made: a client with an ordinary key keeps runs of spaces in what it scrubs", function ()

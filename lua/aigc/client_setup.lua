@@ -330,11 +330,13 @@ local function client_secrets (api_key, ad_token, base_url, base_from, query, op
     if credentials.credential_header(name) then
       if blank(value) then field_error("client", 1, "opts.headers", string_format("header %q is blank", name)) end
       credentials.basic_secrets(value, list)
+      no_blank(list, 0, "opts.headers")   -- (a Basic credential's blank password)
     end
   end
-  credentials.url_secrets(base_url, list)
-  no_blank(list, 0, base_from)
   local n = #list
+  credentials.url_secrets(base_url, list)
+  no_blank(list, n, base_from)
+  n = #list
   if type(opts.proxy) == "string" then proxy_secrets(opts.proxy, list) end
   no_blank(list, n, "opts.proxy")
   for _, name in ipairs(PROXY_VARIABLES) do
@@ -345,7 +347,10 @@ local function client_secrets (api_key, ad_token, base_url, base_from, query, op
   for k, values in pairs(query) do
     for _, v in ipairs(util.query_values(values)) do   -- (the base URL's "?key=a&key=b": both)
       if credentials.secret_param(k) and type(v) == "string" and v ~= "" then
-        if blank(v) then field_error("client", 1, "opts.query", string_format("parameter %q is blank", k)) end
+        if blank(v) then
+          local from = type(opts.query) == "table" and opts.query[k] ~= nil and "opts.query" or base_from
+          field_error("client", 1, from, string_format("parameter %q is blank", k))
+        end
         list[#list + 1] = v
         list[#list + 1] = util.urlencode(v)   -- (as sent: a server echoing the URL shows "%2B" for "+")
       end
