@@ -72,6 +72,23 @@ describe("a blank secret option", function ()
     refused({ base_url = URL, headers = { Authorization = basic } }, "opts.headers: holds a blank secret", "user")
   end)
 
+  it("$OPENAI_API_KEY and Azure's variables, blank: refused, naming the variable (in a child, its environment)",
+     function ()
+    local luachild = require "luachild"
+    for _, case in ipairs {
+      { "OPENAI_API_KEY", "{ base_url = 'http://127.0.0.1:9/v1' }" },
+      { "AZURE_OPENAI_API_KEY", "{ azure = true, endpoint = 'http://127.0.0.1:9', api_version = '2024-06-01' }" },
+      { "AZURE_OPENAI_AD_TOKEN", "{ azure = true, endpoint = 'http://127.0.0.1:9', api_version = '2024-06-01' }" },
+    } do
+      local env = { OPENAI_API_KEY = "", AZURE_OPENAI_API_KEY = "", AZURE_OPENAI_AD_TOKEN = "" }   -- ("": unset)
+      env[case[1]] = "  \t      "
+      local r = luachild.run("local ok, e = pcall(require('aigc').client, " .. case[2] .. ") io.write(tostring(e))",
+                             { env = env })
+      assert.equal(0, r.status, r.stderr)
+      assert.truthy(r.stdout:find("($" .. case[1] .. ": is blank", 1, true), r.stdout)
+    end
+  end)
+
   it("none made: a client with an ordinary key keeps runs of spaces in what it scrubs", function ()
     local c = aigc.client { base_url = URL, api_key = "sk-test-0123456789abcdef" }
     local text = "a\t\tb        c        sk-test-0123456789abcdef"
