@@ -105,3 +105,35 @@ describe("a blank secret option", function ()
     c:close()
   end)
 end)
+
+-- A call's own credentials (a per-call key, a credential query parameter,
+-- an extra_body key, a Basic header's password) that are blank are no
+-- secrets of the call: its error text kept its runs of spaces as "[redacted]".
+describe("a blank credential of one call", function ()
+  local cjson = require "cjson"
+  local scripted = require "scripted"
+  local b64 = require("aigc.util").base64
+  local MESSAGE = "bad:        indented        text"   -- (runs of 8 spaces)
+  local BLANK = "        "
+
+  for _, case in ipairs {
+    { "api_key", { api_key = BLANK } },
+    { "a query key", { query = { key = BLANK } } },
+    { "extra_query's key", { extra_query = { access_token = BLANK } } },
+    { "extra_body's api_key", { extra_body = { api_key = BLANK } } },
+    { "a Basic header's password", { headers = { Authorization = "Basic " .. b64("user:" .. BLANK) } } },
+  } do
+    it("(" .. case[1] .. ") is not searched: the error's text as the server sent it", function ()
+      local srv = scripted.start { "e400 " .. cjson.encode { error = { message = MESSAGE, type = "bad" } } }
+      local c = aigc.client { base_url = srv.base_url, api_key = "sk-test-0123456789abcdef", max_retries = 0 }
+      local params = { model = "m", messages = { { role = "user", content = "hi" } } }
+      for k, v in pairs(case[2]) do params[k] = v end
+      local res, err = c:chat(params)
+      c:close()
+      srv:finish()
+      assert.is_nil(res)
+      assert.equal(400, err.status)
+      assert.equal(MESSAGE, err.message)
+    end)
+  end
+end)

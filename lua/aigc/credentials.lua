@@ -119,13 +119,20 @@ M.CLIENT_KEY_OPTIONS = CLIENT_KEY_OPTIONS
 -- name like a credential's (`secret_param`), at any depth: a gateway's
 -- per-user key sent in the body (LiteLLM's
 -- `user_config.model_list[i].litellm_params.api_key`). Each table once.
+-- Whether a string is a secret to search at all: not "" nor only spaces
+-- and tabs (a blank key authenticates nothing, and searched it redacted
+-- every run of as many spaces in the call's error text).
+local function searched (v)
+  return type(v) == "string" and v:find("%S") ~= nil
+end
+
 local function body_secrets (v, out, seen)
   if seen[v] then return out end
   seen[v] = true
   for k, x in pairs(v) do
     if type(x) == "table" then
       out = body_secrets(x, out, seen)
-    elseif type(x) == "string" and x ~= "" and type(k) == "string" and secret_param(k) then
+    elseif searched(x) and type(k) == "string" and secret_param(k) then
       out = out or {}
       out[#out + 1] = x
     end
@@ -152,7 +159,7 @@ function M.call_credentials (params)
   -- credentials but in the body, where a server's "extra field" error
   -- (FastAPI's shows its input) would show them
   for _, k in ipairs(CLIENT_KEY_OPTIONS) do
-    if type(params[k]) == "string" and params[k] ~= "" then
+    if searched(params[k]) then
       secrets = secrets or {}
       secrets[#secrets + 1] = params[k]
     end
@@ -164,7 +171,7 @@ function M.call_credentials (params)
         local tv = type(v)
         -- (not "": no secret, and gsub's empty pattern put the mark between every two bytes of a
         -- cassette's or cache's key, which then changed with the parameter's presence)
-        if (tv == "string" and v ~= "" or tv == "number") and secret_param(k) then
+        if (searched(v) or tv == "number") and secret_param(k) then
           secrets = secrets or {}
           secrets[#secrets + 1] = tostring(v)
           secrets[#secrets + 1] = util.urlencode(v)
@@ -178,8 +185,11 @@ function M.call_credentials (params)
         if type(name) == "string" and (type(value) == "string" or type(value) == "number") then
           lines = lines or {}
           lines[#lines + 1] = name .. ": " .. tostring(value)
-          if M.credential_header(name) and M.basic_secrets(value, {})[1] then
-            secrets = M.basic_secrets(value, secrets or {})
+          for _, v in ipairs(M.credential_header(name) and M.basic_secrets(value, {}) or {}) do
+            if searched(v) then   -- (a Basic credential's blank password: none)
+              secrets = secrets or {}
+              secrets[#secrets + 1] = v
+            end
           end
         end
       end
