@@ -68,8 +68,7 @@ local function write_kept (path, id, sent)
   local ok, err = core.media.save(path, id .. "\n" .. (sent and json.encode(sent) .. "\n" or ""))
   if ok then return true end
   os.remove(path)   -- (an earlier batch's id is no kept id of this one)
-  local prefix = "could not write " .. path .. ": "
-  return nil, err:sub(1, #prefix) == prefix and err:sub(#prefix + 1) or err
+  return nil, runfile.io_why("could not write " .. path, err)
 end
 
 -- OUT.batch written again when it no longer names the batch the run waits

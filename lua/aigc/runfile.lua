@@ -96,6 +96,18 @@ local function decode_case (path, line, n)
   return c
 end
 
+--- What went wrong with `path`, from an io function's error `err`: without
+-- the "PATH: " io.open puts first ("cannot open X: X: No such file or
+-- directory" named the path twice).
+-- @tparam string path
+-- @param err
+-- @treturn string
+function M.io_why (path, err)
+  err = tostring(err)
+  local prefix = path .. ": "
+  return err:sub(1, #prefix) == prefix and err:sub(#prefix + 1) or err
+end
+
 local function cannot_read (path, err)
   if core.file_kind(path) == "directory" then
     return input_error("cannot read the cases: " .. path .. " is a directory, not a JSONL file")
@@ -245,7 +257,7 @@ function M.spool (path)
     os.remove(tmp)
     if hold then hold:close() end
     if not pok then error(perr, 0) end
-    return nil, input_error("cannot keep the cases of " .. path .. " (" .. tmp .. "): " .. tostring(why))
+    return nil, input_error("cannot keep the cases of " .. path .. " (" .. tmp .. "): " .. M.io_why(tmp, why))
   end
   return tmp, nil, hold
 end
@@ -347,7 +359,7 @@ end
 function M.read_results (path, slim)
   if core.file_kind(path) ~= "file" then return nil end
   local f, rerr = io.open(path, "rb")
-  if not f then return nil, run_error("cannot read " .. path .. ": " .. tostring(rerr)) end
+  if not f then return nil, run_error("cannot read " .. path .. ": " .. M.io_why(path, rerr)) end
   local done, n, complete, any, parts = {}, 0, 0, false, {}
   local function take (line, at)
     n = n + 1
@@ -438,7 +450,7 @@ local function open_out (spec)
     if not ok then return nil, nil, run_error("cannot rewrite " .. path .. ": " .. tostring(err)) end
   end
   local f, err = io.open(path, "ab")
-  if not f then return nil, nil, run_error("cannot open " .. path .. ": " .. tostring(err)) end
+  if not f then return nil, nil, run_error("cannot open " .. path .. ": " .. M.io_why(path, err)) end
   if fix == "newline" then f:write("\n") end
   return f, done or {}
 end
