@@ -723,9 +723,13 @@ describe("aigc (one-shot prompts)", function ()
     r = aigc { "run", home .. "/cases.jsonl", "-q", "-o", "stop=caf\233" }
     assert.equal(2, r.code, r.stderr)
     assert.matches("^%-o: invalid UTF%-8 at byte 4 of", r.stderr)
-    r = aigc { "run", home .. "/cases.jsonl", "-q", "--no-log", "-o", "stop=5" }   -- (each case: named as typed)
-    assert.equal(1, r.code, r.stderr)
-    assert.matches("case a failed: [^\n]*%(%-o stop: string or list of strings expected, got number%)", r.stderr)
+    -- (once, up front, named as typed: each case failed with it, exit 1; a template's params too)
+    r = aigc { "run", home .. "/cases.jsonl", "-q", "--no-log", "-o", "stop=5" }
+    assert.equal(2, r.code, r.stderr)
+    assert.equal("aigc run: -o stop: string or list of strings expected, got number\n", r.stderr)
+    r = aigc { "run", home .. "/cases.jsonl", "-q", "--no-log", "-t", "hot" }
+    assert.equal(2, r.code, r.stderr)
+    assert.equal("aigc run: params.temperature: number expected, got string\n", r.stderr)
     for _, flag in ipairs { "--concurrency", "--max-attempts", "--best-of", "--vote" } do
       r = aigc { "run", home .. "/cases.jsonl", "-q", flag, "0" }
       assert.equal(2, r.code, r.stderr)

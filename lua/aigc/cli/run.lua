@@ -4,6 +4,7 @@
 -- @module aigc.cli.run
 
 local argparse = require "argparse"
+local check = require "aigc.check"
 local common = require "aigc.cli.common"
 local core = require "aigc.core"
 local config_mod = require "aigc.cli.config"
@@ -405,6 +406,19 @@ local function check_args (args)
   return params
 end
 
+-- The request params (-o, the model) as the call checks them, before
+-- anything is sent: a value it refuses, -o temperature=abc, failed every
+-- case "bad argument" (exit 1), or went in a batch, paid for. One usage
+-- error now (the messages and prompt come from the cases: not asked for;
+-- a template's params under -o's, as the cases' calls get them).
+local function check_params (client, args, params, tpl)
+  local all = {}
+  for k, v in pairs(tpl and tpl.params or {}) do all[k] = v end
+  for k, v in pairs(params) do all[k] = v end
+  local why = check.call_problem(client, args.api or "chat", all, "params", true)
+  if why then client:close(); common.usage("aigc run: " .. common.as_typed(why)) end
+end
+
 -- The template of the run (-t with its -p defaults, -s), or nil.
 local function run_template (args)
   local tpl
@@ -513,6 +527,7 @@ function M.run (args)
   if args.cancel then return M.cancel(client, args) end
   local tpl = run_template(args)
   params.model = config_mod.model(config, endpoint, args.model, tpl and tpl.model)
+  check_params(client, args, params, tpl)
   local strategy
   if args.best_of then strategy = { best_of = math.floor(args.best_of), judge = args.judge }
   elseif args.vote then strategy = { vote = math.floor(args.vote) } end
