@@ -171,7 +171,10 @@ local function kept_id (client, id_file, id, sent)
     return nil, nil, err
   end
   if not b then os.remove(id_file); return nil, nil end
-  write_kept(id_file, b.id, sent or {})
+  -- (an intent of an older version, without digests, keeps none: an empty
+  -- table there said the batch had none of the cases, and a stopped rerun
+  -- sent every case as a new batch, paid twice)
+  write_kept(id_file, b.id, sent)
   return b.id, sent
 end
 
