@@ -190,6 +190,44 @@ function M.kept (client, id_file)
   return got, err
 end
 
+-- The run stopped by its `interrupted` (SIGTERM for `aigc run`): an error
+-- of code "interrupted", as the direct backend's; else nil.
+local function interrupted (run)
+  local asked = run.spec.interrupted
+  if asked and asked() then return runfile.run_error("interrupted", { code = "interrupted" }) end
+end
+
+-- batch.wait, the run's `interrupted` asked at each turn of the loop
+-- meanwhile (0.05 s): the sleeps between polls last up to a minute
+-- (MAX_POLL_INTERVAL), and SIGTERM killed `aigc run --batch` at once, its
+-- batch's id unsaid without --out (or with -q): a rerun sent a second
+-- batch, paid twice. The wait is a task of the client, canceled if stopped.
+local function wait_batch (run, id, opts)
+  if not run.spec.interrupted then return batch.wait(run.client, id, opts) end
+  local over, ok, b, err, co = false, nil, nil, nil, nil
+  local function ended (...)
+    over, ok, b, err = true, ...
+    local wake = run.wake   -- (the run waiting: Run:pause)
+    if wake then run.wake = nil; wake() end
+  end
+  run.client:spawn(function ()
+    -- (abandoned -- on_progress yielded outside aigc -- it never ends: the run stops with that error)
+    task.on_abandon(function (e) ended(false, e); return true end)
+    co = coroutine.running()
+    ended(task.pcall(batch.wait, run.client, id, opts))
+  end)
+  while not over do
+    local stop = interrupted(run)
+    if stop then
+      if co then task.cancel_task(co, "the run was stopped") end
+      return nil, stop
+    end
+    run:pause(0.05)
+  end
+  if not ok then error(b, 0) end
+  return b, err
+end
+
 -- The batch of a run: the one it resumes (`id`: a batch_id given, else the
 -- id kept next to the results file: that file's name is the third value)
 -- or a new one; the fourth value, the digests of its lines' requests by
@@ -228,6 +266,8 @@ local function run_batch (run, requests, digests, fresh, id, params)
   -- The intent first (see kept_id): kept after the batch is made, its id
   -- was lost to a stop in between. Not kept (a full disk), nothing is sent.
   local metadata = spec.batch_metadata
+  local stop = interrupted(run)   -- (stopped while its requests were made: nothing sent)
+  if stop then return nil, stop end
   if id_file then
     local token = util.random_hex(8) or string.format("%x%x", os.time(), math.random(0, 0x7fffffff))
     local ok, why = write_kept(id_file, "pending " .. token .. " " .. os.time(), digests)
@@ -392,7 +432,7 @@ local function settle_batch (run, internal, b, jobs, kept, keep)
   local client, spec = run.client, run.spec
   local err
   local id = b.id
-  b, err = batch.wait(client, id, { interval = spec.batch_interval, timeout = spec.batch_timeout,
+  b, err = wait_batch(run, id, { interval = spec.batch_interval, timeout = spec.batch_timeout,
                                     on_progress = function (x) keep_again(keep); progress(run, x) end })
   if not b then
     -- (polls that failed for good, the key revoked: the batch goes on, billed; without OUT.batch
@@ -490,6 +530,8 @@ function M.backend (run, internal)
   run.batch = true
   local spec = run.spec
   local id_file = runfile.batch_file(spec.out)
+  local stop = interrupted(run)   -- (asked first here: `aigc run` hears its signals from now on)
+  if stop then return nil, stop end
   if id_file and run.queue[1] == nil then
     -- Every case is done (a run stopped after its last result line, before
     -- it forgot its batch): the kept id is spent. Left, the next run with a

@@ -668,7 +668,7 @@ local INTERNAL, run_cases, run_spooled   -- (set below)
 --    the batch backend: when a batch is made or resumed, and after each poll);
 --    a callback that raises stops the run, and `run` raises its error
 --  - `log`: an `aigc.promptlog` to log each call into (source "run")
---  - `interrupted`: a function asked between steps (direct backend); when it
+--  - `interrupted`: a function asked between steps (batch: and while it waits); when it
 --    returns true the run stops, its results so far written (a rerun resumes),
 --    and `run` returns nil, an error of code "interrupted" (the cases still in
 --    flight then end with no line and no callback)

@@ -44,13 +44,14 @@ end
 M.encode_history, M.decode_history = encode, decode
 
 --- Makes a reader.
--- @tparam table opts `tty` (use readline), `histfile` (the history file)
+-- @tparam table opts `tty` (use readline), `histfile` (the history file),
+-- `sigint` (false: Ctrl-C is not caught, the interpreter's stays)
 -- @treturn table reader
 function M.new (opts)
   local self = setmetatable({ tty = opts.tty, pending_interrupt = false, histfile = opts.histfile }, Reader)
   local ok_uv, uv = pcall(require, "luv")
-  if ok_uv then
-    self.uv = uv
+  if ok_uv then self.uv = uv end
+  if ok_uv and opts.sigint ~= false then
     self.signal = uv.new_signal()
     self.signal:start("sigint", function () self.pending_interrupt = true end)
   end

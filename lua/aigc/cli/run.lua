@@ -264,11 +264,13 @@ end
 -- the signal (the close gives it): they killed it at once, and a piped
 -- run's private copy of the cases (its prompts) stayed until the next piped
 -- run, the results' last line perhaps cut.
-local function step_signals ()
+-- A batch run catches SIGTERM and SIGHUP alone (`batch`): its Ctrl-C stays
+-- the interpreter's, which stops it anywhere (a batch being asked for).
+local function step_signals (batch)
   local signals
   return function ()
     if not signals then
-      signals = lineinput.new { tty = false }
+      signals = lineinput.new { tty = false, sigint = not batch }
       signals:catch_term()
     end
     return signals:interrupted() or signals:terminated() ~= nil
@@ -487,10 +489,14 @@ function Batches:again (args, client, present)
     .. (self.ids[2] and " to take the results" or " to take its results")
 end
 
-function Batches:interrupted (args, client)
+function Batches:going (args, client)
   local id = shown_id(self.last, client)
-  common.fail("aigc run: interrupted: batch " .. id .. " goes on at the server (" .. self:again(args, client)
-    .. "; --batch --cancel --batch-id " .. id .. " cancels it)", 130)
+  return "batch " .. id .. " goes on at the server (" .. self:again(args, client)
+    .. "; --batch --cancel --batch-id " .. id .. " cancels it)"
+end
+
+function Batches:interrupted (args, client)
+  common.fail("aigc run: interrupted: " .. self:going(args, client), 130)
 end
 
 -- A batch run that failed once its batch was made, its results not written
@@ -517,6 +523,20 @@ function Batches:stopped (args, client, tty)
               .. "request: the batch, if the server made it, is resumed)", 130)
 end
 
+-- A run stopped between its steps (runner.run's "interrupted"): by Ctrl-C,
+-- or by `term` ("sigterm", "sighup"), which then ends it. A batch run
+-- (SIGTERM or SIGHUP while it waits for its batch) names the batch and how
+-- to take its results: killed, it said nothing, and without --out (or with
+-- -q) its id was lost, a rerun sent a second batch, paid twice.
+local function stopped (args, client, batches, tty, term)
+  if tty then io.stderr:write("\n") end
+  local said = "aigc run: " .. (term and "stopped by " .. term:upper() or "interrupted")
+  if args.batch and batches.last then said = said .. ": " .. batches:going(args, client)
+  elseif args.out then said = said .. " (the results so far are in " .. args.out .. ": run it again to resume)" end
+  if term then end_by(term, said) end
+  common.fail(said, 130)
+end
+
 --- Runs `aigc run`.
 -- @tparam table args
 -- @treturn integer exit code
@@ -541,7 +561,7 @@ function M.run (args)
   local last_plain = 0
   -- Ctrl-C stops the run between steps (the interpreter's own SIGINT would
   -- raise "interrupted!" anywhere); the batch backend keeps that default.
-  local interrupted, close_signals = step_signals()
+  local interrupted, close_signals = step_signals(args.batch)
   local width, stop_width = function () return nil end, function () end
   if tty then width, stop_width = width_watch(not args.batch) end
   local batches = batch_runs(args.batch_id)
@@ -554,7 +574,7 @@ function M.run (args)
     prices = config.prices, max_attempts = args.max_attempts, pace = not args.no_pace, log = log,
     backend = args.batch and "batch" or nil, batch_id = batches.resume, batch_timeout = args.batch_timeout,
     api = args.api,
-    interrupted = not args.batch and interrupted or nil, results = false, on_result = on_result,
+    interrupted = interrupted, results = false, on_result = on_result,
     on_progress = (args.batch or not args.quiet) and function (p)
       if p.batch then batches:saw(p.batch.id) end
       if args.quiet then return end
@@ -576,13 +596,7 @@ function M.run (args)
   close_client(client, ok and summary)
   if not ok and tostring(summary):find("interrupted!$") then batches:stopped(args, client, tty) end
   if not ok then error(summary, 0) end
-  if not summary and err.code == "interrupted" then
-    if tty then io.stderr:write("\n") end
-    local said = "aigc run: " .. (term and "stopped by " .. term:upper() or "interrupted")
-      .. (args.out and " (the results so far are in " .. args.out .. ": run it again to resume)" or "")
-    if term then end_by(term, said) end
-    common.fail(said, 130)
-  end
+  if not summary and err.code == "interrupted" then stopped(args, client, batches, tty, term) end
   if not summary and args.batch then batches:failed(args, client, err) end
   check_outcome(summary, err, args.dataset)
   summary.results = failed
@@ -594,6 +608,9 @@ function M.run (args)
     -- error, which reached a terminal raw and could retitle the window)
     common.note((M.report(summary):gsub("\n$", "")))
   end
+  -- (a signal after the run's last look for one -- its last line written, the report --
+  -- was swallowed, exit 0: the run ends by it, its results whole)
+  if term then end_by(term, "aigc run: " .. term:upper() .. " came as the run ended: every case has its result") end
   if summary.failed > 0 then return 1 end
   if summary.passed < summary.ok then return 3 end
   return 0
