@@ -39,8 +39,13 @@ describe("aigc run --batch stopped between its batch made and its id kept", func
       local id = proc.read_file(marker)
       assert.matches("^batch_", id)
       os.execute("kill -" .. sig .. " " .. job.pid)
+      cli.write(marker .. ".go", "")   -- (SIGTERM is noted: the run goes on from the hold, keeps the id, then stops)
       local code = job.wait_exit(deadline)
       assert.equal(sig == "INT" and 130 or 143, code, proc.read_file(home .. "/err"))
+      if sig == "TERM" then   -- (the run went on to keep its id, then stopped naming the batch)
+        assert.matches("^aigc run: stopped by SIGTERM: batch " .. id .. " goes on at the server",
+                       proc.read_file(home .. "/err"))
+      end
       if sig == "INT" then
         assert.equal("aigc run: interrupted as its batch was asked for: run it again (" .. out .. ".batch keeps the "
                      .. "request: the batch, if the server made it, is resumed)\n", proc.read_file(home .. "/err"))

@@ -204,9 +204,10 @@ end
 -- batch, paid twice. The wait is a task of the client, canceled if stopped.
 local function wait_batch (run, id, opts)
   if not run.spec.interrupted then return batch.wait(run.client, id, opts) end
-  local over, ok, b, err, co = false, nil, nil, nil, nil
+  local over, ok, b, err, co, key = false, nil, nil, nil, nil, {}
   local function ended (...)
     over, ok, b, err = true, ...
+    run.in_flight[key] = nil
     local wake = run.wake   -- (the run waiting: Run:pause)
     if wake then run.wake = nil; wake() end
   end
@@ -214,6 +215,7 @@ local function wait_batch (run, id, opts)
     -- (abandoned -- on_progress yielded outside aigc -- it never ends: the run stops with that error)
     task.on_abandon(function (e) ended(false, e); return true end)
     co = coroutine.running()
+    run.in_flight[key] = co   -- (an error out of the run -- Ctrl-C's "interrupted!" -- cancels it: Run:abandon)
     ended(task.pcall(batch.wait, run.client, id, opts))
   end)
   while not over do

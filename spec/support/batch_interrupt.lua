@@ -39,8 +39,10 @@ function require (name)
     m.held = true
     local function hold (id)
       local f = assert(io.open(marker, "w")); f:write(id); f:close()
-      local deadline = os.time() + 30
-      while os.time() < deadline do end   -- (Lua code: Ctrl-C's "interrupted!" is raised here)
+      -- (Lua code: Ctrl-C's "interrupted!" is raised here; SIGTERM, noted by the run, needs MARKER.go
+      -- to go on -- held the whole 30 s, a loaded run missed its test's deadline)
+      local deadline, go = os.time() + 30, marker .. ".go"
+      while os.time() < deadline and not io.open(go) do end
     end
     m[which] = function (...)
       if which == "wait" then hold((select(2, ...))); return fn(...) end
@@ -54,8 +56,9 @@ end
 ]]
 
 --- Writes at `path` a LUA_INIT script for `aigc run` (its own process):
--- aigc.batch's `which` is held 30 s in Lua code, where a signal lands,
--- with the batch's id written to `marker` first -- "create": once the
+-- aigc.batch's `which` is held 30 s (or until `marker`.go is there) in Lua
+-- code, where a signal lands, with the batch's id written to `marker`
+-- first -- "create": once the
 -- server made the batch; "wait": before its first poll.
 -- @tparam string path
 -- @tparam string which "create" or "wait"
