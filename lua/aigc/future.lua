@@ -63,7 +63,7 @@ function M.new (loop, opts)
     _on_done = opts.on_done, _on_error = opts.on_error, _waiters = {},
     _drivers = opts.drivers or { loop }, _request = opts.request,
     _res = false, _err = false, _inner = false, _deliver = false, _in_callback = false, _task = false,
-    _cancel_waits = opts.cancel_waits or false, _next_run = false, _cb_ran = false, _cb_line = false,
+    _cancel_waits = opts.cancel_waits or false, _next_run = false, _cb_ran = false, _cb_entered = false,
   }, Future)
   f._run_end = function () run_end(f) end
   if not opts.unowned then loop.futures[f] = true end
@@ -169,38 +169,45 @@ local function callback_ended (f)
   if yielded and not pcall_passing(client_loop.post, f._loop, f._run_end) then run_end(f) end
 end
 
--- The task of f's on_done/on_error. `_cb_ran` is set once cb returned;
--- `_cb_line` is the line of its call, for a task cut by a host's debug
--- hook before that was set (see cb_started).
+-- The call of f's on_done/on_error: marks it entered (`_cb_entered`),
+-- then tail-calls cb, which takes this frame's place. So while this frame
+-- is on the task's stack cb was not called yet; once it is gone, cb was
+-- (see cb_started). No line information: stripped bytecode (`luac -s`,
+-- `string.dump(f, true)`, as a game may ship aigc) has none.
+local function enter_callback (f, cb, value)
+  f._cb_entered = true
+  return cb(value)
+end
+
+-- The task of f's on_done/on_error. `_cb_ran` is set once cb returned.
 local function callback_task (f, cb, value)
   local co = compat.running()
   if co then callback_tasks[co] = true end
   f._in_callback = true
-  local here = debug_getinfo(1, "l")
-  f._cb_line = here and here.currentline + 1 or false
-  cb(value)
+  enter_callback(f, cb, value)
   f._cb_ran = true
   callback_ended(f)
 end
 
 -- Whether the dead task `co` of f's callback `cb` had called it: cb is on
--- its stack (the task stopped inside it), or callback_task stopped past
--- the line of its call (cb returned: a cut just before `_cb_ran` was set).
--- A task stopped before (a host's debug hook cut it at the call's own
--- instructions, or in what came before) had not: the next turn starts it
--- again. (A frame that cannot be read counts as called: never twice.)
+-- its stack (the task stopped inside it), or the task stopped in
+-- callback_task after enter_callback had marked it and tail-called cb
+-- (cb returned: a cut just before `_cb_ran` was set). A task stopped in
+-- enter_callback (before its tail call), or before it (`_cb_entered`
+-- unset: run_end clears it before each start) had not: the next turn
+-- starts it again. (A frame that cannot be read counts as called: never
+-- twice.)
 local function cb_started (f, co, cb)
   if f._cb_ran then return true end
   for level = 0, 200 do
-    local ok, info = pcall(debug_getinfo, co, level, "fl")
+    local ok, info = pcall(debug_getinfo, co, level, "f")
     -- (no stack at all: closed, an abandoned task -- cb yielded outside aigc)
     if not ok or (info == nil and level == 0) then return true end
     if info == nil then return false end
-    if info.func == cb then return true end
-    if info.func == callback_task then
-      local line = f._cb_line
-      return line and (info.currentline < 0 or info.currentline > line) or false
-    end
+    local fn = info.func
+    if fn == cb then return true end
+    if fn == enter_callback then return false end
+    if fn == callback_task then return f._cb_entered end
   end
   return true
 end
@@ -222,6 +229,7 @@ function run_end (f)
   local cb, value, what = f._on_done, f._res, "on_done"
   if f._state ~= "done" then cb, value, what = f._on_error, f._err, "on_error" end
   if cb and not f._cb_ran then
+    f._cb_entered = false   -- (not started yet: see cb_started)
     local ok, e = pcall_passing(task.spawn_guarded, f._loop, callback_task, what, function (_, co)
       if not cb_started(f, co, cb) then
         f._in_callback = false

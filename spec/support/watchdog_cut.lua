@@ -11,25 +11,46 @@ local M = {}
 -- records in `state`: `fired`, `where` (the function it cut), `co` (the
 -- coroutine it cut, or nil on the main thread). `counts(co)` (optional)
 -- says whether an instruction of coroutine `co` (nil: main) is counted.
+-- `follow` (optional): a function; while it returns true, the hook
+-- follows into the coroutines resumed (aigc's tasks), as a host's
+-- watchdog set on every thread would (PUC Lua's debug.sethook sets one
+-- thread's hook, and a Lua hook function is not called in a coroutine it
+-- was not given to).
 -- Returns pcall's results for fn.
-function M.run (n, state, fn, counts)
+function M.run (n, state, fn, counts, follow)
   state.k = state.k or 0
-  local ok, e = pcall(function ()
-    debug.sethook(function ()
-      local co, main = coroutine.running()
-      if main then co = nil end
-      if counts and not counts(co) then return end
-      state.k = state.k + 1
-      if state.k == n then
-        state.where = debug.getinfo(2, "f").func
-        state.co = co
-        debug.sethook(); state.fired = true; error("watchdog", 0)
-      end
-    end, "", 1)
-    fn()
+  local hooked = {}
+  local function unhook ()
     debug.sethook()
+    for co in pairs(hooked) do debug.sethook(co) end
+  end
+  local function hook (event)
+    if event ~= "count" then   -- (a call: into a coroutine?)
+      if debug.getinfo(2, "f").func == coroutine.resume and follow() then
+        local _, co = debug.getlocal(2, 1)
+        if type(co) == "thread" and not hooked[co] then
+          hooked[co] = true
+          debug.sethook(co, hook, "c", 1)
+        end
+      end
+      return
+    end
+    local co, main = coroutine.running()
+    if main then co = nil end
+    if counts and not counts(co) then return end
+    state.k = state.k + 1
+    if state.k == n then
+      state.where = debug.getinfo(2, "f").func
+      state.co = co
+      unhook(); state.fired = true; error("watchdog", 0)
+    end
+  end
+  local ok, e = pcall(function ()
+    debug.sethook(hook, follow and "c" or "", 1)
+    fn()
+    unhook()
   end)
-  debug.sethook()
+  unhook()
   return ok, e
 end
 

@@ -1,0 +1,88 @@
+-- A future's end cut by a host's watchdog hook (future_cut_spec), with
+-- aigc's Lua modules loaded stripped of their debug information, as a game
+-- may ship them (`luac -s`, `string.dump(f, true)`): still exactly one
+-- on_done/on_error by the next step, the waiting task woken.
+--
+-- Stripped, the end lost its callback: run_end told whether a cut task
+-- had called it by the line its frame stood at (debug.getinfo's
+-- currentline), which is -1 there -- counted as called, so a cut before the
+-- call ran neither on_done nor on_error.
+
+-- (installed before anything requires aigc: its modules load stripped)
+local searchers = package.searchers or rawget(package, "loaders")   -- (5.1, LuaJIT)
+local load_binary = rawget(_G, "loadstring") or load
+
+local function find (name)
+  local file = name:gsub("%.", "/")
+  for template in package.path:gmatch("[^;]+") do
+    local path = template:gsub("%?", file)
+    local h = io.open(path, "rb")
+    if h then h:close(); return path end
+  end
+end
+
+local stripped = {}
+local function stripped_searcher (name)
+  if name ~= "aigc" and name:sub(1, 5) ~= "aigc." then return nil end
+  local path = find(name)
+  if not path then return "\n\tno stripped aigc module '" .. name .. "'" end
+  local binary
+  if _VERSION == "Lua 5.1" and not rawget(_G, "jit") then
+    -- (PUC 5.1's string.dump does not strip: its luac does)
+    local tmp = os.tmpname()
+    assert(os.execute("luac5.1 -s -o " .. tmp .. " " .. path) == 0)
+    local h = assert(io.open(tmp, "rb"))
+    binary = h:read("*a")
+    h:close()
+    os.remove(tmp)
+  else
+    binary = string.dump(assert(loadfile(path)), true)
+  end
+  local code = assert(load_binary(binary))
+  stripped[name] = true
+  return code, path
+end
+table.insert(searchers, 2, stripped_searcher)
+
+local devserver = require "devserver"
+local sweep = require "future_sweep"
+local future = require "aigc.future"
+
+describe("a future's end cut by a watchdog hook, aigc loaded stripped", function ()
+  local srv, surfaces
+  local jit = rawget(_G, "jit")
+  setup(function ()
+    srv = devserver.start { pause_ms = 0 }
+    surfaces = sweep.surfaces(srv)
+  end)
+  teardown(function ()
+    srv:stop()
+    for i, s in ipairs(searchers) do
+      if s == stripped_searcher then table.remove(searchers, i); break end
+    end
+  end)
+  before_each(function () if jit then jit.off() end end)   -- (count hooks are not called in compiled code)
+  after_each(function () debug.sethook(); if jit then jit.on() end end)
+
+  it("the modules are stripped (no line information)", function ()
+    assert.is_true(stripped["aigc.future"] and stripped["aigc.task"] and stripped["aigc.client_loop"])
+    local line
+    debug.sethook(function ()
+      local info = debug.getinfo(2, "fl")
+      if info.func == future.finish_waiters then line = line or info.currentline end
+    end, "", 1)
+    future.finish_waiters()
+    debug.sethook()
+    assert.is_true(line ~= nil and line <= 0, "line " .. tostring(line))   -- (-1; 0 on 5.1)
+  end)
+
+  for _, name in ipairs { "say_async", "chat_async_toolset" } do
+    it(name .. ": one on_done, the task wakes, cut at every point", function ()
+      local bad, n, after, left = sweep.each_cut(srv, surfaces[name], true)
+      assert.truthy(after)
+      assert.equal(0, left)
+      assert.is_true(n > 20)
+      assert.same({}, bad)
+    end)
+  end
+end)
