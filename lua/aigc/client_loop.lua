@@ -239,11 +239,17 @@ local function finish (loop)
 end
 
 --- What the loop has to do besides its engine's requests: tasks asleep
--- or waiting on another client, deliveries to run.
+-- or waiting on another client, deliveries to run, and the ends that a
+-- raise (a host's watchdog) left to the next turn (`sched.ends_left`: a
+-- future's on_done whose task was cut before it called it is listed
+-- there alone, and `while client:active() > 0 do client:step() end` then
+-- stopped before it ran).
 -- @tparam table loop
 -- @treturn integer
 function M.pending (loop)
+  local left = loop.sched.ends_left
   return #loop.sleepers + #loop.posted + loop.guest_waits + (loop.running_posted and 1 or 0)
+         + (left and left(loop) or 0)
 end
 local pending = M.pending
 

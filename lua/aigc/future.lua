@@ -155,6 +155,21 @@ function M.finish_waiters ()
 end
 task.SCHED.finish_waiters = M.finish_waiters
 
+--- How many futures of `loop` still have their end (or waiters) to run
+-- on a next turn (see LAST), for its `active()` count. Allocates nothing.
+-- @tparam table loop
+-- @treturn integer
+-- @local
+function M.ends_left (loop)
+  local n, f = 0, waking
+  while f ~= LAST do
+    if f._loop == loop then n = n + 1 end
+    f = f._next_run
+  end
+  return n
+end
+task.SCHED.ends_left = M.ends_left
+
 -- The end of f's on_done/on_error task (however it ended: its last line,
 -- an error, abandoned, cut): the rest of f's end -- its waiters -- runs
 -- now if that task had to wait (a blocking call in it yielded), from the
