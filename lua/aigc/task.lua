@@ -46,6 +46,10 @@ local thread_interrupt = core.thread_interrupt
 -- (what runs a task's end passes a host's watchdog on, at once: the end
 -- stays pending, and the next turn goes on with it)
 local pcall_passing = util.pcall_passing_interrupts
+-- (the same in C, for the calls of every resume, which never yield: a
+-- Lua xpcall and its vararg pass cost ~1.9k instructions per request
+-- there, bench/README "A watchdog's catches")
+local pcall_passing_c = core.pcall_passing
 
 util.own_module()
 
@@ -218,7 +222,7 @@ end
 local function core_wait_started (rec, req)
   if rec.waiting ~= req then return end
   if rec.canceled then cancel_started(rec) end   -- (see M.cancel_task)
-  local ok, engine = pcall_passing(req._engine, req)
+  local ok, engine = pcall_passing_c(req._engine, req)
   local guest = ok and client_loop.of_engine(engine) or nil
   if guest == nil or guest == rec.loop then return end
   local w = { request = req, guests = { guest } }
@@ -375,7 +379,7 @@ local function after_resume (rec, ok, a, b)
   elseif b ~= nil then
     -- (out of memory, the wait stays the request's alone: it still ends;
     -- an interrupt goes on up, and the next turn's finish_resume runs this again)
-    pcall_passing(core_wait_started, rec, b)
+    pcall_passing_c(core_wait_started, rec, b)
   end
 end
 
@@ -396,7 +400,7 @@ end
 function finish_resume (rec)
   local o, done = rec.outcome, false
   for _ = 1, 8 do
-    done = pcall_passing(after_resume, rec, o[1], o[2], o[3])   -- (an interrupt: `ending` stays, for the next turn)
+    done = pcall_passing_c(after_resume, rec, o[1], o[2], o[3])   -- (an interrupt: `ending` stays, for the next turn)
     if done then break end
   end
   if not done then after_resume(rec, o[1], o[2], o[3]) end
