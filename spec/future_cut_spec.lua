@@ -12,19 +12,14 @@
 -- its deliveries and the tasks' resumes under plain pcalls, and the
 -- watchdog became a reported callback error while the script ran on.
 
-local devserver = require "devserver"
 local sweep = require "future_sweep"
 
 describe("a future's end cut by a watchdog hook", function ()
   local srv, surfaces
-  local jit = rawget(_G, "jit")
-  setup(function ()
-    srv = devserver.start { pause_ms = 0 }
-    surfaces = sweep.surfaces(srv)
-  end)
+  setup(function () srv, surfaces = sweep.start() end)
   teardown(function () srv:stop() end)
-  before_each(function () if jit then jit.off() end end)   -- (count hooks are not called in compiled code)
-  after_each(function () debug.sethook(); if jit then jit.on() end end)
+  before_each(sweep.jit_off)
+  after_each(sweep.unhook)
 
   local function each_cut (start)
     local bad, n, after, left = sweep.each_cut(srv, start, true)

@@ -44,25 +44,20 @@ local function stripped_searcher (name)
 end
 table.insert(searchers, 2, stripped_searcher)
 
-local devserver = require "devserver"
 local sweep = require "future_sweep"
 local future = require "aigc.future"
 
 describe("a future's end cut by a watchdog hook, aigc loaded stripped", function ()
   local srv, surfaces
-  local jit = rawget(_G, "jit")
-  setup(function ()
-    srv = devserver.start { pause_ms = 0 }
-    surfaces = sweep.surfaces(srv)
-  end)
+  setup(function () srv, surfaces = sweep.start() end)
   teardown(function ()
     srv:stop()
     for i, s in ipairs(searchers) do
       if s == stripped_searcher then table.remove(searchers, i); break end
     end
   end)
-  before_each(function () if jit then jit.off() end end)   -- (count hooks are not called in compiled code)
-  after_each(function () debug.sethook(); if jit then jit.on() end end)
+  before_each(sweep.jit_off)
+  after_each(sweep.unhook)
 
   it("the modules are stripped (no line information)", function ()
     assert.is_true(stripped["aigc.future"] and stripped["aigc.task"] and stripped["aigc.client_loop"])

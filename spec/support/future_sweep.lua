@@ -3,6 +3,7 @@
 -- the hook never reached -- for the specs that sweep it under other
 -- conditions (future_cut_stripped_spec: aigc's modules loaded stripped).
 local aigc = require "aigc"
+local devserver = require "devserver"
 local watchdog_cut = require "watchdog_cut"
 
 local M = {}
@@ -114,5 +115,16 @@ function M.each_cut (srv, start, follow)
   c:close()
   return bad, n, after, left
 end
+
+--- A devserver for the sweeps, and its surfaces.
+function M.start ()
+  local srv = devserver.start { pause_ms = 0 }
+  return srv, M.surfaces(srv)
+end
+
+--- For before_each and after_each: count hooks are not called in code
+-- LuaJIT compiled; a hook left set is taken off.
+function M.jit_off () if jit then jit.off() end end
+function M.unhook () debug.sethook(); if jit then jit.on() end end
 
 return M
