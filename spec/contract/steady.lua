@@ -121,6 +121,33 @@ end
 Server.__close = Server.stop
 Server.__gc = Server.stop
 
+-- A token no other run has (math.random's first number is the same in every
+-- process of Lua 5.1-5.3 and LuaJIT): 8 bytes of /dev/urandom, in hex.
+local function token ()
+  local f = assert(io.open("/dev/urandom", "rb"))
+  local bytes = f:read(8)
+  f:close()
+  return "aigc-owner-" .. bytes:gsub(".", function (c) return ("%02x"):format(c:byte()) end)
+end
+
+-- Whether the Steady answering on the server's port is this one: a port
+-- free_port found free may be bound by another run's server (the suites of
+-- `make test` run side by side, each with a Steady) before this one binds
+-- it. A request for the model named by a fresh token (a valid path of the
+-- spec) is answered; only our Steady's log then names the token. Ours
+-- exits ("Address already in use") when the port is another's; `deadline`
+-- only guards against a hang.
+local function owns_port (self, deadline)
+  local name = token()
+  local status = probe(self.url .. "/models/" .. name)
+  if status ~= 200 then return false end
+  while alive(self.pid) and socket.gettime() < deadline do
+    if self:log():find("/models/" .. name, 1, true) then return true end
+    socket.sleep(0.02)
+  end
+  return false
+end
+
 -- One attempt: start Steady on `port`, wait until it answers. Returns the
 -- server, or nil and a reason when the port was taken meanwhile; raises on
 -- any other failure, with the end of Steady's log.
@@ -165,6 +192,11 @@ local function try_start (bin, spec, port, timeout, extra)
     local status, headers = probe(self.url .. "/models")
     if status then
       if status == 200 and headers["x-steady-matched-path"] == "/models" then
+        if not owns_port(self, deadline) then
+          local log = self:log()
+          self:stop()
+          return nil, ("port %d answered by another Steady:\n%s"):format(port, tail(log, 30))
+        end
         self.startup_seconds = socket.gettime() - started
         return self
       end
