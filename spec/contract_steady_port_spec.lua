@@ -14,6 +14,11 @@ describe("the contract harness's Steady", function ()
     local f = io.open(checks.OPENAPI, "rb")
     if not f then return pending("the OpenAPI spec file is absent: " .. checks.OPENAPI) end
     f:close()
+    -- (the harness is the same whatever Lua runs the specs, and two Steadies
+    -- take 25-85 s on a loaded machine: the plain 5.4 lane runs it, once)
+    if _VERSION ~= "Lua 5.4" or package.cpath:find("asan", 1, true) then
+      return pending("the harness's test runs in the plain Lua 5.4 lane")
+    end
     local opts = { dir = checks.CONTRACT_DIR, spec = checks.OPENAPI, timeout = 120 * checks.SCALE }
     local other = checks.steady.start(opts)
     local real, taken = proc.free_port, other.port
