@@ -44,7 +44,11 @@ describe("aigc (probed as a user would)", function ()
     assert.matches("-o temperature: number expected, got string", plain.stderr, 1, true)
   end)
 
-  it("aigc run: a case whose call the library refuses says why in its result line (it said \"nil\")", function ()
+  -- A value the library refuses once said "nil" in each case's result line; since
+  -- then `aigc run` refuses it before any case is sent (one usage line, exit 2),
+  -- with or without a strategy. A program calling aigc.runner with such params
+  -- still gets each case's line saying why.
+  it("aigc run: a value the library refuses is one usage line before anything is sent; runner's lines say why", function ()
     local cases, out = home .. "/cases.jsonl", home .. "/out.jsonl"
     cli.write(cases, '{"id": "a", "prompt": "Hi"}\n{"id": "b", "prompt": "Hello"}\n')
     for _, strategy in ipairs { {}, { "--vote", "2" } } do
@@ -52,15 +56,25 @@ describe("aigc (probed as a user would)", function ()
       local args = { "run", cases, "-q", "--out", out, "-o", "temperature=hot" }
       for _, a in ipairs(strategy) do args[#args + 1] = a end
       local r = aigc(args)
-      assert.equal(1, r.code, r.stderr)
-      local results = lines_of(proc.read_file(out))
-      assert.equal(2, #results)
-      for _, res in ipairs(results) do
-        assert.is_false(res.ok)
-        assert.matches("temperature: number expected, got string", res.error.message, 1, true)
-        assert.is_nil(res.error.message:find(".lua:", 1, true), res.error.message)
-      end
+      assert.equal(2, r.code, r.stderr)
+      assert.equal("aigc run: -o temperature: number expected, got string\n", r.stderr)
+      assert.is_nil(proc.read_file(out))
+      assert.equal(0, #srv:requests())
     end
+    local aigc_lib = require "aigc"
+    local client = aigc_lib.client { base_url = srv.url .. "/v1", api_key = "sk-test", max_retries = 0 }
+    local summary = assert(aigc_lib.runner.run { client = client, out = out, params = { temperature = "hot" },
+      cases = { { id = "a", prompt = "Hi" }, { id = "b", prompt = "Hello" } } })
+    client:close()
+    assert.equal(2, summary.failed)
+    local results = lines_of(proc.read_file(out))
+    assert.equal(2, #results)
+    for _, res in ipairs(results) do
+      assert.is_false(res.ok)
+      assert.matches("temperature: number expected, got string", res.error.message, 1, true)
+      assert.is_nil(res.error.message:find(".lua:", 1, true), res.error.message)
+    end
+    assert.equal(0, #srv:requests())
   end)
 
   it("aigc run --judge with text that is not UTF-8: a usage error naming --judge, nothing sent", function ()
