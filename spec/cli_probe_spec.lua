@@ -48,7 +48,7 @@ describe("aigc (probed as a user would)", function ()
   -- then `aigc run` refuses it before any case is sent (one usage line, exit 2),
   -- with or without a strategy. A program calling aigc.runner with such params
   -- still gets each case's line saying why.
-  it("aigc run: a value the library refuses is one usage line before anything is sent; runner's lines say why", function ()
+  it("aigc run: a value the library refuses is one usage line before anything is sent; runner says why", function ()
     local cases, out = home .. "/cases.jsonl", home .. "/out.jsonl"
     cli.write(cases, '{"id": "a", "prompt": "Hi"}\n{"id": "b", "prompt": "Hello"}\n')
     for _, strategy in ipairs { {}, { "--vote", "2" } } do
