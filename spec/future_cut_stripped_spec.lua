@@ -27,10 +27,12 @@ local function stripped_searcher (name)
   local path = find(name)
   if not path then return "\n\tno stripped aigc module '" .. name .. "'" end
   local binary
-  if _VERSION == "Lua 5.1" and not rawget(_G, "jit") then
-    -- (PUC 5.1's string.dump does not strip: its luac does)
+  local puc = not rawget(_G, "jit") and _VERSION:match("^Lua (5%.[12])$")
+  if puc then
+    -- (PUC 5.1's and 5.2's string.dump do not strip: their luac does)
     local tmp = os.tmpname()
-    assert(os.execute("luac5.1 -s -o " .. tmp .. " " .. path) == 0)
+    local status = os.execute("luac" .. puc .. " -s -o " .. tmp .. " " .. path)
+    assert(status == 0 or status == true)
     local h = assert(io.open(tmp, "rb"))
     binary = h:read("*a")
     h:close()
