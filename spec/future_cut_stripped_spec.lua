@@ -8,6 +8,16 @@
 -- currentline), which is -1 there -- counted as called, so a cut before the
 -- call ran neither on_done nor on_error.
 
+-- On LuaJIT the stripped copies' marks in aigc.core outlive this file (a
+-- later watchdog_counting_spec in the same busted run failed 4 of 7):
+-- this file runs on PUC Lua 5.1-5.4 only, where it proves the same code.
+if rawget(_G, "jit") then
+  describe("a future's end cut by a watchdog hook, aigc loaded stripped", function ()
+    it("runs on PUC Lua", function () pending("LuaJIT: the stripped copies would skew later specs of this run") end)
+  end)
+  return
+end
+
 -- (installed before anything requires aigc: its modules load stripped)
 local searchers = package.searchers or rawget(package, "loaders")   -- (5.1, LuaJIT)
 local load_binary = rawget(_G, "loadstring") or load
@@ -44,22 +54,44 @@ local function stripped_searcher (name)
   stripped[name] = true
   return code, path
 end
-table.insert(searchers, 2, stripped_searcher)
-
-local sweep = require "future_sweep"
-local future = require "aigc.future"
+-- (all of it in setup, not at the file's top: busted's insulation takes
+-- its picture of package.loaded after a file's top level ran, and put the
+-- stripped modules back after this file for the specs after it --
+-- task_cut_spec reads upvalue names, which stripped code has not)
+local sweep, future
+local loaded_before, set_aside = {}, {}
 
 describe("a future's end cut by a watchdog hook, aigc loaded stripped", function ()
   local srv, surfaces
-  setup(function () srv, surfaces = sweep.start() end)
+  setup(function ()
+    -- (what was loaded before: what this file loads is dropped at its end;
+    -- aigc's Lua modules an earlier spec loaded, with the sweep's helper
+    -- that holds one, are set aside so that they load stripped here, and
+    -- put back at the end. aigc.core, C, is the same either way.)
+    for name, module in pairs(package.loaded) do
+      loaded_before[name] = true
+      if (name == "aigc" or name:sub(1, 5) == "aigc." or name == "future_sweep") and name ~= "aigc.core" then
+        set_aside[name] = module
+      end
+    end
+    for name in pairs(set_aside) do package.loaded[name] = nil end
+    table.insert(searchers, 2, stripped_searcher)
+    sweep = require "future_sweep"
+    future = require "aigc.future"
+    srv, surfaces = sweep.start()
+  end)
   teardown(function ()
     srv:stop()
     for i, s in ipairs(searchers) do
       if s == stripped_searcher then table.remove(searchers, i); break end
     end
+    for name in pairs(package.loaded) do
+      if not loaded_before[name] or set_aside[name] then package.loaded[name] = nil end
+    end
+    for name, module in pairs(set_aside) do package.loaded[name] = module end
   end)
-  before_each(sweep.jit_off)
-  after_each(sweep.unhook)
+  before_each(function () sweep.jit_off() end)
+  after_each(function () sweep.unhook() end)
 
   it("the modules are stripped (no line information)", function ()
     assert.is_true(stripped["aigc.future"] and stripped["aigc.task"] and stripped["aigc.client_loop"])
@@ -75,6 +107,7 @@ describe("a future's end cut by a watchdog hook, aigc loaded stripped", function
 
   for _, name in ipairs { "say_async", "chat_async_toolset" } do
     it(name .. ": one on_done, the task wakes, cut at every point", function ()
+      if sweep.PENDING_53 then return pending(sweep.PENDING_53) end
       local bad, n, after, left = sweep.each_cut(srv, surfaces[name], true)
       assert.truthy(after)
       assert.equal(0, left)
