@@ -153,7 +153,11 @@ end
 -- any other failure, with the end of Steady's log.
 local function try_start (bin, spec, port, timeout, extra)
   local log_file = os.tmpname()
-  local argv = { bin, "--host", "127.0.0.1", "--port", tostring(port), "--no-color", "--log-bodies" }
+  -- `--log-format text`: with CI set in the environment (as on CI machines)
+  -- Steady picks its "ci" format, which logs no requests, and the ownership
+  -- check below reads the request log.
+  local argv = { bin, "--host", "127.0.0.1", "--port", tostring(port), "--no-color", "--log-format", "text",
+                 "--log-bodies" }
   for _, a in ipairs(extra or {}) do argv[#argv + 1] = a end
   argv[#argv + 1] = spec
   local quoted = {}
