@@ -403,18 +403,6 @@ function Future:wait (timeout)
   return self:result()
 end
 
---- Calls `fn(f)` once when the future is over, from the loop (internal:
--- the stream iterator, the strategies).
--- @tparam function fn
-function Future:on_end (fn)
-  if pending_state(self._state) or self._deliver or self._in_callback then
-    local w = self._waiters
-    w[#w + 1] = fn
-  else
-    client_loop.post(self._loop, function () fn(self) end)
-  end
-end
-
 --- Cancels: the future becomes "canceled" at once, with an error of kind
 -- "canceled", and the request its work waits for is canceled. `on_error`
 -- gets that error once, from the loop, never from inside `cancel()`.

@@ -322,11 +322,15 @@ function Term:keys (...)
 end
 
 --- What the screen shows (with the scroll-back), lines joined, without
--- the empty lines below the cursor (tmux trims each line's trailing spaces).
+-- the empty lines below the cursor, each line without its trailing blanks.
 -- @treturn string
 function Term:screen ()
   local _, out = tmux("capture-pane -p -J -S -200 -t " .. self.name)
-  return (out:gsub("\n+$", ""))
+  -- (-J keeps a line's trailing blanks, and readline sometimes clears what it
+  -- drew before (a longer history entry) with blanks rather than an erase:
+  -- invisible on the terminal, so dropped here (a pattern ending in `two$`
+  -- missed "two" followed by blanks, once in a full run))
+  return (out:gsub("[ \t]+\n", "\n"):gsub("[ \t]*\n*$", ""))
 end
 
 --- Waits until the last line is the REPL's empty prompt: readline reads
