@@ -57,6 +57,22 @@ static int stream_flood (const aigc_request *r, const aigc_json_value *v, const 
   return r->accum.limits.lua_hash ? aigc_json_flood(v, what) : 0;
 }
 
+/*
+** A reply's "usage": null (a stream that got no usage chunk, a server that
+** counts nothing) is nil in its table t, as the SDKs' None: aigc.null is
+** truthy, and `if res.usage then print(res.usage.total_tokens) end` raised.
+*/
+static void drop_null_usage (lua_State *L, int t) {
+  lua_pushliteral(L, "usage");
+  lua_rawget(L, t);
+  if (lua_type(L, -1) == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL) {
+    lua_pushliteral(L, "usage");
+    lua_pushnil(L);
+    lua_rawset(L, t);
+  }
+  lua_pop(L, 1);
+}
+
 void aigc_response_add_partial (lua_State *L, aigc_request *r) {
   const aigc_json_value *acc;
   const char *what;
@@ -64,6 +80,7 @@ void aigc_response_add_partial (lua_State *L, aigc_request *r) {
     if (stream_flood(r, &r->raccum.root, &what) != 0)
       return;   /* (no partial: the error stands without it) */
     aigc_jsonlua_push(L, &r->raccum.root);
+    drop_null_usage(L, lua_gettop(L));
     lua_setfield(L, -2, "partial");
     return;
   }
@@ -73,6 +90,7 @@ void aigc_response_add_partial (lua_State *L, aigc_request *r) {
   if (acc == NULL || stream_flood(r, acc, &what) != 0)
     return;
   aigc_jsonlua_push(L, acc);
+  drop_null_usage(L, lua_gettop(L));
   lua_setfield(L, -2, "partial");
 }
 
@@ -175,6 +193,7 @@ static void set_output_text (lua_State *L, int res, const aigc_json_value *tree)
    and retries to the result on top, and headers made when first read. */
 static void decorate_result_as (lua_State *L, aigc_request *r, const aigc_json_value *tree, int has_text) {
   int res = lua_gettop(L);
+  drop_null_usage(L, res);
   if (has_text)
     ;
   else if (r->kind == AIGC_KIND_CHAT || r->kind == AIGC_KIND_COMPLETION)
@@ -456,6 +475,7 @@ static int push_error_choice (lua_State *L, aigc_request *r, const aigc_json_val
       aigc_server_error_copy_member(L, r, e, "code");
     }
     aigc_jsonlua_push(L, v);
+    drop_null_usage(L, lua_gettop(L));
     lua_setfield(L, -2, "partial");
     return 1;
   }
@@ -624,6 +644,7 @@ static int push_body_outcome (lua_State *L, aigc_request *r) {
     aigc_error_new(L, "parse", "the response has no choices (an empty list: a content filter "
                    "may have dropped them)");
     aigc_jsonlua_push(L, &v);
+    drop_null_usage(L, lua_gettop(L));
     lua_setfield(L, -2, "partial");
   }
   else if (!push_error_choice(L, r, &v)) {
