@@ -194,7 +194,7 @@ end
 -- params.extra_headers (aigc.null removes one), the Idempotency-Key, and
 -- the stream's Accept; `token`: an Azure token for this call (the call's
 -- own Authorization wins). nil when they are the client's.
-local function call_headers (self, params, token, form)
+local function call_headers (self, params, token, form, fname, argn)
   local h1, h2, key = params.headers, params.extra_headers, params.idempotency_key
   if h1 == nil and h2 == nil and key == nil and not self._idempotency and token == nil then return nil end
   local lines, names, extra = {}, self._hnames, {}
@@ -202,9 +202,13 @@ local function call_headers (self, params, token, form)
   if token then
     extra[1], lines.authorization = "authorization", "Authorization: Bearer " .. token
   end
-  for _, h in ipairs { h1 or false, h2 or false } do
+  for i, h in ipairs { h1 or false, h2 or false } do
     for name, value in pairs(h or {}) do
-      local lower = name:lower()
+      local lower, why = name:lower(), credentials.blank_credential(name, value)
+      if why then   -- (sent, it authenticated nothing: refused as the client's own are)
+        field_error(fname, argn, i == 1 and "params.headers" or "params.extra_headers",
+                    string_format("header %q %s", name, why))
+      end
       if value == null then
         -- (a JSON body's Content-Type removed: "Content-Type:", libcurl's way to send none -- with no
         -- line it sent its own x-www-form-urlencoded; a form's: no line, libcurl's multipart one.
@@ -284,7 +288,7 @@ local function call_opts (self, api, params, path, fname, argn, body_opts, token
      or token then
     -- (most calls have none: no call; a token in a call's header is one of its secrets: the engine
     -- scrubs its errors and logs of it)
-    opts.headers = call_headers(self, params, token, body_opts ~= nil and body_opts.form ~= nil)
+    opts.headers = call_headers(self, params, token, body_opts ~= nil and body_opts.form ~= nil, fname, argn)
   end
   local q1, q2 = params.query, params.extra_query
   if q1 ~= nil or q2 ~= nil then

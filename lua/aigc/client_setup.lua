@@ -328,7 +328,8 @@ local function client_secrets (api_key, ad_token, base_url, base_from, query, op
   if ad_token ~= nil then list[#list + 1] = ad_token end
   for name, value in pairs(opts.headers or {}) do   -- (the engine takes the rest of a header's credential)
     if credentials.credential_header(name) then
-      if blank(value) then field_error("client", 1, "opts.headers", string_format("header %q is blank", name)) end
+      local why = credentials.blank_credential(name, value)
+      if why then field_error("client", 1, "opts.headers", string_format("header %q %s", name, why)) end
       credentials.basic_secrets(value, list)
       no_blank(list, 0, "opts.headers")   -- (a Basic credential's blank password)
     end
@@ -399,7 +400,7 @@ local function default_headers (opts, azure, api_key, ad_token)
   set("User-Agent", USER_AGENT)
   if ad_token then   -- (the token, not the key too: the SDKs send one of them)
     set("Authorization", "Bearer " .. ad_token)
-  elseif api_key ~= nil then
+  elseif api_key ~= nil and api_key ~= "" then   -- ("": no key, as for $OPENAI_API_KEY; it sent "Bearer ")
     if azure then set("api-key", api_key) else set("Authorization", "Bearer " .. api_key) end
   end
   local org = header_safe(opts.organization, "opts.organization")

@@ -61,6 +61,27 @@ function M.credential_header (name)
   return false
 end
 
+--- Why header `name` set to `value` sends no credential, or nil (not a
+-- credential header, or one that holds one): its value empty ("is empty"),
+-- only spaces and tabs ("is blank"), or an Authorization's scheme with
+-- nothing after it ("Bearer " .. key, the key empty: it went out as
+-- "Authorization: Bearer", which authenticates nothing).
+-- @tparam string name
+-- @param value
+-- @treturn string|nil
+local SCHEMES = { bearer = true, basic = true, token = true, key = true, apikey = true, digest = true }
+function M.blank_credential (name, value)
+  if type(value) ~= "string" or not M.credential_header(name) then return nil end
+  if value == "" then return "is empty (aigc.null removes a header)" end
+  if not string.find(value, "%S") then return "is blank (only spaces or tabs)" end
+  local lower = string.lower(name)
+  local scheme = (lower == "authorization" or lower == "proxy-authorization")
+    and string.match(value, "^[ \t]*(%a+)[ \t]*$")
+  if scheme and SCHEMES[string.lower(scheme)] then
+    return string.format("holds no credential after %q", scheme)
+  end
+end
+
 -- The user info of a URL ("user:password" in scheme://user:password@host/),
 -- with the URL's parts before and after it; nil when it has none.
 local function userinfo_of (url)
