@@ -197,16 +197,18 @@ local function interrupted (run)
   if asked and asked() then return runfile.run_error("interrupted", { code = "interrupted" }) end
 end
 
--- batch.wait, the run's `interrupted` asked at each turn of the loop
--- meanwhile (0.05 s): the sleeps between polls last up to a minute
--- (MAX_POLL_INTERVAL), and SIGTERM killed `aigc run --batch` at once, its
--- batch's id unsaid without --out (or with -q): a rerun sent a second
--- batch, paid twice. The wait is a task of the client, canceled if stopped.
-local function wait_batch (run, id, opts)
-  if not run.spec.interrupted then return batch.wait(run.client, id, opts) end
-  local over, ok, b, err, co, key = false, nil, nil, nil, nil, {}
+-- fn(a, b, c) (batch.wait, batch.create), the run's `interrupted` asked at
+-- each turn of the loop meanwhile (0.05 s): the sleeps between polls last
+-- up to a minute (MAX_POLL_INTERVAL), and SIGTERM killed `aigc run --batch`
+-- at once, its batch's id unsaid without --out (or with -q): a rerun sent a
+-- second batch, paid twice. A slow upload or create (a large input file, a
+-- server that holds the request) heard SIGTERM only once it ended, up to
+-- `timeout` later. The call is a task of the client, canceled if stopped.
+local function interruptible (run, fn, a, b, c)
+  if not run.spec.interrupted then return fn(a, b, c) end
+  local over, ok, x, err, co, key = false, nil, nil, nil, nil, {}
   local function ended (...)
-    over, ok, b, err = true, ...
+    over, ok, x, err = true, ...
     run.in_flight[key] = nil
     local wake = run.wake   -- (the run waiting: Run:pause)
     if wake then run.wake = nil; wake() end
@@ -216,7 +218,7 @@ local function wait_batch (run, id, opts)
     task.on_abandon(function (e) ended(false, e); return true end)
     co = coroutine.running()
     run.in_flight[key] = co   -- (an error out of the run -- Ctrl-C's "interrupted!" -- cancels it: Run:abandon)
-    ended(task.pcall(batch.wait, run.client, id, opts))
+    ended(task.pcall(fn, a, b, c))
   end)
   while not over do
     local stop = interrupted(run)
@@ -226,8 +228,8 @@ local function wait_batch (run, id, opts)
     end
     run:pause(0.05)
   end
-  if not ok then error(b, 0) end
-  return b, err
+  if not ok then error(x, 0) end
+  return x, err
 end
 
 -- The batch of a run: the one it resumes (`id`: a batch_id given, else the
@@ -279,7 +281,8 @@ local function run_batch (run, requests, digests, fresh, id, params)
     end
     metadata = util.merge(metadata or {}, { aigc_run = token })
   end
-  local b, err = batch.create(client, requests, { metadata = metadata,
+  -- (stopped while it is asked for: its intent stays, the next run resumes what the server made)
+  local b, err = interruptible(run, batch.create, client, requests, { metadata = metadata,
     endpoint = spec.batch_endpoint or runner_responses.BATCH_ENDPOINT[run.api] })
   -- (refused: nothing was made; a lost connection may have made one: its intent stays)
   if not b and id_file and type(err) == "table" and err.kind == "http" then os.remove(id_file) end
@@ -434,8 +437,8 @@ local function settle_batch (run, internal, b, jobs, kept, keep)
   local client, spec = run.client, run.spec
   local err
   local id = b.id
-  b, err = wait_batch(run, id, { interval = spec.batch_interval, timeout = spec.batch_timeout,
-                                    on_progress = function (x) keep_again(keep); progress(run, x) end })
+  b, err = interruptible(run, batch.wait, client, id, { interval = spec.batch_interval,
+    timeout = spec.batch_timeout, on_progress = function (x) keep_again(keep); progress(run, x) end })
   if not b then
     -- (polls that failed for good, the key revoked: the batch goes on, billed; without OUT.batch
     -- the message was the poll's alone, and the batch's id was lost)

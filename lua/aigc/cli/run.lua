@@ -515,12 +515,20 @@ end
 -- batch it knows of, or the one it was asking for (OUT.batch keeps the
 -- request: "aigc: interrupted" said nothing of it), named.
 function Batches:stopped (args, client, tty)
-  local kept = runfile.batch_file(args.out)
-  if not (self.last or kept and core.file_kind(kept) == "file") then return end
+  local asked = self:asked(args)
+  if not (self.last or asked) then return end
   if tty then io.stderr:write("\n") end
   if self.last then self:interrupted(args, client) end
-  common.fail("aigc run: interrupted as its batch was asked for: run it again (" .. kept .. " keeps the "
-              .. "request: the batch, if the server made it, is resumed)", 130)
+  common.fail("aigc run: interrupted" .. asked, 130)
+end
+
+-- " as its batch was asked for: ..." when the run knows no batch of its
+-- own and OUT.batch keeps its request (its intent); else nil.
+function Batches:asked (args)
+  local kept = runfile.batch_file(args.out)
+  if self.last or not (kept and core.file_kind(kept) == "file") then return nil end
+  return " as its batch was asked for: run it again (" .. kept .. " keeps the request: the batch, if the server "
+    .. "made it, is resumed)"
 end
 
 -- A run stopped between its steps (runner.run's "interrupted"): by Ctrl-C,
@@ -532,6 +540,7 @@ local function stopped (args, client, batches, tty, term)
   if tty then io.stderr:write("\n") end
   local said = "aigc run: " .. (term and "stopped by " .. term:upper() or "interrupted")
   if args.batch and batches.last then said = said .. ": " .. batches:going(args, client)
+  elseif args.batch and batches:asked(args) then said = said .. batches:asked(args)   -- (SIGTERM as it was asked for)
   elseif args.out then said = said .. " (the results so far are in " .. args.out .. ": run it again to resume)" end
   if term then end_by(term, said) end
   common.fail(said, 130)
