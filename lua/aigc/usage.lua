@@ -14,6 +14,7 @@
 -- @module aigc.usage
 
 local util = require "aigc.util"
+util.own_module()   -- (a misuse error is located at the caller's line, not here)
 
 local ipairs, pairs, setmetatable, tonumber, type = ipairs, pairs, setmetatable, tonumber, type
 
@@ -263,18 +264,23 @@ end
 -- @tparam table before
 -- @treturn table
 function M.diff (after, before)
+  -- (a snapshot left out, `diff(c:usage())`: "attempt to index a nil value" from inside)
+  if type(after) ~= "table" then util.argerror("diff", 1, util.expected("table (a client:usage() snapshot)", after)) end
+  if type(before) ~= "table" then
+    util.argerror("diff", 2, util.expected("table (a client:usage() snapshot)", before))
+  end
   local d = { errors_by_kind = {}, models = {} }
   for _, k in ipairs { "requests", "errors", "retries", "cache_hits", "replayed", "no_usage", "prompt_tokens",
                        "completion_tokens", "total_tokens" } do
     d[k] = (after[k] or 0) - (before[k] or 0)
   end
   if after.cost then d.cost = after.cost - (before.cost or 0) end
-  for k, n in pairs(after.errors_by_kind) do
-    local delta = n - (before.errors_by_kind[k] or 0)
+  for k, n in pairs(after.errors_by_kind or {}) do
+    local delta = n - ((before.errors_by_kind or {})[k] or 0)
     if delta > 0 then d.errors_by_kind[k] = delta end
   end
-  for name, m in pairs(after.models) do
-    local b = before.models[name] or {}
+  for name, m in pairs(after.models or {}) do
+    local b = (before.models or {})[name] or {}
     if m.requests > (b.requests or 0) then
       d.models[name] = { requests = m.requests - (b.requests or 0),
                          prompt_tokens = m.prompt_tokens - (b.prompt_tokens or 0),
