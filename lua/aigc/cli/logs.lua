@@ -154,6 +154,9 @@ function M.run (args)
   local f = (kind == nil or kind == "file") and io.open(path, "rb")
   if f == nil then
     if args.conversation or args.cid then common.fail("aigc: no conversation: no log at " .. path) end
+    -- (an entry asked for by its id is not there: as with a log that lacks it, exit 1 -- it said
+    -- "nothing logged there yet", exit 0, and with --json printed [], an entry's shape for a script)
+    if show_id then common.fail("aigc: no entry #" .. show_id .. ": no log at " .. path) end
     common.note("aigc: no log at " .. path .. " (nothing logged there yet)")
     if args.json then common.print_json(require("aigc").array {}) end
     return 0
