@@ -261,7 +261,8 @@ function M.client_options (config, endpoint_name)
     -- the variable unset, the client's default ($OPENAI_API_KEY, Azure's)
     -- went to the endpoint's server, a key of another provider.
     local key = e.api_key_env and env(e.api_key_env)
-    if key then opts.api_key = key
+    -- (refused -- blank, a CR -- the message named opts.api_key, an option the user never set)
+    if key then opts.api_key, from.api_key = key, "$" .. e.api_key_env
     elseif (e.no_key or e.api_key_env) and (opts.headers == nil or type(opts.headers) == "table") then
       local h = {}   -- (else the client says what is wrong)
       for k, v in pairs(opts.headers or {}) do h[k] = v end
@@ -295,6 +296,7 @@ function M.client_error (config, err, opts, from)
     local p = util.path("opts", k)
     local tail = inner:sub(#p + 1)
     if inner:sub(1, #p) == p and tail:find("^[:%.%[]") then
+      if where:sub(1, 1) == "$" then return "cannot make the client: " .. where .. tail end   -- (a key: not shown)
       if tail:sub(1, 2) == ": " then tail = ": " .. with_value(tail:sub(3), opts[k]) end
       return config.path .. ": " .. where .. tail
     end
