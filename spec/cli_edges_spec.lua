@@ -31,6 +31,23 @@ describe("aigc (edges)", function ()
     assert.equal("<redacted len=" .. #"Bearer sk-openai-0123" .. ">", srv:last().headers.authorization)
   end)
 
+  -- (blank, or with a CR from a .env file saved with CRLF: the message named
+  -- `opts.api_key`, an option the user never set; the variable now, never its value)
+  it("an endpoint whose api_key_env holds a refused key: named by the variable, nothing sent", function ()
+    cli.write(home .. "/config.lua", string.format(
+      '{ endpoints = { work = { base_url = %q, api_key_env = "AIGC_SPEC_WORK_KEY" } } }', srv.base_url))
+    for _, case in ipairs {
+      { "    \t   ", "is blank (only spaces or tabs)" },
+      { "sk-work-key-0123456789\r", "contains CR, LF or NUL" },
+    } do
+      local r = aigc({ "-e", "work", "--no-log", "Hi" }, { env = { AIGC_SPEC_WORK_KEY = case[1] } })
+      assert.equal(2, r.code, r.stderr)
+      assert.equal("cannot make the client: $AIGC_SPEC_WORK_KEY: " .. case[2] .. "\n", r.stderr)
+      assert.is_nil(r.stderr:find("sk-work", 1, true))
+    end
+    assert.equal(0, #srv:requests())
+  end)
+
   it("a JSON config.lua with a mistake: JSON's error at its line, not the Lua reader's at line 1", function ()
     local config = home .. "/config.lua"
     cli.write(config, '{"model": "gpt-4o",\n "log": fals}\n')
