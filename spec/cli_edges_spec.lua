@@ -438,10 +438,10 @@ describe_tty("aigc (edges, in a terminal)", function ()
       return n
     end
     wait_until(function () return done() >= 1 end, "the first case")
-    assert(proc.sh("tmux -L aigc-spec resize-window -t " .. term.name .. " -x 50 -y 40"))
+    assert(proc.sh(cli.TMUX .. " resize-window -t " .. term.name .. " -x 50 -y 40"))
     local n0 = done()
     wait_until(function () return done() >= n0 + 4 end, "four more cases")
-    local _, screen = proc.sh("tmux -L aigc-spec capture-pane -p -t " .. term.name)
+    local _, screen = proc.sh(cli.TMUX .. " capture-pane -p -t " .. term.name)
     local rows = 0
     for _ in ("\n" .. screen):gmatch("\n%d+/30 ") do rows = rows + 1 end
     assert.is_true(rows <= 2, "progress rows on the screen: " .. rows .. "\n" .. screen)

@@ -366,7 +366,7 @@ describe("aigc (probed as a user would)", function ()
     cli.write(cases, table.concat(lines, "\n") .. "\n")
     local name = cli.session_name("probe")
     local cmd = cli.command({ "run", cases, "--out", out, "--no-log" }, { home = home, base_url = srv.base_url })
-    local tmux = "tmux -L aigc-spec "
+    local tmux = cli.TMUX .. " "
     assert(cli.new_session("-d -s " .. name .. " -x 50 -y 20 " .. proc.quote(cmd .. "; echo EXIT=$?; sleep 60")))
     local deadline, screen = socket.gettime() + 30, ""
     while not screen:find("EXIT=", 1, true) do

@@ -1,6 +1,6 @@
--- The names of the sessions the specs start on the one tmux server every
--- busted run on the machine shares (`tmux -L aigc-spec`: the lanes of
--- `make test` run side by side). cli_probe_spec named its session "probe"
+-- The names of the sessions the specs start on tmux (each busted run has a
+-- server of its own now, `cli.TMUX`; it was one for every run on the
+-- machine, the lanes of `make test` side by side). cli_probe_spec named its session "probe"
 -- .. os.time() .. math.random(1e6), and math.random's first number is the
 -- same in every process of Lua 5.1-5.3 and LuaJIT (one seed): two lanes
 -- running that test in the same second named their sessions alike, and

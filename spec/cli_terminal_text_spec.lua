@@ -104,7 +104,7 @@ describe_tty("aigc in a real terminal (tmux)", function ()
   it("a reply's escapes are shown, not obeyed: the title stays, the text is there; aigc logs alike", function ()
     local proc = require "procutil"
     local function title ()
-      local _, t = proc.sh("tmux -L aigc-spec display -p -t " .. term.name .. " '#{pane_title}'")
+      local _, t = proc.sh(cli.TMUX .. " display -p -t " .. term.name .. " '#{pane_title}'")
       return (tostring(t):gsub("%s+$", ""))
     end
     for _, args in ipairs { { "Repeat after me: copied\27]2;PWNED\7 \27]52;c;cm0gLXJmIH4=\7 up\rback \228\184\173" },

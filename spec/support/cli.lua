@@ -205,16 +205,33 @@ end
 local Term = {}
 Term.__index = Term
 
+-- This process's part of the session names and of its tmux server's name.
+local RUN_ID = (function ()
+  local f = io.open("/dev/urandom", "rb")
+  local b = f and f:read(4)
+  if f then f:close() end
+  if not b or #b < 4 then return tostring(os.time()) .. tostring(math.random(1e6)) end
+  return ("%02x%02x%02x%02x"):format(b:byte(1, 4))
+end)()
+
+--- `tmux` with this run's own server: `cli.TMUX .. " capture-pane ..."`.
+-- A pane gets its server's environment, the one of the process that
+-- started it: one server for every busted run on the machine (the
+-- matrix's cells, the ASan lane, other checkouts) gave a run's terminals
+-- the locale, HOME, TMPDIR, CI and sanitizer variables of whichever run
+-- came first. Started by this run, the server has this run's environment.
+M.TMUX = "tmux -L aigc-spec-" .. RUN_ID
+
 local function tmux (args)
-  local ok, out = proc.sh("tmux -L aigc-spec " .. args)
+  local ok, out = proc.sh(M.TMUX .. " " .. args)
   return ok, out
 end
 
 -- `tmux new-session ARGS`, again when it met the server on its way out: the
 -- server exits with its last session, and a session started in that moment
--- fails with "server exited unexpectedly" (this run's own last close, or a
--- busted run beside: the matrix's cells and the ASan lane share the server).
--- Seen in a cli_chat_spec run beside another; in a loop of new/kill-session,
+-- fails with "server exited unexpectedly" (this run's own last close; seen
+-- when the server was shared with the busted runs beside, in a cli_chat_spec
+-- run beside another). In a loop of new/kill-session,
 -- 12 of 300 starts failed, none with the retry.
 local function new_session (args)
   local ok, out
@@ -247,35 +264,24 @@ end
 
 local term_count = 0
 
--- This process's part of the session names: the tmux server is shared by
--- every busted run on the machine (the matrix's cells, the ASan lane, other
--- checkouts), and a name of the counter and the second collided.
-local RUN_ID = (function ()
-  local f = io.open("/dev/urandom", "rb")
-  local b = f and f:read(4)
-  if f then f:close() end
-  if not b or #b < 4 then return tostring(os.time()) .. tostring(math.random(1e6)) end
-  return ("%02x%02x%02x%02x"):format(b:byte(1, 4))
-end)()
-
 -- A run killed before its tests closed their terminals (a CI timeout, a
 -- kill, Ctrl-C) left their sessions for ever: remain-on-exit keeps a
--- session (its aigc chat still running), and any session keeps the shared
--- tmux server. A watcher, started with this process's first terminal, ends
--- this run's sessions once the process is gone (or a zombie); its $PPID is
--- this Lua process.
+-- session (its aigc chat still running), and any session keeps the tmux
+-- server. A watcher, started with this process's first terminal, ends this
+-- run's server (its sessions) once the process is gone (or a zombie), and
+-- the socket tmux leaves; its $PPID is this Lua process.
 local watching = false
 local function watch_sessions ()
   if watching then return end
   watching = true
   os.execute(("(p=$PPID; while kill -0 $p 2>/dev/null && ! grep -qs ') Z ' /proc/$p/stat; do sleep 1; done; "
-    .. "tmux -L aigc-spec ls -F '#{session_name}' | grep '_%s_' | while read -r n; do "
-    .. "tmux -L aigc-spec kill-session -t \"$n\"; done) </dev/null >/dev/null 2>&1 &"):format(RUN_ID))
+    .. "%s kill-server; rm -f \"${TMUX_TMPDIR:-/tmp}/tmux-$(id -u)/aigc-spec-%s\") </dev/null >/dev/null 2>&1 &")
+    :format(M.TMUX, RUN_ID))
 end
 
---- A name for a new session of the shared tmux server that no other
--- busted run's session has (this run's random part, a count, the second),
--- its session ended by the watcher if this run is killed.
+--- A name for a new session of this run's tmux server (`cli.TMUX`) that
+-- no other busted run's session has either (this run's random part, a
+-- count, the second), its session ended by the watcher if this run is killed.
 -- @usage local name = cli.session_name("probe"); cli.new_session("-d -s " .. name .. " ...")
 function M.session_name (prefix)
   watch_sessions()
@@ -283,12 +289,12 @@ function M.session_name (prefix)
   return prefix .. term_count .. "_" .. RUN_ID .. "_" .. tostring(os.time())
 end
 
---- `tmux -L aigc-spec new-session ARGS`, again if it met the server on its
+--- `cli.TMUX .. " new-session ARGS"`, again if it met the server on its
 -- way out: true, or false and what tmux said.
 M.new_session = new_session
 
 --- Starts `aigc ARGS` in a new tmux session of its own server
--- (`-L aigc-spec`), 120 columns by 40 rows; the pane stays after the
+-- (`cli.TMUX`), 120 columns by 40 rows; the pane stays after the
 -- command ends, so its exit status can be read.
 -- @treturn table terminal with `send`, `keys`, `screen`, `wait_for`, `dead`, `close`
 function M.terminal (args, opts)
@@ -301,7 +307,7 @@ function M.terminal (args, opts)
                               .. " \\; set-option -t " .. name .. " remain-on-exit on")
   assert(ok, "tmux new-session: " .. tostring(out))
   -- The pane's pid, or a clear failure: "%d+" of an error such as "no
-  -- server running on /tmp/tmux-0/aigc-spec" was 0, and a test's
+  -- server running on /tmp/tmux-0/aigc-spec-..." was 0, and a test's
   -- `kill -TERM 0` then killed its own process group (busted, the CI lane).
   local shown, pid = tmux("display -p -t " .. name .. " '#{pane_pid}'")
   self.pid = shown and tonumber(tostring(pid):match("^%s*(%d+)%s*$"))
