@@ -15,9 +15,10 @@
 local aigc = require "aigc"
 local devserver = require "devserver"
 local proc = require "procutil"
+local love_ready = require "love_ready"
 
 describe("a game's use of aigc in LÖVE", function ()
-  local reason = require("love_ready").why_not { "love", "xvfb-run", "xauth" }
+  local reason = love_ready.why_not { "love", "xvfb-run", "xauth" }
   if reason then
     it("runs in LÖVE", function () pending(reason) end)
     return
@@ -39,7 +40,7 @@ describe("a game's use of aigc in LÖVE", function ()
       "AIGC_PROBE_OUT=" .. proc.quote(out),
       "LUA_PATH=" .. proc.quote(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;"),
       "LUA_CPATH=" .. proc.quote(root .. "/build/jit/?.so;;"),
-      "timeout 240 xvfb-run -a love " .. proc.quote(root .. "/spec/support/" .. game),
+      "timeout 240 " .. love_ready.xvfb_run("-a") .. "love " .. proc.quote(root .. "/spec/support/" .. game),
     }, " "))
     local text = proc.read_file(out)
     os.remove(out)

@@ -15,6 +15,7 @@
 local aigc = require "aigc"
 local devserver = require "devserver"
 local proc = require "procutil"
+local love_ready = require "love_ready"
 
 local FRAMES = 300
 -- The most a frame may spend inside client:step(0), in ms of the game
@@ -33,7 +34,7 @@ local PAUSE_MS = 50
 local MIN_COLOURS = 400
 
 local function why_not ()
-  return require("love_ready").why_not { "love", "xvfb-run", "xauth", "identify" }
+  return love_ready.why_not { "love", "xvfb-run", "xauth", "identify" }
 end
 
 describe("the LÖVE tavern under xvfb-run", function ()
@@ -46,19 +47,23 @@ describe("the LÖVE tavern under xvfb-run", function ()
   local srv, report, out, stats, requests
   local dir = os.tmpname()
   local report_path, shot_path = dir .. ".json", dir .. ".png"
+  -- (the session's TMPDIR has a space, as a user's or a CI machine's may:
+  -- Debian's xvfb-run failed under one, see love_ready.xvfb_run)
+  local tmpdir = dir .. " tmp"
 
   setup(function ()
     srv = devserver.start { pause_ms = PAUSE_MS }
     local root = proc.root()
+    assert(proc.execute("mkdir -p " .. proc.quote(tmpdir)))
     local env = table.concat({
-      "env -u OPENAI_API_KEY",
+      "env -u OPENAI_API_KEY", "TMPDIR=" .. proc.quote(tmpdir),
       "OPENAI_BASE_URL=" .. proc.quote(srv.base_url),
       "AIGC_LOVE_TEST=" .. proc.quote(("frames:%d,report:%s,shot:%s"):format(FRAMES, report_path, shot_path)),
       "LUA_PATH=" .. proc.quote(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;"),
       "LUA_CPATH=" .. proc.quote(root .. "/build/jit/?.so;;"),
     }, " ")
     local ok
-    ok, out = proc.sh(env .. " timeout 300 xvfb-run -a -s '-screen 0 1024x768x24' love "
+    ok, out = proc.sh(env .. " timeout 300 " .. love_ready.xvfb_run("-a -s '-screen 0 1024x768x24'") .. "love "
                       .. proc.quote(root .. "/examples/love"))
     local text = proc.read_file(report_path)
     assert(ok and text, "the LÖVE session failed:\n" .. out .. "\nreport: " .. tostring(text))
@@ -70,6 +75,7 @@ describe("the LÖVE tavern under xvfb-run", function ()
   teardown(function ()
     if srv then srv:stop() end
     os.remove(dir); os.remove(report_path); os.remove(shot_path)
+    proc.execute("rm -rf " .. proc.quote(tmpdir))
   end)
 
   it("played the whole scripted session: every scripted reply arrived", function ()
@@ -157,7 +163,7 @@ end
       "AIGC_README_OUT=" .. proc.quote(game .. "/out.txt"),
       "LUA_PATH=" .. proc.quote(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;"),
       "LUA_CPATH=" .. proc.quote(root .. "/build/jit/?.so;;"),
-      "timeout 120 xvfb-run -a love " .. proc.quote(game),
+      "timeout 120 " .. love_ready.xvfb_run("-a") .. "love " .. proc.quote(game),
     }, " "))
     local text = proc.read_file(game .. "/out.txt")
     proc.execute("rm -rf " .. proc.quote(game))

@@ -15,9 +15,10 @@
 local aigc = require "aigc"
 local devserver = require "devserver"
 local proc = require "procutil"
+local love_ready = require "love_ready"
 
 local function why_not ()
-  return require("love_ready").why_not { "love", "xvfb-run", "xauth" }
+  return love_ready.why_not { "love", "xvfb-run", "xauth" }
 end
 
 describe("aigc in LÖVE under a game's stress", function ()
@@ -41,7 +42,7 @@ describe("aigc in LÖVE under a game's stress", function ()
       "AIGC_STRESS=" .. mode, "AIGC_STRESS_OUT=" .. proc.quote(out),
       "LUA_PATH=" .. proc.quote(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;"),
       "LUA_CPATH=" .. proc.quote(root .. "/build/jit/?.so;;"),
-      "timeout 240 xvfb-run -a love " .. proc.quote(root .. "/spec/support/love_stress"),
+      "timeout 240 " .. love_ready.xvfb_run("-a") .. "love " .. proc.quote(root .. "/spec/support/love_stress"),
     }, " "))
     local text = proc.read_file(out)
     os.remove(out)
@@ -195,7 +196,7 @@ end
       "cd " .. proc.quote(dir) .. " && env -u OPENAI_API_KEY -u LUA_PATH -u LUA_CPATH",
       "OPENAI_BASE_URL=" .. proc.quote(srv.base_url),
       "AIGC_SHIP_OUT=" .. proc.quote(out),
-      "timeout 120 xvfb-run -a love game.love",
+      "timeout 120 " .. love_ready.xvfb_run("-a") .. "love game.love",
     }, " "))
     local text = proc.read_file(out)
     proc.execute("rm -rf " .. proc.quote(dir))
@@ -210,7 +211,7 @@ end
       "cd " .. proc.quote(root) .. " && env -u OPENAI_API_KEY -u LUA_PATH -u LUA_CPATH -u AIGC_ROOT",
       "OPENAI_BASE_URL=" .. proc.quote(srv.base_url),
       "AIGC_LOVE_TEST=" .. proc.quote(("frames:20,report:%s,shot:%s"):format(report, shot)),
-      "timeout 200 xvfb-run -a -s '-screen 0 1024x768x24' love examples/love",
+      "timeout 200 " .. love_ready.xvfb_run("-a -s '-screen 0 1024x768x24'") .. "love examples/love",
     }, " "))
     local text = proc.read_file(report)
     os.remove(base); os.remove(report); os.remove(shot)

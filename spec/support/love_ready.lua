@@ -27,4 +27,15 @@ function M.why_not (tools)
   return nil
 end
 
+--- The start of a command line that runs a game under `xvfb-run ARGS`
+-- (the game's command follows), with TMPDIR left out of xvfb-run's
+-- environment. Debian's xvfb-run passes Xvfb the auth file it makes in
+-- $TMPDIR unquoted (`-auth $AUTHFILE`): under a TMPDIR with a space Xvfb
+-- never started and xvfb-run failed, the game run or not. mktemp's
+-- default, /tmp, then.
+-- @usage proc.sh("timeout 60 " .. love_ready.xvfb_run("-a") .. "love " .. proc.quote(dir))
+function M.xvfb_run (args)
+  return "env -u TMPDIR xvfb-run " .. args .. " "
+end
+
 return M
