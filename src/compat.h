@@ -31,6 +31,7 @@
 **       debug info       aigc_nparams (no "u" of nparams in 5.1/LuaJIT),
 **                        aigc_frame_is_finalizer, aigc_frame_is_hook,
 **                        aigc_frames_name_hooks,
+**                        aigc_hook_names_unsure (5.3: see there),
 **                        aigc_gc_refused: how a finalizer and a debug hook
 **                        show on the stack, where they show at all
 **       misc             luaL_pushfail; lua_pushfstring has only %s %d %f
@@ -432,6 +433,17 @@ AIGC_COMPAT_FN int aigc_frame_is_hook (const lua_Debug *ar) {
    it was caught (util.c, "suspects"). */
 AIGC_COMPAT_FN int aigc_frames_name_hooks (void) {
   return LUA_VERSION_NUM >= 503;
+}
+
+/* Whether a frame the hook mechanism called may still go unnamed (5.3
+   only): with a call hook set, 5.3's ldo.c callhook takes the Lua hook
+   function's own call, made at a tail call instruction, for a tail call
+   (CIST_TAIL), and getfuncname then names nothing; nor does it name a hook
+   called at a C function's call (its caller is not Lua). 5.4 names both
+   "hook". util.c then tells the frame by the debug library's hook table
+   found just below its function (below_is_hook_table). */
+AIGC_COMPAT_FN int aigc_hook_names_unsure (void) {
+  return LUA_VERSION_NUM == 503;
 }
 
 /*

@@ -481,6 +481,41 @@ const char *aigc_tostring_safe (lua_State *L, int idx, size_t *len) {
   return lua_tolstring(L, -1, len);
 }
 
+/*
+** Whether the frame above `level` of thread T (a Lua function, unnamed)
+** was called by the debug library's hook (ldblib.c hookf) -- on 5.3, where
+** such a frame may go unnamed (compat.h, aigc_hook_names_unsure): hookf
+** left its hook table on the stack just below the hook function, so it is
+** the last value the frame at `level` + 1 holds (lua_getlocal's slots end
+** at the next frame's function). That table is its own metatable, with
+** __mode "k" (ldblib.c, on 5.2-5.4). T may be a dead coroutine: values are
+** pushed on its stack, above its error, and taken off, as debug.getlocal
+** does.
+*/
+static int below_is_hook_table (lua_State *T, int level, const lua_Debug *ar) {
+  lua_Debug below;
+  int n, top = lua_gettop(T), yes = 0;
+  if (!aigc_hook_names_unsure() || (ar->namewhat != NULL && ar->namewhat[0] != '\0')
+      || !lua_getstack(T, level + 1, &below) || !lua_checkstack(T, 4))
+    return 0;
+  lua_pushnil(T);
+  for (n = 1; n <= 1000 && lua_getlocal(T, &below, n) != NULL; n++)
+    lua_replace(T, -2);
+  if (lua_type(T, -1) == LUA_TTABLE && lua_getmetatable(T, -1) && lua_rawequal(T, -1, -2)) {
+    lua_pushliteral(T, "__mode");
+    lua_rawget(T, -2);
+    yes = lua_type(T, -1) == LUA_TSTRING && strcmp(lua_tostring(T, -1), "k") == 0;
+  }
+  lua_settop(T, top);
+  return yes;
+}
+
+/* Whether the frame at `level` of thread T was called by the hook
+   mechanism (5.3+; never elsewhere: no frame is named "hook"). */
+static int frame_is_hook (lua_State *T, int level, lua_Debug *ar) {
+  return lua_getinfo(T, "n", ar) && (aigc_frame_is_hook(ar) || below_is_hook_table(T, level, ar));
+}
+
 /* Whether the error at 1 (a message handler's argument) was raised inside
    a debug hook: an interrupt, then marked (the stack left at it) -- or a
    suspect (5.1, 5.2, LuaJIT: told where it is caught), left untouched too
@@ -492,7 +527,7 @@ static int marked_if_hook (lua_State *L) {
      handler itself when a C hook (lua.c's) raised, the Lua function given
      to debug.sethook (or what it called) otherwise. Elsewhere: a suspect. */
   for (level = 0; !hook && aigc_frames_name_hooks() && level < 4 && lua_getstack(L, level, &ar); level++)
-    hook = lua_getinfo(L, "n", &ar) && aigc_frame_is_hook(&ar);
+    hook = frame_is_hook(L, level, &ar);
   if (!hook && !aigc_hook_error(L, 1)) {
     if (aigc_frames_name_hooks() || !suspect_if_hooks_off(L, 1))
       return 0;
@@ -610,7 +645,7 @@ int aigc_core_thread_interrupt (lua_State *L) {
   co = lua_tothread(L, 1);
   yes = aigc_is_interrupt(L, 2) || aigc_hook_error(L, 2);
   for (level = 0; !yes && aigc_frames_name_hooks() && level < 6 && lua_getstack(co, level, &ar); level++)
-    yes = lua_getinfo(co, "n", &ar) && aigc_frame_is_hook(&ar);
+    yes = frame_is_hook(co, level, &ar);
   if (yes)
     mark_interrupt(L, 2);
   lua_pushboolean(L, yes);
