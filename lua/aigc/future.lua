@@ -25,6 +25,7 @@ local pcall, setmetatable, type = pcall, setmetatable, type
 local string_format = string.format
 local debug_getinfo = compat.getinfo   -- (a sandbox may have no debug library: finds nothing)
 local now = core.now
+local keep_interrupt, is_interrupt = core.keep_interrupt, core.is_interrupt
 -- (the loop's calls that catch what they run pass a host's watchdog on:
 -- an error raised in a debug hook goes on up to whoever turned the loop)
 local pcall_passing = util.pcall_passing_interrupts
@@ -460,7 +461,12 @@ function M.run (loop, fn, opts)
   -- or its being abandoned, still ends f, and wakes its waiters.
   task.spawn_guarded(loop, function ()
     f._task = compat.running()   -- (for cancel and wait)
-    local ok, res, err = task.pcall(fn, f)
+    -- (an error a host's debug hook raised in fn -- Ctrl-C, a watchdog, one
+    -- a tool of the dialogue passed on -- is no error of the work: it goes
+    -- on up, out of the turn that resumed the task, and the task's hook
+    -- ends f; keep_interrupt marks it where it is raised, on 5.3+)
+    local ok, res, err = task.xpcall(fn, keep_interrupt, f)
+    if not ok and is_interrupt(res) then error(res, 0) end
     if not ok and type(res) == "string" and res:find("not enough memory", 1, true) then
       -- (Lua out of memory is kind "limit", as in any task: not the "callback" of a raise)
       res, err = nil, core.error { kind = "limit", message = "not enough memory (Lua) in " .. what }

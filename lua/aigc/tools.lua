@@ -51,6 +51,7 @@ local task = require "aigc.task"
 local schema = require "aigc.schema"
 
 local json_encode, json_decode = core.json.encode, core.json.decode
+local thread_interrupt = core.thread_interrupt
 local getinfo = compat.getinfo   -- (these two degrade without a debug library: see compat.lua)
 local table_concat = table.concat
 local utf8_len, pack = compat.utf8_len, compat.pack
@@ -487,13 +488,17 @@ function Toolset:call (call, ctx)
   local info = call_info(call, name, raw, ctx)
   -- The model gets error messages without positions; the record keeps
   -- them whole, with the traceback.
-  local tb
+  local tb, cut
   local sources = sources_of(tool.fn)
   -- (task.guarded_xpcall: the tool runs in a coroutine of its own, so a
   -- yield outside aigc is seen, not taken for an error of the tool; inside
   -- a task its waits yield, on Lua 5.1 too; the handler gets the coroutine
   -- where the error was raised)
   local packed = pack(task.guarded_xpcall(tool.fn, function (e, co)
+    -- (a host's debug hook -- Ctrl-C, a watchdog -- that cut the tool is
+    -- no error of the tool, nothing for the model: it goes on up, as out
+    -- of any callback; thread_interrupt marks it, so aigc passes it on)
+    if thread_interrupt(co, e) then cut = true; return e end
     tb = traceback(co, message_of(e))
     stack_sources(0, sources, co)   -- (the coroutine's stack is still where the error was raised)
     return e
@@ -503,6 +508,7 @@ function Toolset:call (call, ctx)
     rec.error = string_format("tool %s yielded outside aigc (its own coroutine.yield, not an aigc wait)", name)
     return nil, rec
   end
+  if cut then error(packed[2], 0) end
   if not packed[1] then
     rec.error = message_of(packed[2])
     if type(packed[2]) ~= "string" then rec.error_value = packed[2] end   -- (what the tool raised)
