@@ -20,6 +20,10 @@ local pcall_passing_interrupts = require("aigc.util").pcall_passing_interrupts  
 local error, getmetatable, ipairs, pairs, pcall, setmetatable, tonumber, tostring, type =
   error, getmetatable, ipairs, pairs, pcall, setmetatable, tonumber, tostring, type
 local newproxy = rawget(_G, "newproxy")   -- (Lua 5.1, LuaJIT)
+local task = require "aigc.task"
+local pack = require("aigc.compat").pack
+local thread_interrupt = require("aigc.core").thread_interrupt
+local record_other   -- (defined below)
 local table_remove, table_insert = table.remove, table.insert
 
 local M = {}
@@ -173,6 +177,28 @@ local function flush (client, log, wait_ms, outcome, last)
   if log._kept then log._kept[queue] = nil end
 end
 
+-- Writes through another object's `record_call`; returns why it failed,
+-- or nil. It runs in a coroutine of its own (task.guarded_xpcall): a
+-- yield of its own (not an aigc wait) stops it there and is its failure.
+-- It yielded out of the call it logged: a blocking call in the user's
+-- coroutine yielded the writer's values to its resume and never returned,
+-- one in a task abandoned the task. An interrupt (a host's debug hook)
+-- goes on up, as from any callback.
+-- (the run itself may raise: an aigc wait in it, in a task on PUC 5.1,
+-- cannot yield across the C calls above it -- a failure too, not lost)
+function record_other (log, params, res, err, info)
+  local cut
+  local r = pack(pcall_passing_interrupts(task.guarded_xpcall, log.record_call, function (e, co)
+    cut = thread_interrupt(co, e)
+    return e
+  end, log, params, res, err, info))
+  if cut then error(r[3], 0) end
+  if not r[1] then return r[2] end
+  if r[2] == nil then return "its record_call yielded outside aigc (its own coroutine.yield, not an aigc wait)" end
+  if not r[2] then return r[3] end
+  return r[3] == nil and r[4] or nil
+end
+
 --- Records a call's end in `log` (an `aigc.promptlog`, or a table with
 -- `record_call`): `params`, `res`, `err` and `info` as `record_call`'s.
 -- `wait_ms`: the longest wait for the lock (nil: the log's timeout).
@@ -181,8 +207,7 @@ end
 function M.log (client, log, params, res, err, info, wait_ms, outcome)
   local promptlog = require "aigc.promptlog"
   if getmetatable(log) ~= promptlog.Log then   -- (another object with record_call: written now, as it will)
-    local ok, id, lerr = pcall_passing_interrupts(log.record_call, log, params, res, err, info)
-    return outcome(client, not ok and id or id == nil and lerr or nil)
+    return outcome(client, record_other(log, params, res, err, info))
   end
   local ok, entry = pcall_passing_interrupts(promptlog.call_entry, params, res, err, info)
   if not ok then return outcome(client, entry) end
