@@ -424,6 +424,13 @@ function M.close (loop)
   if loop.closed then return end
   loop.closed = true
   run_posted(loop)
+  -- (its tasks asleep in client:sleep wake now: nothing else would ever
+  -- wake them -- a batch.run or a retry pause in a task of a client a
+  -- finalizer closed never returned; awake, their next call meets the
+  -- closed client)
+  local list = loop.sleepers
+  for i = 1, #list do list[i].at = -1 end
+  if #list > 0 then wake_sleepers(loop) end
 end
 
 -- }======================================================
