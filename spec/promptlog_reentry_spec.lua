@@ -177,4 +177,39 @@ describe("the prompt log re-entered", function ()
       end
     end
   end)
+
+  -- An aigc.promptlog of the caller's, closed by a finalizer while a call
+  -- is in flight: the failed write said "attempt to index a nil value
+  -- (field 'con')" (the loop's write set the lock's wait on the closed
+  -- connection first) where the log's own misuse is clear.
+  describe("an aigc.promptlog of the caller's closed by a finalizer", function ()
+    for _, when in ipairs { "between", "inside", "blocking" } do
+      it("makes the call's write fail clearly, once (" .. when .. ")", function ()
+        local path = os.tmpname()
+        local log = assert(aigc.promptlog.open(path))
+        local reported = {}
+        local c = new_client({ prompt_log = log }, reported)
+        local function plant () portable.finalized(function () log:close() end) end
+        local res
+        if when == "blocking" then
+          res = c:chat { messages = user "main", stream = function () plant(); collectgarbage() end }
+        else
+          local req = c:chat_async { messages = user "main",
+                                     stream = function () if when == "inside" then plant() end; collectgarbage() end }
+          if when == "between" then plant(); collectgarbage(); collectgarbage() end
+          while c:step(0.01) > 0 do end
+          res = req:result()
+        end
+        assert.truthy(res and res.text)
+        assert.equal(1, #reported)
+        assert.equal("log", reported[1].kind)
+        assert.equal("the prompt log did not record a call: calling 'record' on a closed aigc.promptlog",
+                     reported[1].message)
+        assert.truthy(assert(c:chat "after").text)
+        assert.equal(1, #reported)   -- (reported again only after a write that worked)
+        c:close()
+        os.remove(path)
+      end)
+    end
+  end)
 end)

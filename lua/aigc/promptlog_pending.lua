@@ -55,15 +55,18 @@ end
 -- Writes one entry, waiting at most `wait_ms` for the lock (nil: the
 -- log's own busy timeout, which is set back after). Returns the id, or
 -- nil and the error.
+-- (a log closed -- by its owner, by a finalizer that ran meanwhile -- has
+-- no connection: Log:record says so, and nothing else touches it; the
+-- PRAGMA failed first with "attempt to index a nil value (field 'con')")
 local function write (log, item, wait_ms)
   local saved
-  if wait_ms then
+  if wait_ms and log.con then
     local rows = store.query_rows(log, "PRAGMA busy_timeout")
     saved = rows and rows[1] and tonumber(rows[1].timeout)
     store.exec(log, "PRAGMA busy_timeout = " .. wait_ms)
   end
   local ok, id, err = pcall(log.record, log, item.entry, item.info)
-  if saved then store.exec(log, "PRAGMA busy_timeout = " .. saved) end
+  if saved and log.con then store.exec(log, "PRAGMA busy_timeout = " .. saved) end
   if not ok then error(id, 0) end
   return id, err
 end
