@@ -1,5 +1,5 @@
--- `__gc` finalizers that call `close()`, `cancel()`, a new `chat_async` or
--- a blocking `chat` while a call of each kind is in flight -- chat,
+-- `__gc` finalizers that call `close()`, `cancel()`, a new `chat_async`,
+-- a blocking `chat`, `step()` or the call's `wait()` while a call of each kind is in flight -- chat,
 -- completion, stream, chat_async, embeddings, images, audio, responses,
 -- batch, download -- collected before each of the first turns of `step()`
 -- (collectgarbage() between the steps) and from inside the call's own
@@ -8,8 +8,9 @@
 -- process: a crash or a hang fails that kind, not the run. The blocking
 -- kinds run in a task of their client, so that the spec turns its loop;
 -- a finalizer's cancel reaches the async kinds only (a blocking call has
--- no handle). Sampled: the first 6 turns (the calls end in about as many
--- on the devserver without pauses; later turns see the same ended call).
+-- no handle). Sampled: the first 6 turns (most calls end in about as many
+-- on the devserver without pauses; later turns meet an ended call), the
+-- first 2 for step and wait.
 --
 -- Found by the sweep: a task asleep in client:sleep (batch.run's pause
 -- between polls, a retry's) when its client was closed was never woken:
@@ -65,7 +66,7 @@ describe("a finalizer re-entering the client of a call in flight", function ()
         if line:find("^VIOLATION") then violations[#violations + 1] = line end
       end
       assert.same({}, violations)
-      assert.equal("CASES " .. #sweep.ACTIONS * (sweep.TURNS + 1), r.stdout:match("CASES %d+"))
+      assert.equal("CASES " .. sweep.cases(), r.stdout:match("CASES %d+"))
     end)
   end
 end)

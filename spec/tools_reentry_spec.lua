@@ -1,7 +1,8 @@
 -- A toolset's tool that re-enters aigc (DESIGN.md's re-entrancy rule), swept
 -- over every form a dialogue runs in: blocking (main chunk, inside a task of
--- another client, inside the user's own coroutine, streamed) and
--- `chat_async` (plain and streamed). Each tool yields outside aigc, raises,
+-- another client, inside the user's own coroutine, streamed),
+-- `chat_async` (plain and streamed), and the Responses API's `respond` and
+-- `respond_async`. Each tool yields outside aigc, raises,
 -- makes a nested blocking call, starts another request, cancels the call
 -- it runs in, closes the client, collects garbage, turns the loop, waits for
 -- another request, or is cut by a host's watchdog hook at its 1st..4th
@@ -28,7 +29,7 @@ local FRAMES_NAME_HOOKS = portable.version == "5.3" or portable.version == "5.4"
 
 local function user (text) return { { role = "user", content = text } } end
 
-local FORMS = { "blocking", "task", "coro", "stream", "async", "stream_async" }
+local FORMS = { "blocking", "task", "coro", "stream", "async", "stream_async", "respond", "respond_async" }
 local ACTS = { "yield", "raise", "nested", "nested_async", "cancel", "close", "gc", "step", "wait_other" }
 
 describe("a tool re-entering aigc", function ()
@@ -64,10 +65,14 @@ describe("a tool re-entering aigc", function ()
       return "12:00 " .. x
     end } }
     local stream = (form == "stream" or form == "stream_async") and function () end or nil
+    local responses = form == "respond" or form == "respond_async"
     local params = { tools = ts, messages = user "get_time", stream = stream }
-    local function blocking () o.res, o.err = c:chat(params) end
+    if responses then params = { tools = ts, input = "get_time" } end
+    local function blocking ()
+      if responses then o.res, o.err = c:respond(params) else o.res, o.err = c:chat(params) end
+    end
     local function drive ()
-      if form == "blocking" or form == "stream" then blocking()
+      if form == "blocking" or form == "stream" or form == "respond" then blocking()
       elseif form == "coro" then
         local co = coroutine.create(blocking)
         local ok, e = coroutine.resume(co)
@@ -87,7 +92,7 @@ describe("a tool re-entering aigc", function ()
       else
         params.on_done = function () o.counts.done = o.counts.done + 1 end
         params.on_error = function () o.counts.err = o.counts.err + 1 end
-        local req = c:chat_async(params)
+        local req = responses and c:respond_async(params) or c:chat_async(params)
         ctx.req, o.req = req, req
         local guard = aigc.now() + 20
         while aigc.now() < guard and c:step(0.01) > 0 do end
@@ -130,7 +135,7 @@ describe("a tool re-entering aigc", function ()
   end
 
   for _, form in ipairs(FORMS) do
-    local async = form == "async" or form == "stream_async"
+    local async = form == "async" or form == "stream_async" or form == "respond_async"
     for _, act in ipairs(ACTS) do
       it(form .. ": a tool that does " .. act .. " ends the call as documented", function ()
         local o = run_case(form, act)

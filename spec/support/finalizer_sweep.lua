@@ -1,8 +1,8 @@
 --- The finalizer sweep of spec/finalizer_kinds_spec.lua, run in a child
 -- process (a crash or a hang is the parent's to see): `sweep.run(url,
 -- kind)` runs one call of `kind` (M.KINDS) while `__gc` finalizers call
--- `close()`, `cancel()`, a new `chat_async` or a blocking `chat` on its
--- client, collected at each turn of `step()` in turn (before turn 1, 2,
+-- `close()`, `cancel()`, a new `chat_async`, a blocking `chat`, `step()`
+-- or the call's `wait()` on its client, collected at each turn of `step()` in turn (before turn 1, 2,
 -- ... M.TURNS, with `collectgarbage()` between the steps) and from inside
 -- the call's own callbacks (each one forces a full collection). One line
 -- "VIOLATION kind action when: what" per broken rule, then "CASES n".
@@ -12,8 +12,9 @@
 -- close its outcome is done or kind "canceled", after a cancel too; each
 -- chat_async a finalizer started (one the closed client refused raises a
 -- misuse, which the finalizer keeps) ends once; a finalizer's blocking
--- chat returns (a result or an error) or raises only the documented
--- misuse; nothing is left active; the client (a new one after close)
+-- chat, step or wait returns or raises only the documented misuse (a
+-- closed client, a step inside a callback, a wait for a request from
+-- inside its own callback); nothing is left active; the client (a new one after close)
 -- makes a call.
 local aigc = require "aigc"
 local portable = require "portable"
@@ -23,7 +24,9 @@ local tpcall = require("aigc.task").pcall
 local M = {}
 
 M.TURNS = 6
-M.ACTIONS = { "close", "cancel", "chat_async", "chat_blocking" }
+M.ACTIONS = { "close", "cancel", "chat_async", "chat_blocking", "step", "wait" }
+-- (step and wait, sampled: inside the callbacks and before the first 2 turns)
+M.TURNS_OF = { step = 2, wait = 2 }
 M.KINDS = { "chat", "completion", "stream", "chat_async", "embeddings", "images", "audio", "responses", "batch",
             "download" }
 
@@ -32,7 +35,8 @@ local STORY = { { role = "user", content = "Generate a short story about a robot
 
 -- Misuse a finalizer may meet: the client closed (by this or another
 -- finalizer), or the loop turned from inside a callback.
-local MISUSE = { "closed", "called from inside an aigc callback" }
+local MISUSE = { "closed", "called from inside an aigc callback",
+                 "cannot wait for a request from inside its own callback" }
 local function misuse (e)
   for _, p in ipairs(MISUSE) do if tostring(e):find(p, 1, true) then return true end end
   return false
@@ -100,6 +104,14 @@ local function run_case (url, kind, action, when, out)
         on_done = function () rec.done = rec.done + 1 end, on_error = function () rec.err = rec.err + 1 end })
       if ok then rec.req = r; E.started[#E.started + 1] = rec
       elseif not misuse(r) then violation("a finalizer's chat_async raised " .. tostring(r)) end
+    elseif action == "step" then
+      local ok, e = pcall(c.step, c, 0)
+      if not ok and not misuse(e) then violation("a finalizer's step raised " .. tostring(e)) end
+    elseif action == "wait" then
+      if E.req then
+        local ok, e = pcall(E.req.wait, E.req, 5)
+        if not ok and not misuse(e) then violation("a finalizer's wait raised " .. tostring(e)) end
+      end
     else
       local ok, res, err = pcall(c.chat, c, "from a finalizer")
       if not ok and not misuse(res) then violation("a finalizer's chat raised " .. tostring(res)) end
@@ -174,12 +186,19 @@ end
 
 --- Runs every case of `kind`: each action at each turn, then inside its
 -- callbacks. Returns the cases run.
+--- How many cases `run` runs for one kind.
+function M.cases ()
+  local n = 0
+  for _, action in ipairs(M.ACTIONS) do n = n + 1 + (M.TURNS_OF[action] or M.TURNS) end
+  return n
+end
+
 function M.run (url, kind, out)
   out = out or print
   local n = 0
   for _, action in ipairs(M.ACTIONS) do
     local whens = { "inside" }
-    for t = 1, M.TURNS do whens[#whens + 1] = t end
+    for t = 1, M.TURNS_OF[action] or M.TURNS do whens[#whens + 1] = t end
     for _, when in ipairs(whens) do
       if os.getenv("AIGC_SWEEP_TRACE") then io.stderr:write(kind, " ", action, " ", tostring(when), "\n") end
       run_case(url, kind, action, when, out)
