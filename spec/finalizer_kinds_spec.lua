@@ -15,9 +15,10 @@
 -- Found by the sweep: a task asleep in client:sleep (batch.run's pause
 -- between polls, a retry's) when its client was closed was never woken:
 -- the call never returned, whatever waited on it waited for ever.
-local aigc, devserver, luachild = require "aigc", require "devserver", require "luachild"
+local aigc, devserver = require "aigc", require "devserver"
 local portable = require "portable"
 local sweep = require "finalizer_sweep"
+local forms = require "call_forms"
 -- (a pcall a task can yield across, on PUC 5.1 too)
 local tpcall = require("aigc.task").pcall
 
@@ -45,7 +46,7 @@ describe("a finalizer re-entering the client of a call in flight", function ()
       c:step(0)
       portable.finalized(function () c:close() end)
       if when == "between" then collectgarbage(); collectgarbage() end
-      local guard = aigc.now() + 20   -- (a guard against a hang only)
+      local guard = aigc.now() + forms.GUARD   -- (a guard against a hang only)
       while seen[2] == nil and aigc.now() < guard and pcall(c.step, c, 0.01) do end
       assert.equal("woke", seen[1])
       assert.matches("attempt to use a closed client", seen[2], 1, true)
@@ -56,17 +57,10 @@ describe("a finalizer re-entering the client of a call in flight", function ()
 
   for _, kind in ipairs(sweep.KINDS) do
     it("keeps the contract for a call of kind " .. kind, function ()
-      local r = luachild.run(([[
-        local sweep = require "finalizer_sweep"
-        sweep.run(arg[1], %q)
-      ]]):format(kind), { args = { srv.base_url }, timeout = 300 })
-      assert.equal(0, r.status, r.stderr)
-      local violations = {}
-      for line in r.stdout:gmatch("[^\n]+") do
-        if line:find("^VIOLATION") then violations[#violations + 1] = line end
-      end
-      assert.same({}, violations)
-      assert.equal("CASES " .. sweep.cases(), r.stdout:match("CASES %d+"))
+      local got = sweep.in_child(srv.base_url, ("require('finalizer_sweep').run(arg[1], %q)"):format(kind))
+      assert.equal(0, got.status, got.stderr)
+      assert.same({}, got.violations)
+      assert.equal("CASES " .. sweep.cases(), got.cases)
     end)
   end
 end)

@@ -18,6 +18,7 @@
 local aigc = require "aigc"
 local devserver = require "devserver"
 local portable = require "portable"
+local forms = require "call_forms"
 
 local PUC51 = portable.version == "5.1"
 
@@ -118,23 +119,14 @@ describe("the prompt log re-entered", function ()
       local stream = form == "stream" and function () end or nil
       local function blocking () o.res, o.err = c:chat { messages = user "main", stream = stream } end
       if form == "blocking" or form == "stream" then blocking()
-      elseif form == "coro" then
-        local co = coroutine.create(blocking)
-        local ok, e = coroutine.resume(co)
-        if not ok then error(e, 0) end
-        o.coro = coroutine.status(co)
-      elseif form == "task" then
-        local host = new_client({}, o.reported)
-        host:spawn(function () blocking(); o.task_done = true end)
-        local guard = aigc.now() + 20   -- (a guard against a hang only)
-        while not o.task_done and aigc.now() < guard do host:step(0.01) end
-        host:close()
+      elseif form == "coro" then o.coro = forms.in_coroutine(blocking)
+      elseif form == "task" then o.task_done = forms.in_task(new_client({}, o.reported), blocking)
       else
         local cb = form == "async_cb"
         local req = c:chat_async { messages = user "main",
                                    on_done = cb and function () o.counts.done = o.counts.done + 1 end or nil,
                                    on_error = cb and function () o.counts.err = o.counts.err + 1 end or nil }
-        local guard = aigc.now() + 20
+        local guard = aigc.now() + forms.GUARD
         while aigc.now() < guard and c:step(0.01) > 0 do end
         o.res, o.err = req:result()
       end

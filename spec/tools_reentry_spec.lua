@@ -24,6 +24,7 @@ local aigc = require "aigc"
 local devserver = require "devserver"
 local watchdog = require "watchdog_cut"
 local portable = require "portable"
+local forms = require "call_forms"
 
 local FRAMES_NAME_HOOKS = portable.version == "5.3" or portable.version == "5.4"
 
@@ -73,28 +74,15 @@ describe("a tool re-entering aigc", function ()
     end
     local function drive ()
       if form == "blocking" or form == "stream" or form == "respond" then blocking()
-      elseif form == "coro" then
-        local co = coroutine.create(blocking)
-        local ok, e = coroutine.resume(co)
-        if not ok then error(e, 0) end
-        o.coro_status = coroutine.status(co)
+      elseif form == "coro" then o.coro_status = forms.in_coroutine(blocking)
       elseif form == "task" then
-        local host = aigc.client { base_url = srv.base_url, max_retries = 0 }
-        local done = false
-        host:spawn(function () blocking(); done = true end)
-        local guard = aigc.now() + 20   -- (a guard against a hang only)
-        local ok, e = pcall(function ()
-          while not done and aigc.now() < guard do host:step(0.01) end
-        end)
-        host:close()
-        if not ok then error(e, 0) end
-        o.task_done = done
+        o.task_done = forms.in_task(aigc.client { base_url = srv.base_url, max_retries = 0 }, blocking)
       else
         params.on_done = function () o.counts.done = o.counts.done + 1 end
         params.on_error = function () o.counts.err = o.counts.err + 1 end
         local req = responses and c:respond_async(params) or c:chat_async(params)
         ctx.req, o.req = req, req
-        local guard = aigc.now() + 20
+        local guard = aigc.now() + forms.GUARD
         while aigc.now() < guard and c:step(0.01) > 0 do end
         o.res, o.err = req:result()
       end
@@ -108,7 +96,7 @@ describe("a tool re-entering aigc", function ()
     if not ok then o.raised = e end
     -- (a chat_async cut: its end, left to the next turn, runs there)
     if o.req then
-      local guard = aigc.now() + 20
+      local guard = aigc.now() + forms.GUARD
       while aigc.now() < guard and pcall(c.step, c, 0.01) and c:active() > 0 do end
       o.status = o.req:status()
       o.res, o.err = o.req:result()

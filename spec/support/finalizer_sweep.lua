@@ -6,6 +6,8 @@
 -- ... M.TURNS, with `collectgarbage()` between the steps) and from inside
 -- the call's own callbacks (each one forces a full collection). One line
 -- "VIOLATION kind action when: what" per broken rule, then "CASES n".
+-- `sweep.run_blocking(url)` does the same for the blocking forms in the
+-- main chunk (spec/finalizer_blocking_spec.lua).
 --
 -- The rules: the call ends (a blocking call, run in a task of its client,
 -- returns); a call with on_done/on_error gets exactly one of them; after a
@@ -18,6 +20,7 @@
 -- makes a call.
 local aigc = require "aigc"
 local portable = require "portable"
+local forms = require "call_forms"
 -- (a pcall a task can yield across, on PUC 5.1 too)
 local tpcall = require("aigc.task").pcall
 
@@ -83,6 +86,17 @@ end
 
 local TERMINAL = { done = true, failed = true, canceled = true }
 
+-- The end of a case: the client (a new one when it was closed) makes a
+-- call; both closed; one line a violation (`case`: kind, action, when).
+local function end_case (url, c, closed, violations, case, out)
+  local after = closed and aigc.client { base_url = url, max_retries = 0, model = "aigc-dev" } or c
+  local ok, res = pcall(after.chat, after, "after")
+  if not (ok and res) then violations[#violations + 1] = "the client after: " .. tostring(res) end
+  pcall(after.close, after)
+  pcall(c.close, c)
+  for _, v in ipairs(violations) do out(("VIOLATION %s: %s"):format(case, (tostring(v):gsub("\n.*", "")))) end
+end
+
 -- One case: `action` by finalizers collected before turn `when` (a
 -- number) or inside the call's callbacks (`when` = "inside").
 local function run_case (url, kind, action, when, out)
@@ -135,7 +149,7 @@ local function run_case (url, kind, action, when, out)
   local ok, e = pcall(K[kind], E)
   if not ok then violation("the call did not start: " .. tostring(e)) end
   -- The turns: a finalizer collected before turn `when`.
-  local guard = aigc.now() + 20   -- (a guard against a hang only)
+  local guard = aigc.now() + forms.GUARD   -- (a guard against a hang only)
   local turn = 0
   while aigc.now() < guard do
     turn = turn + 1
@@ -174,39 +188,127 @@ local function run_case (url, kind, action, when, out)
     end
   end
   if not closed and c:active() ~= 0 then violation(c:active() .. " left active") end
-  local after = closed and aigc.client { base_url = url, max_retries = 0, model = "aigc-dev" } or c
-  local aok, res = pcall(after.chat, after, "after")
-  if not (aok and res) then violation("the client after: " .. tostring(res)) end
-  pcall(after.close, after)
-  pcall(c.close, c)
-  for _, v in ipairs(violations) do
-    out(("VIOLATION %s %s %s: %s"):format(kind, action, tostring(when), (tostring(v):gsub("\n.*", ""))))
+  end_case(url, c, closed, violations, ("%s %s %s"):format(kind, action, tostring(when)), out)
+end
+
+-- The cases of one kind: { action, when } each.
+local function cases ()
+  local list = {}
+  for _, action in ipairs(M.ACTIONS) do
+    list[#list + 1] = { action, "inside" }
+    for t = 1, M.TURNS_OF[action] or M.TURNS do list[#list + 1] = { action, t } end
   end
+  return list
 end
 
---- Runs every case of `kind`: each action at each turn, then inside its
--- callbacks. Returns the cases run.
 --- How many cases `run` runs for one kind.
-function M.cases ()
-  local n = 0
-  for _, action in ipairs(M.ACTIONS) do n = n + 1 + (M.TURNS_OF[action] or M.TURNS) end
-  return n
-end
+function M.cases () return #cases() end
 
+--- Runs every case of `kind`: each action inside its callbacks, then at
+-- each turn. Returns the cases run.
 function M.run (url, kind, out)
   out = out or print
+  local list = cases()
+  for _, case in ipairs(list) do run_case(url, kind, case[1], case[2], out) end
+  out("CASES " .. #list)
+  return #list
+end
+
+--- Runs `code` (Lua, `arg[1]` the server's base URL) in a child process
+-- (spec/support/luachild.lua): its exit status, stderr, the VIOLATION
+-- lines it printed and its "CASES n" line.
+function M.in_child (url, code)
+  local r = require("luachild").run(code, { args = { url }, timeout = 300 })
+  local violations = {}
+  for line in r.stdout:gmatch("[^\n]+") do
+    if line:find("^VIOLATION") then violations[#violations + 1] = line end
+  end
+  return { status = r.status, stderr = r.stderr, violations = violations, cases = r.stdout:match("CASES %d+") }
+end
+
+-- {======================================================
+-- The blocking forms, in the main chunk
+-- =======================================================
+
+-- Each blocking call of a kind: `(c, cb, E)`, `cb` called from its
+-- callbacks (a stream's deltas, a sink, on_progress, the iterator's loop).
+local B = {
+  chat = function (c) return c:chat { messages = HI } end,
+  completion = function (c) return c:complete { prompt = "Say hi", max_tokens = 8 } end,
+  stream = function (c, cb) return c:chat { messages = STORY, stream = cb } end,
+  iterator = function (c, cb)
+    for _ in c:stream { messages = STORY } do cb() end
+    return true
+  end,
+  embeddings = function (c) return c:embeddings { input = "hello" } end,
+  images = function (c) return c:images_generate { prompt = "a cat" } end,
+  audio = function (c, cb) return c:speech { input = "Hello there, a few words of speech.", to = cb } end,
+  responses = function (c, cb) return c:respond { input = STORY[1].content, stream = cb } end,
+  batch = function (c, cb)
+    return aigc.batch.run(c, { { custom_id = "a", body = { messages = HI } } }, { interval = 0.02, on_progress = cb })
+  end,
+  download = function (c, cb, E) return c:download(E.url .. "/files/" .. E.up.id .. "/content", { to = cb }) end,
+}
+M.BLOCKING = { "chat", "completion", "stream", "iterator", "embeddings", "images", "audio", "responses", "batch",
+               "download" }
+M.BLOCKING_ACTIONS = { "close", "chat_async", "chat_blocking", "step" }
+
+-- One blocking call of `kind` in the main chunk, finalizers doing `action`
+-- planted before it (collected at whatever allocation comes) or inside
+-- its first callback (collected there): it returns its result, or kind
+-- "canceled" after a close, or raises only the documented misuse.
+local function run_blocking_case (url, kind, action, when, out)
+  local violations = {}
+  local function violation (s) violations[#violations + 1] = s end
+  local c = aigc.client { base_url = url, max_retries = 0, model = "aigc-dev", error_handler = function () end }
+  local function fin ()
+    local ok, e
+    if action == "close" then ok, e = pcall(c.close, c)
+    elseif action == "chat_async" then ok, e = pcall(c.chat_async, c, { messages = HI })
+    elseif action == "step" then ok, e = pcall(c.step, c, 0)
+    else ok, e = pcall(c.chat, c, "from a finalizer") end
+    if not ok and not misuse(e) then violation("a finalizer's " .. action .. " raised " .. tostring(e)) end
+  end
+  local armed = false
+  local function plant () for _ = 1, 3 do portable.finalized(fin) end end
+  local function cb ()
+    if when == "inside" and not armed then armed = true; plant() end
+    collectgarbage()
+  end
+  local E = { url = url }
+  if kind == "download" then   -- (the file first, before any finalizer)
+    E.up = assert(c:files_upload { purpose = "batch", file = { data = string.rep("x", 200000), filename = "a.jsonl" } })
+  end
+  if when == "before" then plant() end
+  local ok, res, err = pcall(B[kind], c, cb, E)
+  if not ok and not misuse(res) then violation("the call raised " .. tostring(res))
+  elseif ok and res == nil and not (err and err.kind == "canceled") then violation("ended with " .. tostring(err)) end
+  local closed = not pcall(c.active, c)
+  local guard = aigc.now() + forms.GUARD   -- (a guard against a hang only)
+  while not closed and aigc.now() < guard do
+    local sok, n = pcall(c.step, c, 0.01)
+    if not sok or n == 0 then break end
+  end
+  end_case(url, c, closed, violations, ("%s %s %s"):format(kind, action, when), out)
+end
+
+--- Runs every blocking kind with every action, planted before the call
+-- and inside its callbacks. Returns the cases run.
+function M.run_blocking (url, out)
+  out = out or print
   local n = 0
-  for _, action in ipairs(M.ACTIONS) do
-    local whens = { "inside" }
-    for t = 1, M.TURNS_OF[action] or M.TURNS do whens[#whens + 1] = t end
-    for _, when in ipairs(whens) do
-      if os.getenv("AIGC_SWEEP_TRACE") then io.stderr:write(kind, " ", action, " ", tostring(when), "\n") end
-      run_case(url, kind, action, when, out)
-      n = n + 1
+  for _, kind in ipairs(M.BLOCKING) do
+    for _, action in ipairs(M.BLOCKING_ACTIONS) do
+      for _, when in ipairs { "before", "inside" } do
+        run_blocking_case(url, kind, action, when, out)
+        n = n + 1
+      end
     end
   end
   out("CASES " .. n)
   return n
 end
+
+-- }======================================================
 
 return M
