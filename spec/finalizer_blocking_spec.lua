@@ -8,14 +8,13 @@
 -- in a child process: a crash or a hang fails it, not the run. The async
 -- forms, turn by turn: spec/finalizer_kinds_spec.lua.
 local devserver = require "devserver"
-local sweep = require "finalizer_sweep"
 
 describe("a finalizer re-entering the client of a blocking call", function ()
-  local srv
-  setup(function () srv = devserver.start { pause_ms = 0 } end)
-  teardown(function () srv:stop() end)
+  local srv   -- (the fixture's client, unused: the cases make their own)
+  devserver.fixture(_ENV, function (s) srv = s end, nil, nil, { pause_ms = 0 })
 
   it("keeps the contract for every kind and action", function ()
+    local sweep = require "finalizer_sweep"
     local got = sweep.in_child(srv.base_url, "require('finalizer_sweep').run_blocking(arg[1])")
     assert.equal(0, got.status, got.stderr)
     assert.same({}, got.violations)

@@ -23,9 +23,8 @@ local forms = require "call_forms"
 local tpcall = require("aigc.task").pcall
 
 describe("a finalizer re-entering the client of a call in flight", function ()
-  local srv
-  setup(function () srv = devserver.start { pause_ms = 0 } end)
-  teardown(function () srv:stop() end)
+  local srv   -- (the fixture's client, unused: the cases make their own)
+  devserver.fixture(_ENV, function (s) srv = s end, nil, nil, { pause_ms = 0 })
 
   it("wakes a task asleep in client:sleep when a finalizer closes its client", function ()
     for _, when in ipairs { "between", "inside" } do
