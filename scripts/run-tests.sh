@@ -25,8 +25,8 @@
 #              one result per test; a test that cannot run here is skipped
 #   busted-V   the Lua specs under interpreter V, the module built for V, against
 #              real local servers they start themselves; V = 5.4 5.1 5.2 5.3 jit
-#              (all but 5.4 in three parts each, busted-part1-V ... busted-part3-V,
-#              run by whichever lane is free first: see shared_cells)
+#              (in three parts each, busted-part1-V ... busted-part3-V, the
+#              files dealt in turns: jobs of the queue, see "the run")
 #              (a spec file marked "-- needs: Lua 5.4 (why)" in its first lines
 #              counts as one skipped result elsewhere)
 #   examples-V every examples/*.lua under V against the bundled server: one
@@ -42,14 +42,14 @@
 #              against the full parse and merge (15 s)
 #   lifecycle-V      the random lifecycle tester (spec/lifecycle/run.lua) with
 #                    its children under V, 40 s: one result
-#   asan-V           the busted specs again under V, the module and a host
-#                    interpreter built with ASan + UBSan
+#   asan-partK-V     the busted specs again under V (three parts), the module
+#                    and a host interpreter built with ASan + UBSan
 #   lifecycle-asan-V the lifecycle tester again on that build, 60 s: one result
 #   lifecycle-layers-V  the lifecycle tester's sequences across the Lua layers
 #                    (run.lua --layers: conversations, tools, strategies, tasks,
 #                    sentences, hooks, cache, ratelimit, finalizers, close), 40 s,
 #                    on the heavy interpreters and the lifecycle extra ones: one result
-#   valgrind-V       the specs that drive aigc's C in-process (select_valgrind_specs)
+#   valgrind-partK-V the specs that drive aigc's C in-process (select_valgrind_specs; three parts)
 #                    under valgrind memcheck: no definite leak, no error; each
 #                    such spec file once, the heavy interpreters taking turns
 #                    (5.4 the 1st, 3rd... in name order, LuaJIT the others)
@@ -58,9 +58,9 @@
 #              against the bundled server with no report (scripts/host-test.sh): one result
 #   soak-V           20,000 mixed requests through one client: RSS growth < 1 MiB
 # The heavy suites (lifecycle, asan, valgrind, soak) run under 5.4 and LuaJIT.
-# Fuzz, the sanitizers, the lifecycle tester, soak and valgrind run beside
-# the others (three lanes; their output is printed when the rest is done,
-# from build/lane2.log and build/lane3.log).
+# Every suite but the quick checks is a job of one queue, taken longest
+# first by AIGC_JOBS lanes side by side (default 6; their output is printed
+# when lane 1 is done, from build/lane2.log ...): see "the run".
 #
 # Knobs (environment):
 #   AIGC_LUA_VERSIONS="5.4 jit"   the interpreters of the matrix (default all five)
@@ -80,8 +80,10 @@
 #   AIGC_VALGRIND_ALL=1   valgrind runs every spec file (default: the C-facing ones)
 #   AIGC_VALGRIND_SPLIT=0 valgrind runs its files under every heavy interpreter
 #                    (default: each file under one, in turns; see select_valgrind_specs)
-#   AIGC_JOBS=1      one suite at a time (default 3: three lanes side by side, see
-#                    "the run" below; 2: lanes 2 and 3 in turn beside lane 1)
+#   AIGC_JOBS=1      one suite at a time (default 6: six lanes side by side, see
+#                    "the run" below)
+#   AIGC_CPU_JOBS=N  at most N of the CPU-bound jobs (fuzz, valgrind's parts)
+#                    at once (default 2)
 #
 # The budget (CI: under 30 min on 2 cores, aim 20): the lanes take about the
 # same time; build/suite-results* have each suite's seconds. Measured on
@@ -93,6 +95,11 @@
 # were cut (fuzz 30 + 4 x 15 s, lifecycle 40 s plain and 60 s under ASan;
 # each run draws a new seed, so the runs add up over CI runs), and every lane
 # now takes the other interpreters' busted parts (thirds) when it is done.
+# 2026-12-07 (here, three fixed lanes): 39.5 min; lane times valgrind-5.4
+# 830 s, asan-5.4 795, busted-5.4 700, valgrind-jit 703, asan-jit 639: one
+# lane each, unsplit, so no lane could end before ~25 min. Now the queue (see
+# "the run"): every long run in thirds, longest first, six lanes (the busted
+# runs wait ~90% of their time: user+sys is ~10% of their wall time).
 #   AIGC_SUITE_TIMEOUT=S   a busted run (any cell, ASan, valgrind) still going
 #                    after S seconds (default 1500) is stopped and counts as failed
 set -u
@@ -513,15 +520,6 @@ select_valgrind_specs () {
   SPEC_FILES=("${all[@]}"); NSKIPPED_FILES=0
 }
 
-suite_busted () {
-  local v=$1 lua; lua=$(interp_of "$v")
-  banner "busted-$v ($lua)"
-  if skipped "busted-$v"; then record "busted-$v" 0 0 1; return; fi
-  cannot_run "busted-$v" "$v" && return
-  select_specs "$v"
-  run_busted "busted-$v" "$lua" "$(cpath_of "$v")"
-}
-
 suite_examples () {
   local v=$1 lua; lua=$(interp_of "$v")
   banner "examples-$v ($lua)"
@@ -690,58 +688,95 @@ suite_soak () {
   else record "soak-$v" 0 1 0 "$(elapsed)"; fi
 }
 
-# asan-V: the module built with ASan + UBSan, run by a host interpreter
-# linked with them; then lifecycle-asan-V, the tester on that build.
-suite_asan () {
-  local v=$1 lua adir ok=0; lua=$(interp_of "$v"); adir=$(asan_dir_of "$v")
-  banner "asan-$v"
-  if skipped "asan-$v"; then record "asan-$v" 0 0 1
-  elif cannot_run "asan-$v" "$v"; then :
-  elif ! $MAKE -s asan LUA_VERSION="$v" > "build/asan-build-$v.log" 2>&1 \
-       || [ ! -x "$adir/lua" ] || [ ! -f "$adir/aigc/core.so" ]; then
-    cat "build/asan-build-$v.log"
-    echo "asan-$v: \`make asan LUA_VERSION=$v\` did not produce $adir/lua and $adir/aigc/core.so"
-    record "asan-$v" 0 1 0 "$(elapsed)"
-  else
-    ok=1
-    # The host interpreter carries the sanitizer runtime (spec/support/lua_host.c);
-    # children and the servers the specs start run uninstrumented, as usual.
-    select_specs "$v"
-    # use_tls=0: gcc 12's LeakSanitizer misreads glibc 2.36's dynamic TLS
-    # (a "DTLS" block at 0xf8) and its tracer crashes at exit ("Tracer caught
-    # signal 11 ... LeakSanitizer has encountered a fatal error"), for some
-    # process layouts every time; it then cannot report anything. Without
-    # TLS as roots it scans the rest (heap, stacks, globals) and works.
-    AIGC_CHILD_LUA=$lua AIGC_CHILD_CPATH=$(cpath_of "$v") run_busted "asan-$v" "$adir/lua" "$adir/?.so" env \
-      ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23:detect_stack_use_after_return=0 \
-      LSAN_OPTIONS=suppressions=$PWD/spec/support/lsan.supp:print_suppressions=0:use_tls=0 \
-      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-    if grep -qE '^(=+[0-9]+=+ *)?ERROR: (Address|Leak)Sanitizer|runtime error:' "build/asan-$v.log"; then
-      echo "asan-$v: the sanitizers reported problems (see build/asan-$v.log)"; record "asan-reports-$v" 0 1 0
-    else
-      record "asan-reports-$v" 1 0 0
+# Long busted runs (5.4's, every other interpreter's, ASan's, valgrind's) go
+# in parts, so that no job of the queue is much longer than the others and
+# the lanes end together (see "the run"). deal_part K N: keeps in SPEC_FILES
+# (empty: every spec file) the K-th of N parts, the files dealt in turns in
+# name order; false when that part is empty (then nothing is to be run: an
+# empty list would make busted run every file).
+deal_part () {
+  local k=$1 n=$2 mine=() i
+  if [ ${#SPEC_FILES[@]} -eq 0 ]; then mapfile -t SPEC_FILES < <(find spec -name '*_spec.lua' | sort); fi
+  for i in "${!SPEC_FILES[@]}"; do
+    if [ $((i % n + 1)) -eq "$k" ]; then mine+=("${SPEC_FILES[$i]}"); fi
+  done
+  SPEC_FILES=(${mine[@]+"${mine[@]}"})
+  [ ${#SPEC_FILES[@]} -gt 0 ]
+}
+
+# asan_build V: builds V's ASan module and host interpreter, once, before the
+# lanes start (its parts run side by side: a make in each would race); false,
+# with the reason in WHY, when it cannot be.
+declare -A ASAN_STATE=()
+asan_build () {
+  local v=$1 adir; adir=$(asan_dir_of "$v")
+  WHY=""
+  if [ -z "${ASAN_STATE[$v]:-}" ]; then
+    if ! command -v "$(interp_of "$v")" > /dev/null; then ASAN_STATE[$v]="$(interp_of "$v") is not installed"
+    elif ! built "$v"; then ASAN_STATE[$v]=$WHY
+    elif $MAKE -s -j2 asan LUA_VERSION="$v" > "build/asan-build-$v.log" 2>&1 \
+         && [ -x "$adir/lua" ] && [ -f "$adir/aigc/core.so" ]; then ASAN_STATE[$v]=ok
+    else ASAN_STATE[$v]="\`make asan LUA_VERSION=$v\` did not produce $adir/lua and $adir/aigc/core.so (build/asan-build-$v.log):
+$(tail -n 30 "build/asan-build-$v.log")"
     fi
   fi
+  [ "${ASAN_STATE[$v]}" = ok ] && return 0
+  WHY=${ASAN_STATE[$v]}
+  return 1
+}
 
-  banner "lifecycle-asan-$v"
-  if skipped "lifecycle-$v" || skipped "asan-$v" || skipped "lifecycle-asan-$v"; then record "lifecycle-asan-$v" 0 0 1
-  elif [ $ok -eq 1 ]; then
-    run_lifecycle "lifecycle-asan-$v" "${LIFECYCLE_ASAN_SECONDS:-60}" --lua "$adir/lua" --cpath "$adir/?.so"
+# asan-partK-V: part K of N of the busted specs under V, the module built
+# with ASan + UBSan, run by a host interpreter linked with them; its
+# sanitizers' reports are one more result (asan-reports-partK-V).
+suite_asan_part () {
+  local v=$1 k=$2 n=$3 lua adir name; lua=$(interp_of "$v"); adir=$(asan_dir_of "$v"); name="asan-part$k-$v"
+  banner "$name of $n"
+  if skipped "asan-$v"; then record "$name" 0 0 1; return; fi
+  if ! asan_build "$v"; then echo "$name: $WHY"; record "$name" 0 1 0 "$(elapsed)"; return; fi
+  # The host interpreter carries the sanitizer runtime (spec/support/lua_host.c);
+  # children and the servers the specs start run uninstrumented, as usual.
+  select_specs "$v"
+  if ! deal_part "$k" "$n"; then record "$name" 0 0 0 "$(elapsed)"; return; fi
+  [ "$k" -eq 1 ] || NSKIPPED_FILES=0   # (the files only 5.4 runs count once)
+  # use_tls=0: gcc 12's LeakSanitizer misreads glibc 2.36's dynamic TLS
+  # (a "DTLS" block at 0xf8) and its tracer crashes at exit ("Tracer caught
+  # signal 11 ... LeakSanitizer has encountered a fatal error"), for some
+  # process layouts every time; it then cannot report anything. Without
+  # TLS as roots it scans the rest (heap, stacks, globals) and works.
+  AIGC_CHILD_LUA=$lua AIGC_CHILD_CPATH=$(cpath_of "$v") run_busted "$name" "$adir/lua" "$adir/?.so" env \
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23:detect_stack_use_after_return=0 \
+    LSAN_OPTIONS=suppressions=$PWD/spec/support/lsan.supp:print_suppressions=0:use_tls=0 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  if grep -qE '^(=+[0-9]+=+ *)?ERROR: (Address|Leak)Sanitizer|runtime error:' "build/$name.log"; then
+    echo "$name: the sanitizers reported problems (see build/$name.log)"; record "asan-reports-part$k-$v" 0 1 0
   else
-    echo "lifecycle-asan-$v: no ASan build for $v (see asan-$v)"; record "lifecycle-asan-$v" 0 1 0
+    record "asan-reports-part$k-$v" 1 0 0
   fi
 }
 
-# valgrind-V: the specs under memcheck
-suite_valgrind () {
-  local v=$1 lua vdir vfail=0 f; lua=$(interp_of "$v")
-  banner "valgrind-$v ($lua)"
-  if skipped "valgrind-$v"; then record "valgrind-$v" 0 0 1; return; fi
-  cannot_run "valgrind-$v" "$v" && return
-  vdir=build/valgrind-$v
+# lifecycle-asan-V: the lifecycle tester on V's ASan build.
+suite_lifecycle_asan () {
+  local v=$1 adir; adir=$(asan_dir_of "$v")
+  banner "lifecycle-asan-$v"
+  if skipped "lifecycle-$v" || skipped "asan-$v" || skipped "lifecycle-asan-$v"; then record "lifecycle-asan-$v" 0 0 1
+  elif asan_build "$v"; then
+    run_lifecycle "lifecycle-asan-$v" "${LIFECYCLE_ASAN_SECONDS:-60}" --lua "$adir/lua" --cpath "$adir/?.so"
+  else
+    echo "lifecycle-asan-$v: no ASan build for $v: $WHY"; record "lifecycle-asan-$v" 0 1 0 "$(elapsed)"
+  fi
+}
+
+# valgrind-partK-V: part K of N of V's valgrind specs under memcheck
+suite_valgrind_part () {
+  local v=$1 k=$2 n=$3 lua vdir vfail=0 f name; lua=$(interp_of "$v"); name="valgrind-part$k-$v"
+  banner "$name of $n ($lua)"
+  if skipped "valgrind-$v"; then record "$name" 0 0 1; return; fi
+  cannot_run "$name" "$v" && return
+  vdir=build/$name
   rm -rf "$vdir"; mkdir -p "$vdir"
   select_valgrind_specs "$v"
-  run_busted "valgrind-$v" "$lua" "$(cpath_of "$v")" env AIGC_VALGRIND=1 AIGC_TIMEOUT_SCALE=4 \
+  if ! deal_part "$k" "$n"; then record "$name" 0 0 0 "$(elapsed)"; return; fi
+  run_busted "$name" "$lua" "$(cpath_of "$v")" env AIGC_VALGRIND=1 AIGC_TIMEOUT_SCALE=4 \
     valgrind --quiet --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite \
       --error-exitcode=0 --log-file="$vdir/%p.txt" --trace-children=no \
       --suppressions=spec/support/valgrind.supp
@@ -749,81 +784,132 @@ suite_valgrind () {
   for f in "$vdir"/*.txt; do
     [ -f "$f" ] || continue
     if grep -qE 'definitely lost: [1-9]|Invalid (read|write)|uninitialised|Mismatched free|invalid free' "$f"; then
-      echo "valgrind-$v: problems in $f:"; cat "$f"; vfail=1
+      echo "$name: problems in $f:"; cat "$f"; vfail=1
     fi
   done
   grep -h -E 'definitely lost' "$vdir"/*.txt 2>/dev/null | head -n 3
-  if [ $vfail -eq 0 ]; then echo "valgrind-$v: definitely lost: 0 bytes, no invalid accesses"; record "valgrind-memcheck-$v" 1 0 0
-  else record "valgrind-memcheck-$v" 0 1 0; fi
+  if [ $vfail -eq 0 ]; then echo "$name: definitely lost: 0 bytes, no invalid accesses"; record "valgrind-memcheck-part$k-$v" 1 0 0
+  else record "valgrind-memcheck-part$k-$v" 0 1 0; fi
 }
 
 # ---- the run
 
-# Every interpreter's module first (the lanes below all use them).
+# Every interpreter's module first, and the heavy ones' ASan builds (the
+# lanes below all use them).
 for v in $VERSIONS $HEAVY_VERSIONS; do built "$v" || true; done
+for v in $HEAVY_VERSIONS; do skipped "asan-$v" || asan_build "$v" || true; done
 
-# One interpreter's busted cell, examples and install.
-interpreter_cells () {
-  suite_busted "$1"; suite_examples "$1"; suite_install "$1"
-}
-
-# The shared cells: every interpreter's busted run but 5.4's (5.1, 5.2, 5.3,
-# LuaJIT), each in three parts (the spec files dealt in turns), with its
-# examples and install after the first part. Every lane, once its own suites
-# are done, claims the next part not yet taken. Fixed lanes left one lane
-# running alone for minutes at the end (CI of 2026-12-05: lane 3 ended ~7 min
-# after lane 1; CI of 2026-12-06, with only 5.2 and 5.3 shared by lanes 1
-# and 3: 31.6 min for lane 1, 28.7 for lane 2); a third (~2.5 min) is small
-# enough to even them out. A claim is a directory made with mkdir, which only
-# one lane can make. (The busted cells mostly wait on servers and timers, so
-# a third one beside the CPU-bound lanes costs them little.)
-SHARED_VERSIONS=""
-for v in $VERSIONS; do [ "$v" = 5.4 ] || SHARED_VERSIONS="$SHARED_VERSIONS $v"; done
-SHARED_PARTS=3
-CLAIMS=build/claims
-rm -rf "$CLAIMS"; mkdir -p "$CLAIMS"
-in_shared () { case " $SHARED_VERSIONS " in *" $1 "*) return 0 ;; esac; return 1; }
-claim () { mkdir "$CLAIMS/$1" 2>/dev/null; }
-
-# busted-V's part K of N: the spec files whose place in name order is K
-# modulo N (summary line "busted-partK-V", counted like a whole cell's; the
-# name ends in "-V" as run_busted wants). Part 1 also runs V's examples and
-# install.
+# busted-partK-V: the spec files whose place in name order is K modulo N
+# (summary line "busted-partK-V", counted like a whole cell's; the name ends
+# in "-V" as run_busted wants). Part 1 also runs V's examples and install.
 suite_busted_part () {
   local v=$1 k=$2 n=$3 lua name; lua=$(interp_of "$v"); name="busted-part$k-$v"
   banner "$name of $n ($lua)"
   if skipped "busted-$v"; then record "$name" 0 0 1; return; fi
   cannot_run "$name" "$v" && return
   select_specs "$v"
-  if [ ${#SPEC_FILES[@]} -eq 0 ]; then mapfile -t SPEC_FILES < <(find spec -name '*_spec.lua' | sort); fi
-  local mine=() i
-  for i in "${!SPEC_FILES[@]}"; do
-    if [ $((i % n + 1)) -eq "$k" ]; then mine+=("${SPEC_FILES[$i]}"); fi
-  done
-  SPEC_FILES=("${mine[@]}")
+  if ! deal_part "$k" "$n"; then record "$name" 0 0 0 "$(elapsed)"; return; fi
   [ "$k" -eq 1 ] || NSKIPPED_FILES=0   # (the files only 5.4 runs count once)
   run_busted "$name" "$lua" "$(cpath_of "$v")"
 }
-shared_cells () {
-  local v k
-  for v in $VERSIONS; do
-    in_shared "$v" || continue
-    for k in $(seq 1 "$SHARED_PARTS"); do
-      claim "busted-$v-$k" || continue
-      suite_busted_part "$v" "$k" "$SHARED_PARTS"
-      if [ "$k" -eq 1 ]; then suite_examples "$v"; suite_install "$v"; fi
+busted_cell_part () {
+  suite_busted_part "$1" "$2" "$3"
+  if [ "$2" -eq 1 ]; then suite_examples "$1"; suite_install "$1"; fi
+}
+
+# The queue. Every suite but the quick checks is a job; the long busted
+# runs are cut in parts (BUSTED_PARTS, ASAN_PARTS, VALGRIND_PARTS). AIGC_JOBS
+# lanes side by side each take the longest job not yet taken (a claim is a
+# directory made with mkdir, which only one lane can make), so the longest
+# start first and the short ones fill the ends (longest-processing-time
+# order): no lane starts a 13-minute run when the others are nearly done.
+# The estimates are seconds measured here (2026-12-07, three lanes: busted-5.4
+# 700, asan-5.4 795, asan-jit 639, valgrind-5.4 830, valgrind-jit 703, the
+# other interpreters' busted cells ~550 each, fuzz 153, host 127, the rocks
+# ~60), divided among the parts. The busted cells mostly wait (on servers,
+# timers and children: ~10% of a core each), so many of them side by side
+# cost little; fuzz and valgrind are "cpu" jobs, of which at most
+# AIGC_CPU_JOBS (default 2, the cores of CI) run at once.
+BUSTED_PARTS=3
+ASAN_PARTS=3
+VALGRIND_PARTS=3
+CPU_SLOTS=${AIGC_CPU_JOBS:-2}
+[ "$CPU_SLOTS" -ge 1 ] 2>/dev/null || CPU_SLOTS=1
+CLAIMS=build/claims
+rm -rf "$CLAIMS"; mkdir -p "$CLAIMS"
+claim () { mkdir "$CLAIMS/$1" 2>/dev/null; }
+estimate () {   # estimate SUITE V: its measured seconds here, whole
+  case $1-$2 in
+    busted-5.4) echo 700 ;; busted-*) echo 550 ;;
+    asan-jit) echo 639 ;; asan-*) echo 795 ;;
+    valgrind-jit) echo 703 ;; valgrind-*) echo 830 ;;
+  esac
+}
+JOB_LIST=()
+job () { JOB_LIST+=("$1|$2|$3|$4"); }   # job SECONDS CLASS ID COMMAND
+for v in $VERSIONS; do
+  for k in $(seq 1 "$BUSTED_PARTS"); do
+    job $(( $(estimate busted "$v") / BUSTED_PARTS + (k == 1 ? 30 : 0) )) wait "busted-$v-$k" \
+      "busted_cell_part $v $k $BUSTED_PARTS"
+  done
+done
+for v in $HEAVY_VERSIONS; do
+  for k in $(seq 1 "$ASAN_PARTS"); do
+    job $(( $(estimate asan "$v") / ASAN_PARTS )) wait "asan-$v-$k" "suite_asan_part $v $k $ASAN_PARTS"
+  done
+  for k in $(seq 1 "$VALGRIND_PARTS"); do
+    job $(( $(estimate valgrind "$v") / VALGRIND_PARTS )) cpu "valgrind-$v-$k" \
+      "suite_valgrind_part $v $k $VALGRIND_PARTS"
+  done
+  job $(( ${LIFECYCLE_ASAN_SECONDS:-60} + 15 )) wait "lifecycle-asan-$v" "suite_lifecycle_asan $v"
+  job $(( ${LIFECYCLE_SECONDS:-40} + 10 )) wait "lifecycle-$v" "suite_lifecycle $v"
+  job 30 wait "soak-$v" "suite_soak $v"
+  job $(( ${LAYERS_SECONDS:-40} + 10 )) wait "lifecycle-layers-$v" "suite_lifecycle_layers $v"
+done
+for v in $LIFECYCLE_EXTRA_VERSIONS; do
+  case " $VERSIONS " in *" $v "*) ;; *) continue ;; esac
+  in_list "$v" "$HEAVY_VERSIONS" && continue
+  job $(( ${LIFECYCLE_SECONDS:-40} + 10 )) wait "lifecycle-$v" "suite_lifecycle $v"
+  job $(( ${LAYERS_SECONDS:-40} + 10 )) wait "lifecycle-layers-$v" "suite_lifecycle_layers $v"
+done
+job 153 cpu fuzz suite_fuzz
+job 127 wait host "run_check host bash scripts/host-test.sh"
+job 60 wait rockspec suite_rockspec
+mapfile -t QUEUE < <(printf '%s\n' "${JOB_LIST[@]}" | sort -s -t'|' -k1,1nr)
+
+# run_queue: takes jobs, longest first, until none is left; a "cpu" job
+# waits for one of the CPU_SLOTS slots (a directory too), and a lane with
+# only such jobs left, all slots taken, waits for one to free.
+take_slot () {
+  local i
+  for i in $(seq 1 "$CPU_SLOTS"); do
+    if mkdir "$CLAIMS/cpu-slot-$i" 2>/dev/null; then SLOT=$CLAIMS/cpu-slot-$i; return 0; fi
+  done
+  return 1
+}
+run_queue () {
+  local entry est cls id cmd ran waiting
+  while :; do
+    ran=0; waiting=0
+    for entry in "${QUEUE[@]}"; do
+      IFS='|' read -r est cls id cmd <<< "$entry"
+      [ -d "$CLAIMS/$id" ] && continue
+      SLOT=""
+      if [ "$cls" = cpu ] && ! take_slot; then waiting=1; continue; fi
+      if claim "$id"; then eval "$cmd"; ran=1; fi
+      if [ -n "$SLOT" ]; then rmdir "$SLOT"; fi
+      [ $ran -eq 1 ] && break
     done
+    if [ $ran -eq 0 ]; then
+      [ $waiting -eq 0 ] && return 0
+      sleep 2
+    fi
   done
 }
 
-# Three lanes side by side (AIGC_JOBS=2: lanes 2 and 3 one after the
-# other beside lane 1; AIGC_JOBS=1: all in turn). Lane 1 prints as it goes
-# (the checks, 5.4's busted cell, examples and install, the rocks: mostly
-# waiting on servers); lane 2 (fuzz, ASan, the lifecycle tester, soak) and
-# lane 3 (valgrind, the host test) write their output to build/lane2.log and
-# build/lane3.log, printed when lane 1 is done. Then each lane takes shared
-# cells (the other interpreters' busted parts) until none is left. Each lane
-# records into its own results file; the summary joins them.
+# Lane 1 prints as it goes (the quick checks, then jobs); lanes 2 ...
+# AIGC_JOBS (default 6) write to build/laneK.log, printed when lane 1 is
+# done. Each lane records into its own results file; the summary joins them.
 lane1 () {
   suite_lint; suite_subset
   run_check size lua5.4 scripts/check-size.lua
@@ -831,65 +917,27 @@ lane1 () {
   run_check globals lua5.4 scripts/check-globals.lua
   run_check patching lua5.4 scripts/check-patching.lua
   suite_ctest
-  local v
-  for v in $VERSIONS; do
-    in_shared "$v" || interpreter_cells "$v"
-  done
-  suite_rockspec
-  shared_cells
-}
-lane2 () {
-  local v
-  suite_fuzz
-  for v in $HEAVY_VERSIONS; do suite_asan "$v"; done
-  for v in $HEAVY_VERSIONS; do suite_lifecycle "$v"; suite_soak "$v"; done
-  for v in $LIFECYCLE_EXTRA_VERSIONS; do
-    case " $VERSIONS " in *" $v "*) suite_lifecycle "$v" ;; esac
-  done
-  shared_cells
-}
-lane3 () {
-  local v
-  for v in $HEAVY_VERSIONS; do suite_valgrind "$v"; done
-  run_check host bash scripts/host-test.sh
-  for v in $HEAVY_VERSIONS; do suite_lifecycle_layers "$v"; done
-  for v in $LIFECYCLE_EXTRA_VERSIONS; do
-    case " $VERSIONS " in *" $v "*) suite_lifecycle_layers "$v" ;; esac
-  done
-  shared_cells
-  return 0
+  run_queue
 }
 
-JOBS=${AIGC_JOBS:-3}
-RESULTS2=build/suite-results-2
-RESULTS3=build/suite-results-3
-: > "$RESULTS2"; : > "$RESULTS3"
+JOBS=${AIGC_JOBS:-6}
+[ "$JOBS" -ge 1 ] 2>/dev/null || JOBS=1
+lane_pids=()
+for k in $(seq 2 "$JOBS"); do
+  : > "build/suite-results-$k"
+  ( RESULTS=build/suite-results-$k; run_queue ) > "build/lane$k.log" 2>&1 &
+  lane_pids+=($!)
+done
 if [ "$JOBS" -ge 2 ]; then
-  if [ "$JOBS" -ge 3 ]; then
-    ( RESULTS=$RESULTS2; lane2 ) > build/lane2.log 2>&1 &
-    lane2_pid=$!
-    ( RESULTS=$RESULTS3; lane3 ) > build/lane3.log 2>&1 &
-    lane3_pid=$!
-  else
-    ( RESULTS=$RESULTS2; lane2; RESULTS=$RESULTS3; lane3 ) > build/lane2.log 2>&1 &
-    lane2_pid=$!; lane3_pid=""
-    : > build/lane3.log
-  fi
-  echo "(fuzz, the sanitizers, the lifecycle tester, soak and valgrind run beside these; their output" \
-       "follows at the end: build/lane2.log, build/lane3.log)"
-  lane1
-  wait "$lane2_pid"
-  if [ -n "$lane3_pid" ]; then wait "$lane3_pid"; fi
-  printf '\n==== fuzz, the sanitizers, the lifecycle tester, soak (run beside the others) ====\n'
-  cat build/lane2.log
-  printf '\n==== valgrind (run beside the others) ====\n'
-  cat build/lane3.log
-else
-  lane1
-  RESULTS=$RESULTS2 lane2
-  RESULTS=$RESULTS3 lane3
+  echo "($((JOBS - 1)) more lanes run beside this one; their output follows at the end: build/lane2.log ...)"
 fi
-cat "$RESULTS2" "$RESULTS3" >> "$RESULTS"
+lane1
+for k in $(seq 2 "$JOBS"); do
+  wait "${lane_pids[$((k - 2))]}"
+  printf '\n==== lane %s (run beside the others: build/lane%s.log) ====\n' "$k" "$k"
+  cat "build/lane$k.log"
+  cat "build/suite-results-$k" >> "$RESULTS"
+done
 
 # The failures again, right above the summary: a CI page shows only the
 # output's tail, and a failure printed 10,000 lines up is lost there (the
@@ -903,7 +951,7 @@ failure_digest () {
     [ "$f" -gt 0 ] && [ -f "$log" ] || continue
     echo "-- $name (build/$name.log):"
     case $name in
-      busted-*|asan-5.[1-4]|asan-jit|valgrind-5.[1-4]|valgrind-jit)
+      busted-*|asan-part*|valgrind-part*)
         if ! grep -q "^busted $name:" "$log"; then
           echo "busted did not finish; its log ends:"; tail -n 12 "$log"; continue
         fi ;;

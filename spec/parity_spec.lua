@@ -76,8 +76,9 @@ end
 
 local function why_not_here ()
   local suite = os.getenv("AIGC_SUITE_NAME")            -- (set by scripts/run-tests.sh)
-  if suite and suite ~= "" and suite ~= "busted-5.4" then
-    return "the parity probe runs every interpreter itself, once, in the suite busted-5.4"
+  -- (5.4's busted run is cut in parts: busted-part1-5.4 ...; this file is in one of them)
+  if suite and suite ~= "" and not suite:match("^busted%-part%d+%-5%.4$") then
+    return "the parity probe runs every interpreter itself, once, in a part of the suite busted-5.4"
   end
   return nil
 end
