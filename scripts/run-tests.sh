@@ -104,11 +104,16 @@
 #                    after S seconds (default 1500) is stopped and counts as failed
 set -u
 cd "$(dirname "$0")/.." || exit 2
+# --list: prints the queue (see "the run": each job, then the spec files of
+# each part) and exits, having run, built and cleared nothing
+# (spec/run_tests_queue_spec.lua reads it, from inside a running make test).
+LIST_ONLY=0
+if [ "${1:-}" = --list ]; then LIST_ONLY=1; fi
 
 mkdir -p build
 RESULTS=build/suite-results
 SUMMARY=build/test-summary
-: > "$RESULTS"
+[ $LIST_ONLY = 1 ] || : > "$RESULTS"
 export AIGC_SPEC_ROOT=$PWD
 # The bundled server needs Lua 5.4 whatever the interpreter under test
 # (spec/support/devserver.lua starts it with $LUA, else lua5.4).
@@ -459,13 +464,27 @@ cannot_run () {
 # that server is a Lua 5.4 program, whatever Lua the caller runs); each such
 # file is printed and counted as one skipped result. Sets SPEC_FILES (empty:
 # busted's own list, .busted's ROOT) and NSKIPPED_FILES.
+# The marked files are found once, by one awk over them all (NEEDS54: a
+# line "PATH<tab>needs: Lua 5.4 (why)" each): a head, grep and sed per
+# file and per call took ~20 s of --list's 80 on a loaded machine.
+NEEDS54=""
+needs54_list () {
+  if [ -z "$NEEDS54" ]; then
+    NEEDS54=$(find spec -name '*_spec.lua' | sort | xargs awk 'FNR <= 20 && /^-- *needs: *Lua 5\.4/ {
+      r = $0; sub(/^-- */, "", r); print FILENAME "\t" r; nextfile }')
+    NEEDS54=${NEEDS54:-(none)}
+  fi
+}
 select_specs () {
   local v=$1 f reason
   SPEC_FILES=(); NSKIPPED_FILES=0
   [ "$v" = 5.4 ] && return
+  needs54_list
   local all=() excluded=0
+  local -A why=()
+  while IFS=$'\t' read -r f reason; do why[$f]=$reason; done <<< "$NEEDS54"
   while IFS= read -r f; do
-    reason=$(head -n 20 "$f" | grep -m1 -E '^-- *needs: *Lua 5\.4' | sed 's/^-- *//')
+    reason=${why[$f]:-}
     if [ -n "$reason" ]; then
       echo "  skip $f ($reason)"; excluded=$((excluded + 1))
     else all+=("$f"); fi
@@ -477,7 +496,8 @@ select_specs () {
 # aigc's C inside the busted process, the one valgrind watches. Left out:
 # the bundled server's own specs and the `aigc` command's (aigc runs in other
 # processes there, untraced; under valgrind's slowdown the server's timing
-# specs fail for nothing), the docs/README/version/contract checks, and the
+# specs fail for nothing), the docs/README/version/contract checks (and
+# run_tests_queue_spec: it reads this script), and the
 # pure-Lua layers above the C core (template, prompt log, runner, rate
 # limit, strategies, conversations, tools, schemas, sentences, the batch
 # probes' runs: their C paths are the client's, stream's and async's, which
@@ -490,9 +510,9 @@ select_specs () {
 # two runs took 1,236 + 672 s of a CI's 40 min on 2 cores (2026-12-05),
 # the largest share of its CPU: the files, in name order, are dealt to the
 # heavy interpreters in turn (AIGC_VALGRIND_SPLIT=0: every file under each).
-VALGRIND_SKIP='devserver_|cli_|docs_|readme_|contract_|version_|template_|promptlog_|runner_|ratelimit_|strategy_|conversation_|tools_|schema_|sentences_|batchrun_probe'
+VALGRIND_SKIP='devserver_|cli_|docs_|readme_|contract_|version_|run_tests_|template_|promptlog_|runner_|ratelimit_|strategy_|conversation_|tools_|schema_|sentences_|batchrun_probe'
 # Whether spec file $1 is marked as one only Lua 5.4 runs.
-needs_54 () { head -n 20 "$1" | grep -qE '^-- *needs: *Lua 5\.4'; }
+needs_54 () { needs54_list; case $'\n'"$NEEDS54" in *$'\n'"$1"$'\t'*) return 0 ;; esac; return 1; }
 select_valgrind_specs () {
   select_specs "$1"
   [ "${AIGC_VALGRIND_ALL:-0}" = 1 ] && return
@@ -508,7 +528,7 @@ select_valgrind_specs () {
   # runs, so that the turns agree between interpreters; a file only 5.4
   # runs ("-- needs: Lua 5.4") is 5.4's, whatever its turn)
   while read -r f; do
-    if basename "$f" | grep -qE "^($VALGRIND_SKIP)"; then continue; fi
+    if [[ ${f##*/} =~ ^($VALGRIND_SKIP) ]]; then continue; fi
     i=$((i + 1))
     case $runnable in *" $f "*) ;; *) continue ;; esac
     if [ $(((i - 1) % n)) -eq "$mine" ] || { [ "$1" = 5.4 ] && [ "$n" -gt 1 ] && needs_54 "$f"; }; then
@@ -794,11 +814,6 @@ suite_valgrind_part () {
 
 # ---- the run
 
-# Every interpreter's module first, and the heavy ones' ASan builds (the
-# lanes below all use them).
-for v in $VERSIONS $HEAVY_VERSIONS; do built "$v" || true; done
-for v in $HEAVY_VERSIONS; do skipped "asan-$v" || asan_build "$v" || true; done
-
 # busted-partK-V: the spec files whose place in name order is K modulo N
 # (summary line "busted-partK-V", counted like a whole cell's; the name ends
 # in "-V" as run_busted wants). Part 1 also runs V's examples and install.
@@ -836,7 +851,7 @@ VALGRIND_PARTS=3
 CPU_SLOTS=${AIGC_CPU_JOBS:-2}
 [ "$CPU_SLOTS" -ge 1 ] 2>/dev/null || CPU_SLOTS=1
 CLAIMS=build/claims
-rm -rf "$CLAIMS"; mkdir -p "$CLAIMS"
+if [ $LIST_ONLY = 0 ]; then rm -rf "$CLAIMS"; mkdir -p "$CLAIMS"; fi
 claim () { mkdir "$CLAIMS/$1" 2>/dev/null; }
 estimate () {   # estimate SUITE V: its measured seconds here, whole
   case $1-$2 in
@@ -876,6 +891,38 @@ job 153 cpu fuzz suite_fuzz
 job 127 wait host "run_check host bash scripts/host-test.sh"
 job 60 wait rockspec suite_rockspec
 mapfile -t QUEUE < <(printf '%s\n' "${JOB_LIST[@]}" | sort -s -t'|' -k1,1nr)
+
+# --list: "job SECONDS CLASS ID" per job, in the queue's order, each part's
+# spec files after it ("file ID PATH"); each interpreter's selection once.
+list_queue () {
+  local entry est cls id cmd kind v k n f key
+  local -A listed=()
+  for entry in "${QUEUE[@]}"; do
+    IFS='|' read -r est cls id cmd <<< "$entry"
+    echo "job $est $cls $id"
+    read -r kind v k n <<< "$cmd"
+    case $kind in
+      busted_cell_part|suite_asan_part) key="specs $v" ;;
+      suite_valgrind_part) key="valgrind $v" ;;
+      *) continue ;;
+    esac
+    if [ -z "${listed[$key]+set}" ]; then
+      if [ "$kind" = suite_valgrind_part ]; then select_valgrind_specs "$v" > /dev/null
+      else select_specs "$v" > /dev/null; fi
+      if [ ${#SPEC_FILES[@]} -eq 0 ]; then mapfile -t SPEC_FILES < <(find spec -name '*_spec.lua' | sort); fi
+      listed[$key]=$(printf '%s\n' "${SPEC_FILES[@]}")
+    fi
+    mapfile -t SPEC_FILES <<< "${listed[$key]}"
+    deal_part "$k" "$n" || continue
+    for f in "${SPEC_FILES[@]}"; do echo "file $id $f"; done
+  done
+}
+if [ $LIST_ONLY = 1 ]; then list_queue; exit 0; fi
+
+# Every interpreter's module first, and the heavy ones' ASan builds (the
+# lanes below all use them).
+for v in $VERSIONS $HEAVY_VERSIONS; do built "$v" || true; done
+for v in $HEAVY_VERSIONS; do skipped "asan-$v" || asan_build "$v" || true; done
 
 # run_queue: takes jobs, longest first, until none is left; a "cpu" job
 # waits for one of the CPU_SLOTS slots (a directory too), and a lane with
