@@ -9,7 +9,7 @@
 -- Pending, saying why, where `love`, `xvfb-run` or ImageMagick's `identify`
 -- is missing, or the LuaJIT build of the module (make LUA_VERSION=jit) is
 -- not there. LÖVE brings its own LuaJIT, so under `make test` the session
--- runs once, in the suite busted-jit (where build/jit is built); the other
+-- runs once, in LuaJIT's busted run (where build/jit is built); the other
 -- suites count it as skipped. Run by hand (no $AIGC_SUITE_NAME) it runs
 -- under any Lua: `busted --lua=lua5.4 spec/love_spec.lua`.
 local aigc = require "aigc"

@@ -10,7 +10,7 @@
 -- worker ending mid-stream. Frames are counted, never timed.
 --
 -- Pending, saying why, where `love` or `xvfb-run` is missing or the LuaJIT
--- build is not there; under `make test` it runs once, in busted-jit (LÖVE
+-- build is not there; under `make test` it runs once, in LuaJIT's busted run (LÖVE
 -- brings its own LuaJIT), as spec/love_spec.lua does.
 local aigc = require "aigc"
 local devserver = require "devserver"

@@ -1,5 +1,5 @@
---- Whether the LÖVE specs can run here, and why not: they run once, in the
--- suite busted-jit (LÖVE brings its own LuaJIT), with the tools given
+--- Whether the LÖVE specs can run here, and why not: they run once, in
+-- LuaJIT's busted run (LÖVE brings its own LuaJIT), with the tools given
 -- installed and the module built for LuaJIT (LÖVE loads
 -- build/jit/aigc/core.so).
 -- @usage local reason = require("love_ready").why_not { "love", "xvfb-run", "xauth" }
@@ -13,8 +13,12 @@ local M = {}
 -- @treturn string|nil
 function M.why_not (tools)
   local suite = os.getenv("AIGC_SUITE_NAME")            -- (set by scripts/run-tests.sh)
-  if suite and suite ~= "" and suite ~= "busted-jit" then
-    return "the LÖVE sessions run once, in the suite busted-jit (LÖVE brings its own LuaJIT)"
+  -- (LuaJIT's busted run is cut in parts, busted-partK-jit, each spec file
+  -- in one of them: the part holding a LÖVE spec runs it. Matching only
+  -- "busted-jit" left the LÖVE specs pending in every suite once the run
+  -- was cut, from a1509ad on, while the README said they ran.)
+  if suite and suite ~= "" and suite ~= "busted-jit" and not suite:match("^busted%-part%d+%-jit$") then
+    return "the LÖVE sessions run once, in LuaJIT's busted run (LÖVE brings its own LuaJIT)"
   end
   for _, tool in ipairs(tools) do
     if not proc.execute("command -v " .. tool .. " >/dev/null 2>&1") then
