@@ -133,4 +133,25 @@ describe("make test's queue (scripts/run-tests.sh --list)", function ()
       if job.id:match("^valgrind%-") then assert.is_true(#(files[job.id] or {}) > 10, job.id) end
     end
   end)
+
+  -- (the LÖVE specs were pending in every suite for two days: they asked for
+  -- a suite named busted-jit after LuaJIT's run was cut in parts)
+  it("runs each LÖVE spec in the part of LuaJIT's busted run that holds it, and in no other suite", function ()
+    local love_ready = require "love_ready"
+    for _, spec in ipairs { "spec/love_spec.lua", "spec/love_stress_spec.lua", "spec/game_probe_spec.lua" } do
+      local ran_in = {}
+      for job, paths in pairs(files) do
+        for _, path in ipairs(paths) do
+          if path == spec then
+            -- job "busted-jit-2" is the suite "busted-part2-jit" (run_busted_part's name)
+            local v, k = job:match("^busted%-(.-)%-(%d+)$")
+            local suite = v and ("busted-part" .. k .. "-" .. v) or job
+            if love_ready.runs_in(suite) then ran_in[#ran_in + 1] = suite end
+          end
+        end
+      end
+      assert.equal(1, #ran_in, spec .. " runs in: " .. table.concat(ran_in, ", "))
+      assert.matches("^busted%-part%d%-jit$", ran_in[1])
+    end
+  end)
 end)
