@@ -80,7 +80,9 @@ end
 function M.with (conv, token, fn, ...)
   local function free () if conv._busy == token then conv._busy = nil end end
   local hook = task.on_abandon(free)
-  local ok, res, err = task.pcall(hold, conv, token, fn, ...)
+  -- (a host's watchdog is marked where it is raised, so that it stays an
+  -- interrupt once raised on: future.run's catch passes it on)
+  local ok, res, err = task.xpcall(hold, keep_interrupt, conv, token, fn, ...)
   free()
   task.forget_abandon(hook)
   if not ok then error(res, 0) end

@@ -21,7 +21,8 @@ local client_loop = require "aigc.client_loop"
 local task = require "aigc.task"
 local util = require "aigc.util"
 
-local pcall, setmetatable, type = pcall, setmetatable, type
+local error, pcall, setmetatable, type = error, pcall, setmetatable, type
+local keep_interrupt, is_interrupt = core.keep_interrupt, core.is_interrupt
 local string_format = string.format
 local debug_getinfo = compat.getinfo   -- (a sandbox may have no debug library: finds nothing)
 local now = core.now
@@ -146,7 +147,14 @@ end
 function M.finish_waiters ()
   while waking ~= LAST do
     local f = waking
-    if f._deliver then   -- (neither posted nor run: see settle; or cut)
+    if pending_state(f._state) and f._deliver then   -- (a settle cut before it ended f: ended now)
+      f._state = f._deliver
+      f._inner = nil
+      f._loop.futures[f] = nil
+    end
+    if pending_state(f._state) then   -- (cut before its end was recorded: unlisted)
+      f._deliver = false
+    elseif f._deliver then   -- (neither posted nor run: see settle; or cut)
       run_end(f)
       if f._deliver and not f._in_callback then return end   -- (its callback starts again: next turn)
     -- (not while its on_done/on_error runs: its end runs them)
@@ -238,7 +246,7 @@ end
 -- run once it was called (`_cb_ran`, cb_started): never twice, never zero
 -- times.
 function run_end (f)
-  if not f._deliver or f._in_callback then return end
+  if not f._deliver or f._in_callback or pending_state(f._state) then return end
   local r = waking   -- (listed first: the call to run_waiters may raise; see LAST)
   while r ~= LAST and r ~= f do r = r._next_run end
   if r == LAST then f._next_run = waking; waking = f end
@@ -286,14 +294,22 @@ end
 -- is posted to the loop; wait() runs it earlier if it comes first. Nothing
 -- allocates until f is ended, and its end runs at once if it cannot be
 -- posted (out of memory): a future always ends, and its waiters wake.
+-- Listed first, its end recorded (`_deliver`: the state it ends in),
+-- then ended by one store (`_state`): a host's watchdog that cut between
+-- the stores ended it "done" with its end neither posted nor listed -- no
+-- on_done, its waiters asleep for ever (future_cut_work_spec). Cut before
+-- that store, it is still pending: the next turn ends it as recorded
+-- (finish_waiters; a request's on_done that resolved it is not run again).
 local function settle (f, state, res, err)
   if not pending_state(f._state) then return false end
-  f._state, f._res, f._err, f._inner = state, res, err, nil
-  f._loop.futures[f] = nil
-  f._deliver = true
   local r = waking   -- (listed until posted: the call to pcall may raise; see LAST)
   while r ~= LAST and r ~= f do r = r._next_run end
   if r == LAST then f._next_run = waking; waking = f end
+  f._res, f._err = res, err   -- (not read while pending)
+  f._deliver = state
+  f._state = state
+  f._inner = nil
+  f._loop.futures[f] = nil
   if not pcall_passing(client_loop.post, f._loop, f._run_end) then run_end(f) end
   if waking == f and f._deliver then waking = f._next_run or LAST; f._next_run = false end
   return true

@@ -5,6 +5,7 @@
 local aigc = require "aigc"
 local devserver = require "devserver"
 local watchdog_cut = require "watchdog_cut"
+local INTERRUPTED = require("aigc.task").INTERRUPTED
 
 local M = {}
 
@@ -56,7 +57,7 @@ local function run (c, start, n, follow)
   local got = { done = 0, failed = 0 }
   local cbs = {}
   function cbs.on_done () got.done = got.done + 1 end
-  function cbs.on_error () got.failed = got.failed + 1 end
+  function cbs.on_error (e) got.failed, got.err = got.failed + 1, e end
   local f = start(c, cbs)
   c:spawn(function ()
     got.co = coroutine.running()
@@ -65,8 +66,10 @@ local function run (c, start, n, follow)
   end)
   local state, tries = {}, 0
   local function counts (co) return co == nil or TELLS_TASK_CUTS end
-  -- (into the tasks resumed once f ended: its on_done/on_error's, the waiting one)
-  local into = follow and function () return f:status() ~= "running" end
+  -- (into the tasks resumed once f ended: its on_done/on_error's, the waiting one;
+  -- "work": into every task from the start, the one doing f's work too)
+  local into = follow == "work" and function () return true end
+    or follow and function () return f:status() ~= "running" end
   while not state.fired and (got.woke == nil or got.done + got.failed == 0) and tries < 2000 do
     tries = tries + 1
     local ok, e = watchdog_cut.run(n, state, function () c:step(0.01) end, counts, into)
@@ -98,7 +101,9 @@ end
 -- the runs that went wrong (one line each), how many runs were made, and
 -- the client's results after the sweep: a call, and what step(0) counts.
 -- `follow`: the hook follows into the tasks resumed once the future ended
--- (watchdog_cut.run): its on_done/on_error's, the one waiting on it.
+-- (watchdog_cut.run): its on_done/on_error's, the one waiting on it;
+-- "work": into every task from the start, the future's work too (a cut
+-- there fails the future with task.INTERRUPTED, its on_error once).
 function M.each_cut (srv, start, follow)
   local c = aigc.client { base_url = srv.base_url, max_retries = 0, error_handler = function () end }
   local bad, n = {}, 0
@@ -106,11 +111,13 @@ function M.each_cut (srv, start, follow)
     n = n + 1
     local fired, got = run(c, start, n, follow)
     local ends = got.done + got.failed
+    local ended = got.status == "done" or follow == "work" and got.status == "failed" and got.err == INTERRUPTED
     if (fired and got.raised ~= "watchdog" and not got.cut_task)
        or not (ends == 1 or (ends == 0 and got.cut_inside))
-       or (got.woke == nil and not got.cut_task) or got.status ~= "done" or got.active == 0 then
+       or (got.woke == nil and not got.cut_task) or not ended or got.active == 0 then
       bad[#bad + 1] = ("cut at %d: raised %s, %d on_done, %d on_error, task %s, %s, active() after the cut %s"):format(
         n, tostring(got.raised), got.done, got.failed, tostring(got.woke), got.status, tostring(got.active))
+        .. (got.err and ", on_error's " .. tostring(got.err) or "")
     end
   until not fired
   -- (the client goes on: a call after the sweep)
