@@ -560,12 +560,13 @@ function M.race (spec)
       local user_done, user_error = p.on_done, p.on_error
       p.on_done = function (res)
         if winner == nil then
+          -- (the race's end first: a watchdog that cuts the rest still ends it; see race_end)
+          over:resolve(i)
           winner = i
           outcomes[i].status, outcomes.winner, res.attempt = "won", i, i
           for j, r in ipairs(reqs) do
             if j ~= i and r:cancel("lost the race") then outcomes[j].status = "canceled" end
           end
-          over:resolve(i)
         elseif outcomes[i].status == "running" then
           outcomes[i].status = "done"
         end
@@ -573,7 +574,9 @@ function M.race (spec)
       end
       p.on_error = function (err)
         if outcomes[i].status == "running" then
-          outcomes[i].status, outcomes[i].err, last_err = "failed", err, err
+          -- (a loser canceled by the winner's on_done cut before it said so)
+          local lost = winner ~= nil and type(err) == "table" and err.kind == "canceled"
+          outcomes[i].status, outcomes[i].err, last_err = lost and "canceled" or "failed", err, err
           left = left - 1
           if left == 0 and winner == nil then over:reject(err) end
         end
@@ -582,22 +585,13 @@ function M.race (spec)
       reqs[i] = judge_mod.send(e.client, shared.guarded(started, p))
       started[i + 1] = reqs[i]
     end
-    if not owner and in_callback(loops) then wait_entries(over, reqs, outcomes) else over:wait() end
+    if not owner and in_callback(loops) then wait_entries(over, reqs, outcomes)
+    else shared.race_wait(over, reqs, outcomes, function (i) winner = winner or i; over:resolve(i) end) end
   end)
   over:cancel()   -- (pending only if every client was closed meanwhile)
-  -- (a race that ended canceled, its task's client closed, leaves none running)
-  local spent = meter()
-  for _, r in ipairs(reqs) do
-    r:cancel("the race was canceled")
-    local res, err = r:result()
-    spent:add(res or err)   -- (a loser that ended before its cancel was billed too)
-  end
-  outcomes.usage_total = spent.total
-  if winner then
-    local res = reqs[winner]:result()
-    res.usage_total = spent.total
-    return res, outcomes
-  end
+  -- (the winner's on_done cut after it ended the race: the rest is done here)
+  local res = shared.race_end(reqs, outcomes, winner or over:result())
+  if res then return res, outcomes end
   return nil, last_err or strategy_error("canceled", "every client of the race was closed"), outcomes
 end
 

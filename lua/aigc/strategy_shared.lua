@@ -315,6 +315,53 @@ function Meter:add_candidates (cands)
   return self
 end
 
+--- How often a race's wait looks at its entries (seconds; see race_wait).
+M.RACE_LOOK = 0.1
+
+--- The wait of a race (`strategy.race`; yields in a task, else blocks)
+-- until its future `over` ends, looking at its entries every RACE_LOOK
+-- seconds: an entry whose request is done while `over` still runs had its
+-- on_done cut by a host's watchdog before it ended the race (the core
+-- does not run a cut callback again; the race waited for ever, its other
+-- entries billed to their end): it wins now, `win(i)`. All ended and none
+-- done (an on_error cut before it counted): `over` is canceled.
+function M.race_wait (over, reqs, outcomes, win)
+  while over:status() == "running" do
+    over:wait(M.RACE_LOOK)
+    if over:status() ~= "running" then return end
+    local live = false
+    for i, r in ipairs(reqs) do
+      local st = r:status()
+      if st == "done" and outcomes[i].status == "running" then return win(i) end
+      live = live or st == "queued" or st == "running"
+    end
+    if not live then over:cancel() end
+  end
+end
+
+--- The end of a race (`strategy.race`, after its wait): every entry's
+-- request still running is canceled, its outcome "canceled" -- also when
+-- a host's watchdog cut the winner's on_done after it ended the race,
+-- before it canceled them (they ran on, billed, for nobody) --, the
+-- winner (its index, or nil) marked, what they all cost summed. Returns
+-- the winner's response, or nil.
+function M.race_end (reqs, outcomes, winner)
+  local spent = M.meter()
+  for j, r in ipairs(reqs) do
+    if r:cancel(winner and "lost the race" or "the race was canceled") and outcomes[j].status == "running" then
+      outcomes[j].status = "canceled"
+    end
+    local res, err = r:result()
+    spent:add(res or err)   -- (a loser that ended before its cancel was billed too)
+  end
+  outcomes.usage_total = spent.total
+  if not winner then return nil end
+  local res = reqs[winner]:result()
+  outcomes[winner].status, outcomes.winner, res.attempt = "won", winner, winner
+  res.usage_total = spent.total
+  return res
+end
+
 -- }======================================================
 
 function M.first_error (cands)

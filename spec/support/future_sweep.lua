@@ -133,6 +133,18 @@ function M.start ()
   return srv, M.surfaces(srv)
 end
 
+--- The sweeps' setup in a spec's environment `env` (nil on Lua 5.1: the
+-- caller's): a devserver for the file, `assign(srv, surfaces)` once it
+-- runs; the JIT off and no hook left around each test.
+function M.fixture (env, assign)
+  env = env or rawget(_G, "getfenv")(2)
+  local srv
+  env.setup(function () srv = M.start(); assign(srv, M.surfaces(srv)) end)
+  env.teardown(function () srv:stop() end)
+  env.before_each(M.jit_off)
+  env.after_each(M.unhook)
+end
+
 --- For before_each and after_each: count hooks are not called in code
 -- LuaJIT compiled; a hook left set is taken off.
 function M.jit_off () if jit then jit.off() end end
