@@ -26,7 +26,6 @@ describe("a future's work cut by a watchdog hook", function ()
     if not sweep.TELLS_TASK_CUTS then
       return pending("a cut inside a task is not told on " .. _VERSION .. " (README: no frame names a hook)")
     end
-    if sweep.PENDING_53 then return pending(sweep.PENDING_53) end
     local bad, n, after, left = sweep.each_cut(srv, surfaces.say_async, "work")
     -- (the client goes on: a call after the sweep, and nothing left active)
     assert.same({ bad = {}, swept = true, after = true, left = 0 },

@@ -22,7 +22,6 @@ local task = require "aigc.task"
 local util = require "aigc.util"
 
 local error, pcall, setmetatable, type = error, pcall, setmetatable, type
-local keep_interrupt, is_interrupt = core.keep_interrupt, core.is_interrupt
 local string_format = string.format
 local debug_getinfo = compat.getinfo   -- (a sandbox may have no debug library: finds nothing)
 local now = core.now
