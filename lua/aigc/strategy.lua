@@ -574,8 +574,10 @@ function M.race (spec)
       end
       p.on_error = function (err)
         if outcomes[i].status == "running" then
-          -- (a loser canceled by the winner's on_done cut before it said so)
-          local lost = winner ~= nil and type(err) == "table" and err.kind == "canceled"
+          -- (a loser canceled by the winner's on_done cut before it said so,
+          -- or by the race's end: "canceled" whichever of the two tells it)
+          local lost = (winner ~= nil or over:status() ~= "running") and type(err) == "table"
+                       and err.kind == "canceled"
           outcomes[i].status, outcomes[i].err, last_err = lost and "canceled" or "failed", err, err
           left = left - 1
           if left == 0 and winner == nil then over:reject(err) end

@@ -348,10 +348,11 @@ end
 function M.race_end (reqs, outcomes, winner)
   local spent = M.meter()
   for j, r in ipairs(reqs) do
-    if r:cancel(winner and "lost the race" or "the race was canceled") and outcomes[j].status == "running" then
-      outcomes[j].status = "canceled"
-    end
+    local canceled = r:cancel(winner and "lost the race" or "the race was canceled")
     local res, err = r:result()
+    if canceled and outcomes[j].status == "running" then
+      outcomes[j].status, outcomes[j].err = "canceled", err   -- (its on_error, later, finds it told)
+    end
     spent:add(res or err)   -- (a loser that ended before its cancel was billed too)
   end
   outcomes.usage_total = spent.total
