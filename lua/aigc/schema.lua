@@ -183,6 +183,14 @@ local function add (r, pos, fmt, ...)
   r.n = r.n + 1
 end
 
+-- A count a schema gives (minLength...), as a message shows it: an integer
+-- past what "%d" takes (1e300 is one: "%d" raised "number has no integer
+-- representation" out of the call on 5.3+) in exponent form.
+local function count_text (n)
+  if n < 2 ^ 53 then return string_format("%d", n) end
+  return string_format("%.15g", n)
+end
+
 local function include (r, sub)
   if sub.n > 0 then
     r[#r + 1] = sub
@@ -349,10 +357,10 @@ local function check_object (v, s, pos, r, c)
   if s.minProperties or s.maxProperties then
     local n = #sorted_keys(v, pos)
     if s.minProperties and n < s.minProperties then
-      add(r, pos, "expected at least %d properties, got %d", s.minProperties, n)
+      add(r, pos, "expected at least %s properties, got %d", count_text(s.minProperties), n)
     end
     if s.maxProperties and n > s.maxProperties then
-      add(r, pos, "expected at most %d properties, got %d", s.maxProperties, n)
+      add(r, pos, "expected at most %s properties, got %d", count_text(s.maxProperties), n)
     end
   end
 end
@@ -365,9 +373,11 @@ local function check_contains (v, s, pos, r, c)
   end
   local min, max = s.minContains or 1, s.maxContains
   if count < min then
-    add(r, pos, "expected at least %d item%s matching contains, got %d", min, min == 1 and "" or "s", count)
+    add(r, pos, "expected at least %s item%s matching contains, got %d", count_text(min), min == 1 and "" or "s", count)
   end
-  if max and count > max then add(r, pos, "expected at most %d items matching contains, got %d", max, count) end
+  if max and count > max then
+    add(r, pos, "expected at most %s items matching contains, got %d", count_text(max), count)
+  end
 end
 
 local function check_array (v, s, pos, r, c)
@@ -388,8 +398,8 @@ local function check_array (v, s, pos, r, c)
       include(r, check(v[i], sub, position(pos, i - 1), c))
     end
   end
-  if s.minItems and n < s.minItems then add(r, pos, "expected at least %d items, got %d", s.minItems, n) end
-  if s.maxItems and n > s.maxItems then add(r, pos, "expected at most %d items, got %d", s.maxItems, n) end
+  if s.minItems and n < s.minItems then add(r, pos, "expected at least %s items, got %d", count_text(s.minItems), n) end
+  if s.maxItems and n > s.maxItems then add(r, pos, "expected at most %s items, got %d", count_text(s.maxItems), n) end
   if s.contains ~= nil then check_contains(v, s, pos, r, c) end
   if s.uniqueItems == true then
     local first = {}
@@ -437,10 +447,10 @@ local function check_string (v, s, pos, r, c)
   if s.minLength or s.maxLength then
     local n = utf8_len(v) or #v
     if s.minLength and n < s.minLength then
-      add(r, pos, "expected at least %d characters, got %d", s.minLength, n)
+      add(r, pos, "expected at least %s characters, got %d", count_text(s.minLength), n)
     end
     if s.maxLength and n > s.maxLength then
-      add(r, pos, "expected at most %d characters, got %d", s.maxLength, n)
+      add(r, pos, "expected at most %s characters, got %d", count_text(s.maxLength), n)
     end
   end
   local match = c.regexes[s]
