@@ -394,9 +394,10 @@ describe("aigc.runner", function ()
       "bad argument #1 to 'run' (spec.client: aigc.client expected, got nil)")
     assert.has_error(function () runner.run { client = client, cases = {}, assert = { { type = "nope" } } } end,
       "bad argument #1 to 'run' (spec.assert[1]: unknown assertion nope)")
-    -- (a JSON null where the type goes read "unknown assertion userdata: (nil)")
+    -- (a JSON null where the type goes read "unknown assertion userdata: (nil)", then
+    -- "unknown assertion userdata": it is named as the JSON wrote it)
     assert.has_error(function () runner.run { client = client, cases = {}, assert = { { type = aigc.null } } } end,
-      "bad argument #1 to 'run' (spec.assert[1]: unknown assertion userdata)")
+      "bad argument #1 to 'run' (spec.assert[1]: unknown assertion null)")
     assert.has_error(function () runner.run { client = client, cases = {}, assert = { { type = 5 } } } end,
       "bad argument #1 to 'run' (spec.assert[1]: unknown assertion 5)")
   end)

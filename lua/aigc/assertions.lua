@@ -188,12 +188,14 @@ function M.problem (a)
   local named = ty .. " '" .. (#shown > 40 and shown:sub(1, 37) .. "..." or shown) .. "'"
   if ty == "is-json" then return nil end
   if ty == "json-schema" then
-    if type(v) ~= "table" then return "json-schema: the value must be a JSON schema (an object), got " .. type(v) end
+    if type(v) ~= "table" then
+      return "json-schema: the value must be a JSON schema (an object), got " .. util.typename(v)
+    end
     local ok, why = require("aigc.schema").check_schema(v)
     if not ok then return "json-schema: not a valid schema: " .. tostring(why) end
     return nil
   end
-  if not text_value(v) then return ty .. ": the value must be a string, got " .. type(v) end
+  if not text_value(v) then return ty .. ": the value must be a string, got " .. util.typename(v) end
   -- (an empty `contains` passed on every reply, `not-contains` failed on every
   -- one, a judge had no criteria: only `equals` means something with "")
   if tostring(v) == "" and ty ~= "equals" then
@@ -208,10 +210,10 @@ function M.problem (a)
     if not ok then return named .. ": " .. tostring(why) end
   elseif ty == "judge" then
     if a.threshold ~= nil and type(a.threshold) ~= "number" then
-      return "judge: threshold must be a number, got " .. type(a.threshold)
+      return "judge: threshold must be a number, got " .. util.typename(a.threshold)
     end
     if a.model ~= nil and type(a.model) ~= "string" then
-      return "judge: model must be a string, got " .. type(a.model)
+      return "judge: model must be a string, got " .. util.typename(a.model)
     end
   end
   return nil

@@ -175,7 +175,7 @@ local function check_case (spec, c, i, path, line, seen)
   -- without a template, `messages` or `prompt` is the request: of the wrong type, refused
   -- here (each case would fail with a message that it has none)
   if spec.template == nil and c.messages ~= nil and type(c.messages) ~= "table" then
-    return input_error(at(key) .. "messages must be a list of messages, got " .. type(c.messages))
+    return input_error(at(key) .. "messages must be a list of messages, got " .. util.typename(c.messages))
   elseif spec.template == nil and c.messages == nil and c.prompt ~= nil and type(c.prompt) ~= "string" then
     return input_error(at(key) .. "prompt must be a string, got " .. util.describe(c.prompt))
   end

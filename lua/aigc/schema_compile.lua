@@ -12,6 +12,8 @@ local core = require "aigc.core"
 local util = require "aigc.util"
 local schema_regex = require "aigc.schema_regex"
 
+local typename = util.typename   -- (a JSON null is "null", not "userdata")
+
 local null = core.null
 local error, getmetatable, ipairs, next, pairs, pcall, rawget, setmetatable, tonumber, tostring, type =
   error, getmetatable, ipairs, next, pairs, pcall, rawget, setmetatable, tonumber, tostring, type
@@ -70,7 +72,7 @@ end
 local function value_name (v)
   if v ~= v then return "NaN" end
   if type(v) == "number" then return tostring(v) end
-  return type(v)
+  return typename(v)
 end
 
 local function pointer_part (k)
@@ -128,7 +130,7 @@ local ANNOTATIONS = { title = true, description = true, default = true, examples
 
 local function walk_schema (c, sub, where)
   if not is_schema(sub) then
-    bad(where, "must be a schema (a table or a boolean), got %s", type(sub) == "table" and "a list" or type(sub))
+    bad(where, "must be a schema (a table or a boolean), got %s", type(sub) == "table" and "a list" or typename(sub))
   end
   walk(c, sub, where)
 end
@@ -158,9 +160,9 @@ end
 
 local function check_names (list, where)
   if list == nil then return end
-  if type(list) ~= "table" then bad(where, "must be a list of property names, got %s", type(list)) end
+  if type(list) ~= "table" then bad(where, "must be a list of property names, got %s", typename(list)) end
   for i, k in ipairs(list) do
-    if type(k) ~= "string" then bad(where .. "/" .. (i - 1), "must be a string, got %s", type(k)) end
+    if type(k) ~= "string" then bad(where .. "/" .. (i - 1), "must be a string, got %s", typename(k)) end
   end
 end
 
@@ -181,16 +183,20 @@ local function check_keywords (s, where)
     end
   elseif type(t) == "table" then
     for i, name in ipairs(t) do
-      if type(name) ~= "string" then bad(where .. "/type/" .. (i - 1), "must be a type name, got %s", type(name)) end
+      if type(name) ~= "string" then
+        bad(where .. "/type/" .. (i - 1), "must be a type name, got %s", typename(name))
+      end
       if not TYPE_NAMES[name] then
         bad(where .. "/type/" .. (i - 1) .. ":", "unknown type %s (null, boolean, object, array, number, string, "
             .. "integer)", show(name))
       end
     end
   elseif t ~= nil then
-    bad(where .. "/type", "must be a type name or a list of them, got %s", type(t))
+    bad(where .. "/type", "must be a type name or a list of them, got %s", typename(t))
   end
-  if s.enum ~= nil and type(s.enum) ~= "table" then bad(where .. "/enum", "must be a list, got %s", type(s.enum)) end
+  if s.enum ~= nil and type(s.enum) ~= "table" then
+    bad(where .. "/enum", "must be a list, got %s", typename(s.enum))
+  end
   check_number_keyword(s, where, "minimum")
   check_number_keyword(s, where, "maximum")
   for _, k in ipairs { "exclusiveMinimum", "exclusiveMaximum" } do
@@ -205,11 +211,11 @@ local function check_keywords (s, where)
     check_count_keyword(s, where, k)
   end
   if s.uniqueItems ~= nil and type(s.uniqueItems) ~= "boolean" then
-    bad(where .. "/uniqueItems", "must be a boolean, got %s", type(s.uniqueItems))
+    bad(where .. "/uniqueItems", "must be a boolean, got %s", typename(s.uniqueItems))
   end
   check_names(s.required, where .. "/required")
   if s.format ~= nil and type(s.format) ~= "string" then
-    bad(where .. "/format", "must be a string, got %s", type(s.format))
+    bad(where .. "/format", "must be a string, got %s", typename(s.format))
   end
   check_count_keyword(s, where, "minContains")
   check_count_keyword(s, where, "maxContains")
@@ -221,7 +227,7 @@ local function check_keywords (s, where)
   end
   local dr = s.dependentRequired
   if dr ~= nil then
-    if type(dr) ~= "table" then bad(where .. "/dependentRequired", "must be a table of lists, got %s", type(dr)) end
+    if type(dr) ~= "table" then bad(where .. "/dependentRequired", "must be a table of lists, got %s", typename(dr)) end
     for k, names in pairs(dr) do check_names(names, where .. "/dependentRequired/" .. pointer_part(k)) end
   end
 end
@@ -230,7 +236,7 @@ end
 -- recording them as in-place edges when `in_place` is given.
 local function walk_map (c, map, where, in_place)
   if map == nil then return end
-  if type(map) ~= "table" then bad(where, "must be a table of schemas, got %s", type(map)) end
+  if type(map) ~= "table" then bad(where, "must be a table of schemas, got %s", typename(map)) end
   for k, sub in pairs(map) do
     local w = where .. "/" .. pointer_part(k)
     walk_schema(c, sub, w)
@@ -242,7 +248,7 @@ end
 -- dependentRequired) or a schema (as dependentSchemas).
 local function walk_dependencies (c, map, where, in_place)
   if map == nil then return end
-  if type(map) ~= "table" then bad(where, "must be a table of lists or schemas, got %s", type(map)) end
+  if type(map) ~= "table" then bad(where, "must be a table of lists or schemas, got %s", typename(map)) end
   for k, sub in pairs(map) do
     local w = where .. "/" .. pointer_part(k)
     if type(sub) == "table" and sub[1] ~= nil then check_names(sub, w)
@@ -258,12 +264,14 @@ end
 local function walk_value_keywords (c, s, where)
   local props = s.properties
   if props ~= nil then
-    if type(props) ~= "table" then bad(where .. "/properties", "must be a table of schemas, got %s", type(props)) end
+    if type(props) ~= "table" then
+      bad(where .. "/properties", "must be a table of schemas, got %s", typename(props))
+    end
     for k, sub in pairs(props) do walk_schema(c, sub, where .. "/properties/" .. pointer_part(k)) end
   end
   if s.pattern ~= nil then
     if type(s.pattern) ~= "string" then
-      bad(where .. "/pattern", "must be a regex (a string), got %s", type(s.pattern))
+      bad(where .. "/pattern", "must be a regex (a string), got %s", typename(s.pattern))
     end
     c.regexes[s] = regex(s.pattern, where .. "/pattern")
   end
@@ -307,7 +315,7 @@ function walk (c, s, where)
 
   local ref = s["$ref"]
   if ref ~= nil then
-    if type(ref) ~= "string" then bad(where .. "/$ref", "must be a string, got %s", type(ref)) end
+    if type(ref) ~= "string" then bad(where .. "/$ref", "must be a string, got %s", typename(ref)) end
     local target, why = resolve_pointer(c.root, ref)
     if target == nil then bad(where .. "/$ref:", "%s %s", show(ref), why) end
     c.refs[s] = target
@@ -326,7 +334,7 @@ function walk (c, s, where)
   for _, k in ipairs { "$defs", "definitions" } do
     local defs = s[k]
     if defs ~= nil then
-      if type(defs) ~= "table" then bad(where .. "/" .. k, "must be a table of schemas, got %s", type(defs)) end
+      if type(defs) ~= "table" then bad(where .. "/" .. k, "must be a table of schemas, got %s", typename(defs)) end
       for name, sub in pairs(defs) do
         local w = where .. "/" .. k .. "/" .. pointer_part(name)
         -- (a list of schemas kept there, reached by "#/$defs/NAME/0": each is one)

@@ -85,6 +85,7 @@ local raise = M.raise
 -- @param v
 -- @treturn string
 function M.typename (v)
+  if v == core.null then return "null" end   -- (a JSON null, as a file or a server wrote it)
   local mt = getmetatable(v)
   if type(mt) == "table" then
     local name = rawget(mt, "__name")
