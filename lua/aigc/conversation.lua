@@ -364,6 +364,7 @@ end
 -- cached summary when it covers a prefix of them.
 local function summary_for (self, msgs, from, to, fut)
   local s = self.summary
+  if s and not planner.summary_holds(s, msgs) then s = nil end   -- (a history pruned by hand)
   if s and s.from == from and s.to == to then return s.text end
   local previous, start = nil, from
   if s and s.from == from and s.to < to then previous, start = s.text, s.to + 1 end
@@ -387,7 +388,7 @@ local function summary_for (self, msgs, from, to, fut)
     end
     return nil, err
   end
-  self.summary = { text = text, from = from, to = to }
+  self.summary = planner.summary_made({ text = text, from = from, to = to }, msgs)
   return text
 end
 

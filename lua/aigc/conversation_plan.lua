@@ -10,7 +10,7 @@
 local core = require "aigc.core"
 local util = require "aigc.util"
 
-local ipairs, tostring, type = ipairs, tostring, type
+local ipairs, setmetatable, tostring, type = ipairs, setmetatable, tostring, type
 local string_format, table_concat = string.format, table.concat
 local array = core.array
 
@@ -154,6 +154,34 @@ function M.transcript (msgs, from, to)
     lines[#lines + 1] = tostring(role or m.type) .. ": " .. text
   end
   return table_concat(lines, "\n")
+end
+
+-- The messages a conversation's summary (`{ text =, from =, to = }`) was
+-- made of, by the summary table (weak: never saved, never copied; a summary
+-- loaded or forked has none). Its indexes alone named them: a history pruned
+-- or replaced by hand (`table.remove(conv.messages, 2)`, as a bot that runs
+-- for days does) put other turns at them, and the summary was taken as theirs
+-- (the turns pruned stayed in it) or extended from past them (the turns moved
+-- into its range were never summarized: lost from the context).
+local covered = setmetatable({}, { __mode = "k" })
+
+--- Whether summary `s` still covers messages `from`..`s.to` of `msgs` (as
+-- when made; one with no record, loaded or forked, is taken by its indexes).
+function M.summary_holds (s, msgs)
+  local kept = covered[s]
+  if kept == nil then return true end
+  for i = s.from, s.to do
+    if msgs[i] ~= kept[i - s.from + 1] then return false end
+  end
+  return true
+end
+
+--- Records the messages summary `s` covers: `msgs[s.from .. s.to]`.
+function M.summary_made (s, msgs)
+  local kept = {}
+  for i = s.from, s.to do kept[#kept + 1] = msgs[i] end
+  covered[s] = kept
+  return s
 end
 
 return M

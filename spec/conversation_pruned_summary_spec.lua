@@ -1,0 +1,84 @@
+-- A conversation's summary of its dropped turns was kept by history indexes
+-- alone ({ from =, to = }). A bot that runs for days prunes `conv.messages`
+-- (README: "prunes it or calls reset()"): the indexes then named other turns,
+-- and the summary was extended from past them (the turns moved into its
+-- range were never summarized: lost from the context, silently) or taken as
+-- theirs (the turns pruned stayed in what was sent). The summary now keeps
+-- which messages it covers, and one whose messages moved is made again.
+local aigc = require "aigc"
+local devserver = require "devserver"
+
+describe("a summarized conversation whose history is pruned by hand", function ()
+  local client
+  devserver.fixture(_ENV, function (_, c) client = c end, { api_key = "sk-fake-pruned" })
+
+  -- Each summary is "S<n>"; `calls` records what each summarizer call was given. A
+  -- token a byte, the summary's own text only: the budget holds t1..t4 summarized.
+  local function estimate (t) return #(t:gsub("^" .. aigc.conversation.SUMMARY_PREFIX, "")) end
+
+  local function conversation (calls)
+    return aigc.conversation {
+      client = client, system = "S", max_context_tokens = 35, keep_last = 1, summary_tokens = 10,
+      estimate = estimate, message_overhead = 0, calibrate = false,
+      summarize = function (part, previous)
+        local texts = {}
+        for _, m in ipairs(part) do texts[#texts + 1] = m.content end
+        calls[#calls + 1] = { previous = previous, texts = table.concat(texts, ",") }
+        return "S" .. #calls
+      end,
+    }
+  end
+
+  it("summarizes the turns moved into the summary's range, and not the ones pruned", function ()
+    local calls = {}
+    local conv = conversation(calls)
+    for i = 1, 6 do assert(conv:say("Echo: t" .. i)) end
+    assert(conv:context "Echo: t7")
+    assert.same({ 2, 11 }, { conv.summary.from, conv.summary.to })   -- (turns t1..t5)
+    table.remove(conv.messages, 2)                                    -- (t1 pruned)
+    table.remove(conv.messages, 2)
+    conv:add { role = "user", content = "Echo: a6" }
+    conv:add { role = "assistant", content = "a6" }
+    local before = #calls
+    assert.equal("t7", conv:say "Echo: t7")
+    -- (the range 2..11, now t2..t6, took S4 of t1..t5 as it was: t6 in no summary, t1 sent)
+    assert.equal(before + 1, #calls)
+    assert.is_nil(calls[before + 1].previous)
+    assert.equal("Echo: t2,t2,Echo: t3,t3,Echo: t4,t4,Echo: t5,t5,Echo: t6,t6", calls[before + 1].texts)
+  end)
+
+  it("makes the summary again when the history is replaced, its indexes the same", function ()
+    local calls = {}
+    local conv = conversation(calls)
+    for i = 1, 6 do assert(conv:say("Echo: t" .. i)) end
+    assert(conv:context "Echo: next")
+    local n = #calls
+    -- (the same history, t1's turn rewritten: a bot redacting it)
+    local msgs = {}
+    for i, m in ipairs(conv.messages) do msgs[i] = { role = m.role, content = m.content } end
+    msgs[2].content, msgs[3].content = "Echo: xx", "xx"
+    conv.messages = msgs
+    local out = assert(conv:context "Echo: next")
+    -- (the summary of t1..t5 went as it was: "S4", t1 in it)
+    assert.equal(n + 1, #calls)
+    assert.is_nil(calls[n + 1].previous)
+    assert.equal("Echo: xx,xx,Echo: t2,t2,Echo: t3,t3,Echo: t4,t4,Echo: t5,t5", calls[n + 1].texts)
+    assert.equal(aigc.conversation.SUMMARY_PREFIX .. "S" .. #calls, out[2].content)
+  end)
+
+  it("still reuses the summary when nothing moved, and after load and fork", function ()
+    local calls = {}
+    local conv = conversation(calls)
+    for i = 1, 6 do assert(conv:say("Echo: t" .. i)) end
+    assert(conv:context "Echo: t7")
+    local n = #calls
+    assert(conv:context "Echo: t7")        -- (the same range: the same summary)
+    assert.equal(n, #calls)
+    local copy = assert(aigc.conversation.load(conv:save(), client, {
+      estimate = estimate,
+      summarize = function () calls[#calls + 1] = { loaded = true }; return "L" end }))
+    assert.equal(aigc.conversation.SUMMARY_PREFIX .. "S" .. n, assert(copy:context "Echo: t7")[2].content)
+    assert.equal(aigc.conversation.SUMMARY_PREFIX .. "S" .. n, assert(conv:fork():context "Echo: t7")[2].content)
+    assert.equal(n, #calls)
+  end)
+end)
