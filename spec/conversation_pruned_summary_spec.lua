@@ -82,3 +82,50 @@ describe("a summarized conversation whose history is pruned by hand", function (
     assert.equal(n, #calls)
   end)
 end)
+
+-- The same of a chain the server keeps (`state = "server"`): each response's
+-- end was its history index alone. Pruned by hand, the messages `add`ed after
+-- were taken as sent already (each say sends only what follows the last
+-- response: they were lost), and `undo` kept the wrong responses (its next
+-- say went on from the first one: the turns between were lost at the server).
+describe("a server-kept conversation whose history is pruned by hand", function ()
+  local srv, client
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end, { api_key = "sk-fake-pruned" })
+
+  local function chain ()
+    local conv = aigc.conversation { client = client, api = "responses", state = "server", system = "S" }
+    for i = 1, 4 do assert(conv:say("Echo: t" .. i)) end
+    for _ = 1, 4 do table.remove(conv.messages, 2) end   -- (t1 and t2)
+    return conv
+  end
+
+  it("sends the messages added since the last response", function ()
+    local conv = chain()
+    local last_id = conv.response_ids[4]
+    conv:add { role = "user", content = "Note: my name is Bob" }
+    conv:add { role = "assistant", content = "Noted, Bob." }
+    assert(conv:say "What is my name?")
+    local body = srv:last().body_json
+    assert.equal(last_id, body.previous_response_id)
+    assert.same({ "Note: my name is Bob", "Noted, Bob.", "What is my name?" },
+                { body.input[1] and body.input[1].content, body.input[2] and body.input[2].content,
+                  body.input[3] and body.input[3].content })
+  end)
+
+  it("undoes the last turn back to the response before it", function ()
+    local conv = chain()
+    local third = conv.response_ids[3]
+    assert.equal("Echo: t4", conv:undo()[1].content)
+    assert.same({ conv.response_ids[1], conv.response_ids[2], third }, conv.response_ids)
+    assert.equal("t5", conv:say "Echo: t5")
+    assert.equal(third, srv:last().body_json.previous_response_id)
+    -- (and a say after another pruning and an undo still follows the chain)
+    table.remove(conv.messages, 2)
+    table.remove(conv.messages, 2)
+    local ids = conv.response_ids
+    local before = ids[#ids - 1]
+    assert(conv:undo())
+    assert(conv:say "Echo: t6")
+    assert.equal(before, srv:last().body_json.previous_response_id)
+  end)
+end)

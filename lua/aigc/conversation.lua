@@ -541,8 +541,7 @@ function Conversation:_request (msgs, params, fut)
   local context, info
   if self.state == "server" and ids[1] ~= nil then
     context = {}
-    local last = self.response_ends[#ids] or #msgs - 1
-    if last > #msgs - 1 then last = #msgs - 1 end   -- (a history cut by hand: the user's input at least)
+    local last = planner.response_end(self, msgs, #msgs - 1)
     for i = last + 1, #msgs do context[#context + 1] = msgs[i] end
   else
     context, info = self:_context(msgs, merged_params(self, params, nil), fut)
@@ -581,6 +580,7 @@ function Conversation:_say (user, params, fut)
   if self.state == "server" then
     local n = #self.response_ids + 1
     self.response_ids[n], self.response_ends[n] = res.id, #hist
+    planner.response_made(self, res.id)
   end
   self:_learn(info, res)
   return res
@@ -704,6 +704,7 @@ function Conversation:undo ()
     if msgs[i].role == "user" then u = i; break end
   end
   if not u then return nil end
+  if self.response_ids[1] ~= nil then planner.response_end(self, msgs, #msgs) end   -- (its ends follow a pruning)
   local removed = array {}
   for i = u, #msgs do removed[#removed + 1] = msgs[i] end
   for i = #msgs, u, -1 do msgs[i] = nil end

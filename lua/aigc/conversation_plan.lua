@@ -184,4 +184,38 @@ function M.summary_made (s, msgs)
   return s
 end
 
+-- The message that ended each response of a server-kept chain, by
+-- conversation, by response id (weak: never saved, never copied).
+local ended = setmetatable({}, { __mode = "k" })
+
+--- Records that response `id` of `conv` ended at its history's last message.
+function M.response_made (conv, id)
+  if id == nil then return end
+  local by_id = ended[conv]
+  if by_id == nil then by_id = {}; ended[conv] = by_id end
+  by_id[id] = conv.messages[#conv.messages]
+end
+
+--- The index in `msgs` (up to `n`, the history's length) of the message
+-- the last response of `conv` ended at: what follows it goes with the next
+-- say. Its recorded index (`response_ends`) alone named it: a history pruned
+-- by hand put another message there, the messages `add`ed since were not
+-- sent (lost), and `undo` kept the wrong responses; when it moved, the
+-- indexes of every response follow it.
+function M.response_end (conv, msgs, n)
+  local ids, ends = conv.response_ids, conv.response_ends
+  local e = ends[#ids] or n
+  local m = ended[conv] and ended[conv][ids[#ids]]
+  if m ~= nil and msgs[e] ~= m then
+    for i = n, 1, -1 do
+      if msgs[i] == m then
+        for k, x in ipairs(ends) do ends[k] = x + i - e end
+        return i
+      end
+    end
+  end
+  if e > n then e = n end   -- (a history cut by hand: the user's input at least)
+  return e
+end
+
 return M
