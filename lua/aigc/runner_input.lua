@@ -62,6 +62,14 @@ local function check_strategy (s)
     if not compat.is_integer(v) or v < 1 or v > max then
       spec_error("strategy." .. k, util.expected("an integer from 1 to " .. max, v))
     end
+    -- (each case failed "bad argument #1 to 'best_of' (spec.judge.prompt: ...)" for a
+    -- judge as strategy.best_of takes it, { prompt = }; one of vote, or both counts,
+    -- was dropped unseen)
+    if s.best_of ~= nil and s.vote ~= nil then spec_error("strategy", "best_of and vote exclude each other") end
+    if s.judge ~= nil and (k ~= "best_of" or type(s.judge) ~= "string") then
+      spec_error("strategy.judge", k ~= "best_of" and "goes with best_of"
+                                   or util.expected("a string (the judge's criteria)", s.judge))
+    end
   end
 end
 
