@@ -29,11 +29,18 @@ describe("a summarized conversation whose history is pruned by hand", function (
     }
   end
 
-  it("summarizes the turns moved into the summary's range, and not the ones pruned", function ()
+  -- Six turns said, then the context of `input` planned (its summary made): the
+  -- conversation and its summarizer calls.
+  local function six_turns (input)
     local calls = {}
     local conv = conversation(calls)
     for i = 1, 6 do assert(conv:say("Echo: t" .. i)) end
-    assert(conv:context "Echo: t7")
+    assert(conv:context(input))
+    return conv, calls
+  end
+
+  it("summarizes the turns moved into the summary's range, and not the ones pruned", function ()
+    local conv, calls = six_turns "Echo: t7"
     assert.same({ 2, 11 }, { conv.summary.from, conv.summary.to })   -- (turns t1..t5)
     table.remove(conv.messages, 2)                                    -- (t1 pruned)
     table.remove(conv.messages, 2)
@@ -48,10 +55,7 @@ describe("a summarized conversation whose history is pruned by hand", function (
   end)
 
   it("makes the summary again when the history is replaced, its indexes the same", function ()
-    local calls = {}
-    local conv = conversation(calls)
-    for i = 1, 6 do assert(conv:say("Echo: t" .. i)) end
-    assert(conv:context "Echo: next")
+    local conv, calls = six_turns "Echo: next"
     local n = #calls
     -- (the same history, t1's turn rewritten: a bot redacting it)
     local msgs = {}
@@ -67,10 +71,7 @@ describe("a summarized conversation whose history is pruned by hand", function (
   end)
 
   it("still reuses the summary when nothing moved, and after load and fork", function ()
-    local calls = {}
-    local conv = conversation(calls)
-    for i = 1, 6 do assert(conv:say("Echo: t" .. i)) end
-    assert(conv:context "Echo: t7")
+    local conv, calls = six_turns "Echo: t7"
     local n = #calls
     assert(conv:context "Echo: t7")        -- (the same range: the same summary)
     assert.equal(n, #calls)

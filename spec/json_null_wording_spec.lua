@@ -11,12 +11,7 @@ local runner = require "aigc.runner"
 local proc = require "procutil"
 
 local null = aigc.null
-
-local function write (path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local write = cli.write
 
 describe("a JSON null where a value goes", function ()
   local srv
