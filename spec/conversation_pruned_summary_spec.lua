@@ -93,15 +93,22 @@ describe("a server-kept conversation whose history is pruned by hand", function 
   local srv, client
   devserver.fixture(_ENV, function (s, c) srv, client = s, c end, { api_key = "sk-fake-pruned" })
 
-  local function chain ()
+  -- (`probe` weakly holds t1's reply, pruned: what records where a response ended
+  -- must not keep it, or pruning would free nothing)
+  local function chain (probe)
     local conv = aigc.conversation { client = client, api = "responses", state = "server", system = "S" }
     for i = 1, 4 do assert(conv:say("Echo: t" .. i)) end
+    if probe then probe[1] = conv.messages[3] end
     for _ = 1, 4 do table.remove(conv.messages, 2) end   -- (t1 and t2)
     return conv
   end
 
   it("sends the messages added since the last response", function ()
-    local conv = chain()
+    local probe = setmetatable({}, { __mode = "v" })
+    local conv = chain(probe)
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(probe[1])
     local last_id = conv.response_ids[4]
     conv:add { role = "user", content = "Note: my name is Bob" }
     conv:add { role = "assistant", content = "Noted, Bob." }

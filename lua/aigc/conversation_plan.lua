@@ -164,6 +164,7 @@ end
 -- (the turns pruned stayed in it) or extended from past them (the turns moved
 -- into its range were never summarized: lost from the context).
 local covered = setmetatable({}, { __mode = "k" })
+local WEAK_VALUES = { __mode = "v" }
 
 --- Whether summary `s` still covers messages `from`..`s.to` of `msgs` (as
 -- when made; one with no record, loaded or forked, is taken by its indexes).
@@ -176,23 +177,25 @@ function M.summary_holds (s, msgs)
   return true
 end
 
---- Records the messages summary `s` covers: `msgs[s.from .. s.to]`.
+--- Records the messages summary `s` covers: `msgs[s.from .. s.to]` (weakly:
+-- one pruned and collected is no longer the one at its place).
 function M.summary_made (s, msgs)
-  local kept = {}
+  local kept = setmetatable({}, WEAK_VALUES)
   for i = s.from, s.to do kept[#kept + 1] = msgs[i] end
   covered[s] = kept
   return s
 end
 
 -- The message that ended each response of a server-kept chain, by
--- conversation, by response id (weak: never saved, never copied).
+-- conversation, by response id (weak: never saved, never copied; a message
+-- pruned from the history is not held for it).
 local ended = setmetatable({}, { __mode = "k" })
 
 --- Records that response `id` of `conv` ended at its history's last message.
 function M.response_made (conv, id)
   if id == nil then return end
   local by_id = ended[conv]
-  if by_id == nil then by_id = {}; ended[conv] = by_id end
+  if by_id == nil then by_id = setmetatable({}, WEAK_VALUES); ended[conv] = by_id end
   by_id[id] = conv.messages[#conv.messages]
 end
 
