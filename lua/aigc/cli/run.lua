@@ -361,6 +361,8 @@ end
 local function check_args (args)
   -- ("-" is stdout, as for `aigc image -o -`: it made a file named "-")
   if args.out == "-" then args.out = "/dev/stdout" end
+  -- (`--out "$OUT"` with OUT unset said "cannot open : No such file or directory", exit 1)
+  if args.out == "" then common.usage("--out: an empty file name (a results file, or - for stdout)") end
   args.dataset = args.cases   -- (as given, for messages: "-", not /dev/stdin)
   if args.cases == "-" then args.cases = "/dev/stdin" end   -- (and the cases' "-" is stdin)
   if (args.batch_id or args.cancel or args.batch_timeout) and not args.batch then
