@@ -120,6 +120,22 @@ describe("a server-kept conversation whose history is pruned by hand", function 
                   body.input[3] and body.input[3].content })
   end)
 
+  it("saves a chain that loads and goes on, pruned before or after a say", function ()
+    for _, say_first in ipairs { false, true } do
+      local conv = chain()
+      if say_first then assert(conv:say "Echo: t5") end
+      local last = conv.response_ids[#conv.response_ids]
+      -- (load refused the save: "not a valid saved conversation: response_ids")
+      local copy = assert(aigc.conversation.load(conv:save(), client))
+      copy:add { role = "user", content = "Note: my name is Bob" }
+      copy:add { role = "assistant", content = "Noted, Bob." }
+      assert(copy:say "What is my name?")
+      local body = srv:last().body_json
+      assert.equal(last, body.previous_response_id)
+      assert.equal(3, #body.input)
+    end
+  end)
+
   it("undoes the last turn back to the response before it", function ()
     local conv = chain()
     local third = conv.response_ids[3]

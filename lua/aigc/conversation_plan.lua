@@ -11,7 +11,7 @@ local core = require "aigc.core"
 local util = require "aigc.util"
 
 local ipairs, setmetatable, tostring, type = ipairs, setmetatable, tostring, type
-local string_format, table_concat = string.format, table.concat
+local math_max, string_format, table_concat = math.max, string.format, table.concat
 local array = core.array
 
 util.own_module()
@@ -203,8 +203,9 @@ end
 -- the last response of `conv` ended at: what follows it goes with the next
 -- say. Its recorded index (`response_ends`) alone named it: a history pruned
 -- by hand put another message there, the messages `add`ed since were not
--- sent (lost), and `undo` kept the wrong responses; when it moved, the
--- indexes of every response follow it.
+-- sent (lost), `undo` kept the wrong responses, and `load` refused the save
+-- (its ends out of order); when it moved, the indexes of every response
+-- follow it (0 for one whose end was pruned: before any message).
 function M.response_end (conv, msgs, n)
   local ids, ends = conv.response_ids, conv.response_ends
   local e = ends[#ids] or n
@@ -212,7 +213,7 @@ function M.response_end (conv, msgs, n)
   if m ~= nil and msgs[e] ~= m then
     for i = n, 1, -1 do
       if msgs[i] == m then
-        for k, x in ipairs(ends) do ends[k] = x + i - e end
+        for k, x in ipairs(ends) do ends[k] = math_max(x + i - e, 0) end
         return i
       end
     end

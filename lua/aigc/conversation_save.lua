@@ -12,6 +12,7 @@ local credentials = require "aigc.credentials"
 local check = require "aigc.check"
 local dialogue = require "aigc.dialogue"
 local conversation = require "aigc.conversation"
+local planner = require "aigc.conversation_plan"
 
 local null, array = core.null, core.array
 local json_encode, json_decode = core.json.encode, core.json.decode
@@ -65,6 +66,8 @@ end
 -- @tparam aigc.conversation self
 -- @treturn string
 function M.save (self)
+  -- (a history pruned by hand: the responses' ends follow it, or load refused them)
+  if self.response_ids[1] ~= nil then planner.response_end(self, self.messages, #self.messages) end
   local msgs = array {}
   for i, m in ipairs(self.messages) do msgs[i] = m end
   local t = {
