@@ -70,6 +70,21 @@ describe("a summarized conversation whose history is pruned by hand", function (
     assert.equal(aigc.conversation.SUMMARY_PREFIX .. "S" .. #calls, out[2].content)
   end)
 
+  it("saves in a form load takes, the summary of pruned turns left out", function ()
+    local conv, calls = six_turns "Echo: t7"
+    for _ = 1, 8 do table.remove(conv.messages, 2) end   -- (t1..t4: the summary's turns)
+    -- (load refused the save: "the summary must be { text =, from =, to = } within the messages")
+    local copy = assert(aigc.conversation.load(conv:save(), client, {
+      estimate = estimate, summarize = function () calls[#calls + 1] = { loaded = true }; return "L" end }))
+    assert.is_nil(copy.summary)
+    assert.same({ "S", "Echo: t5", "t5", "Echo: t6", "t6" }, (function ()
+      local texts = {}
+      for i, m in ipairs(copy.messages) do texts[i] = m.content end
+      return texts
+    end)())
+    assert.equal("t7", copy:say "Echo: t7")
+  end)
+
   it("still reuses the summary when nothing moved, and after load and fork", function ()
     local conv, calls = six_turns "Echo: t7"
     local n = #calls

@@ -68,6 +68,11 @@ end
 function M.save (self)
   -- (a history pruned by hand: the responses' ends follow it, or load refused them)
   if self.response_ids[1] ~= nil then planner.response_end(self, self.messages, #self.messages) end
+  -- (and a summary of turns pruned since is left out: load refused it, and a say makes it again)
+  local summary = self.summary
+  if summary and (summary.to > #self.messages or not planner.summary_holds(summary, self.messages)) then
+    summary = nil
+  end
   local msgs = array {}
   for i, m in ipairs(self.messages) do msgs[i] = m end
   local t = {
@@ -77,7 +82,7 @@ function M.save (self)
     max_context_tokens = self.max_context_tokens, keep_first = self.keep_first, keep_last = self.keep_last,
     message_overhead = self.message_overhead, summary_tokens = self.summary_tokens,
     summarize = self.summarize == true or nil,
-    summary = self.summary,
+    summary = summary,
     messages = msgs,
     api = self.api, state = self.state, calibration = self.calibration,
     response_ids = self.response_ids[1] and self.response_ids or nil,
