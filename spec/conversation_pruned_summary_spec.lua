@@ -70,6 +70,20 @@ describe("a summarized conversation whose history is pruned by hand", function (
     assert.equal(aigc.conversation.SUMMARY_PREFIX .. "S" .. #calls, out[2].content)
   end)
 
+  it("gives a fork the summary made again, not the original's", function ()
+    local conv, calls = six_turns "Echo: t7"
+    table.remove(conv.messages, 2)
+    table.remove(conv.messages, 2)
+    conv:add { role = "user", content = "Echo: a6" }
+    conv:add { role = "assistant", content = "a6" }
+    local n = #calls
+    local out = assert(conv:fork():context "Echo: t7")
+    -- (the fork sent S4, of t1..t5, for t2..t6)
+    assert.equal(n + 1, #calls)
+    assert.equal("Echo: t2,t2,Echo: t3,t3,Echo: t4,t4,Echo: t5,t5,Echo: t6,t6", calls[n + 1].texts)
+    assert.equal(aigc.conversation.SUMMARY_PREFIX .. "S" .. #calls, out[2].content)
+  end)
+
   it("saves in a form load takes, the summary of pruned turns left out", function ()
     local conv, calls = six_turns "Echo: t7"
     for _ = 1, 8 do table.remove(conv.messages, 2) end   -- (t1..t4: the summary's turns)
@@ -118,21 +132,24 @@ describe("a server-kept conversation whose history is pruned by hand", function 
     return conv
   end
 
-  it("sends the messages added since the last response", function ()
+  it("sends the messages added since the last response, a fork's too", function ()
     local probe = setmetatable({}, { __mode = "v" })
-    local conv = chain(probe)
-    collectgarbage()
-    collectgarbage()
-    assert.is_nil(probe[1])
-    local last_id = conv.response_ids[4]
-    conv:add { role = "user", content = "Note: my name is Bob" }
-    conv:add { role = "assistant", content = "Noted, Bob." }
-    assert(conv:say "What is my name?")
-    local body = srv:last().body_json
-    assert.equal(last_id, body.previous_response_id)
-    assert.same({ "Note: my name is Bob", "Noted, Bob.", "What is my name?" },
-                { body.input[1] and body.input[1].content, body.input[2] and body.input[2].content,
-                  body.input[3] and body.input[3].content })
+    for _, forked in ipairs { false, true } do
+      local conv = chain(probe)
+      collectgarbage()
+      collectgarbage()
+      assert.is_nil(probe[1])
+      if forked then conv = conv:fork() end
+      local last_id = conv.response_ids[4]
+      conv:add { role = "user", content = "Note: my name is Bob" }
+      conv:add { role = "assistant", content = "Noted, Bob." }
+      assert(conv:say "What is my name?")
+      local body = srv:last().body_json
+      assert.equal(last_id, body.previous_response_id)
+      assert.same({ "Note: my name is Bob", "Noted, Bob.", "What is my name?" },
+                  { body.input[1] and body.input[1].content, body.input[2] and body.input[2].content,
+                    body.input[3] and body.input[3].content })
+    end
   end)
 
   it("saves a chain that loads and goes on, pruned before or after a say", function ()

@@ -686,9 +686,9 @@ function Conversation:fork ()
   end
   c.params = p
   c.messages = deep_copy(self.messages)
+  c.summary = planner.forked(self, c)   -- (and the ends follow a history pruned by hand)
   c.response_ids = deep_copy(self.response_ids)
   c.response_ends = deep_copy(self.response_ends)
-  c.summary = deep_copy(self.summary)
   c.last_context = deep_copy(self.last_context)
   return c
 end

@@ -191,12 +191,13 @@ end
 -- pruned from the history is not held for it).
 local ended = setmetatable({}, { __mode = "k" })
 
---- Records that response `id` of `conv` ended at its history's last message.
-function M.response_made (conv, id)
+--- Records that response `id` of `conv` ended at message `msg` (by default
+-- its history's last).
+function M.response_made (conv, id, msg)
   if id == nil then return end
   local by_id = ended[conv]
   if by_id == nil then by_id = setmetatable({}, WEAK_VALUES); ended[conv] = by_id end
-  by_id[id] = conv.messages[#conv.messages]
+  by_id[id] = msg or conv.messages[#conv.messages]
 end
 
 --- The index in `msgs` (up to `n`, the history's length) of the message
@@ -220,6 +221,20 @@ function M.response_end (conv, msgs, n)
   end
   if e > n then e = n end   -- (a history cut by hand: the user's input at least)
   return e
+end
+
+--- The summary of fork `c` of `self` (its messages copied already), and the
+-- records of both for `c`'s messages: after a history pruned by hand, a
+-- fork took the original's summary and ends by index, as they were.
+function M.forked (self, c)
+  local ids = self.response_ids
+  if ids[1] ~= nil then
+    local e = M.response_end(self, self.messages, #self.messages)   -- (the original's ends follow first)
+    if c.messages[e] ~= nil then M.response_made(c, ids[#ids], c.messages[e]) end
+  end
+  local s = self.summary
+  if s == nil or s.to > #self.messages or not M.summary_holds(s, self.messages) then return nil end
+  return M.summary_made({ text = s.text, from = s.from, to = s.to }, c.messages)
 end
 
 return M
