@@ -181,6 +181,9 @@ local function check_options (opts, fname, argn)
   if opts.state == "server" and opts.api ~= "responses" then
     field_error(fname, argn, "opts.state", "'server' needs api = 'responses'")
   end
+  if opts.summarize and opts.summary_tokens == 0 then   -- (each summary asked max_tokens = 0: a 400, every say)
+    field_error(fname, argn, "opts.summary_tokens", "0 leaves a summary no room: an integer >= 1 with summarize")
+  end
   local why = opts.params and (check.call_problem(opts.client, opts.api or "chat", opts.params, "opts.params", true)
                                or params_problem(opts.params, "opts.params"))
     or opts.messages and history_problem(opts.api, opts.messages, "opts.messages")
