@@ -1031,8 +1031,18 @@ static void push_string (lua_State *L, const push_ctx *c, const char *s, size_t 
   lua_pushlstring(L, s, len);
 }
 
+/*
+** A container at `depth` needs at most 3 slots above its parent's (its
+** table, a key, a value), so the stack is grown once every NEST_STEP
+** levels, not once per container (ci->top keeps what was asked for the
+** C call's life: a GC's shrink leaves it).
+*/
+#define NEST_STEP 16
+#define NEST_ROOM(L, depth) \
+  do { if ((depth) % NEST_STEP == 0) luaL_checkstack((L), 3 * NEST_STEP, "JSON nesting"); } while (0)
+
 /* `extra`: more hash slots for the object itself (not its members). */
-static void push_value (lua_State *L, const aigc_json_value *v, const push_ctx *c, int extra) {
+static void push_value (lua_State *L, const aigc_json_value *v, const push_ctx *c, int extra, int depth) {
   size_t i;
   switch (v->type) {
     case AIGC_JSON_NULL: lua_pushlightuserdata(L, NULL); break;
@@ -1048,22 +1058,22 @@ static void push_value (lua_State *L, const aigc_json_value *v, const push_ctx *
       }
       break;
     case AIGC_JSON_ARRAY:
-      luaL_checkstack(L, 3, "JSON nesting");
+      NEST_ROOM(L, depth);
       lua_createtable(L, v->len > INT32_MAX ? INT32_MAX : (int)v->len, 0);
       for (i = 0; i < v->len; i++) {
-        push_value(L, &v->u.items[i], c, 0);
+        push_value(L, &v->u.items[i], c, 0, depth + 1);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
       }
       lua_pushvalue(L, c->array_mt);
       lua_setmetatable(L, -2);
       break;
     case AIGC_JSON_OBJECT:
-      luaL_checkstack(L, 3, "JSON nesting");
+      NEST_ROOM(L, depth);
       lua_createtable(L, 0, v->len > (size_t)(INT32_MAX - extra) ? INT32_MAX : (int)v->len + extra);
       for (i = 0; i < v->len; i++) {
         const aigc_json_member *m = &v->u.members[i];
         push_string(L, c, m->key, m->key_len);
-        push_value(L, &m->value, c, 0);
+        push_value(L, &m->value, c, 0, depth + 1);
         lua_rawset(L, -3);
       }
       break;
@@ -1080,7 +1090,7 @@ void aigc_jsonlua_push_keep (lua_State *L, const aigc_json_value *v, int extra,
   c.keep = keep;
   lua_pushnil(L);
   c.kept = lua_gettop(L);
-  push_value(L, v, &c, extra);
+  push_value(L, v, &c, extra, 0);
   lua_replace(L, c.array_mt);   /* the value, then what was kept */
   lua_replace(L, c.known);
   lua_settop(L, c.known);
