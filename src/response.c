@@ -1054,6 +1054,7 @@ int aigc_response_event (lua_State *L, aigc_request *r, const char *type, size_t
       return AIGC_EVENT_CHUNK;
     }
   }
+  aigc_roster_take_arena(r->roster, &r->arena);   /* (the last reply's block: once a stream) */
   aigc_json_arena_reset(&r->arena);
   rc = aigc_json_parse(&r->arena, data, dlen, AIGC_JSON_DEFAULT_MAX_DEPTH, chunk, &perr);
   if (rc == AIGC_JSON_ENOMEM || rc == AIGC_JSON_ELIMIT) {
@@ -1117,6 +1118,7 @@ int aigc_response_typed_event (lua_State *L, aigc_request *r, const char *type, 
   aigc_json_value ev;
   aigc_json_error perr;
   int rc;
+  aigc_roster_take_arena(r->roster, &r->arena);
   aigc_json_arena_reset(&r->arena);
   rc = aigc_json_parse(&r->arena, data, dlen, AIGC_JSON_DEFAULT_MAX_DEPTH, &ev, &perr);
   if (rc == AIGC_JSON_ENOMEM)
