@@ -83,6 +83,7 @@ local redact = require "aigc.promptlog_redact" -- what is never written: secrets
 local repair_utf8 = require("aigc.tools").repair_utf8
 local kept = require "aigc.promptlog_kept"     -- rows a collected client's log could not write, on disk
 local util = require "aigc.util"
+util.own_module()
 
 local json_encode = core.json.encode
 local sql, now_iso, to_int = store.sql, store.now_iso, store.to_int
@@ -113,8 +114,9 @@ local Log = {}
 Log.__index = Log
 Log.__name = "aigc.promptlog"
 
-local function argerror (fname, msg, level)
-  error(string_format("bad argument #1 to '%s' (%s)", fname, msg), level + 1)
+-- (at the user's line, through pcall or a tail call too: see aigc.util)
+local function argerror (fname, msg)
+  util.argerror(fname, 1, msg)
 end
 
 local function env (name)
@@ -176,7 +178,7 @@ local ensure_private_file = util.make_private
 -- @treturn[2] aigc.error err of kind "log"
 -- @usage local log = assert(promptlog.open "/tmp/test-logs.db")
 function M.open (path)
-  if path ~= nil and type(path) ~= "string" then argerror("open", "string expected, got " .. type(path), 2) end
+  if path ~= nil and type(path) ~= "string" then argerror("open", "string expected, got " .. type(path)) end
   path = path or M.default_path()
   local ok, driver = pcall(require, "luasql.sqlite3")
   if not ok then
@@ -387,7 +389,7 @@ local record   -- (below: Log:record runs it in a transaction)
 -- @usage local id = log:record { prompt = "Hi", response = "Hello!", model = "m", status = "ok" }
 function Log:record (entry, info)
   check_open(self, "record")
-  if type(entry) ~= "table" then argerror("record", "table expected, got " .. type(entry), 2) end
+  if type(entry) ~= "table" then argerror("record", "table expected, got " .. type(entry)) end
   -- One transaction: a write that failed half way (a full disk, the lock
   -- held past the timeout) left a new conversation without its entry --
   -- the last one, that `aigc -c` continued -- and blobs no entry held.
@@ -480,7 +482,7 @@ end
 function Log:record_call (params, res, err, info)
   check_open(self, "record_call")
   if type(params) == "string" then params = { messages = { { role = "user", content = params } } } end
-  if type(params) ~= "table" then argerror("record_call", "table or string expected, got " .. type(params), 2) end
+  if type(params) ~= "table" then argerror("record_call", "table or string expected, got " .. type(params)) end
   info = info or {}
   return self:record(M.call_entry(params, res, err, info), info)
 end
@@ -733,7 +735,7 @@ end
 -- @usage local conv = assert(log:conversation(log:last_conversation()))
 function Log:conversation (cid)
   check_open(self, "conversation")
-  if type(cid) ~= "string" then argerror("conversation", "string expected, got " .. type(cid), 2) end
+  if type(cid) ~= "string" then argerror("conversation", "string expected, got " .. type(cid)) end
   local rows = query_rows(self, "SELECT * FROM conversations WHERE id = " .. sql(cid))
   if rows and not rows[1] and cid:find("^[%w]+$") then
     rows = query_rows(self, "SELECT * FROM conversations WHERE id LIKE " .. sql(cid .. "%") .. " LIMIT 2")

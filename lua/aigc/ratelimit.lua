@@ -42,6 +42,8 @@
 -- end
 
 local core = require "aigc.core"
+local util = require "aigc.util"
+util.own_module()
 
 local json_encode = core.json.encode
 local now = core.now
@@ -164,6 +166,8 @@ function M.estimate (params, n)
   return cost < 2^53 and cost or 2^53
 end
 
+local NEW_OPTIONS = { concurrency = true, pace = true, rpm = true, tpm = true, max_wait = true }
+
 --- Makes a limiter.
 -- @tparam[opt] table opts
 --
@@ -178,15 +182,22 @@ end
 -- @usage local limiter = ratelimit.new { concurrency = 16 }
 function M.new (opts)
   opts = opts or {}
-  if type(opts) ~= "table" then error("bad argument #1 to 'new' (table expected)", 2) end
+  -- (at the user's line, through pcall too; a mistyped option, `concurency`,
+  -- was ignored without a word and the limiter ran with the default)
+  if type(opts) ~= "table" then util.argerror("new", 1, util.expected("table", opts)) end
+  for k in pairs(opts) do
+    if not NEW_OPTIONS[k] then
+      util.field_error("new", 1, util.path("opts", k), "unknown option (concurrency, pace, rpm, tpm, max_wait)")
+    end
+  end
   local max = opts.concurrency or 8
   if type(max) ~= "number" or max < 1 or max ~= math_floor(max) then
-    error("bad argument #1 to 'new' (concurrency must be an integer >= 1)", 2)
+    util.argerror("new", 1, "concurrency must be an integer >= 1")
   end
   for _, k in ipairs { "rpm", "tpm", "max_wait" } do
     local v = opts[k]
     if v ~= nil and not (finite(v) and v > 0) then
-      error("bad argument #1 to 'new' (" .. k .. " must be a number > 0)", 2)
+      util.argerror("new", 1, k .. " must be a number > 0")
     end
   end
   local self = setmetatable({

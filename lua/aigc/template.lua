@@ -36,6 +36,7 @@
 
 local core = require "aigc.core"
 local util = require "aigc.util"
+util.own_module()
 
 local json_encode, json_decode, null = core.json.encode, core.json.decode, core.null
 local error, getmetatable, ipairs, pairs, pcall, setmetatable, tonumber, tostring, type = error, getmetatable,
@@ -70,8 +71,11 @@ local function pieces (text)
   end
 end
 
-local function argerror (fname, msg, level)
-  error(string_format("bad argument #1 to '%s' (%s)", fname, msg), level + 1)
+-- (a misuse raised at a fixed stack level pointed nowhere, or inside aigc,
+-- when the call came through pcall or a tail call: util's raise finds the
+-- user's line, as everywhere else in the API)
+local function argerror (fname, msg, argn)
+  util.argerror(fname, argn or 1, msg)
 end
 
 local function template_error (message, fields)
@@ -124,7 +128,7 @@ end
 -- @treturn table list of names
 -- @usage template.variables("{{a}} and {{ b }} and {{a}}") --> { "a", "b" }
 function M.variables (text)
-  if type(text) ~= "string" then argerror("variables", "string expected, got " .. type(text), 2) end
+  if type(text) ~= "string" then argerror("variables", "string expected, got " .. type(text)) end
   local seen, list = {}, {}
   for i, piece in ipairs(pieces(text)) do
     if i % 2 == 1 then   -- (a raw block's text has no variables)
@@ -144,9 +148,9 @@ end
 -- @treturn[2] aigc.error err of kind "template" with `missing` (the names without a value)
 -- @usage template.render("Hello {{name}}!", { name = "Ada" }) --> "Hello Ada!"
 function M.render (text, vars)
-  if type(text) ~= "string" then argerror("render", "string expected, got " .. type(text), 2) end
+  if type(text) ~= "string" then argerror("render", "string expected, got " .. type(text)) end
   if vars ~= nil and type(vars) ~= "table" then
-    error("bad argument #2 to 'render' (table expected, got " .. type(vars) .. ")", 2)
+    argerror("render", "table expected, got " .. type(vars), 2)
   end
   vars = vars or {}
   local missing, seen, bad = {}, {}, nil
@@ -406,7 +410,7 @@ end
 -- @treturn[2] string message
 -- @usage local t = assert(template.load_data('{ prompt = "Hi {{name}}" }'))
 function M.load_data (text, name)
-  if type(text) ~= "string" then argerror("load_data", "string expected, got " .. type(text), 2) end
+  if type(text) ~= "string" then argerror("load_data", "string expected, got " .. type(text)) end
   name = name or "data"
   -- A UTF-8 BOM (a file saved by Notepad) is no data: Lua's own loader skips it too.
   if text:sub(1, 3) == "\239\187\191" then text = text:sub(4) end
@@ -457,22 +461,22 @@ local FIELDS = {
 -- @treturn aigc.template
 -- @usage local t = template.new { prompt = "Translate to French: {{input}}" }
 function M.new (spec)
-  if type(spec) ~= "table" then argerror("new", "table expected, got " .. type(spec), 2) end
+  if type(spec) ~= "table" then argerror("new", "table expected, got " .. type(spec)) end
   for k, v in pairs(spec) do
     local want = FIELDS[k]
-    if want == nil then argerror("new", "unknown template field '" .. tostring(k) .. "'", 2) end
+    if want == nil then argerror("new", "unknown template field '" .. tostring(k) .. "'") end
     if type(v) ~= want then
-      argerror("new", string_format("template field '%s' must be a %s, got %s", k, want, type(v)), 2)
+      argerror("new", string_format("template field '%s' must be a %s, got %s", k, want, type(v)))
     end
   end
   if spec.prompt == nil and spec.system == nil then
-    argerror("new", "a template needs a prompt or a system prompt", 2)
+    argerror("new", "a template needs a prompt or a system prompt")
   end
   -- (a key that is not a name, `params = { [1] = 2 }` or a list, reached the
   -- call: `aigc -t NAME` stopped with an internal error naming no file)
   for k in pairs(spec.params or {}) do
     if type(k) ~= "string" then
-      argerror("new", string_format("template field 'params': keys must be strings, got %s", type(k)), 2)
+      argerror("new", string_format("template field 'params': keys must be strings, got %s", type(k)))
     end
   end
   local t = {}
@@ -509,9 +513,9 @@ end
 -- @treturn[2] aigc.error err of kind "template" (`err.missing` lists the variables without a value)
 -- @usage local params = assert(t:render({ input = text }, { temperature = 0.2 }))
 function Template:render (vars, extra)
-  if vars ~= nil and type(vars) ~= "table" then argerror("render", "table expected, got " .. type(vars), 2) end
+  if vars ~= nil and type(vars) ~= "table" then argerror("render", "table expected, got " .. type(vars)) end
   if extra ~= nil and type(extra) ~= "table" then
-    error("bad argument #2 to 'render' (table expected, got " .. type(extra) .. ")", 2)
+    argerror("render", "table expected, got " .. type(extra), 2)
   end
   local all = {}
   for k, v in pairs(self.defaults) do all[k] = v end
@@ -559,7 +563,7 @@ end
 -- @treturn[2] aigc.error err of kind "template"
 -- @usage local t = assert(template.load("templates/summary.lua"))
 function M.load (path)
-  if type(path) ~= "string" then argerror("load", "string expected, got " .. type(path), 2) end
+  if type(path) ~= "string" then argerror("load", "string expected, got " .. type(path)) end
   local text, rerr = read_file(path, M.MAX_BYTES, "a template")
   if not text then return nil, template_error("cannot read template: " .. tostring(rerr)) end
   local data, derr = M.load_data(text, path)
@@ -568,7 +572,8 @@ function M.load (path)
   data.path = path
   local ok, t = pcall(M.new, data)
   if not ok then
-    return nil, template_error("bad template " .. path .. ": " .. tostring(t):gsub("^.-%((.*)%)$", "%1"))
+    local why = tostring(t):gsub("^.-bad argument #1 to 'new' %((.*)%)$", "%1")
+    return nil, template_error("bad template " .. path .. ": " .. why)
   end
   return t
 end

@@ -138,6 +138,11 @@ Totals.__index = Totals
 -- @tparam[opt] table prices
 -- @treturn table totals (`record`, `snapshot`, `reset`, `set_prices`)
 function M.new (prices)
+  -- (prices = 5 was taken: the first priced reply raised inside the count)
+  if prices ~= nil then
+    local path, why = M.prices_problem(prices)
+    if path then util.field_error("new", 1, "prices" .. path, why) end
+  end
   local t = setmetatable({ prices = prices }, Totals)
   t:reset()
   return t
