@@ -715,6 +715,16 @@ function Log:count ()
   return rows and to_int(rows[1].n) or 0
 end
 
+--- The sources the entries came from ("cli", "chat", "run", "script"...), sorted.
+-- @treturn {string,...}
+function Log:sources ()
+  check_open(self, "sources")
+  local list = {}
+  for i, r in ipairs(query_rows(self, "SELECT DISTINCT source FROM responses WHERE source IS NOT NULL ORDER BY source")
+                     or {}) do list[i] = r.source end
+  return list
+end
+
 --- The most recently used conversation's id, or nil.
 -- @treturn string|nil
 -- @usage local cid = log:last_conversation()

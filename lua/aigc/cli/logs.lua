@@ -132,6 +132,19 @@ local function repaired (v, depth)
   return setmetatable(t, getmetatable(v))
 end
 
+-- Fails (exit 1) when no entry of the log came from `source`, saying which
+-- sources it has: a mistyped `--source rnu` listed nothing and exited 0, and
+-- a script took it for a quiet log.
+local function check_source (log, source, path)
+  local sources = log:sources()
+  for _, name in ipairs(sources) do
+    if name == source then return end
+  end
+  log:close()
+  common.fail(("aigc: no entries from source '%s' in %s (%s)"):format(source, path, #sources > 0
+              and "its sources: " .. table.concat(sources, ", ") or "nothing logged there yet"))
+end
+
 --- Runs `aigc logs`.
 -- @tparam table args
 -- @treturn integer exit code
@@ -157,6 +170,7 @@ function M.run (args)
     -- (an entry asked for by its id is not there: as with a log that lacks it, exit 1 -- it said
     -- "nothing logged there yet", exit 0, and with --json printed [], an entry's shape for a script)
     if show_id then common.fail("aigc: no entry #" .. show_id .. ": no log at " .. path) end
+    if args.source then common.fail("aigc: no entries from source '" .. args.source .. "': no log at " .. path) end
     common.note("aigc: no log at " .. path .. " (nothing logged there yet)")
     if args.json then common.print_json(require("aigc").array {}) end
     return 0
@@ -188,6 +202,7 @@ function M.run (args)
   if show_id then n, ids = 0, { show_id } end
   local rows, lerr = log:list { n = n, query = args.query, conversation_id = args.all and cid or nil, ids = ids,
                                 source = args.source }
+  if rows and #rows == 0 and args.source then check_source(log, args.source, path) end
   log:close()
   if not rows then common.fail("aigc: " .. tostring(lerr.message)) end
   local ordered = {}
