@@ -67,18 +67,34 @@ local function find_binary (dir)
   return nil
 end
 
+--- npm's cache for `npm ci`: $npm_config_cache when set, else
+-- <root>/build/npm-cache beside the build (`dir` is <root>/spec/contract).
+-- npm's default, ~/.npm, failed with EPERM where HOME is read-only (a CI
+-- runner, a sandbox) before node_modules was ever installed.
+-- @tparam string dir
+-- @treturn string
+function M.npm_cache (dir)
+  for _, name in ipairs { "npm_config_cache", "NPM_CONFIG_CACHE" } do
+    local set = os.getenv(name)
+    if set and set ~= "" then return set end
+  end
+  return dir .. "/../../build/npm-cache"
+end
+
 --- Makes sure Steady is installed in `dir` (spec/contract): runs
--- `npm ci --prefix <dir> --no-audit --no-fund` when node_modules is missing
--- or holds no Steady binary. Raises with npm's output on failure.
+-- `npm ci --prefix <dir> --no-audit --no-fund` (with `npm_cache`'s cache)
+-- when node_modules is missing or holds no Steady binary. Raises with npm's
+-- output on failure.
 -- @tparam string dir
 -- @treturn string the executable
 function M.install (dir)
   local bin = find_binary(dir)
   if bin then return bin end
-  local ok, out = run("npm ci --prefix " .. shell_quote(dir) .. " --no-audit --no-fund")
+  local ok, out = run("npm_config_cache=" .. shell_quote(M.npm_cache(dir)) .. " npm ci --prefix " .. shell_quote(dir)
+                      .. " --no-audit --no-fund")
   if not ok then
-    error("contract: `npm ci --prefix " .. dir .. " --no-audit --no-fund` failed (Node 20 and npm needed):\n"
-          .. tail(out, 30), 2)
+    error("contract: `npm ci --prefix " .. dir .. " --no-audit --no-fund` failed (Node 20 and npm needed; its cache: "
+          .. M.npm_cache(dir) .. "):\n" .. tail(out, 30), 2)
   end
   bin = find_binary(dir)
   if not bin then
