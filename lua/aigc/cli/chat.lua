@@ -112,7 +112,7 @@ function Session:say_line (text)
   else
     if #streamed > 0 then common.out("\n") end
     if canceled then common.out("[canceled]\n")
-    elseif not common.out_error then common.note(tostring(err)) end
+    elseif not common.out_error then common.note(common.call_error(err)) end
   end
   if self.log then
     if self.unlogged then

@@ -293,7 +293,36 @@ function M.client (config, endpoint_name, extra)
   for k, v in pairs(extra or {}) do opts[k], from[k] = v, nil end
   local ok, client = pcall(aigc.client, opts)
   if not ok then M.usage(config_mod.client_error(config, client, opts, from)) end
+  local function set (v) return v ~= nil and v ~= "" end
+  M.endpoint_facts = { base_url = client.base_url, azure = opts.azure or opts.provider == "azure",
+                       keyless = not (set(opts.api_key) or set(os.getenv("OPENAI_API_KEY"))) }
   return client, secrets, endpoint
+end
+
+--- The message of a call that failed (`tostring(err)`), with a line saying
+-- what to do when the endpoint is the likely cause. With no key and no
+-- server named, `aigc "Hi"` said only "connect error: Could not resolve
+-- host: api.openai.com" (or OpenAI's 401); a server not started, "Couldn't
+-- connect to server"; a base URL without its /v1, "http error 404".
+-- @param err the call's error
+-- @treturn string
+function M.call_error (err)
+  local msg, facts = tostring(err), M.endpoint_facts or {}
+  if type(err) ~= "table" or type(facts.base_url) ~= "string" then return msg end
+  local base = facts.base_url:gsub("^(%a+://)[^/@]*@", "%1")   -- (a password in it is never shown)
+  local host, path = base:match("^%a+://([^/]*)(.*)$")
+  host = (host or ""):gsub(":%d*$", "")
+  if facts.keyless and host == "api.openai.com" and (err.kind == "connect" or err.status == 401) then
+    return msg .. "\naigc: no API key: set OPENAI_API_KEY for OpenAI, or name another server with "
+      .. "OPENAI_BASE_URL=URL or -e NAME (-e local: the bundled server, `make server`)"
+  elseif err.kind == "connect" and (host == "127.0.0.1" or host == "localhost" or host == "[::1]") then
+    return msg .. "\naigc: nothing answers at " .. base .. ": is the server running? (the bundled one: "
+      .. "`make server`)"
+  elseif err.kind == "http" and err.status == 404 and not facts.azure and not (path or ""):find("/openai/", 1, true)
+         and not (path or ""):find("/v1/?$") then
+    return msg .. "\naigc: is the base URL right? " .. base .. ": OpenAI-compatible servers serve the API under /v1"
+  end
+  return msg
 end
 
 --- Opens the prompt log unless logging is off (`--no-log`, `AIGC_NO_LOG`,

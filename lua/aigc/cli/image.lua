@@ -105,7 +105,7 @@ function M.run (args)
   if not res then
     client:close()
     if canceled then common.fail("aigc: canceled", 130) end
-    common.fail(tostring(err))
+    common.fail(common.call_error(err))
   end
   local data = type(res.data) == "table" and res.data or {}
   if #data == 0 then client:close(); common.fail("aigc: the reply has no image") end

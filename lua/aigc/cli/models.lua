@@ -24,7 +24,7 @@ function M.run (args)
   local client = common.client(common.config(), args.endpoint)
   local res, err = client:models()
   client:close()
-  if not res then common.fail(tostring(err)) end
+  if not res then common.fail(common.call_error(err)) end
   if args.json then common.print_json(res); return 0 end
   local ids = {}
   for _, m in ipairs(type(res.data) == "table" and res.data or {}) do

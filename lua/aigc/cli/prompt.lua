@@ -341,7 +341,7 @@ function M.run (args)
     client:close()
     if canceled then common.fail("aigc: canceled", 130) end
     if common.out_error then common.fail("aigc: cannot write the output: " .. common.out_error) end
-    common.fail(tostring(err))
+    common.fail(common.call_error(err))
   end
   if #streamed > 0 then
     if not table.concat(streamed):find("\n$") then common.out("\n") end

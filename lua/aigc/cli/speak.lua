@@ -75,7 +75,7 @@ function M.run (args)
   if writer then closed, why = writer:close() end
   if not res then
     if canceled then common.fail("aigc: canceled", 130) end
-    common.fail(wrote_err or tostring(err))
+    common.fail(wrote_err or common.call_error(err))
   end
   if not closed then common.fail("aigc: could not write " .. output .. ": " .. why) end
   if output ~= "-" and not writer then common.out(output .. "\n") end
