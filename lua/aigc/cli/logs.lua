@@ -151,7 +151,10 @@ end
 function M.run (args)
   local config = common.config()
   local path = args.log_db or config.log_db or promptlog.default_path()
-  if args.action == "path" then common.out(path .. "\n"); return 0 end
+  if args.action == "path" then
+    if args.id ~= nil then common.usage("aigc logs: unexpected argument '" .. args.id .. "'") end
+    common.out(path .. "\n"); return 0
+  end
   if args.action ~= nil and args.action ~= "list" and args.action ~= "show" then
     common.usage("aigc logs: unknown action '" .. args.action .. "'")
   end

@@ -72,12 +72,19 @@ end
 function M.run (args)
   local dir = config_mod.templates_dir()
   local action = args.action or "list"
+  -- (`aigc templates list summary` listed them all, the name ignored without a word)
+  if (action == "path" or action == "list") and args.name then
+    common.usage("aigc templates " .. action .. " takes no NAME (aigc templates show " .. args.name .. ")")
+  end
   if action == "path" then common.out(dir .. "\n"); return 0 end
   if action == "list" then
-    for _, t in ipairs(template.list(dir)) do
+    local list = template.list(dir)
+    for _, t in ipairs(list) do
       common.out(t.name .. (t.description and ("  " .. t.description) or "")
                  .. (t.error and ("  [broken: " .. t.error .. "]") or "") .. "\n")
     end
+    -- (a terminal showed a blank)
+    if #list == 0 then common.note("aigc: no templates in " .. dir .. " (aigc templates edit NAME makes one)") end
     return 0
   end
   if action ~= "edit" and action ~= "show" then
