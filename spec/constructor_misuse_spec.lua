@@ -4,11 +4,13 @@
 -- pcall or a tail call. They counted stack levels by hand: `pcall(template.new,
 -- 5)` raised "bad argument #1 to 'new' (...)" with no file:line at all;
 -- ratelimit.new { concurency = 4 } and usage.new(5) raised nothing (the
--- typo ignored, the limiter on its default; the prices broken later).
+-- typo ignored, the limiter on its default; the prices broken later);
+-- sentences.callback(5) was located in aigc's own sentences_calls.lua.
 local template = require "aigc.template"
 local promptlog = require "aigc.promptlog"
 local ratelimit = require "aigc.ratelimit"
 local usage = require "aigc.usage"
+local sentences = require "aigc.sentences"
 
 local HERE = debug.getinfo(1, "S").short_src
 local unpack = table.unpack or rawget(_G, "unpack")
@@ -42,6 +44,9 @@ local CASES = {
   { usage.new, { 5 }, "new", "prices: table ({ [model] = { input =, output = } }) expected, got number" },
   { usage.new, { { ["gpt-4o"] = { input = "x" } } }, "new", 'prices["gpt-4o"].input: a number >= 0 expected, got '
                                                              .. "string" },
+  { sentences.callback, { 5 }, "callback", "function expected, got number" },
+  { sentences.iter, { true }, "iter", "function expected, got boolean" },
+  { sentences.stream, { {}, "x" }, "stream", "function expected, got string", 2 },
 }
 
 describe("constructors' misuse", function ()
@@ -49,11 +54,11 @@ describe("constructors' misuse", function ()
     local what = ("%s (%s)"):format(c[3], c[4])
     it("is raised at the caller's line through pcall: " .. what, function ()
       local e, line = raised(c[1], unpack(c[2]))
-      assert.equal(("%s:%d: bad argument #1 to '%s' (%s)"):format(HERE, line, c[3], c[4]), e)
+      assert.equal(("%s:%d: bad argument #%d to '%s' (%s)"):format(HERE, line, c[5] or 1, c[3], c[4]), e)
     end)
     it("is raised at the caller's line through a tail call: " .. what, function ()
       local e, line = raised(tail(c[1]), unpack(c[2]))
-      assert.equal(("%s:%d: bad argument #1 to '%s' (%s)"):format(HERE, line, c[3], c[4]), e)
+      assert.equal(("%s:%d: bad argument #%d to '%s' (%s)"):format(HERE, line, c[5] or 1, c[3], c[4]), e)
     end)
   end
 

@@ -13,6 +13,8 @@
 local check = require "aigc.check"
 local util = require "aigc.util"
 
+util.own_module()   -- (a misuse here was located at this file: `sentences.callback(5)`)
+
 local ipairs, pairs, setmetatable, type = ipairs, pairs, setmetatable, type
 
 local M = {}
