@@ -61,10 +61,19 @@ describe("aigc's failed calls say what to do", function ()
       assert.equal(1, r.code, r.stderr)
       local first, rest = r.stderr:match("^(aigc: http error 404: [^\n]*\n)(.*)$")
       assert.truthy(first, r.stderr)
-      assert.equal("aigc: is the base URL right? " .. bare .. ": OpenAI-compatible servers serve the API under /v1\n",
-                   rest)
+      assert.equal("aigc: is the base URL right? " .. bare .. ": an OpenAI-compatible server's ends in /v1 (each call "
+                   .. "adds its path, /chat/completions..., after it)\n", rest)
       assert.not_matches("pass%-hint%-secret", r.stderr)
     end
+  end)
+
+  it("a base URL past its /v1 (the call's path in it): the same hint", function ()
+    local base = srv.base_url .. "/chat/completions"
+    local r = aigc({ "-m", "aigc-dev", "Hi" }, { base_url = base })
+    assert.equal(1, r.code, r.stderr)
+    local rest = r.stderr:match("^aigc: http error 404: [^\n]*\n(.*)$")
+    assert.equal("aigc: is the base URL right? " .. base .. ": an OpenAI-compatible server's ends in /v1 (each call "
+                 .. "adds its path, /chat/completions..., after it)\n", rest)
   end)
 
   it("the right base URL: no hint on a failure of the call itself", function ()

@@ -320,7 +320,8 @@ function M.call_error (err)
       .. "`make server`)"
   elseif err.kind == "http" and err.status == 404 and not facts.azure and not (path or ""):find("/openai/", 1, true)
          and not (path or ""):find("/v1/?$") then
-    return msg .. "\naigc: is the base URL right? " .. base .. ": OpenAI-compatible servers serve the API under /v1"
+    return msg .. "\naigc: is the base URL right? " .. base .. ": an OpenAI-compatible server's ends in /v1 (each "
+      .. "call adds its path, /chat/completions..., after it)"
   end
   return msg
 end
