@@ -8,6 +8,7 @@
 -- a local tarball providing a `steady` bin, installed from a child process
 -- whose HOME cannot be written.
 local luachild = require "luachild"
+local write = require("cli").write
 local proc = require "procutil"
 
 local quote = proc.quote
@@ -25,12 +26,6 @@ local function unwritable_home (tmp)
     os.execute("rmdir " .. quote(home .. "/.npm") .. " 2>/dev/null")
   end
   return nil
-end
-
-local function write (path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
 end
 
 describe("contract: npm ci's cache", function ()
