@@ -1,7 +1,8 @@
 -- `aigc logs show N` for an entry that is not there: with a log that lacks
 -- it, exit 1 naming it; with no log at all it said "nothing logged there
 -- yet" and exited 0 (with --json printing [], not an entry), so a script
--- took a missing entry for a found one. Exit 1 there too, naming it.
+-- took a missing entry for a found one. Exit 1 there too, naming it; and
+-- with --json for a log that lacks it (it printed [] and exited 0).
 local cli = require "cli"
 
 describe("aigc logs show N, N not logged", function ()
@@ -28,6 +29,14 @@ describe("aigc logs show N, N not logged", function ()
     r = aigc { "logs", "show", "7", "--log-db", db }
     assert.equal(1, r.code, r.stderr)
     assert.equal("aigc: no entry #7 in " .. db .. "\n", r.stderr)
+    -- (--json printed [] and exited 0 here)
+    r = aigc { "logs", "show", "7", "--json", "--log-db", db }
+    assert.equal(1, r.code, r.stderr)
+    assert.equal("", r.stdout)
+    assert.equal("aigc: no entry #7 in " .. db .. "\n", r.stderr)
+    r = aigc { "logs", "show", "1", "--json", "--log-db", db }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal(1, #require("cjson").decode(r.stdout))
     r = aigc { "logs", "--log-db", home .. "/other.db" }
     assert.equal(0, r.code, r.stderr)
   end)

@@ -208,6 +208,8 @@ function M.run (args)
   if rows and #rows == 0 and args.source then check_source(log, args.source, path) end
   log:close()
   if not rows then common.fail("aigc: " .. tostring(lerr.message)) end
+  -- (with --json too: it printed [] and exited 0 for an entry the log lacks)
+  if show_id and #rows == 0 then common.fail("aigc: no entry #" .. show_id .. " in " .. path) end
   local ordered = {}
   for i = #rows, 1, -1 do ordered[#ordered + 1] = rows[i] end
   if args.json then
@@ -216,7 +218,6 @@ function M.run (args)
     return 0
   end
   for _, r in ipairs(ordered) do show(r, args.full or show_id) end
-  if show_id and #ordered == 0 then common.fail("aigc: no entry #" .. show_id .. " in " .. path) end
   -- (a terminal showed a blank: a conversation of failed turns looked lost)
   if #ordered == 0 then
     common.note(ids and ("aigc: conversation " .. cid .. " has no turns (a failed or canceled call is none: "
