@@ -536,6 +536,7 @@ local function session_params (args)
   local vars = common.params_table(args.params)
   if args.template then
     local tpl = common.template(args.template)
+    vars = common.template_vars(tpl, args.template, args.params)
     tpl_model = tpl.model
     local dropped = {}   -- (a list of the names, and a set)
     for _, k in ipairs(M.DROPPED_PARAMS) do

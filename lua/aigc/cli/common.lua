@@ -159,6 +159,27 @@ function M.params_table (list)
   return t
 end
 
+--- The `-p NAME=VALUE` variables for template `tpl` (named `name`), or
+-- exits: a NAME the template does not use is a usage error (a mistyped
+-- `-p lnag=French` was dropped without a word, and the default went).
+-- @tparam aigc.template tpl
+-- @tparam string name
+-- @tparam table list the `-p` values
+-- @treturn table
+function M.template_vars (tpl, name, list)
+  local vars, names, known, unknown = M.params_table(list), tpl:variables(true), {}, {}
+  for _, v in ipairs(names) do known[v] = true end
+  for k in pairs(vars) do
+    if not known[k] then unknown[#unknown + 1] = k end
+  end
+  table.sort(unknown)
+  if unknown[1] then
+    M.usage(("-p %s: template '%s' has no variable '%s' (%s)"):format(unknown[1], name, unknown[1],
+            #names > 0 and "its variables: " .. table.concat(names, ", ") or "it has none"))
+  end
+  return vars
+end
+
 --- Loads a template by name from the templates directory, or exits.
 -- @tparam string name
 -- @treturn aigc.template

@@ -55,7 +55,7 @@ local MAX_CHOICES = 128
 -- went).
 local function template_params (args, input, extra)
   local tpl = common.template(args.template)
-  local vars = common.params_table(args.params)
+  local vars = common.template_vars(tpl, args.template, args.params)
   local uses_input = false
   for _, name in ipairs(tpl:variables(true)) do uses_input = uses_input or name == "input" end
   local user_text

@@ -428,7 +428,7 @@ local function run_template (args)
   local tpl
   if args.template then
     tpl = common.template(args.template)
-    local vars = common.params_table(args.params)
+    local vars = common.template_vars(tpl, args.template, args.params)
     if next(vars) then
       local spec = {}
       for k, v in pairs(tpl) do spec[k] = v end
