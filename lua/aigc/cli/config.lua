@@ -191,6 +191,8 @@ function M.load ()
   -- (no file there: no config. Anything else that cannot be read -- a
   -- directory, no permission -- is the user's to know: it was taken silently)
   if text == nil and code ~= ENOENT then return nil, "cannot read the config file " .. tostring(rerr) end
+  -- (a mistyped $AIGC_CONFIG was taken as no config, the settings it meant left out without a word)
+  if text == nil and env("AIGC_CONFIG") then return nil, "no config file " .. path .. " (named by $AIGC_CONFIG)" end
   if text == nil then return { path = path, endpoints = {}, prices = {} } end
   local t, err = template.load_data(text, path)
   if not t then return nil, "bad config file " .. err end
