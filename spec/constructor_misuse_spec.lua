@@ -4,7 +4,8 @@
 -- pcall or a tail call. They counted stack levels by hand: `pcall(template.new,
 -- 5)` raised "bad argument #1 to 'new' (...)" with no file:line at all;
 -- ratelimit.new { concurency = 4 } and usage.new(5) raised nothing (the
--- typo ignored, the limiter on its default; the prices broken later);
+-- typo ignored, the limiter on its default; pace = "no" paced; the prices
+-- broken later);
 -- sentences.callback(5) was located in aigc's own sentences_calls.lua.
 local template = require "aigc.template"
 local promptlog = require "aigc.promptlog"
@@ -41,6 +42,7 @@ local CASES = {
   { ratelimit.new, { { concurency = 4 } }, "new", "opts.concurency: unknown option (concurrency, pace, rpm, tpm, "
                                                   .. "max_wait)" },
   { ratelimit.new, { { concurrency = 0 } }, "new", "concurrency must be an integer >= 1" },
+  { ratelimit.new, { { pace = "no" } }, "new", "opts.pace: boolean expected, got string" },
   { usage.new, { 5 }, "new", "prices: table ({ [model] = { input =, output = } }) expected, got number" },
   { usage.new, { { ["gpt-4o"] = { input = "x" } } }, "new", 'prices["gpt-4o"].input: a number >= 0 expected, got '
                                                              .. "string" },

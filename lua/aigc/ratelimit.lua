@@ -190,6 +190,9 @@ function M.new (opts)
       util.field_error("new", 1, util.path("opts", k), "unknown option (concurrency, pace, rpm, tpm, max_wait)")
     end
   end
+  if opts.pace ~= nil and type(opts.pace) ~= "boolean" then   -- (pace = "no" paced)
+    util.field_error("new", 1, "opts.pace", util.expected("boolean", opts.pace))
+  end
   local max = opts.concurrency or 8
   if type(max) ~= "number" or max < 1 or max ~= math_floor(max) then
     util.argerror("new", 1, "concurrency must be an integer >= 1")
