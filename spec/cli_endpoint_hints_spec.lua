@@ -76,6 +76,15 @@ describe("aigc's failed calls say what to do", function ()
                  .. "adds its path, /chat/completions..., after it)\n", rest)
   end)
 
+  it("the chat REPL says it under a failed turn's error, and goes on", function ()
+    local bare = srv.base_url:gsub("/v1$", "")
+    local r = aigc({ "chat", "-m", "aigc-dev" }, { base_url = bare, stdin = "Hi\n" })
+    assert.equal(0, r.code, r.stderr)
+    local rest = r.stderr:match("aigc: http error 404: [^\n]*\n(.*)$")
+    assert.equal("aigc: is the base URL right? " .. bare .. ": an OpenAI-compatible server's ends in /v1 (each call "
+                 .. "adds its path, /chat/completions..., after it)\n", rest)
+  end)
+
   it("the right base URL: no hint on a failure of the call itself", function ()
     local r = aigc({ "-m", "aigc-dev", "-o", "temperature=9", "Hi" })
     assert.equal(1, r.code, r.stderr)
