@@ -53,10 +53,12 @@ describe("aigc's failed calls say what to do", function ()
                  rest)
   end)
 
-  it("a 404 from a base URL without /v1: is the base URL right? (its password not shown)", function ()
+  it("a 404 from a base URL without /v1: is the base URL right? (prompt, models, image, speak; no password shown)",
+     function ()
     local bare = srv.base_url:gsub("/v1$", "")
     local with_password = bare:gsub("^http://", "http://user:pass-hint-secret@")
-    for _, args in ipairs { { "-m", "aigc-dev", "Hi" }, { "models" } } do
+    for _, args in ipairs { { "-m", "aigc-dev", "Hi" }, { "models" }, { "image", "a door", "-o", home .. "/d.png" },
+                            { "speak", "Halt!", "-o", home .. "/h.wav" } } do
       local r = aigc(args, { base_url = with_password })
       assert.equal(1, r.code, r.stderr)
       local first, rest = r.stderr:match("^(aigc: http error 404: [^\n]*\n)(.*)$")
