@@ -10,6 +10,11 @@ local proc = require "procutil"
 local NO_KEY = "aigc: no API key: set OPENAI_API_KEY for OpenAI, or name another server with OPENAI_BASE_URL=URL "
   .. "or -e NAME (-e local: the bundled server, `make server`)\n"
 
+local function url_hint (base)
+  return "aigc: is the base URL right? " .. base .. ": an OpenAI-compatible server's ends in /v1 (each call adds its "
+    .. "path, /chat/completions..., after it)\n"
+end
+
 describe("aigc's failed calls say what to do", function ()
   local srv, home
   local aigc = cli.fixture(_ENV, function (s, h) srv, home = s, h end)
@@ -63,8 +68,7 @@ describe("aigc's failed calls say what to do", function ()
       assert.equal(1, r.code, r.stderr)
       local first, rest = r.stderr:match("^(aigc: http error 404: [^\n]*\n)(.*)$")
       assert.truthy(first, r.stderr)
-      assert.equal("aigc: is the base URL right? " .. bare .. ": an OpenAI-compatible server's ends in /v1 (each call "
-                   .. "adds its path, /chat/completions..., after it)\n", rest)
+      assert.equal(url_hint(bare), rest)
       assert.not_matches("pass%-hint%-secret", r.stderr)
     end
   end)
@@ -74,8 +78,7 @@ describe("aigc's failed calls say what to do", function ()
     local r = aigc({ "-m", "aigc-dev", "Hi" }, { base_url = base })
     assert.equal(1, r.code, r.stderr)
     local rest = r.stderr:match("^aigc: http error 404: [^\n]*\n(.*)$")
-    assert.equal("aigc: is the base URL right? " .. base .. ": an OpenAI-compatible server's ends in /v1 (each call "
-                 .. "adds its path, /chat/completions..., after it)\n", rest)
+    assert.equal(url_hint(base), rest)
   end)
 
   it("the chat REPL says it under a failed turn's error, and goes on", function ()
@@ -83,8 +86,7 @@ describe("aigc's failed calls say what to do", function ()
     local r = aigc({ "chat", "-m", "aigc-dev" }, { base_url = bare, stdin = "Hi\n" })
     assert.equal(0, r.code, r.stderr)
     local rest = r.stderr:match("aigc: http error 404: [^\n]*\n(.*)$")
-    assert.equal("aigc: is the base URL right? " .. bare .. ": an OpenAI-compatible server's ends in /v1 (each call "
-                 .. "adds its path, /chat/completions..., after it)\n", rest)
+    assert.equal(url_hint(bare), rest)
   end)
 
   it("the right base URL: no hint on a failure of the call itself", function ()
