@@ -77,6 +77,13 @@
 #   LIFECYCLE_SECONDS / LIFECYCLE_ASAN_SECONDS / LAYERS_SECONDS   the lifecycle runs' length
 #   LIFECYCLE_SEED   fixes their seed (default: a new one each run, printed,
 #                    so a failure can be replayed)
+#   AIGC_SWEEP_STRIDE=5   under valgrind and ASan the cut sweeps (every
+#                    instruction of a turn cut, one run each: end_cut, future_cut,
+#                    say_cut, the watchdog_cut.sweep specs) visit one point in 5,
+#                    from an offset of each runner's own (sweep_env): their
+#                    point there is memory errors on the C paths; the plain
+#                    busted runs (five interpreters) visit every point. 1: every
+#                    point there too (spec/support/sweep_points.lua)
 #   AIGC_VALGRIND_ALL=1   valgrind runs every spec file (default: the C-facing ones)
 #   AIGC_VALGRIND_SPLIT=0 valgrind runs its files under every heavy interpreter
 #                    (default: each file under one, in turns; see select_valgrind_specs)
@@ -501,7 +508,10 @@ select_specs () {
 # pure-Lua layers above the C core (template, prompt log, runner, rate
 # limit, strategies, conversations, tools, schemas, sentences, the batch
 # probes' runs: their C paths are the client's, stream's and async's, which
-# run; sentences_spec's thousands of random cuttings alone took 36 s there).
+# run; sentences_spec's thousands of random cuttings alone took 36 s there);
+# nor the specs that load no aigc at all (byte_wording reads the sources
+# line by line: ~300 s under valgrind for no C; the harness's finally; the
+# Makefile's host rule, make -n).
 # ASan runs every spec.
 #
 # And each of those once, not once per heavy interpreter: valgrind finds
@@ -510,7 +520,7 @@ select_specs () {
 # two runs took 1,236 + 672 s of a CI's 40 min on 2 cores (2026-12-05),
 # the largest share of its CPU: the files, in name order, are dealt to the
 # heavy interpreters in turn (AIGC_VALGRIND_SPLIT=0: every file under each).
-VALGRIND_SKIP='devserver_|cli_|docs_|readme_|contract_|version_|run_tests_|template_|promptlog_|runner_|ratelimit_|strategy_|conversation_|tools_|schema_|sentences_|batchrun_probe'
+VALGRIND_SKIP='devserver_|cli_|docs_|readme_|contract_|version_|run_tests_|template_|promptlog_|runner_|ratelimit_|strategy_|conversation_|tools_|schema_|sentences_|batchrun_probe|byte_wording_|finally_chain_|host_build_'
 # Whether spec file $1 is marked as one only Lua 5.4 runs.
 needs_54 () { needs54_list; case $'\n'"$NEEDS54" in *$'\n'"$1"$'\t'*) return 0 ;; esac; return 1; }
 select_valgrind_specs () {
@@ -745,6 +755,16 @@ $(tail -n 30 "build/asan-build-$v.log")"
   return 1
 }
 
+# The env words that sample the cut sweeps in runner $1 (asan, valgrind)
+# under V: AIGC_SWEEP_STRIDE points apart, from an offset of the runner's
+# own, so that ASan's and valgrind's runs under 5.4 and LuaJIT visit
+# different points (spec/support/sweep_points.lua).
+sweep_env () {
+  local off
+  case $1-$2 in asan-5.4) off=0 ;; asan-jit) off=1 ;; valgrind-5.4) off=2 ;; valgrind-jit) off=3 ;; *) off=4 ;; esac
+  echo "AIGC_SWEEP_STRIDE=${AIGC_SWEEP_STRIDE:-5} AIGC_SWEEP_OFFSET=$off"
+}
+
 # asan-partK-V: part K of N of the busted specs under V, the module built
 # with ASan + UBSan, run by a host interpreter linked with them; its
 # sanitizers' reports are one more result (asan-reports-partK-V).
@@ -763,8 +783,9 @@ suite_asan_part () {
   # signal 11 ... LeakSanitizer has encountered a fatal error"), for some
   # process layouts every time; it then cannot report anything. Without
   # TLS as roots it scans the rest (heap, stacks, globals) and works.
+  # shellcheck disable=SC2046
   AIGC_CHILD_LUA=$lua AIGC_CHILD_CPATH=$(cpath_of "$v") run_busted "$name" "$adir/lua" "$adir/?.so" env \
-    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23:detect_stack_use_after_return=0 \
+    $(sweep_env asan "$v") ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23:detect_stack_use_after_return=0 \
     LSAN_OPTIONS=suppressions=$PWD/spec/support/lsan.supp:print_suppressions=0:use_tls=0 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   if grep -qE '^(=+[0-9]+=+ *)?ERROR: (Address|Leak)Sanitizer|runtime error:' "build/$name.log"; then
@@ -796,7 +817,8 @@ suite_valgrind_part () {
   rm -rf "$vdir"; mkdir -p "$vdir"
   select_valgrind_specs "$v"
   if ! deal_part "$k" "$n"; then record "$name" 0 0 0 "$(elapsed)"; return; fi
-  run_busted "$name" "$lua" "$(cpath_of "$v")" env AIGC_VALGRIND=1 AIGC_TIMEOUT_SCALE=4 \
+  # shellcheck disable=SC2046
+  run_busted "$name" "$lua" "$(cpath_of "$v")" env AIGC_VALGRIND=1 AIGC_TIMEOUT_SCALE=4 $(sweep_env valgrind "$v") \
     valgrind --quiet --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite \
       --error-exitcode=0 --log-file="$vdir/%p.txt" --trace-children=no \
       --suppressions=spec/support/valgrind.supp

@@ -12,6 +12,7 @@
 
 local aigc = require "aigc"
 local devserver = require "devserver"
+local points = require "sweep_points"
 
 local HI = { { role = "user", content = "hi there" } }
 
@@ -73,7 +74,7 @@ describe("a request's end cut by a watchdog hook", function ()
   local function each_cut (client_opts, status)
     local bad, n = {}, 0
     repeat
-      n = n + 1
+      n = points.after(n)   -- (every point, but under valgrind and ASan: sweep_points)
       local fired, got = run(client_opts, n)
       local ends = got.done + got.failed
       if not (ends == 1 or (ends == 0 and got.cut_inside)) or (got.woke == nil and not got.cut_task)

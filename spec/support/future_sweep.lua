@@ -5,6 +5,7 @@
 local aigc = require "aigc"
 local devserver = require "devserver"
 local watchdog_cut = require "watchdog_cut"
+local points = require "sweep_points"
 local INTERRUPTED = require("aigc.task").INTERRUPTED
 
 local M = {}
@@ -108,7 +109,7 @@ function M.each_cut (srv, start, follow)
   local c = aigc.client { base_url = srv.base_url, max_retries = 0, error_handler = function () end }
   local bad, n = {}, 0
   repeat
-    n = n + 1
+    n = points.after(n)   -- (every point, but under valgrind and ASan: sweep_points)
     local fired, got = run(c, start, n, follow)
     local ends = got.done + got.failed
     local ended = got.status == "done" or follow == "work" and got.status == "failed" and got.err == INTERRUPTED

@@ -76,11 +76,13 @@ end
 
 --- `one(n, bad)` for n = step, 2 step, ... while it says the cut fired
 -- (below `limit`): returns the last n and `bad`, where `one` adds what
--- went wrong.
+-- went wrong. (Under valgrind and ASan, every AIGC_SWEEP_STRIDE-th of
+-- those n only: spec/support/sweep_points.lua.)
 function M.sweep (step, limit, one)
-  local bad, n = {}, 0
-  repeat n = n + step until not one(n, bad) or n >= limit
-  return n, bad
+  local points = require "sweep_points"
+  local bad, k = {}, 0
+  repeat k = points.after(k) until not one(k * step, bad) or k * step >= limit
+  return k * step, bad
 end
 
 --- Turns client `c`'s loop until no request of it is active (10 s at
