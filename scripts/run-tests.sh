@@ -26,7 +26,8 @@
 #   busted-V   the Lua specs under interpreter V, the module built for V, against
 #              real local servers they start themselves; V = 5.4 5.1 5.2 5.3 jit
 #              (in three parts each, busted-part1-V ... busted-part3-V, the
-#              files dealt in turns: jobs of the queue, see "the run")
+#              files dealt by their measured seconds, spec/support/seconds.txt:
+#              jobs of the queue, see "the run" and deal_part)
 #              (a spec file marked "-- needs: Lua 5.4 (why)" in its first lines
 #              counts as one skipped result elsewhere)
 #   examples-V every examples/*.lua under V against the bundled server: one
@@ -720,17 +721,33 @@ suite_soak () {
 
 # Long busted runs (5.4's, every other interpreter's, ASan's, valgrind's) go
 # in parts, so that no job of the queue is much longer than the others and
-# the lanes end together (see "the run"). deal_part K N: keeps in SPEC_FILES
-# (empty: every spec file) the K-th of N parts, the files dealt in turns in
-# name order; false when that part is empty (then nothing is to be run: an
-# empty list would make busted run every file).
+# the lanes end together (see "the run"). deal_part K N KIND: keeps in
+# SPEC_FILES (empty: every spec file) the K-th of N parts; false when that
+# part is empty (then nothing is to be run: an empty list would make busted
+# run every file). The files are dealt by their measured seconds under
+# KIND (busted, asan, valgrind: a column of SECONDS_TABLE, its "default"
+# row for a file not in it), longest first, each to the part with the
+# least seconds so far (ties: the lower part, then name order): the sweeps
+# (future_cut, end_cut...) fell in one third by turns in name order, which
+# then took 1.5-2 times the others' time. Part 1 of a busted run starts
+# PART1_EXTRA seconds behind: it also runs the examples and the install.
+SECONDS_TABLE=spec/support/seconds.txt
+PART1_EXTRA=30
 deal_part () {
-  local k=$1 n=$2 mine=() i
+  local k=$1 n=$2 kind=${3:-busted} head=0
+  if [ "$kind" = busted ]; then head=$PART1_EXTRA; fi
   if [ ${#SPEC_FILES[@]} -eq 0 ]; then mapfile -t SPEC_FILES < <(find spec -name '*_spec.lua' | sort); fi
-  for i in "${!SPEC_FILES[@]}"; do
-    if [ $((i % n + 1)) -eq "$k" ]; then mine+=("${SPEC_FILES[$i]}"); fi
-  done
-  SPEC_FILES=(${mine[@]+"${mine[@]}"})
+  mapfile -t SPEC_FILES < <(printf '%s\n' "${SPEC_FILES[@]}" | awk -v kind="$kind" '
+      FNR == NR {   # the table: "PATH BUSTED ASAN VALGRIND" ("-": the default row'"'"'s)
+        if ($0 ~ /^#/ || NF < 4) next
+        col = kind == "valgrind" ? 4 : kind == "asan" ? 3 : 2
+        secs[$1] = $col; next
+      }
+      { s = ($0 in secs) && secs[$0] != "-" ? secs[$0] : secs["default"]; printf "%s\t%s\n", s + 0, $0 }
+    ' "$SECONDS_TABLE" - | LC_ALL=C sort -t"$(printf '\t')" -k1,1gr -k2,2 | awk -F'\t' -v k="$k" -v n="$n" -v head="$head" '
+      NR == 1 { tot[1] = head }
+      { best = 1; for (i = 2; i <= n; i++) if (tot[i] < tot[best]) best = i
+        tot[best] += $1; if (best == k) print $2 }' | LC_ALL=C sort)
   [ ${#SPEC_FILES[@]} -gt 0 ]
 }
 
@@ -776,7 +793,7 @@ suite_asan_part () {
   # The host interpreter carries the sanitizer runtime (spec/support/lua_host.c);
   # children and the servers the specs start run uninstrumented, as usual.
   select_specs "$v"
-  if ! deal_part "$k" "$n"; then record "$name" 0 0 0 "$(elapsed)"; return; fi
+  if ! deal_part "$k" "$n" asan; then record "$name" 0 0 0 "$(elapsed)"; return; fi
   [ "$k" -eq 1 ] || NSKIPPED_FILES=0   # (the files only 5.4 runs count once)
   # use_tls=0: gcc 12's LeakSanitizer misreads glibc 2.36's dynamic TLS
   # (a "DTLS" block at 0xf8) and its tracer crashes at exit ("Tracer caught
@@ -816,7 +833,7 @@ suite_valgrind_part () {
   vdir=build/$name
   rm -rf "$vdir"; mkdir -p "$vdir"
   select_valgrind_specs "$v"
-  if ! deal_part "$k" "$n"; then record "$name" 0 0 0 "$(elapsed)"; return; fi
+  if ! deal_part "$k" "$n" valgrind; then record "$name" 0 0 0 "$(elapsed)"; return; fi
   # shellcheck disable=SC2046
   run_busted "$name" "$lua" "$(cpath_of "$v")" env AIGC_VALGRIND=1 AIGC_TIMEOUT_SCALE=4 $(sweep_env valgrind "$v") \
     valgrind --quiet --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite \
@@ -836,7 +853,7 @@ suite_valgrind_part () {
 
 # ---- the run
 
-# busted-partK-V: the spec files whose place in name order is K modulo N
+# busted-partK-V: the K-th of N parts of the spec files (deal_part)
 # (summary line "busted-partK-V", counted like a whole cell's; the name ends
 # in "-V" as run_busted wants). Part 1 also runs V's examples and install.
 suite_busted_part () {
@@ -845,7 +862,7 @@ suite_busted_part () {
   if skipped "busted-$v"; then record "$name" 0 0 1; return; fi
   cannot_run "$name" "$v" && return
   select_specs "$v"
-  if ! deal_part "$k" "$n"; then record "$name" 0 0 0 "$(elapsed)"; return; fi
+  if ! deal_part "$k" "$n" busted; then record "$name" 0 0 0 "$(elapsed)"; return; fi
   [ "$k" -eq 1 ] || NSKIPPED_FILES=0   # (the files only 5.4 runs count once)
   run_busted "$name" "$lua" "$(cpath_of "$v")"
 }
@@ -886,7 +903,7 @@ JOB_LIST=()
 job () { JOB_LIST+=("$1|$2|$3|$4"); }   # job SECONDS CLASS ID COMMAND
 for v in $VERSIONS; do
   for k in $(seq 1 "$BUSTED_PARTS"); do
-    job $(( $(estimate busted "$v") / BUSTED_PARTS + (k == 1 ? 30 : 0) )) wait "busted-$v-$k" \
+    job $(( $(estimate busted "$v") / BUSTED_PARTS + (k == 1 ? PART1_EXTRA : 0) )) wait "busted-$v-$k" \
       "busted_cell_part $v $k $BUSTED_PARTS"
   done
 done
@@ -917,7 +934,7 @@ mapfile -t QUEUE < <(printf '%s\n' "${JOB_LIST[@]}" | sort -s -t'|' -k1,1nr)
 # --list: "job SECONDS CLASS ID" per job, in the queue's order, each part's
 # spec files after it ("file ID PATH"); each interpreter's selection once.
 list_queue () {
-  local entry est cls id cmd kind v k n f key
+  local entry est cls id cmd kind v k n f key deal_kind
   local -A listed=()
   for entry in "${QUEUE[@]}"; do
     IFS='|' read -r est cls id cmd <<< "$entry"
@@ -935,7 +952,8 @@ list_queue () {
       listed[$key]=$(printf '%s\n' "${SPEC_FILES[@]}")
     fi
     mapfile -t SPEC_FILES <<< "${listed[$key]}"
-    deal_part "$k" "$n" || continue
+    case $kind in suite_asan_part) deal_kind=asan ;; suite_valgrind_part) deal_kind=valgrind ;; *) deal_kind=busted ;; esac
+    deal_part "$k" "$n" "$deal_kind" || continue
     for f in "${SPEC_FILES[@]}"; do echo "file $id $f"; done
   done
 }

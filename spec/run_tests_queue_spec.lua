@@ -134,6 +134,65 @@ describe("make test's queue (scripts/run-tests.sh --list)", function ()
     end
   end)
 
+  -- The seconds table (spec/support/seconds.txt) the parts are dealt by:
+  -- PATH BUSTED ASAN VALGRIND, "-" or a file not listed the default row's.
+  local function seconds_of (kind)
+    local col = ({ busted = 2, asan = 3, valgrind = 4 })[kind]
+    local secs = {}
+    for line in io.lines(proc.root() .. "/spec/support/seconds.txt") do
+      if not line:match("^#") and line:match("%S") then
+        local words = {}
+        for w in line:gmatch("%S+") do words[#words + 1] = w end
+        assert.equal(4, #words, "seconds.txt: " .. line)
+        assert.is_nil(secs[words[1]], "seconds.txt lists " .. words[1] .. " twice")
+        secs[words[1]] = tonumber(words[col]) or words[col]
+      end
+    end
+    assert.is_number(secs.default, "seconds.txt's default row")
+    return function (path)
+      local v = secs[path]
+      return type(v) == "number" and v or secs.default
+    end, secs
+  end
+
+  it("names only spec files that exist in its seconds table", function ()
+    local _, secs = seconds_of("busted")
+    local exists = {}
+    for _, path in ipairs(all) do exists[path] = true end
+    for path in pairs(secs) do
+      if path ~= "default" then assert.truthy(exists[path], "seconds.txt: no file " .. path) end
+    end
+  end)
+
+  -- Longest first, each to the part with the least so far: no part is
+  -- longer than another by more than its shortest file's seconds (part 1
+  -- of a busted run counted from PART1_EXTRA: its examples and install).
+  it("deals the files by their seconds: the parts of a run differ by less than one file", function ()
+    local script = assert(io.open(proc.root() .. "/scripts/run-tests.sh")):read("*a")
+    local extra = tonumber(script:match("\nPART1_EXTRA=(%d+)\n"))
+    assert.is_number(extra, "run-tests.sh's PART1_EXTRA")
+    for _, run in ipairs { { "busted-5.4-", "busted" }, { "busted-5.1-", "busted" },
+                           { "asan-5.4-", "asan" }, { "asan-jit-", "asan" },
+                           { "valgrind-5.4-", "valgrind" }, { "valgrind-jit-", "valgrind" } } do
+      local secs = seconds_of(run[2])
+      local totals, shortest = {}, {}
+      for _, job in ipairs(jobs) do
+        if job.id:sub(1, #run[1]) == run[1] then
+          local t, low = (run[2] == "busted" and job.id:match("%-1$")) and extra or 0, math.huge
+          for _, path in ipairs(files[job.id] or {}) do t = t + secs(path); low = math.min(low, secs(path)) end
+          totals[#totals + 1], shortest[#shortest + 1] = t, low
+        end
+      end
+      assert.equal(3, #totals, run[1])
+      for i = 1, 3 do
+        for j = 1, 3 do
+          assert.is_true(totals[i] - totals[j] <= shortest[i] + 1e-9,
+            ("%s: part %d has %.1f s, part %d %.1f"):format(run[1], i, totals[i], j, totals[j]))
+        end
+      end
+    end
+  end)
+
   -- (the LÖVE specs were pending in every suite for two days: they asked for
   -- a suite named busted-jit after LuaJIT's run was cut in parts)
   it("runs each LÖVE spec in the part of LuaJIT's busted run that holds it, and in no other suite", function ()
