@@ -512,7 +512,11 @@ select_specs () {
 # run; sentences_spec's thousands of random cuttings alone took 36 s there);
 # nor the specs that load no aigc at all (byte_wording reads the sources
 # line by line: ~300 s under valgrind for no C; the harness's finally; the
-# Makefile's host rule, make -n).
+# Makefile's host rule, make -n), nor those whose every test drives aigc
+# in a child process (valgrind's --trace-children=no: the child runs plain,
+# the same run as busted's; ASan's children run its build): the
+# out-of-memory sweeps of task_ends_oom (~120 s) and host_oom*, and
+# future_cut_stripped's sweep.
 # ASan runs every spec.
 #
 # And each of those once, not once per heavy interpreter: valgrind finds
@@ -521,7 +525,7 @@ select_specs () {
 # two runs took 1,236 + 672 s of a CI's 40 min on 2 cores (2026-12-05),
 # the largest share of its CPU: the files, in name order, are dealt to the
 # heavy interpreters in turn (AIGC_VALGRIND_SPLIT=0: every file under each).
-VALGRIND_SKIP='devserver_|cli_|docs_|readme_|contract_|version_|run_tests_|template_|promptlog_|runner_|ratelimit_|strategy_|conversation_|tools_|schema_|sentences_|batchrun_probe|byte_wording_|finally_chain_|host_build_'
+VALGRIND_SKIP='devserver_|cli_|docs_|readme_|contract_|version_|run_tests_|template_|promptlog_|runner_|ratelimit_|strategy_|conversation_|tools_|schema_|sentences_|batchrun_probe|byte_wording_|finally_chain_|host_build_|task_ends_oom_|host_oom_|future_cut_stripped_'
 # Whether spec file $1 is marked as one only Lua 5.4 runs.
 needs_54 () { needs54_list; case $'\n'"$NEEDS54" in *$'\n'"$1"$'\t'*) return 0 ;; esac; return 1; }
 select_valgrind_specs () {
