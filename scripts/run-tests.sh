@@ -80,7 +80,7 @@
 #                    so a failure can be replayed)
 #   AIGC_SWEEP_STRIDE=5   under valgrind and ASan the cut sweeps (every
 #                    instruction of a turn cut, one run each: end_cut, future_cut,
-#                    say_cut, the watchdog_cut.sweep specs) visit one point in 5,
+#                    say_cut, the watchdog_cut.sweep specs, task_ends_oom) visit one point in 5,
 #                    from an offset of each runner's own (sweep_env): their
 #                    point there is memory errors on the C paths; the plain
 #                    busted runs (five interpreters) visit every point. 1: every

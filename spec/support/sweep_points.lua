@@ -1,6 +1,7 @@
 --- The cut sweeps' points (watchdog_cut.sweep, future_sweep.each_cut,
 -- end_cut_spec, say_cut_spec: a run per instruction n = 1, 2, ... until
--- a cut no longer fires). Everywhere but under valgrind and ASan they
+-- a cut no longer fires; task_ends_oom_spec's failed allocation n = 1 ...
+-- 60, in its child). Everywhere but under valgrind and ASan they
 -- visit every point. There, where the point is memory errors on the C
 -- paths and one point costs 20-50 times as much, scripts/run-tests.sh
 -- sets AIGC_SWEEP_STRIDE (e.g. 5) and AIGC_SWEEP_OFFSET (0 ... stride - 1,
