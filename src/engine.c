@@ -260,8 +260,10 @@ static int req_pump (lua_State *L) {
   lua_settop(L, 1);
   if (!aigc_terminal(r->state) && r->roster != NULL && !r->roster->closed) {
     aigc_hooks hooks;
-    if (r->in_callback)
-      return luaL_error(L, "cannot wait for a request from inside its own callback");
+    if (r->in_callback) {   /* (no position: pump's caller is aigc's own loop, not the user's line) */
+      lua_pushliteral(L, "cannot wait for a request from inside its own callback");
+      return lua_error(L);
+    }
     lua_getiuservalue(L, 1, AIGC_RQ_ENGINE);   /* index 2 */
     if (cannot_start(r))
       aigc_request_end_static(L, 2, r, AIGC_FAILED, "limit", cannot_start_msg);
