@@ -57,7 +57,7 @@ static void log_submit (lua_State *L, aigc_engine *e, aigc_request *r) {
 }
 
 /*
-** eng:submit(kind, params [, opts [, params_keys [, opts_keys]]]) -> request
+** eng:submit(kind, params [, opts [, params_keys [, opts_keys [, into]]]]) -> request
 **   kind   "chat" | "completion" | "json" | "get" | "responses" (POST
 **          /responses, typed stream events) | "delete"
 **   params the request table (nil for "get" and "delete"); its per-call options
@@ -74,6 +74,11 @@ static void log_submit (lua_State *L, aigc_engine *e, aigc_request *r) {
 **          checks walked params already; its opts are shared between
 **          calls): trusted, not walked again; ignored for a table with a
 **          metatable (submit.c)
+**   into   a table (a strategy's list of what it started, which a cut
+**          cancels): gets into[req] = req once the request is in the
+**          engine, before submit returns or runs any Lua -- a host's
+**          watchdog that cut the caller right after submit left the
+**          request running, never canceled
 */
 static int eng_submit (lua_State *L) {
   aigc_engine *e = check_engine(L, 1);
@@ -98,6 +103,11 @@ static int eng_submit (lua_State *L) {
   }
   aigc_transfer_link(r);
   aigc_loop_start(e, r);
+  if (lua_type(L, 2) == LUA_TTABLE) {   /* into[req] = req, before any Lua runs (the log, a watcher) */
+    lua_pushvalue(L, 6);
+    lua_pushvalue(L, 6);
+    lua_rawset(L, 2);
+  }
   if (e->roster.config.log_enabled && !e->roster.closed)
     log_submit(L, e, r);
   lua_settop(L, 6);   /* the request */

@@ -176,6 +176,13 @@ static int read_stream (lua_State *L, const aigc_submit *s) {
 void aigc_request_read_args (lua_State *L, aigc_submit *s) {
   memset(s, 0, sizeof *s);
   s->kind = (aigc_kind)luaL_checkoption(L, 2, NULL, aigc_request_kind_names);
+  /* The kind read, its slot keeps the `into` table (7, or nil): eng_submit
+     stores the request there (no allocation: the stack has room). */
+  lua_settop(L, 7);
+  if (!lua_isnil(L, 7))
+    luaL_checktype(L, 7, LUA_TTABLE);
+  lua_pushvalue(L, 7);
+  lua_replace(L, 2);
   s->has_params = !lua_isnoneornil(L, 3);
   s->cx.fname = "submit";
   s->cx.arg = 2;

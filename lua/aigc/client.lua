@@ -16,7 +16,7 @@ compat.jit_off(true, true)     -- LuaJIT #1045: see compat.lua (also when requir
 compat.keep_aigc_off_jit()
 local util = require "aigc.util"
 local credentials = require "aigc.credentials"
-local PER_CALL = util.per_call
+local PER_CALL, SUBMIT_INTO = util.per_call, util.submit_into
 local check = require "aigc.check"
 local client_loop = require "aigc.client_loop"
 local task = require "aigc.task"
@@ -358,6 +358,7 @@ end
 local function submit (self, api, params, path, fname, argn, body_opts, awaited, keys)
   -- (params given to several calls at once whose callbacks keep state,
   -- sentences.stream's, get callbacks of the request's own: util.per_call)
+  local given = params   -- (the caller's: a strategy's, listed in util.submit_into)
   local per_call = params and PER_CALL[params.stream]
   if per_call then params = per_call(params) end
   local hook = self._hook   -- usage totals, prompt_log, cassette (aigc.hooks: what to submit)
@@ -391,7 +392,8 @@ local function submit (self, api, params, path, fname, argn, body_opts, awaited,
     if not req then relay(fname, false, waited) end
     return req, call, waited, res, err
   end
-  local ok, req = pcall(engine.submit, engine, api, params, opts, keys, opts._keys)
+  local into = given and SUBMIT_INTO[given]   -- (a strategy's list of what it started: engine:submit stores it)
+  local ok, req = pcall(engine.submit, engine, api, params, opts, keys, opts._keys, into)
   if not ok then relay(fname, ok, req) end
   if call and not awaited then hook.after(self, req, call) end
   if awaited then return req, call end

@@ -116,7 +116,10 @@ local chat, text_of, strategy_error = judge_mod.chat, judge_mod.text_of, judge_m
 -- request's submit and its place in `started`, the request was not
 -- canceled, and its stream callback, the caller's code, ran after the
 -- interrupt. The list's mark (`started.cut`, canceled with the list's
--- requests) says so.
+-- requests) says so. The params returned are the strategy's own copy,
+-- which engine:submit puts the request into `started` for
+-- (util.submit_into): a cut between the submit and the caller's store
+-- still cancels it (it ran on, billed).
 function M.guarded (started, p)
   local mark = started.cut
   if mark == nil then
@@ -126,8 +129,10 @@ function M.guarded (started, p)
   local make = util.per_call[p.stream]   -- (callbacks of a call's own: sentences.stream's)
   if make then p = make(p) end
   local stream = p.stream
-  if stream == nil or stream == true or not check.is_callable(stream) then return p end
-  return merge(p, { stream = function (...) if not mark.cut then return stream(...) end end })
+  if stream == nil or stream == true or not check.is_callable(stream) then p = merge(p)
+  else p = merge(p, { stream = function (...) if not mark.cut then return stream(...) end end }) end
+  util.submit_into[p] = started
+  return p
 end
 
 -- Starts requests for the candidates `from`..`n` at once and waits for them all.

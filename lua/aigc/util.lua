@@ -630,6 +630,13 @@ end
 -- Weak keys: the entry goes with the params' callback.
 M.per_call = setmetatable({}, { __mode = "k" })
 
+-- Params -> the list a request submitted with them goes into (a
+-- strategy's `started`, which a cut cancels): engine:submit stores it
+-- there itself (`into[req] = req`), so that no Lua instruction -- where a
+-- host's watchdog may cut -- lies between the request's start and its
+-- place in the list (client.lua's submit). Weak keys.
+M.submit_into = setmetatable({}, { __mode = "k" })
+
 --- Makes `path` an empty file 0600, whatever the umask, when nothing is
 -- there (what is there is left as it is): for a file of private text (a
 -- log, a tape), which the Lua's io.open made with the umask's mode (0644:
