@@ -11,7 +11,6 @@
 -- inside that resolve, between its stores, the future was "done" with no
 -- end, and the task waiting on it slept for ever.
 
-local strategy = require "aigc.strategy"
 local wd = require "watchdog_cut"
 
 local HI = { { role = "user", content = "hi there" } }
@@ -24,21 +23,8 @@ describe("a race in a task cut by a watchdog hook", function ()
 
   -- One run cut at the main thread's n-th instruction: whether it fired, and what went wrong.
   local function one (c, n, bad)
-    local got = {}
-    c:spawn(function ()
-      local r, x, y = strategy.race { { client = c, params = { messages = HI } },
-                                      { client = c, params = SLOW }, { client = c, params = SLOW } }
-      got.res, got.err, got.outcomes = r, not r and x, r and x or y
-      got.ended = true
-    end)
-    local state, turns = {}, 0
-    while not state.fired and not got.ended and turns < 2000 do
-      turns = turns + 1
-      local ok, e = wd.run(n, state, function () c:step(0.01) end, function (co) return co == nil end)
-      if state.fired and (ok or e ~= "watchdog") then
-        bad[#bad + 1] = ("cut at %d: step() gave %s"):format(n, ok and "no error" or tostring(e))
-      end
-    end
+    local got, fired = wd.race_turns(c, { { client = c, params = { messages = HI } },
+                                          { client = c, params = SLOW }, { client = c, params = SLOW } }, n, bad)
     -- (the race ends as soon as the fast entry won: until then, only a guard against a hang)
     local guard = os.time() + 30
     while not got.ended and os.time() < guard do c:step(0.01) end
@@ -54,7 +40,7 @@ describe("a race in a task cut by a watchdog hook", function ()
     end
     wd.drain(c, bad, n)
     while c:active() > 0 and os.time() < guard do c:step(0.01) end
-    return state.fired == true
+    return fired
   end
 
   it("raises the watchdog, still ends with the losers canceled, cut at every point", function ()

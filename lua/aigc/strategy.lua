@@ -592,9 +592,9 @@ function M.race (spec)
   end)
   over:cancel()   -- (pending only if every client was closed meanwhile)
   -- (the winner's on_done cut after it ended the race: the rest is done here)
-  local res = shared.race_end(reqs, outcomes, winner or over:result())
+  local res, failed = shared.race_end(reqs, outcomes, winner or over:result())
   if res then return res, outcomes end
-  return nil, last_err or strategy_error("canceled", "every client of the race was closed"), outcomes
+  return nil, last_err or failed or strategy_error("canceled", "every client of the race was closed"), outcomes
 end
 
 -- }======================================================

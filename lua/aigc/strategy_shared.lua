@@ -348,20 +348,28 @@ end
 -- request still running is canceled, its outcome "canceled" -- also when
 -- a host's watchdog cut the winner's on_done after it ended the race,
 -- before it canceled them (they ran on, billed, for nobody) --, the
--- winner (its index, or nil) marked, what they all cost summed. Returns
--- the winner's response, or nil.
+-- winner (its index, or nil) marked, what they all cost summed. An entry
+-- that ended while its callback was cut (a watchdog in its on_error or
+-- on_done: the core does not run it again) is told here: "failed" with its
+-- error, or "done" -- it was left "running", and a race whose entries all
+-- failed so gave "every client of the race was closed". Returns the
+-- winner's response, or nil and the last such error.
 function M.race_end (reqs, outcomes, winner)
-  local spent = M.meter()
+  local spent, failed = M.meter(), nil
   for j, r in ipairs(reqs) do
     local canceled = r:cancel(winner and "lost the race" or "the race was canceled")
     local res, err = r:result()
-    if canceled and outcomes[j].status == "running" then
-      outcomes[j].status, outcomes[j].err = "canceled", err   -- (its on_error, later, finds it told)
+    local o = outcomes[j]
+    if o.status == "running" and (canceled or err) then
+      o.status, o.err = canceled and "canceled" or "failed", err   -- (its on_error, later, finds it told)
+      if not canceled then failed = err end
+    elseif o.status == "running" and res and j ~= winner then
+      o.status = "done"
     end
     spent:add(res or err)   -- (a loser that ended before its cancel was billed too)
   end
   outcomes.usage_total = spent.total
-  if not winner then return nil end
+  if not winner then return nil, failed end
   local res = reqs[winner]:result()
   outcomes[winner].status, outcomes.winner, res.attempt = "won", winner, winner
   res.usage_total = spent.total

@@ -85,6 +85,29 @@ function M.sweep (step, limit, one)
   return k * step, bad
 end
 
+--- A race run in a task of client `c` (`strategy.race(entries)`), its
+-- turns cut at the main thread's n-th instruction (where the loop runs the
+-- entries' callbacks) until the cut fired or the race ended; a step() that
+-- did not raise the watchdog goes to `bad`. Returns `got` (`res`, `err`,
+-- `outcomes`, `ended` once the race returned) and whether the cut fired.
+function M.race_turns (c, entries, n, bad)
+  local got = {}
+  c:spawn(function ()
+    local r, x, y = require("aigc.strategy").race(entries)
+    got.res, got.err, got.outcomes = r, not r and x, r and x or y
+    got.ended = true
+  end)
+  local state, turns = {}, 0
+  while not state.fired and not got.ended and turns < 2000 do
+    turns = turns + 1
+    local ok, e = M.run(n, state, function () c:step(0.01) end, function (co) return co == nil end)
+    if state.fired and (ok or e ~= "watchdog") then
+      bad[#bad + 1] = ("cut at %d: step() gave %s"):format(n, ok and "no error" or tostring(e))
+    end
+  end
+  return got, state.fired == true
+end
+
 --- Turns client `c`'s loop until no request of it is active (10 s at
 -- most: a guard against a hang only); one that never ended goes to `bad`.
 function M.drain (c, bad, n)
