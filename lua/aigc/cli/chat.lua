@@ -82,8 +82,9 @@ function Session:say_line (text)
   local client, conv = self.client, self.conv
   local streamed = {}
   local per_call = {}
+  local flush = function () end
   if not self.no_stream then
-    per_call.stream = common.stream_out(streamed, function () return self.request end)
+    per_call.stream, flush = common.stream_out(streamed, function () return self.request end)
   end
   local context
   if self.log and self.leaf == nil then
@@ -98,6 +99,7 @@ function Session:say_line (text)
   local canceled = self:wait_reply(req)
   local res, err = req:result()
   self.request = nil
+  flush()   -- (the streamed reply's last word, held to be scrubbed whole)
   if canceled then
     -- A fresh copy of the unchanged history: on main, a canceled say_async
     -- leaves its conversation marked busy forever (fixed on lane/lua by

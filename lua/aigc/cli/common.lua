@@ -247,7 +247,20 @@ end
 -- line's end.
 local held_cr = false
 
-function M.out (s)
+-- What the command writes is scrubbed of the secrets its log is scrubbed
+-- of (the client's engine -- every live client's --, the config's and the
+-- environment's keys): a server or a proxy echoing the key in a reply's
+-- header (`--json` printed `x-request-id: req_sk-...`), its text or an
+-- error reached stdout as it came. Set by `M.client`; before any client,
+-- the environment's keys. Binary data (`M.out_bytes`) is not touched.
+local clean_text
+local function cleaned (s)
+  if clean_text == nil then clean_text = require("aigc.promptlog_redact").scrubber(nil) end
+  return clean_text(s)
+end
+M.cleaned = cleaned
+
+local function write_out (s)
   if held_cr then s, held_cr = "\r" .. s, false end
   if s:sub(-1) == "\r" and on_terminal(io.stdout) then s, held_cr = s:sub(1, -2), true end
   local ok, err = io.stdout:write(shown_on_terminal(s))
@@ -256,6 +269,13 @@ function M.out (s)
   return ok and true or false
 end
 
+function M.out (s) return write_out(cleaned(s)) end
+
+--- Writes bytes as they are (an image, audio to a pipe): `M.out` unscrubbed.
+-- @tparam string s
+-- @treturn boolean whether it was written
+M.out_bytes = write_out
+
 --- A stream callback: each delta printed, and kept in `streamed`. The
 -- output lost (a full disk, a closed stdout with SIGPIPE ignored): the
 -- reply streamed to its end, generated and paid for, then the command
@@ -263,20 +283,41 @@ end
 -- @tparam table streamed
 -- @tparam function current
 -- @treturn function
+--
+-- Each delta is scrubbed as `M.out` scrubs, a word at a time: a key the
+-- server streams a few characters a time is whole in the text held (the
+-- last word, up to HOLD bytes) when it is scrubbed. The second function
+-- returned writes what is held: call it once the call ended.
+-- @treturn function the flush
+local HOLD = 1024
 function M.stream_out (streamed, current)
+  local held = ""
+  local function write (s)
+    local req = s ~= "" and not M.out(s) and current()
+    if req then pcall(req.cancel, req) end
+  end
   return function (delta)
     if delta and delta ~= "" then
       streamed[#streamed + 1] = delta
-      local req = not M.out(delta) and current()
-      if req then pcall(req.cancel, req) end
+      local s = held .. delta
+      local cut = s:find("%s[^%s]*$")
+      if not cut and #s > HOLD then   -- (no space: at a character's start, HOLD bytes back)
+        cut = #s - HOLD
+        while cut > 1 and s:byte(cut + 1) >= 128 and s:byte(cut + 1) < 192 do cut = cut - 1 end
+      end
+      if cut then write(s:sub(1, cut)); held = s:sub(cut + 1) else held = s end
     end
+  end, function ()
+    local s = held
+    held = ""
+    write(s)
   end
 end
 
 --- A line on stderr.
 -- @tparam string s
 function M.note (s)
-  io.stderr:write(shown_on_terminal(s, io.stderr), "\n")
+  io.stderr:write(shown_on_terminal(cleaned(s), io.stderr), "\n")
   io.stderr:flush()
 end
 
@@ -317,6 +358,7 @@ function M.client (config, endpoint_name, extra)
   local function set (v) return v ~= nil and v ~= "" end
   M.endpoint_facts = { base_url = client.base_url, azure = opts.azure or opts.provider == "azure",
                        keyless = not (set(opts.api_key) or set(os.getenv("OPENAI_API_KEY"))) }
+  clean_text = require("aigc.promptlog_redact").scrubber { client = client, secrets = secrets }
   return client, secrets, endpoint
 end
 

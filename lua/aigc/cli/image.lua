@@ -50,7 +50,7 @@ local function write_image (client, i, item, target, name)
   local writer = type(target) == "userdata" and target or nil
   local wrote_ok, wrote_err = true, nil
   local function put (chunk)
-    if target == io.stdout then common.out(chunk); return end
+    if target == io.stdout then common.out_bytes(chunk); return end
     if wrote_ok then wrote_ok, wrote_err = writer:write(chunk) end
     if not wrote_ok then
       wrote_err = "aigc: could not write " .. name .. ": " .. wrote_err
@@ -64,7 +64,7 @@ local function write_image (client, i, item, target, name)
     if not ok then common.fail(tostring(wrote_err or err) .. " (image " .. i .. ")") end
     return
   end
-  if target == io.stdout then common.out(item.bytes); return end
+  if target == io.stdout then common.out_bytes(item.bytes); return end
   if writer then
     wrote_ok, wrote_err = writer:write(item.bytes)
     if not wrote_ok then

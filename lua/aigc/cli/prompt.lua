@@ -320,8 +320,10 @@ function M.run (args)
     if not res then err = shown end
   else
     local stream = not (args.no_stream or args.json or params.schema or (params.n and params.n > 1))
-    if stream then params.stream = common.stream_out(streamed, function () return hold.req end) end
+    local flush
+    if stream then params.stream, flush = common.stream_out(streamed, function () return hold.req end) end
     res, err, canceled = chat_interruptible(client, params, hold)
+    if flush then flush() end   -- (the streamed reply's last word, held to be scrubbed whole)
     params.stream = nil
   end
 

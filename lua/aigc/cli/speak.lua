@@ -59,7 +59,7 @@ function M.run (args)
   params.response_format, params.speed, params.instructions = format, args.speed, args.instructions
   local wrote_err
   if output == "-" then
-    params.to = function (chunk) common.out(chunk) end   -- (flushed: playable as it comes)
+    params.to = function (chunk) common.out_bytes(chunk) end   -- (flushed: playable as it comes)
   elseif writer then   -- (a FIFO, a device, /dev/stdout: written as it comes, each write checked)
     params.to = function (chunk)
       local ok, why = writer:write(chunk)
