@@ -101,6 +101,28 @@ describe("the aigc command's outputs and a key the server echoes", function ()
     end
   end)
 
+  it("aigc run's results file, report and --json, direct and --batch, show none of it", function ()
+    local cases = home .. "/cases.jsonl"
+    cli.write(cases, '{"id":"a","prompt":"Hi"}\n')
+    for _, model in ipairs { "fault:echo-key", "fault:status=401,echo-key" } do
+      local failed = model:find("status", 1, true) ~= nil
+      for _, extra in ipairs { {}, { "--batch" }, { "--json" } } do
+        local out = home .. "/out" .. #extra .. (extra[1] or "") .. (failed and "-failed" or "") .. ".jsonl"
+        local args = { "run", cases, "-m", model, "--max-attempts", "1", "--out", out }
+        for _, a in ipairs(extra) do args[#args + 1] = a end
+        local r = aigc(args, { env = env })
+        local what = model .. " " .. table.concat(extra, " ")
+        assert.equal(failed and 1 or 0, r.code, what .. ": " .. r.stderr)
+        local text = cli.read(out)
+        if extra[1] ~= "--batch" then   -- (the bundled server's batches echo no key: their lines carry none)
+          assert.matches(failed and "Incorrect API key provided: [redacted]" or "Your API key is [redacted].",
+                         text, 1, true)
+        end
+        assert.same({}, leaked(text .. outputs(r)), what)
+      end
+    end
+  end)
+
   ;(cli.has_tmux() and it or pending)("the REPL's screen and a saved conversation show none of it", function ()
     local saved = home .. "/saved.json"
     local term = cli.terminal({ "chat", "--no-stream", "-m", "fault:echo-key" },

@@ -1,9 +1,9 @@
 -- The README's promise on a dataset run's results file and the client's
 -- secrets (Dataset runs: "Each case gives one JSON line in --out"): a
--- line's `error` is scrubbed of the client's secrets as every error is;
--- its `text` is the model's reply as it came, so a key the model repeated
--- is there (as a library call's res.text holds it); the prompt log keeps
--- that reply scrubbed. The server is the bundled one, whose `echo-key`
+-- line is scrubbed of the client's secrets as the prompt log is: its
+-- `error`, and its `text` (a key the model or a proxy repeated is not
+-- written to disk); the run's result keeps the reply as it came (as a
+-- library call's res.text holds it). The server is the bundled one, whose `echo-key`
 -- fault writes the request's key into the reply, or into its error.
 
 local aigc = require "aigc"
@@ -29,7 +29,7 @@ describe("aigc.runner's results file and the client's key", function ()
     return summary, err
   end
 
-  it("a failed case's error is scrubbed; a reply that repeats the key keeps it, the prompt log does not", function ()
+  it("a failed case's error and a reply that repeats the key are scrubbed in the file and the log", function ()
     -- a failure whose error body holds the key (message, nested field, array)
     local failed = dir .. "/failed.jsonl"
     assert(run("fault:status=401,echo-key", failed))
@@ -43,11 +43,16 @@ describe("aigc.runner's results file and the client's key", function ()
     -- a reply that repeats the key: the line's text as it came
     local said, db = dir .. "/said.jsonl", dir .. "/logs.db"
     local log = assert(promptlog.open(db))
-    assert(run("fault:echo-key", said, log))
+    local summary = assert(run("fault:echo-key", said, log))
     log:close()
+    -- the run's result keeps it, as a library call's res.text does; the file does not
+    assert.matches("Your API key is " .. KEY .. ".", summary.results.a.text, 1, true)
     line = proc.json_lines(said)[1]
     assert.is_true(line.ok)
-    assert.matches("Your API key is " .. KEY .. ".", line.text, 1, true)
+    assert.matches("Your API key is [redacted].", line.text, 1, true)
+    text = assert(cli.read(said))
+    assert.is_nil(text:find(KEY:sub(1, 12), 1, true), text)
+    assert.is_nil(text:find(KEY:sub(-12), 1, true), text)
     -- the prompt log's row of it: scrubbed
     log = assert(promptlog.open(db))
     local rows = log:list {}

@@ -471,6 +471,31 @@ function M.flush_out (f, path)
   return true
 end
 
+--- A result's line in the results file: its JSON (without `parsed` when that
+-- cannot be JSON) scrubbed of the client's secrets, as the prompt log keeps
+-- it: a reply that repeats the key (a server, a proxy echoing it) is not
+-- written to disk. The run's result and `on_result` keep the text as it came.
+-- Failing closed: a line that could not be scrubbed (no memory for it)
+-- keeps no server text (`text`, `parsed`, `error`).
+-- @tparam table client
+-- @tparam table result
+-- @treturn string
+function M.result_line (client, result)
+  local ok, line = pcall(json_encode, result)
+  if not ok then
+    result.parsed = nil
+    line = json_encode(result)
+  end
+  local engine = type(client) == "table" and rawget(client, "_engine") or nil
+  if engine == nil then return line end
+  local sok, clean = util.pcall_passing_interrupts(engine.scrub, engine, line)
+  if sok and type(clean) == "string" then return clean end
+  local kept = {}
+  for k, v in pairs(result) do if k ~= "text" and k ~= "parsed" and k ~= "error" then kept[k] = v end end
+  kept.error = not result.ok and { message = "[text withheld: it could not be scrubbed of secrets]" } or nil
+  return json_encode(kept)
+end
+
 -- The lock of a results file (`OUT.lock`, see core.lockfile): a second run
 -- on the same file is refused rather than running every case again beside
 -- the first. Only a regular file (or one to make) is locked: a pipe or

@@ -64,7 +64,6 @@ local runner_input = require "aigc.runner_input"
 local answer = require "aigc.runner_strategy"   -- (a case's call or strategy)
 local repair_utf8 = require("aigc.tools").repair_utf8
 
-local json_encode = core.json.encode
 local error_words = answer.error_words
 local now = core.now
 local error, getmetatable, ipairs, pairs, pcall, setmetatable, tonumber, tostring, type = error, getmetatable,
@@ -436,12 +435,7 @@ function Run:finish (job, result)
   if summary.results then summary.results[id_key(job.case.id)] = result end
   tally(summary, result)
   if out then
-    local ok, line = pcall(json_encode, result)
-    if not ok then
-      result.parsed = nil
-      line = json_encode(result)
-    end
-    local wok, werr = out:write(line, "\n")
+    local wok, werr = out:write(runfile.result_line(self.client, result), "\n")   -- (scrubbed)
     if wok then wok, werr = runfile.flush_out(out, self.spec.out) end
     if not wok then error(run_error("cannot write " .. self.spec.out .. ": " .. tostring(werr)), 0) end
   end
