@@ -210,11 +210,14 @@ function M.g17 (v)
 end
 
 --- "T expected, got U" for a value `v`: U is its type, or the number
--- itself when a number of another range was expected.
+-- itself when a number of another range was expected, or "an empty
+-- string" when a non-empty one was ("non-empty string expected, got
+-- string" named the type it expected).
 -- @tparam string what
 -- @param v
 -- @treturn string
 function M.expected (what, v)
+  if v == "" and what:find("non-empty", 1, true) then return what .. " expected, got an empty string" end
   local numeric = type(v) == "number" and (what:find("number", 1, true) or what:find("integer", 1, true))
   return what .. " expected, got " .. (numeric and describe(v) or typename(v))
 end
