@@ -145,6 +145,9 @@ local function check_source (log, source, path)
               and "its sources: " .. table.concat(sources, ", ") or "nothing logged there yet"))
 end
 
+-- The largest entry id `logs show` takes: every Lua's numbers hold it exactly (2^53 - 1).
+local MAX_ID = 9007199254740991
+
 --- Runs `aigc logs`.
 -- @tparam table args
 -- @treturn integer exit code
@@ -162,6 +165,10 @@ function M.run (args)
   if args.action == "show" and not (show_id and show_id == math.floor(show_id) and show_id > 0) then
     common.usage("aigc logs show: give the entry's id (a whole number: #N in a listing)")
   end
+  -- (99999999999999999999 was taken as 1e+20, and "no entry #1e+20" named no id the user typed)
+  if show_id and show_id > MAX_ID then
+    common.usage(("aigc logs show: the id '%s' is out of range (at most %.0f)"):format(args.id, MAX_ID))
+  end
   if args.id ~= nil and not show_id then common.usage("aigc logs: unexpected argument '" .. args.id .. "'") end
   -- Reading makes nothing: a log that is not there (nothing logged yet, a
   -- mistyped --log-db) is said, not created empty.
@@ -172,7 +179,7 @@ function M.run (args)
     if args.conversation or args.cid then common.fail("aigc: no conversation: no log at " .. path) end
     -- (an entry asked for by its id is not there: as with a log that lacks it, exit 1 -- it said
     -- "nothing logged there yet", exit 0, and with --json printed [], an entry's shape for a script)
-    if show_id then common.fail("aigc: no entry #" .. show_id .. ": no log at " .. path) end
+    if show_id then common.fail("aigc: no entry #" .. args.id .. ": no log at " .. path) end
     if args.source then common.fail("aigc: no entries from source '" .. args.source .. "': no log at " .. path) end
     common.note("aigc: no log at " .. path .. " (nothing logged there yet)")
     if args.json then common.print_json(require("aigc").array {}) end
@@ -209,7 +216,7 @@ function M.run (args)
   log:close()
   if not rows then common.fail("aigc: " .. tostring(lerr.message)) end
   -- (with --json too: it printed [] and exited 0 for an entry the log lacks)
-  if show_id and #rows == 0 then common.fail("aigc: no entry #" .. show_id .. " in " .. path) end
+  if show_id and #rows == 0 then common.fail("aigc: no entry #" .. args.id .. " in " .. path) end
   local ordered = {}
   for i = #rows, 1, -1 do ordered[#ordered + 1] = rows[i] end
   if args.json then
