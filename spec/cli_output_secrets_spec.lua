@@ -79,9 +79,11 @@ describe("the aigc command's outputs and a key the server echoes", function ()
     pieces[#pieces + 1] = { content = ". Bye" }
     local replies = scripted.start {
       scripted.sse(pieces, "stop"),
+      scripted.sse(pieces, "stop"),
       scripted.chat { tool_calls = { scripted.call("c1", "lookup", '{"key":"' .. KEY .. '"}') } },
     }
     local streamed = aigc({ "--no-log", "-m", "m", "Hi" }, { env = env, base_url = replies.base_url })
+    local chat = aigc({ "chat", "--no-log", "-m", "m" }, { env = env, base_url = replies.base_url, stdin = "Hi\n" })
     local called = aigc({ "--no-log", "--no-stream", "-m", "m", "-o",
                           'tools=[{"type":"function","function":{"name":"lookup","parameters":{}}}]', "Hi" },
                         { env = env, base_url = replies.base_url })
@@ -89,6 +91,9 @@ describe("the aigc command's outputs and a key the server echoes", function ()
     assert.equal(0, streamed.code, streamed.stderr)
     assert.equal("Your key is [redacted]. Bye\n", streamed.stdout)
     assert.same({}, leaked(outputs(streamed)))
+    assert.equal(0, chat.code, chat.stderr)
+    assert.matches("Your key is [redacted]. Bye\n", chat.stdout, 1, true)
+    assert.same({}, leaked(outputs(chat)))
     assert.equal(0, called.code, called.stderr)
     assert.equal('[tool call: lookup({"key":"[redacted]"})]\n', called.stdout)
     assert.same({}, leaked(outputs(called)))
