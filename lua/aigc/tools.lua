@@ -14,7 +14,8 @@
 -- (`messages`: a copy of the history so far, made when the tool first reads
 -- it, so `pairs(call)` lists it only after; changing it changes nothing).
 -- It returns the result: a string goes to the model as it is, any other
--- value JSON-encoded (`nil` as `null`). Returning `nil, message` or raising
+-- value JSON-encoded (`nil` as `null`). Returning `nil, message` (or
+-- `false, message`) or raising
 -- an error sends `{"error": "<message>"}` to the model instead, so that it
 -- can recover; so do arguments that are not JSON or do not match the
 -- schema, and calls to tools that do not exist. A tool may call the client
@@ -516,7 +517,9 @@ function Toolset:call (call, ctx)
     return error_content(rec.error, sources), rec
   end
   local result, rerr = packed[2], packed[3]
-  if result == nil and packed.n >= 3 and rerr ~= nil then
+  -- (`false, msg` too: Lua's other failure idiom; the message was dropped
+  -- and the model read "false", not why the tool failed)
+  if (result == nil or result == false) and packed.n >= 3 and rerr ~= nil then
     rec.error = message_of(rerr)
     if type(rerr) ~= "string" then rec.error_value = rerr end
     return error_content(rec.error, sources), rec
