@@ -22,6 +22,18 @@ static int is_chat_like (const aigc_request *r) {
   return r->kind == AIGC_KIND_CHAT || r->kind == AIGC_KIND_COMPLETION;
 }
 
+/*
+** vLLM's error object, {"object": "error", "message", "type", "code"}
+** (SGLang and FastChat send it too): what those servers send in place of
+** a chunk when a stream fails after its 200 (then [DONE]). It has no
+** "error" member, and a chunk of another object is skipped: the server's
+** message was lost, the stream said only "incomplete".
+*/
+static int is_error_object (const aigc_json_value *v) {
+  const aigc_json_value *o = aigc_json_get(v, "object");
+  return o != NULL && o->type == AIGC_JSON_STRING && o->len == 5 && memcmp(o->u.s, "error", 5) == 0;
+}
+
 
 /*
 ** {======================================================
@@ -630,7 +642,7 @@ static int push_body_outcome (lua_State *L, aigc_request *r) {
   }
   else if (v.type != AIGC_JSON_OBJECT)
     aigc_error_new(L, "parse", "the response is not a JSON object");
-  else if (truthy(aigc_json_get(&v, "error")))
+  else if (truthy(aigc_json_get(&v, "error")) || (is_chat_like(r) && is_error_object(&v)))
     aigc_server_error_push(L, r, "api", &v, "the server returned an error");
   else if (is_chat_like(r) && ((choices = aigc_json_get(&v, "choices")) == NULL
                                || choices->type != AIGC_JSON_ARRAY))
@@ -1079,7 +1091,7 @@ int aigc_response_event (lua_State *L, aigc_request *r, const char *type, size_t
   }
   if (r->kind == AIGC_KIND_RESPONSES)
     return responses_event(L, r, type, tlen, chunk);
-  if (truthy(aigc_json_get(chunk, "error"))) {
+  if (truthy(aigc_json_get(chunk, "error")) || is_error_object(chunk)) {
     aigc_server_error_push(L, r, "api", chunk, "the server sent an error in the stream");
     return AIGC_EVENT_ERROR;
   }
