@@ -939,7 +939,7 @@ static int merge_member (merge *M, aigc_json_value *obj, const aigc_json_member 
     aigc_json_value call = *dv;   /* (a shallow copy: its members are only read) */
     aigc_json_member listed = *dm;
     listed.value.type = AIGC_JSON_ARRAY;
-    listed.value.len = 1;
+    listed.value.len = dv->len > 0;   /* ({}: none, as [] -- a cjson proxy's [], 0 calls) */
     listed.value.cap = 0;
     listed.value.u.items = &call;
     return merge_member(M, obj, &listed);
