@@ -1140,8 +1140,8 @@ static int merge_chunk (merge *M, const aigc_json_value *chunk) {
                           key_is(m, "model") || key_is(m, "system_fingerprint")))
       continue;   /* ("", 0: the reply's are the chunks') */
     if (key_is(m, "choices")) {
-      if (dv->type == AIGC_JSON_NULL)
-        continue;
+      if (dv->type == AIGC_JSON_NULL || (dv->type == AIGC_JSON_OBJECT && dv->len == 0))
+        continue;   /* ({}: a cjson gateway's [], a usage chunk's; as for tool_calls) */
       if (dv->type != AIGC_JSON_ARRAY) {
         rc = badshape(M, "\"choices\" is not an array");
         break;

@@ -597,7 +597,7 @@ static char *snapshot (aigc_accum *a) {
 TEST(test_badshape_unchanged) {
   static const char *const bad[] = {
     "[]", "\"chunk\"", "null",
-    "{\"choices\":{}}", "{\"choices\":\"x\"}", "{\"choices\":1}",
+    "{\"choices\":{\"0\":{}}}", "{\"choices\":\"x\"}", "{\"choices\":1}",
     "{\"choices\":[1]}", "{\"choices\":[null]}",
     "{\"choices\":[{\"index\":128,\"delta\":{\"content\":\"x\"}}]}",
     "{\"choices\":[{\"index\":-1,\"delta\":{}}]}",
@@ -1265,6 +1265,19 @@ TEST(test_linear) {
   }
 }
 
+/* "choices": {} is none, as [] is: a cjson gateway's re-encoded usage chunk
+   (cjson's empty table is an object); it failed the whole stream. */
+TEST(test_empty_choices_object) {
+  aigc_accum a;
+  aigc_accum_init(&a, AIGC_ACCUM_CHAT);
+  CHECK_EQ_INT(add(&a, "{\"choices\":{}}"), AIGC_ACCUM_OK);
+  CHECK_EQ_INT(add(&a, CHUNK(DELTA(0, "{\"content\":\"Hi\"}"))), AIGC_ACCUM_OK);
+  CHECK_EQ_INT(add(&a, "{\"choices\":{},\"usage\":{\"total_tokens\":5}}"), AIGC_ACCUM_OK);
+  CHECK(strstr(json(&a.root), "\"content\":\"Hi\"") != NULL);
+  CHECK(strstr(json(&a.root), "\"total_tokens\":5") != NULL);
+  aigc_accum_free(&a);
+}
+
 int main (void) {
   aigc_json_arena_init(&arena);
   RUN(test_chat_stream);
@@ -1283,6 +1296,7 @@ int main (void) {
   RUN(test_member_rules);
   RUN(test_defaults);
   RUN(test_badshape_unchanged);
+  RUN(test_empty_choices_object);
   RUN(test_finish_repeatable);
   RUN(test_incomplete);
   RUN(test_append_amortized);
