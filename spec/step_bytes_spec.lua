@@ -37,21 +37,6 @@ local function start_streams (client, text, seen)
   return reqs, parts
 end
 
--- Steps until the server has read every request, then waits (without
--- stepping) until it has written every response whole: the replies are in
--- the sockets, the next step may take them all in.
-local function wait_written (srv, client)
-  local deadline = socket.gettime() + 60
-  while srv:stats().requests_total < STREAMS do
-    client:step(0.01)
-    assert(socket.gettime() < deadline, "the server did not get the requests")
-  end
-  while srv:stats().open_now > 0 do
-    socket.sleep(0.01)
-    assert(socket.gettime() < deadline, "the server did not write its responses")
-  end
-end
-
 local function why (req)
   local _, err = req:result()
   return tostring(err)
@@ -83,7 +68,7 @@ describe("max_bytes_per_step", function ()
     local client = aigc.client(o)
     local text, seen = echo_text(), { events = 0 }
     local reqs, parts = start_streams(client, text, seen)
-    wait_written(srv, client)
+    srv:wait_written(client, STREAMS)
     return client, text, seen, reqs, parts
   end
 
@@ -277,7 +262,7 @@ describe("max_bytes_per_step", function ()
     end
     -- Closed with held requests in flight.
     local more = start_streams(client, text, seen)
-    wait_written(srv, client)
+    srv:wait_written(client, STREAMS)
     client:step(0)
     client:close()
     for _, r in ipairs(more) do assert.equal("canceled", r:status()) end

@@ -100,6 +100,25 @@ end
 -- @usage assert.equal("Bearer", srv:last().authorization_prefix)
 function Server:last () return control(self, "GET", "/_aigc/last") end
 
+--- Turns `client`'s loop until the server has read `count` requests since
+-- its last reset, then waits (without turning it) until it has written
+-- every response whole: the replies are in the sockets, and the client's
+-- next step may take them all in. Raises after 60 s (a guard, not a measure).
+-- @tparam table client an aigc client (or anything with `step`)
+-- @tparam integer count
+-- @usage srv:wait_written(client, 1); client:step(0)   -- this step delivers the reply
+function Server:wait_written (client, count)
+  local deadline = socket.gettime() + 60
+  while self:stats().requests_total < count do
+    client:step(0.01)
+    assert(socket.gettime() < deadline, "the server did not get the requests")
+  end
+  while self:stats().open_now > 0 do
+    socket.sleep(0.01)
+    assert(socket.gettime() < deadline, "the server did not write its responses")
+  end
+end
+
 --- The server's stderr so far (its log when started with `quiet = false`).
 -- @treturn string
 -- @usage print(srv:log())
