@@ -358,8 +358,12 @@ local function abandon (rec)
   end_task(rec, err)
 end
 
--- What follows a task's resume (its results ok, a, b).
+-- What follows a task's resume (its results ok, a, b). Nothing when a turn
+-- run meanwhile (a host's debug hook or a finalizer that steps, between the
+-- resume and here) has run it already: its outcome is cleared then, and a
+-- task read as yielding `false` was abandoned.
 local function after_resume (rec, ok, a, b)
+  if not rec.ending then return end
   local co = rec.co
   -- (ended or abandoned: a wait it could not yield for is still registered)
   if not ok or a ~= TOKEN or coroutine_status(co) == "dead" then drop_stale_wait(rec) end

@@ -1,0 +1,89 @@
+-- A host that drives aigc from a debug hook (a count hook calling
+-- client:step(0) while its scripts run, so that the network moves during a
+-- long computation): the NPC's say_async must still end with its reply.
+-- It did not when the hook's step came inside the step that resumed the
+-- say's task, between the resume and what follows it (resume_task ->
+-- finish_resume): the inner step ran that end and cleared the resume's
+-- outcome, the outer one then read the task as yielding `false` and
+-- abandoned it ("a task yielded outside aigc ... it is abandoned", kind
+-- "callback"): the reply was lost, though the server had sent it.
+--
+-- Deterministic: the reply is written whole by the server before the
+-- hooked step, and the hook steps at the n-th instruction of that step,
+-- for every n until the step ends before the hook fires.
+
+local aigc = require "aigc"
+local devserver = require "devserver"
+local socket = require "socket"
+
+local GUARD = 60   -- seconds: only against a hang, never a measure
+
+describe("client:step() called from a host's debug hook", function ()
+  local srv, client
+  devserver.fixture(_ENV, function (s, c) srv, client = s, c end, { max_retries = 0 })
+  local jit = rawget(_G, "jit")
+  before_each(function () if jit then jit.off() end end)   -- (count hooks are not called in compiled code)
+  after_each(function () debug.sethook(); if jit then jit.on() end end)
+
+  -- `start()` begins the work (its first request); once its reply has
+  -- arrived, one step(0) runs in which a count hook calls client:step(0)
+  -- at the step's n-th instruction; then the loop is driven to the end.
+  -- Returns whether the hook fired, and what that step raised (or nil).
+  local function hooked_step (n, requests, start)
+    start()
+    srv:wait_written(client, requests)   -- (this step delivers the reply)
+    local k, fired = 0, false
+    debug.sethook(function ()
+      k = k + 1
+      if k == n then
+        fired = true
+        debug.sethook()
+        pcall(client.step, client, 0)   -- (inside a callback it is refused, a misuse: caught)
+      end
+    end, "", 1)
+    local ok, e = pcall(client.step, client, 0)
+    debug.sethook()
+    local deadline = socket.gettime() + GUARD
+    while client:step(0.01) > 0 do
+      assert(socket.gettime() < deadline, "the work did not end")
+    end
+    return fired, not ok and tostring(e) or nil
+  end
+
+  -- Runs `case(n)` (which calls hooked_step) for every n until the hooked
+  -- step ends before its hook fires; each returns its problems.
+  local function sweep (case)
+    local bad, n = {}, 0
+    while true do
+      n = n + 1
+      local fired, problems = case(n)
+      for _, p in ipairs(problems) do bad[#bad + 1] = ("n=%d: %s"):format(n, p) end
+      if not fired or n == 20000 then break end
+    end
+    assert.is_true(n > 50 and n < 20000, "the hooked step ran " .. n .. " instructions")
+    assert.same({}, bad)
+  end
+
+  it("goes on with a task whose first call's reply that step delivers (its second call made)", function ()
+    local requests = 0
+    sweep(function (n)
+      local texts, co = {}, nil
+      local fired, raised = hooked_step(n, requests + 1, function ()
+        co = client:spawn(function ()
+          for i = 1, 2 do
+            local res, err = client:chat { messages = { { role = "user", content = "Line " .. i } } }
+            texts[i] = res and res.text or tostring(err)
+          end
+        end)
+      end)
+      requests = requests + 2
+      local problems = {}
+      if raised then problems[#problems + 1] = "the step raised " .. raised end
+      if coroutine.status(co) ~= "dead" then problems[#problems + 1] = "the task is " .. coroutine.status(co) end
+      if not (tostring(texts[1]):find('"Line 1"', 1, true) and tostring(texts[2]):find('"Line 2"', 1, true)) then
+        problems[#problems + 1] = ("the task's calls gave %s | %s"):format(tostring(texts[1]), tostring(texts[2]))
+      end
+      return fired, problems
+    end)
+  end)
+end)
