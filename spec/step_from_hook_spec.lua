@@ -64,6 +64,33 @@ describe("client:step() called from a host's debug hook", function ()
     assert.same({}, bad)
   end
 
+  it("ends an NPC's say_async with its reply, one on_done, wherever in the step the hook steps", function ()
+    local requests = 0
+    sweep(function (n)
+      local conv = aigc.conversation { client = client, system = "You are Greta, the innkeeper." }
+      local done, errors, f = 0, {}, nil
+      requests = requests + 1
+      local fired, raised = hooked_step(n, requests, function ()
+        f = conv:say_async("Hello there", {
+          on_done = function () done = done + 1 end,
+          on_error = function (e) errors[#errors + 1] = tostring(e) end,
+        })
+      end)
+      local problems = {}
+      if raised then problems[#problems + 1] = "the step raised " .. raised end
+      local res, err = f:result()
+      if f:status() ~= "done" or not (res and res.text ~= "") then
+        problems[#problems + 1] = ("the say %s: %s"):format(f:status(), tostring(err))
+      end
+      if done ~= 1 or #errors ~= 0 then
+        problems[#problems + 1] = ("on_done %d times, on_error %d (%s)"):format(done, #errors,
+                                                                                table.concat(errors, "; "))
+      end
+      if #conv.messages ~= 3 then problems[#problems + 1] = #conv.messages .. " messages in the history" end
+      return fired, problems
+    end)
+  end)
+
   it("goes on with a task whose first call's reply that step delivers (its second call made)", function ()
     local requests = 0
     sweep(function (n)

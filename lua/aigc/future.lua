@@ -203,9 +203,14 @@ local function enter_callback (f, cb, value)
 end
 
 -- The task of f's on_done/on_error. `_cb_ran` is set once cb returned.
+-- Nothing when another turn has run cb or runs it now: a turn nested in
+-- the run_end that started this task (client:step() from a host's debug
+-- hook, or a finalizer's, before this task was marked a callback's: see
+-- refuse_in_callback) ran f's end whole, and cb had run twice.
 local function callback_task (f, cb, value)
   local co = compat.running()
   if co then callback_tasks[co] = true end
+  if f._in_callback or f._cb_ran then return end
   f._in_callback = true
   enter_callback(f, cb, value)
   f._cb_ran = true
