@@ -238,6 +238,7 @@ describe("the OpenAI-compatible servers the README names", function ()
       assert.equal("Request failed during generation: Server error: CUDA out of memory", err.message)
       assert.equal("generation", err.type)
       assert.equal("Hi", err.partial.choices[1].message.content)
+      assert.equal("Hi", err.partial.text)   -- (as res.text: the words that came)
     end)
   end)
 
@@ -252,6 +253,7 @@ describe("the OpenAI-compatible servers the README names", function ()
       assert.same({ "Hello", "assistant", "eos_token" }, { partial.choices[1].message.content,
                   partial.choices[1].message.role, partial.choices[1].finish_reason })
       assert.same({ "tgi", "chat.completion" }, { partial.model, partial.object })
+      assert.equal("Hello", partial.text)
     end)
   end)
 

@@ -325,6 +325,8 @@ describe("Responses API", function ()
       assert.equal("stream", err.kind)
       assert.matches("before response.completed", err.message)
       assert.equal("The capital of France is Paris.", err.partial.output[1].content[1].text)
+      assert.same({ "The capital of France is Paris.", "The capital of France is Paris." },
+                  { err.partial.text, err.partial.output_text })
     end)
 
     for _, f in ipairs { "seq-gap", "seq-disorder" } do

@@ -85,27 +85,6 @@ static void drop_null_usage (lua_State *L, int t) {
   lua_pop(L, 1);
 }
 
-void aigc_response_add_partial (lua_State *L, aigc_request *r) {
-  const aigc_json_value *acc;
-  const char *what;
-  if (r->sse && r->kind == AIGC_KIND_RESPONSES && r->raccum.events > 0) {
-    if (stream_flood(r, &r->raccum.root, &what) != 0)
-      return;   /* (no partial: the error stands without it) */
-    aigc_jsonlua_push(L, &r->raccum.root);
-    drop_null_usage(L, lua_gettop(L));
-    lua_setfield(L, -2, "partial");
-    return;
-  }
-  if (!r->sse || r->accum.chunks == 0)
-    return;
-  acc = aigc_accum_finish(&r->accum);
-  if (acc == NULL || stream_flood(r, acc, &what) != 0)
-    return;
-  aigc_jsonlua_push(L, acc);
-  drop_null_usage(L, lua_gettop(L));
-  lua_setfield(L, -2, "partial");
-}
-
 /* }====================================================== */
 
 
@@ -199,6 +178,33 @@ static void set_output_text (lua_State *L, int res, const aigc_json_value *tree)
   lua_pushvalue(L, -1);
   lua_setfield(L, res, "output_text");
   lua_setfield(L, res, "text");
+}
+
+/* err.partial of a failed stream: what came, with its text as a result
+   has it (res.text; a Responses stream's output_text too), so a script
+   keeps the words that arrived with err.partial.text. */
+void aigc_response_add_partial (lua_State *L, aigc_request *r) {
+  const aigc_json_value *acc;
+  const char *what;
+  if (r->sse && r->kind == AIGC_KIND_RESPONSES && r->raccum.events > 0) {
+    if (stream_flood(r, &r->raccum.root, &what) != 0)
+      return;   /* (no partial: the error stands without it) */
+    aigc_jsonlua_push(L, &r->raccum.root);
+    drop_null_usage(L, lua_gettop(L));
+    set_output_text(L, lua_gettop(L), &r->raccum.root);
+    lua_setfield(L, -2, "partial");
+    return;
+  }
+  if (!r->sse || r->accum.chunks == 0)
+    return;
+  acc = aigc_accum_finish(&r->accum);
+  if (acc == NULL || stream_flood(r, acc, &what) != 0)
+    return;
+  aigc_jsonlua_push(L, acc);
+  drop_null_usage(L, lua_gettop(L));
+  if (r->kind == AIGC_KIND_CHAT || r->kind == AIGC_KIND_COMPLETION)
+    set_text(L, lua_gettop(L));
+  lua_setfield(L, -2, "partial");
 }
 
 /* Adds text (made from tree, unless `has_text`: set already), request_id
