@@ -148,6 +148,21 @@ end
 -- The largest entry id `logs show` takes: every Lua's numbers hold it exactly (2^53 - 1).
 local MAX_ID = 9007199254740991
 
+--- The entry `logs show ID` asks for (nil for the other actions); a usage
+-- error (exit 2) for an ID that is no entry's.
+local function shown_id (args)
+  local show_id = args.action == "show" and tonumber(args.id) or nil
+  if args.action == "show" and not (show_id and show_id == math.floor(show_id) and show_id > 0) then
+    common.usage("aigc logs show: give the entry's id (a whole number: #N in a listing)")
+  end
+  -- (99999999999999999999 was taken as 1e+20, and "no entry #1e+20" named no id the user typed)
+  if show_id and show_id > MAX_ID then
+    common.usage(("aigc logs show: the id '%s' is out of range (at most %.0f)"):format(args.id, MAX_ID))
+  end
+  if args.id ~= nil and not show_id then common.usage("aigc logs: unexpected argument '" .. args.id .. "'") end
+  return show_id
+end
+
 --- Runs `aigc logs`.
 -- @tparam table args
 -- @treturn integer exit code
@@ -161,15 +176,7 @@ function M.run (args)
   if args.action ~= nil and args.action ~= "list" and args.action ~= "show" then
     common.usage("aigc logs: unknown action '" .. args.action .. "'")
   end
-  local show_id = args.action == "show" and tonumber(args.id) or nil
-  if args.action == "show" and not (show_id and show_id == math.floor(show_id) and show_id > 0) then
-    common.usage("aigc logs show: give the entry's id (a whole number: #N in a listing)")
-  end
-  -- (99999999999999999999 was taken as 1e+20, and "no entry #1e+20" named no id the user typed)
-  if show_id and show_id > MAX_ID then
-    common.usage(("aigc logs show: the id '%s' is out of range (at most %.0f)"):format(args.id, MAX_ID))
-  end
-  if args.id ~= nil and not show_id then common.usage("aigc logs: unexpected argument '" .. args.id .. "'") end
+  local show_id = shown_id(args)
   -- Reading makes nothing: a log that is not there (nothing logged yet, a
   -- mistyped --log-db) is said, not created empty.
   -- (not a regular file: promptlog.open says what it is; a FIFO's io.open waited for a writer for ever)
