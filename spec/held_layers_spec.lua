@@ -146,6 +146,26 @@ describe("what holds objects alive", function ()
     assert.equal(0, left_after_collect(gone))
   end)
 
+  -- Lifecycle seed 637013 sequence 12 (CI, LuaJIT under ASan): a future's
+  -- on_error making a blocking call yields its task; the future stayed on
+  -- future.lua's module-wide list of ends to finish until some loop turned
+  -- again, and with it the client and its sockets, dropped by the user.
+  it("a say_async whose on_error waits in a blocking call, its client dropped after one step", function ()
+    local gone = setmetatable({}, { __mode = "k" })
+    for i = 1, 2 do
+      local npc = { c = client() }
+      npc.conv = aigc.conversation { client = npc.c }
+      npc.f = npc.conv:say_async("Hi " .. i, {
+        on_error = function (e) npc.err = e; npc.again = npc.c:chat { messages = HI } end })
+      npc.f:cancel()
+      npc.c:step(0)
+      assert.equal("canceled", npc.err.kind)   -- (its on_error ran: the task waits in chat)
+      assert.is_nil(npc.again)
+      gone[npc], gone[npc.c], gone[npc.f], gone[npc.conv] = true, true, true, true
+    end
+    assert.equal(0, left_after_collect(gone))
+  end)
+
   it("conversations whose say_async callbacks and tools lead back to them, pending or ended", function ()
     local gone = setmetatable({}, { __mode = "k" })
     for i = 1, 4 do

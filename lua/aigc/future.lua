@@ -178,6 +178,24 @@ function M.ends_left (loop)
 end
 task.SCHED.ends_left = M.ends_left
 
+-- Takes f off the list while its on_done/on_error task waits (a blocking
+-- call in it yielded): the list is the module's, and a future left on it
+-- kept its callback, its client and the client's sockets alive after the
+-- user dropped them, until some loop turned again (lifecycle seed 637013
+-- sequence 12). The task's end lists f again (callback_ended), also when
+-- the task is abandoned (spawn_guarded's guard). One store unlinks it: a
+-- cut leaves f listed or not, and a listed one whose callback waits is
+-- only passed over (finish_waiters).
+local function unlist (f)
+  if waking == f then waking = f._next_run or LAST; f._next_run = false; return end
+  local r = waking
+  while r ~= LAST do
+    local after = r._next_run
+    if after == f then r._next_run = f._next_run or LAST; f._next_run = false; return end
+    r = after
+  end
+end
+
 -- The end of f's on_done/on_error task (however it ended: its last line,
 -- an error, abandoned, cut): the rest of f's end -- its waiters -- runs
 -- now if that task had to wait (a blocking call in it yielded), from the
@@ -273,6 +291,7 @@ function run_end (f)
     end
     if f._in_callback then   -- (its task waits: it runs the waiters when it ends)
       f._in_callback = "yielded"
+      unlist(f)
       return
     end
     if not f._cb_ran then   -- (its task was cut before it called cb: the next turn starts it)
