@@ -168,10 +168,12 @@ function M.new (opts)
   local s = setup.resolve(opts, ext)   -- where requests go, the headers, the secrets (aigc.client_setup)
   local engine = core.engine(s.config)
   credentials.list_client(engine, s.config.secrets)   -- (a recording cassette's proxy reads them: aigc.cassette)
+  -- (the fields every call reads are set, false when off: a field absent
+  -- here is looked up in Client through __index, ~0.2k instructions a read)
   local client = setmetatable({
-    _azure = s.azure_paths, _engine = engine, _hnames = s.names, _hlines = s.lines, _query = s.query,
-    _ad_token_provider = s.ad_token_provider, _no_stream_usage = s.old_azure or nil,
-    _idempotency = opts.idempotency or nil, _log = opts.log, _typos = {},
+    _azure = s.azure_paths or false, _engine = engine, _hnames = s.names, _hlines = s.lines, _query = s.query,
+    _ad_token_provider = s.ad_token_provider or false, _no_stream_usage = s.old_azure or false,
+    _idempotency = opts.idempotency or false, _watching = false, _unheld = false, _log = opts.log, _typos = {},
     _max_retries = opts.max_retries, _deadline = opts.deadline,   -- (files_upload_parts: its create, its whole)
     --- The base URL requests go to (read-only).
     base_url = s.config.base_url,
@@ -365,7 +367,7 @@ local function submit (self, api, params, path, fname, argn, body_opts, awaited,
   -- (an Azure provider's token, asked first: it is the call's credential, which the response
   -- cache's key and what the hooks keep need too -- two identities shared cached replies;
   -- the provider is the caller's code, run after the check: no `fit` then)
-  local token = self._ad_token_provider and ad_token(self, fname)
+  local token = self._ad_token_provider and ad_token(self, fname) or nil   -- (nil without one: call_headers)
   local fit = keys ~= nil and not per_call and not token and FITS_PLAIN[api]
   local call = hook and hook.before(self, api, params, path, body_opts, token, fit)
   if call and not call.as_is then   -- (as_is: the params are submitted as they are)

@@ -100,13 +100,15 @@ end
 function M.attach (client, ext)
   ext = ext or {}
   if ext.usage ~= false then client._usage = usage.new(ext.prices) end
-  client._cassette = ext.opened_cassette
+  -- (each field a call reads is set, false when off: absent, it was looked up in the Client class
+  -- through __index at every call)
+  client._cassette, client._promptlog, client._cache = ext.opened_cassette or false, false, false
   -- (a log or a cache folder that cannot be opened raises: the cassette
   -- opened already is closed first -- its server stopped, its lock let go:
   -- kept until collected, the tape could not be opened again meanwhile)
   local ok, err = pcall(function ()
     if ext.prompt_log then
-      client._promptlog = open_prompt_log(ext.prompt_log)
+      client._promptlog = open_prompt_log(ext.prompt_log) or false
       client._owns_log = type(ext.prompt_log) ~= "table"   -- (a log the caller opened, the caller closes)
     end
     if ext.cache then client._cache = cache.new(ext.cache) end
@@ -115,7 +117,7 @@ function M.attach (client, ext)
     if client._cassette then client._cassette:close() end
     error(err, 0)
   end
-  if client._usage or client._promptlog or client._cassette or client._cache then client._hook = M end
+  client._hook = (client._usage or client._promptlog or client._cassette or client._cache) and M or false
   -- The default: totals and nothing else. A call then needs no state but
   -- its end (see `M.before`'s straight line).
   client._counts_only = client._usage ~= nil and not (client._promptlog or client._cassette or client._cache)
