@@ -154,7 +154,7 @@ describe("redirects", function ()
     end)
 
     it("of an image result's url (res:save) follows, to the final body", function ()
-      local url = a .. "/r/302/" .. enc(b .. "/ok/png-bytes")
+      local url = a .. "/r/302/" .. enc(b .. "/png/png-bytes")
       local c = client { base_url = a .. "/json/" .. enc('{"created":1,"data":[{"url":"' .. url .. '"}]}') }
       local res = assert(c:images_generate { prompt = "a knight" })
       local paths = assert(res:save(dir .. "/knight-%d.png"))

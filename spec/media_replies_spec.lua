@@ -34,9 +34,10 @@ local SERVER = [[
     if path == "/quit" then c:close(); break end
     if answer then
       c:send((answer:gsub("%x%x", function (h) return string.char(tonumber(h, 16)) end)))
-    else   -- what this origin received: the header lines, one a line
+    else   -- what this origin received: the header lines, one a line (a .png path's as an image's)
       local body = table.concat(lines, "\n")
-      c:send("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: "
+      local ctype = path and path:find("%.png$") and "image/png" or "text/plain"
+      c:send("HTTP/1.1 200 OK\r\nContent-Type: " .. ctype .. "\r\nConnection: close\r\nContent-Length: "
              .. #body .. "\r\n\r\n" .. body)
     end
     c:close()

@@ -378,6 +378,8 @@ FAULTS -- header `x-aigc-fault: <spec>` or model `fault:<spec>` (both: merged, h
     ignore-n             chat: `n` is ignored, one choice comes back (llama.cpp, Ollama)
     default-temperature  chat, responses: a `temperature` other than 1 is refused (400,
                          param temperature), as OpenAI's reasoning models do
+    url-page             images: each `url` serves a 200 text/html page, not the PNG (a
+                         captive portal's, a CDN's "link expired" page)
   Connection:
     close-mid-body       promise the whole body, send half, close (FIN)
     long-body            send the body then extra garbage; the connection stays open

@@ -13,6 +13,7 @@ local media_call = require "aigc.media_call"
 local future = require "aigc.future"
 local util = require "aigc.util"
 local credentials = require "aigc.credentials"
+local reply = require "aigc.reply"
 
 local ipairs, pairs, pcall, rawget, tostring, type = ipairs, pairs, pcall, rawget, tostring, type
 local null = core.null
@@ -161,7 +162,7 @@ end
 -- a signature in its error message put it whole in the hop's "warn" line.
 local function hop (self, submit, fname, url, opts, sink, left, urls)
   local params = media_call.sendable(opts)
-  params.overwrite = nil   -- (the sink's: never sent)
+  params.overwrite, params[media.AN_IMAGE] = nil, nil   -- (the sink's: never sent)
   if left or origin(url) ~= origin(self.base_url) then   -- another host: no credential, no organization
     params.headers, params.extra_headers = foreign_headers(self, opts), nil
   end
@@ -185,6 +186,10 @@ function M.download (self, submit, fname, url, opts, async)
     util.field_error(fname, 2, "opts.overwrite", util.expected("boolean", opts.overwrite))
   end
   if opts.overwrite == false and type(sink) == "table" then sink.no_replace = true end
+  -- a url image (res:save): a 2xx JSON or text/* reply (a portal's page, a "link expired"
+  -- one) is kept in memory (src/body.c), never written as the image, and is the error
+  local image = opts[media.AN_IMAGE]
+  if image and type(sink) == "table" then sink.audio = true end
   -- (a misuse raises here, at the caller's line)
   local first = hop(self, submit, fname, url, opts, sink, false, { url })
   local f = future.run(self._loop, function (f)
@@ -193,6 +198,10 @@ function M.download (self, submit, fname, url, opts, async)
     while true do   -- (redirect_of ends it at the sixth redirect)
       f:track(req)
       local res, err = req:wait()
+      if res ~= nil and image and reply.is_not_audio_type(res.content_type) then
+        local what = "an image (image " .. image .. ")"
+        return nil, scrubbed(self, reply.not_audio(self, {}, res, res.body, what), visited)
+      end
       if res ~= nil or f:canceled() then return res, err and scrubbed(self, err, visited) end
       local to, instead = redirect_of(self, url, err, seen, hops)
       if not to then return nil, instead or scrubbed(self, err, visited) end

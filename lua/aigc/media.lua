@@ -83,6 +83,10 @@ local function is_http_url (url)
 end
 M.is_http_url = is_http_url
 
+-- The download option (a private key) of a `url` image saved: the reply
+-- must be an image, not a page (aigc.download).
+M.AN_IMAGE = setmetatable({}, { __name = "aigc.media.AN_IMAGE" })
+
 -- Writes image i of a result to path: its bytes, or its url downloaded
 -- through the client it came from (straight to the file); in the task of
 -- save_async's future `f`, a download it tracks (its cancel reaches it).
@@ -104,7 +108,7 @@ local function write_image (client, i, item, path, f, no_replace)
       return nil, core.error { kind = "canceled", message = "image " .. i .. " is a url, and the client "
                                .. "it came from (which downloads it) " .. gone }
     end
-    local opts = { to = path, overwrite = not no_replace }
+    local opts = { to = path, overwrite = not no_replace, [M.AN_IMAGE] = i }
     if f then return f:track(client:download_async(item.url, opts)):wait() end
     return client:download(item.url, opts)
   end

@@ -88,12 +88,13 @@ end
 --- The error of a 2xx JSON or text reply where audio was expected (`text`:
 -- its first bytes): the API's error (kind "api", as the core makes one of a
 -- 2xx `{"error": ...}`, whatever the type said), else kind "parse".
-function M.not_audio (self, params, res, text)
+-- `what` names the reply in the message ("image 1"; default "audio").
+function M.not_audio (self, params, res, text, what)
   local v = text and core.json.decode(text)
   local e = { kind = "parse", status = 200, headers = res.headers, request_id = res.request_id,
               retries = res.retries,
               message = "the server answered with " .. (M.is_json_type(res.content_type) and "JSON" or "text")
-                        .. " (" .. tostring(res.content_type) .. "), not audio" }
+                        .. " (" .. tostring(res.content_type) .. "), not " .. (what or "audio") }
   if is_object(v) then
     e.body = v
     local inner = v.error

@@ -7,6 +7,7 @@
 --                         Location), /hops/0 a 200
 --   /loop                 a 302 to itself
 --   /ok/TEXT              a 200 with body TEXT
+--   /png/TEXT             a 200 with body TEXT as image/png (an image URL's)
 --   /json/TEXT[/...]      a 200 with body TEXT (%-encoded), as JSON (an
 --                         API call's answer: what follows is its path)
 -- A redirect's body is "redirect-body" and it has "X-Hop: redirect"; a
@@ -72,6 +73,7 @@ local SCRIPT = [[
       elseif path:find("^/json/") then
         answer(c, 200, "", decode(path:match("^/json/([^/]*)")), "application/json")
       elseif path:find("^/ok/") then answer(c, 200, "X-Hop: final\r\n", decode(path:sub(5)))
+      elseif path:find("^/png/") then answer(c, 200, "X-Hop: final\r\n", decode(path:sub(6)), "image/png")
       else answer(c, 404, "", "no such path") end
       c:close()
     end

@@ -39,7 +39,7 @@ local GRAMMAR = {
   body = words_set("text", "nokey", "malformed", "empty", "not-object", "no-choices", "choices-not-array",
     "deep", "huge-number", "invalid-utf8", "huge", "empty-arrays"),
   size = "int", ["tool-calls"] = words_set("hostile"), ["plain-for-stream"] = "flag",
-  ["ignore-n"] = "flag", ["default-temperature"] = "flag",
+  ["ignore-n"] = "flag", ["default-temperature"] = "flag", ["url-page"] = "flag",
   -- streams
   pause = "int", ["drop-after"] = "int", ["no-done"] = "flag", ["error-event"] = "flag", ["error-data"] = "flag",
   crlf = "flag", cr = "flag", comments = "flag", ["no-space"] = "flag", multiline = "flag",

@@ -17,6 +17,9 @@ local bad_param, isnull = errors.bad_param, errors.isnull
 local M = {}
 
 local MAX_SIDE, MAX_BLOBS = 4096, 64
+-- The page a `url-page` fault's image URLs serve (with a 200).
+local PAGE = "<!DOCTYPE html>\n<html><head><title>Link expired</title></head>"
+  .. "<body><h1>This link has expired</h1></body></html>\n"
 -- The sizes the image events and ImagesResponse may name (others: "auto" / left out).
 local NAMED_SIZES = { ["1024x1024"] = true, ["1024x1536"] = true, ["1536x1024"] = true }
 local QUALITIES = { low = "low", medium = "medium", high = "high", hd = "high", standard = "auto", auto = "auto" }
@@ -129,7 +132,9 @@ local function answer (req, o, seed, prompt, kind, image_tokens)
       -- the address the client used (Host), with our port when it names none
       local host = req.job.headers.host or "127.0.0.1"
       if not host:find(":%d+$") then host = host .. ":" .. req.srv.port end
-      data[i] = O("url", "http://" .. host .. "/_aigc/files/" .. keep_blob(req.srv, img.bytes, "image/png", "png"))
+      local blob = req.fault["url-page"] and keep_blob(req.srv, PAGE, "text/html", "html")
+        or keep_blob(req.srv, img.bytes, "image/png", "png")
+      data[i] = O("url", "http://" .. host .. "/_aigc/files/" .. blob)
     end
     if o.model == "dall-e-3" and prompt then json.oset(data[i], "revised_prompt", "A picture of " .. prompt) end
   end
