@@ -475,6 +475,15 @@ local function expiry (b)
   if created and hours then return created + hours * 3600 end
 end
 
+-- The error of a client closed while a batch is waited for (by an
+-- on_progress, a finalizer, another task), or nil: kind "canceled", as any
+-- call's. (The next poll raised "attempt to use a closed client" instead.)
+local function closed_error (client)
+  local loop = rawget(client, "_loop")
+  if not (type(loop) == "table" and loop.closed) then return nil end
+  return util.new_error { kind = "canceled", message = "the client was closed" }
+end
+
 -- wait, checking its arguments as `fname`'s.
 local function wait (fname, client, id, opts)
   check_client(fname, client)
@@ -511,7 +520,11 @@ local function wait (fname, client, id, opts)
     if opts.timeout then
       pause = math.min(pause, math.max(M.MIN_POLL_INTERVAL, started + opts.timeout - core.now()))
     end
+    local gone = closed_error(client)   -- (by on_progress)
+    if gone then return nil, gone end
     client:sleep(pause)
+    gone = closed_error(client)   -- (meanwhile: by a finalizer, another task)
+    if gone then return nil, gone end
   end
 end
 
@@ -745,7 +758,8 @@ function M.run (client, requests, opts)
     return nil, batch_error(client, "batch " .. shown_id(b.id, client) .. " failed" .. why_over(b, client),
                             { batch = b, errors = b.errors })
   end
-  local results, rerr = M.results(client, b)
+  local results, rerr = nil, closed_error(client)   -- (closed by on_progress: results would raise)
+  if not rerr then results, rerr = M.results(client, b) end
   if not results then
     return nil, named(client, rerr, id, "batch " .. shown_id(id, client) .. " is " .. shown_id(b.status, client)
                                         .. " (aigc.batch.results reads it again)")
