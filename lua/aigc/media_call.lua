@@ -111,7 +111,8 @@ local function text_value (fname, path, v)
     -- As in a JSON body: the shortest text that reads back, with a '.'
     -- whatever the C locale (string.format writes "0,5" under de_DE).
     if v == v and v > -math.huge and v < math.huge then return core.json.encode(v) end
-    return string_format("%.17g", v)
+    -- (it went as "-nan" or "inf", text no API reads: a misuse, as in a JSON body)
+    field_error(fname, 1, path, "a finite number expected, got " .. (v ~= v and "NaN" or v > 0 and "inf" or "-inf"))
   end
   if t == "boolean" then return tostring(v) end
   field_error(fname, 1, path, expected("string, number or boolean", v))
