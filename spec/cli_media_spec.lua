@@ -139,6 +139,24 @@ describe("aigc image / aigc speak", function ()
     assert.matches(long, r.stderr, 1, true)
   end)
 
+  it("image whose url answers with a page (a portal's): exit 1 saying so; no file, nothing on stdout", function ()
+    local path = dir .. "/page.png"
+    local page = { "--option", 'headers={"x-aigc-fault":"url-page"}', "-m", "dall-e-2", "-s", "16x16", "x" }
+    local args = { "image", "-o", path }
+    for _, a in ipairs(page) do args[#args + 1] = a end
+    local r = aigc(args)
+    assert.equal(1, r.code)
+    assert.matches("text/html", r.stderr, 1, true)
+    assert.matches("not an image", r.stderr, 1, true)
+    assert.is_false(exists(path))
+    assert.is_false(exists(path .. ".part"))
+    args[3] = "-"   -- (a function sink: the page is not written to stdout either)
+    r = aigc(args)
+    assert.equal(1, r.code)
+    assert.equal("", r.stdout)
+    assert.matches("not an image", r.stderr, 1, true)
+  end)
+
   it("usage errors: exit 2, nothing sent", function ()
     local cases = {
       { { "image" }, "no prompt" },

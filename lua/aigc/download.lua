@@ -170,7 +170,8 @@ local function hop (self, submit, fname, url, opts, sink, left, urls)
   for _, u in ipairs(urls) do credentials.url_secrets(u, log_secrets) end
   return media_call.perform(self, submit, {
     fname = fname, async = true, api = "get", path = url, params = params,
-    body = { absolute = true, sink = sink, log_secrets = log_secrets[1] and log_secrets or nil },
+    body = { absolute = true, sink = sink, log_secrets = log_secrets[1] and log_secrets or nil,
+             audio = opts[media.AN_IMAGE] ~= nil },   -- (a function sink's: see download)
   })
 end
 
@@ -186,8 +187,9 @@ function M.download (self, submit, fname, url, opts, async)
     util.field_error(fname, 2, "opts.overwrite", util.expected("boolean", opts.overwrite))
   end
   if opts.overwrite == false and type(sink) == "table" then sink.no_replace = true end
-  -- a url image (res:save): a 2xx JSON or text/* reply (a portal's page, a "link expired"
-  -- one) is kept in memory (src/body.c), never written as the image, and is the error
+  -- a url image (res:save, aigc image): a 2xx JSON or text/* reply (a portal's page, a "link
+  -- expired" one) is kept in memory (src/body.c), never written as the image (nor given to a
+  -- function), and is the error
   local image = opts[media.AN_IMAGE]
   if image and type(sink) == "table" then sink.audio = true end
   -- (a misuse raises here, at the caller's line)

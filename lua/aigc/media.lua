@@ -83,8 +83,8 @@ local function is_http_url (url)
 end
 M.is_http_url = is_http_url
 
--- The download option (a private key) of a `url` image saved: the reply
--- must be an image, not a page (aigc.download).
+-- The download option (a private key) of a `url` image saved (its number):
+-- the reply must be an image, not a page (aigc.download; aigc image uses it).
 M.AN_IMAGE = setmetatable({}, { __name = "aigc.media.AN_IMAGE" })
 
 -- Writes image i of a result to path: its bytes, or its url downloaded

@@ -6,6 +6,7 @@
 local argparse = require "argparse"
 local common = require "aigc.cli.common"
 local core = require "aigc.core"
+local media = require "aigc.media"
 
 local M = {}
 
@@ -60,7 +61,8 @@ local function write_image (client, i, item, target, name)
   if type(item.bytes) ~= "string" then
     if type(item.url) ~= "string" then common.fail("aigc: image " .. i .. " has neither bytes nor a url") end
     local to = (target == io.stdout or writer) and put or target
-    local ok, err = client:download(item.url, { to = to })
+    -- (an HTML page there, a portal's or an expired link's: the error, not written as the image)
+    local ok, err = client:download(item.url, { to = to, [media.AN_IMAGE] = i })
     if not ok then common.fail(tostring(wrote_err or err) .. " (image " .. i .. ")") end
     return
   end
