@@ -208,6 +208,33 @@ describe("files_upload_parts", function ()
     assert.matches("^/v1/uploads/upload_[^/]+/cancel$", paths[#paths])
   end)
 
+  -- (the create's request was the future's: a cancel while it went canceled
+  -- it too, its reply -- the upload's id -- was never read, and the upload
+  -- waited at the server for its hour, cancelled by nobody)
+  it("an _async upload canceled while its create goes: its reply names the upload, cancelled there", function ()
+    local fut = client:files_upload_parts_async { purpose = "batch", filename = "early.jsonl", part_size = 100,
+      file = { size = 300, reader = function () return string.rep("x", 100) end } }
+    assert.equal("running", fut:status())   -- (its create submitted, its reply not read)
+    assert.is_true(fut:cancel("the player left"))
+    local _, err = fut:result()
+    assert.equal("canceled", err.kind)
+    local frames = 0
+    repeat   -- the cancel at the server is sent from the loop
+      client:step(0.05)
+      frames = frames + 1
+      local paths = seen()
+    until (paths[#paths] or ""):find("/cancel$") or frames > 400
+    local paths = seen()
+    assert.equal("/v1/uploads", paths[1])
+    assert.matches("^/v1/uploads/upload_[^/]+/cancel$", paths[#paths])
+    for _, path in ipairs(paths) do assert.is_nil(path:find("/parts$"), path) end   -- (no part was sent)
+    while client:active() > 0 and frames < 800 do   -- (the cancel's reply, read: nothing left)
+      client:step(0.05)
+      frames = frames + 1
+    end
+    assert.equal(0, client:active())
+  end)
+
   it("in a task it yields: spawn returns before the upload is done, the loop finishes it", function ()
     local want = bytes(3000)
     local up, order, reads = nil, {}, 0

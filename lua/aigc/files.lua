@@ -348,7 +348,9 @@ end
 
 -- A JSON POST of the upload (a form: `body`) with the call's options; waits
 -- (yields in a task). `last`: the cancel, sent after the deadline too.
-local function start (self, submit, ctx, path, params, body, last)
+-- `kept`: not the future's (its cancel lets it finish): the create, whose
+-- reply names the upload to cancel at the server.
+local function start (self, submit, ctx, path, params, body, last, kept)
   for k, v in pairs(ctx.opts) do if params[k] == nil then params[k] = v end end
   if ctx.at and not last then
     local left = ctx.at - core.now()
@@ -357,12 +359,12 @@ local function start (self, submit, ctx, path, params, body, last)
   end
   local ok, req = pcall(submit, self, "json", params, path, ctx.fname, 1, body)
   if not ok then error(req, 0) end
-  if ctx.future and not last then ctx.future:track(req) end
+  if ctx.future and not last and not kept then ctx.future:track(req) end
   return req
 end
 
-local function post (self, submit, ctx, path, params, body, last)
-  local req, err = start(self, submit, ctx, path, params, body, last)
+local function post (self, submit, ctx, path, params, body, last, kept)
+  local req, err = start(self, submit, ctx, path, params, body, last, kept)
   if not req then return nil, err end
   return req:wait()
 end
@@ -542,8 +544,11 @@ local function create (self, submit, ctx, body)
     local p = {}
     for k, v in pairs(body) do p[k] = v end
     p.max_retries = 0
-    local up, err = post(self, submit, ctx, "/uploads", p)
-    if up or n >= retries or not (util.is_error(err) and err.retryable and surely_not_made(err)) then
+    -- (not canceled with the future: a create canceled in flight may be made
+    -- at the server, its id never read, the upload left there for its hour)
+    local up, err = post(self, submit, ctx, "/uploads", p, nil, nil, true)
+    local canceled = ctx.future and ctx.future:canceled()
+    if up or n >= retries or canceled or not (util.is_error(err) and err.retryable and surely_not_made(err)) then
       if not up and util.is_error(err) and err.retryable and not surely_not_made(err) then
         err.message = tostring(err.message) .. " (the upload is not created again: it may have been made, "
                       .. "its reply lost)"
@@ -580,7 +585,10 @@ local function upload_parts (self, submit, ctx, params, name, part_size)
   if not up then src.close() return nil, err end
   local base = "/uploads/" .. urlencode(up.id)
   ctx.upload, ctx.purpose, ctx.filename, ctx.size = up, params.purpose, name, src.size
-  local ok, res, perr = task.pcall(send_parts, self, submit, ctx, src, base, part_size, params.md5)
+  local ok, res, perr = true, nil, core.error { kind = "canceled", message = "the request was canceled" }
+  if not (ctx.future and ctx.future:canceled()) then   -- (canceled while the create went: no part is sent)
+    ok, res, perr = task.pcall(send_parts, self, submit, ctx, src, base, part_size, params.md5)
+  end
   src.close()
   if ok and res then return res end
   -- Failed, canceled or interrupted (Ctrl-C): its parts would wait at the
