@@ -360,13 +360,12 @@ local function client_secrets (api_key, ad_token, base_url, base_from, query, op
   return list
 end
 
--- A header's value as text: a number as a JSON body writes it (a '.' under
--- any LC_NUMERIC: tostring gives "1,5" under de_DE), else tostring's.
-local json_encode = core.json.encode
+-- A header's value as text: a number as a query writes it (a '.' under any
+-- LC_NUMERIC: tostring gives "1,5" under de_DE; a whole float whole, `2.0`
+-- as "2", as the README has it: Lua 5.3+'s JSON wrote "2.0"), else tostring's.
+local number_text = util.number_text
 function M.header_text (value)
-  if type(value) == "number" and value == value and value > -math.huge and value < math.huge then
-    return json_encode(value)
-  end
+  if type(value) == "number" then return number_text(value) end
   return tostring(value)
 end
 

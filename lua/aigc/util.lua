@@ -430,15 +430,20 @@ function M.merge (...)
   return out
 end
 
--- A number in a URL's query: a whole float as a whole number (Lua 5.3+
--- writes `4/2` as "2.0", which a server's integer parameter, `limit`, may
--- refuse), another as a JSON body writes it (tostring gives "1,5" under a
--- comma-decimal LC_NUMERIC: a C host's setlocale(LC_ALL, "")).
+--- A number in a URL's query or a header's value: a whole float as a whole
+-- number (Lua 5.3+ writes `4/2` as "2.0", which a server's integer
+-- parameter, `limit`, may refuse), another as a JSON body writes it
+-- (tostring gives "1,5" under a comma-decimal LC_NUMERIC: a C host's
+-- setlocale(LC_ALL, "")); NaN and infinities as tostring writes them.
+-- @tparam number v
+-- @treturn string
 local function query_number (v)
   if v == math.floor(v) and v >= -2^53 and v <= 2^53 then return string_format("%.0f", v + 0) end   -- (+ 0: -0.0 as 0)
   if v == v and v > -math.huge and v < math.huge then return core.json.encode(v) end
   return tostring(v)
 end
+
+M.number_text = query_number
 
 --- Percent-encodes everything but the unreserved characters (RFC 3986).
 -- @param s a string (or a value tostring makes one of)
