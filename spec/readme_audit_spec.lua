@@ -29,3 +29,52 @@ describe("README, aigc.client's `headers`, `query`", function ()
     assert.same({ "2", "5" }, { q.cw, q.qw })
   end)
 end)
+
+describe("README, Usage and cost", function ()
+  local srv
+  devserver.fixture(_ENV, function (s) srv = s end)
+
+  local PRICES = {
+    aigc = { input = 100, output = 100 },              -- a shorter prefix of the same names
+    ["aigc-dev"] = { input = 1, output = 2 },          -- the longest prefix of "aigc-dev-2024"
+    ["aigc-dev-x"] = { input = 7, output = 9 },        -- an exact name
+  }
+
+  local function cost_of (usage, price)
+    return (usage.prompt_tokens * price.input + usage.completion_tokens * price.output) / 1e6
+  end
+
+  -- "a model takes the exact entry, else the longest entry its name starts with"
+  it("prices a model by its exact entry, else by the longest entry its name starts with", function ()
+    local c = aigc.client { base_url = srv.base_url, max_retries = 0, prices = PRICES }
+    local dated = ask(c, { model = "aigc-dev-2024" })
+    local exact = ask(c, { model = "aigc-dev-x" })
+    local u = c:usage()
+    c:close()
+    assert.equal("aigc-dev-2024", dated.model)
+    assert.is_true(dated.usage.prompt_tokens > 0 and dated.usage.completion_tokens > 0)
+    assert.near(cost_of(dated.usage, PRICES["aigc-dev"]), u.models["aigc-dev-2024"].cost, 1e-12)
+    assert.near(cost_of(exact.usage, PRICES["aigc-dev-x"]), u.models["aigc-dev-x"].cost, 1e-12)
+    assert.near(cost_of(dated.usage, PRICES["aigc-dev"]) + cost_of(exact.usage, PRICES["aigc-dev-x"]), u.cost, 1e-12)
+  end)
+
+  -- "A cache hit counts its tokens but costs nothing (... `cache_hit_tokens` ...:
+  -- `aigc.usage.billed(m)` is what was charged for)"
+  it("a cache hit counts its tokens, costs nothing, and aigc.usage.billed leaves it out", function ()
+    local c = aigc.client { base_url = srv.base_url, max_retries = 0, prices = PRICES, cache = true }
+    local first = ask(c, { model = "aigc-dev", temperature = 0 })
+    local again = ask(c, { model = "aigc-dev", temperature = 0 })
+    local u = c:usage()
+    c:close()
+    assert.is_true(again.cached)
+    assert.equal(1, u.cache_hits)
+    local m = u.models["aigc-dev"]
+    assert.equal(2 * first.usage.prompt_tokens, m.prompt_tokens)
+    assert.equal(first.usage.prompt_tokens, m.cache_hit_tokens.prompt_tokens)
+    assert.equal(first.usage.completion_tokens, m.cache_hit_tokens.completion_tokens)
+    assert.same({ prompt_tokens = first.usage.prompt_tokens, completion_tokens = first.usage.completion_tokens,
+                  total_tokens = first.usage.total_tokens }, aigc.usage.billed(m))
+    assert.near(cost_of(first.usage, PRICES["aigc-dev"]), m.cost, 1e-12)
+    assert.near(m.cost, u.cost, 1e-12)
+  end)
+end)
