@@ -78,3 +78,33 @@ describe("README, Usage and cost", function ()
     assert.near(m.cost, u.cost, 1e-12)
   end)
 end)
+
+describe("README, Conversations: a history set by hand", function ()
+  local client
+  devserver.fixture(_ENV, function (_, c) client = c end, { model = "aigc-dev" })
+
+  -- "a history set as it was that `say`, `say_async` or `save` cannot send
+  -- (`calling 'save' on bad self (...)`)" and "`save()`/`load()` round-trip exactly"
+  it("with a hole in it: save raises as say does, never a file without the messages after the hole", function ()
+    local conv = aigc.conversation { client = client }
+    conv:add { role = "user", content = "Echo: one" }
+    conv.messages[3] = { role = "user", content = "Echo: three" }    -- (messages[2] left out)
+    local ok, err = pcall(conv.say, conv, "Echo: four")
+    assert.is_false(ok)
+    assert.matches("calling 'say' on bad self (self.messages: sparse array", tostring(err), 1, true)
+    ok, err = pcall(conv.save, conv)
+    assert.is_false(ok, "save gave " .. tostring(err))
+    assert.matches("calling 'save' on bad self (self.messages: sparse array", tostring(err), 1, true)
+    conv.messages[2] = { role = "assistant", content = "two" }       -- (filled: a list again)
+    local copy = assert(aigc.conversation.load(conv:save(), client))
+    assert.same(conv.messages, copy.messages)
+  end)
+
+  it("an empty history is saved as an empty list, and loads", function ()
+    local conv = aigc.conversation { client = client }
+    local text = conv:save()
+    assert.matches('"messages":[]', text, 1, true)
+    local copy = assert(aigc.conversation.load(text, client))
+    assert.equal(0, #copy.messages)
+  end)
+end)

@@ -16,8 +16,8 @@ local planner = require "aigc.conversation_plan"
 
 local null, array = core.null, core.array
 local json_encode, json_decode = core.json.encode, core.json.decode
-local getmetatable, ipairs, pairs, pcall, rawget, tostring, type =
-  getmetatable, ipairs, pairs, pcall, rawget, tostring, type
+local getmetatable, ipairs, next, pairs, pcall, rawget, tostring, type =
+  getmetatable, ipairs, next, pairs, pcall, rawget, tostring, type
 local is_integer = compat.is_integer
 local argerror, expected = util.argerror, util.expected
 
@@ -73,8 +73,11 @@ function M.save (self)
   if summary and (summary.to > #self.messages or not planner.summary_holds(summary, self.messages)) then
     summary = nil
   end
-  local msgs = array {}
-  for i, m in ipairs(self.messages) do msgs[i] = m end
+  -- (the history as say sends it: a copy by ipairs stopped at a hole, and
+  -- the messages after it were left out of the file without a word, where
+  -- say refuses such a history; an empty one goes as [])
+  local msgs = self.messages
+  if next(msgs) == nil then msgs = array {} end
   local t = {
     format = FORMAT, version = 1,
     model = self.model, system = self.system,
