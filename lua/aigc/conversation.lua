@@ -186,7 +186,8 @@ local function check_options (opts, fname, argn)
   end
   local why = opts.params and (check.call_problem(opts.client, opts.api or "chat", opts.params, "opts.params", true)
                                or params_problem(opts.params, "opts.params"))
-    or opts.messages and history_problem(opts.api, opts.messages, "opts.messages")
+    or opts.messages and (history_problem(opts.api, opts.messages, "opts.messages")
+                          or encode_problem(opts.messages, "opts.messages"))   -- (a hole: ipairs dropped what followed)
   if why then argerror(fname, argn, why) end
 end
 

@@ -373,7 +373,8 @@ function M.load_cases (spec)
   elseif type(cases) ~= "table" then
     spec_error("cases", util.expected("JSONL path or list of case tables", cases))
   end
-  local seen = {}
+  local seen, hole = {}, not lines and util.hole_problem(cases)
+  if hole then spec_error("cases", hole) end
   for i, c in ipairs(cases) do
     local err = check_case(spec, c, i, spec.cases, lines and lines[i], seen)
     if err then return nil, err end

@@ -428,7 +428,8 @@ end
 -- The entries of a fallback/race spec: { client =, params = } each.
 local function entries_of (spec, fname)
   local common = spec.params ~= nil and chat_params(spec.params, fname, "params", spec.client) or nil
-  local list = {}
+  local list, hole = {}, util.hole_problem(spec)
+  if hole then util.field_error(fname, 1, "spec", hole) end
   for i, e in ipairs(spec) do
     local entry, path = nil, "[" .. i .. "]"
     if is_a(e, "aigc.client") then

@@ -119,6 +119,8 @@ function M.new (list, opts)
   for k in pairs(list) do
     if not compat.is_integer(k) then field_error("tools", 1, util.path("tools", k), "a list of tools expected") end
   end
+  local hole = util.hole_problem(list)
+  if hole then field_error("tools", 1, "tools", hole) end
   for i, t in ipairs(list) do self:_add(t, "tools[" .. i .. "]", "tools") end
   return self
 end

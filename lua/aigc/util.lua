@@ -445,6 +445,31 @@ end
 
 M.number_text = query_number
 
+--- Where a list has a hole that `ipairs` stops at (`{ a, nil, c }`): the
+-- index of the first nil and the smallest integer key set past it, or nil
+-- when `ipairs` reaches every positive integer key. (A list read with
+-- ipairs dropped what came after a hole, where the encoder refuses it.)
+-- @tparam table t
+-- @treturn[1] integer the first nil index
+-- @treturn[1] integer the first key set after it
+function M.list_hole (t)
+  local n = 0
+  while t[n + 1] ~= nil do n = n + 1 end
+  local past
+  for k in pairs(t) do
+    if type(k) == "number" and k > n and k == math.floor(k) and (past == nil or k < past) then past = k end
+  end
+  if past then return n + 1, past end
+  return nil
+end
+
+-- "sparse array: [2] is nil, [3] is not" of a list with a hole, or nil.
+function M.hole_problem (t)
+  local hole, past = M.list_hole(t)
+  if hole then return string_format("sparse array: [%d] is nil, [%d] is not", hole, past) end
+  return nil
+end
+
 --- Percent-encodes everything but the unreserved characters (RFC 3986).
 -- @param s a string (or a value tostring makes one of)
 -- @treturn string
