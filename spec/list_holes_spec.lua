@@ -65,6 +65,16 @@ describe("a list with a hole", function ()
             "opts.messages: sparse array")
   end)
 
+  it("a multipart call's list fields (image[], timestamp_granularities[]): refused (was: the first items sent)", function ()
+    local images = holed({ data = "one", filename = "a.png" }, { data = "three", filename = "c.png" })
+    refused("images_edit", function () return client:images_edit { image = images, prompt = "add a hat" } end,
+            "params.image: sparse array: [2] is nil, [3] is not)")
+    refused("transcribe", function ()
+      return client:transcribe { file = { data = "AIGC-TEXT: hi", filename = "a.wav" }, response_format = "verbose_json",
+                                 timestamp_granularities = holed("word", "segment") }
+    end, "params.timestamp_granularities: sparse array: [2] is nil, [3] is not)")
+  end)
+
   it("the same lists without a hole work as before", function ()
     local ts = aigc.tools { { name = "one", fn = function () return "1" end },
                             { name = "two", fn = function () return "2" end } }

@@ -103,6 +103,14 @@ local function file_part (fname, path, name, v)
 end
 
 -- A text part's value: strings, numbers and booleans as the API reads them.
+-- A list field's items (`image[]`, `timestamp_granularities[]`): one with a
+-- hole is misuse, as a JSON body's is (ipairs sent what came before it only).
+local function list_of (fname, k, v)
+  local hole = util.hole_problem(v)
+  if hole then field_error(fname, 1, util.path("params", k), hole) end
+  return v
+end
+
 local function text_value (fname, path, v)
   local t = type(v)
   if t == "string" then return v end
@@ -170,12 +178,12 @@ function M.form_of (self, fname, params, files)
       field_error(fname, 1, "params", "a field name must be a string, got " .. util.typename(k))
     elseif files[k] then
       if type(v) == "table" and v[1] ~= nil then
-        for i, f in ipairs(v) do add_file(util.path("params", k) .. "[" .. i .. "]", k .. "[]", f) end
+        for i, f in ipairs(list_of(fname, k, v)) do add_file(util.path("params", k) .. "[" .. i .. "]", k .. "[]", f) end
       else
         add_file(util.path("params", k), k, v)
       end
     elseif type(v) == "table" and v[1] ~= nil then
-      for i, x in ipairs(v) do
+      for i, x in ipairs(list_of(fname, k, v)) do
         local path = util.path("params", k) .. "[" .. i .. "]"
         add({ name = k .. "[]", value = text_value(fname, path, x) }, path, true)
       end
