@@ -65,13 +65,13 @@ describe("a list with a hole", function ()
             "opts.messages: sparse array")
   end)
 
-  it("a multipart call's list fields (image[], timestamp_granularities[]): refused (was: the first items sent)", function ()
+  it("a multipart call's list fields (image[], timestamp_granularities[]): refused (was: the first sent)", function ()
     local images = holed({ data = "one", filename = "a.png" }, { data = "three", filename = "c.png" })
     refused("images_edit", function () return client:images_edit { image = images, prompt = "add a hat" } end,
             "params.image: sparse array: [2] is nil, [3] is not)")
     refused("transcribe", function ()
-      return client:transcribe { file = { data = "AIGC-TEXT: hi", filename = "a.wav" }, response_format = "verbose_json",
-                                 timestamp_granularities = holed("word", "segment") }
+      return client:transcribe { file = { data = "AIGC-TEXT: hi", filename = "a.wav" },
+                                 response_format = "verbose_json", timestamp_granularities = holed("word", "segment") }
     end, "params.timestamp_granularities: sparse array: [2] is nil, [3] is not)")
   end)
 

@@ -178,7 +178,9 @@ function M.form_of (self, fname, params, files)
       field_error(fname, 1, "params", "a field name must be a string, got " .. util.typename(k))
     elseif files[k] then
       if type(v) == "table" and v[1] ~= nil then
-        for i, f in ipairs(list_of(fname, k, v)) do add_file(util.path("params", k) .. "[" .. i .. "]", k .. "[]", f) end
+        for i, f in ipairs(list_of(fname, k, v)) do
+          add_file(util.path("params", k) .. "[" .. i .. "]", k .. "[]", f)
+        end
       else
         add_file(util.path("params", k), k, v)
       end
