@@ -23,11 +23,11 @@ describe("a list with a hole", function ()
   local srv, client
   devserver.fixture(_ENV, function (s, c) srv, client = s, c end, { model = "aigc-dev" })
 
-  local function refused (fname, f, want)
+  local function refused (fname, f, want, argn)
     local before = count_requests(srv)
     local ok, err = pcall(f)
     assert.is_false(ok, fname .. " accepted a list with a hole")
-    assert.matches("bad argument #1 to '" .. fname .. "' (" .. want, tostring(err), 1, true)
+    assert.matches("bad argument #" .. (argn or 1) .. " to '" .. fname .. "' (" .. want, tostring(err), 1, true)
     assert.equal(before, count_requests(srv), "nothing is sent")
   end
 
@@ -73,6 +73,17 @@ describe("a list with a hole", function ()
       return client:transcribe { file = { data = "AIGC-TEXT: hi", filename = "a.wav" },
                                  response_format = "verbose_json", timestamp_granularities = holed("word", "segment") }
     end, "params.timestamp_granularities: sparse array: [2] is nil, [3] is not)")
+  end)
+
+  it("aigc.batch's requests: refused (was: a batch of the requests before the hole)", function ()
+    local function req (id)
+      local messages = { { role = "user", content = "Echo: " .. id } }
+      return { custom_id = id, body = { model = "aigc-dev", messages = messages } }
+    end
+    local requests = holed(req("a"), req("c"))
+    local want = "requests: sparse array: [2] is nil, [3] is not)"
+    refused("create", function () return aigc.batch.create(client, requests) end, want, 2)
+    refused("jsonl", function () return aigc.batch.jsonl(requests) end, want)
   end)
 
   it("the same lists without a hole work as before", function ()

@@ -315,6 +315,8 @@ local function check_requests (fname, argn, requests)
   if type(requests) ~= "table" or requests[1] == nil then
     argerror(fname, argn, expected("non-empty list of { custom_id =, body = }", requests))
   end
+  local hole = util.hole_problem(requests)   -- (ipairs made a batch of the requests before it only)
+  if hole then field_error(fname, argn, "requests", hole) end
   local seen = {}
   for i, r in ipairs(requests) do
     if type(r) ~= "table" then field_error(fname, argn, "requests[" .. i .. "]", expected("table", r)) end
