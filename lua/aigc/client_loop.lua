@@ -45,23 +45,78 @@ end
 -- What the loop's tasks wait for
 -- =======================================================
 
---- Counts a task of `loop` waiting on `guest` (another client's loop,
--- which `loop` then drives). Allocates only for a new guest.
+-- A task's wait on other clients (its guests, which the loop drives
+-- meanwhile) is ONE entry of `loop.guest_ws`, keyed by the wait (the C
+-- request of a core wait, the table of another), its value the array of
+-- those clients' loops with the task's record (`gs.rec`). An entry counts
+-- while the task waits on it (`gs.rec.waiting == key`). So every change is
+-- one store, and a turn run in the middle of the bookkeeping (a host's
+-- debug hook or a finalizer that steps) can neither lose its own change
+-- nor be overwritten: the counts were `(n or 0) + 1` read-modify-writes,
+-- and a nested turn between the read and the write left a guest counted
+-- for ever (`while client:step() > 0 do end` never ended). An entry left
+-- over by an interleaving (its wait over before it was stored) is not
+-- counted, and the next turn that drives the guests drops it.
+
+--- Registers the wait `key` of the task `gs.rec` of `loop` on the loops
+-- of `gs` (one store; a new key may allocate).
 -- @tparam table loop
--- @tparam table guest
-function M.add_guest (loop, guest)
-  loop.guests[guest] = (loop.guests[guest] or 0) + 1
-  loop.guest_waits = loop.guest_waits + 1
+-- @param key the wait
+-- @tparam table gs the other clients' loops, `gs.rec` the task's record
+function M.add_guests (loop, key, gs)
+  loop.guest_ws[key] = gs
+  loop.guest_gen = loop.guest_gen + 1   -- (a count in progress retries: see guest_waits)
 end
 
---- Undoes one `add_guest`. Allocates nothing.
+--- Undoes `add_guests` for `key` (any number of times). Allocates nothing.
 -- @tparam table loop
--- @tparam table guest
-function M.remove_guest (loop, guest)
-  local n = loop.guests[guest]
-  if n == nil then return end
-  loop.guests[guest] = n > 1 and n - 1 or nil
-  loop.guest_waits = loop.guest_waits - 1
+-- @param key the wait
+function M.remove_guests (loop, key)
+  local ws = loop.guest_ws
+  if ws[key] == nil then return end
+  ws[key] = nil
+  loop.guest_gen = loop.guest_gen + 1
+end
+
+-- The guests of the waits that count (see above), each added to `seen`
+-- once and appended to `list` when given; the entries that no longer
+-- count are dropped then. Returns how many (wait, guest) there are.
+local function scan_guests (ws, seen, list)
+  local n = 0
+  for key, gs in next, ws do
+    if gs.rec.waiting == key then
+      n = n + #gs
+      for i = 1, list and #gs or 0 do
+        local g = gs[i]
+        if not seen[g] then seen[g] = true; list[#list + 1] = g end
+      end
+    elseif list then
+      ws[key] = nil   -- (clearing a field is allowed while traversing)
+    end
+  end
+  return n
+end
+
+-- Scans the guest waits of `loop` (scan_guests), again when a turn run
+-- in the middle changed them: the traversal may then have missed an entry
+-- (or raised "invalid key to 'next'"). After a few tries, as many as the
+-- entries (never 0 while one is left: the loop turns once more). Returns
+-- the count, and the list when asked (the last complete one).
+local function guest_waits (loop, want_list)
+  local ws = loop.guest_ws
+  if next(ws) == nil then return 0, nil end
+  local n, list = 0, nil
+  for _ = 1, 8 do
+    local gen = loop.guest_gen
+    local seen, l = want_list and {} or nil, want_list and {} or nil
+    local ok, k = pcall_passing(scan_guests, ws, seen, l)
+    if ok then
+      n, list = k, l
+      if loop.guest_gen == gen then return n, list end
+    end
+  end
+  if n == 0 and next(ws) ~= nil then n = 1 end
+  return n, list
 end
 
 --- Takes the sleeper `s` (from `add_sleeper`) off the loop's list.
@@ -94,8 +149,8 @@ function M.new (client, engine, sched)
     sleepers = {},     -- tasks asleep: { at =, rec =, w = }
     posted = {},       -- functions the next turn runs (deliveries "from the loop")
     running_posted = false,   -- the ones a turn runs now (see run_posted)
-    guests = {},       -- loops this one drives for its tasks: loop -> tasks waiting there
-    guest_waits = 0,   -- tasks of this client waiting on another client
+    guest_ws = {},     -- its tasks' waits on other clients: wait -> their loops (see add_guests)
+    guest_gen = 0,     -- changes with guest_ws
     futures = setmetatable({}, { __mode = "k" }),   -- pending futures close() cancels
     closed = false,
   }
@@ -248,7 +303,7 @@ end
 -- @treturn integer
 function M.pending (loop)
   local left = loop.sched.ends_left
-  return #loop.sleepers + #loop.posted + loop.guest_waits + (loop.running_posted and 1 or 0)
+  return #loop.sleepers + #loop.posted + guest_waits(loop) + (loop.running_posted and 1 or 0)
          + (left and left(loop) or 0)
 end
 local pending = M.pending
@@ -270,7 +325,7 @@ local function wait_bound (loop, timeout)
     if s.at < soonest then soonest = s.at end
   end
   if soonest - t < timeout then timeout = soonest > t and soonest - t or 0 end
-  if next(loop.guests) ~= nil and timeout > GUEST_SLICE then timeout = GUEST_SLICE end
+  if next(loop.guest_ws) ~= nil and timeout > GUEST_SLICE then timeout = GUEST_SLICE end
   return timeout
 end
 
@@ -287,10 +342,10 @@ end
 -- returned them and they are given back to it, for the user's next
 -- step() of that client): the host's step() never returns them.
 local function drive_guests (loop)
-  if next(loop.guests) == nil or loop.driving_guests then return end
+  if next(loop.guest_ws) == nil or loop.driving_guests then return end
+  local _, list = guest_waits(loop, true)
+  if list == nil then return end
   loop.driving_guests = true
-  local list = {}
-  for g in pairs(loop.guests) do list[#list + 1] = g end
   for _, g in ipairs(list) do
     if not g.driving_guests and not g.closed then
       local ok, _, gerrors = pcall(M.step, g, 0)
@@ -324,7 +379,7 @@ local function wake_at (loop)
   for _, s in ipairs(loop.sleepers) do
     if soonest == nil or s.at < soonest then soonest = s.at end
   end
-  if next(loop.guests) ~= nil then
+  if next(loop.guest_ws) ~= nil then
     local g = now() + GUEST_SLICE
     if soonest == nil or g < soonest then soonest = g end
   end

@@ -37,7 +37,7 @@ local coroutine_create, coroutine_resume = coroutine.create, coroutine.resume
 local coroutine_status, coroutine_yield = coroutine.status, coroutine.yield
 local error, ipairs, pairs, pcall, setmetatable, type = error, ipairs, pairs, pcall, setmetatable, type
 local table_remove = table.remove
-local add_guest, remove_guest = client_loop.add_guest, client_loop.remove_guest
+local add_guests, remove_guests = client_loop.add_guests, client_loop.remove_guests
 local add_sleeper, remove_sleeper = client_loop.add_sleeper, client_loop.remove_sleeper
 local now = core.now
 local pack, unpack = compat.pack, compat.unpack
@@ -136,15 +136,11 @@ local function suspend (rec, w)
 end
 
 -- Takes the wait `w` of the task `rec` off its loop: the other clients it
--- drove for it (the loop's guest count) and its sleeper. Once: a wake that
--- failed may come again. Allocates nothing.
+-- drove for it (its entry in the loop's guest waits) and its sleeper. Any
+-- number of times: a wake that failed may come again. Allocates nothing.
 local function release_wait (rec, w)
+  remove_guests(rec.loop, w)
   if type(w) ~= "table" then return end
-  local gs = w.guests
-  if gs then
-    w.guests = nil
-    for i = 1, #gs do remove_guest(rec.loop, gs[i]) end
-  end
   local s = w.sleeper
   if s then
     w.sleeper = nil
@@ -205,7 +201,7 @@ end
 -- sets started (M.cancel_task).
 local function cancel_started (rec)
   local why, w = rec.canceled, rec.waiting
-  if type(w) == "table" then w = w.request end
+  if type(w) == "table" then w = nil end   -- (a core wait is its request)
   if w then pcall(w.cancel, w, why) end
   for set in pairs(rec.scopes or {}) do
     for _, x in pairs(set) do pcall(x.cancel, x, why) end
@@ -216,25 +212,23 @@ end
 -- registered `req` itself as the wait before anything could allocate): the
 -- task's loop drives the request's client meanwhile if it is another one.
 -- The request may end, and the task be resumed, during the allocations
--- here: then there is nothing left to do. Cut by a host's watchdog, it
--- raises the interrupt on and runs again (finish_resume): the guest's
--- count and the wait's record are made both or neither.
+-- here, or a turn run meanwhile (a host's debug hook, a finalizer) run
+-- this too: the wait stays `req` (`rec.waiting`, which only the resume and
+-- the wait's end store), its guest one entry keyed by it (client_loop,
+-- add_guests), stored any number of times and dropped again when the
+-- wait is found over after the store. Cut by a host's watchdog, it raises
+-- the interrupt on and runs again (finish_resume).
 local function core_wait_started (rec, req)
-  if rec.waiting ~= req then return end
+  local loop = rec.loop
+  if rec.waiting ~= req then remove_guests(loop, req); return end   -- (over: a store cut before its check)
   if rec.canceled then cancel_started(rec) end   -- (see M.cancel_task)
   local ok, engine = pcall_passing_c(req._engine, req)
   local guest = ok and client_loop.of_engine(engine) or nil
-  if guest == nil or guest == rec.loop then return end
-  local w = { request = req, guests = { guest } }
+  if guest == nil or guest == loop then return end
+  local gs = { guest, rec = rec }
   if rec.waiting ~= req then return end
-  local loop = rec.loop
-  local waits = loop.guest_waits
-  local added, e = compat_xpcall(add_guest, keep_interrupt, loop, guest)   -- (no allocation to the assignment)
-  if added or loop.guest_waits ~= waits then rec.waiting = w end
-  if not added then
-    is_interrupt(e)   -- (5.1, 5.2, LuaJIT: a suspect is confirmed here, where it is caught, and marked)
-    error(e, 0)
-  end
+  add_guests(loop, req, gs)
+  if rec.waiting ~= req then remove_guests(loop, req) end
 end
 
 -- Errors made in advance, for when no other can be made (out of memory):
@@ -262,7 +256,7 @@ local function resume_from_core (co, req)
   local rec = tasks[co]
   if rec and rec.ending then finish_resume(rec) end   -- (its last resume's end raised out)
   local w = rec and rec.waiting
-  if not w or (w ~= req and (type(w) ~= "table" or w.request ~= req)) then return end
+  if not w or w ~= req then return end
   local ok, res, err = pcall(req.result, req)
   if not ok then res, err = nil, is_memory(res) and NO_MEMORY or UNREPORTABLE end
   -- (a hook may raise before wake took the wait, or after: marked by the
@@ -464,7 +458,7 @@ local function finish_ends ()
     end
     if rec.ending then finish_resume(rec) end
     local w = rec.woke
-    if w and rec.waiting == false and type(w) == "table" and not w.request
+    if w and rec.waiting == false and type(w) == "table"
        and coroutine_status(rec.co) == "suspended" then
       resume_task(rec)
     end
@@ -742,14 +736,16 @@ M.in_task = current
 -- @tparam[opt] number timeout
 function M.wait_in_task (rec, register, loops, timeout)
   drop_stale_wait(rec)   -- (the task runs: a wait still registered is one it could not yield for)
-  local w = { guests = {} }
+  local w, gs = {}, { rec = rec }
   local wake_me = waker(rec, w)
   rec.waiting = w   -- (registered first: see suspend)
   for _, loop in ipairs(loops) do
-    if loop ~= rec.loop and rec.waiting == w then
-      add_guest(rec.loop, loop)
-      w.guests[#w.guests + 1] = loop
-    end
+    if loop ~= rec.loop then gs[#gs + 1] = loop end
+  end
+  -- (one store; stored after the wait ended, dropped again: see core_wait_started)
+  if gs[1] and rec.waiting == w then
+    add_guests(rec.loop, w, gs)
+    if rec.waiting ~= w then remove_guests(rec.loop, w) end
   end
   register(wake_me)
   if timeout then add_sleeper(rec.loop, now() + timeout, rec, w) end
