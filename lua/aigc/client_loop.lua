@@ -336,27 +336,32 @@ local function refused (e)
                                   or e:find("already running", 1, true))
 end
 
--- Drives the loops this one's tasks wait on (no recursion: a guest does
--- not drive back a loop that is driving it). A guest's callback errors
--- stay the guest's (its error_handler ran; without one, its step()
--- returned them and they are given back to it, for the user's next
--- step() of that client): the host's step() never returns them.
-local function drive_guests (loop)
-  if next(loop.guest_ws) == nil or loop.driving_guests then return end
+local step_in   -- (M.step, below, for a guest)
+
+-- Drives the loops this one's tasks wait on. No recursion: a guest does
+-- not drive back a loop that is driving it, further up the stack: `chain`
+-- ({ loop =, up = }, or nil), passed down the calls. (A flag on the loop,
+-- set for the drive and cleared after it, stayed set when a host's
+-- watchdog cut in between, an error raised in a debug hook: that loop's
+-- guests were never driven again, and its task waiting on another
+-- client's request slept for ever.) A guest's callback errors stay the
+-- guest's (its error_handler ran; without one, its step() returned them
+-- and they are given back to it, for the user's next step() of that
+-- client): the host's step() never returns them.
+local function drive_guests (loop, chain)
+  if next(loop.guest_ws) == nil then return end
   local _, list = guest_waits(loop, true)
   if list == nil then return end
-  loop.driving_guests = true
+  local here = { loop = loop, up = chain }
   for _, g in ipairs(list) do
-    if not g.driving_guests and not g.closed then
-      local ok, _, gerrors = pcall(M.step, g, 0)
-      if not ok and not refused(_) then
-        loop.driving_guests = nil
-        error(_, 0)
-      end
+    local up = here
+    while up and up.loop ~= g do up = up.up end
+    if up == nil and not g.closed then
+      local ok, _, gerrors = pcall(step_in, g, 0, nil, here)
+      if not ok and not refused(_) then error(_, 0) end
       for _, e in ipairs(ok and gerrors or {}) do g.engine:report(e) end
     end
   end
-  loop.driving_guests = nil
 end
 
 --- The count `step()`, `act()` and `active()` agree on: the engine's
@@ -395,9 +400,14 @@ end
 -- @treturn integer what `count` counts after the turn
 -- @treturn[opt] table the callback errors reported meanwhile
 function M.step (loop, timeout, budget)
+  return step_in(loop, timeout, budget, nil)
+end
+
+-- (`chain`: the loops that drive this one, see drive_guests)
+function step_in (loop, timeout, budget, chain)
   finish(loop)
   local _, errors = loop.engine:step(wait_bound(loop, timeout), budget)
-  drive_guests(loop)
+  drive_guests(loop, chain)
   run_posted(loop)
   if #loop.sleepers > 0 then wake_sleepers(loop) end
   tell_wake(loop, wake_at(loop))

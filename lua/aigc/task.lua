@@ -135,17 +135,23 @@ local function suspend (rec, w)
   return coroutine_yield(TOKEN)
 end
 
--- Takes the wait `w` of the task `rec` off its loop: the other clients it
--- drove for it (its entry in the loop's guest waits) and its sleeper. Any
+-- Takes the sleeper of the wait `w` of the task `rec` off its loop. Any
 -- number of times: a wake that failed may come again. Allocates nothing.
-local function release_wait (rec, w)
-  remove_guests(rec.loop, w)
+local function release_sleeper (rec, w)
   if type(w) ~= "table" then return end
   local s = w.sleeper
   if s then
     w.sleeper = nil
     remove_sleeper(rec.loop, s)
   end
+end
+
+-- Takes the wait `w` of the task `rec` off its loop: the other clients it
+-- drove for it (its entry in the loop's guest waits) and its sleeper.
+-- Allocates nothing.
+local function release_wait (rec, w)
+  remove_guests(rec.loop, w)
+  release_sleeper(rec, w)
 end
 
 -- A wait the task registered and then could not yield for: on PUC 5.1 a
@@ -178,7 +184,11 @@ local function wake (rec, w, ...)
   while r ~= LAST and r ~= rec do r = r.next_end end
   if r == LAST then rec.next_end = ends; ends = rec end
   rec.waiting = false
-  release_wait(rec, w)
+  -- (its entry in the loop's guest waits no longer counts, and the next
+  -- drive of the guests drops it: a wake cut before the resume, by a
+  -- host's watchdog, puts a core wait back -- resume_from_core -- and the
+  -- entry counts again, its client driven, where the core kept the wake)
+  release_sleeper(rec, w)
   -- (PUC 5.1: a wait under a C call -- pcall, a generic for's iterator --
   -- cannot yield; its error went on through the task, which may have ended
   -- since: nobody to resume. And a task woken before it yielded -- running,

@@ -117,11 +117,11 @@ function M.drain (c, bad, n)
 end
 
 --- The cut specs' setup: the devserver fixture (a server with no
--- pauses; `assign(client)` gets each test's client), the JIT off (count
+-- pauses; `assign(client, server)` gets each test's client), the JIT off (count
 -- hooks are not called in compiled code), no hook left after a test.
 function M.fixture (env, assign)
   env = env or rawget(_G, "getfenv")(2)   -- (Lua 5.1 has no _ENV)
-  require("devserver").fixture(env, function (_, c) assign(c) end, nil, nil, { pause_ms = 0 })
+  require("devserver").fixture(env, function (s, c) assign(c, s) end, nil, nil, { pause_ms = 0 })
   local jit = rawget(_G, "jit")
   env.before_each(function () if jit then jit.off() end end)
   env.after_each(function () debug.sethook(); if jit then jit.on() end end)
