@@ -21,7 +21,7 @@ local util = require "aigc.util"
 local error, ipairs, next, pairs, pcall, setmetatable, type =
   error, ipairs, next, pairs, pcall, setmetatable, type
 local math_huge, math_min = math.huge, math.min
-local table_remove = table.remove
+local table_remove, table_sort = table.remove, table.sort
 local now = core.now
 -- (a host's watchdog -- an error raised in a debug hook -- goes on up
 -- through the loop to step()'s caller, as through the C core's calls)
@@ -65,7 +65,7 @@ end
 -- @tparam table gs the other clients' loops, `gs.rec` the task's record
 function M.add_guests (loop, key, gs)
   loop.guest_ws[key] = gs
-  loop.guest_gen = loop.guest_gen + 1   -- (a count in progress retries: see guest_waits)
+  loop.gen = loop.gen + 1   -- (a count in progress retries: see scanned)
 end
 
 --- Undoes `add_guests` for `key` (any number of times). Allocates nothing.
@@ -75,7 +75,7 @@ function M.remove_guests (loop, key)
   local ws = loop.guest_ws
   if ws[key] == nil then return end
   ws[key] = nil
-  loop.guest_gen = loop.guest_gen + 1
+  loop.gen = loop.gen + 1
 end
 
 -- The guests of the waits that count (see above), each added to `seen`
@@ -97,38 +97,46 @@ local function scan_guests (ws, seen, list)
   return n
 end
 
--- Scans the guest waits of `loop` (scan_guests), again when a turn run
--- in the middle changed them: the traversal may then have missed an entry
--- (or raised "invalid key to 'next'"). After a few tries, as many as the
--- entries (never 0 while one is left: the loop turns once more). Returns
--- the count, and the list when asked (the last complete one).
-local function guest_waits (loop, want_list)
-  local ws = loop.guest_ws
-  if next(ws) == nil then return 0, nil end
-  local n, list = 0, nil
+-- `fn(set, arg)`, a traversal of one of the loop's sets (its guest
+-- waits, its sleepers), again when a turn run in the middle (a host's debug
+-- hook, a finalizer) changed them: the traversal may then have missed an
+-- entry, or raised "invalid key to 'next'". After a few tries, `fallback`.
+local function scanned (loop, fn, set, arg, fallback)
   for _ = 1, 8 do
-    local gen = loop.guest_gen
-    local seen, l = want_list and {} or nil, want_list and {} or nil
-    local ok, k = pcall_passing(scan_guests, ws, seen, l)
-    if ok then
-      n, list = k, l
-      if loop.guest_gen == gen then return n, list end
-    end
+    local gen = loop.gen
+    local ok, r = pcall_passing(fn, set, arg)
+    if ok and loop.gen == gen then return r end
   end
-  if n == 0 and next(ws) ~= nil then n = 1 end
-  return n, list
+  return fallback
 end
 
---- Takes the sleeper `s` (from `add_sleeper`) off the loop's list.
--- Allocates nothing (a wake calls it before it resumes the task).
+local function count_guests (ws) return scan_guests(ws, nil, nil) end
+local function list_guests (ws)
+  local list = {}
+  scan_guests(ws, {}, list)
+  return list
+end
+
+-- How many (wait, guest) the loop's tasks wait on (never 0 while an entry
+-- is left, when no scan could complete: the loop turns once more).
+local function guest_waits (loop)
+  local ws = loop.guest_ws
+  if next(ws) == nil then return 0 end
+  return scanned(loop, count_guests, ws, nil, 1)
+end
+
+--- Takes the sleeper `s` (from `add_sleeper`) off the loop's set, any
+-- number of times. Allocates nothing (a wake calls it before it resumes
+-- the task).
 -- @tparam table loop
 -- @tparam table s
 function M.remove_sleeper (loop, s)
-  local list = loop.sleepers
-  for i = #list, 1, -1 do
-    if list[i] == s then table_remove(list, i); return end
-  end
+  local set = loop.sleepers
+  if set[s] == nil then return end
+  set[s] = nil
+  loop.gen = loop.gen + 1
 end
+local remove_sleeper = M.remove_sleeper
 
 -- }======================================================
 
@@ -146,11 +154,12 @@ end
 function M.new (client, engine, sched)
   local loop = {
     client = client, engine = engine, sched = sched,
-    sleepers = {},     -- tasks asleep: { at =, rec =, w = }
+    sleepers = {},     -- tasks asleep: a set of { at =, rec =, w =, seq = } (see add_sleeper)
+    sleep_seq = 0,     -- the order in which they were put to sleep
     posted = {},       -- functions the next turn runs (deliveries "from the loop")
     running_posted = false,   -- the ones a turn runs now (see run_posted)
     guest_ws = {},     -- its tasks' waits on other clients: wait -> their loops (see add_guests)
-    guest_gen = 0,     -- changes with guest_ws
+    gen = 0,           -- changes with guest_ws and sleepers (see scanned)
     futures = setmetatable({}, { __mode = "k" }),   -- pending futures close() cancels
     closed = false,
   }
@@ -249,38 +258,80 @@ end
 --- Puts the task `rec` to sleep in `loop` until `at` (on `now()`'s clock)
 -- for its wait `w` (a table), which a wake ends (see `remove_sleeper`).
 -- `w` is registered already: the allocation here may end the wait (a
--- finalizer drove the loop), and then there is no sleeper.
+-- finalizer drove the loop), and then there is no sleeper. The sleepers
+-- are a set, each put in and taken out by one store, as the guest waits
+-- (above): a list's `list[#list + 1] = s`, and its removal by index, torn
+-- by a turn run in the middle (a host's debug hook that steps), lost a
+-- sleeper or took off another, and its waking read past the list's end.
 -- @tparam table loop
 -- @tparam number at
 -- @tparam table rec
 -- @tparam table w
 function M.add_sleeper (loop, at, rec, w)
-  local s = { at = at, rec = rec, w = w }
+  local s = { at = at, rec = rec, w = w, seq = loop.sleep_seq }
+  loop.sleep_seq = loop.sleep_seq + 1
   if rec.waiting ~= w then return end
   w.sleeper = s
-  local list = loop.sleepers
-  list[#list + 1] = s
+  loop.sleepers[s] = true
+  loop.gen = loop.gen + 1
+  if rec.waiting ~= w then remove_sleeper(loop, s); return end   -- (woken meanwhile)
   local told = loop.told_wake
   if told == nil or at < told then tell_wake(loop, at) end
 end
 
--- (The sleeper stays listed until the wake took it off, allocation-free
+local function count_keys (set)
+  local n = 0
+  for _ in next, set do n = n + 1 end
+  return n
+end
+
+local function soonest_of (set)
+  local soonest = math_huge
+  for s in next, set do
+    if s.at < soonest then soonest = s.at end
+  end
+  return soonest
+end
+
+local function by_seq (a, b) return a.seq < b.seq end
+
+-- The sleepers whose time `t` has come, in the order they were put to sleep.
+local function due_at (set, t)
+  local list = {}
+  for s in next, set do
+    if s.at <= t then list[#list + 1] = s end
+  end
+  table_sort(list, by_seq)
+  return list
+end
+
+-- Every sleep ends now (close).
+local function wake_all (set)
+  for s in next, set do s.at = -1 end
+end
+
+-- When the first sleep ends (math.huge: none; now when the set cannot be
+-- read: a turn then comes soon).
+local function soonest_sleep (loop)
+  if next(loop.sleepers) == nil then return math_huge end
+  return scanned(loop, soonest_of, loop.sleepers, nil, now())
+end
+
+-- (A sleeper stays in the set until the wake took it off, allocation-free
 -- (release_wait): on Lua 5.1 the call to wake may itself raise out of
 -- memory, and a sleeper taken off before it was lost, its task asleep for
 -- ever. The next turn wakes it then.)
 local function wake_sleepers (loop)
-  local list, t = loop.sleepers, now()
-  local i = 1
-  while i <= #list do
+  local set = loop.sleepers
+  local list = scanned(loop, due_at, set, now(), {})
+  for i = 1, #list do
     local s = list[i]
-    if s.at <= t then
+    if set[s] then
       loop.sched.wake(s.rec, s.w)
-      if list[i] == s then   -- (a stale one: its wait is over)
-        table_remove(list, i)
-        s.w.sleeper = nil
+      if set[s] then   -- (a stale one: its wait is over)
+        remove_sleeper(loop, s)
+        if s.w.sleeper == s then s.w.sleeper = nil end
       end
-    else
-      i = i + 1
     end
   end
 end
@@ -303,7 +354,8 @@ end
 -- @treturn integer
 function M.pending (loop)
   local left = loop.sched.ends_left
-  return #loop.sleepers + #loop.posted + guest_waits(loop) + (loop.running_posted and 1 or 0)
+  local sleepers = next(loop.sleepers) == nil and 0 or scanned(loop, count_keys, loop.sleepers, nil, 1)
+  return sleepers + #loop.posted + guest_waits(loop) + (loop.running_posted and 1 or 0)
          + (left and left(loop) or 0)
 end
 local pending = M.pending
@@ -320,10 +372,7 @@ local GUEST_SLICE = 0.005
 local function wait_bound (loop, timeout)
   if type(timeout) ~= "number" or timeout <= 0 then return timeout end
   if #loop.posted > 0 or loop.running_posted then return 0 end
-  local t, soonest = now(), math_huge
-  for _, s in ipairs(loop.sleepers) do
-    if s.at < soonest then soonest = s.at end
-  end
+  local t, soonest = now(), soonest_sleep(loop)
   if soonest - t < timeout then timeout = soonest > t and soonest - t or 0 end
   if next(loop.guest_ws) ~= nil and timeout > GUEST_SLICE then timeout = GUEST_SLICE end
   return timeout
@@ -350,7 +399,7 @@ local step_in   -- (M.step, below, for a guest)
 -- client): the host's step() never returns them.
 local function drive_guests (loop, chain)
   if next(loop.guest_ws) == nil then return end
-  local _, list = guest_waits(loop, true)
+  local list = scanned(loop, list_guests, loop.guest_ws, nil, nil)
   if list == nil then return end
   local here = { loop = loop, up = chain }
   for _, g in ipairs(list) do
@@ -380,10 +429,8 @@ end
 -- else when the first sleep ends; nil: never.
 local function wake_at (loop)
   if #loop.posted > 0 or loop.running_posted then return now() end
-  local soonest
-  for _, s in ipairs(loop.sleepers) do
-    if soonest == nil or s.at < soonest then soonest = s.at end
-  end
+  local soonest = soonest_sleep(loop)
+  if soonest == math_huge then soonest = nil end
   if next(loop.guest_ws) ~= nil then
     local g = now() + GUEST_SLICE
     if soonest == nil or g < soonest then soonest = g end
@@ -409,7 +456,7 @@ function step_in (loop, timeout, budget, chain)
   local _, errors = loop.engine:step(wait_bound(loop, timeout), budget)
   drive_guests(loop, chain)
   run_posted(loop)
-  if #loop.sleepers > 0 then wake_sleepers(loop) end
+  if next(loop.sleepers) ~= nil then wake_sleepers(loop) end
   tell_wake(loop, wake_at(loop))
   -- (with the errors the Lua part raised: a future's on_done's, say)
   return M.count(loop), loop.engine:take_errors(errors)
@@ -424,7 +471,7 @@ function M.after_act (loop)
   finish(loop)
   drive_guests(loop)
   run_posted(loop)
-  if #loop.sleepers > 0 then wake_sleepers(loop) end
+  if next(loop.sleepers) ~= nil then wake_sleepers(loop) end
   tell_wake(loop, wake_at(loop))
 end
 
@@ -447,7 +494,7 @@ local function turn (loop, timeout, request)
   end
   drive_guests(loop)
   run_posted(loop)
-  if #loop.sleepers > 0 then wake_sleepers(loop) end
+  if next(loop.sleepers) ~= nil then wake_sleepers(loop) end
 end
 
 --- Blocks until `done()` or the deadline, turning `loops` meanwhile: the
@@ -493,9 +540,8 @@ function M.close (loop)
   -- wake them -- a batch.run or a retry pause in a task of a client a
   -- finalizer closed never returned; awake, their next call meets the
   -- closed client)
-  local list = loop.sleepers
-  for i = 1, #list do list[i].at = -1 end
-  if #list > 0 then wake_sleepers(loop) end
+  scanned(loop, wake_all, loop.sleepers)
+  if next(loop.sleepers) ~= nil then wake_sleepers(loop) end
 end
 
 -- }======================================================
