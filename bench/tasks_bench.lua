@@ -5,6 +5,9 @@
 --                                                making blocking client:chat calls
 --   lua5.4 bench/tasks_bench.lua poll  URL N K   K chat_async requests without
 --                                                callbacks, polled with status()
+--   lua5.4 bench/tasks_bench.lua sleepers URL N K  K tasks asleep (client:sleep),
+--                                                N frames' step(0): the CPU per
+--                                                step (no request is made to URL)
 --
 -- Prints the CPU per request; run under callgrind at two N for instructions
 -- per request (the difference over the difference of N).
@@ -15,6 +18,14 @@ local params = require "request_params"
 local mode, url, n, k = arg[1], arg[2], tonumber(arg[3]), tonumber(arg[4])
 local client = aigc.client { base_url = url, api_key = "sk-bench", max_retries = 0, timeout = 120,
                              connect_timeout = 60 }
+if mode == "sleepers" then   -- (NPCs waiting for their next line: the turn must not walk them)
+  for _ = 1, k do client:spawn(function () client:sleep(3600) end) end
+  client:step(0)
+  local c0 = os.clock()
+  for _ = 1, n do client:step(0) end
+  print(("ok n=%d k=%d cpu_us_per_step=%.2f"):format(n, k, (os.clock() - c0) / n * 1e6))
+  return
+end
 local done, started = 0, 0
 local function run (total)
   done, started = 0, 0
