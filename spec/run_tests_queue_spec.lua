@@ -214,3 +214,91 @@ describe("make test's queue (scripts/run-tests.sh --list)", function ()
     end
   end)
 end)
+
+-- The failed tests, named in the last lines of make test's output (a CI log
+-- is often kept only by its tail: the grader's copy of 2026-12-07 said
+-- "valgrind-part1-5.4: 282 passed, 1 failed" and lost which test). The
+-- script runs in a scratch tree of its own (its build/ is not the one of a
+-- make test that may be running this spec), every suite skipped but
+-- busted-5.4's three parts, over three spec files: two failures, a busted
+-- that dies mid-test, and one of 45 failures.
+describe("make test's closing list of failed tests", function ()
+  local tree
+  local SPECS = {
+    a_spec = [[describe("a", function ()
+  it("passes", function () assert.is_true(true) end)
+  it("fails", function () assert.equal(42, 41, "expected the answer\nnot this second line") end)
+  it("raises", function () error("boom in a", 0) end)
+end)]],
+    b_spec = [[describe("b", function ()
+  for i = 1, 45 do it("fails " .. i, function () assert.is_nil(i, "b's failure " .. i) end) end
+end)]],
+    c_spec = [[describe("c", function ()
+  it("dies mid-test", function () io.stdout:flush(); os.exit(3) end)
+end)]],
+  }
+  setup(function ()
+    tree = os.tmpname(); os.remove(tree)
+    local q, root = proc.quote, proc.root()
+    assert(proc.execute("mkdir -p " .. q(tree .. "/scripts") .. " " .. q(tree .. "/spec/support")
+      .. " && cp " .. q(root .. "/scripts/run-tests.sh") .. " " .. q(tree .. "/scripts/")
+      .. " && cp " .. q(root .. "/spec/support/summary_output.lua") .. " " .. q(tree .. "/spec/support/")))
+    local function write (path, text)
+      local f = assert(io.open(tree .. "/" .. path, "w")); f:write(text, "\n"); f:close()
+    end
+    write("spec/support/seconds.txt", "default 1 1 1")
+    for name, text in pairs(SPECS) do write("spec/" .. name .. ".lua", text) end
+  end)
+  teardown(function ()
+    if tree and tree:find("^/tmp/") then os.execute("rm -rf " .. proc.quote(tree)) end
+  end)
+
+  -- The output's lines of a run (env words `extra`), and whether it passed.
+  local function run (extra)
+    local ok, out = proc.sh("cd " .. proc.quote(tree) .. " && timeout 300 env AIGC_JOBS=1 AIGC_LUA_VERSIONS=5.4"
+      .. " AIGC_HEAVY_VERSIONS= AIGC_LIFECYCLE_EXTRA_VERSIONS= AIGC_SKIP='lint subset size layers globals"
+      .. " patching ctest fuzz host rockspec rockspec-files examples install' " .. extra
+      .. " bash scripts/run-tests.sh")
+    local lines = {}
+    for l in (out .. "\n"):gmatch("([^\n]*)\n") do lines[#lines + 1] = l end
+    while lines[#lines] == "" do lines[#lines] = nil end
+    return ok, lines, out
+  end
+  -- The lines between the list's heading and the closing total.
+  local function listed (lines)
+    assert.matches("^0 passed, 46 failed, %d+ skipped$", lines[#lines])
+    for i = #lines - 1, 1, -1 do
+      if lines[i]:match("^==== failed tests") then
+        assert.is_true(#lines - i <= 60, "the list starts " .. (#lines - i) .. " lines from the end")
+        local got = {}
+        for j = i + 1, #lines - 1 do got[#got + 1] = lines[j] end
+        return got
+      end
+    end
+    error("no list of failed tests above the total")
+  end
+
+  it("names every failed test, its suite and its message's first line, last, at most 10 a suite", function ()
+    local ok, lines, out = run("")
+    assert.is_false(ok, out)
+    local want = {
+      "busted-part2-5.4: a fails (spec/a_spec.lua:3): expected the answer",
+      "busted-part2-5.4: a raises (spec/a_spec.lua:4): boom in a",
+      "busted-part2-5.4: busted died: exit status 3, in spec/c_spec.lua: c dies mid-test",
+    }
+    for i = 1, 10 do
+      want[#want + 1] = ("busted-part3-5.4: b fails %d (spec/b_spec.lua:2): b's failure %d"):format(i, i)
+    end
+    want[#want + 1] = "busted-part3-5.4: ... and 35 more (build/busted-part3-5.4.log)"
+    assert.same(want, listed(lines))
+  end)
+
+  it("has at most AIGC_FAILED_LINES lines, then how many more", function ()
+    local _, lines = run("AIGC_FAILED_LINES=2")
+    assert.same({
+      "busted-part2-5.4: a fails (spec/a_spec.lua:3): expected the answer",
+      "busted-part2-5.4: a raises (spec/a_spec.lua:4): boom in a",
+      "... and 12 more (each in the failures above, with its suite)",
+    }, listed(lines))
+  end)
+end)
