@@ -67,9 +67,9 @@ local function call (fault, extra)
   for k, v in pairs(extra or {}) do p[k] = v end
   return p
 end
-local function drive (client, done)
-  local turns = 0
-  while not done() and turns < 400 do client:step(0.05); turns = turns + 1 end
+local function drive (client, done)   -- (30 s at most: a guard against a hang, the child's own is 60)
+  local t0 = aigc.now()
+  while not done() and aigc.now() - t0 < 30 do client:step(0.05) end
 end
 ]]
 local function heap (srv, script) return child(srv, PRELUDE .. script) end
@@ -157,14 +157,16 @@ describe("timers with many requests waiting", function ()
                  on_error = function (e) ends = ends + 1; log[#log + 1] = name .. " " .. e.kind end }
       end
       local function with (t, extra) for k, v in pairs(extra) do t[k] = v end return t end
-      c:chat_async(call(nil, with(cbs("plain"), { deadline = 0.3 })))
+      -- (timers far above a request's time even on a loaded machine: 0.3 s
+      -- was not, the server of a CI runner busy with six lanes on two cores)
+      c:chat_async(call(nil, with(cbs("plain"), { deadline = 3 })))
       drive(c, function () return #log == 1 end)
-      c:chat_async(call(nil, with(cbs("stream"), { timeout = 0.3, deadline = 0.3, stream = function () end })))
+      c:chat_async(call(nil, with(cbs("stream"), { timeout = 3, deadline = 3, stream = function () end })))
       drive(c, function () return #log == 2 end)
       c:chat_async(call("status=503,retry-after-ms=50,times=1,key=heap-r1",
-                        with(cbs("retried"), { max_retries = 1, deadline = 0.35 })))
+                        with(cbs("retried"), { max_retries = 1, deadline = 3.05 })))
       drive(c, function () return #log == 3 end)
-      c:chat_async(call("hang", with(cbs("hang"), { deadline = 0.6 })))   -- (after every other timer)
+      c:chat_async(call("hang", with(cbs("hang"), { deadline = 3.1 })))   -- (after every other timer)
       drive(c, function () return #log == 4 end)
       for _ = 1, 3 do c:step(0) end
       print(table.concat(log, ", ") .. " | " .. ends .. " ends")
