@@ -9,6 +9,9 @@
 local devserver = require "devserver"
 local luachild = require "luachild"
 local socket = require "socket"
+-- (seconds: a guard against a hang only, scaled under valgrind by AIGC_TIMEOUT_SCALE;
+-- a run stopped by it fails: the fast case of a run under valgrind must end first)
+local GUARD = require("call_forms").GUARD
 
 -- arg[1] the server, arg[2] the operation.
 local CHILD = [[
@@ -83,7 +86,7 @@ describe("Ctrl-C while an operation waits for several requests", function ()
     local child = luachild.run(CHILD, { args = { srv.base_url, mode }, background = true })
     assert.truthy(child.pid, "the child did not start")
     child:until_printed("READY")
-    local deadline = now() + 20
+    local deadline = now() + GUARD
     -- Until the hanging requests reach the server (its records, not a
     -- timing claim).
     -- (a run starts with one case: its limiter learns the server's pace)
@@ -120,7 +123,7 @@ describe("a dataset run stopped by spec.interrupted", function ()
     local slow = aigc.client { base_url = srv.base_url, max_retries = 0, headers = { ["x-aigc-fault"] = "hang" } }
     local cases = { { id = "a", prompt = "1" }, { id = "b", prompt = "2" } }
     local results = 0
-    local deadline = now() + 20
+    local deadline = now() + GUARD
     local s, err = require("aigc.runner").run { client = slow, cases = cases, concurrency = 2,
       on_result = function () results = results + 1 end,
       -- (stops once a case's request reached the server)
@@ -143,7 +146,7 @@ describe("a dataset run whose on_result raises", function ()
   it("cancels its other cases in flight, then raises", function ()
     local aigc = require "aigc"
     local c = aigc.client { base_url = srv.base_url, max_retries = 0 }
-    local deadline = now() + 20
+    local deadline = now() + GUARD
     local ok, err = pcall(require("aigc.runner").run, { client = c, concurrency = 2, pace = false,
       cases = { { id = "slow", prompt = "1" }, { id = "fast", prompt = "2" } },
       strategy = function (client, params, case)   -- (the case "slow" hangs)

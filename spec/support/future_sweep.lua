@@ -7,6 +7,7 @@ local devserver = require "devserver"
 local watchdog_cut = require "watchdog_cut"
 local points = require "sweep_points"
 local INTERRUPTED = require("aigc.task").INTERRUPTED
+local GUARD = require("call_forms").GUARD
 
 local M = {}
 
@@ -86,8 +87,9 @@ local function run (c, start, n, follow)
     got.active = c:active()
   end
   -- (20 turns, and on while the work goes on: a loaded machine's server
-  -- may answer later than that -- 10 s at most, a guard against a hang)
-  local guard, turns = os.time() + 10, 0
+  -- may answer later than that -- call_forms.GUARD s at most (20, scaled
+  -- by AIGC_TIMEOUT_SCALE: valgrind's 4), a guard against a hang)
+  local guard, turns = os.time() + GUARD, 0
   while not (got.woke ~= nil and got.done + got.failed > 0) and os.time() < guard
         and (turns < 20 or f:status() == "running" or f:status() == "queued") do
     turns = turns + 1

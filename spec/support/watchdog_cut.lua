@@ -4,6 +4,8 @@
 -- blocking_cut_spec and strategy_cut_spec: cut a turn of the loop at
 -- every instruction, one run per n); and the end of what a cut left
 -- running.
+local GUARD = require("call_forms").GUARD
+
 local M = {}
 
 --- Runs `fn()` under the hook; `state.k` counts the instructions met so
@@ -108,10 +110,11 @@ function M.race_turns (c, entries, n, bad)
   return got, state.fired == true
 end
 
---- Turns client `c`'s loop until no request of it is active (10 s at
--- most: a guard against a hang only); one that never ended goes to `bad`.
+--- Turns client `c`'s loop until no request of it is active
+-- (call_forms.GUARD s at most, scaled under valgrind: a guard against a
+-- hang only); one that never ended goes to `bad`.
 function M.drain (c, bad, n)
-  local guard = os.time() + 10
+  local guard = os.time() + GUARD
   while c._engine:active() > 0 and os.time() < guard do c:step(0.01) end
   if c._engine:active() > 0 then bad[#bad + 1] = ("cut at %d: a request never ended"):format(n) end
 end
