@@ -12,6 +12,12 @@ warn("@on")
 
 local params = devserver.params   -- one "Hi" message, a fault header, extra fields
 
+-- The clock time `seconds` from now, times AIGC_TIMEOUT_SCALE (valgrind's
+-- lanes: 4): every deadline below is a guard against a hang, which a slow
+-- run must not trip (a 5 s wait_for under valgrind on a loaded CI machine).
+local SCALE = tonumber(os.getenv("AIGC_TIMEOUT_SCALE")) or 1
+local function guard_time (seconds) return os.time() + seconds * SCALE end
+
 local function in_flight (req)
   local s = req:status()
   return s == "queued" or s == "running"
@@ -19,18 +25,18 @@ end
 
 -- Steps until every request is over (bounded, so a bug cannot hang the suite).
 local function run_all (client, reqs, seconds)
-  local deadline = os.time() + (seconds or 20)
+  local deadline = guard_time(seconds or 20)
   while os.time() < deadline do
     local any = false
     for _, r in ipairs(reqs) do any = any or in_flight(r) end
     if not any then return end
     client:step(0.05)
   end
-  error("requests still pending after " .. (seconds or 20) .. " s")
+  error("requests still pending after " .. (seconds or 20) * SCALE .. " s")
 end
 
 local function wait_for (cond, seconds)
-  local deadline = os.time() + (seconds or 5)
+  local deadline = guard_time(seconds or 5)
   while not cond() do
     assert(os.time() < deadline, "condition not met in time")
   end
@@ -115,7 +121,7 @@ describe("non-blocking requests", function ()
     client:chat_async(params("delay=100", { on_done = function (res) done = res.text end }))
     collectgarbage()
     collectgarbage()
-    local deadline = os.time() + 10
+    local deadline = guard_time(10)
     while not done and os.time() < deadline do client:step(0.05) end
     assert.is_string(done)
   end)
@@ -123,7 +129,7 @@ describe("non-blocking requests", function ()
   it("delivers at most `budget` callbacks per step", function ()
     local deltas = 0
     local req = client:chat_async(params(nil, { stream = function () deltas = deltas + 1 end }))
-    local deadline = os.time() + 10
+    local deadline = guard_time(10)
     while deltas == 0 and os.time() < deadline do client:step(0.05, 1) end
     assert.equal(1, deltas)
     client:step(0, 3)
@@ -160,7 +166,7 @@ describe("non-blocking requests", function ()
   it("returns callback errors from step when there is no error_handler", function ()
     local req = client:chat_async(params(nil, { on_done = function () error("lost?") end }))
     local found
-    local deadline = os.time() + 10
+    local deadline = guard_time(10)
     while not found and os.time() < deadline do
       local _, errors = client:step(0.05)
       if errors then found = errors end
@@ -317,7 +323,7 @@ describe("non-blocking requests", function ()
           end
         end)
       end
-      local deadline = os.time() + 20
+      local deadline = guard_time(20)
       while client:step(0.05) > 0 and os.time() < deadline do end
       assert.same({ "t1-1", "t1-2", "t1-3" }, results[1])
       assert.same({ "t2-1", "t2-2", "t2-3" }, results[2])
@@ -341,7 +347,7 @@ describe("non-blocking requests", function ()
         log[#log + 1] = "slept"
       end)
       assert.same({ "waiting" }, log)
-      local deadline = os.time() + 10
+      local deadline = guard_time(10)
       while client:step(0.02) > 0 and os.time() < deadline do end
       assert.same({ "waiting", "w", "slept" }, log)
     end)
@@ -355,7 +361,7 @@ describe("non-blocking requests", function ()
       client:spawn(function ()
         for delta in client:stream(params("pause=10")) do parts[#parts + 1] = delta end
       end)
-      local deadline = os.time() + 10
+      local deadline = guard_time(10)
       while client:step(0.005) > 0 and os.time() < deadline do ticks = ticks + 1 end
       assert.equal("Hello! How can I help you today?", table.concat(parts))
       -- The loop turned while the deltas came (10 ms apart): more turns than
@@ -370,7 +376,7 @@ describe("non-blocking requests", function ()
         assert(c:chat "Hi")
         error("task failed")
       end)
-      local deadline = os.time() + 10
+      local deadline = guard_time(10)
       while #errors == 0 and os.time() < deadline do c:step(0.02) end
       assert.equal(1, #errors)
       assert.equal("callback", errors[1].kind)
@@ -402,7 +408,7 @@ describe("non-blocking requests", function ()
         got = assert(other:chat(params("delay=200", { messages = { { role = "user", content = "Echo: other" } } })))
       end)
       assert.is_nil(got)   -- (spawn returned at the task's first wait: the loop was not blocked)
-      local deadline = os.time() + 10
+      local deadline = guard_time(10)
       while client:step(0.01) > 0 and os.time() < deadline do frames = frames + 1 end
       assert.equal("other", got.text)
       assert.is_true(frames > 1)
@@ -423,7 +429,7 @@ describe("non-blocking requests", function ()
         end
       end)
       assert.same({}, log)
-      deadline = os.time() + 10
+      deadline = guard_time(10)
       while client:step(0.01) > 0 and os.time() < deadline do end
       assert.equal("w", log[1])
       assert.equal("Hello! How can I help you today?", table.concat(log, "", 2))
@@ -442,7 +448,7 @@ describe("non-blocking requests", function ()
         c:spawn(function ()
           string.gsub("x", "x", function () c:chat "Echo: in" end)
         end)
-        local deadline = os.time() + 10
+        local deadline = guard_time(10)
         while #errors == 0 and os.time() < deadline do c:step(0.01) end
         assert.equal(1, #errors)
         assert.matches("attempt to yield across", errors[1].message)
@@ -461,7 +467,7 @@ describe("non-blocking requests", function ()
       end)
       assert.equal("inner", inner)   -- (it blocked: done before spawn returned)
       assert.is_nil(outer)
-      local deadline = os.time() + 10
+      local deadline = guard_time(10)
       while outer == nil and os.time() < deadline do client:step(0.01) end
       assert.equal("outer", outer.text)
     end)
@@ -475,14 +481,14 @@ describe("non-blocking requests", function ()
       local n = client:step(0)
       assert.equal(client:active(), n)
       assert.equal(n, client:act())
-      local deadline = os.time() + 10
+      local deadline = guard_time(10)
       while client:step(0.01) > 0 and os.time() < deadline do end
       assert.equal(0, client:active())
       other:close()
       -- counted at the end of the step: a task it woke may have submitted a request
       local submitted
       client:spawn(function () client:sleep(0.02); submitted = client:chat_async(params("delay=200")) end)
-      deadline = os.time() + 10
+      deadline = guard_time(10)
       while submitted == nil and os.time() < deadline do
         local k = client:step(0.01)
         assert.equal(client:active(), k)
@@ -496,7 +502,7 @@ describe("non-blocking requests", function ()
       local a, b
       client:spawn(function () a = req:wait() end)
       client:spawn(function () b = req:wait() end)
-      local deadline = os.time() + 10
+      local deadline = guard_time(10)
       while (a == nil or b == nil) and os.time() < deadline do client:step(0.01) end
       assert.equal("both", a.text)
       assert.equal(a, b)
@@ -537,7 +543,7 @@ describe("non-blocking requests", function ()
       end
       c:act()   -- kick: the loop takes over from here
       local guard = uv.new_timer()
-      guard:start(10000 * (tonumber(os.getenv("AIGC_TIMEOUT_SCALE")) or 1), 0, function () uv.stop() end)
+      guard:start(10000 * SCALE, 0, function () uv.stop() end)
       local check = uv.new_check()
       check:start(function () if #results == 4 then uv.stop() end end)
       uv.run()
