@@ -1372,6 +1372,14 @@ end
 -- reported as never ending (seed 5100383 sequence 394, request 13: run.lua's
 -- `--drain 0.3` shows it on an idle machine). A stream that stops
 -- delivering still fails after `drain` s; one that never ends is a hang.
+--
+-- A client with nothing to do (active() = 0) is stepped at 0, not 0.02: a
+-- max_bytes_per_step client's replies move a turn at a time, not with time
+-- (README: held, no timeout runs), and 20 ms slept in an idle client per
+-- turn made its 40 replies of 300 KB (760 turns of one 16 KiB read, taken
+-- in turn from each) end all together after 15 s, past the 9.5 s bound: a
+-- request "never ending" that aigc ends in 0.2 s when stepped alone (seed
+-- 638477 sequence 82 --keep 1,8,22,24, LuaJIT and 5.4 alike).
 local deadline = core.now() + drain
 local last_pending, last_deltas = math.huge, -1
 while true do
@@ -1382,9 +1390,12 @@ while true do
     if rec and not rec.abandoned and rec.req and owed(rec) then pending = pending + 1 end
   end
   local crecs = all_crecs()
+  local idle, busy = {}, false
   for _, crec in ipairs(crecs) do
     local ok, n = pcall(crec.client.active, crec.client)
     if ok and type(n) == "number" then pending = pending + n end
+    idle[crec] = ok and n == 0
+    busy = busy or not idle[crec]
   end
   if pending == 0 then break end
   if pending < last_pending or deltas > last_deltas then
@@ -1393,10 +1404,11 @@ while true do
   elseif core.now() >= deadline then
     break
   end
-  for _, crec in ipairs(crecs) do
+  for i, crec in ipairs(crecs) do
     local step_ev = tick()
     local gc_before = S.gc_acts
-    local ok, n, errs = pcall(crec.client.step, crec.client, 0.02)
+    local t = (idle[crec] and (busy or i > 1)) and 0 or 0.02   -- (all idle: the first waits, no spin)
+    local ok, n, errs = pcall(crec.client.step, crec.client, t)
     if ok then
       count_reports(errs, "step()'s second result (drain)")
       if not crec.closed then
