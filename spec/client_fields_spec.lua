@@ -97,4 +97,31 @@ describe("the client's per-call fields", function ()
     assert(req:wait())
     assert.equal(2, client:usage().requests)
   end)
+
+  -- (CI's lifecycle seed 473735 sequence 88, LuaJIT: `_unheld` false, not
+  -- nil, and the dialogue's `heard` took false for a table: "attempt to
+  -- index a boolean value (local 't')" when a fresh client's first round
+  -- came from the response cache, submitted nowhere, watched by nobody)
+  it("a fresh client's dialogue whose first round is a cache hit", function ()
+    local aigc = require "aigc"
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p '" .. dir .. "'"))
+    finally(function () os.execute("rm -rf '" .. dir .. "'") end)
+    local tools = aigc.tools { { name = "poke", parameters = { type = "object", properties = {} },
+                                 fn = function () return "poked" end } }
+    local texts = {}
+    for i = 1, 2 do
+      local c = aigc.client { base_url = srv.base_url, api_key = KEY, max_retries = 0, cache = { dir = dir } }
+      local f = c:chat_async { model = "m", temperature = 0, tools = tools,
+                               messages = { { role = "user", content = "Please poke order A-1042" } } }
+      local res, err = f:wait()
+      c:close()
+      assert.is_nil(err)
+      texts[i] = res.text
+      if i == 2 then assert.is_true(c:usage().cache_hits > 0) end
+    end
+    assert.is_string(texts[1])
+    assert.equal(texts[1], texts[2])
+  end)
 end)

@@ -462,9 +462,9 @@ end
 -- counted the earlier rounds twice. A request no longer watched (heard
 -- already, or not ended) is left as it is.
 function M.heard (client, req)
-  local t = client._unheld
+  local t = client._unheld   -- (false until a request is watched: a round from the cache never was)
   local call = t and t[req]
-  if call == nil or not TERMINAL[req:status()] then return end
+  if not call or not TERMINAL[req:status()] then return end
   t[req] = nil
   quietly(ended, client, call, req:result())
 end
