@@ -187,6 +187,17 @@ describe("files_upload_parts", function ()
     end
   end)
 
+  -- Steps the client until the server saw a cancel (it is sent from the
+  -- loop), at most 400 turns; the paths the server saw.
+  local function steps_until_cancel_sent ()
+    for _ = 1, 400 do
+      local paths = seen()
+      if (paths[#paths] or ""):find("/cancel$") then break end
+      client:step(0.05)
+    end
+    return (seen())
+  end
+
   it("an _async upload canceled midway is cancelled at the server too", function ()
     local fut
     local calls = 0
@@ -198,13 +209,7 @@ describe("files_upload_parts", function ()
       end } }
     local _, err = fut:wait()
     assert.equal("canceled", err.kind)
-    local frames = 0
-    repeat   -- the cancel at the server is sent from the loop
-      client:step(0.05)
-      frames = frames + 1
-      local paths = seen()
-    until paths[#paths]:find("/cancel$") or frames > 400
-    local paths = seen()
+    local paths = steps_until_cancel_sent()
     assert.matches("^/v1/uploads/upload_[^/]+/cancel$", paths[#paths])
   end)
 
@@ -218,19 +223,13 @@ describe("files_upload_parts", function ()
     assert.is_true(fut:cancel("the player left"))
     local _, err = fut:result()
     assert.equal("canceled", err.kind)
-    local frames = 0
-    repeat   -- the cancel at the server is sent from the loop
-      client:step(0.05)
-      frames = frames + 1
-      local paths = seen()
-    until (paths[#paths] or ""):find("/cancel$") or frames > 400
-    local paths = seen()
+    local paths = steps_until_cancel_sent()
     assert.equal("/v1/uploads", paths[1])
     assert.matches("^/v1/uploads/upload_[^/]+/cancel$", paths[#paths])
     for _, path in ipairs(paths) do assert.is_nil(path:find("/parts$"), path) end   -- (no part was sent)
-    while client:active() > 0 and frames < 800 do   -- (the cancel's reply, read: nothing left)
+    for _ = 1, 400 do   -- (the cancel's reply, read: nothing left)
+      if client:active() == 0 then break end
       client:step(0.05)
-      frames = frames + 1
     end
     assert.equal(0, client:active())
   end)
