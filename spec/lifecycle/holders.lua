@@ -18,11 +18,8 @@ local function weak_halves (t)
 end
 
 --- The path to `target` from the registry, or nil. `skip`: objects not to
--- walk through (the caller's own tables). Only suspended threads' stacks
--- are walked: the running one and those that resumed it (the main thread,
--- busted's) hold `target` as the caller's argument. (On 5.1 and LuaJIT
--- the main thread is no `coroutine.running()`, and the registry reaches
--- it: "REG.userdata: 0x....<frame 1 target>".)
+-- walk through (the caller's own tables). The running thread and the main
+-- one are not walked: the caller's stack holds `target` (an argument).
 -- @param target
 -- @tparam table skip a set
 -- @treturn string|nil
@@ -37,6 +34,9 @@ function M.path (target, skip)
     end
   end
   seen[seen], seen[queue] = false, false
+  local running, main = coroutine.running(), debug.getregistry()[1]
+  if running then seen[running] = false end
+  if type(main) == "thread" then seen[main] = false end
   push(debug.getregistry(), "REG")
   while head <= #queue do
     local o = queue[head]
@@ -65,7 +65,7 @@ function M.path (target, skip)
         push(v, p .. ".<uv" .. i .. ">")
         if more == false then break end
       end
-    elseif t == "thread" and coroutine.status(o) == "suspended" then
+    elseif t == "thread" then
       for level = 0, 100 do
         local info = getinfo(o, level, "f")
         if not info then break end
