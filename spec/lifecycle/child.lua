@@ -1092,10 +1092,6 @@ end
 
 local OPS = {}
 
--- Every client made, weakly: one still alive when the run ends, with its
--- sockets open, is reported with the path that holds it (holders.lua).
-local MADE_CLIENTS, made_clients = setmetatable({}, { __mode = "v" }), 0
-
 function OPS.new (op)
   local old = S.crecs[op.c]
   if old then old.client, old.conv = nil, nil; old.replaced = true end
@@ -1108,8 +1104,6 @@ function OPS.new (op)
   if op.log then opts.log = wrap_log(crec, op.log) end
   crec.client = aigc.client(opts)
   S.crecs[op.c] = crec
-  made_clients = made_clients + 1
-  MADE_CLIENTS[made_clients] = crec.client
 end
 
 function OPS.close (op)
@@ -1467,19 +1461,8 @@ if #after > #baseline then
   for _, l in ipairs(baseline) do was[l] = true end
   local extra = {}
   for _, l in ipairs(after) do if not was[l] then extra[#extra + 1] = l end end
-  -- (the path from the registry to each client still alive: what holds it)
-  local held = {}
-  local skip = { [MADE_CLIENTS] = true }
-  for i = 1, made_clients do
-    local c = MADE_CLIENTS[i]
-    if c ~= nil then
-      local path = require("holders").path(c, skip)
-      held[#held + 1] = "client " .. i .. " held by " .. (path and path:sub(1, 300) or "(no path found)")
-    end
-  end
   violation("fd-growth", string.format("%d descriptors before the first client, %d after closing and collecting "
-    .. "every one: %s%s", #baseline, #after, table.concat(extra, ", "),
-    #held > 0 and "; " .. table.concat(held, "; ") or ""))
+    .. "every one: %s", #baseline, #after, table.concat(extra, ", ")))
 end
 
 os.remove(FD_FILE)
