@@ -88,7 +88,9 @@ describe("a task out of memory", function ()
           -- (a chat after one run in 7 and after each depth's last: the chats
           -- were most of the sweep's time, 180 s on 5.4, on every run)
           if n % 7 == 1 or points.after(n) > last then
-            local c2 = aigc.client { base_url = url, max_retries = 0, timeout = 5, model = "m" }
+            -- (30 s: a guard against a hang, not a bound; CI's six lanes on two
+            -- cores once kept the bundled server from answering for 5 s)
+            local c2 = aigc.client { base_url = url, max_retries = 0, timeout = 30, model = "m" }
             local ok2, res2, err2 = pcall(c2.chat, c2, { messages = { { role = "user", content = "hi" } } })
             if not (ok2 and res2 and res2.text) then
               bad[#bad + 1] = case[1] .. " d" .. d .. " n" .. n .. ", then a chat: " .. tostring(err2 or res2)
